@@ -1,0 +1,416 @@
+"""Model catalog, file resolution and checks done before ncnn ever parses a file.
+
+Resolution order for a model name: an explicit model folder (``model_path``), then
+each folder in ``NCNN_SR_MODEL_PATH``, then the installed model package. A name
+that is a path to a ``.param`` file (or to a ``NAME.param``/``NAME.bin`` pair
+without suffix) is used as it is.
+
+Every model is checked before loading: sha256 against the catalog for known models,
+and for any model that the weight sizes its param declares add up to its bin's size.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from models_ncnn import CATALOG_PATH
+
+from .errors import ModelError
+
+ENV_MODEL_PATH = "NCNN_SR_MODEL_PATH"
+DEFAULT_PREPADDING = 10
+# Bytes per input pixel of one CPU tile when nothing was measured for a model.
+DEFAULT_CPU_BYTES_PER_PIXEL = 64_000
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """What the catalog knows of one reference model. Hashes are None when unknown."""
+
+    name: str
+    family: str
+    architecture: str
+    scale: int
+    input_blob: str
+    output_blob: str
+    prepadding: int
+    param_sha256: str | None
+    bin_sha256: str | None
+    package_files: tuple[str, str] | None
+    missing_hint: str | None
+    cpu_bytes_per_pixel: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model whose files exist and passed every check.
+
+    ``scale`` is None only for a custom model before it has been run once.
+    ``verified`` is True when the files matched the catalog's sha256.
+    """
+
+    name: str
+    param_path: Path
+    bin_path: Path
+    scale: int | None
+    input_blob: str
+    output_blob: str
+    prepadding: int
+    verified: bool
+    source: str
+    cpu_bytes_per_pixel: int = DEFAULT_CPU_BYTES_PER_PIXEL
+
+    def __post_init__(self) -> None:
+        if self.scale is not None and self.scale < 1:
+            raise ModelError(f"model {self.name}: scale must be at least 1, got {self.scale}")
+        if self.prepadding < 0:
+            raise ModelError(f"model {self.name}: prepadding must not be negative")
+
+
+@functools.lru_cache(maxsize=1)
+def _catalog_document() -> dict:
+    with open(CATALOG_PATH, encoding="utf-8") as f:
+        return json.load(f)
+
+
+@functools.lru_cache(maxsize=1)
+def catalog() -> dict[str, CatalogEntry]:
+    """The known models, by name."""
+    entries = {}
+    for name, d in _catalog_document()["models"].items():
+        entries[name] = CatalogEntry(
+            name=name,
+            family=d["family"],
+            architecture=d["architecture"],
+            scale=int(d["scale"]),
+            input_blob=d["input_blob"],
+            output_blob=d["output_blob"],
+            prepadding=int(d["prepadding"]),
+            param_sha256=d["param_sha256"],
+            bin_sha256=d["bin_sha256"],
+            package_files=tuple(d["package_files"]) if d["package_files"] else None,
+            missing_hint=d.get("missing_hint"),
+            cpu_bytes_per_pixel=int(d["cpu_bytes_per_pixel"]),
+        )
+    return entries
+
+
+def model_name_for(name: str, scale: float | None = None) -> str:
+    """The catalog name for a family name and a wished scale.
+
+    ``realesr-animevideov3`` with scale 2 is ``realesr-animevideov3-x2``; a family
+    without per-scale variants, or a scale it has no variant for, gives its
+    native-scale model (the engine resamples to the wished scale).
+    """
+    known = catalog()
+    if name in known:
+        return name
+    variants = {e.scale: e.name for e in known.values() if e.family == name}
+    if not variants:
+        return name
+    if scale is not None and scale in variants:
+        return variants[scale]
+    return variants[max(variants)]
+
+
+def package_folder() -> Path | None:
+    """The folder of the installed model package, or None when it is not installed."""
+    pkg = _catalog_document()["package"]
+    spec = importlib.util.find_spec(pkg["module"])
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / pkg["folder"]
+
+
+def _package_requirement() -> str:
+    pkg = _catalog_document()["package"]
+    return f"{pkg['distribution']}=={pkg['version']}"
+
+
+def _search_folders(model_path: str | os.PathLike | None) -> list[tuple[Path, str]]:
+    folders = []
+    if model_path is not None:
+        folders.append((Path(model_path), f"model folder {model_path}"))
+    for part in os.environ.get(ENV_MODEL_PATH, "").split(os.pathsep):
+        if part:
+            folders.append((Path(part), f"{ENV_MODEL_PATH} folder {part}"))
+    return folders
+
+
+def resolve_model(model: str | os.PathLike, model_path: str | os.PathLike | None = None) -> ModelSpec:
+    """Find and check a model's files; see the module docstring for the order.
+
+    Raises ModelError with a one-line reason when the model is unknown, missing,
+    corrupt or inconsistent.
+    """
+    text = os.fspath(model)
+    as_path = Path(text)
+    if as_path.suffix in (".param", ".bin") or os.sep in text or "/" in text:
+        return _resolve_path(as_path)
+
+    entry = catalog().get(text)
+    for folder, source in _search_folders(model_path):
+        param, bin_ = folder / f"{text}.param", folder / f"{text}.bin"
+        if param.exists() or bin_.exists():
+            return _checked_spec(text, param, bin_, entry, source)
+
+    if entry is not None and entry.package_files is not None:
+        folder = package_folder()
+        if folder is not None:
+            param, bin_ = (folder / f for f in entry.package_files)
+            return _checked_spec(text, param, bin_, entry, f"package {_package_requirement()}")
+
+    if entry is None:
+        names = ", ".join(sorted(catalog()))
+        raise ModelError(f"unknown model '{text}': known models are {names}; a custom model is given by its .param path")
+    if entry.missing_hint:
+        raise ModelError(f"model {text} not found: {entry.missing_hint}")
+    raise ModelError(
+        f"model {text} not found: install it with 'pip install {_package_requirement()}', "
+        f"or put {text}.param and {text}.bin in a folder given with -m or {ENV_MODEL_PATH}"
+    )
+
+
+def _resolve_path(path: Path) -> ModelSpec:
+    stem = path.with_suffix("") if path.suffix in (".param", ".bin") else path
+    param, bin_ = stem.with_name(stem.name + ".param"), stem.with_name(stem.name + ".bin")
+    return _checked_spec(stem.name, param, bin_, catalog().get(stem.name), f"path {param}")
+
+
+def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None, source: str) -> ModelSpec:
+    for p in (param, bin_):
+        if not p.is_file():
+            raise ModelError(f"model {name}: file {p} not found ({source})")
+    param_bytes = _read(param, name)
+    bin_bytes = _read(bin_, name)
+    verified = False
+    if entry is not None and entry.param_sha256 and entry.bin_sha256:
+        _check_sha(name, param, param_sha256(param_bytes), entry.param_sha256)
+        _check_sha(name, bin_, hashlib.sha256(bin_bytes).hexdigest(), entry.bin_sha256)
+        verified = True
+    graph = parse_param(param_bytes, name)
+    check_bin_size(graph, bin_bytes, name)
+    if entry is not None:
+        return ModelSpec(name, param, bin_, entry.scale, entry.input_blob, entry.output_blob,
+                         entry.prepadding, verified, source, entry.cpu_bytes_per_pixel)
+    return ModelSpec(name, param, bin_, None, graph.input_blob, graph.output_blob,
+                     DEFAULT_PREPADDING, False, source)
+
+
+def _read(path: Path, name: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"model {name}: cannot read {path}: {e.strerror}") from None
+
+
+def _check_sha(name: str, path: Path, actual: str, expected: str) -> None:
+    if actual != expected:
+        raise ModelError(
+            f"model {name}: {path} does not match the catalog's sha256 (corrupt, truncated or another model; "
+            f"expected {expected[:12]}…, got {actual[:12]}…); give its .param path to use it as a custom model"
+        )
+
+
+def param_sha256(param_bytes: bytes) -> str:
+    """sha256 of a param file's text with CRLF line endings read as LF."""
+    return hashlib.sha256(param_bytes.replace(b"\r\n", b"\n")).hexdigest()
+
+
+# --- param parsing and the param/bin consistency walk -------------------------------
+
+PARAM_MAGIC = 7767517
+
+
+@dataclass(frozen=True)
+class Layer:
+    type: str
+    name: str
+    bottoms: tuple[str, ...]
+    tops: tuple[str, ...]
+    params: dict  # id -> int | float | list
+
+
+@dataclass(frozen=True)
+class ParamGraph:
+    """A parsed .param file. ``input_blob`` is the first Input layer's top;
+    ``output_blob`` the last blob that no layer consumes."""
+
+    layers: tuple[Layer, ...]
+    input_blob: str
+    output_blob: str
+
+
+def _number(text: str) -> int | float:
+    if any(ch in text for ch in ".eE") and not text.lstrip("-").isdigit():
+        return float(text)
+    return int(text)
+
+
+def parse_param(param_bytes: bytes, name: str = "model") -> ParamGraph:
+    """Parse ncnn's text param format; a malformed file is a ModelError."""
+    try:
+        text = param_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"model {name}: the .param file is not text (is it a .bin?)") from None
+    lines = [ln.split() for ln in text.splitlines() if ln.strip()]
+    bad = ModelError(f"model {name}: the .param file is not an ncnn param file")
+    if len(lines) < 2 or lines[0] != [str(PARAM_MAGIC)] or len(lines[1]) != 2:
+        raise bad
+    try:
+        layer_count = int(lines[1][0])
+    except ValueError:
+        raise bad from None
+    if layer_count != len(lines) - 2:
+        raise ModelError(f"model {name}: the .param file declares {layer_count} layers but holds {len(lines) - 2} (truncated?)")
+    layers = []
+    try:
+        for row in lines[2:]:
+            ltype, lname, nb, nt = row[0], row[1], int(row[2]), int(row[3])
+            bottoms = tuple(row[4:4 + nb])
+            tops = tuple(row[4 + nb:4 + nb + nt])
+            if len(tops) != nt:
+                raise ValueError
+            params: dict = {}
+            for item in row[4 + nb + nt:]:
+                key, _, value = item.partition("=")
+                k = int(key)
+                if k <= -23300:
+                    parts = value.split(",")
+                    params[-k - 23300] = [_number(v) for v in parts[1:]]
+                else:
+                    params[k] = _number(value)
+            layers.append(Layer(ltype, lname, bottoms, tops, params))
+    except (ValueError, IndexError):
+        raise bad from None
+    inputs = [t for layer in layers if layer.type == "Input" for t in layer.tops]
+    consumed = {b for layer in layers for b in layer.bottoms}
+    produced = [t for layer in layers for t in layer.tops if t not in consumed]
+    if not inputs or not produced:
+        raise ModelError(f"model {name}: the .param file has no input or no output blob")
+    return ParamGraph(tuple(layers), inputs[0], produced[-1])
+
+
+# Layer types that read nothing from the .bin file.
+_WEIGHTLESS = frozenset("""
+    Input Split Concat Slice Crop Interp PixelShuffle Reorg BinaryOp Eltwise UnaryOp
+    ReLU LeakyReLU Sigmoid TanH Clip ELU GELU Swish Mish HardSigmoid HardSwish SELU Softplus
+    Exp Log Power Threshold AbsVal Dropout Noop Softmax Pooling Pooling1D Pooling3D
+    Padding Reshape Permute Flatten Squeeze ExpandDims ShuffleChannel Tile Cast Reduction
+    ArgMax Packing Flip Erf CopyTo Shrink Fold Unfold GridSample Einsum DeformableConv2D_noweight
+""".split())
+
+_CONVOLUTIONS = frozenset("""
+    Convolution Convolution1D Convolution3D ConvolutionDepthWise ConvolutionDepthWise1D
+    ConvolutionDepthWise3D Deconvolution Deconvolution1D Deconvolution3D DeconvolutionDepthWise
+    DeconvolutionDepthWise1D DeconvolutionDepthWise3D
+""".split())
+
+# How ncnn stores a weight blob: FLAGGED blobs start with a 4-byte tag that says the
+# element type; RAW blobs are plain float32.
+FLAGGED, RAW = 0, 1
+
+
+def weight_blobs(layer: Layer) -> list[tuple[int, int]] | None:
+    """The (element count, storage) of each blob this layer reads from the .bin, in
+    order, or None when the layer type's weights are not known here."""
+    p = layer.params
+    t = layer.type
+    if t in _WEIGHTLESS:
+        return []
+    if t in _CONVOLUTIONS:
+        if p.get(8, 0):  # int8 scales follow in a layout that varies by type
+            return None
+        blobs = [(int(p.get(6, 0)), FLAGGED)]
+        if p.get(5, 0):
+            blobs.append((int(p.get(0, 0)), RAW))
+        return blobs
+    if t == "InnerProduct":
+        if p.get(8, 0):
+            return None
+        blobs = [(int(p.get(2, 0)), FLAGGED)]
+        if p.get(1, 0):
+            blobs.append((int(p.get(0, 0)), RAW))
+        return blobs
+    if t == "PReLU":
+        return [(int(p.get(0, 0)), RAW)]
+    if t == "BatchNorm":
+        return [(int(p.get(0, 0)), RAW)] * 4
+    if t == "Bias":
+        return [(int(p.get(0, 0)), RAW)]
+    if t == "Scale":
+        size = int(p.get(0, 0))
+        if size == -233:
+            return []
+        return [(size, RAW)] * (2 if p.get(1, 0) else 1)
+    if t == "InstanceNorm":
+        return [(int(p.get(0, 0)), RAW)] * 2 if p.get(2, 1) else []
+    if t == "GroupNorm":
+        return [(int(p.get(1, 0)), RAW)] * 2 if p.get(3, 1) else []
+    if t == "LayerNorm":
+        return [(int(p.get(0, 0)), RAW)] * 2 if p.get(2, 1) else []
+    if t == "Normalize":
+        return [(int(p.get(3, 0)), RAW)]
+    if t == "MemoryData":
+        dims = [max(int(p.get(k, 0)), 1) for k in (0, 1, 11, 2)]
+        return [(dims[0] * dims[1] * dims[2] * dims[3], RAW)]
+    return None
+
+
+def _align4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+_TAG_FP16 = 0x01306B47
+_TAG_INT8 = 0x000D4B38
+_TAG_FP32 = 0x0002C056
+
+
+def _blob_size(data: bytes, offset: int, count: int, storage: int) -> int:
+    """Bytes a weight blob takes at ``offset``, reading its tag as ncnn does."""
+    if storage == RAW:
+        return count * 4
+    if offset + 4 > len(data):
+        return 4 + count * 4  # past the end: the caller reports the shortfall
+    tag = int.from_bytes(data[offset:offset + 4], "little")
+    if tag == _TAG_FP16:
+        return 4 + _align4(count * 2)
+    if tag == _TAG_INT8:
+        return 4 + _align4(count)
+    if tag == _TAG_FP32 or tag == 0:
+        return 4 + count * 4
+    return 4 + 256 * 4 + _align4(count)  # quantized: a 256-entry table, then indices
+
+
+def check_bin_size(graph: ParamGraph, bin_bytes: bytes, name: str = "model") -> bool:
+    """Check that the weights the param declares fill the bin exactly.
+
+    Returns True when every layer's weights are known and add up; False when a
+    layer type's weights are not known here (ncnn's own loader still refuses a
+    short file). Raises ModelError when the sizes disagree.
+    """
+    offset = 0
+    for layer in graph.layers:
+        blobs = weight_blobs(layer)
+        if blobs is None:
+            return False
+        for count, storage in blobs:
+            if count < 0:
+                raise ModelError(f"model {name}: layer {layer.name} declares a negative weight size")
+            offset += _blob_size(bin_bytes, offset, count, storage)
+            if offset > len(bin_bytes):
+                raise ModelError(
+                    f"model {name}: the .bin file is too short for its .param ({len(bin_bytes)} bytes, "
+                    f"layer {layer.name} needs more): truncated download, or the bin of another model"
+                )
+    if offset != len(bin_bytes):
+        raise ModelError(
+            f"model {name}: the .bin file holds {len(bin_bytes)} bytes but its .param declares {offset}: "
+            "the bin of another model"
+        )
+    return True
