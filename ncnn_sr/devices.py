@@ -1,0 +1,194 @@
+"""Vulkan and CPU devices: discovery, heap budget, automatic tile size, and the one
+Vulkan instance of the process."""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import math
+import os
+import sys
+import threading
+import weakref
+from dataclasses import dataclass
+
+import ncnn
+
+from .errors import DeviceError
+
+log = logging.getLogger("ncnn_sr")
+
+CPU_INDEX = -1
+MIN_TILE = 32
+# ncnn's GpuInfo.type(): what kind of Vulkan device it is.
+_GPU_TYPES = {0: "discrete", 1: "integrated", 2: "virtual", 3: "cpu"}
+
+
+@dataclass(frozen=True)
+class Device:
+    """A place to run a network: a Vulkan device (index >= 0) or the CPU (index -1).
+
+    ``heap_budget_mb`` is the Vulkan heap budget; None for the CPU.
+    """
+
+    index: int
+    name: str
+    kind: str
+    heap_budget_mb: int | None
+
+    def __post_init__(self) -> None:
+        if self.index < CPU_INDEX:
+            raise DeviceError(f"invalid device index {self.index}")
+        if (self.index == CPU_INDEX) != (self.heap_budget_mb is None):
+            raise DeviceError("only the CPU has no heap budget")
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.index != CPU_INDEX
+
+    def __str__(self) -> str:
+        return f"CPU" if not self.is_gpu else f"GPU {self.index} ({self.name})"
+
+
+# --- the Vulkan instance ---------------------------------------------------------------
+
+_lock = threading.Lock()
+_gpu_count: int | None = None
+_gpu_users: "weakref.WeakSet" = weakref.WeakSet()
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """ncnn prints a block of device details to stderr when the instance is made; users
+    asked for an upscaled picture, not that. Silence fd 2 for the duration."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def gpu_count() -> int:
+    """How many Vulkan devices there are; creates the Vulkan instance on first call."""
+    global _gpu_count
+    with _lock:
+        if _gpu_count is None:
+            if os.environ.get("NCNN_SR_VERBOSE_VULKAN"):
+                ncnn.create_gpu_instance()
+                _gpu_count = ncnn.get_gpu_count()
+            else:
+                with _quiet_stderr():
+                    ncnn.create_gpu_instance()
+                    _gpu_count = ncnn.get_gpu_count()
+            atexit.register(_destroy_instance)
+        return _gpu_count
+
+
+def register_gpu_user(obj) -> None:
+    """Remember an object holding Vulkan resources; its ``release()`` is called before
+    the instance is torn down at exit, because freeing them after would crash."""
+    _gpu_users.add(obj)
+
+
+def _destroy_instance() -> None:
+    for user in list(_gpu_users):
+        user.release()
+    ncnn.destroy_gpu_instance()
+
+
+# --- discovery ---------------------------------------------------------------------------
+
+CPU = Device(CPU_INDEX, "CPU", "cpu", None)
+
+
+def gpu_device(index: int) -> Device:
+    count = gpu_count()
+    if not 0 <= index < count:
+        have = "no Vulkan device" if count == 0 else f"Vulkan devices 0..{count - 1}"
+        raise DeviceError(f"invalid gpu device {index}: this machine has {have} (use -1 for the CPU)")
+    info = ncnn.get_gpu_info(index)
+    budget = int(ncnn.get_gpu_device(index).get_heap_budget())
+    return Device(index, info.device_name(), _GPU_TYPES.get(info.type(), "unknown"), budget)
+
+
+def list_devices() -> list[Device]:
+    """Every Vulkan device, then the CPU."""
+    return [gpu_device(i) for i in range(gpu_count())] + [CPU]
+
+
+def get_device(spec: "str | int | Device" = "auto") -> Device:
+    """A device from ``"auto"``, an index (``-1`` is the CPU) or a Device.
+
+    ``auto`` is the default Vulkan device, or the CPU with a notice when there is none.
+    """
+    if isinstance(spec, Device):
+        return spec
+    if isinstance(spec, str):
+        text = spec.strip().lower()
+        if text in ("auto", ""):
+            if gpu_count() == 0:
+                log.warning("no Vulkan device found: running on the CPU (slower)")
+                return CPU
+            return gpu_device(ncnn.get_default_gpu_index())
+        if text == "cpu":
+            return CPU
+        try:
+            spec = int(text)
+        except ValueError:
+            raise DeviceError(f"invalid gpu device '{spec}': give auto, cpu, -1 or a device index") from None
+    if spec == CPU_INDEX:
+        return CPU
+    return gpu_device(int(spec))
+
+
+# --- tile sizes --------------------------------------------------------------------------
+
+def gpu_auto_tile(heap_budget_mb: int) -> int:
+    """The reference tool's tile size for a Vulkan heap budget in MB."""
+    if heap_budget_mb > 1900:
+        return 200
+    if heap_budget_mb > 550:
+        return 100
+    if heap_budget_mb > 190:
+        return 64
+    return 32
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process now (a guess of 4 GiB where unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+# At most this much memory goes to one CPU tile, however much is free, because larger
+# tiles gain almost no speed.
+CPU_TILE_MEMORY_CAP = 1 << 30
+
+
+def cpu_auto_tile(height: int, width: int, bytes_per_pixel: int, prepadding: int,
+                  memory: int | None = None) -> int:
+    """A CPU tile size that bounds memory: 0 (the whole image) when it fits, else the
+    largest multiple of 16, at least 32, whose padded tile fits."""
+    budget = min((available_memory() if memory is None else memory) // 2, CPU_TILE_MEMORY_CAP)
+    padded = (height + 2 * prepadding) * (width + 2 * prepadding)
+    if padded * bytes_per_pixel <= budget:
+        return 0
+    side = int(math.sqrt(budget / bytes_per_pixel)) - 2 * prepadding
+    return max(MIN_TILE, side // 16 * 16)

@@ -1,0 +1,50 @@
+"""Pixel arithmetic shared by the engine and the resampler: depth, float conversion,
+rounding back, and colour to grey."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+SUPPORTED_DTYPES = (np.uint8, np.uint16)
+# ITU-R BT.601 luma, as Pillow and OpenCV turn RGB into grey.
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """An H×W×C array with C in {1,3,4} and dtype uint8 or uint16; an H×W array is
+    taken as H×W×1. Anything else is an InputError."""
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"expected a numpy array, got {type(image).__name__}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise InputError(f"expected an H×W×C array with C in 1, 3 or 4, got shape {image.shape}")
+    if image.dtype not in SUPPORTED_DTYPES:
+        raise InputError(f"expected uint8 or uint16 pixels, got {image.dtype}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputError(f"picture of shape {image.shape} has no pixels")
+    return image
+
+
+def max_value(dtype: np.dtype) -> int:
+    return int(np.iinfo(dtype).max)
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """Pixels as float32 in [0, 1]."""
+    return image.astype(np.float32) * np.float32(1.0 / max_value(image.dtype))
+
+
+def quantize(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Float pixels in [0, 1] back to integers: clip, ×max + 0.5, floor, as the
+    reference tool rounds."""
+    top = max_value(dtype)
+    out = values * np.float32(top) + np.float32(0.5)
+    np.clip(out, 0, top, out=out)
+    return out.astype(dtype)
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """H×W×3 float to H×W×1 float by BT.601 luma."""
+    return (rgb @ LUMA)[:, :, None]

@@ -1,0 +1,51 @@
+"""Resampling an upscaled picture to the size the user asked for (Lanczos)."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from .errors import InputError
+from .pixels import quantize, to_float
+
+
+def target_size(height: int, width: int, scale: float | None = None,
+                out_width: int | None = None, out_height: int | None = None) -> tuple[int, int]:
+    """(height, width) wanted for a picture: from a factor, or a width and/or height
+    (one alone keeps the aspect ratio). Every size is at least 1."""
+    if out_width is not None or out_height is not None:
+        if scale is not None:
+            raise InputError("give a scale or a target width/height, not both")
+        for v in (out_width, out_height):
+            if v is not None and v < 1:
+                raise InputError(f"target size must be at least 1 pixel, got {v}")
+        if out_width is None:
+            out_width = max(1, round(width * out_height / height))
+        if out_height is None:
+            out_height = max(1, round(height * out_width / width))
+        return out_height, out_width
+    if scale is None or not scale > 0:
+        raise InputError(f"scale must be a positive number, got {scale}")
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """An H×W×C uint8/uint16 picture resized with Lanczos, same C and dtype.
+
+    Colour is weighted by alpha while resampling (and divided back after), so fully
+    transparent pixels do not bleed their hidden colour into visible ones.
+    """
+    if image.shape[:2] == (height, width):
+        return image
+    planes = to_float(image)
+    has_alpha = image.shape[2] == 4
+    if has_alpha:
+        planes[:, :, :3] *= planes[:, :, 3:]
+    out = np.stack(
+        [np.asarray(Image.fromarray(np.ascontiguousarray(planes[:, :, c])).resize((width, height), Image.LANCZOS))
+         for c in range(image.shape[2])],
+        axis=2,
+    )
+    if has_alpha:
+        alpha = np.clip(out[:, :, 3:], 0, 1)
+        out[:, :, :3] = np.divide(out[:, :, :3], alpha, out=np.zeros_like(out[:, :, :3]), where=alpha > 1e-6)
+    return quantize(out, image.dtype)

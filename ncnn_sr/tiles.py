@@ -1,0 +1,120 @@
+"""Tile grids, mirror padding and the eight TTA symmetries: pure numpy, no ncnn.
+
+The reference tool's rule: tiles of T×T cover the picture row by row; each tile is
+grown by ``pad`` pixels on every side, from real neighbours inside the picture and
+from the picture mirrored at its border outside it (without repeating the edge pixel:
+index -1 reads index 1). Mirroring the whole picture once and slicing each grown tile
+out of it gives exactly those pixels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile's own area ``[y0, y1) × [x0, x1)`` of the picture.
+
+    In a picture mirror-padded by ``pad``, its grown window is ``[y0, y1 + 2*pad) ×
+    [x0, x1 + 2*pad)``. Guarantees ``0 <= y0 < y1`` and ``0 <= x0 < x1``.
+    """
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.y0 < self.y1 and 0 <= self.x0 < self.x1):
+            raise ValueError(f"empty or negative tile {self}")
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    def window(self, pad: int) -> tuple[slice, slice]:
+        """The grown window, as slices into the picture mirror-padded by ``pad``."""
+        return slice(self.y0, self.y1 + 2 * pad), slice(self.x0, self.x1 + 2 * pad)
+
+    def out_slices(self, scale: int) -> tuple[slice, slice]:
+        """Where this tile's output goes in the upscaled picture."""
+        return slice(self.y0 * scale, self.y1 * scale), slice(self.x0 * scale, self.x1 * scale)
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Tiles of at most ``tile`` × ``tile`` that cover a ``height`` × ``width`` picture
+    exactly once, row by row. ``tile`` 0 means one tile for the whole picture."""
+
+    height: int
+    width: int
+    tile: int
+
+    def __post_init__(self) -> None:
+        if self.height < 1 or self.width < 1:
+            raise ValueError(f"picture of {self.width}x{self.height} has no pixels")
+        if self.tile < 0:
+            raise ValueError(f"tile size must not be negative, got {self.tile}")
+
+    @property
+    def tiles(self) -> list[Tile]:
+        th = self.tile or self.height
+        tw = self.tile or self.width
+        return [
+            Tile(y, min(y + th, self.height), x, min(x + tw, self.width))
+            for y in range(0, self.height, th)
+            for x in range(0, self.width, tw)
+        ]
+
+    def __len__(self) -> int:
+        th = self.tile or self.height
+        tw = self.tile or self.width
+        return -(-self.height // th) * -(-self.width // tw)
+
+
+def tile_grid(height: int, width: int, tile: int) -> TileGrid:
+    return TileGrid(height, width, tile)
+
+
+def mirror_pad(image: np.ndarray, pad: int) -> np.ndarray:
+    """Pad the first two axes by ``pad`` with the picture mirrored at its border, edge
+    pixel not repeated; a side shorter than the pad keeps mirroring back and forth,
+    and a side of one pixel repeats that pixel."""
+    if pad == 0:
+        return image
+    widths = [(pad, pad), (pad, pad)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, widths, mode="reflect")
+
+
+# --- TTA: the eight symmetries of the square --------------------------------------------
+
+TTA_COUNT = 8
+
+
+def tta_forward(image: np.ndarray, k: int) -> np.ndarray:
+    """Symmetry ``k`` (0..7) of an H×W(×C) array: bit 2 transposes, bit 0 flips
+    left-right, bit 1 flips up-down, in that order."""
+    if k & 4:
+        image = image.swapaxes(0, 1)
+    if k & 1:
+        image = image[:, ::-1]
+    if k & 2:
+        image = image[::-1]
+    return image
+
+
+def tta_inverse(image: np.ndarray, k: int) -> np.ndarray:
+    """Undo ``tta_forward(·, k)``."""
+    if k & 2:
+        image = image[::-1]
+    if k & 1:
+        image = image[:, ::-1]
+    if k & 4:
+        image = image.swapaxes(0, 1)
+    return image
