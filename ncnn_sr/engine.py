@@ -1,0 +1,262 @@
+"""The Upscaler: one model on one device, ``upscale(array) -> array``.
+
+It knows nothing of files, flags or video: arrays in, arrays out.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import ncnn
+import numpy as np
+
+from . import devices
+from .devices import Device
+from .errors import DeviceError, InputError, ModelError
+from .models import ModelSpec, resolve_model
+from .pixels import check_image, quantize, to_float, to_gray
+from .resample import resize, target_size
+from .tiles import TTA_COUNT, mirror_pad, tile_grid, tta_forward, tta_inverse
+
+log = logging.getLogger("ncnn_sr")
+
+ALPHA_MODES = ("bicubic", "model")
+# Side of the blank picture a custom model is run on once to learn its scale.
+PROBE_SIZE = 32
+
+
+class _NetFailure(Exception):
+    """ncnn returned an error for one run: on a device that is out of memory."""
+
+
+class _Network:
+    """One ncnn.Net on one device. ``run`` is safe from several threads at once: each
+    call has its own Extractor, and ncnn lets go of the GIL while it computes."""
+
+    def __init__(self, param: str, bin_: str | None, device: Device, input_blob: str,
+                 output_blob: str, fp32: bool = False, threads: int | None = None,
+                 param_text: str | None = None):
+        self.device = device
+        self.input_blob, self.output_blob = input_blob, output_blob
+        net = ncnn.Net()
+        net.opt.use_vulkan_compute = device.is_gpu
+        if threads:
+            net.opt.num_threads = threads
+        if fp32:
+            net.opt.use_fp16_packed = net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = False
+            net.opt.use_bf16_storage = False
+        if device.is_gpu:
+            net.set_vulkan_device(device.index)
+            devices.register_gpu_user(self)
+        loaded = net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
+        if loaded != 0:
+            raise ModelError(f"ncnn could not parse {param}")
+        loaded = net.load_model(ncnn.DataReaderFromEmpty()) if bin_ is None else net.load_model(bin_)
+        if loaded != 0:
+            raise ModelError(f"ncnn could not load the weights in {bin_}")
+        self._net = net
+
+    def run(self, image: np.ndarray) -> np.ndarray:
+        """An H×W×C float32 picture through the network, H'×W'×C' float32 out."""
+        # ncnn.Mat borrows the array's memory: the array must outlive the extraction.
+        planar = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+        ex = self._net.create_extractor()
+        ex.input(self.input_blob, ncnn.Mat(planar))
+        ret, out = ex.extract(self.output_blob)
+        del ex, planar
+        if ret != 0:
+            raise _NetFailure(f"ncnn error {ret} on {self.device}")
+        result = np.array(out).transpose(1, 2, 0)
+        if not np.isfinite(result).all():
+            raise _NetFailure(f"non-finite output on {self.device}")
+        return result
+
+    def release(self) -> None:
+        net, self._net = getattr(self, "_net", None), None
+        if net is not None:
+            net.clear()
+
+
+def _bicubic_net(scale: int) -> _Network:
+    """ncnn's own bicubic Interp (resize type 3), the reference tool's alpha upscaler,
+    as a one-layer network on the CPU."""
+    text = f"7767517\n2 2\nInput in 0 1 data\nInterp up 1 1 data out 0=3 1={scale:.1f} 2={scale:.1f}\n"
+    return _Network("<bicubic>", None, devices.CPU, "data", "out", threads=1, param_text=text)
+
+
+class Upscaler:
+    """One model on one device.
+
+    ``upscale`` takes H×W×C arrays (C in 1, 3, 4; uint8 or uint16) and returns the
+    same channel count and dtype. It may be called from several threads at once.
+    If the device runs out of memory the tile is halved down to 32 pixels, then the
+    work moves to the CPU with a warning; a wrong picture is never returned.
+    """
+
+    def __init__(self, model: "str | os.PathLike | ModelSpec", device: "str | int | Device" = "auto",
+                 tile: int = 0, tta: bool = False, tile_pad: int | None = None,
+                 alpha: str = "bicubic", fp32: bool = False, model_path: "str | os.PathLike | None" = None,
+                 threads: int | None = None):
+        if tile != 0 and tile < devices.MIN_TILE:
+            raise InputError(f"tile size must be 0 (auto) or at least {devices.MIN_TILE}, got {tile}")
+        if alpha not in ALPHA_MODES:
+            raise InputError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
+        if tile_pad is not None and tile_pad < 0:
+            raise InputError(f"tile padding must not be negative, got {tile_pad}")
+        self.spec = model if isinstance(model, ModelSpec) else resolve_model(model, model_path)
+        self.tta = tta
+        self.alpha = alpha
+        self.tile_pad = self.spec.prepadding if tile_pad is None else tile_pad
+        self._fp32, self._threads = fp32, threads
+        self._lock = threading.Lock()
+        self._tile = tile
+        self._net = self._load(devices.get_device(device))
+        self._scale = self.spec.scale or self._probe_scale()
+        self._alpha_net = _bicubic_net(self._scale)
+
+    # --- public ------------------------------------------------------------------------
+
+    @property
+    def scale(self) -> int:
+        """The model's native scale."""
+        return self._scale
+
+    @property
+    def device(self) -> Device:
+        """Where the network runs now (the CPU after an out-of-memory fallback)."""
+        return self._net.device
+
+    @property
+    def tile(self) -> int:
+        """The tile size asked for, or shrunk to after running out of memory; 0 is auto."""
+        return self._tile
+
+    def upscale(self, image: np.ndarray, scale: float | None = None,
+                width: int | None = None, height: int | None = None) -> np.ndarray:
+        """Upscale a picture.
+
+        With no ``scale``, ``width`` or ``height`` the result is at the model's native
+        scale. Otherwise the model runs at its native scale and the result is resampled
+        (Lanczos) to ``scale`` × the input, or to ``width``/``height`` (one alone keeps
+        the aspect ratio).
+        """
+        image = check_image(image)
+        h, w = image.shape[:2]
+        wanted = None
+        if scale is not None or width is not None or height is not None:
+            wanted = target_size(h, w, scale, width, height)
+        out = self._upscale_native(image)
+        return out if wanted is None else resize(out, *wanted)
+
+    def close(self) -> None:
+        """Free the networks now rather than when the object is collected."""
+        for net in (getattr(self, "_net", None), getattr(self, "_alpha_net", None)):
+            if net is not None:
+                net.release()
+
+    def __enter__(self) -> "Upscaler":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _load(self, device: Device) -> _Network:
+        s = self.spec
+        log.info("loading %s on %s", s.name, device)
+        return _Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
+                        self._fp32, self._threads)
+
+    def _probe_scale(self) -> int:
+        probe = np.zeros((PROBE_SIZE, PROBE_SIZE, 3), np.float32)
+        try:
+            out = self._net.run(probe)
+        except _NetFailure as e:
+            raise ModelError(f"model {self.spec.name} failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: {e}") from None
+        oh, ow = out.shape[:2]
+        if oh != ow or oh % PROBE_SIZE or out.shape[2] != 3:
+            raise ModelError(
+                f"model {self.spec.name} turns a {PROBE_SIZE}x{PROBE_SIZE} RGB picture into "
+                f"{ow}x{oh}x{out.shape[2]}: not a whole-number RGB upscaler"
+            )
+        return oh // PROBE_SIZE
+
+    def _auto_tile(self, device: Device, height: int, width: int) -> int:
+        if device.is_gpu:
+            return devices.gpu_auto_tile(device.heap_budget_mb)
+        return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad)
+
+    def _upscale_native(self, image: np.ndarray) -> np.ndarray:
+        while True:
+            with self._lock:
+                net, tile = self._net, self._tile
+            if tile == 0:
+                tile = self._auto_tile(net.device, *image.shape[:2])
+            try:
+                return self._run_tiles(image, net, tile)
+            except _NetFailure as failure:
+                self._recover(net, tile, image.shape, failure)
+
+    def _recover(self, net: _Network, tile: int, shape: tuple, failure: _NetFailure) -> None:
+        """After a failed run: halve the tile, or move to the CPU, or give up."""
+        with self._lock:
+            if self._net is not net:
+                return  # another thread already moved on; retry with its choice
+            effective = tile or max(shape[0], shape[1])
+            if effective > devices.MIN_TILE:
+                self._tile = max(devices.MIN_TILE, effective // 2)
+                log.warning("%s ran out of memory (%s): retrying with %dpx tiles", net.device, failure, self._tile)
+                return
+            if net.device.is_gpu:
+                log.warning("%s ran out of memory even with %dpx tiles: falling back to the CPU (slower)",
+                            net.device, devices.MIN_TILE)
+                self._net = self._load(devices.CPU)
+                self._tile = 0
+                net.release()
+                return
+        raise DeviceError(f"the CPU ran out of memory even with {devices.MIN_TILE}px tiles")
+
+    def _run_tiles(self, image: np.ndarray, net: _Network, tile: int) -> np.ndarray:
+        h, w, channels = image.shape
+        s, p = self._scale, self.tile_pad
+        pixels = to_float(image)
+        if channels == 1:
+            rgb = np.repeat(pixels, 3, axis=2)
+        else:
+            rgb = pixels[:, :, :3]
+        alpha = pixels[:, :, 3:] if channels == 4 else None
+        rgb = mirror_pad(rgb, p)
+        if alpha is not None:
+            alpha = mirror_pad(alpha, p)
+        out = np.empty((h * s, w * s, channels), image.dtype)
+        for t in tile_grid(h, w, tile).tiles:
+            window = t.window(p)
+            crop = (slice(p * s, (p + t.height) * s), slice(p * s, (p + t.width) * s))
+            place = t.out_slices(s)
+            colour = self._infer(net, rgb[window])[crop]
+            if colour.shape[:2] != (t.height * s, t.width * s):
+                raise ModelError(f"model {self.spec.name} gave a tile of {colour.shape[1]}x{colour.shape[0]}, "
+                                 f"expected {t.width * s}x{t.height * s}: its scale is not {s}")
+            if channels == 1:
+                out[place] = quantize(to_gray(colour), image.dtype)
+            else:
+                out[place + (slice(0, 3),)] = quantize(colour, image.dtype)
+            if alpha is not None:
+                out[place + (slice(3, 4),)] = quantize(self._upscale_alpha(net, alpha[window])[crop], image.dtype)
+        return out
+
+    def _infer(self, net: _Network, window: np.ndarray) -> np.ndarray:
+        if not self.tta:
+            return net.run(window)
+        total = None
+        for k in range(TTA_COUNT):
+            result = tta_inverse(net.run(tta_forward(window, k)), k)
+            total = result if total is None else total + result
+        return total * np.float32(1.0 / TTA_COUNT)
+
+    def _upscale_alpha(self, net: _Network, window: np.ndarray) -> np.ndarray:
+        if self.alpha == "bicubic":
+            return self._alpha_net.run(window)
+        return self._infer(net, np.repeat(window, 3, axis=2)).mean(axis=2, keepdims=True)

@@ -1,0 +1,251 @@
+"""Reading and writing pictures with Pillow: modes, 16-bit, alpha, EXIF/ICC,
+orientation, and writes that never leave a partial file. Knows nothing of ncnn."""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import warnings
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from .errors import InputError
+
+FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
+DEFAULT_JPEG_QUALITY = 95
+_EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a picture was, besides its pixels, so it can be written back alike.
+
+    ``mode`` is Pillow's mode of the file as read (``LA``, ``P``, ``CMYK``, ``I;16``…);
+    ``exif`` has its orientation already applied to the pixels and reset to 1;
+    ``icc_profile`` is None when the pixels were converted to sRGB on reading.
+    """
+
+    mode: str
+    format: str | None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    frames: int = 1
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The format key (png, jpg, webp) a file name asks for; InputError otherwise."""
+    ext = Path(path).suffix.lower().lstrip(".")
+    if ext not in FORMATS:
+        raise InputError(f"unsupported output format '.{ext}' for {path}: use png, jpg or webp")
+    return "jpg" if ext == "jpeg" else ext
+
+
+# --- reading ---------------------------------------------------------------------------
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
+    """A picture as an H×W×C array (C in 1, 3, 4; uint8, or uint16 for 16-bit grey)
+    and its ImageInfo. Animated pictures give their first frame (``frames`` says how
+    many there are). Every failure is an InputError naming the file."""
+    name = os.fspath(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                frames = getattr(im, "n_frames", 1)
+                deep = im.format == "PNG" and im.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16
+                orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
+                arr, info = _to_array(im, name, frames)
+            if deep:
+                arr = _orient(_read_png16(path, arr.shape[2]), orientation)
+            return arr, info
+    except FileNotFoundError:
+        raise InputError(f"{name}: file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a folder, not a picture") from None
+    except PermissionError:
+        raise InputError(f"{name}: permission denied") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{name}: not a picture, or a format Pillow cannot read") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InputError(f"{name}: too many pixels (over {Image.MAX_IMAGE_PIXELS}): refusing a possible decompression bomb") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise InputError(f"{name}: broken or truncated picture ({e})") from None
+
+
+def _png_bit_depth(path: str | os.PathLike) -> int:
+    with open(path, "rb") as f:
+        head = f.read(25)
+    return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else 8
+
+
+def _read_png16(path: str | os.PathLike, channels: int) -> np.ndarray:
+    """16-bit colour PNG pixels, which Pillow can only read as 8-bit, through FFmpeg."""
+    import av  # only this rare case needs it
+
+    with av.open(os.fspath(path)) as container:
+        frame = next(container.decode(video=0))
+        return frame.to_ndarray(format="rgba64le" if channels == 4 else "rgb48le")
+
+
+# EXIF orientation -> the numpy steps that undo it, as Pillow's exif_transpose does.
+_ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    step = _ORIENT.get(orientation)
+    return arr if step is None else np.ascontiguousarray(step(arr))
+
+
+def _exif_bytes(im: Image.Image) -> bytes | None:
+    exif = im.getexif()
+    if not exif:
+        return None
+    if _EXIF_ORIENTATION in exif:
+        exif[_EXIF_ORIENTATION] = 1
+    return exif.tobytes()
+
+
+def _to_array(im: Image.Image, name: str, frames: int) -> tuple[np.ndarray, ImageInfo]:
+    mode, fmt = im.mode, im.format
+    icc = im.info.get("icc_profile") or None
+    im = ImageOps.exif_transpose(im)
+    exif = _exif_bytes(im)
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im)
+        if arr.min() < 0 or arr.max() > 65535:
+            raise InputError(f"{name}: 32-bit integer pixels outside the 16-bit range are not supported")
+        return arr.astype(np.uint16)[:, :, None], ImageInfo(mode, fmt, icc, exif, frames)
+    if mode == "CMYK":
+        im = _cmyk_to_rgb(im, icc)
+        icc = None
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode in ("LA", "La", "PA", "RGBa") or (mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+    elif mode not in ("L", "RGB", "RGBA"):
+        if mode == "F":
+            raise InputError(f"{name}: 32-bit float pixels are not supported")
+        im = im.convert("RGB")
+    arr = np.asarray(im)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return arr, ImageInfo(mode, fmt, icc, exif, frames)
+
+
+def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
+    """CMYK through its own ICC profile to sRGB when it has one, else Pillow's naive
+    conversion."""
+    if icc:
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError):
+            pass
+    return im.convert("RGB")
+
+
+# --- writing ---------------------------------------------------------------------------
+
+def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | None = None,
+                fmt: str | None = None, quality: int | None = None, metadata: bool = True) -> None:
+    """Write an H×W×C uint8/uint16 array as png, jpg or webp (``fmt``, else from the
+    file name), keeping ICC and EXIF from ``info`` when ``metadata`` is true.
+
+    The file appears whole or not at all: it is written under a temporary name in the
+    same folder, then renamed. ``quality`` (1-100) applies to jpg and webp; webp
+    without a quality is lossless. JPEG cannot hold alpha: that is an InputError.
+    """
+    fmt = output_format(f"x.{fmt}") if fmt else output_format(path)
+    if quality is not None and not 1 <= quality <= 100:
+        raise InputError(f"quality must be between 1 and 100, got {quality}")
+    channels = image.shape[2] if image.ndim == 3 else 1
+    if fmt == "jpg" and channels in (2, 4):
+        raise InputError(f"{os.fspath(path)}: JPEG cannot store transparency; write png or webp")
+    icc = info.icc_profile if (metadata and info) else None
+    exif = info.exif if (metadata and info) else None
+    _atomic_write(path, lambda f: _encode(f, image, info, fmt, quality, icc, exif))
+
+
+def _atomic_write(path: str | os.PathLike, encode) -> None:
+    target = Path(path)
+    folder = target.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+    except OSError as e:
+        raise InputError(f"cannot write {target}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            encode(f)
+        os.replace(tmp, target)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError) and not isinstance(e, InputError):
+            raise InputError(f"cannot write {target}: {e.strerror or e}") from None
+        raise
+
+
+def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int | None,
+            icc: bytes | None, exif: bytes | None) -> None:
+    if image.ndim == 2:
+        image = image[:, :, None]
+    channels = image.shape[2]
+    sixteen = image.dtype == np.uint16
+    if sixteen and fmt == "png" and channels in (3, 4):
+        f.write(png16(image, icc, exif))  # Pillow has no 16-bit colour modes
+        return
+    if sixteen and not (fmt == "png" and channels == 1):
+        image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)  # jpg/webp are 8-bit
+        sixteen = False
+    if channels == 1:
+        im = Image.fromarray(image[:, :, 0].astype("<u2") if sixteen else image[:, :, 0])
+    else:
+        im = Image.fromarray(np.ascontiguousarray(image))
+    if info is not None and info.mode in ("LA", "La") and channels == 4:
+        im = im.convert("LA")
+    options: dict = {}
+    if icc:
+        options["icc_profile"] = icc
+    if exif:
+        options["exif"] = exif
+    if fmt == "jpg":
+        q = DEFAULT_JPEG_QUALITY if quality is None else quality
+        options.update(quality=q, subsampling=0 if q >= 90 else 2, optimize=True)
+    elif fmt == "webp":
+        options.update(lossless=True, quality=100) if quality is None else options.update(quality=quality)
+    im.save(f, format=FORMATS[fmt], **options)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png16(image: np.ndarray, icc: bytes | None = None, exif: bytes | None = None) -> bytes:
+    """A 16-bit RGB or RGBA PNG file's bytes, with optional ICC profile and EXIF."""
+    h, w, c = image.shape
+    colour_type = {3: 2, 4: 6}[c]
+    rows = image.astype(">u2").reshape(h, w * c).view(np.uint8)
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()  # filter 0 per row
+    parts = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))]
+    if icc:
+        parts.append(_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc)))
+    if exif:
+        parts.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
+    parts += [_chunk(b"IDAT", zlib.compress(raw, 6)), _chunk(b"IEND", b"")]
+    return b"".join(parts)
