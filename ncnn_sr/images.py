@@ -228,7 +228,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         q = DEFAULT_JPEG_QUALITY if quality is None else quality
         options.update(quality=q, subsampling=0 if q >= 90 else 2, optimize=True)
     elif fmt == "webp":
-        options.update(lossless=True, quality=100) if quality is None else options.update(quality=quality)
+        options.update(lossless=True, quality=100, exact=True) if quality is None else options.update(quality=quality)
     im.save(f, format=FORMATS[fmt], **options)
 
 

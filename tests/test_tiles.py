@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+
+from ncnn_sr.tiles import TTA_COUNT, Tile, mirror_pad, tile_grid, tta_forward, tta_inverse
+
+
+def reflect_index(i: int, n: int) -> int:
+    """The reference's mirror: index -1 reads 1, index n reads n-2 (repeating as needed)."""
+    if n == 1:
+        return 0
+    period = 2 * (n - 1)
+    i %= period
+    return i if i < n else period - i
+
+
+def test_grid_covers_every_pixel_once_row_by_row():
+    grid = tile_grid(5, 7, 3)
+    assert [(t.y0, t.y1, t.x0, t.x1) for t in grid.tiles] == [
+        (0, 3, 0, 3), (0, 3, 3, 6), (0, 3, 6, 7),
+        (3, 5, 0, 3), (3, 5, 3, 6), (3, 5, 6, 7),
+    ]
+    cover = np.zeros((5, 7), int)
+    for t in grid.tiles:
+        cover[t.y0:t.y1, t.x0:t.x1] += 1
+    assert (cover == 1).all()
+    assert len(grid) == 6
+
+
+def test_tile_zero_is_the_whole_picture():
+    assert [(t.y0, t.y1, t.x0, t.x1) for t in tile_grid(40, 30, 0).tiles] == [(0, 40, 0, 30)]
+
+
+def test_tile_larger_than_picture_is_one_tile():
+    assert len(tile_grid(10, 10, 200).tiles) == 1
+
+
+@pytest.mark.parametrize("bad", [(0, 5, 3), (5, 0, 3), (5, 5, -1)])
+def test_grid_rejects_empty_pictures_and_negative_tiles(bad):
+    with pytest.raises(ValueError):
+        tile_grid(*bad)
+
+
+def test_empty_tile_is_rejected():
+    with pytest.raises(ValueError):
+        Tile(3, 3, 0, 1)
+
+
+def test_mirror_pad_does_not_repeat_the_edge_pixel():
+    row = np.array([[1, 2, 3, 4]])
+    padded = mirror_pad(row.T, 2)  # pad the first axis of a 4x1 column
+    assert padded[:, 2].tolist() == [3, 2, 1, 2, 3, 4, 3, 2]
+
+
+def test_mirror_pad_1x1_repeats_the_pixel():
+    one = np.array([[[7, 8, 9]]], np.uint8)
+    padded = mirror_pad(one, 10)
+    assert padded.shape == (21, 21, 3)
+    assert (padded == one).all()
+
+
+def test_mirror_pad_1x300_keeps_each_column():
+    line = np.arange(300, dtype=np.float32).reshape(1, 300, 1)
+    padded = mirror_pad(line, 10)
+    assert padded.shape == (21, 320, 1)
+    assert (padded == padded[10:11]).all()  # every row is the one row
+    assert padded[0, :12, 0].tolist() == [10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1]
+
+
+@pytest.mark.parametrize("h,w,tile,pad", [(7, 9, 4, 3), (3, 2, 32, 10), (12, 5, 5, 6)])
+def test_tile_windows_hold_real_neighbours_and_mirrored_border(h, w, tile, pad):
+    image = np.arange(h * w).reshape(h, w, 1)
+    padded = mirror_pad(image, pad)
+    for t in tile_grid(h, w, tile).tiles:
+        window = padded[t.window(pad)][:, :, 0]
+        expect = [[image[reflect_index(y, h), reflect_index(x, w), 0]
+                   for x in range(t.x0 - pad, t.x1 + pad)]
+                  for y in range(t.y0 - pad, t.y1 + pad)]
+        assert window.tolist() == expect
+
+
+def test_out_slices_scale_the_tile():
+    t = Tile(2, 5, 3, 4)
+    assert t.out_slices(4) == (slice(8, 20), slice(12, 16))
+
+
+def test_tta_inverse_undoes_forward_for_all_eight():
+    image = np.random.RandomState(0).rand(5, 7, 3)
+    for k in range(TTA_COUNT):
+        assert np.array_equal(tta_inverse(tta_forward(image, k), k), image)
+
+
+def test_tta_gives_eight_distinct_symmetries():
+    image = np.arange(16).reshape(4, 4)
+    seen = {tta_forward(image, k).tobytes() for k in range(TTA_COUNT)}
+    assert len(seen) == 8
+
+
+def test_tta_inverse_maps_an_upscaled_result_back():
+    # An "upscaler" that repeats pixels commutes with every symmetry.
+    image = np.random.RandomState(1).rand(3, 5, 2)
+    up = lambda a: a.repeat(2, axis=0).repeat(2, axis=1)  # noqa: E731
+    for k in range(TTA_COUNT):
+        assert np.array_equal(tta_inverse(up(tta_forward(image, k)), k), up(image))

@@ -1,0 +1,80 @@
+"""The Vulkan path, on whatever device there is (lavapipe in CI): tiny inputs only."""
+import logging
+
+import numpy as np
+import pytest
+
+from conftest import picture, psnr
+from ncnn_sr import Upscaler, devices, get_device, list_devices
+from ncnn_sr import engine as engine_mod
+
+MODEL = "realesr-animevideov3-x2"
+
+
+def test_devices_lists_the_gpu_with_a_heap_budget_then_the_cpu(gpu):
+    found = list_devices()
+    assert found[gpu].is_gpu and found[gpu].heap_budget_mb > 0
+    assert found[-1].index == -1 and not found[-1].is_gpu
+
+
+def test_auto_picks_the_default_gpu(gpu):
+    assert get_device("auto").is_gpu
+
+
+def test_gpu_result_matches_the_cpu_result(gpu):
+    image = picture(12, 16)
+    on_gpu = Upscaler(MODEL, device=gpu).upscale(image)
+    on_cpu = Upscaler(MODEL, device=-1).upscale(image)
+    assert on_gpu.shape == on_cpu.shape
+    assert psnr(on_gpu, on_cpu) > 40  # fp16 storage on the GPU
+
+
+def test_fp32_on_the_gpu_is_closer_to_the_cpu(gpu):
+    image = picture(12, 16)
+    on_cpu = Upscaler(MODEL, device=-1).upscale(image)
+    fp32 = Upscaler(MODEL, device=gpu, fp32=True).upscale(image)
+    assert np.abs(fp32.astype(int) - on_cpu).max() <= 1
+
+
+def test_gpu_tiles_with_alpha_match_the_cpu(gpu):
+    image = picture(34, 40, channels=4)
+    out = Upscaler(MODEL, device=gpu, tile=32).upscale(image)
+    assert out.shape == (68, 80, 4)
+    assert psnr(out, Upscaler(MODEL, device=-1, tile=32).upscale(image)) > 40
+
+
+def test_gpu_tta_matches_the_cpu(gpu):
+    image = picture(8, 8)
+    out = Upscaler(MODEL, device=gpu, tta=True).upscale(image)
+    assert psnr(out, Upscaler(MODEL, device=-1, tta=True).upscale(image)) > 40
+
+
+def test_gpu_out_of_memory_falls_back_to_the_cpu(gpu, monkeypatch, caplog):
+    image = picture(12, 16)
+    want = Upscaler(MODEL, device=-1).upscale(image)
+    up = Upscaler(MODEL, device=gpu, tile=64)
+    real_run = engine_mod._Network.run
+
+    def gpu_always_fails(self, window):
+        if self.device.is_gpu:
+            raise engine_mod._NetFailure("injected out of memory")
+        return real_run(self, window)
+
+    monkeypatch.setattr(engine_mod._Network, "run", gpu_always_fails)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        got = up.upscale(image)
+    assert not up.device.is_gpu
+    assert np.array_equal(got, want)
+    assert "falling back to the CPU" in caplog.text
+
+
+def test_auto_tile_follows_the_reference_heap_budget_table():
+    assert [devices.gpu_auto_tile(mb) for mb in (4000, 1901, 1900, 600, 551, 550, 200, 191, 190, 10)] == \
+        [200, 200, 100, 100, 100, 64, 64, 64, 32, 32]
+
+
+def test_cpu_auto_tile_is_whole_when_small_and_bounded_when_large():
+    assert devices.cpu_auto_tile(64, 64, 60_000, 10, memory=8 << 30) == 0
+    tile = devices.cpu_auto_tile(4000, 3000, 60_000, 10, memory=8 << 30)
+    assert 32 <= tile and (tile + 20) ** 2 * 60_000 <= devices.CPU_TILE_MEMORY_CAP
+    assert devices.cpu_auto_tile(4000, 3000, 60_000, 10, memory=1 << 20) == 32
