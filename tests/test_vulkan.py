@@ -17,8 +17,32 @@ def test_devices_lists_the_gpu_with_a_heap_budget_then_the_cpu(gpu):
     assert found[-1].index == -1 and not found[-1].is_gpu
 
 
-def test_auto_picks_the_default_gpu(gpu):
-    assert get_device("auto").is_gpu
+def fake_gpu(index, kind):
+    return devices.Device(index, f"gpu{index}", kind, 4096)
+
+
+def test_auto_picks_the_default_hardware_gpu():
+    found = [fake_gpu(0, "integrated"), fake_gpu(1, "discrete")]
+    assert devices.choose_auto(found, 1).index == 1
+    assert devices.choose_auto(found, None).index == 0
+
+
+def test_auto_never_picks_a_software_vulkan_device(caplog):
+    assert devices.choose_auto([fake_gpu(0, "cpu"), fake_gpu(1, "integrated")], 0).index == 1
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert devices.choose_auto([fake_gpu(0, "cpu")], 0) is devices.CPU
+    assert "only a software Vulkan device" in caplog.text
+
+
+def test_auto_without_vulkan_is_the_cpu_with_a_notice(caplog):
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert devices.choose_auto([], None) is devices.CPU
+    assert "no Vulkan device found" in caplog.text
+
+
+def test_auto_on_this_machine_is_a_hardware_gpu_or_the_cpu(gpu):
+    chosen = get_device("auto")
+    assert chosen.kind != "cpu" or not chosen.is_gpu
 
 
 def test_gpu_result_matches_the_cpu_result(gpu):
