@@ -1,5 +1,8 @@
 """The Vulkan path, on whatever device there is (lavapipe in CI): tiny inputs only."""
 import logging
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -102,3 +105,30 @@ def test_cpu_auto_tile_is_whole_when_small_and_bounded_when_large():
     tile = devices.cpu_auto_tile(4000, 3000, 60_000, 10, memory=8 << 30)
     assert 32 <= tile and (tile + 20) ** 2 * 60_000 <= devices.CPU_TILE_MEMORY_CAP
     assert devices.cpu_auto_tile(4000, 3000, 60_000, 10, memory=1 << 20) == 32
+
+
+def test_process_exits_cleanly_with_a_gpu_upscaler_still_alive(gpu, tmp_path):
+    script = (
+        "import numpy as np\n"
+        "from ncnn_sr import Upscaler\n"
+        f"KEPT = Upscaler('{MODEL}', device={gpu})\n"
+        "KEPT.upscale(np.zeros((8, 8, 3), np.uint8))\n"
+        "print('done')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "done"
+
+
+def test_one_gpu_upscaler_serves_several_threads_at_once(gpu):
+    up = Upscaler(MODEL, device=gpu)
+    images = [picture(8, 10, seed=s) for s in range(3)]
+    expected = [up.upscale(im) for im in images]
+    results = [None] * 3
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, up.upscale(images[i]))) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, expected):
+        assert np.array_equal(got, want)
