@@ -1,11 +1,10 @@
 """The ``ncnn-sr`` command: a thin layer over the library.
 
-``ncnn-sr -i IN -o OUT`` upscales one picture; ``ncnn-sr models`` and
-``ncnn-sr devices`` list what is there.
+``ncnn-sr -i IN -o OUT`` upscales a picture or a folder of pictures;
+``ncnn-sr models`` and ``ncnn-sr devices`` list what is there.
 """
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -13,32 +12,12 @@ import click
 
 from . import devices as devices_mod
 from . import models as models_mod
-from .engine import ALPHA_MODES, Upscaler
+from .batch_cli import RunOptions, run, setup_logging
+from .engine import ALPHA_MODES
 from .errors import NcnnSrError
-from .images import output_format, read_image, write_image
 
-log = logging.getLogger("ncnn_sr")
-
+PROG = "ncnn-sr"
 DEFAULT_MODEL = "realesrgan-x4plus"
-
-
-class _Lines(logging.Handler):
-    """Library messages as one line each on stderr: 'ncnn-sr: warning: ...'."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
-        click.echo(f"ncnn-sr: {level}{record.getMessage()}", err=True)
-
-
-def _setup_logging(verbose: bool) -> None:
-    log.handlers[:] = [_Lines()]
-    log.setLevel(logging.INFO if verbose else logging.WARNING)
-    log.propagate = False
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"ncnn-sr: error: {message}", err=True)
-    sys.exit(code)
 
 
 class _DefaultToUpscale(click.Group):
@@ -61,66 +40,58 @@ def main() -> None:
 
 
 @main.command()
-@click.option("-i", "--input", "input_path", required=True, type=click.Path(path_type=Path), help="Input picture.")
+@click.option("-i", "--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help="Input picture or folder.")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
-              help="Output picture (png, jpg, webp), or an existing folder.")
+              help="Output picture (png, jpg, webp) or folder (made if missing).")
 @click.option("-n", "--model", default=DEFAULT_MODEL, show_default=True,
               help="Model name, a family such as realesr-animevideov3, or a .param path.")
 @click.option("-s", "--scale", type=float, default=None, help="Output scale (any factor; default: the model's).")
-@click.option("--width", type=int, default=None, help="Output width (keeps the aspect ratio alone).")
-@click.option("--height", type=int, default=None, help="Output height (keeps the aspect ratio alone).")
-@click.option("-t", "--tile", type=int, default=0, show_default=True, help="Tile size, >=32, 0 = auto.")
-@click.option("--tile-pad", type=int, default=None, help="Context pixels around each tile (default: the model's, 10).")
-@click.option("-g", "--gpu", default="auto", show_default=True, help="Vulkan device index, or -1 for the CPU.")
+@click.option("--width", type=click.IntRange(min=1), default=None, help="Output width (keeps the aspect ratio alone).")
+@click.option("--height", type=click.IntRange(min=1), default=None, help="Output height (keeps the aspect ratio alone).")
+@click.option("-t", "--tile", default="0", show_default=True, help="Tile size, >=32 or 0 = auto; one per device: 0,200.")
+@click.option("--tile-pad", type=click.IntRange(min=0), default=None,
+              help="Context pixels around each tile (default: the model's, 10).")
+@click.option("-g", "--gpu", default="auto", show_default=True,
+              help="Vulkan device index, -1 for the CPU; several: 0,1 or 0,-1.")
+@click.option("-j", "--jobs", default="1:2:2", show_default=True,
+              help="Threads load:proc:save; proc one per device: 1:2,2:2.")
 @click.option("-m", "--model-path", type=click.Path(path_type=Path), default=None, help="Folder to look for models in first.")
 @click.option("-x", "--tta", is_flag=True, help="Test-time augmentation: average the 8 flips/rotations (8x slower).")
 @click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "jpeg", "webp"], case_sensitive=False),
-              default=None, help="Output format when -o is a folder (else from -o's extension).")
+              default=None, help="Output format in folder mode (default png; a file takes its extension's).")
 @click.option("--quality", type=click.IntRange(1, 100), default=None, help="jpg/webp quality (webp: lossless without it).")
+@click.option("-r", "--recursive", is_flag=True, help="Walk sub-folders too; their tree is mirrored in the output.")
+@click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist (resume a batch).")
 @click.option("--alpha", type=click.Choice(ALPHA_MODES), default="bicubic", show_default=True,
               help="How transparency is upscaled.")
-@click.option("--fp32", is_flag=True, help="Full float32 precision on the GPU (slower, no fp16).")
-@click.option("--no-metadata", is_flag=True, help="Do not copy EXIF and ICC profile to the output.")
-@click.option("-v", "--verbose", is_flag=True, help="Say what is being done.")
+@click.option("--fp32", is_flag=True, help="Full float32 precision (slower on GPUs, no fp16).")
+@click.option("--no-metadata", is_flag=True, help="Do not copy EXIF and ICC profile to the outputs.")
+@click.option("-v", "--verbose", is_flag=True, help="A line per file, and what is being done.")
+@click.option("-q", "--quiet", is_flag=True, help="Errors only.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def upscale(input_path: Path, output_path: Path, model: str, scale: float | None, width: int | None,
-            height: int | None, tile: int, tile_pad: int | None, gpu: str, model_path: Path | None,
-            tta: bool, fmt: str | None, quality: int | None, alpha: str, fp32: bool, no_metadata: bool,
-            verbose: bool, debug: bool) -> None:
-    """Upscale one picture."""
-    _setup_logging(verbose)
-    try:
-        _upscale_one(input_path, output_path, model, scale, width, height, tile, tile_pad, gpu,
-                     model_path, tta, fmt, quality, alpha, fp32, not no_metadata)
-    except KeyboardInterrupt:
-        _fail("interrupted; no output was written", 130)
-    except NcnnSrError as e:
-        if debug:
-            raise
-        _fail(str(e))
-
-
-def _upscale_one(input_path, output_path, model, scale, width, height, tile, tile_pad, gpu,
-                 model_path, tta, fmt, quality, alpha, fp32, metadata) -> None:
-    if output_path.is_dir():
-        output_path = output_path / f"{input_path.stem}.{(fmt or 'png').lower()}"
-    out_fmt = output_format(output_path)
-    pixels, info = read_image(input_path)
-    if info.frames > 1:
-        log.warning("%s has %d frames: upscaling the first only", input_path, info.frames)
-    if out_fmt == "jpg" and pixels.shape[2] == 4:
-        output_path = output_path.with_suffix(".png")
-        out_fmt = "png"
-        log.warning("%s has transparency, which JPEG cannot store: writing %s instead", input_path, output_path)
+            height: int | None, tile: str, tile_pad: int | None, gpu: str, jobs: str, model_path: Path | None,
+            tta: bool, fmt: str | None, quality: int | None, recursive: bool, skip_existing: bool, alpha: str,
+            fp32: bool, no_metadata: bool, verbose: bool, quiet: bool, debug: bool) -> None:
+    """Upscale a picture, or every picture in a folder."""
+    setup_logging(PROG, verbose, quiet)
+    if scale is not None and not scale > 0:
+        raise click.BadParameter("must be a positive number", param_hint="'-s' / '--scale'")
     name = models_mod.model_name_for(model, scale)
-    with Upscaler(name, device=gpu, tile=tile, tta=tta, tile_pad=tile_pad, alpha=alpha, fp32=fp32,
-                  model_path=model_path) as up:
-        log.info("%s: %s x%d on %s", input_path, up.spec.name, up.scale, up.device)
-        if scale == up.scale:
-            scale = None
-        result = up.upscale(pixels, scale=scale, width=width, height=height)
-    write_image(output_path, result, info, fmt=out_fmt, quality=quality, metadata=metadata)
-    log.info("wrote %s (%dx%d)", output_path, result.shape[1], result.shape[0])
+    native = models_mod.catalog()[name].scale if name in models_mod.catalog() else None
+    opts = RunOptions(
+        input=input_path, output=output_path, model=name, model_path=model_path, gpu=gpu, tile=tile,
+        jobs=jobs, tta=tta, fmt=fmt, scale=None if scale == native else scale, width=width, height=height,
+        tile_pad=tile_pad, alpha=alpha, fp32=fp32, quality=quality, metadata=not no_metadata,
+        recursive=recursive, skip_existing=skip_existing, verbose=verbose, quiet=quiet,
+    )
+    sys.exit(run(PROG, opts, name, debug))
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"{PROG}: error: {message}", err=True)
+    sys.exit(code)
 
 
 @main.command("models")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import Callable
 
 import ncnn
 import numpy as np
@@ -133,20 +134,24 @@ class Upscaler:
         return self._tile
 
     def upscale(self, image: np.ndarray, scale: float | None = None,
-                width: int | None = None, height: int | None = None) -> np.ndarray:
+                width: int | None = None, height: int | None = None,
+                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Upscale a picture.
 
         With no ``scale``, ``width`` or ``height`` the result is at the model's native
         scale. Otherwise the model runs at its native scale and the result is resampled
         (Lanczos) to ``scale`` × the input, or to ``width``/``height`` (one alone keeps
         the aspect ratio).
+
+        ``progress(done, total)`` is called after each tile; an exception it raises
+        stops the work and comes out of ``upscale`` (that is how a batch cancels).
         """
         image = check_image(image)
         h, w = image.shape[:2]
         wanted = None
         if scale is not None or width is not None or height is not None:
             wanted = target_size(h, w, scale, width, height)
-        out = self._upscale_native(image)
+        out = self._upscale_native(image, progress)
         return out if wanted is None else resize(out, *wanted)
 
     def close(self) -> None:
@@ -188,14 +193,14 @@ class Upscaler:
             return devices.gpu_auto_tile(device.heap_budget_mb)
         return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad)
 
-    def _upscale_native(self, image: np.ndarray) -> np.ndarray:
+    def _upscale_native(self, image: np.ndarray, progress) -> np.ndarray:
         while True:
             with self._lock:
                 net, tile = self._net, self._tile
             if tile == 0:
                 tile = self._auto_tile(net.device, *image.shape[:2])
             try:
-                return self._run_tiles(image, net, tile)
+                return self._run_tiles(image, net, tile, progress)
             except _NetFailure as failure:
                 self._recover(net, tile, image.shape, failure)
 
@@ -218,7 +223,7 @@ class Upscaler:
                 return
         raise DeviceError(f"the CPU ran out of memory even with {devices.MIN_TILE}px tiles")
 
-    def _run_tiles(self, image: np.ndarray, net: _Network, tile: int) -> np.ndarray:
+    def _run_tiles(self, image: np.ndarray, net: _Network, tile: int, progress) -> np.ndarray:
         h, w, channels = image.shape
         s, p = self._scale, self.tile_pad
         pixels = to_float(image)
@@ -231,7 +236,8 @@ class Upscaler:
         if alpha is not None:
             alpha = mirror_pad(alpha, p)
         out = np.empty((h * s, w * s, channels), image.dtype)
-        for t in tile_grid(h, w, tile).tiles:
+        grid = tile_grid(h, w, tile)
+        for done, t in enumerate(grid.tiles, 1):
             window = t.window(p)
             crop = (slice(p * s, (p + t.height) * s), slice(p * s, (p + t.width) * s))
             place = t.out_slices(s)
@@ -245,6 +251,8 @@ class Upscaler:
                 out[place + (slice(0, 3),)] = quantize(colour, image.dtype)
             if alpha is not None:
                 out[place + (slice(3, 4),)] = quantize(self._upscale_alpha(net, alpha[window])[crop], image.dtype)
+            if progress is not None:
+                progress(done, len(grid))
         return out
 
     def _infer(self, net: _Network, window: np.ndarray) -> np.ndarray:

@@ -84,11 +84,12 @@ def test_output_folder_takes_the_input_name(tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["photo.webp"]
 
 
-def test_transparent_picture_asked_as_jpg_is_written_as_png(tmp_path):
+def test_transparent_picture_asked_as_jpg_is_written_as_png_beside_it(tmp_path):
     Image.fromarray(picture(6, 6, channels=4)).save(tmp_path / "in.png")
     proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.jpg", *FAST)
     assert "JPEG cannot store" in proc.stderr
-    assert (tmp_path / "out.png").exists() and not (tmp_path / "out.jpg").exists()
+    assert (tmp_path / "out.jpg.png").exists() and not (tmp_path / "out.jpg").exists()
+    assert Image.open(tmp_path / "out.jpg.png").mode == "RGBA"
 
 
 @pytest.mark.parametrize("args,message", [
@@ -104,8 +105,8 @@ def test_user_errors_are_one_line_and_leave_no_output(args, message, tmp_path):
     (tmp_path / "text.png").write_text("not a picture")
     proc = run(*[a.format(d=tmp_path) for a in args], check_ok=False)
     assert proc.returncode == 1
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ncnn-sr: error: ") and message in lines[0], proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ncnn-sr: error: ")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o.png").exists()
 

@@ -217,3 +217,20 @@ def test_cpu_out_of_memory_at_the_smallest_tile_is_a_device_error(monkeypatch):
     monkeypatch.setattr(engine_mod._Network, "run", fail_above(0, engine_mod._Network.run))
     with pytest.raises(DeviceError, match="ran out of memory even with 32px tiles"):
         up.upscale(picture(8, 8))
+
+
+def test_progress_is_called_per_tile_and_can_stop_the_work(cpu_upscalers):
+    up = cpu_upscalers(FAST, tile=32)
+    calls = []
+    up.upscale(picture(40, 70), progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(done, total):
+        if done == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        up.upscale(picture(40, 70), progress=stop_after_two)

@@ -1,0 +1,258 @@
+"""What the two commands share: parsing the reference's list flags, building one
+lane per device, running the pipeline with progress, and the exit status.
+
+Exit status: 0 when every picture was upscaled or skipped, 1 when any failed or the
+run could not start, 130 when interrupted (Ctrl-C or SIGTERM).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from . import devices
+from .engine import Upscaler
+from .errors import InputError, NcnnSrError
+from .jobs import plan_jobs
+from .pipeline import Lane, Outcome, Pipeline, cpu_threads_per_worker
+
+log = logging.getLogger("ncnn_sr")
+
+EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+
+
+class UsageError(NcnnSrError):
+    """A bad flag value; the message is the reference tool's wording where it has one."""
+
+
+class _Lines(logging.Handler):
+    """Library messages as one line each on stderr: 'PROG: warning: ...'."""
+
+    def __init__(self, prog: str):
+        super().__init__()
+        self.prog = prog
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        _echo(f"{self.prog}: {level}{record.getMessage()}")
+
+
+_bar = None  # the live progress bar, which other lines must not tear
+
+
+def _echo(line: str) -> None:
+    if _bar is not None:
+        _bar.write(line, file=sys.stderr)
+    else:
+        click.echo(line, err=True)
+
+
+def setup_logging(prog: str, verbose: bool, quiet: bool = False) -> None:
+    log.handlers[:] = [_Lines(prog)]
+    log.setLevel(logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING)
+    log.propagate = False
+
+
+# --- flag values -----------------------------------------------------------------------
+
+def int_list(text: str, error: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(error) from None
+
+
+def parse_jobs(text: str) -> tuple[int, list[int], int]:
+    """``load:proc:save`` with ``proc`` a comma list, one per device."""
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise UsageError("invalid thread count argument")
+    try:
+        load, save = int(parts[0]), int(parts[2])
+    except ValueError:
+        raise UsageError("invalid thread count argument") from None
+    if load < 1 or save < 1:
+        raise UsageError("invalid thread count argument")
+    procs = int_list(parts[1], "invalid jobs_proc thread count argument")
+    if any(p < 1 for p in procs):
+        raise UsageError("invalid jobs_proc thread count argument")
+    return load, procs, save
+
+
+def per_device(values: list[int], count: int, error: str) -> list[int]:
+    """One value per device: a single value serves every device."""
+    if len(values) == 1:
+        return values * count
+    if len(values) != count:
+        raise UsageError(error)
+    return values
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a batch run needs, from either command's flags."""
+
+    input: Path
+    output: Path
+    model: str
+    model_path: Path | None
+    gpu: str
+    tile: str
+    jobs: str
+    tta: bool
+    fmt: str | None
+    scale: float | None = None
+    width: int | None = None
+    height: int | None = None
+    tile_pad: int | None = None
+    alpha: str = "bicubic"
+    fp32: bool = False
+    quality: int | None = None
+    metadata: bool = True
+    recursive: bool = False
+    skip_existing: bool = False
+    verbose: bool = False
+    quiet: bool = False
+
+
+def build_lanes(opts: RunOptions, model_name: str) -> tuple[list[Lane], int, int]:
+    """One Upscaler per device with its proc workers; also the load and save counts
+    (capped at the CPU count, as the reference does)."""
+    load, procs, save = parse_jobs(opts.jobs)
+    if opts.gpu.strip().lower() in ("auto", ""):
+        chosen = [devices.get_device("auto")]
+    else:
+        chosen = []
+        for index in int_list(opts.gpu, "invalid gpu device"):
+            try:
+                chosen.append(devices.get_device(index))
+            except NcnnSrError:
+                raise UsageError(f"invalid gpu device {index}: {_device_hint()}") from None
+    tiles = per_device(int_list(opts.tile, "invalid tilesize argument"), len(chosen), "invalid tilesize argument")
+    if any(t != 0 and t < devices.MIN_TILE for t in tiles):
+        raise UsageError("invalid tilesize argument: tile size must be 0 (auto) or at least 32")
+    procs = per_device(procs, len(chosen), "invalid jobs_proc thread count argument")
+    cpus = os.cpu_count() or 1
+    lanes = []
+    for device, tile, workers in zip(chosen, tiles, procs):
+        threads = None if device.is_gpu else cpu_threads_per_worker(workers)
+        up = Upscaler(model_name, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad,
+                      alpha=opts.alpha, fp32=opts.fp32, model_path=opts.model_path, threads=threads)
+        lanes.append(Lane(up, workers))
+    return lanes, min(load, cpus), min(save, cpus)
+
+
+def _device_hint() -> str:
+    count = devices.gpu_count()
+    have = "no Vulkan device" if count == 0 else f"Vulkan devices 0..{count - 1}"
+    return f"this machine has {have}; -1 is the CPU"
+
+
+# --- running ---------------------------------------------------------------------------
+
+class _Progress:
+    """A bar with count, rate and ETA on a terminal; otherwise a plain line at most
+    every few seconds. ``-v`` adds a line per file, ``--quiet`` shows errors only."""
+
+    PLAIN_EVERY = 5.0
+
+    def __init__(self, prog: str, total: int, verbose: bool, quiet: bool, show: bool):
+        global _bar
+        self.prog, self.total, self.verbose, self.quiet = prog, total, verbose, quiet
+        self.done = 0
+        self.started = self.last_line = time.monotonic()
+        self.bar = None
+        if show and not quiet and sys.stderr.isatty():
+            from tqdm import tqdm  # the one place a bar is drawn
+
+            self.bar = _bar = tqdm(total=total, unit="pic", file=sys.stderr, dynamic_ncols=True,
+                                   desc=prog, leave=False)
+        self.plain = show and not quiet and self.bar is None
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.done += 1
+        for note in outcome.notes:
+            if not self.quiet:
+                _echo(f"{self.prog}: warning: {note}")
+        if outcome.status == "failed":
+            _echo(f"{self.prog}: error: {outcome.message}")
+        elif self.verbose:
+            if outcome.status == "ok":
+                _echo(f"{outcome.job.source} -> {outcome.output} done")
+            else:
+                _echo(f"{outcome.job.source} -> {outcome.output} skipped ({outcome.message})")
+        if self.bar is not None:
+            self.bar.update(1)
+        elif self.plain:
+            now = time.monotonic()
+            if now - self.last_line >= self.PLAIN_EVERY or self.done == self.total:
+                self.last_line = now
+                rate = self.done / max(now - self.started, 1e-9)
+                eta = (self.total - self.done) / rate if rate else 0
+                _echo(f"{self.prog}: {self.done}/{self.total} pictures, {rate:.2f}/s, ETA {eta:.0f} s")
+
+    def close(self) -> None:
+        global _bar
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = _bar = None
+
+
+def _sigterm_as_interrupt() -> None:
+    """SIGTERM ends the run like Ctrl-C: workers stop and nothing half-written stays."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. called from a test harness)
+        pass
+
+
+def run(prog: str, opts: RunOptions, model_name: str, debug: bool = False) -> int:
+    """Plan, build lanes, run, report; returns the exit status."""
+    _sigterm_as_interrupt()
+    progress = None
+    try:
+        plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive)
+        for note in plan.notes:
+            log.warning(note)
+        if not plan.jobs:
+            raise InputError(f"{opts.input}: no pictures found")
+        lanes, load, save = build_lanes(opts, model_name)
+        for lane in lanes:
+            log.info("%s x%d on %s, %d proc worker(s)", lane.upscaler.spec.name, lane.upscaler.scale,
+                     lane.upscaler.device, lane.workers)
+        progress = _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode)
+        pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
+                            quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
+                            on_outcome=progress)
+        summary = pipeline.run(plan.jobs)
+    except KeyboardInterrupt:
+        _echo(f"{prog}: interrupted before any picture was written")
+        return EXIT_INTERRUPTED
+    except NcnnSrError as e:
+        if debug:
+            raise
+        _echo(f"{prog}: error: {e}")
+        return EXIT_FAILED
+    finally:
+        if progress is not None:
+            progress.close()
+    total = len(plan.jobs)
+    if summary.cancelled:
+        left = total - summary.done
+        _echo(f"{prog}: interrupted: {summary.ok} upscaled, {summary.skipped} skipped, {summary.failed} failed, "
+              f"{left} not done; no partial files were left")
+        return EXIT_INTERRUPTED
+    if plan.folder_mode and not opts.quiet:
+        rate = summary.ok / summary.seconds if summary.seconds else 0.0
+        _echo(f"{prog}: {total} pictures: {summary.ok} upscaled, {summary.skipped} skipped, "
+              f"{summary.failed} failed in {summary.seconds:.1f} s ({rate:.2f} pictures/s)")
+    return EXIT_FAILED if summary.failed else 0

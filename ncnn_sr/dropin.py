@@ -1,0 +1,59 @@
+"""``realesrgan-ncnn-vulkan``: the reference tool's flags, defaults and file naming,
+so existing scripts keep working, with its bugs fixed: any ``-s`` resamples
+correctly, ``-g -1`` runs on the CPU, a missing output folder is made, and a failed
+picture gives a non-zero exit status."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import models as models_mod
+from .batch_cli import RunOptions, run, setup_logging
+
+PROG = "realesrgan-ncnn-vulkan"
+# The reference writes JPEG at quality 100.
+REFERENCE_JPEG_QUALITY = 100
+
+
+@click.command(context_settings={"help_option_names": ["-h"]}, name=PROG)
+@click.option("-i", "input_path", required=True, type=click.Path(path_type=Path),
+              help="input image path (jpg/png/webp) or directory")
+@click.option("-o", "output_path", required=True, type=click.Path(path_type=Path),
+              help="output image path (jpg/png/webp) or directory")
+@click.option("-s", "scale", default="4", show_default=True,
+              help="upscale ratio (2, 3, 4 pick the realesr-animevideov3 file; any other value resamples)")
+@click.option("-t", "tile", default="0", show_default=True, help="tile size (>=32/0=auto) can be 0,0,0 for multi-gpu")
+@click.option("-m", "model_path", default="models", show_default=True, type=click.Path(path_type=Path),
+              help="folder path to the pre-trained models (falls back to the installed models)")
+@click.option("-n", "model", default="realesr-animevideov3", show_default=True,
+              help="model name: realesr-animevideov3 | realesrgan-x4plus | realesrgan-x4plus-anime | realesrnet-x4plus")
+@click.option("-g", "gpu", default="auto", show_default=True, help="gpu device to use, -1 for the CPU; can be 0,1,2 for multi-gpu")
+@click.option("-j", "jobs", default="1:2:2", show_default=True,
+              help="thread count for load/proc/save, can be 1:2,2,2:2 for multi-gpu")
+@click.option("-x", "tta", is_flag=True, help="enable tta mode")
+@click.option("-f", "fmt", default=None, help="output image format (jpg/png/webp, default=ext/png)")
+@click.option("-v", "verbose", is_flag=True, help="verbose output")
+def main(input_path: Path, output_path: Path, scale: str, tile: str, model_path: Path, model: str,
+         gpu: str, jobs: str, tta: bool, fmt: str | None, verbose: bool) -> None:
+    """Usage: realesrgan-ncnn-vulkan -i infile -o outfile [options]..."""
+    setup_logging(PROG, verbose)
+    try:
+        factor = float(scale)
+        if not factor > 0:
+            raise ValueError
+    except ValueError:
+        click.echo(f"{PROG}: invalid scale argument", err=True)
+        sys.exit(1)
+    if fmt is not None and fmt.lower() not in ("png", "jpg", "jpeg", "webp"):
+        click.echo(f"{PROG}: invalid format argument", err=True)
+        sys.exit(1)
+    name = models_mod.model_name_for(model, factor)
+    native = models_mod.catalog()[name].scale if name in models_mod.catalog() else None
+    opts = RunOptions(
+        input=input_path, output=output_path, model=name, model_path=model_path, gpu=gpu, tile=tile,
+        jobs=jobs, tta=tta, fmt=fmt, scale=None if factor == native else factor,
+        quality=REFERENCE_JPEG_QUALITY, verbose=verbose,
+    )
+    sys.exit(run(PROG, opts, name))

@@ -1,0 +1,99 @@
+"""Which pictures to upscale and where each result goes.
+
+Folder mode follows the reference tool: the output of ``name.ext`` is
+``name.FORMAT``; when two inputs in one folder share a stem, the later one (in
+sorted order) becomes ``name.ext.FORMAT``. Only files with a picture extension are
+taken (hidden files never); ``recursive`` mirrors the folder tree in the output.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from .errors import InputError
+from .images import output_format
+
+Image.init()
+PICTURE_SUFFIXES = frozenset(ext.lower() for ext in Image.registered_extensions())
+
+
+@dataclass(frozen=True)
+class Job:
+    """One picture: read from ``source``, written to ``target``."""
+
+    source: Path
+    target: Path
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The jobs of a run, and one-line notes about renamed or ignored files."""
+
+    jobs: tuple[Job, ...]
+    notes: tuple[str, ...]
+    folder_mode: bool
+
+
+def is_picture_name(path: Path) -> bool:
+    return path.suffix.lower() in PICTURE_SUFFIXES and not path.name.startswith(".")
+
+
+def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
+              fmt: str | None = None, recursive: bool = False) -> Plan:
+    """Plan a run from an input file or folder and an output file or folder.
+
+    A file into an existing folder becomes ``folder/stem.FORMAT``; a file into a
+    file name takes that name's format (``fmt`` is then ignored, as in the
+    reference). A folder goes into a folder, made if missing.
+    """
+    src, dst = Path(input_path), Path(output_path)
+    fmt = output_format(f"x.{fmt}") if fmt else None
+    if not src.exists():
+        raise InputError(f"{src}: file not found")
+    if src.is_file():
+        if dst.is_dir():
+            dst = dst / f"{src.stem}.{fmt or 'png'}"
+        output_format(dst)
+        return Plan((Job(src, dst),), (), False)
+    if dst.exists() and not dst.is_dir():
+        raise InputError(f"{src} is a folder but {dst} is a file: "
+                         "input and output must both be files or both be folders")
+    jobs: list[Job] = []
+    notes: list[str] = []
+    for folder, names in _walk(src, dst, recursive):
+        _name_outputs(folder, names, dst / folder.relative_to(src), fmt or "png", jobs, notes)
+    return Plan(tuple(jobs), tuple(notes), True)
+
+
+def _walk(src: Path, dst: Path, recursive: bool):
+    """(folder, sorted picture file names) for ``src`` and, if recursive, below it,
+    never descending into the output folder."""
+    skip = dst.resolve() if dst.exists() else None
+    stack = [src]
+    while stack:
+        folder = stack.pop(0)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            raise InputError(f"{folder}: cannot list: {e.strerror}") from None
+        files = [e.name for e in entries if e.is_file() and is_picture_name(Path(e.name))]
+        yield folder, files
+        if recursive:
+            stack.extend(Path(e.path) for e in entries
+                         if e.is_dir() and not e.name.startswith(".") and Path(e.path).resolve() != skip)
+
+
+def _name_outputs(folder: Path, names: list[str], out: Path, fmt: str, jobs: list[Job], notes: list[str]) -> None:
+    taken: dict[str, str] = {}
+    for name in names:
+        wanted = f"{Path(name).stem}.{fmt}"
+        if wanted in taken:
+            renamed = f"{name}.{fmt}"
+            notes.append(f"both {folder / taken[wanted]} and {folder / name} would output {wanted}: "
+                         f"{name} will output {renamed}")
+            wanted = renamed
+        taken[wanted] = name
+        jobs.append(Job(folder / name, out / wanted))

@@ -1,0 +1,290 @@
+"""load → proc → save: three kinds of threads joined by two bounded queues.
+
+Load workers read pictures, proc workers (N per device, one Upscaler per device)
+upscale them, save workers write them. The queues hold at most ``queue_size``
+pictures each, so memory stays bounded however many files there are. Errors and
+cancellation travel through the same queues as pictures: a failed item carries its
+reason to the save side, which reports it; a STOP item tells a worker to end.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .engine import Upscaler
+from .errors import NcnnSrError
+from .images import ImageInfo, read_image, write_image
+from .jobs import Job
+
+STOP = None  # the sentinel a worker ends on
+
+
+class Cancelled(Exception):
+    """Raised inside a proc worker's upscale when the run is cancelled."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one job: ``status`` is ok, skipped or failed; ``output`` is
+    the file written (it can differ from the job's target, e.g. alpha → png);
+    ``notes`` are warnings about an item that still succeeded."""
+
+    job: Job
+    status: str
+    message: str = ""
+    output: Path | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class Summary:
+    ok: int = 0
+    skipped: int = 0
+    failed: int = 0
+    cancelled: bool = False
+    seconds: float = 0.0
+    pixels_in: int = 0
+    failures: list[Outcome] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return self.ok + self.skipped + self.failed
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One device's Upscaler and how many proc workers share it."""
+
+    upscaler: Upscaler
+    workers: int
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError("a lane needs at least one proc worker")
+
+
+@dataclass
+class _Item:
+    job: Job
+    target: Path
+    pixels: np.ndarray | None = None
+    info: ImageInfo | None = None
+    error: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def alpha_target(target: Path) -> Path:
+    """Where a picture with transparency goes when its target is a JPEG: the
+    reference tool's rule, ``name.jpg.png``."""
+    return Path(f"{target}.png")
+
+
+class Pipeline:
+    """Runs jobs through the lanes. ``on_outcome`` is called once per job, from a
+    save or load thread, never from two threads at once."""
+
+    def __init__(self, lanes: list[Lane], load_workers: int = 1, save_workers: int = 2,
+                 scale: float | None = None, width: int | None = None, height: int | None = None,
+                 quality: int | None = None, metadata: bool = True, skip_existing: bool = False,
+                 on_outcome: Callable[[Outcome], None] | None = None, queue_size: int = 8):
+        if not lanes:
+            raise ValueError("a pipeline needs at least one lane")
+        if load_workers < 1 or save_workers < 1 or queue_size < 1:
+            raise ValueError("load and save workers and the queue size must be at least 1")
+        self.lanes = lanes
+        self.load_workers, self.save_workers = load_workers, save_workers
+        self._resize = {"scale": scale, "width": width, "height": height}
+        self._quality, self._metadata = quality, metadata
+        self._skip_existing = skip_existing
+        self._on_outcome = on_outcome
+        self._queue_size = queue_size
+        self._cancel = threading.Event()
+        self._report_lock = threading.Lock()
+
+    def cancel(self) -> None:
+        """Stop soon: no new picture is started, work in progress stops after its
+        current tile, and nothing half-written is left."""
+        self._cancel.set()
+
+    def run(self, jobs: Iterable[Job]) -> Summary:
+        """Run every job; Ctrl-C (KeyboardInterrupt) in the calling thread cancels and
+        the summary says so."""
+        self._summary = Summary()
+        start = time.perf_counter()
+        pending = iter(jobs)
+        pending_lock = threading.Lock()
+        to_proc: queue.Queue = queue.Queue(self._queue_size)
+        to_save: queue.Queue = queue.Queue(self._queue_size)
+
+        def next_job() -> Job | None:
+            with pending_lock:
+                return next(pending, None)
+
+        loaders = [self._thread(self._load, next_job, to_proc) for _ in range(self.load_workers)]
+        procs = [self._thread(self._proc, lane.upscaler, to_proc, to_save)
+                 for lane in self.lanes for _ in range(lane.workers)]
+        savers = [self._thread(self._save, to_save) for _ in range(self.save_workers)]
+        try:
+            self._join(loaders)
+            for _ in procs:
+                self._put(to_proc, STOP)
+            self._join(procs)
+            for _ in savers:
+                self._put(to_save, STOP)
+            self._join(savers)
+        except KeyboardInterrupt:
+            self.cancel()
+            self._finish_after_cancel(loaders, procs, savers, to_proc, to_save)
+        self._summary.cancelled = self._cancel.is_set()
+        self._summary.seconds = time.perf_counter() - start
+        return self._summary
+
+    # --- workers -----------------------------------------------------------------------
+
+    @staticmethod
+    def _thread(target, *args) -> threading.Thread:
+        t = threading.Thread(target=target, args=args, daemon=True)
+        t.start()
+        return t
+
+    def _put(self, q: queue.Queue, item) -> None:
+        """Put, but give up waiting once cancelled (no one may be reading any more)."""
+        while True:
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if self._cancel.is_set() and item is not STOP:
+                    return
+
+    def _load(self, next_job, to_proc: queue.Queue) -> None:
+        while not self._cancel.is_set():
+            job = next_job()
+            if job is None:
+                return
+            existing = self._existing_output(job.target)
+            if existing is not None:
+                self._report(Outcome(job, "skipped", "output exists", existing))
+                continue
+            item = _Item(job, job.target)
+            try:
+                item.pixels, item.info = read_image(job.source)
+            except NcnnSrError as e:
+                item.error = str(e)
+            except Exception as e:  # a batch outlives any one file
+                item.error = f"{job.source}: cannot read: {e!r}"
+            else:
+                self._check_output(item)
+            self._put(to_proc, item)
+
+    def _existing_output(self, target: Path) -> Path | None:
+        if not self._skip_existing:
+            return None
+        for candidate in (target, alpha_target(target)):
+            if candidate.is_file() and candidate.stat().st_size > 0:
+                return candidate
+        return None
+
+    def _check_output(self, item: _Item) -> None:
+        if item.info.frames > 1:
+            item.notes.append(f"{item.job.source} has {item.info.frames} frames: upscaling the first only")
+        if item.pixels.shape[2] == 4 and item.target.suffix.lower() in (".jpg", ".jpeg"):
+            item.target = alpha_target(item.target)
+            item.notes.append(f"{item.job.source} has transparency, which JPEG cannot store: "
+                              f"writing {item.target}")
+
+    def _proc(self, upscaler: Upscaler, to_proc: queue.Queue, to_save: queue.Queue) -> None:
+        def check(done: int, total: int) -> None:
+            if self._cancel.is_set():
+                raise Cancelled
+
+        while True:
+            item = to_proc.get()
+            if item is STOP:
+                return
+            if self._cancel.is_set():
+                continue
+            if not item.error:
+                try:
+                    pixels_in = item.pixels.shape[0] * item.pixels.shape[1]
+                    item.pixels = upscaler.upscale(item.pixels, progress=check, **self._resize)
+                    with self._report_lock:
+                        self._summary.pixels_in += pixels_in
+                except Cancelled:
+                    continue
+                except NcnnSrError as e:
+                    item.error, item.pixels = f"{item.job.source}: {e}", None
+                except Exception as e:
+                    item.error, item.pixels = f"{item.job.source}: upscaling failed: {e!r}", None
+            self._put(to_save, item)
+
+    def _save(self, to_save: queue.Queue) -> None:
+        while True:
+            item = to_save.get()
+            if item is STOP:
+                return
+            if self._cancel.is_set():
+                continue
+            if item.error:
+                self._report(Outcome(item.job, "failed", item.error, notes=tuple(item.notes)))
+                continue
+            try:
+                item.target.parent.mkdir(parents=True, exist_ok=True)
+                write_image(item.target, item.pixels, item.info, quality=self._quality, metadata=self._metadata)
+            except NcnnSrError as e:
+                self._report(Outcome(item.job, "failed", str(e), notes=tuple(item.notes)))
+            except OSError as e:
+                self._report(Outcome(item.job, "failed", f"cannot write {item.target}: {e.strerror or e}",
+                                     notes=tuple(item.notes)))
+            else:
+                self._report(Outcome(item.job, "ok", output=item.target, notes=tuple(item.notes)))
+
+    def _report(self, outcome: Outcome) -> None:
+        with self._report_lock:
+            s = self._summary
+            if outcome.status == "ok":
+                s.ok += 1
+            elif outcome.status == "skipped":
+                s.skipped += 1
+            else:
+                s.failed += 1
+                s.failures.append(outcome)
+            if self._on_outcome is not None:
+                self._on_outcome(outcome)
+
+    # --- joining -----------------------------------------------------------------------
+
+    @staticmethod
+    def _join(threads: list[threading.Thread]) -> None:
+        # Short waits so that Ctrl-C reaches this (main) thread promptly.
+        for t in threads:
+            while t.is_alive():
+                t.join(0.1)
+
+    def _finish_after_cancel(self, loaders, procs, savers, to_proc, to_save) -> None:
+        """After Ctrl-C: let every worker see the cancel flag and end; a second Ctrl-C
+        during this short wait is ignored so that no file is left half-written."""
+        while True:
+            try:
+                self._join(loaders)
+                for _ in procs:
+                    self._put(to_proc, STOP)
+                self._join(procs)
+                for _ in savers:
+                    self._put(to_save, STOP)
+                self._join(savers)
+                return
+            except KeyboardInterrupt:
+                continue
+
+
+def cpu_threads_per_worker(workers: int) -> int:
+    """ncnn threads for each of ``workers`` CPU proc workers, sharing the cores."""
+    return max(1, (os.cpu_count() or 1) // workers)
