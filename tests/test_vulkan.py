@@ -132,3 +132,18 @@ def test_one_gpu_upscaler_serves_several_threads_at_once(gpu):
         t.join()
     for got, want in zip(results, expected):
         assert np.array_equal(got, want)
+
+
+def test_a_gpu_lane_and_a_cpu_lane_share_a_folder(gpu, tmp_path):
+    from PIL import Image
+
+    from ncnn_sr.jobs import plan_jobs
+    from ncnn_sr.pipeline import Lane, Pipeline
+
+    (tmp_path / "in").mkdir()
+    for i in range(4):
+        Image.fromarray(picture(8, 8, seed=i)).save(tmp_path / "in" / f"p{i}.png")
+    lanes = [Lane(Upscaler(MODEL, device=gpu), 1), Lane(Upscaler(MODEL, device=-1), 1)]
+    summary = Pipeline(lanes).run(plan_jobs(tmp_path / "in", tmp_path / "out").jobs)
+    assert summary.ok == 4
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"p{i}.png" for i in range(4)]

@@ -1,0 +1,284 @@
+"""Folders, the drop-in realesrgan-ncnn-vulkan command and the classic calls, run as
+a user runs them (subprocess, real models, small pictures, CPU unless said)."""
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import picture
+from media import bomb_png, make_clip
+from test_cli import installed
+
+NCNN_SR = installed("ncnn-sr")
+DROPIN = installed("realesrgan-ncnn-vulkan")
+
+
+def run(cmd, *args, cwd=None, check_ok=True, timeout=300):
+    proc = subprocess.run([cmd, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+    if check_ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def pictures(folder: Path, names, size=(12, 16)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(picture(*size, seed=i)).save(folder / name)
+    return folder
+
+
+def size_of(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        im.load()
+        return im.size
+
+
+# --- the reference's calls, verbatim ---------------------------------------------------
+
+def test_classic_call_default_model_x4(tmp_path):
+    Image.fromarray(picture(12, 16)).save(tmp_path / "input.jpg")
+    run(DROPIN, "-i", "input.jpg", "-o", "output.png", cwd=tmp_path)
+    assert size_of(tmp_path / "output.png") == (64, 48)
+
+
+def test_classic_call_named_model(tmp_path):
+    Image.fromarray(picture(12, 16)).save(tmp_path / "input.jpg")
+    run(DROPIN, "-i", "input.jpg", "-o", "output.png", "-n", "realesr-animevideov3", cwd=tmp_path)
+    assert size_of(tmp_path / "output.png") == (64, 48)
+
+
+def test_classic_call_folder_x2_to_jpg(tmp_path):
+    pictures(tmp_path / "input_folder", ["a.png", "b.jpg", "c.webp"])
+    run(DROPIN, "-i", "input_folder", "-o", "outputfolder", "-n", "realesr-animevideov3", "-s", "2", "-f", "jpg",
+        cwd=tmp_path)
+    out = sorted(p.name for p in (tmp_path / "outputfolder").iterdir())
+    assert out == ["a.jpg", "b.jpg", "c.jpg"]
+    assert all(size_of(tmp_path / "outputfolder" / n) == (32, 24) for n in out)
+
+
+def test_three_step_frames_recipe_keeps_every_frame_and_the_sound(tmp_path):
+    clip = make_clip(tmp_path / "onepiece_demo.mp4", frames=6)
+    # 1. frames out (what `ffmpeg -i clip tmp_frames/frame%08d.jpg` does)
+    (tmp_path / "tmp_frames").mkdir()
+    with av.open(str(clip)) as src:
+        rate = src.streams.video[0].average_rate
+        for i, frame in enumerate(src.decode(video=0), 1):
+            frame.to_image().save(tmp_path / "tmp_frames" / f"frame{i:08d}.jpg", quality=95)
+    # 2. the classic call, verbatim; out_frames does not exist yet
+    run(DROPIN, "-i", "tmp_frames", "-o", "out_frames", "-n", "realesr-animevideov3", "-s", "2", "-f", "jpg",
+        cwd=tmp_path)
+    frames = sorted((tmp_path / "out_frames").iterdir())
+    assert [f.name for f in frames] == [f"frame{i:08d}.jpg" for i in range(1, 7)]
+    # 3. frames back in, with the original's audio copied
+    with av.open(str(clip)) as src, av.open(str(tmp_path / "out.mp4"), "w") as dst:
+        video = dst.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio_in = src.streams.audio[0]
+        audio_out = dst.add_stream_from_template(audio_in)
+        for path in frames:
+            for packet in video.encode(av.VideoFrame.from_image(Image.open(path).convert("RGB"))):
+                dst.mux(packet)
+        for packet in video.encode():
+            dst.mux(packet)
+        for packet in src.demux(audio_in):
+            if packet.dts is not None:
+                packet.stream = audio_out
+                dst.mux(packet)
+    with av.open(str(tmp_path / "out.mp4")) as result:
+        v, a = result.streams.video[0], result.streams.audio[0]
+        assert (v.codec_context.width, v.codec_context.height) == (64, 48)
+        assert sum(1 for _ in result.decode(video=0)) == 6
+        assert a.codec_context.name == "aac"
+
+
+# --- folder mode -----------------------------------------------------------------------
+
+def test_stem_clash_gets_the_reference_name_and_a_warning(tmp_path):
+    pictures(tmp_path / "in", ["a.jpg", "a.png", "b.png"])
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "a.png.png", "b.png"]
+    assert "a.png will output a.png.png" in proc.stderr
+
+
+def test_folder_mode_takes_only_pictures_and_no_subfolders(tmp_path):
+    pictures(tmp_path / "in", ["a.png", "sub/b.png"])
+    (tmp_path / "in" / "notes.txt").write_text("hello")
+    run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+
+
+def test_recursive_mirrors_the_tree_and_skips_hidden_folders(tmp_path):
+    pictures(tmp_path / "in", ["a.png", "sub/b.jpg", "sub/deeper/c.webp", ".hidden/d.png"])
+    run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "--recursive", "-n", "realesr-animevideov3",
+        "-s", "2", "-g", "-1")
+    found = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert found == ["a.png", "sub/b.png", "sub/deeper/c.png"]
+
+
+def test_recursive_output_inside_the_input_is_not_walked_again(tmp_path):
+    pictures(tmp_path / "in", ["a.png"])
+    args = ["-i", tmp_path / "in", "-o", tmp_path / "in" / "big", "-r", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+    run(NCNN_SR, *args)
+    run(NCNN_SR, *args)
+    assert sorted(p.name for p in (tmp_path / "in" / "big").iterdir()) == ["a.png"]
+
+
+def test_missing_output_folders_are_made(tmp_path):
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "new" / "deeper" / "out.png", "-s", "2")
+    assert size_of(tmp_path / "new" / "deeper" / "out.png") == (16, 16)
+
+
+def test_any_scale_with_the_dropin_resamples_instead_of_garbling(tmp_path):
+    Image.fromarray(picture(12, 16)).save(tmp_path / "in.png")
+    run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesrgan-x4plus-anime", "-s", "2")
+    out = np.asarray(Image.open(tmp_path / "out.png")).astype(float)
+    assert out.shape == (24, 32, 3)
+    back = np.asarray(Image.fromarray(out.astype(np.uint8)).resize((16, 12), Image.BICUBIC)).astype(float)
+    assert np.mean(np.abs(back - picture(12, 16))) < 25  # the picture, not a scrambled buffer
+
+
+def test_cpu_is_accepted_by_the_dropin(tmp_path):
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-g", "-1", "-s", "2")
+    assert size_of(tmp_path / "out.png") == (16, 16)
+
+
+def test_two_cpu_lanes_share_a_folder(tmp_path):
+    pictures(tmp_path / "in", [f"p{i}.png" for i in range(6)])
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
+               "-g", "-1,-1", "-t", "0,32", "-j", "1:1,2:2", "-v")
+    assert len(list((tmp_path / "out").iterdir())) == 6
+    assert proc.stderr.count("proc worker(s)") == 2
+
+
+def test_skip_existing_leaves_done_outputs(tmp_path):
+    pictures(tmp_path / "in", ["a.png", "b.png"])
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").write_bytes(b"kept")
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "--skip-existing", "-n",
+               "realesr-animevideov3", "-s", "2", "-g", "-1")
+    assert (tmp_path / "out" / "a.png").read_bytes() == b"kept"
+    assert size_of(tmp_path / "out" / "b.png") == (32, 24)
+    assert "1 upscaled, 1 skipped, 0 failed" in proc.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_batch_leaves_no_partial_file_and_resumes(sig, tmp_path):
+    count = 10
+    pictures(tmp_path / "in", [f"p{i:02d}.png" for i in range(count)], size=(40, 40))
+    args = ["-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesrgan-x4plus-anime", "-g", "-1", "-j", "1:1:1"]
+    proc = subprocess.Popen([NCNN_SR, *map(str, args)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out").is_dir() or not any(p.suffix == ".png" for p in (tmp_path / "out").iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "no output appeared"
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "no partial files" in err
+    left = sorted((tmp_path / "out").iterdir())
+    assert not [p for p in left if p.name.startswith(".")], "temporary files left behind"
+    assert 1 <= len(left) < count
+    for p in left:
+        assert size_of(p) == (160, 160)  # every file there is whole
+    resumed = run(NCNN_SR, *args, "--skip-existing")
+    assert f"{count - len(left)} upscaled, {len(left)} skipped, 0 failed" in resumed.stderr
+    assert len(list((tmp_path / "out").iterdir())) == count
+
+
+# --- inputs that are not (good) pictures -----------------------------------------------
+
+def test_each_broken_input_has_its_outcome_and_the_batch_goes_on(tmp_path):
+    folder = tmp_path / "in"
+    pictures(folder, ["good.png", "фото 🌸.png"])
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "text.png").write_text("I am not a picture")
+    whole = (folder / "good.png").read_bytes()
+    (folder / "cut.png").write_bytes(whole[: len(whole) // 2])
+    bomb_png(folder / "bomb.png")
+    frames = [Image.new("RGB", (8, 6), c) for c in ("red", "green", "blue")]
+    frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:])
+    proc = run(NCNN_SR, "-i", folder, "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
+               check_ok=False)
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "empty.png: not a picture" in err
+    assert "text.png: not a picture" in err
+    assert "cut.png: broken or truncated" in err
+    assert "bomb.png: too many pixels" in err and "decompression bomb" in err
+    assert "anim.gif has 3 frames: upscaling the first only" in err
+    assert "7 pictures: 3 upscaled, 0 skipped, 4 failed" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["anim.png", "good.png", "фото 🌸.png"]
+
+
+def test_read_only_output_folder_fails_each_file_clearly(tmp_path):
+    pictures(tmp_path / "in", ["a.png", "b.png"])
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd = [NCNN_SR, "-i", str(tmp_path / "in"), "-o", str(out), "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+    if os.geteuid() == 0:  # root ignores permissions: mount a read-only folder in a private namespace
+        script = f'mount -t tmpfs -o ro,size=1m tmpfs "{out}" && exec "$@"'
+        cmd = ["unshare", "-m", "sh", "-c", script, "sh", *cmd]
+        if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+            pytest.skip("root without mount namespaces: cannot make a read-only folder")
+    else:
+        out.chmod(0o500)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    finally:
+        out.chmod(0o700)
+    assert proc.returncode == 1
+    assert proc.stderr.count("cannot write") == 2
+    assert "2 pictures: 0 upscaled, 0 skipped, 2 failed" in proc.stderr
+
+
+def test_unknown_model_is_one_clear_error(tmp_path):
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-n", "nope", check_ok=False)
+    assert proc.returncode == 1 and "unknown model 'nope'" in proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("flags,wording", [
+    (["-j", "0:2:2"], "invalid thread count argument"),
+    (["-j", "1:2:0"], "invalid thread count argument"),
+    (["-j", "12"], "invalid thread count argument"),
+    (["-j", "1:0:2"], "invalid jobs_proc thread count argument"),
+    (["-j", "1:2,2:2"], "invalid jobs_proc thread count argument"),
+    (["-t", "16"], "invalid tilesize argument"),
+    (["-t", "0,0,0"], "invalid tilesize argument"),
+    (["-t", "big"], "invalid tilesize argument"),
+    (["-g", "9"], "invalid gpu device"),
+    (["-g", "x"], "invalid gpu device"),
+    (["-s", "0"], "invalid scale argument"),
+    (["-s", "abc"], "invalid scale argument"),
+    (["-f", "gif"], "invalid format argument"),
+])
+def test_bad_flag_values_use_the_reference_wording(flags, wording, tmp_path):
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "o.png", *flags, check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    assert wording in proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_folder_into_a_file_is_refused(tmp_path):
+    pictures(tmp_path / "in", ["a.png"])
+    (tmp_path / "o.png").write_bytes(b"x")
+    proc = run(DROPIN, "-i", tmp_path / "in", "-o", tmp_path / "o.png", check_ok=False)
+    assert proc.returncode == 1 and "both be files or both be folders" in proc.stderr
+
+
+def test_help_lists_the_reference_flags():
+    out = run(DROPIN, "-h").stdout
+    for flag in ("-i", "-o", "-s", "-t", "-m", "-n", "-g", "-j", "-x", "-f", "-v", "-h"):
+        assert f"  {flag} " in out or f"  {flag}," in out, flag

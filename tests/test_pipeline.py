@@ -1,0 +1,146 @@
+"""The load → proc → save pipeline as a library."""
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import picture
+from ncnn_sr import Upscaler
+from ncnn_sr import pipeline as pipeline_mod
+from ncnn_sr.jobs import Job, plan_jobs
+from ncnn_sr.pipeline import Lane, Pipeline
+
+MODEL = "realesr-animevideov3-x2"
+
+
+def folder_of(tmp_path, count, size=(10, 12)):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(count):
+        Image.fromarray(picture(*size, seed=i)).save(src / f"p{i:03d}.png")
+    return plan_jobs(src, tmp_path / "out").jobs
+
+
+@pytest.fixture(scope="module")
+def cpu_lane():
+    up = Upscaler(MODEL, device=-1, threads=1)
+    yield Lane(up, 2)
+    up.close()
+
+
+def test_every_job_gets_one_outcome(tmp_path, cpu_lane):
+    jobs = folder_of(tmp_path, 5)
+    (tmp_path / "in" / "p002.png").write_text("broken")
+    seen = []
+    summary = Pipeline([cpu_lane], on_outcome=seen.append).run(jobs)
+    assert (summary.ok, summary.failed, summary.skipped) == (4, 1, 0)
+    assert sorted(o.job.source.name for o in seen) == [j.source.name for j in jobs]
+    assert summary.failures[0].job.source.name == "p002.png"
+    assert summary.pixels_in == 4 * 10 * 12
+
+
+def test_results_equal_the_plain_engine(tmp_path, cpu_lane):
+    jobs = folder_of(tmp_path, 3)
+    Pipeline([cpu_lane]).run(jobs)
+    for i, job in enumerate(jobs):
+        want = cpu_lane.upscaler.upscale(picture(10, 12, seed=i))
+        assert np.array_equal(np.asarray(Image.open(job.target)), want)
+
+
+def test_resize_options_reach_every_picture(tmp_path, cpu_lane):
+    jobs = folder_of(tmp_path, 2)
+    Pipeline([cpu_lane], width=30).run(jobs)
+    assert all(Image.open(j.target).size == (30, 25) for j in jobs)
+
+
+def test_pictures_in_flight_stay_bounded(tmp_path, cpu_lane, monkeypatch):
+    jobs = folder_of(tmp_path, 40, size=(6, 6))
+    loaded, done, worst = [0], [0], [0]
+    lock = threading.Lock()
+    real_read = pipeline_mod.read_image
+
+    def counting_read(path):
+        with lock:
+            loaded[0] += 1
+            worst[0] = max(worst[0], loaded[0] - done[0])
+        return real_read(path)
+
+    def finished(outcome):
+        with lock:
+            done[0] += 1
+
+    monkeypatch.setattr(pipeline_mod, "read_image", counting_read)
+    Pipeline([cpu_lane], load_workers=2, queue_size=3, on_outcome=finished).run(jobs)
+    assert done[0] == 40
+    # two queues of 3, two proc workers, two savers, two loaders holding one each
+    assert worst[0] <= 3 + 3 + 2 + 2 + 2
+
+
+def test_cancel_stops_soon_and_writes_nothing_half(tmp_path, cpu_lane):
+    jobs = folder_of(tmp_path, 30)
+    holder = {}
+
+    def stop_after_two(outcome):
+        if holder["p"]._summary.done >= 2:
+            holder["p"].cancel()
+
+    holder["p"] = Pipeline([cpu_lane], on_outcome=stop_after_two)
+    summary = holder["p"].run(jobs)
+    assert summary.cancelled and 2 <= summary.done < 30
+    written = list((tmp_path / "out").iterdir())
+    assert len(written) == summary.ok and not [p for p in written if p.name.startswith(".")]
+
+
+def test_cancel_interrupts_a_picture_between_tiles(tmp_path):
+    up = Upscaler(MODEL, device=-1, tile=32)
+    src = tmp_path / "big.png"
+    Image.fromarray(picture(256, 256)).save(src)
+    p = Pipeline([Lane(up, 1)])
+    tiles_seen = []
+    real = up.upscale
+
+    def watching(image, progress=None, **kw):
+        def spy(done, total):
+            tiles_seen.append(done)
+            if done == 2:
+                p.cancel()
+            progress(done, total)
+        return real(image, progress=spy, **kw)
+
+    up.upscale = watching
+    summary = p.run([Job(src, tmp_path / "big_x2.png")])
+    assert summary.cancelled and summary.ok == 0
+    assert max(tiles_seen) == 2  # not all 64 tiles
+    assert not (tmp_path / "big_x2.png").exists()
+
+
+class SlowFake:
+    """Stands in for an Upscaler where only scheduling is under test."""
+
+    def __init__(self, delay):
+        self.delay, self.count = delay, 0
+
+    def upscale(self, image, progress=None, **kw):
+        time.sleep(self.delay)
+        self.count += 1
+        return image
+
+
+def test_whole_pictures_spread_over_every_lane(tmp_path):
+    jobs = folder_of(tmp_path, 12, size=(4, 4))
+    fast, slow = SlowFake(0.01), SlowFake(0.05)
+    summary = Pipeline([Lane(fast, 1), Lane(slow, 1)]).run(jobs)
+    assert summary.ok == 12
+    assert fast.count + slow.count == 12
+    assert fast.count > slow.count >= 1  # the faster device takes more
+
+
+def test_bad_settings_are_refused(cpu_lane):
+    with pytest.raises(ValueError):
+        Pipeline([])
+    with pytest.raises(ValueError):
+        Pipeline([cpu_lane], load_workers=0)
+    with pytest.raises(ValueError):
+        Lane(cpu_lane.upscaler, 0)
