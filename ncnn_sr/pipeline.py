@@ -131,17 +131,22 @@ class Pipeline:
         procs = [self._thread(self._proc, lane.upscaler, to_proc, to_save)
                  for lane in self.lanes for _ in range(lane.workers)]
         savers = [self._thread(self._save, to_save) for _ in range(self.save_workers)]
+        # Each stage ends when its threads have ended and the next stage got one STOP
+        # per worker.
+        stages = [(loaders, to_proc, len(procs)), (procs, to_save, len(savers)), (savers, None, 0)]
+        stops_sent = {id(to_proc): 0, id(to_save): 0}
         try:
-            self._join(loaders)
-            for _ in procs:
-                self._put(to_proc, STOP)
-            self._join(procs)
-            for _ in savers:
-                self._put(to_save, STOP)
-            self._join(savers)
+            self._close(stages, stops_sent)
         except KeyboardInterrupt:
             self.cancel()
-            self._finish_after_cancel(loaders, procs, savers, to_proc, to_save)
+            # Workers now stop at their next check; a second Ctrl-C during this short
+            # wait is ignored so that no file is left half-written.
+            while True:
+                try:
+                    self._close(stages, stops_sent)
+                    break
+                except KeyboardInterrupt:
+                    continue
         self._summary.cancelled = self._cancel.is_set()
         self._summary.seconds = time.perf_counter() - start
         return self._summary
@@ -268,21 +273,15 @@ class Pipeline:
             while t.is_alive():
                 t.join(0.1)
 
-    def _finish_after_cancel(self, loaders, procs, savers, to_proc, to_save) -> None:
-        """After Ctrl-C: let every worker see the cancel flag and end; a second Ctrl-C
-        during this short wait is ignored so that no file is left half-written."""
-        while True:
-            try:
-                self._join(loaders)
-                for _ in procs:
-                    self._put(to_proc, STOP)
-                self._join(procs)
-                for _ in savers:
-                    self._put(to_save, STOP)
-                self._join(savers)
-                return
-            except KeyboardInterrupt:
-                continue
+    def _close(self, stages, stops_sent: dict) -> None:
+        """Join each stage, then send the next one its STOPs, never twice: this may be
+        re-entered after a Ctrl-C."""
+        for threads, next_queue, stops in stages:
+            self._join(threads)
+            if next_queue is not None:
+                while stops_sent[id(next_queue)] < stops:
+                    self._put(next_queue, STOP)
+                    stops_sent[id(next_queue)] += 1
 
 
 def cpu_threads_per_worker(workers: int) -> int:

@@ -1,0 +1,111 @@
+"""Folder throughput and memory: the whole command against the raw engine, same run.
+
+For each folder size it makes that many pictures, then measures
+  - raw engine: one Upscaler called in a plain loop on the pictures already in memory
+    (no reading, no writing, no process start), in a child process;
+  - command: `ncnn-sr -i FOLDER -o OUT ...` as a user runs it, wall time of the whole
+    process (start, model load, read, upscale, write) and its peak RSS.
+Ratio = command pictures/s ÷ raw pictures/s: the target is >= 0.95 (load and save
+hidden behind proc). Peak RSS must stay flat as the folder grows.
+
+    python tools/bench_batch.py                        # animevideov3-x2 on CPU, 10 and 100 pictures
+    python tools/bench_batch.py --model realesrgan-x4plus --size 96x96 --counts 10 30
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RAW_CHILD = """
+import json, os, sys, time
+import numpy as np
+from PIL import Image
+from ncnn_sr import Upscaler
+folder, model, device = sys.argv[1], sys.argv[2], sys.argv[3]
+names = sorted(os.listdir(folder))
+pictures = [np.asarray(Image.open(os.path.join(folder, n)).convert("RGB")) for n in names]
+up = Upscaler(model, device=int(device) if device.lstrip('-').isdigit() else device)
+up.upscale(pictures[0][:16, :16])  # warm-up outside the timing, as the command's load is not
+start = time.perf_counter()
+for p in pictures:
+    up.upscale(p)
+print(json.dumps({"seconds": time.perf_counter() - start, "count": len(pictures)}))
+"""
+
+
+def make_pictures(folder: Path, count: int, width: int, height: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.RandomState(0)
+    yy, xx = np.mgrid[0:height, 0:width].astype(float)
+    for i in range(count):
+        img = np.stack([128 + 100 * np.sin(xx / (5 + c + i % 7) + yy / 9.0 + i) for c in range(3)], 2)
+        img = np.clip(img + rng.randn(height, width, 3) * 6, 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"p{i:04d}.png")
+
+
+def timed_child(cmd: list[str]) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS bytes, stdout) of a child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
+    return wall, usage.ru_maxrss * 1024, out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="realesr-animevideov3-x2")
+    ap.add_argument("--device", default="-1")
+    ap.add_argument("--jobs", default="1:2:2", help="the command's -j")
+    ap.add_argument("--size", default="192x144", help="WxH of each picture")
+    ap.add_argument("--counts", type=int, nargs="+", default=[10, 100])
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    width, height = map(int, args.size.lower().split("x"))
+    command = shutil.which("ncnn-sr", path=str(Path(sys.executable).parent)) or "ncnn-sr"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for count in args.counts:
+            folder = Path(tmp) / f"in{count}"
+            make_pictures(folder, count, width, height)
+            raw_wall, raw_rss, raw_out = timed_child([sys.executable, "-c", RAW_CHILD, str(folder), args.model, args.device])
+            raw = json.loads(raw_out)
+            out = Path(tmp) / f"out{count}"
+            cmd_wall, cmd_rss, _ = timed_child([command, "-i", str(folder), "-o", str(out), "-n", args.model,
+                                                "-g", args.device, "-j", args.jobs, "-q"])
+            mp = count * width * height / 1e6
+            rows.append({
+                "model": args.model, "device": args.device, "jobs": args.jobs, "pictures": count,
+                "size": f"{width}x{height}",
+                "raw_pictures_per_s": count / raw["seconds"], "raw_mpix_per_s": mp / raw["seconds"],
+                "command_pictures_per_s": count / cmd_wall, "command_mpix_per_s": mp / cmd_wall,
+                "ratio": (count / cmd_wall) / (count / raw["seconds"]),
+                "command_peak_rss_mb": cmd_rss / 2**20, "raw_peak_rss_mb": raw_rss / 2**20,
+            })
+    print(f"| model | pictures | size | raw pic/s | raw MP/s | command pic/s | command MP/s | ratio | command peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['pictures']} | {r['size']} | {r['raw_pictures_per_s']:.2f} | {r['raw_mpix_per_s']:.3f} "
+              f"| {r['command_pictures_per_s']:.2f} | {r['command_mpix_per_s']:.3f} | {r['ratio']:.3f} "
+              f"| {r['command_peak_rss_mb']:.0f} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
