@@ -282,3 +282,55 @@ def test_help_lists_the_reference_flags():
     out = run(DROPIN, "-h").stdout
     for flag in ("-i", "-o", "-s", "-t", "-m", "-n", "-g", "-j", "-x", "-f", "-v", "-h"):
         assert f"  {flag} " in out or f"  {flag}," in out, flag
+
+
+# --- what the user sees ----------------------------------------------------------------
+
+def test_progress_off_a_terminal_is_plain_lines_and_quiet_silences_them(tmp_path):
+    pictures(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    args = ["-i", tmp_path / "in", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+    loud = run(NCNN_SR, *args, "-o", tmp_path / "o1")
+    assert "3/3 pictures" in loud.stderr and "ETA" in loud.stderr
+    assert "3 pictures: 3 upscaled, 0 skipped, 0 failed" in loud.stderr
+    quiet = run(NCNN_SR, *args, "-o", tmp_path / "o2", "-q")
+    assert quiet.stderr == ""
+
+
+def test_progress_on_a_terminal_is_a_bar(tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    pictures(tmp_path / "in", ["a.png", "b.png"])
+    args = [NCNN_SR, "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-n", "realesr-animevideov3",
+            "-s", "2", "-g", "-1"]
+    leader, follower = pty.openpty()
+    # a terminal 100 columns wide (a new pty is 0x0, where a bar has no room)
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    proc = subprocess.Popen(args, stdin=follower, stdout=follower, stderr=follower, close_fds=True)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=120)
+    os.close(leader)
+    text = seen.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "pic/s" in text or "s/pic" in text  # tqdm's rate
+    assert "/2 [" in text  # count and total, as tqdm draws them
+
+
+def test_verbose_names_each_file_and_debug_shows_tracebacks(tmp_path):
+    pictures(tmp_path / "in", ["a.png"])
+    out = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
+              "-g", "-1", "-v")
+    assert f"{tmp_path / 'in' / 'a.png'} -> {tmp_path / 'out' / 'a.png'} done" in out.stderr
+    failed = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "o2", "-n", "nope", "--debug", check_ok=False)
+    assert failed.returncode != 0 and "Traceback" in failed.stderr

@@ -147,3 +147,19 @@ def test_a_gpu_lane_and_a_cpu_lane_share_a_folder(gpu, tmp_path):
     summary = Pipeline(lanes).run(plan_jobs(tmp_path / "in", tmp_path / "out").jobs)
     assert summary.ok == 4
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"p{i}.png" for i in range(4)]
+
+
+def test_gpu_and_cpu_together_from_the_command_line(gpu, tmp_path):
+    from PIL import Image
+
+    from test_cli import installed
+
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        Image.fromarray(picture(8, 8, seed=i)).save(tmp_path / "in" / f"p{i}.png")
+    proc = subprocess.run([installed("ncnn-sr"), "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-n",
+                           "realesr-animevideov3", "-s", "2", "-g", f"{gpu},-1", "-t", "32,0", "-j", "1:1,1:2", "-v"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "on GPU" in proc.stderr and "on CPU" in proc.stderr
+    assert len(list((tmp_path / "out").iterdir())) == 3
