@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from . import devices
 from .engine import Upscaler
 from .errors import InputError, NcnnSrError
 from .jobs import plan_jobs
-from .pipeline import Lane, Outcome, Pipeline, cpu_threads_per_worker
+from .pipeline import Cancelled, Lane, Outcome, Pipeline, cpu_threads_per_worker, ordered_map
 
 log = logging.getLogger("ncnn_sr")
 
@@ -156,6 +157,24 @@ def _device_hint() -> str:
 
 # --- running ---------------------------------------------------------------------------
 
+def _open_bar(prog: str, total: int | None, unit: str):
+    """A tqdm bar on stderr when it is a terminal, else None; other lines go above it."""
+    global _bar
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    _bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, desc=prog, leave=False)
+    return _bar
+
+
+def _close_bar() -> None:
+    global _bar
+    if _bar is not None:
+        _bar.close()
+        _bar = None
+
+
 class _Progress:
     """A bar with count, rate and ETA on a terminal; otherwise a plain line at most
     every few seconds. ``-v`` adds a line per file, ``--quiet`` shows errors only."""
@@ -163,16 +182,10 @@ class _Progress:
     PLAIN_EVERY = 5.0
 
     def __init__(self, prog: str, total: int, verbose: bool, quiet: bool, show: bool):
-        global _bar
         self.prog, self.total, self.verbose, self.quiet = prog, total, verbose, quiet
         self.done = 0
         self.started = self.last_line = time.monotonic()
-        self.bar = None
-        if show and not quiet and sys.stderr.isatty():
-            from tqdm import tqdm  # the one place a bar is drawn
-
-            self.bar = _bar = tqdm(total=total, unit="pic", file=sys.stderr, dynamic_ncols=True,
-                                   desc=prog, leave=False)
+        self.bar = _open_bar(prog, total, "pic") if show and not quiet else None
         self.plain = show and not quiet and self.bar is None
 
     def __call__(self, outcome: Outcome) -> None:
@@ -198,10 +211,9 @@ class _Progress:
                 _echo(f"{self.prog}: {self.done}/{self.total} pictures, {rate:.2f}/s, ETA {eta:.0f} s")
 
     def close(self) -> None:
-        global _bar
         if self.bar is not None:
-            self.bar.close()
-            self.bar = _bar = None
+            _close_bar()
+            self.bar = None
 
 
 def _sigterm_as_interrupt() -> None:
@@ -213,6 +225,87 @@ def _sigterm_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread (e.g. called from a test harness)
         pass
+
+
+def run_video(prog: str, opts: RunOptions, model_name: str, encode, debug: bool = False) -> int:
+    """Upscale one video; returns the exit status. Ctrl-C ends the process at once
+    (within a second), leaving no output file."""
+    from . import video
+
+    _sigterm_as_interrupt()
+    bar = None
+    try:
+        if opts.output.is_dir():
+            raise InputError(f"{opts.output} is a folder: give the output video's file name")
+        if not video.is_video_path(opts.output):
+            raise InputError(f"unsupported video container '{opts.output.suffix}' for {opts.output}: "
+                             "use mp4, mkv, mov, webm or avi")
+        info = video.probe(opts.input)
+        lanes, _, _ = build_lanes(opts, model_name)
+        window = 2 * sum(lane.workers for lane in lanes) + 2
+        cancel = threading.Event()
+
+        def check(done: int, total: int) -> None:
+            if cancel.is_set():
+                raise Cancelled
+
+        def work(upscaler, image):
+            return upscaler.upscale(image, scale=opts.scale, width=opts.width, height=opts.height, progress=check)
+
+        def frames(decoded):
+            return ordered_map(lanes, decoded, work, window=window, cancel=cancel)
+
+        bar = _FrameProgress(prog, info.frames, opts.quiet)
+        opts.output.parent.mkdir(parents=True, exist_ok=True)
+        start = time.monotonic()
+        written = video.upscale_video(opts.input, opts.output, frames, encode, progress=bar)
+        seconds = time.monotonic() - start
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        _echo(f"{prog}: interrupted: no output was written")
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)  # do not wait for a tile in progress
+    except NcnnSrError as e:
+        if debug:
+            raise
+        if bar is not None:
+            bar.close()
+        _echo(f"{prog}: error: {e}")
+        return EXIT_FAILED
+    bar.close()
+    if not opts.quiet:
+        _echo(f"{prog}: wrote {opts.output}: {written} frames in {seconds:.1f} s ({bar.done / seconds:.2f} fps)")
+    return 0
+
+
+class _FrameProgress:
+    """Frames done, frames per second and ETA: a bar on a terminal, else a plain line
+    every few seconds."""
+
+    def __init__(self, prog: str, total: int | None, quiet: bool):
+        self.prog, self.total, self.quiet = prog, total, quiet
+        self.done = 0
+        self.started = self.last_line = time.monotonic()
+        self.bar = None if quiet else _open_bar(prog, total, "frame")
+
+    def __call__(self, done: int) -> None:
+        step, self.done = done - self.done, done
+        if self.bar is not None:
+            self.bar.update(step)
+        elif not self.quiet:
+            now = time.monotonic()
+            if now - self.last_line >= _Progress.PLAIN_EVERY:
+                self.last_line = now
+                fps = done / max(now - self.started, 1e-9)
+                eta = f", ETA {(self.total - done) / fps:.0f} s" if self.total and fps else ""
+                of = f"/{self.total}" if self.total else ""
+                _echo(f"{self.prog}: {done}{of} frames, {fps:.2f} fps{eta}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            _close_bar()
+            self.bar = None
 
 
 def run(prog: str, opts: RunOptions, model_name: str, debug: bool = False) -> int:

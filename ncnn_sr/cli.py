@@ -6,26 +6,39 @@
 from __future__ import annotations
 
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import click
 
 from . import devices as devices_mod
 from . import models as models_mod
-from .batch_cli import RunOptions, run, setup_logging
+from .batch_cli import RunOptions, run, run_video, setup_logging
 from .engine import ALPHA_MODES
 from .errors import NcnnSrError
+from .video import EncodeOptions, is_video_path
 
 PROG = "ncnn-sr"
 DEFAULT_MODEL = "realesrgan-x4plus"
 
 
+def _input_of(args: list[str]) -> str | None:
+    for i, arg in enumerate(args):
+        if arg in ("-i", "--input") and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--input="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 class _DefaultToUpscale(click.Group):
-    """``ncnn-sr -i a -o b`` means ``ncnn-sr upscale -i a -o b``."""
+    """``ncnn-sr -i a -o b`` means ``ncnn-sr upscale -i a -o b``, or ``ncnn-sr video
+    -i a -o b`` when ``a`` is a video file."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
-            args = ["upscale", *args]
+            source = _input_of(args)
+            args = ["video" if source and is_video_path(source) else "upscale", *args]
         return super().parse_args(ctx, args)
 
 
@@ -87,6 +100,60 @@ def upscale(input_path: Path, output_path: Path, model: str, scale: float | None
         recursive=recursive, skip_existing=skip_existing, verbose=verbose, quiet=quiet,
     )
     sys.exit(run(PROG, opts, name, debug))
+
+
+def _fps(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        fps = Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter("give a rate such as 30, 29.97 or 24000/1001") from None
+    if fps <= 0:
+        raise click.BadParameter("must be positive")
+    return fps
+
+
+@main.command()
+@click.option("-i", "--input", "input_path", required=True, type=click.Path(path_type=Path), help="Input video.")
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help="Output video (mp4, mkv, mov, webm, avi).")
+@click.option("-n", "--model", default="realesr-animevideov3", show_default=True,
+              help="Model name, a family, or a .param path.")
+@click.option("-s", "--scale", type=float, default=None, help="Output scale (any factor; default: the model's).")
+@click.option("--width", type=click.IntRange(min=2), default=None, help="Output width.")
+@click.option("--height", type=click.IntRange(min=2), default=None, help="Output height.")
+@click.option("-t", "--tile", default="0", show_default=True, help="Tile size, >=32 or 0 = auto; one per device.")
+@click.option("--tile-pad", type=click.IntRange(min=0), default=None, help="Context pixels around each tile.")
+@click.option("-g", "--gpu", default="auto", show_default=True, help="Vulkan device index, -1 for the CPU; several: 0,1.")
+@click.option("-j", "--jobs", default="1:2:2", show_default=True, help="Threads load:proc:save (proc per device).")
+@click.option("-m", "--model-path", type=click.Path(path_type=Path), default=None, help="Folder to look for models in first.")
+@click.option("-x", "--tta", is_flag=True, help="Test-time augmentation (8x slower).")
+@click.option("--fp32", is_flag=True, help="Full float32 precision.")
+@click.option("--codec", default=None, help="Video encoder (default libx264; libvpx-vp9 for .webm).")
+@click.option("--crf", type=click.IntRange(0, 63), default=None, help="Constant quality (default 18 for x264/x265/vp9/av1).")
+@click.option("--preset", default=None, help="Encoder preset, e.g. slow, medium, fast.")
+@click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
+@click.option("--bitrate", type=click.IntRange(min=1), default=None, help="Target bitrate in bits/s (instead of --crf).")
+@click.option("--fps", callback=_fps, default=None, help="Constant output rate; frames are repeated or dropped to keep the duration.")
+@click.option("-v", "--verbose", is_flag=True, help="Say what is being done.")
+@click.option("-q", "--quiet", is_flag=True, help="Errors only.")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+def video(input_path: Path, output_path: Path, model: str, scale: float | None, width: int | None,
+          height: int | None, tile: str, tile_pad: int | None, gpu: str, jobs: str, model_path: Path | None,
+          tta: bool, fp32: bool, codec: str | None, crf: int | None, preset: str | None, pix_fmt: str,
+          bitrate: int | None, fps: Fraction | None, verbose: bool, quiet: bool, debug: bool) -> None:
+    """Upscale a video in one pass, sound and subtitles kept."""
+    setup_logging(PROG, verbose, quiet)
+    if scale is not None and not scale > 0:
+        raise click.BadParameter("must be a positive number", param_hint="'-s' / '--scale'")
+    name = models_mod.model_name_for(model, scale)
+    native = models_mod.catalog()[name].scale if name in models_mod.catalog() else None
+    opts = RunOptions(input=input_path, output=output_path, model=name, model_path=model_path, gpu=gpu,
+                      tile=tile, jobs=jobs, tta=tta, fmt=None, scale=None if scale == native else scale,
+                      width=width, height=height, tile_pad=tile_pad, fp32=fp32, verbose=verbose, quiet=quiet)
+    encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps)
+    sys.exit(run_video(PROG, opts, name, encode, debug))
 
 
 def _fail(message: str, code: int = 1) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from . import models as models_mod
-from .batch_cli import RunOptions, run, setup_logging
+from .batch_cli import RunOptions, run, run_video, setup_logging
+from .video import EncodeOptions, is_video_path
 
 PROG = "realesrgan-ncnn-vulkan"
 # The reference writes JPEG at quality 100.
@@ -56,4 +57,6 @@ def main(input_path: Path, output_path: Path, scale: str, tile: str, model_path:
         jobs=jobs, tta=tta, fmt=fmt, scale=None if factor == native else factor,
         quality=REFERENCE_JPEG_QUALITY, verbose=verbose,
     )
+    if is_video_path(input_path):
+        sys.exit(run_video(PROG, opts, name, EncodeOptions()))
     sys.exit(run(PROG, opts, name))

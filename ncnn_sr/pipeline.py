@@ -284,6 +284,90 @@ class Pipeline:
                     stops_sent[id(next_queue)] += 1
 
 
+class _Failed:
+    """An exception travelling through the ordered map to its consumer."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int = 8,
+                cancel: threading.Event | None = None):
+    """Yield ``work(upscaler, item)`` for each item, in the items' order, spread over
+    every lane's proc workers (video frames: order matters, devices do not).
+
+    A feeder thread pulls ``items`` (so decoding overlaps upscaling), at most
+    ``window`` items are in flight, and an exception from ``items`` or ``work`` comes
+    out of this generator. Setting ``cancel``, or closing the generator, stops the
+    workers at their next check without waiting for them.
+    """
+    cancel = cancel or threading.Event()
+    slots = threading.Semaphore(window)
+    todo: queue.Queue = queue.Queue()
+    done: dict[int, object] = {}
+    ready = threading.Condition()
+    workers = [lane for lane in lanes for _ in range(lane.workers)]
+    total = [None]  # how many items there were, once the feeder knows
+
+    def feed() -> None:
+        count = 0
+        try:
+            for item in items:
+                while not slots.acquire(timeout=0.1):
+                    if cancel.is_set():
+                        return
+                if cancel.is_set():
+                    return
+                todo.put((count, item))
+                count += 1
+        except BaseException as e:  # a broken input: hand it to the consumer
+            with ready:
+                done[count] = _Failed(e)
+                count += 1
+                ready.notify_all()
+        finally:
+            with ready:
+                total[0] = count
+                ready.notify_all()
+            for _ in workers:
+                todo.put(STOP)
+
+    def proc(upscaler) -> None:
+        while True:
+            entry = todo.get()
+            if entry is STOP or cancel.is_set():
+                return
+            index, item = entry
+            try:
+                result = work(upscaler, item)
+            except BaseException as e:
+                result = _Failed(e)
+            with ready:
+                done[index] = result
+                ready.notify_all()
+
+    threads = [threading.Thread(target=feed, daemon=True)]
+    threads += [threading.Thread(target=proc, args=(lane.upscaler,), daemon=True) for lane in workers]
+    for t in threads:
+        t.start()
+    try:
+        index = 0
+        while True:
+            with ready:
+                while index not in done and (total[0] is None or index < total[0]):
+                    ready.wait(0.1)
+                if index not in done:
+                    return  # every item was yielded
+                result = done.pop(index)
+            slots.release()
+            if isinstance(result, _Failed):
+                raise result.error
+            yield result
+            index += 1
+    finally:
+        cancel.set()
+
+
 def cpu_threads_per_worker(workers: int) -> int:
     """ncnn threads for each of ``workers`` CPU proc workers, sharing the cores."""
     return max(1, (os.cpu_count() or 1) // workers)

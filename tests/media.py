@@ -11,34 +11,65 @@ from conftest import picture
 
 
 def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, rate: Fraction = Fraction(24),
-              audio: bool = True, sample_rate: int = 48000) -> Path:
-    """An H.264 clip of moving colour waves, with an AAC sine tone when ``audio``."""
+              audio: str | None = "aac", sample_rate: int = 48000, frame_ms: list[int] | None = None) -> Path:
+    """A clip of moving colour waves (H.264, or VP9 for .webm) with a sine tone in
+    ``audio`` (aac, pcm_s16le, libopus or None). ``frame_ms`` gives each frame's time
+    in milliseconds, for a variable frame rate."""
+    video_codec = "libvpx-vp9" if path.suffix == ".webm" else "libx264"
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=rate)
+        video = out.add_stream(video_codec, rate=rate)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        sound = out.add_stream("aac", rate=sample_rate) if audio else None
+        if frame_ms is not None:
+            video.codec_context.time_base = video.time_base = Fraction(1, 1000)
+        sound = out.add_stream(audio, rate=sample_rate) if audio else None
         if sound is not None:
             sound.layout = "mono"
         for i in range(frames):
             frame = av.VideoFrame.from_ndarray(picture(height, width, seed=i), format="rgb24")
+            if frame_ms is not None:
+                frame.pts, frame.time_base = frame_ms[i], Fraction(1, 1000)
             for packet in video.encode(frame):
                 out.mux(packet)
         for packet in video.encode():
             out.mux(packet)
         if sound is not None:
-            seconds = float(frames / rate)
+            seconds = frame_ms[-1] / 1000 + 0.04 if frame_ms else float(frames / rate)
             t = np.arange(int(seconds * sample_rate)) / sample_rate
-            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
             step = 1024
             for start in range(0, len(tone), step):
-                chunk = tone[start:start + step].reshape(1, -1)
-                f = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+                f = av.AudioFrame.from_ndarray(tone[start:start + step].reshape(1, -1), format="s16", layout="mono")
                 f.sample_rate, f.pts = sample_rate, start
                 for packet in sound.encode(f):
                     out.mux(packet)
             for packet in sound.encode():
                 out.mux(packet)
     return path
+
+
+def add_subtitles(clip: Path, dst: Path, cues: list[tuple[str, str, str]]) -> Path:
+    """Remux ``clip`` into ``dst`` (mkv) with an SRT subtitle track of (start, end, text)
+    cues, as ``ffmpeg -i clip -i subs.srt`` would."""
+    srt = dst.with_suffix(".srt")
+    srt.write_text("".join(f"{i}\n{a} --> {b}\n{text}\n\n" for i, (a, b, text) in enumerate(cues, 1)))
+    with av.open(str(clip)) as a, av.open(str(srt)) as b, av.open(str(dst), "w") as out:
+        streams = {}
+        for container in (a, b):
+            for stream in container.streams:
+                streams[(id(container), stream.index)] = out.add_stream_from_template(stream)
+        for container in (a, b):
+            for packet in container.demux():
+                if packet.dts is not None:
+                    packet.stream = streams[(id(container), packet.stream.index)]
+                    out.mux(packet)
+    return dst
+
+
+def packets(path: Path, kind: str) -> list[tuple[int, bytes]]:
+    """(pts, bytes) of every packet of the first stream of ``kind`` in a file."""
+    with av.open(str(path)) as c:
+        stream = getattr(c.streams, kind)[0]
+        return [(p.pts, bytes(p)) for p in c.demux(stream) if p.size]
 
 
 def bomb_png(path: Path) -> Path:

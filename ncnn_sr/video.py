@@ -1,0 +1,291 @@
+"""Video in one streaming pass with PyAV: demux and decode, frames through a caller's
+upscaler, encode and mux, with audio and subtitles copied. Knows nothing of ncnn.
+
+Timestamps go from each input frame to its output frame, so variable frame rates
+and rates like 24000/1001 stay in sync with the sound; ``fps`` instead makes a
+constant rate, repeating or dropping frames so that the duration stays the same.
+The output is written under a temporary name and renamed at the end: an error or
+Ctrl-C leaves no output file at all.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import av
+import numpy as np
+
+from .errors import InputError
+
+log = logging.getLogger("ncnn_sr")
+
+VIDEO_SUFFIXES = frozenset(
+    ".mp4 .m4v .mkv .mov .avi .webm .flv .wmv .mpg .mpeg .ts .m2ts .mts .3gp .ogv .vob".split())
+DEFAULT_CRF = 18  # visually near-lossless for x264/x265; upscaled detail deserves it
+
+
+def is_video_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How the upscaled video is encoded. ``codec`` None picks libx264, or libvpx-vp9
+    for .webm; ``crf`` None is 18 for the x264/x265/VP9/AV1 encoders."""
+
+    codec: str | None = None
+    crf: int | None = None
+    preset: str | None = None
+    pix_fmt: str = "yuv420p"
+    bitrate: int | None = None
+    fps: Fraction | None = None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    rate: Fraction | None
+    frames: int | None
+    duration: float | None
+    audio: int
+    subtitles: int
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """What a video holds; InputError if it is not a video or has no video stream."""
+    with _open_input(path) as container:
+        v = _video_stream(container, path)
+        rate = v.average_rate or v.guessed_rate
+        frames = v.frames or (round(float(container.duration / av.time_base) * rate)
+                              if container.duration and rate else None)
+        return VideoInfo(v.codec_context.width, v.codec_context.height, Fraction(rate) if rate else None,
+                         frames or None, container.duration / av.time_base if container.duration else None,
+                         len(container.streams.audio), len(container.streams.subtitles))
+
+
+def _open_input(path):
+    try:
+        return av.open(os.fspath(path))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: not a video FFmpeg can read ({_reason(e)})") from None
+
+
+def _video_stream(container, path):
+    if not container.streams.video:
+        raise InputError(f"{path}: has no video stream")
+    return container.streams.video[0]
+
+
+def _reason(e: Exception) -> str:
+    return getattr(e, "strerror", None) or str(e)
+
+
+def encodable_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
+    """The nearest size at or below (width, height) that ``pix_fmt`` can hold: chroma
+    subsampled formats (4:2:0, 4:2:2) need even sides."""
+    if pix_fmt.startswith(("yuv420", "yuv422", "nv12", "nv21")):
+        return max(2, width - width % 2), max(2, height - height % 2)
+    return width, height
+
+
+class _ConstantRate:
+    """A constant output rate: slot k (at k/fps seconds) shows the last input frame
+    whose time is at or before it, so frames repeat or drop and the duration stays."""
+
+    EPSILON = 1e-6
+
+    def __init__(self, fps: Fraction):
+        self.fps = fps
+        self.next_slot = 0
+        self.pending = None
+        self.end = 0.0
+
+    def push(self, frame, seconds: float, duration: float) -> list:
+        """(frame, slot) pairs that are now settled, after a new input frame."""
+        slot = math.ceil(seconds * self.fps - self.EPSILON)
+        settled = []
+        if self.pending is None:
+            self.next_slot = slot
+        else:
+            settled = [(self.pending, k) for k in range(self.next_slot, slot)]
+            self.next_slot = max(self.next_slot, slot)
+        self.pending, self.end = frame, seconds + duration
+        return settled
+
+    def finish(self) -> list:
+        if self.pending is None:
+            return []
+        last = math.ceil(self.end * self.fps - self.EPSILON)
+        return [(self.pending, k) for k in range(self.next_slot, last)]
+
+
+def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
+                  frames: Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]],
+                  options: EncodeOptions = EncodeOptions(),
+                  progress: Callable[[int], None] | None = None) -> int:
+    """Upscale ``src`` into ``dst``; ``frames`` maps decoded RGB frames (H×W×3 uint8)
+    to output frames, in order and all of one size. Returns the frames written.
+
+    Audio and subtitles are copied packet for packet when the output container can
+    hold their codec; otherwise audio is re-encoded to the container's default codec
+    and subtitles are dropped, each with a warning.
+    """
+    dst = Path(dst)
+    part = dst.with_name(f".{dst.stem}.ncnn-sr-part{dst.suffix}")
+    inp = _open_input(src)
+    try:
+        video_in = _video_stream(inp, src)
+        video_in.thread_type = "AUTO"
+        try:
+            out = av.open(str(part), "w")
+        except (av.error.FFmpegError, ValueError, OSError) as e:
+            raise InputError(f"cannot write {dst}: {_reason(e)}") from None
+        try:
+            written = _transcode(inp, video_in, out, dst, frames, options, progress)
+        except BaseException:
+            out.close()
+            raise
+        out.close()
+        os.replace(part, dst)
+        return written
+    except BaseException:
+        try:
+            part.unlink()
+        except OSError:
+            pass
+        raise
+    finally:
+        inp.close()
+
+
+def _side_streams(inp, out, dst: Path) -> dict:
+    """Output streams for the input's audio and subtitles: (output stream, copy?)."""
+    mapping = {}
+    supported = out.supported_codecs
+    for stream in list(inp.streams.audio) + list(inp.streams.subtitles):
+        name = stream.codec_context.name
+        if name in supported:
+            mapping[stream.index] = (out.add_stream_from_template(stream), True)
+        elif stream.type == "audio" and out.default_audio_codec not in (None, "none"):
+            target = out.default_audio_codec
+            o = out.add_stream(target, rate=stream.codec_context.sample_rate)
+            o.layout = stream.codec_context.layout
+            mapping[stream.index] = (o, False)
+            log.warning("%s cannot hold %s audio: re-encoding audio stream %d to %s", dst.suffix, name,
+                        stream.index, target)
+        else:
+            log.warning("%s cannot hold %s %s: dropping stream %d (a .mkv output keeps it)", dst.suffix, name,
+                        stream.type, stream.index)
+    return mapping
+
+
+def _video_out(out, video_in, dst: Path, options: EncodeOptions, time_base: Fraction):
+    codec = options.codec or ("libvpx-vp9" if dst.suffix.lower() == ".webm" else "libx264")
+    try:
+        canonical = av.codec.Codec(codec, "w").canonical_name
+    except (av.error.FFmpegError, ValueError) as e:
+        raise InputError(f"unknown video encoder '{codec}' ({_reason(e)})") from None
+    if canonical not in out.supported_codecs:
+        raise InputError(f"{dst.suffix} cannot hold {canonical} video: choose another --codec or container")
+    rate = options.fps or video_in.average_rate or video_in.guessed_rate or Fraction(25)
+    stream = out.add_stream(codec, rate=rate)
+    stream.pix_fmt = options.pix_fmt
+    stream.time_base = time_base
+    stream.codec_context.time_base = time_base
+    opts = {}
+    if options.crf is not None or (options.bitrate is None and codec in ("libx264", "libx265", "libvpx-vp9", "libsvtav1")):
+        opts["crf"] = str(DEFAULT_CRF if options.crf is None else options.crf)
+    if options.preset:
+        opts["preset"] = options.preset
+    if options.bitrate:
+        stream.codec_context.bit_rate = options.bitrate
+        if codec == "libvpx-vp9" and options.crf is None:
+            opts.pop("crf", None)
+    stream.codec_context.options = opts
+    return stream
+
+
+def _transcode(inp, video_in, out, dst, frames_fn, options, progress) -> int:
+    rate = video_in.average_rate or video_in.guessed_rate or Fraction(25)
+    time_base = Fraction(1, 1) / options.fps if options.fps else video_in.time_base
+    constant = _ConstantRate(options.fps) if options.fps else None
+    video_out = _video_out(out, video_in, dst, options, time_base)
+    side = _side_streams(inp, out, dst)
+    # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
+    stamps: collections.deque = collections.deque()
+    side_packets: collections.deque = collections.deque()
+    streams = [video_in] + [s for s in list(inp.streams.audio) + list(inp.streams.subtitles) if s.index in side]
+
+    def decoded() -> Iterator[np.ndarray]:
+        count = 0
+        for packet in inp.demux(streams):
+            if packet.stream.index != video_in.index:
+                if packet.dts is not None:
+                    side_packets.append((count, packet))
+                continue
+            for frame in packet.decode():
+                if frame.pts is None:  # no timestamps at all: count frames at the stream's rate
+                    frame.pts, frame.time_base = round(count / rate / video_in.time_base), video_in.time_base
+                seconds = float(frame.pts * frame.time_base)
+                duration = float(frame.duration * frame.time_base) if frame.duration else float(1 / rate)
+                stamps.append((frame.pts, seconds, duration))
+                count += 1
+                yield frame.to_ndarray(format="rgb24")
+
+    def mux_side(up_to: int | None) -> None:
+        while side_packets and (up_to is None or side_packets[0][0] <= up_to):
+            _, packet = side_packets.popleft()
+            stream, copy = side[packet.stream.index]
+            if copy:
+                packet.stream = stream
+                out.mux(packet)
+            else:
+                for frame in packet.decode():
+                    frame.pts = None  # let the encoder count samples
+                    out.mux(stream.encode(frame))
+
+    def encode(frame, pts: int) -> None:
+        frame.pts, frame.time_base = pts, time_base
+        out.mux(video_out.encode(frame))
+
+    written = 0
+    size = None
+    try:
+        for index, image in enumerate(frames_fn(decoded())):
+            pts, seconds, duration = stamps.popleft()
+            if size is None:
+                size = encodable_size(image.shape[1], image.shape[0], options.pix_fmt)
+                if size != (image.shape[1], image.shape[0]):
+                    log.warning("%s needs even sides: cropping %dx%d frames to %dx%d", options.pix_fmt,
+                                image.shape[1], image.shape[0], *size)
+                video_out.width, video_out.height = size
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:size[1], :size[0], :3]), format="rgb24")
+            mux_side(index)
+            settled = constant.push(frame, seconds, duration) if constant else [(frame, pts)]
+            for shown, slot in settled:
+                encode(shown, slot)
+            written += len(settled)
+            if progress is not None:
+                progress(index + 1)
+        for shown, slot in (constant.finish() if constant else []):
+            encode(shown, slot)
+            written += 1
+        out.mux(video_out.encode())
+        mux_side(None)
+        for stream, copy in side.values():
+            if not copy:
+                out.mux(stream.encode())
+    except av.error.FFmpegError as e:
+        raise InputError(f"{dst}: video failed: {_reason(e)}") from None
+    if written == 0:
+        raise InputError(f"{dst}: the input has no decodable video frames")
+    return written

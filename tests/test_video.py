@@ -1,0 +1,223 @@
+"""Video in one command: size, frames, timestamps, sound and subtitles, on clips the
+tests make with PyAV; the real model on the CPU."""
+import signal
+import subprocess
+import time
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from media import add_subtitles, make_clip, packets
+from ncnn_sr import InputError
+from ncnn_sr.video import EncodeOptions, encodable_size, upscale_video
+from test_cli import installed
+
+NCNN_SR = installed("ncnn-sr")
+DROPIN = installed("realesrgan-ncnn-vulkan")
+X2 = ["-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+
+
+def run(cmd, *args, check_ok=True):
+    proc = subprocess.run([cmd, *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check_ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def frame_times(path):
+    """Presentation times (s) of the decoded video frames, and their size."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(video=0))
+    return [float(f.pts * f.time_base) for f in frames], (frames[0].width, frames[0].height)
+
+
+def audio_stream(path):
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return None
+        a = c.streams.audio[0]
+        return a.codec_context.name, float(a.duration * a.time_base) if a.duration else None
+
+
+def test_output_is_scaled_with_every_frame_and_the_sound_copied(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=8)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
+    times_in, size_in = frame_times(clip)
+    times_out, size_out = frame_times(tmp_path / "out.mp4")
+    assert size_out == (size_in[0] * 2, size_in[1] * 2)
+    assert len(times_out) == len(times_in) == 8
+    assert times_out == pytest.approx(times_in, abs=1e-3)
+    assert audio_stream(tmp_path / "out.mp4") == audio_stream(clip)
+    assert packets(tmp_path / "out.mp4", "audio") == packets(clip, "audio")  # copied, not re-encoded
+
+
+def test_a_24000_1001_rate_keeps_every_timestamp(tmp_path):
+    clip = make_clip(tmp_path / "ntsc.mp4", frames=10, rate=Fraction(24000, 1001))
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
+    times_in, _ = frame_times(clip)
+    times_out, _ = frame_times(tmp_path / "out.mp4")
+    assert times_out == pytest.approx(times_in, abs=1e-3)
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].average_rate == Fraction(24000, 1001)
+
+
+def test_a_variable_frame_rate_keeps_each_frame_time(tmp_path):
+    ms = [0, 40, 50, 130, 140, 300, 310, 420]
+    clip = make_clip(tmp_path / "vfr.mp4", frames=len(ms), frame_ms=ms)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
+    times_out, _ = frame_times(tmp_path / "out.mp4")
+    assert times_out == pytest.approx([m / 1000 for m in ms], abs=1e-3)
+    assert packets(tmp_path / "out.mp4", "audio") == packets(clip, "audio")
+
+
+def test_a_clip_without_sound_stays_without(tmp_path):
+    clip = make_clip(tmp_path / "mute.mp4", frames=5, audio=None)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
+    assert audio_stream(tmp_path / "out.mp4") is None
+    assert len(frame_times(tmp_path / "out.mp4")[0]) == 5
+
+
+def test_timestamps_are_strictly_increasing(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=12)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
+    times, _ = frame_times(tmp_path / "out.mp4")
+    assert all(b > a for a, b in zip(times, times[1:]))
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        dts = [p.dts for p in c.demux(c.streams.video[0]) if p.dts is not None]
+    assert all(b > a for a, b in zip(dts, dts[1:]))
+
+
+CUES = [("00:00:00,000", "00:00:00,100", "Hello there"), ("00:00:00,120", "00:00:00,200", "General Kenobi")]
+
+
+def test_subtitles_are_copied_into_mkv(tmp_path):
+    clip = add_subtitles(make_clip(tmp_path / "in.mp4"), tmp_path / "in.mkv", CUES)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert packets(tmp_path / "out.mkv", "subtitles") == packets(clip, "subtitles")
+    assert packets(tmp_path / "out.mkv", "audio") == packets(clip, "audio")
+
+
+def test_subtitles_mp4_cannot_hold_are_dropped_with_a_warning(tmp_path):
+    clip = add_subtitles(make_clip(tmp_path / "in.mp4"), tmp_path / "in.mkv", CUES)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
+    assert "cannot hold" in proc.stderr and "subtitle" in proc.stderr and ".mkv output keeps it" in proc.stderr
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert not c.streams.subtitles and c.streams.audio
+
+
+def test_sound_the_container_cannot_hold_is_reencoded_with_a_warning(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=4, audio="pcm_s16le")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.webm", *X2)
+    assert "re-encoding audio" in proc.stderr
+    name, duration = audio_stream(tmp_path / "out.webm")
+    assert name == "opus"
+    with av.open(str(tmp_path / "out.webm")) as c:
+        assert c.streams.video[0].codec_context.name == "vp9"
+
+
+def test_fps_makes_a_constant_rate_and_keeps_the_duration(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=12, rate=Fraction(24))
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "half.mp4", *X2, "--fps", "12")
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "double.mp4", *X2, "--fps", "48")
+    half, _ = frame_times(tmp_path / "half.mp4")
+    double, _ = frame_times(tmp_path / "double.mp4")
+    assert len(half) == 6 and half == pytest.approx([i / 12 for i in range(6)], abs=1e-3)
+    assert len(double) == 24 and double == pytest.approx([i / 48 for i in range(24)], abs=1e-3)
+
+
+def test_encoder_options_are_used(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=4)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "a.mp4", *X2, "--crf", "30", "--preset", "veryfast")
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "b.mkv", *X2, "--codec", "mpeg4", "--bitrate", "200000",
+        "--pix-fmt", "yuv420p")
+    with av.open(str(tmp_path / "b.mkv")) as c:
+        assert c.streams.video[0].codec_context.name == "mpeg4"
+
+
+def test_sizes_a_subsampled_format_cannot_hold_are_cropped_to_even(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, "--width", "51")
+    assert "even sides" in proc.stderr
+    assert frame_times(tmp_path / "out.mp4")[1] == (50, 38)
+    assert encodable_size(51, 37, "yuv420p") == (50, 36) and encodable_size(51, 37, "yuv444p") == (51, 37)
+
+
+def test_pictures_commands_route_videos_to_the_video_path(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    run(NCNN_SR, "-i", clip, "-o", tmp_path / "a.mp4", *X2)
+    run(DROPIN, "-i", clip, "-o", tmp_path / "b.mp4", "-s", "2", "-g", "-1")
+    assert frame_times(tmp_path / "a.mp4")[1] == frame_times(tmp_path / "b.mp4")[1] == (64, 48)
+    assert packets(tmp_path / "b.mp4", "audio") == packets(clip, "audio")
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: p.write_text("not a video"), "not a video FFmpeg can read"),
+    (lambda p: _audio_only(p), "has no video stream"),
+])
+def test_inputs_that_are_not_videos_are_one_line_errors(make, message, tmp_path):
+    src = tmp_path / "in.mp4"
+    make(src)
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert not list(p for p in tmp_path.iterdir() if p.name.startswith(("out", ".out")))
+
+
+def _audio_only(path):
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("aac", rate=48000)
+        s.layout = "mono"
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.int16), format="s16", layout="mono")
+        f.sample_rate, f.pts = 48000, 0
+        for p in s.encode(f):
+            out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+
+
+def test_ctrl_c_stops_within_a_second_and_leaves_no_output(tmp_path):
+    clip = make_clip(tmp_path / "long.mp4", frames=48, width=96, height=72)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([NCNN_SR, "video", "-i", str(clip), "-o", str(out), "-n", "realesrgan-x4plus-anime",
+                             "-g", "-1", "-j", "1:1:1"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".out") for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)  # well into the work
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 1.5
+    assert proc.returncode == 130, err
+    assert "interrupted: no output was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]
+
+
+def test_library_call_with_any_frame_function(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=5)
+
+    def doubled(frames):
+        for f in frames:
+            yield f.repeat(2, axis=0).repeat(2, axis=1)
+
+    written = upscale_video(clip, tmp_path / "out.mkv", doubled, EncodeOptions(crf=20))
+    assert written == 5
+    assert frame_times(tmp_path / "out.mkv")[1] == (64, 48)
+
+
+def test_a_frame_function_that_fails_leaves_no_output(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=5)
+
+    def broken(frames):
+        for i, f in enumerate(frames):
+            if i == 2:
+                raise InputError("frame 2 broke")
+            yield f
+
+    with pytest.raises(InputError, match="frame 2 broke"):
+        upscale_video(clip, tmp_path / "out.mp4", broken)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
