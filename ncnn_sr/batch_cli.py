@@ -144,7 +144,8 @@ def build_lanes(opts: RunOptions, model_name: str) -> tuple[list[Lane], int, int
     for device, tile, workers in zip(chosen, tiles, procs):
         threads = None if device.is_gpu else cpu_threads_per_worker(workers)
         up = Upscaler(model_name, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad,
-                      alpha=opts.alpha, fp32=opts.fp32, model_path=opts.model_path, threads=threads)
+                      alpha=opts.alpha, fp32=opts.fp32, model_path=opts.model_path, threads=threads,
+                      concurrency=workers)
         lanes.append(Lane(up, workers))
     return lanes, min(load, cpus), min(save, cpus)
 

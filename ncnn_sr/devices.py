@@ -47,7 +47,7 @@ class Device:
         return self.index != CPU_INDEX
 
     def __str__(self) -> str:
-        return f"CPU" if not self.is_gpu else f"GPU {self.index} ({self.name})"
+        return "CPU" if not self.is_gpu else f"GPU {self.index} ({self.name})"
 
 
 # --- the Vulkan instance ---------------------------------------------------------------
@@ -200,10 +200,11 @@ CPU_TILE_MEMORY_CAP = 1 << 30
 
 
 def cpu_auto_tile(height: int, width: int, bytes_per_pixel: int, prepadding: int,
-                  memory: int | None = None) -> int:
+                  memory: int | None = None, share: int = 1) -> int:
     """A CPU tile size that bounds memory: 0 (the whole image) when it fits, else the
-    largest multiple of 16, at least 32, whose padded tile fits."""
-    budget = min((available_memory() if memory is None else memory) // 2, CPU_TILE_MEMORY_CAP)
+    largest multiple of 16, at least 32, whose padded tile fits. ``share`` calls
+    running at once split the budget."""
+    budget = min((available_memory() if memory is None else memory) // 2, CPU_TILE_MEMORY_CAP) // share
     padded = (height + 2 * prepadding) * (width + 2 * prepadding)
     if padded * bytes_per_pixel <= budget:
         return 0

@@ -93,18 +93,23 @@ class Upscaler:
     same channel count and dtype. It may be called from several threads at once.
     If the device runs out of memory the tile is halved down to 32 pixels, then the
     work moves to the CPU with a warning; a wrong picture is never returned.
+    ``concurrency`` is how many calls the caller runs at once: they share the
+    memory budget of the automatic CPU tile.
     """
 
     def __init__(self, model: "str | os.PathLike | ModelSpec", device: "str | int | Device" = "auto",
                  tile: int = 0, tta: bool = False, tile_pad: int | None = None,
                  alpha: str = "bicubic", fp32: bool = False, model_path: "str | os.PathLike | None" = None,
-                 threads: int | None = None):
+                 threads: int | None = None, concurrency: int = 1):
         if tile != 0 and tile < devices.MIN_TILE:
             raise InputError(f"tile size must be 0 (auto) or at least {devices.MIN_TILE}, got {tile}")
         if alpha not in ALPHA_MODES:
             raise InputError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
         if tile_pad is not None and tile_pad < 0:
             raise InputError(f"tile padding must not be negative, got {tile_pad}")
+        if concurrency < 1:
+            raise InputError(f"concurrency must be at least 1, got {concurrency}")
+        self._concurrency = concurrency
         self.spec = model if isinstance(model, ModelSpec) else resolve_model(model, model_path)
         self.tta = tta
         self.alpha = alpha
@@ -191,7 +196,8 @@ class Upscaler:
     def _auto_tile(self, device: Device, height: int, width: int) -> int:
         if device.is_gpu:
             return devices.gpu_auto_tile(device.heap_budget_mb)
-        return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad)
+        return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
+                                     share=self._concurrency)
 
     def _upscale_native(self, image: np.ndarray, progress) -> np.ndarray:
         while True:

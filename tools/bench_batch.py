@@ -96,7 +96,7 @@ def main() -> int:
                 "ratio": (count / cmd_wall) / (count / raw["seconds"]),
                 "command_peak_rss_mb": cmd_rss / 2**20, "raw_peak_rss_mb": raw_rss / 2**20,
             })
-    print(f"| model | pictures | size | raw pic/s | raw MP/s | command pic/s | command MP/s | ratio | command peak RSS MB |")
+    print("| model | pictures | size | raw pic/s | raw MP/s | command pic/s | command MP/s | ratio | command peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['pictures']} | {r['size']} | {r['raw_pictures_per_s']:.2f} | {r['raw_mpix_per_s']:.3f} "

@@ -1,0 +1,46 @@
+"""Device choice and tile-size policy: no device needed."""
+import logging
+
+from ncnn_sr import devices
+
+
+def fake_gpu(index, kind):
+    return devices.Device(index, f"gpu{index}", kind, 4096)
+
+
+def test_auto_picks_the_default_hardware_gpu():
+    found = [fake_gpu(0, "integrated"), fake_gpu(1, "discrete")]
+    assert devices.choose_auto(found, 1).index == 1
+    assert devices.choose_auto(found, None).index == 0
+
+
+def test_auto_never_picks_a_software_vulkan_device(caplog):
+    assert devices.choose_auto([fake_gpu(0, "cpu"), fake_gpu(1, "integrated")], 0).index == 1
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert devices.choose_auto([fake_gpu(0, "cpu")], 0) is devices.CPU
+    assert "only a software Vulkan device" in caplog.text
+
+
+def test_auto_without_vulkan_is_the_cpu_with_a_notice(caplog):
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert devices.choose_auto([], None) is devices.CPU
+    assert "no Vulkan device found" in caplog.text
+
+
+def test_auto_tile_follows_the_reference_heap_budget_table():
+    assert [devices.gpu_auto_tile(mb) for mb in (4000, 1901, 1900, 600, 551, 550, 200, 191, 190, 10)] == \
+        [200, 200, 100, 100, 100, 64, 64, 64, 32, 32]
+
+
+def test_cpu_auto_tile_is_whole_when_small_and_bounded_when_large():
+    assert devices.cpu_auto_tile(64, 64, 60_000, 10, memory=8 << 30) == 0
+    tile = devices.cpu_auto_tile(4000, 3000, 60_000, 10, memory=8 << 30)
+    assert 32 <= tile and (tile + 20) ** 2 * 60_000 <= devices.CPU_TILE_MEMORY_CAP
+    assert devices.cpu_auto_tile(4000, 3000, 60_000, 10, memory=1 << 20) == 32
+
+
+def test_cpu_auto_tile_budget_is_shared_by_concurrent_calls():
+    alone = devices.cpu_auto_tile(2000, 2000, 60_000, 10, memory=8 << 30)
+    shared = devices.cpu_auto_tile(2000, 2000, 60_000, 10, memory=8 << 30, share=2)
+    assert shared < alone
+    assert 2 * (shared + 20) ** 2 * 60_000 <= devices.CPU_TILE_MEMORY_CAP
