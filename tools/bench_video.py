@@ -1,0 +1,134 @@
+"""Video throughput and memory: `ncnn-sr video` against the raw engine, same frames.
+
+It makes clips with PyAV (moving synthetic content, an AAC tone, the given size and
+rate), then measures
+  - raw engine: the clip's frames decoded into memory first, then one Upscaler in a
+    plain loop (no decoding, encoding or muxing in the timing), in a child process;
+  - command: `ncnn-sr video -i CLIP -o OUT.mp4 ...`, wall time of the whole process
+    (start, model load, decode, upscale, encode, mux) and its peak RSS.
+Ratio = command fps ÷ raw fps (target >= 0.9). Peak RSS must not grow with the
+clip's length.
+
+    python tools/bench_video.py                          # 640x480 24000/1001, 5 s and 10 s, CPU
+    python tools/bench_video.py --seconds 2 --size 320x240 --raw-for 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+RAW_CHILD = """
+import json, sys, time
+import av
+from ncnn_sr import Upscaler
+clip, model, device = sys.argv[1], sys.argv[2], sys.argv[3]
+with av.open(clip) as c:
+    frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+up = Upscaler(model, device=int(device) if device.lstrip("-").isdigit() else device)
+up.upscale(frames[0][:16, :16])
+start = time.perf_counter()
+for f in frames:
+    up.upscale(f)
+print(json.dumps({"seconds": time.perf_counter() - start, "frames": len(frames)}))
+"""
+
+
+def make_clip(path: Path, seconds: float, width: int, height: int, rate: Fraction) -> int:
+    import av
+    import numpy as np
+
+    count = round(seconds * rate)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.codec_context.options = {"crf": "20", "preset": "veryfast"}
+        audio = out.add_stream("aac", rate=48000)
+        audio.layout = "stereo"
+        for i in range(count):
+            t = i / float(rate)
+            img = np.stack([128 + 100 * np.sin(xx / (9 + c) + yy / 13 + t * 2 + c) for c in range(3)], 2)
+            x0 = int((t * 80) % (width - 120))
+            img[height // 3: height // 3 + 90, x0: x0 + 120] = (230, 60, 40)
+            frame = av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")
+            for p in video.encode(frame):
+                out.mux(p)
+        for p in video.encode():
+            out.mux(p)
+        samples = np.arange(int(seconds * 48000)) / 48000
+        tone = (0.2 * np.sin(2 * np.pi * 330 * samples) * 32767).astype(np.int16)
+        for start in range(0, len(tone), 1024):
+            chunk = np.repeat(tone[start:start + 1024].reshape(1, -1), 2, axis=0).reshape(1, -1)
+            f = av.AudioFrame.from_ndarray(chunk, format="s16", layout="stereo")
+            f.sample_rate, f.pts = 48000, start
+            for p in audio.encode(f):
+                out.mux(p)
+        for p in audio.encode():
+            out.mux(p)
+    return count
+
+
+def timed_child(cmd: list[str]) -> tuple[float, int, str]:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    out, err = proc.stdout.read(), proc.stderr.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err}")
+    return wall, usage.ru_maxrss * 1024, out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="realesr-animevideov3-x2")
+    ap.add_argument("--device", default="-1")
+    ap.add_argument("--jobs", default="1:2:2")
+    ap.add_argument("--size", default="640x480")
+    ap.add_argument("--rate", default="24000/1001")
+    ap.add_argument("--seconds", type=float, nargs="+", default=[5, 10])
+    ap.add_argument("--raw-for", type=float, nargs="*", default=[10], help="clip lengths to also time the raw engine on")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    width, height = map(int, args.size.lower().split("x"))
+    rate = Fraction(args.rate)
+    command = str(Path(sys.executable).parent / "ncnn-sr")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seconds in args.seconds:
+            clip = Path(tmp) / f"clip{seconds:g}.mp4"
+            frames = make_clip(clip, seconds, width, height, rate)
+            row = {"seconds": seconds, "frames": frames, "size": args.size, "rate": args.rate, "model": args.model}
+            if seconds in args.raw_for:
+                _, raw_rss, raw_out = timed_child([sys.executable, "-c", RAW_CHILD, str(clip), args.model, args.device])
+                raw = json.loads(raw_out)
+                row["raw_fps"] = raw["frames"] / raw["seconds"]
+            wall, rss, _ = timed_child([command, "video", "-i", str(clip), "-o", str(Path(tmp) / f"out{seconds:g}.mp4"),
+                                        "-n", args.model, "-g", args.device, "-j", args.jobs, "-q"])
+            row["command_fps"] = frames / wall
+            row["command_peak_rss_mb"] = rss / 2**20
+            if "raw_fps" in row:
+                row["ratio"] = row["command_fps"] / row["raw_fps"]
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    print("| clip | frames | raw fps | command fps | ratio | command peak RSS MB |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        raw = f"{r['raw_fps']:.3f}" if "raw_fps" in r else "-"
+        ratio = f"{r['ratio']:.3f}" if "ratio" in r else "-"
+        print(f"| {r['seconds']:g} s {r['size']} @ {r['rate']} | {r['frames']} | {raw} | {r['command_fps']:.3f} "
+              f"| {ratio} | {r['command_peak_rss_mb']:.0f} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
