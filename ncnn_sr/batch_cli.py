@@ -130,6 +130,7 @@ class RunOptions:
     width: int | None = None
     height: int | None = None
     tile_pad: int | None = None
+    overlap: int | None = None
     alpha: str = "bicubic"
     fp32: bool = False
     quality: int | None = None
@@ -161,7 +162,7 @@ def build_lanes(opts: RunOptions, model_name: str) -> tuple[list[Lane], int, int
     lanes = []
     for device, tile, workers in zip(chosen, tiles, procs):
         threads = None if device.is_gpu else cpu_threads_per_worker(workers)
-        up = Upscaler(model_name, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad,
+        up = Upscaler(model_name, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad, overlap=opts.overlap,
                       alpha=opts.alpha, fp32=opts.fp32, model_path=opts.model_path, threads=threads,
                       concurrency=workers)
         lanes.append(Lane(up, workers))

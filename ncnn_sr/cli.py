@@ -64,7 +64,9 @@ def main() -> None:
 @click.option("--height", type=click.IntRange(min=1), default=None, help="Output height (keeps the aspect ratio alone).")
 @click.option("-t", "--tile", default="0", show_default=True, help="Tile size, >=32 or 0 = auto; one per device: 0,200.")
 @click.option("--tile-pad", type=click.IntRange(min=0), default=None,
-              help="Context pixels around each tile (default: the model's, 10).")
+              help="Context pixels around each tile; alone, it selects the reference tiling (no blending).")
+@click.option("--overlap", type=click.IntRange(min=0), default=None,
+              help="Pixels neighbouring tiles share and blend (default 16: seam-free; 0: none).")
 @click.option("-g", "--gpu", default="auto", show_default=True,
               help="Vulkan device index, -1 for the CPU; several: 0,1 or 0,-1.")
 @click.option("-j", "--jobs", default="1:2:2", show_default=True,
@@ -84,8 +86,8 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Errors only.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def upscale(input_path: Path, output_path: Path, model: str, scale: float | None, width: int | None,
-            height: int | None, tile: str, tile_pad: int | None, gpu: str, jobs: str, model_path: Path | None,
-            tta: bool, fmt: str | None, quality: int | None, recursive: bool, skip_existing: bool, alpha: str,
+            height: int | None, tile: str, tile_pad: int | None, overlap: int | None, gpu: str, jobs: str,
+            model_path: Path | None, tta: bool, fmt: str | None, quality: int | None, recursive: bool, skip_existing: bool, alpha: str,
             fp32: bool, no_metadata: bool, verbose: bool, quiet: bool, debug: bool) -> None:
     """Upscale a picture, or every picture in a folder."""
     setup_logging(PROG, verbose, quiet)
@@ -96,7 +98,7 @@ def upscale(input_path: Path, output_path: Path, model: str, scale: float | None
     opts = RunOptions(
         input=input_path, output=output_path, model=name, model_path=model_path, gpu=gpu, tile=tile,
         jobs=jobs, tta=tta, fmt=fmt, scale=None if scale == native else scale, width=width, height=height,
-        tile_pad=tile_pad, alpha=alpha, fp32=fp32, quality=quality, metadata=not no_metadata,
+        tile_pad=tile_pad, overlap=overlap, alpha=alpha, fp32=fp32, quality=quality, metadata=not no_metadata,
         recursive=recursive, skip_existing=skip_existing, verbose=verbose, quiet=quiet,
     )
     sys.exit(run(PROG, opts, name, debug))
@@ -124,7 +126,10 @@ def _fps(ctx, param, value):
 @click.option("--width", type=click.IntRange(min=2), default=None, help="Output width.")
 @click.option("--height", type=click.IntRange(min=2), default=None, help="Output height.")
 @click.option("-t", "--tile", default="0", show_default=True, help="Tile size, >=32 or 0 = auto; one per device.")
-@click.option("--tile-pad", type=click.IntRange(min=0), default=None, help="Context pixels around each tile.")
+@click.option("--tile-pad", type=click.IntRange(min=0), default=None,
+              help="Context pixels around each tile; alone, it selects the reference tiling (no blending).")
+@click.option("--overlap", type=click.IntRange(min=0), default=None,
+              help="Pixels neighbouring tiles share and blend (default 16: seam-free; 0: none).")
 @click.option("-g", "--gpu", default="auto", show_default=True, help="Vulkan device index, -1 for the CPU; several: 0,1.")
 @click.option("-j", "--jobs", default="1:2:2", show_default=True, help="Threads load:proc:save (proc per device).")
 @click.option("-m", "--model-path", type=click.Path(path_type=Path), default=None, help="Folder to look for models in first.")
@@ -140,8 +145,8 @@ def _fps(ctx, param, value):
 @click.option("-q", "--quiet", is_flag=True, help="Errors only.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def video(input_path: Path, output_path: Path, model: str, scale: float | None, width: int | None,
-          height: int | None, tile: str, tile_pad: int | None, gpu: str, jobs: str, model_path: Path | None,
-          tta: bool, fp32: bool, codec: str | None, crf: int | None, preset: str | None, pix_fmt: str,
+          height: int | None, tile: str, tile_pad: int | None, overlap: int | None, gpu: str, jobs: str,
+          model_path: Path | None, tta: bool, fp32: bool, codec: str | None, crf: int | None, preset: str | None, pix_fmt: str,
           bitrate: int | None, fps: Fraction | None, verbose: bool, quiet: bool, debug: bool) -> None:
     """Upscale a video in one pass, sound and subtitles kept."""
     setup_logging(PROG, verbose, quiet)
@@ -151,7 +156,7 @@ def video(input_path: Path, output_path: Path, model: str, scale: float | None, 
     native = models_mod.catalog()[name].scale if name in models_mod.catalog() else None
     opts = RunOptions(input=input_path, output=output_path, model=name, model_path=model_path, gpu=gpu,
                       tile=tile, jobs=jobs, tta=tta, fmt=None, scale=None if scale == native else scale,
-                      width=width, height=height, tile_pad=tile_pad, fp32=fp32, verbose=verbose, quiet=quiet)
+                      width=width, height=height, tile_pad=tile_pad, overlap=overlap, fp32=fp32, verbose=verbose, quiet=quiet)
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps)
     sys.exit(run_video(PROG, opts, name, encode, debug))
 

@@ -14,8 +14,10 @@ from .batch_cli import RunOptions, run, run_video, setup_logging
 from .video import EncodeOptions, is_video_path
 
 PROG = "realesrgan-ncnn-vulkan"
-# The reference writes JPEG at quality 100.
+# The reference writes JPEG at quality 100, and tiles with 10 px of context and no
+# blending: the drop-in promises the reference's output.
 REFERENCE_JPEG_QUALITY = 100
+REFERENCE_TILE_PAD = 10
 
 
 @click.command(context_settings={"help_option_names": ["-h"]}, name=PROG)
@@ -55,7 +57,7 @@ def main(input_path: Path, output_path: Path, scale: str, tile: str, model_path:
     opts = RunOptions(
         input=input_path, output=output_path, model=name, model_path=model_path, gpu=gpu, tile=tile,
         jobs=jobs, tta=tta, fmt=fmt, scale=None if factor == native else factor,
-        quality=REFERENCE_JPEG_QUALITY, verbose=verbose,
+        tile_pad=REFERENCE_TILE_PAD, quality=REFERENCE_JPEG_QUALITY, verbose=verbose,
     )
     if is_video_path(input_path):
         sys.exit(run_video(PROG, opts, name, EncodeOptions()))

@@ -334,3 +334,19 @@ def test_verbose_names_each_file_and_debug_shows_tracebacks(tmp_path):
     assert f"{tmp_path / 'in' / 'a.png'} -> {tmp_path / 'out' / 'a.png'} done" in out.stderr
     failed = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "o2", "-n", "nope", "--debug", check_ok=False)
     assert failed.returncode != 0 and "Traceback" in failed.stderr
+
+
+def test_dropin_tiles_like_the_reference_and_ncnn_sr_is_seam_free(tmp_path):
+    from ncnn_sr import Upscaler
+
+    image = picture(40, 70, seed=5)
+    Image.fromarray(image).save(tmp_path / "in.png")
+    run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "ref.png", "-t", "32", "-g", "-1")
+    run(NCNN_SR, "-i", tmp_path / "in.png", "-o", tmp_path / "ours.png", "-n", "realesr-animevideov3", "-t", "32",
+        "-g", "-1")
+    model = "realesr-animevideov3-x4"
+    reference = Upscaler(model, device=-1, tile=32, tile_pad=10).upscale(image)
+    seam_free = Upscaler(model, device=-1, tile=32).upscale(image)
+    assert not np.array_equal(reference, seam_free)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "ref.png")), reference)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "ours.png")), seam_free)

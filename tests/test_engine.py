@@ -33,8 +33,8 @@ def test_each_reference_model_upscales_a_small_picture_on_cpu(name, cpu_upscaler
 
 def test_tiles_equal_the_whole_picture_where_the_receptive_field_fits(cpu_upscalers):
     image = picture(60, 72)
-    whole = cpu_upscalers(FAST, tile=0).upscale(image).astype(int)
-    tiled = cpu_upscalers(FAST, tile=32).upscale(image).astype(int)
+    whole = cpu_upscalers(FAST, tile=0, tile_pad=10).upscale(image).astype(int)
+    tiled = cpu_upscalers(FAST, tile=32, tile_pad=10).upscale(image).astype(int)
     diff = np.abs(whole - tiled).max(axis=2)
     # animevideov3 sees 18 input pixels around itself: beyond 20 px of any seam
     # the tiles hold the same context as the whole picture.
@@ -55,8 +55,8 @@ def test_context_wider_than_the_receptive_field_makes_tiles_seamless(cpu_upscale
 
 def test_reference_tiling_stays_within_its_usual_tolerance(cpu_upscalers):
     image = picture(60, 72)
-    whole = cpu_upscalers(FAST, tile=0).upscale(image)
-    tiled = cpu_upscalers(FAST, tile=32).upscale(image)
+    whole = cpu_upscalers(FAST, tile=0, tile_pad=10).upscale(image)
+    tiled = cpu_upscalers(FAST, tile=32, tile_pad=10).upscale(image)
     assert psnr(whole, tiled) > 55
 
 
@@ -203,8 +203,8 @@ def fail_above(limit: int, real_run):
 
 def test_out_of_memory_halves_the_tile_and_still_gives_the_right_picture(monkeypatch, caplog):
     image = picture(40, 40)
-    up = Upscaler(FAST, device=-1, tile=40)
-    want = Upscaler(FAST, device=-1, tile=32).upscale(image)
+    up = Upscaler(FAST, device=-1, tile=40, tile_pad=10)
+    want = Upscaler(FAST, device=-1, tile=32, tile_pad=10).upscale(image)
     monkeypatch.setattr(engine_mod._Network, "run", fail_above(56, engine_mod._Network.run))
     got = up.upscale(image)
     assert up.tile == 32
@@ -213,7 +213,7 @@ def test_out_of_memory_halves_the_tile_and_still_gives_the_right_picture(monkeyp
 
 
 def test_cpu_out_of_memory_at_the_smallest_tile_is_a_device_error(monkeypatch):
-    up = Upscaler(FAST, device=-1, tile=32)
+    up = Upscaler(FAST, device=-1, tile=32, tile_pad=10)
     monkeypatch.setattr(engine_mod._Network, "run", fail_above(0, engine_mod._Network.run))
     with pytest.raises(DeviceError, match="ran out of memory even with 32px tiles"):
         up.upscale(picture(8, 8))
@@ -234,3 +234,38 @@ def test_progress_is_called_per_tile_and_can_stop_the_work(cpu_upscalers):
 
     with pytest.raises(Stop):
         up.upscale(picture(40, 70), progress=stop_after_two)
+
+
+
+# --- seam-free tiling ------------------------------------------------------------------
+
+def test_seam_free_is_the_default_and_tile_pad_alone_is_the_reference_rule():
+    assert Upscaler(FAST, device=-1).overlap == engine_mod.DEFAULT_OVERLAP > 0
+    reference = Upscaler(FAST, device=-1, tile_pad=10)
+    assert (reference.overlap, reference.tile_pad) == (0, 10)
+    assert Upscaler(FAST, device=-1, tile_pad=10, overlap=8).overlap == 8
+
+
+def repeat_pixels(self, image):
+    """A 'network' with no context at all: each pixel becomes a 4x4 block."""
+    return image.repeat(4, axis=0).repeat(4, axis=1)
+
+
+@pytest.mark.parametrize("h,w,tile,overlap", [(70, 53, 32, 16), (64, 64, 32, 16), (40, 100, 32, 24), (33, 90, 32, 16)])
+def test_blending_is_exact_when_tiles_agree(h, w, tile, overlap, monkeypatch):
+    # Tiles of a context-free network agree everywhere, so the blend weights (rises,
+    # falls, corners, small last tiles, rows carried to the next band) must sum to 1.
+    monkeypatch.setattr(engine_mod._Network, "run", repeat_pixels)
+    image = picture(h, w, channels=4)
+    whole = Upscaler(FAST, device=-1, tile=0).upscale(image)
+    blended = Upscaler(FAST, device=-1, tile=tile, overlap=overlap).upscale(image)
+    assert np.abs(whole.astype(int) - blended).max() <= 1
+
+
+def test_blending_removes_most_of_the_seam_error(cpu_upscalers):
+    image = picture(72, 90, seed=3)
+    whole = cpu_upscalers(FAST, tile=0).upscale(image)
+    reference = cpu_upscalers(FAST, tile=32, tile_pad=10).upscale(image)
+    blended = cpu_upscalers(FAST, tile=32).upscale(image)
+    assert psnr(whole, blended) > psnr(whole, reference) + 3
+    assert np.abs(whole.astype(int) - blended).max() < np.abs(whole.astype(int) - reference).max()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ncnn_sr.tiles import TTA_COUNT, Tile, mirror_pad, tile_grid, tta_forward, tta_inverse
+from ncnn_sr.tiles import TTA_COUNT, Tile, grow, mirror_pad, ramp_weights, tile_grid, tta_forward, tta_inverse
 
 
 def reflect_index(i: int, n: int) -> int:
@@ -101,3 +101,19 @@ def test_tta_inverse_maps_an_upscaled_result_back():
     up = lambda a: a.repeat(2, axis=0).repeat(2, axis=1)  # noqa: E731
     for k in range(TTA_COUNT):
         assert np.array_equal(tta_inverse(up(tta_forward(image, k)), k), up(image))
+
+
+
+def test_grow_shares_the_overlap_around_each_seam_but_not_at_borders():
+    assert grow(0, 200, 500, 16) == (0, 208)
+    assert grow(200, 400, 500, 16) == (192, 408)
+    assert grow(400, 500, 500, 16) == (392, 500)
+    assert grow(0, 500, 500, 16) == (0, 500)
+
+
+def test_a_rise_and_a_fall_over_the_same_pixels_sum_to_one():
+    left = ramp_weights(20, 0, 6)
+    right = ramp_weights(14, 6, 0)
+    assert np.allclose(left[-6:] + right[:6], 1.0)
+    assert (left[:-6] == 1).all() and (right[6:] == 1).all()
+    assert (np.diff(right[:6]) > 0).all()

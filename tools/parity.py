@@ -80,7 +80,7 @@ def run_reference(ref_python: str, model: str, tile: int, picture: np.ndarray, w
 
 def run_ours(model: str, tile: int, picture: np.ndarray) -> np.ndarray:
     from ncnn_sr import Upscaler
-    with Upscaler(model, device=-1, tile=tile) as up:
+    with Upscaler(model, device=-1, tile=tile, tile_pad=10) as up:
         return up.upscale(picture)
 
 
