@@ -54,25 +54,7 @@ def _echo(line: str) -> None:
         click.echo(line, err=True)
 
 
-def steady_heap() -> None:
-    """Pin glibc's mmap threshold at 1 MiB. Left dynamic, it rises after each large
-    free, so freed picture and tile buffers stay in the heap and a long batch's
-    memory creeps up before it levels off; pinned, they go back to the system."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 1 << 20)
-        libc.mallopt(m_trim_threshold, 1 << 20)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def setup_logging(prog: str, verbose: bool, quiet: bool = False) -> None:
-    steady_heap()
     log.handlers[:] = [_Lines(prog)]
     log.setLevel(logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING)
     log.propagate = False

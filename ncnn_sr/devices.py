@@ -166,6 +166,30 @@ def choose_auto(gpus: list[Device], default: int | None) -> Device:
     return CPU
 
 
+# --- memory ------------------------------------------------------------------------------
+
+_heap_pinned = False
+
+
+def steady_heap() -> None:
+    """Pin glibc's mmap threshold at 1 MiB, once per process. Left dynamic, it rises
+    after each large free, so freed tile and picture buffers stay in the heap and RSS
+    creeps up tile after tile; pinned, they go back to the system when freed."""
+    global _heap_pinned
+    if _heap_pinned or not sys.platform.startswith("linux"):
+        return
+    _heap_pinned = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 1 << 20)
+        libc.mallopt(m_trim_threshold, 1 << 20)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 # --- tile sizes --------------------------------------------------------------------------
 
 def gpu_auto_tile(heap_budget_mb: int) -> int:

@@ -55,6 +55,8 @@ class _Network:
         if device.is_gpu:
             net.set_vulkan_device(device.index)
             devices.register_gpu_user(self)
+        else:
+            devices.steady_heap()
         loaded = net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
         if loaded != 0:
             raise ModelError(f"ncnn could not parse {param}")
@@ -70,10 +72,10 @@ class _Network:
         ex = self._net.create_extractor()
         ex.input(self.input_blob, ncnn.Mat(planar))
         ret, out = ex.extract(self.output_blob)
-        del ex, planar
+        result = np.array(out).transpose(1, 2, 0) if ret == 0 else None
+        del ex, out, planar
         if ret != 0:
             raise _NetFailure(f"ncnn error {ret} on {self.device}")
-        result = np.array(out).transpose(1, 2, 0)
         if not np.isfinite(result).all():
             raise _NetFailure(f"non-finite output on {self.device}")
         return result
@@ -258,16 +260,28 @@ class Upscaler:
         return out
 
     def _tile_output(self, net: _Network, rgb: np.ndarray, alpha: np.ndarray | None,
-                     y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+                     y0: int, y1: int, x0: int, x1: int, span: tuple[int, int] | None = None) -> np.ndarray:
         """Float output (RGB, plus alpha if any) of the picture's ``[y0, y1) × [x0, x1)``,
-        computed with ``tile_pad`` pixels of context around it."""
+        computed with at least ``tile_pad`` pixels of context around it.
+
+        ``span`` (height, width) makes the network see a window of exactly that size
+        (grown inward where the picture ends), so that every tile of a run has one
+        shape: ncnn then reuses its buffers instead of adding a set per shape."""
         s, p = self._scale, self.tile_pad
-        window = (slice(y0, y1 + 2 * p), slice(x0, x1 + 2 * p))
-        crop = (slice(p * s, (p + y1 - y0) * s), slice(p * s, (p + x1 - x0) * s))
-        colour = self._infer(net, rgb[window])[crop]
-        if colour.shape[:2] != ((y1 - y0) * s, (x1 - x0) * s):
+        if span is None:
+            wy0, wy1, wx0, wx1 = y0, y1 + 2 * p, x0, x1 + 2 * p
+        else:
+            wy0 = max(0, min(y0, rgb.shape[0] - span[0]))
+            wx0 = max(0, min(x0, rgb.shape[1] - span[1]))
+            wy1, wx1 = wy0 + min(span[0], rgb.shape[0]), wx0 + min(span[1], rgb.shape[1])
+        window = (slice(wy0, wy1), slice(wx0, wx1))
+        oy, ox = y0 + p - wy0, x0 + p - wx0  # where the wanted area starts in the window
+        crop = (slice(oy * s, (oy + y1 - y0) * s), slice(ox * s, (ox + x1 - x0) * s))
+        colour = self._infer(net, rgb[window])
+        if colour.shape[:2] != ((wy1 - wy0) * s, (wx1 - wx0) * s):
             raise ModelError(f"model {self.spec.name} gave a tile of {colour.shape[1]}x{colour.shape[0]}, "
-                             f"expected {(x1 - x0) * s}x{(y1 - y0) * s}: its scale is not {s}")
+                             f"expected {(wx1 - wx0) * s}x{(wy1 - wy0) * s}: its scale is not {s}")
+        colour = colour[crop]
         if alpha is None:
             return colour
         return np.concatenate([colour, self._upscale_alpha(net, alpha[window])[crop]], axis=2)
@@ -299,6 +313,9 @@ class Upscaler:
         rows: dict[int, list] = {}
         for t in tiles:
             rows.setdefault(t.y0, []).append(t)
+        p2 = 2 * self.tile_pad
+        span = (max(b - a for a, b in (grow(r[0].y0, r[0].y1, h, oy) for r in rows.values())) + p2,
+                max(b - a for a, b in (grow(t.x0, t.x1, w, ox) for t in rows[0])) + p2)
         carry = None
         done = 0
         for row in rows.values():
@@ -311,7 +328,7 @@ class Upscaler:
                 x0, x1 = grow(t.x0, t.x1, w, ox)
                 weight_x = ramp_weights((x1 - x0) * s, ox * s if x0 > 0 else 0, ox * s if x1 < w else 0)
                 weight = weight_y[:, None, None] * weight_x[None, :, None]
-                band[:, x0 * s:x1 * s] += weight * self._tile_output(net, rgb, alpha, y0, y1, x0, x1)
+                band[:, x0 * s:x1 * s] += weight * self._tile_output(net, rgb, alpha, y0, y1, x0, x1, span)
                 done += 1
                 if progress is not None:
                     progress(done, len(grid))

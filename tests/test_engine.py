@@ -269,3 +269,20 @@ def test_blending_removes_most_of_the_seam_error(cpu_upscalers):
     blended = cpu_upscalers(FAST, tile=32).upscale(image)
     assert psnr(whole, blended) > psnr(whole, reference) + 3
     assert np.abs(whole.astype(int) - blended).max() < np.abs(whole.astype(int) - reference).max()
+
+
+def test_every_window_of_a_blended_run_has_one_shape_so_ncnn_reuses_its_buffers(monkeypatch):
+    shapes = []
+    real_run = engine_mod._Network.run
+
+    def spy(self, image):
+        shapes.append(image.shape)
+        return real_run(self, image)
+
+    monkeypatch.setattr(engine_mod._Network, "run", spy)
+    image = picture(75, 110)  # tiles of 32 leave uneven last tiles on both axes
+    Upscaler(FAST, device=-1, tile=32).upscale(image)
+    assert len(shapes) == 12 and len(set(shapes)) == 1
+    shapes.clear()
+    Upscaler(FAST, device=-1, tile=32).upscale(picture(40, 40))  # a second call, another picture
+    assert len(set(shapes)) == 1
