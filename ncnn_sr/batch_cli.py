@@ -114,7 +114,7 @@ class RunOptions:
     tile_pad: int | None = None
     overlap: int | None = None
     alpha: str = "bicubic"
-    fp32: bool = False
+    precision: str = "default"
     quality: int | None = None
     metadata: bool = True
     recursive: bool = False
@@ -145,7 +145,7 @@ def build_lanes(opts: RunOptions, model_name: str) -> tuple[list[Lane], int, int
     for device, tile, workers in zip(chosen, tiles, procs):
         threads = None if device.is_gpu else cpu_threads_per_worker(workers)
         up = Upscaler(model_name, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad, overlap=opts.overlap,
-                      alpha=opts.alpha, fp32=opts.fp32, model_path=opts.model_path, threads=threads,
+                      alpha=opts.alpha, precision=opts.precision, model_path=opts.model_path, threads=threads,
                       concurrency=workers)
         lanes.append(Lane(up, workers))
     return lanes, min(load, cpus), min(save, cpus)

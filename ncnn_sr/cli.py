@@ -14,7 +14,7 @@ import click
 from . import devices as devices_mod
 from . import models as models_mod
 from .batch_cli import RunOptions, run, run_video, setup_logging
-from .engine import ALPHA_MODES
+from .engine import ALPHA_MODES, PRECISIONS
 from .errors import NcnnSrError
 from .video import EncodeOptions, is_video_path
 
@@ -80,7 +80,9 @@ def main() -> None:
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist (resume a batch).")
 @click.option("--alpha", type=click.Choice(ALPHA_MODES), default="bicubic", show_default=True,
               help="How transparency is upscaled.")
-@click.option("--fp32", is_flag=True, help="Full float32 precision (slower on GPUs, no fp16).")
+@click.option("--fp32", is_flag=True, help="Full float32 precision (slower on GPUs, no fp16); same as --precision fp32.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="default", show_default=True,
+              help="Number format inside the network: bf16 is ~9% faster on CPUs with avx512_bf16.")
 @click.option("--no-metadata", is_flag=True, help="Do not copy EXIF and ICC profile to the outputs.")
 @click.option("-v", "--verbose", is_flag=True, help="A line per file, and what is being done.")
 @click.option("-q", "--quiet", is_flag=True, help="Errors only.")
@@ -88,7 +90,7 @@ def main() -> None:
 def upscale(input_path: Path, output_path: Path, model: str, scale: float | None, width: int | None,
             height: int | None, tile: str, tile_pad: int | None, overlap: int | None, gpu: str, jobs: str,
             model_path: Path | None, tta: bool, fmt: str | None, quality: int | None, recursive: bool, skip_existing: bool, alpha: str,
-            fp32: bool, no_metadata: bool, verbose: bool, quiet: bool, debug: bool) -> None:
+            fp32: bool, precision: str, no_metadata: bool, verbose: bool, quiet: bool, debug: bool) -> None:
     """Upscale a picture, or every picture in a folder."""
     setup_logging(PROG, verbose, quiet)
     if scale is not None and not scale > 0:
@@ -98,10 +100,17 @@ def upscale(input_path: Path, output_path: Path, model: str, scale: float | None
     opts = RunOptions(
         input=input_path, output=output_path, model=name, model_path=model_path, gpu=gpu, tile=tile,
         jobs=jobs, tta=tta, fmt=fmt, scale=None if scale == native else scale, width=width, height=height,
-        tile_pad=tile_pad, overlap=overlap, alpha=alpha, fp32=fp32, quality=quality, metadata=not no_metadata,
+        tile_pad=tile_pad, overlap=overlap, alpha=alpha, precision=_precision(fp32, precision), quality=quality,
+        metadata=not no_metadata,
         recursive=recursive, skip_existing=skip_existing, verbose=verbose, quiet=quiet,
     )
     sys.exit(run(PROG, opts, name, debug))
+
+
+def _precision(fp32: bool, precision: str) -> str:
+    if fp32 and precision not in ("default", "fp32"):
+        raise click.BadParameter(f"--fp32 contradicts --precision {precision}", param_hint="'--precision'")
+    return "fp32" if fp32 else precision
 
 
 def _fps(ctx, param, value):
@@ -134,7 +143,9 @@ def _fps(ctx, param, value):
 @click.option("-j", "--jobs", default="1:2:2", show_default=True, help="Threads load:proc:save (proc per device).")
 @click.option("-m", "--model-path", type=click.Path(path_type=Path), default=None, help="Folder to look for models in first.")
 @click.option("-x", "--tta", is_flag=True, help="Test-time augmentation (8x slower).")
-@click.option("--fp32", is_flag=True, help="Full float32 precision.")
+@click.option("--fp32", is_flag=True, help="Full float32 precision; same as --precision fp32.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="default", show_default=True,
+              help="Number format inside the network.")
 @click.option("--codec", default=None, help="Video encoder (default libx264; libvpx-vp9 for .webm).")
 @click.option("--crf", type=click.IntRange(0, 63), default=None, help="Constant quality (default 18 for x264/x265/vp9/av1).")
 @click.option("--preset", default=None, help="Encoder preset, e.g. slow, medium, fast.")
@@ -146,7 +157,7 @@ def _fps(ctx, param, value):
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def video(input_path: Path, output_path: Path, model: str, scale: float | None, width: int | None,
           height: int | None, tile: str, tile_pad: int | None, overlap: int | None, gpu: str, jobs: str,
-          model_path: Path | None, tta: bool, fp32: bool, codec: str | None, crf: int | None, preset: str | None, pix_fmt: str,
+          model_path: Path | None, tta: bool, fp32: bool, precision: str, codec: str | None, crf: int | None, preset: str | None, pix_fmt: str,
           bitrate: int | None, fps: Fraction | None, verbose: bool, quiet: bool, debug: bool) -> None:
     """Upscale a video in one pass, sound and subtitles kept."""
     setup_logging(PROG, verbose, quiet)
@@ -156,7 +167,7 @@ def video(input_path: Path, output_path: Path, model: str, scale: float | None, 
     native = models_mod.catalog()[name].scale if name in models_mod.catalog() else None
     opts = RunOptions(input=input_path, output=output_path, model=name, model_path=model_path, gpu=gpu,
                       tile=tile, jobs=jobs, tta=tta, fmt=None, scale=None if scale == native else scale,
-                      width=width, height=height, tile_pad=tile_pad, overlap=overlap, fp32=fp32, verbose=verbose, quiet=quiet)
+                      width=width, height=height, tile_pad=tile_pad, overlap=overlap, precision=_precision(fp32, precision), verbose=verbose, quiet=quiet)
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps)
     sys.exit(run_video(PROG, opts, name, encode, debug))
 

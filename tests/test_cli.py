@@ -120,3 +120,14 @@ def test_models_lists_each_model_and_where_it_was_found():
 def test_devices_lists_the_cpu():
     out = run("devices").stdout
     assert "-1  CPU" in out
+
+
+
+def test_precision_flags(tmp_path):
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "b.png", *FAST, "--precision", "bf16")
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "f.png", *FAST, "--fp32")
+    assert Image.open(tmp_path / "b.png").size == Image.open(tmp_path / "f.png").size == (16, 16)
+    clash = run("-i", tmp_path / "in.png", "-o", tmp_path / "c.png", *FAST, "--fp32", "--precision", "bf16",
+                check_ok=False)
+    assert clash.returncode != 0 and "contradicts" in clash.stderr

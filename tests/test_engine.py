@@ -161,7 +161,8 @@ def test_arrays_it_cannot_take_are_input_errors(bad, cpu_upscalers):
         cpu_upscalers(FAST).upscale(bad)
 
 
-@pytest.mark.parametrize("kwargs", [{"tile": 16}, {"alpha": "magic"}, {"tile_pad": -1}])
+@pytest.mark.parametrize("kwargs", [{"tile": 16}, {"alpha": "magic"}, {"tile_pad": -1}, {"overlap": -1},
+                                    {"precision": "fp8"}, {"concurrency": 0}])
 def test_bad_options_are_input_errors(kwargs):
     with pytest.raises(InputError):
         Upscaler(FAST, device=-1, **kwargs)
@@ -286,3 +287,12 @@ def test_every_window_of_a_blended_run_has_one_shape_so_ncnn_reuses_its_buffers(
     shapes.clear()
     Upscaler(FAST, device=-1, tile=32).upscale(picture(40, 40))  # a second call, another picture
     assert len(set(shapes)) == 1
+
+
+
+def test_bf16_stays_within_50_db_of_fp32_and_really_changes_the_numbers():
+    image = picture(24, 24)
+    fp32 = Upscaler(FAST, device=-1, precision="fp32").upscale(image)
+    bf16 = Upscaler(FAST, device=-1, precision="bf16").upscale(image)
+    assert not np.array_equal(fp32, bf16)
+    assert psnr(fp32, bf16) >= 50

@@ -35,7 +35,7 @@ def test_gpu_result_matches_the_cpu_result(gpu):
 def test_fp32_on_the_gpu_is_closer_to_the_cpu(gpu):
     image = picture(12, 16)
     on_cpu = Upscaler(MODEL, device=-1).upscale(image)
-    fp32 = Upscaler(MODEL, device=gpu, fp32=True).upscale(image)
+    fp32 = Upscaler(MODEL, device=gpu, precision="fp32").upscale(image)
     assert np.abs(fp32.astype(int) - on_cpu).max() <= 1
 
 

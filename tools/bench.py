@@ -99,7 +99,7 @@ def child(cfg: dict) -> None:
     h, w = picture.shape[:2]
     tile = cfg["tile"] or max(32, h, w)
     tiling = {"reference": {"tile_pad": 10}, "seamless": {}}[cfg["tiling"]]
-    up = Upscaler(cfg["model"], device=cfg["device"], tile=tile, fp32=cfg["precision"] == "fp32", **tiling)
+    up = Upscaler(cfg["model"], device=cfg["device"], tile=tile, **tiling)
     up.upscale(picture[:32, :32])
     best, share, out = math.inf, None, None
     for _ in range(cfg["repeat"]):
