@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import timed_child
 
 RAW_CHILD = """
 import json, os, sys, time
@@ -51,19 +50,6 @@ def make_pictures(folder: Path, count: int, width: int, height: int) -> None:
         img = np.stack([128 + 100 * np.sin(xx / (5 + c + i % 7) + yy / 9.0 + i) for c in range(3)], 2)
         img = np.clip(img + rng.randn(height, width, 3) * 6, 0, 255).astype(np.uint8)
         Image.fromarray(img).save(folder / f"p{i:04d}.png")
-
-
-def timed_child(cmd: list[str]) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS bytes, stdout) of a child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    out, err = proc.stdout.read(), proc.stderr.read()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
-    return wall, usage.ru_maxrss * 1024, out
 
 
 def main() -> int:

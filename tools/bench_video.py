@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from fractions import Fraction
 from pathlib import Path
+
+from measure import timed_child
 
 RAW_CHILD = """
 import json, sys, time
@@ -73,17 +72,6 @@ def make_clip(path: Path, seconds: float, width: int, height: int, rate: Fractio
         for p in audio.encode():
             out.mux(p)
     return count
-
-
-def timed_child(cmd: list[str]) -> tuple[float, int, str]:
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    out, err = proc.stdout.read(), proc.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{err}")
-    return wall, usage.ru_maxrss * 1024, out
 
 
 def main() -> int:
