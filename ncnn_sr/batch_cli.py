@@ -101,7 +101,7 @@ class RunOptions:
 
     input: Path
     output: Path
-    model: str
+    model: str  # a name from the catalog (a family already resolved) or a .param path
     model_path: Path | None
     gpu: str
     tile: str
@@ -123,7 +123,7 @@ class RunOptions:
     quiet: bool = False
 
 
-def build_lanes(opts: RunOptions, model_name: str) -> tuple[list[Lane], int, int]:
+def build_lanes(opts: RunOptions) -> tuple[list[Lane], int, int]:
     """One Upscaler per device with its proc workers; also the load and save counts
     (capped at the CPU count, as the reference does)."""
     load, procs, save = parse_jobs(opts.jobs)
@@ -144,7 +144,7 @@ def build_lanes(opts: RunOptions, model_name: str) -> tuple[list[Lane], int, int
     lanes = []
     for device, tile, workers in zip(chosen, tiles, procs):
         threads = None if device.is_gpu else cpu_threads_per_worker(workers)
-        up = Upscaler(model_name, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad, overlap=opts.overlap,
+        up = Upscaler(opts.model, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad, overlap=opts.overlap,
                       alpha=opts.alpha, precision=opts.precision, model_path=opts.model_path, threads=threads,
                       concurrency=workers)
         lanes.append(Lane(up, workers))
@@ -229,7 +229,7 @@ def _sigterm_as_interrupt() -> None:
         pass
 
 
-def run_video(prog: str, opts: RunOptions, model_name: str, encode, debug: bool = False) -> int:
+def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
     """Upscale one video; returns the exit status. Ctrl-C ends the process at once
     (within a second), leaving no output file."""
     from . import video
@@ -243,7 +243,7 @@ def run_video(prog: str, opts: RunOptions, model_name: str, encode, debug: bool 
             raise InputError(f"unsupported video container '{opts.output.suffix}' for {opts.output}: "
                              "use mp4, mkv, mov, webm or avi")
         info = video.probe(opts.input)
-        lanes, _, _ = build_lanes(opts, model_name)
+        lanes, _, _ = build_lanes(opts)
         window = 2 * sum(lane.workers for lane in lanes) + 2
         cancel = threading.Event()
 
@@ -310,7 +310,7 @@ class _FrameProgress:
             self.bar = None
 
 
-def run(prog: str, opts: RunOptions, model_name: str, debug: bool = False) -> int:
+def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
     """Plan, build lanes, run, report; returns the exit status."""
     _sigterm_as_interrupt()
     progress = None
@@ -320,7 +320,7 @@ def run(prog: str, opts: RunOptions, model_name: str, debug: bool = False) -> in
             log.warning(note)
         if not plan.jobs:
             raise InputError(f"{opts.input}: no pictures found")
-        lanes, load, save = build_lanes(opts, model_name)
+        lanes, load, save = build_lanes(opts)
         for lane in lanes:
             log.info("%s x%d on %s, %d proc worker(s)", lane.upscaler.spec.name, lane.upscaler.scale,
                      lane.upscaler.device, lane.workers)

@@ -52,65 +52,10 @@ def main() -> None:
     """
 
 
-@main.command()
-@click.option("-i", "--input", "input_path", required=True, type=click.Path(path_type=Path),
-              help="Input picture or folder.")
-@click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
-              help="Output picture (png, jpg, webp) or folder (made if missing).")
-@click.option("-n", "--model", default=DEFAULT_MODEL, show_default=True,
-              help="Model name, a family such as realesr-animevideov3, or a .param path.")
-@click.option("-s", "--scale", type=float, default=None, help="Output scale (any factor; default: the model's).")
-@click.option("--width", type=click.IntRange(min=1), default=None, help="Output width (keeps the aspect ratio alone).")
-@click.option("--height", type=click.IntRange(min=1), default=None, help="Output height (keeps the aspect ratio alone).")
-@click.option("-t", "--tile", default="0", show_default=True, help="Tile size, >=32 or 0 = auto; one per device: 0,200.")
-@click.option("--tile-pad", type=click.IntRange(min=0), default=None,
-              help="Context pixels around each tile; alone, it selects the reference tiling (no blending).")
-@click.option("--overlap", type=click.IntRange(min=0), default=None,
-              help="Pixels neighbouring tiles share and blend (default 16: seam-free; 0: none).")
-@click.option("-g", "--gpu", default="auto", show_default=True,
-              help="Vulkan device index, -1 for the CPU; several: 0,1 or 0,-1.")
-@click.option("-j", "--jobs", default="1:2:2", show_default=True,
-              help="Threads load:proc:save; proc one per device: 1:2,2:2.")
-@click.option("-m", "--model-path", type=click.Path(path_type=Path), default=None, help="Folder to look for models in first.")
-@click.option("-x", "--tta", is_flag=True, help="Test-time augmentation: average the 8 flips/rotations (8x slower).")
-@click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "jpeg", "webp"], case_sensitive=False),
-              default=None, help="Output format in folder mode (default png; a file takes its extension's).")
-@click.option("--quality", type=click.IntRange(1, 100), default=None, help="jpg/webp quality (webp: lossless without it).")
-@click.option("-r", "--recursive", is_flag=True, help="Walk sub-folders too; their tree is mirrored in the output.")
-@click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist (resume a batch).")
-@click.option("--alpha", type=click.Choice(ALPHA_MODES), default="bicubic", show_default=True,
-              help="How transparency is upscaled.")
-@click.option("--fp32", is_flag=True, help="Full float32 precision (slower on GPUs, no fp16); same as --precision fp32.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="default", show_default=True,
-              help="Number format inside the network: bf16 is ~9% faster on CPUs with avx512_bf16.")
-@click.option("--no-metadata", is_flag=True, help="Do not copy EXIF and ICC profile to the outputs.")
-@click.option("-v", "--verbose", is_flag=True, help="A line per file, and what is being done.")
-@click.option("-q", "--quiet", is_flag=True, help="Errors only.")
-@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
-def upscale(input_path: Path, output_path: Path, model: str, scale: float | None, width: int | None,
-            height: int | None, tile: str, tile_pad: int | None, overlap: int | None, gpu: str, jobs: str,
-            model_path: Path | None, tta: bool, fmt: str | None, quality: int | None, recursive: bool, skip_existing: bool, alpha: str,
-            fp32: bool, precision: str, no_metadata: bool, verbose: bool, quiet: bool, debug: bool) -> None:
-    """Upscale a picture, or every picture in a folder."""
-    setup_logging(PROG, verbose, quiet)
-    if scale is not None and not scale > 0:
-        raise click.BadParameter("must be a positive number", param_hint="'-s' / '--scale'")
-    name = models_mod.model_name_for(model, scale)
-    native = models_mod.catalog()[name].scale if name in models_mod.catalog() else None
-    opts = RunOptions(
-        input=input_path, output=output_path, model=name, model_path=model_path, gpu=gpu, tile=tile,
-        jobs=jobs, tta=tta, fmt=fmt, scale=None if scale == native else scale, width=width, height=height,
-        tile_pad=tile_pad, overlap=overlap, alpha=alpha, precision=_precision(fp32, precision), quality=quality,
-        metadata=not no_metadata,
-        recursive=recursive, skip_existing=skip_existing, verbose=verbose, quiet=quiet,
-    )
-    sys.exit(run(PROG, opts, name, debug))
-
-
-def _precision(fp32: bool, precision: str) -> str:
-    if fp32 and precision not in ("default", "fp32"):
-        raise click.BadParameter(f"--fp32 contradicts --precision {precision}", param_hint="'--precision'")
-    return "fp32" if fp32 else precision
+def _positive(ctx, param, value):
+    if value is not None and not value > 0:
+        raise click.BadParameter("must be a positive number")
+    return value
 
 
 def _fps(ctx, param, value):
@@ -125,51 +70,96 @@ def _fps(ctx, param, value):
     return fps
 
 
+# Options both commands take, in the order --help lists them after -i, -o and -n.
+_SHARED_OPTIONS = [
+    click.option("-s", "--scale", type=float, default=None, callback=_positive,
+                 help="Output scale (any factor; default: the model's); with --width/--height it only "
+                      "picks the model variant (realesr-animevideov3 -s 2: the x2 file)."),
+    click.option("--width", type=click.IntRange(min=1), default=None, help="Output width (keeps the aspect ratio alone)."),
+    click.option("--height", type=click.IntRange(min=1), default=None,
+                 help="Output height (keeps the aspect ratio alone)."),
+    click.option("-t", "--tile", default="0", show_default=True, help="Tile size, >=32 or 0 = auto; one per device: 0,200."),
+    click.option("--tile-pad", type=click.IntRange(min=0), default=None,
+                 help="Context pixels around each tile; alone, it selects the reference tiling (no blending)."),
+    click.option("--overlap", type=click.IntRange(min=0), default=None,
+                 help="Pixels neighbouring tiles share and blend (default 16: seam-free; 0: none)."),
+    click.option("-g", "--gpu", default="auto", show_default=True,
+                 help="Vulkan device index, -1 for the CPU; several: 0,1 or 0,-1."),
+    click.option("-j", "--jobs", default="1:2:2", show_default=True,
+                 help="Threads load:proc:save; proc one per device: 1:2,2:2."),
+    click.option("-m", "--model-path", type=click.Path(path_type=Path), default=None,
+                 help="Folder to look for models in first."),
+    click.option("-x", "--tta", is_flag=True, help="Test-time augmentation: average the 8 flips/rotations (8x slower)."),
+    click.option("--fp32", is_flag=True, help="Full float32 precision (slower on GPUs); same as --precision fp32."),
+    click.option("--precision", type=click.Choice(PRECISIONS), default="default", show_default=True,
+                 help="Number format inside the network: bf16 is ~9% faster on CPUs with avx512_bf16."),
+    click.option("-v", "--verbose", is_flag=True, help="A line per file, and what is being done."),
+    click.option("-q", "--quiet", is_flag=True, help="Errors only."),
+    click.option("--debug", is_flag=True, help="Show a traceback on errors."),
+]
+
+
+def _shared_options(command):
+    for option in reversed(_SHARED_OPTIONS):
+        command = option(command)
+    return command
+
+
+def _run_options(input_path: Path, output_path: Path, model: str, fp32: bool, precision: str,
+                 **rest) -> RunOptions:
+    """RunOptions from the shared and command-specific flags; also sets up logging."""
+    setup_logging(PROG, rest["verbose"], rest["quiet"])
+    if fp32 and precision not in ("default", "fp32"):
+        raise click.BadParameter(f"--fp32 contradicts --precision {precision}", param_hint="'--precision'")
+    name = models_mod.model_name_for(model, rest["scale"])
+    if rest["width"] is not None or rest["height"] is not None:
+        rest["scale"] = None  # the size is given: -s only picked the model variant
+    return RunOptions(input=input_path, output=output_path, model=name,
+                      precision="fp32" if fp32 else precision, **rest)
+
+
+@main.command()
+@click.option("-i", "--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help="Input picture or folder.")
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help="Output picture (png, jpg, webp) or folder (made if missing).")
+@click.option("-n", "--model", default=DEFAULT_MODEL, show_default=True,
+              help="Model name, a family such as realesr-animevideov3, or a .param path.")
+@_shared_options
+@click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "jpeg", "webp"], case_sensitive=False),
+              default=None, help="Output format in folder mode (default png; a file takes its extension's).")
+@click.option("--quality", type=click.IntRange(1, 100), default=None, help="jpg/webp quality (webp: lossless without it).")
+@click.option("-r", "--recursive", is_flag=True, help="Walk sub-folders too; their tree is mirrored in the output.")
+@click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist (resume a batch).")
+@click.option("--alpha", type=click.Choice(ALPHA_MODES), default="bicubic", show_default=True,
+              help="How transparency is upscaled.")
+@click.option("--no-metadata", is_flag=True, help="Do not copy EXIF and ICC profile to the outputs.")
+def upscale(no_metadata: bool, debug: bool, **options) -> None:
+    """Upscale a picture, or every picture in a folder."""
+    opts = _run_options(metadata=not no_metadata, **options)
+    sys.exit(run(PROG, opts, debug))
+
+
 @main.command()
 @click.option("-i", "--input", "input_path", required=True, type=click.Path(path_type=Path), help="Input video.")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
               help="Output video (mp4, mkv, mov, webm, avi).")
 @click.option("-n", "--model", default="realesr-animevideov3", show_default=True,
               help="Model name, a family, or a .param path.")
-@click.option("-s", "--scale", type=float, default=None, help="Output scale (any factor; default: the model's).")
-@click.option("--width", type=click.IntRange(min=2), default=None, help="Output width.")
-@click.option("--height", type=click.IntRange(min=2), default=None, help="Output height.")
-@click.option("-t", "--tile", default="0", show_default=True, help="Tile size, >=32 or 0 = auto; one per device.")
-@click.option("--tile-pad", type=click.IntRange(min=0), default=None,
-              help="Context pixels around each tile; alone, it selects the reference tiling (no blending).")
-@click.option("--overlap", type=click.IntRange(min=0), default=None,
-              help="Pixels neighbouring tiles share and blend (default 16: seam-free; 0: none).")
-@click.option("-g", "--gpu", default="auto", show_default=True, help="Vulkan device index, -1 for the CPU; several: 0,1.")
-@click.option("-j", "--jobs", default="1:2:2", show_default=True, help="Threads load:proc:save (proc per device).")
-@click.option("-m", "--model-path", type=click.Path(path_type=Path), default=None, help="Folder to look for models in first.")
-@click.option("-x", "--tta", is_flag=True, help="Test-time augmentation (8x slower).")
-@click.option("--fp32", is_flag=True, help="Full float32 precision; same as --precision fp32.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="default", show_default=True,
-              help="Number format inside the network.")
+@_shared_options
 @click.option("--codec", default=None, help="Video encoder (default libx264; libvpx-vp9 for .webm).")
 @click.option("--crf", type=click.IntRange(0, 63), default=None, help="Constant quality (default 18 for x264/x265/vp9/av1).")
 @click.option("--preset", default=None, help="Encoder preset, e.g. slow, medium, fast.")
 @click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
 @click.option("--bitrate", type=click.IntRange(min=1), default=None, help="Target bitrate in bits/s (instead of --crf).")
-@click.option("--fps", callback=_fps, default=None, help="Constant output rate; frames are repeated or dropped to keep the duration.")
-@click.option("-v", "--verbose", is_flag=True, help="Say what is being done.")
-@click.option("-q", "--quiet", is_flag=True, help="Errors only.")
-@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
-def video(input_path: Path, output_path: Path, model: str, scale: float | None, width: int | None,
-          height: int | None, tile: str, tile_pad: int | None, overlap: int | None, gpu: str, jobs: str,
-          model_path: Path | None, tta: bool, fp32: bool, precision: str, codec: str | None, crf: int | None, preset: str | None, pix_fmt: str,
-          bitrate: int | None, fps: Fraction | None, verbose: bool, quiet: bool, debug: bool) -> None:
+@click.option("--fps", callback=_fps, default=None,
+              help="Constant output rate; frames are repeated or dropped to keep the duration.")
+def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str, bitrate: int | None,
+          fps: Fraction | None, debug: bool, **options) -> None:
     """Upscale a video in one pass, sound and subtitles kept."""
-    setup_logging(PROG, verbose, quiet)
-    if scale is not None and not scale > 0:
-        raise click.BadParameter("must be a positive number", param_hint="'-s' / '--scale'")
-    name = models_mod.model_name_for(model, scale)
-    native = models_mod.catalog()[name].scale if name in models_mod.catalog() else None
-    opts = RunOptions(input=input_path, output=output_path, model=name, model_path=model_path, gpu=gpu,
-                      tile=tile, jobs=jobs, tta=tta, fmt=None, scale=None if scale == native else scale,
-                      width=width, height=height, tile_pad=tile_pad, overlap=overlap, precision=_precision(fp32, precision), verbose=verbose, quiet=quiet)
+    opts = _run_options(fmt=None, **options)
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps)
-    sys.exit(run_video(PROG, opts, name, encode, debug))
+    sys.exit(run_video(PROG, opts, encode, debug))
 
 
 def _fail(message: str, code: int = 1) -> None:

@@ -224,13 +224,14 @@ CPU_TILE_MEMORY_CAP = 1 << 30
 
 
 def cpu_auto_tile(height: int, width: int, bytes_per_pixel: int, prepadding: int,
-                  memory: int | None = None, share: int = 1) -> int:
+                  memory: int | None = None, share: int = 1, overlap: int = 0) -> int:
     """A CPU tile size that bounds memory: 0 (the whole image) when it fits, else the
-    largest multiple of 16, at least 32, whose padded tile fits. ``share`` calls
-    running at once split the budget."""
+    largest multiple of 16, at least 32, whose window (the tile, grown by ``overlap``
+    into its neighbours and padded by ``prepadding`` on each side) fits. ``share``
+    calls running at once split the budget."""
     budget = min((available_memory() if memory is None else memory) // 2, CPU_TILE_MEMORY_CAP) // share
     padded = (height + 2 * prepadding) * (width + 2 * prepadding)
     if padded * bytes_per_pixel <= budget:
         return 0
-    side = int(math.sqrt(budget / bytes_per_pixel)) - 2 * prepadding
+    side = int(math.sqrt(budget / bytes_per_pixel)) - 2 * prepadding - overlap
     return max(MIN_TILE, side // 16 * 16)

@@ -52,13 +52,11 @@ def main(input_path: Path, output_path: Path, scale: str, tile: str, model_path:
     if fmt is not None and fmt.lower() not in ("png", "jpg", "jpeg", "webp"):
         click.echo(f"{PROG}: invalid format argument", err=True)
         sys.exit(1)
-    name = models_mod.model_name_for(model, factor)
-    native = models_mod.catalog()[name].scale if name in models_mod.catalog() else None
     opts = RunOptions(
-        input=input_path, output=output_path, model=name, model_path=model_path, gpu=gpu, tile=tile,
-        jobs=jobs, tta=tta, fmt=fmt, scale=None if factor == native else factor,
+        input=input_path, output=output_path, model=models_mod.model_name_for(model, factor),
+        model_path=model_path, gpu=gpu, tile=tile, jobs=jobs, tta=tta, fmt=fmt, scale=factor,
         tile_pad=REFERENCE_TILE_PAD, quality=REFERENCE_JPEG_QUALITY, verbose=verbose,
     )
     if is_video_path(input_path):
-        sys.exit(run_video(PROG, opts, name, EncodeOptions()))
-    sys.exit(run(PROG, opts, name))
+        sys.exit(run_video(PROG, opts, EncodeOptions()))
+    sys.exit(run(PROG, opts))

@@ -221,7 +221,7 @@ class Upscaler:
         if device.is_gpu:
             return devices.gpu_auto_tile(device.heap_budget_mb)
         return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
-                                     share=self._concurrency)
+                                     share=self._concurrency, overlap=self.overlap)
 
     def _upscale_native(self, image: np.ndarray, progress) -> np.ndarray:
         while True:

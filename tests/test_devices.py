@@ -44,3 +44,11 @@ def test_cpu_auto_tile_budget_is_shared_by_concurrent_calls():
     shared = devices.cpu_auto_tile(2000, 2000, 60_000, 10, memory=8 << 30, share=2)
     assert shared < alone
     assert 2 * (shared + 20) ** 2 * 60_000 <= devices.CPU_TILE_MEMORY_CAP
+
+
+
+def test_cpu_auto_tile_counts_the_overlap_in_the_window():
+    plain = devices.cpu_auto_tile(2000, 2000, 60_000, 10, memory=8 << 30)
+    blended = devices.cpu_auto_tile(2000, 2000, 60_000, 10, memory=8 << 30, overlap=16)
+    assert blended < plain
+    assert (blended + 16 + 20) ** 2 * 60_000 <= devices.CPU_TILE_MEMORY_CAP

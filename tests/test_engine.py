@@ -1,11 +1,10 @@
 """The engine on ncnn's CPU path, with the real models on small pictures."""
-import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import picture, psnr
+from conftest import picture, psnr, upscale_in_threads
 from ncnn_sr import DeviceError, InputError, Upscaler, catalog
 from ncnn_sr import engine as engine_mod
 from ncnn_sr.resample import resize
@@ -179,17 +178,7 @@ def test_one_upscaler_serves_several_threads_at_once(cpu_upscalers):
     up = cpu_upscalers(FAST, tile=32)
     images = [picture(40, 36, seed=s) for s in range(4)]
     expected = [up.upscale(im) for im in images]
-    results = [None] * 4
-
-    def work(i):
-        results[i] = up.upscale(images[i])
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for got, want in zip(results, expected):
+    for got, want in zip(upscale_in_threads(up, images), expected):
         assert np.array_equal(got, want)
 
 

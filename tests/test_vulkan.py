@@ -2,11 +2,10 @@
 import logging
 import subprocess
 import sys
-import threading
 
 import numpy as np
 
-from conftest import picture, psnr
+from conftest import picture, psnr, upscale_in_threads
 from ncnn_sr import Upscaler, get_device, list_devices
 from ncnn_sr import engine as engine_mod
 
@@ -88,13 +87,7 @@ def test_one_gpu_upscaler_serves_several_threads_at_once(gpu):
     up = Upscaler(MODEL, device=gpu)
     images = [picture(8, 10, seed=s) for s in range(3)]
     expected = [up.upscale(im) for im in images]
-    results = [None] * 3
-    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, up.upscale(images[i]))) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for got, want in zip(results, expected):
+    for got, want in zip(upscale_in_threads(up, images), expected):
         assert np.array_equal(got, want)
 
 
