@@ -18,7 +18,7 @@ from .errors import DeviceError, InputError, ModelError
 from .models import ModelSpec, resolve_model
 from .pixels import check_image, quantize, to_float, to_gray
 from .resample import resize, target_size
-from .tiles import TTA_COUNT, grow, mirror_pad, ramp_weights, tile_grid, tta_forward, tta_inverse
+from .tiles import TTA_COUNT, blend_spans, mirror_pad, ramp_weights, tile_grid, tta_forward, tta_inverse
 
 log = logging.getLogger("ncnn_sr")
 
@@ -57,11 +57,16 @@ class _Network:
         if precision in ("fp32", "bf16"):
             net.opt.use_fp16_packed = net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = False
             net.opt.use_bf16_storage = net.opt.use_bf16_packed = precision == "bf16"
+        self._pools: tuple = ()
         if device.is_gpu:
             net.set_vulkan_device(device.index)
             devices.register_gpu_user(self)
         else:
             devices.steady_heap()
+            # ncnn's own pools keep every buffer until the net is freed (370 MB after
+            # one 300x300 animevideov3 picture); owning them lets ``trim`` give it back.
+            self._pools = (ncnn.PoolAllocator(), ncnn.PoolAllocator())
+            net.opt.blob_allocator, net.opt.workspace_allocator = self._pools
         loaded = net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
         if loaded != 0:
             raise ModelError(f"ncnn could not parse {param}")
@@ -84,6 +89,11 @@ class _Network:
         if not np.isfinite(result).all():
             raise _NetFailure(f"non-finite output on {self.device}")
         return result
+
+    def trim(self) -> None:
+        """Free the buffers ncnn keeps for the next run; only call between runs."""
+        for pool in self._pools:
+            pool.clear()
 
     def release(self) -> None:
         net, self._net = getattr(self, "_net", None), None
@@ -140,6 +150,7 @@ class Upscaler:
         self.overlap = overlap
         self._precision, self._threads = precision, threads
         self._lock = threading.Lock()
+        self._running = 0  # upscale calls in progress
         self._tile = tile
         self._net = self._load(devices.get_device(device))
         self._scale = self.spec.scale or self._probe_scale()
@@ -180,7 +191,19 @@ class Upscaler:
         wanted = None
         if scale is not None or width is not None or height is not None:
             wanted = target_size(h, w, scale, width, height)
-        out = self._upscale_native(image, progress)
+        with self._lock:
+            self._running += 1
+        try:
+            out = self._upscale_native(image, progress)
+        finally:
+            with self._lock:
+                self._running -= 1
+                if self._running == 0:
+                    # Nothing else in flight: hand ncnn's buffers back before the
+                    # caller resamples or saves the result. A run that follows pays
+                    # some page faults, small next to its compute.
+                    self._net.trim()
+                    self._alpha_net.trim()
         return out if wanted is None else resize(out, *wanted)
 
     def close(self) -> None:
@@ -255,9 +278,10 @@ class Upscaler:
 
     def _run_tiles(self, image: np.ndarray, net: _Network, tile: int, progress) -> np.ndarray:
         h, w, channels = image.shape
-        pixels = to_float(image)
-        rgb = mirror_pad(np.repeat(pixels, 3, axis=2) if channels == 1 else pixels[:, :, :3], self.tile_pad)
-        alpha = mirror_pad(pixels[:, :, 3:], self.tile_pad) if channels == 4 else None
+        # Padded at the picture's own depth and made float one window at a time: a
+        # float copy of a 12 MP picture would cost 140 MB for the whole run.
+        rgb = mirror_pad(np.repeat(image, 3, axis=2) if channels == 1 else image[:, :, :3], self.tile_pad)
+        alpha = mirror_pad(image[:, :, 3:], self.tile_pad) if channels == 4 else None
         grid = tile_grid(h, w, tile)
         out = np.empty((h * self._scale, w * self._scale, channels), image.dtype)
         if self.overlap == 0 or len(grid) == 1:
@@ -266,32 +290,19 @@ class Upscaler:
             self._blend_tiles(grid, net, rgb, alpha, out, progress)
         return out
 
-    def _tile_output(self, net: _Network, rgb: np.ndarray, alpha: np.ndarray | None,
-                     y0: int, y1: int, x0: int, x1: int, span: tuple[int, int] | None = None) -> np.ndarray:
-        """Float output (RGB, plus alpha if any) of the picture's ``[y0, y1) × [x0, x1)``,
-        computed with at least ``tile_pad`` pixels of context around it.
-
-        ``span`` (height, width) makes the network see a window of exactly that size
-        (grown inward where the picture ends), so that every tile of a run has one
-        shape: ncnn then reuses its buffers instead of adding a set per shape."""
-        s, p = self._scale, self.tile_pad
-        if span is None:
-            wy0, wy1, wx0, wx1 = y0, y1 + 2 * p, x0, x1 + 2 * p
-        else:
-            wy0 = max(0, min(y0, rgb.shape[0] - span[0]))
-            wx0 = max(0, min(x0, rgb.shape[1] - span[1]))
-            wy1, wx1 = wy0 + min(span[0], rgb.shape[0]), wx0 + min(span[1], rgb.shape[1])
-        window = (slice(wy0, wy1), slice(wx0, wx1))
-        oy, ox = y0 + p - wy0, x0 + p - wx0  # where the wanted area starts in the window
-        crop = (slice(oy * s, (oy + y1 - y0) * s), slice(ox * s, (ox + x1 - x0) * s))
-        colour = self._infer(net, rgb[window])
-        if colour.shape[:2] != ((wy1 - wy0) * s, (wx1 - wx0) * s):
+    def _window_output(self, net: _Network, rgb: np.ndarray, alpha: np.ndarray | None,
+                       wy: int, wx: int, height: int, width: int) -> np.ndarray:
+        """Float output (RGB, plus alpha if any) of the window ``[wy, wy + height) ×
+        [wx, wx + width)`` of the mirror-padded picture."""
+        s = self._scale
+        window = (slice(wy, wy + height), slice(wx, wx + width))
+        colour = self._infer(net, to_float(rgb[window]))
+        if colour.shape[:2] != (height * s, width * s):
             raise ModelError(f"model {self.spec.name} gave a tile of {colour.shape[1]}x{colour.shape[0]}, "
-                             f"expected {(wx1 - wx0) * s}x{(wy1 - wy0) * s}: its scale is not {s}")
-        colour = colour[crop]
+                             f"expected {width * s}x{height * s}: its scale is not {s}")
         if alpha is None:
             return colour
-        return np.concatenate([colour, self._upscale_alpha(net, alpha[window])[crop]], axis=2)
+        return np.concatenate([colour, self._upscale_alpha(net, to_float(alpha[window]))], axis=2)
 
     @staticmethod
     def _finish(values: np.ndarray, channels: int, dtype) -> np.ndarray:
@@ -299,51 +310,41 @@ class Upscaler:
 
     def _place_tiles(self, grid, net, rgb, alpha, out, progress) -> None:
         """The reference rule: each tile's own area, cropped out of its padded run."""
-        channels = out.shape[2]
+        s, p, channels = self._scale, self.tile_pad, out.shape[2]
         for done, t in enumerate(grid.tiles, 1):
-            result = self._tile_output(net, rgb, alpha, t.y0, t.y1, t.x0, t.x1)
-            out[t.out_slices(self._scale)] = self._finish(result, channels, out.dtype)
+            result = self._window_output(net, rgb, alpha, t.y0, t.x0, t.height + 2 * p, t.width + 2 * p)
+            own = result[p * s:(p + t.height) * s, p * s:(p + t.width) * s]
+            out[t.out_slices(s)] = self._finish(own, channels, out.dtype)
             if progress is not None:
                 progress(done, len(grid))
 
     def _blend_tiles(self, grid, net, rgb, alpha, out, progress) -> None:
-        """Tiles grown to overlap their neighbours by ``overlap`` pixels, blended with
-        complementary linear ramps. One row of tiles is summed in a float band; the
-        rows it shares with the next row are carried over, the rest written out."""
-        s = self._scale
-        h, w, channels = grid.height, grid.width, out.shape[2]
-        # No overlap may be wider than the last (smallest) tile on its axis, or the
-        # two ramps of a seam would not cover the same pixels.
-        tiles = grid.tiles
-        oy = min(self.overlap, tiles[-1].height) if tiles[-1].y0 > 0 else 0
-        ox = min(self.overlap, tiles[-1].width) if tiles[-1].x0 > 0 else 0
-        rows: dict[int, list] = {}
-        for t in tiles:
-            rows.setdefault(t.y0, []).append(t)
-        p2 = 2 * self.tile_pad
-        span = (max(b - a for a, b in (grow(r[0].y0, r[0].y1, h, oy) for r in rows.values())) + p2,
-                max(b - a for a, b in (grow(t.x0, t.x1, w, ox) for t in rows[0])) + p2)
-        carry = None
-        done = 0
-        for row in rows.values():
-            y0, y1 = grow(row[0].y0, row[0].y1, h, oy)
-            last_row = row[0].y1 == h
-            height = (y1 - y0) * s
-            weight_y = ramp_weights(height, oy * s if y0 > 0 else 0, 0 if last_row else oy * s)
-            band = np.zeros((height, w * s, 3 if alpha is None else 4), np.float32)
-            for t in row:
-                x0, x1 = grow(t.x0, t.x1, w, ox)
-                weight_x = ramp_weights((x1 - x0) * s, ox * s if x0 > 0 else 0, ox * s if x1 < w else 0)
-                weight = weight_y[:, None, None] * weight_x[None, :, None]
-                band[:, x0 * s:x1 * s] += weight * self._tile_output(net, rgb, alpha, y0, y1, x0, x1, span)
+        """Windows of one shape, spaced evenly, blended with complementary linear ramps
+        around each seam (``tiles.blend_spans``). One shape lets ncnn reuse its buffers
+        instead of keeping a set per shape. One row of windows is summed in a float
+        band; the rows it shares with the next row are carried over, the rest written."""
+        s, p, channels = self._scale, self.tile_pad, out.shape[2]
+        height, rows = blend_spans(grid.height, grid.tile, p, self.overlap)
+        width, cols = blend_spans(grid.width, grid.tile, p, self.overlap)
+        total, done, carry = len(rows) * len(cols), 0, None
+        for row in rows:
+            band_height = (row.end - row.start) * s
+            weight_y = ramp_weights(band_height, row.rise * s, row.fall * s)
+            band = np.zeros((band_height, grid.width * s, 3 if alpha is None else 4), np.float32)
+            ys = slice((row.start + p - row.window) * s, (row.end + p - row.window) * s)
+            for col in cols:
+                result = self._window_output(net, rgb, alpha, row.window, col.window, height, width)
+                xs = slice((col.start + p - col.window) * s, (col.end + p - col.window) * s)
+                weight_x = ramp_weights((col.end - col.start) * s, col.rise * s, col.fall * s)
+                band[:, col.start * s:col.end * s] += weight_y[:, None, None] * weight_x[None, :, None] * result[ys, xs]
                 done += 1
                 if progress is not None:
-                    progress(done, len(grid))
+                    progress(done, total)
             if carry is not None:
                 band[:carry.shape[0]] += carry
-            final = height if last_row else height - oy * s  # the rest is shared with the next row
-            out[y0 * s:y0 * s + final] = self._finish(band[:final], channels, out.dtype)
-            carry = None if last_row else band[final:]
+            final = band_height - row.fall * s  # the rest is shared with the next row
+            out[row.start * s:row.start * s + final] = self._finish(band[:final], channels, out.dtype)
+            carry = band[final:] if row.fall else None
 
     def _infer(self, net: _Network, window: np.ndarray) -> np.ndarray:
         if not self.tta:

@@ -82,21 +82,61 @@ def tile_grid(height: int, width: int, tile: int) -> TileGrid:
     return TileGrid(height, width, tile)
 
 
-# --- blending: tiles that overlap around each seam ----------------------------------------
+# --- blending: windows that overlap around each seam -------------------------------------
 # (A smoothstep ramp was measured against this linear one on realesrgan-x4plus with
 # 200 px tiles: within 0.05 dB either way, so the simpler ramp stays.)
 
-def grow(start: int, end: int, size: int, overlap: int) -> tuple[int, int]:
-    """A tile's span ``[start, end)`` on an axis of ``size`` pixels, grown into its
-    neighbours so that two neighbours share ``overlap`` pixels around their seam
-    (``overlap // 2`` before it, the rest after). Picture borders do not grow."""
-    before = overlap // 2 if start > 0 else 0
-    after = overlap - overlap // 2 if end < size else 0
-    return max(0, start - before), min(size, end + after)
+@dataclass(frozen=True)
+class Span:
+    """One window's place on one axis of a blended run.
+
+    The network sees ``[window, window + length)`` of the picture mirror-padded by
+    ``pad`` (``length`` is the run's, the same for every window); its output is kept
+    for the picture's ``[start, end)``, weighted by a ramp rising over the first
+    ``rise`` pixels and falling over the last ``fall``."""
+
+    window: int
+    start: int
+    end: int
+    rise: int
+    fall: int
+
+
+def blend_spans(size: int, tile: int, pad: int, overlap: int) -> tuple[int, list[Span]]:
+    """Windows of one length covering an axis of ``size`` pixels, as many as the
+    reference rule's ``tile`` gives, spaced evenly, each seam blended over at most
+    ``overlap`` pixels.
+
+    The windows are as long as the compute budget allows: their total on this axis is
+    at most the reference rule's (``tile + 2*pad`` per tile, smaller last tile
+    included) times ``(tile + overlap + 2*pad) / (tile + 2*pad)``. Of the room two
+    neighbours share, the middle ``overlap`` pixels are blended and the rest is
+    context on both sides: measured on realesrgan-x4plus, the total shared room sets
+    the seam error, not how it is split (docs/benchmarks.md). Returns (window length,
+    spans in order)."""
+    n = -(-size // tile) if tile else 1
+    if n == 1:
+        return size + 2 * pad, [Span(0, 0, size, 0, 0)]
+    cell = -(-size // n)
+    budget = (size + 2 * pad * n) * (tile + overlap + 2 * pad) // ((tile + 2 * pad) * n)
+    length = min(max(budget, cell + 2 * pad), size + 2 * pad)
+    room = size + 2 * pad - length
+    windows = [(i * room + (n - 1) // 2) // (n - 1) for i in range(n)]
+    # Window i holds real context for [windows[i], windows[i] + length - 2*pad).
+    shared = [windows[i] + length - 2 * pad - windows[i + 1] for i in range(n - 1)]
+    blend = min(overlap, *shared) + 1
+    zones: list[int] = []
+    while blend > 0 and not (zones and all(zones[i] + blend <= zones[i + 1] for i in range(n - 2))):
+        blend -= 1  # narrower, so that a window's two blended seams do not cross
+        zones = [windows[i + 1] + (shared[i] - blend) // 2 for i in range(n - 1)]
+    starts = [0] + zones
+    ends = [z + blend for z in zones] + [size]
+    return length, [Span(windows[i], starts[i], ends[i], blend if i else 0, blend if i < n - 1 else 0)
+                    for i in range(n)]
 
 
 def ramp_weights(length: int, rise: int, fall: int) -> np.ndarray:
-    """Blend weights along a grown span of ``length`` output pixels: a linear rise over
+    """Blend weights along a span of ``length`` output pixels: a linear rise over
     the first ``rise`` pixels and a fall over the last ``fall``, 1 between. A rise and
     the neighbour's fall over the same pixels add up to exactly 1."""
     w = np.ones(length, np.float32)

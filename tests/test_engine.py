@@ -285,3 +285,19 @@ def test_bf16_stays_within_50_db_of_fp32_and_really_changes_the_numbers():
     bf16 = Upscaler(FAST, device=-1, precision="bf16").upscale(image)
     assert not np.array_equal(fp32, bf16)
     assert psnr(fp32, bf16) >= 50
+
+
+def resident_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def test_memory_goes_back_after_each_call_and_does_not_grow_across_calls():
+    # ncnn keeps every buffer of a run in its pools; the engine owns them and empties
+    # them when no call is in flight, so pictures of new sizes do not pile up buffers.
+    up = Upscaler(FAST, device=-1, tile=64)
+    up.upscale(picture(40, 40))
+    base = resident_mb()
+    for size in (150, 170, 130, 190):
+        up.upscale(picture(size, size - 20, seed=size))
+        assert resident_mb() - base < 40

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ncnn_sr.tiles import TTA_COUNT, Tile, grow, mirror_pad, ramp_weights, tile_grid, tta_forward, tta_inverse
+from ncnn_sr.tiles import TTA_COUNT, Tile, blend_spans, mirror_pad, ramp_weights, tile_grid, tta_forward, tta_inverse
 
 
 def reflect_index(i: int, n: int) -> int:
@@ -104,11 +104,36 @@ def test_tta_inverse_maps_an_upscaled_result_back():
 
 
 
-def test_grow_shares_the_overlap_around_each_seam_but_not_at_borders():
-    assert grow(0, 200, 500, 16) == (0, 208)
-    assert grow(200, 400, 500, 16) == (192, 408)
-    assert grow(400, 500, 500, 16) == (392, 500)
-    assert grow(0, 500, 500, 16) == (0, 500)
+SPAN_CASES = [(size, tile, pad, overlap) for size in (1, 20, 33, 40, 65, 75, 110, 201, 300, 400, 1024, 4000)
+              for tile, pad, overlap in ((32, 10, 16), (32, 4, 8), (200, 10, 16), (200, 10, 32), (64, 0, 16))]
+
+
+@pytest.mark.parametrize("size,tile,pad,overlap", SPAN_CASES)
+def test_blend_spans_tile_the_axis_within_the_compute_budget(size, tile, pad, overlap):
+    length, spans = blend_spans(size, tile, pad, overlap)
+    n = -(-size // tile)
+    assert len(spans) == n
+    # Total window length on this axis, against the reference rule's.
+    assert n * length * (tile + 2 * pad) <= (size + 2 * pad * n) * (tile + overlap + 2 * pad)
+    # Spans cover the axis; neighbours share exactly the blended pixels.
+    assert spans[0].start == 0 and spans[-1].end == size and spans[0].rise == spans[-1].fall == 0
+    for a, b in zip(spans, spans[1:]):
+        assert a.fall == b.rise <= overlap and b.start == a.end - a.fall
+        assert a.start + a.rise <= a.end - a.fall  # a span's rise and fall do not cross
+    for s in spans:
+        # Every kept pixel has at least ``pad`` pixels of context in its window.
+        assert s.window <= s.start and s.end + 2 * pad <= s.window + length
+        assert 0 <= s.window and s.window + length <= size + 2 * pad
+
+
+def test_blend_spans_turn_spare_budget_into_context():
+    # Two windows on a 400 px axis: the whole 10%-per-axis budget is shared room.
+    length, spans = blend_spans(400, 200, 10, 16)
+    assert length == 236 and [(s.window, s.start, s.end) for s in spans] == [(0, 0, 208), (184, 192, 400)]
+    # Many windows: each seam gets the overlap plus the pad on both sides, no more.
+    length, spans = blend_spans(4000, 200, 10, 16)
+    assert length == 236 and all(s.rise in (0, 16) for s in spans)
+    assert blend_spans(150, 200, 10, 16) == (170, [type(spans[0])(0, 0, 150, 0, 0)])
 
 
 def test_a_rise_and_a_fall_over_the_same_pixels_sum_to_one():
