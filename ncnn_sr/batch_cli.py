@@ -123,9 +123,11 @@ class RunOptions:
     quiet: bool = False
 
 
-def build_lanes(opts: RunOptions) -> tuple[list[Lane], int, int]:
+def build_lanes(opts: RunOptions, pictures: int | None = None) -> tuple[list[Lane], int, int]:
     """One Upscaler per device with its proc workers; also the load and save counts
-    (capped at the CPU count, as the reference does)."""
+    (capped at the CPU count, as the reference does). With ``pictures`` known, no
+    lane gets more proc workers than there are pictures: on the CPU each worker gets
+    a share of the cores, so one picture with two workers would use half of them."""
     load, procs, save = parse_jobs(opts.jobs)
     if opts.gpu.strip().lower() in ("auto", ""):
         chosen = [devices.get_device("auto")]
@@ -142,6 +144,8 @@ def build_lanes(opts: RunOptions) -> tuple[list[Lane], int, int]:
     procs = per_device(procs, len(chosen), "invalid jobs_proc thread count argument")
     cpus = os.cpu_count() or 1
     lanes = []
+    if pictures is not None:
+        procs = [max(1, min(workers, pictures)) for workers in procs]
     for device, tile, workers in zip(chosen, tiles, procs):
         threads = None if device.is_gpu else cpu_threads_per_worker(workers)
         up = Upscaler(opts.model, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad, overlap=opts.overlap,
@@ -320,7 +324,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
             log.warning(note)
         if not plan.jobs:
             raise InputError(f"{opts.input}: no pictures found")
-        lanes, load, save = build_lanes(opts)
+        lanes, load, save = build_lanes(opts, pictures=len(plan.jobs))
         for lane in lanes:
             log.info("%s x%d on %s, %d proc worker(s)", lane.upscaler.spec.name, lane.upscaler.scale,
                      lane.upscaler.device, lane.workers)

@@ -159,6 +159,17 @@ def test_two_cpu_lanes_share_a_folder(tmp_path):
     assert proc.stderr.count("proc worker(s)") == 2
 
 
+def test_one_picture_gets_one_proc_worker_with_all_the_cores(tmp_path):
+    # Two CPU workers would each get half the cores, and one picture keeps only one busy.
+    pictures(tmp_path / "in", ["a.png", "b.png"])
+    one = run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "a.png", "-n", "realesr-animevideov3",
+              "-s", "2", "-g", "-1", "-j", "1:2:2", "-v")
+    assert "1 proc worker(s)" in one.stderr
+    two = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
+              "-g", "-1", "-j", "1:3:2", "-v")
+    assert "2 proc worker(s)" in two.stderr
+
+
 def test_skip_existing_leaves_done_outputs(tmp_path):
     pictures(tmp_path / "in", ["a.png", "b.png"])
     (tmp_path / "out").mkdir()
