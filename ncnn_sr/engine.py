@@ -23,14 +23,15 @@ from .tiles import TTA_COUNT, blend_spans, mirror_pad, ramp_weights, tile_grid, 
 log = logging.getLogger("ncnn_sr")
 
 ALPHA_MODES = ("bicubic", "model")
-# default: ncnn's choice (fp16 storage on GPUs that have it). fp32: full precision.
-# bf16: bfloat16 storage, measured on the CPU at 54.6 dB from fp32 for 9% more speed
-# and 8% less memory (docs/benchmarks.md). fp16 and int8 storage gained nothing on the
-# CPU and are not offered.
+# default: ncnn's choice (fp16 storage on GPUs that have it, 60 dB from fp32). fp32:
+# full precision. bf16: bfloat16 storage on the CPU, 54.5 dB from fp32 for 9-15% more
+# speed and 8-20% less memory (docs/benchmarks.md). fp16 and int8 storage gained
+# nothing on the CPU and are not offered.
 PRECISIONS = ("default", "fp32", "bf16")
-# Seam-free tiling by default: neighbouring tiles overlap by this many pixels and are
-# blended. With 200 px tiles and the 10 px context this costs 15% more compute than
-# the reference rule and gains 3-4 dB of tiled-vs-whole PSNR on realesrgan-x4plus
+# Seam-free tiling by default: seams are blended over this many pixels, and windows
+# grow by it within a budget of (tile + overlap + 2*pad) / (tile + 2*pad) per axis
+# over the reference rule: with 200 px tiles and the 10 px context, at most 15% more
+# compute for 4-6 dB more tiled-vs-whole PSNR on realesrgan-x4plus
 # (docs/benchmarks.md). Asking for a tile_pad alone selects the reference rule.
 DEFAULT_OVERLAP = 16
 # Side of the blank picture a custom model is run on once to learn its scale.
@@ -54,6 +55,11 @@ class _Network:
         net.opt.use_vulkan_compute = device.is_gpu
         if threads:
             net.opt.num_threads = threads
+        if precision == "bf16" and device.is_gpu:
+            # Measured on Vulkan (lavapipe) at 49.7 dB from fp32 on animevideov3, under
+            # the 50 dB bar: the GPU keeps ncnn's fp16, which stays above 60 dB.
+            log.warning("bf16 is a CPU mode; %s uses ncnn's default precision", device)
+            precision = "default"
         if precision in ("fp32", "bf16"):
             net.opt.use_fp16_packed = net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = False
             net.opt.use_bf16_storage = net.opt.use_bf16_packed = precision == "bf16"

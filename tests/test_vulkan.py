@@ -31,6 +31,16 @@ def test_gpu_result_matches_the_cpu_result(gpu):
     assert psnr(on_gpu, on_cpu) > 40  # fp16 storage on the GPU
 
 
+def test_bf16_is_a_cpu_mode_and_the_gpu_keeps_its_default(gpu, caplog):
+    # bf16 on Vulkan measured under the 50 dB bar (docs/benchmarks.md).
+    image = picture(12, 16)
+    default = Upscaler(MODEL, device=gpu).upscale(image)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        asked_bf16 = Upscaler(MODEL, device=gpu, precision="bf16").upscale(image)
+    assert "bf16 is a CPU mode" in caplog.text
+    assert np.array_equal(asked_bf16, default)
+
+
 def test_fp32_on_the_gpu_is_closer_to_the_cpu(gpu):
     image = picture(12, 16)
     on_cpu = Upscaler(MODEL, device=-1).upscale(image)
