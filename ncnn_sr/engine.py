@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 from typing import Callable
 
@@ -16,6 +17,7 @@ from . import devices
 from .devices import Device
 from .errors import DeviceError, InputError, ModelError
 from .models import ModelSpec, resolve_model
+from .netsplit import split_at_upsampler
 from .pixels import check_image, quantize, to_float, to_gray
 from .resample import resize, target_size
 from .tiles import TTA_COUNT, blend_spans, mirror_pad, ramp_weights, tile_grid, tta_forward, tta_inverse
@@ -34,8 +36,24 @@ PRECISIONS = ("default", "fp32", "bf16")
 # compute for 4-6 dB more tiled-vs-whole PSNR on realesrgan-x4plus
 # (docs/benchmarks.md). Asking for a tile_pad alone selects the reference rule.
 DEFAULT_OVERLAP = 16
+# Side of the pieces a split network's head runs on (netsplit), and what its parts
+# keep per input pixel of a window: realesrgan-x4plus on the CPU measured ~230 MB for
+# the head on 72x72 windows (44 kB per pixel) and a slope of 14.5 kB per pixel for the
+# rest (tools/cpu_memory.py), against 50-65 kB per pixel for the whole network.
+HEAD_PIECE = 48
+SPLIT_HEAD_BYTES_PER_PIXEL = 48_000
+SPLIT_TRUNK_BYTES_PER_PIXEL = 16_000
 # Side of the blank picture a custom model is run on once to learn its scale.
 PROBE_SIZE = 32
+
+
+# After a picture whose upscaled size is at least this, ncnn's buffers are handed back.
+TRIM_AFTER_OUTPUT_BYTES = 64 << 20
+
+
+def out_bytes(image: np.ndarray, scale: int) -> int:
+    """Bytes of the native-scale result of ``image``."""
+    return image.nbytes * scale * scale
 
 
 class _NetFailure(Exception):
@@ -46,7 +64,7 @@ class _Network:
     """One ncnn.Net on one device. ``run`` is safe from several threads at once: each
     call has its own Extractor, and ncnn lets go of the GIL while it computes."""
 
-    def __init__(self, param: str, bin_: str | None, device: Device, input_blob: str,
+    def __init__(self, param: str, bin_: "str | bytes | None", device: Device, input_blob: str,
                  output_blob: str, precision: str = "default", threads: int | None = None,
                  param_text: str | None = None):
         self.device = device
@@ -76,7 +94,10 @@ class _Network:
         loaded = net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
         if loaded != 0:
             raise ModelError(f"ncnn could not parse {param}")
-        loaded = net.load_model(ncnn.DataReaderFromEmpty()) if bin_ is None else net.load_model(bin_)
+        if isinstance(bin_, bytes):
+            loaded = _load_weights(net, bin_)
+        else:
+            loaded = net.load_model(ncnn.DataReaderFromEmpty()) if bin_ is None else net.load_model(bin_)
         if loaded != 0:
             raise ModelError(f"ncnn could not load the weights in {bin_}")
         self._net = net
@@ -105,6 +126,52 @@ class _Network:
         net, self._net = getattr(self, "_net", None), None
         if net is not None:
             net.clear()
+
+
+def _load_weights(net: "ncnn.Net", weights: bytes) -> int:
+    # Through a file: ncnn's from-memory loader may keep pointing into the buffer.
+    with tempfile.TemporaryDirectory(prefix="ncnn-sr-") as folder:
+        path = os.path.join(folder, "weights.bin")
+        with open(path, "wb") as f:
+            f.write(weights)
+        return net.load_model(path)
+
+
+class _SplitNetwork:
+    """A CPU network run as its trunk, then its head on pieces of the trunk's output
+    (``netsplit``): the same numbers as the whole network, with the head's large
+    per-pixel memory spent on one small piece at a time, so that the trunk, which
+    needs the context, can take large windows. Same interface as ``_Network``."""
+
+    def __init__(self, trunk: _Network, head: _Network, context: int):
+        self.trunk, self.head, self.context = trunk, head, context
+        self.device = trunk.device
+
+    def run(self, image: np.ndarray) -> np.ndarray:
+        features = self.trunk.run(image)
+        h, w = features.shape[:2]
+        c = self.context
+        # Every piece's window has one shape (moved inward at the edges): see _blend_tiles.
+        win_h, win_w = min(HEAD_PIECE + 2 * c, h), min(HEAD_PIECE + 2 * c, w)
+        out, s = None, 0
+        for y0 in range(0, h, HEAD_PIECE):
+            for x0 in range(0, w, HEAD_PIECE):
+                y1, x1 = min(y0 + HEAD_PIECE, h), min(x0 + HEAD_PIECE, w)
+                wy, wx = min(max(0, y0 - c), h - win_h), min(max(0, x0 - c), w - win_w)
+                piece = self.head.run(features[wy:wy + win_h, wx:wx + win_w])
+                if out is None:
+                    s = piece.shape[0] // win_h
+                    out = np.empty((h * s, w * s, piece.shape[2]), np.float32)
+                out[y0 * s:y1 * s, x0 * s:x1 * s] = piece[(y0 - wy) * s:(y1 - wy) * s, (x0 - wx) * s:(x1 - wx) * s]
+        return out
+
+    def trim(self) -> None:
+        self.trunk.trim()
+        self.head.trim()
+
+    def release(self) -> None:
+        self.trunk.release()
+        self.head.release()
 
 
 def _bicubic_net(scale: int) -> _Network:
@@ -157,6 +224,7 @@ class Upscaler:
         self._precision, self._threads = precision, threads
         self._lock = threading.Lock()
         self._running = 0  # upscale calls in progress
+        self._last_size: tuple = ()
         self._tile = tile
         self._net = self._load(devices.get_device(device))
         self._scale = self.spec.scale or self._probe_scale()
@@ -198,19 +266,28 @@ class Upscaler:
         if scale is not None or width is not None or height is not None:
             wanted = target_size(h, w, scale, width, height)
         with self._lock:
+            # ncnn's pools keep every buffer; they fit only runs of the same shape.
+            # With nothing else in flight, a picture of another size starts from
+            # empty pools instead of piling new buffers on the old.
+            if self._running == 0 and image.shape[:2] != self._last_size:
+                self._trim()
             self._running += 1
+            self._last_size = image.shape[:2]
         try:
             out = self._upscale_native(image, progress)
         finally:
             with self._lock:
                 self._running -= 1
-                if self._running == 0:
-                    # Nothing else in flight: hand ncnn's buffers back before the
-                    # caller resamples or saves the result. A run that follows pays
-                    # some page faults, small next to its compute.
-                    self._net.trim()
-                    self._alpha_net.trim()
+                if self._running == 0 and out_bytes(image, self._scale) >= TRIM_AFTER_OUTPUT_BYTES:
+                    # A big result is about to be resampled or saved: make room for
+                    # that. Its run took long enough that the next one's page faults
+                    # are noise.
+                    self._trim()
         return out if wanted is None else resize(out, *wanted)
+
+    def _trim(self) -> None:
+        self._net.trim()
+        self._alpha_net.trim()
 
     def close(self) -> None:
         """Free the networks now rather than when the object is collected."""
@@ -226,9 +303,17 @@ class Upscaler:
 
     # --- internals ---------------------------------------------------------------------
 
-    def _load(self, device: Device) -> _Network:
+    def _load(self, device: Device) -> "_Network | _SplitNetwork":
         s = self.spec
         log.info("loading %s on %s", s.name, device)
+        if not device.is_gpu:
+            cut = split_at_upsampler(s.param_path.read_bytes(), s.bin_path.read_bytes(), s.output_blob)
+            if cut is not None:
+                trunk = _Network(str(s.param_path), cut.trunk_bin, device, s.input_blob, cut.cut_blob,
+                                 self._precision, self._threads, param_text=cut.trunk_param)
+                head = _Network(str(s.param_path), cut.head_bin, device, cut.cut_blob, s.output_blob,
+                                self._precision, self._threads, param_text=cut.head_param)
+                return _SplitNetwork(trunk, head, cut.context)
         return _Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
                         self._precision, self._threads)
 
@@ -246,18 +331,22 @@ class Upscaler:
             )
         return oh // PROBE_SIZE
 
-    def _auto_tile(self, device: Device, height: int, width: int) -> int:
-        if device.is_gpu:
-            return devices.gpu_auto_tile(device.heap_budget_mb)
-        return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
-                                     share=self._concurrency, overlap=self.overlap)
+    def _auto_tile(self, net: "_Network | _SplitNetwork", height: int, width: int) -> int:
+        if net.device.is_gpu:
+            return devices.gpu_auto_tile(net.device.heap_budget_mb)
+        bytes_per_pixel, reserve = self.spec.cpu_bytes_per_pixel, 0
+        if isinstance(net, _SplitNetwork):
+            bytes_per_pixel = SPLIT_TRUNK_BYTES_PER_PIXEL
+            reserve = (HEAD_PIECE + 2 * net.context) ** 2 * SPLIT_HEAD_BYTES_PER_PIXEL
+        return devices.cpu_auto_tile(height, width, bytes_per_pixel, self.tile_pad,
+                                     share=self._concurrency, overlap=self.overlap, reserve=reserve)
 
     def _upscale_native(self, image: np.ndarray, progress) -> np.ndarray:
         while True:
             with self._lock:
                 net, tile = self._net, self._tile
             if tile == 0:
-                tile = self._auto_tile(net.device, *image.shape[:2])
+                tile = self._auto_tile(net, *image.shape[:2])
             try:
                 return self._run_tiles(image, net, tile, progress)
             except _NetFailure as failure:
@@ -327,30 +416,49 @@ class Upscaler:
     def _blend_tiles(self, grid, net, rgb, alpha, out, progress) -> None:
         """Windows of one shape, spaced evenly, blended with complementary linear ramps
         around each seam (``tiles.blend_spans``). One shape lets ncnn reuse its buffers
-        instead of keeping a set per shape. One row of windows is summed in a float
-        band; the rows it shares with the next row are carried over, the rest written."""
+        instead of keeping a set per shape.
+
+        Only the blended pixels are summed in float: the strip a row of windows shares
+        with the next row (carried over), and the columns a window shares with the
+        next window in its row. Pixels one window alone covers go straight to ``out``,
+        so no float copy of a whole row of output is ever held (160 MB for a row of
+        200 px tiles across a 4000 px picture at x4)."""
         s, p, channels = self._scale, self.tile_pad, out.shape[2]
         height, rows = blend_spans(grid.height, grid.tile, p, self.overlap)
         width, cols = blend_spans(grid.width, grid.tile, p, self.overlap)
+        depth = 3 if alpha is None else 4
         total, done, carry = len(rows) * len(cols), 0, None
         for row in rows:
+            y0, rise, fall = row.start * s, row.rise * s, row.fall * s
             band_height = (row.end - row.start) * s
-            weight_y = ramp_weights(band_height, row.rise * s, row.fall * s)
-            band = np.zeros((band_height, grid.width * s, 3 if alpha is None else 4), np.float32)
+            mid = slice(rise, band_height - fall)
+            weight_y = ramp_weights(band_height, rise, fall)[:, None, None]
+            top = carry  # the previous row's share of these pixels, if any
+            bottom = np.zeros((fall, grid.width * s, depth), np.float32) if fall else None
             ys = slice((row.start + p - row.window) * s, (row.end + p - row.window) * s)
+            pending = None  # the previous window's share of the columns it shares with this one
             for col in cols:
                 result = self._window_output(net, rgb, alpha, row.window, col.window, height, width)
-                xs = slice((col.start + p - col.window) * s, (col.end + p - col.window) * s)
-                weight_x = ramp_weights((col.end - col.start) * s, col.rise * s, col.fall * s)
-                band[:, col.start * s:col.end * s] += weight_y[:, None, None] * weight_x[None, :, None] * result[ys, xs]
+                x0, x1 = col.start * s, col.end * s
+                left, right = col.rise * s, col.fall * s
+                piece = result[ys, (col.start + p - col.window) * s:(col.end + p - col.window) * s]
+                weighted = piece * ramp_weights(x1 - x0, left, right)[None, :, None]
+                if rise:
+                    top[:, x0:x1] += weight_y[:rise] * weighted[:rise]
+                if fall:
+                    bottom[:, x0:x1] += weight_y[-fall:] * weighted[-fall:]
+                rows_out = slice(y0 + rise, y0 + band_height - fall)
+                out[rows_out, x0 + left:x1 - right] = self._finish(piece[mid, left:piece.shape[1] - right], channels,
+                                                                   out.dtype)
+                if left:
+                    out[rows_out, x0:x0 + left] = self._finish(pending + weighted[mid, :left], channels, out.dtype)
+                pending = weighted[mid, piece.shape[1] - right:] if right else None
                 done += 1
                 if progress is not None:
                     progress(done, total)
-            if carry is not None:
-                band[:carry.shape[0]] += carry
-            final = band_height - row.fall * s  # the rest is shared with the next row
-            out[row.start * s:row.start * s + final] = self._finish(band[:final], channels, out.dtype)
-            carry = band[final:] if row.fall else None
+            if rise:
+                out[y0:y0 + rise] = self._finish(top, channels, out.dtype)
+            carry = bottom
 
     def _infer(self, net: _Network, window: np.ndarray) -> np.ndarray:
         if not self.tta:
