@@ -180,6 +180,17 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
     _atomic_write(path, lambda f: _encode(f, image, info, fmt, quality, icc, exif))
 
 
+def _process_umask() -> int:
+    mask = os.umask(0o022)  # reading it means setting it; done once, at import, before any thread
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes its file private (0600); the finished picture gets the mode any new
+# file of this user would have.
+_FILE_MODE = 0o666 & ~_process_umask()
+
+
 def _atomic_write(path: str | os.PathLike, encode) -> None:
     target = Path(path)
     folder = target.parent
@@ -190,6 +201,7 @@ def _atomic_write(path: str | os.PathLike, encode) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             encode(f)
+            os.fchmod(f.fileno(), _FILE_MODE)
         os.replace(tmp, target)
     except BaseException as e:
         try:

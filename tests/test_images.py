@@ -231,3 +231,11 @@ def test_permission_denied_is_an_input_error(tmp_path, monkeypatch):
     monkeypatch.setattr(images_mod.tempfile, "mkstemp", denied)
     with pytest.raises(InputError, match="cannot write .*Permission denied"):
         write_image(tmp_path / "o.png", picture(4, 4))
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
+def test_written_pictures_get_the_mode_of_any_new_file(fmt, tmp_path):
+    # The temporary file is private until renamed; the result must not stay so.
+    (tmp_path / "plain").write_bytes(b"")
+    write_image(tmp_path / f"out.{fmt}", picture(8, 8))
+    assert (tmp_path / f"out.{fmt}").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
