@@ -17,6 +17,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from models_ncnn import CATALOG_PATH
 
@@ -387,6 +388,21 @@ def _blob_size(data: bytes, offset: int, count: int, storage: int) -> int:
     return 4 + 256 * 4 + _align4(count)  # quantized: a 256-entry table, then indices
 
 
+def weight_ends(graph: ParamGraph, bin_bytes: bytes) -> Iterator[tuple[Layer, int | None]]:
+    """Each layer with the .bin offset just past its weights, reading blob tags as
+    ncnn does; the offset is None from the first layer whose weights are not known
+    here (the walk stops there)."""
+    offset = 0
+    for layer in graph.layers:
+        blobs = weight_blobs(layer)
+        if blobs is None:
+            yield layer, None
+            return
+        for count, storage in blobs:
+            offset += _blob_size(bin_bytes, offset, max(count, 0), storage)
+        yield layer, offset
+
+
 def check_bin_size(graph: ParamGraph, bin_bytes: bytes, name: str = "model") -> bool:
     """Check that the weights the param declares fill the bin exactly.
 
@@ -395,19 +411,16 @@ def check_bin_size(graph: ParamGraph, bin_bytes: bytes, name: str = "model") -> 
     short file). Raises ModelError when the sizes disagree.
     """
     offset = 0
-    for layer in graph.layers:
-        blobs = weight_blobs(layer)
-        if blobs is None:
+    for layer, offset in weight_ends(graph, bin_bytes):
+        if offset is None:
             return False
-        for count, storage in blobs:
-            if count < 0:
-                raise ModelError(f"model {name}: layer {layer.name} declares a negative weight size")
-            offset += _blob_size(bin_bytes, offset, count, storage)
-            if offset > len(bin_bytes):
-                raise ModelError(
-                    f"model {name}: the .bin file is too short for its .param ({len(bin_bytes)} bytes, "
-                    f"layer {layer.name} needs more): truncated download, or the bin of another model"
-                )
+        if any(count < 0 for count, _ in weight_blobs(layer)):
+            raise ModelError(f"model {name}: layer {layer.name} declares a negative weight size")
+        if offset > len(bin_bytes):
+            raise ModelError(
+                f"model {name}: the .bin file is too short for its .param ({len(bin_bytes)} bytes, "
+                f"layer {layer.name} needs more): truncated download, or the bin of another model"
+            )
     if offset != len(bin_bytes):
         raise ModelError(
             f"model {name}: the .bin file holds {len(bin_bytes)} bytes but its .param declares {offset}: "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .models import Layer, ParamGraph, _blob_size, parse_param, weight_blobs
+from .models import Layer, ParamGraph, parse_param, weight_ends
 
 # Layers the head may hold: per-pixel ones, convolutions and upsampling.
 _HEAD_POINTWISE = frozenset("ReLU LeakyReLU PReLU Sigmoid Clip Swish HardSwish BinaryOp UnaryOp Split".split())
@@ -90,13 +90,10 @@ def _head_context(layers) -> int | None:
 def _weights_before(graph: ParamGraph, cut: int, bin_bytes: bytes) -> int | None:
     """Bytes of the .bin the layers before ``cut`` read."""
     offset = 0
-    for layer in graph.layers[:cut]:
-        blobs = weight_blobs(layer)
-        if blobs is None:
-            return None
-        for count, storage in blobs:
-            offset += _blob_size(bin_bytes, offset, count, storage)
-    return offset if offset <= len(bin_bytes) else None
+    for index, (_, offset) in enumerate(weight_ends(graph, bin_bytes)):
+        if index == cut - 1 or offset is None:
+            break
+    return offset if offset is not None and offset <= len(bin_bytes) else None
 
 
 def _param_text(layers, rows: list[str], extra_blob: str | None = None) -> str:
