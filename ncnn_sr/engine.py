@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 from typing import Callable
 
@@ -17,7 +16,8 @@ from . import devices
 from .devices import Device
 from .errors import DeviceError, InputError, ModelError
 from .models import ModelSpec, resolve_model
-from .netsplit import split_at_upsampler
+from . import staged
+from .netsplit import NetPlan, plan_network
 from .pixels import check_image, quantize, to_float, to_gray
 from .resample import resize, target_size
 from .tiles import TTA_COUNT, blend_spans, mirror_pad, ramp_weights, tile_grid, tta_forward, tta_inverse
@@ -30,11 +30,15 @@ ALPHA_MODES = ("bicubic", "model")
 # speed and 8-20% less memory (docs/benchmarks.md). fp16 and int8 storage gained
 # nothing on the CPU and are not offered.
 PRECISIONS = ("default", "fp32", "bf16")
-# Seam-free tiling by default: seams are blended over this many pixels, and windows
-# grow by it within a budget of (tile + overlap + 2*pad) / (tile + 2*pad) per axis
-# over the reference rule: with 200 px tiles and the 10 px context, at most 15% more
-# compute for 4-6 dB more tiled-vs-whole PSNR on realesrgan-x4plus
-# (docs/benchmarks.md). Asking for a tile_pad alone selects the reference rule.
+# Seam-free tiling by default. On the CPU, a network whose trunk ``netsplit`` can cut
+# into stages (RRDBNet) runs them over the whole picture (``staged``): tiled output is
+# the whole picture's, for about 6% more compute than the reference rule with 200 px
+# tiles, when the stitched feature map fits in memory. Otherwise seams are blended over
+# this many pixels, and windows grow by it within a budget of (tile + overlap + 2*pad)
+# / (tile + 2*pad) per axis over the reference rule: with 200 px tiles and the 10 px
+# context, at most 15% more compute for 4-6 dB more tiled-vs-whole PSNR on
+# realesrgan-x4plus (docs/benchmarks.md). Asking for a tile_pad alone selects the
+# reference rule.
 DEFAULT_OVERLAP = 16
 # Side of the pieces a split network's head runs on (netsplit), and what its parts
 # keep per input pixel of a window: realesrgan-x4plus on the CPU measured ~230 MB for
@@ -43,6 +47,8 @@ DEFAULT_OVERLAP = 16
 HEAD_PIECE = 48
 SPLIT_HEAD_BYTES_PER_PIXEL = 48_000
 SPLIT_TRUNK_BYTES_PER_PIXEL = 16_000
+# Rows of the band a staged run holds, as assumed when the automatic tile is chosen.
+STAGE_BAND = 256
 # Side of the blank picture a custom model is run on once to learn its scale.
 PROBE_SIZE = 32
 
@@ -64,7 +70,7 @@ class _Network:
     """One ncnn.Net on one device. ``run`` is safe from several threads at once: each
     call has its own Extractor, and ncnn lets go of the GIL while it computes."""
 
-    def __init__(self, param: str, bin_: "str | bytes | None", device: Device, input_blob: str,
+    def __init__(self, param: str, bin_: str | None, device: Device, input_blob: str,
                  output_blob: str, precision: str = "default", threads: int | None = None,
                  param_text: str | None = None):
         self.device = device
@@ -94,28 +100,36 @@ class _Network:
         loaded = net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
         if loaded != 0:
             raise ModelError(f"ncnn could not parse {param}")
-        if isinstance(bin_, bytes):
-            loaded = _load_weights(net, bin_)
-        else:
-            loaded = net.load_model(ncnn.DataReaderFromEmpty()) if bin_ is None else net.load_model(bin_)
+        loaded = net.load_model(ncnn.DataReaderFromEmpty()) if bin_ is None else net.load_model(bin_)
         if loaded != 0:
             raise ModelError(f"ncnn could not load the weights in {bin_}")
         self._net = net
 
-    def run(self, image: np.ndarray) -> np.ndarray:
-        """An H×W×C float32 picture through the network, H'×W'×C' float32 out."""
-        # ncnn.Mat borrows the array's memory: the array must outlive the extraction.
-        planar = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+    def extract(self, inputs: dict, output: str) -> np.ndarray:
+        """Planar (C×H×W) float32 arrays fed to the named blobs; the named blob out,
+        planar float32."""
         ex = self._net.create_extractor()
-        ex.input(self.input_blob, ncnn.Mat(planar))
-        ret, out = ex.extract(self.output_blob)
-        result = np.array(out).transpose(1, 2, 0) if ret == 0 else None
-        del ex, out, planar
+        # ncnn.Mat borrows an array's memory: the arrays must outlive the extraction.
+        arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in inputs.values()]
+        for name, array in zip(inputs, arrays):
+            ex.input(name, ncnn.Mat(array))
+        ret, out = ex.extract(output)
+        result = np.array(out) if ret == 0 else None
+        del ex, out, arrays
         if ret != 0:
             raise _NetFailure(f"ncnn error {ret} on {self.device}")
         if not np.isfinite(result).all():
             raise _NetFailure(f"non-finite output on {self.device}")
         return result
+
+    def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:
+        """An H×W×C float32 picture through the network, H'×W'×C' float32 out; with
+        ``keep`` (y0, y1, x0, x1), only the output of that box of the picture."""
+        result = self.extract({self.input_blob: image.transpose(2, 0, 1)}, self.output_blob).transpose(1, 2, 0)
+        if keep is None:
+            return result
+        s = result.shape[0] // image.shape[0]
+        return result[keep[0] * s:keep[1] * s, keep[2] * s:keep[3] * s]
 
     def trim(self) -> None:
         """Free the buffers ncnn keeps for the next run; only call between runs."""
@@ -128,50 +142,49 @@ class _Network:
             net.clear()
 
 
-def _load_weights(net: "ncnn.Net", weights: bytes) -> int:
-    # Through a file: ncnn's from-memory loader may keep pointing into the buffer.
-    with tempfile.TemporaryDirectory(prefix="ncnn-sr-") as folder:
-        path = os.path.join(folder, "weights.bin")
-        with open(path, "wb") as f:
-            f.write(weights)
-        return net.load_model(path)
-
-
 class _SplitNetwork:
-    """A CPU network run as its trunk, then its head on pieces of the trunk's output
-    (``netsplit``): the same numbers as the whole network, with the head's large
-    per-pixel memory spent on one small piece at a time, so that the trunk, which
-    needs the context, can take large windows. Same interface as ``_Network``."""
+    """A CPU network run in parts (``netsplit``) on one ncnn.Net: its trunk, then its
+    head on small pieces of the trunk's output, which gives the whole network's numbers
+    with the head's large per-pixel memory spent on one piece at a time, so that the
+    trunk, which needs the context, can take large windows. Its trunk may also run in
+    stages over a whole picture (``staged``). Same interface as ``_Network``."""
 
-    def __init__(self, trunk: _Network, head: _Network, context: int):
-        self.trunk, self.head, self.context = trunk, head, context
-        self.device = trunk.device
+    def __init__(self, net: _Network, plan: NetPlan):
+        self.net, self.plan = net, plan
+        self.device = net.device
 
-    def run(self, image: np.ndarray) -> np.ndarray:
-        features = self.trunk.run(image)
-        h, w = features.shape[:2]
-        c = self.context
-        # Every piece's window has one shape (moved inward at the edges): see _blend_tiles.
-        win_h, win_w = min(HEAD_PIECE + 2 * c, h), min(HEAD_PIECE + 2 * c, w)
-        out, s = None, 0
-        for y0 in range(0, h, HEAD_PIECE):
-            for x0 in range(0, w, HEAD_PIECE):
-                y1, x1 = min(y0 + HEAD_PIECE, h), min(x0 + HEAD_PIECE, w)
-                wy, wx = min(max(0, y0 - c), h - win_h), min(max(0, x0 - c), w - win_w)
-                piece = self.head.run(features[wy:wy + win_h, wx:wx + win_w])
-                if out is None:
-                    s = piece.shape[0] // win_h
-                    out = np.empty((h * s, w * s, piece.shape[2]), np.float32)
-                out[y0 * s:y1 * s, x0 * s:x1 * s] = piece[(y0 - wy) * s:(y1 - wy) * s, (x0 - wx) * s:(x1 - wx) * s]
+    def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:
+        features = self.net.extract({self.net.input_blob: image.transpose(2, 0, 1)}, self.plan.cut_blob)
+        box = keep or (0, image.shape[0], 0, image.shape[1])
+        out = None
+        for row, col, s, piece in self.head(features, box):
+            if out is None:
+                out = np.empty(((box[1] - box[0]) * s, (box[3] - box[2]) * s, piece.shape[2]), np.float32)
+            out[(row.start - box[0]) * s:(row.end - box[0]) * s, (col.start - box[2]) * s:(col.end - box[2]) * s] = piece
         return out
 
+    def head(self, features: np.ndarray, box: tuple):
+        """The head's output for ``box`` (y0, y1, x0, x1) of the trunk's output
+        ``features`` (C×H×W), piece by piece: (row span, column span, scale, H×W×C
+        float32 output of the piece's own cell). Only the box is computed, with the
+        head's context around each piece where ``features`` has it."""
+        c = self.plan.head_context
+        _, height, width = features.shape
+        for row, col, length_y, length_x in staged.pieces(height, width, box, HEAD_PIECE + 2 * c, c):
+            window = features[:, row.window:row.window + length_y, col.window:col.window + length_x]
+            out = self.net.extract({self.plan.cut_blob: window}, self.net.output_blob)
+            s = out.shape[1] // length_y
+            if out.shape[1:] != (length_y * s, length_x * s):
+                raise ModelError(f"the head of {self.net.output_blob} gave {out.shape[2]}x{out.shape[1]} "
+                                 f"for {length_x}x{length_y}: not a whole-number upscale")
+            yield row, col, s, out[:, (row.start - row.window) * s:(row.end - row.window) * s,
+                                   (col.start - col.window) * s:(col.end - col.window) * s].transpose(1, 2, 0)
+
     def trim(self) -> None:
-        self.trunk.trim()
-        self.head.trim()
+        self.net.trim()
 
     def release(self) -> None:
-        self.trunk.release()
-        self.head.release()
+        self.net.release()
 
 
 def _bicubic_net(scale: int) -> _Network:
@@ -191,10 +204,13 @@ class Upscaler:
     ``concurrency`` is how many calls the caller runs at once: they share the
     memory budget of the automatic CPU tile.
 
-    Tiling: by default neighbouring tiles overlap by ``DEFAULT_OVERLAP`` pixels and
-    are blended (seam-free); ``tile_pad`` alone selects the reference tool's rule
-    (each tile cropped out of a run padded by ``tile_pad`` pixels, no blending), and
-    ``overlap`` sets the blend width explicitly.
+    Tiling: by default seam-free. On the CPU, RRDBNet models run their trunk in
+    stages over the whole picture, which gives the whole picture's output at any tile
+    size while the feature map fits in memory; otherwise, and on GPUs, neighbouring
+    tiles overlap by ``DEFAULT_OVERLAP`` pixels and are blended. ``tile_pad`` alone
+    selects the reference tool's rule (each tile cropped out of a run padded by
+    ``tile_pad`` pixels, no blending), and ``overlap`` sets the blend width
+    explicitly (0: the reference rule).
     """
 
     def __init__(self, model: "str | os.PathLike | ModelSpec", device: "str | int | Device" = "auto",
@@ -306,16 +322,12 @@ class Upscaler:
     def _load(self, device: Device) -> "_Network | _SplitNetwork":
         s = self.spec
         log.info("loading %s on %s", s.name, device)
-        if not device.is_gpu:
-            cut = split_at_upsampler(s.param_path.read_bytes(), s.bin_path.read_bytes(), s.output_blob)
-            if cut is not None:
-                trunk = _Network(str(s.param_path), cut.trunk_bin, device, s.input_blob, cut.cut_blob,
-                                 self._precision, self._threads, param_text=cut.trunk_param)
-                head = _Network(str(s.param_path), cut.head_bin, device, cut.cut_blob, s.output_blob,
-                                self._precision, self._threads, param_text=cut.head_param)
-                return _SplitNetwork(trunk, head, cut.context)
-        return _Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
-                        self._precision, self._threads)
+        net = _Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
+                       self._precision, self._threads)
+        if device.is_gpu:
+            return net
+        plan = plan_network(s.param_path.read_bytes(), s.input_blob, s.output_blob)
+        return net if plan is None else _SplitNetwork(net, plan)
 
     def _probe_scale(self) -> int:
         probe = np.zeros((PROBE_SIZE, PROBE_SIZE, 3), np.float32)
@@ -337,9 +349,31 @@ class Upscaler:
         bytes_per_pixel, reserve = self.spec.cpu_bytes_per_pixel, 0
         if isinstance(net, _SplitNetwork):
             bytes_per_pixel = SPLIT_TRUNK_BYTES_PER_PIXEL
-            reserve = (HEAD_PIECE + 2 * net.context) ** 2 * SPLIT_HEAD_BYTES_PER_PIXEL
+            reserve = (HEAD_PIECE + 2 * net.plan.head_context) ** 2 * SPLIT_HEAD_BYTES_PER_PIXEL
+            maps = self._stage_bytes(net, height, width, STAGE_BAND)
+            if maps is not None and maps <= self._stage_budget():
+                reserve += maps
         return devices.cpu_auto_tile(height, width, bytes_per_pixel, self.tile_pad,
                                      share=self._concurrency, overlap=self.overlap, reserve=reserve)
+
+    def _stage_budget(self) -> int:
+        return devices.cpu_memory_budget(share=self._concurrency) // 2
+
+    def _stage_bytes(self, net: "_Network | _SplitNetwork", height: int, width: int, longest: int,
+                     channels: int = 3) -> int | None:
+        """Memory a staged run of a ``height`` × ``width`` picture needs beyond its
+        windows, or None when it cannot run staged: on a GPU (each stage would cross
+        the bus twice), with the reference rule (it promises the reference's output),
+        or with the alpha channel through the network."""
+        if not isinstance(net, _SplitNetwork) or not net.plan.stages or self.overlap == 0:
+            return None
+        if channels == 4 and self.alpha == "model":
+            return None
+        p = self.tile_pad
+        total = staged.map_bytes(net.plan.stages, height + 2 * p, width + 2 * p, longest)
+        if self.tta:  # each pass's output and their sum, in float
+            total += 2 * height * width * self._scale ** 2 * min(channels, 4) * 4
+        return total
 
     def _upscale_native(self, image: np.ndarray, progress) -> np.ndarray:
         while True:
@@ -379,25 +413,32 @@ class Upscaler:
         alpha = mirror_pad(image[:, :, 3:], self.tile_pad) if channels == 4 else None
         grid = tile_grid(h, w, tile)
         out = np.empty((h * self._scale, w * self._scale, channels), image.dtype)
-        if self.overlap == 0 or len(grid) == 1:
+        longest = tile + 2 * self.tile_pad + self.overlap  # the window the tile's memory is for
+        maps = None if len(grid) == 1 else self._stage_bytes(net, h, w, longest, channels)
+        if maps is not None and maps <= self._stage_budget():
+            self._run_stages(net, rgb, alpha, out, longest, progress)
+        elif self.overlap == 0 or len(grid) == 1:
             self._place_tiles(grid, net, rgb, alpha, out, progress)
         else:
             self._blend_tiles(grid, net, rgb, alpha, out, progress)
         return out
 
     def _window_output(self, net: _Network, rgb: np.ndarray, alpha: np.ndarray | None,
-                       wy: int, wx: int, height: int, width: int) -> np.ndarray:
-        """Float output (RGB, plus alpha if any) of the window ``[wy, wy + height) ×
-        [wx, wx + width)`` of the mirror-padded picture."""
+                       wy: int, wx: int, height: int, width: int, keep: tuple) -> np.ndarray:
+        """Float output (RGB, plus alpha if any) of the box ``keep`` (y0, y1, x0, x1,
+        in the window) of the window ``[wy, wy + height) × [wx, wx + width)`` of the
+        mirror-padded picture."""
         s = self._scale
         window = (slice(wy, wy + height), slice(wx, wx + width))
-        colour = self._infer(net, to_float(rgb[window]))
-        if colour.shape[:2] != (height * s, width * s):
-            raise ModelError(f"model {self.spec.name} gave a tile of {colour.shape[1]}x{colour.shape[0]}, "
-                             f"expected {width * s}x{height * s}: its scale is not {s}")
+        colour = self._infer(net, to_float(rgb[window]), keep)
+        expected = ((keep[1] - keep[0]) * s, (keep[3] - keep[2]) * s)
+        if colour.shape[:2] != expected:
+            raise ModelError(f"model {self.spec.name} gave {colour.shape[1]}x{colour.shape[0]} for a box of "
+                             f"{keep[3] - keep[2]}x{keep[1] - keep[0]}: its scale is not {s}")
         if alpha is None:
             return colour
-        return np.concatenate([colour, self._upscale_alpha(net, to_float(alpha[window]))], axis=2)
+        a = self._upscale_alpha(net, to_float(alpha[window]))
+        return np.concatenate([colour, a[keep[0] * s:keep[1] * s, keep[2] * s:keep[3] * s]], axis=2)
 
     @staticmethod
     def _finish(values: np.ndarray, channels: int, dtype) -> np.ndarray:
@@ -407,8 +448,8 @@ class Upscaler:
         """The reference rule: each tile's own area, cropped out of its padded run."""
         s, p, channels = self._scale, self.tile_pad, out.shape[2]
         for done, t in enumerate(grid.tiles, 1):
-            result = self._window_output(net, rgb, alpha, t.y0, t.x0, t.height + 2 * p, t.width + 2 * p)
-            own = result[p * s:(p + t.height) * s, p * s:(p + t.width) * s]
+            own = self._window_output(net, rgb, alpha, t.y0, t.x0, t.height + 2 * p, t.width + 2 * p,
+                                      (p, p + t.height, p, p + t.width))
             out[t.out_slices(s)] = self._finish(own, channels, out.dtype)
             if progress is not None:
                 progress(done, len(grid))
@@ -435,13 +476,13 @@ class Upscaler:
             weight_y = ramp_weights(band_height, rise, fall)[:, None, None]
             top = carry  # the previous row's share of these pixels, if any
             bottom = np.zeros((fall, grid.width * s, depth), np.float32) if fall else None
-            ys = slice((row.start + p - row.window) * s, (row.end + p - row.window) * s)
+            ky = (row.start + p - row.window, row.end + p - row.window)
             pending = None  # the previous window's share of the columns it shares with this one
             for col in cols:
-                result = self._window_output(net, rgb, alpha, row.window, col.window, height, width)
+                piece = self._window_output(net, rgb, alpha, row.window, col.window, height, width,
+                                            (*ky, col.start + p - col.window, col.end + p - col.window))
                 x0, x1 = col.start * s, col.end * s
                 left, right = col.rise * s, col.fall * s
-                piece = result[ys, (col.start + p - col.window) * s:(col.end + p - col.window) * s]
                 weighted = piece * ramp_weights(x1 - x0, left, right)[None, :, None]
                 if rise:
                     top[:, x0:x1] += weight_y[:rise] * weighted[:rise]
@@ -460,14 +501,79 @@ class Upscaler:
                 out[y0:y0 + rise] = self._finish(top, channels, out.dtype)
             carry = bottom
 
-    def _infer(self, net: _Network, window: np.ndarray) -> np.ndarray:
+    def _run_stages(self, net: _SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, out: np.ndarray,
+                    longest: int, progress) -> None:
+        """Exact tiling (``staged``): the trunk stage by stage over the whole picture,
+        then the head piece by piece; with TTA, once per symmetry, summed in float."""
+        s, p, channels = self._scale, self.tile_pad, out.shape[2]
+        height, width = rgb.shape[0] - 2 * p, rgb.shape[1] - 2 * p
+        passes = TTA_COUNT if self.tta else 1
+        heads = [len(list(staged.pieces(size_y + 2 * p, size_x + 2 * p, (p, size_y + p, p, size_x + p),
+                                        HEAD_PIECE + 2 * net.plan.head_context, net.plan.head_context)))
+                 for size_y, size_x in ((height, width), (width, height))]
+        per_pass = [staged.window_count(net.plan.stages, rgb.shape[0], rgb.shape[1], longest) + heads[0],
+                    staged.window_count(net.plan.stages, rgb.shape[1], rgb.shape[0], longest) + heads[1]]
+        total = sum(per_pass[(k >> 2) & 1] for k in range(passes))
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, total)
+
         if not self.tta:
-            return net.run(window)
+            def place(y0, y1, x0, x1, values):
+                out[y0 * s:y1 * s, x0 * s:x1 * s] = self._finish(values, channels, out.dtype)
+            self._staged_pass(net, rgb, alpha, longest, place, tick)
+            return
+        depth = 3 if alpha is None else 4
+        summed = np.zeros((height * s, width * s, depth), np.float32)
+        for k in range(TTA_COUNT):
+            turned = tta_forward(rgb, k)
+            one = np.empty(((turned.shape[0] - 2 * p) * s, (turned.shape[1] - 2 * p) * s, depth), np.float32)
+
+            def keep(y0, y1, x0, x1, values):
+                one[y0 * s:y1 * s, x0 * s:x1 * s] = values
+            self._staged_pass(net, turned, None if alpha is None else tta_forward(alpha, k), longest, keep, tick)
+            summed += tta_inverse(one, k)
+        out[:] = self._finish(summed * np.float32(1.0 / TTA_COUNT), channels, out.dtype)
+
+    def _staged_pass(self, net: _SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, longest: int,
+                     sink, tick) -> None:
+        """One staged run over the mirror-padded picture: ``sink(y0, y1, x0, x1,
+        values)`` gets the float output (RGB, plus alpha) of each piece of the picture,
+        in the picture's coordinates."""
+        s, p = self._scale, self.tile_pad
+        picture = np.ascontiguousarray(to_float(rgb).transpose(2, 0, 1))
+        features = staged.run_stages(net.net.extract, picture, net.net.input_blob, net.plan.stages, longest, tick)
+        del picture
+        _, height, width = features.shape
+        for row, col, scale, colour in net.head(features, (p, height - p, p, width - p)):
+            if scale != s:
+                raise ModelError(f"model {self.spec.name} upscales by {scale} in parts, not {s}")
+            if alpha is not None:
+                c = net.plan.head_context  # the bicubic reaches 2 pixels; the head's context covers it
+                wy, wx = max(0, row.start - c), max(0, col.start - c)
+                window = to_float(alpha[wy:min(height, row.end + c), wx:min(width, col.end + c)])
+                a = self._alpha_net.run(window)[(row.start - wy) * s:(row.end - wy) * s,
+                                                (col.start - wx) * s:(col.end - wx) * s]
+                colour = np.concatenate([colour, a], axis=2)
+            sink(row.start - p, row.end - p, col.start - p, col.end - p, colour)
+            tick()
+
+    def _infer(self, net: _Network, window: np.ndarray, keep: tuple | None = None) -> np.ndarray:
+        if not self.tta:
+            return net.run(window, keep)
         total = None
         for k in range(TTA_COUNT):
             result = tta_inverse(net.run(tta_forward(window, k)), k)
             total = result if total is None else total + result
-        return total * np.float32(1.0 / TTA_COUNT)
+        total *= np.float32(1.0 / TTA_COUNT)
+        if keep is None:
+            return total
+        s = total.shape[0] // window.shape[0]
+        return total[keep[0] * s:keep[1] * s, keep[2] * s:keep[3] * s]
 
     def _upscale_alpha(self, net: _Network, window: np.ndarray) -> np.ndarray:
         if self.alpha == "bicubic":

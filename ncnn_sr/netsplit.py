@@ -1,45 +1,80 @@
-"""Cutting a network in two where it starts to upsample.
+"""Where a network can be cut, and how far each part reaches.
 
-Real-ESRGAN's RRDBNet does nearly all its work (and all of its reach: a receptive
-field of hundreds of pixels) at the input's size, then upsamples twice and runs three
-convolutions at four times the size. Those last layers hold almost all the memory a
-CPU tile needs (64 channels at 16 pixels per input pixel) but see only a pixel or two
-around themselves. Cut at the first upsampling layer, the "trunk" can run on large
-windows and the "head" on small pieces of the trunk's output, with enough context to
-give the same numbers as the whole network.
+Real-ESRGAN's RRDBNet does nearly all its work at the input's size, in a trunk of 23
+residual blocks whose receptive field spans hundreds of pixels, then upsamples twice
+and runs three convolutions at four times the size. Two kinds of cut follow from that,
+both read from the .param file alone; the engine runs every part on the one loaded
+ncnn.Net by feeding the cut blob in and extracting the next one.
+
+- The head: everything from the first upsampling layer on. It holds almost all the
+  memory a CPU tile needs (64 channels at 16 pixels per input pixel) but sees only a
+  pixel or two around itself, so it can run on small pieces of the trunk's output.
+- Stages: the trunk cut wherever one blob carries everything later layers read (apart
+  from what one convolution of the picture gives back, like RRDBNet's long skip).
+  Each stage's reach, the context one of its output pixels depends on, is exact (one
+  pixel per 3x3 convolution), so a stage run window by window with that much real
+  context on every side gives the whole picture's numbers; stitched, its output is
+  the next stage's input. Tiling then costs the reach of one block per seam instead of
+  the receptive field of the whole network.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from .models import Layer, ParamGraph, parse_param, weight_ends
+from .models import Layer, parse_param
 
-# Layers the head may hold: per-pixel ones, convolutions and upsampling.
-_HEAD_POINTWISE = frozenset("ReLU LeakyReLU PReLU Sigmoid Clip Swish HardSwish BinaryOp UnaryOp Split".split())
+# Layers that look at one pixel at a time (or join blobs pixel by pixel).
+_POINTWISE = frozenset("""
+    ReLU LeakyReLU PReLU Sigmoid Clip Swish HardSwish Mish GELU TanH ELU
+    BinaryOp UnaryOp Eltwise Split Concat
+""".split())
+_CONVOLUTIONS = frozenset(("Convolution", "ConvolutionDepthWise"))
+# A stage shorter than this is merged with its neighbour: each stage costs a pass over
+# the feature map, so cutting around a single convolution is not worth it.
+MIN_STAGE_REACH = 8
 
 
 @dataclass(frozen=True)
-class NetSplit:
-    """Two param texts and their weights, and what joins them.
+class Stage:
+    """Part of the trunk: from blob ``source`` (the picture's input blob for the first
+    stage) to blob ``target``. Each output pixel depends on the input pixels within
+    ``reach`` of it, through ``source`` and through the picture; ``channels`` is how
+    many ``target`` has."""
 
-    ``context`` is how many trunk-output pixels around a piece the head needs to
-    compute that piece exactly; ``channels`` how many channels the cut blob has."""
+    source: str
+    target: str
+    reach: int
+    channels: int
 
-    trunk_param: str
-    trunk_bin: bytes
-    head_param: str
-    head_bin: bytes
+    def __post_init__(self) -> None:
+        if self.reach < 0 or self.channels < 1:
+            raise ValueError(f"invalid stage {self}")
+
+
+@dataclass(frozen=True)
+class NetPlan:
+    """How to run a network in parts. The head reads only ``cut_blob`` and needs
+    ``head_context`` pixels (at the cut's scale) around a piece to compute it exactly.
+    ``stages`` take the picture to ``cut_blob``; empty when the trunk has a layer whose
+    reach is not known here, and then it runs whole."""
+
     cut_blob: str
-    context: int
+    head_context: int
+    stages: tuple[Stage, ...]
+
+    def __post_init__(self) -> None:
+        if self.head_context < 1:
+            raise ValueError("the head needs context")
+        if self.stages and self.stages[-1].target != self.cut_blob:
+            raise ValueError("the stages must end at the cut")
 
 
-def split_at_upsampler(param_bytes: bytes, bin_bytes: bytes, output_blob: str) -> NetSplit | None:
-    """The network cut before its first Interp that upsamples, or None when it has
-    none, when later layers reach back past it, or when the head holds a layer whose
-    reach is not known here."""
-    graph = parse_param(param_bytes)
-    layers = graph.layers
+def plan_network(param_bytes: bytes, input_blob: str, output_blob: str) -> NetPlan | None:
+    """The network's head and stages, or None when it has no upsampling Interp, when
+    later layers reach back past it, or when the head holds a layer whose reach is not
+    known here."""
+    layers = parse_param(param_bytes).layers
     cut = next((i for i, layer in enumerate(layers) if layer.type == "Interp" and _upsamples(layer)), None)
     if cut is None or cut == 0:
         return None
@@ -47,17 +82,12 @@ def split_at_upsampler(param_bytes: bytes, bin_bytes: bytes, output_blob: str) -
     before = {t for layer in layers[:cut] for t in layer.tops}
     if any(b in before and b != cut_blob for layer in layers[cut:] for b in layer.bottoms):
         return None
-    context = _head_context(layers[cut:])
-    offset = _weights_before(graph, cut, bin_bytes)
-    if context is None or offset is None:
-        return None
     if output_blob not in {t for layer in layers[cut:] for t in layer.tops}:
         return None
-    # The layers' own lines, as parse_param counted them: no re-serialising.
-    rows = [ln for ln in param_bytes.decode("utf-8").splitlines() if ln.strip()][2:]
-    trunk = _param_text(layers[:cut], rows[:cut])
-    head = _param_text(layers[cut:], [f"Input head_input 0 1 {cut_blob}"] + rows[cut:], extra_blob=cut_blob)
-    return NetSplit(trunk, bin_bytes[:offset], head, bin_bytes[offset:], cut_blob, context)
+    context = _head_context(layers[cut:])
+    if context is None:
+        return None
+    return NetPlan(cut_blob, context, _stages(layers[:cut], input_blob, cut_blob))
 
 
 def _upsamples(layer: Layer) -> bool:
@@ -65,37 +95,130 @@ def _upsamples(layer: Layer) -> bool:
     return float(p.get(1, 1.0)) > 1 or float(p.get(2, 1.0)) > 1
 
 
+def _conv_reach(layer: Layer) -> int | None:
+    """Pixels a stride-1 convolution reaches on each side, or None for a stride."""
+    p = layer.params
+    kernel = int(p.get(1, 0))
+    kernel_h = int(p.get(11, kernel))
+    if int(p.get(3, 1)) != 1 or int(p.get(13, p.get(3, 1))) != 1:
+        return None
+    return (max(kernel, kernel_h) // 2) * int(p.get(2, 1))
+
+
 def _head_context(layers) -> int | None:
-    """Trunk-output pixels of context the head needs, rounded up, or None."""
+    """Cut-blob pixels of context the head needs, rounded up, or None."""
     scale, reach = 1.0, 0.0
     for layer in layers:
-        p = layer.params
         if layer.type == "Interp":
             if not _upsamples(layer):
                 return None
             reach += 1 / scale  # nearest needs none, (bi)linear and bicubic up to 2 pixels
-            scale *= float(p.get(1, 1.0))
-        elif layer.type in ("Convolution", "ConvolutionDepthWise"):
-            kernel = int(p.get(1, 0))
-            kernel_h = int(p.get(11, kernel))
-            dilation = int(p.get(2, 1))
-            if int(p.get(3, 1)) != 1:  # a stride changes the scale: not handled
+            scale *= float(layer.params.get(1, 1.0))
+        elif layer.type in _CONVOLUTIONS:
+            conv = _conv_reach(layer)
+            if conv is None:
                 return None
-            reach += (max(kernel, kernel_h) // 2) * dilation / scale
-        elif layer.type not in _HEAD_POINTWISE:
+            reach += conv / scale
+        elif layer.type not in _POINTWISE:
             return None
     return math.ceil(reach) + 1
 
 
-def _weights_before(graph: ParamGraph, cut: int, bin_bytes: bytes) -> int | None:
-    """Bytes of the .bin the layers before ``cut`` read."""
-    offset = 0
-    for index, (_, offset) in enumerate(weight_ends(graph, bin_bytes)):
-        if index == cut - 1 or offset is None:
-            break
-    return offset if offset is not None and offset <= len(bin_bytes) else None
+# --- stages ---------------------------------------------------------------------------
+
+def _stages(layers, input_blob: str, cut_blob: str) -> tuple[Stage, ...]:
+    producer = {t: i for i, layer in enumerate(layers) for t in layer.tops}
+    if any(b not in producer for layer in layers for b in layer.bottoms):
+        return ()
+    # A Split's outputs are its input under other names: feeding the input feeds them.
+    source = {}
+    for layer in layers:
+        for t in layer.tops:
+            source[t] = source.get(layer.bottoms[0], layer.bottoms[0]) if layer.type == "Split" else t
+    cheap = _from_picture(layers, input_blob)
+    last_use = {}
+    for i, layer in enumerate(layers):
+        for b in layer.bottoms:
+            last_use[source[b]] = i
+    # A cut before layer i is clean when one blob, besides cheap ones, is made before i
+    # and read at or after it.
+    candidates: list[str] = []
+    for i in range(1, len(layers) + 1):
+        live = {b for b, end in last_use.items() if producer[b] < i <= end and b not in cheap}
+        if i == len(layers):
+            live = {cut_blob}
+        if len(live) == 1 and layers[i - 1].type != "Split":
+            blob = live.pop()
+            if blob != input_blob and (not candidates or candidates[-1] != blob):
+                candidates.append(blob)
+    if not candidates or candidates[-1] != cut_blob:
+        return ()
+    channels = _channels(layers)
+    bounds: list[str] = []
+    start = input_blob
+    for blob in candidates:
+        r = _reach(layers, blob, start, input_blob)
+        if r is None or channels.get(blob) is None:
+            return ()
+        if r >= MIN_STAGE_REACH or blob == cut_blob:
+            if blob == cut_blob and r < MIN_STAGE_REACH and bounds:
+                bounds.pop()  # a short tail joins the stage before it
+            bounds.append(blob)
+            start = blob
+    stages, start = [], input_blob
+    for blob in bounds:
+        stages.append(Stage(start, blob, _reach(layers, blob, start, input_blob), channels[blob]))
+        start = blob
+    return tuple(stages)
 
 
-def _param_text(layers, rows: list[str], extra_blob: str | None = None) -> str:
-    blobs = {t for layer in layers for t in layer.tops} | ({extra_blob} if extra_blob else set())
-    return "\n".join(["7767517", f"{len(rows)} {len(blobs)}", *rows]) + "\n"
+def _from_picture(layers, input_blob: str) -> set[str]:
+    """Blobs the picture gives back through at most one convolution (and Splits):
+    cheap enough for every stage that reads them to recompute from the picture."""
+    depth = {input_blob: 0}
+    for layer in layers:
+        if layer.type == "Split" and layer.bottoms[0] in depth:
+            depth.update((t, depth[layer.bottoms[0]]) for t in layer.tops)
+        elif layer.type in _CONVOLUTIONS and layer.bottoms[0] in depth:
+            depth.update((t, depth[layer.bottoms[0]] + 1) for t in layer.tops)
+    return {b for b, d in depth.items() if d <= 1}
+
+
+def _reach(layers, blob: str, start: str, input_blob: str) -> int | None:
+    """Context ``blob`` needs, counted back to ``start`` and to the picture; None when
+    a layer on the way has a reach not known here. Layers come in order (ncnn's
+    format requires it), so one forward pass does."""
+    reach: dict[str, int | None] = {input_blob: 0}
+    for layer in layers:
+        if layer.type in _CONVOLUTIONS:
+            own = _conv_reach(layer)
+        else:
+            own = 0 if layer.type in _POINTWISE else None
+        below = [reach.get(b) for b in layer.bottoms]
+        value = None if own is None or not below or None in below else own + max(below)
+        if layer.type == "Input":
+            value = 0
+        for t in layer.tops:
+            reach[t] = 0 if t == start else value
+        if blob in layer.tops:
+            return reach[blob]
+    return None
+
+
+def _channels(layers) -> dict[str, int | None]:
+    """How many channels each blob has, where the layers say (one forward pass)."""
+    channels: dict[str, int | None] = {}
+    for layer in layers:
+        below = [channels.get(b) for b in layer.bottoms]
+        if layer.type == "Input":
+            value = 3
+        elif layer.type in _CONVOLUTIONS:
+            value = int(layer.params.get(0, 0)) or None
+        elif layer.type == "Concat" and int(layer.params.get(0, 0)) == 0:
+            value = None if None in below else sum(below)
+        elif layer.type in _POINTWISE and below:
+            value = below[0]
+        else:
+            value = None
+        channels.update((t, value) for t in layer.tops)
+    return channels

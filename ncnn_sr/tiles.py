@@ -135,6 +135,44 @@ def blend_spans(size: int, tile: int, pad: int, overlap: int) -> tuple[int, list
                     for i in range(n)]
 
 
+def reach_spans(lo: int, hi: int, limit: int, longest: int, reach: int) -> tuple[int, list[Span]]:
+    """Windows of one length inside ``[0, limit)`` whose kept parts split ``[lo, hi)``
+    into cells, each cell with ``reach`` pixels of real context on every side (or the
+    end of ``[0, limit)``, where a whole run has none either).
+
+    As few windows as keep their length at most ``longest`` (or, when no count can,
+    the count that makes them shortest), spaced evenly from ``lo - reach`` to ``hi +
+    reach`` (clipped) and as short as that allows: the work is the span plus ``2 *
+    reach`` per seam, an edge cell being longer than an inner one by the context it
+    does not need. Returns (window length, spans in order), the spans' rise and fall 0.
+    """
+    if not 0 <= lo < hi <= limit or reach < 0:
+        raise ValueError(f"invalid span [{lo}, {hi}) of {limit}, reach {reach}")
+    best: tuple[int, list[Span]] | None = None
+    for n in range(1, hi - lo + 1):
+        layout = _even_windows(lo, hi, limit, n, reach)
+        if layout is not None and (best is None or layout[0] < best[0]):
+            best = layout
+        if best[0] <= longest or n * 2 * reach > hi - lo + best[0]:
+            break  # fits, or more windows only add context
+    return best
+
+
+def _even_windows(lo: int, hi: int, limit: int, n: int, reach: int) -> tuple[int, list[Span]] | None:
+    first, last = max(0, lo - reach), min(limit, hi + reach)
+    if n == 1:
+        return last - first, [Span(first, lo, hi, 0, 0)]
+    length = -(-(last - first + 2 * reach * (n - 1)) // n)
+    for length in range(length, last - first):
+        windows = [first + (i * (last - first - length) + (n - 1) // 2) // (n - 1) for i in range(n)]
+        if all(windows[i] + length - windows[i + 1] >= 2 * reach for i in range(n - 1)):
+            bounds = [lo] + [w + reach for w in windows[1:]] + [hi]
+            if all(bounds[i] < bounds[i + 1] for i in range(n)):
+                return length, [Span(windows[i], bounds[i], bounds[i + 1], 0, 0) for i in range(n)]
+            return None
+    return None
+
+
 def ramp_weights(length: int, rise: int, fall: int) -> np.ndarray:
     """Blend weights along a span of ``length`` output pixels: a linear rise over
     the first ``rise`` pixels and a fall over the last ``fall``, 1 between. A rise and

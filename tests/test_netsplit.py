@@ -1,5 +1,5 @@
-"""Cutting RRDBNet at its upsampler: the trunk on large windows, the head on small
-pieces, and the same numbers as the whole network."""
+"""Cutting a network into parts from its .param file: RRDBNet's head (from the first
+upsampling on) and its trunk's stages, with the context each part needs."""
 import numpy as np
 import pytest
 
@@ -7,29 +7,33 @@ from conftest import picture
 from ncnn_sr import Upscaler, resolve_model
 from ncnn_sr import engine as engine_mod
 from ncnn_sr.models import parse_param
-from ncnn_sr.netsplit import split_at_upsampler
+from ncnn_sr.netsplit import MIN_STAGE_REACH, plan_network
 
 
-def cut_of(name):
+def plan_of(name):
     spec = resolve_model(name)
-    return spec, split_at_upsampler(spec.param_path.read_bytes(), spec.bin_path.read_bytes(), spec.output_blob)
+    return spec, plan_network(spec.param_path.read_bytes(), spec.input_blob, spec.output_blob)
 
 
-@pytest.mark.parametrize("name", ["realesrgan-x4plus", "realesrgan-x4plus-anime"])
-def test_rrdbnet_is_cut_before_its_first_upsampling_with_every_weight_on_one_side(name):
-    spec, cut = cut_of(name)
-    assert cut is not None and 2 <= cut.context <= 4
-    assert len(cut.trunk_bin) + len(cut.head_bin) == spec.bin_path.stat().st_size
-    trunk, head = parse_param(cut.trunk_param.encode()), parse_param(cut.head_param.encode())
-    whole = parse_param(spec.param_path.read_bytes())
-    assert len(trunk.layers) + len(head.layers) == len(whole.layers) + 1  # the head's own Input
-    assert trunk.output_blob == head.input_blob == cut.cut_blob
-    assert head.output_blob == spec.output_blob and head.layers[1].type == "Interp"
+@pytest.mark.parametrize("name,blocks", [("realesrgan-x4plus", 23), ("realesrgan-x4plus-anime", 6)])
+def test_rrdbnet_is_cut_before_its_upsampling_and_staged_block_by_block(name, blocks):
+    spec, plan = plan_of(name)
+    layers = parse_param(spec.param_path.read_bytes()).layers
+    first_up = next(i for i, layer in enumerate(layers) if layer.type == "Interp")
+    assert plan.cut_blob == layers[first_up].bottoms[0] and 2 <= plan.head_context <= 4
+    # One stage per residual-in-residual block, chained from the picture to the cut.
+    assert len(plan.stages) == blocks
+    assert plan.stages[0].source == spec.input_blob and plan.stages[-1].target == plan.cut_blob
+    assert all(a.target == b.source for a, b in zip(plan.stages, plan.stages[1:]))
+    assert all(s.channels == 64 and s.reach >= MIN_STAGE_REACH for s in plan.stages)
+    # Every 3x3 convolution before the cut reaches one pixel, counted once.
+    convolutions = sum(1 for layer in layers[:first_up] if layer.type == "Convolution")
+    assert sum(s.reach for s in plan.stages) == convolutions
 
 
 def test_a_network_without_an_upsampling_layer_is_not_cut():
-    _, cut = cut_of("realesr-animevideov3-x4")  # ends in PixelShuffle
-    assert cut is None
+    _, plan = plan_of("realesr-animevideov3-x4")  # ends in PixelShuffle
+    assert plan is None
 
 
 def param(*rows):
@@ -39,31 +43,62 @@ def param(*rows):
 def test_a_head_that_reaches_back_past_the_cut_is_not_cut():
     text = param("Input in 0 1 data", "Split sp 1 2 data a b", "Interp up 1 1 a up 0=1 1=2.0 2=2.0",
                  "Interp up2 1 1 b up2 0=1 1=2.0 2=2.0", "BinaryOp add 2 1 up up2 out")
-    assert split_at_upsampler(text, b"", "out") is None
+    assert plan_network(text, "data", "out") is None
 
 
 def test_a_head_with_a_stride_or_an_unknown_layer_is_not_cut():
     strided = param("Input in 0 1 data", "Interp up 1 1 data up 0=1 1=2.0 2=2.0",
                     "Convolution c 1 1 up out 0=3 1=3 3=2 5=0 6=0")
     unknown = param("Input in 0 1 data", "Interp up 1 1 data up 0=1 1=2.0 2=2.0", "Softmax s 1 1 up out")
-    assert split_at_upsampler(strided, b"", "out") is None
-    assert split_at_upsampler(unknown, b"", "out") is None
+    assert plan_network(strided, "data", "out") is None
+    assert plan_network(unknown, "data", "out") is None
+
+
+HEAD = ("Interp up 1 1 t up 0=1 1=2.0 2=2.0", "Convolution last 1 1 up out 0=3 1=3 4=1 5=0 6=0")
+
+
+def test_stage_reach_counts_kernels_and_dilation_and_short_stages_merge():
+    text = param("Input in 0 1 data",
+                 "Convolution c1 1 1 data a 0=8 1=3 4=1 5=0 6=0",    # reach 1
+                 "Convolution c2 1 1 a b 0=8 1=5 2=2 4=4 5=0 6=0",   # 5x5, dilation 2: 4
+                 "Convolution c3 1 1 b c 0=8 1=7 4=3 5=0 6=0",       # 3: a stage of 8 ends here
+                 "ReLU r 1 1 c d",
+                 "Convolution c4 1 1 d e 0=16 1=17 4=8 5=0 6=0",     # 8: another
+                 "Convolution c5 1 1 e t 0=8 1=3 4=1 5=0 6=0", *HEAD)  # a tail of 1 joins it
+    plan = plan_network(text, "data", "out")
+    assert [(s.source, s.target, s.reach, s.channels) for s in plan.stages] == [("data", "c", 8, 8), ("c", "t", 9, 8)]
+
+
+def test_a_trunk_with_a_layer_of_unknown_reach_runs_whole_but_keeps_its_head():
+    text = param("Input in 0 1 data", "Convolution c1 1 1 data a 0=8 1=3 4=1 5=0 6=0",
+                 "Pooling p 1 1 a t 0=0 1=3 2=1 3=1", *HEAD)
+    plan = plan_network(text, "data", "out")
+    assert plan is not None and plan.cut_blob == "t" and plan.stages == ()
 
 
 def test_the_cut_network_gives_the_whole_networks_numbers(monkeypatch):
-    # 40x52 pads to a 60x72 window: the head runs on several 48 px pieces, edges moved inward.
+    # 40x52 pads to a 60x72 window: the head runs on several pieces.
     image = picture(40, 52, seed=5)
     split = Upscaler("realesrgan-x4plus-anime", device=-1, tile=0)
     assert isinstance(split._net, engine_mod._SplitNetwork)
-    monkeypatch.setattr(engine_mod, "split_at_upsampler", lambda *args: None)
+    monkeypatch.setattr(engine_mod, "plan_network", lambda *args: None)
     whole = Upscaler("realesrgan-x4plus-anime", device=-1, tile=0)
     assert isinstance(whole._net, engine_mod._Network)
     assert np.abs(split.upscale(image).astype(int) - whole.upscale(image)).max() <= 1
 
 
+def test_the_head_runs_only_on_the_box_asked_for():
+    up = Upscaler("realesrgan-x4plus-anime", device=-1, tile=0)
+    window = picture(60, 70, seed=2).astype(np.float32) / 255
+    full = up._net.run(window)
+    box = up._net.run(window, (10, 50, 7, 61))
+    assert box.shape == (40 * 4, 54 * 4, 3)
+    assert np.abs(box - full[40:200, 28:244]).max() < 1e-4
+
+
 def test_the_cut_network_lets_the_cpu_take_larger_tiles(monkeypatch):
     split = Upscaler("realesrgan-x4plus", device=-1)
-    monkeypatch.setattr(engine_mod, "split_at_upsampler", lambda *args: None)
+    monkeypatch.setattr(engine_mod, "plan_network", lambda *args: None)
     whole = Upscaler("realesrgan-x4plus", device=-1)
     monkeypatch.setattr(engine_mod.devices, "available_memory", lambda: 8 << 30)
     assert split._auto_tile(split._net, 2000, 2000) >= 2 * whole._auto_tile(whole._net, 2000, 2000)

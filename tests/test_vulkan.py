@@ -67,10 +67,10 @@ def test_gpu_out_of_memory_falls_back_to_the_cpu(gpu, monkeypatch, caplog):
     up = Upscaler(MODEL, device=gpu, tile=64)
     real_run = engine_mod._Network.run
 
-    def gpu_always_fails(self, window):
+    def gpu_always_fails(self, window, keep=None):
         if self.device.is_gpu:
             raise engine_mod._NetFailure("injected out of memory")
-        return real_run(self, window)
+        return real_run(self, window, keep)
 
     monkeypatch.setattr(engine_mod._Network, "run", gpu_always_fails)
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):

@@ -1,0 +1,139 @@
+"""Exact tiling: the trunk run stage by stage over the whole picture gives the whole
+picture's numbers, on a numpy stand-in network and on a real RRDBNet."""
+import numpy as np
+import pytest
+
+from conftest import picture, psnr
+from ncnn_sr import Upscaler
+from ncnn_sr import engine as engine_mod
+from ncnn_sr import staged
+from ncnn_sr.netsplit import Stage
+
+
+def blur(planes: np.ndarray) -> np.ndarray:
+    """A 3x3 box filter with zeros outside, like a convolution's padding."""
+    padded = np.pad(planes, ((0, 0), (1, 1), (1, 1)))
+    h, w = planes.shape[1:]
+    return sum(padded[:, dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)) / 9
+
+
+STAGES = (Stage("data", "s1", 3, 4), Stage("s1", "s2", 2, 4), Stage("s2", "s3", 4, 4))
+
+
+def stand_in(inputs: dict, target: str) -> np.ndarray:
+    """Stage k: ``reach`` blurs of its source, squashed, plus one blur of the picture
+    (the cheap long skip every stage may recompute)."""
+    stage = next(s for s in STAGES if s.target == target)
+    x = inputs[stage.source]
+    if x.shape[0] == 3:
+        x = np.concatenate([x, x[:1]])
+    for _ in range(stage.reach):
+        x = np.tanh(blur(x) * 1.5)
+    return (x + blur(inputs["data"])[[0, 1, 2, 0]]).astype(np.float32)
+
+
+def whole(picture_planes: np.ndarray) -> np.ndarray:
+    features = picture_planes
+    for stage in STAGES:
+        features = stand_in({stage.source: features, "data": picture_planes}, stage.target)
+    return features
+
+
+@pytest.mark.parametrize("h,w,longest", [(37, 91, 20), (64, 64, 30), (50, 13, 9), (20, 20, 100)])
+def test_stages_stitched_window_by_window_equal_the_whole_run(h, w, longest):
+    planes = np.random.RandomState(h).rand(3, h, w).astype(np.float32)
+    calls = []
+    got = staged.run_stages(stand_in, planes, "data", STAGES, longest, on_window=lambda: calls.append(1))
+    assert np.abs(got - whole(planes)).max() < 1e-5
+    assert len(calls) == staged.window_count(STAGES, h, w, longest)
+    if longest < min(h, w):
+        assert len(calls) > len(STAGES)  # really in windows
+
+
+def test_windows_without_the_reach_would_show_seams():
+    # The check above can fail: one pixel less of context per stage breaks it.
+    planes = np.random.RandomState(1).rand(3, 40, 40).astype(np.float32)
+    short = tuple(Stage(s.source, s.target, s.reach - 1, s.channels) for s in STAGES)
+    got = staged.run_stages(stand_in, planes, "data", short, 20)
+    assert np.abs(got - whole(planes)).max() > 1e-3
+
+
+# --- on the real network --------------------------------------------------------------
+
+MODEL = "realesrgan-x4plus-anime"  # RRDBNet with 6 blocks: the real thing, small
+
+
+@pytest.fixture(scope="module")
+def ups():
+    made = {}
+
+    def get(**kwargs):
+        key = tuple(sorted(kwargs.items()))
+        if key not in made:
+            made[key] = Upscaler(MODEL, device=-1, **kwargs)
+        return made[key]
+    return get
+
+
+def spy_stages(monkeypatch):
+    runs = []
+    real = staged.run_stages
+
+    def spy(*args, **kwargs):
+        runs.append(args[3])
+        return real(*args, **kwargs)
+    monkeypatch.setattr(engine_mod.staged, "run_stages", spy)
+    return runs
+
+
+@pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (4, np.uint8), (1, np.uint16)])
+def test_tiled_output_is_the_whole_pictures_on_the_cpu(channels, dtype, ups, monkeypatch):
+    image = picture(44, 70, channels=channels, dtype=dtype, seed=channels)
+    want = ups(tile=0).upscale(image)
+    runs = spy_stages(monkeypatch)
+    got = ups(tile=32).upscale(image)
+    assert len(runs) == 1
+    assert np.abs(got.astype(int) - want).max() <= (1 if dtype == np.uint8 else 257)
+    reference = ups(tile=32, tile_pad=10).upscale(image)  # what tiles without stages give
+    assert np.abs(reference.astype(int) - want).max() > (10 if dtype == np.uint8 else 2570)
+
+
+def test_tta_tiled_in_stages_is_the_whole_pictures_tta(ups, monkeypatch):
+    image = picture(36, 44, seed=4)
+    want = ups(tile=0, tta=True).upscale(image)
+    runs = spy_stages(monkeypatch)
+    got = ups(tile=32, tta=True).upscale(image)
+    assert len(runs) == 8
+    assert np.abs(got.astype(int) - want).max() <= 1
+
+
+def test_without_room_for_the_maps_it_blends_windows_instead(ups, monkeypatch):
+    image = picture(44, 70)
+    runs = spy_stages(monkeypatch)
+    up = ups(tile=32)
+    monkeypatch.setattr(Upscaler, "_stage_budget", lambda self: 0)
+    blended = up.upscale(image)
+    assert runs == []
+    assert psnr(blended, ups(tile=0).upscale(image)) > 30
+
+
+def test_the_reference_rule_never_runs_in_stages(ups, monkeypatch):
+    runs = spy_stages(monkeypatch)
+    ups(tile=32, tile_pad=10).upscale(picture(44, 70))
+    assert runs == []
+
+
+def test_staged_progress_counts_every_window_and_can_stop_the_work(ups):
+    calls = []
+    ups(tile=32).upscale(picture(44, 70), progress=lambda done, total: calls.append((done, total)))
+    total = calls[-1][1]
+    assert calls == [(i, total) for i in range(1, total + 1)] and total > 6 * 2
+
+    class Stop(Exception):
+        pass
+
+    def stop(done, total):
+        if done == 3:
+            raise Stop
+    with pytest.raises(Stop):
+        ups(tile=32).upscale(picture(44, 70), progress=stop)
