@@ -47,6 +47,10 @@ DEFAULT_OVERLAP = 16
 HEAD_PIECE = 48
 SPLIT_HEAD_BYTES_PER_PIXEL = 48_000
 SPLIT_TRUNK_BYTES_PER_PIXEL = 16_000
+# At most this much memory (and a quarter of what is available) goes to the feature
+# maps of a staged run: up to about 2.3 megapixels for RRDBNet, 1920x1080 included.
+# Larger pictures are tiled with blended windows.
+STAGE_MAP_CAP = 3 << 29
 # Rows of the band a staged run holds, as assumed when the automatic tile is chosen.
 STAGE_BAND = 256
 # Side of the blank picture a custom model is run on once to learn its scale.
@@ -357,7 +361,7 @@ class Upscaler:
                                      share=self._concurrency, overlap=self.overlap, reserve=reserve)
 
     def _stage_budget(self) -> int:
-        return devices.cpu_memory_budget(share=self._concurrency) // 2
+        return min(devices.available_memory() // 4, STAGE_MAP_CAP) // self._concurrency
 
     def _stage_bytes(self, net: "_Network | _SplitNetwork", height: int, width: int, longest: int,
                      channels: int = 3) -> int | None:

@@ -137,3 +137,12 @@ def test_staged_progress_counts_every_window_and_can_stop_the_work(ups):
             raise Stop
     with pytest.raises(Stop):
         ups(tile=32).upscale(picture(44, 70), progress=stop)
+
+
+def test_the_automatic_tile_leaves_room_for_the_maps(ups, monkeypatch):
+    monkeypatch.setattr(engine_mod.devices, "available_memory", lambda: 8 << 30)
+    up = ups(tile=0)
+    with_maps = up._auto_tile(up._net, 1000, 1000)
+    monkeypatch.setattr(Upscaler, "_stage_budget", lambda self: -1)  # maps never fit
+    without = up._auto_tile(up._net, 1000, 1000)
+    assert 0 < with_maps < without
