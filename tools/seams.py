@@ -1,21 +1,26 @@
-"""Seams: how far tiled output is from whole-picture output, per context and overlap.
+"""Seams: how far tiled output is from whole-picture output, and what each tiling costs.
 
-For each "pad,overlap" pair, upscales the picture in tiles and as one tile with the
-same border rule (the same pad mirrored at the picture's edges), and prints PSNR and
-the largest pixel difference, with the compute (the windows' total area on this
-picture) against the reference rule's (10 px context, no overlap).
+Upscales the picture as one tile and in tiles three ways: the reference rule (10 px
+context, tiles cropped), blended windows (the engine's fallback when the stitched
+feature map does not fit) and the default (on the CPU, RRDBNet's trunk in stages
+over the whole picture). For each: PSNR and largest pixel difference against the
+whole picture with the same border rule, wall time, and the compute, counted as the
+multiply-adds of every convolution ncnn ran (from the .param file and the shapes
+actually fed in), against the reference rule's.
 
-    python tools/seams.py --image photo.png --model realesrgan-x4plus --tile 200 10,0 10,16 10,32
+    python tools/seams.py --image photo.png --model realesrgan-x4plus --tile 200
 """
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 from PIL import Image
 
 from ncnn_sr import Upscaler
-from ncnn_sr.tiles import blend_spans
+from ncnn_sr import engine
+from ncnn_sr.models import parse_param, resolve_model
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -23,14 +28,56 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
-def window_area(height: int, width: int, tile: int, pad: int, overlap: int) -> int:
-    """Pixels the network sees in all: the reference rule's padded tiles without
-    overlap, the engine's blended windows with it."""
-    if overlap == 0:
-        ny, nx = -(-height // tile), -(-width // tile)
-        return (height + 2 * pad * ny) * (width + 2 * pad * nx)
-    (ly, ys), (lx, xs) = blend_spans(height, tile, pad, overlap), blend_spans(width, tile, pad, overlap)
-    return ly * len(ys) * lx * len(xs)
+class MacCounter:
+    """Multiply-adds of the convolutions one extraction runs: the layers the output
+    depends on, stopping at the blobs fed in."""
+
+    def __init__(self, param_bytes: bytes):
+        self.layers = parse_param(param_bytes).layers
+        self.producer = {t: i for i, layer in enumerate(self.layers) for t in layer.tops}
+
+    def __call__(self, inputs: dict, output: str) -> int:
+        size = {name: shape[1] * shape[2] for name, shape in inputs.items()}
+        needed, stack = set(), [output]
+        while stack:  # the layers to run, back from the output
+            blob = stack.pop()
+            if blob in size or blob not in self.producer or self.producer[blob] in needed:
+                continue
+            needed.add(self.producer[blob])
+            stack.extend(self.layers[self.producer[blob]].bottoms)
+        macs = 0
+        for i in sorted(needed):
+            layer = self.layers[i]
+            area = max(size[b] for b in layer.bottoms) if layer.bottoms else 0
+            if layer.type == "Interp":
+                area = int(area * float(layer.params.get(1, 1.0)) * float(layer.params.get(2, 1.0)))
+            elif layer.type == "Convolution":
+                macs += int(layer.params.get(6, 0)) * area
+            for t in layer.tops:
+                size[t] = area
+        return macs
+
+
+def run(up: Upscaler, image: np.ndarray, counter: MacCounter, stages: bool) -> tuple[np.ndarray, int, float]:
+    """The output, the multiply-adds it took and its wall time."""
+    total = [0]
+    real_extract = engine._Network.extract
+    real_budget = Upscaler._stage_budget
+
+    def counting(self, inputs, output):
+        total[0] += counter({k: v.shape for k, v in inputs.items()}, output)
+        return real_extract(self, inputs, output)
+
+    engine._Network.extract = counting
+    if not stages:
+        Upscaler._stage_budget = lambda self: -1
+    try:
+        start = time.perf_counter()
+        out = up.upscale(image)
+        return out, total[0], time.perf_counter() - start
+    finally:
+        engine._Network.extract = real_extract
+        Upscaler._stage_budget = real_budget
 
 
 def main() -> None:
@@ -39,20 +86,27 @@ def main() -> None:
     ap.add_argument("--model", default="realesrgan-x4plus")
     ap.add_argument("--device", type=int, default=-1)
     ap.add_argument("--tile", type=int, default=200)
-    ap.add_argument("configs", nargs="+", help="pad,overlap pairs, e.g. 10,0 10,16")
+    ap.add_argument("--pad", type=int, default=10)
+    ap.add_argument("--overlaps", type=int, nargs="+", default=[16], help="blend widths to measure")
     args = ap.parse_args()
     image = np.asarray(Image.open(args.image).convert("RGB"))
+    counter = MacCounter(resolve_model(args.model).param_path.read_bytes())
     whole_tile = max(image.shape[:2]) + 32
-    wholes: dict[int, np.ndarray] = {}
-    print("| pad | overlap | compute | PSNR dB | max diff |\n|---|---|---|---|---|")
-    for config in args.configs:
-        pad, overlap = map(int, config.split(","))
-        if pad not in wholes:
-            wholes[pad] = Upscaler(args.model, device=args.device, tile=whole_tile, tile_pad=pad).upscale(image)
-        tiled = Upscaler(args.model, device=args.device, tile=args.tile, tile_pad=pad, overlap=overlap).upscale(image)
-        cost = window_area(*image.shape[:2], args.tile, pad, overlap) / window_area(*image.shape[:2], args.tile, 10, 0)
-        worst = int(np.abs(wholes[pad].astype(int) - tiled).max())
-        print(f"| {pad} | {overlap} | {cost:.2f} | {psnr(wholes[pad], tiled):.2f} | {worst} |", flush=True)
+    whole, _, seconds = run(Upscaler(args.model, device=args.device, tile=whole_tile, tile_pad=args.pad),
+                            image, counter, stages=False)
+    print(f"{args.model}, {image.shape[1]}x{image.shape[0]}, {args.tile} px tiles; whole picture {seconds:.1f} s")
+    rows = [("reference rule", dict(tile_pad=args.pad), False)]
+    rows += [(f"blended, overlap {o}", dict(tile_pad=args.pad, overlap=o), False) for o in args.overlaps]
+    rows.append(("default (stages where they fit)", dict(tile_pad=args.pad, overlap=args.overlaps[0]), True))
+    print("| tiling | compute | time | PSNR dB | max diff |\n|---|---|---|---|---|")
+    base_macs = base_time = None
+    for name, options, stages in rows:
+        up = Upscaler(args.model, device=args.device, tile=args.tile, **options)
+        out, macs, seconds = run(up, image, counter, stages)
+        base_macs, base_time = base_macs or macs, base_time or seconds
+        worst = int(np.abs(whole.astype(int) - out).max())
+        print(f"| {name} | {macs / base_macs:.3f} | {seconds:.1f} s ({seconds / base_time:.2f}) "
+              f"| {psnr(whole, out):.2f} | {worst} |", flush=True)
 
 
 if __name__ == "__main__":
