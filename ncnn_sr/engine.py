@@ -48,9 +48,10 @@ HEAD_PIECE = 48
 SPLIT_HEAD_BYTES_PER_PIXEL = 48_000
 SPLIT_TRUNK_BYTES_PER_PIXEL = 16_000
 # At most this much memory (and a quarter of what is available) goes to the feature
-# maps of a staged run: up to about 2.3 megapixels for RRDBNet, 1920x1080 included.
-# Larger pictures are tiled with blended windows.
-STAGE_MAP_CAP = 3 << 29
+# maps of a staged run: about 2.5 megapixels for RRDBNet, 1920x1080 included. With
+# the model, the head and the smallest automatic window that keeps a run within
+# its output's size plus 1.5 GB; larger pictures are tiled with blended windows.
+STAGE_MAP_CAP = 768 << 20
 # Rows of the band a staged run holds, as assumed when the automatic tile is chosen.
 STAGE_BAND = 256
 # Side of the blank picture a custom model is run on once to learn its scale.
@@ -511,13 +512,15 @@ class Upscaler:
         then the head piece by piece; with TTA, once per symmetry, summed in float."""
         s, p, channels = self._scale, self.tile_pad, out.shape[2]
         height, width = rgb.shape[0] - 2 * p, rgb.shape[1] - 2 * p
-        passes = TTA_COUNT if self.tta else 1
-        heads = [len(list(staged.pieces(size_y + 2 * p, size_x + 2 * p, (p, size_y + p, p, size_x + p),
-                                        HEAD_PIECE + 2 * net.plan.head_context, net.plan.head_context)))
-                 for size_y, size_x in ((height, width), (width, height))]
-        per_pass = [staged.window_count(net.plan.stages, rgb.shape[0], rgb.shape[1], longest) + heads[0],
-                    staged.window_count(net.plan.stages, rgb.shape[1], rgb.shape[0], longest) + heads[1]]
-        total = sum(per_pass[(k >> 2) & 1] for k in range(passes))
+        c = net.plan.head_context
+
+        def windows(h: int, w: int) -> int:  # in one pass over an h × w padded picture
+            heads = sum(1 for _ in staged.pieces(h, w, (p, h - p, p, w - p), HEAD_PIECE + 2 * c, c))
+            return staged.window_count(net.plan.stages, h, w, longest) + heads
+
+        total = windows(*rgb.shape[:2])
+        if self.tta:  # four passes transposed
+            total = 4 * (total + windows(rgb.shape[1], rgb.shape[0]))
         done = 0
 
         def tick() -> None:
@@ -557,7 +560,7 @@ class Upscaler:
             if scale != s:
                 raise ModelError(f"model {self.spec.name} upscales by {scale} in parts, not {s}")
             if alpha is not None:
-                c = net.plan.head_context  # the bicubic reaches 2 pixels; the head's context covers it
+                c = max(net.plan.head_context, 2)  # what the bicubic reaches
                 wy, wx = max(0, row.start - c), max(0, col.start - c)
                 window = to_float(alpha[wy:min(height, row.end + c), wx:min(width, col.end + c)])
                 a = self._alpha_net.run(window)[(row.start - wy) * s:(row.end - wy) * s,

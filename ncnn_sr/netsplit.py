@@ -96,13 +96,31 @@ def _upsamples(layer: Layer) -> bool:
 
 
 def _conv_reach(layer: Layer) -> int | None:
-    """Pixels a stride-1 convolution reaches on each side, or None for a stride."""
+    """Pixels a convolution reaches on each side, or None unless its output has its
+    input's size (stride 1, padded by that reach on every side)."""
     p = layer.params
-    kernel = int(p.get(1, 0))
-    kernel_h = int(p.get(11, kernel))
+    kernel_w = int(p.get(1, 0))
+    kernel_h = int(p.get(11, kernel_w))
+    dilation_w = int(p.get(2, 1))
+    dilation_h = int(p.get(12, dilation_w))
     if int(p.get(3, 1)) != 1 or int(p.get(13, p.get(3, 1))) != 1:
         return None
-    return (max(kernel, kernel_h) // 2) * int(p.get(2, 1))
+    reach_w, reach_h = kernel_w // 2 * dilation_w, kernel_h // 2 * dilation_h
+    left = int(p.get(4, 0))
+    pads = (left, int(p.get(15, left)), int(p.get(14, left)), int(p.get(16, p.get(14, left))))
+    same = left in (-233, -234) or pads == (reach_w, reach_w, reach_h, reach_h)
+    if not same or kernel_w % 2 == 0 or kernel_h % 2 == 0:
+        return None
+    return max(reach_w, reach_h)
+
+
+def _own_reach(layer: Layer) -> int | None:
+    """What one layer adds to the reach, or None when it is not known here."""
+    if layer.type in _CONVOLUTIONS:
+        return _conv_reach(layer)
+    if layer.type == "Concat" and int(layer.params.get(0, 0)) != 0:
+        return None  # joins along a side: not pixel by pixel
+    return 0 if layer.type in _POINTWISE else None
 
 
 def _head_context(layers) -> int | None:
@@ -114,13 +132,11 @@ def _head_context(layers) -> int | None:
                 return None
             reach += 1 / scale  # nearest needs none, (bi)linear and bicubic up to 2 pixels
             scale *= float(layer.params.get(1, 1.0))
-        elif layer.type in _CONVOLUTIONS:
-            conv = _conv_reach(layer)
-            if conv is None:
+        else:
+            own = _own_reach(layer)
+            if own is None:
                 return None
-            reach += conv / scale
-        elif layer.type not in _POINTWISE:
-            return None
+            reach += own / scale
     return math.ceil(reach) + 1
 
 
@@ -190,10 +206,7 @@ def _reach(layers, blob: str, start: str, input_blob: str) -> int | None:
     format requires it), so one forward pass does."""
     reach: dict[str, int | None] = {input_blob: 0}
     for layer in layers:
-        if layer.type in _CONVOLUTIONS:
-            own = _conv_reach(layer)
-        else:
-            own = 0 if layer.type in _POINTWISE else None
+        own = _own_reach(layer)
         below = [reach.get(b) for b in layer.bottoms]
         value = None if own is None or not below or None in below else own + max(below)
         if layer.type == "Input":

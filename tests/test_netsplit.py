@@ -69,9 +69,11 @@ def test_stage_reach_counts_kernels_and_dilation_and_short_stages_merge():
     assert [(s.source, s.target, s.reach, s.channels) for s in plan.stages] == [("data", "c", 8, 8), ("c", "t", 9, 8)]
 
 
-def test_a_trunk_with_a_layer_of_unknown_reach_runs_whole_but_keeps_its_head():
-    text = param("Input in 0 1 data", "Convolution c1 1 1 data a 0=8 1=3 4=1 5=0 6=0",
-                 "Pooling p 1 1 a t 0=0 1=3 2=1 3=1", *HEAD)
+@pytest.mark.parametrize("layer", ["Pooling p 1 1 a t 0=0 1=3 2=1 3=1",     # reach not known here
+                                   "Convolution c2 1 1 a t 0=8 1=3 4=0 5=0 6=0",  # shrinks its input
+                                   "Concat j 2 1 a a t 0=1"])                    # joins along a side
+def test_a_trunk_with_a_layer_of_unknown_reach_runs_whole_but_keeps_its_head(layer):
+    text = param("Input in 0 1 data", "Convolution c1 1 1 data a 0=8 1=3 4=1 5=0 6=0", layer, *HEAD)
     plan = plan_network(text, "data", "out")
     assert plan is not None and plan.cut_blob == "t" and plan.stages == ()
 
@@ -101,4 +103,5 @@ def test_the_cut_network_lets_the_cpu_take_larger_tiles(monkeypatch):
     monkeypatch.setattr(engine_mod, "plan_network", lambda *args: None)
     whole = Upscaler("realesrgan-x4plus", device=-1)
     monkeypatch.setattr(engine_mod.devices, "available_memory", lambda: 8 << 30)
+    monkeypatch.setattr(Upscaler, "_stage_budget", lambda self: -1)  # the cut alone, without stages
     assert split._auto_tile(split._net, 2000, 2000) >= 2 * whole._auto_tile(whole._net, 2000, 2000)
