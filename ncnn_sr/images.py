@@ -18,6 +18,11 @@ from .errors import InputError
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 DEFAULT_JPEG_QUALITY = 95
+# zlib level for PNG. Level 6 (Pillow's default) took 3.3 s to write a 2048x2048
+# upscaled photo against 1.15 s at level 3, for files 9-11 % smaller: on a GPU two save
+# threads at level 6 fall behind the network, and on a 2-core CPU saving thumbnails
+# took a third of the time the network did. Level 3 keeps most of the compression.
+PNG_COMPRESS_LEVEL = 3
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -241,6 +246,8 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         options.update(quality=q, subsampling=0 if q >= 90 else 2, optimize=True)
     elif fmt == "webp":
         options.update(lossless=True, quality=100, exact=True) if quality is None else options.update(quality=quality)
+    else:
+        options.update(compress_level=PNG_COMPRESS_LEVEL)
     im.save(f, format=FORMATS[fmt], **options)
 
 
@@ -259,5 +266,5 @@ def png16(image: np.ndarray, icc: bytes | None = None, exif: bytes | None = None
         parts.append(_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc)))
     if exif:
         parts.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
-    parts += [_chunk(b"IDAT", zlib.compress(raw, 6)), _chunk(b"IEND", b"")]
+    parts += [_chunk(b"IDAT", zlib.compress(raw, PNG_COMPRESS_LEVEL)), _chunk(b"IEND", b"")]
     return b"".join(parts)

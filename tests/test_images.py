@@ -239,3 +239,14 @@ def test_written_pictures_get_the_mode_of_any_new_file(fmt, tmp_path):
     (tmp_path / "plain").write_bytes(b"")
     write_image(tmp_path / f"out.{fmt}", picture(8, 8))
     assert (tmp_path / f"out.{fmt}").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
+
+
+def test_png_is_written_at_the_fast_compression_level(tmp_path):
+    import io
+
+    image = picture(40, 56)
+    write_image(tmp_path / "out.png", image)
+    expected = io.BytesIO()
+    Image.fromarray(image).save(expected, format="PNG", compress_level=images_mod.PNG_COMPRESS_LEVEL)
+    assert (tmp_path / "out.png").read_bytes() == expected.getvalue()
+    assert images_mod.PNG_COMPRESS_LEVEL == 3
