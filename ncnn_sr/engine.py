@@ -48,10 +48,13 @@ HEAD_PIECE = 48
 SPLIT_HEAD_BYTES_PER_PIXEL = 48_000
 SPLIT_TRUNK_BYTES_PER_PIXEL = 16_000
 # At most this much memory (and a quarter of what is available) goes to the feature
-# maps of a staged run: about 2.5 megapixels for RRDBNet, 1920x1080 included. With
-# the model, the head and the smallest automatic window that keeps a run within
-# its output's size plus 1.5 GB; larger pictures are tiled with blended windows.
+# maps of a staged run: float32 maps up to about 1.2 megapixels for RRDBNet, float16
+# ones up to about 5. With the model, the head and the smallest automatic window
+# that keeps a run within its output's size plus 1.5 GB; larger pictures are tiled
+# with blended windows.
 STAGE_MAP_CAP = 768 << 20
+# The smallest automatic tile a staged run takes; see _auto_tile.
+MIN_STAGED_TILE = 128
 # Rows of the band a staged run holds, as assumed when the automatic tile is chosen.
 STAGE_BAND = 256
 # Side of the blank picture a custom model is run on once to learn its scale.
@@ -348,46 +351,66 @@ class Upscaler:
             )
         return oh // PROBE_SIZE
 
-    def _auto_tile(self, net: "_Network | _SplitNetwork", height: int, width: int) -> int:
+    def _auto_tile(self, net: "_Network | _SplitNetwork", height: int, width: int) -> tuple[int, bool]:
+        """The automatic tile, and whether a staged run may use it (its budget left
+        room for the maps)."""
         if net.device.is_gpu:
-            return devices.gpu_auto_tile(net.device.heap_budget_mb)
-        bytes_per_pixel, reserve = self.spec.cpu_bytes_per_pixel, 0
-        if isinstance(net, _SplitNetwork):
-            bytes_per_pixel = SPLIT_TRUNK_BYTES_PER_PIXEL
-            reserve = (HEAD_PIECE + 2 * net.plan.head_context) ** 2 * SPLIT_HEAD_BYTES_PER_PIXEL
-            maps = self._stage_bytes(net, height, width, STAGE_BAND)
-            if maps is not None and maps <= self._stage_budget():
-                reserve += maps
-        return devices.cpu_auto_tile(height, width, bytes_per_pixel, self.tile_pad,
-                                     share=self._concurrency, overlap=self.overlap, reserve=reserve)
+            return devices.gpu_auto_tile(net.device.heap_budget_mb), False
+        if not isinstance(net, _SplitNetwork):
+            return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
+                                         share=self._concurrency, overlap=self.overlap), False
+        reserve = (HEAD_PIECE + 2 * net.plan.head_context) ** 2 * SPLIT_HEAD_BYTES_PER_PIXEL
+
+        def tile(more: int) -> int:
+            return devices.cpu_auto_tile(height, width, SPLIT_TRUNK_BYTES_PER_PIXEL, self.tile_pad,
+                                         share=self._concurrency, overlap=self.overlap, reserve=reserve + more)
+
+        maps = self._stage_maps(net, height, width, STAGE_BAND)
+        if maps is not None:
+            staged_tile = tile(maps[1])
+            # Smaller tiles add context per seam and stage: past this, blended windows
+            # of the full tile are cheaper than exactness is worth.
+            if staged_tile == 0 or staged_tile >= MIN_STAGED_TILE:
+                return staged_tile, True
+        return tile(0), False
 
     def _stage_budget(self) -> int:
         return min(devices.available_memory() // 4, STAGE_MAP_CAP) // self._concurrency
 
-    def _stage_bytes(self, net: "_Network | _SplitNetwork", height: int, width: int, longest: int,
-                     channels: int = 3) -> int | None:
-        """Memory a staged run of a ``height`` × ``width`` picture needs beyond its
-        windows, or None when it cannot run staged: on a GPU (each stage would cross
-        the bus twice), with the reference rule (it promises the reference's output),
-        or with the alpha channel through the network."""
+    def _stage_maps(self, net: "_Network | _SplitNetwork", height: int, width: int, longest: int,
+                    channels: int = 3) -> tuple[type, int] | None:
+        """The number type and the memory of the maps of a staged run of a ``height``
+        × ``width`` picture: float32 or float16 where they fit the budget, else
+        None; also None when the run cannot be staged: on a GPU (each
+        stage would cross the bus twice), with the reference rule (it promises the
+        reference's output), or with the alpha channel through the network."""
         if not isinstance(net, _SplitNetwork) or not net.plan.stages or self.overlap == 0:
             return None
         if channels == 4 and self.alpha == "model":
             return None
         p = self.tile_pad
-        total = staged.map_bytes(net.plan.stages, height + 2 * p, width + 2 * p, longest)
+        extra = 0
         if self.tta:  # each pass's output and their sum, in float
-            total += 2 * height * width * self._scale ** 2 * min(channels, 4) * 4
-        return total
+            extra = 2 * height * width * self._scale ** 2 * min(channels, 4) * 4
+        # float32 while its maps take at most half the budget; beyond, they would
+        # shrink the automatic tile (and so add context per seam) more than float16,
+        # 66 dB from float32, is worth.
+        budget = self._stage_budget()
+        for dtype, room in ((np.float32, budget // 2), (np.float16, budget)):
+            total = staged.map_bytes(net.plan.stages, height + 2 * p, width + 2 * p, longest, dtype) + extra
+            if total <= room:
+                return dtype, total
+        return None
 
     def _upscale_native(self, image: np.ndarray, progress) -> np.ndarray:
         while True:
             with self._lock:
                 net, tile = self._net, self._tile
+            stages = True
             if tile == 0:
-                tile = self._auto_tile(net, *image.shape[:2])
+                tile, stages = self._auto_tile(net, *image.shape[:2])
             try:
-                return self._run_tiles(image, net, tile, progress)
+                return self._run_tiles(image, net, tile, progress, stages)
             except _NetFailure as failure:
                 self._recover(net, tile, image.shape, failure)
 
@@ -410,7 +433,7 @@ class Upscaler:
                 return
         raise DeviceError(f"the CPU ran out of memory even with {devices.MIN_TILE}px tiles")
 
-    def _run_tiles(self, image: np.ndarray, net: _Network, tile: int, progress) -> np.ndarray:
+    def _run_tiles(self, image: np.ndarray, net: _Network, tile: int, progress, stages: bool = True) -> np.ndarray:
         h, w, channels = image.shape
         # Padded at the picture's own depth and made float one window at a time: a
         # float copy of a 12 MP picture would cost 140 MB for the whole run.
@@ -419,9 +442,9 @@ class Upscaler:
         grid = tile_grid(h, w, tile)
         out = np.empty((h * self._scale, w * self._scale, channels), image.dtype)
         longest = tile + 2 * self.tile_pad + self.overlap  # the window the tile's memory is for
-        maps = None if len(grid) == 1 else self._stage_bytes(net, h, w, longest, channels)
-        if maps is not None and maps <= self._stage_budget():
-            self._run_stages(net, rgb, alpha, out, longest, progress)
+        maps = self._stage_maps(net, h, w, longest, channels) if stages and len(grid) > 1 else None
+        if maps is not None:
+            self._run_stages(net, rgb, alpha, out, longest, maps[0], progress)
         elif self.overlap == 0 or len(grid) == 1:
             self._place_tiles(grid, net, rgb, alpha, out, progress)
         else:
@@ -507,7 +530,7 @@ class Upscaler:
             carry = bottom
 
     def _run_stages(self, net: _SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, out: np.ndarray,
-                    longest: int, progress) -> None:
+                    longest: int, dtype, progress) -> None:
         """Exact tiling (``staged``): the trunk stage by stage over the whole picture,
         then the head piece by piece; with TTA, once per symmetry, summed in float."""
         s, p, channels = self._scale, self.tile_pad, out.shape[2]
@@ -532,7 +555,7 @@ class Upscaler:
         if not self.tta:
             def place(y0, y1, x0, x1, values):
                 out[y0 * s:y1 * s, x0 * s:x1 * s] = self._finish(values, channels, out.dtype)
-            self._staged_pass(net, rgb, alpha, longest, place, tick)
+            self._staged_pass(net, rgb, alpha, longest, dtype, place, tick)
             return
         depth = 3 if alpha is None else 4
         summed = np.zeros((height * s, width * s, depth), np.float32)
@@ -542,18 +565,20 @@ class Upscaler:
 
             def keep(y0, y1, x0, x1, values):
                 one[y0 * s:y1 * s, x0 * s:x1 * s] = values
-            self._staged_pass(net, turned, None if alpha is None else tta_forward(alpha, k), longest, keep, tick)
+            self._staged_pass(net, turned, None if alpha is None else tta_forward(alpha, k), longest, dtype, keep,
+                              tick)
             summed += tta_inverse(one, k)
         out[:] = self._finish(summed * np.float32(1.0 / TTA_COUNT), channels, out.dtype)
 
-    def _staged_pass(self, net: _SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, longest: int,
+    def _staged_pass(self, net: _SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, longest: int, dtype,
                      sink, tick) -> None:
         """One staged run over the mirror-padded picture: ``sink(y0, y1, x0, x1,
         values)`` gets the float output (RGB, plus alpha) of each piece of the picture,
         in the picture's coordinates."""
         s, p = self._scale, self.tile_pad
         picture = np.ascontiguousarray(to_float(rgb).transpose(2, 0, 1))
-        features = staged.run_stages(net.net.extract, picture, net.net.input_blob, net.plan.stages, longest, tick)
+        features = staged.run_stages(net.net.extract, picture, net.net.input_blob, net.plan.stages, longest, tick,
+                                     dtype)
         del picture
         _, height, width = features.shape
         for row, col, scale, colour in net.head(features, (p, height - p, p, width - p)):

@@ -80,7 +80,7 @@ def spy_stages(monkeypatch):
     real = staged.run_stages
 
     def spy(*args, **kwargs):
-        runs.append(args[3])
+        runs.append(args[-1])  # the maps' number type
         return real(*args, **kwargs)
     monkeypatch.setattr(engine_mod.staged, "run_stages", spy)
     return runs
@@ -105,6 +105,19 @@ def test_tta_tiled_in_stages_is_the_whole_pictures_tta(ups, monkeypatch):
     got = ups(tile=32, tta=True).upscale(image)
     assert len(runs) == 8
     assert np.abs(got.astype(int) - want).max() <= 1
+
+
+def test_with_room_only_for_half_precision_maps_it_stays_within_a_grey_level(ups, monkeypatch):
+    image = picture(44, 70)
+    want = ups(tile=0).upscale(image)
+    up = ups(tile=32)
+    longest = 32 + 2 * up.tile_pad + up.overlap
+    need = {dtype: staged.map_bytes(up._net.plan.stages, 64, 90, longest, dtype) for dtype in (np.float32, np.float16)}
+    monkeypatch.setattr(Upscaler, "_stage_budget", lambda self: (need[np.float16] + need[np.float32]) // 2)
+    runs = spy_stages(monkeypatch)
+    got = up.upscale(image)
+    assert runs == [np.float16]
+    assert np.abs(got.astype(int) - want).max() <= 1 and psnr(got, want) > 55
 
 
 def test_without_room_for_the_maps_it_blends_windows_instead(ups, monkeypatch):
@@ -142,7 +155,7 @@ def test_staged_progress_counts_every_window_and_can_stop_the_work(ups):
 def test_the_automatic_tile_leaves_room_for_the_maps(ups, monkeypatch):
     monkeypatch.setattr(engine_mod.devices, "available_memory", lambda: 8 << 30)
     up = ups(tile=0)
-    with_maps = up._auto_tile(up._net, 1000, 1000)
+    with_maps, staged_ok = up._auto_tile(up._net, 1000, 1000)
     monkeypatch.setattr(Upscaler, "_stage_budget", lambda self: -1)  # maps never fit
-    without = up._auto_tile(up._net, 1000, 1000)
-    assert 0 < with_maps < without
+    without, blended = up._auto_tile(up._net, 1000, 1000)
+    assert 0 < with_maps < without and staged_ok and not blended
