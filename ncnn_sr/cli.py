@@ -82,7 +82,8 @@ _SHARED_OPTIONS = [
     click.option("--tile-pad", type=click.IntRange(min=0), default=None,
                  help="Context pixels around each tile; alone, it selects the reference tiling (no blending)."),
     click.option("--overlap", type=click.IntRange(min=0), default=None,
-                 help="Pixels neighbouring tiles share and blend (default 16: seam-free; 0: none)."),
+                 help="Pixels neighbouring tiles share and blend (default 16; 0: the reference tiling). "
+                      "On the CPU, realesrgan-x4plus(-anime) tiles exactly instead while memory allows."),
     click.option("-g", "--gpu", default="auto", show_default=True,
                  help="Vulkan device index, -1 for the CPU; several: 0,1 or 0,-1."),
     click.option("-j", "--jobs", default="1:2:2", show_default=True,
