@@ -223,19 +223,14 @@ def available_memory() -> int:
 CPU_TILE_MEMORY_CAP = 1 << 30
 
 
-def cpu_memory_budget(memory: int | None = None, share: int = 1) -> int:
-    """Bytes one of ``share`` CPU calls running at once may spend on its working set."""
-    return min((available_memory() if memory is None else memory) // 2, CPU_TILE_MEMORY_CAP) // share
-
-
 def cpu_auto_tile(height: int, width: int, bytes_per_pixel: int, prepadding: int,
                   memory: int | None = None, share: int = 1, overlap: int = 0, reserve: int = 0) -> int:
     """A CPU tile size that bounds memory: 0 (the whole image) when it fits, else the
     largest multiple of 16, at least 32, whose window (the tile, grown by ``overlap``
     into its neighbours and padded by ``prepadding`` on each side) fits. ``share``
     calls running at once split the budget; ``reserve`` bytes of each share go to
-    something of fixed size (a split network's head)."""
-    budget = cpu_memory_budget(memory, share)
+    something else (a split network's head, a staged run's maps)."""
+    budget = min((available_memory() if memory is None else memory) // 2, CPU_TILE_MEMORY_CAP) // share
     budget = max(budget - reserve, budget // 4)
     padded = (height + 2 * prepadding) * (width + 2 * prepadding)
     if padded * bytes_per_pixel <= budget:

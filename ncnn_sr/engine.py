@@ -12,15 +12,15 @@ from typing import Callable
 import ncnn
 import numpy as np
 
-from . import devices
+from . import devices, staged
 from .devices import Device
 from .errors import DeviceError, InputError, ModelError
 from .models import ModelSpec, resolve_model
-from . import staged
 from .netsplit import NetPlan, plan_network
 from .pixels import check_image, quantize, to_float, to_gray
 from .resample import resize, target_size
-from .tiles import TTA_COUNT, blend_spans, mirror_pad, ramp_weights, tile_grid, tta_forward, tta_inverse
+from .tiles import (TTA_COUNT, blend_spans, mirror_pad, pieces, ramp_weights, tile_grid, tta_forward,
+                    tta_inverse)
 
 log = logging.getLogger("ncnn_sr")
 
@@ -68,6 +68,14 @@ TRIM_AFTER_OUTPUT_BYTES = 64 << 20
 def out_bytes(image: np.ndarray, scale: int) -> int:
     """Bytes of the native-scale result of ``image``."""
     return image.nbytes * scale * scale
+
+
+def _crop(result: np.ndarray, keep: tuple | None, scale: int) -> np.ndarray:
+    """The output of box ``keep`` (y0, y1, x0, x1, in input pixels) of an H×W×C output
+    at ``scale``; all of it when ``keep`` is None."""
+    if keep is None:
+        return result
+    return result[keep[0] * scale:keep[1] * scale, keep[2] * scale:keep[3] * scale]
 
 
 class _NetFailure(Exception):
@@ -134,10 +142,7 @@ class _Network:
         """An H×W×C float32 picture through the network, H'×W'×C' float32 out; with
         ``keep`` (y0, y1, x0, x1), only the output of that box of the picture."""
         result = self.extract({self.input_blob: image.transpose(2, 0, 1)}, self.output_blob).transpose(1, 2, 0)
-        if keep is None:
-            return result
-        s = result.shape[0] // image.shape[0]
-        return result[keep[0] * s:keep[1] * s, keep[2] * s:keep[3] * s]
+        return _crop(result, keep, result.shape[0] // image.shape[0])
 
     def trim(self) -> None:
         """Free the buffers ncnn keeps for the next run; only call between runs."""
@@ -178,7 +183,7 @@ class _SplitNetwork:
         head's context around each piece where ``features`` has it."""
         c = self.plan.head_context
         _, height, width = features.shape
-        for row, col, length_y, length_x in staged.pieces(height, width, box, HEAD_PIECE + 2 * c, c):
+        for row, col, length_y, length_x in pieces(height, width, box, HEAD_PIECE + 2 * c, c):
             window = features[:, row.window:row.window + length_y, col.window:col.window + length_x]
             out = self.net.extract({self.plan.cut_blob: window}, self.net.output_blob)
             s = out.shape[1] // length_y
@@ -466,7 +471,7 @@ class Upscaler:
         if alpha is None:
             return colour
         a = self._upscale_alpha(net, to_float(alpha[window]))
-        return np.concatenate([colour, a[keep[0] * s:keep[1] * s, keep[2] * s:keep[3] * s]], axis=2)
+        return np.concatenate([colour, _crop(a, keep, s)], axis=2)
 
     @staticmethod
     def _finish(values: np.ndarray, channels: int, dtype) -> np.ndarray:
@@ -538,7 +543,7 @@ class Upscaler:
         c = net.plan.head_context
 
         def windows(h: int, w: int) -> int:  # in one pass over an h × w padded picture
-            heads = sum(1 for _ in staged.pieces(h, w, (p, h - p, p, w - p), HEAD_PIECE + 2 * c, c))
+            heads = sum(1 for _ in pieces(h, w, (p, h - p, p, w - p), HEAD_PIECE + 2 * c, c))
             return staged.window_count(net.plan.stages, h, w, longest) + heads
 
         total = windows(*rgb.shape[:2])
@@ -563,9 +568,9 @@ class Upscaler:
             turned = tta_forward(rgb, k)
             one = np.empty(((turned.shape[0] - 2 * p) * s, (turned.shape[1] - 2 * p) * s, depth), np.float32)
 
-            def keep(y0, y1, x0, x1, values):
+            def gather(y0, y1, x0, x1, values):
                 one[y0 * s:y1 * s, x0 * s:x1 * s] = values
-            self._staged_pass(net, turned, None if alpha is None else tta_forward(alpha, k), longest, dtype, keep,
+            self._staged_pass(net, turned, None if alpha is None else tta_forward(alpha, k), longest, dtype, gather,
                               tick)
             summed += tta_inverse(one, k)
         out[:] = self._finish(summed * np.float32(1.0 / TTA_COUNT), channels, out.dtype)
@@ -602,10 +607,7 @@ class Upscaler:
             result = tta_inverse(net.run(tta_forward(window, k)), k)
             total = result if total is None else total + result
         total *= np.float32(1.0 / TTA_COUNT)
-        if keep is None:
-            return total
-        s = total.shape[0] // window.shape[0]
-        return total[keep[0] * s:keep[1] * s, keep[2] * s:keep[3] * s]
+        return _crop(total, keep, self._scale)
 
     def _upscale_alpha(self, net: _Network, window: np.ndarray) -> np.ndarray:
         if self.alpha == "bicubic":

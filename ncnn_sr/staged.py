@@ -15,7 +15,7 @@ Pure numpy around one function that runs part of the network:
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
@@ -98,16 +98,3 @@ def run_stages(extract: Extract, picture: np.ndarray, input_blob: str, stages: t
 def _window(array: np.ndarray, row: Span, col: Span, length_y: int, length_x: int) -> np.ndarray:
     return np.ascontiguousarray(array[:, row.window:row.window + length_y, col.window:col.window + length_x],
                                 dtype=np.float32)
-
-
-def pieces(height: int, width: int, box: tuple[int, int, int, int], longest: int,
-           context: int) -> Iterator[tuple[Span, Span, int, int]]:
-    """Cells splitting ``box`` (y0, y1, x0, x1) of a ``height`` × ``width`` map, each
-    with its window, ``context`` pixels around it where the map has them:
-    (row span, column span, window height, window width)."""
-    y0, y1, x0, x1 = box
-    length_y, rows = reach_spans(y0, y1, height, longest, context)
-    length_x, cols = reach_spans(x0, x1, width, longest, context)
-    for row in rows:
-        for col in cols:
-            yield row, col, length_y, length_x

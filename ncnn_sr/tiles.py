@@ -9,6 +9,7 @@ out of it gives exactly those pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -156,6 +157,19 @@ def reach_spans(lo: int, hi: int, limit: int, longest: int, reach: int) -> tuple
         if best[0] <= longest or n * 2 * reach > hi - lo + best[0]:
             break  # fits, or more windows only add context
     return best
+
+
+def pieces(height: int, width: int, box: tuple[int, int, int, int], longest: int,
+           context: int) -> Iterator[tuple[Span, Span, int, int]]:
+    """Cells splitting ``box`` (y0, y1, x0, x1) of a ``height`` × ``width`` map, each
+    with its window, ``context`` pixels around it where the map has them:
+    (row span, column span, window height, window width)."""
+    y0, y1, x0, x1 = box
+    length_y, rows = reach_spans(y0, y1, height, longest, context)
+    length_x, cols = reach_spans(x0, x1, width, longest, context)
+    for row in rows:
+        for col in cols:
+            yield row, col, length_y, length_x
 
 
 def _even_windows(lo: int, hi: int, limit: int, n: int, reach: int) -> tuple[int, list[Span]] | None:
