@@ -35,6 +35,8 @@ from typing import Callable
 
 import numpy as np
 
+from .images import atomic_write
+
 _FLOAT_OFF = dict(use_fp16_packed=False, use_fp16_storage=False, use_fp16_arithmetic=False,
                   use_bf16_storage=False, use_bf16_packed=False)
 _INT8_OFF = dict(use_int8_storage=False, use_int8_packed=False, use_int8_inference=False)
@@ -331,20 +333,23 @@ def run(picture: np.ndarray, models: list[str], devices: list[int], tiles: list,
     return rows
 
 
-def report(rows: list[dict], size: tuple[int, int], repeat: int, rounds: int, json_path: str | None = None,
-           markdown_path: str | None = None) -> str:
-    """The markdown table and ratio summary; also written to the paths given."""
+def report(rows: list[dict]) -> str:
+    """The markdown table and the ratio summary."""
+    return "\n".join([markdown(rows), ""] + ratio_summary(rows)).rstrip()
+
+
+def save(rows: list[dict], size: tuple[int, int], repeat: int, rounds: int, json_path: str | None = None,
+         markdown_path: str | None = None) -> None:
+    """The rows as JSON and the report as markdown, each file whole or not at all
+    (InputError if it cannot be written)."""
     machine = machine_line()
-    table = "\n".join([markdown(rows), ""] + ratio_summary(rows)).rstrip()
     if markdown_path:
-        with open(markdown_path, "w") as f:
-            f.write(f"machine: {machine}\n\n{table}\n")
+        atomic_write(markdown_path, lambda f: f.write(f"machine: {machine}\n\n{report(rows)}\n".encode()))
     if json_path:
         clean = [{k: ("inf" if v == math.inf else v) for k, v in r.items()} for r in rows]  # JSON has no inf
-        with open(json_path, "w") as f:
-            json.dump({"machine": machine, "size": size, "repeat": repeat, "rounds": rounds, "rows": clean,
-                       "summary": ratio_summary(rows)}, f, indent=2)
-    return table
+        text = json.dumps({"machine": machine, "size": size, "repeat": repeat, "rounds": rounds, "rows": clean,
+                           "summary": ratio_summary(rows)}, indent=2)
+        atomic_write(json_path, lambda f: f.write(text.encode()))
 
 
 if __name__ == "__main__":

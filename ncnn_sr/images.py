@@ -182,7 +182,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
         raise InputError(f"{os.fspath(path)}: JPEG cannot store transparency; write png or webp")
     icc = info.icc_profile if (metadata and info) else None
     exif = info.exif if (metadata and info) else None
-    _atomic_write(path, lambda f: _encode(f, image, info, fmt, quality, icc, exif))
+    atomic_write(path, lambda f: _encode(f, image, info, fmt, quality, icc, exif))
 
 
 def _process_umask() -> int:
@@ -196,7 +196,10 @@ def _process_umask() -> int:
 _FILE_MODE = 0o666 & ~_process_umask()
 
 
-def _atomic_write(path: str | os.PathLike, encode) -> None:
+def atomic_write(path: str | os.PathLike, encode) -> None:
+    """``encode(binary file)`` writes ``path`` whole or not at all: into a hidden
+    temporary file beside it, renamed over ``path`` once complete. Failures to write
+    are InputErrors naming the file."""
     target = Path(path)
     folder = target.parent
     try:

@@ -1,5 +1,6 @@
 """`ncnn-sr bench` and ncnn_sr.bench: what they measure and report, never how fast."""
 import json
+import math
 import os
 import stat
 import subprocess
@@ -85,11 +86,31 @@ def test_bench_alternates_with_the_reference_code_and_gives_the_median_ratio(tmp
     (["-n", "no-such-model"], "unknown model 'no-such-model'"),
     (["-g", "9"], "invalid gpu device 9"),
     (["-i", "missing.png"], "missing.png: file not found"),
+    (["--json", "no-such-folder/rows.json"], "no-such-folder does not exist"),
 ])
 def test_bench_refuses_bad_arguments_in_one_line(tmp_path, args, message):
     done = bench_command(*args)
     assert done.returncode in (1, 2) and message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_results_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    from ncnn_sr.errors import InputError
+
+    rows = [{"model": MODEL, "device": -1, "tile": 0, "precision": "fp32", "round": 1, "mps": 1.0, "psnr": math.inf}]
+    target = tmp_path / "rows.json"
+    bench.save(rows, (8, 8), 1, 1, json_path=str(target))
+    assert json.loads(target.read_text())["rows"][0]["psnr"] == "inf"
+    before = target.read_text()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(json, "dumps", lambda *a, **k: "x" * 100_000)
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(InputError, match="No space left on device"):
+        bench.save(rows, (8, 8), 1, 1, json_path=str(target))
+    assert target.read_text() == before and sorted(os.listdir(tmp_path)) == ["rows.json"]
 
 
 def test_a_picture_file_is_benchmarked_as_8_bit_rgb():

@@ -51,7 +51,8 @@ def main() -> None:
     print(f"picture: {size[0]}x{size[1]}, repeat {args.repeat}, tiling {args.tiling}", flush=True)
     rows = bench.run(picture, args.models, args.devices, args.tiles, args.precisions, args.repeat, args.rounds,
                      args.tiling, args.reference_python)
-    print(bench.report(rows, size, args.repeat, args.rounds, args.json, args.markdown))
+    print(bench.report(rows))
+    bench.save(rows, size, args.repeat, args.rounds, args.json, args.markdown)
 
 
 if __name__ == "__main__":
