@@ -235,7 +235,7 @@ def _comma_list(ctx, param, value: str) -> list[str]:
 
 @main.command("bench")
 @click.option("-n", "--model", "models", default=f"{DEFAULT_MODEL},realesr-animevideov3-x2", show_default=True,
-              callback=_comma_list, help="Models, comma-separated.")
+              callback=_comma_list, help="Models (names, families or .param paths), comma-separated.")
 @click.option("-g", "--gpu", default="auto", show_default=True, help="Devices, comma-separated: 0,-1.")
 @click.option("-t", "--tile", "tiles", default="auto,200", show_default=True, callback=_bench_tiles,
               help="Tile sizes, comma-separated: >=32, auto (the engine's choice) or whole (one tile).")
@@ -269,6 +269,7 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
     if unknown or not precisions:
         raise click.BadParameter(f"choose from {', '.join(bench_mod.PRECISIONS)}", param_hint="'--precision'")
     try:
+        models = [models_mod.model_name_for(name, None) for name in models]  # a family: its default variant
         for name in models:
             models_mod.resolve_model(name)
         indices = [devices_mod.get_device(part.strip()).index for part in gpu.split(",")]

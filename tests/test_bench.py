@@ -79,6 +79,15 @@ def test_bench_alternates_with_the_reference_code_and_gives_the_median_ratio(tmp
     assert result["summary"][0] in done.stdout
 
 
+def test_a_model_family_is_benchmarked_as_its_default_variant(tmp_path):
+    out_json = tmp_path / "rows.json"
+    done = bench_command("-n", "realesr-animevideov3", "-g", "-1", "-t", "whole", "--size", "16x12", "--repeat", "1",
+                         "--json", str(out_json))
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(out_json.read_text())["rows"]
+    assert row["model"] == "realesr-animevideov3-x4" and row["mps"] > 0
+
+
 @pytest.mark.parametrize("args, message", [
     (["-t", "10"], "give tile sizes >= 32, auto or whole"),
     (["--size", "big"], "give WIDTHxHEIGHT"),
