@@ -167,9 +167,16 @@ def run_measured(cmd: list[str]) -> tuple[dict | None, float, str]:
     """Run ``cmd``; its last JSON line, its peak RSS in MB, and its stderr's tail."""
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
-        stdout = proc.stdout.read().decode(errors="replace")
-        proc.stdout.close()
-        _, status, usage = os.wait4(proc.pid, 0)
+        try:
+            stdout = proc.stdout.read().decode(errors="replace")
+            proc.stdout.close()
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            # Ctrl-C: the child may be deep in an ncnn call, where Python cannot
+            # stop it; it must not run on after us.
+            proc.kill()
+            proc.wait()
+            raise
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         tail = err.read().decode(errors="replace").strip().splitlines()[-3:]

@@ -2,9 +2,11 @@
 import json
 import math
 import os
+import signal
 import stat
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -120,6 +122,43 @@ def test_results_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="No space left on device"):
         bench.save(rows, (8, 8), 1, 1, json_path=str(target))
     assert target.read_text() == before and sorted(os.listdir(tmp_path)) == ["rows.json"]
+
+
+def _children_with(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_stops_the_run_and_its_child_and_writes_nothing(tmp_path):
+    out_json = tmp_path / "rows.json"
+    # An odd repeat count marks this test's child among the processes.
+    # realesrgan-x4plus: one extraction of a 128x128 picture takes seconds, during
+    # which the child cannot act on Ctrl-C itself.
+    proc = subprocess.Popen([sys.executable, "-m", "ncnn_sr", "bench", "-n", "realesrgan-x4plus", "-g", "-1", "-t",
+                             "whole", "--size", "128x128", "--repeat", "4711", "--json", str(out_json)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not _children_with('"repeat": 4711') and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2)  # into the timed runs
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "ncnn-sr: error: interrupted"
+    assert not out_json.exists() and os.listdir(tmp_path) == []
+    assert _children_with('"repeat": 4711') == []
 
 
 def test_a_picture_file_is_benchmarked_as_8_bit_rgb():
