@@ -174,6 +174,51 @@ def test_device_memory_is_none_off_the_gpu():
     assert gpu_memory.used_bytes(99) is None
 
 
+def test_ncnns_gpu_index_maps_to_the_same_device_among_twins(monkeypatch):
+    import ncnn
+
+    class Info:
+        def __init__(self, ident):
+            self.ident = ident
+
+        def vendor_id(self):
+            return self.ident[0]
+
+        def device_id(self):
+            return self.ident[1]
+
+        def device_name(self):
+            return self.ident[2]
+
+    twin, other = (0x10DE, 0x2330, "H100"), (0x1002, 0x73BF, "RX 6800")
+    # The loader lists the other card between the twins; ncnn lists it last.
+    ours = {"a": twin, "b": other, "c": twin}
+
+    class FakeVulkan:
+        devices = list(ours)
+
+        def identity(self, device):
+            return ours[device]
+
+        def has_budget(self, device):
+            return device != "b"
+
+        def heaps(self, device):
+            return [(8 << 30, True, {"a": 100, "c": 200}[device]), (64 << 30, False, 7)]
+
+    ncnn_order = [twin, twin, other]
+    monkeypatch.setattr(gpu_memory, "_vulkan", lambda: FakeVulkan())
+    monkeypatch.setattr(ncnn, "get_gpu_count", lambda: 3)
+    monkeypatch.setattr(ncnn, "get_gpu_info", lambda i: Info(ncnn_order[i]))
+    gpu_memory._physical_device.cache_clear()
+    try:
+        # Device-local heaps only; the second twin is the second "H100" the loader lists.
+        assert [gpu_memory.used_bytes(i) for i in range(3)] == [100, 200, None]
+        assert gpu_memory.used_bytes(3) is None
+    finally:
+        gpu_memory._physical_device.cache_clear()
+
+
 @pytest.mark.vulkan
 def test_our_vulkan_view_finds_ncnns_gpu_and_its_heaps(gpu):
     import ncnn
