@@ -127,6 +127,8 @@ def child(cfg: dict) -> dict:
     engine.ncnn.Net = net_with_flags  # engine.ncnn is the ncnn module: this child only
 
     device_peak = _DevicePeak(cfg["device"]) if cfg["device"] >= 0 else None
+    # Every ncnn run of the engine goes through _Network.extract: what upscale()
+    # spends outside it is the Python share.
     in_run = [0.0]
     real_extract = engine._Network.extract
 

@@ -20,12 +20,8 @@ from PIL import Image
 
 from ncnn_sr import Upscaler
 from ncnn_sr import engine
+from ncnn_sr.bench import psnr
 from ncnn_sr.models import parse_param, resolve_model
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
 class MacCounter:
