@@ -31,7 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -165,8 +165,18 @@ def child(cfg: dict) -> dict:
 
 # --- parent -----------------------------------------------------------------------------
 
-def run_measured(cmd: list[str]) -> tuple[dict | None, float, str]:
-    """Run ``cmd``; its last JSON line, its peak RSS in MB, and its stderr's tail."""
+class ChildRun(NamedTuple):
+    returncode: int
+    seconds: float  # wall time
+    rss_mb: float  # the child's own peak resident memory
+    stdout: str
+    stderr_tail: str  # its last lines, joined by " | "
+
+
+def run_child(cmd: list[str]) -> ChildRun:
+    """Run ``cmd`` to its end and measure it. Its peak memory is its own (reaped with
+    wait4); stderr goes to a file, so a chatty child cannot fill a pipe and stall."""
+    start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
         try:
@@ -179,12 +189,20 @@ def run_measured(cmd: list[str]) -> tuple[dict | None, float, str]:
             proc.kill()
             proc.wait()
             raise
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - start
         err.seek(0)
         tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
-    lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
-    result = json.loads(lines[-1]) if proc.returncode == 0 and lines else None
-    return result, usage.ru_maxrss / 1024, " | ".join(tail)
+    rss_kib = usage.ru_maxrss / (1024 if sys.platform == "darwin" else 1)  # macOS reports bytes
+    return ChildRun(os.waitstatus_to_exitcode(status), seconds, rss_kib / 1024, stdout, " | ".join(tail))
+
+
+def run_measured(cmd: list[str]) -> tuple[dict | None, float, str]:
+    """Run a benchmark child; its last JSON line (None if it failed), its peak RSS in
+    MB, and its stderr's tail."""
+    run = run_child(cmd)
+    lines = [ln for ln in run.stdout.splitlines() if ln.startswith("{")]
+    result = json.loads(lines[-1]) if run.returncode == 0 and lines else None
+    return result, run.rss_mb, run.stderr_tail
 
 
 def synthetic_picture(w: int, h: int, seed: int = 0) -> np.ndarray:

@@ -282,7 +282,8 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
     click.echo(f"machine: {bench_mod.machine_line()}")
     click.echo(f"picture: {picture.shape[1]}x{picture.shape[0]}, best of {repeat}, tiling {tiling}")
     try:
-        rows = bench_mod.run(picture, models, indices, tiles, precisions, repeat, rounds, tiling, reference_python)
+        rows = bench_mod.run(picture, models, indices, tiles, precisions, repeat=repeat, rounds=rounds,
+                             tiling=tiling, reference_python=reference_python)
         click.echo(bench_mod.report(rows))
         bench_mod.save(rows, (picture.shape[1], picture.shape[0]), repeat, rounds, json_path, markdown_path)
     except KeyboardInterrupt:

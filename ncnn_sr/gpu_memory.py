@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import struct
 from functools import lru_cache
 
 _APPLICATION_INFO = 0
@@ -77,20 +78,21 @@ class _Vulkan:
         lib.vkGetPhysicalDeviceMemoryProperties2.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
         lib.vkGetPhysicalDeviceProperties.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
 
-    def identity(self, device) -> tuple[int, int, str]:
-        """(vendor id, device id, name) of a physical device."""
+    def _properties(self, device) -> bytes:
         raw = ctypes.create_string_buffer(_PROPERTIES_BYTES)
         self.lib.vkGetPhysicalDeviceProperties(device, raw)
-        words = (ctypes.c_uint32 * 5).from_buffer(raw)
-        name = raw.raw[20:276].split(b"\0", 1)[0].decode(errors="replace")
-        return words[2], words[3], name
+        return raw.raw
+
+    def identity(self, device) -> tuple[int, int, str]:
+        """(vendor id, device id, name) of a physical device."""
+        raw = self._properties(device)
+        _, _, vendor, device_id = struct.unpack_from("=4I", raw)
+        return vendor, device_id, raw[20:276].split(b"\0", 1)[0].decode(errors="replace")
 
     def has_budget(self, device) -> bool:
         """Whether the device reports its heaps' usage: VK_EXT_memory_budget, and
         Vulkan 1.1 for the query itself."""
-        raw = ctypes.create_string_buffer(_PROPERTIES_BYTES)
-        self.lib.vkGetPhysicalDeviceProperties(device, raw)
-        if ctypes.c_uint32.from_buffer(raw).value < _API_1_1:
+        if struct.unpack_from("=I", self._properties(device))[0] < _API_1_1:
             return False
         count = ctypes.c_uint32()
         self.lib.vkEnumerateDeviceExtensionProperties(ctypes.c_void_p(device), None, ctypes.byref(count), None)

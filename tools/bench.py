@@ -49,8 +49,8 @@ def main() -> None:
     size = (picture.shape[1], picture.shape[0])
     print(f"machine: {bench.machine_line()}")
     print(f"picture: {size[0]}x{size[1]}, repeat {args.repeat}, tiling {args.tiling}", flush=True)
-    rows = bench.run(picture, args.models, args.devices, args.tiles, args.precisions, args.repeat, args.rounds,
-                     args.tiling, args.reference_python)
+    rows = bench.run(picture, args.models, args.devices, args.tiles, args.precisions, repeat=args.repeat,
+                     rounds=args.rounds, tiling=args.tiling, reference_python=args.reference_python)
     print(bench.report(rows))
     bench.save(rows, size, args.repeat, args.rounds, args.json, args.markdown)
 

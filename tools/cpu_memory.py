@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import subprocess
 import sys
+
+from ncnn_sr.bench import run_child
 
 MODELS = ["realesr-animevideov3-x2", "realesr-animevideov3-x3", "realesr-animevideov3-x4",
           "realesrgan-x4plus-anime", "realesrgan-x4plus"]
@@ -41,12 +41,10 @@ def child(model: str, n: int, threads: int) -> None:
 
 def peak_rss(model: str, n: int, threads: int) -> int:
     """Peak resident bytes of a child process running ``child(model, n, threads)``."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", model, str(n), str(threads)])
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"child for {model} at {n}x{n} failed with exit status {proc.returncode}")
-    return usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)  # Linux reports KiB
+    run = run_child([sys.executable, __file__, "--child", model, str(n), str(threads)])
+    if run.returncode != 0:
+        raise SystemExit(f"child for {model} at {n}x{n} failed with exit status {run.returncode}: {run.stderr_tail}")
+    return int(run.rss_mb * 2**20)
 
 
 def round_up(value: float) -> int:
