@@ -125,13 +125,16 @@ class _Network:
         """Planar (C×H×W) float32 arrays fed to the named blobs; the named blob out,
         planar float32."""
         ex = self._net.create_extractor()
-        # ncnn.Mat borrows an array's memory: the arrays must outlive the extraction.
-        arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in inputs.values()]
-        for name, array in zip(inputs, arrays):
-            ex.input(name, ncnn.Mat(array))
+        for name, array in inputs.items():
+            # A Mat that borrows an array's memory has no reference count, and ncnn
+            # dereferences it when an in-place layer (ReLU, a scalar BinaryOp) reads an
+            # input directly: a segfault on custom models that start with one. The copy
+            # owns its memory; it costs a few milliseconds against seconds of network.
+            planar = np.ascontiguousarray(array, dtype=np.float32)  # alive until cloned
+            ex.input(name, ncnn.Mat(planar).clone())
         ret, out = ex.extract(output)
         result = np.array(out) if ret == 0 else None
-        del ex, out, arrays
+        del ex, out
         if ret != 0:
             raise _NetFailure(f"ncnn error {ret} on {self.device}")
         if not np.isfinite(result).all():

@@ -46,6 +46,24 @@ def test_module_entry_point_works(tmp_path):
     assert Image.open(tmp_path / "o.png").size == (12, 12)
 
 
+def in_place_first_model(folder: Path) -> Path:
+    """A weightless x2 model whose first layer works in place on the input (a scalar
+    multiply, as converted models that normalise their input start with)."""
+    (folder / "inplace-x2.bin").write_bytes(b"")
+    param = folder / "inplace-x2.param"
+    param.write_text("7767517\n3 3\nInput in0 0 1 data\nBinaryOp mul 1 1 data scaled 0=2 1=1 2=1.0\n"
+                     "Interp up 1 1 scaled output 0=1 1=2.0 2=2.0\n")
+    return param
+
+
+def test_custom_model_that_starts_in_place_runs(tmp_path):
+    # ncnn read the reference count of the borrowed input there: a segfault, exit 139.
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", in_place_first_model(tmp_path), "-g", "-1")
+    with Image.open(tmp_path / "in.png") as a, Image.open(tmp_path / "out.png") as b:
+        assert np.array_equal(np.asarray(b)[::2, ::2], np.asarray(a))
+
+
 # mode made -> mode of the output file
 MODES = {
     "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "P": "RGB", "CMYK": "RGB", "I;16": "I;16",
