@@ -46,6 +46,13 @@ class Device:
     def is_gpu(self) -> bool:
         return self.index != CPU_INDEX
 
+    @property
+    def host_memory(self) -> bool:
+        """Whether it computes in the host's own memory (the CPU, an integrated GPU, a
+        software Vulkan device such as lavapipe): handing it a feature map costs a
+        copy, not two trips across a bus."""
+        return self.kind in ("cpu", "integrated")
+
     def __str__(self) -> str:
         return "CPU" if not self.is_gpu else f"GPU {self.index} ({self.name})"
 

@@ -30,18 +30,21 @@ ALPHA_MODES = ("bicubic", "model")
 # speed and 8-20% less memory (docs/benchmarks.md). fp16 and int8 storage gained
 # nothing on the CPU and are not offered.
 PRECISIONS = ("default", "fp32", "bf16")
-# Seam-free tiling by default. On the CPU, a network whose trunk ``netsplit`` can cut
-# into stages (RRDBNet) runs them over the whole picture (``staged``): tiled output is
-# the whole picture's, for about 6% more compute than the reference rule with 200 px
-# tiles, when the stitched feature map fits in memory. Otherwise seams are blended over
+# Seam-free tiling by default. On the CPU and on devices that compute in the host's
+# memory (integrated GPUs), a network whose trunk ``netsplit`` can cut into stages
+# (RRDBNet) runs them over the whole picture (``staged``): tiled output is the whole
+# picture's, for about 6% more compute than the reference rule with 200 px tiles, when
+# the stitched feature map fits in memory. A discrete GPU does so only when asked
+# (``exact=True``): each stage's windows would cross the bus twice, a cost not yet
+# measured on real hardware. Otherwise seams are blended over
 # this many pixels, and windows grow by it within a budget of (tile + overlap + 2*pad)
 # / (tile + 2*pad) per axis over the reference rule: with 200 px tiles and the 10 px
 # context, at most 15% more compute for 4-6 dB more tiled-vs-whole PSNR on
 # realesrgan-x4plus (docs/benchmarks.md). Asking for a tile_pad alone selects the
 # reference rule.
 DEFAULT_OVERLAP = 16
-# Side of the pieces a split network's head runs on (netsplit), and what its parts
-# keep per input pixel of a window: realesrgan-x4plus on the CPU measured ~230 MB for
+# Side of the pieces a split network's head runs on (netsplit) on the CPU, and what its
+# parts keep per input pixel of a window: realesrgan-x4plus on the CPU measured ~230 MB for
 # the head on 72x72 windows (44 kB per pixel) and a slope of 14.5 kB per pixel for the
 # rest (tools/cpu_memory.py), against 50-65 kB per pixel for the whole network.
 HEAD_PIECE = 48
@@ -159,14 +162,15 @@ class _Network:
 
 
 class _SplitNetwork:
-    """A CPU network run in parts (``netsplit``) on one ncnn.Net: its trunk, then its
-    head on small pieces of the trunk's output, which gives the whole network's numbers
-    with the head's large per-pixel memory spent on one piece at a time, so that the
-    trunk, which needs the context, can take large windows. Its trunk may also run in
-    stages over a whole picture (``staged``). Same interface as ``_Network``."""
+    """A network run in parts (``netsplit``) on one ncnn.Net: its trunk, then its head
+    on pieces of ``head_piece`` pixels of the trunk's output, which gives the whole
+    network's numbers with the head's large per-pixel memory spent on one piece at a
+    time, so that the trunk, which needs the context, can take large windows. Its
+    trunk may also run in stages over a whole picture (``staged``). Used on the CPU,
+    and on GPUs that may stage. Same interface as ``_Network``."""
 
-    def __init__(self, net: _Network, plan: NetPlan):
-        self.net, self.plan = net, plan
+    def __init__(self, net: _Network, plan: NetPlan, head_piece: int = HEAD_PIECE):
+        self.net, self.plan, self.head_piece = net, plan, head_piece
         self.device = net.device
 
     def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:
@@ -186,7 +190,7 @@ class _SplitNetwork:
         head's context around each piece where ``features`` has it."""
         c = self.plan.head_context
         _, height, width = features.shape
-        for row, col, length_y, length_x in pieces(height, width, box, HEAD_PIECE + 2 * c, c):
+        for row, col, length_y, length_x in pieces(height, width, box, self.head_piece + 2 * c, c):
             window = features[:, row.window:row.window + length_y, col.window:col.window + length_x]
             out = self.net.extract({self.plan.cut_blob: window}, self.net.output_blob)
             s = out.shape[1] // length_y
@@ -220,19 +224,21 @@ class Upscaler:
     ``concurrency`` is how many calls the caller runs at once: they share the
     memory budget of the automatic CPU tile.
 
-    Tiling: by default seam-free. On the CPU, RRDBNet models run their trunk in
-    stages over the whole picture, which gives the whole picture's output at any tile
-    size while the feature map fits in memory; otherwise, and on GPUs, neighbouring
-    tiles overlap by ``DEFAULT_OVERLAP`` pixels and are blended. ``tile_pad`` alone
-    selects the reference tool's rule (each tile cropped out of a run padded by
-    ``tile_pad`` pixels, no blending), and ``overlap`` sets the blend width
-    explicitly (0: the reference rule).
+    Tiling: by default seam-free. On the CPU and on integrated GPUs, RRDBNet models
+    run their trunk in stages over the whole picture, which gives the whole picture's
+    output at any tile size while the feature map fits in the host's memory;
+    otherwise, and on discrete GPUs, neighbouring tiles overlap by
+    ``DEFAULT_OVERLAP`` pixels and are blended. ``exact=True`` stages on discrete
+    GPUs too, ``exact=False`` never stages. ``tile_pad`` alone selects the reference
+    tool's rule (each tile cropped out of a run padded by ``tile_pad`` pixels, no
+    blending), and ``overlap`` sets the blend width explicitly (0: the reference
+    rule).
     """
 
     def __init__(self, model: "str | os.PathLike | ModelSpec", device: "str | int | Device" = "auto",
                  tile: int = 0, tta: bool = False, tile_pad: int | None = None, overlap: int | None = None,
                  alpha: str = "bicubic", precision: str = "default", model_path: "str | os.PathLike | None" = None,
-                 threads: int | None = None, concurrency: int = 1):
+                 threads: int | None = None, concurrency: int = 1, exact: bool | None = None):
         if tile != 0 and tile < devices.MIN_TILE:
             raise InputError(f"tile size must be 0 (auto) or at least {devices.MIN_TILE}, got {tile}")
         if precision not in PRECISIONS:
@@ -253,6 +259,9 @@ class Upscaler:
         if overlap is None:
             overlap = DEFAULT_OVERLAP if tile_pad is None else 0
         self.overlap = overlap
+        if exact and overlap == 0:
+            raise InputError("exact tiling and the reference tiling (no overlap) exclude each other")
+        self._exact = exact
         self._precision, self._threads = precision, threads
         self._lock = threading.Lock()
         self._running = 0  # upscale calls in progress
@@ -340,10 +349,16 @@ class Upscaler:
         log.info("loading %s on %s", s.name, device)
         net = _Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
                        self._precision, self._threads)
-        if device.is_gpu:
+        if device.is_gpu and not (device.host_memory or self._exact):
             return net
         plan = plan_network(s.param_path.read_bytes(), s.input_blob, s.output_blob)
-        return net if plan is None else _SplitNetwork(net, plan)
+        if plan is None:
+            return net
+        if device.is_gpu:
+            # The head on pieces of the tile the reference tool would give the whole
+            # network on this heap: it fits, and GPUs want few large runs.
+            return _SplitNetwork(net, plan, devices.gpu_auto_tile(device.heap_budget_mb))
+        return _SplitNetwork(net, plan)
 
     def _probe_scale(self) -> int:
         probe = np.zeros((PROBE_SIZE, PROBE_SIZE, 3), np.float32)
@@ -362,8 +377,8 @@ class Upscaler:
     def _auto_tile(self, net: "_Network | _SplitNetwork", height: int, width: int) -> tuple[int, bool]:
         """The automatic tile, and whether a staged run may use it (its budget left
         room for the maps)."""
-        if net.device.is_gpu:
-            return devices.gpu_auto_tile(net.device.heap_budget_mb), False
+        if net.device.is_gpu:  # the maps stay in the host's memory
+            return devices.gpu_auto_tile(net.device.heap_budget_mb), isinstance(net, _SplitNetwork)
         if not isinstance(net, _SplitNetwork):
             return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
                                          share=self._concurrency, overlap=self.overlap), False
@@ -389,10 +404,11 @@ class Upscaler:
                     channels: int = 3) -> tuple[type, int] | None:
         """The number type and the memory of the maps of a staged run of a ``height``
         × ``width`` picture: float32 or float16 where they fit the budget, else
-        None; also None when the run cannot be staged: on a GPU (each
-        stage would cross the bus twice), with the reference rule (it promises the
-        reference's output), or with the alpha channel through the network."""
-        if not isinstance(net, _SplitNetwork) or not net.plan.stages or self.overlap == 0:
+        None; also None when the run cannot be staged: on a discrete GPU not asked to
+        (its net is not split), with ``exact=False``, with the reference rule (it
+        promises the reference's output), or with the alpha channel through the
+        network."""
+        if not isinstance(net, _SplitNetwork) or not net.plan.stages or self.overlap == 0 or self._exact is False:
             return None
         if channels == 4 and self.alpha == "model":
             return None
@@ -546,7 +562,7 @@ class Upscaler:
         c = net.plan.head_context
 
         def windows(h: int, w: int) -> int:  # in one pass over an h × w padded picture
-            heads = sum(1 for _ in pieces(h, w, (p, h - p, p, w - p), HEAD_PIECE + 2 * c, c))
+            heads = sum(1 for _ in pieces(h, w, (p, h - p, p, w - p), net.head_piece + 2 * c, c))
             return staged.window_count(net.plan.stages, h, w, longest) + heads
 
         total = windows(*rgb.shape[:2])

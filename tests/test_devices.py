@@ -52,3 +52,9 @@ def test_cpu_auto_tile_counts_the_overlap_in_the_window():
     blended = devices.cpu_auto_tile(2000, 2000, 60_000, 10, memory=8 << 30, overlap=16)
     assert blended < plain
     assert (blended + 16 + 20) ** 2 * 60_000 <= devices.CPU_TILE_MEMORY_CAP
+
+
+def test_the_cpu_and_integrated_gpus_compute_in_host_memory():
+    assert devices.CPU.host_memory
+    assert fake_gpu(0, "integrated").host_memory and fake_gpu(0, "cpu").host_memory
+    assert not fake_gpu(0, "discrete").host_memory and not fake_gpu(0, "virtual").host_memory

@@ -136,6 +136,19 @@ def test_the_reference_rule_never_runs_in_stages(ups, monkeypatch):
     assert runs == []
 
 
+def test_exact_false_blends_where_stages_would_fit(ups, monkeypatch):
+    runs = spy_stages(monkeypatch)
+    ups(tile=32, exact=False).upscale(picture(44, 70))
+    assert runs == []
+
+
+def test_exact_tiles_and_the_reference_rule_cannot_both_be_asked_for():
+    from ncnn_sr.errors import InputError
+
+    with pytest.raises(InputError, match="exclude each other"):
+        Upscaler(MODEL, device=-1, tile_pad=10, exact=True)
+
+
 def test_staged_progress_counts_every_window_and_can_stop_the_work(ups):
     calls = []
     ups(tile=32).upscale(picture(44, 70), progress=lambda done, total: calls.append((done, total)))

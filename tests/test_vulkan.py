@@ -161,3 +161,41 @@ def test_custom_model_that_starts_in_place_runs_on_the_gpu(gpu, tmp_path):
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "in.png") as a, Image.open(tmp_path / "out.png") as b:
         assert np.array_equal(np.asarray(b)[::2, ::2], np.asarray(a))
+
+
+# --- exact tiling by stages on the GPU ---------------------------------------------------
+
+RRDB = "realesrgan-x4plus-anime"  # RRDBNet with 6 blocks: the real thing, small
+
+
+def staged_runs(monkeypatch) -> list:
+    runs = []
+    real = engine_mod.staged.run_stages
+    monkeypatch.setattr(engine_mod.staged, "run_stages", lambda *a, **k: runs.append(1) or real(*a, **k))
+    return runs
+
+
+def test_a_gpu_in_host_memory_tiles_in_stages_like_the_whole_picture(gpu, monkeypatch):
+    # lavapipe computes in the host's memory, as integrated GPUs do: no bus to cross.
+    assert get_device(gpu).host_memory
+    image = picture(44, 70)
+    whole = Upscaler(RRDB, device=gpu, precision="fp32").upscale(image)
+    runs = staged_runs(monkeypatch)
+    tiled = Upscaler(RRDB, device=gpu, tile=32, precision="fp32").upscale(image)
+    assert runs == [1]
+    assert np.abs(tiled.astype(int) - whole).max() <= 1
+    reference = Upscaler(RRDB, device=gpu, tile=32, tile_pad=10, precision="fp32").upscale(image)
+    assert np.abs(reference.astype(int) - whole).max() > 10  # what tiles without stages give
+
+
+def test_a_discrete_gpu_blends_unless_asked_for_exact_tiles(gpu, monkeypatch):
+    from ncnn_sr.devices import Device
+
+    here = get_device(gpu)
+    discrete = Device(here.index, here.name, "discrete", here.heap_budget_mb)
+    image = picture(20, 40)
+    runs = staged_runs(monkeypatch)
+    Upscaler(RRDB, device=discrete, tile=32).upscale(image)
+    assert runs == []
+    Upscaler(RRDB, device=discrete, tile=32, exact=True).upscale(image)
+    assert runs == [1]
