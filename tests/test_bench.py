@@ -48,7 +48,7 @@ def test_bench_reports_speed_memory_python_share_and_precision(tmp_path):
         assert 40 < r["psnr"] < 90 and r["keep"] == (r["psnr"] >= bench.KEEP_PSNR)
     assert rows[0]["flags"]["use_bf16_storage"] is False and rows[1]["flags"]["use_bf16_storage"] is True
     table = out_md.read_text()
-    assert "| model | device | tile |" in table and "| whole |" in table and "| 32 |" in table
+    assert "| model | device | tile | tiling |" in table and "| whole |" in table and "| 32 |" in table
     assert table.split("\n\n", 1)[1] in done.stdout
 
 
@@ -63,22 +63,26 @@ def test_bench_alternates_with_the_reference_code_and_gives_the_median_ratio(tmp
     out_json = tmp_path / "rows.json"
     env = {**os.environ, "FAKE_REF_LOG": str(log)}
     done = bench_command("-n", MODEL, "-g", "-1", "-t", "whole", "--size", "40x24", "--repeat", "2",
-                         "--rounds", "2", "--tiling", "reference", "--reference-python", str(python),
+                         "--rounds", "2", "--tiling", "reference,exact", "--reference-python", str(python),
                          "--json", str(out_json), env=env)
     assert done.returncode == 0, done.stderr
-    # Two rounds, each timing the reference once: model index 0, the whole picture as
-    # one tile rounded up to a multiple of 32.
+    # Two rounds, each timing the reference once, then both tilings of ours: model
+    # index 0, the whole picture as one tile rounded up to a multiple of 32.
     assert log.read_text().split("\n")[:-1] == ["-1 0 64", "-1 0 64"]
     result = json.loads(out_json.read_text())
     rows = result["rows"]
-    assert [r["round"] for r in rows] == [1, 2]
+    assert [(r["round"], r["tiling"]) for r in rows] == [(1, "reference"), (1, "exact"), (2, "reference"),
+                                                          (2, "exact")]
     for r in rows:
         assert r["cpp_mps"] == pytest.approx(40 * 24 / 1e6 / 0.05, rel=0.5)
         assert r["ratio"] == pytest.approx(r["mps"] / r["cpp_mps"])
-    median = float(np.median([r["ratio"] for r in rows]))
-    assert result["summary"] == [f"{MODEL} device -1 tile whole default: median ratio {median:.2f} over 2 rounds "
-                                 f"({min(r['ratio'] for r in rows):.2f}-{max(r['ratio'] for r in rows):.2f})"]
-    assert result["summary"][0] in done.stdout
+    summary = []
+    for tiling in ("reference", "exact"):
+        ratios = [r["ratio"] for r in rows if r["tiling"] == tiling]
+        summary.append(f"{MODEL} device -1 tile whole {tiling} default: median ratio {float(np.median(ratios)):.2f} "
+                       f"over 2 rounds ({min(ratios):.2f}-{max(ratios):.2f})")
+    assert result["summary"] == summary
+    assert all(line in done.stdout for line in summary)
 
 
 def test_a_model_family_is_benchmarked_as_its_default_variant(tmp_path):
@@ -94,6 +98,7 @@ def test_a_model_family_is_benchmarked_as_its_default_variant(tmp_path):
     (["-t", "10"], "give tile sizes >= 32, auto or whole"),
     (["--size", "big"], "give WIDTHxHEIGHT"),
     (["--precision", "fp8"], "choose from default, fp32"),
+    (["--tiling", "seamless,tight"], "choose from reference, seamless, exact"),
     (["-n", "no-such-model"], "unknown model 'no-such-model'"),
     (["-g", "9"], "invalid gpu device 9"),
     (["-i", "missing.png"], "missing.png: file not found"),
@@ -108,7 +113,8 @@ def test_bench_refuses_bad_arguments_in_one_line(tmp_path, args, message):
 def test_results_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
     from ncnn_sr.errors import InputError
 
-    rows = [{"model": MODEL, "device": -1, "tile": 0, "precision": "fp32", "round": 1, "mps": 1.0, "psnr": math.inf}]
+    rows = [{"model": MODEL, "device": -1, "tile": 0, "tiling": "seamless", "precision": "fp32", "round": 1,
+             "mps": 1.0, "psnr": math.inf}]
     target = tmp_path / "rows.json"
     bench.save(rows, (8, 8), 1, 1, json_path=str(target))
     assert json.loads(target.read_text())["rows"][0]["psnr"] == "inf"

@@ -149,3 +149,24 @@ def test_precision_flags(tmp_path):
     clash = run("-i", tmp_path / "in.png", "-o", tmp_path / "c.png", *FAST, "--fp32", "--precision", "bf16",
                 check_ok=False)
     assert clash.returncode != 0 and "contradicts" in clash.stderr
+
+
+def test_exact_tiles_with_the_reference_tiling_are_refused_in_one_line(tmp_path):
+    Image.fromarray(picture(10, 12)).save(tmp_path / "in.png")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesrgan-x4plus-anime", "-g", "-1",
+               "--exact", "--tile-pad", "10", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "ncnn-sr: error: exact tiling and the reference tiling (no overlap) exclude each other"
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.parametrize("flag, exact", [([], None), (["--exact"], True), (["--blend"], False)])
+def test_exact_and_blend_reach_the_engine(flag, exact):
+    from ncnn_sr.batch_cli import RunOptions, build_lanes
+    from ncnn_sr.cli import upscale
+
+    assert upscale.make_context("upscale", ["-i", "a.png", "-o", "b.png", *flag]).params["exact"] is exact
+    opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None, gpu="-1",
+                      tile="0", jobs="1:1:1", tta=False, fmt=None, exact=exact)
+    (lane,), _, _ = build_lanes(opts)
+    assert lane.upscaler._exact is exact

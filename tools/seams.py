@@ -2,13 +2,15 @@
 
 Upscales the picture as one tile and in tiles three ways: the reference rule (10 px
 context, tiles cropped), blended windows (the engine's fallback when the stitched
-feature map does not fit) and the default (on the CPU, RRDBNet's trunk in stages
-over the whole picture). For each: PSNR and largest pixel difference against the
+feature map does not fit, and its default on discrete GPUs) and exact stages
+(RRDBNet's trunk stage by stage over the whole picture: the default on the CPU and
+on integrated GPUs, ``exact=True`` on any device). For each: PSNR and largest pixel difference against the
 whole picture with the same border rule, wall time, and the compute, counted as the
 multiply-adds of every convolution ncnn ran (from the .param file and the shapes
 actually fed in), against the reference rule's.
 
     python tools/seams.py --image photo.png --model realesrgan-x4plus --tile 200
+    python tools/seams.py --image photo.png --device 0 --precision fp32
 """
 from __future__ import annotations
 
@@ -54,26 +56,22 @@ class MacCounter:
         return macs
 
 
-def run(up: Upscaler, image: np.ndarray, counter: MacCounter, stages: bool) -> tuple[np.ndarray, int, float]:
+def run(up: Upscaler, image: np.ndarray, counter: MacCounter) -> tuple[np.ndarray, int, float]:
     """The output, the multiply-adds it took and its wall time."""
     total = [0]
     real_extract = engine._Network.extract
-    real_budget = Upscaler._stage_budget
 
     def counting(self, inputs, output):
         total[0] += counter({k: v.shape for k, v in inputs.items()}, output)
         return real_extract(self, inputs, output)
 
     engine._Network.extract = counting
-    if not stages:
-        Upscaler._stage_budget = lambda self: -1
     try:
         start = time.perf_counter()
         out = up.upscale(image)
         return out, total[0], time.perf_counter() - start
     finally:
         engine._Network.extract = real_extract
-        Upscaler._stage_budget = real_budget
 
 
 def main() -> None:
@@ -84,21 +82,23 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=200)
     ap.add_argument("--pad", type=int, default=10)
     ap.add_argument("--overlaps", type=int, nargs="+", default=[16], help="blend widths to measure")
+    ap.add_argument("--precision", default="default", help="default, fp32 or bf16 (every row)")
     args = ap.parse_args()
     image = np.asarray(Image.open(args.image).convert("RGB"))
     counter = MacCounter(resolve_model(args.model).param_path.read_bytes())
     whole_tile = max(image.shape[:2]) + 32
-    whole, _, seconds = run(Upscaler(args.model, device=args.device, tile=whole_tile, tile_pad=args.pad),
-                            image, counter, stages=False)
-    print(f"{args.model}, {image.shape[1]}x{image.shape[0]}, {args.tile} px tiles; whole picture {seconds:.1f} s")
-    rows = [("reference rule", dict(tile_pad=args.pad), False)]
-    rows += [(f"blended, overlap {o}", dict(tile_pad=args.pad, overlap=o), False) for o in args.overlaps]
-    rows.append(("default (stages where they fit)", dict(tile_pad=args.pad, overlap=args.overlaps[0]), True))
+    whole, _, seconds = run(Upscaler(args.model, device=args.device, tile=whole_tile, tile_pad=args.pad,
+                                     precision=args.precision), image, counter)
+    print(f"{args.model}, {image.shape[1]}x{image.shape[0]}, {args.tile} px tiles, device {args.device}, "
+          f"precision {args.precision}; whole picture {seconds:.1f} s")
+    rows = [("reference rule", dict(tile_pad=args.pad))]
+    rows += [(f"blended, overlap {o}", dict(tile_pad=args.pad, overlap=o, exact=False)) for o in args.overlaps]
+    rows.append(("exact stages (where they fit)", dict(tile_pad=args.pad, overlap=args.overlaps[0], exact=True)))
     print("| tiling | compute | time | PSNR dB | max diff |\n|---|---|---|---|---|")
     base_macs = base_time = None
-    for name, options, stages in rows:
-        up = Upscaler(args.model, device=args.device, tile=args.tile, **options)
-        out, macs, seconds = run(up, image, counter, stages)
+    for name, options in rows:
+        up = Upscaler(args.model, device=args.device, tile=args.tile, precision=args.precision, **options)
+        out, macs, seconds = run(up, image, counter)
         base_macs, base_time = base_macs or macs, base_time or seconds
         worst = int(np.abs(whole.astype(int) - out).max())
         print(f"| {name} | {macs / base_macs:.3f} | {seconds:.1f} s ({seconds / base_time:.2f}) "
