@@ -247,6 +247,8 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
         if not video.is_video_path(opts.output):
             raise InputError(f"unsupported video container '{opts.output.suffix}' for {opts.output}: "
                              "use mp4, mkv, mov, webm or avi")
+        if opts.output.exists() and opts.input.exists() and os.path.samefile(opts.input, opts.output):
+            raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
         info = video.probe(opts.input)
         lanes, _, _ = build_lanes(opts)
         window = 2 * sum(lane.workers for lane in lanes) + 2
@@ -263,7 +265,10 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
             return ordered_map(lanes, decoded, work, window=window, cancel=cancel)
 
         bar = _FrameProgress(prog, info.frames, opts.quiet)
-        opts.output.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            opts.output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot make the folder of {opts.output}: {e.strerror}") from None
         start = time.monotonic()
         written = video.upscale_video(opts.input, opts.output, frames, encode, progress=bar)
         seconds = time.monotonic() - start

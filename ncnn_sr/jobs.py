@@ -7,6 +7,7 @@ taken (hidden files never); ``recursive`` mirrors the folder tree in the output.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,8 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
 
     A file into an existing folder becomes ``folder/stem.FORMAT``; a file into a
     file name takes that name's format (``fmt`` is then ignored, as in the
-    reference). A folder goes into a folder, made if missing.
+    reference). A folder goes into a folder, made if missing. A plan whose output
+    would replace one of its own inputs is refused whole (InputError).
     """
     src, dst = Path(input_path), Path(output_path)
     fmt = output_format(f"x.{fmt}") if fmt else None
@@ -57,7 +59,7 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
         if dst.is_dir():
             dst = dst / f"{src.stem}.{fmt or 'png'}"
         output_format(dst)
-        return Plan((Job(src, dst),), (), False)
+        return _unless_overwriting(Plan((Job(src, dst),), (), False))
     if dst.exists() and not dst.is_dir():
         raise InputError(f"{src} is a folder but {dst} is a file: "
                          "input and output must both be files or both be folders")
@@ -65,25 +67,59 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
     notes: list[str] = []
     for folder, names in _walk(src, dst, recursive):
         _name_outputs(folder, names, dst / folder.relative_to(src), fmt or "png", jobs, notes)
-    return Plan(tuple(jobs), tuple(notes), True)
+    return _unless_overwriting(Plan(tuple(jobs), tuple(notes), True))
+
+
+def _unless_overwriting(plan: Plan) -> Plan:
+    """``plan``, or InputError if an output is one of the inputs (the same file by any
+    path or link): the reference tool overwrote it, and the picture was lost."""
+    sources = {}
+    for job in plan.jobs:
+        with contextlib.suppress(OSError):
+            st = job.source.stat()
+            sources[(st.st_dev, st.st_ino)] = job.source
+    for job in plan.jobs:
+        try:
+            st = job.target.stat()
+        except OSError:
+            continue  # not there yet: it cannot be an input
+        same = sources.get((st.st_dev, st.st_ino))
+        if same is not None:
+            also = "" if same == job.target else f" ({same})"
+            raise InputError(f"output {job.target} is an input{also}: it would be overwritten; "
+                             "choose another output")
+    return plan
 
 
 def _walk(src: Path, dst: Path, recursive: bool):
     """(folder, sorted picture file names) for ``src`` and, if recursive, below it,
-    never descending into the output folder."""
-    skip = dst.resolve() if dst.exists() else None
+    never descending into the output folder nor twice into one folder (a link to a
+    folder above it would loop)."""
+    seen = {dst.resolve()} if dst.exists() else set()
     stack = [src]
     while stack:
         folder = stack.pop(0)
+        seen.add(folder.resolve())
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as e:
             raise InputError(f"{folder}: cannot list: {e.strerror}") from None
-        files = [e.name for e in entries if e.is_file() and is_picture_name(Path(e.name))]
+        files = [e.name for e in entries if _is(e, "file") and is_picture_name(Path(e.name))]
         yield folder, files
         if recursive:
-            stack.extend(Path(e.path) for e in entries
-                         if e.is_dir() and not e.name.startswith(".") and Path(e.path).resolve() != skip)
+            for e in entries:
+                if _is(e, "dir") and not e.name.startswith(".") and Path(e.path).resolve() not in seen:
+                    seen.add(Path(e.path).resolve())
+                    stack.append(Path(e.path))
+
+
+def _is(entry: os.DirEntry, kind: str) -> bool:
+    """Whether ``entry`` is a file (or folder), following links; a broken or looping
+    link is neither."""
+    try:
+        return entry.is_file() if kind == "file" else entry.is_dir()
+    except OSError:
+        return False
 
 
 def _name_outputs(folder: Path, names: list[str], out: Path, fmt: str, jobs: list[Job], notes: list[str]) -> None:

@@ -289,6 +289,90 @@ def test_folder_into_a_file_is_refused(tmp_path):
     assert proc.returncode == 1 and "both be files or both be folders" in proc.stderr
 
 
+def contents(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("cmd, output, said", [
+    (NCNN_SR, "in/a.png", "output in/a.png is an input"),
+    (NCNN_SR, "in/../in/a.png", "output in/../in/a.png is an input (in/a.png)"),
+    (NCNN_SR, "in", "output in/a.png is an input"),
+    (DROPIN, "in/a.png", "output in/a.png is an input"),
+])
+def test_an_output_that_is_the_input_picture_is_refused(cmd, output, said, tmp_path):
+    # The reference tool wrote over the input, and exited 0.
+    pictures(tmp_path / "in", ["a.png"])
+    before = contents(tmp_path)
+    proc = run(cmd, "-i", "in/a.png", "-o", output, "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith(f"error: {said}: it would be overwritten; choose another output")
+    assert contents(tmp_path) == before
+
+
+@pytest.mark.parametrize("fmt, overwritten", [("png", "b.png"), ("jpg", "a.jpg")])
+def test_a_folder_into_itself_that_would_overwrite_an_input_writes_nothing(fmt, overwritten, tmp_path):
+    pictures(tmp_path / "in", ["a.jpg", "b.jpg", "b.png"])
+    before = contents(tmp_path)
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "in", "-f", fmt, "-g", "-1", "-s", "2",
+               check_ok=False)
+    assert proc.returncode == 1 and f"output {tmp_path / 'in' / overwritten} is an input" in proc.stderr
+    assert contents(tmp_path) == before
+
+
+def test_a_folder_into_itself_without_clashes_is_allowed(tmp_path):
+    pictures(tmp_path / "in", ["a.jpg"])
+    run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "in", "-g", "-1", "-s", "2")
+    assert size_of(tmp_path / "in" / "a.png") == (32, 24)
+
+
+def test_a_video_into_itself_is_refused(tmp_path):
+    clip = make_clip(tmp_path / "v.mp4", frames=2, width=16, height=16, audio=None)
+    before = clip.read_bytes()
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "." / "v.mp4", "-g", "-1", "-s", "2", check_ok=False)
+    assert proc.returncode == 1 and "is the input: it would be overwritten" in proc.stderr
+    assert clip.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["v.mp4"]
+
+
+def test_a_video_whose_folder_cannot_be_made_is_one_line(tmp_path):
+    clip = make_clip(tmp_path / "v.mp4", frames=2, width=16, height=16, audio=None)
+    (tmp_path / "file").write_bytes(b"x")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "file" / "o.mp4", "-g", "-1", "-s", "2",
+               check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"ncnn-sr: error: cannot make the folder of {tmp_path / 'file' / 'o.mp4'}: File exists"
+
+
+def test_recursive_walk_survives_a_link_to_a_folder_above(tmp_path):
+    pictures(tmp_path / "in", ["a.png", "sub/b.png"])
+    (tmp_path / "in" / "sub" / "up").symlink_to("..")
+    (tmp_path / "in" / "broken.png").symlink_to("nowhere")
+    run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-r", "-g", "-1", "-s", "2", timeout=120)
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png")) == [
+        "a.png", "sub/b.png"]
+
+
+@pytest.mark.parametrize("cmd, flags, status, wording", [
+    (NCNN_SR, ["-s", "inf"], 2, "must be a positive number"),
+    (NCNN_SR, ["-s", "1e400"], 2, "must be a positive number"),
+    (DROPIN, ["-s", "inf"], 1, "invalid scale argument"),
+    (NCNN_SR, ["-s", "1e10"], 1, "a 16x12 picture at scale 1e+10 is too large: at most 262144 pixels a side"),
+    (NCNN_SR, ["--width", "300000"], 1, "a 300000x225000 result is too large"),
+])
+def test_scales_past_any_picture_are_refused_before_upscaling(cmd, flags, status, wording, tmp_path):
+    pictures(tmp_path, ["in.png"])
+    proc = run(cmd, "-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-g", "-1", *flags, check_ok=False)
+    assert proc.returncode == status and wording in proc.stderr
+    assert "Traceback" not in proc.stderr and "OverflowError" not in proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_an_output_name_without_extension_says_what_to_give(tmp_path):
+    pictures(tmp_path, ["in.png"])
+    proc = run(NCNN_SR, "-i", tmp_path / "in.png", "-o", tmp_path / "newdir", "-g", "-1", check_ok=False)
+    assert proc.returncode == 1
+    assert "newdir has no extension and is not a folder: name the output picture .png, .jpg or .webp" in proc.stderr
+
+
 def test_help_lists_the_reference_flags():
     out = run(DROPIN, "-h").stdout
     for flag in ("-i", "-o", "-s", "-t", "-m", "-n", "-g", "-j", "-x", "-f", "-v", "-h"):
