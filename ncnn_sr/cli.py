@@ -6,6 +6,7 @@ measures speed and memory on this machine.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 from fractions import Fraction
@@ -56,9 +57,12 @@ def main() -> None:
 
 
 def _positive(ctx, param, value):
-    if value is not None and not value > 0:
+    if value is not None and not (value > 0 and math.isfinite(value)):
         raise click.BadParameter("must be a positive number")
     return value
+
+
+MAX_FPS = 1000
 
 
 def _fps(ctx, param, value):
@@ -70,6 +74,8 @@ def _fps(ctx, param, value):
         raise click.BadParameter("give a rate such as 30, 29.97 or 24000/1001") from None
     if fps <= 0:
         raise click.BadParameter("must be positive")
+    if fps > MAX_FPS:  # a typo such as 1e9 would otherwise write frames for hours
+        raise click.BadParameter(f"at most {MAX_FPS} frames per second")
     return fps
 
 

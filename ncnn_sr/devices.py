@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import sys
+import tempfile
 import threading
 import weakref
 from dataclasses import dataclass
@@ -65,22 +66,26 @@ _gpu_users: "weakref.WeakSet" = weakref.WeakSet()
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
-    """ncnn prints a block of device details to stderr when the instance is made; users
-    asked for an upscaled picture, not that. Silence fd 2 for the duration."""
+def captured_stderr():
+    """What native code writes to fd 2 meanwhile, kept from the terminal: ncnn prints a
+    block of device details when the instance is made, and its complaints about a
+    model file as lines of its own. Yields a function that returns the text so far."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError):
-        yield
+        yield lambda: ""
         return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with tempfile.TemporaryFile() as sink:
+        def text() -> str:
+            sink.seek(0)
+            return sink.read().decode(errors="replace")
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def gpu_count() -> int:
@@ -92,7 +97,7 @@ def gpu_count() -> int:
                 ncnn.create_gpu_instance()
                 _gpu_count = ncnn.get_gpu_count()
             else:
-                with _quiet_stderr():
+                with captured_stderr():
                     ncnn.create_gpu_instance()
                     _gpu_count = ncnn.get_gpu_count()
             atexit.register(_destroy_instance)

@@ -4,6 +4,7 @@ correctly, ``-g -1`` runs on the CPU, a missing output folder is made, and a fai
 picture gives a non-zero exit status."""
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def main(input_path: Path, output_path: Path, scale: str, tile: str, model_path:
     setup_logging(PROG, verbose)
     try:
         factor = float(scale)
-        if not factor > 0:
+        if not (factor > 0 and math.isfinite(factor)):
             raise ValueError
     except ValueError:
         click.echo(f"{PROG}: invalid scale argument", err=True)

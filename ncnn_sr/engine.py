@@ -81,6 +81,12 @@ def _crop(result: np.ndarray, keep: tuple | None, scale: int) -> np.ndarray:
     return result[keep[0] * scale:keep[1] * scale, keep[2] * scale:keep[3] * scale]
 
 
+def _because(said: str) -> str:
+    """ncnn's first complaint, to end a one-line error with."""
+    lines = [line.strip() for line in said.splitlines() if line.strip()]
+    return f" ({lines[0]})" if lines else ""
+
+
 class _NetFailure(Exception):
     """ncnn returned an error for one run: on a device that is out of memory."""
 
@@ -116,12 +122,13 @@ class _Network:
             # one 300x300 animevideov3 picture); owning them lets ``trim`` give it back.
             self._pools = (ncnn.PoolAllocator(), ncnn.PoolAllocator())
             net.opt.blob_allocator, net.opt.workspace_allocator = self._pools
-        loaded = net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
-        if loaded != 0:
-            raise ModelError(f"ncnn could not parse {param}")
-        loaded = net.load_model(ncnn.DataReaderFromEmpty()) if bin_ is None else net.load_model(bin_)
-        if loaded != 0:
-            raise ModelError(f"ncnn could not load the weights in {bin_}")
+        with devices.captured_stderr() as ncnn_said:
+            loaded = net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
+            if loaded != 0:
+                raise ModelError(f"ncnn could not parse {param}{_because(ncnn_said())}")
+            loaded = net.load_model(ncnn.DataReaderFromEmpty()) if bin_ is None else net.load_model(bin_)
+            if loaded != 0:
+                raise ModelError(f"ncnn could not load the weights in {bin_}{_because(ncnn_said())}")
         self._net = net
 
     def extract(self, inputs: dict, output: str) -> np.ndarray:

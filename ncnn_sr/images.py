@@ -45,6 +45,9 @@ class ImageInfo:
 def output_format(path: str | os.PathLike) -> str:
     """The format key (png, jpg, webp) a file name asks for; InputError otherwise."""
     ext = Path(path).suffix.lower().lstrip(".")
+    if not ext:
+        raise InputError(f"{path} has no extension and is not a folder: name the output picture "
+                         ".png, .jpg or .webp, or give a folder that exists")
     if ext not in FORMATS:
         raise InputError(f"unsupported output format '.{ext}' for {path}: use png, jpg or webp")
     return "jpg" if ext == "jpeg" else ext

@@ -1,17 +1,24 @@
 """Resampling an upscaled picture to the size the user asked for (Lanczos)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PIL import Image
 
 from .errors import InputError
 from .pixels import quantize, to_float
 
+# The longest side a result may be asked to have: past every picture format's limit,
+# and a factor of 1e10 would otherwise end in an allocation error.
+MAX_SIDE = 1 << 18
+
 
 def target_size(height: int, width: int, scale: float | None = None,
                 out_width: int | None = None, out_height: int | None = None) -> tuple[int, int]:
     """(height, width) wanted for a picture: from a factor, or a width and/or height
-    (one alone keeps the aspect ratio). Every size is at least 1."""
+    (one alone keeps the aspect ratio). Every size is at least 1 and at most
+    ``MAX_SIDE``."""
     if out_width is not None or out_height is not None:
         if scale is not None:
             raise InputError("give a scale or a target width/height, not both")
@@ -22,10 +29,19 @@ def target_size(height: int, width: int, scale: float | None = None,
             out_width = max(1, round(width * out_height / height))
         if out_height is None:
             out_height = max(1, round(height * out_width / width))
-        return out_height, out_width
-    if scale is None or not scale > 0:
+        return _checked(out_height, out_width)
+    if scale is None or not (scale > 0 and math.isfinite(scale)):
         raise InputError(f"scale must be a positive number, got {scale}")
-    return max(1, round(height * scale)), max(1, round(width * scale))
+    if max(height, width) * scale > MAX_SIDE:
+        raise InputError(f"a {width}x{height} picture at scale {scale:g} is too large: "
+                         f"at most {MAX_SIDE} pixels a side")
+    return _checked(max(1, round(height * scale)), max(1, round(width * scale)))
+
+
+def _checked(height: int, width: int) -> tuple[int, int]:
+    if max(height, width) > MAX_SIDE:
+        raise InputError(f"a {width}x{height} result is too large: at most {MAX_SIDE} pixels a side")
+    return height, width
 
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -146,3 +146,11 @@ def test_custom_model_scale_is_measured_not_read_from_its_name(tmp_path):
     assert up.scale == 2
     out = up.upscale(np.zeros((9, 11, 3), np.uint8))
     assert out.shape == (18, 22, 3)
+
+
+def test_a_layer_ncnn_does_not_know_is_named_in_the_one_line_error(tmp_path, capfd):
+    param, _ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
+    param.write_text(param.read_text().replace("Convolution ", "FooBar      ", 1))
+    with pytest.raises(ModelError, match=r"could not parse .*custom.param \(layer FooBar not exists or registered\)"):
+        Upscaler(param, device=-1)
+    assert capfd.readouterr().err == ""  # ncnn's own line went into the message, not the terminal
