@@ -342,6 +342,14 @@ def test_a_video_whose_folder_cannot_be_made_is_one_line(tmp_path):
     assert proc.stderr.strip() == f"ncnn-sr: error: cannot make the folder of {tmp_path / 'file' / 'o.mp4'}: File exists"
 
 
+def test_a_frame_rate_past_1000_is_refused_before_any_work(tmp_path):
+    # --fps 1e9 was taken, and the run wrote frames for hours.
+    clip = make_clip(tmp_path / "v.mp4", frames=2, width=16, height=16, audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "o.mp4", "-g", "-1", "--fps", "1e9", check_ok=False)
+    assert proc.returncode == 2 and "at most 1000 frames per second" in proc.stderr
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_recursive_walk_survives_a_link_to_a_folder_above(tmp_path):
     pictures(tmp_path / "in", ["a.png", "sub/b.png"])
     (tmp_path / "in" / "sub" / "up").symlink_to("..")
