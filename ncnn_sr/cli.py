@@ -101,7 +101,7 @@ _SHARED_OPTIONS = [
                  help="Vulkan device index, -1 for the CPU; several: 0,1 or 0,-1."),
     click.option("-j", "--jobs", default="1:2:2", show_default=True,
                  help="Threads load:proc:save; proc one per device: 1:2,2:2."),
-    click.option("-m", "--model-path", type=click.Path(path_type=Path), default=None,
+    click.option("-m", "--model-path", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
                  help="Folder to look for models in first."),
     click.option("-x", "--tta", is_flag=True, help="Test-time augmentation: average the 8 flips/rotations (8x slower)."),
     click.option("--fp32", is_flag=True, help="Full float32 precision (slower on GPUs); same as --precision fp32."),

@@ -55,6 +55,8 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
     fmt = output_format(f"x.{fmt}") if fmt else None
     if not src.exists():
         raise InputError(f"{src}: file not found")
+    if not src.is_file() and not src.is_dir():
+        raise InputError(f"{src} is neither a file nor a folder")
     if src.is_file():
         if dst.is_dir():
             dst = dst / f"{src.stem}.{fmt or 'png'}"

@@ -374,6 +374,22 @@ def test_scales_past_any_picture_are_refused_before_upscaling(cmd, flags, status
     assert not (tmp_path / "o.png").exists()
 
 
+def test_an_input_that_is_neither_file_nor_folder_is_named_so(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    proc = run(NCNN_SR, "-i", tmp_path / "pipe.png", "-o", tmp_path / "o.png", "-g", "-1", check_ok=False, timeout=60)
+    assert proc.returncode == 1 and "pipe.png is neither a file nor a folder" in proc.stderr
+
+
+@pytest.mark.parametrize("where", ["missing", "in.png"])
+def test_a_model_folder_that_is_not_a_folder_is_a_usage_error(where, tmp_path):
+    # It was ignored in silence, and the packaged model used instead.
+    pictures(tmp_path, ["in.png"])
+    proc = run(NCNN_SR, "-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-g", "-1", "-m", tmp_path / where,
+               check_ok=False)
+    assert proc.returncode == 2 and "'-m' / '--model-path'" in proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_an_output_name_without_extension_says_what_to_give(tmp_path):
     pictures(tmp_path, ["in.png"])
     proc = run(NCNN_SR, "-i", tmp_path / "in.png", "-o", tmp_path / "newdir", "-g", "-1", check_ok=False)
