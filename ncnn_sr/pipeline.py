@@ -266,22 +266,22 @@ class Pipeline:
 
     # --- joining -----------------------------------------------------------------------
 
-    @staticmethod
-    def _join(threads: list[threading.Thread]) -> None:
-        # Short waits so that Ctrl-C reaches this (main) thread promptly.
-        for t in threads:
-            while t.is_alive():
-                t.join(0.1)
-
     def _close(self, stages, stops_sent: dict) -> None:
         """Join each stage, then send the next one its STOPs, never twice: this may be
         re-entered after a Ctrl-C."""
         for threads, next_queue, stops in stages:
-            self._join(threads)
+            _join(threads)
             if next_queue is not None:
                 while stops_sent[id(next_queue)] < stops:
                     self._put(next_queue, STOP)
                     stops_sent[id(next_queue)] += 1
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    # Short waits so that Ctrl-C reaches this (main) thread promptly.
+    for t in threads:
+        while t.is_alive():
+            t.join(0.1)
 
 
 class _Failed:
@@ -298,8 +298,16 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
 
     A feeder thread pulls ``items`` (so decoding overlaps upscaling), at most
     ``window`` items are in flight, and an exception from ``items`` or ``work`` comes
-    out of this generator. Setting ``cancel``, or closing the generator, stops the
-    workers at their next check without waiting for them.
+    out of this generator. Setting ``cancel`` stops the threads at their next check
+    (between items; between tiles too when ``work`` watches ``cancel``).
+
+    Once the generator is done, by running out, by raising, or by being closed, its
+    threads have all ended: nothing touches ``items`` or calls ``work`` any more, so
+    the caller may free what they use (an input file, an upscaler). Waiting for them
+    costs at most one item in progress per worker. The one exception is Ctrl-C: a
+    KeyboardInterrupt raised while the generator runs sets ``cancel`` and goes out at
+    once, leaving the threads to stop on their own, so that Ctrl-C is never held up
+    by a tile (a caller that gets Ctrl-C elsewhere should likewise not close it).
     """
     cancel = cancel or threading.Event()
     slots = threading.Semaphore(window)
@@ -350,6 +358,7 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     threads += [threading.Thread(target=proc, args=(lane.upscaler,), daemon=True) for lane in workers]
     for t in threads:
         t.start()
+    interrupted = False
     try:
         index = 0
         while True:
@@ -364,8 +373,13 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
                 raise result.error
             yield result
             index += 1
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         cancel.set()
+        if not interrupted:
+            _join(threads)
 
 
 def cpu_threads_per_worker(workers: int) -> int:

@@ -28,6 +28,10 @@ log = logging.getLogger("ncnn_sr")
 VIDEO_SUFFIXES = frozenset(
     ".mp4 .m4v .mkv .mov .avi .webm .flv .wmv .mpg .mpeg .ts .m2ts .mts .3gp .ogv .vob".split())
 DEFAULT_CRF = 18  # visually near-lossless for x264/x265; upscaled detail deserves it
+# x264 and x265 print their own complaint about an unknown preset straight to stderr,
+# past FFmpeg's log, so these are checked first to keep the error one line.
+X264_X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
@@ -89,6 +93,10 @@ def _reason(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e)
 
 
+def _cannot_decode(src, e: Exception) -> InputError:
+    return InputError(f"{src}: cannot decode: {_reason(e)}")
+
+
 def encodable_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
     """The nearest size at or below (width, height) that ``pix_fmt`` can hold: chroma
     subsampled formats (4:2:0, 4:2:2) need even sides."""
@@ -138,8 +146,13 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     Audio and subtitles are copied packet for packet when the output container can
     hold their codec; otherwise audio is re-encoded to the container's default codec
     and subtitles are dropped, each with a warning.
+
+    Errors are InputErrors that name the file at fault: an encoder or pixel format
+    that cannot be used (raised before any file is opened), ``src`` when it cannot be
+    read or decoded, ``dst`` when the video cannot be encoded or written.
     """
     dst = Path(dst)
+    encoder = _video_encoder(dst, options)
     part = dst.with_name(f".{dst.stem}.ncnn-sr-part{dst.suffix}")
     inp = _open_input(src)
     try:
@@ -150,21 +163,41 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         except (av.error.FFmpegError, ValueError, OSError) as e:
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
         try:
-            written = _transcode(inp, video_in, out, dst, frames, options, progress)
+            written = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress)
         except BaseException:
-            out.close()
+            _close_discarded(out)
             raise
-        out.close()
-        os.replace(part, dst)
-        return written
-    except BaseException:
         try:
-            part.unlink()
-        except OSError:
-            pass
+            out.close()
+        except av.error.FFmpegError as e:  # the trailer did not fit on the disk, say
+            raise InputError(f"cannot write {dst}: {_reason(e)}") from None
+        os.replace(part, dst)
+    except KeyboardInterrupt:
+        _remove(part)
+        # Ctrl-C does not wait for the frame workers, which may still be demuxing the
+        # input: closing it under them could crash the process before the command's
+        # own quick exit. The container closes itself once they let go of it.
         raise
-    finally:
+    except BaseException:
+        _remove(part)
         inp.close()
+        raise
+    inp.close()
+    return written
+
+
+def _close_discarded(out) -> None:
+    try:
+        out.close()
+    except av.error.FFmpegError:
+        pass  # the file is being thrown away; the error that got us here is the one to report
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
 
 def _side_streams(inp, out, dst: Path) -> dict:
@@ -188,12 +221,33 @@ def _side_streams(inp, out, dst: Path) -> dict:
     return mapping
 
 
-def _video_out(out, video_in, dst: Path, options: EncodeOptions, time_base: Fraction):
+def _video_encoder(dst: Path, options: EncodeOptions) -> str:
+    """The name of the video encoder ``options`` choose for ``dst``; InputError unless
+    it is a video encoder that can encode ``options.pix_fmt``."""
     codec = options.codec or ("libvpx-vp9" if dst.suffix.lower() == ".webm" else "libx264")
     try:
-        canonical = av.codec.Codec(codec, "w").canonical_name
+        encoder = av.codec.Codec(codec, "w")
     except (av.error.FFmpegError, ValueError) as e:
         raise InputError(f"unknown video encoder '{codec}' ({_reason(e)})") from None
+    if encoder.type != "video":
+        article = "an" if encoder.type[0] in "aeiou" else "a"
+        raise InputError(f"'{codec}' is {article} {encoder.type} encoder, not a video encoder")
+    takes = [f.name for f in encoder.video_formats or ()]  # empty when FFmpeg does not say
+    listed = ", ".join(takes[:6]) + (", ..." if len(takes) > 6 else "")
+    try:
+        av.VideoFormat(options.pix_fmt)
+    except ValueError:
+        hint = f": {codec} takes {listed}" if takes else ""
+        raise InputError(f"unknown pixel format '{options.pix_fmt}'{hint}") from None
+    if takes and options.pix_fmt not in takes:
+        raise InputError(f"{codec} cannot encode {options.pix_fmt} pixels: it takes {listed}")
+    if encoder.name in ("libx264", "libx265") and options.preset and options.preset not in X264_X265_PRESETS:
+        raise InputError(f"{codec} has no preset '{options.preset}': use one of {', '.join(X264_X265_PRESETS)}")
+    return codec
+
+
+def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, time_base: Fraction):
+    canonical = av.codec.Codec(codec, "w").canonical_name
     if canonical not in out.supported_codecs:
         raise InputError(f"{dst.suffix} cannot hold {canonical} video: choose another --codec or container")
     rate = options.fps or video_in.average_rate or video_in.guessed_rate or Fraction(25)
@@ -214,11 +268,11 @@ def _video_out(out, video_in, dst: Path, options: EncodeOptions, time_base: Frac
     return stream
 
 
-def _transcode(inp, video_in, out, dst, frames_fn, options, progress) -> int:
+def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress) -> int:
     rate = video_in.average_rate or video_in.guessed_rate or Fraction(25)
     time_base = Fraction(1, 1) / options.fps if options.fps else video_in.time_base
     constant = _ConstantRate(options.fps) if options.fps else None
-    video_out = _video_out(out, video_in, dst, options, time_base)
+    video_out = _video_out(out, video_in, dst, codec, options, time_base)
     side = _side_streams(inp, out, dst)
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()
@@ -227,19 +281,22 @@ def _transcode(inp, video_in, out, dst, frames_fn, options, progress) -> int:
 
     def decoded() -> Iterator[np.ndarray]:
         count = 0
-        for packet in inp.demux(streams):
-            if packet.stream.index != video_in.index:
-                if packet.dts is not None:
-                    side_packets.append((count, packet))
-                continue
-            for frame in packet.decode():
-                if frame.pts is None:  # no timestamps at all: count frames at the stream's rate
-                    frame.pts, frame.time_base = round(count / rate / video_in.time_base), video_in.time_base
-                seconds = float(frame.pts * frame.time_base)
-                duration = float(frame.duration * frame.time_base) if frame.duration else float(1 / rate)
-                stamps.append((frame.pts, seconds, duration))
-                count += 1
-                yield frame.to_ndarray(format="rgb24")
+        try:
+            for packet in inp.demux(streams):
+                if packet.stream.index != video_in.index:
+                    if packet.dts is not None:
+                        side_packets.append((count, packet))
+                    continue
+                for frame in packet.decode():
+                    if frame.pts is None:  # no timestamps at all: count frames at the stream's rate
+                        frame.pts, frame.time_base = round(count / rate / video_in.time_base), video_in.time_base
+                    seconds = float(frame.pts * frame.time_base)
+                    duration = float(frame.duration * frame.time_base) if frame.duration else float(1 / rate)
+                    stamps.append((frame.pts, seconds, duration))
+                    count += 1
+                    yield frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as e:
+            raise _cannot_decode(src, e) from None
 
     def mux_side(up_to: int | None) -> None:
         while side_packets and (up_to is None or side_packets[0][0] <= up_to):
@@ -249,18 +306,32 @@ def _transcode(inp, video_in, out, dst, frames_fn, options, progress) -> int:
                 packet.stream = stream
                 out.mux(packet)
             else:
-                for frame in packet.decode():
+                try:
+                    sound = packet.decode()
+                except av.error.FFmpegError as e:
+                    raise _cannot_decode(src, e) from None
+                for frame in sound:
                     frame.pts = None  # let the encoder count samples
                     out.mux(stream.encode(frame))
 
-    def encode(frame, pts: int) -> None:
-        frame.pts, frame.time_base = pts, time_base
-        out.mux(video_out.encode(frame))
+    def refused(e: Exception) -> InputError:
+        return InputError(f"{dst}: cannot encode with {codec}: {_reason(e)}")
+
+    def encode(frame, pts: int | None = None) -> None:
+        """Encode one frame, or with None flush the encoder."""
+        if frame is not None:
+            frame.pts, frame.time_base = pts, time_base
+        try:
+            packets = video_out.encode(frame)
+        except av.error.FFmpegError as e:
+            raise refused(e) from None
+        out.mux(packets)
 
     written = 0
     size = None
+    frames = frames_fn(decoded())
     try:
-        for index, image in enumerate(frames_fn(decoded())):
+        for index, image in enumerate(frames):
             pts, seconds, duration = stamps.popleft()
             if size is None:
                 size = encodable_size(image.shape[1], image.shape[0], options.pix_fmt)
@@ -268,6 +339,12 @@ def _transcode(inp, video_in, out, dst, frames_fn, options, progress) -> int:
                     log.warning("%s needs even sides: cropping %dx%d frames to %dx%d", options.pix_fmt,
                                 image.shape[1], image.shape[0], *size)
                 video_out.width, video_out.height = size
+                try:
+                    # Now, not on the first mux (maybe of a sound packet), so that options
+                    # the encoder refuses (a bad preset, a tiny bitrate) are blamed on it.
+                    video_out.codec_context.open()
+                except av.error.FFmpegError as e:
+                    raise refused(e) from None
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:size[1], :size[0], :3]), format="rgb24")
             mux_side(index)
             settled = constant.push(frame, seconds, duration) if constant else [(frame, pts)]
@@ -279,13 +356,26 @@ def _transcode(inp, video_in, out, dst, frames_fn, options, progress) -> int:
         for shown, slot in (constant.finish() if constant else []):
             encode(shown, slot)
             written += 1
-        out.mux(video_out.encode())
+        encode(None)
         mux_side(None)
         for stream, copy in side.values():
             if not copy:
                 out.mux(stream.encode())
-    except av.error.FFmpegError as e:
-        raise InputError(f"{dst}: video failed: {_reason(e)}") from None
+    except KeyboardInterrupt:
+        raise  # Ctrl-C must not wait for a tile in progress, as closing ``frames`` would
+    except BaseException as e:
+        # The frame workers read ``inp``, which the caller closes next: they must have
+        # stopped first (closing an ordered_map waits for its threads).
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+        if isinstance(e, av.error.FFmpegError):
+            # From the output side: decoding and video encoding errors are InputErrors
+            # by now, so this is muxing, or re-encoding the sound.
+            if isinstance(e, OSError):
+                raise InputError(f"cannot write {dst}: {_reason(e)}") from None
+            raise InputError(f"{dst}: cannot encode: {_reason(e)}") from None
+        raise
     if written == 0:
         raise InputError(f"{dst}: the input has no decodable video frames")
     return written

@@ -10,7 +10,7 @@ from conftest import picture
 from ncnn_sr import Upscaler
 from ncnn_sr import pipeline as pipeline_mod
 from ncnn_sr.jobs import Job, plan_jobs
-from ncnn_sr.pipeline import Lane, Pipeline
+from ncnn_sr.pipeline import Lane, Pipeline, ordered_map
 
 MODEL = "realesr-animevideov3-x2"
 
@@ -144,3 +144,29 @@ def test_bad_settings_are_refused(cpu_lane):
         Pipeline([cpu_lane], load_workers=0)
     with pytest.raises(ValueError):
         Lane(cpu_lane.upscaler, 0)
+
+
+def slowly(upscaler, item):
+    time.sleep(0.2)
+    return item
+
+
+def test_closing_the_ordered_map_waits_for_its_threads():
+    before = set(threading.enumerate())
+    results = ordered_map([Lane(None, 2)], range(50), slowly)
+    assert next(results) == 0
+    results.close()
+    assert set(threading.enumerate()) - before == set()
+
+
+def test_a_failure_ends_the_ordered_map_with_its_threads():
+    before = set(threading.enumerate())
+
+    def fails_on_two(upscaler, item):
+        if item == 2:
+            raise ValueError("item 2 broke")
+        return slowly(upscaler, item)
+
+    with pytest.raises(ValueError, match="item 2 broke"):
+        list(ordered_map([Lane(None, 2)], range(50), fails_on_two))
+    assert set(threading.enumerate()) - before == set()

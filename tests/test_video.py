@@ -1,7 +1,9 @@
 """Video in one command: size, frames, timestamps, sound and subtitles, on clips the
 tests make with PyAV; the real model on the CPU."""
+import os
 import signal
 import subprocess
+import threading
 import time
 from fractions import Fraction
 
@@ -11,6 +13,7 @@ import pytest
 
 from media import add_subtitles, make_clip, packets
 from ncnn_sr import InputError
+from ncnn_sr.pipeline import Lane, ordered_map
 from ncnn_sr.video import EncodeOptions, encodable_size, upscale_video
 from test_cli import installed
 
@@ -221,3 +224,91 @@ def test_a_frame_function_that_fails_leaves_no_output(tmp_path):
     with pytest.raises(InputError, match="frame 2 broke"):
         upscale_video(clip, tmp_path / "out.mp4", broken)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def one_line_failure(proc, tmp_path, message):
+    """The command failed with exit 1, one error line holding ``message`` and no
+    traceback, and left no output file, finished or partial."""
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ncnn-sr: error: ") and message in lines[0], proc.stderr
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(("out", ".out"))]
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--codec", "aac"], "'aac' is an audio encoder, not a video encoder"),
+    (["--pix-fmt", "bogus"], "unknown pixel format 'bogus': libx264 takes yuv420p"),
+    (["--pix-fmt", "rgb24"], "libx264 cannot encode rgb24 pixels: it takes yuv420p"),
+    (["--codec", "png"], "png cannot encode yuv420p pixels: it takes rgb24"),
+    (["--preset", "bogus"], "libx264 has no preset 'bogus': use one of ultrafast"),
+])
+def test_settings_the_encoder_cannot_take_are_one_line_errors(flags, message, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, *flags, check_ok=False)
+    one_line_failure(proc, tmp_path, message)
+
+
+def test_the_encoder_is_checked_before_any_file_is_opened(tmp_path):
+    with pytest.raises(InputError, match="'aac' is an audio encoder"):
+        upscale_video(tmp_path / "missing.mp4", tmp_path / "out.mp4", lambda frames: frames,
+                      EncodeOptions(codec="aac"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_encoder_that_refuses_its_settings_is_a_one_line_error(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=30)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, "--bitrate", "1", check_ok=False)
+    one_line_failure(proc, tmp_path, "out.mp4: cannot encode with libx264:")
+
+
+def test_an_encoder_error_stops_the_frame_workers_before_returning(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=20)
+    before = set(threading.enumerate())
+
+    def slowly(upscaler, image):
+        time.sleep(0.2)
+        return image
+
+    def frames(decoded):
+        return ordered_map([Lane(None, 2)], decoded, slowly)
+
+    with pytest.raises(InputError, match="cannot encode"):
+        upscale_video(clip, tmp_path / "out.mp4", frames, EncodeOptions(bitrate=1))
+    # Workers left running would still read the input, which is closed by now.
+    assert set(threading.enumerate()) - before == set()
+
+
+def garble_video_packet(src, dst, index):
+    """Remux ``src`` into ``dst`` (mkv) with video packet ``index`` replaced by bytes
+    the H.264 decoder refuses (a NAL unit longer than the packet)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        seen = 0
+        for packet in inp.demux():
+            if packet.dts is None:
+                continue
+            target = streams[packet.stream.index]
+            if packet.stream.type == "video":
+                if seen == index:
+                    garbage = av.Packet(b"\xff\xff\xff\xff" + bytes(60))
+                    garbage.pts, garbage.dts, garbage.time_base = packet.pts, packet.dts, packet.time_base
+                    packet = garbage
+                seen += 1
+            packet.stream = target
+            out.mux(packet)
+    return dst
+
+
+def test_a_video_that_cannot_be_decoded_is_an_error_naming_the_input(tmp_path):
+    clip = garble_video_packet(make_clip(tmp_path / "in.mp4", frames=12), tmp_path / "broken.mkv", 6)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
+    one_line_failure(proc, tmp_path, f"{clip}: cannot decode: Invalid data found")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_disk_is_a_one_line_error(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=4)
+    # Every write to the output fails with ENOSPC, as on a full disk.
+    (tmp_path / ".out.ncnn-sr-part.mp4").symlink_to("/dev/full")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
+    one_line_failure(proc, tmp_path, f"cannot write {tmp_path / 'out.mp4'}: No space left on device")
