@@ -19,7 +19,7 @@ import click
 
 from . import devices
 from .engine import Upscaler
-from .errors import InputError, NcnnSrError
+from .errors import InputError, NcnnSrError, os_reason
 from .jobs import plan_jobs
 from .pipeline import Cancelled, Lane, Outcome, Pipeline, cpu_threads_per_worker, ordered_map
 
@@ -268,7 +268,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
         try:
             opts.output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise InputError(f"cannot make the folder of {opts.output}: {e.strerror}") from None
+            raise InputError(f"cannot make the folder of {opts.output}: {os_reason(e)}") from None
         start = time.monotonic()
         written = video.upscale_video(opts.input, opts.output, frames, encode, progress=bar)
         seconds = time.monotonic() - start

@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .engine import Upscaler
-from .errors import NcnnSrError
+from .errors import NcnnSrError, os_reason
 from .images import ImageInfo, read_image, write_image
 from .jobs import Job
 
@@ -226,6 +226,8 @@ class Pipeline:
                     continue
                 except NcnnSrError as e:
                     item.error, item.pixels = f"{item.job.source}: {e}", None
+                except MemoryError:
+                    item.error, item.pixels = f"{item.job.source}: not enough memory for its result", None
                 except Exception as e:
                     item.error, item.pixels = f"{item.job.source}: upscaling failed: {e!r}", None
             self._put(to_save, item)
@@ -246,7 +248,7 @@ class Pipeline:
             except NcnnSrError as e:
                 self._report(Outcome(item.job, "failed", str(e), notes=tuple(item.notes)))
             except OSError as e:
-                self._report(Outcome(item.job, "failed", f"cannot write {item.target}: {e.strerror or e}",
+                self._report(Outcome(item.job, "failed", f"cannot write {item.target}: {os_reason(e)}",
                                      notes=tuple(item.notes)))
             else:
                 self._report(Outcome(item.job, "ok", output=item.target, notes=tuple(item.notes)))

@@ -339,7 +339,8 @@ def test_a_video_whose_folder_cannot_be_made_is_one_line(tmp_path):
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "file" / "o.mp4", "-g", "-1", "-s", "2",
                check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr.strip() == f"ncnn-sr: error: cannot make the folder of {tmp_path / 'file' / 'o.mp4'}: File exists"
+    assert proc.stderr.strip() == (f"ncnn-sr: error: cannot make the folder of {tmp_path / 'file' / 'o.mp4'}: "
+                                   f"{tmp_path / 'file'} is a file, not a folder")
 
 
 def test_a_frame_rate_past_1000_is_refused_before_any_work(tmp_path):
@@ -348,6 +349,14 @@ def test_a_frame_rate_past_1000_is_refused_before_any_work(tmp_path):
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "o.mp4", "-g", "-1", "--fps", "1e9", check_ok=False)
     assert proc.returncode == 2 and "at most 1000 frames per second" in proc.stderr
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_picture_whose_folder_is_a_file_says_so(tmp_path):
+    pictures(tmp_path, ["in.png"])
+    (tmp_path / "file").write_bytes(b"x")
+    proc = run(NCNN_SR, "-i", tmp_path / "in.png", "-o", tmp_path / "file" / "o.png", "-g", "-1", "-s", "2",
+               check_ok=False)
+    assert proc.returncode == 1 and f"{tmp_path / 'file'} is a file, not a folder" in proc.stderr
 
 
 def test_recursive_walk_survives_a_link_to_a_folder_above(tmp_path):

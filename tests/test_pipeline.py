@@ -137,6 +137,18 @@ def test_whole_pictures_spread_over_every_lane(tmp_path):
     assert fast.count > slow.count >= 1  # the faster device takes more
 
 
+class OutOfMemory:
+    def upscale(self, image, progress=None, **kw):
+        raise MemoryError
+
+
+def test_a_result_too_big_for_memory_fails_its_picture_in_words(tmp_path):
+    jobs = folder_of(tmp_path, 2, size=(4, 4))
+    summary = Pipeline([Lane(OutOfMemory(), 1)]).run(jobs)
+    assert summary.failed == 2
+    assert summary.failures[0].message == f"{jobs[0].source}: not enough memory for its result"
+
+
 def test_bad_settings_are_refused(cpu_lane):
     with pytest.raises(ValueError):
         Pipeline([])
