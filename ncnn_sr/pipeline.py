@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -127,6 +128,9 @@ class Pipeline:
             with pending_lock:
                 return next(pending, None)
 
+        # A Ctrl-C while the workers start would leave some running with no one to stop
+        # them: it waits until they all run and the handler below is in place.
+        held = _hold_interrupts()
         loaders = [self._thread(self._load, next_job, to_proc) for _ in range(self.load_workers)]
         procs = [self._thread(self._proc, lane.upscaler, to_proc, to_save)
                  for lane in self.lanes for _ in range(lane.workers)]
@@ -136,6 +140,7 @@ class Pipeline:
         stages = [(loaders, to_proc, len(procs)), (procs, to_save, len(savers)), (savers, None, 0)]
         stops_sent = {id(to_proc): 0, id(to_save): 0}
         try:
+            _release_interrupts(held)
             self._close(stages, stops_sent)
         except KeyboardInterrupt:
             self.cancel()
@@ -154,10 +159,8 @@ class Pipeline:
     # --- workers -----------------------------------------------------------------------
 
     @staticmethod
-    def _thread(target, *args) -> threading.Thread:
-        t = threading.Thread(target=target, args=args, daemon=True)
-        t.start()
-        return t
+    def _thread(target, *args) -> "_Worker":
+        return _Worker(target, *args)
 
     def _put(self, q: queue.Queue, item) -> None:
         """Put, but give up waiting once cancelled (no one may be reading any more)."""
@@ -279,11 +282,48 @@ class Pipeline:
                     stops_sent[id(next_queue)] += 1
 
 
-def _join(threads: list[threading.Thread]) -> None:
+_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _hold_interrupts():
+    """Block Ctrl-C and SIGTERM in this thread (threads it starts inherit that, which
+    is as well: Python handles signals in the main thread only); the mask to give back
+    to ``_release_interrupts``, which delivers what came meanwhile."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+
+
+def _release_interrupts(held) -> None:
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+class _Worker:
+    """A daemon thread running ``target(*args)``, whose end can be waited for across
+    Ctrl-C. Python 3.11's Thread.join, interrupted by a KeyboardInterrupt, can mark a
+    thread that still runs as stopped (is_alive() False): the batch then returned with
+    a worker inside ncnn, and the process died in std::terminate at exit (SIGABRT)."""
+
+    def __init__(self, target: Callable, *args):
+        self.done = threading.Event()
+
+        def run() -> None:
+            try:
+                target(*args)
+            finally:
+                self.done.set()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+
+def _join(workers: list[_Worker]) -> None:
     # Short waits so that Ctrl-C reaches this (main) thread promptly.
-    for t in threads:
-        while t.is_alive():
-            t.join(0.1)
+    for w in workers:
+        while not w.done.wait(0.1):
+            pass
+        w.thread.join()  # its target has returned: only the thread's own exit is left
 
 
 class _Failed:
@@ -356,10 +396,7 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
                 done[index] = result
                 ready.notify_all()
 
-    threads = [threading.Thread(target=feed, daemon=True)]
-    threads += [threading.Thread(target=proc, args=(lane.upscaler,), daemon=True) for lane in workers]
-    for t in threads:
-        t.start()
+    threads = [_Worker(feed)] + [_Worker(proc, lane.upscaler) for lane in workers]
     interrupted = False
     try:
         index = 0

@@ -182,3 +182,19 @@ def test_a_failure_ends_the_ordered_map_with_its_threads():
     with pytest.raises(ValueError, match="item 2 broke"):
         list(ordered_map([Lane(None, 2)], range(50), fails_on_two))
     assert set(threading.enumerate()) - before == set()
+
+
+def test_joining_waits_for_the_target_even_when_the_thread_says_it_ended():
+    # Python 3.11's Thread.join, interrupted by Ctrl-C, can leave a running thread
+    # marked as stopped: the batch then ended with a worker inside ncnn (SIGABRT).
+    release, finished = threading.Event(), []
+
+    def work():
+        release.wait()
+        finished.append(True)
+
+    worker = pipeline_mod._Worker(work)
+    worker.thread.is_alive = lambda: False  # what the interrupted join leaves behind
+    threading.Timer(0.3, release.set).start()
+    pipeline_mod._join([worker])
+    assert finished == [True]
