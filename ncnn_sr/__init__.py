@@ -5,16 +5,31 @@
     >>> with Upscaler("realesrgan-x4plus") as up:
     ...     write_image("photo_x4.png", up.upscale(pixels), info)
 """
-from .devices import Device, get_device, list_devices
-from .engine import Upscaler
-from .errors import DeviceError, InputError, ModelError, NcnnSrError
-from .images import ImageInfo, read_image, write_image
-from .models import ModelSpec, catalog, model_name_for, resolve_model
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Device", "DeviceError", "ImageInfo", "InputError", "ModelError", "ModelSpec", "NcnnSrError",
-    "Upscaler", "catalog", "get_device", "list_devices", "model_name_for", "read_image",
-    "resolve_model", "write_image", "__version__",
-]
+# The public names and the modules that hold them. They are imported on first use,
+# so that importing the package itself is instant: the commands' entry points
+# (``entry``) can then catch a Ctrl-C that lands while ncnn and numpy load.
+_HOMES = {
+    "Device": "devices", "get_device": "devices", "list_devices": "devices",
+    "Upscaler": "engine",
+    "DeviceError": "errors", "InputError": "errors", "ModelError": "errors", "NcnnSrError": "errors",
+    "ImageInfo": "images", "read_image": "images", "write_image": "images",
+    "ModelSpec": "models", "catalog": "models", "model_name_for": "models", "resolve_model": "models",
+}
+
+__all__ = sorted(_HOMES) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'ncnn_sr' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

@@ -1,3 +1,3 @@
-from .cli import main
+from .entry import ncnn_sr
 
-main()
+ncnn_sr()

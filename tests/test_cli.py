@@ -170,3 +170,11 @@ def test_exact_and_blend_reach_the_engine(flag, exact):
                       tile="0", jobs="1:1:1", tta=False, fmt=None, exact=exact)
     (lane,), _, _ = build_lanes(opts)
     assert lane.upscaler._exact is exact
+
+
+def test_ctrl_c_while_the_command_loads_is_one_line_and_status_130(tmp_path):
+    # ncnn and numpy take a moment to load; a Ctrl-C then printed a traceback.
+    (tmp_path / "loading.py").write_text("raise KeyboardInterrupt\n")
+    proc = subprocess.run([sys.executable, "-c", "from ncnn_sr.entry import _run; _run('loading', 'ncnn-sr')"],
+                          capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 130 and proc.stderr == "ncnn-sr: interrupted\n"
