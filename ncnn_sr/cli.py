@@ -196,14 +196,16 @@ def list_models(model_path: Path | None) -> None:
 
 @main.command("devices")
 def list_devices() -> None:
-    """List the Vulkan devices (with heap budget and auto tile size) and the CPU."""
+    """List the Vulkan devices (with heap budget, auto tile size and default tiling of
+    RRDBNet models) and the CPU."""
     try:
         for d in devices_mod.list_devices():
+            tiling = "exact tiles" if d.host_memory else "blended tiles (--exact for exact ones)"
             if d.is_gpu:
                 click.echo(f"{d.index:>3}  {d.name}  [{d.kind}]  heap budget {d.heap_budget_mb} MB, "
-                           f"auto tile {devices_mod.gpu_auto_tile(d.heap_budget_mb)}")
+                           f"auto tile {devices_mod.gpu_auto_tile(d.heap_budget_mb)}, {tiling}")
             else:
-                click.echo(f"{d.index:>3}  CPU  (-g -1)")
+                click.echo(f"{d.index:>3}  CPU  (-g -1), {tiling}")
     except NcnnSrError as e:
         _fail(str(e))
 

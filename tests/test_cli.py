@@ -135,9 +135,10 @@ def test_models_lists_each_model_and_where_it_was_found():
     assert "realesrnet-x4plus" in out and "missing" in out
 
 
-def test_devices_lists_the_cpu():
+def test_devices_lists_the_cpu_and_how_each_device_tiles():
     out = run("devices").stdout
-    assert "-1  CPU" in out
+    assert "-1  CPU  (-g -1), exact tiles" in out
+    assert all(line.endswith(("exact tiles", "blended tiles (--exact for exact ones)")) for line in out.splitlines())
 
 
 
