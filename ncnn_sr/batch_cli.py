@@ -234,11 +234,6 @@ def _sigterm_as_interrupt() -> None:
         pass
 
 
-# A video that gives fewer of the frames its header announces than this share is
-# reported as maybe truncated (frame counts from a duration are estimates).
-TRUNCATED_BELOW = 0.9
-
-
 def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
     """Upscale one video; returns the exit status. Ctrl-C ends the process at once
     (within a second), leaving no output file."""
@@ -291,10 +286,6 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
         _echo(f"{prog}: error: {e}")
         return EXIT_FAILED
     bar.close()
-    if info.frames and bar.done < TRUNCATED_BELOW * info.frames:
-        # FFmpeg ends a cut-off file's stream quietly, where its header promised more.
-        log.warning("%s ended after %d frames where its header gives about %d: it may be truncated",
-                    opts.input, bar.done, info.frames)
     if not opts.quiet:
         _echo(f"{prog}: wrote {opts.output}: {written} frames in {seconds:.1f} s ({bar.done / seconds:.2f} fps)")
     return 0
