@@ -278,12 +278,13 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
         _echo(f"{prog}: interrupted: no output was written")
         sys.stderr.flush()
         os._exit(EXIT_INTERRUPTED)  # do not wait for a tile in progress
-    except NcnnSrError as e:
+    except (NcnnSrError, OSError) as e:
         if debug:
             raise
         if bar is not None:
             bar.close()
-        _echo(f"{prog}: error: {e}")
+        # An OSError here is from looking at a path (a name too long, say).
+        _echo(f"{prog}: error: {e if isinstance(e, NcnnSrError) else f'{e.filename}: {os_reason(e)}'}")
         return EXIT_FAILED
     bar.close()
     if not opts.quiet:

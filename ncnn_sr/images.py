@@ -15,8 +15,11 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
+from .pixels import check_image
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
+# The longest side each format can hold (libjpeg's limit, WebP's 14-bit sizes).
+MAX_SIDE = {"jpg": ("JPEG", 65500), "webp": ("WebP", 16383)}
 DEFAULT_JPEG_QUALITY = 95
 # zlib level for PNG. Level 6 (Pillow's default) took 3.3 s to write a 2048x2048
 # upscaled photo against 1.15 s at level 3, for files 9-11 % smaller: on a GPU two save
@@ -180,9 +183,16 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
     fmt = output_format(f"x.{fmt}") if fmt else output_format(path)
     if quality is not None and not 1 <= quality <= 100:
         raise InputError(f"quality must be between 1 and 100, got {quality}")
-    channels = image.shape[2] if image.ndim == 3 else 1
-    if fmt == "jpg" and channels in (2, 4):
+    if info is not None and not isinstance(info, ImageInfo):
+        raise InputError(f"info must be the ImageInfo read_image gave, got {type(info).__name__}")
+    image = check_image(image)
+    height, width, channels = image.shape
+    if fmt == "jpg" and channels == 4:
         raise InputError(f"{os.fspath(path)}: JPEG cannot store transparency; write png or webp")
+    if fmt in MAX_SIDE and max(height, width) > MAX_SIDE[fmt][1]:
+        name, most = MAX_SIDE[fmt]
+        raise InputError(f"{os.fspath(path)}: {width}x{height} is too large for {name}, which holds at most "
+                         f"{most} pixels a side; write png")
     icc = info.icc_profile if (metadata and info) else None
     exif = info.exif if (metadata and info) else None
     atomic_write(path, lambda f: _encode(f, image, info, fmt, quality, icc, exif))

@@ -49,9 +49,16 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
     A file into an existing folder becomes ``folder/stem.FORMAT``; a file into a
     file name takes that name's format (``fmt`` is then ignored, as in the
     reference). A folder goes into a folder, made if missing. A plan whose output
-    would replace one of its own inputs is refused whole (InputError).
+    would replace one of its own inputs is refused whole (InputError), as is a path
+    that cannot be looked at.
     """
-    src, dst = Path(input_path), Path(output_path)
+    try:
+        return _plan(Path(input_path), Path(output_path), fmt, recursive)
+    except OSError as e:  # a name too long for the file system, say
+        raise InputError(f"{e.filename or input_path}: {e.strerror or e}") from None
+
+
+def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool) -> Plan:
     fmt = output_format(f"x.{fmt}") if fmt else None
     if not src.exists():
         raise InputError(f"{src}: file not found")

@@ -147,9 +147,15 @@ def resolve_model(model: str | os.PathLike, model_path: str | os.PathLike | None
     """Find and check a model's files; see the module docstring for the order.
 
     Raises ModelError with a one-line reason when the model is unknown, missing,
-    corrupt or inconsistent.
+    corrupt or inconsistent, or a path on the way cannot be looked at.
     """
-    text = os.fspath(model)
+    try:
+        return _resolve(os.fspath(model), model_path)
+    except OSError as e:  # a name too long for the file system, say
+        raise ModelError(f"{e.filename or model}: {e.strerror or e}") from None
+
+
+def _resolve(text: str, model_path: str | os.PathLike | None) -> ModelSpec:
     as_path = Path(text)
     if as_path.suffix in (".param", ".bin") or os.sep in text or "/" in text:
         return _resolve_path(as_path)

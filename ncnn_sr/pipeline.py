@@ -253,6 +253,9 @@ class Pipeline:
             except OSError as e:
                 self._report(Outcome(item.job, "failed", f"cannot write {item.target}: {os_reason(e)}",
                                      notes=tuple(item.notes)))
+            except Exception as e:  # a batch outlives any one file, and counts it as failed
+                self._report(Outcome(item.job, "failed", f"cannot write {item.target}: {e!r}",
+                                     notes=tuple(item.notes)))
             else:
                 self._report(Outcome(item.job, "ok", output=item.target, notes=tuple(item.notes)))
 

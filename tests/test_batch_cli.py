@@ -359,6 +359,21 @@ def test_a_picture_whose_folder_is_a_file_says_so(tmp_path):
     assert proc.returncode == 1 and f"{tmp_path / 'file'} is a file, not a folder" in proc.stderr
 
 
+@pytest.mark.parametrize("args", [
+    ["-i", "{long}.png", "-o", "o.png"],
+    ["-i", "in.png", "-o", "{long}.png"],
+    ["-i", "in.png", "-o", "o.png", "-n", "{long}.param"],
+    ["video", "-i", "v.mp4", "-o", "{long}.mp4"],
+])
+def test_a_name_too_long_for_the_file_system_is_one_line(args, tmp_path):
+    pictures(tmp_path, ["in.png"])
+    make_clip(tmp_path / "v.mp4", frames=2, width=16, height=16, audio=None)
+    long = "y" * 300
+    proc = run(NCNN_SR, *[a.format(long=long) for a in args], "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.strip().endswith("File name too long")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_recursive_walk_survives_a_link_to_a_folder_above(tmp_path):
     pictures(tmp_path / "in", ["a.png", "sub/b.png"])
     (tmp_path / "in" / "sub" / "up").symlink_to("..")

@@ -136,6 +136,30 @@ def test_jpeg_cannot_take_alpha(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("name, size, said", [
+    ("o.webp", (1, 16384), "16384x1 is too large for WebP, which holds at most 16383 pixels a side"),
+    ("o.jpg", (65501, 1), "1x65501 is too large for JPEG, which holds at most 65500 pixels a side"),
+])
+def test_pictures_past_a_formats_size_limit_are_refused_before_encoding(name, size, said, tmp_path, capfd):
+    # WebP's encoder raised a ValueError that a batch's save thread did not count.
+    with pytest.raises(InputError, match=said):
+        write_image(tmp_path / name, np.zeros((*size, 3), np.uint8))
+    assert not list(tmp_path.iterdir()) and capfd.readouterr().err == ""  # libjpeg says nothing
+
+
+@pytest.mark.parametrize("array, info, said", [
+    (np.zeros((4, 4, 3), np.float32), None, "expected uint8 or uint16 pixels"),
+    (np.zeros((0, 8, 3), np.uint8), None, "has no pixels"),
+    (np.zeros(8, np.uint8), None, "expected an H×W×C array"),
+    (np.zeros((4, 4, 5), np.uint8), None, "expected an H×W×C array"),
+    (np.zeros((4, 4, 3), np.uint8), "x", "info must be the ImageInfo read_image gave"),
+])
+def test_what_write_image_cannot_take_is_an_input_error(array, info, said, tmp_path):
+    with pytest.raises(InputError, match=said):
+        write_image(tmp_path / "o.png", array, info)
+    assert not list(tmp_path.iterdir())
+
+
 def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch):
     target = tmp_path / "o.png"
     target.write_bytes(b"old")

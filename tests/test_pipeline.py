@@ -198,3 +198,16 @@ def test_joining_waits_for_the_target_even_when_the_thread_says_it_ended():
     threading.Timer(0.3, release.set).start()
     pipeline_mod._join([worker])
     assert finished == [True]
+
+
+def test_a_writer_failing_in_an_unforeseen_way_still_counts_the_picture_as_failed(tmp_path, cpu_lane, monkeypatch):
+    # Pillow's WebP encoder raised a ValueError: the save thread died and the batch
+    # reported nothing failed, with exit status 0.
+    def broken(*args, **kwargs):
+        raise ValueError("encoding error 5")
+
+    monkeypatch.setattr(pipeline_mod, "write_image", broken)
+    jobs = folder_of(tmp_path, 3, size=(4, 4))
+    summary = Pipeline([cpu_lane]).run(jobs)
+    assert (summary.ok, summary.failed) == (0, 3)
+    assert "encoding error 5" in summary.failures[0].message
