@@ -5,6 +5,7 @@ It knows nothing of files, flags or video: arrays in, arrays out.
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import threading
 from typing import Callable
@@ -60,6 +61,10 @@ STAGE_MAP_CAP = 768 << 20
 MIN_STAGED_TILE = 128
 # Rows of the band a staged run holds, as assumed when the automatic tile is chosen.
 STAGE_BAND = 256
+# The most context (tile_pad) or blend width (overlap) a tile may ask for: the
+# reference uses 10 and 0, the default 10 and 16; 100000 padded a picture until
+# memory ran out.
+MAX_CONTEXT = 512
 # Side of the blank picture a custom model is run on once to learn its scale.
 PROBE_SIZE = 32
 
@@ -246,16 +251,26 @@ class Upscaler:
                  tile: int = 0, tta: bool = False, tile_pad: int | None = None, overlap: int | None = None,
                  alpha: str = "bicubic", precision: str = "default", model_path: "str | os.PathLike | None" = None,
                  threads: int | None = None, concurrency: int = 1, exact: bool | None = None):
+        if not isinstance(model, (str, os.PathLike, ModelSpec)):
+            raise InputError(f"model must be a name, a .param path or a ModelSpec, got {model!r}")
+        if not isinstance(device, (str, int, Device)) or isinstance(device, bool):
+            raise InputError(f"device must be 'auto', an index or a Device, got {device!r}")
+        for name, value in (("tile", tile), ("tile_pad", tile_pad), ("overlap", overlap), ("threads", threads),
+                            ("concurrency", concurrency)):
+            if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool)):
+                raise InputError(f"{name} must be a whole number, got {value!r}")
         if tile != 0 and tile < devices.MIN_TILE:
             raise InputError(f"tile size must be 0 (auto) or at least {devices.MIN_TILE}, got {tile}")
+        if threads is not None and threads < 1:  # ncnn divides by it: a negative count crashed
+            raise InputError(f"threads must be at least 1, got {threads}")
         if precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if alpha not in ALPHA_MODES:
             raise InputError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
-        if tile_pad is not None and tile_pad < 0:
-            raise InputError(f"tile padding must not be negative, got {tile_pad}")
-        if overlap is not None and overlap < 0:
-            raise InputError(f"tile overlap must not be negative, got {overlap}")
+        if tile_pad is not None and not 0 <= tile_pad <= MAX_CONTEXT:
+            raise InputError(f"tile padding must be 0 to {MAX_CONTEXT} pixels, got {tile_pad}")
+        if overlap is not None and not 0 <= overlap <= MAX_CONTEXT:
+            raise InputError(f"tile overlap must be 0 to {MAX_CONTEXT} pixels, got {overlap}")
         if concurrency < 1:
             raise InputError(f"concurrency must be at least 1, got {concurrency}")
         self._concurrency = concurrency
@@ -271,6 +286,7 @@ class Upscaler:
         self._exact = exact
         self._precision, self._threads = precision, threads
         self._lock = threading.Lock()
+        self._closed = False
         self._running = 0  # upscale calls in progress
         self._last_size: tuple = ()
         self._tile = tile
@@ -308,6 +324,8 @@ class Upscaler:
         ``progress(done, total)`` is called after each tile; an exception it raises
         stops the work and comes out of ``upscale`` (that is how a batch cancels).
         """
+        if self._closed:
+            raise InputError("this Upscaler is closed")
         image = check_image(image)
         h, w = image.shape[:2]
         wanted = None
@@ -338,7 +356,9 @@ class Upscaler:
         self._alpha_net.trim()
 
     def close(self) -> None:
-        """Free the networks now rather than when the object is collected."""
+        """Free the networks now rather than when the object is collected; ``upscale``
+        then refuses to run."""
+        self._closed = True
         for net in (getattr(self, "_net", None), getattr(self, "_alpha_net", None)):
             if net is not None:
                 net.release()

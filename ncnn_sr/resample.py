@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 from PIL import Image
@@ -19,6 +20,11 @@ def target_size(height: int, width: int, scale: float | None = None,
     """(height, width) wanted for a picture: from a factor, or a width and/or height
     (one alone keeps the aspect ratio). Every size is at least 1 and at most
     ``MAX_SIDE``."""
+    for name, value, kinds in (("scale", scale, numbers.Real), ("width", out_width, numbers.Integral),
+                               ("height", out_height, numbers.Integral)):
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise InputError(f"{name} must be a number, got {value!r}" if name == "scale" else
+                             f"{name} must be a whole number of pixels, got {value!r}")
     if out_width is not None or out_height is not None:
         if scale is not None:
             raise InputError("give a scale or a target width/height, not both")

@@ -160,18 +160,40 @@ def test_arrays_it_cannot_take_are_input_errors(bad, cpu_upscalers):
         cpu_upscalers(FAST).upscale(bad)
 
 
-@pytest.mark.parametrize("kwargs", [{"tile": 16}, {"alpha": "magic"}, {"tile_pad": -1}, {"overlap": -1},
-                                    {"precision": "fp8"}, {"concurrency": 0}])
+@pytest.mark.parametrize("kwargs", [
+    {"tile": 16}, {"alpha": "magic"}, {"tile_pad": -1}, {"overlap": -1}, {"precision": "fp8"}, {"concurrency": 0},
+    # found by a bug hunt: a crash (SIGFPE), bare TypeErrors, a MemoryError
+    {"threads": -3}, {"threads": 0}, {"tile": 40.5}, {"tile": "64"}, {"device": None}, {"tile_pad": 100000},
+    {"overlap": 513},
+])
 def test_bad_options_are_input_errors(kwargs):
     with pytest.raises(InputError):
-        Upscaler(FAST, device=-1, **kwargs)
+        Upscaler(**({"model": FAST, "device": -1} | kwargs))
+
+
+def test_a_model_that_is_no_name_or_path_is_an_input_error():
+    with pytest.raises(InputError, match="model must be a name"):
+        Upscaler(None)
+
+
+def test_numpy_integers_are_whole_numbers(cpu_upscalers):
+    assert Upscaler(FAST, device=-1, tile=np.int64(64)).tile == 64
+    assert cpu_upscalers(FAST).upscale(picture(4, 4), width=np.int64(10)).shape == (10, 10, 3)
 
 
 def test_bad_target_sizes_are_input_errors(cpu_upscalers):
     up = cpu_upscalers(FAST)
-    for kwargs in ({"scale": 0}, {"scale": -2}, {"width": 0}, {"scale": 2, "width": 10}):
+    for kwargs in ({"scale": 0}, {"scale": -2}, {"width": 0}, {"scale": 2, "width": 10}, {"scale": "2"},
+                   {"width": 5.5}, {"height": "10"}):
         with pytest.raises(InputError):
             up.upscale(picture(4, 4), **kwargs)
+
+
+def test_a_closed_upscaler_refuses_to_run():
+    with Upscaler(FAST, device=-1) as up:
+        up.upscale(picture(4, 4))
+    with pytest.raises(InputError, match="this Upscaler is closed"):
+        up.upscale(picture(4, 4))
 
 
 def test_one_upscaler_serves_several_threads_at_once(cpu_upscalers):
