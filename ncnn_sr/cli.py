@@ -63,6 +63,7 @@ def _positive(ctx, param, value):
 
 
 MAX_FPS = 1000
+MIN_FPS = Fraction(1, 100)
 
 
 def _fps(ctx, param, value):
@@ -76,6 +77,8 @@ def _fps(ctx, param, value):
         raise click.BadParameter("must be positive")
     if fps > MAX_FPS:  # a typo such as 1e9 would otherwise write frames for hours
         raise click.BadParameter(f"at most {MAX_FPS} frames per second")
+    if fps < MIN_FPS:  # fewer would leave a short clip without a single frame
+        raise click.BadParameter(f"at least {MIN_FPS} frames per second")
     return fps
 
 
@@ -223,10 +226,17 @@ def _bench_tiles(ctx, param, value: str) -> list:
     return tiles
 
 
+# The largest synthetic picture the bench makes: past it, it is the picture's own
+# memory (and an hour of CPU per run) that would be measured.
+MAX_BENCH_SIDE = 16384
+
+
 def _bench_size(ctx, param, value: str) -> tuple[int, int]:
     w, _, h = value.lower().partition("x")
     if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
         raise click.BadParameter(f"{value!r}: give WIDTHxHEIGHT, such as 256x256")
+    if max(int(w), int(h)) > MAX_BENCH_SIDE:
+        raise click.BadParameter(f"{value!r}: at most {MAX_BENCH_SIDE} pixels a side")
     return int(w), int(h)
 
 

@@ -343,11 +343,14 @@ def test_a_video_whose_folder_cannot_be_made_is_one_line(tmp_path):
                                    f"{tmp_path / 'file'} is a file, not a folder")
 
 
-def test_a_frame_rate_past_1000_is_refused_before_any_work(tmp_path):
-    # --fps 1e9 was taken, and the run wrote frames for hours.
+@pytest.mark.parametrize("fps, said", [("1e9", "at most 1000 frames per second"),
+                                       ("1e-9", "at least 1/100 frames per second")])
+def test_a_frame_rate_out_of_bounds_is_refused_before_any_work(fps, said, tmp_path):
+    # --fps 1e9 was taken, and the run wrote frames for hours; 1e-9 blamed the input
+    # for having no frames.
     clip = make_clip(tmp_path / "v.mp4", frames=2, width=16, height=16, audio=None)
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "o.mp4", "-g", "-1", "--fps", "1e9", check_ok=False)
-    assert proc.returncode == 2 and "at most 1000 frames per second" in proc.stderr
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "o.mp4", "-g", "-1", "--fps", fps, check_ok=False)
+    assert proc.returncode == 2 and said in proc.stderr
     assert not (tmp_path / "o.mp4").exists()
 
 

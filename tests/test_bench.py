@@ -99,6 +99,7 @@ def test_a_model_family_is_benchmarked_as_its_default_variant(tmp_path):
     (["--size", "big"], "give WIDTHxHEIGHT"),
     (["--precision", "fp8"], "choose from default, fp32"),
     (["--tiling", "seamless,tight"], "choose from reference, seamless, exact"),
+    (["--size", "100000x100000"], "at most 16384 pixels a side"),
     (["-n", "no-such-model"], "unknown model 'no-such-model'"),
     (["-g", "9"], "invalid gpu device 9"),
     (["-i", "missing.png"], "missing.png: file not found"),
@@ -108,6 +109,17 @@ def test_bench_refuses_bad_arguments_in_one_line(tmp_path, args, message):
     done = bench_command(*args)
     assert done.returncode in (1, 2) and message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_model_that_is_no_upscaler_fails_its_row_in_one_line(tmp_path):
+    (tmp_path / "down.param").write_text("7767517\n2 2\nInput data 0 1 data\n"
+                                         "Interp up 1 1 data output 0=2 1=0.5 2=0.5\n")
+    (tmp_path / "down.bin").write_bytes(b"")
+    done = bench_command("-n", str(tmp_path / "down.param"), "-g", "-1", "--size", "8x8", "-t", "whole",
+                         "--repeat", "1")
+    assert done.returncode == 1
+    assert "failed: model down turns a 32x32 RGB picture into 16x16x3" in done.stderr
+    assert "Traceback" not in done.stderr and 'File "' not in done.stderr
 
 
 def test_results_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
