@@ -98,11 +98,112 @@ def _cannot_decode(src, e: Exception) -> InputError:
 
 
 def encodable_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
-    """The nearest size at or below (width, height) that ``pix_fmt`` can hold: chroma
-    subsampled formats (4:2:0, 4:2:2) need even sides."""
+    """The size ``pix_fmt`` can hold nearest to (width, height): chroma subsampled
+    formats (4:2:0, 4:2:2) need even sides of at least 2, so an odd side loses a
+    pixel and a side of 1 grows to 2; other formats take any size."""
     if pix_fmt.startswith(("yuv420", "yuv422", "nv12", "nv21")):
         return max(2, width - width % 2), max(2, height - height % 2)
     return width, height
+
+
+def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` cropped or, where a side is too short, padded with its edge pixels
+    to ``size`` (width, height)."""
+    width, height = size
+    image = image[:height, :width]
+    grow = ((0, height - image.shape[0]), (0, width - image.shape[1]), (0, 0))
+    return np.pad(image, grow, mode="edge") if any(g[1] for g in grow) else image
+
+
+def _fit_warning(pix_fmt: str, width: int, height: int, size: tuple[int, int]) -> str:
+    grows = size[0] > width or size[1] > height
+    shrinks = size[0] < width or size[1] < height
+    if not grows:
+        return f"{pix_fmt} needs even sides: cropping {width}x{height} frames to {size[0]}x{size[1]}"
+    how = "cropping and padding" if shrinks else "padding"
+    return (f"{pix_fmt} needs even sides of at least 2 pixels: {how} {width}x{height} frames to "
+            f"{size[0]}x{size[1]}, repeating their edge pixels")
+
+
+# A display matrix's counterclockwise turn (a right angle) -> the numpy steps that show
+# the frame as players do, given the matrix ``m``. These are ffmpeg's autorotate rules:
+# a mirrored picture reads as a turn, told apart by the signs of some entries.
+_TURNS = {
+    0: lambda a, m: a[::-1] if m[4] < 0 else a,
+    90: lambda a, m: a.swapaxes(0, 1)[::-1, ::-1] if m[3] < 0 else np.rot90(a, 1),
+    180: lambda a, m: a[::-1 if m[4] < 0 else 1, ::-1 if m[0] < 0 else 1],
+    270: lambda a, m: a.swapaxes(0, 1) if m[3] > 0 else np.rot90(a, -1),
+}
+
+
+def _display_turn(matrix: np.ndarray) -> float | None:
+    """The counterclockwise turn of a display matrix in degrees, in [-180, 180), as
+    FFmpeg's av_display_rotation_get (PyAV's VideoFrame.rotation) gives it; None for
+    a degenerate matrix."""
+    a, b, c, d = (float(v) for v in (matrix[0], matrix[1], matrix[3], matrix[4]))
+    if not math.hypot(a, c) or not math.hypot(b, d):
+        return None
+    return -math.degrees(math.atan2(b / math.hypot(b, d), a / math.hypot(a, c)))
+
+
+class _Upright:
+    """Decoded frames turned and mirrored as their display matrix tells players to
+    show them, as pictures get their EXIF orientation: the output needs no matrix."""
+
+    def __init__(self, src):
+        self.src = src
+        self.warned = False
+
+    def __call__(self, image: np.ndarray, frame) -> np.ndarray:
+        data = frame.side_data.get("DISPLAYMATRIX")
+        if data is None:
+            return image
+        matrix = np.frombuffer(bytes(data), dtype=np.int32)
+        turn = _display_turn(matrix)
+        if turn is None:
+            return image  # players ignore such a matrix too
+        nearest = round(turn / 90) * 90
+        if abs(turn - nearest) >= 1:
+            if not self.warned:
+                self.warned = True
+                log.warning("%s: its display matrix turns the picture by %.0f degrees, not a right angle: "
+                            "the frames are upscaled as stored", self.src, turn)
+            return image
+        return np.ascontiguousarray(_TURNS[nearest % 360](image, matrix))
+
+
+# An input whose packets stop before this share of the duration its container gives
+# is reported as maybe truncated: short of it, a stream ending a little early (the
+# last frame's duration unknown, say) is no sign of a cut.
+TRUNCATED_BELOW = 0.75
+
+
+class _Reach:
+    """How far into the input the demuxed packets went, every stream counted: the
+    container's duration runs to the end of its longest stream, be it sound or a
+    subtitle cue that outlasts the picture."""
+
+    def __init__(self):
+        self.end: float | None = None
+        self.complete = False  # the demuxer reached the end of the file
+
+    def add(self, packet) -> None:
+        if packet.pts is None or packet.time_base is None:
+            return
+        end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+        self.end = end if self.end is None else max(self.end, end)
+
+
+def _warn_if_truncated(container, src, reach: _Reach) -> None:
+    if not container.duration or not reach.complete or reach.end is None:
+        return  # a file without a duration (a live recording) gives nothing to measure against
+    start = container.start_time / av.time_base if container.start_time is not None else 0.0
+    total = container.duration / av.time_base
+    reached = reach.end - start
+    if reached < TRUNCATED_BELOW * total:
+        # FFmpeg ends the streams of a cut-off file quietly, as if it were whole.
+        log.warning("%s ended at %.2f s of the %.2f s its container gives: it may be truncated", src, reached,
+                    total)
 
 
 class _ConstantRate:
@@ -200,21 +301,49 @@ def _remove(path: Path) -> None:
         pass
 
 
-def _side_streams(inp, out, dst: Path) -> dict:
-    """Output streams for the input's audio and subtitles: (output stream, copy?)."""
+@dataclass(frozen=True)
+class _SideOutput:
+    """Where an input audio or subtitle stream goes: ``stream`` of the output, its
+    packets copied as they are, or with a ``resampler`` decoded, converted to the
+    sample format, layout and rate the encoder of ``stream`` takes, and re-encoded."""
+
+    stream: object
+    resampler: av.AudioResampler | None = None
+
+
+def sample_rate_for(source: int, rates: Iterable[int] | None) -> int:
+    """The sample rate to encode sound of ``source`` Hz at, for an encoder that takes
+    ``rates`` (None: any): the source's own, else the nearest above it, else the
+    highest there is, so that no detail is lost that could be kept."""
+    if not rates or source in rates:
+        return source
+    above = [r for r in rates if r > source]
+    return min(above) if above else max(rates)
+
+
+def _side_streams(inp, out, dst: Path) -> dict[int, _SideOutput]:
+    """Outputs for the input's audio and subtitles, by input stream index; the
+    streams left out are named in a warning each."""
+    for extra in inp.streams.video[1:]:
+        log.warning("dropping video stream %d: only the first is upscaled", extra.index)
     mapping = {}
     supported = out.supported_codecs
     for stream in list(inp.streams.audio) + list(inp.streams.subtitles):
         name = stream.codec_context.name
         if name in supported:
-            mapping[stream.index] = (out.add_stream_from_template(stream), True)
+            mapping[stream.index] = _SideOutput(out.add_stream_from_template(stream))
         elif stream.type == "audio" and out.default_audio_codec not in (None, "none"):
             target = out.default_audio_codec
-            o = out.add_stream(target, rate=stream.codec_context.sample_rate)
+            source_rate = stream.codec_context.sample_rate
+            rate = sample_rate_for(source_rate, av.codec.Codec(target, "w").audio_rates)
+            o = out.add_stream(target, rate=rate)
             o.layout = stream.codec_context.layout
-            mapping[stream.index] = (o, False)
-            log.warning("%s cannot hold %s audio: re-encoding audio stream %d to %s", dst.suffix, name,
-                        stream.index, target)
+            ctx = o.codec_context
+            mapping[stream.index] = _SideOutput(o, av.AudioResampler(format=ctx.format, layout=ctx.layout,
+                                                                     rate=ctx.sample_rate))
+            resampled = f", resampled from {source_rate} to {rate} Hz" if rate != source_rate else ""
+            log.warning("%s cannot hold %s audio: re-encoding audio stream %d to %s%s", dst.suffix, name,
+                        stream.index, target, resampled)
         else:
             log.warning("%s cannot hold %s %s: dropping stream %d (a .mkv output keeps it)", dst.suffix, name,
                         stream.type, stream.index)
@@ -277,14 +406,17 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()
     side_packets: collections.deque = collections.deque()
-    streams = [video_in] + [s for s in list(inp.streams.audio) + list(inp.streams.subtitles) if s.index in side]
+    upright = _Upright(src)
+    reach = _Reach()
 
     def decoded() -> Iterator[np.ndarray]:
         count = 0
         try:
-            for packet in inp.demux(streams):
+            # Every stream, those left out too: how far they all go tells a cut-off file.
+            for packet in inp.demux():
+                reach.add(packet)
                 if packet.stream.index != video_in.index:
-                    if packet.dts is not None:
+                    if packet.dts is not None and packet.stream.index in side:
                         side_packets.append((count, packet))
                     continue
                 for frame in packet.decode():
@@ -294,16 +426,17 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     duration = float(frame.duration * frame.time_base) if frame.duration else float(1 / rate)
                     stamps.append((frame.pts, seconds, duration))
                     count += 1
-                    yield frame.to_ndarray(format="rgb24")
+                    yield upright(frame.to_ndarray(format="rgb24"), frame)
         except av.error.FFmpegError as e:
             raise _cannot_decode(src, e) from None
+        reach.complete = True
 
     def mux_side(up_to: int | None) -> None:
         while side_packets and (up_to is None or side_packets[0][0] <= up_to):
             _, packet = side_packets.popleft()
-            stream, copy = side[packet.stream.index]
-            if copy:
-                packet.stream = stream
+            target = side[packet.stream.index]
+            if target.resampler is None:
+                packet.stream = target.stream
                 out.mux(packet)
             else:
                 try:
@@ -311,8 +444,15 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 except av.error.FFmpegError as e:
                     raise _cannot_decode(src, e) from None
                 for frame in sound:
-                    frame.pts = None  # let the encoder count samples
-                    out.mux(stream.encode(frame))
+                    encode_sound(target, frame)
+
+    def encode_sound(target: _SideOutput, frame) -> None:
+        """Re-encode one decoded sound frame, or with None flush the resampler and encoder."""
+        for converted in target.resampler.resample(frame):
+            converted.pts = None  # let the encoder count samples
+            out.mux(target.stream.encode(converted))
+        if frame is None:
+            out.mux(target.stream.encode())
 
     def refused(e: Exception) -> InputError:
         return InputError(f"{dst}: cannot encode with {codec}: {_reason(e)}")
@@ -336,8 +476,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             if size is None:
                 size = encodable_size(image.shape[1], image.shape[0], options.pix_fmt)
                 if size != (image.shape[1], image.shape[0]):
-                    log.warning("%s needs even sides: cropping %dx%d frames to %dx%d", options.pix_fmt,
-                                image.shape[1], image.shape[0], *size)
+                    log.warning("%s", _fit_warning(options.pix_fmt, image.shape[1], image.shape[0], size))
                 video_out.width, video_out.height = size
                 try:
                     # Now, not on the first mux (maybe of a sound packet), so that options
@@ -345,7 +484,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     video_out.codec_context.open()
                 except av.error.FFmpegError as e:
                     raise refused(e) from None
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:size[1], :size[0], :3]), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(_fit(image[:, :, :3], size)), format="rgb24")
             mux_side(index)
             settled = constant.push(frame, seconds, duration) if constant else [(frame, pts)]
             for shown, slot in settled:
@@ -358,9 +497,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             written += 1
         encode(None)
         mux_side(None)
-        for stream, copy in side.values():
-            if not copy:
-                out.mux(stream.encode())
+        for target in side.values():
+            if target.resampler is not None:
+                encode_sound(target, None)
     except KeyboardInterrupt:
         raise  # Ctrl-C must not wait for a tile in progress, as closing ``frames`` would
     except BaseException as e:
@@ -378,4 +517,5 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         raise
     if written == 0:
         raise InputError(f"{dst}: the input has no decodable video frames")
+    _warn_if_truncated(inp, src, reach)
     return written

@@ -11,16 +11,23 @@ from conftest import picture
 
 
 def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, rate: Fraction = Fraction(24),
-              audio: str | None = "aac", sample_rate: int = 48000, frame_ms: list[int] | None = None) -> Path:
+              audio: str | None = "aac", sample_rate: int = 48000, frame_ms: list[int] | None = None,
+              rotation: int = 0, hflip: bool = False, video_streams: int = 1) -> Path:
     """A clip of moving colour waves (H.264, or VP9 for .webm) with a sine tone in
     ``audio`` (aac, pcm_s16le, libopus or None). ``frame_ms`` gives each frame's time
-    in milliseconds, for a variable frame rate."""
+    in milliseconds, for a variable frame rate. ``rotation`` (degrees counterclockwise,
+    as PyAV's VideoFrame.rotation reads it back: -90 is a phone held upright) and
+    ``hflip`` go into a display matrix that tells players how to show the picture.
+    ``video_streams`` above 1 adds copies of the picture as further video streams."""
     video_codec = "libvpx-vp9" if path.suffix == ".webm" else "libx264"
     with av.open(str(path), "w") as out:
-        video = out.add_stream(video_codec, rate=rate)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        if frame_ms is not None:
-            video.codec_context.time_base = video.time_base = Fraction(1, 1000)
+        videos = [out.add_stream(video_codec, rate=rate) for _ in range(video_streams)]
+        for video in videos:
+            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+            if frame_ms is not None:
+                video.codec_context.time_base = video.time_base = Fraction(1, 1000)
+        if rotation or hflip:
+            videos[0].set_display_rotation(rotation, hflip=hflip)
         sound = out.add_stream(audio, rate=sample_rate) if audio else None
         if sound is not None:
             sound.layout = "mono"
@@ -28,10 +35,12 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
             frame = av.VideoFrame.from_ndarray(picture(height, width, seed=i), format="rgb24")
             if frame_ms is not None:
                 frame.pts, frame.time_base = frame_ms[i], Fraction(1, 1000)
-            for packet in video.encode(frame):
+            for video in videos:
+                for packet in video.encode(frame):
+                    out.mux(packet)
+        for video in videos:
+            for packet in video.encode():
                 out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
         if sound is not None:
             seconds = frame_ms[-1] / 1000 + 0.04 if frame_ms else float(frames / rate)
             t = np.arange(int(seconds * sample_rate)) / sample_rate

@@ -14,7 +14,7 @@ import pytest
 from media import add_subtitles, make_clip, packets
 from ncnn_sr import InputError
 from ncnn_sr.pipeline import Lane, ordered_map
-from ncnn_sr.video import EncodeOptions, encodable_size, upscale_video
+from ncnn_sr.video import EncodeOptions, encodable_size, sample_rate_for, upscale_video
 from test_cli import installed
 
 NCNN_SR = installed("ncnn-sr")
@@ -120,6 +120,34 @@ def test_sound_the_container_cannot_hold_is_reencoded_with_a_warning(tmp_path):
         assert c.streams.video[0].codec_context.name == "vp9"
 
 
+def sound_seconds(path):
+    """How long the first audio stream plays, from its decoded samples."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(audio=0))
+    return sum(f.samples for f in frames) / frames[0].sample_rate
+
+
+@pytest.mark.parametrize("name,audio,rate,target", [
+    ("in.mp4", "aac", 44100, 48000),
+    ("in.mkv", "pcm_s16le", 22050, 24000),
+    ("in.mp4", "aac", 11025, 12000),
+])
+def test_sound_at_a_rate_the_encoder_cannot_take_is_resampled(name, audio, rate, target, tmp_path):
+    clip = make_clip(tmp_path / name, frames=4, audio=audio, sample_rate=rate)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.webm", *X2)
+    assert f"re-encoding audio stream 1 to opus, resampled from {rate} to {target} Hz" in proc.stderr
+    assert audio_stream(tmp_path / "out.webm")[0] == "opus"
+    assert sound_seconds(tmp_path / "out.webm") == pytest.approx(sound_seconds(clip), abs=0.01)
+
+
+def test_the_sample_rate_is_the_sources_else_the_nearest_above_that_the_encoder_takes():
+    opus = av.codec.Codec("libopus", "w").audio_rates
+    assert sample_rate_for(48000, opus) == 48000 and sample_rate_for(8000, opus) == 8000
+    assert sample_rate_for(44100, opus) == 48000 and sample_rate_for(22050, opus) == 24000
+    assert sample_rate_for(96000, opus) == 48000  # none above: the highest
+    assert sample_rate_for(22050, None) == 22050  # any rate goes
+
+
 def test_fps_makes_a_constant_rate_and_keeps_the_duration(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=12, rate=Fraction(24))
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "half.mp4", *X2, "--fps", "12")
@@ -145,6 +173,87 @@ def test_sizes_a_subsampled_format_cannot_hold_are_cropped_to_even(tmp_path):
     assert "even sides" in proc.stderr
     assert frame_times(tmp_path / "out.mp4")[1] == (50, 38)
     assert encodable_size(51, 37, "yuv420p") == (50, 36) and encodable_size(51, 37, "yuv444p") == (51, 37)
+
+
+def test_frames_smaller_than_the_pixel_format_allows_are_padded_with_a_warning_saying_so(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, "--width", "1", "--height", "1")
+    assert "yuv420p needs even sides of at least 2 pixels: padding 1x1 frames to 2x2" in proc.stderr
+    assert frame_times(tmp_path / "out.mp4")[1] == (2, 2)
+
+
+needs_display_matrix = pytest.mark.skipif(
+    not hasattr(av.video.stream.VideoStream, "set_display_rotation"),
+    reason="tagging a clip with a display matrix needs PyAV's VideoStream.set_display_rotation")
+
+
+def display_rotation(path):
+    with av.open(str(path)) as c:
+        return next(c.decode(video=0)).rotation
+
+
+@needs_display_matrix
+def test_a_rotated_video_is_upscaled_upright_and_needs_no_rotation_tag(tmp_path):
+    clip = make_clip(tmp_path / "portrait.mp4", frames=3, rotation=-90)
+    assert display_rotation(clip) == -90 and frame_times(clip)[1] == (32, 24)  # stored sideways, shown 24x32
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
+    assert frame_times(tmp_path / "out.mp4")[1] == (48, 64)
+    assert display_rotation(tmp_path / "out.mp4") == 0
+
+
+@needs_display_matrix
+@pytest.mark.parametrize("rotation,hflip", [(90, False), (-90, False), (180, False), (0, True), (90, True),
+                                            (-90, True), (180, True)])
+def test_frames_reach_the_upscaler_as_players_show_them(rotation, hflip, tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=2, audio=None, rotation=rotation, hflip=hflip)
+    with av.open(str(clip)) as c:
+        stored = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    # What the display matrix asks of players: turn counterclockwise, then mirror.
+    shown = [np.rot90(a, rotation // 90)[:, ::-1 if hflip else 1] for a in stored]
+    seen = []
+
+    def recorded(frames):
+        for f in frames:
+            seen.append(f)
+            yield f
+
+    upscale_video(clip, tmp_path / "out.mkv", recorded)
+    assert len(seen) == len(shown) and all(np.array_equal(a, b) for a, b in zip(seen, shown))
+
+
+def test_a_second_video_stream_is_dropped_with_a_warning(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=3, video_streams=2)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert "dropping video stream 1: only the first is upscaled" in proc.stderr
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert len(c.streams.video) == 1 and c.streams.audio
+
+
+def test_a_cut_off_video_is_upscaled_with_a_warning_that_it_may_be_truncated(tmp_path):
+    # FFmpeg ends the streams of a cut-off file quietly, as if it were whole.
+    whole = make_clip(tmp_path / "whole.mkv", frames=60).read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[:len(whole) // 2])
+    proc = run(NCNN_SR, "video", "-i", tmp_path / "cut.mkv", "-o", tmp_path / "out.mp4", *X2)
+    warnings = [line for line in proc.stderr.splitlines() if "truncated" in line]
+    assert len(warnings) == 1 and "cut.mkv ended at 1." in warnings[0], proc.stderr
+    assert "s of the 2.5" in warnings[0] and "s its container gives: it may be truncated" in warnings[0]
+
+
+def _subtitles_outlasting_the_picture(tmp_path):
+    clip = make_clip(tmp_path / "short.mp4", frames=6)  # a quarter of a second
+    return add_subtitles(clip, tmp_path / "in.mkv", [("00:00:00,000", "00:00:00,200", "Hello"),
+                                                     ("00:00:01,500", "00:00:02,000", "and goodbye")])
+
+
+@pytest.mark.parametrize("make", [
+    lambda tmp: make_clip(tmp / "whole.mkv", frames=60),
+    lambda tmp: make_clip(tmp / "vfr.mp4", frames=6, frame_ms=[0, 40, 50, 200, 210, 500]),
+    lambda tmp: make_clip(tmp / "vfr.mkv", frames=6, frame_ms=[0, 40, 50, 200, 210, 500], audio=None),
+    _subtitles_outlasting_the_picture,
+], ids=["whole", "variable-rate-mp4", "variable-rate-mkv", "subtitles-outlast-the-picture"])
+def test_a_complete_video_is_not_called_truncated(make, tmp_path):
+    proc = run(NCNN_SR, "video", "-i", make(tmp_path), "-o", tmp_path / "out.mkv", *X2)
+    assert "truncated" not in proc.stderr
 
 
 def test_pictures_commands_route_videos_to_the_video_path(tmp_path):
