@@ -150,8 +150,8 @@ def build_lanes(opts: RunOptions, pictures: int | None = None) -> tuple[list[Lan
     for device, tile, workers in zip(chosen, tiles, procs):
         threads = None if device.is_gpu else cpu_threads_per_worker(workers)
         up = Upscaler(opts.model, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad, overlap=opts.overlap,
-                      exact=opts.exact, alpha=opts.alpha, precision=opts.precision, model_path=opts.model_path, threads=threads,
-                      concurrency=workers)
+                      exact=opts.exact, alpha=opts.alpha, precision=opts.precision, model_path=opts.model_path,
+                      threads=threads, concurrency=workers)
         lanes.append(Lane(up, workers))
     return lanes, min(load, cpus), min(save, cpus)
 
