@@ -84,9 +84,12 @@ def _open_input(path):
 
 
 def _video_stream(container, path):
-    if not container.streams.video:
+    """The video to upscale: the first video stream that is not a still picture
+    attached to the file (an mp4's cover art may come first)."""
+    moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not moving:
         raise InputError(f"{path}: has no video stream")
-    return container.streams.video[0]
+    return moving[0]
 
 
 def _reason(e: Exception) -> str:
@@ -321,11 +324,16 @@ def sample_rate_for(source: int, rates: Iterable[int] | None) -> int:
     return min(above) if above else max(rates)
 
 
-def _side_streams(inp, out, dst: Path) -> dict[int, _SideOutput]:
+def _side_streams(inp, video_in, out, dst: Path) -> dict[int, _SideOutput]:
     """Outputs for the input's audio and subtitles, by input stream index; the
     streams left out are named in a warning each."""
-    for extra in inp.streams.video[1:]:
-        log.warning("dropping video stream %d: only the first is upscaled", extra.index)
+    for extra in inp.streams.video:
+        if extra.index == video_in.index:
+            continue
+        if extra.disposition & av.stream.Disposition.attached_pic:
+            log.warning("dropping stream %d, a picture attached to the file (cover art)", extra.index)
+        else:
+            log.warning("dropping video stream %d: only the first is upscaled", extra.index)
     mapping = {}
     supported = out.supported_codecs
     for stream in list(inp.streams.audio) + list(inp.streams.subtitles):
@@ -402,7 +410,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     time_base = Fraction(1, 1) / options.fps if options.fps else video_in.time_base
     constant = _ConstantRate(options.fps) if options.fps else None
     video_out = _video_out(out, video_in, dst, codec, options, time_base)
-    side = _side_streams(inp, out, dst)
+    side = _side_streams(inp, video_in, out, dst)
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()
     side_packets: collections.deque = collections.deque()
@@ -448,7 +456,12 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
 
     def encode_sound(target: _SideOutput, frame) -> None:
         """Re-encode one decoded sound frame, or with None flush the resampler and encoder."""
-        for converted in target.resampler.resample(frame):
+        try:
+            converted_frames = target.resampler.resample(frame)
+        except ValueError as e:  # PyAV's resampler takes one input format per stream
+            raise InputError(f"{src}: its sound changes format midway, which re-encoding cannot follow "
+                             f"({e}); a .mkv output copies it as it is") from None
+        for converted in converted_frames:
             converted.pts = None  # let the encoder count samples
             out.mux(target.stream.encode(converted))
         if frame is None:

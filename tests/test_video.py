@@ -140,6 +140,24 @@ def test_sound_at_a_rate_the_encoder_cannot_take_is_resampled(name, audio, rate,
     assert sound_seconds(tmp_path / "out.webm") == pytest.approx(sound_seconds(clip), abs=0.01)
 
 
+def test_sound_that_changes_format_midway_is_a_one_line_error(tmp_path, monkeypatch):
+    # PyAV's resampler refuses a second input format with a ValueError: a traceback.
+    from ncnn_sr import video as video_mod
+
+    class Refusing:
+        def __init__(self, **kwargs):
+            pass
+
+        def resample(self, frame):
+            raise ValueError("Frame does not match AudioResampler setup.")
+
+    monkeypatch.setattr(video_mod.av, "AudioResampler", Refusing)
+    clip = make_clip(tmp_path / "in.mp4", frames=4, sample_rate=44100)
+    with pytest.raises(InputError, match="its sound changes format midway"):
+        upscale_video(clip, tmp_path / "out.webm", lambda frames: frames)
+    assert os.listdir(tmp_path) == ["in.mp4"]
+
+
 def test_the_sample_rate_is_the_sources_else_the_nearest_above_that_the_encoder_takes():
     opus = av.codec.Codec("libopus", "w").audio_rates
     assert sample_rate_for(48000, opus) == 48000 and sample_rate_for(8000, opus) == 8000
@@ -227,6 +245,48 @@ def test_a_second_video_stream_is_dropped_with_a_warning(tmp_path):
     assert "dropping video stream 1: only the first is upscaled" in proc.stderr
     with av.open(str(tmp_path / "out.mkv")) as c:
         assert len(c.streams.video) == 1 and c.streams.audio
+
+
+def with_cover_art(src, dst):
+    """``src``'s video with an 8x8 JPEG attached as cover art (an mp4 puts it second)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width = cover.height = 8
+        cover.pix_fmt = "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        video = out.add_stream_from_template(inp.streams.video[0])
+        for packet in cover.encode(av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), np.uint8), format="rgb24")):
+            out.mux(packet)
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = video
+                out.mux(packet)
+    return dst
+
+
+def test_cover_art_is_named_as_such_when_dropped(tmp_path):
+    clip = with_cover_art(make_clip(tmp_path / "plain.mp4", frames=3, audio=None), tmp_path / "in.mp4")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
+    assert "a picture attached to the file (cover art)" in proc.stderr
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert [(s.width, s.height) for s in c.streams.video] == [(64, 48)]
+
+
+def test_the_video_upscaled_is_never_a_cover_picture_listed_first():
+    from ncnn_sr import video as video_mod
+
+    class Stream:
+        def __init__(self, disposition):
+            self.disposition = disposition
+
+    class Container:
+        class streams:
+            video = [Stream(av.stream.Disposition.attached_pic), Stream(av.stream.Disposition.default)]
+
+    assert video_mod._video_stream(Container, "in.mp4") is Container.streams.video[1]
+    Container.streams.video = Container.streams.video[:1]
+    with pytest.raises(InputError, match="has no video stream"):
+        video_mod._video_stream(Container, "in.mp4")
 
 
 def test_a_cut_off_video_is_upscaled_with_a_warning_that_it_may_be_truncated(tmp_path):
