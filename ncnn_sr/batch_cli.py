@@ -223,6 +223,27 @@ class _Progress:
             self.bar = None
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (the run will make it
+    and those inside it), or None."""
+    missing = None
+    for folder in [path, *path.parents]:
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def _remove_empty_folders(root: Path) -> None:
+    """Take back the folders a run made and left empty (every picture failed, or was
+    interrupted): no output means nothing left behind."""
+    for folder, _, _ in sorted(os.walk(root), key=lambda entry: -len(entry[0])):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass  # not empty: it holds results
+
+
 def _sigterm_as_interrupt() -> None:
     """SIGTERM ends the run like Ctrl-C: workers stop and nothing half-written stays."""
     def handler(signum, frame):
@@ -336,6 +357,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
             log.info("%s x%d on %s, %d proc worker(s)", lane.upscaler.spec.name, lane.upscaler.scale,
                      lane.upscaler.device, lane.workers)
         progress = _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode)
+        new_folder = _first_missing(opts.output) if plan.folder_mode else None
         pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
                             quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
                             on_outcome=progress)
@@ -351,6 +373,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
     finally:
         if progress is not None:
             progress.close()
+    if new_folder is not None:
+        _remove_empty_folders(new_folder)
     total = len(plan.jobs)
     if summary.cancelled:
         left = total - summary.done

@@ -496,3 +496,13 @@ def test_dropin_tiles_like_the_reference_and_ncnn_sr_is_seam_free(tmp_path):
     assert not np.array_equal(reference, seam_free)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "ref.png")), reference)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "ours.png")), seam_free)
+
+
+def test_output_folders_the_run_made_and_left_empty_are_taken_back(tmp_path):
+    # Every picture failed to be written (here: too wide for WebP), as on a full disk.
+    (tmp_path / "in").mkdir()
+    Image.fromarray(picture(1, 48)).save(tmp_path / "in" / "line.png")
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out" / "sub", "-f", "webp", "--width", "17000",
+               "-g", "-1", "-s", "2", check_ok=False)
+    assert proc.returncode == 1 and "too large for WebP" in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in"]
