@@ -95,7 +95,7 @@ _SHARED_OPTIONS = [
                  help="Context pixels around each tile; alone, it selects the reference tiling (no blending)."),
     click.option("--overlap", type=click.IntRange(min=0), default=None,
                  help="Pixels neighbouring tiles share and blend (default 16; 0: the reference tiling). "
-                      "On the CPU, realesrgan-x4plus(-anime) tiles exactly instead while memory allows."),
+                      "On the CPU and integrated GPUs, realesrgan-x4plus(-anime) tiles exactly instead while memory allows."),
     click.option("--exact/--blend", "exact", default=None,
                  help="Tile realesrgan-x4plus(-anime) and realesrnet exactly (stage by stage, the whole "
                       "picture's output) or blend. Default: exact on the CPU and integrated GPUs while memory "
