@@ -38,6 +38,12 @@ class Plan:
     folder_mode: bool
 
 
+def alpha_target(target: Path) -> Path:
+    """Where a picture with transparency goes when its target is a JPEG: the
+    reference tool's rule, ``name.jpg.png``."""
+    return Path(f"{target}.png")
+
+
 def is_picture_name(path: Path) -> bool:
     return path.suffix.lower() in PICTURE_SUFFIXES and not path.name.startswith(".")
 
@@ -81,22 +87,27 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool) -> Plan:
 
 def _unless_overwriting(plan: Plan) -> Plan:
     """``plan``, or InputError if an output is one of the inputs (the same file by any
-    path or link): the reference tool overwrote it, and the picture was lost."""
+    path or link): the reference tool overwrote it, and the picture was lost. A JPEG
+    target counts with the ``name.jpg.png`` it becomes if its picture has alpha,
+    which is known only once the picture is read."""
     sources = {}
     for job in plan.jobs:
         with contextlib.suppress(OSError):
             st = job.source.stat()
             sources[(st.st_dev, st.st_ino)] = job.source
     for job in plan.jobs:
-        try:
-            st = job.target.stat()
-        except OSError:
-            continue  # not there yet: it cannot be an input
-        same = sources.get((st.st_dev, st.st_ino))
-        if same is not None:
-            also = "" if same == job.target else f" ({same})"
-            raise InputError(f"output {job.target} is an input{also}: it would be overwritten; "
-                             "choose another output")
+        jpeg = job.target.suffix.lower() in (".jpg", ".jpeg")
+        for target in (job.target, alpha_target(job.target)) if jpeg else (job.target,):
+            try:
+                st = target.stat()
+            except OSError:
+                continue  # not there yet: it cannot be an input
+            same = sources.get((st.st_dev, st.st_ino))
+            if same is not None:
+                also = "" if same == target else f" ({same})"
+                why = "" if target == job.target else f", where {job.target} goes if its picture has transparency,"
+                raise InputError(f"output {target}{why} is an input{also}: it would be overwritten; "
+                                 "choose another output")
     return plan
 
 

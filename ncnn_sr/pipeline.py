@@ -22,7 +22,7 @@ import numpy as np
 from .engine import Upscaler
 from .errors import NcnnSrError, os_reason
 from .images import ImageInfo, read_image, write_image
-from .jobs import Job
+from .jobs import Job, alpha_target
 
 STOP = None  # the sentinel a worker ends on
 
@@ -79,12 +79,6 @@ class _Item:
     info: ImageInfo | None = None
     error: str = ""
     notes: list[str] = field(default_factory=list)
-
-
-def alpha_target(target: Path) -> Path:
-    """Where a picture with transparency goes when its target is a JPEG: the
-    reference tool's rule, ``name.jpg.png``."""
-    return Path(f"{target}.png")
 
 
 class Pipeline:

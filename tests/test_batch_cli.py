@@ -319,6 +319,16 @@ def test_a_folder_into_itself_that_would_overwrite_an_input_writes_nothing(fmt, 
     assert contents(tmp_path) == before
 
 
+def test_a_jpeg_output_whose_transparent_picture_would_become_an_input_is_refused(tmp_path):
+    # RGBA asked as JPEG is written to name.jpg.png: that name was not checked.
+    Image.fromarray(picture(12, 16, channels=4)).save(tmp_path / "foo.jpg.png")
+    before = contents(tmp_path)
+    proc = run(NCNN_SR, "-i", "foo.jpg.png", "-o", "foo.jpg", "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    assert "output foo.jpg.png, where foo.jpg goes if its picture has transparency, is an input" in proc.stderr
+    assert contents(tmp_path) == before
+
+
 def test_a_folder_into_itself_without_clashes_is_allowed(tmp_path):
     pictures(tmp_path / "in", ["a.jpg"])
     run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "in", "-g", "-1", "-s", "2")
