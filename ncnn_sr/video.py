@@ -4,8 +4,17 @@ upscaler, encode and mux, with audio and subtitles copied. Knows nothing of ncnn
 Timestamps go from each input frame to its output frame, so variable frame rates
 and rates like 24000/1001 stay in sync with the sound; ``fps`` instead makes a
 constant rate, repeating or dropping frames so that the duration stays the same.
+Re-encoded sound keeps its source's times too: where it starts, and its gaps.
 The output is written under a temporary name and renamed at the end: an error or
 Ctrl-C leaves no output file at all.
+
+Colour: frames reach the upscaler in RGB as players show them, decoded with the
+matrix and range their tags give, or untagged with the matrix players assume for
+their size (BT.709 for HD, BT.601 below). The output is coded and tagged with the
+input's matrix, primaries and transfer where it gives them (and swscale can code that
+matrix), else BT.709's, the HD standard, as upscaled video mostly is; always in
+limited range, the one every player and encoder takes (yuvj formats are full range
+by definition).
 """
 from __future__ import annotations
 
@@ -20,6 +29,7 @@ from typing import Callable, Iterable, Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, Colorspace
 
 from .errors import InputError
 
@@ -175,6 +185,88 @@ class _Upright:
         return np.ascontiguousarray(_TURNS[nearest % 360](image, matrix))
 
 
+# Colour tags are H.273's code points, which FFmpeg's AVColorSpace, AVColorPrimaries
+# and AVColorTransferCharacteristic share.
+BT709 = 1
+UNSPECIFIED = 2
+RGB_MATRIX = 0  # the samples are R, G and B themselves
+# Matrix tags that name no matrix for YUV samples: swscale takes the first two for
+# BT.601 and refuses the last (reserved), where players guess.
+_NO_MATRIX = frozenset({RGB_MATRIX, UNSPECIFIED, 3})
+# The matrices swscale can code RGB with, by tag -> swscale's name for each. Tags 5 and
+# 6 name the same BT.601 matrix, for PAL and NTSC.
+_SWSCALE_MATRICES = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
+                     7: Colorspace.SMPTE240M, 9: Colorspace.BT2020}
+
+
+def assumed_matrix(width: int, height: int) -> Colorspace:
+    """The matrix players assume for YUV video of this size that does not name its
+    own: BT.709 for HD (1280 wide or more, or taller than 576 lines), else BT.601.
+    This is mpv's rule, and VLC's."""
+    return Colorspace.ITU709 if width >= 1280 or height > 576 else Colorspace.ITU601
+
+
+def _has_matrix(fmt: av.VideoFormat) -> bool:
+    """Whether ``fmt``'s samples are luma and chroma, made from RGB by a matrix; gray
+    is not, as swscale takes it for full-range BT.601 luma whatever the tags."""
+    return not fmt.is_rgb and not fmt.has_palette and len(fmt.components) >= 3
+
+
+def _rgb(frame) -> np.ndarray:
+    """``frame`` in RGB as players show it. PyAV hands the frame's matrix and range tags
+    to swscale, but an untagged frame would get swscale's BT.601 at any size."""
+    if frame.colorspace in _NO_MATRIX and _has_matrix(frame.format):
+        return frame.to_ndarray(format="rgb24", src_colorspace=assumed_matrix(frame.width, frame.height))
+    return frame.to_ndarray(format="rgb24")
+
+
+@dataclass(frozen=True)
+class ColourTags:
+    """How a video's samples code colour, as H.273 numbers it: ``matrix`` from RGB to
+    YUV (0 for RGB samples, 2 unspecified for gray), ``primaries``, ``transfer``, and
+    ``range``: limited (MPEG: 16-235), full (JPEG: 0-255), or unspecified where there
+    is no matrix."""
+
+    matrix: int
+    primaries: int
+    transfer: int
+    range: ColorRange
+
+
+def _named(kind, value: int) -> bool:
+    return value != UNSPECIFIED and value in {member.value for member in kind}
+
+
+def output_colour(source, pix_fmt: str) -> ColourTags:
+    """How video in ``pix_fmt`` made from ``source`` (a video codec context or anything
+    with its colorspace, color_primaries and color_trc) is coded and tagged: the
+    source's matrix, primaries and transfer where it names them (and swscale can code
+    the matrix), else BT.709's; limited range unless ``pix_fmt`` is full range (yuvj).
+
+    The primaries and transfer are only tags: the upscaler changes neither, and so
+    they are passed on. The range changes no colour, so the one that every player and
+    encoder takes is used."""
+    primaries = source.color_primaries if _named(ColorPrimaries, source.color_primaries) else BT709
+    transfer = source.color_trc if _named(ColorTrc, source.color_trc) else BT709
+    fmt = av.VideoFormat(pix_fmt)
+    if not _has_matrix(fmt):
+        return ColourTags(RGB_MATRIX if fmt.is_rgb else UNSPECIFIED, primaries, transfer, ColorRange.UNSPECIFIED)
+    matrix = source.colorspace if source.colorspace in _SWSCALE_MATRICES else BT709
+    return ColourTags(matrix, primaries, transfer, ColorRange.JPEG if pix_fmt.startswith("yuvj") else ColorRange.MPEG)
+
+
+def _coded(image: np.ndarray, pix_fmt: str, colour: ColourTags):
+    """``image`` (RGB) as a frame to encode in ``pix_fmt``, coded and tagged as ``colour`` says."""
+    frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+    if colour.matrix in _SWSCALE_MATRICES:
+        # Left to the encoder, the conversion would take swscale's default, BT.601.
+        frame = frame.reformat(format=pix_fmt, dst_colorspace=_SWSCALE_MATRICES[colour.matrix],
+                               dst_color_range=colour.range)
+    frame.colorspace, frame.color_primaries, frame.color_trc = colour.matrix, colour.primaries, colour.transfer
+    frame.color_range = colour.range
+    return frame
+
+
 # An input whose packets stop before this share of the duration its container gives
 # is reported as maybe truncated: short of it, a stream ending a little early (the
 # last frame's duration unknown, say) is no sign of a cut.
@@ -304,14 +396,46 @@ def _remove(path: Path) -> None:
         pass
 
 
+# Re-encoded sound runs on sample by sample; only a jump ahead in its source's times
+# by more than this (about an encoder's frame: 20 ms of Opus) is a gap to keep.
+# Smaller ones are rounding: mkv keeps times to the millisecond. Around a gap, the
+# encoder's frame that spans it still moves up to a frame of sound, as in ffmpeg.
+RESYNC_AFTER = 0.02
+
+
+class _SampleClock:
+    """Timestamps for the frames of a re-encoded sound, in samples at ``rate``: the
+    first at its source's time, each next where the one before ends, unless the source
+    jumps ahead by more than RESYNC_AFTER, a gap in the sound, where it follows the
+    source again. A jump back is not followed (the output's time cannot run back): the
+    sound runs on, late by the overlap."""
+
+    def __init__(self, rate: int):
+        self.rate = rate
+        self.next: int | None = None
+
+    def stamp(self, frame) -> None:
+        source = None
+        if frame.pts is not None and frame.time_base is not None:
+            source = round(frame.pts * frame.time_base * self.rate)
+        if self.next is None:
+            self.next = 0 if source is None else source
+        elif source is not None and source - self.next > RESYNC_AFTER * self.rate:
+            self.next = source
+        frame.pts, frame.time_base = self.next, Fraction(1, self.rate)
+        self.next += frame.samples
+
+
 @dataclass(frozen=True)
 class _SideOutput:
     """Where an input audio or subtitle stream goes: ``stream`` of the output, its
     packets copied as they are, or with a ``resampler`` decoded, converted to the
-    sample format, layout and rate the encoder of ``stream`` takes, and re-encoded."""
+    sample format, layout and rate the encoder of ``stream`` takes, timed by ``clock``
+    and re-encoded."""
 
     stream: object
     resampler: av.AudioResampler | None = None
+    clock: _SampleClock | None = None
 
 
 def sample_rate_for(source: int, rates: Iterable[int] | None) -> int:
@@ -347,8 +471,8 @@ def _side_streams(inp, video_in, out, dst: Path) -> dict[int, _SideOutput]:
             o = out.add_stream(target, rate=rate)
             o.layout = stream.codec_context.layout
             ctx = o.codec_context
-            mapping[stream.index] = _SideOutput(o, av.AudioResampler(format=ctx.format, layout=ctx.layout,
-                                                                     rate=ctx.sample_rate))
+            resampler = av.AudioResampler(format=ctx.format, layout=ctx.layout, rate=ctx.sample_rate)
+            mapping[stream.index] = _SideOutput(o, resampler, _SampleClock(ctx.sample_rate))
             resampled = f", resampled from {source_rate} to {rate} Hz" if rate != source_rate else ""
             log.warning("%s cannot hold %s audio: re-encoding audio stream %d to %s%s", dst.suffix, name,
                         stream.index, target, resampled)
@@ -383,7 +507,8 @@ def _video_encoder(dst: Path, options: EncodeOptions) -> str:
     return codec
 
 
-def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, time_base: Fraction):
+def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, time_base: Fraction,
+               colour: ColourTags):
     canonical = av.codec.Codec(codec, "w").canonical_name
     if canonical not in out.supported_codecs:
         raise InputError(f"{dst.suffix} cannot hold {canonical} video: choose another --codec or container")
@@ -391,7 +516,10 @@ def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, tim
     stream = out.add_stream(codec, rate=rate)
     stream.pix_fmt = options.pix_fmt
     stream.time_base = time_base
-    stream.codec_context.time_base = time_base
+    ctx = stream.codec_context
+    ctx.time_base = time_base
+    ctx.colorspace, ctx.color_primaries, ctx.color_trc = colour.matrix, colour.primaries, colour.transfer
+    ctx.color_range = colour.range
     opts = {}
     if options.crf is not None or (options.bitrate is None and codec in ("libx264", "libx265", "libvpx-vp9", "libsvtav1")):
         opts["crf"] = str(DEFAULT_CRF if options.crf is None else options.crf)
@@ -409,7 +537,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     rate = video_in.average_rate or video_in.guessed_rate or Fraction(25)
     time_base = Fraction(1, 1) / options.fps if options.fps else video_in.time_base
     constant = _ConstantRate(options.fps) if options.fps else None
-    video_out = _video_out(out, video_in, dst, codec, options, time_base)
+    colour = output_colour(video_in.codec_context, options.pix_fmt)
+    video_out = _video_out(out, video_in, dst, codec, options, time_base, colour)
     side = _side_streams(inp, video_in, out, dst)
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()
@@ -434,7 +563,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     duration = float(frame.duration * frame.time_base) if frame.duration else float(1 / rate)
                     stamps.append((frame.pts, seconds, duration))
                     count += 1
-                    yield upright(frame.to_ndarray(format="rgb24"), frame)
+                    yield upright(_rgb(frame), frame)
         except av.error.FFmpegError as e:
             raise _cannot_decode(src, e) from None
         reach.complete = True
@@ -462,7 +591,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             raise InputError(f"{src}: its sound changes format midway, which re-encoding cannot follow "
                              f"({e}); a .mkv output copies it as it is") from None
         for converted in converted_frames:
-            converted.pts = None  # let the encoder count samples
+            target.clock.stamp(converted)
             out.mux(target.stream.encode(converted))
         if frame is None:
             out.mux(target.stream.encode())
@@ -497,7 +626,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     video_out.codec_context.open()
                 except av.error.FFmpegError as e:
                     raise refused(e) from None
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(_fit(image[:, :, :3], size)), format="rgb24")
+            frame = _coded(np.ascontiguousarray(_fit(image[:, :, :3], size)), options.pix_fmt, colour)
             mux_side(index)
             settled = constant.push(frame, seconds, duration) if constant else [(frame, pts)]
             for shown, slot in settled:

@@ -6,19 +6,41 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, Colorspace
 
 from conftest import picture
+
+# A matrix's name -> how swscale names it, and the tag (matrix, primaries, transfer)
+# that goes with it, in H.273's numbers: BT.601 as NTSC video (SMPTE 170M) tags it.
+MATRICES = {
+    "bt709": (Colorspace.ITU709, 1, ColorPrimaries.BT709, ColorTrc.BT709),
+    "bt601": (Colorspace.ITU601, 6, ColorPrimaries.SMPTE170M, ColorTrc.SMPTE170M),
+}
+
+
+def _tag(codec_context, matrix: str, full_range: bool) -> None:
+    _, codec_context.colorspace, codec_context.color_primaries, codec_context.color_trc = MATRICES[matrix]
+    codec_context.color_range = ColorRange.JPEG if full_range else ColorRange.MPEG
 
 
 def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, rate: Fraction = Fraction(24),
               audio: str | None = "aac", sample_rate: int = 48000, frame_ms: list[int] | None = None,
-              rotation: int = 0, hflip: bool = False, video_streams: int = 1) -> Path:
+              rotation: int = 0, hflip: bool = False, video_streams: int = 1,
+              sound_spans: list[tuple[float, float]] | None = None, colours: list[tuple[int, int, int]] | None = None,
+              matrix: str | None = None, full_range: bool = False) -> Path:
     """A clip of moving colour waves (H.264, or VP9 for .webm) with a sine tone in
     ``audio`` (aac, pcm_s16le, libopus or None). ``frame_ms`` gives each frame's time
     in milliseconds, for a variable frame rate. ``rotation`` (degrees counterclockwise,
     as PyAV's VideoFrame.rotation reads it back: -90 is a phone held upright) and
     ``hflip`` go into a display matrix that tells players how to show the picture.
-    ``video_streams`` above 1 adds copies of the picture as further video streams."""
+    ``video_streams`` above 1 adds copies of the picture as further video streams.
+    ``sound_spans`` lists the (start, end) seconds the tone plays, for sound that starts
+    late or pauses; by default it plays from 0 to the end of the picture.
+    ``colours`` makes frame i one flat RGB colour, ``colours[i % len(colours)]``.
+    ``matrix`` ("bt709" or "bt601") converts the frames to YUV with that matrix and
+    tags the stream with it (matrix, primaries, transfer), in limited range or with
+    ``full_range`` in full range; None leaves them as FFmpeg makes them: BT.601,
+    limited range, untagged."""
     video_codec = "libvpx-vp9" if path.suffix == ".webm" else "libx264"
     with av.open(str(path), "w") as out:
         videos = [out.add_stream(video_codec, rate=rate) for _ in range(video_streams)]
@@ -28,11 +50,21 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
                 video.codec_context.time_base = video.time_base = Fraction(1, 1000)
         if rotation or hflip:
             videos[0].set_display_rotation(rotation, hflip=hflip)
+        if matrix is not None:
+            for video in videos:
+                _tag(video.codec_context, matrix, full_range)
         sound = out.add_stream(audio, rate=sample_rate) if audio else None
         if sound is not None:
             sound.layout = "mono"
         for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(picture(height, width, seed=i), format="rgb24")
+            if colours:
+                image = np.full((height, width, 3), colours[i % len(colours)], np.uint8)
+            else:
+                image = picture(height, width, seed=i)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if matrix is not None:
+                frame = frame.reformat(format="yuv420p", dst_colorspace=MATRICES[matrix][0],
+                                       dst_color_range=ColorRange.JPEG if full_range else ColorRange.MPEG)
             if frame_ms is not None:
                 frame.pts, frame.time_base = frame_ms[i], Fraction(1, 1000)
             for video in videos:
@@ -43,14 +75,17 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
                 out.mux(packet)
         if sound is not None:
             seconds = frame_ms[-1] / 1000 + 0.04 if frame_ms else float(frames / rate)
-            t = np.arange(int(seconds * sample_rate)) / sample_rate
-            tone = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
-            step = 1024
-            for start in range(0, len(tone), step):
-                f = av.AudioFrame.from_ndarray(tone[start:start + step].reshape(1, -1), format="s16", layout="mono")
-                f.sample_rate, f.pts = sample_rate, start
-                for packet in sound.encode(f):
-                    out.mux(packet)
+            for begin, end in sound_spans or [(0.0, seconds)]:
+                first = round(begin * sample_rate)
+                t = np.arange(first, round(end * sample_rate)) / sample_rate
+                tone = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+                step = 1024
+                for start in range(0, len(tone), step):
+                    f = av.AudioFrame.from_ndarray(tone[start:start + step].reshape(1, -1), format="s16",
+                                                   layout="mono")
+                    f.sample_rate, f.pts = sample_rate, first + start
+                    for packet in sound.encode(f):
+                        out.mux(packet)
             for packet in sound.encode():
                 out.mux(packet)
     return path

@@ -6,15 +6,17 @@ import subprocess
 import threading
 import time
 from fractions import Fraction
+from types import SimpleNamespace
 
 import av
 import numpy as np
 import pytest
+from av.video.reformatter import ColorRange, Colorspace
 
 from media import add_subtitles, make_clip, packets
 from ncnn_sr import InputError
 from ncnn_sr.pipeline import Lane, ordered_map
-from ncnn_sr.video import EncodeOptions, encodable_size, sample_rate_for, upscale_video
+from ncnn_sr.video import ColourTags, EncodeOptions, encodable_size, output_colour, sample_rate_for, upscale_video
 from test_cli import installed
 
 NCNN_SR = installed("ncnn-sr")
@@ -140,6 +142,43 @@ def test_sound_at_a_rate_the_encoder_cannot_take_is_resampled(name, audio, rate,
     assert sound_seconds(tmp_path / "out.webm") == pytest.approx(sound_seconds(clip), abs=0.01)
 
 
+def sound_stretches(path):
+    """(start, end) seconds of each unbroken stretch of decoded sound in the first audio
+    stream: a jump of more than 5 ms between frames (past mkv's millisecond rounding)
+    starts a new one."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(audio=0))
+    stretches = []
+    for f in frames:
+        start = float(f.pts * f.time_base)
+        end = start + f.samples / f.sample_rate
+        if stretches and start - stretches[-1][1] <= 0.005:
+            stretches[-1][1] = end
+        else:
+            stretches.append([start, end])
+    return [tuple(s) for s in stretches]
+
+
+def test_reencoded_sound_keeps_its_start_and_end_time(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=12, sound_spans=[(0.25, 0.5)])
+    upscale_video(clip, tmp_path / "out.webm", lambda frames: frames)
+    assert audio_stream(tmp_path / "out.webm")[0] == "opus"
+    [(start, end)] = sound_stretches(clip)
+    assert start == pytest.approx(0.25, abs=0.001)
+    # Opus codes 20 ms frames.
+    assert sound_stretches(tmp_path / "out.webm") == [(pytest.approx(start, abs=0.02), pytest.approx(end, abs=0.02))]
+
+
+def test_reencoded_sound_keeps_a_gap_in_its_source(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=12, audio="pcm_s16le", sound_spans=[(0, 0.15), (0.3, 0.5)])
+    upscale_video(clip, tmp_path / "out.webm", lambda frames: frames)
+    source = sound_stretches(clip)
+    assert len(source) == 2
+    # The encoder codes whole 20 ms frames with a 6.5 ms look-ahead, so the frame that
+    # spans the gap carries some sound from after it to before it (as ffmpeg's does).
+    assert sound_stretches(tmp_path / "out.webm") == [tuple(pytest.approx(t, abs=0.03) for t in s) for s in source]
+
+
 def test_sound_that_changes_format_midway_is_a_one_line_error(tmp_path, monkeypatch):
     # PyAV's resampler refuses a second input format with a ValueError: a traceback.
     from ncnn_sr import video as video_mod
@@ -237,6 +276,81 @@ def test_frames_reach_the_upscaler_as_players_show_them(rotation, hflip, tmp_pat
 
     upscale_video(clip, tmp_path / "out.mkv", recorded)
     assert len(seen) == len(shown) and all(np.array_equal(a, b) for a, b in zip(seen, shown))
+
+
+PURE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (16, 128, 200), (250, 200, 40)]
+
+
+def colour_tags(path):
+    """(matrix, primaries, transfer, range) of the first video stream, as H.273 numbers
+    them (1 is BT.709 throughout, 2 unspecified; range 1 is limited, 2 full)."""
+    with av.open(str(path)) as c:
+        ctx = c.streams.video[0].codec_context
+        return ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range
+
+
+def shown_colours(path, matrix=None):
+    """The colour at the centre of each frame, decoded to RGB as a player that honours
+    the tags would (PyAV hands them to swscale), or with ``matrix`` whatever they say."""
+    forced = {} if matrix is None else {"src_colorspace": matrix}
+    with av.open(str(path)) as c:
+        return np.array([f.to_ndarray(format="rgb24", **forced)[12, 16] for f in c.decode(video=0)], dtype=int)
+
+
+# A colour survives decoding, coding in YUV 4:2:0 and encoding within this many levels.
+LEVELS = 4
+
+
+@pytest.mark.parametrize("matrix", ["bt709", "bt601"])
+def test_a_tagged_video_keeps_its_matrix_its_tags_and_its_colours(matrix, tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", audio=None, colours=PURE, matrix=matrix)
+    upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames)
+    assert colour_tags(tmp_path / "out.mkv") == colour_tags(clip) != (2, 2, 2, 0)
+    assert np.abs(shown_colours(tmp_path / "out.mkv") - np.array(PURE)).max() <= LEVELS
+
+
+def test_an_untagged_video_comes_out_coded_and_tagged_bt709(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", audio=None, colours=PURE)
+    assert colour_tags(clip) == (2, 2, 2, 0)
+    upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames)
+    assert colour_tags(tmp_path / "out.mkv") == (1, 1, 1, 1)
+    shown = shown_colours(tmp_path / "out.mkv", Colorspace.ITU709)
+    assert np.abs(shown - shown_colours(clip)).max() <= LEVELS
+
+
+def test_a_full_range_video_comes_out_in_limited_range_with_its_colours(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", audio=None, colours=PURE, matrix="bt709", full_range=True)
+    upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames)
+    assert colour_tags(tmp_path / "out.mkv") == (1, 1, 1, 1)
+    assert np.abs(shown_colours(tmp_path / "out.mkv") - np.array(PURE)).max() <= LEVELS
+
+
+@pytest.mark.parametrize("width,tag,coded_with", [
+    (1280, 2, Colorspace.ITU709),
+    (32, 2, Colorspace.ITU601),
+    (1280, 3, Colorspace.ITU709),
+], ids=["hd", "sd", "hd-reserved-tag"])
+def test_frames_without_a_matrix_tag_are_read_with_the_one_players_assume_for_their_size(width, tag, coded_with):
+    from ncnn_sr import video as video_mod
+
+    green = np.zeros((2, width, 3), np.uint8)
+    green[..., 1] = 255
+    frame = av.VideoFrame.from_ndarray(green, format="rgb24").reformat(format="yuv444p", dst_colorspace=coded_with)
+    frame.colorspace, frame.color_range = tag, 0
+    assert np.abs(video_mod._rgb(frame).astype(int) - green).max() <= 2
+
+
+@pytest.mark.parametrize("matrix,primaries,transfer,pix_fmt,expected", [
+    (9, 9, 16, "yuv420p10le", (9, 9, 16, ColorRange.MPEG)),
+    (8, 1, 13, "yuv420p", (1, 1, 13, ColorRange.MPEG)),
+    (2, 2, 2, "yuvj420p", (1, 1, 1, ColorRange.JPEG)),
+    (1, 1, 1, "bgr0", (0, 1, 1, ColorRange.UNSPECIFIED)),
+], ids=["hdr10-stays-bt2020-pq", "ycgco-swscale-cannot-code-becomes-bt709", "yuvj-is-full-range",
+        "rgb-has-no-matrix"])
+def test_the_output_is_coded_and_tagged_as_its_input_where_it_can_be(matrix, primaries, transfer, pix_fmt,
+                                                                     expected):
+    source = SimpleNamespace(colorspace=matrix, color_primaries=primaries, color_trc=transfer)
+    assert output_colour(source, pix_fmt) == ColourTags(*expected)
 
 
 def test_a_second_video_stream_is_dropped_with_a_warning(tmp_path):
