@@ -286,6 +286,7 @@ class Upscaler:
         self._exact = exact
         self._precision, self._threads = precision, threads
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # no upscale call in progress
         self._closed = False
         self._running = 0  # upscale calls in progress
         self._last_size: tuple = ()
@@ -324,14 +325,14 @@ class Upscaler:
         ``progress(done, total)`` is called after each tile; an exception it raises
         stops the work and comes out of ``upscale`` (that is how a batch cancels).
         """
-        if self._closed:
-            raise InputError("this Upscaler is closed")
         image = check_image(image)
         h, w = image.shape[:2]
         wanted = None
         if scale is not None or width is not None or height is not None:
             wanted = target_size(h, w, scale, width, height)
         with self._lock:
+            if self._closed:
+                raise InputError("this Upscaler is closed")
             # ncnn's pools keep every buffer; they fit only runs of the same shape.
             # With nothing else in flight, a picture of another size starts from
             # empty pools instead of piling new buffers on the old.
@@ -349,6 +350,8 @@ class Upscaler:
                     # that. Its run took long enough that the next one's page faults
                     # are noise.
                     self._trim()
+                if self._running == 0:
+                    self._idle.notify_all()
         return out if wanted is None else resize(out, *wanted)
 
     def _trim(self) -> None:
@@ -356,12 +359,19 @@ class Upscaler:
         self._alpha_net.trim()
 
     def close(self) -> None:
-        """Free the networks now rather than when the object is collected; ``upscale``
-        then refuses to run."""
-        self._closed = True
-        for net in (getattr(self, "_net", None), getattr(self, "_alpha_net", None)):
-            if net is not None:
-                net.release()
+        """Free the networks now rather than when the object is collected. Calls in
+        progress in other threads finish first (freeing a network under a running
+        extraction crashed the process); later calls raise InputError."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:  # the constructor failed before any network was made
+            return
+        with lock:
+            self._closed = True
+            while self._running:
+                self._idle.wait()
+            for net in (getattr(self, "_net", None), getattr(self, "_alpha_net", None)):
+                if net is not None:
+                    net.release()
 
     def __enter__(self) -> "Upscaler":
         return self
