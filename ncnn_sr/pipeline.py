@@ -124,7 +124,7 @@ class Pipeline:
 
         # A Ctrl-C while the workers start would leave some running with no one to stop
         # them: it waits until they all run and the handler below is in place.
-        held = _hold_interrupts()
+        held = _HeldInterrupts()
         loaders = [self._thread(self._load, next_job, to_proc) for _ in range(self.load_workers)]
         procs = [self._thread(self._proc, lane.upscaler, to_proc, to_save)
                  for lane in self.lanes for _ in range(lane.workers)]
@@ -134,7 +134,7 @@ class Pipeline:
         stages = [(loaders, to_proc, len(procs)), (procs, to_save, len(savers)), (savers, None, 0)]
         stops_sent = {id(to_proc): 0, id(to_save): 0}
         try:
-            _release_interrupts(held)
+            held.release()
             self._close(stages, stops_sent)
         except KeyboardInterrupt:
             self.cancel()
@@ -279,21 +279,30 @@ class Pipeline:
                     stops_sent[id(next_queue)] += 1
 
 
-_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
+class _HeldInterrupts:
+    """Ctrl-C and SIGTERM noted rather than raised until ``release``, which raises
+    KeyboardInterrupt if one came meanwhile. Python runs signal handlers in the main
+    thread alone, so elsewhere this holds nothing. (Blocking the signals in this
+    thread would not do: another thread, OpenMP's or OpenBLAS's, takes them.)"""
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-def _hold_interrupts():
-    """Block Ctrl-C and SIGTERM in this thread (threads it starts inherit that, which
-    is as well: Python handles signals in the main thread only); the mask to give back
-    to ``_release_interrupts``, which delivers what came meanwhile."""
-    if not hasattr(signal, "pthread_sigmask"):
-        return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+    def __init__(self):
+        self.noted = False
+        self._saved: dict = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._saved[sig] = signal.signal(sig, self._note)
 
+    def _note(self, signum, frame) -> None:
+        self.noted = True
 
-def _release_interrupts(held) -> None:
-    if held is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    def release(self) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        self._saved = {}
+        if self.noted:
+            raise KeyboardInterrupt
 
 
 class _Worker:

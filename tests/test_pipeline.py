@@ -211,3 +211,17 @@ def test_a_writer_failing_in_an_unforeseen_way_still_counts_the_picture_as_faile
     summary = Pipeline([cpu_lane]).run(jobs)
     assert (summary.ok, summary.failed) == (0, 3)
     assert "encoding error 5" in summary.failures[0].message
+
+
+def test_a_ctrl_c_while_workers_start_is_raised_once_they_all_run():
+    # It used to come out of Thread.start() with some workers running and no one to
+    # stop them: "terminate called" (SIGABRT) or a hang at exit.
+    import os
+    import signal
+
+    held = pipeline_mod._HeldInterrupts()
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.05)  # Python runs the handler here: it only takes note
+    with pytest.raises(KeyboardInterrupt):
+        held.release()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
