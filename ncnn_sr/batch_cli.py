@@ -223,6 +223,13 @@ class _Progress:
             self.bar = None
 
 
+def _written_since(path: Path, moment: float) -> bool:
+    try:
+        return path.stat().st_mtime >= moment
+    except OSError:
+        return False
+
+
 def _first_missing(path: Path) -> Path | None:
     """The outermost folder of ``path`` that does not exist yet (the run will make it
     and those inside it), or None."""
@@ -262,6 +269,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
 
     _sigterm_as_interrupt()
     bar = None
+    began = time.time()
     try:
         if opts.output.is_dir():
             raise InputError(f"{opts.output} is a folder: give the output video's file name")
@@ -296,7 +304,11 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        _echo(f"{prog}: interrupted: no output was written")
+        if _written_since(opts.output, began):
+            # The Ctrl-C came after the finished video was renamed into place.
+            _echo(f"{prog}: interrupted after {opts.output} was written whole")
+        else:
+            _echo(f"{prog}: interrupted: no output was written")
         sys.stderr.flush()
         os._exit(EXIT_INTERRUPTED)  # do not wait for a tile in progress
     except (NcnnSrError, OSError) as e:

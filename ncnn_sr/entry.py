@@ -1,22 +1,68 @@
-"""The commands' entry points: they load the command's module, and its ncnn and
-numpy, under a Ctrl-C guard, so that an early Ctrl-C ends in one line too."""
+"""The commands' entry points. A Ctrl-C or SIGTERM at any moment of a command's life
+ends it in one line with status 130, or, once its work is done, changes nothing:
+- from the first moment, SIGTERM is taken as Ctrl-C (the commands end both alike);
+- while the command's module, and its ncnn and numpy, load, and while click reads
+  the arguments, it is caught here (click would print "Aborted!" and exit 1);
+- the commands handle it themselves while they work;
+- once the command has returned, both are ignored: the interpreter's own teardown,
+  interrupted, died by the signal or printed a traceback after the work was done.
+"""
 from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 EXIT_INTERRUPTED = 130
 
 
+def _as_ctrl_c(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupted(prog: str) -> None:
+    sys.stderr.write(f"{prog}: interrupted\n")
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)  # native libraries may be half loaded or running: no teardown
+
+
+def _caused_by_ctrl_c(error: BaseException) -> bool:
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def _run(module: str, prog: str) -> None:
+    signal.signal(signal.SIGTERM, _as_ctrl_c)
     try:
         main = importlib.import_module(module).main
+        import click
     except KeyboardInterrupt:
-        sys.stderr.write(f"{prog}: interrupted\n")
-        sys.stderr.flush()
-        os._exit(EXIT_INTERRUPTED)  # native libraries may be half loaded: no teardown
-    main()
+        _interrupted(prog)
+    except Exception as e:
+        # Interrupted inside a C extension's loading, or a class being made, Python
+        # reports an ImportError or a RuntimeError caused by the KeyboardInterrupt.
+        if _caused_by_ctrl_c(e):
+            _interrupted(prog)
+        raise
+    try:
+        code = main(standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _interrupted(prog)
+    except click.exceptions.ClickException as e:
+        e.show()
+        code = e.exit_code
+    except SystemExit as e:
+        code = e.code
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def ncnn_sr() -> None:

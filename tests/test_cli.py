@@ -173,9 +173,40 @@ def test_exact_and_blend_reach_the_engine(flag, exact):
     assert lane.upscaler._exact is exact
 
 
-def test_ctrl_c_while_the_command_loads_is_one_line_and_status_130(tmp_path):
-    # ncnn and numpy take a moment to load; a Ctrl-C then printed a traceback.
-    (tmp_path / "loading.py").write_text("raise KeyboardInterrupt\n")
-    proc = subprocess.run([sys.executable, "-c", "from ncnn_sr.entry import _run; _run('loading', 'ncnn-sr')"],
+def run_entry(tmp_path, module_text: str) -> subprocess.CompletedProcess:
+    """ncnn_sr.entry's runner on a stand-in command module."""
+    (tmp_path / "standin.py").write_text(module_text)
+    return subprocess.run([sys.executable, "-c", "from ncnn_sr.entry import _run; _run('standin', 'ncnn-sr')"],
                           capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+
+
+@pytest.mark.parametrize("loading", [
+    "raise KeyboardInterrupt\n",
+    # a C extension interrupted while it loads reports this instead (pybind11)
+    "raise ImportError('initialization failed') from KeyboardInterrupt()\n",
+])
+def test_ctrl_c_while_the_command_loads_is_one_line_and_status_130(loading, tmp_path):
+    # ncnn and numpy take a moment to load; a Ctrl-C then printed a traceback.
+    proc = run_entry(tmp_path, loading)
     assert proc.returncode == 130 and proc.stderr == "ncnn-sr: interrupted\n"
+
+
+def test_ctrl_c_while_click_reads_the_arguments_is_one_line_and_status_130(tmp_path):
+    # click's own answer was "Aborted!" and status 1.
+    proc = run_entry(tmp_path, "import click\n@click.command()\ndef main():\n    raise KeyboardInterrupt\n")
+    assert proc.returncode == 130 and proc.stderr.strip() == "ncnn-sr: interrupted"
+
+
+def test_a_signal_after_the_command_is_done_changes_nothing(tmp_path):
+    # The interpreter's teardown, interrupted, died by the signal or printed a traceback.
+    proc = run_entry(tmp_path, "import atexit, os, signal, sys, click\n"
+                               "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT),"
+                               " os.kill(os.getpid(), signal.SIGTERM), print('torn down')))\n"
+                               "@click.command()\ndef main():\n    sys.exit(3)\n")
+    assert proc.returncode == 3 and proc.stdout == "torn down\n" and proc.stderr == ""
+
+
+def test_usage_errors_still_show_clicks_usage_and_status_2():
+    # The entry points run click outside its standalone mode: they show its errors.
+    proc = subprocess.run([installed("ncnn-sr"), "upscale", "--tile-pad", "x"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Invalid value for '--tile-pad'" in proc.stderr and "Usage:" in proc.stderr
