@@ -16,7 +16,8 @@ from av.video.reformatter import ColorRange, Colorspace
 from media import add_subtitles, make_clip, packets
 from ncnn_sr import InputError
 from ncnn_sr.pipeline import Lane, ordered_map
-from ncnn_sr.video import ColourTags, EncodeOptions, encodable_size, output_colour, sample_rate_for, upscale_video
+from ncnn_sr.video import EncodeOptions, sample_rate_for, upscale_video
+from ncnn_sr.video_frames import ColourTags, encodable_size, output_colour
 from test_cli import installed
 
 NCNN_SR = installed("ncnn-sr")
@@ -331,13 +332,13 @@ def test_a_full_range_video_comes_out_in_limited_range_with_its_colours(tmp_path
     (1280, 3, Colorspace.ITU709),
 ], ids=["hd", "sd", "hd-reserved-tag"])
 def test_frames_without_a_matrix_tag_are_read_with_the_one_players_assume_for_their_size(width, tag, coded_with):
-    from ncnn_sr import video as video_mod
+    from ncnn_sr import video_frames
 
     green = np.zeros((2, width, 3), np.uint8)
     green[..., 1] = 255
     frame = av.VideoFrame.from_ndarray(green, format="rgb24").reformat(format="yuv444p", dst_colorspace=coded_with)
     frame.colorspace, frame.color_range = tag, 0
-    assert np.abs(video_mod._rgb(frame).astype(int) - green).max() <= 2
+    assert np.abs(video_frames.to_rgb(frame).astype(int) - green).max() <= 2
 
 
 @pytest.mark.parametrize("matrix,primaries,transfer,pix_fmt,expected", [

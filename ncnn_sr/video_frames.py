@@ -1,0 +1,180 @@
+"""Video frames as pictures and back: what a frame shows as RGB (its display matrix
+turned upright, its colour decoded by its tags), and how an upscaled picture is
+coded into the output's pixel format. Knows nothing of files or ncnn.
+
+Colour: frames reach the upscaler in RGB as players show them, decoded with the
+matrix and range their tags give, or untagged with the matrix players assume for
+their size (BT.709 for HD, BT.601 below). The output is coded and tagged with the
+input's matrix, primaries and transfer where it gives them (and swscale can code that
+matrix), else BT.709's, the HD standard, as upscaled video mostly is; always in
+limited range, the one every player and encoder takes (yuvj formats are full range
+by definition).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, Colorspace
+
+log = logging.getLogger("ncnn_sr")
+
+
+def encodable_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
+    """The size ``pix_fmt`` can hold nearest to (width, height): chroma subsampled
+    formats (4:2:0, 4:2:2) need even sides of at least 2, so an odd side loses a
+    pixel and a side of 1 grows to 2; other formats take any size."""
+    if pix_fmt.startswith(("yuv420", "yuv422", "nv12", "nv21")):
+        return max(2, width - width % 2), max(2, height - height % 2)
+    return width, height
+
+
+def fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` cropped or, where a side is too short, padded with its edge pixels
+    to ``size`` (width, height)."""
+    width, height = size
+    image = image[:height, :width]
+    grow = ((0, height - image.shape[0]), (0, width - image.shape[1]), (0, 0))
+    return np.pad(image, grow, mode="edge") if any(g[1] for g in grow) else image
+
+
+def fit_warning(pix_fmt: str, width: int, height: int, size: tuple[int, int]) -> str:
+    grows = size[0] > width or size[1] > height
+    shrinks = size[0] < width or size[1] < height
+    if not grows:
+        return f"{pix_fmt} needs even sides: cropping {width}x{height} frames to {size[0]}x{size[1]}"
+    how = "cropping and padding" if shrinks else "padding"
+    return (f"{pix_fmt} needs even sides of at least 2 pixels: {how} {width}x{height} frames to "
+            f"{size[0]}x{size[1]}, repeating their edge pixels")
+
+
+# A display matrix's counterclockwise turn (a right angle) -> the numpy steps that show
+# the frame as players do, given the matrix ``m``. These are ffmpeg's autorotate rules:
+# a mirrored picture reads as a turn, told apart by the signs of some entries.
+_TURNS = {
+    0: lambda a, m: a[::-1] if m[4] < 0 else a,
+    90: lambda a, m: a.swapaxes(0, 1)[::-1, ::-1] if m[3] < 0 else np.rot90(a, 1),
+    180: lambda a, m: a[::-1 if m[4] < 0 else 1, ::-1 if m[0] < 0 else 1],
+    270: lambda a, m: a.swapaxes(0, 1) if m[3] > 0 else np.rot90(a, -1),
+}
+
+
+def _display_turn(matrix: np.ndarray) -> float | None:
+    """The counterclockwise turn of a display matrix in degrees, in [-180, 180), as
+    FFmpeg's av_display_rotation_get (PyAV's VideoFrame.rotation) gives it; None for
+    a degenerate matrix."""
+    a, b, c, d = (float(v) for v in (matrix[0], matrix[1], matrix[3], matrix[4]))
+    if not math.hypot(a, c) or not math.hypot(b, d):
+        return None
+    return -math.degrees(math.atan2(b / math.hypot(b, d), a / math.hypot(a, c)))
+
+
+class Upright:
+    """Decoded frames turned and mirrored as their display matrix tells players to
+    show them, as pictures get their EXIF orientation: the output needs no matrix."""
+
+    def __init__(self, src):
+        self.src = src
+        self.warned = False
+
+    def __call__(self, image: np.ndarray, frame) -> np.ndarray:
+        data = frame.side_data.get("DISPLAYMATRIX")
+        if data is None:
+            return image
+        matrix = np.frombuffer(bytes(data), dtype=np.int32)
+        turn = _display_turn(matrix)
+        if turn is None:
+            return image  # players ignore such a matrix too
+        nearest = round(turn / 90) * 90
+        if abs(turn - nearest) >= 1:
+            if not self.warned:
+                self.warned = True
+                log.warning("%s: its display matrix turns the picture by %.0f degrees, not a right angle: "
+                            "the frames are upscaled as stored", self.src, turn)
+            return image
+        return np.ascontiguousarray(_TURNS[nearest % 360](image, matrix))
+
+
+# Colour tags are H.273's code points, which FFmpeg's AVColorSpace, AVColorPrimaries
+# and AVColorTransferCharacteristic share.
+BT709 = 1
+UNSPECIFIED = 2
+RGB_MATRIX = 0  # the samples are R, G and B themselves
+# Matrix tags that name no matrix for YUV samples: swscale takes the first two for
+# BT.601 and refuses the last (reserved), where players guess.
+_NO_MATRIX = frozenset({RGB_MATRIX, UNSPECIFIED, 3})
+# The matrices swscale can code RGB with, by tag -> swscale's name for each. Tags 5 and
+# 6 name the same BT.601 matrix, for PAL and NTSC.
+_SWSCALE_MATRICES = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
+                     7: Colorspace.SMPTE240M, 9: Colorspace.BT2020}
+
+
+def assumed_matrix(width: int, height: int) -> Colorspace:
+    """The matrix players assume for YUV video of this size that does not name its
+    own: BT.709 for HD (1280 wide or more, or taller than 576 lines), else BT.601.
+    This is mpv's rule, and VLC's."""
+    return Colorspace.ITU709 if width >= 1280 or height > 576 else Colorspace.ITU601
+
+
+def _has_matrix(fmt: av.VideoFormat) -> bool:
+    """Whether ``fmt``'s samples are luma and chroma, made from RGB by a matrix; gray
+    is not, as swscale takes it for full-range BT.601 luma whatever the tags."""
+    return not fmt.is_rgb and not fmt.has_palette and len(fmt.components) >= 3
+
+
+def to_rgb(frame) -> np.ndarray:
+    """``frame`` in RGB as players show it. PyAV hands the frame's matrix and range tags
+    to swscale, but an untagged frame would get swscale's BT.601 at any size."""
+    if frame.colorspace in _NO_MATRIX and _has_matrix(frame.format):
+        return frame.to_ndarray(format="rgb24", src_colorspace=assumed_matrix(frame.width, frame.height))
+    return frame.to_ndarray(format="rgb24")
+
+
+@dataclass(frozen=True)
+class ColourTags:
+    """How a video's samples code colour, as H.273 numbers it: ``matrix`` from RGB to
+    YUV (0 for RGB samples, 2 unspecified for gray), ``primaries``, ``transfer``, and
+    ``range``: limited (MPEG: 16-235), full (JPEG: 0-255), or unspecified where there
+    is no matrix."""
+
+    matrix: int
+    primaries: int
+    transfer: int
+    range: ColorRange
+
+
+def _named(kind, value: int) -> bool:
+    return value != UNSPECIFIED and value in {member.value for member in kind}
+
+
+def output_colour(source, pix_fmt: str) -> ColourTags:
+    """How video in ``pix_fmt`` made from ``source`` (a video codec context or anything
+    with its colorspace, color_primaries and color_trc) is coded and tagged: the
+    source's matrix, primaries and transfer where it names them (and swscale can code
+    the matrix), else BT.709's; limited range unless ``pix_fmt`` is full range (yuvj).
+
+    The primaries and transfer are only tags: the upscaler changes neither, and so
+    they are passed on. The range changes no colour, so the one that every player and
+    encoder takes is used."""
+    primaries = source.color_primaries if _named(ColorPrimaries, source.color_primaries) else BT709
+    transfer = source.color_trc if _named(ColorTrc, source.color_trc) else BT709
+    fmt = av.VideoFormat(pix_fmt)
+    if not _has_matrix(fmt):
+        return ColourTags(RGB_MATRIX if fmt.is_rgb else UNSPECIFIED, primaries, transfer, ColorRange.UNSPECIFIED)
+    matrix = source.colorspace if source.colorspace in _SWSCALE_MATRICES else BT709
+    return ColourTags(matrix, primaries, transfer, ColorRange.JPEG if pix_fmt.startswith("yuvj") else ColorRange.MPEG)
+
+
+def coded(image: np.ndarray, pix_fmt: str, colour: ColourTags):
+    """``image`` (RGB) as a frame to encode in ``pix_fmt``, coded and tagged as ``colour`` says."""
+    frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+    if colour.matrix in _SWSCALE_MATRICES:
+        # Left to the encoder, the conversion would take swscale's default, BT.601.
+        frame = frame.reformat(format=pix_fmt, dst_colorspace=_SWSCALE_MATRICES[colour.matrix],
+                               dst_color_range=colour.range)
+    frame.colorspace, frame.color_primaries, frame.color_trc = colour.matrix, colour.primaries, colour.transfer
+    frame.color_range = colour.range
+    return frame
