@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -251,23 +250,11 @@ def _remove_empty_folders(root: Path) -> None:
             pass  # not empty: it holds results
 
 
-def _sigterm_as_interrupt() -> None:
-    """SIGTERM ends the run like Ctrl-C: workers stop and nothing half-written stays."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. called from a test harness)
-        pass
-
-
 def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
     """Upscale one video; returns the exit status. Ctrl-C ends the process at once
     (within a second), leaving no output file."""
     from . import video
 
-    _sigterm_as_interrupt()
     bar = None
     began = time.time()
     try:
@@ -356,7 +343,6 @@ class _FrameProgress:
 
 def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
     """Plan, build lanes, run, report; returns the exit status."""
-    _sigterm_as_interrupt()
     progress = None
     try:
         plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive)

@@ -115,29 +115,31 @@ def _walk(src: Path, dst: Path, recursive: bool):
     """(folder, sorted picture file names) for ``src`` and, if recursive, below it,
     never descending into the output folder nor twice into one folder (a link to a
     folder above it would loop)."""
-    seen = {dst.resolve()} if dst.exists() else set()
+    seen = {src.resolve()} | ({dst.resolve()} if dst.exists() else set())
     stack = [src]
     while stack:
         folder = stack.pop(0)
-        seen.add(folder.resolve())
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as e:
             raise InputError(f"{folder}: cannot list: {e.strerror}") from None
-        files = [e.name for e in entries if _is(e, "file") and is_picture_name(Path(e.name))]
+        files = [e.name for e in entries if _holds(e.is_file) and is_picture_name(Path(e.name))]
         yield folder, files
         if recursive:
             for e in entries:
-                if _is(e, "dir") and not e.name.startswith(".") and Path(e.path).resolve() not in seen:
-                    seen.add(Path(e.path).resolve())
+                if not _holds(e.is_dir) or e.name.startswith("."):
+                    continue
+                real = Path(e.path).resolve()
+                if real not in seen:
+                    seen.add(real)
                     stack.append(Path(e.path))
 
 
-def _is(entry: os.DirEntry, kind: str) -> bool:
-    """Whether ``entry`` is a file (or folder), following links; a broken or looping
-    link is neither."""
+def _holds(test) -> bool:
+    """``entry.is_file`` or ``entry.is_dir``, following links: a broken or looping link
+    is neither."""
     try:
-        return entry.is_file() if kind == "file" else entry.is_dir()
+        return test()
     except OSError:
         return False
 

@@ -125,10 +125,10 @@ class Pipeline:
         # A Ctrl-C while the workers start would leave some running with no one to stop
         # them: it waits until they all run and the handler below is in place.
         held = _HeldInterrupts()
-        loaders = [self._thread(self._load, next_job, to_proc) for _ in range(self.load_workers)]
-        procs = [self._thread(self._proc, lane.upscaler, to_proc, to_save)
+        loaders = [_Worker(self._load, next_job, to_proc) for _ in range(self.load_workers)]
+        procs = [_Worker(self._proc, lane.upscaler, to_proc, to_save)
                  for lane in self.lanes for _ in range(lane.workers)]
-        savers = [self._thread(self._save, to_save) for _ in range(self.save_workers)]
+        savers = [_Worker(self._save, to_save) for _ in range(self.save_workers)]
         # Each stage ends when its threads have ended and the next stage got one STOP
         # per worker.
         stages = [(loaders, to_proc, len(procs)), (procs, to_save, len(savers)), (savers, None, 0)]
@@ -151,10 +151,6 @@ class Pipeline:
         return self._summary
 
     # --- workers -----------------------------------------------------------------------
-
-    @staticmethod
-    def _thread(target, *args) -> "_Worker":
-        return _Worker(target, *args)
 
     def _put(self, q: queue.Queue, item) -> None:
         """Put, but give up waiting once cancelled (no one may be reading any more)."""
@@ -243,15 +239,15 @@ class Pipeline:
                 item.target.parent.mkdir(parents=True, exist_ok=True)
                 write_image(item.target, item.pixels, item.info, quality=self._quality, metadata=self._metadata)
             except NcnnSrError as e:
-                self._report(Outcome(item.job, "failed", str(e), notes=tuple(item.notes)))
+                failure = str(e)
             except OSError as e:
-                self._report(Outcome(item.job, "failed", f"cannot write {item.target}: {os_reason(e)}",
-                                     notes=tuple(item.notes)))
+                failure = f"cannot write {item.target}: {os_reason(e)}"
             except Exception as e:  # a batch outlives any one file, and counts it as failed
-                self._report(Outcome(item.job, "failed", f"cannot write {item.target}: {e!r}",
-                                     notes=tuple(item.notes)))
+                failure = f"cannot write {item.target}: {e!r}"
             else:
                 self._report(Outcome(item.job, "ok", output=item.target, notes=tuple(item.notes)))
+                continue
+            self._report(Outcome(item.job, "failed", failure, notes=tuple(item.notes)))
 
     def _report(self, outcome: Outcome) -> None:
         with self._report_lock:

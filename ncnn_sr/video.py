@@ -34,7 +34,7 @@ DEFAULT_CRF = 18  # visually near-lossless for x264/x265; upscaled detail deserv
 # x264 and x265 print their own complaint about an unknown preset straight to stderr,
 # past FFmpeg's log, so these are checked first to keep the error one line.
 X264_X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-                "placebo")
+                     "placebo")
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
