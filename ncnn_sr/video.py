@@ -24,7 +24,8 @@ import av
 import numpy as np
 
 from .errors import InputError
-from .video_frames import ColourTags, Upright, coded, encodable_size, fit, fit_warning, output_colour, to_rgb
+from .video_frames import (ColourTags, UnsupportedColour, Upright, coded, encodable_size, fit, fit_warning,
+                           output_colour, to_rgb)
 
 log = logging.getLogger("ncnn_sr")
 
@@ -400,7 +401,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     stamps.append((frame.pts, seconds, duration))
                     count += 1
                     yield upright(to_rgb(frame), frame)
-        except av.error.FFmpegError as e:
+        except (av.error.FFmpegError, UnsupportedColour) as e:
             raise _cannot_decode(src, e) from None
         reach.complete = True
 

@@ -125,11 +125,28 @@ def _has_matrix(fmt: av.VideoFormat) -> bool:
     return not fmt.is_rgb and not fmt.has_palette and len(fmt.components) >= 3
 
 
+# H.273's names for the matrices swscale cannot decode (it fails with "Operation not
+# supported", which names nothing).
+_OTHER_MATRICES = {8: "YCgCo", 10: "BT.2020 constant luminance", 11: "SMPTE ST 2085", 12: "chroma-derived",
+                   13: "chroma-derived constant luminance", 14: "ICtCp", 15: "IPT-C2", 16: "YCgCo-R (even)",
+                   17: "YCgCo-R (odd)"}
+
+
+class UnsupportedColour(ValueError):
+    """Frames coded with a colour matrix FFmpeg's scaler cannot turn into RGB."""
+
+
 def to_rgb(frame) -> np.ndarray:
     """``frame`` in RGB as players show it. PyAV hands the frame's matrix and range tags
     to swscale, but an untagged frame would get swscale's BT.601 at any size."""
-    if frame.colorspace in _NO_MATRIX and _has_matrix(frame.format):
-        return frame.to_ndarray(format="rgb24", src_colorspace=assumed_matrix(frame.width, frame.height))
+    matrix = frame.colorspace
+    if _has_matrix(frame.format):
+        if matrix in _NO_MATRIX:
+            return frame.to_ndarray(format="rgb24", src_colorspace=assumed_matrix(frame.width, frame.height))
+        if matrix not in _SWSCALE_MATRICES:
+            name = _OTHER_MATRICES.get(matrix, "an unknown one")
+            raise UnsupportedColour(f"its colour matrix, {name} (H.273 code {matrix}), is not one FFmpeg can "
+                                    "convert to RGB")
     return frame.to_ndarray(format="rgb24")
 
 

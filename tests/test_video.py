@@ -596,3 +596,24 @@ def test_a_full_disk_is_a_one_line_error(tmp_path):
     (tmp_path / ".out.ncnn-sr-part.mp4").symlink_to("/dev/full")
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
     one_line_failure(proc, tmp_path, f"cannot write {tmp_path / 'out.mp4'}: No space left on device")
+
+
+def test_a_colour_matrix_ffmpeg_cannot_convert_is_named(tmp_path):
+    clip = tmp_path / "in.mp4"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        video.codec_context.colorspace = 8  # YCgCo: H.264 can say so, swscale cannot decode it
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 40 * i, np.uint8), format="rgb24")
+            for packet in video.encode(frame.reformat(format="yuv420p")):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    out = tmp_path / "out.mp4"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"ncnn-sr: error: {clip}: cannot decode: its colour matrix, YCgCo (H.273 code 8), is not one FFmpeg "
+        "can convert to RGB")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
