@@ -178,7 +178,9 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
 
     Audio and subtitles are copied packet for packet when the output container can
     hold their codec; otherwise audio is re-encoded to the container's default codec
-    and subtitles are dropped, each with a warning.
+    and subtitles are dropped, each with a warning. Attachments (fonts) go into a
+    Matroska output; data streams and further video streams are dropped, each with a
+    warning.
 
     Errors are InputErrors that name the file at fault: an encoder or pixel format
     that cannot be used (raised before any file is opened), ``src`` when it cannot be
@@ -300,12 +302,12 @@ def _side_streams(inp, video_in, out, dst: Path) -> dict[int, _SideOutput]:
     for stream in list(inp.streams.audio) + list(inp.streams.subtitles):
         name = stream.codec_context.name
         if name in supported:
-            mapping[stream.index] = _SideOutput(out.add_stream_from_template(stream))
+            mapping[stream.index] = _SideOutput(_labelled(out.add_stream_from_template(stream), stream))
         elif stream.type == "audio" and out.default_audio_codec not in (None, "none"):
             target = out.default_audio_codec
             source_rate = stream.codec_context.sample_rate
             rate = sample_rate_for(source_rate, av.codec.Codec(target, "w").audio_rates)
-            o = out.add_stream(target, rate=rate)
+            o = _labelled(out.add_stream(target, rate=rate), stream)
             o.layout = stream.codec_context.layout
             ctx = o.codec_context
             resampler = av.AudioResampler(format=ctx.format, layout=ctx.layout, rate=ctx.sample_rate)
@@ -316,7 +318,46 @@ def _side_streams(inp, video_in, out, dst: Path) -> dict[int, _SideOutput]:
         else:
             log.warning("%s cannot hold %s %s: dropping stream %d (a .mkv output keeps it)", dst.suffix, name,
                         stream.type, stream.index)
+    _attachments(inp, out, dst)
+    for stream in inp.streams.data:
+        if "timecode" in stream.metadata and "timecode" in video_in.metadata:
+            continue  # the video's timecode tag carries it; the muxer makes the track again
+        kind = stream.name or "of unknown kind"  # a data stream has no codec context, but its codec's name
+        log.warning("dropping data stream %d (%s)", stream.index, kind)
     return mapping
+
+
+# Tags that describe the file they were read from (its muxer, the statistics mkvmerge
+# counts, an mp4's brands) rather than what it holds: copied, they would be wrong.
+# "rotate" is gone too: the frames are turned upright.
+_STALE_TAGS = ("encoder", "duration", "bps", "number_of_", "_statistics_", "major_brand", "minor_version",
+               "compatible_brands", "rotate")
+
+
+def tags_to_keep(metadata) -> dict:
+    """What of a file's or a stream's tags (title, language, creation time, timecode)
+    still holds for the upscaled copy."""
+    return {key: value for key, value in metadata.items() if not key.lower().startswith(_STALE_TAGS)}
+
+
+def _labelled(stream, source):
+    """``stream`` with the tags and disposition (default, forced, commentary...) of the
+    input stream ``source``: players choose tracks by them."""
+    stream.metadata.update(tags_to_keep(source.metadata))
+    stream.disposition = source.disposition
+    return stream
+
+
+def _attachments(inp, out, dst: Path) -> None:
+    """Files attached to a Matroska input (the fonts its styled subtitles use, say)
+    go along into a Matroska output, whole; other containers cannot hold them."""
+    for stream in inp.streams.attachments:
+        label = stream.name or "unnamed"
+        if out.format.name != "matroska":
+            log.warning("%s cannot hold attachments: dropping stream %d (%s; a .mkv output keeps it)", dst.suffix,
+                        stream.index, label)
+            continue
+        out.add_attachment(label, stream.mimetype or "application/octet-stream", bytes(stream.data))
 
 
 def _video_encoder(dst: Path, options: EncodeOptions) -> str:
@@ -351,6 +392,7 @@ def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, tim
         raise InputError(f"{dst.suffix} cannot hold {canonical} video: choose another --codec or container")
     rate = options.fps or video_in.average_rate or video_in.guessed_rate or Fraction(25)
     stream = out.add_stream(codec, rate=rate)
+    stream.metadata.update(tags_to_keep(video_in.metadata))
     stream.pix_fmt = options.pix_fmt
     stream.time_base = time_base
     ctx = stream.codec_context
@@ -376,6 +418,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     constant = _ConstantRate(options.fps) if options.fps else None
     colour = output_colour(video_in.codec_context, options.pix_fmt)
     video_out = _video_out(out, video_in, dst, codec, options, time_base, colour)
+    out.metadata.update(tags_to_keep(inp.metadata))
     side = _side_streams(inp, video_in, out, dst)
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()

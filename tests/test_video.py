@@ -598,6 +598,113 @@ def test_a_full_disk_is_a_one_line_error(tmp_path):
     one_line_failure(proc, tmp_path, f"cannot write {tmp_path / 'out.mp4'}: No space left on device")
 
 
+def remux_with(src, dst, attachments=(), timecode=None, tags=None, stream_tags=(), dispositions=()):
+    """``src`` remuxed into ``dst`` with (name, mimetype, bytes) attachments (Matroska
+    only), into an mp4 a timecode track (a data stream) starting at ``timecode``,
+    the file's ``tags``, and ``stream_tags`` and ``dispositions`` by stream index."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
+        out.metadata.update(tags or {})
+        for index, stream_tags_ in dict(stream_tags).items():
+            streams[index].metadata.update(stream_tags_)
+        for index, disposition in dict(dispositions).items():
+            streams[index].disposition = disposition
+        if timecode:
+            streams[0].metadata["timecode"] = timecode
+        for name, mimetype, data in attachments:
+            out.add_attachment(name, mimetype, data)
+        for packet in inp.demux():
+            if packet.size:  # not the demuxer's empty flush packets
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    return dst
+
+
+FONT = ("font.ttf", "font/ttf", bytes(range(256)) * 4)
+
+
+def test_attachments_go_into_a_matroska_output_whole(tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3, audio=None), tmp_path / "in.mkv", [FONT])
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert "cannot hold attachments" not in proc.stderr
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert [(s.name, s.mimetype, bytes(s.data)) for s in c.streams.attachments] == [FONT]
+        assert c.streams.video[0].width == 64
+
+
+def test_attachments_are_named_when_the_output_cannot_hold_them(tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3, audio=None), tmp_path / "in.mkv", [FONT])
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
+    assert ".mp4 cannot hold attachments: dropping stream 1 (font.ttf; a .mkv output keeps it)" in proc.stderr
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].width == 64
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_timecode_is_kept(suffix, tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=3, audio=None), tmp_path / "in.mp4",
+                      timecode="01:02:03:04")
+    with av.open(str(clip)) as c:
+        assert len(c.streams.data) == 1  # the fixture made the track it says
+    out = tmp_path / f"out{suffix}"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    assert "dropping" not in proc.stderr
+    with av.open(str(out)) as c:
+        tags = {key.lower(): value for key, value in c.streams.video[0].metadata.items()}  # Matroska's are upper case
+        assert tags["timecode"] == "01:02:03:04"
+        assert c.streams.video[0].width == 64
+
+
+def test_tags_and_dispositions_are_kept_and_stale_ones_left_out(tmp_path):
+    commentary = av.stream.Disposition.comment
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3), tmp_path / "in.mkv",
+                      tags={"title": "Holiday 1998"},
+                      stream_tags={0: {"title": "camera", "BPS": "123", "DURATION": "00:00:09.000000000"},
+                                   1: {"language": "jpn", "title": "director"}},
+                      dispositions={1: commentary})
+    out = tmp_path / "out.mkv"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    with av.open(str(out)) as c:
+        video, sound = c.streams.video[0], c.streams.audio[0]
+        assert c.metadata["title"] == "Holiday 1998"
+        assert video.metadata.get("title") == "camera"
+        assert video.metadata.get("BPS") != "123" and video.metadata.get("DURATION") != "00:00:09.000000000"
+        assert (sound.language, sound.metadata.get("title")) == ("jpn", "director")
+        assert sound.disposition & commentary
+
+
+def test_tags_go_along_when_the_sound_is_re_encoded(tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "in.mp4",
+                      stream_tags={1: {"language": "fra"}})
+    out = tmp_path / "out.webm"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    assert "re-encoding audio stream 1" in proc.stderr
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].language == "fra"
+
+
+def test_an_unknown_data_stream_is_dropped_with_a_warning(tmp_path):
+    clip = tmp_path / "in.ts"
+    with av.open(str(make_clip(tmp_path / "plain.mp4", frames=3, audio=None))) as inp, \
+            av.open(str(clip), "w") as out:
+        video = out.add_stream_from_template(inp.streams.video[0])
+        data = out.add_data_stream("klv")
+        for packet in inp.demux():
+            if packet.size:
+                packet.stream = video
+                out.mux(packet)
+        for i in range(3):
+            packet = av.Packet(b"\x06\x0e\x2b\x34" + bytes(12))
+            packet.stream, packet.pts, packet.dts, packet.time_base = data, i * 3750, i * 3750, Fraction(1, 90000)
+            out.mux(packet)
+    with av.open(str(clip)) as c:
+        assert len(c.streams.data) == 1  # the fixture made the stream it says
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert "dropping data stream 1 (klv)" in proc.stderr
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert c.streams.video[0].width == 64 and not c.streams.data
+
+
 def test_a_colour_matrix_ffmpeg_cannot_convert_is_named(tmp_path):
     clip = tmp_path / "in.mp4"
     with av.open(str(clip), "w") as out:
