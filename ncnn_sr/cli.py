@@ -167,11 +167,12 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 @click.option("--codec", default=None, help="Video encoder (default libx264; libvpx-vp9 for .webm).")
 @click.option("--crf", type=click.IntRange(0, 63), default=None, help="Constant quality (default 18 for x264/x265/vp9/av1).")
 @click.option("--preset", default=None, help="Encoder preset, e.g. slow, medium, fast.")
-@click.option("--pix-fmt", default="yuv420p", show_default=True, help="Output pixel format.")
+@click.option("--pix-fmt", default=None,
+              help="Output pixel format [default: yuv420p; yuv420p10le for 10-bit or deeper input].")
 @click.option("--bitrate", type=click.IntRange(min=1), default=None, help="Target bitrate in bits/s (instead of --crf).")
 @click.option("--fps", callback=_fps, default=None,
               help="Constant output rate; frames are repeated or dropped to keep the duration.")
-def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str, bitrate: int | None,
+def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, bitrate: int | None,
           fps: Fraction | None, debug: bool, **options) -> None:
     """Upscale a video in one pass, sound and subtitles kept."""
     opts = _run_options(fmt=None, **options)

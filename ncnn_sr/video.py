@@ -15,6 +15,7 @@ import collections
 import logging
 import math
 import os
+import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -24,14 +25,15 @@ import av
 import numpy as np
 
 from .errors import InputError
-from .video_frames import (ColourTags, UnsupportedColour, Upright, coded, encodable_size, fit, fit_warning,
-                           output_colour, to_rgb)
+from .video_frames import (ColourTags, UnsupportedColour, Upright, coded, deeper_format, depth, encodable_size, fit,
+                           fit_warning, output_colour, to_rgb)
 
 log = logging.getLogger("ncnn_sr")
 
 VIDEO_SUFFIXES = frozenset(
     ".mp4 .m4v .mkv .mov .avi .webm .flv .wmv .mpg .mpeg .ts .m2ts .mts .3gp .ogv .vob".split())
 DEFAULT_CRF = 18  # visually near-lossless for x264/x265; upscaled detail deserves it
+DEFAULT_PIX_FMT = "yuv420p"  # what every player decodes
 # x264 and x265 print their own complaint about an unknown preset straight to stderr,
 # past FFmpeg's log, so these are checked first to keep the error one line.
 X264_X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
@@ -45,12 +47,13 @@ def is_video_path(path: str | os.PathLike) -> bool:
 @dataclass(frozen=True)
 class EncodeOptions:
     """How the upscaled video is encoded. ``codec`` None picks libx264, or libvpx-vp9
-    for .webm; ``crf`` None is 18 for the x264/x265/VP9/AV1 encoders."""
+    for .webm; ``crf`` None is 18 for the x264/x265/VP9/AV1 encoders; ``pix_fmt``
+    None is yuv420p, or its 10-bit form for input of more than 8 bits per sample."""
 
     codec: str | None = None
     crf: int | None = None
     preset: str | None = None
-    pix_fmt: str = "yuv420p"
+    pix_fmt: str | None = None  # None: yuv420p, or yuv420p10le for deeper input where the encoder takes it
     bitrate: int | None = None
     fps: Fraction | None = None
 
@@ -173,8 +176,9 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                   frames: Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]],
                   options: EncodeOptions = EncodeOptions(),
                   progress: Callable[[int], None] | None = None) -> int:
-    """Upscale ``src`` into ``dst``; ``frames`` maps decoded RGB frames (H×W×3 uint8)
-    to output frames, in order and all of one size. Returns the frames written.
+    """Upscale ``src`` into ``dst``; ``frames`` maps decoded RGB frames (H×W×3 uint8,
+    or uint16 when the output's pixel format holds more than 8 bits) to output frames
+    of the same type, in order and all of one size. Returns the frames written.
 
     Audio and subtitles are copied packet for packet when the output container can
     hold their codec; otherwise audio is re-encoded to the container's default codec
@@ -197,6 +201,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             out = av.open(str(part), "w")
         except (av.error.FFmpegError, ValueError, OSError) as e:
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
+        if options.pix_fmt is None:
+            options = dataclasses.replace(options, pix_fmt=_pixel_format(encoder, video_in, src))
         try:
             written = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress)
         except BaseException:
@@ -373,16 +379,34 @@ def _video_encoder(dst: Path, options: EncodeOptions) -> str:
         raise InputError(f"'{codec}' is {article} {encoder.type} encoder, not a video encoder")
     takes = [f.name for f in encoder.video_formats or ()]  # empty when FFmpeg does not say
     listed = ", ".join(takes[:6]) + (", ..." if len(takes) > 6 else "")
+    # Without one asked for, the format is chosen once the input's depth is known: 8-bit
+    # 4:2:0 or, only where the encoder takes it, its 10-bit form.
+    pix_fmt = options.pix_fmt or DEFAULT_PIX_FMT
     try:
-        av.VideoFormat(options.pix_fmt)
+        av.VideoFormat(pix_fmt)
     except ValueError:
         hint = f": {codec} takes {listed}" if takes else ""
-        raise InputError(f"unknown pixel format '{options.pix_fmt}'{hint}") from None
-    if takes and options.pix_fmt not in takes:
-        raise InputError(f"{codec} cannot encode {options.pix_fmt} pixels: it takes {listed}")
+        raise InputError(f"unknown pixel format '{pix_fmt}'{hint}") from None
+    if takes and pix_fmt not in takes:
+        raise InputError(f"{codec} cannot encode {pix_fmt} pixels: it takes {listed}")
     if encoder.name in ("libx264", "libx265") and options.preset and options.preset not in X264_X265_PRESETS:
         raise InputError(f"{codec} has no preset '{options.preset}': use one of {', '.join(X264_X265_PRESETS)}")
     return codec
+
+
+def _pixel_format(codec: str, video_in, src) -> str:
+    """The default output pixel format: 4:2:0, in 10 bits for input deeper than 8 (a
+    10-bit source upscaled in 8 bits would band) where ``codec`` can, else in 8."""
+    source = video_in.codec_context.pix_fmt
+    bits = depth(source) if source else 8
+    if bits <= 8:
+        return DEFAULT_PIX_FMT
+    deeper = deeper_format(DEFAULT_PIX_FMT, [f.name for f in av.codec.Codec(codec, "w").video_formats or ()])
+    if deeper is None:
+        log.warning("%s has %d-bit samples, which %s cannot encode: writing 8-bit %s", src, bits, codec,
+                    DEFAULT_PIX_FMT)
+        return DEFAULT_PIX_FMT
+    return deeper
 
 
 def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, time_base: Fraction,
@@ -425,6 +449,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     side_packets: collections.deque = collections.deque()
     upright = Upright(src)
     reach = _Reach()
+    # Frames go through the upscaler in 16 bits when the output holds more than 8.
+    deep = depth(options.pix_fmt) > 8
 
     def decoded() -> Iterator[np.ndarray]:
         count = 0
@@ -443,7 +469,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     duration = float(frame.duration * frame.time_base) if frame.duration else float(1 / rate)
                     stamps.append((frame.pts, seconds, duration))
                     count += 1
-                    yield upright(to_rgb(frame), frame)
+                    yield upright(to_rgb(frame, deep), frame)
         except (av.error.FFmpegError, UnsupportedColour) as e:
             raise _cannot_decode(src, e) from None
         reach.complete = True

@@ -136,18 +136,33 @@ class UnsupportedColour(ValueError):
     """Frames coded with a colour matrix FFmpeg's scaler cannot turn into RGB."""
 
 
-def to_rgb(frame) -> np.ndarray:
-    """``frame`` in RGB as players show it. PyAV hands the frame's matrix and range tags
-    to swscale, but an untagged frame would get swscale's BT.601 at any size."""
+def depth(pix_fmt: str) -> int:
+    """Bits per sample of ``pix_fmt``, its deepest component's."""
+    return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+
+
+def deeper_format(pix_fmt: str, takes: list[str]) -> str | None:
+    """The 10-bit form of ``pix_fmt`` (yuv420p -> yuv420p10le) where an encoder that
+    ``takes`` those formats has it, else None."""
+    deeper = f"{pix_fmt}10le"
+    return deeper if deeper in takes else None
+
+
+def to_rgb(frame, deep: bool = False) -> np.ndarray:
+    """``frame`` in RGB as players show it: H×W×3 uint8, or uint16 when ``deep``
+    (keeping what a 10- or 12-bit frame holds beyond 8 bits). PyAV hands the frame's
+    matrix and range tags to swscale, but an untagged frame would get swscale's BT.601
+    at any size."""
+    fmt = "rgb48le" if deep else "rgb24"
     matrix = frame.colorspace
     if _has_matrix(frame.format):
         if matrix in _NO_MATRIX:
-            return frame.to_ndarray(format="rgb24", src_colorspace=assumed_matrix(frame.width, frame.height))
+            return frame.to_ndarray(format=fmt, src_colorspace=assumed_matrix(frame.width, frame.height))
         if matrix not in _SWSCALE_MATRICES:
             name = _OTHER_MATRICES.get(matrix, "an unknown one")
             raise UnsupportedColour(f"its colour matrix, {name} (H.273 code {matrix}), is not one FFmpeg can "
                                     "convert to RGB")
-    return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(format=fmt)
 
 
 @dataclass(frozen=True)
@@ -186,8 +201,9 @@ def output_colour(source, pix_fmt: str) -> ColourTags:
 
 
 def coded(image: np.ndarray, pix_fmt: str, colour: ColourTags):
-    """``image`` (RGB) as a frame to encode in ``pix_fmt``, coded and tagged as ``colour`` says."""
-    frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+    """``image`` (RGB, uint8 or uint16) as a frame to encode in ``pix_fmt``, coded and
+    tagged as ``colour`` says."""
+    frame = av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
     if colour.matrix in _SWSCALE_MATRICES:
         # Left to the encoder, the conversion would take swscale's default, BT.601.
         frame = frame.reformat(format=pix_fmt, dst_colorspace=_SWSCALE_MATRICES[colour.matrix],

@@ -724,3 +724,92 @@ def test_a_colour_matrix_ffmpeg_cannot_convert_is_named(tmp_path):
         f"ncnn-sr: error: {clip}: cannot decode: its colour matrix, YCgCo (H.273 code 8), is not one FFmpeg "
         "can convert to RGB")
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def deep_clip(path, level: int = 514, frames: int = 3, width: int = 32, height: int = 24):
+    """A lossless 10-bit H.264 clip of flat grey frames at 10-bit luma ``level``:
+    between two 8-bit levels when it is not a multiple of 4."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p10le"
+        video.codec_context.options = {"qp": "0"}
+        video.codec_context.colorspace, video.codec_context.color_range = 1, ColorRange.MPEG
+        planes = [np.full((height, width), level, "<u2"), np.full((height // 2, width // 2), 512, "<u2"),
+                  np.full((height // 2, width // 2), 512, "<u2")]
+        for i in range(frames):
+            frame = av.VideoFrame(width, height, "yuv420p10le")
+            for plane, values in zip(frame.planes, planes):
+                rows = np.zeros((values.shape[0], plane.line_size // 2), "<u2")
+                rows[:, :values.shape[1]] = values
+                plane.update(rows.tobytes())
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    return path
+
+
+def luma_levels(path) -> set:
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+        assert frame.format.name == "yuv420p10le"
+        return set(np.frombuffer(bytes(frame.planes[0]), "<u2").reshape(frame.height, -1)[:, :frame.width].ravel())
+
+
+def doubled(frames):
+    """The frames at twice their size, pixel for pixel: an upscaler that keeps levels."""
+    for image in frames:
+        yield np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
+
+
+def test_ten_bit_video_stays_ten_bit_through_the_upscaler(tmp_path):
+    clip = deep_clip(tmp_path / "in.mp4")
+    assert luma_levels(clip) == {514}  # the fixture holds what it says
+    seen = []
+
+    def recording(frames):
+        for image in doubled(frames):
+            seen.append(image.dtype)
+            yield image
+    upscale_video(clip, tmp_path / "out.mp4", recording)
+    assert set(seen) == {np.dtype(np.uint16)}
+    # Through 8 bits the level would come back as 512 or 516.
+    assert luma_levels(tmp_path / "out.mp4") <= {513, 514, 515}
+
+
+def test_the_command_writes_ten_bit_video_from_ten_bit_input(tmp_path):
+    clip = deep_clip(tmp_path / "in.mkv")
+    out = tmp_path / "out.mkv"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    assert "warning" not in proc.stderr
+    with av.open(str(out)) as c:
+        ctx = c.streams.video[0].codec_context
+        assert (ctx.pix_fmt, ctx.width) == ("yuv420p10le", 64)
+
+
+def test_ten_bit_input_into_an_encoder_without_ten_bits_is_said(tmp_path):
+    clip = deep_clip(tmp_path / "in.mkv")
+    out = tmp_path / "out.webm"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    takes = [f.name for f in av.codec.Codec("libvpx-vp9", "w").video_formats or ()]
+    if "yuv420p10le" in takes:  # an FFmpeg whose VP9 encoder has 10 bits: nothing to say
+        assert "warning" not in proc.stderr
+        return
+    assert f"{clip} has 10-bit samples, which libvpx-vp9 cannot encode: writing 8-bit yuv420p" in proc.stderr
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
+
+
+def test_an_explicit_eight_bit_format_is_kept_for_ten_bit_input(tmp_path):
+    clip = deep_clip(tmp_path / "in.mp4")
+    seen = []
+
+    def recording(frames):
+        for image in doubled(frames):
+            seen.append(image.dtype)
+            yield image
+    upscale_video(clip, tmp_path / "out.mp4", recording, EncodeOptions(pix_fmt="yuv420p"))
+    assert set(seen) == {np.dtype(np.uint8)}
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
