@@ -443,6 +443,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     colour = output_colour(video_in.codec_context, options.pix_fmt)
     video_out = _video_out(out, video_in, dst, codec, options, time_base, colour)
     out.metadata.update(tags_to_keep(inp.metadata))
+    chapters = inp.chapters()
+    if chapters:  # in seconds' terms, so --fps moves none of them
+        out.set_chapters(chapters)
     side = _side_streams(inp, video_in, out, dst)
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()

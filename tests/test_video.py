@@ -598,11 +598,15 @@ def test_a_full_disk_is_a_one_line_error(tmp_path):
     one_line_failure(proc, tmp_path, f"cannot write {tmp_path / 'out.mp4'}: No space left on device")
 
 
-def remux_with(src, dst, attachments=(), timecode=None, tags=None, stream_tags=(), dispositions=()):
+def remux_with(src, dst, attachments=(), timecode=None, tags=None, stream_tags=(), dispositions=(), chapters=()):
     """``src`` remuxed into ``dst`` with (name, mimetype, bytes) attachments (Matroska
     only), into an mp4 a timecode track (a data stream) starting at ``timecode``,
-    the file's ``tags``, and ``stream_tags`` and ``dispositions`` by stream index."""
+    the file's ``tags``, ``stream_tags`` and ``dispositions`` by stream index, and
+    ``chapters`` (start ms, end ms, title)."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        if chapters:
+            out.set_chapters([{"id": i, "start": start, "end": end, "time_base": Fraction(1, 1000),
+                               "metadata": {"title": title}} for i, (start, end, title) in enumerate(chapters, 1)])
         streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
         out.metadata.update(tags or {})
         for index, stream_tags_ in dict(stream_tags).items():
@@ -813,3 +817,15 @@ def test_an_explicit_eight_bit_format_is_kept_for_ten_bit_input(tmp_path):
     assert set(seen) == {np.dtype(np.uint8)}
     with av.open(str(tmp_path / "out.mp4")) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_chapters_are_kept(suffix, tmp_path):
+    marks = [(0, 60, "Opening"), (60, 125, "Part A")]
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3), tmp_path / "in.mkv", chapters=marks)
+    out = tmp_path / f"out{suffix}"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--fps", "30")
+    with av.open(str(out)) as c:
+        got = [(round(ch["start"] * ch["time_base"] * 1000), round(ch["end"] * ch["time_base"] * 1000),
+                ch["metadata"].get("title")) for ch in c.chapters()]
+    assert got == marks
