@@ -355,7 +355,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
             log.info("%s x%d on %s, %d proc worker(s)", lane.upscaler.spec.name, lane.upscaler.scale,
                      lane.upscaler.device, lane.workers)
         progress = _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode)
-        new_folder = _first_missing(opts.output) if plan.folder_mode else None
+        # A picture's missing folders are made as a folder's are, and taken back alike.
+        new_folder = _first_missing(opts.output if plan.folder_mode else plan.jobs[0].target.parent)
         pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
                             quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
                             on_outcome=progress)

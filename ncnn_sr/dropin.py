@@ -15,8 +15,8 @@ from .batch_cli import RunOptions, run, run_video, setup_logging
 from .video import EncodeOptions, is_video_path
 
 PROG = "realesrgan-ncnn-vulkan"
-# The reference writes JPEG at quality 100, and tiles with 10 px of context and no
-# blending: the drop-in promises the reference's output.
+# The reference writes JPEG at quality 100 and WebP lossless, and tiles with 10 px of
+# context and no blending: the drop-in promises the reference's output.
 REFERENCE_JPEG_QUALITY = 100
 REFERENCE_TILE_PAD = 10
 
@@ -53,10 +53,14 @@ def main(input_path: Path, output_path: Path, scale: str, tile: str, model_path:
     if fmt is not None and fmt.lower() not in ("png", "jpg", "jpeg", "webp"):
         click.echo(f"{PROG}: invalid format argument", err=True)
         sys.exit(1)
+    # A quality would make WebP lossy: it is given only where the outputs are JPEGs
+    # (a file takes its own extension, a folder -f's).
+    single = input_path.is_file() and not output_path.is_dir()
+    jpeg = (output_path.suffix if single else f".{fmt or 'png'}").lower() in (".jpg", ".jpeg")
     opts = RunOptions(
         input=input_path, output=output_path, model=models_mod.model_name_for(model, factor),
         model_path=model_path, gpu=gpu, tile=tile, jobs=jobs, tta=tta, fmt=fmt, scale=factor,
-        tile_pad=REFERENCE_TILE_PAD, quality=REFERENCE_JPEG_QUALITY, verbose=verbose,
+        tile_pad=REFERENCE_TILE_PAD, quality=REFERENCE_JPEG_QUALITY if jpeg else None, verbose=verbose,
     )
     if is_video_path(input_path):
         sys.exit(run_video(PROG, opts, EncodeOptions()))

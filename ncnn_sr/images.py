@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError
 
 from .errors import InputError
 from .pixels import check_image
@@ -20,6 +20,8 @@ from .pixels import check_image
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 # The longest side each format can hold (libjpeg's limit, WebP's 14-bit sizes).
 MAX_SIDE = {"jpg": ("JPEG", 65500), "webp": ("WebP", 16383)}
+# JPEG holds EXIF in one APP1 marker segment; Pillow refuses more with a bare ValueError.
+MAX_JPEG_EXIF = 65533
 DEFAULT_JPEG_QUALITY = 95
 # zlib level for PNG. Level 6 (Pillow's default) took 3.3 s to write a 2048x2048
 # upscaled photo against 1.15 s at level 3, for files 9-11 % smaller: on a GPU two save
@@ -66,15 +68,18 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow's notes on a partly corrupt EXIF block: what it could read is kept.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
             with Image.open(path) as im:
                 im.load()
                 frames = getattr(im, "n_frames", 1)
                 deep = im.format == "PNG" and im.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16
-                orientation = im.getexif().get(_EXIF_ORIENTATION, 1)
-                arr, info = _to_array(im, name, frames)
+                exif = _readable_exif(im)
+                orientation = exif.get(_EXIF_ORIENTATION, 1) if exif is not None else 1
+                arr, info = _to_array(im, name, frames, _exif_bytes(im, exif))
             if deep:
-                arr = _orient(_read_png16(path, arr.shape[2]), orientation)
-            return arr, info
+                arr = _read_png16(path, arr.shape[2])
+            return _orient(arr, orientation), info
     except FileNotFoundError:
         raise InputError(f"{name}: file not found") from None
     except IsADirectoryError:
@@ -121,20 +126,32 @@ def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
     return arr if step is None else np.ascontiguousarray(step(arr))
 
 
-def _exif_bytes(im: Image.Image) -> bytes | None:
-    exif = im.getexif()
-    if not exif:
+def _readable_exif(im: Image.Image) -> Image.Exif | None:
+    """The picture's EXIF, or None where it cannot be parsed: a corrupt EXIF block
+    (cameras and editors write some) costs the metadata, not the picture."""
+    try:
+        return im.getexif()
+    except Exception:
+        return None
+
+
+def _exif_bytes(im: Image.Image, exif: Image.Exif | None) -> bytes | None:
+    """The EXIF to write back, its orientation reset to 1 (the pixels get turned).
+    Only an EXIF block is kept: a TIFF's own tags (strip offsets...) describe its file."""
+    if not exif or not ("exif" in im.info or "Raw profile type exif" in im.info):
         return None
     if _EXIF_ORIENTATION in exif:
         exif[_EXIF_ORIENTATION] = 1
-    return exif.tobytes()
+    try:
+        return exif.tobytes()
+    except Exception:  # a tag Pillow read but cannot write back
+        return None
 
 
-def _to_array(im: Image.Image, name: str, frames: int) -> tuple[np.ndarray, ImageInfo]:
+def _to_array(im: Image.Image, name: str, frames: int, exif: bytes | None) -> tuple[np.ndarray, ImageInfo]:
+    """The pixels as read (``read_image`` turns them upright) and their ImageInfo."""
     mode, fmt = im.mode, im.format
     icc = im.info.get("icc_profile") or None
-    im = ImageOps.exif_transpose(im)
-    exif = _exif_bytes(im)
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(im)
         if arr.min() < 0 or arr.max() > 65535:
@@ -145,7 +162,8 @@ def _to_array(im: Image.Image, name: str, frames: int) -> tuple[np.ndarray, Imag
         icc = None
     elif mode == "1":
         im = im.convert("L")
-    elif mode in ("LA", "La", "PA", "RGBa") or (mode == "P" and "transparency" in im.info):
+    elif mode in ("LA", "La", "PA", "RGBa") or (mode in ("P", "L", "RGB") and "transparency" in im.info):
+        # A PNG's tRNS chunk makes one colour (or grey) transparent: that is alpha too.
         im = im.convert("RGBA")
     elif mode not in ("L", "RGB", "RGBA"):
         if mode == "F":
@@ -195,6 +213,9 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
                          f"{most} pixels a side; write png")
     icc = info.icc_profile if (metadata and info) else None
     exif = info.exif if (metadata and info) else None
+    if fmt == "jpg" and exif and len(exif) > MAX_JPEG_EXIF:
+        raise InputError(f"{os.fspath(path)}: its EXIF ({len(exif)} bytes) is too large for JPEG, which holds at "
+                         f"most {MAX_JPEG_EXIF}: write png or webp, or leave the metadata out (--no-metadata)")
     atomic_write(path, lambda f: _encode(f, image, info, fmt, quality, icc, exif))
 
 
@@ -250,8 +271,8 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         im = Image.fromarray(image[:, :, 0].astype("<u2") if sixteen else image[:, :, 0])
     else:
         im = Image.fromarray(np.ascontiguousarray(image))
-    if info is not None and info.mode in ("LA", "La") and channels == 4:
-        im = im.convert("LA")
+    if info is not None and info.mode in ("LA", "La", "L") and channels == 4:
+        im = im.convert("LA")  # grey stays grey (an L with alpha had a transparent grey level)
     options: dict = {}
     if icc:
         options["icc_profile"] = icc

@@ -18,7 +18,12 @@ from .errors import InputError
 from .images import output_format
 
 Image.init()
-PICTURE_SUFFIXES = frozenset(ext.lower() for ext in Image.registered_extensions())
+# Extensions Pillow registers for what is not a picture it can read: PDF and PALM it
+# only writes, MPEG is a video whose header alone it reads, BUFR/GRIB/HDF5 are data
+# it only recognises. A folder holding them is not a folder of broken pictures.
+_NOT_PICTURES = frozenset({"PDF", "PALM", "MPEG", "BUFR", "GRIB", "HDF5"})
+PICTURE_SUFFIXES = frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items()
+                             if fmt not in _NOT_PICTURES)
 
 
 @dataclass(frozen=True)
@@ -39,9 +44,12 @@ class Plan:
 
 
 def alpha_target(target: Path) -> Path:
-    """Where a picture with transparency goes when its target is a JPEG: the
-    reference tool's rule, ``name.jpg.png``."""
-    return Path(f"{target}.png")
+    """Where a picture with transparency goes: its target, or, when that is a JPEG,
+    ``name.jpg.png`` (the reference tool's rule). A png or webp target's
+    ``name.png.png`` is another input's name on a stem clash, never this one's."""
+    if target.suffix.lower() in (".jpg", ".jpeg"):
+        return Path(f"{target}.png")
+    return target
 
 
 def is_picture_name(path: Path) -> bool:

@@ -114,6 +114,19 @@ def test_folder_mode_takes_only_pictures_and_no_subfolders(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
 
 
+def test_folder_mode_leaves_files_pillow_names_but_cannot_read_as_pictures(tmp_path):
+    # Pillow registers .pdf (it only writes them), .mpg (a video's header) and .h5;
+    # each failed the batch as "not a picture".
+    pictures(tmp_path / "in", ["a.png"])
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in" / "doc.pdf")
+    (tmp_path / "in" / "clip.mpg").write_bytes(b"\x00\x00\x01\xba" + bytes(60))
+    (tmp_path / "in" / "data.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(60))
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
+               "-g", "-1")
+    assert "1 pictures: 1 upscaled" in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+
+
 def test_recursive_mirrors_the_tree_and_skips_hidden_folders(tmp_path):
     pictures(tmp_path / "in", ["a.png", "sub/b.jpg", "sub/deeper/c.webp", ".hidden/d.png"])
     run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "--recursive", "-n", "realesr-animevideov3",
@@ -134,6 +147,28 @@ def test_missing_output_folders_are_made(tmp_path):
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
     run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "new" / "deeper" / "out.png", "-s", "2")
     assert size_of(tmp_path / "new" / "deeper" / "out.png") == (16, 16)
+
+
+def test_a_picture_that_fails_leaves_no_folder_made_for_it(tmp_path):
+    # 2x8200 at x2 is too wide for WebP, known only once upscaled: the folders made
+    # for it stayed behind, empty.
+    Image.fromarray(picture(2, 8200)).save(tmp_path / "wide.png")
+    proc = run(NCNN_SR, "-i", tmp_path / "wide.png", "-o", tmp_path / "new" / "deeper" / "out.webp",
+               "-n", "realesr-animevideov3", "-s", "2", "-g", "-1", check_ok=False)
+    assert proc.returncode == 1 and "too large for WebP" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wide.png"]
+
+
+def test_dropin_writes_webp_lossless_and_jpeg_at_quality_100_as_the_reference(tmp_path):
+    # The reference's JPEG quality made every WebP lossy (a VP8 chunk, not VP8L).
+    pictures(tmp_path / "in", ["a.png"])
+    run(DROPIN, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "one.webp", "-g", "-1", "-s", "2")
+    run(DROPIN, "-i", tmp_path / "in", "-o", tmp_path / "webp", "-g", "-1", "-s", "2", "-f", "webp")
+    run(DROPIN, "-i", tmp_path / "in", "-o", tmp_path / "jpg", "-g", "-1", "-s", "2", "-f", "jpg")
+    for path in (tmp_path / "one.webp", tmp_path / "webp" / "a.webp"):
+        assert path.read_bytes()[12:16] == b"VP8L", path
+    with Image.open(tmp_path / "jpg" / "a.jpg") as im:
+        assert set(im.quantization[0]) == {1}  # quality 100
 
 
 def test_any_scale_with_the_dropin_resamples_instead_of_garbling(tmp_path):
@@ -179,6 +214,19 @@ def test_skip_existing_leaves_done_outputs(tmp_path):
     assert (tmp_path / "out" / "a.png").read_bytes() == b"kept"
     assert size_of(tmp_path / "out" / "b.png") == (32, 24)
     assert "1 upscaled, 1 skipped, 0 failed" in proc.stderr
+
+
+def test_skip_existing_does_not_take_a_stem_clash_output_for_another(tmp_path):
+    # a.jpg outputs a.png and a.png outputs a.png.png: with a.png missing, a.png.png
+    # was taken for a.jpg's result (as if a.png.png were where a transparent a.jpg
+    # goes) and a.jpg was never upscaled.
+    pictures(tmp_path / "in", ["a.jpg", "a.png"])
+    args = ["-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+    run(NCNN_SR, *args)
+    (tmp_path / "out" / "a.png").unlink()
+    proc = run(NCNN_SR, *args, "--skip-existing")
+    assert "1 upscaled, 1 skipped, 0 failed" in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "a.png.png"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

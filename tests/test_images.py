@@ -88,6 +88,77 @@ def test_exif_orientation_is_applied_and_reset(tmp_path):
     assert out_exif.get(0x0112, 1) == 1 and out_exif[0x013B] == "Jane Doe"
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_turns_the_pixels_as_pillow_does(orientation, tmp_path):
+    from PIL import ImageOps
+
+    im = rgb_image(3, 5)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    src = save(tmp_path / "o.png", im, exif=exif.tobytes())
+    arr, info = read_image(src)
+    assert np.array_equal(arr, np.asarray(ImageOps.exif_transpose(Image.open(src))))
+    out = Image.Exif()
+    out.load(info.exif)
+    assert out[0x0112] == 1
+
+
+def test_a_png_transparency_key_on_grey_or_colour_is_alpha(tmp_path):
+    # tRNS on an L or RGB PNG makes one grey level or colour transparent; it was dropped.
+    grey = picture(6, 8, channels=1)[:, :, 0]
+    key = int(grey[0, 0])
+    src = save(tmp_path / "l.png", Image.fromarray(grey), transparency=key)
+    arr, info = read_image(src)
+    assert arr.shape == (6, 8, 4) and (arr[:, :, 3] == 0).sum() == (grey == key).sum()
+    write_image(tmp_path / "l_out.png", arr, info)
+    with Image.open(tmp_path / "l_out.png") as im:
+        assert im.mode == "LA"  # grey stays grey
+    colour = picture(6, 8)
+    src = save(tmp_path / "rgb.png", Image.fromarray(colour), transparency=tuple(int(v) for v in colour[0, 0]))
+    arr, _ = read_image(src)
+    assert arr.shape == (6, 8, 4) and arr[0, 0, 3] == 0 and (arr[:, :, 3] == 255).any()
+
+
+@pytest.mark.parametrize("fmt, payload", [
+    ("jpg", b"Exif\x00\x00" + b"\xde\xad" * 20),  # not even a TIFF header
+    ("jpg", b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x12\x01\x03\x00\x01\x00"),  # cut short
+    ("png", b"\xde\xad" * 20),
+])
+def test_a_corrupt_exif_block_costs_the_metadata_not_the_picture(fmt, payload, tmp_path, capfd):
+    import io
+    import struct
+
+    buffer = io.BytesIO()
+    rgb_image().save(buffer, format="JPEG" if fmt == "jpg" else "PNG")
+    data = buffer.getvalue()
+    if fmt == "jpg":
+        segment = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+        data = data[:2] + segment + data[2:]
+    else:
+        at = data.index(b"IDAT") - 4
+        data = data[:at] + images_mod._chunk(b"eXIf", payload) + data[at:]
+    (tmp_path / f"bad.{fmt}").write_bytes(data)
+    arr, info = read_image(tmp_path / f"bad.{fmt}")
+    assert arr.shape == (6, 8, 3) and info.exif is None
+    write_image(tmp_path / "out.png", arr, info)
+    assert capfd.readouterr().err == ""  # no raw Pillow warning either
+
+
+def test_an_exif_too_large_for_jpeg_is_an_input_error_and_png_keeps_it(tmp_path):
+    im = rgb_image()
+    exif = im.getexif()
+    exif[0x013B] = "Jane Doe"
+    exif[0x010E] = "x" * 70000  # ImageDescription: a PNG or WebP can carry it, JPEG cannot
+    src = save(tmp_path / "i.png", im, exif=exif.tobytes())
+    arr, info = read_image(src)
+    with pytest.raises(InputError, match=r"o.jpg: its EXIF \(\d+ bytes\) is too large for JPEG.*--no-metadata"):
+        write_image(tmp_path / "o.jpg", arr, info)
+    write_image(tmp_path / "o2.jpg", arr, info, metadata=False)
+    write_image(tmp_path / "o.png", arr, info)
+    assert Image.open(tmp_path / "o.png").getexif()[0x013B] == "Jane Doe"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["i.png", "o.png", "o2.jpg"]
+
+
 @pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
 def test_icc_profile_is_kept(fmt, tmp_path):
     src = save(tmp_path / f"i.{fmt}", rgb_image(), icc_profile=SRGB_ICC)
