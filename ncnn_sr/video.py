@@ -12,6 +12,8 @@ back into a frame, colour included, is ``video_frames``.
 from __future__ import annotations
 
 import collections
+import functools
+import io
 import logging
 import math
 import os
@@ -293,6 +295,27 @@ def sample_rate_for(source: int, rates: Iterable[int] | None) -> int:
     return min(above) if above else max(rates)
 
 
+# Muxers that list no codecs of their own: FFmpeg answers "can it hold this?" for them
+# only for their default codecs (an MPEG-TS, it says, holds MPEG-2 video but not
+# H.264), so what they hold is listed here, by muxer; they refuse, or write unplayable,
+# anything else.
+_MPEG_PS = frozenset({"mpeg1video", "mpeg2video", "h264", "mp2", "mp3", "ac3", "dts", "pcm_s16be", "dvd_subtitle"})
+_HOLDS = {
+    "mpegts": frozenset({"h264", "hevc", "vvc", "mpeg1video", "mpeg2video", "mpeg4", "vc1", "av1", "dirac", "cavs",
+                         "aac", "aac_latm", "mp2", "mp3", "ac3", "eac3", "dts", "truehd", "opus", "dvb_subtitle",
+                         "dvb_teletext", "hdmv_pgs_subtitle"}),
+    "mpeg": _MPEG_PS, "vob": _MPEG_PS, "svcd": _MPEG_PS, "dvd": _MPEG_PS,
+    "ogg": frozenset({"theora", "vp8", "vorbis", "opus", "flac", "speex"}),
+    "ogv": frozenset({"theora", "vp8", "vorbis", "opus", "flac", "speex"}),
+}
+
+
+def holds(out, codec: str) -> bool:
+    """Whether the output container ``out`` can hold ``codec`` (its canonical name)."""
+    listed = _HOLDS.get(out.format.name)
+    return codec in listed if listed is not None else codec in out.supported_codecs
+
+
 def _side_streams(inp, video_in, out, dst: Path) -> dict[int, _SideOutput]:
     """Outputs for the input's audio and subtitles, by input stream index; the
     streams left out are named in a warning each."""
@@ -300,14 +323,16 @@ def _side_streams(inp, video_in, out, dst: Path) -> dict[int, _SideOutput]:
         if extra.index == video_in.index:
             continue
         if extra.disposition & av.stream.Disposition.attached_pic:
+            if _is_attached_file(inp, extra) and out.format.name == "matroska":
+                _attach_picture(inp, extra, out)
+                continue
             log.warning("dropping stream %d, a picture attached to the file (cover art)", extra.index)
         else:
             log.warning("dropping video stream %d: only the first is upscaled", extra.index)
     mapping = {}
-    supported = out.supported_codecs
     for stream in list(inp.streams.audio) + list(inp.streams.subtitles):
         name = stream.codec_context.name
-        if name in supported:
+        if holds(out, getattr(stream.codec_context.codec, "canonical_name", name)):
             mapping[stream.index] = _SideOutput(_labelled(out.add_stream_from_template(stream), stream))
         elif stream.type == "audio" and out.default_audio_codec not in (None, "none"):
             target = out.default_audio_codec
@@ -322,12 +347,15 @@ def _side_streams(inp, video_in, out, dst: Path) -> dict[int, _SideOutput]:
             log.warning("%s cannot hold %s audio: re-encoding audio stream %d to %s%s", dst.suffix, name,
                         stream.index, target, resampled)
         else:
-            log.warning("%s cannot hold %s %s: dropping stream %d (a .mkv output keeps it)", dst.suffix, name,
-                        stream.type, stream.index)
+            hint = " (a .mkv output keeps it)" if out.format.name != "matroska" and _matroska_holds(name) else ""
+            log.warning("%s cannot hold %s %s: dropping stream %d%s", dst.suffix, name, stream.type, stream.index,
+                        hint)
     _attachments(inp, out, dst)
     for stream in inp.streams.data:
         if "timecode" in stream.metadata and "timecode" in video_in.metadata:
             continue  # the video's timecode tag carries it; the muxer makes the track again
+        if stream.name == "bin_data" and inp.format.name.startswith("mov") and inp.chapters():
+            continue  # an mp4's chapter track, which FFmpeg reads as data: the chapters go along
         kind = stream.name or "of unknown kind"  # a data stream has no codec context, but its codec's name
         log.warning("dropping data stream %d (%s)", stream.index, kind)
     return mapping
@@ -346,10 +374,25 @@ def tags_to_keep(metadata) -> dict:
     return {key: value for key, value in metadata.items() if not key.lower().startswith(_STALE_TAGS)}
 
 
+@functools.cache
+def _matroska_holds(codec: str) -> bool:
+    with av.open(io.BytesIO(), "w", format="matroska") as probe_output:
+        return codec in probe_output.supported_codecs
+
+
+def stream_tags_to_keep(metadata) -> dict:
+    """``tags_to_keep`` of a stream's tags, its title under the key that every muxer
+    writes: an mp4's track title reads back as "name", which a muxer takes for no title."""
+    tags = tags_to_keep(metadata)
+    if "name" in tags and not any(key.lower() == "title" for key in tags):
+        tags["title"] = tags.pop("name")
+    return tags
+
+
 def _labelled(stream, source):
     """``stream`` with the tags and disposition (default, forced, commentary...) of the
     input stream ``source``: players choose tracks by them."""
-    stream.metadata.update(tags_to_keep(source.metadata))
+    stream.metadata.update(stream_tags_to_keep(source.metadata))
     stream.disposition = source.disposition
     return stream
 
@@ -364,6 +407,22 @@ def _attachments(inp, out, dst: Path) -> None:
                         stream.index, label)
             continue
         out.add_attachment(label, stream.mimetype or "application/octet-stream", bytes(stream.data))
+
+
+def _is_attached_file(inp, stream) -> bool:
+    """Whether ``stream`` is a Matroska attachment: FFmpeg shows the pictures among
+    them (a cover.jpg, say) as attached-picture video streams, the other files as
+    attachments."""
+    return inp.format.name.startswith("matroska") and "filename" in stream.metadata
+
+
+def _attach_picture(inp, stream, out) -> None:
+    # The demuxer holds the picture as the stream's one packet, which comes first;
+    # read apart, so as to leave ``inp`` at its start.
+    with av.open(inp.name) as again:
+        data = bytes(next(again.demux(again.streams[stream.index])))
+    out.add_attachment(stream.metadata["filename"], stream.metadata.get("mimetype") or "application/octet-stream",
+                       data)
 
 
 def _video_encoder(dst: Path, options: EncodeOptions) -> str:
@@ -412,11 +471,11 @@ def _pixel_format(codec: str, video_in, src) -> str:
 def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, time_base: Fraction,
                colour: ColourTags):
     canonical = av.codec.Codec(codec, "w").canonical_name
-    if canonical not in out.supported_codecs:
+    if not holds(out, canonical):
         raise InputError(f"{dst.suffix} cannot hold {canonical} video: choose another --codec or container")
     rate = options.fps or video_in.average_rate or video_in.guessed_rate or Fraction(25)
     stream = out.add_stream(codec, rate=rate)
-    stream.metadata.update(tags_to_keep(video_in.metadata))
+    stream.metadata.update(stream_tags_to_keep(video_in.metadata))
     stream.pix_fmt = options.pix_fmt
     stream.time_base = time_base
     ctx = stream.codec_context
@@ -436,6 +495,10 @@ def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, tim
     return stream
 
 
+# The muxers that write chapters; the others leave them out without a word.
+_CHAPTERED = frozenset({"matroska", "webm", "mp4", "mov", "ipod", "3gp", "3g2", "asf"})
+
+
 def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress) -> int:
     rate = video_in.average_rate or video_in.guessed_rate or Fraction(25)
     time_base = Fraction(1, 1) / options.fps if options.fps else video_in.time_base
@@ -444,7 +507,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     video_out = _video_out(out, video_in, dst, codec, options, time_base, colour)
     out.metadata.update(tags_to_keep(inp.metadata))
     chapters = inp.chapters()
-    if chapters:  # in seconds' terms, so --fps moves none of them
+    if chapters and out.format.name not in _CHAPTERED:
+        log.warning("%s cannot hold chapters: dropping %d (a .mkv output keeps them)", dst.suffix, len(chapters))
+    elif chapters:  # in seconds' terms, so --fps moves none of them
         out.set_chapters(chapters)
     side = _side_streams(inp, video_in, out, dst)
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.

@@ -128,3 +128,22 @@ def bomb_png(path: Path) -> Path:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
                      + chunk(b"IEND", b""))
     return path
+
+
+def add_mov_text(clip: Path, dst: Path, text: str = "Hello") -> Path:
+    """Remux ``clip`` into ``dst`` (mp4) with a mov_text subtitle track (an mp4's own
+    kind) holding one cue of ``text`` for the first 100 ms."""
+    with av.open(str(clip)) as inp, av.open(str(dst), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        subtitles = out.add_stream("mov_text")
+        # The encoder is never used, but opened all the same, and it needs a header.
+        subtitles.codec_context.subtitle_header = b"[Script Info]\r\nScriptType: v4.00+\r\n\r\n[Events]\r\n"
+        for packet in inp.demux():
+            if packet.size:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+        data = text.encode()
+        cue = av.Packet(len(data).to_bytes(2, "big") + data)
+        cue.pts, cue.dts, cue.duration, cue.time_base, cue.stream = 0, 0, 100, Fraction(1, 1000), subtitles
+        out.mux(cue)
+    return dst

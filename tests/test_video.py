@@ -1,5 +1,6 @@
 """Video in one command: size, frames, timestamps, sound and subtitles, on clips the
 tests make with PyAV; the real model on the CPU."""
+import io
 import os
 import signal
 import subprocess
@@ -12,8 +13,9 @@ import av
 import numpy as np
 import pytest
 from av.video.reformatter import ColorRange, Colorspace
+from PIL import Image
 
-from media import add_subtitles, make_clip, packets
+from media import add_mov_text, add_subtitles, make_clip, packets
 from ncnn_sr import InputError
 from ncnn_sr.pipeline import Lane, ordered_map
 from ncnn_sr.video import EncodeOptions, sample_rate_for, upscale_video
@@ -829,3 +831,70 @@ def test_chapters_are_kept(suffix, tmp_path):
         got = [(round(ch["start"] * ch["time_base"] * 1000), round(ch["end"] * ch["time_base"] * 1000),
                 ch["metadata"].get("title")) for ch in c.chapters()]
     assert got == marks
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".m2ts"])
+def test_an_mpeg_ts_output_holds_h264_and_its_sound_as_they_are(suffix, tmp_path):
+    # FFmpeg says an MPEG-TS holds only MPEG-2 video and MP2 sound: it lists no codecs.
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    out = tmp_path / f"out{suffix}"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    assert "warning" not in proc.stderr
+    with av.open(str(out)) as c:
+        assert [s.codec_context.name for s in c.streams] == ["h264", "aac"]
+    assert frame_times(out)[1] == (64, 48)
+
+
+def test_pictures_attached_to_a_matroska_file_stay_attached(tmp_path):
+    # FFmpeg shows a Matroska attachment that is a picture as a cover-art video stream.
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buffer, "JPEG")
+    picture_file = ("cover.jpg", "image/jpeg", buffer.getvalue())
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3, audio=None), tmp_path / "in.mkv",
+                      [picture_file, FONT])
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert "dropping" not in proc.stderr
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        [picture] = [s for s in c.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+        assert (picture.metadata["filename"], picture.metadata["mimetype"]) == picture_file[:2]
+        assert bytes(next(c.demux(picture))) == picture_file[2]
+        assert [s.name for s in c.streams.attachments] == ["font.ttf"]
+
+
+def test_subtitles_no_output_here_can_hold_are_dropped_without_pointing_to_mkv(tmp_path):
+    clip = add_mov_text(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "in.mp4")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert ".mkv cannot hold mov_text subtitle: dropping stream 2\n" in proc.stderr
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mov", *X2)
+    assert packets(tmp_path / "out.mov", "subtitles") == packets(clip, "subtitles")
+
+
+def test_an_mp4s_chapter_track_is_not_called_a_dropped_stream(tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3), tmp_path / "in.mp4",
+                      chapters=[(0, 60, "Opening"), (60, 125, "Part A")])
+    with av.open(str(clip)) as c:
+        assert [s.name for s in c.streams.data] == ["bin_data"]  # how FFmpeg reads the chapter track back
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert "dropping" not in proc.stderr
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert [ch["metadata"]["title"] for ch in c.chapters()] == ["Opening", "Part A"]
+
+
+def test_chapters_a_container_cannot_hold_are_named_in_a_warning(tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3), tmp_path / "in.mkv",
+                      chapters=[(0, 60, "Opening"), (60, 125, "Part A")])
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2)
+    assert ".avi cannot hold chapters: dropping 2 (a .mkv output keeps them)" in proc.stderr
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_an_mp4s_track_titles_are_kept(suffix, tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "in.mp4",
+                      stream_tags={0: {"title": "camera"}, 1: {"title": "director"}})
+    with av.open(str(clip)) as c:
+        assert c.streams.audio[0].metadata.get("name") == "director"  # an mp4's titles read back as "name"
+    out = tmp_path / f"out{suffix}"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    with av.open(str(out)) as c:
+        titles = [s.metadata.get("name", s.metadata.get("title")) for s in (c.streams.video[0], c.streams.audio[0])]
+    assert titles == ["camera", "director"]
