@@ -205,6 +205,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
         if options.pix_fmt is None:
             options = dataclasses.replace(options, pix_fmt=_pixel_format(encoder, video_in, src))
+        if options.fps is None and _frame_rates(encoder):
+            options = dataclasses.replace(options, fps=_standard_rate(encoder, video_in))
         try:
             written = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress)
         except BaseException:
@@ -425,6 +427,36 @@ def _attach_picture(inp, stream, out) -> None:
                        data)
 
 
+def _frame_rates(codec: str) -> list[Fraction]:
+    """The only frame rates ``codec`` encodes (MPEG-1 and MPEG-2 video keep to a
+    list), or [] when it takes any."""
+    return [Fraction(r.numerator, r.denominator) for r in av.codec.Codec(codec, "w").frame_rates or ()]
+
+
+# The rates video is made at, to name first among the many an encoder may list.
+_COMMON_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60"))
+
+
+def _listed_rates(rates: list[Fraction]) -> str:
+    shown = [r for r in _COMMON_RATES if r in rates] or sorted(set(rates))[:8]
+    return ", ".join(map(str, shown)) + (", ..." if len(set(rates)) > len(shown) else "")
+
+
+def _standard_rate(codec: str, video_in) -> Fraction:
+    """For an encoder that keeps to a list of rates, the one nearest the input's: the
+    video is then written at that constant rate, as --fps would."""
+    source = video_in.average_rate or video_in.guessed_rate or Fraction(25)
+    rate = min(_frame_rates(codec), key=lambda r: abs(r - source))
+    if rate != source:
+        log.warning("%s encodes only standard frame rates: writing a constant %s fps (the input's is %s); "
+                    "--fps chooses another", codec, rate, _rate_text(Fraction(source)))
+    return rate
+
+
+def _rate_text(rate: Fraction) -> str:
+    return str(rate) if rate.denominator in (1, 1001) else f"{float(rate):.3f}"
+
+
 def _video_encoder(dst: Path, options: EncodeOptions) -> str:
     """The name of the video encoder ``options`` choose for ``dst``; InputError unless
     it is a video encoder that can encode ``options.pix_fmt``."""
@@ -450,6 +482,9 @@ def _video_encoder(dst: Path, options: EncodeOptions) -> str:
         raise InputError(f"{codec} cannot encode {pix_fmt} pixels: it takes {listed}")
     if encoder.name in ("libx264", "libx265") and options.preset and options.preset not in X264_X265_PRESETS:
         raise InputError(f"{codec} has no preset '{options.preset}': use one of {', '.join(X264_X265_PRESETS)}")
+    rates = _frame_rates(codec)
+    if rates and options.fps is not None and options.fps not in rates:
+        raise InputError(f"{codec} cannot encode {options.fps} fps: it takes {_listed_rates(rates)}")
     return codec
 
 

@@ -898,3 +898,29 @@ def test_an_mp4s_track_titles_are_kept(suffix, tmp_path):
     with av.open(str(out)) as c:
         titles = [s.metadata.get("name", s.metadata.get("title")) for s in (c.streams.video[0], c.streams.audio[0])]
     assert titles == ["camera", "director"]
+
+
+def test_an_encoder_of_standard_rates_gets_the_nearest_one(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=4, rate=Fraction(23), audio=None)
+    out = tmp_path / "out.mpg"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--codec", "mpeg2video")
+    assert ("mpeg2video encodes only standard frame rates: writing a constant 24000/1001 fps (the input's is 23)"
+            in proc.stderr)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == Fraction(24000, 1001)
+
+
+def test_an_encoder_of_standard_rates_takes_a_standard_input_rate_without_a_word(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=4, rate=Fraction(25), audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mpg", *X2, "--codec", "mpeg1video")
+    assert "warning" not in proc.stderr
+
+
+def test_a_rate_the_encoder_cannot_encode_is_refused_before_anything_runs(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=4, audio=None)
+    out = tmp_path / "out.mpg"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--codec", "mpeg2video", "--fps", "23", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("ncnn-sr: error: mpeg2video cannot encode 23 fps: it takes 24000/1001, 24, 25, "
+                                   "30000/1001, 30, 50, 60000/1001, 60, ...")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
