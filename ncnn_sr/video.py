@@ -26,6 +26,7 @@ from typing import Callable, Iterable, Iterator
 import av
 import numpy as np
 
+from . import timecode
 from .errors import InputError
 from .video_frames import (ColourTags, UnsupportedColour, Upright, coded, deeper_format, depth, encodable_size, fit,
                            fit_warning, output_colour, to_rgb)
@@ -508,9 +509,18 @@ def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, tim
     canonical = av.codec.Codec(codec, "w").canonical_name
     if not holds(out, canonical):
         raise InputError(f"{dst.suffix} cannot hold {canonical} video: choose another --codec or container")
-    rate = options.fps or video_in.average_rate or video_in.guessed_rate or Fraction(25)
+    source_rate = video_in.average_rate or video_in.guessed_rate or Fraction(25)
+    rate = options.fps or source_rate
     stream = out.add_stream(codec, rate=rate)
-    stream.metadata.update(stream_tags_to_keep(video_in.metadata))
+    tags = stream_tags_to_keep(video_in.metadata)
+    if "timecode" in tags and rate != source_rate:
+        # A timecode counts frames: at the new rate the same instant has another label.
+        label = timecode.retimed(tags["timecode"], Fraction(source_rate), Fraction(rate))
+        if label is None:
+            log.warning("cannot carry the timecode %r to %s fps: dropping it", tags.pop("timecode"), rate)
+        else:
+            tags["timecode"] = label
+    stream.metadata.update(tags)
     stream.pix_fmt = options.pix_fmt
     stream.time_base = time_base
     ctx = stream.codec_context

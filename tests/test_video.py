@@ -924,3 +924,14 @@ def test_a_rate_the_encoder_cannot_encode_is_refused_before_anything_runs(tmp_pa
     assert proc.stderr.strip() == ("ncnn-sr: error: mpeg2video cannot encode 23 fps: it takes 24000/1001, 24, 25, "
                                    "30000/1001, 30, 50, 60000/1001, 60, ...")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_a_timecode_is_carried_to_the_rate_fps_asks_for(tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=3, audio=None), tmp_path / "in.mp4",
+                      timecode="01:02:03:04")
+    out = tmp_path / "out.mp4"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--fps", "30")
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].metadata["timecode"] == "01:02:03:05"  # 4/24 s is 5/30 s
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "slow.mp4", *X2, "--fps", "1/2")
+    assert "cannot carry the timecode '01:02:03:04' to 1/2 fps: dropping it" in proc.stderr
