@@ -68,20 +68,26 @@ def int_list(text: str, error: str) -> list[int]:
         raise UsageError(error) from None
 
 
+# The reference's wording, then what to give instead.
+BAD_JOBS = "invalid thread count argument: give load:proc:save, each at least 1, such as 1:2:2"
+BAD_PROCS = "invalid jobs_proc thread count argument: give one proc count of at least 1, or one per device: 1:2,2:2"
+BAD_TILE = "invalid tilesize argument: tile size must be 0 (auto) or at least 32; one per device: 0,200"
+
+
 def parse_jobs(text: str) -> tuple[int, list[int], int]:
     """``load:proc:save`` with ``proc`` a comma list, one per device."""
     parts = text.split(":")
     if len(parts) != 3:
-        raise UsageError("invalid thread count argument")
+        raise UsageError(BAD_JOBS)
     try:
         load, save = int(parts[0]), int(parts[2])
     except ValueError:
-        raise UsageError("invalid thread count argument") from None
+        raise UsageError(BAD_JOBS) from None
     if load < 1 or save < 1:
-        raise UsageError("invalid thread count argument")
-    procs = int_list(parts[1], "invalid jobs_proc thread count argument")
+        raise UsageError(BAD_JOBS)
+    procs = int_list(parts[1], BAD_PROCS)
     if any(p < 1 for p in procs):
-        raise UsageError("invalid jobs_proc thread count argument")
+        raise UsageError(BAD_PROCS)
     return load, procs, save
 
 
@@ -129,30 +135,55 @@ def build_lanes(opts: RunOptions, pictures: int | None = None) -> tuple[list[Lan
     lane gets more proc workers than there are pictures: on the CPU each worker gets
     a share of the cores, so one picture with two workers would use half of them."""
     load, procs, save = parse_jobs(opts.jobs)
-    if opts.gpu.strip().lower() in ("auto", ""):
-        chosen = [devices.get_device("auto")]
-    else:
-        chosen = []
-        for index in int_list(opts.gpu, "invalid gpu device"):
-            try:
-                chosen.append(devices.get_device(index))
-            except NcnnSrError:
-                raise UsageError(f"invalid gpu device {index}: {_device_hint()}") from None
-    tiles = per_device(int_list(opts.tile, "invalid tilesize argument"), len(chosen), "invalid tilesize argument")
+    # Every flag is checked before a device is looked at, whose notices (a software
+    # Vulkan device passed over) would come before the flag's error.
+    auto = opts.gpu.strip().lower() in ("auto", "")
+    indices = [] if auto else int_list(opts.gpu, f"invalid gpu device '{opts.gpu}': give auto, or indices such as "
+                                                 "0 or 0,1 (-1 is the CPU)")
+    count = 1 if auto else len(indices)
+    listed = f" (-g gives {count} device{'s' if count > 1 else ''})"
+    tiles = per_device(int_list(opts.tile, BAD_TILE), count, BAD_TILE + listed)
     if any(t != 0 and t < devices.MIN_TILE for t in tiles):
-        raise UsageError("invalid tilesize argument: tile size must be 0 (auto) or at least 32")
-    procs = per_device(procs, len(chosen), "invalid jobs_proc thread count argument")
+        raise UsageError(BAD_TILE)
+    procs = per_device(procs, count, BAD_PROCS + listed)
+    chosen = [devices.get_device("auto")] if auto else []
+    for index in indices:
+        try:
+            chosen.append(devices.get_device(index))
+        except NcnnSrError:
+            raise UsageError(f"invalid gpu device {index}: {_device_hint()}") from None
     cpus = os.cpu_count() or 1
     lanes = []
     if pictures is not None:
         procs = [max(1, min(workers, pictures)) for workers in procs]
+    procs = [_capped_workers(device, workers, cpus) for device, workers in zip(chosen, procs)]
+    # The CPU listed twice (-g -1,-1) is one set of cores and one memory: its lanes'
+    # workers share them all.
+    cpu_workers = sum(workers for device, workers in zip(chosen, procs) if not device.is_gpu)
     for device, tile, workers in zip(chosen, tiles, procs):
-        threads = None if device.is_gpu else cpu_threads_per_worker(workers)
+        threads = None if device.is_gpu else cpu_threads_per_worker(cpu_workers)
         up = Upscaler(opts.model, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad, overlap=opts.overlap,
                       exact=opts.exact, alpha=opts.alpha, precision=opts.precision, model_path=opts.model_path,
-                      threads=threads, concurrency=workers)
+                      threads=threads, concurrency=workers if device.is_gpu else cpu_workers)
         lanes.append(Lane(up, workers))
     return lanes, min(load, cpus), min(save, cpus)
+
+
+# The reference caps a GPU's proc threads at its compute queue count, which ncnn's Python
+# module does not tell; drivers offer 1 to 16.
+MAX_GPU_WORKERS = 16
+
+
+def _capped_workers(device: devices.Device, workers: int, cpus: int) -> int:
+    """Proc workers beyond what a device runs at once only wait, each holding a
+    picture (a video two frames per worker), and starting them is slow: a video took
+    40 times as long with 1:100000:1 and never began with 1:99999999999999999999:1.
+    The CPU gets at most one per core, a GPU at most MAX_GPU_WORKERS."""
+    most = MAX_GPU_WORKERS if device.is_gpu else cpus
+    if workers > most:
+        log.info("%d proc workers on %s: using %d, as many as it runs at once", workers, device, most)
+        return most
+    return workers
 
 
 def _device_hint() -> str:
@@ -354,6 +385,10 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
         for lane in lanes:
             log.info("%s x%d on %s, %d proc worker(s)", lane.upscaler.spec.name, lane.upscaler.scale,
                      lane.upscaler.device, lane.workers)
+        native = lanes[0].upscaler.scale
+        if opts.scale is not None and opts.scale != native and opts.width is None and opts.height is None:
+            log.info("%s is a x%d model: its output is resampled to x%g (Lanczos)", lanes[0].upscaler.spec.name,
+                     native, opts.scale)
         progress = _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode)
         # A picture's missing folders are made as a folder's are, and taken back alike.
         new_folder = _first_missing(opts.output if plan.folder_mode else plan.jobs[0].target.parent)

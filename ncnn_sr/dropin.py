@@ -27,7 +27,8 @@ REFERENCE_TILE_PAD = 10
 @click.option("-o", "output_path", required=True, type=click.Path(path_type=Path),
               help="output image path (jpg/png/webp) or directory")
 @click.option("-s", "scale", default="4", show_default=True,
-              help="upscale ratio (2, 3, 4 pick the realesr-animevideov3 file; any other value resamples)")
+              help="upscale ratio, any value: realesr-animevideov3 has x2, x3 and x4 files; other "
+                   "ratios and models resample the model's output (Lanczos)")
 @click.option("-t", "tile", default="0", show_default=True, help="tile size (>=32/0=auto) can be 0,0,0 for multi-gpu")
 @click.option("-m", "model_path", default="models", show_default=True, type=click.Path(path_type=Path),
               help="folder path to the pre-trained models (falls back to the installed models)")

@@ -83,7 +83,8 @@ class _Item:
 
 class Pipeline:
     """Runs jobs through the lanes. ``on_outcome`` is called once per job, from a
-    save or load thread, never from two threads at once."""
+    save or load thread, never from two threads at once; an exception from it (a
+    closed stderr, say) is raised by ``run`` once every job is done."""
 
     def __init__(self, lanes: list[Lane], load_workers: int = 1, save_workers: int = 2,
                  scale: float | None = None, width: int | None = None, height: int | None = None,
@@ -102,6 +103,7 @@ class Pipeline:
         self._queue_size = queue_size
         self._cancel = threading.Event()
         self._report_lock = threading.Lock()
+        self._errors: list[BaseException] = []
 
     def cancel(self) -> None:
         """Stop soon: no new picture is started, work in progress stops after its
@@ -112,6 +114,7 @@ class Pipeline:
         """Run every job; Ctrl-C (KeyboardInterrupt) in the calling thread cancels and
         the summary says so."""
         self._summary = Summary()
+        self._errors = []
         start = time.perf_counter()
         pending = iter(jobs)
         pending_lock = threading.Lock()
@@ -125,13 +128,14 @@ class Pipeline:
         # A Ctrl-C while the workers start would leave some running with no one to stop
         # them: it waits until they all run and the handler below is in place.
         held = _HeldInterrupts()
-        loaders = [_Worker(self._load, next_job, to_proc) for _ in range(self.load_workers)]
-        procs = [_Worker(self._proc, lane.upscaler, to_proc, to_save)
+        crashed = self._crashed
+        loaders = [_Worker(self._load, next_job, to_proc, on_error=crashed) for _ in range(self.load_workers)]
+        procs = [_Worker(self._proc, lane.upscaler, to_proc, to_save, on_error=crashed)
                  for lane in self.lanes for _ in range(lane.workers)]
-        savers = [_Worker(self._save, to_save) for _ in range(self.save_workers)]
+        savers = [_Worker(self._save, to_save, on_error=crashed) for _ in range(self.save_workers)]
         # Each stage ends when its threads have ended and the next stage got one STOP
-        # per worker.
-        stages = [(loaders, to_proc, len(procs)), (procs, to_save, len(savers)), (savers, None, 0)]
+        # per worker that still reads.
+        stages = [(loaders, to_proc, procs), (procs, to_save, savers), (savers, None, [])]
         stops_sent = {id(to_proc): 0, id(to_save): 0}
         try:
             held.release()
@@ -148,18 +152,30 @@ class Pipeline:
                     continue
         self._summary.cancelled = self._cancel.is_set()
         self._summary.seconds = time.perf_counter() - start
+        if self._errors:
+            raise self._errors[0]
         return self._summary
+
+    def _crashed(self, error: BaseException) -> None:
+        """A worker died of an error no job could be blamed for: the run stops, since
+        the other stages would wait for it for ever, and ``run`` raises it."""
+        with self._report_lock:
+            self._errors.append(error)
+        self.cancel()
 
     # --- workers -----------------------------------------------------------------------
 
-    def _put(self, q: queue.Queue, item) -> None:
-        """Put, but give up waiting once cancelled (no one may be reading any more)."""
+    def _put(self, q: queue.Queue, item, readers: list | None = None) -> None:
+        """Put, but give up waiting once cancelled (no one may be reading any more),
+        and a STOP once every one of ``readers`` has ended."""
         while True:
             try:
                 q.put(item, timeout=0.1)
                 return
             except queue.Full:
-                if self._cancel.is_set() and item is not STOP:
+                if item is not STOP and self._cancel.is_set():
+                    return
+                if item is STOP and readers is not None and all(r.done.is_set() for r in readers):
                     return
 
     def _load(self, next_job, to_proc: queue.Queue) -> None:
@@ -186,8 +202,11 @@ class Pipeline:
         if not self._skip_existing:
             return None
         for candidate in (target, alpha_target(target)):
-            if candidate.is_file() and candidate.stat().st_size > 0:
-                return candidate
+            try:
+                if candidate.is_file() and candidate.stat().st_size > 0:
+                    return candidate
+            except OSError:
+                pass  # a name too long, say: writing it will fail and say why
         return None
 
     def _check_output(self, item: _Item) -> None:
@@ -259,19 +278,22 @@ class Pipeline:
             else:
                 s.failed += 1
                 s.failures.append(outcome)
-            if self._on_outcome is not None:
-                self._on_outcome(outcome)
+            if self._on_outcome is not None and not self._errors:
+                try:
+                    self._on_outcome(outcome)
+                except Exception as e:  # the pictures still get done; run raises it after
+                    self._errors.append(e)
 
     # --- joining -----------------------------------------------------------------------
 
     def _close(self, stages, stops_sent: dict) -> None:
         """Join each stage, then send the next one its STOPs, never twice: this may be
         re-entered after a Ctrl-C."""
-        for threads, next_queue, stops in stages:
+        for threads, next_queue, readers in stages:
             _join(threads)
             if next_queue is not None:
-                while stops_sent[id(next_queue)] < stops:
-                    self._put(next_queue, STOP)
+                while stops_sent[id(next_queue)] < len(readers):
+                    self._put(next_queue, STOP, readers)
                     stops_sent[id(next_queue)] += 1
 
 
@@ -307,12 +329,16 @@ class _Worker:
     thread that still runs as stopped (is_alive() False): the batch then returned with
     a worker inside ncnn, and the process died in std::terminate at exit (SIGABRT)."""
 
-    def __init__(self, target: Callable, *args):
+    def __init__(self, target: Callable, *args, on_error: Callable[[BaseException], None] | None = None):
         self.done = threading.Event()
 
         def run() -> None:
             try:
                 target(*args)
+            except BaseException as e:
+                if on_error is None:
+                    raise
+                on_error(e)
             finally:
                 self.done.set()
 

@@ -180,6 +180,15 @@ def test_any_scale_with_the_dropin_resamples_instead_of_garbling(tmp_path):
     assert np.mean(np.abs(back - picture(12, 16))) < 25  # the picture, not a scrambled buffer
 
 
+def test_dropin_says_when_it_resamples_the_models_output(tmp_path):
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-s", "2.5", "-g", "-1", "-v")
+    assert "realesr-animevideov3-x4 is a x4 model: its output is resampled to x2.5 (Lanczos)" in proc.stderr
+    assert size_of(tmp_path / "out.png") == (20, 20)
+    native = run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-s", "2", "-g", "-1", "-v")
+    assert "resampled" not in native.stderr
+
+
 def test_cpu_is_accepted_by_the_dropin(tmp_path):
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
     run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-g", "-1", "-s", "2")
@@ -202,7 +211,17 @@ def test_one_picture_gets_one_proc_worker_with_all_the_cores(tmp_path):
     assert "1 proc worker(s)" in one.stderr
     two = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
               "-g", "-1", "-j", "1:3:2", "-v")
-    assert "2 proc worker(s)" in two.stderr
+    assert f"{min(2, os.cpu_count())} proc worker(s)" in two.stderr  # two pictures; at most one per core
+
+
+def test_a_huge_proc_count_is_capped_instead_of_starting_threads_for_ever(tmp_path):
+    # A video with -j 1:99999999999999999999:1 never began: it started threads until
+    # killed (1:100000:1 took seconds a frame).
+    clip = make_clip(tmp_path / "v.mp4", frames=2, width=16, height=16, audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "o.mp4", "-g", "-1", "-s", "2",
+               "-j", "1:99999999999999999999:1", "-v", timeout=60)
+    assert f"99999999999999999999 proc workers on CPU: using {os.cpu_count()}" in proc.stderr
+    assert (tmp_path / "o.mp4").exists()
 
 
 def test_skip_existing_leaves_done_outputs(tmp_path):

