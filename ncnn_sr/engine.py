@@ -19,7 +19,7 @@ from .errors import DeviceError, InputError, ModelError
 from .models import ModelSpec, resolve_model
 from .netsplit import NetPlan, plan_network
 from .pixels import check_image, quantize, to_float, to_gray
-from .resample import resize, target_size
+from .resample import resize, resize_bytes, target_size
 from .tiles import (TTA_COUNT, blend_spans, mirror_pad, pieces, ramp_weights, tile_grid, tta_forward,
                     tta_inverse)
 
@@ -288,6 +288,7 @@ class Upscaler:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # no upscale call in progress
         self._closed = False
+        self._retired: list = []  # networks given up for the CPU, freed once no call runs
         self._running = 0  # upscale calls in progress
         self._last_size: tuple = ()
         self._tile = tile
@@ -330,6 +331,7 @@ class Upscaler:
         wanted = None
         if scale is not None or width is not None or height is not None:
             wanted = target_size(h, w, scale, width, height)
+        self._check_room(image, wanted)
         with self._lock:
             if self._closed:
                 raise InputError("this Upscaler is closed")
@@ -351,8 +353,25 @@ class Upscaler:
                     # are noise.
                     self._trim()
                 if self._running == 0:
+                    while self._retired:
+                        self._retired.pop().release()
                     self._idle.notify_all()
         return out if wanted is None else resize(out, *wanted)
+
+    def _check_room(self, image: np.ndarray, wanted: tuple[int, int] | None) -> None:
+        """An InputError when the result cannot fit in the memory available: asked for
+        anyway, it ended with the process killed (a width of 100000 for a 40 px
+        picture wants 10 GB per channel of float) instead of an error."""
+        s = self._scale
+        need = out_bytes(image, s)
+        if wanted is not None:
+            native = (image.shape[0] * s, image.shape[1] * s)
+            need += resize_bytes(native, *wanted, image.shape[2], image.itemsize)
+        available = devices.available_memory()
+        if need > available:
+            size = f"{image.shape[1] * s}x{image.shape[0] * s}" if wanted is None else f"{wanted[1]}x{wanted[0]}"
+            raise InputError(f"a {size} result needs about {need / 2**30:.1f} GB of memory, "
+                             f"more than the {available / 2**30:.1f} GB available")
 
     def _trim(self) -> None:
         self._net.trim()
@@ -425,14 +444,20 @@ class Upscaler:
             return devices.cpu_auto_tile(height, width, SPLIT_TRUNK_BYTES_PER_PIXEL, self.tile_pad,
                                          share=self._concurrency, overlap=self.overlap, reserve=reserve + more)
 
+        full = tile(0)
+        if full == 0:  # one window: exact without maps
+            return 0, False
         maps = self._stage_maps(net, height, width, STAGE_BAND)
         if maps is not None:
             staged_tile = tile(maps[1])
             # Smaller tiles add context per seam and stage: past this, blended windows
-            # of the full tile are cheaper than exactness is worth.
-            if staged_tile == 0 or staged_tile >= MIN_STAGED_TILE:
+            # of the full tile are cheaper than exactness is worth. A tile the maps do
+            # not shrink stays exact however small: with two calls at once the budget
+            # left 112 px at most, so RRDBNet never staged on the CPU, although stages
+            # on windows of one size do less work than blending them.
+            if staged_tile >= min(MIN_STAGED_TILE, full):
                 return staged_tile, True
-        return tile(0), False
+        return full, False
 
     def _stage_budget(self) -> int:
         return min(devices.available_memory() // 4, STAGE_MAP_CAP) // self._concurrency
@@ -451,8 +476,8 @@ class Upscaler:
             return None
         p = self.tile_pad
         extra = 0
-        if self.tta:  # each pass's output and their sum, in float
-            extra = 2 * height * width * self._scale ** 2 * min(channels, 4) * 4
+        if self.tta:  # each pass's output and their sum, in float (grey as RGB)
+            extra = 2 * height * width * self._scale ** 2 * (4 if channels == 4 else 3) * 4
         # float32 while its maps take at most half the budget; beyond, they would
         # shrink the automatic tile (and so add context per seam) more than float16,
         # 66 dB from float32, is worth.
@@ -490,7 +515,9 @@ class Upscaler:
                             net.device, devices.MIN_TILE)
                 self._net = self._load(devices.CPU)
                 self._tile = 0
-                net.release()
+                # Not freed now: other calls may be inside it (freeing a network under a
+                # running extraction crashes the process); the last call out frees it.
+                self._retired.append(net)
                 return
         raise DeviceError(f"the CPU ran out of memory even with {devices.MIN_TILE}px tiles")
 

@@ -16,6 +16,9 @@ def check_image(image: np.ndarray) -> np.ndarray:
     taken as H×W×1. Anything else is an InputError."""
     if not isinstance(image, np.ndarray):
         raise InputError(f"expected a numpy array, got {type(image).__name__}")
+    image = np.asarray(image)  # a subclass (np.matrix) cannot take a third axis
+    if image.dtype.kind == "u" and not image.dtype.isnative:
+        image = image.astype(image.dtype.newbyteorder("="))  # big-endian uint16, as in 16-bit PNGs
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):

@@ -25,6 +25,15 @@ def target_size(height: int, width: int, scale: float | None = None,
         if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
             raise InputError(f"{name} must be a number, got {value!r}" if name == "scale" else
                              f"{name} must be a whole number of pixels, got {value!r}")
+    # As Python numbers: numpy's small types overflow in the arithmetic below (a
+    # width of np.uint8(80) gave a 100 px tall picture 2 px instead of 200).
+    if scale is not None:
+        try:
+            scale = float(scale)
+        except OverflowError:  # an int or Fraction past float's range
+            scale = math.inf
+    out_width = None if out_width is None else int(out_width)
+    out_height = None if out_height is None else int(out_height)
     if out_width is not None or out_height is not None:
         if scale is not None:
             raise InputError("give a scale or a target width/height, not both")
@@ -48,6 +57,14 @@ def _checked(height: int, width: int) -> tuple[int, int]:
     if max(height, width) > MAX_SIDE:
         raise InputError(f"a {width}x{height} result is too large: at most {MAX_SIDE} pixels a side")
     return height, width
+
+
+def resize_bytes(native: tuple[int, int], height: int, width: int, channels: int, itemsize: int) -> int:
+    """Peak bytes ``resize`` takes to turn a ``native`` (height, width) picture into a
+    ``height`` × ``width`` one, result included: a float copy of the input, float
+    planes of the output twice (resampled, then stacked) and the rounding's float copy,
+    Pillow's plane and its copy."""
+    return native[0] * native[1] * channels * 4 + height * width * (channels * (12 + itemsize) + 8)
 
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -183,6 +183,37 @@ def test_numpy_integers_are_whole_numbers(cpu_upscalers):
     assert cpu_upscalers(FAST).upscale(picture(4, 4), width=np.int64(10)).shape == (10, 10, 3)
 
 
+def test_numpy_sizes_of_small_types_do_not_overflow(cpu_upscalers):
+    # found by a bug hunt: 50 * np.uint8(60) wrapped around, giving 1 row instead of 150
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    assert up.upscale(picture(50, 20), width=np.uint8(60)).shape == (150, 60, 3)
+    assert up.upscale(picture(50, 20), height=np.int8(100)).shape == (100, 40, 3)
+    assert up.upscale(picture(50, 20), scale=np.float16(1.5)).shape == (75, 30, 3)
+
+
+def test_a_result_larger_than_the_memory_available_is_an_input_error(cpu_upscalers, monkeypatch):
+    # found by a bug hunt: width=100000 for a 40 px picture (10 GB per channel of
+    # float to resample) got the process killed
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    monkeypatch.setattr(engine_mod.devices, "available_memory", lambda: 1 << 20)
+    assert up.upscale(picture(10, 10), scale=3).shape == (30, 30, 3)
+    with pytest.raises(InputError, match="more than the 0.0 GB available"):
+        up.upscale(picture(10, 10), scale=30)
+    with pytest.raises(InputError, match="needs about"):
+        up.upscale(picture(400, 400))  # the native result alone
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix
+def test_big_endian_and_subclassed_arrays_are_pictures(cpu_upscalers):
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    image = picture(10, 12, dtype=np.uint16)
+    want = up.upscale(image)
+    got = up.upscale(image.astype(">u2"))
+    assert got.dtype == np.uint16 and np.array_equal(got, want)
+    grey = picture(10, 12, channels=1)[:, :, 0]
+    assert np.array_equal(up.upscale(np.asmatrix(grey)), up.upscale(grey))
+
+
 def test_bad_target_sizes_are_input_errors(cpu_upscalers):
     up = cpu_upscalers(FAST)
     for kwargs in ({"scale": 0}, {"scale": -2}, {"width": 0}, {"scale": 2, "width": 10}, {"scale": "2"},
@@ -249,6 +280,40 @@ def test_out_of_memory_halves_the_tile_and_still_gives_the_right_picture(monkeyp
     assert up.tile == 32
     assert np.array_equal(got, want)
     assert "retrying with 32px tiles" in caplog.text
+
+
+def test_a_gpu_given_up_for_the_cpu_is_freed_only_after_the_calls_inside_it(monkeypatch, caplog):
+    # found by a bug hunt: the fallback freed the GPU network while another call was
+    # still extracting on it, which crashes the process
+    image = picture(30, 30)  # one tile: the same picture at the CPU's automatic tile
+    up = Upscaler(FAST, device=-1, tile=32, tile_pad=10)
+    want = up.upscale(image)
+    old = up._net
+    old.device = engine_mod.Device(0, "stand-in GPU", "discrete", 4096)
+    inside, go = threading.Event(), threading.Event()
+    real_run = engine_mod._Network.run
+
+    def run(self, window, keep=None):
+        if self is old and threading.current_thread().name != "inside":
+            raise engine_mod._NetFailure("injected out of memory")
+        if self is old:
+            inside.set()
+            go.wait()
+        return real_run(self, window, keep)
+
+    monkeypatch.setattr(engine_mod._Network, "run", run)
+    results = {}
+    worker = threading.Thread(target=lambda: results.setdefault("inside", up.upscale(image)), name="inside")
+    worker.start()
+    inside.wait()
+    assert np.array_equal(up.upscale(image), want)  # on the CPU, while the other call is in the old net
+    assert up.device == engine_mod.devices.CPU and "falling back to the CPU" in caplog.text
+    assert old._net is not None
+    go.set()
+    worker.join()
+    assert np.array_equal(results["inside"], want)
+    assert old._net is None  # freed by the last call out
+    up.close()
 
 
 def test_cpu_out_of_memory_at_the_smallest_tile_is_a_device_error(monkeypatch):

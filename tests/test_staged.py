@@ -172,3 +172,17 @@ def test_the_automatic_tile_leaves_room_for_the_maps(ups, monkeypatch):
     monkeypatch.setattr(Upscaler, "_stage_budget", lambda self: -1)  # maps never fit
     without, blended = up._auto_tile(up._net, 1000, 1000)
     assert 0 < with_maps < without and staged_ok and not blended
+
+
+def test_calls_sharing_the_budget_stage_when_the_maps_do_not_shrink_the_tile(monkeypatch):
+    # found by a bug hunt: with two calls at once the budget allows 112 px tiles, under
+    # the 128 px floor, so RRDBNet on the CPU never ran in stages
+    monkeypatch.setattr(engine_mod.devices, "available_memory", lambda: 8 << 30)
+    up = Upscaler(MODEL, device=-1, concurrency=2)
+    assert up._auto_tile(up._net, 150, 150) == (112, True)
+    assert up._auto_tile(up._net, 40, 40) == (0, False)  # one window: exact already
+
+
+def test_grey_counts_as_rgb_in_the_memory_of_tta_passes(ups):
+    up = ups(tta=True)
+    assert up._stage_maps(up._net, 60, 60, 64, channels=1) == up._stage_maps(up._net, 60, 60, 64, channels=3)
