@@ -14,6 +14,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Iterator
 from models_ncnn import CATALOG_PATH
 
 from .errors import ModelError
+
+log = logging.getLogger("ncnn_sr")
 
 ENV_MODEL_PATH = "NCNN_SR_MODEL_PATH"
 DEFAULT_PREPADDING = 10
@@ -186,10 +189,13 @@ def _resolve(text: str, model_path: str | os.PathLike | None) -> ModelSpec:
 def _resolve_path(path: Path) -> ModelSpec:
     stem = path.with_suffix("") if path.suffix in (".param", ".bin") else path
     param, bin_ = stem.with_name(stem.name + ".param"), stem.with_name(stem.name + ".bin")
-    return _checked_spec(stem.name, param, bin_, catalog().get(stem.name), f"path {param}")
+    # A path is a custom model's way in: one named like a catalog model but holding
+    # other weights (fine-tuned, say) is that, not a corrupt copy.
+    return _checked_spec(stem.name, param, bin_, catalog().get(stem.name), f"path {param}", custom_if_other=True)
 
 
-def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None, source: str) -> ModelSpec:
+def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None, source: str,
+                  custom_if_other: bool = False) -> ModelSpec:
     for p in (param, bin_):
         if not p.is_file():
             raise ModelError(f"model {name}: file {p} not found ({source})")
@@ -197,9 +203,16 @@ def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None
     bin_bytes = _read(bin_, name)
     verified = False
     if entry is not None and entry.param_sha256 and entry.bin_sha256:
-        _check_sha(name, param, param_sha256(param_bytes), entry.param_sha256)
-        _check_sha(name, bin_, hashlib.sha256(bin_bytes).hexdigest(), entry.bin_sha256)
-        verified = True
+        hashes = ((param, param_sha256(param_bytes), entry.param_sha256),
+                  (bin_, hashlib.sha256(bin_bytes).hexdigest(), entry.bin_sha256))
+        if custom_if_other and any(actual != expected for _, actual, expected in hashes):
+            log.warning("%s is not the catalog's %s (its sha256 differs): running it as a custom model", param,
+                        name)
+            entry = None
+        else:
+            for path, actual, expected in hashes:
+                _check_sha(name, path, actual, expected)
+            verified = True
     graph = parse_param(param_bytes, name)
     check_bin_size(graph, bin_bytes, name)
     if entry is not None:

@@ -85,6 +85,20 @@ def test_known_model_with_altered_weights_fails_its_sha256(tmp_path):
         resolve_model("realesr-animevideov3-x2", tmp_path)
 
 
+def test_a_model_given_by_path_with_a_catalog_name_and_other_weights_is_a_custom_model(tmp_path, caplog):
+    # A fine-tuned model saved as realesr-animevideov3-x2.param: the path says "this one".
+    param, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "realesr-animevideov3-x2")
+    data = bytearray(bin_.read_bytes())
+    data[1000] ^= 0xFF
+    bin_.write_bytes(bytes(data))
+    spec = resolve_model(param)
+    assert not spec.verified and spec.scale is None  # its scale is found by running it
+    assert "is not the catalog's realesr-animevideov3-x2 (its sha256 differs): running it as a custom model" in \
+        caplog.text
+    untouched, _ = copy_model("realesr-animevideov3-x2", tmp_path / "same", "realesr-animevideov3-x2")
+    assert resolve_model(untouched).verified
+
+
 def test_truncated_bin_is_a_clear_error(tmp_path):
     param, bin_ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
     bin_.write_bytes(bin_.read_bytes()[:500_000])
