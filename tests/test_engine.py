@@ -9,7 +9,7 @@ from PIL import Image
 from conftest import picture, psnr, upscale_in_threads
 from ncnn_sr import DeviceError, InputError, Upscaler, catalog
 from ncnn_sr import engine as engine_mod
-from ncnn_sr.resample import resize
+from ncnn_sr.resample import resize, resize_bytes
 from ncnn_sr.tiles import tta_forward, tta_inverse
 
 FAST = "realesr-animevideov3-x4"
@@ -427,3 +427,19 @@ def test_memory_goes_back_after_a_big_picture(monkeypatch):
     loaded = resident_mb()
     up.upscale(picture(150, 130))
     assert resident_mb() - loaded < 15
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_resizing_holds_one_channel_in_float_at_a_time(channels):
+    # A whole float copy of a 16000x12000 result took 2.3 GB; the estimate the engine
+    # checks the memory with must hold as well.
+    import tracemalloc
+    image = picture(300, 400, channels)
+    tracemalloc.start()
+    try:
+        resize(image, 500, 700)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    whole_float_copy = (300 * 400 + 2 * 500 * 700) * channels * 4
+    assert peak < resize_bytes((300, 400), 500, 700, channels, 1) < whole_float_copy
