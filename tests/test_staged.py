@@ -183,6 +183,20 @@ def test_calls_sharing_the_budget_stage_when_the_maps_do_not_shrink_the_tile(mon
     assert up._auto_tile(up._net, 40, 40) == (0, False)  # one window: exact already
 
 
+def test_stages_are_chosen_while_they_cost_little_more_than_blending(monkeypatch):
+    # The README promises exact tiles on the CPU up to about 2 megapixels; with two
+    # calls at once every picture over 240 px blended, as the maps took its tile under
+    # a fixed 128 px floor, though 96 px stages cost less than 112 px blended windows.
+    monkeypatch.setattr(engine_mod.devices, "available_memory", lambda: 16 << 30)
+    two = Upscaler(MODEL, device=-1, concurrency=2)
+    assert two._auto_tile(two._net, 400, 400) == (96, True)
+    assert two._staged_cost(two._net.plan, 96) < two._blended_cost(112)
+    # Where the maps would shrink the tile so far that stages cost much more, blend.
+    assert two._auto_tile(two._net, 1024, 1024) == (112, False)
+    one = Upscaler(MODEL, device=-1)
+    assert one._auto_tile(one._net, 1080, 1920) == (128, True)  # 6 % more than 192 px blended
+
+
 def test_grey_counts_as_rgb_in_the_memory_of_tta_passes(ups):
     up = ups(tta=True)
     assert up._stage_maps(up._net, 60, 60, 64, channels=1) == up._stage_maps(up._net, 60, 60, 64, channels=3)
