@@ -296,6 +296,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
                              "use mp4, mkv, mov, webm or avi")
         if opts.output.exists() and opts.input.exists() and os.path.samefile(opts.input, opts.output):
             raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
+        video.video_encoder(opts.output, encode)  # a bad --codec or --preset before a model loads
         info = video.probe(opts.input)
         lanes, _, _ = build_lanes(opts)
         window = 2 * sum(lane.workers for lane in lanes) + 2

@@ -86,11 +86,18 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 def _open_input(path):
     try:
-        return av.open(os.fspath(path))
+        container = av.open(os.fspath(path))
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: not a video FFmpeg can read ({_reason(e)})") from None
+    # FFmpeg reads a lone picture (a JPEG named .mp4) as a one-frame video through its
+    # image demuxers, all named *_pipe or image2.
+    kind = container.format.name
+    if kind == "image2" or kind.endswith("_pipe"):
+        container.close()
+        raise InputError(f"{path}: a still picture ({kind.removesuffix('_pipe')}), not a video: upscale it as a picture")
+    return container
 
 
 def _video_stream(container, path):
@@ -194,7 +201,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     read or decoded, ``dst`` when the video cannot be encoded or written.
     """
     dst = Path(dst)
-    encoder = _video_encoder(dst, options)
+    encoder = video_encoder(dst, options)
     part = dst.with_name(f".{dst.stem}.ncnn-sr-part{dst.suffix}")
     inp = _open_input(src)
     try:
@@ -368,13 +375,17 @@ def _side_streams(inp, video_in, out, dst: Path) -> dict[int, _SideOutput]:
 # counts, an mp4's brands) rather than what it holds: copied, they would be wrong.
 # "rotate" is gone too: the frames are turned upright.
 _STALE_TAGS = ("encoder", "duration", "bps", "number_of_", "_statistics_", "major_brand", "minor_version",
-               "compatible_brands", "rotate")
+               "compatible_brands", "rotate", "vendor_id")
+# The handler names FFmpeg's mp4 muxer writes by default: no track's own name, and
+# carried into a Matroska file they would show up as tags.
+_DEFAULT_HANDLERS = frozenset({"VideoHandler", "SoundHandler", "SubtitleHandler", "DataHandler"})
 
 
 def tags_to_keep(metadata) -> dict:
     """What of a file's or a stream's tags (title, language, creation time, timecode)
     still holds for the upscaled copy."""
-    return {key: value for key, value in metadata.items() if not key.lower().startswith(_STALE_TAGS)}
+    return {key: value for key, value in metadata.items() if not key.lower().startswith(_STALE_TAGS)
+            and not (key.lower() == "handler_name" and value in _DEFAULT_HANDLERS)}
 
 
 @functools.cache
@@ -458,7 +469,7 @@ def _rate_text(rate: Fraction) -> str:
     return str(rate) if rate.denominator in (1, 1001) else f"{float(rate):.3f}"
 
 
-def _video_encoder(dst: Path, options: EncodeOptions) -> str:
+def video_encoder(dst: Path, options: EncodeOptions) -> str:
     """The name of the video encoder ``options`` choose for ``dst``; InputError unless
     it is a video encoder that can encode ``options.pix_fmt``."""
     codec = options.codec or ("libvpx-vp9" if dst.suffix.lower() == ".webm" else "libx264")

@@ -935,3 +935,31 @@ def test_a_timecode_is_carried_to_the_rate_fps_asks_for(tmp_path):
         assert c.streams.video[0].metadata["timecode"] == "01:02:03:05"  # 4/24 s is 5/30 s
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "slow.mp4", *X2, "--fps", "1/2")
     assert "cannot carry the timecode '01:02:03:04' to 1/2 fps: dropping it" in proc.stderr
+
+
+def test_a_still_picture_named_like_a_video_is_refused(tmp_path):
+    fake = tmp_path / "photo.mp4"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(fake, format="JPEG")
+    out = tmp_path / "out.mp4"
+    proc = run(NCNN_SR, "video", "-i", fake, "-o", out, *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"ncnn-sr: error: {fake}: a still picture (jpeg), not a video: upscale it as a picture"
+    assert not out.exists()
+
+
+def test_an_mp4s_default_handler_names_do_not_become_matroska_tags(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    with av.open(str(clip)) as c:
+        assert c.streams.video[0].metadata.get("handler_name") == "VideoHandler"  # what FFmpeg writes
+    out = tmp_path / "out.mkv"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    with av.open(str(out)) as c:
+        for stream in c.streams:
+            assert not {key.lower() for key in stream.metadata} & {"handler_name", "vendor_id"}, stream.metadata
+
+
+def test_encoder_settings_are_refused_before_the_input_is_read(tmp_path):
+    proc = run(NCNN_SR, "video", "-i", tmp_path / "missing.mp4", "-o", tmp_path / "out.mp4", *X2,
+               "--codec", "aac", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "ncnn-sr: error: 'aac' is an audio encoder, not a video encoder"
