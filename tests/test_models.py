@@ -1,3 +1,4 @@
+import re
 import shutil
 
 import numpy as np
@@ -168,3 +169,33 @@ def test_a_layer_ncnn_does_not_know_is_named_in_the_one_line_error(tmp_path, cap
     with pytest.raises(ModelError, match=r"could not parse .*custom.param \(layer FooBar not exists or registered\)"):
         Upscaler(param, device=-1)
     assert capfd.readouterr().err == ""  # ncnn's own line went into the message, not the terminal
+
+
+def _models_command(*args, env=None):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "ncnn_sr", "models", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_models_command_refuses_a_model_folder_that_is_not_there(tmp_path):
+    # It listed the package's models as if the folder had been looked in.
+    done = _models_command("-m", str(tmp_path / "no-such-folder"))
+    assert done.returncode == 2 and "does not exist" in done.stderr and done.stdout == ""
+
+
+def test_models_command_tells_a_corrupt_copy_from_a_missing_one(tmp_path):
+    copy_model("realesr-animevideov3-x2", tmp_path, "realesr-animevideov3-x2")
+    param, bin_ = copy_model("realesrgan-x4plus-anime", tmp_path, "realesrgan-x4plus-anime")
+    bin_.write_bytes(bin_.read_bytes()[:1000])
+    copy_model("realesr-animevideov3-x4", tmp_path, "realesrnet-x4plus")  # no catalog hash
+    done = _models_command("-m", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    lines = {line.split()[0]: line for line in done.stdout.splitlines()}
+    assert lines["realesr-animevideov3-x2"].split()[2] == "verified"
+    # Was "missing": it is there, and hides the package's copy.
+    assert lines["realesrgan-x4plus-anime"].split()[2] == "unusable"
+    assert lines["realesrnet-x4plus"].split()[2] == "unverified"
+    # One column for the state: the long "unverified (...)" pushed the source out of it.
+    assert len({re.match(r"\S+ +x\d +\S+ +", line).end() for line in lines.values()}) == 1
