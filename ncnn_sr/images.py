@@ -230,11 +230,24 @@ def _process_umask() -> int:
 _FILE_MODE = 0o666 & ~_process_umask()
 
 
+def write_target(path: str | os.PathLike) -> Path:
+    """The file a write to ``path`` by renaming over it should replace: the file a
+    link points to (renamed over, the link itself would become a plain file), else
+    ``path``. InputError for a device, FIFO or folder there, which renaming would
+    replace rather than write to (as root, -o /dev/null.png made /dev/null a file)."""
+    target = Path(path)
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
+    if target.exists() and not target.is_file():
+        raise InputError(f"cannot write {os.fspath(path)}: not a regular file")
+    return target
+
+
 def atomic_write(path: str | os.PathLike, encode) -> None:
     """``encode(binary file)`` writes ``path`` whole or not at all: into a hidden
-    temporary file beside it, renamed over ``path`` once complete. Failures to write
-    are InputErrors naming the file."""
-    target = Path(path)
+    temporary file beside it (beside what a link points to), renamed over it once
+    complete. Failures to write are InputErrors naming the file."""
+    target = write_target(path)
     folder = target.parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)

@@ -28,6 +28,7 @@ import numpy as np
 
 from . import timecode
 from .errors import InputError
+from .images import write_target
 from .video_frames import (ColourTags, UnsupportedColour, Upright, coded, deeper_format, depth, encodable_size, fit,
                            fit_warning, output_colour, to_rgb)
 
@@ -202,7 +203,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     """
     dst = Path(dst)
     encoder = video_encoder(dst, options)
-    part = dst.with_name(f".{dst.stem}.ncnn-sr-part{dst.suffix}")
+    final = write_target(dst)
+    part = final.with_name(f".{final.stem}.ncnn-sr-part{final.suffix}")
     inp = _open_input(src)
     try:
         video_in = _video_stream(inp, src)
@@ -224,7 +226,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             out.close()
         except av.error.FFmpegError as e:  # the trailer did not fit on the disk, say
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
-        os.replace(part, dst)
+        os.replace(part, final)
     except KeyboardInterrupt:
         _remove(part)
         # Ctrl-C does not wait for the frame workers, which may still be demuxing the

@@ -1,5 +1,6 @@
 """Reading and writing pictures: every mode, depth, metadata, broken files, atomic writes."""
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -345,3 +346,21 @@ def test_png_is_written_at_the_fast_compression_level(tmp_path):
     Image.fromarray(image).save(expected, format="PNG", compress_level=images_mod.PNG_COMPRESS_LEVEL)
     assert (tmp_path / "out.png").read_bytes() == expected.getvalue()
     assert images_mod.PNG_COMPRESS_LEVEL == 3
+
+
+def test_a_write_through_a_link_replaces_what_it_points_to_and_keeps_the_link(tmp_path):
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "out.png"
+    link.symlink_to(tmp_path / "real" / "target.png")
+    write_image(link, np.zeros((4, 4, 3), np.uint8))
+    assert link.is_symlink() and (tmp_path / "real" / "target.png").is_file()
+    write_image(link, np.full((4, 4, 3), 9, np.uint8))  # and again, over the file it made
+    assert link.is_symlink() and read_image(link)[0].max() == 9
+
+
+def test_a_fifo_or_a_device_is_not_replaced_by_a_file(tmp_path):
+    fifo = tmp_path / "out.png"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        write_image(fifo, np.zeros((4, 4, 3), np.uint8))
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(os.listdir(tmp_path)) == ["out.png"]

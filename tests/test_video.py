@@ -963,3 +963,15 @@ def test_encoder_settings_are_refused_before_the_input_is_read(tmp_path):
                "--codec", "aac", check_ok=False)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "ncnn-sr: error: 'aac' is an audio encoder, not a video encoder"
+
+
+def test_a_video_written_through_a_link_keeps_the_link(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "out.mp4"
+    link.symlink_to(tmp_path / "real" / "target.mp4")
+    run(NCNN_SR, "video", "-i", clip, "-o", link, *X2)
+    assert link.is_symlink()
+    with av.open(str(tmp_path / "real" / "target.mp4")) as c:
+        assert c.streams.video[0].width == 64
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["target.mp4"]
