@@ -211,6 +211,7 @@ def list_devices() -> None:
     """List the Vulkan devices (with heap budget, auto tile size and default tiling of
     RRDBNet models) and the CPU."""
     try:
+        auto, why = devices_mod.explain_auto()
         for d in devices_mod.list_devices():
             tiling = "exact tiles" if d.host_memory else "blended tiles (--exact for exact ones)"
             if d.is_gpu:
@@ -218,6 +219,9 @@ def list_devices() -> None:
                            f"auto tile {devices_mod.gpu_auto_tile(d.heap_budget_mb)}, {tiling}")
             else:
                 click.echo(f"{d.index:>3}  CPU  (-g -1), {tiling}")
+        click.echo(f"-g auto is {auto.index}" + (f": {why}" if why else ""))
+        click.echo("Tiling as shown for RRDBNet models (realesrgan-x4plus, -anime, realesrnet); "
+                   "other models blend their tiles.")
     except NcnnSrError as e:
         _fail(str(e))
 

@@ -165,17 +165,29 @@ def choose_auto(gpus: list[Device], default: int | None) -> Device:
     first hardware one, else the CPU with a one-line notice. A software Vulkan device
     (llvmpipe, SwiftShader: kind "cpu") is never chosen: ncnn's own CPU path is about
     ten times faster on the same processor. It can still be asked for by index."""
+    device, notice = auto_choice(gpus, default)
+    if notice:
+        log.warning("%s: running on the CPU%s", notice, ", which is faster" if gpus else " (slower)")
+    return device
+
+
+def explain_auto() -> tuple[Device, str | None]:
+    """What ``auto`` picks on this machine, and why it is the CPU when it is."""
+    found = [gpu_device(i) for i in range(gpu_count())]
+    return auto_choice(found, ncnn.get_default_gpu_index() if found else None)
+
+
+def auto_choice(gpus: list[Device], default: int | None) -> tuple[Device, str | None]:
+    """``choose_auto``'s device, and why it is the CPU when it is (None otherwise)."""
     hardware = [d for d in gpus if d.kind != "cpu"]
     for d in hardware:
         if d.index == default:
-            return d
+            return d, None
     if hardware:
-        return hardware[0]
+        return hardware[0], None
     if gpus:
-        log.warning("only a software Vulkan device (%s) found: running on the CPU, which is faster", gpus[0].name)
-    else:
-        log.warning("no Vulkan device found: running on the CPU (slower)")
-    return CPU
+        return CPU, f"only a software Vulkan device ({gpus[0].name}) found"
+    return CPU, "no Vulkan device found"
 
 
 # --- memory ------------------------------------------------------------------------------

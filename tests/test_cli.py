@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import picture
+from ncnn_sr.devices import explain_auto
 
 def installed(command: str) -> str:
     """The console script installed beside this Python, else on PATH."""
@@ -156,7 +157,12 @@ def test_models_lists_each_model_and_where_it_was_found():
 def test_devices_lists_the_cpu_and_how_each_device_tiles():
     out = run("devices").stdout
     assert "-1  CPU  (-g -1), exact tiles" in out
-    assert all(line.endswith(("exact tiles", "blended tiles (--exact for exact ones)")) for line in out.splitlines())
+    lines = out.splitlines()
+    assert all(line.endswith(("exact tiles", "blended tiles (--exact for exact ones)")) for line in lines[:-2])
+    # Which device auto takes, and why (lavapipe is listed first but passed over).
+    auto, why = explain_auto()
+    assert lines[-2] == f"-g auto is {auto.index}" + (f": {why}" if why else "")
+    assert lines[-1].startswith("Tiling as shown for RRDBNet models")
 
 
 
