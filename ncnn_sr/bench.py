@@ -286,6 +286,8 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         if r.get("psnr") is None:
             quality = "—"
+        elif r["psnr"] == math.inf:  # int8 flags on a float model, say: they changed nothing
+            quality = "identical (no effect)"
         else:
             quality = f"{r['psnr']:.1f} ({'keep' if r['keep'] else 'drop'})"
         share = None if r.get("python_share") is None else 100 * r["python_share"]

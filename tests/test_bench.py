@@ -327,3 +327,12 @@ def test_bench_runs_on_the_gpu(gpu, tmp_path):
     (row,) = json.loads(out_json.read_text())["rows"]
     assert row["device"] == gpu and row["mps"] > 0 and row["precision"] == "default"
     assert row["device_mb"] is None or row["device_mb"] > 1  # the weights alone are more
+
+
+def test_a_precision_that_changes_nothing_is_not_called_a_keeper():
+    # int8 flags on the catalog's float models leave the output as it was: "inf (keep)"
+    # read as if int8 cost no quality.
+    row = dict(model="m", device=-1, tile=0, tiling="reference", precision="int8", round=1, mps=1.0, rss_mb=10.0,
+               psnr=math.inf, keep=True)
+    table = bench.markdown([row])
+    assert "identical (no effect)" in table and "keep" not in table
