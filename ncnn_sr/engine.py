@@ -405,8 +405,14 @@ class Upscaler:
     def _load(self, device: Device) -> "_Network | _SplitNetwork":
         s = self.spec
         log.info("loading %s on %s", s.name, device)
+        threads = self._threads
+        if threads is None and not device.is_gpu and self._concurrency > 1:
+            # The calls at once split the cores, as a CPU lane's workers do; a GPU lane
+            # falling back to the CPU with ncnn's default (every core per call) ran
+            # cores x workers threads beside any CPU lane.
+            threads = max(1, (os.cpu_count() or 1) // self._concurrency)
         net = _Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
-                       self._precision, self._threads)
+                       self._precision, threads)
         if device.is_gpu and not (device.host_memory or self._exact):
             return net
         plan = plan_network(s.param_path.read_bytes(), s.input_blob, s.output_blob)

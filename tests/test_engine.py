@@ -1,5 +1,6 @@
 """The engine on ncnn's CPU path, with the real models on small pictures."""
 
+import os
 import threading
 
 import numpy as np
@@ -443,3 +444,12 @@ def test_resizing_holds_one_channel_in_float_at_a_time(channels):
         tracemalloc.stop()
     whole_float_copy = (300 * 400 + 2 * 500 * 700) * channels * 4
     assert peak < resize_bytes((300, 400), 500, 700, channels, 1) < whole_float_copy
+
+
+def test_calls_at_once_on_the_cpu_split_the_cores_unless_told_otherwise():
+    # What a GPU lane falling back to the CPU gets: with ncnn's default every call took
+    # every core, beside any CPU lane's workers.
+    shared = Upscaler("realesr-animevideov3-x2", device=-1, concurrency=2)
+    assert shared._net._net.opt.num_threads == max(1, os.cpu_count() // 2)
+    told = Upscaler("realesr-animevideov3-x2", device=-1, concurrency=2, threads=3)
+    assert told._net._net.opt.num_threads == 3
