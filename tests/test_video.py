@@ -18,7 +18,8 @@ from PIL import Image
 from media import add_mov_text, add_subtitles, make_clip, packets
 from ncnn_sr import InputError
 from ncnn_sr.pipeline import Lane, ordered_map
-from ncnn_sr.video import EncodeOptions, sample_rate_for, upscale_video
+from ncnn_sr.video import EncodeOptions, upscale_video
+from ncnn_sr.video_streams import sample_rate_for
 from ncnn_sr.video_frames import ColourTags, encodable_size, output_colour
 from test_cli import installed
 

@@ -1,0 +1,213 @@
+"""What goes along with the upscaled picture from a video's other streams: sound and
+subtitles (copied, or sound re-encoded where the container needs it), attachments,
+chapters, and the tags players choose tracks by, less those that describe the old
+file. Used by ``video``; knows nothing of ncnn.
+"""
+from __future__ import annotations
+
+import functools
+import io
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable
+
+import av
+
+log = logging.getLogger("ncnn_sr")
+
+# The muxers that write chapters; the others leave them out without a word.
+_CHAPTERED = frozenset({"matroska", "webm", "mp4", "mov", "ipod", "3gp", "3g2", "asf"})
+
+# Re-encoded sound runs on sample by sample; only a jump ahead in its source's times
+# by more than this (about an encoder's frame: 20 ms of Opus) is a gap to keep.
+# Smaller ones are rounding: mkv keeps times to the millisecond. Around a gap, the
+# encoder's frame that spans it still moves up to a frame of sound, as in ffmpeg.
+RESYNC_AFTER = 0.02
+
+
+class _SampleClock:
+    """Timestamps for the frames of a re-encoded sound, in samples at ``rate``: the
+    first at its source's time, each next where the one before ends, unless the source
+    jumps ahead by more than RESYNC_AFTER, a gap in the sound, where it follows the
+    source again. A jump back is not followed (the output's time cannot run back): the
+    sound runs on, late by the overlap."""
+
+    def __init__(self, rate: int):
+        self.rate = rate
+        self.next: int | None = None
+
+    def stamp(self, frame) -> None:
+        source = None
+        if frame.pts is not None and frame.time_base is not None:
+            source = round(frame.pts * frame.time_base * self.rate)
+        if self.next is None:
+            self.next = 0 if source is None else source
+        elif source is not None and source - self.next > RESYNC_AFTER * self.rate:
+            self.next = source
+        frame.pts, frame.time_base = self.next, Fraction(1, self.rate)
+        self.next += frame.samples
+
+
+@dataclass(frozen=True)
+class SideOutput:
+    """Where an input audio or subtitle stream goes: ``stream`` of the output, its
+    packets copied as they are, or with a ``resampler`` decoded, converted to the
+    sample format, layout and rate the encoder of ``stream`` takes, timed by ``clock``
+    and re-encoded."""
+
+    stream: object
+    resampler: av.AudioResampler | None = None
+    clock: _SampleClock | None = None
+
+
+def sample_rate_for(source: int, rates: Iterable[int] | None) -> int:
+    """The sample rate to encode sound of ``source`` Hz at, for an encoder that takes
+    ``rates`` (None: any): the source's own, else the nearest above it, else the
+    highest there is, so that no detail is lost that could be kept."""
+    if not rates or source in rates:
+        return source
+    above = [r for r in rates if r > source]
+    return min(above) if above else max(rates)
+
+
+# Muxers that list no codecs of their own: FFmpeg answers "can it hold this?" for them
+# only for their default codecs (an MPEG-TS, it says, holds MPEG-2 video but not
+# H.264), so what they hold is listed here, by muxer; they refuse, or write unplayable,
+# anything else.
+_MPEG_PS = frozenset({"mpeg1video", "mpeg2video", "h264", "mp2", "mp3", "ac3", "dts", "pcm_s16be", "dvd_subtitle"})
+_HOLDS = {
+    "mpegts": frozenset({"h264", "hevc", "vvc", "mpeg1video", "mpeg2video", "mpeg4", "vc1", "av1", "dirac", "cavs",
+                         "aac", "aac_latm", "mp2", "mp3", "ac3", "eac3", "dts", "truehd", "opus", "dvb_subtitle",
+                         "dvb_teletext", "hdmv_pgs_subtitle"}),
+    "mpeg": _MPEG_PS, "vob": _MPEG_PS, "svcd": _MPEG_PS, "dvd": _MPEG_PS,
+    "ogg": frozenset({"theora", "vp8", "vorbis", "opus", "flac", "speex"}),
+    "ogv": frozenset({"theora", "vp8", "vorbis", "opus", "flac", "speex"}),
+}
+
+
+def holds(out, codec: str) -> bool:
+    """Whether the output container ``out`` can hold ``codec`` (its canonical name)."""
+    listed = _HOLDS.get(out.format.name)
+    return codec in listed if listed is not None else codec in out.supported_codecs
+
+
+def carry_over(inp, video_in, out, dst: Path) -> dict[int, SideOutput]:
+    """Set up in ``out`` what goes along with the upscaled ``video_in``: the file's
+    tags and chapters, attachments, and outputs for the input's audio and subtitles,
+    returned by input stream index. What is left out is named in a warning each."""
+    out.metadata.update(tags_to_keep(inp.metadata))
+    chapters = inp.chapters()
+    if chapters and out.format.name not in _CHAPTERED:
+        log.warning("%s cannot hold chapters: dropping %d (a .mkv output keeps them)", dst.suffix, len(chapters))
+    elif chapters:  # in seconds' terms, so --fps moves none of them
+        out.set_chapters(chapters)
+    for extra in inp.streams.video:
+        if extra.index == video_in.index:
+            continue
+        if extra.disposition & av.stream.Disposition.attached_pic:
+            if _is_attached_file(inp, extra) and out.format.name == "matroska":
+                _attach_picture(inp, extra, out)
+                continue
+            log.warning("dropping stream %d, a picture attached to the file (cover art)", extra.index)
+        else:
+            log.warning("dropping video stream %d: only the first is upscaled", extra.index)
+    mapping = {}
+    for stream in list(inp.streams.audio) + list(inp.streams.subtitles):
+        name = stream.codec_context.name
+        if holds(out, getattr(stream.codec_context.codec, "canonical_name", name)):
+            mapping[stream.index] = SideOutput(_labelled(out.add_stream_from_template(stream), stream))
+        elif stream.type == "audio" and out.default_audio_codec not in (None, "none"):
+            target = out.default_audio_codec
+            source_rate = stream.codec_context.sample_rate
+            rate = sample_rate_for(source_rate, av.codec.Codec(target, "w").audio_rates)
+            o = _labelled(out.add_stream(target, rate=rate), stream)
+            o.layout = stream.codec_context.layout
+            ctx = o.codec_context
+            resampler = av.AudioResampler(format=ctx.format, layout=ctx.layout, rate=ctx.sample_rate)
+            mapping[stream.index] = SideOutput(o, resampler, _SampleClock(ctx.sample_rate))
+            resampled = f", resampled from {source_rate} to {rate} Hz" if rate != source_rate else ""
+            log.warning("%s cannot hold %s audio: re-encoding audio stream %d to %s%s", dst.suffix, name,
+                        stream.index, target, resampled)
+        else:
+            hint = " (a .mkv output keeps it)" if out.format.name != "matroska" and _matroska_holds(name) else ""
+            log.warning("%s cannot hold %s %s: dropping stream %d%s", dst.suffix, name, stream.type, stream.index,
+                        hint)
+    _attachments(inp, out, dst)
+    for stream in inp.streams.data:
+        if "timecode" in stream.metadata and "timecode" in video_in.metadata:
+            continue  # the video's timecode tag carries it; the muxer makes the track again
+        if stream.name == "bin_data" and inp.format.name.startswith("mov") and inp.chapters():
+            continue  # an mp4's chapter track, which FFmpeg reads as data: the chapters go along
+        kind = stream.name or "of unknown kind"  # a data stream has no codec context, but its codec's name
+        log.warning("dropping data stream %d (%s)", stream.index, kind)
+    return mapping
+
+
+# Tags that describe the file they were read from (its muxer, the statistics mkvmerge
+# counts, an mp4's brands) rather than what it holds: copied, they would be wrong.
+# "rotate" is gone too: the frames are turned upright.
+_STALE_TAGS = ("encoder", "duration", "bps", "number_of_", "_statistics_", "major_brand", "minor_version",
+               "compatible_brands", "rotate", "vendor_id")
+# The handler names FFmpeg's mp4 muxer writes by default: no track's own name, and
+# carried into a Matroska file they would show up as tags.
+_DEFAULT_HANDLERS = frozenset({"VideoHandler", "SoundHandler", "SubtitleHandler", "DataHandler"})
+
+
+def tags_to_keep(metadata) -> dict:
+    """What of a file's or a stream's tags (title, language, creation time, timecode)
+    still holds for the upscaled copy."""
+    return {key: value for key, value in metadata.items() if not key.lower().startswith(_STALE_TAGS)
+            and not (key.lower() == "handler_name" and value in _DEFAULT_HANDLERS)}
+
+
+@functools.cache
+def _matroska_holds(codec: str) -> bool:
+    with av.open(io.BytesIO(), "w", format="matroska") as probe_output:
+        return codec in probe_output.supported_codecs
+
+
+def stream_tags_to_keep(metadata) -> dict:
+    """``tags_to_keep`` of a stream's tags, its title under the key that every muxer
+    writes: an mp4's track title reads back as "name", which a muxer takes for no title."""
+    tags = tags_to_keep(metadata)
+    if "name" in tags and not any(key.lower() == "title" for key in tags):
+        tags["title"] = tags.pop("name")
+    return tags
+
+
+def _labelled(stream, source):
+    """``stream`` with the tags and disposition (default, forced, commentary...) of the
+    input stream ``source``: players choose tracks by them."""
+    stream.metadata.update(stream_tags_to_keep(source.metadata))
+    stream.disposition = source.disposition
+    return stream
+
+
+def _attachments(inp, out, dst: Path) -> None:
+    """Files attached to a Matroska input (the fonts its styled subtitles use, say)
+    go along into a Matroska output, whole; other containers cannot hold them."""
+    for stream in inp.streams.attachments:
+        label = stream.name or "unnamed"
+        if out.format.name != "matroska":
+            log.warning("%s cannot hold attachments: dropping stream %d (%s; a .mkv output keeps it)", dst.suffix,
+                        stream.index, label)
+            continue
+        out.add_attachment(label, stream.mimetype or "application/octet-stream", bytes(stream.data))
+
+
+def _is_attached_file(inp, stream) -> bool:
+    """Whether ``stream`` is a Matroska attachment: FFmpeg shows the pictures among
+    them (a cover.jpg, say) as attached-picture video streams, the other files as
+    attachments."""
+    return inp.format.name.startswith("matroska") and "filename" in stream.metadata
+
+
+def _attach_picture(inp, stream, out) -> None:
+    # The demuxer holds the picture as the stream's one packet, which comes first;
+    # read apart, so as to leave ``inp`` at its start.
+    with av.open(inp.name) as again:
+        data = bytes(next(again.demux(again.streams[stream.index])))
+    out.add_attachment(stream.metadata["filename"], stream.metadata.get("mimetype") or "application/octet-stream",
+                       data)
