@@ -203,7 +203,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     dst = Path(dst)
     encoder = video_encoder(dst, options)
     final = write_target(dst)
-    part = final.with_name(f".{final.stem}.ncnn-sr-part{final.suffix}")
+    # The container is the one dst's name asks for, whatever a link to it points to.
+    part = final.with_name(f".{final.stem}.ncnn-sr-part{dst.suffix}")
     inp = _open_input(src)
     try:
         video_in = _video_stream(inp, src)
@@ -339,13 +340,15 @@ def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, tim
     rate = options.fps or source_rate
     stream = out.add_stream(codec, rate=rate)
     tags = video_streams.stream_tags_to_keep(video_in.metadata)
-    if "timecode" in tags and rate != source_rate:
+    # Matroska's tags read back upper case: TIMECODE.
+    key = next((k for k in tags if k.lower() == "timecode"), None)
+    if key is not None and rate != source_rate:
         # A timecode counts frames: at the new rate the same instant has another label.
-        label = timecode.retimed(tags["timecode"], Fraction(source_rate), Fraction(rate))
+        label = timecode.retimed(tags[key], Fraction(source_rate), Fraction(rate))
         if label is None:
-            log.warning("cannot carry the timecode %r to %s fps: dropping it", tags.pop("timecode"), rate)
+            log.warning("cannot carry the timecode %r to %s fps: dropping it", tags.pop(key), rate)
         else:
-            tags["timecode"] = label
+            tags[key] = label
     stream.metadata.update(tags)
     stream.pix_fmt = options.pix_fmt
     stream.time_base = time_base

@@ -938,6 +938,19 @@ def test_a_timecode_is_carried_to_the_rate_fps_asks_for(tmp_path):
     assert "cannot carry the timecode '01:02:03:04' to 1/2 fps: dropping it" in proc.stderr
 
 
+def test_a_matroska_timecode_is_carried_to_the_rate_fps_asks_for(tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=3, audio=None), tmp_path / "in.mkv",
+                      timecode="01:02:03:04")
+    with av.open(str(clip)) as c:
+        assert c.streams.video[0].metadata["TIMECODE"] == "01:02:03:04"  # Matroska's tags read back upper case
+    for suffix in (".mkv", ".mp4"):
+        out = tmp_path / f"out{suffix}"
+        run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--fps", "30")
+        with av.open(str(out)) as c:
+            tags = {key.lower(): value for key, value in c.streams.video[0].metadata.items()}
+            assert tags["timecode"] == "01:02:03:05"
+
+
 def test_a_still_picture_named_like_a_video_is_refused(tmp_path):
     fake = tmp_path / "photo.mp4"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(fake, format="JPEG")
@@ -976,3 +989,15 @@ def test_a_video_written_through_a_link_keeps_the_link(tmp_path):
     with av.open(str(tmp_path / "real" / "target.mp4")) as c:
         assert c.streams.video[0].width == 64
     assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["target.mp4"]
+
+
+def test_a_link_to_a_file_named_otherwise_gets_the_container_of_the_links_name(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    (tmp_path / "store").mkdir()
+    link = tmp_path / "out.mkv"
+    link.symlink_to(tmp_path / "store" / "blob")
+    run(NCNN_SR, "video", "-i", clip, "-o", link, *X2)
+    assert link.is_symlink()
+    with av.open(str(tmp_path / "store" / "blob")) as c:
+        assert c.format.name.startswith("matroska") and c.streams.video[0].width == 64
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["blob"]
