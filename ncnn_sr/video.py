@@ -331,6 +331,22 @@ def _pixel_format(codec: str, video_in, src) -> str:
     return deeper
 
 
+def retimed_tags(tags: dict, source_rate, rate) -> dict:
+    """``tags`` with a timecode carried from ``source_rate`` to ``rate``: it counts
+    frames, so at a new rate the same instant has another label."""
+    # Matroska's tags read back upper case: TIMECODE.
+    key = next((k for k in tags if k.lower() == "timecode"), None)
+    if key is None or rate == source_rate:
+        return tags
+    tags = dict(tags)
+    label = timecode.retimed(tags[key], Fraction(source_rate), Fraction(rate))
+    if label is None:
+        log.warning("cannot carry the timecode %r to %s fps: dropping it", tags.pop(key), rate)
+    else:
+        tags[key] = label
+    return tags
+
+
 def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, time_base: Fraction,
                colour: ColourTags):
     canonical = av.codec.Codec(codec, "w").canonical_name
@@ -339,17 +355,7 @@ def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, tim
     source_rate = video_in.average_rate or video_in.guessed_rate or Fraction(25)
     rate = options.fps or source_rate
     stream = out.add_stream(codec, rate=rate)
-    tags = video_streams.stream_tags_to_keep(video_in.metadata)
-    # Matroska's tags read back upper case: TIMECODE.
-    key = next((k for k in tags if k.lower() == "timecode"), None)
-    if key is not None and rate != source_rate:
-        # A timecode counts frames: at the new rate the same instant has another label.
-        label = timecode.retimed(tags[key], Fraction(source_rate), Fraction(rate))
-        if label is None:
-            log.warning("cannot carry the timecode %r to %s fps: dropping it", tags.pop(key), rate)
-        else:
-            tags[key] = label
-    stream.metadata.update(tags)
+    stream.metadata.update(retimed_tags(video_streams.stream_tags_to_keep(video_in.metadata), source_rate, rate))
     stream.pix_fmt = options.pix_fmt
     stream.time_base = time_base
     ctx = stream.codec_context
@@ -376,6 +382,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     colour = output_colour(video_in.codec_context, options.pix_fmt)
     video_out = _video_out(out, video_in, dst, codec, options, time_base, colour)
     side = video_streams.carry_over(inp, video_in, out, dst)
+    # A timecode on the file itself counts frames as the video's does.
+    file_tags = retimed_tags(dict(out.metadata), rate, options.fps or rate)
+    out.metadata.clear()
+    out.metadata.update(file_tags)
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()
     side_packets: collections.deque = collections.deque()

@@ -993,3 +993,13 @@ def test_a_video_written_through_a_link_keeps_the_link(name, target, container, 
     with av.open(str(tmp_path / "store" / target)) as c:
         assert c.format.name.startswith(container) and c.streams.video[0].width == 64
     assert sorted(p.name for p in (tmp_path / "store").iterdir()) == [target]
+
+
+def test_a_timecode_on_the_file_itself_follows_fps_too(tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3, audio=None), tmp_path / "in.mkv",
+                      tags={"timecode": "01:02:03:04"})
+    out = tmp_path / "out.mkv"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--fps", "30")
+    with av.open(str(out)) as c:
+        tags = {key.lower(): value for key, value in c.metadata.items()}
+    assert tags["timecode"] == "01:02:03:05"
