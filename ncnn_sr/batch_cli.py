@@ -154,9 +154,9 @@ def build_lanes(opts: RunOptions, pictures: int | None = None) -> tuple[list[Lan
             raise UsageError(f"invalid gpu device {index}: {_device_hint()}") from None
     cpus = os.cpu_count() or 1
     lanes = []
+    procs = [_capped_workers(device, workers, cpus) for device, workers in zip(chosen, procs)]
     if pictures is not None:
         procs = [max(1, min(workers, pictures)) for workers in procs]
-    procs = [_capped_workers(device, workers, cpus) for device, workers in zip(chosen, procs)]
     # The CPU listed twice (-g -1,-1) is one set of cores and one memory: its lanes'
     # workers share them all.
     cpu_workers = sum(workers for device, workers in zip(chosen, procs) if not device.is_gpu)

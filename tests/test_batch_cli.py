@@ -222,6 +222,11 @@ def test_a_huge_proc_count_is_capped_instead_of_starting_threads_for_ever(tmp_pa
                "-j", "1:99999999999999999999:1", "-v", timeout=60)
     assert f"99999999999999999999 proc workers on CPU: using {os.cpu_count()}" in proc.stderr
     assert (tmp_path / "o.mp4").exists()
+    # A folder's run says the count asked for, not the one trimmed to its pictures.
+    pictures(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    folder = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-g", "-1", "-n", "realesr-animevideov3",
+                 "-s", "2", "-j", "1:100000:1", "-v")
+    assert f"100000 proc workers on CPU: using {os.cpu_count()}" in folder.stderr
 
 
 def test_skip_existing_leaves_done_outputs(tmp_path):
