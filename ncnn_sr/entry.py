@@ -6,6 +6,7 @@ ends it in one line with status 130, or, once its work is done, changes nothing:
 - the commands handle it themselves while they work;
 - once the command has returned, both are ignored: the interpreter's own teardown,
   interrupted, died by the signal or printed a traceback after the work was done.
+Memory running out anywhere a command does not handle it is one line and status 1.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import os
 import signal
 import sys
 
-EXIT_INTERRUPTED = 130
+EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 
 
 def _as_ctrl_c(signum, frame) -> None:
@@ -37,6 +38,18 @@ def _caused_by_ctrl_c(error: BaseException) -> bool:
     return False
 
 
+def _out_of_memory(prog: str) -> None:
+    # Whatever was being written has been thrown away on the way out, as on any error.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+    sys.stderr.write(f"{prog}: error: out of memory\n")
+    sys.stderr.flush()
+    os._exit(EXIT_FAILED)  # the teardown would need memory too
+
+
 def _run(module: str, prog: str) -> None:
     signal.signal(signal.SIGTERM, _as_ctrl_c)
     try:
@@ -44,6 +57,8 @@ def _run(module: str, prog: str) -> None:
         import click
     except KeyboardInterrupt:
         _interrupted(prog)
+    except MemoryError:
+        _out_of_memory(prog)
     except Exception as e:
         # Interrupted inside a C extension's loading, or a class being made, Python
         # reports an ImportError or a RuntimeError caused by the KeyboardInterrupt.
@@ -54,6 +69,8 @@ def _run(module: str, prog: str) -> None:
         code = main(standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
         _interrupted(prog)
+    except MemoryError:
+        _out_of_memory(prog)
     except click.exceptions.ClickException as e:
         e.show()
         code = e.exit_code

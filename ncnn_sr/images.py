@@ -90,7 +90,13 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
         raise InputError(f"{name}: not a picture, or a format Pillow cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{name}: too many pixels (over {Image.MAX_IMAGE_PIXELS}): refusing a possible decompression bomb") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+    except OSError as e:
+        if e.errno is not None:
+            # The system's refusal (too many open files, an I/O error), not the file's
+            # content: Pillow's own complaints about a broken picture have no errno.
+            raise InputError(f"{name}: cannot read: {e.strerror or e}") from None
+        raise InputError(f"{name}: broken or truncated picture ({e})") from None
+    except (SyntaxError, ValueError, EOFError) as e:
         raise InputError(f"{name}: broken or truncated picture ({e})") from None
 
 
@@ -243,6 +249,21 @@ def write_target(path: str | os.PathLike) -> Path:
     return target
 
 
+class _PythonWrites:
+    """A file whose bytes all go through its ``write``. Given a file descriptor,
+    Pillow's JPEG encoder writes to it in C and takes a short write for a whole one:
+    on a disk that filled up midway it left a truncated picture and no error."""
+
+    def __init__(self, file):
+        self._file = file
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("fileno")
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
 def atomic_write(path: str | os.PathLike, encode) -> None:
     """``encode(binary file)`` writes ``path`` whole or not at all: into a hidden
     temporary file beside it (beside what a link points to), renamed over it once
@@ -255,7 +276,7 @@ def atomic_write(path: str | os.PathLike, encode) -> None:
         raise InputError(f"cannot write {target}: {e.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            encode(f)
+            encode(_PythonWrites(f))
             os.fchmod(f.fileno(), _FILE_MODE)
         os.replace(tmp, target)
     except BaseException as e:

@@ -246,6 +246,16 @@ def test_a_signal_after_the_command_is_done_changes_nothing(tmp_path):
     assert proc.returncode == 3 and proc.stdout == "torn down\n" and proc.stderr == ""
 
 
+@pytest.mark.parametrize("module_text", [
+    "raise MemoryError\n",  # loading ncnn, numpy or the model under a tight ulimit -v
+    "import click\n@click.command()\ndef main():\n    bytes(1 << 62)\n",
+])
+def test_running_out_of_memory_is_one_line_and_status_1(module_text, tmp_path):
+    # It was a traceback.
+    proc = run_entry(tmp_path, module_text)
+    assert proc.returncode == 1 and proc.stderr == "ncnn-sr: error: out of memory\n"
+
+
 def test_usage_errors_still_show_clicks_usage_and_status_2():
     # The entry points run click outside its standalone mode: they show its errors.
     proc = subprocess.run([installed("ncnn-sr"), "upscale", "--tile-pad", "x"], capture_output=True, text=True)

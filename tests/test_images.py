@@ -1,6 +1,8 @@
 """Reading and writing pictures: every mode, depth, metadata, broken files, atomic writes."""
 import os
 import stat
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -246,6 +248,30 @@ def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path, monkeypatch
     assert [p.name for p in tmp_path.iterdir()] == ["o.png"]
 
 
+# Writes past RLIMIT_FSIZE end as on a disk that fills up: a short write, then an
+# error (EFBIG; Python ignores SIGXFSZ). A child process takes the limit.
+_WRITE_PAST_A_LIMIT = """
+import resource, sys
+import numpy as np
+from ncnn_sr import InputError, write_image
+resource.setrlimit(resource.RLIMIT_FSIZE, (20000, resource.RLIM_INFINITY))
+noise = np.random.default_rng(0).integers(0, 256, (128, 128, 3), np.uint8)
+try:
+    write_image(sys.argv[1], noise)
+except InputError as e:
+    print(e)
+"""
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
+def test_a_disk_filling_up_midway_is_an_error_and_leaves_no_file(fmt, tmp_path):
+    target = tmp_path / f"o.{fmt}"
+    proc = subprocess.run([sys.executable, "-c", _WRITE_PAST_A_LIMIT, str(target)], capture_output=True, text=True,
+                          check=True)
+    assert proc.stdout.strip() == f"cannot write {target}: File too large"
+    assert not list(tmp_path.iterdir())
+
+
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -297,6 +323,19 @@ def test_missing_file_and_folder_are_input_errors(tmp_path):
         read_image(tmp_path / "nothing.png")
     with pytest.raises(InputError, match="is a folder"):
         read_image(tmp_path)
+
+
+def test_a_system_error_on_reading_is_not_called_a_broken_picture(tmp_path, monkeypatch):
+    src = tmp_path / "in.png"
+    Image.fromarray(picture(4, 4)).save(src)
+
+    def out_of_descriptors(*args, **kwargs):
+        raise OSError(24, "Too many open files", str(src))
+
+    monkeypatch.setattr(Image, "open", out_of_descriptors)
+    with pytest.raises(InputError) as caught:
+        read_image(src)
+    assert str(caught.value) == f"{src}: cannot read: Too many open files"
 
 
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
