@@ -319,7 +319,18 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         options.update(lossless=True, quality=100, exact=True) if quality is None else options.update(quality=quality)
     else:
         options.update(compress_level=PNG_COMPRESS_LEVEL)
-    im.save(f, format=FORMATS[fmt], **options)
+    try:
+        im.save(f, format=FORMATS[fmt], **options)
+    except OSError as e:
+        # An optimized JPEG is held whole in a buffer Pillow sizes by the picture (one
+        # byte a pixel under quality 95): grain at quality 90+ outgrows it and libjpeg
+        # fails ("Suspension not allowed here"). Without optimizing it streams.
+        if not options.get("optimize") or e.errno is not None:
+            raise
+        f.seek(0)
+        f.truncate()
+        options["optimize"] = False
+        im.save(f, format=FORMATS[fmt], **options)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

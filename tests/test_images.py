@@ -403,3 +403,13 @@ def test_a_fifo_or_a_device_is_not_replaced_by_a_file(tmp_path):
     with pytest.raises(InputError, match="not a regular file"):
         write_image(fifo, np.zeros((4, 4, 3), np.uint8))
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(os.listdir(tmp_path)) == ["out.png"]
+
+
+def test_a_grainy_jpeg_at_high_quality_is_written(tmp_path):
+    # Pillow holds an optimized JPEG in a buffer of one byte a pixel under quality 95;
+    # grain at 4:4:4 outgrows it and libjpeg failed ("Suspension not allowed here").
+    grain = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    write_image(tmp_path / "grain.jpg", grain, quality=92)
+    back, _ = read_image(tmp_path / "grain.jpg")
+    assert back.shape == (300, 400, 3) and os.path.getsize(tmp_path / "grain.jpg") > 300 * 400
+    assert sorted(os.listdir(tmp_path)) == ["grain.jpg"]
