@@ -411,6 +411,12 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
     if new_folder is not None:
         _remove_empty_folders(new_folder)
     total = len(plan.jobs)
+    if summary.stopped is not None and plan.folder_mode:
+        left = total - summary.done
+        how = "the same command with --skip-existing" if prog == "ncnn-sr" else "ncnn-sr with --skip-existing"
+        _echo(f"{prog}: stopped: {summary.stopped}; {summary.ok} upscaled, {summary.skipped} skipped, "
+              f"{summary.failed} failed, {left} not done; once it can be written, {how} goes on from there")
+        return EXIT_FAILED
     if summary.cancelled:
         left = total - summary.done
         _echo(f"{prog}: interrupted: {summary.ok} upscaled, {summary.skipped} skipped, {summary.failed} failed, "

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from .errors import InputError
+from .errors import InputError, cannot_write
 from .pixels import check_image
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -273,7 +273,7 @@ def atomic_write(path: str | os.PathLike, encode) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
     except OSError as e:
-        raise InputError(f"cannot write {target}: {e.strerror}") from None
+        raise cannot_write(target, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             encode(_PythonWrites(f))
@@ -285,7 +285,7 @@ def atomic_write(path: str | os.PathLike, encode) -> None:
         except OSError:
             pass
         if isinstance(e, OSError) and not isinstance(e, InputError):
-            raise InputError(f"cannot write {target}: {e.strerror or e}") from None
+            raise cannot_write(target, e) from None
         raise
 
 

@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .engine import Upscaler
-from .errors import NcnnSrError, os_reason
+from .errors import NcnnSrError, NoRoom, cannot_write
 from .images import ImageInfo, read_image, write_image
 from .jobs import Job, alpha_target
 
@@ -50,6 +50,7 @@ class Summary:
     skipped: int = 0
     failed: int = 0
     cancelled: bool = False
+    stopped: str | None = None  # why the run ended early on its own (a full disk)
     seconds: float = 0.0
     pixels_in: int = 0
     failures: list[Outcome] = field(default_factory=list)
@@ -150,11 +151,19 @@ class Pipeline:
                     break
                 except KeyboardInterrupt:
                     continue
-        self._summary.cancelled = self._cancel.is_set()
+        self._summary.cancelled = self._cancel.is_set() and self._summary.stopped is None
         self._summary.seconds = time.perf_counter() - start
         if self._errors:
             raise self._errors[0]
         return self._summary
+
+    def _stop(self, reason: str) -> None:
+        """End the run early for ``reason``, which the summary gives: no more pictures
+        are started, those in progress are dropped."""
+        with self._report_lock:
+            if self._summary.stopped is None:
+                self._summary.stopped = reason
+        self.cancel()
 
     def _crashed(self, error: BaseException) -> None:
         """A worker died of an error no job could be blamed for: the run stops, since
@@ -255,12 +264,18 @@ class Pipeline:
                 self._report(Outcome(item.job, "failed", item.error, notes=tuple(item.notes)))
                 continue
             try:
-                item.target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    item.target.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise cannot_write(item.target, e) from None
                 write_image(item.target, item.pixels, item.info, quality=self._quality, metadata=self._metadata)
+            except NoRoom as e:
+                failure = str(e)
+                # Every later picture would be upscaled only to fail alike: stop, and
+                # say how to go on once there is room.
+                self._stop(failure)
             except NcnnSrError as e:
                 failure = str(e)
-            except OSError as e:
-                failure = f"cannot write {item.target}: {os_reason(e)}"
             except Exception as e:  # a batch outlives any one file, and counts it as failed
                 failure = f"cannot write {item.target}: {e!r}"
             else:

@@ -303,7 +303,7 @@ def test_each_broken_input_has_its_outcome_and_the_batch_goes_on(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["anim.png", "good.png", "фото 🌸.png"]
 
 
-def test_read_only_output_folder_fails_each_file_clearly(tmp_path):
+def test_read_only_output_folder_is_said_clearly(tmp_path):
     pictures(tmp_path / "in", ["a.png", "b.png"])
     out = tmp_path / "out"
     out.mkdir()
@@ -320,8 +320,12 @@ def test_read_only_output_folder_fails_each_file_clearly(tmp_path):
     finally:
         out.chmod(0o700)
     assert proc.returncode == 1
-    assert proc.stderr.count("cannot write") == 2
-    assert "2 pictures: 0 upscaled, 0 skipped, 2 failed" in proc.stderr
+    if os.geteuid() == 0:  # a read-only file system: no later picture can be written either, so it stops
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("ncnn-sr: stopped: cannot write ") and "Read-only file system; 0 upscaled" in last
+    else:  # a folder without write permission: each picture says so
+        assert proc.stderr.count("cannot write") == 2
+        assert "2 pictures: 0 upscaled, 0 skipped, 2 failed" in proc.stderr
 
 
 def test_unknown_model_is_one_clear_error(tmp_path):
@@ -588,3 +592,29 @@ def test_output_folders_the_run_made_and_left_empty_are_taken_back(tmp_path):
                "-g", "-1", "-s", "2", check_ok=False)
     assert proc.returncode == 1 and "too large for WebP" in proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 120 kB file system, where mounting one is permitted (root here and in CI)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=120k", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small file system here")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_stops_a_folder_run_and_says_how_to_go_on(tmp_path, small_disk):
+    rng = np.random.default_rng(0)
+    (tmp_path / "in").mkdir()
+    for i in range(12):  # noise: about 36 kB a PNG once upscaled
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(tmp_path / "in" / f"p{i:02d}.png")
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", small_disk / "out", "-n", "realesr-animevideov3", "-s", "2",
+               "-g", "-1", check_ok=False)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("ncnn-sr: stopped: cannot write ") and "No space left on device;" in last
+    assert last.endswith("not done; once it can be written, the same command with --skip-existing goes on from there")
+    assert not [p for p in (small_disk / "out").iterdir() if p.name.startswith(".")]

@@ -279,3 +279,19 @@ def test_skip_existing_with_a_name_too_long_fails_that_picture_alone(tmp_path, c
     summary = within(60, lambda: Pipeline([cpu_lane], skip_existing=True).run(jobs))
     assert (summary.ok, summary.skipped, summary.failed) == (2, 0, 1)
     assert "too long" in summary.failures[0].message
+
+
+def test_a_full_disk_stops_the_run_instead_of_failing_every_picture(tmp_path, cpu_lane, monkeypatch):
+    # Every later picture would be upscaled only to fail alike, for hours on a big folder.
+    import errno
+
+    from ncnn_sr import images as images_mod
+    jobs = folder_of(tmp_path, 12)
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(images_mod, "_encode", full)
+    summary = Pipeline([cpu_lane], load_workers=1, save_workers=1).run(jobs)
+    assert summary.stopped.startswith("cannot write ") and summary.stopped.endswith("No space left on device")
+    assert not summary.cancelled and summary.ok == 0 and 1 <= summary.failed and summary.done < len(jobs)
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary file left
