@@ -375,7 +375,7 @@ class _FrameProgress:
 
 def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
     """Plan, build lanes, run, report; returns the exit status."""
-    progress = None
+    progress = new_folder = None
     try:
         plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive)
         for note in plan.notes:
@@ -408,8 +408,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
     finally:
         if progress is not None:
             progress.close()
-    if new_folder is not None:
-        _remove_empty_folders(new_folder)
+        if new_folder is not None:  # whatever ended the run: a closed stderr, a dead worker
+            _remove_empty_folders(new_folder)
     total = len(plan.jobs)
     if summary.stopped is not None and plan.folder_mode:
         left = total - summary.done

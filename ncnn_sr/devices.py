@@ -227,8 +227,8 @@ def gpu_auto_tile(heap_budget_mb: int) -> int:
     return 32
 
 
-def available_memory() -> int:
-    """Bytes of memory available to this process now (a guess of 4 GiB where unknown)."""
+def _linux_available() -> int | None:
+    """MemAvailable: what Linux can hand out now, caches it would drop included."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -236,10 +236,31 @@ def available_memory() -> int:
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
+    return None
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process now (a guess of 4 GiB where unknown)."""
+    linux = _linux_available()
+    if linux is not None:
+        return linux
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return 4 << 30
+
+
+def memory_limit() -> int | None:
+    """Bytes of memory a run can hope to get, to refuse a result that cannot fit: what
+    Linux says is available, elsewhere the machine's whole memory (the free-page count
+    there leaves out caches a run would get back); None where neither is known."""
+    linux = _linux_available()
+    if linux is not None:
+        return linux
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 # At most this much memory goes to one CPU tile, however much is free, because larger

@@ -333,6 +333,8 @@ class Upscaler:
         wanted = None
         if scale is not None or width is not None or height is not None:
             wanted = target_size(h, w, scale, width, height)
+        if self._closed:
+            raise InputError("this Upscaler is closed")
         self._check_room(image, wanted)
         with self._lock:
             if self._closed:
@@ -369,8 +371,8 @@ class Upscaler:
         if wanted is not None:
             native = (image.shape[0] * s, image.shape[1] * s)
             need += resize_bytes(native, *wanted, image.shape[2], image.itemsize)
-        available = devices.available_memory()
-        if need > available:
+        available = devices.memory_limit()
+        if available is not None and need > available:
             size = f"{image.shape[1] * s}x{image.shape[0] * s}" if wanted is None else f"{wanted[1]}x{wanted[0]}"
             raise InputError(f"a {size} result needs about {need / 2**30:.1f} GB of memory, "
                              f"more than the {available / 2**30:.1f} GB available")

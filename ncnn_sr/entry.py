@@ -39,7 +39,8 @@ def _caused_by_ctrl_c(error: BaseException) -> bool:
 
 
 def _out_of_memory(prog: str) -> None:
-    # Whatever was being written has been thrown away on the way out, as on any error.
+    # Lines still buffered would be lost to os._exit, which skips the teardown (that
+    # needs memory too); partial files were removed on the way out, as on any error.
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -71,6 +72,10 @@ def _run(module: str, prog: str) -> None:
         _interrupted(prog)
     except MemoryError:
         _out_of_memory(prog)
+    except BrokenPipeError:
+        # Its reader went away (| head): there is no one left to tell, and the
+        # interpreter's own flush at exit would print a traceback about it.
+        os._exit(EXIT_FAILED)
     except click.exceptions.ClickException as e:
         e.show()
         code = e.exit_code

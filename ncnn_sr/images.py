@@ -242,9 +242,13 @@ def write_target(path: str | os.PathLike) -> Path:
     ``path``. InputError for a device, FIFO or folder there, which renaming would
     replace rather than write to (as root, -o /dev/null.png made /dev/null a file)."""
     target = Path(path)
-    if target.is_symlink():
-        target = Path(os.path.realpath(target))
-    if target.exists() and not target.is_file():
+    try:
+        if target.is_symlink():
+            target = Path(os.path.realpath(target))
+        regular = target.is_file() or not target.exists()
+    except OSError as e:  # a name too long for the file system, say
+        raise cannot_write(os.fspath(path), e) from None
+    if not regular:
         raise InputError(f"cannot write {os.fspath(path)}: not a regular file")
     return target
 

@@ -413,3 +413,8 @@ def test_a_grainy_jpeg_at_high_quality_is_written(tmp_path):
     back, _ = read_image(tmp_path / "grain.jpg")
     assert back.shape == (300, 400, 3) and os.path.getsize(tmp_path / "grain.jpg") > 300 * 400
     assert sorted(os.listdir(tmp_path)) == ["grain.jpg"]
+
+
+def test_a_name_too_long_for_the_file_system_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match=r"cannot write .*: File name too long$"):
+        write_image(tmp_path / ("x" * 300 + ".png"), np.zeros((2, 2, 3), np.uint8))
