@@ -241,24 +241,21 @@ def _linux_available() -> int | None:
 
 def available_memory() -> int:
     """Bytes of memory available to this process now (a guess of 4 GiB where unknown)."""
-    linux = _linux_available()
-    if linux is not None:
-        return linux
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
+    found = _linux_available() or _pages("SC_AVPHYS_PAGES")
+    return found if found is not None else 4 << 30
 
 
 def memory_limit() -> int | None:
     """Bytes of memory a run can hope to get, to refuse a result that cannot fit: what
     Linux says is available, elsewhere the machine's whole memory (the free-page count
     there leaves out caches a run would get back); None where neither is known."""
-    linux = _linux_available()
-    if linux is not None:
-        return linux
+    return _linux_available() or _pages("SC_PHYS_PAGES")
+
+
+def _pages(name: str) -> int | None:
+    """sysconf's count of pages ``name``, in bytes; None where it has none (Windows)."""
     try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf(name) * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
 
