@@ -33,6 +33,8 @@ def to_frames(label: str, rate: Fraction) -> tuple[int, bool] | None:
     drop = mark in ";," and _drops(rate) > 0
     if m > 59 or s > 59 or f >= base:
         return None
+    if drop and s == 0 and f < _drops(rate) and m % 10:
+        return None  # a label drop-frame skips: 00:01:00;00 never shows
     frames = (h * 3600 + m * 60 + s) * base + f
     if drop:
         minutes = 60 * h + m

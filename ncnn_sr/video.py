@@ -16,8 +16,7 @@ import collections
 import logging
 import math
 import os
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -214,9 +213,9 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         except (av.error.FFmpegError, ValueError, OSError) as e:
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
         if options.pix_fmt is None:
-            options = dataclasses.replace(options, pix_fmt=_pixel_format(encoder, video_in, src))
+            options = replace(options, pix_fmt=_pixel_format(encoder, video_in, src))
         if options.fps is None and _frame_rates(encoder):
-            options = dataclasses.replace(options, fps=_standard_rate(encoder, video_in))
+            options = replace(options, fps=_standard_rate(encoder, video_in))
         try:
             written = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress)
         except BaseException:
@@ -273,7 +272,7 @@ def _listed_rates(rates: list[Fraction]) -> str:
 def _standard_rate(codec: str, video_in) -> Fraction:
     """For an encoder that keeps to a list of rates, the one nearest the input's: the
     video is then written at that constant rate, as --fps would."""
-    source = video_in.average_rate or video_in.guessed_rate or Fraction(25)
+    source = _source_rate(video_in)
     rate = min(_frame_rates(codec), key=lambda r: abs(r - source))
     if rate != source:
         log.warning("%s encodes only standard frame rates: writing a constant %s fps (the input's is %s); "
@@ -296,7 +295,7 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
     if encoder.type != "video":
         article = "an" if encoder.type[0] in "aeiou" else "a"
         raise InputError(f"'{codec}' is {article} {encoder.type} encoder, not a video encoder")
-    takes = [f.name for f in encoder.video_formats or ()]  # empty when FFmpeg does not say
+    takes = _formats(codec)
     listed = ", ".join(takes[:6]) + (", ..." if len(takes) > 6 else "")
     # Without one asked for, the format is chosen once the input's depth is known: 8-bit
     # 4:2:0 or, only where the encoder takes it, its 10-bit form.
@@ -323,12 +322,24 @@ def _pixel_format(codec: str, video_in, src) -> str:
     bits = depth(source) if source else 8
     if bits <= 8:
         return DEFAULT_PIX_FMT
-    deeper = deeper_format(DEFAULT_PIX_FMT, [f.name for f in av.codec.Codec(codec, "w").video_formats or ()])
+    takes = _formats(codec)
+    deeper = deeper_format(DEFAULT_PIX_FMT, takes)
     if deeper is None:
-        log.warning("%s has %d-bit samples, which %s cannot encode: writing 8-bit %s", src, bits, codec,
+        cannot = "cannot encode" if takes else "does not say it can encode"  # FFmpeg lists nothing for some
+        log.warning("%s has %d-bit samples, which %s %s: writing 8-bit %s", src, bits, codec, cannot,
                     DEFAULT_PIX_FMT)
         return DEFAULT_PIX_FMT
     return deeper
+
+
+def _formats(codec: str) -> list[str]:
+    """The pixel formats ``codec`` lists; empty when FFmpeg does not say."""
+    return [f.name for f in av.codec.Codec(codec, "w").video_formats or ()]
+
+
+def _source_rate(video_in) -> Fraction:
+    """The input's frame rate: its average, FFmpeg's guess, else PAL's 25."""
+    return Fraction(video_in.average_rate or video_in.guessed_rate or 25)
 
 
 def retimed_tags(tags: dict, source_rate, rate) -> dict:
@@ -352,7 +363,7 @@ def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, tim
     canonical = av.codec.Codec(codec, "w").canonical_name
     if not video_streams.holds(out, canonical):
         raise InputError(f"{dst.suffix} cannot hold {canonical} video: choose another --codec or container")
-    source_rate = video_in.average_rate or video_in.guessed_rate or Fraction(25)
+    source_rate = _source_rate(video_in)
     rate = options.fps or source_rate
     stream = out.add_stream(codec, rate=rate)
     stream.metadata.update(retimed_tags(video_streams.stream_tags_to_keep(video_in.metadata), source_rate, rate))
@@ -376,7 +387,7 @@ def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, tim
 
 
 def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress) -> int:
-    rate = video_in.average_rate or video_in.guessed_rate or Fraction(25)
+    rate = _source_rate(video_in)
     time_base = Fraction(1, 1) / options.fps if options.fps else video_in.time_base
     constant = _ConstantRate(options.fps) if options.fps else None
     colour = output_colour(video_in.codec_context, options.pix_fmt)

@@ -39,3 +39,8 @@ def test_a_label_is_carried_to_the_same_instant_at_another_rate():
 @pytest.mark.parametrize("label", ["bogus", "01:02:03", "01:61:00:00", "01:00:00:24", ""])
 def test_what_is_not_a_timecode_at_that_rate_is_not_read(label):
     assert retimed(label, Fraction(24), Fraction(30)) is None
+
+
+def test_labels_drop_frame_skips_are_not_read():
+    assert to_frames("00:01:00;00", NTSC) is None and to_frames("00:01:00;01", NTSC) is None
+    assert to_frames("00:10:00;00", NTSC) == (17982, True)  # every tenth minute keeps them
