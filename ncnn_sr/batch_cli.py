@@ -20,7 +20,7 @@ from . import devices
 from .engine import Upscaler
 from .errors import InputError, NcnnSrError, os_reason
 from .jobs import plan_jobs
-from .pipeline import Cancelled, Lane, Outcome, Pipeline, cpu_threads_per_worker, ordered_map
+from .pipeline import Cancelled, Lane, Outcome, Pipeline, ordered_map
 
 log = logging.getLogger("ncnn_sr")
 
@@ -161,7 +161,7 @@ def build_lanes(opts: RunOptions, pictures: int | None = None) -> tuple[list[Lan
     # workers share them all.
     cpu_workers = sum(workers for device, workers in zip(chosen, procs) if not device.is_gpu)
     for device, tile, workers in zip(chosen, tiles, procs):
-        threads = None if device.is_gpu else cpu_threads_per_worker(cpu_workers)
+        threads = None if device.is_gpu else devices.cpu_threads_per_call(cpu_workers)
         up = Upscaler(opts.model, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad, overlap=opts.overlap,
                       exact=opts.exact, alpha=opts.alpha, precision=opts.precision, model_path=opts.model_path,
                       threads=threads, concurrency=workers if device.is_gpu else cpu_workers)

@@ -146,9 +146,11 @@ def get_device(spec: "str | int | Device" = "auto") -> Device:
     if isinstance(spec, str):
         text = spec.strip().lower()
         if text in ("auto", ""):
-            found = [gpu_device(i) for i in range(gpu_count())]
-            default = ncnn.get_default_gpu_index() if found else None
-            return choose_auto(found, default)
+            device, notice = explain_auto()
+            if notice:
+                log.warning("%s: running on the CPU%s", notice,
+                            " (slower)" if notice == NO_VULKAN else ", which is faster")
+            return device
         if text == "cpu":
             return CPU
         try:
@@ -160,15 +162,12 @@ def get_device(spec: "str | int | Device" = "auto") -> Device:
     return gpu_device(int(spec))
 
 
-def choose_auto(gpus: list[Device], default: int | None) -> Device:
-    """What ``auto`` means: ncnn's default Vulkan device if it is hardware, else the
-    first hardware one, else the CPU with a one-line notice. A software Vulkan device
-    (llvmpipe, SwiftShader: kind "cpu") is never chosen: ncnn's own CPU path is about
-    ten times faster on the same processor. It can still be asked for by index."""
-    device, notice = auto_choice(gpus, default)
-    if notice:
-        log.warning("%s: running on the CPU%s", notice, ", which is faster" if gpus else " (slower)")
-    return device
+NO_VULKAN = "no Vulkan device found"
+
+
+def cpu_threads_per_call(calls: int) -> int:
+    """ncnn threads for each of ``calls`` CPU runs at once, sharing the cores."""
+    return max(1, (os.cpu_count() or 1) // calls)
 
 
 def explain_auto() -> tuple[Device, str | None]:
@@ -178,7 +177,11 @@ def explain_auto() -> tuple[Device, str | None]:
 
 
 def auto_choice(gpus: list[Device], default: int | None) -> tuple[Device, str | None]:
-    """``choose_auto``'s device, and why it is the CPU when it is (None otherwise)."""
+    """What ``auto`` means among ``gpus``: ncnn's ``default`` Vulkan device if it is
+    hardware, else the first hardware one, else the CPU, with why (None otherwise). A
+    software Vulkan device (llvmpipe, SwiftShader: kind "cpu") is never chosen: ncnn's
+    own CPU path is about ten times faster on the same processor. It can still be
+    asked for by index."""
     hardware = [d for d in gpus if d.kind != "cpu"]
     for d in hardware:
         if d.index == default:
@@ -187,7 +190,7 @@ def auto_choice(gpus: list[Device], default: int | None) -> tuple[Device, str | 
         return hardware[0], None
     if gpus:
         return CPU, f"only a software Vulkan device ({gpus[0].name}) found"
-    return CPU, "no Vulkan device found"
+    return CPU, NO_VULKAN
 
 
 # --- memory ------------------------------------------------------------------------------

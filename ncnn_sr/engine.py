@@ -412,7 +412,7 @@ class Upscaler:
             # The calls at once split the cores, as a CPU lane's workers do; a GPU lane
             # falling back to the CPU with ncnn's default (every core per call) ran
             # cores x workers threads beside any CPU lane.
-            threads = max(1, (os.cpu_count() or 1) // self._concurrency)
+            threads = devices.cpu_threads_per_call(self._concurrency)
         net = _Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
                        self._precision, threads)
         if device.is_gpu and not (device.host_memory or self._exact):

@@ -8,7 +8,6 @@ reason to the save side, which reports it; a STOP item tells a worker to end.
 """
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import threading
@@ -464,6 +463,3 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
             _join(threads)
 
 
-def cpu_threads_per_worker(workers: int) -> int:
-    """ncnn threads for each of ``workers`` CPU proc workers, sharing the cores."""
-    return max(1, (os.cpu_count() or 1) // workers)

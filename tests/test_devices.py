@@ -10,21 +10,26 @@ def fake_gpu(index, kind):
 
 def test_auto_picks_the_default_hardware_gpu():
     found = [fake_gpu(0, "integrated"), fake_gpu(1, "discrete")]
-    assert devices.choose_auto(found, 1).index == 1
-    assert devices.choose_auto(found, None).index == 0
+    assert devices.auto_choice(found, 1) == (found[1], None)
+    assert devices.auto_choice(found, None) == (found[0], None)
 
 
-def test_auto_never_picks_a_software_vulkan_device(caplog):
-    assert devices.choose_auto([fake_gpu(0, "cpu"), fake_gpu(1, "integrated")], 0).index == 1
+def test_auto_never_picks_a_software_vulkan_device(caplog, monkeypatch):
+    assert devices.auto_choice([fake_gpu(0, "cpu"), fake_gpu(1, "integrated")], 0)[0].index == 1
+    software = devices.auto_choice([fake_gpu(0, "cpu")], 0)
+    assert software == (devices.CPU, "only a software Vulkan device (gpu0) found")
+    monkeypatch.setattr(devices, "explain_auto", lambda: software)
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
-        assert devices.choose_auto([fake_gpu(0, "cpu")], 0) is devices.CPU
-    assert "only a software Vulkan device" in caplog.text
+        assert devices.get_device("auto") is devices.CPU
+    assert "only a software Vulkan device (gpu0) found: running on the CPU, which is faster" in caplog.text
 
 
-def test_auto_without_vulkan_is_the_cpu_with_a_notice(caplog):
+def test_auto_without_vulkan_is_the_cpu_with_a_notice(caplog, monkeypatch):
+    assert devices.auto_choice([], None) == (devices.CPU, "no Vulkan device found")
+    monkeypatch.setattr(devices, "explain_auto", lambda: (devices.CPU, devices.NO_VULKAN))
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
-        assert devices.choose_auto([], None) is devices.CPU
-    assert "no Vulkan device found" in caplog.text
+        assert devices.get_device("auto") is devices.CPU
+    assert "no Vulkan device found: running on the CPU (slower)" in caplog.text
 
 
 def test_auto_tile_follows_the_reference_heap_budget_table():
