@@ -21,6 +21,7 @@ from . import models as models_mod
 from .batch_cli import RunOptions, run, run_video, setup_logging
 from .engine import ALPHA_MODES, PRECISIONS
 from .errors import NcnnSrError
+from .images import write_target
 from .video import EncodeOptions, is_video_path
 
 PROG = "ncnn-sr"
@@ -259,11 +260,10 @@ def _result_file(ctx, param, value: str | None) -> str | None:
     if value is not None:
         if not value:
             raise click.BadParameter("give a file name")
-        if os.path.exists(value) and not os.path.isfile(value):
-            # The file is written beside and renamed over: /dev/stdout or a FIFO would
-            # be replaced by a plain file, not written to.
-            raise click.BadParameter(f"{value!r} is not a regular file")
-        real = os.path.realpath(value)  # a link's target is rewritten, not the link
+        try:
+            real = os.path.abspath(write_target(value))  # what a link points to; never a device or FIFO
+        except NcnnSrError as e:
+            raise click.BadParameter(str(e)) from None
         folder = os.path.dirname(real)
         if not os.path.isdir(folder):
             raise click.BadParameter(f"{value!r}: folder {folder} does not exist")

@@ -104,8 +104,7 @@ def _unless_overwriting(plan: Plan) -> Plan:
             st = job.source.stat()
             sources[(st.st_dev, st.st_ino)] = job.source
     for job in plan.jobs:
-        jpeg = job.target.suffix.lower() in (".jpg", ".jpeg")
-        for target in (job.target, alpha_target(job.target)) if jpeg else (job.target,):
+        for target in dict.fromkeys((job.target, alpha_target(job.target))):
             try:
                 st = target.stat()
             except OSError:

@@ -209,7 +209,7 @@ class Pipeline:
     def _existing_output(self, target: Path) -> Path | None:
         if not self._skip_existing:
             return None
-        for candidate in (target, alpha_target(target)):
+        for candidate in dict.fromkeys((target, alpha_target(target))):  # one look when they are one
             try:
                 if candidate.is_file() and candidate.stat().st_size > 0:
                     return candidate
@@ -220,7 +220,7 @@ class Pipeline:
     def _check_output(self, item: _Item) -> None:
         if item.info.frames > 1:
             item.notes.append(f"{item.job.source} has {item.info.frames} frames: upscaling the first only")
-        if item.pixels.shape[2] == 4 and item.target.suffix.lower() in (".jpg", ".jpeg"):
+        if item.pixels.shape[2] == 4 and alpha_target(item.target) != item.target:
             item.target = alpha_target(item.target)
             item.notes.append(f"{item.job.source} has transparency, which JPEG cannot store: "
                               f"writing {item.target}")

@@ -172,7 +172,7 @@ def test_results_go_to_regular_files_only_and_through_links(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     done = bench_command("-n", MODEL, "-g", "-1", "--size", "8x8", "--json", str(fifo))
-    assert done.returncode == 2 and "is not a regular file" in done.stderr
+    assert done.returncode == 2 and ": not a regular file" in done.stderr
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     target, link = tmp_path / "table.md", tmp_path / "link.md"
     target.write_text("old")
