@@ -88,7 +88,8 @@ def test_exif_orientation_is_applied_and_reset(tmp_path):
     arr, info = read_image(src)
     assert arr.shape[:2] == (6, 4)
     write_image(tmp_path / "out.jpg", arr, info)
-    out_exif = Image.open(tmp_path / "out.jpg").getexif()
+    with Image.open(tmp_path / "out.jpg") as written:
+        out_exif = written.getexif()
     assert out_exif.get(0x0112, 1) == 1 and out_exif[0x013B] == "Jane Doe"
 
 
@@ -101,7 +102,8 @@ def test_every_exif_orientation_turns_the_pixels_as_pillow_does(orientation, tmp
     exif[0x0112] = orientation
     src = save(tmp_path / "o.png", im, exif=exif.tobytes())
     arr, info = read_image(src)
-    assert np.array_equal(arr, np.asarray(ImageOps.exif_transpose(Image.open(src))))
+    with Image.open(src) as pillow:
+        assert np.array_equal(arr, np.asarray(ImageOps.exif_transpose(pillow)))
     out = Image.Exif()
     out.load(info.exif)
     assert out[0x0112] == 1
@@ -160,7 +162,8 @@ def test_an_exif_too_large_for_jpeg_is_an_input_error_and_png_keeps_it(tmp_path)
         write_image(tmp_path / "o.jpg", arr, info)
     write_image(tmp_path / "o2.jpg", arr, info, metadata=False)
     write_image(tmp_path / "o.png", arr, info)
-    assert Image.open(tmp_path / "o.png").getexif()[0x013B] == "Jane Doe"
+    with Image.open(tmp_path / "o.png") as written:
+        assert written.getexif()[0x013B] == "Jane Doe"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["i.png", "o.png", "o2.jpg"]
 
 
