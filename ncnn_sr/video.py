@@ -392,11 +392,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     constant = _ConstantRate(options.fps) if options.fps else None
     colour = output_colour(video_in.codec_context, options.pix_fmt)
     video_out = _video_out(out, video_in, dst, codec, options, time_base, colour)
-    side = video_streams.carry_over(inp, video_in, out, dst)
     # A timecode on the file itself counts frames as the video's does.
-    file_tags = retimed_tags(dict(out.metadata), rate, options.fps or rate)
-    out.metadata.clear()
-    out.metadata.update(file_tags)
+    out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate))
+    side = video_streams.carry_over(inp, video_in, out, dst)
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()
     side_packets: collections.deque = collections.deque()

@@ -94,10 +94,10 @@ def holds(out, codec: str) -> bool:
 
 
 def carry_over(inp, video_in, out, dst: Path) -> dict[int, SideOutput]:
-    """Set up in ``out`` what goes along with the upscaled ``video_in``: the file's
-    tags and chapters, attachments, and outputs for the input's audio and subtitles,
-    returned by input stream index. What is left out is named in a warning each."""
-    out.metadata.update(tags_to_keep(inp.metadata))
+    """Set up in ``out`` what goes along with the upscaled ``video_in``: chapters,
+    attachments, and outputs for the input's audio and subtitles, returned by input
+    stream index (the file's tags, which may hold a timecode to re-time, are the
+    caller's). What is left out is named in a warning each."""
     chapters = inp.chapters()
     if chapters and out.format.name not in _CHAPTERED:
         log.warning("%s cannot hold chapters: dropping %d (a .mkv output keeps them)", dst.suffix, len(chapters))
