@@ -143,7 +143,8 @@ def _run_options(input_path: Path, output_path: Path, model: str, fp32: bool, pr
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
               help="Output picture (png, jpg, webp) or folder (made if missing).")
 @click.option("-n", "--model", default=DEFAULT_MODEL, show_default=True,
-              help="Model name, a family such as realesr-animevideov3, or a .param path.")
+              help="Model name (NAME of a NAME.param in the -m folder too), a family such as "
+                   "realesr-animevideov3, or a .param path.")
 @_shared_options
 @click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "jpeg", "webp"], case_sensitive=False),
               default=None, help="Output format in folder mode (default png; a file takes its extension's).")
@@ -187,25 +188,62 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+# Wide enough for every catalog name; a longer custom name widens the column.
+_NAME_WIDTH = 26
+
+
 @main.command("models")
 @click.option("-m", "--model-path", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
-              help="Folder to look in first.")
+              help="Folder to look in first; the custom models in it are listed too.")
 def list_models(model_path: Path | None) -> None:
-    """List the known models, where each was found, and whether it was verified."""
-    rows = []
-    for name, entry in models_mod.catalog().items():
-        try:
-            spec = models_mod.resolve_model(name, model_path)
-            rows.append((name, entry.scale, "verified" if spec.verified else "unverified", spec.source
-                         if spec.verified else f"{spec.source} (no catalog hash; sizes checked)"))
-        except NcnnSrError as e:
-            # A file that is there but corrupt or the wrong model is not missing: it
-            # also hides the package's copy, which is not used in its stead.
-            state = "missing" if isinstance(e, ModelMissing) else "unusable"
-            rows.append((name, entry.scale, state, str(e)))
+    """List the known models, where each was found, and whether it was verified;
+    then the custom models: each other NAME.param + NAME.bin pair in the -m folder
+    and in the NCNN_SR_MODEL_PATH folders, usable as -n NAME.
+
+    A custom model's scale shows as x?: it is measured when the model is first
+    loaded (its name may say otherwise). Listing only checks files, it loads no
+    network. A pair missing one of its files, an empty or mismatched file, or a
+    folder named like a model is listed as unusable, with the reason. A custom
+    model named like a family (realesr-animevideov3) is listed as shadowed: -n
+    NAME picks the catalog's model, its .param path picks this one.
+    """
+    for folder, source in models_mod.model_folders(model_path):
+        if not folder.is_dir():
+            click.echo(f"{PROG}: warning: {source} is not a folder: no model is looked up there", err=True)
+    rows = [_catalog_row(name, entry.scale, model_path) for name, entry in models_mod.catalog().items()]
+    rows += [_custom_row(name, model_path) for name in models_mod.custom_model_names(model_path)]
+    name_width = max(_NAME_WIDTH, *(len(name) for name, _, _, _ in rows))
     width = max(len(state) for _, _, state, _ in rows)
     for name, scale, state, where in rows:
-        click.echo(f"{name:26} x{scale}  {state:{width}}  {where}")
+        click.echo(f"{name:{name_width}} x{scale}  {state:{width}}  {where}")
+
+
+def _state(e: NcnnSrError) -> str:
+    # A file that is there but corrupt or the wrong model is not missing: it also
+    # hides the package's copy, which is not used in its stead.
+    return "missing" if isinstance(e, ModelMissing) else "unusable"
+
+
+def _catalog_row(name: str, scale: int, model_path: Path | None) -> tuple[str, int, str, str]:
+    try:
+        spec = models_mod.resolve_model(name, model_path)
+    except NcnnSrError as e:
+        return name, scale, _state(e), str(e)
+    if spec.verified:
+        return name, scale, "verified", spec.source
+    return name, scale, "unverified", f"{spec.source} (no catalog hash; sizes checked)"
+
+
+def _custom_row(name: str, model_path: Path | None) -> tuple[str, str, str, str]:
+    try:
+        spec = models_mod.resolve_model(name, model_path)
+    except NcnnSrError as e:
+        return name, "?", _state(e), str(e)
+    if models_mod.model_name_for(name) != name:
+        # The command maps a family name to a catalog variant before any lookup.
+        return name, "?", "shadowed", (f"{spec.source}: -n {name} picks the catalog's {name} models; "
+                                       f"-n {spec.param_path} runs this one")
+    return name, "?", "unverified", f"{spec.source} (custom; sizes checked; scale measured when first loaded)"
 
 
 @main.command("devices")

@@ -3,10 +3,14 @@
 Resolution order for a model name: an explicit model folder (``model_path``), then
 each folder in ``NCNN_SR_MODEL_PATH``, then the installed model package. A name
 that is a path to a ``.param`` file (or to a ``NAME.param``/``NAME.bin`` pair
-without suffix) is used as it is.
+without suffix) is used as it is. The first folder holding either file of a
+name's pair decides: half a pair there is an error, not a reason to look further.
 
 Every model is checked before loading: sha256 against the catalog for known models,
 and for any model that the weight sizes its param declares add up to its bin's size.
+
+A model folder may also hold custom models (any other ``NAME.param`` + ``NAME.bin``
+pair): ``custom_model_names`` finds them without loading them.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ ENV_MODEL_PATH = "NCNN_SR_MODEL_PATH"
 DEFAULT_PREPADDING = 10
 # Bytes per input pixel of one CPU tile when nothing was measured for a model.
 DEFAULT_CPU_BYTES_PER_PIXEL = 64_000
+_MODEL_SUFFIXES = (".param", ".bin")
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,9 @@ def _package_requirement() -> str:
     return f"{pkg['distribution']}=={pkg['version']}"
 
 
-def _search_folders(model_path: str | os.PathLike | None) -> list[tuple[Path, str]]:
+def model_folders(model_path: str | os.PathLike | None = None) -> list[tuple[Path, str]]:
+    """The folders a model name is looked up in, in order, each with the words that
+    say where it came from; a folder that does not exist is still listed."""
     folders = []
     if model_path is not None:
         folders.append((Path(model_path), f"model folder {model_path}"))
@@ -144,6 +151,27 @@ def _search_folders(model_path: str | os.PathLike | None) -> list[tuple[Path, st
         if part:
             folders.append((Path(part), f"{ENV_MODEL_PATH} folder {part}"))
     return folders
+
+
+def custom_model_names(model_path: str | os.PathLike | None = None) -> list[str]:
+    """Sorted names, each once, of the files in the model folders that look like a
+    model the catalog does not know: ``NAME.param`` or ``NAME.bin``, so a pair
+    missing one file is found too (resolving the name then says which). Nothing is
+    read or loaded; a folder that cannot be listed is passed over, as lookups do."""
+    names: set[str] = set()
+    for folder, _ in model_folders(model_path):
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            continue
+        for entry in entries:
+            stem, suffix = os.path.splitext(entry)
+            # Hidden files are the "._NAME.param" that macOS leaves on copied drives; a
+            # stem ending in .param/.bin would be read as a path, not a name.
+            if suffix in _MODEL_SUFFIXES and not entry.startswith(".") and \
+                    os.path.splitext(stem)[1] not in _MODEL_SUFFIXES:
+                names.add(stem)
+    return sorted(names - catalog().keys())
 
 
 def resolve_model(model: str | os.PathLike, model_path: str | os.PathLike | None = None) -> ModelSpec:
@@ -164,7 +192,7 @@ def _resolve(text: str, model_path: str | os.PathLike | None) -> ModelSpec:
         return _resolve_path(as_path)
 
     entry = catalog().get(text)
-    for folder, source in _search_folders(model_path):
+    for folder, source in model_folders(model_path):
         param, bin_ = folder / f"{text}.param", folder / f"{text}.bin"
         if param.exists() or bin_.exists():
             return _checked_spec(text, param, bin_, entry, source)
@@ -176,8 +204,11 @@ def _resolve(text: str, model_path: str | os.PathLike | None) -> ModelSpec:
             return _checked_spec(text, param, bin_, entry, f"package {_package_requirement()}")
 
     if entry is None:
+        if as_path.suffix:  # "model.pth": a file name, not a name of the catalog's
+            _refuse_non_model(as_path)
         names = ", ".join(sorted(catalog()))
-        raise ModelError(f"unknown model '{text}': known models are {names}; a custom model is given by its .param path")
+        raise ModelError(f"unknown model '{text}': known models are {names}; a custom model is given by its .param path, "
+                         f"or by its name when {text}.param and {text}.bin are in a -m or {ENV_MODEL_PATH} folder")
     if entry.missing_hint:
         raise ModelMissing(f"model {text} not found: {entry.missing_hint}")
     raise ModelMissing(
@@ -187,20 +218,62 @@ def _resolve(text: str, model_path: str | os.PathLike | None) -> ModelSpec:
 
 
 def _resolve_path(path: Path) -> ModelSpec:
-    stem = path.with_suffix("") if path.suffix in (".param", ".bin") else path
+    stem = path.with_suffix("") if path.suffix in _MODEL_SUFFIXES else path
     param, bin_ = stem.with_name(stem.name + ".param"), stem.with_name(stem.name + ".bin")
+    if not (param.exists() or bin_.exists()):
+        _refuse_non_model(path)
     # A path is a custom model's way in: one named like a catalog model but holding
     # other weights (fine-tuned, say) is that, not a corrupt copy.
     return _checked_spec(stem.name, param, bin_, catalog().get(stem.name), f"path {param}", custom_if_other=True)
 
 
+def _refuse_non_model(path: Path) -> None:
+    """A folder or another kind of model file given for a model gets its own reason,
+    not "not found"."""
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder, not a model: pass the folder with -m and the model's name with -n")
+    if path.is_file():
+        raise ModelError(f"{path} is not an ncnn model: give a .param file with its .bin beside it "
+                         "(.pth, .safetensors and .onnx models must be converted to ncnn first)")
+
+
+def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
+    for p in (param, bin_):
+        if p.exists() and not p.is_file():
+            what = "a folder" if p.is_dir() else "a special file (a pipe or a device)"
+            raise ModelError(f"model {name}: {p} is {what}, not a model file ({source})")
+    for p, other in ((param, bin_), (bin_, param)):
+        if not p.exists():
+            if other.exists():  # half a pair is there: it hides any other copy, so it is no mere absence
+                raise ModelError(f"model {name}: file {p} not found beside {other} ({source})")
+            raise ModelMissing(f"model {name}: file {p} not found ({source})")
+
+
+def _check_contents(name: str, param: Path, param_bytes: bytes, bin_: Path, bin_bytes: bytes,
+                    bin_needed: bool) -> None:
+    """Reasons a sha256 or size check would only hint at: an empty file, or the two
+    files swapped or copied over each other."""
+    if not param_bytes:
+        raise ModelError(f"model {name}: {param} is empty (an interrupted download or copy?)")
+    if not bin_bytes and bin_needed:
+        raise ModelError(f"model {name}: {bin_} is empty (an interrupted download or copy?)")
+    if _starts_as_param(bin_bytes):
+        if not _starts_as_param(param_bytes):
+            raise ModelError(f"model {name}: {param} and {bin_} are swapped (the .bin holds the param text)")
+        raise ModelError(f"model {name}: {bin_} holds a .param file's text, not weights (a .param copied over it?)")
+
+
+def _starts_as_param(data: bytes) -> bool:
+    return data[:16].split(b"\n", 1)[0].strip() == str(PARAM_MAGIC).encode()
+
+
 def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None, source: str,
                   custom_if_other: bool = False) -> ModelSpec:
-    for p in (param, bin_):
-        if not p.is_file():
-            raise ModelMissing(f"model {name}: file {p} not found ({source})")
+    _check_pair(name, param, bin_, source)
     param_bytes = _read(param, name)
     bin_bytes = _read(bin_, name)
+    # Every catalog model has weights; a custom one may have none (an Interp alone).
+    _check_contents(name, param, param_bytes, bin_, bin_bytes, bin_needed=entry is not None)
     verified = False
     if entry is not None and entry.param_sha256 and entry.bin_sha256:
         hashes = ((param, param_sha256(param_bytes), entry.param_sha256),
@@ -435,6 +508,9 @@ def check_bin_size(graph: ParamGraph, bin_bytes: bytes, name: str = "model") -> 
             return False
         if any(count < 0 for count, _ in weight_blobs(layer)):
             raise ModelError(f"model {name}: layer {layer.name} declares a negative weight size")
+        if offset > len(bin_bytes) and not bin_bytes:
+            raise ModelError(f"model {name}: the .bin file is empty but layer {layer.name} of its .param has weights "
+                             "(an interrupted download or copy?)")
         if offset > len(bin_bytes):
             raise ModelError(
                 f"model {name}: the .bin file is too short for its .param ({len(bin_bytes)} bytes, "

@@ -154,6 +154,95 @@ def test_models_lists_each_model_and_where_it_was_found():
     assert "realesrnet-x4plus" in out and "missing" in out
 
 
+
+def _rows(out: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split(None, 3) for line in out.splitlines()}
+
+
+def test_models_lists_the_custom_pairs_of_the_model_folder_after_the_catalog(tmp_path):
+    # They were not listed at all, though -n NAME -m FOLDER runs them.
+    in_place_first_model(tmp_path)
+    (tmp_path / "half.param").write_text("7767517\n")
+    catalog_only = _rows(run("models").stdout)
+    rows = _rows(run("models", "-m", tmp_path).stdout)
+    assert list(rows) == [*catalog_only, "half", "inplace-x2"]
+    assert all(rows[name] == row for name, row in catalog_only.items())  # the catalog's rows, as they were
+    assert rows["inplace-x2"][1:3] == ["x?", "unverified"]  # its scale is measured when loaded, not read from x2
+    assert rows["inplace-x2"][3] == f"model folder {tmp_path} (custom; sizes checked; scale measured when first loaded)"
+    assert rows["half"][1:3] == ["x?", "unusable"]
+    assert f"file {tmp_path / 'half.bin'} not found beside {tmp_path / 'half.param'}" in rows["half"][3]
+
+
+def test_models_widens_the_name_column_for_a_long_custom_name(tmp_path):
+    param = in_place_first_model(tmp_path)
+    long_name = "a-custom-model-with-a-rather-long-name-x2"
+    param.rename(tmp_path / f"{long_name}.param")
+    (tmp_path / "inplace-x2.bin").rename(tmp_path / f"{long_name}.bin")
+    lines = run("models", "-m", tmp_path).stdout.splitlines()
+    assert any(line.startswith(f"{long_name} x?  unverified") for line in lines)
+    assert len({line.index(" x") + line[line.index(" x"):].index("  ") for line in lines}) == 1
+
+
+def test_models_lists_the_custom_models_of_the_env_folders_and_warns_of_a_missing_one(tmp_path):
+    in_place_first_model(tmp_path)
+    missing = tmp_path / "not-there"
+    env = {**os.environ, "NCNN_SR_MODEL_PATH": f"{tmp_path}{os.pathsep}{missing}"}
+    proc = subprocess.run([CMD, "models"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert _rows(proc.stdout)["inplace-x2"][3].startswith(f"NCNN_SR_MODEL_PATH folder {tmp_path} (custom;")
+    assert proc.stderr == f"ncnn-sr: warning: NCNN_SR_MODEL_PATH folder {missing} is not a folder: " \
+                          "no model is looked up there\n"
+
+
+def test_models_lists_a_folder_named_like_a_model_as_unusable(tmp_path):
+    (tmp_path / "realesr-animevideov3-x2.param").mkdir()
+    (tmp_path / "mine.bin").mkdir()
+    rows = _rows(run("models", "-m", tmp_path).stdout)
+    # Was "missing" for the catalog model, and the custom one was not listed.
+    for name, folder in (("realesr-animevideov3-x2", "realesr-animevideov3-x2.param"), ("mine", "mine.bin")):
+        assert rows[name][2] == "unusable"
+        assert f"{tmp_path / folder} is a folder, not a model file" in rows[name][3]
+
+
+def test_models_says_a_custom_model_named_like_a_family_is_shadowed(tmp_path):
+    param = in_place_first_model(tmp_path)
+    param.rename(tmp_path / "realesr-animevideov3.param")
+    (tmp_path / "inplace-x2.bin").rename(tmp_path / "realesr-animevideov3.bin")
+    row = _rows(run("models", "-m", tmp_path).stdout)["realesr-animevideov3"]
+    assert row[2] == "shadowed"
+    assert f"-n {tmp_path / 'realesr-animevideov3.param'} runs this one" in row[3]
+
+
+def test_models_help_says_which_custom_models_are_listed_and_how():
+    out = " ".join(run("models", "--help").stdout.split())
+    assert "NAME.param + NAME.bin pair in the -m folder and in the NCNN_SR_MODEL_PATH folders" in out
+    assert "scale shows as x?: it is measured when the model is first loaded" in out
+    assert "loads no network" in out and "missing one of its files" in out
+
+
+@pytest.mark.parametrize("param, bin_, message", [
+    ("folder", b"", "mine.param is a folder, not a model file"),
+    (b"", b"", "mine.param is empty"),
+    (b"7767517\n", None, "mine.bin not found beside"),
+])
+def test_a_run_with_a_broken_custom_model_in_the_model_folder_fails_in_one_line(tmp_path, param, bin_, message):
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    folder = tmp_path / "models"
+    folder.mkdir()
+    if param == "folder":
+        (folder / "mine.param").mkdir()
+    else:
+        (folder / "mine.param").write_bytes(param)
+    if bin_ is not None:
+        (folder / "mine.bin").write_bytes(bin_)
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-m", folder, "-n", "mine", "-g", "-1",
+               check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("ncnn-sr: error: model mine: ") and proc.stderr.count("\n") == 1
+    assert message in proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_devices_lists_the_cpu_and_how_each_device_tiles():
     out = run("devices").stdout
     assert "-1  CPU  (-g -1), exact tiles" in out

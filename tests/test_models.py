@@ -1,3 +1,4 @@
+import os
 import re
 import shutil
 
@@ -5,7 +6,8 @@ import numpy as np
 import pytest
 
 from ncnn_sr import ModelError, Upscaler, catalog, model_name_for, resolve_model
-from ncnn_sr.models import check_bin_size, package_folder, param_sha256, parse_param
+from ncnn_sr.errors import ModelMissing
+from ncnn_sr.models import check_bin_size, custom_model_names, package_folder, param_sha256, parse_param
 
 PACKAGED = [n for n, e in catalog().items() if e.package_files]
 
@@ -169,6 +171,105 @@ def test_a_layer_ncnn_does_not_know_is_named_in_the_one_line_error(tmp_path, cap
     with pytest.raises(ModelError, match=r"could not parse .*custom.param \(layer FooBar not exists or registered\)"):
         Upscaler(param, device=-1)
     assert capfd.readouterr().err == ""  # ncnn's own line went into the message, not the terminal
+
+
+
+def test_custom_model_names_are_the_other_pairs_of_every_model_folder(tmp_path, monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    copy_model("realesr-animevideov3-x2", first, "mine")
+    copy_model("realesr-animevideov3-x2", first, "realesr-animevideov3-x2")  # a catalog model, listed as such
+    (first / "half.param").write_text("7767517\n")
+    (first / "orphan.bin").write_bytes(b"")
+    (first / "._mine.param").write_bytes(b"\0")  # what macOS leaves on a copied drive
+    (first / "notes.txt").write_text("")
+    copy_model("realesr-animevideov3-x2", second, "mine")
+    copy_model("realesr-animevideov3-x2", second, "theirs")
+    monkeypatch.setenv("NCNN_SR_MODEL_PATH", f"{second}{os.pathsep}{tmp_path / 'not-there'}")
+    assert custom_model_names(first) == ["half", "mine", "orphan", "theirs"]
+    monkeypatch.delenv("NCNN_SR_MODEL_PATH")
+    assert custom_model_names() == []
+
+
+def test_a_custom_model_in_a_model_folder_resolves_by_name_with_unknown_scale(tmp_path):
+    copy_model("realesr-animevideov3-x2", tmp_path, "mine-x4")
+    spec = resolve_model("mine-x4", tmp_path)
+    assert spec.scale is None and not spec.verified  # the name's x4 is no promise
+    assert spec.source == f"model folder {tmp_path}"
+
+
+@pytest.mark.parametrize("kept", ["param", "bin"])
+def test_half_a_pair_in_a_model_folder_names_the_other_file_and_is_not_missing(tmp_path, kept):
+    param, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "realesr-animevideov3-x2")
+    gone, there = (bin_, param) if kept == "param" else (param, bin_)
+    gone.unlink()
+    # It hides the package's copy, which a run does not fall back to: not "missing".
+    with pytest.raises(ModelError, match=f"file {re.escape(str(gone))} not found beside {re.escape(str(there))}") \
+            as caught:
+        resolve_model("realesr-animevideov3-x2", tmp_path)
+    assert not isinstance(caught.value, ModelMissing)
+
+
+def test_a_folder_named_like_a_model_file_is_a_folder_not_a_missing_file(tmp_path):
+    (tmp_path / "mine.param").mkdir()
+    (tmp_path / "mine.bin").write_bytes(b"")
+    expected = f"{re.escape(str(tmp_path / 'mine.param'))} is a folder, not a model file"
+    with pytest.raises(ModelError, match=expected):
+        resolve_model("mine", tmp_path)
+    with pytest.raises(ModelError, match=expected):
+        resolve_model(tmp_path / "mine.param")
+
+
+def test_a_folder_given_as_the_model_says_to_pass_it_with_m(tmp_path):
+    copy_model("realesr-animevideov3-x2", tmp_path / "models", "mine")
+    with pytest.raises(ModelError, match="models is a folder, not a model: pass the folder with -m"):
+        resolve_model(f"{tmp_path / 'models'}{os.sep}")
+
+
+@pytest.mark.parametrize("given", ["path", "bare name"])
+def test_a_model_file_of_another_kind_is_not_an_ncnn_model(tmp_path, monkeypatch, given):
+    (tmp_path / "RealESRGAN_x4plus.pth").write_bytes(b"PK\3\4")
+    monkeypatch.chdir(tmp_path)
+    name = str(tmp_path / "RealESRGAN_x4plus.pth") if given == "path" else "RealESRGAN_x4plus.pth"
+    with pytest.raises(ModelError, match="RealESRGAN_x4plus.pth is not an ncnn model: give a .param file"):
+        resolve_model(name)
+
+
+def test_an_empty_param_is_said_to_be_empty(tmp_path):
+    param, _ = copy_model("realesr-animevideov3-x2", tmp_path, "realesr-animevideov3-x2")
+    param.write_bytes(b"")
+    with pytest.raises(ModelError, match="realesr-animevideov3-x2.param is empty"):
+        resolve_model("realesr-animevideov3-x2", tmp_path)
+    with pytest.raises(ModelError, match="realesr-animevideov3-x2.param is empty"):
+        resolve_model(param)
+
+
+def test_an_empty_bin_is_said_to_be_empty(tmp_path):
+    _, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "realesr-animevideov3-x2")
+    bin_.write_bytes(b"")
+    with pytest.raises(ModelError, match="realesr-animevideov3-x2.bin is empty"):
+        resolve_model("realesr-animevideov3-x2", tmp_path)
+    _, custom_bin = copy_model("realesr-animevideov3-x2", tmp_path, "custom")
+    custom_bin.write_bytes(b"")
+    with pytest.raises(ModelError, match="the .bin file is empty but layer Conv_0 of its .param has weights"):
+        resolve_model("custom", tmp_path)
+
+
+def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
+    (tmp_path / "resize.param").write_text("7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1=2.0 2=2.0\n")
+    (tmp_path / "resize.bin").write_bytes(b"")
+    assert resolve_model("resize", tmp_path).output_blob == "output"
+
+
+def test_a_param_and_bin_swapped_are_said_to_be_swapped(tmp_path):
+    param, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "custom")
+    text, weights = param.read_bytes(), bin_.read_bytes()
+    param.write_bytes(weights)
+    bin_.write_bytes(text)
+    with pytest.raises(ModelError, match="custom.param and .*custom.bin are swapped"):
+        resolve_model(param)
+    param.write_bytes(text)
+    with pytest.raises(ModelError, match="custom.bin holds a .param file's text, not weights"):
+        resolve_model(param)
 
 
 def _models_command(*args, env=None):
