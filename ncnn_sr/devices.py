@@ -266,6 +266,12 @@ def _pages(name: str) -> int | None:
 # At most this much memory goes to one CPU tile, however much is free, because larger
 # tiles gain almost no speed.
 CPU_TILE_MEMORY_CAP = 1 << 30
+# A picture that fits in one window may take more: nothing is held beside that window
+# (no result being assembled, no stage maps), and one window is the fastest way
+# through. realesrgan-x4plus on the CPU as one window peaks at 1.44 GB at 256x256 and
+# 1.47 GB at 288x288, and runs about 30 % faster than the 192 px staged tiles the tile
+# cap gave it (docs/benchmarks.md).
+CPU_WHOLE_MEMORY_CAP = 3 << 29
 
 
 def cpu_auto_tile(height: int, width: int, bytes_per_pixel: int, prepadding: int,
@@ -275,9 +281,12 @@ def cpu_auto_tile(height: int, width: int, bytes_per_pixel: int, prepadding: int
     into its neighbours and padded by ``prepadding`` on each side) fits. ``share``
     calls running at once split the budget; ``reserve`` bytes of each share go to
     something else (a split network's head, a staged run's maps)."""
-    budget = min((available_memory() if memory is None else memory) // 2, CPU_TILE_MEMORY_CAP) // share
-    budget = max(budget - reserve, budget // 4)
+    half = (available_memory() if memory is None else memory) // 2
     padded = (height + 2 * prepadding) * (width + 2 * prepadding)
+    if padded * bytes_per_pixel + reserve <= min(half, CPU_WHOLE_MEMORY_CAP) // share:
+        return 0
+    budget = min(half, CPU_TILE_MEMORY_CAP) // share
+    budget = max(budget - reserve, budget // 4)
     if padded * bytes_per_pixel <= budget:
         return 0
     side = int(math.sqrt(budget / bytes_per_pixel)) - 2 * prepadding - overlap

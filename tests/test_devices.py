@@ -44,6 +44,16 @@ def test_cpu_auto_tile_is_whole_when_small_and_bounded_when_large():
     assert devices.cpu_auto_tile(4000, 3000, 60_000, 10, memory=1 << 20) == 32
 
 
+def test_a_picture_that_fits_one_window_may_take_more_than_a_tile():
+    side = 300  # its window is over the tile cap, within the whole-picture cap
+    window = (side + 20) ** 2 * 14_000
+    assert devices.CPU_TILE_MEMORY_CAP < window + (50 << 20) <= devices.CPU_WHOLE_MEMORY_CAP
+    assert devices.cpu_auto_tile(side, side, 14_000, 10, memory=8 << 30, reserve=50 << 20) == 0
+    # two calls at once split it, and a smaller machine halves what it has
+    assert devices.cpu_auto_tile(side, side, 14_000, 10, memory=8 << 30, share=2) > 0
+    assert devices.cpu_auto_tile(side, side, 14_000, 10, memory=2 << 30) > 0
+
+
 def test_cpu_auto_tile_budget_is_shared_by_concurrent_calls():
     alone = devices.cpu_auto_tile(2000, 2000, 60_000, 10, memory=8 << 30)
     shared = devices.cpu_auto_tile(2000, 2000, 60_000, 10, memory=8 << 30, share=2)

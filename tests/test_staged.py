@@ -179,7 +179,7 @@ def test_calls_sharing_the_budget_stage_when_the_maps_do_not_shrink_the_tile(mon
     # the 128 px floor, so RRDBNet on the CPU never ran in stages
     monkeypatch.setattr(engine_mod.devices, "available_memory", lambda: 8 << 30)
     up = Upscaler(MODEL, device=-1, concurrency=2)
-    assert up._auto_tile(up._net, 150, 150) == (112, True)
+    assert up._auto_tile(up._net, 200, 200) == (112, True)
     assert up._auto_tile(up._net, 40, 40) == (0, False)  # one window: exact already
 
 
