@@ -27,8 +27,8 @@ import numpy as np
 from . import timecode, video_streams
 from .errors import InputError
 from .images import write_target
-from .video_frames import (ColourTags, UnsupportedColour, Upright, coded, deeper_format, depth, encodable_size, fit,
-                           fit_warning, output_colour, to_rgb)
+from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, coded, deeper_format, depth,
+                           encodable_size, fit, fit_warning, mastering, mastering_options, output_colour, to_rgb)
 
 log = logging.getLogger("ncnn_sr")
 
@@ -190,10 +190,12 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     of the same type, in order and all of one size. Returns the frames written.
 
     Audio and subtitles are copied packet for packet when the output container can
-    hold their codec; otherwise audio is re-encoded to the container's default codec
-    and subtitles are dropped, each with a warning. Attachments (fonts) go into a
-    Matroska output; data streams and further video streams are dropped, each with a
-    warning.
+    hold their codec; otherwise audio is re-encoded to the container's default codec,
+    text subtitles are converted to the container's text format where it has one (ASS
+    in .mkv, WebVTT in .webm) and other subtitles are dropped, each with a warning.
+    Attachments (fonts) go into a Matroska output; data streams and further video
+    streams are dropped, each with a warning. HDR10 metadata goes along where the
+    encoder can write it (``video_frames.mastering_options``), else with a warning.
 
     Errors are InputErrors that name the file at fault: an encoder or pixel format
     that cannot be used (raised before any file is opened), ``src`` when it cannot be
@@ -286,7 +288,8 @@ def _rate_text(rate: Fraction) -> str:
 
 def video_encoder(dst: Path, options: EncodeOptions) -> str:
     """The name of the video encoder ``options`` choose for ``dst``; InputError unless
-    it is a video encoder that can encode ``options.pix_fmt``."""
+    it is a video encoder that can encode ``options.pix_fmt`` into a file of the kind
+    ``dst``'s name asks for."""
     codec = options.codec or ("libvpx-vp9" if dst.suffix.lower() == ".webm" else "libx264")
     try:
         encoder = av.codec.Codec(codec, "w")
@@ -312,7 +315,22 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
     rates = _frame_rates(codec)
     if rates and options.fps is not None and options.fps not in rates:
         raise InputError(f"{codec} cannot encode {options.fps} fps: it takes {_listed_rates(rates)}")
+    muxer = video_streams.muxer_for(dst)
+    if muxer is not None and not video_streams.takes_encoded(muxer, codec):
+        # Asked here, before any model loads, not left to the muxer's bare "Invalid argument".
+        able = [suffix for suffix in _OFFERED if video_streams.takes_encoded(video_streams.muxer_for(Path(suffix)),
+                                                                              codec)]
+        where = f"write {_either(able)}, or " if able else ""
+        raise InputError(f"{dst.suffix} cannot hold {encoder.canonical_name} video: {where}choose another --codec")
     return codec
+
+
+# The containers named in a refusal, as the command's help offers them.
+_OFFERED = (".mp4", ".mkv", ".mov", ".webm", ".avi")
+
+
+def _either(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 def _pixel_format(codec: str, video_in, src) -> str:
@@ -358,11 +376,7 @@ def retimed_tags(tags: dict, source_rate, rate) -> dict:
     return tags
 
 
-def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, time_base: Fraction,
-               colour: ColourTags):
-    canonical = av.codec.Codec(codec, "w").canonical_name
-    if not video_streams.holds(out, canonical):
-        raise InputError(f"{dst.suffix} cannot hold {canonical} video: choose another --codec or container")
+def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fraction, colour: ColourTags):
     source_rate = _source_rate(video_in)
     rate = options.fps or source_rate
     stream = out.add_stream(codec, rate=rate)
@@ -386,12 +400,24 @@ def _video_out(out, video_in, dst: Path, codec: str, options: EncodeOptions, tim
     return stream
 
 
+def _keep_mastering(video_out, codec: str, hdr: Mastering, src) -> None:
+    """Have the encoder of ``video_out`` write the HDR10 metadata ``hdr``, or warn
+    that it cannot."""
+    name = av.codec.Codec(codec, "w").name
+    params = mastering_options(name, hdr)
+    if params is None:
+        log.warning("%s cannot write the HDR mastering display and light levels of %s: they are left out "
+                    "(libx265, libsvtav1 and libx264 keep them)", name, src)
+        return
+    video_out.codec_context.options = {**video_out.codec_context.options, **params}
+
+
 def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress) -> int:
     rate = _source_rate(video_in)
     time_base = Fraction(1, 1) / options.fps if options.fps else video_in.time_base
     constant = _ConstantRate(options.fps) if options.fps else None
     colour = output_colour(video_in.codec_context, options.pix_fmt)
-    video_out = _video_out(out, video_in, dst, codec, options, time_base, colour)
+    video_out = _video_out(out, video_in, codec, options, time_base, colour)
     # A timecode on the file itself counts frames as the video's does.
     out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate))
     side = video_streams.carry_over(inp, video_in, out, dst)
@@ -400,6 +426,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     side_packets: collections.deque = collections.deque()
     upright = Upright(src)
     reach = _Reach()
+    hdr: list[Mastering | None] = []  # the first frame's, set before it is handed on
     # Frames go through the upscaler in 16 bits when the output holds more than 8.
     deep = depth(options.pix_fmt) > 8
 
@@ -419,6 +446,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     seconds = float(frame.pts * frame.time_base)
                     duration = float(frame.duration * frame.time_base) if frame.duration else float(1 / rate)
                     stamps.append((frame.pts, seconds, duration))
+                    if count == 0:
+                        hdr.append(mastering(frame))
                     count += 1
                     yield upright(to_rgb(frame, deep), frame)
         except (av.error.FFmpegError, UnsupportedColour) as e:
@@ -429,7 +458,14 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         while side_packets and (up_to is None or side_packets[0][0] <= up_to):
             _, packet = side_packets.popleft()
             target = side[packet.stream.index]
-            if target.resampler is None:
+            if target.text:
+                try:
+                    cue = packet.stream.codec_context.decode2(packet)
+                except av.error.FFmpegError as e:
+                    raise _cannot_decode(src, e) from None
+                if cue is not None and len(cue):  # None: a packet that clears the screen
+                    out.mux(video_streams.encoded_cue(cue, packet, target.stream))
+            elif target.resampler is None:
                 packet.stream = target.stream
                 out.mux(packet)
             else:
@@ -477,6 +513,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 if size != (image.shape[1], image.shape[0]):
                     log.warning("%s", fit_warning(options.pix_fmt, image.shape[1], image.shape[0], size))
                 video_out.width, video_out.height = size
+                if hdr and hdr[0] is not None:
+                    _keep_mastering(video_out, codec, hdr[0], src)
                 try:
                     # Now, not on the first mux (maybe of a sound packet), so that options
                     # the encoder refuses (a bad preset, a tiny bitrate) are blamed on it.

@@ -8,13 +8,16 @@ their size (BT.709 for HD, BT.601 below). The output is coded and tagged with th
 input's matrix, primaries and transfer where it gives them (and swscale can code that
 matrix), else BT.709's, the HD standard, as upscaled video mostly is; always in
 limited range, the one every player and encoder takes (yuvj formats are full range
-by definition).
+by definition). HDR10's static metadata (the mastering display, the content's light
+levels) goes along where the encoder can write it into the video stream.
 """
 from __future__ import annotations
 
 import logging
 import math
+import struct
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -211,3 +214,74 @@ def coded(image: np.ndarray, pix_fmt: str, colour: ColourTags):
     frame.colorspace, frame.color_primaries, frame.color_trc = colour.matrix, colour.primaries, colour.transfer
     frame.color_range = colour.range
     return frame
+
+
+@dataclass(frozen=True)
+class Mastering:
+    """HDR10's static metadata, as FFmpeg gives it on a decoded frame: the mastering
+    display's ``primaries`` (red, green, blue) and ``white`` point as CIE 1931 (x, y)
+    and its ``luminance`` (max, min) in cd/m², None where the source gives none; the
+    content's ``light`` levels (MaxCLL, MaxFALL) in cd/m², or None."""
+
+    primaries: tuple[tuple[Fraction, Fraction], ...] | None = None
+    white: tuple[Fraction, Fraction] | None = None
+    luminance: tuple[Fraction, Fraction] | None = None
+    light: tuple[int, int] | None = None
+
+
+def _ratio(num: int, den: int) -> Fraction:
+    return Fraction(num, den) if den else Fraction(0)
+
+
+def mastering(frame) -> Mastering | None:
+    """The HDR10 metadata on a decoded ``frame`` (from the stream's SEI or metadata
+    OBUs, or the container's, which FFmpeg's decoders put on every frame), or None."""
+    display = frame.side_data.get("MASTERING_DISPLAY_METADATA")
+    light = frame.side_data.get("CONTENT_LIGHT_LEVEL")
+    if display is None and light is None:
+        return None
+    primaries = white = luminance = None
+    if display is not None:
+        # AVMasteringDisplayMetadata: R, G, B and white (x, y), min and max luminance,
+        # all AVRationals (two ints), then has_primaries and has_luminance.
+        n = struct.unpack("=22i", bytes(display)[:88])
+        xy = [(_ratio(*n[i:i + 2]), _ratio(*n[i + 2:i + 4])) for i in range(0, 16, 4)]
+        if n[20]:
+            primaries, white = tuple(xy[:3]), xy[3]
+        if n[21]:
+            luminance = (_ratio(n[18], n[19]), _ratio(n[16], n[17]))
+    cll = struct.unpack("=2I", bytes(light)[:8]) if light is not None else None
+    return Mastering(primaries, white, luminance, cll)
+
+
+def _display_string(hdr: Mastering, chroma, lum) -> str:
+    """G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min), the order of H.265's SEI, which x264,
+    x265 and SVT-AV1 all read; ``chroma`` and ``lum`` write the numbers."""
+    red, green, blue = hdr.primaries
+    points = "".join(f"{name}({chroma(x)},{chroma(y)})" for name, (x, y) in
+                     (("G", green), ("B", blue), ("R", red), ("WP", hdr.white)))
+    return f"{points}L({lum(hdr.luminance[0])},{lum(hdr.luminance[1])})"
+
+
+def mastering_options(encoder: str, hdr: Mastering) -> dict[str, str] | None:
+    """Options that have ``encoder`` (its name) write ``hdr`` into the video stream,
+    as SEI messages (H.264, H.265) or metadata OBUs (AV1); None for one that cannot:
+    VP9 keeps it only in the container, which PyAV cannot write it into."""
+    params = []
+    whole = hdr.primaries is not None and hdr.luminance is not None
+    if encoder in ("libx264", "libx265"):
+        # The SEI's own units: 0.00002 for x and y, 0.0001 cd/m² for luminance.
+        if whole:
+            key = "master-display" if encoder == "libx265" else "mastering-display"
+            params.append(f"{key}={_display_string(hdr, lambda v: round(v * 50000), lambda v: round(v * 10000))}")
+        if hdr.light is not None:
+            params.append(f"{'max-cll' if encoder == 'libx265' else 'cll'}={hdr.light[0]},{hdr.light[1]}")
+        return {f"{encoder[3:]}-params": ":".join(params)} if params else {}
+    if encoder == "libsvtav1":
+        if whole:  # SVT-AV1 reads the numbers themselves
+            display = _display_string(hdr, lambda v: f"{float(v):.5f}", lambda v: f"{float(v):.4f}")
+            params.append(f"mastering-display={display}")
+        if hdr.light is not None:
+            params.append(f"content-light={hdr.light[0]},{hdr.light[1]}")
+        return {"svtav1-params": ":".join(params)} if params else {}
+    return None

@@ -1,7 +1,7 @@
 """What goes along with the upscaled picture from a video's other streams: sound and
-subtitles (copied, or sound re-encoded where the container needs it), attachments,
+subtitles (copied, or re-encoded where the container needs it), attachments,
 chapters, and the tags players choose tracks by, less those that describe the old
-file. Used by ``video``; knows nothing of ncnn.
+file; and which codecs a container can hold. Used by ``video``; knows nothing of ncnn.
 """
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import av
+from av.subtitles.codeccontext import SubtitleCodecContext
 
 log = logging.getLogger("ncnn_sr")
 
@@ -53,13 +54,15 @@ class _SampleClock:
 @dataclass(frozen=True)
 class SideOutput:
     """Where an input audio or subtitle stream goes: ``stream`` of the output, its
-    packets copied as they are, or with a ``resampler`` decoded, converted to the
+    packets copied as they are; or with a ``resampler`` decoded, converted to the
     sample format, layout and rate the encoder of ``stream`` takes, timed by ``clock``
-    and re-encoded."""
+    and re-encoded; or, subtitles with ``text``, decoded and each cue re-encoded in
+    the text format of ``stream`` (``encoded_cue``)."""
 
     stream: object
     resampler: av.AudioResampler | None = None
     clock: _SampleClock | None = None
+    text: bool = False
 
 
 def sample_rate_for(source: int, rates: Iterable[int] | None) -> int:
@@ -87,10 +90,80 @@ _HOLDS = {
 }
 
 
-def holds(out, codec: str) -> bool:
-    """Whether the output container ``out`` can hold ``codec`` (its canonical name)."""
-    listed = _HOLDS.get(out.format.name)
-    return codec in listed if listed is not None else codec in out.supported_codecs
+def holds(muxer: str, codec: str) -> bool:
+    """Whether FFmpeg's ``muxer`` (a format name: "mp4", "matroska") lists ``codec``
+    (its canonical name) among those it holds. Some it lists, it then refuses to
+    write: ``takes`` and ``takes_encoded`` ask it."""
+    listed = _HOLDS.get(muxer)
+    return codec in listed if listed is not None else codec in _listed(muxer)
+
+
+@functools.cache
+def _listed(muxer: str) -> frozenset:
+    with av.open(io.BytesIO(), "w", format=muxer) as probe_output:
+        return frozenset(probe_output.supported_codecs)
+
+
+def muxer_for(path: Path) -> str | None:
+    """The muxer FFmpeg writes a file of ``path``'s name with; None if its name says none."""
+    named = io.BytesIO()
+    named.name = path.name  # PyAV hands FFmpeg the name, which it guesses the format from
+    try:
+        with av.open(named, "w") as probe_output:
+            return probe_output.format.name
+    except ValueError:
+        return None
+
+
+# How a muxer refuses a stream when it writes the file's header, past FFmpeg's "can
+# this format hold that codec?", which says yes to them: EINVAL (.mov takes VP9, AV1,
+# Opus and FLAC only in an .mp4; .flv no MPEG-4 video), ENOSYS (.flv, PCM sound) or
+# "patches welcome" (.mov, VP8). Other errors there come from a stream without the data
+# a real one has (an H.264 stream's extradata, say): those are left to the real file.
+_REFUSALS = (av.error.ArgumentError, av.error.NotImplementedError, av.error.PatchWelcomeError)
+
+
+def _refused(muxer: str, add: Callable) -> bool:
+    """Whether ``muxer`` refuses to write a header for the stream ``add(container)``
+    adds to a container of its format."""
+    probe_output = av.open(io.BytesIO(), "w", format=muxer)
+    try:
+        add(probe_output)
+        probe_output.start_encoding()
+    except _REFUSALS:
+        return True
+    except av.error.FFmpegError:
+        return False
+    except ValueError:  # PyAV's: FFmpeg says the format does not hold the codec
+        return True
+    finally:
+        try:
+            probe_output.close()
+        except av.error.FFmpegError:
+            pass
+    return False
+
+
+def takes(out, stream) -> bool:
+    """Whether the output container ``out`` can hold the input ``stream`` as it is."""
+    codec = getattr(stream.codec_context.codec, "canonical_name", stream.codec_context.name)
+    muxer = out.format.name
+    return holds(muxer, codec) and not _refused(muxer, lambda probe: probe.add_stream_from_template(stream))
+
+
+def takes_encoded(muxer: str, encoder: str, **settings) -> bool:
+    """Whether a ``muxer`` output can hold what ``encoder`` makes with ``settings``
+    (a sound's ``rate``, say)."""
+    if not holds(muxer, av.codec.Codec(encoder, "w").canonical_name):
+        return False
+
+    def add(probe_output) -> None:
+        # A stream made from a template is written without opening its encoder (which
+        # would print its banner): the template comes from a container never written.
+        with av.open(io.BytesIO(), "w", format=muxer) as unwritten:
+            probe_output.add_stream_from_template(unwritten.add_stream(encoder, **settings))
+
+    return not _refused(muxer, add)
 
 
 def carry_over(inp, video_in, out, dst: Path) -> dict[int, SideOutput]:
@@ -116,22 +189,32 @@ def carry_over(inp, video_in, out, dst: Path) -> dict[int, SideOutput]:
     mapping = {}
     for stream in list(inp.streams.audio) + list(inp.streams.subtitles):
         name = stream.codec_context.name
-        if holds(out, getattr(stream.codec_context.codec, "canonical_name", name)):
+        if takes(out, stream):
             mapping[stream.index] = SideOutput(_labelled(out.add_stream_from_template(stream), stream))
         elif stream.type == "audio" and out.default_audio_codec not in (None, "none"):
             target = out.default_audio_codec
             source_rate = stream.codec_context.sample_rate
             rate = sample_rate_for(source_rate, av.codec.Codec(target, "w").audio_rates)
-            o = _labelled(out.add_stream(target, rate=rate), stream)
-            o.layout = stream.codec_context.layout
+            # PyAV's add_stream sets a bitrate of 0, "the encoder's choice", which some
+            # refuse (WMA); FFmpeg's own default for the encoder is what ffmpeg uses.
+            bit_rate = av.codec.Codec(target, "w").create().bit_rate or 0
+            o = _labelled(out.add_stream(target, rate=rate, bit_rate=bit_rate), stream)
+            o.layout = _ordered(stream.codec_context.layout)
             ctx = o.codec_context
             resampler = av.AudioResampler(format=ctx.format, layout=ctx.layout, rate=ctx.sample_rate)
             mapping[stream.index] = SideOutput(o, resampler, _SampleClock(ctx.sample_rate))
             resampled = f", resampled from {source_rate} to {rate} Hz" if rate != source_rate else ""
             log.warning("%s cannot hold %s audio: re-encoding audio stream %d to %s%s", dst.suffix, name,
                         stream.index, target, resampled)
+        elif stream.type == "subtitle" and (target := _text_form(out.format.name, stream)):
+            o = _labelled(out.add_stream(target), stream)
+            o.codec_context.subtitle_header = stream.codec_context.subtitle_header
+            mapping[stream.index] = SideOutput(o, text=True)
+            log.warning("%s cannot hold %s subtitles: converting subtitle stream %d to %s", dst.suffix, name,
+                        stream.index, target)
         else:
-            hint = " (a .mkv output keeps it)" if out.format.name != "matroska" and _matroska_holds(name) else ""
+            kept = out.format.name != "matroska" and (holds("matroska", name) or _text_form("matroska", stream))
+            hint = " (a .mkv output keeps it)" if kept else ""
             log.warning("%s cannot hold %s %s: dropping stream %d%s", dst.suffix, name, stream.type, stream.index,
                         hint)
     _attachments(inp, out, dst)
@@ -162,10 +245,49 @@ def tags_to_keep(metadata) -> dict:
             and not (key.lower() == "handler_name" and value in _DEFAULT_HANDLERS)}
 
 
-@functools.cache
-def _matroska_holds(codec: str) -> bool:
-    with av.open(io.BytesIO(), "w", format="matroska") as probe_output:
-        return codec in probe_output.supported_codecs
+def _ordered(layout: av.AudioLayout) -> av.AudioLayout:
+    """``layout``, or where it counts channels without naming them (as a Matroska
+    file's PCM sound reads back) the usual layout of that many: mono, stereo, 5.1...
+    Some encoders (MP3) take only named ones."""
+    if any(channel.name == "NONE" for channel in layout.channels):
+        return av.AudioLayout(f"{layout.nb_channels}c")
+    return layout
+
+
+# PyAV encodes subtitles since version 16.1.
+_RECODES_SUBTITLES = hasattr(SubtitleCodecContext, "encode_subtitle")
+
+
+def _text_form(muxer: str, stream) -> str | None:
+    """The subtitle encoder whose text a ``muxer`` output holds (its default: ASS for
+    Matroska, WebVTT for WebM) that the text subtitles of ``stream`` can be converted
+    to, its decoder opened; None for subtitles that are pictures, or a muxer without
+    such a default."""
+    codec = stream.codec_context.codec
+    if not getattr(codec, "text_sub", False) or not _RECODES_SUBTITLES:
+        return None
+    with av.open(io.BytesIO(), "w", format=muxer) as probe_output:
+        target = probe_output.default_subtitle_codec
+    if target in (None, "none") or not av.codec.Codec(target, "w").text_sub:
+        return None
+    try:
+        # Opened, the decoder makes the header (the styles) its cues refer to.
+        stream.codec_context.open(strict=False)
+    except av.error.FFmpegError:
+        return None  # subtitles it cannot read go the way of those it cannot convert
+    return target
+
+
+def encoded_cue(cue, packet, stream):
+    """The subtitle ``cue`` decoded from ``packet``, encoded for the output ``stream``
+    as a packet at the time of ``packet``, lasting as long."""
+    encoded = stream.codec_context.encode_subtitle(cue)
+    # The encoder times a packet in its own units, which the muxer would misread.
+    shown = packet.duration or round(Fraction(cue.end_display_time - cue.start_display_time, 1000)
+                                     / packet.time_base)
+    encoded.pts, encoded.dts, encoded.duration = packet.pts, packet.dts, shown
+    encoded.time_base, encoded.stream = packet.time_base, stream
+    return encoded
 
 
 def stream_tags_to_keep(metadata) -> dict:

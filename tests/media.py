@@ -1,6 +1,7 @@
 """Small media files the tests make for themselves with PyAV."""
 from __future__ import annotations
 
+import struct
 from fractions import Fraction
 from pathlib import Path
 
@@ -118,7 +119,6 @@ def packets(path: Path, kind: str) -> list[tuple[int, bytes]]:
 
 def bomb_png(path: Path) -> Path:
     """A PNG whose header claims 100000×100000 pixels: a decompression bomb."""
-    import struct
     import zlib
 
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -147,3 +147,51 @@ def add_mov_text(clip: Path, dst: Path, text: str = "Hello") -> Path:
         cue.pts, cue.dts, cue.duration, cue.time_base, cue.stream = 0, 0, 100, Fraction(1, 1000), subtitles
         out.mux(cue)
     return dst
+
+
+# HDR10 metadata as a P3 mastering display of 1000 cd/m² gives it: red, green, blue and
+# white as CIE 1931 (x, y), luminance (max, min) in cd/m², then MaxCLL and MaxFALL.
+HDR10 = (0.68, 0.32, 0.265, 0.69, 0.15, 0.06, 0.3127, 0.329, 1000.0, 0.0001, 1000, 400)
+
+
+def make_hdr_clip(path: Path, frames: int = 3, width: int = 32, height: int = 24) -> Path:
+    """A 10-bit H.265 clip tagged BT.2020 with the PQ transfer, with the ``HDR10``
+    mastering display and light levels in SEI messages, as an HDR grade is written."""
+    rx, ry, gx, gy, bx, by, wx, wy, most, least, cll, fall = HDR10
+
+    def xy(x, y):  # x265 takes chromaticities in units of 0.00002
+        return f"({round(x * 50000)},{round(y * 50000)})"
+
+    display = f"G{xy(gx, gy)}B{xy(bx, by)}R{xy(rx, ry)}WP{xy(wx, wy)}L({round(most * 10000)},{round(least * 10000)})"
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx265", rate=24)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p10le"
+        ctx = video.codec_context
+        ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = 9, 9, 16, ColorRange.MPEG
+        ctx.options = {"x265-params": f"master-display={display}:max-cll={cll},{fall}:log-level=error"}
+        for i in range(frames):
+            image = picture(height, width, seed=i)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
+                format="yuv420p10le", dst_colorspace=Colorspace.BT2020, dst_color_range=ColorRange.MPEG)
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    return path
+
+
+def hdr_metadata(path: Path) -> tuple | None:
+    """The HDR10 metadata on the first decoded frame, laid out as ``HDR10``; None if
+    it has none."""
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+    display = frame.side_data.get("MASTERING_DISPLAY_METADATA")
+    light = frame.side_data.get("CONTENT_LIGHT_LEVEL")
+    if display is None or light is None:
+        return None
+    # FFmpeg's AVMasteringDisplayMetadata: (x, y) of red, green, blue and white, then
+    # min and max luminance, each a fraction of two ints.
+    n = struct.unpack("=20i", bytes(display)[:80])
+    ratios = [n[i] / n[i + 1] for i in range(0, 20, 2)]
+    return (*ratios[:8], ratios[9], ratios[8], *struct.unpack("=2I", bytes(light)[:8]))

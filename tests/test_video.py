@@ -1,6 +1,7 @@
 """Video in one command: size, frames, timestamps, sound and subtitles, on clips the
 tests make with PyAV; the real model on the CPU."""
 import io
+import logging
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from av.video.reformatter import ColorRange, Colorspace
 from PIL import Image
 
-from media import add_mov_text, add_subtitles, make_clip, packets
+from media import HDR10, add_mov_text, add_subtitles, hdr_metadata, make_clip, make_hdr_clip, packets
 from ncnn_sr import InputError
 from ncnn_sr.pipeline import Lane, ordered_map
 from ncnn_sr.video import EncodeOptions, upscale_video
@@ -808,6 +809,31 @@ def test_ten_bit_input_into_an_encoder_without_ten_bits_is_said(tmp_path):
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
 
 
+@pytest.mark.parametrize("codec, name", [("libx265", "out.mkv"), ("libsvtav1", "out.mp4"), ("libx264", "out.mkv")])
+def test_hdr10_mastering_metadata_goes_along(codec, name, tmp_path):
+    clip = make_hdr_clip(tmp_path / "in.mkv")
+    assert hdr_metadata(clip) == HDR10  # the fixture holds what it says
+    upscale_video(clip, tmp_path / name, doubled, EncodeOptions(codec=codec))
+    kept = hdr_metadata(tmp_path / name)
+    # AV1 codes chromaticities in 1/65536 and the least luminance in 1/16384.
+    assert kept is not None and kept == pytest.approx(HDR10, abs=5e-5)
+    assert colour_tags(tmp_path / name)[:3] == (9, 9, 16)
+
+
+def test_hdr10_metadata_an_encoder_cannot_write_is_named(tmp_path, caplog):
+    clip = make_hdr_clip(tmp_path / "in.mkv")
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.webm", doubled)
+    assert "libvpx-vp9 cannot write the HDR mastering display and light levels" in caplog.text
+    assert hdr_metadata(tmp_path / "out.webm") is None
+
+
+def test_video_without_hdr_metadata_gets_none(tmp_path):
+    clip = deep_clip(tmp_path / "in.mkv")
+    upscale_video(clip, tmp_path / "out.mkv", doubled, EncodeOptions(codec="libx265"))
+    assert hdr_metadata(tmp_path / "out.mkv") is None
+
+
 def test_an_explicit_eight_bit_format_is_kept_for_ten_bit_input(tmp_path):
     clip = deep_clip(tmp_path / "in.mp4")
     seen = []
@@ -862,12 +888,39 @@ def test_pictures_attached_to_a_matroska_file_stay_attached(tmp_path):
         assert [s.name for s in c.streams.attachments] == ["font.ttf"]
 
 
-def test_subtitles_no_output_here_can_hold_are_dropped_without_pointing_to_mkv(tmp_path):
+def cues(path):
+    """(start s, end s, text) of each cue of the first subtitle stream, as decoded."""
+    with av.open(str(path)) as c:
+        stream = c.streams.subtitles[0]
+        return [(float(p.pts * p.time_base), float((p.pts + p.duration) * p.time_base), s.dialogue.decode())
+                for p in c.demux(stream) if p.size for s in stream.decode(p)]
+
+
+def test_mov_text_subtitles_are_converted_to_ass_for_mkv(tmp_path, caplog):
+    clip = add_mov_text(make_clip(tmp_path / "plain.mp4", frames=3, audio=None), tmp_path / "in.mp4")
+    assert cues(clip) == [(0.0, 0.1, "Hello")]  # the fixture holds what it says
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames)
+    assert ".mkv cannot hold mov_text subtitles: converting subtitle stream 1 to ass" in caplog.text
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert c.streams.subtitles[0].codec_context.codec.canonical_name == "ass"
+    assert cues(tmp_path / "out.mkv") == [(0.0, 0.1, "Hello")]
+
+
+def test_mov_text_subtitles_are_copied_into_mov_and_named_when_dropped(tmp_path):
     clip = add_mov_text(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "in.mp4")
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
-    assert ".mkv cannot hold mov_text subtitle: dropping stream 2\n" in proc.stderr
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mov", *X2)
     assert packets(tmp_path / "out.mov", "subtitles") == packets(clip, "subtitles")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2)
+    assert ".avi cannot hold mov_text subtitle: dropping stream 2 (a .mkv output keeps it)" in proc.stderr
+
+
+def test_text_subtitles_are_converted_to_webvtt_for_webm(tmp_path):
+    clip = add_subtitles(make_clip(tmp_path / "plain.mp4", frames=3, audio=None), tmp_path / "in.mkv", CUES)
+    upscale_video(clip, tmp_path / "out.webm", lambda frames: frames)
+    with av.open(str(tmp_path / "out.webm")) as c:
+        assert c.streams.subtitles[0].codec_context.name == "webvtt"
+    assert cues(tmp_path / "out.webm") == cues(clip) == [(0.0, 0.1, "Hello there"), (0.12, 0.2, "General Kenobi")]
 
 
 def test_an_mp4s_chapter_track_is_not_called_a_dropped_stream(tmp_path):
@@ -970,6 +1023,50 @@ def test_an_mp4s_default_handler_names_do_not_become_matroska_tags(tmp_path):
     with av.open(str(out)) as c:
         for stream in c.streams:
             assert not {key.lower() for key in stream.metadata} & {"handler_name", "vendor_id"}, stream.metadata
+
+
+@pytest.mark.parametrize("codec, name, message", [
+    ("libsvtav1", "out.mov", ".mov cannot hold av1 video: write .mp4, .mkv, .webm or .avi, or choose another --codec"),
+    ("libvpx-vp9", "out.mov", ".mov cannot hold vp9 video: write .mp4, .mkv, .webm or .avi, or choose another --codec"),
+    ("libvpx", "out.mov", ".mov cannot hold vp8 video: write .mkv, .webm or .avi, or choose another --codec"),
+    ("mpeg4", "out.flv", ".flv cannot hold mpeg4 video: write .mp4, .mkv, .mov or .avi, or choose another --codec"),
+    ("libx265", "out.webm", ".webm cannot hold hevc video: write .mp4, .mkv or .mov, or choose another --codec"),
+    ("libsvtav1", "out.m4v", ".m4v cannot hold av1 video: write .mp4, .mkv, .webm or .avi, or choose another --codec"),
+])
+def test_video_a_container_cannot_hold_is_refused_before_the_input_is_read(codec, name, message, tmp_path):
+    # FFmpeg says .mov holds AV1, VP9 and VP8 and .flv MPEG-4, then refuses them as it
+    # writes the file's header, with a bare "Invalid argument".
+    proc = run(NCNN_SR, "video", "-i", tmp_path / "missing.mp4", "-o", tmp_path / name, *X2, "--codec", codec,
+               check_ok=False)
+    one_line_failure(proc, tmp_path, message)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("codec, name", [("libsvtav1", "out.mp4"), ("libsvtav1", "out.mkv"),
+                                         ("libvpx-vp9", "out.mp4"), ("libx265", "out.mov")])
+def test_video_a_container_holds_is_written(codec, name, tmp_path):
+    # Not 2 frames: x265 then gives some packets garbage decoding times, which the mp4
+    # muxer refuses ("pts/dts pair unsupported").
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=None)
+    upscale_video(clip, tmp_path / name, lambda frames: frames, EncodeOptions(codec=codec))
+    with av.open(str(tmp_path / name)) as c:
+        assert c.streams.video[0].codec_context.codec.canonical_name == av.codec.Codec(codec, "w").canonical_name
+        assert len(list(c.decode(video=0))) == 3
+
+
+@pytest.mark.parametrize("audio, name, target", [
+    ("libopus", "out.mov", "aac"),  # FFmpeg lists Opus for .mov, whose muxer then refuses it
+    ("pcm_s16le", "out.flv", "mp3"),  # its Matroska layout names no channels, which MP3 refuses
+    ("libopus", "out.wmv", "wmav2"),  # WMA refuses PyAV's bitrate of 0
+])
+def test_sound_a_container_refuses_is_reencoded_to_its_own_kind(audio, name, target, tmp_path, caplog):
+    clip = make_clip(tmp_path / "in.mkv", frames=3, audio=audio)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / name, lambda frames: frames)
+    assert f"re-encoding audio stream 1 to {target}" in caplog.text
+    with av.open(str(tmp_path / name)) as c:
+        assert c.streams.audio[0].codec_context.codec.canonical_name == target
+    assert sound_seconds(tmp_path / name) == pytest.approx(sound_seconds(clip), abs=0.05)
 
 
 def test_encoder_settings_are_refused_before_the_input_is_read(tmp_path):
