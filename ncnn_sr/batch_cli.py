@@ -19,7 +19,7 @@ import click
 from . import devices
 from .engine import Upscaler
 from .errors import InputError, NcnnSrError, os_reason
-from .jobs import plan_jobs
+from .jobs import check_reachable, plan_jobs
 from .pipeline import Cancelled, Lane, Outcome, Pipeline, ordered_map
 
 log = logging.getLogger("ncnn_sr")
@@ -46,7 +46,13 @@ class _Lines(logging.Handler):
 _bar = None  # the live progress bar, which other lines must not tear
 
 
+# A file name may hold a newline or a terminal's escape codes: shown as escapes, every
+# message stays one line and the terminal stays as it was.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127]} | {9: "\\t", 10: "\\n", 13: "\\r"}
+
+
 def _echo(line: str) -> None:
+    line = line.translate(_CONTROL)
     if _bar is not None:
         _bar.write(line, file=sys.stderr)
     else:
@@ -291,6 +297,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
     try:
         if opts.output.is_dir():
             raise InputError(f"{opts.output} is a folder: give the output video's file name")
+        check_reachable(opts.output, file=True)
         if not video.is_video_path(opts.output):
             raise InputError(f"unsupported video container '{opts.output.suffix}' for {opts.output}: "
                              "use mp4, mkv, mov, webm or avi")

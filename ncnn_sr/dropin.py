@@ -22,9 +22,9 @@ REFERENCE_TILE_PAD = 10
 
 
 @click.command(context_settings={"help_option_names": ["-h"]}, name=PROG)
-@click.option("-i", "input_path", required=True, type=click.Path(path_type=Path),
+@click.option("-i", "input_path", required=True, type=click.Path(),
               help="input image path (jpg/png/webp) or directory")
-@click.option("-o", "output_path", required=True, type=click.Path(path_type=Path),
+@click.option("-o", "output_path", required=True, type=click.Path(),
               help="output image path (jpg/png/webp) or directory")
 @click.option("-s", "scale", default="4", show_default=True,
               help="upscale ratio, any value: realesr-animevideov3 has x2, x3 and x4 files; other "
@@ -40,10 +40,11 @@ REFERENCE_TILE_PAD = 10
 @click.option("-x", "tta", is_flag=True, help="enable tta mode")
 @click.option("-f", "fmt", default=None, help="output image format (jpg/png/webp, default=ext/png)")
 @click.option("-v", "verbose", is_flag=True, help="verbose output")
-def main(input_path: Path, output_path: Path, scale: str, tile: str, model_path: Path, model: str,
+def main(input_path: str, output_path: str, scale: str, tile: str, model_path: Path, model: str,
          gpu: str, jobs: str, tta: bool, fmt: str | None, verbose: bool) -> None:
     """Usage: realesrgan-ncnn-vulkan -i infile -o outfile [options]..."""
     setup_logging(PROG, verbose)
+    input_path, output_path = _path("-i", input_path), _path("-o", output_path)
     try:
         factor = float(scale)
         if not (factor > 0 and math.isfinite(factor)):
@@ -66,3 +67,12 @@ def main(input_path: Path, output_path: Path, scale: str, tile: str, model_path:
     if is_video_path(input_path):
         sys.exit(run_video(PROG, opts, EncodeOptions()))
     sys.exit(run(PROG, opts))
+
+
+def _path(flag: str, text: str) -> Path:
+    """A path flag's value. Path("") is the current folder: an unset variable in a
+    script (-i "$IN") upscaled whatever was there, or wrote into it."""
+    if not text:
+        click.echo(f"{PROG}: error: {flag} is empty: give a picture or folder path", err=True)
+        sys.exit(1)
+    return Path(text)

@@ -2,10 +2,12 @@
 orientation, and writes that never leave a partial file. Knows nothing of ncnn."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
 import tempfile
+import threading
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -66,20 +68,20 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     many there are). Every failure is an InputError naming the file."""
     name = os.fspath(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            # Pillow's notes on a partly corrupt EXIF block: what it could read is kept.
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
-            with Image.open(path) as im:
-                im.load()
+        with _pillow_warnings():
+            im = Image.open(path)
+        with im:
+            im.load()
+            with _pillow_warnings():
                 frames = getattr(im, "n_frames", 1)
-                deep = im.format == "PNG" and im.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16
                 exif = _readable_exif(im)
                 orientation = exif.get(_EXIF_ORIENTATION, 1) if exif is not None else 1
-                arr, info = _to_array(im, name, frames, _exif_bytes(im, exif))
-            if deep:
-                arr = _read_png16(path, arr.shape[2])
-            return _orient(arr, orientation), info
+                exif_bytes = _exif_bytes(im, exif)  # resets the orientation
+            deep = im.format == "PNG" and im.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16
+            arr, info = _to_array(im, name, frames, exif_bytes)
+        if deep:
+            arr = _read_png16(path, arr.shape[2])
+        return _orient(arr, orientation), info
     except FileNotFoundError:
         raise InputError(f"{name}: file not found") from None
     except IsADirectoryError:
@@ -87,6 +89,8 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     except PermissionError:
         raise InputError(f"{name}: permission denied") from None
     except UnidentifiedImageError:
+        if _is_empty(path):  # an interrupted copy or download, say: nothing to identify
+            raise InputError(f"{name}: not a picture: the file is empty (0 bytes)") from None
         raise InputError(f"{name}: not a picture, or a format Pillow cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{name}: too many pixels (over {Image.MAX_IMAGE_PIXELS}): refusing a possible decompression bomb") from None
@@ -98,6 +102,29 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
         raise InputError(f"{name}: broken or truncated picture ({e})") from None
     except (SyntaxError, ValueError, EOFError) as e:
         raise InputError(f"{name}: broken or truncated picture ({e})") from None
+
+
+# warnings.catch_warnings swaps the process's filter list on entry and back on exit:
+# two load workers inside it at once left filters behind, or lifted the bomb check
+# for the other while it opened a picture. One at a time, and never while decoding.
+_WARNINGS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pillow_warnings():
+    """Pillow's warnings as reading wants them: a possible decompression bomb raised,
+    notes on a partly corrupt EXIF block dropped (what could be read is kept)."""
+    with _WARNINGS_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
+        yield
+
+
+def _is_empty(path: str | os.PathLike) -> bool:
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False
 
 
 def _png_bit_depth(path: str | os.PathLike) -> int:
@@ -162,7 +189,11 @@ def _to_array(im: Image.Image, name: str, frames: int, exif: bytes | None) -> tu
         arr = np.asarray(im)
         if arr.min() < 0 or arr.max() > 65535:
             raise InputError(f"{name}: 32-bit integer pixels outside the 16-bit range are not supported")
-        return arr.astype(np.uint16)[:, :, None], ImageInfo(mode, fmt, icc, exif, frames)
+        grey = arr.astype(np.uint16)[:, :, None]
+        key = im.info.get("transparency")
+        if isinstance(key, int):  # a PNG's tRNS grey level, which Pillow leaves aside at 16 bits
+            grey = _keyed_to_rgba(grey, key)
+        return grey, ImageInfo(mode, fmt, icc, exif, frames)
     if mode == "CMYK":
         im = _cmyk_to_rgb(im, icc)
         icc = None
@@ -179,6 +210,13 @@ def _to_array(im: Image.Image, name: str, frames: int, exif: bytes | None) -> tu
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return arr, ImageInfo(mode, fmt, icc, exif, frames)
+
+
+def _keyed_to_rgba(grey: np.ndarray, key: int) -> np.ndarray:
+    """16-bit grey whose ``key`` level is transparent, as 16-bit RGBA (the engine's
+    only form of alpha)."""
+    alpha = np.where(grey == key, 0, 65535).astype(np.uint16)
+    return np.concatenate([grey, grey, grey, alpha], axis=2)
 
 
 def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
@@ -246,8 +284,11 @@ def write_target(path: str | os.PathLike) -> Path:
         if target.is_symlink():
             target = Path(os.path.realpath(target))
         regular = target.is_file() or not target.exists()
+        folder = target.is_dir()
     except OSError as e:  # a name too long for the file system, say
         raise cannot_write(os.fspath(path), e) from None
+    if folder:
+        raise InputError(f"cannot write {os.fspath(path)}: a folder of that name is there")
     if not regular:
         raise InputError(f"cannot write {os.fspath(path)}: not a regular file")
     return target
@@ -268,6 +309,18 @@ class _PythonWrites:
         return getattr(self._file, name)
 
 
+# File systems hold names of at most 255 bytes, and the temporary name adds 15 to the
+# target's (two dots, 8 random characters, ".part"): a long name is cut short in it, or
+# a name that fits could never be written. 50 characters are at most 200 bytes.
+_TEMP_NAME_BYTES, _TEMP_NAME_CHARS = 200, 50
+
+
+def _temp_prefix(name: str) -> str:
+    if len(os.fsencode(name)) > _TEMP_NAME_BYTES:
+        name = name[:_TEMP_NAME_CHARS]
+    return f".{name}."
+
+
 def atomic_write(path: str | os.PathLike, encode) -> None:
     """``encode(binary file)`` writes ``path`` whole or not at all: into a hidden
     temporary file beside it (beside what a link points to), renamed over it once
@@ -275,7 +328,7 @@ def atomic_write(path: str | os.PathLike, encode) -> None:
     target = write_target(path)
     folder = target.parent
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target.name), suffix=".part", dir=folder)
     except OSError as e:
         raise cannot_write(target, e) from None
     try:

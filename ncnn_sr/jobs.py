@@ -8,6 +8,7 @@ taken (hidden files never); ``recursive`` mirrors the folder tree in the output.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +64,9 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
     A file into an existing folder becomes ``folder/stem.FORMAT``; a file into a
     file name takes that name's format (``fmt`` is then ignored, as in the
     reference). A folder goes into a folder, made if missing. A plan whose output
-    would replace one of its own inputs is refused whole (InputError), as is a path
-    that cannot be looked at.
+    would replace one of its own inputs is refused whole (InputError), as are a path
+    that cannot be looked at and an output that cannot be reached (a link to nothing
+    on its way, or a file where a folder must be).
     """
     try:
         return _plan(Path(input_path), Path(output_path), fmt, recursive)
@@ -75,14 +77,19 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
 def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool) -> Plan:
     fmt = output_format(f"x.{fmt}") if fmt else None
     if not src.exists():
-        raise InputError(f"{src}: file not found")
+        raise InputError(f"{src} is {broken_link(src)}" if src.is_symlink() else f"{src}: file not found")
     if not src.is_file() and not src.is_dir():
         raise InputError(f"{src} is neither a file nor a folder")
     if src.is_file():
         if dst.is_dir():
             dst = dst / f"{src.stem}.{fmt or 'png'}"
-        output_format(dst)
-        return _unless_overwriting(Plan((Job(src, dst),), (), False))
+        check_reachable(dst, file=True)
+        written = output_format(dst)
+        # The reference's rule, but said: a script's -f is otherwise lost without a word.
+        notes = () if fmt in (None, written) else (f"-f {fmt} ignored: {dst} is written as {written}, "
+                                                   "as its extension says",)
+        return _unless_overwriting(Plan((Job(src, dst),), notes, False))
+    check_reachable(dst, file=False)
     if dst.exists() and not dst.is_dir():
         raise InputError(f"{src} is a folder but {dst} is a file: "
                          "input and output must both be files or both be folders")
@@ -91,6 +98,46 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool) -> Plan:
     for folder, names in _walk(src, dst, recursive):
         _name_outputs(folder, names, dst / folder.relative_to(src), fmt or "png", jobs, notes)
     return _unless_overwriting(Plan(tuple(jobs), tuple(notes), True))
+
+
+def broken_link(link: Path) -> str:
+    """What a link that leads nowhere is, in words: "a link to X, which does not exist"."""
+    try:
+        os.stat(link)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a link that leads back to itself (a loop of links)"
+    return f"a link to {os.readlink(link)}, which does not exist"
+
+
+def check_reachable(output: Path, file: bool) -> None:
+    """InputError if a folder above ``output`` is a file, or if ``output`` or a folder
+    above it is a link that leads nowhere: no folder can be made there ("Not a
+    directory", "File exists"), and a run would upscale every picture only to fail
+    each. A ``file`` output's own link may name a file not made yet, in a folder that
+    is there."""
+    making = f"cannot make the folder {'of ' if file else ''}{output}"
+    for part in [*reversed(output.parents), output]:
+        if part.exists():
+            if part != output and not part.is_dir():
+                raise InputError(f"{making}: {part} is {'a file, ' if part.is_file() else ''}not a folder")
+            continue
+        if not part.is_symlink():
+            return  # the run makes it and what is below it
+        if part != output:
+            raise InputError(f"{making}: {part} is {broken_link(part)}")
+        if not (file and _links_to_a_new_file(output)):
+            raise InputError(f"cannot write {'' if file else 'into '}{output}: it is {broken_link(part)}")
+
+
+def _links_to_a_new_file(link: Path) -> bool:
+    """Whether a link that leads nowhere names a file in a folder that is there: a
+    write through it makes that file."""
+    try:
+        os.stat(link)
+    except OSError as e:
+        return e.errno != errno.ELOOP and Path(os.path.realpath(link)).parent.is_dir()
+    return True
 
 
 def _unless_overwriting(plan: Plan) -> Plan:

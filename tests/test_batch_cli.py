@@ -448,6 +448,52 @@ def test_a_picture_whose_folder_is_a_file_says_so(tmp_path):
     assert proc.returncode == 1 and f"{tmp_path / 'file'} is a file, not a folder" in proc.stderr
 
 
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+@pytest.mark.parametrize("source", ["in", "in/a.png"])
+def test_an_output_that_is_a_link_to_nowhere_is_one_line_before_any_work(cmd, source, tmp_path):
+    # A folder was upscaled whole, then each picture failed with "out is a file, not a
+    # folder"; a single picture was told its output "has no extension".
+    pictures(tmp_path / "in", ["a.png", "b.png"])
+    (tmp_path / "out").symlink_to("/nonexistent/dir")
+    before = contents(tmp_path)
+    proc = run(cmd, "-i", source, "-o", "out", "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
+    into = "into " if source == "in" else ""
+    assert proc.returncode == 1
+    assert proc.stderr == (f"{Path(cmd).name}: error: cannot write {into}out: "
+                           "it is a link to /nonexistent/dir, which does not exist\n")
+    assert contents(tmp_path) == before
+
+
+def test_a_video_below_a_link_to_nowhere_says_so(tmp_path):
+    clip = make_clip(tmp_path / "v.mp4", frames=2, width=16, height=16, audio=None)
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out" / "o.mp4", "-g", "-1", "-s", "2", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (f"ncnn-sr: error: cannot make the folder of {tmp_path / 'out' / 'o.mp4'}: "
+                                   f"{tmp_path / 'out'} is a link to {tmp_path / 'gone'}, which does not exist")
+
+
+@pytest.mark.parametrize("flag", ["-i", "-o"])
+def test_an_empty_path_is_refused_rather_than_taken_for_the_current_folder(flag, tmp_path):
+    # Path("") is ".": -i "$UNSET" upscaled the folder the script ran in, -o "" wrote there.
+    pictures(tmp_path, ["a.png"])
+    paths = {"-i": "a.png", "-o": "out", flag: ""}
+    before = contents(tmp_path)
+    proc = run(DROPIN, "-i", paths["-i"], "-o", paths["-o"], "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"realesrgan-ncnn-vulkan: error: {flag} is empty: give a picture or folder path\n"
+    assert contents(tmp_path) == before
+
+
+def test_a_name_with_a_newline_keeps_each_message_on_one_line(tmp_path):
+    pictures(tmp_path / "in", ["good.png"])
+    (tmp_path / "in" / "bad\nname.png").write_text("not a picture")
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-g", "-1", "-s", "2", check_ok=False)
+    assert proc.returncode == 1
+    assert all(line.startswith("ncnn-sr: ") for line in proc.stderr.splitlines())
+    assert f"error: {tmp_path / 'in'}/bad\\nname.png: not a picture" in proc.stderr
+
+
 @pytest.mark.parametrize("args", [
     ["-i", "{long}.png", "-o", "o.png"],
     ["-i", "in.png", "-o", "{long}.png"],

@@ -423,3 +423,64 @@ def test_a_grainy_jpeg_at_high_quality_is_written(tmp_path):
 def test_a_name_too_long_for_the_file_system_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match=r"cannot write .*: File name too long$"):
         write_image(tmp_path / ("x" * 300 + ".png"), np.zeros((2, 2, 3), np.uint8))
+
+
+def test_an_empty_file_is_said_to_be_empty(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(InputError, match=r"empty.png: not a picture: the file is empty \(0 bytes\)$"):
+        read_image(tmp_path / "empty.png")
+
+
+@pytest.mark.parametrize("stem", ["y" * 246, "写" * 82], ids=["ascii", "three-byte characters"])
+def test_a_name_that_fits_is_written_though_a_temporary_name_beside_it_would_not(stem, tmp_path):
+    # The temporary name adds 15 bytes to the target's: a 250-byte name failed with
+    # "File name too long", though the file system holds it.
+    write_image(tmp_path / f"{stem}.png", picture(4, 4))
+    assert os.listdir(tmp_path) == [f"{stem}.png"]
+
+
+def test_a_folder_where_the_picture_goes_is_named_so(tmp_path):
+    (tmp_path / "o.png").mkdir()
+    with pytest.raises(InputError, match=r"o.png: a folder of that name is there$"):
+        write_image(tmp_path / "o.png", picture(4, 4))
+
+
+def test_a_sixteen_bit_grey_transparency_key_is_alpha(tmp_path):
+    # Pillow reads a 16-bit grey PNG's tRNS level into info alone: the transparency was lost.
+    values = np.arange(48, dtype=np.uint16).reshape(6, 8) * 1361
+    src = save(tmp_path / "g.png", Image.fromarray(values), transparency=int(values[1, 2]))
+    arr, info = read_image(src)
+    assert arr.shape == (6, 8, 4) and arr.dtype == np.uint16
+    assert np.array_equal(arr[:, :, 0], values) and np.array_equal(arr[:, :, 1], values)
+    assert np.array_equal(arr[:, :, 3] == 0, values == values[1, 2])
+    write_image(tmp_path / "o.png", arr, info)
+    assert np.array_equal(read_image(tmp_path / "o.png")[0], arr)
+
+
+def test_reading_in_many_threads_keeps_the_bomb_check_and_the_warning_filters(tmp_path, monkeypatch):
+    # warnings.catch_warnings in two load workers at once left filters behind for the
+    # whole process, and could lift the bomb check for a picture another opened.
+    import threading
+
+    save(tmp_path / "bomb.png", Image.new("RGB", (40, 40)))  # between 1x and 2x the limit: a warning
+    save(tmp_path / "fine.png", Image.new("RGB", (20, 20)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    before, loaded, interval = list(warnings.filters), [], sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often: their reads interleave
+
+    def read(name: str) -> None:
+        for _ in range(200):
+            try:
+                loaded.append(read_image(tmp_path / name)[0].shape)
+            except InputError:
+                pass
+    try:
+        threads = [threading.Thread(target=read, args=(name,)) for name in ("bomb.png", "fine.png") * 2]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert warnings.filters == before
+    assert (40, 40, 3) not in loaded and loaded.count((20, 20, 3)) == 400

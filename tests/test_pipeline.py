@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import picture
-from ncnn_sr import Upscaler
+from ncnn_sr import InputError, Upscaler
 from ncnn_sr import pipeline as pipeline_mod
 from ncnn_sr.jobs import Job, plan_jobs
 from ncnn_sr.pipeline import Lane, Pipeline, ordered_map
@@ -295,3 +295,74 @@ def test_a_full_disk_stops_the_run_instead_of_failing_every_picture(tmp_path, cp
     assert summary.stopped.startswith("cannot write ") and summary.stopped.endswith("No space left on device")
     assert not summary.cancelled and summary.ok == 0 and 1 <= summary.failed and summary.done < len(jobs)
     assert not list((tmp_path / "out").glob(".*"))  # no temporary file left
+
+
+# --- planning: outputs that cannot be reached are refused before any picture ------------
+
+def one_picture(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(picture(4, 4)).save(src / "a.png")
+    return src
+
+
+@pytest.mark.parametrize("single", [False, True])
+def test_an_output_that_is_a_link_to_nowhere_is_refused_in_words(single, tmp_path):
+    # Folder mode upscaled every picture, then failed each with "out is a file, not a
+    # folder"; a single picture was told its output "has no extension".
+    src = one_picture(tmp_path)
+    (tmp_path / "out").symlink_to("/nonexistent/dir")
+    with pytest.raises(InputError) as caught:
+        plan_jobs(src / "a.png" if single else src, tmp_path / "out")
+    into = "" if single else "into "
+    assert str(caught.value) == (f"cannot write {into}{tmp_path / 'out'}: "
+                                 "it is a link to /nonexistent/dir, which does not exist")
+
+
+@pytest.mark.parametrize("single", [False, True])
+def test_a_link_to_nowhere_above_the_output_is_named(single, tmp_path):
+    src = one_picture(tmp_path)
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+    output = tmp_path / "out" / "sub" / ("o.png" if single else "")
+    with pytest.raises(InputError, match=f"{tmp_path / 'out'} is a link to {tmp_path / 'gone'}, which does not exist"):
+        plan_jobs(src / "a.png" if single else src, output)
+
+
+def test_a_looping_link_as_output_or_input_is_named_so(tmp_path):
+    src = one_picture(tmp_path)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(InputError, match="loop: it is a link that leads back to itself"):
+        plan_jobs(src / "a.png", tmp_path / "loop")
+    with pytest.raises(InputError, match="loop is a link that leads back to itself"):
+        plan_jobs(tmp_path / "loop", tmp_path / "o.png")
+
+
+def test_an_input_that_is_a_link_to_nowhere_says_so(tmp_path):
+    (tmp_path / "in.png").symlink_to("/nonexistent/in.png")
+    with pytest.raises(InputError, match="in.png is a link to /nonexistent/in.png, which does not exist"):
+        plan_jobs(tmp_path / "in.png", tmp_path / "o.png")
+
+
+def test_an_output_link_to_a_new_file_in_a_folder_that_is_there_is_planned(tmp_path):
+    src = one_picture(tmp_path)
+    (tmp_path / "o.png").symlink_to(tmp_path / "real.png")
+    assert plan_jobs(src / "a.png", tmp_path / "o.png").jobs == (Job(src / "a.png", tmp_path / "o.png"),)
+
+
+@pytest.mark.parametrize("single", [False, True])
+def test_an_output_below_a_file_is_refused_before_any_picture(single, tmp_path):
+    # Folder mode upscaled every picture, then failed each with "Not a directory".
+    src = one_picture(tmp_path)
+    (tmp_path / "file").write_bytes(b"x")
+    output = tmp_path / "file" / "sub" / ("o.png" if single else "")
+    with pytest.raises(InputError, match=f": {tmp_path / 'file'} is a file, not a folder$"):
+        plan_jobs(src / "a.png" if single else src, output)
+
+
+def test_a_format_a_file_output_overrides_is_noted(tmp_path):
+    # The reference's rule (the extension wins) took -f webp without a word.
+    src = one_picture(tmp_path)
+    plan = plan_jobs(src / "a.png", tmp_path / "o.jpg", fmt="webp")
+    assert plan.jobs[0].target == tmp_path / "o.jpg"
+    assert plan.notes == (f"-f webp ignored: {tmp_path / 'o.jpg'} is written as jpg, as its extension says",)
+    assert plan_jobs(src / "a.png", tmp_path / "o.jpeg", fmt="jpg").notes == ()
