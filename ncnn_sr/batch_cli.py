@@ -1,8 +1,9 @@
 """What the two commands share: parsing the reference's list flags, building one
 lane per device, running the pipeline with progress, and the exit status.
 
-Exit status: 0 when every picture was upscaled or skipped, 1 when any failed or the
-run could not start, 130 when interrupted (Ctrl-C or SIGTERM).
+Exit status: 0 when every picture was upscaled or skipped, 1 when any failed, a
+folder could not be listed, or the run could not start, 130 when interrupted
+(Ctrl-C or SIGTERM).
 """
 from __future__ import annotations
 
@@ -66,6 +67,16 @@ def setup_logging(prog: str, verbose: bool, quiet: bool = False) -> None:
 
 
 # --- flag values -----------------------------------------------------------------------
+
+def path_flag(prog: str, flag: str, text: str, what: str) -> Path:
+    """A path flag's value, or a one-line error and exit status 1 when it is empty:
+    Path("") is the current folder, and an unset variable in a script (-i "$IN")
+    upscaled whatever was there, or wrote into it."""
+    if not text:
+        click.echo(f"{prog}: error: {flag} is empty: give {what}", err=True)
+        sys.exit(EXIT_FAILED)
+    return Path(text)
+
 
 def int_list(text: str, error: str) -> list[int]:
     try:
@@ -133,6 +144,7 @@ class RunOptions:
     skip_existing: bool = False
     verbose: bool = False
     quiet: bool = False
+    output_folder: bool = False  # -o was written as a folder ("out/"): one, made if missing
 
 
 def build_lanes(opts: RunOptions, pictures: int | None = None) -> tuple[list[Lane], int, int]:
@@ -230,6 +242,7 @@ class _Progress:
         self.started = self.last_line = time.monotonic()
         self.bar = _open_bar(prog, total, "pic") if show and not quiet else None
         self.plain = show and not quiet and self.bar is None
+        self.folder_mode = show
 
     def __call__(self, outcome: Outcome) -> None:
         self.done += 1
@@ -243,6 +256,9 @@ class _Progress:
                 _echo(f"{outcome.job.source} -> {outcome.output} done")
             else:
                 _echo(f"{outcome.job.source} -> {outcome.output} skipped ({outcome.message})")
+        elif outcome.status == "skipped" and not self.folder_mode and not self.quiet:
+            # A folder's run counts it in its summary line; a picture's would end in silence.
+            _echo(f"{self.prog}: {outcome.output} exists: skipped (--skip-existing)")
         if self.bar is not None:
             self.bar.update(1)
         elif self.plain:
@@ -295,8 +311,9 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
     bar = None
     began = time.time()
     try:
-        if opts.output.is_dir():
-            raise InputError(f"{opts.output} is a folder: give the output video's file name")
+        if opts.output_folder or opts.output.is_dir():
+            shown = os.path.join(opts.output, "") if opts.output_folder else opts.output
+            raise InputError(f"{shown} is a folder: give the output video's file name")
         check_reachable(opts.output, file=True)
         if not video.is_video_path(opts.output):
             raise InputError(f"unsupported video container '{opts.output.suffix}' for {opts.output}: "
@@ -384,9 +401,11 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
     """Plan, build lanes, run, report; returns the exit status."""
     progress = new_folder = None
     try:
-        plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive)
+        plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive, folder=opts.output_folder)
         for note in plan.notes:
             log.warning(note)
+        for line in plan.unlisted:
+            _echo(f"{prog}: error: {line}")
         if not plan.jobs:
             raise InputError(f"{opts.input}: no pictures found")
         lanes, load, save = build_lanes(opts, pictures=len(plan.jobs))
@@ -429,8 +448,10 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
         _echo(f"{prog}: interrupted: {summary.ok} upscaled, {summary.skipped} skipped, {summary.failed} failed, "
               f"{left} not done; no partial files were left")
         return EXIT_INTERRUPTED
+    unlisted = len(plan.unlisted)
     if plan.folder_mode and not opts.quiet:
         rate = summary.ok / summary.seconds if summary.seconds else 0.0
+        folders = f", {unlisted} folder{'s' if unlisted > 1 else ''} not listed" if unlisted else ""
         _echo(f"{prog}: {total} pictures: {summary.ok} upscaled, {summary.skipped} skipped, "
-              f"{summary.failed} failed in {summary.seconds:.1f} s ({rate:.2f} pictures/s)")
-    return EXIT_FAILED if summary.failed else 0
+              f"{summary.failed} failed{folders} in {summary.seconds:.1f} s ({rate:.2f} pictures/s)")
+    return EXIT_FAILED if summary.failed or unlisted else 0

@@ -18,10 +18,11 @@ import click
 from . import devices as devices_mod
 from . import bench as bench_mod
 from . import models as models_mod
-from .batch_cli import RunOptions, run, run_video, setup_logging
+from .batch_cli import RunOptions, path_flag, run, run_video, setup_logging
 from .engine import ALPHA_MODES, PRECISIONS
 from .errors import ModelMissing, NcnnSrError
 from .images import write_target
+from .jobs import names_a_folder
 from .video import EncodeOptions, is_video_path
 
 PROG = "ncnn-sr"
@@ -124,24 +125,28 @@ def _shared_options(command):
     return command
 
 
-def _run_options(input_path: Path, output_path: Path, model: str, fp32: bool, precision: str,
+def _run_options(input_path: str, output_path: str, model: str, fp32: bool, precision: str, what: str,
                  **rest) -> RunOptions:
-    """RunOptions from the shared and command-specific flags; also sets up logging."""
+    """RunOptions from the shared and command-specific flags; also sets up logging.
+    ``what`` is what an empty -i or -o should have been."""
     setup_logging(PROG, rest["verbose"], rest["quiet"])
+    inputs = path_flag(PROG, "-i", input_path, what)
+    output = path_flag(PROG, "-o", output_path, what)
     if fp32 and precision not in ("default", "fp32"):
         raise click.BadParameter(f"--fp32 contradicts --precision {precision}", param_hint="'--precision'")
     name = models_mod.model_name_for(model, rest["scale"])
     if rest["width"] is not None or rest["height"] is not None:
         rest["scale"] = None  # the size is given: -s only picked the model variant
-    return RunOptions(input=input_path, output=output_path, model=name,
+    return RunOptions(input=inputs, output=output, output_folder=names_a_folder(output_path), model=name,
                       precision="fp32" if fp32 else precision, **rest)
 
 
 @main.command()
-@click.option("-i", "--input", "input_path", required=True, type=click.Path(path_type=Path),
-              help="Input picture or folder.")
-@click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
-              help="Output picture (png, jpg, webp) or folder (made if missing).")
+# -i and -o stay text: Path() would take "" for the current folder and drop the slash
+# of "out/", which says a folder is meant.
+@click.option("-i", "--input", "input_path", required=True, type=click.Path(), help="Input picture or folder.")
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(),
+              help="Output picture (png, jpg, webp) or folder (made if missing; out/ is always a folder).")
 @click.option("-n", "--model", default=DEFAULT_MODEL, show_default=True,
               help="Model name (NAME of a NAME.param in the -m folder too), a family such as "
                    "realesr-animevideov3, or a .param path.")
@@ -156,13 +161,13 @@ def _run_options(input_path: Path, output_path: Path, model: str, fp32: bool, pr
 @click.option("--no-metadata", is_flag=True, help="Do not copy EXIF and ICC profile to the outputs.")
 def upscale(no_metadata: bool, debug: bool, **options) -> None:
     """Upscale a picture, or every picture in a folder."""
-    opts = _run_options(metadata=not no_metadata, **options)
+    opts = _run_options(metadata=not no_metadata, what="a picture or folder path", **options)
     sys.exit(run(PROG, opts, debug))
 
 
 @main.command()
-@click.option("-i", "--input", "input_path", required=True, type=click.Path(path_type=Path), help="Input video.")
-@click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
+@click.option("-i", "--input", "input_path", required=True, type=click.Path(), help="Input video.")
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(),
               help="Output video (mp4, mkv, mov, webm, avi).")
 @click.option("-n", "--model", default="realesr-animevideov3", show_default=True,
               help="Model name, a family, or a .param path.")
@@ -178,7 +183,7 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, bitrate: int | None,
           fps: Fraction | None, debug: bool, **options) -> None:
     """Upscale a video in one pass, sound and subtitles kept."""
-    opts = _run_options(fmt=None, **options)
+    opts = _run_options(fmt=None, what="a video file path", **options)
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps)
     sys.exit(run_video(PROG, opts, encode, debug))
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from . import models as models_mod
-from .batch_cli import RunOptions, run, run_video, setup_logging
+from .batch_cli import RunOptions, path_flag, run, run_video, setup_logging
+from .jobs import names_a_folder
 from .video import EncodeOptions, is_video_path
 
 PROG = "realesrgan-ncnn-vulkan"
@@ -19,6 +20,7 @@ PROG = "realesrgan-ncnn-vulkan"
 # context and no blending: the drop-in promises the reference's output.
 REFERENCE_JPEG_QUALITY = 100
 REFERENCE_TILE_PAD = 10
+PATHS = "a picture or folder path"  # what an empty -i or -o should have been
 
 
 @click.command(context_settings={"help_option_names": ["-h"]}, name=PROG)
@@ -44,7 +46,9 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
          gpu: str, jobs: str, tta: bool, fmt: str | None, verbose: bool) -> None:
     """Usage: realesrgan-ncnn-vulkan -i infile -o outfile [options]..."""
     setup_logging(PROG, verbose)
-    input_path, output_path = _path("-i", input_path), _path("-o", output_path)
+    output_folder = names_a_folder(output_path)  # "out/": Path() drops the slash
+    input_path = path_flag(PROG, "-i", input_path, PATHS)
+    output_path = path_flag(PROG, "-o", output_path, PATHS)
     try:
         factor = float(scale)
         if not (factor > 0 and math.isfinite(factor)):
@@ -57,22 +61,15 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
         sys.exit(1)
     # A quality would make WebP lossy: it is given only where the outputs are JPEGs
     # (a file takes its own extension, a folder -f's).
-    single = input_path.is_file() and not output_path.is_dir()
+    single = input_path.is_file() and not (output_folder or output_path.is_dir())
     jpeg = (output_path.suffix if single else f".{fmt or 'png'}").lower() in (".jpg", ".jpeg")
     opts = RunOptions(
-        input=input_path, output=output_path, model=models_mod.model_name_for(model, factor),
-        model_path=model_path, gpu=gpu, tile=tile, jobs=jobs, tta=tta, fmt=fmt, scale=factor,
+        input=input_path, output=output_path, output_folder=output_folder,
+        model=models_mod.model_name_for(model, factor), model_path=model_path, gpu=gpu, tile=tile, jobs=jobs,
+        tta=tta, fmt=fmt, scale=factor,
         tile_pad=REFERENCE_TILE_PAD, quality=REFERENCE_JPEG_QUALITY if jpeg else None, verbose=verbose,
     )
     if is_video_path(input_path):
         sys.exit(run_video(PROG, opts, EncodeOptions()))
     sys.exit(run(PROG, opts))
 
-
-def _path(flag: str, text: str) -> Path:
-    """A path flag's value. Path("") is the current folder: an unset variable in a
-    script (-i "$IN") upscaled whatever was there, or wrote into it."""
-    if not text:
-        click.echo(f"{PROG}: error: {flag} is empty: give a picture or folder path", err=True)
-        sys.exit(1)
-    return Path(text)

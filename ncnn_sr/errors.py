@@ -1,5 +1,7 @@
 """Errors a user can cause. Each message is the one line the command prints."""
 import errno
+import os
+from pathlib import Path
 
 
 class NcnnSrError(Exception):
@@ -29,10 +31,31 @@ class NoRoom(InputError):
 
 def os_reason(e: OSError) -> str:
     """Why a file operation failed, in words: "File exists" from making a folder means
-    a file is in the way."""
+    something that is not a folder is in the way, which it names."""
     if e.errno == errno.EEXIST and e.filename:
-        return f"{e.filename} is a file, not a folder"
+        return f"{e.filename} is {_in_the_way(Path(os.fsdecode(e.filename)))}"
     return e.strerror or str(e)
+
+
+def _in_the_way(path: Path) -> str:
+    # A link that broke during a run (its folder removed, a drive unmounted) is what
+    # to mend, not a file to move away.
+    try:
+        if path.is_symlink() and not path.exists():
+            return broken_link(path)
+    except OSError:
+        pass  # gone or changed again since: the usual words
+    return "a file, not a folder"
+
+
+def broken_link(link: Path) -> str:
+    """What a link that leads nowhere is, in words: "a link to X, which does not exist"."""
+    try:
+        os.stat(link)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a link that leads back to itself (a loop of links)"
+    return f"a link to {os.readlink(link)}, which does not exist"
 
 
 # What no retry can get past: the disk full (or over quota), or mounted read-only.

@@ -2,8 +2,10 @@
 
 Folder mode follows the reference tool: the output of ``name.ext`` is
 ``name.FORMAT``; when two inputs in one folder share a stem, the later one (in
-sorted order) becomes ``name.ext.FORMAT``. Only files with a picture extension are
-taken (hidden files never); ``recursive`` mirrors the folder tree in the output.
+sorted order) becomes ``name.ext.FORMAT``; names are compared as case-insensitive
+file systems compare them (macOS, Windows, exFAT and NTFS drives), where ``A.png``
+and ``a.png`` are one file. Only files with a picture extension are taken (hidden
+files never); ``recursive`` mirrors the folder tree in the output.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .errors import InputError
+from .errors import InputError, broken_link
 from .images import output_format
 
 Image.init()
@@ -37,11 +39,14 @@ class Job:
 
 @dataclass(frozen=True)
 class Plan:
-    """The jobs of a run, and one-line notes about renamed or ignored files."""
+    """The jobs of a run, one-line notes about renamed or ignored files, and one-line
+    errors for the sub-folders that could not be listed (whose pictures are not in
+    ``jobs``: the run does the rest, and counts each as a failure)."""
 
     jobs: tuple[Job, ...]
     notes: tuple[str, ...]
     folder_mode: bool
+    unlisted: tuple[str, ...] = ()
 
 
 def alpha_target(target: Path) -> Path:
@@ -58,30 +63,38 @@ def is_picture_name(path: Path) -> bool:
 
 
 def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
-              fmt: str | None = None, recursive: bool = False) -> Plan:
+              fmt: str | None = None, recursive: bool = False, folder: bool = False) -> Plan:
     """Plan a run from an input file or folder and an output file or folder.
 
-    A file into an existing folder becomes ``folder/stem.FORMAT``; a file into a
-    file name takes that name's format (``fmt`` is then ignored, as in the
-    reference). A folder goes into a folder, made if missing. A plan whose output
-    would replace one of its own inputs is refused whole (InputError), as are a path
-    that cannot be looked at and an output that cannot be reached (a link to nothing
-    on its way, or a file where a folder must be).
+    A file into a folder becomes ``folder/stem.FORMAT``; a file into a file name
+    takes that name's format (``fmt`` is then ignored, as in the reference). A
+    folder goes into a folder. An output is a folder when it is one, when ``folder``
+    says so, or when ``output_path`` is written as one ("out/"); a folder that is
+    not there yet is made by the run. A plan whose output would replace one of its
+    own inputs is refused whole (InputError), as are a path that cannot be looked at
+    and an output that cannot be reached (a link to nothing on its way, or a file
+    where a folder must be).
     """
     try:
-        return _plan(Path(input_path), Path(output_path), fmt, recursive)
+        return _plan(Path(input_path), Path(output_path), fmt, recursive, folder or names_a_folder(output_path))
     except OSError as e:  # a name too long for the file system, say
         raise InputError(f"{e.filename or input_path}: {e.strerror or e}") from None
 
 
-def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool) -> Plan:
+def names_a_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is written as a folder's, ending in a separator or "." ("out/",
+    "out/."): Path() drops both, and a missing folder became a file name."""
+    return os.path.basename(os.fspath(path)) in ("", ".")
+
+
+def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: bool) -> Plan:
     fmt = output_format(f"x.{fmt}") if fmt else None
     if not src.exists():
         raise InputError(f"{src} is {broken_link(src)}" if src.is_symlink() else f"{src}: file not found")
     if not src.is_file() and not src.is_dir():
         raise InputError(f"{src} is neither a file nor a folder")
     if src.is_file():
-        if dst.is_dir():
+        if into_folder or dst.is_dir():
             dst = dst / f"{src.stem}.{fmt or 'png'}"
         check_reachable(dst, file=True)
         written = output_format(dst)
@@ -95,19 +108,13 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool) -> Plan:
                          "input and output must both be files or both be folders")
     jobs: list[Job] = []
     notes: list[str] = []
-    for folder, names in _walk(src, dst, recursive):
+    unlisted: list[str] = []
+    for folder, entries in _walk(src, dst, recursive, unlisted):
+        names = [e.name for e in entries if _holds(e.is_file) and is_picture_name(Path(e.name))]
+        notes += [f"{e.path} is {broken_link(Path(e.path))}: left out" for e in entries
+                  if is_picture_name(Path(e.name)) and _leads_nowhere(e)]
         _name_outputs(folder, names, dst / folder.relative_to(src), fmt or "png", jobs, notes)
-    return _unless_overwriting(Plan(tuple(jobs), tuple(notes), True))
-
-
-def broken_link(link: Path) -> str:
-    """What a link that leads nowhere is, in words: "a link to X, which does not exist"."""
-    try:
-        os.stat(link)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            return "a link that leads back to itself (a loop of links)"
-    return f"a link to {os.readlink(link)}, which does not exist"
+    return _unless_overwriting(Plan(tuple(jobs), tuple(notes), True, tuple(unlisted)))
 
 
 def check_reachable(output: Path, file: bool) -> None:
@@ -165,10 +172,11 @@ def _unless_overwriting(plan: Plan) -> Plan:
     return plan
 
 
-def _walk(src: Path, dst: Path, recursive: bool):
-    """(folder, sorted picture file names) for ``src`` and, if recursive, below it,
+def _walk(src: Path, dst: Path, recursive: bool, unlisted: list[str]):
+    """(folder, its entries sorted by name) for ``src`` and, if recursive, below it,
     never descending into the output folder nor twice into one folder (a link to a
-    folder above it would loop)."""
+    folder above it would loop). ``src`` that cannot be listed is an InputError; a
+    folder below it is a line in ``unlisted``, and the walk goes on without it."""
     seen = {src.resolve()} | ({dst.resolve()} if dst.exists() else set())
     stack = [src]
     while stack:
@@ -176,9 +184,12 @@ def _walk(src: Path, dst: Path, recursive: bool):
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as e:
-            raise InputError(f"{folder}: cannot list: {e.strerror}") from None
-        files = [e.name for e in entries if _holds(e.is_file) and is_picture_name(Path(e.name))]
-        yield folder, files
+            reason = f"{folder}: cannot list: {e.strerror or e}"
+            if folder == src:
+                raise InputError(reason) from None
+            unlisted.append(f"{reason}: its pictures, and the folders in it, are left out")
+            continue
+        yield folder, entries
         if recursive:
             for e in entries:
                 if not _holds(e.is_dir) or e.name.startswith("."):
@@ -198,14 +209,30 @@ def _holds(test) -> bool:
         return False
 
 
+def _leads_nowhere(entry: os.DirEntry) -> bool:
+    return entry.is_symlink() and not os.path.exists(entry.path)
+
+
 def _name_outputs(folder: Path, names: list[str], out: Path, fmt: str, jobs: list[Job], notes: list[str]) -> None:
-    taken: dict[str, str] = {}
+    taken: dict[str, tuple[str, str]] = {}  # an output name casefolded: (its input's name, the output name)
     for name in names:
         wanted = f"{Path(name).stem}.{fmt}"
-        if wanted in taken:
+        first = taken.get(wanted.casefold())
+        if first is not None:
             renamed = f"{name}.{fmt}"
-            notes.append(f"both {folder / taken[wanted]} and {folder / name} would output {wanted}: "
-                         f"{name} will output {renamed}")
+            # Case-sensitively a renamed output is always free; ignoring case, a name
+            # sorted earlier ("A.jpg.webp") may hold it.
+            while renamed.casefold() in taken:
+                renamed = f"{renamed}.{fmt}"
+            notes.append(_clash_note(folder, first, name, wanted, renamed))
             wanted = renamed
-        taken[wanted] = name
+        taken[wanted.casefold()] = (name, wanted)
         jobs.append(Job(folder / name, out / wanted))
+
+
+def _clash_note(folder: Path, first: tuple[str, str], name: str, wanted: str, renamed: str) -> str:
+    first_name, first_output = first
+    if first_output == wanted:
+        return f"both {folder / first_name} and {folder / name} would output {wanted}: {name} will output {renamed}"
+    return (f"{folder / first_name} outputs {first_output} and {folder / name} would output {wanted}, the same "
+            f"file where case is not told apart: {name} will output {renamed}")

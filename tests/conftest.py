@@ -12,6 +12,19 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _logger_as_it_was():
+    """A test that runs a command in-process sets the "ncnn_sr" logger up as the
+    command does (its own handler, not propagated): later tests' caplog would see
+    nothing."""
+    import logging
+
+    log = logging.getLogger("ncnn_sr")
+    saved = (log.handlers[:], log.level, log.propagate)
+    yield
+    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
+
+
 def picture(height: int, width: int, channels: int = 3, seed: int = 0, dtype=np.uint8) -> np.ndarray:
     """A natural-ish picture: smooth colour waves, a hard-edged block, mild noise."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)

@@ -671,3 +671,56 @@ def test_a_full_disk_stops_a_folder_run_and_says_how_to_go_on(tmp_path):
                                "from there")
     listed = lines[lines.index(stopped[0]) + 1:]
     assert listed and all(name.endswith(".png") and not name.startswith(".") for name in listed)
+
+
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+@pytest.mark.parametrize("source", ["in/a.png", "in"])
+def test_an_output_with_a_trailing_slash_is_a_folder_made_if_missing(cmd, source, tmp_path):
+    # click's Path dropped the slash: a picture into new/ was refused as "new has no extension".
+    pictures(tmp_path / "in", ["a.png"], size=(16, 16))
+    run(cmd, "-i", source, "-o", "new/", "-g", "-1", "-s", "2", cwd=tmp_path)
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["a.png"]
+    assert size_of(tmp_path / "new" / "a.png") == (32, 32)
+
+
+def test_a_video_output_with_a_trailing_slash_is_said_to_be_a_folder(tmp_path):
+    # It was "unsupported video container '' for new".
+    make_clip(tmp_path / "v.mp4", frames=2, width=16, height=16, audio=None)
+    proc = run(NCNN_SR, "-i", "v.mp4", "-o", "new/", "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == "ncnn-sr: error: new/ is a folder: give the output video's file name\n"
+    assert sorted(os.listdir(tmp_path)) == ["v.mp4"]
+
+
+def test_a_sub_folder_that_cannot_be_listed_fails_alone_and_the_rest_is_upscaled(tmp_path, monkeypatch, capsys):
+    # One unreadable sub-folder ended a recursive run before any picture. In-process:
+    # root lists a folder whatever its mode, so the listing is refused by hand.
+    from ncnn_sr import batch_cli
+
+    pictures(tmp_path / "in", ["a.png", "locked/b.png", "open/c.png"], size=(16, 16))
+    scandir = os.scandir
+    locked = str(tmp_path / "in" / "locked")
+
+    def scan(path="."):
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", locked)
+        return scandir(path)
+    monkeypatch.setattr(os, "scandir", scan)
+    opts = batch_cli.RunOptions(input=tmp_path / "in", output=tmp_path / "out", model="realesr-animevideov3-x2",
+                                model_path=None, gpu="-1", tile="0", jobs="1:1:1", tta=False, fmt=None, recursive=True)
+    batch_cli.setup_logging("ncnn-sr", verbose=False)
+    assert batch_cli.run("ncnn-sr", opts) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == (f"ncnn-sr: error: {locked}: cannot list: Permission denied: its pictures, and the folders in "
+                        "it, are left out")
+    assert lines[-1].startswith("ncnn-sr: 2 pictures: 2 upscaled, 0 skipped, 0 failed, 1 folder not listed in ")
+    found = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png"))
+    assert found == ["a.png", "open/c.png"]
+
+
+def test_dropin_jpegs_into_a_trailing_slash_folder_are_at_quality_100_as_the_reference(tmp_path):
+    # A picture into new/ counted as a file output, whose extension ("") is no JPEG's.
+    pictures(tmp_path / "in", ["a.png"], size=(16, 16))
+    run(DROPIN, "-i", "in/a.png", "-o", "new/", "-f", "jpg", "-g", "-1", "-s", "2", cwd=tmp_path)
+    with Image.open(tmp_path / "new" / "a.jpg") as im:
+        assert set(im.quantization[0]) == {1}

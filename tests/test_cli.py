@@ -25,8 +25,8 @@ CMD = installed("ncnn-sr")
 FAST = ["-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
 
 
-def run(*args, check_ok=True):
-    proc = subprocess.run([CMD, *map(str, args)], capture_output=True, text=True, timeout=300)
+def run(*args, check_ok=True, cwd=None):
+    proc = subprocess.run([CMD, *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd)
     if check_ok:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -128,6 +128,29 @@ def test_user_errors_are_one_line_and_leave_no_output(args, message, tmp_path):
     assert len(errors) == 1 and message in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("command, what", [([], "a picture or folder path"), (["video"], "a video file path")])
+@pytest.mark.parametrize("flag", ["-i", "-o"])
+def test_an_empty_input_or_output_is_refused_rather_than_taken_for_the_current_folder(command, what, flag, tmp_path):
+    # click made "" Path("."): -i "$UNSET" upscaled the folder the script ran in, -o "" wrote there.
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    paths = {"-i": "in.png", "-o": "out", flag: ""}
+    proc = run(*command, "-i", paths["-i"], "-o", paths["-o"], *FAST, cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: {flag} is empty: give {what}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_a_picture_skipped_as_existing_says_so_without_verbose(tmp_path):
+    # Only -v said anything: a script's log could not tell a skip from a run.
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    (tmp_path / "out.png").write_bytes(b"kept")
+    args = ["-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "--skip-existing", *FAST]
+    proc = run(*args)
+    assert proc.stderr == f"ncnn-sr: {tmp_path / 'out.png'} exists: skipped (--skip-existing)\n"
+    assert run(*args, "-q").stderr == ""
+    assert (tmp_path / "out.png").read_bytes() == b"kept"
 
 
 @pytest.mark.parametrize("flags, message", [

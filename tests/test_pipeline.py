@@ -1,6 +1,7 @@
 """The load → proc → save pipeline as a library."""
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -366,3 +367,105 @@ def test_a_format_a_file_output_overrides_is_noted(tmp_path):
     assert plan.jobs[0].target == tmp_path / "o.jpg"
     assert plan.notes == (f"-f webp ignored: {tmp_path / 'o.jpg'} is written as jpg, as its extension says",)
     assert plan_jobs(src / "a.png", tmp_path / "o.jpeg", fmt="jpg").notes == ()
+
+
+# --- planning: what a folder holds, and how its outputs are named -----------------------
+
+def test_an_output_written_with_a_trailing_slash_is_a_folder_made_if_missing(tmp_path):
+    # Path("new/") is Path("new"): a picture's missing output folder was taken for a
+    # file name, and refused as having no extension.
+    src = one_picture(tmp_path)
+    for output, folder in [(f"{tmp_path / 'new'}/", False), (f"{tmp_path / 'new'}/.", False),
+                           (tmp_path / "new", True)]:
+        plan = plan_jobs(src / "a.png", output, folder=folder)
+        assert plan.jobs == (Job(src / "a.png", tmp_path / "new" / "a.png"),)
+    assert plan_jobs(src / "a.png", f"{tmp_path / 'new'}/", fmt="webp").jobs[0].target == tmp_path / "new" / "a.webp"
+
+
+def test_a_sub_folder_that_cannot_be_listed_is_one_line_and_the_walk_goes_on(tmp_path, monkeypatch):
+    # It ended the whole plan. Root lists any folder whatever its mode: the listing is
+    # refused here instead.
+    import os
+
+    src = one_picture(tmp_path)
+    for sub in ("locked", "open"):
+        (src / sub).mkdir()
+        Image.fromarray(picture(4, 4)).save(src / sub / "b.png")
+    monkeypatch.setattr(os, "scandir", refusing(os.scandir, src / "locked"))
+    plan = plan_jobs(src, tmp_path / "out", recursive=True)
+    assert [job.source for job in plan.jobs] == [src / "a.png", src / "open" / "b.png"]
+    assert plan.unlisted == (f"{src / 'locked'}: cannot list: Permission denied: its pictures, and the folders "
+                             "in it, are left out",)
+    monkeypatch.setattr(os, "scandir", refusing(os.scandir, src))
+    with pytest.raises(InputError, match=f"^{src}: cannot list: Permission denied$"):
+        plan_jobs(src, tmp_path / "out", recursive=True)
+
+
+def refusing(scandir, locked):
+    """os.scandir, but "Permission denied" for ``locked``."""
+    import errno
+
+    def scan(path="."):
+        if Path(path) == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return scandir(path)
+    return scan
+
+
+def test_names_that_differ_only_by_case_get_the_clash_name(tmp_path):
+    # A.png and a.jpg gave A.png and a.png: one file on macOS, Windows, exFAT and NTFS,
+    # where the second overwrote the first.
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("A.png", "B.png", "a.jpg", "c.png"):
+        Image.fromarray(picture(4, 4)).save(src / name)
+    plan = plan_jobs(src, tmp_path / "out")
+    assert [(j.source.name, j.target.name) for j in plan.jobs] == [
+        ("A.png", "A.png"), ("B.png", "B.png"), ("a.jpg", "a.jpg.png"), ("c.png", "c.png")]
+    assert plan.notes == (f"{src / 'A.png'} outputs A.png and {src / 'a.jpg'} would output a.png, the same file "
+                          "where case is not told apart: a.jpg will output a.jpg.png",)
+
+
+def test_a_clash_name_taken_by_another_case_gets_one_more_extension(tmp_path):
+    # Sorted by name, A.jpg.webp (output A.jpg.png) comes before a.jpg, whose clash name
+    # a.jpg.png is then the same file.
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("A.jpg.webp", "A.png", "a.jpg"):
+        Image.fromarray(picture(4, 4)).save(src / name)
+    targets = [j.target.name for j in plan_jobs(src, tmp_path / "out").jobs]
+    assert targets == ["A.jpg.png", "A.png", "a.jpg.png.png"]
+
+
+def test_a_link_to_nowhere_in_the_input_folder_is_noted(tmp_path):
+    # It was left out without a word.
+    src = one_picture(tmp_path)
+    (src / "b.png").symlink_to(tmp_path / "gone.png")
+    (src / "notes.txt").symlink_to(tmp_path / "gone.txt")  # no picture even if it led somewhere
+    plan = plan_jobs(src, tmp_path / "out")
+    assert [job.source for job in plan.jobs] == [src / "a.png"]
+    assert plan.notes == (f"{src / 'b.png'} is a link to {tmp_path / 'gone.png'}, which does not exist: left out",)
+
+
+def test_a_link_that_breaks_during_a_run_is_named_as_one_not_as_a_file(tmp_path, cpu_lane):
+    # "out/sub is a file, not a folder": it was a link whose folder went away.
+    src = one_picture(tmp_path)
+    (src / "sub").mkdir()
+    Image.fromarray(picture(4, 4)).save(src / "sub" / "b.png")
+    jobs = plan_jobs(src, tmp_path / "out", recursive=True).jobs
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "sub").symlink_to(tmp_path / "unmounted")
+    summary = within(60, lambda: Pipeline([cpu_lane]).run(jobs))
+    assert (summary.ok, summary.failed) == (1, 1)
+    sub = tmp_path / "out" / "sub"
+    assert summary.failures[0].message == (f"cannot write {sub / 'b.png'}: {sub} is a link to {tmp_path / 'unmounted'}, "
+                                           "which does not exist")
+
+
+def test_a_file_in_the_way_of_a_folder_is_still_named_a_file(tmp_path):
+    import errno
+
+    from ncnn_sr.errors import os_reason
+    (tmp_path / "f").write_bytes(b"x")
+    e = FileExistsError(errno.EEXIST, "File exists", str(tmp_path / "f"))
+    assert os_reason(e) == f"{tmp_path / 'f'} is a file, not a folder"
