@@ -268,21 +268,25 @@ def _pages(name: str) -> int | None:
 CPU_TILE_MEMORY_CAP = 1 << 30
 # A picture that fits in one window may take more: nothing is held beside that window
 # (no result being assembled, no stage maps), and one window is the fastest way
-# through. realesrgan-x4plus on the CPU as one window peaks at 1.44 GB at 256x256 and
-# 1.47 GB at 288x288, and runs about 30 % faster than the 192 px staged tiles the tile
-# cap gave it (docs/benchmarks.md).
-CPU_WHOLE_MEMORY_CAP = 3 << 29
+# through. realesrgan-x4plus on the CPU as one window of 256x256 to 288x288 peaks at
+# 1.2-1.35 GB, and ran about 30 % faster than the 192 px staged tiles the tile cap gave
+# a 256x256 picture; a 300x300 window, which this cap refuses, peaks at 1.62 GB
+# (docs/benchmarks.md).
+CPU_WHOLE_MEMORY_CAP = 1_500_000_000
 
 
 def cpu_auto_tile(height: int, width: int, bytes_per_pixel: int, prepadding: int,
-                  memory: int | None = None, share: int = 1, overlap: int = 0, reserve: int = 0) -> int:
+                  memory: int | None = None, share: int = 1, overlap: int = 0, reserve: int = 0,
+                  border: int | None = None) -> int:
     """A CPU tile size that bounds memory: 0 (the whole image) when it fits, else the
     largest multiple of 16, at least 32, whose window (the tile, grown by ``overlap``
     into its neighbours and padded by ``prepadding`` on each side) fits. ``share``
     calls running at once split the budget; ``reserve`` bytes of each share go to
-    something else (a split network's head, a staged run's maps)."""
+    something else (a split network's head, a staged run's maps). The whole image
+    is padded by ``border`` (default ``prepadding``) when it runs as one window."""
     half = (available_memory() if memory is None else memory) // 2
-    padded = (height + 2 * prepadding) * (width + 2 * prepadding)
+    b = prepadding if border is None else border
+    padded = (height + 2 * b) * (width + 2 * b)
     if padded * bytes_per_pixel + reserve <= min(half, CPU_WHOLE_MEMORY_CAP) // share:
         return 0
     budget = min(half, CPU_TILE_MEMORY_CAP) // share

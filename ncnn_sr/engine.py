@@ -59,7 +59,7 @@ SPLIT_TRUNK_BYTES_PER_PIXEL = 16_000
 STAGE_MAP_CAP = 768 << 20
 # How much more compute than blended windows an exact (staged) run may take when the
 # room its maps need shrinks the automatic tile; see _auto_tile. 1080p on the CPU:
-# 6 % more (128 px staged against 192 px blended).
+# 2.5 % more (144 px staged against 192 px blended).
 EXACT_WORTH = 1.10
 # Rows of the band a staged run holds, as assumed when the automatic tile is chosen.
 STAGE_BAND = 256
@@ -283,6 +283,14 @@ class Upscaler:
         if overlap is None:
             overlap = DEFAULT_OVERLAP if tile_pad is None else 0
         self.overlap = overlap
+        # Context mirrored beyond the picture's own edges: the reference rule's (its
+        # output is promised), none for seam-free tiling. A run of the picture as it
+        # is matches the whole picture as Real-ESRGAN's own PyTorch inference runs it
+        # (no padding at its borders, tiles clamped to them); against 4x-downscaled
+        # photos it was as close to the originals in the outer band as the mirrored
+        # context (within +-0.3 dB either way), and one window of a 256x256 picture
+        # does 16 % less work (docs/benchmarks.md, "Borders").
+        self._border = self.tile_pad if overlap == 0 else 0
         if exact and overlap == 0:
             raise InputError("exact tiling and the reference tiling (no overlap) exclude each other")
         self._exact = exact
@@ -447,12 +455,13 @@ class Upscaler:
             return devices.gpu_auto_tile(net.device.heap_budget_mb), isinstance(net, _SplitNetwork)
         if not isinstance(net, _SplitNetwork):
             return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
-                                         share=self._concurrency, overlap=self.overlap), False
+                                         share=self._concurrency, overlap=self.overlap, border=self._border), False
         reserve = (HEAD_PIECE + 2 * net.plan.head_context) ** 2 * SPLIT_HEAD_BYTES_PER_PIXEL
 
         def tile(more: int) -> int:
             return devices.cpu_auto_tile(height, width, SPLIT_TRUNK_BYTES_PER_PIXEL, self.tile_pad,
-                                         share=self._concurrency, overlap=self.overlap, reserve=reserve + more)
+                                         share=self._concurrency, overlap=self.overlap, reserve=reserve + more,
+                                         border=self._border)
 
         full = tile(0)
         if full == 0:  # one window: exact without maps
@@ -494,7 +503,7 @@ class Upscaler:
             return None
         if channels == 4 and self.alpha == "model":
             return None
-        p = self.tile_pad
+        p = self._border
         extra = 0
         if self.tta:  # each pass's output and their sum, in float (grey as RGB)
             extra = 2 * height * width * self._scale ** 2 * (4 if channels == 4 else 3) * 4
@@ -545,8 +554,8 @@ class Upscaler:
         h, w, channels = image.shape
         # Padded at the picture's own depth and made float one window at a time: a
         # float copy of a 12 MP picture would cost 140 MB for the whole run.
-        rgb = mirror_pad(np.repeat(image, 3, axis=2) if channels == 1 else image[:, :, :3], self.tile_pad)
-        alpha = mirror_pad(image[:, :, 3:], self.tile_pad) if channels == 4 else None
+        rgb = mirror_pad(np.repeat(image, 3, axis=2) if channels == 1 else image[:, :, :3], self._border)
+        alpha = mirror_pad(image[:, :, 3:], self._border) if channels == 4 else None
         grid = tile_grid(h, w, tile)
         out = np.empty((h * self._scale, w * self._scale, channels), image.dtype)
         longest = tile + 2 * self.tile_pad + self.overlap  # the window the tile's memory is for
@@ -581,8 +590,9 @@ class Upscaler:
         return quantize(to_gray(values) if channels == 1 else values, dtype)
 
     def _place_tiles(self, grid, net, rgb, alpha, out, progress) -> None:
-        """The reference rule: each tile's own area, cropped out of its padded run."""
-        s, p, channels = self._scale, self.tile_pad, out.shape[2]
+        """The reference rule: each tile's own area, cropped out of its padded run (or
+        the whole picture as one window, padded by the border)."""
+        s, p, channels = self._scale, self._border, out.shape[2]
         for done, t in enumerate(grid.tiles, 1):
             own = self._window_output(net, rgb, alpha, t.y0, t.x0, t.height + 2 * p, t.width + 2 * p,
                                       (p, p + t.height, p, p + t.width))
@@ -600,9 +610,9 @@ class Upscaler:
         next window in its row. Pixels one window alone covers go straight to ``out``,
         so no float copy of a whole row of output is ever held (160 MB for a row of
         200 px tiles across a 4000 px picture at x4)."""
-        s, p, channels = self._scale, self.tile_pad, out.shape[2]
-        height, rows = blend_spans(grid.height, grid.tile, p, self.overlap)
-        width, cols = blend_spans(grid.width, grid.tile, p, self.overlap)
+        s, p, b, channels = self._scale, self.tile_pad, self._border, out.shape[2]
+        height, rows = blend_spans(grid.height, grid.tile, p, self.overlap, b)
+        width, cols = blend_spans(grid.width, grid.tile, p, self.overlap, b)
         depth = 3 if alpha is None else 4
         total, done, carry = len(rows) * len(cols), 0, None
         for row in rows:
@@ -612,11 +622,11 @@ class Upscaler:
             weight_y = ramp_weights(band_height, rise, fall)[:, None, None]
             top = carry  # the previous row's share of these pixels, if any
             bottom = np.zeros((fall, grid.width * s, depth), np.float32) if fall else None
-            ky = (row.start + p - row.window, row.end + p - row.window)
+            ky = (row.start + b - row.window, row.end + b - row.window)
             pending = None  # the previous window's share of the columns it shares with this one
             for col in cols:
                 piece = self._window_output(net, rgb, alpha, row.window, col.window, height, width,
-                                            (*ky, col.start + p - col.window, col.end + p - col.window))
+                                            (*ky, col.start + b - col.window, col.end + b - col.window))
                 x0, x1 = col.start * s, col.end * s
                 left, right = col.rise * s, col.fall * s
                 weighted = piece * ramp_weights(x1 - x0, left, right)[None, :, None]
@@ -641,7 +651,7 @@ class Upscaler:
                     longest: int, dtype, progress) -> None:
         """Exact tiling (``staged``): the trunk stage by stage over the whole picture,
         then the head piece by piece; with TTA, once per symmetry, summed in float."""
-        s, p, channels = self._scale, self.tile_pad, out.shape[2]
+        s, p, channels = self._scale, self._border, out.shape[2]
         height, width = rgb.shape[0] - 2 * p, rgb.shape[1] - 2 * p
         c = net.plan.head_context
 
@@ -683,7 +693,7 @@ class Upscaler:
         """One staged run over the mirror-padded picture: ``sink(y0, y1, x0, x1,
         values)`` gets the float output (RGB, plus alpha) of each piece of the picture,
         in the picture's coordinates."""
-        s, p = self._scale, self.tile_pad
+        s, p = self._scale, self._border
         picture = np.ascontiguousarray(to_float(rgb).transpose(2, 0, 1))
         features = staged.run_stages(net.net.extract, picture, net.net.input_blob, net.plan.stages, longest, tick,
                                      dtype)

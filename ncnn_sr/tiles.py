@@ -92,7 +92,7 @@ class Span:
     """One window's place on one axis of a blended run.
 
     The network sees ``[window, window + length)`` of the picture mirror-padded by
-    ``pad`` (``length`` is the run's, the same for every window); its output is kept
+    the run's border (``length`` is the run's, the same for every window); its output is kept
     for the picture's ``[start, end)``, weighted by a ramp rising over the first
     ``rise`` pixels and falling over the last ``fall``."""
 
@@ -103,10 +103,11 @@ class Span:
     fall: int
 
 
-def blend_spans(size: int, tile: int, pad: int, overlap: int) -> tuple[int, list[Span]]:
-    """Windows of one length covering an axis of ``size`` pixels, as many as the
-    reference rule's ``tile`` gives, spaced evenly, each seam blended over at most
-    ``overlap`` pixels.
+def blend_spans(size: int, tile: int, pad: int, overlap: int, border: int | None = None) -> tuple[int, list[Span]]:
+    """Windows of one length covering an axis of ``size`` pixels mirror-padded by
+    ``border`` (default ``pad``), as many as the reference rule's ``tile`` gives,
+    spaced evenly, each seam blended over at most ``overlap`` pixels with at least
+    ``pad`` pixels of context beyond it where the windows have room.
 
     The windows are as long as the compute budget allows: their total on this axis is
     at most the reference rule's (``tile + 2*pad`` per tile, smaller last tile
@@ -115,21 +116,23 @@ def blend_spans(size: int, tile: int, pad: int, overlap: int) -> tuple[int, list
     context on both sides: measured on realesrgan-x4plus, the total shared room sets
     the seam error, not how it is split (docs/benchmarks.md). Returns (window length,
     spans in order)."""
+    b = pad if border is None else border
     n = -(-size // tile) if tile else 1
     if n == 1:
-        return size + 2 * pad, [Span(0, 0, size, 0, 0)]
+        return size + 2 * b, [Span(0, 0, size, 0, 0)]
     cell = -(-size // n)
     budget = (size + 2 * pad * n) * (tile + overlap + 2 * pad) // ((tile + 2 * pad) * n)
-    length = min(max(budget, cell + 2 * pad), size + 2 * pad)
-    room = size + 2 * pad - length
+    length = min(max(budget, cell + 2 * pad), size + 2 * b)
+    room = size + 2 * b - length
     windows = [(i * room + (n - 1) // 2) // (n - 1) for i in range(n)]
-    # Window i holds real context for [windows[i], windows[i] + length - 2*pad).
+    # Window i has ``pad`` of context around the picture's [windows[i] + pad - b,
+    # windows[i] + length - pad - b); shared: what two neighbours have in common.
     shared = [windows[i] + length - 2 * pad - windows[i + 1] for i in range(n - 1)]
     blend = min(overlap, *shared) + 1
     zones: list[int] = []
     while blend > 0 and not (zones and all(zones[i] + blend <= zones[i + 1] for i in range(n - 2))):
         blend -= 1  # narrower, so that a window's two blended seams do not cross
-        zones = [windows[i + 1] + (shared[i] - blend) // 2 for i in range(n - 1)]
+        zones = [windows[i + 1] + pad - b + (shared[i] - blend) // 2 for i in range(n - 1)]
     starts = [0] + zones
     ends = [z + blend for z in zones] + [size]
     return length, [Span(windows[i], starts[i], ends[i], blend if i else 0, blend if i < n - 1 else 0)

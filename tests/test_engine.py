@@ -383,6 +383,20 @@ def test_blending_removes_most_of_the_seam_error(cpu_upscalers):
     assert np.abs(whole.astype(int) - blended).max() < np.abs(whole.astype(int) - reference).max()
 
 
+def test_seam_free_runs_do_not_mirror_the_picture_beyond_its_edges(cpu_upscalers):
+    # As Real-ESRGAN's own inference runs a whole picture; the reference rule, which
+    # promises the C++ code's output, keeps its mirrored border.
+    image = picture(40, 52, seed=5)
+    default = cpu_upscalers(FAST, tile=0).upscale(image)  # one window
+    as_it_is = cpu_upscalers(FAST, tile=64, tile_pad=0).upscale(image)  # the reference rule without context
+    mirrored = cpu_upscalers(FAST, tile=64, tile_pad=10).upscale(image)
+    assert np.array_equal(default, as_it_is)
+    assert not np.array_equal(default, mirrored)
+    # Tiled and blended, the border is still the picture's own edge.
+    blended = cpu_upscalers(FAST, tile=32).upscale(image)
+    assert psnr(default, blended) > psnr(mirrored, blended) + 10
+
+
 def test_every_window_of_a_blended_run_has_one_shape_so_ncnn_reuses_its_buffers(monkeypatch):
     shapes = []
     real_run = engine_mod._Network.run

@@ -108,22 +108,27 @@ SPAN_CASES = [(size, tile, pad, overlap) for size in (1, 20, 33, 40, 65, 75, 110
               for tile, pad, overlap in ((32, 10, 16), (32, 4, 8), (200, 10, 16), (200, 10, 32), (64, 0, 16))]
 
 
+@pytest.mark.parametrize("border", ["pad", 0])
 @pytest.mark.parametrize("size,tile,pad,overlap", SPAN_CASES)
-def test_blend_spans_tile_the_axis_within_the_compute_budget(size, tile, pad, overlap):
-    length, spans = blend_spans(size, tile, pad, overlap)
+def test_blend_spans_tile_the_axis_within_the_compute_budget(size, tile, pad, overlap, border):
+    b = pad if border == "pad" else border
+    length, spans = blend_spans(size, tile, pad, overlap, b)
     n = -(-size // tile)
     assert len(spans) == n
     # Total window length on this axis, against the reference rule's.
     assert n * length * (tile + 2 * pad) <= (size + 2 * pad * n) * (tile + overlap + 2 * pad)
     # Spans cover the axis; neighbours share exactly the blended pixels.
     assert spans[0].start == 0 and spans[-1].end == size and spans[0].rise == spans[-1].fall == 0
-    for a, b in zip(spans, spans[1:]):
-        assert a.fall == b.rise <= overlap and b.start == a.end - a.fall
+    for a, c in zip(spans, spans[1:]):
+        assert a.fall == c.rise <= overlap and c.start == a.end - a.fall
         assert a.start + a.rise <= a.end - a.fall  # a span's rise and fall do not cross
     for s in spans:
-        # Every kept pixel has at least ``pad`` pixels of context in its window.
-        assert s.window <= s.start and s.end + 2 * pad <= s.window + length
-        assert 0 <= s.window and s.window + length <= size + 2 * pad
+        # Windows stay inside the padded picture, and every kept pixel has at least
+        # ``pad`` pixels of context in its window, or the padded picture's end.
+        first, last = s.window - b, s.window - b + length  # in the picture's coordinates
+        assert 0 <= s.window and s.window + length <= size + 2 * b
+        assert first <= s.start - pad or first == -b
+        assert s.end + pad <= last or last == size + b
 
 
 def test_blend_spans_turn_spare_budget_into_context():
@@ -134,6 +139,14 @@ def test_blend_spans_turn_spare_budget_into_context():
     length, spans = blend_spans(4000, 200, 10, 16)
     assert length == 236 and all(s.rise in (0, 16) for s in spans)
     assert blend_spans(150, 200, 10, 16) == (170, [type(spans[0])(0, 0, 150, 0, 0)])
+
+
+def test_blend_spans_without_a_border_give_its_room_to_the_seams():
+    # The same windows as with the mirrored border, spaced over the picture alone: the
+    # 20 px the border took widen the context at the seam from 18 px to 28.
+    length, spans = blend_spans(400, 200, 10, 16, border=0)
+    assert length == 236 and [(s.window, s.start, s.end) for s in spans] == [(0, 0, 208), (164, 192, 400)]
+    assert blend_spans(150, 200, 10, 16, border=0) == (150, [type(spans[0])(0, 0, 150, 0, 0)])
 
 
 def test_a_rise_and_a_fall_over_the_same_pixels_sum_to_one():

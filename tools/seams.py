@@ -5,7 +5,8 @@ context, tiles cropped), blended windows (the engine's fallback when the stitche
 feature map does not fit, and its default on discrete GPUs) and exact stages
 (RRDBNet's trunk stage by stage over the whole picture: the default on the CPU and
 on integrated GPUs, ``exact=True`` on any device). For each: PSNR and largest pixel difference against the
-whole picture with the same border rule, wall time, and the compute, counted as the
+whole picture with the same border rule (the reference rule mirrors the picture beyond its
+edges, the seam-free tilings do not), wall time, and the compute, counted as the
 multiply-adds of every convolution ncnn ran (from the .param file and the shapes
 actually fed in), against the reference rule's.
 
@@ -87,8 +88,10 @@ def main() -> None:
     image = np.asarray(Image.open(args.image).convert("RGB"))
     counter = MacCounter(resolve_model(args.model).param_path.read_bytes())
     whole_tile = max(image.shape[:2]) + 32
-    whole, _, seconds = run(Upscaler(args.model, device=args.device, tile=whole_tile, tile_pad=args.pad,
-                                     precision=args.precision), image, counter)
+    wholes = {}
+    for border, options in (("mirrored", dict(tile_pad=args.pad)), ("bare", dict(tile_pad=0))):
+        up = Upscaler(args.model, device=args.device, tile=whole_tile, precision=args.precision, **options)
+        wholes[border], _, seconds = run(up, image, counter)
     print(f"{args.model}, {image.shape[1]}x{image.shape[0]}, {args.tile} px tiles, device {args.device}, "
           f"precision {args.precision}; whole picture {seconds:.1f} s")
     rows = [("reference rule", dict(tile_pad=args.pad))]
@@ -100,6 +103,7 @@ def main() -> None:
         up = Upscaler(args.model, device=args.device, tile=args.tile, precision=args.precision, **options)
         out, macs, seconds = run(up, image, counter)
         base_macs, base_time = base_macs or macs, base_time or seconds
+        whole = wholes["mirrored" if up.overlap == 0 else "bare"]
         worst = int(np.abs(whole.astype(int) - out).max())
         print(f"| {name} | {macs / base_macs:.3f} | {seconds:.1f} s ({seconds / base_time:.2f}) "
               f"| {psnr(whole, out):.2f} | {worst} |", flush=True)
