@@ -34,14 +34,14 @@ PRECISIONS = ("default", "fp32", "bf16")
 # Seam-free tiling by default. On the CPU and on devices that compute in the host's
 # memory (integrated GPUs), a network whose trunk ``netsplit`` can cut into stages
 # (RRDBNet) runs them over the whole picture (``staged``): tiled output is the whole
-# picture's, for about 6% more compute than the reference rule with 200 px tiles, when
+# picture's, for 2-6% less compute than the reference rule with 200 px tiles, when
 # the stitched feature map fits in memory. A discrete GPU does so only when asked
 # (``exact=True``): each stage's windows would cross the bus twice, a cost not yet
 # measured on real hardware. Otherwise seams are blended over
 # this many pixels, and windows grow by it within a budget of (tile + overlap + 2*pad)
 # / (tile + 2*pad) per axis over the reference rule: with 200 px tiles and the 10 px
-# context, at most 15% more compute for 4-6 dB more tiled-vs-whole PSNR on
-# realesrgan-x4plus (docs/benchmarks.md). Asking for a tile_pad alone selects the
+# context, at most 15% more compute for 55-61 dB tiled-vs-whole PSNR on
+# realesrgan-x4plus, against 45-51 dB (docs/benchmarks.md). Asking for a tile_pad alone selects the
 # reference rule.
 DEFAULT_OVERLAP = 16
 # Side of the pieces a split network's head runs on (netsplit) on the CPU, and what its
