@@ -6,16 +6,20 @@ For each folder size it makes that many pictures, then measures
   - command: `ncnn-sr -i FOLDER -o OUT ...` as a user runs it, wall time of the whole
     process (start, model load, read, upscale, write) and its peak RSS.
 Ratio = command pictures/s ÷ raw pictures/s: the target is >= 0.95 (load and save
-hidden behind proc). Peak RSS must stay flat as the folder grows.
+hidden behind proc). Peak RSS must stay flat as the folder grows. With ``--rounds N``
+the two alternate N times and each row is one round; the last line gives the median
+ratio (a shared machine's speed drifts by 10 % within minutes).
 
     python tools/bench_batch.py                        # animevideov3-x2 on CPU, 10 and 100 pictures
     python tools/bench_batch.py --model realesrgan-x4plus --size 96x96 --counts 10 30
+    python tools/bench_batch.py --counts 100 --rounds 3
 """
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -59,6 +63,7 @@ def main() -> int:
     ap.add_argument("--jobs", default="1:2:2", help="the command's -j")
     ap.add_argument("--size", default="192x144", help="WxH of each picture")
     ap.add_argument("--counts", type=int, nargs="+", default=[10, 100])
+    ap.add_argument("--rounds", type=int, default=1, help="alternate raw and command this many times")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     width, height = map(int, args.size.lower().split("x"))
@@ -68,29 +73,41 @@ def main() -> int:
         for count in args.counts:
             folder = Path(tmp) / f"in{count}"
             make_pictures(folder, count, width, height)
-            raw_wall, raw_rss, raw_out = timed_child([sys.executable, "-c", RAW_CHILD, str(folder), args.model, args.device])
-            raw = json.loads(raw_out)
-            out = Path(tmp) / f"out{count}"
-            cmd_wall, cmd_rss, _ = timed_child([command, "-i", str(folder), "-o", str(out), "-n", args.model,
-                                                "-g", args.device, "-j", args.jobs, "-q"])
-            mp = count * width * height / 1e6
-            rows.append({
-                "model": args.model, "device": args.device, "jobs": args.jobs, "pictures": count,
-                "size": f"{width}x{height}",
-                "raw_pictures_per_s": count / raw["seconds"], "raw_mpix_per_s": mp / raw["seconds"],
-                "command_pictures_per_s": count / cmd_wall, "command_mpix_per_s": mp / cmd_wall,
-                "ratio": (count / cmd_wall) / (count / raw["seconds"]),
-                "command_peak_rss_mb": cmd_rss / 2**20, "raw_peak_rss_mb": raw_rss / 2**20,
-            })
-    print("| model | pictures | size | raw pic/s | raw MP/s | command pic/s | command MP/s | ratio | command peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+            for round_ in range(1, args.rounds + 1):
+                rows.append(one_round(command, folder, Path(tmp) / f"out{count}", args, width, height, count))
+                rows[-1]["round"] = round_
+    print("| model | pictures | size | round | raw pic/s | raw MP/s | command pic/s | command MP/s | ratio "
+          "| command peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['pictures']} | {r['size']} | {r['raw_pictures_per_s']:.2f} | {r['raw_mpix_per_s']:.3f} "
-              f"| {r['command_pictures_per_s']:.2f} | {r['command_mpix_per_s']:.3f} | {r['ratio']:.3f} "
-              f"| {r['command_peak_rss_mb']:.0f} |")
+        print(f"| {r['model']} | {r['pictures']} | {r['size']} | {r['round']} | {r['raw_pictures_per_s']:.2f} "
+              f"| {r['raw_mpix_per_s']:.3f} | {r['command_pictures_per_s']:.2f} | {r['command_mpix_per_s']:.3f} "
+              f"| {r['ratio']:.3f} | {r['command_peak_rss_mb']:.0f} |")
+    for count in args.counts:
+        ratios = sorted(r["ratio"] for r in rows if r["pictures"] == count)
+        print(f"{count} pictures: median ratio {statistics.median(ratios):.3f} over {len(ratios)} round(s) "
+              f"({ratios[0]:.3f}-{ratios[-1]:.3f})")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
+
+
+def one_round(command: str, folder: Path, out: Path, args, width: int, height: int, count: int) -> dict:
+    """The raw engine, then the command, on ``folder``: one row."""
+    raw_wall, raw_rss, raw_out = timed_child([sys.executable, "-c", RAW_CHILD, str(folder), args.model, args.device])
+    raw = json.loads(raw_out)
+    shutil.rmtree(out, ignore_errors=True)  # each round writes every picture anew
+    cmd_wall, cmd_rss, _ = timed_child([command, "-i", str(folder), "-o", str(out), "-n", args.model,
+                                        "-g", args.device, "-j", args.jobs, "-q"])
+    mp = count * width * height / 1e6
+    return {
+        "model": args.model, "device": args.device, "jobs": args.jobs, "pictures": count,
+        "size": f"{width}x{height}",
+        "raw_pictures_per_s": count / raw["seconds"], "raw_mpix_per_s": mp / raw["seconds"],
+        "command_pictures_per_s": count / cmd_wall, "command_mpix_per_s": mp / cmd_wall,
+        "ratio": (count / cmd_wall) / (count / raw["seconds"]),
+        "command_peak_rss_mb": cmd_rss / 2**20, "raw_peak_rss_mb": raw_rss / 2**20,
+    }
 
 
 if __name__ == "__main__":
