@@ -124,6 +124,9 @@ def blend_spans(size: int, tile: int, pad: int, overlap: int, border: int | None
     budget = (size + 2 * pad * n) * (tile + overlap + 2 * pad) // ((tile + 2 * pad) * n)
     length = min(max(budget, cell + 2 * pad), size + 2 * b)
     room = size + 2 * b - length
+    if room == 0:  # every window would be the whole axis (without a border, context as
+        # wide as the picture leaves no room for a seam): one window, run once
+        return length, [Span(0, 0, size, 0, 0)]
     windows = [(i * room + (n - 1) // 2) // (n - 1) for i in range(n)]
     # Window i has ``pad`` of context around the picture's [windows[i] + pad - b,
     # windows[i] + length - pad - b); shared: what two neighbours have in common.

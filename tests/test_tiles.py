@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from ncnn_sr.tiles import TTA_COUNT, Tile, blend_spans, mirror_pad, ramp_weights, tile_grid, tta_forward, tta_inverse
+from ncnn_sr.tiles import (TTA_COUNT, Span, Tile, blend_spans, mirror_pad, ramp_weights, tile_grid, tta_forward,
+                           tta_inverse)
 
 
 def reflect_index(i: int, n: int) -> int:
@@ -114,9 +115,10 @@ def test_blend_spans_tile_the_axis_within_the_compute_budget(size, tile, pad, ov
     b = pad if border == "pad" else border
     length, spans = blend_spans(size, tile, pad, overlap, b)
     n = -(-size // tile)
-    assert len(spans) == n
+    # One window per tile, or one alone where each would be the whole axis.
+    assert len(spans) == n or (len(spans) == 1 and length == size + 2 * b)
     # Total window length on this axis, against the reference rule's.
-    assert n * length * (tile + 2 * pad) <= (size + 2 * pad * n) * (tile + overlap + 2 * pad)
+    assert len(spans) * length * (tile + 2 * pad) <= (size + 2 * pad * n) * (tile + overlap + 2 * pad)
     # Spans cover the axis; neighbours share exactly the blended pixels.
     assert spans[0].start == 0 and spans[-1].end == size and spans[0].rise == spans[-1].fall == 0
     for a, c in zip(spans, spans[1:]):
@@ -147,6 +149,15 @@ def test_blend_spans_without_a_border_give_its_room_to_the_seams():
     length, spans = blend_spans(400, 200, 10, 16, border=0)
     assert length == 236 and [(s.window, s.start, s.end) for s in spans] == [(0, 0, 208), (164, 192, 400)]
     assert blend_spans(150, 200, 10, 16, border=0) == (150, [type(spans[0])(0, 0, 150, 0, 0)])
+
+
+def test_blend_spans_whose_context_outgrows_the_picture_split_it_without_seams():
+    # Without a border, 20 px of context on a 33 px axis made every window the whole
+    # axis and left no room for a seam: that raised an IndexError. One window, run once
+    # (not the same window once per tile).
+    assert blend_spans(33, 32, 20, 16, border=0) == (33, [Span(0, 0, 33, 0, 0)])
+    assert blend_spans(64, 32, 10, 16, border=0) == (64, [Span(0, 0, 64, 0, 0)])
+    assert blend_spans(65, 32, 40, 16, border=0) == (65, [Span(0, 0, 65, 0, 0)])
 
 
 def test_a_rise_and_a_fall_over_the_same_pixels_sum_to_one():

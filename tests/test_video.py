@@ -602,6 +602,14 @@ def test_a_full_disk_is_a_one_line_error(tmp_path):
     one_line_failure(proc, tmp_path, f"cannot write {tmp_path / 'out.mp4'}: No space left on device")
 
 
+def test_a_video_whose_name_is_near_the_longest_a_file_may_have_is_written(tmp_path):
+    # 250 bytes fit a file name; the partial file's name, 14 bytes longer, did not.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    name = "v" * 246 + ".mp4"
+    assert upscale_video(clip, tmp_path / name, lambda frames: frames) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", name])
+
+
 def remux_with(src, dst, attachments=(), timecode=None, tags=None, stream_tags=(), dispositions=(), chapters=()):
     """``src`` remuxed into ``dst`` with (name, mimetype, bytes) attachments (Matroska
     only), into an mp4 a timecode track (a data stream) starting at ``timecode``,
