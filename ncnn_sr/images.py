@@ -74,6 +74,11 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
             im = Image.open(path)
         with im:
             im.load()
+            # Loading runs outside the warnings guard (decoding is slow and the guard is
+            # one at a time), where Pillow only warns of a frame that grew past the
+            # limit on loading: the limit is checked again here.
+            if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombError(f"{im.width}x{im.height}")
             with _pillow_warnings():
                 frames = getattr(im, "n_frames", 1)
                 exif = _readable_exif(im)

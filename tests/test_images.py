@@ -484,3 +484,13 @@ def test_reading_in_many_threads_keeps_the_bomb_check_and_the_warning_filters(tm
         sys.setswitchinterval(interval)
     assert warnings.filters == before
     assert (40, 40, 3) not in loaded and loaded.count((20, 20, 3)) == 400
+
+
+def test_the_pixel_limit_holds_for_a_frame_that_grows_on_loading(tmp_path, monkeypatch):
+    # Pillow refuses on opening; a frame it only learns the size of on loading (ICO,
+    # MPO, TIFF in some versions) got a warning while loading ran outside the guard.
+    Image.fromarray(picture(40, 50)).save(tmp_path / "p.png")
+    monkeypatch.setattr(Image, "_decompression_bomb_check", lambda size: None)  # as if open saw a small frame
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(InputError, match="too many pixels"):
+        read_image(tmp_path / "p.png")
