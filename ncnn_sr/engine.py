@@ -255,16 +255,29 @@ class Upscaler:
                  threads: int | None = None, concurrency: int = 1, exact: bool | None = None):
         if not isinstance(model, (str, os.PathLike, ModelSpec)):
             raise InputError(f"model must be a name, a .param path or a ModelSpec, got {model!r}")
-        if not isinstance(device, (str, int, Device)) or isinstance(device, bool):
+        if not isinstance(device, (str, numbers.Integral, Device)) or isinstance(device, bool):
             raise InputError(f"device must be 'auto', an index or a Device, got {device!r}")
+        if model_path is not None and not isinstance(model_path, (str, os.PathLike)):
+            raise InputError(f"model_path must be a folder's path, got {model_path!r}")
         for name, value in (("tile", tile), ("tile_pad", tile_pad), ("overlap", overlap), ("threads", threads),
                             ("concurrency", concurrency)):
-            if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool)):
+            if (value is None and name in ("tile", "concurrency")) or (
+                    value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool))):
                 raise InputError(f"{name} must be a whole number, got {value!r}")
+        # As Python ints: numpy's small types overflowed in the tile arithmetic (an
+        # np.uint8 tile of 200 raised OverflowError).
+        tile, concurrency = int(tile), int(concurrency)
+        tile_pad, overlap, threads = (None if v is None else int(v) for v in (tile_pad, overlap, threads))
+        for name, value in (("tta", tta), ("exact", exact)):
+            # A truthy 'no' turned TTA (eight times the work) or exact tiling on.
+            if not (isinstance(value, (bool, np.bool_)) or (value is None and name == "exact")):
+                raise InputError(f"{name} must be True or False, got {value!r}")
+        tta, exact = bool(tta), None if exact is None else bool(exact)
         if tile != 0 and tile < devices.MIN_TILE:
             raise InputError(f"tile size must be 0 (auto) or at least {devices.MIN_TILE}, got {tile}")
-        if threads is not None and threads < 1:  # ncnn divides by it: a negative count crashed
-            raise InputError(f"threads must be at least 1, got {threads}")
+        if threads is not None and not 1 <= threads <= devices.MAX_THREADS:
+            # ncnn divides by it (a negative count crashed); far too many crashed too
+            raise InputError(f"threads must be 1 to {devices.MAX_THREADS}, got {threads}")
         if precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if alpha not in ALPHA_MODES:
@@ -300,6 +313,7 @@ class Upscaler:
         self._closed = False
         self._retired: list = []  # networks given up for the CPU, freed once no call runs
         self._running = 0  # upscale calls in progress
+        self._callers: dict[int, int] = {}  # calls in progress per thread
         self._last_size: tuple = ()
         self._tile = tile
         self._net = self._load(devices.get_device(device))
@@ -337,6 +351,8 @@ class Upscaler:
         stops the work and comes out of ``upscale`` (that is how a batch cancels).
         """
         image = check_image(image)
+        if progress is not None and not callable(progress):
+            raise InputError(f"progress must be a function of (done, total), got {progress!r}")
         h, w = image.shape[:2]
         wanted = None
         if scale is not None or width is not None or height is not None:
@@ -353,12 +369,18 @@ class Upscaler:
             if self._running == 0 and image.shape[:2] != self._last_size:
                 self._trim()
             self._running += 1
+            me = threading.get_ident()
+            self._callers[me] = self._callers.get(me, 0) + 1
             self._last_size = image.shape[:2]
         try:
             out = self._upscale_native(image, progress)
         finally:
             with self._lock:
                 self._running -= 1
+                if self._callers[me] == 1:
+                    del self._callers[me]
+                else:
+                    self._callers[me] -= 1
                 if self._running == 0 and out_bytes(image, self._scale) >= TRIM_AFTER_OUTPUT_BYTES:
                     # A big result is about to be resampled or saved: make room for
                     # that. Its run took long enough that the next one's page faults
@@ -367,6 +389,8 @@ class Upscaler:
                 if self._running == 0:
                     while self._retired:
                         self._retired.pop().release()
+                    if self._closed:  # closed from inside a call: see close()
+                        self._release_networks()
                     self._idle.notify_all()
         return out if wanted is None else resize(out, *wanted)
 
@@ -392,17 +416,24 @@ class Upscaler:
     def close(self) -> None:
         """Free the networks now rather than when the object is collected. Calls in
         progress in other threads finish first (freeing a network under a running
-        extraction crashed the process); later calls raise InputError."""
+        extraction crashed the process); later calls raise InputError. Called from
+        inside a call (its ``progress``), it returns at once, and the networks are
+        freed when the last call ends: waiting there would wait for itself forever."""
         lock = getattr(self, "_lock", None)
         if lock is None:  # the constructor failed before any network was made
             return
         with lock:
             self._closed = True
+            if self._callers.get(threading.get_ident()):
+                return
             while self._running:
                 self._idle.wait()
-            for net in (getattr(self, "_net", None), getattr(self, "_alpha_net", None)):
-                if net is not None:
-                    net.release()
+            self._release_networks()
+
+    def _release_networks(self) -> None:
+        for net in (getattr(self, "_net", None), getattr(self, "_alpha_net", None)):
+            if net is not None:
+                net.release()
 
     def __enter__(self) -> "Upscaler":
         return self

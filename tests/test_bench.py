@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from ncnn_sr import bench, gpu_memory
+from ncnn_sr import InputError, bench, gpu_memory
 
 MODEL = "realesr-animevideov3-x2"
 
@@ -157,6 +157,35 @@ def test_a_reference_python_that_cannot_run_the_reference_is_refused_before_any_
                            "--reference-python", "ignores"], cwd=elsewhere, env=path, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 1 and f"--reference-python {ignores}: not a Python with" in done.stderr, done.stderr
+
+
+def test_a_reference_python_that_waits_for_input_is_refused_without_waiting(tmp_path, monkeypatch):
+    # A wrapper that ignores its arguments starts Python's prompt, which read the
+    # terminal (here: a pipe left open) forever.
+    repl = _script(tmp_path / "repl", f'#!/bin/sh\nexec "{sys.executable}"\n')
+    monkeypatch.setattr(bench, "REFERENCE_CHECK_S", 60)
+    read_end, write_end = os.pipe()
+    saved = os.dup(0)
+    os.dup2(read_end, 0)
+    try:
+        start = time.monotonic()
+        with pytest.raises(InputError, match="not a Python with") as caught:
+            bench.check_reference(str(repl))
+        assert "no answer" not in str(caught.value) and time.monotonic() - start < 30
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, read_end, write_end):
+            os.close(fd)
+
+
+def test_a_reference_python_that_never_answers_is_refused_after_a_while(tmp_path, monkeypatch):
+    # It hung the command; the sleep it starts holds the output pipe open too.
+    sleeper = _script(tmp_path / "sleeper", "#!/bin/sh\nsleep 1000\necho ready\n")
+    monkeypatch.setattr(bench, "REFERENCE_CHECK_S", 1)
+    start = time.monotonic()
+    with pytest.raises(InputError, match="no answer in 1 s"):
+        bench.check_reference(str(sleeper))
+    assert time.monotonic() - start < 30
 
 
 def test_a_child_that_dies_silently_gives_a_reason():

@@ -1,6 +1,8 @@
 """Device choice and tile-size policy: no device needed."""
 import logging
 
+import pytest
+
 from ncnn_sr import devices
 
 
@@ -73,3 +75,24 @@ def test_the_cpu_and_integrated_gpus_compute_in_host_memory():
     assert devices.CPU.host_memory
     assert fake_gpu(0, "integrated").host_memory and fake_gpu(0, "cpu").host_memory
     assert not fake_gpu(0, "discrete").host_memory and not fake_gpu(0, "virtual").host_memory
+
+
+def test_a_device_that_is_no_whole_number_is_a_device_error():
+    # int() made 1.5 GPU 1 and False GPU 0; None and nan were bare TypeError/ValueError.
+    for spec in (1.5, -1.5, False, True, None, float("nan"), b"0"):
+        with pytest.raises(devices.DeviceError, match="give auto, cpu, -1 or a device index"):
+            devices.get_device(spec)
+
+
+def test_a_device_made_by_hand_for_a_gpu_that_is_not_there_is_a_device_error(monkeypatch):
+    # ncnn ran it on its default GPU without a word.
+    monkeypatch.setattr(devices, "gpu_count", lambda: 1)
+    assert devices.get_device(fake_gpu(0, "discrete")).index == 0
+    with pytest.raises(devices.DeviceError, match="invalid gpu device 5"):
+        devices.get_device(fake_gpu(5, "discrete"))
+
+
+def test_a_device_with_fields_of_other_types_is_a_device_error():
+    for index, budget in (("0", 4096), (None, None), (0, "4096"), (True, 4096)):
+        with pytest.raises(devices.DeviceError, match="must be whole numbers"):
+            devices.Device(index, "gpu", "discrete", budget)

@@ -333,7 +333,9 @@ def test_progress_is_called_per_tile_and_can_stop_the_work(cpu_upscalers):
     up = cpu_upscalers(FAST, tile=32)
     calls = []
     up.upscale(picture(40, 70), progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(1, 6), (2, 6), (3, 6), (4, 6), (5, 6), (6, 6)]
+    # Three windows across; down, 40 px leave no room for a seam with its context:
+    # one window, run once.
+    assert calls == [(1, 3), (2, 3), (3, 3)]
 
     class Stop(Exception):
         pass
@@ -395,6 +397,15 @@ def test_seam_free_runs_do_not_mirror_the_picture_beyond_its_edges(cpu_upscalers
     # Tiled and blended, the border is still the picture's own edge.
     blended = cpu_upscalers(FAST, tile=32).upscale(image)
     assert psnr(default, blended) > psnr(mirrored, blended) + 10
+
+
+def test_blended_tiles_with_context_wider_than_the_picture_give_the_whole_picture(cpu_upscalers):
+    # 20 px of context around 32 px tiles of a 33 px wide picture: each window is the
+    # whole width (no border is mirrored beyond it). That raised an IndexError.
+    image = picture(40, 33, seed=6)
+    whole = cpu_upscalers(FAST, tile=0).upscale(image)
+    wide = cpu_upscalers(FAST, tile=32, tile_pad=20, overlap=16).upscale(image)
+    assert np.array_equal(wide, whole)
 
 
 def test_every_window_of_a_blended_run_has_one_shape_so_ncnn_reuses_its_buffers(monkeypatch):
@@ -473,3 +484,66 @@ def test_calls_at_once_on_the_cpu_split_the_cores_unless_told_otherwise():
     assert shared._net._net.opt.num_threads == max(1, os.cpu_count() // 2)
     told = Upscaler("realesr-animevideov3-x2", device=-1, concurrency=2, threads=3)
     assert told._net._net.opt.num_threads == 3
+
+
+# --- found by a bug hunt of the library's arguments ----------------------------------
+
+
+def test_more_threads_than_any_machine_has_is_an_input_error_not_a_crash():
+    # 100000 threads segfaulted in the first run, 65535 ended the process with status
+    # 1 and no word, 2**31 was a bare TypeError from the ncnn binding.
+    for threads in (100000, 2**31):
+        with pytest.raises(InputError, match="threads must be 1 to 1024"):
+            Upscaler(FAST, device=-1, threads=threads)
+
+
+def test_numpy_integers_of_small_types_do_not_overflow_in_the_tile_arithmetic():
+    # Each raised OverflowError (np.uint8(200) * 2, say) in the first upscale.
+    for kwargs in ({"tile": np.uint8(200)}, {"tile_pad": np.uint8(200)}, {"overlap": np.int8(100), "tile": np.int8(64)},
+                   {"concurrency": np.uint8(2)}):
+        up = Upscaler("realesr-animevideov3-x2", device=-1, **kwargs)
+        assert up.upscale(picture(70, 70)).shape == (140, 140, 3)
+
+
+def test_a_numpy_integer_device_is_an_index():
+    # Refused before as "must be 'auto', an index or a Device, got np.int64(-1)".
+    assert Upscaler("realesr-animevideov3-x2", device=np.int64(-1)).device.index == -1
+
+
+@pytest.mark.parametrize("kwargs", [{"tta": "no"}, {"exact": "no"}, {"tta": None}, {"exact": 0}])
+def test_switches_that_are_not_true_or_false_are_input_errors(kwargs):
+    # tta="no" was taken as true: eight runs per tile, without a word.
+    with pytest.raises(InputError, match="must be True or False"):
+        Upscaler(FAST, device=-1, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [{"tile": None}, {"concurrency": None}, {"model_path": 5},
+                                    {"model_path": b"/tmp"}])
+def test_options_of_other_types_are_input_errors_not_type_errors(kwargs):
+    with pytest.raises(InputError):
+        Upscaler(FAST, device=-1, **kwargs)
+
+
+def test_a_progress_that_is_no_function_is_an_input_error_before_any_work(cpu_upscalers, monkeypatch):
+    # It was a TypeError from the first tile, after that tile's work.
+    up = cpu_upscalers(FAST)
+    monkeypatch.setattr(up, "_upscale_native", lambda *a: pytest.fail("ran"))
+    with pytest.raises(InputError, match="progress must be a function"):
+        up.upscale(picture(8, 8), progress=5)
+
+
+def test_closing_from_inside_a_call_returns_and_frees_the_networks_when_the_call_ends():
+    # close() in a progress callback waited for the call it was called from: a hang.
+    up = Upscaler("realesr-animevideov3-x2", device=-1, tile=32)
+    results = []
+
+    def work():
+        results.append(up.upscale(picture(70, 70), progress=lambda done, total: up.close()).shape)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive() and results == [(140, 140, 3)]
+    assert up._net._net is None and up._alpha_net._net is None  # freed once the call ended
+    with pytest.raises(InputError, match="this Upscaler is closed"):
+        up.upscale(picture(4, 4))
