@@ -287,6 +287,8 @@ def _bench_tiles(ctx, param, value: str) -> list:
 # The largest synthetic picture the bench makes: past it, it is the picture's own
 # memory (and an hour of CPU per run) that would be measured.
 MAX_BENCH_SIDE = 16384
+# The most --repeat and --rounds: past it a typo (an extra zero or ten) runs for days.
+MAX_BENCH_RUNS = 100
 
 
 def _bench_size(ctx, param, value: str) -> tuple[int, int]:
@@ -333,9 +335,9 @@ def _comma_list(ctx, param, value: str) -> list[str]:
               help="A picture to time on (default: a synthetic one of --size).")
 @click.option("--size", default="256x256", show_default=True, callback=_bench_size,
               help="Size of the synthetic picture.")
-@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+@click.option("--repeat", type=click.IntRange(min=1, max=MAX_BENCH_RUNS), default=3, show_default=True,
               help="Timed runs per configuration; the best counts.")
-@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--rounds", type=click.IntRange(min=1, max=MAX_BENCH_RUNS), default=1, show_default=True,
               help="Times each configuration is measured, alternating with the C++ code if asked.")
 @click.option("--tiling", "tilings", default="seamless", show_default=True, callback=_comma_list,
               help="Comma-separated. seamless: the engine's default; reference: the C++ code's rule (use it "

@@ -29,6 +29,13 @@ class NoRoom(InputError):
     written either."""
 
 
+def describe(value) -> str:
+    """A value a user gave, for a one-line message: its repr, or its type where the
+    repr is long (an array passed by mistake prints over many lines)."""
+    text = repr(value)
+    return text if len(text) <= 60 and "\n" not in text else f"an object of type {type(value).__name__}"
+
+
 def os_reason(e: OSError) -> str:
     """Why a file operation failed, in words: "File exists" from making a folder means
     something that is not a folder is in the way, which it names."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import numbers
 import os
+import stat
 import struct
 import tempfile
 import threading
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from .errors import InputError, cannot_write
+from .errors import InputError, cannot_write, describe
 from .pixels import check_image
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
@@ -68,8 +70,10 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     """A picture as an H×W×C array (C in 1, 3, 4; uint8, or uint16 for 16-bit grey)
     and its ImageInfo. Animated pictures give their first frame (``frames`` says how
     many there are). Every failure is an InputError naming the file."""
-    name = os.fspath(path)
+    path = _file_path(path, "read_image")
+    name = path
     try:
+        _check_regular(name)
         with _pillow_warnings():
             im = Image.open(path)
         with im:
@@ -127,9 +131,40 @@ def _pillow_warnings():
         yield
 
 
-def _is_empty(path: str | os.PathLike) -> bool:
+def _file_path(path, what: str) -> str:
+    """``path`` as a str; InputError for what is no usable path (None, a number, an
+    array given in the path's place, a name holding a NUL byte)."""
     try:
-        return os.path.getsize(path) == 0
+        name = os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise InputError(f"{what} needs a file's path, got {describe(path)}") from None
+    if "\0" in name:  # the system cuts the name there: another file, or a bare ValueError
+        raise InputError(f"{name!r}: not a valid path (it holds a NUL byte)")
+    return name
+
+
+# What each kind of file that is not a regular one is called in messages.
+_SPECIAL_KINDS = ((stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+                  (stat.S_ISSOCK, "a socket"))
+
+
+def _check_regular(name: str) -> None:
+    """InputError unless ``name`` is a regular file (or a link to one). Checked by
+    stat, which opens nothing: opening a FIFO blocks until a writer comes, and a
+    device such as /dev/zero has no end."""
+    mode = os.stat(name).st_mode  # FileNotFoundError, PermissionError: read_image's words
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(name)
+    if not stat.S_ISREG(mode):
+        kind = next((k for test, k in _SPECIAL_KINDS if test(mode)), "a special file")
+        raise InputError(f"{name}: not a picture: it is {kind}, not a regular file")
+
+
+def _is_empty(path: str | os.PathLike) -> bool:
+    # Read, not stat: /proc files say 0 bytes and still have content.
+    try:
+        with open(path, "rb") as f:
+            return not f.read(1)
     except OSError:
         return False
 
@@ -249,9 +284,9 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
     same folder, then renamed. ``quality`` (1-100) applies to jpg and webp; webp
     without a quality is lossless. JPEG cannot hold alpha: that is an InputError.
     """
+    path = _file_path(path, "write_image")
     fmt = output_format(f"x.{fmt}") if fmt else output_format(path)
-    if quality is not None and not 1 <= quality <= 100:
-        raise InputError(f"quality must be between 1 and 100, got {quality}")
+    quality = _checked_quality(quality, path)
     if info is not None and not isinstance(info, ImageInfo):
         raise InputError(f"info must be the ImageInfo read_image gave, got {type(info).__name__}")
     image = check_image(image)
@@ -264,10 +299,24 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
                          f"{most} pixels a side; write png")
     icc = info.icc_profile if (metadata and info) else None
     exif = info.exif if (metadata and info) else None
+    for field, value in (("icc_profile", icc), ("exif", exif)):
+        if value is not None and not isinstance(value, bytes):  # Pillow takes a str and writes garbage, or crashes
+            raise InputError(f"{path}: info.{field} must be bytes or None, got {type(value).__name__}")
     if fmt == "jpg" and exif and len(exif) > MAX_JPEG_EXIF:
         raise InputError(f"{os.fspath(path)}: its EXIF ({len(exif)} bytes) is too large for JPEG, which holds at "
                          f"most {MAX_JPEG_EXIF}: write png or webp, or leave the metadata out (--no-metadata)")
     atomic_write(path, lambda f: _encode(f, image, info, fmt, quality, icc, exif))
+
+
+def _checked_quality(quality, path: str) -> int | None:
+    """``quality`` as an int from 1 to 100, or None. Checked here because Pillow's
+    answers differ by format: JPEG a bare ValueError for 50.5, WebP takes 50.5 and
+    True (a bool is an int: quality 1) without a word."""
+    if quality is None:
+        return None
+    if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 1 <= quality <= 100:
+        raise InputError(f"{path}: quality must be a whole number from 1 to 100, got {describe(quality)}")
+    return int(quality)
 
 
 def _process_umask() -> int:

@@ -26,7 +26,7 @@ from typing import Iterator
 
 from models_ncnn import CATALOG_PATH
 
-from .errors import ModelError, ModelMissing
+from .errors import ModelError, ModelMissing, describe
 
 log = logging.getLogger("ncnn_sr")
 
@@ -146,11 +146,29 @@ def model_folders(model_path: str | os.PathLike | None = None) -> list[tuple[Pat
     say where it came from; a folder that does not exist is still listed."""
     folders = []
     if model_path is not None:
-        folders.append((Path(model_path), f"model folder {model_path}"))
+        folders.append((_model_folder(model_path), f"model folder {model_path}"))
     for part in os.environ.get(ENV_MODEL_PATH, "").split(os.pathsep):
         if part:
             folders.append((Path(part), f"{ENV_MODEL_PATH} folder {part}"))
     return folders
+
+
+def _model_folder(model_path: str | os.PathLike) -> Path:
+    """The explicit model folder as a Path. One that does not exist is let through (a
+    default -m folder may be absent); a file, or a name no system can look up, is a
+    ModelError: passed over, the packaged model would run in its stead unsaid."""
+    if not isinstance(model_path, (str, os.PathLike)):
+        raise ModelError(f"the model folder must be a folder's path, got {describe(model_path)}")
+    folder = Path(model_path)
+    if "\0" in str(folder):
+        raise ModelError(f"model folder {str(folder)!r} is not a valid path (it holds a NUL byte)")
+    try:
+        in_the_way = folder.exists() and not folder.is_dir()
+    except OSError:  # a name too long, say: looking in it says so (or passes it over), as before
+        in_the_way = False
+    if in_the_way:
+        raise ModelError(f"model folder {folder} is not a folder")
+    return folder
 
 
 def custom_model_names(model_path: str | os.PathLike | None = None) -> list[str]:
@@ -180,6 +198,8 @@ def resolve_model(model: str | os.PathLike, model_path: str | os.PathLike | None
     Raises ModelError with a one-line reason when the model is unknown, missing,
     corrupt or inconsistent, or a path on the way cannot be looked at.
     """
+    if not isinstance(model, (str, os.PathLike)):
+        raise ModelError(f"the model must be a name or a .param file's path, got {describe(model)}")
     try:
         return _resolve(os.fspath(model), model_path)
     except OSError as e:  # a name too long for the file system, say

@@ -109,10 +109,25 @@ def test_a_model_family_is_benchmarked_as_its_default_variant(tmp_path):
     (["-n", ","], "give at least one model"),
     (["--json", ""], "give a file name"),
     (["--json", "same.out", "--markdown", "same.out"], "--json and --markdown name the same file"),
+    (["--repeat", "99999999999999999999"], "99999999999999999999 is not in the range 1<=x<=100"),  # ran for ever
+    (["--rounds", "101"], "101 is not in the range 1<=x<=100"),
 ])
 def test_bench_refuses_bad_arguments_in_one_line(tmp_path, args, message):
     done = bench_command(*args)
     assert done.returncode in (1, 2) and message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_fifo_given_as_the_picture_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "in.png"
+    os.mkfifo(fifo)
+    try:  # its own timeout: a bench waiting on the FIFO fails here instead of hanging CI
+        done = subprocess.run([sys.executable, "-m", "ncnn_sr", "bench", "-g", "-1", "-i", str(fifo)],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "VK_ICD_FILENAMES": "/nonexistent"})
+    except subprocess.TimeoutExpired:
+        pytest.fail("ncnn-sr bench -i FIFO still waited after 120 s")
+    assert done.returncode == 1 and f"{fifo}: not a picture: it is a pipe (FIFO)" in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -258,16 +273,17 @@ def _children_with(marker: str) -> list[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ctrl_c_stops_the_run_and_its_child_and_writes_nothing(tmp_path):
     out_json = tmp_path / "rows.json"
-    # An odd repeat count marks this test's child among the processes.
+    # An odd repeat count marks this test's child among the processes (within --repeat's
+    # cap of 100: 97 runs of seconds each outlast the test).
     # realesrgan-x4plus: one extraction of a 128x128 picture takes seconds, during
     # which the child cannot act on Ctrl-C itself.
     proc = subprocess.Popen([sys.executable, "-m", "ncnn_sr", "bench", "-n", "realesrgan-x4plus", "-g", "-1", "-t",
-                             "whole", "--size", "128x128", "--repeat", "4711", "--json", str(out_json)],
+                             "whole", "--size", "128x128", "--repeat", "97", "--json", str(out_json)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
-        while not _children_with('"repeat": 4711') and time.monotonic() < deadline:
+        while not _children_with('"repeat": 97') and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(2)  # into the timed runs
         os.killpg(proc.pid, signal.SIGINT)
@@ -277,7 +293,7 @@ def test_ctrl_c_stops_the_run_and_its_child_and_writes_nothing(tmp_path):
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1] == "ncnn-sr: error: interrupted"
     assert not out_json.exists() and os.listdir(tmp_path) == []
-    assert _children_with('"repeat": 4711') == []
+    assert _children_with('"repeat": 97') == []
 
 
 def test_a_picture_file_is_benchmarked_as_8_bit_rgb():

@@ -494,3 +494,93 @@ def test_the_pixel_limit_holds_for_a_frame_that_grows_on_loading(tmp_path, monke
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(InputError, match="too many pixels"):
         read_image(tmp_path / "p.png")
+
+
+def _read_within(path, seconds: float = 20) -> BaseException | None:
+    """What read_image raised on ``path``, read in a thread so that a read which blocks
+    fails the test instead of hanging it: a FIFO's open waits for a writer."""
+    import threading
+
+    outcome: list = []
+
+    def read() -> None:
+        try:
+            read_image(path)
+            outcome.append(None)
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            outcome.append(e)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(seconds)
+    if reader.is_alive():
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # a writer comes and goes: the reader is let go
+        pytest.fail(f"read_image({path}) still waited after {seconds} s")
+    return outcome[0]
+
+
+def test_a_fifo_is_refused_as_a_pipe_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "in.png"
+    os.mkfifo(fifo)
+    caught = _read_within(fifo)
+    assert isinstance(caught, InputError)
+    assert str(caught) == f"{fifo}: not a picture: it is a pipe (FIFO), not a regular file"
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_is_refused_as_a_device_not_called_empty(device):
+    if not os.path.exists(device):
+        pytest.skip(f"no {device} here")
+    with pytest.raises(InputError, match=f"^{device}: not a picture: it is a device, not a regular file$"):
+        read_image(device)
+
+
+def test_a_file_whose_size_says_0_but_has_content_is_not_called_empty():
+    # /proc files: stat gives 0 bytes, reading gives text.
+    if not os.path.exists("/proc/self/maps"):
+        pytest.skip("no /proc here")
+    with pytest.raises(InputError, match=r"^/proc/self/maps: not a picture, or a format Pillow cannot read$"):
+        read_image("/proc/self/maps")
+
+
+@pytest.mark.parametrize("given, said", [
+    (5, "got 5"),
+    (None, "got None"),
+    (np.zeros((40, 40, 3), np.uint8), "got an object of type ndarray"),  # the arguments swapped
+])
+def test_what_is_no_path_is_an_input_error_naming_it(given, said, tmp_path):
+    with pytest.raises(InputError, match=f"^read_image needs a file's path, {said}$"):
+        read_image(given)
+    with pytest.raises(InputError, match=f"^write_image needs a file's path, {said}$"):
+        write_image(given, picture(4, 4))
+
+
+def test_a_path_holding_a_nul_byte_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match=r"not a valid path \(it holds a NUL byte\)$"):
+        read_image(f"{tmp_path}/a\0b.png")
+    with pytest.raises(InputError, match=r"not a valid path \(it holds a NUL byte\)$"):
+        write_image(f"{tmp_path}/a\0b.png", picture(4, 4))
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("field", ["icc_profile", "exif"])
+def test_metadata_that_is_not_bytes_is_an_input_error(field, tmp_path):
+    info = images_mod.ImageInfo("RGB", "PNG", **{field: "not bytes"})
+    for fmt in ("png", "jpg", "webp"):
+        with pytest.raises(InputError, match=rf"o.{fmt}: info.{field} must be bytes or None, got str$"):
+            write_image(tmp_path / f"o.{fmt}", picture(4, 4), info)
+    assert not list(tmp_path.iterdir())
+    write_image(tmp_path / "o.png", picture(4, 4), info, metadata=False)  # left out: nothing to refuse
+
+
+@pytest.mark.parametrize("quality, said", [("90", "'90'"), (50.5, "50.5"), (True, "True"), (0, "0"), (101, "101")])
+@pytest.mark.parametrize("fmt", ["jpg", "webp"])
+def test_a_quality_that_is_not_a_whole_number_from_1_to_100_is_an_input_error(quality, said, fmt, tmp_path):
+    with pytest.raises(InputError, match=f"o.{fmt}: quality must be a whole number from 1 to 100, got {said}$"):
+        write_image(tmp_path / f"o.{fmt}", picture(4, 4), quality=quality)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_numpy_integer_quality_is_a_quality(tmp_path):
+    write_image(tmp_path / "o.jpg", picture(4, 4), quality=np.int64(80))
+    assert read_image(tmp_path / "o.jpg")[0].shape == (4, 4, 3)

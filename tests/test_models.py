@@ -272,6 +272,32 @@ def test_a_param_and_bin_swapped_are_said_to_be_swapped(tmp_path):
         resolve_model(param)
 
 
+@pytest.mark.parametrize("given, said", [(5, "got 5"), (None, "got None")])
+def test_a_model_that_is_no_name_or_path_is_a_model_error_naming_it(given, said):
+    with pytest.raises(ModelError, match=f"^the model must be a name or a .param file's path, {said}$"):
+        resolve_model(given)
+
+
+def test_a_file_given_as_the_model_folder_is_refused_not_passed_over(tmp_path):
+    # The packaged model ran in its stead, as if the folder had been looked in.
+    (tmp_path / "models").write_text("")
+    with pytest.raises(ModelError, match=f"^model folder {re.escape(str(tmp_path / 'models'))} is not a folder$"):
+        resolve_model("realesr-animevideov3-x2", tmp_path / "models")
+    with pytest.raises(ModelError, match="is not a folder$"):
+        custom_model_names(tmp_path / "models")
+
+
+def test_a_model_folder_holding_a_nul_byte_is_refused(tmp_path):
+    with pytest.raises(ModelError, match=r"is not a valid path \(it holds a NUL byte\)$"):
+        resolve_model("realesr-animevideov3-x2", f"{tmp_path}/a\0b")
+
+
+def test_a_model_folder_that_is_not_there_is_passed_over(tmp_path, monkeypatch):
+    # drop-in's -m defaults to "models", which need not exist.
+    monkeypatch.delenv("NCNN_SR_MODEL_PATH", raising=False)
+    assert resolve_model("realesr-animevideov3-x2", tmp_path / "absent").param_path.parent == package_folder()
+
+
 def _models_command(*args, env=None):
     import subprocess
     import sys
