@@ -169,16 +169,21 @@ def make_hdr_clip(path: Path, frames: int = 3, width: int = 32, height: int = 24
         ctx = video.codec_context
         ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = 9, 9, 16, ColorRange.MPEG
         ctx.options = {"x265-params": f"master-display={display}:max-cll={cll},{fall}:log-level=error"}
-        for i in range(frames):
-            image = picture(height, width, seed=i)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(
-                format="yuv420p10le", dst_colorspace=Colorspace.BT2020, dst_color_range=ColorRange.MPEG)
-            frame.pts = i
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
+        encode_all(out, video, (av.VideoFrame.from_ndarray(picture(height, width, seed=i), format="rgb24").reformat(
+            format="yuv420p10le", dst_colorspace=Colorspace.BT2020, dst_color_range=ColorRange.MPEG)
+            for i in range(frames)))
     return path
+
+
+def encode_all(out, video, frames) -> None:
+    """Encode ``frames`` (numbered 0, 1, ... in order) on the stream ``video`` of the
+    open container ``out``, then flush the encoder."""
+    for i, frame in enumerate(frames):
+        frame.pts = i
+        for packet in video.encode(frame):
+            out.mux(packet)
+    for packet in video.encode():
+        out.mux(packet)
 
 
 def hdr_metadata(path: Path) -> tuple | None:

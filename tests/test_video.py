@@ -16,7 +16,7 @@ import pytest
 from av.video.reformatter import ColorRange, Colorspace
 from PIL import Image
 
-from media import HDR10, add_mov_text, add_subtitles, hdr_metadata, make_clip, make_hdr_clip, packets
+from media import HDR10, add_mov_text, add_subtitles, encode_all, hdr_metadata, make_clip, make_hdr_clip, packets
 from ncnn_sr import InputError
 from ncnn_sr.pipeline import Lane, ordered_map
 from ncnn_sr.video import EncodeOptions, upscale_video
@@ -727,12 +727,8 @@ def test_a_colour_matrix_ffmpeg_cannot_convert_is_named(tmp_path):
         video = out.add_stream("libx264", rate=24)
         video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
         video.codec_context.colorspace = 8  # YCgCo: H.264 can say so, swscale cannot decode it
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 40 * i, np.uint8), format="rgb24")
-            for packet in video.encode(frame.reformat(format="yuv420p")):
-                out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
+        encode_all(out, video, (av.VideoFrame.from_ndarray(np.full((24, 32, 3), 40 * i, np.uint8), format="rgb24")
+                                .reformat(format="yuv420p") for i in range(3)))
     out = tmp_path / "out.mp4"
     proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, check_ok=False)
     assert proc.returncode == 1
@@ -752,17 +748,15 @@ def deep_clip(path, level: int = 514, frames: int = 3, width: int = 32, height: 
         video.codec_context.colorspace, video.codec_context.color_range = 1, ColorRange.MPEG
         planes = [np.full((height, width), level, "<u2"), np.full((height // 2, width // 2), 512, "<u2"),
                   np.full((height // 2, width // 2), 512, "<u2")]
-        for i in range(frames):
-            frame = av.VideoFrame(width, height, "yuv420p10le")
-            for plane, values in zip(frame.planes, planes):
+
+        def frame():
+            made = av.VideoFrame(width, height, "yuv420p10le")
+            for plane, values in zip(made.planes, planes):
                 rows = np.zeros((values.shape[0], plane.line_size // 2), "<u2")
                 rows[:, :values.shape[1]] = values
                 plane.update(rows.tobytes())
-            frame.pts = i
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
+            return made
+        encode_all(out, video, (frame() for _ in range(frames)))
     return path
 
 
