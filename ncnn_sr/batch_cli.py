@@ -147,11 +147,15 @@ class RunOptions:
     output_folder: bool = False  # -o was written as a folder ("out/"): one, made if missing
 
 
-def build_lanes(opts: RunOptions, pictures: int | None = None) -> tuple[list[Lane], int, int]:
+def build_lanes(opts: RunOptions, pictures: int | None = None,
+                frame: tuple[int, int] | None = None) -> tuple[list[Lane], int, int]:
     """One Upscaler per device with its proc workers; also the load and save counts
     (capped at the CPU count, as the reference does). With ``pictures`` known, no
     lane gets more proc workers than there are pictures: on the CPU each worker gets
-    a share of the cores, so one picture with two workers would use half of them."""
+    a share of the cores, so one picture with two workers would use half of them.
+    With every picture of one size (``frame``, height and width: a video's), the CPU
+    gets one worker with all the cores where that runs each picture as one window
+    and more workers, splitting the memory budget, would tile it."""
     load, procs, save = parse_jobs(opts.jobs)
     # Every flag is checked before a device is looked at, whose notices (a software
     # Vulkan device passed over) would come before the flag's error.
@@ -179,12 +183,26 @@ def build_lanes(opts: RunOptions, pictures: int | None = None) -> tuple[list[Lan
     # workers share them all.
     cpu_workers = sum(workers for device, workers in zip(chosen, procs) if not device.is_gpu)
     for device, tile, workers in zip(chosen, tiles, procs):
+        if frame is not None and not device.is_gpu and tile == 0 and 1 < workers == cpu_workers:
+            alone = _upscaler(opts, device, tile, devices.cpu_threads_per_call(1), 1)
+            if alone.runs_whole(*frame) and not alone.runs_whole(*frame, calls=workers):
+                # 640x480 frames of animevideov3-x2: 1.25 fps in one window on two
+                # threads, against 1.0 fps for two workers on blended tiles.
+                log.info("one proc worker on %s with all its cores: a %dx%d frame fits one window for one, "
+                         "not for %d", device, frame[1], frame[0], workers)
+                lanes.append(Lane(alone, 1))
+                continue
+            alone.close()
         threads = None if device.is_gpu else devices.cpu_threads_per_call(cpu_workers)
-        up = Upscaler(opts.model, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad, overlap=opts.overlap,
-                      exact=opts.exact, alpha=opts.alpha, precision=opts.precision, model_path=opts.model_path,
-                      threads=threads, concurrency=workers if device.is_gpu else cpu_workers)
+        up = _upscaler(opts, device, tile, threads, workers if device.is_gpu else cpu_workers)
         lanes.append(Lane(up, workers))
     return lanes, min(load, cpus), min(save, cpus)
+
+
+def _upscaler(opts: RunOptions, device: devices.Device, tile: int, threads: int | None, concurrency: int) -> Upscaler:
+    return Upscaler(opts.model, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad, overlap=opts.overlap,
+                    exact=opts.exact, alpha=opts.alpha, precision=opts.precision, model_path=opts.model_path,
+                    threads=threads, concurrency=concurrency)
 
 
 # The reference caps a GPU's proc threads at its compute queue count, which ncnn's Python
@@ -322,7 +340,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
             raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
         video.video_encoder(opts.output, encode)  # a bad --codec or --preset before a model loads
         info = video.probe(opts.input)
-        lanes, _, _ = build_lanes(opts)
+        lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
         window = 2 * sum(lane.workers for lane in lanes) + 2
         cancel = threading.Event()
 

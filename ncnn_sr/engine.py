@@ -479,19 +479,32 @@ class Upscaler:
             )
         return oh // PROBE_SIZE
 
-    def _auto_tile(self, net: "_Network | _SplitNetwork", height: int, width: int) -> tuple[int, bool]:
+    def runs_whole(self, height: int, width: int, calls: int | None = None) -> bool:
+        """Whether a ``height`` × ``width`` picture runs as one window here (an
+        automatic tile that fits it whole, or a tile at least as large), with
+        ``calls`` pictures at once sharing the memory (default: the concurrency it
+        was made for)."""
+        with self._lock:
+            net, tile = self._net, self._tile
+        if tile:
+            return tile >= max(height, width)
+        return self._auto_tile(net, height, width, calls)[0] == 0
+
+    def _auto_tile(self, net: "_Network | _SplitNetwork", height: int, width: int,
+                   share: int | None = None) -> tuple[int, bool]:
         """The automatic tile, and whether a staged run may use it (its budget left
-        room for the maps)."""
+        room for the maps), with ``share`` calls at once (default: the concurrency)."""
+        share = share or self._concurrency
         if net.device.is_gpu:  # the maps stay in the host's memory
             return devices.gpu_auto_tile(net.device.heap_budget_mb), isinstance(net, _SplitNetwork)
         if not isinstance(net, _SplitNetwork):
             return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
-                                         share=self._concurrency, overlap=self.overlap, border=self._border), False
+                                         share=share, overlap=self.overlap, border=self._border), False
         reserve = (HEAD_PIECE + 2 * net.plan.head_context) ** 2 * SPLIT_HEAD_BYTES_PER_PIXEL
 
         def tile(more: int) -> int:
             return devices.cpu_auto_tile(height, width, SPLIT_TRUNK_BYTES_PER_PIXEL, self.tile_pad,
-                                         share=self._concurrency, overlap=self.overlap, reserve=reserve + more,
+                                         share=share, overlap=self.overlap, reserve=reserve + more,
                                          border=self._border)
 
         full = tile(0)
