@@ -328,6 +328,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
 
     bar = None
     began = time.time()
+    new_folder = None
     try:
         if opts.output_folder or opts.output.is_dir():
             shown = os.path.join(opts.output, "") if opts.output_folder else opts.output
@@ -355,6 +356,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
             return ordered_map(lanes, decoded, work, window=window, cancel=cancel)
 
         bar = _FrameProgress(prog, info.frames, opts.quiet)
+        new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
         try:
             opts.output.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -370,6 +372,8 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
             _echo(f"{prog}: interrupted after {opts.output} was written whole")
         else:
             _echo(f"{prog}: interrupted: no output was written")
+            if new_folder is not None:
+                _remove_empty_folders(new_folder)
         sys.stderr.flush()
         os._exit(EXIT_INTERRUPTED)  # do not wait for a tile in progress
     except (NcnnSrError, OSError) as e:
@@ -379,6 +383,8 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
             bar.close()
         # An OSError here is from looking at a path (a name too long, say).
         _echo(f"{prog}: error: {e if isinstance(e, NcnnSrError) else f'{e.filename}: {os_reason(e)}'}")
+        if new_folder is not None:
+            _remove_empty_folders(new_folder)
         return EXIT_FAILED
     bar.close()
     if not opts.quiet:
