@@ -85,6 +85,28 @@ def _fps(ctx, param, value):
     return fps
 
 
+# Video bitrates, in bits per second: below the lowest, encoders fail on opening with
+# FFmpeg's "Generic error in an external library" (libx264 at 1), and a number that
+# small most likely meant kbit/s; above the highest, a typo.
+MIN_BITRATE, MAX_BITRATE = 1000, 10**10
+_BITRATE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
+
+
+def _bitrate(ctx, param, value):
+    if value is None:
+        return None
+    text = value.strip().lower()
+    unit = text[-1:] if text[-1:] in _BITRATE_UNITS else ""
+    try:
+        rate = Fraction(text[:len(text) - len(unit)]) * _BITRATE_UNITS[unit]
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter(f"give bits per second, such as 8000000, 8M or 2500k, not {value!r}") from None
+    if not MIN_BITRATE <= rate <= MAX_BITRATE:
+        raise click.BadParameter(f"{value} is {float(rate):g} bits per second: give {MIN_BITRATE} to {MAX_BITRATE:.0e} "
+                                 "(such as 8M or 2500k)")
+    return int(rate)
+
+
 # Options both commands take, in the order --help lists them after -i, -o and -n.
 _SHARED_OPTIONS = [
     click.option("-s", "--scale", type=float, default=None, callback=_positive,
@@ -177,7 +199,8 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 @click.option("--preset", default=None, help="Encoder preset, e.g. slow, medium, fast.")
 @click.option("--pix-fmt", default=None,
               help="Output pixel format [default: yuv420p; yuv420p10le for 10-bit or deeper input].")
-@click.option("--bitrate", type=click.IntRange(min=1), default=None, help="Target bitrate in bits/s (instead of --crf).")
+@click.option("--bitrate", callback=_bitrate, default=None,
+              help="Target bitrate in bits/s, k or M for thousands or millions: 8M, 2500k (instead of --crf).")
 @click.option("--fps", callback=_fps, default=None,
               help="Constant output rate; frames are repeated or dropped to keep the duration.")
 def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, bitrate: int | None,

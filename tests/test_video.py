@@ -543,10 +543,27 @@ def test_the_encoder_is_checked_before_any_file_is_opened(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_encoder_that_refuses_its_settings_is_a_one_line_error(tmp_path):
-    clip = make_clip(tmp_path / "in.mp4", frames=30)
+def test_a_bitrate_too_low_to_encode_is_refused_before_the_model_loads(tmp_path):
+    # libx264 failed on opening with FFmpeg's "Generic error in an external library".
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, "--bitrate", "1", check_ok=False)
-    one_line_failure(proc, tmp_path, "out.mp4: cannot encode with libx264:")
+    assert proc.returncode == 2 and "1 is 1 bits per second: give 1000 to" in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
+@pytest.mark.parametrize("given, bits", [("8000000", 8_000_000), ("8M", 8_000_000), ("2500k", 2_500_000),
+                                         ("1.5m", 1_500_000)])
+def test_a_bitrate_takes_thousands_and_millions(given, bits):
+    from ncnn_sr.cli import video
+
+    assert video.make_context("video", ["-i", "a.mp4", "-o", "b.mp4", "--bitrate", given]).params["bitrate"] == bits
+
+
+def test_a_video_that_fails_after_its_folder_was_made_takes_the_folder_back(tmp_path):
+    clip = garble_video_packet(make_clip(tmp_path / "in.mp4", frames=12), tmp_path / "broken.mkv", 6)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "new" / "deep" / "out.mp4", *X2, check_ok=False)
+    assert proc.returncode == 1 and "cannot decode" in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["broken.mkv", "in.mp4"]
 
 
 def test_an_encoder_error_stops_the_frame_workers_before_returning(tmp_path):
