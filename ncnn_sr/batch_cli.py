@@ -14,12 +14,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import click
 
 from . import devices
 from .engine import Upscaler
 from .errors import InputError, NcnnSrError, os_reason
+from .images import one_size
 from .jobs import check_reachable, plan_jobs
 from .pipeline import Cancelled, Lane, Outcome, Pipeline, ordered_map
 
@@ -148,14 +150,16 @@ class RunOptions:
 
 
 def build_lanes(opts: RunOptions, pictures: int | None = None,
-                frame: tuple[int, int] | None = None) -> tuple[list[Lane], int, int]:
+                frame: "tuple[int, int] | Callable[[], tuple[int, int] | None] | None" = None
+                ) -> tuple[list[Lane], int, int]:
     """One Upscaler per device with its proc workers; also the load and save counts
     (capped at the CPU count, as the reference does). With ``pictures`` known, no
     lane gets more proc workers than there are pictures: on the CPU each worker gets
     a share of the cores, so one picture with two workers would use half of them.
-    With every picture of one size (``frame``, height and width: a video's), the CPU
-    gets one worker with all the cores where that runs each picture as one window
-    and more workers, splitting the memory budget, would tile it."""
+    With every picture of one size (``frame``, height and width: a video's; or a
+    function that finds it, called only where it matters), the CPU gets one worker
+    with all the cores where that runs each picture as one window and more workers,
+    splitting the memory budget, would tile it."""
     load, procs, save = parse_jobs(opts.jobs)
     # Every flag is checked before a device is looked at, whose notices (a software
     # Vulkan device passed over) would come before the flag's error.
@@ -184,19 +188,28 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     cpu_workers = sum(workers for device, workers in zip(chosen, procs) if not device.is_gpu)
     for device, tile, workers in zip(chosen, tiles, procs):
         if frame is not None and not device.is_gpu and tile == 0 and 1 < workers == cpu_workers:
-            alone = _upscaler(opts, device, tile, devices.cpu_threads_per_call(1), 1)
-            if alone.runs_whole(*frame) and not alone.runs_whole(*frame, calls=workers):
-                # 640x480 frames of animevideov3-x2: 1.25 fps in one window on two
-                # threads, against 1.0 fps for two workers on blended tiles.
-                log.info("one proc worker on %s with all its cores: a %dx%d frame fits one window for one, "
-                         "not for %d", device, frame[1], frame[0], workers)
+            size = frame() if callable(frame) else frame
+            alone = _one_worker_whole(opts, device, size, workers) if size is not None else None
+            if alone is not None:
                 lanes.append(Lane(alone, 1))
                 continue
-            alone.close()
         threads = None if device.is_gpu else devices.cpu_threads_per_call(cpu_workers)
         up = _upscaler(opts, device, tile, threads, workers if device.is_gpu else cpu_workers)
         lanes.append(Lane(up, workers))
     return lanes, min(load, cpus), min(save, cpus)
+
+
+def _one_worker_whole(opts: RunOptions, device: devices.Device, size: tuple[int, int], workers: int) -> Upscaler | None:
+    """An Upscaler for one CPU worker with all the cores if that runs pictures of
+    ``size`` as one window where ``workers`` splitting the memory would tile them
+    (640x480 frames of animevideov3-x2: 1.25 fps against 1.0 fps); else None."""
+    alone = _upscaler(opts, device, 0, devices.cpu_threads_per_call(1), 1)
+    if alone.runs_whole(*size) and not alone.runs_whole(*size, calls=workers):
+        log.info("one proc worker on %s with all its cores: %dx%d pictures fit one window for one, not for %d",
+                 device, size[1], size[0], workers)
+        return alone
+    alone.close()
+    return None
 
 
 def _upscaler(opts: RunOptions, device: devices.Device, tile: int, threads: int | None, concurrency: int) -> Upscaler:
@@ -432,7 +445,9 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
             _echo(f"{prog}: error: {line}")
         if not plan.jobs:
             raise InputError(f"{opts.input}: no pictures found")
-        lanes, load, save = build_lanes(opts, pictures=len(plan.jobs))
+        # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
+        lanes, load, save = build_lanes(opts, pictures=len(plan.jobs),
+                                        frame=lambda: one_size([job.source for job in plan.jobs]))
         for lane in lanes:
             log.info("%s x%d on %s, %d proc worker(s)", lane.upscaler.spec.name, lane.upscaler.scale,
                      lane.upscaler.device, lane.workers)

@@ -115,6 +115,25 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
         raise InputError(f"{name}: broken or truncated picture ({e})") from None
 
 
+def one_size(paths, most: int = 500) -> tuple[int, int] | None:
+    """The size (height, width, either way round) that the first ``most`` of
+    ``paths`` all have, from their headers alone; None as soon as two differ or one
+    cannot be read."""
+    found = None
+    for path in paths[:most]:
+        try:
+            with _pillow_warnings():
+                im = Image.open(path)
+            with im:
+                size = tuple(sorted((im.height, im.width)))
+        except Exception:  # noqa: BLE001 - a picture that cannot be read fails later, in its own words
+            return None
+        if found is not None and size != found:
+            return None
+        found = size
+    return found
+
+
 # warnings.catch_warnings swaps the process's filter list on entry and back on exit:
 # two load workers inside it at once left filters behind, or lifted the bomb check
 # for the other while it opened a picture. One at a time, and never while decoding.

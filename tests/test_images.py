@@ -584,3 +584,18 @@ def test_a_quality_that_is_not_a_whole_number_from_1_to_100_is_an_input_error(qu
 def test_a_numpy_integer_quality_is_a_quality(tmp_path):
     write_image(tmp_path / "o.jpg", picture(4, 4), quality=np.int64(80))
     assert read_image(tmp_path / "o.jpg")[0].shape == (4, 4, 3)
+
+
+def test_one_size_is_the_size_every_picture_has_either_way_round(tmp_path):
+    from ncnn_sr.images import one_size
+
+    for name, (h, w) in {"a.png": (24, 32), "b.jpg": (24, 32), "c.png": (32, 24)}.items():
+        Image.fromarray(picture(h, w)).save(tmp_path / name)
+    same = [tmp_path / n for n in ("a.png", "b.jpg", "c.png")]
+    assert one_size(same) == (24, 32)
+    Image.fromarray(picture(24, 33)).save(tmp_path / "d.png")
+    assert one_size([*same, tmp_path / "d.png"]) is None
+    assert one_size([*same, tmp_path / "d.png"], most=3) == (24, 32)  # only the first few are read
+    (tmp_path / "e.png").write_bytes(b"not a picture")
+    assert one_size([tmp_path / "e.png", *same]) is None
+    assert one_size([]) is None
