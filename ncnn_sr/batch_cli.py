@@ -187,29 +187,20 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     # workers share them all.
     cpu_workers = sum(workers for device, workers in zip(chosen, procs) if not device.is_gpu)
     for device, tile, workers in zip(chosen, tiles, procs):
-        if frame is not None and not device.is_gpu and tile == 0 and 1 < workers == cpu_workers:
-            size = frame() if callable(frame) else frame
-            alone = _one_worker_whole(opts, device, size, workers) if size is not None else None
-            if alone is not None:
-                lanes.append(Lane(alone, 1))
-                continue
         threads = None if device.is_gpu else devices.cpu_threads_per_call(cpu_workers)
         up = _upscaler(opts, device, tile, threads, workers if device.is_gpu else cpu_workers)
+        if frame is not None and not device.is_gpu and tile == 0 and 1 < workers == cpu_workers:
+            size = frame() if callable(frame) else frame
+            if size is not None and up.runs_whole(*size, calls=1) and not up.runs_whole(*size):
+                # 640x480 frames of animevideov3-x2: 1.25 fps in one window on all the
+                # cores, against 1.0 fps for two workers on blended tiles. The model is
+                # loaded again only then: threads are fixed when it loads.
+                log.info("one proc worker on %s with all its cores: %dx%d pictures fit one window for one, "
+                         "not for %d", device, size[1], size[0], workers)
+                up.close()
+                up, workers = _upscaler(opts, device, tile, devices.cpu_threads_per_call(1), 1), 1
         lanes.append(Lane(up, workers))
     return lanes, min(load, cpus), min(save, cpus)
-
-
-def _one_worker_whole(opts: RunOptions, device: devices.Device, size: tuple[int, int], workers: int) -> Upscaler | None:
-    """An Upscaler for one CPU worker with all the cores if that runs pictures of
-    ``size`` as one window where ``workers`` splitting the memory would tile them
-    (640x480 frames of animevideov3-x2: 1.25 fps against 1.0 fps); else None."""
-    alone = _upscaler(opts, device, 0, devices.cpu_threads_per_call(1), 1)
-    if alone.runs_whole(*size) and not alone.runs_whole(*size, calls=workers):
-        log.info("one proc worker on %s with all its cores: %dx%d pictures fit one window for one, not for %d",
-                 device, size[1], size[0], workers)
-        return alone
-    alone.close()
-    return None
 
 
 def _upscaler(opts: RunOptions, device: devices.Device, tile: int, threads: int | None, concurrency: int) -> Upscaler:

@@ -493,7 +493,9 @@ class Upscaler:
     def _auto_tile(self, net: "_Network | _SplitNetwork", height: int, width: int,
                    share: int | None = None) -> tuple[int, bool]:
         """The automatic tile, and whether a staged run may use it (its budget left
-        room for the maps), with ``share`` calls at once (default: the concurrency)."""
+        room for the maps), with ``share`` calls at once (default: the concurrency): the
+        maps' own budget is always the concurrency's, as only the window's matters to
+        ``runs_whole``."""
         share = share or self._concurrency
         if net.device.is_gpu:  # the maps stay in the host's memory
             return devices.gpu_auto_tile(net.device.heap_budget_mb), isinstance(net, _SplitNetwork)

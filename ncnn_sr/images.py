@@ -3,6 +3,7 @@ orientation, and writes that never leave a partial file. Knows nothing of ncnn."
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import numbers
 import os
@@ -384,16 +385,18 @@ class _PythonWrites:
         return getattr(self._file, name)
 
 
-# File systems hold names of at most 255 bytes, and the temporary name adds 15 to the
-# target's (two dots, 8 random characters, ".part"): a long name is cut short in it, or
-# a name that fits could never be written. 50 characters are at most 200 bytes.
+# File systems hold names of at most 255 bytes, and a temporary name beside a file adds
+# some to its name: a name that fits could then never be written. A name over this is
+# cut short in the temporary name, told apart from others cut alike by a hash of it.
 _TEMP_NAME_BYTES, _TEMP_NAME_CHARS = 200, 50
 
 
-def _temp_prefix(name: str) -> str:
-    if len(os.fsencode(name)) > _TEMP_NAME_BYTES:
-        name = name[:_TEMP_NAME_CHARS]
-    return f".{name}."
+def temp_stem(name: str) -> str:
+    """``name`` as the start of a temporary name beside it: itself, or cut short."""
+    whole = os.fsencode(name)
+    if len(whole) <= _TEMP_NAME_BYTES:
+        return name
+    return f"{name[:_TEMP_NAME_CHARS]}~{hashlib.sha256(whole).hexdigest()[:12]}"
 
 
 def atomic_write(path: str | os.PathLike, encode) -> None:
@@ -403,7 +406,7 @@ def atomic_write(path: str | os.PathLike, encode) -> None:
     target = write_target(path)
     folder = target.parent
     try:
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target.name), suffix=".part", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(target.name)}.", suffix=".part", dir=folder)
     except OSError as e:
         raise cannot_write(target, e) from None
     try:

@@ -13,7 +13,6 @@ other streams (sound, subtitles, attachments, chapters, tags) is ``video_streams
 from __future__ import annotations
 
 import collections
-import hashlib
 import logging
 import math
 import os
@@ -27,7 +26,7 @@ import numpy as np
 
 from . import timecode, video_streams
 from .errors import InputError
-from .images import write_target
+from .images import temp_stem, write_target
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, coded, deeper_format, depth,
                            encodable_size, fit, fit_warning, mastering, mastering_options, output_colour, to_rgb)
 
@@ -206,7 +205,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     encoder = video_encoder(dst, options)
     final = write_target(dst)
     # The container is the one dst's name asks for, whatever a link to it points to.
-    part = final.with_name(f".{_part_stem(final.stem)}.ncnn-sr-part{dst.suffix}")
+    part = final.with_name(f".{temp_stem(final.stem)}.ncnn-sr-part{dst.suffix}")
     inp = _open_input(src)
     try:
         video_in = _video_stream(inp, src)
@@ -241,19 +240,6 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         raise
     inp.close()
     return written
-
-
-# File systems hold names of at most 255 bytes, and the part's name adds 14 to the
-# stem's and suffix's: a name that fits could never be written. A longer stem is cut
-# short in it, told apart from others cut alike by a hash of the whole.
-_PART_STEM_BYTES, _PART_STEM_CHARS = 200, 50
-
-
-def _part_stem(stem: str) -> str:
-    whole = os.fsencode(stem)
-    if len(whole) <= _PART_STEM_BYTES:
-        return stem
-    return f"{stem[:_PART_STEM_CHARS]}~{hashlib.sha256(whole).hexdigest()[:12]}"
 
 
 def _close_discarded(out) -> None:
