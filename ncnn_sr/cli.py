@@ -23,7 +23,7 @@ from .engine import ALPHA_MODES, PRECISIONS
 from .errors import ModelMissing, NcnnSrError
 from .images import write_target
 from .jobs import names_a_folder
-from .video import EncodeOptions, is_video_path
+from .video_options import EncodeOptions, is_video_path
 
 PROG = "ncnn-sr"
 DEFAULT_MODEL = "realesrgan-x4plus"

@@ -13,7 +13,7 @@ import click
 from . import models as models_mod
 from .batch_cli import RunOptions, path_flag, run, run_video, setup_logging
 from .jobs import names_a_folder
-from .video import EncodeOptions, is_video_path
+from .video_options import EncodeOptions, is_video_path
 
 PROG = "realesrgan-ncnn-vulkan"
 # The reference writes JPEG at quality 100 and WebP lossless, and tiles with 10 px of

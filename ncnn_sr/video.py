@@ -27,37 +27,18 @@ import numpy as np
 from . import timecode, video_streams
 from .errors import InputError
 from .images import temp_stem, write_target
+from .video_options import EncodeOptions, is_video_path  # noqa: F401 (re-exported)
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, coded, deeper_format, depth,
                            encodable_size, fit, fit_warning, mastering, mastering_options, output_colour, to_rgb)
 
 log = logging.getLogger("ncnn_sr")
 
-VIDEO_SUFFIXES = frozenset(
-    ".mp4 .m4v .mkv .mov .avi .webm .flv .wmv .mpg .mpeg .ts .m2ts .mts .3gp .ogv .vob".split())
 DEFAULT_CRF = 18  # visually near-lossless for x264/x265; upscaled detail deserves it
 DEFAULT_PIX_FMT = "yuv420p"  # what every player decodes
 # x264 and x265 print their own complaint about an unknown preset straight to stderr,
 # past FFmpeg's log, so these are checked first to keep the error one line.
 X264_X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                      "placebo")
-
-
-def is_video_path(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    """How the upscaled video is encoded. ``codec`` None picks libx264, or libvpx-vp9
-    for .webm; ``crf`` None is 18 for the x264/x265/VP9/AV1 encoders; ``pix_fmt``
-    None is yuv420p, or its 10-bit form for input of more than 8 bits per sample."""
-
-    codec: str | None = None
-    crf: int | None = None
-    preset: str | None = None
-    pix_fmt: str | None = None  # None: yuv420p, or yuv420p10le for deeper input where the encoder takes it
-    bitrate: int | None = None
-    fps: Fraction | None = None
 
 
 @dataclass(frozen=True)

