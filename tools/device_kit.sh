@@ -20,7 +20,7 @@ trap 'rm -rf "$work"' EXIT
 
 o=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64)
 apt-get "${o[@]}" update -qq
-(cd "$kit/debs" && apt-get "${o[@]}" download -qq libvulkan1 libomp5-14)
+(cd "$kit/debs" && apt-get "${o[@]}" download -qq libvulkan1 libglvnd0 libglx0 libegl1 libgl1 libgles2 libopengl0 libomp5-14)
 
 tag=cp${pyver/./}
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$pyver" --implementation cp \
