@@ -8,8 +8,8 @@ times and keeps the best. A row holds:
   - rss_mb: the child's peak resident memory;
   - device_mb: on a Vulkan device, the peak device-local memory the process held
     (weights, blobs, staging), where the driver reports it (VK_EXT_memory_budget);
-  - python_share: the part of the best run's wall time spent outside ncnn's
-    extractions: padding, TTA, stitching, blending, colour and depth conversion;
+  - python_share: the part of the best run's wall time when no ncnn extraction
+    ran: padding, TTA, stitching, blending, colour and depth conversion;
   - psnr / keep: dB (uint8) against the fp32 output of the same configuration, and
     whether that is at least KEEP_PSNR;
   - cpp_mps / ratio: with a reference Python, the official realesrgan-ncnn-vulkan
@@ -137,17 +137,24 @@ def child(cfg: dict) -> dict:
     engine.ncnn.Net = net_with_flags  # engine.ncnn is the ncnn module: this child only
 
     device_peak = _DevicePeak(cfg["device"]) if cfg["device"] >= 0 else None
-    # Every ncnn run of the engine goes through _Network.extract: what upscale()
-    # spends outside it is the Python share.
-    in_run = [0.0]
+    # Every ncnn run of the engine goes through _Network.extract: the time upscale()
+    # spends with none running is the Python share. With windows in flight on a GPU
+    # several run at once, so what counts is the time at least one runs, not the sum.
+    in_run, running, since, lock = [0.0], [0], [0.0], threading.Lock()
     real_extract = engine._Network.extract
 
     def timed_extract(self, inputs, output):
-        start = time.perf_counter()
+        with lock:
+            running[0] += 1
+            if running[0] == 1:
+                since[0] = time.perf_counter()
         try:
             return real_extract(self, inputs, output)
         finally:
-            in_run[0] += time.perf_counter() - start
+            with lock:
+                running[0] -= 1
+                if running[0] == 0:
+                    in_run[0] += time.perf_counter() - since[0]
             if device_peak is not None:
                 device_peak.sample()
 

