@@ -199,3 +199,119 @@ def test_a_discrete_gpu_blends_unless_asked_for_exact_tiles(gpu, monkeypatch):
     assert runs == []
     Upscaler(RRDB, device=discrete, tile=32, exact=True).upscale(image)
     assert runs == [1]
+
+
+def discrete(gpu: int):
+    """This machine's GPU as if it were a discrete one (lavapipe computes in the host's memory)."""
+    from ncnn_sr.devices import Device
+
+    here = get_device(gpu)
+    return Device(here.index, here.name, "discrete", here.heap_budget_mb)
+
+
+def count_windows_at_once(monkeypatch) -> list:
+    """[most windows seen running at once]; threads that ran windows are named."""
+    import threading
+
+    lock, active, most = threading.Lock(), [0], [0]
+    real = engine_mod.Upscaler._window_output
+
+    def counted(self, *args):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            return real(self, *args)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(engine_mod.Upscaler, "_window_output", counted)
+    return most
+
+
+def window_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name.startswith("ncnn-sr-window")]
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"tile_pad": 10}], ids=["blended", "reference"])
+def test_a_discrete_gpu_keeps_windows_in_flight_with_the_same_output(gpu, monkeypatch, kwargs):
+    image = picture(70, 52, channels=4)
+    one = Upscaler(MODEL, device=discrete(gpu), tile=32, alpha="model", **kwargs)
+    one._windows_ahead = 1
+    want = one.upscale(image)
+    most = count_windows_at_once(monkeypatch)
+    up = Upscaler(MODEL, device=discrete(gpu), tile=32, alpha="model", **kwargs)
+    seen = []
+    got = up.upscale(image, progress=lambda done, total: seen.append((done, total)))
+    assert most[0] > 1
+    assert np.array_equal(got, want)
+    assert [d for d, _ in seen] == list(range(1, len(seen) + 1)) and seen[-1][0] == seen[-1][1] >= 3
+    assert window_threads() == []
+
+
+def test_windows_in_flight_stay_within_the_heap_budget(gpu):
+    from ncnn_sr.devices import Device
+
+    here = get_device(gpu)
+    box = (0, 0, 220, 220, (10, 210, 10, 210))  # a 200 px tile with its context
+    up = Upscaler(MODEL, device=discrete(gpu))
+
+    def ahead(kind, budget_mb, boxes, concurrency=1):
+        up._concurrency = concurrency
+        return up._windows_in_flight(type("Net", (), {"device": Device(here.index, "x", kind, budget_mb)}), boxes)
+
+    assert ahead("discrete", 143_000, [box] * 9) == engine_mod.GPU_WINDOWS_IN_FLIGHT
+    assert ahead("discrete", 143_000, [box] * 2) == 2
+    assert ahead("discrete", 143_000, [box]) == 1
+    assert ahead("integrated", 143_000, [box] * 9) == 1  # shares the host's memory and cores with us
+    assert ahead("cpu", 143_000, [box] * 9) == 1
+    assert ahead("discrete", 2_000, [box] * 9) == 1  # a 2 GB card: one 220 px window at a time
+    assert ahead("discrete", 5_000, [box] * 9) == 2
+    assert ahead("discrete", 5_000, [box] * 9, concurrency=2) == 1  # two calls share the card
+
+
+def test_out_of_memory_in_a_window_in_flight_retries_smaller_tiles_and_leaves_no_thread(gpu, monkeypatch, caplog):
+    image = picture(40, 70)
+    want = Upscaler(MODEL, device=discrete(gpu), tile=32, tile_pad=10).upscale(image)
+    real_run, calls = engine_mod._Network.run, []
+
+    def second_window_fails_once(self, window, keep=None):
+        calls.append(1)
+        if len(calls) == 2:
+            raise engine_mod._NetFailure("injected out of memory")
+        return real_run(self, window, keep)
+
+    monkeypatch.setattr(engine_mod._Network, "run", second_window_fails_once)
+    up = Upscaler(MODEL, device=discrete(gpu), tile=64, tile_pad=10)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        got = up.upscale(image)
+    assert "retrying with 32px tiles" in caplog.text and up.device.is_gpu
+    assert np.array_equal(got, want)
+    assert window_threads() == []
+
+
+def test_a_progress_callback_that_raises_stops_the_windows_in_flight(gpu, monkeypatch):
+    most = count_windows_at_once(monkeypatch)
+    up = Upscaler(MODEL, device=discrete(gpu), tile=32)
+
+    def stop(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        up.upscale(picture(70, 70), progress=stop)
+    assert most[0] > 1 and window_threads() == []
+    assert up.upscale(picture(20, 20)).shape == (40, 40, 3)  # the upscaler still works
+
+
+def test_a_large_discrete_gpu_tiles_at_400_px_and_keeps_three_windows_in_flight(gpu):
+    from ncnn_sr.devices import Device
+
+    big = Device(get_device(gpu).index, "big", "discrete", 143_000)
+    up = Upscaler(MODEL, device=big)
+    tile, _ = up._auto_tile(up._net, 2000, 3000)
+    assert tile == 400
+    boxes = [(0, 0, tile + 36, tile + 36, None)] * 20  # 10 px of context a side and the 16 px blend
+    assert up._windows_in_flight(up._net, boxes) == engine_mod.GPU_WINDOWS_IN_FLIGHT
