@@ -39,6 +39,12 @@ def test_auto_tile_follows_the_reference_heap_budget_table():
         [200, 200, 100, 100, 100, 64, 64, 64, 32, 32]
 
 
+def test_a_large_discrete_gpu_gets_larger_tiles_than_the_reference_gives():
+    assert devices.gpu_auto_tile(143_000, discrete=True) == devices.gpu_auto_tile(16_000, discrete=True) == 400
+    assert devices.gpu_auto_tile(15_999, discrete=True) == 200
+    assert devices.gpu_auto_tile(143_000) == 200  # integrated GPUs and software devices share the host's memory
+
+
 def test_cpu_auto_tile_is_whole_when_small_and_bounded_when_large():
     assert devices.cpu_auto_tile(64, 64, 60_000, 10, memory=8 << 30) == 0
     tile = devices.cpu_auto_tile(4000, 3000, 60_000, 10, memory=8 << 30)
