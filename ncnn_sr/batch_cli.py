@@ -24,6 +24,7 @@ from .errors import InputError, NcnnSrError, os_reason
 from .images import one_size
 from .jobs import check_reachable, plan_jobs
 from .pipeline import Cancelled, Lane, Outcome, Pipeline, ordered_map
+from .video_options import is_video_path
 
 log = logging.getLogger("ncnn_sr")
 
@@ -93,6 +94,15 @@ BAD_PROCS = "invalid jobs_proc thread count argument: give one proc count of at 
 BAD_TILE = "invalid tilesize argument: tile size must be 0 (auto) or at least 32; one per device: 0,200"
 
 
+# -j auto (ncnn-sr's default): the reference's 1:2:2, with more savers where a discrete
+# GPU does the upscaling. PNG writing is then what limits a folder: on an H200 with 16
+# cores, 100 pictures of 480x360 through realesr-animevideov3-x2 ran at 14.5 pictures
+# a second with 2 savers, 0.57 times the engine alone, and at 23.9 with 6, 1.18 times
+# (docs/benchmarks.md). Half the cores, at most MAX_AUTO_SAVERS.
+AUTO_JOBS = "1:2:2"
+MAX_AUTO_SAVERS = 8
+
+
 def parse_jobs(text: str) -> tuple[int, list[int], int]:
     """``load:proc:save`` with ``proc`` a comma list, one per device."""
     parts = text.split(":")
@@ -160,7 +170,8 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     function that finds it, called only where it matters), the CPU gets one worker
     with all the cores where that runs each picture as one window and more workers,
     splitting the memory budget, would tile it."""
-    load, procs, save = parse_jobs(opts.jobs)
+    auto_jobs = opts.jobs.strip().lower() == "auto"
+    load, procs, save = parse_jobs(AUTO_JOBS if auto_jobs else opts.jobs)
     # Every flag is checked before a device is looked at, whose notices (a software
     # Vulkan device passed over) would come before the flag's error.
     auto = opts.gpu.strip().lower() in ("auto", "")
@@ -179,6 +190,8 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
         except NcnnSrError:
             raise UsageError(f"invalid gpu device {index}: {_device_hint()}") from None
     cpus = os.cpu_count() or 1
+    if auto_jobs and any(device.is_gpu and not device.host_memory for device in chosen):
+        save = max(save, min(MAX_AUTO_SAVERS, cpus // 2))
     lanes = []
     procs = [_capped_workers(device, workers, cpus) for device, workers in zip(chosen, procs)]
     if pictures is not None:
@@ -338,7 +351,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
             shown = os.path.join(opts.output, "") if opts.output_folder else opts.output
             raise InputError(f"{shown} is a folder: give the output video's file name")
         check_reachable(opts.output, file=True)
-        if not video.is_video_path(opts.output):
+        if not is_video_path(opts.output):
             raise InputError(f"unsupported video container '{opts.output.suffix}' for {opts.output}: "
                              "use mp4, mkv, mov, webm or avi")
         if opts.output.exists() and opts.input.exists() and os.path.samefile(opts.input, opts.output):

@@ -127,8 +127,9 @@ _SHARED_OPTIONS = [
                       "allows, blended on discrete GPUs."),
     click.option("-g", "--gpu", default="auto", show_default=True,
                  help="Vulkan device index, -1 for the CPU; several: 0,1 or 0,-1."),
-    click.option("-j", "--jobs", default="1:2:2", show_default=True,
-                 help="Threads load:proc:save; proc one per device: 1:2,2:2."),
+    click.option("-j", "--jobs", default="auto", show_default=True,
+                 help="Threads load:proc:save; proc one per device: 1:2,2:2. auto: 1:2:2, with up to 8 "
+                      "savers (half the cores) when a discrete GPU upscales, as writing PNGs then limits a run."),
     click.option("-m", "--model-path", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
                  help="Folder to look for models in first."),
     click.option("-x", "--tta", is_flag=True, help="Test-time augmentation: average the 8 flips/rotations (8x slower)."),
@@ -284,7 +285,7 @@ def list_devices() -> None:
             tiling = "exact tiles" if d.host_memory else "blended tiles (--exact for exact ones)"
             if d.is_gpu:
                 click.echo(f"{d.index:>3}  {d.name}  [{d.kind}]  heap budget {d.heap_budget_mb} MB, "
-                           f"auto tile {devices_mod.gpu_auto_tile(d.heap_budget_mb)}, {tiling}")
+                           f"auto tile {devices_mod.gpu_auto_tile(d.heap_budget_mb, not d.host_memory)}, {tiling}")
             else:
                 click.echo(f"{d.index:>3}  CPU  (-g -1), {tiling}")
         click.echo(f"-g auto is {auto.index}" + (f": {why}" if why else ""))

@@ -344,6 +344,38 @@ def test_the_cpu_listed_twice_shares_its_cores_and_memory_between_both_lanes(mon
     assert [(kw["threads"], kw["concurrency"]) for kw in made] == [(2, 4), (2, 4)]
 
 
+@pytest.mark.parametrize("kind,gpu,jobs,cpus,save", [
+    ("discrete", "0", "auto", 16, 8),  # PNG writing limits a fast GPU: half the cores save
+    ("discrete", "0", "auto", 40, 8),
+    ("discrete", "0", "auto", 2, 2),
+    ("discrete", "0,-1", "auto", 16, 8),
+    ("integrated", "0", "auto", 16, 2),  # it shares the host's cores and memory
+    (None, "-1", "auto", 16, 2),
+    ("discrete", "0", "1:2:2", 16, 2),  # asked for: kept
+    ("discrete", "0", "1:2:3", 16, 3),
+])
+def test_jobs_auto_gives_a_discrete_gpu_more_savers(monkeypatch, kind, gpu, jobs, cpus, save):
+    from ncnn_sr import batch_cli, devices
+    from ncnn_sr.batch_cli import RunOptions, build_lanes
+
+    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: object())
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    real = devices.get_device
+    monkeypatch.setattr(devices, "get_device", lambda spec: devices.Device(0, "fake", kind, 8000)
+                        if str(spec) == "0" else real(spec))
+    opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None,
+                      gpu=gpu, tile="0", jobs=jobs, tta=False, fmt=None)
+    lanes, load, saves = build_lanes(opts)
+    assert (load, saves) == (1, save) and lanes[0].workers == 2
+
+
+def test_ncnn_sr_defaults_to_jobs_auto_and_the_drop_in_to_the_reference_threads():
+    from ncnn_sr import cli, dropin
+
+    assert {p.name: p.default for p in cli.upscale.params}["jobs"] == "auto"
+    assert {p.name: p.default for p in dropin.main.params}["jobs"] == "1:2:2"
+
+
 def test_video_frames_that_one_worker_runs_whole_get_one_worker_with_all_the_cores(monkeypatch):
     # Two CPU workers split the memory budget: 640x480 frames then ran as blended tiles
     # (1.0 fps) where one worker on both cores ran them whole (1.25 fps).
