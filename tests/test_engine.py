@@ -547,3 +547,15 @@ def test_closing_from_inside_a_call_returns_and_frees_the_networks_when_the_call
     assert up._net._net is None and up._alpha_net._net is None  # freed once the call ended
     with pytest.raises(InputError, match="this Upscaler is closed"):
         up.upscale(picture(4, 4))
+
+
+@pytest.mark.parametrize("field", ["input_blob", "output_blob"])
+def test_a_model_spec_with_a_wrong_blob_name_is_a_model_error_not_a_lack_of_memory(field):
+    import dataclasses
+
+    from ncnn_sr.errors import ModelError
+    from ncnn_sr.models import resolve_model
+
+    bad = dataclasses.replace(resolve_model("realesr-animevideov3-x2"), **{field: "nope"})
+    with pytest.raises(ModelError, match="no (input )?blob 'nope'"):
+        Upscaler(bad, device=-1).upscale(np.zeros((20, 20, 3), np.uint8))
