@@ -94,6 +94,7 @@ class _DevicePeak:
         from . import gpu_memory
 
         self._read = lambda: gpu_memory.used_bytes(index)
+        self._lock = threading.Lock()  # the sampling thread and every window thread
         self.peak = self._read()
         self._stop = threading.Event()
         self._thread = None
@@ -103,7 +104,9 @@ class _DevicePeak:
 
     def sample(self) -> None:
         if self.peak is not None:
-            self.peak = max(self.peak, self._read())
+            used = self._read()
+            with self._lock:
+                self.peak = max(self.peak, used)
 
     def _loop(self) -> None:
         while not self._stop.wait(DEVICE_SAMPLE_S):

@@ -520,7 +520,9 @@ class Upscaler:
         ``runs_whole``."""
         share = share or self._concurrency
         if net.device.is_gpu:  # the maps stay in the host's memory
-            return (devices.gpu_auto_tile(net.device.heap_budget_mb, discrete=not net.device.host_memory),
+            # The reference rule promises the reference tool's output, tiled as it tiles.
+            large = not net.device.host_memory and self.overlap > 0
+            return (devices.gpu_auto_tile(net.device.heap_budget_mb, discrete=large),
                     isinstance(net, _SplitNetwork))
         if not isinstance(net, _SplitNetwork):
             return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
@@ -681,17 +683,28 @@ class Upscaler:
                 yield self._window_output(net, rgb, alpha, *box)
             return
         pending: collections.deque = collections.deque()
-        with ThreadPoolExecutor(ahead, thread_name_prefix="ncnn-sr-window") as pool:
-            try:
-                for box in boxes:
-                    pending.append(pool.submit(self._window_output, net, rgb, alpha, *box))
-                    if len(pending) == ahead:
-                        yield pending.popleft().result()
-                while pending:
+        pool = ThreadPoolExecutor(ahead, thread_name_prefix="ncnn-sr-window")
+        try:
+            for box in boxes:
+                pending.append(pool.submit(self._window_output, net, rgb, alpha, *box))
+                if len(pending) == ahead:
                     yield pending.popleft().result()
-            finally:
-                for future in pending:
-                    future.cancel()  # those not started; the pool's exit waits for the rest
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()  # those not started
+            # The rest run to their end even through another Ctrl-C: the network may be
+            # freed as soon as the call ends, and freeing it under a window crashes.
+            interrupted = False
+            while True:
+                try:
+                    pool.shutdown(wait=True)
+                    break
+                except KeyboardInterrupt:
+                    interrupted = True
+            if interrupted:
+                raise KeyboardInterrupt
 
     def _windows_in_flight(self, net: _Network, boxes: list) -> int:
         device = net.device

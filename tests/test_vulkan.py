@@ -233,7 +233,8 @@ def count_windows_at_once(monkeypatch) -> list:
 def window_threads() -> list:
     import threading
 
-    return [t for t in threading.enumerate() if t.name.startswith("ncnn-sr-window")]
+    # is_alive: a joined thread can linger in enumerate() for a moment after its run.
+    return [t for t in threading.enumerate() if t.name.startswith("ncnn-sr-window") and t.is_alive()]
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"tile_pad": 10}], ids=["blended", "reference"])
@@ -315,3 +316,40 @@ def test_a_large_discrete_gpu_tiles_at_400_px_and_keeps_three_windows_in_flight(
     assert tile == 400
     boxes = [(0, 0, tile + 36, tile + 36, None)] * 20  # 10 px of context a side and the 16 px blend
     assert up._windows_in_flight(up._net, boxes) == engine_mod.GPU_WINDOWS_IN_FLIGHT
+
+
+def test_a_second_ctrl_c_while_windows_finish_still_leaves_no_window_running(gpu, monkeypatch):
+    # The network may be freed as soon as a call ends: a window still in it would crash.
+    import signal
+    import threading
+    import time
+
+    real, started = engine_mod.Upscaler._window_output, []
+
+    def slow_after_the_first(self, *args):
+        started.append(1)
+        if len(started) > 1:
+            time.sleep(1.5)
+        return real(self, *args)
+
+    monkeypatch.setattr(engine_mod.Upscaler, "_window_output", slow_after_the_first)
+    main = threading.main_thread().ident
+
+    def ctrl_c_twice(done, total):
+        threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT)).start()  # lands while the call waits
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Upscaler(MODEL, device=discrete(gpu), tile=32).upscale(picture(70, 70), progress=ctrl_c_twice)
+    assert window_threads() == []
+
+
+def test_the_reference_rule_keeps_the_reference_tools_200_px_automatic_tile_on_a_large_gpu(gpu):
+    # What realesrgan-ncnn-vulkan -t 0 runs on a 24 GB card: its promise is the C++ code's output.
+    from ncnn_sr.devices import Device
+
+    big = Device(get_device(gpu).index, "big", "discrete", 24_000)
+    up = Upscaler(MODEL, device=big, tile_pad=10)
+    assert up._auto_tile(up._net, 2000, 3000)[0] == 200
+    image = picture(12, 230)  # split at x = 200 by the C++ code
+    assert np.array_equal(up.upscale(image), Upscaler(MODEL, device=big, tile=200, tile_pad=10).upscale(image))
