@@ -749,17 +749,20 @@ class Upscaler:
             for col, piece in zip(cols, outputs):
                 x0, x1 = col.start * s, col.end * s
                 left, right = col.rise * s, col.fall * s
-                weighted = piece * ramp_weights(x1 - x0, left, right)[None, :, None]
+                # Weighted only where it blends: the whole piece times its weights took
+                # half of this loop's time on x4plus's 944 px windows.
+                weight_x = ramp_weights(x1 - x0, left, right)[None, :, None]
+                edge = piece.shape[1] - right
                 if rise:
-                    top[:, x0:x1] += weight_y[:rise] * weighted[:rise]
+                    top[:, x0:x1] += weight_y[:rise] * (piece[:rise] * weight_x)
                 if fall:
-                    bottom[:, x0:x1] += weight_y[-fall:] * weighted[-fall:]
+                    bottom[:, x0:x1] += weight_y[-fall:] * (piece[-fall:] * weight_x)
                 rows_out = slice(y0 + rise, y0 + band_height - fall)
-                out[rows_out, x0 + left:x1 - right] = self._finish(piece[mid, left:piece.shape[1] - right], channels,
-                                                                   out.dtype)
+                out[rows_out, x0 + left:x1 - right] = self._finish(piece[mid, left:edge], channels, out.dtype)
                 if left:
-                    out[rows_out, x0:x0 + left] = self._finish(pending + weighted[mid, :left], channels, out.dtype)
-                pending = weighted[mid, piece.shape[1] - right:] if right else None
+                    out[rows_out, x0:x0 + left] = self._finish(pending + piece[mid, :left] * weight_x[:, :left],
+                                                               channels, out.dtype)
+                pending = piece[mid, edge:] * weight_x[:, edge:] if right else None
                 done += 1
                 if progress is not None:
                     progress(done, total)
