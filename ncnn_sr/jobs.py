@@ -4,7 +4,8 @@ Folder mode follows the reference tool: the output of ``name.ext`` is
 ``name.FORMAT``; when two inputs in one folder share a stem, the later one (in
 sorted order) becomes ``name.ext.FORMAT``; names are compared as case-insensitive
 file systems compare them (macOS, Windows, exFAT and NTFS drives), where ``A.png``
-and ``a.png`` are one file. Only files with a picture extension are taken (hidden
+and ``a.png`` are one file, and so are ``A/x.png`` and ``a/x.png`` of two subfolders
+whose names differ only by case. Only files with a picture extension are taken (hidden
 files never); ``recursive`` mirrors the folder tree in the output.
 """
 from __future__ import annotations
@@ -109,11 +110,14 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
     jobs: list[Job] = []
     notes: list[str] = []
     unlisted: list[str] = []
+    # Output paths below dst, casefolded, across folders: "A/x.png" and "a/x.png" are
+    # one file where case is not told apart.
+    taken: dict[str, tuple[str, str]] = {}
     for folder, entries in _walk(src, dst, recursive, unlisted):
         names = [e.name for e in entries if _holds(e.is_file) and is_picture_name(Path(e.name))]
         notes += [f"{e.path} is {broken_link(Path(e.path))}: left out" for e in entries
                   if is_picture_name(Path(e.name)) and _leads_nowhere(e)]
-        _name_outputs(folder, names, dst / folder.relative_to(src), fmt or "png", jobs, notes)
+        _name_outputs(folder, names, dst, folder.relative_to(src), fmt or "png", jobs, notes, taken)
     return _unless_overwriting(Plan(tuple(jobs), tuple(notes), True, tuple(unlisted)))
 
 
@@ -213,26 +217,35 @@ def _leads_nowhere(entry: os.DirEntry) -> bool:
     return entry.is_symlink() and not os.path.exists(entry.path)
 
 
-def _name_outputs(folder: Path, names: list[str], out: Path, fmt: str, jobs: list[Job], notes: list[str]) -> None:
-    taken: dict[str, tuple[str, str]] = {}  # an output name casefolded: (its input's name, the output name)
+def _name_outputs(folder: Path, names: list[str], dst: Path, rel: Path, fmt: str, jobs: list[Job], notes: list[str],
+                  taken: dict[str, tuple[Path, str]]) -> None:
+    """Jobs for the pictures ``names`` of ``folder``, written to ``dst / rel``.
+    ``taken``: each output path below ``dst`` so far, casefolded, with its input and
+    that path."""
+    def below(output: str) -> str:
+        return (rel / output).as_posix()
+
+    def key(output: str) -> str:
+        return below(output).casefold()
+
     for name in names:
         wanted = f"{Path(name).stem}.{fmt}"
-        first = taken.get(wanted.casefold())
+        first = taken.get(key(wanted))
         if first is not None:
             renamed = f"{name}.{fmt}"
             # Case-sensitively a renamed output is always free; ignoring case, a name
             # sorted earlier ("A.jpg.webp") may hold it.
-            while renamed.casefold() in taken:
+            while key(renamed) in taken:
                 renamed = f"{renamed}.{fmt}"
-            notes.append(_clash_note(folder, first, name, wanted, renamed))
+            notes.append(_clash_note(first, folder / name, below(wanted), renamed))
             wanted = renamed
-        taken[wanted.casefold()] = (name, wanted)
-        jobs.append(Job(folder / name, out / wanted))
+        taken[key(wanted)] = (folder / name, below(wanted))
+        jobs.append(Job(folder / name, dst / rel / wanted))
 
 
-def _clash_note(folder: Path, first: tuple[str, str], name: str, wanted: str, renamed: str) -> str:
-    first_name, first_output = first
+def _clash_note(first: tuple[Path, str], source: Path, wanted: str, renamed: str) -> str:
+    first_source, first_output = first
     if first_output == wanted:
-        return f"both {folder / first_name} and {folder / name} would output {wanted}: {name} will output {renamed}"
-    return (f"{folder / first_name} outputs {first_output} and {folder / name} would output {wanted}, the same "
-            f"file where case is not told apart: {name} will output {renamed}")
+        return f"both {first_source} and {source} would output {wanted}: {source.name} will output {renamed}"
+    return (f"{first_source} outputs {first_output} and {source} would output {wanted}, the same "
+            f"file where case is not told apart: {source.name} will output {renamed}")

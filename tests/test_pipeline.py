@@ -469,3 +469,16 @@ def test_a_file_in_the_way_of_a_folder_is_still_named_a_file(tmp_path):
     (tmp_path / "f").write_bytes(b"x")
     e = FileExistsError(errno.EEXIST, "File exists", str(tmp_path / "f"))
     assert os_reason(e) == f"{tmp_path / 'f'} is a file, not a folder"
+
+
+def test_subfolders_that_differ_only_by_case_do_not_share_an_output(tmp_path):
+    # With -r, A/x.png and a/x.png went to out/A/x.png and out/a/x.png: one file where
+    # case is not told apart, the second overwriting the first.
+    src = tmp_path / "in"
+    for folder in ("A", "a"):
+        (src / folder).mkdir(parents=True)
+        Image.fromarray(picture(4, 4)).save(src / folder / "x.png")
+    plan = plan_jobs(src, tmp_path / "out", recursive=True)
+    assert sorted(j.target.relative_to(tmp_path / "out").as_posix() for j in plan.jobs) == ["A/x.png", "a/x.png.png"]
+    assert plan.notes == (f"{src / 'A' / 'x.png'} outputs A/x.png and {src / 'a' / 'x.png'} would output a/x.png, "
+                          "the same file where case is not told apart: x.png will output x.png.png",)
