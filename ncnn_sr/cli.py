@@ -284,8 +284,11 @@ def list_devices() -> None:
         for d in devices_mod.list_devices():
             tiling = "exact tiles" if d.host_memory else "blended tiles (--exact for exact ones)"
             if d.is_gpu:
+                tile = devices_mod.gpu_auto_tile(d.heap_budget_mb, not d.host_memory)
+                reference = devices_mod.gpu_auto_tile(d.heap_budget_mb)
+                also = f" ({reference} with the reference rule)" if reference != tile else ""
                 click.echo(f"{d.index:>3}  {d.name}  [{d.kind}]  heap budget {d.heap_budget_mb} MB, "
-                           f"auto tile {devices_mod.gpu_auto_tile(d.heap_budget_mb, not d.host_memory)}, {tiling}")
+                           f"auto tile {tile}{also}, {tiling}")
             else:
                 click.echo(f"{d.index:>3}  CPU  (-g -1), {tiling}")
         click.echo(f"-g auto is {auto.index}" + (f": {why}" if why else ""))

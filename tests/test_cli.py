@@ -296,6 +296,18 @@ def test_devices_lists_the_cpu_and_how_each_device_tiles():
     assert lines[-1].startswith("Tiling as shown for RRDBNet models")
 
 
+def test_devices_shows_a_large_gpus_tile_and_the_reference_rules(monkeypatch):
+    from click.testing import CliRunner
+
+    from ncnn_sr import cli, devices
+
+    big = devices.Device(0, "Big GPU", "discrete", 143_000)
+    monkeypatch.setattr(devices, "list_devices", lambda: [big, devices.CPU])
+    monkeypatch.setattr(devices, "explain_auto", lambda: (big, None))
+    out = CliRunner().invoke(cli.main, ["devices"]).output
+    assert "0  Big GPU  [discrete]  heap budget 143000 MB, auto tile 400 (200 with the reference rule), blended" in out
+
+
 
 def test_precision_flags(tmp_path):
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
