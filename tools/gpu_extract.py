@@ -3,7 +3,9 @@
 Development only. For each model and window size, in one process and interleaved
 (so that clock changes hit all alike), ``--count`` runs each of
   - raw: a plain ``ncnn.Net`` (ncnn's default options: fp16 where the GPU has it),
-    one Extractor per run, a planar float32 window in and its output out;
+    one Extractor per run, a planar float32 window in and its output out; and
+    variants of it: one host thread for ncnn's conversions, fp32 storage (no fp16
+    conversion on the host), the output left packed;
   - network: the engine's ``_Network.extract`` on the same window (adds the input's
     copy, the output's copy into numpy and the finiteness check);
   - upscale-1 and upscale-N: ``Upscaler(model, device, tile=--tile, tile_pad=10)
@@ -43,15 +45,19 @@ def main() -> int:
     ap.add_argument("--gpu", type=int, default=0)
     ap.add_argument("--tile", type=int, default=200, help="the upscales' tile (0: the engine's choice)")
     ap.add_argument("--profile", type=int, default=14, help="functions listed from the profile (0: no profile)")
+    ap.add_argument("--no-variants", dest="variants", action="store_false",
+                    help="skip the raw variants (1 host thread, fp32 storage, packed output)")
     args = ap.parse_args()
     rows, profiles = [], []
     for name in args.model:
         spec = resolve_model(name)
-        raw = ncnn.Net()
-        raw.opt.use_vulkan_compute = True
-        raw.set_vulkan_device(args.gpu)
-        raw.load_param(str(spec.param_path))
-        raw.load_model(str(spec.bin_path))
+        raw = _raw_net(spec, args.gpu)
+        # Candidates for the host's share of a raw run: ncnn converts fp32 planes to fp16
+        # and back on the host, with its CPU threads, and unpacks the output.
+        variants = {"raw, 1 host thread": (_raw_net(spec, args.gpu, num_threads=1), 0),
+                    "raw, fp32 storage": (_raw_net(spec, args.gpu, use_fp16_storage=False, use_fp16_packed=False,
+                                                   use_fp16_arithmetic=False), 0),
+                    "raw, packed output": (raw, 1)} if args.variants else {}
         net = _Network(str(spec.param_path), str(spec.bin_path), get_device(args.gpu), spec.input_blob,
                        spec.output_blob)
         one = Upscaler(spec, device=args.gpu, tile=args.tile, tile_pad=10)
@@ -61,13 +67,15 @@ def main() -> int:
             picture = synthetic_picture(size, size)
             planar = np.ascontiguousarray(picture.transpose(2, 0, 1), dtype=np.float32) / 255
 
-            def run_raw():
-                with raw.create_extractor() as ex:
+            def run_raw(net=raw, kind=0):
+                with net.create_extractor() as ex:
                     ex.input(spec.input_blob, ncnn.Mat(planar))
-                    _, out = ex.extract(spec.output_blob)
+                    _, out = ex.extract(spec.output_blob, kind)
                     np.asarray(out)
 
             steps = {"raw": run_raw,
+                     **{label: (lambda net=net_, kind=kind: run_raw(net, kind))
+                        for label, (net_, kind) in variants.items()},
                      "network": lambda: net.extract({spec.input_blob: planar}, spec.output_blob),
                      "upscale-1": lambda: one.upscale(picture),
                      f"upscale-{up._windows_ahead}": lambda: up.upscale(picture)}
@@ -92,11 +100,24 @@ def main() -> int:
         up.close()
         one.close()
         net.release()
+        for other, _ in variants.values():
+            other.clear()
         raw.clear()
     print("| model | window | step | median ms | best ms | best MP/s |\n|---|---|---|---|---|---|")
     print("\n".join(rows))
     print("\n".join(profiles))
     return 0
+
+
+def _raw_net(spec, gpu: int, **options) -> ncnn.Net:
+    net = ncnn.Net()
+    net.opt.use_vulkan_compute = True
+    for key, value in options.items():
+        setattr(net.opt, key, value)
+    net.set_vulkan_device(gpu)
+    net.load_param(str(spec.param_path))
+    net.load_model(str(spec.bin_path))
+    return net
 
 
 if __name__ == "__main__":
