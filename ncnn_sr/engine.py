@@ -76,8 +76,8 @@ PROBE_SIZE = 32
 # Windows one call keeps in flight on a GPU that does not compute in the host's
 # memory. The C++ code runs its tiles one after another, so the GPU idles while the
 # host converts each one in and out, and a 200 px window cannot fill a large GPU
-# anyway (an H200 ran realesrgan-x4plus at 0.72 MP/s on 200 px windows, 1.2-1.4 on
-# 400-512 px ones: docs/benchmarks.md). More windows at once only if each fits in
+# anyway (an H200 ran realesrgan-x4plus at 0.72-0.92 MP/s on 200 px windows,
+# 1.06-1.42 on 400-512 px ones: docs/benchmarks.md). More windows at once only if each fits in
 # its share of the heap budget, at GPU_WINDOW_BYTES_PER_PIXEL per padded pixel:
 # realesrgan-x4plus held 20.4 kB per pixel on that H200 (ncnn's fp16), the heaviest
 # of the catalog's models.
@@ -710,7 +710,7 @@ class Upscaler:
         device = net.device
         if len(boxes) < 2 or not device.is_gpu or device.host_memory:
             return 1
-        largest = max(height * width for _, _, height, width, _ in boxes) * (2 if self.tta else 1)
+        largest = max(height * width for _, _, height, width, _ in boxes)  # TTA's passes run one by one
         room = device.heap_budget_mb * 2**20 // (2 * self._concurrency * largest * GPU_WINDOW_BYTES_PER_PIXEL)
         return max(1, min(self._windows_ahead, room, len(boxes)))
 
