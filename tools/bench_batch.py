@@ -61,7 +61,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="realesr-animevideov3-x2")
     ap.add_argument("--device", default="-1")
-    ap.add_argument("--jobs", default="1:2:2", help="the command's -j")
+    ap.add_argument("--jobs", default="1:2:2", help="the command's -j (auto: its default)")
     ap.add_argument("--size", default="192x144", help="WxH of each picture")
     ap.add_argument("--counts", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--rounds", type=int, default=1, help="alternate raw and command this many times")

