@@ -125,7 +125,7 @@ def child(cfg: dict) -> dict:
     """One measurement, in this process."""
     import ncnn
 
-    from . import engine
+    from . import network
     from .engine import Upscaler
 
     flags = PRECISIONS[cfg["precision"]]
@@ -138,14 +138,14 @@ def child(cfg: dict) -> dict:
             setattr(net.opt, name, value)
         return net
 
-    engine.ncnn.Net = net_with_flags  # engine.ncnn is the ncnn module: this child only
+    network.ncnn.Net = net_with_flags  # network.ncnn is the ncnn module: this child only
 
     device_peak = _DevicePeak(cfg["device"]) if cfg["device"] >= 0 else None
-    # Every ncnn run of the engine goes through _Network.extract: the time upscale()
+    # Every ncnn run of the engine goes through Network.extract: the time upscale()
     # spends with none running is the Python share. With windows in flight on a GPU
     # several run at once, so what counts is the time at least one runs, not the sum.
     in_run, running, since, lock = [0.0], [0], [0.0], threading.Lock()
-    real_extract = engine._Network.extract
+    real_extract = network.Network.extract
 
     def timed_extract(self, inputs, output):
         with lock:
@@ -162,7 +162,7 @@ def child(cfg: dict) -> dict:
             if device_peak is not None:
                 device_peak.sample()
 
-    engine._Network.extract = timed_extract
+    network.Network.extract = timed_extract
 
     picture = np.load(cfg["picture"])
     h, w = picture.shape[:2]

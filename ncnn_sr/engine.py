@@ -13,7 +13,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-import ncnn
 import numpy as np
 
 from . import devices, staged
@@ -21,6 +20,7 @@ from .devices import Device
 from .errors import DeviceError, InputError, ModelError
 from .models import ModelSpec, resolve_model
 from .netsplit import NetPlan, plan_network
+from .network import NetFailure, Network, SplitNetwork, bicubic_net, crop_output
 from .pixels import check_image, quantize, to_float, to_gray
 from .resample import resize, resize_bytes, target_size
 from .tiles import (TTA_COUNT, blend_spans, mirror_pad, pieces, ramp_weights, tile_grid, tta_forward,
@@ -92,161 +92,6 @@ TRIM_AFTER_OUTPUT_BYTES = 64 << 20
 def out_bytes(image: np.ndarray, scale: int) -> int:
     """Bytes of the native-scale result of ``image``."""
     return image.nbytes * scale * scale
-
-
-def _crop(result: np.ndarray, keep: tuple | None, scale: int) -> np.ndarray:
-    """The output of box ``keep`` (y0, y1, x0, x1, in input pixels) of an H×W×C output
-    at ``scale``; all of it when ``keep`` is None."""
-    if keep is None:
-        return result
-    return result[keep[0] * scale:keep[1] * scale, keep[2] * scale:keep[3] * scale]
-
-
-def _because(said: str) -> str:
-    """ncnn's first complaint, to end a one-line error with."""
-    lines = [line.strip() for line in said.splitlines() if line.strip()]
-    return f" ({lines[0]})" if lines else ""
-
-
-class _NetFailure(Exception):
-    """ncnn returned an error for one run: on a device that is out of memory."""
-
-
-class _Network:
-    """One ncnn.Net on one device. ``run`` is safe from several threads at once: each
-    call has its own Extractor, and ncnn lets go of the GIL while it computes."""
-
-    def __init__(self, param: str, bin_: str | None, device: Device, input_blob: str,
-                 output_blob: str, precision: str = "default", threads: int | None = None,
-                 param_text: str | None = None):
-        self.device = device
-        self.input_blob, self.output_blob = input_blob, output_blob
-        net = ncnn.Net()
-        net.opt.use_vulkan_compute = device.is_gpu
-        if threads:
-            net.opt.num_threads = threads
-        if precision == "bf16" and device.is_gpu:
-            # Measured on Vulkan (lavapipe) at 49.7 dB from fp32 on animevideov3, under
-            # the 50 dB bar: the GPU keeps ncnn's fp16, which stays above 60 dB.
-            log.warning("bf16 is a CPU mode; %s uses ncnn's default precision", device)
-            precision = "default"
-        if precision in ("fp32", "bf16"):
-            net.opt.use_fp16_packed = net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = False
-            net.opt.use_bf16_storage = net.opt.use_bf16_packed = precision == "bf16"
-        self._pools: tuple = ()
-        if device.is_gpu:
-            net.set_vulkan_device(device.index)
-            devices.register_gpu_user(self)
-        else:
-            devices.steady_heap()
-            # ncnn's own pools keep every buffer until the net is freed (370 MB after
-            # one 300x300 animevideov3 picture); owning them lets ``trim`` give it back.
-            self._pools = (ncnn.PoolAllocator(), ncnn.PoolAllocator())
-            net.opt.blob_allocator, net.opt.workspace_allocator = self._pools
-        with devices.captured_stderr() as ncnn_said:
-            loaded = net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
-            if loaded != 0:
-                raise ModelError(f"ncnn could not parse {param}{_because(ncnn_said())}")
-        # A wrong name fails every run alike, which would read as a lack of memory: the
-        # tile halved down to 32 px, then "the CPU ran out of memory".
-        if input_blob not in net.input_names():
-            raise ModelError(f"{param} has no input blob '{input_blob}' (its inputs: {', '.join(net.input_names())})")
-        if output_blob not in {blob.name for blob in net.blobs()}:
-            raise ModelError(f"{param} has no blob '{output_blob}' (its outputs: {', '.join(net.output_names())})")
-        with devices.captured_stderr() as ncnn_said:
-            loaded = net.load_model(ncnn.DataReaderFromEmpty()) if bin_ is None else net.load_model(bin_)
-            if loaded != 0:
-                raise ModelError(f"ncnn could not load the weights in {bin_}{_because(ncnn_said())}")
-        self._net = net
-
-    def extract(self, inputs: dict, output: str) -> np.ndarray:
-        """Planar (C×H×W) float32 arrays fed to the named blobs; the named blob out,
-        planar float32."""
-        ex = self._net.create_extractor()
-        for name, array in inputs.items():
-            # A Mat that borrows an array's memory has no reference count, and ncnn
-            # dereferences it when an in-place layer (ReLU, a scalar BinaryOp) reads an
-            # input directly: a segfault on custom models that start with one. The copy
-            # owns its memory; it costs a few milliseconds against seconds of network.
-            planar = np.ascontiguousarray(array, dtype=np.float32)  # alive until cloned
-            ex.input(name, ncnn.Mat(planar).clone())
-        ret, out = ex.extract(output)
-        result = np.array(out) if ret == 0 else None
-        del ex, out
-        if ret != 0:
-            raise _NetFailure(f"ncnn error {ret} on {self.device}")
-        if not np.isfinite(result).all():
-            raise _NetFailure(f"non-finite output on {self.device}")
-        return result
-
-    def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:
-        """An H×W×C float32 picture through the network, H'×W'×C' float32 out; with
-        ``keep`` (y0, y1, x0, x1), only the output of that box of the picture."""
-        result = self.extract({self.input_blob: image.transpose(2, 0, 1)}, self.output_blob).transpose(1, 2, 0)
-        return _crop(result, keep, result.shape[0] // image.shape[0])
-
-    def trim(self) -> None:
-        """Free the buffers ncnn keeps for the next run; only call between runs."""
-        for pool in self._pools:
-            pool.clear()
-
-    def release(self) -> None:
-        net, self._net = getattr(self, "_net", None), None
-        if net is not None:
-            net.clear()
-
-
-class _SplitNetwork:
-    """A network run in parts (``netsplit``) on one ncnn.Net: its trunk, then its head
-    on pieces of ``head_piece`` pixels of the trunk's output, which gives the whole
-    network's numbers with the head's large per-pixel memory spent on one piece at a
-    time, so that the trunk, which needs the context, can take large windows. Its
-    trunk may also run in stages over a whole picture (``staged``). Used on the CPU,
-    and on GPUs that may stage. Same interface as ``_Network``."""
-
-    def __init__(self, net: _Network, plan: NetPlan, head_piece: int = HEAD_PIECE):
-        self.net, self.plan, self.head_piece = net, plan, head_piece
-        self.device = net.device
-
-    def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:
-        features = self.net.extract({self.net.input_blob: image.transpose(2, 0, 1)}, self.plan.cut_blob)
-        box = keep or (0, image.shape[0], 0, image.shape[1])
-        out = None
-        for row, col, s, piece in self.head(features, box):
-            if out is None:
-                out = np.empty(((box[1] - box[0]) * s, (box[3] - box[2]) * s, piece.shape[2]), np.float32)
-            out[(row.start - box[0]) * s:(row.end - box[0]) * s, (col.start - box[2]) * s:(col.end - box[2]) * s] = piece
-        return out
-
-    def head(self, features: np.ndarray, box: tuple):
-        """The head's output for ``box`` (y0, y1, x0, x1) of the trunk's output
-        ``features`` (C×H×W), piece by piece: (row span, column span, scale, H×W×C
-        float32 output of the piece's own cell). Only the box is computed, with the
-        head's context around each piece where ``features`` has it."""
-        c = self.plan.head_context
-        _, height, width = features.shape
-        for row, col, length_y, length_x in pieces(height, width, box, self.head_piece + 2 * c, c):
-            window = features[:, row.window:row.window + length_y, col.window:col.window + length_x]
-            out = self.net.extract({self.plan.cut_blob: window}, self.net.output_blob)
-            s = out.shape[1] // length_y
-            if out.shape[1:] != (length_y * s, length_x * s):
-                raise ModelError(f"the head of {self.net.output_blob} gave {out.shape[2]}x{out.shape[1]} "
-                                 f"for {length_x}x{length_y}: not a whole-number upscale")
-            yield row, col, s, out[:, (row.start - row.window) * s:(row.end - row.window) * s,
-                                   (col.start - col.window) * s:(col.end - col.window) * s].transpose(1, 2, 0)
-
-    def trim(self) -> None:
-        self.net.trim()
-
-    def release(self) -> None:
-        self.net.release()
-
-
-def _bicubic_net(scale: int) -> _Network:
-    """ncnn's own bicubic Interp (resize type 3), the reference tool's alpha upscaler,
-    as a one-layer network on the CPU."""
-    text = f"7767517\n2 2\nInput in 0 1 data\nInterp up 1 1 data out 0=3 1={scale:.1f} 2={scale:.1f}\n"
-    return _Network("<bicubic>", None, devices.CPU, "data", "out", threads=1, param_text=text)
 
 
 class Upscaler:
@@ -340,7 +185,7 @@ class Upscaler:
         self._tile = tile
         self._net = self._load(devices.get_device(device))
         self._scale = self.spec.scale or self._probe_scale()
-        self._alpha_net = _bicubic_net(self._scale)
+        self._alpha_net = bicubic_net(self._scale)
 
     # --- public ------------------------------------------------------------------------
 
@@ -465,7 +310,7 @@ class Upscaler:
 
     # --- internals ---------------------------------------------------------------------
 
-    def _load(self, device: Device) -> "_Network | _SplitNetwork":
+    def _load(self, device: Device) -> "Network | SplitNetwork":
         s = self.spec
         log.info("loading %s on %s", s.name, device)
         threads = self._threads
@@ -474,7 +319,7 @@ class Upscaler:
             # falling back to the CPU with ncnn's default (every core per call) ran
             # cores x workers threads beside any CPU lane.
             threads = devices.cpu_threads_per_call(self._concurrency)
-        net = _Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
+        net = Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
                        self._precision, threads)
         if device.is_gpu and not (device.host_memory or self._exact):
             return net
@@ -484,14 +329,14 @@ class Upscaler:
         if device.is_gpu:
             # The head on pieces of the tile the reference tool would give the whole
             # network on this heap: it fits, and GPUs want few large runs.
-            return _SplitNetwork(net, plan, devices.gpu_auto_tile(device.heap_budget_mb))
-        return _SplitNetwork(net, plan)
+            return SplitNetwork(net, plan, devices.gpu_auto_tile(device.heap_budget_mb))
+        return SplitNetwork(net, plan, HEAD_PIECE)
 
     def _probe_scale(self) -> int:
         probe = np.zeros((PROBE_SIZE, PROBE_SIZE, 3), np.float32)
         try:
             out = self._net.run(probe)
-        except _NetFailure as e:
+        except NetFailure as e:
             raise ModelError(f"model {self.spec.name} failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: {e}") from None
         oh, ow = out.shape[:2]
         if oh != ow or oh % PROBE_SIZE or out.shape[2] != 3:
@@ -512,7 +357,7 @@ class Upscaler:
             return tile >= max(height, width)
         return self._auto_tile(net, height, width, calls)[0] == 0
 
-    def _auto_tile(self, net: "_Network | _SplitNetwork", height: int, width: int,
+    def _auto_tile(self, net: "Network | SplitNetwork", height: int, width: int,
                    share: int | None = None) -> tuple[int, bool]:
         """The automatic tile, and whether a staged run may use it (its budget left
         room for the maps), with ``share`` calls at once (default: the concurrency): the
@@ -523,8 +368,8 @@ class Upscaler:
             # The reference rule promises the reference tool's output, tiled as it tiles.
             large = not net.device.host_memory and self.overlap > 0
             return (devices.gpu_auto_tile(net.device.heap_budget_mb, discrete=large),
-                    isinstance(net, _SplitNetwork))
-        if not isinstance(net, _SplitNetwork):
+                    isinstance(net, SplitNetwork))
+        if not isinstance(net, SplitNetwork):
             return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
                                          share=share, overlap=self.overlap, border=self._border), False
         reserve = (HEAD_PIECE + 2 * net.plan.head_context) ** 2 * SPLIT_HEAD_BYTES_PER_PIXEL
@@ -562,7 +407,7 @@ class Upscaler:
     def _stage_budget(self) -> int:
         return min(devices.available_memory() // 4, STAGE_MAP_CAP) // self._concurrency
 
-    def _stage_maps(self, net: "_Network | _SplitNetwork", height: int, width: int, longest: int,
+    def _stage_maps(self, net: "Network | SplitNetwork", height: int, width: int, longest: int,
                     channels: int = 3) -> tuple[type, int] | None:
         """The number type and the memory of the maps of a staged run of a ``height``
         × ``width`` picture: float32 or float16 where they fit the budget, else
@@ -570,7 +415,7 @@ class Upscaler:
         (its net is not split), with ``exact=False``, with the reference rule (it
         promises the reference's output), or with the alpha channel through the
         network."""
-        if not isinstance(net, _SplitNetwork) or not net.plan.stages or self.overlap == 0 or self._exact is False:
+        if not isinstance(net, SplitNetwork) or not net.plan.stages or self.overlap == 0 or self._exact is False:
             return None
         if channels == 4 and self.alpha == "model":
             return None
@@ -597,10 +442,10 @@ class Upscaler:
                 tile, stages = self._auto_tile(net, *image.shape[:2])
             try:
                 return self._run_tiles(image, net, tile, progress, stages)
-            except _NetFailure as failure:
+            except NetFailure as failure:
                 self._recover(net, tile, image.shape, failure)
 
-    def _recover(self, net: _Network, tile: int, shape: tuple, failure: _NetFailure) -> None:
+    def _recover(self, net: Network, tile: int, shape: tuple, failure: NetFailure) -> None:
         """After a failed run: halve the tile, or move to the CPU, or give up."""
         with self._lock:
             if self._net is not net:
@@ -621,7 +466,7 @@ class Upscaler:
                 return
         raise DeviceError(f"the CPU ran out of memory even with {devices.MIN_TILE}px tiles")
 
-    def _run_tiles(self, image: np.ndarray, net: _Network, tile: int, progress, stages: bool = True) -> np.ndarray:
+    def _run_tiles(self, image: np.ndarray, net: Network, tile: int, progress, stages: bool = True) -> np.ndarray:
         h, w, channels = image.shape
         # Padded at the picture's own depth and made float one window at a time: a
         # float copy of a 12 MP picture would cost 140 MB for the whole run.
@@ -639,7 +484,7 @@ class Upscaler:
             self._blend_tiles(grid, net, rgb, alpha, out, progress)
         return out
 
-    def _window_output(self, net: _Network, rgb: np.ndarray, alpha: np.ndarray | None,
+    def _window_output(self, net: Network, rgb: np.ndarray, alpha: np.ndarray | None,
                        wy: int, wx: int, height: int, width: int, keep: tuple) -> np.ndarray:
         """Float output (RGB, plus alpha if any) of the box ``keep`` (y0, y1, x0, x1,
         in the window) of the window ``[wy, wy + height) × [wx, wx + width)`` of the
@@ -654,7 +499,7 @@ class Upscaler:
         if alpha is None:
             return colour
         a = self._upscale_alpha(net, to_float(alpha[window]))
-        return np.concatenate([colour, _crop(a, keep, s)], axis=2)
+        return np.concatenate([colour, crop_output(a, keep, s)], axis=2)
 
     @staticmethod
     def _finish(values: np.ndarray, channels: int, dtype) -> np.ndarray:
@@ -672,7 +517,7 @@ class Upscaler:
                 if progress is not None:
                     progress(done, len(grid))
 
-    def _window_outputs(self, net: _Network, rgb: np.ndarray, alpha: np.ndarray | None, boxes: list):
+    def _window_outputs(self, net: Network, rgb: np.ndarray, alpha: np.ndarray | None, boxes: list):
         """``_window_output`` of each box (wy, wx, height, width, keep), in order. On a
         GPU with room for it, the next windows run while the caller places this one
         (GPU_WINDOWS_IN_FLIGHT). Close it (contextlib.closing) before the network may
@@ -706,7 +551,7 @@ class Upscaler:
             if interrupted:
                 raise KeyboardInterrupt
 
-    def _windows_in_flight(self, net: _Network, boxes: list) -> int:
+    def _windows_in_flight(self, net: Network, boxes: list) -> int:
         device = net.device
         if len(boxes) < 2 or not device.is_gpu or device.host_memory:
             return 1
@@ -770,7 +615,7 @@ class Upscaler:
                 out[y0:y0 + rise] = self._finish(top, channels, out.dtype)
             carry = bottom
 
-    def _run_stages(self, net: _SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, out: np.ndarray,
+    def _run_stages(self, net: SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, out: np.ndarray,
                     longest: int, dtype, progress) -> None:
         """Exact tiling (``staged``): the trunk stage by stage over the whole picture,
         then the head piece by piece; with TTA, once per symmetry, summed in float."""
@@ -811,7 +656,7 @@ class Upscaler:
             summed += tta_inverse(one, k)
         out[:] = self._finish(summed * np.float32(1.0 / TTA_COUNT), channels, out.dtype)
 
-    def _staged_pass(self, net: _SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, longest: int, dtype,
+    def _staged_pass(self, net: SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, longest: int, dtype,
                      sink, tick) -> None:
         """One staged run over the mirror-padded picture: ``sink(y0, y1, x0, x1,
         values)`` gets the float output (RGB, plus alpha) of each piece of the picture,
@@ -835,7 +680,7 @@ class Upscaler:
             sink(row.start - p, row.end - p, col.start - p, col.end - p, colour)
             tick()
 
-    def _infer(self, net: _Network, window: np.ndarray, keep: tuple | None = None) -> np.ndarray:
+    def _infer(self, net: Network, window: np.ndarray, keep: tuple | None = None) -> np.ndarray:
         if not self.tta:
             return net.run(window, keep)
         total = None
@@ -843,9 +688,9 @@ class Upscaler:
             result = tta_inverse(net.run(tta_forward(window, k)), k)
             total = result if total is None else total + result
         total *= np.float32(1.0 / TTA_COUNT)
-        return _crop(total, keep, self._scale)
+        return crop_output(total, keep, self._scale)
 
-    def _upscale_alpha(self, net: _Network, window: np.ndarray) -> np.ndarray:
+    def _upscale_alpha(self, net: Network, window: np.ndarray) -> np.ndarray:
         if self.alpha == "bicubic":
             return self._alpha_net.run(window)
         return self._infer(net, np.repeat(window, 3, axis=2)).mean(axis=2, keepdims=True)

@@ -397,11 +397,11 @@ def test_a_precision_that_changes_nothing_is_not_called_a_keeper():
 
 
 def test_python_share_counts_windows_running_together_once(gpu, tmp_path, monkeypatch):
-    from ncnn_sr import engine
+    from ncnn_sr import engine, network
 
     # child() patches these for its own process; here they are put back afterwards.
-    monkeypatch.setattr(engine.ncnn, "Net", engine.ncnn.Net)
-    monkeypatch.setattr(engine._Network, "extract", engine._Network.extract)
+    monkeypatch.setattr(network.ncnn, "Net", network.ncnn.Net)
+    monkeypatch.setattr(network.Network, "extract", network.Network.extract)
     monkeypatch.setattr(engine.Upscaler, "_windows_in_flight", lambda self, net, boxes: 3)
     np.save(tmp_path / "in.npy", np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8))
     row = bench.child({"model": MODEL, "device": gpu, "tile": 32, "tiling": "reference", "precision": "default",

@@ -10,6 +10,7 @@ from PIL import Image
 from conftest import picture, psnr, upscale_in_threads
 from ncnn_sr import DeviceError, InputError, Upscaler, catalog
 from ncnn_sr import engine as engine_mod
+from ncnn_sr import network as network_mod
 from ncnn_sr.resample import resize, resize_bytes
 from ncnn_sr.tiles import tta_forward, tta_inverse
 
@@ -266,10 +267,10 @@ def test_one_upscaler_serves_several_threads_at_once(cpu_upscalers):
 
 
 def fail_above(limit: int, real_run):
-    """A _Network.run that fails like an out-of-memory device for windows over ``limit``."""
+    """A Network.run that fails like an out-of-memory device for windows over ``limit``."""
     def run(self, image, keep=None):
         if max(image.shape[:2]) > limit:
-            raise engine_mod._NetFailure("injected out of memory")
+            raise network_mod.NetFailure("injected out of memory")
         return real_run(self, image, keep)
     return run
 
@@ -278,7 +279,7 @@ def test_out_of_memory_halves_the_tile_and_still_gives_the_right_picture(monkeyp
     image = picture(40, 40)
     up = Upscaler(FAST, device=-1, tile=40, tile_pad=10)
     want = Upscaler(FAST, device=-1, tile=32, tile_pad=10).upscale(image)
-    monkeypatch.setattr(engine_mod._Network, "run", fail_above(56, engine_mod._Network.run))
+    monkeypatch.setattr(network_mod.Network, "run", fail_above(56, network_mod.Network.run))
     got = up.upscale(image)
     assert up.tile == 32
     assert np.array_equal(got, want)
@@ -294,17 +295,17 @@ def test_a_gpu_given_up_for_the_cpu_is_freed_only_after_the_calls_inside_it(monk
     old = up._net
     old.device = engine_mod.Device(0, "stand-in GPU", "discrete", 4096)
     inside, go = threading.Event(), threading.Event()
-    real_run = engine_mod._Network.run
+    real_run = network_mod.Network.run
 
     def run(self, window, keep=None):
         if self is old and threading.current_thread().name != "inside":
-            raise engine_mod._NetFailure("injected out of memory")
+            raise network_mod.NetFailure("injected out of memory")
         if self is old:
             inside.set()
             go.wait(60)
         return real_run(self, window, keep)
 
-    monkeypatch.setattr(engine_mod._Network, "run", run)
+    monkeypatch.setattr(network_mod.Network, "run", run)
     results = {}
     worker = threading.Thread(target=lambda: results.setdefault("inside", up.upscale(image)), name="inside",
                               daemon=True)
@@ -324,7 +325,7 @@ def test_a_gpu_given_up_for_the_cpu_is_freed_only_after_the_calls_inside_it(monk
 
 def test_cpu_out_of_memory_at_the_smallest_tile_is_a_device_error(monkeypatch):
     up = Upscaler(FAST, device=-1, tile=32, tile_pad=10)
-    monkeypatch.setattr(engine_mod._Network, "run", fail_above(0, engine_mod._Network.run))
+    monkeypatch.setattr(network_mod.Network, "run", fail_above(0, network_mod.Network.run))
     with pytest.raises(DeviceError, match="ran out of memory even with 32px tiles"):
         up.upscale(picture(8, 8))
 
@@ -369,7 +370,7 @@ def repeat_pixels(self, image, keep=None):
 def test_blending_is_exact_when_tiles_agree(h, w, tile, overlap, monkeypatch):
     # Tiles of a context-free network agree everywhere, so the blend weights (rises,
     # falls, corners, small last tiles, rows carried to the next band) must sum to 1.
-    monkeypatch.setattr(engine_mod._Network, "run", repeat_pixels)
+    monkeypatch.setattr(network_mod.Network, "run", repeat_pixels)
     image = picture(h, w, channels=4)
     whole = Upscaler(FAST, device=-1, tile=0).upscale(image)
     blended = Upscaler(FAST, device=-1, tile=tile, overlap=overlap).upscale(image)
@@ -410,13 +411,13 @@ def test_blended_tiles_with_context_wider_than_the_picture_give_the_whole_pictur
 
 def test_every_window_of_a_blended_run_has_one_shape_so_ncnn_reuses_its_buffers(monkeypatch):
     shapes = []
-    real_run = engine_mod._Network.run
+    real_run = network_mod.Network.run
 
     def spy(self, image, keep=None):
         shapes.append(image.shape)
         return real_run(self, image, keep)
 
-    monkeypatch.setattr(engine_mod._Network, "run", spy)
+    monkeypatch.setattr(network_mod.Network, "run", spy)
     image = picture(75, 110)  # tiles of 32 leave uneven last tiles on both axes
     Upscaler(FAST, device=-1, tile=32).upscale(image)
     assert len(shapes) == 12 and len(set(shapes)) == 1

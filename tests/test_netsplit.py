@@ -6,6 +6,7 @@ import pytest
 from conftest import picture
 from ncnn_sr import Upscaler, resolve_model
 from ncnn_sr import engine as engine_mod
+from ncnn_sr import network as network_mod
 from ncnn_sr.models import parse_param
 from ncnn_sr.netsplit import MIN_STAGE_REACH, plan_network
 
@@ -82,10 +83,10 @@ def test_the_cut_network_gives_the_whole_networks_numbers(monkeypatch):
     # 40x52 pads to a 60x72 window: the head runs on several pieces.
     image = picture(40, 52, seed=5)
     split = Upscaler("realesrgan-x4plus-anime", device=-1, tile=0)
-    assert isinstance(split._net, engine_mod._SplitNetwork)
+    assert isinstance(split._net, network_mod.SplitNetwork)
     monkeypatch.setattr(engine_mod, "plan_network", lambda *args: None)
     whole = Upscaler("realesrgan-x4plus-anime", device=-1, tile=0)
-    assert isinstance(whole._net, engine_mod._Network)
+    assert isinstance(whole._net, network_mod.Network)
     assert np.abs(split.upscale(image).astype(int) - whole.upscale(image)).max() <= 1
 
 

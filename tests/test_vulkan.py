@@ -9,6 +9,7 @@ import pytest
 from conftest import picture, psnr, upscale_in_threads
 from ncnn_sr import Upscaler, get_device, list_devices
 from ncnn_sr import engine as engine_mod
+from ncnn_sr import network as network_mod
 
 MODEL = "realesr-animevideov3-x2"
 
@@ -82,14 +83,14 @@ def test_gpu_out_of_memory_falls_back_to_the_cpu(gpu, monkeypatch, caplog):
     image = picture(12, 16)
     want = Upscaler(MODEL, device=-1).upscale(image)
     up = Upscaler(MODEL, device=gpu, tile=64)
-    real_run = engine_mod._Network.run
+    real_run = network_mod.Network.run
 
     def gpu_always_fails(self, window, keep=None):
         if self.device.is_gpu:
-            raise engine_mod._NetFailure("injected out of memory")
+            raise network_mod.NetFailure("injected out of memory")
         return real_run(self, window, keep)
 
-    monkeypatch.setattr(engine_mod._Network, "run", gpu_always_fails)
+    monkeypatch.setattr(network_mod.Network, "run", gpu_always_fails)
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
         got = up.upscale(image)
     assert not up.device.is_gpu
@@ -277,15 +278,15 @@ def test_windows_in_flight_stay_within_the_heap_budget(gpu):
 def test_out_of_memory_in_a_window_in_flight_retries_smaller_tiles_and_leaves_no_thread(gpu, monkeypatch, caplog):
     image = picture(40, 70)
     want = Upscaler(MODEL, device=discrete(gpu), tile=32, tile_pad=10).upscale(image)
-    real_run, calls = engine_mod._Network.run, []
+    real_run, calls = network_mod.Network.run, []
 
     def second_window_fails_once(self, window, keep=None):
         calls.append(1)
         if len(calls) == 2:
-            raise engine_mod._NetFailure("injected out of memory")
+            raise network_mod.NetFailure("injected out of memory")
         return real_run(self, window, keep)
 
-    monkeypatch.setattr(engine_mod._Network, "run", second_window_fails_once)
+    monkeypatch.setattr(network_mod.Network, "run", second_window_fails_once)
     up = Upscaler(MODEL, device=discrete(gpu), tile=64, tile_pad=10)
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
         got = up.upscale(image)

@@ -6,7 +6,7 @@ Development only. For each model and window size, in one process and interleaved
     one Extractor per run, a planar float32 window in and its output out; and
     variants of it: one host thread for ncnn's conversions, fp32 storage (no fp16
     conversion on the host), the output left packed;
-  - network: the engine's ``_Network.extract`` on the same window (adds the input's
+  - network: the engine's ``Network.extract`` on the same window (adds the input's
     copy, the output's copy into numpy and the finiteness check);
   - upscale-1 and upscale-N: ``Upscaler(model, device, tile=--tile, tile_pad=10)
     .upscale`` on an 8-bit picture of that size (adds the colour conversion in and
@@ -33,7 +33,7 @@ import numpy as np
 from ncnn_sr import Upscaler
 from ncnn_sr.bench import synthetic_picture
 from ncnn_sr.devices import get_device
-from ncnn_sr.engine import _Network
+from ncnn_sr.network import Network
 from ncnn_sr.models import resolve_model
 
 
@@ -58,7 +58,7 @@ def main() -> int:
                     "raw, fp32 storage": (_raw_net(spec, args.gpu, use_fp16_storage=False, use_fp16_packed=False,
                                                    use_fp16_arithmetic=False), 0),
                     "raw, packed output": (raw, 1)} if args.variants else {}
-        net = _Network(str(spec.param_path), str(spec.bin_path), get_device(args.gpu), spec.input_blob,
+        net = Network(str(spec.param_path), str(spec.bin_path), get_device(args.gpu), spec.input_blob,
                        spec.output_blob)
         one = Upscaler(spec, device=args.gpu, tile=args.tile, tile_pad=10)
         one._windows_ahead = 1

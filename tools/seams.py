@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ncnn_sr import Upscaler
-from ncnn_sr import engine
+from ncnn_sr import network
 from ncnn_sr.bench import psnr
 from ncnn_sr.models import parse_param, resolve_model
 
@@ -60,19 +60,19 @@ class MacCounter:
 def run(up: Upscaler, image: np.ndarray, counter: MacCounter) -> tuple[np.ndarray, int, float]:
     """The output, the multiply-adds it took and its wall time."""
     total = [0]
-    real_extract = engine._Network.extract
+    real_extract = network.Network.extract
 
     def counting(self, inputs, output):
         total[0] += counter({k: v.shape for k, v in inputs.items()}, output)
         return real_extract(self, inputs, output)
 
-    engine._Network.extract = counting
+    network.Network.extract = counting
     try:
         start = time.perf_counter()
         out = up.upscale(image)
         return out, total[0], time.perf_counter() - start
     finally:
-        engine._Network.extract = real_extract
+        network.Network.extract = real_extract
 
 
 def main() -> None:

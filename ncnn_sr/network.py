@@ -1,0 +1,174 @@
+"""One ncnn network on one device, as the Upscaler runs it: float planes in, float
+planes out, a failed run as NetFailure (what a device out of memory gives). Also the
+network run in two parts (``netsplit``) and ncnn's bicubic resize as a network.
+Knows nothing of pictures' dtypes, tiling rules or files.
+"""
+from __future__ import annotations
+
+import logging
+
+import ncnn
+import numpy as np
+
+from . import devices
+from .devices import Device
+from .errors import ModelError
+from .netsplit import NetPlan
+from .tiles import pieces
+
+log = logging.getLogger("ncnn_sr")
+
+
+def crop_output(result: np.ndarray, keep: tuple | None, scale: int) -> np.ndarray:
+    """The output of box ``keep`` (y0, y1, x0, x1, in input pixels) of an H×W×C output
+    at ``scale``; all of it when ``keep`` is None."""
+    if keep is None:
+        return result
+    return result[keep[0] * scale:keep[1] * scale, keep[2] * scale:keep[3] * scale]
+
+
+def because(said: str) -> str:
+    """ncnn's first complaint, to end a one-line error with."""
+    lines = [line.strip() for line in said.splitlines() if line.strip()]
+    return f" ({lines[0]})" if lines else ""
+
+
+class NetFailure(Exception):
+    """ncnn returned an error for one run: on a device that is out of memory."""
+
+
+class Network:
+    """One ncnn.Net on one device. ``run`` is safe from several threads at once: each
+    call has its own Extractor, and ncnn lets go of the GIL while it computes."""
+
+    def __init__(self, param: str, bin_: str | None, device: Device, input_blob: str,
+                 output_blob: str, precision: str = "default", threads: int | None = None,
+                 param_text: str | None = None):
+        self.device = device
+        self.input_blob, self.output_blob = input_blob, output_blob
+        net = ncnn.Net()
+        net.opt.use_vulkan_compute = device.is_gpu
+        if threads:
+            net.opt.num_threads = threads
+        if precision == "bf16" and device.is_gpu:
+            # Measured on Vulkan (lavapipe) at 49.7 dB from fp32 on animevideov3, under
+            # the 50 dB bar: the GPU keeps ncnn's fp16, which stays above 60 dB.
+            log.warning("bf16 is a CPU mode; %s uses ncnn's default precision", device)
+            precision = "default"
+        if precision in ("fp32", "bf16"):
+            net.opt.use_fp16_packed = net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = False
+            net.opt.use_bf16_storage = net.opt.use_bf16_packed = precision == "bf16"
+        self._pools: tuple = ()
+        if device.is_gpu:
+            net.set_vulkan_device(device.index)
+            devices.register_gpu_user(self)
+        else:
+            devices.steady_heap()
+            # ncnn's own pools keep every buffer until the net is freed (370 MB after
+            # one 300x300 animevideov3 picture); owning them lets ``trim`` give it back.
+            self._pools = (ncnn.PoolAllocator(), ncnn.PoolAllocator())
+            net.opt.blob_allocator, net.opt.workspace_allocator = self._pools
+        with devices.captured_stderr() as ncnn_said:
+            loaded = net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
+            if loaded != 0:
+                raise ModelError(f"ncnn could not parse {param}{because(ncnn_said())}")
+        # A wrong name fails every run alike, which would read as a lack of memory: the
+        # tile halved down to 32 px, then "the CPU ran out of memory".
+        if input_blob not in net.input_names():
+            raise ModelError(f"{param} has no input blob '{input_blob}' (its inputs: {', '.join(net.input_names())})")
+        if output_blob not in {blob.name for blob in net.blobs()}:
+            raise ModelError(f"{param} has no blob '{output_blob}' (its outputs: {', '.join(net.output_names())})")
+        with devices.captured_stderr() as ncnn_said:
+            loaded = net.load_model(ncnn.DataReaderFromEmpty()) if bin_ is None else net.load_model(bin_)
+            if loaded != 0:
+                raise ModelError(f"ncnn could not load the weights in {bin_}{because(ncnn_said())}")
+        self._net = net
+
+    def extract(self, inputs: dict, output: str) -> np.ndarray:
+        """Planar (C×H×W) float32 arrays fed to the named blobs; the named blob out,
+        planar float32."""
+        ex = self._net.create_extractor()
+        for name, array in inputs.items():
+            # A Mat that borrows an array's memory has no reference count, and ncnn
+            # dereferences it when an in-place layer (ReLU, a scalar BinaryOp) reads an
+            # input directly: a segfault on custom models that start with one. The copy
+            # owns its memory; it costs a few milliseconds against seconds of network.
+            planar = np.ascontiguousarray(array, dtype=np.float32)  # alive until cloned
+            ex.input(name, ncnn.Mat(planar).clone())
+        ret, out = ex.extract(output)
+        result = np.array(out) if ret == 0 else None
+        del ex, out
+        if ret != 0:
+            raise NetFailure(f"ncnn error {ret} on {self.device}")
+        if not np.isfinite(result).all():
+            raise NetFailure(f"non-finite output on {self.device}")
+        return result
+
+    def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:
+        """An H×W×C float32 picture through the network, H'×W'×C' float32 out; with
+        ``keep`` (y0, y1, x0, x1), only the output of that box of the picture."""
+        result = self.extract({self.input_blob: image.transpose(2, 0, 1)}, self.output_blob).transpose(1, 2, 0)
+        return crop_output(result, keep, result.shape[0] // image.shape[0])
+
+    def trim(self) -> None:
+        """Free the buffers ncnn keeps for the next run; only call between runs."""
+        for pool in self._pools:
+            pool.clear()
+
+    def release(self) -> None:
+        net, self._net = getattr(self, "_net", None), None
+        if net is not None:
+            net.clear()
+
+
+class SplitNetwork:
+    """A network run in parts (``netsplit``) on one ncnn.Net: its trunk, then its head
+    on pieces of ``head_piece`` pixels of the trunk's output, which gives the whole
+    network's numbers with the head's large per-pixel memory spent on one piece at a
+    time, so that the trunk, which needs the context, can take large windows. Its
+    trunk may also run in stages over a whole picture (``staged``). Used on the CPU,
+    and on GPUs that may stage. Same interface as ``Network``."""
+
+    def __init__(self, net: Network, plan: NetPlan, head_piece: int):
+        self.net, self.plan, self.head_piece = net, plan, head_piece
+        self.device = net.device
+
+    def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:
+        features = self.net.extract({self.net.input_blob: image.transpose(2, 0, 1)}, self.plan.cut_blob)
+        box = keep or (0, image.shape[0], 0, image.shape[1])
+        out = None
+        for row, col, s, piece in self.head(features, box):
+            if out is None:
+                out = np.empty(((box[1] - box[0]) * s, (box[3] - box[2]) * s, piece.shape[2]), np.float32)
+            out[(row.start - box[0]) * s:(row.end - box[0]) * s, (col.start - box[2]) * s:(col.end - box[2]) * s] = piece
+        return out
+
+    def head(self, features: np.ndarray, box: tuple):
+        """The head's output for ``box`` (y0, y1, x0, x1) of the trunk's output
+        ``features`` (C×H×W), piece by piece: (row span, column span, scale, H×W×C
+        float32 output of the piece's own cell). Only the box is computed, with the
+        head's context around each piece where ``features`` has it."""
+        c = self.plan.head_context
+        _, height, width = features.shape
+        for row, col, length_y, length_x in pieces(height, width, box, self.head_piece + 2 * c, c):
+            window = features[:, row.window:row.window + length_y, col.window:col.window + length_x]
+            out = self.net.extract({self.plan.cut_blob: window}, self.net.output_blob)
+            s = out.shape[1] // length_y
+            if out.shape[1:] != (length_y * s, length_x * s):
+                raise ModelError(f"the head of {self.net.output_blob} gave {out.shape[2]}x{out.shape[1]} "
+                                 f"for {length_x}x{length_y}: not a whole-number upscale")
+            yield row, col, s, out[:, (row.start - row.window) * s:(row.end - row.window) * s,
+                                   (col.start - col.window) * s:(col.end - col.window) * s].transpose(1, 2, 0)
+
+    def trim(self) -> None:
+        self.net.trim()
+
+    def release(self) -> None:
+        self.net.release()
+
+
+def bicubic_net(scale: int) -> Network:
+    """ncnn's own bicubic Interp (resize type 3), the reference tool's alpha upscaler,
+    as a one-layer network on the CPU."""
+    text = f"7767517\n2 2\nInput in 0 1 data\nInterp up 1 1 data out 0=3 1={scale:.1f} 2={scale:.1f}\n"
+    return Network("<bicubic>", None, devices.CPU, "data", "out", threads=1, param_text=text)
