@@ -98,8 +98,9 @@ BAD_TILE = "invalid tilesize argument: tile size must be 0 (auto) or at least 32
 # GPU does the upscaling. PNG writing is then what limits a folder: on an H200 with 16
 # cores, 100 pictures of 480x360 through realesr-animevideov3-x2 ran at 14.5 pictures
 # a second with 2 savers, 0.57 times the engine alone, and at 23.9 with 6, 1.18 times
-# (docs/benchmarks.md). Half the cores, at most MAX_AUTO_SAVERS.
-AUTO_JOBS = "1:2:2"
+# (docs/benchmarks.md). Half the cores, at most MAX_AUTO_SAVERS. REFERENCE_JOBS is also
+# the drop-in's default.
+REFERENCE_JOBS = "1:2:2"
 MAX_AUTO_SAVERS = 8
 
 
@@ -171,7 +172,7 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     with all the cores where that runs each picture as one window and more workers,
     splitting the memory budget, would tile it."""
     auto_jobs = opts.jobs.strip().lower() == "auto"
-    load, procs, save = parse_jobs(AUTO_JOBS if auto_jobs else opts.jobs)
+    load, procs, save = parse_jobs(REFERENCE_JOBS if auto_jobs else opts.jobs)
     # Every flag is checked before a device is looked at, whose notices (a software
     # Vulkan device passed over) would come before the flag's error.
     auto = opts.gpu.strip().lower() in ("auto", "")
@@ -190,7 +191,7 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
         except NcnnSrError:
             raise UsageError(f"invalid gpu device {index}: {_device_hint()}") from None
     cpus = os.cpu_count() or 1
-    if auto_jobs and any(device.is_gpu and not device.host_memory for device in chosen):
+    if auto_jobs and any(device.discrete for device in chosen):
         save = max(save, min(MAX_AUTO_SAVERS, cpus // 2))
     lanes = []
     procs = [_capped_workers(device, workers, cpus) for device, workers in zip(chosen, procs)]

@@ -284,8 +284,8 @@ def list_devices() -> None:
         for d in devices_mod.list_devices():
             tiling = "exact tiles" if d.host_memory else "blended tiles (--exact for exact ones)"
             if d.is_gpu:
-                tile = devices_mod.gpu_auto_tile(d.heap_budget_mb, not d.host_memory)
-                reference = devices_mod.gpu_auto_tile(d.heap_budget_mb)
+                tile = devices_mod.gpu_tile_for(d)
+                reference = devices_mod.gpu_tile_for(d, reference_rule=True)
                 also = f" ({reference} with the reference rule)" if reference != tile else ""
                 click.echo(f"{d.index:>3}  {d.name}  [{d.kind}]  heap budget {d.heap_budget_mb} MB, "
                            f"auto tile {tile}{also}, {tiling}")

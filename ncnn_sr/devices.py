@@ -59,6 +59,12 @@ class Device:
         copy, not two trips across a bus."""
         return self.kind in ("cpu", "integrated")
 
+    @property
+    def discrete(self) -> bool:
+        """A GPU with its own memory across a bus: the one kind that gains from windows
+        in flight, larger tiles and more save threads."""
+        return self.is_gpu and not self.host_memory
+
     def __str__(self) -> str:
         return "CPU" if not self.is_gpu else f"GPU {self.index} ({self.name})"
 
@@ -250,6 +256,12 @@ def steady_heap() -> None:
 # promises the reference tool's output (and so its tiles).
 LARGE_GPU_MB = 16_000
 LARGE_GPU_TILE = 400
+
+
+def gpu_tile_for(device: Device, reference_rule: bool = False) -> int:
+    """The automatic tile on a Vulkan ``device``. The reference rule promises the
+    reference tool's output, tiled as it tiles: no larger tiles under it."""
+    return gpu_auto_tile(device.heap_budget_mb, discrete=device.discrete and not reference_rule)
 
 
 def gpu_auto_tile(heap_budget_mb: int, discrete: bool = False) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import models as models_mod
-from .batch_cli import RunOptions, path_flag, run, run_video, setup_logging
+from .batch_cli import REFERENCE_JOBS, RunOptions, path_flag, run, run_video, setup_logging
 from .jobs import names_a_folder
 from .video_options import EncodeOptions, is_video_path
 
@@ -37,7 +37,7 @@ PATHS = "a picture or folder path"  # what an empty -i or -o should have been
 @click.option("-n", "model", default="realesr-animevideov3", show_default=True,
               help="model name: realesr-animevideov3 | realesrgan-x4plus | realesrgan-x4plus-anime | realesrnet-x4plus")
 @click.option("-g", "gpu", default="auto", show_default=True, help="gpu device to use, -1 for the CPU; can be 0,1,2 for multi-gpu")
-@click.option("-j", "jobs", default="1:2:2", show_default=True,
+@click.option("-j", "jobs", default=REFERENCE_JOBS, show_default=True,
               help="thread count for load/proc/save, can be 1:2,2,2:2 for multi-gpu")
 @click.option("-x", "tta", is_flag=True, help="enable tta mode")
 @click.option("-f", "fmt", default=None, help="output image format (jpg/png/webp, default=ext/png)")

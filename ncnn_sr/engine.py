@@ -10,6 +10,7 @@ import logging
 import numbers
 import os
 import threading
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -365,10 +366,7 @@ class Upscaler:
         ``runs_whole``."""
         share = share or self._concurrency
         if net.device.is_gpu:  # the maps stay in the host's memory
-            # The reference rule promises the reference tool's output, tiled as it tiles.
-            large = not net.device.host_memory and self.overlap > 0
-            return (devices.gpu_auto_tile(net.device.heap_budget_mb, discrete=large),
-                    isinstance(net, SplitNetwork))
+            return devices.gpu_tile_for(net.device, reference_rule=self.overlap == 0), isinstance(net, SplitNetwork)
         if not isinstance(net, SplitNetwork):
             return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
                                          share=share, overlap=self.overlap, border=self._border), False
@@ -541,10 +539,13 @@ class Upscaler:
                 future.cancel()  # those not started
             # The rest run to their end even through another Ctrl-C: the network may be
             # freed as soon as the call ends, and freeing it under a window crashes.
+            # Their futures are waited for, not their threads: an interrupted
+            # Thread.join can take a thread still inside ncnn for ended (pipeline._Worker).
             interrupted = False
             while True:
                 try:
-                    pool.shutdown(wait=True)
+                    futures.wait(pending)
+                    pool.shutdown(wait=True)  # out of ncnn by now: only the threads' exit is left
                     break
                 except KeyboardInterrupt:
                     interrupted = True
@@ -553,7 +554,7 @@ class Upscaler:
 
     def _windows_in_flight(self, net: Network, boxes: list) -> int:
         device = net.device
-        if len(boxes) < 2 or not device.is_gpu or device.host_memory:
+        if len(boxes) < 2 or not device.discrete:
             return 1
         largest = max(height * width for _, _, height, width, _ in boxes)  # TTA's passes run one by one
         room = device.heap_budget_mb * 2**20 // (2 * self._concurrency * largest * GPU_WINDOW_BYTES_PER_PIXEL)
