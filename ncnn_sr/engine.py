@@ -21,7 +21,7 @@ from .devices import Device
 from .errors import DeviceError, InputError, ModelError
 from .models import ModelSpec, resolve_model
 from .netsplit import NetPlan, plan_network
-from .network import NetFailure, Network, SplitNetwork, bicubic_net, crop_output
+from .network import NetFailure, Network, NonFinite, SplitNetwork, bicubic_net, crop_output
 from .pixels import check_image, quantize, to_float, to_gray
 from .resample import resize, resize_bytes, target_size
 from .tiles import (TTA_COUNT, blend_spans, mirror_pad, pieces, ramp_weights, tile_grid, tta_forward,
@@ -445,6 +445,11 @@ class Upscaler:
 
     def _recover(self, net: Network, tile: int, shape: tuple, failure: NetFailure) -> None:
         """After a failed run: halve the tile, or move to the CPU, or give up."""
+        if isinstance(failure, NonFinite) and not net.device.is_gpu:
+            # Halving the tile down to 32 px only to say "the CPU ran out of memory"
+            # blamed the wrong thing, after as many runs again.
+            raise ModelError(f"model {self.spec.name} gave NaN or infinite values on the CPU: its weights are "
+                             "broken, or not those of its .param")
         with self._lock:
             if self._net is not net:
                 return  # another thread already moved on; retry with its choice

@@ -37,6 +37,12 @@ class NetFailure(Exception):
     """ncnn returned an error for one run: on a device that is out of memory."""
 
 
+class NonFinite(NetFailure):
+    """A run's output held NaN or infinity: on a GPU, what running out of memory can
+    give; on the CPU, the model's own doing (weights broken or not those of its
+    .param), which no smaller tile mends."""
+
+
 class Network:
     """One ncnn.Net on one device. ``run`` is safe from several threads at once: each
     call has its own Extractor, and ncnn lets go of the GIL while it computes."""
@@ -101,7 +107,7 @@ class Network:
         if ret != 0:
             raise NetFailure(f"ncnn error {ret} on {self.device}")
         if not np.isfinite(result).all():
-            raise NetFailure(f"non-finite output on {self.device}")
+            raise NonFinite(f"non-finite output on {self.device}")
         return result
 
     def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:

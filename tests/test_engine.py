@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import picture, psnr, upscale_in_threads
-from ncnn_sr import DeviceError, InputError, Upscaler, catalog
+from ncnn_sr import DeviceError, InputError, ModelError, Upscaler, catalog
 from ncnn_sr import engine as engine_mod
 from ncnn_sr import network as network_mod
 from ncnn_sr.resample import resize, resize_bytes
@@ -328,6 +328,24 @@ def test_cpu_out_of_memory_at_the_smallest_tile_is_a_device_error(monkeypatch):
     monkeypatch.setattr(network_mod.Network, "run", fail_above(0, network_mod.Network.run))
     with pytest.raises(DeviceError, match="ran out of memory even with 32px tiles"):
         up.upscale(picture(8, 8))
+
+
+def test_custom_model_overflowing_on_the_cpu_is_a_model_error_not_out_of_memory(tmp_path, monkeypatch):
+    # Zero in (the scale probe), zero out; a real picture overflows to infinity. On the
+    # CPU no smaller tile mends that: it was halved down to 32 px, then "the CPU ran
+    # out of memory".
+    (tmp_path / "overflow-x2.bin").write_bytes(b"")
+    param = tmp_path / "overflow-x2.param"
+    param.write_text("7767517\n4 4\nInput in0 0 1 data\nBinaryOp big 1 1 data a 0=2 1=1 2=1e38\n"
+                     "BinaryOp bigger 1 1 a b 0=2 1=1 2=10.0\nInterp up 1 1 b output 0=1 1=2.0 2=2.0\n")
+    up = Upscaler(str(param), device=-1, tile=64)
+    runs = []
+    real = network_mod.Network.extract
+    monkeypatch.setattr(network_mod.Network, "extract", lambda self, *a: (runs.append(1), real(self, *a))[1])
+    with pytest.raises(ModelError, match="overflow-x2 gave NaN or infinite values on the CPU"):
+        up.upscale(picture(40, 40))
+    assert len(runs) == 1
+    up.close()
 
 
 def test_progress_is_called_per_tile_and_can_stop_the_work(cpu_upscalers):
