@@ -50,7 +50,7 @@ class Network:
     def __init__(self, param: str, bin_: str | None, device: Device, input_blob: str,
                  output_blob: str, precision: str = "default", threads: int | None = None,
                  param_text: str | None = None):
-        self.device = device
+        self.device, self.param = device, param
         self.input_blob, self.output_blob = input_blob, output_blob
         net = ncnn.Net()
         net.opt.use_vulkan_compute = device.is_gpu
@@ -106,6 +106,9 @@ class Network:
         del ex, out
         if ret != 0:
             raise NetFailure(f"ncnn error {ret} on {self.device}")
+        if result.ndim != 3:  # a classifier's scores, say: transposed as a picture, a bare ValueError
+            raise ModelError(f"{self.param} gives blob '{output}' of shape {result.shape}, not a picture's "
+                             "(channels, height, width): not an upscaling model")
         if not np.isfinite(result).all():
             raise NonFinite(f"non-finite output on {self.device}")
         return result

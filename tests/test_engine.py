@@ -348,6 +348,17 @@ def test_custom_model_overflowing_on_the_cpu_is_a_model_error_not_out_of_memory(
     up.close()
 
 
+def test_custom_model_whose_output_is_no_picture_is_a_model_error(tmp_path):
+    # A classifier given by mistake: its scores, transposed as a picture, were a bare
+    # ValueError and a traceback.
+    (tmp_path / "scores.bin").write_bytes(b"")
+    param = tmp_path / "scores.param"
+    param.write_text("7767517\n3 3\nInput in0 0 1 data\nPooling pool 1 1 data pooled 0=1 4=1\n"
+                     "Softmax scores 1 1 pooled output\n")
+    with pytest.raises(ModelError, match=r"scores.param gives blob 'output' of shape \(3,\), not a picture's"):
+        Upscaler(str(param), device=-1)
+
+
 def test_progress_is_called_per_tile_and_can_stop_the_work(cpu_upscalers):
     up = cpu_upscalers(FAST, tile=32)
     calls = []
