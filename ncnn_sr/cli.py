@@ -23,7 +23,7 @@ from .engine import ALPHA_MODES, PRECISIONS
 from .errors import ModelMissing, NcnnSrError
 from .images import write_target
 from .jobs import names_a_folder
-from .video_options import EncodeOptions, is_video_path
+from .video_options import EncodeOptions, is_video_input
 
 PROG = "ncnn-sr"
 DEFAULT_MODEL = "realesrgan-x4plus"
@@ -45,7 +45,7 @@ class _DefaultToUpscale(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             source = _input_of(args)
-            args = ["video" if source and is_video_path(source) else "upscale", *args]
+            args = ["video" if source and is_video_input(source) else "upscale", *args]
         return super().parse_args(ctx, args)
 
 

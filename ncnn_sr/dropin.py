@@ -13,7 +13,7 @@ import click
 from . import models as models_mod
 from .batch_cli import REFERENCE_JOBS, RunOptions, path_flag, run, run_video, setup_logging
 from .jobs import names_a_folder
-from .video_options import EncodeOptions, is_video_path
+from .video_options import EncodeOptions, is_video_input
 
 PROG = "realesrgan-ncnn-vulkan"
 # The reference writes JPEG at quality 100 and WebP lossless, and tiles with 10 px of
@@ -69,7 +69,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
         tta=tta, fmt=fmt, scale=factor,
         tile_pad=REFERENCE_TILE_PAD, quality=REFERENCE_JPEG_QUALITY if jpeg else None, verbose=verbose,
     )
-    if is_video_path(input_path):
+    if is_video_input(input_path):
         sys.exit(run_video(PROG, opts, EncodeOptions()))
     sys.exit(run(PROG, opts))
 

@@ -17,6 +17,12 @@ def is_video_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def is_video_input(path: str | os.PathLike) -> bool:
+    """Whether an input is a video by its name; a folder named like one (frames.mp4)
+    holds pictures."""
+    return is_video_path(path) and not os.path.isdir(path)
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     """How the upscaled video is encoded. ``codec`` None picks libx264, or libvpx-vp9

@@ -127,6 +127,14 @@ def test_folder_mode_leaves_files_pillow_names_but_cannot_read_as_pictures(tmp_p
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
 
 
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+def test_a_folder_named_like_a_video_is_a_folder_of_pictures(cmd, tmp_path):
+    # Routed to the video command by its name alone: "unsupported video container ''".
+    pictures(tmp_path / "frames.mp4", ["a.png"])
+    run(cmd, "-i", tmp_path / "frames.mp4", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1")
+    assert size_of(tmp_path / "out" / "a.png") == (32, 24)
+
+
 def test_recursive_mirrors_the_tree_and_skips_hidden_folders(tmp_path):
     pictures(tmp_path / "in", ["a.png", "sub/b.jpg", "sub/deeper/c.webp", ".hidden/d.png"])
     run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "--recursive", "-n", "realesr-animevideov3",
