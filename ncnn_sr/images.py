@@ -112,7 +112,9 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
             # content: Pillow's own complaints about a broken picture have no errno.
             raise InputError(f"{name}: cannot read: {e.strerror or e}") from None
         raise InputError(f"{name}: broken or truncated picture ({e})") from None
-    except (SyntaxError, ValueError, EOFError) as e:
+    except (SyntaxError, ValueError, EOFError, TypeError, NotImplementedError) as e:
+        # Pillow's plugins say "broken" in these too: a TIFF frame without its size
+        # (TypeError), a DDS of an unknown pixel format (NotImplementedError).
         raise InputError(f"{name}: broken or truncated picture ({e})") from None
 
 

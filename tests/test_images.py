@@ -323,6 +323,26 @@ def test_truncated_picture_is_an_input_error(tmp_path):
         read_image(tmp_path / "cut.png")
 
 
+def test_a_tiff_whose_second_frame_has_no_size_is_an_input_error(tmp_path):
+    # Pillow raises TypeError("Missing dimensions") when it counts the frames: it came
+    # out of read_image bare, and a batch said "cannot read: TypeError(...)".
+    import io
+    import struct
+
+    buffer = io.BytesIO()
+    frame = Image.fromarray(picture(4, 4))
+    frame.save(buffer, "TIFF", save_all=True, append_images=[frame])
+    data = bytearray(buffer.getvalue())
+    first = struct.unpack_from("<I", data, 4)[0]
+    second = struct.unpack_from("<I", data, first + 2 + 12 * struct.unpack_from("<H", data, first)[0])[0]
+    for entry in range(second + 2, second + 2 + 12 * struct.unpack_from("<H", data, second)[0], 12):
+        if struct.unpack_from("<H", data, entry)[0] == 256:  # ImageWidth, renamed to a tag no one knows
+            struct.pack_into("<H", data, entry, 65000)
+    (tmp_path / "two.tif").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"two.tif: broken or truncated picture \(Missing dimensions\)"):
+        read_image(tmp_path / "two.tif")
+
+
 def test_missing_file_and_folder_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="file not found"):
         read_image(tmp_path / "nothing.png")
