@@ -190,7 +190,12 @@ def carry_over(inp, video_in, out, dst: Path) -> dict[int, SideOutput]:
     for stream in list(inp.streams.audio) + list(inp.streams.subtitles):
         name = stream.codec_context.name
         if takes(out, stream):
-            mapping[stream.index] = SideOutput(_labelled(out.add_stream_from_template(stream), stream))
+            o = _labelled(out.add_stream_from_template(stream), stream)
+            if stream.type == "audio":
+                # An mp4's muxer fails on unnamed channels (an AVI's or Matroska's PCM
+                # sound) only when it writes its trailer, at the very end.
+                o.layout = _ordered(stream.codec_context.layout)
+            mapping[stream.index] = SideOutput(o)
         elif stream.type == "audio" and out.default_audio_codec not in (None, "none"):
             target = out.default_audio_codec
             source_rate = stream.codec_context.sample_rate
@@ -248,9 +253,12 @@ def tags_to_keep(metadata) -> dict:
 def _ordered(layout: av.AudioLayout) -> av.AudioLayout:
     """``layout``, or where it counts channels without naming them (as a Matroska
     file's PCM sound reads back) the usual layout of that many: mono, stereo, 5.1...
-    Some encoders (MP3) take only named ones."""
+    Some encoders (MP3) and muxers (mp4) take only named ones."""
     if any(channel.name == "NONE" for channel in layout.channels):
-        return av.AudioLayout(f"{layout.nb_channels}c")
+        try:
+            return av.AudioLayout(f"{layout.nb_channels}c")
+        except ValueError:  # no usual layout of that many (9 or more)
+            return layout
     return layout
 
 

@@ -28,9 +28,9 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
               audio: str | None = "aac", sample_rate: int = 48000, frame_ms: list[int] | None = None,
               rotation: int = 0, hflip: bool = False, video_streams: int = 1,
               sound_spans: list[tuple[float, float]] | None = None, colours: list[tuple[int, int, int]] | None = None,
-              matrix: str | None = None, full_range: bool = False) -> Path:
+              matrix: str | None = None, full_range: bool = False, layout: str = "mono") -> Path:
     """A clip of moving colour waves (H.264, or VP9 for .webm) with a sine tone in
-    ``audio`` (aac, pcm_s16le, libopus or None). ``frame_ms`` gives each frame's time
+    ``audio`` (aac, pcm_s16le, libopus or None), in each channel of ``layout``. ``frame_ms`` gives each frame's time
     in milliseconds, for a variable frame rate. ``rotation`` (degrees counterclockwise,
     as PyAV's VideoFrame.rotation reads it back: -90 is a phone held upright) and
     ``hflip`` go into a display matrix that tells players how to show the picture.
@@ -56,7 +56,7 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
                 _tag(video.codec_context, matrix, full_range)
         sound = out.add_stream(audio, rate=sample_rate) if audio else None
         if sound is not None:
-            sound.layout = "mono"
+            sound.layout = layout
         for i in range(frames):
             if colours:
                 image = np.full((height, width, 3), colours[i % len(colours)], np.uint8)
@@ -82,8 +82,9 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
                 tone = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
                 step = 1024
                 for start in range(0, len(tone), step):
-                    f = av.AudioFrame.from_ndarray(tone[start:start + step].reshape(1, -1), format="s16",
-                                                   layout="mono")
+                    chunk = tone[start:start + step]
+                    f = av.AudioFrame.from_ndarray(np.tile(chunk, (sound.layout.nb_channels, 1)), format="s16p",
+                                                   layout=layout)
                     f.sample_rate, f.pts = sample_rate, first + start
                     for packet in sound.encode(f):
                         out.mux(packet)

@@ -1088,6 +1088,18 @@ def test_sound_a_container_refuses_is_reencoded_to_its_own_kind(audio, name, tar
     assert sound_seconds(tmp_path / name) == pytest.approx(sound_seconds(clip), abs=0.05)
 
 
+def test_stereo_pcm_whose_channels_are_unnamed_is_copied_into_an_mp4(tmp_path):
+    # A Matroska or AVI file's PCM sound names no channels, which the mp4 muxer
+    # refused only when it wrote its trailer, after every frame was upscaled.
+    clip = make_clip(tmp_path / "in.mkv", frames=3, audio="pcm_s16le", layout="stereo")
+    upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.audio[0].layout.name == "stereo"
+    # Copied, not re-encoded: the same samples (the mp4 muxer cuts them in its own packets).
+    assert b"".join(data for _, data in packets(tmp_path / "out.mp4", "audio")) == \
+        b"".join(data for _, data in packets(clip, "audio"))
+
+
 def test_encoder_settings_are_refused_before_the_input_is_read(tmp_path):
     proc = run(NCNN_SR, "video", "-i", tmp_path / "missing.mp4", "-o", tmp_path / "out.mp4", *X2,
                "--codec", "aac", check_ok=False)
