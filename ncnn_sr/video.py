@@ -199,6 +199,11 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             options = replace(options, pix_fmt=_pixel_format(encoder, video_in, src))
         if options.fps is None and _frame_rates(encoder):
             options = replace(options, fps=_standard_rate(encoder, video_in))
+        elif options.fps is None and video_streams.muxer_for(dst) == "avi":
+            # An AVI counts frames at its time base: at the input's (1/12288 from an
+            # mp4, 1/90000 from a .ts) it was a video of hundreds of frames a second,
+            # mostly empty ones. ffmpeg, too, writes an AVI at its frame rate.
+            options = replace(options, fps=_source_rate(video_in))
         try:
             written = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress)
         except BaseException:

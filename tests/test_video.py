@@ -989,6 +989,15 @@ def test_an_encoder_of_standard_rates_takes_a_standard_input_rate_without_a_word
     assert "warning" not in proc.stderr
 
 
+def test_an_avi_is_written_at_the_frame_rate_of_its_input(tmp_path):
+    # An AVI counts frames at its time base: at an mp4's 1/12288 it came out at 600
+    # fps, every frame followed by 24 empty ones.
+    clip = make_clip(tmp_path / "in.mp4", frames=6, audio=None)
+    assert upscale_video(clip, tmp_path / "out.avi", lambda frames: frames) == 6
+    with av.open(str(tmp_path / "out.avi")) as c:
+        assert (c.streams.video[0].average_rate, c.streams.video[0].frames) == (24, 6)
+
+
 def test_a_rate_the_encoder_cannot_encode_is_refused_before_anything_runs(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=4, audio=None)
     out = tmp_path / "out.mpg"
