@@ -86,6 +86,8 @@ def _video_stream(container, path):
     moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
     if not moving:
         raise InputError(f"{path}: has no video stream")
+    if moving[0].codec_context is None:  # a codec FFmpeg does not know, or a damaged header
+        raise InputError(f"{path}: cannot decode its video: FFmpeg knows no decoder for it")
     return moving[0]
 
 

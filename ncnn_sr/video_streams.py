@@ -188,6 +188,9 @@ def carry_over(inp, video_in, out, dst: Path) -> dict[int, SideOutput]:
             log.warning("dropping video stream %d: only the first is upscaled", extra.index)
     mapping = {}
     for stream in list(inp.streams.audio) + list(inp.streams.subtitles):
+        if stream.codec_context is None:  # a codec FFmpeg does not know, or a damaged header
+            log.warning("dropping %s stream %d: FFmpeg knows no codec for it", stream.type, stream.index)
+            continue
         name = stream.codec_context.name
         if takes(out, stream):
             o = _labelled(out.add_stream_from_template(stream), stream)

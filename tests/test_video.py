@@ -397,6 +397,7 @@ def test_the_video_upscaled_is_never_a_cover_picture_listed_first():
     class Stream:
         def __init__(self, disposition):
             self.disposition = disposition
+            self.codec_context = SimpleNamespace()  # a decoder FFmpeg has
 
     class Container:
         class streams:
@@ -608,6 +609,37 @@ def test_a_video_that_cannot_be_decoded_is_an_error_naming_the_input(tmp_path):
     clip = garble_video_packet(make_clip(tmp_path / "in.mp4", frames=12), tmp_path / "broken.mkv", 6)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
     one_line_failure(proc, tmp_path, f"{clip}: cannot decode: Invalid data found")
+
+
+def unknown_codec(path, codec_id: bytes):
+    """The Matroska file ``path`` with the track whose codec ID is ``codec_id`` given
+    one FFmpeg does not know, as a newer codec or a damaged header reads."""
+    data = path.read_bytes()
+    assert data.count(codec_id) == 1
+    path.write_bytes(data.replace(codec_id, codec_id[:-3] + b"XXX"))  # its kind kept: V_, A_, S_TEXT/
+    return path
+
+
+def test_a_video_whose_codec_ffmpeg_does_not_know_is_a_one_line_error(tmp_path):
+    # It was a traceback: the stream has no codec context to read the size from.
+    clip = unknown_codec(make_clip(tmp_path / "in.mkv", frames=3), b"V_MPEG4/ISO/AVC")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
+    one_line_failure(proc, tmp_path, f"{clip}: cannot decode its video: FFmpeg knows no decoder for it")
+
+
+@pytest.mark.parametrize("kind, codec_id", [("audio", b"A_AAC"), ("subtitle", b"S_TEXT/UTF8")])
+def test_sound_and_subtitles_of_a_codec_ffmpeg_does_not_know_are_dropped_with_a_warning(kind, codec_id, tmp_path,
+                                                                                           caplog):
+    clip = make_clip(tmp_path / ("plain.mkv" if kind == "audio" else "plain.mp4"), frames=3,
+                     audio="aac" if kind == "audio" else None)
+    if kind == "subtitle":
+        clip = add_subtitles(clip, tmp_path / "subtitled.mkv", [("00:00:00,000", "00:00:00,100", "Hello")])
+    clip = unknown_codec(clip, codec_id)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames) == 3
+    assert f"dropping {kind} stream 1: FFmpeg knows no codec for it" in caplog.text
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert [s.type for s in c.streams] == ["video"]
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
