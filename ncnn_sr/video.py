@@ -91,6 +91,20 @@ def _video_stream(container, path):
     return moving[0]
 
 
+def _demuxed(container) -> Iterator:
+    """``container.demux()``, less the IndexError PyAV raises at the end of a file in
+    which a new stream turned up midway (a damaged MPEG-TS, say): it looks for that
+    stream, which it never listed, when it hands out the streams' last, empty, packets.
+    The known streams' ones have all come by then."""
+    packets = container.demux()
+    while True:
+        try:
+            packet = next(packets)
+        except (StopIteration, IndexError):
+            return
+        yield packet
+
+
 def _reason(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e)
 
@@ -422,7 +436,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         count = 0
         try:
             # Every stream, those left out too: how far they all go tells a cut-off file.
-            for packet in inp.demux():
+            for packet in _demuxed(inp):
                 reach.add(packet)
                 if packet.stream.index != video_in.index:
                     if packet.dts is not None and packet.stream.index in side:

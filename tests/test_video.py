@@ -642,6 +642,25 @@ def test_sound_and_subtitles_of_a_codec_ffmpeg_does_not_know_are_dropped_with_a_
         assert [s.type for s in c.streams] == ["video"]
 
 
+def audio_pes_on_a_new_pid() -> bytes:
+    """An MPEG-TS packet that starts an MPEG audio PES on a PID no table lists, at 2 s:
+    the demuxer adds a stream for it when it comes."""
+    pts = 2 * 90000
+    stamp = bytes([0x21 | (pts >> 29) & 0x0E, pts >> 22 & 0xFF, 0x01 | pts >> 14 & 0xFE, pts >> 7 & 0xFF,
+                   0x01 | pts << 1 & 0xFE])
+    packet = bytes([0x47, 0x55, 0x01, 0x10]) + b"\x00\x00\x01\xc0\x00\x00\x80\x80\x05" + stamp
+    return packet + b"\xff" * (188 - len(packet))
+
+
+def test_a_stream_that_turns_up_midway_through_an_mpeg_ts_is_no_error(tmp_path):
+    # PyAV raised IndexError at the end of such a file (a recording with a damaged packet
+    # header, say): a traceback, once every frame had been upscaled.
+    clip = make_clip(tmp_path / "in.ts", frames=24, audio=None)
+    clip.write_bytes(clip.read_bytes() + audio_pes_on_a_new_pid())
+    assert upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames) == 24
+    assert len(frame_times(tmp_path / "out.mp4")[0]) == 24
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
 def test_a_full_disk_is_a_one_line_error(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=4)
