@@ -1,10 +1,11 @@
-"""The commands' entry points. A Ctrl-C or SIGTERM at any moment of a command's life
+"""The commands' entry points. A Ctrl-C, SIGTERM or SIGHUP at any moment of a command's life
 ends it in one line with status 130, or, once its work is done, changes nothing:
-- from the first moment, SIGTERM is taken as Ctrl-C (the commands end both alike);
+- from the first moment, SIGTERM, and SIGHUP (a closed terminal, a dropped SSH
+  session) where nohup does not ignore it, are taken as Ctrl-C;
 - while the command's module, and its ncnn and numpy, load, and while click reads
   the arguments, it is caught here (click would print "Aborted!" and exit 1);
 - the commands handle it themselves while they work;
-- once the command has returned, both are ignored: the interpreter's own teardown,
+- once the command has returned, they are ignored: the interpreter's own teardown,
   interrupted, died by the signal or printed a traceback after the work was done.
 Memory running out anywhere a command does not handle it is one line and status 1.
 """
@@ -15,6 +16,8 @@ import os
 import signal
 import sys
 
+from .signals import stop_signals
+
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 
 
@@ -23,8 +26,11 @@ def _as_ctrl_c(signum, frame) -> None:
 
 
 def _interrupted(prog: str) -> None:
-    sys.stderr.write(f"{prog}: interrupted\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(f"{prog}: interrupted\n")
+        sys.stderr.flush()
+    except OSError:  # after SIGHUP the terminal may be gone
+        pass
     os._exit(EXIT_INTERRUPTED)  # native libraries may be half loaded or running: no teardown
 
 
@@ -52,7 +58,10 @@ def _out_of_memory(prog: str) -> None:
 
 
 def _run(module: str, prog: str) -> None:
-    signal.signal(signal.SIGTERM, _as_ctrl_c)
+    stopping = stop_signals()
+    for sig in stopping:
+        if sig != signal.SIGINT:  # Python already raises KeyboardInterrupt for it
+            signal.signal(sig, _as_ctrl_c)
     try:
         main = importlib.import_module(module).main
         import click
@@ -82,7 +91,7 @@ def _run(module: str, prog: str) -> None:
     except SystemExit as e:
         code = e.code
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in stopping:
             signal.signal(sig, signal.SIG_IGN)
     sys.exit(code)
 

@@ -22,6 +22,7 @@ from .engine import Upscaler
 from .errors import NcnnSrError, NoRoom, cannot_write
 from .images import ImageInfo, read_image, write_image
 from .jobs import Job, alpha_target
+from .signals import stop_signals
 
 STOP = None  # the sentinel a worker ends on
 
@@ -312,18 +313,16 @@ class Pipeline:
 
 
 class _HeldInterrupts:
-    """Ctrl-C and SIGTERM noted rather than raised until ``release``, which raises
+    """Ctrl-C, SIGTERM and SIGHUP noted rather than raised until ``release``, which raises
     KeyboardInterrupt if one came meanwhile. Python runs signal handlers in the main
     thread alone, so elsewhere this holds nothing. (Blocking the signals in this
     thread would not do: another thread, OpenMP's or OpenBLAS's, takes them.)"""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.noted = False
         self._saved: dict = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in self.SIGNALS:
+            for sig in stop_signals():
                 self._saved[sig] = signal.signal(sig, self._note)
 
     def _note(self, signum, frame) -> None:

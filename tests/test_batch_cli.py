@@ -261,7 +261,7 @@ def test_skip_existing_does_not_take_a_stem_clash_output_for_another(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "a.png.png"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_interrupted_batch_leaves_no_partial_file_and_resumes(sig, tmp_path):
     count = 10
     pictures(tmp_path / "in", [f"p{i:02d}.png" for i in range(count)], size=(40, 40))
@@ -282,6 +282,25 @@ def test_interrupted_batch_leaves_no_partial_file_and_resumes(sig, tmp_path):
         assert size_of(p) == (160, 160)  # every file there is whole
     resumed = run(NCNN_SR, *args, "--skip-existing")
     assert f"{count - len(left)} upscaled, {len(left)} skipped, 0 failed" in resumed.stderr
+    assert len(list((tmp_path / "out").iterdir())) == count
+
+
+def test_a_batch_under_nohup_goes_on_after_sighup(tmp_path):
+    # nohup ignores SIGHUP so that a closed terminal does not stop the work: the
+    # command must not take it as Ctrl-C then.
+    count = 3
+    pictures(tmp_path / "in", [f"p{i}.png" for i in range(count)], size=(40, 40))
+    args = ["-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesrgan-x4plus-anime", "-g", "-1", "-j", "1:1:1"]
+    proc = subprocess.Popen([NCNN_SR, *map(str, args)], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out").is_dir() or not any(p.suffix == ".png" for p in (tmp_path / "out").iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "no output appeared"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert f"{count} upscaled" in err
     assert len(list((tmp_path / "out").iterdir())) == count
 
 
