@@ -185,8 +185,15 @@ class Upscaler:
         self._last_size: tuple = ()
         self._tile = tile
         self._net = self._load(devices.get_device(device))
-        self._scale = self.spec.scale or self._probe_scale()
-        self._alpha_net = bicubic_net(self._scale)
+        try:
+            self._scale = self.spec.scale or self._probe_scale()
+            self._alpha_net = bicubic_net(self._scale)
+        except BaseException:
+            # Left to the collector, a CPU network's pools could go before the net
+            # that holds their buffers: ncnn printed "pool allocator destroyed too
+            # early" after the error line.
+            self._release_networks()
+            raise
 
     # --- public ------------------------------------------------------------------------
 
@@ -339,6 +346,11 @@ class Upscaler:
             out = self._net.run(probe)
         except NetFailure as e:
             raise ModelError(f"model {self.spec.name} failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: {e}") from None
+        except MemoryError:
+            # A tiny input: what ncnn cannot allocate here is a broken layer's (a
+            # negative or absurd Interp scale), not this machine's lack of memory.
+            raise ModelError(f"model {self.spec.name} failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: "
+                             "its layers ask for an impossible amount of memory") from None
         oh, ow = out.shape[:2]
         if oh != ow or oh % PROBE_SIZE or out.shape[2] != 3:
             raise ModelError(

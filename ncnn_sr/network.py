@@ -105,6 +105,7 @@ class Network:
         result = np.array(out) if ret == 0 else None
         del ex, out
         if ret != 0:
+            self._failed = True
             raise NetFailure(f"ncnn error {ret} on {self.device}")
         if result.ndim != 3:  # a classifier's scores, say: transposed as a picture, a bare ValueError
             raise ModelError(f"{self.param} gives blob '{output}' of shape {result.shape}, not a picture's "
@@ -128,6 +129,14 @@ class Network:
         net, self._net = getattr(self, "_net", None), None
         if net is not None:
             net.clear()
+            del net  # before its pools
+        pools, self._pools = getattr(self, "_pools", ()), ()
+        if getattr(self, "_failed", False):
+            # A failed run can leave a buffer ncnn could not allocate listed as in use,
+            # and the pool says so on stderr as it goes ("pool allocator destroyed too
+            # early"), after the command's own error line.
+            with devices.captured_stderr():
+                del pools
 
 
 class SplitNetwork:

@@ -84,6 +84,23 @@ def test_custom_model_that_starts_in_place_runs(tmp_path):
         assert np.array_equal(np.asarray(b)[::2, ::2], np.asarray(a))
 
 
+@pytest.mark.parametrize("scale, said", [
+    ("100000.0", "ncnn error -100"),  # ncnn's pool kept the failed buffer and said so on stderr
+    ("-2.0", "its layers ask for an impossible amount of memory"),  # was "error: out of memory"
+])
+def test_custom_model_with_a_broken_layer_fails_in_one_line(scale, said, tmp_path):
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    (tmp_path / "broken.param").write_text(f"7767517\n2 2\nInput data 0 1 data\n"
+                                           f"Interp up 1 1 data output 0=2 1={scale} 2={scale}\n")
+    (tmp_path / "broken.bin").write_bytes(b"")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "broken", "-m", tmp_path, "-g", "-1",
+               check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"ncnn-sr: error: model broken failed on a 32x32 test input: {said}"
+                                        + (" on CPU" if scale.startswith("1") else "")]
+    assert not (tmp_path / "out.png").exists()
+
+
 # mode made -> mode of the output file
 MODES = {
     "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "P": "RGB", "CMYK": "RGB", "I;16": "I;16",
