@@ -13,6 +13,7 @@ other streams (sound, subtitles, attachments, chapters, tags) is ``video_streams
 from __future__ import annotations
 
 import collections
+import heapq
 import logging
 import math
 import os
@@ -35,6 +36,7 @@ log = logging.getLogger("ncnn_sr")
 
 DEFAULT_CRF = 18  # visually near-lossless for x264/x265; upscaled detail deserves it
 DEFAULT_PIX_FMT = "yuv420p"  # what every player decodes
+AVI_REORDER = 8  # frames an AVI's stamps are sorted over: B-frame pyramids move them by 3-4
 # x264 and x265 print their own complaint about an unknown preset straight to stderr,
 # past FFmpeg's log, so these are checked first to keep the error one line.
 X264_X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
@@ -398,6 +400,10 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
         stream.codec_context.bit_rate = options.bitrate
         if codec == "libvpx-vp9" and options.crf is None:
             opts.pop("crf", None)
+    if out.format.name == "avi":
+        # An AVI has no presentation times: B-frames in it read back in the wrong
+        # order (ffmpeg, and this tool, then failed on its own output).
+        opts["bf"] = "0"
     stream.codec_context.options = opts
     return stream
 
@@ -432,8 +438,25 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # Frames go through the upscaler in 16 bits when the output holds more than 8.
     deep = depth(options.pix_fmt) > 8
 
+    # An AVI stores no presentation times: with B-frames, FFmpeg hands out the frames
+    # in the right order but stamped in decoding order (1, 4, 3, 5, 2, ...), which the
+    # encoder refuses. The stamps' set is right, so each frame takes the earliest of
+    # those of the next few frames.
+    reorder = AVI_REORDER if inp.format.name == "avi" else 0
+
     def decoded() -> Iterator[np.ndarray]:
         count = 0
+        held: collections.deque = collections.deque()
+        slots: list[int] = []
+
+        def hand_on(frame, pts: int) -> np.ndarray:
+            seconds = float(pts * frame.time_base)
+            duration = float(frame.duration * frame.time_base) if frame.duration else float(1 / rate)
+            stamps.append((pts, seconds, duration))
+            if not hdr:
+                hdr.append(mastering(frame))
+            return upright(to_rgb(frame, deep), frame)
+
         try:
             # Every stream, those left out too: how far they all go tells a cut-off file.
             for packet in _demuxed(inp):
@@ -445,13 +468,13 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 for frame in packet.decode():
                     if frame.pts is None:  # no timestamps at all: count frames at the stream's rate
                         frame.pts, frame.time_base = round(count / rate / video_in.time_base), video_in.time_base
-                    seconds = float(frame.pts * frame.time_base)
-                    duration = float(frame.duration * frame.time_base) if frame.duration else float(1 / rate)
-                    stamps.append((frame.pts, seconds, duration))
-                    if count == 0:
-                        hdr.append(mastering(frame))
                     count += 1
-                    yield upright(to_rgb(frame, deep), frame)
+                    held.append(frame)
+                    heapq.heappush(slots, frame.pts)
+                    if len(held) > reorder:
+                        yield hand_on(held.popleft(), heapq.heappop(slots))
+            while held:
+                yield hand_on(held.popleft(), heapq.heappop(slots))
         except (av.error.FFmpegError, UnsupportedColour) as e:
             raise _cannot_decode(src, e) from None
         reach.complete = True

@@ -1191,3 +1191,18 @@ def test_a_timecode_on_the_file_itself_follows_fps_too(tmp_path):
     with av.open(str(out)) as c:
         tags = {key.lower(): value for key, value in c.metadata.items()}
     assert tags["timecode"] == "01:02:03:05"
+
+
+def test_an_avi_with_b_frames_keeps_its_frames_in_order_and_an_avi_written_has_none(tmp_path):
+    # An AVI has no presentation times: FFmpeg stamps B-frame video in decoding order
+    # (1, 4, 3, 5, 2, ...), which the encoder refused ("cannot encode: Invalid
+    # argument"), and this tool's own .avi output had B-frames.
+    clip = make_clip(tmp_path / "in.avi", frames=12, audio=None)
+    stamped, _ = frame_times(clip)
+    assert stamped != sorted(stamped), "the clip was meant to have B-frames"
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    times, _ = frame_times(tmp_path / "out.mkv")
+    assert times == pytest.approx(sorted(stamped), abs=1e-3)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2)
+    times, _ = frame_times(tmp_path / "out.avi")
+    assert len(times) == 12 and times == sorted(times)
