@@ -20,6 +20,7 @@ from PIL import Image
 
 from .errors import InputError, broken_link
 from .images import output_format
+from .video_options import is_video_path
 
 Image.init()
 # Extensions Pillow registers for what is not a picture it can read: PDF and PALM it
@@ -113,11 +114,18 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
     # Output paths below dst, casefolded, across folders: "A/x.png" and "a/x.png" are
     # one file where case is not told apart.
     taken: dict[str, tuple[str, str]] = {}
+    videos = 0
     for folder, entries in _walk(src, dst, recursive, unlisted):
         names = [e.name for e in entries if _holds(e.is_file) and is_picture_name(Path(e.name))]
         notes += [f"{e.path} is {broken_link(Path(e.path))}: left out" for e in entries
                   if is_picture_name(Path(e.name)) and _leads_nowhere(e)]
+        videos += sum(1 for e in entries if _holds(e.is_file) and is_video_path(e.name)
+                      and not e.name.startswith("."))
         _name_outputs(folder, names, dst, folder.relative_to(src), fmt or "png", jobs, notes, taken)
+    if videos:
+        # Left out without a word, a folder of clips ended in "no pictures found".
+        notes.append(f"{videos} video{'s' if videos > 1 else ''} in {src} left out: a folder run upscales "
+                     "pictures; give each video to 'ncnn-sr video -i CLIP -o OUT'")
     return _unless_overwriting(Plan(tuple(jobs), tuple(notes), True, tuple(unlisted)))
 
 

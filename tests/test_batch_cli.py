@@ -772,3 +772,12 @@ def test_dropin_jpegs_into_a_trailing_slash_folder_are_at_quality_100_as_the_ref
     run(DROPIN, "-i", "in/a.png", "-o", "new/", "-f", "jpg", "-g", "-1", "-s", "2", cwd=tmp_path)
     with Image.open(tmp_path / "new" / "a.jpg") as im:
         assert set(im.quantization[0]) == {1}
+
+
+def test_videos_in_a_folder_are_left_out_with_a_word(tmp_path):
+    pictures(tmp_path / "in", ["a.png"])
+    (tmp_path / "in" / "clip.mp4").write_bytes(b"not looked at")
+    (tmp_path / "in" / "other.MKV").write_bytes(b"not looked at")
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1")
+    assert "2 videos in" in proc.stderr and "ncnn-sr video" in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
