@@ -21,7 +21,7 @@ import click
 from . import devices
 from .engine import Upscaler
 from .errors import InputError, NcnnSrError, os_reason
-from .images import one_size
+from .images import one_size, output_format
 from .jobs import check_reachable, plan_jobs
 from .pipeline import Cancelled, Lane, Outcome, Pipeline, ordered_map
 from .video_options import is_video_path
@@ -450,6 +450,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
             _echo(f"{prog}: error: {line}")
         if not plan.jobs:
             raise InputError(f"{opts.input}: no pictures found")
+        if opts.quality is not None and all(output_format(job.target) == "png" for job in plan.jobs):
+            log.warning("--quality ignored: PNG is lossless (it sets jpg and webp quality)")
         # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
         lanes, load, save = build_lanes(opts, pictures=len(plan.jobs),
                                         frame=lambda: one_size([job.source for job in plan.jobs]))

@@ -781,3 +781,12 @@ def test_videos_in_a_folder_are_left_out_with_a_word(tmp_path):
     proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1")
     assert "2 videos in" in proc.stderr and "ncnn-sr video" in proc.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+
+
+def test_quality_for_png_outputs_is_said_to_be_ignored(tmp_path):
+    pictures(tmp_path / "in", ["a.png"])
+    args = ["-n", "realesr-animevideov3", "-s", "2", "-g", "-1", "--quality", "50"]
+    proc = run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "a.png", *args)
+    assert "--quality ignored" in proc.stderr
+    proc = run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "a.jpg", *args)
+    assert "--quality ignored" not in proc.stderr
