@@ -158,6 +158,7 @@ class RunOptions:
     verbose: bool = False
     quiet: bool = False
     output_folder: bool = False  # -o was written as a folder ("out/"): one, made if missing
+    drop_oversized_exif: bool = False  # a JPEG then goes without an EXIF it cannot hold, instead of failing
 
 
 def build_lanes(opts: RunOptions, pictures: int | None = None,
@@ -467,7 +468,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
         new_folder = _first_missing(opts.output if plan.folder_mode else plan.jobs[0].target.parent)
         pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
                             quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
-                            on_outcome=progress)
+                            on_outcome=progress, drop_oversized_exif=opts.drop_oversized_exif)
         summary = pipeline.run(plan.jobs)
     except KeyboardInterrupt:
         _echo(f"{prog}: interrupted before any picture was written")

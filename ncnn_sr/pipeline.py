@@ -12,7 +12,7 @@ import queue
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from .engine import Upscaler
 from .errors import NcnnSrError, NoRoom, cannot_write
-from .images import ImageInfo, read_image, write_image
+from .images import MAX_JPEG_EXIF, ImageInfo, read_image, write_image
 from .jobs import Job, alpha_target
 from .signals import stop_signals
 
@@ -85,12 +85,16 @@ class _Item:
 class Pipeline:
     """Runs jobs through the lanes. ``on_outcome`` is called once per job, from a
     save or load thread, never from two threads at once; an exception from it (a
-    closed stderr, say) is raised by ``run`` once every job is done."""
+    closed stderr, say) is raised by ``run`` once every job is done.
+
+    An EXIF block too large for a JPEG output fails that picture, unless
+    ``drop_oversized_exif``: it is then written without its EXIF, with a note."""
 
     def __init__(self, lanes: list[Lane], load_workers: int = 1, save_workers: int = 2,
                  scale: float | None = None, width: int | None = None, height: int | None = None,
                  quality: int | None = None, metadata: bool = True, skip_existing: bool = False,
-                 on_outcome: Callable[[Outcome], None] | None = None, queue_size: int = 8):
+                 on_outcome: Callable[[Outcome], None] | None = None, queue_size: int = 8,
+                 drop_oversized_exif: bool = False):
         if not lanes:
             raise ValueError("a pipeline needs at least one lane")
         if load_workers < 1 or save_workers < 1 or queue_size < 1:
@@ -99,6 +103,7 @@ class Pipeline:
         self.load_workers, self.save_workers = load_workers, save_workers
         self._resize = {"scale": scale, "width": width, "height": height}
         self._quality, self._metadata = quality, metadata
+        self._drop_oversized_exif = drop_oversized_exif
         self._skip_existing = skip_existing
         self._on_outcome = on_outcome
         self._queue_size = queue_size
@@ -225,6 +230,12 @@ class Pipeline:
             item.target = alpha_target(item.target)
             item.notes.append(f"{item.job.source} has transparency, which JPEG cannot store: "
                               f"writing {item.target}")
+        exif = item.info.exif
+        if self._drop_oversized_exif and self._metadata and exif and len(exif) > MAX_JPEG_EXIF and \
+                item.target.suffix.lower() in (".jpg", ".jpeg"):
+            item.info = replace(item.info, exif=None)
+            item.notes.append(f"{item.job.source}: its EXIF ({len(exif)} bytes) is too large for JPEG, which holds "
+                              f"at most {MAX_JPEG_EXIF}: writing {item.target} without it")
 
     def _proc(self, upscaler: Upscaler, to_proc: queue.Queue, to_save: queue.Queue) -> None:
         def check(done: int, total: int) -> None:

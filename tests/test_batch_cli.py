@@ -385,6 +385,21 @@ def test_bad_flag_values_use_the_reference_wording(flags, wording, tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+def test_an_exif_too_large_for_jpeg_is_left_out_by_the_dropin_and_refused_by_ncnn_sr(tmp_path):
+    # The drop-in named --no-metadata, a flag it does not have; the reference writes no metadata.
+    im = Image.fromarray(picture(8, 8))
+    exif = im.getexif()
+    exif[0x010E] = "x" * 70000  # ImageDescription: PNG holds it, JPEG's 64 KB segment cannot
+    im.save(tmp_path / "big.png", exif=exif.tobytes())
+    proc = run(DROPIN, "-i", "big.png", "-o", "o.jpg", "-g", "-1", "-s", "2", cwd=tmp_path)
+    assert "big.png: its EXIF (" in proc.stderr and "writing o.jpg without it" in proc.stderr
+    assert size_of(tmp_path / "o.jpg") == (16, 16)
+    proc = run(NCNN_SR, "-i", "big.png", "-o", "n.jpg", "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
+               cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and "(--no-metadata)" in proc.stderr
+    run(NCNN_SR, "-i", "big.png", "-o", "n.jpg", "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
+        "--no-metadata", cwd=tmp_path)
+
 def test_folder_into_a_file_is_refused(tmp_path):
     pictures(tmp_path / "in", ["a.png"])
     (tmp_path / "o.png").write_bytes(b"x")
