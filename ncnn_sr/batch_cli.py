@@ -158,6 +158,7 @@ class RunOptions:
     verbose: bool = False
     quiet: bool = False
     output_folder: bool = False  # -o was written as a folder ("out/"): one, made if missing
+    keep_opaque_alpha: bool = False  # any alpha channel asked as JPEG makes name.jpg.png, as the reference
     drop_oversized_exif: bool = False  # a JPEG then goes without an EXIF it cannot hold, instead of failing
 
 
@@ -468,7 +469,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
         new_folder = _first_missing(opts.output if plan.folder_mode else plan.jobs[0].target.parent)
         pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
                             quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
-                            on_outcome=progress, drop_oversized_exif=opts.drop_oversized_exif)
+                            on_outcome=progress, keep_opaque_alpha=opts.keep_opaque_alpha,
+                            drop_oversized_exif=opts.drop_oversized_exif)
         summary = pipeline.run(plan.jobs)
     except KeyboardInterrupt:
         _echo(f"{prog}: interrupted before any picture was written")

@@ -25,6 +25,8 @@ from .jobs import Job, alpha_target
 from .signals import stop_signals
 
 STOP = None  # the sentinel a worker ends on
+# Modes read as grey with alpha (their RGBA has equal colour channels).
+_GREY_MODES = ("L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N")
 
 
 class Cancelled(Exception):
@@ -87,6 +89,9 @@ class Pipeline:
     save or load thread, never from two threads at once; an exception from it (a
     closed stderr, say) is raised by ``run`` once every job is done.
 
+    A picture with transparency asked as JPEG is written as ``name.jpg.png``, with a
+    note; a fully opaque alpha channel is dropped and the JPEG written, unless
+    ``keep_opaque_alpha`` (the reference tool's rule: any alpha channel makes a png).
     An EXIF block too large for a JPEG output fails that picture, unless
     ``drop_oversized_exif``: it is then written without its EXIF, with a note."""
 
@@ -94,7 +99,7 @@ class Pipeline:
                  scale: float | None = None, width: int | None = None, height: int | None = None,
                  quality: int | None = None, metadata: bool = True, skip_existing: bool = False,
                  on_outcome: Callable[[Outcome], None] | None = None, queue_size: int = 8,
-                 drop_oversized_exif: bool = False):
+                 keep_opaque_alpha: bool = False, drop_oversized_exif: bool = False):
         if not lanes:
             raise ValueError("a pipeline needs at least one lane")
         if load_workers < 1 or save_workers < 1 or queue_size < 1:
@@ -103,7 +108,7 @@ class Pipeline:
         self.load_workers, self.save_workers = load_workers, save_workers
         self._resize = {"scale": scale, "width": width, "height": height}
         self._quality, self._metadata = quality, metadata
-        self._drop_oversized_exif = drop_oversized_exif
+        self._keep_opaque_alpha, self._drop_oversized_exif = keep_opaque_alpha, drop_oversized_exif
         self._skip_existing = skip_existing
         self._on_outcome = on_outcome
         self._queue_size = queue_size
@@ -227,9 +232,15 @@ class Pipeline:
         if item.info.frames > 1:
             item.notes.append(f"{item.job.source} has {item.info.frames} frames: upscaling the first only")
         if item.pixels.shape[2] == 4 and alpha_target(item.target) != item.target:
-            item.target = alpha_target(item.target)
-            item.notes.append(f"{item.job.source} has transparency, which JPEG cannot store: "
-                              f"writing {item.target}")
+            alpha = item.pixels[:, :, 3]
+            opaque = bool((alpha == np.iinfo(alpha.dtype).max).all())
+            if opaque and not self._keep_opaque_alpha:
+                # Nothing is lost: the colour (grey stays grey) is the whole picture.
+                item.pixels = item.pixels[:, :, :1 if item.info.mode in _GREY_MODES else 3]
+            else:
+                item.target = alpha_target(item.target)
+                what = "an alpha channel (fully opaque)" if opaque else "transparency"
+                item.notes.append(f"{item.job.source} has {what}, which JPEG cannot store: writing {item.target}")
         exif = item.info.exif
         if self._drop_oversized_exif and self._metadata and exif and len(exif) > MAX_JPEG_EXIF and \
                 item.target.suffix.lower() in (".jpg", ".jpeg"):

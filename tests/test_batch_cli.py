@@ -447,6 +447,30 @@ def test_a_jpeg_output_whose_transparent_picture_would_become_an_input_is_refuse
     assert contents(tmp_path) == before
 
 
+def test_an_opaque_alpha_channel_asked_as_jpg_is_named_truly_by_the_dropin(tmp_path):
+    # The reference's rule (any RGBA asked as jpg is written as png) stays; the
+    # warning said the picture "has transparency", which it had not.
+    opaque = picture(8, 8, channels=4)
+    opaque[:, :, 3] = 255
+    Image.fromarray(opaque).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.jpg", "-g", "-1", "-s", "2", cwd=tmp_path)
+    assert "in.png has an alpha channel (fully opaque), which JPEG cannot store: writing o.jpg.png" in proc.stderr
+    assert "transparency" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "o.jpg.png"]
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_ncnn_sr_drops_an_opaque_alpha_channel_and_writes_the_jpg_asked_for(mode, tmp_path):
+    opaque = picture(8, 8, channels=4)
+    opaque[:, :, 3] = 255
+    Image.fromarray(opaque).convert(mode).save(tmp_path / "in.png")
+    proc = run(NCNN_SR, "-i", "in.png", "-o", "o.jpg", "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
+               cwd=tmp_path)
+    assert "warning" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "o.jpg"]
+    with Image.open(tmp_path / "o.jpg") as im:
+        assert im.size == (16, 16) and im.mode == ("L" if mode == "LA" else "RGB")
+
 def test_a_folder_into_itself_without_clashes_is_allowed(tmp_path):
     pictures(tmp_path / "in", ["a.jpg"])
     run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "in", "-g", "-1", "-s", "2")
