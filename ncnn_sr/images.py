@@ -36,6 +36,10 @@ DEFAULT_JPEG_QUALITY = 95
 # model competes with the network for the same cores.
 PNG_COMPRESS_LEVEL = 1
 _EXIF_ORIENTATION = 0x0112
+# Formats whose further frames are no animation: an MPO (a phone's JPEG) adds a
+# preview or a second view of the same shot, a PSD's are the layers of the composite
+# that is read. Their first picture is the whole picture.
+_STILL_FORMATS = frozenset({"MPO", "PSD"})
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ def output_format(path: str | os.PathLike) -> str:
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     """A picture as an H×W×C array (C in 1, 3, 4; uint8, or uint16 for 16-bit grey)
     and its ImageInfo. Animated pictures give their first frame (``frames`` says how
-    many there are). Every failure is an InputError naming the file."""
+    many there are; 1 for an MPO or PSD, whose other frames are no animation). Every
+    failure is an InputError naming the file."""
     path = _file_path(path, "read_image")
     name = path
     try:
@@ -85,7 +90,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
             if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS:
                 raise Image.DecompressionBombError(f"{im.width}x{im.height}")
             with _pillow_warnings():
-                frames = getattr(im, "n_frames", 1)
+                frames = 1 if im.format in _STILL_FORMATS else getattr(im, "n_frames", 1)
                 exif = _readable_exif(im)
                 orientation = exif.get(_EXIF_ORIENTATION, 1) if exif is not None else 1
                 exif_bytes = _exif_bytes(im, exif)  # resets the orientation

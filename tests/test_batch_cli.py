@@ -330,6 +330,15 @@ def test_each_broken_input_has_its_outcome_and_the_batch_goes_on(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["anim.png", "good.png", "фото 🌸.png"]
 
 
+def test_a_phone_mpo_jpeg_is_one_picture_without_a_frames_warning(tmp_path):
+    # Its second frame is a preview or another view, not animation: every photo warned.
+    views = [Image.fromarray(picture(8, 8, seed=i)) for i in range(2)]
+    views[0].save(tmp_path / "photo.jpg", format="MPO", save_all=True, append_images=views[1:])
+    proc = run(NCNN_SR, "-i", "photo.jpg", "-o", "o.png", "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
+               cwd=tmp_path)
+    assert "frames" not in proc.stderr and "warning" not in proc.stderr
+    assert size_of(tmp_path / "o.png") == (16, 16)
+
 def test_read_only_output_folder_is_said_clearly(tmp_path):
     pictures(tmp_path / "in", ["a.png", "b.png"])
     out = tmp_path / "out"
