@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import InputError, broken_link
-from .images import output_format
+from .images import FORMATS, output_format
 from .video_options import is_video_path
 
 Image.init()
@@ -72,7 +72,8 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
     takes that name's format (``fmt`` is then ignored, as in the reference). A
     folder goes into a folder. An output is a folder when it is one, when ``folder``
     says so, or when ``output_path`` is written as one ("out/"); a folder that is
-    not there yet is made by the run. A plan whose output would replace one of its
+    not there yet is made by the run, unless it is named like a picture output
+    ("out.png" is refused, as the reference refuses it). A plan whose output would replace one of its
     own inputs is refused whole (InputError), as are a path that cannot be looked at
     and an output that cannot be reached (a link to nothing on its way, or a file
     where a folder must be).
@@ -108,6 +109,10 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
     if dst.exists() and not dst.is_dir():
         raise InputError(f"{src} is a folder but {dst} is a file: "
                          "input and output must both be files or both be folders")
+    if not dst.exists() and not into_folder and dst.suffix.lower().lstrip(".") in FORMATS:
+        # The reference refuses it; a folder named out.png was made instead, in silence.
+        raise InputError(f"{src} is a folder but {dst} is named like a picture: input and output must both be "
+                         f"files or both be folders ({os.path.join(dst, '')} makes a folder of that name)")
     jobs: list[Job] = []
     notes: list[str] = []
     unlisted: list[str] = []

@@ -416,6 +416,17 @@ def test_folder_into_a_file_is_refused(tmp_path):
     assert proc.returncode == 1 and "both be files or both be folders" in proc.stderr
 
 
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+def test_a_folder_into_a_missing_output_named_like_a_picture_is_refused(cmd, tmp_path):
+    # A folder named out.png was made in silence; the reference refuses it.
+    pictures(tmp_path / "in", ["a.png"])
+    proc = run(cmd, "-i", "in", "-o", "out.png", "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith("error: in is a folder but out.png is named like a picture: input and "
+                                        "output must both be files or both be folders (out.png/ makes a folder "
+                                        "of that name)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
 def contents(folder: Path) -> dict:
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
