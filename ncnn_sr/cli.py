@@ -30,11 +30,15 @@ DEFAULT_MODEL = "realesrgan-x4plus"
 
 
 def _input_of(args: list[str]) -> str | None:
+    """The -i value in click's forms: ``-i X``, ``--input X``, ``--input=X``, ``-iX``
+    (where click keeps an "=": ``-i=X`` is the path ``=X``)."""
     for i, arg in enumerate(args):
         if arg in ("-i", "--input") and i + 1 < len(args):
             return args[i + 1]
         if arg.startswith("--input="):
             return arg.split("=", 1)[1]
+        if arg.startswith("-i") and len(arg) > 2:
+            return arg[2:]
     return None
 
 

@@ -126,6 +126,16 @@ def test_any_scale_with_a_fixed_scale_model(tmp_path):
     assert Image.open(tmp_path / "out.png").size == (18, 15)
 
 
+@pytest.mark.parametrize("args, source", [
+    (["-i", "clip.mp4"], "clip.mp4"), (["--input", "clip.mp4"], "clip.mp4"), (["--input=clip.mp4"], "clip.mp4"),
+    (["-iclip.mp4"], "clip.mp4"),  # was not sent to video mode
+    (["-i=clip.mp4"], "=clip.mp4"),  # click takes all that follows -i, "=" included
+])
+def test_the_input_is_found_in_each_of_clicks_forms_to_route_videos(args, source):
+    from ncnn_sr.cli import _input_of
+
+    assert _input_of(["-n", "x", *args, "-o", "out.mp4"]) == source
+
 def test_target_width(tmp_path):
     Image.fromarray(picture(10, 20)).save(tmp_path / "in.png")
     run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesr-animevideov3-x2", "--width", "30", "-g", "-1")
