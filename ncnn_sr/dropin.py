@@ -21,6 +21,9 @@ PROG = "realesrgan-ncnn-vulkan"
 REFERENCE_JPEG_QUALITY = 100
 REFERENCE_TILE_PAD = 10
 PATHS = "a picture or folder path"  # what an empty -i or -o should have been
+# The reference's default -m. Missing, or lacking the model, it falls back to the installed
+# models, so the classic calls run anywhere; a folder given otherwise must be there.
+DEFAULT_MODEL_FOLDER = Path("models")
 
 
 @click.command(context_settings={"help_option_names": ["-h"]}, name=PROG)
@@ -32,8 +35,8 @@ PATHS = "a picture or folder path"  # what an empty -i or -o should have been
               help="upscale ratio, any value: realesr-animevideov3 has x2, x3 and x4 files; other "
                    "ratios and models resample the model's output (Lanczos)")
 @click.option("-t", "tile", default="0", show_default=True, help="tile size (>=32/0=auto) can be 0,0,0 for multi-gpu")
-@click.option("-m", "model_path", default="models", show_default=True, type=click.Path(path_type=Path),
-              help="folder path to the pre-trained models (falls back to the installed models)")
+@click.option("-m", "model_path", default=str(DEFAULT_MODEL_FOLDER), show_default=True, type=click.Path(path_type=Path),
+              help="folder path to the pre-trained models (the default falls back to the installed models)")
 @click.option("-n", "model", default="realesr-animevideov3", show_default=True,
               help="model name: realesr-animevideov3 | realesrgan-x4plus | realesrgan-x4plus-anime | realesrnet-x4plus")
 @click.option("-g", "gpu", default="auto", show_default=True, help="gpu device to use, -1 for the CPU; can be 0,1,2 for multi-gpu")
@@ -49,6 +52,9 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
     output_folder = names_a_folder(output_path)  # "out/": Path() drops the slash
     input_path = path_flag(PROG, "-i", input_path, PATHS)
     output_path = path_flag(PROG, "-o", output_path, PATHS)
+    if model_path != DEFAULT_MODEL_FOLDER and not model_path.exists():
+        click.echo(f"{PROG}: error: model folder {model_path} does not exist", err=True)
+        sys.exit(1)
     try:
         factor = float(scale)
         if not (factor > 0 and math.isfinite(factor)):

@@ -371,6 +371,18 @@ def test_unknown_model_is_one_clear_error(tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+def test_a_model_folder_given_to_the_dropin_that_does_not_exist_is_an_error(tmp_path):
+    # The installed models ran in its stead, unsaid; only the default -m models falls back.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-s", "2", "-m", tmp_path / "nonexistent",
+               cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    said = f"realesrgan-ncnn-vulkan: error: model folder {tmp_path / 'nonexistent'} does not exist"
+    assert proc.stderr.strip() == said
+    assert not (tmp_path / "o.png").exists()
+    run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-s", "2", "-m", "models", cwd=tmp_path)
+    assert size_of(tmp_path / "o.png") == (16, 16)
+
 @pytest.mark.parametrize("flags,wording", [
     (["-j", "0:2:2"], "invalid thread count argument"),
     (["-j", "1:2:0"], "invalid thread count argument"),
