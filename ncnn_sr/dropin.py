@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import models as models_mod
-from .batch_cli import REFERENCE_JOBS, RunOptions, path_flag, run, run_video, setup_logging
+from .batch_cli import REFERENCE_JOBS, RunOptions, log, path_flag, run, run_video, setup_logging
 from .jobs import names_a_folder
 from .video_options import EncodeOptions, is_video_input
 
@@ -62,12 +62,16 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
     except ValueError:
         click.echo(f"{PROG}: invalid scale argument", err=True)
         sys.exit(1)
+    single = input_path.is_file() and not (output_folder or output_path.is_dir())
     if fmt is not None and fmt.lower() not in ("png", "jpg", "jpeg", "webp"):
-        click.echo(f"{PROG}: invalid format argument", err=True)
-        sys.exit(1)
+        if not single:
+            click.echo(f"{PROG}: invalid format argument", err=True)
+            sys.exit(1)
+        # The reference takes a file's format from its extension, whatever -f says.
+        log.warning("-f %s ignored: %s is written as its extension says", fmt, output_path)
+        fmt = None
     # A quality would make WebP lossy: it is given only where the outputs are JPEGs
     # (a file takes its own extension, a folder -f's).
-    single = input_path.is_file() and not (output_folder or output_path.is_dir())
     jpeg = (output_path.suffix if single else f".{fmt or 'png'}").lower() in (".jpg", ".jpeg")
     opts = RunOptions(
         input=input_path, output=output_path, output_folder=output_folder,

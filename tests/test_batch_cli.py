@@ -396,7 +396,6 @@ def test_a_model_folder_given_to_the_dropin_that_does_not_exist_is_an_error(tmp_
     (["-g", "x"], "invalid gpu device"),
     (["-s", "0"], "invalid scale argument"),
     (["-s", "abc"], "invalid scale argument"),
-    (["-f", "gif"], "invalid format argument"),
 ])
 def test_bad_flag_values_use_the_reference_wording(flags, wording, tmp_path):
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
@@ -404,6 +403,17 @@ def test_bad_flag_values_use_the_reference_wording(flags, wording, tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert wording in proc.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+def test_an_unknown_format_is_refused_for_a_folder_and_ignored_for_a_file_as_by_the_reference(tmp_path):
+    # The reference takes a file output's format from its extension, whatever -f says.
+    pictures(tmp_path / "in", ["a.png"])
+    proc = run(DROPIN, "-i", "in", "-o", "out", "-f", "gif", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and "invalid format argument" in proc.stderr
+    assert not (tmp_path / "out").exists()
+    proc = run(DROPIN, "-i", "in/a.png", "-o", "o.png", "-f", "gif", "-g", "-1", "-s", "2", cwd=tmp_path)
+    assert "warning: -f gif ignored: o.png is written as its extension says" in proc.stderr
+    assert size_of(tmp_path / "o.png") == (32, 24)
 
 
 def test_an_exif_too_large_for_jpeg_is_left_out_by_the_dropin_and_refused_by_ncnn_sr(tmp_path):
