@@ -517,8 +517,9 @@ class Upscaler:
         return np.concatenate([colour, crop_output(a, keep, s)], axis=2)
 
     @staticmethod
-    def _finish(values: np.ndarray, channels: int, dtype) -> np.ndarray:
-        return quantize(to_gray(values) if channels == 1 else values, dtype)
+    def _finish(values: np.ndarray, channels: int, into: np.ndarray) -> None:
+        """Float output, rounded into ``into``, a box of the output picture."""
+        quantize(to_gray(values) if channels == 1 else values, into.dtype, into)
 
     def _place_tiles(self, grid, net, rgb, alpha, out, progress) -> None:
         """The reference rule: each tile's own area, cropped out of its padded run (or
@@ -528,7 +529,7 @@ class Upscaler:
                  for t in grid.tiles]
         with contextlib.closing(self._window_outputs(net, rgb, alpha, boxes)) as outputs:
             for done, (t, own) in enumerate(zip(grid.tiles, outputs), 1):
-                out[t.out_slices(s)] = self._finish(own, channels, out.dtype)
+                self._finish(own, channels, out[t.out_slices(s)])
                 if progress is not None:
                     progress(done, len(grid))
 
@@ -621,16 +622,16 @@ class Upscaler:
                 if fall:
                     bottom[:, x0:x1] += weight_y[-fall:] * (piece[-fall:] * weight_x)
                 rows_out = slice(y0 + rise, y0 + band_height - fall)
-                out[rows_out, x0 + left:x1 - right] = self._finish(piece[mid, left:edge], channels, out.dtype)
+                self._finish(piece[mid, left:edge], channels, out[rows_out, x0 + left:x1 - right])
                 if left:
-                    out[rows_out, x0:x0 + left] = self._finish(pending + piece[mid, :left] * weight_x[:, :left],
-                                                               channels, out.dtype)
+                    self._finish(pending + piece[mid, :left] * weight_x[:, :left], channels,
+                                 out[rows_out, x0:x0 + left])
                 pending = piece[mid, edge:] * weight_x[:, edge:] if right else None
                 done += 1
                 if progress is not None:
                     progress(done, total)
             if rise:
-                out[y0:y0 + rise] = self._finish(top, channels, out.dtype)
+                self._finish(top, channels, out[y0:y0 + rise])
             carry = bottom
 
     def _run_stages(self, net: SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, out: np.ndarray,
@@ -658,7 +659,7 @@ class Upscaler:
 
         if not self.tta:
             def place(y0, y1, x0, x1, values):
-                out[y0 * s:y1 * s, x0 * s:x1 * s] = self._finish(values, channels, out.dtype)
+                self._finish(values, channels, out[y0 * s:y1 * s, x0 * s:x1 * s])
             self._staged_pass(net, rgb, alpha, longest, dtype, place, tick)
             return
         depth = 3 if alpha is None else 4
@@ -672,7 +673,7 @@ class Upscaler:
             self._staged_pass(net, turned, None if alpha is None else tta_forward(alpha, k), longest, dtype, gather,
                               tick)
             summed += tta_inverse(one, k)
-        out[:] = self._finish(summed * np.float32(1.0 / TTA_COUNT), channels, out.dtype)
+        self._finish(summed * np.float32(1.0 / TTA_COUNT), channels, out)
 
     def _staged_pass(self, net: SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, longest: int, dtype,
                      sink, tick) -> None:
