@@ -309,6 +309,24 @@ def test_a_picture_file_is_benchmarked_as_8_bit_rgb():
     assert bench.rgb8(rgba).shape == (2, 2, 3)
 
 
+def test_the_bench_tool_takes_a_16_bit_picture_as_ncnn_sr_bench_does(tmp_path, monkeypatch):
+    import runpy
+
+    from PIL import Image
+
+    # tools/bench.py read it with Pillow's convert("RGB"), which clipped it to white.
+    grey16 = np.full((6, 8), 30000, np.uint16)
+    Image.fromarray(grey16).save(tmp_path / "grey16.png")
+    seen = []
+    monkeypatch.setattr(bench, "run", lambda picture, *args, **kwargs: seen.append(picture) or [])
+    monkeypatch.setattr(bench, "save", lambda *args, **kwargs: None)
+    tool = os.path.join(os.path.dirname(__file__), "..", "tools", "bench.py")
+    monkeypatch.setattr(sys, "argv", [tool, "--image", str(tmp_path / "grey16.png")])
+    runpy.run_path(tool, run_name="__main__")
+    (picture,) = seen
+    assert picture.shape == (6, 8, 3) and picture.dtype == np.uint8 and (picture == 30000 >> 8).all()
+
+
 def test_device_memory_is_none_off_the_gpu():
     assert gpu_memory.used_bytes(-1) is None
     assert gpu_memory.used_bytes(99) is None

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from ncnn_sr import bench
+from ncnn_sr.images import read_image
 
 
 def tile_value(text: str):
@@ -29,7 +28,7 @@ def main() -> None:
     p.add_argument("--precisions", nargs="+", choices=list(bench.PRECISIONS), default=["fp32"])
     src = p.add_mutually_exclusive_group()
     src.add_argument("--size", default="256x256", help="WxH of the synthetic picture")
-    src.add_argument("--image", help="a picture file instead of the synthetic one (RGB is used)")
+    src.add_argument("--image", help="a picture file instead of the synthetic one (as 8-bit RGB)")
     p.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported")
     p.add_argument("--rounds", type=int, default=1,
                    help="alternate the C++ code and ours this many times; ratios get a median")
@@ -41,9 +40,9 @@ def main() -> None:
     p.add_argument("--markdown", help="write the table here")
     args = p.parse_args()
 
-    from PIL import Image
     if args.image:
-        picture = np.asarray(Image.open(args.image).convert("RGB"))
+        # As `ncnn-sr bench -i`: Pillow's convert("RGB") clipped a 16-bit picture to white.
+        picture = bench.rgb8(read_image(args.image)[0])
     else:
         w, h = (int(v) for v in args.size.lower().split("x"))
         picture = bench.synthetic_picture(w, h)
