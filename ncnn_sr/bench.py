@@ -197,25 +197,29 @@ class ChildRun(NamedTuple):
 def run_child(cmd: list[str], timeout: float | None = None) -> ChildRun:
     """Run ``cmd`` to its end and measure it. Its peak memory is its own (reaped with
     wait4); stderr goes to a file, so a chatty child cannot fill a pipe and stall.
-    With ``timeout``, it and what it started are killed after that many seconds.
-    InputError if it cannot be started."""
+    With ``timeout``, it and what it started are killed after that many seconds;
+    on Ctrl-C (SIGTERM, SIGHUP) at once. InputError if it cannot be started."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as err:
         try:
             # No stdin: a program that ignores its arguments (a wrapper that starts
-            # Python's prompt) waited for the terminal's input, forever.
+            # Python's prompt) waited for the terminal's input, forever. A session of
+            # its own: what it starts can be killed with it, as one group.
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-                                    start_new_session=timeout is not None)
+                                    start_new_session=True)
         except OSError as e:
             raise InputError(f"cannot run {cmd[0]}: {e.strerror or e}") from None
         expired = threading.Event()
 
-        def expire() -> None:
-            expired.set()
+        def kill_group() -> None:
             try:  # the whole group: a child it started would hold stdout open
                 os.killpg(proc.pid, signal.SIGKILL)
             except OSError:
                 pass
+
+        def expire() -> None:
+            expired.set()
+            kill_group()
 
         timer = None if timeout is None else threading.Timer(timeout, expire)
         if timer is not None:
@@ -227,8 +231,9 @@ def run_child(cmd: list[str], timeout: float | None = None) -> ChildRun:
             _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:
             # Ctrl-C: the child may be deep in an ncnn call, where Python cannot
-            # stop it; it must not run on after us.
-            proc.kill()
+            # stop it; it must not run on after us, nor what it started (a
+            # wrapper's Python, which a SIGTERM to us alone left running).
+            kill_group()
             proc.wait()
             raise
         finally:

@@ -6,6 +6,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -206,6 +207,41 @@ def test_a_reference_python_that_never_answers_is_refused_after_a_while(tmp_path
     with pytest.raises(InputError, match="no answer in 1 s"):
         bench.check_reference(str(sleeper))
     assert time.monotonic() - start < 30
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("run", [bench.check_reference, bench.run_measured], ids=["reference check", "timed run"])
+def test_ctrl_c_leaves_nothing_a_child_started_running(tmp_path, run):
+    # Only the child itself was killed: the sleep a wrapper started (a second Python,
+    # in a wrapper without exec) ran on, out of the reach of a SIGTERM to us alone.
+    pid_file = tmp_path / "pid"
+    wrapper = _script(tmp_path / "wrapper", f'#!/bin/sh\nsleep 1000 &\necho $! > "{pid_file}"\nwait\n')
+    main = threading.main_thread().ident
+
+    def ctrl_c() -> None:
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            time.sleep(0.05)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=ctrl_c, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run(str(wrapper)) if run is bench.check_reference else run([str(wrapper)])
+    sleeper = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = _alive(sleeper)
+    if alive:
+        os.kill(sleeper, signal.SIGKILL)
+    assert not alive
 
 
 def test_a_child_that_dies_silently_gives_a_reason():
