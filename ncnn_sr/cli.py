@@ -387,6 +387,7 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
     configuration in a fresh process."""
     from .images import read_image
 
+    setup_logging(PROG, verbose=False)  # the library's warnings as the other commands give them
     for values, known, flag in ((precisions, bench_mod.PRECISIONS, "'--precision'"),
                                 (tilings, bench_mod.TILINGS, "'--tiling'")):
         if not values or any(v not in known for v in values):

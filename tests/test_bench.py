@@ -124,6 +124,14 @@ def test_bench_refuses_bad_arguments_in_one_line(tmp_path, args, message):
     assert "Traceback" not in done.stderr
 
 
+def test_library_warnings_are_lines_of_the_command(tmp_path):
+    # Without Vulkan, -g auto warns that it runs on the CPU: that line came bare.
+    done = bench_command("-n", MODEL, "-g", "auto", "-i", str(tmp_path / "missing.png"),
+                         env={**os.environ, "VK_ICD_FILENAMES": "/nonexistent"})
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[0] == "ncnn-sr: warning: no Vulkan device found: running on the CPU (slower)"
+
+
 def test_a_fifo_given_as_the_picture_is_refused_without_waiting_for_a_writer(tmp_path):
     fifo = tmp_path / "in.png"
     os.mkfifo(fifo)
