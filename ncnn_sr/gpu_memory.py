@@ -124,8 +124,13 @@ def _physical_device(index: int):
     the loader's order, which ncnn follows too."""
     import ncnn
 
+    from . import devices
+
     vk = _vulkan()
-    if vk is None or not 0 <= index < ncnn.get_gpu_count():
+    if vk is None or index < 0:
+        return None
+    devices.gpu_count()  # ncnn's instance, made here by get_gpu_count, printed its device notes on stderr
+    if index >= ncnn.get_gpu_count():
         return None
     ours = [vk.identity(d) for d in vk.devices]
 

@@ -449,6 +449,20 @@ def test_bench_runs_on_the_gpu(gpu, tmp_path):
     assert row["device_mb"] is None or row["device_mb"] > 1  # the weights alone are more
 
 
+@pytest.mark.vulkan
+def test_a_failed_row_on_the_gpu_gives_its_reason_alone(gpu, tmp_path):
+    # Sampling the device memory made ncnn's Vulkan instance, whose device notes took
+    # the place of the reason in the row's failure line.
+    (tmp_path / "down.param").write_text("7767517\n2 2\nInput data 0 1 data\n"
+                                         "Interp up 1 1 data output 0=2 1=0.5 2=0.5\n")
+    (tmp_path / "down.bin").write_bytes(b"")
+    done = bench_command("-n", str(tmp_path / "down.param"), "-g", str(gpu), "--size", "8x8", "-t", "whole",
+                         "--repeat", "1")
+    assert done.returncode == 1
+    assert "  failed: model down turns a 32x32 RGB picture into 16x16x3: not a whole-number RGB upscaler " \
+           "(exit status 1)" in done.stderr.splitlines()
+
+
 def test_a_precision_that_changes_nothing_is_not_called_a_keeper():
     # int8 flags on the catalog's float models leave the output as it was: "inf (keep)"
     # read as if int8 cost no quality.
