@@ -342,8 +342,8 @@ def markdown(rows: list[dict]) -> str:
         share = None if r.get("python_share") is None else 100 * r["python_share"]
         cells = [r["model"], r["device"], _tile_name(r["tile"]), r["tiling"], r["precision"], r["round"],
                  _fmt(r.get("mps"), ".4g") if "error" not in r else "failed", _fmt(r.get("rss_mb"), ".0f"),
-                 _fmt(r.get("device_mb"), ".0f"), _fmt(share, ".1f"), quality, _fmt(r.get("cpp_mps"), ".4g"),
-                 _fmt(r.get("ratio"))]
+                 _fmt(r.get("device_mb"), ".0f"), _fmt(share, ".1f"), quality,
+                 "failed" if "cpp_error" in r else _fmt(r.get("cpp_mps"), ".4g"), _fmt(r.get("ratio"))]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 

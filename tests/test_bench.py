@@ -472,6 +472,13 @@ def test_a_precision_that_changes_nothing_is_not_called_a_keeper():
     assert "identical (no effect)" in table and "keep" not in table
 
 
+def test_a_failed_reference_run_reads_failed_not_unmeasured():
+    row = dict(model="m", device=-1, tile=0, tiling="reference", precision="fp32", round=1, mps=1.0, rss_mb=10.0,
+               cpp_error="boom")
+    cells = bench.markdown([row]).splitlines()[-1].split(" | ")
+    assert cells[-2] == "failed"
+
+
 def test_python_share_counts_windows_running_together_once(gpu, tmp_path, monkeypatch):
     from ncnn_sr import engine, network
 
