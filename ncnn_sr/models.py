@@ -26,7 +26,7 @@ from typing import Iterator
 
 from models_ncnn import CATALOG_PATH
 
-from .errors import ModelError, ModelMissing, describe
+from .errors import ModelError, ModelMissing, broken_link, describe
 
 log = logging.getLogger("ncnn_sr")
 
@@ -262,6 +262,8 @@ def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
         if p.exists() and not p.is_file():
             what = "a folder" if p.is_dir() else "a special file (a pipe or a device)"
             raise ModelError(f"model {name}: {p} is {what}, not a model file ({source})")
+        if not p.exists() and p.is_symlink():  # a link to what is gone is no mere absence
+            raise ModelError(f"model {name}: {p} is {broken_link(p)} ({source})")
     for p, other in ((param, bin_), (bin_, param)):
         if not p.exists():
             if other.exists():  # half a pair is there: it hides any other copy, so it is no mere absence

@@ -326,3 +326,16 @@ def test_models_command_tells_a_corrupt_copy_from_a_missing_one(tmp_path):
     assert lines["realesrnet-x4plus"].split()[2] == "unverified"
     # One column for the state: the long "unverified (...)" pushed the source out of it.
     assert len({re.match(r"\S+ +x\d +\S+ +", line).end() for line in lines.values()}) == 1
+
+
+def test_a_model_file_that_is_a_broken_link_says_where_it_leads(tmp_path):
+    # It said "file mine.param not found", while ls shows it there.
+    copy_model("realesr-animevideov3-x2", tmp_path, "mine")
+    (tmp_path / "mine.param").unlink()
+    (tmp_path / "mine.param").symlink_to(tmp_path / "gone.param")
+    expected = f"mine.param is a link to {re.escape(str(tmp_path / 'gone.param'))}, which does not exist"
+    with pytest.raises(ModelError, match=expected) as caught:
+        resolve_model("mine", tmp_path)
+    assert not isinstance(caught.value, ModelMissing)  # it hides any other copy, as half a pair does
+    with pytest.raises(ModelError, match=expected):
+        resolve_model(tmp_path / "mine.bin")
