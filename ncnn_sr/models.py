@@ -238,6 +238,8 @@ def _resolve(text: str, model_path: str | os.PathLike | None) -> ModelSpec:
 
 
 def _resolve_path(path: Path) -> ModelSpec:
+    if path.name.endswith(".param.bin"):
+        raise ModelError(_binary_param(path))
     stem = path.with_suffix("") if path.suffix in _MODEL_SUFFIXES else path
     param, bin_ = stem.with_name(stem.name + ".param"), stem.with_name(stem.name + ".bin")
     if not (param.exists() or bin_.exists()):
@@ -257,6 +259,11 @@ def _refuse_non_model(path: Path) -> None:
                          "(.pth, .safetensors and .onnx models must be converted to ncnn first)")
 
 
+def _binary_param(path: Path) -> str:
+    return (f"{path} is a binary param file (ncnn2mem's .param.bin), which ncnn-sr does not read: "
+            "give the text .param it was made from")
+
+
 def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
     for p in (param, bin_):
         if p.exists() and not p.is_file():
@@ -264,6 +271,9 @@ def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
             raise ModelError(f"model {name}: {p} is {what}, not a model file ({source})")
         if not p.exists() and p.is_symlink():  # a link to what is gone is no mere absence
             raise ModelError(f"model {name}: {p} is {broken_link(p)} ({source})")
+    binary = param.with_name(param.name + bin_.suffix)
+    if not param.exists() and binary.is_file():
+        raise ModelError(f"model {name}: {_binary_param(binary)}")
     for p, other in ((param, bin_), (bin_, param)):
         if not p.exists():
             if other.exists():  # half a pair is there: it hides any other copy, so it is no mere absence

@@ -339,3 +339,17 @@ def test_a_model_file_that_is_a_broken_link_says_where_it_leads(tmp_path):
     assert not isinstance(caught.value, ModelMissing)  # it hides any other copy, as half a pair does
     with pytest.raises(ModelError, match=expected):
         resolve_model(tmp_path / "mine.bin")
+
+
+def test_a_binary_param_file_is_said_to_be_one_not_a_missing_param(tmp_path):
+    # ncnn2mem's NAME.param.bin beside NAME.bin: it said "NAME.param.param not found".
+    _, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "mine")
+    (tmp_path / "mine.param").unlink()
+    (tmp_path / "mine.param.bin").write_bytes(b"\xdd\x85\x76\x00" + b"\0" * 60)
+    expected = r"mine.param.bin is a binary param file \(ncnn2mem's .param.bin\), which ncnn-sr does not read"
+    with pytest.raises(ModelError, match=expected):
+        resolve_model(tmp_path / "mine.param.bin")
+    with pytest.raises(ModelError, match=expected):
+        resolve_model("mine", tmp_path)
+    with pytest.raises(ModelError, match=expected):
+        resolve_model(bin_)
