@@ -208,7 +208,7 @@ def resolve_model(model: str | os.PathLike, model_path: str | os.PathLike | None
 
 def _resolve(text: str, model_path: str | os.PathLike | None) -> ModelSpec:
     as_path = Path(text)
-    if as_path.suffix in (".param", ".bin") or os.sep in text or "/" in text:
+    if as_path.suffix.lower() in _MODEL_SUFFIXES or os.sep in text or "/" in text:
         return _resolve_path(as_path)
 
     entry = catalog().get(text)
@@ -238,10 +238,14 @@ def _resolve(text: str, model_path: str | os.PathLike | None) -> ModelSpec:
 
 
 def _resolve_path(path: Path) -> ModelSpec:
-    if path.name.endswith(".param.bin"):
+    if path.name.lower().endswith(".param.bin"):
         raise ModelError(_binary_param(path))
-    stem = path.with_suffix("") if path.suffix in _MODEL_SUFFIXES else path
-    param, bin_ = stem.with_name(stem.name + ".param"), stem.with_name(stem.name + ".bin")
+    stem, suffixes = path, _MODEL_SUFFIXES
+    if path.suffix.lower() in _MODEL_SUFFIXES:
+        stem = path.with_suffix("")
+        if path.suffix.isupper():  # MODEL.PARAM, as some copies name it, goes with MODEL.BIN
+            suffixes = tuple(s.upper() for s in _MODEL_SUFFIXES)
+    param, bin_ = (stem.with_name(stem.name + s) for s in suffixes)
     if not (param.exists() or bin_.exists()):
         _refuse_non_model(path)
     # A path is a custom model's way in: one named like a catalog model but holding

@@ -353,3 +353,16 @@ def test_a_binary_param_file_is_said_to_be_one_not_a_missing_param(tmp_path):
         resolve_model("mine", tmp_path)
     with pytest.raises(ModelError, match=expected):
         resolve_model(bin_)
+
+
+def test_a_model_given_by_path_with_upper_case_extensions_is_used(tmp_path):
+    # MODEL.PARAM was "not an ncnn model: give a .param file".
+    param, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "MODEL")
+    param.rename(tmp_path / "MODEL.PARAM")
+    bin_.rename(tmp_path / "MODEL.BIN")
+    for given in ("MODEL.PARAM", "MODEL.BIN"):
+        spec = resolve_model(tmp_path / given)
+        assert (spec.param_path.name, spec.bin_path.name) == ("MODEL.PARAM", "MODEL.BIN")
+    (tmp_path / "MODEL.BIN").unlink()
+    with pytest.raises(ModelError, match=r"MODEL.BIN not found beside .*MODEL.PARAM"):
+        resolve_model(tmp_path / "MODEL.PARAM")
