@@ -221,7 +221,11 @@ def _resolve(text: str, model_path: str | os.PathLike | None) -> ModelSpec:
         folder = package_folder()
         if folder is not None:
             param, bin_ = (folder / f for f in entry.package_files)
-            return _checked_spec(text, param, bin_, entry, f"package {_package_requirement()}")
+            try:
+                return _checked_spec(text, param, bin_, entry, f"package {_package_requirement()}", packaged=True)
+            except ModelError as e:  # the package is damaged: no path or folder of the user's to mend
+                raise type(e)(f"{e}; reinstall it with 'pip install --force-reinstall {_package_requirement()}'") \
+                    from None
 
     if entry is None:
         if as_path.suffix:  # "model.pth": a file name, not a name of the catalog's
@@ -304,7 +308,7 @@ def _starts_as_param(data: bytes) -> bool:
 
 
 def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None, source: str,
-                  custom_if_other: bool = False) -> ModelSpec:
+                  custom_if_other: bool = False, packaged: bool = False) -> ModelSpec:
     _check_pair(name, param, bin_, source)
     param_bytes = _read(param, name)
     bin_bytes = _read(bin_, name)
@@ -320,7 +324,7 @@ def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None
             entry = None
         else:
             for path, actual, expected in hashes:
-                _check_sha(name, path, actual, expected)
+                _check_sha(name, path, actual, expected, custom_hint=not packaged)
             verified = True
     graph = parse_param(param_bytes, name)
     check_bin_size(graph, bin_bytes, name)
@@ -338,11 +342,12 @@ def _read(path: Path, name: str) -> bytes:
         raise ModelError(f"model {name}: cannot read {path}: {e.strerror}") from None
 
 
-def _check_sha(name: str, path: Path, actual: str, expected: str) -> None:
+def _check_sha(name: str, path: Path, actual: str, expected: str, custom_hint: bool = True) -> None:
     if actual != expected:
+        hint = "; give its .param path to use it as a custom model" if custom_hint else ""
         raise ModelError(
             f"model {name}: {path} does not match the catalog's sha256 (corrupt, truncated or another model; "
-            f"expected {expected[:12]}…, got {actual[:12]}…); give its .param path to use it as a custom model"
+            f"expected {expected[:12]}…, got {actual[:12]}…){hint}"
         )
 
 

