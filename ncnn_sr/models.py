@@ -207,6 +207,8 @@ def resolve_model(model: str | os.PathLike, model_path: str | os.PathLike | None
 
 
 def _resolve(text: str, model_path: str | os.PathLike | None) -> ModelSpec:
+    if not text.strip():  # else a folder's hidden ".param" and ".bin" would be that model
+        raise ModelError("no model given: give a model's name or a .param file's path")
     as_path = Path(text)
     if as_path.suffix.lower() in _MODEL_SUFFIXES or os.sep in text or "/" in text:
         return _resolve_path(as_path)

@@ -393,3 +393,11 @@ def test_a_damaged_model_package_says_to_reinstall_it(tmp_path, monkeypatch):
     (folder / entry.package_files[0]).unlink()
     with pytest.raises(ModelMissing, match=reinstall):
         resolve_model("realesr-animevideov3-x2")
+
+
+@pytest.mark.parametrize("given", ["", " "])
+def test_an_empty_model_name_is_refused_not_looked_up(tmp_path, given):
+    # "" ran the hidden ".param"/".bin" of the model folder, or was "unknown model ''".
+    copy_model("realesr-animevideov3-x2", tmp_path, "")
+    with pytest.raises(ModelError, match="^no model given: give a model's name or a .param file's path$"):
+        resolve_model(given, tmp_path)
