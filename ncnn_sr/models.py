@@ -232,6 +232,10 @@ def _resolve(text: str, model_path: str | os.PathLike | None) -> ModelSpec:
     if entry is None:
         if as_path.suffix:  # "model.pth": a file name, not a name of the catalog's
             _refuse_non_model(as_path)
+        variants = sorted(e.name for e in catalog().values() if e.family == text)
+        if variants:  # the commands pick one by -s; a library call names it
+            raise ModelError(f"{text} is a family of models: give one of {', '.join(variants)}, "
+                             f"or model_name_for('{text}', scale) to pick one for a scale")
         names = ", ".join(sorted(catalog()))
         raise ModelError(f"unknown model '{text}': known models are {names}; a custom model is given by its .param path, "
                          f"or by its name when {text}.param and {text}.bin are in a -m or {ENV_MODEL_PATH} folder")

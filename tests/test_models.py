@@ -401,3 +401,12 @@ def test_an_empty_model_name_is_refused_not_looked_up(tmp_path, given):
     copy_model("realesr-animevideov3-x2", tmp_path, "")
     with pytest.raises(ModelError, match="^no model given: give a model's name or a .param file's path$"):
         resolve_model(given, tmp_path)
+
+
+def test_a_family_name_given_to_the_library_names_its_models(monkeypatch):
+    # The commands map it by -s; resolve_model and Upscaler said "unknown model".
+    monkeypatch.delenv("NCNN_SR_MODEL_PATH", raising=False)
+    with pytest.raises(ModelError, match="^realesr-animevideov3 is a family of models: give one of "
+                                         "realesr-animevideov3-x2, realesr-animevideov3-x3, realesr-animevideov3-x4, "
+                                         r"or model_name_for\('realesr-animevideov3', scale\)"):
+        resolve_model("realesr-animevideov3")
