@@ -40,6 +40,8 @@ def target_size(height: int, width: int, scale: float | None = None,
         for v in (out_width, out_height):
             if v is not None and v < 1:
                 raise InputError(f"target size must be at least 1 pixel, got {v}")
+            if v is not None and v > MAX_SIDE:  # before the division, which overflowed on 10**400
+                raise InputError(f"target size must be at most {MAX_SIDE} pixels a side, got {v}")
         if out_width is None:
             out_width = max(1, round(width * out_height / height))
         if out_height is None:

@@ -226,6 +226,12 @@ def test_bad_target_sizes_are_input_errors(cpu_upscalers):
             up.upscale(picture(4, 4), **kwargs)
 
 
+@pytest.mark.parametrize("kwargs", [{"width": 10**400}, {"height": 10**400}])
+def test_a_target_side_past_floats_range_is_an_input_error_not_an_overflow(kwargs, cpu_upscalers):
+    with pytest.raises(InputError, match="at most"):
+        cpu_upscalers(FAST).upscale(picture(4, 4), **kwargs)
+
+
 def test_closing_while_other_threads_upscale_lets_their_calls_finish():
     # close() freed the network under running extractions: a segfault, 19 times in 40.
     up = Upscaler(FAST, device=-1)
