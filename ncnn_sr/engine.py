@@ -465,7 +465,10 @@ class Upscaler:
         with self._lock:
             if self._net is not net:
                 return  # another thread already moved on; retry with its choice
-            effective = tile or max(shape[0], shape[1])
+            # A tile past the picture ran it as one window: halving it from there
+            # repeated that same failing run (some 95 times for a tile of 10**30).
+            longest = max(shape[0], shape[1])
+            effective = min(tile, longest) if tile else longest
             if effective > devices.MIN_TILE:
                 self._tile = max(devices.MIN_TILE, effective // 2)
                 log.warning("%s ran out of memory (%s): retrying with %dpx tiles", net.device, failure, self._tile)

@@ -292,6 +292,17 @@ def test_out_of_memory_halves_the_tile_and_still_gives_the_right_picture(monkeyp
     assert "retrying with 32px tiles" in caplog.text
 
 
+def test_out_of_memory_with_a_tile_larger_than_the_picture_halves_the_picture_not_the_tile(monkeypatch, caplog):
+    # found by a bug hunt: halving a 400 px tile on a 40 px picture repeated the same
+    # failing one-window run three times (200, 100 and 50 px) before tiling it
+    image = picture(40, 40)
+    up = Upscaler(FAST, device=-1, tile=400, tile_pad=10)
+    monkeypatch.setattr(network_mod.Network, "run", fail_above(56, network_mod.Network.run))
+    up.upscale(image)
+    assert up.tile == 32
+    assert caplog.text.count("retrying with") == 1
+
+
 def test_a_gpu_given_up_for_the_cpu_is_freed_only_after_the_calls_inside_it(monkeypatch, caplog):
     # found by a bug hunt: the fallback freed the GPU network while another call was
     # still extracting on it, which crashes the process
