@@ -43,6 +43,11 @@ class Device:
         if not _whole(self.index) or not (self.heap_budget_mb is None or _whole(self.heap_budget_mb)):
             raise DeviceError(f"a Device's index and heap budget must be whole numbers, got {self.index!r} "
                               f"and {self.heap_budget_mb!r}")
+        # As Python ints: numpy's small types overflowed in the heap arithmetic (a
+        # budget of np.int16(3000) raised OverflowError, np.int32 wrapped silently).
+        object.__setattr__(self, "index", int(self.index))
+        if self.heap_budget_mb is not None:
+            object.__setattr__(self, "heap_budget_mb", int(self.heap_budget_mb))
         if self.index < CPU_INDEX:
             raise DeviceError(f"invalid device index {self.index}")
         if (self.index == CPU_INDEX) != (self.heap_budget_mb is None):

@@ -102,3 +102,13 @@ def test_a_device_with_fields_of_other_types_is_a_device_error():
     for index, budget in (("0", 4096), (None, None), (0, "4096"), (True, 4096)):
         with pytest.raises(devices.DeviceError, match="must be whole numbers"):
             devices.Device(index, "gpu", "discrete", budget)
+
+
+def test_a_device_made_with_numpy_integers_holds_python_ints():
+    # found by a bug hunt: a heap budget of np.int16(3000) raised OverflowError in the
+    # engine's heap arithmetic (np.int32 wrapped silently)
+    import numpy as np
+
+    d = devices.Device(np.int8(0), "gpu", "discrete", np.int16(3000))
+    assert type(d.index) is int and type(d.heap_budget_mb) is int
+    assert d.heap_budget_mb * 2**20 == 3000 << 20
