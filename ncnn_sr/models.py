@@ -19,6 +19,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,17 @@ class ModelSpec:
     cpu_bytes_per_pixel: int = DEFAULT_CPU_BYTES_PER_PIXEL
 
     def __post_init__(self) -> None:
+        for field in ("scale", "prepadding", "cpu_bytes_per_pixel"):
+            value = getattr(self, field)
+            if value is None and field == "scale":
+                continue
+            # Made by hand with other types, it failed in the tiling on a bare error
+            # (a float scale, a str), or a numpy uint8 overflowed there.
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise ModelError(f"model {self.name}: {field} must be a whole number, got {describe(value)}")
+            object.__setattr__(self, field, int(value))
+        if self.cpu_bytes_per_pixel < 1:
+            raise ModelError(f"model {self.name}: cpu_bytes_per_pixel must be at least 1")
         if self.scale is not None and self.scale < 1:
             raise ModelError(f"model {self.name}: scale must be at least 1, got {self.scale}")
         if self.prepadding < 0:

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import re
 import shutil
@@ -410,3 +411,20 @@ def test_a_family_name_given_to_the_library_names_its_models(monkeypatch):
                                          "realesr-animevideov3-x2, realesr-animevideov3-x3, realesr-animevideov3-x4, "
                                          r"or model_name_for\('realesr-animevideov3', scale\)"):
         resolve_model("realesr-animevideov3")
+
+
+@pytest.mark.parametrize("field, value", [("scale", 4.0), ("scale", "4"), ("scale", True), ("prepadding", None),
+                                          ("prepadding", 10.0), ("cpu_bytes_per_pixel", 0)])
+def test_a_model_spec_made_with_fields_of_other_types_is_a_model_error(field, value):
+    # found by a bug hunt: bare TypeErrors in the tiling, a wrong scale's ModelError
+    spec = resolve_model("realesr-animevideov3-x2")
+    with pytest.raises(ModelError, match=field):
+        dataclasses.replace(spec, **{field: value})
+
+
+def test_a_model_spec_made_with_numpy_integers_holds_python_ints():
+    # found by a bug hunt: a prepadding of np.uint8(10) overflowed in blend_spans and
+    # the upscale ended on a bare ValueError
+    spec = dataclasses.replace(resolve_model("realesr-animevideov3-x2"), scale=np.uint8(2),
+                               prepadding=np.uint8(10))
+    assert type(spec.scale) is int and type(spec.prepadding) is int
