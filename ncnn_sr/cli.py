@@ -426,7 +426,7 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
         click.echo(bench_mod.report(rows))
         bench_mod.save(rows, (picture.shape[1], picture.shape[0]), repeat, rounds, json_path, markdown_path)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        raise  # the entry point's one line, as at any other moment
     except NcnnSrError as e:
         _fail(str(e))
     if any("error" in r for r in rows):

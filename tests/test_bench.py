@@ -340,7 +340,7 @@ def test_ctrl_c_stops_the_run_and_its_child_and_writes_nothing(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == 130
-    assert err.strip().splitlines()[-1] == "ncnn-sr: error: interrupted"
+    assert err.strip().splitlines()[-1] == "ncnn-sr: interrupted"
     assert not out_json.exists() and os.listdir(tmp_path) == []
     assert _children_with('"repeat": 97') == []
 
