@@ -110,9 +110,10 @@ RGB_MATRIX = 0  # the samples are R, G and B themselves
 # BT.601 and refuses the last (reserved), where players guess.
 _NO_MATRIX = frozenset({RGB_MATRIX, UNSPECIFIED, 3})
 # The matrices swscale can code RGB with, by tag -> swscale's name for each. Tags 5 and
-# 6 name the same BT.601 matrix, for PAL and NTSC.
+# 6 name the same BT.601 matrix, for PAL and NTSC. PyAV before 18 has no name for
+# BT.2020's, swscale's 9, but takes the number.
 _SWSCALE_MATRICES = {1: Colorspace.ITU709, 4: Colorspace.FCC, 5: Colorspace.ITU601, 6: Colorspace.ITU601,
-                     7: Colorspace.SMPTE240M, 9: Colorspace.BT2020}
+                     7: Colorspace.SMPTE240M, 9: getattr(Colorspace, "BT2020", 9)}
 
 
 def assumed_matrix(width: int, height: int) -> Colorspace:
@@ -209,6 +210,9 @@ def coded(image: np.ndarray, pix_fmt: str, colour: ColourTags):
     frame = av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
     if colour.matrix in _SWSCALE_MATRICES:
         # Left to the encoder, the conversion would take swscale's default, BT.601.
+        # PyAV before 18 hands swscale BT.2020 only as the RGB frame's tag (which the
+        # conversion otherwise ignores), not from dst_colorspace.
+        frame.colorspace = colour.matrix
         frame = frame.reformat(format=pix_fmt, dst_colorspace=_SWSCALE_MATRICES[colour.matrix],
                                dst_color_range=colour.range)
     frame.colorspace, frame.color_primaries, frame.color_trc = colour.matrix, colour.primaries, colour.transfer

@@ -28,7 +28,8 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
               audio: str | None = "aac", sample_rate: int = 48000, frame_ms: list[int] | None = None,
               rotation: int = 0, hflip: bool = False, video_streams: int = 1,
               sound_spans: list[tuple[float, float]] | None = None, colours: list[tuple[int, int, int]] | None = None,
-              matrix: str | None = None, full_range: bool = False, layout: str = "mono") -> Path:
+              matrix: str | None = None, full_range: bool = False, layout: str = "mono",
+              timecode: str | None = None, tags: dict | None = None) -> Path:
     """A clip of moving colour waves (H.264, or VP9 for .webm) with a sine tone in
     ``audio`` (aac, pcm_s16le, libopus or None), in each channel of ``layout``. ``frame_ms`` gives each frame's time
     in milliseconds, for a variable frame rate. ``rotation`` (degrees counterclockwise,
@@ -41,7 +42,8 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
     ``matrix`` ("bt709" or "bt601") converts the frames to YUV with that matrix and
     tags the stream with it (matrix, primaries, transfer), in limited range or with
     ``full_range`` in full range; None leaves them as FFmpeg makes them: BT.601,
-    limited range, untagged."""
+    limited range, untagged. ``timecode`` tags the first video stream (an mp4 makes a
+    timecode track of it), ``tags`` the file."""
     video_codec = "libvpx-vp9" if path.suffix == ".webm" else "libx264"
     with av.open(str(path), "w") as out:
         videos = [out.add_stream(video_codec, rate=rate) for _ in range(video_streams)]
@@ -49,6 +51,9 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
             video.width, video.height, video.pix_fmt = width, height, "yuv420p"
             if frame_ms is not None:
                 video.codec_context.time_base = video.time_base = Fraction(1, 1000)
+        out.metadata.update(tags or {})
+        if timecode:
+            videos[0].metadata["timecode"] = timecode
         if rotation or hflip:
             videos[0].set_display_rotation(rotation, hflip=hflip)
         if matrix is not None:
@@ -170,10 +175,16 @@ def make_hdr_clip(path: Path, frames: int = 3, width: int = 32, height: int = 24
         ctx = video.codec_context
         ctx.colorspace, ctx.color_primaries, ctx.color_trc, ctx.color_range = 9, 9, 16, ColorRange.MPEG
         ctx.options = {"x265-params": f"master-display={display}:max-cll={cll},{fall}:log-level=error"}
-        encode_all(out, video, (av.VideoFrame.from_ndarray(picture(height, width, seed=i), format="rgb24").reformat(
-            format="yuv420p10le", dst_colorspace=Colorspace.BT2020, dst_color_range=ColorRange.MPEG)
-            for i in range(frames)))
+        encode_all(out, video, (bt2020(picture(height, width, seed=i)) for i in range(frames)))
     return path
+
+
+def bt2020(image: np.ndarray):
+    """``image`` (RGB) coded in 10-bit BT.2020 YUV. PyAV before 18 has no name for
+    swscale's BT.2020 matrix (9) and takes it only as the RGB frame's tag."""
+    frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+    frame.colorspace = 9
+    return frame.reformat(format="yuv420p10le", dst_colorspace=9, dst_color_range=ColorRange.MPEG)
 
 
 def encode_all(out, video, frames) -> None:

@@ -358,6 +358,16 @@ def test_the_output_is_coded_and_tagged_as_its_input_where_it_can_be(matrix, pri
     assert output_colour(source, pix_fmt) == ColourTags(*expected)
 
 
+@pytest.mark.parametrize("matrix", [1, 5, 9])
+def test_a_frame_is_coded_with_the_matrix_it_is_tagged_with(matrix):
+    from ncnn_sr import video_frames
+
+    colours = np.array(PURE, np.uint8).reshape(2, 3, 3).repeat(2, axis=0).repeat(2, axis=1)
+    frame = video_frames.coded(colours, "yuv444p", ColourTags(matrix, 1, 1, ColorRange.MPEG))
+    assert frame.colorspace == matrix
+    assert np.abs(video_frames.to_rgb(frame).astype(int) - colours).max() <= LEVELS
+
+
 def test_a_second_video_stream_is_dropped_with_a_warning(tmp_path):
     clip = make_clip(tmp_path / "in.mkv", frames=3, video_streams=2)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
@@ -678,10 +688,9 @@ def test_a_video_whose_name_is_near_the_longest_a_file_may_have_is_written(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", name])
 
 
-def remux_with(src, dst, attachments=(), timecode=None, tags=None, stream_tags=(), dispositions=(), chapters=()):
+def remux_with(src, dst, attachments=(), tags=None, stream_tags=(), dispositions=(), chapters=()):
     """``src`` remuxed into ``dst`` with (name, mimetype, bytes) attachments (Matroska
-    only), into an mp4 a timecode track (a data stream) starting at ``timecode``,
-    the file's ``tags``, ``stream_tags`` and ``dispositions`` by stream index, and
+    only), the file's ``tags``, ``stream_tags`` and ``dispositions`` by stream index, and
     ``chapters`` (start ms, end ms, title)."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         if chapters:
@@ -693,8 +702,6 @@ def remux_with(src, dst, attachments=(), timecode=None, tags=None, stream_tags=(
             streams[index].metadata.update(stream_tags_)
         for index, disposition in dict(dispositions).items():
             streams[index].disposition = disposition
-        if timecode:
-            streams[0].metadata["timecode"] = timecode
         for name, mimetype, data in attachments:
             out.add_attachment(name, mimetype, data)
         for packet in inp.demux():
@@ -726,8 +733,7 @@ def test_attachments_are_named_when_the_output_cannot_hold_them(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_a_timecode_is_kept(suffix, tmp_path):
-    clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=3, audio=None), tmp_path / "in.mp4",
-                      timecode="01:02:03:04")
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=None, timecode="01:02:03:04")
     with av.open(str(clip)) as c:
         assert len(c.streams.data) == 1  # the fixture made the track it says
     out = tmp_path / f"out{suffix}"
@@ -1060,8 +1066,7 @@ def test_a_rate_the_encoder_cannot_encode_is_refused_before_anything_runs(tmp_pa
 
 
 def test_a_timecode_is_carried_to_the_rate_fps_asks_for(tmp_path):
-    clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=3, audio=None), tmp_path / "in.mp4",
-                      timecode="01:02:03:04")
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=None, timecode="01:02:03:04")
     out = tmp_path / "out.mp4"
     run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--fps", "30")
     with av.open(str(out)) as c:
@@ -1071,8 +1076,7 @@ def test_a_timecode_is_carried_to_the_rate_fps_asks_for(tmp_path):
 
 
 def test_a_matroska_timecode_is_carried_to_the_rate_fps_asks_for(tmp_path):
-    clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=3, audio=None), tmp_path / "in.mkv",
-                      timecode="01:02:03:04")
+    clip = make_clip(tmp_path / "in.mkv", frames=3, audio=None, timecode="01:02:03:04")
     with av.open(str(clip)) as c:
         assert c.streams.video[0].metadata["TIMECODE"] == "01:02:03:04"  # Matroska's tags read back upper case
     for suffix in (".mkv", ".mp4"):
@@ -1184,8 +1188,7 @@ def test_a_video_written_through_a_link_keeps_the_link(name, target, container, 
 
 
 def test_a_timecode_on_the_file_itself_follows_fps_too(tmp_path):
-    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3, audio=None), tmp_path / "in.mkv",
-                      tags={"timecode": "01:02:03:04"})
+    clip = make_clip(tmp_path / "in.mkv", frames=3, audio=None, tags={"timecode": "01:02:03:04"})
     out = tmp_path / "out.mkv"
     run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--fps", "30")
     with av.open(str(out)) as c:
