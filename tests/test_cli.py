@@ -32,6 +32,13 @@ def run(*args, check_ok=True, cwd=None):
     return proc
 
 
+def test_cpu_by_name_as_the_library_and_bench_take_it(tmp_path):
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesr-animevideov3", "-s", "2",
+               "-g", "CPU", "-v")
+    assert "on CPU" in proc.stderr
+
+
 def test_upscale_one_picture(tmp_path):
     Image.fromarray(picture(10, 12)).save(tmp_path / "in.png")
     run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", *FAST)
@@ -204,7 +211,7 @@ def test_a_picture_skipped_as_existing_says_so_without_verbose(tmp_path):
                     "(-g gives 1 device)"),
     (["-j", "1:2,2:2"], "invalid jobs_proc thread count argument: give one proc count of at least 1, or one per "
                         "device: 1:2,2:2 (-g gives 1 device)"),
-    (["-g", "cpu"], "invalid gpu device 'cpu': give auto, or indices such as 0 or 0,1 (-1 is the CPU)"),
+    (["-g", "gpu"], "invalid gpu device 'gpu': give auto, cpu, or indices such as 0 or 0,1 (-1 is the CPU)"),
     (["-g", "0,-1", "-t", "0,0,0"], "(-g gives 2 devices)"),
 ])
 def test_a_list_flag_that_does_not_fit_the_devices_is_its_error_alone(flags, message, tmp_path):
