@@ -286,6 +286,29 @@ def _standard_rate(codec: str, video_in) -> Fraction:
     return rate
 
 
+def _svt_av1_preset(encoder: str, preset: str) -> bool:
+    """Whether ``preset`` is one of SVT-AV1's, -2 to 13: taken without opening the
+    encoder, which prints its banner on every open."""
+    return encoder == "libsvtav1" and preset.lstrip("-").isdigit() and -2 <= int(preset) <= 13
+
+
+def _check_preset(codec: str, pix_fmt: str, preset: str) -> None:
+    """InputError unless the encoder ``codec`` takes ``preset``: one without a preset
+    option (VP9) would ignore it without a word, and one that refuses the value
+    (SVT-AV1's are numbers) would fail only once frames reach it. An encoder opened
+    on a small picture with only that option tells both apart."""
+    ctx = av.codec.CodecContext.create(codec, "w")
+    ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
+    ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
+    ctx.options = {"preset": preset}
+    try:
+        ctx.open()
+    except (av.error.FFmpegError, ValueError) as e:
+        raise InputError(f"{codec} has no preset '{preset}' ({_reason(e)})") from None
+    if "preset" in ctx.options:  # left unused: the encoder has no such option
+        raise InputError(f"{codec} has no presets: leave --preset out")
+
+
 def _rate_text(rate: Fraction) -> str:
     return str(rate) if rate.denominator in (1, 1001) else f"{float(rate):.3f}"
 
@@ -316,6 +339,9 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
         raise InputError(f"{codec} cannot encode {pix_fmt} pixels: it takes {listed}")
     if encoder.name in ("libx264", "libx265") and options.preset and options.preset not in X264_X265_PRESETS:
         raise InputError(f"{codec} has no preset '{options.preset}': use one of {', '.join(X264_X265_PRESETS)}")
+    if encoder.name not in ("libx264", "libx265") and options.preset and not _svt_av1_preset(encoder.name,
+                                                                                           options.preset):
+        _check_preset(codec, pix_fmt if pix_fmt in takes or not takes else takes[0], options.preset)
     rates = _frame_rates(codec)
     if rates and options.fps is not None and options.fps not in rates:
         raise InputError(f"{codec} cannot encode {options.fps} fps: it takes {_listed_rates(rates)}")

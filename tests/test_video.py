@@ -547,6 +547,26 @@ def test_settings_the_encoder_cannot_take_are_one_line_errors(flags, message, tm
     one_line_failure(proc, tmp_path, message)
 
 
+@pytest.mark.parametrize("codec, name, preset, message", [
+    ("libvpx-vp9", "out.webm", "slow", "libvpx-vp9 has no presets: leave --preset out"),
+    ("libsvtav1", "out.mp4", "slow", "libsvtav1 has no preset 'slow'"),
+])
+def test_a_preset_other_encoders_do_not_take_is_a_one_line_error(codec, name, preset, message, tmp_path):
+    # VP9 ignored --preset without a word; SVT-AV1 (presets -1..13) failed once frames
+    # reached it, with a bare "Invalid argument".
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / name, *X2, "--codec", codec, "--preset", preset,
+               check_ok=False)
+    one_line_failure(proc, tmp_path, message)
+
+
+def test_a_preset_svt_av1_takes_is_used(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, "--codec", "libsvtav1", "--preset", "12")
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert len(list(c.decode(video=0))) == 3
+
+
 def test_the_encoder_is_checked_before_any_file_is_opened(tmp_path):
     with pytest.raises(InputError, match="'aac' is an audio encoder"):
         upscale_video(tmp_path / "missing.mp4", tmp_path / "out.mp4", lambda frames: frames,
