@@ -438,7 +438,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
     channels = image.shape[2]
     sixteen = image.dtype == np.uint16
     if sixteen and fmt == "png" and channels in (3, 4):
-        f.write(png16(image, icc, exif))  # Pillow has no 16-bit colour modes
+        f.write(png16(image, _fitting_profile(icc, grey=False), exif))  # Pillow has no 16-bit colour modes
         return
     if sixteen and not (fmt == "png" and channels == 1):
         image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)  # jpg/webp are 8-bit
@@ -450,6 +450,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
     if info is not None and info.mode in ("LA", "La", "L") and channels == 4:
         im = im.convert("LA")  # grey stays grey (an L with alpha had a transparent grey level)
     options: dict = {}
+    icc = _fitting_profile(icc, grey=im.mode in ("L", "LA", "I;16") and fmt != "webp")  # WebP is colour only
     if icc:
         options["icc_profile"] = icc
     if exif:
@@ -473,6 +474,16 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         f.truncate()
         options["optimize"] = False
         im.save(f, format=FORMATS[fmt], **options)
+
+
+def _fitting_profile(icc: bytes | None, grey: bool) -> bytes | None:
+    """``icc``, unless its colour space (header bytes 16-20) is grey for colour pixels
+    or RGB for grey ones: a grey picture's GRAY profile in a WebP (which has no grey)
+    or a 16-bit RGBA PNG made colour-managed readers fail (LittleCMS builds no
+    transform), where the picture without it shows the same."""
+    if icc is not None and icc[16:20] == (b"RGB " if grey else b"GRAY"):
+        return None
+    return icc
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

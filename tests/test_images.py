@@ -175,6 +175,19 @@ def test_icc_profile_is_kept(fmt, tmp_path):
     assert Image.open(tmp_path / f"o.{fmt}").info.get("icc_profile") == SRGB_ICC
 
 
+# A grey ICC profile's header: data colour space GRAY (bytes 16-20).
+GREY_ICC = SRGB_ICC[:16] + b"GRAY" + SRGB_ICC[20:]
+
+
+@pytest.mark.parametrize("fmt, kept", [("png", True), ("jpg", True), ("webp", False)])
+def test_grey_icc_profile_is_written_only_where_the_file_stays_grey(fmt, kept, tmp_path):
+    # WebP has no grey: a GRAY profile in its RGB made colour-managed readers fail.
+    src = save(tmp_path / "i.png", rgb_image().convert("L"), icc_profile=GREY_ICC)
+    arr, info = read_image(src)
+    write_image(tmp_path / f"o.{fmt}", arr, info)
+    assert (Image.open(tmp_path / f"o.{fmt}").info.get("icc_profile") == GREY_ICC) == kept
+
+
 def test_no_metadata_drops_icc_and_exif(tmp_path):
     im = rgb_image()
     exif = im.getexif()
