@@ -266,11 +266,11 @@ def _to_array(im: Image.Image, name: str, frames: int, exif: bytes | None) -> tu
     if mode == "CMYK":
         im = _cmyk_to_rgb(im, icc)
         icc = None
-    elif mode == "1":
-        im = im.convert("L")
-    elif mode in ("LA", "La", "PA", "RGBa") or (mode in ("P", "L", "RGB") and "transparency" in im.info):
+    elif mode in ("LA", "La", "PA", "RGBa") or (mode in ("P", "1", "L", "RGB") and "transparency" in im.info):
         # A PNG's tRNS chunk makes one colour (or grey) transparent: that is alpha too.
         im = im.convert("RGBA")
+    elif mode == "1":
+        im = im.convert("L")
     elif mode not in ("L", "RGB", "RGBA"):
         if mode == "F":
             raise InputError(f"{name}: 32-bit float pixels are not supported")
@@ -447,7 +447,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         im = Image.fromarray(image[:, :, 0].astype("<u2") if sixteen else image[:, :, 0])
     else:
         im = Image.fromarray(np.ascontiguousarray(image))
-    if info is not None and info.mode in ("LA", "La", "L") and channels == 4:
+    if info is not None and info.mode in ("LA", "La", "L", "1") and channels == 4:
         im = im.convert("LA")  # grey stays grey (an L with alpha had a transparent grey level)
     options: dict = {}
     icc = _fitting_profile(icc, grey=im.mode in ("L", "LA", "I;16") and fmt != "webp")  # WebP is colour only

@@ -26,7 +26,7 @@ from .signals import stop_signals
 
 STOP = None  # the sentinel a worker ends on
 # Modes read as grey with alpha (their RGBA has equal colour channels).
-_GREY_MODES = ("L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N")
+_GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N")
 
 
 class Cancelled(Exception):

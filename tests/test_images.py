@@ -56,6 +56,15 @@ def test_palette_with_transparency_reads_as_rgba(tmp_path):
     assert arr.shape[2] == 4 and (arr[:, :, 3] == 0).any()
 
 
+def test_one_bit_png_with_a_transparent_level_reads_as_alpha_and_writes_back_grey(tmp_path):
+    im = Image.fromarray(picture(6, 8, channels=1)[:, :, 0] > 127)  # mode 1
+    src = save(tmp_path / "b.png", im, transparency=0)
+    arr, info = read_image(src)
+    assert arr.shape[2] == 4 and (arr[:, :, 3] == 0).any() and (arr[:, :, 3] == 255).any()
+    write_image(tmp_path / "o.png", arr, info)
+    assert Image.open(tmp_path / "o.png").mode == "LA"
+
+
 def test_cmyk_reads_as_rgb(tmp_path):
     src = save(tmp_path / "c.jpg", rgb_image().convert("CMYK"))
     arr, info = read_image(src)
