@@ -13,7 +13,7 @@ import tempfile
 import threading
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,8 @@ DEFAULT_JPEG_QUALITY = 95
 # model competes with the network for the same cores.
 PNG_COMPRESS_LEVEL = 1
 _EXIF_ORIENTATION = 0x0112
+# Modes of grey pictures: their colour is written back grey (with alpha, as LA).
+GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 # Formats whose further frames are no animation: an MPO (a phone's JPEG) adds a
 # preview or a second view of the same shot, a PSD's are the layers of the composite
 # that is read. Their first picture is the whole picture.
@@ -46,7 +48,8 @@ _STILL_FORMATS = frozenset({"MPO", "PSD"})
 class ImageInfo:
     """What a picture was, besides its pixels, so it can be written back alike.
 
-    ``mode`` is Pillow's mode of the file as read (``LA``, ``P``, ``CMYK``, ``I;16``…);
+    ``mode`` is Pillow's mode of the file as read (``LA``, ``P``, ``CMYK``, ``I;16``…),
+    but ``LA`` for a 16-bit grey+alpha PNG, which Pillow reads as ``RGBA``;
     ``exif`` has its orientation already applied to the pixels and reset to 1;
     ``icc_profile`` is None when the pixels were converted to sRGB on reading.
     """
@@ -94,10 +97,13 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
                 exif = _readable_exif(im)
                 orientation = exif.get(_EXIF_ORIENTATION, 1) if exif is not None else 1
                 exif_bytes = _exif_bytes(im, exif)  # resets the orientation
-            deep = im.format == "PNG" and im.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16
+            depth, colour_type = _png_header(path) if im.format == "PNG" else (8, None)
+            deep = depth == 16 and im.mode in ("RGB", "RGBA")
             arr, info = _to_array(im, name, frames, exif_bytes)
         if deep:
             arr = _read_png16(path, arr.shape[2])
+            if colour_type == 4:  # grey+alpha: written back so, not as colour
+                info = replace(info, mode="LA")
         return _orient(arr, orientation), info
     except FileNotFoundError:
         raise InputError(f"{name}: file not found") from None
@@ -196,14 +202,16 @@ def _is_empty(path: str | os.PathLike) -> bool:
         return False
 
 
-def _png_bit_depth(path: str | os.PathLike) -> int:
+def _png_header(path: str | os.PathLike) -> tuple[int, int | None]:
+    """A PNG's bit depth and colour type, from its IHDR (8 and None where unreadable)."""
     with open(path, "rb") as f:
-        head = f.read(25)
-    return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else 8
+        head = f.read(26)
+    return (head[24], head[25]) if len(head) == 26 and head[12:16] == b"IHDR" else (8, None)
 
 
 def _read_png16(path: str | os.PathLike, channels: int) -> np.ndarray:
-    """16-bit colour PNG pixels, which Pillow can only read as 8-bit, through FFmpeg."""
+    """16-bit colour (or grey+alpha) PNG pixels, which Pillow can only read as 8-bit,
+    through FFmpeg, as RGB or RGBA."""
     import av  # only this rare case needs it
 
     with av.open(os.fspath(path)) as container:
@@ -437,8 +445,12 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         image = image[:, :, None]
     channels = image.shape[2]
     sixteen = image.dtype == np.uint16
+    grey = info is not None and info.mode in GREY_MODES
     if sixteen and fmt == "png" and channels in (3, 4):
-        f.write(png16(image, _fitting_profile(icc, grey=False), exif))  # Pillow has no 16-bit colour modes
+        if grey and channels == 4:
+            image = np.concatenate([_luma16(image), image[:, :, 3:]], axis=2)
+        # Pillow has no 16-bit colour or grey+alpha modes
+        f.write(png16(image, _fitting_profile(icc, grey=image.shape[2] == 2), exif))
         return
     if sixteen and not (fmt == "png" and channels == 1):
         image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)  # jpg/webp are 8-bit
@@ -447,7 +459,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         im = Image.fromarray(image[:, :, 0].astype("<u2") if sixteen else image[:, :, 0])
     else:
         im = Image.fromarray(np.ascontiguousarray(image))
-    if info is not None and info.mode in ("LA", "La", "L", "1") and channels == 4:
+    if grey and channels == 4:
         im = im.convert("LA")  # grey stays grey (an L with alpha had a transparent grey level)
     options: dict = {}
     icc = _fitting_profile(icc, grey=im.mode in ("L", "LA", "I;16") and fmt != "webp")  # WebP is colour only
@@ -476,6 +488,13 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         im.save(f, format=FORMATS[fmt], **options)
 
 
+def _luma16(image: np.ndarray) -> np.ndarray:
+    """16-bit RGB(A) as one grey channel by Pillow's integer BT.601 weights, whose sum
+    is 65536: equal channels give back their value exactly."""
+    r, g, b = (image[:, :, c].astype(np.uint64) for c in range(3))
+    return ((r * 19595 + g * 38470 + b * 7471 + 32768) >> 16).astype(np.uint16)[:, :, None]
+
+
 def _fitting_profile(icc: bytes | None, grey: bool) -> bytes | None:
     """``icc``, unless its colour space (header bytes 16-20) is grey for colour pixels
     or RGB for grey ones: a grey picture's GRAY profile in a WebP (which has no grey)
@@ -491,9 +510,10 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def png16(image: np.ndarray, icc: bytes | None = None, exif: bytes | None = None) -> bytes:
-    """A 16-bit RGB or RGBA PNG file's bytes, with optional ICC profile and EXIF."""
+    """A 16-bit PNG file's bytes (grey+alpha, RGB or RGBA for 2, 3 or 4 channels), with
+    optional ICC profile and EXIF."""
     h, w, c = image.shape
-    colour_type = {3: 2, 4: 6}[c]
+    colour_type = {2: 4, 3: 2, 4: 6}[c]
     rows = image.astype(">u2").reshape(h, w * c).view(np.uint8)
     raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()  # filter 0 per row
     parts = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))]

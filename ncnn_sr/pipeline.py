@@ -20,13 +20,11 @@ import numpy as np
 
 from .engine import Upscaler
 from .errors import NcnnSrError, NoRoom, cannot_write
-from .images import MAX_JPEG_EXIF, ImageInfo, read_image, write_image
+from .images import GREY_MODES, MAX_JPEG_EXIF, ImageInfo, read_image, write_image
 from .jobs import Job, alpha_target
 from .signals import stop_signals
 
 STOP = None  # the sentinel a worker ends on
-# Modes read as grey with alpha (their RGBA has equal colour channels).
-_GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N")
 
 
 class Cancelled(Exception):
@@ -236,7 +234,7 @@ class Pipeline:
             opaque = bool((alpha == np.iinfo(alpha.dtype).max).all())
             if opaque and not self._keep_opaque_alpha:
                 # Nothing is lost: the colour (grey stays grey) is the whole picture.
-                item.pixels = item.pixels[:, :, :1 if item.info.mode in _GREY_MODES else 3]
+                item.pixels = item.pixels[:, :, :1 if item.info.mode in GREY_MODES else 3]
             else:
                 item.target = alpha_target(item.target)
                 what = "an alpha channel (fully opaque)" if opaque else "transparency"

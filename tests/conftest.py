@@ -7,6 +7,8 @@ skip them on purpose on a machine without Vulkan.
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -42,6 +44,23 @@ def picture(height: int, width: int, channels: int = 3, seed: int = 0, dtype=np.
     if dtype == np.uint16:
         return img.astype(np.uint16) * 257
     return img
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bytes(samples: np.ndarray, depth: int, colour_type: int, *chunks: bytes) -> bytes:
+    """A PNG of H×W×C ``samples`` at any bit depth, with extra chunks before IDAT:
+    Pillow writes neither 16-bit grey+alpha nor 2- and 4-bit grey."""
+    h, w, c = samples.shape
+    if depth == 16:
+        rows = samples.astype(">u2").reshape(h, w * c).view(np.uint8)
+    else:  # one channel packed 8 // depth samples a byte, first in the high bits
+        rows = np.packbits(np.unpackbits(samples.astype(np.uint8), axis=2)[:, :, 8 - depth:].reshape(h, -1), axis=1)
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
+    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, colour_type, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + ihdr + b"".join(chunks) + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b"")
 
 
 def upscale_in_threads(upscaler, images: list[np.ndarray]) -> list[np.ndarray]:

@@ -1,6 +1,7 @@
 """Reading and writing pictures: every mode, depth, metadata, broken files, atomic writes."""
 import os
 import stat
+import struct
 import warnings
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from conftest import picture
+from conftest import picture, png_bytes
 from ncnn_sr import InputError, read_image, write_image
 from ncnn_sr import images as images_mod
 
@@ -23,6 +24,12 @@ def save(path, im: Image.Image, **kw):
 
 def rgb_image(h=6, w=8) -> Image.Image:
     return Image.fromarray(picture(h, w))
+
+
+def png_header(path) -> tuple[int, int]:
+    """A PNG file's bit depth and colour type."""
+    head = open(path, "rb").read(26)
+    return head[24], head[25]
 
 
 # (mode made, how, expected array channels, dtype, mode after write + re-read)
@@ -141,8 +148,7 @@ def test_a_png_transparency_key_on_grey_or_colour_is_alpha(tmp_path):
 ])
 def test_a_corrupt_exif_block_costs_the_metadata_not_the_picture(fmt, payload, tmp_path):
     import io
-    import struct
-
+    
     buffer = io.BytesIO()
     rgb_image().save(buffer, format="JPEG" if fmt == "jpg" else "PNG")
     data = buffer.getvalue()
@@ -349,8 +355,7 @@ def test_a_tiff_whose_second_frame_has_no_size_is_an_input_error(tmp_path):
     # Pillow raises TypeError("Missing dimensions") when it counts the frames: it came
     # out of read_image bare, and a batch said "cannot read: TypeError(...)".
     import io
-    import struct
-
+    
     buffer = io.BytesIO()
     frame = Image.fromarray(picture(4, 4))
     frame.save(buffer, "TIFF", save_all=True, append_images=[frame])
@@ -496,6 +501,20 @@ def test_a_sixteen_bit_grey_transparency_key_is_alpha(tmp_path):
     assert np.array_equal(arr[:, :, 0], values) and np.array_equal(arr[:, :, 1], values)
     assert np.array_equal(arr[:, :, 3] == 0, values == values[1, 2])
     write_image(tmp_path / "o.png", arr, info)
+    assert png_header(tmp_path / "o.png") == (16, 4)  # grey stays grey
+    assert np.array_equal(read_image(tmp_path / "o.png")[0], arr)
+
+
+def test_sixteen_bit_grey_with_alpha_keeps_every_value_and_is_written_back_grey_with_alpha(tmp_path):
+    # Pillow reads a 16-bit grey+alpha PNG as 8-bit RGBA; it was written back as 16-bit RGBA.
+    grey = np.arange(48, dtype=np.uint16).reshape(6, 8, 1) * 1361 + 5
+    alpha = 65535 - grey * 3 // 4
+    src = tmp_path / "la.png"
+    src.write_bytes(png_bytes(np.concatenate([grey, alpha], axis=2), 16, 4))
+    arr, info = read_image(src)
+    assert arr.dtype == np.uint16 and np.array_equal(arr, np.concatenate([grey, grey, grey, alpha], axis=2))
+    write_image(tmp_path / "o.png", arr, info)
+    assert png_header(tmp_path / "o.png") == (16, 4)
     assert np.array_equal(read_image(tmp_path / "o.png")[0], arr)
 
 

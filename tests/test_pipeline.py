@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import picture
+from conftest import picture, png_bytes
 from ncnn_sr import InputError, Upscaler
 from ncnn_sr import pipeline as pipeline_mod
 from ncnn_sr.jobs import Job, plan_jobs
@@ -482,3 +482,12 @@ def test_subfolders_that_differ_only_by_case_do_not_share_an_output(tmp_path):
     assert sorted(j.target.relative_to(tmp_path / "out").as_posix() for j in plan.jobs) == ["A/x.png", "a/x.png.png"]
     assert plan.notes == (f"{src / 'A' / 'x.png'} outputs A/x.png and {src / 'a' / 'x.png'} would output a/x.png, "
                           "the same file where case is not told apart: x.png will output x.png.png",)
+
+
+def test_an_opaque_sixteen_bit_grey_with_alpha_picture_written_as_jpeg_is_grey(tmp_path, cpu_lane):
+    samples = np.stack([np.arange(12).reshape(3, 4) * 5000, np.full((3, 4), 65535)], axis=2).astype(np.uint16)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "la.png").write_bytes(png_bytes(samples, 16, 4))
+    jobs = plan_jobs(tmp_path / "in", tmp_path / "out", fmt="jpg").jobs
+    assert Pipeline([cpu_lane]).run(jobs).ok == 1
+    assert Image.open(jobs[0].target).mode == "L"
