@@ -99,6 +99,8 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
                 exif_bytes = _exif_bytes(im, exif)  # resets the orientation
             depth, colour_type = _png_header(path) if im.format == "PNG" else (8, None)
             deep = depth == 16 and im.mode in ("RGB", "RGBA")
+            if colour_type == 0:
+                _grey_key_in_8_bits(im.info, depth)
             arr, info = _to_array(im, name, frames, exif_bytes)
         if deep:
             arr = _read_png16(path, arr.shape[2])
@@ -207,6 +209,21 @@ def _png_header(path: str | os.PathLike) -> tuple[int, int | None]:
     with open(path, "rb") as f:
         head = f.read(26)
     return (head[24], head[25]) if len(head) == 26 and head[12:16] == b"IHDR" else (8, None)
+
+
+def _grey_key_in_8_bits(info: dict, depth: int) -> None:
+    """A grey PNG's tRNS level (``info["transparency"]``) in Pillow's 8-bit grey. The
+    level is in the file's depth, while Pillow scales 2- and 4-bit grey to 8 bits
+    (×85, ×17): it matched another grey or none. A level past the depth matches no
+    pixel (libpng ignores it): it is dropped, and the picture has no alpha."""
+    key = info.get("transparency")
+    if not isinstance(key, int) or depth not in (2, 4, 8):
+        return  # 1-bit levels Pillow reads as 0 or 255 itself; 16-bit grey is not scaled
+    top = (1 << depth) - 1
+    if key > top:
+        del info["transparency"]
+    else:
+        info["transparency"] = key * (255 // top)
 
 
 def _read_png16(path: str | os.PathLike, channels: int) -> np.ndarray:

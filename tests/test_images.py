@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from conftest import picture, png_bytes
+from conftest import picture, png_bytes, png_chunk
 from ncnn_sr import InputError, read_image, write_image
 from ncnn_sr import images as images_mod
 
@@ -70,6 +70,32 @@ def test_one_bit_png_with_a_transparent_level_reads_as_alpha_and_writes_back_gre
     assert arr.shape[2] == 4 and (arr[:, :, 3] == 0).any() and (arr[:, :, 3] == 255).any()
     write_image(tmp_path / "o.png", arr, info)
     assert Image.open(tmp_path / "o.png").mode == "LA"
+
+
+def keyed_grey_png(path, depth: int, key: int) -> np.ndarray:
+    """A grey PNG of every level of ``depth`` at ``path``, level ``key`` transparent
+    (tRNS); its levels."""
+    levels = (np.arange(48).reshape(6, 8, 1) % (1 << depth)).astype(np.uint8)
+    path.write_bytes(png_bytes(levels, depth, 0, png_chunk(b"tRNS", struct.pack(">H", key))))
+    return levels
+
+
+@pytest.mark.parametrize("depth, key", [(2, 1), (4, 9)])
+def test_a_two_or_four_bit_grey_png_with_a_transparent_level_reads_it_as_alpha(depth, key, tmp_path):
+    # The tRNS level is in the file's depth, Pillow's grey in 8 bits: it matched none.
+    levels = keyed_grey_png(tmp_path / "g.png", depth, key)
+    arr, info = read_image(tmp_path / "g.png")
+    assert arr.shape == (6, 8, 4) and np.array_equal(arr[:, :, 3] == 0, levels[:, :, 0] == key)
+    assert np.array_equal(arr[:, :, 0], levels[:, :, 0] * (255 // ((1 << depth) - 1)))
+    write_image(tmp_path / "o.png", arr, info)
+    assert Image.open(tmp_path / "o.png").mode == "LA"
+
+
+@pytest.mark.parametrize("depth, key", [(2, 4), (8, 256)])
+def test_a_transparent_grey_level_past_the_bit_depth_makes_nothing_transparent(depth, key, tmp_path):
+    # libpng ignores such a level: the picture stays plain grey, with no alpha.
+    keyed_grey_png(tmp_path / "g.png", depth, key)
+    assert read_image(tmp_path / "g.png")[0].shape == (6, 8, 1)
 
 
 def test_cmyk_reads_as_rgb(tmp_path):
