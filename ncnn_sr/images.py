@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import math
 import numbers
 import os
 import stat
@@ -36,6 +37,12 @@ DEFAULT_JPEG_QUALITY = 95
 # model competes with the network for the same cores.
 PNG_COMPRESS_LEVEL = 1
 _EXIF_ORIENTATION = 0x0112
+_EXIF_X_RESOLUTION = 0x011A
+# Orientations that turn the picture a quarter: across and down trade places.
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+# The dots per inch each format can state, least and most: JFIF's density is a 16-bit
+# whole number, PNG's pHYs 31-bit pixels per metre (both rounded). WebP states none.
+_DPI_RANGE = {"jpg": (0.5, 65535.49), "png": (0.5 * 0.0254, (2**31 - 1.5) * 0.0254)}
 # Modes of grey pictures: their colour is written back grey (with alpha, as LA).
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 # Formats whose further frames are no animation: an MPO (a phone's JPEG) adds a
@@ -51,7 +58,9 @@ class ImageInfo:
     ``mode`` is Pillow's mode of the file as read (``LA``, ``P``, ``CMYK``, ``I;16``…),
     but ``LA`` for a 16-bit grey+alpha PNG, which Pillow reads as ``RGBA``;
     ``exif`` has its orientation already applied to the pixels and reset to 1;
-    ``icc_profile`` is None when the pixels were converted to sRGB on reading.
+    ``icc_profile`` is None when the pixels were converted to sRGB on reading;
+    ``dpi`` is the resolution the file states (dots per inch across and down the
+    upright picture), None where it states none.
     """
 
     mode: str
@@ -59,6 +68,7 @@ class ImageInfo:
     icc_profile: bytes | None = None
     exif: bytes | None = None
     frames: int = 1
+    dpi: tuple[float, float] | None = None
 
 
 def output_format(path: str | os.PathLike) -> str:
@@ -102,6 +112,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
             if colour_type == 0:
                 _grey_key_in_8_bits(im.info, depth)
             arr, info = _to_array(im, name, frames, exif_bytes)
+            info = replace(info, dpi=_resolution(im, exif, orientation))
         if deep:
             arr = _read_png16(path, arr.shape[2])
             if colour_type == 4:  # grey+alpha: written back so, not as colour
@@ -275,6 +286,25 @@ def _exif_bytes(im: Image.Image, exif: Image.Exif | None) -> bytes | None:
         return None
 
 
+def _resolution(im: Image.Image, exif: Image.Exif | None, orientation: int) -> tuple[float, float] | None:
+    """The dots per inch the file states, across and down once turned upright."""
+    if im.format in ("JPEG", "MPO") and im.info.get("jfif_unit") not in (1, 2) and \
+            not (exif and _EXIF_X_RESOLUTION in exif):
+        return None  # Pillow's stand-in 72 for a JPEG with EXIF that states none
+    dpi = _dpi_pair(im.info.get("dpi"))
+    return dpi[::-1] if dpi and orientation in _QUARTER_TURNS else dpi
+
+
+def _dpi_pair(value) -> tuple[float, float] | None:
+    """``value`` as two positive finite floats (a TIFF's are rationals); None if it
+    is not such a pair."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or \
+            not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
+        return None
+    pair = (float(value[0]), float(value[1]))
+    return pair if all(math.isfinite(v) and v > 0 for v in pair) else None
+
+
 def _to_array(im: Image.Image, name: str, frames: int, exif: bytes | None) -> tuple[np.ndarray, ImageInfo]:
     """The pixels as read (``read_image`` turns them upright) and their ImageInfo."""
     mode, fmt = im.mode, im.format
@@ -330,7 +360,8 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
 def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | None = None,
                 fmt: str | None = None, quality: int | None = None, metadata: bool = True) -> None:
     """Write an H×W×C uint8/uint16 array as png, jpg or webp (``fmt``, else from the
-    file name), keeping ICC and EXIF from ``info`` when ``metadata`` is true.
+    file name), keeping ICC, EXIF and the resolution (where the format holds it)
+    from ``info`` when ``metadata`` is true.
 
     The file appears whole or not at all: it is written under a temporary name in the
     same folder, then renamed. ``quality`` (1-100) applies to jpg and webp; webp
@@ -349,15 +380,25 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
         name, most = MAX_SIDE[fmt]
         raise InputError(f"{os.fspath(path)}: {width}x{height} is too large for {name}, which holds at most "
                          f"{most} pixels a side; write png")
-    icc = info.icc_profile if (metadata and info) else None
-    exif = info.exif if (metadata and info) else None
-    for field, value in (("icc_profile", icc), ("exif", exif)):
+    info = _checked_metadata(info, metadata, fmt, path)
+    atomic_write(path, lambda f: _encode(f, image, info, fmt, quality))
+
+
+def _checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str) -> ImageInfo | None:
+    """``info`` with its metadata, checked, or without it (``metadata`` false)."""
+    if info is None or not metadata:  # left out: nothing to refuse
+        return info and replace(info, icc_profile=None, exif=None, dpi=None)
+    for field in ("icc_profile", "exif"):
+        value = getattr(info, field)
         if value is not None and not isinstance(value, bytes):  # Pillow takes a str and writes garbage, or crashes
             raise InputError(f"{path}: info.{field} must be bytes or None, got {type(value).__name__}")
-    if fmt == "jpg" and exif and len(exif) > MAX_JPEG_EXIF:
-        raise InputError(f"{os.fspath(path)}: its EXIF ({len(exif)} bytes) is too large for JPEG, which holds at "
+    if info.dpi is not None and _dpi_pair(info.dpi) is None:
+        raise InputError(f"{path}: info.dpi must be two positive numbers (across, down) or None, "
+                         f"got {describe(info.dpi)}")
+    if fmt == "jpg" and info.exif and len(info.exif) > MAX_JPEG_EXIF:
+        raise InputError(f"{path}: its EXIF ({len(info.exif)} bytes) is too large for JPEG, which holds at "
                          f"most {MAX_JPEG_EXIF}: write png or webp, or leave the metadata out (--no-metadata)")
-    atomic_write(path, lambda f: _encode(f, image, info, fmt, quality, icc, exif))
+    return info
 
 
 def _checked_quality(quality, path: str) -> int | None:
@@ -456,8 +497,9 @@ def atomic_write(path: str | os.PathLike, encode) -> None:
         raise
 
 
-def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int | None,
-            icc: bytes | None, exif: bytes | None) -> None:
+def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int | None) -> None:
+    icc, exif = (info.icc_profile, info.exif) if info else (None, None)
+    dpi = _fitting_dpi(info.dpi if info else None, fmt)
     if image.ndim == 2:
         image = image[:, :, None]
     channels = image.shape[2]
@@ -467,7 +509,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         if grey and channels == 4:
             image = np.concatenate([_luma16(image), image[:, :, 3:]], axis=2)
         # Pillow has no 16-bit colour or grey+alpha modes
-        f.write(png16(image, _fitting_profile(icc, grey=image.shape[2] == 2), exif))
+        f.write(png16(image, _fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi))
         return
     if sixteen and not (fmt == "png" and channels == 1):
         image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)  # jpg/webp are 8-bit
@@ -484,6 +526,8 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         options["icc_profile"] = icc
     if exif:
         options["exif"] = exif
+    if dpi:
+        options["dpi"] = dpi
     if fmt == "jpg":
         q = DEFAULT_JPEG_QUALITY if quality is None else quality
         options.update(quality=q, subsampling=0 if q >= 90 else 2, optimize=True)
@@ -503,6 +547,13 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         f.truncate()
         options["optimize"] = False
         im.save(f, format=FORMATS[fmt], **options)
+
+
+def _fitting_dpi(dpi, fmt: str) -> tuple[float, float] | None:
+    """``dpi`` where ``fmt`` can state it, else None (left out, not refused)."""
+    pair = _dpi_pair(dpi)
+    least, most = _DPI_RANGE.get(fmt, (math.inf, 0))
+    return pair if pair and least <= min(pair) and max(pair) <= most else None
 
 
 def _luma16(image: np.ndarray) -> np.ndarray:
@@ -526,9 +577,10 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def png16(image: np.ndarray, icc: bytes | None = None, exif: bytes | None = None) -> bytes:
+def png16(image: np.ndarray, icc: bytes | None = None, exif: bytes | None = None,
+          dpi: tuple[float, float] | None = None) -> bytes:
     """A 16-bit PNG file's bytes (grey+alpha, RGB or RGBA for 2, 3 or 4 channels), with
-    optional ICC profile and EXIF."""
+    optional ICC profile, EXIF and resolution (dots per inch, as Pillow's ``dpi``)."""
     h, w, c = image.shape
     colour_type = {2: 4, 3: 2, 4: 6}[c]
     rows = image.astype(">u2").reshape(h, w * c).view(np.uint8)
@@ -538,5 +590,7 @@ def png16(image: np.ndarray, icc: bytes | None = None, exif: bytes | None = None
         parts.append(_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc)))
     if exif:
         parts.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
+    if dpi:  # pixels per metre, rounded as Pillow does
+        parts.append(_chunk(b"pHYs", struct.pack(">IIB", *(int(d / 0.0254 + 0.5) for d in dpi), 1)))
     parts += [_chunk(b"IDAT", zlib.compress(raw, PNG_COMPRESS_LEVEL)), _chunk(b"IEND", b"")]
     return b"".join(parts)

@@ -240,6 +240,66 @@ def test_no_metadata_drops_icc_and_exif(tmp_path):
     assert "icc_profile" not in out.info and not out.getexif()
 
 
+def test_no_metadata_drops_the_resolution(tmp_path):
+    arr, info = read_image(save(tmp_path / "i.png", rgb_image(), dpi=(300, 300)))
+    write_image(tmp_path / "o.png", arr, info, metadata=False)
+    assert "dpi" not in Image.open(tmp_path / "o.png").info
+
+
+def dpi_of(path) -> tuple[float, float] | None:
+    dpi = Image.open(path).info.get("dpi")
+    return None if dpi is None else tuple(round(float(d), 1) for d in dpi)  # PNG holds pixels a metre
+
+
+@pytest.mark.parametrize("out", ["png", "jpg"])
+@pytest.mark.parametrize("src", ["png", "jpg", "tiff", "bmp"])
+def test_the_resolution_is_kept_as_the_same_dots_per_inch(src, out, tmp_path):
+    # An editor scaling a picture keeps its DPI (it prints larger); it was dropped.
+    arr, info = read_image(save(tmp_path / f"i.{src}", rgb_image(), dpi=(300, 150)))
+    write_image(tmp_path / f"o.{out}", arr, info)
+    assert dpi_of(tmp_path / f"o.{out}") == (300, 150)
+
+
+def test_a_sixteen_bit_colour_png_keeps_its_resolution(tmp_path):
+    write_image(tmp_path / "i.png", picture(4, 5, dtype=np.uint16), images_mod.ImageInfo("RGB", "PNG", dpi=(300, 150)))
+    arr, info = read_image(tmp_path / "i.png")
+    write_image(tmp_path / "o.png", arr, info)
+    assert dpi_of(tmp_path / "o.png") == (300, 150)
+
+
+def test_a_jpeg_stating_no_resolution_gets_none(tmp_path):
+    # Pillow gives such a JPEG 72 dpi when it has EXIF: a made-up value is not kept.
+    exif = rgb_image().getexif()
+    exif[0x013B] = "Jane Doe"
+    for name, options in (("plain.jpg", {}), ("exif.jpg", {"exif": exif.tobytes()})):
+        arr, info = read_image(save(tmp_path / name, rgb_image(), **options))
+        write_image(tmp_path / "o.png", arr, info)
+        assert dpi_of(tmp_path / "o.png") is None
+
+
+def test_turning_a_picture_upright_swaps_its_horizontal_and_vertical_resolution(tmp_path):
+    exif = rgb_image().getexif()
+    exif[0x0112] = 6  # rotated 90° clockwise
+    arr, info = read_image(save(tmp_path / "i.png", rgb_image(), dpi=(300, 150), exif=exif.tobytes()))
+    write_image(tmp_path / "o.png", arr, info)
+    assert dpi_of(tmp_path / "o.png") == (150, 300)
+
+
+def test_a_resolution_a_format_cannot_hold_is_left_out(tmp_path):
+    info = images_mod.ImageInfo("RGB", "PNG", dpi=(70000.0, 70000.0))  # JPEG holds at most 65535
+    write_image(tmp_path / "o.jpg", picture(4, 4), info)
+    write_image(tmp_path / "o.png", picture(4, 4), info)
+    assert dpi_of(tmp_path / "o.jpg") is None and dpi_of(tmp_path / "o.png") == (70000, 70000)
+
+
+@pytest.mark.parametrize("dpi", [(300,), (0, 300), (float("nan"), 300), ("300", "300"), 300])
+def test_a_resolution_that_is_not_two_positive_numbers_is_an_input_error(dpi, tmp_path):
+    info = images_mod.ImageInfo("RGB", "PNG", dpi=dpi)
+    with pytest.raises(InputError, match=r"o.png: info.dpi must be two positive numbers \(across, down\) or None, got "):
+        write_image(tmp_path / "o.png", picture(4, 4), info)
+    assert not list(tmp_path.iterdir())
+
+
 def test_jpeg_quality_sets_the_trade_off(tmp_path):
     arr = picture(64, 64)
     write_image(tmp_path / "lo.jpg", arr, quality=30)
