@@ -185,7 +185,7 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist (resume a batch).")
 @click.option("--alpha", type=click.Choice(ALPHA_MODES), default="bicubic", show_default=True,
               help="How transparency is upscaled.")
-@click.option("--no-metadata", is_flag=True, help="Do not copy EXIF, ICC profile and resolution (DPI) to the outputs.")
+@click.option("--no-metadata", is_flag=True, help="Do not copy EXIF, XMP, ICC profile and resolution (DPI) to the outputs.")
 def upscale(no_metadata: bool, debug: bool, **options) -> None:
     """Upscale a picture, or every picture in a folder."""
     opts = _run_options(metadata=not no_metadata, what="a picture or folder path", **options)

@@ -8,6 +8,7 @@ import io
 import math
 import numbers
 import os
+import re
 import stat
 import struct
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
 from .errors import InputError, cannot_write, describe
 from .pixels import check_image
@@ -28,6 +30,11 @@ FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 MAX_SIDE = {"jpg": ("JPEG", 65500), "webp": ("WebP", 16383)}
 # JPEG holds EXIF in one APP1 marker segment; Pillow refuses more with a bare ValueError.
 MAX_JPEG_EXIF = 65533
+# JPEG holds XMP in one APP1 segment after its 29-byte namespace; Pillow refuses more.
+MAX_JPEG_XMP = MAX_JPEG_EXIF - 29
+# An XMP orientation in the two forms Pillow turns a picture by when its EXIF has none.
+_XMP_ORIENTATION = re.compile(rb'(tiff:Orientation(?:="|>))[0-9]')
+_PNG_XMP_KEY = b"XML:com.adobe.xmp"
 DEFAULT_JPEG_QUALITY = 95
 # zlib level for PNG: 1, the fastest, as OpenCV's default (what Real-ESRGAN's own
 # scripts write with). Level 6 (Pillow's default) took 3.3 s to write a 2048x2048
@@ -60,7 +67,8 @@ class ImageInfo:
     ``exif`` has its orientation already applied to the pixels and reset to 1;
     ``icc_profile`` is None when the pixels were converted to sRGB on reading;
     ``dpi`` is the resolution the file states (dots per inch across and down the
-    upright picture), None where it states none.
+    upright picture), None where it states none; ``xmp`` is the XMP packet, its
+    orientation (``tiff:Orientation``) reset to 1 as the EXIF's is.
     """
 
     mode: str
@@ -69,6 +77,7 @@ class ImageInfo:
     exif: bytes | None = None
     frames: int = 1
     dpi: tuple[float, float] | None = None
+    xmp: bytes | None = None
 
 
 def output_format(path: str | os.PathLike) -> str:
@@ -112,7 +121,8 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
             if colour_type == 0:
                 _grey_key_in_8_bits(im.info, depth)
             arr, info = _to_array(im, name, frames, exif_bytes)
-            info = replace(info, dpi=_resolution(im, exif, orientation))
+            xmp = im.info.get("xmp") or im.info.get(_PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
+            info = replace(info, dpi=_resolution(im, exif, orientation), xmp=_upright_xmp(xmp))
         if deep:
             arr = _read_png16(path, arr.shape[2])
             if colour_type == 4:  # grey+alpha: written back so, not as colour
@@ -286,6 +296,15 @@ def _exif_bytes(im: Image.Image, exif: Image.Exif | None) -> bytes | None:
         return None
 
 
+def _upright_xmp(xmp) -> bytes | None:
+    """The XMP to write back, its orientation reset to 1 (the pixels get turned)."""
+    if isinstance(xmp, str):  # a PNG text chunk's, which Pillow decodes as Latin-1
+        xmp = xmp.encode("latin-1", "replace")
+    if not isinstance(xmp, bytes) or not xmp:
+        return None
+    return _XMP_ORIENTATION.sub(rb"\g<1>1", xmp)
+
+
 def _resolution(im: Image.Image, exif: Image.Exif | None, orientation: int) -> tuple[float, float] | None:
     """The dots per inch the file states, across and down once turned upright."""
     if im.format in ("JPEG", "MPO") and im.info.get("jfif_unit") not in (1, 2) and \
@@ -360,8 +379,9 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
 def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | None = None,
                 fmt: str | None = None, quality: int | None = None, metadata: bool = True) -> None:
     """Write an H×W×C uint8/uint16 array as png, jpg or webp (``fmt``, else from the
-    file name), keeping ICC, EXIF and the resolution (where the format holds it)
-    from ``info`` when ``metadata`` is true.
+    file name), keeping ICC, EXIF, XMP and the resolution from ``info`` when
+    ``metadata`` is true, where the format holds them (webp states no resolution,
+    jpg holds at most MAX_JPEG_XMP bytes of XMP).
 
     The file appears whole or not at all: it is written under a temporary name in the
     same folder, then renamed. ``quality`` (1-100) applies to jpg and webp; webp
@@ -387,8 +407,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
 def _checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str) -> ImageInfo | None:
     """``info`` with its metadata, checked, or without it (``metadata`` false)."""
     if info is None or not metadata:  # left out: nothing to refuse
-        return info and replace(info, icc_profile=None, exif=None, dpi=None)
-    for field in ("icc_profile", "exif"):
+        return info and replace(info, icc_profile=None, exif=None, dpi=None, xmp=None)
+    for field in ("icc_profile", "exif", "xmp"):
         value = getattr(info, field)
         if value is not None and not isinstance(value, bytes):  # Pillow takes a str and writes garbage, or crashes
             raise InputError(f"{path}: info.{field} must be bytes or None, got {type(value).__name__}")
@@ -500,6 +520,7 @@ def atomic_write(path: str | os.PathLike, encode) -> None:
 def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int | None) -> None:
     icc, exif = (info.icc_profile, info.exif) if info else (None, None)
     dpi = _fitting_dpi(info.dpi if info else None, fmt)
+    xmp = info.xmp if info and not (fmt == "jpg" and len(info.xmp or b"") > MAX_JPEG_XMP) else None
     if image.ndim == 2:
         image = image[:, :, None]
     channels = image.shape[2]
@@ -509,7 +530,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         if grey and channels == 4:
             image = np.concatenate([_luma16(image), image[:, :, 3:]], axis=2)
         # Pillow has no 16-bit colour or grey+alpha modes
-        f.write(png16(image, _fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi))
+        f.write(png16(image, _fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi, xmp))
         return
     if sixteen and not (fmt == "png" and channels == 1):
         image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)  # jpg/webp are 8-bit
@@ -528,6 +549,8 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         options["exif"] = exif
     if dpi:
         options["dpi"] = dpi
+    if xmp:
+        options.update(_xmp_option(xmp, fmt))
     if fmt == "jpg":
         q = DEFAULT_JPEG_QUALITY if quality is None else quality
         options.update(quality=q, subsampling=0 if q >= 90 else 2, optimize=True)
@@ -547,6 +570,15 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         f.truncate()
         options["optimize"] = False
         im.save(f, format=FORMATS[fmt], **options)
+
+
+def _xmp_option(xmp: bytes, fmt: str) -> dict:
+    """Pillow's save option for XMP: its own for jpg and webp, a text chunk for png."""
+    if fmt != "png":
+        return {"xmp": xmp}
+    text = PngInfo()
+    text.add_itxt(_PNG_XMP_KEY, xmp)
+    return {"pnginfo": text}
 
 
 def _fitting_dpi(dpi, fmt: str) -> tuple[float, float] | None:
@@ -578,9 +610,9 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def png16(image: np.ndarray, icc: bytes | None = None, exif: bytes | None = None,
-          dpi: tuple[float, float] | None = None) -> bytes:
+          dpi: tuple[float, float] | None = None, xmp: bytes | None = None) -> bytes:
     """A 16-bit PNG file's bytes (grey+alpha, RGB or RGBA for 2, 3 or 4 channels), with
-    optional ICC profile, EXIF and resolution (dots per inch, as Pillow's ``dpi``)."""
+    optional ICC profile, EXIF, resolution (dots per inch, as Pillow's ``dpi``) and XMP."""
     h, w, c = image.shape
     colour_type = {2: 4, 3: 2, 4: 6}[c]
     rows = image.astype(">u2").reshape(h, w * c).view(np.uint8)
@@ -592,5 +624,7 @@ def png16(image: np.ndarray, icc: bytes | None = None, exif: bytes | None = None
         parts.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
     if dpi:  # pixels per metre, rounded as Pillow does
         parts.append(_chunk(b"pHYs", struct.pack(">IIB", *(int(d / 0.0254 + 0.5) for d in dpi), 1)))
+    if xmp:  # an uncompressed iTXt without language, as Adobe's XMP specification asks
+        parts.append(_chunk(b"iTXt", _PNG_XMP_KEY + b"\x00\x00\x00\x00\x00" + xmp))
     parts += [_chunk(b"IDAT", zlib.compress(raw, PNG_COMPRESS_LEVEL)), _chunk(b"IEND", b"")]
     return b"".join(parts)

@@ -300,6 +300,69 @@ def test_a_resolution_that_is_not_two_positive_numbers_is_an_input_error(dpi, tm
     assert not list(tmp_path.iterdir())
 
 
+def xmp_packet(orientation: int = 1, pad: int = 0) -> bytes:
+    return (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+            b'tiff:Orientation="%d" dc:creator="Jane Doe"/></rdf:RDF></x:xmpmeta>' % orientation + b" " * pad)
+
+
+def save_with_xmp(path, im: Image.Image, xmp: bytes, **kw):
+    if path.suffix == ".png":  # Pillow writes a PNG's XMP as a text chunk only
+        from PIL.PngImagePlugin import PngInfo
+
+        text = PngInfo()
+        text.add_itxt("XML:com.adobe.xmp", xmp)
+        return save(path, im, pnginfo=text, **kw)
+    return save(path, im, xmp=xmp, **kw)
+
+
+@pytest.mark.parametrize("out", ["png", "jpg", "webp"])
+@pytest.mark.parametrize("src", ["png", "jpg", "webp"])
+def test_xmp_is_kept(src, out, tmp_path):
+    # It was dropped: the creator, rights and keywords an editor or archive wrote in it.
+    arr, info = read_image(save_with_xmp(tmp_path / f"i.{src}", rgb_image(), xmp_packet()))
+    write_image(tmp_path / f"o.{out}", arr, info)
+    assert Image.open(tmp_path / f"o.{out}").info["xmp"] == xmp_packet()
+
+
+def test_a_png_xmp_in_a_plain_text_chunk_is_kept_too(tmp_path):
+    from PIL.PngImagePlugin import PngInfo
+
+    text = PngInfo()
+    text.add_text("XML:com.adobe.xmp", xmp_packet().decode())
+    arr, info = read_image(save(tmp_path / "i.png", rgb_image(), pnginfo=text))
+    write_image(tmp_path / "o.jpg", arr, info)
+    assert Image.open(tmp_path / "o.jpg").info["xmp"] == xmp_packet()
+
+
+def test_a_sixteen_bit_colour_png_keeps_its_xmp(tmp_path):
+    write_image(tmp_path / "o.png", picture(4, 5, dtype=np.uint16), images_mod.ImageInfo("RGB", "PNG", xmp=xmp_packet()))
+    assert Image.open(tmp_path / "o.png").info["xmp"] == xmp_packet()
+
+
+def test_an_xmp_orientation_is_applied_and_reset_to_1(tmp_path):
+    # Without an EXIF orientation, Pillow turns a picture by its XMP's: left at 6, the
+    # upright output would be turned again.
+    arr, info = read_image(save_with_xmp(tmp_path / "i.png", rgb_image(4, 6), xmp_packet(orientation=6)))
+    assert arr.shape[:2] == (6, 4)
+    write_image(tmp_path / "o.png", arr, info)
+    assert Image.open(tmp_path / "o.png").info["xmp"] == xmp_packet(orientation=1)
+    assert np.array_equal(read_image(tmp_path / "o.png")[0], arr)
+
+
+def test_an_xmp_too_large_for_jpeg_is_left_out_and_png_keeps_it(tmp_path):
+    info = images_mod.ImageInfo("RGB", "PNG", xmp=xmp_packet(pad=70000))  # one JPEG segment holds 65504 bytes
+    write_image(tmp_path / "o.jpg", picture(4, 4), info)
+    write_image(tmp_path / "o.png", picture(4, 4), info)
+    assert "xmp" not in Image.open(tmp_path / "o.jpg").info and Image.open(tmp_path / "o.png").info["xmp"] == info.xmp
+
+
+def test_no_metadata_drops_the_xmp(tmp_path):
+    arr, info = read_image(save_with_xmp(tmp_path / "i.png", rgb_image(), xmp_packet()))
+    write_image(tmp_path / "o.png", arr, info, metadata=False)
+    assert "xmp" not in Image.open(tmp_path / "o.png").info
+
+
 def test_jpeg_quality_sets_the_trade_off(tmp_path):
     arr = picture(64, 64)
     write_image(tmp_path / "lo.jpg", arr, quality=30)
@@ -710,7 +773,7 @@ def test_a_path_holding_a_nul_byte_is_an_input_error(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("field", ["icc_profile", "exif"])
+@pytest.mark.parametrize("field", ["icc_profile", "exif", "xmp"])
 def test_metadata_that_is_not_bytes_is_an_input_error(field, tmp_path):
     info = images_mod.ImageInfo("RGB", "PNG", **{field: "not bytes"})
     for fmt in ("png", "jpg", "webp"):
