@@ -458,7 +458,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()
     side_packets: collections.deque = collections.deque()
-    upright = Upright(src)
+    upright = Upright(src, video_in.metadata)
     reach = _Reach()
     hdr: list[Mastering | None] = []  # the first frame's, set before it is handed on
     # Frames go through the upscaler in 16 bits when the output holds more than 8.

@@ -75,19 +75,43 @@ def _display_turn(matrix: np.ndarray) -> float | None:
     return -math.degrees(math.atan2(b / math.hypot(b, d), a / math.hypot(a, c)))
 
 
+def _rotation_matrix(clockwise: float) -> np.ndarray:
+    """The display matrix of a turn by ``clockwise`` degrees, as FFmpeg's
+    av_display_rotation_set makes it (16.16 fixed point, w in 2.30)."""
+    radians = math.radians(-clockwise)
+    c, s = round(math.cos(radians) * 65536), round(math.sin(radians) * 65536)
+    return np.array([c, -s, 0, s, c, 0, 0, 0, 1 << 30], dtype=np.int32)
+
+
+def _tagged_rotation(tags) -> np.ndarray | None:
+    """The display matrix a stream's "rotate" tag stands for, or None. Older files
+    hold a phone's turn only there: ffmpeg once gave a display matrix as that tag,
+    the clockwise degrees that show the picture upright, and copied it into outputs
+    such as an mkv, which then had no matrix."""
+    value = next((v for k, v in tags.items() if k.lower() == "rotate"), None)
+    try:
+        clockwise = float(value) if value is not None else 0.0
+    except ValueError:
+        return None  # no angle to turn by
+    return _rotation_matrix(clockwise) if math.isfinite(clockwise) and clockwise % 360 else None
+
+
 class Upright:
     """Decoded frames turned and mirrored as their display matrix tells players to
-    show them, as pictures get their EXIF orientation: the output needs no matrix."""
+    show them, as pictures get their EXIF orientation: the output needs no matrix.
+    Frames without a matrix are turned as the stream's "rotate" ``tags`` say, if they
+    say; a frame with one follows it alone, so it is never turned twice."""
 
-    def __init__(self, src):
+    def __init__(self, src, tags=None):
         self.src = src
         self.warned = False
+        self.tagged = _tagged_rotation(tags or {})
 
     def __call__(self, image: np.ndarray, frame) -> np.ndarray:
         data = frame.side_data.get("DISPLAYMATRIX")
-        if data is None:
+        matrix = self.tagged if data is None else np.frombuffer(bytes(data), dtype=np.int32)
+        if matrix is None:
             return image
-        matrix = np.frombuffer(bytes(data), dtype=np.int32)
         turn = _display_turn(matrix)
         if turn is None:
             return image  # players ignore such a matrix too
@@ -95,8 +119,9 @@ class Upright:
         if abs(turn - nearest) >= 1:
             if not self.warned:
                 self.warned = True
-                log.warning("%s: its display matrix turns the picture by %.0f degrees, not a right angle: "
-                            "the frames are upscaled as stored", self.src, turn)
+                log.warning("%s: its %s turns the picture by %.0f degrees, not a right angle: "
+                            "the frames are upscaled as stored", self.src,
+                            "rotate tag" if data is None else "display matrix", turn)
             return image
         return np.ascontiguousarray(_TURNS[nearest % 360](image, matrix))
 

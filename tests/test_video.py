@@ -268,10 +268,15 @@ def test_a_rotated_video_is_upscaled_upright_and_needs_no_rotation_tag(tmp_path)
                                             (-90, True), (180, True)])
 def test_frames_reach_the_upscaler_as_players_show_them(rotation, hflip, tmp_path):
     clip = make_clip(tmp_path / "in.mkv", frames=2, audio=None, rotation=rotation, hflip=hflip)
-    with av.open(str(clip)) as c:
-        stored = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     # What the display matrix asks of players: turn counterclockwise, then mirror.
-    shown = [np.rot90(a, rotation // 90)[:, ::-1 if hflip else 1] for a in stored]
+    shown = [np.rot90(a, rotation // 90)[:, ::-1 if hflip else 1] for a in stored_frames(clip)]
+    seen = frames_seen(clip, tmp_path / "out.mkv")
+    assert len(seen) == len(shown) and all(np.array_equal(a, b) for a, b in zip(seen, shown))
+
+
+
+def frames_seen(clip, out):
+    """The frames ``upscale_video`` hands the upscaler for ``clip``, written to ``out``."""
     seen = []
 
     def recorded(frames):
@@ -279,9 +284,41 @@ def test_frames_reach_the_upscaler_as_players_show_them(rotation, hflip, tmp_pat
             seen.append(f)
             yield f
 
-    upscale_video(clip, tmp_path / "out.mkv", recorded)
+    upscale_video(clip, out, recorded)
+    return seen
+
+
+def stored_frames(path):
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+@pytest.mark.parametrize("clockwise", [90, 180, 270, -90])
+def test_a_rotate_tag_without_a_display_matrix_turns_the_frames_clockwise(clockwise, tmp_path):
+    plain = make_clip(tmp_path / "plain.mkv", frames=2, audio=None)
+    clip = remux_with(plain, tmp_path / "in.mkv", stream_tags={0: {"rotate": str(clockwise)}})
+    shown = [np.rot90(a, -clockwise // 90) for a in stored_frames(clip)]
+    seen = frames_seen(clip, tmp_path / "out.mkv")
     assert len(seen) == len(shown) and all(np.array_equal(a, b) for a, b in zip(seen, shown))
 
+
+def test_a_video_rotated_by_its_tag_is_upscaled_upright_and_the_tag_left_out(tmp_path):
+    plain = make_clip(tmp_path / "plain.mkv", frames=3, audio=None)
+    clip = remux_with(plain, tmp_path / "in.mkv", stream_tags={0: {"rotate": "90"}})
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert frame_times(tmp_path / "out.mkv")[1] == (48, 64)
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert not any(key.lower() == "rotate" for key in c.streams.video[0].metadata)
+
+
+@needs_display_matrix
+def test_a_display_matrix_and_a_rotate_tag_turn_the_frames_once(tmp_path):
+    sideways = make_clip(tmp_path / "sideways.mkv", frames=2, audio=None, rotation=-90)
+    clip = remux_with(sideways, tmp_path / "in.mkv", stream_tags={0: {"rotate": "90"}})
+    assert display_rotation(clip) == -90  # the matrix is still there, next to the tag
+    shown = [np.rot90(a, -1) for a in stored_frames(clip)]
+    seen = frames_seen(clip, tmp_path / "out.mkv")
+    assert all(np.array_equal(a, b) for a, b in zip(seen, shown))
 
 PURE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (16, 128, 200), (250, 200, 40)]
 
