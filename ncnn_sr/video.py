@@ -191,7 +191,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     Audio and subtitles are copied packet for packet when the output container can
     hold their codec; otherwise audio is re-encoded to the container's default codec,
     text subtitles are converted to the container's text format where it has one (ASS
-    in .mkv, WebVTT in .webm) and other subtitles are dropped, each with a warning.
+    in .mkv, WebVTT in .webm, mov_text in .mp4 and .mov) and other subtitles are
+    dropped, each with a warning.
     Attachments (fonts) go into a Matroska output; data streams and further video
     streams are dropped, each with a warning. HDR10 metadata goes along where the
     encoder can write it (``video_frames.mastering_options``), else with a warning.

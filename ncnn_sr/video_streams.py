@@ -269,17 +269,27 @@ def _ordered(layout: av.AudioLayout) -> av.AudioLayout:
 _RECODES_SUBTITLES = hasattr(SubtitleCodecContext, "encode_subtitle")
 
 
+@functools.cache
+def _text_encoder(muxer: str) -> str | None:
+    """The subtitle encoder whose text a ``muxer`` output holds: its default (ASS for
+    Matroska, WebVTT for WebM), else mov_text where it holds that (mp4 and mov, whose
+    default is none: ffmpeg writes mov_text there when asked to keep subtitles)."""
+    with av.open(io.BytesIO(), "w", format=muxer) as probe_output:
+        target = probe_output.default_subtitle_codec
+    if target not in (None, "none") and av.codec.Codec(target, "w").text_sub:
+        return target
+    return "mov_text" if holds(muxer, "mov_text") else None
+
+
 def _text_form(muxer: str, stream) -> str | None:
-    """The subtitle encoder whose text a ``muxer`` output holds (its default: ASS for
-    Matroska, WebVTT for WebM) that the text subtitles of ``stream`` can be converted
-    to, its decoder opened; None for subtitles that are pictures, or a muxer without
-    such a default."""
+    """The subtitle encoder (``_text_encoder``) whose text a ``muxer`` output holds
+    that the text subtitles of ``stream`` can be converted to, its decoder opened;
+    None for subtitles that are pictures, or a muxer that holds no text."""
     codec = stream.codec_context.codec
     if not getattr(codec, "text_sub", False) or not _RECODES_SUBTITLES:
         return None
-    with av.open(io.BytesIO(), "w", format=muxer) as probe_output:
-        target = probe_output.default_subtitle_codec
-    if target in (None, "none") or not av.codec.Codec(target, "w").text_sub:
+    target = _text_encoder(muxer)
+    if target is None:
         return None
     try:
         # Opened, the decoder makes the header (the styles) its cues refer to.

@@ -109,12 +109,16 @@ def test_subtitles_are_copied_into_mkv(tmp_path):
     assert packets(tmp_path / "out.mkv", "audio") == packets(clip, "audio")
 
 
-def test_subtitles_mp4_cannot_hold_are_dropped_with_a_warning(tmp_path):
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+def test_text_subtitles_are_converted_to_mov_text_for_mp4_and_mov(suffix, tmp_path, caplog):
     clip = add_subtitles(make_clip(tmp_path / "in.mp4"), tmp_path / "in.mkv", CUES)
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
-    assert "cannot hold" in proc.stderr and "subtitle" in proc.stderr and ".mkv output keeps it" in proc.stderr
-    with av.open(str(tmp_path / "out.mp4")) as c:
-        assert not c.streams.subtitles and c.streams.audio
+    out = tmp_path / f"out{suffix}"
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, out, lambda frames: frames)
+    assert f"{suffix} cannot hold srt subtitles: converting subtitle stream 2 to mov_text" in caplog.text
+    with av.open(str(out)) as c:
+        assert c.streams.subtitles[0].codec_context.name == "mov_text" and c.streams.audio
+    assert cues(out) == cues(clip)
 
 
 def test_sound_the_container_cannot_hold_is_reencoded_with_a_warning(tmp_path):
