@@ -412,6 +412,8 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
     rate = options.fps or source_rate
     stream = out.add_stream(codec, rate=rate)
     stream.metadata.update(retimed_tags(video_streams.stream_tags_to_keep(video_in.metadata), source_rate, rate))
+    # Matroska writes an unflagged track as not the default one, which its input may have been.
+    stream.disposition = video_in.disposition
     stream.pix_fmt = options.pix_fmt
     stream.time_base = time_base
     ctx = stream.codec_context

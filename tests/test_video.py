@@ -824,6 +824,15 @@ def test_tags_and_dispositions_are_kept_and_stale_ones_left_out(tmp_path):
         assert sound.disposition & commentary
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_the_video_keeps_its_disposition(suffix, tmp_path):
+    plain = make_clip(tmp_path / "plain.mkv", frames=2, audio=None)
+    clip = remux_with(plain, tmp_path / "in.mkv", dispositions={0: av.stream.Disposition.default})
+    upscale_video(clip, tmp_path / f"out{suffix}", lambda frames: frames)
+    with av.open(str(tmp_path / f"out{suffix}")) as c:
+        assert c.streams.video[0].disposition & av.stream.Disposition.default
+
+
 def test_tags_go_along_when_the_sound_is_re_encoded(tmp_path):
     clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "in.mp4",
                       stream_tags={1: {"language": "fra"}})
