@@ -30,7 +30,8 @@ from .errors import InputError
 from .images import temp_stem, write_target
 from .video_options import EncodeOptions
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, coded, deeper_format, depth,
-                           encodable_size, fit, fit_warning, mastering, mastering_options, output_colour, to_rgb)
+                           encodable_size, fit, fit_warning, mastering, mastering_options, output_aspect,
+                           output_colour, to_rgb)
 
 log = logging.getLogger("ncnn_sr")
 
@@ -449,6 +450,45 @@ def _keep_mastering(video_out, codec: str, hdr: Mastering, src) -> None:
     video_out.codec_context.options = {**video_out.codec_context.options, **params}
 
 
+@dataclass(frozen=True)
+class _FirstFrame:
+    """What the output takes from the input's first frame: its HDR10 metadata, its
+    size as shown (width, height, turned upright) and the sample aspect ratio that
+    goes with it."""
+
+    hdr: Mastering | None
+    shown: tuple[int, int]
+    sar: Fraction | None
+
+
+def _keep_first(video_out, codec: str, first: _FirstFrame, image: np.ndarray, src, dst: Path) -> None:
+    """Have ``video_out`` keep what ``first`` holds, for output frames like ``image``."""
+    if first.hdr is not None:
+        _keep_mastering(video_out, codec, first.hdr, src)
+    sar = output_aspect(first.sar, first.shown, (image.shape[1], image.shape[0]))
+    if sar is not None:
+        _keep_aspect(video_out, codec, sar, dst)
+
+
+# Muxers that write a video's sample aspect ratio from its encoder's (an mp4's pasp
+# box). The others (Matroska, WebM, AVI) write the stream's own, which PyAV cannot set.
+_ASPECT_MUXERS = frozenset({"mp4", "mov", "ipod", "3gp", "3g2"})
+# Codecs whose bitstream holds it (H.264's VUI), which players fall back on.
+_ASPECT_CODECS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4"})
+
+
+def _keep_aspect(video_out, codec: str, sar: Fraction, dst: Path) -> None:
+    """Have ``video_out`` written with the sample aspect ratio ``sar``: anamorphic
+    video (a DVD's 720x480 shown at 16:9) would otherwise play squeezed. Where
+    neither its muxer nor its codec can hold it, a warning says so."""
+    video_out.codec_context.sample_aspect_ratio = sar
+    name = av.codec.Codec(codec, "w").canonical_name
+    if video_out.container.format.name not in _ASPECT_MUXERS and name not in _ASPECT_CODECS:
+        log.warning("%s video in %s has no sample aspect ratio PyAV can write: it will play with square samples, "
+                    "not %s:%s (an .mp4 or .mov output, or H.264 or H.265 video, keeps it)", name, dst.suffix,
+                    sar.numerator, sar.denominator)
+
+
 def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress) -> int:
     rate = _source_rate(video_in)
     time_base = Fraction(1, 1) / options.fps if options.fps else video_in.time_base
@@ -463,7 +503,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     side_packets: collections.deque = collections.deque()
     upright = Upright(src, video_in.metadata)
     reach = _Reach()
-    hdr: list[Mastering | None] = []  # the first frame's, set before it is handed on
+    first: list[_FirstFrame] = []  # set before the first frame is handed on
+    sar = video_in.sample_aspect_ratio  # the container's, else the codec's, as players take it
     # Frames go through the upscaler in 16 bits when the output holds more than 8.
     deep = depth(options.pix_fmt) > 8
 
@@ -482,9 +523,11 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             seconds = float(pts * frame.time_base)
             duration = float(frame.duration * frame.time_base) if frame.duration else float(1 / rate)
             stamps.append((pts, seconds, duration))
-            if not hdr:
-                hdr.append(mastering(frame))
-            return upright(to_rgb(frame, deep), frame)
+            image = upright(to_rgb(frame, deep), frame)
+            if not first:
+                first.append(_FirstFrame(mastering(frame), (image.shape[1], image.shape[0]),
+                                         upright.shown_aspect(sar)))
+            return image
 
         try:
             # Every stream, those left out too: how far they all go tells a cut-off file.
@@ -567,8 +610,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 if size != (image.shape[1], image.shape[0]):
                     log.warning("%s", fit_warning(options.pix_fmt, image.shape[1], image.shape[0], size))
                 video_out.width, video_out.height = size
-                if hdr and hdr[0] is not None:
-                    _keep_mastering(video_out, codec, hdr[0], src)
+                if first:
+                    _keep_first(video_out, codec, first[0], image, src, dst)
                 try:
                     # Now, not on the first mux (maybe of a sound packet), so that options
                     # the encoder refuses (a bad preset, a tiny bitrate) are blamed on it.

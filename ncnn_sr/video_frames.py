@@ -106,6 +106,12 @@ class Upright:
         self.src = src
         self.warned = False
         self.tagged = _tagged_rotation(tags or {})
+        self.sideways = False  # frames have been turned by a quarter
+
+    def shown_aspect(self, sar: Fraction | None) -> Fraction | None:
+        """``sar``, the stored frames' sample aspect ratio, for the frames as turned:
+        a quarter turn swaps a sample's sides."""
+        return 1 / sar if sar and self.sideways else sar
 
     def __call__(self, image: np.ndarray, frame) -> np.ndarray:
         data = frame.side_data.get("DISPLAYMATRIX")
@@ -123,7 +129,21 @@ class Upright:
                             "the frames are upscaled as stored", self.src,
                             "rotate tag" if data is None else "display matrix", turn)
             return image
+        self.sideways = nearest % 180 != 0
         return np.ascontiguousarray(_TURNS[nearest % 360](image, matrix))
+
+
+def output_aspect(sar: Fraction | None, shown: tuple[int, int], size: tuple[int, int]) -> Fraction | None:
+    """The sample aspect ratio (SAR) that shows frames of ``size`` (width, height),
+    upscaled from frames of ``shown`` whose SAR is ``sar``, at the shape those show
+    at: ``sar`` itself for a scale, corrected for a change of shape as FFmpeg's scale
+    filter corrects it. None where the input's samples are square or of no stated
+    shape, so that a picture stretched on purpose (--width and --height) stays so."""
+    if not sar or sar == 1:
+        return None
+    (width, height), (new_width, new_height) = shown, size
+    # H.264's VUI holds 16 bits a side; a scale's SAR is the input's, which fits.
+    return (sar * Fraction(new_height * width, new_width * height)).limit_denominator(65535)
 
 
 # Colour tags are H.273's code points, which FFmpeg's AVColorSpace, AVColorPrimaries

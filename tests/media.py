@@ -29,7 +29,7 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
               rotation: int = 0, hflip: bool = False, video_streams: int = 1,
               sound_spans: list[tuple[float, float]] | None = None, colours: list[tuple[int, int, int]] | None = None,
               matrix: str | None = None, full_range: bool = False, layout: str = "mono",
-              timecode: str | None = None, tags: dict | None = None) -> Path:
+              timecode: str | None = None, tags: dict | None = None, sar: Fraction | None = None) -> Path:
     """A clip of moving colour waves (H.264, or VP9 for .webm) with a sine tone in
     ``audio`` (aac, pcm_s16le, libopus or None), in each channel of ``layout``. ``frame_ms`` gives each frame's time
     in milliseconds, for a variable frame rate. ``rotation`` (degrees counterclockwise,
@@ -43,7 +43,8 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
     tags the stream with it (matrix, primaries, transfer), in limited range or with
     ``full_range`` in full range; None leaves them as FFmpeg makes them: BT.601,
     limited range, untagged. ``timecode`` tags the first video stream (an mp4 makes a
-    timecode track of it), ``tags`` the file."""
+    timecode track of it), ``tags`` the file. ``sar`` is the samples' aspect ratio
+    (anamorphic video), written into the H.264 stream and an mp4's pasp box."""
     video_codec = "libvpx-vp9" if path.suffix == ".webm" else "libx264"
     with av.open(str(path), "w") as out:
         videos = [out.add_stream(video_codec, rate=rate) for _ in range(video_streams)]
@@ -51,6 +52,8 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
             video.width, video.height, video.pix_fmt = width, height, "yuv420p"
             if frame_ms is not None:
                 video.codec_context.time_base = video.time_base = Fraction(1, 1000)
+            if sar is not None:
+                video.codec_context.sample_aspect_ratio = sar
         out.metadata.update(tags or {})
         if timecode:
             videos[0].metadata["timecode"] = timecode

@@ -324,6 +324,56 @@ def test_a_display_matrix_and_a_rotate_tag_turn_the_frames_once(tmp_path):
     seen = frames_seen(clip, tmp_path / "out.mkv")
     assert all(np.array_equal(a, b) for a, b in zip(seen, shown))
 
+
+def aspect(path):
+    """(sample, display) aspect ratios of the first video stream, as players guess them."""
+    with av.open(str(path)) as c:
+        return c.streams.video[0].sample_aspect_ratio, c.streams.video[0].display_aspect_ratio
+
+
+DVD_WIDE = Fraction(32, 27)  # NTSC DVD's 720x480 samples shown at 16:9
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_an_anamorphic_video_keeps_its_sample_aspect_ratio(suffix, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=None, sar=DVD_WIDE)
+    assert aspect(clip) == (DVD_WIDE, Fraction(128, 81))  # the fixture holds what it says
+    out = tmp_path / f"out{suffix}"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    assert frame_times(out)[1] == (64, 48) and aspect(out) == aspect(clip)
+
+
+@needs_display_matrix
+def test_an_anamorphic_video_turned_upright_gets_the_aspect_of_its_turned_samples(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None, sar=DVD_WIDE, rotation=-90)
+    upscale_video(clip, tmp_path / "out.mp4", doubled)
+    assert aspect(tmp_path / "out.mp4") == (1 / DVD_WIDE, Fraction(81, 128))
+
+
+def stretched(frames):
+    for f in frames:
+        yield f.repeat(2, axis=0).repeat(4, axis=1)
+
+
+def test_anamorphic_frames_stretched_unevenly_keep_their_display_aspect(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None, sar=DVD_WIDE)
+    upscale_video(clip, tmp_path / "out.mp4", stretched)
+    assert aspect(tmp_path / "out.mp4") == (DVD_WIDE / 2, Fraction(128, 81))
+
+
+def test_square_samples_stretched_on_purpose_stay_stretched(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    upscale_video(clip, tmp_path / "out.mp4", stretched)
+    assert aspect(tmp_path / "out.mp4") == (None, None)
+
+
+def test_a_sample_aspect_ratio_the_output_cannot_hold_is_named(tmp_path, caplog):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None, sar=DVD_WIDE)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.webm", doubled)
+    assert "vp9 video in .webm has no sample aspect ratio PyAV can write" in caplog.text
+    assert "not 32:27" in caplog.text
+
 PURE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (16, 128, 200), (250, 200, 40)]
 
 
