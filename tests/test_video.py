@@ -883,6 +883,39 @@ def test_the_video_keeps_its_disposition(suffix, tmp_path):
         assert c.streams.video[0].disposition & av.stream.Disposition.default
 
 
+def two_languages(src, dst):
+    """``src`` remuxed into ``dst`` with its sound twice: English, then Japanese as the
+    default track."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        video = out.add_stream_from_template(inp.streams.video[0])
+        sounds = [out.add_stream_from_template(inp.streams.audio[0]) for _ in range(2)]
+        for sound, language, disposition in zip(sounds, ("eng", "jpn"), (0, av.stream.Disposition.default)):
+            sound.metadata["language"], sound.disposition = language, disposition
+        for packet in inp.demux():
+            if not packet.size:
+                continue
+            if packet.stream.type == "video":
+                packet.stream = video
+                out.mux(packet)
+                continue
+            for sound in sounds:
+                copy = av.Packet(bytes(packet))
+                copy.pts, copy.dts, copy.duration = packet.pts, packet.dts, packet.duration
+                copy.time_base, copy.stream = packet.time_base, sound
+                out.mux(copy)
+    return dst
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".webm"])
+def test_every_sound_track_keeps_its_language_and_which_is_the_default(suffix, tmp_path):
+    clip = two_languages(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "in.mkv")
+    out = tmp_path / f"out{suffix}"
+    upscale_video(clip, out, lambda frames: frames)
+    with av.open(str(out)) as c:
+        tracks = [(s.language, bool(s.disposition & av.stream.Disposition.default)) for s in c.streams.audio]
+    assert tracks == [("eng", False), ("jpn", True)]
+
+
 def test_tags_go_along_when_the_sound_is_re_encoded(tmp_path):
     clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "in.mp4",
                       stream_tags={1: {"language": "fra"}})
