@@ -189,6 +189,9 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
 def upscale(no_metadata: bool, debug: bool, **options) -> None:
     """Upscale a picture, or every picture in a folder."""
     opts = _run_options(metadata=not no_metadata, what="a picture or folder path", **options)
+    if is_video_input(opts.input) and os.path.isfile(opts.input):  # a name too long: False, no OSError
+        # Named here, a video was "not a picture" or its .mkv output "unsupported".
+        _fail(f"{opts.input} is a video: 'ncnn-sr upscale' takes pictures; use 'ncnn-sr video'")
     sys.exit(run(PROG, opts, debug))
 
 

@@ -492,3 +492,15 @@ def test_usage_errors_still_show_clicks_usage_and_status_2():
     # The entry points run click outside its standalone mode: they show its errors.
     proc = subprocess.run([installed("ncnn-sr"), "upscale", "--tile-pad", "x"], capture_output=True, text=True)
     assert proc.returncode == 2 and "Invalid value for '--tile-pad'" in proc.stderr and "Usage:" in proc.stderr
+
+
+@pytest.mark.parametrize("output", ["out.mkv", "out.png", "out"])
+def test_a_video_given_to_the_picture_command_is_one_line_naming_the_video_command(output, tmp_path):
+    # It said "not a picture", or that .mkv is no picture format.
+    from media import make_clip
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=2, width=16, height=16, audio=None)
+    proc = run("upscale", "-i", clip, "-o", tmp_path / output, *FAST, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: {clip} is a video: 'ncnn-sr upscale' takes pictures; use 'ncnn-sr video'\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]
