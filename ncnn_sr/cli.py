@@ -156,6 +156,8 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
                  **rest) -> RunOptions:
     """RunOptions from the shared and command-specific flags; also sets up logging.
     ``what`` is what an empty -i or -o should have been."""
+    if rest["verbose"] and rest["quiet"]:  # one would silently win over the other
+        raise click.UsageError("-v/--verbose and -q/--quiet contradict each other: give one")
     setup_logging(PROG, rest["verbose"], rest["quiet"])
     inputs = path_flag(PROG, "-i", input_path, what)
     output = path_flag(PROG, "-o", output_path, what)

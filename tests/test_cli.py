@@ -504,3 +504,13 @@ def test_a_video_given_to_the_picture_command_is_one_line_naming_the_video_comma
     assert proc.returncode == 1
     assert proc.stderr == f"ncnn-sr: error: {clip} is a video: 'ncnn-sr upscale' takes pictures; use 'ncnn-sr video'\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]
+
+
+@pytest.mark.parametrize("command", [[], ["video"]])
+def test_verbose_and_quiet_together_are_a_usage_error(command, tmp_path):
+    # Both were taken, and -v silently won.
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    proc = run(*command, "-i", tmp_path / "in.png", "-o", tmp_path / "o.png", *FAST, "-v", "-q", check_ok=False)
+    assert proc.returncode == 2 and "Usage:" in proc.stderr
+    assert "Error: -v/--verbose and -q/--quiet contradict each other: give one" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
