@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from fractions import Fraction
 
 import numpy as np
 from PIL import Image
@@ -18,8 +19,9 @@ MAX_SIDE = 1 << 18
 def target_size(height: int, width: int, scale: float | None = None,
                 out_width: int | None = None, out_height: int | None = None) -> tuple[int, int]:
     """(height, width) wanted for a picture: from a factor, or a width and/or height
-    (one alone keeps the aspect ratio). Every size is at least 1 and at most
-    ``MAX_SIDE``."""
+    (one alone keeps the aspect ratio). A side that comes out between two whole
+    numbers is rounded to the nearer, a half up (3 px at 1.5 is 5, as 5 px is 8).
+    Every size is at least 1 and at most ``MAX_SIDE``."""
     for name, value, kinds in (("scale", scale, numbers.Real), ("width", out_width, numbers.Integral),
                                ("height", out_height, numbers.Integral)):
         if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
@@ -43,16 +45,26 @@ def target_size(height: int, width: int, scale: float | None = None,
             if v is not None and v > MAX_SIDE:  # before the division, which overflowed on 10**400
                 raise InputError(f"target size must be at most {MAX_SIDE} pixels a side, got {v}")
         if out_width is None:
-            out_width = max(1, round(width * out_height / height))
+            out_width = max(1, _half_up(Fraction(width * out_height, height)))
         if out_height is None:
-            out_height = max(1, round(height * out_width / width))
+            out_height = max(1, _half_up(Fraction(height * out_width, width)))
         return _checked(out_height, out_width)
     if scale is None or not (scale > 0 and math.isfinite(scale)):
         raise InputError(f"scale must be a positive number, got {scale}")
     if max(height, width) * scale > MAX_SIDE:
         raise InputError(f"a {width}x{height} picture at scale {scale:g} is too large: "
                          f"at most {MAX_SIDE} pixels a side")
-    return _checked(max(1, round(height * scale)), max(1, round(width * scale)))
+    # The decimal the scale was written as (repr is the shortest that reads back as the
+    # same float): 25 px at 0.58 is 14.5, which rounds up, where the float product is
+    # 14.499999999999998.
+    exact = Fraction(repr(scale))
+    return _checked(max(1, _half_up(height * exact)), max(1, _half_up(width * exact)))
+
+
+def _half_up(value: Fraction) -> int:
+    """The nearest whole number, a half rounded up: round() takes a half to the even
+    neighbour, so 3 px at 1.5 gave 4 where 5 px gave 8."""
+    return math.floor(value + Fraction(1, 2))
 
 
 def _checked(height: int, width: int) -> tuple[int, int]:

@@ -514,3 +514,10 @@ def test_verbose_and_quiet_together_are_a_usage_error(command, tmp_path):
     assert proc.returncode == 2 and "Usage:" in proc.stderr
     assert "Error: -v/--verbose and -q/--quiet contradict each other: give one" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_a_side_at_a_half_pixel_rounds_up(tmp_path):
+    # 3 px at 1.5 gave 4 (round() takes halves to even) where 5 px gave 8.
+    Image.fromarray(picture(3, 5)).save(tmp_path / "in.png")
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesr-animevideov3-x2", "-s", "1.5", "-g", "-1")
+    assert Image.open(tmp_path / "out.png").size == (8, 5)

@@ -11,7 +11,7 @@ from conftest import picture, psnr, upscale_in_threads
 from ncnn_sr import DeviceError, InputError, ModelError, Upscaler, catalog
 from ncnn_sr import engine as engine_mod
 from ncnn_sr import network as network_mod
-from ncnn_sr.resample import resize, resize_bytes
+from ncnn_sr.resample import resize, resize_bytes, target_size
 from ncnn_sr.tiles import tta_forward, tta_inverse
 
 FAST = "realesr-animevideov3-x4"
@@ -606,3 +606,17 @@ def test_a_model_spec_with_a_wrong_blob_name_is_a_model_error_not_a_lack_of_memo
     bad = dataclasses.replace(resolve_model("realesr-animevideov3-x2"), **{field: "nope"})
     with pytest.raises(ModelError, match="no (input )?blob 'nope'"):
         Upscaler(bad, device=-1).upscale(np.zeros((20, 20, 3), np.uint8))
+
+
+@pytest.mark.parametrize("size, kwargs, wanted", [
+    ((3, 3), {"scale": 1.5}, (5, 5)),  # 4.5: round() gave 4
+    ((5, 5), {"scale": 1.5}, (8, 8)),  # 7.5
+    ((25, 25), {"scale": 0.58}, (15, 15)),  # 14.5 as written; as floats 14.499999999999998
+    ((2, 4), {"out_width": 5}, (3, 5)),  # a height of 2.5: round() gave 2
+    ((4, 2), {"out_height": 5}, (5, 3)),  # a width of 2.5
+    ((2, 5), {"out_width": 3}, (1, 3)),  # a height of 1.2: below the half
+    ((6, 2), {"out_height": 9}, (9, 3)),  # a width of 3 exactly
+])
+def test_a_side_halfway_between_two_sizes_rounds_up(size, kwargs, wanted):
+    # (height, width) in and out
+    assert target_size(*size, **kwargs) == wanted
