@@ -2,7 +2,8 @@
 
 Folder mode follows the reference tool: the output of ``name.ext`` is
 ``name.FORMAT``; when two inputs in one folder share a stem, the later one (in
-sorted order) becomes ``name.ext.FORMAT``; names are compared as case-insensitive
+sorted order) becomes ``name.ext.FORMAT``, so a picture added later that sorts first
+takes ``name.FORMAT`` from another; names are compared as case-insensitive
 file systems compare them (macOS, Windows, exFAT and NTFS drives), where ``A.png``
 and ``a.png`` are one file, and so are ``A/x.png`` and ``a/x.png`` of two subfolders
 whose names differ only by case. Only files with a picture extension are taken (hidden
@@ -13,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image
@@ -33,10 +35,13 @@ PICTURE_SUFFIXES = frozenset(ext.lower() for ext, fmt in Image.registered_extens
 
 @dataclass(frozen=True)
 class Job:
-    """One picture: read from ``source``, written to ``target``."""
+    """One picture: read from ``source``, written to ``target``. ``stem_siblings``:
+    where the folder's other inputs of its stem go, when this one took the stem's
+    plain name (a.png of a.jpg, beside a.png which goes to a.png.png)."""
 
     source: Path
     target: Path
+    stem_siblings: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,7 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
         videos += sum(1 for e in entries if _holds(e.is_file) and is_video_path(e.name)
                       and not e.name.startswith("."))
         _name_outputs(folder, names, dst, folder.relative_to(src), fmt or "png", jobs, notes, taken)
+    jobs = _with_stem_siblings(jobs, dst, fmt or "png")
     if videos:
         # Left out without a word, a folder of clips ended in "no pictures found".
         notes.append(f"{videos} video{'s' if videos > 1 else ''} in {src} left out: a folder run upscales "
@@ -254,6 +260,26 @@ def _name_outputs(folder: Path, names: list[str], dst: Path, rel: Path, fmt: str
             wanted = renamed
         taken[key(wanted)] = (folder / name, below(wanted))
         jobs.append(Job(folder / name, dst / rel / wanted))
+
+
+def _with_stem_siblings(jobs: list[Job], dst: Path, fmt: str) -> list[Job]:
+    """``jobs``, each that took its stem's plain name told where the others of that
+    stem go. Names follow the sorted order, so a picture added since the last run
+    that sorts first (a.bmp beside a.jpg) takes the plain name (a.png): the file there
+    may then be another input's, which --skip-existing must not take for this one's."""
+    def plain(job: Job) -> str:  # as _name_outputs compares names: below dst, casefolded
+        return (job.target.parent.relative_to(dst) / f"{job.source.stem}.{fmt}").as_posix().casefold()
+
+    groups: dict[str, list[Job]] = defaultdict(list)
+    for job in jobs:
+        groups[plain(job)].append(job)
+    named = []
+    for job in jobs:
+        group = groups[plain(job)]
+        if len(group) > 1 and job.target.relative_to(dst).as_posix().casefold() == plain(job):
+            job = replace(job, stem_siblings=tuple(other.target for other in group if other is not job))
+        named.append(job)
+    return named
 
 
 def _clash_note(first: tuple[Path, str], source: Path, wanted: str, renamed: str) -> str:

@@ -201,10 +201,14 @@ class Pipeline:
             if job is None:
                 return
             existing = self._existing_output(job.target)
-            if existing is not None:
+            missing = None if existing is None else self._missing_sibling(job)
+            if existing is not None and missing is None:
                 self._report(Outcome(job, "skipped", "output exists", existing))
                 continue
             item = _Item(job, job.target)
+            if missing is not None:
+                item.notes.append(f"{existing} is written again: {missing} is missing, so it may be the output of "
+                                  f"another {job.source.stem}.* picture, named when that one sorted first")
             try:
                 item.pixels, item.info = read_image(job.source)
             except NcnnSrError as e:
@@ -225,6 +229,12 @@ class Pipeline:
             except OSError:
                 pass  # a name too long, say: writing it will fail and say why
         return None
+
+    def _missing_sibling(self, job: Job) -> Path | None:
+        """The first output of another input of ``job``'s stem that is not there yet.
+        Each input added since the last run adds one such output; one that sorts first
+        takes the stem's plain name, which then held another input's picture."""
+        return next((t for t in job.stem_siblings if self._existing_output(t) is None), None)
 
     def _check_output(self, item: _Item) -> None:
         if item.info.frames > 1:

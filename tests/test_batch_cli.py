@@ -261,6 +261,26 @@ def test_skip_existing_does_not_take_a_stem_clash_output_for_another(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "a.png.png"]
 
 
+def test_skip_existing_after_a_picture_of_the_same_stem_sorting_first_was_added_loses_none(tmp_path):
+    # a.jpg made a.png; a.bmp, added, sorts first and takes a.png: a.png was skipped
+    # as a.bmp's, so a.bmp was never upscaled and a.jpg's picture was there twice.
+    colours = {"a.bmp": (0, 0, 255), "a.jpg": (255, 0, 0), "a.png": (0, 255, 0)}
+    (tmp_path / "in").mkdir()
+    for name in ("a.jpg", "a.png"):
+        Image.new("RGB", (8, 8), colours[name]).save(tmp_path / "in" / name)
+    args = ["-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+    run(NCNN_SR, *args)
+    Image.new("RGB", (8, 8), colours["a.bmp"]).save(tmp_path / "in" / "a.bmp")
+    proc = run(NCNN_SR, *args, "--skip-existing")
+    assert "2 upscaled, 1 skipped, 0 failed" in proc.stderr
+    assert f"{tmp_path / 'out' / 'a.png'} is written again: {tmp_path / 'out' / 'a.jpg.png'} is missing" in proc.stderr
+    for output, source in (("a.png", "a.bmp"), ("a.jpg.png", "a.jpg"), ("a.png.png", "a.png")):
+        with Image.open(tmp_path / "out" / output) as im:
+            assert np.abs(np.asarray(im.convert("RGB"), int)[4, 4] - colours[source]).max() < 16, output
+    again = run(NCNN_SR, *args, "--skip-existing")  # every output there: nothing is redone
+    assert "0 upscaled, 3 skipped, 0 failed" in again.stderr
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_interrupted_batch_leaves_no_partial_file_and_resumes(sig, tmp_path):
     count = 10
