@@ -215,7 +215,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             out = av.open(str(part), "w")
         except (av.error.FFmpegError, ValueError, OSError) as e:
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
-        if options.pix_fmt is None:
+        if not options.pix_fmt:  # "" too, as video_encoder and --codec/--preset take it
             options = replace(options, pix_fmt=_pixel_format(encoder, video_in, src))
         if options.fps is None and _frame_rates(encoder):
             options = replace(options, fps=_standard_rate(encoder, video_in))

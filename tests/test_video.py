@@ -638,6 +638,15 @@ def test_settings_the_encoder_cannot_take_are_one_line_errors(flags, message, tm
     one_line_failure(proc, tmp_path, message)
 
 
+@pytest.mark.parametrize("flag", ["--codec", "--preset", "--pix-fmt"])
+def test_an_empty_encoder_setting_is_its_default(flag, tmp_path):
+    # --pix-fmt "" (an unset variable in a script) was a traceback from PyAV.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16, audio=None)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, flag, "")
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert (c.streams.video[0].codec_context.name, c.streams.video[0].format.name) == ("h264", "yuv420p")
+
+
 @pytest.mark.parametrize("codec, name, preset, message", [
     ("libvpx-vp9", "out.webm", "slow", "libvpx-vp9 has no presets: leave --preset out"),
     ("libsvtav1", "out.mp4", "slow", "libsvtav1 has no preset 'slow'"),
