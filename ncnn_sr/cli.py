@@ -47,7 +47,9 @@ class _DefaultToUpscale(click.Group):
     -i a -o b`` when ``a`` is a video file."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+        # Only options go on to upscale: a mistyped command ("vidoe") is said to be one,
+        # rather than an extra argument of upscale.
+        if args and args[0].startswith("-") and args[0] not in ("--help", "-h", "--version"):
             source = _input_of(args)
             args = ["video" if source and is_video_input(source) else "upscale", *args]
         return super().parse_args(ctx, args)

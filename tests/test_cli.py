@@ -521,3 +521,9 @@ def test_a_side_at_a_half_pixel_rounds_up(tmp_path):
     Image.fromarray(picture(3, 5)).save(tmp_path / "in.png")
     run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesr-animevideov3-x2", "-s", "1.5", "-g", "-1")
     assert Image.open(tmp_path / "out.png").size == (8, 5)
+
+
+def test_a_mistyped_command_is_said_to_be_one(tmp_path):
+    # It went on to upscale, which said "Got unexpected extra argument (vidoe)".
+    proc = run("vidoe", "-i", tmp_path / "clip.mp4", "-o", tmp_path / "out.mp4", check_ok=False)
+    assert proc.returncode == 2 and "No such command 'vidoe'. Did you mean 'video'?" in proc.stderr
