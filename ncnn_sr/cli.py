@@ -409,13 +409,15 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
         models = list(dict.fromkeys(models_mod.model_name_for(name, None) for name in models))
         for name in models:
             models_mod.resolve_model(name)
-        parts = [part.strip() for part in gpu.split(",") if part.strip()] or ["auto"]
-        indices = list(dict.fromkeys(devices_mod.get_device(part).index for part in parts))
-        tilings = list(dict.fromkeys(tilings))
+        # Before the devices, whose notices (a software Vulkan device passed over)
+        # would come before a missing picture's error.
         if image is not None:
             picture = bench_mod.rgb8(read_image(image)[0])
         else:
             picture = bench_mod.synthetic_picture(*size)
+        parts = [part.strip() for part in gpu.split(",") if part.strip()] or ["auto"]
+        indices = list(dict.fromkeys(devices_mod.get_device(part).index for part in parts))
+        tilings = list(dict.fromkeys(tilings))
         if reference_python is not None:
             # A file given is that file (its link kept: a venv's python is one); a bare
             # name that is no file here is a program on PATH, as a shell finds python3.

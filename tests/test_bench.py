@@ -126,10 +126,18 @@ def test_bench_refuses_bad_arguments_in_one_line(tmp_path, args, message):
 
 def test_library_warnings_are_lines_of_the_command(tmp_path):
     # Without Vulkan, -g auto warns that it runs on the CPU: that line came bare.
-    done = bench_command("-n", MODEL, "-g", "auto", "-i", str(tmp_path / "missing.png"),
+    # A reference python that is not there ends the command once the devices are chosen.
+    done = bench_command("-n", MODEL, "-g", "auto", "--reference-python", str(tmp_path / "no-python"),
                          env={**os.environ, "VK_ICD_FILENAMES": "/nonexistent"})
     assert done.returncode == 1
     assert done.stderr.splitlines()[0] == "ncnn-sr: warning: no Vulkan device found: running on the CPU (slower)"
+
+
+def test_a_missing_picture_is_its_error_alone(tmp_path):
+    # The notice that auto passed over a software Vulkan device (or found none) came first.
+    done = bench_command("-n", MODEL, "-g", "auto", "-i", str(tmp_path / "missing.png"),
+                         env={**os.environ, "VK_ICD_FILENAMES": "/nonexistent"})
+    assert done.returncode == 1 and done.stderr == f"ncnn-sr: error: {tmp_path / 'missing.png'}: file not found\n"
 
 
 def test_a_fifo_given_as_the_picture_is_refused_without_waiting_for_a_writer(tmp_path):
