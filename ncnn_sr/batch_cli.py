@@ -71,6 +71,26 @@ def setup_logging(prog: str, verbose: bool, quiet: bool = False) -> None:
 
 # --- flag values -----------------------------------------------------------------------
 
+class OnePathCommand(click.Command):
+    """A command whose -i and -o take one path each. Words left over after the options
+    are mostly a path with spaces left unquoted (-i my photo.png) or a shell pattern
+    (-i *.png) that gave -i several files: click's "Got unexpected extra argument"
+    is followed by what to do. ``several`` says what to give for several inputs."""
+
+    def __init__(self, *args, several: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.several = several
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.allow_extra_args = True  # to say more than click would of the words left over
+        rest = super().parse_args(ctx, args)
+        if rest and not ctx.resilient_parsing:
+            words = "s" if len(rest) > 1 else ""
+            ctx.fail(f"Got unexpected extra argument{words} ({' '.join(rest)}): -i and -o take one path each; "
+                     f"quote a path with spaces{self.several}")
+        return rest
+
+
 def path_flag(prog: str, flag: str, text: str, what: str) -> Path:
     """A path flag's value, or a one-line error and exit status 1 when it is empty:
     Path("") is the current folder, and an unset variable in a script (-i "$IN")

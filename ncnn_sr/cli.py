@@ -18,7 +18,7 @@ import click
 from . import devices as devices_mod
 from . import bench as bench_mod
 from . import models as models_mod
-from .batch_cli import RunOptions, path_flag, run, run_video, setup_logging
+from .batch_cli import OnePathCommand, RunOptions, path_flag, run, run_video, setup_logging
 from .engine import ALPHA_MODES, PRECISIONS
 from .errors import ModelMissing, NcnnSrError
 from .images import write_target
@@ -172,7 +172,7 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
                       precision="fp32" if fp32 else precision, **rest)
 
 
-@main.command()
+@main.command(cls=OnePathCommand, several=", and give several pictures as their folder")
 # -i and -o stay text: Path() would take "" for the current folder and drop the slash
 # of "out/", which says a folder is meant.
 @click.option("-i", "--input", "input_path", required=True, type=click.Path(), help="Input picture or folder.")
@@ -199,7 +199,7 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
     sys.exit(run(PROG, opts, debug))
 
 
-@main.command()
+@main.command(cls=OnePathCommand, several=", and give one video at a time")
 @click.option("-i", "--input", "input_path", required=True, type=click.Path(), help="Input video.")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(),
               help="Output video (mp4, mkv, mov, webm, avi).")

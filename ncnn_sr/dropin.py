@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import models as models_mod
-from .batch_cli import REFERENCE_JOBS, RunOptions, log, path_flag, run, run_video, setup_logging
+from .batch_cli import REFERENCE_JOBS, OnePathCommand, RunOptions, log, path_flag, run, run_video, setup_logging
 from .jobs import names_a_folder
 from .video_options import EncodeOptions, is_video_input
 
@@ -26,7 +26,8 @@ PATHS = "a picture or folder path"  # what an empty -i or -o should have been
 DEFAULT_MODEL_FOLDER = Path("models")
 
 
-@click.command(context_settings={"help_option_names": ["-h"]}, name=PROG)
+@click.command(context_settings={"help_option_names": ["-h"]}, name=PROG, cls=OnePathCommand,
+               several=", and give several pictures as their folder")
 @click.option("-i", "input_path", required=True, type=click.Path(),
               help="input image path (jpg/png/webp) or directory")
 @click.option("-o", "output_path", required=True, type=click.Path(),

@@ -527,3 +527,20 @@ def test_a_mistyped_command_is_said_to_be_one(tmp_path):
     # It went on to upscale, which said "Got unexpected extra argument (vidoe)".
     proc = run("vidoe", "-i", tmp_path / "clip.mp4", "-o", tmp_path / "out.mp4", check_ok=False)
     assert proc.returncode == 2 and "No such command 'vidoe'. Did you mean 'video'?" in proc.stderr
+
+
+@pytest.mark.parametrize("command, several", [
+    (["ncnn-sr"], "give several pictures as their folder"),
+    (["ncnn-sr", "video"], "give one video at a time"),
+    (["realesrgan-ncnn-vulkan"], "give several pictures as their folder"),
+])
+def test_words_left_over_after_the_options_say_what_to_do(command, several, tmp_path):
+    # "-i *.png" and an unquoted "-i my photo.png" ended in a bare "Got unexpected extra argument".
+    for name in ("a.png", "b.png"):
+        Image.fromarray(picture(6, 6)).save(tmp_path / name)
+    proc = subprocess.run([installed(command[0]), *command[1:], "-i", "a.png", "b.png", "-o", "out/", "-g", "-1"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "Usage:" in proc.stderr
+    assert (f"Error: Got unexpected extra argument (b.png): -i and -o take one path each; quote a path with spaces, "
+            f"and {several}\n") in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
