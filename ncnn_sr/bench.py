@@ -40,7 +40,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .errors import InputError
-from .images import atomic_write
+from .files import atomic_write
 
 _FLOAT_OFF = dict(use_fp16_packed=False, use_fp16_storage=False, use_fp16_arithmetic=False,
                   use_bf16_storage=False, use_bf16_packed=False)

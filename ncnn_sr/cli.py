@@ -21,7 +21,7 @@ from . import models as models_mod
 from .batch_cli import OnePathCommand, RunOptions, path_flag, run, run_video, setup_logging
 from .engine import ALPHA_MODES, PRECISIONS
 from .errors import ModelMissing, NcnnSrError
-from .images import write_target
+from .files import write_target
 from .jobs import names_a_folder
 from .video_options import EncodeOptions, is_video_input
 

@@ -1,55 +1,31 @@
-"""Reading and writing pictures with Pillow: modes, 16-bit, alpha, EXIF/ICC,
-orientation, and writes that never leave a partial file. Knows nothing of ncnn."""
+"""Reading and writing pictures with Pillow: modes, 16-bit, alpha and the metadata
+that goes with them. Knows nothing of ncnn."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import math
 import numbers
 import os
-import re
 import stat
-import struct
-import tempfile
 import threading
 import warnings
-import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
-from PIL.PngImagePlugin import PngInfo
 
-from .errors import InputError, cannot_write, describe
+from .errors import InputError, describe
+from .files import atomic_write
+from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
+                       fitting_dpi, fitting_profile, orient, readable_exif, resolution, upright_xmp, xmp_option)
 from .pixels import check_image
+from .png import PNG_COMPRESS_LEVEL, grey_key_in_8_bits, luma16, png16, png_header, read_png16
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 # The longest side each format can hold (libjpeg's limit, WebP's 14-bit sizes).
 MAX_SIDE = {"jpg": ("JPEG", 65500), "webp": ("WebP", 16383)}
-# JPEG holds EXIF in one APP1 marker segment; Pillow refuses more with a bare ValueError.
-MAX_JPEG_EXIF = 65533
-# JPEG holds XMP in one APP1 segment after its 29-byte namespace; Pillow refuses more.
-MAX_JPEG_XMP = MAX_JPEG_EXIF - 29
-# An XMP orientation in the two forms Pillow turns a picture by when its EXIF has none.
-_XMP_ORIENTATION = re.compile(rb'(tiff:Orientation(?:="|>))[0-9]')
-_PNG_XMP_KEY = b"XML:com.adobe.xmp"
 DEFAULT_JPEG_QUALITY = 95
-# zlib level for PNG: 1, the fastest, as OpenCV's default (what Real-ESRGAN's own
-# scripts write with). Level 6 (Pillow's default) took 3.3 s to write a 2048x2048
-# upscaled photo against 1.15 s at level 3: on a GPU the save threads fell behind the
-# network. Level 1 encodes 24-29 % faster again than 3 (1024x1024 photo: 65 against
-# 87 ms) for files 3-4 % larger; on a 2-core CPU, saving small pictures of the light
-# model competes with the network for the same cores.
-PNG_COMPRESS_LEVEL = 1
-_EXIF_ORIENTATION = 0x0112
-_EXIF_X_RESOLUTION = 0x011A
-# Orientations that turn the picture a quarter: across and down trade places.
-_QUARTER_TURNS = frozenset({5, 6, 7, 8})
-# The dots per inch each format can state, least and most: JFIF's density is a 16-bit
-# whole number, PNG's pHYs 31-bit pixels per metre (both rounded). WebP states none.
-_DPI_RANGE = {"jpg": (0.5, 65535.49), "png": (0.5 * 0.0254, (2**31 - 1.5) * 0.0254)}
 # Modes of grey pictures: their colour is written back grey (with alpha, as LA).
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 # Formats whose further frames are no animation: an MPO (a phone's JPEG) adds a
@@ -113,21 +89,21 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
                 raise Image.DecompressionBombError(f"{im.width}x{im.height}")
             with _pillow_warnings():
                 frames = 1 if im.format in _STILL_FORMATS else getattr(im, "n_frames", 1)
-                exif = _readable_exif(im)
-                orientation = exif.get(_EXIF_ORIENTATION, 1) if exif is not None else 1
-                exif_bytes = _exif_bytes(im, exif)  # resets the orientation
-            depth, colour_type = _png_header(path) if im.format == "PNG" else (8, None)
+                exif = readable_exif(im)
+                orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
+                exif_bytes = exif_to_write(im, exif)  # resets the orientation
+            depth, colour_type = png_header(path) if im.format == "PNG" else (8, None)
             deep = depth == 16 and im.mode in ("RGB", "RGBA")
             if colour_type == 0:
-                _grey_key_in_8_bits(im.info, depth)
+                grey_key_in_8_bits(im.info, depth)
             arr, info = _to_array(im, name, frames, exif_bytes)
-            xmp = im.info.get("xmp") or im.info.get(_PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
-            info = replace(info, dpi=_resolution(im, exif, orientation), xmp=_upright_xmp(xmp))
+            xmp = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
+            info = replace(info, dpi=resolution(im, exif, orientation), xmp=upright_xmp(xmp))
         if deep:
-            arr = _read_png16(path, arr.shape[2])
+            arr = read_png16(path, arr.shape[2])
             if colour_type == 4:  # grey+alpha: written back so, not as colour
                 info = replace(info, mode="LA")
-        return _orient(arr, orientation), info
+        return orient(arr, orientation), info
     except FileNotFoundError:
         raise InputError(f"{name}: file not found") from None
     except IsADirectoryError:
@@ -225,105 +201,6 @@ def _is_empty(path: str | os.PathLike) -> bool:
         return False
 
 
-def _png_header(path: str | os.PathLike) -> tuple[int, int | None]:
-    """A PNG's bit depth and colour type, from its IHDR (8 and None where unreadable)."""
-    with open(path, "rb") as f:
-        head = f.read(26)
-    return (head[24], head[25]) if len(head) == 26 and head[12:16] == b"IHDR" else (8, None)
-
-
-def _grey_key_in_8_bits(info: dict, depth: int) -> None:
-    """A grey PNG's tRNS level (``info["transparency"]``) in Pillow's 8-bit grey. The
-    level is in the file's depth, while Pillow scales 2- and 4-bit grey to 8 bits
-    (×85, ×17): it matched another grey or none. A level past the depth matches no
-    pixel (libpng ignores it): it is dropped, and the picture has no alpha."""
-    key = info.get("transparency")
-    if not isinstance(key, int) or depth not in (2, 4, 8):
-        return  # 1-bit levels Pillow reads as 0 or 255 itself; 16-bit grey is not scaled
-    top = (1 << depth) - 1
-    if key > top:
-        del info["transparency"]
-    else:
-        info["transparency"] = key * (255 // top)
-
-
-def _read_png16(path: str | os.PathLike, channels: int) -> np.ndarray:
-    """16-bit colour (or grey+alpha) PNG pixels, which Pillow can only read as 8-bit,
-    through FFmpeg, as RGB or RGBA."""
-    import av  # only this rare case needs it
-
-    with av.open(os.fspath(path)) as container:
-        frame = next(container.decode(video=0))
-        return frame.to_ndarray(format="rgba64le" if channels == 4 else "rgb48le")
-
-
-# EXIF orientation -> the numpy steps that undo it, as Pillow's exif_transpose does.
-_ORIENT = {
-    2: lambda a: a[:, ::-1],
-    3: lambda a: a[::-1, ::-1],
-    4: lambda a: a[::-1],
-    5: lambda a: a.swapaxes(0, 1),
-    6: lambda a: np.rot90(a, -1),
-    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
-    8: lambda a: np.rot90(a, 1),
-}
-
-
-def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:
-    step = _ORIENT.get(orientation)
-    return arr if step is None else np.ascontiguousarray(step(arr))
-
-
-def _readable_exif(im: Image.Image) -> Image.Exif | None:
-    """The picture's EXIF, or None where it cannot be parsed: a corrupt EXIF block
-    (cameras and editors write some) costs the metadata, not the picture."""
-    try:
-        return im.getexif()
-    except Exception:
-        return None
-
-
-def _exif_bytes(im: Image.Image, exif: Image.Exif | None) -> bytes | None:
-    """The EXIF to write back, its orientation reset to 1 (the pixels get turned).
-    Only an EXIF block is kept: a TIFF's own tags (strip offsets...) describe its file."""
-    if not exif or not ("exif" in im.info or "Raw profile type exif" in im.info):
-        return None
-    if _EXIF_ORIENTATION in exif:
-        exif[_EXIF_ORIENTATION] = 1
-    try:
-        return exif.tobytes()
-    except Exception:  # a tag Pillow read but cannot write back
-        return None
-
-
-def _upright_xmp(xmp) -> bytes | None:
-    """The XMP to write back, its orientation reset to 1 (the pixels get turned)."""
-    if isinstance(xmp, str):  # a PNG text chunk's, which Pillow decodes as Latin-1
-        xmp = xmp.encode("latin-1", "replace")
-    if not isinstance(xmp, bytes) or not xmp:
-        return None
-    return _XMP_ORIENTATION.sub(rb"\g<1>1", xmp)
-
-
-def _resolution(im: Image.Image, exif: Image.Exif | None, orientation: int) -> tuple[float, float] | None:
-    """The dots per inch the file states, across and down once turned upright."""
-    if im.format in ("JPEG", "MPO") and im.info.get("jfif_unit") not in (1, 2) and \
-            not (exif and _EXIF_X_RESOLUTION in exif):
-        return None  # Pillow's stand-in 72 for a JPEG with EXIF that states none
-    dpi = _dpi_pair(im.info.get("dpi"))
-    return dpi[::-1] if dpi and orientation in _QUARTER_TURNS else dpi
-
-
-def _dpi_pair(value) -> tuple[float, float] | None:
-    """``value`` as two positive finite floats (a TIFF's are rationals); None if it
-    is not such a pair."""
-    if not isinstance(value, (tuple, list)) or len(value) != 2 or \
-            not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
-        return None
-    pair = (float(value[0]), float(value[1]))
-    return pair if all(math.isfinite(v) and v > 0 for v in pair) else None
-
-
 def _to_array(im: Image.Image, name: str, frames: int, exif: bytes | None) -> tuple[np.ndarray, ImageInfo]:
     """The pixels as read (``read_image`` turns them upright) and their ImageInfo."""
     mode, fmt = im.mode, im.format
@@ -412,7 +289,7 @@ def _checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: st
         value = getattr(info, field)
         if value is not None and not isinstance(value, bytes):  # Pillow takes a str and writes garbage, or crashes
             raise InputError(f"{path}: info.{field} must be bytes or None, got {type(value).__name__}")
-    if info.dpi is not None and _dpi_pair(info.dpi) is None:
+    if info.dpi is not None and dpi_pair(info.dpi) is None:
         raise InputError(f"{path}: info.dpi must be two positive numbers (across, down) or None, "
                          f"got {describe(info.dpi)}")
     if fmt == "jpg" and info.exif and len(info.exif) > MAX_JPEG_EXIF:
@@ -432,94 +309,9 @@ def _checked_quality(quality, path: str) -> int | None:
     return int(quality)
 
 
-def _process_umask() -> int:
-    mask = os.umask(0o022)  # reading it means setting it; done once, at import, before any thread
-    os.umask(mask)
-    return mask
-
-
-# mkstemp makes its file private (0600); the finished picture gets the mode any new
-# file of this user would have.
-_FILE_MODE = 0o666 & ~_process_umask()
-
-
-def write_target(path: str | os.PathLike) -> Path:
-    """The file a write to ``path`` by renaming over it should replace: the file a
-    link points to (renamed over, the link itself would become a plain file), else
-    ``path``. InputError for a device, FIFO or folder there, which renaming would
-    replace rather than write to (as root, -o /dev/null.png made /dev/null a file)."""
-    target = Path(path)
-    try:
-        if target.is_symlink():
-            target = Path(os.path.realpath(target))
-        regular = target.is_file() or not target.exists()
-        folder = target.is_dir()
-    except OSError as e:  # a name too long for the file system, say
-        raise cannot_write(os.fspath(path), e) from None
-    if folder:
-        raise InputError(f"cannot write {os.fspath(path)}: a folder of that name is there")
-    if not regular:
-        raise InputError(f"cannot write {os.fspath(path)}: not a regular file")
-    return target
-
-
-class _PythonWrites:
-    """A file whose bytes all go through its ``write``. Given a file descriptor,
-    Pillow's JPEG encoder writes to it in C and takes a short write for a whole one:
-    on a disk that filled up midway it left a truncated picture and no error."""
-
-    def __init__(self, file):
-        self._file = file
-
-    def fileno(self) -> int:
-        raise io.UnsupportedOperation("fileno")
-
-    def __getattr__(self, name):
-        return getattr(self._file, name)
-
-
-# File systems hold names of at most 255 bytes, and a temporary name beside a file adds
-# some to its name: a name that fits could then never be written. A name over this is
-# cut short in the temporary name, told apart from others cut alike by a hash of it.
-_TEMP_NAME_BYTES, _TEMP_NAME_CHARS = 200, 50
-
-
-def temp_stem(name: str) -> str:
-    """``name`` as the start of a temporary name beside it: itself, or cut short."""
-    whole = os.fsencode(name)
-    if len(whole) <= _TEMP_NAME_BYTES:
-        return name
-    return f"{name[:_TEMP_NAME_CHARS]}~{hashlib.sha256(whole).hexdigest()[:12]}"
-
-
-def atomic_write(path: str | os.PathLike, encode) -> None:
-    """``encode(binary file)`` writes ``path`` whole or not at all: into a hidden
-    temporary file beside it (beside what a link points to), renamed over it once
-    complete. Failures to write are InputErrors naming the file."""
-    target = write_target(path)
-    folder = target.parent
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(target.name)}.", suffix=".part", dir=folder)
-    except OSError as e:
-        raise cannot_write(target, e) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            encode(_PythonWrites(f))
-            os.fchmod(f.fileno(), _FILE_MODE)
-        os.replace(tmp, target)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError) and not isinstance(e, InputError):
-            raise cannot_write(target, e) from None
-        raise
-
-
 def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int | None) -> None:
     icc, exif = (info.icc_profile, info.exif) if info else (None, None)
-    dpi = _fitting_dpi(info.dpi if info else None, fmt)
+    dpi = fitting_dpi(info.dpi if info else None, fmt)
     xmp = info.xmp if info and not (fmt == "jpg" and len(info.xmp or b"") > MAX_JPEG_XMP) else None
     if image.ndim == 2:
         image = image[:, :, None]
@@ -528,9 +320,9 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
     grey = info is not None and info.mode in GREY_MODES
     if sixteen and fmt == "png" and channels in (3, 4):
         if grey and channels == 4:
-            image = np.concatenate([_luma16(image), image[:, :, 3:]], axis=2)
+            image = np.concatenate([luma16(image), image[:, :, 3:]], axis=2)
         # Pillow has no 16-bit colour or grey+alpha modes
-        f.write(png16(image, _fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi, xmp))
+        f.write(png16(image, fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi, xmp))
         return
     if sixteen and not (fmt == "png" and channels == 1):
         image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)  # jpg/webp are 8-bit
@@ -542,7 +334,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
     if grey and channels == 4:
         im = im.convert("LA")  # grey stays grey (an L with alpha had a transparent grey level)
     options: dict = {}
-    icc = _fitting_profile(icc, grey=im.mode in ("L", "LA", "I;16") and fmt != "webp")  # WebP is colour only
+    icc = fitting_profile(icc, grey=im.mode in ("L", "LA", "I;16") and fmt != "webp")  # WebP is colour only
     if icc:
         options["icc_profile"] = icc
     if exif:
@@ -550,7 +342,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
     if dpi:
         options["dpi"] = dpi
     if xmp:
-        options.update(_xmp_option(xmp, fmt))
+        options.update(xmp_option(xmp, fmt))
     if fmt == "jpg":
         q = DEFAULT_JPEG_QUALITY if quality is None else quality
         options.update(quality=q, subsampling=0 if q >= 90 else 2, optimize=True)
@@ -572,59 +364,3 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         im.save(f, format=FORMATS[fmt], **options)
 
 
-def _xmp_option(xmp: bytes, fmt: str) -> dict:
-    """Pillow's save option for XMP: its own for jpg and webp, a text chunk for png."""
-    if fmt != "png":
-        return {"xmp": xmp}
-    text = PngInfo()
-    text.add_itxt(_PNG_XMP_KEY, xmp)
-    return {"pnginfo": text}
-
-
-def _fitting_dpi(dpi, fmt: str) -> tuple[float, float] | None:
-    """``dpi`` where ``fmt`` can state it, else None (left out, not refused)."""
-    pair = _dpi_pair(dpi)
-    least, most = _DPI_RANGE.get(fmt, (math.inf, 0))
-    return pair if pair and least <= min(pair) and max(pair) <= most else None
-
-
-def _luma16(image: np.ndarray) -> np.ndarray:
-    """16-bit RGB(A) as one grey channel by Pillow's integer BT.601 weights, whose sum
-    is 65536: equal channels give back their value exactly."""
-    r, g, b = (image[:, :, c].astype(np.uint64) for c in range(3))
-    return ((r * 19595 + g * 38470 + b * 7471 + 32768) >> 16).astype(np.uint16)[:, :, None]
-
-
-def _fitting_profile(icc: bytes | None, grey: bool) -> bytes | None:
-    """``icc``, unless its colour space (header bytes 16-20) is grey for colour pixels
-    or RGB for grey ones: a grey picture's GRAY profile in a WebP (which has no grey)
-    or a 16-bit RGBA PNG made colour-managed readers fail (LittleCMS builds no
-    transform), where the picture without it shows the same."""
-    if icc is not None and icc[16:20] == (b"RGB " if grey else b"GRAY"):
-        return None
-    return icc
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def png16(image: np.ndarray, icc: bytes | None = None, exif: bytes | None = None,
-          dpi: tuple[float, float] | None = None, xmp: bytes | None = None) -> bytes:
-    """A 16-bit PNG file's bytes (grey+alpha, RGB or RGBA for 2, 3 or 4 channels), with
-    optional ICC profile, EXIF, resolution (dots per inch, as Pillow's ``dpi``) and XMP."""
-    h, w, c = image.shape
-    colour_type = {2: 4, 3: 2, 4: 6}[c]
-    rows = image.astype(">u2").reshape(h, w * c).view(np.uint8)
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()  # filter 0 per row
-    parts = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))]
-    if icc:
-        parts.append(_chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc)))
-    if exif:
-        parts.append(_chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif))
-    if dpi:  # pixels per metre, rounded as Pillow does
-        parts.append(_chunk(b"pHYs", struct.pack(">IIB", *(int(d / 0.0254 + 0.5) for d in dpi), 1)))
-    if xmp:  # an uncompressed iTXt without language, as Adobe's XMP specification asks
-        parts.append(_chunk(b"iTXt", _PNG_XMP_KEY + b"\x00\x00\x00\x00\x00" + xmp))
-    parts += [_chunk(b"IDAT", zlib.compress(raw, PNG_COMPRESS_LEVEL)), _chunk(b"IEND", b"")]
-    return b"".join(parts)

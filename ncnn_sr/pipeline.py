@@ -20,7 +20,8 @@ import numpy as np
 
 from .engine import Upscaler
 from .errors import NcnnSrError, NoRoom, cannot_write
-from .images import GREY_MODES, MAX_JPEG_EXIF, ImageInfo, read_image, write_image
+from .images import GREY_MODES, ImageInfo, read_image, write_image
+from .metadata import MAX_JPEG_EXIF
 from .jobs import Job, alpha_target
 from .signals import stop_signals
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from . import timecode, video_streams
 from .errors import InputError
-from .images import temp_stem, write_target
+from .files import temp_stem, write_target
 from .video_options import EncodeOptions
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, coded, deeper_format, depth,
                            encodable_size, fit, fit_warning, mastering, mastering_options, output_aspect,

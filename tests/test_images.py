@@ -12,7 +12,9 @@ from PIL import Image, ImageCms
 
 from conftest import picture, png_bytes, png_chunk
 from ncnn_sr import InputError, read_image, write_image
+from ncnn_sr import files as files_mod
 from ncnn_sr import images as images_mod
+from ncnn_sr import png as png_mod
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
@@ -183,7 +185,7 @@ def test_a_corrupt_exif_block_costs_the_metadata_not_the_picture(fmt, payload, t
         data = data[:2] + segment + data[2:]
     else:
         at = data.index(b"IDAT") - 4
-        data = data[:at] + images_mod._chunk(b"eXIf", payload) + data[at:]
+        data = data[:at] + png_mod.chunk(b"eXIf", payload) + data[at:]
     (tmp_path / f"bad.{fmt}").write_bytes(data)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no raw Pillow warning either (pytest would catch it unseen)
@@ -564,7 +566,7 @@ def test_permission_denied_is_an_input_error(tmp_path, monkeypatch):
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(images_mod.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(files_mod.tempfile, "mkstemp", denied)
     with pytest.raises(InputError, match="cannot write .*Permission denied"):
         write_image(tmp_path / "o.png", picture(4, 4))
 

@@ -1,0 +1,95 @@
+"""Files written whole or not at all: a temporary file beside the target, renamed over
+it once complete, with the mode a new file of this user gets."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import InputError, cannot_write
+
+
+def _process_umask() -> int:
+    mask = os.umask(0o022)  # reading it means setting it; done once, at import, before any thread
+    os.umask(mask)
+    return mask
+
+
+# mkstemp makes its file private (0600); the finished picture gets the mode any new
+# file of this user would have.
+_FILE_MODE = 0o666 & ~_process_umask()
+
+
+def write_target(path: str | os.PathLike) -> Path:
+    """The file a write to ``path`` by renaming over it should replace: the file a
+    link points to (renamed over, the link itself would become a plain file), else
+    ``path``. InputError for a device, FIFO or folder there, which renaming would
+    replace rather than write to (as root, -o /dev/null.png made /dev/null a file)."""
+    target = Path(path)
+    try:
+        if target.is_symlink():
+            target = Path(os.path.realpath(target))
+        regular = target.is_file() or not target.exists()
+        folder = target.is_dir()
+    except OSError as e:  # a name too long for the file system, say
+        raise cannot_write(os.fspath(path), e) from None
+    if folder:
+        raise InputError(f"cannot write {os.fspath(path)}: a folder of that name is there")
+    if not regular:
+        raise InputError(f"cannot write {os.fspath(path)}: not a regular file")
+    return target
+
+
+class _PythonWrites:
+    """A file whose bytes all go through its ``write``. Given a file descriptor,
+    Pillow's JPEG encoder writes to it in C and takes a short write for a whole one:
+    on a disk that filled up midway it left a truncated picture and no error."""
+
+    def __init__(self, file):
+        self._file = file
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("fileno")
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+# File systems hold names of at most 255 bytes, and a temporary name beside a file adds
+# some to its name: a name that fits could then never be written. A name over this is
+# cut short in the temporary name, told apart from others cut alike by a hash of it.
+_TEMP_NAME_BYTES, _TEMP_NAME_CHARS = 200, 50
+
+
+def temp_stem(name: str) -> str:
+    """``name`` as the start of a temporary name beside it: itself, or cut short."""
+    whole = os.fsencode(name)
+    if len(whole) <= _TEMP_NAME_BYTES:
+        return name
+    return f"{name[:_TEMP_NAME_CHARS]}~{hashlib.sha256(whole).hexdigest()[:12]}"
+
+
+def atomic_write(path: str | os.PathLike, encode) -> None:
+    """``encode(binary file)`` writes ``path`` whole or not at all: into a hidden
+    temporary file beside it (beside what a link points to), renamed over it once
+    complete. Failures to write are InputErrors naming the file."""
+    target = write_target(path)
+    folder = target.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(target.name)}.", suffix=".part", dir=folder)
+    except OSError as e:
+        raise cannot_write(target, e) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            encode(_PythonWrites(f))
+            os.fchmod(f.fileno(), _FILE_MODE)
+        os.replace(tmp, target)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError) and not isinstance(e, InputError):
+            raise cannot_write(target, e) from None
+        raise

@@ -1,0 +1,117 @@
+"""What a picture carries besides its pixels, as read and as each format can write it
+back: EXIF and its orientation, XMP, resolution (DPI), ICC profiles."""
+from __future__ import annotations
+
+import math
+import numbers
+import re
+
+import numpy as np
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+# JPEG holds EXIF in one APP1 marker segment; Pillow refuses more with a bare ValueError.
+MAX_JPEG_EXIF = 65533
+# JPEG holds XMP in one APP1 segment after its 29-byte namespace; Pillow refuses more.
+MAX_JPEG_XMP = MAX_JPEG_EXIF - 29
+# An XMP orientation in the two forms Pillow turns a picture by when its EXIF has none.
+_XMP_ORIENTATION = re.compile(rb'(tiff:Orientation(?:="|>))[0-9]')
+PNG_XMP_KEY = b"XML:com.adobe.xmp"
+EXIF_ORIENTATION = 0x0112
+_EXIF_X_RESOLUTION = 0x011A
+# Orientations that turn the picture a quarter: across and down trade places.
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+# The dots per inch each format can state, least and most: JFIF's density is a 16-bit
+# whole number, PNG's pHYs 31-bit pixels per metre (both rounded). WebP states none.
+_DPI_RANGE = {"jpg": (0.5, 65535.49), "png": (0.5 * 0.0254, (2**31 - 1.5) * 0.0254)}
+# EXIF orientation -> the numpy steps that undo it, as Pillow's exif_transpose does.
+_ORIENT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def orient(arr: np.ndarray, orientation: int) -> np.ndarray:
+    step = _ORIENT.get(orientation)
+    return arr if step is None else np.ascontiguousarray(step(arr))
+
+
+def readable_exif(im: Image.Image) -> Image.Exif | None:
+    """The picture's EXIF, or None where it cannot be parsed: a corrupt EXIF block
+    (cameras and editors write some) costs the metadata, not the picture."""
+    try:
+        return im.getexif()
+    except Exception:
+        return None
+
+
+def exif_to_write(im: Image.Image, exif: Image.Exif | None) -> bytes | None:
+    """The EXIF to write back, its orientation reset to 1 (the pixels get turned).
+    Only an EXIF block is kept: a TIFF's own tags (strip offsets...) describe its file."""
+    if not exif or not ("exif" in im.info or "Raw profile type exif" in im.info):
+        return None
+    if EXIF_ORIENTATION in exif:
+        exif[EXIF_ORIENTATION] = 1
+    try:
+        return exif.tobytes()
+    except Exception:  # a tag Pillow read but cannot write back
+        return None
+
+
+def upright_xmp(xmp) -> bytes | None:
+    """The XMP to write back, its orientation reset to 1 (the pixels get turned)."""
+    if isinstance(xmp, str):  # a PNG text chunk's, which Pillow decodes as Latin-1
+        xmp = xmp.encode("latin-1", "replace")
+    if not isinstance(xmp, bytes) or not xmp:
+        return None
+    return _XMP_ORIENTATION.sub(rb"\g<1>1", xmp)
+
+
+def resolution(im: Image.Image, exif: Image.Exif | None, orientation: int) -> tuple[float, float] | None:
+    """The dots per inch the file states, across and down once turned upright."""
+    if im.format in ("JPEG", "MPO") and im.info.get("jfif_unit") not in (1, 2) and \
+            not (exif and _EXIF_X_RESOLUTION in exif):
+        return None  # Pillow's stand-in 72 for a JPEG with EXIF that states none
+    dpi = dpi_pair(im.info.get("dpi"))
+    return dpi[::-1] if dpi and orientation in _QUARTER_TURNS else dpi
+
+
+def dpi_pair(value) -> tuple[float, float] | None:
+    """``value`` as two positive finite floats (a TIFF's are rationals); None if it
+    is not such a pair."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or \
+            not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
+        return None
+    pair = (float(value[0]), float(value[1]))
+    return pair if all(math.isfinite(v) and v > 0 for v in pair) else None
+
+
+def xmp_option(xmp: bytes, fmt: str) -> dict:
+    """Pillow's save option for XMP: its own for jpg and webp, a text chunk for png."""
+    if fmt != "png":
+        return {"xmp": xmp}
+    text = PngInfo()
+    text.add_itxt(PNG_XMP_KEY, xmp)
+    return {"pnginfo": text}
+
+
+def fitting_dpi(dpi, fmt: str) -> tuple[float, float] | None:
+    """``dpi`` where ``fmt`` can state it, else None (left out, not refused)."""
+    pair = dpi_pair(dpi)
+    least, most = _DPI_RANGE.get(fmt, (math.inf, 0))
+    return pair if pair and least <= min(pair) and max(pair) <= most else None
+
+
+def fitting_profile(icc: bytes | None, grey: bool) -> bytes | None:
+    """``icc``, unless its colour space (header bytes 16-20) is grey for colour pixels
+    or RGB for grey ones: a grey picture's GRAY profile in a WebP (which has no grey)
+    or a 16-bit RGBA PNG made colour-managed readers fail (LittleCMS builds no
+    transform), where the picture without it shows the same."""
+    if icc is not None and icc[16:20] == (b"RGB " if grey else b"GRAY"):
+        return None
+    return icc
