@@ -422,13 +422,16 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
     ctx.colorspace, ctx.color_primaries, ctx.color_trc = colour.matrix, colour.primaries, colour.transfer
     ctx.color_range = colour.range
     opts = {}
-    if options.crf is not None or (options.bitrate is None and codec in ("libx264", "libx265", "libvpx-vp9", "libsvtav1")):
+    # The encoder's own name: --codec may give the codec's (h264, hevc, av1), which
+    # FFmpeg encodes with its library encoder (libx264, libx265, libsvtav1).
+    name = av.codec.Codec(codec, "w").name
+    if options.crf is not None or (options.bitrate is None and name in ("libx264", "libx265", "libvpx-vp9", "libsvtav1")):
         opts["crf"] = str(DEFAULT_CRF if options.crf is None else options.crf)
     if options.preset:
         opts["preset"] = options.preset
     if options.bitrate:
         stream.codec_context.bit_rate = options.bitrate
-        if codec == "libvpx-vp9" and options.crf is None:
+        if name == "libvpx-vp9" and options.crf is None:
             opts.pop("crf", None)
     if out.format.name == "avi":
         # An AVI has no presentation times: B-frames in it read back in the wrong

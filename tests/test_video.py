@@ -233,6 +233,16 @@ def test_encoder_options_are_used(tmp_path):
         assert c.streams.video[0].codec_context.name == "mpeg4"
 
 
+@pytest.mark.parametrize("codec", ["libx264", "h264", "libx265", "hevc"])
+def test_the_default_crf_holds_for_an_encoder_named_by_its_codec(codec, tmp_path):
+    # --codec h264 (FFmpeg's name for what libx264 encodes) was written at x264's own
+    # crf 23, hevc at x265's 28: the default of 18 went only to the library names.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    upscale_video(clip, tmp_path / "out.mkv", doubled, EncodeOptions(codec=codec))
+    # x264 and x265 write their settings into the stream, as text.
+    assert b"crf=18.0" in (tmp_path / "out.mkv").read_bytes()
+
+
 def test_sizes_a_subsampled_format_cannot_hold_are_cropped_to_even(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, "--width", "51")
