@@ -38,6 +38,13 @@ log = logging.getLogger("ncnn_sr")
 DEFAULT_CRF = 18  # visually near-lossless for x264/x265; upscaled detail deserves it
 DEFAULT_PIX_FMT = "yuv420p"  # what every player decodes
 AVI_REORDER = 8  # frames an AVI's stamps are sorted over: B-frame pyramids move them by 3-4
+# x265 and SVT-AV1 log straight to stderr too: a banner, their settings and their
+# statistics, some 25 lines of a tool whose messages are one line each (and under -q,
+# which promises errors only). Only their errors are let through: x265's level is an
+# option, SVT-AV1's an environment variable (0 fatal, 1 error, ... 4 debug), which a
+# user who set it keeps.
+QUIET_X265 = {"x265-params": "log-level=error"}
+QUIET_SVT_AV1 = ("SVT_LOG", "1")
 # x264 and x265 print their own complaint about an unknown preset straight to stderr,
 # past FFmpeg's log, so these are checked first to keep the error one line.
 X264_X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
@@ -327,6 +334,9 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
     if encoder.type != "video":
         article = "an" if encoder.type[0] in "aeiou" else "a"
         raise InputError(f"'{codec}' is {article} {encoder.type} encoder, not a video encoder")
+    if encoder.name == "libsvtav1":
+        # Before any SVT-AV1 encoder opens (the preset check below may open one).
+        os.environ.setdefault(*QUIET_SVT_AV1)
     takes = _formats(codec)
     listed = ", ".join(takes[:6]) + (", ..." if len(takes) > 6 else "")
     # Without one asked for, the format is chosen once the input's depth is known: 8-bit
@@ -433,12 +443,23 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
         stream.codec_context.bit_rate = options.bitrate
         if name == "libvpx-vp9" and options.crf is None:
             opts.pop("crf", None)
+    if name == "libx265":
+        opts.update(QUIET_X265)
     if out.format.name == "avi":
         # An AVI has no presentation times: B-frames in it read back in the wrong
         # order (ffmpeg, and this tool, then failed on its own output).
         opts["bf"] = "0"
     stream.codec_context.options = opts
     return stream
+
+
+def _merged(options: dict, more: dict) -> dict:
+    """``options`` with ``more``; an encoder's lists of its own settings (x265-params:
+    key=value:key=value) are joined, not replaced."""
+    merged = dict(options)
+    for key, value in more.items():
+        merged[key] = f"{merged[key]}:{value}" if key.endswith("-params") and merged.get(key) else value
+    return merged
 
 
 def _keep_mastering(video_out, codec: str, hdr: Mastering, src) -> None:
@@ -450,7 +471,7 @@ def _keep_mastering(video_out, codec: str, hdr: Mastering, src) -> None:
         log.warning("%s cannot write the HDR mastering display and light levels of %s: they are left out "
                     "(libx265, libsvtav1 and libx264 keep them)", name, src)
         return
-    video_out.codec_context.options = {**video_out.codec_context.options, **params}
+    video_out.codec_context.options = _merged(video_out.codec_context.options, params)
 
 
 @dataclass(frozen=True)

@@ -243,6 +243,17 @@ def test_the_default_crf_holds_for_an_encoder_named_by_its_codec(codec, tmp_path
     assert b"crf=18.0" in (tmp_path / "out.mkv").read_bytes()
 
 
+@pytest.mark.parametrize("codec, name", [("libx265", "out.mkv"), ("libsvtav1", "out.mp4")])
+def test_quiet_keeps_the_encoders_own_logs_out_too(codec, name, tmp_path):
+    # x265 and SVT-AV1 print their banners, settings and statistics straight to
+    # stderr, past FFmpeg's log: some 25 lines under -q, which promises errors only.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / name, *X2, "--codec", codec, "-q")
+    assert proc.stderr == ""
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / name, *X2, "--codec", codec)
+    assert all(line.startswith("ncnn-sr: ") for line in proc.stderr.splitlines()), proc.stderr
+
+
 def test_sizes_a_subsampled_format_cannot_hold_are_cropped_to_even(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, "--width", "51")
