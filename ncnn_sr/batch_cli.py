@@ -474,8 +474,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
             _echo(f"{prog}: error: {line}")
         if not plan.jobs:
             raise InputError(f"{opts.input}: no pictures found")
-        if opts.quality is not None and all(output_format(job.target) == "png" for job in plan.jobs):
-            log.warning("--quality ignored: PNG is lossless (it sets jpg and webp quality)")
+        if opts.quality is not None and all(output_format(job.target) in ("png", "gif") for job in plan.jobs):
+            log.warning("--quality ignored: it sets jpg and webp quality; PNG is lossless, GIF a palette")
         # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
         lanes, load, save = build_lanes(opts, pictures=len(plan.jobs),
                                         frame=lambda: one_size([job.source for job in plan.jobs]))

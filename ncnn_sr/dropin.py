@@ -24,6 +24,9 @@ PATHS = "a picture or folder path"  # what an empty -i or -o should have been
 # The reference's default -m. Missing, or lacking the model, it falls back to the installed
 # models, so the classic calls run anywhere; a folder given otherwise must be there.
 DEFAULT_MODEL_FOLDER = Path("models")
+# The reference's output formats. ncnn-sr also writes gif; the drop-in refuses it, as
+# the reference does.
+REFERENCE_FORMATS = ("png", "jpg", "jpeg", "webp")
 
 
 @click.command(context_settings={"help_option_names": ["-h"]}, name=PROG, cls=OnePathCommand,
@@ -64,7 +67,11 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
         click.echo(f"{PROG}: invalid scale argument", err=True)
         sys.exit(1)
     single = input_path.is_file() and not (output_folder or output_path.is_dir())
-    if fmt is not None and fmt.lower() not in ("png", "jpg", "jpeg", "webp"):
+    if single and output_path.suffix.lower() == ".gif":
+        click.echo(f"{PROG}: error: unsupported output format '.gif' for {output_path}: use png, jpg or webp "
+                   "(ncnn-sr writes gif)", err=True)
+        sys.exit(1)
+    if fmt is not None and fmt.lower() not in REFERENCE_FORMATS:
         if not single:
             click.echo(f"{PROG}: invalid format argument", err=True)
             sys.exit(1)

@@ -17,14 +17,16 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from .errors import InputError, describe
 from .files import atomic_write
+from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
                        fitting_dpi, fitting_profile, orient, readable_exif, resolution, upright_xmp, xmp_option)
 from .pixels import check_image
 from .png import PNG_COMPRESS_LEVEL, grey_key_in_8_bits, luma16, png16, png_header, read_png16
 
-FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
-# The longest side each format can hold (libjpeg's limit, WebP's 14-bit sizes).
-MAX_SIDE = {"jpg": ("JPEG", 65500), "webp": ("WebP", 16383)}
+FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF"}
+# The longest side each format can hold (libjpeg's limit, WebP's 14-bit sizes, GIF's
+# 16-bit ones).
+MAX_SIDE = {"jpg": ("JPEG", 65500), "webp": ("WebP", 16383), "gif": ("GIF", 65535)}
 DEFAULT_JPEG_QUALITY = 95
 # Modes of grey pictures: their colour is written back grey (with alpha, as LA).
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
@@ -57,13 +59,13 @@ class ImageInfo:
 
 
 def output_format(path: str | os.PathLike) -> str:
-    """The format key (png, jpg, webp) a file name asks for; InputError otherwise."""
+    """The format key (png, jpg, webp, gif) a file name asks for; InputError otherwise."""
     ext = Path(path).suffix.lower().lstrip(".")
     if not ext:
         raise InputError(f"{path} has no extension and is not a folder: name the output picture "
-                         ".png, .jpg or .webp, or give a folder that exists")
+                         ".png, .jpg, .webp or .gif, or give a folder that exists")
     if ext not in FORMATS:
-        raise InputError(f"unsupported output format '.{ext}' for {path}: use png, jpg or webp")
+        raise InputError(f"unsupported output format '.{ext}' for {path}: use png, jpg, webp or gif")
     return "jpg" if ext == "jpeg" else ext
 
 
@@ -255,14 +257,16 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
 
 def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | None = None,
                 fmt: str | None = None, quality: int | None = None, metadata: bool = True) -> None:
-    """Write an H×W×C uint8/uint16 array as png, jpg or webp (``fmt``, else from the
-    file name), keeping ICC, EXIF, XMP and the resolution from ``info`` when
+    """Write an H×W×C uint8/uint16 array as png, jpg, webp or gif (``fmt``, else from
+    the file name), keeping ICC, EXIF, XMP and the resolution from ``info`` when
     ``metadata`` is true, where the format holds them (webp states no resolution,
-    jpg holds at most MAX_JPEG_XMP bytes of XMP).
+    jpg holds at most MAX_JPEG_XMP bytes of XMP, gif none of them).
 
     The file appears whole or not at all: it is written under a temporary name in the
     same folder, then renamed. ``quality`` (1-100) applies to jpg and webp; webp
     without a quality is lossless. JPEG cannot hold alpha: that is an InputError.
+    GIF is 8-bit with a palette of 255 colours (``gif.to_palette``): alpha is cut to
+    transparent or opaque.
     """
     path = _file_path(path, "write_image")
     fmt = output_format(f"x.{fmt}") if fmt else output_format(path)
@@ -325,8 +329,11 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         f.write(png16(image, fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi, xmp))
         return
     if sixteen and not (fmt == "png" and channels == 1):
-        image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)  # jpg/webp are 8-bit
+        image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)  # jpg/webp/gif are 8-bit
         sixteen = False
+    if fmt == "gif":  # which holds none of the metadata
+        to_palette(image).save(f, format="GIF", **GIF_OPTIONS)
+        return
     if channels == 1:
         im = Image.fromarray(image[:, :, 0].astype("<u2") if sixteen else image[:, :, 0])
     else:

@@ -436,6 +436,20 @@ def test_an_unknown_format_is_refused_for_a_folder_and_ignored_for_a_file_as_by_
     assert size_of(tmp_path / "o.png") == (32, 24)
 
 
+def test_a_gif_output_is_refused_by_the_dropin_as_by_the_reference(tmp_path):
+    pictures(tmp_path, ["in.png"])
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.gif", "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and "unsupported output format '.gif' for o.gif: use png, jpg or webp" in proc.stderr
+    assert not (tmp_path / "o.gif").exists()
+
+
+def test_a_folder_can_be_written_as_gif(tmp_path):
+    pictures(tmp_path / "in", ["a.png", "b.jpg"])
+    run(NCNN_SR, "-i", "in", "-o", "out", "-f", "gif", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1", cwd=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.gif", "b.gif"]
+    assert size_of(tmp_path / "out" / "a.gif") == (32, 24)
+
+
 def test_an_exif_too_large_for_jpeg_is_left_out_by_the_dropin_and_refused_by_ncnn_sr(tmp_path):
     # The drop-in named --no-metadata, a flag it does not have; the reference writes no metadata.
     im = Image.fromarray(picture(8, 8))
@@ -702,7 +716,7 @@ def test_an_output_name_without_extension_says_what_to_give(tmp_path):
     pictures(tmp_path, ["in.png"])
     proc = run(NCNN_SR, "-i", tmp_path / "in.png", "-o", tmp_path / "newdir", "-g", "-1", check_ok=False)
     assert proc.returncode == 1
-    assert "newdir has no extension and is not a folder: name the output picture .png, .jpg or .webp" in proc.stderr
+    assert "newdir has no extension and is not a folder: name the output picture .png, .jpg, .webp or .gif" in proc.stderr
 
 
 def test_help_lists_the_reference_flags():
@@ -888,6 +902,8 @@ def test_quality_for_png_outputs_is_said_to_be_ignored(tmp_path):
     pictures(tmp_path / "in", ["a.png"])
     args = ["-n", "realesr-animevideov3", "-s", "2", "-g", "-1", "--quality", "50"]
     proc = run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "a.png", *args)
+    assert "--quality ignored" in proc.stderr
+    proc = run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "a.gif", *args)
     assert "--quality ignored" in proc.stderr
     proc = run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "a.jpg", *args)
     assert "--quality ignored" not in proc.stderr

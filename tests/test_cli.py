@@ -166,7 +166,7 @@ def test_transparent_picture_asked_as_jpg_is_written_as_png_beside_it(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["-i", "{d}/missing.png", "-o", "{d}/o.png"], "missing.png: file not found"),
-    (["-i", "{d}/in.png", "-o", "{d}/o.gif"], "unsupported output format '.gif'"),
+    (["-i", "{d}/in.png", "-o", "{d}/o.tif"], "unsupported output format '.tif'"),
     (["-i", "{d}/in.png", "-o", "{d}/o.png", "-n", "nope"], "unknown model 'nope'"),
     (["-i", "{d}/in.png", "-o", "{d}/o.png", "-g", "7"], "invalid gpu device 7"),
     (["-i", "{d}/in.png", "-o", "{d}/o.png", "-t", "8"], "tile size must be 0 (auto) or at least 32"),

@@ -384,8 +384,40 @@ def test_format_comes_from_the_extension_in_any_case(tmp_path):
 
 
 def test_unknown_output_extension_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match="unsupported output format '.gif'"):
-        write_image(tmp_path / "o.gif", picture(4, 4))
+    with pytest.raises(InputError, match="unsupported output format '.tif' for .*: use png, jpg, webp or gif"):
+        write_image(tmp_path / "o.tif", picture(4, 4))
+
+
+def test_a_picture_written_as_gif_keeps_its_size_and_its_colours_closely(tmp_path):
+    arr = picture(24, 32)
+    write_image(tmp_path / "o.gif", arr)
+    back, info = read_image(tmp_path / "o.gif")
+    assert info.format == "GIF" and back.shape == (24, 32, 3)
+    assert np.abs(back.astype(int) - arr).mean() < 6  # 255 colours, dithered
+
+
+def test_gif_transparency_is_alpha_cut_at_half(tmp_path):
+    arr = picture(6, 16, channels=4)  # alpha rises from 0 to 255 across
+    write_image(tmp_path / "o.gif", arr)
+    back = read_image(tmp_path / "o.gif")[0]
+    assert back.shape == (6, 16, 4)
+    assert np.array_equal(back[:, :, 3], np.where(arr[:, :, 3] < 128, 0, 255))
+
+
+def test_an_opaque_picture_written_as_gif_has_no_transparent_colour(tmp_path):
+    write_image(tmp_path / "o.gif", picture(6, 8, channels=4)[:, :, :3])
+    with Image.open(tmp_path / "o.gif") as im:
+        assert "transparency" not in im.info
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_sixteen_bit_pictures_are_written_as_eight_bit_gif(channels, tmp_path):
+    arr = picture(6, 8, channels=channels, dtype=np.uint16)
+    write_image(tmp_path / "o.gif", arr)
+    back = read_image(tmp_path / "o.gif")[0]
+    assert back.dtype == np.uint8 and back.shape[:2] == (6, 8)
+    shown = back[:, :, 3] == 255 if channels == 4 else slice(None)  # transparent pixels have no colour
+    assert np.abs(back[:, :, 0].astype(int) - arr[:, :, 0] // 257)[shown].mean() < 6
 
 
 def test_jpeg_cannot_take_alpha(tmp_path):
@@ -397,6 +429,7 @@ def test_jpeg_cannot_take_alpha(tmp_path):
 @pytest.mark.parametrize("name, size, said", [
     ("o.webp", (1, 16384), "16384x1 is too large for WebP, which holds at most 16383 pixels a side"),
     ("o.jpg", (65501, 1), "1x65501 is too large for JPEG, which holds at most 65500 pixels a side"),
+    ("o.gif", (1, 65536), "65536x1 is too large for GIF, which holds at most 65535 pixels a side"),
 ])
 def test_pictures_past_a_formats_size_limit_are_refused_before_encoding(name, size, said, tmp_path, capfd):
     # WebP's encoder raised a ValueError that a batch's save thread did not count.
@@ -447,7 +480,7 @@ except InputError as e:
 """
 
 
-@pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp", "gif"])
 def test_a_disk_filling_up_midway_is_an_error_and_leaves_no_file(fmt, tmp_path):
     target = tmp_path / f"o.{fmt}"
     proc = subprocess.run([sys.executable, "-c", _WRITE_PAST_A_LIMIT, str(target)], capture_output=True, text=True,
@@ -571,7 +604,7 @@ def test_permission_denied_is_an_input_error(tmp_path, monkeypatch):
         write_image(tmp_path / "o.png", picture(4, 4))
 
 
-@pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp", "gif"])
 def test_written_pictures_get_the_mode_of_any_new_file(fmt, tmp_path):
     # The temporary file is private until renamed; the result must not stay so.
     (tmp_path / "plain").write_bytes(b"")
