@@ -74,60 +74,71 @@ def output_format(path: str | os.PathLike) -> str:
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     """A picture as an H×W×C array (C in 1, 3, 4; uint8, or uint16 for 16-bit grey)
     and its ImageInfo. Animated pictures give their first frame (``frames`` says how
-    many there are; 1 for an MPO or PSD, whose other frames are no animation). Every
-    failure is an InputError naming the file."""
-    path = _file_path(path, "read_image")
-    name = path
+    many there are; 1 for an MPO or PSD, whose other frames are no animation;
+    ``animation.read_frames`` reads them all). Every failure is an InputError naming
+    the file."""
+    path = file_path(path, "read_image")
+    with reading(path):
+        return _read(path)
+
+
+def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
+    _check_regular(path)
+    with pillow_warnings():
+        im = Image.open(path)
+    with im:
+        im.load()
+        # Loading runs outside the warnings guard (decoding is slow and the guard is
+        # one at a time), where Pillow only warns of a frame that grew past the
+        # limit on loading: the limit is checked again here.
+        if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS:
+            raise Image.DecompressionBombError(f"{im.width}x{im.height}")
+        with pillow_warnings():
+            frames = 1 if im.format in _STILL_FORMATS else getattr(im, "n_frames", 1)
+            exif = readable_exif(im)
+            orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
+            exif_bytes = exif_to_write(im, exif)  # resets the orientation
+        depth, colour_type = png_header(path) if im.format == "PNG" else (8, None)
+        deep = depth == 16 and im.mode in ("RGB", "RGBA")
+        if colour_type == 0:
+            grey_key_in_8_bits(im.info, depth)
+        arr, info = _to_array(im, path, frames, exif_bytes)
+        xmp = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
+        info = replace(info, dpi=resolution(im, exif, orientation), xmp=upright_xmp(xmp))
+    if deep:
+        arr = read_png16(path, arr.shape[2])
+        if colour_type == 4:  # grey+alpha: written back so, not as colour
+            info = replace(info, mode="LA")
+    return orient(arr, orientation), info
+
+
+@contextlib.contextmanager
+def reading(path: str):
+    """Failures to read the picture at ``path`` turned into InputErrors naming it."""
     try:
-        _check_regular(name)
-        with _pillow_warnings():
-            im = Image.open(path)
-        with im:
-            im.load()
-            # Loading runs outside the warnings guard (decoding is slow and the guard is
-            # one at a time), where Pillow only warns of a frame that grew past the
-            # limit on loading: the limit is checked again here.
-            if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS:
-                raise Image.DecompressionBombError(f"{im.width}x{im.height}")
-            with _pillow_warnings():
-                frames = 1 if im.format in _STILL_FORMATS else getattr(im, "n_frames", 1)
-                exif = readable_exif(im)
-                orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
-                exif_bytes = exif_to_write(im, exif)  # resets the orientation
-            depth, colour_type = png_header(path) if im.format == "PNG" else (8, None)
-            deep = depth == 16 and im.mode in ("RGB", "RGBA")
-            if colour_type == 0:
-                grey_key_in_8_bits(im.info, depth)
-            arr, info = _to_array(im, name, frames, exif_bytes)
-            xmp = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
-            info = replace(info, dpi=resolution(im, exif, orientation), xmp=upright_xmp(xmp))
-        if deep:
-            arr = read_png16(path, arr.shape[2])
-            if colour_type == 4:  # grey+alpha: written back so, not as colour
-                info = replace(info, mode="LA")
-        return orient(arr, orientation), info
+        yield
     except FileNotFoundError:
-        raise InputError(f"{name}: file not found") from None
+        raise InputError(f"{path}: file not found") from None
     except IsADirectoryError:
-        raise InputError(f"{name}: is a folder, not a picture") from None
+        raise InputError(f"{path}: is a folder, not a picture") from None
     except PermissionError:
-        raise InputError(f"{name}: permission denied") from None
+        raise InputError(f"{path}: permission denied") from None
     except UnidentifiedImageError:
         if _is_empty(path):  # an interrupted copy or download, say: nothing to identify
-            raise InputError(f"{name}: not a picture: the file is empty (0 bytes)") from None
-        raise InputError(f"{name}: not a picture, or a format Pillow cannot read") from None
+            raise InputError(f"{path}: not a picture: the file is empty (0 bytes)") from None
+        raise InputError(f"{path}: not a picture, or a format Pillow cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{name}: too many pixels (over {Image.MAX_IMAGE_PIXELS}): refusing a possible decompression bomb") from None
+        raise InputError(f"{path}: too many pixels (over {Image.MAX_IMAGE_PIXELS}): refusing a possible decompression bomb") from None
     except OSError as e:
         if e.errno is not None:
             # The system's refusal (too many open files, an I/O error), not the file's
             # content: Pillow's own complaints about a broken picture have no errno.
-            raise InputError(f"{name}: cannot read: {e.strerror or e}") from None
-        raise InputError(f"{name}: broken or truncated picture ({e})") from None
+            raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+        raise InputError(f"{path}: broken or truncated picture ({e})") from None
     except (SyntaxError, ValueError, EOFError, TypeError, NotImplementedError) as e:
         # Pillow's plugins say "broken" in these too: a TIFF frame without its size
         # (TypeError), a DDS of an unknown pixel format (NotImplementedError).
-        raise InputError(f"{name}: broken or truncated picture ({e})") from None
+        raise InputError(f"{path}: broken or truncated picture ({e})") from None
 
 
 def one_size(paths, most: int = 500) -> tuple[int, int] | None:
@@ -137,7 +148,7 @@ def one_size(paths, most: int = 500) -> tuple[int, int] | None:
     found = None
     for path in paths[:most]:
         try:
-            with _pillow_warnings():
+            with pillow_warnings():
                 im = Image.open(path)
             with im:
                 size = tuple(sorted((im.height, im.width)))
@@ -156,7 +167,7 @@ _WARNINGS_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _pillow_warnings():
+def pillow_warnings():
     """Pillow's warnings as reading wants them: a possible decompression bomb raised,
     notes on a partly corrupt EXIF block dropped (what could be read is kept)."""
     with _WARNINGS_LOCK, warnings.catch_warnings():
@@ -165,7 +176,7 @@ def _pillow_warnings():
         yield
 
 
-def _file_path(path, what: str) -> str:
+def file_path(path, what: str) -> str:
     """``path`` as a str; InputError for what is no usable path (None, a number, an
     array given in the path's place, a name holding a NUL byte)."""
     try:
@@ -268,24 +279,36 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
     GIF is 8-bit with a palette of 255 colours (``gif.to_palette``): alpha is cut to
     transparent or opaque.
     """
-    path = _file_path(path, "write_image")
+    path, fmt, quality = checked_write(path, fmt, quality, info, "write_image")
+    image = check_image(image)
+    check_fits(image, fmt, path)
+    info = checked_metadata(info, metadata, fmt, path)
+    atomic_write(path, lambda f: _encode(f, image, info, fmt, quality))
+
+
+def checked_write(path, fmt: str | None, quality, info, what: str) -> tuple[str, str, int | None]:
+    """A writer's ``path`` as a str, its format key and its quality, checked, and
+    ``info`` checked to be an ImageInfo (or None); ``what`` is the writer's name."""
+    path = file_path(path, what)
     fmt = output_format(f"x.{fmt}") if fmt else output_format(path)
     quality = _checked_quality(quality, path)
     if info is not None and not isinstance(info, ImageInfo):
         raise InputError(f"info must be the ImageInfo read_image gave, got {type(info).__name__}")
-    image = check_image(image)
+    return path, fmt, quality
+
+
+def check_fits(image: np.ndarray, fmt: str, path: str) -> None:
+    """InputError unless ``fmt`` can hold a picture like ``image``."""
     height, width, channels = image.shape
     if fmt == "jpg" and channels == 4:
-        raise InputError(f"{os.fspath(path)}: JPEG cannot store transparency; write png or webp")
+        raise InputError(f"{path}: JPEG cannot store transparency; write png or webp")
     if fmt in MAX_SIDE and max(height, width) > MAX_SIDE[fmt][1]:
         name, most = MAX_SIDE[fmt]
-        raise InputError(f"{os.fspath(path)}: {width}x{height} is too large for {name}, which holds at most "
+        raise InputError(f"{path}: {width}x{height} is too large for {name}, which holds at most "
                          f"{most} pixels a side; write png")
-    info = _checked_metadata(info, metadata, fmt, path)
-    atomic_write(path, lambda f: _encode(f, image, info, fmt, quality))
 
 
-def _checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str) -> ImageInfo | None:
+def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str) -> ImageInfo | None:
     """``info`` with its metadata, checked, or without it (``metadata`` false)."""
     if info is None or not metadata:  # left out: nothing to refuse
         return info and replace(info, icc_profile=None, exif=None, dpi=None, xmp=None)
@@ -314,9 +337,6 @@ def _checked_quality(quality, path: str) -> int | None:
 
 
 def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int | None) -> None:
-    icc, exif = (info.icc_profile, info.exif) if info else (None, None)
-    dpi = fitting_dpi(info.dpi if info else None, fmt)
-    xmp = info.xmp if info and not (fmt == "jpg" and len(info.xmp or b"") > MAX_JPEG_XMP) else None
     if image.ndim == 2:
         image = image[:, :, None]
     channels = image.shape[2]
@@ -326,6 +346,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         if grey and channels == 4:
             image = np.concatenate([luma16(image), image[:, :, 3:]], axis=2)
         # Pillow has no 16-bit colour or grey+alpha modes
+        icc, exif, dpi, xmp = _kept_metadata(info, fmt)
         f.write(png16(image, fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi, xmp))
         return
     if sixteen and not (fmt == "png" and channels == 1):
@@ -340,8 +361,35 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         im = Image.fromarray(np.ascontiguousarray(image))
     if grey and channels == 4:
         im = im.convert("LA")  # grey stays grey (an L with alpha had a transparent grey level)
+    options = save_options(info, fmt, quality, grey=im.mode in ("L", "LA", "I;16"))
+    try:
+        im.save(f, format=FORMATS[fmt], **options)
+    except OSError as e:
+        # An optimized JPEG is held whole in a buffer Pillow sizes by the picture (one
+        # byte a pixel under quality 95): grain at quality 90+ outgrows it and libjpeg
+        # fails ("Suspension not allowed here"). Without optimizing it streams.
+        if not options.get("optimize") or e.errno is not None:
+            raise
+        f.seek(0)
+        f.truncate()
+        options["optimize"] = False
+        im.save(f, format=FORMATS[fmt], **options)
+
+
+def _kept_metadata(info: ImageInfo | None, fmt: str) -> tuple:
+    """The ICC profile, EXIF, resolution and XMP of ``info`` that ``fmt`` holds."""
+    icc, exif = (info.icc_profile, info.exif) if info else (None, None)
+    dpi = fitting_dpi(info.dpi if info else None, fmt)
+    xmp = info.xmp if info and not (fmt == "jpg" and len(info.xmp or b"") > MAX_JPEG_XMP) else None
+    return icc, exif, dpi, xmp
+
+
+def save_options(info: ImageInfo | None, fmt: str, quality: int | None, grey: bool = False) -> dict:
+    """Pillow's save options for png, jpg or webp: the metadata of ``info`` that
+    ``fmt`` holds, and its quality or compression. ``grey``: the pixels are grey."""
+    icc, exif, dpi, xmp = _kept_metadata(info, fmt)
     options: dict = {}
-    icc = fitting_profile(icc, grey=im.mode in ("L", "LA", "I;16") and fmt != "webp")  # WebP is colour only
+    icc = fitting_profile(icc, grey=grey and fmt != "webp")  # WebP is colour only
     if icc:
         options["icc_profile"] = icc
     if exif:
@@ -357,17 +405,6 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         options.update(lossless=True, quality=100, exact=True) if quality is None else options.update(quality=quality)
     else:
         options.update(compress_level=PNG_COMPRESS_LEVEL)
-    try:
-        im.save(f, format=FORMATS[fmt], **options)
-    except OSError as e:
-        # An optimized JPEG is held whole in a buffer Pillow sizes by the picture (one
-        # byte a pixel under quality 95): grain at quality 90+ outgrows it and libjpeg
-        # fails ("Suspension not allowed here"). Without optimizing it streams.
-        if not options.get("optimize") or e.errno is not None:
-            raise
-        f.seek(0)
-        f.truncate()
-        options["optimize"] = False
-        im.save(f, format=FORMATS[fmt], **options)
+    return options
 
 
