@@ -135,9 +135,10 @@ def reading(path: str):
             # content: Pillow's own complaints about a broken picture have no errno.
             raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
         raise InputError(f"{path}: broken or truncated picture ({e})") from None
-    except (SyntaxError, ValueError, EOFError, TypeError, NotImplementedError) as e:
+    except (SyntaxError, ValueError, EOFError, TypeError, NotImplementedError, IndexError) as e:
         # Pillow's plugins say "broken" in these too: a TIFF frame without its size
-        # (TypeError), a DDS of an unknown pixel format (NotImplementedError).
+        # (TypeError), a DDS of an unknown pixel format (NotImplementedError), a GIF
+        # cut short between two frames (IndexError, reading a byte past its end).
         raise InputError(f"{path}: broken or truncated picture ({e})") from None
 
 

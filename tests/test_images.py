@@ -581,6 +581,18 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
         read_image(tmp_path / "big.png")
 
 
+def test_a_gif_cut_short_between_frames_is_broken_or_truncated(tmp_path):
+    # Pillow counting the frames read a byte past the end: IndexError, which a batch
+    # reported as "cannot read: IndexError('index out of range')".
+    noise = np.random.default_rng(0).integers(0, 256, (4, 40, 40, 3), np.uint8)
+    frames = [Image.fromarray(f) for f in noise]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    whole = (tmp_path / "a.gif").read_bytes()
+    (tmp_path / "cut.gif").write_bytes(whole[:int(len(whole) * 0.8)])
+    with pytest.raises(InputError, match=r"cut.gif: broken or truncated picture \(index out of range\)"):
+        read_image(tmp_path / "cut.gif")
+
+
 def test_animated_gif_gives_its_first_frame_and_frame_count(tmp_path):
     frames = [Image.new("RGB", (8, 6), c) for c in ("red", "green", "blue")]
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
