@@ -1,0 +1,100 @@
+"""Animated pictures (GIF, WebP, APNG): every frame as a viewer shows it. Knows
+nothing of ncnn."""
+from __future__ import annotations
+
+import numbers
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .errors import InputError, describe
+from .images import ImageInfo, file_path, pillow_warnings, read_image, reading
+from .metadata import EXIF_ORIENTATION, orient, readable_exif
+from .pixels import check_image
+
+
+@dataclass(frozen=True)
+class Animation:
+    """The frames of an animated picture and their timing.
+
+    ``frames`` are whole pictures (no frame leans on the one before), as
+    ``check_image`` takes them and all of one shape and dtype. ``durations`` holds
+    each frame's time on screen in milliseconds, one per frame. ``plays`` is how many
+    times the animation is shown, 0 for ever."""
+
+    frames: tuple[np.ndarray, ...]
+    durations: tuple[int, ...]
+    plays: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.frames, np.ndarray) or not self.frames:  # one array would be taken row by row
+            raise InputError(f"an animation needs a sequence of one or more frames, got {describe(self.frames)}")
+        frames = tuple(check_image(frame) for frame in self.frames)
+        for frame in frames:
+            if (frame.shape, frame.dtype) != (frames[0].shape, frames[0].dtype):
+                raise InputError(f"animation frames must all be of one shape and dtype: {frames[0].shape} "
+                                 f"{frames[0].dtype} and {frame.shape} {frame.dtype}")
+        durations = tuple(self.durations)
+        if len(durations) != len(frames) or not all(_whole(d) for d in durations):
+            raise InputError(f"an animation needs one whole number of milliseconds (0 or more) per frame, "
+                             f"got {describe(self.durations)} for {len(frames)} frames")
+        if not _whole(self.plays):
+            raise InputError(f"plays must be a whole number, 0 or more, got {describe(self.plays)}")
+        object.__setattr__(self, "frames", frames)
+        object.__setattr__(self, "durations", tuple(int(d) for d in durations))
+        object.__setattr__(self, "plays", int(self.plays))
+
+
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+
+
+def read_frames(path: str | os.PathLike) -> tuple[Animation, ImageInfo]:
+    """Every frame of a picture as a viewer shows it, and its ImageInfo (that of
+    ``read_image``, whose ``frames`` is the frame count).
+
+    Each frame is the whole canvas after the file's disposal and blending (Pillow's
+    readers compose them when seeking), turned upright as the picture's EXIF says;
+    all are 8-bit RGB, or RGBA when any frame has transparency. A still picture (an
+    MPO's or PSD's further frames are no animation) gives ``read_image``'s pixels as
+    its one frame, shown once. Every failure, a broken frame midway included, is an
+    InputError naming the file."""
+    path = file_path(path, "read_frames")
+    first, info = read_image(path)
+    if info.frames == 1:
+        return Animation((first,), (0,), plays=1), info
+    with reading(path):
+        return _read_all(path, info.frames), info
+
+
+def _read_all(path: str, count: int) -> Animation:
+    with pillow_warnings():
+        im = Image.open(path)
+    with im:
+        exif = readable_exif(im)
+        orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
+        plays = _plays(im)
+        frames, durations = [], []
+        # An APNG's default image, when it is no frame of the animation, is what
+        # viewers without APNG show: those with it skip it.
+        first = 1 if im.format == "PNG" and im.info.get("default_image") else 0
+        for index in range(first, count):
+            im.seek(index)
+            frames.append(orient(np.asarray(im.convert("RGBA")), orientation))
+            durations.append(round(im.info.get("duration") or 0))
+    if all(frame[:, :, 3].min() == 255 for frame in frames):
+        for index, frame in enumerate(frames):  # one at a time: never two copies of them all
+            frames[index] = np.ascontiguousarray(frame[:, :, :3])
+    return Animation(tuple(frames), tuple(durations), plays)
+
+
+def _plays(im: Image.Image) -> int:
+    """How many times the file asks for its animation to be shown, 0 for ever. A GIF
+    counts repeats after the first showing, and without a count is shown once;
+    APNG and WebP count showings."""
+    loop = im.info.get("loop")
+    if im.format == "GIF":
+        return 1 if loop is None else 0 if loop == 0 else loop + 1
+    return int(loop or 0)
