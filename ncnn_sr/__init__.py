@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 # so that importing the package itself is instant: the commands' entry points
 # (``entry``) can then catch a Ctrl-C that lands while ncnn and numpy load.
 _HOMES = {
-    "Animation": "animation", "read_frames": "animation",
+    "Animation": "animation", "read_frames": "animation", "write_frames": "animation",
     "Device": "devices", "get_device": "devices", "list_devices": "devices",
     "Upscaler": "engine",
     "DeviceError": "errors", "InputError": "errors", "ModelError": "errors", "NcnnSrError": "errors",

@@ -1,5 +1,5 @@
-"""Animated pictures (GIF, WebP, APNG): every frame as a viewer shows it. Knows
-nothing of ncnn."""
+"""Animated pictures (GIF, WebP, APNG): every frame as a viewer shows it, and
+written back so. Knows nothing of ncnn."""
 from __future__ import annotations
 
 import numbers
@@ -10,9 +10,12 @@ import numpy as np
 from PIL import Image
 
 from .errors import InputError, describe
-from .images import ImageInfo, file_path, pillow_warnings, read_image, reading
+from .files import atomic_write
+from .gif import SAVE_OPTIONS as GIF_OPTIONS, has_clear_pixels, to_palette
+from .images import (FORMATS, ImageInfo, check_fits, checked_metadata, checked_write, file_path, pillow_warnings,
+                     read_image, reading, save_options, write_image)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
-from .pixels import check_image
+from .pixels import check_image, to_eight_bit
 
 
 @dataclass(frozen=True)
@@ -98,3 +101,61 @@ def _plays(im: Image.Image) -> int:
     if im.format == "GIF":
         return 1 if loop is None else 0 if loop == 0 else loop + 1
     return int(loop or 0)
+
+
+# --- writing ---------------------------------------------------------------------------
+
+def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo | None = None,
+                 fmt: str | None = None, quality: int | None = None, metadata: bool = True) -> None:
+    """Write an Animation as an animated webp, png (APNG) or gif (``fmt``, else from
+    the file name), with its durations and play count, and the metadata of ``info``
+    that the format holds (as ``write_image`` keeps it). One frame is a still
+    picture, written by ``write_image``.
+
+    The file appears whole or not at all. Frames are written as 8-bit colour (16-bit
+    as the nearest 8-bit, grey as colour); webp is lossless unless ``quality`` is
+    given; a gif has a palette per frame and cuts alpha at half (``gif.to_palette``).
+    The GIF and APNG writers show a frame equal to the one before as that one for
+    their summed durations. JPEG holds no animation: that is an InputError.
+    """
+    if not isinstance(animation, Animation):
+        raise InputError(f"write_frames needs an Animation, got {describe(animation)}")
+    if len(animation.frames) == 1:
+        write_image(path, animation.frames[0], info, fmt, quality, metadata)
+        return
+    path, fmt, quality = checked_write(path, fmt, quality, info, "write_frames")
+    if fmt == "jpg":
+        raise InputError(f"{path}: JPEG holds no animation; write webp, png or gif")
+    check_fits(animation.frames[0], fmt, path)
+    info = checked_metadata(info, metadata, fmt, path)
+    atomic_write(path, lambda f: _encode_frames(f, animation, info, fmt, quality))
+
+
+def _encode_frames(f, animation: Animation, info: ImageInfo | None, fmt: str, quality: int | None) -> None:
+    frames = [_colour(frame) for frame in animation.frames]
+    durations = list(animation.durations)
+    if fmt == "gif":
+        clear = any(has_clear_pixels(frame) for frame in frames)
+        pictures = [to_palette(frame, transparent=clear) for frame in frames]
+        options = dict(GIF_OPTIONS, **_gif_loop(animation.plays))
+        if clear:
+            # Each frame is whole: the one before must be cleared, or it shows
+            # through the transparent pixels.
+            options["disposal"] = 2
+    else:
+        pictures = [Image.fromarray(frame) for frame in frames]
+        options = dict(save_options(info, fmt, quality), loop=animation.plays)
+    pictures[0].save(f, format=FORMATS[fmt], save_all=True, append_images=pictures[1:], duration=durations,
+                     **options)
+
+
+def _colour(frame: np.ndarray) -> np.ndarray:
+    """A frame as the animated writers take it: 8-bit RGB or RGBA."""
+    frame = to_eight_bit(frame)
+    return np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame
+
+
+def _gif_loop(plays: int) -> dict:
+    """Pillow's GIF loop option for ``plays`` showings: a GIF counts the repeats,
+    and one showing is a GIF without a count."""
+    return {} if plays == 1 else {"loop": 0 if plays == 0 else plays - 1}

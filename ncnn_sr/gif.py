@@ -17,19 +17,26 @@ TRANSPARENT_INDEX = 255
 SAVE_OPTIONS = {"optimize": False}
 
 
-def to_palette(image: np.ndarray) -> Image.Image:
+def has_clear_pixels(image: np.ndarray) -> bool:
+    """Whether an 8-bit H×W×C array has pixels a GIF shows transparent."""
+    return image.shape[2] == 4 and bool((image[:, :, 3] < ALPHA_CUT).any())
+
+
+def to_palette(image: np.ndarray, transparent: bool = False) -> Image.Image:
     """An 8-bit H×W×C array (C in 1, 3, 4) as a GIF frame: its colours reduced to a
     palette of 255 (median cut, Floyd-Steinberg dithered), and, where C is 4,
-    TRANSPARENT_INDEX (its ``info["transparency"]``) wherever alpha is under
-    ALPHA_CUT. Without transparent pixels there is no transparent index."""
+    TRANSPARENT_INDEX wherever alpha is under ALPHA_CUT. The frame has that
+    transparent index (its ``info["transparency"]``) when it has such pixels or
+    ``transparent`` says so: Pillow reads the frames after the first as opaque
+    unless the first has one."""
     rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[:, :, :3]
     reduced = Image.fromarray(np.ascontiguousarray(rgb)).quantize(
         TRANSPARENT_INDEX, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
-    clear = image[:, :, 3] < ALPHA_CUT if image.shape[2] == 4 else None
-    if clear is None or not clear.any():
+    if not (transparent or has_clear_pixels(image)):
         return reduced
     indices = np.asarray(reduced).copy()
-    indices[clear] = TRANSPARENT_INDEX
+    if image.shape[2] == 4:
+        indices[image[:, :, 3] < ALPHA_CUT] = TRANSPARENT_INDEX
     frame = Image.fromarray(indices, "P")
     palette = reduced.getpalette()[:3 * TRANSPARENT_INDEX]
     frame.putpalette(palette + [0] * (3 * 256 - len(palette)))

@@ -20,7 +20,7 @@ from .files import atomic_write
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
                        fitting_dpi, fitting_profile, orient, readable_exif, resolution, upright_xmp, xmp_option)
-from .pixels import check_image
+from .pixels import check_image, to_eight_bit
 from .png import PNG_COMPRESS_LEVEL, grey_key_in_8_bits, luma16, png16, png_header, read_png16
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF"}
@@ -351,7 +351,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         f.write(png16(image, fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi, xmp))
         return
     if sixteen and not (fmt == "png" and channels == 1):
-        image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)  # jpg/webp/gif are 8-bit
+        image = to_eight_bit(image)  # jpg/webp/gif are 8-bit
         sixteen = False
     if fmt == "gif":  # which holds none of the metadata
         to_palette(image).save(f, format="GIF", **GIF_OPTIONS)

@@ -34,6 +34,13 @@ def max_value(dtype: np.dtype) -> int:
     return int(np.iinfo(dtype).max)
 
 
+def to_eight_bit(image: np.ndarray) -> np.ndarray:
+    """uint16 pixels as the nearest uint8 (÷257, rounded); uint8 as they are."""
+    if image.dtype == np.uint8:
+        return image
+    return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
 def to_float(image: np.ndarray) -> np.ndarray:
     """Pixels as float32 in [0, 1]. Several channels come back as an H×W×C view of
     C×H×W planes, the layout ncnn takes: handing them to a network then costs no

@@ -1,12 +1,12 @@
 """Animated pictures: every frame read as a viewer shows it."""
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 from PIL.PngImagePlugin import Blend, Disposal
 
 from conftest import picture
-from ncnn_sr import InputError, read_image
-from ncnn_sr.animation import Animation, read_frames
+from ncnn_sr import ImageInfo, InputError, read_image
+from ncnn_sr.animation import Animation, read_frames, write_frames
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
@@ -140,3 +140,131 @@ def test_a_frame_broken_midway_is_an_input_error_naming_the_file(tmp_path):
 def test_an_animation_that_cannot_be_is_refused_in_words(frames, durations, plays, said):
     with pytest.raises(InputError, match=said):
         Animation(frames, durations, plays)
+
+
+# --- writing -------------------------------------------------------------------------------
+
+def moving(count=3, channels=3, size=(12, 16)) -> Animation:
+    """Frames that differ, the RGBA ones with a clear box that moves."""
+    frames = []
+    for i in range(count):
+        frame = picture(*size, channels=channels, seed=i)
+        if channels == 4:
+            frame[:, :, 3] = 255
+            frame[:4, 4 * i: 4 * i + 4, 3] = 0
+        frames.append(frame)
+    return Animation(tuple(frames), tuple(40 + 10 * i for i in range(count)), plays=0)
+
+
+@pytest.mark.parametrize("name", ["a.webp", "a.png"])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_webp_and_apng_keep_every_frame_exactly_with_its_duration(name, channels, tmp_path):
+    anim = moving(channels=channels)
+    write_frames(tmp_path / name, anim)
+    back = read_frames(tmp_path / name)[0]
+    assert back.durations == anim.durations and back.plays == 0
+    assert all(shown_alike(got, want) for got, want in zip(back.frames, anim.frames))
+
+
+def shown_alike(got: np.ndarray, want: np.ndarray) -> bool:
+    """Equal where it shows: a clear pixel's colour is nothing (the WebP animation
+    encoder does not keep it)."""
+    if got.shape != want.shape:
+        return False
+    if got.shape[2] == 3:
+        return np.array_equal(got, want)
+    shown = want[:, :, 3] > 0
+    return np.array_equal(got[:, :, 3], want[:, :, 3]) and np.array_equal(got[shown], want[shown])
+
+
+def test_gif_keeps_every_frame_closely_its_duration_and_its_transparency(tmp_path):
+    anim = moving(channels=4)
+    write_frames(tmp_path / "a.gif", anim)
+    back = read_frames(tmp_path / "a.gif")[0]
+    assert back.durations == anim.durations and len(back.frames) == 3
+    for got, want in zip(back.frames, anim.frames):
+        assert np.array_equal(got[:, :, 3], want[:, :, 3])  # a clear box that moves is clear where it is now
+        shown = want[:, :, 3] == 255
+        assert np.abs(got[:, :, :3].astype(int) - want[:, :, :3])[shown].mean() < 6
+
+
+@pytest.mark.parametrize("name", ["a.gif", "a.webp", "a.png"])
+@pytest.mark.parametrize("plays", [0, 1, 3])
+def test_how_often_it_plays_is_kept(name, plays, tmp_path):
+    anim = Animation(moving().frames, (50, 50, 50), plays=plays)
+    write_frames(tmp_path / name, anim)
+    assert read_frames(tmp_path / name)[0].plays == plays
+
+
+def test_webp_with_a_quality_is_lossy_and_smaller(tmp_path):
+    anim = moving(size=(48, 64))
+    write_frames(tmp_path / "lossless.webp", anim)
+    write_frames(tmp_path / "lossy.webp", anim, quality=60)
+    assert (tmp_path / "lossy.webp").stat().st_size < (tmp_path / "lossless.webp").stat().st_size
+    assert read_frames(tmp_path / "lossy.webp")[0].durations == anim.durations
+
+
+@pytest.mark.parametrize("fmt", ["webp", "png"])
+def test_the_metadata_the_format_holds_is_kept(fmt, tmp_path):
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x013B] = "Jane Doe"
+    info = ImageInfo("RGB", "GIF", icc_profile=icc, exif=exif.tobytes())
+    write_frames(tmp_path / f"a.{fmt}", moving(), info)
+    with Image.open(tmp_path / f"a.{fmt}") as im:
+        assert im.info.get("icc_profile") == icc and im.getexif()[0x013B] == "Jane Doe"
+    write_frames(tmp_path / f"b.{fmt}", moving(), info, metadata=False)
+    with Image.open(tmp_path / f"b.{fmt}") as im:
+        assert "icc_profile" not in im.info and 0x013B not in im.getexif()
+
+
+def test_sixteen_bit_and_grey_frames_are_written_as_eight_bit_colour(tmp_path):
+    grey = tuple(picture(6, 8, channels=1, seed=i, dtype=np.uint16) for i in range(2))
+    write_frames(tmp_path / "a.png", Animation(grey, (10, 10)))
+    back = read_frames(tmp_path / "a.png")[0]
+    assert back.frames[1].shape == (6, 8, 3)
+    assert np.array_equal(back.frames[1][:, :, 0], (grey[1][:, :, 0].astype(np.uint32) + 128) // 257)
+
+
+def test_one_frame_is_written_as_a_still_picture(tmp_path):
+    arr = picture(6, 8, dtype=np.uint16)
+    write_frames(tmp_path / "a.png", Animation((arr,), (0,)))
+    assert np.array_equal(read_image(tmp_path / "a.png")[0], arr)  # 16-bit, as write_image keeps it
+
+
+def test_jpeg_holds_no_animation(tmp_path):
+    with pytest.raises(InputError, match="a.jpg: JPEG holds no animation; write webp, png or gif"):
+        write_frames(tmp_path / "a.jpg", moving())
+    assert not list(tmp_path.iterdir())
+
+
+def test_what_write_frames_cannot_take_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="write_frames needs an Animation"):
+        write_frames(tmp_path / "a.gif", [picture(4, 4)])
+    with pytest.raises(InputError, match="too large for WebP"):
+        write_frames(tmp_path / "a.webp", Animation((np.zeros((1, 16384, 3), np.uint8),) * 2, (0, 0)))
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["a.gif", "a.webp", "a.png"])
+def test_a_failed_write_leaves_no_file(name, tmp_path, monkeypatch):
+    from ncnn_sr import animation as animation_mod
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(animation_mod, "_encode_frames", broken)
+    with pytest.raises(InputError, match="cannot write .*No space left on device"):
+        write_frames(tmp_path / name, moving())
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("clear_in", [0, 1])
+def test_gif_clear_pixels_in_one_frame_alone_are_clear_there_only(clear_in, tmp_path):
+    frames = [picture(12, 16, channels=4, seed=i) for i in range(2)]
+    for frame in frames:
+        frame[:, :, 3] = 255
+    frames[clear_in][2:6, 2:6, 3] = 0
+    write_frames(tmp_path / "a.gif", Animation(tuple(frames), (30, 30)))
+    back = read_frames(tmp_path / "a.gif")[0]
+    assert [np.array_equal(got[:, :, 3], want[:, :, 3]) for got, want in zip(back.frames, frames)] == [True, True]
