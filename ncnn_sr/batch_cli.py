@@ -180,6 +180,7 @@ class RunOptions:
     output_folder: bool = False  # -o was written as a folder ("out/"): one, made if missing
     keep_opaque_alpha: bool = False  # any alpha channel asked as JPEG makes name.jpg.png, as the reference
     drop_oversized_exif: bool = False  # a JPEG then goes without an EXIF it cannot hold, instead of failing
+    animate: bool = True  # an animated picture gives an animation of every frame where the format holds one
 
 
 def build_lanes(opts: RunOptions, pictures: int | None = None,
@@ -492,7 +493,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
         pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
                             quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
                             on_outcome=progress, keep_opaque_alpha=opts.keep_opaque_alpha,
-                            drop_oversized_exif=opts.drop_oversized_exif)
+                            drop_oversized_exif=opts.drop_oversized_exif, animate=opts.animate)
         summary = pipeline.run(plan.jobs)
     except KeyboardInterrupt:
         _echo(f"{prog}: interrupted before any picture was written")

@@ -88,6 +88,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
         tile_pad=REFERENCE_TILE_PAD, quality=REFERENCE_JPEG_QUALITY if jpeg else None, verbose=verbose,
         keep_opaque_alpha=True,  # the reference's file naming: any RGBA asked as jpg is written as png
         drop_oversized_exif=True,  # the reference writes no metadata, and has no flag to leave it out
+        animate=False,  # the reference reads the first frame of an animated picture
     )
     if is_video_input(input_path):
         sys.exit(run_video(PROG, opts, EncodeOptions()))

@@ -2,7 +2,8 @@
 
 Load workers read pictures, proc workers (N per device, one Upscaler per device)
 upscale them, save workers write them. The queues hold at most ``queue_size``
-pictures each, so memory stays bounded however many files there are. Errors and
+pictures each, so memory stays bounded however many files there are; animated
+pictures, whose frames are all held at once, also share a memory budget. Errors and
 cancellation travel through the same queues as pictures: a failed item carries its
 reason to the save side, which reports it; a STOP item tells a worker to end.
 """
@@ -18,14 +19,25 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from . import devices
+from .animation import Animation, read_frames, write_frames
 from .engine import Upscaler
 from .errors import NcnnSrError, NoRoom, cannot_write
-from .images import GREY_MODES, ImageInfo, read_image, write_image
+from .images import GREY_MODES, ImageInfo, output_format, read_image, write_image
 from .metadata import MAX_JPEG_EXIF
 from .jobs import Job, alpha_target
+from .resample import target_size
 from .signals import stop_signals
 
 STOP = None  # the sentinel a worker ends on
+
+# What an animation's frames may take in memory, all animations in flight together
+# (never more than half the memory available when a run starts): frames counted at
+# 4 bytes a pixel, the upscaled ones twice, as the encoders copy every frame before
+# writing. A 100-frame 480x270 GIF upscaled x4 takes about 1.7 GB.
+MAX_ANIMATION_MEMORY = 4 << 30
+# Output formats that hold an animation.
+ANIMATED_FORMATS = frozenset({"png", "webp", "gif"})
 
 
 class Cancelled(Exception):
@@ -81,6 +93,8 @@ class _Item:
     info: ImageInfo | None = None
     error: str = ""
     notes: list[str] = field(default_factory=list)
+    animation: Animation | None = None  # every frame, in place of ``pixels``
+    reserved: int = 0  # bytes of the animation budget it holds
 
 
 class Pipeline:
@@ -92,13 +106,20 @@ class Pipeline:
     note; a fully opaque alpha channel is dropped and the JPEG written, unless
     ``keep_opaque_alpha`` (the reference tool's rule: any alpha channel makes a png).
     An EXIF block too large for a JPEG output fails that picture, unless
-    ``drop_oversized_exif``: it is then written without its EXIF, with a note."""
+    ``drop_oversized_exif``: it is then written without its EXIF, with a note.
+
+    An animated picture (GIF, WebP, APNG) asked as png, webp or gif is upscaled frame
+    by frame into an animation of every frame, unless ``animate`` is false; a jpg
+    gets its first frame, with a note. Animations in flight hold at most
+    ``animation_memory`` bytes together (default: MAX_ANIMATION_MEMORY, at most half
+    the memory available); one that alone would need more fails, in words."""
 
     def __init__(self, lanes: list[Lane], load_workers: int = 1, save_workers: int = 2,
                  scale: float | None = None, width: int | None = None, height: int | None = None,
                  quality: int | None = None, metadata: bool = True, skip_existing: bool = False,
                  on_outcome: Callable[[Outcome], None] | None = None, queue_size: int = 8,
-                 keep_opaque_alpha: bool = False, drop_oversized_exif: bool = False):
+                 keep_opaque_alpha: bool = False, drop_oversized_exif: bool = False, animate: bool = True,
+                 animation_memory: int | None = None):
         if not lanes:
             raise ValueError("a pipeline needs at least one lane")
         if load_workers < 1 or save_workers < 1 or queue_size < 1:
@@ -109,6 +130,7 @@ class Pipeline:
         self._quality, self._metadata = quality, metadata
         self._keep_opaque_alpha, self._drop_oversized_exif = keep_opaque_alpha, drop_oversized_exif
         self._skip_existing = skip_existing
+        self._animate, self._animation_memory = animate, animation_memory
         self._on_outcome = on_outcome
         self._queue_size = queue_size
         self._cancel = threading.Event()
@@ -125,6 +147,9 @@ class Pipeline:
         the summary says so."""
         self._summary = Summary()
         self._errors = []
+        budget = self._animation_memory
+        self._budget = _MemoryBudget(min(MAX_ANIMATION_MEMORY, devices.available_memory() // 2)
+                                     if budget is None else budget)
         start = time.perf_counter()
         pending = iter(jobs)
         pending_lock = threading.Lock()
@@ -218,6 +243,8 @@ class Pipeline:
                 item.error = f"{job.source}: cannot read: {e!r}"
             else:
                 self._check_output(item)
+                if self._animated(item) and not self._read_frames(item):
+                    return  # cancelled while waiting for room
             self._put(to_proc, item)
 
     def _existing_output(self, target: Path) -> Path | None:
@@ -237,9 +264,64 @@ class Pipeline:
         takes the stem's plain name, which then held another input's picture."""
         return next((t for t in job.stem_siblings if self._existing_output(t) is None), None)
 
+    def _animated(self, item: _Item) -> bool:
+        return self._animate and item.info.frames > 1 and output_format(item.target) in ANIMATED_FORMATS
+
+    def _read_frames(self, item: _Item) -> bool:
+        """Every frame of ``item``'s picture, once the memory budget has room for them
+        (False: cancelled while waiting); a picture that alone needs more than the
+        budget fails."""
+        try:
+            need = self._animation_bytes(item.pixels, item.info.frames)
+        except NcnnSrError as e:  # a size too large: each frame would fail alike
+            item.error = f"{item.job.source}: {e}"
+            return True
+        if need > self._budget.total:
+            # FFmpeg reads animated GIF and APNG, not animated WebP.
+            video = ", or make a video of it (ncnn-sr video)" if item.info.format in ("GIF", "PNG") else ""
+            item.error = (f"{item.job.source}: its {item.info.frames} frames upscaled need about "
+                          f"{need / 2**30:.1f} GB of memory, more than the {self._budget.total / 2**30:.1f} GB "
+                          f"animations may take: ask for a smaller size{video}")
+            return True
+        if not self._budget.take(need, self._cancel):
+            return False
+        item.reserved, item.pixels = need, None
+        try:
+            item.animation, item.info = read_frames(item.job.source)
+        except NcnnSrError as e:
+            item.error = str(e)
+        except Exception as e:  # a batch outlives any one file
+            item.error = f"{item.job.source}: cannot read: {e!r}"
+        return True
+
+    def _animation_bytes(self, first: np.ndarray, frames: int) -> int:
+        """What ``frames`` frames like ``first`` take, upscaled, as MAX_ANIMATION_MEMORY
+        counts them."""
+        height, width = first.shape[:2]
+        if all(value is None for value in self._resize.values()):
+            scale = self.lanes[0].upscaler.scale
+            out_height, out_width = height * scale, width * scale
+        else:
+            out_height, out_width = target_size(height, width, self._resize["scale"], self._resize["width"],
+                                                self._resize["height"])
+        return frames * 4 * (height * width + 2 * out_height * out_width)
+
     def _check_output(self, item: _Item) -> None:
-        if item.info.frames > 1:
-            item.notes.append(f"{item.job.source} has {item.info.frames} frames: upscaling the first only")
+        self._check_alpha(item)
+        # After the alpha check: a jpg target with transparency becomes a png, which
+        # holds an animation.
+        if item.info.frames > 1 and not self._animated(item):
+            why = "" if not self._animate else f" ({item.target.suffix} holds no animation: write webp, png or gif " \
+                                                "for every frame)"
+            item.notes.append(f"{item.job.source} has {item.info.frames} frames: upscaling the first only{why}")
+        exif = item.info.exif
+        if self._drop_oversized_exif and self._metadata and exif and len(exif) > MAX_JPEG_EXIF and \
+                item.target.suffix.lower() in (".jpg", ".jpeg"):
+            item.info = replace(item.info, exif=None)
+            item.notes.append(f"{item.job.source}: its EXIF ({len(exif)} bytes) is too large for JPEG, which holds "
+                              f"at most {MAX_JPEG_EXIF}: writing {item.target} without it")
+
+    def _check_alpha(self, item: _Item) -> None:
         if item.pixels.shape[2] == 4 and alpha_target(item.target) != item.target:
             alpha = item.pixels[:, :, 3]
             opaque = bool((alpha == np.iinfo(alpha.dtype).max).all())
@@ -250,12 +332,6 @@ class Pipeline:
                 item.target = alpha_target(item.target)
                 what = "an alpha channel (fully opaque)" if opaque else "transparency"
                 item.notes.append(f"{item.job.source} has {what}, which JPEG cannot store: writing {item.target}")
-        exif = item.info.exif
-        if self._drop_oversized_exif and self._metadata and exif and len(exif) > MAX_JPEG_EXIF and \
-                item.target.suffix.lower() in (".jpg", ".jpeg"):
-            item.info = replace(item.info, exif=None)
-            item.notes.append(f"{item.job.source}: its EXIF ({len(exif)} bytes) is too large for JPEG, which holds "
-                              f"at most {MAX_JPEG_EXIF}: writing {item.target} without it")
 
     def _proc(self, upscaler: Upscaler, to_proc: queue.Queue, to_save: queue.Queue) -> None:
         def check(done: int, total: int) -> None:
@@ -270,49 +346,68 @@ class Pipeline:
                 continue
             if not item.error:
                 try:
-                    pixels_in = item.pixels.shape[0] * item.pixels.shape[1]
-                    item.pixels = upscaler.upscale(item.pixels, progress=check, **self._resize)
-                    with self._report_lock:
-                        self._summary.pixels_in += pixels_in
+                    self._upscale(upscaler, item, check)
                 except Cancelled:
                     continue
                 except NcnnSrError as e:
-                    item.error, item.pixels = f"{item.job.source}: {e}", None
+                    item.error = f"{item.job.source}: {e}"
                 except MemoryError:
-                    item.error, item.pixels = f"{item.job.source}: not enough memory for its result", None
+                    item.error = f"{item.job.source}: not enough memory for its result"
                 except Exception as e:
-                    item.error, item.pixels = f"{item.job.source}: upscaling failed: {e!r}", None
+                    item.error = f"{item.job.source}: upscaling failed: {e!r}"
+                if item.error:
+                    item.pixels = item.animation = None
             self._put(to_save, item)
+
+    def _upscale(self, upscaler: Upscaler, item: _Item, check: Callable) -> None:
+        """``item``'s picture, or each frame of its animation, upscaled in its place."""
+        pictures = (item.pixels,) if item.animation is None else item.animation.frames
+        done = tuple(upscaler.upscale(picture, progress=check, **self._resize) for picture in pictures)
+        if item.animation is None:
+            item.pixels = done[0]
+        else:
+            item.animation = replace(item.animation, frames=done)
+        with self._report_lock:
+            self._summary.pixels_in += sum(picture.shape[0] * picture.shape[1] for picture in pictures)
 
     def _save(self, to_save: queue.Queue) -> None:
         while True:
             item = to_save.get()
             if item is STOP:
                 return
-            if self._cancel.is_set():
-                continue
-            if item.error:
-                self._report(Outcome(item.job, "failed", item.error, notes=tuple(item.notes)))
-                continue
             try:
-                try:
-                    item.target.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise cannot_write(item.target, e) from None
+                if not self._cancel.is_set():
+                    self._save_one(item)
+            finally:
+                item.pixels = item.animation = None
+                self._budget.give(item.reserved)
+
+    def _save_one(self, item: _Item) -> None:
+        if item.error:
+            self._report(Outcome(item.job, "failed", item.error, notes=tuple(item.notes)))
+            return
+        try:
+            try:
+                item.target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise cannot_write(item.target, e) from None
+            if item.animation is None:
                 write_image(item.target, item.pixels, item.info, quality=self._quality, metadata=self._metadata)
-            except NoRoom as e:
-                failure = str(e)
-                # Every later picture would be upscaled only to fail alike: stop, and
-                # say how to go on once there is room.
-                self._stop(failure)
-            except NcnnSrError as e:
-                failure = str(e)
-            except Exception as e:  # a batch outlives any one file, and counts it as failed
-                failure = f"cannot write {item.target}: {e!r}"
             else:
-                self._report(Outcome(item.job, "ok", output=item.target, notes=tuple(item.notes)))
-                continue
-            self._report(Outcome(item.job, "failed", failure, notes=tuple(item.notes)))
+                write_frames(item.target, item.animation, item.info, quality=self._quality, metadata=self._metadata)
+        except NoRoom as e:
+            failure = str(e)
+            # Every later picture would be upscaled only to fail alike: stop, and
+            # say how to go on once there is room.
+            self._stop(failure)
+        except NcnnSrError as e:
+            failure = str(e)
+        except Exception as e:  # a batch outlives any one file, and counts it as failed
+            failure = f"cannot write {item.target}: {e!r}"
+        else:
+            self._report(Outcome(item.job, "ok", output=item.target, notes=tuple(item.notes)))
+            return
+        self._report(Outcome(item.job, "failed", failure, notes=tuple(item.notes)))
 
     def _report(self, outcome: Outcome) -> None:
         with self._report_lock:
@@ -365,6 +460,32 @@ class _HeldInterrupts:
         self._saved = {}
         if self.noted:
             raise KeyboardInterrupt
+
+
+class _MemoryBudget:
+    """Bytes the animations in flight may hold together. ``take`` waits until an
+    amount fits beside what is held (one that fits in ``total`` always does, in time)."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self._held = 0
+        self._room = threading.Condition()
+
+    def take(self, amount: int, cancel: threading.Event) -> bool:
+        """Hold ``amount`` once it fits; False, holding nothing, if ``cancel`` is set first."""
+        with self._room:
+            while self._held + amount > self.total:
+                if cancel.is_set():
+                    return False
+                self._room.wait(0.1)
+            self._held += amount
+            return True
+
+    def give(self, amount: int) -> None:
+        if amount:
+            with self._room:
+                self._held -= amount
+                self._room.notify_all()
 
 
 class _Worker:

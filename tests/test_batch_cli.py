@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import picture
+from ncnn_sr.animation import read_frames
 from media import bomb_png, make_clip
 from test_cli import installed
 
@@ -344,10 +345,45 @@ def test_each_broken_input_has_its_outcome_and_the_batch_goes_on(tmp_path):
     assert "text.png: not a picture" in err
     assert "cut.png: broken or truncated" in err
     assert "bomb.png: too many pixels" in err and "decompression bomb" in err
-    assert "anim.gif has 3 frames: upscaling the first only" in err
+    assert "frames" not in err  # anim.gif is an animated png of every frame
     assert "7 pictures: 3 upscaled, 0 skipped, 4 failed" in err
     assert "Traceback" not in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["anim.png", "good.png", "фото 🌸.png"]
+    with Image.open(tmp_path / "out" / "anim.png") as im:
+        assert im.n_frames == 3 and im.size == (16, 12)
+
+
+def animated_gif(path: Path, count: int = 3) -> Path:
+    frames = [Image.fromarray(picture(12, 16, seed=i)) for i in range(count)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=80, loop=0)
+    return path
+
+
+@pytest.mark.parametrize("out", ["o.gif", "o.webp", "o.png"])
+def test_an_animated_gif_gives_an_animation_of_every_frame(out, tmp_path):
+    animated_gif(tmp_path / "anim.gif")
+    proc = run(NCNN_SR, "-i", "anim.gif", "-o", out, "-n", "realesr-animevideov3", "-s", "2", "-g", "-1", cwd=tmp_path)
+    assert "warning" not in proc.stderr
+    written = read_frames(tmp_path / out)[0]
+    assert [f.shape[:2] for f in written.frames] == [(24, 32)] * 3
+    assert (written.durations, written.plays) == ((80, 80, 80), 0)
+
+
+def test_an_animated_gif_asked_as_jpg_warns_which_formats_keep_every_frame(tmp_path):
+    animated_gif(tmp_path / "anim.gif")
+    proc = run(NCNN_SR, "-i", "anim.gif", "-o", "o.jpg", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
+               cwd=tmp_path)
+    assert proc.stderr == ("ncnn-sr: warning: anim.gif has 3 frames: upscaling the first only (.jpg holds no "
+                           "animation: write webp, png or gif for every frame)\n")
+    assert size_of(tmp_path / "o.jpg") == (32, 24)
+
+
+def test_the_dropin_upscales_the_first_frame_as_the_reference_does(tmp_path):
+    animated_gif(tmp_path / "anim.gif")
+    proc = run(DROPIN, "-i", "anim.gif", "-o", "o.png", "-s", "2", "-g", "-1", cwd=tmp_path)
+    assert "anim.gif has 3 frames: upscaling the first only\n" in proc.stderr
+    with Image.open(tmp_path / "o.png") as im:
+        assert getattr(im, "n_frames", 1) == 1 and im.size == (32, 24)
 
 
 def test_a_phone_mpo_jpeg_is_one_picture_without_a_frames_warning(tmp_path):

@@ -10,6 +10,7 @@ from PIL import Image
 from conftest import picture, png_bytes
 from ncnn_sr import InputError, Upscaler
 from ncnn_sr import pipeline as pipeline_mod
+from ncnn_sr.animation import read_frames
 from ncnn_sr.jobs import Job, plan_jobs
 from ncnn_sr.pipeline import Lane, Pipeline, ordered_map
 
@@ -491,3 +492,146 @@ def test_an_opaque_sixteen_bit_grey_with_alpha_picture_written_as_jpeg_is_grey(t
     jobs = plan_jobs(tmp_path / "in", tmp_path / "out", fmt="jpg").jobs
     assert Pipeline([cpu_lane]).run(jobs).ok == 1
     assert Image.open(jobs[0].target).mode == "L"
+
+
+# --- animated pictures -----------------------------------------------------------------
+
+def animated_gif(path: Path, count: int = 3, size=(12, 16), **options) -> list[np.ndarray]:
+    """An animated GIF of ``count`` frames of few colours (so GIF keeps them exactly);
+    the frames as written."""
+    frames = []
+    for i in range(count):
+        frame = np.zeros((*size, 3), np.uint8)
+        frame[:, :] = (40 * i, 100, 200 - 40 * i)
+        frame[2:6, 3 * i: 3 * i + 5] = (250, 250, 0)
+        frames.append(frame)
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], **{"duration": [60, 70, 80][:count], **options})
+    return frames
+
+
+def animated_job(tmp_path, name="anim.gif", out="out.webp", **options):
+    (tmp_path / "in").mkdir(exist_ok=True)
+    frames = animated_gif(tmp_path / "in" / name, **options)
+    return plan_jobs(tmp_path / "in" / name, tmp_path / out).jobs, frames
+
+
+@pytest.mark.parametrize("out", ["out.webp", "out.png"])
+def test_an_animated_gif_becomes_an_animation_of_every_frame_upscaled(out, tmp_path, cpu_lane):
+    jobs, frames = animated_job(tmp_path, out=out, loop=0)
+    summary = Pipeline([cpu_lane]).run(jobs)
+    assert summary.ok == 1 and summary.pixels_in == 3 * 12 * 16
+    written = read_frames(tmp_path / out)[0]
+    assert written.durations == (60, 70, 80) and written.plays == 0
+    assert len(written.frames) == 3
+    for got, frame in zip(written.frames, frames):
+        assert np.array_equal(got, cpu_lane.upscaler.upscale(frame))
+
+
+def test_an_animated_gif_asked_as_gif_is_an_animated_gif(tmp_path, cpu_lane):
+    jobs, _ = animated_job(tmp_path, out="out.gif")
+    Pipeline([cpu_lane]).run(jobs)
+    written = read_frames(tmp_path / "out.gif")[0]
+    assert len(written.frames) == 3 and written.frames[0].shape == (24, 32, 3) and written.plays == 1
+
+
+def test_transparency_is_kept_in_every_frame(tmp_path, cpu_lane):
+    (tmp_path / "in").mkdir()
+    frames = [picture(8, 10, channels=4, seed=i) for i in range(2)]
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(tmp_path / "in" / "a.png", save_all=True, append_images=images[1:], duration=[50, 50])
+    Pipeline([cpu_lane]).run(plan_jobs(tmp_path / "in" / "a.png", tmp_path / "out.png").jobs)
+    written = read_frames(tmp_path / "out.png")[0]
+    assert len(written.frames) == 2
+    for got, frame in zip(written.frames, frames):
+        assert np.array_equal(got, cpu_lane.upscaler.upscale(frame))
+
+
+def test_resize_options_reach_every_frame(tmp_path, cpu_lane):
+    jobs, _ = animated_job(tmp_path)
+    Pipeline([cpu_lane], width=30).run(jobs)
+    assert [f.shape for f in read_frames(tmp_path / "out.webp")[0].frames] == [(23, 30, 3)] * 3
+
+
+@pytest.mark.parametrize("options", [{"tta": True}, {"alpha": "model"}])
+def test_upscaler_settings_apply_to_every_frame(options, tmp_path):
+    (tmp_path / "in").mkdir()
+    frames = [picture(6, 8, channels=4, seed=i) for i in range(2)]
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(tmp_path / "in" / "a.webp", save_all=True, append_images=images[1:], lossless=True)
+    with Upscaler(MODEL, device=-1, threads=1, **options) as up:
+        Pipeline([Lane(up, 1)]).run(plan_jobs(tmp_path / "in" / "a.webp", tmp_path / "out.png").jobs)
+        written = read_frames(tmp_path / "out.png")[0]
+        assert len(written.frames) == 2
+        for got, frame in zip(written.frames, read_frames(tmp_path / "in" / "a.webp")[0].frames):
+            assert np.array_equal(got, up.upscale(frame))
+
+
+def test_an_animation_asked_as_jpeg_gives_its_first_frame_and_names_the_formats_that_hold_all(tmp_path, cpu_lane):
+    jobs, frames = animated_job(tmp_path, out="out.jpg")
+    seen = []
+    Pipeline([cpu_lane], on_outcome=seen.append).run(jobs)
+    assert seen[0].notes == (f"{jobs[0].source} has 3 frames: upscaling the first only (.jpg holds no animation: "
+                             "write webp, png or gif for every frame)",)
+    with Image.open(tmp_path / "out.jpg") as im:
+        assert im.size == (32, 24)
+
+
+def test_without_animate_an_animation_gives_its_first_frame_as_the_reference_does(tmp_path, cpu_lane):
+    jobs, frames = animated_job(tmp_path, out="out.png")
+    seen = []
+    Pipeline([cpu_lane], animate=False, on_outcome=seen.append).run(jobs)
+    assert seen[0].notes == (f"{jobs[0].source} has 3 frames: upscaling the first only",)
+    written = read_frames(tmp_path / "out.png")[0]
+    assert len(written.frames) == 1 and np.array_equal(written.frames[0], cpu_lane.upscaler.upscale(frames[0]))
+
+
+def test_an_animation_over_the_memory_budget_fails_in_words_and_writes_nothing(tmp_path, cpu_lane):
+    jobs, _ = animated_job(tmp_path)
+    # 3 frames × 4 bytes × (12x16 in + 2 × 24x32 out) = 20736 bytes
+    summary = Pipeline([cpu_lane], animation_memory=20735).run(jobs)
+    assert summary.failed == 1
+    assert summary.failures[0].message == (
+        f"{jobs[0].source}: its 3 frames upscaled need about 0.0 GB of memory, more than the 0.0 GB animations may "
+        "take: ask for a smaller size, or make a video of it (ncnn-sr video)")
+    assert not list(tmp_path.glob("out*"))
+    assert Pipeline([cpu_lane], animation_memory=20736).run(jobs).ok == 1
+
+
+def test_animations_in_flight_share_the_memory_budget(tmp_path, cpu_lane, monkeypatch):
+    (tmp_path / "in").mkdir()
+    for i in range(6):
+        animated_gif(tmp_path / "in" / f"a{i}.gif")
+    pipeline = Pipeline([cpu_lane], load_workers=3, animation_memory=2 * 20736)
+    held = []
+    real_read = pipeline_mod.read_frames
+
+    def watching_read(path):
+        held.append(pipeline._budget._held)
+        return real_read(path)
+
+    monkeypatch.setattr(pipeline_mod, "read_frames", watching_read)
+    assert pipeline.run(plan_jobs(tmp_path / "in", tmp_path / "out", fmt="webp").jobs).ok == 6
+    assert len(held) == 6 and max(held) <= 2 * 20736 and pipeline._budget._held == 0
+
+
+def test_a_frame_broken_midway_fails_its_picture_alone_and_writes_nothing_of_it(tmp_path, cpu_lane):
+    (tmp_path / "in").mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (4, 40, 40, 3), np.uint8)
+    images = [Image.fromarray(f) for f in noise]
+    images[0].save(tmp_path / "in" / "cut.gif", save_all=True, append_images=images[1:])
+    whole = (tmp_path / "in" / "cut.gif").read_bytes()
+    (tmp_path / "in" / "cut.gif").write_bytes(whole[:int(len(whole) * 0.95)])  # into the last frame
+    animated_gif(tmp_path / "in" / "good.gif")
+    summary = Pipeline([cpu_lane]).run(plan_jobs(tmp_path / "in", tmp_path / "out").jobs)
+    assert (summary.ok, summary.failed) == (1, 1)
+    assert "cut.gif: broken or truncated picture" in summary.failures[0].message
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.png"]
+
+
+def test_skip_existing_skips_an_animation_without_reading_its_frames(tmp_path, cpu_lane, monkeypatch):
+    jobs, _ = animated_job(tmp_path)
+    (tmp_path / "out.webp").write_bytes(b"done before")
+    monkeypatch.setattr(pipeline_mod, "read_frames", None)  # called, it would fail the picture
+    summary = Pipeline([cpu_lane], skip_existing=True).run(jobs)
+    assert summary.skipped == 1 and (tmp_path / "out.webp").read_bytes() == b"done before"
