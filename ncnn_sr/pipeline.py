@@ -21,6 +21,7 @@ import numpy as np
 
 from . import devices
 from .animation import Animation, read_frames, write_frames
+from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import NcnnSrError, NoRoom, cannot_write
 from .images import GREY_MODES, ImageInfo, output_format, read_image, write_image
@@ -148,7 +149,7 @@ class Pipeline:
         self._summary = Summary()
         self._errors = []
         budget = self._animation_memory
-        self._budget = _MemoryBudget(min(MAX_ANIMATION_MEMORY, devices.available_memory() // 2)
+        self._budget = MemoryBudget(min(MAX_ANIMATION_MEMORY, devices.available_memory() // 2)
                                      if budget is None else budget)
         start = time.perf_counter()
         pending = iter(jobs)
@@ -460,32 +461,6 @@ class _HeldInterrupts:
         self._saved = {}
         if self.noted:
             raise KeyboardInterrupt
-
-
-class _MemoryBudget:
-    """Bytes the animations in flight may hold together. ``take`` waits until an
-    amount fits beside what is held (one that fits in ``total`` always does, in time)."""
-
-    def __init__(self, total: int):
-        self.total = total
-        self._held = 0
-        self._room = threading.Condition()
-
-    def take(self, amount: int, cancel: threading.Event) -> bool:
-        """Hold ``amount`` once it fits; False, holding nothing, if ``cancel`` is set first."""
-        with self._room:
-            while self._held + amount > self.total:
-                if cancel.is_set():
-                    return False
-                self._room.wait(0.1)
-            self._held += amount
-            return True
-
-    def give(self, amount: int) -> None:
-        if amount:
-            with self._room:
-                self._held -= amount
-                self._room.notify_all()
 
 
 class _Worker:

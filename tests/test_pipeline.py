@@ -607,12 +607,12 @@ def test_animations_in_flight_share_the_memory_budget(tmp_path, cpu_lane, monkey
     real_read = pipeline_mod.read_frames
 
     def watching_read(path):
-        held.append(pipeline._budget._held)
+        held.append(pipeline._budget.held)
         return real_read(path)
 
     monkeypatch.setattr(pipeline_mod, "read_frames", watching_read)
     assert pipeline.run(plan_jobs(tmp_path / "in", tmp_path / "out", fmt="webp").jobs).ok == 6
-    assert len(held) == 6 and max(held) <= 2 * 20736 and pipeline._budget._held == 0
+    assert len(held) == 6 and max(held) <= 2 * 20736 and pipeline._budget.held == 0
 
 
 def test_a_frame_broken_midway_fails_its_picture_alone_and_writes_nothing_of_it(tmp_path, cpu_lane):
@@ -635,3 +635,20 @@ def test_skip_existing_skips_an_animation_without_reading_its_frames(tmp_path, c
     monkeypatch.setattr(pipeline_mod, "read_frames", None)  # called, it would fail the picture
     summary = Pipeline([cpu_lane], skip_existing=True).run(jobs)
     assert summary.skipped == 1 and (tmp_path / "out.webp").read_bytes() == b"done before"
+
+
+def test_the_memory_budget_waits_for_room_and_gives_up_when_cancelled():
+    from ncnn_sr.budget import MemoryBudget
+
+    budget, cancel = MemoryBudget(10), threading.Event()
+    assert budget.take(6, cancel) and budget.held == 6
+    taken = []
+    waiting = threading.Thread(target=lambda: taken.append(budget.take(5, cancel)))
+    waiting.start()
+    time.sleep(0.3)
+    assert taken == []  # 6 + 5 does not fit
+    budget.give(6)
+    waiting.join(2)
+    assert taken == [True] and budget.held == 5
+    cancel.set()
+    assert budget.take(6, cancel) is False and budget.held == 5
