@@ -99,9 +99,16 @@ def _catalog_document() -> dict:
         return json.load(f)
 
 
-@functools.lru_cache(maxsize=1)
 def catalog() -> dict[str, CatalogEntry]:
-    """The known models, by name."""
+    """The known models, by name: a new dict on each call, so a caller that changes
+    it changes only its own copy (the entries themselves are frozen)."""
+    return dict(_catalog_entries())
+
+
+@functools.lru_cache(maxsize=1)
+def _catalog_entries() -> dict[str, CatalogEntry]:
+    # The one cached copy, read by catalog() only: handed out as it was, a caller's
+    # del or clear() on it made every later lookup fail or lose models.
     entries = {}
     for name, d in _catalog_document()["models"].items():
         entries[name] = CatalogEntry(

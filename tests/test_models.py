@@ -428,3 +428,15 @@ def test_a_model_spec_made_with_numpy_integers_holds_python_ints():
     spec = dataclasses.replace(resolve_model("realesr-animevideov3-x2"), scale=np.uint8(2),
                                prepadding=np.uint8(10))
     assert type(spec.scale) is int and type(spec.prepadding) is int
+
+
+def test_changing_the_catalog_a_caller_got_does_not_change_the_next_one():
+    # found by a bug hunt: catalog() handed out its cached dict, and a caller's clear()
+    # made resolve_model and model_name_for fail on bare errors from then on
+    mine = catalog()
+    names = sorted(mine)
+    mine.clear()
+    mine["realesr-animevideov3-x2"] = None
+    assert sorted(catalog()) == names and catalog()["realesr-animevideov3-x2"].scale == 2
+    assert model_name_for("realesr-animevideov3", 2) == "realesr-animevideov3-x2"
+    assert resolve_model("realesr-animevideov3-x2").verified
