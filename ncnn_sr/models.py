@@ -76,6 +76,21 @@ class ModelSpec:
     cpu_bytes_per_pixel: int = DEFAULT_CPU_BYTES_PER_PIXEL
 
     def __post_init__(self) -> None:
+        # Made by hand, a str path failed deep in the Upscaler on a bare AttributeError,
+        # and a name or blob of None turned up in messages as the word None.
+        if not isinstance(self.name, str) or not self.name:
+            raise ModelError(f"a model's name must be a non-empty string, got {describe(self.name)}")
+        for field in ("input_blob", "output_blob", "source"):
+            value = getattr(self, field)
+            if not isinstance(value, str) or not value:
+                raise ModelError(f"model {self.name}: {field} must be a non-empty string, got {describe(value)}")
+        for field in ("param_path", "bin_path"):
+            value = getattr(self, field)
+            if not isinstance(value, (str, os.PathLike)):
+                raise ModelError(f"model {self.name}: {field} must be a file's path, got {describe(value)}")
+            object.__setattr__(self, field, Path(value))
+        if not isinstance(self.verified, bool):
+            raise ModelError(f"model {self.name}: verified must be True or False, got {describe(self.verified)}")
         for field in ("scale", "prepadding", "cpu_bytes_per_pixel"):
             value = getattr(self, field)
             if value is None and field == "scale":

@@ -440,3 +440,20 @@ def test_changing_the_catalog_a_caller_got_does_not_change_the_next_one():
     assert sorted(catalog()) == names and catalog()["realesr-animevideov3-x2"].scale == 2
     assert model_name_for("realesr-animevideov3", 2) == "realesr-animevideov3-x2"
     assert resolve_model("realesr-animevideov3-x2").verified
+
+
+@pytest.mark.parametrize("field, value", [("name", None), ("input_blob", None), ("output_blob", ""), ("source", 3),
+                                          ("param_path", 3), ("bin_path", None), ("verified", "no")])
+def test_a_model_spec_made_with_names_or_paths_of_other_types_is_a_model_error(field, value):
+    # found by a bug hunt: accepted, then a bare AttributeError deep in the Upscaler
+    spec = resolve_model("realesr-animevideov3-x2")
+    with pytest.raises(ModelError, match=field):
+        dataclasses.replace(spec, **{field: value})
+
+
+def test_a_model_spec_made_with_str_paths_holds_paths_and_runs():
+    spec = resolve_model("realesr-animevideov3-x2")
+    by_hand = dataclasses.replace(spec, param_path=str(spec.param_path), bin_path=str(spec.bin_path))
+    assert by_hand == spec
+    with Upscaler(by_hand, device=-1) as up:
+        assert up.upscale(np.zeros((4, 4, 3), np.uint8)).shape == (8, 8, 3)
