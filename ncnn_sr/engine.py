@@ -19,7 +19,7 @@ import numpy as np
 from . import devices, staged
 from .devices import Device
 from .errors import DeviceError, InputError, ModelError
-from .models import ModelSpec, resolve_model
+from .models import ModelSpec, check_files, resolve_model
 from .netsplit import NetPlan, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, bicubic_net, crop_output
 from .pixels import check_image, quantize, to_float, to_gray
@@ -98,6 +98,8 @@ def out_bytes(image: np.ndarray, scale: int) -> int:
 class Upscaler:
     """One model on one device.
 
+    ``model`` is a catalog name, a ``.param`` path or a ``ModelSpec``; a spec made by
+    hand has its files checked as ``resolve_model`` checks a custom model's.
     ``upscale`` takes H×W×C arrays (C in 1, 3, 4; uint8 or uint16) and returns the
     same channel count and dtype. It may be called from several threads at once.
     If the device runs out of memory the tile is halved down to 32 pixels, then the
@@ -156,7 +158,13 @@ class Upscaler:
         if concurrency < 1:
             raise InputError(f"concurrency must be at least 1, got {concurrency}")
         self._concurrency = concurrency
-        self.spec = model if isinstance(model, ModelSpec) else resolve_model(model, model_path)
+        if isinstance(model, ModelSpec):
+            # Made by hand, it skipped resolve_model's checks: the bin of another model,
+            # or one with bytes to spare, loaded and ran without a word.
+            check_files(model)
+            self.spec = model
+        else:
+            self.spec = resolve_model(model, model_path)
         self.tta = tta
         self.alpha = alpha
         self.tile_pad = self.spec.prepadding if tile_pad is None else tile_pad

@@ -18,7 +18,9 @@ import functools
 import hashlib
 import importlib.util
 import json
+import contextlib
 import logging
+import mmap
 import numbers
 import os
 from dataclasses import dataclass
@@ -373,6 +375,34 @@ def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None
                          entry.prepadding, verified, source, entry.cpu_bytes_per_pixel)
     return ModelSpec(name, param, bin_, None, graph.input_blob, graph.output_blob,
                      DEFAULT_PREPADDING, False, source)
+
+
+def check_files(spec: ModelSpec) -> None:
+    """The checks ``resolve_model`` makes on any model's files, for a ModelSpec made
+    by hand: both files there, not swapped, the param parsed, and the weights it
+    declares filling the bin exactly. A ModelError (ModelMissing for a file that is
+    not there) says what is wrong. No sha256: a spec made by hand may name any
+    weights."""
+    _check_pair(spec.name, spec.param_path, spec.bin_path, spec.source)
+    param_bytes = _read(spec.param_path, spec.name)
+    with _mapped(spec.bin_path, spec.name) as bin_bytes:
+        _check_contents(spec.name, spec.param_path, param_bytes, spec.bin_path, bin_bytes, bin_needed=False)
+        check_bin_size(parse_param(param_bytes, spec.name), bin_bytes, spec.name)
+
+
+@contextlib.contextmanager
+def _mapped(path: Path, name: str):
+    """A file's bytes, mapped rather than read: the size walk reads a few tags of
+    weights that may be hundreds of MB."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:  # mmap refuses an empty file
+                yield b""
+                return
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                yield data
+    except OSError as e:
+        raise ModelError(f"model {name}: cannot read {path}: {e.strerror}") from None
 
 
 def _read(path: Path, name: str) -> bytes:

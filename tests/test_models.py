@@ -457,3 +457,38 @@ def test_a_model_spec_made_with_str_paths_holds_paths_and_runs():
     assert by_hand == spec
     with Upscaler(by_hand, device=-1) as up:
         assert up.upscale(np.zeros((4, 4, 3), np.uint8)).shape == (8, 8, 3)
+
+
+def _spec_with(tmp_path, param: bytes | None = None, bin_: bytes | None = None):
+    spec = resolve_model("realesr-animevideov3-x2")
+    given = {}
+    for field, data, suffix in (("param_path", param, ".param"), ("bin_path", bin_, ".bin")):
+        if data is not None:
+            (tmp_path / f"mine{suffix}").write_bytes(data)
+            given[field] = tmp_path / f"mine{suffix}"
+    return dataclasses.replace(spec, **given)
+
+
+@pytest.mark.parametrize("weights, said", [
+    (lambda b, other: b + bytes(1000), "holds 1248368 bytes but its .param declares 1247368"),
+    (lambda b, other: other, "the bin of another model"),
+    (lambda b, other: b[:len(b) // 2], "is too short for its .param"),
+])
+def test_a_model_spec_made_by_hand_with_the_wrong_weights_is_a_model_error_not_a_silent_run(tmp_path, weights, said):
+    # found by a bug hunt: the bin of realesrgan-x4plus, or one with bytes to spare,
+    # loaded beside animevideov3's param and upscaled without a word
+    own = resolve_model("realesr-animevideov3-x2").bin_path.read_bytes()
+    other = resolve_model("realesrgan-x4plus").bin_path.read_bytes()
+    with pytest.raises(ModelError, match=f"^model realesr-animevideov3-x2: the .bin file .*{said}"):
+        Upscaler(_spec_with(tmp_path, bin_=weights(own, other)), device=-1)
+
+
+def test_a_model_spec_made_by_hand_with_a_param_that_is_not_one_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError,
+                       match=r"^model realesr-animevideov3-x2: the \.param file is not an ncnn param file$"):
+        Upscaler(_spec_with(tmp_path, param=b"hello\nworld\n"), device=-1)
+    spec = resolve_model("realesr-animevideov3-x2")
+    with pytest.raises(ModelError, match="are swapped"):
+        Upscaler(dataclasses.replace(spec, param_path=spec.bin_path, bin_path=spec.param_path), device=-1)
+    with pytest.raises(ModelError, match="absent.param not found beside"):
+        Upscaler(dataclasses.replace(spec, param_path=tmp_path / "absent.param"), device=-1)
