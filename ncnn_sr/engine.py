@@ -318,6 +318,24 @@ class Upscaler:
             if net is not None:
                 net.release()
 
+    def __repr__(self) -> str:
+        # What a log line or a debugger needs to tell two of them apart; safe on one
+        # whose constructor failed half way.
+        spec, net = getattr(self, "spec", None), getattr(self, "_net", None)
+        parts = [repr(spec.name) if spec is not None else "?"]
+        if getattr(self, "_scale", None):
+            parts.append(f"x{self._scale}")
+        if net is not None:
+            parts.append(f"on {net.device}")
+        tile = getattr(self, "_tile", None)
+        if tile is not None:
+            parts.append(f"tile={tile or 'auto'}")
+        if getattr(self, "tta", False):
+            parts.append("tta")
+        if getattr(self, "_closed", False):
+            parts.append("closed")
+        return f"<Upscaler {' '.join(parts)}>"
+
     def __enter__(self) -> "Upscaler":
         return self
 

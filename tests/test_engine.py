@@ -620,3 +620,13 @@ def test_a_model_spec_with_a_wrong_blob_name_is_a_model_error_not_a_lack_of_memo
 def test_a_side_halfway_between_two_sizes_rounds_up(size, kwargs, wanted):
     # (height, width) in and out
     assert target_size(*size, **kwargs) == wanted
+
+
+def test_an_upscalers_repr_names_its_model_scale_device_and_state():
+    # found by a bug hunt: <ncnn_sr.engine.Upscaler object at 0x7f...>, in a log or a
+    # debugger, told nothing about which model ran where
+    up = Upscaler("realesr-animevideov3-x2", device=-1, tile=64, tta=True)
+    assert repr(up) == "<Upscaler 'realesr-animevideov3-x2' x2 on CPU tile=64 tta>"
+    up.close()
+    assert repr(up).endswith(" closed>")
+    assert repr(Upscaler.__new__(Upscaler)) == "<Upscaler ?>"  # a constructor that failed half way
