@@ -230,9 +230,16 @@ class Upscaler:
         (Lanczos) to ``scale`` × the input, or to ``width``/``height`` (one alone keeps
         the aspect ratio).
 
+        ``image`` is H×W×C (C in 1, 3, 4) or H×W grey, uint8 or uint16, any strides
+        or byte order; a numpy subclass (a masked array, np.matrix) is taken as its
+        plain data. The result has the same number of axes, channels and dtype, is a
+        new array, and ``image`` is never changed.
+
         ``progress(done, total)`` is called after each tile; an exception it raises
         stops the work and comes out of ``upscale`` (that is how a batch cancels).
         """
+        # An H×W picture came back H×W×1, which Pillow's fromarray refuses.
+        flat = isinstance(image, np.ndarray) and image.ndim == 2
         image = check_image(image)
         if progress is not None and not callable(progress):
             raise InputError(f"progress must be a function of (done, total), got {progress!r}")
@@ -275,7 +282,9 @@ class Upscaler:
                     if self._closed:  # closed from inside a call: see close()
                         self._release_networks()
                     self._idle.notify_all()
-        return out if wanted is None else resize(out, *wanted)
+        if wanted is not None:
+            out = resize(out, *wanted)
+        return out[:, :, 0] if flat else out
 
     def _check_room(self, image: np.ndarray, wanted: tuple[int, int] | None) -> None:
         """An InputError when the result cannot fit in the memory available: asked for

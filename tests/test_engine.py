@@ -85,9 +85,14 @@ def test_channels_and_depth_come_out_as_they_went_in(channels, dtype, cpu_upscal
     assert out.shape == (20, 24, channels) and out.dtype == dtype
 
 
-def test_two_dimensional_grey_is_taken_as_one_channel(cpu_upscalers):
-    out = cpu_upscalers("realesr-animevideov3-x2").upscale(picture(10, 12, channels=1)[:, :, 0])
-    assert out.shape == (20, 24, 1)
+def test_two_dimensional_grey_comes_back_two_dimensional(cpu_upscalers):
+    # found by a bug hunt: an H×W picture came back H×W×1, which Pillow's fromarray refuses
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    grey = picture(10, 12, channels=1)
+    out = up.upscale(grey[:, :, 0])
+    assert out.shape == (20, 24) and np.array_equal(out, up.upscale(grey)[:, :, 0])
+    assert up.upscale(grey[:, :, 0], scale=1.5).shape == (15, 18)
+    Image.fromarray(out)
 
 
 def test_sixteen_bit_keeps_its_depth_and_agrees_with_eight_bit(cpu_upscalers):
