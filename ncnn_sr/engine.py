@@ -19,7 +19,7 @@ import numpy as np
 from . import devices, staged
 from .devices import Device
 from .errors import DeviceError, InputError, ModelError
-from .models import ModelSpec, check_files, resolve_model
+from .models import PATH_TYPES, ModelSpec, check_files, resolve_model
 from .netsplit import NetPlan, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, bicubic_net, crop_output
 from .pixels import check_image, quantize, to_float, to_gray
@@ -118,15 +118,16 @@ class Upscaler:
     rule).
     """
 
-    def __init__(self, model: "str | os.PathLike | ModelSpec", device: "str | int | Device" = "auto",
+    def __init__(self, model: "str | bytes | os.PathLike | ModelSpec", device: "str | int | Device" = "auto",
                  tile: int = 0, tta: bool = False, tile_pad: int | None = None, overlap: int | None = None,
-                 alpha: str = "bicubic", precision: str = "default", model_path: "str | os.PathLike | None" = None,
+                 alpha: str = "bicubic", precision: str = "default",
+                 model_path: "str | bytes | os.PathLike | None" = None,
                  threads: int | None = None, concurrency: int = 1, exact: bool | None = None):
-        if not isinstance(model, (str, os.PathLike, ModelSpec)):
+        if not isinstance(model, (*PATH_TYPES, ModelSpec)):
             raise InputError(f"model must be a name, a .param path or a ModelSpec, got {model!r}")
         if not isinstance(device, (str, numbers.Integral, Device)) or isinstance(device, bool):
             raise InputError(f"device must be 'auto', an index or a Device, got {device!r}")
-        if model_path is not None and not isinstance(model_path, (str, os.PathLike)):
+        if model_path is not None and not isinstance(model_path, PATH_TYPES):
             raise InputError(f"model_path must be a folder's path, got {model_path!r}")
         for name, value in (("tile", tile), ("tile_pad", tile_pad), ("overlap", overlap), ("threads", threads),
                             ("concurrency", concurrency)):

@@ -38,6 +38,9 @@ DEFAULT_PREPADDING = 10
 # Bytes per input pixel of one CPU tile when nothing was measured for a model.
 DEFAULT_CPU_BYTES_PER_PIXEL = 64_000
 _MODEL_SUFFIXES = (".param", ".bin")
+# What a path may be given as, as Python's own file functions take it: bytes too (a
+# path from os.listdir(b"...")), decoded with os.fsdecode.
+PATH_TYPES = (str, bytes, os.PathLike)
 
 
 @dataclass(frozen=True)
@@ -88,9 +91,9 @@ class ModelSpec:
                 raise ModelError(f"model {self.name}: {field} must be a non-empty string, got {describe(value)}")
         for field in ("param_path", "bin_path"):
             value = getattr(self, field)
-            if not isinstance(value, (str, os.PathLike)):
+            if not isinstance(value, PATH_TYPES):
                 raise ModelError(f"model {self.name}: {field} must be a file's path, got {describe(value)}")
-            object.__setattr__(self, field, Path(value))
+            object.__setattr__(self, field, Path(os.fsdecode(value)))
         if not isinstance(self.verified, bool):
             raise ModelError(f"model {self.name}: verified must be True or False, got {describe(self.verified)}")
         for field in ("scale", "prepadding", "cpu_bytes_per_pixel"):
@@ -177,25 +180,25 @@ def _package_requirement() -> str:
     return f"{pkg['distribution']}=={pkg['version']}"
 
 
-def model_folders(model_path: str | os.PathLike | None = None) -> list[tuple[Path, str]]:
+def model_folders(model_path: str | bytes | os.PathLike | None = None) -> list[tuple[Path, str]]:
     """The folders a model name is looked up in, in order, each with the words that
     say where it came from; a folder that does not exist is still listed."""
     folders = []
     if model_path is not None:
-        folders.append((_model_folder(model_path), f"model folder {model_path}"))
+        folders.append((_model_folder(model_path), f"model folder {os.fsdecode(model_path)}"))
     for part in os.environ.get(ENV_MODEL_PATH, "").split(os.pathsep):
         if part:
             folders.append((Path(part), f"{ENV_MODEL_PATH} folder {part}"))
     return folders
 
 
-def _model_folder(model_path: str | os.PathLike) -> Path:
+def _model_folder(model_path: str | bytes | os.PathLike) -> Path:
     """The explicit model folder as a Path. One that does not exist is let through (a
     default -m folder may be absent); a file, or a name no system can look up, is a
     ModelError: passed over, the packaged model would run in its stead unsaid."""
-    if not isinstance(model_path, (str, os.PathLike)):
+    if not isinstance(model_path, PATH_TYPES):
         raise ModelError(f"the model folder must be a folder's path, got {describe(model_path)}")
-    folder = Path(model_path)
+    folder = Path(os.fsdecode(model_path))
     if "\0" in str(folder):
         raise ModelError(f"model folder {str(folder)!r} is not a valid path (it holds a NUL byte)")
     try:
@@ -207,7 +210,7 @@ def _model_folder(model_path: str | os.PathLike) -> Path:
     return folder
 
 
-def custom_model_names(model_path: str | os.PathLike | None = None) -> list[str]:
+def custom_model_names(model_path: str | bytes | os.PathLike | None = None) -> list[str]:
     """Sorted names, each once, of the files in the model folders that look like a
     model the catalog does not know: ``NAME.param`` or ``NAME.bin``, so a pair
     missing one file is found too (resolving the name then says which). Nothing is
@@ -228,21 +231,21 @@ def custom_model_names(model_path: str | os.PathLike | None = None) -> list[str]
     return sorted(names - catalog().keys())
 
 
-def resolve_model(model: str | os.PathLike, model_path: str | os.PathLike | None = None) -> ModelSpec:
+def resolve_model(model: str | bytes | os.PathLike, model_path: str | bytes | os.PathLike | None = None) -> ModelSpec:
     """Find and check a model's files; see the module docstring for the order.
 
     Raises ModelError with a one-line reason when the model is unknown, missing,
     corrupt or inconsistent, or a path on the way cannot be looked at.
     """
-    if not isinstance(model, (str, os.PathLike)):
+    if not isinstance(model, PATH_TYPES):
         raise ModelError(f"the model must be a name or a .param file's path, got {describe(model)}")
     try:
-        return _resolve(os.fspath(model), model_path)
+        return _resolve(os.fsdecode(model), model_path)
     except OSError as e:  # a name too long for the file system, say
         raise ModelError(f"{e.filename or model}: {e.strerror or e}") from None
 
 
-def _resolve(text: str, model_path: str | os.PathLike | None) -> ModelSpec:
+def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSpec:
     if not text.strip():  # else a folder's hidden ".param" and ".bin" would be that model
         raise ModelError("no model given: give a model's name or a .param file's path")
     as_path = Path(text)

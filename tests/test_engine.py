@@ -570,7 +570,7 @@ def test_switches_that_are_not_true_or_false_are_input_errors(kwargs):
 
 
 @pytest.mark.parametrize("kwargs", [{"tile": None}, {"concurrency": None}, {"model_path": 5},
-                                    {"model_path": b"/tmp"}])
+                                    {"model_path": ["/tmp"]}])
 def test_options_of_other_types_are_input_errors_not_type_errors(kwargs):
     with pytest.raises(InputError):
         Upscaler(FAST, device=-1, **kwargs)

@@ -492,3 +492,19 @@ def test_a_model_spec_made_by_hand_with_a_param_that_is_not_one_is_a_model_error
         Upscaler(dataclasses.replace(spec, param_path=spec.bin_path, bin_path=spec.param_path), device=-1)
     with pytest.raises(ModelError, match="absent.param not found beside"):
         Upscaler(dataclasses.replace(spec, param_path=tmp_path / "absent.param"), device=-1)
+
+
+def test_paths_given_as_bytes_are_paths(tmp_path):
+    # found by a bug hunt: a bytes path, which Python's own file functions take, was
+    # refused as "no name or path"
+    packaged = resolve_model("realesr-animevideov3-x2")
+    shutil.copy(packaged.param_path, tmp_path / "mine.param")
+    shutil.copy(packaged.bin_path, tmp_path / "mine.bin")
+    assert resolve_model(os.fsencode(tmp_path / "mine.param")).param_path == tmp_path / "mine.param"
+    spec = resolve_model("mine", os.fsencode(tmp_path))
+    assert spec.source == f"model folder {tmp_path}" and spec.bin_path == tmp_path / "mine.bin"
+    assert dataclasses.replace(packaged, param_path=os.fsencode(packaged.param_path)) == packaged
+    with Upscaler(os.fsencode(tmp_path / "mine.param"), device=-1) as up:
+        assert up.scale == 2
+    with Upscaler(b"mine", device=-1, model_path=os.fsencode(tmp_path)) as up:
+        assert up.spec.param_path == tmp_path / "mine.param"
