@@ -24,13 +24,17 @@ CPU_INDEX = -1
 MIN_TILE = 32
 # ncnn's GpuInfo.type(): what kind of Vulkan device it is.
 _GPU_TYPES = {0: "discrete", 1: "integrated", 2: "virtual", 3: "cpu"}
+# Every kind a Device may be: ncnn's, and "unknown" for a type it does not name. A
+# Vulkan device of kind "cpu" is a software one (lavapipe, SwiftShader).
+DEVICE_KINDS = (*_GPU_TYPES.values(), "unknown")
 
 
 @dataclass(frozen=True)
 class Device:
     """A place to run a network: a Vulkan device (index >= 0) or the CPU (index -1).
 
-    ``heap_budget_mb`` is the Vulkan heap budget; None for the CPU.
+    ``kind`` is one of DEVICE_KINDS ("cpu" for the CPU). ``heap_budget_mb`` is the
+    Vulkan heap budget; None for the CPU.
     """
 
     index: int
@@ -51,7 +55,13 @@ class Device:
         if self.index < CPU_INDEX:
             raise DeviceError(f"invalid device index {self.index}")
         if (self.index == CPU_INDEX) != (self.heap_budget_mb is None):
-            raise DeviceError("only the CPU has no heap budget")
+            raise DeviceError("the CPU (index -1) has no heap budget (None); a Vulkan device has one in MB")
+        # A kind misspelt by hand ("intergrated") read as a discrete GPU: no staging,
+        # windows in flight, larger tiles, all without a word.
+        if not isinstance(self.name, str):
+            raise DeviceError(f"a Device's name must be a string, got {self.name!r}")
+        if self.kind not in DEVICE_KINDS:
+            raise DeviceError(f"a Device's kind must be one of {', '.join(DEVICE_KINDS)}, got {self.kind!r}")
 
     @property
     def is_gpu(self) -> bool:

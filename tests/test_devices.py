@@ -112,3 +112,18 @@ def test_a_device_made_with_numpy_integers_holds_python_ints():
     d = devices.Device(np.int8(0), "gpu", "discrete", np.int16(3000))
     assert type(d.index) is int and type(d.heap_budget_mb) is int
     assert d.heap_budget_mb * 2**20 == 3000 << 20
+
+
+@pytest.mark.parametrize("name, kind, said", [("gpu", "intergrated", "kind must be one of discrete, integrated, "
+                                                                      "virtual, cpu, unknown, got 'intergrated'"),
+                                              ("gpu", "Discrete", "got 'Discrete'"), (None, "discrete", "name")])
+def test_a_device_made_by_hand_with_a_kind_it_cannot_be_is_a_device_error(name, kind, said):
+    # found by a bug hunt: a misspelt kind ran as a discrete GPU (windows in flight,
+    # larger tiles, no staging) without a word
+    with pytest.raises(devices.DeviceError, match=said):
+        devices.Device(0, name, kind, 4096)
+
+
+def test_a_cpu_given_a_heap_budget_says_the_cpu_has_none():
+    with pytest.raises(devices.DeviceError, match=r"^the CPU \(index -1\) has no heap budget"):
+        devices.Device(-1, "CPU", "cpu", 4096)
