@@ -635,3 +635,20 @@ def test_an_upscalers_repr_names_its_model_scale_device_and_state():
     up.close()
     assert repr(up).endswith(" closed>")
     assert repr(Upscaler.__new__(Upscaler)) == "<Upscaler ?>"  # a constructor that failed half way
+
+
+def test_closing_twice_does_nothing_and_an_unclosed_upscaler_is_freed_when_collected(capfd):
+    import gc
+    import weakref
+
+    up = Upscaler(FAST, device=-1)
+    up.upscale(picture(8, 8))
+    up.close()
+    up.close()
+    left = Upscaler(FAST, device=-1)
+    left.upscale(picture(8, 8, channels=4))
+    gone = weakref.ref(left)
+    del left
+    gc.collect()
+    assert gone() is None
+    assert capfd.readouterr().err == ""  # no word from ncnn's pools
