@@ -130,7 +130,6 @@ def gpu_count() -> int:
                 with captured_stderr():
                     ncnn.create_gpu_instance()
                     _gpu_count = ncnn.get_gpu_count()
-            atexit.register(_destroy_instance)
         return _gpu_count
 
 
@@ -141,9 +140,17 @@ def register_gpu_user(obj) -> None:
 
 
 def _destroy_instance() -> None:
+    if _gpu_count is None:  # never made
+        return
     for user in list(_gpu_users):
         user.release()
     ncnn.destroy_gpu_instance()
+
+
+# Registered as this module loads, not when the instance is made: atexit runs the last
+# registered first, so the hooks of the modules that import this one (the engine's,
+# which waits for the calls still inside a network) run before the teardown.
+atexit.register(_destroy_instance)
 
 
 # --- discovery ---------------------------------------------------------------------------

@@ -4,12 +4,14 @@ It knows nothing of files, flags or video: arrays in, arrays out.
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import logging
 import numbers
 import os
 import threading
+import weakref
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -88,6 +90,23 @@ GPU_WINDOW_BYTES_PER_PIXEL = 24_000
 
 # After a picture whose upscaled size is at least this, ncnn's buffers are handed back.
 TRIM_AFTER_OUTPUT_BYTES = 64 << 20
+
+
+# Upscalers made and not yet collected, closed as Python exits (_close_at_exit).
+_made: "weakref.WeakSet[Upscaler]" = weakref.WeakSet()
+
+
+def _close_at_exit() -> None:
+    """Stop the calls still running, in daemon threads, at their next window, and free
+    the networks once they are out: left running, they were inside ncnn while the
+    Vulkan instance was torn down and the process died (SIGSEGV or SIGABRT)."""
+    for up in list(_made):
+        up._exiting = True
+        up.close()
+
+
+# After devices' teardown is registered (imported above), so this runs before it.
+atexit.register(_close_at_exit)
 
 
 def out_bytes(image: np.ndarray, scale: int) -> int:
@@ -188,6 +207,7 @@ class Upscaler:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # no upscale call in progress
         self._closed = False
+        self._exiting = False  # Python is exiting: calls in progress stop at their next window
         self._retired: list = []  # networks given up for the CPU, freed once no call runs
         self._running = 0  # upscale calls in progress
         self._callers: dict[int, int] = {}  # calls in progress per thread
@@ -203,6 +223,7 @@ class Upscaler:
             # early" after the error line.
             self._release_networks()
             raise
+        _made.add(self)
 
     # --- public ------------------------------------------------------------------------
 
@@ -264,7 +285,7 @@ class Upscaler:
             self._callers[me] = self._callers.get(me, 0) + 1
             self._last_size = image.shape[:2]
         try:
-            out = self._upscale_native(image, progress)
+            out = self._upscale_native(image, self._stopping_at_exit(progress))
         finally:
             with self._lock:
                 self._running -= 1
@@ -286,6 +307,15 @@ class Upscaler:
         if wanted is not None:
             out = resize(out, *wanted)
         return out[:, :, 0] if flat else out
+
+    def _stopping_at_exit(self, progress: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
+        """``progress``, after a check that Python is not exiting (see _close_at_exit)."""
+        def check(done: int, total: int) -> None:
+            if self._exiting:
+                raise InputError("this Upscaler was closed as Python exits")
+            if progress is not None:
+                progress(done, total)
+        return check
 
     def _check_room(self, image: np.ndarray, wanted: tuple[int, int] | None) -> None:
         """An InputError when the result cannot fit in the memory available: asked for
@@ -311,7 +341,9 @@ class Upscaler:
         progress in other threads finish first (freeing a network under a running
         extraction crashed the process); later calls raise InputError. Called from
         inside a call (its ``progress``), it returns at once, and the networks are
-        freed when the last call ends: waiting there would wait for itself forever."""
+        freed when the last call ends: waiting there would wait for itself forever.
+        As Python exits, every Upscaler is closed, and calls still running (in daemon
+        threads) stop at their next tile with an InputError."""
         lock = getattr(self, "_lock", None)
         if lock is None:  # the constructor failed before any network was made
             return

@@ -114,3 +114,22 @@ def cpu_upscalers():
     yield get
     for up in made.values():
         up.close()
+
+
+def exit_while_upscaling(device: int, size: int, wait: float) -> "subprocess.CompletedProcess":
+    """A Python that exits while a daemon thread of its own loops on an Upscaler."""
+    import subprocess
+    import sys
+
+    code = ("import sys, threading, time, numpy as np\n"
+            "from ncnn_sr import Upscaler\n"
+            f"up = Upscaler('realesr-animevideov3-x2', device={device})\n"
+            f"image = np.zeros(({size}, {size}, 3), np.uint8)\n"
+            "started = threading.Event()\n"
+            "def loop():\n"
+            "    while True:\n"
+            "        started.set()\n"
+            "        up.upscale(image)\n"
+            "threading.Thread(target=loop, daemon=True).start()\n"
+            f"started.wait(); time.sleep({wait})\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -652,3 +652,13 @@ def test_closing_twice_does_nothing_and_an_unclosed_upscaler_is_freed_when_colle
     gc.collect()
     assert gone() is None
     assert capfd.readouterr().err == ""  # no word from ncnn's pools
+
+
+def test_exiting_while_a_daemon_thread_upscales_does_not_kill_the_process():
+    # found by a bug hunt: ncnn was still running in the thread as the process went
+    # down, which died in std::terminate (SIGABRT) four times in six
+    from conftest import exit_while_upscaling
+
+    for _ in range(3):
+        proc = exit_while_upscaling(-1, 200, 0.5)
+        assert proc.returncode == 0, proc.stderr[-2000:]

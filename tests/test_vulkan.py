@@ -354,3 +354,13 @@ def test_the_reference_rule_keeps_the_reference_tools_200_px_automatic_tile_on_a
     assert up._auto_tile(up._net, 2000, 3000)[0] == 200
     image = picture(12, 230)  # split at x = 200 by the C++ code
     assert np.array_equal(up.upscale(image), Upscaler(MODEL, device=big, tile=200, tile_pad=10).upscale(image))
+
+
+def test_exiting_while_a_daemon_thread_upscales_on_the_gpu_does_not_kill_the_process(gpu):
+    # found by a bug hunt: the Vulkan instance was torn down under the thread's
+    # network: SIGSEGV or SIGABRT ("pool allocator destroyed too early"), five in five
+    from conftest import exit_while_upscaling
+
+    for _ in range(2):
+        proc = exit_while_upscaling(gpu, 16, 0.3)
+        assert proc.returncode == 0, proc.stderr[-2000:]
