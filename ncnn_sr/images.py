@@ -272,7 +272,10 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
     """Write an H×W×C uint8/uint16 array as png, jpg, webp or gif (``fmt``, else from
     the file name), keeping ICC, EXIF, XMP and the resolution from ``info`` when
     ``metadata`` is true, where the format holds them (webp states no resolution,
-    jpg holds at most MAX_JPEG_XMP bytes of XMP, gif none of them).
+    gif none of them). JPEG holds at most MAX_JPEG_EXIF bytes of EXIF and
+    MAX_JPEG_XMP of XMP (``ncnn_sr.metadata``): a larger EXIF is an InputError, a
+    larger XMP packet is left out of a jpg without a word (``len(info.xmp)`` tells;
+    the commands warn of it).
 
     The file appears whole or not at all: it is written under a temporary name in the
     same folder, then renamed. ``quality`` (1-100) applies to jpg and webp; webp

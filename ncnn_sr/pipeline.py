@@ -25,7 +25,7 @@ from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import NcnnSrError, NoRoom, cannot_write
 from .images import GREY_MODES, ImageInfo, output_format, read_image, write_image
-from .metadata import MAX_JPEG_EXIF
+from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP
 from .jobs import Job, alpha_target
 from .resample import target_size
 from .signals import stop_signals
@@ -107,7 +107,8 @@ class Pipeline:
     note; a fully opaque alpha channel is dropped and the JPEG written, unless
     ``keep_opaque_alpha`` (the reference tool's rule: any alpha channel makes a png).
     An EXIF block too large for a JPEG output fails that picture, unless
-    ``drop_oversized_exif``: it is then written without its EXIF, with a note.
+    ``drop_oversized_exif``: it is then written without its EXIF, with a note. An
+    XMP packet too large for a JPEG output is left out of it, with a note.
 
     An animated picture (GIF, WebP, APNG) asked as png, webp or gif is upscaled frame
     by frame into an animation of every frame, unless ``animate`` is false; a jpg
@@ -315,12 +316,24 @@ class Pipeline:
             why = "" if not self._animate else f" ({item.target.suffix} holds no animation: write webp, png or gif " \
                                                 "for every frame)"
             item.notes.append(f"{item.job.source} has {item.info.frames} frames: upscaling the first only{why}")
-        exif = item.info.exif
-        if self._drop_oversized_exif and self._metadata and exif and len(exif) > MAX_JPEG_EXIF and \
-                item.target.suffix.lower() in (".jpg", ".jpeg"):
+        if self._metadata and item.target.suffix.lower() in (".jpg", ".jpeg"):
+            self._check_jpeg_metadata(item)
+
+    def _check_jpeg_metadata(self, item: _Item) -> None:
+        """EXIF and XMP too large for ``item``'s JPEG: left out with a note each, but an
+        EXIF only when ``drop_oversized_exif`` (else write_image fails the picture)."""
+        exif, xmp = item.info.exif, item.info.xmp
+        if exif and len(exif) > MAX_JPEG_EXIF:
+            if not self._drop_oversized_exif:
+                return  # the picture fails in write_image's words; a note on its XMP would say it was written
             item.info = replace(item.info, exif=None)
             item.notes.append(f"{item.job.source}: its EXIF ({len(exif)} bytes) is too large for JPEG, which holds "
                               f"at most {MAX_JPEG_EXIF}: writing {item.target} without it")
+        if xmp and len(xmp) > MAX_JPEG_XMP:
+            # write_image leaves it out without a word; left out here, the commands say so.
+            item.info = replace(item.info, xmp=None)
+            item.notes.append(f"{item.job.source}: its XMP ({len(xmp)} bytes) is too large for JPEG, which holds "
+                              f"at most {MAX_JPEG_XMP}: writing {item.target} without it")
 
     def _check_alpha(self, item: _Item) -> None:
         if item.pixels.shape[2] == 4 and alpha_target(item.target) != item.target:

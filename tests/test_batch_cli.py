@@ -501,6 +501,25 @@ def test_an_exif_too_large_for_jpeg_is_left_out_by_the_dropin_and_refused_by_ncn
     run(NCNN_SR, "-i", "big.png", "-o", "n.jpg", "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
         "--no-metadata", cwd=tmp_path)
 
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+def test_an_xmp_too_large_for_jpeg_is_left_out_with_a_warning(cmd, tmp_path):
+    # It was left out without a word, where an EXIF too large fails the picture or is noted.
+    from PIL.PngImagePlugin import PngInfo
+
+    text = PngInfo()
+    text.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta xmlns:x="adobe:ns:meta/"/>' + " " * 70000)
+    Image.fromarray(picture(8, 8)).save(tmp_path / "big.png", pnginfo=text)
+    proc = run(cmd, "-i", "big.png", "-o", "o.jpg", "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
+               cwd=tmp_path)
+    assert [line for line in proc.stderr.splitlines() if "XMP" in line] == [
+        f"{Path(cmd).name}: warning: big.png: its XMP (70037 bytes) is too large for JPEG, which holds at most "
+        "65504: writing o.jpg without it"]
+    assert size_of(tmp_path / "o.jpg") == (16, 16) and "xmp" not in Image.open(tmp_path / "o.jpg").info
+    proc = run(cmd, "-i", "big.png", "-o", "o.png", "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
+               cwd=tmp_path)
+    assert "XMP" not in proc.stderr and len(Image.open(tmp_path / "o.png").info["xmp"]) == 70037
+
+
 def test_folder_into_a_file_is_refused(tmp_path):
     pictures(tmp_path / "in", ["a.png"])
     (tmp_path / "o.png").write_bytes(b"x")
