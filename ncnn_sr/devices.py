@@ -180,7 +180,8 @@ def list_devices() -> list[Device]:
 def get_device(spec: "str | int | Device" = "auto") -> Device:
     """A device from ``"auto"``, an index (``-1`` is the CPU) or a Device.
 
-    ``auto`` is the default Vulkan device, or the CPU with a notice when there is none.
+    ``auto`` is the default Vulkan device, or the CPU with a notice when there is none
+    (logged once a process, however many calls ask).
     """
     if isinstance(spec, Device):
         if spec.is_gpu:  # made by hand: ncnn ran an index that is not there on its default GPU
@@ -194,8 +195,8 @@ def get_device(spec: "str | int | Device" = "auto") -> Device:
         if text in ("auto", ""):
             device, notice = explain_auto()
             if notice:
-                log.warning("%s: running on the CPU%s", notice,
-                            " (slower)" if notice == NO_VULKAN else ", which is faster")
+                why = " (slower)" if notice == NO_VULKAN else ", which is faster"
+                _warn_once(f"{notice}: running on the CPU{why}")
             return device
         if text == "cpu":
             return CPU
@@ -209,6 +210,26 @@ def get_device(spec: "str | int | Device" = "auto") -> Device:
 
 
 NO_VULKAN = "no Vulkan device found"
+
+# The notices already logged: a library loop making an Upscaler(device="auto") per
+# picture repeated the same line for each.
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(message: str) -> None:
+    """Log ``message`` as a warning, the first time in this process only."""
+    with _warned_lock:
+        if message in _warned:
+            return
+        _warned.add(message)
+    log.warning("%s", message)
+
+
+def forget_warnings() -> None:
+    """Let each notice be logged once more (for tests, which each look for theirs)."""
+    with _warned_lock:
+        _warned.clear()
 
 
 # The most ncnn threads a run may ask for: more than any machine's cores. Far more

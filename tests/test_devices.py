@@ -34,6 +34,21 @@ def test_auto_without_vulkan_is_the_cpu_with_a_notice(caplog, monkeypatch):
     assert "no Vulkan device found: running on the CPU (slower)" in caplog.text
 
 
+def test_the_auto_notice_is_logged_once_a_process_per_message(caplog, monkeypatch):
+    # A library loop making an Upscaler(device="auto") per picture repeated it each time.
+    chosen = (devices.CPU, "only a software Vulkan device (gpu0) found")
+    monkeypatch.setattr(devices, "explain_auto", lambda: chosen)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        for _ in range(3):
+            assert devices.get_device("auto") is devices.CPU
+        chosen = (devices.CPU, devices.NO_VULKAN)
+        devices.get_device("auto")
+        devices.get_device("auto")
+    assert [r.getMessage() for r in caplog.records] == [
+        "only a software Vulkan device (gpu0) found: running on the CPU, which is faster",
+        "no Vulkan device found: running on the CPU (slower)"]
+
+
 def test_auto_tile_follows_the_reference_heap_budget_table():
     assert [devices.gpu_auto_tile(mb) for mb in (4000, 1901, 1900, 600, 551, 550, 200, 191, 190, 10)] == \
         [200, 200, 100, 100, 100, 64, 64, 64, 32, 32]
