@@ -199,10 +199,12 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     # Every flag is checked before a device is looked at, whose notices (a software
     # Vulkan device passed over) would come before the flag's error.
     auto = opts.gpu.strip().lower() in ("auto", "")
-    # "cpu" as the library and bench take it, also in a list (0,cpu)
-    listed_gpus = ",".join("-1" if part.strip().lower() == "cpu" else part for part in opts.gpu.split(","))
-    indices = [] if auto else int_list(listed_gpus, f"invalid gpu device '{opts.gpu}': give auto, cpu, or indices "
-                                                    "such as 0 or 0,1 (-1 is the CPU)")
+    # "cpu" and "gpu0" (str(Device)'s "GPU 0") as the library and bench take them,
+    # also in a list (0,cpu)
+    indices = [] if auto else [devices.named_index(part) for part in opts.gpu.split(",")]
+    if None in indices:
+        raise UsageError(f"invalid gpu device '{opts.gpu}': give auto, cpu, or indices such as 0 or 0,1 "
+                         "(-1 is the CPU)")
     count = 1 if auto else len(indices)
     listed = f" (-g gives {count} device{'s' if count > 1 else ''})"
     tiles = per_device(int_list(opts.tile, BAD_TILE), count, BAD_TILE + listed)

@@ -132,7 +132,7 @@ _SHARED_OPTIONS = [
                       "picture's output) or blend. Default: exact on the CPU and integrated GPUs while memory "
                       "allows, blended on discrete GPUs."),
     click.option("-g", "--gpu", default="auto", show_default=True,
-                 help="Vulkan device index, -1 for the CPU; several: 0,1 or 0,-1."),
+                 help="Vulkan device index (0, gpu0), -1 or cpu for the CPU; several: 0,1 or 0,-1."),
     click.option("-j", "--jobs", default="auto", show_default=True,
                  help="Threads load:proc:save; proc one per device: 1:2,2:2. auto: 1:2:2, with up to 8 "
                       "savers (half the cores) when a discrete GPU upscales, as writing PNGs then limits a run."),
@@ -363,7 +363,7 @@ def _comma_list(ctx, param, value: str) -> list[str]:
 @main.command("bench")
 @click.option("-n", "--model", "models", default=f"{DEFAULT_MODEL},realesr-animevideov3-x2", show_default=True,
               callback=_comma_list, help="Models (names, families or .param paths), comma-separated.")
-@click.option("-g", "--gpu", default="auto", show_default=True, help="Devices, comma-separated: 0,-1.")
+@click.option("-g", "--gpu", default="auto", show_default=True, help="Devices, comma-separated: 0,-1 (or gpu0,cpu).")
 @click.option("-t", "--tile", "tiles", default="auto,200", show_default=True, callback=_bench_tiles,
               help="Tile sizes, comma-separated: >=32, auto (the engine's choice) or whole (one tile).")
 @click.option("--precision", "precisions", default="default", show_default=True, callback=_comma_list,

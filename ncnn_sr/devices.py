@@ -8,6 +8,7 @@ import logging
 import math
 import numbers
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -177,8 +178,31 @@ def list_devices() -> list[Device]:
     return [gpu_device(i) for i in range(gpu_count())] + [CPU]
 
 
+# What a device may be given as, in the one line that refuses another.
+DEVICE_SPECS = "give auto, cpu, -1 or a device index (0 or gpu0)"
+# A Vulkan device by name: "GPU 0" as str(Device) writes it, "gpu0", "gpu:0".
+_GPU_NAME = re.compile(r"gpu\s*:?\s*([0-9]+)")
+
+
+def named_index(text: str) -> int | None:
+    """The device index ``text`` names: a whole number (-1 is the CPU), ``cpu``, or
+    a Vulkan device N as ``gpuN``, ``gpu N`` (as ``str(Device)`` writes it) or
+    ``gpu:N``, in any case; None for anything else, ``auto`` included."""
+    text = text.strip().lower()
+    if text == "cpu":
+        return CPU_INDEX
+    found = _GPU_NAME.fullmatch(text)
+    if found:
+        return int(found.group(1))
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
 def get_device(spec: "str | int | Device" = "auto") -> Device:
-    """A device from ``"auto"``, an index (``-1`` is the CPU) or a Device.
+    """A device from ``"auto"``, an index (``-1`` is the CPU; as a string also
+    ``"cpu"``, ``"gpu0"``, ``"GPU 0"``, ``"gpu:0"``) or a Device.
 
     ``auto`` is the default Vulkan device, or the CPU with a notice when there is none
     (logged once a process, however many calls ask).
@@ -189,21 +213,18 @@ def get_device(spec: "str | int | Device" = "auto") -> Device:
         return spec
     if not (isinstance(spec, str) or _whole(spec)):
         # int() made 1.5 GPU 1 and False GPU 0; None and nan raised bare errors.
-        raise DeviceError(f"invalid gpu device {spec!r}: give auto, cpu, -1 or a device index")
+        raise DeviceError(f"invalid gpu device {spec!r}: {DEVICE_SPECS}")
     if isinstance(spec, str):
-        text = spec.strip().lower()
-        if text in ("auto", ""):
+        if spec.strip().lower() in ("auto", ""):
             device, notice = explain_auto()
             if notice:
                 why = " (slower)" if notice == NO_VULKAN else ", which is faster"
                 _warn_once(f"{notice}: running on the CPU{why}")
             return device
-        if text == "cpu":
-            return CPU
-        try:
-            spec = int(text)
-        except ValueError:
-            raise DeviceError(f"invalid gpu device '{spec}': give auto, cpu, -1 or a device index") from None
+        index = named_index(spec)
+        if index is None:
+            raise DeviceError(f"invalid gpu device '{spec}': {DEVICE_SPECS}")
+        spec = index
     if spec == CPU_INDEX:
         return CPU
     return gpu_device(int(spec))

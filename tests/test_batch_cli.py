@@ -461,6 +461,16 @@ def test_bad_flag_values_use_the_reference_wording(flags, wording, tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+@pytest.mark.parametrize("spec", ["gpu9", "GPU 9", "gpu:9", "cpu,gpu9"])
+def test_a_gpu_named_as_devices_write_it_is_that_index(cmd, spec, tmp_path):
+    # "GPU 9" as str(Device) and the devices command write it was an invalid list.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(cmd, "-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-g", spec, check_ok=False)
+    assert proc.returncode == 1 and "invalid gpu device 9: this machine has " in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
 def test_an_unknown_format_is_refused_for_a_folder_and_ignored_for_a_file_as_by_the_reference(tmp_path):
     # The reference takes a file output's format from its extension, whatever -f says.
     pictures(tmp_path / "in", ["a.png"])

@@ -105,6 +105,26 @@ def test_a_device_that_is_no_whole_number_is_a_device_error():
             devices.get_device(spec)
 
 
+@pytest.mark.parametrize("text, index", [
+    ("gpu0", 0), ("GPU 0", 0), ("gpu:1", 1), (" Gpu 12 ", 12), ("GPU:0", 0), ("cpu", -1), ("CPU", -1),
+    ("-1", -1), ("3", 3),
+    ("gpu", None), ("gpu-1", None), ("gpu -1", None), ("gpux", None), ("gpu0,1", None), ("gpu 1.5", None),
+    ("auto", None), ("", None), ("0 (llvmpipe)", None),
+])
+def test_a_gpu_is_named_as_str_of_a_device_writes_it_or_by_its_index(text, index):
+    # str(Device) says "GPU 0", and get_device("GPU 0"), "gpu0" and "gpu:0" were refused.
+    assert devices.named_index(text) == index
+
+
+def test_get_device_takes_a_gpu_by_name(monkeypatch):
+    monkeypatch.setattr(devices, "gpu_device", lambda index: fake_gpu(index, "discrete"))
+    assert [devices.get_device(spec).index for spec in ("gpu0", "GPU 1", "gpu:2", "cpu", "-1")] == [0, 1, 2, -1, -1]
+    assert str(devices.get_device(str(fake_gpu(1, "discrete")).split(" (")[0])) == "GPU 1 (gpu1)"
+    with pytest.raises(devices.DeviceError) as refused:
+        devices.get_device("gpu one")
+    assert str(refused.value) == "invalid gpu device 'gpu one': give auto, cpu, -1 or a device index (0 or gpu0)"
+
+
 def test_a_device_made_by_hand_for_a_gpu_that_is_not_there_is_a_device_error(monkeypatch):
     # ncnn ran it on its default GPU without a word.
     monkeypatch.setattr(devices, "gpu_count", lambda: 1)
