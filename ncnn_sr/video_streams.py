@@ -170,7 +170,7 @@ def carry_over(inp, video_in, out, dst: Path) -> dict[int, SideOutput]:
     """Set up in ``out`` what goes along with the upscaled ``video_in``: chapters,
     attachments, and outputs for the input's audio and subtitles, returned by input
     stream index (the file's tags, which may hold a timecode to re-time, are the
-    caller's). What is left out is named in a warning each."""
+    caller's). What is left out is named in a warning, one for streams alike."""
     chapters = inp.chapters()
     if chapters and out.format.name not in _CHAPTERED:
         log.warning("%s cannot hold chapters: dropping %d (a .mkv output keeps them)", dst.suffix, len(chapters))
@@ -187,6 +187,9 @@ def carry_over(inp, video_in, out, dst: Path) -> dict[int, SideOutput]:
         else:
             log.warning("dropping video stream %d: only the first is upscaled", extra.index)
     mapping = {}
+    # What is done to the streams a container cannot hold, by what is said of it: one
+    # line for several streams alike (two srt tracks into an .avi), in their words.
+    left: dict[tuple[str, str, bool], list[int]] = {}
     for stream in list(inp.streams.audio) + list(inp.streams.subtitles):
         if stream.codec_context is None:  # a codec FFmpeg does not know, or a damaged header
             log.warning("dropping %s stream %d: FFmpeg knows no codec for it", stream.type, stream.index)
@@ -212,19 +215,21 @@ def carry_over(inp, video_in, out, dst: Path) -> dict[int, SideOutput]:
             resampler = av.AudioResampler(format=ctx.format, layout=ctx.layout, rate=ctx.sample_rate)
             mapping[stream.index] = SideOutput(o, resampler, _SampleClock(ctx.sample_rate))
             resampled = f", resampled from {source_rate} to {rate} Hz" if rate != source_rate else ""
-            log.warning("%s cannot hold %s audio: re-encoding audio stream %d to %s%s", dst.suffix, name,
-                        stream.index, target, resampled)
+            what = (f"{dst.suffix} cannot hold {name} audio: re-encoding audio", f" to {target}{resampled}", False)
+            left.setdefault(what, []).append(stream.index)
         elif stream.type == "subtitle" and (target := _text_form(out.format.name, stream)):
             o = _labelled(out.add_stream(target), stream)
             o.codec_context.subtitle_header = stream.codec_context.subtitle_header
             mapping[stream.index] = SideOutput(o, text=True)
-            log.warning("%s cannot hold %s subtitles: converting subtitle stream %d to %s", dst.suffix, name,
-                        stream.index, target)
+            what = (f"{dst.suffix} cannot hold {name} subtitles: converting subtitle", f" to {target}", False)
+            left.setdefault(what, []).append(stream.index)
         else:
             kept = out.format.name != "matroska" and (holds("matroska", name) or _text_form("matroska", stream))
-            hint = " (a .mkv output keeps it)" if kept else ""
-            log.warning("%s cannot hold %s %s: dropping stream %d%s", dst.suffix, name, stream.type, stream.index,
-                        hint)
+            kind = "subtitles" if stream.type == "subtitle" else stream.type
+            left.setdefault((f"{dst.suffix} cannot hold {name} {kind}: dropping", "", kept), []).append(stream.index)
+    for (before, after, kept), indexes in left.items():
+        hint = f" (a .mkv output keeps {'it' if len(indexes) == 1 else 'them'})" if kept else ""
+        log.warning("%s %s%s%s", before, _streams(indexes), after, hint)
     _attachments(inp, out, dst)
     for stream in inp.streams.data:
         if "timecode" in stream.metadata and "timecode" in video_in.metadata:
@@ -234,6 +239,13 @@ def carry_over(inp, video_in, out, dst: Path) -> dict[int, SideOutput]:
         kind = stream.name or "of unknown kind"  # a data stream has no codec context, but its codec's name
         log.warning("dropping data stream %d (%s)", stream.index, kind)
     return mapping
+
+
+def _streams(indexes: list[int]) -> str:
+    """"stream 2", "streams 2 and 3", "streams 2, 3 and 4"."""
+    if len(indexes) == 1:
+        return f"stream {indexes[0]}"
+    return f"streams {', '.join(map(str, indexes[:-1]))} and {indexes[-1]}"
 
 
 # Tags that describe the file they were read from (its muxer, the statistics mkvmerge

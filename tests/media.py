@@ -101,21 +101,22 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
     return path
 
 
-def add_subtitles(clip: Path, dst: Path, cues: list[tuple[str, str, str]]) -> Path:
-    """Remux ``clip`` into ``dst`` (mkv) with an SRT subtitle track of (start, end, text)
-    cues, as ``ffmpeg -i clip -i subs.srt`` would."""
+def add_subtitles(clip: Path, dst: Path, cues: list[tuple[str, str, str]], tracks: int = 1) -> Path:
+    """Remux ``clip`` into ``dst`` (mkv) with ``tracks`` SRT subtitle tracks of (start,
+    end, text) cues, as ``ffmpeg -i clip -i subs.srt`` would."""
     srt = dst.with_suffix(".srt")
     srt.write_text("".join(f"{i}\n{a} --> {b}\n{text}\n\n" for i, (a, b, text) in enumerate(cues, 1)))
     with av.open(str(clip)) as a, av.open(str(srt)) as b, av.open(str(dst), "w") as out:
         streams = {}
-        for container in (a, b):
+        for container, copies in ((a, 1), (b, tracks)):
             for stream in container.streams:
-                streams[(id(container), stream.index)] = out.add_stream_from_template(stream)
+                streams[(id(container), stream.index)] = [out.add_stream_from_template(stream) for _ in range(copies)]
         for container in (a, b):
             for packet in container.demux():
                 if packet.dts is not None:
-                    packet.stream = streams[(id(container), packet.stream.index)]
-                    out.mux(packet)
+                    for stream in streams[(id(container), packet.stream.index)]:
+                        packet.stream = stream
+                        out.mux(packet)
     return dst
 
 

@@ -1171,7 +1171,19 @@ def test_mov_text_subtitles_are_copied_into_mov_and_named_when_dropped(tmp_path)
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mov", *X2)
     assert packets(tmp_path / "out.mov", "subtitles") == packets(clip, "subtitles")
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2)
-    assert ".avi cannot hold mov_text subtitle: dropping stream 2 (a .mkv output keeps it)" in proc.stderr
+    assert ".avi cannot hold mov_text subtitles: dropping stream 2 (a .mkv output keeps it)" in proc.stderr
+
+
+@pytest.mark.parametrize("suffix, told", [
+    (".avi", ".avi cannot hold srt subtitles: dropping streams 2 and 3 (a .mkv output keeps them)"),
+    (".mp4", ".mp4 cannot hold srt subtitles: converting subtitle streams 2 and 3 to mov_text"),
+])
+def test_subtitle_streams_alike_are_named_in_one_warning(suffix, told, tmp_path, caplog):
+    # Each was a line of its own, a dropped one as "srt subtitle" in the singular.
+    clip = add_subtitles(make_clip(tmp_path / "in.mp4", frames=3), tmp_path / "in.mkv", CUES, tracks=2)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / f"out{suffix}", lambda frames: frames)
+    assert [r.getMessage() for r in caplog.records if "subtitle" in r.getMessage()] == [told]
 
 
 def test_text_subtitles_are_converted_to_webvtt_for_webm(tmp_path):
