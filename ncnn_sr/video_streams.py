@@ -101,7 +101,20 @@ def holds(muxer: str, codec: str) -> bool:
 @functools.cache
 def _listed(muxer: str) -> frozenset:
     with av.open(io.BytesIO(), "w", format=muxer) as probe_output:
-        return frozenset(probe_output.supported_codecs)
+        names = frozenset(probe_output.supported_codecs)
+    # FFmpeg lists its encoders and decoders by their own names, which for some codecs
+    # are not the codec's (flv for flv1, msmpeg4 for msmpeg4v3): asked by the codec's
+    # name, a .flv held no flv1 and a .wmv no msmpeg4v3, their own default video.
+    return names | {canonical for name in names if (canonical := _canonical_name(name))}
+
+
+def _canonical_name(name: str) -> str | None:
+    for mode in ("r", "w"):
+        try:
+            return av.codec.Codec(name, mode).canonical_name
+        except (av.error.FFmpegError, ValueError):
+            pass
+    return None
 
 
 def muxer_for(path: Path) -> str | None:

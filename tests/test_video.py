@@ -1321,10 +1321,12 @@ def test_video_a_container_cannot_hold_is_refused_before_the_input_is_read(codec
 
 
 @pytest.mark.parametrize("codec, name", [("libsvtav1", "out.mp4"), ("libsvtav1", "out.mkv"),
-                                         ("libvpx-vp9", "out.mp4"), ("libx265", "out.mov")])
+                                         ("libvpx-vp9", "out.mp4"), ("libx265", "out.mov"),
+                                         ("flv", "out.flv"), ("msmpeg4v3", "out.wmv")])
 def test_video_a_container_holds_is_written(codec, name, tmp_path):
     # Not 2 frames: x265 then gives some packets garbage decoding times, which the mp4
-    # muxer refuses ("pts/dts pair unsupported").
+    # muxer refuses ("pts/dts pair unsupported"). A .flv's and a .wmv's own codecs were
+    # refused: FFmpeg lists their encoders as flv and msmpeg4, not flv1 and msmpeg4v3.
     clip = make_clip(tmp_path / "in.mp4", frames=3, audio=None)
     upscale_video(clip, tmp_path / name, lambda frames: frames, EncodeOptions(codec=codec))
     with av.open(str(tmp_path / name)) as c:
