@@ -24,7 +24,7 @@ from .errors import InputError, NcnnSrError, os_reason
 from .images import one_size, output_format
 from .jobs import check_reachable, plan_jobs
 from .pipeline import Cancelled, Lane, Outcome, Pipeline, ordered_map
-from .video_options import is_video_path
+from .video_options import VIDEO_CONTAINERS, is_video_path
 
 log = logging.getLogger("ncnn_sr")
 
@@ -381,7 +381,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
         check_reachable(opts.output, file=True)
         if not is_video_path(opts.output):
             raise InputError(f"unsupported video container '{opts.output.suffix}' for {opts.output}: "
-                             "use mp4, mkv, mov, webm or avi")
+                             f"use {', '.join(VIDEO_CONTAINERS[:-1])} or {VIDEO_CONTAINERS[-1]}")
         if opts.output.exists() and opts.input.exists() and os.path.samefile(opts.input, opts.output):
             raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
         video.video_encoder(opts.output, encode)  # a bad --codec or --preset before a model loads

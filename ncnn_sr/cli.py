@@ -202,7 +202,8 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 @main.command(cls=OnePathCommand, several=", and give one video at a time")
 @click.option("-i", "--input", "input_path", required=True, type=click.Path(), help="Input video.")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(),
-              help="Output video (mp4, mkv, mov, webm, avi).")
+              help="Output video: mp4, mkv, mov, webm, avi, m4v, 3gp, ts, m2ts, mts or flv; also mpg, mpeg "
+                   "and vob with --codec mpeg2video, wmv with --codec wmv2, ogv with --codec libvpx.")
 @click.option("-n", "--model", default="realesr-animevideov3", show_default=True,
               help="Model name, a family, or a .param path.")
 @_shared_options

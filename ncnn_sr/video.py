@@ -358,13 +358,20 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
     if rates and options.fps is not None and options.fps not in rates:
         raise InputError(f"{codec} cannot encode {options.fps} fps: it takes {_listed_rates(rates)}")
     muxer = video_streams.muxer_for(dst)
-    if muxer is not None and not video_streams.takes_encoded(muxer, codec):
+    if muxer is None:
+        return codec
+    if not video_streams.takes_encoded(muxer, codec):
         # Asked here, before any model loads, not left to the muxer's bare "Invalid argument".
-        able = [suffix for suffix in _OFFERED if video_streams.takes_encoded(video_streams.muxer_for(Path(suffix)),
-                                                                              codec)]
-        where = f"write {_either(able)}, or " if able else ""
-        raise InputError(f"{dst.suffix} cannot hold {encoder.canonical_name} video: {where}choose another --codec")
-    return codec
+        problem = "cannot hold"
+    elif video_streams.loses_times(muxer, encoder.canonical_name):
+        problem = "loses the frame times of"
+    else:
+        return codec
+    able = [suffix for suffix in _OFFERED if video_streams.takes_encoded(video_streams.muxer_for(Path(suffix)), codec)]
+    where = f"write {_either(able)}, or " if able else ""
+    own = video_streams.OWN_VIDEO.get(muxer)
+    such = f", such as {own}" if own and own != encoder.name else ""
+    raise InputError(f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another --codec{such}")
 
 
 # The containers named in a refusal, as the command's help offers them.

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-VIDEO_SUFFIXES = frozenset(
-    ".mp4 .m4v .mkv .mov .avi .webm .flv .wmv .mpg .mpeg .ts .m2ts .mts .3gp .ogv .vob".split())
+# The containers a video is read and written as, the common ones first, as the
+# command's help and its refusal of another list them.
+VIDEO_CONTAINERS = ("mp4", "mkv", "mov", "webm", "avi", "m4v", "3gp", "ts", "m2ts", "mts", "flv", "mpg", "mpeg",
+                    "vob", "wmv", "ogv")
+VIDEO_SUFFIXES = frozenset(f".{container}" for container in VIDEO_CONTAINERS)
 
 
 def is_video_path(path: str | os.PathLike) -> bool:

@@ -90,6 +90,25 @@ _HOLDS = {
 }
 
 
+# Video that FFmpeg's muxers take, then write without its frame times: H.264 in an
+# MPEG program stream (.mpg, .vob) keeps a time on one frame in several (a variable
+# rate is lost; an FFmpeg reader guesses the rest), in ASF (.wmv) its times read back
+# out of order and doubled, with or without B-frames. Their own codecs keep them.
+_LOSES_TIMES = {muxer: frozenset({"h264"}) for muxer in ("mpeg", "vob", "svcd", "dvd", "asf")}
+
+
+def loses_times(muxer: str, codec: str) -> bool:
+    """Whether ``muxer`` writes ``codec`` (its canonical name) video without the
+    frame times (``holds`` may still say it holds it)."""
+    return codec in _LOSES_TIMES.get(muxer, ())
+
+
+# The encoder to name for a muxer that takes no H.264, or loses its times: its own
+# kind of video, which keeps them.
+OWN_VIDEO = {"mpeg": "mpeg2video", "vob": "mpeg2video", "svcd": "mpeg2video", "dvd": "mpeg2video", "asf": "wmv2",
+             "ogg": "libvpx", "ogv": "libvpx"}
+
+
 def holds(muxer: str, codec: str) -> bool:
     """Whether FFmpeg's ``muxer`` (a format name: "mp4", "matroska") lists ``codec``
     (its canonical name) among those it holds. Some it lists, it then refuses to

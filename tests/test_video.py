@@ -1310,6 +1310,8 @@ def test_an_mp4s_default_handler_names_do_not_become_matroska_tags(tmp_path):
     ("mpeg4", "out.flv", ".flv cannot hold mpeg4 video: write .mp4, .mkv, .mov or .avi, or choose another --codec"),
     ("libx265", "out.webm", ".webm cannot hold hevc video: write .mp4, .mkv or .mov, or choose another --codec"),
     ("libsvtav1", "out.m4v", ".m4v cannot hold av1 video: write .mp4, .mkv, .webm or .avi, or choose another --codec"),
+    ("libx264", "out.ogv", ".ogv cannot hold h264 video: write .mp4, .mkv, .mov or .avi, or choose another --codec, "
+                           "such as libvpx"),
 ])
 def test_video_a_container_cannot_hold_is_refused_before_the_input_is_read(codec, name, message, tmp_path):
     # FFmpeg says .mov holds AV1, VP9 and VP8 and .flv MPEG-4, then refuses them as it
@@ -1322,7 +1324,8 @@ def test_video_a_container_cannot_hold_is_refused_before_the_input_is_read(codec
 
 @pytest.mark.parametrize("codec, name", [("libsvtav1", "out.mp4"), ("libsvtav1", "out.mkv"),
                                          ("libvpx-vp9", "out.mp4"), ("libx265", "out.mov"),
-                                         ("flv", "out.flv"), ("msmpeg4v3", "out.wmv")])
+                                         ("flv", "out.flv"), ("msmpeg4v3", "out.wmv"),
+                                         ("mpeg2video", "out.vob"), ("wmv2", "out.wmv"), ("libvpx", "out.ogv")])
 def test_video_a_container_holds_is_written(codec, name, tmp_path):
     # Not 2 frames: x265 then gives some packets garbage decoding times, which the mp4
     # muxer refuses ("pts/dts pair unsupported"). A .flv's and a .wmv's own codecs were
@@ -1334,6 +1337,44 @@ def test_video_a_container_holds_is_written(codec, name, tmp_path):
         assert len(list(c.decode(video=0))) == 3
 
 
+@pytest.mark.parametrize("name, own", [("out.mpg", "mpeg2video"), ("out.mpeg", "mpeg2video"),
+                                       ("out.vob", "mpeg2video"), ("out.wmv", "wmv2")])
+def test_h264_where_its_frame_times_are_lost_is_refused_in_one_line(name, own, tmp_path):
+    # Written as asked, an MPEG program stream kept a time on one frame in several and
+    # an ASF (.wmv) read back its frames' times out of order and doubled.
+    proc = run(NCNN_SR, "video", "-i", tmp_path / "missing.mp4", "-o", tmp_path / name, *X2, check_ok=False)
+    one_line_failure(proc, tmp_path, f"{name[3:]} loses the frame times of h264 video: write .mp4, .mkv, .mov or "
+                                     f".avi, or choose another --codec, such as {own}")
+
+
+def test_every_container_a_video_is_written_as_is_named_in_the_help_and_the_refusal(tmp_path):
+    # --help and the refusal of another named mp4, mkv, mov, webm and avi alone.
+    from ncnn_sr.video_options import VIDEO_CONTAINERS
+
+    shown = " ".join(run(NCNN_SR, "video", "--help").stdout.split())
+    assert all(f" {name}" in shown for name in VIDEO_CONTAINERS), shown
+    proc = run(NCNN_SR, "video", "-i", tmp_path / "missing.mp4", "-o", tmp_path / "out.mxf", *X2, check_ok=False)
+    one_line_failure(proc, tmp_path, f"unsupported video container '.mxf' for {tmp_path / 'out.mxf'}: use mp4, "
+                     "mkv, mov, webm, avi, m4v, 3gp, ts, m2ts, mts, flv, mpg, mpeg, vob, wmv or ogv")
+
+
+@pytest.mark.parametrize("suffix, audio", [(".ts", "aac"), (".flv", "aac"), (".vob", "mp2")])
+def test_other_containers_get_every_frame_in_time_and_the_sound(suffix, audio, tmp_path):
+    # They were written, but not named in --help or the README; .vob only with its own codec.
+    clip = make_clip(tmp_path / "in.mp4", frames=8)
+    out = tmp_path / f"out{suffix}"
+    codec = ["--codec", "mpeg2video", "--bitrate", "2M"] if suffix == ".vob" else []
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, *codec)
+    times_in, size_in = frame_times(clip)
+    times_out, size_out = frame_times(out)
+    assert size_out == (size_in[0] * 2, size_in[1] * 2) and len(times_out) == 8
+    steps = [b - a for a, b in zip(times_out, times_out[1:])]
+    assert steps == pytest.approx([1 / 24] * 7, abs=2e-3)  # in order, none lost or doubled
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == audio
+    assert sound_seconds(out) == pytest.approx(sound_seconds(clip), abs=0.05)
+
+
 @pytest.mark.parametrize("audio, name, target", [
     ("libopus", "out.mov", "aac"),  # FFmpeg lists Opus for .mov, whose muxer then refuses it
     ("pcm_s16le", "out.flv", "mp3"),  # its Matroska layout names no channels, which MP3 refuses
@@ -1341,8 +1382,9 @@ def test_video_a_container_holds_is_written(codec, name, tmp_path):
 ])
 def test_sound_a_container_refuses_is_reencoded_to_its_own_kind(audio, name, target, tmp_path, caplog):
     clip = make_clip(tmp_path / "in.mkv", frames=3, audio=audio)
+    own = EncodeOptions(codec="wmv2") if name.endswith(".wmv") else EncodeOptions()  # H.264 loses its times there
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
-        upscale_video(clip, tmp_path / name, lambda frames: frames)
+        upscale_video(clip, tmp_path / name, lambda frames: frames, own)
     assert f"re-encoding audio stream 1 to {target}" in caplog.text
     with av.open(str(tmp_path / name)) as c:
         assert c.streams.audio[0].codec_context.codec.canonical_name == target
