@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import shutil
 import sys
 from fractions import Fraction
@@ -22,8 +23,8 @@ from .batch_cli import OnePathCommand, RunOptions, path_flag, run, run_video, se
 from .engine import ALPHA_MODES, PRECISIONS
 from .errors import ModelMissing, NcnnSrError
 from .files import write_target
-from .jobs import names_a_folder
-from .video_options import EncodeOptions, is_video_input
+from .jobs import PICTURE_SUFFIXES, names_a_folder
+from .video_options import EncodeOptions, is_video_input, is_video_path
 
 PROG = "ncnn-sr"
 DEFAULT_MODEL = "realesrgan-x4plus"
@@ -53,6 +54,20 @@ class _DefaultToUpscale(click.Group):
             source = _input_of(args)
             args = ["video" if source and is_video_input(source) else "upscale", *args]
         return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        # "ncnn-sr in.png out.png" was "No such command 'in.png'", with no word of -i/-o.
+        word = args[0] if args else ""
+        if word and self.get_command(ctx, word) is None and _names_a_file(word):
+            output = args[1] if len(args) > 1 and not args[1].startswith("-") else "OUTPUT"
+            raise click.UsageError(f"No such command {word!r}: to upscale it, use -i/-o: {ctx.command_path} -i "
+                                   f"{shlex.quote(word)} -o {shlex.quote(output)}", ctx)
+        return super().resolve_command(ctx, args)
+
+
+def _names_a_file(word: str) -> bool:
+    """Whether ``word`` is a file or folder there is, or named like a picture or video."""
+    return os.path.exists(word) or Path(word).suffix.lower() in PICTURE_SUFFIXES or is_video_path(word)
 
 
 @click.group(cls=_DefaultToUpscale, context_settings={"help_option_names": ["-h", "--help"]})

@@ -529,6 +529,28 @@ def test_a_mistyped_command_is_said_to_be_one(tmp_path):
     assert proc.returncode == 2 and "No such command 'vidoe'. Did you mean 'video'?" in proc.stderr
 
 
+@pytest.mark.parametrize("args, hint", [
+    (["in.png", "out.png"], "ncnn-sr -i in.png -o out.png"),  # named like pictures, not there
+    (["clip.mkv"], "ncnn-sr -i clip.mkv -o OUTPUT"),  # named like a video
+    (["shots", "big"], "ncnn-sr -i shots -o big"),  # a folder there is
+    (["my photo.heic.bak", "o.png"], "ncnn-sr -i 'my photo.heic.bak' -o o.png"),  # a file there is
+])
+def test_paths_given_without_i_and_o_are_told_how(args, hint, tmp_path):
+    # It said "No such command 'in.png'" and no more.
+    (tmp_path / "shots").mkdir()
+    (tmp_path / "my photo.heic.bak").write_bytes(b"x")
+    proc = run(*args, check_ok=False, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.splitlines()[-1] == \
+        f"Error: No such command {args[0]!r}: to upscale it, use -i/-o: {hint}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my photo.heic.bak", "shots"]
+
+
+def test_a_word_that_names_no_file_is_still_no_command(tmp_path):
+    proc = run("upscal", check_ok=False, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.splitlines()[-1] == "Error: No such command 'upscal'. Did you mean " \
+                                                                     "'upscale'?"
+
+
 @pytest.mark.parametrize("command, several", [
     (["ncnn-sr"], "give several pictures as their folder"),
     (["ncnn-sr", "video"], "give one video at a time"),
