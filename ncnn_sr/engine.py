@@ -1,33 +1,38 @@
 """The Upscaler: one model on one device, ``upscale(array) -> array``.
 
 It knows nothing of files, flags or video: arrays in, arrays out.
+
+Here: the settings' checks, loading, the calls' bookkeeping (threads, close, exit),
+recovery from running out of memory, and which runner a picture takes. The automatic
+tile (``tile_choice``), the window runs (``windows``) and the staged runs
+(``staged_run``) are mixins of the Upscaler in modules of their own: methods that read
+its settings from ``self``, as they did when they were here, while the pictures pass as
+arguments.
 """
 from __future__ import annotations
 
 import atexit
-import collections
-import contextlib
 import logging
 import numbers
 import os
 import threading
 import weakref
-from concurrent import futures
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 
-from . import devices, staged
+from . import devices
 from .devices import Device
 from .errors import DeviceError, InputError, ModelError
 from .models import PATH_TYPES, ModelSpec, check_files, resolve_model
-from .netsplit import NetPlan, plan_network
-from .network import NetFailure, Network, NonFinite, SplitNetwork, bicubic_net, crop_output
-from .pixels import check_image, quantize, to_float, to_gray
+from .netsplit import plan_network
+from .network import NetFailure, Network, NonFinite, SplitNetwork, bicubic_net
+from .pixels import check_image
 from .resample import resize, resize_bytes, target_size
-from .tiles import (TTA_COUNT, blend_spans, mirror_pad, pieces, ramp_weights, tile_grid, tta_forward,
-                    tta_inverse)
+from .staged_run import StagedRun
+from .tile_choice import HEAD_PIECE, TileChoice
+from .tiles import mirror_pad, tile_grid
+from .windows import GPU_WINDOWS_IN_FLIGHT, WindowRunner
 
 log = logging.getLogger("ncnn_sr")
 
@@ -51,41 +56,12 @@ PRECISIONS = ("default", "fp32", "bf16")
 # realesrgan-x4plus, against 45-51 dB (docs/benchmarks.md). Asking for a tile_pad alone selects the
 # reference rule.
 DEFAULT_OVERLAP = 16
-# Side of the pieces a split network's head runs on (netsplit) on the CPU, and what its
-# parts keep per input pixel of a window: realesrgan-x4plus on the CPU measured ~230 MB for
-# the head on 72x72 windows (44 kB per pixel) and a slope of 14.5 kB per pixel for the
-# rest (tools/cpu_memory.py), against 50-65 kB per pixel for the whole network.
-HEAD_PIECE = 48
-SPLIT_HEAD_BYTES_PER_PIXEL = 48_000
-SPLIT_TRUNK_BYTES_PER_PIXEL = 16_000
-# At most this much memory (and a quarter of what is available) goes to the feature
-# maps of a staged run: float32 maps up to about 1.2 megapixels for RRDBNet, float16
-# ones up to about 5. With the model, the head and the smallest automatic window
-# that keeps a run within its output's size plus 1.5 GB; larger pictures are tiled
-# with blended windows.
-STAGE_MAP_CAP = 768 << 20
-# How much more compute than blended windows an exact (staged) run may take when the
-# room its maps need shrinks the automatic tile; see _auto_tile. 1080p on the CPU:
-# 2.5 % more (144 px staged against 192 px blended).
-EXACT_WORTH = 1.10
-# Rows of the band a staged run holds, as assumed when the automatic tile is chosen.
-STAGE_BAND = 256
 # The most context (tile_pad) or blend width (overlap) a tile may ask for: the
 # reference uses 10 and 0, the default 10 and 16; 100000 padded a picture until
 # memory ran out.
 MAX_CONTEXT = 512
 # Side of the blank picture a custom model is run on once to learn its scale.
 PROBE_SIZE = 32
-# Windows one call keeps in flight on a GPU that does not compute in the host's
-# memory. The C++ code runs its tiles one after another, so the GPU idles while the
-# host converts each one in and out, and a 200 px window cannot fill a large GPU
-# anyway (an H200 ran realesrgan-x4plus at 0.72-0.92 MP/s on 200 px windows,
-# 1.06-1.42 on 400-512 px ones: docs/benchmarks.md). More windows at once only if each fits in
-# its share of the heap budget, at GPU_WINDOW_BYTES_PER_PIXEL per padded pixel:
-# realesrgan-x4plus held 20.4 kB per pixel on that H200 (ncnn's fp16), the heaviest
-# of the catalog's models.
-GPU_WINDOWS_IN_FLIGHT = 3
-GPU_WINDOW_BYTES_PER_PIXEL = 24_000
 
 
 # After a picture whose upscaled size is at least this, ncnn's buffers are handed back.
@@ -114,7 +90,7 @@ def out_bytes(image: np.ndarray, scale: int) -> int:
     return image.nbytes * scale * scale
 
 
-class Upscaler:
+class Upscaler(TileChoice, WindowRunner, StagedRun):
     """One model on one device.
 
     ``model`` is a catalog name, a ``.param`` path or a ``ModelSpec``; a spec made by
@@ -438,79 +414,6 @@ class Upscaler:
             return tile >= max(height, width)
         return self._auto_tile(net, height, width, calls)[0] == 0
 
-    def _auto_tile(self, net: "Network | SplitNetwork", height: int, width: int,
-                   share: int | None = None) -> tuple[int, bool]:
-        """The automatic tile, and whether a staged run may use it (its budget left
-        room for the maps), with ``share`` calls at once (default: the concurrency): the
-        maps' own budget is always the concurrency's, as only the window's matters to
-        ``runs_whole``."""
-        share = share or self._concurrency
-        if net.device.is_gpu:  # the maps stay in the host's memory
-            return devices.gpu_tile_for(net.device, reference_rule=self.overlap == 0), isinstance(net, SplitNetwork)
-        if not isinstance(net, SplitNetwork):
-            return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
-                                         share=share, overlap=self.overlap, border=self._border), False
-        reserve = (HEAD_PIECE + 2 * net.plan.head_context) ** 2 * SPLIT_HEAD_BYTES_PER_PIXEL
-
-        def tile(more: int) -> int:
-            return devices.cpu_auto_tile(height, width, SPLIT_TRUNK_BYTES_PER_PIXEL, self.tile_pad,
-                                         share=share, overlap=self.overlap, reserve=reserve + more,
-                                         border=self._border)
-
-        full = tile(0)
-        if full == 0:  # one window: exact without maps
-            return 0, False
-        maps = self._stage_maps(net, height, width, STAGE_BAND)
-        if maps is not None:
-            staged_tile = tile(maps[1])
-            # Smaller tiles add context per seam and stage: stage while that costs at
-            # most EXACT_WORTH times the blended windows of the full tile. (A fixed
-            # 128 px floor ruled out stages whenever two calls shared the budget, whose
-            # blended tile is 112 px, although 96 px stages are cheaper than that.)
-            if self._staged_cost(net.plan, staged_tile) <= EXACT_WORTH * self._blended_cost(full):
-                return staged_tile, True
-        return full, False
-
-    def _blended_cost(self, tile: int) -> float:
-        """Network runs per pixel of blended windows of ``tile`` (one axis, squared)."""
-        return ((tile + 2 * self.tile_pad + self.overlap) / tile) ** 2
-
-    def _staged_cost(self, plan: NetPlan, tile: int) -> float:
-        """Network runs per pixel of a staged run with windows made for ``tile``: each
-        stage keeps the window less its reach on both sides."""
-        window = tile + 2 * self.tile_pad + self.overlap
-        cells = [max(1, window - 2 * stage.reach) for stage in plan.stages]
-        return sum((window / cell) ** 2 for cell in cells) / len(cells)
-
-    def _stage_budget(self) -> int:
-        return min(devices.available_memory() // 4, STAGE_MAP_CAP) // self._concurrency
-
-    def _stage_maps(self, net: "Network | SplitNetwork", height: int, width: int, longest: int,
-                    channels: int = 3) -> tuple[type, int] | None:
-        """The number type and the memory of the maps of a staged run of a ``height``
-        × ``width`` picture: float32 or float16 where they fit the budget, else
-        None; also None when the run cannot be staged: on a discrete GPU not asked to
-        (its net is not split), with ``exact=False``, with the reference rule (it
-        promises the reference's output), or with the alpha channel through the
-        network."""
-        if not isinstance(net, SplitNetwork) or not net.plan.stages or self.overlap == 0 or self._exact is False:
-            return None
-        if channels == 4 and self.alpha == "model":
-            return None
-        p = self._border
-        extra = 0
-        if self.tta:  # each pass's output and their sum, in float (grey as RGB)
-            extra = 2 * height * width * self._scale ** 2 * (4 if channels == 4 else 3) * 4
-        # float32 while its maps take at most half the budget; beyond, they would
-        # shrink the automatic tile (and so add context per seam) more than float16,
-        # 66 dB from float32, is worth.
-        budget = self._stage_budget()
-        for dtype, room in ((np.float32, budget // 2), (np.float16, budget)):
-            total = staged.map_bytes(net.plan.stages, height + 2 * p, width + 2 * p, longest, dtype) + extra
-            if total <= room:
-                return dtype, total
-        return None
-
     def _upscale_native(self, image: np.ndarray, progress) -> np.ndarray:
         while True:
             with self._lock:
@@ -569,218 +472,3 @@ class Upscaler:
         else:
             self._blend_tiles(grid, net, rgb, alpha, out, progress)
         return out
-
-    def _window_output(self, net: Network, rgb: np.ndarray, alpha: np.ndarray | None,
-                       wy: int, wx: int, height: int, width: int, keep: tuple) -> np.ndarray:
-        """Float output (RGB, plus alpha if any) of the box ``keep`` (y0, y1, x0, x1,
-        in the window) of the window ``[wy, wy + height) × [wx, wx + width)`` of the
-        mirror-padded picture."""
-        s = self._scale
-        window = (slice(wy, wy + height), slice(wx, wx + width))
-        colour = self._infer(net, to_float(rgb[window]), keep)
-        expected = ((keep[1] - keep[0]) * s, (keep[3] - keep[2]) * s)
-        if colour.shape[:2] != expected:
-            raise ModelError(f"model {self.spec.name} gave {colour.shape[1]}x{colour.shape[0]} for a box of "
-                             f"{keep[3] - keep[2]}x{keep[1] - keep[0]}: its scale is not {s}")
-        if alpha is None:
-            return colour
-        a = self._upscale_alpha(net, to_float(alpha[window]))
-        return np.concatenate([colour, crop_output(a, keep, s)], axis=2)
-
-    @staticmethod
-    def _finish(values: np.ndarray, channels: int, into: np.ndarray) -> None:
-        """Float output, rounded into ``into``, a box of the output picture."""
-        quantize(to_gray(values) if channels == 1 else values, into.dtype, into)
-
-    def _place_tiles(self, grid, net, rgb, alpha, out, progress) -> None:
-        """The reference rule: each tile's own area, cropped out of its padded run (or
-        the whole picture as one window, padded by the border)."""
-        s, p, channels = self._scale, self._border, out.shape[2]
-        boxes = [(t.y0, t.x0, t.height + 2 * p, t.width + 2 * p, (p, p + t.height, p, p + t.width))
-                 for t in grid.tiles]
-        with contextlib.closing(self._window_outputs(net, rgb, alpha, boxes)) as outputs:
-            for done, (t, own) in enumerate(zip(grid.tiles, outputs), 1):
-                self._finish(own, channels, out[t.out_slices(s)])
-                if progress is not None:
-                    progress(done, len(grid))
-
-    def _window_outputs(self, net: Network, rgb: np.ndarray, alpha: np.ndarray | None, boxes: list):
-        """``_window_output`` of each box (wy, wx, height, width, keep), in order. On a
-        GPU with room for it, the next windows run while the caller places this one
-        (GPU_WINDOWS_IN_FLIGHT). Close it (contextlib.closing) before the network may
-        be freed: closing waits for the windows still running."""
-        ahead = self._windows_in_flight(net, boxes)
-        if ahead <= 1:
-            for box in boxes:
-                yield self._window_output(net, rgb, alpha, *box)
-            return
-        pending: collections.deque = collections.deque()
-        pool = ThreadPoolExecutor(ahead, thread_name_prefix="ncnn-sr-window")
-        try:
-            for box in boxes:
-                pending.append(pool.submit(self._window_output, net, rgb, alpha, *box))
-                if len(pending) == ahead:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()  # those not started
-            # The rest run to their end even through another Ctrl-C: the network may be
-            # freed as soon as the call ends, and freeing it under a window crashes.
-            # Their futures are waited for, not their threads: an interrupted
-            # Thread.join can take a thread still inside ncnn for ended (pipeline._Worker).
-            interrupted = False
-            while True:
-                try:
-                    futures.wait(pending)
-                    pool.shutdown(wait=True)  # out of ncnn by now: only the threads' exit is left
-                    break
-                except KeyboardInterrupt:
-                    interrupted = True
-            if interrupted:
-                raise KeyboardInterrupt
-
-    def _windows_in_flight(self, net: Network, boxes: list) -> int:
-        device = net.device
-        if len(boxes) < 2 or not device.discrete:
-            return 1
-        largest = max(height * width for _, _, height, width, _ in boxes)  # TTA's passes run one by one
-        room = device.heap_budget_mb * 2**20 // (2 * self._concurrency * largest * GPU_WINDOW_BYTES_PER_PIXEL)
-        return max(1, min(self._windows_ahead, room, len(boxes)))
-
-    def _blend_tiles(self, grid, net, rgb, alpha, out, progress) -> None:
-        """Windows of one shape, spaced evenly, blended with complementary linear ramps
-        around each seam (``tiles.blend_spans``). One shape lets ncnn reuse its buffers
-        instead of keeping a set per shape.
-
-        Only the blended pixels are summed in float: the strip a row of windows shares
-        with the next row (carried over), and the columns a window shares with the
-        next window in its row. Pixels one window alone covers go straight to ``out``,
-        so no float copy of a whole row of output is ever held (160 MB for a row of
-        200 px tiles across a 4000 px picture at x4)."""
-        p, b, channels = self.tile_pad, self._border, out.shape[2]
-        height, rows = blend_spans(grid.height, grid.tile, p, self.overlap, b)
-        width, cols = blend_spans(grid.width, grid.tile, p, self.overlap, b)
-        depth = 3 if alpha is None else 4
-        total = len(rows) * len(cols)
-        boxes = [(row.window, col.window, height, width, (row.start + b - row.window, row.end + b - row.window,
-                                                          col.start + b - col.window, col.end + b - col.window))
-                 for row in rows for col in cols]
-        with contextlib.closing(self._window_outputs(net, rgb, alpha, boxes)) as outputs:
-            self._blend_rows(rows, cols, outputs, out, channels, depth, total, progress)
-
-    def _blend_rows(self, rows, cols, outputs, out, channels, depth, total, progress) -> None:
-        s, width_out = self._scale, out.shape[1]
-        done, carry = 0, None
-        for row in rows:
-            y0, rise, fall = row.start * s, row.rise * s, row.fall * s
-            band_height = (row.end - row.start) * s
-            mid = slice(rise, band_height - fall)
-            weight_y = ramp_weights(band_height, rise, fall)[:, None, None]
-            top = carry  # the previous row's share of these pixels, if any
-            bottom = np.zeros((fall, width_out, depth), np.float32) if fall else None
-            pending = None  # the previous window's share of the columns it shares with this one
-            for col, piece in zip(cols, outputs):
-                x0, x1 = col.start * s, col.end * s
-                left, right = col.rise * s, col.fall * s
-                # Weighted only where it blends: the whole piece times its weights took
-                # half of this loop's time on x4plus's 944 px windows.
-                weight_x = ramp_weights(x1 - x0, left, right)[None, :, None]
-                edge = piece.shape[1] - right
-                if rise:
-                    top[:, x0:x1] += weight_y[:rise] * (piece[:rise] * weight_x)
-                if fall:
-                    bottom[:, x0:x1] += weight_y[-fall:] * (piece[-fall:] * weight_x)
-                rows_out = slice(y0 + rise, y0 + band_height - fall)
-                self._finish(piece[mid, left:edge], channels, out[rows_out, x0 + left:x1 - right])
-                if left:
-                    self._finish(pending + piece[mid, :left] * weight_x[:, :left], channels,
-                                 out[rows_out, x0:x0 + left])
-                pending = piece[mid, edge:] * weight_x[:, edge:] if right else None
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-            if rise:
-                self._finish(top, channels, out[y0:y0 + rise])
-            carry = bottom
-
-    def _run_stages(self, net: SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, out: np.ndarray,
-                    longest: int, dtype, progress) -> None:
-        """Exact tiling (``staged``): the trunk stage by stage over the whole picture,
-        then the head piece by piece; with TTA, once per symmetry, summed in float."""
-        s, p, channels = self._scale, self._border, out.shape[2]
-        height, width = rgb.shape[0] - 2 * p, rgb.shape[1] - 2 * p
-        c = net.plan.head_context
-
-        def windows(h: int, w: int) -> int:  # in one pass over an h × w padded picture
-            heads = sum(1 for _ in pieces(h, w, (p, h - p, p, w - p), net.head_piece + 2 * c, c))
-            return staged.window_count(net.plan.stages, h, w, longest) + heads
-
-        total = windows(*rgb.shape[:2])
-        if self.tta:  # four passes transposed
-            total = 4 * (total + windows(rgb.shape[1], rgb.shape[0]))
-        done = 0
-
-        def tick() -> None:
-            nonlocal done
-            done += 1
-            if progress is not None:
-                progress(done, total)
-
-        if not self.tta:
-            def place(y0, y1, x0, x1, values):
-                self._finish(values, channels, out[y0 * s:y1 * s, x0 * s:x1 * s])
-            self._staged_pass(net, rgb, alpha, longest, dtype, place, tick)
-            return
-        depth = 3 if alpha is None else 4
-        summed = np.zeros((height * s, width * s, depth), np.float32)
-        for k in range(TTA_COUNT):
-            turned = tta_forward(rgb, k)
-            one = np.empty(((turned.shape[0] - 2 * p) * s, (turned.shape[1] - 2 * p) * s, depth), np.float32)
-
-            def gather(y0, y1, x0, x1, values):
-                one[y0 * s:y1 * s, x0 * s:x1 * s] = values
-            self._staged_pass(net, turned, None if alpha is None else tta_forward(alpha, k), longest, dtype, gather,
-                              tick)
-            summed += tta_inverse(one, k)
-        self._finish(summed * np.float32(1.0 / TTA_COUNT), channels, out)
-
-    def _staged_pass(self, net: SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, longest: int, dtype,
-                     sink, tick) -> None:
-        """One staged run over the mirror-padded picture: ``sink(y0, y1, x0, x1,
-        values)`` gets the float output (RGB, plus alpha) of each piece of the picture,
-        in the picture's coordinates."""
-        s, p = self._scale, self._border
-        picture = np.ascontiguousarray(to_float(rgb).transpose(2, 0, 1))
-        features = staged.run_stages(net.net.extract, picture, net.net.input_blob, net.plan.stages, longest, tick,
-                                     dtype)
-        del picture
-        _, height, width = features.shape
-        for row, col, scale, colour in net.head(features, (p, height - p, p, width - p)):
-            if scale != s:
-                raise ModelError(f"model {self.spec.name} upscales by {scale} in parts, not {s}")
-            if alpha is not None:
-                c = max(net.plan.head_context, 2)  # what the bicubic reaches
-                wy, wx = max(0, row.start - c), max(0, col.start - c)
-                window = to_float(alpha[wy:min(height, row.end + c), wx:min(width, col.end + c)])
-                a = self._alpha_net.run(window)[(row.start - wy) * s:(row.end - wy) * s,
-                                                (col.start - wx) * s:(col.end - wx) * s]
-                colour = np.concatenate([colour, a], axis=2)
-            sink(row.start - p, row.end - p, col.start - p, col.end - p, colour)
-            tick()
-
-    def _infer(self, net: Network, window: np.ndarray, keep: tuple | None = None) -> np.ndarray:
-        if not self.tta:
-            return net.run(window, keep)
-        total = None
-        for k in range(TTA_COUNT):
-            result = tta_inverse(net.run(tta_forward(window, k)), k)
-            total = result if total is None else total + result
-        total *= np.float32(1.0 / TTA_COUNT)
-        return crop_output(total, keep, self._scale)
-
-    def _upscale_alpha(self, net: Network, window: np.ndarray) -> np.ndarray:
-        if self.alpha == "bicubic":
-            return self._alpha_net.run(window)
-        return self._infer(net, np.repeat(window, 3, axis=2)).mean(axis=2, keepdims=True)

@@ -74,6 +74,12 @@ def quantize(values: np.ndarray, dtype: np.dtype, out: np.ndarray | None = None)
     return out
 
 
+def quantize_into(values: np.ndarray, channels: int, into: np.ndarray) -> None:
+    """Float output (RGB, plus alpha if any), rounded into ``into``, a box of the
+    output picture, whose ``channels`` may be one: grey by luma."""
+    quantize(to_gray(values) if channels == 1 else values, into.dtype, into)
+
+
 def _rounded(values: np.ndarray, top: int, buffer: np.ndarray | None = None) -> np.ndarray:
     """×top + 0.5, clipped to [0, top], in float32 (in ``buffer`` where given): what
     the cast to integers floors."""

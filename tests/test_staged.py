@@ -82,7 +82,7 @@ def spy_stages(monkeypatch):
     def spy(*args, **kwargs):
         runs.append(args[-1])  # the maps' number type
         return real(*args, **kwargs)
-    monkeypatch.setattr(engine_mod.staged, "run_stages", spy)
+    monkeypatch.setattr(staged, "run_stages", spy)
     return runs
 
 

@@ -10,6 +10,8 @@ from conftest import picture, psnr, upscale_in_threads
 from ncnn_sr import Upscaler, get_device, list_devices
 from ncnn_sr import engine as engine_mod
 from ncnn_sr import network as network_mod
+from ncnn_sr import staged
+from ncnn_sr import windows as windows_mod
 
 MODEL = "realesr-animevideov3-x2"
 
@@ -171,8 +173,8 @@ RRDB = "realesrgan-x4plus-anime"  # RRDBNet with 6 blocks: the real thing, small
 
 def staged_runs(monkeypatch) -> list:
     runs = []
-    real = engine_mod.staged.run_stages
-    monkeypatch.setattr(engine_mod.staged, "run_stages", lambda *a, **k: runs.append(1) or real(*a, **k))
+    real = staged.run_stages
+    monkeypatch.setattr(staged, "run_stages", lambda *a, **k: runs.append(1) or real(*a, **k))
     return runs
 
 
@@ -265,7 +267,7 @@ def test_windows_in_flight_stay_within_the_heap_budget(gpu):
         up._concurrency = concurrency
         return up._windows_in_flight(type("Net", (), {"device": Device(here.index, "x", kind, budget_mb)}), boxes)
 
-    assert ahead("discrete", 143_000, [box] * 9) == engine_mod.GPU_WINDOWS_IN_FLIGHT
+    assert ahead("discrete", 143_000, [box] * 9) == windows_mod.GPU_WINDOWS_IN_FLIGHT
     assert ahead("discrete", 143_000, [box] * 2) == 2
     assert ahead("discrete", 143_000, [box]) == 1
     assert ahead("integrated", 143_000, [box] * 9) == 1  # shares the host's memory and cores with us
@@ -316,7 +318,7 @@ def test_a_large_discrete_gpu_tiles_at_400_px_and_keeps_three_windows_in_flight(
     tile, _ = up._auto_tile(up._net, 2000, 3000)
     assert tile == 400
     boxes = [(0, 0, tile + 36, tile + 36, None)] * 20  # 10 px of context a side and the 16 px blend
-    assert up._windows_in_flight(up._net, boxes) == engine_mod.GPU_WINDOWS_IN_FLIGHT
+    assert up._windows_in_flight(up._net, boxes) == windows_mod.GPU_WINDOWS_IN_FLIGHT
 
 
 def test_a_second_ctrl_c_while_windows_finish_still_leaves_no_window_running(gpu, monkeypatch):

@@ -1,0 +1,112 @@
+"""The automatic tile of an Upscaler: blended windows of the largest tile that fits,
+or a staged run with the smaller tile its feature maps leave room for, and that room.
+
+A mixin of ``engine.Upscaler``, kept apart because the choice is arithmetic on the
+Upscaler's settings (``tile_pad``, ``overlap``, ``_border``, ``tta``, ``alpha``,
+``_exact``, ``_concurrency``, ``_scale``, ``spec``), read from ``self``, and on the
+memory ``devices`` reports: it runs no network.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import devices, staged
+from .netsplit import NetPlan
+from .network import Network, SplitNetwork
+
+# Side of the pieces a split network's head runs on (netsplit) on the CPU, and what its
+# parts keep per input pixel of a window: realesrgan-x4plus on the CPU measured ~230 MB for
+# the head on 72x72 windows (44 kB per pixel) and a slope of 14.5 kB per pixel for the
+# rest (tools/cpu_memory.py), against 50-65 kB per pixel for the whole network.
+HEAD_PIECE = 48
+SPLIT_HEAD_BYTES_PER_PIXEL = 48_000
+SPLIT_TRUNK_BYTES_PER_PIXEL = 16_000
+# At most this much memory (and a quarter of what is available) goes to the feature
+# maps of a staged run: float32 maps up to about 1.2 megapixels for RRDBNet, float16
+# ones up to about 5. With the model, the head and the smallest automatic window
+# that keeps a run within its output's size plus 1.5 GB; larger pictures are tiled
+# with blended windows.
+STAGE_MAP_CAP = 768 << 20
+# How much more compute than blended windows an exact (staged) run may take when the
+# room its maps need shrinks the automatic tile; see _auto_tile. 1080p on the CPU:
+# 2.5 % more (144 px staged against 192 px blended).
+EXACT_WORTH = 1.10
+# Rows of the band a staged run holds, as assumed when the automatic tile is chosen.
+STAGE_BAND = 256
+
+
+class TileChoice:
+    """The tile an Upscaler runs a picture with when asked for none (``tile=0``)."""
+
+    def _auto_tile(self, net: "Network | SplitNetwork", height: int, width: int,
+                   share: int | None = None) -> tuple[int, bool]:
+        """The automatic tile, and whether a staged run may use it (its budget left
+        room for the maps), with ``share`` calls at once (default: the concurrency): the
+        maps' own budget is always the concurrency's, as only the window's matters to
+        ``runs_whole``."""
+        share = share or self._concurrency
+        if net.device.is_gpu:  # the maps stay in the host's memory
+            return devices.gpu_tile_for(net.device, reference_rule=self.overlap == 0), isinstance(net, SplitNetwork)
+        if not isinstance(net, SplitNetwork):
+            return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
+                                         share=share, overlap=self.overlap, border=self._border), False
+        reserve = (HEAD_PIECE + 2 * net.plan.head_context) ** 2 * SPLIT_HEAD_BYTES_PER_PIXEL
+
+        def tile(more: int) -> int:
+            return devices.cpu_auto_tile(height, width, SPLIT_TRUNK_BYTES_PER_PIXEL, self.tile_pad,
+                                         share=share, overlap=self.overlap, reserve=reserve + more,
+                                         border=self._border)
+
+        full = tile(0)
+        if full == 0:  # one window: exact without maps
+            return 0, False
+        maps = self._stage_maps(net, height, width, STAGE_BAND)
+        if maps is not None:
+            staged_tile = tile(maps[1])
+            # Smaller tiles add context per seam and stage: stage while that costs at
+            # most EXACT_WORTH times the blended windows of the full tile. (A fixed
+            # 128 px floor ruled out stages whenever two calls shared the budget, whose
+            # blended tile is 112 px, although 96 px stages are cheaper than that.)
+            if self._staged_cost(net.plan, staged_tile) <= EXACT_WORTH * self._blended_cost(full):
+                return staged_tile, True
+        return full, False
+
+    def _blended_cost(self, tile: int) -> float:
+        """Network runs per pixel of blended windows of ``tile`` (one axis, squared)."""
+        return ((tile + 2 * self.tile_pad + self.overlap) / tile) ** 2
+
+    def _staged_cost(self, plan: NetPlan, tile: int) -> float:
+        """Network runs per pixel of a staged run with windows made for ``tile``: each
+        stage keeps the window less its reach on both sides."""
+        window = tile + 2 * self.tile_pad + self.overlap
+        cells = [max(1, window - 2 * stage.reach) for stage in plan.stages]
+        return sum((window / cell) ** 2 for cell in cells) / len(cells)
+
+    def _stage_budget(self) -> int:
+        return min(devices.available_memory() // 4, STAGE_MAP_CAP) // self._concurrency
+
+    def _stage_maps(self, net: "Network | SplitNetwork", height: int, width: int, longest: int,
+                    channels: int = 3) -> tuple[type, int] | None:
+        """The number type and the memory of the maps of a staged run of a ``height``
+        × ``width`` picture: float32 or float16 where they fit the budget, else
+        None; also None when the run cannot be staged: on a discrete GPU not asked to
+        (its net is not split), with ``exact=False``, with the reference rule (it
+        promises the reference's output), or with the alpha channel through the
+        network."""
+        if not isinstance(net, SplitNetwork) or not net.plan.stages or self.overlap == 0 or self._exact is False:
+            return None
+        if channels == 4 and self.alpha == "model":
+            return None
+        p = self._border
+        extra = 0
+        if self.tta:  # each pass's output and their sum, in float (grey as RGB)
+            extra = 2 * height * width * self._scale ** 2 * (4 if channels == 4 else 3) * 4
+        # float32 while its maps take at most half the budget; beyond, they would
+        # shrink the automatic tile (and so add context per seam) more than float16,
+        # 66 dB from float32, is worth.
+        budget = self._stage_budget()
+        for dtype, room in ((np.float32, budget // 2), (np.float16, budget)):
+            total = staged.map_bytes(net.plan.stages, height + 2 * p, width + 2 * p, longest, dtype) + extra
+            if total <= room:
+                return dtype, total
+        return None
