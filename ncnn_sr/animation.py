@@ -114,7 +114,8 @@ def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo 
 
     The file appears whole or not at all. Frames are written as 8-bit colour (16-bit
     as the nearest 8-bit, grey as colour); webp is lossless unless ``quality`` is
-    given; a gif has a palette per frame and cuts alpha at half (``gif.to_palette``).
+    given; a gif has a palette per frame and cuts alpha at half (``gif.to_palette``),
+    and its frames end at the hundredth of a second nearest their end.
     The GIF and APNG writers show a frame equal to the one before as that one for
     their summed durations. JPEG holds no animation: that is an InputError.
     """
@@ -138,6 +139,7 @@ def _encode_frames(f, animation: Animation, info: ImageInfo | None, fmt: str, qu
         clear = any(has_clear_pixels(frame) for frame in frames)
         pictures = [to_palette(frame, transparent=clear) for frame in frames]
         options = dict(GIF_OPTIONS, **_gif_loop(animation.plays))
+        durations = _centiseconds(durations)
         if clear:
             # Each frame is whole: the one before must be cleared, or it shows
             # through the transparent pixels.
@@ -153,6 +155,18 @@ def _colour(frame: np.ndarray) -> np.ndarray:
     """A frame as the animated writers take it: 8-bit RGB or RGBA."""
     frame = to_eight_bit(frame)
     return np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame
+
+
+def _centiseconds(durations: list[int]) -> list[int]:
+    """Durations in milliseconds as a GIF holds them, whole hundredths of a second
+    (Pillow's writer cuts the rest off, so 33 ms frames became 30 ms and an
+    animation ran 10 % fast): each frame ends at the hundredth nearest its end, so
+    the animation keeps its length, within 5 ms, however many frames it has."""
+    ends, elapsed = [], 0
+    for duration in durations:
+        elapsed += duration
+        ends.append((elapsed + 5) // 10 * 10)
+    return [end - start for start, end in zip([0] + ends, ends)]
 
 
 def _gif_loop(plays: int) -> dict:

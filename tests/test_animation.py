@@ -188,6 +188,14 @@ def test_gif_keeps_every_frame_closely_its_duration_and_its_transparency(tmp_pat
         assert np.abs(got[:, :, :3].astype(int) - want[:, :, :3])[shown].mean() < 6
 
 
+def test_gif_durations_in_hundredths_keep_the_animation_length(tmp_path):
+    # A GIF holds hundredths of a second: 33 ms frames (30 fps) were cut to 30 ms.
+    write_frames(tmp_path / "a.gif", Animation(moving(6).frames, (33,) * 6))
+    assert read_frames(tmp_path / "a.gif")[0].durations == (30, 40, 30, 30, 40, 30)  # 200 ms for 198
+    write_frames(tmp_path / "b.gif", Animation(moving(4).frames, (0, 10, 99, 15)))
+    assert read_frames(tmp_path / "b.gif")[0].durations == (0, 10, 100, 10)  # ends at 0, 10, 110, 120 for 124
+
+
 @pytest.mark.parametrize("name", ["a.gif", "a.webp", "a.png"])
 @pytest.mark.parametrize("plays", [0, 1, 3])
 def test_how_often_it_plays_is_kept(name, plays, tmp_path):
