@@ -11,7 +11,7 @@ from PIL import Image
 
 from .errors import InputError, describe
 from .files import atomic_write
-from .gif import SAVE_OPTIONS as GIF_OPTIONS, has_clear_pixels, to_palette
+from .gif import SAVE_OPTIONS as GIF_OPTIONS, frames_as_shown, has_clear_pixels, to_palette
 from .images import (FORMATS, ImageInfo, check_fits, checked_metadata, checked_write, file_path, pillow_warnings,
                      read_image, reading, save_options, write_image)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
@@ -59,7 +59,8 @@ def read_frames(path: str | os.PathLike) -> tuple[Animation, ImageInfo]:
     ``read_image``, whose ``frames`` is the frame count).
 
     Each frame is the whole canvas after the file's disposal and blending (Pillow's
-    readers compose them when seeking), turned upright as the picture's EXIF says;
+    readers compose them when seeking; a GIF's are composed as browsers do, by
+    ``gif.frames_as_shown``), turned upright as the picture's EXIF says;
     all are 8-bit RGB, or RGBA when any frame has transparency. A still picture (an
     MPO's or PSD's further frames are no animation) gives ``read_image``'s pixels as
     its one frame, shown once. Every failure, a broken frame midway included, is an
@@ -83,7 +84,13 @@ def _read_all(path: str, count: int) -> Animation:
         # An APNG's default image, when it is no frame of the animation, is what
         # viewers without APNG show: those with it skip it.
         first = 1 if im.format == "PNG" and im.info.get("default_image") else 0
-        for index in range(first, count):
+        if im.format == "GIF":
+            # Composed here as browsers do: Pillow paints a frame's uncovered canvas
+            # and its box disposed to the background in the background colour.
+            with open(path, "rb") as f:
+                frames, durations = frames_as_shown(f.read())
+            frames = [orient(frame, orientation) for frame in frames]
+        for index in range(first, count if im.format != "GIF" else 0):
             im.seek(index)
             frames.append(orient(np.asarray(im.convert("RGBA")), orientation))
             durations.append(round(im.info.get("duration") or 0))

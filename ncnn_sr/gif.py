@@ -2,6 +2,9 @@
 transparent. Pictures are reduced to it here. Knows nothing of ncnn."""
 from __future__ import annotations
 
+import io
+import struct
+
 import numpy as np
 from PIL import Image
 
@@ -42,3 +45,79 @@ def to_palette(image: np.ndarray, transparent: bool = False) -> Image.Image:
     frame.putpalette(palette + [0] * (3 * 256 - len(palette)))
     frame.info["transparency"] = TRANSPARENT_INDEX
     return frame
+
+
+# --- reading --------------------------------------------------------------------------
+
+def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
+    """Every frame of the GIF ``data`` as browsers show it, 8-bit RGBA of the canvas
+    size, and each frame's duration in milliseconds.
+
+    Browsers start from a clear canvas and clear a frame's box when it is disposed
+    to the background (2); Pillow's reader paints both in the background colour
+    instead, unless the frame has a transparent index, so a frame smaller than the
+    canvas, or a box disposed of, showed as an opaque block. Each frame's own pixels
+    are decoded by Pillow (one frame alone, as a GIF of its box); the composition is
+    done here. A broken file raises what Pillow raises, or EOFError."""
+    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
+        raise SyntaxError("not a GIF file")
+    width, height, flags = struct.unpack_from("<HHB", data, 6)
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    screen = data[10:13]  # flags, background, aspect: the global palette goes with it
+    palette = data[13:pos]
+    canvas = np.zeros((height, width, 4), np.uint8)
+    frames, durations = [], []
+    control = b""
+    while True:
+        if pos >= len(data) and frames:
+            break  # a GIF without its trailer, which viewers and Pillow show as it is
+        kind = _byte(data, pos)
+        if kind == 0x3B:  # trailer
+            break
+        if kind == 0x21:  # extension: keep the graphic control one for the next image
+            label, start = _byte(data, pos + 1), pos
+            pos = _skip_blocks(data, pos + 2)
+            if label == 0xF9:
+                control = data[start:pos]
+            continue
+        if kind != 0x2C:
+            pos += 1  # a stray byte, which Pillow's reader passes over too
+            continue
+        left, top, w, h, image_flags = struct.unpack_from("<HHHHB", data, pos + 1)
+        end = pos + 10 + (3 << ((image_flags & 7) + 1) if image_flags & 0x80 else 0)
+        end = _skip_blocks(data, end + 1)  # past the LZW minimum code size, then the data
+        disposal = (control[3] >> 2) & 7 if len(control) >= 8 else 0
+        durations.append(struct.unpack_from("<H", control, 4)[0] * 10 if len(control) >= 8 else 0)
+        alone = (b"GIF89a" + struct.pack("<HH", w, h) + screen + palette + control + b"\x2c"
+                 + struct.pack("<HHHH", 0, 0, w, h) + data[pos + 9:end] + b"\x3b")
+        with Image.open(io.BytesIO(alone)) as im:
+            pixels = np.asarray(im.convert("RGBA"))
+        box = canvas[top:top + h, left:left + w]  # a box past the canvas is cut to it
+        pixels = pixels[:box.shape[0], :box.shape[1]]
+        before = canvas.copy() if disposal == 3 else None
+        shown = pixels[:, :, 3] > 0
+        box[shown] = pixels[shown]
+        frames.append(canvas.copy())
+        if disposal == 2:
+            box[:] = 0
+        elif disposal == 3:
+            canvas = before
+        control, pos = b"", end
+    if not frames:
+        raise SyntaxError("broken GIF: no frame")
+    return frames, durations
+
+
+def _byte(data: bytes, pos: int) -> int:
+    if pos >= len(data):
+        raise EOFError("GIF cut short")
+    return data[pos]
+
+
+def _skip_blocks(data: bytes, pos: int) -> int:
+    """Past the data sub-blocks starting at ``pos`` and their terminator."""
+    while (size := _byte(data, pos)):
+        pos += size + 1
+    if pos > len(data):
+        raise EOFError("GIF cut short")
+    return pos + 1

@@ -1,4 +1,6 @@
 """Animated pictures: every frame read as a viewer shows it."""
+import struct
+
 import numpy as np
 import pytest
 from PIL import Image, ImageCms
@@ -53,6 +55,58 @@ def test_gif_transparency_is_alpha_and_a_frame_disposed_to_the_background_is_cle
     anim = read_frames(save_animation(tmp_path / "a.gif", [first, second], disposal=2))[0]
     assert anim.frames[0].shape == (6, 8, 4)
     assert anim.frames[1][0, 0, 3] == 0 and list(anim.frames[1][0, 7]) == [*BLUE, 255]
+
+
+def gif_bytes(size, frames, palette) -> bytes:
+    """A GIF of 8-bit index ``frames``: (indices, left, top, disposal, transparent
+    index or None), on a canvas of ``size`` whose background is index 0."""
+    def data(indices):  # uncompressed LZW: 9-bit codes, a clear code every 250
+        codes = [code for i, v in enumerate(indices.ravel()) for code in ([256] if i % 250 == 0 else []) + [int(v)]]
+        bits = sum(code << (9 * i) for i, code in enumerate(codes + [257]))
+        raw = bits.to_bytes((9 * (len(codes) + 1) + 7) // 8, "little")
+        return b"\x08" + b"".join(bytes([len(raw[i:i + 255])]) + raw[i:i + 255] for i in range(0, len(raw), 255)) + b"\0"
+
+    table = bytes(c for rgb in palette + [(0, 0, 0)] * (256 - len(palette)) for c in rgb)
+    out = b"GIF89a" + struct.pack("<HHBBB", *size, 0xF7, 0, 0) + table
+    for indices, left, top, disposal, transparent in frames:
+        out += b"\x21\xf9\x04" + struct.pack("<BHB", disposal << 2 | (transparent is not None), 5,
+                                            transparent or 0) + b"\0"
+        out += b"\x2c" + struct.pack("<HHHHB", left, top, indices.shape[1], indices.shape[0], 0) + data(indices)
+    return out + b"\x3b"
+
+
+def test_gif_canvas_no_frame_covers_and_boxes_disposed_to_the_background_are_clear(tmp_path):
+    # As browsers show them: Pillow painted both in the background colour (index 0),
+    # an opaque block, unless the frame had a transparent index.
+    palette = [(9, 9, 9), RED, GREEN, BLUE]
+    box = np.full((4, 6), 1, np.uint8)
+    path = tmp_path / "a.gif"
+    path.write_bytes(gif_bytes((16, 12), [(box, 2, 3, 2, None), (box + 1, 8, 6, 3, None),
+                                          (np.full((2, 2), 3, np.uint8), 0, 0, 0, None)], palette))
+    anim = read_frames(path)[0]
+    assert anim.durations == (50, 50, 50) and anim.frames[0].shape == (12, 16, 4)
+    want = np.zeros((3, 12, 16, 4), np.uint8)
+    want[0, 3:7, 2:8] = (*RED, 255)
+    want[1, 6:10, 8:14] = (*GREEN, 255)  # the red box disposed to the background: clear
+    want[2, 0:2, 0:2] = (*BLUE, 255)  # the green one restored to what was before it: clear
+    assert np.array_equal(np.stack(anim.frames), want)
+
+
+def test_gif_frames_with_their_own_transparent_index_and_restored_to_the_previous(tmp_path):
+    palette = [(9, 9, 9), RED, GREEN, BLUE]
+    first = np.full((12, 16), 1, np.uint8)
+    first[:, :8] = 0  # left half clear (index 0 is transparent in this frame)
+    second = np.full((4, 4), 3, np.uint8)
+    second[:2] = 1  # top clear (index 1 is transparent in this one): the red shows through
+    path = tmp_path / "a.gif"
+    path.write_bytes(gif_bytes((16, 12), [(first, 0, 0, 1, 0), (second, 6, 4, 3, 1), (second[2:], 0, 0, 0, 1)],
+                               palette))
+    anim = read_frames(path)[0]
+    want = np.zeros((3, 12, 16, 4), np.uint8)
+    want[:, :, 8:] = (*RED, 255)
+    want[1, 6:8, 6:10] = (*BLUE, 255)
+    want[2, 0:2, 0:4] = (*BLUE, 255)
+    assert all(shown_alike(got, w) for got, w in zip(anim.frames, want))
 
 
 def test_webp_frames_are_read_as_they_were_written(tmp_path):
