@@ -65,7 +65,7 @@ def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
     pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
     screen = data[10:13]  # flags, background, aspect: the global palette goes with it
     palette = data[13:pos]
-    canvas = np.zeros((height, width, 4), np.uint8)
+    canvas = None
     frames, durations = [], []
     control = b""
     while True:
@@ -92,6 +92,10 @@ def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
                  + struct.pack("<HHHH", 0, 0, w, h) + data[pos + 9:end] + b"\x3b")
         with Image.open(io.BytesIO(alone)) as im:
             pixels = np.asarray(im.convert("RGBA"))
+        if canvas is None:
+            # The first frame's box widens a smaller screen (one of 0x0, as some
+            # encoders write it), as it does in Pillow's reader and browsers.
+            canvas = np.zeros((max(height, top + h), max(width, left + w), 4), np.uint8)
         box = canvas[top:top + h, left:left + w]  # a box past the canvas is cut to it
         pixels = pixels[:box.shape[0], :box.shape[1]]
         before = canvas.copy() if disposal == 3 else None

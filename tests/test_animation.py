@@ -109,6 +109,15 @@ def test_gif_frames_with_their_own_transparent_index_and_restored_to_the_previou
     assert all(shown_alike(got, w) for got, w in zip(anim.frames, want))
 
 
+def test_a_gif_screen_smaller_than_its_first_frame_is_widened_to_it(tmp_path):
+    # Some encoders write a 0x0 screen: its frames read as empty arrays and failed.
+    path = tmp_path / "a.gif"
+    path.write_bytes(gif_bytes((0, 0), [(np.full((6, 8), 1, np.uint8), 0, 0, 0, None),
+                                        (np.full((3, 4), 2, np.uint8), 4, 3, 0, None)], [(9, 9, 9), RED, GREEN]))
+    anim, info = read_frames(path)
+    assert [f.shape for f in anim.frames] == [(6, 8, 3)] * 2 and tuple(anim.frames[1][5, 7]) == GREEN
+
+
 def test_webp_frames_are_read_as_they_were_written(tmp_path):
     frames = [Image.fromarray(picture(6, 8, seed=i)) for i in range(3)]
     anim = read_frames(save_animation(tmp_path / "a.webp", frames, duration=[40, 50, 60], lossless=True))[0]
