@@ -37,6 +37,9 @@ STOP = None  # the sentinel a worker ends on
 # 4 bytes a pixel, the upscaled ones twice, as the encoders copy every frame before
 # writing. A 100-frame 480x270 GIF upscaled x4 takes about 1.7 GB.
 MAX_ANIMATION_MEMORY = 4 << 30
+# A GIF's delays are in hundredths of a second, and browsers show one of 10 ms or less
+# (0 or 1 hundredth) for 100 ms; 15 ms and more round to 2 hundredths.
+GIF_SHORTEST_SHOWN = 15
 # Output formats that hold an animation.
 ANIMATED_FORMATS = frozenset({"png", "webp", "gif"})
 
@@ -294,7 +297,21 @@ class Pipeline:
             item.error = str(e)
         except Exception as e:  # a batch outlives any one file
             item.error = f"{item.job.source}: cannot read: {e!r}"
+        else:
+            self._check_gif_delays(item)
         return True
+
+    @staticmethod
+    def _check_gif_delays(item: _Item) -> None:
+        # Browsers show a GIF frame of 10 ms or less for 100 ms: a WebP or APNG made
+        # of such frames turns slow as a GIF. A GIF's own short frames stay as they were.
+        if output_format(item.target) != "gif" or item.info.format == "GIF":
+            return
+        short = sum(duration < GIF_SHORTEST_SHOWN for duration in item.animation.durations)
+        if short:
+            item.notes.append(f"{item.job.source}: {short} of its {len(item.animation.durations)} frames last under "
+                              f"{GIF_SHORTEST_SHOWN} ms, which browsers show for 100 ms in a GIF: write webp or png "
+                              "to keep its speed")
 
     def _animation_bytes(self, first: np.ndarray, frames: int) -> int:
         """What ``frames`` frames like ``first`` take, upscaled, as MAX_ANIMATION_MEMORY

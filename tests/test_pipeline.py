@@ -535,6 +535,18 @@ def test_an_animated_gif_asked_as_gif_is_an_animated_gif(tmp_path, cpu_lane):
     assert len(written.frames) == 3 and written.frames[0].shape == (24, 32, 3) and written.plays == 1
 
 
+@pytest.mark.parametrize("source, durations, warned", [("a.webp", [10, 10, 80], True), ("a.png", [40, 50, 60], False),
+                                                    ("a.gif", [10, 10, 80], False)])
+def test_frames_too_short_for_a_gif_are_said_unless_the_input_was_a_gif(source, durations, warned, tmp_path, cpu_lane):
+    # Browsers show GIF frames of 10 ms or less for 100 ms: a fast WebP made a GIF slows down.
+    jobs, _ = animated_job(tmp_path, name=source, out="out.gif", duration=durations)
+    outcomes = []
+    Pipeline([cpu_lane], on_outcome=outcomes.append).run(jobs)
+    notes = " ".join(note for outcome in outcomes for note in outcome.notes)
+    assert ("2 of its 3 frames last under 15 ms" in notes) is warned, notes
+    assert len(read_frames(tmp_path / "out.gif")[0].frames) == 3
+
+
 def test_transparency_is_kept_in_every_frame(tmp_path, cpu_lane):
     (tmp_path / "in").mkdir()
     frames = [picture(8, 10, channels=4, seed=i) for i in range(2)]
