@@ -101,6 +101,17 @@ class _Item:
     reserved: int = 0  # bytes of the animation budget it holds
 
 
+def _read(item: _Item, read: Callable) -> tuple | None:
+    """``read(item's source)``, or None with the failure in ``item.error``."""
+    try:
+        return read(item.job.source)
+    except NcnnSrError as e:
+        item.error = str(e)
+    except Exception as e:  # a batch outlives any one file
+        item.error = f"{item.job.source}: cannot read: {e!r}"
+    return None
+
+
 class Pipeline:
     """Runs jobs through the lanes. ``on_outcome`` is called once per job, from a
     save or load thread, never from two threads at once; an exception from it (a
@@ -240,13 +251,9 @@ class Pipeline:
             if missing is not None:
                 item.notes.append(f"{existing} is written again: {missing} is missing, so it may be the output of "
                                   f"another {job.source.stem}.* picture, named when that one sorted first")
-            try:
-                item.pixels, item.info = read_image(job.source)
-            except NcnnSrError as e:
-                item.error = str(e)
-            except Exception as e:  # a batch outlives any one file
-                item.error = f"{job.source}: cannot read: {e!r}"
-            else:
+            read = _read(item, read_image)
+            if read:
+                item.pixels, item.info = read
                 self._check_output(item)
                 if self._animated(item) and not self._read_frames(item):
                     return  # cancelled while waiting for room
@@ -291,13 +298,9 @@ class Pipeline:
         if not self._budget.take(need, self._cancel):
             return False
         item.reserved, item.pixels = need, None
-        try:
-            item.animation, item.info = read_frames(item.job.source)
-        except NcnnSrError as e:
-            item.error = str(e)
-        except Exception as e:  # a batch outlives any one file
-            item.error = f"{item.job.source}: cannot read: {e!r}"
-        else:
+        read = _read(item, read_frames)
+        if read:
+            item.animation, item.info = read
             self._check_gif_delays(item)
         return True
 
