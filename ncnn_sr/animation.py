@@ -54,9 +54,10 @@ def _whole(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
 
 
-def read_frames(path: str | os.PathLike) -> tuple[Animation, ImageInfo]:
+def read_frames(path: str | os.PathLike, info: ImageInfo | None = None) -> tuple[Animation, ImageInfo]:
     """Every frame of a picture as a viewer shows it, and its ImageInfo (that of
-    ``read_image``, whose ``frames`` is the frame count).
+    ``read_image``, whose ``frames`` is the frame count). ``info``, what
+    ``read_image`` already gave for this file, spares an animation that first read.
 
     Each frame is the whole canvas after the file's disposal and blending (Pillow's
     readers compose them when seeking; a GIF's are composed as browsers do, by
@@ -66,9 +67,12 @@ def read_frames(path: str | os.PathLike) -> tuple[Animation, ImageInfo]:
     its one frame, shown once. Every failure, a broken frame midway included, is an
     InputError naming the file."""
     path = file_path(path, "read_frames")
-    first, info = read_image(path)
-    if info.frames == 1:
-        return Animation((first,), (0,), plays=1), info
+    if info is not None and not isinstance(info, ImageInfo):
+        raise InputError(f"info must be the ImageInfo read_image gave, got {describe(info)}")
+    if info is None or info.frames == 1:
+        first, info = read_image(path)
+        if info.frames == 1:
+            return Animation((first,), (0,), plays=1), info
     with reading(path):
         return _read_all(path, info.frames), info
 
@@ -90,10 +94,11 @@ def _read_all(path: str, count: int) -> Animation:
             with open(path, "rb") as f:
                 frames, durations = frames_as_shown(f.read())
             frames = [orient(frame, orientation) for frame in frames]
-        for index in range(first, count if im.format != "GIF" else 0):
-            im.seek(index)
-            frames.append(orient(np.asarray(im.convert("RGBA")), orientation))
-            durations.append(round(im.info.get("duration") or 0))
+        else:
+            for index in range(first, count):
+                im.seek(index)
+                frames.append(orient(np.asarray(im.convert("RGBA")), orientation))
+                durations.append(round(im.info.get("duration") or 0))
     if all(frame[:, :, 3].min() == 255 for frame in frames):
         for index, frame in enumerate(frames):  # one at a time: never two copies of them all
             frames[index] = np.ascontiguousarray(frame[:, :, :3])

@@ -298,7 +298,7 @@ class Pipeline:
         if not self._budget.take(need, self._cancel):
             return False
         item.reserved, item.pixels = need, None
-        read = _read(item, read_frames)
+        read = _read(item, lambda source: read_frames(source, item.info))  # its first frame is read
         if read:
             item.animation, item.info = read
             self._check_gif_delays(item)

@@ -339,3 +339,14 @@ def test_gif_clear_pixels_in_one_frame_alone_are_clear_there_only(clear_in, tmp_
     write_frames(tmp_path / "a.gif", Animation(tuple(frames), (30, 30)))
     back = read_frames(tmp_path / "a.gif")[0]
     assert [np.array_equal(got[:, :, 3], want[:, :, 3]) for got, want in zip(back.frames, frames)] == [True, True]
+
+
+def test_the_info_read_image_gave_spares_reading_the_first_frame_again(tmp_path, monkeypatch):
+    path = tmp_path / "a.gif"
+    save_animation(path, [solid(RED), solid(GREEN)], duration=[40, 60])
+    info = read_image(path)[1]
+    monkeypatch.setattr("ncnn_sr.animation.read_image", lambda *a: pytest.fail("read twice"))
+    anim, same = read_frames(path, info)
+    assert same is info and len(anim.frames) == 2 and anim.durations == (40, 60)
+    with pytest.raises(InputError, match="ImageInfo"):
+        read_frames(path, "info")

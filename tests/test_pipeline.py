@@ -618,9 +618,9 @@ def test_animations_in_flight_share_the_memory_budget(tmp_path, cpu_lane, monkey
     held = []
     real_read = pipeline_mod.read_frames
 
-    def watching_read(path):
+    def watching_read(path, *known):
         held.append(pipeline._budget.held)
-        return real_read(path)
+        return real_read(path, *known)
 
     monkeypatch.setattr(pipeline_mod, "read_frames", watching_read)
     assert pipeline.run(plan_jobs(tmp_path / "in", tmp_path / "out", fmt="webp").jobs).ok == 6
