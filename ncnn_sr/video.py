@@ -323,7 +323,8 @@ def _rate_text(rate: Fraction) -> str:
 
 
 def video_encoder(dst: Path, options: EncodeOptions) -> str:
-    """The name of the video encoder ``options`` choose for ``dst``; InputError unless
+    """The name of the video encoder ``options`` choose for ``dst`` (FFmpeg's encoder's
+    own: libx264 for ``--codec h264``, so later choices need not look it up); InputError unless
     it is a video encoder that can encode ``options.pix_fmt`` into a file of the kind
     ``dst``'s name asks for."""
     codec = options.codec or ("libvpx-vp9" if dst.suffix.lower() == ".webm" else "libx264")
@@ -359,14 +360,14 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
         raise InputError(f"{codec} cannot encode {options.fps} fps: it takes {_listed_rates(rates)}")
     muxer = video_streams.muxer_for(dst)
     if muxer is None:
-        return codec
+        return encoder.name
     if not video_streams.takes_encoded(muxer, codec):
         # Asked here, before any model loads, not left to the muxer's bare "Invalid argument".
         problem = "cannot hold"
     elif video_streams.loses_times(muxer, encoder.canonical_name):
         problem = "loses the frame times of"
     else:
-        return codec
+        return encoder.name
     able = [suffix for suffix in _OFFERED if video_streams.takes_encoded(video_streams.muxer_for(Path(suffix)), codec)]
     where = f"write {_either(able)}, or " if able else ""
     own = video_streams.OWN_VIDEO.get(muxer)
@@ -439,18 +440,15 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
     ctx.colorspace, ctx.color_primaries, ctx.color_trc = colour.matrix, colour.primaries, colour.transfer
     ctx.color_range = colour.range
     opts = {}
-    # The encoder's own name: --codec may give the codec's (h264, hevc, av1), which
-    # FFmpeg encodes with its library encoder (libx264, libx265, libsvtav1).
-    name = av.codec.Codec(codec, "w").name
-    if options.crf is not None or (options.bitrate is None and name in ("libx264", "libx265", "libvpx-vp9", "libsvtav1")):
+    if options.crf is not None or (options.bitrate is None and codec in ("libx264", "libx265", "libvpx-vp9", "libsvtav1")):
         opts["crf"] = str(DEFAULT_CRF if options.crf is None else options.crf)
     if options.preset:
         opts["preset"] = options.preset
     if options.bitrate:
         stream.codec_context.bit_rate = options.bitrate
-        if name == "libvpx-vp9" and options.crf is None:
+        if codec == "libvpx-vp9" and options.crf is None:
             opts.pop("crf", None)
-    if name == "libx265":
+    if codec == "libx265":
         opts.update(QUIET_X265)
     if out.format.name == "avi":
         # An AVI has no presentation times: B-frames in it read back in the wrong
@@ -472,11 +470,10 @@ def _merged(options: dict, more: dict) -> dict:
 def _keep_mastering(video_out, codec: str, hdr: Mastering, src) -> None:
     """Have the encoder of ``video_out`` write the HDR10 metadata ``hdr``, or warn
     that it cannot."""
-    name = av.codec.Codec(codec, "w").name
-    params = mastering_options(name, hdr)
+    params = mastering_options(codec, hdr)
     if params is None:
         log.warning("%s cannot write the HDR mastering display and light levels of %s: they are left out "
-                    "(libx265, libsvtav1 and libx264 keep them)", name, src)
+                    "(libx265, libsvtav1 and libx264 keep them)", codec, src)
         return
     video_out.codec_context.options = _merged(video_out.codec_context.options, params)
 
