@@ -32,7 +32,7 @@ from .resample import resize, resize_bytes, target_size
 from .staged_run import StagedRun
 from .tile_choice import HEAD_PIECE, TileChoice
 from .tiles import mirror_pad, tile_grid
-from .windows import GPU_WINDOWS_IN_FLIGHT, WindowRunner
+from .windows import WindowRunner
 
 log = logging.getLogger("ncnn_sr")
 
@@ -179,7 +179,6 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             raise InputError("exact tiling and the reference tiling (no overlap) exclude each other")
         self._exact = exact
         self._precision, self._threads = precision, threads
-        self._windows_ahead = GPU_WINDOWS_IN_FLIGHT
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # no upscale call in progress
         self._closed = False

@@ -25,17 +25,18 @@ def has_clear_pixels(image: np.ndarray) -> bool:
     return image.shape[2] == 4 and bool((image[:, :, 3] < ALPHA_CUT).any())
 
 
-def to_palette(image: np.ndarray, transparent: bool = False) -> Image.Image:
+def to_palette(image: np.ndarray, transparent: bool | None = None) -> Image.Image:
     """An 8-bit H×W×C array (C in 1, 3, 4) as a GIF frame: its colours reduced to a
     palette of 255 (median cut, Floyd-Steinberg dithered), and, where C is 4,
     TRANSPARENT_INDEX wherever alpha is under ALPHA_CUT. The frame has that
-    transparent index (its ``info["transparency"]``) when it has such pixels or
-    ``transparent`` says so: Pillow reads the frames after the first as opaque
-    unless the first has one."""
+    transparent index (its ``info["transparency"]``) when ``transparent`` says so
+    (None: when it has such pixels); an animation gives all its frames one if any
+    has such pixels, as Pillow reads the frames after the first as opaque unless the
+    first has one."""
     rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[:, :, :3]
     reduced = Image.fromarray(np.ascontiguousarray(rgb)).quantize(
         TRANSPARENT_INDEX, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
-    if not (transparent or has_clear_pixels(image)):
+    if not (has_clear_pixels(image) if transparent is None else transparent):
         return reduced
     indices = np.asarray(reduced).copy()
     if image.shape[2] == 4:

@@ -40,8 +40,7 @@ class StagedRun:
         def tick() -> None:
             nonlocal done
             done += 1
-            if progress is not None:
-                progress(done, total)
+            progress(done, total)
 
         if not self.tta:
             def place(y0, y1, x0, x1, values):

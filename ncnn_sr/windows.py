@@ -35,7 +35,10 @@ GPU_WINDOW_BYTES_PER_PIXEL = 24_000
 
 class WindowRunner:
     """The window runs of an Upscaler: ``_place_tiles`` (the reference rule) and
-    ``_blend_tiles``, each network run through ``_window_output``."""
+    ``_blend_tiles``, each network run through ``_window_output``. Their ``progress``
+    is always a callable (``Upscaler.upscale`` wraps the caller's)."""
+
+    _windows_ahead = GPU_WINDOWS_IN_FLIGHT  # an instance may lower it (tools, tests)
 
     def _window_output(self, net: Network, rgb: np.ndarray, alpha: np.ndarray | None,
                        wy: int, wx: int, height: int, width: int, keep: tuple) -> np.ndarray:
@@ -63,8 +66,7 @@ class WindowRunner:
         with contextlib.closing(self._window_outputs(net, rgb, alpha, boxes)) as outputs:
             for done, (t, own) in enumerate(zip(grid.tiles, outputs), 1):
                 quantize_into(own, channels, out[t.out_slices(s)])
-                if progress is not None:
-                    progress(done, len(grid))
+                progress(done, len(grid))
 
     def _window_outputs(self, net: Network, rgb: np.ndarray, alpha: np.ndarray | None, boxes: list):
         """``_window_output`` of each box (wy, wx, height, width, keep), in order. On a
@@ -161,8 +163,7 @@ class WindowRunner:
                                   out[rows_out, x0:x0 + left])
                 pending = piece[mid, edge:] * weight_x[:, edge:] if right else None
                 done += 1
-                if progress is not None:
-                    progress(done, total)
+                progress(done, total)
             if rise:
                 quantize_into(top, channels, out[y0:y0 + rise])
             carry = bottom
