@@ -354,25 +354,25 @@ def _starts_as_param(data: bytes) -> bool:
 
 def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None, source: str,
                   custom_if_other: bool = False, packaged: bool = False) -> ModelSpec:
-    _check_pair(name, param, bin_, source)
-    param_bytes = _read(param, name)
-    bin_bytes = _read(bin_, name)
-    # Every catalog model has weights; a custom one may have none (an Interp alone).
-    _check_contents(name, param, param_bytes, bin_, bin_bytes, bin_needed=entry is not None)
     verified = False
-    if entry is not None and entry.param_sha256 and entry.bin_sha256:
+
+    def verify(param_bytes: bytes, bin_bytes) -> None:
+        nonlocal entry, verified
+        if entry is None or not (entry.param_sha256 and entry.bin_sha256):
+            return
         hashes = ((param, param_sha256(param_bytes), entry.param_sha256),
                   (bin_, hashlib.sha256(bin_bytes).hexdigest(), entry.bin_sha256))
         if custom_if_other and any(actual != expected for _, actual, expected in hashes):
             log.warning("%s is not the catalog's %s (its sha256 differs): running it as a custom model", param,
                         name)
             entry = None
-        else:
-            for path, actual, expected in hashes:
-                _check_sha(name, path, actual, expected, custom_hint=not packaged)
-            verified = True
-    graph = parse_param(param_bytes, name)
-    check_bin_size(graph, bin_bytes, name)
+            return
+        for path, actual, expected in hashes:
+            _check_sha(name, path, actual, expected, custom_hint=not packaged)
+        verified = True
+
+    # Every catalog model has weights; a custom one may have none (an Interp alone).
+    graph = _checked_files(name, param, bin_, source, bin_needed=entry is not None, verify=verify)
     if entry is not None:
         return ModelSpec(name, param, bin_, entry.scale, entry.input_blob, entry.output_blob,
                          entry.prepadding, verified, source, entry.cpu_bytes_per_pixel)
@@ -386,11 +386,23 @@ def check_files(spec: ModelSpec) -> None:
     declares filling the bin exactly. A ModelError (ModelMissing for a file that is
     not there) says what is wrong. No sha256: a spec made by hand may name any
     weights."""
-    _check_pair(spec.name, spec.param_path, spec.bin_path, spec.source)
-    param_bytes = _read(spec.param_path, spec.name)
-    with _mapped(spec.bin_path, spec.name) as bin_bytes:
-        _check_contents(spec.name, spec.param_path, param_bytes, spec.bin_path, bin_bytes, bin_needed=False)
-        check_bin_size(parse_param(param_bytes, spec.name), bin_bytes, spec.name)
+    _checked_files(spec.name, spec.param_path, spec.bin_path, spec.source, bin_needed=False)
+
+
+def _checked_files(name: str, param: Path, bin_: Path, source: str, bin_needed: bool, verify=None):
+    """The param's graph, once both files are there and not swapped, ``verify(param
+    bytes, bin bytes)`` (the catalog's sha256) has passed, the param parses and the
+    weights it declares fill the bin exactly. The bin is mapped, not read: weights
+    may be hundreds of MB."""
+    _check_pair(name, param, bin_, source)
+    param_bytes = _read(param, name)
+    with _mapped(bin_, name) as bin_bytes:
+        _check_contents(name, param, param_bytes, bin_, bin_bytes, bin_needed=bin_needed)
+        if verify is not None:
+            verify(param_bytes, bin_bytes)
+        graph = parse_param(param_bytes, name)
+        check_bin_size(graph, bin_bytes, name)
+    return graph
 
 
 @contextlib.contextmanager
