@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .models import Layer, parse_param
+from .param_file import Layer, parse_param
 
 # Layers that look at one pixel at a time (or join blobs pixel by pixel).
 _POINTWISE = frozenset("""

@@ -8,7 +8,8 @@ import pytest
 
 from ncnn_sr import ModelError, Upscaler, catalog, model_name_for, resolve_model
 from ncnn_sr.errors import ModelMissing
-from ncnn_sr.models import check_bin_size, custom_model_names, package_folder, param_sha256, parse_param
+from ncnn_sr.models import custom_model_names, package_folder, param_sha256
+from ncnn_sr.param_file import check_bin_size, parse_param
 
 PACKAGED = [n for n, e in catalog().items() if e.package_files]
 

@@ -7,7 +7,7 @@ from conftest import picture
 from ncnn_sr import Upscaler, resolve_model
 from ncnn_sr import engine as engine_mod
 from ncnn_sr import network as network_mod
-from ncnn_sr.models import parse_param
+from ncnn_sr.param_file import parse_param
 from ncnn_sr.netsplit import MIN_STAGE_REACH, plan_network
 
 

@@ -24,7 +24,8 @@ import ncnn
 import numpy as np
 
 from ncnn_sr.bench import PRECISIONS
-from ncnn_sr.models import parse_param, resolve_model
+from ncnn_sr.models import resolve_model
+from ncnn_sr.param_file import parse_param
 
 SKIPPED = ("Input", "Split")  # no work of their own
 

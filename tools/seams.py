@@ -24,7 +24,8 @@ from PIL import Image
 from ncnn_sr import Upscaler
 from ncnn_sr import network
 from ncnn_sr.bench import psnr
-from ncnn_sr.models import parse_param, resolve_model
+from ncnn_sr.models import resolve_model
+from ncnn_sr.param_file import parse_param
 
 
 class MacCounter:

@@ -1,0 +1,215 @@
+"""ncnn's text .param format, parsed, and the walk over the .bin weights its layers
+declare: enough to name what is wrong with a truncated or mismatched pair before
+ncnn loads it. Knows nothing of catalogs or folders."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from .errors import ModelError
+
+PARAM_MAGIC = 7767517
+
+
+@dataclass(frozen=True)
+class Layer:
+    type: str
+    name: str
+    bottoms: tuple[str, ...]
+    tops: tuple[str, ...]
+    params: dict  # id -> int | float | list
+
+
+@dataclass(frozen=True)
+class ParamGraph:
+    """A parsed .param file. ``input_blob`` is the first Input layer's top;
+    ``output_blob`` the last blob that no layer consumes."""
+
+    layers: tuple[Layer, ...]
+    input_blob: str
+    output_blob: str
+
+
+def _number(text: str) -> int | float:
+    if any(ch in text for ch in ".eE") and not text.lstrip("-").isdigit():
+        return float(text)
+    return int(text)
+
+
+def parse_param(param_bytes: bytes, name: str = "model") -> ParamGraph:
+    """Parse ncnn's text param format; a malformed file is a ModelError."""
+    try:
+        text = param_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"model {name}: the .param file is not text (is it a .bin?)") from None
+    lines = [ln.split() for ln in text.splitlines() if ln.strip()]
+    bad = ModelError(f"model {name}: the .param file is not an ncnn param file")
+    if len(lines) < 2 or lines[0] != [str(PARAM_MAGIC)] or len(lines[1]) != 2:
+        raise bad
+    try:
+        layer_count = int(lines[1][0])
+    except ValueError:
+        raise bad from None
+    if layer_count != len(lines) - 2:
+        raise ModelError(f"model {name}: the .param file declares {layer_count} layers but holds {len(lines) - 2} (truncated?)")
+    layers = []
+    try:
+        for row in lines[2:]:
+            ltype, lname, nb, nt = row[0], row[1], int(row[2]), int(row[3])
+            bottoms = tuple(row[4:4 + nb])
+            tops = tuple(row[4 + nb:4 + nb + nt])
+            if len(tops) != nt:
+                raise ValueError
+            params: dict = {}
+            for item in row[4 + nb + nt:]:
+                key, _, value = item.partition("=")
+                k = int(key)
+                if k <= -23300:
+                    parts = value.split(",")
+                    params[-k - 23300] = [_number(v) for v in parts[1:]]
+                else:
+                    params[k] = _number(value)
+            layers.append(Layer(ltype, lname, bottoms, tops, params))
+    except (ValueError, IndexError):
+        raise bad from None
+    inputs = [t for layer in layers if layer.type == "Input" for t in layer.tops]
+    consumed = {b for layer in layers for b in layer.bottoms}
+    produced = [t for layer in layers for t in layer.tops if t not in consumed]
+    if not inputs or not produced:
+        raise ModelError(f"model {name}: the .param file has no input or no output blob")
+    return ParamGraph(tuple(layers), inputs[0], produced[-1])
+
+
+# Layer types that read nothing from the .bin file.
+_WEIGHTLESS = frozenset("""
+    Input Split Concat Slice Crop Interp PixelShuffle Reorg BinaryOp Eltwise UnaryOp
+    ReLU LeakyReLU Sigmoid TanH Clip ELU GELU Swish Mish HardSigmoid HardSwish SELU Softplus
+    Exp Log Power Threshold AbsVal Dropout Noop Softmax Pooling Pooling1D Pooling3D
+    Padding Reshape Permute Flatten Squeeze ExpandDims ShuffleChannel Tile Cast Reduction
+    ArgMax Packing Flip Erf CopyTo Shrink Fold Unfold GridSample Einsum DeformableConv2D_noweight
+""".split())
+
+_CONVOLUTIONS = frozenset("""
+    Convolution Convolution1D Convolution3D ConvolutionDepthWise ConvolutionDepthWise1D
+    ConvolutionDepthWise3D Deconvolution Deconvolution1D Deconvolution3D DeconvolutionDepthWise
+    DeconvolutionDepthWise1D DeconvolutionDepthWise3D
+""".split())
+
+# How ncnn stores a weight blob: FLAGGED blobs start with a 4-byte tag that says the
+# element type; RAW blobs are plain float32.
+FLAGGED, RAW = 0, 1
+
+
+def weight_blobs(layer: Layer) -> list[tuple[int, int]] | None:
+    """The (element count, storage) of each blob this layer reads from the .bin, in
+    order, or None when the layer type's weights are not known here."""
+    p = layer.params
+    t = layer.type
+    if t in _WEIGHTLESS:
+        return []
+    if t in _CONVOLUTIONS:
+        if p.get(8, 0):  # int8 scales follow in a layout that varies by type
+            return None
+        blobs = [(int(p.get(6, 0)), FLAGGED)]
+        if p.get(5, 0):
+            blobs.append((int(p.get(0, 0)), RAW))
+        return blobs
+    if t == "InnerProduct":
+        if p.get(8, 0):
+            return None
+        blobs = [(int(p.get(2, 0)), FLAGGED)]
+        if p.get(1, 0):
+            blobs.append((int(p.get(0, 0)), RAW))
+        return blobs
+    if t == "PReLU":
+        return [(int(p.get(0, 0)), RAW)]
+    if t == "BatchNorm":
+        return [(int(p.get(0, 0)), RAW)] * 4
+    if t == "Bias":
+        return [(int(p.get(0, 0)), RAW)]
+    if t == "Scale":
+        size = int(p.get(0, 0))
+        if size == -233:
+            return []
+        return [(size, RAW)] * (2 if p.get(1, 0) else 1)
+    if t == "InstanceNorm":
+        return [(int(p.get(0, 0)), RAW)] * 2 if p.get(2, 1) else []
+    if t == "GroupNorm":
+        return [(int(p.get(1, 0)), RAW)] * 2 if p.get(3, 1) else []
+    if t == "LayerNorm":
+        return [(int(p.get(0, 0)), RAW)] * 2 if p.get(2, 1) else []
+    if t == "Normalize":
+        return [(int(p.get(3, 0)), RAW)]
+    if t == "MemoryData":
+        dims = [max(int(p.get(k, 0)), 1) for k in (0, 1, 11, 2)]
+        return [(dims[0] * dims[1] * dims[2] * dims[3], RAW)]
+    return None
+
+
+def _align4(n: int) -> int:
+    return (n + 3) & ~3
+
+
+_TAG_FP16 = 0x01306B47
+_TAG_INT8 = 0x000D4B38
+_TAG_FP32 = 0x0002C056
+
+
+def _blob_size(data: bytes, offset: int, count: int, storage: int) -> int:
+    """Bytes a weight blob takes at ``offset``, reading its tag as ncnn does."""
+    if storage == RAW:
+        return count * 4
+    if offset + 4 > len(data):
+        return 4 + count * 4  # past the end: the caller reports the shortfall
+    tag = int.from_bytes(data[offset:offset + 4], "little")
+    if tag == _TAG_FP16:
+        return 4 + _align4(count * 2)
+    if tag == _TAG_INT8:
+        return 4 + _align4(count)
+    if tag == _TAG_FP32 or tag == 0:
+        return 4 + count * 4
+    return 4 + 256 * 4 + _align4(count)  # quantized: a 256-entry table, then indices
+
+
+def weight_ends(graph: ParamGraph, bin_bytes: bytes) -> Iterator[tuple[Layer, int | None]]:
+    """Each layer with the .bin offset just past its weights, reading blob tags as
+    ncnn does; the offset is None from the first layer whose weights are not known
+    here (the walk stops there)."""
+    offset = 0
+    for layer in graph.layers:
+        blobs = weight_blobs(layer)
+        if blobs is None:
+            yield layer, None
+            return
+        for count, storage in blobs:
+            offset += _blob_size(bin_bytes, offset, max(count, 0), storage)
+        yield layer, offset
+
+
+def check_bin_size(graph: ParamGraph, bin_bytes: bytes, name: str = "model") -> bool:
+    """Check that the weights the param declares fill the bin exactly.
+
+    Returns True when every layer's weights are known and add up; False when a
+    layer type's weights are not known here (ncnn's own loader still refuses a
+    short file). Raises ModelError when the sizes disagree.
+    """
+    offset = 0
+    for layer, offset in weight_ends(graph, bin_bytes):
+        if offset is None:
+            return False
+        if any(count < 0 for count, _ in weight_blobs(layer)):
+            raise ModelError(f"model {name}: layer {layer.name} declares a negative weight size")
+        if offset > len(bin_bytes) and not bin_bytes:
+            raise ModelError(f"model {name}: the .bin file is empty but layer {layer.name} of its .param has weights "
+                             "(an interrupted download or copy?)")
+        if offset > len(bin_bytes):
+            raise ModelError(
+                f"model {name}: the .bin file is too short for its .param ({len(bin_bytes)} bytes, "
+                f"layer {layer.name} needs more): truncated download, or the bin of another model"
+            )
+    if offset != len(bin_bytes):
+        raise ModelError(
+            f"model {name}: the .bin file holds {len(bin_bytes)} bytes but its .param declares {offset}: "
+            "the bin of another model"
+        )
+    return True
