@@ -203,8 +203,7 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     # also in a list (0,cpu)
     indices = [] if auto else [devices.named_index(part) for part in opts.gpu.split(",")]
     if None in indices:
-        raise UsageError(f"invalid gpu device '{opts.gpu}': give auto, cpu, or indices such as 0 or 0,1 "
-                         "(-1 is the CPU)")
+        raise UsageError(f"invalid gpu device '{opts.gpu}': {devices.DEVICE_SPECS}, or several devices as 0,1")
     count = 1 if auto else len(indices)
     listed = f" (-g gives {count} device{'s' if count > 1 else ''})"
     tiles = per_device(int_list(opts.tile, BAD_TILE), count, BAD_TILE + listed)

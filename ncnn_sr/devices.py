@@ -178,7 +178,8 @@ def list_devices() -> list[Device]:
     return [gpu_device(i) for i in range(gpu_count())] + [CPU]
 
 
-# What a device may be given as, in the one line that refuses another.
+# What a device may be given as: the library's and the CLI's -g errors both quote it, so they
+# cannot come to disagree on the spellings named_index accepts.
 DEVICE_SPECS = "give auto, cpu, -1 or a device index (0 or gpu0)"
 # A Vulkan device by name: "GPU 0" as str(Device) writes it, "gpu0", "gpu:0".
 _GPU_NAME = re.compile(r"gpu\s*:?\s*([0-9]+)")

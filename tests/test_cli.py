@@ -211,7 +211,8 @@ def test_a_picture_skipped_as_existing_says_so_without_verbose(tmp_path):
                     "(-g gives 1 device)"),
     (["-j", "1:2,2:2"], "invalid jobs_proc thread count argument: give one proc count of at least 1, or one per "
                         "device: 1:2,2:2 (-g gives 1 device)"),
-    (["-g", "gpu"], "invalid gpu device 'gpu': give auto, cpu, or indices such as 0 or 0,1 (-1 is the CPU)"),
+    (["-g", "gpu"], "invalid gpu device 'gpu': give auto, cpu, -1 or a device index (0 or gpu0), or several "
+                    "devices as 0,1"),
     (["-g", "0,-1", "-t", "0,0,0"], "(-g gives 2 devices)"),
 ])
 def test_a_list_flag_that_does_not_fit_the_devices_is_its_error_alone(flags, message, tmp_path):
