@@ -28,7 +28,7 @@ import numpy as np
 from . import timecode, video_streams
 from .errors import InputError
 from .files import temp_stem, write_target
-from .video_options import EncodeOptions
+from .video_options import COMMON_CONTAINERS, EncodeOptions
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, coded, deeper_format, depth,
                            encodable_size, fit, fit_warning, mastering, mastering_options, output_aspect,
                            output_colour, to_rgb)
@@ -375,8 +375,8 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
     raise InputError(f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another --codec{such}")
 
 
-# The containers named in a refusal, as the command's help offers them.
-_OFFERED = (".mp4", ".mkv", ".mov", ".webm", ".avi")
+# The containers named in a refusal: those of the list the command takes that hold the usual codecs.
+_OFFERED = tuple(f".{container}" for container in COMMON_CONTAINERS)
 
 
 def _either(items: list[str]) -> str:

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+# The common containers, which a refusal to write a codec into another offers in its place.
+COMMON_CONTAINERS = ("mp4", "mkv", "mov", "webm", "avi")
 # The containers a video is read and written as, the common ones first, as the
 # command's help and its refusal of another list them.
-VIDEO_CONTAINERS = ("mp4", "mkv", "mov", "webm", "avi", "m4v", "3gp", "ts", "m2ts", "mts", "flv", "mpg", "mpeg",
-                    "vob", "wmv", "ogv")
+VIDEO_CONTAINERS = COMMON_CONTAINERS + ("m4v", "3gp", "ts", "m2ts", "mts", "flv", "mpg", "mpeg", "vob", "wmv", "ogv")
 VIDEO_SUFFIXES = frozenset(f".{container}" for container in VIDEO_CONTAINERS)
 
 
