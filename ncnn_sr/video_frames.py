@@ -105,7 +105,11 @@ class Upright:
     def __init__(self, src, tags=None):
         self.src = src
         self.warned = False
-        self.tagged = _tagged_rotation(tags or {})
+        # A stream's matrix is the same on every frame: its turn is worked out once from
+        # the rotate tag, and again only when a frame's display matrix differs from the last.
+        tagged = _tagged_rotation(tags or {})
+        self.tagged = (tagged, None if tagged is None else _display_turn(tagged))
+        self.seen: tuple[bytes | None, np.ndarray | None, float | None] = (None, None, None)
         self.sideways = False  # frames have been turned by a quarter
 
     def shown_aspect(self, sar: Fraction | None) -> Fraction | None:
@@ -115,12 +119,16 @@ class Upright:
 
     def __call__(self, image: np.ndarray, frame) -> np.ndarray:
         data = frame.side_data.get("DISPLAYMATRIX")
-        matrix = self.tagged if data is None else np.frombuffer(bytes(data), dtype=np.int32)
-        if matrix is None:
-            return image
-        turn = _display_turn(matrix)
+        if data is None:
+            matrix, turn = self.tagged
+        else:
+            raw = bytes(data)
+            if raw != self.seen[0]:
+                matrix = np.frombuffer(raw, dtype=np.int32)
+                self.seen = (raw, matrix, _display_turn(matrix))
+            _, matrix, turn = self.seen
         if turn is None:
-            return image  # players ignore such a matrix too
+            return image  # no matrix, or one players ignore too
         nearest = round(turn / 90) * 90
         if abs(turn - nearest) >= 1:
             if not self.warned:
