@@ -270,13 +270,14 @@ def _with_stem_siblings(jobs: list[Job], dst: Path, fmt: str) -> list[Job]:
     def plain(job: Job) -> str:  # as _name_outputs compares names: below dst, casefolded
         return (job.target.parent.relative_to(dst) / f"{job.source.stem}.{fmt}").as_posix().casefold()
 
+    keys = [plain(job) for job in jobs]
     groups: dict[str, list[Job]] = defaultdict(list)
-    for job in jobs:
-        groups[plain(job)].append(job)
+    for job, key in zip(jobs, keys):
+        groups[key].append(job)
     named = []
-    for job in jobs:
-        group = groups[plain(job)]
-        if len(group) > 1 and job.target.relative_to(dst).as_posix().casefold() == plain(job):
+    for job, key in zip(jobs, keys):
+        group = groups[key]
+        if len(group) > 1 and job.target.relative_to(dst).as_posix().casefold() == key:
             job = replace(job, stem_siblings=tuple(other.target for other in group if other is not job))
         named.append(job)
     return named
