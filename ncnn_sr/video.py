@@ -13,6 +13,7 @@ other streams (sound, subtitles, attachments, chapters, tags) is ``video_streams
 from __future__ import annotations
 
 import collections
+import functools
 import heapq
 import logging
 import math
@@ -295,17 +296,26 @@ def _standard_rate(codec: str, video_in) -> Fraction:
     return rate
 
 
-def _svt_av1_preset(encoder: str, preset: str) -> bool:
-    """Whether ``preset`` is one of SVT-AV1's, -2 to 13: taken without opening the
-    encoder, which prints its banner on every open."""
-    return encoder == "libsvtav1" and preset.lstrip("-").isdigit() and -2 <= int(preset) <= 13
+def _check_preset(codec: str, encoder: str, pix_fmt: str, preset: str) -> None:
+    """InputError unless the encoder ``codec`` (FFmpeg's ``encoder``) takes ``preset``.
+    x264's and x265's names are listed, as they print their own complaint on an open;
+    SVT-AV1's numbers, -2 to 13, are taken without an open, as it prints its banner on
+    every one. Any other encoder is asked by opening it: one without a preset option
+    (VP9) would ignore it without a word, and one that refuses the value would fail
+    only once frames reach it."""
+    if encoder in ("libx264", "libx265"):
+        if preset not in X264_X265_PRESETS:
+            raise InputError(f"{codec} has no preset '{preset}': use one of {', '.join(X264_X265_PRESETS)}")
+    elif not (encoder == "libsvtav1" and preset.lstrip("-").isdigit() and -2 <= int(preset) <= 13):
+        _open_with_preset(codec, pix_fmt, preset)
 
 
-def _check_preset(codec: str, pix_fmt: str, preset: str) -> None:
-    """InputError unless the encoder ``codec`` takes ``preset``: one without a preset
-    option (VP9) would ignore it without a word, and one that refuses the value
-    (SVT-AV1's are numbers) would fail only once frames reach it. An encoder opened
-    on a small picture with only that option tells both apart."""
+@functools.lru_cache(maxsize=None)
+def _open_with_preset(codec: str, pix_fmt: str, preset: str) -> None:
+    """InputError unless ``codec`` opens on a small picture with only ``preset`` set,
+    and uses it. Kept once it passes: the command checks its options before a model
+    loads and upscale_video again before it opens a file, and each open costs an
+    encoder's start."""
     ctx = av.codec.CodecContext.create(codec, "w")
     ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
     ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
@@ -350,11 +360,8 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
         raise InputError(f"unknown pixel format '{pix_fmt}'{hint}") from None
     if takes and pix_fmt not in takes:
         raise InputError(f"{codec} cannot encode {pix_fmt} pixels: it takes {listed}")
-    if encoder.name in ("libx264", "libx265") and options.preset and options.preset not in X264_X265_PRESETS:
-        raise InputError(f"{codec} has no preset '{options.preset}': use one of {', '.join(X264_X265_PRESETS)}")
-    if encoder.name not in ("libx264", "libx265") and options.preset and not _svt_av1_preset(encoder.name,
-                                                                                           options.preset):
-        _check_preset(codec, pix_fmt if pix_fmt in takes or not takes else takes[0], options.preset)
+    if options.preset:
+        _check_preset(codec, encoder.name, pix_fmt, options.preset)
     rates = _frame_rates(codec)
     if rates and options.fps is not None and options.fps not in rates:
         raise InputError(f"{codec} cannot encode {options.fps} fps: it takes {_listed_rates(rates)}")

@@ -688,6 +688,30 @@ def test_a_preset_svt_av1_takes_is_used(tmp_path):
         assert len(list(c.decode(video=0))) == 3
 
 
+def test_an_encoder_is_opened_once_to_check_a_preset_however_often_it_is_checked(tmp_path, monkeypatch):
+    # The command checks its options before the model loads and upscale_video again:
+    # each check opened the encoder, paying for its start twice a run.
+    from ncnn_sr import video
+    opened = []
+
+    class TakesIt:  # an encoder that uses the preset: none is left over once it opens
+        options = property(lambda self: {}, lambda self, value: None)
+
+        def open(self):
+            pass
+
+    def create(codec, mode):
+        opened.append(codec)
+        return TakesIt()
+
+    video._open_with_preset.cache_clear()
+    monkeypatch.setattr(av.codec.CodecContext, "create", create)
+    for _ in range(2):
+        video.video_encoder(tmp_path / "out.mkv", EncodeOptions(codec="mpeg4", preset="fast"))
+    video._open_with_preset.cache_clear()
+    assert opened == ["mpeg4"]
+
+
 def test_the_encoder_is_checked_before_any_file_is_opened(tmp_path):
     with pytest.raises(InputError, match="'aac' is an audio encoder"):
         upscale_video(tmp_path / "missing.mp4", tmp_path / "out.mp4", lambda frames: frames,
