@@ -46,8 +46,8 @@ AVI_REORDER = 8  # frames an AVI's stamps are sorted over: B-frame pyramids move
 # user who set it keeps.
 QUIET_X265 = {"x265-params": "log-level=error"}
 QUIET_SVT_AV1 = ("SVT_LOG", "1")
-# x264 and x265 print their own complaint about an unknown preset straight to stderr,
-# past FFmpeg's log, so these are checked first to keep the error one line.
+# x264 (libx264rgb too) and x265 print their own complaint about an unknown preset
+# straight to stderr, past FFmpeg's log, so these are checked first to keep the error one line.
 X264_X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                      "placebo")
 
@@ -303,7 +303,7 @@ def _check_preset(codec: str, encoder: str, pix_fmt: str, preset: str) -> None:
     every one. Any other encoder is asked by opening it: one without a preset option
     (VP9) would ignore it without a word, and one that refuses the value would fail
     only once frames reach it."""
-    if encoder in ("libx264", "libx265"):
+    if encoder in ("libx264", "libx264rgb", "libx265"):
         if preset not in X264_X265_PRESETS:
             raise InputError(f"{codec} has no preset '{preset}': use one of {', '.join(X264_X265_PRESETS)}")
     elif not (encoder == "libsvtav1" and preset.lstrip("-").isdigit() and -2 <= int(preset) <= 13):

@@ -681,6 +681,14 @@ def test_a_preset_other_encoders_do_not_take_is_a_one_line_error(codec, name, pr
     one_line_failure(proc, tmp_path, message)
 
 
+def test_a_preset_x264_rgb_does_not_take_is_one_line(tmp_path):
+    # libx264rgb was asked by opening it, and x264 printed its own "invalid preset" line.
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--codec", "libx264rgb",
+               "--pix-fmt", "rgb24", "--preset", "bogus", check_ok=False)
+    one_line_failure(proc, tmp_path, "libx264rgb has no preset 'bogus': use one of ultrafast")
+
+
 def test_a_preset_svt_av1_takes_is_used(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, "--codec", "libsvtav1", "--preset", "12")
