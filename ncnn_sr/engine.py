@@ -24,7 +24,7 @@ import numpy as np
 from . import devices
 from .devices import Device
 from .errors import DeviceError, InputError, ModelError
-from .models import PATH_TYPES, ModelSpec, check_files, resolve_model
+from .models import PATH_TYPES, ModelSpec, resolve_model
 from .netsplit import plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, bicubic_net
 from .pixels import check_image
@@ -154,13 +154,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         if concurrency < 1:
             raise InputError(f"concurrency must be at least 1, got {concurrency}")
         self._concurrency = concurrency
-        if isinstance(model, ModelSpec):
-            # Made by hand, it skipped resolve_model's checks: the bin of another model,
-            # or one with bytes to spare, loaded and ran without a word.
-            check_files(model)
-            self.spec = model
-        else:
-            self.spec = resolve_model(model, model_path)
+        # A ModelSpec made by hand gets its files checked there too: it skipped them, and
+        # the bin of another model, or one with bytes to spare, loaded and ran without a word.
+        self.spec = resolve_model(model, model_path)
         self.tta = tta
         self.alpha = alpha
         self.tile_pad = self.spec.prepadding if tile_pad is None else tile_pad

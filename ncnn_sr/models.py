@@ -231,14 +231,20 @@ def custom_model_names(model_path: str | bytes | os.PathLike | None = None) -> l
     return sorted(names - catalog().keys())
 
 
-def resolve_model(model: str | bytes | os.PathLike, model_path: str | bytes | os.PathLike | None = None) -> ModelSpec:
-    """Find and check a model's files; see the module docstring for the order.
+def resolve_model(model: str | bytes | os.PathLike | ModelSpec,
+                  model_path: str | bytes | os.PathLike | None = None) -> ModelSpec:
+    """Find and check a model's files; see the module docstring for the order. A
+    ModelSpec, as the Upscaler takes one, is returned as it is once ``check_files``
+    passes it (``model_path`` plays no part: its files are named).
 
     Raises ModelError with a one-line reason when the model is unknown, missing,
     corrupt or inconsistent, or a path on the way cannot be looked at.
     """
+    if isinstance(model, ModelSpec):
+        check_files(model)
+        return model
     if not isinstance(model, PATH_TYPES):
-        raise ModelError(f"the model must be a name or a .param file's path, got {describe(model)}")
+        raise ModelError(f"the model must be a name, a .param file's path or a ModelSpec, got {describe(model)}")
     try:
         return _resolve(os.fsdecode(model), model_path)
     except OSError as e:  # a name too long for the file system, say

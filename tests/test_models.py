@@ -276,7 +276,7 @@ def test_a_param_and_bin_swapped_are_said_to_be_swapped(tmp_path):
 
 @pytest.mark.parametrize("given, said", [(5, "got 5"), (None, "got None")])
 def test_a_model_that_is_no_name_or_path_is_a_model_error_naming_it(given, said):
-    with pytest.raises(ModelError, match=f"^the model must be a name or a .param file's path, {said}$"):
+    with pytest.raises(ModelError, match=f"^the model must be a name, a .param file's path or a ModelSpec, {said}$"):
         resolve_model(given)
 
 
@@ -493,6 +493,15 @@ def test_a_model_spec_made_by_hand_with_a_param_that_is_not_one_is_a_model_error
         Upscaler(dataclasses.replace(spec, param_path=spec.bin_path, bin_path=spec.param_path), device=-1)
     with pytest.raises(ModelError, match="absent.param not found beside"):
         Upscaler(dataclasses.replace(spec, param_path=tmp_path / "absent.param"), device=-1)
+
+
+def test_resolve_model_returns_a_model_spec_once_its_files_pass_the_checks(tmp_path):
+    # Upscaler took a ModelSpec and resolve_model did not, so a caller checking a spec
+    # before a run had to know of check_files.
+    spec = resolve_model("realesr-animevideov3-x2")
+    assert resolve_model(spec) is spec
+    with pytest.raises(ModelError, match="the bin of another model"):
+        resolve_model(_spec_with(tmp_path, bin_=resolve_model("realesrgan-x4plus").bin_path.read_bytes()))
 
 
 def test_paths_given_as_bytes_are_paths(tmp_path):
