@@ -5,6 +5,7 @@ Knows nothing of pictures' dtypes, tiling rules or files.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import ncnn
@@ -135,12 +136,12 @@ class Network:
             net.clear()
             del net  # before its pools
         pools, self._pools = getattr(self, "_pools", ()), ()
-        if getattr(self, "_failed", False):
-            # A failed run can leave a buffer ncnn could not allocate listed as in use,
-            # and the pool says so on stderr as it goes ("pool allocator destroyed too
-            # early"), after the command's own error line.
-            with devices.captured_stderr():
-                del pools
+        # A failed run can leave a buffer ncnn could not allocate listed as in use,
+        # and the pool says so on stderr as it goes ("pool allocator destroyed too
+        # early"), after the command's own error line: that goes unheard.
+        quiet = devices.captured_stderr() if getattr(self, "_failed", False) else contextlib.nullcontext()
+        with quiet:
+            del pools  # the last reference: the pools are destroyed here, after the net
 
 
 class SplitNetwork:
