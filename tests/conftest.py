@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -121,11 +123,8 @@ def cpu_upscalers():
         up.close()
 
 
-def exit_while_upscaling(device: int, size: int, wait: float) -> "subprocess.CompletedProcess":
+def exit_while_upscaling(device: int, size: int, wait: float) -> subprocess.CompletedProcess:
     """A Python that exits while a daemon thread of its own loops on an Upscaler."""
-    import subprocess
-    import sys
-
     code = ("import sys, threading, time, numpy as np\n"
             "from ncnn_sr import Upscaler\n"
             f"up = Upscaler('realesr-animevideov3-x2', device={device})\n"
