@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image
@@ -60,6 +61,24 @@ def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
     canvas, or a box disposed of, showed as an opaque block. Each frame's own pixels
     are decoded by Pillow (one frame alone, as a GIF of its box); the composition is
     done here. A broken file raises what Pillow raises, or EOFError."""
+    shown = list(_shown(data))
+    if not shown:
+        raise SyntaxError("broken GIF: no frame")
+    return [frame for frame, _ in shown], [duration for _, duration in shown]
+
+
+def first_as_shown(data: bytes) -> np.ndarray:
+    """The first frame of the GIF ``data`` as ``frames_as_shown`` gives it, the
+    frames after it left undecoded."""
+    first = next(_shown(data), None)
+    if first is None:
+        raise SyntaxError("broken GIF: no frame")
+    return first[0]
+
+
+def _shown(data: bytes) -> Iterator[tuple[np.ndarray, int]]:
+    """Each frame of the GIF ``data`` composed on the canvas, with its duration, one
+    at a time."""
     if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
         raise SyntaxError("not a GIF file")
     width, height, flags = struct.unpack_from("<HHB", data, 6)
@@ -67,10 +86,9 @@ def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
     screen = data[10:13]  # flags, background, aspect: the global palette goes with it
     palette = data[13:pos]
     canvas = None
-    frames, durations = [], []
     control = b""
     while True:
-        if pos >= len(data) and frames:
+        if pos >= len(data) and canvas is not None:
             break  # a GIF without its trailer, which viewers and Pillow show as it is
         kind = _byte(data, pos)
         if kind == 0x3B:  # trailer
@@ -88,7 +106,7 @@ def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
         end = pos + 10 + (3 << ((image_flags & 7) + 1) if image_flags & 0x80 else 0)
         end = _skip_blocks(data, end + 1)  # past the LZW minimum code size, then the data
         disposal = (control[3] >> 2) & 7 if len(control) >= 8 else 0
-        durations.append(struct.unpack_from("<H", control, 4)[0] * 10 if len(control) >= 8 else 0)
+        delay = struct.unpack_from("<H", control, 4)[0] * 10 if len(control) >= 8 else 0
         alone = (b"GIF89a" + struct.pack("<HH", w, h) + screen + palette + control + b"\x2c"
                  + struct.pack("<HHHH", 0, 0, w, h) + data[pos + 9:end] + b"\x3b")
         with Image.open(io.BytesIO(alone)) as im:
@@ -102,15 +120,12 @@ def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
         before = canvas.copy() if disposal == 3 else None
         shown = pixels[:, :, 3] > 0
         box[shown] = pixels[shown]
-        frames.append(canvas.copy())
+        yield canvas.copy(), delay
         if disposal == 2:
             box[:] = 0
         elif disposal == 3:
             canvas = before
         control, pos = b"", end
-    if not frames:
-        raise SyntaxError("broken GIF: no frame")
-    return frames, durations
 
 
 def _byte(data: bytes, pos: int) -> int:

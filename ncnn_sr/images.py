@@ -17,7 +17,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from .errors import InputError, describe
 from .files import atomic_write
-from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
+from .gif import SAVE_OPTIONS as GIF_OPTIONS, first_as_shown, to_palette
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
                        fitting_dpi, fitting_profile, orient, readable_exif, resolution, upright_xmp, xmp_option)
 from .pixels import check_image, to_eight_bit
@@ -75,8 +75,9 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     """A picture as an H×W×C array (C in 1, 3, 4; uint8, or uint16 for 16-bit grey)
     and its ImageInfo. Animated pictures give their first frame (``frames`` says how
     many there are; 1 for an MPO or PSD, whose other frames are no animation;
-    ``animation.read_frames`` reads them all). Every failure is an InputError naming
-    the file."""
+    ``animation.read_frames`` reads them all). A GIF's first frame is as browsers
+    show it: clear where it leaves the screen uncovered. Every failure is an
+    InputError naming the file."""
     path = file_path(path, "read_image")
     with reading(path):
         return _read(path)
@@ -87,6 +88,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
     with pillow_warnings():
         im = Image.open(path)
     with im:
+        # The first frame's box, before Pillow moves on to count the frames.
+        first_box = im.dispose_extent if im.format == "GIF" else None
         im.load()
         # Loading runs outside the warnings guard (decoding is slow and the guard is
         # one at a time), where Pillow only warns of a frame that grew past the
@@ -103,6 +106,12 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         if colour_type == 0:
             grey_key_in_8_bits(im.info, depth)
         arr, info = _to_array(im, path, frames, exif_bytes)
+        if first_box is not None and first_box != (0, 0, *im.size):
+            # Pillow paints the canvas the first frame leaves uncovered in palette
+            # colour 0, opaque unless that frame has a transparent index; browsers
+            # leave it clear.
+            with open(path, "rb") as f:
+                arr = first_as_shown(f.read())
         xmp = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
         info = replace(info, dpi=resolution(im, exif, orientation), xmp=upright_xmp(xmp))
     if deep:

@@ -92,6 +92,20 @@ def test_gif_canvas_no_frame_covers_and_boxes_disposed_to_the_background_are_cle
     assert np.array_equal(np.stack(anim.frames), want)
 
 
+@pytest.mark.parametrize("left, top, more", [(2, 1, 0), (0, 0, 0), (2, 1, 1)])
+def test_a_gif_read_as_a_still_picture_is_clear_where_its_first_frame_leaves_the_screen(left, top, more, tmp_path):
+    # Pillow painted it in palette colour 0, opaque: a one-frame GIF upscaled to png
+    # or webp (or its first frame alone, to jpg) lost the clear canvas browsers show.
+    path = tmp_path / "a.gif"
+    frames = [(np.full((2, 3), 1, np.uint8), left, top, 0, None)] + [(np.full((6, 8), 1, np.uint8), 0, 0, 0, None)] * more
+    path.write_bytes(gif_bytes((8, 6), frames, [(9, 9, 9), RED]))
+    want = np.zeros((6, 8, 4), np.uint8)
+    want[top:top + 2, left:left + 3] = (*RED, 255)
+    arr, info = read_image(path)
+    assert info.frames == 1 + more and np.array_equal(arr, want)
+    assert np.array_equal(read_frames(path)[0].frames[0], want)
+
+
 def test_gif_frames_with_their_own_transparent_index_and_restored_to_the_previous(tmp_path):
     palette = [(9, 9, 9), RED, GREEN, BLUE]
     first = np.full((12, 16), 1, np.uint8)
