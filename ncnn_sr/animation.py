@@ -62,7 +62,10 @@ def read_frames(path: str | os.PathLike, info: ImageInfo | None = None) -> tuple
     Each frame is the whole canvas after the file's disposal and blending (Pillow's
     readers compose them when seeking; a GIF's are composed as browsers do, by
     ``gif.frames_as_shown``), turned upright as the picture's EXIF says;
-    all are 8-bit RGB, or RGBA when any frame has transparency. A still picture (an
+    all are 8-bit RGB, or RGBA when any frame has transparency. Durations are as
+    viewers show them too: a GIF frame of 10 ms or less (0 or 1 hundredth) is
+    100 ms, as browsers, gif2webp and FFmpeg play it, so a GIF written back has
+    10 hundredths there, which plays alike. A still picture (an
     MPO's or PSD's further frames are no animation) gives ``read_image``'s pixels as
     its one frame, shown once. Every failure, a broken frame midway included, is an
     InputError naming the file."""

@@ -19,6 +19,11 @@ TRANSPARENT_INDEX = 255
 # 512x512), and with it the transparent one, which the frames of an animation
 # disposed to the background then no longer shared.
 SAVE_OPTIONS = {"optimize": False}
+# Browsers (Chrome, Firefox, Safari) show a GIF frame of 10 ms or less for 100 ms,
+# and gif2webp and FFmpeg read it so: GIFs are made to be seen that way, and their
+# 0 or 10 ms kept in a WebP or APNG played them many times too fast.
+SHORTEST_DELAY = 10
+DEFAULT_DELAY = 100
 
 
 def has_clear_pixels(image: np.ndarray) -> bool:
@@ -53,7 +58,8 @@ def to_palette(image: np.ndarray, transparent: bool | None = None) -> Image.Imag
 
 def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
     """Every frame of the GIF ``data`` as browsers show it, 8-bit RGBA of the canvas
-    size, and each frame's duration in milliseconds.
+    size, and each frame's duration in milliseconds as browsers show it: a delay of
+    SHORTEST_DELAY or less (0 or 1 hundredth) is DEFAULT_DELAY.
 
     Browsers start from a clear canvas and clear a frame's box when it is disposed
     to the background (2); Pillow's reader paints both in the background colour
@@ -77,8 +83,8 @@ def first_as_shown(data: bytes) -> np.ndarray:
 
 
 def _shown(data: bytes) -> Iterator[tuple[np.ndarray, int]]:
-    """Each frame of the GIF ``data`` composed on the canvas, with its duration, one
-    at a time."""
+    """Each frame of the GIF ``data`` composed on the canvas, with its duration as
+    shown, one at a time."""
     if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
         raise SyntaxError("not a GIF file")
     width, height, flags = struct.unpack_from("<HHB", data, 6)
@@ -120,7 +126,7 @@ def _shown(data: bytes) -> Iterator[tuple[np.ndarray, int]]:
         before = canvas.copy() if disposal == 3 else None
         shown = pixels[:, :, 3] > 0
         box[shown] = pixels[shown]
-        yield canvas.copy(), delay
+        yield canvas.copy(), DEFAULT_DELAY if delay <= SHORTEST_DELAY else delay
         if disposal == 2:
             box[:] = 0
         elif disposal == 3:

@@ -307,8 +307,8 @@ class Pipeline:
     @staticmethod
     def _check_gif_delays(item: _Item) -> None:
         # Browsers show a GIF frame of 10 ms or less for 100 ms: a WebP or APNG made
-        # of such frames turns slow as a GIF. A GIF's own short frames stay as they were.
-        if output_format(item.target) != "gif" or item.info.format == "GIF":
+        # of such frames turns slow as a GIF. A GIF's own are read as shown, 100 ms.
+        if output_format(item.target) != "gif":
             return
         short = sum(duration < GIF_SHORTEST_SHOWN for duration in item.animation.durations)
         if short:

@@ -14,6 +14,7 @@ import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +69,18 @@ def png_bytes(samples: np.ndarray, depth: int, colour_type: int, *chunks: bytes)
     raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
     ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, colour_type, 0, 0, 0))
     return b"\x89PNG\r\n\x1a\n" + ihdr + b"".join(chunks) + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b"")
+
+
+def stored_delays(path) -> list[int]:
+    """The durations an animation's file holds, in milliseconds, as they are in it
+    (Pillow's readers give them once a frame is loaded)."""
+    delays = []
+    with Image.open(path) as im:
+        for index in range(im.n_frames):
+            im.seek(index)
+            im.load()
+            delays.append(im.info.get("duration", 0))
+    return delays
 
 
 def upscale_in_threads(upscaler, images: list[np.ndarray]) -> list[np.ndarray]:

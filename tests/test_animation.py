@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageCms
 from PIL.PngImagePlugin import Blend, Disposal
 
-from conftest import picture
+from conftest import picture, stored_delays
 from ncnn_sr import ImageInfo, InputError, read_image
 from ncnn_sr.animation import Animation, read_frames, write_frames
 
@@ -30,8 +30,8 @@ def test_gif_frames_that_change_a_corner_are_read_as_whole_pictures(tmp_path):
     frames = [solid(RED), solid(RED), solid(RED)]
     frames[1].paste(BLUE, (0, 0, 2, 2))
     frames[2].paste(GREEN, (6, 4, 8, 6))
-    anim, info = read_frames(save_animation(tmp_path / "a.gif", frames, duration=[10, 20, 30]))
-    assert info.frames == 3 and anim.durations == (10, 20, 30)
+    anim, info = read_frames(save_animation(tmp_path / "a.gif", frames, duration=[20, 30, 40]))
+    assert info.frames == 3 and anim.durations == (20, 30, 40)
     assert all(np.array_equal(got, np.asarray(want)) for got, want in zip(anim.frames, frames))
 
 
@@ -270,7 +270,15 @@ def test_gif_durations_in_hundredths_keep_the_animation_length(tmp_path):
     write_frames(tmp_path / "a.gif", Animation(moving(6).frames, (33,) * 6))
     assert read_frames(tmp_path / "a.gif")[0].durations == (30, 40, 30, 30, 40, 30)  # 200 ms for 198
     write_frames(tmp_path / "b.gif", Animation(moving(4).frames, (0, 10, 99, 15)))
-    assert read_frames(tmp_path / "b.gif")[0].durations == (0, 10, 100, 10)  # ends at 0, 10, 110, 120 for 124
+    assert stored_delays(tmp_path / "b.gif") == [0, 10, 100, 10]  # ends at 0, 10, 110, 120 for 124
+
+
+def test_gif_frames_of_10_ms_or_less_are_read_as_the_100_ms_browsers_show(tmp_path):
+    # A WebP or APNG of a GIF's 0 and 10 ms frames played them ten times too fast.
+    frames = [solid(colour) for colour in (RED, GREEN, BLUE, RED)]
+    path = save_animation(tmp_path / "a.gif", frames, duration=[0, 10, 20, 30])
+    assert stored_delays(path) == [0, 10, 20, 30]
+    assert read_frames(path)[0].durations == (100, 100, 20, 30)
 
 
 @pytest.mark.parametrize("name", ["a.gif", "a.webp", "a.png"])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import picture, png_bytes
+from conftest import picture, png_bytes, stored_delays
 from ncnn_sr import InputError, Upscaler
 from ncnn_sr import pipeline as pipeline_mod
 from ncnn_sr.animation import read_frames
@@ -526,6 +526,13 @@ def test_an_animated_gif_becomes_an_animation_of_every_frame_upscaled(out, tmp_p
     assert len(written.frames) == 3
     for got, frame in zip(written.frames, frames):
         assert np.array_equal(got, cpu_lane.upscaler.upscale(frame))
+
+
+@pytest.mark.parametrize("out", ["out.webp", "out.png", "out.gif"])
+def test_gif_frames_of_10_ms_or_less_play_at_the_100_ms_browsers_show(out, tmp_path, cpu_lane):
+    jobs, _ = animated_job(tmp_path, out=out, duration=[0, 10, 80])
+    Pipeline([cpu_lane]).run(jobs)
+    assert stored_delays(tmp_path / out) == [100, 100, 80]  # not as read_frames shows a GIF's
 
 
 def test_an_animated_gif_asked_as_gif_is_an_animated_gif(tmp_path, cpu_lane):
