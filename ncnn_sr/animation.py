@@ -61,14 +61,15 @@ def read_frames(path: str | os.PathLike, info: ImageInfo | None = None) -> tuple
 
     Each frame is the whole canvas after the file's disposal and blending (Pillow's
     readers compose them when seeking; a GIF's are composed as browsers do, by
-    ``gif.frames_as_shown``), turned upright as the picture's EXIF says;
-    all are 8-bit RGB, or RGBA when any frame has transparency. Durations are as
-    viewers show them too: a GIF frame of 10 ms or less (0 or 1 hundredth) is
-    100 ms, as browsers, gif2webp and FFmpeg play it, so a GIF written back has
-    10 hundredths there, which plays alike. A still picture (an
-    MPO's or PSD's further frames are no animation) gives ``read_image``'s pixels as
-    its one frame, shown once. Every failure, a broken frame midway included, is an
-    InputError naming the file."""
+    ``gif.frames_as_shown``), turned upright as the picture's EXIF says; all are
+    8-bit RGB, or RGBA when any frame has transparency (a 16-bit APNG's too: Pillow
+    reads its frames as the high byte of each sample, where ``read_image`` gives
+    the first in 16 bits). Durations are as viewers show them too: a GIF frame of
+    10 ms or less (0 or 1 hundredth) is 100 ms, as browsers, gif2webp and FFmpeg
+    play it, so a GIF written back has 10 hundredths there, which plays alike. A
+    still picture (an MPO's or PSD's further frames are no animation) gives
+    ``read_image``'s pixels as its one frame, shown once. Every failure, a broken
+    frame midway included, is an InputError naming the file."""
     path = file_path(path, "read_frames")
     if info is not None and not isinstance(info, ImageInfo):
         raise InputError(f"info must be the ImageInfo read_image gave, got {describe(info)}")

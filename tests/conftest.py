@@ -61,14 +61,20 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 def png_bytes(samples: np.ndarray, depth: int, colour_type: int, *chunks: bytes) -> bytes:
     """A PNG of H×W×C ``samples`` at any bit depth, with extra chunks before IDAT:
     Pillow writes neither 16-bit grey+alpha nor 2- and 4-bit grey."""
+    h, w, _ = samples.shape
+    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, colour_type, 0, 0, 0))
+    return (b"\x89PNG\r\n\x1a\n" + ihdr + b"".join(chunks) + png_chunk(b"IDAT", png_data(samples, depth))
+            + png_chunk(b"IEND", b""))
+
+
+def png_data(samples: np.ndarray, depth: int) -> bytes:
+    """H×W×C ``samples`` as the compressed data of a PNG's IDAT (or an APNG's fdAT)."""
     h, w, c = samples.shape
     if depth == 16:
         rows = samples.astype(">u2").reshape(h, w * c).view(np.uint8)
     else:  # one channel packed 8 // depth samples a byte, first in the high bits
         rows = np.packbits(np.unpackbits(samples.astype(np.uint8), axis=2)[:, :, 8 - depth:].reshape(h, -1), axis=1)
-    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()
-    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, colour_type, 0, 0, 0))
-    return b"\x89PNG\r\n\x1a\n" + ihdr + b"".join(chunks) + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b"")
+    return zlib.compress(np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes())  # filter 0 a row
 
 
 def stored_delays(path) -> list[int]:

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image, ImageCms
 from PIL.PngImagePlugin import Blend, Disposal
 
-from conftest import picture, stored_delays
+from conftest import picture, png_bytes, png_chunk, png_data, stored_delays
 from ncnn_sr import ImageInfo, InputError, read_image
 from ncnn_sr.animation import Animation, read_frames, write_frames
 
@@ -130,6 +130,19 @@ def test_a_gif_screen_smaller_than_its_first_frame_is_widened_to_it(tmp_path):
                                         (np.full((3, 4), 2, np.uint8), 4, 3, 0, None)], [(9, 9, 9), RED, GREEN]))
     anim, info = read_frames(path)
     assert [f.shape for f in anim.frames] == [(6, 8, 3)] * 2 and tuple(anim.frames[1][5, 7]) == GREEN
+
+
+def test_a_sixteen_bit_apng_is_read_as_eight_bit_frames_of_the_high_bytes(tmp_path):
+    # Pillow has no 16-bit colour mode: what it gives is stated, not hidden.
+    frames = [np.random.default_rng(i).integers(0, 1 << 16, (4, 5, 3), np.uint16) for i in range(2)]
+    control = [png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", number, 5, 4, 0, 0, 50, 1000, 0, 0)) for number in (0, 1)]
+    second = png_chunk(b"fdAT", struct.pack(">I", 2) + png_data(frames[1], 16))
+    first = png_bytes(frames[0], 16, 2, png_chunk(b"acTL", struct.pack(">II", 2, 0)), control[0])
+    path = tmp_path / "a.png"
+    path.write_bytes(first[:-12] + control[1] + second + first[-12:])  # the second frame before IEND
+    assert np.array_equal(read_image(path)[0], frames[0])
+    anim = read_frames(path)[0]
+    assert all(np.array_equal(got, want >> 8) for got, want in zip(anim.frames, frames)) and anim.durations == (50, 50)
 
 
 def test_webp_frames_are_read_as_they_were_written(tmp_path):
