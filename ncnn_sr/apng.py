@@ -1,0 +1,196 @@
+"""What APNG holds: frames drawn one after another on a canvas, each a PNG of its
+own box. They are composed here as the APNG specification says, and browsers show
+them. Knows nothing of ncnn."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# What the file says after showing a frame (fcTL dispose_op), and how the frame is
+# drawn (blend_op).
+DISPOSE_NONE, DISPOSE_BACKGROUND, DISPOSE_PREVIOUS = 0, 1, 2
+BLEND_SOURCE, BLEND_OVER = 0, 1
+# A delay's denominator of 0 means hundredths (the specification's rule).
+DEFAULT_DENOMINATOR = 100
+# The chunks before the image data that decoding a frame's own pixels takes: its
+# palette, and the colour or palette entries that are transparent.
+_DECODING = (b"PLTE", b"tRNS")
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """One frame as its fcTL places it, and its compressed pixels (from IDAT or
+    fdAT, the sequence numbers taken off)."""
+
+    width: int
+    height: int
+    left: int
+    top: int
+    duration: int
+    dispose: int
+    blend: int
+    data: bytes
+
+
+def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
+    """Every frame of the APNG ``data`` as browsers show it, 8-bit RGBA of the canvas
+    size, and each frame's duration in milliseconds (its delay rounded to the
+    nearest, a denominator of 0 read as 100).
+
+    The frames are those acTL counts; a default image without an fcTL before it is
+    no frame of the animation and is left out. The canvas starts clear; each frame
+    replaces its box (blend SOURCE) or is drawn over it with the Porter-Duff "over"
+    operator on straight alpha, rounded to the nearest (blend OVER); after it is
+    shown its box is left (dispose NONE), cleared (BACKGROUND) or put back as it
+    was before the frame (PREVIOUS). Pillow's reader drew OVER frames through their
+    own alpha as a mask, so a half-clear pixel over an opaque one left the canvas
+    half clear there. Each frame's pixels are decoded by Pillow (one frame alone, as
+    a PNG of its box), so they are 8-bit as Pillow reads them (a 16-bit sample's high
+    byte). A broken file raises what Pillow raises, SyntaxError, or EOFError."""
+    header, decoding, frames = _split(data)
+    width, height = struct.unpack_from(">II", header)
+    canvas = np.zeros((height, width, 4), np.uint8)
+    shown, durations = [], []
+    for frame in frames:
+        pixels = _decode(header, decoding, frame)
+        box = canvas[frame.top:frame.top + frame.height, frame.left:frame.left + frame.width]
+        # PREVIOUS on the first frame puts back the clear canvas, which is the
+        # BACKGROUND the specification asks for there.
+        before = box.copy() if frame.dispose == DISPOSE_PREVIOUS else None
+        box[:] = pixels if frame.blend == BLEND_SOURCE else over(pixels, box)
+        shown.append(canvas.copy())
+        durations.append(frame.duration)
+        if frame.dispose == DISPOSE_BACKGROUND:
+            box[:] = 0
+        elif before is not None:
+            box[:] = before
+    return shown, durations
+
+
+def over(top: np.ndarray, under: np.ndarray) -> np.ndarray:
+    """``top`` drawn over ``under`` (8-bit straight RGBA arrays of one shape) by the
+    Porter-Duff "over" operator, each channel rounded to the nearest: where ``top``
+    is opaque it is ``top``, where clear ``under``, and a pixel clear in both is 0."""
+    alpha = top[:, :, 3:].astype(np.int32)
+    # Each one's share of the result, in 255ths of 255ths.
+    share_top = alpha * 255
+    share_under = under[:, :, 3:].astype(np.int32) * (255 - alpha)
+    total = share_top + share_under
+    colour = top[:, :, :3] * share_top + under[:, :, :3] * share_under  # within int32: < 2 * 255**3
+    divisor = np.maximum(total, 1)  # a pixel clear in both has no colour: 0 / 1
+    out = np.empty_like(top)
+    out[:, :, :3] = (2 * colour + divisor) // (2 * divisor)
+    out[:, :, 3:] = (2 * total + 255) // 510
+    return out
+
+
+def _split(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], list[_Frame]]:
+    """The APNG's IHDR data, the chunks its frames need to be decoded, and its
+    frames, as many as acTL says."""
+    header, count = None, None
+    decoding: list[tuple[bytes, bytes]] = []
+    frames: list[_Frame] = []
+    control, pieces = None, []
+    expected = 0  # fcTL and fdAT share one sequence, numbered from 0
+
+    def close() -> None:
+        if control is not None:
+            if not pieces:
+                raise SyntaxError("broken APNG: a frame without image data")
+            frames.append(_Frame(*control, b"".join(pieces)))
+
+    for kind, body in _chunks(data):
+        if kind == b"IHDR":
+            if len(body) != 13:
+                raise SyntaxError("broken PNG: IHDR of the wrong size")
+            header = body
+        elif kind == b"acTL" and len(body) >= 8:
+            count = struct.unpack_from(">I", body)[0]
+        elif kind in _DECODING and not frames and control is None:
+            decoding.append((kind, body))
+        elif kind == b"fcTL":
+            if header is None:
+                raise SyntaxError("broken APNG: fcTL before IHDR")
+            close()
+            expected = _next(body, expected)
+            control, pieces = _control(body, header), []
+        elif kind == b"IDAT":
+            # A default image without an fcTL is what viewers without APNG show;
+            # those with it skip it.
+            if control is not None and not frames:
+                pieces.append(body)
+        elif kind == b"fdAT":
+            expected = _next(body, expected)
+            if control is None:
+                raise SyntaxError("broken APNG: frame data before its fcTL")
+            pieces.append(body[4:])
+    close()
+    if header is None or count is None:
+        raise SyntaxError("not an animated PNG")
+    if len(frames) < count:
+        raise EOFError(f"APNG cut short: {len(frames)} of its {count} frames")
+    return header, decoding, frames[:count]
+
+
+def _next(body: bytes, expected: int) -> int:
+    """The sequence number after that of the fcTL or fdAT ``body``, which must be
+    ``expected``."""
+    if len(body) < 4 or struct.unpack_from(">I", body)[0] != expected:
+        raise SyntaxError("broken APNG: frame sequence numbers out of order")
+    return expected + 1
+
+
+def _control(body: bytes, header: bytes) -> tuple[int, ...]:
+    """The fields of an fcTL as ``_Frame`` takes them, checked against the canvas."""
+    if len(body) < 26:
+        raise SyntaxError("broken APNG: fcTL cut short")
+    _, width, height, left, top, num, den, dispose, blend = struct.unpack_from(">IIIIIHHBB", body)
+    canvas_width, canvas_height = struct.unpack_from(">II", header)
+    if not (width and height and left + width <= canvas_width and top + height <= canvas_height):
+        raise SyntaxError(f"broken APNG: a {width}x{height} frame at {left},{top} "
+                          f"outside its {canvas_width}x{canvas_height} canvas")
+    if dispose > DISPOSE_PREVIOUS or blend > BLEND_OVER:
+        raise SyntaxError(f"broken APNG: unknown dispose_op {dispose} or blend_op {blend}")
+    # As a float, then rounded, as the durations were read before (through Pillow).
+    duration = round(num / (den or DEFAULT_DENOMINATOR) * 1000)
+    return width, height, left, top, duration, dispose, blend
+
+
+def _decode(header: bytes, decoding: list[tuple[bytes, bytes]], frame: _Frame) -> np.ndarray:
+    """A frame's own pixels, 8-bit RGBA of its box, decoded by Pillow from a PNG of
+    that box alone."""
+    alone = (SIGNATURE + _chunk(b"IHDR", struct.pack(">II", frame.width, frame.height) + header[8:])
+             + b"".join(_chunk(kind, body) for kind, body in decoding)
+             + _chunk(b"IDAT", frame.data) + _chunk(b"IEND", b""))
+    with Image.open(io.BytesIO(alone)) as im:
+        return np.asarray(im.convert("RGBA"))
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """The kind and data of each chunk of the PNG ``data``, up to IEND (or the end
+    of the file, where Pillow's reader stops too); CRCs are not checked."""
+    if not data.startswith(SIGNATURE):
+        raise SyntaxError("not a PNG file")
+    pos = len(SIGNATURE)
+    while pos < len(data):
+        if pos + 12 > len(data):
+            raise EOFError("PNG cut short")
+        length, kind = struct.unpack_from(">I4s", data, pos)
+        end = pos + 12 + length
+        if end > len(data):
+            raise EOFError("PNG cut short")
+        if kind == b"IEND":
+            return
+        yield kind, data[pos + 8:end - 4]
+        pos = end
