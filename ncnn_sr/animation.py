@@ -11,7 +11,8 @@ from PIL import Image
 
 from .errors import InputError, describe
 from .files import atomic_write
-from .gif import SAVE_OPTIONS as GIF_OPTIONS, frames_as_shown, has_clear_pixels, to_palette
+from .apng import frames_as_shown as apng_frames
+from .gif import SAVE_OPTIONS as GIF_OPTIONS, frames_as_shown as gif_frames, has_clear_pixels, to_palette
 from .images import (FORMATS, ImageInfo, check_fits, checked_metadata, checked_write, file_path, pillow_warnings,
                      read_image, reading, save_options, write_image)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
@@ -59,9 +60,10 @@ def read_frames(path: str | os.PathLike, info: ImageInfo | None = None) -> tuple
     ``read_image``, whose ``frames`` is the frame count). ``info``, what
     ``read_image`` already gave for this file, spares an animation that first read.
 
-    Each frame is the whole canvas after the file's disposal and blending (Pillow's
-    readers compose them when seeking; a GIF's are composed as browsers do, by
-    ``gif.frames_as_shown``), turned upright as the picture's EXIF says; all are
+    Each frame is the whole canvas after the file's disposal and blending (a GIF's
+    composed as browsers do, by ``gif.frames_as_shown``, an APNG's as its
+    specification says, by ``apng.frames_as_shown``, a WebP's by Pillow's reader
+    when seeking), turned upright as the picture's EXIF says; all are
     8-bit RGB, or RGBA when any frame has transparency (a 16-bit APNG's too: Pillow
     reads its frames as the high byte of each sample, where ``read_image`` gives
     the first in 16 bits). Durations are as viewers show them too: a GIF frame of
@@ -88,18 +90,19 @@ def _read_all(path: str, count: int) -> Animation:
         exif = readable_exif(im)
         orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
         plays = _plays(im)
-        frames, durations = [], []
-        # An APNG's default image, when it is no frame of the animation, is what
-        # viewers without APNG show: those with it skip it.
-        first = 1 if im.format == "PNG" and im.info.get("default_image") else 0
-        if im.format == "GIF":
-            # Composed here as browsers do: Pillow paints a frame's uncovered canvas
-            # and its box disposed to the background in the background colour.
+        composed = {"GIF": gif_frames, "PNG": apng_frames}.get(im.format)
+        if composed is not None:
+            # Composed here: Pillow paints a GIF frame's uncovered canvas and its box
+            # disposed to the background in the background colour, where browsers
+            # leave them clear, and draws an APNG frame blended over the canvas
+            # through its own alpha as a mask, so a half-clear pixel left the canvas
+            # half clear under it.
             with open(path, "rb") as f:
-                frames, durations = frames_as_shown(f.read())
+                frames, durations = composed(f.read())
             frames = [orient(frame, orientation) for frame in frames]
         else:
-            for index in range(first, count):
+            frames, durations = [], []
+            for index in range(count):
                 im.seek(index)
                 frames.append(orient(np.asarray(im.convert("RGBA")), orientation))
                 durations.append(round(im.info.get("duration") or 0))

@@ -47,6 +47,116 @@ def test_apng_frames_blended_over_the_one_before_are_read_as_whole_pictures(tmp_
     assert np.array_equal(anim.frames[1], want) and anim.durations == (50, 70)
 
 
+def apng_bytes(frames, default=None) -> bytes:
+    """An APNG whose ``frames`` are (RGBA samples of the frame's box, left, top,
+    dispose, blend, delay as (numerator, denominator)); the first is the default
+    image, and sets the canvas size, unless ``default`` (RGBA samples of the canvas)
+    is given apart, outside the animation."""
+    numbers = iter(range(2 * len(frames)))  # fcTL and fdAT share one sequence, in file order
+    controls, later = [], b""
+    for index, (samples, left, top, dispose, blend, (num, den)) in enumerate(frames):
+        height, width = samples.shape[:2]
+        control = png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", next(numbers), width, height, left, top, num, den,
+                                                 dispose, blend))
+        if index == 0 and default is None:
+            controls.append(control)
+        else:
+            later += control + png_chunk(b"fdAT", struct.pack(">I", next(numbers)) + png_data(samples, 8))
+    animation = png_chunk(b"acTL", struct.pack(">II", len(frames), 0))
+    head = png_bytes(frames[0][0] if default is None else default, 8, 6, animation, *controls)
+    return head[:-12] + later + head[-12:]  # the later frames before IEND
+
+
+def box(colour, width, height) -> np.ndarray:
+    return np.full((height, width, 4), colour, np.uint8)
+
+
+KEEP, SOURCE, OVER = (Disposal.OP_NONE, Blend.OP_SOURCE, Blend.OP_OVER)
+
+
+@pytest.mark.parametrize("under, top, shown", [
+    ((*RED, 255), (*BLUE, 128), (127, 0, 128, 255)),  # as browsers show it, where Pillow gave alpha 191
+    ((*RED, 128), (*BLUE, 128), (85, 0, 170, 192)),
+    ((*RED, 128), (*BLUE, 0), (*RED, 128)),
+    ((*RED, 0), (*BLUE, 64), (*BLUE, 64)),
+])
+def test_an_apng_frame_blended_over_is_drawn_over_the_canvas_through_its_alpha(under, top, shown, tmp_path):
+    path = tmp_path / "a.png"
+    path.write_bytes(apng_bytes([(box(under, 4, 3), 0, 0, KEEP, SOURCE, (5, 100)),
+                                         (box(top, 4, 3), 0, 0, KEEP, OVER, (7, 100))]))
+    shown_at = read_frames(path)[0].frames[1][2, 3]
+    assert tuple(shown_at) + (255,) * (4 - len(shown_at)) == shown  # RGB where every frame is opaque
+
+
+def test_an_apng_box_disposed_to_the_background_is_clear_for_the_next_frame(tmp_path):
+    path = tmp_path / "a.png"
+    path.write_bytes(apng_bytes([(box((*RED, 255), 6, 4), 0, 0, KEEP, SOURCE, (5, 100)),
+                                         (box((*GREEN, 128), 2, 2), 3, 1, Disposal.OP_BACKGROUND, OVER, (7, 100)),
+                                         (box((*BLUE, 128), 1, 1), 0, 0, KEEP, OVER, (3, 0))]))
+    anim = read_frames(path)[0]
+    want = np.full((4, 6, 4), (*RED, 255), np.uint8)
+    want[1:3, 3:5] = (127, 128, 0, 255)
+    assert np.array_equal(anim.frames[1], want)
+    want[1:3, 3:5] = 0
+    want[0, 0] = (127, 0, 128, 255)
+    assert np.array_equal(anim.frames[2], want)
+    assert anim.durations == (50, 70, 30)  # a denominator of 0 is hundredths
+
+
+def test_an_apng_box_disposed_to_the_previous_is_put_back_for_the_next_frame(tmp_path):
+    path = tmp_path / "a.png"
+    path.write_bytes(apng_bytes([(box((*RED, 255), 6, 4), 0, 0, KEEP, SOURCE, (5, 100)),
+                                         (box((*GREEN, 128), 2, 2), 3, 1, Disposal.OP_PREVIOUS, OVER, (7, 100)),
+                                         (box((*BLUE, 128), 1, 1), 0, 0, KEEP, OVER, (3, 100))]))
+    anim = read_frames(path)[0]
+    want = np.full((4, 6, 3), RED, np.uint8)
+    want[1:3, 3:5] = (127, 128, 0)
+    assert np.array_equal(anim.frames[1], want)
+    want[1:3, 3:5] = RED
+    want[0, 0] = (127, 0, 128)
+    assert np.array_equal(anim.frames[2], want)
+
+
+def test_an_apng_first_frame_disposed_to_the_previous_is_cleared_to_the_background(tmp_path):
+    path = tmp_path / "a.png"
+    path.write_bytes(apng_bytes([(box((*RED, 255), 6, 4), 0, 0, Disposal.OP_PREVIOUS, SOURCE, (5, 100)),
+                                         (box((*BLUE, 128), 2, 2), 1, 1, KEEP, OVER, (7, 100))]))
+    anim = read_frames(path)[0]
+    want = np.zeros((4, 6, 4), np.uint8)
+    want[1:3, 1:3] = (*BLUE, 128)  # over a clear canvas: as it is
+    assert np.array_equal(anim.frames[1], want)
+
+
+def test_an_apng_frame_blended_as_source_replaces_its_box_alpha_and_all(tmp_path):
+    path = tmp_path / "a.png"
+    path.write_bytes(apng_bytes([(box((*RED, 255), 6, 4), 0, 0, KEEP, SOURCE, (5, 100)),
+                                         (box((*BLUE, 128), 6, 4), 0, 0, KEEP, OVER, (7, 100)),
+                                         (box((*GREEN, 128), 2, 2), 3, 1, KEEP, SOURCE, (3, 100))]))
+    anim = read_frames(path)[0]
+    want = np.full((4, 6, 4), (127, 0, 128, 255), np.uint8)
+    want[1:3, 3:5] = (*GREEN, 128)
+    assert np.array_equal(anim.frames[2], want)
+
+
+def test_an_apng_default_image_outside_the_animation_is_not_drawn_under_its_frames(tmp_path):
+    path = tmp_path / "a.png"
+    path.write_bytes(apng_bytes([(box((*BLUE, 128), 4, 3), 0, 0, KEEP, OVER, (5, 100)),
+                                         (box((*RED, 255), 2, 1), 0, 0, KEEP, OVER, (7, 100))],
+                                default=box((255, 255, 255, 255), 4, 3)))
+    anim = read_frames(path)[0]
+    assert len(anim.frames) == 2 and anim.durations == (50, 70)
+    assert tuple(anim.frames[0][2, 3]) == (*BLUE, 128) and tuple(anim.frames[1][2, 3]) == (*BLUE, 128)
+    assert tuple(anim.frames[1][0, 0]) == (*RED, 255)
+
+
+def test_an_apng_cut_short_is_an_input_error_naming_the_file(tmp_path):
+    whole = apng_bytes([(np.random.default_rng(i).integers(0, 256, (40, 40, 4), np.uint8), 0, 0, KEEP,
+                                   OVER, (5, 100)) for i in range(3)])
+    (tmp_path / "cut.png").write_bytes(whole[:int(len(whole) * 0.9)])  # into the last frame
+    with pytest.raises(InputError, match="cut.png: broken or truncated picture"):
+        read_frames(tmp_path / "cut.png")
+
+
 def test_gif_transparency_is_alpha_and_a_frame_disposed_to_the_background_is_clear_again(tmp_path):
     first = solid((0, 0, 0, 0), mode="RGBA")
     first.paste((*RED, 255), (0, 0, 4, 6))  # left half red
