@@ -99,6 +99,7 @@ def _split(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], list[_Frame]]
     frames: list[_Frame] = []
     control, pieces = None, []
     expected = 0  # fcTL and fdAT share one sequence, numbered from 0
+    data_seen = False
 
     def close() -> None:
         if control is not None:
@@ -113,7 +114,7 @@ def _split(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], list[_Frame]]
             header = body
         elif kind == b"acTL" and len(body) >= 8:
             count = struct.unpack_from(">I", body)[0]
-        elif kind in _DECODING and not frames and control is None:
+        elif kind in _DECODING and not data_seen:  # the default image's fcTL may come before them
             decoding.append((kind, body))
         elif kind == b"fcTL":
             if header is None:
@@ -122,6 +123,7 @@ def _split(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]], list[_Frame]]
             expected = _next(body, expected)
             control, pieces = _control(body, header), []
         elif kind == b"IDAT":
+            data_seen = True
             # A default image without an fcTL is what viewers without APNG show;
             # those with it skip it.
             if control is not None and not frames:

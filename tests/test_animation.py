@@ -149,6 +149,22 @@ def test_an_apng_default_image_outside_the_animation_is_not_drawn_under_its_fram
     assert tuple(anim.frames[1][0, 0]) == (*RED, 255)
 
 
+def test_an_apng_palette_after_the_first_fctl_colours_every_frame(tmp_path):
+    # The first frame's fcTL need only come before IDAT: before PLTE and tRNS too.
+    indices = [np.zeros((3, 4, 1), np.uint8), np.ones((2, 2, 1), np.uint8)]
+    controls = [png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, 4, 3, 0, 0, 5, 100, KEEP, SOURCE)),
+                png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", 1, 2, 2, 1, 1, 7, 100, KEEP, OVER))]
+    palette = [png_chunk(b"PLTE", bytes([*RED, *BLUE])), png_chunk(b"tRNS", bytes([255, 128]))]
+    head = png_bytes(indices[0], 8, 3, png_chunk(b"acTL", struct.pack(">II", 2, 0)), controls[0], *palette)
+    later = controls[1] + png_chunk(b"fdAT", struct.pack(">I", 2) + png_data(indices[1], 8))
+    path = tmp_path / "a.png"
+    path.write_bytes(head[:-12] + later + head[-12:])
+    anim = read_frames(path)[0]
+    want = np.full((3, 4, 3), RED, np.uint8)
+    want[1:3, 1:3] = (127, 0, 128)
+    assert np.array_equal(anim.frames[0], np.full((3, 4, 3), RED, np.uint8)) and np.array_equal(anim.frames[1], want)
+
+
 def test_an_apng_cut_short_is_an_input_error_naming_the_file(tmp_path):
     whole = apng_bytes([(np.random.default_rng(i).integers(0, 256, (40, 40, 4), np.uint8), 0, 0, KEEP,
                                    OVER, (5, 100)) for i in range(3)])
