@@ -98,6 +98,10 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             raise Image.DecompressionBombError(f"{im.width}x{im.height}")
         with pillow_warnings():
             frames = 1 if im.format in _STILL_FORMATS else getattr(im, "n_frames", 1)
+            if im.format == "PNG" and frames > 1 and im.info.get("default_image"):
+                # Pillow counts an APNG's default image, which is no frame of its
+                # animation when it has no fcTL: read_frames leaves it out.
+                frames -= 1
             exif = readable_exif(im)
             orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
             exif_bytes = exif_to_write(im, exif)  # resets the orientation

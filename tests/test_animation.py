@@ -319,6 +319,12 @@ def test_an_apng_default_image_outside_the_animation_is_left_out(tmp_path):
     assert [tuple(f[0, 0]) for f in anim.frames] == [RED, BLUE] and anim.durations == (10, 20)
 
 
+def test_an_apng_default_image_outside_the_animation_is_not_counted_as_a_frame(tmp_path):
+    path = save_animation(tmp_path / "a.png", [solid((255, 255, 255)), solid(RED), solid(BLUE)],
+                          default_image=True, duration=[10, 20])
+    assert read_image(path)[1].frames == 2  # what the progress bar and the memory budget count
+
+
 def test_a_still_picture_is_one_frame_as_read_image_gives_it(tmp_path):
     arr = picture(6, 8, channels=1, dtype=np.uint16)
     Image.fromarray(arr[:, :, 0]).save(tmp_path / "grey.png")
