@@ -6,6 +6,10 @@ pictures each, so memory stays bounded however many files there are; animated
 pictures, whose frames are all held at once, also share a memory budget. Errors and
 cancellation travel through the same queues as pictures: a failed item carries its
 reason to the save side, which reports it; a STOP item tells a worker to end.
+
+An animation's frames are independent: the proc worker that takes one asks every
+other proc worker, of every lane, for help, and they take its frames before any new
+picture (see _ProcQueue and _Frames).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -169,7 +174,7 @@ class Pipeline:
         start = time.perf_counter()
         pending = iter(jobs)
         pending_lock = threading.Lock()
-        to_proc: queue.Queue = queue.Queue(self._queue_size)
+        to_proc = _ProcQueue(self._queue_size)
         to_save: queue.Queue = queue.Queue(self._queue_size)
 
         def next_job() -> Job | None:
@@ -237,7 +242,7 @@ class Pipeline:
                 if item is STOP and readers is not None and all(r.done.is_set() for r in readers):
                     return
 
-    def _load(self, next_job, to_proc: queue.Queue) -> None:
+    def _load(self, next_job, to_proc: _ProcQueue) -> None:
         while not self._cancel.is_set():
             job = next_job()
             if job is None:
@@ -367,20 +372,19 @@ class Pipeline:
                 what = "an alpha channel (fully opaque)" if opaque else "transparency"
                 item.notes.append(f"{item.job.source} has {what}, which JPEG cannot store: writing {item.target}")
 
-    def _proc(self, upscaler: Upscaler, to_proc: queue.Queue, to_save: queue.Queue) -> None:
-        def check(done: int, total: int) -> None:
-            if self._cancel.is_set():
-                raise Cancelled
-
+    def _proc(self, upscaler: Upscaler, to_proc: _ProcQueue, to_save: queue.Queue) -> None:
         while True:
             item = to_proc.get()
             if item is STOP:
                 return
             if self._cancel.is_set():
                 continue
+            if isinstance(item, _Frames):  # another worker's animation: its owner reports how it went
+                item.work(upscaler)
+                continue
             if not item.error:
                 try:
-                    self._upscale(upscaler, item, check)
+                    self._upscale(upscaler, item, to_proc)
                 except Cancelled:
                     continue
                 except NcnnSrError as e:
@@ -393,16 +397,30 @@ class Pipeline:
                     item.pixels = item.animation = None
             self._put(to_save, item)
 
-    def _upscale(self, upscaler: Upscaler, item: _Item, check: Callable) -> None:
-        """``item``'s picture, or each frame of its animation, upscaled in its place."""
-        pictures = (item.pixels,) if item.animation is None else item.animation.frames
-        done = tuple(upscaler.upscale(picture, progress=check, **self._resize) for picture in pictures)
+    def _upscale(self, upscaler: Upscaler, item: _Item, to_proc: _ProcQueue) -> None:
+        """``item``'s picture, or each frame of its animation, upscaled in its place.
+        The frames are shared with the other proc workers; this one upscales them too
+        until none is left to take, so it never waits for a frame no one has taken."""
+        def upscale(upscaler: Upscaler, picture: np.ndarray) -> np.ndarray:
+            return upscaler.upscale(picture, progress=self._raise_if_cancelled, **self._resize)
+
         if item.animation is None:
-            item.pixels = done[0]
+            pictures = (item.pixels,)
+            item.pixels = upscale(upscaler, item.pixels)
         else:
-            item.animation = replace(item.animation, frames=done)
+            pictures = item.animation.frames
+            frames = _Frames(pictures, upscale)
+            helpers = sum(lane.workers for lane in self.lanes) - 1
+            to_proc.ask_help(frames, min(helpers, len(pictures) - 1))
+            frames.work(upscaler)
+            item.animation = replace(item.animation, frames=frames.result())
         with self._report_lock:
             self._summary.pixels_in += sum(picture.shape[0] * picture.shape[1] for picture in pictures)
+
+    def _raise_if_cancelled(self, done: int, total: int) -> None:
+        """The progress callback of every upscale: stops it between tiles once cancelled."""
+        if self._cancel.is_set():
+            raise Cancelled
 
     def _save(self, to_save: queue.Queue) -> None:
         while True:
@@ -470,6 +488,84 @@ class Pipeline:
                 while stops_sent[id(next_queue)] < len(readers):
                     self._put(next_queue, STOP, readers)
                     stops_sent[id(next_queue)] += 1
+
+
+class _ProcQueue:
+    """What proc workers take: pictures, at most ``size`` waiting (``put`` raises
+    queue.Full after ``timeout`` as queue.Queue does), and before them animations'
+    calls for help. Those are not bounded by ``size``, so a worker asking for help
+    never waits: each animation in progress asks for at most one per other worker."""
+
+    def __init__(self, size: int):
+        self._size = size
+        self._pictures: deque = deque()
+        self._helps: deque = deque()
+        lock = threading.Lock()
+        self._not_empty, self._not_full = threading.Condition(lock), threading.Condition(lock)
+
+    def put(self, item, timeout: float | None = None) -> None:
+        with self._not_full:
+            if not self._not_full.wait_for(lambda: len(self._pictures) < self._size, timeout):
+                raise queue.Full
+            self._pictures.append(item)
+            self._not_empty.notify()
+
+    def ask_help(self, frames: _Frames, count: int) -> None:
+        """Call ``count`` workers to ``frames``, ahead of every picture."""
+        with self._not_empty:
+            self._helps.extend([frames] * count)
+            self._not_empty.notify(count)
+
+    def get(self):
+        with self._not_empty:
+            self._not_empty.wait_for(lambda: self._helps or self._pictures)
+            if self._helps:
+                return self._helps.popleft()
+            self._not_full.notify()
+            return self._pictures.popleft()
+
+
+class _Frames:
+    """An animation's frames, upscaled by whichever workers call ``work``: each frame
+    once, its result in its place. After the first failure (Cancelled too) no more
+    frames are taken, and ``result`` raises it."""
+
+    def __init__(self, frames: tuple[np.ndarray, ...], upscale: Callable[[Upscaler, np.ndarray], np.ndarray]):
+        self._frames, self._upscale = frames, upscale
+        self._done: list = [None] * len(frames)
+        self._next = self._running = 0
+        self._error: BaseException | None = None
+        self._changed = threading.Condition()
+
+    def work(self, upscaler: Upscaler) -> None:
+        """Upscale frames with ``upscaler`` until none is left to take."""
+        while True:
+            with self._changed:
+                if self._error is not None or self._next >= len(self._frames):
+                    return
+                index = self._next
+                self._next += 1
+                self._running += 1
+            result = error = None
+            try:
+                result = self._upscale(upscaler, self._frames[index])
+            except BaseException as e:  # the owner's worker raises it, as if it were its own
+                error = e
+            with self._changed:
+                self._running -= 1
+                self._done[index] = result
+                self._error = self._error or error
+                self._changed.notify_all()
+
+    def result(self) -> tuple[np.ndarray, ...]:
+        """Every frame upscaled, in order, once no worker is on one; or the first failure,
+        raised. Calls for help still queued then find nothing left, and hold no frame."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._running == 0)
+            done, self._done, self._frames = tuple(self._done), [], ()
+            if self._error is not None:
+                raise self._error
+            return done
 
 
 class _HeldInterrupts:

@@ -648,6 +648,90 @@ def test_a_frame_broken_midway_fails_its_picture_alone_and_writes_nothing_of_it(
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.png"]
 
 
+class Watched:
+    """A real Upscaler whose calls are recorded as (lane name, thread). ``meet`` (a
+    Barrier) holds each proc worker's first call until as many workers are inside one:
+    a test that passes has had them on frames at once, however the threads ran."""
+
+    def __init__(self, upscaler, name, calls, meet=None, before=None):
+        self.upscaler, self.scale, self.name = upscaler, upscaler.scale, name
+        self.calls, self.meet, self.before = calls, meet, before
+
+    def upscale(self, image, progress=None, **kw):
+        thread = threading.current_thread()
+        first = all(seen is not thread for _, seen in self.calls)
+        self.calls.append((self.name, thread))
+        if first and self.meet is not None:
+            self.meet.wait(timeout=60)  # a broken barrier fails the picture, and the test
+        if self.before is not None:
+            self.before(image)
+        return self.upscaler.upscale(image, progress=progress, **kw)
+
+
+def test_an_animations_frames_spread_over_every_lane_and_keep_their_order(tmp_path, cpu_lane):
+    jobs, frames = animated_job(tmp_path, count=5, duration=[60, 70, 80, 90, 100], loop=0)
+    calls, meet = [], threading.Barrier(2)
+    lanes = [Lane(Watched(cpu_lane.upscaler, name, calls, meet), 1) for name in "ab"]
+    summary = Pipeline(lanes).run(jobs)
+    assert summary.ok == 1 and summary.pixels_in == 5 * 12 * 16
+    assert {name for name, _ in calls} == {"a", "b"} and len(calls) == 5  # each frame once
+    written = read_frames(tmp_path / "out.webp")[0]
+    assert written.durations == (60, 70, 80, 90, 100)
+    for got, frame in zip(written.frames, frames, strict=True):
+        assert np.array_equal(got, cpu_lane.upscaler.upscale(frame))
+
+
+def test_an_animations_frames_spread_over_the_proc_workers_of_one_lane(tmp_path, cpu_lane):
+    jobs, frames = animated_job(tmp_path, count=4, duration=[50] * 4)
+    calls = []
+    lane = Lane(Watched(cpu_lane.upscaler, "cpu", calls, threading.Barrier(2)), 2)
+    assert Pipeline([lane]).run(jobs).ok == 1
+    assert len({thread for _, thread in calls}) == 2 and len(calls) == 4
+    for got, frame in zip(read_frames(tmp_path / "out.webp")[0].frames, frames, strict=True):
+        assert np.array_equal(got, cpu_lane.upscaler.upscale(frame))
+
+
+def test_a_frame_failing_on_another_worker_fails_its_animation_alone(tmp_path, cpu_lane):
+    (tmp_path / "in").mkdir()
+    frames = animated_gif(tmp_path / "in" / "a.gif", count=3)
+    Image.fromarray(picture(10, 12)).save(tmp_path / "in" / "b.png")
+
+    def fail_the_second_frame(image):
+        if image.shape == frames[1].shape and np.array_equal(image, frames[1]):
+            raise MemoryError
+
+    calls, meet = [], threading.Barrier(2)
+    lanes = [Lane(Watched(cpu_lane.upscaler, name, calls, meet, fail_the_second_frame), 1) for name in "ab"]
+    summary = Pipeline(lanes).run(plan_jobs(tmp_path / "in", tmp_path / "out").jobs)
+    assert (summary.ok, summary.failed) == (1, 1)
+    assert summary.failures[0].message == f"{summary.failures[0].job.source}: not enough memory for its result"
+    assert summary.failures[0].job.source.name == "a.gif"
+    assert summary.pixels_in == 10 * 12  # the failed animation's frames are not counted
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["b.png"]
+
+
+def test_cancel_stops_an_animation_spread_over_workers_after_their_current_frames(tmp_path, cpu_lane):
+    jobs, _ = animated_job(tmp_path, count=3)
+    holder, calls, meet = {}, [], threading.Barrier(2)
+    lanes = [Lane(Watched(cpu_lane.upscaler, name, calls, meet, lambda image: holder["p"].cancel()), 1)
+             for name in "ab"]
+    holder["p"] = Pipeline(lanes)
+    summary = holder["p"].run(jobs)
+    assert summary.cancelled and summary.done == 0
+    assert len(calls) == 2  # one frame begun on each lane, the third never
+    assert not (tmp_path / "out.webp").exists()
+
+
+def test_workers_that_each_own_an_animation_finish_them_all(tmp_path, cpu_lane):
+    (tmp_path / "in").mkdir()
+    for i in range(4):
+        animated_gif(tmp_path / "in" / f"a{i}.gif", count=3)
+        Image.fromarray(picture(6, 8, seed=i)).save(tmp_path / "in" / f"s{i}.png")
+    lanes = [Lane(cpu_lane.upscaler, 2), Lane(cpu_lane.upscaler, 1)]
+    summary = Pipeline(lanes, load_workers=2).run(plan_jobs(tmp_path / "in", tmp_path / "out").jobs)
+    assert summary.ok == 8 and summary.pixels_in == 4 * (3 * 12 * 16 + 6 * 8)
+
+
 def test_skip_existing_skips_an_animation_without_reading_its_frames(tmp_path, cpu_lane, monkeypatch):
     jobs, _ = animated_job(tmp_path)
     (tmp_path / "out.webp").write_bytes(b"done before")
