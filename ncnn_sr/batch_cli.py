@@ -21,9 +21,9 @@ import click
 from . import devices
 from .engine import Upscaler
 from .errors import InputError, NcnnSrError, os_reason
-from .images import one_size, output_format
+from .images import frame_count, one_size, output_format
 from .jobs import check_reachable, plan_jobs
-from .pipeline import Cancelled, Lane, Outcome, Pipeline, ordered_map
+from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
 from .video_options import VIDEO_CONTAINERS, is_video_path
 
 log = logging.getLogger("ncnn_sr")
@@ -187,9 +187,10 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
                 frame: "tuple[int, int] | Callable[[], tuple[int, int] | None] | None" = None
                 ) -> tuple[list[Lane], int, int]:
     """One Upscaler per device with its proc workers; also the load and save counts
-    (capped at the CPU count, as the reference does). With ``pictures`` known, no
-    lane gets more proc workers than there are pictures: on the CPU each worker gets
-    a share of the cores, so one picture with two workers would use half of them.
+    (capped at the CPU count, as the reference does). With ``pictures`` known (each
+    frame of an animation counts: its frames are shared by the workers), no lane gets
+    more proc workers than there are pictures: on the CPU each worker gets a share of
+    the cores, so one picture with two workers would use half of them.
     With every picture of one size (``frame``, height and width: a video's; or a
     function that finds it, called only where it matters), the CPU gets one worker
     with all the cores where that runs each picture as one window and more workers,
@@ -264,6 +265,19 @@ def _capped_workers(device: devices.Device, workers: int, cpus: int) -> int:
         log.info("%d proc workers on %s: using %d, as many as it runs at once", workers, device, most)
         return most
     return workers
+
+
+def _pictures(jobs: list, animate: bool) -> int:
+    """How many pictures ``jobs`` upscale, each frame of an animation written whole
+    counted, up to the most proc workers a lane may have: more changes nothing."""
+    most = max(MAX_GPU_WORKERS, os.cpu_count() or 1)
+    count = len(jobs)
+    for job in jobs:
+        if count >= most:
+            break
+        if animate and output_format(job.target) in ANIMATED_FORMATS:
+            count += frame_count(job.source) - 1
+    return count
 
 
 def _device_hint() -> str:
@@ -479,7 +493,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
         if opts.quality is not None and all(output_format(job.target) in ("png", "gif") for job in plan.jobs):
             log.warning("--quality ignored: it sets jpg and webp quality; PNG is lossless, GIF a palette")
         # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
-        lanes, load, save = build_lanes(opts, pictures=len(plan.jobs),
+        lanes, load, save = build_lanes(opts, pictures=_pictures(plan.jobs, opts.animate),
                                         frame=lambda: one_size([job.source for job in plan.jobs]))
         for lane in lanes:
             log.info("%s x%d on %s, %d proc worker(s)", lane.upscaler.spec.name, lane.upscaler.scale,

@@ -174,6 +174,18 @@ def one_size(paths, most: int = 500) -> tuple[int, int] | None:
     return found
 
 
+def frame_count(path) -> int:
+    """How many frames read_image says ``path`` has (``ImageInfo.frames``), without
+    decoding it; 1 for a picture that cannot be read (it fails later, in its own words)."""
+    try:
+        with pillow_warnings():
+            im = Image.open(path)
+            with im:
+                return 1 if im.format in _STILL_FORMATS else getattr(im, "n_frames", 1)
+    except Exception:  # noqa: BLE001
+        return 1
+
+
 # warnings.catch_warnings swaps the process's filter list on entry and back on exit:
 # two load workers inside it at once left filters behind, or lifted the bomb check
 # for the other while it opened a picture. One at a time, and never while decoding.

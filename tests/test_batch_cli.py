@@ -378,6 +378,16 @@ def test_an_animated_gif_asked_as_jpg_warns_which_formats_keep_every_frame(tmp_p
     assert size_of(tmp_path / "o.jpg") == (32, 24)
 
 
+def test_one_animation_gets_a_proc_worker_per_frame_its_frames_being_shared(tmp_path):
+    animated_gif(tmp_path / "anim.gif")
+    every = run(NCNN_SR, "-i", "anim.gif", "-o", "o.webp", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
+                "-j", "1:2:2", "-v", cwd=tmp_path)
+    assert f"{min(2, os.cpu_count())} proc worker(s)" in every.stderr
+    first = run(NCNN_SR, "-i", "anim.gif", "-o", "o.jpg", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
+                "-j", "1:2:2", "-v", cwd=tmp_path)
+    assert "1 proc worker(s)" in first.stderr  # its first frame alone is upscaled
+
+
 def test_the_dropin_upscales_the_first_frame_as_the_reference_does(tmp_path):
     animated_gif(tmp_path / "anim.gif")
     proc = run(DROPIN, "-i", "anim.gif", "-o", "o.png", "-s", "2", "-g", "-1", cwd=tmp_path)
