@@ -131,7 +131,9 @@ class Pipeline:
 
     An animated picture (GIF, WebP, APNG) asked as png, webp or gif is upscaled frame
     by frame into an animation of every frame, unless ``animate`` is false; a jpg
-    gets its first frame, with a note. Animations in flight hold at most
+    gets its first frame, with a note. Its frames are shared by the proc workers of
+    every lane, which take them before new pictures; one that fails fails the
+    picture, as a still's failure does. Animations in flight hold at most
     ``animation_memory`` bytes together (default: MAX_ANIMATION_MEMORY, at most half
     the memory available); one that alone would need more fails, in words."""
 
