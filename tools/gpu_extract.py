@@ -47,7 +47,7 @@ def main() -> int:
     ap.add_argument("--tile", type=int, default=200, help="the upscales' tile (0: the engine's choice)")
     ap.add_argument("--profile", type=int, default=14, help="functions listed from the profile (0: no profile)")
     ap.add_argument("--no-variants", dest="variants", action="store_false",
-                    help="skip the raw variants (1 host thread, fp32 storage, packed output)")
+                    help="skip the raw variants (1 host thread, fp32 storage, packed output, fp16 input)")
     args = ap.parse_args()
     rows, profiles = [], []
     for name in args.model:
