@@ -1,4 +1,5 @@
-"""Memory and time of one realesrgan-x4plus window under ncnn's convolution options.
+"""Memory and time of one window of a model (--model, realesrgan-x4plus by default)
+under ncnn's convolution options.
 
 Development only. For each option set a fresh child process loads the model into a
 bare ``ncnn.Net`` on the CPU with that option set on ``net.opt``, extracts one n×n
