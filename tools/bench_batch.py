@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from measure import timed_child
+from measure import COMMAND_HELP, ncnn_sr_command, timed_child
 
 RAW_CHILD = """
 import json, os, sys, time
@@ -66,12 +65,10 @@ def main() -> int:
     ap.add_argument("--counts", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--rounds", type=int, default=1, help="alternate raw and command this many times")
     ap.add_argument("--json", type=Path, help="also write the results here")
-    ap.add_argument("--command", help="how to start the command, e.g. 'python3 -m ncnn_sr' where no ncnn-sr "
-                                      "script is installed (default: the ncnn-sr beside this Python)")
+    ap.add_argument("--command", help=COMMAND_HELP)
     args = ap.parse_args()
     width, height = map(int, args.size.lower().split("x"))
-    command = (shlex.split(args.command) if args.command
-               else [shutil.which("ncnn-sr", path=str(Path(sys.executable).parent)) or "ncnn-sr"])
+    command = ncnn_sr_command(args.command)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for count in args.counts:

@@ -21,7 +21,7 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from measure import timed_child
+from measure import COMMAND_HELP, ncnn_sr_command, timed_child
 
 RAW_CHILD = """
 import json, sys, time
@@ -84,10 +84,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, nargs="+", default=[5, 10])
     ap.add_argument("--raw-for", type=float, nargs="*", default=[10], help="clip lengths to also time the raw engine on")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--command", help=COMMAND_HELP)
     args = ap.parse_args()
     width, height = map(int, args.size.lower().split("x"))
     rate = Fraction(args.rate)
-    command = str(Path(sys.executable).parent / "ncnn-sr")
+    command = ncnn_sr_command(args.command)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seconds in args.seconds:
@@ -98,7 +99,8 @@ def main() -> int:
                 _, raw_rss, raw_out = timed_child([sys.executable, "-c", RAW_CHILD, str(clip), args.model, args.device])
                 raw = json.loads(raw_out)
                 row["raw_fps"] = raw["frames"] / raw["seconds"]
-            wall, rss, _ = timed_child([command, "video", "-i", str(clip), "-o", str(Path(tmp) / f"out{seconds:g}.mp4"),
+            wall, rss, _ = timed_child([*command, "video", "-i", str(clip),
+                                        "-o", str(Path(tmp) / f"out{seconds:g}.mp4"),
                                         "-n", args.model, "-g", args.device, "-j", args.jobs, "-q"])
             row["command_fps"] = frames / wall
             row["command_peak_rss_mb"] = rss / 2**20

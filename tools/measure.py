@@ -1,8 +1,25 @@
 """Shared by the benchmark scripts: run a child process, return its wall time,
-peak resident memory and output (ncnn_sr.bench.run_child), or stop on failure."""
+peak resident memory and output (ncnn_sr.bench.run_child), or stop on failure; and
+how to start the command they measure."""
 from __future__ import annotations
 
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
 from ncnn_sr.bench import run_child
+
+COMMAND_HELP = ("how to start the command, e.g. 'python3 -m ncnn_sr' where no ncnn-sr script is installed "
+                "(default: the ncnn-sr beside this Python, else on PATH)")
+
+
+def ncnn_sr_command(text: str | None) -> list[str]:
+    """The words that start ncnn-sr: ``text`` split as a shell would, else the script
+    beside this Python (a venv's, even when it is not on PATH), else PATH's."""
+    if text:
+        return shlex.split(text)
+    return [shutil.which("ncnn-sr", path=str(Path(sys.executable).parent)) or "ncnn-sr"]
 
 
 def timed_child(cmd: list[str]) -> tuple[float, int, str]:
