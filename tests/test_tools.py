@@ -1,0 +1,87 @@
+"""The scripts in tools/ still import, and every command that their docstrings and
+docs/benchmarks.md quote still parses.
+
+Nothing else runs them, so a refactor that moves a name they import, or a renamed
+flag, broke them unseen. Parsing is all that is checked: each script's parser stops
+right after it, so no benchmark runs and nothing is timed.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = sorted((ROOT / "tools").glob("*.py"))
+# Placeholders the docs write where argparse wants a number.
+NUMBERS = {"T": "200", "N...": "10"}
+
+# One process for all: ncnn loads slowly. argv[1] is a JSON list of argument lists,
+# each a script's path and its arguments; failures come back as JSON on stdout.
+CHILD = """
+import argparse, contextlib, io, json, runpy, sys
+sys.path.insert(0, "tools")  # the scripts import measure.py from beside them
+parse_args = argparse.ArgumentParser.parse_args
+
+def parse_only(self, *args, **kwargs):
+    parse_args(self, *args, **kwargs)
+    raise SystemExit(0)
+
+argparse.ArgumentParser.parse_args = parse_only
+failed = []
+for argv in json.loads(sys.argv[1]):
+    sys.argv = argv
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(said):
+            runpy.run_path(argv[0], run_name="__main__")
+    except SystemExit as e:
+        if e.code not in (0, None):
+            failed.append([" ".join(argv), said.getvalue().strip()[-300:]])
+    except BaseException as e:
+        failed.append([" ".join(argv), f"{type(e).__name__}: {e}"])
+print(json.dumps(failed))
+"""
+
+
+def quoted(text: str) -> list[str]:
+    """The commands in ``text`` that start one of tools/*.py: backquoted (docs) or on
+    a line of their own (docstrings), continuation lines joined."""
+    text = text.replace("\\\n", " ")
+    found = re.findall(r"`([^`]*tools/\w+\.py[^`]*)`", text) or re.findall(r"^\s*(python tools/.*)$", text, re.M)
+    commands = []
+    for command in found:
+        words = shlex.split(command.split(" #")[0])
+        if words[:1] == ["python"]:
+            words = words[1:]
+        if words and re.fullmatch(r"tools/\w+\.py", words[0]):
+            commands.append([NUMBERS.get(w, w) for w in words])
+    return commands
+
+
+def test_tools_import_and_their_quoted_commands_parse():
+    runs = [[f"tools/{tool.name}", "--help"] for tool in TOOLS]
+    runs += quoted((ROOT / "docs" / "benchmarks.md").read_text())
+    for tool in TOOLS:
+        runs += quoted(ast.get_docstring(ast.parse(tool.read_text())) or "")
+    assert len(runs) > 2 * len(TOOLS)  # the quotes were found
+    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(runs)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    failed = json.loads(done.stdout.splitlines()[-1])
+    assert not failed, "\n".join(f"{command}: {why}" for command, why in failed)
+
+
+def test_names_the_tools_set_or_replace_exist():
+    """Setting a renamed attribute or replacing a renamed method fails silently:
+    host_cost.py and gpu_extract.py would run the engine's windows in flight under
+    "one window at a time", host_cost.py would time the real network and seams.py
+    would count no work."""
+    from ncnn_sr import Upscaler, network
+
+    assert isinstance(Upscaler._windows_ahead, int)
+    assert callable(network.Network.extract)
