@@ -1,0 +1,344 @@
+"""A PyTorch state dict of a Real-ESRGAN-family model, as numpy arrays, turned into
+an ncnn param text and bin weights, with no PyTorch and no pnnx.
+
+Architectures are told apart by their keys and shapes:
+
+- RRDBNet with BasicSR/Real-ESRGAN names (``conv_first``, ``body.N.rdbM.convK``,
+  ``conv_body``, ``conv_up1``, ``conv_up2``, ``conv_hr``, ``conv_last``): scale 4, or
+  2 / 1 when ``conv_first`` takes 12 / 48 channels (the picture pixel-unshuffled by 2
+  / 4 first).
+- RRDBNet with the original ESRGAN names (``model.0``, ``model.1.sub.N.RDBM.convK.0``,
+  ``model.1.sub.<last>``, then ``model.3``, ``model.6``, ... for the upsampling
+  convolutions, then the HR and last convolutions): scale 2 to the number of
+  upsampling convolutions.
+- SRVGGNetCompact with PReLU activations (realesr-animevideov3,
+  realesr-general-x4v3): ``body.0`` convolution, ``body.1`` PReLU, then pairs, and a
+  last convolution to 3 x upscale² channels. Compact models with ReLU or leaky ReLU
+  activations hold no weights for them, so their keys do not say which: they are
+  refused rather than guessed.
+
+The network computes the PyTorch module's forward on float RGB in [0,1]. For the
+pixel-unshuffled RRDBNets a picture whose sides are not a multiple of the unshuffle
+factor is first reflect-padded on the right and bottom to one and the result
+cropped back, as Real-ESRGAN's own inference does (the PyTorch module refuses such
+a picture). Knows nothing of any file format but ncnn's.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .errors import ModelError, describe
+from .files import atomic_write
+from .models import ModelSpec, resolve_model
+from .param_file import PARAM_MAGIC
+
+INPUT_BLOB, OUTPUT_BLOB = "data", "output"
+_TAG_FP16 = (0x01306B47).to_bytes(4, "little")
+_TAG_FP32 = bytes(4)
+_FP16_MAX = float(np.finfo(np.float16).max)
+_LRELU = " 9=2 -23310=1,2.000000e-01"  # a leaky ReLU of slope 0.2 fused into a Convolution
+_RESIDUAL = "0=1 -23301=2,2.000000e-01,1.000000e+00"  # Eltwise sum: 0.2 * first + second
+_CONVERTIBLE = "RRDBNet (Real-ESRGAN, ESRGAN) and SRVGGNetCompact with PReLU can be converted"
+
+
+@dataclass(frozen=True)
+class ConvertedModel:
+    """An ncnn model made from a state dict. ``param`` is the text of a .param file
+    whose input blob is ``data`` and output blob ``output``; ``weights`` the .bin
+    bytes it declares, exactly; ``scale`` the output's size over the input's."""
+
+    param: str
+    weights: bytes
+    architecture: str
+    scale: int
+
+
+def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True) -> ConvertedModel:
+    """Convert a state dict (key -> array) of a model this module knows (see its
+    docstring) into an ncnn model; weights stored as fp16 (as the shipped models) or,
+    with ``fp16=False``, fp32. A layout not known here, a key missing or to spare, a
+    wrong shape, or a weight that is not finite (or too large for fp16) is a
+    ModelError."""
+    if not isinstance(weights, Mapping):
+        raise ModelError(f"the weights must be a mapping of names to arrays, got {describe(weights)}")
+    keys = [k for k in weights if isinstance(k, str)]
+    if len(keys) != len(weights):
+        raise ModelError("the weights' keys must all be strings")
+    if not keys:
+        raise ModelError("the weights are empty: no model to convert")
+    if "conv_first.weight" in weights:
+        return _rrdbnet(weights, {k: k for k in keys}, "RRDBNet (Real-ESRGAN names)", fp16)
+    if "model.0.weight" in weights and any(k.startswith("model.1.sub.") for k in keys):
+        return _esrgan(weights, fp16)
+    if "body.0.weight" in weights and "body.1.weight" in weights:
+        return _compact(weights, fp16)
+    shown = ", ".join(sorted(keys)[:3]) + (", ..." if len(keys) > 3 else "")
+    raise ModelError(f"an architecture not known here (keys such as {shown}): {_CONVERTIBLE}")
+
+
+def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str) -> ModelSpec:
+    """Write ``NAME.param`` and ``NAME.bin`` in ``folder`` (each whole or not at all:
+    the bin first, then the param) and return the checked spec of them, as
+    ``resolve_model`` gives it for the .param's path, with the model's scale."""
+    if not isinstance(model, ConvertedModel):
+        raise ModelError(f"the model must be a ConvertedModel, got {describe(model)}")
+    if not isinstance(name, str) or not name.strip() or name.startswith(".") or "/" in name or os.sep in name \
+            or "\0" in name or name.lower().endswith((".param", ".bin")):
+        raise ModelError(f"a model's name must be a file name without folder or suffix, got {describe(name)}")
+    param_path, bin_path = Path(folder) / f"{name}.param", Path(folder) / f"{name}.bin"
+    atomic_write(bin_path, lambda f: f.write(model.weights))
+    atomic_write(param_path, lambda f: f.write(model.param.encode("utf-8")))
+    return replace(resolve_model(param_path), scale=model.scale)
+
+
+# --- the network text and weights --------------------------------------------------------
+
+
+class _Net:
+    """Layers in order, each with its weights; Split layers are added where a blob
+    feeds more than one layer, as ncnn requires."""
+
+    def __init__(self, weights: Mapping[str, np.ndarray], lookup: Mapping[str, str], fp16: bool):
+        self._weights, self._lookup, self._fp16 = weights, lookup, fp16
+        self._layers: list[list] = [["Input", "input", [], [INPUT_BLOB], "", b""]]
+        self._count = 0
+
+    def add(self, kind: str, name: str, bottoms: list[str], params: str = "", data: bytes = b"") -> str:
+        self._count += 1
+        top = f"{kind.lower()}{self._count}"
+        self._layers.append([kind, name, list(bottoms), [top], params, data])
+        return top
+
+    def array(self, key: str) -> np.ndarray:
+        return np.asarray(self._weights[self._lookup[key]], dtype=np.float32)
+
+    def conv(self, key: str, bottom: str, lrelu: bool = False) -> str:
+        w, b = self.array(f"{key}.weight"), self.array(f"{key}.bias")
+        out, _, k, _ = w.shape
+        params = f"0={out} 1={k} 4={k // 2} 5=1 6={w.size}" + (_LRELU if lrelu else "")
+        return self.add("Convolution", key, [bottom], params, self._flagged(w, key) + _raw(b))
+
+    def prelu(self, key: str, bottom: str) -> str:
+        slope = self.array(f"{key}.weight")
+        return self.add("PReLU", key, [bottom], f"0={slope.size}", _raw(slope))
+
+    def _flagged(self, w: np.ndarray, key: str) -> bytes:
+        if not self._fp16:
+            return _TAG_FP32 + _raw(w)
+        if np.abs(w).max(initial=0) > _FP16_MAX:
+            raise ModelError(f"weight {self._lookup[key + '.weight']} holds values too large for fp16: "
+                             "convert with fp16=False")
+        data = w.astype("<f2").tobytes()
+        return _TAG_FP16 + data + bytes(-len(data) % 4)
+
+    def finish(self, last: str) -> tuple[str, bytes]:
+        """The param text and the bin bytes, with blob ``last`` renamed ``output``."""
+        layers = [[kind, name, [OUTPUT_BLOB if b == last else b for b in bottoms],
+                   [OUTPUT_BLOB if t == last else t for t in tops], params, data]
+                  for kind, name, bottoms, tops, params, data in self._layers]
+        uses: dict[str, int] = {}
+        for layer in layers:
+            for b in layer[2]:
+                uses[b] = uses.get(b, 0) + 1
+        done: list[list] = []
+        taken: dict[str, int] = {}
+        for layer in layers:
+            layer[2] = [self._split_use(b, uses, taken) for b in layer[2]]
+            done.append(layer)
+            for t in layer[3]:
+                if uses.get(t, 0) > 1:
+                    done.append(["Split", f"split_{t}", [t], [f"{t}_splitncnn_{i}" for i in range(uses[t])], "", b""])
+        blobs = {t for layer in done for t in layer[3]}
+        lines = [str(PARAM_MAGIC), f"{len(done)} {len(blobs)}"]
+        for kind, name, bottoms, tops, params, _ in done:
+            row = f"{kind:<24} {name:<24} {len(bottoms)} {len(tops)} {' '.join(bottoms + tops)}"
+            lines.append(f"{row} {params}".rstrip())
+        return "\n".join(lines) + "\n", b"".join(layer[5] for layer in done)
+
+    @staticmethod
+    def _split_use(blob: str, uses: dict[str, int], taken: dict[str, int]) -> str:
+        if uses[blob] == 1:
+            return blob
+        i = taken.get(blob, 0)
+        taken[blob] = i + 1
+        return f"{blob}_splitncnn_{i}"
+
+
+def _raw(a: np.ndarray) -> bytes:
+    return np.ascontiguousarray(a, dtype="<f4").tobytes()
+
+
+# --- checks ------------------------------------------------------------------------------
+
+
+def _check(weights: Mapping[str, np.ndarray], lookup: Mapping[str, str], shapes: Mapping[str, tuple],
+           architecture: str) -> None:
+    """Every expected key there with its shape, finite, and no key to spare."""
+    missing = [lookup[k] for k in shapes if lookup[k] not in weights]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ModelError(f"{architecture}: key {missing[0]} is missing{more}")
+    expected = {lookup[k] for k in shapes}
+    spare = sorted(k for k in weights if k not in expected)
+    if spare:
+        shown = ", ".join(spare[:3]) + (", ..." if len(spare) > 3 else "")
+        raise ModelError(f"{architecture}: keys not known for it ({shown}): another variant of the architecture?")
+    for key, shape in shapes.items():
+        try:
+            a = np.asarray(weights[lookup[key]], dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ModelError(f"{architecture}: {lookup[key]} is not an array of numbers") from None
+        if a.shape != shape:
+            raise ModelError(f"{architecture}: {lookup[key]} has shape {tuple(a.shape)}, expected {shape}")
+        if not np.isfinite(a).all():
+            raise ModelError(f"{architecture}: {lookup[key]} holds NaN or infinite values")
+
+
+def _shape(weights: Mapping[str, np.ndarray], key: str) -> tuple:
+    return tuple(np.shape(weights[key]))
+
+
+def _conv_shapes(key: str, out: int, inc: int) -> dict[str, tuple]:
+    return {f"{key}.weight": (out, inc, 3, 3), f"{key}.bias": (out,)}
+
+
+# --- RRDBNet -----------------------------------------------------------------------------
+
+_UNSHUFFLE = {3: 1, 12: 2, 48: 4}  # conv_first's input channels -> pixel-unshuffle factor
+
+
+def _rrdbnet(weights: Mapping[str, np.ndarray], lookup: dict[str, str], names: str, fp16: bool,
+             ups: int = 2) -> ConvertedModel:
+    """An RRDBNet from keys named as BasicSR names them (``lookup`` maps those names to
+    the state dict's), with ``ups`` nearest x2 upsamplings (BasicSR's has 2)."""
+    blocks = len({m.group(1) for k in lookup if (m := re.match(r"body\.(\d+)\.rdb", k))})
+    first = _shape(weights, lookup["conv_first.weight"])
+    grow_key = lookup.get("body.0.rdb1.conv1.weight")
+    if len(first) != 4 or blocks == 0 or grow_key not in weights or len(_shape(weights, grow_key)) != 4:
+        raise ModelError(f"{names}: conv_first or the first block's convolutions are not 4-D weights "
+                         "as an RRDBNet has")
+    feat, in_ch = first[0], first[1]
+    grow = _shape(weights, grow_key)[0]
+    unshuffle = _UNSHUFFLE.get(in_ch) if ups == 2 else (1 if in_ch == 3 else None)
+    if unshuffle is None:
+        raise ModelError(f"{names}: conv_first takes {in_ch} channels; an RGB model takes "
+                         f"{'3, 12 or 48' if ups == 2 else '3'}")
+    scale = 2 ** ups // unshuffle
+    arch = f"{names}, {blocks} blocks, {feat} features, {grow} growth channels, x{scale}"
+    shapes = _conv_shapes("conv_first", feat, in_ch)
+    for i in range(blocks):
+        for r in (1, 2, 3):
+            for c in range(1, 6):
+                shapes.update(_conv_shapes(f"body.{i}.rdb{r}.conv{c}", feat if c == 5 else grow, feat + (c - 1) * grow))
+    for key in ["conv_body", *(f"conv_up{u}" for u in range(1, ups + 1)), "conv_hr"]:
+        shapes.update(_conv_shapes(key, feat, feat))
+    shapes.update(_conv_shapes("conv_last", 3, feat))
+    _check(weights, {**{k: k for k in shapes}, **lookup}, shapes, arch)
+
+    net = _Net(weights, lookup, fp16)
+    x = INPUT_BLOB
+    if unshuffle > 1:
+        # Reflect-padded by one factor less than the unshuffle's: Reorg drops the rows and
+        # columns that do not fill a block, so a side already a multiple is left as it is.
+        pad = unshuffle - 1
+        x = net.add("Padding", "pad_to_multiple", [x], f"0=0 1={pad} 2=0 3={pad} 4=2")
+        x = net.add("Reorg", "pixel_unshuffle", [x], f"0={unshuffle} 1=0")
+    feat_blob = x = net.conv("conv_first", x)
+    for i in range(blocks):
+        block_in = x
+        for r in (1, 2, 3):
+            rdb_in, outs = x, [x]
+            for c in range(1, 5):
+                joined = outs[0] if c == 1 else net.add("Concat", f"body.{i}.rdb{r}.cat{c}", outs)
+                outs.append(net.conv(f"body.{i}.rdb{r}.conv{c}", joined, lrelu=True))
+            x5 = net.conv(f"body.{i}.rdb{r}.conv5", net.add("Concat", f"body.{i}.rdb{r}.cat5", outs))
+            x = net.add("Eltwise", f"body.{i}.rdb{r}.residual", [x5, rdb_in], _RESIDUAL)
+        x = net.add("Eltwise", f"body.{i}.residual", [x, block_in], _RESIDUAL)
+    x = net.add("BinaryOp", "trunk_residual", [feat_blob, net.conv("conv_body", x)], "0=0")
+    for u in range(1, ups + 1):
+        x = net.add("Interp", f"upsample{u}", [x], "0=1 1=2.000000e+00 2=2.000000e+00")
+        x = net.conv(f"conv_up{u}", x, lrelu=True)
+    x = net.conv("conv_last", net.conv("conv_hr", x, lrelu=True))
+    if unshuffle > 1:
+        # Cropped to the picture's size times the scale, which the padding may exceed.
+        like = INPUT_BLOB if scale == 1 else net.add(
+            "Interp", "output_size", [INPUT_BLOB], f"0=1 1={scale}.000000e+00 2={scale}.000000e+00")
+        x = net.add("Crop", "crop_to_picture", [x, like])
+    param, data = net.finish(x)
+    return ConvertedModel(param, data, arch, scale)
+
+
+def _esrgan(weights: Mapping[str, np.ndarray], fp16: bool) -> ConvertedModel:
+    """The original ESRGAN names, mapped to BasicSR's."""
+    names = "RRDBNet (ESRGAN names)"
+    subs = {int(m.group(1)) for k in weights if (m := re.match(r"model\.1\.sub\.(\d+)\.RDB", k))}
+    tops = sorted({int(m.group(1)) for k in weights if (m := re.fullmatch(r"model\.(\d+)\.weight", k))} - {0})
+    ups = len(tops) - 2
+    if not subs or ups < 1 or tops != [*(3 * u for u in range(1, ups + 1)), 3 * ups + 2, 3 * ups + 4]:
+        found = ", ".join(f"model.{t}" for t in tops) or "none"
+        raise ModelError(f"{names}: the convolutions after the trunk ({found}) are not those of "
+                         "ESRGAN's nearest-upsampling layout (model.3, model.6, ..., then two more)")
+    blocks = max(subs) + 1
+    lookup = {}
+    for end in ("weight", "bias"):
+        lookup[f"conv_first.{end}"] = f"model.0.{end}"
+        lookup[f"conv_body.{end}"] = f"model.1.sub.{blocks}.{end}"
+        for u in range(1, ups + 1):
+            lookup[f"conv_up{u}.{end}"] = f"model.{3 * u}.{end}"
+        lookup[f"conv_hr.{end}"] = f"model.{3 * ups + 2}.{end}"
+        lookup[f"conv_last.{end}"] = f"model.{3 * ups + 4}.{end}"
+        for i in range(blocks):
+            for r in (1, 2, 3):
+                for c in range(1, 6):
+                    lookup[f"body.{i}.rdb{r}.conv{c}.{end}"] = f"model.1.sub.{i}.RDB{r}.conv{c}.0.{end}"
+    return _rrdbnet(weights, lookup, names, fp16, ups=ups)
+
+
+# --- SRVGGNetCompact ---------------------------------------------------------------------
+
+
+def _compact(weights: Mapping[str, np.ndarray], fp16: bool) -> ConvertedModel:
+    names = "SRVGGNetCompact"
+    first, act = _shape(weights, "body.0.weight"), _shape(weights, "body.1.weight")
+    if len(first) != 4 or len(act) != 1:
+        raise ModelError(f"{names} without PReLU weights (ReLU or leaky ReLU activations) cannot be told apart "
+                         f"by its keys and is not converted here: {_CONVERTIBLE}")
+    last = max((int(m.group(1)) for k in weights if (m := re.fullmatch(r"body\.(\d+)\.weight", k))))
+    last_shape = _shape(weights, f"body.{last}.weight")
+    feat = first[0]
+    upscale = math.isqrt(last_shape[0] // 3) if len(last_shape) == 4 else 0
+    if last % 2 or upscale < 1 or last_shape[0] != 3 * upscale * upscale:
+        raise ModelError(f"{names}: its last convolution body.{last} gives {describe(last_shape)} where "
+                         "3 x upscale² output channels are expected")
+    convs = last // 2 - 1
+    arch = f"{names}, {convs} convolutions, {feat} features, x{upscale}"
+    shapes = _conv_shapes("body.0", feat, 3)
+    for i in range(1, last):
+        if i % 2:
+            shapes[f"body.{i}.weight"] = (act[0],) if act[0] == 1 else (feat,)
+        else:
+            shapes.update(_conv_shapes(f"body.{i}", feat, feat))
+    shapes.update(_conv_shapes(f"body.{last}", 3 * upscale * upscale, feat))
+    lookup = {k: k for k in shapes}
+    _check(weights, lookup, shapes, arch)
+
+    net = _Net(weights, lookup, fp16)
+    x = INPUT_BLOB
+    for i in range(last):
+        x = net.prelu(f"body.{i}", x) if i % 2 else net.conv(f"body.{i}", x)
+    x = net.conv(f"body.{last}", x)
+    if upscale > 1:
+        x = net.add("PixelShuffle", "pixel_shuffle", [x], f"0={upscale} 1=0")
+        base = net.add("Interp", "upsample", [INPUT_BLOB], f"0=1 1={upscale}.000000e+00 2={upscale}.000000e+00")
+    else:
+        base = INPUT_BLOB
+    x = net.add("BinaryOp", "add_upsampled", [x, base], "0=0")
+    param, data = net.finish(x)
+    return ConvertedModel(param, data, arch, upscale)
