@@ -77,7 +77,7 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True) -> Con
         return _rrdbnet(weights, {k: k for k in keys}, "RRDBNet (Real-ESRGAN names)", fp16)
     if "model.0.weight" in weights and any(k.startswith("model.1.sub.") for k in keys):
         return _esrgan(weights, fp16)
-    if "body.0.weight" in weights and "body.1.weight" in weights:
+    if "body.0.weight" in weights and ("body.1.weight" in weights or "body.2.weight" in weights):
         return _compact(weights, fp16)
     shown = ", ".join(sorted(keys)[:3]) + (", ..." if len(keys) > 3 else "")
     raise ModelError(f"an architecture not known here (keys such as {shown}): {_CONVERTIBLE}")
@@ -306,7 +306,8 @@ def _esrgan(weights: Mapping[str, np.ndarray], fp16: bool) -> ConvertedModel:
 
 def _compact(weights: Mapping[str, np.ndarray], fp16: bool) -> ConvertedModel:
     names = "SRVGGNetCompact"
-    first, act = _shape(weights, "body.0.weight"), _shape(weights, "body.1.weight")
+    first = _shape(weights, "body.0.weight")
+    act = _shape(weights, "body.1.weight") if "body.1.weight" in weights else ()
     if len(first) != 4 or len(act) != 1:
         raise ModelError(f"{names} without PReLU weights (ReLU or leaky ReLU activations) cannot be told apart "
                          f"by its keys and is not converted here: {_CONVERTIBLE}")
