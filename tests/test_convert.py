@@ -1,0 +1,423 @@
+"""ncnn_sr.convert: state dicts of the shipped models' weights, converted, compute what
+the shipped models compute; layouts and weights not known are refused in one line."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from ncnn_sr.convert import ConvertedModel, convert_weights, write_model
+from ncnn_sr.engine import Upscaler
+from ncnn_sr.errors import ModelError
+from ncnn_sr.models import resolve_model
+from ncnn_sr.param_file import parse_param, weight_ends
+
+_TAG_FP16 = 0x01306B47
+
+
+def _tensor(data: bytes, offset: int, count: int, flagged: bool) -> np.ndarray:
+    if flagged:
+        tag = int.from_bytes(data[offset:offset + 4], "little")
+        offset += 4
+        if tag == _TAG_FP16:
+            return np.frombuffer(data, "<f2", count, offset).astype(np.float32)
+        assert tag == 0
+    return np.frombuffer(data, "<f4", count, offset).copy()
+
+
+def shipped_tensors(name: str) -> list[tuple[str, list[np.ndarray]]]:
+    """Each Convolution's (weight, bias) or PReLU's (slope) of a shipped model, in the
+    param's order, read with the walk the model checks use."""
+    spec = resolve_model(name)
+    data = spec.bin_path.read_bytes()
+    graph = parse_param(spec.param_path.read_bytes())
+    found, start = [], 0
+    for layer, end in weight_ends(graph, data):
+        p = layer.params
+        if layer.type == "Convolution":
+            out, k, count = p[0], p[1], p[6]
+            weight = _tensor(data, start, count, flagged=True).reshape(out, count // (out * k * k), k, k)
+            bias = _tensor(data, end - 4 * out, out, flagged=False)
+            found.append(("Convolution", [weight, bias]))
+        elif layer.type == "PReLU":
+            found.append(("PReLU", [_tensor(data, start, p[0], flagged=False)]))
+        start = end
+    assert start == len(data)
+    return found
+
+
+def compact_state(name: str = "realesr-animevideov3-x4") -> dict[str, np.ndarray]:
+    state = {}
+    for i, (kind, arrays) in enumerate(shipped_tensors(name)):
+        state[f"body.{i}.weight"] = arrays[0]
+        if kind == "Convolution":
+            state[f"body.{i}.bias"] = arrays[1]
+    return state
+
+
+def rrdb_state(name: str = "realesrgan-x4plus") -> dict[str, np.ndarray]:
+    convs = [arrays for _, arrays in shipped_tensors(name)]
+    blocks = (len(convs) - 6) // 15
+    names = ["conv_first"] + [f"body.{i}.rdb{r}.conv{c}" for i in range(blocks) for r in (1, 2, 3)
+                              for c in range(1, 6)] + ["conv_body", "conv_up1", "conv_up2", "conv_hr", "conv_last"]
+    assert len(names) == len(convs)
+    state = {}
+    for key, (weight, bias) in zip(names, convs):
+        state[f"{key}.weight"], state[f"{key}.bias"] = weight, bias
+    return state
+
+
+def esrgan_names(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A BasicSR RRDBNet x4 state dict under the original ESRGAN key names."""
+    blocks = len({k.split(".")[1] for k in state if k.startswith("body.")})
+    fixed = {"conv_first": "model.0", "conv_body": f"model.1.sub.{blocks}", "conv_up1": "model.3",
+             "conv_up2": "model.6", "conv_hr": "model.8", "conv_last": "model.10"}
+    renamed = {}
+    for key, value in state.items():
+        stem, end = key.rsplit(".", 1)
+        m = re.fullmatch(r"body\.(\d+)\.rdb(\d)\.conv(\d)", stem)
+        new = f"model.1.sub.{m[1]}.RDB{m[2]}.conv{m[3]}.0" if m else fixed[stem]
+        renamed[f"{new}.{end}"] = value
+    return renamed
+
+
+def picture(h: int = 20, w: int = 24) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def upscaled(model, image: np.ndarray) -> np.ndarray:
+    up = Upscaler(model=model, device="cpu", threads=1)
+    try:
+        return up.upscale(image)
+    finally:
+        up.close()
+
+
+def same_as_shipped(tmp_path, state, shipped: str, name: str = "converted") -> int:
+    spec = write_model(convert_weights(state), tmp_path, name)
+    image = picture()
+    ours, theirs = upscaled(spec, image), upscaled(shipped, image)
+    assert ours.shape == theirs.shape
+    return int(np.abs(ours.astype(int) - theirs).max())
+
+
+# --- a numpy reference of the PyTorch modules, for random small models ------------------
+
+
+def conv3x3(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    c, h, wd = x.shape
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    cols = np.stack([p[:, dy:dy + h, dx:dx + wd] for dy in range(3) for dx in range(3)], 1)  # c, 9, h, w
+    return np.einsum("oik,ikhw->ohw", w.reshape(w.shape[0], c, 9), cols) + b[:, None, None]
+
+
+def lrelu(x: np.ndarray) -> np.ndarray:
+    return np.where(x >= 0, x, 0.2 * x)
+
+
+def nearest(x: np.ndarray, s: int) -> np.ndarray:
+    return x.repeat(s, 1).repeat(s, 2)
+
+
+def pixel_unshuffle(x: np.ndarray, s: int) -> np.ndarray:
+    """torch.nn.functional.pixel_unshuffle: channel c*s*s + dy*s + dx holds pixel (dy, dx)
+    of each s x s block."""
+    c, h, w = x.shape
+    return x.reshape(c, h // s, s, w // s, s).transpose(0, 2, 4, 1, 3).reshape(c * s * s, h // s, w // s)
+
+
+def pixel_shuffle(x: np.ndarray, s: int) -> np.ndarray:
+    c, h, w = x.shape
+    return x.reshape(c // (s * s), s, s, h, w).transpose(0, 3, 1, 4, 2).reshape(c // (s * s), h * s, w * s)
+
+
+def rrdbnet_forward(state: dict, x: np.ndarray, unshuffle: int = 1) -> np.ndarray:
+    """BasicSR's RRDBNet.forward, with Real-ESRGAN's inference padding (reflect, right
+    and bottom, to a multiple of the unshuffle factor; the result cropped back)."""
+    def conv(key, v):
+        return conv3x3(v, state[f"{key}.weight"], state[f"{key}.bias"])
+
+    _, h, w = x.shape
+    if unshuffle > 1:
+        x = np.pad(x, ((0, 0), (0, -h % unshuffle), (0, -w % unshuffle)), mode="reflect")
+        x = pixel_unshuffle(x, unshuffle)
+    feat = body = conv("conv_first", x)
+    blocks = len({k.split(".")[1] for k in state if k.startswith("body.")})
+    for i in range(blocks):
+        block_in = body
+        for r in (1, 2, 3):
+            outs = [body]
+            for c in range(1, 5):
+                outs.append(lrelu(conv(f"body.{i}.rdb{r}.conv{c}", np.concatenate(outs))))
+            body = conv(f"body.{i}.rdb{r}.conv5", np.concatenate(outs)) * 0.2 + body
+        body = body * 0.2 + block_in
+    feat = feat + conv("conv_body", body)
+    feat = lrelu(conv("conv_up1", nearest(feat, 2)))
+    feat = lrelu(conv("conv_up2", nearest(feat, 2)))
+    out = conv("conv_last", lrelu(conv("conv_hr", feat)))
+    scale = 4 // unshuffle
+    return out[:, :h * scale, :w * scale]
+
+
+def compact_forward(state: dict, x: np.ndarray) -> np.ndarray:
+    last = max(int(k.split(".")[1]) for k in state)
+    out = x
+    for i in range(last + 1):
+        if i % 2:
+            slope = state[f"body.{i}.weight"][:, None, None]
+            out = np.where(out >= 0, out, slope * out)
+        else:
+            out = conv3x3(out, state[f"body.{i}.weight"], state[f"body.{i}.bias"])
+    s = int(round((out.shape[0] // 3) ** 0.5))
+    return pixel_shuffle(out, s) + nearest(x, s)
+
+
+def random_rrdb(in_ch: int = 3, blocks: int = 2, feat: int = 8, grow: int = 4, seed: int = 1) -> dict:
+    rng = np.random.default_rng(seed)
+    shapes = {"conv_first": (feat, in_ch)}
+    for i in range(blocks):
+        for r in (1, 2, 3):
+            for c in range(1, 6):
+                shapes[f"body.{i}.rdb{r}.conv{c}"] = (feat if c == 5 else grow, feat + (c - 1) * grow)
+    shapes.update({k: (feat, feat) for k in ("conv_body", "conv_up1", "conv_up2", "conv_hr")})
+    shapes["conv_last"] = (3, feat)
+    state = {}
+    for key, (out, inc) in shapes.items():
+        state[f"{key}.weight"] = rng.normal(0, (2 / (9 * inc)) ** 0.5, (out, inc, 3, 3)).astype(np.float32)
+        state[f"{key}.bias"] = rng.normal(0, 0.05, out).astype(np.float32)
+    return state
+
+
+def random_compact(convs: int = 2, feat: int = 8, upscale: int = 2, seed: int = 2) -> dict:
+    rng = np.random.default_rng(seed)
+    state = {}
+    chans = [(feat, 3)] + [(feat, feat)] * convs + [(3 * upscale * upscale, feat)]
+    for n, (out, inc) in enumerate(chans):
+        state[f"body.{2 * n}.weight"] = rng.normal(0, (2 / (9 * inc)) ** 0.5, (out, inc, 3, 3)).astype(np.float32)
+        state[f"body.{2 * n}.bias"] = rng.normal(0, 0.05, out).astype(np.float32)
+        if n < len(chans) - 1:
+            state[f"body.{2 * n + 1}.weight"] = rng.uniform(0, 0.5, feat).astype(np.float32)
+    return state
+
+
+def run_ncnn(model: ConvertedModel, x: np.ndarray, tmp_path) -> np.ndarray:
+    """The converted network on ncnn's CPU in fp32 throughout."""
+    import ncnn
+
+    spec = write_model(model, tmp_path, "net")
+    net = ncnn.Net()
+    for option in ("use_vulkan_compute", "use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic",
+                   "use_bf16_storage", "use_packing_layout"):
+        setattr(net.opt, option, False)
+    net.opt.num_threads = 1
+    assert net.load_param(str(spec.param_path)) == 0 and net.load_model(str(spec.bin_path)) == 0
+    x = np.ascontiguousarray(x)
+    ex = net.create_extractor()
+    ex.input(spec.input_blob, ncnn.Mat(x))
+    ret, out = ex.extract(spec.output_blob)
+    assert ret == 0
+    result = np.array(out).copy()
+    del ex, out
+    net.clear()
+    return result
+
+
+# --- the shipped models, round trip -------------------------------------------------------
+
+
+def test_compact_from_shipped_weights_gives_the_shipped_bin_and_output(tmp_path):
+    state = compact_state()
+    model = convert_weights(state)
+    assert (model.scale, model.architecture) == (4, "SRVGGNetCompact, 16 convolutions, 64 features, x4")
+    assert model.weights == resolve_model("realesr-animevideov3-x4").bin_path.read_bytes()
+    assert same_as_shipped(tmp_path, state, "realesr-animevideov3-x4") == 0
+
+
+def test_rrdbnet_from_shipped_weights_gives_the_shipped_bin_and_output(tmp_path):
+    state = rrdb_state("realesrgan-x4plus")
+    model = convert_weights(state)
+    assert model.scale == 4
+    assert model.architecture == "RRDBNet (Real-ESRGAN names), 23 blocks, 64 features, 32 growth channels, x4"
+    assert model.weights == resolve_model("realesrgan-x4plus").bin_path.read_bytes()
+    assert same_as_shipped(tmp_path, state, "realesrgan-x4plus") == 0
+
+
+def test_esrgan_names_convert_to_the_same_network(tmp_path):
+    state = rrdb_state("realesrgan-x4plus-anime")
+    ours = convert_weights(esrgan_names(state))
+    assert ours.architecture.startswith("RRDBNet (ESRGAN names), 6 blocks")
+    assert ours.weights == convert_weights(state).weights
+    assert same_as_shipped(tmp_path, esrgan_names(state), "realesrgan-x4plus-anime") == 0
+
+
+def test_esrgan_scale_is_two_to_the_upsampling_convolutions():
+    state = esrgan_names(random_rrdb())
+    state["model.5.weight"], state["model.5.bias"] = state.pop("model.8.weight"), state.pop("model.8.bias")
+    state["model.7.weight"], state["model.7.bias"] = state.pop("model.10.weight"), state.pop("model.10.bias")
+    del state["model.6.weight"], state["model.6.bias"]
+    model = convert_weights(state)
+    assert model.scale == 2 and model.param.count("Interp") == 1
+
+
+def test_fp32_weights_fill_the_bin_tagged_fp32(tmp_path):
+    model = convert_weights(compact_state(), fp16=False)
+    spec = write_model(model, tmp_path, "fp32")
+    assert spec.bin_path.stat().st_size == len(model.weights)
+    assert model.weights[:4] == bytes(4)
+    assert same_as_shipped(tmp_path, compact_state(), "realesr-animevideov3-x4", "fp32b") <= 1
+
+
+# --- random small models against the numpy reference -------------------------------------
+
+
+@pytest.mark.parametrize("in_ch, size", [(3, (6, 7)), (12, (8, 10)), (12, (7, 9)), (48, (8, 12)), (48, (9, 6))])
+def test_rrdbnet_computes_the_pytorch_forward(tmp_path, in_ch, size):
+    state = random_rrdb(in_ch)
+    model = convert_weights(state, fp16=False)
+    unshuffle = {3: 1, 12: 2, 48: 4}[in_ch]
+    assert model.scale == 4 // unshuffle
+    x = np.random.default_rng(3).random((3, *size), dtype=np.float32)
+    ours = run_ncnn(model, x, tmp_path)
+    expected = rrdbnet_forward(state, x, unshuffle)
+    assert ours.shape == expected.shape
+    assert np.abs(ours - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("upscale", [1, 2, 3])
+def test_compact_computes_the_pytorch_forward(tmp_path, upscale):
+    state = random_compact(upscale=upscale)
+    model = convert_weights(state, fp16=False)
+    assert model.scale == upscale
+    x = np.random.default_rng(4).random((3, 5, 7), dtype=np.float32)
+    ours = run_ncnn(model, x, tmp_path)
+    assert np.abs(ours - compact_forward(state, x)).max() < 1e-4
+
+
+def test_unshuffled_rrdbnet_runs_in_the_upscaler_on_an_odd_sized_picture(tmp_path):
+    state = random_rrdb(12)
+    spec = write_model(convert_weights(state), tmp_path, "x2")
+    assert spec.scale == 2
+    image = picture(19, 21)
+    ours = upscaled(spec, image)
+    expected = rrdbnet_forward(state, image.transpose(2, 0, 1).astype(np.float32) / 255, 2)
+    expected = np.floor(np.clip(expected, 0, 1) * 255 + 0.5).transpose(1, 2, 0)
+    assert ours.shape == (38, 42, 3)
+    assert np.abs(ours.astype(int) - expected).max() <= 1
+
+
+def test_unshuffle_layer_is_torch_pixel_unshuffle(tmp_path):
+    state = random_rrdb(48)
+    model = convert_weights(state, fp16=False)
+    # Only the unshuffle: the net cut at conv_first's input, fed a picture of known numbers.
+    lines = model.param.splitlines()
+    reorg = next(ln for ln in lines if ln.startswith("Reorg"))
+    pad = next(ln for ln in lines if ln.startswith("Padding"))
+    param = "\n".join(["7767517", "3 3", "Input in 0 1 data",
+                       pad.split()[0] + " p 1 1 data padded " + " ".join(pad.split()[6:]),
+                       reorg.split()[0] + " r 1 1 padded output " + " ".join(reorg.split()[6:])]) + "\n"
+    import ncnn
+
+    (tmp_path / "u.param").write_text(param)
+    (tmp_path / "u.bin").write_bytes(b"")
+    net = ncnn.Net()
+    net.opt.use_vulkan_compute = False
+    net.load_param(str(tmp_path / "u.param"))
+    net.load_model(str(tmp_path / "u.bin"))
+    x = np.arange(3 * 8 * 12, dtype=np.float32).reshape(3, 8, 12)
+    ex = net.create_extractor()
+    ex.input("data", ncnn.Mat(x))
+    out = np.array(ex.extract("output")[1]).copy()
+    del ex
+    net.clear()
+    np.testing.assert_array_equal(out, pixel_unshuffle(x, 4))
+
+
+# --- what is refused ----------------------------------------------------------------------
+
+
+def test_unknown_architecture_is_named_with_its_keys():
+    with pytest.raises(ModelError, match=r"an architecture not known here \(keys such as a\.weight, b\.bias\)"):
+        convert_weights({"a.weight": np.zeros((1, 1, 3, 3)), "b.bias": np.zeros(1)})
+
+
+def test_missing_key_is_named():
+    state = random_rrdb()
+    del state["body.1.rdb2.conv3.bias"]
+    with pytest.raises(ModelError, match=r"key body\.1\.rdb2\.conv3\.bias is missing"):
+        convert_weights(state)
+
+
+def test_missing_key_is_named_as_the_esrgan_dict_names_it():
+    state = esrgan_names(random_rrdb())
+    del state["model.1.sub.0.RDB1.conv2.0.weight"]
+    with pytest.raises(ModelError, match=r"key model\.1\.sub\.0\.RDB1\.conv2\.0\.weight is missing"):
+        convert_weights(state)
+
+
+def test_key_to_spare_is_named():
+    state = random_rrdb()
+    state["conv_up3.weight"] = np.zeros((8, 8, 3, 3), np.float32)
+    with pytest.raises(ModelError, match=r"keys not known for it \(conv_up3\.weight\)"):
+        convert_weights(state)
+
+
+def test_wrong_shape_is_named():
+    state = random_rrdb()
+    state["conv_hr.weight"] = np.zeros((8, 7, 3, 3), np.float32)
+    with pytest.raises(ModelError, match=r"conv_hr\.weight has shape \(8, 7, 3, 3\), expected \(8, 8, 3, 3\)"):
+        convert_weights(state)
+
+
+def test_first_convolution_of_another_channel_count_is_refused():
+    state = random_rrdb(in_ch=4)
+    with pytest.raises(ModelError, match="conv_first takes 4 channels; an RGB model takes 3, 12 or 48"):
+        convert_weights(state)
+
+
+def test_non_finite_weights_are_refused():
+    state = random_compact()
+    state["body.2.weight"][0, 0, 0, 0] = np.nan
+    with pytest.raises(ModelError, match=r"body\.2\.weight holds NaN or infinite values"):
+        convert_weights(state)
+
+
+def test_weights_too_large_for_fp16_are_refused_unless_fp32():
+    state = random_compact()
+    state["body.2.weight"][0, 0, 0, 0] = 1e6
+    with pytest.raises(ModelError, match="too large for fp16: convert with fp16=False"):
+        convert_weights(state)
+    assert convert_weights(state, fp16=False).scale == 2
+
+
+def test_compact_without_prelu_weights_is_refused():
+    state = {k: v for k, v in random_compact().items() if v.ndim != 1 or k.endswith(".bias")}
+    assert "body.1.weight" not in state and "body.2.weight" in state
+    with pytest.raises(ModelError, match="without PReLU weights .* cannot be told apart"):
+        convert_weights(state)
+
+
+def test_errors_are_one_line():
+    for state in ({}, {"x": np.zeros(1)}, {"conv_first.weight": np.zeros(3)}):
+        with pytest.raises(ModelError) as e:
+            convert_weights(state)
+        assert "\n" not in str(e.value)
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def test_write_model_gives_a_checked_custom_spec(tmp_path):
+    model = convert_weights(random_compact())
+    spec = write_model(model, tmp_path, "mine")
+    assert spec.param_path == tmp_path / "mine.param" and spec.bin_path == tmp_path / "mine.bin"
+    assert (spec.input_blob, spec.output_blob, spec.scale, spec.verified) == ("data", "output", 2, False)
+    assert spec.param_path.read_text() == model.param
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.bin", "mine.param"]
+
+
+@pytest.mark.parametrize("name", ["", "a/b", ".hidden", "m.param"])
+def test_write_model_refuses_a_name_that_is_not_a_file_name(tmp_path, name):
+    with pytest.raises(ModelError, match="file name without folder or suffix"):
+        write_model(convert_weights(random_compact()), tmp_path, name)
