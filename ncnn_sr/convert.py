@@ -85,7 +85,8 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True) -> Con
 
 def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str) -> ModelSpec:
     """Write ``NAME.param`` and ``NAME.bin`` in ``folder`` (each whole or not at all:
-    the bin first, then the param) and return the checked spec of them, as
+    the bin first, then the param; a new bin is taken back when the param cannot be
+    written) and return the checked spec of them, as
     ``resolve_model`` gives it for the .param's path, with the model's scale."""
     if not isinstance(model, ConvertedModel):
         raise ModelError(f"the model must be a ConvertedModel, got {describe(model)}")
@@ -93,8 +94,14 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str) -> 
             or "\0" in name or name.lower().endswith((".param", ".bin")):
         raise ModelError(f"a model's name must be a file name without folder or suffix, got {describe(name)}")
     param_path, bin_path = Path(folder) / f"{name}.param", Path(folder) / f"{name}.bin"
+    had_bin = os.path.lexists(bin_path)
     atomic_write(bin_path, lambda f: f.write(model.weights))
-    atomic_write(param_path, lambda f: f.write(model.param.encode("utf-8")))
+    try:
+        atomic_write(param_path, lambda f: f.write(model.param.encode("utf-8")))
+    except BaseException:
+        if not had_bin:  # a bin alone would be listed as half a model, and block the next try
+            bin_path.unlink(missing_ok=True)
+        raise
     return replace(resolve_model(param_path), scale=model.scale)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from ncnn_sr.convert import ConvertedModel, convert_weights, write_model
 from ncnn_sr.engine import Upscaler
-from ncnn_sr.errors import ModelError
+from ncnn_sr.errors import InputError, ModelError
 from ncnn_sr.models import resolve_model
 from ncnn_sr.param_file import parse_param, weight_ends
 
@@ -421,3 +421,10 @@ def test_write_model_gives_a_checked_custom_spec(tmp_path):
 def test_write_model_refuses_a_name_that_is_not_a_file_name(tmp_path, name):
     with pytest.raises(ModelError, match="file name without folder or suffix"):
         write_model(convert_weights(random_compact()), tmp_path, name)
+
+
+def test_write_model_takes_its_new_bin_back_when_the_param_cannot_be_written(tmp_path):
+    (tmp_path / "m.param").mkdir()  # nothing can be renamed over a folder
+    with pytest.raises(InputError, match="m.param"):
+        write_model(convert_weights(random_compact()), tmp_path, "m")
+    assert not (tmp_path / "m.bin").exists() and not list(tmp_path.glob(".*"))
