@@ -1,0 +1,434 @@
+"""Weights of a PyTorch-trained model, read without PyTorch.
+
+Three file formats are read, told apart by their content rather than their suffix:
+PyTorch's zip checkpoint (torch >= 1.6), PyTorch's legacy format (a sequence of
+pickles followed by the raw storages, as many older ESRGAN models are), and
+safetensors.
+
+A checkpoint's pickle is never loaded with plain ``pickle.load``: the unpickler
+knows only the names a state dict needs (``collections.OrderedDict``, PyTorch's
+tensor and parameter rebuild functions, the storage types as dtype markers) and
+inert stand-ins for a few harmless values found in training checkpoints (numpy
+scalars, ``argparse.Namespace``). Any other name is refused before anything of it
+runs.
+"""
+from __future__ import annotations
+
+import codecs
+import collections
+import io
+import json
+import math
+import os
+import pickle
+import struct
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+
+__all__ = ["read_weights"]
+
+# The dicts a checkpoint may keep its state dict under, in order of preference:
+# BasicSR's EMA weights first, as Real-ESRGAN's own inference takes them.
+_STATE_DICT_KEYS = ("params_ema", "params", "state_dict", "model")
+
+# torch's storage types and dtypes, by the name a pickle gives them. bfloat16 has no
+# numpy type: it is read as its 16 bits and widened to float32 afterwards.
+_STORAGE_DTYPES = {
+    "DoubleStorage": "f8", "FloatStorage": "f4", "HalfStorage": "f2", "BFloat16Storage": "bf16",
+    "LongStorage": "i8", "IntStorage": "i4", "ShortStorage": "i2", "CharStorage": "i1",
+    "ByteStorage": "u1", "BoolStorage": "?",
+}
+_TORCH_DTYPES = {
+    "float64": "f8", "double": "f8", "float32": "f4", "float": "f4", "float16": "f2", "half": "f2",
+    "bfloat16": "bf16", "int64": "i8", "long": "i8", "int32": "i4", "int": "i4", "int16": "i2",
+    "short": "i2", "int8": "i1", "uint8": "u1", "bool": "?",
+}
+_SAFETENSORS_DTYPES = {
+    "F64": "f8", "F32": "f4", "F16": "f2", "BF16": "bf16", "I64": "i8", "I32": "i4", "I16": "i2",
+    "I8": "i1", "U64": "u8", "U32": "u4", "U16": "u2", "U8": "u1", "BOOL": "?",
+}
+
+# The first pickle of PyTorch's legacy format, and the version after it.
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+
+# What a damaged pickle makes the unpickler raise, besides UnpicklingError.
+_BAD_PICKLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+               AttributeError, OverflowError, struct.error, RecursionError, MemoryError)
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The tensors of the checkpoint at ``path``, by name ("conv_first.weight").
+
+    The state dict is the checkpoint's ``params_ema``, else ``params``, else
+    ``state_dict``, else ``model`` entry, else the checkpoint itself. A leading
+    "module." (from DataParallel) is taken off each name; entries that are not
+    tensors are left out. Each array is a C-contiguous copy with the tensor's
+    shape (a transposed or offset view is laid out afresh); floating-point tensors (float16, bfloat16, float64) come back
+    as float32, integer and bool tensors keep their type.
+
+    Raises ModelError, with a one-line message naming the file, for a file that is
+    missing or unreadable, not a checkpoint, damaged or truncated, holds a tensor
+    of a type not read here, holds no tensors, or pickles anything but data.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except IsADirectoryError:
+        raise ModelError(f"{path} is a folder, not a checkpoint") from None
+    except OSError as e:
+        raise ModelError(f"cannot read {path}: {e.strerror or e}") from None
+    if not data:
+        raise ModelError(f"{path} is empty (an interrupted download or copy?)")
+    if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        tensors = _read_zip(path, data)
+    elif _is_safetensors(data):
+        tensors = _read_safetensors(path, data)
+    elif data[:1] == b"\x80":  # a binary pickle: the legacy format's magic number comes first
+        tensors = _read_legacy(path, data)
+    elif len(data) > 262 and data[257:262] == b"ustar":
+        raise ModelError(f"{path} is in PyTorch's oldest (tar) checkpoint format, which is not read: "
+                         "load and save it again with a newer PyTorch")
+    else:
+        raise ModelError(f"{path} is not a PyTorch (.pth) or safetensors checkpoint")
+    return _state_dict(path, tensors)
+
+
+# --- the pickle -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Storage:
+    """A storage named by a pickle: its bytes are found by ``key`` once unpickled."""
+    key: str
+    dtype: str | None  # a key of _dtype's table; None for a storage type not read here
+    type_name: str
+    view: tuple[int, int] | None = None  # (offset, size) in elements, of legacy storage views
+
+
+@dataclass(frozen=True)
+class _TensorRef:
+    """A tensor as the pickle describes it, before its storage's bytes are known."""
+    storage: _Storage
+    offset: int
+    size: tuple
+    stride: tuple
+
+
+class _Inert:
+    """Stands in for a harmless value of a training checkpoint (a numpy scalar, an
+    argparse.Namespace): takes any arguments and state, does nothing with them."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+
+def _inert(*args, **kwargs) -> _Inert:
+    return _Inert()
+
+
+def _reconstructor(cls, base, state):
+    # copyreg's rebuilding of a plain object (protocols 0 and 1): only of a stand-in.
+    if cls is not _Inert:
+        raise pickle.UnpicklingError("copyreg._reconstructor of an unknown class")
+    return _Inert()
+
+
+def _encode(text, encoding="latin1"):
+    # How protocol 2 pickles bytes; no other codec is run.
+    if encoding != "latin1" or not isinstance(text, str):
+        raise pickle.UnpicklingError("_codecs.encode with an unexpected codec")
+    return codecs.encode(text, "latin1")
+
+
+def _rebuild_tensor(storage, offset, size, stride, *rest):
+    # torch._utils._rebuild_tensor(_v2/_v3): the arguments after the stride
+    # (requires_grad, hooks, dtype, metadata) do not change the values.
+    if not isinstance(storage, _Storage):
+        raise pickle.UnpicklingError("a tensor whose storage is not a storage")
+    size, stride = tuple(size), tuple(stride)
+    numbers = (offset, *size, *stride)
+    if len(size) != len(stride) or not all(type(n) is int and n >= 0 for n in numbers):
+        raise pickle.UnpicklingError(f"a tensor of size {size}, stride {stride} and offset {offset}")
+    return _TensorRef(storage, offset, size, stride)
+
+
+def _rebuild_parameter(data, *rest):
+    # A Parameter's values are its data's; requires_grad, hooks and state are dropped.
+    return data
+
+
+def _allowed_names() -> dict[tuple[str, str], object]:
+    names = {
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+        ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+        ("torch.nn.parameter", "Parameter"): _rebuild_parameter,
+        ("torch", "Size"): tuple,
+        ("torch", "device"): _inert,
+        ("_codecs", "encode"): _encode,
+        ("copyreg", "_reconstructor"): _reconstructor,
+        ("argparse", "Namespace"): _Inert,
+    }
+    for name in ("set", "frozenset", "tuple", "list", "dict", "complex", "slice", "bytearray"):
+        names["builtins", name] = getattr(__import__("builtins"), name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        names[module, "scalar"] = _inert
+        names[module, "_reconstruct"] = _inert
+    names["numpy", "dtype"] = _Inert
+    names["numpy", "ndarray"] = _Inert
+    return names
+
+
+_ALLOWED = _allowed_names()
+
+
+class _Unpickler(pickle.Unpickler):
+    """Unpickles a checkpoint's pickle, resolving only the names in _ALLOWED; a
+    storage becomes a _Storage, whose bytes are read later."""
+
+    def __init__(self, path: Path, stream: io.BytesIO):
+        super().__init__(stream, encoding="utf-8")  # as torch.load reads Python 2 pickles
+        self.path = path
+
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED:
+            return _ALLOWED[module, name]
+        if module == "torch" and name.endswith("Storage"):
+            return _StorageType(name, _STORAGE_DTYPES.get(name))
+        if module == "torch" and name in _TORCH_DTYPES:
+            return _StorageType(name, _TORCH_DTYPES[name])
+        raise ModelError(f"{self.path} pickles code ({module}.{name}), which is not read: "
+                         "only tensors and plain data are (re-save the weights alone, or as .safetensors)")
+
+    def persistent_load(self, pid):
+        # ('storage', storage type, key, location, numel[, legacy view metadata])
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"
+                and isinstance(pid[1], _StorageType)):
+            raise pickle.UnpicklingError(f"an unknown persistent id {pid!r:.60}")
+        view = pid[5] if len(pid) == 6 else None
+        if view is not None:  # (view key, offset, size) of a storage view, before torch 0.4
+            if not (isinstance(view, tuple) and len(view) == 3
+                    and all(type(n) is int and n >= 0 for n in view[1:])):
+                raise pickle.UnpicklingError("an unknown storage view")
+            view = view[1:]
+        return _Storage(str(pid[2]), pid[1].dtype, pid[1].name, view)
+
+
+@dataclass(frozen=True)
+class _StorageType:
+    name: str
+    dtype: str | None
+
+
+def _unpickle(path: Path, stream: io.BytesIO, what: str):
+    try:
+        return _Unpickler(path, stream).load()
+    except _BAD_PICKLE as e:
+        raise ModelError(f"{path} is damaged or not a checkpoint: {what} cannot be read ({e or type(e).__name__})") from None
+
+
+# --- the three formats ----------------------------------------------------------
+
+def _read_zip(path: Path, data: bytes) -> dict:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        names = archive.namelist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as e:
+        raise ModelError(f"{path} is a damaged zip file (truncated?): {e}") from None
+    pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+    if len(pickles) != 1:
+        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+            raise ModelError(f"{path} is a TorchScript archive, not a checkpoint: save the model's state_dict()")
+        raise ModelError(f"{path} is a zip file but not a PyTorch checkpoint (no data.pkl in it)")
+    prefix = pickles[0][: -len("data.pkl")]
+
+    def member(name: str) -> bytes:
+        try:
+            return archive.read(prefix + name)
+        except KeyError:
+            raise ModelError(f"{path} is damaged: {prefix}{name} is missing from it") from None
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+            raise ModelError(f"{path} is damaged (truncated?): cannot read {prefix}{name}: {e}") from None
+
+    order = "<"
+    if prefix + "byteorder" in names:
+        order = {b"little": "<", b"big": ">"}.get(member("byteorder").strip())
+        if order is None:
+            raise ModelError(f"{path} has an unknown byte order {member('byteorder')[:20]!r}")
+    obj = _unpickle(path, io.BytesIO(member("data.pkl")), "data.pkl")
+    return _resolve(path, obj, lambda key: member(f"data/{key}"), order)
+
+
+def _read_legacy(path: Path, data: bytes) -> dict:
+    # Five pickles one after another, then each listed storage as its length in
+    # elements (8 bytes) and its bytes. Each pickle is read from one stream of the
+    # whole file, so the stream stands where the next begins.
+    stream = io.BytesIO(data)
+    if _unpickle(path, stream, "its header") != _LEGACY_MAGIC:
+        raise ModelError(f"{path} is a pickle but not a PyTorch checkpoint (no PyTorch magic number)")
+    if _unpickle(path, stream, "its header") != _LEGACY_PROTOCOL:
+        raise ModelError(f"{path} is a PyTorch checkpoint of an unknown legacy version")
+    info = _unpickle(path, stream, "its header")
+    order = ">" if isinstance(info, dict) and info.get("little_endian") is False else "<"
+    obj = _unpickle(path, stream, "its pickle")
+    keys = _unpickle(path, stream, "its list of storages")
+    if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+        raise ModelError(f"{path} is damaged: its list of storages is not a list of names")
+
+    types = {ref.storage.key: ref.storage for ref in _refs(obj)}
+    storages, position = {}, stream.tell()
+    for key in keys:
+        if key not in types:
+            raise ModelError(f"{path} is damaged: storage {key} is listed but no tensor uses it")
+        if types[key].dtype is None:  # its length in bytes is unknown, and so where the next begins
+            raise ModelError(f"{path}: it holds a tensor of type {types[key].type_name}, which is not read")
+        head = data[position:position + 8]
+        if len(head) < 8:
+            raise ModelError(f"{path} is truncated: storage {key} is missing")
+        count = int.from_bytes(head, "little" if order == "<" else "big")
+        end = position + 8 + count * _itemsize(types[key].dtype)
+        if end > len(data):
+            raise ModelError(f"{path} is truncated: storage {key} needs {end - len(data)} bytes more than the file has")
+        storages[key] = data[position + 8:end]
+        position = end
+
+    def storage(key: str) -> bytes:
+        if key not in storages:
+            raise ModelError(f"{path} is damaged: storage {key} is used but not in the file")
+        return storages[key]
+    return _resolve(path, obj, storage, order)
+
+
+def _is_safetensors(data: bytes) -> bool:
+    if len(data) < 10:
+        return False
+    size = int.from_bytes(data[:8], "little")
+    return data[8:9] == b"{" and 2 <= size <= len(data) - 8
+
+
+def _read_safetensors(path: Path, data: bytes) -> dict:
+    size = int.from_bytes(data[:8], "little")
+    try:
+        header = json.loads(data[8:8 + size])
+    except ValueError as e:
+        raise ModelError(f"{path} is a damaged safetensors file: its header is not JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise ModelError(f"{path} is a damaged safetensors file: its header is not a JSON object")
+    body = memoryview(data)[8 + size:]
+    tensors = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
+            if not all(type(n) is int and n >= 0 for n in (*shape, begin, end)) or not isinstance(dtype, str):
+                raise ValueError
+        except (TypeError, KeyError, ValueError):
+            raise ModelError(f"{path} is a damaged safetensors file: tensor {name}'s entry is malformed") from None
+        kind = _SAFETENSORS_DTYPES.get(dtype)
+        if kind is None:
+            raise ModelError(f"{path}: tensor {name} is of type {dtype}, which is not read")
+        needed = math.prod(shape) * _itemsize(kind)
+        if end - begin != needed:
+            raise ModelError(f"{path} is a damaged safetensors file: tensor {name} has {end - begin} bytes, "
+                             f"its shape needs {needed}")
+        if end > len(body):
+            raise ModelError(f"{path} is truncated: tensor {name} ends {end - len(body)} bytes past the end of the file")
+        array = np.frombuffer(body[begin:end], dtype=_dtype(kind, "<")).reshape(shape)
+        tensors[name] = _as_result(array, kind)
+    return tensors
+
+
+# --- from storages to arrays ------------------------------------------------------
+
+def _itemsize(kind: str) -> int:
+    return 2 if kind == "bf16" else np.dtype(kind).itemsize
+
+
+def _dtype(kind: str, order: str) -> np.dtype:
+    return np.dtype(order + ("u2" if kind == "bf16" else kind))
+
+
+def _as_result(array: np.ndarray, kind: str) -> np.ndarray:
+    """A copy of ``array`` in the type read_weights returns: floats as float32."""
+    if kind == "bf16":  # bfloat16 is float32's upper half
+        return (array.astype(np.uint32, order="C") << 16).view(np.float32)
+    if array.dtype.kind == "f":
+        return array.astype(np.float32, order="C")
+    return array.astype(array.dtype.newbyteorder("="), order="C")
+
+
+def _refs(obj, seen=None):
+    """The tensors in ``obj`` (nested dicts, lists, tuples), each once."""
+    if isinstance(obj, _TensorRef):
+        yield obj
+    elif isinstance(obj, (dict, list, tuple)):
+        seen = set() if seen is None else seen
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        for value in (obj.values() if isinstance(obj, dict) else obj):
+            yield from _refs(value, seen)
+
+
+def _resolve(path: Path, obj, storage_bytes, order: str):
+    """``obj`` with the tensors of the state dict it holds made arrays."""
+    chosen = _choose(obj)
+    if not isinstance(chosen, dict):
+        return {}
+    return {name: _array(path, name, ref, storage_bytes, order)
+            for name, ref in chosen.items() if isinstance(ref, _TensorRef) and isinstance(name, str)}
+
+
+def _choose(obj):
+    if isinstance(obj, dict):
+        for key in _STATE_DICT_KEYS:
+            inner = obj.get(key)
+            if isinstance(inner, dict) and any(isinstance(v, _TensorRef) for v in inner.values()):
+                return inner
+    return obj
+
+
+def _array(path: Path, name: str, ref: _TensorRef, storage_bytes, order: str) -> np.ndarray:
+    kind = ref.storage.dtype
+    if kind is None:
+        raise ModelError(f"{path}: tensor {name} is of type {ref.storage.type_name}, which is not read")
+    data = storage_bytes(ref.storage.key)
+    itemsize = _itemsize(kind)
+    count = len(data) // itemsize
+    offset = ref.offset
+    if ref.storage.view is not None:
+        view_offset, view_size = ref.storage.view
+        if view_offset + view_size > count:
+            raise ModelError(f"{path} is damaged: a storage view of tensor {name} lies past its storage")
+        offset, count = offset + view_offset, view_offset + view_size
+    if 0 in ref.size:
+        return _as_result(np.empty(ref.size, dtype=_dtype(kind, order)), kind)
+    last = offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride))
+    if last >= count:
+        raise ModelError(f"{path} is damaged (truncated?): tensor {name} needs {last + 1} elements "
+                         f"of its storage, which has {count}")
+    storage = np.frombuffer(data, dtype=_dtype(kind, order), count=count)
+    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=ref.size,
+                                           strides=[s * itemsize for s in ref.stride], writeable=False)
+    return _as_result(view, kind)
+
+
+def _state_dict(path: Path, tensors: dict) -> dict[str, np.ndarray]:
+    weights = {(name[len("module."):] if name.startswith("module.") else name): array
+               for name, array in tensors.items()}
+    if not weights:
+        raise ModelError(f"{path} holds no tensors: it is a checkpoint, but not of a model's weights")
+    return weights
