@@ -56,6 +56,8 @@ _SAFETENSORS_DTYPES = {
 # The first pickle of PyTorch's legacy format, and the version after it.
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
+# The longest safetensors header read (the format's own limit is 100 MB).
+_MAX_HEADER = 100_000_000
 
 # What a damaged pickle makes the unpickler raise, besides UnpicklingError.
 _BAD_PICKLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
@@ -236,7 +238,8 @@ def _unpickle(path: Path, stream: io.BytesIO, what: str):
     try:
         return _Unpickler(path, stream).load()
     except _BAD_PICKLE as e:
-        raise ModelError(f"{path} is damaged or not a checkpoint: {what} cannot be read ({e or type(e).__name__})") from None
+        state = "truncated" if isinstance(e, EOFError) or "truncated" in str(e) else "damaged or not a checkpoint"
+        raise ModelError(f"{path} is {state}: {what} cannot be read ({e or type(e).__name__})") from None
 
 
 # --- the three formats ----------------------------------------------------------
@@ -245,8 +248,9 @@ def _read_zip(path: Path, data: bytes) -> dict:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         names = archive.namelist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as e:
-        raise ModelError(f"{path} is a damaged zip file (truncated?): {e}") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError):
+        # zipfile's words ("File is not a zip file") say no more than these.
+        raise ModelError(f"{path} is a damaged zip file (truncated?)") from None
     pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
     if len(pickles) != 1:
         if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
@@ -300,7 +304,7 @@ def _read_legacy(path: Path, data: bytes) -> dict:
         count = int.from_bytes(head, "little" if order == "<" else "big")
         end = position + 8 + count * _itemsize(types[key].dtype)
         if end > len(data):
-            raise ModelError(f"{path} is truncated: storage {key} needs {end - len(data)} bytes more than the file has")
+            raise ModelError(f"{path} is truncated: storage {key} needs {_bytes(end - len(data))} more than the file has")
         storages[key] = data[position + 8:end]
         position = end
 
@@ -312,14 +316,15 @@ def _read_legacy(path: Path, data: bytes) -> dict:
 
 
 def _is_safetensors(data: bytes) -> bool:
-    if len(data) < 10:
-        return False
-    size = int.from_bytes(data[:8], "little")
-    return data[8:9] == b"{" and 2 <= size <= len(data) - 8
+    # The header's length, then its JSON; a truncated one is still told apart.
+    return data[8:9] == b"{" and 2 <= int.from_bytes(data[:8], "little") <= _MAX_HEADER
 
 
 def _read_safetensors(path: Path, data: bytes) -> dict:
     size = int.from_bytes(data[:8], "little")
+    if 8 + size > len(data):
+        raise ModelError(f"{path} is truncated: its safetensors header ends {_bytes(8 + size - len(data))} "
+                         "past the end of the file")
     try:
         header = json.loads(data[8:8 + size])
     except ValueError as e:
@@ -345,13 +350,17 @@ def _read_safetensors(path: Path, data: bytes) -> dict:
             raise ModelError(f"{path} is a damaged safetensors file: tensor {name} has {end - begin} bytes, "
                              f"its shape needs {needed}")
         if end > len(body):
-            raise ModelError(f"{path} is truncated: tensor {name} ends {end - len(body)} bytes past the end of the file")
+            raise ModelError(f"{path} is truncated: tensor {name} ends {_bytes(end - len(body))} past the end of the file")
         array = np.frombuffer(body[begin:end], dtype=_dtype(kind, "<")).reshape(shape)
         tensors[name] = _as_result(array, kind)
     return tensors
 
 
 # --- from storages to arrays ------------------------------------------------------
+
+def _bytes(count: int) -> str:
+    return "1 byte" if count == 1 else f"{count} bytes"
+
 
 def _itemsize(kind: str) -> int:
     return 2 if kind == "bf16" else np.dtype(kind).itemsize

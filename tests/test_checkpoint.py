@@ -1,0 +1,172 @@
+"""read_weights: PyTorch (zip and legacy) and safetensors checkpoints, read without torch."""
+import argparse
+import collections
+import io
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+from checkpoints import (Storage, Tensor, malicious_pickle, save_legacy, save_safetensors, save_zip, sharing,
+                         tensor, transposed)
+from ncnn_sr.checkpoint import read_weights
+from ncnn_sr.errors import ModelError
+
+# Values that float16 and bfloat16 hold exactly, so every dtype reads back equal.
+VALUES = np.array([[0.5, -1.0, 2.0], [3.0, -0.25, 1024.0]], dtype=np.float32)
+PICKLED = {"zip": save_zip, "legacy": save_legacy}
+
+
+def write(kind, path, state):
+    """``state`` ({name: Tensor}) written as a file of ``kind``."""
+    if kind == "safetensors":
+        return save_safetensors(path, {n: _values(t) for n, t in state.items()},
+                                {n: t.storage.dtype for n, t in state.items()})
+    return PICKLED[kind](path, state)
+
+
+def _values(t: Tensor):
+    raw = t.storage.raw.astype(np.uint32) << 16 if t.storage.dtype == "bfloat16" else t.storage.raw
+    flat = raw.view(np.float32) if t.storage.dtype == "bfloat16" else raw
+    return np.lib.stride_tricks.as_strided(flat[t.offset:], t.size, [s * flat.itemsize for s in t.stride]).copy()
+
+
+def refusal(path) -> str:
+    with pytest.raises(ModelError) as e:
+        read_weights(path)
+    message = str(e.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+@pytest.mark.parametrize("kind", ["zip", "legacy", "safetensors"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "float64"])
+def test_every_format_and_float_type_reads_as_float32(tmp_path, kind, dtype):
+    path = write(kind, tmp_path / "model.pth", {"conv_first.weight": tensor(VALUES, dtype)})
+    weights = read_weights(path)
+    assert list(weights) == ["conv_first.weight"]
+    assert weights["conv_first.weight"].dtype == np.float32
+    np.testing.assert_array_equal(weights["conv_first.weight"], VALUES)
+
+
+@pytest.mark.parametrize("kind", ["zip", "legacy"])
+def test_a_transposed_tensor_reads_as_its_values_laid_out_afresh(tmp_path, kind):
+    weights = read_weights(write(kind, tmp_path / "m.pth", {"w": transposed(VALUES, "float16")}))
+    np.testing.assert_array_equal(weights["w"], VALUES.T)
+    assert weights["w"].flags.c_contiguous
+
+
+@pytest.mark.parametrize("kind", ["zip", "legacy"])
+def test_tensors_sharing_a_storage_read_from_their_offsets(tmp_path, kind):
+    first, second = sharing(VALUES, VALUES[0] * 3, "bfloat16")
+    weights = read_weights(write(kind, tmp_path / "m.pth", {"a": first, "b": second}))
+    np.testing.assert_array_equal(weights["a"], VALUES)
+    np.testing.assert_array_equal(weights["b"], VALUES[0] * 3)
+
+
+@pytest.mark.parametrize("kind", ["zip", "legacy", "safetensors"])
+def test_integer_tensors_keep_their_type(tmp_path, kind):
+    weights = read_weights(write(kind, tmp_path / "m.pth", {"n": tensor(np.array([7, -2**40]), "int64")}))
+    assert weights["n"].dtype == np.int64 and weights["n"].tolist() == [7, -2**40]
+
+
+def test_params_ema_is_preferred_to_params(tmp_path):
+    path = save_zip(tmp_path / "m.pth", {"params": {"w": tensor([1.0])}, "params_ema": {"w": tensor([2.0])}})
+    assert read_weights(path)["w"].tolist() == [2.0]
+
+
+@pytest.mark.parametrize("key", ["params", "state_dict", "model"])
+def test_the_state_dict_is_found_under_its_usual_keys(tmp_path, key):
+    path = save_legacy(tmp_path / "m.pth", {key: collections.OrderedDict(w=tensor([2.0])), "iter": 5})
+    assert {n: a.tolist() for n, a in read_weights(path).items()} == {"w": [2.0]}
+
+
+def test_module_prefix_of_data_parallel_is_taken_off(tmp_path):
+    path = save_zip(tmp_path / "m.pth", {"module.conv.weight": tensor([1.0]), "body.0.weight": tensor([2.0])})
+    assert sorted(read_weights(path)) == ["body.0.weight", "conv.weight"]
+
+
+def test_training_values_beside_the_tensors_are_left_out(tmp_path):
+    state = {"w": tensor([1.0]), "step": 3, "args": argparse.Namespace(lr=1e-4),
+             "psnr": np.float64(28.5), "kept": np.zeros(2), "names": ("a", b"b")}
+    assert list(read_weights(save_legacy(tmp_path / "m.pth", state))) == ["w"]
+
+
+@pytest.mark.parametrize("kind", ["zip", "legacy", "safetensors"])
+def test_the_format_is_told_by_content_not_suffix(tmp_path, kind):
+    path = write(kind, tmp_path / "model.bin", {"w": tensor(VALUES)})
+    np.testing.assert_array_equal(read_weights(path)["w"], VALUES)
+
+
+def test_a_pickle_that_runs_code_is_refused_unrun(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pth"
+    path.write_bytes(malicious_pickle(f"touch {marker}"))
+    assert "pickles code (os.system)" in refusal(path)
+    assert not marker.exists()
+
+
+def test_code_in_a_zip_checkpoints_pickle_is_refused_unrun(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pth"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", malicious_pickle(f"touch {marker}"))
+    assert "pickles code (os.system)" in refusal(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("kind", ["zip", "legacy", "safetensors"])
+def test_a_truncated_file_is_refused(tmp_path, kind):
+    path = write(kind, tmp_path / "m.pth", {"w": tensor(np.ones(64, np.float32))})
+    data = path.read_bytes()
+    for size in (len(data) - 1, len(data) // 2, 20):
+        path.write_bytes(data[:size])
+        refusal(path)
+
+
+def test_a_storage_shorter_than_its_tensor_is_refused(tmp_path):
+    path = save_zip(tmp_path / "m.pth", {"w": Tensor(Storage(np.ones(5)), 2, (2, 2), (2, 1))})
+    assert "needs 6 elements of its storage, which has 5" in refusal(path)
+
+
+def test_a_tensor_of_a_type_not_read_is_refused(tmp_path):
+    path = save_safetensors(tmp_path / "m.safetensors", {"w": np.ones(2, np.uint8)})
+    path.write_bytes(path.read_bytes().replace(b'"U8"', b'"F8"'))
+    assert "of type F8, which is not read" in refusal(path)
+
+
+def test_a_checkpoint_without_tensors_is_refused(tmp_path):
+    assert "holds no tensors" in refusal(save_zip(tmp_path / "m.pth", {"epoch": 3}))
+
+
+def test_a_plain_pickle_is_not_a_checkpoint(tmp_path):
+    path = tmp_path / "m.pkl"
+    path.write_bytes(pickle.dumps({"w": [1.0]}, protocol=2))
+    assert "not a PyTorch checkpoint" in refusal(path)
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", "is empty"), (b"hello, not weights", "not a PyTorch (.pth) or safetensors checkpoint"),
+    (b"PK\x05\x06" + bytes(18), "not a PyTorch checkpoint (no data.pkl"),
+])
+def test_files_that_are_not_checkpoints_are_refused(tmp_path, content, words):
+    path = tmp_path / "m.pth"
+    path.write_bytes(content)
+    assert words in refusal(path)
+
+
+def test_a_missing_file_is_refused(tmp_path):
+    assert "No such file" in refusal(tmp_path / "absent.pth")
+
+
+def test_compressed_members_and_any_folder_name_are_read(tmp_path):
+    # torch stores its members uncompressed under the file's stem (or "archive"); a
+    # zip re-packed by another tool is still the same checkpoint.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        source = save_zip(tmp_path / "src.pth", {"w": tensor(VALUES)}, prefix="model_name")
+        for info in zipfile.ZipFile(source).infolist():
+            z.writestr(info.filename, zipfile.ZipFile(source).read(info))
+    (tmp_path / "m.pth").write_bytes(buffer.getvalue())
+    np.testing.assert_array_equal(read_weights(tmp_path / "m.pth")["w"], VALUES)
