@@ -108,7 +108,7 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
 class _Storage:
     """A storage named by a pickle: its bytes are found by ``key`` once unpickled."""
     key: str
-    dtype: str | None  # a key of _dtype's table; None for a storage type not read here
+    dtype: str | None  # as in _STORAGE_DTYPES; None for a storage type not read here
     type_name: str
     view: tuple[int, int] | None = None  # (offset, size) in elements, of legacy storage views
 
@@ -196,6 +196,13 @@ def _allowed_names() -> dict[tuple[str, str], object]:
 _ALLOWED = _allowed_names()
 
 
+@dataclass(frozen=True)
+class _StorageType:
+    """A torch storage type or dtype a pickle names: what the tensors it marks hold."""
+    name: str
+    dtype: str | None  # as in _STORAGE_DTYPES; None for one not read here
+
+
 class _Unpickler(pickle.Unpickler):
     """Unpickles a checkpoint's pickle, resolving only the names in _ALLOWED; a
     storage becomes a _Storage, whose bytes are read later."""
@@ -226,12 +233,6 @@ class _Unpickler(pickle.Unpickler):
                 raise pickle.UnpicklingError("an unknown storage view")
             view = view[1:]
         return _Storage(str(pid[2]), pid[1].dtype, pid[1].name, view)
-
-
-@dataclass(frozen=True)
-class _StorageType:
-    name: str
-    dtype: str | None
 
 
 def _unpickle(path: Path, stream: io.BytesIO, what: str):
@@ -351,8 +352,10 @@ def _read_safetensors(path: Path, data: bytes) -> dict:
                              f"its shape needs {needed}")
         if end > len(body):
             raise ModelError(f"{path} is truncated: tensor {name} ends {_bytes(end - len(body))} past the end of the file")
-        array = np.frombuffer(body[begin:end], dtype=_dtype(kind, "<")).reshape(shape)
-        tensors[name] = _as_result(array, kind)
+        try:
+            tensors[name] = _as_result(np.frombuffer(body[begin:end], dtype=_dtype(kind, "<")).reshape(shape), kind)
+        except ValueError:  # an empty shape of too many dimensions or of a size past memory
+            raise ModelError(f"{path} is a damaged safetensors file: tensor {name}'s shape {shape} is too large") from None
     return tensors
 
 
@@ -423,16 +426,19 @@ def _array(path: Path, name: str, ref: _TensorRef, storage_bytes, order: str) ->
         if view_offset + view_size > count:
             raise ModelError(f"{path} is damaged: a storage view of tensor {name} lies past its storage")
         offset, count = offset + view_offset, view_offset + view_size
-    if 0 in ref.size:
-        return _as_result(np.empty(ref.size, dtype=_dtype(kind, order)), kind)
     last = offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride))
-    if last >= count:
+    if 0 not in ref.size and last >= count:
         raise ModelError(f"{path} is damaged (truncated?): tensor {name} needs {last + 1} elements "
                          f"of its storage, which has {count}")
     storage = np.frombuffer(data, dtype=_dtype(kind, order), count=count)
-    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=ref.size,
-                                           strides=[s * itemsize for s in ref.stride], writeable=False)
-    return _as_result(view, kind)
+    try:
+        if 0 in ref.size:
+            return _as_result(np.empty(ref.size, dtype=storage.dtype), kind)
+        view = np.lib.stride_tricks.as_strided(storage[offset:], shape=ref.size,
+                                               strides=[s * itemsize for s in ref.stride], writeable=False)
+        return _as_result(view, kind)
+    except (ValueError, MemoryError):  # a size past memory (repeated by a stride of 0, or empty)
+        raise ModelError(f"{path} is damaged: tensor {name} of size {ref.size} is too large") from None
 
 
 def _state_dict(path: Path, tensors: dict) -> dict[str, np.ndarray]:

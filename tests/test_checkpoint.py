@@ -130,6 +130,11 @@ def test_a_storage_shorter_than_its_tensor_is_refused(tmp_path):
     assert "needs 6 elements of its storage, which has 5" in refusal(path)
 
 
+def test_a_tensor_repeating_its_storage_past_memory_is_refused(tmp_path):
+    path = save_legacy(tmp_path / "m.pth", {"w": Tensor(Storage(np.ones(1)), 0, (2**40, 2**40), (0, 0))})
+    assert "is too large" in refusal(path)
+
+
 def test_a_tensor_of_a_type_not_read_is_refused(tmp_path):
     path = save_safetensors(tmp_path / "m.safetensors", {"w": np.ones(2, np.uint8)})
     path.write_bytes(path.read_bytes().replace(b'"U8"', b'"F8"'))
