@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import collections
+import functools
 import io
 import json
 import math
@@ -71,8 +72,9 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     ``state_dict``, else ``model`` entry, else the checkpoint itself. A leading
     "module." (from DataParallel) is taken off each name; entries that are not
     tensors are left out. Each array is a C-contiguous copy with the tensor's
-    shape (a transposed or offset view is laid out afresh); floating-point tensors (float16, bfloat16, float64) come back
-    as float32, integer and bool tensors keep their type.
+    shape (a transposed or offset view is laid out afresh); floating-point
+    tensors (float16, bfloat16, float64) come back as float32, integer and bool
+    tensors keep their type.
 
     Raises ModelError, with a one-line message naming the file, for a file that is
     missing or unreadable, not a checkpoint, damaged or truncated, holds a tensor
@@ -273,7 +275,8 @@ def _read_zip(path: Path, data: bytes) -> dict:
         if order is None:
             raise ModelError(f"{path} has an unknown byte order {member('byteorder')[:20]!r}")
     obj = _unpickle(path, io.BytesIO(member("data.pkl")), "data.pkl")
-    return _resolve(path, obj, lambda key: member(f"data/{key}"), order)
+    # Tensors sharing a storage share the one read of it.
+    return _resolve(path, obj, functools.lru_cache(maxsize=None)(lambda key: member(f"data/{key}")), order)
 
 
 def _read_legacy(path: Path, data: bytes) -> dict:
@@ -305,7 +308,8 @@ def _read_legacy(path: Path, data: bytes) -> dict:
         count = int.from_bytes(head, "little" if order == "<" else "big")
         end = position + 8 + count * _itemsize(types[key].dtype)
         if end > len(data):
-            raise ModelError(f"{path} is truncated: storage {key} needs {_bytes(end - len(data))} more than the file has")
+            raise ModelError(f"{path} is truncated: storage {key} needs {_bytes(end - len(data))} "
+                             "more than the file has")
         storages[key] = data[position + 8:end]
         position = end
 
@@ -351,11 +355,13 @@ def _read_safetensors(path: Path, data: bytes) -> dict:
             raise ModelError(f"{path} is a damaged safetensors file: tensor {name} has {end - begin} bytes, "
                              f"its shape needs {needed}")
         if end > len(body):
-            raise ModelError(f"{path} is truncated: tensor {name} ends {_bytes(end - len(body))} past the end of the file")
+            raise ModelError(f"{path} is truncated: tensor {name} ends {_bytes(end - len(body))} "
+                             "past the end of the file")
         try:
             tensors[name] = _as_result(np.frombuffer(body[begin:end], dtype=_dtype(kind, "<")).reshape(shape), kind)
         except ValueError:  # an empty shape of too many dimensions or of a size past memory
-            raise ModelError(f"{path} is a damaged safetensors file: tensor {name}'s shape {shape} is too large") from None
+            raise ModelError(f"{path} is a damaged safetensors file: "
+                             f"tensor {name}'s shape {shape} is too large") from None
     return tensors
 
 
@@ -382,21 +388,21 @@ def _as_result(array: np.ndarray, kind: str) -> np.ndarray:
     return array.astype(array.dtype.newbyteorder("="), order="C")
 
 
-def _refs(obj, seen=None):
+def _refs(obj):
     """The tensors in ``obj`` (nested dicts, lists, tuples), each once."""
-    if isinstance(obj, _TensorRef):
-        yield obj
-    elif isinstance(obj, (dict, list, tuple)):
-        seen = set() if seen is None else seen
-        if id(obj) in seen:
-            return
-        seen.add(id(obj))
-        for value in (obj.values() if isinstance(obj, dict) else obj):
-            yield from _refs(value, seen)
+    # A stack, not recursion: a pickle may nest deeper than Python's recursion limit.
+    stack, seen = [obj], set()
+    while stack:
+        value = stack.pop()
+        if isinstance(value, _TensorRef):
+            yield value
+        elif isinstance(value, (dict, list, tuple)) and id(value) not in seen:
+            seen.add(id(value))
+            stack.extend(value.values() if isinstance(value, dict) else value)
 
 
-def _resolve(path: Path, obj, storage_bytes, order: str):
-    """``obj`` with the tensors of the state dict it holds made arrays."""
+def _resolve(path: Path, obj, storage_bytes, order: str) -> dict[str, np.ndarray]:
+    """The tensors of the state dict in ``obj``, as arrays by name."""
     chosen = _choose(obj)
     if not isinstance(chosen, dict):
         return {}
@@ -405,6 +411,8 @@ def _resolve(path: Path, obj, storage_bytes, order: str):
 
 
 def _choose(obj):
+    # The first of the usual keys that holds tensors: BasicSR's checkpoints may keep
+    # an empty "params" beside "params_ema", and training ones a "model" of options.
     if isinstance(obj, dict):
         for key in _STATE_DICT_KEYS:
             inner = obj.get(key)

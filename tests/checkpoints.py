@@ -167,7 +167,8 @@ def save_safetensors(path, arrays: dict, dtypes: dict | None = None) -> Path:
         array = np.asarray(array)
         dtype = (dtypes or {}).get(name, array.dtype.name)
         raw = Storage(array, dtype).raw.tobytes()
-        header[name] = {"dtype": _TYPES[dtype][1], "shape": list(array.shape), "data_offsets": [offset, offset + len(raw)]}
+        header[name] = {"dtype": _TYPES[dtype][1], "shape": list(array.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
         blobs.append(raw)
         offset += len(raw)
     text = json.dumps(header).encode()
