@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 # (``entry``) can then catch a Ctrl-C that lands while ncnn and numpy load.
 _HOMES = {
     "Animation": "animation", "read_frames": "animation", "write_frames": "animation",
+    "read_weights": "checkpoint",
+    "ConvertedModel": "convert", "convert_weights": "convert", "write_model": "convert",
     "Device": "devices", "get_device": "devices", "list_devices": "devices",
     "Upscaler": "engine",
     "DeviceError": "errors", "InputError": "errors", "ModelError": "errors", "NcnnSrError": "errors",

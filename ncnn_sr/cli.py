@@ -2,7 +2,8 @@
 
 ``ncnn-sr -i IN -o OUT`` upscales a picture or a folder of pictures;
 ``ncnn-sr models`` and ``ncnn-sr devices`` list what is there; ``ncnn-sr bench``
-measures speed and memory on this machine.
+measures speed and memory on this machine; ``ncnn-sr convert`` turns PyTorch weights
+into a model the others take.
 """
 from __future__ import annotations
 
@@ -374,6 +375,70 @@ def _result_file(ctx, param, value: str | None) -> str | None:
 
 def _comma_list(ctx, param, value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+@main.command("convert", cls=OnePathCommand)
+@click.option("-i", "--input", "source", required=True,
+              help="PyTorch weights (.pth, .pt, .ckpt or .safetensors) of an RRDBNet (Real-ESRGAN, ESRGAN) or "
+                   "SRVGGNetCompact model.")
+@click.option("-o", "--output", "folder", default=None,
+              help="Folder for NAME.param and NAME.bin (made if missing).  [default: the input's folder]")
+@click.option("-n", "--name", default=None, help="Model name.  [default: the input's name without its suffix]")
+@click.option("--fp32", is_flag=True, help="Keep float32 weights (a bin twice the size); default float16, as the "
+                                         "catalog's models have.")
+@click.option("--force", is_flag=True, help="Replace NAME.param and NAME.bin where they exist.")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+def convert(source: str, folder: str | None, name: str | None, fp32: bool, force: bool, debug: bool) -> None:
+    """Convert a .pth or .safetensors model to ncnn, without PyTorch.
+
+    Writes NAME.param and NAME.bin, runs them once on a small picture on the CPU,
+    and says how to use them: -n and the .param's path, or -m FOLDER -n NAME."""
+    from . import checkpoint, convert as convert_mod  # only this command needs them
+
+    path = path_flag(PROG, "-i", source, "the weights to convert")
+    name = path.stem if name is None else name
+    target = path.parent if folder is None else path_flag(PROG, "-o", folder, "the folder to write to")
+    try:
+        entry = models_mod.catalog().get(name)
+        if entry is not None and entry.param_sha256:
+            # In a model folder, the catalog's name stands for its verified files:
+            # other weights there would be refused as a corrupt copy.
+            raise NcnnSrError(f"{name} is the name of a catalog model: give the converted one another with -n")
+        there = [p for p in (target / f"{name}.param", target / f"{name}.bin") if os.path.lexists(p)]
+        if there and not force:
+            raise NcnnSrError(f"{there[0]} exists: pass --force to replace it, or give another name with -n")
+        model = convert_mod.convert_weights(checkpoint.read_weights(path), fp16=not fp32)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise NcnnSrError(f"cannot make the folder {target}: {e.strerror or e}") from None
+        spec = convert_mod.write_model(model, target, name)
+        _try_converted(spec)
+    except NcnnSrError as e:
+        if debug:
+            raise
+        _fail(str(e))
+    click.echo(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}")
+    click.echo(f"use it with: {PROG} -i IN -o OUT -n {shlex.quote(str(spec.param_path))}")
+
+
+def _try_converted(spec: models_mod.ModelSpec) -> None:
+    """Run a freshly written model once on a small picture on the CPU: a model ncnn
+    cannot load or run is removed and said so, not left to fail at its first use."""
+    import numpy as np
+
+    from .engine import Upscaler
+
+    try:
+        with Upscaler(spec, device="cpu") as upscaler:
+            side = 16
+            out = upscaler.upscale(np.full((side, side, 3), 128, np.uint8))
+        if out.shape[:2] != (side * spec.scale, side * spec.scale):
+            raise NcnnSrError(f"gives {out.shape[1]}x{out.shape[0]} for {side}x{side}, not x{spec.scale}")
+    except NcnnSrError as e:
+        for p in (spec.param_path, spec.bin_path):
+            p.unlink(missing_ok=True)
+        raise NcnnSrError(f"the converted model does not run, and was removed: {e}") from None
 
 
 @main.command("bench")

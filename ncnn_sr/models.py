@@ -38,6 +38,8 @@ DEFAULT_PREPADDING = 10
 # Bytes per input pixel of one CPU tile when nothing was measured for a model.
 DEFAULT_CPU_BYTES_PER_PIXEL = 64_000
 _MODEL_SUFFIXES = (".param", ".bin")
+# The files PyTorch models come in, which ncnn-sr convert reads.
+PYTORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 # What a path may be given as, as Python's own file functions take it: bytes too (a
 # path from os.listdir(b"...")), decoded with os.fsdecode.
 PATH_TYPES = (str, bytes, os.PathLike)
@@ -314,8 +316,11 @@ def _refuse_non_model(path: Path) -> None:
     if path.is_dir():
         raise ModelError(f"{path} is a folder, not a model: pass the folder with -m and the model's name with -n")
     if path.is_file():
+        if path.suffix.lower() in PYTORCH_SUFFIXES:
+            raise ModelError(f"{path} holds PyTorch weights, not an ncnn model: convert them once with "
+                             f"'ncnn-sr convert -i {path}', then give the .param it writes")
         raise ModelError(f"{path} is not an ncnn model: give a .param file with its .bin beside it "
-                         "(.pth, .safetensors and .onnx models must be converted to ncnn first)")
+                         "(.pth and .safetensors models convert with 'ncnn-sr convert'; .onnx ones with pnnx)")
 
 
 def _binary_param(path: Path) -> str:

@@ -232,8 +232,15 @@ def test_a_model_file_of_another_kind_is_not_an_ncnn_model(tmp_path, monkeypatch
     (tmp_path / "RealESRGAN_x4plus.pth").write_bytes(b"PK\3\4")
     monkeypatch.chdir(tmp_path)
     name = str(tmp_path / "RealESRGAN_x4plus.pth") if given == "path" else "RealESRGAN_x4plus.pth"
-    with pytest.raises(ModelError, match="RealESRGAN_x4plus.pth is not an ncnn model: give a .param file"):
+    with pytest.raises(ModelError, match="RealESRGAN_x4plus.pth holds PyTorch weights, not an ncnn model: "
+                                         "convert them once with 'ncnn-sr convert -i "):
         resolve_model(name)
+
+
+def test_a_model_file_of_no_kind_known_names_the_converters(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"\x08\x07")
+    with pytest.raises(ModelError, match=r"model.onnx is not an ncnn model: .*'ncnn-sr convert'; .onnx ones with pnnx"):
+        resolve_model(str(tmp_path / "model.onnx"))
 
 
 def test_an_empty_param_is_said_to_be_empty(tmp_path):

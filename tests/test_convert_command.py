@@ -1,0 +1,102 @@
+"""ncnn-sr convert, run as a user runs it: PyTorch weights in, a model the other
+commands take out, and nothing written when it cannot be done."""
+import zipfile
+
+import numpy as np
+from PIL import Image
+
+from checkpoints import malicious_pickle, save_safetensors, save_zip, tensor
+from conftest import picture
+from test_cli import run
+from test_convert import random_compact
+
+from ncnn_sr import Upscaler
+from ncnn_sr.convert import convert_weights
+
+
+def weights_file(folder, name="4x-Mine.pth", state=None):
+    state = random_compact() if state is None else state
+    return save_zip(folder / name, {"params_ema": {k: tensor(v) for k, v in state.items()}})
+
+
+def test_a_pth_becomes_a_model_the_upscale_command_takes_by_path_and_by_name(tmp_path):
+    source = weights_file(tmp_path)
+    proc = run("convert", "-i", source, "-o", tmp_path / "models")
+    param = tmp_path / "models" / "4x-Mine.param"
+    assert proc.stdout.splitlines() == [
+        f"{param} and 4x-Mine.bin: SRVGGNetCompact, 2 convolutions, 8 features, x2",
+        f"use it with: ncnn-sr -i IN -o OUT -n {param}"]
+    Image.fromarray(picture(9, 11)).save(tmp_path / "in.png")
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "by_path.png", "-n", param, "-g", "-1")
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "by_name.png", "-m", tmp_path / "models", "-n", "4x-Mine",
+        "-g", "-1")
+    with Upscaler(param, device="cpu") as upscaler:
+        expected = upscaler.upscale(picture(9, 11))
+    for out in ("by_path.png", "by_name.png"):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / out)), expected)
+
+
+def test_the_model_goes_beside_the_weights_named_after_them_by_default(tmp_path):
+    run("convert", "-i", save_safetensors(tmp_path / "net.safetensors", random_compact()))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.bin", "net.param", "net.safetensors"]
+
+
+def test_fp32_keeps_float32_weights(tmp_path):
+    source = weights_file(tmp_path)
+    run("convert", "-i", source, "-n", "half")
+    run("convert", "-i", source, "-n", "full", "--fp32")
+    assert (tmp_path / "full.bin").read_bytes() == convert_weights(random_compact(), fp16=False).weights
+    assert (tmp_path / "half.bin").stat().st_size < (tmp_path / "full.bin").stat().st_size
+
+
+def test_an_existing_model_is_replaced_only_with_force(tmp_path):
+    run("convert", "-i", weights_file(tmp_path), "-n", "m")
+    other = weights_file(tmp_path, "other.pth", random_compact(seed=7))
+    proc = run("convert", "-i", other, "-n", "m", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: {tmp_path / 'm.param'} exists: pass --force to replace it, or give " \
+                          "another name with -n\n"
+    assert (tmp_path / "m.bin").read_bytes() == convert_weights(random_compact()).weights
+    run("convert", "-i", other, "-n", "m", "--force")
+    assert (tmp_path / "m.bin").read_bytes() == convert_weights(random_compact(seed=7)).weights
+
+
+def test_a_catalog_models_name_is_refused(tmp_path):
+    proc = run("convert", "-i", weights_file(tmp_path), "-n", "realesrgan-x4plus", check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "realesrgan-x4plus is the name of a catalog model" in proc.stderr
+    assert not list(tmp_path.glob("realesrgan-x4plus*"))
+
+
+def test_weights_of_another_architecture_write_nothing(tmp_path):
+    source = weights_file(tmp_path, state={"encoder.weight": np.ones((4, 3, 3, 3), np.float32)})
+    proc = run("convert", "-i", source, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "an architecture not known here (keys such as encoder.weight)" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
+
+
+def test_a_checkpoint_that_pickles_code_is_refused_unrun(tmp_path):
+    marker = tmp_path / "ran"
+    with zipfile.ZipFile(tmp_path / "evil.pth", "w") as z:
+        z.writestr("archive/data.pkl", malicious_pickle(f"touch {marker}"))
+    proc = run("convert", "-i", tmp_path / "evil.pth", check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "pickles code (os.system)" in proc.stderr
+    assert not marker.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["evil.pth"]
+
+
+def test_a_file_that_is_no_checkpoint_is_one_line(tmp_path):
+    (tmp_path / "photo.pth").write_bytes(b"\xff\xd8\xff\xe0 not weights")
+    proc = run("convert", "-i", tmp_path / "photo.pth", check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert str(tmp_path / "photo.pth") in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.pth"]
+
+
+def test_an_upscale_given_the_weights_says_how_to_convert_them(tmp_path):
+    source = weights_file(tmp_path)
+    Image.fromarray(picture(4, 4)).save(tmp_path / "in.png")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", source, "-g", "-1", check_ok=False)
+    assert proc.returncode != 0
+    assert f"convert them once with 'ncnn-sr convert -i {source}'" in proc.stderr
