@@ -386,9 +386,16 @@ def _comma_list(ctx, param, value: str) -> list[str]:
 @click.option("-n", "--name", default=None, help="Model name.  [default: the input's name without its suffix]")
 @click.option("--fp32", is_flag=True, help="Keep float32 weights (a bin twice the size); default float16, as the "
                                          "catalog's models have.")
+@click.option("--dni", "other", default=None,
+              help="A second training of the same network to interpolate with, weight by weight (Real-ESRGAN's "
+                   "-dn: -i realesr-general-x4v3.pth --dni realesr-general-wdn-x4v3.pth).")
+@click.option("--dni-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of the -i model's weights in the interpolation; the --dni model's is the rest "
+                   "(Real-ESRGAN's -dn strength).")
 @click.option("--force", is_flag=True, help="Replace NAME.param and NAME.bin where they exist.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
-def convert(source: str, folder: str | None, name: str | None, fp32: bool, force: bool, debug: bool) -> None:
+def convert(source: str, folder: str | None, name: str | None, fp32: bool, other: str | None, dni_weight: float,
+            force: bool, debug: bool) -> None:
     """Convert a .pth or .safetensors model to ncnn, without PyTorch.
 
     Writes NAME.param and NAME.bin, runs them once on a small picture on the CPU,
@@ -407,7 +414,11 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, force
         there = [p for p in (target / f"{name}.param", target / f"{name}.bin") if os.path.lexists(p)]
         if there and not force:
             raise NcnnSrError(f"{there[0]} exists: pass --force to replace it, or give another name with -n")
-        model = convert_mod.convert_weights(checkpoint.read_weights(path), fp16=not fp32)
+        weights = checkpoint.read_weights(path)
+        if other is not None:
+            second = checkpoint.read_weights(path_flag(PROG, "--dni", other, "the model to interpolate with"))
+            weights = convert_mod.interpolate_weights(weights, second, dni_weight)
+        model = convert_mod.convert_weights(weights, fp16=not fp32)
         try:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -418,7 +429,8 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, force
         if debug:
             raise
         _fail(str(e))
-    click.echo(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}")
+    mixed = "" if other is None else f", {dni_weight:g} of {path.name} and {1 - dni_weight:g} of {Path(other).name}"
+    click.echo(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}{mixed}")
     click.echo(f"use it with: {PROG} -i IN -o OUT -n {shlex.quote(str(spec.param_path))}")
 
 

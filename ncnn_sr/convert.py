@@ -83,6 +83,35 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True) -> Con
     raise ModelError(f"an architecture not known here (keys such as {shown}): {_CONVERTIBLE}")
 
 
+def interpolate_weights(first: Mapping[str, np.ndarray], second: Mapping[str, np.ndarray],
+                        weight: float) -> dict[str, np.ndarray]:
+    """``weight`` x ``first`` + (1 - ``weight``) x ``second``, weight by weight: the
+    network interpolation Real-ESRGAN offers between two trainings of one network
+    (its ``-dn`` strength mixes realesr-general-x4v3, ``first``, with
+    realesr-general-wdn-x4v3). Both must hold the same names and shapes; ``weight``
+    is from 0 to 1. Integer entries (counters) are taken from ``first``."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        raise ModelError(f"the interpolation weight must be a number from 0 to 1, got {describe(weight)}")
+    if first.keys() != second.keys():
+        odd = sorted(first.keys() ^ second.keys())
+        raise ModelError(f"the two models hold different weights ({', '.join(odd[:3])}"
+                         f"{', ...' if len(odd) > 3 else ''}): only two trainings of one network can be interpolated")
+    mixed = {}
+    for key, a in first.items():
+        a, b = np.asarray(a), np.asarray(second[key])
+        if a.shape != b.shape:
+            raise ModelError(f"weight {key} is {_shape_text(a.shape)} in one model and {_shape_text(b.shape)} in "
+                             "the other: only two trainings of one network can be interpolated")
+        if np.issubdtype(a.dtype, np.floating):
+            a = (weight * a.astype(np.float32) + (1 - weight) * b.astype(np.float32)).astype(np.float32)
+        mixed[key] = a
+    return mixed
+
+
+def _shape_text(shape: tuple) -> str:
+    return "x".join(map(str, shape)) or "a scalar"
+
+
 def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str) -> ModelSpec:
     """Write ``NAME.param`` and ``NAME.bin`` in ``folder`` (each whole or not at all:
     the bin first, then the param; a new bin is taken back when the param cannot be

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from ncnn_sr.convert import ConvertedModel, convert_weights, write_model
+from ncnn_sr.convert import ConvertedModel, convert_weights, interpolate_weights, write_model
 from ncnn_sr.engine import Upscaler
 from ncnn_sr.errors import InputError, ModelError
 from ncnn_sr.models import resolve_model
@@ -428,3 +428,34 @@ def test_write_model_takes_its_new_bin_back_when_the_param_cannot_be_written(tmp
     with pytest.raises(InputError, match="m.param"):
         write_model(convert_weights(random_compact()), tmp_path, "m")
     assert not (tmp_path / "m.bin").exists() and not list(tmp_path.glob(".*"))
+
+
+# --- network interpolation ----------------------------------------------------------------
+
+
+def test_interpolation_mixes_each_weight_and_keeps_the_ends():
+    first, second = random_compact(seed=3), random_compact(seed=4)
+    mixed = interpolate_weights(first, second, 0.25)
+    for key in first:
+        assert np.allclose(mixed[key], 0.25 * first[key] + 0.75 * second[key], rtol=0, atol=1e-7)
+    assert all(np.array_equal(interpolate_weights(first, second, 1)[k], first[k]) for k in first)
+    assert all(np.array_equal(interpolate_weights(first, second, 0)[k], second[k]) for k in first)
+
+
+def test_interpolation_takes_integer_entries_from_the_first():
+    first, second = {"n": np.array(3), "w": np.ones(2, np.float32)}, {"n": np.array(9), "w": np.zeros(2, np.float32)}
+    mixed = interpolate_weights(first, second, 0.5)
+    assert mixed["n"] == 3 and np.array_equal(mixed["w"], [0.5, 0.5])
+
+
+def test_interpolation_of_two_different_networks_is_refused():
+    with pytest.raises(ModelError, match=r"weight body.0.weight is 8x3x3x3 in one model and 4x3x3x3 in the other"):
+        interpolate_weights(random_compact(), random_compact(feat=4), 0.5)
+    with pytest.raises(ModelError, match=r"hold different weights \(body.7.weight, body.8.bias, body.8.weight\): only two trainings"):
+        interpolate_weights(random_compact(convs=3), random_compact(convs=2), 0.5)
+
+
+@pytest.mark.parametrize("weight", [-0.1, 1.5, float("nan"), "0.5", True])
+def test_interpolation_weight_is_from_0_to_1(weight):
+    with pytest.raises(ModelError, match="from 0 to 1"):
+        interpolate_weights(random_compact(), random_compact(), weight)

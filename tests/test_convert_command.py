@@ -100,3 +100,11 @@ def test_an_upscale_given_the_weights_says_how_to_convert_them(tmp_path):
     proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", source, "-g", "-1", check_ok=False)
     assert proc.returncode != 0
     assert f"convert them once with 'ncnn-sr convert -i {source}'" in proc.stderr
+
+
+def test_dni_interpolates_two_trainings_as_real_esrgans_denoise_strength(tmp_path):
+    general, weak = random_compact(seed=3), random_compact(seed=4)
+    run("convert", "-i", weights_file(tmp_path, "general.pth", general), "--dni",
+        weights_file(tmp_path, "wdn.pth", weak), "--dni-weight", "0.3", "-n", "mixed")
+    mixed = {key: 0.3 * general[key] + 0.7 * weak[key] for key in general}
+    assert (tmp_path / "mixed.bin").read_bytes() == convert_weights(mixed).weights
