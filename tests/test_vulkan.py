@@ -366,3 +366,20 @@ def test_exiting_while_a_daemon_thread_upscales_on_the_gpu_does_not_kill_the_pro
     for _ in range(2):
         proc = exit_while_upscaling(gpu, 16, 0.3)
         assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("kind", ["compact x2", "rrdbnet x2", "rrdbnet x4"])
+def test_a_converted_model_runs_on_the_gpu_as_on_the_cpu(gpu, tmp_path, kind):
+    # Its layers (Padding, Reorg, Eltwise, Crop to another blob's size) are ones the
+    # catalog's models do not use: each must run on Vulkan, or fall back, the same.
+    from test_convert import random_compact, random_rrdb
+
+    from ncnn_sr.convert import convert_weights, write_model
+
+    state = random_compact() if kind == "compact x2" else random_rrdb(in_ch=12 if "x2" in kind else 3, blocks=1)
+    spec = write_model(convert_weights(state), tmp_path, "mine")
+    image = picture(9, 11)
+    on_gpu = Upscaler(spec, device=gpu).upscale(image)
+    on_cpu = Upscaler(spec, device=-1).upscale(image)
+    assert on_gpu.shape == on_cpu.shape == (9 * spec.scale, 11 * spec.scale, 3)
+    assert psnr(on_gpu, on_cpu) > 45  # fp16 storage on the GPU: 53-59 dB on lavapipe
