@@ -1,0 +1,127 @@
+"""Converter cross-check: ncnn_sr.convert's networks against a PyTorch forward.
+
+The forwards here are written from the architectures' definitions (RRDBNet with
+its 0.2-scaled residuals, nearest x2 upsamplings and pixel-unshuffled input for x2
+and x1; SRVGGNetCompact with PReLU, pixel shuffle and the nearest-upsampled input
+added), independently of the numpy reference in tests/test_convert.py. Each model
+gets random weights (the tests' builders), is converted with fp32 weights, run by
+ncnn on the CPU in fp32, and compared with torch on the same random picture.
+
+Needs torch (CPU is enough), which ncnn-sr itself never needs; says so and fails
+where it is missing. Prints one line per model and exits 1 when any differs by
+more than --tolerance.
+
+    python tools/convert_crosscheck.py
+    python tools/convert_crosscheck.py --size 37x29
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from ncnn_sr.convert import convert_weights  # noqa: E402
+from test_convert import random_compact, random_rrdb  # noqa: E402
+
+
+def torch_rrdbnet(F, torch, state: dict, x, unshuffle: int):
+    def conv(h, key):
+        return F.conv2d(h, torch.from_numpy(state[f"{key}.weight"]), torch.from_numpy(state[f"{key}.bias"]),
+                        padding=1)
+
+    def lrelu(h):
+        return F.leaky_relu(h, 0.2)
+
+    if unshuffle > 1:  # padded to a multiple first, as Real-ESRGAN's inference does
+        height, width = x.shape[2:]
+        x = F.pad(x, (0, -width % unshuffle, 0, -height % unshuffle), mode="reflect")
+        x = F.pixel_unshuffle(x, unshuffle)
+    feat = conv(x, "conv_first")
+    h = feat
+    for i in range(len({key.split(".")[1] for key in state if key.startswith("body.")})):
+        block_in = h
+        for r in (1, 2, 3):
+            outs = [h]
+            for c in range(1, 5):
+                outs.append(lrelu(conv(torch.cat(outs, 1), f"body.{i}.rdb{r}.conv{c}")))
+            h = conv(torch.cat(outs, 1), f"body.{i}.rdb{r}.conv5") * 0.2 + outs[0]
+        h = h * 0.2 + block_in
+    feat = feat + conv(h, "conv_body")
+    for u in (1, 2):
+        feat = lrelu(conv(F.interpolate(feat, scale_factor=2, mode="nearest"), f"conv_up{u}"))
+    out = conv(lrelu(conv(feat, "conv_hr")), "conv_last")
+    if unshuffle > 1:
+        scale = 4 // unshuffle
+        out = out[:, :, :height * scale, :width * scale]
+    return out
+
+
+def torch_compact(F, torch, state: dict, x):
+    last = max(int(key.split(".")[1]) for key in state)
+    h = x
+    for index in range(0, last + 1, 2):
+        h = F.conv2d(h, torch.from_numpy(state[f"body.{index}.weight"]),
+                     torch.from_numpy(state[f"body.{index}.bias"]), padding=1)
+        if index < last:
+            h = F.prelu(h, torch.from_numpy(state[f"body.{index + 1}.weight"]))
+    upscale = round((h.shape[1] // 3) ** 0.5)
+    return F.pixel_shuffle(h, upscale) + F.interpolate(x, scale_factor=upscale, mode="nearest")
+
+
+def ncnn_forward(param: str, weights: bytes, x: np.ndarray) -> np.ndarray:
+    import ncnn
+
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "m.param").write_text(param)
+        (Path(folder) / "m.bin").write_bytes(weights)
+        net = ncnn.Net()
+        net.opt.use_vulkan_compute = False
+        for option in ("use_fp16_storage", "use_fp16_packed", "use_fp16_arithmetic", "use_bf16_storage"):
+            setattr(net.opt, option, False)
+        net.load_param(str(Path(folder) / "m.param"))
+        net.load_model(str(Path(folder) / "m.bin"))
+        with net.create_extractor() as ex:
+            ex.input("data", ncnn.Mat(np.ascontiguousarray(x)))
+            _, out = ex.extract("output")
+            return np.array(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="20x16", help="picture WxH (default 20x16)")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest difference allowed")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        print("torch is not installed here: nothing was checked", file=sys.stderr)
+        return 1
+    x = np.random.default_rng(0).random((3, height, width), dtype=np.float32)
+    models = [("RRDBNet x4", random_rrdb(), 1), ("RRDBNet x2", random_rrdb(in_ch=12), 2),
+              ("RRDBNet x1", random_rrdb(in_ch=48), 4), ("SRVGGNetCompact x2", random_compact(), None),
+              ("SRVGGNetCompact x4", random_compact(upscale=4), None)]
+    failed = False
+    for name, state, unshuffle in models:
+        model = convert_weights(state, fp16=False)
+        with torch.no_grad():
+            batch = torch.from_numpy(x)[None]
+            ref = (torch_compact(F, torch, state, batch) if unshuffle is None
+                   else torch_rrdbnet(F, torch, state, batch, unshuffle))[0].numpy()
+        got = ncnn_forward(model.param, model.weights, x)
+        diff = float(np.abs(ref - got).max()) if ref.shape == got.shape else float("inf")
+        failed |= not diff <= args.tolerance
+        print(f"{name:20} {'x'.join(map(str, got.shape))}  max difference {diff:.2e}  "
+              f"{'ok' if diff <= args.tolerance else 'DIFFERS'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
