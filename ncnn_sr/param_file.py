@@ -80,6 +80,38 @@ def parse_param(param_bytes: bytes, name: str = "model") -> ParamGraph:
     return ParamGraph(tuple(layers), inputs[0], produced[-1])
 
 
+
+def input_alignment(graph: ParamGraph) -> int:
+    """The stride ``s`` of a pixel unshuffle (a Reorg) the network applies to its
+    input blob first, reached through nothing but Split layers and at most one
+    Padding that adds rows and columns only at the bottom and right; 1 for any other
+    network. A network with such an unshuffle computes each ``s`` × ``s`` block of
+    its input together, so its output depends on where its input starts modulo
+    ``s`` (the phase), and two runs agree only where their inputs start at the same
+    phase of the picture."""
+    feeds: dict[str, list[Layer]] = {}
+    for layer in graph.layers:
+        for bottom in layer.bottoms:
+            feeds.setdefault(bottom, []).append(layer)
+    blobs, padded = [graph.input_blob], False
+    strides = set()
+    while blobs:
+        for layer in feeds.get(blobs.pop(), []):
+            if layer.type == "Split":
+                blobs.extend(layer.tops)
+            elif layer.type == "Padding" and not padded and len(layer.bottoms) == 1 \
+                    and layer.params.get(0, 0) == 0 and layer.params.get(2, 0) == 0:
+                # Padding at the top or left would move the phase; none of the
+                # converted models has it, so it is not worked out here.
+                padded = True
+                blobs.extend(layer.tops)
+            elif layer.type == "Reorg" and int(layer.params.get(0, 1)) > 1:
+                strides.add(int(layer.params[0]))
+    # Two unshuffles of different strides from the same input: none known; run as
+    # any other network rather than guess.
+    return strides.pop() if len(strides) == 1 else 1
+
+
 # Layer types that read nothing from the .bin file.
 _WEIGHTLESS = frozenset("""
     Input Split Concat Slice Crop Interp PixelShuffle Reorg BinaryOp Eltwise UnaryOp

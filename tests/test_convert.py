@@ -11,7 +11,7 @@ from ncnn_sr.convert import ConvertedModel, convert_weights, interpolate_weights
 from ncnn_sr.engine import Upscaler
 from ncnn_sr.errors import InputError, ModelError
 from ncnn_sr.models import resolve_model
-from ncnn_sr.param_file import parse_param, weight_ends
+from ncnn_sr.param_file import input_alignment, parse_param, weight_ends
 
 _TAG_FP16 = 0x01306B47
 
@@ -332,6 +332,40 @@ def test_unshuffle_layer_is_torch_pixel_unshuffle(tmp_path):
     del ex
     net.clear()
     np.testing.assert_array_equal(out, pixel_unshuffle(x, 4))
+
+
+
+# --- the phase of pixel-unshuffled models -------------------------------------------------
+
+
+@pytest.mark.parametrize("in_ch, alignment", [(3, 1), (12, 2), (48, 4)])
+def test_alignment_is_the_unshuffle_of_the_input(in_ch, alignment):
+    graph = parse_param(convert_weights(random_rrdb(in_ch, blocks=1)).param.encode())
+    assert input_alignment(graph) == alignment
+
+
+@pytest.mark.parametrize("name", ["realesrgan-x4plus", "realesrgan-x4plus-anime", "realesr-animevideov3-x2",
+                                  "realesr-animevideov3-x3", "realesr-animevideov3-x4"])
+def test_shipped_models_have_no_alignment(name):
+    assert input_alignment(parse_param(resolve_model(name).param_path.read_bytes())) == 1
+
+
+def test_compact_models_have_no_alignment():
+    assert input_alignment(parse_param(convert_weights(random_compact()).param.encode())) == 1
+
+
+def test_an_unshuffle_after_a_convolution_is_no_alignment():
+    # Only the input's own pixels in blocks set the phase: a Reorg further on (after a
+    # layer that mixes neighbours) is not looked for.
+    param = "\n".join(["7767517", "3 3", "Input in 0 1 data", "Convolution c 1 1 data x 0=3 1=3 4=1 6=81",
+                       "Reorg r 1 1 x output 0=2 1=0"]) + "\n"
+    assert input_alignment(parse_param(param.encode())) == 1
+
+
+def test_padding_at_the_top_or_left_is_no_alignment():
+    param = "\n".join(["7767517", "3 3", "Input in 0 1 data", "Padding p 1 1 data x 0=1 1=1 2=0 3=1 4=2",
+                       "Reorg r 1 1 x output 0=2 1=0"]) + "\n"
+    assert input_alignment(parse_param(param.encode())) == 1
 
 
 # --- what is refused ----------------------------------------------------------------------
