@@ -103,7 +103,8 @@ class Span:
     fall: int
 
 
-def blend_spans(size: int, tile: int, pad: int, overlap: int, border: int | None = None) -> tuple[int, list[Span]]:
+def blend_spans(size: int, tile: int, pad: int, overlap: int, border: int | None = None,
+                align: int = 1) -> tuple[int, list[Span]]:
     """Windows of one length covering an axis of ``size`` pixels mirror-padded by
     ``border`` (default ``pad``), as many as the reference rule's ``tile`` gives,
     spaced evenly, each seam blended over at most ``overlap`` pixels with at least
@@ -114,23 +115,36 @@ def blend_spans(size: int, tile: int, pad: int, overlap: int, border: int | None
     included) times ``(tile + overlap + 2*pad) / (tile + 2*pad)``. Of the room two
     neighbours share, the middle ``overlap`` pixels are blended and the rest is
     context on both sides: measured on realesrgan-x4plus, the total shared room sets
-    the seam error, not how it is split (docs/benchmarks.md). Returns (window length,
-    spans in order)."""
+    the seam error, not how it is split (docs/benchmarks.md).
+
+    Every window starts at a multiple of ``align`` in the picture (its index less the
+    border), for networks whose output depends on that phase
+    (``param_file.input_alignment``); the border must be a multiple of it. For that
+    the windows may be longer than the budget by less than ``align``, or by as many
+    ``align`` as keep neighbours from leaving a gap. Returns (window length, spans
+    in order)."""
     b = pad if border is None else border
+    if align < 1 or b % align:
+        raise ValueError(f"border {b} is not a multiple of the alignment {align}")
     n = -(-size // tile) if tile else 1
     if n == 1:
         return size + 2 * b, [Span(0, 0, size, 0, 0)]
     cell = -(-size // n)
     budget = (size + 2 * pad * n) * (tile + overlap + 2 * pad) // ((tile + 2 * pad) * n)
     length = min(max(budget, cell + 2 * pad), size + 2 * b)
-    room = size + 2 * b - length
-    if room == 0:  # every window would be the whole axis (without a border, context as
-        # wide as the picture leaves no room for a seam): one window, run once
-        return length, [Span(0, 0, size, 0, 0)]
-    windows = [(i * room + (n - 1) // 2) // (n - 1) for i in range(n)]
-    # Window i has ``pad`` of context around the picture's [windows[i] + pad - b,
-    # windows[i] + length - pad - b); shared: what two neighbours have in common.
-    shared = [windows[i] + length - 2 * pad - windows[i + 1] for i in range(n - 1)]
+    length += (size + 2 * b - length) % align  # the room the windows move in, a multiple of it
+    while True:
+        room = size + 2 * b - length
+        if room == 0:  # every window would be the whole axis (without a border, context as
+            # wide as the picture leaves no room for a seam): one window, run once
+            return length, [Span(0, 0, size, 0, 0)]
+        windows = [align * ((i * (room // align) + (n - 1) // 2) // (n - 1)) for i in range(n)]
+        # Window i has ``pad`` of context around the picture's [windows[i] + pad - b,
+        # windows[i] + length - pad - b); shared: what two neighbours have in common.
+        shared = [windows[i] + length - 2 * pad - windows[i + 1] for i in range(n - 1)]
+        if min(shared) >= 0:
+            break
+        length += align  # steps rounded to the alignment left a gap between two kept parts
     blend = min(overlap, *shared) + 1
     zones: list[int] = []
     while blend > 0 and not (zones and all(zones[i] + blend <= zones[i + 1] for i in range(n - 2))):

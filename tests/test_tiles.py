@@ -133,6 +133,32 @@ def test_blend_spans_tile_the_axis_within_the_compute_budget(size, tile, pad, ov
         assert s.end + pad <= last or last == size + b
 
 
+
+@pytest.mark.parametrize("align", [2, 4])
+@pytest.mark.parametrize("border", ["pad", 0])
+@pytest.mark.parametrize("size,tile,pad,overlap", [(size, tile, pad, overlap) for size in (37, 65, 97, 201, 1024)
+                                                   for tile, pad, overlap in ((32, 12, 16), (33, 4, 1), (45, 0, 8))])
+def test_aligned_blend_spans_start_their_windows_at_whole_blocks(size, tile, pad, overlap, border, align):
+    b = pad if border == "pad" else border
+    length, spans = blend_spans(size, tile, pad, overlap, b, align)
+    plain, _ = blend_spans(size, tile, pad, overlap, b)
+    assert all((s.window - b) % align == 0 for s in spans)
+    assert 0 <= spans[0].window and spans[-1].window + length <= size + 2 * b
+    assert spans[0].start == 0 and spans[-1].end == size
+    for a, c in zip(spans, spans[1:]):
+        assert a.fall == c.rise and c.start == a.end - a.fall
+    for s in spans:
+        assert s.window - b <= s.start and s.end <= s.window - b + length
+    # Longer than the budget's windows by a step to whole blocks, and at most one more
+    # where rounded steps would leave a gap.
+    assert plain <= length < plain + 2 * align
+
+
+def test_aligned_blend_spans_refuse_a_border_of_part_of_a_block():
+    with pytest.raises(ValueError, match="alignment"):
+        blend_spans(100, 32, 10, 16, 10, 4)
+
+
 def test_blend_spans_turn_spare_budget_into_context():
     # Two windows on a 400 px axis: the whole 10%-per-axis budget is shared room.
     length, spans = blend_spans(400, 200, 10, 16)
