@@ -26,6 +26,7 @@ from .devices import Device
 from .errors import DeviceError, InputError, ModelError
 from .models import PATH_TYPES, ModelSpec, resolve_model
 from .netsplit import plan_network
+from .param_file import input_alignment, parse_param
 from .network import NetFailure, Network, NonFinite, SplitNetwork, bicubic_net
 from .pixels import check_image
 from .resample import resize, resize_bytes, target_size
@@ -111,6 +112,16 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
     tool's rule (each tile cropped out of a run padded by ``tile_pad`` pixels, no
     blending), and ``overlap`` sets the blend width explicitly (0: the reference
     rule).
+
+    A network that pixel-unshuffles its input by ``s`` (``alignment``: RRDBNets of
+    scale 2 and 1) computes each ``s`` × ``s`` block together, so every window it
+    runs on starts at a multiple of ``s`` in the picture, as Real-ESRGAN's own
+    inference keeps it: ``tile_pad`` is rounded up and the tile down to multiples of
+    ``s``, and with TTA each window is first reflected at its bottom and right to
+    whole blocks, so that its flips and transposes see the picture's blocks too.
+    Tiled output then differs from the whole picture's only by context and blending,
+    as for any other network, and one window of the picture (seam-free tiling)
+    gives the network's output for the picture at its own phase.
     """
 
     def __init__(self, model: "str | bytes | os.PathLike | ModelSpec", device: "str | int | Device" = "auto",
@@ -159,7 +170,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         self.spec = resolve_model(model, model_path)
         self.tta = tta
         self.alpha = alpha
+        self._alignment = input_alignment(parse_param(self.spec.param_path.read_bytes(), self.spec.name))
         self.tile_pad = self.spec.prepadding if tile_pad is None else tile_pad
+        self.tile_pad += -self.tile_pad % self._alignment
         if overlap is None:
             overlap = DEFAULT_OVERLAP if tile_pad is None else 0
         self.overlap = overlap
@@ -202,6 +215,12 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
     def scale(self) -> int:
         """The model's native scale."""
         return self._scale
+
+    @property
+    def alignment(self) -> int:
+        """The multiple of which every window's start in the picture is: the stride of
+        the pixel unshuffle the network opens with, 1 for networks without one."""
+        return self._alignment
 
     @property
     def device(self) -> Device:
@@ -456,6 +475,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         # float copy of a 12 MP picture would cost 140 MB for the whole run.
         rgb = mirror_pad(np.repeat(image, 3, axis=2) if channels == 1 else image[:, :, :3], self._border)
         alpha = mirror_pad(image[:, :, 3:], self._border) if channels == 4 else None
+        if tile:  # tiles of whole blocks keep the next tile's window at the picture's phase
+            tile = max(self._alignment, tile - tile % self._alignment)
         grid = tile_grid(h, w, tile)
         out = np.empty((h * self._scale, w * self._scale, channels), image.dtype)
         longest = tile + 2 * self.tile_pad + self.overlap  # the window the tile's memory is for

@@ -4,7 +4,7 @@ flight on a discrete GPU, and TTA and the alpha channel within each window.
 
 A mixin of ``engine.Upscaler``: it reads the Upscaler's settings (``_scale``,
 ``_border``, ``tile_pad``, ``overlap``, ``tta``, ``alpha``, ``_alpha_net``, ``spec``,
-``_concurrency``, ``_windows_ahead``) from ``self``; the pictures go in and out as
+``_concurrency``, ``_windows_ahead``, ``_alignment``) from ``self``; the pictures go in and out as
 arguments.
 """
 from __future__ import annotations
@@ -124,8 +124,8 @@ class WindowRunner:
         so no float copy of a whole row of output is ever held (160 MB for a row of
         200 px tiles across a 4000 px picture at x4)."""
         p, b, channels = self.tile_pad, self._border, out.shape[2]
-        height, rows = blend_spans(grid.height, grid.tile, p, self.overlap, b)
-        width, cols = blend_spans(grid.width, grid.tile, p, self.overlap, b)
+        height, rows = blend_spans(grid.height, grid.tile, p, self.overlap, b, self._alignment)
+        width, cols = blend_spans(grid.width, grid.tile, p, self.overlap, b, self._alignment)
         depth = 3 if alpha is None else 4
         total = len(rows) * len(cols)
         boxes = [(row.window, col.window, height, width, (row.start + b - row.window, row.end + b - row.window,
@@ -171,12 +171,19 @@ class WindowRunner:
     def _infer(self, net: Network, window: np.ndarray, keep: tuple | None = None) -> np.ndarray:
         if not self.tta:
             return net.run(window, keep)
+        height, width, a = window.shape[0], window.shape[1], self._alignment
+        if a > 1:
+            # Flipped, a side that is not whole blocks would start the network at another
+            # phase than the window's. Reflected at the bottom and right as the network
+            # pads itself, the plain pass is unchanged and every symmetry sees the same
+            # blocks.
+            window = np.pad(window, ((0, -height % a), (0, -width % a), (0, 0)), mode="reflect")
         total = None
         for k in range(TTA_COUNT):
             result = tta_inverse(net.run(tta_forward(window, k)), k)
             total = result if total is None else total + result
         total *= np.float32(1.0 / TTA_COUNT)
-        return crop_output(total, keep, self._scale)
+        return crop_output(total, keep or (0, height, 0, width), self._scale)
 
     def _upscale_alpha(self, net: Network, window: np.ndarray) -> np.ndarray:
         if self.alpha == "bicubic":
