@@ -368,6 +368,73 @@ def test_padding_at_the_top_or_left_is_no_alignment():
     assert input_alignment(parse_param(param.encode())) == 1
 
 
+
+def to_bytes(planes: np.ndarray) -> np.ndarray:
+    """C×H×W float output as the Upscaler quantizes it, H×W×C."""
+    return np.floor(np.clip(planes, 0, 1) * 255 + 0.5).transpose(1, 2, 0)
+
+
+def as_planes(image: np.ndarray) -> np.ndarray:
+    return image.transpose(2, 0, 1).astype(np.float32) / 255
+
+
+def unshuffled_upscale(tmp_path, in_ch: int, image: np.ndarray, **options) -> tuple[dict, int, np.ndarray]:
+    """A random one-block RRDBNet that unshuffles by 2 (``in_ch`` 12) or 4 (48), run
+    in fp32 on the CPU: its state, its unshuffle factor and ``image`` upscaled."""
+    state = random_rrdb(in_ch, blocks=1)
+    spec = write_model(convert_weights(state, fp16=False), tmp_path, "unshuffled")
+    with Upscaler(spec, device="cpu", threads=1, precision="fp32", **options) as up:
+        return state, {12: 2, 48: 4}[in_ch], up.upscale(image)
+
+
+# Tiled against whole, the unshuffled models' windows at the picture's phase differ
+# from the whole run by one 8-bit step at most: windows of other sizes take other ncnn
+# kernel paths, whose float sums differ in the last bits. Off phase, by up to 255.
+# The reference rule's context (80 px, rounded to whole blocks) spans the tiny
+# models' reach (~40 px at x2, ~76 px at x1: 17 convolutions at the unshuffled size);
+# with 10 px it truncates them, which no phase mends.
+@pytest.mark.parametrize("tiling", [{}, {"tile_pad": 80}, {"tta": True}], ids=["seamless", "reference", "tta"])
+@pytest.mark.parametrize("tile", [33, 35, 41])
+@pytest.mark.parametrize("in_ch", [12, 48])
+def test_unshuffled_rrdbnet_tiled_is_its_whole_picture(tmp_path, in_ch, tile, tiling):
+    image = picture(97, 75)
+    whole = unshuffled_upscale(tmp_path, in_ch, image, **tiling)[2].astype(int)
+    tiled = unshuffled_upscale(tmp_path, in_ch, image, tile=tile, **tiling)[2]
+    assert np.abs(tiled - whole).max() <= 1
+
+
+@pytest.mark.parametrize("in_ch, tile_pad, border", [(12, 5, 6), (48, 10, 12)])
+def test_unshuffled_rrdbnet_whole_with_the_reference_rule_runs_at_the_pictures_phase(tmp_path, in_ch, tile_pad,
+                                                                                       border):
+    # The reference rule mirrors the picture by tile_pad, rounded up to whole blocks,
+    # so that the picture's top-left corner starts a block, as in Real-ESRGAN's own
+    # inference.
+    image = picture(19, 21)
+    state, s, ours = unshuffled_upscale(tmp_path, in_ch, image, tile_pad=tile_pad)
+    mirrored = np.pad(as_planes(image), ((0, 0), (border, border), (border, border)), mode="reflect")
+    expected = to_bytes(rrdbnet_forward(state, mirrored, s))[border * 4 // s:(border + 19) * 4 // s,
+                                                             border * 4 // s:(border + 21) * 4 // s]
+    assert np.abs(ours.astype(int) - expected).max() <= 1
+
+
+@pytest.mark.parametrize("in_ch", [12, 48])
+def test_unshuffled_rrdbnet_tta_flips_the_pictures_own_blocks(tmp_path, in_ch):
+    # Each symmetry runs on the picture reflected at its bottom and right to whole
+    # blocks, so that a flipped or transposed side of odd length keeps the blocks the
+    # plain run has.
+    image = picture(19, 21)
+    state, s, ours = unshuffled_upscale(tmp_path, in_ch, image, tta=True)
+    x = np.pad(as_planes(image), ((0, 0), (0, -19 % s), (0, -21 % s)), mode="reflect")
+    total = 0
+    for transpose in (False, True):
+        for flips in ((), (1,), (2,), (1, 2)):
+            turned = np.flip(x.transpose(0, 2, 1) if transpose else x, flips)
+            back = np.flip(rrdbnet_forward(state, turned, s), flips)
+            total = total + (back.transpose(0, 2, 1) if transpose else back)
+    expected = to_bytes(total / 8)[:19 * 4 // s, :21 * 4 // s]
+    assert np.abs(ours.astype(int) - expected).max() <= 1
+
+
 # --- what is refused ----------------------------------------------------------------------
 
 
