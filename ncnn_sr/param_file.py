@@ -80,7 +80,6 @@ def parse_param(param_bytes: bytes, name: str = "model") -> ParamGraph:
     return ParamGraph(tuple(layers), inputs[0], produced[-1])
 
 
-
 def input_alignment(graph: ParamGraph) -> int:
     """The stride ``s`` of a pixel unshuffle (a Reorg) the network applies to its
     input blob first, reached through nothing but Split layers and at most one
