@@ -254,10 +254,11 @@ def _read_zip(path: Path, data: bytes) -> dict:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError):
         # zipfile's words ("File is not a zip file") say no more than these.
         raise ModelError(f"{path} is a damaged zip file (truncated?)") from None
+    # A TorchScript archive has a data.pkl too, of the module's classes: told apart first.
+    if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+        raise ModelError(f"{path} is a TorchScript archive, not a checkpoint: save the model's state_dict()")
     pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
     if len(pickles) != 1:
-        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
-            raise ModelError(f"{path} is a TorchScript archive, not a checkpoint: save the model's state_dict()")
         raise ModelError(f"{path} is a zip file but not a PyTorch checkpoint (no data.pkl in it)")
     prefix = pickles[0][: -len("data.pkl")]
 

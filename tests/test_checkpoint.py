@@ -116,6 +116,16 @@ def test_code_in_a_zip_checkpoints_pickle_is_refused_unrun(tmp_path):
     assert not marker.exists()
 
 
+def test_a_torchscript_archive_is_named_as_one(tmp_path):
+    # torch.jit.save writes one data.pkl, as a checkpoint has, pickling the module's own classes.
+    path = tmp_path / "traced.pt"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("traced/data.pkl", b"\x80\x02c__torch__.arch\nNet\nq\x00.")
+        z.writestr("traced/code/__torch__/arch.py", "class Net(Module):\n  pass\n")
+        z.writestr("traced/constants.pkl", b"\x80\x02).")
+    assert refusal(path) == f"{path} is a TorchScript archive, not a checkpoint: save the model's state_dict()"
+
+
 @pytest.mark.parametrize("kind", ["zip", "legacy", "safetensors"])
 def test_a_truncated_file_is_refused(tmp_path, kind):
     path = write(kind, tmp_path / "m.pth", {"w": tensor(np.ones(64, np.float32))})
