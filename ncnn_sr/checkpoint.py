@@ -69,7 +69,9 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The tensors of the checkpoint at ``path``, by name ("conv_first.weight").
 
     The state dict is the checkpoint's ``params_ema``, else ``params``, else
-    ``state_dict``, else ``model`` entry, else the checkpoint itself. A leading
+    ``state_dict``, else ``model`` entry, else the checkpoint itself; one that
+    holds no tensors but dicts of them (``{"net_g": ..., "net_d": ...}``) gives
+    theirs, named under their keys ("net_g.conv_first.weight"). A leading
     "module." (from DataParallel) is taken off each name; entries that are not
     tensors are left out. Each array is a C-contiguous copy with the tensor's
     shape (a transposed or offset view is laid out afresh); floating-point
@@ -407,8 +409,15 @@ def _resolve(path: Path, obj, storage_bytes, order: str) -> dict[str, np.ndarray
     chosen = _choose(obj)
     if not isinstance(chosen, dict):
         return {}
-    return {name: _array(path, name, ref, storage_bytes, order)
-            for name, ref in chosen.items() if isinstance(ref, _TensorRef) and isinstance(name, str)}
+    refs = _tensors_in(chosen)
+    if not refs:  # a dict of networks ({"net_g": ..., "net_d": ...}): named under their keys
+        refs = {f"{key}.{name}": ref for key, inner in chosen.items() if isinstance(key, str)
+                and isinstance(inner, dict) for name, ref in _tensors_in(inner).items()}
+    return {name: _array(path, name, ref, storage_bytes, order) for name, ref in refs.items()}
+
+
+def _tensors_in(d: dict) -> dict:
+    return {name: ref for name, ref in d.items() if isinstance(ref, _TensorRef) and isinstance(name, str)}
 
 
 def _choose(obj):

@@ -73,14 +73,54 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True) -> Con
         raise ModelError("the weights' keys must all be strings")
     if not keys:
         raise ModelError("the weights are empty: no model to convert")
-    if "conv_first.weight" in weights:
-        return _rrdbnet(weights, {k: k for k in keys}, "RRDBNet (Real-ESRGAN names)", fp16)
-    if "model.0.weight" in weights and any(k.startswith("model.1.sub.") for k in keys):
-        return _esrgan(weights, fp16)
-    if "body.0.weight" in weights and ("body.1.weight" in weights or "body.2.weight" in weights):
-        return _compact(weights, fp16)
+    known = _known(weights)
+    if known is not None:
+        return known(weights, fp16)
+    # A trainer's wrapper names the network's weights under its attribute: "generator.",
+    # "net_g.", "model." (Lightning's state_dict). The one known network under a prefix
+    # is taken (of several, the one of EMA weights); others beside it (a discriminator,
+    # say) are left out.
+    found = _prefixed(weights)
+    ema = [f for f in found if "ema" in f[0].lower()]
+    if len(found) > 1 and len(ema) == 1:  # the EMA weights, as with BasicSR's params_ema
+        found = ema
+    if len(found) == 1:
+        prefix, inner = found[0]
+        model = _known(inner)(inner, fp16)
+        return replace(model, architecture=f"{model.architecture}, the weights under {prefix}")
+    if found:
+        raise ModelError(f"the weights hold several networks, under {', '.join(p for p, _ in found)}: "
+                         "save the one to convert alone")
     shown = ", ".join(sorted(keys)[:3]) + (", ..." if len(keys) > 3 else "")
     raise ModelError(f"an architecture not known here (keys such as {shown}): {_CONVERTIBLE}")
+
+
+def _known(weights: Mapping[str, np.ndarray]):
+    """The converter of the architecture ``weights``' keys name, or None."""
+    if "conv_first.weight" in weights:
+        return lambda w, fp16: _rrdbnet(w, {k: k for k in w}, "RRDBNet (Real-ESRGAN names)", fp16)
+    if "model.0.weight" in weights and any(k.startswith("model.1.sub.") for k in weights):
+        return _esrgan
+    if "body.0.weight" in weights and ("body.1.weight" in weights or "body.2.weight" in weights):
+        return _compact
+    return None
+
+
+def _prefixed(weights: Mapping[str, np.ndarray], depth: int = 2) -> list[tuple[str, dict]]:
+    """(prefix, the weights under it with it taken off) for each known network found
+    under one or (``depth``) two leading name parts."""
+    groups: dict[str, dict] = {}
+    for key, value in weights.items():
+        head, dot, rest = key.partition(".")
+        if dot and rest:
+            groups.setdefault(head + ".", {})[rest] = value
+    found = []
+    for head, inner in groups.items():
+        if _known(inner) is not None:
+            found.append((head, inner))
+        elif depth > 1:
+            found.extend((head + p, w) for p, w in _prefixed(inner, depth - 1))
+    return found
 
 
 def interpolate_weights(first: Mapping[str, np.ndarray], second: Mapping[str, np.ndarray],

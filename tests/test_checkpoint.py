@@ -82,6 +82,15 @@ def test_the_state_dict_is_found_under_its_usual_keys(tmp_path, key):
     assert {n: a.tolist() for n, a in read_weights(path).items()} == {"w": [2.0]}
 
 
+def test_a_dict_of_networks_reads_as_their_tensors_under_their_keys(tmp_path):
+    # {"net_g": ..., "net_d": ...}, as some GAN trainers save; an optimizer's nested state is not read.
+    path = save_zip(tmp_path / "m.pth", {"net_g": {"w": tensor(VALUES)}, "net_d": {"w": tensor(2 * VALUES)},
+                                         "optimizer": {"state": {0: {"exp_avg": tensor(VALUES)}}}, "iter": 3})
+    weights = read_weights(path)
+    assert sorted(weights) == ["net_d.w", "net_g.w"]
+    assert np.array_equal(weights["net_g.w"], VALUES) and np.array_equal(weights["net_d.w"], 2 * VALUES)
+
+
 def test_module_prefix_of_data_parallel_is_taken_off(tmp_path):
     path = save_zip(tmp_path / "m.pth", {"module.conv.weight": tensor([1.0]), "body.0.weight": tensor([2.0])})
     assert sorted(read_weights(path)) == ["body.0.weight", "conv.weight"]

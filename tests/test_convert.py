@@ -443,6 +443,27 @@ def test_unknown_architecture_is_named_with_its_keys():
         convert_weights({"a.weight": np.zeros((1, 1, 3, 3)), "b.bias": np.zeros(1)})
 
 
+@pytest.mark.parametrize("prefix", ["generator.", "model.", "net_g.module."])
+def test_a_network_under_a_trainers_prefix_converts_as_itself(prefix):
+    # Lightning's state_dict names the weights under the module's attribute, beside
+    # a discriminator's; "model." is also how ESRGAN names its own weights.
+    for state in (random_rrdb(), esrgan_names(random_rrdb()), random_compact()):
+        plain = convert_weights(state)
+        wrapped = {**{prefix + k: v for k, v in state.items()}, "discriminator.conv0_0.weight": np.ones((4, 3, 3, 3))}
+        model = convert_weights(wrapped)
+        assert (model.param, model.weights) == (plain.param, plain.weights)
+        assert model.architecture == f"{plain.architecture}, the weights under {prefix}"
+
+
+def test_of_two_networks_under_prefixes_the_ema_one_is_taken_else_none():
+    first, second = random_compact(), random_compact(seed=5)
+    model = convert_weights({**{f"net_g.{k}": v for k, v in first.items()},
+                             **{f"net_g_ema.{k}": v for k, v in second.items()}})
+    assert model.weights == convert_weights(second).weights
+    with pytest.raises(ModelError, match=r"^the weights hold several networks, under a\., b\.: save the one"):
+        convert_weights({**{f"a.{k}": v for k, v in first.items()}, **{f"b.{k}": v for k, v in second.items()}})
+
+
 def test_missing_key_is_named():
     state = random_rrdb()
     del state["body.1.rdb2.conv3.bias"]
