@@ -419,12 +419,25 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
             second = checkpoint.read_weights(path_flag(PROG, "--dni", other, "the model to interpolate with"))
             weights = convert_mod.interpolate_weights(weights, second, dni_weight)
         model = convert_mod.convert_weights(weights, fp16=not fp32)
+        made = [p for p in (target, *target.parents) if not os.path.lexists(p)]  # innermost first
         try:
             target.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise NcnnSrError(f"cannot make the folder {target}: {e.strerror or e}") from None
-        spec = convert_mod.write_model(model, target, name)
-        _try_converted(spec)
+        try:
+            spec = convert_mod.write_model(model, target, name)
+            _try_converted(spec)
+        except BaseException:
+            # Failed or interrupted (Ctrl-C during the trial run): no new files, no new folders.
+            for p in (target / f"{name}.param", target / f"{name}.bin"):
+                if p not in there:
+                    p.unlink(missing_ok=True)
+            for p in made:
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
+            raise
     except NcnnSrError as e:
         if debug:
             raise

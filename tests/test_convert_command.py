@@ -2,7 +2,9 @@
 commands take out, and nothing written when it cannot be done."""
 import zipfile
 
+import click
 import numpy as np
+import pytest
 from PIL import Image
 
 from checkpoints import malicious_pickle, save_safetensors, save_zip, tensor
@@ -108,3 +110,25 @@ def test_dni_interpolates_two_trainings_as_real_esrgans_denoise_strength(tmp_pat
         weights_file(tmp_path, "wdn.pth", weak), "--dni-weight", "0.3", "-n", "mixed")
     mixed = {key: 0.3 * general[key] + 0.7 * weak[key] for key in general}
     assert (tmp_path / "mixed.bin").read_bytes() == convert_weights(mixed).weights
+
+
+def test_ctrl_c_during_the_trial_run_leaves_no_model_and_no_new_folder(tmp_path, monkeypatch):
+    # The files are written whole before the trial run; interrupted then, they were left untried.
+    from ncnn_sr import cli
+
+    def interrupted(spec):
+        assert spec.param_path.exists() and spec.bin_path.exists()
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "_try_converted", interrupted)
+    source = weights_file(tmp_path)
+    with pytest.raises(click.exceptions.Abort):  # click's word for the KeyboardInterrupt
+        cli.main.main(["convert", "-i", str(source), "-o", str(tmp_path / "new" / "models")], standalone_mode=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
+
+
+def test_a_failed_write_takes_back_the_folders_it_made(tmp_path):
+    proc = run("convert", "-i", weights_file(tmp_path), "-o", tmp_path / "new" / "models", "-n", "bad.bin",
+               check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
+
