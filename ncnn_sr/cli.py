@@ -389,13 +389,13 @@ def _comma_list(ctx, param, value: str) -> list[str]:
 @click.option("--dni", "other", default=None,
               help="A second training of the same network to interpolate with, weight by weight (Real-ESRGAN's "
                    "-dn: -i realesr-general-x4v3.pth --dni realesr-general-wdn-x4v3.pth).")
-@click.option("--dni-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+@click.option("--dni-weight", type=click.FloatRange(0, 1), default=None,
               help="Share of the -i model's weights in the interpolation; the --dni model's is the rest "
-                   "(Real-ESRGAN's -dn strength).")
+                   "(Real-ESRGAN's -dn strength).  [default: 0.5]")
 @click.option("--force", is_flag=True, help="Replace NAME.param and NAME.bin where they exist.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
-def convert(source: str, folder: str | None, name: str | None, fp32: bool, other: str | None, dni_weight: float,
-            force: bool, debug: bool) -> None:
+def convert(source: str, folder: str | None, name: str | None, fp32: bool, other: str | None,
+            dni_weight: float | None, force: bool, debug: bool) -> None:
     """Convert a .pth or .safetensors model to ncnn, without PyTorch.
 
     Writes NAME.param and NAME.bin, runs them once on a small picture on the CPU,
@@ -406,6 +406,11 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
     name = path.stem if name is None else name
     target = path.parent if folder is None else path_flag(PROG, "-o", folder, "the folder to write to")
     try:
+        if other is None and dni_weight is not None:
+            raise NcnnSrError("--dni-weight needs --dni, the model to interpolate with")
+        dni_weight = 0.5 if dni_weight is None else dni_weight
+        if os.path.exists(target) and not os.path.isdir(target):
+            raise NcnnSrError(f"{target} is not a folder: -o names the folder to write NAME.param and NAME.bin in")
         entry = models_mod.catalog().get(name)
         if entry is not None and entry.param_sha256:
             # In a model folder, the catalog's name stands for its verified files:

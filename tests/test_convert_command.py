@@ -132,3 +132,17 @@ def test_a_failed_write_takes_back_the_folders_it_made(tmp_path):
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
 
+
+def test_an_output_that_is_a_file_is_named_as_not_a_folder(tmp_path):
+    (tmp_path / "afile").write_bytes(b"x")
+    proc = run("convert", "-i", weights_file(tmp_path), "-o", tmp_path / "afile", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: {tmp_path / 'afile'} is not a folder: -o names the folder to write " \
+                          "NAME.param and NAME.bin in\n"
+
+
+def test_dni_weight_without_dni_is_refused(tmp_path):
+    proc = run("convert", "-i", weights_file(tmp_path), "--dni-weight", "0.3", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == "ncnn-sr: error: --dni-weight needs --dni, the model to interpolate with\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
