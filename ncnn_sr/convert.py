@@ -210,7 +210,7 @@ class _Net:
             return _TAG_FP32 + _raw(w)
         if np.abs(w).max(initial=0) > _FP16_MAX:
             raise ModelError(f"weight {self._lookup[key + '.weight']} holds values too large for fp16: "
-                             "convert with fp16=False")
+                             "keep float32 weights (--fp32, fp16=False)")
         data = w.astype("<f2").tobytes()
         return _TAG_FP16 + data + bytes(-len(data) % 4)
 

@@ -146,3 +146,12 @@ def test_dni_weight_without_dni_is_refused(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr == "ncnn-sr: error: --dni-weight needs --dni, the model to interpolate with\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
+
+
+def test_weights_too_large_for_fp16_name_the_flag_that_keeps_them(tmp_path):
+    state = random_compact()
+    state["body.2.weight"][0, 0, 0, 0] = 1e6
+    source = weights_file(tmp_path, state=state)
+    proc = run("convert", "-i", source, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.endswith("too large for fp16: keep float32 weights (--fp32, fp16=False)\n")
+    run("convert", "-i", source, "--fp32")
