@@ -7,6 +7,9 @@ Architectures are told apart by their keys and shapes:
   ``conv_body``, ``conv_up1``, ``conv_up2``, ``conv_hr``, ``conv_last``): scale 4, or
   2 / 1 when ``conv_first`` takes 12 / 48 channels (the picture pixel-unshuffled by 2
   / 4 first).
+- RRDBNet as the ESRGAN repository's RRDBNet_arch.py names it (``conv_first``,
+  ``RRDB_trunk.N.RDBM.convK``, ``trunk_conv``, ``upconv1``, ``upconv2``, ``HRconv``,
+  ``conv_last``): scale 4.
 - RRDBNet with the original ESRGAN names (``model.0``, ``model.1.sub.N.RDBM.convK.0``,
   ``model.1.sub.<last>``, then ``model.3``, ``model.6``, ... for the upsampling
   convolutions, then the HR and last convolutions): scale 2 to the number of
@@ -97,6 +100,8 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True) -> Con
 
 def _known(weights: Mapping[str, np.ndarray]):
     """The converter of the architecture ``weights``' keys name, or None."""
+    if "conv_first.weight" in weights and any(k.startswith("RRDB_trunk.") for k in weights):
+        return _esrgan_trunk
     if "conv_first.weight" in weights:
         return lambda w, fp16: _rrdbnet(w, {k: k for k in w}, "RRDBNet (Real-ESRGAN names)", fp16)
     if "model.0.weight" in weights and any(k.startswith("model.1.sub.") for k in weights):
@@ -375,6 +380,26 @@ def _esrgan(weights: Mapping[str, np.ndarray], fp16: bool) -> ConvertedModel:
                 for c in range(1, 6):
                     lookup[f"body.{i}.rdb{r}.conv{c}.{end}"] = f"model.1.sub.{i}.RDB{r}.conv{c}.0.{end}"
     return _rrdbnet(weights, lookup, names, fp16, ups=ups)
+
+
+_TRUNK_NAMES = {"conv_first": "conv_first", "trunk_conv": "conv_body", "upconv1": "conv_up1", "upconv2": "conv_up2",
+                "HRconv": "conv_hr", "conv_last": "conv_last"}
+
+
+def _esrgan_trunk(weights: Mapping[str, np.ndarray], fp16: bool) -> ConvertedModel:
+    """The names of the ESRGAN repository's RRDBNet_arch.py (its own RRDB_ESRGAN_x4.pth):
+    ``RRDB_trunk.N.RDBM.convK``, ``trunk_conv``, ``upconv1``, ``upconv2``, ``HRconv``,
+    mapped to BasicSR's."""
+    blocks = {int(m.group(1)) for k in weights if (m := re.match(r"RRDB_trunk\.(\d+)\.", k))}
+    lookup = {}
+    for end in ("weight", "bias"):
+        for theirs, ours in _TRUNK_NAMES.items():
+            lookup[f"{ours}.{end}"] = f"{theirs}.{end}"
+        for i in range(max(blocks, default=-1) + 1):
+            for r in (1, 2, 3):
+                for c in range(1, 6):
+                    lookup[f"body.{i}.rdb{r}.conv{c}.{end}"] = f"RRDB_trunk.{i}.RDB{r}.conv{c}.{end}"
+    return _rrdbnet(weights, lookup, "RRDBNet (ESRGAN repository names)", fp16)
 
 
 # --- SRVGGNetCompact ---------------------------------------------------------------------

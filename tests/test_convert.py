@@ -252,6 +252,24 @@ def test_esrgan_names_convert_to_the_same_network(tmp_path):
     assert same_as_shipped(tmp_path, esrgan_names(state), "realesrgan-x4plus-anime") == 0
 
 
+def test_esrgan_repository_names_convert_to_the_same_network():
+    # RRDB_ESRGAN_x4.pth, as the ESRGAN repository's RRDBNet_arch.py names its weights.
+    state = random_rrdb()
+    renamed = {}
+    for key, value in state.items():
+        key = re.sub(r"^body\.(\d+)\.rdb(\d)", r"RRDB_trunk.\1.RDB\2", key)
+        for ours, theirs in (("conv_body", "trunk_conv"), ("conv_up", "upconv"), ("conv_hr", "HRconv")):
+            key = key.replace(ours, theirs)
+        renamed[key] = value
+    assert "RRDB_trunk.1.RDB3.conv5.bias" in renamed and "HRconv.weight" in renamed
+    ours = convert_weights(renamed)
+    assert ours.architecture.startswith("RRDBNet (ESRGAN repository names), 2 blocks")
+    assert (ours.param, ours.weights) == (convert_weights(state).param, convert_weights(state).weights)
+    del renamed["HRconv.bias"]
+    with pytest.raises(ModelError, match=r"key HRconv\.bias is missing"):
+        convert_weights(renamed)
+
+
 def test_esrgan_scale_is_two_to_the_upsampling_convolutions():
     state = esrgan_names(random_rrdb())
     state["model.5.weight"], state["model.5.bias"] = state.pop("model.8.weight"), state.pop("model.8.bias")
