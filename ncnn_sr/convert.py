@@ -13,7 +13,7 @@ Architectures are told apart by their keys and shapes:
 - RRDBNet with the original ESRGAN names (``model.0``, ``model.1.sub.N.RDBM.convK.0``,
   ``model.1.sub.<last>``, then ``model.3``, ``model.6``, ... for the upsampling
   convolutions, then the HR and last convolutions): scale 2 to the number of
-  upsampling convolutions.
+  upsampling convolutions (1 with none: ``model.2`` and ``model.4`` follow the trunk).
 - SRVGGNetCompact with PReLU activations (realesr-animevideov3,
   realesr-general-x4v3): ``body.0`` convolution, ``body.1`` PReLU, then pairs, and a
   last convolution to 3 x upscale² channels. Compact models with ReLU or leaky ReLU
@@ -362,7 +362,8 @@ def _esrgan(weights: Mapping[str, np.ndarray], fp16: bool) -> ConvertedModel:
     subs = {int(m.group(1)) for k in weights if (m := re.match(r"model\.1\.sub\.(\d+)\.RDB", k))}
     tops = sorted({int(m.group(1)) for k in weights if (m := re.fullmatch(r"model\.(\d+)\.weight", k))} - {0})
     ups = len(tops) - 2
-    if not subs or ups < 1 or tops != [*(3 * u for u in range(1, ups + 1)), 3 * ups + 2, 3 * ups + 4]:
+    # ups 0: a 1x model (model.2, model.4), as many of the community's 1x_ models are.
+    if not subs or ups < 0 or tops != [*(3 * u for u in range(1, ups + 1)), 3 * ups + 2, 3 * ups + 4]:
         found = ", ".join(f"model.{t}" for t in tops) or "none"
         raise ModelError(f"{names}: the convolutions after the trunk ({found}) are not those of "
                          "ESRGAN's nearest-upsampling layout (model.3, model.6, ..., then two more)")

@@ -133,7 +133,7 @@ def pixel_shuffle(x: np.ndarray, s: int) -> np.ndarray:
     return x.reshape(c // (s * s), s, s, h, w).transpose(0, 3, 1, 4, 2).reshape(c // (s * s), h * s, w * s)
 
 
-def rrdbnet_forward(state: dict, x: np.ndarray, unshuffle: int = 1) -> np.ndarray:
+def rrdbnet_forward(state: dict, x: np.ndarray, unshuffle: int = 1, ups: int = 2) -> np.ndarray:
     """BasicSR's RRDBNet.forward, with Real-ESRGAN's inference padding (reflect, right
     and bottom, to a multiple of the unshuffle factor; the result cropped back)."""
     def conv(key, v):
@@ -154,10 +154,10 @@ def rrdbnet_forward(state: dict, x: np.ndarray, unshuffle: int = 1) -> np.ndarra
             body = conv(f"body.{i}.rdb{r}.conv5", np.concatenate(outs)) * 0.2 + body
         body = body * 0.2 + block_in
     feat = feat + conv("conv_body", body)
-    feat = lrelu(conv("conv_up1", nearest(feat, 2)))
-    feat = lrelu(conv("conv_up2", nearest(feat, 2)))
+    for u in range(1, ups + 1):
+        feat = lrelu(conv(f"conv_up{u}", nearest(feat, 2)))
     out = conv("conv_last", lrelu(conv("conv_hr", feat)))
-    scale = 4 // unshuffle
+    scale = 2 ** ups // unshuffle
     return out[:, :h * scale, :w * scale]
 
 
@@ -250,6 +250,20 @@ def test_esrgan_names_convert_to_the_same_network(tmp_path):
     assert ours.architecture.startswith("RRDBNet (ESRGAN names), 6 blocks")
     assert ours.weights == convert_weights(state).weights
     assert same_as_shipped(tmp_path, esrgan_names(state), "realesrgan-x4plus-anime") == 0
+
+
+def test_esrgan_names_without_upsampling_are_a_1x_model(tmp_path):
+    # The community's 1x_ models: model.2 (HR) and model.4 (last) right after the trunk.
+    state = random_rrdb()
+    del state["conv_up1.weight"], state["conv_up1.bias"], state["conv_up2.weight"], state["conv_up2.bias"]
+    renamed = {k.replace("model.8.", "model.2.").replace("model.10.", "model.4."): v
+               for k, v in esrgan_names({**state, **{f"conv_up{u}.{e}": np.zeros(1) for u in (1, 2)
+                                                     for e in ("weight", "bias")}}).items()
+               if not k.startswith(("model.3.", "model.6."))}
+    model = convert_weights(renamed, fp16=False)
+    assert model.scale == 1 and "Interp" not in model.param
+    x = np.random.default_rng(3).random((3, 5, 7), dtype=np.float32)
+    np.testing.assert_allclose(run_ncnn(model, x, tmp_path), rrdbnet_forward(state, x, ups=0), atol=1e-4)
 
 
 def test_esrgan_repository_names_convert_to_the_same_network():
