@@ -261,6 +261,11 @@ def _read_zip(path: Path, data: bytes) -> dict:
         raise ModelError(f"{path} is a TorchScript archive, not a checkpoint: save the model's state_dict()")
     pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
     if len(pickles) != 1:
+        # A model as often downloaded: a zip holding the checkpoint.
+        inside = [n for n in names if n.lower().endswith((".pth", ".pt", ".ckpt", ".safetensors"))]
+        if inside:
+            shown = ", ".join(inside[:3]) + (", ..." if len(inside) > 3 else "")
+            raise ModelError(f"{path} is a zip archive of model files ({shown}): extract it and convert the one in it")
         raise ModelError(f"{path} is a zip file but not a PyTorch checkpoint (no data.pkl in it)")
     prefix = pickles[0][: -len("data.pkl")]
 

@@ -135,6 +135,19 @@ def test_a_torchscript_archive_is_named_as_one(tmp_path):
     assert refusal(path) == f"{path} is a TorchScript archive, not a checkpoint: save the model's state_dict()"
 
 
+def test_a_zip_archive_holding_a_checkpoint_says_to_extract_it(tmp_path):
+    inner = save_zip(tmp_path / "m.pth", {"w": tensor(VALUES)})
+    path = tmp_path / "4x_Model.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.write(inner, "4x_Model/4x_Model.pth")
+        z.writestr("4x_Model/readme.txt", "a model")
+    assert refusal(path) == f"{path} is a zip archive of model files (4x_Model/4x_Model.pth): extract it and " \
+                            "convert the one in it"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("readme.txt", "no model")
+    assert refusal(path) == f"{path} is a zip file but not a PyTorch checkpoint (no data.pkl in it)"
+
+
 @pytest.mark.parametrize("kind", ["zip", "legacy", "safetensors"])
 def test_a_truncated_file_is_refused(tmp_path, kind):
     path = write(kind, tmp_path / "m.pth", {"w": tensor(np.ones(64, np.float32))})
