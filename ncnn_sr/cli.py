@@ -416,6 +416,10 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
             # In a model folder, the catalog's name stands for its verified files:
             # other weights there would be refused as a corrupt copy.
             raise NcnnSrError(f"{name} is the name of a catalog model: give the converted one another with -n")
+        if models_mod.model_name_for(name) != name:
+            # The commands map a family name to a catalog variant before any lookup.
+            raise NcnnSrError(f"{name} names the catalog's {name} models (-n {name} would pick one of them): "
+                              "give the converted one another name with -n")
         there = [p for p in (target / f"{name}.param", target / f"{name}.bin") if os.path.lexists(p)]
         if there and not force:
             raise NcnnSrError(f"{there[0]} exists: pass --force to replace it, or give another name with -n")

@@ -70,6 +70,15 @@ def test_a_catalog_models_name_is_refused(tmp_path):
     assert not list(tmp_path.glob("realesrgan-x4plus*"))
 
 
+def test_a_catalog_familys_name_is_refused(tmp_path):
+    # -m FOLDER -n realesr-animevideov3 runs the catalog's realesr-animevideov3-x4, not a model of that name.
+    proc = run("convert", "-i", weights_file(tmp_path), "-n", "realesr-animevideov3", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == "ncnn-sr: error: realesr-animevideov3 names the catalog's realesr-animevideov3 models " \
+                          "(-n realesr-animevideov3 would pick one of them): give the converted one another name with -n\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
+
+
 def test_weights_of_another_architecture_write_nothing(tmp_path):
     source = weights_file(tmp_path, state={"encoder.weight": np.ones((4, 3, 3, 3), np.float32)})
     proc = run("convert", "-i", source, check_ok=False)
