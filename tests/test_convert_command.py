@@ -75,7 +75,8 @@ def test_a_catalog_familys_name_is_refused(tmp_path):
     proc = run("convert", "-i", weights_file(tmp_path), "-n", "realesr-animevideov3", check_ok=False)
     assert proc.returncode == 1
     assert proc.stderr == "ncnn-sr: error: realesr-animevideov3 names the catalog's realesr-animevideov3 models " \
-                          "(-n realesr-animevideov3 would pick one of them): give the converted one another name with -n\n"
+                          "(-n realesr-animevideov3 would pick one of them): give the converted one another " \
+                          "name with -n\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
 
 
@@ -162,5 +163,6 @@ def test_weights_too_large_for_fp16_name_the_flag_that_keeps_them(tmp_path):
     state["body.2.weight"][0, 0, 0, 0] = 1e6
     source = weights_file(tmp_path, state=state)
     proc = run("convert", "-i", source, check_ok=False)
-    assert proc.returncode == 1 and proc.stderr.endswith("too large for fp16: keep float32 weights (--fp32, fp16=False)\n")
+    assert proc.returncode == 1
+    assert proc.stderr.endswith("too large for fp16: keep float32 weights (--fp32, fp16=False)\n")
     run("convert", "-i", source, "--fp32")
