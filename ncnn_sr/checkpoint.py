@@ -22,6 +22,7 @@ import json
 import math
 import os
 import pickle
+import stat
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -79,11 +80,18 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     tensors keep their type.
 
     Raises ModelError, with a one-line message naming the file, for a file that is
-    missing or unreadable, not a checkpoint, damaged or truncated, holds a tensor
-    of a type not read here, holds no tensors, or pickles anything but data.
+    missing or unreadable, a device or a pipe, not a checkpoint, damaged or
+    truncated, holds a tensor of a type not read here, holds no tensors, or pickles
+    anything but data.
     """
     path = Path(path)
     try:
+        # By stat, which opens nothing: a FIFO blocks until a writer comes, /dev/zero has no end.
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(mode):
+            raise ModelError(f"{path} is not a regular file (a device or a pipe): give a checkpoint file")
         with open(path, "rb") as f:
             data = f.read()
     except IsADirectoryError:

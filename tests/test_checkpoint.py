@@ -2,6 +2,7 @@
 import argparse
 import collections
 import io
+import os
 import pickle
 import zipfile
 
@@ -191,6 +192,13 @@ def test_files_that_are_not_checkpoints_are_refused(tmp_path, content, words):
     path = tmp_path / "m.pth"
     path.write_bytes(content)
     assert words in refusal(path)
+
+
+def test_a_device_or_pipe_is_refused_unread(tmp_path):
+    # /dev/zero has no end: read whole, it filled the memory.
+    assert refusal("/dev/zero") == "/dev/zero is not a regular file (a device or a pipe): give a checkpoint file"
+    os.mkfifo(tmp_path / "pipe")  # opened, it would block until a writer came
+    assert "is not a regular file" in refusal(tmp_path / "pipe")
 
 
 def test_a_missing_file_is_refused(tmp_path):
