@@ -6,7 +6,8 @@ Architectures are told apart by their keys and shapes:
 - RRDBNet with BasicSR/Real-ESRGAN names (``conv_first``, ``body.N.rdbM.convK``,
   ``conv_body``, ``conv_up1``, ``conv_up2``, ``conv_hr``, ``conv_last``): scale 4, or
   2 / 1 when ``conv_first`` takes 12 / 48 channels (the picture pixel-unshuffled by 2
-  / 4 first).
+  / 4 first), 8 with a third upsampling convolution ``conv_up3`` (x8 models, such as
+  ai-forever's RealESRGAN_x8).
 - RRDBNet as the ESRGAN repository's RRDBNet_arch.py names it (``conv_first``,
   ``RRDB_trunk.N.RDBM.convK``, ``trunk_conv``, ``upconv1``, ``upconv2``, ``HRconv``,
   ``conv_last``): scale 4.
@@ -102,8 +103,9 @@ def _known(weights: Mapping[str, np.ndarray]):
     """The converter of the architecture ``weights``' keys name, or None."""
     if "conv_first.weight" in weights and any(k.startswith("RRDB_trunk.") for k in weights):
         return _esrgan_trunk
-    if "conv_first.weight" in weights:
-        return lambda w, fp16: _rrdbnet(w, {k: k for k in w}, "RRDBNet (Real-ESRGAN names)", fp16)
+    if "conv_first.weight" in weights:  # a conv_up3 is an x8 model's third nearest x2
+        return lambda w, fp16: _rrdbnet(w, {k: k for k in w}, "RRDBNet (Real-ESRGAN names)", fp16,
+                                        ups=3 if "conv_up3.weight" in w else 2)
     if "model.0.weight" in weights and any(k.startswith("model.1.sub.") for k in weights):
         return _esrgan
     if "body.0.weight" in weights and ("body.1.weight" in weights or "body.2.weight" in weights):

@@ -252,6 +252,17 @@ def test_esrgan_names_convert_to_the_same_network(tmp_path):
     assert same_as_shipped(tmp_path, esrgan_names(state), "realesrgan-x4plus-anime") == 0
 
 
+def test_rrdbnet_with_a_third_upsampling_is_x8(tmp_path):
+    state = random_rrdb()
+    rng = np.random.default_rng(8)
+    state["conv_up3.weight"] = rng.normal(0, 0.1, state["conv_up2.weight"].shape).astype(np.float32)
+    state["conv_up3.bias"] = rng.normal(0, 0.1, state["conv_up2.bias"].shape).astype(np.float32)
+    model = convert_weights(state, fp16=False)
+    assert model.scale == 8 and model.architecture.endswith(", x8")
+    x = rng.random((3, 5, 7), dtype=np.float32)
+    np.testing.assert_allclose(run_ncnn(model, x, tmp_path), rrdbnet_forward(state, x, ups=3), atol=1e-4)
+
+
 def test_esrgan_names_without_upsampling_are_a_1x_model(tmp_path):
     # The community's 1x_ models: model.2 (HR) and model.4 (last) right after the trunk.
     state = random_rrdb()
@@ -512,8 +523,11 @@ def test_missing_key_is_named_as_the_esrgan_dict_names_it():
 
 def test_key_to_spare_is_named():
     state = random_rrdb()
-    state["conv_up3.weight"] = np.zeros((8, 8, 3, 3), np.float32)
-    with pytest.raises(ModelError, match=r"keys not known for it \(conv_up3\.weight\)"):
+    state["conv_up4.weight"] = np.zeros((8, 8, 3, 3), np.float32)
+    with pytest.raises(ModelError, match=r"keys not known for it \(conv_up4\.weight\)"):
+        convert_weights(state)
+    state["conv_up3.weight"] = state.pop("conv_up4.weight")  # x8 (conv_up3) needs its bias too
+    with pytest.raises(ModelError, match=r"x8: key conv_up3\.bias is missing"):
         convert_weights(state)
 
 
