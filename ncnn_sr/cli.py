@@ -398,7 +398,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
             dni_weight: float | None, force: bool, debug: bool) -> None:
     """Convert a .pth or .safetensors model to ncnn, without PyTorch.
 
-    Writes NAME.param and NAME.bin, runs them once on a small picture on the CPU,
+    Writes NAME.param and NAME.bin once they have run on a small picture on the CPU,
     and says how to use them: -n and the .param's path, or -m FOLDER -n NAME."""
     from . import checkpoint, convert as convert_mod  # only this command needs them
 
@@ -411,18 +411,6 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         dni_weight = 0.5 if dni_weight is None else dni_weight
         if os.path.exists(target) and not os.path.isdir(target):
             raise NcnnSrError(f"{target} is not a folder: -o names the folder to write NAME.param and NAME.bin in")
-        entry = models_mod.catalog().get(name)
-        if entry is not None and entry.param_sha256:
-            # In a model folder, the catalog's name stands for its verified files:
-            # other weights there would be refused as a corrupt copy.
-            raise NcnnSrError(f"{name} is the name of a catalog model: give the converted one another with -n")
-        if models_mod.model_name_for(name) != name:
-            # The commands map a family name to a catalog variant before any lookup.
-            raise NcnnSrError(f"{name} names the catalog's {name} models (-n {name} would pick one of them): "
-                              "give the converted one another name with -n")
-        there = [p for p in (target / f"{name}.param", target / f"{name}.bin") if os.path.lexists(p)]
-        if there and not force:
-            raise NcnnSrError(f"{there[0]} exists: pass --force to replace it, or give another name with -n")
         weights = checkpoint.read_weights(path)
         if other is not None:
             second = checkpoint.read_weights(path_flag(PROG, "--dni", other, "the model to interpolate with"))
@@ -434,14 +422,9 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         except OSError as e:
             raise NcnnSrError(f"cannot make the folder {target}: {e.strerror or e}") from None
         try:
-            spec = convert_mod.write_model(model, target, name)
-            _try_converted(spec)
+            spec = convert_mod.write_model(model, target, name, overwrite=force)
         except BaseException:
-            # Failed or interrupted (Ctrl-C during the trial run): no new files, no new folders.
-            for p in (target / f"{name}.param", target / f"{name}.bin"):
-                if p not in there:
-                    p.unlink(missing_ok=True)
-            for p in made:
+            for p in made:  # failed or interrupted: no new folders either
                 try:
                     p.rmdir()
                 except OSError:
@@ -454,25 +437,6 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
     mixed = "" if other is None else f", {dni_weight:g} of {path.name} and {1 - dni_weight:g} of {Path(other).name}"
     click.echo(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}{mixed}")
     click.echo(f"use it with: {PROG} -i IN -o OUT -n {shlex.quote(str(spec.param_path))}")
-
-
-def _try_converted(spec: models_mod.ModelSpec) -> None:
-    """Run a freshly written model once on a small picture on the CPU: a model ncnn
-    cannot load or run is removed and said so, not left to fail at its first use."""
-    import numpy as np
-
-    from .engine import Upscaler
-
-    try:
-        with Upscaler(spec, device="cpu") as upscaler:
-            side = 16
-            out = upscaler.upscale(np.full((side, side, 3), 128, np.uint8))
-        if out.shape[:2] != (side * spec.scale, side * spec.scale):
-            raise NcnnSrError(f"gives {out.shape[1]}x{out.shape[0]} for {side}x{side}, not x{spec.scale}")
-    except NcnnSrError as e:
-        for p in (spec.param_path, spec.bin_path):
-            p.unlink(missing_ok=True)
-        raise NcnnSrError(f"the converted model does not run, and was removed: {e}") from None
 
 
 @main.command("bench")

@@ -32,15 +32,16 @@ from __future__ import annotations
 import math
 import os
 import re
+import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 
-from .errors import ModelError, describe
-from .files import atomic_write
-from .models import ModelSpec, resolve_model
+from .errors import ModelError, NcnnSrError, cannot_write, describe
+from .files import atomic_write, temp_stem
+from .models import ModelSpec, catalog, model_name_for, resolve_model
 from .param_file import PARAM_MAGIC
 
 INPUT_BLOB, OUTPUT_BLOB = "data", "output"
@@ -159,26 +160,79 @@ def _shape_text(shape: tuple) -> str:
     return "x".join(map(str, shape)) or "a scalar"
 
 
-def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str) -> ModelSpec:
-    """Write ``NAME.param`` and ``NAME.bin`` in ``folder`` (each whole or not at all:
-    the bin first, then the param; a new bin is taken back when the param cannot be
-    written) and return the checked spec of them, as
-    ``resolve_model`` gives it for the .param's path, with the model's scale."""
+def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, trial: bool = True,
+                overwrite: bool = False) -> ModelSpec:
+    """Write ``NAME.param`` and ``NAME.bin`` in ``folder`` and return their checked
+    spec, as ``resolve_model`` gives it for the .param's path, with the model's scale.
+    An existing NAME.param or NAME.bin is replaced only with ``overwrite``. The name
+    of a verified catalog model, or of a catalog family, is refused: in a model
+    folder that name stands for the catalog's files.
+
+    Both are written under hidden temporary names first; with ``trial`` that pair is
+    loaded and run once on the CPU, and must give the model's scale, before the two
+    take their names (the bin, then the param). A model that does not run therefore
+    replaces nothing, and a failure or Ctrl-C leaves no file behind; only a rename
+    of the param failing after the bin's leaves the new bin (beside the old param,
+    if there was one). A model that does not run is a ModelError."""
     if not isinstance(model, ConvertedModel):
         raise ModelError(f"the model must be a ConvertedModel, got {describe(model)}")
     if not isinstance(name, str) or not name.strip() or name.startswith(".") or "/" in name or os.sep in name \
             or "\0" in name or name.lower().endswith((".param", ".bin")):
         raise ModelError(f"a model's name must be a file name without folder or suffix, got {describe(name)}")
-    param_path, bin_path = Path(folder) / f"{name}.param", Path(folder) / f"{name}.bin"
+    entry = catalog().get(name)
+    if entry is not None and entry.param_sha256:
+        # Other weights under a verified model's name would be refused as a corrupt copy.
+        raise ModelError(f"{name} is the name of a catalog model: give the converted one another name")
+    if model_name_for(name) != name:  # the commands map a family name to one of its models
+        raise ModelError(f"{name} names the catalog's {name} models (-n {name} would pick one of them): "
+                         "give the converted one another name")
+    folder = Path(folder)
+    param_path, bin_path = folder / f"{name}.param", folder / f"{name}.bin"
+    for path in (param_path, bin_path):
+        if path.is_dir():
+            raise ModelError(f"{path} is a folder: the model cannot take its name")
+        if os.path.lexists(path) and not overwrite:
+            raise ModelError(f"{path} exists: replace it (--force, overwrite=True), or give another name")
+    temp = f".{temp_stem(name)}.{secrets.token_hex(4)}.part"
+    temp_param, temp_bin = folder / f"{temp}.param", folder / f"{temp}.bin"
     had_bin = os.path.lexists(bin_path)
-    atomic_write(bin_path, lambda f: f.write(model.weights))
     try:
-        atomic_write(param_path, lambda f: f.write(model.param.encode("utf-8")))
-    except BaseException:
-        if not had_bin:  # a bin alone would be listed as half a model, and block the next try
-            bin_path.unlink(missing_ok=True)
-        raise
+        atomic_write(temp_bin, lambda f: f.write(model.weights))
+        atomic_write(temp_param, lambda f: f.write(model.param.encode("utf-8")))
+        if trial:
+            _trial_run(temp_param, model.scale)
+        _rename(temp_bin, bin_path)
+        try:
+            _rename(temp_param, param_path)
+        except BaseException:
+            if not had_bin:  # a bin alone would be listed as half a model, and block the next try
+                bin_path.unlink(missing_ok=True)
+            raise
+    finally:
+        for path in (temp_param, temp_bin):
+            path.unlink(missing_ok=True)
     return replace(resolve_model(param_path), scale=model.scale)
+
+
+def _trial_run(param: Path, scale: int) -> None:
+    """Load the model of ``param`` on the CPU, which measures its scale by running it
+    once on a small picture; a ModelError unless it loads, runs and gives ``scale``."""
+    from .engine import Upscaler  # the engine loads ncnn: only a trial needs it
+
+    try:
+        with Upscaler(param, device="cpu") as upscaler:
+            measured = upscaler.scale
+    except NcnnSrError as e:
+        raise ModelError(f"the converted model does not run: {e}") from None
+    if measured != scale:
+        raise ModelError(f"the converted model gives x{measured}, where its architecture says x{scale}")
+
+
+def _rename(source: Path, target: Path) -> None:
+    try:
+        os.replace(source, target)
+    except OSError as e:
+        raise cannot_write(target, e) from None
 
 
 # --- the network text and weights --------------------------------------------------------

@@ -3,10 +3,12 @@ the shipped models compute; layouts and weights not known are refused in one lin
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from ncnn_sr import convert as convert_mod
 from ncnn_sr.convert import ConvertedModel, convert_weights, interpolate_weights, write_model
 from ncnn_sr.engine import Upscaler
 from ncnn_sr.errors import InputError, ModelError
@@ -425,7 +427,7 @@ def unshuffled_upscale(tmp_path, in_ch: int, image: np.ndarray, **options) -> tu
     """A random one-block RRDBNet that unshuffles by 2 (``in_ch`` 12) or 4 (48), run
     in fp32 on the CPU: its state, its unshuffle factor and ``image`` upscaled."""
     state = random_rrdb(in_ch, blocks=1)
-    spec = write_model(convert_weights(state, fp16=False), tmp_path, "unshuffled")
+    spec = write_model(convert_weights(state, fp16=False), tmp_path, "unshuffled", overwrite=True)
     with Upscaler(spec, device="cpu", threads=1, precision="fp32", **options) as up:
         return state, {12: 2, 48: 4}[in_ch], up.upscale(image)
 
@@ -591,11 +593,25 @@ def test_write_model_refuses_a_name_that_is_not_a_file_name(tmp_path, name):
         write_model(convert_weights(random_compact()), tmp_path, name)
 
 
-def test_write_model_takes_its_new_bin_back_when_the_param_cannot_be_written(tmp_path):
-    (tmp_path / "m.param").mkdir()  # nothing can be renamed over a folder
+def test_a_folder_in_the_models_place_is_refused_before_anything_is_written(tmp_path):
+    (tmp_path / "m.param").mkdir()
+    with pytest.raises(ModelError, match="m.param is a folder"):
+        write_model(convert_weights(random_compact()), tmp_path, "m")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.param"]
+
+
+def test_write_model_takes_its_new_bin_back_when_the_param_cannot_take_its_name(tmp_path, monkeypatch):
+    rename = convert_mod._rename
+
+    def failing(source, target):
+        if target.suffix == ".param":
+            raise InputError(f"cannot write {target}: No space left on device")
+        rename(source, target)
+
+    monkeypatch.setattr(convert_mod, "_rename", failing)
     with pytest.raises(InputError, match="m.param"):
         write_model(convert_weights(random_compact()), tmp_path, "m")
-    assert not (tmp_path / "m.bin").exists() and not list(tmp_path.glob(".*"))
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- network interpolation ----------------------------------------------------------------
@@ -627,3 +643,20 @@ def test_interpolation_of_two_different_networks_is_refused():
 def test_interpolation_weight_is_from_0_to_1(weight):
     with pytest.raises(ModelError, match="from 0 to 1"):
         interpolate_weights(random_compact(), random_compact(), weight)
+
+
+def test_a_model_that_fails_its_trial_replaces_nothing(tmp_path):
+    write_model(convert_weights(random_compact()), tmp_path, "m")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    wrong = replace(convert_weights(random_compact(seed=7)), scale=3)  # the network gives x2
+    with pytest.raises(ModelError, match="the converted model gives x2, where its architecture says x3"):
+        write_model(wrong, tmp_path, "m", overwrite=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_an_existing_model_is_replaced_only_when_asked(tmp_path):
+    write_model(convert_weights(random_compact()), tmp_path, "m")
+    with pytest.raises(ModelError, match=r"m.param exists: replace it \(--force, overwrite=True\)"):
+        write_model(convert_weights(random_compact(seed=7)), tmp_path, "m")
+    write_model(convert_weights(random_compact(seed=7)), tmp_path, "m", overwrite=True)
+    assert (tmp_path / "m.bin").read_bytes() == convert_weights(random_compact(seed=7)).weights

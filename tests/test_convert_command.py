@@ -56,8 +56,8 @@ def test_an_existing_model_is_replaced_only_with_force(tmp_path):
     other = weights_file(tmp_path, "other.pth", random_compact(seed=7))
     proc = run("convert", "-i", other, "-n", "m", check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr == f"ncnn-sr: error: {tmp_path / 'm.param'} exists: pass --force to replace it, or give " \
-                          "another name with -n\n"
+    assert proc.stderr == f"ncnn-sr: error: {tmp_path / 'm.param'} exists: replace it (--force, overwrite=True), " \
+                          "or give another name\n"
     assert (tmp_path / "m.bin").read_bytes() == convert_weights(random_compact()).weights
     run("convert", "-i", other, "-n", "m", "--force")
     assert (tmp_path / "m.bin").read_bytes() == convert_weights(random_compact(seed=7)).weights
@@ -76,7 +76,7 @@ def test_a_catalog_familys_name_is_refused(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr == "ncnn-sr: error: realesr-animevideov3 names the catalog's realesr-animevideov3 models " \
                           "(-n realesr-animevideov3 would pick one of them): give the converted one another " \
-                          "name with -n\n"
+                          "name\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
 
 
@@ -125,11 +125,12 @@ def test_dni_interpolates_two_trainings_as_real_esrgans_denoise_strength(tmp_pat
 def test_ctrl_c_during_the_trial_run_leaves_no_model_and_no_new_folder(tmp_path, monkeypatch):
     # The files are written whole before the trial run; interrupted then, they were left untried.
     from ncnn_sr import cli
+    from ncnn_sr import convert as convert_mod
 
-    def interrupted(spec):
-        assert spec.param_path.exists() and spec.bin_path.exists()
+    def interrupted(param, scale):
+        assert param.exists() and param.with_suffix(".bin").exists()
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli, "_try_converted", interrupted)
+    monkeypatch.setattr(convert_mod, "_trial_run", interrupted)
     source = weights_file(tmp_path)
     with pytest.raises(click.exceptions.Abort):  # click's word for the KeyboardInterrupt
         cli.main.main(["convert", "-i", str(source), "-o", str(tmp_path / "new" / "models")], standalone_mode=False)
