@@ -169,21 +169,23 @@ class WindowRunner:
             carry = bottom
 
     def _infer(self, net: Network, window: np.ndarray, keep: tuple | None = None) -> np.ndarray:
+        height, width, a = window.shape[0], window.shape[1], self._alignment
+        if height % a or width % a:
+            # Whole blocks, reflected at the bottom and right as the network pads itself,
+            # which leaves its output as it was: its own reflection reads past a side
+            # narrower than that padding (ncnn does not check; a 1 px wide picture came
+            # out different on each run), and, flipped for TTA, a part block would start
+            # the network at another phase than the window's.
+            window = np.pad(window, ((0, -height % a), (0, -width % a), (0, 0)), mode="reflect")
+            keep = keep or (0, height, 0, width)
         if not self.tta:
             return net.run(window, keep)
-        height, width, a = window.shape[0], window.shape[1], self._alignment
-        if a > 1:
-            # Flipped, a side that is not whole blocks would start the network at another
-            # phase than the window's. Reflected at the bottom and right as the network
-            # pads itself, the plain pass is unchanged and every symmetry sees the same
-            # blocks.
-            window = np.pad(window, ((0, -height % a), (0, -width % a), (0, 0)), mode="reflect")
         total = None
         for k in range(TTA_COUNT):
             result = tta_inverse(net.run(tta_forward(window, k)), k)
             total = result if total is None else total + result
         total *= np.float32(1.0 / TTA_COUNT)
-        return crop_output(total, keep or (0, height, 0, width), self._scale)
+        return crop_output(total, keep, self._scale)
 
     def _upscale_alpha(self, net: Network, window: np.ndarray) -> np.ndarray:
         if self.alpha == "bicubic":

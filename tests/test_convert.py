@@ -660,3 +660,15 @@ def test_an_existing_model_is_replaced_only_when_asked(tmp_path):
         write_model(convert_weights(random_compact(seed=7)), tmp_path, "m")
     write_model(convert_weights(random_compact(seed=7)), tmp_path, "m", overwrite=True)
     assert (tmp_path / "m.bin").read_bytes() == convert_weights(random_compact(seed=7)).weights
+
+
+@pytest.mark.parametrize("in_ch,h,w", [(48, 6, 1), (48, 1, 7), (48, 2, 3), (12, 1, 5)])
+def test_an_unshuffled_rrdbnet_gives_one_output_for_a_picture_narrower_than_its_blocks(tmp_path, in_ch, h, w):
+    # The network reflects a part block to a whole one itself, reading past a side
+    # narrower than that: each run then read other memory.
+    image = picture(h, w)
+    state, factor, first = unshuffled_upscale(tmp_path, in_ch, image)
+    runs = [unshuffled_upscale(tmp_path, in_ch, image)[2] for _ in range(3)]
+    assert all(np.array_equal(first, run) for run in runs)
+    expected = np.clip(rrdbnet_forward(state, as_planes(image), factor), 0, 1)
+    assert np.abs(as_planes(first) - expected).max() <= 1 / 255 + 1e-6
