@@ -58,6 +58,8 @@ _SAFETENSORS_DTYPES = {
 # The first pickle of PyTorch's legacy format, and the version after it.
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
+# How many times its own size a zip's compressed members may unpack to.
+_MAX_UNPACKING = 16
 # The longest safetensors header read (the format's own limit is 100 MB).
 _MAX_HEADER = 100_000_000
 
@@ -195,7 +197,8 @@ def _allowed_names() -> dict[tuple[str, str], object]:
         ("copyreg", "_reconstructor"): _reconstructor,
         ("argparse", "Namespace"): _Inert,
     }
-    for name in ("set", "frozenset", "tuple", "list", "dict", "complex", "slice", "bytearray"):
+    # Not bytearray: bytearray(N) asks for N bytes, and no state dict holds one.
+    for name in ("set", "frozenset", "tuple", "list", "dict", "complex", "slice"):
         names["builtins", name] = getattr(__import__("builtins"), name)
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
         names[module, "scalar"] = _inert
@@ -206,6 +209,7 @@ def _allowed_names() -> dict[tuple[str, str], object]:
 
 
 _ALLOWED = _allowed_names()
+_PYTHON2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 
 
 @dataclass(frozen=True)
@@ -224,6 +228,8 @@ class _Unpickler(pickle.Unpickler):
         self.path = path
 
     def find_class(self, module, name):
+        # Python 3 writes protocol 2 (torch.save's) with Python 2's module names.
+        module = _PYTHON2_MODULES.get(module, module)
         if (module, name) in _ALLOWED:
             return _ALLOWED[module, name]
         if module == "torch" and name.endswith("Storage"):
@@ -264,6 +270,13 @@ def _read_zip(path: Path, data: bytes) -> dict:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError):
         # zipfile's words ("File is not a zip file") say no more than these.
         raise ModelError(f"{path} is a damaged zip file (truncated?)") from None
+    # torch.save stores its members as they are; a zip tool may deflate them, which
+    # trained weights (float noise) survive only a little smaller. Members that would
+    # unpack to many times the file are a zip bomb, not weights.
+    unpacked = sum(info.file_size for info in archive.infolist() if info.compress_type != zipfile.ZIP_STORED)
+    if unpacked > _MAX_UNPACKING * len(data):
+        raise ModelError(f"{path}: its compressed members would unpack to {_bytes(unpacked)}, "
+                         f"{unpacked // len(data)} times the file: not a checkpoint")
     # A TorchScript archive has a data.pkl too, of the module's classes: told apart first.
     if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
         raise ModelError(f"{path} is a TorchScript archive, not a checkpoint: save the model's state_dict()")
@@ -461,6 +474,11 @@ def _array(path: Path, name: str, ref: _TensorRef, storage_bytes, order: str) ->
     if 0 not in ref.size and last >= count:
         raise ModelError(f"{path} is damaged (truncated?): tensor {name} needs {last + 1} elements "
                          f"of its storage, which has {count}")
+    if math.prod(ref.size) > count:
+        # A view repeating its storage (a stride of 0) is no trained weight, and a few
+        # bytes of it could ask for any amount of memory.
+        raise ModelError(f"{path} is damaged: tensor {name} of size {ref.size} holds more elements than "
+                         f"its storage ({count})")
     storage = np.frombuffer(data, dtype=_dtype(kind, order), count=count)
     try:
         if 0 in ref.size:

@@ -164,8 +164,9 @@ def test_a_storage_shorter_than_its_tensor_is_refused(tmp_path):
 
 
 def test_a_tensor_repeating_its_storage_past_memory_is_refused(tmp_path):
+    # A stride of 0 makes a few stored bytes any number of elements.
     path = save_legacy(tmp_path / "m.pth", {"w": Tensor(Storage(np.ones(1)), 0, (2**40, 2**40), (0, 0))})
-    assert "is too large" in refusal(path)
+    assert "tensor w of size (1099511627776, 1099511627776) holds more elements than its storage (1)" in refusal(path)
 
 
 def test_a_tensor_of_a_type_not_read_is_refused(tmp_path):
@@ -215,3 +216,29 @@ def test_compressed_members_and_any_folder_name_are_read(tmp_path):
             z.writestr(info.filename, zipfile.ZipFile(source).read(info))
     (tmp_path / "m.pth").write_bytes(buffer.getvalue())
     np.testing.assert_array_equal(read_weights(tmp_path / "m.pth")["w"], VALUES)
+
+
+def test_a_pickle_asking_for_a_bytearray_is_refused(tmp_path):
+    path = tmp_path / "w.pth"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02c__builtin__\nbytearray\nJ\x00\x00\x00\x40\x85R.")
+    with pytest.raises(ModelError, match=r"pickles code \(builtins.bytearray\)"):
+        read_weights(path)
+
+
+def test_a_zip_whose_members_unpack_to_many_times_its_size_is_refused(tmp_path):
+    path = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", b"\x80\x02}q\x00.")
+        z.writestr("archive/data/0", bytes(10 << 20))
+    with pytest.raises(ModelError, match=r"bomb.pth: its compressed members would unpack to \d+ bytes, \d+ times "
+                                         "the file: not a checkpoint"):
+        read_weights(path)
+
+
+def test_python2_module_names_of_protocol_2_are_read(tmp_path):
+    # torch.save writes protocol 2, where Python 3 names builtins as __builtin__: a
+    # training checkpoint holding a set was refused as code.
+    path = save_zip(tmp_path / "w.pth", {"params": {"w": tensor(np.ones((2, 3), np.float32))}, "tags": {1, 2}})
+    assert b"__builtin__\nset" in zipfile.ZipFile(path).read("archive/data.pkl")
+    assert read_weights(path)["w"].shape == (2, 3)
