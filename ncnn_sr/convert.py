@@ -104,7 +104,8 @@ def _known(weights: Mapping[str, np.ndarray]):
     """The converter of the architecture ``weights``' keys name, or None."""
     if "conv_first.weight" in weights and any(k.startswith("RRDB_trunk.") for k in weights):
         return _esrgan_trunk
-    if "conv_first.weight" in weights:  # a conv_up3 is an x8 model's third nearest x2
+    if "conv_first.weight" in weights and any(re.match(r"body\.\d+\.rdb\d\.", k) for k in weights):
+        # SwinIR, HAT and DAT have a conv_first too; a conv_up3 is an x8 model's third nearest x2.
         return lambda w, fp16: _rrdbnet(w, {k: k for k in w}, "RRDBNet (Real-ESRGAN names)", fp16,
                                         ups=3 if "conv_up3.weight" in w else 2)
     if "model.0.weight" in weights and any(k.startswith("model.1.sub.") for k in weights):

@@ -672,3 +672,10 @@ def test_an_unshuffled_rrdbnet_gives_one_output_for_a_picture_narrower_than_its_
     assert all(np.array_equal(first, run) for run in runs)
     expected = np.clip(rrdbnet_forward(state, as_planes(image), factor), 0, 1)
     assert np.abs(as_planes(first) - expected).max() <= 1 / 255 + 1e-6
+
+
+def test_another_network_with_a_conv_first_is_not_taken_for_an_rrdbnet():
+    swinir = {"conv_first.weight": np.zeros((60, 3, 3, 3), np.float32), "conv_first.bias": np.zeros(60, np.float32),
+              "layers.0.residual_group.blocks.0.attn.qkv.weight": np.zeros((180, 60), np.float32)}
+    with pytest.raises(ModelError, match=r"an architecture not known here \(keys such as conv_first.bias"):
+        convert_weights(swinir)
