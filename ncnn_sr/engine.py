@@ -26,7 +26,6 @@ from .devices import Device
 from .errors import DeviceError, InputError, ModelError
 from .models import PATH_TYPES, ModelSpec, resolve_model
 from .netsplit import plan_network
-from .param_file import input_alignment, parse_param
 from .network import NetFailure, Network, NonFinite, SplitNetwork, bicubic_net
 from .pixels import check_image
 from .resample import resize, resize_bytes, target_size
@@ -170,7 +169,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         self.spec = resolve_model(model, model_path)
         self.tta = tta
         self.alpha = alpha
-        self._alignment = input_alignment(parse_param(self.spec.param_path.read_bytes(), self.spec.name))
+        self._alignment = self.spec.alignment
         self.tile_pad = self.spec.prepadding if tile_pad is None else tile_pad
         self.tile_pad += -self.tile_pad % self._alignment
         if overlap is None:

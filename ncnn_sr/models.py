@@ -23,13 +23,13 @@ import logging
 import mmap
 import numbers
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from models_ncnn import CATALOG_PATH
 
 from .errors import ModelError, ModelMissing, broken_link, describe
-from .param_file import PARAM_MAGIC, check_bin_size, parse_param
+from .param_file import PARAM_MAGIC, check_bin_size, input_alignment, parse_param
 
 log = logging.getLogger("ncnn_sr")
 
@@ -69,6 +69,9 @@ class ModelSpec:
 
     ``scale`` is None only for a custom model before it has been run once.
     ``verified`` is True when the files matched the catalog's sha256.
+    ``alignment`` is the stride of a pixel unshuffle the network opens with
+    (``param_file.input_alignment``; 1 without one): windows it runs on start at a
+    multiple of it. ``resolve_model`` reads it from the param.
     """
 
     name: str
@@ -81,6 +84,7 @@ class ModelSpec:
     verified: bool
     source: str
     cpu_bytes_per_pixel: int = DEFAULT_CPU_BYTES_PER_PIXEL
+    alignment: int = 1
 
     def __post_init__(self) -> None:
         # Made by hand, a str path failed deep in the Upscaler on a bare AttributeError,
@@ -98,7 +102,7 @@ class ModelSpec:
             object.__setattr__(self, field, Path(os.fsdecode(value)))
         if not isinstance(self.verified, bool):
             raise ModelError(f"model {self.name}: verified must be True or False, got {describe(self.verified)}")
-        for field in ("scale", "prepadding", "cpu_bytes_per_pixel"):
+        for field in ("scale", "prepadding", "cpu_bytes_per_pixel", "alignment"):
             value = getattr(self, field)
             if value is None and field == "scale":
                 continue
@@ -109,6 +113,8 @@ class ModelSpec:
             object.__setattr__(self, field, int(value))
         if self.cpu_bytes_per_pixel < 1:
             raise ModelError(f"model {self.name}: cpu_bytes_per_pixel must be at least 1")
+        if self.alignment < 1:
+            raise ModelError(f"model {self.name}: alignment must be at least 1, got {self.alignment}")
         if self.scale is not None and self.scale < 1:
             raise ModelError(f"model {self.name}: scale must be at least 1, got {self.scale}")
         if self.prepadding < 0:
@@ -236,15 +242,16 @@ def custom_model_names(model_path: str | bytes | os.PathLike | None = None) -> l
 def resolve_model(model: str | bytes | os.PathLike | ModelSpec,
                   model_path: str | bytes | os.PathLike | None = None) -> ModelSpec:
     """Find and check a model's files; see the module docstring for the order. A
-    ModelSpec, as the Upscaler takes one, is returned as it is once ``check_files``
-    passes it (``model_path`` plays no part: its files are named).
+    ModelSpec, as the Upscaler takes one, is returned once ``check_files`` passes it,
+    with the alignment its param says (``model_path`` plays no part: its files are
+    named).
 
     Raises ModelError with a one-line reason when the model is unknown, missing,
     corrupt or inconsistent, or a path on the way cannot be looked at.
     """
     if isinstance(model, ModelSpec):
-        check_files(model)
-        return model
+        alignment = check_files(model)
+        return model if alignment == model.alignment else replace(model, alignment=alignment)
     if not isinstance(model, PATH_TYPES):
         raise ModelError(f"the model must be a name, a .param file's path or a ModelSpec, got {describe(model)}")
     try:
@@ -384,20 +391,21 @@ def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None
 
     # Every catalog model has weights; a custom one may have none (an Interp alone).
     graph = _checked_files(name, param, bin_, source, bin_needed=entry is not None, verify=verify)
+    alignment = input_alignment(graph)
     if entry is not None:
         return ModelSpec(name, param, bin_, entry.scale, entry.input_blob, entry.output_blob,
-                         entry.prepadding, verified, source, entry.cpu_bytes_per_pixel)
+                         entry.prepadding, verified, source, entry.cpu_bytes_per_pixel, alignment)
     return ModelSpec(name, param, bin_, None, graph.input_blob, graph.output_blob,
-                     DEFAULT_PREPADDING, False, source)
+                     DEFAULT_PREPADDING, False, source, alignment=alignment)
 
 
-def check_files(spec: ModelSpec) -> None:
+def check_files(spec: ModelSpec) -> int:
     """The checks ``resolve_model`` makes on any model's files, for a ModelSpec made
     by hand: both files there, not swapped, the param parsed, and the weights it
     declares filling the bin exactly. A ModelError (ModelMissing for a file that is
     not there) says what is wrong. No sha256: a spec made by hand may name any
-    weights."""
-    _checked_files(spec.name, spec.param_path, spec.bin_path, spec.source, bin_needed=False)
+    weights. Returns the network's alignment, as ``input_alignment`` reads it."""
+    return input_alignment(_checked_files(spec.name, spec.param_path, spec.bin_path, spec.source, bin_needed=False))
 
 
 def _checked_files(name: str, param: Path, bin_: Path, source: str, bin_needed: bool, verify=None):

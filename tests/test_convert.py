@@ -12,7 +12,7 @@ from ncnn_sr import convert as convert_mod
 from ncnn_sr.convert import ConvertedModel, convert_weights, interpolate_weights, write_model
 from ncnn_sr.engine import Upscaler
 from ncnn_sr.errors import InputError, ModelError
-from ncnn_sr.models import resolve_model
+from ncnn_sr.models import ModelSpec, resolve_model
 from ncnn_sr.param_file import input_alignment, parse_param, weight_ends
 
 _TAG_FP16 = 0x01306B47
@@ -393,6 +393,15 @@ def test_alignment_is_the_unshuffle_of_the_input(in_ch, alignment):
                                   "realesr-animevideov3-x3", "realesr-animevideov3-x4"])
 def test_shipped_models_have_no_alignment(name):
     assert input_alignment(parse_param(resolve_model(name).param_path.read_bytes())) == 1
+
+
+def test_a_spec_carries_its_alignment_also_made_by_hand(tmp_path):
+    spec = write_model(convert_weights(random_rrdb(in_ch=48, blocks=1)), tmp_path, "x1")
+    assert spec.alignment == 4 and resolve_model(spec.param_path).alignment == 4
+    by_hand = ModelSpec("x1", spec.param_path, spec.bin_path, 1, "data", "output", 10, False, "hand")
+    assert by_hand.alignment == 1 and resolve_model(by_hand).alignment == 4
+    with Upscaler(by_hand, device="cpu") as upscaler:
+        assert upscaler.alignment == 4
 
 
 def test_compact_models_have_no_alignment():
