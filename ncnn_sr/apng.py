@@ -54,10 +54,22 @@ def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
     half clear there. Each frame's pixels are decoded by Pillow (one frame alone, as
     a PNG of its box), so they are 8-bit as Pillow reads them (a 16-bit sample's high
     byte). A broken file raises what Pillow raises, SyntaxError, or EOFError."""
+    shown = list(_shown(data))
+    return [frame for frame, _ in shown], [duration for _, duration in shown]
+
+
+def first_as_shown(data: bytes) -> np.ndarray:
+    """The first frame of the APNG ``data`` as ``frames_as_shown`` gives it (not a
+    default image outside the animation), the frames after it left undecoded."""
+    return next(_shown(data))[0]
+
+
+def _shown(data: bytes) -> Iterator[tuple[np.ndarray, int]]:
+    """Each frame of the APNG ``data`` composed on the canvas, with its duration, one
+    at a time."""
     header, decoding, frames = _split(data)
     width, height = struct.unpack_from(">II", header)
     canvas = np.zeros((height, width, 4), np.uint8)
-    shown, durations = [], []
     for frame in frames:
         pixels = _decode(header, decoding, frame)
         box = canvas[frame.top:frame.top + frame.height, frame.left:frame.left + frame.width]
@@ -65,13 +77,11 @@ def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
         # BACKGROUND the specification asks for there.
         before = box.copy() if frame.dispose == DISPOSE_PREVIOUS else None
         box[:] = pixels if frame.blend == BLEND_SOURCE else over(pixels, box)
-        shown.append(canvas.copy())
-        durations.append(frame.duration)
+        yield canvas.copy(), frame.duration
         if frame.dispose == DISPOSE_BACKGROUND:
             box[:] = 0
         elif before is not None:
             box[:] = before
-    return shown, durations
 
 
 def over(top: np.ndarray, under: np.ndarray) -> np.ndarray:

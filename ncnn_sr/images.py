@@ -17,7 +17,8 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from .errors import InputError, describe
 from .files import atomic_write
-from .gif import SAVE_OPTIONS as GIF_OPTIONS, first_as_shown, to_palette
+from . import apng, gif
+from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
                        fitting_dpi, fitting_profile, orient, readable_exif, resolution, upright_xmp, xmp_option)
 from .pixels import check_image, to_eight_bit
@@ -115,7 +116,14 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             # colour 0, opaque unless that frame has a transparent index; browsers
             # leave it clear.
             with open(path, "rb") as f:
-                arr = first_as_shown(f.read())
+                arr = gif.first_as_shown(f.read())
+        elif im.format == "PNG" and im.info.get("default_image") and not deep:
+            # Pillow gives the default image, which browsers skip for the animation's
+            # first frame (a 16-bit one is read from FFmpeg's first frame below).
+            with open(path, "rb") as f:
+                arr = apng.first_as_shown(f.read())
+            if (arr[:, :, 3] == 255).all():
+                arr = np.ascontiguousarray(arr[:, :, :3])
         xmp = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
         info = replace(info, dpi=resolution(im, exif, orientation), xmp=upright_xmp(xmp))
     if deep:

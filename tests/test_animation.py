@@ -325,6 +325,14 @@ def test_an_apng_default_image_outside_the_animation_is_not_counted_as_a_frame(t
     assert read_image(path)[1].frames == 2  # what the progress bar and the memory budget count
 
 
+@pytest.mark.parametrize("frames", [[RED, BLUE], [RED]])
+def test_an_apng_read_as_a_still_is_its_first_frame_not_its_default_image(tmp_path, frames):
+    path = save_animation(tmp_path / "a.png", [solid((255, 255, 255))] + [solid(c) for c in frames],
+                          default_image=True, duration=[10] * len(frames))
+    assert tuple(read_image(path)[0][0, 0]) == RED  # as browsers show it, and read_frames starts
+    assert tuple(read_frames(path)[0].frames[0][0, 0]) == RED
+
+
 def test_a_still_picture_is_one_frame_as_read_image_gives_it(tmp_path):
     arr = picture(6, 8, channels=1, dtype=np.uint16)
     Image.fromarray(arr[:, :, 0]).save(tmp_path / "grey.png")
