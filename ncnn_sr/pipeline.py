@@ -376,7 +376,7 @@ class Pipeline:
 
     def _proc(self, upscaler: Upscaler, to_proc: _ProcQueue, to_save: queue.Queue) -> None:
         while True:
-            item = to_proc.get()
+            item = to_proc.get(upscaler.device.is_gpu)
             if item is STOP:
                 return
             if self._cancel.is_set():
@@ -412,8 +412,11 @@ class Pipeline:
         else:
             pictures = item.animation.frames
             frames = _Frames(pictures, upscale)
-            helpers = sum(lane.workers for lane in self.lanes) - 1
-            to_proc.ask_help(frames, min(helpers, len(pictures) - 1))
+            # Helpers on the same kind of device only: a GPU's animation that handed a
+            # frame to a CPU worker waited for it long after its own were done.
+            on_gpu = upscaler.device.is_gpu
+            helpers = sum(lane.workers for lane in self.lanes if lane.upscaler.device.is_gpu == on_gpu) - 1
+            to_proc.ask_help(frames, min(helpers, len(pictures) - 1), on_gpu)
             frames.work(upscaler)
             item.animation = replace(item.animation, frames=frames.result())
         with self._report_lock:
@@ -495,13 +498,14 @@ class Pipeline:
 class _ProcQueue:
     """What proc workers take: pictures, at most ``size`` waiting (``put`` raises
     queue.Full after ``timeout`` as queue.Queue does), and before them animations'
-    calls for help. Those are not bounded by ``size``, so a worker asking for help
-    never waits: each animation in progress asks for at most one per other worker."""
+    calls for help to the workers on GPUs, or on the CPU. Those are not bounded by
+    ``size``, so a worker asking for help never waits: each animation in progress
+    asks for at most one per other worker."""
 
     def __init__(self, size: int):
         self._size = size
         self._pictures: deque = deque()
-        self._helps: deque = deque()
+        self._helps: dict[bool, deque] = {True: deque(), False: deque()}  # by on_gpu
         lock = threading.Lock()
         self._not_empty, self._not_full = threading.Condition(lock), threading.Condition(lock)
 
@@ -512,17 +516,21 @@ class _ProcQueue:
             self._pictures.append(item)
             self._not_empty.notify()
 
-    def ask_help(self, frames: _Frames, count: int) -> None:
-        """Call ``count`` workers to ``frames``, ahead of every picture."""
+    def ask_help(self, frames: _Frames, count: int, on_gpu: bool) -> None:
+        """Call ``count`` workers on GPUs (``on_gpu``), or on the CPU, to ``frames``,
+        ahead of every picture."""
         with self._not_empty:
-            self._helps.extend([frames] * count)
-            self._not_empty.notify(count)
+            self._helps[on_gpu].extend([frames] * count)
+            self._not_empty.notify_all()  # a notify(count) could wake the other kind's workers only
 
-    def get(self):
+    def get(self, on_gpu: bool):
+        """The next call for help to a worker on a GPU (``on_gpu``) or the CPU, else
+        the next picture."""
+        helps = self._helps[on_gpu]
         with self._not_empty:
-            self._not_empty.wait_for(lambda: self._helps or self._pictures)
-            if self._helps:
-                return self._helps.popleft()
+            self._not_empty.wait_for(lambda: helps or self._pictures)
+            if helps:
+                return helps.popleft()
             self._not_full.notify()
             return self._pictures.popleft()
 

@@ -1,6 +1,7 @@
 """The load → proc → save pipeline as a library."""
 import threading
 import time
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from conftest import picture, png_bytes, stored_delays
 from ncnn_sr import InputError, Upscaler
 from ncnn_sr import pipeline as pipeline_mod
 from ncnn_sr.animation import read_frames
+from ncnn_sr.devices import CPU
 from ncnn_sr.jobs import Job, plan_jobs
 from ncnn_sr.pipeline import Lane, Pipeline, ordered_map
 
@@ -121,6 +123,8 @@ def test_cancel_interrupts_a_picture_between_tiles(tmp_path):
 class SlowFake:
     """Stands in for an Upscaler where only scheduling is under test."""
 
+    device = CPU
+
     def __init__(self, delay):
         self.delay, self.count = delay, 0
 
@@ -140,6 +144,8 @@ def test_whole_pictures_spread_over_every_lane(tmp_path):
 
 
 class OutOfMemory:
+    device = CPU
+
     def upscale(self, image, progress=None, **kw):
         raise MemoryError
 
@@ -654,7 +660,7 @@ class Watched:
     a test that passes has had them on frames at once, however the threads ran."""
 
     def __init__(self, upscaler, name, calls, meet=None, before=None):
-        self.upscaler, self.scale, self.name = upscaler, upscaler.scale, name
+        self.upscaler, self.scale, self.name, self.device = upscaler, upscaler.scale, name, upscaler.device
         self.calls, self.meet, self.before = calls, meet, before
 
     def upscale(self, image, progress=None, **kw):
@@ -679,6 +685,18 @@ def test_an_animations_frames_spread_over_every_lane_and_keep_their_order(tmp_pa
     assert written.durations == (60, 70, 80, 90, 100)
     for got, frame in zip(written.frames, frames, strict=True):
         assert np.array_equal(got, cpu_lane.upscaler.upscale(frame))
+
+
+def test_an_animations_frames_stay_on_its_kind_of_device(tmp_path, cpu_lane):
+    # A GPU's animation that handed a frame to a CPU worker waited for it long after
+    # its own frames were done; the CPU lane here also holds the other lane's first frame.
+    jobs, _ = animated_job(tmp_path, count=4, duration=[50] * 4)
+    calls = []
+    gpu_like = Watched(cpu_lane.upscaler, "gpu", calls)
+    gpu_like.device = SimpleNamespace(is_gpu=True)
+    lanes = [Lane(gpu_like, 1), Lane(Watched(cpu_lane.upscaler, "cpu", calls), 1)]
+    assert Pipeline(lanes).run(jobs).ok == 1
+    assert len(calls) == 4 and len({name for name, _ in calls}) == 1
 
 
 def test_an_animations_frames_spread_over_the_proc_workers_of_one_lane(tmp_path, cpu_lane):
