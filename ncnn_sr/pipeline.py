@@ -8,8 +8,8 @@ cancellation travel through the same queues as pictures: a failed item carries i
 reason to the save side, which reports it; a STOP item tells a worker to end.
 
 An animation's frames are independent: the proc worker that takes one asks every
-other proc worker, of every lane, for help, and they take its frames before any new
-picture (see _ProcQueue and _Frames).
+other proc worker on its kind of device (GPU or CPU), of every lane, for help, and
+they take its frames before any new picture (see _ProcQueue and _Frames).
 """
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ class Pipeline:
     An animated picture (GIF, WebP, APNG) asked as png, webp or gif is upscaled frame
     by frame into an animation of every frame, unless ``animate`` is false; a jpg
     gets its first frame, with a note. Its frames are shared by the proc workers of
-    every lane, which take them before new pictures; one that fails fails the
+    every lane on its kind of device, which take them before new pictures; one that fails fails the
     picture, as a still's failure does. Animations in flight hold at most
     ``animation_memory`` bytes together (default: MAX_ANIMATION_MEMORY, at most half
     the memory available); one that alone would need more fails, in words."""
