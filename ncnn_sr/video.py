@@ -46,6 +46,8 @@ AVI_REORDER = 8  # frames an AVI's stamps are sorted over: B-frame pyramids move
 # user who set it keeps.
 QUIET_X265 = {"x265-params": "log-level=error"}
 QUIET_SVT_AV1 = ("SVT_LOG", "1")
+# The fewest frames x265 stamps right with B-frames on (see _video_out).
+X265_FEWEST_REORDERED = 3
 # x264 (libx264rgb too) and x265 print their own complaint about an unknown preset
 # straight to stderr, past FFmpeg's log, so these are checked first to keep the error one line.
 X264_X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
@@ -457,12 +459,26 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
             opts.pop("crf", None)
     if codec == "libx265":
         opts.update(QUIET_X265)
-    if out.format.name == "avi":
+    if out.format.name == "avi" or (codec == "libx265" and _frame_count(video_in) in range(1, X265_FEWEST_REORDERED)):
         # An AVI has no presentation times: B-frames in it read back in the wrong
-        # order (ffmpeg, and this tool, then failed on its own output).
+        # order (ffmpeg, and this tool, then failed on its own output). x265 stamps the
+        # packets of a clip of one or two frames with decode times it never set
+        # (valgrind shows them read from its encoder's uninitialised memory), which the
+        # muxer refused now and then as "Invalid argument"; without B-frames nothing
+        # is reordered.
         opts["bf"] = "0"
     stream.codec_context.options = opts
     return stream
+
+
+def _frame_count(video_in) -> int | None:
+    """The frames ``video_in`` says it holds, or its duration gives; None when unknown."""
+    if video_in.frames:
+        return video_in.frames
+    rate = video_in.average_rate or video_in.guessed_rate
+    if video_in.duration and rate:
+        return round(float(video_in.duration * video_in.time_base * rate))
+    return None
 
 
 def _merged(options: dict, more: dict) -> dict:

@@ -243,6 +243,16 @@ def test_the_default_crf_holds_for_an_encoder_named_by_its_codec(codec, tmp_path
     assert b"crf=18.0" in (tmp_path / "out.mkv").read_bytes()
 
 
+@pytest.mark.parametrize("frames, bframes", [(1, 0), (2, 0), (3, 4)])
+def test_x265_encodes_a_clip_of_one_or_two_frames_without_b_frames(frames, bframes, tmp_path):
+    # With B-frames x265 gave such a clip's packets decode times it never set
+    # (valgrind: read from uninitialised memory), and the muxer refused some of them
+    # as "Invalid argument", depending on what that memory held.
+    clip = make_clip(tmp_path / "in.mp4", frames=frames, audio=None)
+    assert upscale_video(clip, tmp_path / "out.mkv", doubled, EncodeOptions(codec="libx265")) == frames
+    assert f" bframes={bframes} ".encode() in (tmp_path / "out.mkv").read_bytes()  # x265 writes its settings into the stream
+
+
 @pytest.mark.parametrize("codec, name", [("libx265", "out.mkv"), ("libsvtav1", "out.mp4")])
 def test_quiet_keeps_the_encoders_own_logs_out_too(codec, name, tmp_path):
     # x265 and SVT-AV1 print their banners, settings and statistics straight to
