@@ -7,6 +7,7 @@ import io
 import numbers
 import os
 import stat
+import struct
 import threading
 import warnings
 from dataclasses import dataclass, replace
@@ -156,10 +157,11 @@ def reading(path: str):
             # content: Pillow's own complaints about a broken picture have no errno.
             raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
         raise InputError(f"{path}: broken or truncated picture ({e})") from None
-    except (SyntaxError, ValueError, EOFError, TypeError, NotImplementedError, IndexError) as e:
+    except (SyntaxError, ValueError, EOFError, TypeError, NotImplementedError, IndexError, struct.error) as e:
         # Pillow's plugins say "broken" in these too: a TIFF frame without its size
         # (TypeError), a DDS of an unknown pixel format (NotImplementedError), a GIF
-        # cut short between two frames (IndexError, reading a byte past its end).
+        # cut short between two frames (IndexError, reading a byte past its end) or
+        # inside a frame's image descriptor (struct.error, counting the frames).
         raise InputError(f"{path}: broken or truncated picture ({e})") from None
 
 

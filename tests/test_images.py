@@ -593,6 +593,17 @@ def test_a_gif_cut_short_between_frames_is_broken_or_truncated(tmp_path):
         read_image(tmp_path / "cut.gif")
 
 
+@pytest.mark.parametrize("kept", range(1, 9))
+def test_a_gif_cut_short_inside_an_image_descriptor_is_broken_or_truncated(kept, tmp_path):
+    # Pillow counting the frames unpacked the descriptor's few bytes: struct.error.
+    frames = [Image.new("RGB", (8, 6), (60 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    whole = (tmp_path / "a.gif").read_bytes()
+    (tmp_path / "cut.gif").write_bytes(whole[:whole.rindex(b",") + kept])
+    with pytest.raises(InputError, match=r"^\S*cut.gif: broken or truncated picture \(.*\)$"):
+        read_image(tmp_path / "cut.gif")
+
+
 def test_animated_gif_gives_its_first_frame_and_frame_count(tmp_path):
     frames = [Image.new("RGB", (8, 6), c) for c in ("red", "green", "blue")]
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
