@@ -46,9 +46,18 @@ def read_png16(path: str | os.PathLike, channels: int) -> np.ndarray:
     through FFmpeg, as RGB or RGBA."""
     import av  # only this rare case needs it
 
-    with av.open(os.fspath(path)) as container:
-        frame = next(container.decode(video=0))
-        return frame.to_ndarray(format="rgba64le" if channels == 4 else "rgb48le")
+    try:
+        with av.open(os.fspath(path)) as container:
+            frame = next(container.decode(video=0), None)
+            if frame is None:
+                raise SyntaxError("FFmpeg finds no picture in it")
+            return frame.to_ndarray(format="rgba64le" if channels == 4 else "rgb48le")
+    except av.error.FFmpegError as e:
+        if isinstance(e, OSError):  # the system's refusal, as reading words it
+            raise
+        # What FFmpeg refuses in the file (an APNG frame outside its canvas, say),
+        # where Pillow read the 8-bit picture: broken, as the readers say it.
+        raise SyntaxError(f"FFmpeg cannot decode it: {e.strerror or e}") from None
 
 
 def luma16(image: np.ndarray) -> np.ndarray:

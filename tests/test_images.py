@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from conftest import picture, png_bytes, png_chunk
+from conftest import picture, png_bytes, png_chunk, png_data
 from ncnn_sr import InputError, read_image, write_image
 from ncnn_sr import files as files_mod
 from ncnn_sr import images as images_mod
@@ -121,6 +121,19 @@ def test_sixteen_bit_colour_png_round_trips_exactly(channels, tmp_path):
     write_image(tmp_path / "c16.png", values)
     arr, info = read_image(tmp_path / "c16.png")
     assert arr.dtype == np.uint16 and np.array_equal(arr, values)
+
+
+def test_a_sixteen_bit_apng_frame_outside_its_canvas_is_a_broken_picture(tmp_path):
+    # Pillow reads the default image; FFmpeg, reading the 16 bits, refused the frame
+    # with its own PatchWelcomeError, which went through as no InputError.
+    samples = np.random.default_rng(0).integers(0, 1 << 16, (4, 5, 3), np.uint16)
+    control = png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, 5, 8, 0, 0, 50, 1000, 0, 0))
+    still = png_bytes(samples, 16, 2, png_chunk(b"acTL", struct.pack(">II", 1, 0)))
+    frame = png_chunk(b"fdAT", struct.pack(">I", 1) + png_data(samples, 16))
+    (tmp_path / "a.png").write_bytes(still[:-12] + control + frame + still[-12:])
+    said = r"^\S*a.png: broken or truncated picture \(FFmpeg cannot decode it: [^\n]*\)$"
+    with pytest.raises(InputError, match=said):
+        read_image(tmp_path / "a.png")
 
 
 def test_exif_orientation_is_applied_and_reset(tmp_path):
