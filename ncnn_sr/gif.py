@@ -82,19 +82,31 @@ def first_as_shown(data: bytes) -> np.ndarray:
     return first[0]
 
 
-def _shown(data: bytes) -> Iterator[tuple[np.ndarray, int]]:
-    """Each frame of the GIF ``data`` composed on the canvas, with its duration as
-    shown, one at a time."""
+def frame_count(data: bytes) -> int:
+    """How many frames ``frames_as_shown`` gives of the GIF ``data``, its blocks walked
+    and none decoded. Pillow's count can be fewer: after an extension whose data is
+    empty it takes the next byte for a sub-block's size and passes over what
+    follows, frames and all, so a small file counted as 2 frames was composed as
+    thousands, each of the whole canvas, past what the memory budget allowed for."""
+    count = 0
+    try:
+        for _ in _images(data):
+            count += 1
+    except EOFError:
+        count += 1  # a frame cut short counts, as Pillow counts it: read_frames fails on it
+    return count
+
+
+def _images(data: bytes) -> Iterator[tuple[int, bytes, int]]:
+    """Where each image of the GIF ``data`` starts (its descriptor), the graphic
+    control extension before it (b"" if none), and where it ends."""
     if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
         raise SyntaxError("not a GIF file")
-    width, height, flags = struct.unpack_from("<HHB", data, 6)
+    flags = data[10]
     pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
-    screen = data[10:13]  # flags, background, aspect: the global palette goes with it
-    palette = data[13:pos]
-    canvas = None
-    control = b""
+    control, seen = b"", False
     while True:
-        if pos >= len(data) and canvas is not None:
+        if pos >= len(data) and seen:
             break  # a GIF without its trailer, which viewers and Pillow show as it is
         kind = _byte(data, pos)
         if kind == 0x3B:  # trailer
@@ -108,9 +120,23 @@ def _shown(data: bytes) -> Iterator[tuple[np.ndarray, int]]:
         if kind != 0x2C:
             pos += 1  # a stray byte, which Pillow's reader passes over too
             continue
-        left, top, w, h, image_flags = struct.unpack_from("<HHHHB", data, pos + 1)
+        image_flags = _byte(data, pos + 9)
         end = pos + 10 + (3 << ((image_flags & 7) + 1) if image_flags & 0x80 else 0)
         end = _skip_blocks(data, end + 1)  # past the LZW minimum code size, then the data
+        yield pos, control, end
+        seen, control, pos = True, b"", end
+
+
+def _shown(data: bytes) -> Iterator[tuple[np.ndarray, int]]:
+    """Each frame of the GIF ``data`` composed on the canvas, with its duration as
+    shown, one at a time."""
+    canvas = None
+    for pos, control, end in _images(data):
+        if canvas is None:
+            width, height, flags = struct.unpack_from("<HHB", data, 6)
+            screen = data[10:13]  # flags, background, aspect: the global palette goes with it
+            palette = data[13:13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)]
+        left, top, w, h = struct.unpack_from("<HHHH", data, pos + 1)
         disposal = (control[3] >> 2) & 7 if len(control) >= 8 else 0
         delay = struct.unpack_from("<H", control, 4)[0] * 10 if len(control) >= 8 else 0
         alone = (b"GIF89a" + struct.pack("<HH", w, h) + screen + palette + control + b"\x2c"
@@ -131,7 +157,6 @@ def _shown(data: bytes) -> Iterator[tuple[np.ndarray, int]]:
             box[:] = 0
         elif disposal == 3:
             canvas = before
-        control, pos = b"", end
 
 
 def _byte(data: bytes, pos: int) -> int:

@@ -99,7 +99,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS:
             raise Image.DecompressionBombError(f"{im.width}x{im.height}")
         with pillow_warnings():
-            frames = 1 if im.format in _STILL_FORMATS else getattr(im, "n_frames", 1)
+            frames = _frames(im, path)
             if im.format == "PNG" and frames > 1 and im.info.get("default_image"):
                 # Pillow counts an APNG's default image, which is no frame of its
                 # animation when it has no fcTL: read_frames leaves it out.
@@ -191,9 +191,21 @@ def frame_count(path) -> int:
         with pillow_warnings():
             im = Image.open(path)
             with im:
-                return 1 if im.format in _STILL_FORMATS else getattr(im, "n_frames", 1)
+                return _frames(im, path)
     except Exception:  # noqa: BLE001
         return 1
+
+
+def _frames(im: Image.Image, path: str) -> int:
+    """The frames of the open picture ``im`` (at ``path``) as ``ImageInfo.frames``
+    counts them. A GIF's are those ``read_frames`` composes, which Pillow's count
+    (still taken: it finds a file cut short) can leave out, so that the memory
+    budgeted for an animation was that of far fewer frames than were read."""
+    frames = 1 if im.format in _STILL_FORMATS else getattr(im, "n_frames", 1)
+    if im.format == "GIF":
+        with open(path, "rb") as f:
+            frames = gif.frame_count(f.read())
+    return frames
 
 
 # warnings.catch_warnings swaps the process's filter list on entry and back on exit:

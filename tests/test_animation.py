@@ -249,6 +249,22 @@ def test_gif_frames_with_their_own_transparent_index_and_restored_to_the_previou
     assert all(shown_alike(got, w) for got, w in zip(anim.frames, want))
 
 
+def test_gif_frames_pillow_passes_over_after_an_empty_extension_are_counted(tmp_path):
+    # Pillow takes the byte after an empty extension's terminator for a sub-block size
+    # and skips the frames inside: it counted 2 where 14 were composed, and the
+    # memory budget, reckoned from the count, was that of 2 whole canvases.
+    def frame(left, top):  # 1x1 of global colour 1: LZW clear, 1, end
+        return b"\x2c" + struct.pack("<HHHHB", left, top, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
+    inside = b"".join(frame(0, i) for i in range(12))
+    head = b"GIF89a" + struct.pack("<HHBBB", 16, 16, 0x80, 0, 0) + bytes(3) + b"\xff" * 3
+    path = tmp_path / "a.gif"
+    path.write_bytes(head + frame(0, 0) + frame(1, 0) + b"\x21\x01\x00" + bytes([len(inside)]) + inside
+                     + b"\x00\x3b")
+    info = read_image(path)[1]
+    anim = read_frames(path)[0]
+    assert info.frames == len(anim.frames) == 14
+
+
 def test_a_gif_screen_smaller_than_its_first_frame_is_widened_to_it(tmp_path):
     # Some encoders write a 0x0 screen: its frames read as empty arrays and failed.
     path = tmp_path / "a.gif"
