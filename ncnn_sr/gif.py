@@ -141,8 +141,11 @@ def _shown(data: bytes) -> Iterator[tuple[np.ndarray, int]]:
         delay = struct.unpack_from("<H", control, 4)[0] * 10 if len(control) >= 8 else 0
         alone = (b"GIF89a" + struct.pack("<HH", w, h) + screen + palette + control + b"\x2c"
                  + struct.pack("<HHHH", 0, 0, w, h) + data[pos + 9:end] + b"\x3b")
-        with Image.open(io.BytesIO(alone)) as im:
-            pixels = np.asarray(im.convert("RGBA"))
+        if w and h:
+            with Image.open(io.BytesIO(alone)) as im:
+                pixels = np.asarray(im.convert("RGBA"))
+        else:  # a frame of no pixels draws none (Pillow cannot open a GIF of its size)
+            pixels = np.zeros((h, w, 4), np.uint8)
         if canvas is None:
             # The first frame's box widens a smaller screen (one of 0x0, as some
             # encoders write it), as it does in Pillow's reader and browsers.

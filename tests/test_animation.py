@@ -265,6 +265,19 @@ def test_gif_frames_pillow_passes_over_after_an_empty_extension_are_counted(tmp_
     assert info.frames == len(anim.frames) == 14
 
 
+def test_a_gif_frame_of_no_pixels_draws_nothing_and_is_shown_for_its_time(tmp_path):
+    # Pillow cannot open the 0x5 GIF the frame was decoded from alone: read_frames
+    # called the file "not a picture", which read_image had just read.
+    def frame(left, top, width=1, height=1):  # of global colour 1: LZW clear, 1, end
+        return b"\x2c" + struct.pack("<HHHHB", left, top, width, height, 0) + b"\x02\x02\x44\x01\x00"
+    head = b"GIF89a" + struct.pack("<HHBBB", 4, 4, 0x80, 0, 0) + bytes(3) + b"\xff" * 3
+    path = tmp_path / "a.gif"
+    path.write_bytes(head + frame(0, 0) + frame(1, 1, 0, 5) + frame(2, 2) + b"\x3b")
+    anim = read_frames(path)[0]
+    assert read_image(path)[1].frames == len(anim.frames) == 3
+    assert np.array_equal(anim.frames[1], anim.frames[0]) and anim.frames[2][:, :, 3].sum() == 2 * 255
+
+
 def test_a_gif_screen_smaller_than_its_first_frame_is_widened_to_it(tmp_path):
     # Some encoders write a 0x0 screen: its frames read as empty arrays and failed.
     path = tmp_path / "a.gif"
