@@ -126,6 +126,9 @@ class _Storage:
     type_name: str
     view: tuple[int, int] | None = None  # (offset, size) in elements, of legacy storage views
 
+    def __setstate__(self, state):
+        _refuse_state(state)
+
 
 @dataclass(frozen=True)
 class _TensorRef:
@@ -134,6 +137,15 @@ class _TensorRef:
     offset: int
     size: tuple
     stride: tuple
+
+    def __setstate__(self, state):
+        _refuse_state(state)
+
+
+def _refuse_state(state):
+    # A pickle's BUILD would otherwise write straight into a frozen dataclass's
+    # __dict__, replacing a checked storage, offset or size by anything.
+    raise pickle.UnpicklingError("a state given to a storage, tensor or type")
 
 
 class _Inert:
@@ -217,6 +229,9 @@ class _StorageType:
     """A torch storage type or dtype a pickle names: what the tensors it marks hold."""
     name: str
     dtype: str | None  # as in _STORAGE_DTYPES; None for one not read here
+
+    def __setstate__(self, state):
+        _refuse_state(state)
 
 
 class _Unpickler(pickle.Unpickler):

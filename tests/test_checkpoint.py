@@ -242,3 +242,23 @@ def test_python2_module_names_of_protocol_2_are_read(tmp_path):
     path = save_zip(tmp_path / "w.pth", {"params": {"w": tensor(np.ones((2, 3), np.float32))}, "tags": {1, 2}})
     assert b"__builtin__\nset" in zipfile.ZipFile(path).read("archive/data.pkl")
     assert read_weights(path)["w"].shape == (2, 3)
+
+
+class _TensorWithState(Tensor):
+    """A tensor whose pickle ends in a BUILD that rewrites the rebuilt tensor."""
+
+    def __init__(self, tensor, state):
+        super().__init__(tensor.storage, tensor.offset, tensor.size, tensor.stride)
+        self.state = state
+
+    def __reduce__(self):
+        return (*super().__reduce__(), self.state)
+
+
+@pytest.mark.parametrize("kind", ["zip", "legacy"])
+@pytest.mark.parametrize("state", [{"storage": 5}, {"offset": -7}, (None, {"size": [1 << 40]})])
+def test_a_pickle_rewriting_a_tensor_it_rebuilt_is_refused(tmp_path, kind, state):
+    # BUILD wrote into the frozen tensor's __dict__: its storage became an int and
+    # reading it raised AttributeError, or its checked offset and size anything.
+    path = write(kind, tmp_path / "m.pth", {"w": _TensorWithState(tensor(VALUES), state)})
+    assert "damaged" in refusal(path)
