@@ -63,6 +63,9 @@ _MAX_UNPACKING = 16
 # The longest safetensors header read (the format's own limit is 100 MB).
 _MAX_HEADER = 100_000_000
 
+# The most dimensions a tensor has (numpy's limit).
+_MAX_DIMS = 64
+
 # What a damaged pickle makes the unpickler raise, besides UnpicklingError.
 _BAD_PICKLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
                AttributeError, OverflowError, struct.error, RecursionError, MemoryError)
@@ -184,9 +187,17 @@ def _rebuild_tensor(storage, offset, size, stride, *rest):
         raise pickle.UnpicklingError("a tensor whose storage is not a storage")
     size, stride = tuple(size), tuple(stride)
     numbers = (offset, *size, *stride)
-    if len(size) != len(stride) or not all(type(n) is int and n >= 0 for n in numbers):
-        raise pickle.UnpicklingError(f"a tensor of size {size}, stride {stride} and offset {offset}")
+    if len(size) != len(stride) or not _dimensions(size, numbers):
+        raise pickle.UnpicklingError(f"a tensor of {len(size)} dimensions with a size, stride or offset "
+                                     "not read here (negative, past int64, or of too many dimensions)")
     return _TensorRef(storage, offset, size, stride)
+
+
+def _dimensions(shape: tuple, numbers: tuple) -> bool:
+    # As torch and numpy take them: a few int64 numbers. A shape of thousands of
+    # dimensions or numbers of thousands of digits took minutes to multiply out,
+    # and could not be put in a message.
+    return len(shape) <= _MAX_DIMS and all(type(n) is int and 0 <= n < 1 << 63 for n in numbers)
 
 
 def _rebuild_parameter(data, *rest):
@@ -387,7 +398,7 @@ def _read_safetensors(path: Path, data: bytes) -> dict:
             continue
         try:
             dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
-            if not all(type(n) is int and n >= 0 for n in (*shape, begin, end)) or not isinstance(dtype, str):
+            if not _dimensions(shape, (*shape, begin, end)) or not isinstance(dtype, str):
                 raise ValueError
         except (TypeError, KeyError, ValueError):
             raise ModelError(f"{path} is a damaged safetensors file: tensor {name}'s entry is malformed") from None

@@ -2,6 +2,7 @@
 import argparse
 import collections
 import io
+import json
 import os
 import pickle
 import zipfile
@@ -262,3 +263,20 @@ def test_a_pickle_rewriting_a_tensor_it_rebuilt_is_refused(tmp_path, kind, state
     # reading it raised AttributeError, or its checked offset and size anything.
     path = write(kind, tmp_path / "m.pth", {"w": _TensorWithState(tensor(VALUES), state)})
     assert "damaged" in refusal(path)
+
+
+@pytest.mark.parametrize("kind", ["zip", "legacy"])
+@pytest.mark.parametrize("size, stride", [((1 << 20000,), (0,)), ((1,), (1 << 70,)), ((1,) * 100, (1,) * 100)])
+def test_a_tensor_of_numbers_past_int64_or_of_too_many_dimensions_is_refused(tmp_path, kind, size, stride):
+    # A size of 6,000 digits could not be put in the message (ValueError, not
+    # ModelError); thousands of dimensions took minutes to multiply out.
+    path = write(kind, tmp_path / "m.pth", {"w": Tensor(Storage(VALUES), 0, size, stride)})
+    assert "damaged" in refusal(path)
+
+
+@pytest.mark.parametrize("shape", [[10 ** 200] * 30, [1 << 62] * 1000])
+def test_a_safetensors_shape_past_int64_or_of_too_many_dimensions_is_refused(tmp_path, shape):
+    header = json.dumps({"w": {"dtype": "F32", "shape": shape, "data_offsets": [0, 24]}}).encode()
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header + VALUES.tobytes())
+    assert "malformed" in refusal(path)
