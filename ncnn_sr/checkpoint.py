@@ -293,7 +293,7 @@ def _read_zip(path: Path, data: bytes) -> dict:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         names = archive.namelist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, NotImplementedError):
         # zipfile's words ("File is not a zip file") say no more than these.
         raise ModelError(f"{path} is a damaged zip file (truncated?)") from None
     # torch.save stores its members as they are; a zip tool may deflate them, which
@@ -323,6 +323,8 @@ def _read_zip(path: Path, data: bytes) -> dict:
             raise ModelError(f"{path} is damaged: {prefix}{name} is missing from it") from None
         except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
             raise ModelError(f"{path} is damaged (truncated?): cannot read {prefix}{name}: {e}") from None
+        except (NotImplementedError, RuntimeError) as e:  # an unknown compression or zip version, or encryption
+            raise ModelError(f"{path}: {prefix}{name} cannot be read ({e}): not a zip as torch.save writes it") from None
 
     order = "<"
     if prefix + "byteorder" in names:

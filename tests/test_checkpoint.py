@@ -280,3 +280,14 @@ def test_a_safetensors_shape_past_int64_or_of_too_many_dimensions_is_refused(tmp
     path = tmp_path / "m.safetensors"
     path.write_bytes(len(header).to_bytes(8, "little") + header + VALUES.tobytes())
     assert "malformed" in refusal(path)
+
+
+@pytest.mark.parametrize("offset, value", [(6, 1), (8, 99), (4, 99)])  # encrypted, compression, version
+def test_a_zip_member_of_an_unknown_method_or_version_or_encrypted_is_refused(tmp_path, offset, value):
+    # zipfile raises NotImplementedError or RuntimeError for these, not BadZipFile.
+    path = save_zip(tmp_path / "m.pth", {"w": tensor(VALUES)})
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")  # the first member's entry: data.pkl
+    data[central + offset + 2] = value  # the central entry has 2 more bytes before these fields
+    path.write_bytes(bytes(data))
+    assert "data.pkl cannot be read" in refusal(path) or offset == 4  # the version is checked on opening
