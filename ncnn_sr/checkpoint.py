@@ -89,7 +89,19 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     truncated, holds a tensor of a type not read here, holds no tensors, or pickles
     anything but data.
     """
-    path = Path(path)
+    try:
+        return _read_weights(Path(path))
+    except ModelError as e:
+        # Names come from the file (a tensor's, a pickled global's, a zip member's) and
+        # may hold a line break: the message stays one line, with them escaped.
+        message = str(e)
+        shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
+        if shown == message:
+            raise
+        raise type(e)(shown) from None
+
+
+def _read_weights(path: Path) -> dict[str, np.ndarray]:
     try:
         # By stat, which opens nothing: a FIFO blocks until a writer comes, /dev/zero has no end.
         mode = os.stat(path).st_mode

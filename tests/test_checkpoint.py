@@ -291,3 +291,16 @@ def test_a_zip_member_of_an_unknown_method_or_version_or_encrypted_is_refused(tm
     data[central + offset + 2] = value  # the central entry has 2 more bytes before these fields
     path.write_bytes(bytes(data))
     assert "data.pkl cannot be read" in refusal(path) or offset == 4  # the version is checked on opening
+
+
+def test_names_from_the_file_are_shown_on_one_line(tmp_path):
+    # A tensor's name, or a global's that STACK_GLOBAL takes from strings, came
+    # into the message with its line breaks.
+    header = json.dumps({"a\nb": {"dtype": "F99", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header + bytes(4))
+    assert "tensor a\\nb is of type F99" in refusal(path)
+    path = tmp_path / "m.pth"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x04\x8c\x03o\ns\x94\x8c\x06sys\ntm\x94\x93)R.")
+    assert "pickles code (o\\ns.sys\\ntm)" in refusal(path)
