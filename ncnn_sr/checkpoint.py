@@ -66,6 +66,9 @@ _MAX_HEADER = 100_000_000
 # The most dimensions a tensor has (numpy's limit).
 _MAX_DIMS = 64
 
+# The most elements a pickle's calls may copy, beyond its own length.
+_COPY_ALLOWANCE = 1 << 20
+
 # What a damaged pickle makes the unpickler raise, besides UnpicklingError.
 _BAD_PICKLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
                AttributeError, OverflowError, struct.error, RecursionError, MemoryError)
@@ -257,6 +260,34 @@ class _StorageType:
         _refuse_state(state)
 
 
+class _OrderedDict(collections.OrderedDict):
+    """An OrderedDict whose pickled attributes (a state dict's _metadata) are dropped:
+    BUILD would copy them in anew each time a pickle repeats it."""
+
+    def __setstate__(self, state):
+        pass
+
+
+class _Call:
+    """A function or builtin type a pickle calls, charging the elements it copies
+    (of list(x), set(x), dict(x)...) to the unpickler: the same call repeated on one
+    memoized value would otherwise copy megabytes for each few bytes of pickle."""
+    __slots__ = ("function", "unpickler")
+
+    def __init__(self, function, unpickler):
+        self.function, self.unpickler = function, unpickler
+
+    def __call__(self, *args):
+        sized = (str, bytes, tuple, list, dict, set, frozenset)
+        self.unpickler.copied += sum(len(a) for a in args if isinstance(a, sized))
+        if self.unpickler.copied > self.unpickler.allowance:
+            raise pickle.UnpicklingError(f"it copies over {self.unpickler.allowance} values: not a state dict")
+        return self.function(*args)
+
+    def __setstate__(self, state):
+        raise pickle.UnpicklingError("a state given to a function")
+
+
 class _Unpickler(pickle.Unpickler):
     """Unpickles a checkpoint's pickle, resolving only the names in _ALLOWED; a
     storage becomes a _Storage, whose bytes are read later."""
@@ -264,12 +295,17 @@ class _Unpickler(pickle.Unpickler):
     def __init__(self, path: Path, stream: io.BytesIO):
         super().__init__(stream, encoding="utf-8")  # as torch.load reads Python 2 pickles
         self.path = path
+        self.copied, self.allowance = 0, len(stream.getbuffer()) + _COPY_ALLOWANCE
 
     def find_class(self, module, name):
         # Python 3 writes protocol 2 (torch.save's) with Python 2's module names.
         module = _PYTHON2_MODULES.get(module, module)
         if (module, name) in _ALLOWED:
-            return _ALLOWED[module, name]
+            found = _ALLOWED[module, name]
+            if found is collections.OrderedDict:
+                found = _OrderedDict
+            # Classes a pickle makes with NEWOBJ (argparse.Namespace) are its stand-ins, left as they are.
+            return found if found in (_Inert, complex, slice) else _Call(found, self)
         if module == "torch" and name.endswith("Storage"):
             return _StorageType(name, _STORAGE_DTYPES.get(name))
         if module == "torch" and name in _TORCH_DTYPES:

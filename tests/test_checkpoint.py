@@ -304,3 +304,44 @@ def test_names_from_the_file_are_shown_on_one_line(tmp_path):
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("archive/data.pkl", b"\x80\x04\x8c\x03o\ns\x94\x8c\x06sys\ntm\x94\x93)R.")
     assert "pickles code (o\\ns.sys\\ntm)" in refusal(path)
+
+
+class _Call:
+    """Pickles as ``function(*args)``, with ``state`` after it if given."""
+
+    def __init__(self, function, *args, state=None):
+        self.function, self.args, self.state = function, args, state
+
+    def __reduce__(self):
+        return (self.function, self.args) if self.state is None else (self.function, self.args, self.state)
+
+
+def test_a_pickle_copying_one_value_again_and_again_is_refused(tmp_path):
+    # list(s) repeated on one memoized string: 7 bytes of pickle for each copy, and
+    # a file of a megabyte could ask for gigabytes.
+    text = "x" * 10_000
+    path = save_zip(tmp_path / "m.pth", {"w": tensor(VALUES), "junk": [_Call(list, text) for _ in range(200)]})
+    assert len(path.read_bytes()) < 20_000
+    assert "not a state dict" in refusal(path)
+
+
+def test_attributes_pickled_onto_an_ordered_dict_again_and_again_cost_nothing(tmp_path):
+    # BUILD copied the same memoized dict into each OrderedDict's attributes.
+    import tracemalloc
+    state = {f"k{i}": None for i in range(10_000)}
+    junk = [_Call(collections.OrderedDict, state=state) for _ in range(200)]
+    path = save_zip(tmp_path / "m.pth", {"w": tensor(VALUES), "junk": junk})
+    tracemalloc.start()
+    try:
+        assert list(read_weights(path)) == ["w"]
+        assert tracemalloc.get_traced_memory()[1] < 20 << 20
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_state_pickled_onto_a_function_is_refused(tmp_path):
+    # BUILD wrote into the reader's own function's __dict__, for every later read.
+    path = tmp_path / "m.pth"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02ctorch._utils\n_rebuild_parameter\n}X\x01\x00\x00\x00aK\x01sb.")
+    assert "a state given to a function" in refusal(path)
