@@ -437,7 +437,7 @@ def _read_safetensors(path: Path, data: bytes) -> dict:
                          "past the end of the file")
     try:
         header = json.loads(data[8:8 + size])
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: arrays nested thousands deep
         raise ModelError(f"{path} is a damaged safetensors file: its header is not JSON ({e})") from None
     if not isinstance(header, dict):
         raise ModelError(f"{path} is a damaged safetensors file: its header is not a JSON object")

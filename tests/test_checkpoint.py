@@ -345,3 +345,11 @@ def test_a_state_pickled_onto_a_function_is_refused(tmp_path):
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("archive/data.pkl", b"\x80\x02ctorch._utils\n_rebuild_parameter\n}X\x01\x00\x00\x00aK\x01sb.")
     assert "a state given to a function" in refusal(path)
+
+
+def test_a_safetensors_header_nested_too_deep_is_refused(tmp_path):
+    # json.loads raised RecursionError, not ModelError.
+    header = b'{"__metadata__":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    path = tmp_path / "m.safetensors"
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+    assert "header is not JSON" in refusal(path)
