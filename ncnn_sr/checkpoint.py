@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, one_line
 
 __all__ = ["read_weights"]
 
@@ -98,7 +98,7 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
         # Names come from the file (a tensor's, a pickled global's, a zip member's) and
         # may hold a line break: the message stays one line, with them escaped.
         message = str(e)
-        shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
+        shown = one_line(message)
         if shown == message:
             raise
         raise type(e)(shown) from None

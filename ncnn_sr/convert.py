@@ -29,6 +29,7 @@ a picture). Knows nothing of any file format but ncnn's.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -39,7 +40,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .errors import ModelError, NcnnSrError, cannot_write, describe
+from .errors import ModelError, NcnnSrError, cannot_write, describe, one_line
 from .files import atomic_write, temp_stem
 from .models import ModelSpec, catalog, model_name_for, resolve_model
 from .param_file import PARAM_MAGIC
@@ -65,6 +66,22 @@ class ConvertedModel:
     scale: int
 
 
+def _one_line(function):
+    """``function``, whose refusals show the keys of a user's file (which may hold a
+    line break) escaped, on one line."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except ModelError as e:
+            shown = one_line(str(e))
+            if shown == str(e):
+                raise
+            raise type(e)(shown) from None
+    return wrapper
+
+
+@_one_line
 def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True) -> ConvertedModel:
     """Convert a state dict (key -> array) of a model this module knows (see its
     docstring) into an ncnn model; weights stored as fp16 (as the shipped models) or,
@@ -132,6 +149,7 @@ def _prefixed(weights: Mapping[str, np.ndarray], depth: int = 2) -> list[tuple[s
     return found
 
 
+@_one_line
 def interpolate_weights(first: Mapping[str, np.ndarray], second: Mapping[str, np.ndarray],
                         weight: float) -> dict[str, np.ndarray]:
     """``weight`` x ``first`` + (1 - ``weight``) x ``second``, weight by weight: the

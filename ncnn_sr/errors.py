@@ -29,6 +29,12 @@ class NoRoom(InputError):
     written either."""
 
 
+def one_line(text: str) -> str:
+    """``text`` with its unprintable characters (line breaks above all) escaped: a
+    name from a user's file, in a message, keeps the message one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def describe(value) -> str:
     """A value a user gave, for a one-line message: its repr, or its type where the
     repr is long (an array passed by mistake prints over many lines)."""

@@ -688,3 +688,15 @@ def test_another_network_with_a_conv_first_is_not_taken_for_an_rrdbnet():
               "layers.0.residual_group.blocks.0.attn.qkv.weight": np.zeros((180, 60), np.float32)}
     with pytest.raises(ModelError, match=r"an architecture not known here \(keys such as conv_first.bias"):
         convert_weights(swinir)
+
+
+def test_a_key_with_a_line_break_is_shown_on_one_line():
+    # The keys come from the user's file: one holding "\n" split the message.
+    weights = random_compact()
+    weights["body.0.weight\n"] = weights.pop("body.0.weight")
+    with pytest.raises(ModelError) as e:
+        convert_weights(weights)
+    assert "\n" not in str(e.value) and "body.0.weight\\n" in str(e.value)
+    with pytest.raises(ModelError) as e:
+        interpolate_weights(weights, {**weights, "x\ny": weights["body.0.bias"]}, 0.5)
+    assert "\n" not in str(e.value) and "x\\ny" in str(e.value)
