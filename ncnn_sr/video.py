@@ -459,7 +459,7 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
             opts.pop("crf", None)
     if codec == "libx265":
         opts.update(QUIET_X265)
-    if out.format.name == "avi" or (codec == "libx265" and _frame_count(video_in) in range(1, X265_FEWEST_REORDERED)):
+    if out.format.name == "avi" or (codec == "libx265" and _frame_count(video_in, options.fps) in range(1, X265_FEWEST_REORDERED)):
         # An AVI has no presentation times: B-frames in it read back in the wrong
         # order (ffmpeg, and this tool, then failed on its own output). x265 stamps the
         # packets of a clip of one or two frames with decode times it never set
@@ -471,14 +471,15 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
     return stream
 
 
-def _frame_count(video_in) -> int | None:
-    """The frames ``video_in`` says it holds, or its duration gives; None when unknown."""
-    if video_in.frames:
+def _frame_count(video_in, fps: Fraction | None = None) -> int | None:
+    """The frames written of ``video_in``: those it says it holds, or its duration
+    gives at its own rate or at ``fps``; None when unknown."""
+    if video_in.frames and fps is None:
         return video_in.frames
-    rate = video_in.average_rate or video_in.guessed_rate
+    rate = fps or video_in.average_rate or video_in.guessed_rate
     if video_in.duration and rate:
         return round(float(video_in.duration * video_in.time_base * rate))
-    return None
+    return video_in.frames or None
 
 
 def _merged(options: dict, more: dict) -> dict:

@@ -253,6 +253,12 @@ def test_x265_encodes_a_clip_of_one_or_two_frames_without_b_frames(frames, bfram
     assert f" bframes={bframes} ".encode() in (tmp_path / "out.mkv").read_bytes()  # x265 writes its settings into the stream
 
 
+def test_x265_counts_the_frames_it_writes_at_another_rate(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=None)  # 24 fps: 2 frames at 12
+    assert upscale_video(clip, tmp_path / "out.mkv", doubled, EncodeOptions(codec="libx265", fps=Fraction(12))) == 2
+    assert b" bframes=0 " in (tmp_path / "out.mkv").read_bytes()
+
+
 @pytest.mark.parametrize("codec, name", [("libx265", "out.mkv"), ("libsvtav1", "out.mp4")])
 def test_quiet_keeps_the_encoders_own_logs_out_too(codec, name, tmp_path):
     # x265 and SVT-AV1 print their banners, settings and statistics straight to
