@@ -100,10 +100,6 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             raise Image.DecompressionBombError(f"{im.width}x{im.height}")
         with pillow_warnings():
             frames = _frames(im, path)
-            if im.format == "PNG" and frames > 1 and im.info.get("default_image"):
-                # Pillow counts an APNG's default image, which is no frame of its
-                # animation when it has no fcTL: read_frames leaves it out.
-                frames -= 1
             exif = readable_exif(im)
             orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
             exif_bytes = exif_to_write(im, exif)  # resets the orientation
@@ -205,6 +201,10 @@ def _frames(im: Image.Image, path: str) -> int:
     if im.format == "GIF":
         with open(path, "rb") as f:
             frames = gif.frame_count(f.read())
+    elif im.format == "PNG" and frames > 1 and im.info.get("default_image"):
+        # Pillow counts an APNG's default image, which is no frame of its animation
+        # when it has no fcTL: read_frames leaves it out.
+        frames -= 1
     return frames
 
 

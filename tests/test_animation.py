@@ -8,6 +8,7 @@ from PIL.PngImagePlugin import Blend, Disposal
 
 from conftest import picture, png_bytes, png_chunk, png_data, stored_delays
 from ncnn_sr import ImageInfo, InputError, read_image
+from ncnn_sr.images import frame_count
 from ncnn_sr.animation import Animation, read_frames, write_frames
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -352,6 +353,7 @@ def test_an_apng_default_image_outside_the_animation_is_not_counted_as_a_frame(t
     path = save_animation(tmp_path / "a.png", [solid((255, 255, 255)), solid(RED), solid(BLUE)],
                           default_image=True, duration=[10, 20])
     assert read_image(path)[1].frames == 2  # what the progress bar and the memory budget count
+    assert frame_count(path) == 2  # what the batch command caps its proc workers by
 
 
 @pytest.mark.parametrize("frames", [[RED, BLUE], [RED]])
