@@ -8,8 +8,8 @@ from PIL.PngImagePlugin import Blend, Disposal
 
 from conftest import picture, png_bytes, png_chunk, png_data, stored_delays
 from ncnn_sr import ImageInfo, InputError, read_image
-from ncnn_sr.images import frame_count
 from ncnn_sr.animation import Animation, read_frames, write_frames
+from ncnn_sr.images import frame_count
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
