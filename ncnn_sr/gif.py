@@ -102,8 +102,7 @@ def _images(data: bytes) -> Iterator[tuple[int, bytes, int]]:
     control extension before it (b"" if none), and where it ends."""
     if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
         raise SyntaxError("not a GIF file")
-    flags = data[10]
-    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    pos = 13 + _palette_size(data[10])
     control, seen = b"", False
     while True:
         if pos >= len(data) and seen:
@@ -121,7 +120,7 @@ def _images(data: bytes) -> Iterator[tuple[int, bytes, int]]:
             pos += 1  # a stray byte, which Pillow's reader passes over too
             continue
         image_flags = _byte(data, pos + 9)
-        end = pos + 10 + (3 << ((image_flags & 7) + 1) if image_flags & 0x80 else 0)
+        end = pos + 10 + _palette_size(image_flags)
         end = _skip_blocks(data, end + 1)  # past the LZW minimum code size, then the data
         yield pos, control, end
         seen, control, pos = True, b"", end
@@ -135,7 +134,7 @@ def _shown(data: bytes) -> Iterator[tuple[np.ndarray, int]]:
         if canvas is None:
             width, height, flags = struct.unpack_from("<HHB", data, 6)
             screen = data[10:13]  # flags, background, aspect: the global palette goes with it
-            palette = data[13:13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)]
+            palette = data[13:13 + _palette_size(flags)]
         left, top, w, h = struct.unpack_from("<HHHH", data, pos + 1)
         disposal = (control[3] >> 2) & 7 if len(control) >= 8 else 0
         delay = struct.unpack_from("<H", control, 4)[0] * 10 if len(control) >= 8 else 0
@@ -160,6 +159,11 @@ def _shown(data: bytes) -> Iterator[tuple[np.ndarray, int]]:
             box[:] = 0
         elif disposal == 3:
             canvas = before
+
+
+def _palette_size(flags: int) -> int:
+    """Bytes of the colour table that a screen's or image's ``flags`` say follows."""
+    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
 
 
 def _byte(data: bytes, pos: int) -> int:
