@@ -25,7 +25,7 @@ from .engine import ALPHA_MODES, PRECISIONS
 from .errors import ModelMissing, NcnnSrError
 from .files import write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder
-from .video_options import EncodeOptions, is_video_input, is_video_path
+from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path
 
 PROG = "ncnn-sr"
 DEFAULT_MODEL = "realesrgan-x4plus"
@@ -232,11 +232,15 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
               help="Target bitrate in bits/s, k or M for thousands or millions: 8M, 2500k (instead of --crf).")
 @click.option("--fps", callback=_fps, default=None,
               help="Constant output rate; frames are repeated or dropped to keep the duration.")
+@click.option("--deinterlace", type=click.Choice(DEINTERLACE_MODES), default="auto", show_default=True,
+              help="Make interlaced frames whole (bwdif) before upscaling: auto does the frames the "
+                   "video flags as interlaced; on does every frame.")
 def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, bitrate: int | None,
-          fps: Fraction | None, debug: bool, **options) -> None:
+          fps: Fraction | None, deinterlace: str, debug: bool, **options) -> None:
     """Upscale a video in one pass, sound and subtitles kept."""
     opts = _run_options(fmt=None, what="a video file path", **options)
-    encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps)
+    encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps,
+                           deinterlace=deinterlace)
     sys.exit(run_video(PROG, opts, encode, debug))
 
 

@@ -27,6 +27,7 @@ import av
 import numpy as np
 
 from . import timecode, video_streams
+from .deinterlace import Deinterlacer
 from .errors import InputError
 from .files import temp_stem, write_target
 from .video_options import COMMON_CONTAINERS, EncodeOptions
@@ -570,16 +571,25 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         count = 0
         held: collections.deque = collections.deque()
         slots: list[int] = []
+        fields = Deinterlacer(options.deinterlace)
 
-        def hand_on(frame, pts: int) -> np.ndarray:
-            seconds = float(pts * frame.time_base)
+        def hand_on(frame) -> np.ndarray:
+            seconds = float(frame.pts * frame.time_base)
             duration = float(frame.duration * frame.time_base) if frame.duration else float(1 / rate)
-            stamps.append((pts, seconds, duration))
+            stamps.append((frame.pts, seconds, duration))
             image = upright(to_rgb(frame, deep), frame)
             if not first:
                 first.append(_FirstFrame(mastering(frame), (image.shape[1], image.shape[0]),
                                          upright.shown_aspect(sar)))
             return image
+
+        def whole(frame, pts: int) -> list:
+            frame.pts = pts
+            started = fields.started
+            done = fields.push(frame)
+            if fields.started and not started:
+                log.info("%s is interlaced: deinterlacing it (bwdif, --deinterlace off keeps the fields)", src)
+            return done
 
         try:
             # Every stream, those left out too: how far they all go tells a cut-off file.
@@ -596,9 +606,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     held.append(frame)
                     heapq.heappush(slots, frame.pts)
                     if len(held) > reorder:
-                        yield hand_on(held.popleft(), heapq.heappop(slots))
+                        yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots)))
             while held:
-                yield hand_on(held.popleft(), heapq.heappop(slots))
+                yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots)))
+            yield from map(hand_on, fields.finish())
         except (av.error.FFmpegError, UnsupportedColour) as e:
             raise _cannot_decode(src, e) from None
         reach.complete = True

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+# "auto": the frames a video flags as interlaced (DVDs, TV recordings, camcorder
+# footage); "on": every frame, for a video that does not flag them; "off": none.
+DEINTERLACE_MODES = ("auto", "on", "off")
 # The common containers, which a refusal to write a codec into another offers in its place.
 COMMON_CONTAINERS = ("mp4", "mkv", "mov", "webm", "avi")
 # The containers a video is read and written as, the common ones first, as the
@@ -31,7 +34,9 @@ def is_video_input(path: str | os.PathLike) -> bool:
 class EncodeOptions:
     """How the upscaled video is encoded. ``codec`` None picks libx264, or libvpx-vp9
     for .webm; ``crf`` None is 18 for the x264/x265/VP9/AV1 encoders; ``pix_fmt``
-    None is yuv420p, or its 10-bit form for input of more than 8 bits per sample."""
+    None is yuv420p, or its 10-bit form for input of more than 8 bits per sample.
+    ``deinterlace`` is which frames are made whole before upscaling: "auto" those the
+    video flags as interlaced, "on" all, "off" none (see ``deinterlace``)."""
 
     codec: str | None = None
     crf: int | None = None
@@ -39,3 +44,8 @@ class EncodeOptions:
     pix_fmt: str | None = None  # None: yuv420p, or yuv420p10le for deeper input where the encoder takes it
     bitrate: int | None = None
     fps: Fraction | None = None
+    deinterlace: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.deinterlace not in DEINTERLACE_MODES:
+            raise ValueError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, not {self.deinterlace!r}")

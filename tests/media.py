@@ -29,7 +29,8 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
               rotation: int = 0, hflip: bool = False, video_streams: int = 1,
               sound_spans: list[tuple[float, float]] | None = None, colours: list[tuple[int, int, int]] | None = None,
               matrix: str | None = None, full_range: bool = False, layout: str = "mono",
-              timecode: str | None = None, tags: dict | None = None, sar: Fraction | None = None) -> Path:
+              timecode: str | None = None, tags: dict | None = None, sar: Fraction | None = None,
+              interlaced: bool = False) -> Path:
     """A clip of moving colour waves (H.264, or VP9 for .webm) with a sine tone in
     ``audio`` (aac, pcm_s16le, libopus or None), in each channel of ``layout``. ``frame_ms`` gives each frame's time
     in milliseconds, for a variable frame rate. ``rotation`` (degrees counterclockwise,
@@ -44,7 +45,10 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
     ``full_range`` in full range; None leaves them as FFmpeg makes them: BT.601,
     limited range, untagged. ``timecode`` tags the first video stream (an mp4 makes a
     timecode track of it), ``tags`` the file. ``sar`` is the samples' aspect ratio
-    (anamorphic video), written into the H.264 stream and an mp4's pasp box."""
+    (anamorphic video), written into the H.264 stream and an mp4's pasp box.
+    ``interlaced`` codes the frames as interlaced H.264 (top field first) and shoots
+    each frame's odd lines half a frame later, as a camera that films fields does: a
+    vertical bar moving right, which combs wherever the frame is shown whole."""
     video_codec = "libvpx-vp9" if path.suffix == ".webm" else "libx264"
     with av.open(str(path), "w") as out:
         videos = [out.add_stream(video_codec, rate=rate) for _ in range(video_streams)]
@@ -54,6 +58,8 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
                 video.codec_context.time_base = video.time_base = Fraction(1, 1000)
             if sar is not None:
                 video.codec_context.sample_aspect_ratio = sar
+            if interlaced:
+                video.codec_context.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
         out.metadata.update(tags or {})
         if timecode:
             videos[0].metadata["timecode"] = timecode
@@ -68,6 +74,8 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
         for i in range(frames):
             if colours:
                 image = np.full((height, width, 3), colours[i % len(colours)], np.uint8)
+            elif interlaced:
+                image = fields(height, width, i)
             else:
                 image = picture(height, width, seed=i)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -99,6 +107,17 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
             for packet in sound.encode():
                 out.mux(packet)
     return path
+
+
+def fields(height: int, width: int, i: int) -> np.ndarray:
+    """Frame ``i`` of a bar moving right a quarter of the width per frame, its even
+    lines shot at time i and its odd lines at i + 1/2."""
+    image = np.full((height, width, 3), 30, np.uint8)
+    bar = max(2, width // 8)
+    for parity, t in ((0, i), (1, i + 0.5)):
+        left = round(t * width / 4) % width
+        image[parity::2, left:left + bar] = 220
+    return image
 
 
 def add_subtitles(clip: Path, dst: Path, cues: list[tuple[str, str, str]], tracks: int = 1) -> Path:

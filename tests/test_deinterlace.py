@@ -1,0 +1,113 @@
+"""Interlaced video is made whole before it is upscaled: the frames flagged interlaced
+by default, every frame or none on request; frame times, sound and the picture's
+turn kept. Clips made with PyAV; the real model on the CPU for the command."""
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from media import fields, make_clip
+from ncnn_sr.deinterlace import Deinterlacer
+from ncnn_sr.video import EncodeOptions, upscale_video
+from test_video import NCNN_SR, X2, audio_stream, frame_times, run, stored_frames
+
+
+def combing(image: np.ndarray) -> float:
+    """How far each line is from the mean of its neighbours, on average (grey levels):
+    high where alternate lines show different moments."""
+    grey = image.astype(np.float64).mean(axis=2)
+    return float(np.abs(grey[1:-1] - (grey[:-2] + grey[2:]) / 2).mean())
+
+
+def seen(clip, out, mode="auto"):
+    frames = []
+
+    def recorded(images):
+        for image in images:
+            frames.append(image)
+            yield image
+
+    upscale_video(clip, out, recorded, EncodeOptions(deinterlace=mode))
+    return frames
+
+
+def test_frames_flagged_interlaced_are_made_whole_and_keep_their_times_and_sound(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=8, width=64, height=48, rate=Fraction(25), interlaced=True)
+    with av.open(str(clip)) as c:
+        assert all(f.interlaced_frame for f in c.decode(video=0))
+    before = [combing(a) for a in stored_frames(clip)]
+    after = [combing(a) for a in seen(clip, tmp_path / "out.mp4")]
+    assert len(after) == 8
+    assert min(before) > 20 and max(after) < 2, (before, after)
+    assert frame_times(tmp_path / "out.mp4")[0] == frame_times(clip)[0]
+    assert audio_stream(tmp_path / "out.mp4") == audio_stream(clip)
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert not any(f.interlaced_frame for f in c.decode(video=0))
+
+
+def test_off_leaves_interlaced_frames_as_they_are(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=3, width=64, height=48, audio=None, interlaced=True)
+    assert all(np.array_equal(a, b) for a, b in zip(seen(clip, tmp_path / "out.mkv", "off"), stored_frames(clip)))
+
+
+def test_progressive_frames_are_left_as_they_are(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=3, audio=None)
+    frames = seen(clip, tmp_path / "out.mkv")
+    assert len(frames) == 3 and all(np.array_equal(a, b) for a, b in zip(frames, stored_frames(clip)))
+
+
+def unflagged_fields(path, frames=4, width=64, height=48):
+    """Frames shot as fields but coded (and flagged) progressive, as some captures are."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(fields(height, width, i), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+    return path
+
+
+def test_on_deinterlaces_frames_the_video_does_not_flag(tmp_path):
+    clip = unflagged_fields(tmp_path / "in.mkv")
+    assert max(combing(a) for a in seen(clip, tmp_path / "auto.mkv")) > 20
+    assert max(combing(a) for a in seen(clip, tmp_path / "on.mkv", "on")) < 2
+
+
+def test_an_interlaced_video_turned_by_its_display_matrix_is_still_shown_upright(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3, width=64, height=48, audio=None, rotation=-90,
+                     interlaced=True)
+    frames = seen(clip, tmp_path / "out.mp4")
+    assert [a.shape for a in frames] == [(64, 48, 3)] * 3
+
+
+def test_frames_of_a_new_size_midway_go_through_a_filter_of_their_own():
+    fields_of = Deinterlacer("on")
+    sizes = [(32, 24)] * 3 + [(48, 32)] * 2
+    out = []
+    for i, (width, height) in enumerate(sizes):
+        frame = av.VideoFrame.from_ndarray(fields(height, width, i), format="rgb24").reformat(format="yuv420p")
+        frame.pts, frame.time_base = 10 * i, Fraction(1, 250)
+        out += fields_of.push(frame)
+    out += fields_of.finish()
+    assert [(f.width, f.height) for f in out] == sizes
+    assert [f.pts for f in out] == [0, 10, 20, 30, 40] and {f.time_base for f in out} == {Fraction(1, 250)}
+
+
+def test_a_deinterlace_mode_that_does_not_exist_is_refused():
+    with pytest.raises(ValueError, match="deinterlace"):
+        EncodeOptions(deinterlace="yes")
+
+
+def test_the_command_says_it_deinterlaces_and_takes_off(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=32, height=24, audio=None, interlaced=True)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", "-v", *X2)
+    assert "is interlaced: deinterlacing it" in proc.stderr
+    assert frame_times(tmp_path / "out.mp4") == (frame_times(clip)[0], (64, 48))
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "off.mp4", "-v", "--deinterlace", "off", *X2)
+    assert "interlaced" not in proc.stderr
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "bad.mp4", "--deinterlace", "maybe", *X2,
+               check_ok=False)
+    assert proc.returncode == 2 and "'maybe' is not one of" in proc.stderr
