@@ -235,12 +235,16 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 @click.option("--deinterlace", type=click.Choice(DEINTERLACE_MODES), default="auto", show_default=True,
               help="Make interlaced frames whole (bwdif) before upscaling: auto does the frames the "
                    "video flags as interlaced; on does every frame.")
+@click.option("--field-rate", is_flag=True,
+              help="Deinterlace to a frame per field (50i to 50p): smoother motion, twice the frames to upscale.")
 def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, bitrate: int | None,
-          fps: Fraction | None, deinterlace: str, debug: bool, **options) -> None:
+          fps: Fraction | None, deinterlace: str, field_rate: bool, debug: bool, **options) -> None:
     """Upscale a video in one pass, sound and subtitles kept."""
+    if field_rate and deinterlace == "off":
+        raise click.UsageError("--field-rate deinterlaces: it cannot go with --deinterlace off")
     opts = _run_options(fmt=None, what="a video file path", **options)
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps,
-                           deinterlace=deinterlace)
+                           deinterlace=deinterlace, field_rate=field_rate)
     sys.exit(run_video(PROG, opts, encode, debug))
 
 

@@ -64,6 +64,7 @@ class VideoInfo:
     duration: float | None
     audio: int
     subtitles: int
+    field_order: int = 0  # FFmpeg's AVFieldOrder: 0 unknown, 1 progressive, 2-5 interlaced
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -75,7 +76,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                               if container.duration and rate else None)
         return VideoInfo(v.codec_context.width, v.codec_context.height, Fraction(rate) if rate else None,
                          frames or None, container.duration / av.time_base if container.duration else None,
-                         len(container.streams.audio), len(container.streams.subtitles))
+                         len(container.streams.audio), len(container.streams.subtitles),
+                         v.codec_context.field_order)
 
 
 def _open_input(path):
@@ -228,13 +230,16 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
         if not options.pix_fmt:  # "" too, as video_encoder and --codec/--preset take it
             options = replace(options, pix_fmt=_pixel_format(encoder, video_in, src))
+        doubled = options.doubles_rate(video_in.codec_context.field_order)
+        rate = _source_rate(video_in) * (2 if doubled else 1)
         if options.fps is None and _frame_rates(encoder):
-            options = replace(options, fps=_standard_rate(encoder, video_in))
-        elif options.fps is None and video_streams.muxer_for(dst) == "avi":
-            # An AVI counts frames at its time base: at the input's (1/12288 from an
-            # mp4, 1/90000 from a .ts) it was a video of hundreds of frames a second,
-            # mostly empty ones. ffmpeg, too, writes an AVI at its frame rate.
-            options = replace(options, fps=_source_rate(video_in))
+            options = replace(options, fps=_standard_rate(encoder, rate))
+        elif options.fps is None and (doubled or video_streams.muxer_for(dst) == "avi"):
+            # A frame per field is a constant rate, as fields are shot. An AVI counts
+            # frames at its time base: at the input's (1/12288 from an mp4, 1/90000
+            # from a .ts) it was a video of hundreds of frames a second, mostly empty
+            # ones. ffmpeg, too, writes an AVI at its frame rate.
+            options = replace(options, fps=rate)
         try:
             written = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress)
         except BaseException:
@@ -288,10 +293,9 @@ def _listed_rates(rates: list[Fraction]) -> str:
     return ", ".join(map(str, shown)) + (", ..." if len(set(rates)) > len(shown) else "")
 
 
-def _standard_rate(codec: str, video_in) -> Fraction:
-    """For an encoder that keeps to a list of rates, the one nearest the input's: the
+def _standard_rate(codec: str, source: Fraction) -> Fraction:
+    """For an encoder that keeps to a list of rates, the one nearest ``source``: the
     video is then written at that constant rate, as --fps would."""
-    source = _source_rate(video_in)
     rate = min(_frame_rates(codec), key=lambda r: abs(r - source))
     if rate != source:
         log.warning("%s encodes only standard frame rates: writing a constant %s fps (the input's is %s); "
@@ -571,11 +575,13 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         count = 0
         held: collections.deque = collections.deque()
         slots: list[int] = []
-        fields = Deinterlacer(options.deinterlace)
+        fields = Deinterlacer(options.deinterlace, options.doubles_rate(video_in.codec_context.field_order))
 
         def hand_on(frame) -> np.ndarray:
             seconds = float(frame.pts * frame.time_base)
-            duration = float(frame.duration * frame.time_base) if frame.duration else float(1 / rate)
+            # Without a duration a frame lasts as long as the frame rate says; a field's half.
+            duration = (float(frame.duration * frame.time_base) if frame.duration
+                        else float(1 / rate) / (2 if fields.fields and fields.started else 1))
             stamps.append((frame.pts, seconds, duration))
             image = upright(to_rgb(frame, deep), frame)
             if not first:
@@ -588,7 +594,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             started = fields.started
             done = fields.push(frame)
             if fields.started and not started:
-                log.info("%s is interlaced: deinterlacing it (bwdif, --deinterlace off keeps the fields)", src)
+                log.info("%s is interlaced: deinterlacing it (bwdif%s, --deinterlace off keeps the fields)", src,
+                         ", a frame per field" if fields.fields else "")
             return done
 
         try:

@@ -12,6 +12,8 @@ from pathlib import Path
 # "auto": the frames a video flags as interlaced (DVDs, TV recordings, camcorder
 # footage); "on": every frame, for a video that does not flag them; "off": none.
 DEINTERLACE_MODES = ("auto", "on", "off")
+# FFmpeg's AVFieldOrder for a stream coded as fields: top or bottom first, in either order.
+INTERLACED_FIELD_ORDERS = frozenset((2, 3, 4, 5))
 # The common containers, which a refusal to write a codec into another offers in its place.
 COMMON_CONTAINERS = ("mp4", "mkv", "mov", "webm", "avi")
 # The containers a video is read and written as, the common ones first, as the
@@ -36,7 +38,8 @@ class EncodeOptions:
     for .webm; ``crf`` None is 18 for the x264/x265/VP9/AV1 encoders; ``pix_fmt``
     None is yuv420p, or its 10-bit form for input of more than 8 bits per sample.
     ``deinterlace`` is which frames are made whole before upscaling: "auto" those the
-    video flags as interlaced, "on" all, "off" none (see ``deinterlace``)."""
+    video flags as interlaced, "on" all, "off" none (see ``deinterlace``);
+    ``field_rate`` makes a frame of each field instead of each frame (50i to 50p)."""
 
     codec: str | None = None
     crf: int | None = None
@@ -45,7 +48,17 @@ class EncodeOptions:
     bitrate: int | None = None
     fps: Fraction | None = None
     deinterlace: str = "auto"
+    field_rate: bool = False
 
     def __post_init__(self) -> None:
         if self.deinterlace not in DEINTERLACE_MODES:
             raise ValueError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, not {self.deinterlace!r}")
+        if self.field_rate and self.deinterlace == "off":
+            raise ValueError("a frame per field needs deinterlacing: field_rate with deinterlace 'off'")
+
+    def doubles_rate(self, field_order: int) -> bool:
+        """Whether a video whose stream says its fields come in ``field_order`` comes
+        out at twice its frame rate, a frame per field. Decided by the stream, before
+        any frame: its rate is the output's from the start."""
+        return self.field_rate and (self.deinterlace == "on" or (self.deinterlace == "auto"
+                                                                 and field_order in INTERLACED_FIELD_ORDERS))

@@ -20,7 +20,7 @@ def combing(image: np.ndarray) -> float:
     return float(np.abs(grey[1:-1] - (grey[:-2] + grey[2:]) / 2).mean())
 
 
-def seen(clip, out, mode="auto"):
+def seen(clip, out, mode="auto", field_rate=False):
     frames = []
 
     def recorded(images):
@@ -28,7 +28,7 @@ def seen(clip, out, mode="auto"):
             frames.append(image)
             yield image
 
-    upscale_video(clip, out, recorded, EncodeOptions(deinterlace=mode))
+    upscale_video(clip, out, recorded, EncodeOptions(deinterlace=mode, field_rate=field_rate))
     return frames
 
 
@@ -99,6 +99,46 @@ def test_frames_of_a_new_size_midway_go_through_a_filter_of_their_own():
 def test_a_deinterlace_mode_that_does_not_exist_is_refused():
     with pytest.raises(ValueError, match="deinterlace"):
         EncodeOptions(deinterlace="yes")
+    with pytest.raises(ValueError, match="field"):
+        EncodeOptions(deinterlace="off", field_rate=True)
+
+
+def test_a_frame_per_field_doubles_the_rate_and_keeps_the_duration_and_sound(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=6, width=64, height=48, rate=Fraction(25), interlaced=True)
+    frames = seen(clip, tmp_path / "out.mp4", field_rate=True)
+    assert len(frames) == 12 and max(combing(a) for a in frames) < 5
+    times, _ = frame_times(tmp_path / "out.mp4")
+    start = frame_times(clip)[0][0]
+    assert times == pytest.approx([start + i / 50 for i in range(12)], abs=1e-3)
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].average_rate == 50
+    assert audio_stream(tmp_path / "out.mp4") == audio_stream(clip)
+    # The bar moves on between a frame's two fields: the second frame of each pair
+    # shows it half a step on, not the first again.
+    assert not np.array_equal(frames[0], frames[1])
+
+
+def test_a_frame_per_field_leaves_a_progressive_video_at_its_rate(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=3, audio=None)
+    frames = seen(clip, tmp_path / "out.mkv", field_rate=True)
+    assert len(frames) == 3 and frame_times(tmp_path / "out.mkv")[0] == frame_times(clip)[0]
+
+
+def test_on_with_a_frame_per_field_doubles_frames_the_video_does_not_flag(tmp_path):
+    clip = unflagged_fields(tmp_path / "in.mkv", frames=3)
+    assert len(seen(clip, tmp_path / "out.mkv", "on", field_rate=True)) == 6
+
+
+def test_fields_out_of_the_filter_are_stamped_with_their_own_times():
+    fields_of = Deinterlacer("on", fields=True)
+    out = []
+    for i in range(3):
+        frame = av.VideoFrame.from_ndarray(fields(24, 32, i), format="rgb24").reformat(format="yuv420p")
+        frame.pts, frame.time_base, frame.duration = 10 * i, Fraction(1, 250), 10
+        out += fields_of.push(frame)
+    out += fields_of.finish()
+    assert [float(f.pts * f.time_base) for f in out] == [0, 0.02, 0.04, 0.06, 0.08, 0.1]
+    assert all(float(f.duration * f.time_base) == 0.02 for f in out)
 
 
 def test_the_command_says_it_deinterlaces_and_takes_off(tmp_path):
@@ -111,3 +151,8 @@ def test_the_command_says_it_deinterlaces_and_takes_off(tmp_path):
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "bad.mp4", "--deinterlace", "maybe", *X2,
                check_ok=False)
     assert proc.returncode == 2 and "'maybe' is not one of" in proc.stderr
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "fields.mp4", "-v", "--field-rate", *X2)
+    assert "a frame per field" in proc.stderr and "wrote" in proc.stderr and ": 4 frames" in proc.stderr
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "bad.mp4", "--field-rate", "--deinterlace", "off",
+               *X2, check_ok=False)
+    assert proc.returncode == 2 and "--field-rate deinterlaces" in proc.stderr
