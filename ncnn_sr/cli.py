@@ -234,14 +234,16 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
               help="Constant output rate; frames are repeated or dropped to keep the duration.")
 @click.option("--deinterlace", type=click.Choice(DEINTERLACE_MODES), default="auto", show_default=True,
               help="Make interlaced frames whole (bwdif) before upscaling: auto does the frames the "
-                   "video flags as interlaced; on does every frame.")
+                   "video flags as interlaced; on does every frame; film undoes 3:2 pulldown (NTSC film "
+                   "and anime DVDs: 29.97 to 23.976 fps).")
 @click.option("--field-rate", is_flag=True,
               help="Deinterlace to a frame per field (50i to 50p): smoother motion, twice the frames to upscale.")
 def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, bitrate: int | None,
           fps: Fraction | None, deinterlace: str, field_rate: bool, debug: bool, **options) -> None:
     """Upscale a video in one pass, sound and subtitles kept."""
-    if field_rate and deinterlace == "off":
-        raise click.UsageError("--field-rate deinterlaces: it cannot go with --deinterlace off")
+    if field_rate and deinterlace in ("off", "film"):
+        raise click.UsageError(f"--field-rate makes a frame of each field: it cannot go with --deinterlace "
+                               f"{deinterlace}")
     opts = _run_options(fmt=None, what="a video file path", **options)
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps,
                            deinterlace=deinterlace, field_rate=field_rate)

@@ -11,6 +11,7 @@ each field (50i to 50p: the motion as smooth as it was shot, twice the frames).
 from __future__ import annotations
 
 import collections
+from fractions import Fraction
 
 import av
 
@@ -23,12 +24,20 @@ class Deinterlacer:
     last. Each frame out keeps its input's time stamp, time base and duration; only
     its picture changes. With ``fields``, a frame deinterlaced comes out as two, each
     stamped with its field's time (in half the input's time base) and lasting half
-    as long. Frames pass untouched until the first one to deinterlace."""
+    as long. Frames pass untouched until the first one to deinterlace.
 
-    def __init__(self, mode: str, fields: bool = False):
+    Mode "film" undoes 3:2 pulldown instead: film's 24 frames a second, spread over
+    30 video frames as 60 fields, are put back together from their own fields
+    (fieldmatch), a frame that has none to match deinterlaced, and the one repeated
+    frame in every five dropped (decimate): 29.97 frames a second in, 23.976 out,
+    each stamped with its own time. The filter needs the video's frame ``rate``."""
+
+    def __init__(self, mode: str, fields: bool = False, rate: Fraction = Fraction(30000, 1001)):
         if mode not in DEINTERLACE_MODES:
             raise ValueError(f"deinterlace mode {mode!r} is not one of {', '.join(DEINTERLACE_MODES)}")
-        self.mode, self.fields = mode, fields
+        self.mode, self.fields, self.rate = mode, fields, rate
+        # The filter's own stamps are kept where its frames are not one for one.
+        self.restamped = not fields and mode != "film"
         self.graph = None
         self.shape = None
         self.stamps: collections.deque = collections.deque()
@@ -46,9 +55,8 @@ class Deinterlacer:
         if self.graph is not None and shape != self.shape:
             done = self.finish()  # a change of size or format midway: a filter for the new one
         if self.graph is None:
-            self.graph = _filter(frame, "interlaced" if self.mode == "auto" else "all", self.fields)
-            self.shape = shape
-        if not self.fields:
+            self.graph, self.shape = _filter(frame, self._chain(), self.rate), shape
+        if self.restamped:
             self.stamps.append((frame.pts, frame.time_base, frame.duration))
         self.graph.push(frame)
         return done + self._pulled()
@@ -63,7 +71,15 @@ class Deinterlacer:
         return done
 
     def _wanted(self, frame) -> bool:
-        return self.mode == "on" or (self.mode == "auto" and frame.interlaced_frame)
+        return self.mode in ("on", "film") or (self.mode == "auto" and frame.interlaced_frame)
+
+    def _chain(self) -> list[tuple[str, str]]:
+        # parity=auto: the field order each frame is flagged with.
+        if self.mode == "film":
+            return [("fieldmatch", "order=auto"), ("bwdif", "mode=send_frame:parity=auto:deint=interlaced"),
+                    ("decimate", "")]
+        which = "interlaced" if self.mode == "auto" else "all"
+        return [("bwdif", f"mode={'send_field' if self.fields else 'send_frame'}:parity=auto:deint={which}")]
 
     def _pulled(self) -> list:
         done = []
@@ -72,21 +88,20 @@ class Deinterlacer:
                 frame = self.graph.pull()
             except (av.error.BlockingIOError, av.error.EOFError):
                 return done
-            if not self.fields:
+            if self.restamped:
                 # bwdif counts time in fields (half the input's time base); the stamps
                 # are the input frame's, which this frame is, one for one.
                 frame.pts, frame.time_base, frame.duration = self.stamps.popleft()
             done.append(frame)
 
 
-def _filter(frame, which: str, fields: bool):
+def _filter(frame, chain: list[tuple[str, str]], rate: Fraction):
     graph = av.filter.Graph()
-    source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format,
-                              time_base=frame.time_base)
-    # parity=auto: the field order each frame is flagged with.
-    bwdif = graph.add("bwdif", f"mode={'send_field' if fields else 'send_frame'}:parity=auto:deint={which}")
-    sink = graph.add("buffersink")
-    source.link_to(bwdif)
-    bwdif.link_to(sink)
+    # Described in full, as PyAV's add_buffer cannot give the frame rate decimate needs.
+    source = graph.add("buffer", f"video_size={frame.width}x{frame.height}:pix_fmt={frame.format.name}:"
+                                 f"time_base={frame.time_base}:frame_rate={rate}:pixel_aspect=1/1")
+    nodes = [source, *(graph.add(name, args) for name, args in chain), graph.add("buffersink")]
+    for node, after in zip(nodes, nodes[1:]):
+        node.link_to(after)
     graph.configure()
     return graph

@@ -49,6 +49,8 @@ QUIET_X265 = {"x265-params": "log-level=error"}
 QUIET_SVT_AV1 = ("SVT_LOG", "1")
 # The fewest frames x265 stamps right with B-frames on (see _video_out).
 X265_FEWEST_REORDERED = 3
+# The rates 3:2 pulldown makes of film: NTSC video, and its whole-number cousin.
+TELECINE_RATES = (Fraction(30000, 1001), Fraction(30))
 # x264 (libx264rgb too) and x265 print their own complaint about an unknown preset
 # straight to stderr, past FFmpeg's log, so these are checked first to keep the error one line.
 X264_X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
@@ -230,12 +232,16 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
         if not options.pix_fmt:  # "" too, as video_encoder and --codec/--preset take it
             options = replace(options, pix_fmt=_pixel_format(encoder, video_in, src))
-        doubled = options.doubles_rate(video_in.codec_context.field_order)
-        rate = _source_rate(video_in) * (2 if doubled else 1)
+        factor = options.rate_factor(video_in.codec_context.field_order)
+        if options.deinterlace == "film" and _source_rate(video_in) not in TELECINE_RATES:
+            log.warning("%s is %s fps, not 29.97 or 30 as telecined film is: --deinterlace film drops one "
+                        "frame in five of it all the same", src, _rate_text(_source_rate(video_in)))
+        rate = _source_rate(video_in) * factor
         if options.fps is None and _frame_rates(encoder):
             options = replace(options, fps=_standard_rate(encoder, rate))
-        elif options.fps is None and (doubled or video_streams.muxer_for(dst) == "avi"):
-            # A frame per field is a constant rate, as fields are shot. An AVI counts
+        elif options.fps is None and (factor != 1 or video_streams.muxer_for(dst) == "avi"):
+            # A frame per field is a constant rate, as fields are shot, and so is film
+            # put back together. An AVI counts
             # frames at its time base: at the input's (1/12288 from an mp4, 1/90000
             # from a .ts) it was a video of hundreds of frames a second, mostly empty
             # ones. ffmpeg, too, writes an AVI at its frame rate.
@@ -575,7 +581,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         count = 0
         held: collections.deque = collections.deque()
         slots: list[int] = []
-        fields = Deinterlacer(options.deinterlace, options.doubles_rate(video_in.codec_context.field_order))
+        fields = Deinterlacer(options.deinterlace, options.doubles_rate(video_in.codec_context.field_order), rate)
 
         def hand_on(frame) -> np.ndarray:
             seconds = float(frame.pts * frame.time_base)
@@ -594,8 +600,12 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             started = fields.started
             done = fields.push(frame)
             if fields.started and not started:
-                log.info("%s is interlaced: deinterlacing it (bwdif%s, --deinterlace off keeps the fields)", src,
-                         ", a frame per field" if fields.fields else "")
+                if options.deinterlace == "film":
+                    log.info("%s: undoing 3:2 pulldown (fieldmatch, decimate): %s fps from %s", src,
+                             _rate_text(rate * options.rate_factor(0)), _rate_text(rate))
+                else:
+                    log.info("%s is interlaced: deinterlacing it (bwdif%s, --deinterlace off keeps the fields)",
+                             src, ", a frame per field" if fields.fields else "")
             return done
 
         try:

@@ -10,8 +10,9 @@ from fractions import Fraction
 from pathlib import Path
 
 # "auto": the frames a video flags as interlaced (DVDs, TV recordings, camcorder
-# footage); "on": every frame, for a video that does not flag them; "off": none.
-DEINTERLACE_MODES = ("auto", "on", "off")
+# footage); "on": every frame, for a video that does not flag them; "off": none;
+# "film": 3:2 pulldown undone (film and anime on NTSC DVDs: 29.97 to 23.976).
+DEINTERLACE_MODES = ("auto", "on", "off", "film")
 # FFmpeg's AVFieldOrder for a stream coded as fields: top or bottom first, in either order.
 INTERLACED_FIELD_ORDERS = frozenset((2, 3, 4, 5))
 # The common containers, which a refusal to write a codec into another offers in its place.
@@ -38,8 +39,9 @@ class EncodeOptions:
     for .webm; ``crf`` None is 18 for the x264/x265/VP9/AV1 encoders; ``pix_fmt``
     None is yuv420p, or its 10-bit form for input of more than 8 bits per sample.
     ``deinterlace`` is which frames are made whole before upscaling: "auto" those the
-    video flags as interlaced, "on" all, "off" none (see ``deinterlace``);
-    ``field_rate`` makes a frame of each field instead of each frame (50i to 50p)."""
+    video flags as interlaced, "on" all, "off" none, "film" 3:2 pulldown undone (see
+    ``deinterlace``); ``field_rate`` makes a frame of each field instead of each frame
+    (50i to 50p)."""
 
     codec: str | None = None
     crf: int | None = None
@@ -53,8 +55,9 @@ class EncodeOptions:
     def __post_init__(self) -> None:
         if self.deinterlace not in DEINTERLACE_MODES:
             raise ValueError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, not {self.deinterlace!r}")
-        if self.field_rate and self.deinterlace == "off":
-            raise ValueError("a frame per field needs deinterlacing: field_rate with deinterlace 'off'")
+        if self.field_rate and self.deinterlace in ("off", "film"):
+            raise ValueError(f"a frame per field needs deinterlacing by field: field_rate with deinterlace "
+                             f"{self.deinterlace!r}")
 
     def doubles_rate(self, field_order: int) -> bool:
         """Whether a video whose stream says its fields come in ``field_order`` comes
@@ -62,3 +65,10 @@ class EncodeOptions:
         any frame: its rate is the output's from the start."""
         return self.field_rate and (self.deinterlace == "on" or (self.deinterlace == "auto"
                                                                  and field_order in INTERLACED_FIELD_ORDERS))
+
+    def rate_factor(self, field_order: int) -> Fraction:
+        """The output's frame rate over the input's: 2 for a frame per field, 4/5 for
+        film put back together, else 1."""
+        if self.deinterlace == "film":
+            return Fraction(4, 5)
+        return Fraction(2 if self.doubles_rate(field_order) else 1)

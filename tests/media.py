@@ -120,6 +120,50 @@ def fields(height: int, width: int, i: int) -> np.ndarray:
     return image
 
 
+def film_frame(height: int, width: int, k: int) -> np.ndarray:
+    """Frame ``k`` of a film: a bar moving right and a band moving down."""
+    image = np.full((height, width, 3), 30, np.uint8)
+    left = (8 + 10 * k) % (width - 12)
+    image[:, left:left + 12] = 220
+    image[k % height:k % height + 6] = 120
+    return image
+
+
+# 3:2 pulldown: four film frames A B C D make five video frames of fields
+# (top, bottom) A A, B B, B C, C D, D D.
+PULLDOWN = ((0, 0), (1, 1), (1, 2), (2, 3), (3, 3))
+
+
+def make_telecined_clip(path: Path, film_frames: int = 8, width: int = 96, height: int = 64,
+                        audio: str | None = "aac") -> Path:
+    """Film at 23.976 frames a second telecined to 29.97 (``film_frames`` a multiple
+    of 4 make 5/4 as many video frames), coded as interlaced H.264 of high quality,
+    with a tone in ``audio`` for the whole length."""
+    video_frames = []
+    for group in range(film_frames // 4):
+        for top, bottom in PULLDOWN:
+            image = film_frame(height, width, 4 * group + top).copy()
+            image[1::2] = film_frame(height, width, 4 * group + bottom)[1::2]
+            video_frames.append(image)
+    rate = Fraction(30000, 1001)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.codec_context.options = {"crf": "8"}
+        video.codec_context.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+        sound = out.add_stream(audio, rate=48000) if audio else None
+        encode_all(out, video, [av.VideoFrame.from_ndarray(a, format="rgb24") for a in video_frames])
+        if sound is not None:
+            samples = round(len(video_frames) / rate * 48000)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000) * 32767).astype(np.int16)
+            for start in range(0, samples, 1024):
+                frame = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="s16p", layout="mono")
+                frame.sample_rate, frame.pts = 48000, start
+                out.mux(sound.encode(frame))
+            out.mux(sound.encode())
+    return path
+
+
 def add_subtitles(clip: Path, dst: Path, cues: list[tuple[str, str, str]], tracks: int = 1) -> Path:
     """Remux ``clip`` into ``dst`` (mkv) with ``tracks`` SRT subtitle tracks of (start,
     end, text) cues, as ``ffmpeg -i clip -i subs.srt`` would."""

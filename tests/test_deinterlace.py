@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from media import fields, make_clip
+from media import film_frame, fields, make_clip, make_telecined_clip
 from ncnn_sr.deinterlace import Deinterlacer
 from ncnn_sr.video import EncodeOptions, upscale_video
 from test_video import NCNN_SR, X2, audio_stream, frame_times, run, stored_frames
@@ -153,6 +153,36 @@ def test_the_command_says_it_deinterlaces_and_takes_off(tmp_path):
     assert proc.returncode == 2 and "'maybe' is not one of" in proc.stderr
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "fields.mp4", "-v", "--field-rate", *X2)
     assert "a frame per field" in proc.stderr and "wrote" in proc.stderr and ": 4 frames" in proc.stderr
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "bad.mp4", "--field-rate", "--deinterlace", "off",
-               *X2, check_ok=False)
-    assert proc.returncode == 2 and "--field-rate deinterlaces" in proc.stderr
+    for mode in ("off", "film"):
+        proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "bad.mp4", "--field-rate", "--deinterlace", mode,
+                   *X2, check_ok=False)
+        assert proc.returncode == 2 and f"it cannot go with --deinterlace {mode}" in proc.stderr
+    clip = make_telecined_clip(tmp_path / "film.mp4", film_frames=4, width=32, height=24, audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "film_x2.mp4", "-v", "--deinterlace", "film", *X2)
+    assert "undoing 3:2 pulldown" in proc.stderr and ": 4 frames" in proc.stderr
+
+
+def test_film_puts_telecined_frames_back_together_at_the_film_rate(tmp_path):
+    clip = make_telecined_clip(tmp_path / "in.mp4", film_frames=12)
+    frames = seen(clip, tmp_path / "out.mp4", "film")
+    film = [film_frame(64, 96, k).astype(np.float64) for k in range(12)]
+    # Each frame out is the film frame of its place, to coding noise (the nearest
+    # other one is tens of grey levels away), with no comb of two frames' fields.
+    errors = [np.abs(a - film[k]).mean() for k, a in enumerate(frames)]
+    assert len(frames) == 12 and max(errors) < 2, errors
+    times, _ = frame_times(tmp_path / "out.mp4")
+    assert times == pytest.approx([k * 1001 / 24000 for k in range(12)], abs=1e-3)
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].average_rate == Fraction(24000, 1001)
+    assert audio_stream(tmp_path / "out.mp4") == audio_stream(clip)
+
+
+def test_film_says_a_video_at_another_rate_cannot_be_telecined_film(tmp_path, caplog):
+    clip = make_clip(tmp_path / "in.mkv", frames=5, rate=Fraction(25), audio=None)
+    assert len(seen(clip, tmp_path / "out.mkv", "film")) == 4
+    assert "is 25 fps, not 29.97" in caplog.text
+
+
+def test_film_and_a_frame_per_field_do_not_go_together():
+    with pytest.raises(ValueError, match="field"):
+        EncodeOptions(deinterlace="film", field_rate=True)
