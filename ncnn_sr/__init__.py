@@ -16,7 +16,7 @@ _HOMES = {
     "Animation": "animation", "read_frames": "animation", "write_frames": "animation",
     "read_weights": "checkpoint",
     "ConvertedModel": "convert", "convert_weights": "convert", "interpolate_weights": "convert",
-    "write_model": "convert",
+    "name_scale": "convert", "write_model": "convert",
     "Device": "devices", "get_device": "devices", "list_devices": "devices",
     "Upscaler": "engine",
     "DeviceError": "errors", "InputError": "errors", "ModelError": "errors", "NcnnSrError": "errors",

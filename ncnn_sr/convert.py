@@ -14,7 +14,9 @@ Architectures are told apart by their keys and shapes:
 - RRDBNet with the original ESRGAN names (``model.0``, ``model.1.sub.N.RDBM.convK.0``,
   ``model.1.sub.<last>``, then ``model.3``, ``model.6``, ... for the upsampling
   convolutions, then the HR and last convolutions): scale 2 to the number of
-  upsampling convolutions (1 with none: ``model.2`` and ``model.4`` follow the trunk).
+  upsampling convolutions (1 with none: ``model.2`` and ``model.4`` follow the trunk),
+  except that one upsampling convolution is x2 or x3 (ESRGAN's x3 upsamples once, by
+  3): the caller says which.
 - SRVGGNetCompact with PReLU activations (realesr-animevideov3,
   realesr-general-x4v3): ``body.0`` convolution, ``body.1`` PReLU, then pairs, and a
   last convolution to 3 x upscale² channels. Compact models with ReLU or leaky ReLU
@@ -30,6 +32,7 @@ a picture). Knows nothing of any file format but ncnn's.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import re
@@ -44,6 +47,8 @@ from .errors import ModelError, NcnnSrError, cannot_write, describe, one_line
 from .files import atomic_write, temp_stem
 from .models import ModelSpec, catalog, model_name_for, resolve_model
 from .param_file import PARAM_MAGIC
+
+log = logging.getLogger("ncnn_sr")
 
 INPUT_BLOB, OUTPUT_BLOB = "data", "output"
 _TAG_FP16 = (0x01306B47).to_bytes(4, "little")
@@ -82,12 +87,22 @@ def _one_line(function):
 
 
 @_one_line
-def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True) -> ConvertedModel:
+def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True, scale: int | None = None,
+                    scale_hint: int | None = None) -> ConvertedModel:
     """Convert a state dict (key -> array) of a model this module knows (see its
     docstring) into an ncnn model; weights stored as fp16 (as the shipped models) or,
     with ``fp16=False``, fp32. A layout not known here, a key missing or to spare, a
     wrong shape, or a weight that is not finite (or too large for fp16) is a
-    ModelError."""
+    ModelError.
+
+    The keys give the scale, except for ESRGAN names with one upsampling convolution,
+    which are x2 or x3 alike: there ``scale`` (2 or 3) decides, else ``scale_hint``
+    (the scale the model's name gives, see name_scale) where it is 2 or 3, else x2 with
+    a warning logged. Elsewhere a ``scale`` other than the keys' is a ModelError, and
+    ``scale_hint`` is not used."""
+    for value, what in ((scale, "scale"), (scale_hint, "scale_hint")):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ModelError(f"{what} must be a whole number from 1, got {describe(value)}")
     if not isinstance(weights, Mapping):
         raise ModelError(f"the weights must be a mapping of names to arrays, got {describe(weights)}")
     keys = [k for k in weights if isinstance(k, str)]
@@ -95,9 +110,9 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True) -> Con
         raise ModelError("the weights' keys must all be strings")
     if not keys:
         raise ModelError("the weights are empty: no model to convert")
-    known = _known(weights)
+    known = _known(weights, scale, scale_hint)
     if known is not None:
-        return known(weights, fp16)
+        return _scale_checked(known(weights, fp16), scale)
     # A trainer's wrapper names the network's weights under its attribute: "generator.",
     # "net_g.", "model." (Lightning's state_dict). The one known network under a prefix
     # is taken (of several, the one of EMA weights); others beside it (a discriminator,
@@ -108,7 +123,7 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True) -> Con
         found = ema
     if len(found) == 1:
         prefix, inner = found[0]
-        model = _known(inner)(inner, fp16)
+        model = _scale_checked(_known(inner, scale, scale_hint)(inner, fp16), scale)
         return replace(model, architecture=f"{model.architecture}, the weights under {prefix}")
     if found:
         raise ModelError(f"the weights hold several networks, under {', '.join(p for p, _ in found)}: "
@@ -117,16 +132,41 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True) -> Con
     raise ModelError(f"an architecture not known here (keys such as {shown}): {_CONVERTIBLE}")
 
 
-def _known(weights: Mapping[str, np.ndarray]):
-    """The converter of the architecture ``weights``' keys name, or None."""
+# The community names models by their scale: 4x_Name, 4x-Name, 4xName, Name_x4, Name.3x.
+# A token of its own (between _ - . and spaces), or a leading Nx before a capital.
+_SCALE_TOKEN = re.compile(r"(?i:(\d{1,2})x|x(\d{1,2}))")
+_LEADING_SCALE = re.compile(r"(\d{1,2})[xX](?=[A-Z])")
+
+
+def name_scale(name: str) -> int | None:
+    """The scale a model's name gives by the community's convention ("3x_Foo",
+    "4xFoo", "Foo_x3", "Foo-3x"), or None when it gives none or two different ones.
+    For ``scale_hint``: ``name`` is a file's name without its suffix."""
+    found = {int(next(g for g in m.groups() if g)) for token in re.split(r"[_\-. ]+", name)
+             if (m := _SCALE_TOKEN.fullmatch(token))}
+    if m := _LEADING_SCALE.match(name):
+        found.add(int(m.group(1)))
+    return found.pop() if len(found) == 1 and min(found) >= 1 else None
+
+
+def _scale_checked(model: ConvertedModel, scale: int | None) -> ConvertedModel:
+    if scale is not None and model.scale != scale:
+        raise ModelError(f"{model.architecture}: its keys say x{model.scale}, not x{scale} (--scale, scale=); "
+                         "a scale is chosen only for ESRGAN names with one upsampling convolution, x2 or x3")
+    return model
+
+
+def _known(weights: Mapping[str, np.ndarray], scale: int | None = None, hint: int | None = None):
+    """The converter of the architecture ``weights``' keys name, or None; ``scale`` and
+    ``hint`` as convert_weights takes them."""
     if "conv_first.weight" in weights and any(k.startswith("RRDB_trunk.") for k in weights):
         return _esrgan_trunk
     if "conv_first.weight" in weights and any(re.match(r"body\.\d+\.rdb\d\.", k) for k in weights):
         # SwinIR, HAT and DAT have a conv_first too; a conv_up3 is an x8 model's third nearest x2.
         return lambda w, fp16: _rrdbnet(w, {k: k for k in w}, "RRDBNet (Real-ESRGAN names)", fp16,
-                                        ups=3 if "conv_up3.weight" in w else 2)
+                                        (2, 2, 2) if "conv_up3.weight" in w else (2, 2))
     if "model.0.weight" in weights and any(k.startswith("model.1.sub.") for k in weights):
-        return _esrgan
+        return functools.partial(_esrgan, scale=scale, hint=hint)
     if "body.0.weight" in weights and ("body.1.weight" in weights or "body.2.weight" in weights):
         return _compact
     return None
@@ -371,9 +411,11 @@ _UNSHUFFLE = {3: 1, 12: 2, 48: 4}  # conv_first's input channels -> pixel-unshuf
 
 
 def _rrdbnet(weights: Mapping[str, np.ndarray], lookup: dict[str, str], names: str, fp16: bool,
-             ups: int = 2) -> ConvertedModel:
+             factors: tuple[int, ...] = (2, 2), note: str = "") -> ConvertedModel:
     """An RRDBNet from keys named as BasicSR names them (``lookup`` maps those names to
-    the state dict's), with ``ups`` nearest x2 upsamplings (BasicSR's has 2)."""
+    the state dict's), with a nearest upsampling by each of ``factors``, each followed
+    by its convolution (BasicSR's has two by 2; ESRGAN's x3, one by 3). ``note`` follows
+    the scale in the architecture's description."""
     blocks = len({m.group(1) for k in lookup if (m := re.match(r"body\.(\d+)\.rdb", k))})
     first = _shape(weights, lookup["conv_first.weight"])
     grow_key = lookup.get("body.0.rdb1.conv1.weight")
@@ -382,12 +424,13 @@ def _rrdbnet(weights: Mapping[str, np.ndarray], lookup: dict[str, str], names: s
                          "as an RRDBNet has")
     feat, in_ch = first[0], first[1]
     grow = _shape(weights, grow_key)[0]
-    unshuffle = _UNSHUFFLE.get(in_ch) if ups == 2 else (1 if in_ch == 3 else None)
+    ups = len(factors)
+    unshuffle = _UNSHUFFLE.get(in_ch) if factors == (2, 2) else (1 if in_ch == 3 else None)
     if unshuffle is None:
         raise ModelError(f"{names}: conv_first takes {in_ch} channels; an RGB model takes "
-                         f"{'3, 12 or 48' if ups == 2 else '3'}")
-    scale = 2 ** ups // unshuffle
-    arch = f"{names}, {blocks} blocks, {feat} features, {grow} growth channels, x{scale}"
+                         f"{'3, 12 or 48' if factors == (2, 2) else '3'}")
+    scale = math.prod(factors) // unshuffle
+    arch = f"{names}, {blocks} blocks, {feat} features, {grow} growth channels, x{scale}{note}"
     shapes = _conv_shapes("conv_first", feat, in_ch)
     for i in range(blocks):
         for r in (1, 2, 3):
@@ -418,8 +461,8 @@ def _rrdbnet(weights: Mapping[str, np.ndarray], lookup: dict[str, str], names: s
             x = net.add("Eltwise", f"body.{i}.rdb{r}.residual", [x5, rdb_in], _RESIDUAL)
         x = net.add("Eltwise", f"body.{i}.residual", [x, block_in], _RESIDUAL)
     x = net.add("BinaryOp", "trunk_residual", [feat_blob, net.conv("conv_body", x)], "0=0")
-    for u in range(1, ups + 1):
-        x = net.add("Interp", f"upsample{u}", [x], "0=1 1=2.000000e+00 2=2.000000e+00")
+    for u, factor in enumerate(factors, 1):
+        x = net.add("Interp", f"upsample{u}", [x], f"0=1 1={factor}.000000e+00 2={factor}.000000e+00")
         x = net.conv(f"conv_up{u}", x, lrelu=True)
     x = net.conv("conv_last", net.conv("conv_hr", x, lrelu=True))
     if unshuffle > 1:
@@ -431,8 +474,10 @@ def _rrdbnet(weights: Mapping[str, np.ndarray], lookup: dict[str, str], names: s
     return ConvertedModel(param, data, arch, scale)
 
 
-def _esrgan(weights: Mapping[str, np.ndarray], fp16: bool) -> ConvertedModel:
-    """The original ESRGAN names, mapped to BasicSR's."""
+def _esrgan(weights: Mapping[str, np.ndarray], fp16: bool, scale: int | None = None,
+            hint: int | None = None) -> ConvertedModel:
+    """The original ESRGAN names, mapped to BasicSR's. With one upsampling convolution
+    the model is x2 or x3 (see _one_upsampling): ``scale`` says which, else ``hint``."""
     names = "RRDBNet (ESRGAN names)"
     subs = {int(m.group(1)) for k in weights if (m := re.match(r"model\.1\.sub\.(\d+)\.RDB", k))}
     tops = sorted({int(m.group(1)) for k in weights if (m := re.fullmatch(r"model\.(\d+)\.weight", k))} - {0})
@@ -455,7 +500,27 @@ def _esrgan(weights: Mapping[str, np.ndarray], fp16: bool) -> ConvertedModel:
             for r in (1, 2, 3):
                 for c in range(1, 6):
                     lookup[f"body.{i}.rdb{r}.conv{c}.{end}"] = f"model.1.sub.{i}.RDB{r}.conv{c}.0.{end}"
-    return _rrdbnet(weights, lookup, names, fp16, ups=ups)
+    if ups == 1:
+        factors, note = _one_upsampling(names, scale, hint)
+    else:
+        factors, note = (2,) * ups, ""
+    return _rrdbnet(weights, lookup, names, fp16, factors, note)
+
+
+def _one_upsampling(names: str, scale: int | None, hint: int | None) -> tuple[tuple[int], str]:
+    """The upsampling factor of an ESRGAN-named model with one upsampling convolution,
+    and a note for its description. ESRGAN's architecture.py makes x2 with one nearest
+    x2 and a convolution, and x3 with one nearest x3 and a convolution: the same keys
+    and shapes, so only the caller can tell."""
+    if scale is not None:
+        if scale not in (2, 3):
+            raise ModelError(f"{names} with one upsampling convolution is x2 or x3, not x{scale} (--scale, scale=)")
+        return (scale,), ""
+    if hint in (2, 3):
+        return (hint,), " (as its name says; its keys allow x2 or x3)"
+    log.warning("%s with one upsampling convolution is x2 or x3 alike by its keys: converted as x2; "
+                "give --scale 3 (scale=3) for an x3 model", names)
+    return (2,), " (its keys allow x2 or x3)"
 
 
 _TRUNK_NAMES = {"conv_first": "conv_first", "trunk_conv": "conv_body", "upconv1": "conv_up1", "upconv2": "conv_up2",

@@ -13,6 +13,7 @@ from ncnn_sr.convert import ConvertedModel, convert_weights, interpolate_weights
 from ncnn_sr.engine import Upscaler
 from ncnn_sr.errors import InputError, ModelError
 from ncnn_sr.models import ModelSpec, resolve_model
+from ncnn_sr.network import SplitNetwork
 from ncnn_sr.param_file import input_alignment, parse_param, weight_ends
 
 _TAG_FP16 = 0x01306B47
@@ -84,6 +85,15 @@ def esrgan_names(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return renamed
 
 
+def esrgan_one_upsampling(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A BasicSR RRDBNet state dict without conv_up2, under the original ESRGAN names of
+    a model with one upsampling convolution (x2 or x3): model.3, then model.5 and model.7."""
+    placeholders = {f"conv_up2.{end}": np.zeros(1) for end in ("weight", "bias")}
+    moved = {"8": "5", "10": "7"}  # HR and last convolutions, after the one upsampling
+    return {re.sub(r"^model\.(8|10)\.", lambda m: f"model.{moved[m[1]]}.", key): value
+            for key, value in esrgan_names({**state, **placeholders}).items() if not key.startswith("model.6.")}
+
+
 def picture(h: int = 20, w: int = 24) -> np.ndarray:
     rng = np.random.default_rng(7)
     return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -135,9 +145,13 @@ def pixel_shuffle(x: np.ndarray, s: int) -> np.ndarray:
     return x.reshape(c // (s * s), s, s, h, w).transpose(0, 3, 1, 4, 2).reshape(c // (s * s), h * s, w * s)
 
 
-def rrdbnet_forward(state: dict, x: np.ndarray, unshuffle: int = 1, ups: int = 2) -> np.ndarray:
+def rrdbnet_forward(state: dict, x: np.ndarray, unshuffle: int = 1, ups: int = 2,
+                    factors: tuple[int, ...] | None = None) -> np.ndarray:
     """BasicSR's RRDBNet.forward, with Real-ESRGAN's inference padding (reflect, right
-    and bottom, to a multiple of the unshuffle factor; the result cropped back)."""
+    and bottom, to a multiple of the unshuffle factor; the result cropped back). Its
+    ``ups`` nearest x2 upsamplings are nearest by each of ``factors`` where given
+    (ESRGAN's x3: one by 3)."""
+    factors = (2,) * ups if factors is None else factors
     def conv(key, v):
         return conv3x3(v, state[f"{key}.weight"], state[f"{key}.bias"])
 
@@ -156,10 +170,10 @@ def rrdbnet_forward(state: dict, x: np.ndarray, unshuffle: int = 1, ups: int = 2
             body = conv(f"body.{i}.rdb{r}.conv5", np.concatenate(outs)) * 0.2 + body
         body = body * 0.2 + block_in
     feat = feat + conv("conv_body", body)
-    for u in range(1, ups + 1):
-        feat = lrelu(conv(f"conv_up{u}", nearest(feat, 2)))
+    for u, factor in enumerate(factors, 1):
+        feat = lrelu(conv(f"conv_up{u}", nearest(feat, factor)))
     out = conv("conv_last", lrelu(conv("conv_hr", feat)))
-    scale = 2 ** ups // unshuffle
+    scale = int(np.prod(factors)) // unshuffle
     return out[:, :h * scale, :w * scale]
 
 
@@ -304,6 +318,122 @@ def test_esrgan_scale_is_two_to_the_upsampling_convolutions():
     del state["model.6.weight"], state["model.6.bias"]
     model = convert_weights(state)
     assert model.scale == 2 and model.param.count("Interp") == 1
+
+
+def one_upsampling_state(seed: int = 1) -> tuple[dict, dict]:
+    """A random one-block RRDBNet with one upsampling convolution: its BasicSR-named
+    state (for rrdbnet_forward) and the same under ESRGAN names."""
+    state = random_rrdb(blocks=1, seed=seed)
+    del state["conv_up2.weight"], state["conv_up2.bias"]
+    return state, esrgan_one_upsampling(state)
+
+
+def test_esrgan_names_with_one_upsampling_at_scale_3_upsample_by_3_then_convolve(tmp_path):
+    # ESRGAN's architecture.py makes x3 as one nearest x3 and a convolution.
+    state, renamed = one_upsampling_state()
+    model = convert_weights(renamed, fp16=False, scale=3)
+    assert model.scale == 3 and model.architecture.endswith(", x3")
+    assert [ln.split(None, 6)[6] for ln in model.param.splitlines() if ln.startswith("Interp")] == \
+        ["0=1 1=3.000000e+00 2=3.000000e+00"]
+    x = np.random.default_rng(5).random((3, 5, 7), dtype=np.float32)
+    ours = run_ncnn(model, x, tmp_path)
+    assert ours.shape == (3, 15, 21)
+    np.testing.assert_allclose(ours, rrdbnet_forward(state, x, factors=(3,)), atol=1e-4)
+
+
+def test_esrgan_names_with_one_upsampling_at_scale_2_are_the_x2_model(tmp_path):
+    state, renamed = one_upsampling_state()
+    model = convert_weights(renamed, fp16=False, scale=2)
+    assert model.scale == 2 and model.architecture.endswith(", x2")
+    x = np.random.default_rng(5).random((3, 5, 7), dtype=np.float32)
+    np.testing.assert_allclose(run_ncnn(model, x, tmp_path), rrdbnet_forward(state, x, ups=1), atol=1e-4)
+
+
+def test_x3_esrgan_model_runs_cut_in_the_upscaler_as_its_reference(tmp_path):
+    # On the CPU the Upscaler cuts the network before its upsampling and runs the head
+    # on pieces; 40x52 takes several.
+    state, renamed = one_upsampling_state(seed=4)
+    spec = write_model(convert_weights(renamed, fp16=False, scale=3), tmp_path, "x3")
+    assert spec.scale == 3
+    image = picture(40, 52)
+    with Upscaler(spec, device="cpu", threads=1, precision="fp32", tile=0) as up:
+        assert isinstance(up._net, SplitNetwork)
+        ours = up.upscale(image)
+    assert ours.shape == (120, 156, 3)
+    expected = to_bytes(rrdbnet_forward(state, as_planes(image), factors=(3,)))
+    assert np.abs(ours.astype(int) - expected).max() <= 1
+
+
+def test_esrgan_names_with_one_upsampling_and_no_scale_are_x2_with_a_warning(caplog):
+    _, renamed = one_upsampling_state()
+    with caplog.at_level("WARNING", logger="ncnn_sr"):
+        model = convert_weights(renamed)
+    assert model.scale == 2 and model.architecture.endswith(", x2 (its keys allow x2 or x3)")
+    assert [r.getMessage() for r in caplog.records] == [
+        "RRDBNet (ESRGAN names) with one upsampling convolution is x2 or x3 alike by its keys: converted as x2; "
+        "give --scale 3 (scale=3) for an x3 model"]
+
+
+@pytest.mark.parametrize("hint", [2, 3])
+def test_the_names_scale_decides_where_the_keys_cannot(caplog, hint):
+    _, renamed = one_upsampling_state()
+    with caplog.at_level("WARNING", logger="ncnn_sr"):
+        model = convert_weights(renamed, scale_hint=hint)
+    assert model.scale == hint
+    assert model.architecture.endswith(f", x{hint} (as its name says; its keys allow x2 or x3)")
+    assert not caplog.records
+
+
+def test_a_given_scale_overrides_the_names(caplog):
+    _, renamed = one_upsampling_state()
+    with caplog.at_level("WARNING", logger="ncnn_sr"):
+        model = convert_weights(renamed, scale=2, scale_hint=3)
+    assert model.scale == 2 and model.architecture.endswith(", x2") and not caplog.records
+
+
+def test_a_names_scale_that_one_upsampling_cannot_give_is_no_answer(caplog):
+    _, renamed = one_upsampling_state()
+    with caplog.at_level("WARNING", logger="ncnn_sr"):
+        model = convert_weights(renamed, scale_hint=4)
+    assert model.scale == 2 and "--scale 3" in caplog.text
+
+
+def test_one_upsampling_is_x2_or_x3_only():
+    _, renamed = one_upsampling_state()
+    with pytest.raises(ModelError, match=r"^RRDBNet \(ESRGAN names\) with one upsampling convolution is x2 or x3, "
+                                         r"not x4 \(--scale, scale=\)$"):
+        convert_weights(renamed, scale=4)
+
+
+@pytest.mark.parametrize("state, keys_say", [(random_rrdb(), 4), (random_compact(), 2),
+                                             (esrgan_names(random_rrdb()), 4)])
+def test_a_scale_the_keys_contradict_is_refused_and_a_names_is_ignored(state, keys_say):
+    assert convert_weights(state, scale=keys_say).scale == keys_say
+    assert convert_weights(state, scale_hint=3).scale == keys_say
+    with pytest.raises(ModelError, match=fr"x{keys_say}: its keys say x{keys_say}, not x3 \(--scale, scale=\); "
+                                         "a scale is chosen only for ESRGAN names with one upsampling convolution"):
+        convert_weights(state, scale=3)
+
+
+def test_a_scale_reaches_a_network_under_a_trainers_prefix():
+    _, renamed = one_upsampling_state()
+    model = convert_weights({f"net_g.{k}": v for k, v in renamed.items()}, scale=3)
+    assert model.scale == 3 and model.architecture.endswith(", x3, the weights under net_g.")
+
+
+@pytest.mark.parametrize("bad", [0, -2, True, 2.0, "3"])
+def test_a_scale_is_a_whole_number_from_1(bad):
+    for keyword in ("scale", "scale_hint"):
+        with pytest.raises(ModelError, match=f"^{keyword} must be a whole number from 1, got"):
+            convert_weights(random_compact(), **{keyword: bad})
+
+
+@pytest.mark.parametrize("name, scale", [
+    ("3x_Foo", 3), ("2x-Bar_v2", 2), ("4xNomos8kSC", 4), ("2xHFA2kCompact", 2), ("Foo_x3", 3), ("foo.3x", 3),
+    ("Foo X3", 3), ("1x_DeJPEG", 1), ("RealESRGAN_x4plus", None), ("3xfoo", None), ("net", None),
+    ("3x_Foo_x4", None), ("x264_3x", 3), ("1920x1080", None), ("0x_Foo", None), ("Lexica3x", None)])
+def test_a_names_scale_is_a_scale_token_of_its_own_or_a_leading_one(name, scale):
+    assert convert_mod.name_scale(name) == scale
 
 
 def test_fp32_weights_fill_the_bin_tagged_fp32(tmp_path):
