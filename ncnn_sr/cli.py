@@ -402,16 +402,21 @@ def _comma_list(ctx, param, value: str) -> list[str]:
 @click.option("--dni-weight", type=click.FloatRange(0, 1), default=None,
               help="Share of the -i model's weights in the interpolation; the --dni model's is the rest "
                    "(Real-ESRGAN's -dn strength).  [default: 0.5]")
+@click.option("--scale", type=click.IntRange(min=1), default=None,
+              help="2 or 3 for an old ESRGAN model (model.1.sub... keys) with one upsampling layer, whose keys "
+                   "are the same at x2 and x3; any other model's keys give its scale, which this must match.  "
+                   "[default: as the input's name says (3x_Name, Name_x3), else 2 with a warning]")
 @click.option("--force", is_flag=True, help="Replace NAME.param and NAME.bin where they exist.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def convert(source: str, folder: str | None, name: str | None, fp32: bool, other: str | None,
-            dni_weight: float | None, force: bool, debug: bool) -> None:
+            dni_weight: float | None, scale: int | None, force: bool, debug: bool) -> None:
     """Convert a .pth or .safetensors model to ncnn, without PyTorch.
 
     Writes NAME.param and NAME.bin once they have run on a small picture on the CPU,
     and says how to use them: -n and the .param's path, or -m FOLDER -n NAME."""
     from . import checkpoint, convert as convert_mod  # only this command needs them
 
+    setup_logging(PROG, verbose=False)  # the library's warnings as the other commands give them
     path = path_flag(PROG, "-i", source, "the weights to convert")
     name = path.stem if name is None else name
     target = path.parent if folder is None else path_flag(PROG, "-o", folder, "the folder to write to")
@@ -425,7 +430,9 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         if other is not None:
             second = checkpoint.read_weights(path_flag(PROG, "--dni", other, "the model to interpolate with"))
             weights = convert_mod.interpolate_weights(weights, second, dni_weight)
-        model = convert_mod.convert_weights(weights, fp16=not fp32)
+        # Models are named by their scale (3x_Name.pth): where the keys cannot tell, that decides.
+        model = convert_mod.convert_weights(weights, fp16=not fp32, scale=scale,
+                                            scale_hint=convert_mod.name_scale(path.stem))
         made = [p for p in (target, *target.parents) if not os.path.lexists(p)]  # innermost first
         try:
             target.mkdir(parents=True, exist_ok=True)

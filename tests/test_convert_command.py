@@ -10,7 +10,7 @@ from PIL import Image
 from checkpoints import malicious_pickle, save_safetensors, save_zip, tensor
 from conftest import picture
 from test_cli import run
-from test_convert import random_compact
+from test_convert import one_upsampling_state, random_compact
 
 from ncnn_sr import Upscaler
 from ncnn_sr.convert import convert_weights
@@ -167,3 +167,46 @@ def test_weights_too_large_for_fp16_name_the_flag_that_keeps_them(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.endswith("too large for fp16: keep float32 weights (--fp32, fp16=False)\n")
     run("convert", "-i", source, "--fp32")
+
+
+def test_an_old_esrgan_model_named_3x_converts_as_x3_and_upscales_by_3(tmp_path):
+    # Its keys are an x2 model's too: the community's name for it decides.
+    source = weights_file(tmp_path, "3x_Old.pth", one_upsampling_state()[1])
+    proc = run("convert", "-i", source)
+    assert proc.stderr == ""
+    assert "growth channels, x3 (as its name says; its keys allow x2 or x3)" in proc.stdout
+    Image.fromarray(picture(9, 11)).save(tmp_path / "in.png")
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", tmp_path / "3x_Old.param", "-g", "-1")
+    with Image.open(tmp_path / "out.png") as out:
+        assert out.size == (33, 27)
+
+
+def test_an_old_esrgan_model_of_no_scale_by_name_is_x2_with_a_warning_naming_scale(tmp_path):
+    source = weights_file(tmp_path, "Old.pth", one_upsampling_state()[1])
+    proc = run("convert", "-i", source)
+    assert proc.stderr == "ncnn-sr: warning: RRDBNet (ESRGAN names) with one upsampling convolution is x2 or x3 " \
+                          "alike by its keys: converted as x2; give --scale 3 (scale=3) for an x3 model\n"
+    assert proc.stdout.splitlines()[0].endswith(", x2 (its keys allow x2 or x3)")
+    proc = run("convert", "-i", source, "-n", "Old3", "--scale", "3")
+    assert proc.stderr == "" and proc.stdout.splitlines()[0].endswith("growth channels, x3")
+    with Upscaler(tmp_path / "Old3.param", device="cpu") as upscaler:
+        assert upscaler.scale == 3
+
+
+def test_scale_overrides_the_name(tmp_path):
+    proc = run("convert", "-i", weights_file(tmp_path, "3x_Old.pth", one_upsampling_state()[1]), "--scale", "2")
+    assert proc.stderr == "" and proc.stdout.splitlines()[0].endswith("growth channels, x2")
+
+
+def test_a_scale_the_keys_contradict_writes_nothing(tmp_path):
+    proc = run("convert", "-i", weights_file(tmp_path), "--scale", "3", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == "ncnn-sr: error: SRVGGNetCompact, 2 convolutions, 8 features, x2: its keys say x2, not x3 " \
+                          "(--scale, scale=); a scale is chosen only for ESRGAN names with one upsampling " \
+                          "convolution, x2 or x3\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
+
+
+def test_a_name_that_contradicts_the_keys_is_no_error(tmp_path):
+    proc = run("convert", "-i", weights_file(tmp_path, "3x_Compact.pth"))
+    assert proc.stderr == "" and proc.stdout.splitlines()[0].endswith(", x2")
