@@ -31,6 +31,7 @@ a picture). Knows nothing of any file format but ncnn's.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -229,10 +230,11 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, tri
 
     Both are written under hidden temporary names first; with ``trial`` that pair is
     loaded and run once on the CPU, and must give the model's scale, before the two
-    take their names (the bin, then the param). A model that does not run therefore
-    replaces nothing, and a failure or Ctrl-C leaves no file behind; only a rename
-    of the param failing after the bin's leaves the new bin (beside the old param,
-    if there was one). A model that does not run is a ModelError."""
+    take their names (the bin, then the param). An existing pair steps aside to
+    hidden names first and is deleted only once the new pair is in place; a failure
+    or Ctrl-C on the way puts it back. So the names hold the old pair or the new
+    one, never one file of each, and no temporary file is left behind. A model that
+    does not run is a ModelError, and replaces nothing."""
     if not isinstance(model, ConvertedModel):
         raise ModelError(f"the model must be a ConvertedModel, got {describe(model)}")
     if not isinstance(name, str) or not name.strip() or name.startswith(".") or "/" in name or os.sep in name \
@@ -252,24 +254,36 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, tri
             raise ModelError(f"{path} is a folder: the model cannot take its name")
         if os.path.lexists(path) and not overwrite:
             raise ModelError(f"{path} exists: replace it (--force, overwrite=True), or give another name")
-    temp = f".{temp_stem(name)}.{secrets.token_hex(4)}.part"
-    temp_param, temp_bin = folder / f"{temp}.param", folder / f"{temp}.bin"
-    had_bin = os.path.lexists(bin_path)
+    temp = f".{temp_stem(name)}.{secrets.token_hex(4)}"
+    temp_param, temp_bin = folder / f"{temp}.part.param", folder / f"{temp}.part.bin"
+    # The param steps aside first and comes in last: NAME.param is the model, and
+    # a bin without it is only half of one.
+    old = {path: folder / f"{temp}.old{path.suffix}" for path in (param_path, bin_path) if os.path.lexists(path)}
+    moved, placed = [], []
     try:
         atomic_write(temp_bin, lambda f: f.write(model.weights))
         atomic_write(temp_param, lambda f: f.write(model.param.encode("utf-8")))
         if trial:
             _trial_run(temp_param, model.scale)
-        _rename(temp_bin, bin_path)
-        try:
-            _rename(temp_param, param_path)
-        except BaseException:
-            if not had_bin:  # a bin alone would be listed as half a model, and block the next try
-                bin_path.unlink(missing_ok=True)
-            raise
+        for path, aside in old.items():
+            _rename(path, aside)
+            moved.append(path)
+        for source, target in ((temp_bin, bin_path), (temp_param, param_path)):
+            _rename(source, target)
+            placed.append(target)
+    except BaseException:
+        for path in placed:
+            path.unlink(missing_ok=True)
+        for path in reversed(moved):
+            with contextlib.suppress(OSError):  # if even that fails, the old file keeps its hidden name
+                os.replace(old[path], path)
+        raise
     finally:
         for path in (temp_param, temp_bin):
             path.unlink(missing_ok=True)
+    for aside in old.values():
+        with contextlib.suppress(OSError):  # the new model is in place: a leftover is no failure
+            aside.unlink()
     return replace(resolve_model(param_path), scale=model.scale)
 
 

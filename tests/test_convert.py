@@ -753,6 +753,55 @@ def test_write_model_takes_its_new_bin_back_when_the_param_cannot_take_its_name(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("failure", [InputError("cannot write: No space left on device"), KeyboardInterrupt()],
+                         ids=["error", "ctrl-c"])
+@pytest.mark.parametrize("failing", ["m.bin", "m.param"])
+def test_a_replacement_that_fails_midway_leaves_the_old_pair_whole(tmp_path, monkeypatch, failing, failure):
+    # The new param's rename failing just after the new bin's once left the new bin
+    # beside the old param.
+    write_model(convert_weights(random_compact()), tmp_path, "m")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    rename, failed = convert_mod._rename, []
+
+    def failing_once(source, target):
+        if target.name == failing and not failed:
+            failed.append(source.name)
+            raise failure
+        rename(source, target)
+
+    monkeypatch.setattr(convert_mod, "_rename", failing_once)
+    with pytest.raises(type(failure)):
+        write_model(convert_weights(random_compact(seed=7)), tmp_path, "m", overwrite=True)
+    assert failed and ".part." in failed[0]  # the new file's rename, after the old pair stepped aside
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_replacement_leaves_the_new_pair_and_nothing_else(tmp_path):
+    write_model(convert_weights(random_compact()), tmp_path, "m")
+    new = convert_weights(random_compact(seed=7))
+    write_model(new, tmp_path, "m", overwrite=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {"m.param": new.param.encode(),
+                                                                    "m.bin": new.weights}
+
+
+def test_a_lone_bin_is_replaced_and_put_back_alike(tmp_path, monkeypatch):
+    (tmp_path / "m.bin").write_bytes(b"old")
+    rename = convert_mod._rename
+
+    def failing(source, target):
+        if target.name == "m.param":
+            raise InputError("cannot write m.param")
+        rename(source, target)
+
+    monkeypatch.setattr(convert_mod, "_rename", failing)
+    with pytest.raises(InputError):
+        write_model(convert_weights(random_compact()), tmp_path, "m", overwrite=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {"m.bin": b"old"}
+    monkeypatch.setattr(convert_mod, "_rename", rename)
+    write_model(convert_weights(random_compact()), tmp_path, "m", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.param"]
+
+
 # --- network interpolation ----------------------------------------------------------------
 
 
