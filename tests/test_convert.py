@@ -349,14 +349,15 @@ def test_esrgan_names_with_one_upsampling_at_scale_2_are_the_x2_model(tmp_path):
     np.testing.assert_allclose(run_ncnn(model, x, tmp_path), rrdbnet_forward(state, x, ups=1), atol=1e-4)
 
 
-def test_x3_esrgan_model_runs_cut_in_the_upscaler_as_its_reference(tmp_path):
+@pytest.mark.parametrize("tile", [0, 32])
+def test_x3_esrgan_model_runs_cut_in_the_upscaler_as_its_reference(tmp_path, tile):
     # On the CPU the Upscaler cuts the network before its upsampling and runs the head
-    # on pieces; 40x52 takes several.
+    # on pieces; 40x52 takes several, whole (tile 0) or in tiles.
     state, renamed = one_upsampling_state(seed=4)
     spec = write_model(convert_weights(renamed, fp16=False, scale=3), tmp_path, "x3")
     assert spec.scale == 3
     image = picture(40, 52)
-    with Upscaler(spec, device="cpu", threads=1, precision="fp32", tile=0) as up:
+    with Upscaler(spec, device="cpu", threads=1, precision="fp32", tile=tile) as up:
         assert isinstance(up._net, SplitNetwork)
         ours = up.upscale(image)
     assert ours.shape == (120, 156, 3)

@@ -176,7 +176,8 @@ def test_an_old_esrgan_model_named_3x_converts_as_x3_and_upscales_by_3(tmp_path)
     assert proc.stderr == ""
     assert "growth channels, x3 (as its name says; its keys allow x2 or x3)" in proc.stdout
     Image.fromarray(picture(9, 11)).save(tmp_path / "in.png")
-    run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", tmp_path / "3x_Old.param", "-g", "-1")
+    run("upscale", "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", tmp_path / "3x_Old.param",
+        "-g", "-1")
     with Image.open(tmp_path / "out.png") as out:
         assert out.size == (33, 27)
 
