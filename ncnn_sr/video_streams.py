@@ -228,6 +228,11 @@ def carry_over(inp, video_in, out, dst: Path) -> dict[int, SideOutput]:
             continue
         name = stream.codec_context.name
         if takes(out, stream):
+            # An mp4's AAC opens with its encoder's priming, before 0, which an edit list
+            # cuts. Matroska cuts it only by a CodecDelay, written from the stream's
+            # initial padding, which PyAV cannot set and FFmpeg's mp4 reader leaves at 0:
+            # its muxer moves every stream later instead, by the priming (21 ms at 48
+            # kHz), which then plays, as with ffmpeg -c copy. The streams stay in step.
             o = _labelled(out.add_stream_from_template(stream), stream)
             if stream.type == "audio":
                 # An mp4's muxer fails on unnamed channels (an AVI's or Matroska's PCM
