@@ -534,7 +534,10 @@ def _keep_first(video_out, codec: str, first: _FirstFrame, image: np.ndarray, sr
 
 
 # Muxers that write a video's sample aspect ratio from its encoder's (an mp4's pasp
-# box). The others (Matroska, WebM, AVI) write the stream's own, which PyAV cannot set.
+# box). The others (Matroska, WebM, AVI) write the stream's own, which PyAV cannot set:
+# VideoStream.sample_aspect_ratio is FFmpeg's guess, read-only, and assigning it sets the
+# encoder's; neither the muxers nor AVStream have an option for it (PyAV 18, FFmpeg 8).
+# Nor does VP9 or SVT-AV1's AV1 carry it in its bitstream for readers to fall back on.
 _ASPECT_MUXERS = frozenset({"mp4", "mov", "ipod", "3gp", "3g2"})
 # Codecs whose bitstream holds it (H.264's VUI), which players fall back on.
 _ASPECT_CODECS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4"})
