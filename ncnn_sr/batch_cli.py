@@ -413,8 +413,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
         def frames(decoded):
             return ordered_map(lanes, decoded, work, window=window, cancel=cancel)
 
-        frames_in = round(info.frames * encode.rate_factor(info.field_order)) if info.frames else None
-        bar = _FrameProgress(prog, frames_in, opts.quiet)
+        bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
         new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
         try:
             opts.output.parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ from .errors import ModelMissing, NcnnSrError
 from .files import write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder
 from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path
+from .video_window import parse_time
 
 PROG = "ncnn-sr"
 DEFAULT_MODEL = "realesrgan-x4plus"
@@ -105,6 +106,18 @@ def _fps(ctx, param, value):
     if fps < MIN_FPS:  # fewer would leave a short clip without a single frame
         raise click.BadParameter(f"at least {MIN_FPS} frames per second")
     return fps
+
+
+def _time(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        seconds = parse_time(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    if param.name == "duration" and seconds == 0:
+        raise click.BadParameter("must be more than 0")
+    return seconds
 
 
 # Video bitrates, in bits per second: below the lowest, encoders fail on opening with
@@ -238,15 +251,21 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
                    "and anime DVDs: 29.97 to 23.976 fps).")
 @click.option("--field-rate", is_flag=True,
               help="Deinterlace to a frame per field (50i to 50p): smoother motion, twice the frames to upscale.")
+@click.option("--start", callback=_time, default=None,
+              help="Upscale from this time on: seconds (90, 2.5) or [H:]M:S (1:30, 1:02:03.5); the output starts at 0.")
+@click.option("--duration", callback=_time, default=None,
+              help="Upscale this long a part only (same forms as --start): try settings on a few seconds first.")
 def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, bitrate: int | None,
-          fps: Fraction | None, deinterlace: str, field_rate: bool, debug: bool, **options) -> None:
+          fps: Fraction | None, deinterlace: str, field_rate: bool, start: Fraction | None, duration: Fraction | None,
+          debug: bool, **options) -> None:
     """Upscale a video in one pass, sound and subtitles kept."""
     if field_rate and deinterlace in ("off", "film"):
         raise click.UsageError(f"--field-rate makes a frame of each field: it cannot go with --deinterlace "
                                f"{deinterlace}")
     opts = _run_options(fmt=None, what="a video file path", **options)
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps,
-                           deinterlace=deinterlace, field_rate=field_rate)
+                           deinterlace=deinterlace, field_rate=field_rate, start=start or Fraction(0),
+                           duration=duration)
     sys.exit(run_video(PROG, opts, encode, debug))
 
 

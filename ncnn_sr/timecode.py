@@ -57,12 +57,13 @@ def to_label(frames: int, rate: Fraction, drop: bool) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{';' if skipped else ':'}{f:02d}"
 
 
-def retimed(label: str, source: Fraction, target: Fraction) -> str | None:
+def retimed(label: str, source: Fraction, target: Fraction, later: Fraction = Fraction(0)) -> str | None:
     """``label``, a timecode at ``source`` frames per second, for the same instant at
-    ``target`` (rounded to the nearest frame); None when it cannot be read, or
-    ``target`` is under one frame a second, where timecode has no frames to count."""
+    ``target`` (rounded to the nearest frame), or for ``later`` seconds after it;
+    None when it cannot be read, or ``target`` is under one frame a second, where
+    timecode has no frames to count."""
     read = to_frames(label, source)
     if read is None or target < 1:
         return None
     frames, drop = read
-    return to_label(round(frames * target / source), target, drop)
+    return to_label(round((frames + later * source) * target / source), target, drop)

@@ -31,6 +31,7 @@ from .deinterlace import Deinterlacer
 from .errors import InputError
 from .files import temp_stem, write_target
 from .video_options import COMMON_CONTAINERS, EncodeOptions
+from .video_window import Window
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, coded, deeper_format, depth,
                            encodable_size, fit, fit_warning, mastering, mastering_options, output_aspect,
                            output_colour, to_rgb)
@@ -67,6 +68,20 @@ class VideoInfo:
     audio: int
     subtitles: int
     field_order: int = 0  # FFmpeg's AVFieldOrder: 0 unknown, 1 progressive, 2-5 interlaced
+
+
+def frames_out(info: VideoInfo, options: EncodeOptions) -> int | None:
+    """About how many frames of the video ``info`` describes go through the upscaler
+    (for progress): those of the part asked for, at the rate deinterlacing makes."""
+    if not info.frames:
+        return None
+    frames = info.frames * options.rate_factor(info.field_order)
+    if options.trims and info.duration and info.rate:
+        seconds = max(Fraction(0), Fraction(info.duration) - options.start)
+        if options.duration is not None:
+            seconds = min(seconds, options.duration)
+        frames = seconds * info.rate * options.rate_factor(info.field_order)
+    return round(frames)
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -226,6 +241,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     try:
         video_in = _video_stream(inp, src)
         video_in.thread_type = "AUTO"
+        window = _window(inp, src, options) if options.trims else None
         try:
             out = av.open(str(part), "w")
         except (av.error.FFmpegError, ValueError, OSError) as e:
@@ -247,7 +263,12 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             # ones. ffmpeg, too, writes an AVI at its frame rate.
             options = replace(options, fps=rate)
         try:
-            written = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress)
+            if window is not None and not _seek(inp, video_in, window.start, _origin(inp)):
+                inp.close()  # read again from the beginning, the only place known to be right
+                inp = _open_input(src)
+                video_in = _video_stream(inp, src)
+                video_in.thread_type = "AUTO"
+            written = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress, window)
         except BaseException:
             _close_discarded(out)
             raise
@@ -268,6 +289,52 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         raise
     inp.close()
     return written
+
+
+def _origin(inp) -> Fraction:
+    """Where the input's timeline starts (an MPEG program stream's near 0.5 s)."""
+    return Fraction(inp.start_time, av.time_base) if inp.start_time is not None else Fraction(0)
+
+
+def _window(inp, src, options: EncodeOptions) -> Window:
+    """The part of the input that ``options`` asks for, on its timeline."""
+    origin = _origin(inp)
+    total = Fraction(inp.duration, av.time_base) if inp.duration else None
+    if total is not None and options.start >= total:
+        raise InputError(f"{src}: starting at {float(options.start):g} s (--start) is past its end, at "
+                         f"{float(total):.3f} s")
+    start = origin + options.start
+    return Window(start, None if options.duration is None else start + options.duration)
+
+
+# How far before the window a seek aims first: a demuxer may land on a keyframe after
+# the time asked for (an MPEG-TS finds its times by searching the file, and lands a
+# keyframe late).
+SEEK_MARGIN = Fraction(2)
+
+
+def _seek(inp, video_in, start: Fraction, origin: Fraction) -> bool:
+    """Move the input to a keyframe at or before ``start``, so that a part late in a
+    long video is not decoded from the beginning. Each try looks at the first video
+    packet it lands on, and aims further back if that is past ``start``. False when
+    the input has moved but not to such a place (it cannot seek, or lands late even
+    aiming at its beginning): it must be read again from the beginning. True also
+    where ``start`` is too near the beginning to seek at all."""
+    margin = SEEK_MARGIN
+    while start - margin > origin:
+        target = int((start - margin) * av.time_base)
+        try:
+            inp.seek(target, backward=True)
+            landed = next((p for p in inp.demux(video_in) if p.pts is not None or p.dts is not None), None)
+            if landed is not None:
+                stamp = landed.pts if landed.pts is not None else landed.dts
+                if stamp * landed.time_base <= start:
+                    inp.seek(target, backward=True)  # back to that keyframe, the packet looked at unread
+                    return True
+        except (av.error.FFmpegError, OSError):
+            return False
+        margin *= 4
+    return margin == SEEK_MARGIN
 
 
 def _close_discarded(out) -> None:
@@ -430,15 +497,16 @@ def _source_rate(video_in) -> Fraction:
     return Fraction(video_in.average_rate or video_in.guessed_rate or 25)
 
 
-def retimed_tags(tags: dict, source_rate, rate) -> dict:
-    """``tags`` with a timecode carried from ``source_rate`` to ``rate``: it counts
-    frames, so at a new rate the same instant has another label."""
+def retimed_tags(tags: dict, source_rate, rate, skipped: Fraction = Fraction(0)) -> dict:
+    """``tags`` with a timecode carried from ``source_rate`` to ``rate``, and on by
+    ``skipped`` seconds (a part that starts later): it counts frames, so at a new
+    rate, or a later first frame, the same instant has another label."""
     # Matroska's tags read back upper case: TIMECODE.
     key = next((k for k in tags if k.lower() == "timecode"), None)
-    if key is None or rate == source_rate:
+    if key is None or (rate == source_rate and not skipped):
         return tags
     tags = dict(tags)
-    label = timecode.retimed(tags[key], Fraction(source_rate), Fraction(rate))
+    label = timecode.retimed(tags[key], Fraction(source_rate), Fraction(rate), skipped)
     if label is None:
         log.warning("cannot carry the timecode %r to %s fps: dropping it", tags.pop(key), rate)
     else:
@@ -450,7 +518,8 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
     source_rate = _source_rate(video_in)
     rate = options.fps or source_rate
     stream = out.add_stream(codec, rate=rate)
-    stream.metadata.update(retimed_tags(video_streams.stream_tags_to_keep(video_in.metadata), source_rate, rate))
+    stream.metadata.update(retimed_tags(video_streams.stream_tags_to_keep(video_in.metadata), source_rate, rate,
+                                        options.start))
     # Matroska writes an unflagged track as not the default one, which its input may have been.
     stream.disposition = video_in.disposition
     stream.pix_fmt = options.pix_fmt
@@ -470,7 +539,7 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
             opts.pop("crf", None)
     if codec == "libx265":
         opts.update(QUIET_X265)
-    if out.format.name == "avi" or (codec == "libx265" and _frame_count(video_in, options.fps) in range(1, X265_FEWEST_REORDERED)):
+    if out.format.name == "avi" or (codec == "libx265" and _frame_count(video_in, options) in range(1, X265_FEWEST_REORDERED)):
         # An AVI has no presentation times: B-frames in it read back in the wrong
         # order (ffmpeg, and this tool, then failed on its own output). x265 stamps the
         # packets of a clip of one or two frames with decode times it never set
@@ -482,14 +551,19 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
     return stream
 
 
-def _frame_count(video_in, fps: Fraction | None = None) -> int | None:
+def _frame_count(video_in, options: EncodeOptions = EncodeOptions()) -> int | None:
     """The frames written of ``video_in``: those it says it holds, or its duration
-    gives at its own rate or at ``fps``; None when unknown."""
-    if video_in.frames and fps is None:
+    gives at its own rate or at ``options.fps``, of the part ``options`` asks for;
+    None when unknown."""
+    fps = options.fps
+    if video_in.frames and fps is None and not options.trims:
         return video_in.frames
     rate = fps or video_in.average_rate or video_in.guessed_rate
     if video_in.duration and rate:
-        return round(float(video_in.duration * video_in.time_base * rate))
+        seconds = max(Fraction(0), video_in.duration * video_in.time_base - options.start)
+        if options.duration is not None:
+            seconds = min(seconds, options.duration)
+        return round(seconds * rate)
     return video_in.frames or None
 
 
@@ -555,15 +629,16 @@ def _keep_aspect(video_out, codec: str, sar: Fraction, dst: Path) -> None:
                     sar.numerator, sar.denominator)
 
 
-def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress) -> int:
+def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress, window: Window | None) -> int:
     rate = _source_rate(video_in)
     time_base = Fraction(1, 1) / options.fps if options.fps else video_in.time_base
     constant = _ConstantRate(options.fps) if options.fps else None
     colour = output_colour(video_in.codec_context, options.pix_fmt)
     video_out = _video_out(out, video_in, codec, options, time_base, colour)
     # A timecode on the file itself counts frames as the video's does.
-    out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate))
-    side = video_streams.carry_over(inp, video_in, out, dst)
+    out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate,
+                                     options.start))
+    side = video_streams.carry_over(inp, video_in, out, dst, window)
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()
     side_packets: collections.deque = collections.deque()
@@ -579,6 +654,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # encoder refuses. The stamps' set is right, so each frame takes the earliest of
     # those of the next few frames.
     reorder = AVI_REORDER if inp.format.name == "avi" else 0
+    ended: set[int] = set()  # the streams past the part asked for
 
     def decoded() -> Iterator[np.ndarray]:
         count = 0
@@ -587,11 +663,13 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         fields = Deinterlacer(options.deinterlace, options.doubles_rate(video_in.codec_context.field_order), rate)
 
         def hand_on(frame) -> np.ndarray:
-            seconds = float(frame.pts * frame.time_base)
+            pts, seconds = frame.pts, float(frame.pts * frame.time_base)
+            if window is not None:  # the part starts at 0
+                pts, seconds = pts - window.ticks(frame.time_base), float(frame.pts * frame.time_base - window.start)
             # Without a duration a frame lasts as long as the frame rate says; a field's half.
             duration = (float(frame.duration * frame.time_base) if frame.duration
                         else float(1 / rate) / (2 if fields.fields and fields.started else 1))
-            stamps.append((frame.pts, seconds, duration))
+            stamps.append((pts, seconds, duration))
             image = upright(to_rgb(frame, deep), frame)
             if not first:
                 first.append(_FirstFrame(mastering(frame), (image.shape[1], image.shape[0]),
@@ -600,6 +678,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
 
         def whole(frame, pts: int) -> list:
             frame.pts = pts
+            if window is not None and not window.holds(pts * frame.time_base):
+                if window.past(pts * frame.time_base):
+                    ended.add(video_in.index)
+                return []
             started = fields.started
             done = fields.push(frame)
             if fields.started and not started:
@@ -618,25 +700,33 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 if packet.stream.index != video_in.index:
                     if packet.dts is not None and packet.stream.index in side:
                         side_packets.append((count, packet))
-                    continue
-                for frame in packet.decode():
-                    if frame.pts is None:  # no timestamps at all: count frames at the stream's rate
-                        frame.pts, frame.time_base = round(count / rate / video_in.time_base), video_in.time_base
-                    count += 1
-                    held.append(frame)
-                    heapq.heappush(slots, frame.pts)
-                    if len(held) > reorder:
-                        yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots)))
+                        stamp = packet.pts if packet.pts is not None else packet.dts
+                        if window is not None and window.past(stamp * packet.time_base):
+                            ended.add(packet.stream.index)
+                elif video_in.index not in ended:
+                    for frame in packet.decode():
+                        if frame.pts is None:  # no timestamps at all: count frames at the stream's rate
+                            frame.pts, frame.time_base = round(count / rate / video_in.time_base), video_in.time_base
+                        count += 1
+                        held.append(frame)
+                        heapq.heappush(slots, frame.pts)
+                        if len(held) > reorder:
+                            yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots)))
+                if window is not None and ended >= {video_in.index, *side}:
+                    break  # every stream is past the part asked for
             while held:
                 yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots)))
             yield from map(hand_on, fields.finish())
         except (av.error.FFmpegError, UnsupportedColour) as e:
             raise _cannot_decode(src, e) from None
-        reach.complete = True
+        # A part that ends early stops reading there: nothing to tell of the rest.
+        reach.complete = window is None or window.end is None
 
     def mux_side(up_to: int | None) -> None:
         while side_packets and (up_to is None or side_packets[0][0] <= up_to):
             _, packet = side_packets.popleft()
+            if window is not None and (packet := window.moved(packet)) is None:
+                continue
             target = side[packet.stream.index]
             if target.text:
                 try:
@@ -732,6 +822,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 raise InputError(f"cannot write {dst}: {_reason(e)}") from None
             raise InputError(f"{dst}: cannot encode: {_reason(e)}") from None
         raise
+    if written == 0 and window is not None:
+        raise InputError(f"{src}: no video frame from {float(options.start):g} s (--start) on"
+                         + ("" if options.duration is None else f" for {float(options.duration):g} s (--duration)"))
     if written == 0:
         raise InputError(f"{dst}: the input has no decodable video frames")
     _warn_if_truncated(inp, src, reach)

@@ -4,6 +4,7 @@ run never imports PyAV (and a machine without it can still upscale pictures).
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -15,6 +16,8 @@ from pathlib import Path
 DEINTERLACE_MODES = ("auto", "on", "off", "film")
 # FFmpeg's AVFieldOrder for a stream coded as fields: top or bottom first, in either order.
 INTERLACED_FIELD_ORDERS = frozenset((2, 3, 4, 5))
+# Longer than any video (some 30 years): a typo such as 1e99 is an error, not a wait.
+MAX_SECONDS = 10 ** 9
 # The common containers, which a refusal to write a codec into another offers in its place.
 COMMON_CONTAINERS = ("mp4", "mkv", "mov", "webm", "avi")
 # The containers a video is read and written as, the common ones first, as the
@@ -41,7 +44,8 @@ class EncodeOptions:
     ``deinterlace`` is which frames are made whole before upscaling: "auto" those the
     video flags as interlaced, "on" all, "off" none, "film" 3:2 pulldown undone (see
     ``deinterlace``); ``field_rate`` makes a frame of each field instead of each frame
-    (50i to 50p)."""
+    (50i to 50p). ``start`` and ``duration`` (seconds) take a part of the video only:
+    from ``start`` into it, for ``duration`` (None: to its end)."""
 
     codec: str | None = None
     crf: int | None = None
@@ -51,8 +55,22 @@ class EncodeOptions:
     fps: Fraction | None = None
     deinterlace: str = "auto"
     field_rate: bool = False
+    start: Fraction = Fraction(0)
+    duration: Fraction | None = None
 
     def __post_init__(self) -> None:
+        for name in ("start", "duration"):
+            value = getattr(self, name)
+            if value is None and name == "duration":
+                continue
+            if (isinstance(value, bool) or not isinstance(value, (int, float, Fraction))
+                    or isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_SECONDS):
+                raise ValueError(f"{name} must be a number of seconds, up to {MAX_SECONDS}, not {value!r}")
+            object.__setattr__(self, name, Fraction(value))
+        if self.start < 0:
+            raise ValueError(f"start must be 0 seconds or more, not {float(self.start)}")
+        if self.duration is not None and self.duration <= 0:
+            raise ValueError(f"duration must be more than 0 seconds, not {float(self.duration)}")
         if self.deinterlace not in DEINTERLACE_MODES:
             raise ValueError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, not {self.deinterlace!r}")
         if self.field_rate and self.deinterlace in ("off", "film"):
@@ -65,6 +83,11 @@ class EncodeOptions:
         any frame: its rate is the output's from the start."""
         return self.field_rate and (self.deinterlace == "on" or (self.deinterlace == "auto"
                                                                  and field_order in INTERLACED_FIELD_ORDERS))
+
+    @property
+    def trims(self) -> bool:
+        """Whether only a part of the video is wanted."""
+        return self.start > 0 or self.duration is not None
 
     def rate_factor(self, field_order: int) -> Fraction:
         """The output's frame rate over the input's: 2 for a frame per field, 4/5 for

@@ -16,6 +16,8 @@ from typing import Callable, Iterable
 import av
 from av.subtitles.codeccontext import SubtitleCodecContext
 
+from .video_window import Window
+
 log = logging.getLogger("ncnn_sr")
 
 # The muxers that write chapters; the others leave them out without a word.
@@ -198,12 +200,15 @@ def takes_encoded(muxer: str, encoder: str, **settings) -> bool:
     return not _refused(muxer, add)
 
 
-def carry_over(inp, video_in, out, dst: Path) -> dict[int, SideOutput]:
-    """Set up in ``out`` what goes along with the upscaled ``video_in``: chapters,
-    attachments, and outputs for the input's audio and subtitles, returned by input
-    stream index (the file's tags, which may hold a timecode to re-time, are the
-    caller's). What is left out is named in a warning, one for streams alike."""
+def carry_over(inp, video_in, out, dst: Path, window: Window | None = None) -> dict[int, SideOutput]:
+    """Set up in ``out`` what goes along with the upscaled ``video_in``: chapters (of
+    the part in ``window``, where only a part is wanted), attachments, and outputs for
+    the input's audio and subtitles, returned by input stream index (the file's tags,
+    which may hold a timecode to re-time, are the caller's). What is left out is
+    named in a warning, one for streams alike."""
     chapters = inp.chapters()
+    if window is not None:
+        chapters = window.chapters(chapters)
     if chapters and out.format.name not in _CHAPTERED:
         log.warning("%s cannot hold chapters: dropping %d (a .mkv output keeps them)", dst.suffix, len(chapters))
     elif chapters:  # in seconds' terms, so --fps moves none of them

@@ -30,7 +30,7 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
               sound_spans: list[tuple[float, float]] | None = None, colours: list[tuple[int, int, int]] | None = None,
               matrix: str | None = None, full_range: bool = False, layout: str = "mono",
               timecode: str | None = None, tags: dict | None = None, sar: Fraction | None = None,
-              interlaced: bool = False) -> Path:
+              interlaced: bool = False, gop: int | None = None) -> Path:
     """A clip of moving colour waves (H.264, or VP9 for .webm) with a sine tone in
     ``audio`` (aac, pcm_s16le, libopus or None), in each channel of ``layout``. ``frame_ms`` gives each frame's time
     in milliseconds, for a variable frame rate. ``rotation`` (degrees counterclockwise,
@@ -48,7 +48,8 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
     (anamorphic video), written into the H.264 stream and an mp4's pasp box.
     ``interlaced`` codes the frames as interlaced H.264 (top field first) and shoots
     each frame's odd lines half a frame later, as a camera that films fields does: a
-    vertical bar moving right, which combs wherever the frame is shown whole."""
+    vertical bar moving right, which combs wherever the frame is shown whole. ``gop``
+    puts a keyframe every so many frames (where a seek can land)."""
     video_codec = "libvpx-vp9" if path.suffix == ".webm" else "libx264"
     with av.open(str(path), "w") as out:
         videos = [out.add_stream(video_codec, rate=rate) for _ in range(video_streams)]
@@ -60,6 +61,8 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
                 video.codec_context.sample_aspect_ratio = sar
             if interlaced:
                 video.codec_context.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+            if gop is not None:
+                video.codec_context.gop_size = gop
         out.metadata.update(tags or {})
         if timecode:
             videos[0].metadata["timecode"] = timecode

@@ -1,0 +1,167 @@
+"""A part of a video (--start, --duration): the frames, sound, cues, chapters and
+timecode of that part, moved to start at 0; the times users type; the errors. Clips
+made with PyAV; the real model on the CPU for the command."""
+from fractions import Fraction
+from types import SimpleNamespace
+
+import av
+import numpy as np
+import pytest
+
+from media import add_subtitles, make_clip
+from ncnn_sr.video import EncodeOptions, upscale_video
+from ncnn_sr.video_window import Window, parse_time
+from test_video import NCNN_SR, X2, frame_times, one_line_failure, remux_with, run, stored_frames
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90), ("2.5", Fraction(5, 2)), ("1:30", 90), ("01:02:03.5", 3723.5),
+                                          ("0:00:00.040", Fraction(1, 25)), (" 7 ", 7), ("75:00", 4500)])
+def test_times_are_read_as_ffmpeg_reads_them(text, seconds):
+    assert parse_time(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "abc", "-1", "1:2:3:4", "1:60.5", "1:75:00", "inf", "nan", "1/0", "1e999"])
+def test_what_is_not_a_time_is_refused(text):
+    with pytest.raises(ValueError, match="not a time|before the start|longer than any video"):
+        parse_time(text)
+
+
+def seen(clip, out, **options):
+    frames = []
+
+    def recorded(images):
+        for image in images:
+            frames.append(image)
+            yield image
+
+    upscale_video(clip, out, recorded, EncodeOptions(**options))
+    return frames
+
+
+def sound_span(path):
+    """When the sound's first packet starts and its last ends, in seconds."""
+    with av.open(str(path)) as c:
+        packets = [p for p in c.demux(audio=0) if p.pts is not None]
+    return float(packets[0].pts * packets[0].time_base), float((packets[-1].pts + packets[-1].duration)
+                                                               * packets[-1].time_base)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_part_has_the_frames_of_its_time_and_starts_at_0_with_its_sound(suffix, tmp_path):
+    # Keyframes every 10 frames: the part starts between two, where a seek cannot land.
+    clip = make_clip(tmp_path / f"in{suffix}", frames=72, rate=Fraction(24), gop=10)
+    out = tmp_path / f"out{suffix}"
+    frames = seen(clip, out, start=Fraction(1), duration=Fraction(1))
+    stored = stored_frames(clip)
+    assert len(frames) == 24 and all(np.array_equal(a, b) for a, b in zip(frames, stored[24:48]))
+    times, _ = frame_times(out)
+    assert times == pytest.approx([i / 24 for i in range(24)], abs=2e-3)
+    begins, ends = sound_span(out)
+    assert -0.001 <= begins < 0.025 and 0.97 < ends < 1.03  # whole AAC packets, 21 ms each
+
+
+def test_a_part_to_the_end_and_one_from_the_start(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=12, audio=None)
+    assert len(seen(clip, tmp_path / "tail.mkv", start=Fraction(1, 4))) == 6
+    assert len(seen(clip, tmp_path / "head.mkv", duration=Fraction(1, 4))) == 6
+    assert frame_times(tmp_path / "tail.mkv")[0][0] == 0
+
+
+@pytest.mark.parametrize("seek", ["works", "fails"])
+def test_a_part_of_an_mpeg_ts_counts_from_its_start_and_is_found_though_its_seeks_land_late(seek, tmp_path,
+                                                                                             monkeypatch):
+    clip = make_clip(tmp_path / "in.ts", frames=120, rate=Fraction(24), audio=None, gop=12)
+    with av.open(str(clip)) as c:
+        assert c.start_time > 0  # its timeline starts at 83 ms
+    if seek == "fails":
+        def refused(*args, **kwargs):
+            raise av.error.FFmpegError(1, "seek refused")
+        monkeypatch.setattr(av.container.InputContainer, "seek", refused)
+    frames = seen(clip, tmp_path / "out.mp4", start=Fraction(4), duration=Fraction(1, 4))
+    assert len(frames) == 6
+    assert all(np.array_equal(a, b) for a, b in zip(frames, stored_frames(clip)[96:102]))
+
+
+def test_a_cue_shown_across_the_start_is_kept_from_0_and_later_ones_move(tmp_path):
+    clip = add_subtitles(make_clip(tmp_path / "plain.mp4", frames=48, audio=None), tmp_path / "in.mkv",
+                         [("00:00:00,500", "00:00:01,500", "across"), ("00:00:01,700", "00:00:01,800", "in"),
+                          ("00:00:00,100", "00:00:00,200", "before")])
+    upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames, EncodeOptions(start=Fraction(1)))
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        cues = [(round(float(p.pts * p.time_base), 3), round(float(p.duration * p.time_base), 3), bytes(p))
+                for p in c.demux(subtitles=0) if p.size]
+    assert [(start, length) for start, length, _ in cues] == [(0, 0.5), (0.7, 0.1)]
+    assert b"across" in cues[0][2] and b"in" in cues[1][2]
+
+
+def test_chapters_are_cut_to_the_part_and_moved_with_it(tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=48, audio=None), tmp_path / "in.mkv",
+                      chapters=[(0, 500, "one"), (500, 1500, "two"), (1500, 2000, "three")])
+    upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames,
+                  EncodeOptions(start=Fraction(1), duration=Fraction(1, 4)))
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        chapters = [(float(ch["start"] * ch["time_base"]), float(ch["end"] * ch["time_base"]),
+                     ch["metadata"].get("title")) for ch in c.chapters()]
+    assert chapters == [(0, 0.25, "two")]
+
+
+def test_chapters_outside_the_window_are_dropped_and_the_rest_cut():
+    base = Fraction(1, 1000)
+    chapters = [{"id": i, "start": a, "end": b, "time_base": base, "metadata": {}}
+                for i, (a, b) in enumerate([(0, 1000), (1000, 3000), (3000, 4000)])]
+    kept = Window(Fraction(2), Fraction(3)).chapters(chapters)
+    assert [(c["id"], c["start"], c["end"]) for c in kept] == [(1, 0, 1000)]
+    assert [(c["start"], c["end"]) for c in Window(Fraction(1, 2)).chapters(chapters)] == \
+        [(0, 500), (500, 2500), (2500, 3500)]
+
+
+def packet(pts, duration, kind="audio", time_base=Fraction(1, 1000)):
+    return SimpleNamespace(pts=pts, dts=pts, duration=duration, time_base=time_base, stream=SimpleNamespace(type=kind))
+
+
+def test_sound_packets_are_kept_when_they_start_in_the_window_and_cues_while_shown():
+    window = Window(Fraction(1), Fraction(2))
+    assert window.moved(packet(990, 21)) is None  # begins before: its sound would start early
+    assert window.moved(packet(1000, 21)).pts == 0
+    assert window.moved(packet(2000, 21)) is None
+    cue = window.moved(packet(500, 1000, "subtitle"))
+    assert (cue.pts, cue.dts, cue.duration) == (0, 0, 500)
+    assert window.moved(packet(400, 100, "subtitle")) is None
+
+
+def test_a_timecode_moves_on_by_the_start(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=48, audio=None, timecode="01:02:03:04")
+    upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames, EncodeOptions(start=Fraction(1, 2)))
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].metadata["timecode"] == "01:02:03:16"  # 12 frames on at 24 fps
+
+
+def test_a_part_of_one_or_two_frames_encodes_with_x265(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=24, audio=None)
+    for frames in (1, 2):
+        out = tmp_path / f"x265-{frames}.mkv"
+        upscale_video(clip, out, lambda f: f, EncodeOptions(codec="libx265", start=Fraction(1, 2),
+                                                            duration=Fraction(frames, 24)))
+        assert len(frame_times(out)[0]) == frames
+
+
+@pytest.mark.parametrize("bad", [dict(start=-1), dict(duration=0), dict(start=float("nan")), dict(duration="2"),
+                                 dict(start=Fraction(10 ** 999)), dict(duration=True)])
+def test_a_part_the_library_cannot_take_is_refused(bad):
+    with pytest.raises(ValueError):
+        EncodeOptions(**bad)
+
+
+def test_the_command_upscales_a_part_and_says_what_is_wrong_in_one_line(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=24)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "part.mp4", "--start", "0:00.25", "--duration", "0.5",
+               *X2)
+    assert ": 12 frames" in proc.stderr
+    assert frame_times(tmp_path / "part.mp4") == ([pytest.approx(i / 24, abs=2e-3) for i in range(12)], (64, 48))
+    for flags, message in [(["--start", "5"], f"{clip}: starting at 5 s (--start) is past its end, at 1.000 s"),
+                           (["--start", "0.99"], f"{clip}: no video frame from 0.99 s (--start) on")]:
+        proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *flags, *X2, check_ok=False)
+        one_line_failure(proc, tmp_path, message)
+    for flags in (["--start", "soon"], ["--duration", "0"], ["--duration", "-3"]):
+        proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "bad.mp4", *flags, *X2, check_ok=False)
+        assert proc.returncode == 2 and f"Invalid value for '{flags[0]}'" in proc.stderr
