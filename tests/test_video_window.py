@@ -165,3 +165,14 @@ def test_the_command_upscales_a_part_and_says_what_is_wrong_in_one_line(tmp_path
     for flags in (["--start", "soon"], ["--duration", "0"], ["--duration", "-3"]):
         proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "bad.mp4", *flags, *X2, check_ok=False)
         assert proc.returncode == 2 and f"Invalid value for '{flags[0]}'" in proc.stderr
+
+
+def test_progress_counts_the_frames_of_the_part_at_the_rate_made():
+    from ncnn_sr.video import VideoInfo, frames_out
+    info = VideoInfo(64, 48, Fraction(25), 250, 10.0, 1, 0, field_order=2)  # 10 s of interlaced 25 fps
+    assert frames_out(info, EncodeOptions()) == 250
+    assert frames_out(info, EncodeOptions(start=Fraction(8))) == 50
+    assert frames_out(info, EncodeOptions(start=Fraction(2), duration=Fraction(1))) == 25
+    assert frames_out(info, EncodeOptions(start=Fraction(2), duration=Fraction(1), field_rate=True)) == 50
+    assert frames_out(info, EncodeOptions(deinterlace="film")) == 200
+    assert frames_out(VideoInfo(64, 48, None, None, None, 0, 0), EncodeOptions()) is None
