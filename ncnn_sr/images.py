@@ -18,7 +18,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 
 from .errors import InputError, describe
 from .files import atomic_write
-from . import apng, gif
+from . import apng, gif, heif
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
                        fitting_dpi, fitting_profile, orient, readable_exif, resolution, upright_xmp, xmp_option)
@@ -34,8 +34,9 @@ DEFAULT_JPEG_QUALITY = 95
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 # Formats whose further frames are no animation: an MPO (a phone's JPEG) adds a
 # preview or a second view of the same shot, a PSD's are the layers of the composite
-# that is read. Their first picture is the whole picture.
-_STILL_FORMATS = frozenset({"MPO", "PSD"})
+# that is read, a HEIF's are a burst or a collection, whose primary picture (the one
+# a phone shows, which pillow-heif opens first) stands for them.
+_STILL_FORMATS = frozenset({"MPO", "PSD", "HEIF"})
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             exif_bytes = exif_to_write(im, exif)  # resets the orientation
         depth, colour_type = png_header(path) if im.format == "PNG" else (8, None)
         deep = depth == 16 and im.mode in ("RGB", "RGBA")
+        deep_heif = heif.is_deep(im)
         if colour_type == 0:
             grey_key_in_8_bits(im.info, depth)
         arr, info = _to_array(im, path, frames, exif_bytes)
@@ -127,6 +129,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         arr = read_png16(path, arr.shape[2])
         if colour_type == 4:  # grey+alpha: written back so, not as colour
             info = replace(info, mode="LA")
+    elif deep_heif:
+        arr = heif.read16(path)
     return orient(arr, orientation), info
 
 
@@ -144,6 +148,8 @@ def reading(path: str):
     except UnidentifiedImageError:
         if _is_empty(path):  # an interrupted copy or download, say: nothing to identify
             raise InputError(f"{path}: not a picture: the file is empty (0 bytes)") from None
+        if heif.is_heif(path):  # by its header, and cut short: libheif says where
+            raise InputError(f"{path}: broken or truncated picture ({heif.failure(path)})") from None
         raise InputError(f"{path}: not a picture, or a format Pillow cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{path}: too many pixels (over {Image.MAX_IMAGE_PIXELS}): refusing a possible decompression bomb") from None
@@ -152,13 +158,18 @@ def reading(path: str):
             # The system's refusal (too many open files, an I/O error), not the file's
             # content: Pillow's own complaints about a broken picture have no errno.
             raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
-        raise InputError(f"{path}: broken or truncated picture ({e})") from None
+        raise InputError(f"{path}: broken or truncated picture ({_one_line(e)})") from None
     except (SyntaxError, ValueError, EOFError, TypeError, NotImplementedError, IndexError, struct.error) as e:
         # Pillow's plugins say "broken" in these too: a TIFF frame without its size
         # (TypeError), a DDS of an unknown pixel format (NotImplementedError), a GIF
         # cut short between two frames (IndexError, reading a byte past its end) or
         # inside a frame's image descriptor (struct.error, counting the frames).
-        raise InputError(f"{path}: broken or truncated picture ({e})") from None
+        raise InputError(f"{path}: broken or truncated picture ({_one_line(e)})") from None
+
+
+def _one_line(e: Exception) -> str:
+    """A decoder's complaint on one line: libheif's end in a newline."""
+    return " ".join(str(e).split())
 
 
 def one_size(paths, most: int = 500) -> tuple[int, int] | None:

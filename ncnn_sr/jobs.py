@@ -25,7 +25,8 @@ from .images import FORMATS, output_format
 from .video_options import is_video_path
 
 Image.init()
-# Extensions Pillow registers for what is not a picture it can read: PDF and PALM it
+# images, imported above, has registered HEIF's reader (ncnn_sr.heif): .heic and
+# .heif are Pillow's extensions by now. Extensions Pillow registers for what is not a picture it can read: PDF and PALM it
 # only writes, MPEG is a video whose header alone it reads, BUFR/GRIB/HDF5 are data
 # it only recognises. A folder holding them is not a folder of broken pictures.
 _NOT_PICTURES = frozenset({"PDF", "PALM", "MPEG", "BUFR", "GRIB", "HDF5"})

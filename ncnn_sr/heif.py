@@ -1,0 +1,46 @@
+"""What Pillow leaves out of HEIF (iPhones' .heic photos), through pillow-heif: the
+reader itself, its 10- and 12-bit pictures whole, libheif's reason for refusing a
+broken file."""
+from __future__ import annotations
+
+import numpy as np
+import pillow_heif
+from PIL import Image
+
+# Registered on import: images imports this module before it reads anything, and jobs
+# imports images before it lists Pillow's extensions, so .heic and .heif are always
+# among them. libheif turns the picture upright itself and pillow-heif then says
+# orientation 1 in its EXIF (and drops the XMP's), so it is not turned twice.
+pillow_heif.register_heif_opener()
+
+
+def is_heif(path: str) -> bool:
+    """Whether the file at ``path`` says it is a HEIF (its ftyp box), readable or not."""
+    return pillow_heif.is_supported(path)
+
+
+def is_deep(im: Image.Image) -> bool:
+    """Whether the open picture ``im`` is a colour HEIF of more than 8 bits, which
+    Pillow's reader gives as 8-bit."""
+    return im.format == "HEIF" and im.info.get("bit_depth", 8) > 8 and im.mode in ("RGB", "RGBA")
+
+
+def read16(path: str) -> np.ndarray:
+    """The primary picture of the HEIF at ``path`` as uint16 RGB or RGBA, its 10 or 12
+    bits spread over 16 as a 16-bit PNG holds them: the top level is 65535, where
+    pillow-heif's left-aligned 1023 was 65472."""
+    heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False)
+    picture = heif[heif.primary_index]
+    top = (1 << picture.info["bit_depth"]) - 1
+    levels = np.asarray(picture).astype(np.uint32) >> (16 - picture.info["bit_depth"])
+    return ((levels * 65535 + top // 2) // top).astype(np.uint16)
+
+
+def failure(path: str) -> str:
+    """libheif's reason for refusing the HEIF at ``path``, which pillow-heif hides
+    from Pillow (a truncated HEIF was "not a picture")."""
+    try:
+        pillow_heif.open_heif(path)
+    except Exception as e:  # noqa: BLE001 - only its words are wanted
+        return " ".join(str(e).split()) or type(e).__name__  # on one line: libheif's end in a newline
+    return "libheif reads it, pillow-heif does not"
