@@ -491,7 +491,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
         if not plan.jobs:
             raise InputError(f"{opts.input}: no pictures found")
         if opts.quality is not None and all(output_format(job.target) in ("png", "gif") for job in plan.jobs):
-            log.warning("--quality ignored: it sets jpg and webp quality; PNG is lossless, GIF a palette")
+            log.warning("--quality ignored: it sets jpg, webp and avif quality; PNG is lossless, GIF a palette")
         # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
         lanes, load, save = build_lanes(opts, pictures=_pictures(plan.jobs, opts.animate),
                                         frame=lambda: one_size([job.source for job in plan.jobs]))

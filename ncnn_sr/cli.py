@@ -206,14 +206,14 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
 # of "out/", which says a folder is meant.
 @click.option("-i", "--input", "input_path", required=True, type=click.Path(), help="Input picture or folder.")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(),
-              help="Output picture (png, jpg, webp, gif) or folder (made if missing; out/ is always a folder).")
+              help="Output picture (png, jpg, webp, gif, avif) or folder (made if missing; out/ is always a folder).")
 @click.option("-n", "--model", default=DEFAULT_MODEL, show_default=True,
               help="Model name (NAME of a NAME.param in the -m folder too), a family such as "
                    "realesr-animevideov3, or a .param path.")
 @_shared_options
-@click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "jpeg", "webp", "gif"], case_sensitive=False),
+@click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "jpeg", "webp", "gif", "avif"], case_sensitive=False),
               default=None, help="Output format in folder mode (default png; a file takes its extension's).")
-@click.option("--quality", type=click.IntRange(1, 100), default=None, help="jpg/webp quality (webp: lossless without it).")
+@click.option("--quality", type=click.IntRange(1, 100), default=None, help="jpg/webp/avif quality (default: jpg 95, avif 90; webp lossless without it).")
 @click.option("-r", "--recursive", is_flag=True, help="Walk sub-folders too; their tree is mirrored in the output.")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist (resume a batch).")
 @click.option("--alpha", type=click.Choice(ALPHA_MODES), default="bicubic", show_default=True,

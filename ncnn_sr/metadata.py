@@ -22,7 +22,8 @@ _EXIF_X_RESOLUTION = 0x011A
 # Orientations that turn the picture a quarter: across and down trade places.
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 # The dots per inch each format can state, least and most: JFIF's density is a 16-bit
-# whole number, PNG's pHYs 31-bit pixels per metre (both rounded). WebP states none.
+# whole number, PNG's pHYs 31-bit pixels per metre (both rounded). WebP and AVIF
+# state none.
 _DPI_RANGE = {"jpg": (0.5, 65535.49), "png": (0.5 * 0.0254, (2**31 - 1.5) * 0.0254)}
 # EXIF orientation -> the numpy steps that undo it, as Pillow's exif_transpose does.
 _ORIENT = {
@@ -92,7 +93,7 @@ def dpi_pair(value) -> tuple[float, float] | None:
 
 
 def xmp_option(xmp: bytes, fmt: str) -> dict:
-    """Pillow's save option for XMP: its own for jpg and webp, a text chunk for png."""
+    """Pillow's save option for XMP: its own for jpg, webp and avif, a text chunk for png."""
     if fmt != "png":
         return {"xmp": xmp}
     text = PngInfo()

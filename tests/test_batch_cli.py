@@ -791,7 +791,7 @@ def test_an_output_name_without_extension_says_what_to_give(tmp_path):
     pictures(tmp_path, ["in.png"])
     proc = run(NCNN_SR, "-i", tmp_path / "in.png", "-o", tmp_path / "newdir", "-g", "-1", check_ok=False)
     assert proc.returncode == 1
-    assert "newdir has no extension and is not a folder: name the output picture .png, .jpg, .webp or .gif" in proc.stderr
+    assert "newdir has no extension and is not a folder: name the output picture .png, .jpg, .webp, .gif or .avif" in proc.stderr
 
 
 def test_help_lists_the_reference_flags():

@@ -1,5 +1,5 @@
-"""HEIF input (iPhones' .heic, through pillow-heif): read like the other pictures,
-metadata, depth and alpha included."""
+"""HEIF input (iPhones' .heic, through pillow-heif) and AVIF output (Pillow's own):
+read and written like the other pictures, metadata, depth and alpha included."""
 import subprocess
 import sys
 
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from conftest import picture
-from ncnn_sr import InputError, read_image
+from ncnn_sr import InputError, read_image, write_image
 from ncnn_sr import images as images_mod
 from ncnn_sr.jobs import PICTURE_SUFFIXES, plan_jobs
 from test_cli import FAST, run
@@ -133,9 +133,9 @@ def test_the_command_upscales_a_folder_of_heics(tmp_path):
     (tmp_path / "in").mkdir()
     heic(tmp_path / "in" / "a.heic", picture(8, 10))
     heic(tmp_path / "in" / "b.heif", picture(8, 10, channels=4))
-    run("-i", tmp_path / "in", "-o", tmp_path / "out", *FAST)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
-    with Image.open(tmp_path / "out" / "b.png") as im:
+    run("-i", tmp_path / "in", "-o", tmp_path / "out", "-f", "avif", *FAST)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.avif", "b.avif"]
+    with Image.open(tmp_path / "out" / "b.avif") as im:
         assert im.size == (20, 16) and im.mode == "RGBA"
 
 
@@ -146,3 +146,77 @@ def test_a_truncated_heic_is_one_line_and_no_output(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("ncnn-sr: error: ")]
     assert proc.returncode == 1 and len(errors) == 1 and "cut.heic: broken or truncated picture (" in errors[0]
     assert "Traceback" not in proc.stderr and not (tmp_path / "o.png").exists()
+
+
+# --- AVIF output -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_avif_keeps_the_pictures_channels(channels, tmp_path):
+    pixels = picture(12, 16, channels=channels)
+    info = images_mod.ImageInfo("L" if channels == 1 else "RGB", "PNG")
+    write_image(tmp_path / "o.avif", pixels, info)
+    with Image.open(tmp_path / "o.avif") as im:
+        assert im.format == "AVIF"
+        back = np.asarray(im.convert("RGBA"))
+    assert close(back[:, :, :3], np.repeat(pixels[:, :, :1], 3, 2) if channels == 1 else pixels[:, :, :3], 6)
+    assert channels != 4 or close(back[:, :, 3:], pixels[:, :, 3:], 3)
+
+
+def test_avif_keeps_exif_xmp_and_icc(tmp_path):
+    info = images_mod.ImageInfo("RGB", "JPEG", icc_profile=SRGB_ICC, exif=phone_exif(1), xmp=UPRIGHT_XMP)
+    write_image(tmp_path / "o.avif", picture(12, 16), info)
+    arr, back = read_image(tmp_path / "o.avif")
+    exif = Image.Exif()
+    exif.load(back.exif)
+    assert arr.shape == (12, 16, 3) and exif[ARTIST] == "Jane Doe" and back.icc_profile == SRGB_ICC
+    assert b"x:xmpmeta" in back.xmp
+
+
+def test_avif_without_metadata_holds_none(tmp_path):
+    info = images_mod.ImageInfo("RGB", "JPEG", icc_profile=SRGB_ICC, exif=phone_exif(1), xmp=XMP)
+    write_image(tmp_path / "o.avif", picture(12, 16), info, metadata=False)
+    back = read_image(tmp_path / "o.avif")[1]
+    assert back.exif is None and back.icc_profile is None and back.xmp is None
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_sixteen_bit_pictures_are_written_as_eight_bit_avif(channels, tmp_path):
+    pixels = picture(12, 16, channels=channels, dtype=np.uint16)
+    write_image(tmp_path / "o.avif", pixels)
+    back = read_image(tmp_path / "o.avif")[0]
+    assert back.dtype == np.uint8 and abs(back[:, :, 0].mean() - (pixels[:, :, 0] / 257).mean()) < 3
+
+
+def test_avif_quality_defaults_high_and_can_be_lowered(tmp_path):
+    pixels = picture(64, 64)
+    write_image(tmp_path / "default.avif", pixels)
+    write_image(tmp_path / "q90.avif", pixels, quality=90)
+    write_image(tmp_path / "q40.avif", pixels, quality=40)
+    sizes = {name: (tmp_path / f"{name}.avif").stat().st_size for name in ("default", "q90", "q40")}
+    assert sizes["default"] == sizes["q90"] > sizes["q40"]
+
+
+@pytest.mark.parametrize("size, said", [
+    ((1, 32769), "32769x1 is too large for AVIF, which holds at most 32768 pixels a side"),
+    ((16385, 16385), "16385x16385 is too large for AVIF, which its readers take up to 268435456 pixels"),
+])
+def test_a_picture_avifs_readers_refuse_is_not_written(size, said, tmp_path):
+    huge = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (*size, 3))  # no memory for the pixels
+    with pytest.raises(InputError, match=said):
+        write_image(tmp_path / "o.avif", huge)
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_command_writes_avif_at_its_default_and_at_a_quality(tmp_path):
+    Image.fromarray(picture(16, 16)).save(tmp_path / "in.png")
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "d.avif", *FAST)
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "q.avif", "--quality", "30", *FAST)
+    with Image.open(tmp_path / "d.avif") as im:
+        assert im.format == "AVIF" and im.size == (32, 32)
+    assert (tmp_path / "q.avif").stat().st_size < (tmp_path / "d.avif").stat().st_size
+
+
+def test_the_help_names_avif():
+    out = run("upscale", "--help").stdout
+    assert "png, jpg, webp, gif, avif" in out and "avif quality" in out
+

@@ -397,7 +397,7 @@ def test_format_comes_from_the_extension_in_any_case(tmp_path):
 
 
 def test_unknown_output_extension_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match="unsupported output format '.tif' for .*: use png, jpg, webp or gif"):
+    with pytest.raises(InputError, match="unsupported output format '.tif' for .*: use png, jpg, webp, gif or avif"):
         write_image(tmp_path / "o.tif", picture(4, 4))
 
 
