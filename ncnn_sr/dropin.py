@@ -24,8 +24,8 @@ PATHS = "a picture or folder path"  # what an empty -i or -o should have been
 # The reference's default -m. Missing, or lacking the model, it falls back to the installed
 # models, so the classic calls run anywhere; a folder given otherwise must be there.
 DEFAULT_MODEL_FOLDER = Path("models")
-# The reference's output formats. ncnn-sr also writes gif; the drop-in refuses it, as
-# the reference does.
+# The reference's output formats. ncnn-sr also writes gif and avif; the drop-in
+# refuses them, as the reference does.
 REFERENCE_FORMATS = ("png", "jpg", "jpeg", "webp")
 
 
@@ -67,9 +67,10 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
         click.echo(f"{PROG}: invalid scale argument", err=True)
         sys.exit(1)
     single = input_path.is_file() and not (output_folder or output_path.is_dir())
-    if single and output_path.suffix.lower() == ".gif":
-        click.echo(f"{PROG}: error: unsupported output format '.gif' for {output_path}: use png, jpg or webp "
-                   "(ncnn-sr writes gif)", err=True)
+    suffix = output_path.suffix.lower()
+    if single and suffix in (".gif", ".avif"):
+        click.echo(f"{PROG}: error: unsupported output format '{suffix}' for {output_path}: use png, jpg or webp "
+                   "(ncnn-sr writes gif and avif)", err=True)
         sys.exit(1)
     if fmt is not None and fmt.lower() not in REFERENCE_FORMATS:
         if not single:

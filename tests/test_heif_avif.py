@@ -12,7 +12,7 @@ from conftest import picture
 from ncnn_sr import InputError, read_image, write_image
 from ncnn_sr import images as images_mod
 from ncnn_sr.jobs import PICTURE_SUFFIXES, plan_jobs
-from test_cli import FAST, run
+from test_cli import FAST, installed, run
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
@@ -220,3 +220,19 @@ def test_the_help_names_avif():
     out = run("upscale", "--help").stdout
     assert "png, jpg, webp, gif, avif" in out and "avif quality" in out
 
+
+DROPIN = installed("realesrgan-ncnn-vulkan")
+
+
+@pytest.mark.parametrize("args, said", [
+    (["-o", "{d}/o.avif"], "unsupported output format '.avif' for {d}/o.avif: use png, jpg or webp"),
+    (["-o", "{d}/out", "-f", "avif"], "invalid format argument"),
+])
+def test_the_drop_in_keeps_the_references_formats(args, said, tmp_path):
+    (tmp_path / "in").mkdir()
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in" / "a.png")
+    source = tmp_path / "in" / ("a.png" if args[1].endswith(".avif") else "")
+    proc = subprocess.run([DROPIN, "-i", source, *[a.format(d=tmp_path) for a in args], *FAST],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and said.format(d=tmp_path) in proc.stderr, proc.stderr
+    assert not (tmp_path / "o.avif").exists() and not (tmp_path / "out").exists()
