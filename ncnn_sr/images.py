@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL import Image, ImageCms, UnidentifiedImageError, features
 
 from .errors import InputError, describe
 from .files import atomic_write
@@ -76,6 +76,10 @@ def output_format(path: str | os.PathLike) -> str:
                          ".png, .jpg, .webp, .gif or .avif, or give a folder that exists")
     if ext not in FORMATS:
         raise InputError(f"unsupported output format '.{ext}' for {path}: use png, jpg, webp, gif or avif")
+    if ext == "avif" and not features.check_module("avif"):
+        # Pillow's wheels have libavif; a Pillow built without it failed each save with a KeyError.
+        raise InputError(f"cannot write {path}: this Pillow was built without AVIF (libavif); "
+                         "use png, jpg or webp, or install Pillow's wheel")
     return "jpg" if ext == "jpeg" else ext
 
 

@@ -207,6 +207,13 @@ def test_a_picture_avifs_readers_refuse_is_not_written(size, said, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_avif_is_refused_up_front_where_pillow_has_no_avif(monkeypatch, tmp_path):
+    monkeypatch.setattr(images_mod.features, "check_module", lambda name: name != "avif")
+    with pytest.raises(InputError, match=r"o\.avif: this Pillow was built without AVIF \(libavif\); use png"):
+        write_image(tmp_path / "o.avif", picture(4, 4))
+    assert not list(tmp_path.iterdir())
+
+
 def test_the_command_writes_avif_at_its_default_and_at_a_quality(tmp_path):
     Image.fromarray(picture(16, 16)).save(tmp_path / "in.png")
     run("-i", tmp_path / "in.png", "-o", tmp_path / "d.avif", *FAST)
