@@ -136,7 +136,8 @@ def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo 
     given; a gif has a palette per frame and cuts alpha at half (``gif.to_palette``),
     and its frames end at the hundredth of a second nearest their end.
     The GIF and APNG writers show a frame equal to the one before as that one for
-    their summed durations. JPEG holds no animation: that is an InputError.
+    their summed durations. JPEG holds no animation, and AVIF none that ncnn-sr
+    writes: that is an InputError.
     """
     if not isinstance(animation, Animation):
         raise InputError(f"write_frames needs an Animation, got {describe(animation)}")
@@ -146,6 +147,8 @@ def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo 
     path, fmt, quality = checked_write(path, fmt, quality, info, "write_frames")
     if fmt == "jpg":
         raise InputError(f"{path}: JPEG holds no animation; write webp, png or gif")
+    if fmt == "avif":  # Pillow's writer has no play count: a GIF shown once looped for ever
+        raise InputError(f"{path}: an animated AVIF would lose how many times it plays; write webp, png or gif")
     check_fits(animation.frames[0], fmt, path)
     info = checked_metadata(info, metadata, fmt, path)
     atomic_write(path, lambda f: _encode_frames(f, animation, info, fmt, quality))

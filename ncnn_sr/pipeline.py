@@ -340,8 +340,9 @@ class Pipeline:
         # After the alpha check: a jpg target with transparency becomes a png, which
         # holds an animation.
         if item.info.frames > 1 and not self._animated(item):
-            why = "" if not self._animate else f" ({item.target.suffix} holds no animation: write webp, png or gif " \
-                                                "for every frame)"
+            held = "ncnn-sr writes avif still" if item.target.suffix.lower() == ".avif" else \
+                f"{item.target.suffix} holds no animation"
+            why = "" if not self._animate else f" ({held}: write webp, png or gif for every frame)"
             item.notes.append(f"{item.job.source} has {item.info.frames} frames: upscaling the first only{why}")
         if self._metadata and item.target.suffix.lower() in (".jpg", ".jpeg"):
             self._check_jpeg_metadata(item)

@@ -11,6 +11,7 @@ from PIL import Image, ImageCms
 from conftest import picture
 from ncnn_sr import InputError, read_image, write_image
 from ncnn_sr import images as images_mod
+from ncnn_sr.animation import Animation, write_frames
 from ncnn_sr.jobs import PICTURE_SUFFIXES, plan_jobs
 from test_cli import FAST, installed, run
 
@@ -221,6 +222,22 @@ def test_the_command_writes_avif_at_its_default_and_at_a_quality(tmp_path):
     with Image.open(tmp_path / "d.avif") as im:
         assert im.format == "AVIF" and im.size == (32, 32)
     assert (tmp_path / "q.avif").stat().st_size < (tmp_path / "d.avif").stat().st_size
+
+
+def test_an_animation_is_not_written_as_avif_which_would_lose_its_play_count(tmp_path):
+    moving = Animation((picture(6, 8), 255 - picture(6, 8)), (100, 50), plays=1)
+    with pytest.raises(InputError, match=r"a\.avif: an animated AVIF would lose how many times it plays; write webp"):
+        write_frames(tmp_path / "a.avif", moving)
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_command_writes_an_animations_first_frame_as_avif_and_says_so(tmp_path):
+    first = picture(8, 10)
+    Image.fromarray(first).save(tmp_path / "a.gif", save_all=True, append_images=[Image.fromarray(255 - first)])
+    proc = run("-i", tmp_path / "a.gif", "-o", tmp_path / "o.avif", *FAST)
+    assert "has 2 frames: upscaling the first only (ncnn-sr writes avif still: write webp, png or gif" in proc.stderr
+    with Image.open(tmp_path / "o.avif") as im:
+        assert im.size == (20, 16) and getattr(im, "n_frames", 1) == 1
 
 
 def test_the_help_names_avif():
