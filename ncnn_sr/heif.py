@@ -20,20 +20,21 @@ def is_heif(path: str) -> bool:
 
 
 def is_deep(im: Image.Image) -> bool:
-    """Whether the open picture ``im`` is a colour HEIF of more than 8 bits, which
-    Pillow's reader gives as 8-bit."""
-    return im.format == "HEIF" and im.info.get("bit_depth", 8) > 8 and im.mode in ("RGB", "RGBA")
+    """Whether the open picture ``im`` is a HEIF of more than 8 bits: Pillow's reader
+    gives its colour as 8-bit, its grey (I;16) left-aligned, 1023 as 65472."""
+    return im.format == "HEIF" and im.info.get("bit_depth", 8) > 8 and im.mode in ("RGB", "RGBA", "I;16")
 
 
 def read16(path: str) -> np.ndarray:
-    """The primary picture of the HEIF at ``path`` as uint16 RGB or RGBA, its 10 or 12
-    bits spread over 16 as a 16-bit PNG holds them: the top level is 65535, where
-    pillow-heif's left-aligned 1023 was 65472."""
+    """The primary picture of the HEIF at ``path`` as an H×W×C uint16 array (grey,
+    RGB or RGBA), its 10 or 12 bits spread over 16 as a 16-bit PNG holds them: the
+    top level is 65535, where pillow-heif's left-aligned 1023 was 65472."""
     heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False)
     picture = heif[heif.primary_index]
     top = (1 << picture.info["bit_depth"]) - 1
     levels = np.asarray(picture).astype(np.uint32) >> (16 - picture.info["bit_depth"])
-    return ((levels * 65535 + top // 2) // top).astype(np.uint16)
+    spread = ((levels * 65535 + top // 2) // top).astype(np.uint16)
+    return spread[:, :, None] if spread.ndim == 2 else spread
 
 
 def failure(path: str) -> str:

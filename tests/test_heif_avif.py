@@ -80,6 +80,15 @@ def test_a_ten_bit_heif_is_read_as_sixteen_bit(tmp_path):
     assert close(arr, levels.astype(np.int64) * 65535 // 1023, 300)
 
 
+def test_a_ten_bit_grey_heif_is_read_as_sixteen_bit_grey_up_to_white(tmp_path):
+    levels = (np.arange(16 * 64).reshape(16, 64) % 1024).astype(np.uint16)
+    pillow_heif.from_bytes(mode="L;16", size=(64, 16), data=(levels << 6).tobytes()).save(tmp_path / "g.heif",
+                                                                                          quality=-1)
+    arr, info = read_image(tmp_path / "g.heif")
+    assert arr.shape == (16, 64, 1) and arr.dtype == np.uint16 and info.mode == "I;16"
+    assert arr.max() == 65535 and close(arr[:, :, 0], levels.astype(np.int64) * 65535 // 1023, 300)
+
+
 def test_a_burst_heif_is_its_primary_picture_not_an_animation(tmp_path):
     first = picture(12, 16)
     shots = [first, 255 - first, first[::-1]]
