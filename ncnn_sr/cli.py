@@ -213,7 +213,8 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
 @_shared_options
 @click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "jpeg", "webp", "gif", "avif"], case_sensitive=False),
               default=None, help="Output format in folder mode (default png; a file takes its extension's).")
-@click.option("--quality", type=click.IntRange(1, 100), default=None, help="jpg/webp/avif quality (default: jpg 95, avif 90; webp lossless without it).")
+@click.option("--quality", type=click.IntRange(1, 100), default=None,
+              help="jpg/webp/avif quality (default: jpg 95, avif 90; webp lossless without it).")
 @click.option("-r", "--recursive", is_flag=True, help="Walk sub-folders too; their tree is mirrored in the output.")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist (resume a batch).")
 @click.option("--alpha", type=click.Choice(ALPHA_MODES), default="bicubic", show_default=True,
