@@ -24,6 +24,7 @@ from .errors import InputError, NcnnSrError, os_reason
 from .images import frame_count, one_size, output_format
 from .jobs import check_reachable, plan_jobs
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
+from .repeats import Repeats
 from .video_options import VIDEO_CONTAINERS, is_video_path
 
 log = logging.getLogger("ncnn_sr")
@@ -410,8 +411,8 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
         def work(upscaler, image):
             return upscaler.upscale(image, scale=opts.scale, width=opts.width, height=opts.height, progress=check)
 
-        def frames(decoded):
-            return ordered_map(lanes, decoded, work, window=window, cancel=cancel)
+        # A frame that repeats the one before it is not upscaled again (repeats.py).
+        frames = Repeats(lambda decoded: ordered_map(lanes, decoded, work, window=window, cancel=cancel))
 
         bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
         new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
@@ -446,7 +447,8 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
         return EXIT_FAILED
     bar.close()
     if not opts.quiet:
-        _echo(f"{prog}: wrote {opts.output}: {written} frames in {seconds:.1f} s ({bar.done / seconds:.2f} fps)")
+        reused = f"; {frames.count} repeated the frame before, upscaled once" if frames.count else ""
+        _echo(f"{prog}: wrote {opts.output}: {written} frames in {seconds:.1f} s ({bar.done / seconds:.2f} fps{reused})")
     return 0
 
 
