@@ -176,6 +176,7 @@ class RunOptions:
     metadata: bool = True
     recursive: bool = False
     skip_existing: bool = False
+    suffix: str = ""  # after each output's stem in folder mode: photo.jpg -> photo_x4.png
     verbose: bool = False
     quiet: bool = False
     output_folder: bool = False  # -o was written as a folder ("out/"): one, made if missing
@@ -485,7 +486,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
     """Plan, build lanes, run, report; returns the exit status."""
     progress = new_folder = None
     try:
-        plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive, folder=opts.output_folder)
+        plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive, folder=opts.output_folder,
+                         suffix=opts.suffix)
         for note in plan.notes:
             log.warning(note)
         for line in plan.unlisted:

@@ -108,6 +108,14 @@ def _fps(ctx, param, value):
     return fps
 
 
+def _suffix(ctx, param, value: str) -> str:
+    if any(sep and sep in value for sep in (os.sep, os.altsep)) or "\0" in value:
+        raise click.BadParameter("is added to a file's name: it cannot hold a folder separator")
+    if value.strip(".") == "" and value:
+        raise click.BadParameter("needs a letter or digit: dots alone make names that hide or mean other files")
+    return value
+
+
 def _time(ctx, param, value):
     if value is None:
         return None
@@ -217,6 +225,9 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
               help="jpg/webp/avif quality (default: jpg 95, avif 90; webp lossless without it).")
 @click.option("-r", "--recursive", is_flag=True, help="Walk sub-folders too; their tree is mirrored in the output.")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist (resume a batch).")
+@click.option("--suffix", default="", callback=_suffix,
+              help="Added to each output's name in folder mode (photo.jpg -> photo_x4.png), so outputs may go "
+                   "beside their inputs: -i shots -o shots --suffix _x4.")
 @click.option("--alpha", type=click.Choice(ALPHA_MODES), default="bicubic", show_default=True,
               help="How transparency is upscaled.")
 @click.option("--no-metadata", is_flag=True, help="Do not copy EXIF, XMP, ICC profile and resolution (DPI) to the outputs.")

@@ -71,11 +71,14 @@ def is_picture_name(path: Path) -> bool:
 
 
 def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
-              fmt: str | None = None, recursive: bool = False, folder: bool = False) -> Plan:
+              fmt: str | None = None, recursive: bool = False, folder: bool = False, suffix: str = "") -> Plan:
     """Plan a run from an input file or folder and an output file or folder.
 
-    A file into a folder becomes ``folder/stem.FORMAT``; a file into a file name
-    takes that name's format (``fmt`` is then ignored, as in the reference). A
+    A file into a folder becomes ``folder/stem.FORMAT`` (``stemSUFFIX.FORMAT`` with
+    a ``suffix``, which lets outputs go beside their inputs: a picture there named
+    as another's output is one, left out with a note); a file into a file name
+    takes that name's format (``fmt`` and ``suffix`` are then ignored, ``fmt`` with
+    a note, as in the reference). A
     folder goes into a folder. An output is a folder when it is one, when ``folder``
     says so, or when ``output_path`` is written as one ("out/"); a folder that is
     not there yet is made by the run, unless it is named like a picture output
@@ -85,7 +88,8 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
     where a folder must be).
     """
     try:
-        return _plan(Path(input_path), Path(output_path), fmt, recursive, folder or names_a_folder(output_path))
+        return _plan(Path(input_path), Path(output_path), fmt, recursive, folder or names_a_folder(output_path),
+                     suffix)
     except OSError as e:  # a name too long for the file system, say
         raise InputError(f"{e.filename or input_path}: {e.strerror or e}") from None
 
@@ -96,20 +100,23 @@ def names_a_folder(path: str | os.PathLike) -> bool:
     return os.path.basename(os.fspath(path)) in ("", ".")
 
 
-def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: bool) -> Plan:
+def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: bool, suffix: str) -> Plan:
     fmt = output_format(f"x.{fmt}") if fmt else None
     if not src.exists():
         raise InputError(f"{src} is {broken_link(src)}" if src.is_symlink() else f"{src}: file not found")
     if not src.is_file() and not src.is_dir():
         raise InputError(f"{src} is neither a file nor a folder")
     if src.is_file():
-        if into_folder or dst.is_dir():
-            dst = dst / f"{src.stem}.{fmt or 'png'}"
+        named = not (into_folder or dst.is_dir())
+        if not named:
+            dst = dst / f"{src.stem}{suffix}.{fmt or 'png'}"
         check_reachable(dst, file=True)
         written = output_format(dst)
         # The reference's rule, but said: a script's -f is otherwise lost without a word.
         notes = () if fmt in (None, written) else (f"-f {fmt} ignored: {dst} is written as {written}, "
                                                    "as its extension says",)
+        if suffix and named:
+            notes += (f"--suffix {suffix} ignored: the output is named, {dst}",)
         return _unless_overwriting(Plan((Job(src, dst),), notes, False))
     check_reachable(dst, file=False)
     if dst.exists() and not dst.is_dir():
@@ -132,8 +139,10 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
                   if is_picture_name(Path(e.name)) and _leads_nowhere(e)]
         videos += sum(1 for e in entries if _holds(e.is_file) and is_video_path(e.name)
                       and not e.name.startswith("."))
-        _name_outputs(folder, names, dst, folder.relative_to(src), fmt or "png", jobs, notes, taken)
-    jobs = _with_stem_siblings(jobs, dst, fmt or "png")
+        if suffix and _same_folder(folder, dst / folder.relative_to(src)):
+            names = _left_out_outputs(folder, names, suffix, fmt or "png", notes)
+        _name_outputs(folder, names, dst, folder.relative_to(src), fmt or "png", jobs, notes, taken, suffix)
+    jobs = _with_stem_siblings(jobs, dst, fmt or "png", suffix)
     if videos:
         # Left out without a word, a folder of clips ended in "no pictures found".
         notes.append(f"{videos} video{'s' if videos > 1 else ''} in {src} left out: a folder run upscales "
@@ -237,11 +246,36 @@ def _leads_nowhere(entry: os.DirEntry) -> bool:
     return entry.is_symlink() and not os.path.exists(entry.path)
 
 
+def _same_folder(folder: Path, out: Path) -> bool:
+    try:
+        return out.exists() and os.path.samefile(folder, out)
+    except OSError:
+        return False
+
+
+def _left_out_outputs(folder: Path, names: list[str], suffix: str, fmt: str, notes: list[str]) -> list[str]:
+    """``names`` less the outputs of an earlier run into the same folder: a_x4.png
+    beside a.jpg, for suffix _x4 and format png, would otherwise be upscaled again."""
+    stems = {Path(name).stem.casefold() for name in names}
+    kept, outputs = [], []
+    for name in names:
+        path = Path(name)
+        stem = path.stem
+        base = stem[:-len(suffix)] if stem.casefold().endswith(suffix.casefold()) else None
+        is_output = base and base.casefold() in stems and path.suffix.lower() == f".{fmt}"
+        (outputs if is_output else kept).append(name)
+    if outputs:
+        shown = ", ".join(outputs[:2]) + (", ..." if len(outputs) > 2 else "")
+        notes.append(f"{len(outputs)} picture{'s' if len(outputs) > 1 else ''} in {folder} named as the output of "
+                     f"another ({shown}) left out, as outputs of an earlier run")
+    return kept
+
+
 def _name_outputs(folder: Path, names: list[str], dst: Path, rel: Path, fmt: str, jobs: list[Job], notes: list[str],
-                  taken: dict[str, tuple[Path, str]]) -> None:
-    """Jobs for the pictures ``names`` of ``folder``, written to ``dst / rel``.
-    ``taken``: each output path below ``dst`` so far, casefolded, with its input and
-    that path."""
+                  taken: dict[str, tuple[Path, str]], suffix: str = "") -> None:
+    """Jobs for the pictures ``names`` of ``folder``, written to ``dst / rel`` as
+    stem, ``suffix``, format. ``taken``: each output path below ``dst`` so far,
+    casefolded, with its input and that path."""
     def below(output: str) -> str:
         return (rel / output).as_posix()
 
@@ -249,10 +283,10 @@ def _name_outputs(folder: Path, names: list[str], dst: Path, rel: Path, fmt: str
         return below(output).casefold()
 
     for name in names:
-        wanted = f"{Path(name).stem}.{fmt}"
+        wanted = f"{Path(name).stem}{suffix}.{fmt}"
         first = taken.get(key(wanted))
         if first is not None:
-            renamed = f"{name}.{fmt}"
+            renamed = f"{Path(name).stem}{suffix}{Path(name).suffix}.{fmt}"
             # Case-sensitively a renamed output is always free; ignoring case, a name
             # sorted earlier ("A.jpg.webp") may hold it.
             while key(renamed) in taken:
@@ -263,13 +297,13 @@ def _name_outputs(folder: Path, names: list[str], dst: Path, rel: Path, fmt: str
         jobs.append(Job(folder / name, dst / rel / wanted))
 
 
-def _with_stem_siblings(jobs: list[Job], dst: Path, fmt: str) -> list[Job]:
+def _with_stem_siblings(jobs: list[Job], dst: Path, fmt: str, suffix: str = "") -> list[Job]:
     """``jobs``, each that took its stem's plain name told where the others of that
     stem go. Names follow the sorted order, so a picture added since the last run
     that sorts first (a.bmp beside a.jpg) takes the plain name (a.png): the file there
     may then be another input's, which --skip-existing must not take for this one's."""
     def plain(job: Job) -> str:  # as _name_outputs compares names: below dst, casefolded
-        return (job.target.parent.relative_to(dst) / f"{job.source.stem}.{fmt}").as_posix().casefold()
+        return (job.target.parent.relative_to(dst) / f"{job.source.stem}{suffix}.{fmt}").as_posix().casefold()
 
     keys = [plain(job) for job in jobs]
     groups: dict[str, list[Job]] = defaultdict(list)

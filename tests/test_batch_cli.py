@@ -628,6 +628,47 @@ def test_a_folder_into_itself_without_clashes_is_allowed(tmp_path):
     assert size_of(tmp_path / "in" / "a.png") == (32, 24)
 
 
+X2_CPU = ["-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+
+
+def test_a_suffix_names_the_outputs_and_lets_them_go_beside_their_inputs(tmp_path):
+    pictures(tmp_path / "in", ["a.jpg", "b.png", "sub/c.webp"])
+    run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "in", "--suffix", "_x2", "-r", *X2_CPU)
+    names = sorted(p.relative_to(tmp_path / "in").as_posix() for p in (tmp_path / "in").rglob("*.*"))
+    assert names == ["a.jpg", "a_x2.png", "b.png", "b_x2.png", "sub/c.webp", "sub/c_x2.png"]
+    assert size_of(tmp_path / "in" / "b_x2.png") == (32, 24)
+    # Run again: the outputs are not taken for pictures to upscale (b_x2_x2.png).
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "in", "--suffix", "_x2", "-r", "--skip-existing",
+               *X2_CPU)
+    assert "0 upscaled, 3 skipped, 0 failed" in proc.stderr
+    assert f"2 pictures in {tmp_path / 'in'} named as the output of another (a_x2.png, b_x2.png) left out" \
+        in proc.stderr
+    assert len(list((tmp_path / "in").rglob("*.*"))) == 6
+
+
+def test_a_suffix_into_another_folder_and_on_a_stem_clash(tmp_path):
+    pictures(tmp_path / "in", ["a.jpg", "a.png", "a_x2.png"])  # a_x2.png is a picture of its own here
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "--suffix", "_x2", "-f", "webp", *X2_CPU)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.png.webp", "a_x2.webp", "a_x2_x2.webp"]
+    assert "a.png will output a_x2.png.webp" in proc.stderr and "left out" not in proc.stderr
+
+
+def test_a_suffix_for_one_picture(tmp_path):
+    pictures(tmp_path, ["a.png"])
+    run(NCNN_SR, "-i", tmp_path / "a.png", "-o", f"{tmp_path / 'out'}/", "--suffix", "-big", *X2_CPU)
+    assert os.listdir(tmp_path / "out") == ["a-big.png"]
+    proc = run(NCNN_SR, "-i", tmp_path / "a.png", "-o", tmp_path / "o.png", "--suffix", "-big", *X2_CPU)
+    assert f"--suffix -big ignored: the output is named, {tmp_path / 'o.png'}" in proc.stderr
+    assert (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("suffix,message", [("a/b", "folder separator"), ("..", "needs a letter or digit")])
+def test_a_suffix_that_is_not_part_of_a_name_is_refused(suffix, message, tmp_path):
+    pictures(tmp_path / "in", ["a.png"])
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "--suffix", suffix, *X2_CPU, check_ok=False)
+    assert proc.returncode == 2 and message in proc.stderr and not (tmp_path / "out").exists()
+
+
 def test_a_video_into_itself_is_refused(tmp_path):
     clip = make_clip(tmp_path / "v.mp4", frames=2, width=16, height=16, audio=None)
     before = clip.read_bytes()
