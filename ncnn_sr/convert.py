@@ -47,15 +47,10 @@ import numpy as np
 from .errors import ModelError, NcnnSrError, cannot_write, describe, one_line
 from .files import atomic_write, temp_stem
 from .models import ModelSpec, catalog, model_name_for, resolve_model
-from .param_file import PARAM_MAGIC
+from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, shape_of
 
 log = logging.getLogger("ncnn_sr")
 
-INPUT_BLOB, OUTPUT_BLOB = "data", "output"
-_TAG_FP16 = (0x01306B47).to_bytes(4, "little")
-_TAG_FP32 = bytes(4)
-_FP16_MAX = float(np.finfo(np.float16).max)
-_LRELU = " 9=2 -23310=1,2.000000e-01"  # a leaky ReLU of slope 0.2 fused into a Convolution
 _RESIDUAL = "0=1 -23301=2,2.000000e-01,1.000000e+00"  # Eltwise sum: 0.2 * first + second
 _CONVERTIBLE = "RRDBNet (Real-ESRGAN, ESRGAN) and SRVGGNetCompact with PReLU can be converted"
 
@@ -311,112 +306,7 @@ def _rename(source: Path, target: Path) -> None:
 # --- the network text and weights --------------------------------------------------------
 
 
-class _Net:
-    """Layers in order, each with its weights; Split layers are added where a blob
-    feeds more than one layer, as ncnn requires."""
-
-    def __init__(self, weights: Mapping[str, np.ndarray], lookup: Mapping[str, str], fp16: bool):
-        self._weights, self._lookup, self._fp16 = weights, lookup, fp16
-        self._layers: list[list] = [["Input", "input", [], [INPUT_BLOB], "", b""]]
-        self._count = 0
-
-    def add(self, kind: str, name: str, bottoms: list[str], params: str = "", data: bytes = b"") -> str:
-        self._count += 1
-        top = f"{kind.lower()}{self._count}"
-        self._layers.append([kind, name, list(bottoms), [top], params, data])
-        return top
-
-    def array(self, key: str) -> np.ndarray:
-        return np.asarray(self._weights[self._lookup[key]], dtype=np.float32)
-
-    def conv(self, key: str, bottom: str, lrelu: bool = False) -> str:
-        w, b = self.array(f"{key}.weight"), self.array(f"{key}.bias")
-        out, _, k, _ = w.shape
-        params = f"0={out} 1={k} 4={k // 2} 5=1 6={w.size}" + (_LRELU if lrelu else "")
-        return self.add("Convolution", key, [bottom], params, self._flagged(w, key) + _raw(b))
-
-    def prelu(self, key: str, bottom: str) -> str:
-        slope = self.array(f"{key}.weight")
-        return self.add("PReLU", key, [bottom], f"0={slope.size}", _raw(slope))
-
-    def _flagged(self, w: np.ndarray, key: str) -> bytes:
-        if not self._fp16:
-            return _TAG_FP32 + _raw(w)
-        if np.abs(w).max(initial=0) > _FP16_MAX:
-            raise ModelError(f"weight {self._lookup[key + '.weight']} holds values too large for fp16: "
-                             "keep float32 weights (--fp32, fp16=False)")
-        data = w.astype("<f2").tobytes()
-        return _TAG_FP16 + data + bytes(-len(data) % 4)
-
-    def finish(self, last: str) -> tuple[str, bytes]:
-        """The param text and the bin bytes, with blob ``last`` renamed ``output``."""
-        layers = [[kind, name, [OUTPUT_BLOB if b == last else b for b in bottoms],
-                   [OUTPUT_BLOB if t == last else t for t in tops], params, data]
-                  for kind, name, bottoms, tops, params, data in self._layers]
-        uses: dict[str, int] = {}
-        for layer in layers:
-            for b in layer[2]:
-                uses[b] = uses.get(b, 0) + 1
-        done: list[list] = []
-        taken: dict[str, int] = {}
-        for layer in layers:
-            layer[2] = [self._split_use(b, uses, taken) for b in layer[2]]
-            done.append(layer)
-            for t in layer[3]:
-                if uses.get(t, 0) > 1:
-                    done.append(["Split", f"split_{t}", [t], [f"{t}_splitncnn_{i}" for i in range(uses[t])], "", b""])
-        blobs = {t for layer in done for t in layer[3]}
-        lines = [str(PARAM_MAGIC), f"{len(done)} {len(blobs)}"]
-        for kind, name, bottoms, tops, params, _ in done:
-            row = f"{kind:<24} {name:<24} {len(bottoms)} {len(tops)} {' '.join(bottoms + tops)}"
-            lines.append(f"{row} {params}".rstrip())
-        return "\n".join(lines) + "\n", b"".join(layer[5] for layer in done)
-
-    @staticmethod
-    def _split_use(blob: str, uses: dict[str, int], taken: dict[str, int]) -> str:
-        if uses[blob] == 1:
-            return blob
-        i = taken.get(blob, 0)
-        taken[blob] = i + 1
-        return f"{blob}_splitncnn_{i}"
-
-
-def _raw(a: np.ndarray) -> bytes:
-    return np.ascontiguousarray(a, dtype="<f4").tobytes()
-
-
 # --- checks ------------------------------------------------------------------------------
-
-
-def _check(weights: Mapping[str, np.ndarray], lookup: Mapping[str, str], shapes: Mapping[str, tuple],
-           architecture: str) -> None:
-    """Every expected key there with its shape, finite, and no key to spare."""
-    missing = [lookup[k] for k in shapes if lookup[k] not in weights]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise ModelError(f"{architecture}: key {missing[0]} is missing{more}")
-    expected = {lookup[k] for k in shapes}
-    spare = sorted(k for k in weights if k not in expected)
-    if spare:
-        shown = ", ".join(spare[:3]) + (", ..." if len(spare) > 3 else "")
-        raise ModelError(f"{architecture}: keys not known for it ({shown}): another variant of the architecture?")
-    for key, shape in shapes.items():
-        try:
-            a = np.asarray(weights[lookup[key]], dtype=np.float32)
-        except (TypeError, ValueError):
-            raise ModelError(f"{architecture}: {lookup[key]} is not an array of numbers") from None
-        if a.shape != shape:
-            raise ModelError(f"{architecture}: {lookup[key]} has shape {tuple(a.shape)}, expected {shape}")
-        if not np.isfinite(a).all():
-            raise ModelError(f"{architecture}: {lookup[key]} holds NaN or infinite values")
-
-
-def _shape(weights: Mapping[str, np.ndarray], key: str) -> tuple:
-    return tuple(np.shape(weights[key]))
-
-
-def _conv_shapes(key: str, out: int, inc: int) -> dict[str, tuple]:
-    return {f"{key}.weight": (out, inc, 3, 3), f"{key}.bias": (out,)}
 
 
 # --- RRDBNet -----------------------------------------------------------------------------
@@ -431,13 +321,13 @@ def _rrdbnet(weights: Mapping[str, np.ndarray], lookup: dict[str, str], names: s
     by its convolution (BasicSR's has two by 2; ESRGAN's x3, one by 3). ``note`` follows
     the scale in the architecture's description."""
     blocks = len({m.group(1) for k in lookup if (m := re.match(r"body\.(\d+)\.rdb", k))})
-    first = _shape(weights, lookup["conv_first.weight"])
+    first = shape_of(weights, lookup["conv_first.weight"])
     grow_key = lookup.get("body.0.rdb1.conv1.weight")
-    if len(first) != 4 or blocks == 0 or grow_key not in weights or len(_shape(weights, grow_key)) != 4:
+    if len(first) != 4 or blocks == 0 or grow_key not in weights or len(shape_of(weights, grow_key)) != 4:
         raise ModelError(f"{names}: conv_first or the first block's convolutions are not 4-D weights "
                          "as an RRDBNet has")
     feat, in_ch = first[0], first[1]
-    grow = _shape(weights, grow_key)[0]
+    grow = shape_of(weights, grow_key)[0]
     ups = len(factors)
     unshuffle = _UNSHUFFLE.get(in_ch) if factors == (2, 2) else (1 if in_ch == 3 else None)
     if unshuffle is None:
@@ -445,17 +335,17 @@ def _rrdbnet(weights: Mapping[str, np.ndarray], lookup: dict[str, str], names: s
                          f"{'3, 12 or 48' if factors == (2, 2) else '3'}")
     scale = math.prod(factors) // unshuffle
     arch = f"{names}, {blocks} blocks, {feat} features, {grow} growth channels, x{scale}{note}"
-    shapes = _conv_shapes("conv_first", feat, in_ch)
+    shapes = conv_shapes("conv_first", feat, in_ch)
     for i in range(blocks):
         for r in (1, 2, 3):
             for c in range(1, 6):
-                shapes.update(_conv_shapes(f"body.{i}.rdb{r}.conv{c}", feat if c == 5 else grow, feat + (c - 1) * grow))
+                shapes.update(conv_shapes(f"body.{i}.rdb{r}.conv{c}", feat if c == 5 else grow, feat + (c - 1) * grow))
     for key in ["conv_body", *(f"conv_up{u}" for u in range(1, ups + 1)), "conv_hr"]:
-        shapes.update(_conv_shapes(key, feat, feat))
-    shapes.update(_conv_shapes("conv_last", 3, feat))
-    _check(weights, {**{k: k for k in shapes}, **lookup}, shapes, arch)
+        shapes.update(conv_shapes(key, feat, feat))
+    shapes.update(conv_shapes("conv_last", 3, feat))
+    check_shapes(weights, {**{k: k for k in shapes}, **lookup}, shapes, arch)
 
-    net = _Net(weights, lookup, fp16)
+    net = Net(weights, lookup, fp16)
     x = INPUT_BLOB
     if unshuffle > 1:
         # Reflect-padded by one factor less than the unshuffle's: Reorg drops the rows and
@@ -562,13 +452,13 @@ def _esrgan_trunk(weights: Mapping[str, np.ndarray], fp16: bool) -> ConvertedMod
 
 def _compact(weights: Mapping[str, np.ndarray], fp16: bool) -> ConvertedModel:
     names = "SRVGGNetCompact"
-    first = _shape(weights, "body.0.weight")
-    act = _shape(weights, "body.1.weight") if "body.1.weight" in weights else ()
+    first = shape_of(weights, "body.0.weight")
+    act = shape_of(weights, "body.1.weight") if "body.1.weight" in weights else ()
     if len(first) != 4 or len(act) != 1:
         raise ModelError(f"{names} without PReLU weights (ReLU or leaky ReLU activations) cannot be told apart "
                          f"by its keys and is not converted here: {_CONVERTIBLE}")
     last = max((int(m.group(1)) for k in weights if (m := re.fullmatch(r"body\.(\d+)\.weight", k))))
-    last_shape = _shape(weights, f"body.{last}.weight")
+    last_shape = shape_of(weights, f"body.{last}.weight")
     feat = first[0]
     upscale = math.isqrt(last_shape[0] // 3) if len(last_shape) == 4 else 0
     if last % 2 or upscale < 1 or last_shape[0] != 3 * upscale * upscale:
@@ -576,17 +466,17 @@ def _compact(weights: Mapping[str, np.ndarray], fp16: bool) -> ConvertedModel:
                          "3 x upscale² output channels are expected")
     convs = last // 2 - 1
     arch = f"{names}, {convs} convolutions, {feat} features, x{upscale}"
-    shapes = _conv_shapes("body.0", feat, 3)
+    shapes = conv_shapes("body.0", feat, 3)
     for i in range(1, last):
         if i % 2:
             shapes[f"body.{i}.weight"] = (act[0],) if act[0] == 1 else (feat,)
         else:
-            shapes.update(_conv_shapes(f"body.{i}", feat, feat))
-    shapes.update(_conv_shapes(f"body.{last}", 3 * upscale * upscale, feat))
+            shapes.update(conv_shapes(f"body.{i}", feat, feat))
+    shapes.update(conv_shapes(f"body.{last}", 3 * upscale * upscale, feat))
     lookup = {k: k for k in shapes}
-    _check(weights, lookup, shapes, arch)
+    check_shapes(weights, lookup, shapes, arch)
 
-    net = _Net(weights, lookup, fp16)
+    net = Net(weights, lookup, fp16)
     x = INPUT_BLOB
     for i in range(last):
         x = net.prelu(f"body.{i}", x) if i % 2 else net.conv(f"body.{i}", x)

@@ -1,0 +1,125 @@
+"""An ncnn network written from numpy weights: layers added in order, each with its
+own weights, turned into a .param text and .bin bytes (Split layers added where a
+blob feeds several layers, as ncnn requires); and the check that a state dict holds
+the keys and shapes an architecture expects. For the converters (convert.py and the
+architectures beside it); knows nothing of files.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from .errors import ModelError
+from .param_file import PARAM_MAGIC
+
+INPUT_BLOB, OUTPUT_BLOB = "data", "output"
+_TAG_FP16 = (0x01306B47).to_bytes(4, "little")
+_TAG_FP32 = bytes(4)
+_FP16_MAX = float(np.finfo(np.float16).max)
+_LRELU = " 9=2 -23310=1,2.000000e-01"  # a leaky ReLU of slope 0.2 fused into a Convolution
+
+
+class Net:
+    """Layers in order, each with its weights; Split layers are added where a blob
+    feeds more than one layer, as ncnn requires."""
+
+    def __init__(self, weights: Mapping[str, np.ndarray], lookup: Mapping[str, str], fp16: bool):
+        self._weights, self._lookup, self._fp16 = weights, lookup, fp16
+        self._layers: list[list] = [["Input", "input", [], [INPUT_BLOB], "", b""]]
+        self._count = 0
+
+    def add(self, kind: str, name: str, bottoms: list[str], params: str = "", data: bytes = b"") -> str:
+        self._count += 1
+        top = f"{kind.lower()}{self._count}"
+        self._layers.append([kind, name, list(bottoms), [top], params, data])
+        return top
+
+    def array(self, key: str) -> np.ndarray:
+        return np.asarray(self._weights[self._lookup[key]], dtype=np.float32)
+
+    def conv(self, key: str, bottom: str, lrelu: bool = False) -> str:
+        w, b = self.array(f"{key}.weight"), self.array(f"{key}.bias")
+        out, _, k, _ = w.shape
+        params = f"0={out} 1={k} 4={k // 2} 5=1 6={w.size}" + (_LRELU if lrelu else "")
+        return self.add("Convolution", key, [bottom], params, self._flagged(w, key) + raw(b))
+
+    def prelu(self, key: str, bottom: str) -> str:
+        slope = self.array(f"{key}.weight")
+        return self.add("PReLU", key, [bottom], f"0={slope.size}", raw(slope))
+
+    def _flagged(self, w: np.ndarray, key: str) -> bytes:
+        if not self._fp16:
+            return _TAG_FP32 + raw(w)
+        if np.abs(w).max(initial=0) > _FP16_MAX:
+            raise ModelError(f"weight {self._lookup[key + '.weight']} holds values too large for fp16: "
+                             "keep float32 weights (--fp32, fp16=False)")
+        data = w.astype("<f2").tobytes()
+        return _TAG_FP16 + data + bytes(-len(data) % 4)
+
+    def finish(self, last: str) -> tuple[str, bytes]:
+        """The param text and the bin bytes, with blob ``last`` renamed ``output``."""
+        layers = [[kind, name, [OUTPUT_BLOB if b == last else b for b in bottoms],
+                   [OUTPUT_BLOB if t == last else t for t in tops], params, data]
+                  for kind, name, bottoms, tops, params, data in self._layers]
+        uses: dict[str, int] = {}
+        for layer in layers:
+            for b in layer[2]:
+                uses[b] = uses.get(b, 0) + 1
+        done: list[list] = []
+        taken: dict[str, int] = {}
+        for layer in layers:
+            layer[2] = [self._split_use(b, uses, taken) for b in layer[2]]
+            done.append(layer)
+            for t in layer[3]:
+                if uses.get(t, 0) > 1:
+                    done.append(["Split", f"split_{t}", [t], [f"{t}_splitncnn_{i}" for i in range(uses[t])], "", b""])
+        blobs = {t for layer in done for t in layer[3]}
+        lines = [str(PARAM_MAGIC), f"{len(done)} {len(blobs)}"]
+        for kind, name, bottoms, tops, params, _ in done:
+            row = f"{kind:<24} {name:<24} {len(bottoms)} {len(tops)} {' '.join(bottoms + tops)}"
+            lines.append(f"{row} {params}".rstrip())
+        return "\n".join(lines) + "\n", b"".join(layer[5] for layer in done)
+
+    @staticmethod
+    def _split_use(blob: str, uses: dict[str, int], taken: dict[str, int]) -> str:
+        if uses[blob] == 1:
+            return blob
+        i = taken.get(blob, 0)
+        taken[blob] = i + 1
+        return f"{blob}_splitncnn_{i}"
+
+
+def raw(a: np.ndarray) -> bytes:
+    return np.ascontiguousarray(a, dtype="<f4").tobytes()
+
+
+def check_shapes(weights: Mapping[str, np.ndarray], lookup: Mapping[str, str], shapes: Mapping[str, tuple],
+           architecture: str) -> None:
+    """Every expected key there with its shape, finite, and no key to spare."""
+    missing = [lookup[k] for k in shapes if lookup[k] not in weights]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ModelError(f"{architecture}: key {missing[0]} is missing{more}")
+    expected = {lookup[k] for k in shapes}
+    spare = sorted(k for k in weights if k not in expected)
+    if spare:
+        shown = ", ".join(spare[:3]) + (", ..." if len(spare) > 3 else "")
+        raise ModelError(f"{architecture}: keys not known for it ({shown}): another variant of the architecture?")
+    for key, shape in shapes.items():
+        try:
+            a = np.asarray(weights[lookup[key]], dtype=np.float32)
+        except (TypeError, ValueError):
+            raise ModelError(f"{architecture}: {lookup[key]} is not an array of numbers") from None
+        if a.shape != shape:
+            raise ModelError(f"{architecture}: {lookup[key]} has shape {tuple(a.shape)}, expected {shape}")
+        if not np.isfinite(a).all():
+            raise ModelError(f"{architecture}: {lookup[key]} holds NaN or infinite values")
+
+
+def shape_of(weights: Mapping[str, np.ndarray], key: str) -> tuple:
+    return tuple(np.shape(weights[key]))
+
+
+def conv_shapes(key: str, out: int, inc: int) -> dict[str, tuple]:
+    return {f"{key}.weight": (out, inc, 3, 3), f"{key}.bias": (out,)}
