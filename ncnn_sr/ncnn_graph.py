@@ -39,20 +39,27 @@ class Net:
         return np.asarray(self._weights[self._lookup[key]], dtype=np.float32)
 
     def conv(self, key: str, bottom: str, lrelu: bool = False) -> str:
+        """The convolution of state dict keys ``key``.weight and .bias, padded to keep
+        the size, a leaky ReLU of slope 0.2 after it with ``lrelu``."""
         w, b = self.array(f"{key}.weight"), self.array(f"{key}.bias")
+        return self.conv_of(key, bottom, w, b, self._lookup[f"{key}.weight"], lrelu)
+
+    def conv_of(self, name: str, bottom: str, w: np.ndarray, b: np.ndarray, source: str, lrelu: bool = False) -> str:
+        """A convolution of the weights ``w`` and bias ``b`` (worked out from the keys
+        ``source`` names, for errors), padded to keep the size."""
         out, _, k, _ = w.shape
         params = f"0={out} 1={k} 4={k // 2} 5=1 6={w.size}" + (_LRELU if lrelu else "")
-        return self.add("Convolution", key, [bottom], params, self._flagged(w, key) + raw(b))
+        return self.add("Convolution", name, [bottom], params, self._flagged(w, source) + raw(b))
 
     def prelu(self, key: str, bottom: str) -> str:
         slope = self.array(f"{key}.weight")
         return self.add("PReLU", key, [bottom], f"0={slope.size}", raw(slope))
 
-    def _flagged(self, w: np.ndarray, key: str) -> bytes:
+    def _flagged(self, w: np.ndarray, source: str) -> bytes:
         if not self._fp16:
             return _TAG_FP32 + raw(w)
         if np.abs(w).max(initial=0) > _FP16_MAX:
-            raise ModelError(f"weight {self._lookup[key + '.weight']} holds values too large for fp16: "
+            raise ModelError(f"weight {source} holds values too large for fp16: "
                              "keep float32 weights (--fp32, fp16=False)")
         data = w.astype("<f2").tobytes()
         return _TAG_FP16 + data + bytes(-len(data) % 4)

@@ -368,15 +368,24 @@ def test_exiting_while_a_daemon_thread_upscales_on_the_gpu_does_not_kill_the_pro
         assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-@pytest.mark.parametrize("kind", ["compact x2", "rrdbnet x2", "rrdbnet x4"])
+@pytest.mark.parametrize("kind", ["compact x2", "rrdbnet x2", "rrdbnet x4", "span x2"])
 def test_a_converted_model_runs_on_the_gpu_as_on_the_cpu(gpu, tmp_path, kind):
-    # Its layers (Padding, Reorg, Eltwise, Crop to another blob's size) are ones the
-    # catalog's models do not use: each must run on Vulkan, or fall back, the same.
+    # Its layers (Padding, Reorg, Eltwise, Crop to another blob's size; SPAN's Swish,
+    # Sigmoid, BinaryOp and Concat) are ones the catalog's models do not use: each
+    # must run on Vulkan, or fall back, the same.
     from test_convert import random_compact, random_rrdb
+    from test_span import random_span
 
     from ncnn_sr.convert import convert_weights, write_model
 
-    state = random_compact() if kind == "compact x2" else random_rrdb(in_ch=12 if "x2" in kind else 3, blocks=1)
+    if kind.startswith("span"):
+        state = random_span(blocks=1)
+        # Random weights on its input times 255 give outputs in the hundreds, all
+        # clipped: brought to about 0..1, where the two devices' rounding shows.
+        state["upsampler.0.weight"] *= 0.005
+        state["upsampler.0.bias"] += 0.5
+    else:
+        state = random_compact() if kind == "compact x2" else random_rrdb(in_ch=12 if "x2" in kind else 3, blocks=1)
     spec = write_model(convert_weights(state), tmp_path, "mine")
     image = picture(9, 11)
     on_gpu = Upscaler(spec, device=gpu).upscale(image)

@@ -3,13 +3,13 @@
 The forwards here are written from the architectures' definitions (RRDBNet with
 its 0.2-scaled residuals, nearest x2 upsamplings and pixel-unshuffled input for x2
 and x1; SRVGGNetCompact with PReLU, pixel shuffle and the nearest-upsampled input
-added), independently of the numpy reference in tests/test_convert.py. Each model
+added; SPAN with each Conv3XC's four convolutions apart, as it trains), independently of the numpy reference in tests/test_convert.py. Each model
 gets random weights (the tests' builders), is converted with fp32 weights, run by
 ncnn on the CPU in fp32, and compared with torch on the same random picture.
 
 Needs torch (CPU is enough), which ncnn-sr itself never needs; says so and fails
 where it is missing. Prints one line per model and exits 1 when any differs by
-more than --tolerance.
+more than --tolerance (of the largest output value, where that is over 1).
 
     python tools/convert_crosscheck.py
     python tools/convert_crosscheck.py --size 37x29
@@ -28,6 +28,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from ncnn_sr.convert import convert_weights  # noqa: E402
 from test_convert import random_compact, random_rrdb  # noqa: E402
+from test_span import random_span  # noqa: E402
 
 
 def torch_rrdbnet(F, torch, state: dict, x, unshuffle: int):
@@ -74,6 +75,31 @@ def torch_compact(F, torch, state: dict, x):
     return F.pixel_shuffle(h, upscale) + F.interpolate(x, scale_factor=upscale, mode="nearest")
 
 
+def torch_span(F, torch, state: dict, x):
+    def conv(h, key, padding):
+        return F.conv2d(h, torch.from_numpy(state[f"{key}.weight"]), torch.from_numpy(state[f"{key}.bias"]),
+                        padding=padding)
+
+    def conv3xc(h, key):  # as it trains: zeros around the input, 1x1, 3x3 unpadded, 1x1; and the 1x1 skip
+        inner = conv(conv(conv(F.pad(h, (1, 1, 1, 1)), f"{key}.conv.0", 0), f"{key}.conv.1", 0), f"{key}.conv.2", 0)
+        return inner + conv(h, f"{key}.sk", 0)
+
+    if "no_norm" not in state:
+        x = (x - torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1)) * 255.0
+    features = h = conv3xc(x, "conv_1")
+    blocks = len({key.split(".")[0] for key in state if key.startswith("block_")})
+    outputs = []
+    for i in range(1, blocks + 1):
+        first = conv3xc(h, f"block_{i}.c1_r")
+        out = conv3xc(F.silu(conv3xc(F.silu(first), f"block_{i}.c2_r")), f"block_{i}.c3_r")
+        h = (out + h) * (torch.sigmoid(out) - 0.5)
+        outputs.append(h)
+    h = conv(torch.cat([features, conv3xc(h, "conv_2"), outputs[0], first], 1), "conv_cat", 0)
+    h = conv(h, "upsampler.0", 1)
+    scale = round((h.shape[1] // 3) ** 0.5)
+    return F.pixel_shuffle(h, scale) if scale > 1 else h
+
+
 def ncnn_forward(param: str, weights: bytes, x: np.ndarray) -> np.ndarray:
     import ncnn
 
@@ -105,18 +131,24 @@ def main() -> int:
         print("torch is not installed here: nothing was checked", file=sys.stderr)
         return 1
     x = np.random.default_rng(0).random((3, height, width), dtype=np.float32)
-    models = [("RRDBNet x4", random_rrdb(), 1), ("RRDBNet x2", random_rrdb(in_ch=12), 2),
-              ("RRDBNet x1", random_rrdb(in_ch=48), 4), ("SRVGGNetCompact x2", random_compact(), None),
-              ("SRVGGNetCompact x4", random_compact(upscale=4), None)]
+    def rrdbnet(unshuffle):
+        return lambda *a: torch_rrdbnet(*a, unshuffle)
+
+    models = [("RRDBNet x4", random_rrdb(), rrdbnet(1)), ("RRDBNet x2", random_rrdb(in_ch=12), rrdbnet(2)),
+              ("RRDBNet x1", random_rrdb(in_ch=48), rrdbnet(4)), ("SRVGGNetCompact x2", random_compact(), torch_compact),
+              ("SRVGGNetCompact x4", random_compact(upscale=4), torch_compact),
+              ("SPAN x4", random_span(blocks=6, scale=4), torch_span),
+              ("SPAN x2, no norm", random_span(scale=2, norm=False), torch_span)]
     failed = False
-    for name, state, unshuffle in models:
+    for name, state, forward in models:
         model = convert_weights(state, fp16=False)
         with torch.no_grad():
-            batch = torch.from_numpy(x)[None]
-            ref = (torch_compact(F, torch, state, batch) if unshuffle is None
-                   else torch_rrdbnet(F, torch, state, batch, unshuffle))[0].numpy()
+            ref = forward(F, torch, state, torch.from_numpy(x)[None])[0].numpy()
         got = ncnn_forward(model.param, model.weights, x)
-        diff = float(np.abs(ref - got).max()) if ref.shape == got.shape else float("inf")
+        # Relative to the output where it exceeds 1: random weights on SPAN's input
+        # times 255 give outputs in the hundreds, where float32 keeps 1e-5 of it.
+        span = max(1.0, float(np.abs(ref).max()))
+        diff = float(np.abs(ref - got).max()) / span if ref.shape == got.shape else float("inf")
         failed |= not diff <= args.tolerance
         print(f"{name:20} {'x'.join(map(str, got.shape))}  max difference {diff:.2e}  "
               f"{'ok' if diff <= args.tolerance else 'DIFFERS'}")
