@@ -138,6 +138,22 @@ def _demuxed(container) -> Iterator:
         yield packet
 
 
+# How far apart in time a file's streams' packets may lie: muxers interleave them
+# within a second or so (Matroska's clusters hold up to a few seconds).
+INTERLEAVED_WITHIN = Fraction(10)
+
+
+def _packet_time(packet) -> Fraction | None:
+    stamp = packet.pts if packet.pts is not None else packet.dts
+    return None if stamp is None or packet.time_base is None else stamp * packet.time_base
+
+
+def _long_past(window: Window, packet) -> bool:
+    """Whether ``packet`` is so far past ``window`` that no packet of the window can follow."""
+    seconds = _packet_time(packet)
+    return seconds is not None and window.past(seconds - INTERLEAVED_WITHIN)
+
+
 def _reason(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e)
 
@@ -257,10 +273,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             options = replace(options, fps=_standard_rate(encoder, rate))
         elif options.fps is None and (factor != 1 or video_streams.muxer_for(dst) == "avi"):
             # A frame per field is a constant rate, as fields are shot, and so is film
-            # put back together. An AVI counts
-            # frames at its time base: at the input's (1/12288 from an mp4, 1/90000
-            # from a .ts) it was a video of hundreds of frames a second, mostly empty
-            # ones. ffmpeg, too, writes an AVI at its frame rate.
+            # put back together. An AVI counts frames at its time base: at the input's
+            # (1/12288 from an mp4, 1/90000 from a .ts) it was a video of hundreds of
+            # frames a second, mostly empty ones. ffmpeg, too, writes an AVI at its
+            # frame rate.
             options = replace(options, fps=rate)
         try:
             if window is not None and not _seek(inp, video_in, window.start, _origin(inp)):
@@ -700,8 +716,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 if packet.stream.index != video_in.index:
                     if packet.dts is not None and packet.stream.index in side:
                         side_packets.append((count, packet))
-                        stamp = packet.pts if packet.pts is not None else packet.dts
-                        if window is not None and window.past(stamp * packet.time_base):
+                        if window is not None and window.past(_packet_time(packet)):
                             ended.add(packet.stream.index)
                 elif video_in.index not in ended:
                     for frame in packet.decode():
@@ -712,8 +727,12 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                         heapq.heappush(slots, frame.pts)
                         if len(held) > reorder:
                             yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots)))
-                if window is not None and ended >= {video_in.index, *side}:
-                    break  # every stream is past the part asked for
+                if window is not None and video_in.index in ended and (
+                        ended >= {video_in.index, *side} or _long_past(window, packet)):
+                    # Every stream is past the part asked for; or one that has ended for
+                    # good (the last cue before the part's end) is taken to be, once
+                    # the file is that far past it.
+                    break
             while held:
                 yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots)))
             yield from map(hand_on, fields.finish())

@@ -52,8 +52,9 @@ class Window:
         in the window."""
         return self.start <= seconds and (self.end is None or seconds < self.end)
 
-    def past(self, seconds: Fraction) -> bool:
-        return self.end is not None and seconds >= self.end
+    def past(self, seconds: Fraction | None) -> bool:
+        """Whether ``seconds`` (None: not known) is at or after the window's end."""
+        return self.end is not None and seconds is not None and seconds >= self.end
 
     def ticks(self, time_base: Fraction) -> int:
         """The window's start in ``time_base`` ticks, rounded down: what comes off the

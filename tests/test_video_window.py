@@ -176,3 +176,18 @@ def test_progress_counts_the_frames_of_the_part_at_the_rate_made():
     assert frames_out(info, EncodeOptions(start=Fraction(2), duration=Fraction(1), field_rate=True)) == 50
     assert frames_out(info, EncodeOptions(deinterlace="film")) == 200
     assert frames_out(VideoInfo(64, 48, None, None, None, 0, 0), EncodeOptions()) is None
+
+
+def test_a_part_near_the_start_of_a_long_video_stops_reading_soon_after_it(tmp_path, monkeypatch):
+    # A subtitle track whose last cue comes early never goes past the part's end:
+    # the file was read to its end to see that.
+    import ncnn_sr.video as video
+
+    clip = add_subtitles(make_clip(tmp_path / "long.mp4", frames=24 * 60, width=32, height=24, audio=None, gop=24),
+                         tmp_path / "long.mkv", [("00:00:00,500", "00:00:01,000", "early")])
+    read = []
+    demuxed = video._demuxed
+    monkeypatch.setattr(video, "_demuxed", lambda c: (read.append(p) or p for p in demuxed(c)))
+    assert upscale_video(clip, tmp_path / "out.mkv", lambda f: f,
+                         EncodeOptions(start=Fraction(1), duration=Fraction(2))) == 48
+    assert len(read) < 24 * 15  # the part's end, 3 s, and INTERLEAVED_WITHIN, 10 s, at 24 fps
