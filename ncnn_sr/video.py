@@ -40,6 +40,13 @@ log = logging.getLogger("ncnn_sr")
 
 DEFAULT_CRF = 18  # visually near-lossless for x264/x265; upscaled detail deserves it
 DEFAULT_PIX_FMT = "yuv420p"  # what every player decodes
+# The same 4:2:0 samples in one plane of Y and one of CbCr, which hardware encoders
+# (Intel's Quick Sync, AMD's AMF) take instead; and its 10-bit form.
+HARDWARE_PIX_FMTS = {"yuv420p": "nv12", "yuv420p10le": "p010le"}
+# What a hardware encoder needs to open, by its name's ending.
+HARDWARE_NEEDS = {"_nvenc": "an NVIDIA GPU and its driver", "_qsv": "an Intel GPU with Quick Sync and its media driver",
+                  "_amf": "an AMD GPU and its AMF driver", "_v4l2m2m": "a V4L2 encoder device (/dev/video*)",
+                  "_videotoolbox": "macOS's VideoToolbox", "_vaapi": "a VA-API device and its driver"}
 AVI_REORDER = 8  # frames an AVI's stamps are sorted over: B-frame pyramids move them by 3-4
 # x265 and SVT-AV1 log straight to stderr too: a banner, their settings and their
 # statistics, some 25 lines of a tool whose messages are one line each (and under -q,
@@ -448,7 +455,7 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
     listed = ", ".join(takes[:6]) + (", ..." if len(takes) > 6 else "")
     # Without one asked for, the format is chosen once the input's depth is known: 8-bit
     # 4:2:0 or, only where the encoder takes it, its 10-bit form.
-    pix_fmt = options.pix_fmt or DEFAULT_PIX_FMT
+    pix_fmt = options.pix_fmt or _taken(DEFAULT_PIX_FMT, takes)
     try:
         av.VideoFormat(pix_fmt)
     except ValueError:
@@ -491,16 +498,24 @@ def _pixel_format(codec: str, video_in, src) -> str:
     10-bit source upscaled in 8 bits would band) where ``codec`` can, else in 8."""
     source = video_in.codec_context.pix_fmt
     bits = depth(source) if source else 8
-    if bits <= 8:
-        return DEFAULT_PIX_FMT
     takes = _formats(codec)
-    deeper = deeper_format(DEFAULT_PIX_FMT, takes)
-    if deeper is None:
+    plain = _taken(DEFAULT_PIX_FMT, takes)
+    if bits <= 8:
+        return plain
+    deeper = deeper_format(DEFAULT_PIX_FMT, takes) or (_taken("yuv420p10le", takes) if plain != DEFAULT_PIX_FMT
+                                                         else None)
+    if deeper is None or deeper not in takes:
         cannot = "cannot encode" if takes else "does not say it can encode"  # FFmpeg lists nothing for some
-        log.warning("%s has %d-bit samples, which %s %s: writing 8-bit %s", src, bits, codec, cannot,
-                    DEFAULT_PIX_FMT)
-        return DEFAULT_PIX_FMT
+        log.warning("%s has %d-bit samples, which %s %s: writing 8-bit %s", src, bits, codec, cannot, plain)
+        return plain
     return deeper
+
+
+def _taken(pix_fmt: str, takes: list[str]) -> str:
+    """``pix_fmt``, or its semi-planar form (nv12 for yuv420p) where an encoder that
+    ``takes`` those formats has only that."""
+    other = HARDWARE_PIX_FMTS.get(pix_fmt)
+    return other if takes and pix_fmt not in takes and other in takes else pix_fmt
 
 
 def _formats(codec: str) -> list[str]:
@@ -779,7 +794,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             out.mux(target.stream.encode())
 
     def refused(e: Exception) -> InputError:
-        return InputError(f"{dst}: cannot encode with {codec}: {_reason(e)}")
+        needs = next((what for end, what in HARDWARE_NEEDS.items() if codec.endswith(end)), None)
+        hint = f" ({codec} needs {needs}; libx264 runs anywhere)" if needs else ""
+        return InputError(f"{dst}: cannot encode with {codec}: {_reason(e)}{hint}")
 
     def encode(frame, pts: int | None = None) -> None:
         """Encode one frame, or with None flush the encoder."""
