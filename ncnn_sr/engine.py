@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import devices
+from . import device_check, devices
 from .devices import Device
 from .errors import DeviceError, InputError, ModelError
 from .models import PATH_TYPES, ModelSpec, resolve_model
@@ -198,6 +198,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         self._tile = tile
         self._net = self._load(devices.get_device(device))
         try:
+            # Not a software device (lavapipe: kind "cpu"), which computes on the CPU in
+            # float32 anyway and took seconds for realesrgan-x4plus's test picture.
+            if self._net.device.is_gpu and self._net.device.kind != "cpu":
+                self._net = self._trusted(self._net)
             self._scale = self.spec.scale or self._probe_scale()
             self._alpha_net = bicubic_net(self._scale)
         except BaseException:
@@ -375,7 +379,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
 
     # --- internals ---------------------------------------------------------------------
 
-    def _load(self, device: Device) -> "Network | SplitNetwork":
+    def _load(self, device: Device, precision: str | None = None) -> "Network | SplitNetwork":
         s = self.spec
         log.info("loading %s on %s", s.name, device)
         threads = self._threads
@@ -385,7 +389,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             # cores x workers threads beside any CPU lane.
             threads = devices.cpu_threads_per_call(self._concurrency)
         net = Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
-                       self._precision, threads)
+                       precision or self._precision, threads)
         if device.is_gpu and not (device.host_memory or self._exact):
             return net
         plan = plan_network(s.param_path.read_bytes(), s.input_blob, s.output_blob)
@@ -396,6 +400,28 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             # network on this heap: it fits, and GPUs want few large runs.
             return SplitNetwork(net, plan, devices.gpu_auto_tile(device.heap_budget_mb))
         return SplitNetwork(net, plan, HEAD_PIECE)
+
+    def _trusted(self, net: "Network | SplitNetwork") -> "Network | SplitNetwork":
+        """``net`` (on a GPU) if it computes device_check's test picture as it
+        should; else the same model in float32 on that GPU if that does, else on the
+        CPU, each change said in a warning. A network that fails to run at all is
+        left to the first picture, which says why."""
+        device = net.device
+        tries = [("fp32", "in float32")] if self._precision == "default" else []
+        for precision, how in [*tries, (None, "on the CPU")]:
+            try:
+                reason = device_check.fault(net.run(device_check.probe_picture()), self.spec.probe)
+            except NonFinite:
+                reason = "NaN or infinite values"
+            except (NetFailure, MemoryError):
+                return net
+            if reason is None:
+                return net
+            log.warning("%s computes %s wrong (%s for a test picture: a driver fault?): running it %s%s", device,
+                        self.spec.name, reason, how, ", slower" if precision is None else "")
+            net.release()
+            net = self._load(device if precision else devices.CPU, precision)
+        return net
 
     def _probe_scale(self) -> int:
         probe = np.zeros((PROBE_SIZE, PROBE_SIZE, 3), np.float32)

@@ -61,6 +61,7 @@ class CatalogEntry:
     package_files: tuple[str, str] | None
     missing_hint: str | None
     cpu_bytes_per_pixel: int
+    probe: tuple[int, ...] | None = None  # device_check.signature of its CPU output
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class ModelSpec:
     ``alignment`` is the stride of a pixel unshuffle the network opens with
     (``param_file.input_alignment``; 1 without one): windows it runs on start at a
     multiple of it. ``resolve_model`` reads it from the param.
+    ``probe`` is what the CPU makes of device_check's test picture, where known (the
+    catalog's verified models): a GPU must give the same.
     """
 
     name: str
@@ -85,6 +88,7 @@ class ModelSpec:
     source: str
     cpu_bytes_per_pixel: int = DEFAULT_CPU_BYTES_PER_PIXEL
     alignment: int = 1
+    probe: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         # Made by hand, a str path failed deep in the Upscaler on a bare AttributeError,
@@ -152,6 +156,7 @@ def _catalog_entries() -> dict[str, CatalogEntry]:
             package_files=tuple(d["package_files"]) if d["package_files"] else None,
             missing_hint=d.get("missing_hint"),
             cpu_bytes_per_pixel=int(d["cpu_bytes_per_pixel"]),
+            probe=tuple(int(v) for v in d["probe"]) if d.get("probe") else None,
         )
     return entries
 
@@ -394,7 +399,8 @@ def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None
     alignment = input_alignment(graph)
     if entry is not None:
         return ModelSpec(name, param, bin_, entry.scale, entry.input_blob, entry.output_blob,
-                         entry.prepadding, verified, source, entry.cpu_bytes_per_pixel, alignment)
+                         entry.prepadding, verified, source, entry.cpu_bytes_per_pixel, alignment,
+                         entry.probe if verified else None)
     return ModelSpec(name, param, bin_, None, graph.input_blob, graph.output_blob,
                      DEFAULT_PREPADDING, False, source, alignment=alignment)
 
