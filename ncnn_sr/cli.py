@@ -123,7 +123,7 @@ def _time(ctx, param, value):
         seconds = parse_time(value)
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-    if param.name == "duration" and seconds == 0:
+    if param.name in ("duration", "end") and seconds == 0:
         raise click.BadParameter("must be more than 0")
     return seconds
 
@@ -267,10 +267,17 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
               help="Upscale from this time on: seconds (90, 2.5) or [H:]M:S (1:30, 1:02:03.5); the output starts at 0.")
 @click.option("--duration", callback=_time, default=None,
               help="Upscale this long a part only (same forms as --start): try settings on a few seconds first.")
+@click.option("--end", callback=_time, default=None, help="Upscale up to this time (instead of --duration).")
 def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, bitrate: int | None,
           fps: Fraction | None, deinterlace: str, field_rate: bool, start: Fraction | None, duration: Fraction | None,
-          debug: bool, **options) -> None:
+          end: Fraction | None, debug: bool, **options) -> None:
     """Upscale a video in one pass, sound and subtitles kept."""
+    if end is not None:
+        if duration is not None:
+            raise click.UsageError("--end and --duration both say where the part ends: give one")
+        if end <= (start or 0):
+            raise click.BadParameter(f"must come after --start ({float(start or 0):g} s)", param_hint="'--end'")
+        duration = end - (start or 0)
     if field_rate and deinterlace in ("off", "film"):
         raise click.UsageError(f"--field-rate makes a frame of each field: it cannot go with --deinterlace "
                                f"{deinterlace}")

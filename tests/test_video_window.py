@@ -162,9 +162,14 @@ def test_the_command_upscales_a_part_and_says_what_is_wrong_in_one_line(tmp_path
                            (["--start", "0.99"], f"{clip}: no video frame from 0.99 s (--start) on")]:
         proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *flags, *X2, check_ok=False)
         one_line_failure(proc, tmp_path, message)
-    for flags in (["--start", "soon"], ["--duration", "0"], ["--duration", "-3"]):
+    for flags in (["--start", "soon"], ["--duration", "0"], ["--duration", "-3"], ["--start", "1", "--end", "0:01"]):
         proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "bad.mp4", *flags, *X2, check_ok=False)
-        assert proc.returncode == 2 and f"Invalid value for '{flags[0]}'" in proc.stderr
+        assert proc.returncode == 2 and f"Invalid value for '{flags[-2]}'" in proc.stderr
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "bad.mp4", "--end", "1", "--duration", "1", *X2,
+               check_ok=False)
+    assert proc.returncode == 2 and "--end and --duration both say where the part ends" in proc.stderr
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "end.mp4", "--start", "0.5", "--end", "0:00.75", *X2)
+    assert ": 6 frames" in proc.stderr
 
 
 def test_progress_counts_the_frames_of_the_part_at_the_rate_made():
