@@ -286,7 +286,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             # frame rate.
             options = replace(options, fps=rate)
         try:
-            if window is not None and not _seek(inp, video_in, window.start, _origin(inp)):
+            lead = CUE_LEAD if inp.streams.subtitles else SEEK_MARGIN
+            if window is not None and not _seek(inp, video_in, window.start, _origin(inp), lead):
                 inp.close()  # read again from the beginning, the only place known to be right
                 inp = _open_input(src)
                 video_in = _video_stream(inp, src)
@@ -334,16 +335,21 @@ def _window(inp, src, options: EncodeOptions) -> Window:
 # the time asked for (an MPEG-TS finds its times by searching the file, and lands a
 # keyframe late).
 SEEK_MARGIN = Fraction(2)
+# How long before a part a subtitle cue still shown at its start may have begun. A
+# cue is read where it begins, which a seek to just before the part passes over, so
+# one to an input with subtitles aims this far back; decoding that much more video
+# costs little beside upscaling the part.
+CUE_LEAD = Fraction(60)
 
 
-def _seek(inp, video_in, start: Fraction, origin: Fraction) -> bool:
+def _seek(inp, video_in, start: Fraction, origin: Fraction, margin: Fraction = SEEK_MARGIN) -> bool:
     """Move the input to a keyframe at or before ``start``, so that a part late in a
     long video is not decoded from the beginning. Each try looks at the first video
     packet it lands on, and aims further back if that is past ``start``. False when
     the input has moved but not to such a place (it cannot seek, or lands late even
     aiming at its beginning): it must be read again from the beginning. True also
     where ``start`` is too near the beginning to seek at all."""
-    margin = SEEK_MARGIN
+    first = margin
     while start - margin > origin:
         target = int((start - margin) * av.time_base)
         try:
@@ -357,7 +363,7 @@ def _seek(inp, video_in, start: Fraction, origin: Fraction) -> bool:
         except (av.error.FFmpegError, OSError):
             return False
         margin *= 4
-    return margin == SEEK_MARGIN
+    return margin == first
 
 
 def _close_discarded(out) -> None:

@@ -94,6 +94,18 @@ def test_a_cue_shown_across_the_start_is_kept_from_0_and_later_ones_move(tmp_pat
     assert b"across" in cues[0][2] and b"in" in cues[1][2]
 
 
+def test_a_cue_that_began_well_before_the_start_is_still_shown_from_0(tmp_path):
+    # Keyframes every second: a seek to 2 s before the start lands past the cue's beginning.
+    clip = add_subtitles(make_clip(tmp_path / "plain.mkv", frames=24 * 10, gop=24), tmp_path / "in.mkv",
+                         [("00:00:00,500", "00:00:04,000", "long"), ("00:00:09,000", "00:00:09,500", "later")])
+    upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames,
+                  EncodeOptions(start=Fraction(3), duration=Fraction(3)))
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        cues = [(round(float(p.pts * p.time_base), 3), round(float(p.duration * p.time_base), 3), bytes(p))
+                for p in c.demux(subtitles=0) if p.size]
+    assert [(start, length) for start, length, _ in cues] == [(0, 1)] and b"long" in cues[0][2]
+
+
 def test_chapters_are_cut_to_the_part_and_moved_with_it(tmp_path):
     clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=48, audio=None), tmp_path / "in.mkv",
                       chapters=[(0, 500, "one"), (500, 1500, "two"), (1500, 2000, "three")])
