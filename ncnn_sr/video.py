@@ -695,11 +695,16 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
 
     def decoded() -> Iterator[np.ndarray]:
         count = 0
+        # Frames handed on, which the side packets are muxed beside: not those decoded,
+        # as film leaves four of five, and a part none before its start.
+        handed = 0
         held: collections.deque = collections.deque()
         slots: list[int] = []
         fields = Deinterlacer(options.deinterlace, options.doubles_rate(video_in.codec_context.field_order), rate)
 
         def hand_on(frame) -> np.ndarray:
+            nonlocal handed
+            handed += 1
             pts, seconds = frame.pts, float(frame.pts * frame.time_base)
             if window is not None:  # the part starts at 0
                 pts, seconds = pts - window.ticks(frame.time_base), float(frame.pts * frame.time_base - window.start)
@@ -736,7 +741,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 reach.add(packet)
                 if packet.stream.index != video_in.index:
                     if packet.dts is not None and packet.stream.index in side:
-                        side_packets.append((count, packet))
+                        side_packets.append((handed, packet))
                         if window is not None and window.past(_packet_time(packet)):
                             ended.add(packet.stream.index)
                 elif video_in.index not in ended:
