@@ -255,20 +255,32 @@ def _same_folder(folder: Path, out: Path) -> bool:
 
 def _left_out_outputs(folder: Path, names: list[str], suffix: str, fmt: str, notes: list[str]) -> list[str]:
     """``names`` less the outputs of an earlier run into the same folder: a_x4.png
-    beside a.jpg, for suffix _x4 and format png, would otherwise be upscaled again."""
-    stems = {Path(name).stem.casefold() for name in names}
+    beside a.jpg, for suffix _x4 and format png, would otherwise be upscaled again,
+    as would the names a stem clash or transparency gave (``_output_names``)."""
+    outputs_of = set().union(*(_output_names(name, suffix, fmt) for name in names))
     kept, outputs = [], []
     for name in names:
-        path = Path(name)
-        stem = path.stem
-        base = stem[:-len(suffix)] if stem.casefold().endswith(suffix.casefold()) else None
-        is_output = base and base.casefold() in stems and path.suffix.lower() == f".{fmt}"
-        (outputs if is_output else kept).append(name)
+        (outputs if name.casefold() in outputs_of else kept).append(name)
     if outputs:
         shown = ", ".join(outputs[:2]) + (", ..." if len(outputs) > 2 else "")
         notes.append(f"{len(outputs)} picture{'s' if len(outputs) > 1 else ''} in {folder} named as the output of "
                      f"another ({shown}) left out, as outputs of an earlier run")
     return kept
+
+
+# How many times a stem clash's name may end in the format again (_name_outputs).
+_RENAMED_AGAIN = 3
+
+
+def _output_names(name: str, suffix: str, fmt: str) -> set[str]:
+    """The names, casefolded, that the picture ``name`` may have been given as an
+    output beside it: stem, suffix, format; on a stem clash with its own extension
+    too (a_x4.jpg.png), the format repeated where that was taken; and each of those
+    as a picture with transparency names it when the format is JPEG (a_x4.jpg.png)."""
+    path = Path(name)
+    plain = f"{path.stem}{suffix}.{fmt}"
+    named = [plain] + [f"{path.stem}{suffix}{path.suffix}" + f".{fmt}" * times for times in range(1, _RENAMED_AGAIN + 1)]
+    return {str(alpha).casefold() for target in named for alpha in (Path(target), alpha_target(Path(target)))}
 
 
 def _name_outputs(folder: Path, names: list[str], dst: Path, rel: Path, fmt: str, jobs: list[Job], notes: list[str],

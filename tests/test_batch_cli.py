@@ -653,6 +653,19 @@ def test_a_suffix_into_another_folder_and_on_a_stem_clash(tmp_path):
     assert "a.png will output a_x2.png.webp" in proc.stderr and "left out" not in proc.stderr
 
 
+@pytest.mark.parametrize("fmt,outputs", [("webp", ["a_x2.jpg.webp", "a_x2.webp", "c_x2.webp"]),
+                                         ("jpg", ["a_x2.jpg", "a_x2.jpg.jpg", "c_x2.jpg.png"])])
+def test_a_suffix_run_again_beside_its_inputs_knows_its_renamed_outputs(fmt, outputs, tmp_path):
+    # a.jpg's output is renamed, a.bmp's having taken a_x2.FORMAT; c.png's, with
+    # transparency, is a PNG where the format is JPEG.
+    pictures(tmp_path, ["a.bmp", "a.jpg"])
+    Image.new("RGBA", (12, 16), (10, 20, 30, 40)).save(tmp_path / "c.png")
+    run(NCNN_SR, "-i", tmp_path, "-o", tmp_path, "--suffix", "_x2", "-f", fmt, *X2_CPU)
+    proc = run(NCNN_SR, "-i", tmp_path, "-o", tmp_path, "--suffix", "_x2", "-f", fmt, "--skip-existing", *X2_CPU)
+    assert "0 upscaled, 3 skipped, 0 failed" in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == sorted(["a.bmp", "a.jpg", "c.png", *outputs])
+
+
 def test_a_suffix_for_one_picture(tmp_path):
     pictures(tmp_path, ["a.png"])
     run(NCNN_SR, "-i", tmp_path / "a.png", "-o", f"{tmp_path / 'out'}/", "--suffix", "-big", *X2_CPU)
