@@ -691,6 +691,11 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # encoder refuses. The stamps' set is right, so each frame takes the earliest of
     # those of the next few frames.
     reorder = AVI_REORDER if inp.format.name == "avi" else 0
+    # An AVI plays each stream from its first packet, whatever its time: its sound
+    # starts at 0, so its picture counts from where the input starts too (an MPEG
+    # program stream's near 0.5 s), else it lags the sound by that much. (Not back
+    # from before 0: an mp4's sound may start there, with its encoder's priming.)
+    zero = max(_origin(inp), Fraction(0)) if window is None and out.format.name == "avi" else Fraction(0)
     ended: set[int] = set()  # the streams past the part asked for
 
     def decoded() -> Iterator[np.ndarray]:
@@ -708,6 +713,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             pts, seconds = frame.pts, float(frame.pts * frame.time_base)
             if window is not None:  # the part starts at 0
                 pts, seconds = pts - window.ticks(frame.time_base), float(frame.pts * frame.time_base - window.start)
+            elif zero:  # an AVI's frames go at a constant rate: only their times count
+                seconds = float(frame.pts * frame.time_base - zero)
             # Without a duration a frame lasts as long as the frame rate says; a field's half.
             duration = (float(frame.duration * frame.time_base) if frame.duration
                         else float(1 / rate) / (2 if fields.fields and fields.started else 1))

@@ -1324,6 +1324,19 @@ def test_an_avi_is_written_at_the_frame_rate_of_its_input(tmp_path):
         assert (c.streams.video[0].average_rate, c.streams.video[0].frames) == (24, 6)
 
 
+def test_an_avi_from_an_mpeg_program_stream_starts_its_picture_with_its_sound(tmp_path):
+    # A .vob's streams start near 0.5 s, and an AVI plays its sound from its first
+    # packet: the picture's first frame was held for those 0.5 s, the rest late.
+    vob = tmp_path / "in.vob"
+    upscale_video(make_clip(tmp_path / "in.mp4", frames=8, rate=Fraction(25), audio="mp2"), vob, lambda f: f,
+                  EncodeOptions(codec="mpeg2video", bitrate=2_000_000))
+    with av.open(str(vob)) as c:
+        assert c.start_time > 0.4 * av.time_base
+    assert upscale_video(vob, tmp_path / "out.avi", lambda frames: frames) == 8
+    with av.open(str(tmp_path / "out.avi")) as c:
+        assert c.streams.video[0].frames <= 9  # at most a frame late
+
+
 def test_a_rate_the_encoder_cannot_encode_is_refused_before_anything_runs(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=4, audio=None)
     out = tmp_path / "out.mpg"
