@@ -204,8 +204,12 @@ def _warn_if_truncated(container, src, reach: _Reach) -> None:
 
 
 class _ConstantRate:
-    """A constant output rate: slot k (at k/fps seconds) shows the last input frame
-    whose time is at or before it, so frames repeat or drop and the duration stays."""
+    """A constant output rate: each input frame goes to the slot nearest its time
+    (slot k at k/fps seconds), as ffmpeg's fps filter puts it; a slot shows the last
+    frame to reach it or before it, so frames repeat or drop and the duration stays.
+    Not the first slot at or after its time: on a timeline a little off the slots'
+    (a .vob's, a part's from a --start between frames) every frame came a slot late,
+    behind its sound."""
 
     EPSILON = 1e-6
 
@@ -214,24 +218,31 @@ class _ConstantRate:
         self.next_slot = 0
         self.pending = None
         self.end = 0.0
+        self.shown = False  # whether a frame has been given a slot
 
     def push(self, frame, seconds: float, duration: float) -> list:
         """(frame, slot) pairs that are now settled, after a new input frame."""
-        slot = math.ceil(seconds * self.fps - self.EPSILON)
+        slot = self._nearest(seconds)
         settled = []
         if self.pending is None:
             self.next_slot = slot
         else:
             settled = [(self.pending, k) for k in range(self.next_slot, slot)]
             self.next_slot = max(self.next_slot, slot)
+            self.shown = self.shown or bool(settled)
         self.pending, self.end = frame, seconds + duration
         return settled
 
     def finish(self) -> list:
         if self.pending is None:
             return []
-        last = math.ceil(self.end * self.fps - self.EPSILON)
+        last = self._nearest(self.end)
+        if not self.shown:  # a video shorter than half a slot still has its frame
+            last = max(last, self.next_slot + 1)
         return [(self.pending, k) for k in range(self.next_slot, last)]
+
+    def _nearest(self, seconds: float) -> int:
+        return math.floor(seconds * self.fps + Fraction(1, 2) + self.EPSILON)  # halves up, as ffmpeg rounds
 
 
 def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,

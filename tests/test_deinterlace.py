@@ -212,3 +212,13 @@ def test_film_keeps_its_sound_beside_its_picture_in_the_file(tmp_path):
             out.mux(packet)
     upscale_video(tmp_path / "in.mkv", tmp_path / "out.mkv", lambda frames: frames, EncodeOptions(deinterlace="film"))
     assert sound_behind(tmp_path / "out.mkv") < 1
+
+
+def test_film_from_a_start_between_frames_starts_at_0_in_step_with_its_sound(tmp_path):
+    # 0.5 s is 0.5 ms before the 16th video frame: at a constant rate that frame went
+    # to the second slot, and every frame after it a frame late.
+    clip = make_telecined_clip(tmp_path / "in.mp4", film_frames=40)
+    upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames,
+                  EncodeOptions(deinterlace="film", start=Fraction(1, 2), duration=Fraction(1, 2)))
+    times, _ = frame_times(tmp_path / "out.mp4")
+    assert times == pytest.approx([k * 1001 / 24000 for k in range(12)], abs=1e-3)
