@@ -283,6 +283,9 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         if not options.pix_fmt:  # "" too, as video_encoder and --codec/--preset take it
             options = replace(options, pix_fmt=_pixel_format(encoder, video_in, src))
         factor = options.rate_factor(video_in.codec_context.field_order)
+        if options.field_rate and factor == 1:  # else asked for, and left undone, without a word
+            log.warning("%s does not say it is interlaced: --field-rate keeps its %s fps (--deinterlace on "
+                        "makes a frame of each field all the same)", src, _rate_text(_source_rate(video_in)))
         if options.deinterlace == "film" and _source_rate(video_in) not in TELECINE_RATES:
             log.warning("%s is %s fps, not 29.97 or 30 as telecined film is: --deinterlace film drops one "
                         "frame in five of it all the same", src, _rate_text(_source_rate(video_in)))

@@ -118,10 +118,11 @@ def test_a_frame_per_field_doubles_the_rate_and_keeps_the_duration_and_sound(tmp
     assert not np.array_equal(frames[0], frames[1])
 
 
-def test_a_frame_per_field_leaves_a_progressive_video_at_its_rate(tmp_path):
+def test_a_frame_per_field_leaves_a_progressive_video_at_its_rate_and_says_so(tmp_path, caplog):
     clip = make_clip(tmp_path / "in.mkv", frames=3, audio=None)
     frames = seen(clip, tmp_path / "out.mkv", field_rate=True)
     assert len(frames) == 3 and frame_times(tmp_path / "out.mkv")[0] == frame_times(clip)[0]
+    assert "does not say it is interlaced: --field-rate keeps its 24 fps" in caplog.text
 
 
 def test_on_with_a_frame_per_field_doubles_frames_the_video_does_not_flag(tmp_path):
