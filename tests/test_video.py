@@ -1337,6 +1337,17 @@ def test_an_avi_from_an_mpeg_program_stream_starts_its_picture_with_its_sound(tm
         assert c.streams.video[0].frames == 8
 
 
+@pytest.mark.parametrize("name, fps", [("out.avi", None), ("out.mp4", Fraction(24))])
+def test_millisecond_stamps_at_a_constant_rate_keep_every_frame_once(name, fps, tmp_path):
+    # A Matroska frame at 42 ms, 1/24 s rounded up, went to the slot after its own:
+    # frames 1, 4, 7 and 10 of 24 fps were dropped, and those before them shown twice.
+    clip = make_clip(tmp_path / "in.mkv", frames=12, audio=None, colours=[(20 * i, 0, 0) for i in range(12)])
+    upscale_video(clip, tmp_path / name, lambda frames: frames, EncodeOptions(fps=fps))
+    with av.open(str(tmp_path / name)) as c:
+        shown = [round(int(f.to_ndarray(format="rgb24")[0, 0, 0]) / 20) for f in c.decode(video=0)]
+    assert shown == list(range(12))
+
+
 def test_a_rate_the_encoder_cannot_encode_is_refused_before_anything_runs(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=4, audio=None)
     out = tmp_path / "out.mpg"
