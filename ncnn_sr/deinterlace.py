@@ -17,6 +17,14 @@ import av
 
 from .video_options import DEINTERLACE_MODES
 
+# bwdif's smallest frame (width, height): it reads a column either side and two
+# lines above and below, and refuses less (fieldmatch and decimate come with it).
+SMALLEST = (3, 4)
+
+
+class TooSmall(ValueError):
+    """Frames smaller than the filters take: FFmpeg's own word was "Invalid argument"."""
+
 
 class Deinterlacer:
     """Decoded frames in, the same frames deinterlaced out, in order. A frame comes
@@ -55,6 +63,9 @@ class Deinterlacer:
         if self.graph is not None and shape != self.shape:
             done = self.finish()  # a change of size or format midway: a filter for the new one
         if self.graph is None:
+            if frame.width < SMALLEST[0] or frame.height < SMALLEST[1]:
+                raise TooSmall(f"its {frame.width}x{frame.height} frames are too small to deinterlace (bwdif takes "
+                               f"{SMALLEST[0]}x{SMALLEST[1]} and up): --deinterlace off upscales them as they are")
             self.graph, self.shape = _filter(frame, self._chain(), self.rate), shape
         if self.restamped:
             self.stamps.append((frame.pts, frame.time_base, frame.duration))

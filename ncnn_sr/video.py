@@ -27,7 +27,7 @@ import av
 import numpy as np
 
 from . import timecode, video_streams
-from .deinterlace import Deinterlacer
+from .deinterlace import Deinterlacer, TooSmall
 from .errors import InputError
 from .files import temp_stem, write_target
 from .video_options import COMMON_CONTAINERS, EncodeOptions
@@ -785,6 +785,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             yield from map(hand_on, fields.finish())
         except (av.error.FFmpegError, UnsupportedColour) as e:
             raise _cannot_decode(src, e) from None
+        except TooSmall as e:
+            raise InputError(f"{src}: {e}") from None
         # A part that ends early stops reading there: nothing to tell of the rest.
         reach.complete = window is None or window.end is None
 

@@ -9,6 +9,7 @@ import pytest
 
 from media import film_frame, fields, make_clip, make_telecined_clip
 from ncnn_sr.deinterlace import Deinterlacer
+from ncnn_sr.errors import InputError
 from ncnn_sr.video import EncodeOptions, upscale_video
 from test_video import NCNN_SR, X2, audio_stream, frame_times, run, stored_frames
 
@@ -223,3 +224,15 @@ def test_film_from_a_start_between_frames_starts_at_0_in_step_with_its_sound(tmp
                   EncodeOptions(deinterlace="film", start=Fraction(1, 2), duration=Fraction(1, 2)))
     times, _ = frame_times(tmp_path / "out.mp4")
     assert times == pytest.approx([k * 1001 / 24000 for k in range(12)], abs=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["on", "film"])
+def test_frames_too_small_to_deinterlace_are_said_to_be_so_not_undecodable(mode, tmp_path):
+    # bwdif takes frames of 3x4 pixels and up: "cannot decode: Invalid argument" was
+    # all a 16x2 video said, which upscales as it is with --deinterlace off.
+    clip = unflagged_fields(tmp_path / "in.mkv", width=16, height=2)
+    with pytest.raises(InputError, match=r"in.mkv: its 16x2 frames are too small to deinterlace \(bwdif takes "
+                                         r"3x4 and up\): --deinterlace off upscales them as they are"):
+        seen(clip, tmp_path / "out.mkv", mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
+    assert len(seen(clip, tmp_path / "out.mkv", "off")) == 4
