@@ -278,8 +278,8 @@ def _output_names(name: str, suffix: str, fmt: str) -> set[str]:
     too (a_x4.jpg.png), the format repeated where that was taken; and each of those
     as a picture with transparency names it when the format is JPEG (a_x4.jpg.png)."""
     path = Path(name)
-    plain = f"{path.stem}{suffix}.{fmt}"
-    named = [plain] + [f"{path.stem}{suffix}{path.suffix}" + f".{fmt}" * times for times in range(1, _RENAMED_AGAIN + 1)]
+    renamed = f"{path.stem}{suffix}{path.suffix}"
+    named = [f"{path.stem}{suffix}.{fmt}"] + [renamed + f".{fmt}" * times for times in range(1, _RENAMED_AGAIN + 1)]
     return {str(alpha).casefold() for target in named for alpha in (Path(target), alpha_target(Path(target)))}
 
 
