@@ -217,7 +217,7 @@ class _ConstantRate:
         self.fps = fps
         self.next_slot = 0
         self.pending = None
-        self.end = 0.0
+        self.begins = self.end = 0.0
         self.shown = False  # whether a frame has been given a slot
 
     def push(self, frame, seconds: float, duration: float) -> list:
@@ -230,14 +230,17 @@ class _ConstantRate:
             settled = [(self.pending, k) for k in range(self.next_slot, slot)]
             self.next_slot = max(self.next_slot, slot)
             self.shown = self.shown or bool(settled)
-        self.pending, self.end = frame, seconds + duration
+        self.pending, self.begins, self.end = frame, seconds, seconds + duration
         return settled
 
     def finish(self) -> list:
         if self.pending is None:
             return []
         last = self._nearest(self.end)
-        if not self.shown:  # a video shorter than half a slot still has its frame
+        if not self.shown or self.begins * self.fps <= self.next_slot < self.end * self.fps:
+            # The frame on screen at its slot's time keeps it, however short its stated
+            # duration (a variable rate's frames state the nominal one); and a video
+            # shorter than half a slot still has its frame.
             last = max(last, self.next_slot + 1)
         return [(self.pending, k) for k in range(self.next_slot, last)]
 
