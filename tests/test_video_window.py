@@ -221,3 +221,20 @@ def test_a_constant_rate_keeps_a_last_frame_on_screen_at_its_slot_however_short_
     with av.open(str(tmp_path / "out.mp4")) as c:
         shown = [round(int(f.to_ndarray(format="rgb24")[0, 0, 0]) / 20) for f in c.decode(video=0)]
     assert shown == [5, 5, 6, 6, 6, 8, 8, 8, 9]
+
+
+def test_a_late_part_keeps_its_sound_beside_its_picture_in_the_file(tmp_path):
+    # The frames decoded before the part (from a keyframe a minute back, for the
+    # cues) held its sound back in the file by as long, past what the muxer reorders.
+    from test_deinterlace import sound_behind
+
+    clip = add_subtitles(make_clip(tmp_path / "plain.mkv", frames=24 * 92, width=16, height=16, gop=24),
+                         tmp_path / "apart.mkv", [("00:01:10,000", "00:01:12,000", "late")])
+    with av.open(str(clip)) as inp, av.open(str(tmp_path / "in.mkv"), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in sorted((p for p in inp.demux() if p.dts is not None), key=lambda p: p.dts * p.time_base):
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    upscale_video(tmp_path / "in.mkv", tmp_path / "out.mkv", lambda frames: frames,
+                  EncodeOptions(start=Fraction(75), duration=Fraction(15)))
+    assert sound_behind(tmp_path / "out.mkv") < 1
