@@ -66,7 +66,9 @@ class EncodeOptions:
             if (isinstance(value, bool) or not isinstance(value, (int, float, Fraction))
                     or isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_SECONDS):
                 raise ValueError(f"{name} must be a number of seconds, up to {MAX_SECONDS}, not {value!r}")
-            object.__setattr__(self, name, Fraction(value))
+            # A float as the decimal it was written as: 0.2 is a hair over 1/5 in binary,
+            # which left out the frame at 0.2 s.
+            object.__setattr__(self, name, Fraction(str(value)) if isinstance(value, float) else Fraction(value))
         if self.start < 0:
             raise ValueError(f"start must be 0 seconds or more, not {float(self.start)}")
         if self.duration is not None and self.duration <= 0:

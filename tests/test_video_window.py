@@ -238,3 +238,14 @@ def test_a_late_part_keeps_its_sound_beside_its_picture_in_the_file(tmp_path):
     upscale_video(tmp_path / "in.mkv", tmp_path / "out.mkv", lambda frames: frames,
                   EncodeOptions(start=Fraction(75), duration=Fraction(15)))
     assert sound_behind(tmp_path / "out.mkv") < 1
+
+
+def test_seconds_given_as_floats_are_the_decimals_written(tmp_path):
+    # 0.2 as a float is a hair over 1/5: the frame at 0.2 s was left out of a part
+    # from 0.2, and the one at 0.4 s put in a part of 0.2 s from there.
+    options = EncodeOptions(start=0.2, duration=0.2)
+    assert (options.start, options.duration) == (Fraction(1, 5), Fraction(1, 5))
+    clip = make_clip(tmp_path / "in.mkv", frames=20, rate=Fraction(25), audio=None,
+                     colours=[(10 * i, 0, 0) for i in range(20)])
+    frames = seen(clip, tmp_path / "out.mkv", start=0.2, duration=0.2)
+    assert [round(int(a[0, 0, 0]) / 10) for a in frames] == [5, 6, 7, 8, 9]
