@@ -744,8 +744,11 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
 
         def whole(frame, pts: int) -> list:
             frame.pts = pts
-            if window is not None and not window.holds(pts * frame.time_base):
-                if window.past(pts * frame.time_base):
+            # A stamp stands for any time within half a tick of it: an mkv's 583 ms
+            # frame is the one at 7/12 s, which a part ending there leaves out.
+            seconds = pts * frame.time_base + frame.time_base / 2
+            if window is not None and not window.holds(seconds):
+                if window.past(seconds):
                     ended.add(video_in.index)
                 return []
             started = fields.started

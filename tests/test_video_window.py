@@ -249,3 +249,10 @@ def test_seconds_given_as_floats_are_the_decimals_written(tmp_path):
                      colours=[(10 * i, 0, 0) for i in range(20)])
     frames = seen(clip, tmp_path / "out.mkv", start=0.2, duration=0.2)
     assert [round(int(a[0, 0, 0]) / 10) for a in frames] == [5, 6, 7, 8, 9]
+
+
+def test_a_part_takes_the_frames_whose_millisecond_stamps_round_its_times(tmp_path):
+    # An mkv stores 13/24 s as 542 ms and 14/24 s as 583 ms, just under 0.58333.
+    clip = make_clip(tmp_path / "in.mkv", frames=24, rate=Fraction(24), audio=None)
+    frames = seen(clip, tmp_path / "out.mkv", start=Fraction(13, 24), duration=Fraction(1, 24))
+    assert len(frames) == 1 and np.array_equal(frames[0], stored_frames(clip)[13])
