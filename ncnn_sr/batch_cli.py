@@ -449,7 +449,8 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
     bar.close()
     if not opts.quiet:
         reused = f"; {frames.count} repeated the frame before, upscaled once" if frames.count else ""
-        _echo(f"{prog}: wrote {opts.output}: {written} frames in {seconds:.1f} s ({bar.done / seconds:.2f} fps{reused})")
+        rate = bar.done / seconds if seconds > 0 else 0.0  # a clock that ticks every 15 ms (Windows) can read 0
+        _echo(f"{prog}: wrote {opts.output}: {written} frames in {seconds:.1f} s ({rate:.2f} fps{reused})")
     return 0
 
 
