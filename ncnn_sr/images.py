@@ -349,7 +349,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
     The file appears whole or not at all: it is written under a temporary name in the
     same folder, then renamed. ``quality`` (1-100) applies to jpg, webp and avif; webp
     without a quality is lossless, avif is DEFAULT_AVIF_QUALITY. jpg, webp, gif and
-    avif are 8-bit: 16-bit pixels are written as the nearest 8-bit. JPEG cannot hold alpha: that is an InputError.
+    avif are 8-bit: 16-bit pixels are written as the nearest 8-bit. JPEG cannot hold
+    alpha: that is an InputError.
     GIF is 8-bit with a palette of 255 colours (``gif.to_palette``): alpha is cut to
     transparent or opaque.
     """
