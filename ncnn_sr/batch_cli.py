@@ -382,8 +382,10 @@ def _remove_empty_folders(root: Path) -> None:
 
 
 def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
-    """Upscale one video; returns the exit status. Ctrl-C ends the process at once
-    (within a second), leaving no output file."""
+    """Upscale one video, or each video in a folder; returns the exit status. Ctrl-C
+    ends the process at once (within a second), leaving no output file."""
+    if opts.input.is_dir():
+        return _run_video_folder(prog, opts, encode, debug)
     from . import video
 
     bar = None
@@ -402,28 +404,9 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
         video.video_encoder(opts.output, encode)  # a bad --codec or --preset before a model loads
         info = video.probe(opts.input)
         lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
-        window = 2 * sum(lane.workers for lane in lanes) + 2
-        cancel = threading.Event()
-
-        def check(done: int, total: int) -> None:
-            if cancel.is_set():
-                raise Cancelled
-
-        def work(upscaler, image):
-            return upscaler.upscale(image, scale=opts.scale, width=opts.width, height=opts.height, progress=check)
-
-        # A frame that repeats the one before it is not upscaled again (repeats.py).
-        frames = Repeats(lambda decoded: ordered_map(lanes, decoded, work, window=window, cancel=cancel))
-
-        bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
         new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
-        try:
-            opts.output.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise InputError(f"cannot make the folder of {opts.output}: {os_reason(e)}") from None
-        start = time.monotonic()
-        written = video.upscale_video(opts.input, opts.output, frames, encode, progress=bar)
-        seconds = time.monotonic() - start
+        bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
+        line = _one_video(opts, opts.input, opts.output, encode, lanes, bar)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -441,17 +424,141 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
             raise
         if bar is not None:
             bar.close()
-        # An OSError here is from looking at a path (a name too long, say).
-        _echo(f"{prog}: error: {e if isinstance(e, NcnnSrError) else f'{e.filename}: {os_reason(e)}'}")
+        _echo(f"{prog}: error: {_said(e)}")
         if new_folder is not None:
             _remove_empty_folders(new_folder)
         return EXIT_FAILED
-    bar.close()
     if not opts.quiet:
-        reused = f"; {frames.count} repeated the frame before, upscaled once" if frames.count else ""
-        rate = bar.done / seconds if seconds > 0 else 0.0  # a clock that ticks every 15 ms (Windows) can read 0
-        _echo(f"{prog}: wrote {opts.output}: {written} frames in {seconds:.1f} s ({rate:.2f} fps{reused})")
+        _echo(f"{prog}: {line}")
     return 0
+
+
+def _said(e: Exception) -> str:
+    # An OSError here is from looking at a path (a name too long, say).
+    return str(e) if isinstance(e, NcnnSrError) else f"{e.filename}: {os_reason(e)}"
+
+
+def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane], bar: "_FrameProgress") -> str:
+    """Upscale ``src`` into ``dst`` through ``lanes``, its progress on ``bar`` (closed
+    when done); the line that says what was written."""
+    from . import video
+
+    window = 2 * sum(lane.workers for lane in lanes) + 2
+    cancel = threading.Event()
+
+    def check(done: int, total: int) -> None:
+        if cancel.is_set():
+            raise Cancelled
+
+    def work(upscaler, image):
+        return upscaler.upscale(image, scale=opts.scale, width=opts.width, height=opts.height, progress=check)
+
+    # A frame that repeats the one before it is not upscaled again (repeats.py).
+    frames = Repeats(lambda decoded: ordered_map(lanes, decoded, work, window=window, cancel=cancel))
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot make the folder of {dst}: {os_reason(e)}") from None
+    start = time.monotonic()
+    written = video.upscale_video(src, dst, frames, encode, progress=bar)
+    seconds = time.monotonic() - start
+    bar.close()
+    reused = f"; {frames.count} repeated the frame before, upscaled once" if frames.count else ""
+    rate = bar.done / seconds if seconds > 0 else 0.0  # a clock that ticks every 15 ms (Windows) can read 0
+    return f"wrote {dst}: {written} frames in {seconds:.1f} s ({rate:.2f} fps{reused})"
+
+
+def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
+    """Each video in the folder ``opts.input`` (its sub-folders too with
+    ``opts.recursive``) into the folder ``opts.output``, the model loaded once. A
+    video that fails is one line and the run goes on; the exit status is 1 if any
+    failed. Ctrl-C stops at once, leaving no partial file."""
+    from . import video
+
+    began = time.monotonic()
+    done = skipped = failed = 0
+    bar = None
+    try:
+        jobs = video_jobs(opts.input, opts.output, encode, opts.recursive)
+        lanes = None
+        for src, dst in jobs:
+            if opts.skip_existing and dst.exists():
+                skipped += 1
+                continue
+            try:
+                info = video.probe(src)
+                if lanes is None:
+                    lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
+                bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
+                line = _one_video(opts, src, dst, encode, lanes, bar)
+            except (NcnnSrError, OSError) as e:
+                if debug:
+                    raise
+                if bar is not None:
+                    bar.close()
+                _echo(f"{prog}: error: {_said(e)}")
+                failed += 1
+                continue
+            done += 1
+            if not opts.quiet:
+                _echo(f"{prog}: {line}")
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        _echo(f"{prog}: interrupted: {done} videos upscaled, {skipped} skipped, {failed} failed; "
+              "no partial files were left")
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)  # do not wait for a tile in progress
+    except (NcnnSrError, OSError) as e:
+        if debug:
+            raise
+        _echo(f"{prog}: error: {_said(e)}")
+        return EXIT_FAILED
+    if not opts.quiet:
+        _echo(f"{prog}: {len(jobs)} videos: {done} upscaled, {skipped} skipped, {failed} failed in "
+              f"{time.monotonic() - began:.1f} s")
+    return EXIT_FAILED if failed else 0
+
+
+def video_jobs(src: Path, dst: Path, encode, recursive: bool = False) -> list[tuple[Path, Path]]:
+    """(input, output) for each video in the folder ``src``, sorted, into the folder
+    ``dst`` with the same tree: NAME in the input's container where the encoder that
+    ``encode`` picks can be written there, else NAME.mkv (which holds any sound and
+    subtitles). InputError for a folder without videos, an output that is a file,
+    and the input folder itself as the output (outputs would overwrite inputs)."""
+    from . import video
+
+    if dst.exists() and not dst.is_dir():
+        raise InputError(f"{src} is a folder but {dst} is a file: give an output folder for its videos")
+    if dst.exists() and os.path.samefile(src, dst):
+        raise InputError(f"{dst} is the input folder: the videos would be written over; choose another")
+    folders = [src] + (sorted(p for p in src.rglob("*") if p.is_dir() and not _hidden_below(p, src)
+                              and not _inside(p, dst)) if recursive else [])
+    jobs = []
+    for folder in folders:
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or not path.is_file() or not is_video_path(path):
+                continue
+            suffix = path.suffix.lower()
+            try:
+                video.video_encoder(Path(f"x{suffix}"), encode)
+            except InputError:
+                suffix = ".mkv"
+            jobs.append((path, dst / path.parent.relative_to(src) / f"{path.stem}{suffix}"))
+    if not jobs:
+        raise InputError(f"{src}: no videos in it{'' if recursive else ' (-r looks in its sub-folders too)'}")
+    return jobs
+
+
+def _hidden_below(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return folder.exists() and (path == folder.resolve() or path.resolve().is_relative_to(folder.resolve()))
+    except OSError:
+        return False
 
 
 class _FrameProgress:

@@ -241,10 +241,12 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 
 
 @main.command(cls=OnePathCommand, several=", and give one video at a time")
-@click.option("-i", "--input", "input_path", required=True, type=click.Path(), help="Input video.")
+@click.option("-i", "--input", "input_path", required=True, type=click.Path(),
+              help="Input video, or a folder of videos.")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(),
               help="Output video: mp4, mkv, mov, webm, avi, m4v, 3gp, ts, m2ts, mts or flv; also mpg, mpeg "
-                   "and vob with --codec mpeg2video, wmv with --codec wmv2, ogv with --codec libvpx.")
+                   "and vob with --codec mpeg2video, wmv with --codec wmv2, ogv with --codec libvpx. For a "
+                   "folder, a folder: each video keeps its name and container (else .mkv).")
 @click.option("-n", "--model", default="realesr-animevideov3", show_default=True,
               help="Model name, a family, or a .param path.")
 @_shared_options
@@ -268,6 +270,8 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 @click.option("--duration", callback=_time, default=None,
               help="Upscale this long a part only (same forms as --start): try settings on a few seconds first.")
 @click.option("--end", callback=_time, default=None, help="Upscale up to this time (instead of --duration).")
+@click.option("-r", "--recursive", is_flag=True, help="With a folder: its sub-folders' videos too, tree mirrored.")
+@click.option("--skip-existing", is_flag=True, help="With a folder: leave videos whose output exists.")
 def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, bitrate: int | None,
           fps: Fraction | None, deinterlace: str, field_rate: bool, start: Fraction | None, duration: Fraction | None,
           end: Fraction | None, debug: bool, **options) -> None:

@@ -1,0 +1,82 @@
+"""A folder of videos, one command: each keeps its name and, where the encoder can be
+written there, its container (else .mkv); sub-folders with -r; a broken one is one
+line and the rest go on; --skip-existing; the mistakes refused before any model
+loads. Real model on the CPU, tiny clips."""
+import os
+from pathlib import Path
+
+import av
+
+from media import make_clip
+from test_video import NCNN_SR, X2, frame_times, run
+
+
+def videos(folder: Path) -> Path:
+    (folder / "sub").mkdir(parents=True)
+    make_clip(folder / "a.mp4", frames=2)
+    make_clip(folder / "b.webm", frames=2, audio=None)
+    make_clip(folder / "sub" / "c.mkv", frames=2)
+    make_clip(folder / "d.mov", frames=2, audio=None)
+    (folder / "broken.mp4").write_text("not a video")
+    (folder / "notes.txt").write_text("not a video either")
+    make_clip(folder / ".hidden.mp4", frames=2, audio=None)
+    return folder
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_each_video_of_a_folder_is_upscaled_into_the_output_folder_and_a_broken_one_is_one_line(tmp_path):
+    src = videos(tmp_path / "in")
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", "-r", *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert names(tmp_path / "out") == ["a.mp4", "b.webm", "d.mov", "sub/c.mkv"]
+    assert frame_times(tmp_path / "out" / "sub" / "c.mkv")[1] == (64, 48)
+    lines = proc.stderr.splitlines()
+    assert f"ncnn-sr: error: {src / 'broken.mp4'}: not a video FFmpeg can read" in proc.stderr
+    assert lines[-1].startswith("ncnn-sr: 5 videos: 4 upscaled, 0 skipped, 1 failed in ")
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", "-r", "--skip-existing", *X2, check_ok=False)
+    assert proc.stderr.splitlines()[-1].startswith("ncnn-sr: 5 videos: 0 upscaled, 4 skipped, 1 failed in ")
+
+
+def test_without_r_the_sub_folders_are_left_and_a_container_that_cannot_hold_h264_becomes_mkv(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=2, audio=None)
+    (src / "sub").mkdir()
+    make_clip(src / "sub" / "b.mp4", frames=2, audio=None)
+    with av.open(str(src / "dvd.vob"), "w", format="vob") as out:  # MPEG-2, which a .vob holds, and H.264 not
+        stream = out.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        for i in range(2):
+            frame = av.VideoFrame(32, 24, "yuv420p")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2)
+    assert names(tmp_path / "out") == ["a.mp4", "dvd.mkv"]
+
+
+def test_an_output_folder_inside_the_input_is_not_walked(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=2, audio=None)
+    run(NCNN_SR, "video", "-i", src, "-o", src / "big", "-r", *X2)
+    proc = run(NCNN_SR, "video", "-i", src, "-o", src / "big", "-r", *X2)
+    assert names(src / "big") == ["a.mp4"] and "1 videos: 1 upscaled" in proc.stderr
+
+
+def test_folder_mistakes_are_one_line_errors_before_anything_runs(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "notes.txt").write_text("x")
+    for out, message in [(tmp_path / "out", f"{src}: no videos in it (-r looks in its sub-folders too)"),
+                         (src, f"{src} is the input folder: the videos would be written over; choose another")]:
+        proc = run(NCNN_SR, "video", "-i", src, "-o", out, *X2, check_ok=False)
+        assert proc.returncode == 1 and proc.stderr == f"ncnn-sr: error: {message}\n"
+    make_clip(src / "a.mp4", frames=2, audio=None)
+    (tmp_path / "file.mp4").write_text("")
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "file.mp4", *X2, check_ok=False)
+    assert proc.returncode == 1 and "is a file: give an output folder for its videos" in proc.stderr
+    assert not (tmp_path / "out").exists() and sorted(os.listdir(src)) == ["a.mp4", "notes.txt"]
