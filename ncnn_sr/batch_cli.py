@@ -20,7 +20,7 @@ import click
 
 from . import devices
 from .engine import Upscaler
-from .errors import InputError, NcnnSrError, os_reason
+from .errors import DeviceError, InputError, ModelError, NcnnSrError, os_reason
 from .images import frame_count, one_size, output_format
 from .jobs import check_reachable, plan_jobs
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
@@ -491,6 +491,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
                     lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
                 bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
                 line = _one_video(opts, src, dst, encode, lanes, bar)
+            except (ModelError, DeviceError):
+                raise  # the model's or the device's: every video would fail alike
             except (NcnnSrError, OSError) as e:
                 if debug:
                     raise
@@ -512,6 +514,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
     except (NcnnSrError, OSError) as e:
         if debug:
             raise
+        if bar is not None:
+            bar.close()
         _echo(f"{prog}: error: {_said(e)}")
         return EXIT_FAILED
     if not opts.quiet:

@@ -80,3 +80,13 @@ def test_folder_mistakes_are_one_line_errors_before_anything_runs(tmp_path):
     proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "file.mp4", *X2, check_ok=False)
     assert proc.returncode == 1 and "is a file: give an output folder for its videos" in proc.stderr
     assert not (tmp_path / "out").exists() and sorted(os.listdir(src)) == ["a.mp4", "notes.txt"]
+
+
+def test_a_model_that_cannot_load_ends_the_run_in_one_line(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        make_clip(src / name, frames=2, audio=None)
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", "-n", "no-such-model", "-g", "-1", check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "no-such-model" in proc.stderr
+    assert not (tmp_path / "out").exists()
