@@ -146,7 +146,7 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
     if videos:
         # Left out without a word, a folder of clips ended in "no pictures found".
         notes.append(f"{videos} video{'s' if videos > 1 else ''} in {src} left out: a folder run upscales "
-                     "pictures; give each video to 'ncnn-sr video -i CLIP -o OUT'")
+                     f"pictures; 'ncnn-sr video -i {src} -o OUT_FOLDER' upscales its videos")
     return _unless_overwriting(Plan(tuple(jobs), tuple(notes), True, tuple(unlisted)))
 
 
