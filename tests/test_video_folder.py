@@ -90,3 +90,17 @@ def test_a_model_that_cannot_load_ends_the_run_in_one_line(tmp_path):
     proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", "-n", "no-such-model", "-g", "-1", check_ok=False)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "no-such-model" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_picture_folder_run_names_the_video_command_for_the_videos_it_leaves(tmp_path):
+    from PIL import Image
+
+    from conftest import picture
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(picture(12, 16)).save(src / "a.png")
+    make_clip(src / "clip.mp4", frames=2, audio=None)
+    proc = run(NCNN_SR, "-i", src, "-o", tmp_path / "out", *X2)
+    assert f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o OUT_FOLDER' " \
+           "upscales its videos" in proc.stderr
