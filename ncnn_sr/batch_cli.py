@@ -577,6 +577,12 @@ class _FrameProgress:
 
     def __call__(self, done: int) -> None:
         step, self.done = done - self.done, done
+        if self.total and done > self.total:
+            # The total is the container's word, or a deinterlacer's rate times it
+            # (film on a clip of under five frames): past it, it is what is done.
+            self.total = done
+            if self.bar is not None:
+                self.bar.total = done
         if self.bar is not None:
             self.bar.update(step)
         elif not self.quiet:

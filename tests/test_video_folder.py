@@ -104,3 +104,13 @@ def test_a_picture_folder_run_names_the_video_command_for_the_videos_it_leaves(t
     proc = run(NCNN_SR, "-i", src, "-o", tmp_path / "out", *X2)
     assert f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o OUT_FOLDER' " \
            "upscales its videos" in proc.stderr
+
+
+def test_progress_past_its_estimated_total_raises_the_total_and_gives_no_negative_eta(monkeypatch, capsys):
+    from ncnn_sr import batch_cli
+
+    monkeypatch.setattr(batch_cli._Progress, "PLAIN_EVERY", 0)
+    bar = batch_cli._FrameProgress("ncnn-sr", 2, quiet=False)
+    for done in (1, 2, 3):
+        bar(done)
+    assert bar.total == 3 and "ETA -" not in capsys.readouterr().err
