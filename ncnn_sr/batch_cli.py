@@ -22,7 +22,7 @@ from . import devices
 from .engine import Upscaler
 from .errors import DeviceError, InputError, ModelError, NcnnSrError, os_reason
 from .images import frame_count, one_size, output_format
-from .jobs import check_reachable, plan_jobs
+from .jobs import check_reachable, plan_jobs, plan_videos
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
 from .repeats import Repeats
 from .video_options import VIDEO_CONTAINERS, is_video_path
@@ -479,7 +479,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
     done = skipped = failed = 0
     bar = None
     try:
-        jobs = video_jobs(opts.input, opts.output, encode, opts.recursive)
+        jobs = plan_videos(opts.input, opts.output, encode, opts.recursive)
         lanes = None
         for src, dst in jobs:
             if opts.skip_existing and dst.exists():
@@ -522,47 +522,6 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
         _echo(f"{prog}: {len(jobs)} videos: {done} upscaled, {skipped} skipped, {failed} failed in "
               f"{time.monotonic() - began:.1f} s")
     return EXIT_FAILED if failed else 0
-
-
-def video_jobs(src: Path, dst: Path, encode, recursive: bool = False) -> list[tuple[Path, Path]]:
-    """(input, output) for each video in the folder ``src``, sorted, into the folder
-    ``dst`` with the same tree: NAME in the input's container where the encoder that
-    ``encode`` picks can be written there, else NAME.mkv (which holds any sound and
-    subtitles). InputError for a folder without videos, an output that is a file,
-    and the input folder itself as the output (outputs would overwrite inputs)."""
-    from . import video
-
-    if dst.exists() and not dst.is_dir():
-        raise InputError(f"{src} is a folder but {dst} is a file: give an output folder for its videos")
-    if dst.exists() and os.path.samefile(src, dst):
-        raise InputError(f"{dst} is the input folder: the videos would be written over; choose another")
-    folders = [src] + (sorted(p for p in src.rglob("*") if p.is_dir() and not _hidden_below(p, src)
-                              and not _inside(p, dst)) if recursive else [])
-    jobs = []
-    for folder in folders:
-        for path in sorted(folder.iterdir()):
-            if path.name.startswith(".") or not path.is_file() or not is_video_path(path):
-                continue
-            suffix = path.suffix.lower()
-            try:
-                video.video_encoder(Path(f"x{suffix}"), encode)
-            except InputError:
-                suffix = ".mkv"
-            jobs.append((path, dst / path.parent.relative_to(src) / f"{path.stem}{suffix}"))
-    if not jobs:
-        raise InputError(f"{src}: no videos in it{'' if recursive else ' (-r looks in its sub-folders too)'}")
-    return jobs
-
-
-def _hidden_below(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        return folder.exists() and (path == folder.resolve() or path.resolve().is_relative_to(folder.resolve()))
-    except OSError:
-        return False
 
 
 class _FrameProgress:

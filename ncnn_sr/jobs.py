@@ -7,7 +7,8 @@ takes ``name.FORMAT`` from another; names are compared as case-insensitive
 file systems compare them (macOS, Windows, exFAT and NTFS drives), where ``A.png``
 and ``a.png`` are one file, and so are ``A/x.png`` and ``a/x.png`` of two subfolders
 whose names differ only by case. Only files with a picture extension are taken (hidden
-files never); ``recursive`` mirrors the folder tree in the output.
+files never); ``recursive`` mirrors the folder tree in the output. A folder of videos
+(``plan_videos``) keeps each video's name, and its container where it can.
 """
 from __future__ import annotations
 
@@ -336,3 +337,44 @@ def _clash_note(first: tuple[Path, str], source: Path, wanted: str, renamed: str
         return f"both {first_source} and {source} would output {wanted}: {source.name} will output {renamed}"
     return (f"{first_source} outputs {first_output} and {source} would output {wanted}, the same "
             f"file where case is not told apart: {source.name} will output {renamed}")
+
+
+def plan_videos(src: Path, dst: Path, encode, recursive: bool = False) -> list[tuple[Path, Path]]:
+    """(input, output) for each video in the folder ``src``, sorted, into the folder
+    ``dst`` with the same tree: NAME in the input's container where the encoder that
+    ``encode`` picks can be written there, else NAME.mkv (which holds any sound and
+    subtitles). InputError for a folder without videos, an output that is a file,
+    and the input folder itself as the output (outputs would overwrite inputs)."""
+    from . import video  # PyAV: only where videos are planned
+
+    if dst.exists() and not dst.is_dir():
+        raise InputError(f"{src} is a folder but {dst} is a file: give an output folder for its videos")
+    if dst.exists() and os.path.samefile(src, dst):
+        raise InputError(f"{dst} is the input folder: the videos would be written over; choose another")
+    folders = [src] + (sorted(p for p in src.rglob("*") if p.is_dir() and not _hidden_below(p, src)
+                              and not _inside(p, dst)) if recursive else [])
+    jobs = []
+    for folder in folders:
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or not path.is_file() or not is_video_path(path):
+                continue
+            suffix = path.suffix.lower()
+            try:
+                video.video_encoder(Path(f"x{suffix}"), encode)
+            except InputError:
+                suffix = ".mkv"
+            jobs.append((path, dst / path.parent.relative_to(src) / f"{path.stem}{suffix}"))
+    if not jobs:
+        raise InputError(f"{src}: no videos in it{'' if recursive else ' (-r looks in its sub-folders too)'}")
+    return jobs
+
+
+def _hidden_below(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        return folder.exists() and (path == folder.resolve() or path.resolve().is_relative_to(folder.resolve()))
+    except OSError:
+        return False
