@@ -507,7 +507,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
-        _echo(f"{prog}: interrupted: {done} videos upscaled, {skipped} skipped, {failed} failed; "
+        _echo(f"{prog}: interrupted: {_videos(done)} upscaled, {skipped} skipped, {failed} failed; "
               "no partial files were left")
         sys.stderr.flush()
         os._exit(EXIT_INTERRUPTED)  # do not wait for a tile in progress
@@ -519,9 +519,13 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
         _echo(f"{prog}: error: {_said(e)}")
         return EXIT_FAILED
     if not opts.quiet:
-        _echo(f"{prog}: {len(jobs)} videos: {done} upscaled, {skipped} skipped, {failed} failed in "
+        _echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped, {failed} failed in "
               f"{time.monotonic() - began:.1f} s")
     return EXIT_FAILED if failed else 0
+
+
+def _videos(count: int) -> str:
+    return f"{count} video{'' if count == 1 else 's'}"
 
 
 class _FrameProgress:

@@ -64,7 +64,7 @@ def test_an_output_folder_inside_the_input_is_not_walked(tmp_path):
     make_clip(src / "a.mp4", frames=2, audio=None)
     run(NCNN_SR, "video", "-i", src, "-o", src / "big", "-r", *X2)
     proc = run(NCNN_SR, "video", "-i", src, "-o", src / "big", "-r", *X2)
-    assert names(src / "big") == ["a.mp4"] and "1 videos: 1 upscaled" in proc.stderr
+    assert names(src / "big") == ["a.mp4"] and "1 video: 1 upscaled" in proc.stderr
 
 
 def test_folder_mistakes_are_one_line_errors_before_anything_runs(tmp_path):
@@ -114,3 +114,28 @@ def test_progress_past_its_estimated_total_raises_the_total_and_gives_no_negativ
     for done in (1, 2, 3):
         bar(done)
     assert bar.total == 3 and "ETA -" not in capsys.readouterr().err
+
+
+def test_ctrl_c_in_a_folder_run_stops_at_once_and_leaves_no_partial_video(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=2, audio=None)
+    make_clip(src / "b.mp4", frames=48, width=96, height=72, audio=None)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([NCNN_SR, "video", "-i", str(src), "-o", str(out), "-n", "realesrgan-x4plus-anime",
+                             "-g", "-1", "-j", "1:1:1"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and any(p.name.startswith(".b") for p in out.iterdir())):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.0)  # well into b.mp4
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 1.5 and proc.returncode == 130, err
+    assert "interrupted: 1 video upscaled, 0 skipped, 0 failed; no partial files were left" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4"]
