@@ -44,7 +44,8 @@ class Deinterlacer:
         if mode not in DEINTERLACE_MODES:
             raise ValueError(f"deinterlace mode {mode!r} is not one of {', '.join(DEINTERLACE_MODES)}")
         self.mode, self.fields, self.rate = mode, fields, rate
-        # The filter's own stamps are kept where its frames are not one for one.
+        # One frame out for one in: each gets its input's stamps back. Otherwise (a
+        # frame per field, film) the filter's own stamps are the frames' times.
         self.restamped = not fields and mode != "film"
         self.graph = None
         self.shape = None
