@@ -408,23 +408,16 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
         bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
         line = _one_video(opts, opts.input, opts.output, encode, lanes, bar)
     except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
-        if _written_since(opts.output, began):
-            # The Ctrl-C came after the finished video was renamed into place.
-            _echo(f"{prog}: interrupted after {opts.output} was written whole")
-        else:
-            _echo(f"{prog}: interrupted: no output was written")
-            if new_folder is not None:
-                _remove_empty_folders(new_folder)
-        sys.stderr.flush()
-        os._exit(EXIT_INTERRUPTED)  # do not wait for a tile in progress
+        # After the finished video was renamed into place, or before.
+        whole = _written_since(opts.output, began)
+        if not whole and new_folder is not None:
+            _remove_empty_folders(new_folder)
+        _stop_interrupted(bar, f"{prog}: interrupted after {opts.output} was written whole" if whole
+                          else f"{prog}: interrupted: no output was written")
     except (NcnnSrError, OSError) as e:
         if debug:
             raise
-        if bar is not None:
-            bar.close()
-        _echo(f"{prog}: error: {_said(e)}")
+        _say_failed(prog, bar, e)
         if new_folder is not None:
             _remove_empty_folders(new_folder)
         return EXIT_FAILED
@@ -433,9 +426,21 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
     return 0
 
 
-def _said(e: Exception) -> str:
+def _say_failed(prog: str, bar: "_FrameProgress | None", e: Exception) -> None:
+    if bar is not None:
+        bar.close()
     # An OSError here is from looking at a path (a name too long, say).
-    return str(e) if isinstance(e, NcnnSrError) else f"{e.filename}: {os_reason(e)}"
+    _echo(f"{prog}: error: {e if isinstance(e, NcnnSrError) else f'{e.filename}: {os_reason(e)}'}")
+
+
+def _stop_interrupted(bar: "_FrameProgress | None", message: str) -> None:
+    """Say ``message`` and end the process at once: Ctrl-C does not wait for a tile
+    in progress."""
+    if bar is not None:
+        bar.close()
+    _echo(message)
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane], bar: "_FrameProgress") -> str:
@@ -496,27 +501,19 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
             except (NcnnSrError, OSError) as e:
                 if debug:
                     raise
-                if bar is not None:
-                    bar.close()
-                _echo(f"{prog}: error: {_said(e)}")
+                _say_failed(prog, bar, e)
                 failed += 1
                 continue
             done += 1
             if not opts.quiet:
                 _echo(f"{prog}: {line}")
     except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
-        _echo(f"{prog}: interrupted: {_videos(done)} upscaled, {skipped} skipped, {failed} failed; "
-              "no partial files were left")
-        sys.stderr.flush()
-        os._exit(EXIT_INTERRUPTED)  # do not wait for a tile in progress
+        _stop_interrupted(bar, f"{prog}: interrupted: {_videos(done)} upscaled, {skipped} skipped, {failed} "
+                               "failed; no partial files were left")
     except (NcnnSrError, OSError) as e:
         if debug:
             raise
-        if bar is not None:
-            bar.close()
-        _echo(f"{prog}: error: {_said(e)}")
+        _say_failed(prog, bar, e)
         return EXIT_FAILED
     if not opts.quiet:
         _echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped, {failed} failed in "
