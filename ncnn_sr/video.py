@@ -747,12 +747,17 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             # A stamp stands for any time within half a tick of it: an mkv's 583 ms
             # frame is the one at 7/12 s, which a part ending there leaves out.
             seconds = pts * frame.time_base + frame.time_base / 2
-            if window is not None and not window.holds(seconds):
+            # With a frame per field, a frame whose second field is in the part goes in,
+            # and its first field is left out below.
+            second_field = frame.duration * frame.time_base / 2 if fields.fields and frame.duration else 0
+            if window is not None and not window.holds(seconds + second_field):
                 if window.past(seconds):
                     ended.add(video_in.index)
                 return []
             started = fields.started
             done = fields.push(frame)
+            if window is not None and fields.fields:
+                done = [f for f in done if window.holds(f.pts * f.time_base + f.time_base / 2)]
             if fields.started and not started:
                 if options.deinterlace == "film":
                     log.info("%s: undoing 3:2 pulldown (fieldmatch, decimate): %s fps from %s", src,

@@ -236,3 +236,21 @@ def test_frames_too_small_to_deinterlace_are_said_to_be_so_not_undecodable(mode,
         seen(clip, tmp_path / "out.mkv", mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
     assert len(seen(clip, tmp_path / "out.mkv", "off")) == 4
+
+
+def test_a_frame_per_field_from_a_start_between_a_frames_fields_keeps_its_second_field(tmp_path):
+    from fractions import Fraction as F
+
+    clip = make_clip(tmp_path / "in.mp4", frames=24, width=64, height=48, rate=F(25), audio=None, interlaced=True)
+    frames = []
+
+    def recorded(images):
+        for image in images:
+            frames.append(image)
+            yield image
+
+    # Frame 12 is shot at 0.48 s and 0.50 s: from 0.49 s its second field is in, then
+    # frames 13 and 14 give two each, up to 0.59 s.
+    upscale_video(clip, tmp_path / "out.mp4", recorded,
+                  EncodeOptions(field_rate=True, start=F(49, 100), duration=F(1, 10)))
+    assert len(frames) == 5
