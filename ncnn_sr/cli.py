@@ -270,11 +270,13 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 @click.option("--duration", callback=_time, default=None,
               help="Upscale this long a part only (same forms as --start): try settings on a few seconds first.")
 @click.option("--end", callback=_time, default=None, help="Upscale up to this time (instead of --duration).")
+@click.option("--skip-damaged", is_flag=True,
+              help="Skip video packets a damaged file holds (a warning counts them) instead of stopping there.")
 @click.option("-r", "--recursive", is_flag=True, help="With a folder: its sub-folders' videos too, tree mirrored.")
 @click.option("--skip-existing", is_flag=True, help="With a folder: leave videos whose output exists.")
 def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, bitrate: int | None,
           fps: Fraction | None, deinterlace: str, field_rate: bool, start: Fraction | None, duration: Fraction | None,
-          end: Fraction | None, debug: bool, **options) -> None:
+          end: Fraction | None, skip_damaged: bool, debug: bool, **options) -> None:
     """Upscale a video in one pass, sound and subtitles kept."""
     if end is not None:
         if duration is not None:
@@ -288,7 +290,7 @@ def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str |
     opts = _run_options(fmt=None, what="a video file path", **options)
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps,
                            deinterlace=deinterlace, field_rate=field_rate, start=start or Fraction(0),
-                           duration=duration)
+                           duration=duration, skip_damaged=skip_damaged)
     sys.exit(run_video(PROG, opts, encode, debug))
 
 

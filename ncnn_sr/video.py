@@ -166,7 +166,8 @@ def _reason(e: Exception) -> str:
 
 
 def _cannot_decode(src, e: Exception) -> InputError:
-    return InputError(f"{src}: cannot decode: {_reason(e)}")
+    damaged = " (a damaged file? --skip-damaged upscales the rest)" if isinstance(e, av.error.InvalidDataError) else ""
+    return InputError(f"{src}: cannot decode: {_reason(e)}{damaged}")
 
 
 # An input whose packets stop before this share of the duration its container gives
@@ -714,6 +715,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # from before 0: an mp4's sound may start there, with its encoder's priming.)
     zero = max(_origin(inp), Fraction(0)) if window is None and out.format.name == "avi" else Fraction(0)
     ended: set[int] = set()  # the streams past the part asked for
+    damaged = [0]  # video packets the decoder refused, skipped with --skip-damaged
 
     def decoded() -> Iterator[np.ndarray]:
         count = 0
@@ -777,7 +779,14 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                         if window is not None and window.past(_packet_time(packet)):
                             ended.add(packet.stream.index)
                 elif video_in.index not in ended:
-                    for frame in packet.decode():
+                    try:
+                        frames = packet.decode()
+                    except av.error.InvalidDataError:
+                        if not options.skip_damaged:
+                            raise
+                        damaged[0] += 1
+                        continue
+                    for frame in frames:
                         if frame.pts is None:  # no timestamps at all: count frames at the stream's rate
                             frame.pts, frame.time_base = round(count / rate / video_in.time_base), video_in.time_base
                         count += 1
@@ -794,6 +803,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             while held:
                 yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots)))
             yield from map(hand_on, fields.finish())
+            if damaged[0]:
+                log.warning("%s: %d damaged video packet%s skipped (--skip-damaged): frames are missing there, "
+                            "up to the next keyframe, and players show the one before", src, damaged[0],
+                            "s" * (damaged[0] > 1))
         except (av.error.FFmpegError, UnsupportedColour) as e:
             raise _cannot_decode(src, e) from None
         except TooSmall as e:
@@ -820,6 +833,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             else:
                 try:
                     sound = packet.decode()
+                except av.error.InvalidDataError as e:
+                    if not options.skip_damaged:
+                        raise _cannot_decode(src, e) from None
+                    sound = []  # a gap in the sound, which the clock keeps
                 except av.error.FFmpegError as e:
                     raise _cannot_decode(src, e) from None
                 for frame in sound:

@@ -45,7 +45,9 @@ class EncodeOptions:
     video flags as interlaced, "on" all, "off" none, "film" 3:2 pulldown undone (see
     ``deinterlace``); ``field_rate`` makes a frame of each field instead of each frame
     (50i to 50p). ``start`` and ``duration`` (seconds) take a part of the video only:
-    from ``start`` into it, for ``duration`` (None: to its end)."""
+    from ``start`` into it, for ``duration`` (None: to its end). ``skip_damaged``
+    skips video packets the decoder refuses as damaged, with a warning, where
+    otherwise the first is an error."""
 
     codec: str | None = None
     crf: int | None = None
@@ -57,6 +59,7 @@ class EncodeOptions:
     field_rate: bool = False
     start: Fraction = Fraction(0)
     duration: Fraction | None = None
+    skip_damaged: bool = False
 
     def __post_init__(self) -> None:
         for name in ("start", "duration"):

@@ -1546,3 +1546,14 @@ def test_an_avi_with_b_frames_keeps_its_frames_in_order_and_an_avi_written_has_n
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2)
     times, _ = frame_times(tmp_path / "out.avi")
     assert len(times) == 12 and times == sorted(times)
+
+
+def test_skip_damaged_upscales_the_rest_of_a_damaged_video_and_says_so(tmp_path):
+    clip = garble_video_packet(make_clip(tmp_path / "in.mp4", frames=12), tmp_path / "broken.mkv", 6)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "stopped.mp4", *X2, check_ok=False)
+    assert "(a damaged file? --skip-damaged upscales the rest)" in proc.stderr
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", "--skip-damaged", *X2)
+    assert f"{clip}: 1 damaged video packet skipped (--skip-damaged): frames are missing there" in proc.stderr
+    times, size = frame_times(tmp_path / "out.mp4")
+    assert size == (64, 48) and 6 <= len(times) < 12
+    assert audio_stream(tmp_path / "out.mp4") is not None
