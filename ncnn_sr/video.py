@@ -82,13 +82,10 @@ def frames_out(info: VideoInfo, options: EncodeOptions) -> int | None:
     (for progress): those of the part asked for, at the rate deinterlacing makes."""
     if not info.frames:
         return None
-    frames = info.frames * options.rate_factor(info.field_order)
+    frames = info.frames
     if options.trims and info.duration and info.rate:
-        seconds = max(Fraction(0), Fraction(info.duration) - options.start)
-        if options.duration is not None:
-            seconds = min(seconds, options.duration)
-        frames = seconds * info.rate * options.rate_factor(info.field_order)
-    return round(frames)
+        frames = options.part_seconds(info.duration) * info.rate
+    return round(frames * options.rate_factor(info.field_order))
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -615,10 +612,7 @@ def _frame_count(video_in, options: EncodeOptions = EncodeOptions()) -> int | No
         return video_in.frames
     rate = fps or video_in.average_rate or video_in.guessed_rate
     if video_in.duration and rate:
-        seconds = max(Fraction(0), video_in.duration * video_in.time_base - options.start)
-        if options.duration is not None:
-            seconds = min(seconds, options.duration)
-        return round(seconds * rate)
+        return round(options.part_seconds(video_in.duration * video_in.time_base) * rate)
     return video_in.frames or None
 
 

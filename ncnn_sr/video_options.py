@@ -94,6 +94,11 @@ class EncodeOptions:
         """Whether only a part of the video is wanted."""
         return self.start > 0 or self.duration is not None
 
+    def part_seconds(self, total: Fraction) -> Fraction:
+        """How long the part asked for is, of a video ``total`` seconds long."""
+        seconds = max(Fraction(0), Fraction(total) - self.start)
+        return seconds if self.duration is None else min(seconds, self.duration)
+
     def rate_factor(self, field_order: int) -> Fraction:
         """The output's frame rate over the input's: 2 for a frame per field, 4/5 for
         film put back together, else 1."""
