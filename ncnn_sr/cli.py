@@ -3,15 +3,17 @@
 ``ncnn-sr -i IN -o OUT`` upscales a picture or a folder of pictures;
 ``ncnn-sr models`` and ``ncnn-sr devices`` list what is there; ``ncnn-sr bench``
 measures speed and memory on this machine; ``ncnn-sr convert`` turns PyTorch weights
-into a model the others take.
+into a model the others take; ``ncnn-sr fetch`` downloads the catalog's other models.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shlex
 import shutil
 import sys
+import urllib.parse
 from fractions import Fraction
 from pathlib import Path
 
@@ -307,7 +309,8 @@ _NAME_WIDTH = 26
 @click.option("-m", "--model-path", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Folder to look in first; the custom models in it are listed too.")
 def list_models(model_path: Path | None) -> None:
-    """List the known models, where each was found, and whether it was verified;
+    """List the known models, where each was found, and whether it was verified
+    (or fetched: converted from its authors' weights, whose sha256 was checked);
     then the custom models: each other NAME.param + NAME.bin pair in the -m folder
     and in the NCNN_SR_MODEL_PATH folders, usable as -n NAME.
 
@@ -319,7 +322,7 @@ def list_models(model_path: Path | None) -> None:
     NAME picks the catalog's model, its .param path picks this one.
     """
     for folder, source in models_mod.model_folders(model_path):
-        if not folder.is_dir():
+        if not folder.is_dir() and (folder != models_mod.fetched_model_folder() or folder.exists()):
             click.echo(f"{PROG}: warning: {source} is not a folder: no model is looked up there", err=True)
     rows = [_catalog_row(name, entry.scale, model_path) for name, entry in models_mod.catalog().items()]
     rows += [_custom_row(name, model_path) for name in models_mod.custom_model_names(model_path)]
@@ -342,6 +345,10 @@ def _catalog_row(name: str, scale: int, model_path: Path | None) -> tuple[str, i
         return name, scale, _state(e), str(e)
     if spec.verified:
         return name, scale, "verified", spec.source
+    entry = models_mod.catalog()[name]
+    if entry.download and spec.param_path.parent == models_mod.fetched_model_folder():
+        return name, scale, "fetched", (f"{spec.source} (converted from the official "
+                                        f"{entry.download[0].rsplit('/', 1)[-1]}, its sha256 checked)")
     return name, scale, "unverified", f"{spec.source} (no catalog hash; sizes checked)"
 
 
@@ -450,42 +457,64 @@ def _comma_list(ctx, param, value: str) -> list[str]:
               help="2 or 3 for an old ESRGAN model (model.1.sub... keys) with one upsampling layer, whose keys "
                    "are the same at x2 and x3; any other model's keys give its scale, which this must match.  "
                    "[default: as the input's name says (3x_Name, Name_x3), else 2 with a warning]")
+@click.option("--sha256", default=None,
+              help="The sha256 the -i weights must have (as their publisher gives it); checked before they are "
+                   "read.")
 @click.option("--force", is_flag=True, help="Replace NAME.param and NAME.bin where they exist.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def convert(source: str, folder: str | None, name: str | None, fp32: bool, other: str | None,
-            dni_weight: float | None, scale: int | None, force: bool, debug: bool) -> None:
+            dni_weight: float | None, scale: int | None, sha256: str | None, force: bool, debug: bool) -> None:
     """Convert a .pth or .safetensors model to ncnn, without PyTorch.
 
-    Writes NAME.param and NAME.bin once they have run on a small picture on the CPU,
-    and says how to use them: -n and the .param's path, or -m FOLDER -n NAME."""
+    -i may be an https:// address: the weights are downloaded beside the model,
+    converted and deleted. Writes NAME.param and NAME.bin once they have run on a
+    small picture on the CPU, and says how to use them: -n and the .param's path,
+    or -m FOLDER -n NAME."""
     from . import checkpoint, convert as convert_mod  # only this command needs them
+    from . import download as download_mod
 
     setup_logging(PROG, verbose=False)  # the library's warnings as the other commands give them
-    path = path_flag(PROG, "-i", source, "the weights to convert")
+    url = source if download_mod.is_url(source) else None
+    path = path_flag(PROG, "-i", source, "the weights to convert") if url is None else \
+        Path(Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name)
+    if not path.name:
+        _fail(f"{url} names no file: give the address of the weights themselves")
+    shown = path.name  # the downloaded copy's name is hidden
     name = path.stem if name is None else name
-    target = path.parent if folder is None else path_flag(PROG, "-o", folder, "the folder to write to")
+    if folder is not None:
+        target = path_flag(PROG, "-o", folder, "the folder to write to")
+    else:
+        target = Path(".") if url is not None else path.parent
+    downloaded = None
     try:
+        pinned = None if sha256 is None else download_mod.Source(url or "https://localhost/", sha256).sha256
         if other is None and dni_weight is not None:
             raise NcnnSrError("--dni-weight needs --dni, the model to interpolate with")
         dni_weight = 0.5 if dni_weight is None else dni_weight
         if os.path.exists(target) and not os.path.isdir(target):
             raise NcnnSrError(f"{target} is not a folder: -o names the folder to write NAME.param and NAME.bin in")
-        weights = checkpoint.read_weights(path)
-        if other is not None:
-            second = checkpoint.read_weights(path_flag(PROG, "--dni", other, "the model to interpolate with"))
-            weights = convert_mod.interpolate_weights(weights, second, dni_weight)
-        # Models are named by their scale (3x_Name.pth): where the keys cannot tell, that decides.
-        model = convert_mod.convert_weights(weights, fp16=not fp32, scale=scale,
-                                            scale_hint=convert_mod.name_scale(path.stem))
         made = [p for p in (target, *target.parents) if not os.path.lexists(p)]  # innermost first
         try:
-            target.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise NcnnSrError(f"cannot make the folder {target}: {e.strerror or e}") from None
-        try:
+            if url is not None:
+                _make_folder(target)
+                with _download_bar(shown, quiet=False) as progress:
+                    path = downloaded = download_mod.download(download_mod.Source(url, pinned),
+                                                              target / f".{shown}", progress)
+            elif pinned is not None:
+                download_mod.verify_file(download_mod.Source("https://localhost/", pinned), path)
+            weights = checkpoint.read_weights(path)
+            if other is not None:
+                second = checkpoint.read_weights(path_flag(PROG, "--dni", other, "the model to interpolate with"))
+                weights = convert_mod.interpolate_weights(weights, second, dni_weight)
+            # Models are named by their scale (3x_Name.pth): where the keys cannot tell, that decides.
+            model = convert_mod.convert_weights(weights, fp16=not fp32, scale=scale,
+                                                scale_hint=convert_mod.name_scale(Path(shown).stem))
+            _make_folder(target)
             spec = convert_mod.write_model(model, target, name, overwrite=force)
         except BaseException:
-            for p in made:  # failed or interrupted: no new folders either
+            if downloaded is not None:
+                downloaded.unlink(missing_ok=True)
+            for p in made:  # failed or interrupted: no new folders (one holding a download's part stays)
                 try:
                     p.rmdir()
                 except OSError:
@@ -495,9 +524,98 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         if debug:
             raise
         _fail(str(e))
-    mixed = "" if other is None else f", {dni_weight:g} of {path.name} and {1 - dni_weight:g} of {Path(other).name}"
+    finally:
+        if downloaded is not None:
+            downloaded.unlink(missing_ok=True)
+    mixed = "" if other is None else f", {dni_weight:g} of {shown} and {1 - dni_weight:g} of {Path(other).name}"
     click.echo(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}{mixed}")
     click.echo(f"use it with: {PROG} -i IN -o OUT -n {shlex.quote(str(spec.param_path))}")
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise NcnnSrError(f"cannot make the folder {folder}: {e.strerror or e}") from None
+
+
+@main.command("fetch")
+@click.argument("names", nargs=-1)
+@click.option("--from", "weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The official weights, downloaded by hand: checked and converted, nothing downloaded "
+                   "(one model only).")
+@click.option("--url", default=None,
+              help="A mirror of the weights (one model only); they must still be the ones the catalog pins.")
+@click.option("-o", "--output", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Install in this folder (then pass it with -m) instead of the fetched models folder.")
+@click.option("--force", is_flag=True, help="Fetch and convert again a model that is there already.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress.")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder: Path | None, force: bool,
+          quiet: bool, debug: bool) -> None:
+    """Download catalog models that ncnn-sr does not come with from their authors'
+    releases, check them against the sha256 the catalog pins, convert them and
+    install them where -n finds them. Without NAMES, list those models.
+
+    A download cut short (no connection, Ctrl-C) keeps its bytes: the same command
+    goes on from them. https_proxy is honoured."""
+    from . import fetch as fetch_mod  # the network and the converter: only this command needs them
+
+    setup_logging(PROG, verbose=False)
+    where = folder or models_mod.fetched_model_folder()
+    if not names:
+        for name, entry in fetch_mod.fetchable().items():
+            try:
+                spec = fetch_mod.installed(name, where)
+                state = "not fetched" if spec is None else f"fetched: {spec.param_path}"
+            except NcnnSrError as e:
+                state = f"unusable: {e}"
+            click.echo(f"{name:{_NAME_WIDTH}} x{entry.scale}  {entry.download[2] / 1e6:5.1f} MB  {state}")
+        click.echo(f"fetch one with: {PROG} fetch NAME (into {where})")
+        return
+    if weights is not None and url is not None:
+        _fail("--from and --url are two places to take the weights from: give one", 2)
+    if (weights is not None or url is not None) and len(set(names)) > 1:
+        _fail(f"{'--from' if weights else '--url'} gives the weights of one model: name only that one", 2)
+    failed = False
+    for name in dict.fromkeys(names):
+        try:
+            fetch_mod.source_of(name)  # an unknown name fails before any download
+            spec = fetch_mod.installed(name, where) if not force else None
+            if spec is not None:
+                click.echo(f"{name}: fetched already ({spec.param_path}); --force fetches it again")
+                continue
+            source = fetch_mod.mirrored(name, url) if url is not None else None
+            with _download_bar(name, quiet) as progress:
+                spec = fetch_mod.fetch_model(name, where, weights=weights, force=force, progress=progress,
+                                             source=source)
+            click.echo(f"{name}: {spec.param_path} and {spec.bin_path.name}")
+        except NcnnSrError as e:
+            if debug:
+                raise
+            click.echo(f"{PROG}: error: {name}: {e}", err=True)
+            failed = True
+    if failed:
+        sys.exit(1)
+    if folder is not None:
+        click.echo(f"use it with: {PROG} -i IN -o OUT -m {shlex.quote(str(folder))} -n NAME")
+
+
+@contextlib.contextmanager
+def _download_bar(name: str, quiet: bool):
+    """A progress callback for one download: a bar of bytes on a terminal."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, desc=name, leave=False,
+              dynamic_ncols=True) as bar:
+        def progress(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield progress
 
 
 @main.command("bench")

@@ -1,7 +1,8 @@
 """Model catalog, file resolution and checks done before ncnn ever parses a file.
 
 Resolution order for a model name: an explicit model folder (``model_path``), then
-each folder in ``NCNN_SR_MODEL_PATH``, then the installed model package. A name
+each folder in ``NCNN_SR_MODEL_PATH``, then the folder ``ncnn-sr fetch`` installs
+models in (``fetched_model_folder``), then the installed model package. A name
 that is a path to a ``.param`` file (or to a ``NAME.param``/``NAME.bin`` pair
 without suffix) is used as it is. The first folder holding either file of a
 name's pair decides: half a pair there is an error, not a reason to look further.
@@ -34,6 +35,7 @@ from .param_file import PARAM_MAGIC, check_bin_size, input_alignment, parse_para
 log = logging.getLogger("ncnn_sr")
 
 ENV_MODEL_PATH = "NCNN_SR_MODEL_PATH"
+ENV_FETCHED = "NCNN_SR_FETCHED_MODELS"
 DEFAULT_PREPADDING = 10
 # Bytes per input pixel of one CPU tile when nothing was measured for a model.
 DEFAULT_CPU_BYTES_PER_PIXEL = 64_000
@@ -62,6 +64,8 @@ class CatalogEntry:
     missing_hint: str | None
     cpu_bytes_per_pixel: int
     probe: tuple[int, ...] | None = None  # device_check.signature of its CPU output
+    # Where its authors publish its PyTorch weights: (url, sha256, size in bytes).
+    download: tuple[str, str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +161,8 @@ def _catalog_entries() -> dict[str, CatalogEntry]:
             missing_hint=d.get("missing_hint"),
             cpu_bytes_per_pixel=int(d["cpu_bytes_per_pixel"]),
             probe=tuple(int(v) for v in d["probe"]) if d.get("probe") else None,
+            download=(d["download"]["url"], d["download"]["sha256"], int(d["download"]["size"]))
+            if d.get("download") else None,
         )
     return entries
 
@@ -202,7 +208,22 @@ def model_folders(model_path: str | bytes | os.PathLike | None = None) -> list[t
     for part in os.environ.get(ENV_MODEL_PATH, "").split(os.pathsep):
         if part:
             folders.append((Path(part), f"{ENV_MODEL_PATH} folder {part}"))
+    fetched = fetched_model_folder()
+    folders.append((fetched, f"fetched models folder {fetched}"))
     return folders
+
+
+def fetched_model_folder() -> Path:
+    """Where ``ncnn-sr fetch`` installs models: ``NCNN_SR_FETCHED_MODELS``, else
+    ``models`` in the user's data folder (~/.local/share/ncnn-sr on Linux,
+    ~/Library/Application Support/ncnn-sr on macOS, %LOCALAPPDATA%\\ncnn-sr on
+    Windows). It need not exist."""
+    given = os.environ.get(ENV_FETCHED)
+    if given:
+        return Path(given)
+    import platformdirs  # only a lookup that reaches this far needs it
+
+    return Path(platformdirs.user_data_dir("ncnn-sr", appauthor=False)) / "models"
 
 
 def _model_folder(model_path: str | bytes | os.PathLike) -> Path:

@@ -6,15 +6,23 @@ skip them on purpose on a machine without Vulkan.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
+
+# Models fetched on this machine (~/.local/share/ncnn-sr/models) would change what
+# -n finds; the tests, and the commands they start, look in a folder of their own.
+os.environ["NCNN_SR_FETCHED_MODELS"] = tempfile.mkdtemp(prefix="ncnn-sr-fetched-")
+atexit.register(shutil.rmtree, os.environ["NCNN_SR_FETCHED_MODELS"], ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

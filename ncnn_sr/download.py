@@ -1,0 +1,213 @@
+"""Files fetched over HTTP(S) and checked before anything reads them.
+
+A download goes to a hidden ``.NAME.download`` beside its target and takes the
+target's name only once its size and sha256 are those it was pinned to. An
+interrupted download (a dropped connection, Ctrl-C) keeps what it received there,
+and the next call goes on from it with a Range request, since a 64 MB checkpoint
+over a poor connection may never arrive in one go. Knows nothing of models.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import __version__
+from .errors import NcnnSrError, cannot_write, describe
+
+CHUNK = 1 << 20
+# Seconds a connection may stay silent (to connect, or between two reads).
+TIMEOUT = 30.0
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class DownloadError(NcnnSrError):
+    """A file that could not be fetched, or arrived other than pinned."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a file is on the web (http or https), and what it must be: ``sha256``
+    (hex) and ``size`` in bytes, each None where not pinned."""
+
+    url: str
+    sha256: str | None = None
+    size: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.url, str) or not self.url:
+            raise DownloadError(f"a download's url must be a non-empty string, got {describe(self.url)}")
+        if self.sha256 is not None:
+            if not isinstance(self.sha256, str) or not _SHA256.fullmatch(self.sha256.lower()):
+                raise DownloadError(f"a sha256 is 64 hexadecimal digits, got {describe(self.sha256)}")
+            object.__setattr__(self, "sha256", self.sha256.lower())
+        if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0):
+            raise DownloadError(f"a download's size must be a whole number of bytes, got {describe(self.size)}")
+
+
+def is_url(text: str) -> bool:
+    """Whether ``text`` names a file on the web rather than a local path."""
+    return urllib.parse.urlsplit(text).scheme.lower() in ("http", "https")
+
+
+def partial_path(target: Path) -> Path:
+    """Where the download of ``target`` waits until it is whole and checked: hidden."""
+    return target.with_name(f"{'' if target.name.startswith('.') else '.'}{target.name}.download")
+
+
+def download(source: Source, target: str | os.PathLike,
+             progress: Callable[[int, int | None], None] | None = None) -> Path:
+    """Fetch ``source`` to ``target`` and return its path. ``progress(done, total)``
+    is called as bytes arrive (``total`` None when unknown).
+
+    Raises DownloadError when the server cannot be reached or refuses, when the file
+    is larger than pinned or its sha256 differs (the part is then deleted: resuming
+    could only give the same bytes), and InputError when it cannot be written. A
+    download cut short keeps its part for the next call."""
+    if not is_url(source.url):
+        raise DownloadError(f"{source.url} is no http or https address")
+    target = Path(target)
+    part = partial_path(target)
+    done = _kept(part, source.size)
+    try:
+        done = _fetch(source, part, done, progress)
+    except OSError as e:  # the network's: a failed write is an InputError already
+        kept = part.stat().st_size if part.exists() else 0
+        again = " (the bytes received are kept: run it again to go on from them)" if kept else ""
+        raise DownloadError(f"cannot download {source.url}: {_reason(e)}{again}") from None
+    except http.client.HTTPException as e:  # a connection dropped midway: IncompleteRead
+        raise DownloadError(f"cannot download {source.url}: the connection broke ({type(e).__name__}); "
+                            "run it again to go on from the bytes received") from None
+    if source.size is not None and done < source.size:
+        raise DownloadError(f"cannot download {source.url}: the server stopped after {done} of {source.size} "
+                            "bytes; run it again to go on from them")
+    _check_digest(source, part)
+    try:
+        os.replace(part, target)
+    except OSError as e:
+        raise cannot_write(target, e) from None
+    return target
+
+
+def _kept(part: Path, size: int | None) -> int:
+    """Bytes of an earlier attempt to go on from: none where they cannot be the
+    start of the file (more than the whole)."""
+    try:
+        kept = part.stat().st_size
+    except FileNotFoundError:
+        return 0
+    except OSError as e:
+        raise cannot_write(part, e) from None
+    if size is not None and kept > size:
+        part.unlink()
+        return 0
+    return kept
+
+
+def _fetch(source: Source, part: Path, done: int, progress) -> int:
+    if source.size is not None and done == source.size:
+        return done  # whole already: only the check is left
+    headers = {"User-Agent": f"ncnn-sr/{__version__}"}
+    if done:
+        headers["Range"] = f"bytes={done}-"
+    request = urllib.request.Request(source.url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and done:  # the range starts at the end: what is kept is all there is
+            return done
+        raise DownloadError(f"cannot download {source.url}: the server said {e.code} {e.reason}") from None
+    with response:
+        if done and response.status != 206:  # the server sends the whole file again
+            done = 0
+        total = _length(response, done)
+        if source.size is not None and total is not None and total != source.size:
+            part.unlink(missing_ok=True)
+            raise DownloadError(f"{source.url} is {total} bytes where the file pinned is {source.size}: "
+                                "it is another file")
+        try:
+            f = open(part, "ab" if done else "wb")
+        except OSError as e:
+            raise cannot_write(part, e) from None
+        with f:
+            if progress:
+                progress(done, total if total is not None else source.size)
+            while chunk := response.read(CHUNK):
+                done += len(chunk)
+                if source.size is not None and done > source.size:
+                    f.close()
+                    part.unlink()
+                    raise DownloadError(f"{source.url} holds more than the {source.size} bytes pinned: "
+                                        "it is another file")
+                try:
+                    f.write(chunk)
+                    f.flush()
+                except OSError as e:
+                    raise cannot_write(part, e) from None
+                if progress:
+                    progress(done, total if total is not None else source.size)
+    return done
+
+
+def _length(response, done: int) -> int | None:
+    """The whole file's size as the response gives it, or None."""
+    whole = re.fullmatch(r"bytes \d+-\d+/(\d+)", response.headers.get("Content-Range", "").strip())
+    if whole:
+        return int(whole.group(1))
+    length = response.headers.get("Content-Length")
+    return done + int(length) if length and length.isdecimal() else None
+
+
+def _check_digest(source: Source, part: Path) -> None:
+    if source.sha256 is None:
+        return
+    digest = file_sha256(part)
+    if digest != source.sha256:
+        part.unlink()
+        raise DownloadError(f"{source.url} is not the file pinned (its sha256 is {digest}, not {source.sha256}); "
+                            "nothing was kept")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_file(source: Source, path: Path) -> None:
+    """Check a file already on this machine (downloaded by hand, say) as a download
+    is checked: DownloadError unless it has the pinned size and sha256."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise DownloadError(f"cannot read {path}: {e.strerror or e}") from None
+    if source.size is not None and size != source.size:
+        raise DownloadError(f"{path} is {size} bytes where the file pinned is {source.size}: it is another file")
+    if source.sha256 is not None:
+        try:
+            digest = file_sha256(path)
+        except OSError as e:
+            raise DownloadError(f"cannot read {path}: {e.strerror or e}") from None
+        if digest != source.sha256:
+            raise DownloadError(f"{path} is not the file pinned (its sha256 is {digest}, not {source.sha256})")
+
+
+def _reason(e: OSError) -> str:
+    reason = getattr(e, "reason", e)
+    if isinstance(reason, socket.timeout) or isinstance(e, socket.timeout):
+        return f"no answer in {TIMEOUT:g} s"
+    if isinstance(reason, socket.gaierror):
+        return "the host is unknown (no network, or a proxy needed: https_proxy is honoured)"
+    if isinstance(reason, OSError):
+        return reason.strerror or str(reason)
+    return str(reason)

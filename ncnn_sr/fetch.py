@@ -1,0 +1,108 @@
+"""Catalog models that the model package lacks, fetched from their authors' releases.
+
+The PyTorch weights are downloaded (``download``), checked against the size and
+sha256 the catalog pins, converted to ncnn (``convert``) and written, after a trial
+run, into the fetched models folder, which model lookups search
+(``models.fetched_model_folder``). The weights are deleted once converted.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from .errors import ModelError, cannot_write, describe
+from .download import Source, download, partial_path, verify_file
+from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, resolve_model
+
+
+def fetchable() -> dict[str, CatalogEntry]:
+    """The catalog's models that can be fetched, by name."""
+    return {name: entry for name, entry in catalog().items() if entry.download is not None}
+
+
+def source_of(name: str) -> Source:
+    """Where model ``name``'s weights are published, and what they must be."""
+    entry = fetchable().get(name)
+    if entry is None:
+        names = ", ".join(fetchable())
+        raise ModelError(f"{describe(name)} cannot be fetched: the models to fetch are {names} "
+                         "(the others come with ncnn-sr, or are converted from a file with ncnn-sr convert)")
+    url, sha256, size = entry.download
+    return Source(url, sha256, size)
+
+
+def mirrored(name: str, url: str) -> Source:
+    """Model ``name``'s weights at another address, still checked as pinned."""
+    pinned = source_of(name)
+    return Source(url, pinned.sha256, pinned.size)
+
+
+def installed(name: str, folder: str | os.PathLike | None = None) -> ModelSpec | None:
+    """Model ``name`` as fetched into ``folder`` earlier, checked; None if it is not
+    there. A pair that is there but broken is a ModelError."""
+    folder = fetched_model_folder() if folder is None else Path(folder)
+    param, bin_ = folder / f"{name}.param", folder / f"{name}.bin"
+    if not (os.path.lexists(param) or os.path.lexists(bin_)):
+        return None
+    try:
+        return resolve_model(param)
+    except ModelError as e:
+        raise ModelError(f"{e}: fetch it again with --force") from None
+
+
+def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
+                force: bool = False, progress: Callable[[int, int | None], None] | None = None,
+                source: Source | None = None) -> ModelSpec:
+    """Download model ``name``'s official weights (or take ``weights``, a copy of
+    them already here), check them, convert them and install the model in
+    ``folder`` (default: the fetched models folder); return its spec. ``source``
+    replaces the catalog's (``mirrored`` gives a mirror of it).
+
+    A model already there is returned as it is, unless ``force``. Nothing takes the
+    model's name unless the whole chain succeeds; a download cut short keeps its
+    bytes, hidden, for the next call to go on from."""
+    from . import checkpoint, convert  # numpy and the converter: only a fetch needs them
+
+    source = source_of(name) if source is None else source
+    entry = catalog()[name]
+    folder = fetched_model_folder() if folder is None else Path(folder)
+    if not force:
+        present = installed(name, folder)
+        if present is not None:
+            return present
+    made = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]  # innermost first
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise cannot_write(folder, e) from None
+    fetched = None
+    try:
+        if weights is not None:
+            path = Path(weights)
+            verify_file(source, path)
+        else:
+            path = fetched = download(source, folder / f".{name}.pth", progress)
+        model = convert.convert_weights(checkpoint.read_weights(path), scale=entry.scale)
+        return convert.write_model(model, folder, name, overwrite=force)
+    except BaseException:
+        if fetched is not None:
+            fetched.unlink(missing_ok=True)
+        for p in made:  # nothing installed: no new folders either (one holding a download's part stays)
+            try:
+                p.rmdir()
+            except OSError:
+                break
+        raise
+    finally:
+        if fetched is not None:
+            fetched.unlink(missing_ok=True)
+
+
+def pending_bytes(name: str, folder: str | os.PathLike | None = None) -> int:
+    """Bytes of model ``name``'s weights kept from a download cut short."""
+    folder = fetched_model_folder() if folder is None else Path(folder)
+    try:
+        return partial_path(folder / f".{name}.pth").stat().st_size
+    except OSError:
+        return 0

@@ -1,0 +1,295 @@
+"""Downloads and ncnn-sr fetch, against a web server the tests start on this machine:
+files served whole, cut short, refused, or other than pinned; nothing is fetched
+from the internet."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import subprocess
+import threading
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from checkpoints import save_zip, tensor
+from conftest import picture
+from test_cli import CMD, run
+from test_convert import random_compact, random_rrdb
+
+from ncnn_sr import cli, fetch
+from ncnn_sr.download import DownloadError, Source, download, partial_path
+from ncnn_sr.errors import ModelError
+
+
+class Server(http.server.ThreadingHTTPServer):
+    """Serves ``files`` (path -> bytes). ``cut_after`` closes the connection once
+    that many bytes of a response are sent; ``ranges`` False ignores Range headers;
+    ``ranges_asked`` records each Range header received."""
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.files: dict[str, bytes] = {}
+        self.cut_after: int | None = None
+        self.ranges = True
+        self.ranges_asked: list[str | None] = []
+
+    def handle_error(self, request, client_address):
+        pass  # a client that hangs up midway, as some tests do
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}{path}"
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        server: Server = self.server
+        data = server.files.get(self.path)
+        if data is None:
+            self.send_error(404, "Not Found")
+            return
+        asked = self.headers.get("Range")
+        server.ranges_asked.append(asked)
+        start = int(asked.split("=")[1].rstrip("-")) if asked and server.ranges else 0
+        if start >= len(data) and asked and server.ranges:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.end_headers()
+            return
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        body = data[start:]
+        if server.cut_after is not None:
+            body = body[:server.cut_after]
+        self.wfile.write(body)
+        self.wfile.flush()
+        if server.cut_after is not None:
+            self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    thread = threading.Thread(target=s.serve_forever, daemon=True)
+    thread.start()
+    yield s
+    s.shutdown()
+    s.server_close()
+
+
+def pinned(server: Server, path: str, data: bytes) -> Source:
+    server.files[path] = data
+    return Source(server.url(path), hashlib.sha256(data).hexdigest(), len(data))
+
+
+def weights_bytes(tmp_path, state, name="w.pth") -> bytes:
+    return save_zip(tmp_path / name, {"params_ema": {k: tensor(v) for k, v in state.items()}}).read_bytes()
+
+
+DATA = bytes(range(256)) * 10_000  # 2.56 MB: three reads of download.CHUNK
+
+
+def test_a_download_arrives_whole_and_checked_with_its_progress(server, tmp_path):
+    seen = []
+    path = download(pinned(server, "/f.bin", DATA), tmp_path / "f.bin", lambda done, total: seen.append((done, total)))
+    assert path.read_bytes() == DATA and os.listdir(tmp_path) == ["f.bin"]
+    assert seen[0] == (0, len(DATA)) and seen[-1] == (len(DATA), len(DATA))
+
+
+def test_a_file_other_than_pinned_is_refused_and_nothing_is_kept(server, tmp_path):
+    source = pinned(server, "/f.bin", DATA)
+    server.files["/f.bin"] = DATA[:-1] + b"x"  # same size, other bytes
+    with pytest.raises(DownloadError, match="is not the file pinned .*nothing was kept"):
+        download(source, tmp_path / "f.bin")
+    server.files["/f.bin"] = DATA + b"more"
+    with pytest.raises(DownloadError, match=f"is {len(DATA) + 4} bytes where the file pinned is {len(DATA)}"):
+        download(source, tmp_path / "f.bin")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_download_cut_short_keeps_its_bytes_and_the_next_goes_on_from_them(server, tmp_path):
+    source = pinned(server, "/f.bin", DATA)
+    server.cut_after = 300_000
+    with pytest.raises(DownloadError, match="run it again"):
+        download(source, tmp_path / "f.bin")
+    assert partial_path(tmp_path / "f.bin").stat().st_size == 300_000
+    assert not (tmp_path / "f.bin").exists()
+    server.cut_after = None
+    assert download(source, tmp_path / "f.bin").read_bytes() == DATA
+    assert server.ranges_asked == [None, "bytes=300000-"] and os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_a_server_that_ignores_the_range_gives_the_whole_file_again(server, tmp_path):
+    source = pinned(server, "/f.bin", DATA)
+    partial_path(tmp_path / "f.bin").write_bytes(DATA[:1000])
+    server.ranges = False
+    assert download(source, tmp_path / "f.bin").read_bytes() == DATA
+
+
+def test_kept_bytes_that_are_the_whole_file_are_only_checked(server, tmp_path):
+    source = pinned(server, "/f.bin", DATA)
+    partial_path(tmp_path / "f.bin").write_bytes(DATA)
+    assert download(source, tmp_path / "f.bin").read_bytes() == DATA and server.ranges_asked == []
+    partial_path(tmp_path / "g.bin").write_bytes(b"wrong" * 10)  # kept from a file since changed
+    server.files["/g.bin"] = b"right" * 10
+    with pytest.raises(DownloadError, match="not the file pinned"):
+        download(Source(server.url("/g.bin"), hashlib.sha256(b"right" * 10).hexdigest(), 50), tmp_path / "g.bin")
+    assert not partial_path(tmp_path / "g.bin").exists()  # so the next call starts afresh
+
+
+def test_a_missing_file_and_no_server_are_one_line(server, tmp_path):
+    with pytest.raises(DownloadError, match=r"cannot download http://127\.0\.0\.1:\d+/nope\.pth: the server said 404"):
+        download(Source(server.url("/nope.pth")), tmp_path / "x")
+    free = Server()  # bound, then closed: nothing listens on its port
+    url = free.url("/f.bin")
+    free.server_close()
+    with pytest.raises(DownloadError, match="cannot download .*: Connection refused"):
+        download(Source(url), tmp_path / "x")
+    with pytest.raises(DownloadError, match="no http or https address"):
+        download(Source("ftp://example.org/x"), tmp_path / "x")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_source_is_checked_as_it_is_made():
+    with pytest.raises(DownloadError, match="64 hexadecimal digits"):
+        Source("https://example.org/x", sha256="abc")
+    with pytest.raises(DownloadError, match="whole number of bytes"):
+        Source("https://example.org/x", size=-1)
+    assert Source("https://example.org/x", sha256="AB" * 32).sha256 == "ab" * 32
+
+
+def test_ctrl_c_during_a_download_keeps_its_bytes_for_the_next(server, tmp_path):
+    source = pinned(server, "/f.bin", DATA)
+
+    def interrupt(done, total):
+        if done > 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        download(source, tmp_path / "f.bin", interrupt)
+    assert 0 < partial_path(tmp_path / "f.bin").stat().st_size < len(DATA)
+    assert download(source, tmp_path / "f.bin").read_bytes() == DATA
+
+
+def test_the_catalog_pins_each_fetchable_model_and_they_are_the_ones_the_package_lacks():
+    models = fetch.fetchable()
+    assert set(models) == {"realesrnet-x4plus", "realesrgan-x2plus", "realesr-general-x4v3",
+                           "realesr-general-wdn-x4v3"}
+    for name, entry in models.items():
+        source = fetch.source_of(name)
+        assert source.url.startswith("https://github.com/xinntao/Real-ESRGAN/releases/download/")
+        assert entry.package_files is None and "ncnn-sr fetch " + name in entry.missing_hint
+    with pytest.raises(ModelError, match="'realesrgan-x4plus' cannot be fetched: the models to fetch are"):
+        fetch.source_of("realesrgan-x4plus")
+
+
+def test_a_fetched_model_is_converted_installed_and_found_by_name(server, tmp_path):
+    folder = tmp_path / "fetched"
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    spec = fetch.fetch_model("realesr-general-x4v3", folder, source=source)
+    assert spec.param_path == folder / "realesr-general-x4v3.param" and spec.scale == 4
+    assert sorted(os.listdir(folder)) == ["realesr-general-x4v3.bin", "realesr-general-x4v3.param"]
+    assert fetch.fetch_model("realesr-general-x4v3", folder, source=source) == spec  # there already
+    assert len(server.ranges_asked) == 1
+
+    env = {**os.environ, "NCNN_SR_FETCHED_MODELS": str(folder)}
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    proc = subprocess.run([CMD, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesr-general-x4v3",
+                           "-g", "-1"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.size == (28, 24)
+    listed = subprocess.run([CMD, "models"], capture_output=True, text=True, env=env).stdout
+    line = next(row for row in listed.splitlines() if row.startswith("realesr-general-x4v3 "))
+    assert " fetched " in line and "converted from the official realesr-general-x4v3.pth" in line
+
+
+def test_an_x2_rrdbnet_is_fetched_at_its_scale(server, tmp_path):
+    source = pinned(server, "/x2.pth", weights_bytes(tmp_path, random_rrdb(in_ch=12)))
+    spec = fetch.fetch_model("realesrgan-x2plus", tmp_path / "m", source=source)
+    assert spec.scale == 2 and spec.alignment == 2
+
+
+def test_weights_of_another_scale_install_nothing_and_leave_no_folder(server, tmp_path):
+    source = pinned(server, "/x2.pth", weights_bytes(tmp_path, random_compact(upscale=2)))
+    with pytest.raises(ModelError, match="x2"):
+        fetch.fetch_model("realesr-general-x4v3", tmp_path / "a" / "b", source=source)
+    assert os.listdir(tmp_path) == ["w.pth"]
+
+
+def test_a_fetched_model_broken_since_is_named_with_force_to_mend_it(server, tmp_path):
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    spec = fetch.fetch_model("realesr-general-x4v3", tmp_path, source=source)
+    spec.bin_path.write_bytes(spec.bin_path.read_bytes()[:100])
+    with pytest.raises(ModelError, match="fetch it again with --force"):
+        fetch.fetch_model("realesr-general-x4v3", tmp_path, source=source)
+    assert fetch.fetch_model("realesr-general-x4v3", tmp_path, source=source, force=True).bin_path.stat().st_size > 100
+
+
+def test_the_command_fetches_and_says_so_the_second_time(server, tmp_path, monkeypatch):
+    # In-process, so that the catalog's pinned source can be this server's file.
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    monkeypatch.setattr(fetch, "source_of", lambda name: source)
+    folder = tmp_path / "models"
+    result = CliRunner().invoke(cli.main, ["fetch", "realesr-general-x4v3", "-o", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert f"realesr-general-x4v3: {folder / 'realesr-general-x4v3.param'} and realesr-general-x4v3.bin" in result.output
+    assert f"-m {folder} -n NAME" in result.output
+    again = CliRunner().invoke(cli.main, ["fetch", "realesr-general-x4v3", "-o", str(folder)])
+    assert again.exit_code == 0 and "fetched already" in again.output
+
+
+def test_the_command_lists_what_it_can_fetch(tmp_path):
+    proc = run("fetch", "-o", tmp_path)
+    assert [line.split()[0] for line in proc.stdout.splitlines()[:4]] == list(fetch.fetchable())
+    assert "67.0 MB  not fetched" in proc.stdout and f"into {tmp_path}" in proc.stdout
+
+
+def test_the_command_refuses_what_it_cannot_fetch_in_one_line(server, tmp_path):
+    proc = run("fetch", "realesrgan-x4plus", "-o", tmp_path / "m", check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "cannot be fetched" in proc.stderr
+    (tmp_path / "mine.pth").write_bytes(b"not the official weights")
+    proc = run("fetch", "realesrnet-x4plus", "--from", tmp_path / "mine.pth", "-o", tmp_path / "m", check_ok=False)
+    assert proc.returncode == 1 and "is 24 bytes where the file pinned is 67040989" in proc.stderr
+    server.files["/mirror.pth"] = b"a mirror serving something else"
+    proc = run("fetch", "realesr-general-x4v3", "--url", server.url("/mirror.pth"), "-o", tmp_path / "m",
+               check_ok=False)
+    assert proc.returncode == 1 and "bytes where the file pinned is 4885111: it is another file" in proc.stderr
+    assert not (tmp_path / "m").exists()
+    proc = run("fetch", "realesrnet-x4plus", "--from", tmp_path / "mine.pth", "--url", "https://example.org/x",
+               check_ok=False)
+    assert proc.returncode == 2 and "give one" in proc.stderr
+
+
+def test_an_upscale_with_a_model_not_fetched_names_the_command_that_fetches_it(tmp_path):
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesrnet-x4plus", check_ok=False)
+    assert proc.returncode == 1 and "'ncnn-sr fetch realesrnet-x4plus' downloads the official" in proc.stderr
+
+
+def test_convert_takes_weights_by_address_and_deletes_them_once_converted(server, tmp_path):
+    data = weights_bytes(tmp_path, random_compact(upscale=4))
+    server.files["/models/4x-Mine.pth"] = data
+    proc = run("convert", "-i", server.url("/models/4x-Mine.pth"), "-o", tmp_path / "out",
+               "--sha256", hashlib.sha256(data).hexdigest())
+    assert sorted(os.listdir(tmp_path / "out")) == ["4x-Mine.bin", "4x-Mine.param"]
+    assert "use it with: ncnn-sr -i IN -o OUT -n " in proc.stdout
+
+
+def test_convert_refuses_weights_other_than_their_sha256_and_writes_nothing(server, tmp_path):
+    data = weights_bytes(tmp_path, random_compact(upscale=4))
+    server.files["/m.pth"] = data
+    other = hashlib.sha256(b"other").hexdigest()
+    proc = run("convert", "-i", server.url("/m.pth"), "-o", tmp_path / "a" / "b", "--sha256", other, check_ok=False)
+    assert proc.returncode == 1 and "is not the file pinned" in proc.stderr and not (tmp_path / "a").exists()
+    proc = run("convert", "-i", tmp_path / "w.pth", "-o", tmp_path / "c", "--sha256", other, check_ok=False)
+    assert proc.returncode == 1 and "is not the file pinned" in proc.stderr and not (tmp_path / "c").exists()
+    proc = run("convert", "-i", server.url("/"), check_ok=False)
+    assert proc.returncode == 1 and "names no file" in proc.stderr
