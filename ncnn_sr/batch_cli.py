@@ -23,6 +23,7 @@ from .engine import Upscaler
 from .errors import DeviceError, InputError, ModelError, NcnnSrError, os_reason
 from .images import frame_count, one_size, output_format
 from .jobs import check_reachable, plan_jobs, plan_videos
+from .models import ModelSpec
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
 from .repeats import Repeats
 from .video_options import VIDEO_CONTAINERS, is_video_path
@@ -157,7 +158,7 @@ class RunOptions:
 
     input: Path
     output: Path
-    model: str  # a name from the catalog (a family already resolved) or a .param path
+    model: str | ModelSpec  # a catalog name (a family already resolved), a .param path, or a mix (--denoise)
     model_path: Path | None
     gpu: str
     tile: str

@@ -7,12 +7,14 @@ into a model the others take; ``ncnn-sr fetch`` downloads the catalog's other mo
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
 import shlex
 import shutil
 import sys
+import tempfile
 import urllib.parse
 from fractions import Fraction
 from pathlib import Path
@@ -177,6 +179,10 @@ _SHARED_OPTIONS = [
                       "savers (half the cores) when a discrete GPU upscales, as writing PNGs then limits a run."),
     click.option("-m", "--model-path", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
                  help="Folder to look for models in first."),
+    click.option("-dn", "--denoise", type=click.FloatRange(0, 1), default=None,
+                 help="With -n realesr-general-x4v3 (ncnn-sr fetch it and realesr-general-wdn-x4v3): how "
+                      "strongly to denoise, 0 to 1, as Real-ESRGAN's -dn: its share of the mix with "
+                      "realesr-general-wdn-x4v3. Without it, the model alone (1)."),
     click.option("-x", "--tta", is_flag=True, help="Test-time augmentation: average the 8 flips/rotations (8x slower)."),
     click.option("--fp32", is_flag=True, help="Full float32 precision (slower on GPUs); same as --precision fp32."),
     click.option("--precision", type=click.Choice(PRECISIONS), default="default", show_default=True,
@@ -205,10 +211,34 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
     if fp32 and precision not in ("default", "fp32"):
         raise click.BadParameter(f"--fp32 contradicts --precision {precision}", param_hint="'--precision'")
     name = models_mod.model_name_for(model, rest["scale"])
+    denoise = rest.pop("denoise")
+    if denoise is not None:
+        name = _denoised(name, denoise, rest["model_path"])
     if rest["width"] is not None or rest["height"] is not None:
         rest["scale"] = None  # the size is given: -s only picked the model variant
     return RunOptions(input=inputs, output=output, output_folder=names_a_folder(output_path), model=name,
                       precision="fp32" if fp32 else precision, **rest)
+
+
+def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod.ModelSpec:
+    """realesr-general-x4v3 mixed with its weak-denoise training at ``strength``, as a
+    model in a temporary folder that lasts as long as the process."""
+    from . import mixing
+
+    general, weak = mixing.DENOISE_MODELS
+    if name != general:
+        raise click.BadParameter(f"it mixes {general} with {weak}: give -n {general}, not {name}",
+                                 param_hint="'-dn' / '--denoise'")
+    try:
+        if strength == 1:
+            return models_mod.resolve_model(general, model_path)
+        folder = tempfile.mkdtemp(prefix="ncnn-sr-denoise-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        return mixing.mix_models(models_mod.resolve_model(general, model_path),
+                                 models_mod.resolve_model(weak, model_path), strength, folder,
+                                 f"{general}-dn{strength:g}")
+    except NcnnSrError as e:
+        _fail(str(e))
 
 
 @main.command(cls=OnePathCommand, several=", and give several pictures as their folder")

@@ -217,6 +217,28 @@ def weight_ends(graph: ParamGraph, bin_bytes: bytes) -> Iterator[tuple[Layer, in
         yield layer, offset
 
 
+def weight_arrays(graph: ParamGraph, bin_bytes: bytes) -> Iterator[tuple[int, str, int]]:
+    """Each weight blob of the bin as (offset of its values, numpy dtype, count):
+    "<f2" for float16, "<f4" for float32; a ModelError at an int8 or quantized blob,
+    or a layer whose weights are not known here."""
+    offset = 0
+    for layer in graph.layers:
+        blobs = weight_blobs(layer)
+        if blobs is None:
+            raise ModelError(f"layer {layer.name} ({layer.type}): its weights' layout is not known here")
+        for count, storage in blobs:
+            count = max(count, 0)
+            size = _blob_size(bin_bytes, offset, count, storage)
+            if storage == RAW:
+                yield offset, "<f4", count
+            else:
+                tag = int.from_bytes(bin_bytes[offset:offset + 4], "little")
+                if tag not in (_TAG_FP16, _TAG_FP32, 0):
+                    raise ModelError(f"layer {layer.name} holds int8 or quantized weights")
+                yield offset + 4, "<f2" if tag == _TAG_FP16 else "<f4", count
+            offset += size
+
+
 def check_bin_size(graph: ParamGraph, bin_bytes: bytes, name: str = "model") -> bool:
     """Check that the weights the param declares fill the bin exactly.
 

@@ -1,0 +1,55 @@
+"""Two trainings of one network mixed weight by weight, as ncnn models: Real-ESRGAN's
+denoise strength, which mixes realesr-general-x4v3 with realesr-general-wdn-x4v3.
+
+Works on the converted .bin files, so that only the two ncnn models need be kept:
+each weight is mixed in float32 and stored back as it was stored (float16 stays
+float16, so the mix is as exact as the models themselves).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError, describe
+from .files import atomic_write
+from .models import ModelSpec, resolve_model
+from .param_file import parse_param, weight_arrays
+
+# Real-ESRGAN's --denoise_strength picks these two: its strength is the first's share.
+DENOISE_MODELS = ("realesr-general-x4v3", "realesr-general-wdn-x4v3")
+
+
+def mix_models(first: ModelSpec, second: ModelSpec, weight: float, folder: str | os.PathLike,
+               name: str) -> ModelSpec:
+    """``weight`` x ``first``'s weights + (1 - ``weight``) x ``second``'s, written as
+    ``name``.param and .bin in ``folder``; its checked spec. Both must be one network
+    (the same .param) with bins of the same layout."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+        raise ModelError(f"the mixing weight must be a number from 0 to 1, got {describe(weight)}")
+    first, second = resolve_model(first), resolve_model(second)
+    params = [spec.param_path.read_bytes().replace(b"\r\n", b"\n") for spec in (first, second)]
+    if params[0] != params[1]:
+        raise ModelError(f"{first.name} and {second.name} are not one network (their .param files differ): "
+                         "only two trainings of one network can be mixed")
+    bins = [spec.bin_path.read_bytes() for spec in (first, second)]
+    graph = parse_param(params[0], first.name)
+    try:
+        layout = list(weight_arrays(graph, bins[0]))
+        if layout != list(weight_arrays(graph, bins[1])) or len(bins[0]) != len(bins[1]):
+            raise ModelError("their weights are stored in other formats")
+    except ModelError as e:
+        raise ModelError(f"{first.name} and {second.name} cannot be mixed: {e}") from None
+    mixed = bytearray(bins[0])
+    for offset, dtype, count in layout:
+        a, b = (np.frombuffer(data, dtype, count, offset).astype(np.float32) for data in bins)
+        mixed[offset:offset + count * np.dtype(dtype).itemsize] = \
+            (weight * a + (1 - weight) * b).astype(dtype).tobytes()
+    folder = Path(folder)
+    atomic_write(folder / f"{name}.bin", lambda f: f.write(bytes(mixed)))
+    atomic_write(folder / f"{name}.param", lambda f: f.write(params[0]))
+    # What the catalog knows of the first (its scale, its memory per pixel) holds for the mix.
+    return replace(resolve_model(folder / f"{name}.param"), scale=first.scale, prepadding=first.prepadding,
+                   cpu_bytes_per_pixel=first.cpu_bytes_per_pixel)

@@ -1,0 +1,91 @@
+"""Two trainings of one network mixed as ncnn models: Real-ESRGAN's denoise strength
+(-dn), on converted models whose weights the tests make."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import picture
+from test_cli import run
+from test_convert import random_compact, random_rrdb
+
+from ncnn_sr import Upscaler
+from ncnn_sr.convert import convert_weights, interpolate_weights, write_model
+from ncnn_sr.errors import ModelError
+from ncnn_sr.mixing import mix_models
+from ncnn_sr.models import resolve_model
+from ncnn_sr.param_file import parse_param, weight_arrays
+
+
+def pair(tmp_path, make=random_compact, **kw):
+    a, b = make(seed=3, **kw), make(seed=4, **kw)
+    write_model(convert_weights(a), tmp_path, "realesr-general-x4v3")
+    write_model(convert_weights(b), tmp_path, "realesr-general-wdn-x4v3")
+    return a, b, resolve_model(tmp_path / "realesr-general-x4v3.param"), \
+        resolve_model(tmp_path / "realesr-general-wdn-x4v3.param")
+
+
+def weights(spec) -> np.ndarray:
+    data = spec.bin_path.read_bytes()
+    graph = parse_param(spec.param_path.read_bytes())
+    return np.concatenate([np.frombuffer(data, t, n, o).astype(np.float32) for o, t, n in weight_arrays(graph, data)])
+
+
+@pytest.mark.parametrize("make, kw", [(random_compact, {"upscale": 4}), (random_rrdb, {})])
+def test_a_mix_is_the_mix_of_the_pytorch_weights_to_float16s_rounding(tmp_path, make, kw):
+    a, b, first, second = pair(tmp_path, make, **kw)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "ref").mkdir()
+    mixed = mix_models(first, second, 0.3, tmp_path / "out", "mix")
+    reference = write_model(convert_weights(interpolate_weights(a, b, 0.3)), tmp_path / "ref", "ref")
+    got, want = weights(mixed), weights(reference)
+    assert got.shape == want.shape and np.abs(got - want).max() <= 2e-3 * np.abs(want).max()
+    assert mixed.scale == first.scale and mixed.param_path.read_bytes() == first.param_path.read_bytes()
+    image = picture(12, 10)
+    with Upscaler(mixed, device=-1) as up, Upscaler(reference, device=-1) as ref:
+        assert np.abs(up.upscale(image).astype(int) - ref.upscale(image)).max() <= 1
+
+
+def test_the_ends_of_the_mix_are_the_two_models_themselves(tmp_path):
+    _, _, first, second = pair(tmp_path, upscale=4)
+    assert mix_models(first, second, 1, tmp_path, "one").bin_path.read_bytes() == first.bin_path.read_bytes()
+    assert mix_models(first, second, 0, tmp_path, "zero").bin_path.read_bytes() == second.bin_path.read_bytes()
+
+
+def test_two_networks_are_not_mixed(tmp_path):
+    write_model(convert_weights(random_compact(upscale=4)), tmp_path, "a")
+    write_model(convert_weights(random_compact(convs=3, upscale=4)), tmp_path, "b")
+    with pytest.raises(ModelError, match="are not one network"):
+        mix_models(resolve_model(tmp_path / "a.param"), resolve_model(tmp_path / "b.param"), 0.5, tmp_path, "m")
+    with pytest.raises(ModelError, match="from 0 to 1"):
+        mix_models(resolve_model(tmp_path / "a.param"), resolve_model(tmp_path / "a.param"), 1.5, tmp_path, "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "a.param", "b.bin", "b.param"]
+
+
+def test_denoise_mixes_the_general_model_as_real_esrgans_dn(tmp_path):
+    pair(tmp_path, upscale=4)
+    Image.fromarray(picture(8, 9)).save(tmp_path / "in.png")
+    outputs = {}
+    for strength in ("0", "0.5", "1"):
+        run("-i", tmp_path / "in.png", "-o", tmp_path / f"{strength}.png", "-m", tmp_path, "-n",
+            "realesr-general-x4v3", "-dn", strength, "-g", "-1")
+        outputs[strength] = np.asarray(Image.open(tmp_path / f"{strength}.png"), dtype=int)
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "plain.png", "-m", tmp_path, "-n", "realesr-general-x4v3",
+        "-g", "-1")
+    assert np.array_equal(outputs["1"], np.asarray(Image.open(tmp_path / "plain.png")))
+    assert not np.array_equal(outputs["0"], outputs["1"]) and not np.array_equal(outputs["0.5"], outputs["1"])
+    assert outputs["0.5"].shape == (32, 36, 3)
+
+
+def test_denoise_with_another_model_or_without_the_second_is_refused(tmp_path):
+    Image.fromarray(picture(8, 9)).save(tmp_path / "in.png")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-dn", "0.5", check_ok=False)
+    assert proc.returncode == 2 and "give -n realesr-general-x4v3, not realesrgan-x4plus" in proc.stderr
+    write_model(convert_weights(random_compact(upscale=4)), tmp_path, "realesr-general-x4v3")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-m", tmp_path, "-n", "realesr-general-x4v3",
+               "--denoise", "0.5", check_ok=False)
+    assert proc.returncode == 1 and "'ncnn-sr fetch realesr-general-wdn-x4v3'" in proc.stderr
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-dn", "2", check_ok=False)
+    assert proc.returncode == 2
+    assert not (tmp_path / "o.png").exists()
