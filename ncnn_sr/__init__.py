@@ -17,11 +17,12 @@ _HOMES = {
     "read_weights": "checkpoint",
     "ConvertedModel": "convert", "convert_weights": "convert", "interpolate_weights": "convert",
     "name_scale": "convert", "write_model": "convert",
+    "fetch_model": "fetch", "mix_models": "mixing",
     "Device": "devices", "get_device": "devices", "list_devices": "devices",
     "Upscaler": "engine",
     "DeviceError": "errors", "InputError": "errors", "ModelError": "errors", "NcnnSrError": "errors",
     "ImageInfo": "images", "read_image": "images", "write_image": "images",
-    "ModelSpec": "models", "catalog": "models", "model_name_for": "models", "resolve_model": "models",
+    "ModelSpec": "models", "catalog": "models", "fetched_model_folder": "models", "model_name_for": "models", "resolve_model": "models",
 }
 
 __all__ = sorted(_HOMES) + ["__version__"]
