@@ -27,7 +27,7 @@ from . import models as models_mod
 from .batch_cli import OnePathCommand, RunOptions, path_flag, run, run_video, setup_logging
 from .engine import ALPHA_MODES, PRECISIONS
 from .errors import ModelMissing, NcnnSrError
-from .files import write_target
+from .files import folder_made, write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder
 from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path
 from .video_window import parse_time
@@ -517,56 +517,38 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         target = Path(".") if url is not None else path.parent
     downloaded = None
     try:
-        pinned = None if sha256 is None else download_mod.Source(url or "https://localhost/", sha256).sha256
+        pinned = None if sha256 is None else download_mod.checked_sha256(sha256)
         if other is None and dni_weight is not None:
             raise NcnnSrError("--dni-weight needs --dni, the model to interpolate with")
         dni_weight = 0.5 if dni_weight is None else dni_weight
         if os.path.exists(target) and not os.path.isdir(target):
             raise NcnnSrError(f"{target} is not a folder: -o names the folder to write NAME.param and NAME.bin in")
-        made = [p for p in (target, *target.parents) if not os.path.lexists(p)]  # innermost first
-        try:
-            if url is not None:
-                _make_folder(target)
-                with _download_bar(shown, quiet=False) as progress:
-                    path = downloaded = download_mod.download(download_mod.Source(url, pinned),
-                                                              target / f".{shown}", progress)
-            elif pinned is not None:
-                download_mod.verify_file(download_mod.Source("https://localhost/", pinned), path)
-            weights = checkpoint.read_weights(path)
-            if other is not None:
-                second = checkpoint.read_weights(path_flag(PROG, "--dni", other, "the model to interpolate with"))
-                weights = convert_mod.interpolate_weights(weights, second, dni_weight)
-            # Models are named by their scale (3x_Name.pth): where the keys cannot tell, that decides.
-            model = convert_mod.convert_weights(weights, fp16=not fp32, scale=scale,
-                                                scale_hint=convert_mod.name_scale(Path(shown).stem))
-            _make_folder(target)
-            spec = convert_mod.write_model(model, target, name, overwrite=force)
-        except BaseException:
-            if downloaded is not None:
-                downloaded.unlink(missing_ok=True)
-            for p in made:  # failed or interrupted: no new folders (one holding a download's part stays)
-                try:
-                    p.rmdir()
-                except OSError:
-                    break
-            raise
+        with folder_made(target):
+            try:
+                if url is not None:
+                    with _download_bar(shown, quiet=False) as progress:
+                        path = downloaded = download_mod.download(download_mod.Source(url, pinned),
+                                                                  target / f".{shown}", progress)
+                elif pinned is not None:
+                    download_mod.verify_file(path, pinned)
+                weights = checkpoint.read_weights(path)
+                if other is not None:
+                    second = checkpoint.read_weights(path_flag(PROG, "--dni", other, "the model to interpolate with"))
+                    weights = convert_mod.interpolate_weights(weights, second, dni_weight)
+                # Models are named by their scale (3x_Name.pth): where the keys cannot tell, that decides.
+                model = convert_mod.convert_weights(weights, fp16=not fp32, scale=scale,
+                                                    scale_hint=convert_mod.name_scale(Path(shown).stem))
+                spec = convert_mod.write_model(model, target, name, overwrite=force)
+            finally:
+                if downloaded is not None:
+                    downloaded.unlink(missing_ok=True)
     except NcnnSrError as e:
         if debug:
             raise
         _fail(str(e))
-    finally:
-        if downloaded is not None:
-            downloaded.unlink(missing_ok=True)
     mixed = "" if other is None else f", {dni_weight:g} of {shown} and {1 - dni_weight:g} of {Path(other).name}"
     click.echo(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}{mixed}")
     click.echo(f"use it with: {PROG} -i IN -o OUT -n {shlex.quote(str(spec.param_path))}")
-
-
-def _make_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise NcnnSrError(f"cannot make the folder {folder}: {e.strerror or e}") from None
 
 
 @main.command("fetch")

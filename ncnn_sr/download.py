@@ -46,11 +46,16 @@ class Source:
         if not isinstance(self.url, str) or not self.url:
             raise DownloadError(f"a download's url must be a non-empty string, got {describe(self.url)}")
         if self.sha256 is not None:
-            if not isinstance(self.sha256, str) or not _SHA256.fullmatch(self.sha256.lower()):
-                raise DownloadError(f"a sha256 is 64 hexadecimal digits, got {describe(self.sha256)}")
-            object.__setattr__(self, "sha256", self.sha256.lower())
+            object.__setattr__(self, "sha256", checked_sha256(self.sha256))
         if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0):
             raise DownloadError(f"a download's size must be a whole number of bytes, got {describe(self.size)}")
+
+
+def checked_sha256(text: str) -> str:
+    """A sha256 as given (in either case), in lower case; DownloadError if it is none."""
+    if not isinstance(text, str) or not _SHA256.fullmatch(text.lower()):
+        raise DownloadError(f"a sha256 is 64 hexadecimal digits, got {describe(text)}")
+    return text.lower()
 
 
 def is_url(text: str) -> bool:
@@ -184,22 +189,19 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify_file(source: Source, path: Path) -> None:
+def verify_file(path: Path, sha256: str | None, size: int | None = None) -> None:
     """Check a file already on this machine (downloaded by hand, say) as a download
-    is checked: DownloadError unless it has the pinned size and sha256."""
+    is checked: DownloadError unless it has the ``size`` and ``sha256`` given."""
+    sha256 = None if sha256 is None else checked_sha256(sha256)
     try:
-        size = path.stat().st_size
+        actual = path.stat().st_size
+        if size is not None and actual != size:
+            raise DownloadError(f"{path} is {actual} bytes where the file pinned is {size}: it is another file")
+        digest = None if sha256 is None else file_sha256(path)
     except OSError as e:
         raise DownloadError(f"cannot read {path}: {e.strerror or e}") from None
-    if source.size is not None and size != source.size:
-        raise DownloadError(f"{path} is {size} bytes where the file pinned is {source.size}: it is another file")
-    if source.sha256 is not None:
-        try:
-            digest = file_sha256(path)
-        except OSError as e:
-            raise DownloadError(f"cannot read {path}: {e.strerror or e}") from None
-        if digest != source.sha256:
-            raise DownloadError(f"{path} is not the file pinned (its sha256 is {digest}, not {source.sha256})")
+    if digest != sha256:
+        raise DownloadError(f"{path} is not the file pinned (its sha256 is {digest}, not {sha256})")
 
 
 def _reason(e: OSError) -> str:

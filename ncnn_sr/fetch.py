@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .errors import ModelError, cannot_write, describe
+from .errors import ModelError, describe
+from .files import folder_made
 from .download import Source, download, partial_path, verify_file
 from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, resolve_model
 
@@ -71,32 +72,19 @@ def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str
         present = installed(name, folder)
         if present is not None:
             return present
-    made = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]  # innermost first
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise cannot_write(folder, e) from None
-    fetched = None
-    try:
-        if weights is not None:
-            path = Path(weights)
-            verify_file(source, path)
-        else:
-            path = fetched = download(source, folder / f".{name}.pth", progress)
-        model = convert.convert_weights(checkpoint.read_weights(path), scale=entry.scale)
-        return convert.write_model(model, folder, name, overwrite=force)
-    except BaseException:
-        if fetched is not None:
-            fetched.unlink(missing_ok=True)
-        for p in made:  # nothing installed: no new folders either (one holding a download's part stays)
-            try:
-                p.rmdir()
-            except OSError:
-                break
-        raise
-    finally:
-        if fetched is not None:
-            fetched.unlink(missing_ok=True)
+    with folder_made(folder):
+        fetched = None
+        try:
+            if weights is not None:
+                path = Path(weights)
+                verify_file(path, source.sha256, source.size)
+            else:
+                path = fetched = download(source, folder / f".{name}.pth", progress)
+            model = convert.convert_weights(checkpoint.read_weights(path), scale=entry.scale)
+            return convert.write_model(model, folder, name, overwrite=force)
+        finally:
+            if fetched is not None:
+                fetched.unlink(missing_ok=True)
 
 
 def pending_bytes(name: str, folder: str | os.PathLike | None = None) -> int:

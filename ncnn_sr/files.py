@@ -2,13 +2,14 @@
 it once complete, with the mode a new file of this user gets."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import tempfile
 from pathlib import Path
 
-from .errors import InputError, cannot_write
+from .errors import InputError, cannot_write, os_reason
 
 
 def _process_umask() -> int:
@@ -93,3 +94,26 @@ def atomic_write(path: str | os.PathLike, encode) -> None:
         if isinstance(e, OSError) and not isinstance(e, InputError):
             raise cannot_write(target, e) from None
         raise
+
+
+@contextlib.contextmanager
+def folder_made(folder: str | os.PathLike):
+    """Make ``folder`` and its missing parents for what the block writes there; when
+    the block fails or is interrupted, take the folders it made back, as far as they
+    are empty (one holding a download's kept bytes stays)."""
+    folder = Path(folder)
+    made = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]  # innermost first
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot make the folder {folder}: {os_reason(e)}") from None
+    try:
+        yield folder
+    except BaseException:
+        for p in made:
+            try:
+                p.rmdir()
+            except OSError:
+                break
+        raise
+
