@@ -145,7 +145,8 @@ def _fetch(source: Source, part: Path, done: int, progress) -> int:
         with f:
             if progress:
                 progress(done, total if total is not None else source.size)
-            while chunk := response.read(CHUNK):
+            # read1: what has arrived, so that a slow connection's bytes are kept as they come
+            while chunk := response.read1(CHUNK):
                 done += len(chunk)
                 if source.size is not None and done > source.size:
                     f.close()

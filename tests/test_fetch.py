@@ -32,6 +32,8 @@ class Server(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.files: dict[str, bytes] = {}
         self.cut_after: int | None = None
+        self.pause_after: int | None = None  # bytes sent before waiting for ``go_on``
+        self.go_on = threading.Event()
         self.ranges = True
         self.ranges_asked: list[str | None] = []
 
@@ -65,6 +67,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = data[start:]
         if server.cut_after is not None:
             body = body[:server.cut_after]
+        if server.pause_after is not None:
+            self.wfile.write(body[:server.pause_after])
+            self.wfile.flush()
+            server.go_on.wait(10)
+            body = body[server.pause_after:]
         self.wfile.write(body)
         self.wfile.flush()
         if server.cut_after is not None:
@@ -165,8 +172,9 @@ def test_a_source_is_checked_as_it_is_made():
     assert Source("https://example.org/x", sha256="AB" * 32).sha256 == "ab" * 32
 
 
-def test_ctrl_c_during_a_download_keeps_its_bytes_for_the_next(server, tmp_path):
+def test_ctrl_c_during_a_download_keeps_the_bytes_arrived_for_the_next(server, tmp_path):
     source = pinned(server, "/f.bin", DATA)
+    server.pause_after = 5000  # a slow connection: far less than a read's worth arrives
 
     def interrupt(done, total):
         if done > 0:
@@ -174,8 +182,11 @@ def test_ctrl_c_during_a_download_keeps_its_bytes_for_the_next(server, tmp_path)
 
     with pytest.raises(KeyboardInterrupt):
         download(source, tmp_path / "f.bin", interrupt)
-    assert 0 < partial_path(tmp_path / "f.bin").stat().st_size < len(DATA)
+    server.go_on.set()
+    assert partial_path(tmp_path / "f.bin").stat().st_size == 5000
+    server.pause_after = None
     assert download(source, tmp_path / "f.bin").read_bytes() == DATA
+    assert server.ranges_asked[-1] == "bytes=5000-"
 
 
 def test_the_catalog_pins_each_fetchable_model_and_they_are_the_ones_the_package_lacks():
