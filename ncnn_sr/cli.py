@@ -579,7 +579,9 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
         for name, entry in fetch_mod.fetchable().items():
             try:
                 spec = fetch_mod.installed(name, where)
-                state = "not fetched" if spec is None else f"fetched: {spec.param_path}"
+                kept = fetch_mod.pending_bytes(name, where)
+                state = f"fetched: {spec.param_path}" if spec is not None else \
+                    f"not fetched ({kept / 1e6:.1f} MB of a download kept)" if kept else "not fetched"
             except NcnnSrError as e:
                 state = f"unusable: {e}"
             click.echo(f"{name:{_NAME_WIDTH}} x{entry.scale}  {entry.download[2] / 1e6:5.1f} MB  {state}")

@@ -258,9 +258,11 @@ def test_the_command_fetches_and_says_so_the_second_time(server, tmp_path, monke
 
 
 def test_the_command_lists_what_it_can_fetch(tmp_path):
+    partial_path(tmp_path / ".realesr-general-x4v3.pth").write_bytes(bytes(1_500_000))  # cut short earlier
     proc = run("fetch", "-o", tmp_path)
     assert [line.split()[0] for line in proc.stdout.splitlines()[:4]] == list(fetch.fetchable())
-    assert "67.0 MB  not fetched" in proc.stdout and f"into {tmp_path}" in proc.stdout
+    assert "67.0 MB  not fetched\n" in proc.stdout and f"into {tmp_path}" in proc.stdout
+    assert "4.9 MB  not fetched (1.5 MB of a download kept)" in proc.stdout
 
 
 def test_the_command_refuses_what_it_cannot_fetch_in_one_line(server, tmp_path):
