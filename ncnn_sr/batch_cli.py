@@ -57,7 +57,19 @@ _bar = None  # the live progress bar, which other lines must not tear
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127]} | {9: "\\t", 10: "\\n", 13: "\\r"}
 
 
+# Temporary files standing in for streams (``streams``), and the words messages use for them.
+_aliases: dict[str, str] = {}
+
+
+def name_streams(aliases: dict[str, str]) -> None:
+    """Have messages name the streams that temporary files stand in for."""
+    _aliases.clear()
+    _aliases.update(aliases)
+
+
 def _echo(line: str) -> None:
+    for temporary, words in _aliases.items():
+        line = line.replace(temporary, words)
     line = line.translate(_CONTROL)
     if _bar is not None:
         _bar.write(line, file=sys.stderr)

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import urllib.parse
 from fractions import Fraction
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -24,11 +25,12 @@ import click
 from . import devices as devices_mod
 from . import bench as bench_mod
 from . import models as models_mod
-from .batch_cli import OnePathCommand, RunOptions, path_flag, run, run_video, setup_logging
+from .batch_cli import OnePathCommand, RunOptions, name_streams, path_flag, run, run_video, setup_logging
 from .engine import ALPHA_MODES, PRECISIONS
 from .errors import ModelMissing, NcnnSrError
 from .files import folder_made, write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder
+from .streams import Streams, is_stream, shown
 from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path
 from .video_window import parse_time
 
@@ -269,7 +271,25 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
     if is_video_input(opts.input) and os.path.isfile(opts.input):  # a name too long: False, no OSError
         # Named here, a video was "not a picture" or its .mkv output "unsupported".
         _fail(f"{opts.input} is a video: 'ncnn-sr upscale' takes pictures; use 'ncnn-sr video'")
-    sys.exit(run(PROG, opts, debug))
+    if not (is_stream(opts.input) or is_stream(opts.output)):
+        sys.exit(run(PROG, opts, debug))
+    if is_stream(opts.input) and (opts.output_folder or os.path.isdir(opts.output)):
+        _fail(f"a picture from {shown(opts.input, reading=True)} needs an output file's name (or -o -), not a folder")
+    if os.path.isdir(opts.input):
+        _fail(f"the pictures of a folder cannot all go to {shown(opts.output, reading=False)}: give a folder")
+    try:
+        streams = Streams(opts.input, opts.output, opts.fmt)
+    except NcnnSrError as e:
+        _fail(str(e))
+    with streams:
+        name_streams(streams.aliases)
+        code = run(PROG, replace(opts, input=streams.input, output=streams.output), debug)
+        if code == 0:
+            try:
+                streams.deliver()
+            except NcnnSrError as e:
+                _fail(str(e))
+    sys.exit(code)
 
 
 @main.command(cls=OnePathCommand, several=", and give one video at a time")
@@ -320,6 +340,9 @@ def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str |
         raise click.UsageError(f"--field-rate makes a frame of each field: it cannot go with --deinterlace "
                                f"{deinterlace}")
     opts = _run_options(fmt=None, what="a video file path", **options)
+    for path, reading in ((opts.input, True), (opts.output, False)):
+        if is_stream(path):  # read more than once, sought in, and its container finished last
+            _fail(f"a video is {'read from' if reading else 'written to'} a file, not {shown(path, reading)}")
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps,
                            deinterlace=deinterlace, field_rate=field_rate, start=start or Fraction(0),
                            duration=duration, skip_damaged=skip_damaged)

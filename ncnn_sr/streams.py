@@ -1,0 +1,125 @@
+"""A picture read from standard input or a pipe, and written to standard output or a
+pipe, for the commands: ``-i -``, ``-o -``, and paths such as /dev/stdin or a shell's
+``<(...)`` and ``>(...)``.
+
+The picture goes through a temporary file on the way, since reading it means looking
+at it more than once (its kind, its frames) and writing it means a file renamed into
+place. The output reaches the stream only once it is whole, so a failed run writes
+nothing there. The run's messages name the stream, not the temporary file.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import InputError
+
+STDIO = "-"
+
+
+def is_stream(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is ``-`` or a pipe or terminal-like device rather than a file."""
+    if os.fspath(path) == STDIO:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+
+
+def shown(path: str | os.PathLike, reading: bool) -> str:
+    """The words for a stream in messages."""
+    if os.fspath(path) == STDIO:
+        return "standard input" if reading else "standard output"
+    return os.fspath(path)
+
+
+class Streams:
+    """The temporary files standing in for the streams of one run: ``input`` and
+    ``output`` are the paths to give the run (the given ones where they are files);
+    ``deliver()`` then hands the output to its stream; ``aliases`` maps each temporary
+    path to the stream's words. A context manager: the files go when it ends."""
+
+    def __init__(self, input_path: str | os.PathLike, output_path: str | os.PathLike, fmt: str | None):
+        self._out_stream = os.fspath(output_path) if is_stream(output_path) else None
+        self._folder = None
+        self.aliases: dict[str, str] = {}
+        self.input, self.output = Path(input_path), Path(output_path)
+        in_stream = os.fspath(input_path) if is_stream(input_path) else None
+        if in_stream is None and self._out_stream is None:
+            return
+        if self._out_stream == STDIO and sys.stdout.isatty():
+            raise InputError("standard output is a terminal: send the picture to a file or a pipe (-o - > out.png)")
+        if in_stream == STDIO and sys.stdin.isatty():
+            raise InputError("standard input is a terminal: pipe a picture in (-i - < in.jpg)")
+        self._folder = Path(tempfile.mkdtemp(prefix="ncnn-sr-stream-"))
+        try:
+            if in_stream is not None:
+                self.input = self._folder / "input"
+                self._read(in_stream)
+                self.aliases[str(self.input)] = shown(in_stream, reading=True)
+            if self._out_stream is not None:
+                self.output = self._folder / f"output.{self._format(fmt)}"
+                self.aliases[str(self.output)] = shown(self._out_stream, reading=False)
+        except BaseException:
+            self.close()
+            raise
+
+    def _read(self, stream: str) -> None:
+        try:
+            with open(self.input, "wb") as copy:
+                if stream == STDIO:
+                    shutil.copyfileobj(sys.stdin.buffer, copy)
+                else:
+                    with open(stream, "rb") as opened:
+                        shutil.copyfileobj(opened, copy)
+        except OSError as e:
+            raise InputError(f"cannot read {shown(stream, reading=True)}: {e.strerror or e}") from None
+        if self.input.stat().st_size == 0:
+            raise InputError(f"{shown(stream, reading=True)} is empty: no picture came")
+
+    def _format(self, fmt: str | None) -> str:
+        """The output's format: the stream path's extension where it has a picture's,
+        else ``fmt``, else png."""
+        from .images import output_format  # Pillow: only a run that writes needs it
+
+        try:
+            return output_format(self._out_stream)
+        except InputError:
+            return output_format(f"x.{fmt}") if fmt else "png"
+
+    def deliver(self) -> None:
+        """Hand the finished output to its stream."""
+        if self._out_stream is None:
+            return
+        try:
+            with open(self.output, "rb") as made:
+                if self._out_stream == STDIO:
+                    shutil.copyfileobj(made, sys.stdout.buffer)
+                    sys.stdout.buffer.flush()
+                else:
+                    with open(self._out_stream, "wb") as stream:
+                        shutil.copyfileobj(made, stream)
+        except BrokenPipeError:
+            # Nothing reads it any more; Python would complain again flushing at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise InputError(f"{shown(self._out_stream, reading=False)} was closed before the picture "
+                             "was written") from None
+        except OSError as e:
+            raise InputError(f"cannot write {shown(self._out_stream, reading=False)}: {e.strerror or e}") from None
+
+    def close(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+    def __enter__(self) -> "Streams":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
