@@ -622,7 +622,9 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
             if spec is not None:
                 click.echo(f"{name}: fetched already ({spec.param_path}); --force fetches it again")
                 continue
-            source = fetch_mod.mirrored(name, url) if url is not None else None
+            source = fetch_mod.mirrored(name, url) if url is not None else fetch_mod.source_of(name)
+            if weights is None and not quiet:  # a log has no bar: say what takes the time
+                click.echo(f"{name}: downloading {source.url} ({source.size / 1e6:.1f} MB)", err=True)
             with _download_bar(name, quiet) as progress:
                 spec = fetch_mod.fetch_model(name, where, weights=weights, force=force, progress=progress,
                                              source=source)

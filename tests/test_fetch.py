@@ -251,6 +251,7 @@ def test_the_command_fetches_and_says_so_the_second_time(server, tmp_path, monke
     folder = tmp_path / "models"
     result = CliRunner().invoke(cli.main, ["fetch", "realesr-general-x4v3", "-o", str(folder)])
     assert result.exit_code == 0, result.output
+    assert f"realesr-general-x4v3: downloading {source.url} (0.0 MB)" in result.output  # on stderr, for logs
     assert f"realesr-general-x4v3: {folder / 'realesr-general-x4v3.param'} and realesr-general-x4v3.bin" in result.output
     assert f"-m {folder} -n NAME" in result.output
     again = CliRunner().invoke(cli.main, ["fetch", "realesr-general-x4v3", "-o", str(folder)])
