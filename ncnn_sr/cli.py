@@ -16,8 +16,8 @@ import shutil
 import sys
 import tempfile
 import urllib.parse
-from fractions import Fraction
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import click
@@ -273,12 +273,8 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
         _fail(f"{opts.input} is a video: 'ncnn-sr upscale' takes pictures; use 'ncnn-sr video'")
     if not (is_stream(opts.input) or is_stream(opts.output)):
         sys.exit(run(PROG, opts, debug))
-    if is_stream(opts.input) and (opts.output_folder or os.path.isdir(opts.output)):
-        _fail(f"a picture from {shown(opts.input, reading=True)} needs an output file's name (or -o -), not a folder")
-    if os.path.isdir(opts.input):
-        _fail(f"the pictures of a folder cannot all go to {shown(opts.output, reading=False)}: give a folder")
     try:
-        streams = Streams(opts.input, opts.output, opts.fmt)
+        streams = Streams(opts.input, opts.output, opts.fmt, opts.output_folder)
     except NcnnSrError as e:
         _fail(str(e))
     with streams:
@@ -532,7 +528,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         Path(Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name)
     if not path.name:
         _fail(f"{url} names no file: give the address of the weights themselves")
-    shown = path.name  # the downloaded copy's name is hidden
+    file_name = path.name  # the downloaded copy's name is hidden
     name = path.stem if name is None else name
     if folder is not None:
         target = path_flag(PROG, "-o", folder, "the folder to write to")
@@ -549,9 +545,9 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         with folder_made(target):
             try:
                 if url is not None:
-                    with _download_bar(shown, quiet=False) as progress:
+                    with _download_bar(file_name, quiet=False) as progress:
                         path = downloaded = download_mod.download(download_mod.Source(url, pinned),
-                                                                  target / f".{shown}", progress)
+                                                                  target / f".{file_name}", progress)
                 elif pinned is not None:
                     download_mod.verify_file(path, pinned)
                 weights = checkpoint.read_weights(path)
@@ -560,7 +556,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
                     weights = convert_mod.interpolate_weights(weights, second, dni_weight)
                 # Models are named by their scale (3x_Name.pth): where the keys cannot tell, that decides.
                 model = convert_mod.convert_weights(weights, fp16=not fp32, scale=scale,
-                                                    scale_hint=convert_mod.name_scale(Path(shown).stem))
+                                                    scale_hint=convert_mod.name_scale(Path(file_name).stem))
                 spec = convert_mod.write_model(model, target, name, overwrite=force)
             finally:
                 if downloaded is not None:
@@ -569,7 +565,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         if debug:
             raise
         _fail(str(e))
-    mixed = "" if other is None else f", {dni_weight:g} of {shown} and {1 - dni_weight:g} of {Path(other).name}"
+    mixed = "" if other is None else f", {dni_weight:g} of {file_name} and {1 - dni_weight:g} of {Path(other).name}"
     click.echo(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}{mixed}")
     click.echo(f"use it with: {PROG} -i IN -o OUT -n {shlex.quote(str(spec.param_path))}")
 

@@ -41,11 +41,13 @@ def shown(path: str | os.PathLike, reading: bool) -> str:
 
 class Streams:
     """The temporary files standing in for the streams of one run: ``input`` and
-    ``output`` are the paths to give the run (the given ones where they are files);
+    ``output`` are the paths to give the run (the given ones where they are files;
+    ``output_folder`` says the output was written as a folder's, "out/");
     ``deliver()`` then hands the output to its stream; ``aliases`` maps each temporary
     path to the stream's words. A context manager: the files go when it ends."""
 
-    def __init__(self, input_path: str | os.PathLike, output_path: str | os.PathLike, fmt: str | None):
+    def __init__(self, input_path: str | os.PathLike, output_path: str | os.PathLike, fmt: str | None,
+                 output_folder: bool = False):
         self._out_stream = os.fspath(output_path) if is_stream(output_path) else None
         self._folder = None
         self.aliases: dict[str, str] = {}
@@ -53,6 +55,12 @@ class Streams:
         in_stream = os.fspath(input_path) if is_stream(input_path) else None
         if in_stream is None and self._out_stream is None:
             return
+        if in_stream is not None and (output_folder or self.output.is_dir()):
+            raise InputError(f"a picture from {shown(in_stream, reading=True)} needs an output file's name "
+                             "(or -o -), not a folder")
+        if self._out_stream is not None and self.input.is_dir():
+            raise InputError(f"the pictures of a folder cannot all go to {shown(self._out_stream, reading=False)}: "
+                             "give a folder")
         if self._out_stream == STDIO and sys.stdout.isatty():
             raise InputError("standard output is a terminal: send the picture to a file or a pipe (-o - > out.png)")
         if in_stream == STDIO and sys.stdin.isatty():
