@@ -580,11 +580,12 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
               help="A mirror of the weights (one model only); they must still be the ones the catalog pins.")
 @click.option("-o", "--output", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Install in this folder (then pass it with -m) instead of the fetched models folder.")
+@click.option("--all", "every", is_flag=True, help="Fetch every model it can (144 MB in all).")
 @click.option("--force", is_flag=True, help="Fetch and convert again a model that is there already.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
-def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder: Path | None, force: bool,
-          quiet: bool, debug: bool) -> None:
+def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder: Path | None, every: bool,
+          force: bool, quiet: bool, debug: bool) -> None:
     """Download catalog models that ncnn-sr does not come with from their authors'
     releases, check them against the sha256 the catalog pins, convert them and
     install them where -n finds them. Without NAMES, list those models.
@@ -595,6 +596,9 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
 
     setup_logging(PROG, verbose=False)
     where = folder or models_mod.fetched_model_folder()
+    if every and names:
+        _fail("--all fetches every model: name none", 2)
+    names = tuple(fetch_mod.fetchable()) if every else names
     if not names:
         for name, entry in fetch_mod.fetchable().items():
             try:

@@ -280,6 +280,8 @@ def test_the_command_refuses_what_it_cannot_fetch_in_one_line(server, tmp_path):
     proc = run("fetch", "realesrnet-x4plus", "--from", tmp_path / "mine.pth", "--url", "https://example.org/x",
                check_ok=False)
     assert proc.returncode == 2 and "give one" in proc.stderr
+    proc = run("fetch", "--all", "realesrnet-x4plus", check_ok=False)
+    assert proc.returncode == 2 and "--all fetches every model: name none" in proc.stderr
 
 
 def test_an_upscale_with_a_model_not_fetched_names_the_command_that_fetches_it(tmp_path):
