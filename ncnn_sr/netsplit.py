@@ -55,19 +55,31 @@ class Stage:
 @dataclass(frozen=True)
 class NetPlan:
     """How to run a network in parts. The head reads only ``cut_blob`` and needs
-    ``head_context`` pixels (at the cut's scale) around a piece to compute it exactly.
-    ``stages`` take the picture to ``cut_blob``; empty when the trunk has a layer whose
-    reach is not known here, and then it runs whole."""
+    ``head_context`` pixels (at the cut's scale) around a piece to compute it exactly;
+    it ends at ``head_output`` (None: the network's output). ``stages`` take the
+    picture to ``cut_blob``; empty when the trunk has a layer whose reach is not known
+    here, and then it runs whole.
+
+    A network that opens by pixel-unshuffling the picture by ``unshuffle`` (Real-ESRGAN's
+    x2 and x1 RRDBNets: a reflecting pad to whole blocks, then Reorg) and ends by
+    cropping to the picture's upscaled size is planned without those two: the picture
+    is unshuffled outside it and fed to ``entry``, the Reorg's output, and the head's
+    output is cropped outside it. Stages and pieces then work on whole blocks."""
 
     cut_blob: str
     head_context: int
     stages: tuple[Stage, ...]
+    entry: str | None = None
+    unshuffle: int = 1
+    head_output: str | None = None
 
     def __post_init__(self) -> None:
         if self.head_context < 1:
             raise ValueError("the head needs context")
         if self.stages and self.stages[-1].target != self.cut_blob:
             raise ValueError("the stages must end at the cut")
+        if self.unshuffle < 1 or (self.unshuffle > 1) != (self.entry is not None):
+            raise ValueError("an unshuffled plan names its entry, and only it")
 
 
 def plan_network(param_bytes: bytes, input_blob: str, output_blob: str) -> NetPlan | None:
@@ -75,6 +87,13 @@ def plan_network(param_bytes: bytes, input_blob: str, output_blob: str) -> NetPl
     later layers reach back past it, or when the head holds a layer whose reach is not
     known here."""
     layers = parse_param(param_bytes).layers
+    entry, unshuffle, head_output = None, 1, output_blob
+    opening = _unshuffled(layers, input_blob, output_blob)
+    if opening is not None:
+        first, last, entry, unshuffle, head_output = opening
+        # The unshuffled picture comes in at the Reorg's output, as a picture at its Input.
+        layers = (Layer("Input", "unshuffled", (), (entry,), {}), *layers[first:last])
+        input_blob = entry
     cut = next((i for i, layer in enumerate(layers) if layer.type == "Interp" and _upsamples(layer)), None)
     if cut is None or cut == 0:
         return None
@@ -82,12 +101,41 @@ def plan_network(param_bytes: bytes, input_blob: str, output_blob: str) -> NetPl
     before = {t for layer in layers[:cut] for t in layer.tops}
     if any(b in before and b != cut_blob for layer in layers[cut:] for b in layer.bottoms):
         return None
-    if output_blob not in {t for layer in layers[cut:] for t in layer.tops}:
+    if head_output not in {t for layer in layers[cut:] for t in layer.tops}:
         return None
     context = _head_context(layers[cut:])
     if context is None:
         return None
-    return NetPlan(cut_blob, context, _stages(layers[:cut], input_blob, cut_blob))
+    return NetPlan(cut_blob, context, _stages(layers[:cut], input_blob, cut_blob), entry, unshuffle,
+                   None if entry is None else head_output)
+
+
+def _unshuffled(layers, input_blob: str, output_blob: str):
+    """For a network that opens with a pixel unshuffle by s (a reflecting Padding of s
+    - 1 rows and columns at the bottom and right, then Reorg by s) and ends with a Crop
+    to another blob's size: (index of the first layer after the Reorg, index of the
+    Crop, the Reorg's output, s, the blob the Crop cuts). None for any other network."""
+    names = {input_blob}
+    for i, layer in enumerate(layers):
+        if layer.type == "Input":
+            continue
+        if layer.type == "Split" and layer.bottoms[0] in names:
+            names.update(layer.tops)
+            continue
+        if layer.type != "Padding" or layer.bottoms[0] not in names or i + 1 >= len(layers):
+            return None
+        reorg = layers[i + 1]
+        p, r = layer.params, reorg.params
+        s = int(r.get(0, 1))
+        pads = tuple(int(p.get(k, 0)) for k in range(4))
+        if reorg.type != "Reorg" or reorg.bottoms != layer.tops or int(r.get(1, 0)) != 0 or s < 2 \
+                or pads != (0, s - 1, 0, s - 1) or int(p.get(4, 0)) != 2:
+            return None
+        crop = next((j for j, c in enumerate(layers) if output_blob in c.tops), None)
+        if crop is None or layers[crop].type != "Crop" or len(layers[crop].bottoms) != 2:
+            return None
+        return i + 2, crop, reorg.tops[0], s, layers[crop].bottoms[0]
+    return None
 
 
 def _upsamples(layer: Layer) -> bool:

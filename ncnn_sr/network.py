@@ -157,14 +157,35 @@ class SplitNetwork:
         self.device = net.device
 
     def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:
-        features = self.net.extract({self.net.input_blob: image.transpose(2, 0, 1)}, self.plan.cut_blob)
+        u = self.plan.unshuffle
+        if min(image.shape[:2]) < u:  # too small for the network's own reflecting pad to be copied
+            return self.net.run(image, keep)
+        features = self.trunk(image.transpose(2, 0, 1))
         box = keep or (0, image.shape[0], 0, image.shape[1])
+        cells = (box[0] // u, -(-box[1] // u), box[2] // u, -(-box[3] // u))  # whole blocks
         out = None
-        for row, col, s, piece in self.head(features, box):
+        for row, col, s, piece in self.head(features, cells):
             if out is None:
-                out = np.empty(((box[1] - box[0]) * s, (box[3] - box[2]) * s, piece.shape[2]), np.float32)
-            out[(row.start - box[0]) * s:(row.end - box[0]) * s, (col.start - box[2]) * s:(col.end - box[2]) * s] = piece
+                out = np.empty(((cells[1] - cells[0]) * s, (cells[3] - cells[2]) * s, piece.shape[2]), np.float32)
+            out[(row.start - cells[0]) * s:(row.end - cells[0]) * s,
+                (col.start - cells[2]) * s:(col.end - cells[2]) * s] = piece
+        if u > 1:  # the box's own pixels of its whole blocks, at the network's scale
+            f = out.shape[0] // (cells[1] - cells[0]) // u
+            y0, x0 = (box[0] - cells[0] * u) * f, (box[2] - cells[2] * u) * f
+            out = out[y0:y0 + (box[1] - box[0]) * f, x0:x0 + (box[3] - box[2]) * f]
         return out
+
+    def trunk(self, planes: np.ndarray) -> np.ndarray:
+        """The cut blob for C×H×W picture planes (unshuffled first where the plan says)."""
+        if self.plan.unshuffle > 1:
+            return self.net.extract({self.plan.entry: unshuffle(planes, self.plan.unshuffle)}, self.plan.cut_blob)
+        return self.net.extract({self.net.input_blob: planes}, self.plan.cut_blob)
+
+    def entry(self, planes: np.ndarray) -> tuple[str, np.ndarray]:
+        """The blob the stages start from, and what to feed it for picture planes."""
+        if self.plan.unshuffle > 1:
+            return self.plan.entry, unshuffle(planes, self.plan.unshuffle)
+        return self.net.input_blob, planes
 
     def head(self, features: np.ndarray, box: tuple):
         """The head's output for ``box`` (y0, y1, x0, x1) of the trunk's output
@@ -175,7 +196,7 @@ class SplitNetwork:
         _, height, width = features.shape
         for row, col, length_y, length_x in pieces(height, width, box, self.head_piece + 2 * c, c):
             window = features[:, row.window:row.window + length_y, col.window:col.window + length_x]
-            out = self.net.extract({self.plan.cut_blob: window}, self.net.output_blob)
+            out = self.net.extract({self.plan.cut_blob: window}, self.plan.head_output or self.net.output_blob)
             s = out.shape[1] // length_y
             if out.shape[1:] != (length_y * s, length_x * s):
                 raise ModelError(f"the head of {self.net.output_blob} gave {out.shape[2]}x{out.shape[1]} "
@@ -188,6 +209,20 @@ class SplitNetwork:
 
     def release(self) -> None:
         self.net.release()
+
+
+def unshuffle(planes: np.ndarray, s: int) -> np.ndarray:
+    """C×H×W planes as a network opening with a pixel unshuffle by ``s`` makes them:
+    reflected (without repeating the edge) at the bottom and right to whole s×s
+    blocks, then each block's pixels as channels, c·s² + dy·s + dx (ncnn's Reorg, as
+    PyTorch's pixel_unshuffle). Sides of at least ``s``."""
+    c, h, w = planes.shape
+    pad_y, pad_x = -h % s, -w % s
+    if pad_y or pad_x:
+        planes = np.pad(planes, ((0, 0), (0, pad_y), (0, pad_x)), mode="reflect")
+    hb, wb = (h + pad_y) // s, (w + pad_x) // s
+    blocks = planes.reshape(c, hb, s, wb, s).transpose(0, 2, 4, 1, 3)
+    return np.ascontiguousarray(blocks.reshape(c * s * s, hb, wb), dtype=np.float32)
 
 
 def bicubic_net(scale: int) -> Network:

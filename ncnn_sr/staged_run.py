@@ -26,11 +26,12 @@ class StagedRun:
         then the head piece by piece; with TTA, once per symmetry, summed in float."""
         s, p, channels = self._scale, self._border, out.shape[2]
         height, width = rgb.shape[0] - 2 * p, rgb.shape[1] - 2 * p
-        c = net.plan.head_context
+        c, u = net.plan.head_context, net.plan.unshuffle
 
         def windows(h: int, w: int) -> int:  # in one pass over an h × w padded picture
-            heads = sum(1 for _ in pieces(h, w, (p, h - p, p, w - p), net.head_piece + 2 * c, c))
-            return staged.window_count(net.plan.stages, h, w, longest) + heads
+            h, w, q = -(-h // u), -(-w // u), p // u  # in the trunk's cells
+            heads = sum(1 for _ in pieces(h, w, (q, h - q, q, w - q), net.head_piece + 2 * c, c))
+            return staged.window_count(net.plan.stages, h, w, longest // u) + heads
 
         total = windows(*rgb.shape[:2])
         if self.tta:  # four passes transposed
@@ -65,21 +66,25 @@ class StagedRun:
         """One staged run over the mirror-padded picture: ``sink(y0, y1, x0, x1,
         values)`` gets the float output (RGB, plus alpha) of each piece of the picture,
         in the picture's coordinates."""
-        s, p = self._scale, self._border
-        picture = np.ascontiguousarray(to_float(rgb).transpose(2, 0, 1))
-        features = staged.run_stages(net.net.extract, picture, net.net.input_blob, net.plan.stages, longest, tick,
-                                     dtype)
+        s, p, u = self._scale, self._border, net.plan.unshuffle
+        height, width = rgb.shape[:2]
+        blob, picture = net.entry(np.ascontiguousarray(to_float(rgb).transpose(2, 0, 1)))
+        features = staged.run_stages(net.net.extract, picture, blob, net.plan.stages, longest // u, tick, dtype)
         del picture
-        _, height, width = features.shape
-        for row, col, scale, colour in net.head(features, (p, height - p, p, width - p)):
-            if scale != s:
-                raise ModelError(f"model {self.spec.name} upscales by {scale} in parts, not {s}")
+        _, cells_y, cells_x = features.shape
+        q = p // u  # the border in cells (p is 0 or a multiple of u: tiles and pads are whole blocks)
+        for row, col, scale, colour in net.head(features, (q, cells_y - q, q, cells_x - q)):
+            if scale != s * u:
+                raise ModelError(f"model {self.spec.name} upscales by {scale // u} in parts, not {s}")
+            # The piece's pixels in the picture: its cells' blocks, the last cut at the picture's side.
+            y0, y1 = row.start * u, min(row.end * u, height - p)
+            x0, x1 = col.start * u, min(col.end * u, width - p)
+            colour = colour[:(y1 - y0) * s, :(x1 - x0) * s]
             if alpha is not None:
-                c = max(net.plan.head_context, 2)  # what the bicubic reaches
-                wy, wx = max(0, row.start - c), max(0, col.start - c)
-                window = to_float(alpha[wy:min(height, row.end + c), wx:min(width, col.end + c)])
-                a = self._alpha_net.run(window)[(row.start - wy) * s:(row.end - wy) * s,
-                                                (col.start - wx) * s:(col.end - wx) * s]
+                c = max(net.plan.head_context * u, 2)  # what the bicubic reaches
+                wy, wx = max(0, y0 - c), max(0, x0 - c)
+                window = to_float(alpha[wy:min(height, y1 + c), wx:min(width, x1 + c)])
+                a = self._alpha_net.run(window)[(y0 - wy) * s:(y1 - wy) * s, (x0 - wx) * s:(x1 - wx) * s]
                 colour = np.concatenate([colour, a], axis=2)
-            sink(row.start - p, row.end - p, col.start - p, col.end - p, colour)
+            sink(y0 - p, y1 - p, x0 - p, x1 - p, colour)
             tick()

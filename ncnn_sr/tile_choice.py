@@ -78,7 +78,7 @@ class TileChoice:
     def _staged_cost(self, plan: NetPlan, tile: int) -> float:
         """Network runs per pixel of a staged run with windows made for ``tile``: each
         stage keeps the window less its reach on both sides."""
-        window = tile + 2 * self.tile_pad + self.overlap
+        window = (tile + 2 * self.tile_pad + self.overlap) / plan.unshuffle  # in the trunk's cells
         cells = [max(1, window - 2 * stage.reach) for stage in plan.stages]
         return sum((window / cell) ** 2 for cell in cells) / len(cells)
 
@@ -97,6 +97,9 @@ class TileChoice:
             return None
         if channels == 4 and self.alpha == "model":
             return None
+        u = net.plan.unshuffle
+        if self.tta and u > 1:  # a turned picture's blocks fall elsewhere: blended windows keep them
+            return None
         p = self._border
         extra = 0
         if self.tta:  # each pass's output and their sum, in float (grey as RGB)
@@ -106,7 +109,8 @@ class TileChoice:
         # 66 dB from float32, is worth.
         budget = self._stage_budget()
         for dtype, room in ((np.float32, budget // 2), (np.float16, budget)):
-            total = staged.map_bytes(net.plan.stages, height + 2 * p, width + 2 * p, longest, dtype) + extra
+            total = staged.map_bytes(net.plan.stages, -(-(height + 2 * p) // u), -(-(width + 2 * p) // u),
+                                     longest // u, dtype) + extra
             if total <= room:
                 return dtype, total
         return None

@@ -106,3 +106,73 @@ def test_the_cut_network_lets_the_cpu_take_larger_tiles(monkeypatch):
     monkeypatch.setattr(engine_mod.devices, "available_memory", lambda: 8 << 30)
     monkeypatch.setattr(Upscaler, "_stage_budget", lambda self: -1)  # the cut alone, without stages
     assert split._auto_tile(split._net, 2000, 2000)[0] >= 2 * whole._auto_tile(whole._net, 2000, 2000)[0]
+
+
+@pytest.fixture(scope="module")
+def unshuffled(tmp_path_factory):
+    """Converted RRDBNets that pixel-unshuffle the picture: x2 (by 2) and x1 (by 4)."""
+    from test_convert import random_rrdb
+
+    from ncnn_sr.convert import convert_weights, write_model
+
+    folder = tmp_path_factory.mktemp("unshuffled")
+    return {s: write_model(convert_weights(random_rrdb(in_ch=3 * u * u, blocks=3, feat=16, grow=8, seed=s)),
+                           folder, f"x{s}") for s, u in ((2, 2), (1, 4))}
+
+
+@pytest.mark.parametrize("scale,by", [(2, 2), (1, 4)])
+def test_an_unshuffling_rrdbnet_is_planned_past_its_unshuffle_and_crop(unshuffled, scale, by):
+    spec = unshuffled[scale]
+    plan = plan_network(spec.param_path.read_bytes(), spec.input_blob, spec.output_blob)
+    layers = {layer.name: layer for layer in parse_param(spec.param_path.read_bytes()).layers}
+    assert plan.unshuffle == by and plan.entry == layers["pixel_unshuffle"].tops[0]
+    assert plan.head_output == layers["conv_last"].tops[0] and len(plan.stages) == 3
+    assert plan.stages[0].source == plan.entry and plan.stages[-1].target == plan.cut_blob
+
+
+def test_unshuffled_planes_are_what_the_network_opening_makes():
+    planes = np.arange(2 * 5 * 7, dtype=np.float32).reshape(2, 5, 7)
+    out = network_mod.unshuffle(planes, 2)
+    assert out.shape == (8, 3, 4)
+    # Channel c*4 + dy*2 + dx holds pixel (2y + dy, 2x + dx) of channel c.
+    assert out[1 * 4 + 1 * 2 + 0, 1, 2] == planes[1, 3, 4]
+    # Reflected at the bottom and right without repeating the edge: row 5 is row 3.
+    assert out[0 * 4 + 1 * 2 + 0, 2, 0] == planes[0, 3, 0] and out[0 * 4 + 0 * 2 + 1, 0, 3] == planes[0, 0, 5]
+
+
+@pytest.mark.parametrize("scale", [2, 1])
+@pytest.mark.parametrize("shape,tta", [((45, 38, 4), False), ((50, 61, 1), False), ((37, 44, 3), True)])
+def test_an_unshuffling_rrdbnet_tiled_or_staged_gives_the_whole_networks_picture(unshuffled, scale, shape, tta):
+    spec = unshuffled[scale]
+    image = picture(*shape, seed=scale)
+    whole_net = network_mod.Network(str(spec.param_path), str(spec.bin_path), network_mod.devices.CPU,
+                                    spec.input_blob, spec.output_blob)
+    try:
+        with Upscaler(spec, device=-1, tile=max(shape[:2]), tta=tta) as up:  # one window, the net split
+            assert isinstance(up._net, network_mod.SplitNetwork)
+            whole = up.upscale(image)
+        with Upscaler(spec, device=-1, tile=32, tta=tta) as up:
+            staged = up._stage_maps(up._net, *shape[:2], 32 + up.overlap) is not None
+            tiled = up.upscale(image)
+    finally:
+        whole_net.release()
+    assert staged is not tta  # TTA keeps blended windows: a turned picture's blocks fall elsewhere
+    assert tiled.shape == whole.shape == (shape[0] * scale, shape[1] * scale, shape[2])
+    assert np.abs(tiled.astype(int) - whole).max() <= 1
+
+
+def test_an_unshuffling_split_network_matches_the_unsplit_one(unshuffled):
+    spec = unshuffled[2]
+    image = np.random.default_rng(3).uniform(0, 1, (41, 33, 3)).astype(np.float32)
+    net = network_mod.Network(str(spec.param_path), str(spec.bin_path), network_mod.devices.CPU,
+                              spec.input_blob, spec.output_blob)
+    plan = plan_network(spec.param_path.read_bytes(), spec.input_blob, spec.output_blob)
+    split = network_mod.SplitNetwork(net, plan, 8)
+    try:
+        whole = net.run(image)
+        assert np.abs(split.run(image) - whole).max() < 1e-4
+        box = (4, 37, 6, 33)  # as a window's kept box: from whole blocks on, to the picture's side
+        assert np.abs(split.run(image, box) - whole[8:74, 12:66]).max() < 1e-4
+        assert split.run(image[:1, :5]).shape == (2, 10, 3)  # too small to unshuffle: the whole network
+    finally:
+        net.release()
