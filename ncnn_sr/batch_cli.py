@@ -64,7 +64,7 @@ _aliases: dict[str, str] = {}
 def name_streams(aliases: dict[str, str]) -> None:
     """Have messages name the streams that temporary files stand in for."""
     _aliases.clear()
-    _aliases.update(aliases)
+    _aliases.update(sorted(aliases.items(), key=lambda item: -len(item[0])))  # a name before its beginning
 
 
 def _echo(line: str) -> None:

@@ -7,7 +7,6 @@ into a model the others take; ``ncnn-sr fetch`` downloads the catalog's other mo
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import math
 import os
@@ -114,6 +113,12 @@ def _fps(ctx, param, value):
     return fps
 
 
+def _a_number(ctx, param, value):
+    if value is not None and math.isnan(value):  # FloatRange lets nan through
+        raise click.BadParameter("nan is not a number")
+    return value
+
+
 def _suffix(ctx, param, value: str) -> str:
     if any(sep and sep in value for sep in (os.sep, os.altsep)) or "\0" in value:
         raise click.BadParameter("is added to a file's name: it cannot hold a folder separator")
@@ -181,7 +186,7 @@ _SHARED_OPTIONS = [
                       "savers (half the cores) when a discrete GPU upscales, as writing PNGs then limits a run."),
     click.option("-m", "--model-path", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
                  help="Folder to look for models in first."),
-    click.option("-dn", "--denoise", type=click.FloatRange(0, 1), default=None,
+    click.option("-dn", "--denoise", type=click.FloatRange(0, 1), default=None, callback=_a_number,
                  help="With -n realesr-general-x4v3 (ncnn-sr fetch it and realesr-general-wdn-x4v3): how "
                       "strongly to denoise, 0 to 1, as Real-ESRGAN's -dn: its share of the mix with "
                       "realesr-general-wdn-x4v3. Without it, the model alone (1)."),
@@ -225,7 +230,7 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
 
 def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod.ModelSpec:
     """realesr-general-x4v3 mixed with its weak-denoise training at ``strength``, as a
-    model in a temporary folder that lasts as long as the process."""
+    model in a temporary folder that lasts as long as the command."""
     from . import mixing
 
     general, weak = mixing.DENOISE_MODELS
@@ -236,7 +241,8 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
         if strength == 1:
             return models_mod.resolve_model(general, model_path)
         folder = tempfile.mkdtemp(prefix="ncnn-sr-denoise-")
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        # Gone as the command ends, however it ends (an interrupt leaves by os._exit, past atexit).
+        click.get_current_context().call_on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
         return mixing.mix_models(models_mod.resolve_model(general, model_path),
                                  models_mod.resolve_model(weak, model_path), strength, folder,
                                  f"{general}-dn{strength:g}")
@@ -543,6 +549,8 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         dni_weight = 0.5 if dni_weight is None else dni_weight
         if os.path.exists(target) and not os.path.isdir(target):
             raise NcnnSrError(f"{target} is not a folder: -o names the folder to write NAME.param and NAME.bin in")
+        if url is not None:  # before the download: what would refuse it afterwards
+            convert_mod.check_target(target, name, force)
         with folder_made(target):
             try:
                 if url is not None:
@@ -565,7 +573,8 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
     except NcnnSrError as e:
         if debug:
             raise
-        _fail(str(e))
+        # The downloaded copy is gone by now: the address is what to name.
+        _fail(str(e) if downloaded is None else str(e).replace(str(downloaded), url))
     mixed = "" if other is None else f", {dni_weight:g} of {file_name} and {1 - dni_weight:g} of {Path(other).name}"
     click.echo(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}{mixed}")
     click.echo(f"use it with: {PROG} -i IN -o OUT -n {shlex.quote(str(spec.param_path))}")
@@ -592,7 +601,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
 
     A download cut short (no connection, Ctrl-C) keeps its bytes: the same command
     goes on from them. https_proxy is honoured."""
-    from . import fetch as fetch_mod  # the network and the converter: only this command needs them
+    from . import download as download_mod, fetch as fetch_mod  # the network: only this command needs it
 
     setup_logging(PROG, verbose=False)
     where = folder or models_mod.fetched_model_folder()
@@ -613,6 +622,8 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
         return
     if weights is not None and url is not None:
         _fail("--from and --url are two places to take the weights from: give one", 2)
+    if url is not None and not download_mod.is_url(url):
+        _fail(f"--url takes an http or https address, not {url!r} (a file here is --from FILE)", 2)
     if (weights is not None or url is not None) and len(set(names)) > 1:
         _fail(f"{'--from' if weights else '--url'} gives the weights of one model: name only that one", 2)
     failed = False
@@ -625,7 +636,9 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
                 continue
             source = fetch_mod.mirrored(name, url) if url is not None else fetch_mod.source_of(name)
             if weights is None and not quiet:  # a log has no bar: say what takes the time
-                click.echo(f"{name}: downloading {source.url} ({source.size / 1e6:.1f} MB)", err=True)
+                kept = fetch_mod.pending_bytes(name, where)
+                going_on = f", going on from the {kept / 1e6:.1f} MB kept" if kept else ""
+                click.echo(f"{name}: downloading {source.url} ({source.size / 1e6:.1f} MB{going_on})", err=True)
             with _download_bar(name, quiet) as progress:
                 spec = fetch_mod.fetch_model(name, where, weights=weights, force=force, progress=progress,
                                              source=source)

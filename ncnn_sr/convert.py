@@ -236,23 +236,9 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, tri
     does not run is a ModelError, and replaces nothing."""
     if not isinstance(model, ConvertedModel):
         raise ModelError(f"the model must be a ConvertedModel, got {describe(model)}")
-    if not isinstance(name, str) or not name.strip() or name.startswith(".") or "/" in name or os.sep in name \
-            or "\0" in name or name.lower().endswith((".param", ".bin")):
-        raise ModelError(f"a model's name must be a file name without folder or suffix, got {describe(name)}")
-    entry = catalog().get(name)
-    if entry is not None and entry.param_sha256:
-        # Other weights under a verified model's name would be refused as a corrupt copy.
-        raise ModelError(f"{name} is the name of a catalog model: give the converted one another name")
-    if model_name_for(name) != name:  # the commands map a family name to one of its models
-        raise ModelError(f"{name} names the catalog's {name} models (-n {name} would pick one of them): "
-                         "give the converted one another name")
+    check_target(folder, name, overwrite)
     folder = Path(folder)
     param_path, bin_path = folder / f"{name}.param", folder / f"{name}.bin"
-    for path in (param_path, bin_path):
-        if path.is_dir():
-            raise ModelError(f"{path} is a folder: the model cannot take its name")
-        if os.path.lexists(path) and not overwrite:
-            raise ModelError(f"{path} exists: replace it (--force, overwrite=True), or give another name")
     temp = f".{temp_stem(name)}.{secrets.token_hex(4)}"
     temp_param, temp_bin = folder / f"{temp}.part.param", folder / f"{temp}.part.bin"
     # The param steps aside first and comes in last: NAME.param is the model, and
@@ -284,6 +270,27 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, tri
         with contextlib.suppress(OSError):  # the new model is in place: a leftover is no failure
             aside.unlink()
     return replace(resolve_model(param_path), scale=model.scale)
+
+
+def check_target(folder: str | os.PathLike, name: str, overwrite: bool = False) -> None:
+    """A ModelError unless ``write_model`` may write model ``name`` in ``folder``: a
+    plain file name, not a verified catalog model's or a family's, and no pair there
+    already unless ``overwrite``. (Checked before a download, too.)"""
+    if not isinstance(name, str) or not name.strip() or name.startswith(".") or "/" in name or os.sep in name \
+            or "\0" in name or name.lower().endswith((".param", ".bin")):
+        raise ModelError(f"a model's name must be a file name without folder or suffix, got {describe(name)}")
+    entry = catalog().get(name)
+    if entry is not None and entry.param_sha256:
+        # Other weights under a verified model's name would be refused as a corrupt copy.
+        raise ModelError(f"{name} is the name of a catalog model: give the converted one another name")
+    if model_name_for(name) != name:  # the commands map a family name to one of its models
+        raise ModelError(f"{name} names the catalog's {name} models (-n {name} would pick one of them): "
+                         "give the converted one another name")
+    for path in (Path(folder) / f"{name}.param", Path(folder) / f"{name}.bin"):
+        if path.is_dir():
+            raise ModelError(f"{path} is a folder: the model cannot take its name")
+        if os.path.lexists(path) and not overwrite:
+            raise ModelError(f"{path} exists: replace it (--force, overwrite=True), or give another name")
 
 
 def _trial_run(param: Path, scale: int) -> None:

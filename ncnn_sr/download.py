@@ -80,6 +80,8 @@ def download(source: Source, target: str | os.PathLike,
     if not is_url(source.url):
         raise DownloadError(f"{source.url} is no http or https address")
     target = Path(target)
+    if "\0" in str(target):  # %00 in an address's file name
+        raise DownloadError(f"{source.url} names a file no system can hold (a NUL byte)")
     part = partial_path(target)
     done = _kept(part, source.size)
     try:
@@ -160,6 +162,8 @@ def _fetch(source: Source, part: Path, done: int, progress) -> int:
                     raise cannot_write(part, e) from None
                 if progress:
                     progress(done, total if total is not None else source.size)
+    if total is not None and done < total:  # the connection closed early, without a word from http.client
+        raise http.client.IncompleteRead(b"", total - done)
     return done
 
 

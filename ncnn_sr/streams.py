@@ -9,6 +9,7 @@ nothing there. The run's messages name the stream, not the temporary file.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -19,11 +20,17 @@ from pathlib import Path
 from .errors import InputError
 
 STDIO = "-"
+# Read past this, standard input holds no picture this tool could take (a 16-bit RGBA
+# TIFF at Pillow's pixel limit is 1.4 GB); /dev/zero would otherwise fill the disk.
+MAX_STREAM_BYTES = 2 << 30
+# Names of standard input and output as paths: the same as "-" (also redirected to a file).
+_STANDARD = {"/dev/stdin": True, "/dev/stdout": False}
 
 
 def is_stream(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is ``-`` or a pipe or terminal-like device rather than a file."""
-    if os.fspath(path) == STDIO:
+    """Whether ``path`` is ``-``, standard input or output, or a pipe or other device
+    rather than a file."""
+    if os.fspath(path) == STDIO or os.fspath(path) in _STANDARD:
         return True
     try:
         mode = os.stat(path).st_mode
@@ -39,6 +46,30 @@ def shown(path: str | os.PathLike, reading: bool) -> str:
     return os.fspath(path)
 
 
+def _standard(path: str, reading: bool) -> str:
+    """``-`` for /dev/stdin read or /dev/stdout written, else ``path``."""
+    return STDIO if _STANDARD.get(path) is reading else path
+
+
+def _terminal(path: str, reading: bool) -> bool:
+    """Whether the stream is a terminal (which holds no picture and should not get one)."""
+    if path == STDIO:
+        standard = sys.stdin if reading else sys.stdout
+        if standard is None:
+            raise InputError(f"{shown(path, reading)} is closed")
+        return standard.isatty()
+    try:
+        if not stat.S_ISCHR(os.stat(path).st_mode):
+            return False
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return False
+    try:
+        return os.isatty(fd)
+    finally:
+        os.close(fd)
+
+
 class Streams:
     """The temporary files standing in for the streams of one run: ``input`` and
     ``output`` are the paths to give the run (the given ones where they are files;
@@ -48,11 +79,11 @@ class Streams:
 
     def __init__(self, input_path: str | os.PathLike, output_path: str | os.PathLike, fmt: str | None,
                  output_folder: bool = False):
-        self._out_stream = os.fspath(output_path) if is_stream(output_path) else None
+        self._out_stream = _standard(os.fspath(output_path), False) if is_stream(output_path) else None
         self._folder = None
         self.aliases: dict[str, str] = {}
         self.input, self.output = Path(input_path), Path(output_path)
-        in_stream = os.fspath(input_path) if is_stream(input_path) else None
+        in_stream = _standard(os.fspath(input_path), True) if is_stream(input_path) else None
         if in_stream is None and self._out_stream is None:
             return
         if in_stream is not None and (output_folder or self.output.is_dir()):
@@ -61,10 +92,11 @@ class Streams:
         if self._out_stream is not None and self.input.is_dir():
             raise InputError(f"the pictures of a folder cannot all go to {shown(self._out_stream, reading=False)}: "
                              "give a folder")
-        if self._out_stream == STDIO and sys.stdout.isatty():
-            raise InputError("standard output is a terminal: send the picture to a file or a pipe (-o - > out.png)")
-        if in_stream == STDIO and sys.stdin.isatty():
-            raise InputError("standard input is a terminal: pipe a picture in (-i - < in.jpg)")
+        if self._out_stream is not None and _terminal(self._out_stream, reading=False):
+            raise InputError(f"{shown(self._out_stream, reading=False)} is a terminal: send the picture to a file "
+                             "or a pipe (-o - > out.png)")
+        if in_stream is not None and _terminal(in_stream, reading=True):
+            raise InputError(f"{shown(in_stream, reading=True)} is a terminal: pipe a picture in (-i - < in.jpg)")
         self._folder = Path(tempfile.mkdtemp(prefix="ncnn-sr-stream-"))
         try:
             if in_stream is not None:
@@ -73,23 +105,30 @@ class Streams:
                 self.aliases[str(self.input)] = shown(in_stream, reading=True)
             if self._out_stream is not None:
                 self.output = self._folder / f"output.{self._format(fmt)}"
-                self.aliases[str(self.output)] = shown(self._out_stream, reading=False)
+                words = shown(self._out_stream, reading=False)
+                # A jpg asked for a picture with transparency is written as png (pipeline).
+                self.aliases[f"{self.output}.png"] = f"{words} (as png)"
+                self.aliases[str(self.output)] = words
         except BaseException:
             self.close()
             raise
 
     def _read(self, stream: str) -> None:
+        words = shown(stream, reading=True)
         try:
-            with open(self.input, "wb") as copy:
-                if stream == STDIO:
-                    shutil.copyfileobj(sys.stdin.buffer, copy)
-                else:
-                    with open(stream, "rb") as opened:
-                        shutil.copyfileobj(opened, copy)
+            with open(self.input, "wb") as copy, \
+                    (contextlib.nullcontext(sys.stdin.buffer) if stream == STDIO else open(stream, "rb")) as source:
+                size = 0
+                while block := source.read(1 << 20):
+                    size += len(block)
+                    if size > MAX_STREAM_BYTES:
+                        raise InputError(f"{words} holds more than {MAX_STREAM_BYTES >> 30} GB: no picture this "
+                                         "takes (give a large picture as a file)")
+                    copy.write(block)
         except OSError as e:
-            raise InputError(f"cannot read {shown(stream, reading=True)}: {e.strerror or e}") from None
-        if self.input.stat().st_size == 0:
-            raise InputError(f"{shown(stream, reading=True)} is empty: no picture came")
+            raise InputError(f"cannot read {words}: {e.strerror or e}") from None
+        if size == 0:
+            raise InputError(f"{words} is empty: no picture came")
 
     def _format(self, fmt: str | None) -> str:
         """The output's format: the stream path's extension where it has a picture's,
@@ -105,8 +144,9 @@ class Streams:
         """Hand the finished output to its stream."""
         if self._out_stream is None:
             return
+        made_as = self.output if self.output.exists() else Path(f"{self.output}.png")  # see the aliases
         try:
-            with open(self.output, "rb") as made:
+            with open(made_as, "rb") as made:
                 if self._out_stream == STDIO:
                     shutil.copyfileobj(made, sys.stdout.buffer)
                     sys.stdout.buffer.flush()

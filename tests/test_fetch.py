@@ -309,3 +309,28 @@ def test_convert_refuses_weights_other_than_their_sha256_and_writes_nothing(serv
     assert proc.returncode == 1 and "is not the file pinned" in proc.stderr and not (tmp_path / "c").exists()
     proc = run("convert", "-i", server.url("/"), check_ok=False)
     assert proc.returncode == 1 and "names no file" in proc.stderr
+
+
+def test_a_connection_closed_before_its_length_is_cut_short_even_unpinned(server, tmp_path):
+    server.files["/f.bin"] = DATA
+    server.cut_after = 300_000  # Content-Length says all of it; the connection closes early
+    with pytest.raises(DownloadError, match="run it again"):
+        download(Source(server.url("/f.bin")), tmp_path / "f.bin")
+    assert partial_path(tmp_path / "f.bin").stat().st_size == 300_000 and not (tmp_path / "f.bin").exists()
+    server.cut_after = None
+    assert download(Source(server.url("/f.bin")), tmp_path / "f.bin").read_bytes() == DATA
+
+
+def test_convert_checks_its_output_before_it_downloads(server, tmp_path):
+    server.files["/m.pth"] = weights_bytes(tmp_path, random_compact(upscale=4))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "m.param").write_text("taken")
+    proc = run("convert", "-i", server.url("/m.pth"), "-o", tmp_path / "out", check_ok=False)
+    assert proc.returncode == 1 and "m.param exists" in proc.stderr and server.ranges_asked == []
+    proc = run("convert", "-i", server.url("/a%00b.pth"), "-o", tmp_path / "out", check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_fetch_url_takes_an_address(tmp_path):
+    proc = run("fetch", "realesr-general-x4v3", "--url", tmp_path / "x.pth", check_ok=False)
+    assert proc.returncode == 2 and "--url takes an http or https address" in proc.stderr

@@ -2,6 +2,10 @@
 (-dn), on converted models whose weights the tests make."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -89,3 +93,29 @@ def test_denoise_with_another_model_or_without_the_second_is_refused(tmp_path):
     proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-dn", "2", check_ok=False)
     assert proc.returncode == 2
     assert not (tmp_path / "o.png").exists()
+
+
+def test_denoise_refuses_nan_as_a_usage_error(tmp_path):
+    Image.fromarray(picture(8, 9)).save(tmp_path / "in.png")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-n", "realesr-general-x4v3", "-dn", "nan",
+               check_ok=False)
+    assert proc.returncode == 2 and "nan is not a number" in proc.stderr
+
+
+def test_an_interrupt_while_mixing_leaves_no_temporary_model(tmp_path):
+    pair(tmp_path, upscale=4)
+    Image.fromarray(picture(8, 9)).save(tmp_path / "in.png")
+    (tmp_path / "tmp").mkdir()
+    script = ("import sys\n"
+              "from ncnn_sr import mixing\n"
+              "def interrupted(*args):\n"
+              "    raise KeyboardInterrupt\n"
+              "mixing.mix_models = interrupted\n"
+              "from ncnn_sr.entry import ncnn_sr\n"
+              "sys.argv = ['ncnn-sr'] + sys.argv[1:]\n"
+              "ncnn_sr()\n")
+    proc = subprocess.run([sys.executable, "-c", script, "-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-m",
+                           tmp_path, "-n", "realesr-general-x4v3", "-dn", "0.5", "-g", "-1"], capture_output=True,
+                          text=True, env={**os.environ, "TMPDIR": str(tmp_path / "tmp")})
+    assert proc.returncode == 130 and "interrupted" in proc.stderr
+    assert os.listdir(tmp_path / "tmp") == []

@@ -133,3 +133,69 @@ def test_a_video_takes_files_not_streams(tmp_path):
     assert proc.returncode == 1 and b"a video is read from a file, not standard input" in proc.stderr
     proc = subprocess.run([CMD, "video", "-i", tmp_path / "in.mp4", "-o", "-"], capture_output=True)
     assert proc.returncode == 1 and b"a video is written to a file, not standard output" in proc.stderr
+
+
+def test_a_picture_with_transparency_asked_as_jpg_comes_out_as_png_with_a_warning(tmp_path):
+    rgba = picture(8, 9, 4)
+    rgba[..., 3] = 90
+    out = io.BytesIO()
+    Image.fromarray(rgba).save(out, "PNG")
+    proc = command(tmp_path, "-i", "-", "-o", "-", "-f", "jpg", stdin=out.getvalue())
+    assert proc.returncode == 0, proc.stderr
+    assert "writing standard output (as png)" in proc.stderr.decode()
+    with Image.open(io.BytesIO(proc.stdout)) as im:
+        assert im.format == "PNG" and im.mode == "RGBA"
+
+
+def test_closed_standard_streams_are_one_line(tmp_path):
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    proc = subprocess.run([CMD, "-i", "-", "-o", tmp_path / "o.png", *FAST], stdin=subprocess.DEVNULL,
+                          capture_output=True, pass_fds=(), close_fds=True,
+                          preexec_fn=lambda: os.close(0))
+    assert proc.returncode == 1 and proc.stderr.decode().strip() == "ncnn-sr: error: standard input is closed"
+    proc = subprocess.run([CMD, "-i", tmp_path / "in.png", "-o", "-", *FAST], stderr=subprocess.PIPE,
+                          preexec_fn=lambda: os.close(1))
+    assert proc.returncode == 1 and proc.stderr.decode().strip() == "ncnn-sr: error: standard output is closed"
+
+
+def test_dev_stdout_is_standard_output_even_redirected_to_a_file(tmp_path):
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    with open(tmp_path / "out.webp", "wb") as f:
+        proc = subprocess.run([CMD, "-i", tmp_path / "in.png", "-o", "/dev/stdout", "-f", "webp", *FAST], stdout=f,
+                              stderr=subprocess.PIPE)
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(tmp_path / "out.webp") as im:
+        assert im.format == "WEBP" and im.size == (14, 12)
+
+
+def test_a_terminal_named_by_its_path_is_refused_too(tmp_path):
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    main, other = pty.openpty()
+    try:
+        proc = subprocess.run([CMD, "-i", tmp_path / "in.png", "-o", os.ttyname(other), *FAST], capture_output=True,
+                              timeout=300)
+        assert proc.returncode == 1 and f"{os.ttyname(other)} is a terminal".encode() in proc.stderr
+        proc = subprocess.run([CMD, "-i", "/dev/stdin", "-o", tmp_path / "o.png", *FAST], stdin=other,
+                              capture_output=True, timeout=300)
+        assert proc.returncode == 1 and b"standard input is a terminal" in proc.stderr
+    finally:
+        os.close(main)
+        os.close(other)
+
+
+def test_standard_input_past_the_largest_picture_is_refused_before_the_disk_fills(tmp_path, monkeypatch):
+    from ncnn_sr import streams
+    from ncnn_sr.errors import InputError
+
+    class Endless(io.RawIOBase):
+        def readinto(self, b):
+            b[:] = bytes(len(b))
+            return len(b)
+
+    monkeypatch.setattr(streams, "MAX_STREAM_BYTES", 5 << 20)
+    monkeypatch.setattr(streams.sys, "stdin", type("Stdin", (), {"buffer": Endless(), "isatty": lambda self: False})())
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(streams.tempfile, "tempdir", None)
+    with pytest.raises(InputError, match="standard input holds more than"):
+        streams.Streams("-", tmp_path / "o.png", None)
+    assert os.listdir(tmp_path) == []
