@@ -278,7 +278,7 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
     if is_video_input(opts.input) and os.path.isfile(opts.input):  # a name too long: False, no OSError
         # Named here, a video was "not a picture" or its .mkv output "unsupported".
         _fail(f"{opts.input} is a video: 'ncnn-sr upscale' takes pictures; use 'ncnn-sr video'")
-    if not (is_stream(opts.input) or is_stream(opts.output)):
+    if not (is_stream(opts.input, reading=True) or is_stream(opts.output, reading=False)):
         sys.exit(run(PROG, opts, debug))
     try:
         streams = Streams(opts.input, opts.output, opts.fmt, opts.output_folder)
@@ -344,7 +344,7 @@ def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str |
                                f"{deinterlace}")
     opts = _run_options(fmt=None, what="a video file path", **options)
     for path, reading in ((opts.input, True), (opts.output, False)):
-        if is_stream(path):  # read more than once, sought in, and its container finished last
+        if is_stream(path, reading):  # read more than once, sought in, and its container finished last
             _fail(f"a video is {'read from' if reading else 'written to'} a file, not {shown(path, reading)}")
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps,
                            deinterlace=deinterlace, field_rate=field_rate, start=start or Fraction(0),

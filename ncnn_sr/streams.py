@@ -27,16 +27,18 @@ MAX_STREAM_BYTES = 2 << 30
 _STANDARD = {"/dev/stdin": True, "/dev/stdout": False}
 
 
-def is_stream(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is ``-``, standard input or output, or a pipe or other device
-    rather than a file."""
-    if os.fspath(path) == STDIO or os.fspath(path) in _STANDARD:
+def is_stream(path: str | os.PathLike, reading: bool) -> bool:
+    """Whether ``path`` is a stream to read a picture from (``-``, /dev/stdin, a pipe:
+    a shell's <(...) is one) or to write one to (``-``, /dev/stdout, a pipe or a
+    device such as /dev/null), rather than a file. A device is no picture to read:
+    /dev/zero has no end, and the picture reader refuses it by name."""
+    if os.fspath(path) == STDIO or _STANDARD.get(os.fspath(path)) is reading:
         return True
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
         return False
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+    return stat.S_ISFIFO(mode) or (not reading and stat.S_ISCHR(mode))
 
 
 def shown(path: str | os.PathLike, reading: bool) -> str:
@@ -79,11 +81,11 @@ class Streams:
 
     def __init__(self, input_path: str | os.PathLike, output_path: str | os.PathLike, fmt: str | None,
                  output_folder: bool = False):
-        self._out_stream = _standard(os.fspath(output_path), False) if is_stream(output_path) else None
+        self._out_stream = _standard(os.fspath(output_path), False) if is_stream(output_path, False) else None
         self._folder = None
         self.aliases: dict[str, str] = {}
         self.input, self.output = Path(input_path), Path(output_path)
-        in_stream = _standard(os.fspath(input_path), True) if is_stream(input_path) else None
+        in_stream = _standard(os.fspath(input_path), True) if is_stream(input_path, True) else None
         if in_stream is None and self._out_stream is None:
             return
         if in_stream is not None and (output_folder or self.output.is_dir()):

@@ -825,10 +825,18 @@ def test_scales_past_any_picture_are_refused_before_upscaling(cmd, flags, status
     assert not (tmp_path / "o.png").exists()
 
 
-def test_an_input_that_is_neither_file_nor_folder_is_named_so(tmp_path):
-    os.mkfifo(tmp_path / "pipe.png")
-    proc = run(NCNN_SR, "-i", tmp_path / "pipe.png", "-o", tmp_path / "o.png", "-g", "-1", check_ok=False, timeout=60)
-    assert proc.returncode == 1 and "pipe.png is neither a file nor a folder" in proc.stderr
+def test_an_input_that_is_neither_file_nor_pipe_nor_folder_is_named_so(tmp_path):
+    # A FIFO is read as a pipe (test_streams); a Unix socket is none of these.
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(tmp_path / "sock.png"))
+        proc = run(NCNN_SR, "-i", tmp_path / "sock.png", "-o", tmp_path / "o.png", "-g", "-1", check_ok=False,
+                   timeout=60)
+    assert proc.returncode == 1 and "sock.png is neither a file nor a folder" in proc.stderr
+    proc = run(NCNN_SR, "-i", "/dev/zero", "-o", tmp_path / "o.png", "-g", "-1", check_ok=False, timeout=60)
+    assert proc.returncode == 1 and "/dev/zero" in proc.stderr and proc.stderr.count("\n") == 1
+    assert not (tmp_path / "o.png").exists()
 
 
 @pytest.mark.parametrize("where", ["missing", "in.png"])
