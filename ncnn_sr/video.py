@@ -29,6 +29,7 @@ import numpy as np
 from . import timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import InputError
+from .resample import resize
 from .files import temp_stem, write_target
 from .video_options import COMMON_CONTAINERS, EncodeOptions
 from .video_window import Window
@@ -647,13 +648,23 @@ class _FirstFrame:
     sar: Fraction | None
 
 
-def _keep_first(video_out, codec: str, first: _FirstFrame, image: np.ndarray, src, dst: Path) -> None:
-    """Have ``video_out`` keep what ``first`` holds, for output frames like ``image``."""
+def _keep_first(video_out, codec: str, first: _FirstFrame, image: np.ndarray, src, dst: Path) -> tuple[int, int] | None:
+    """Have ``video_out`` keep what ``first`` holds, for output frames like ``image``.
+    Where it cannot hold their sample aspect ratio, the (width, height) to stretch the
+    frames to, so that square samples show them as the input showed; else None."""
     if first.hdr is not None:
         _keep_mastering(video_out, codec, first.hdr, src)
-    sar = output_aspect(first.sar, first.shown, (image.shape[1], image.shape[0]))
-    if sar is not None:
-        _keep_aspect(video_out, codec, sar, dst)
+    size = (image.shape[1], image.shape[0])
+    sar = output_aspect(first.sar, first.shown, size)
+    if sar is None:
+        return None
+    if _holds_aspect(video_out, codec):
+        video_out.codec_context.sample_aspect_ratio = sar
+        return None
+    stretched = (round(size[0] * sar), size[1]) if sar > 1 else (size[0], round(size[1] / sar))
+    log.info("%s keeps no sample aspect ratio: its frames are stretched from %dx%d to %dx%d, as %s:%s samples "
+             "show them", dst, *size, *stretched, sar.numerator, sar.denominator)
+    return stretched
 
 
 # Muxers that write a video's sample aspect ratio from its encoder's (an mp4's pasp
@@ -666,16 +677,12 @@ _ASPECT_MUXERS = frozenset({"mp4", "mov", "ipod", "3gp", "3g2"})
 _ASPECT_CODECS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4"})
 
 
-def _keep_aspect(video_out, codec: str, sar: Fraction, dst: Path) -> None:
-    """Have ``video_out`` written with the sample aspect ratio ``sar``: anamorphic
-    video (a DVD's 720x480 shown at 16:9) would otherwise play squeezed. Where
-    neither its muxer nor its codec can hold it, a warning says so."""
-    video_out.codec_context.sample_aspect_ratio = sar
+def _holds_aspect(video_out, codec: str) -> bool:
+    """Whether ``video_out`` is written with its encoder's sample aspect ratio:
+    anamorphic video (a DVD's 720x480 shown at 16:9) played with square samples would
+    look squeezed."""
     name = av.codec.Codec(codec, "w").canonical_name
-    if video_out.container.format.name not in _ASPECT_MUXERS and name not in _ASPECT_CODECS:
-        log.warning("%s video in %s has no sample aspect ratio PyAV can write: it will play with square samples, "
-                    "not %s:%s (an .mp4 or .mov output, or H.264 or H.265 video, keeps it)", name, dst.suffix,
-                    sar.numerator, sar.denominator)
+    return video_out.container.format.name in _ASPECT_MUXERS or name in _ASPECT_CODECS
 
 
 def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress, window: Window | None) -> int:
@@ -865,24 +872,26 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         out.mux(packets)
 
     written = 0
-    size = None
+    size = stretched = None
     frames = frames_fn(decoded())
     try:
         for index, image in enumerate(frames):
             pts, seconds, duration = stamps.popleft()
             if size is None:
-                size = encodable_size(image.shape[1], image.shape[0], options.pix_fmt)
-                if size != (image.shape[1], image.shape[0]):
-                    log.warning("%s", fit_warning(options.pix_fmt, image.shape[1], image.shape[0], size))
+                stretched = _keep_first(video_out, codec, first[0], image, src, dst) if first else None
+                shape = stretched or (image.shape[1], image.shape[0])
+                size = encodable_size(*shape, options.pix_fmt)
+                if size != shape:
+                    log.warning("%s", fit_warning(options.pix_fmt, *shape, size))
                 video_out.width, video_out.height = size
-                if first:
-                    _keep_first(video_out, codec, first[0], image, src, dst)
                 try:
                     # Now, not on the first mux (maybe of a sound packet), so that options
                     # the encoder refuses (a bad preset, a tiny bitrate) are blamed on it.
                     video_out.codec_context.open()
                 except av.error.FFmpegError as e:
                     raise refused(e) from None
+            if stretched:
+                image = resize(image[:, :, :3], stretched[1], stretched[0])
             frame = coded(np.ascontiguousarray(fit(image[:, :, :3], size)), options.pix_fmt, colour)
             mux_side(index)
             settled = constant.push(frame, seconds, duration) if constant else [(frame, pts)]

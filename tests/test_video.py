@@ -430,12 +430,23 @@ def test_square_samples_stretched_on_purpose_stay_stretched(tmp_path):
     assert aspect(tmp_path / "out.mp4") == (None, None)
 
 
-def test_a_sample_aspect_ratio_the_output_cannot_hold_is_named(tmp_path, caplog):
-    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None, sar=DVD_WIDE)
-    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+@pytest.mark.parametrize("sar", [DVD_WIDE, Fraction(8, 9)])  # 16:9 and 4:3 NTSC DVDs
+def test_anamorphic_frames_where_the_output_holds_no_aspect_are_stretched_to_square_samples(tmp_path, caplog, sar):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None, sar=sar)
+    with av.open(str(clip)) as c:
+        w, h = c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height
+    with caplog.at_level(logging.INFO, logger="ncnn_sr"):
         upscale_video(clip, tmp_path / "out.webm", doubled)
-    assert "vp9 video in .webm has no sample aspect ratio PyAV can write" in caplog.text
-    assert "not 32:27" in caplog.text
+    wide, tall = (round(2 * w * sar), 2 * h) if sar > 1 else (2 * w, round(2 * h / sar))
+    wide, tall = wide - wide % 2, tall - tall % 2
+    with av.open(str(tmp_path / "out.webm")) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.width, v.codec_context.height) == (wide, tall)
+        assert v.sample_aspect_ratio in (None, 1)
+    # Shown at the input's shape: its display aspect, to a pixel's rounding.
+    assert abs(Fraction(wide, tall) - Fraction(w, h) * sar) < Fraction(2, tall)
+    assert "keeps no sample aspect ratio: its frames are stretched" in caplog.text
+    assert "WARNING" not in caplog.text
 
 PURE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (16, 128, 200), (250, 200, 40)]
 
