@@ -348,7 +348,8 @@ def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str |
             _fail(f"a video is {'read from' if reading else 'written to'} a file, not {shown(path, reading)}")
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps,
                            deinterlace=deinterlace, field_rate=field_rate, start=start or Fraction(0),
-                           duration=duration, skip_damaged=skip_damaged)
+                           duration=duration, skip_damaged=skip_damaged, keep_width=opts.width is not None,
+                           keep_height=opts.height is not None)
     sys.exit(run_video(PROG, opts, encode, debug))
 
 

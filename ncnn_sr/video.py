@@ -648,7 +648,8 @@ class _FirstFrame:
     sar: Fraction | None
 
 
-def _keep_first(video_out, codec: str, first: _FirstFrame, image: np.ndarray, src, dst: Path) -> tuple[int, int] | None:
+def _keep_first(video_out, codec: str, first: _FirstFrame, image: np.ndarray, options: EncodeOptions, src,
+                dst: Path) -> tuple[int, int] | None:
     """Have ``video_out`` keep what ``first`` holds, for output frames like ``image``.
     Where it cannot hold their sample aspect ratio, the (width, height) to stretch the
     frames to, so that square samples show them as the input showed; else None."""
@@ -661,8 +662,20 @@ def _keep_first(video_out, codec: str, first: _FirstFrame, image: np.ndarray, sr
     if _holds_aspect(video_out, codec):
         video_out.codec_context.sample_aspect_ratio = sar
         return None
-    stretched = (round(size[0] * sar), size[1]) if sar > 1 else (size[0], round(size[1] / sar))
-    log.info("%s keeps no sample aspect ratio: its frames are stretched from %dx%d to %dx%d, as %s:%s samples "
+    if options.keep_width and options.keep_height:
+        log.warning("%s holds no sample aspect ratio, and --width and --height fix both sides: it will play with "
+                    "square samples, not %s:%s (an .mp4 or .mov output, or H.264 or H.265 video, keeps it)", dst,
+                    sar.numerator, sar.denominator)
+        return None
+    # Wider (or taller) rather than narrower, unless that side was asked for; a side
+    # the pixel format needs even is rounded to the nearest even size, not cropped later.
+    wider = options.keep_height or (sar > 1 and not options.keep_width)
+    want = (size[0] * sar, Fraction(size[1])) if wider else (Fraction(size[0]), size[1] / sar)
+    even = tuple(s != 3 for s in encodable_size(3, 3, options.pix_fmt))
+    stretched = tuple(max(2 if e else 1, 2 * round(w / 2) if e else round(w)) for w, e in zip(want, even))
+    if stretched == size:
+        return None
+    log.info("%s holds no sample aspect ratio: its frames are stretched from %dx%d to %dx%d, as %s:%s samples "
              "show them", dst, *size, *stretched, sar.numerator, sar.denominator)
     return stretched
 
@@ -878,7 +891,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         for index, image in enumerate(frames):
             pts, seconds, duration = stamps.popleft()
             if size is None:
-                stretched = _keep_first(video_out, codec, first[0], image, src, dst) if first else None
+                stretched = _keep_first(video_out, codec, first[0], image, options, src, dst) if first else None
                 shape = stretched or (image.shape[1], image.shape[0])
                 size = encodable_size(*shape, options.pix_fmt)
                 if size != shape:

@@ -47,7 +47,7 @@ class EncodeOptions:
     (50i to 50p). ``start`` and ``duration`` (seconds) take a part of the video only:
     from ``start`` into it, for ``duration`` (None: to its end). ``skip_damaged``
     skips video packets the decoder refuses as damaged, with a warning, where
-    otherwise the first is an error."""
+    otherwise the first is an error. ``keep_width`` and ``keep_height``: see below."""
 
     codec: str | None = None
     crf: int | None = None
@@ -60,6 +60,11 @@ class EncodeOptions:
     start: Fraction = Fraction(0)
     duration: Fraction | None = None
     skip_damaged: bool = False
+    # The frames' width or height was asked for (--width, --height): where the output
+    # holds no sample aspect ratio and anamorphic frames are stretched to square samples,
+    # the other side is what changes; both asked, nothing is stretched.
+    keep_width: bool = False
+    keep_height: bool = False
 
     def __post_init__(self) -> None:
         for name in ("start", "duration"):

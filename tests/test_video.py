@@ -430,23 +430,39 @@ def test_square_samples_stretched_on_purpose_stay_stretched(tmp_path):
     assert aspect(tmp_path / "out.mp4") == (None, None)
 
 
-@pytest.mark.parametrize("sar", [DVD_WIDE, Fraction(8, 9)])  # 16:9 and 4:3 NTSC DVDs
-def test_anamorphic_frames_where_the_output_holds_no_aspect_are_stretched_to_square_samples(tmp_path, caplog, sar):
-    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None, sar=sar)
+@pytest.mark.parametrize("sar,size", [(DVD_WIDE, None), (Fraction(8, 9), None), (DVD_WIDE, (90, 60))])
+def test_anamorphic_frames_where_the_output_holds_no_aspect_are_stretched_to_square_samples(tmp_path, caplog, sar,
+                                                                                         size):
+    # 16:9 and 4:3 NTSC DVDs; 90x60 at 32:27 doubled wants 213.3 px: the even 214, not 213 cropped to 212.
+    kw = {} if size is None else {"width": size[0], "height": size[1]}
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None, sar=sar, **kw)
     with av.open(str(clip)) as c:
         w, h = c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height
     with caplog.at_level(logging.INFO, logger="ncnn_sr"):
         upscale_video(clip, tmp_path / "out.webm", doubled)
-    wide, tall = (round(2 * w * sar), 2 * h) if sar > 1 else (2 * w, round(2 * h / sar))
-    wide, tall = wide - wide % 2, tall - tall % 2
+    wide, tall = (2 * round(w * sar), 2 * h) if sar > 1 else (2 * w, 2 * round(h / sar))
     with av.open(str(tmp_path / "out.webm")) as c:
         v = c.streams.video[0]
         assert (v.codec_context.width, v.codec_context.height) == (wide, tall)
         assert v.sample_aspect_ratio in (None, 1)
     # Shown at the input's shape: its display aspect, to a pixel's rounding.
-    assert abs(Fraction(wide, tall) - Fraction(w, h) * sar) < Fraction(2, tall)
-    assert "keeps no sample aspect ratio: its frames are stretched" in caplog.text
+    assert abs(Fraction(wide, tall) - Fraction(w, h) * sar) < Fraction(1, tall)
+    assert "holds no sample aspect ratio: its frames are stretched" in caplog.text
     assert "WARNING" not in caplog.text
+
+
+@pytest.mark.parametrize("keep, expected", [("width", (64, 40)), ("height", (76, 48)), ("both", (64, 48))])
+def test_a_side_asked_for_stays_as_asked_where_frames_are_stretched(tmp_path, caplog, keep, expected):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None, sar=DVD_WIDE)  # 32x24, doubled
+    options = EncodeOptions(keep_width=keep in ("width", "both"), keep_height=keep in ("height", "both"))
+    with caplog.at_level(logging.INFO, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.webm", doubled, options)
+    with av.open(str(tmp_path / "out.webm")) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.width, v.codec_context.height) == expected
+    assert ("plays with square samples" in caplog.text or "play with square samples" in caplog.text) == \
+        (keep == "both")
+
 
 PURE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (16, 128, 200), (250, 200, 40)]
 
