@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, cannot_write
 
 STDIO = "-"
 # Read past this, standard input holds no picture this tool could take (a 16-bit RGBA
@@ -126,7 +126,10 @@ class Streams:
                     if size > MAX_STREAM_BYTES:
                         raise InputError(f"{words} holds more than {MAX_STREAM_BYTES >> 30} GB: no picture this "
                                          "takes (give a large picture as a file)")
-                    copy.write(block)
+                    try:
+                        copy.write(block)
+                    except OSError as e:  # the temporary folder's disk full, say: not the stream's doing
+                        raise cannot_write(f"a copy of {words} in {self._folder}", e) from None
         except OSError as e:
             raise InputError(f"cannot read {words}: {e.strerror or e}") from None
         if size == 0:
@@ -156,8 +159,8 @@ class Streams:
                     with open(self._out_stream, "wb") as stream:
                         shutil.copyfileobj(made, stream)
         except BrokenPipeError:
-            # Nothing reads it any more; Python would complain again flushing at exit.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            if self._out_stream == STDIO:  # nothing reads it any more; Python would complain again flushing at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise InputError(f"{shown(self._out_stream, reading=False)} was closed before the picture "
                              "was written") from None
         except OSError as e:
