@@ -83,7 +83,7 @@ def download(source: Source, target: str | os.PathLike,
     if "\0" in str(target):  # %00 in an address's file name
         raise DownloadError(f"{source.url} names a file no system can hold (a NUL byte)")
     part = partial_path(target)
-    done = _kept(part, source.size)
+    done = _kept(part, source)
     try:
         done = _fetch(source, part, done, progress)
     except OSError as e:  # the network's: a failed write is an InputError already
@@ -101,22 +101,47 @@ def download(source: Source, target: str | os.PathLike,
         os.replace(part, target)
     except OSError as e:
         raise cannot_write(target, e) from None
+    _origin(part).unlink(missing_ok=True)
     return target
 
 
-def _kept(part: Path, size: int | None) -> int:
+def _origin(part: Path) -> Path:
+    """Beside a part: the address its bytes came from and the validator (ETag or
+    Last-Modified) the server gave for them, a line each, so that a resume asks for
+    the rest of that file and no other."""
+    return part.with_name(f"{part.name}.from")
+
+
+def _forget(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _origin(part).unlink(missing_ok=True)
+
+
+def _kept(part: Path, source: Source) -> int:
     """Bytes of an earlier attempt to go on from: none where they cannot be the
-    start of the file (more than the whole)."""
+    start of this file (more than the whole, or fetched from another address)."""
     try:
         kept = part.stat().st_size
     except FileNotFoundError:
+        _forget(part)
         return 0
     except OSError as e:
         raise cannot_write(part, e) from None
-    if size is not None and kept > size:
-        part.unlink()
+    try:
+        came_from = _origin(part).read_text(encoding="utf-8").split("\n")[0]
+    except (OSError, UnicodeDecodeError):  # no record, or a broken one: the bytes' source is unknown
+        came_from = None
+    if came_from != source.url or (source.size is not None and kept > source.size):
+        _forget(part)
         return 0
     return kept
+
+
+def _validator(response) -> str:
+    """What If-Range can name this response's file by: a strong ETag, else its
+    Last-Modified date; "" when the server gives neither."""
+    etag = response.headers.get("ETag", "")
+    return etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified", "")
 
 
 def _fetch(source: Source, part: Path, done: int, progress) -> int:
@@ -125,6 +150,9 @@ def _fetch(source: Source, part: Path, done: int, progress) -> int:
     headers = {"User-Agent": f"ncnn-sr/{__version__}"}
     if done:
         headers["Range"] = f"bytes={done}-"
+        lines = _origin(part).read_text(encoding="utf-8").split("\n")
+        if len(lines) > 1 and lines[1]:  # a server whose file changed since sends it whole (200)
+            headers["If-Range"] = lines[1]
     request = urllib.request.Request(source.url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT)
@@ -137,10 +165,12 @@ def _fetch(source: Source, part: Path, done: int, progress) -> int:
             done = 0
         total = _length(response, done)
         if source.size is not None and total is not None and total != source.size:
-            part.unlink(missing_ok=True)
+            _forget(part)
             raise DownloadError(f"{source.url} is {total} bytes where the file pinned is {source.size}: "
                                 "it is another file")
         try:
+            if not done:
+                _origin(part).write_text(f"{source.url}\n{_validator(response)}\n", encoding="utf-8")
             f = open(part, "ab" if done else "wb")
         except OSError as e:
             raise cannot_write(part, e) from None
@@ -152,7 +182,7 @@ def _fetch(source: Source, part: Path, done: int, progress) -> int:
                 done += len(chunk)
                 if source.size is not None and done > source.size:
                     f.close()
-                    part.unlink()
+                    _forget(part)
                     raise DownloadError(f"{source.url} holds more than the {source.size} bytes pinned: "
                                         "it is another file")
                 try:
@@ -181,7 +211,7 @@ def _check_digest(source: Source, part: Path) -> None:
         return
     digest = file_sha256(part)
     if digest != source.sha256:
-        part.unlink()
+        _forget(part)
         raise DownloadError(f"{source.url} is not the file pinned (its sha256 is {digest}, not {source.sha256}); "
                             "nothing was kept")
 

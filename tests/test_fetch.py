@@ -36,6 +36,8 @@ class Server(http.server.ThreadingHTTPServer):
         self.go_on = threading.Event()
         self.ranges = True
         self.ranges_asked: list[str | None] = []
+        self.etag: str | None = None  # sent as ETag; an If-Range naming another gets the whole file
+        self.if_range_asked: list[str | None] = []
 
     def handle_error(self, request, client_address):
         pass  # a client that hangs up midway, as some tests do
@@ -53,6 +55,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         asked = self.headers.get("Range")
         server.ranges_asked.append(asked)
+        server.if_range_asked.append(self.headers.get("If-Range"))
+        if self.headers.get("If-Range") not in (None, server.etag):
+            asked = None  # the file changed since: all of it
         start = int(asked.split("=")[1].rstrip("-")) if asked and server.ranges else 0
         if start >= len(data) and asked and server.ranges:
             self.send_response(416)
@@ -60,6 +65,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         self.send_response(206 if start else 200)
+        if server.etag:
+            self.send_header("ETag", server.etag)
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Content-Length", str(len(data) - start))
@@ -133,22 +140,45 @@ def test_a_download_cut_short_keeps_its_bytes_and_the_next_goes_on_from_them(ser
     assert server.ranges_asked == [None, "bytes=300000-"] and os.listdir(tmp_path) == ["f.bin"]
 
 
+def kept(target, data: bytes, url: str, validator: str = "") -> None:
+    """Bytes kept from an earlier download of ``url``, as download() keeps them."""
+    part = partial_path(target)
+    part.write_bytes(data)
+    part.with_name(part.name + ".from").write_text(f"{url}\n{validator}\n")
+
+
 def test_a_server_that_ignores_the_range_gives_the_whole_file_again(server, tmp_path):
     source = pinned(server, "/f.bin", DATA)
-    partial_path(tmp_path / "f.bin").write_bytes(DATA[:1000])
+    kept(tmp_path / "f.bin", DATA[:1000], source.url)
     server.ranges = False
     assert download(source, tmp_path / "f.bin").read_bytes() == DATA
+    assert os.listdir(tmp_path) == ["f.bin"]
 
 
 def test_kept_bytes_that_are_the_whole_file_are_only_checked(server, tmp_path):
     source = pinned(server, "/f.bin", DATA)
-    partial_path(tmp_path / "f.bin").write_bytes(DATA)
+    kept(tmp_path / "f.bin", DATA, source.url)
     assert download(source, tmp_path / "f.bin").read_bytes() == DATA and server.ranges_asked == []
-    partial_path(tmp_path / "g.bin").write_bytes(b"wrong" * 10)  # kept from a file since changed
     server.files["/g.bin"] = b"right" * 10
+    kept(tmp_path / "g.bin", b"wrong" * 10, server.url("/g.bin"))  # kept from a file since changed
     with pytest.raises(DownloadError, match="not the file pinned"):
         download(Source(server.url("/g.bin"), hashlib.sha256(b"right" * 10).hexdigest(), 50), tmp_path / "g.bin")
-    assert not partial_path(tmp_path / "g.bin").exists()  # so the next call starts afresh
+    assert os.listdir(tmp_path) == ["f.bin"]  # so the next call starts afresh
+
+
+def test_bytes_kept_from_another_address_or_a_file_since_changed_are_not_gone_on_from(server, tmp_path):
+    server.files["/f.bin"] = DATA
+    kept(tmp_path / "f.bin", b"x" * 1000, server.url("/other.bin"))  # another address's file, same name
+    assert download(Source(server.url("/f.bin")), tmp_path / "f.bin").read_bytes() == DATA
+    assert server.ranges_asked == [None]
+    # A server that names its file by a validator sends it whole when it changed since.
+    server.etag = '"v2"'
+    kept(tmp_path / "g.bin", b"y" * 1000, server.url("/f.bin"), '"v1"')
+    assert download(Source(server.url("/f.bin")), tmp_path / "g.bin").read_bytes() == DATA
+    assert server.if_range_asked[-1] == '"v1"'
+    kept(tmp_path / "h.bin", DATA[:1000], server.url("/f.bin"), '"v2"')  # unchanged: the rest only
+    assert download(Source(server.url("/f.bin")), tmp_path / "h.bin").read_bytes() == DATA
+    assert server.ranges_asked[-1] == "bytes=1000-"
 
 
 def test_a_missing_file_and_no_server_are_one_line(server, tmp_path):
