@@ -50,6 +50,13 @@ class StagedRun:
             return
         depth = 3 if alpha is None else 4
         summed = np.zeros((height * s, width * s, depth), np.float32)
+        if u > 1:
+            # Whole blocks, reflected at the bottom and right as the network pads itself
+            # (windows.py does the same): turned, a part block would start the network at
+            # another phase than the picture's.
+            blocks = ((0, -rgb.shape[0] % u), (0, -rgb.shape[1] % u), (0, 0))
+            rgb = np.pad(rgb, blocks, mode="reflect")
+            alpha = None if alpha is None else np.pad(alpha, blocks, mode="reflect")
         for k in range(TTA_COUNT):
             turned = tta_forward(rgb, k)
             one = np.empty(((turned.shape[0] - 2 * p) * s, (turned.shape[1] - 2 * p) * s, depth), np.float32)
@@ -58,7 +65,7 @@ class StagedRun:
                 one[y0 * s:y1 * s, x0 * s:x1 * s] = values
             self._staged_pass(net, turned, None if alpha is None else tta_forward(alpha, k), longest, dtype, gather,
                               tick)
-            summed += tta_inverse(one, k)
+            summed += tta_inverse(one, k)[:height * s, :width * s]
         quantize_into(summed * np.float32(1.0 / TTA_COUNT), channels, out)
 
     def _staged_pass(self, net: SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, longest: int, dtype,

@@ -98,8 +98,6 @@ class TileChoice:
         if channels == 4 and self.alpha == "model":
             return None
         u = net.plan.unshuffle
-        if self.tta and u > 1:  # a turned picture's blocks fall elsewhere: blended windows keep them
-            return None
         p = self._border
         extra = 0
         if self.tta:  # each pass's output and their sum, in float (grey as RGB)
