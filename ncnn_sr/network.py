@@ -158,8 +158,6 @@ class SplitNetwork:
 
     def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:
         u = self.plan.unshuffle
-        if min(image.shape[:2]) < u:  # too small for the network's own reflecting pad to be copied
-            return self.net.run(image, keep)
         features = self.trunk(image.transpose(2, 0, 1))
         box = keep or (0, image.shape[0], 0, image.shape[1])
         cells = (box[0] // u, -(-box[1] // u), box[2] // u, -(-box[3] // u))  # whole blocks
@@ -215,7 +213,8 @@ def unshuffle(planes: np.ndarray, s: int) -> np.ndarray:
     """C×H×W planes as a network opening with a pixel unshuffle by ``s`` makes them:
     reflected (without repeating the edge) at the bottom and right to whole s×s
     blocks, then each block's pixels as channels, c·s² + dy·s + dx (ncnn's Reorg, as
-    PyTorch's pixel_unshuffle). Sides of at least ``s``."""
+    PyTorch's pixel_unshuffle). A side shorter than the padding is reflected over and
+    over (numpy's), where the network's own reflection would read past it."""
     c, h, w = planes.shape
     pad_y, pad_x = -h % s, -w % s
     if pad_y or pad_x:
