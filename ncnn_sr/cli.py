@@ -238,14 +238,10 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
         raise click.BadParameter(f"it mixes {general} with {weak}: give -n {general}, not {name}",
                                  param_hint="'-dn' / '--denoise'")
     try:
-        if strength == 1:
-            return models_mod.resolve_model(general, model_path)
         folder = tempfile.mkdtemp(prefix="ncnn-sr-denoise-")
         # Gone as the command ends, however it ends (an interrupt leaves by os._exit, past atexit).
         click.get_current_context().call_on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
-        return mixing.mix_models(models_mod.resolve_model(general, model_path),
-                                 models_mod.resolve_model(weak, model_path), strength, folder,
-                                 f"{general}-dn{strength:g}")
+        return mixing.denoised_model(strength, folder, model_path)
     except NcnnSrError as e:
         _fail(str(e))
 

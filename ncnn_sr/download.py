@@ -83,9 +83,9 @@ def download(source: Source, target: str | os.PathLike,
     if "\0" in str(target):  # %00 in an address's file name
         raise DownloadError(f"{source.url} names a file no system can hold (a NUL byte)")
     part = partial_path(target)
-    done = _kept(part, source)
+    done, validator = _kept(part, source)
     try:
-        done = _fetch(source, part, done, progress)
+        done = _fetch(source, part, done, validator, progress)
     except OSError as e:  # the network's: a failed write is an InputError already
         kept = part.stat().st_size if part.exists() else 0
         again = " (the bytes received are kept: run it again to go on from them)" if kept else ""
@@ -117,24 +117,25 @@ def _forget(part: Path) -> None:
     _origin(part).unlink(missing_ok=True)
 
 
-def _kept(part: Path, source: Source) -> int:
-    """Bytes of an earlier attempt to go on from: none where they cannot be the
-    start of this file (more than the whole, or fetched from another address)."""
+def _kept(part: Path, source: Source) -> tuple[int, str]:
+    """Bytes of an earlier attempt to go on from, and the validator the server gave
+    for them: none where they cannot be the start of this file (more than the whole,
+    or fetched from another address)."""
     try:
         kept = part.stat().st_size
     except FileNotFoundError:
         _forget(part)
-        return 0
+        return 0, ""
     except OSError as e:
         raise cannot_write(part, e) from None
     try:
-        came_from = _origin(part).read_text(encoding="utf-8").split("\n")[0]
+        came_from, validator = (_origin(part).read_text(encoding="utf-8").split("\n") + ["", ""])[:2]
     except (OSError, UnicodeDecodeError):  # no record, or a broken one: the bytes' source is unknown
-        came_from = None
+        came_from, validator = None, ""
     if came_from != source.url or (source.size is not None and kept > source.size):
         _forget(part)
-        return 0
-    return kept
+        return 0, ""
+    return kept, validator
 
 
 def _validator(response) -> str:
@@ -144,15 +145,14 @@ def _validator(response) -> str:
     return etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified", "")
 
 
-def _fetch(source: Source, part: Path, done: int, progress) -> int:
+def _fetch(source: Source, part: Path, done: int, validator: str, progress) -> int:
     if source.size is not None and done == source.size:
         return done  # whole already: only the check is left
     headers = {"User-Agent": f"ncnn-sr/{__version__}"}
     if done:
         headers["Range"] = f"bytes={done}-"
-        lines = _origin(part).read_text(encoding="utf-8").split("\n")
-        if len(lines) > 1 and lines[1]:  # a server whose file changed since sends it whole (200)
-            headers["If-Range"] = lines[1]
+        if validator:  # a server whose file changed since sends it whole (200)
+            headers["If-Range"] = validator
     request = urllib.request.Request(source.url, headers=headers)
     try:
         response = urllib.request.urlopen(request, timeout=TIMEOUT)

@@ -53,3 +53,16 @@ def mix_models(first: ModelSpec, second: ModelSpec, weight: float, folder: str |
     # What the catalog knows of the first (its scale, its memory per pixel) holds for the mix.
     return replace(resolve_model(folder / f"{name}.param"), scale=first.scale, prepadding=first.prepadding,
                    cpu_bytes_per_pixel=first.cpu_bytes_per_pixel)
+
+
+def denoised_model(strength: float, folder: str | os.PathLike,
+                   model_path: str | os.PathLike | None = None) -> ModelSpec:
+    """Real-ESRGAN's denoise strength: realesr-general-x4v3 mixed with its
+    weak-denoise training, ``strength`` of the first, written in ``folder`` (kept as
+    long as the model is used); 1 is realesr-general-x4v3 itself, from where it is."""
+    general, weak = DENOISE_MODELS
+    first = resolve_model(general, model_path)
+    if strength == 1:
+        return first
+    return mix_models(first, resolve_model(weak, model_path), strength, folder, f"{general}-dn{strength:g}")
+

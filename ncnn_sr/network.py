@@ -175,9 +175,8 @@ class SplitNetwork:
 
     def trunk(self, planes: np.ndarray) -> np.ndarray:
         """The cut blob for C×H×W picture planes (unshuffled first where the plan says)."""
-        if self.plan.unshuffle > 1:
-            return self.net.extract({self.plan.entry: unshuffle(planes, self.plan.unshuffle)}, self.plan.cut_blob)
-        return self.net.extract({self.net.input_blob: planes}, self.plan.cut_blob)
+        blob, fed = self.entry(planes)
+        return self.net.extract({blob: fed}, self.plan.cut_blob)
 
     def entry(self, planes: np.ndarray) -> tuple[str, np.ndarray]:
         """The blob the stages start from, and what to feed it for picture planes."""
