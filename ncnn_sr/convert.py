@@ -23,6 +23,8 @@ Architectures are told apart by their keys and shapes:
   activations hold no weights for them, so their keys do not say which: they are
   refused rather than guessed.
 - SPAN (``conv_1.sk``, ``block_N.c1_r``, ..., ``upsampler.0``): see span.py.
+- RealPLKSR (``feats.0``, ``feats.N.channel_mixer``, ``feats.N.lk.conv``, ...): see
+  plksr.py.
 
 The network computes the PyTorch module's forward on float RGB in [0,1]. For the
 pixel-unshuffled RRDBNets a picture whose sides are not a multiple of the unshuffle
@@ -45,7 +47,7 @@ from typing import Mapping
 
 import numpy as np
 
-from . import span
+from . import plksr, span
 from .errors import ModelError, NcnnSrError, cannot_write, describe, one_line
 from .files import atomic_write, temp_stem
 from .models import ModelSpec, catalog, model_name_for, resolve_model
@@ -54,7 +56,7 @@ from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, shape_of
 log = logging.getLogger("ncnn_sr")
 
 _RESIDUAL = "0=1 -23301=2,2.000000e-01,1.000000e+00"  # Eltwise sum: 0.2 * first + second
-_CONVERTIBLE = "RRDBNet (Real-ESRGAN, ESRGAN), SRVGGNetCompact with PReLU and SPAN can be converted"
+_CONVERTIBLE = "RRDBNet (Real-ESRGAN, ESRGAN), SRVGGNetCompact with PReLU, SPAN and RealPLKSR can be converted"
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,8 @@ def _known(weights: Mapping[str, np.ndarray], scale: int | None = None, hint: in
         return _compact
     if span.is_span(weights):
         return lambda w, fp16: ConvertedModel(*span.convert_span(w, fp16))
+    if plksr.is_plksr(weights):
+        return lambda w, fp16: ConvertedModel(*plksr.convert_plksr(w, fp16))
     return None
 
 

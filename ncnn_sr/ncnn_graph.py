@@ -30,10 +30,19 @@ class Net:
         self._count = 0
 
     def add(self, kind: str, name: str, bottoms: list[str], params: str = "", data: bytes = b"") -> str:
+        return self.add_many(kind, name, bottoms, 1, params, data)[0]
+
+    def add_many(self, kind: str, name: str, bottoms: list[str], count: int, params: str = "",
+                 data: bytes = b"") -> list[str]:
+        """A layer with ``count`` outputs (a Slice, say); their blob names."""
         self._count += 1
-        top = f"{kind.lower()}{self._count}"
-        self._layers.append([kind, name, list(bottoms), [top], params, data])
-        return top
+        tops = [f"{kind.lower()}{self._count}" + (f"_{i}" if count > 1 else "") for i in range(count)]
+        self._layers.append([kind, name, list(bottoms), tops, params, data])
+        return tops
+
+    @property
+    def weights(self) -> Mapping[str, np.ndarray]:
+        return self._weights
 
     def array(self, key: str) -> np.ndarray:
         return np.asarray(self._weights[self._lookup[key]], dtype=np.float32)
@@ -49,13 +58,13 @@ class Net:
         ``source`` names, for errors), padded to keep the size."""
         out, _, k, _ = w.shape
         params = f"0={out} 1={k} 4={k // 2} 5=1 6={w.size}" + (_LRELU if lrelu else "")
-        return self.add("Convolution", name, [bottom], params, self._flagged(w, source) + raw(b))
+        return self.add("Convolution", name, [bottom], params, self.flagged(w, source) + raw(b))
 
     def prelu(self, key: str, bottom: str) -> str:
         slope = self.array(f"{key}.weight")
         return self.add("PReLU", key, [bottom], f"0={slope.size}", raw(slope))
 
-    def _flagged(self, w: np.ndarray, source: str) -> bytes:
+    def flagged(self, w: np.ndarray, source: str) -> bytes:
         if not self._fp16:
             return _TAG_FP32 + raw(w)
         if np.abs(w).max(initial=0) > _FP16_MAX:

@@ -130,6 +130,12 @@ class Network:
         for pool in self._pools:
             pool.clear()
 
+    def __del__(self) -> None:
+        # Collected unreleased (a caller that never closed its Upscaler), the attributes
+        # went in the order they were set: the pools before the net. A layer that still
+        # held a buffer of theirs (RealPLKSR's layer norm does) then crashed the process.
+        self.release()
+
     def release(self) -> None:
         net, self._net = getattr(self, "_net", None), None
         if net is not None:

@@ -3,8 +3,9 @@
 The forwards here are written from the architectures' definitions (RRDBNet with
 its 0.2-scaled residuals, nearest x2 upsamplings and pixel-unshuffled input for x2
 and x1; SRVGGNetCompact with PReLU, pixel shuffle and the nearest-upsampled input
-added; SPAN with each Conv3XC's four convolutions apart, as it trains), independently of the numpy reference in tests/test_convert.py. Each model
-gets random weights (the tests' builders), is converted with fp32 weights, run by
+added; SPAN with each Conv3XC's four convolutions apart, as it trains; RealPLKSR
+with torch's own GroupNorm, Mish and repeat_interleave), independently of the numpy
+references in the tests. Each model gets random weights (the tests' builders), is converted with fp32 weights, run by
 ncnn on the CPU in fp32, and compared with torch on the same random picture.
 
 Needs torch (CPU is enough), which ncnn-sr itself never needs; says so and fails
@@ -28,6 +29,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from ncnn_sr.convert import convert_weights  # noqa: E402
 from test_convert import random_compact, random_rrdb  # noqa: E402
+from test_plksr import random_plksr  # noqa: E402
 from test_span import random_span  # noqa: E402
 
 
@@ -100,6 +102,36 @@ def torch_span(F, torch, state: dict, x):
     return F.pixel_shuffle(h, scale) if scale > 1 else h
 
 
+def torch_plksr(F, torch, state: dict, x):
+    def conv(h, key):
+        w = torch.from_numpy(state[f"{key}.weight"])
+        return F.conv2d(h, w, torch.from_numpy(state[f"{key}.bias"]), padding=w.shape[2] // 2)
+
+    blocks = len({key.split(".")[1] for key in state if ".lk.conv." in key})
+    h = conv(x, "feats.0")
+    for i in range(1, blocks + 1):
+        key, skip = f"feats.{i}", h
+        if f"{key}.layer_norm.weight" in state:  # over the channels, pixel by pixel
+            mean = h.mean(1, keepdim=True)
+            h = (h - mean) / torch.sqrt((h - mean).pow(2).mean(1, keepdim=True) + 1e-6)
+            h = h * torch.from_numpy(state[f"{key}.layer_norm.weight"])[:, None, None] \
+                + torch.from_numpy(state[f"{key}.layer_norm.bias"])[:, None, None]
+        h = conv(F.mish(conv(h, f"{key}.channel_mixer.0")), f"{key}.channel_mixer.2")
+        pdim = state[f"{key}.lk.conv.weight"].shape[0]
+        h = torch.cat([conv(h[:, :pdim], f"{key}.lk.conv"), h[:, pdim:]], 1)
+        if f"{key}.attn.f.0.weight" in state:
+            h = h * torch.sigmoid(conv(h, f"{key}.attn.f.0"))
+        h = conv(h, f"{key}.refine")
+        if f"{key}.norm.weight" in state:
+            h = F.group_norm(h, 4, torch.from_numpy(state[f"{key}.norm.weight"]),
+                             torch.from_numpy(state[f"{key}.norm.bias"]))
+        h = h + skip
+    h = conv(h, f"feats.{blocks + 2}")
+    scale = round((h.shape[1] // 3) ** 0.5)
+    h = h + torch.repeat_interleave(x, scale * scale, dim=1)
+    return F.pixel_shuffle(h, scale) if scale > 1 else h
+
+
 def ncnn_forward(param: str, weights: bytes, x: np.ndarray) -> np.ndarray:
     import ncnn
 
@@ -138,7 +170,10 @@ def main() -> int:
               ("RRDBNet x1", random_rrdb(in_ch=48), rrdbnet(4)), ("SRVGGNetCompact x2", random_compact(), torch_compact),
               ("SRVGGNetCompact x4", random_compact(upscale=4), torch_compact),
               ("SPAN x4", random_span(blocks=6, scale=4), torch_span),
-              ("SPAN x2, no norm", random_span(scale=2, norm=False), torch_span)]
+              ("SPAN x2, no norm", random_span(scale=2, norm=False), torch_span),
+              ("RealPLKSR x4", random_plksr(blocks=3, dim=16, pdim=4, kernel=17, scale=4), torch_plksr),
+              ("RealPLKSR x2, LN", random_plksr(scale=2, layer_norm=True), torch_plksr),
+              ("RealPLKSR x1, no EA", random_plksr(scale=1, attention=False), torch_plksr)]
     failed = False
     for name, state, forward in models:
         model = convert_weights(state, fp16=False)

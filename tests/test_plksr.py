@@ -1,0 +1,149 @@
+"""RealPLKSR checkpoints converted to ncnn: the network against a numpy forward of
+the PyTorch module (GroupNorm and layer-norm variants, with and without attention,
+partial and whole large kernels, x1 to x4), its refusals, and the converted model
+upscaling through the command. Random small weights."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from checkpoints import save_zip, tensor
+from conftest import picture
+from ncnn_sr.convert import convert_weights
+from ncnn_sr.engine import Upscaler
+from ncnn_sr.errors import ModelError
+from test_convert import pixel_shuffle, run_ncnn
+from test_convert_command import run
+
+
+def random_plksr(blocks: int = 2, dim: int = 8, pdim: int = 2, kernel: int = 5, scale: int = 2,
+                 attention: bool = True, layer_norm: bool = False, seed: int = 4) -> dict:
+    rng = np.random.default_rng(seed)
+    state = {}
+
+    def conv(key, out, inc, k):
+        state[f"{key}.weight"] = rng.normal(0, (1 / (k * k * inc)) ** 0.5, (out, inc, k, k)).astype(np.float32)
+        state[f"{key}.bias"] = rng.normal(0, 0.05, out).astype(np.float32)
+
+    conv("feats.0", dim, 3, 3)
+    for i in range(1, blocks + 1):
+        key = f"feats.{i}"
+        conv(f"{key}.channel_mixer.0", 2 * dim, dim, 3)
+        conv(f"{key}.channel_mixer.2", dim, 2 * dim, 3)
+        conv(f"{key}.lk.conv", pdim, pdim, kernel)
+        if attention:
+            conv(f"{key}.attn.f.0", dim, dim, 3)
+        conv(f"{key}.refine", dim, dim, 1)
+        norm = "layer_norm" if layer_norm else "norm"
+        state[f"{key}.{norm}.weight"] = rng.uniform(0.5, 1.5, dim).astype(np.float32)
+        state[f"{key}.{norm}.bias"] = rng.normal(0, 0.1, dim).astype(np.float32)
+    conv(f"feats.{blocks + 2}", 3 * scale * scale, dim, 3)
+    return state
+
+
+def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A convolution of any odd square kernel, padded with zeros to keep the size."""
+    c, h, wd = x.shape
+    k = w.shape[2]
+    p = np.pad(x, ((0, 0), (k // 2, k // 2), (k // 2, k // 2)))
+    cols = np.stack([p[:, dy:dy + h, dx:dx + wd] for dy in range(k) for dx in range(k)], 1)
+    return np.einsum("oik,ikhw->ohw", w.reshape(w.shape[0], c, k * k), cols) + b[:, None, None]
+
+
+def mish(x):
+    return x * np.tanh(np.logaddexp(0, x))
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def group_norm(x, groups, gamma, beta, eps=1e-5):
+    g = x.reshape(groups, -1)
+    g = (g - g.mean(1, keepdims=True)) / np.sqrt(g.var(1, keepdims=True) + eps)
+    return g.reshape(x.shape) * gamma[:, None, None] + beta[:, None, None]
+
+
+def layer_norm(x, gamma, beta, eps=1e-6):
+    u = x.mean(0, keepdims=True)
+    s = ((x - u) ** 2).mean(0, keepdims=True)
+    return (x - u) / np.sqrt(s + eps) * gamma[:, None, None] + beta[:, None, None]
+
+
+def plksr_forward(state: dict, x: np.ndarray, blocks: int, scale: int) -> np.ndarray:
+    g = state.get
+    h = conv(x, g("feats.0.weight"), g("feats.0.bias"))
+    for i in range(1, blocks + 1):
+        key, skip = f"feats.{i}", h
+        if f"{key}.layer_norm.weight" in state:
+            h = layer_norm(h, g(f"{key}.layer_norm.weight"), g(f"{key}.layer_norm.bias"))
+        h = mish(conv(h, g(f"{key}.channel_mixer.0.weight"), g(f"{key}.channel_mixer.0.bias")))
+        h = conv(h, g(f"{key}.channel_mixer.2.weight"), g(f"{key}.channel_mixer.2.bias"))
+        pdim = g(f"{key}.lk.conv.weight").shape[0]
+        h = np.concatenate([conv(h[:pdim], g(f"{key}.lk.conv.weight"), g(f"{key}.lk.conv.bias")), h[pdim:]])
+        if f"{key}.attn.f.0.weight" in state:
+            h = h * sigmoid(conv(h, g(f"{key}.attn.f.0.weight"), g(f"{key}.attn.f.0.bias")))
+        h = conv(h, g(f"{key}.refine.weight"), g(f"{key}.refine.bias"))
+        if f"{key}.norm.weight" in state:
+            h = group_norm(h, 4, g(f"{key}.norm.weight"), g(f"{key}.norm.bias"))
+        h = h + skip
+    h = conv(h, g(f"feats.{blocks + 2}.weight"), g(f"feats.{blocks + 2}.bias")) + np.repeat(x, scale * scale, 0)
+    return pixel_shuffle(h, scale) if scale > 1 else h
+
+
+@pytest.mark.parametrize("blocks,pdim,scale,attention,norm", [
+    (2, 2, 2, True, "group"), (1, 8, 4, True, "group"), (2, 3, 1, False, "group"), (3, 2, 3, True, "layer"),
+    (1, 8, 2, False, "layer"),
+])
+def test_realplksr_computes_the_pytorch_forward(tmp_path, blocks, pdim, scale, attention, norm):
+    state = random_plksr(blocks=blocks, pdim=pdim, scale=scale, attention=attention, layer_norm=norm == "layer")
+    model = convert_weights(state, fp16=False)
+    assert model.scale == scale
+    assert model.architecture.startswith(f"RealPLKSR, {blocks} blocks, 8 features, 5x5 kernel on {pdim}, ")
+    assert ("no attention" in model.architecture) != attention
+    x = np.random.default_rng(1).uniform(0, 1, (3, 11, 13)).astype(np.float32)
+    expected = plksr_forward(state, x.astype(np.float64), blocks, scale)
+    got = run_ncnn(model, x, tmp_path)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-3 * max(1.0, np.abs(expected).max())
+
+
+def test_a_realplksr_under_a_trainers_prefix_converts():
+    state = {f"params_ema.{k}": v for k, v in random_plksr().items()}
+    assert convert_weights(state).architecture.endswith("the weights under params_ema.")
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda s: s.pop("feats.2.refine.bias"), "key feats.2.refine.bias is missing"),
+    (lambda s: s.update({"to_img.offset.weight": np.zeros((8, 8, 1, 1), np.float32)}), "DySample"),
+    (lambda s: s.update({"feats.1.layer_norm.weight": np.ones(8, np.float32),
+                         "feats.1.layer_norm.bias": np.zeros(8, np.float32)}), "both norm and layer_norm"),
+    (lambda s: s.update({"feats.1.lk.conv.weight": np.zeros((2, 2, 4, 4), np.float32)}), "an odd kernel"),
+    (lambda s: s.update({"feats.4.weight": np.zeros((10, 8, 3, 3), np.float32)}), "3 x scale² are expected"),
+    (lambda s: s.update({"feats.1.norm.weight": np.ones(6, np.float32)}),
+     "feats.1.norm.weight has shape (6,), expected (8,)"),
+])
+def test_a_realplksr_that_is_not_one_is_a_one_line_error(change, message):
+    state = random_plksr()
+    change(state)
+    with pytest.raises(ModelError) as e:
+        convert_weights(state)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_plksr_of_the_paper_is_refused_by_name():
+    state = {k.replace("channel_mixer", "channe_mixer"): v for k, v in random_plksr().items()}
+    with pytest.raises(ModelError, match="PLKSR .channe_mixer keys.* only RealPLKSR"):
+        convert_weights(state)
+
+
+def test_a_converted_realplksr_upscales_through_the_command(tmp_path):
+    state = random_plksr(scale=2, layer_norm=True)
+    source = save_zip(tmp_path / "2x-RealPLKSR.pth", {"params_ema": {k: tensor(v) for k, v in state.items()}})
+    proc = run("convert", "-i", source, "-o", tmp_path / "models")
+    assert "RealPLKSR, 2 blocks, 8 features" in proc.stdout.splitlines()[0]
+    image = picture(40, 36)
+    Image.fromarray(image).save(tmp_path / "in.png")
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-g", "-1", "-n",
+        tmp_path / "models" / "2x-RealPLKSR.param")
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.size == (72, 80)
