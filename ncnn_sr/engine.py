@@ -26,6 +26,7 @@ from .devices import Device
 from .errors import DeviceError, InputError, ModelError
 from .models import PATH_TYPES, ModelSpec, resolve_model
 from .netsplit import plan_network
+from .param_file import layer_weights, parse_param
 from .network import NetFailure, Network, NonFinite, SplitNetwork, bicubic_net
 from .pixels import check_image
 from .resample import resize, resize_bytes, target_size
@@ -186,6 +187,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         if exact and overlap == 0:
             raise InputError("exact tiling and the reference tiling (no overlap) exclude each other")
         self._exact = exact
+        self._norm_warned = False
         self._precision, self._threads = precision, threads
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # no upscale call in progress
@@ -390,16 +392,25 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             threads = devices.cpu_threads_per_call(self._concurrency)
         net = Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
                        precision or self._precision, threads)
-        if device.is_gpu and not (device.host_memory or self._exact):
-            return net
-        plan = plan_network(s.param_path.read_bytes(), s.input_blob, s.output_blob)
+        param = s.param_path.read_bytes()
+        plan = plan_network(param, s.input_blob, s.output_blob)
         if plan is None:
             return net
+        norms = [stage.norm.layer for stage in plan.stages if stage.norm is not None]
+        # A GroupNorm's statistics are the whole picture's: windows alone get them wrong.
+        if device.is_gpu and not (device.host_memory or self._exact or norms):
+            return net
+        weights = {}
+        if norms:
+            found = layer_weights(parse_param(param), s.bin_path.read_bytes(), norms)
+            if any(len(found.get(name, ())) != 2 for name in norms):
+                return net  # a GroupNorm without its scale and shift: windows it is
+            weights = {name: tuple(found[name]) for name in norms}
         if device.is_gpu:
             # The head on pieces of the tile the reference tool would give the whole
             # network on this heap: it fits, and GPUs want few large runs.
-            return SplitNetwork(net, plan, devices.gpu_auto_tile(device.heap_budget_mb))
-        return SplitNetwork(net, plan, HEAD_PIECE)
+            return SplitNetwork(net, plan, devices.gpu_auto_tile(device.heap_budget_mb), weights)
+        return SplitNetwork(net, plan, HEAD_PIECE, weights)
 
     def _trusted(self, net: "Network | SplitNetwork") -> "Network | SplitNetwork":
         """``net`` (on a GPU) if it computes device_check's test picture as it
@@ -494,6 +505,16 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
                 return
         raise DeviceError(f"the CPU ran out of memory even with {devices.MIN_TILE}px tiles")
 
+    def _why_not_staged(self, channels: int) -> str:
+        """What kept a tiled run from exact stages, for a warning."""
+        if self.overlap == 0:
+            return "the reference tiling rule runs no stages"
+        if self._exact is False:
+            return "exact tiling was turned off"
+        if channels == 4 and self.alpha == "model":
+            return "the alpha channel through the model runs no stages"
+        return "no room for the feature maps of exact stages: more free memory or a larger tile would do"
+
     def _run_tiles(self, image: np.ndarray, net: Network, tile: int, progress, stages: bool = True) -> np.ndarray:
         h, w, channels = image.shape
         # Padded at the picture's own depth and made float one window at a time: a
@@ -506,6 +527,11 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         out = np.empty((h * self._scale, w * self._scale, channels), image.dtype)
         longest = tile + 2 * self.tile_pad + self.overlap  # the window the tile's memory is for
         maps = self._stage_maps(net, h, w, longest, channels) if stages and len(grid) > 1 else None
+        if maps is None and len(grid) > 1 and getattr(net, "norms", None) and not self._norm_warned:
+            self._norm_warned = True
+            log.warning("%s normalises over the whole picture (GroupNorm), which tiles of %d px do not see: "
+                        "their output differs from the whole picture's (%s)", self.spec.name, tile,
+                        self._why_not_staged(channels))
         if maps is not None:
             self._run_stages(net, rgb, alpha, out, longest, maps[0], progress)
         elif self.overlap == 0 or len(grid) == 1:

@@ -16,6 +16,13 @@ ncnn.Net by feeding the cut blob in and extracting the next one.
   context on every side gives the whole picture's numbers; stitched, its output is
   the next stage's input. Tiling then costs the reach of one block per seam instead of
   the receptive field of the whole network.
+
+A network with GroupNorm layers (RealPLKSR) normalises each block's output by
+statistics of the whole picture, which no window has. Each block whose GroupNorm
+output is added to the block's input is a stage of its own that ends before the
+GroupNorm: its windows give the map the norm reads, and ``staged`` normalises that
+over the whole picture and adds the input. Such a network, which upsamples by a
+PixelShuffle instead of an Interp, is cut there, its head only the shuffle.
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ from .param_file import Layer, parse_param
 # Layers that look at one pixel at a time (or join blobs pixel by pixel).
 _POINTWISE = frozenset("""
     ReLU LeakyReLU PReLU Sigmoid Clip Swish HardSwish Mish GELU TanH ELU
-    BinaryOp UnaryOp Eltwise Split Concat
+    BinaryOp UnaryOp Eltwise Split Concat Slice
 """.split())
 _CONVOLUTIONS = frozenset(("Convolution", "ConvolutionDepthWise"))
 # A stage shorter than this is merged with its neighbour: each stage costs a pass over
@@ -36,20 +43,45 @@ MIN_STAGE_REACH = 8
 
 
 @dataclass(frozen=True)
+class GroupNorm:
+    """A GroupNorm layer ``layer`` of ``groups`` groups and epsilon ``eps`` whose input
+    is blob ``blob``."""
+
+    layer: str
+    blob: str
+    groups: int
+    eps: float
+
+    def __post_init__(self) -> None:
+        if self.groups < 1 or not self.eps >= 0:
+            raise ValueError(f"invalid GroupNorm {self}")
+
+
+@dataclass(frozen=True)
 class Stage:
     """Part of the trunk: from blob ``source`` (the picture's input blob for the first
     stage) to blob ``target``. Each output pixel depends on the input pixels within
     ``reach`` of it, through ``source`` and through the picture; ``channels`` is how
-    many ``target`` has."""
+    many ``target`` has. With ``norm``, windows compute the norm's input blob (within
+    ``reach``), and ``target`` is that normalised over the whole picture plus
+    ``source``."""
 
     source: str
     target: str
     reach: int
     channels: int
+    norm: GroupNorm | None = None
 
     def __post_init__(self) -> None:
         if self.reach < 0 or self.channels < 1:
             raise ValueError(f"invalid stage {self}")
+        if self.norm is not None and self.channels % self.norm.groups:
+            raise ValueError(f"{self.channels} channels in {self.norm.groups} groups")
+
+    @property
+    def windowed(self) -> str:
+        """The blob each window computes."""
+        return self.target if self.norm is None else self.norm.blob
 
 
 @dataclass(frozen=True)
@@ -95,6 +127,8 @@ def plan_network(param_bytes: bytes, input_blob: str, output_blob: str) -> NetPl
         layers = (Layer("Input", "unshuffled", (), (entry,), {}), *layers[first:last])
         input_blob = entry
     cut = next((i for i, layer in enumerate(layers) if layer.type == "Interp" and _upsamples(layer)), None)
+    if cut is None and any(layer.type == "GroupNorm" for layer in layers):
+        cut = next((i for i, layer in enumerate(layers) if layer.type == "PixelShuffle"), None)
     if cut is None or cut == 0:
         return None
     cut_blob = layers[cut].bottoms[0]
@@ -166,8 +200,8 @@ def _own_reach(layer: Layer) -> int | None:
     """What one layer adds to the reach, or None when it is not known here."""
     if layer.type in _CONVOLUTIONS:
         return _conv_reach(layer)
-    if layer.type == "Concat" and int(layer.params.get(0, 0)) != 0:
-        return None  # joins along a side: not pixel by pixel
+    if layer.type in ("Concat", "Slice") and int(layer.params.get(0 if layer.type == "Concat" else 1, 0)) != 0:
+        return None  # joins or cuts along a side: not pixel by pixel
     return 0 if layer.type in _POINTWISE else None
 
 
@@ -180,6 +214,8 @@ def _head_context(layers) -> int | None:
                 return None
             reach += 1 / scale  # nearest needs none, (bi)linear and bicubic up to 2 pixels
             scale *= float(layer.params.get(1, 1.0))
+        elif layer.type == "PixelShuffle":
+            scale *= max(1, int(layer.params.get(0, 1)))
         else:
             own = _own_reach(layer)
             if own is None:
@@ -204,6 +240,8 @@ def _stages(layers, input_blob: str, cut_blob: str) -> tuple[Stage, ...]:
     for i, layer in enumerate(layers):
         for b in layer.bottoms:
             last_use[source[b]] = i
+    if any(layer.type == "GroupNorm" for layer in layers):
+        return _normalised_stages(layers, input_blob, cut_blob, producer, source, cheap, last_use)
     # A cut before layer i is clean when one blob, besides cheap ones, is made before i
     # and read at or after it.
     candidates: list[str] = []
@@ -232,6 +270,49 @@ def _stages(layers, input_blob: str, cut_blob: str) -> tuple[Stage, ...]:
     stages, start = [], input_blob
     for blob in bounds:
         stages.append(Stage(start, blob, _reach(layers, blob, start, input_blob), channels[blob]))
+        start = blob
+    return tuple(stages)
+
+
+def _normalised_stages(layers, input_blob: str, cut_blob: str, producer, source, cheap, last_use
+                       ) -> tuple[Stage, ...]:
+    """The stages of a trunk with GroupNorm layers: each GroupNorm whose output is added
+    to its block's input ends a stage of that block alone; the blocks chained, the
+    first block's input and the cut are the other bounds. No stages when a GroupNorm
+    is found in any other pattern, or a bound is no clean cut."""
+    readers: dict[str, list] = {}
+    for layer in layers:
+        for b in layer.bottoms:
+            readers.setdefault(b, []).append(layer)
+    bounds: list[tuple[str, GroupNorm | None]] = []
+    for layer in layers:
+        if layer.type != "GroupNorm":
+            continue
+        after = readers.get(layer.tops[0], [])
+        p = layer.params
+        if len(after) != 1 or after[0].type != "BinaryOp" or len(after[0].bottoms) != 2 \
+                or int(after[0].params.get(0, 0)) != 0 or int(p.get(1, 0)) < 1:
+            return ()
+        add = after[0]
+        skip = source[add.bottoms[1] if add.bottoms[0] == layer.tops[0] else add.bottoms[0]]
+        if bounds and skip != bounds[-1][0]:
+            return ()  # not chained block after block
+        if not bounds and skip != input_blob:
+            bounds.append((skip, None))
+        bounds.append((add.tops[0], GroupNorm(layer.name, layer.bottoms[0], int(p.get(0, 1)), float(p.get(2, 1e-5)))))
+    if bounds[-1][0] != cut_blob:
+        bounds.append((cut_blob, None))
+    for blob, _ in bounds:  # nothing else made before the bound is read after it
+        at = producer[blob]
+        if any(producer[b] <= at < end and b not in cheap and b != blob for b, end in last_use.items()):
+            return ()
+    channels = _channels(layers)
+    stages, start = [], input_blob
+    for blob, norm in bounds:
+        reach = _reach(layers, blob if norm is None else norm.blob, start, input_blob)
+        if reach is None or channels.get(blob) is None:
+            return ()
+        stages.append(Stage(start, blob, reach, channels[blob], norm))
         start = blob
     return tuple(stages)
 
@@ -277,7 +358,7 @@ def _channels(layers) -> dict[str, int | None]:
             value = int(layer.params.get(0, 0)) or None
         elif layer.type == "Concat" and int(layer.params.get(0, 0)) == 0:
             value = None if None in below else sum(below)
-        elif layer.type in _POINTWISE and below:
+        elif (layer.type in _POINTWISE or layer.type == "GroupNorm") and below and layer.type != "Slice":
             value = below[0]
         else:
             value = None

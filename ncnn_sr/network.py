@@ -158,9 +158,10 @@ class SplitNetwork:
     trunk may also run in stages over a whole picture (``staged``). Used on the CPU,
     and on GPUs that may stage. Same interface as ``Network``."""
 
-    def __init__(self, net: Network, plan: NetPlan, head_piece: int):
+    def __init__(self, net: Network, plan: NetPlan, head_piece: int, norms: dict | None = None):
         self.net, self.plan, self.head_piece = net, plan, head_piece
         self.device = net.device
+        self.norms = norms or {}  # (scale, shift) of each GroupNorm a stage ends in, by layer name
 
     def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:
         u = self.plan.unshuffle

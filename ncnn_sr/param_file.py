@@ -4,7 +4,9 @@ ncnn loads it. Knows nothing of catalogs or folders."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
+
+import numpy as np
 
 from .errors import ModelError
 
@@ -221,6 +223,23 @@ def weight_arrays(graph: ParamGraph, bin_bytes: bytes) -> Iterator[tuple[int, st
     """Each weight blob of the bin as (offset of its values, numpy dtype, count):
     "<f2" for float16, "<f4" for float32; a ModelError at an int8 or quantized blob,
     or a layer whose weights are not known here."""
+    for _, offset, dtype, count in _layer_arrays(graph, bin_bytes):
+        yield offset, dtype, count
+
+
+def layer_weights(graph: ParamGraph, bin_bytes: bytes, names: Iterable[str]) -> dict[str, list[np.ndarray]]:
+    """The weight blobs of the layers ``names``, as float32 arrays in the bin's order;
+    a ModelError where weight_arrays gives one, or where the bin is short."""
+    wanted, found = set(names), {}
+    for layer, offset, dtype, count in _layer_arrays(graph, bin_bytes):
+        if layer.name in wanted:
+            if offset + count * np.dtype(dtype).itemsize > len(bin_bytes):
+                raise ModelError(f"the weights of layer {layer.name} run past the end of the bin")
+            found.setdefault(layer.name, []).append(np.frombuffer(bin_bytes, dtype, count, offset).astype(np.float32))
+    return found
+
+
+def _layer_arrays(graph: ParamGraph, bin_bytes: bytes) -> Iterator[tuple[Layer, int, str, int]]:
     offset = 0
     for layer in graph.layers:
         blobs = weight_blobs(layer)
@@ -230,12 +249,12 @@ def weight_arrays(graph: ParamGraph, bin_bytes: bytes) -> Iterator[tuple[int, st
             count = max(count, 0)
             size = _blob_size(bin_bytes, offset, count, storage)
             if storage == RAW:
-                yield offset, "<f4", count
+                yield layer, offset, "<f4", count
             else:
                 tag = int.from_bytes(bin_bytes[offset:offset + 4], "little")
                 if tag not in (_TAG_FP16, _TAG_FP32, 0):
                     raise ModelError(f"layer {layer.name} holds int8 or quantized weights")
-                yield offset + 4, "<f2" if tag == _TAG_FP16 else "<f4", count
+                yield layer, offset + 4, "<f2" if tag == _TAG_FP16 else "<f4", count
             offset += size
 
 

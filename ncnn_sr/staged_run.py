@@ -76,7 +76,8 @@ class StagedRun:
         s, p, u = self._scale, self._border, net.plan.unshuffle
         height, width = rgb.shape[:2]
         blob, picture = net.entry(np.ascontiguousarray(to_float(rgb).transpose(2, 0, 1)))
-        features = staged.run_stages(net.net.extract, picture, blob, net.plan.stages, longest // u, tick, dtype)
+        features = staged.run_stages(net.net.extract, picture, blob, net.plan.stages, longest // u, tick, dtype,
+                                     net.norms)
         del picture
         _, cells_y, cells_x = features.shape
         q = p // u  # the border in cells (p is 0 or a multiple of u: tiles and pads are whole blocks)

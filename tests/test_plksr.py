@@ -8,9 +8,12 @@ from PIL import Image
 
 from checkpoints import save_zip, tensor
 from conftest import picture
-from ncnn_sr.convert import convert_weights
+from ncnn_sr import staged
+from ncnn_sr.convert import convert_weights, write_model
 from ncnn_sr.engine import Upscaler
 from ncnn_sr.errors import ModelError
+from ncnn_sr.netsplit import GroupNorm, plan_network
+from ncnn_sr.param_file import parse_param
 from test_convert import pixel_shuffle, run_ncnn
 from test_convert_command import run
 
@@ -147,3 +150,79 @@ def test_a_converted_realplksr_upscales_through_the_command(tmp_path):
         tmp_path / "models" / "2x-RealPLKSR.param")
     with Image.open(tmp_path / "out.png") as im:
         assert im.size == (72, 80)
+
+
+# --- GroupNorm: statistics of the whole picture, tiled exactly in stages ----------------
+
+
+def plksr_model(tmp_path, **kwargs):
+    return write_model(convert_weights(random_plksr(**kwargs), fp16=False), tmp_path, "plksr")
+
+
+def two_halves(h: int = 90, w: int = 70) -> np.ndarray:
+    """A smooth picture whose halves differ in brightness: tiles of either half alone
+    have other statistics than the whole."""
+    rng = np.random.default_rng(0)
+    image = np.clip(rng.normal(0, 1, (h, w, 1)).cumsum(0).cumsum(1) * 0.5 + 128, 0, 255).astype(np.uint8)
+    image[:, :w // 2] //= 3
+    return image.repeat(3, 2)
+
+
+def test_a_groupnorm_realplksr_is_staged_block_by_block_up_to_its_pixel_shuffle(tmp_path):
+    spec = plksr_model(tmp_path, blocks=3, kernel=7)
+    plan = plan_network(spec.param_path.read_bytes(), spec.input_blob, spec.output_blob)
+    layers = parse_param(spec.param_path.read_bytes()).layers
+    assert [layer.type for layer in layers if layer.tops == (spec.output_blob,)] == ["PixelShuffle"]
+    assert plan.head_context == 1
+    # feats.0, then one stage per block ending at its GroupNorm, then the last convolution.
+    assert [s.norm.layer if s.norm else None for s in plan.stages] == [None, "feats.1.norm", "feats.2.norm",
+                                                                      "feats.3.norm", None]
+    # A block reaches 2 (channel mixer) + 3 (7x7 kernel) + 1 (attention) pixels.
+    assert [s.reach for s in plan.stages] == [1, 6, 6, 6, 1]
+    assert all(a.target == b.source for a, b in zip(plan.stages, plan.stages[1:]))
+
+
+def test_a_layer_norm_realplksr_needs_no_stages(tmp_path):
+    spec = plksr_model(tmp_path, layer_norm=True)
+    assert plan_network(spec.param_path.read_bytes(), spec.input_blob, spec.output_blob) is None
+
+
+def test_a_groupnorm_in_another_pattern_plans_no_stages():
+    text = ("7767517\n5 5\nInput in 0 1 data\nConvolution c 1 1 data a 0=4 1=3 4=1 5=0 6=108\n"
+            "GroupNorm g 1 1 a b 0=2 1=4 2=1e-5 3=0\nConvolution d 1 1 b e 0=12 1=3 4=1 5=0 6=432\n"
+            "PixelShuffle p 1 1 e out 0=2\n").encode()
+    plan = plan_network(text, "data", "out")
+    assert plan is not None and plan.stages == ()  # no residual after the norm: run whole, head apart
+
+
+def test_normalising_a_map_is_groupnorm_over_all_of_it():
+    rng = np.random.default_rng(3)
+    values = rng.normal(5, 2, (8, 13, 11)).astype(np.float32)
+    added = rng.normal(0, 1, values.shape).astype(np.float32)
+    scale, shift = rng.uniform(0.5, 1.5, 8), rng.normal(0, 0.1, 8)
+    want = group_norm(values.astype(np.float64), 4, scale, shift) + added
+    got = values.copy()
+    staged.normalise(got, GroupNorm("n", "x", 4, 1e-5), scale, shift, added)
+    assert np.abs(got - want).max() < 1e-5
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_groupnorm_realplksr_tiled_is_the_whole_pictures(tmp_path, tta):
+    spec = plksr_model(tmp_path, blocks=2, kernel=7)
+    image = two_halves()
+    with Upscaler(spec, device=-1, tile=400, tta=tta, precision="fp32") as whole, \
+            Upscaler(spec, device=-1, tile=32, tta=tta, precision="fp32") as tiled:
+        want, got = whole.upscale(image), tiled.upscale(image)
+    assert np.abs(got.astype(int) - want).max() <= 1
+
+
+def test_groupnorm_tiles_without_stages_are_said_to_differ(tmp_path, caplog):
+    spec = plksr_model(tmp_path, blocks=2, kernel=7)
+    image = two_halves()
+    with Upscaler(spec, device=-1, tile=400, precision="fp32") as whole, \
+            Upscaler(spec, device=-1, tile=32, exact=False, precision="fp32") as tiled:
+        want, got = whole.upscale(image), tiled.upscale(image)
+        tiled.upscale(image)
+    assert np.abs(got.astype(int) - want).max() > 10  # what the stages avoid
+    said = [r.getMessage() for r in caplog.records if "GroupNorm" in r.getMessage()]
+    assert len(said) == 1 and "exact tiling was turned off" in said[0]

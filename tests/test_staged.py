@@ -80,7 +80,7 @@ def spy_stages(monkeypatch):
     real = staged.run_stages
 
     def spy(*args, **kwargs):
-        runs.append(args[-1])  # the maps' number type
+        runs.append(args[6])  # the maps' number type
         return real(*args, **kwargs)
     monkeypatch.setattr(staged, "run_stages", spy)
     return runs

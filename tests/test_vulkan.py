@@ -204,6 +204,21 @@ def test_a_discrete_gpu_blends_unless_asked_for_exact_tiles(gpu, monkeypatch):
     assert runs == [1]
 
 
+def test_a_discrete_gpu_stages_a_groupnorm_model_without_being_asked(gpu, tmp_path, monkeypatch):
+    # Windows alone would each normalise by their own statistics (tests/test_plksr.py).
+    from test_plksr import random_plksr, two_halves
+
+    from ncnn_sr.convert import convert_weights, write_model
+
+    spec = write_model(convert_weights(random_plksr(blocks=1)), tmp_path, "plksr")
+    image = two_halves(36, 40)
+    runs = staged_runs(monkeypatch)
+    tiled = Upscaler(spec, device=discrete(gpu), tile=32).upscale(image)
+    assert runs == [1]
+    whole = Upscaler(spec, device=gpu).upscale(image)
+    assert psnr(tiled, whole) > 45
+
+
 def discrete(gpu: int):
     """This machine's GPU as if it were a discrete one (lavapipe computes in the host's memory)."""
     from ncnn_sr.devices import Device
@@ -368,17 +383,22 @@ def test_exiting_while_a_daemon_thread_upscales_on_the_gpu_does_not_kill_the_pro
         assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-@pytest.mark.parametrize("kind", ["compact x2", "rrdbnet x2", "rrdbnet x4", "span x2"])
+@pytest.mark.parametrize("kind", ["compact x2", "rrdbnet x2", "rrdbnet x4", "span x2", "realplksr x2",
+                                  "realplksr layer-norm x2"])
 def test_a_converted_model_runs_on_the_gpu_as_on_the_cpu(gpu, tmp_path, kind):
     # Its layers (Padding, Reorg, Eltwise, Crop to another blob's size; SPAN's Swish,
-    # Sigmoid, BinaryOp and Concat) are ones the catalog's models do not use: each
-    # must run on Vulkan, or fall back, the same.
+    # Sigmoid, BinaryOp and Concat; RealPLKSR's Mish, Slice, GroupNorm, UnaryOp and
+    # depthwise convolution) are ones the catalog's models do not use: each must run
+    # on Vulkan, or fall back, the same.
     from test_convert import random_compact, random_rrdb
+    from test_plksr import random_plksr
     from test_span import random_span
 
     from ncnn_sr.convert import convert_weights, write_model
 
-    if kind.startswith("span"):
+    if kind.startswith("realplksr"):
+        state = random_plksr(layer_norm="layer-norm" in kind)
+    elif kind.startswith("span"):
         state = random_span(blocks=1)
         # Random weights on its input times 255 give outputs in the hundreds, all
         # clipped: brought to about 0..1, where the two devices' rounding shows.
