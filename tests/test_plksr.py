@@ -2,6 +2,8 @@
 the PyTorch module (GroupNorm and layer-norm variants, with and without attention,
 partial and whole large kernels, x1 to x4), its refusals, and the converted model
 upscaling through the command. Random small weights."""
+import math
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,7 +21,10 @@ from test_convert_command import run
 
 
 def random_plksr(blocks: int = 2, dim: int = 8, pdim: int = 2, kernel: int = 5, scale: int = 2,
-                 attention: bool = True, layer_norm: bool = False, seed: int = 4) -> dict:
+                 attention: bool = True, layer_norm: bool = False, seed: int = 4, paper: bool = False,
+                 mixing: tuple[int, int] = (3, 3)) -> dict:
+    """RealPLKSR's keys (GroupNorm, or ``layer_norm``), or with ``paper`` PLKSR's, whose
+    channel mixer's kernels ``mixing`` says (CCM: 3, 1)."""
     rng = np.random.default_rng(seed)
     state = {}
 
@@ -27,19 +32,21 @@ def random_plksr(blocks: int = 2, dim: int = 8, pdim: int = 2, kernel: int = 5, 
         state[f"{key}.weight"] = rng.normal(0, (1 / (k * k * inc)) ** 0.5, (out, inc, k, k)).astype(np.float32)
         state[f"{key}.bias"] = rng.normal(0, 0.05, out).astype(np.float32)
 
+    mixer = "channe_mixer" if paper else "channel_mixer"
     conv("feats.0", dim, 3, 3)
     for i in range(1, blocks + 1):
         key = f"feats.{i}"
-        conv(f"{key}.channel_mixer.0", 2 * dim, dim, 3)
-        conv(f"{key}.channel_mixer.2", dim, 2 * dim, 3)
+        conv(f"{key}.{mixer}.0", 2 * dim, dim, mixing[0])
+        conv(f"{key}.{mixer}.2", dim, 2 * dim, mixing[1])
         conv(f"{key}.lk.conv", pdim, pdim, kernel)
         if attention:
             conv(f"{key}.attn.f.0", dim, dim, 3)
         conv(f"{key}.refine", dim, dim, 1)
-        norm = "layer_norm" if layer_norm else "norm"
-        state[f"{key}.{norm}.weight"] = rng.uniform(0.5, 1.5, dim).astype(np.float32)
-        state[f"{key}.{norm}.bias"] = rng.normal(0, 0.1, dim).astype(np.float32)
-    conv(f"feats.{blocks + 2}", 3 * scale * scale, dim, 3)
+        if not paper:
+            norm = "layer_norm" if layer_norm else "norm"
+            state[f"{key}.{norm}.weight"] = rng.uniform(0.5, 1.5, dim).astype(np.float32)
+            state[f"{key}.{norm}.bias"] = rng.normal(0, 0.1, dim).astype(np.float32)
+    conv(f"feats.{blocks + (1 if paper else 2)}", 3 * scale * scale, dim, 3)
     return state
 
 
@@ -72,15 +79,21 @@ def layer_norm(x, gamma, beta, eps=1e-6):
     return (x - u) / np.sqrt(s + eps) * gamma[:, None, None] + beta[:, None, None]
 
 
+def gelu(x):
+    return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+
+
 def plksr_forward(state: dict, x: np.ndarray, blocks: int, scale: int) -> np.ndarray:
     g = state.get
+    paper = "feats.1.channe_mixer.0.weight" in state
+    mixer, act = ("channe_mixer", gelu) if paper else ("channel_mixer", mish)
     h = conv(x, g("feats.0.weight"), g("feats.0.bias"))
     for i in range(1, blocks + 1):
         key, skip = f"feats.{i}", h
         if f"{key}.layer_norm.weight" in state:
             h = layer_norm(h, g(f"{key}.layer_norm.weight"), g(f"{key}.layer_norm.bias"))
-        h = mish(conv(h, g(f"{key}.channel_mixer.0.weight"), g(f"{key}.channel_mixer.0.bias")))
-        h = conv(h, g(f"{key}.channel_mixer.2.weight"), g(f"{key}.channel_mixer.2.bias"))
+        h = act(conv(h, g(f"{key}.{mixer}.0.weight"), g(f"{key}.{mixer}.0.bias")))
+        h = conv(h, g(f"{key}.{mixer}.2.weight"), g(f"{key}.{mixer}.2.bias"))
         pdim = g(f"{key}.lk.conv.weight").shape[0]
         h = np.concatenate([conv(h[:pdim], g(f"{key}.lk.conv.weight"), g(f"{key}.lk.conv.bias")), h[pdim:]])
         if f"{key}.attn.f.0.weight" in state:
@@ -89,7 +102,8 @@ def plksr_forward(state: dict, x: np.ndarray, blocks: int, scale: int) -> np.nda
         if f"{key}.norm.weight" in state:
             h = group_norm(h, 4, g(f"{key}.norm.weight"), g(f"{key}.norm.bias"))
         h = h + skip
-    h = conv(h, g(f"feats.{blocks + 2}.weight"), g(f"feats.{blocks + 2}.bias")) + np.repeat(x, scale * scale, 0)
+    last = f"feats.{blocks + (1 if paper else 2)}"
+    h = conv(h, g(f"{last}.weight"), g(f"{last}.bias")) + np.repeat(x, scale * scale, 0)
     return pixel_shuffle(h, scale) if scale > 1 else h
 
 
@@ -133,10 +147,31 @@ def test_a_realplksr_that_is_not_one_is_a_one_line_error(change, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
-def test_plksr_of_the_paper_is_refused_by_name():
-    state = {k.replace("channel_mixer", "channe_mixer"): v for k, v in random_plksr().items()}
-    with pytest.raises(ModelError, match="PLKSR .channe_mixer keys.* only RealPLKSR"):
+@pytest.mark.parametrize("mixing,name", [((3, 1), "CCM"), ((1, 3), "ICCM"), ((3, 3), "DCCM")])
+def test_plksr_of_the_paper_computes_the_pytorch_forward(tmp_path, mixing, name):
+    state = random_plksr(paper=True, mixing=mixing, scale=3)
+    model = convert_weights(state, fp16=False)
+    assert model.architecture == f"PLKSR, 2 blocks, 8 features, 5x5 kernel on 2, {name}, x3"
+    x = np.random.default_rng(1).uniform(0, 1, (3, 9, 10)).astype(np.float32)
+    expected = plksr_forward(state, x.astype(np.float64), 2, 3)
+    got = run_ncnn(model, x, tmp_path)
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-3 * max(1.0, np.abs(expected).max())
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda s: s.update({"feats.1.lk.convs.0.weight": s.pop("feats.1.lk.conv.weight")}), "sparse large kernels"),
+    (lambda s: s.update({"feats.1.channe_mixer.0.weight": np.zeros((16, 8, 1, 1), np.float32),
+                         "feats.1.channe_mixer.2.weight": np.zeros((8, 16, 1, 1), np.float32)}),
+     "no 1x1 and 3x3 convolutions of a channel mixer"),
+    (lambda s: s.update({"feats.1.norm.weight": np.ones(8, np.float32)}), "with norm weights"),
+])
+def test_a_plksr_variant_not_converted_is_a_one_line_error(change, message):
+    state = random_plksr(paper=True)
+    change(state)
+    with pytest.raises(ModelError) as e:
         convert_weights(state)
+    assert message in str(e.value) and "\n" not in str(e.value)
 
 
 def test_a_converted_realplksr_upscales_through_the_command(tmp_path):

@@ -384,11 +384,11 @@ def test_exiting_while_a_daemon_thread_upscales_on_the_gpu_does_not_kill_the_pro
 
 
 @pytest.mark.parametrize("kind", ["compact x2", "rrdbnet x2", "rrdbnet x4", "span x2", "realplksr x2",
-                                  "realplksr layer-norm x2"])
+                                  "realplksr layer-norm x2", "plksr x2"])
 def test_a_converted_model_runs_on_the_gpu_as_on_the_cpu(gpu, tmp_path, kind):
     # Its layers (Padding, Reorg, Eltwise, Crop to another blob's size; SPAN's Swish,
     # Sigmoid, BinaryOp and Concat; RealPLKSR's Mish, Slice, GroupNorm, UnaryOp and
-    # depthwise convolution) are ones the catalog's models do not use: each must run
+    # depthwise convolution; PLKSR's GELU) are ones the catalog's models do not use: each must run
     # on Vulkan, or fall back, the same.
     from test_convert import random_compact, random_rrdb
     from test_plksr import random_plksr
@@ -396,8 +396,8 @@ def test_a_converted_model_runs_on_the_gpu_as_on_the_cpu(gpu, tmp_path, kind):
 
     from ncnn_sr.convert import convert_weights, write_model
 
-    if kind.startswith("realplksr"):
-        state = random_plksr(layer_norm="layer-norm" in kind)
+    if "plksr" in kind:
+        state = random_plksr(layer_norm="layer-norm" in kind, paper=kind.startswith("plksr"))
     elif kind.startswith("span"):
         state = random_span(blocks=1)
         # Random weights on its input times 255 give outputs in the hundreds, all

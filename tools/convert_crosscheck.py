@@ -3,10 +3,11 @@
 The forwards here are written from the architectures' definitions (RRDBNet with
 its 0.2-scaled residuals, nearest x2 upsamplings and pixel-unshuffled input for x2
 and x1; SRVGGNetCompact with PReLU, pixel shuffle and the nearest-upsampled input
-added; SPAN with each Conv3XC's four convolutions apart, as it trains; RealPLKSR
-with torch's own GroupNorm, Mish and repeat_interleave), independently of the numpy
-references in the tests. Each model gets random weights (the tests' builders), is converted with fp32 weights, run by
-ncnn on the CPU in fp32, and compared with torch on the same random picture.
+added; SPAN with each Conv3XC's four convolutions apart, as it trains; PLKSR and
+RealPLKSR with torch's own GELU, GroupNorm, Mish and repeat_interleave),
+independently of the numpy references in the tests. Each model gets random weights
+(the tests' builders), is converted with fp32 weights, run by ncnn on the CPU in
+fp32, and compared with torch on the same random picture.
 
 Needs torch (CPU is enough), which ncnn-sr itself never needs; says so and fails
 where it is missing. Prints one line per model and exits 1 when any differs by
@@ -116,7 +117,10 @@ def torch_plksr(F, torch, state: dict, x):
             h = (h - mean) / torch.sqrt((h - mean).pow(2).mean(1, keepdim=True) + 1e-6)
             h = h * torch.from_numpy(state[f"{key}.layer_norm.weight"])[:, None, None] \
                 + torch.from_numpy(state[f"{key}.layer_norm.bias"])[:, None, None]
-        h = conv(F.mish(conv(h, f"{key}.channel_mixer.0")), f"{key}.channel_mixer.2")
+        if f"{key}.channe_mixer.0.weight" in state:  # PLKSR: nn.GELU, the exact one
+            h = conv(F.gelu(conv(h, f"{key}.channe_mixer.0")), f"{key}.channe_mixer.2")
+        else:
+            h = conv(F.mish(conv(h, f"{key}.channel_mixer.0")), f"{key}.channel_mixer.2")
         pdim = state[f"{key}.lk.conv.weight"].shape[0]
         h = torch.cat([conv(h[:, :pdim], f"{key}.lk.conv"), h[:, pdim:]], 1)
         if f"{key}.attn.f.0.weight" in state:
@@ -126,7 +130,7 @@ def torch_plksr(F, torch, state: dict, x):
             h = F.group_norm(h, 4, torch.from_numpy(state[f"{key}.norm.weight"]),
                              torch.from_numpy(state[f"{key}.norm.bias"]))
         h = h + skip
-    h = conv(h, f"feats.{blocks + 2}")
+    h = conv(h, f"feats.{blocks + (1 if f'feats.1.channe_mixer.0.weight' in state else 2)}")
     scale = round((h.shape[1] // 3) ** 0.5)
     h = h + torch.repeat_interleave(x, scale * scale, dim=1)
     return F.pixel_shuffle(h, scale) if scale > 1 else h
@@ -173,7 +177,10 @@ def main() -> int:
               ("SPAN x2, no norm", random_span(scale=2, norm=False), torch_span),
               ("RealPLKSR x4", random_plksr(blocks=3, dim=16, pdim=4, kernel=17, scale=4), torch_plksr),
               ("RealPLKSR x2, LN", random_plksr(scale=2, layer_norm=True), torch_plksr),
-              ("RealPLKSR x1, no EA", random_plksr(scale=1, attention=False), torch_plksr)]
+              ("RealPLKSR x1, no EA", random_plksr(scale=1, attention=False), torch_plksr),
+              ("PLKSR x4, CCM", random_plksr(paper=True, mixing=(3, 1), kernel=17, pdim=4, dim=16, scale=4),
+               torch_plksr),
+              ("PLKSR x2, ICCM", random_plksr(paper=True, mixing=(1, 3)), torch_plksr)]
     failed = False
     for name, state, forward in models:
         model = convert_weights(state, fp16=False)

@@ -1,4 +1,5 @@
-"""Networks of the fetchable models' shapes with random weights, for timing and
+"""Networks of the fetchable models' shapes (and of RealPLKSR, which users convert)
+with random weights, for timing and
 memory where the real weights are not at hand (no network): speed and memory depend on
 the shape alone. What measured their catalog ``cpu_bytes_per_pixel``.
 
@@ -49,10 +50,37 @@ def rrdbnet(blocks: int = 23, feat: int = 64, grow: int = 32, in_ch: int = 3, se
     return state
 
 
+def realplksr(blocks: int = 28, dim: int = 64, pdim: int = 16, kernel: int = 17, upscale: int = 4,
+              layer_norm: bool = False, seed: int = 0) -> dict:
+    """RealPLKSR's keys as neosr (GroupNorm) or traiNNer-redux (``layer_norm``) save
+    them, with the trainers' default shape."""
+    rng, state = np.random.default_rng(seed), {}
+
+    def conv(name, out, inc, k=3):
+        state[f"{name}.weight"] = rng.normal(0, math.sqrt(1 / (k * k * inc)), (out, inc, k, k)).astype(np.float32)
+        state[f"{name}.bias"] = np.zeros(out, np.float32)
+
+    conv("feats.0", dim, 3)
+    for i in range(1, blocks + 1):
+        conv(f"feats.{i}.channel_mixer.0", 2 * dim, dim)
+        conv(f"feats.{i}.channel_mixer.2", dim, 2 * dim)
+        conv(f"feats.{i}.lk.conv", pdim, pdim, kernel)
+        conv(f"feats.{i}.attn.f.0", dim, dim)
+        conv(f"feats.{i}.refine", dim, dim, 1)
+        norm = "layer_norm" if layer_norm else "norm"
+        state[f"feats.{i}.{norm}.weight"] = np.ones(dim, np.float32)
+        state[f"feats.{i}.{norm}.bias"] = np.zeros(dim, np.float32)
+    conv(f"feats.{blocks + 2}", 3 * upscale * upscale, dim)
+    return state
+
+
 SHAPES = {
     "realesr-general-x4v3": lambda: compact(),
     "realesrgan-x2plus": lambda: rrdbnet(in_ch=12),
     "realesrnet-x4plus": lambda: rrdbnet(),
+    # Not catalog models: custom ones users convert (ncnn-sr convert), in the default shape.
+    "4x-realplksr": lambda: realplksr(),
+    "4x-realplksr-layer-norm": lambda: realplksr(layer_norm=True),
 }
 
 
