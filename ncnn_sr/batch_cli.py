@@ -587,6 +587,16 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
             raise InputError(f"{opts.input}: no pictures found")
         if opts.quality is not None and all(output_format(job.target) in ("png", "gif") for job in plan.jobs):
             log.warning("--quality ignored: it sets jpg, webp and avif quality; PNG is lossless, GIF a palette")
+        # A picture's missing folders are made as a folder's are, and taken back alike.
+        out_folder = opts.output if plan.folder_mode else plan.jobs[0].target.parent
+        new_folder = _first_missing(out_folder)
+        if new_folder is not None:
+            # Made now, before a model loads: where it cannot be (below /proc, a folder
+            # of another user's), every picture was upscaled only to fail, a line each.
+            try:
+                out_folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise InputError(f"cannot make the folder {out_folder}: {os_reason(e)}") from None
         # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
         lanes, load, save = build_lanes(opts, pictures=_pictures(plan.jobs, opts.animate),
                                         frame=lambda: one_size([job.source for job in plan.jobs]))
@@ -598,8 +608,6 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
             log.info("%s is a x%d model: its output is resampled to x%g (Lanczos)", lanes[0].upscaler.spec.name,
                      native, opts.scale)
         progress = _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode)
-        # A picture's missing folders are made as a folder's are, and taken back alike.
-        new_folder = _first_missing(opts.output if plan.folder_mode else plan.jobs[0].target.parent)
         pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
                             quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
                             on_outcome=progress, keep_opaque_alpha=opts.keep_opaque_alpha,

@@ -690,6 +690,19 @@ def test_a_video_into_itself_is_refused(tmp_path):
     assert clip.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["v.mp4"]
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no folder can be made")
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+def test_an_output_folder_that_cannot_be_made_is_one_line_before_any_work(cmd, tmp_path):
+    # Each picture was upscaled, then failed alone: "cannot write /proc/new/a.png", one line each.
+    pictures(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    proc = run(cmd, "-i", tmp_path / "in", "-o", "/proc/ncnn-sr-new/out", "-n", "realesr-animevideov3", "-s", "2",
+               "-g", "-1", check_ok=False)
+    assert proc.returncode == 1
+    name = os.path.basename(cmd)
+    assert proc.stderr.strip() == (f"{name}: error: cannot make the folder /proc/ncnn-sr-new/out: "
+                                   "No such file or directory")
+
+
 def test_a_video_whose_folder_cannot_be_made_is_one_line(tmp_path):
     clip = make_clip(tmp_path / "v.mp4", frames=2, width=16, height=16, audio=None)
     (tmp_path / "file").write_bytes(b"x")
