@@ -68,9 +68,15 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
         sys.exit(1)
     single = input_path.is_file() and not (output_folder or output_path.is_dir())
     suffix = output_path.suffix.lower()
-    if single and suffix in (".gif", ".avif"):
-        click.echo(f"{PROG}: error: unsupported output format '{suffix}' for {output_path}: use png, jpg or webp "
-                   "(ncnn-sr writes gif and avif)", err=True)
+    if single and not is_video_input(input_path) and suffix.lstrip(".") not in REFERENCE_FORMATS:
+        # ncnn-sr's words would offer gif and avif, which the drop-in refuses.
+        if not suffix:
+            problem = (f"{output_path} has no extension and is not a folder: name the output picture .png, .jpg "
+                       "or .webp, or give a folder that exists")
+        else:
+            also = " (ncnn-sr writes gif and avif)" if suffix in (".gif", ".avif") else ""
+            problem = f"unsupported output format '{suffix}' for {output_path}: use png, jpg or webp{also}"
+        click.echo(f"{PROG}: error: {problem}", err=True)
         sys.exit(1)
     if fmt is not None and fmt.lower() not in REFERENCE_FORMATS:
         if not single:

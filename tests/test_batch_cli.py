@@ -499,6 +499,20 @@ def test_a_gif_output_is_refused_by_the_dropin_as_by_the_reference(tmp_path):
     assert not (tmp_path / "o.gif").exists()
 
 
+@pytest.mark.parametrize("output, said", [
+    ("o.bmp", "unsupported output format '.bmp' for o.bmp: use png, jpg or webp"),
+    ("o", "o has no extension and is not a folder: name the output picture .png, .jpg or .webp, "
+          "or give a folder that exists"),
+])
+def test_the_dropin_names_only_the_formats_it_writes(output, said, tmp_path):
+    # It said "use png, jpg, webp, gif or avif", and then refused the gif it had offered.
+    pictures(tmp_path, ["in.png"])
+    proc = run(DROPIN, "-i", "in.png", "-o", output, "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"realesrgan-ncnn-vulkan: error: {said}"
+    assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
+
 def test_a_folder_can_be_written_as_gif(tmp_path):
     pictures(tmp_path / "in", ["a.png", "b.jpg"])
     run(NCNN_SR, "-i", "in", "-o", "out", "-f", "gif", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1", cwd=tmp_path)
