@@ -374,7 +374,12 @@ def checked_write(path, fmt: str | None, quality, info, what: str) -> tuple[str,
 
 def check_fits(image: np.ndarray, fmt: str, path: str) -> None:
     """InputError unless ``fmt`` can hold a picture like ``image``."""
-    height, width, channels = image.shape
+    check_size(*image.shape, fmt, path)
+
+
+def check_size(height: int, width: int, channels: int, fmt: str, path: str) -> None:
+    """InputError unless ``fmt`` can hold a picture of that size and channels: known
+    before a picture is upscaled, so that one is not upscaled only to be refused."""
     if fmt == "jpg" and channels == 4:
         raise InputError(f"{path}: JPEG cannot store transparency; write png or webp")
     if fmt in MAX_SIDE and max(height, width) > MAX_SIDE[fmt][1]:

@@ -29,7 +29,7 @@ from .animation import Animation, read_frames, write_frames
 from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import NcnnSrError, NoRoom, cannot_write
-from .images import GREY_MODES, ImageInfo, output_format, read_image, write_image
+from .images import GREY_MODES, ImageInfo, check_size, checked_metadata, output_format, read_image, write_image
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP
 from .jobs import Job, alpha_target
 from .resample import target_size
@@ -262,7 +262,7 @@ class Pipeline:
             if read:
                 item.pixels, item.info = read
                 self._check_output(item)
-                if self._animated(item) and not self._read_frames(item):
+                if not item.error and self._animated(item) and not self._read_frames(item):
                     return  # cancelled while waiting for room
             self._put(to_proc, item)
 
@@ -327,13 +327,15 @@ class Pipeline:
         """What ``frames`` frames like ``first`` take, upscaled, as MAX_ANIMATION_MEMORY
         counts them."""
         height, width = first.shape[:2]
+        out_height, out_width = self._output_size(height, width)
+        return frames * 4 * (height * width + 2 * out_height * out_width)
+
+    def _output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The height and width a picture of ``height`` x ``width`` is upscaled to."""
         if all(value is None for value in self._resize.values()):
             scale = self.lanes[0].upscaler.scale
-            out_height, out_width = height * scale, width * scale
-        else:
-            out_height, out_width = target_size(height, width, self._resize["scale"], self._resize["width"],
-                                                self._resize["height"])
-        return frames * 4 * (height * width + 2 * out_height * out_width)
+            return height * scale, width * scale
+        return target_size(height, width, self._resize["scale"], self._resize["width"], self._resize["height"])
 
     def _check_output(self, item: _Item) -> None:
         self._check_alpha(item)
@@ -346,6 +348,23 @@ class Pipeline:
             item.notes.append(f"{item.job.source} has {item.info.frames} frames: upscaling the first only{why}")
         if self._metadata and item.target.suffix.lower() in (".jpg", ".jpeg"):
             self._check_jpeg_metadata(item)
+        self._check_writable(item)
+
+    def _check_writable(self, item: _Item) -> None:
+        """Fail ``item`` now if its output cannot hold the upscaled picture (a side too
+        long for WebP, an EXIF too large for JPEG): found by the writer, it came after
+        the upscaling, hours of it for a large photo on the CPU."""
+        height, width, channels = item.pixels.shape
+        try:
+            out_height, out_width = self._output_size(height, width)
+        except NcnnSrError:
+            return  # a size no picture may have: the engine says so, naming the picture
+        target, fmt = str(item.target), output_format(item.target)
+        try:
+            check_size(out_height, out_width, channels, fmt, target)
+            checked_metadata(item.info, self._metadata, fmt, target)
+        except NcnnSrError as e:
+            item.error = str(e)
 
     def _check_jpeg_metadata(self, item: _Item) -> None:
         """EXIF and XMP too large for ``item``'s JPEG: left out with a note each, but an

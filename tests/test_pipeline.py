@@ -124,6 +124,7 @@ class SlowFake:
     """Stands in for an Upscaler where only scheduling is under test."""
 
     device = CPU
+    scale = 1  # it gives the picture back as it came
 
     def __init__(self, delay):
         self.delay, self.count = delay, 0
@@ -145,6 +146,7 @@ def test_whole_pictures_spread_over_every_lane(tmp_path):
 
 class OutOfMemory:
     device = CPU
+    scale = 2
 
     def upscale(self, image, progress=None, **kw):
         raise MemoryError
@@ -155,6 +157,29 @@ def test_a_result_too_big_for_memory_fails_its_picture_in_words(tmp_path):
     summary = Pipeline([Lane(OutOfMemory(), 1)]).run(jobs)
     assert summary.failed == 2
     assert summary.failures[0].message == f"{jobs[0].source}: not enough memory for its result"
+
+
+@pytest.mark.parametrize("name, said", [
+    ("wide.webp", "wide.webp: 16400x4 is too large for WebP, which holds at most 16383 pixels a side; write png"),
+    ("wide.jpg", "wide.jpg: its EXIF (70034 bytes) is too large for JPEG"),
+])
+def test_an_output_its_format_cannot_hold_fails_before_it_is_upscaled(name, said, tmp_path):
+    # It was upscaled (hours for a large photo on the CPU), then refused by the writer.
+    src = tmp_path / "wide.png"
+    im = Image.fromarray(picture(2, 8200))
+    exif = im.getexif()
+    exif[0x010E] = "x" * 70000  # ImageDescription: an EXIF over JPEG's 64 KB
+    im.save(src, exif=exif)
+    up = Upscaler(MODEL, device=-1, threads=1)
+    calls = []
+    real = up.upscale
+    up.upscale = lambda image, **kw: calls.append(1) or real(image, **kw)
+    try:
+        summary = Pipeline([Lane(up, 1)]).run([Job(src, tmp_path / name)])
+    finally:
+        up.close()
+    assert summary.failed == 1 and said in summary.failures[0].message
+    assert calls == [] and not (tmp_path / name).exists()
 
 
 def test_bad_settings_are_refused(cpu_lane):
