@@ -12,7 +12,8 @@ import click
 
 from . import models as models_mod
 from .batch_cli import REFERENCE_JOBS, OnePathCommand, RunOptions, log, path_flag, run, run_video, setup_logging
-from .jobs import names_a_folder
+from .errors import InputError
+from .jobs import check_reachable, names_a_folder
 from .video_options import EncodeOptions, is_video_input
 
 PROG = "realesrgan-ncnn-vulkan"
@@ -68,8 +69,10 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
         sys.exit(1)
     single = input_path.is_file() and not (output_folder or output_path.is_dir())
     suffix = output_path.suffix.lower()
-    if single and not is_video_input(input_path) and suffix.lstrip(".") not in REFERENCE_FORMATS:
-        # ncnn-sr's words would offer gif and avif, which the drop-in refuses.
+    if single and not is_video_input(input_path) and suffix.lstrip(".") not in REFERENCE_FORMATS \
+            and _reachable(output_path):
+        # ncnn-sr's words would offer gif and avif, which the drop-in refuses. (What is
+        # in the way of an output that cannot be reached comes first, in the run's words.)
         if not suffix:
             problem = (f"{output_path} has no extension and is not a folder: name the output picture .png, .jpg "
                        "or .webp, or give a folder that exists")
@@ -101,3 +104,11 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
         sys.exit(run_video(PROG, opts, EncodeOptions()))
     sys.exit(run(PROG, opts))
 
+
+def _reachable(output: Path) -> bool:
+    """Whether a picture could be written at ``output`` but for its name."""
+    try:
+        check_reachable(output, file=True)
+    except (InputError, OSError):
+        return False
+    return True
