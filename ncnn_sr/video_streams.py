@@ -111,6 +111,19 @@ OWN_VIDEO = {"mpeg": "mpeg2video", "vob": "mpeg2video", "svcd": "mpeg2video", "d
              "ogg": "libvpx", "ogv": "libvpx"}
 
 
+# Sound encoders to re-encode with where FFmpeg's default for the muxer will not do: a
+# .3gp's is AMR-NB, telephone speech, whose encoder opens only for 8 kHz mono (any
+# other sound failed the whole video); a 3GP player plays AAC, as an mp4's does.
+_SOUND_ENCODER = {"3gp": "aac", "3g2": "aac"}
+
+
+def sound_encoder(out) -> str | None:
+    """The encoder for sound that the output container ``out`` cannot hold as it is,
+    None where it takes no sound."""
+    target = _SOUND_ENCODER.get(out.format.name, out.default_audio_codec)
+    return None if target in (None, "none") else target
+
+
 def holds(muxer: str, codec: str) -> bool:
     """Whether FFmpeg's ``muxer`` (a format name: "mp4", "matroska") lists ``codec``
     (its canonical name) among those it holds. Some it lists, it then refuses to
@@ -244,8 +257,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None) -> d
                 # sound) only when it writes its trailer, at the very end.
                 o.layout = _ordered(stream.codec_context.layout)
             mapping[stream.index] = SideOutput(o)
-        elif stream.type == "audio" and out.default_audio_codec not in (None, "none"):
-            target = out.default_audio_codec
+        elif stream.type == "audio" and (target := sound_encoder(out)):
             source_rate = stream.codec_context.sample_rate
             rate = sample_rate_for(source_rate, av.codec.Codec(target, "w").audio_rates)
             # PyAV's add_stream sets a bitrate of 0, "the encoder's choice", which some

@@ -1504,6 +1504,8 @@ def test_other_containers_get_every_frame_in_time_and_the_sound(suffix, audio, t
     ("libopus", "out.mov", "aac"),  # FFmpeg lists Opus for .mov, whose muxer then refuses it
     ("pcm_s16le", "out.flv", "mp3"),  # its Matroska layout names no channels, which MP3 refuses
     ("libopus", "out.wmv", "wmav2"),  # WMA refuses PyAV's bitrate of 0
+    ("pcm_s16le", "out.3gp", "aac"),  # FFmpeg's default there, AMR-NB, takes 8 kHz mono speech only
+    ("libopus", "out.3gp", "aac"),
 ])
 def test_sound_a_container_refuses_is_reencoded_to_its_own_kind(audio, name, target, tmp_path, caplog):
     clip = make_clip(tmp_path / "in.mkv", frames=3, audio=audio)
