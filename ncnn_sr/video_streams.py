@@ -263,12 +263,16 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None) -> d
             # PyAV's add_stream sets a bitrate of 0, "the encoder's choice", which some
             # refuse (WMA); FFmpeg's own default for the encoder is what ffmpeg uses.
             bit_rate = av.codec.Codec(target, "w").create().bit_rate or 0
+            source_layout = _ordered(stream.codec_context.layout)
+            layout = _layout_for(target, rate, bit_rate, source_layout)
             o = _labelled(out.add_stream(target, rate=rate, bit_rate=bit_rate), stream)
-            o.layout = _ordered(stream.codec_context.layout)
+            o.layout = layout
             ctx = o.codec_context
             resampler = av.AudioResampler(format=ctx.format, layout=ctx.layout, rate=ctx.sample_rate)
             mapping[stream.index] = SideOutput(o, resampler, _SampleClock(ctx.sample_rate))
             resampled = f", resampled from {source_rate} to {rate} Hz" if rate != source_rate else ""
+            if layout.nb_channels != source_layout.nb_channels:
+                resampled += f", downmixed from {source_layout.name} to {layout.name}"
             what = (f"{dst.suffix} cannot hold {name} audio: re-encoding audio", f" to {target}{resampled}", False)
             left.setdefault(what, []).append(stream.index)
         elif stream.type == "subtitle" and (target := _text_form(out.format.name, stream)):
@@ -317,6 +321,24 @@ def tags_to_keep(metadata) -> dict:
     still holds for the upscaled copy."""
     return {key: value for key, value in metadata.items() if not key.lower().startswith(_STALE_TAGS)
             and not (key.lower() == "handler_name" and value in _DEFAULT_HANDLERS)}
+
+
+def _layout_for(encoder: str, rate: int, bit_rate: int, layout: av.AudioLayout) -> av.AudioLayout:
+    """``layout``, or where ``encoder`` takes fewer channels (MP3, MPEG audio and WMA
+    take at most two) stereo, else mono, as ffmpeg downmixes for them; PyAV does not
+    list an encoder's layouts, so they are tried."""
+    tries = [layout] + [av.AudioLayout(name) for name in ("stereo", "mono") if av.AudioLayout(name).nb_channels
+                        < layout.nb_channels]
+    for candidate in tries:
+        ctx = av.codec.Codec(encoder, "w").create()
+        ctx.sample_rate, ctx.layout, ctx.bit_rate = rate, candidate, bit_rate
+        ctx.format = ctx.codec.audio_formats[0] if ctx.codec.audio_formats else ctx.format
+        try:
+            ctx.open()
+        except av.error.FFmpegError:
+            continue
+        return candidate
+    return layout  # none opens: the encoder's own error says why, when it is used
 
 
 def _ordered(layout: av.AudioLayout) -> av.AudioLayout:

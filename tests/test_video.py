@@ -1518,6 +1518,23 @@ def test_sound_a_container_refuses_is_reencoded_to_its_own_kind(audio, name, tar
     assert sound_seconds(tmp_path / name) == pytest.approx(sound_seconds(clip), abs=0.05)
 
 
+@pytest.mark.parametrize("audio, name, target", [
+    ("libopus", "out.avi", "mp3"),  # MP3 takes mono and stereo only
+    ("pcm_s16le", "out.ts", "mp2"),  # and so does MPEG audio layer 2
+])
+def test_sound_of_more_channels_than_the_encoder_takes_is_downmixed_to_stereo(audio, name, target, tmp_path,
+                                                                               caplog):
+    # 5.1 sound failed the whole video: "cannot encode: Invalid argument".
+    clip = make_clip(tmp_path / "in.mkv", frames=3, audio=audio, layout="5.1")
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / name, lambda frames: frames)
+    assert f"re-encoding audio stream 1 to {target}, downmixed from 5.1 to stereo" in caplog.text
+    with av.open(str(tmp_path / name)) as c:
+        sound = c.streams.audio[0].codec_context
+        assert sound.codec.canonical_name == target and sound.layout.name == "stereo"
+    assert sound_seconds(tmp_path / name) == pytest.approx(sound_seconds(clip), abs=0.05)
+
+
 def test_stereo_pcm_whose_channels_are_unnamed_is_copied_into_an_mp4(tmp_path):
     # A Matroska or AVI file's PCM sound names no channels, which the mp4 muxer
     # refused only when it wrote its trailer, after every frame was upscaled.
