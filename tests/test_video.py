@@ -635,6 +635,16 @@ def test_pictures_commands_route_videos_to_the_video_path(tmp_path):
     assert packets(tmp_path / "b.mp4", "audio") == packets(clip, "audio")
 
 
+@pytest.mark.parametrize("name", ["out.gif", "out.avif"])
+def test_the_drop_in_names_video_containers_for_a_video_asked_as_a_picture_format(name, tmp_path):
+    # It named "png, jpg or webp", which a video is not written as either.
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
+    proc = run(DROPIN, "-i", clip, "-o", tmp_path / name, "-s", "2", "-g", "-1", check_ok=False)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert f"unsupported video container '{name[3:]}'" in proc.stderr and "png, jpg or webp" not in proc.stderr
+    assert not (tmp_path / name).exists()
+
+
 @pytest.mark.parametrize("make,message", [
     (lambda p: p.write_text("not a video"), "not a video FFmpeg can read"),
     (lambda p: _audio_only(p), "has no video stream"),
