@@ -886,6 +886,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
 
     written = 0
     size = stretched = None
+    # A frame stamped no later than the one before (a muxer's or recorder's slip) is
+    # left out, as ffmpeg leaves it out at a variable rate: an mp4 refuses it, and two
+    # frames at one time show as one.
+    last_pts, unordered = None, 0
     frames = frames_fn(decoded())
     try:
         for index, image in enumerate(frames):
@@ -908,6 +912,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             frame = coded(np.ascontiguousarray(fit(image[:, :, :3], size)), options.pix_fmt, colour)
             mux_side(index)
             settled = constant.push(frame, seconds, duration) if constant else [(frame, pts)]
+            if not constant and last_pts is not None and pts <= last_pts:
+                settled, unordered = [], unordered + 1
+            elif not constant:
+                last_pts = pts
             for shown, slot in settled:
                 encode(shown, slot)
             written += len(settled)
@@ -941,5 +949,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                          + ("" if options.duration is None else f" for {float(options.duration):g} s (--duration)"))
     if written == 0:
         raise InputError(f"{dst}: the input has no decodable video frames")
+    if unordered:
+        log.warning("%s: %d frame%s stamped no later than the frame before it left out, as ffmpeg leaves them out",
+                    src, unordered, "s" * (unordered > 1))
     _warn_if_truncated(inp, src, reach)
     return written

@@ -99,6 +99,19 @@ def test_timestamps_are_strictly_increasing(tmp_path):
     assert all(b > a for a, b in zip(dts, dts[1:]))
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_frame_stamped_with_the_time_of_the_one_before_is_left_out_with_a_warning(suffix, tmp_path, caplog):
+    # As ffmpeg does for a variable rate; into an mp4 it failed the whole video after
+    # every frame was upscaled ("cannot encode: Invalid argument"), into an mkv two
+    # frames were written at one time.
+    clip = make_clip(tmp_path / "in.mkv", frames=5, frame_ms=[0, 40, 40, 80, 120], audio=None)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert upscale_video(clip, tmp_path / f"out{suffix}", lambda frames: frames) == 4
+    assert "1 frame stamped no later than the frame before it left out" in caplog.text
+    times, _ = frame_times(tmp_path / f"out{suffix}")
+    assert times == pytest.approx([0, 0.04, 0.08, 0.12], abs=1e-3)
+
+
 CUES = [("00:00:00,000", "00:00:00,100", "Hello there"), ("00:00:00,120", "00:00:00,200", "General Kenobi")]
 
 
