@@ -948,7 +948,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         raise InputError(f"{src}: no video frame from {float(options.start):g} s (--start) on"
                          + ("" if options.duration is None else f" for {float(options.duration):g} s (--duration)"))
     if written == 0:
-        raise InputError(f"{dst}: the input has no decodable video frames")
+        raise InputError(f"{src}: has no decodable video frames")
     if unordered:
         log.warning("%s: %d frame%s stamped no later than the frame before it left out, as ffmpeg leaves them out",
                     src, unordered, "s" * (unordered > 1))

@@ -661,6 +661,7 @@ def test_the_drop_in_names_video_containers_for_a_video_asked_as_a_picture_forma
 @pytest.mark.parametrize("make,message", [
     (lambda p: p.write_text("not a video"), "not a video FFmpeg can read"),
     (lambda p: _audio_only(p), "has no video stream"),
+    (lambda p: _audio_only(p, video=True), "has no decodable video frames"),  # it named the output
 ])
 def test_inputs_that_are_not_videos_are_one_line_errors(make, message, tmp_path):
     src = tmp_path / "in.mp4"
@@ -668,12 +669,17 @@ def test_inputs_that_are_not_videos_are_one_line_errors(make, message, tmp_path)
     proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if "error:" in line]
-    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert len(errors) == 1 and f"error: {src}: {message}" in errors[0], proc.stderr
     assert not list(p for p in tmp_path.iterdir() if p.name.startswith(("out", ".out")))
 
 
-def _audio_only(path):
-    with av.open(str(path), "w") as out:
+def _audio_only(path, video=False):
+    """Sound alone; with ``video``, beside a video stream of no frames (in Matroska,
+    which keeps such a stream, whatever the name)."""
+    with av.open(str(path), "w", format="matroska" if video else None) as out:
+        if video:
+            v = out.add_stream("libx264", rate=24)
+            v.width, v.height, v.pix_fmt = 32, 24, "yuv420p"
         s = out.add_stream("aac", rate=48000)
         s.layout = "mono"
         f = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.int16), format="s16", layout="mono")
