@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -355,6 +356,8 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False) -> list[t
                               and not _inside(p, dst)) if recursive else [])
     jobs = []
     for folder in folders:
+        planned = []
+        kept, moved = {}, []  # outputs named as their input (by name, casefolded), and those made .mkv
         for path in sorted(folder.iterdir()):
             if path.name.startswith(".") or not path.is_file() or not is_video_path(path):
                 continue
@@ -362,8 +365,24 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False) -> list[t
             try:
                 video.video_encoder(Path(f"x{suffix}"), encode)
             except InputError:
-                suffix = ".mkv"
-            jobs.append((path, dst / path.parent.relative_to(src) / f"{path.stem}{suffix}"))
+                moved.append(path)
+                continue
+            kept[f"{path.stem}{suffix}".casefold()] = path
+            planned.append((path, dst / path.parent.relative_to(src) / f"{path.stem}{suffix}"))
+        # A video made .mkv whose name another output has (c.vob beside c.mkv) takes
+        # NAME.EXT.mkv rather than overwrite it; the outputs named as their inputs
+        # keep their names whatever the order, so --skip-existing finds them again.
+        for path in moved:
+            name = f"{path.stem}.mkv"
+            other = kept.get(name.casefold())
+            if other is not None:
+                renamed = f"{path.name}.mkv"
+                logging.getLogger("ncnn_sr").warning("%s would output %s, as %s does: it will output %s",
+                                                     path, name, other, renamed)
+                name = renamed
+            kept[name.casefold()] = path
+            planned.append((path, dst / path.parent.relative_to(src) / name))
+        jobs += sorted(planned)
     if not jobs:
         raise InputError(f"{src}: no videos in it{'' if recursive else ' (-r looks in its sub-folders too)'}")
     return jobs

@@ -139,3 +139,24 @@ def test_ctrl_c_in_a_folder_run_stops_at_once_and_leaves_no_partial_video(tmp_pa
     assert time.monotonic() - sent < 1.5 and proc.returncode == 130, err
     assert "interrupted: 1 video upscaled, 0 skipped, 0 failed; no partial files were left" in err
     assert sorted(p.name for p in out.iterdir()) == ["a.mp4"]
+
+
+def test_a_video_turned_into_mkv_does_not_overwrite_the_output_of_an_mkv_of_its_name(tmp_path):
+    # c.vob (which holds no H.264) became c.mkv, the very output of c.mkv beside it:
+    # both were written there, the later over the earlier, without a word.
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "c.mkv", frames=2, audio=None)  # 32x24
+    with av.open(str(src / "c.vob"), "w", format="vob") as out:
+        stream = out.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for i in range(2):
+            frame = av.VideoFrame(48, 32, "yuv420p")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2)
+    assert names(tmp_path / "out") == ["c.mkv", "c.vob.mkv"]
+    assert frame_times(tmp_path / "out" / "c.mkv")[1] == (64, 48)
+    assert frame_times(tmp_path / "out" / "c.vob.mkv")[1] == (96, 64)
+    assert f"{src / 'c.vob'} would output c.mkv, as {src / 'c.mkv'} does: it will output c.vob.mkv" in proc.stderr
