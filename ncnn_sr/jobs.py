@@ -367,25 +367,30 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False) -> list[t
             except InputError:
                 moved.append(path)
                 continue
-            kept[f"{path.stem}{suffix}".casefold()] = path
-            planned.append((path, dst / path.parent.relative_to(src) / f"{path.stem}{suffix}"))
+            name = f"{path.stem}{suffix}"
+            if name.casefold() in kept:  # a.MP4 beside a.mp4, or A.mp4 where case is not told apart
+                name = _renamed(path, name, kept[name.casefold()], f"{path.name}{suffix}")
+            kept[name.casefold()] = path
+            planned.append((path, dst / path.parent.relative_to(src) / name))
         # A video made .mkv whose name another output has (c.vob beside c.mkv) takes
         # NAME.EXT.mkv rather than overwrite it; the outputs named as their inputs
         # keep their names whatever the order, so --skip-existing finds them again.
         for path in moved:
             name = f"{path.stem}.mkv"
-            other = kept.get(name.casefold())
-            if other is not None:
-                renamed = f"{path.name}.mkv"
-                logging.getLogger("ncnn_sr").warning("%s would output %s, as %s does: it will output %s",
-                                                     path, name, other, renamed)
-                name = renamed
+            if name.casefold() in kept:
+                name = _renamed(path, name, kept[name.casefold()], f"{path.name}.mkv")
             kept[name.casefold()] = path
             planned.append((path, dst / path.parent.relative_to(src) / name))
         jobs += sorted(planned)
     if not jobs:
         raise InputError(f"{src}: no videos in it{'' if recursive else ' (-r looks in its sub-folders too)'}")
     return jobs
+
+
+def _renamed(path: Path, name: str, other: Path, renamed: str) -> str:
+    logging.getLogger("ncnn_sr").warning("%s would output %s, as %s does: it will output %s", path, name, other,
+                                         renamed)
+    return renamed
 
 
 def _hidden_below(path: Path, root: Path) -> bool:

@@ -160,3 +160,16 @@ def test_a_video_turned_into_mkv_does_not_overwrite_the_output_of_an_mkv_of_its_
     assert frame_times(tmp_path / "out" / "c.mkv")[1] == (64, 48)
     assert frame_times(tmp_path / "out" / "c.vob.mkv")[1] == (96, 64)
     assert f"{src / 'c.vob'} would output c.mkv, as {src / 'c.mkv'} does: it will output c.vob.mkv" in proc.stderr
+
+
+def test_videos_whose_names_differ_in_case_alone_get_outputs_of_their_own(tmp_path):
+    # a.MP4 and a.mp4 were both written to OUT/a.mp4, the later over the earlier.
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.MP4", frames=2, audio=None)
+    make_clip(src / "a.mp4", frames=2, audio=None, width=48, height=32)
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2)
+    assert names(tmp_path / "out") == ["a.mp4", "a.mp4.mp4"]
+    assert frame_times(tmp_path / "out" / "a.mp4")[1] == (64, 48)
+    assert frame_times(tmp_path / "out" / "a.mp4.mp4")[1] == (96, 64)
+    assert f"{src / 'a.mp4'} would output a.mp4, as {src / 'a.MP4'} does: it will output a.mp4.mp4" in proc.stderr
