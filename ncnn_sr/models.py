@@ -30,14 +30,15 @@ from pathlib import Path
 from models_ncnn import CATALOG_PATH
 
 from .errors import ModelError, ModelMissing, broken_link, describe
-from .param_file import PARAM_MAGIC, check_bin_size, input_alignment, parse_param
+from .param_file import PARAM_MAGIC, check_bin_size, cpu_bytes_estimate, input_alignment, parse_param
 
 log = logging.getLogger("ncnn_sr")
 
 ENV_MODEL_PATH = "NCNN_SR_MODEL_PATH"
 ENV_FETCHED = "NCNN_SR_FETCHED_MODELS"
 DEFAULT_PREPADDING = 10
-# Bytes per input pixel of one CPU tile when nothing was measured for a model.
+# Bytes per input pixel of one CPU tile when nothing was measured for a model and its
+# layers give no estimate (param_file.cpu_bytes_estimate).
 DEFAULT_CPU_BYTES_PER_PIXEL = 64_000
 _MODEL_SUFFIXES = (".param", ".bin")
 # The files PyTorch models come in, which ncnn-sr convert reads.
@@ -423,7 +424,8 @@ def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None
                          entry.prepadding, verified, source, entry.cpu_bytes_per_pixel, alignment,
                          entry.probe if verified else None)
     return ModelSpec(name, param, bin_, None, graph.input_blob, graph.output_blob,
-                     DEFAULT_PREPADDING, False, source, alignment=alignment)
+                     DEFAULT_PREPADDING, False, source, cpu_bytes_estimate(graph) or DEFAULT_CPU_BYTES_PER_PIXEL,
+                     alignment=alignment)
 
 
 def check_files(spec: ModelSpec) -> int:

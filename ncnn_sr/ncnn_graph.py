@@ -47,17 +47,19 @@ class Net:
     def array(self, key: str) -> np.ndarray:
         return np.asarray(self._weights[self._lookup[key]], dtype=np.float32)
 
-    def conv(self, key: str, bottom: str, lrelu: bool = False) -> str:
+    def conv(self, key: str, bottom: str, lrelu: bool = False, extra: str = "") -> str:
         """The convolution of state dict keys ``key``.weight and .bias, padded to keep
-        the size, a leaky ReLU of slope 0.2 after it with ``lrelu``."""
+        the size, a leaky ReLU of slope 0.2 after it with ``lrelu``; ``extra``
+        params appended."""
         w, b = self.array(f"{key}.weight"), self.array(f"{key}.bias")
-        return self.conv_of(key, bottom, w, b, self._lookup[f"{key}.weight"], lrelu)
+        return self.conv_of(key, bottom, w, b, self._lookup[f"{key}.weight"], lrelu, extra)
 
-    def conv_of(self, name: str, bottom: str, w: np.ndarray, b: np.ndarray, source: str, lrelu: bool = False) -> str:
+    def conv_of(self, name: str, bottom: str, w: np.ndarray, b: np.ndarray, source: str, lrelu: bool = False,
+                extra: str = "") -> str:
         """A convolution of the weights ``w`` and bias ``b`` (worked out from the keys
         ``source`` names, for errors), padded to keep the size."""
         out, _, k, _ = w.shape
-        params = f"0={out} 1={k} 4={k // 2} 5=1 6={w.size}" + (_LRELU if lrelu else "")
+        params = f"0={out} 1={k} 4={k // 2} 5=1 6={w.size}" + (_LRELU if lrelu else "") + (f" {extra}" if extra else "")
         return self.add("Convolution", name, [bottom], params, self.flagged(w, source) + raw(b))
 
     def prelu(self, key: str, bottom: str) -> str:

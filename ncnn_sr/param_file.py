@@ -82,6 +82,73 @@ def parse_param(param_bytes: bytes, name: str = "model") -> ParamGraph:
     return ParamGraph(tuple(layers), inputs[0], produced[-1])
 
 
+# What one CPU window's peak resident memory is, per input pixel, over the float32
+# feature maps alive at once: 4.9 to 7.9 times across the catalog's measured models
+# (tools/cpu_memory.py; 7.9 for RRDBNet), the rest ncnn's workspace and pools.
+MEMORY_OVER_LIVE_MAPS = 8
+# Layers that keep their input's channels and size (for the estimate below).
+_SAME_SHAPE = frozenset("""
+    ReLU LeakyReLU PReLU Sigmoid Clip Swish HardSwish Mish GELU TanH ELU BinaryOp UnaryOp Eltwise
+    Split Slice GroupNorm InstanceNorm LayerNorm BatchNorm Scale Bias Dropout Noop Crop Padding
+""".split())
+
+
+def cpu_bytes_estimate(graph: ParamGraph) -> int | None:
+    """Bytes per input pixel one CPU window of the network is likely to peak at,
+    worked out from its layers: MEMORY_OVER_LIVE_MAPS times the float32 feature maps
+    alive at once, plus the column buffer of the largest convolution that ncnn runs as
+    im2col + sgemm (kernels other than 1x1 and 3x3, unless its feature mask turns
+    sgemm off). None for a network with a layer whose output shape is not worked out
+    here. For custom models, which were given RRDBNet's 64 kB, ten times what a
+    RealPLKSR needs."""
+    last_use: dict[str, int] = {}
+    for i, layer in enumerate(graph.layers):
+        for b in layer.bottoms:
+            last_use[b] = i
+    shape: dict[str, tuple[float, float]] = {}  # blob -> (channels, scale against the input)
+    live: dict[str, float] = {}
+    peak = column = 0.0
+    for i, layer in enumerate(graph.layers):
+        p, kind = layer.params, layer.type
+        below = [shape.get(b) for b in layer.bottoms]
+        if kind == "Input":
+            c, s = 3.0, 1.0
+        elif None in below or not below:
+            return None
+        elif kind in ("Convolution", "ConvolutionDepthWise"):
+            stride = max(1, int(p.get(3, 1)))
+            c, s = float(p.get(0, 0)), below[0][1] / stride
+            k_w = int(p.get(1, 0))
+            k_h = int(p.get(11, k_w))
+            if (k_w, k_h) not in ((1, 1), (3, 3)) and not int(p.get(31, 0)) & 32 and kind == "Convolution":
+                inputs = int(p.get(6, 0)) / max(1.0, c)  # per output channel, the weights span them all
+                column = max(column, inputs * 4 * below[0][1] ** 2)
+        elif kind == "Deconvolution":
+            c, s = float(p.get(0, 0)), below[0][1] * max(1, int(p.get(3, 1)))
+        elif kind == "Concat" and int(p.get(0, 0)) == 0:
+            c, s = sum(b[0] for b in below), below[0][1]
+        elif kind == "PixelShuffle":
+            r = max(1, int(p.get(0, 1)))
+            c, s = below[0][0] / (r * r), below[0][1] * r
+        elif kind == "Reorg":
+            r = max(1, int(p.get(0, 1)))
+            c, s = below[0][0] * r * r, below[0][1] / r
+        elif kind == "Interp" and not int(p.get(3, 0)) and not int(p.get(4, 0)) and not p.get(5, 0):
+            c, s = below[0][0], below[0][1] * max(float(p.get(1, 1.0)), float(p.get(2, 1.0)))
+        elif kind in _SAME_SHAPE:
+            c, s = below[0]
+        else:
+            return None
+        for top in layer.tops:
+            shape[top] = (c, s)
+            live[top] = c * s * s * 4
+        peak = max(peak, sum(live.values()))
+        for b in layer.bottoms:
+            if last_use.get(b) == i:
+                live.pop(b, None)
+    return int(MEMORY_OVER_LIVE_MAPS * peak + column) or None
+
+
 def input_alignment(graph: ParamGraph) -> int:
     """The stride ``s`` of a pixel unshuffle (a Reorg) the network applies to its
     input blob first, reached through nothing but Split layers and at most one

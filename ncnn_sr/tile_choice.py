@@ -50,10 +50,14 @@ class TileChoice:
         if not isinstance(net, SplitNetwork):
             return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
                                          share=share, overlap=self.overlap, border=self._border), False
-        reserve = (net.head_piece + 2 * net.plan.head_context) ** 2 * SPLIT_HEAD_BYTES_PER_PIXEL
+        # RRDBNet's parts, measured; a network lighter than them whole (RealPLKSR, cut
+        # only before its pixel shuffle) is held to its own estimate.
+        whole = self.spec.cpu_bytes_per_pixel
+        reserve = (net.head_piece + 2 * net.plan.head_context) ** 2 * min(SPLIT_HEAD_BYTES_PER_PIXEL, whole)
+        trunk = min(SPLIT_TRUNK_BYTES_PER_PIXEL, whole)
 
         def tile(more: int) -> int:
-            return devices.cpu_auto_tile(height, width, SPLIT_TRUNK_BYTES_PER_PIXEL, self.tile_pad,
+            return devices.cpu_auto_tile(height, width, trunk, self.tile_pad,
                                          share=share, overlap=self.overlap, reserve=reserve + more,
                                          border=self._border)
 

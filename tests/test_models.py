@@ -8,8 +8,8 @@ import pytest
 
 from ncnn_sr import ModelError, Upscaler, catalog, model_name_for, resolve_model
 from ncnn_sr.errors import ModelMissing
-from ncnn_sr.models import custom_model_names, package_folder, param_sha256
-from ncnn_sr.param_file import check_bin_size, parse_param
+from ncnn_sr.models import DEFAULT_CPU_BYTES_PER_PIXEL, custom_model_names, package_folder, param_sha256
+from ncnn_sr.param_file import check_bin_size, cpu_bytes_estimate, parse_param
 
 PACKAGED = [n for n, e in catalog().items() if e.package_files]
 
@@ -525,3 +525,33 @@ def test_paths_given_as_bytes_are_paths(tmp_path):
         assert up.scale == 2
     with Upscaler(b"mine", device=-1, model_path=os.fsencode(tmp_path)) as up:
         assert up.spec.param_path == tmp_path / "mine.param"
+
+
+# --- the CPU memory of a custom model, estimated from its layers -----------------------
+
+
+@pytest.mark.parametrize("name", PACKAGED)
+def test_a_packaged_models_layers_estimate_at_least_its_measured_memory(name, tmp_path):
+    spec = resolve_model(name)
+    estimate = cpu_bytes_estimate(parse_param(spec.param_path.read_bytes()))
+    assert spec.cpu_bytes_per_pixel <= estimate <= 1.5 * spec.cpu_bytes_per_pixel
+    # The same files under another name are a custom model, which gets the estimate.
+    for path in (spec.param_path, spec.bin_path):
+        shutil.copy(path, tmp_path / f"mine{path.suffix}")
+    assert resolve_model(str(tmp_path / "mine.param")).cpu_bytes_per_pixel == estimate
+
+
+def test_a_layer_whose_output_is_not_worked_out_gives_no_estimate_and_the_default(tmp_path):
+    text = "7767517\n2 2\nInput in 0 1 data\nSoftmax s 1 1 data out\n"
+    assert cpu_bytes_estimate(parse_param(text.encode())) is None
+    (tmp_path / "odd.param").write_text(text)
+    (tmp_path / "odd.bin").write_bytes(b"")
+    assert resolve_model(str(tmp_path / "odd.param")).cpu_bytes_per_pixel == DEFAULT_CPU_BYTES_PER_PIXEL
+
+
+def test_a_large_kernel_run_as_sgemm_adds_its_column_buffer():
+    def text(mask):
+        return ("7767517\n2 2\nInput in 0 1 data\n"
+                f"Convolution c 1 1 data out 0=8 1=17 4=8 5=0 6={8 * 3 * 17 * 17}{mask}\n").encode()
+    with_sgemm, without = (cpu_bytes_estimate(parse_param(text(m))) for m in ("", " 31=32"))
+    assert with_sgemm - without == 3 * 17 * 17 * 4  # three input channels, 17x17 taps, float32

@@ -261,3 +261,12 @@ def test_groupnorm_tiles_without_stages_are_said_to_differ(tmp_path, caplog):
     assert np.abs(got.astype(int) - want).max() > 10  # what the stages avoid
     said = [r.getMessage() for r in caplog.records if "GroupNorm" in r.getMessage()]
     assert len(said) == 1 and "exact tiling was turned off" in said[0]
+
+
+def test_the_large_kernel_runs_without_sgemm_and_the_model_is_estimated_light(tmp_path):
+    spec = plksr_model(tmp_path)
+    lines = spec.param_path.read_text().splitlines()
+    large = [line for line in lines if ".lk.conv " in line]
+    assert len(large) == 2 and all(line.endswith(" 31=32") for line in large)
+    assert sum(" 31=" in line for line in lines) == 2  # the other convolutions keep ncnn's choice
+    assert spec.cpu_bytes_per_pixel < 16_000  # RRDBNet's 64 kB would shrink its automatic tile for nothing
