@@ -396,16 +396,19 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         plan = plan_network(param, s.input_blob, s.output_blob)
         if plan is None:
             return net
-        norms = [stage.norm.layer for stage in plan.stages if stage.norm is not None]
+        norms = [stage.norm for stage in plan.stages if stage.norm is not None]
         # A GroupNorm's statistics are the whole picture's: windows alone get them wrong.
         if device.is_gpu and not (device.host_memory or self._exact or norms):
             return net
         weights = {}
         if norms:
-            found = layer_weights(parse_param(param), s.bin_path.read_bytes(), norms)
-            if any(len(found.get(name, ())) != 2 for name in norms):
-                return net  # a GroupNorm without its scale and shift: windows it is
-            weights = {name: tuple(found[name]) for name in norms}
+            found = layer_weights(parse_param(param), s.bin_path.read_bytes(), [n.layer for n in norms if n.affine])
+            for n in norms:
+                channels = next(stage.channels for stage in plan.stages if stage.norm == n)
+                weights[n.layer] = tuple(found.get(n.layer, ())) if n.affine else \
+                    (np.ones(channels, np.float32), np.zeros(channels, np.float32))
+            if any(len(pair) != 2 for pair in weights.values()):
+                return net  # a GroupNorm's scale and shift not found: windows it is
         if device.is_gpu:
             # The head on pieces of the tile the reference tool would give the whole
             # network on this heap: it fits, and GPUs want few large runs.

@@ -45,12 +45,13 @@ MIN_STAGE_REACH = 8
 @dataclass(frozen=True)
 class GroupNorm:
     """A GroupNorm layer ``layer`` of ``groups`` groups and epsilon ``eps`` whose input
-    is blob ``blob``."""
+    is blob ``blob``; with ``affine``, its .bin weights scale and shift each channel."""
 
     layer: str
     blob: str
     groups: int
     eps: float
+    affine: bool = True
 
     def __post_init__(self) -> None:
         if self.groups < 1 or not self.eps >= 0:
@@ -290,8 +291,9 @@ def _normalised_stages(layers, input_blob: str, cut_blob: str, producer, source,
             continue
         after = readers.get(layer.tops[0], [])
         p = layer.params
+        groups, channels = int(p.get(0, 1)), int(p.get(1, 0))
         if len(after) != 1 or after[0].type != "BinaryOp" or len(after[0].bottoms) != 2 \
-                or int(after[0].params.get(0, 0)) != 0 or int(p.get(1, 0)) < 1:
+                or int(after[0].params.get(0, 0)) != 0 or channels < 1 or groups < 1 or channels % groups:
             return ()
         add = after[0]
         skip = source[add.bottoms[1] if add.bottoms[0] == layer.tops[0] else add.bottoms[0]]
@@ -299,7 +301,9 @@ def _normalised_stages(layers, input_blob: str, cut_blob: str, producer, source,
             return ()  # not chained block after block
         if not bounds and skip != input_blob:
             bounds.append((skip, None))
-        bounds.append((add.tops[0], GroupNorm(layer.name, layer.bottoms[0], int(p.get(0, 1)), float(p.get(2, 1e-5)))))
+        # ncnn's defaults where the param leaves them out: eps 0.001, affine.
+        norm = GroupNorm(layer.name, layer.bottoms[0], groups, float(p.get(2, 0.001)), bool(int(p.get(3, 1))))
+        bounds.append((add.tops[0], norm))
     if bounds[-1][0] != cut_blob:
         bounds.append((cut_blob, None))
     for blob, _ in bounds:  # nothing else made before the bound is read after it

@@ -270,3 +270,21 @@ def test_the_large_kernel_runs_without_sgemm_and_the_model_is_estimated_light(tm
     assert len(large) == 2 and all(line.endswith(" 31=32") for line in large)
     assert sum(" 31=" in line for line in lines) == 2  # the other convolutions keep ncnn's choice
     assert spec.cpu_bytes_per_pixel < 16_000  # RRDBNet's 64 kB would shrink its automatic tile for nothing
+
+
+def test_a_groupnorm_without_affine_weights_is_staged_with_ncnns_defaults(tmp_path):
+    # Written by hand: eps left to ncnn's default (0.001) and no scale or shift.
+    rng = np.random.default_rng(5)
+    w0, w1, w2 = (rng.normal(0, 0.3, shape).astype(np.float32) for shape in ((4, 3, 3, 3), (4, 4, 3, 3), (12, 4, 3, 3)))
+    text = ("7767517\n8 9\nInput in 0 1 data\nConvolution c0 1 1 data a 0=4 1=3 4=1 5=0 6=108\n"
+            "Split s 1 2 a a0 a1\nConvolution c1 1 1 a0 b 0=4 1=3 4=1 5=0 6=144\n"
+            "GroupNorm g 1 1 b n 0=2 1=4 3=0\nBinaryOp add 2 1 n a1 r 0=0\n"
+            "Convolution c2 1 1 r e 0=12 1=3 4=1 5=0 6=432\nPixelShuffle p 1 1 e out 0=2\n")
+    (tmp_path / "gn.param").write_text(text)
+    (tmp_path / "gn.bin").write_bytes(b"".join(bytes(4) + w.tobytes() for w in (w0, w1, w2)))
+    plan = plan_network(text.encode(), "data", "out")
+    assert [s.norm for s in plan.stages if s.norm] == [GroupNorm("g", "b", 2, 0.001, False)]
+    image = two_halves(40, 36)
+    with Upscaler(str(tmp_path / "gn.param"), device=-1, tile=400, precision="fp32") as whole, \
+            Upscaler(str(tmp_path / "gn.param"), device=-1, tile=32, precision="fp32") as tiled:
+        assert np.abs(tiled.upscale(image).astype(int) - whole.upscale(image)).max() <= 1
