@@ -476,8 +476,11 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
     takes = _formats(codec)
     listed = ", ".join(takes[:6]) + (", ..." if len(takes) > 6 else "")
     # Without one asked for, the format is chosen once the input's depth is known: 8-bit
-    # 4:2:0 or, only where the encoder takes it, its 10-bit form.
+    # 4:2:0 or, only where the encoder takes it, its 10-bit form (another of the
+    # encoder's own where it takes neither).
     pix_fmt = options.pix_fmt or _taken(DEFAULT_PIX_FMT, takes)
+    if not options.pix_fmt and takes and pix_fmt not in takes:
+        pix_fmt = _nearest_format(takes, 8)
     try:
         av.VideoFormat(pix_fmt)
     except ValueError:
@@ -522,6 +525,8 @@ def _pixel_format(codec: str, video_in, src) -> str:
     bits = depth(source) if source else 8
     takes = _formats(codec)
     plain = _taken(DEFAULT_PIX_FMT, takes)
+    if takes and plain not in takes and deeper_format(DEFAULT_PIX_FMT, takes) not in takes:
+        return _nearest_format(takes, bits)  # ProRes, PNG, QuickTime RLE: no 4:2:0 at all
     if bits <= 8:
         return plain
     deeper = deeper_format(DEFAULT_PIX_FMT, takes) or (_taken("yuv420p10le", takes) if plain != DEFAULT_PIX_FMT
@@ -531,6 +536,20 @@ def _pixel_format(codec: str, video_in, src) -> str:
         log.warning("%s has %d-bit samples, which %s %s: writing 8-bit %s", src, bits, codec, cannot, plain)
         return plain
     return deeper
+
+
+# The formats an encoder without 4:2:0 is given, best first, as FFmpeg's choice goes:
+# more chroma before RGB, and the input's depth where the encoder has it.
+_NEAREST_8 = ("yuv422p", "yuv444p", "yuvj422p", "yuvj444p", "gbrp", "rgb24", "bgr24", "rgb0", "bgr0", "rgba",
+              "bgra", "argb")
+_NEAREST_DEEP = ("yuv422p10le", "yuv444p10le", "gbrp10le", "rgb48le", "rgb48be", "yuv422p12le", "yuv444p12le")
+
+
+def _nearest_format(takes: list[str], bits: int) -> str:
+    """The format of ``takes`` (an encoder's list, without yuv420p) closest to a
+    ``bits``-deep 4:2:0 picture, else the encoder's first."""
+    order = _NEAREST_8 + _NEAREST_DEEP if bits <= 8 else _NEAREST_DEEP + _NEAREST_8
+    return next((f for f in order if f in takes), takes[0])
 
 
 def _taken(pix_fmt: str, takes: list[str]) -> str:

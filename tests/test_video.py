@@ -748,7 +748,7 @@ def one_line_failure(proc, tmp_path, message):
     (["--codec", "aac"], "'aac' is an audio encoder, not a video encoder"),
     (["--pix-fmt", "bogus"], "unknown pixel format 'bogus': libx264 takes yuv420p"),
     (["--pix-fmt", "rgb24"], "libx264 cannot encode rgb24 pixels: it takes yuv420p"),
-    (["--codec", "png"], "png cannot encode yuv420p pixels: it takes rgb24"),
+    (["--codec", "png", "--pix-fmt", "yuv420p"], "png cannot encode yuv420p pixels: it takes rgb24"),
     (["--preset", "bogus"], "libx264 has no preset 'bogus': use one of ultrafast"),
 ])
 def test_settings_the_encoder_cannot_take_are_one_line_errors(flags, message, tmp_path):
@@ -1632,3 +1632,14 @@ def test_skip_damaged_upscales_the_rest_of_a_damaged_video_and_says_so(tmp_path)
     times, size = frame_times(tmp_path / "out.mp4")
     assert size == (64, 48) and 6 <= len(times) < 12
     assert audio_stream(tmp_path / "out.mp4") is not None
+
+
+@pytest.mark.parametrize("codec,suffix,pix_fmt", [("png", ".mov", "rgb24"), ("prores_ks", ".mov", "yuv422p10le"),
+                                                  ("qtrle", ".mov", "rgb24")])
+def test_an_encoder_without_4_2_0_gets_its_nearest_format_unasked(tmp_path, codec, suffix, pix_fmt):
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    out = tmp_path / f"out{suffix}"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--codec", codec, "-q")
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == pix_fmt
+        assert sum(1 for _ in c.decode(video=0)) == 3
