@@ -410,8 +410,9 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
             raise InputError(f"{shown} is a folder: give the output video's file name")
         check_reachable(opts.output, file=True)
         if not is_video_path(opts.output):
-            raise InputError(f"unsupported video container '{opts.output.suffix}' for {opts.output}: "
-                             f"use {', '.join(VIDEO_CONTAINERS[:-1])} or {VIDEO_CONTAINERS[-1]}")
+            what = f"unsupported video container '{opts.output.suffix}' for {opts.output}" if opts.output.suffix \
+                else f"{opts.output} has no extension to say its video container"  # ".mp4" is a name, no suffix
+            raise InputError(f"{what}: use {', '.join(VIDEO_CONTAINERS[:-1])} or {VIDEO_CONTAINERS[-1]}")
         if opts.output.exists() and opts.input.exists() and os.path.samefile(opts.input, opts.output):
             raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
         video.video_encoder(opts.output, encode)  # a bad --codec or --preset before a model loads

@@ -466,7 +466,11 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
     try:
         encoder = av.codec.Codec(codec, "w")
     except (av.error.FFmpegError, ValueError) as e:
-        raise InputError(f"unknown video encoder '{codec}' ({_reason(e)})") from None
+        reason = _reason(e)
+        why = "" if reason.strip("'") == codec else f" ({reason})"  # PyAV's reason is the name alone
+        known = [name for name in _COMMON_ENCODERS if name in av.codecs_available]
+        hint = f": this FFmpeg's video encoders include {', '.join(known)}" if known else ""
+        raise InputError(f"unknown video encoder '{codec}'{why}{hint}") from None
     if encoder.type != "video":
         article = "an" if encoder.type[0] in "aeiou" else "a"
         raise InputError(f"'{codec}' is {article} {encoder.type} encoder, not a video encoder")
@@ -508,6 +512,11 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
     own = video_streams.OWN_VIDEO.get(muxer)
     such = f", such as {own}" if own and own != encoder.name else ""
     raise InputError(f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another --codec{such}")
+
+
+# The video encoders named when one asked for is unknown, where this FFmpeg has them.
+_COMMON_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1", "mpeg4", "prores_ks", "ffv1",
+                    "h264_nvenc", "hevc_nvenc")
 
 
 # The containers named in a refusal: those of the list the command takes that hold the usual codecs.

@@ -746,6 +746,7 @@ def one_line_failure(proc, tmp_path, message):
 
 @pytest.mark.parametrize("flags,message", [
     (["--codec", "aac"], "'aac' is an audio encoder, not a video encoder"),
+    (["--codec", "libbogus"], "unknown video encoder 'libbogus': this FFmpeg's video encoders include libx264, "),
     (["--pix-fmt", "bogus"], "unknown pixel format 'bogus': libx264 takes yuv420p"),
     (["--pix-fmt", "rgb24"], "libx264 cannot encode rgb24 pixels: it takes yuv420p"),
     (["--codec", "png", "--pix-fmt", "yuv420p"], "png cannot encode yuv420p pixels: it takes rgb24"),
@@ -1643,3 +1644,10 @@ def test_an_encoder_without_4_2_0_gets_its_nearest_format_unasked(tmp_path, code
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.pix_fmt == pix_fmt
         assert sum(1 for _ in c.decode(video=0)) == 3
+
+
+def test_an_output_named_only_by_its_extension_is_said_to_have_none(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / ".mp4", *X2, check_ok=False)
+    assert proc.returncode == 1 and f"{tmp_path / '.mp4'} has no extension to say its video container: use mp4" \
+        in proc.stderr
