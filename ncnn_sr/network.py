@@ -134,7 +134,8 @@ class Network:
         # Collected unreleased (a caller that never closed its Upscaler), the attributes
         # went in the order they were set: the pools before the net. A layer that still
         # held a buffer of theirs (RealPLKSR's layer norm does) then crashed the process.
-        self.release()
+        with contextlib.suppress(Exception):  # at exit, what release uses may be gone already
+            self.release()
 
     def release(self) -> None:
         net, self._net = getattr(self, "_net", None), None
