@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import numbers
 import os
 import stat
@@ -18,12 +19,14 @@ from PIL import Image, ImageCms, UnidentifiedImageError, features
 
 from .errors import InputError, describe
 from .files import atomic_write
-from . import apng, gif, heif
+from . import apng, gif, heif, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
                        fitting_dpi, fitting_profile, orient, readable_exif, resolution, upright_xmp, xmp_option)
 from .pixels import check_image, to_eight_bit
 from .png import PNG_COMPRESS_LEVEL, grey_key_in_8_bits, luma16, png16, png_header, read_png16
+
+log = logging.getLogger("ncnn_sr")
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF", "avif": "AVIF"}
 # The longest side each format can hold (libjpeg's limit, WebP's 14-bit sizes, GIF's
@@ -118,6 +121,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         depth, colour_type = png_header(path) if im.format == "PNG" else (8, None)
         deep = depth == 16 and im.mode in ("RGB", "RGBA")
         deep_heif = heif.is_deep(im)
+        deep_tiff = tiff16.is_deep(im)
         if colour_type == 0:
             grey_key_in_8_bits(im.info, depth)
         arr, info = _to_array(im, path, frames, exif_bytes)
@@ -142,6 +146,13 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             info = replace(info, mode="LA")
     elif deep_heif:
         arr = heif.read16(path)
+    elif deep_tiff:
+        with open(path, "rb") as f:
+            deep_arr = tiff16.read16(f.read())
+        if deep_arr is not None and deep_arr.shape == arr.shape:
+            arr = deep_arr
+        else:
+            log.warning("%s: a 16-bit TIFF of a layout read here in 8 bits only", path)
     return orient(arr, orientation), info
 
 
