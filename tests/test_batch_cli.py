@@ -284,7 +284,9 @@ def test_skip_existing_after_a_picture_of_the_same_stem_sorting_first_was_added_
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_interrupted_batch_leaves_no_partial_file_and_resumes(sig, tmp_path):
-    count = 10
+    # Enough pictures that the signal lands before the last, on a loaded machine too
+    # (10 were all done once before the signal came, the test's process starved).
+    count = 16
     pictures(tmp_path / "in", [f"p{i:02d}.png" for i in range(count)], size=(40, 40))
     args = ["-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesrgan-x4plus-anime", "-g", "-1", "-j", "1:1:1"]
     proc = subprocess.Popen([NCNN_SR, *map(str, args)], stderr=subprocess.PIPE, text=True)
