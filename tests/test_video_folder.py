@@ -27,6 +27,19 @@ def names(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
+
+def make_vob(path, width: int, height: int) -> None:
+    """Two frames of MPEG-2 in a .vob (which holds MPEG-2, and not H.264)."""
+    with av.open(str(path), "w", format="vob") as out:
+        stream = out.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(2):
+            frame = av.VideoFrame(width, height, "yuv420p")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
 def test_each_video_of_a_folder_is_upscaled_into_the_output_folder_and_a_broken_one_is_one_line(tmp_path):
     src = videos(tmp_path / "in")
     proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", "-r", *X2, check_ok=False)
@@ -46,14 +59,7 @@ def test_without_r_the_sub_folders_are_left_and_a_container_that_cannot_hold_h26
     make_clip(src / "a.mp4", frames=2, audio=None)
     (src / "sub").mkdir()
     make_clip(src / "sub" / "b.mp4", frames=2, audio=None)
-    with av.open(str(src / "dvd.vob"), "w", format="vob") as out:  # MPEG-2, which a .vob holds, and H.264 not
-        stream = out.add_stream("mpeg2video", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
-        for i in range(2):
-            frame = av.VideoFrame(32, 24, "yuv420p")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    make_vob(src / "dvd.vob", 32, 24)
     run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2)
     assert names(tmp_path / "out") == ["a.mp4", "dvd.mkv"]
 
@@ -147,14 +153,7 @@ def test_a_video_turned_into_mkv_does_not_overwrite_the_output_of_an_mkv_of_its_
     src = tmp_path / "in"
     src.mkdir()
     make_clip(src / "c.mkv", frames=2, audio=None)  # 32x24
-    with av.open(str(src / "c.vob"), "w", format="vob") as out:
-        stream = out.add_stream("mpeg2video", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
-        for i in range(2):
-            frame = av.VideoFrame(48, 32, "yuv420p")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    make_vob(src / "c.vob", 48, 32)
     proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2)
     assert names(tmp_path / "out") == ["c.mkv", "c.vob.mkv"]
     assert frame_times(tmp_path / "out" / "c.mkv")[1] == (64, 48)
