@@ -27,7 +27,6 @@ def names(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
-
 def make_vob(path, width: int, height: int) -> None:
     """Two frames of MPEG-2 in a .vob (which holds MPEG-2, and not H.264)."""
     with av.open(str(path), "w", format="vob") as out:
