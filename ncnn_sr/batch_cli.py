@@ -498,7 +498,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
     done = skipped = failed = 0
     bar = None
     try:
-        jobs = plan_videos(opts.input, opts.output, encode, opts.recursive)
+        jobs = plan_videos(opts.input, opts.output, encode, opts.recursive, opts.output_folder)
         lanes = None
         for src, dst in jobs:
             if opts.skip_existing and dst.exists():

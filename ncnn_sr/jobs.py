@@ -340,16 +340,23 @@ def _clash_note(first: tuple[Path, str], source: Path, wanted: str, renamed: str
             f"file where case is not told apart: {source.name} will output {renamed}")
 
 
-def plan_videos(src: Path, dst: Path, encode, recursive: bool = False) -> list[tuple[Path, Path]]:
+def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: bool = False
+                ) -> list[tuple[Path, Path]]:
     """(input, output) for each video in the folder ``src``, sorted, into the folder
     ``dst`` with the same tree: NAME in the input's container where the encoder that
     ``encode`` picks can be written there, else NAME.mkv (which holds any sound and
     subtitles). InputError for a folder without videos, an output that is a file,
-    and the input folder itself as the output (outputs would overwrite inputs)."""
+    and the input folder itself as the output (outputs would overwrite inputs), and
+    for an output not there yet named like a video, unless ``folder`` (it was given
+    with a trailing separator)."""
     from . import video  # PyAV: only where videos are planned
 
     if dst.exists() and not dst.is_dir():
         raise InputError(f"{src} is a folder but {dst} is a file: give an output folder for its videos")
+    if not dst.exists() and is_video_path(dst) and not folder:
+        # As for pictures: a folder named out.mp4 was made without a word.
+        raise InputError(f"{src} is a folder but {dst} is named like a video: give an output folder for its "
+                         f"videos ({dst}{os.sep} makes a folder of that name)")
     if dst.exists() and os.path.samefile(src, dst):
         raise InputError(f"{dst} is the input folder: the videos would be written over; choose another")
     folders = [src] + (sorted(p for p in src.rglob("*") if p.is_dir() and not _hidden_below(p, src)

@@ -171,3 +171,14 @@ def test_videos_whose_names_differ_in_case_alone_get_outputs_of_their_own(tmp_pa
     assert frame_times(tmp_path / "out" / "a.mp4")[1] == (64, 48)
     assert frame_times(tmp_path / "out" / "a.mp4.mp4")[1] == (96, 64)
     assert f"{src / 'a.mp4'} would output a.mp4, as {src / 'a.MP4'} does: it will output a.mp4.mp4" in proc.stderr
+
+
+def test_a_folder_into_an_output_named_like_a_video_is_refused_unless_it_ends_in_a_separator(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=2, audio=None)
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
+    assert proc.returncode == 1 and f"{src} is a folder but {tmp_path / 'out.mp4'} is named like a video" in proc.stderr
+    assert not (tmp_path / "out.mp4").exists()  # a folder of that name was made without a word
+    run(NCNN_SR, "video", "-i", src, "-o", f"{tmp_path / 'out.mp4'}{os.sep}", *X2)
+    assert names(tmp_path / "out.mp4") == ["a.mp4"]
