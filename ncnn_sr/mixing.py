@@ -7,6 +7,7 @@ float16, so the mix is as exact as the models themselves).
 """
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -26,9 +27,14 @@ def mix_models(first: ModelSpec, second: ModelSpec, weight: float, folder: str |
                name: str) -> ModelSpec:
     """``weight`` x ``first``'s weights + (1 - ``weight``) x ``second``'s, written as
     ``name``.param and .bin in ``folder``; its checked spec. Both must be one network
-    (the same .param) with bins of the same layout."""
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
-        raise ModelError(f"the mixing weight must be a number from 0 to 1, got {describe(weight)}")
+    (the same .param) with bins of the same layout. ``name`` is a plain file name,
+    as ``write_model`` takes one; a pair of that name there is replaced."""
+    from .convert import check_target  # the converter's modules: only a mix needs them
+
+    _check_weight(weight)
+    # Before anything is written: "" left a hidden ".param" and ".bin" behind, and
+    # "../x" wrote beside the folder.
+    check_target(folder, name, overwrite=True)
     first, second = resolve_model(first), resolve_model(second)
     params = [spec.param_path.read_bytes().replace(b"\r\n", b"\n") for spec in (first, second)]
     if params[0] != params[1]:
@@ -61,8 +67,17 @@ def denoised_model(strength: float, folder: str | os.PathLike,
     weak-denoise training, ``strength`` of the first, written in ``folder`` (kept as
     long as the model is used); 1 is realesr-general-x4v3 itself, from where it is."""
     general, weak = DENOISE_MODELS
+    # Checked first: True passed as 1, and a string or None met the name's format as a
+    # bare ValueError or TypeError.
+    _check_weight(strength, "denoise strength")
     first = resolve_model(general, model_path)
     if strength == 1:
         return first
     return mix_models(first, resolve_model(weak, model_path), strength, folder, f"{general}-dn{strength:g}")
 
+
+def _check_weight(weight, what: str = "mixing weight") -> None:
+    """A ModelError unless ``weight`` is a real number from 0 to 1 (numpy's included;
+    not a bool)."""
+    if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, numbers.Real) or not 0 <= weight <= 1:
+        raise ModelError(f"the {what} must be a number from 0 to 1, got {describe(weight)}")

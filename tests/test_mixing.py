@@ -119,3 +119,37 @@ def test_an_interrupt_while_mixing_leaves_no_temporary_model(tmp_path):
                           text=True, env={**os.environ, "TMPDIR": str(tmp_path / "tmp")})
     assert proc.returncode == 130 and "interrupted" in proc.stderr
     assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_numpy_weights_mix_and_bools_do_not(tmp_path):
+    _, _, first, second = pair(tmp_path, upscale=4)
+    plain = mix_models(first, second, 0.25, tmp_path, "plain").bin_path.read_bytes()
+    assert mix_models(first, second, np.float32(0.25), tmp_path, "f32").bin_path.read_bytes() == plain
+    assert mix_models(first, second, np.int64(1), tmp_path, "one").bin_path.read_bytes() == \
+        first.bin_path.read_bytes()
+    for weight in (True, np.bool_(False), "0.5", None, float("nan")):
+        with pytest.raises(ModelError, match="from 0 to 1"):
+            mix_models(first, second, weight, tmp_path, "m")
+
+
+@pytest.mark.parametrize("name", ["", ".hidden", "../outside", "sub/m", None, "m.param", "realesrgan-x4plus"])
+def test_a_mix_needs_a_plain_name_and_writes_nothing_without_one(tmp_path, name):
+    _, _, first, second = pair(tmp_path, upscale=4)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(ModelError):
+        mix_models(first, second, 0.5, tmp_path / "out", name)
+    assert not list((tmp_path / "out").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["out", "realesr-general-x4v3.param", "realesr-general-x4v3.bin", "realesr-general-wdn-x4v3.param",
+         "realesr-general-wdn-x4v3.bin"])
+
+
+@pytest.mark.parametrize("strength", [True, "0.5", None, np.bool_(True), 2, -0.5])
+def test_denoised_model_takes_a_strength_from_0_to_1_only(tmp_path, strength):
+    from ncnn_sr.mixing import denoised_model
+
+    pair(tmp_path, upscale=4)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(ModelError, match="denoise strength must be a number from 0 to 1"):
+        denoised_model(strength, tmp_path / "out", model_path=tmp_path)
+    assert denoised_model(np.float32(0.5), tmp_path / "out", model_path=tmp_path).name == "realesr-general-x4v3-dn0.5"
