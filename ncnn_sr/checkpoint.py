@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError, one_line
+from .errors import ModelError, describe, one_line
 
 __all__ = ["read_weights"]
 
@@ -93,7 +93,15 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     anything but data.
     """
     try:
-        return _read_weights(Path(path))
+        # None, a number or a bytes path met Path() as a bare TypeError, a NUL byte
+        # os.stat as a bare ValueError.
+        name = os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise ModelError(f"read_weights needs a file's path, got {describe(path)}") from None
+    if "\0" in name:
+        raise ModelError(f"{name!r}: not a valid path (it holds a NUL byte)")
+    try:
+        return _read_weights(Path(name))
     except ModelError as e:
         # Names come from the file (a tensor's, a pickled global's, a zip member's) and
         # may hold a line break: the message stays one line, with them escaped.

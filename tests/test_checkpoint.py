@@ -353,3 +353,13 @@ def test_a_safetensors_header_nested_too_deep_is_refused(tmp_path):
     path = tmp_path / "m.safetensors"
     path.write_bytes(len(header).to_bytes(8, "little") + header)
     assert "header is not JSON" in refusal(path)
+
+
+def test_a_path_as_bytes_reads_and_no_path_is_a_model_error(tmp_path):
+    path = save_zip(tmp_path / "m.pth", {"w": tensor(VALUES)})
+    assert np.array_equal(read_weights(os.fsencode(path))["w"], VALUES)
+    for given in (None, 3, np.zeros(3)):
+        with pytest.raises(ModelError, match="read_weights needs a file's path"):
+            read_weights(given)
+    with pytest.raises(ModelError, match="NUL byte"):
+        read_weights(str(path) + "\0x")
