@@ -38,6 +38,7 @@ import contextlib
 import functools
 import logging
 import math
+import numbers
 import os
 import re
 import secrets
@@ -48,7 +49,7 @@ from typing import Mapping
 import numpy as np
 
 from . import plksr, span
-from .errors import ModelError, NcnnSrError, cannot_write, describe, one_line
+from .errors import InputError, ModelError, NcnnSrError, cannot_write, describe, one_line
 from .files import atomic_write, temp_stem
 from .models import ModelSpec, catalog, model_name_for, resolve_model
 from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, shape_of
@@ -101,8 +102,13 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True, scale:
     a warning logged. Elsewhere a ``scale`` other than the keys' is a ModelError, and
     ``scale_hint`` is not used."""
     for value, what in ((scale, "scale"), (scale_hint, "scale_hint")):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
+                                  or value < 1):
             raise ModelError(f"{what} must be a whole number from 1, got {describe(value)}")
+    if not isinstance(fp16, (bool, np.bool_)):  # "no" is true: fp16 where fp32 was asked for
+        raise ModelError(f"fp16 must be True or False, got {describe(fp16)}")
+    scale, scale_hint, fp16 = (None if scale is None else int(scale), None if scale_hint is None else int(scale_hint),
+                               bool(fp16))
     if not isinstance(weights, Mapping):
         raise ModelError(f"the weights must be a mapping of names to arrays, got {describe(weights)}")
     keys = [k for k in weights if isinstance(k, str)]
@@ -142,6 +148,8 @@ def name_scale(name: str) -> int | None:
     """The scale a model's name gives by the community's convention ("3x_Foo",
     "4xFoo", "Foo_x3", "Foo-3x"), or None when it gives none or two different ones.
     For ``scale_hint``: ``name`` is a file's name without its suffix."""
+    if not isinstance(name, str):
+        raise ModelError(f"a model's name must be a string, got {describe(name)}")
     found = {int(next(g for g in m.groups() if g)) for token in re.split(r"[_\-. ]+", name)
              if (m := _SCALE_TOKEN.fullmatch(token))}
     if m := _LEADING_SCALE.match(name):
@@ -201,8 +209,9 @@ def interpolate_weights(first: Mapping[str, np.ndarray], second: Mapping[str, np
     (its ``-dn`` strength mixes realesr-general-x4v3, ``first``, with
     realesr-general-wdn-x4v3). Both must hold the same names and shapes; ``weight``
     is from 0 to 1. Integer entries (counters) are taken from ``first``."""
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+    if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, numbers.Real) or not 0 <= weight <= 1:
         raise ModelError(f"the interpolation weight must be a number from 0 to 1, got {describe(weight)}")
+    weight = float(weight)
     if first.keys() != second.keys():
         odd = sorted(first.keys() ^ second.keys())
         raise ModelError(f"the two models hold different weights ({', '.join(odd[:3])}"
@@ -242,6 +251,9 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, tri
         raise ModelError(f"the model must be a ConvertedModel, got {describe(model)}")
     check_target(folder, name, overwrite)
     folder = Path(folder)
+    if not folder.is_dir():  # else the error named a hidden temporary file in it
+        why = f"{folder} is not a folder" if folder.exists() else f"there is no folder {folder}"
+        raise InputError(f"cannot write {folder / f'{name}.param'}: {why}")
     param_path, bin_path = folder / f"{name}.param", folder / f"{name}.bin"
     temp = f".{temp_stem(name)}.{secrets.token_hex(4)}"
     temp_param, temp_bin = folder / f"{temp}.part.param", folder / f"{temp}.part.bin"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ncnn_sr import convert as convert_mod
-from ncnn_sr.convert import ConvertedModel, convert_weights, interpolate_weights, write_model
+from ncnn_sr.convert import ConvertedModel, convert_weights, interpolate_weights, name_scale, write_model
 from ncnn_sr.engine import Upscaler
 from ncnn_sr.errors import InputError, ModelError
 from ncnn_sr.models import ModelSpec, resolve_model
@@ -880,3 +880,19 @@ def test_a_key_with_a_line_break_is_shown_on_one_line():
     with pytest.raises(ModelError) as e:
         interpolate_weights(weights, {**weights, "x\ny": weights["body.0.bias"]}, 0.5)
     assert "\n" not in str(e.value) and "x\\ny" in str(e.value)
+
+
+def test_numpy_numbers_are_taken_and_a_non_bool_fp16_or_a_non_string_name_refused(tmp_path):
+    state = random_compact()
+    assert convert_weights(state, scale=np.int64(2)).scale == 2
+    assert len(interpolate_weights(state, state, np.float32(0.5))) == len(state)
+    with pytest.raises(ModelError, match="fp16 must be True or False, got 'no'"):
+        convert_weights(state, fp16="no")  # truthy: fp16 stored where fp32 was asked for
+    with pytest.raises(ModelError, match="a model's name must be a string"):
+        name_scale(None)
+
+
+def test_writing_into_a_missing_folder_names_the_model_not_a_temporary_file(tmp_path):
+    with pytest.raises(InputError) as e:
+        write_model(convert_weights(random_compact()), tmp_path / "missing", "x")
+    assert str(e.value) == f"cannot write {tmp_path / 'missing' / 'x.param'}: there is no folder {tmp_path / 'missing'}"
