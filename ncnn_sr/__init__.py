@@ -17,7 +17,7 @@ _HOMES = {
     "read_weights": "checkpoint",
     "ConvertedModel": "convert", "convert_weights": "convert", "interpolate_weights": "convert",
     "name_scale": "convert", "write_model": "convert",
-    "fetch_model": "fetch", "denoised_model": "mixing", "mix_models": "mixing",
+    "DownloadError": "download", "fetch_model": "fetch", "denoised_model": "mixing", "mix_models": "mixing",
     "Device": "devices", "get_device": "devices", "list_devices": "devices",
     "Upscaler": "engine",
     "DeviceError": "errors", "InputError": "errors", "ModelError": "errors", "NcnnSrError": "errors",
