@@ -94,21 +94,28 @@ class Network:
     def extract(self, inputs: dict, output: str) -> np.ndarray:
         """Planar (C×H×W) float32 arrays fed to the named blobs; the named blob out,
         planar float32."""
-        ex = self._net.create_extractor()
-        for name, array in inputs.items():
-            # A Mat that borrows an array's memory has no reference count, and ncnn
-            # dereferences it when an in-place layer (ReLU, a scalar BinaryOp) reads an
-            # input directly: a segfault on custom models that start with one. The copy
-            # owns its memory; it costs a few milliseconds against seconds of network.
-            planar = np.ascontiguousarray(array, dtype=np.float32)  # alive until cloned
-            ex.input(name, ncnn.Mat(planar).clone())
-        ret, out = ex.extract(output)
-        # A GPU's output Mat, downloaded into memory of its own, is viewed, not copied
-        # (a pass over the output, a tenth of the host time around a light model); the
-        # view keeps it alive. A CPU net's output lives in this net's pools, which must
-        # not be freed under it: copied.
-        result = None if ret != 0 else np.asarray(out) if self.device.is_gpu else np.array(out)
-        del ex, out
+        # The extractor and its output hold buffers of this net's pools: dropped however
+        # the call ends. A Ctrl-C between two lines here left them in the traceback's
+        # frame, alive when release freed the pools: ncnn printed "pool allocator
+        # destroyed too early", and freeing them afterwards crashed the process.
+        ex = out = None
+        try:
+            ex = self._net.create_extractor()
+            for name, array in inputs.items():
+                # A Mat that borrows an array's memory has no reference count, and ncnn
+                # dereferences it when an in-place layer (ReLU, a scalar BinaryOp) reads an
+                # input directly: a segfault on custom models that start with one. The copy
+                # owns its memory; it costs a few milliseconds against seconds of network.
+                planar = np.ascontiguousarray(array, dtype=np.float32)  # alive until cloned
+                ex.input(name, ncnn.Mat(planar).clone())
+            ret, out = ex.extract(output)
+            # A GPU's output Mat, downloaded into memory of its own, is viewed, not copied
+            # (a pass over the output, a tenth of the host time around a light model); the
+            # view keeps it alive. A CPU net's output lives in this net's pools, which must
+            # not be freed under it: copied.
+            result = None if ret != 0 else np.asarray(out) if self.device.is_gpu else np.array(out)
+        finally:
+            del ex, out
         if ret != 0:
             self._failed = True
             raise NetFailure(f"ncnn error {ret} on {self.device}")

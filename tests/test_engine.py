@@ -654,6 +654,33 @@ def test_closing_twice_does_nothing_and_an_unclosed_upscaler_is_freed_when_colle
     assert capfd.readouterr().err == ""  # no word from ncnn's pools
 
 
+def test_a_ctrl_c_as_a_run_ends_leaves_no_buffer_of_the_pools_behind(tmp_path):
+    # found by a bug hunt: Ctrl-C during `ncnn-sr convert`'s trial run, as the output
+    # was copied, kept ncnn's output Mat alive in the traceback; the pools freed under
+    # it printed "FATAL ERROR! pool allocator destroyed too early", and the process
+    # died of a segfault as it exited
+    import subprocess
+    import sys
+
+    script = f"""
+import numpy as np
+from ncnn_sr import devices, network
+from ncnn_sr.models import resolve_model
+spec = resolve_model({FAST!r})
+net = network.Network(str(spec.param_path), str(spec.bin_path), devices.CPU, spec.input_blob, spec.output_blob)
+def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+network.np.array, real = interrupted, network.np.array
+try:
+    net.extract({{spec.input_blob: np.zeros((3, 8, 8), np.float32)}}, spec.output_blob)
+except KeyboardInterrupt:
+    network.np.array = real
+    net.release()
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
 def test_exiting_while_a_daemon_thread_upscales_does_not_kill_the_process():
     # found by a bug hunt: ncnn was still running in the thread as the process went
     # down, which died in std::terminate (SIGABRT) four times in six
