@@ -544,6 +544,12 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         if other is None and dni_weight is not None:
             raise NcnnSrError("--dni-weight needs --dni, the model to interpolate with")
         dni_weight = 0.5 if dni_weight is None else dni_weight
+        entry = models_mod.catalog().get(name)
+        if entry is not None and entry.download is not None:
+            # -n NAME would run it at the catalog's scale, and models and fetch would call it
+            # the official weights, their sha256 checked.
+            raise NcnnSrError(f"{name} is the name of a catalog model ({PROG} fetch {name} installs the official "
+                              "one): give the converted one another name")
         if os.path.exists(target) and not os.path.isdir(target):
             raise NcnnSrError(f"{target} is not a folder: -o names the folder to write NAME.param and NAME.bin in")
         if url is not None:  # before the download: what would refuse it afterwards

@@ -70,6 +70,19 @@ def test_a_catalog_models_name_is_refused(tmp_path):
     assert not list(tmp_path.glob("realesrgan-x4plus*"))
 
 
+@pytest.mark.parametrize("name", ["realesrnet-x4plus", "realesr-general-x4v3"])
+def test_the_name_of_a_catalog_model_to_fetch_is_refused(tmp_path, monkeypatch, name):
+    # found by a bug hunt: an x2 model converted as realesrnet-x4plus into the fetched
+    # models folder was listed by `ncnn-sr models` as converted from the official
+    # weights, its sha256 checked, and `-n realesrnet-x4plus` failed: "its scale is not 4"
+    monkeypatch.setenv("NCNN_SR_FETCHED_MODELS", str(tmp_path / "fetched"))
+    proc = run("convert", "-i", weights_file(tmp_path), "-o", tmp_path / "fetched", "-n", name, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: {name} is the name of a catalog model (ncnn-sr fetch {name} installs " \
+                          "the official one): give the converted one another name\n"
+    assert not (tmp_path / "fetched").exists()
+
+
 def test_a_catalog_familys_name_is_refused(tmp_path):
     # -m FOLDER -n realesr-animevideov3 runs the catalog's realesr-animevideov3-x4, not a model of that name.
     proc = run("convert", "-i", weights_file(tmp_path), "-n", "realesr-animevideov3", check_ok=False)
