@@ -528,6 +528,11 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
 
     setup_logging(PROG, verbose=False)  # the library's warnings as the other commands give them
     url = source if download_mod.is_url(source) else None
+    if url is not None:
+        try:
+            download_mod.check_url(url)
+        except NcnnSrError as e:
+            _fail(str(e))
     path = path_flag(PROG, "-i", source, "the weights to convert") if url is None else \
         Path(Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name)
     if not path.name:
@@ -627,6 +632,11 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
         _fail("--from and --url are two places to take the weights from: give one", 2)
     if url is not None and not download_mod.is_url(url):
         _fail(f"--url takes an http or https address, not {url!r} (a file here is --from FILE)", 2)
+    try:
+        if url is not None:
+            download_mod.check_url(url)
+    except NcnnSrError as e:
+        _fail(str(e), 2)
     if (weights is not None or url is not None) and len(set(names)) > 1:
         _fail(f"{'--from' if weights else '--url'} gives the weights of one model: name only that one", 2)
     failed = False

@@ -60,7 +60,26 @@ def checked_sha256(text: str) -> str:
 
 def is_url(text: str) -> bool:
     """Whether ``text`` names a file on the web rather than a local path."""
-    return urllib.parse.urlsplit(text).scheme.lower() in ("http", "https")
+    try:
+        scheme = urllib.parse.urlsplit(text).scheme
+    except ValueError:  # "http://[::1": an address, if a malformed one (check_url says why)
+        scheme = text.partition(":")[0]
+    return scheme.lower() in ("http", "https")
+
+
+def check_url(url: str) -> None:
+    """A DownloadError unless ``url`` is an http or https address that can be asked
+    for: urllib's own errors for a malformed one were a traceback ("Invalid IPv6
+    URL"), or a connection said to have broken (a port that is no number)."""
+    if not is_url(url):
+        raise DownloadError(f"{url} is no http or https address")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # raises for a port that is no number, or out of range
+    except ValueError as e:
+        raise DownloadError(f"{url} is not a valid address: {e}") from None
+    if not parts.hostname:
+        raise DownloadError(f"{url} is not a valid address: it names no server")
 
 
 def partial_path(target: Path) -> Path:
@@ -77,8 +96,7 @@ def download(source: Source, target: str | os.PathLike,
     is larger than pinned or its sha256 differs (the part is then deleted: resuming
     could only give the same bytes), and InputError when it cannot be written. A
     download cut short keeps its part for the next call."""
-    if not is_url(source.url):
-        raise DownloadError(f"{source.url} is no http or https address")
+    check_url(source.url)
     target = Path(target)
     if "\0" in str(target):  # %00 in an address's file name
         raise DownloadError(f"{source.url} names a file no system can hold (a NUL byte)")

@@ -364,3 +364,22 @@ def test_convert_checks_its_output_before_it_downloads(server, tmp_path):
 def test_fetch_url_takes_an_address(tmp_path):
     proc = run("fetch", "realesr-general-x4v3", "--url", tmp_path / "x.pth", check_ok=False)
     assert proc.returncode == 2 and "--url takes an http or https address" in proc.stderr
+
+
+@pytest.mark.parametrize("url, said", [
+    ("http://[::1/x.pth", "Invalid IPv6 URL"),
+    ("http://127.0.0.1:abc/x.pth", "Port could not be cast"),
+    ("http:///x.pth", "it names no server"),
+])
+def test_a_malformed_address_is_one_line_and_nothing_is_made(tmp_path, url, said):
+    # found by a bug hunt: "http://[::1" was a traceback (ValueError) in convert and
+    # fetch, and a port that is no number was "the connection broke ... run it again"
+    for args, code in ((("convert", "-i", url, "-o", tmp_path / "out"), 1),
+                       (("fetch", "realesr-general-x4v3", "--url", url, "-o", tmp_path / "out"), 2)):
+        proc = run(*args, check_ok=False)
+        assert proc.returncode == code
+        assert proc.stderr.startswith(f"ncnn-sr: error: {url} is not a valid address: ")
+        assert said in proc.stderr and proc.stderr.count("\n") == 1
+    with pytest.raises(DownloadError, match="not a valid address"):
+        download(Source(url), tmp_path / "x")
+    assert os.listdir(tmp_path) == []
