@@ -26,7 +26,7 @@ from . import bench as bench_mod
 from . import models as models_mod
 from .batch_cli import OnePathCommand, RunOptions, name_streams, path_flag, run, run_video, setup_logging
 from .engine import ALPHA_MODES, PRECISIONS
-from .errors import ModelMissing, NcnnSrError
+from .errors import ModelMissing, NcnnSrError, one_line
 from .files import folder_made, write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder
 from .streams import Streams, is_stream, shown
@@ -379,6 +379,8 @@ def list_models(model_path: Path | None) -> None:
             click.echo(f"{PROG}: warning: {source} is not a folder: no model is looked up there", err=True)
     rows = [_catalog_row(name, entry.scale, model_path) for name, entry in models_mod.catalog().items()]
     rows += [_custom_row(name, model_path) for name in models_mod.custom_model_names(model_path)]
+    # A file's name may hold a line break: each model stays on its line.
+    rows = [(one_line(name), scale, state, one_line(where)) for name, scale, state, where in rows]
     name_width = max(_NAME_WIDTH, *(len(name) for name, _, _, _ in rows))
     width = max(len(state) for _, _, state, _ in rows)
     for name, scale, state, where in rows:

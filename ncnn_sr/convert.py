@@ -42,6 +42,7 @@ import numbers
 import os
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping
@@ -293,7 +294,9 @@ def check_target(folder: str | os.PathLike, name: str, overwrite: bool = False) 
     plain file name, not a verified catalog model's or a family's, and no pair there
     already unless ``overwrite``. (Checked before a download, too.)"""
     if not isinstance(name, str) or not name.strip() or name.startswith(".") or "/" in name or os.sep in name \
-            or "\0" in name or name.lower().endswith((".param", ".bin")):
+            or any(unicodedata.category(c) == "Cc" for c in name) or name.lower().endswith((".param", ".bin")):
+        # A control character (a line break, from -n or the weights' file name) made a
+        # model that every listing and message showed over two lines.
         raise ModelError(f"a model's name must be a file name without folder or suffix, got {describe(name)}")
     entry = catalog().get(name)
     if entry is not None and entry.param_sha256:

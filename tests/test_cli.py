@@ -260,6 +260,16 @@ def test_models_widens_the_name_column_for_a_long_custom_name(tmp_path):
     assert len({line.index(" x") + line[line.index(" x"):].index("  ") for line in lines}) == 1
 
 
+def test_models_lists_a_custom_model_whose_name_holds_a_line_break_on_one_line(tmp_path):
+    # found by a bug hunt: its row was cut in two, the second half a row of its own
+    param = in_place_first_model(tmp_path)
+    param.rename(tmp_path / "a\nb.param")
+    (tmp_path / "inplace-x2.bin").rename(tmp_path / "a\nb.bin")
+    out = run("models", "-m", tmp_path).stdout
+    assert len(out.splitlines()) == len(run("models").stdout.splitlines()) + 1
+    assert _rows(out)["a\\nb"][1:3] == ["x?", "unverified"]
+
+
 def test_models_lists_the_custom_models_of_the_env_folders_and_warns_of_a_missing_one(tmp_path):
     in_place_first_model(tmp_path)
     missing = tmp_path / "not-there"

@@ -727,7 +727,7 @@ def test_write_model_gives_a_checked_custom_spec(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.bin", "mine.param"]
 
 
-@pytest.mark.parametrize("name", ["", "a/b", ".hidden", "m.param"])
+@pytest.mark.parametrize("name", ["", "a/b", ".hidden", "m.param", "a\nb", "tab\there", "nul\0"])
 def test_write_model_refuses_a_name_that_is_not_a_file_name(tmp_path, name):
     with pytest.raises(ModelError, match="file name without folder or suffix"):
         write_model(convert_weights(random_compact()), tmp_path, name)
