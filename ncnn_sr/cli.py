@@ -559,6 +559,13 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
                               "one): give the converted one another name")
         if os.path.exists(target) and not os.path.isdir(target):
             raise NcnnSrError(f"{target} is not a folder: -o names the folder to write NAME.param and NAME.bin in")
+        for given, flag in ((None if url is not None else path, "-i"), (other, "--dni")):
+            # pytorch_model.bin, as Hugging Face names weights: NAME.bin is the weights
+            # themselves, which --force (that the refusal suggested) wrote the model over.
+            for written in (target / f"{name}.param", target / f"{name}.bin"):
+                if given is not None and _same_file(written, given):
+                    raise NcnnSrError(f"{written} is the weights to convert ({flag}): give the model another name "
+                                      "(-n) or folder (-o)")
         if url is not None:  # before the download: what would refuse it afterwards
             convert_mod.check_target(target, name, force)
         with folder_made(target):
@@ -588,6 +595,13 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
     mixed = "" if other is None else f", {dni_weight:g} of {file_name} and {1 - dni_weight:g} of {Path(other).name}"
     click.echo(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}{mixed}")
     click.echo(f"use it with: {PROG} -i IN -o OUT -n {shlex.quote(str(spec.param_path))}")
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one of them is not there (or not a valid path)
+        return False
 
 
 @main.command("fetch")

@@ -83,6 +83,24 @@ def test_the_name_of_a_catalog_model_to_fetch_is_refused(tmp_path, monkeypatch, 
     assert not (tmp_path / "fetched").exists()
 
 
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_weights_named_like_the_bin_to_write_are_never_written_over(tmp_path, force):
+    # found by a bug hunt: -i pytorch_model.bin (Hugging Face's name) said "exists: replace
+    # it (--force...)", and --force replaced the weights with the converted model
+    source = weights_file(tmp_path, "pytorch_model.bin")
+    kept = source.read_bytes()
+    proc = run("convert", "-i", source, *force, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: {source} is the weights to convert (-i): give the model another " \
+                          "name (-n) or folder (-o)\n"
+    assert source.read_bytes() == kept and sorted(p.name for p in tmp_path.iterdir()) == ["pytorch_model.bin"]
+    other = weights_file(tmp_path, "other.pth", random_compact(seed=7))
+    proc = run("convert", "-i", other, "--dni", source, "-n", "pytorch_model", *force, check_ok=False)
+    assert proc.returncode == 1 and "is the weights to convert (--dni)" in proc.stderr
+    assert source.read_bytes() == kept
+    run("convert", "-i", source, "-n", "mine")
+
+
 def test_a_catalog_familys_name_is_refused(tmp_path):
     # -m FOLDER -n realesr-animevideov3 runs the catalog's realesr-animevideov3-x4, not a model of that name.
     proc = run("convert", "-i", weights_file(tmp_path), "-n", "realesr-animevideov3", check_ok=False)
