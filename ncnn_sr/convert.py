@@ -263,8 +263,8 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, tri
     old = {path: folder / f"{temp}.old{path.suffix}" for path in (param_path, bin_path) if os.path.lexists(path)}
     moved, placed = [], []
     try:
-        atomic_write(temp_bin, lambda f: f.write(model.weights))
-        atomic_write(temp_param, lambda f: f.write(model.param.encode("utf-8")))
+        atomic_write(temp_bin, lambda f: f.write(model.weights), shown=bin_path)
+        atomic_write(temp_param, lambda f: f.write(model.param.encode("utf-8")), shown=param_path)
         if trial:
             _trial_run(temp_param, model.scale)
         for path, aside in old.items():

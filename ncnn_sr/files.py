@@ -71,16 +71,18 @@ def temp_stem(name: str) -> str:
     return f"{name[:_TEMP_NAME_CHARS]}~{hashlib.sha256(whole).hexdigest()[:12]}"
 
 
-def atomic_write(path: str | os.PathLike, encode) -> None:
+def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | None = None) -> None:
     """``encode(binary file)`` writes ``path`` whole or not at all: into a hidden
     temporary file beside it (beside what a link points to), renamed over it once
-    complete. Failures to write are InputErrors naming the file."""
+    complete. Failures to write are InputErrors naming the file (``shown`` where the
+    caller's own path is a temporary one the user never asked for)."""
     target = write_target(path)
+    named = target if shown is None else shown
     folder = target.parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(target.name)}.", suffix=".part", dir=folder)
     except OSError as e:
-        raise cannot_write(target, e) from None
+        raise cannot_write(named, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
             encode(_PythonWrites(f))
@@ -92,7 +94,7 @@ def atomic_write(path: str | os.PathLike, encode) -> None:
         except OSError:
             pass
         if isinstance(e, OSError) and not isinstance(e, InputError):
-            raise cannot_write(target, e) from None
+            raise cannot_write(named, e) from None
         raise
 
 

@@ -896,3 +896,18 @@ def test_writing_into_a_missing_folder_names_the_model_not_a_temporary_file(tmp_
     with pytest.raises(InputError) as e:
         write_model(convert_weights(random_compact()), tmp_path / "missing", "x")
     assert str(e.value) == f"cannot write {tmp_path / 'missing' / 'x.param'}: there is no folder {tmp_path / 'missing'}"
+
+
+def test_a_full_disk_is_said_of_the_models_own_file_not_a_temporary_one(tmp_path, monkeypatch):
+    import errno
+
+    from ncnn_sr import files as files_mod
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files_mod.os, "fchmod", full)  # after the bytes: as a write that found no room
+    with pytest.raises(InputError) as e:
+        write_model(convert_weights(random_compact()), tmp_path, "m")
+    assert str(e.value) == f"cannot write {tmp_path / 'm.bin'}: No space left on device"
+    assert list(tmp_path.iterdir()) == []
