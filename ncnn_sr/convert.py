@@ -53,7 +53,7 @@ from . import plksr, span
 from .errors import InputError, ModelError, NcnnSrError, cannot_write, describe, one_line
 from .files import atomic_write, temp_stem
 from .models import ModelSpec, catalog, model_name_for, resolve_model
-from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, shape_of
+from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, counted, shape_of
 
 log = logging.getLogger("ncnn_sr")
 
@@ -293,7 +293,8 @@ def check_target(folder: str | os.PathLike, name: str, overwrite: bool = False) 
     """A ModelError unless ``write_model`` may write model ``name`` in ``folder``: a
     plain file name, not a verified catalog model's or a family's, and no pair there
     already unless ``overwrite``. (Checked before a download, too.)"""
-    if not isinstance(name, str) or not name.strip() or name.startswith(".") or "/" in name or os.sep in name \
+    if not isinstance(name, str) or not name.strip() or name != name.strip() or name.startswith(".") \
+            or "/" in name or os.sep in name \
             or any(unicodedata.category(c) == "Cc" for c in name) or name.lower().endswith((".param", ".bin")):
         # A control character (a line break, from -n or the weights' file name) made a
         # model that every listing and message showed over two lines.
@@ -364,7 +365,7 @@ def _rrdbnet(weights: Mapping[str, np.ndarray], lookup: dict[str, str], names: s
         raise ModelError(f"{names}: conv_first takes {in_ch} channels; an RGB model takes "
                          f"{'3, 12 or 48' if factors == (2, 2) else '3'}")
     scale = math.prod(factors) // unshuffle
-    arch = f"{names}, {blocks} blocks, {feat} features, {grow} growth channels, x{scale}{note}"
+    arch = f"{names}, {counted(blocks, 'block')}, {feat} features, {grow} growth channels, x{scale}{note}"
     shapes = conv_shapes("conv_first", feat, in_ch)
     for i in range(blocks):
         for r in (1, 2, 3):

@@ -108,6 +108,11 @@ class Net:
         return f"{blob}_splitncnn_{i}"
 
 
+def counted(n: int, what: str) -> str:
+    """``n`` ``what``s, for an architecture's description: "1 block", "23 blocks"."""
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
 def raw(a: np.ndarray) -> bytes:
     return np.ascontiguousarray(a, dtype="<f4").tobytes()
 

@@ -40,7 +40,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import ModelError
-from .ncnn_graph import INPUT_BLOB, Net, check_shapes, raw, shape_of
+from .ncnn_graph import INPUT_BLOB, Net, check_shapes, counted, raw, shape_of
 from .span import describe_shape
 
 NAME = "RealPLKSR"
@@ -106,7 +106,7 @@ def convert_plksr(weights: Mapping[str, np.ndarray], fp16: bool) -> tuple[str, b
         shapes.update(_block_shapes(f"feats.{i}", dim, pdim, kernel, attention, mixer, mixing, norm))
     what = {"layer_norm": "layer norm", "norm": f"GroupNorm of {GROUPS} groups",
             None: {(3, 1): "CCM", (1, 3): "ICCM", (3, 3): "DCCM"}[mixing]}[norm]
-    arch = (f"{name}, {blocks} blocks, {dim} features, {kernel}x{kernel} kernel on {pdim}, "
+    arch = (f"{name}, {counted(blocks, 'block')}, {dim} features, {kernel}x{kernel} kernel on {pdim}, "
             f"{what}{'' if attention else ', no attention'}, x{scale}")
     check_shapes(weights, {k: k for k in shapes}, shapes, arch)
 

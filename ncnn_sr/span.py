@@ -22,7 +22,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import ModelError
-from .ncnn_graph import INPUT_BLOB, Net, check_shapes, shape_of
+from .ncnn_graph import INPUT_BLOB, Net, check_shapes, counted, shape_of
 
 NAMES = "SPAN"
 # The mean colour of the training set (DIV2K) that SPAN subtracts from its input.
@@ -49,7 +49,7 @@ def convert_span(weights: Mapping[str, np.ndarray], fp16: bool) -> tuple[str, by
     if scale < 1 or last[0] != 3 * scale * scale:
         raise ModelError(f"{NAMES}: the upsampler gives {last[0]} channels where 3 x scale² are expected")
     norm = "no_norm" not in weights
-    arch = f"{NAMES}, {blocks} blocks, {feat} features, x{scale}" + ("" if norm else ", no input normalisation")
+    arch = f"{NAMES}, {counted(blocks, 'block')}, {feat} features, x{scale}" + ("" if norm else ", no input normalisation")
     shapes: dict[str, tuple] = {}
     gains: dict[str, int] = {}
     for key, c_in in [("conv_1", 3), *((f"block_{i}.c{j}_r", feat) for i in range(1, blocks + 1) for j in (1, 2, 3)),

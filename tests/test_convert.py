@@ -911,3 +911,10 @@ def test_a_full_disk_is_said_of_the_models_own_file_not_a_temporary_one(tmp_path
         write_model(convert_weights(random_compact()), tmp_path, "m")
     assert str(e.value) == f"cannot write {tmp_path / 'm.bin'}: No space left on device"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["realesrgan-x4plus ", " mine"])
+def test_a_name_with_spaces_at_an_end_is_refused(tmp_path, name):
+    # "realesrgan-x4plus " was listed just as the catalog's model is.
+    with pytest.raises(ModelError, match="a model's name must be a file name"):
+        write_model(convert_weights(random_compact()), tmp_path, name)

@@ -14,6 +14,7 @@ from ncnn_sr import staged
 from ncnn_sr.convert import convert_weights, write_model
 from ncnn_sr.engine import Upscaler
 from ncnn_sr.errors import ModelError
+from ncnn_sr.ncnn_graph import counted
 from ncnn_sr.netsplit import GroupNorm, plan_network
 from ncnn_sr.param_file import parse_param
 from test_convert import pixel_shuffle, run_ncnn
@@ -115,7 +116,7 @@ def test_realplksr_computes_the_pytorch_forward(tmp_path, blocks, pdim, scale, a
     state = random_plksr(blocks=blocks, pdim=pdim, scale=scale, attention=attention, layer_norm=norm == "layer")
     model = convert_weights(state, fp16=False)
     assert model.scale == scale
-    assert model.architecture.startswith(f"RealPLKSR, {blocks} blocks, 8 features, 5x5 kernel on {pdim}, ")
+    assert model.architecture.startswith(f"RealPLKSR, {counted(blocks, 'block')}, 8 features, 5x5 kernel on {pdim}, ")
     assert ("no attention" in model.architecture) != attention
     x = np.random.default_rng(1).uniform(0, 1, (3, 11, 13)).astype(np.float32)
     expected = plksr_forward(state, x.astype(np.float64), blocks, scale)

@@ -11,6 +11,7 @@ from conftest import picture
 from ncnn_sr.convert import convert_weights
 from ncnn_sr.engine import Upscaler
 from ncnn_sr.errors import ModelError
+from ncnn_sr.ncnn_graph import counted
 from ncnn_sr.span import RGB_MEAN, fused_conv3xc
 from test_convert import conv3x3, pixel_shuffle, run_ncnn
 from test_convert_command import run
@@ -92,7 +93,7 @@ def test_one_convolution_does_what_a_conv3xcs_four_do():
 def test_span_computes_the_pytorch_forward(tmp_path, blocks, scale, gain, norm):
     state = random_span(blocks=blocks, scale=scale, gain=gain, norm=norm)
     model = convert_weights(state, fp16=False)
-    assert model.scale == scale and model.architecture.startswith(f"SPAN, {blocks} blocks, 8 features, x{scale}")
+    assert model.scale == scale and model.architecture.startswith(f"SPAN, {counted(blocks, 'block')}, 8 features, x{scale}")
     x = np.random.default_rng(1).uniform(0, 1, (3, 11, 13)).astype(np.float32)
     expected = span_forward(state, x.astype(np.float64), blocks, scale)
     got = run_ncnn(model, x, tmp_path)
