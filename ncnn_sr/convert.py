@@ -124,10 +124,7 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True, scale:
     # "net_g.", "model." (Lightning's state_dict). The one known network under a prefix
     # is taken (of several, the one of EMA weights); others beside it (a discriminator,
     # say) are left out.
-    found = _prefixed(weights)
-    ema = [f for f in found if "ema" in f[0].lower()]
-    if len(found) > 1 and len(ema) == 1:  # the EMA weights, as with BasicSR's params_ema
-        found = ema
+    found = _networks_under_prefixes(weights)
     if len(found) == 1:
         prefix, inner = found[0]
         model = _scale_checked(_known(inner, scale, scale_hint)(inner, fp16), scale)
@@ -185,6 +182,23 @@ def _known(weights: Mapping[str, np.ndarray], scale: int | None = None, hint: in
     return None
 
 
+def _networks_under_prefixes(weights: Mapping[str, np.ndarray]) -> list[tuple[str, dict]]:
+    """(prefix, weights) of the known networks under prefixes: the EMA one alone where
+    it is one of several, as with BasicSR's params_ema beside params."""
+    found = _prefixed(weights)
+    ema = [f for f in found if "ema" in f[0].lower()]
+    return ema if len(found) > 1 and len(ema) == 1 else found
+
+
+def _network_weights(weights: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+    """The weights of the one known network in ``weights`` (under a trainer's prefix,
+    or not), or ``weights`` themselves where there is not exactly one."""
+    if _known(weights) is not None:
+        return weights
+    found = _networks_under_prefixes(weights)
+    return found[0][1] if len(found) == 1 else weights
+
+
 def _prefixed(weights: Mapping[str, np.ndarray], depth: int = 2) -> list[tuple[str, dict]]:
     """(prefix, the weights under it with it taken off) for each known network found
     under one or (``depth``) two leading name parts."""
@@ -209,10 +223,15 @@ def interpolate_weights(first: Mapping[str, np.ndarray], second: Mapping[str, np
     network interpolation Real-ESRGAN offers between two trainings of one network
     (its ``-dn`` strength mixes realesr-general-x4v3, ``first``, with
     realesr-general-wdn-x4v3). Both must hold the same names and shapes; ``weight``
-    is from 0 to 1. Integer entries (counters) are taken from ``first``."""
+    is from 0 to 1. Integer entries (counters) are taken from ``first``. Where their
+    names differ, the one known network of each is taken from under its trainer's
+    prefix (params_ema, model., ...), and those are mixed."""
     if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, numbers.Real) or not 0 <= weight <= 1:
         raise ModelError(f"the interpolation weight must be a number from 0 to 1, got {describe(weight)}")
     weight = float(weight)
+    if first.keys() != second.keys():
+        # One network saved under two trainers' prefixes (params_ema, Lightning's model.).
+        first, second = _network_weights(first), _network_weights(second)
     if first.keys() != second.keys():
         odd = sorted(first.keys() ^ second.keys())
         raise ModelError(f"the two models hold different weights ({', '.join(odd[:3])}"

@@ -918,3 +918,11 @@ def test_a_name_with_spaces_at_an_end_is_refused(tmp_path, name):
     # "realesrgan-x4plus " was listed just as the catalog's model is.
     with pytest.raises(ModelError, match="a model's name must be a file name"):
         write_model(convert_weights(random_compact()), tmp_path, name)
+
+
+def test_one_network_under_two_trainers_prefixes_interpolates(tmp_path):
+    a, b = random_compact(seed=1), random_compact(seed=2)
+    mixed = interpolate_weights({f"params_ema.{k}": v for k, v in a.items()}, {f"model.{k}": v for k, v in b.items()},
+                                0.25)
+    assert mixed.keys() == a.keys()
+    assert np.allclose(mixed["body.0.weight"], 0.25 * a["body.0.weight"] + 0.75 * b["body.0.weight"])
