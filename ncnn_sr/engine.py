@@ -26,8 +26,7 @@ from .devices import Device
 from .errors import DeviceError, InputError, ModelError
 from .models import PATH_TYPES, ModelSpec, resolve_model
 from .netsplit import plan_network
-from .param_file import layer_weights, parse_param
-from .network import NetFailure, Network, NonFinite, SplitNetwork, bicubic_net
+from .network import NetFailure, Network, NonFinite, SplitNetwork, bicubic_net, group_norm_weights
 from .pixels import check_image
 from .resample import resize, resize_bytes, target_size
 from .staged_run import StagedRun
@@ -396,19 +395,13 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         plan = plan_network(param, s.input_blob, s.output_blob)
         if plan is None:
             return net
-        norms = [stage.norm for stage in plan.stages if stage.norm is not None]
+        normalised = any(stage.norm is not None for stage in plan.stages)
         # A GroupNorm's statistics are the whole picture's: windows alone get them wrong.
-        if device.is_gpu and not (device.host_memory or self._exact or norms):
+        if device.is_gpu and not (device.host_memory or self._exact or normalised):
             return net
-        weights = {}
-        if norms:
-            found = layer_weights(parse_param(param), s.bin_path.read_bytes(), [n.layer for n in norms if n.affine])
-            for n in norms:
-                channels = next(stage.channels for stage in plan.stages if stage.norm == n)
-                weights[n.layer] = tuple(found.get(n.layer, ())) if n.affine else \
-                    (np.ones(channels, np.float32), np.zeros(channels, np.float32))
-            if any(len(pair) != 2 for pair in weights.values()):
-                return net  # a GroupNorm's scale and shift not found: windows it is
+        weights = group_norm_weights(plan, param, s.bin_path.read_bytes()) if normalised else {}
+        if weights is None:
+            return net  # a GroupNorm's scale and shift not found: windows it is
         if device.is_gpu:
             # The head on pieces of the tile the reference tool would give the whole
             # network on this heap: it fits, and GPUs want few large runs.

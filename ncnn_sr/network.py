@@ -15,6 +15,7 @@ from . import devices
 from .devices import Device
 from .errors import ModelError
 from .netsplit import NetPlan
+from .param_file import layer_weights, parse_param
 from .tiles import pieces
 
 log = logging.getLogger("ncnn_sr")
@@ -221,6 +222,17 @@ class SplitNetwork:
 
     def release(self) -> None:
         self.net.release()
+
+
+def group_norm_weights(plan: NetPlan, param: bytes, weights: bytes) -> dict | None:
+    """(scale, shift) of each GroupNorm the ``plan``'s stages end in, by layer name,
+    from the model's .param and .bin bytes (ones and zeros for one without affine
+    weights); None where one's are not found."""
+    norms = [(stage.norm, stage.channels) for stage in plan.stages if stage.norm is not None]
+    found = layer_weights(parse_param(param), weights, [norm.layer for norm, _ in norms if norm.affine])
+    pairs = {norm.layer: tuple(found.get(norm.layer, ())) if norm.affine
+             else (np.ones(channels, np.float32), np.zeros(channels, np.float32)) for norm, channels in norms}
+    return pairs if all(len(pair) == 2 for pair in pairs.values()) else None
 
 
 def unshuffle(planes: np.ndarray, s: int) -> np.ndarray:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import av
+import pytest
 
 from media import make_clip
 from test_video import NCNN_SR, X2, frame_times, run
@@ -146,31 +147,34 @@ def test_ctrl_c_in_a_folder_run_stops_at_once_and_leaves_no_partial_video(tmp_pa
     assert sorted(p.name for p in out.iterdir()) == ["a.mp4"]
 
 
-def test_a_video_turned_into_mkv_does_not_overwrite_the_output_of_an_mkv_of_its_name(tmp_path):
-    # c.vob (which holds no H.264) became c.mkv, the very output of c.mkv beside it:
-    # both were written there, the later over the earlier, without a word.
-    src = tmp_path / "in"
-    src.mkdir()
+def the_mkv_and_a_vob_of_its_name(src: Path) -> tuple[str, str]:
+    # c.vob (which holds no H.264) became c.mkv, the very output of c.mkv beside it.
     make_clip(src / "c.mkv", frames=2, audio=None)  # 32x24
     make_vob(src / "c.vob", 48, 32)
-    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2)
-    assert names(tmp_path / "out") == ["c.mkv", "c.vob.mkv"]
-    assert frame_times(tmp_path / "out" / "c.mkv")[1] == (64, 48)
-    assert frame_times(tmp_path / "out" / "c.vob.mkv")[1] == (96, 64)
-    assert f"{src / 'c.vob'} would output c.mkv, as {src / 'c.mkv'} does: it will output c.vob.mkv" in proc.stderr
+    return "c.mkv", "c.vob"
 
 
-def test_videos_whose_names_differ_in_case_alone_get_outputs_of_their_own(tmp_path):
-    # a.MP4 and a.mp4 were both written to OUT/a.mp4, the later over the earlier.
-    src = tmp_path / "in"
-    src.mkdir()
+def two_names_differing_in_case(src: Path) -> tuple[str, str]:
+    # a.MP4 and a.mp4 both went to OUT/a.mp4.
     make_clip(src / "a.MP4", frames=2, audio=None)
     make_clip(src / "a.mp4", frames=2, audio=None, width=48, height=32)
+    return "a.MP4", "a.mp4"
+
+
+@pytest.mark.parametrize("make,outputs", [(the_mkv_and_a_vob_of_its_name, ("c.mkv", "c.vob.mkv")),
+                                          (two_names_differing_in_case, ("a.mp4", "a.mp4.mp4"))],
+                         ids=["vob-made-mkv", "case"])
+def test_two_videos_that_would_write_one_output_get_outputs_of_their_own(tmp_path, make, outputs):
+    # Both were written there, the later over the earlier, without a word.
+    src = tmp_path / "in"
+    src.mkdir()
+    first, second = make(src)
     proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2)
-    assert names(tmp_path / "out") == ["a.mp4", "a.mp4.mp4"]
-    assert frame_times(tmp_path / "out" / "a.mp4")[1] == (64, 48)
-    assert frame_times(tmp_path / "out" / "a.mp4.mp4")[1] == (96, 64)
-    assert f"{src / 'a.mp4'} would output a.mp4, as {src / 'a.MP4'} does: it will output a.mp4.mp4" in proc.stderr
+    assert names(tmp_path / "out") == list(outputs)
+    assert frame_times(tmp_path / "out" / outputs[0])[1] == (64, 48)
+    assert frame_times(tmp_path / "out" / outputs[1])[1] == (96, 64)
+    assert f"{src / second} would output {outputs[0]}, as {src / first} does: it will output {outputs[1]}" \
+        in proc.stderr
 
 
 def test_a_folder_into_an_output_named_like_a_video_is_refused_unless_it_ends_in_a_separator(tmp_path):
