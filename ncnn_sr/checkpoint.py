@@ -22,6 +22,7 @@ import json
 import math
 import os
 import pickle
+import pickletools
 import stat
 import struct
 import zipfile
@@ -335,8 +336,22 @@ class _Unpickler(pickle.Unpickler):
         return _Storage(str(pid[2]), pid[1].dtype, pid[1].name, view)
 
 
+def _check_memo(stream: io.BytesIO) -> None:
+    """Refuses a pickle that stores into a memo slot it cannot have: the C unpickler
+    grows its memo to twice the largest index asked for and fills it, so one index
+    of 10^8 in a damaged file costs seconds and gigabytes before any error. Each
+    store takes at least two bytes of the pickle, and slots are numbered from 0."""
+    start = stream.tell()
+    limit = len(stream.getbuffer()) - start
+    for op, arg, _ in pickletools.genops(stream):
+        if op.name in ("PUT", "BINPUT", "LONG_BINPUT") and not 0 <= arg < limit:
+            raise pickle.UnpicklingError(f"a memo slot {arg}, more than {limit} bytes of pickle can number")
+    stream.seek(start)
+
+
 def _unpickle(path: Path, stream: io.BytesIO, what: str):
     try:
+        _check_memo(stream)
         return _Unpickler(path, stream).load()
     except _BAD_PICKLE as e:
         state = "truncated" if isinstance(e, EOFError) or "truncated" in str(e) else "damaged or not a checkpoint"

@@ -127,6 +127,15 @@ def test_code_in_a_zip_checkpoints_pickle_is_refused_unrun(tmp_path):
     assert not marker.exists()
 
 
+def test_a_memo_slot_beyond_the_pickle_is_refused_before_it_is_allocated(tmp_path):
+    # A damaged byte can turn a memo index into 10^8, for which the C unpickler
+    # would fill a list of 2x that many slots (gigabytes) before failing.
+    path = tmp_path / "damaged.pth"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02}r" + (150_000_000).to_bytes(4, "little") + b".")
+    assert "a memo slot 150000000, more than" in refusal(path)
+
+
 def test_a_torchscript_archive_is_named_as_one(tmp_path):
     # torch.jit.save writes one data.pkl, as a checkpoint has, pickling the module's own classes.
     path = tmp_path / "traced.pt"
