@@ -74,12 +74,29 @@ def parse_param(param_bytes: bytes, name: str = "model") -> ParamGraph:
             layers.append(Layer(ltype, lname, bottoms, tops, params))
     except (ValueError, IndexError):
         raise bad from None
+    for layer in layers:
+        _check_ranges(layer, name)
     inputs = [t for layer in layers if layer.type == "Input" for t in layer.tops]
     consumed = {b for layer in layers for b in layer.bottoms}
     produced = [t for layer in layers for t in layer.tops if t not in consumed]
     if not inputs or not produced:
         raise ModelError(f"model {name}: the .param file has no input or no output blob")
     return ParamGraph(tuple(layers), inputs[0], produced[-1])
+
+
+def _check_ranges(layer: Layer, name: str) -> None:
+    for keys, low, high in _RANGES.get(layer.type, ()):
+        for key in keys:
+            value = layer.params.get(key)
+            if value is None:
+                continue
+            fits = isinstance(value, (int, float)) and (low <= value <= high or
+                                                        (key in _PADS and value in _SPECIAL_PADS))
+            if layer.type == "Scale" and value == -233:  # its scale comes as a second input
+                fits = True
+            if not fits:
+                raise ModelError(f"model {name}: layer {layer.name} ({layer.type}) has {key}={value}, "
+                                 f"which no network has (from {low} to {high}): a damaged .param file")
 
 
 # What one CPU window's peak resident memory is, per input pixel, over the float32
@@ -194,6 +211,29 @@ _CONVOLUTIONS = frozenset("""
     ConvolutionDepthWise3D Deconvolution Deconvolution1D Deconvolution3D DeconvolutionDepthWise
     DeconvolutionDepthWise1D DeconvolutionDepthWise3D
 """.split())
+
+# The values ncnn takes on trust: a kernel, stride or pad of 2^31 (one damaged
+# digit) makes it index or allocate out of bounds and kill the process. Each is
+# (keys, lowest, highest) by layer type, far wider than any network needs; pads may
+# also be ncnn's -233 and -234 ("same" padding).
+_SIZES_ = (1, 11, 2, 12, 3, 13)  # kernel, dilation and stride, in w and h
+_PADS = (4, 14, 15, 16)
+_COUNTS = ((0,), 0, 1 << 20)
+_RANGES = {
+    **{t: [((0, 7), 0, 1 << 16), (_SIZES_, 1, 1024), (_PADS, 0, 4096), ((5,), 0, 1), ((6,), 0, 1 << 34)]
+       for t in _CONVOLUTIONS},
+    "Pooling": [((0, 4, 5), 0, 3), ((1, 11, 2, 12), 1, 4096), ((3, 13, 14, 15), 0, 4096)],
+    "Padding": [((0, 1, 2, 3, 7, 8), 0, 4096)],
+    "PixelShuffle": [((0,), 1, 64)],
+    "Reorg": [((0,), 1, 64)],
+    "Interp": [((1, 2), 0, 64), ((3, 4), 0, 1 << 16)],
+    "InnerProduct": [_COUNTS, ((1,), 0, 1), ((2,), 0, 1 << 34)],
+    "GroupNorm": [((0, 1), 0, 1 << 20)],
+    "Normalize": [((3,), 0, 1 << 20)],
+    "MemoryData": [((0, 1, 2, 11), 0, 1 << 20)],
+    **{t: [_COUNTS] for t in ("PReLU", "BatchNorm", "Bias", "Scale", "InstanceNorm", "LayerNorm")},
+}
+_SPECIAL_PADS = (-233, -234)
 
 # How ncnn stores a weight blob: FLAGGED blobs start with a 4-byte tag that says the
 # element type; RAW blobs are plain float32.

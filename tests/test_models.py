@@ -139,6 +139,22 @@ def test_truncated_param_is_a_clear_error(tmp_path):
         resolve_model(param)
 
 
+@pytest.mark.parametrize("old, new, said", [
+    (" 4=1 ", " 4=2147483647 ", "has 4=2147483647, which no network has"),  # made ncnn crash (SIGSEGV)
+    (" 0=64 ", " -23300=2,64,64 ", "has 0=[64, 64], which no network has"),  # was a TypeError
+    (" 1=3 ", " 1=0 ", "has 1=0, which no network has"),
+])
+def test_a_damaged_number_in_a_layer_is_a_clear_error_before_ncnn_reads_it(tmp_path, old, new, said):
+    # Found by mutating a real param file: ncnn takes sizes on trust.
+    param, _ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
+    lines = param.read_text().splitlines()
+    first_conv = next(i for i, line in enumerate(lines) if line.startswith("Convolution") and old in line)
+    lines[first_conv] = lines[first_conv].replace(old, new)
+    param.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ModelError, match=re.escape(said)):
+        resolve_model(param)
+
+
 def test_missing_bin_is_a_clear_error(tmp_path):
     param, bin_ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
     bin_.unlink()
