@@ -20,7 +20,7 @@ import io
 import struct
 
 import numpy as np
-from PIL import Image
+from PIL import Image, TiffImagePlugin
 
 _WIDTH, _BITS, _PHOTOMETRIC, _SAMPLES, _PLANAR, _PREDICTOR, _TILE_WIDTH, _EXTRA = \
     256, 258, 262, 277, 284, 317, 322, 338
@@ -42,6 +42,18 @@ def is_deep(im: Image.Image) -> bool:
     return len(bits) >= 3 and all(b == 16 for b in bits)
 
 
+class _Rows(TiffImagePlugin.TiffImageFile):
+    """The rewritten TIFF, opened without Pillow's decompression-bomb check, which
+    would count its samples as pixels and refuse (or warn of) a 16-bit photo a third
+    of the limit's size: the caller has checked the picture's own pixels. Where
+    Pillow's internals differ from those this was written for, its check stays."""
+
+    def load_prepare(self) -> None:
+        if getattr(self, "_im", False) is None and hasattr(self, "_tile_size"):
+            self.im = Image.core.new(self.mode, self._tile_size)
+        super().load_prepare()
+
+
 def read16(data: bytes) -> np.ndarray | None:
     """The first picture of TIFF bytes ``data`` as H×W×C uint16 (C 3 or 4), or None
     when it is not one this module reads exactly."""
@@ -49,7 +61,7 @@ def read16(data: bytes) -> np.ndarray | None:
     if rewritten is None:
         return None
     grey, samples, predictor = rewritten
-    with Image.open(io.BytesIO(grey)) as im:
+    with _Rows(io.BytesIO(grey)) as im:
         if im.mode not in ("I;16", "I;16B", "I;16L", "I;16N"):
             return None
         im.load()

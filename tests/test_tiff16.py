@@ -5,6 +5,7 @@ byte by byte (Pillow writes no 16-bit colour TIFF)."""
 import io
 import logging
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -157,3 +158,15 @@ def test_a_16_bit_tiff_of_another_layout_is_read_in_8_bits_with_a_warning(tmp_pa
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
         image, _ = read_image(tmp_path / "premultiplied.tif")
     assert image.dtype == np.uint8 and "read here in 8 bits only" in caplog.text
+
+
+@pytest.mark.parametrize("limit", [143, 215])  # 143 pixels, 429 samples: an error, or a warning
+def test_the_pixel_limit_counts_pixels_not_samples(tmp_path, monkeypatch, limit):
+    # Read as grey rows, a 16-bit RGB TIFF has 3 samples a pixel, which Pillow's
+    # decompression-bomb check counted as pixels: a 40-megapixel scan was refused.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    (tmp_path / "in.tif").write_bytes(tiff(SAMPLES))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        image, _ = read_image(tmp_path / "in.tif")
+    assert image.dtype == np.uint16 and np.array_equal(image, SAMPLES)
