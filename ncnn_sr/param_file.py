@@ -75,6 +75,7 @@ def parse_param(param_bytes: bytes, name: str = "model") -> ParamGraph:
     except (ValueError, IndexError):
         raise bad from None
     for layer in layers:
+        _check_inputs(layer, name)
         _check_ranges(layer, name)
     inputs = [t for layer in layers if layer.type == "Input" for t in layer.tops]
     consumed = {b for layer in layers for b in layer.bottoms}
@@ -82,6 +83,30 @@ def parse_param(param_bytes: bytes, name: str = "model") -> ParamGraph:
     if not inputs or not produced:
         raise ModelError(f"model {name}: the .param file has no input or no output blob")
     return ParamGraph(tuple(layers), inputs[0], produced[-1])
+
+
+def _check_inputs(layer: Layer, name: str) -> None:
+    # ncnn hands a layer the inputs the file lists and takes the count on trust: a
+    # BinaryOp given one input (a damaged type name) reads a second that is not there.
+    count = len(layer.bottoms)
+    if layer.type in ("Input", "MemoryData"):
+        needed = "none"
+        fits = count == 0
+    elif layer.type == "BinaryOp":
+        scalar = layer.params.get(1, 0) == 1
+        needed = "one (with a scalar)" if scalar else "two"
+        fits = count == (1 if scalar else 2)
+    elif layer.type in _ONE_INPUT or (layer.type in _CONVOLUTIONS and not layer.params.get(19, 0)):
+        needed = "one"
+        fits = count == 1
+    elif layer.type in ("Concat", "Eltwise"):
+        needed = "at least one"
+        fits = count >= 1
+    else:
+        return
+    if not fits:
+        raise ModelError(f"model {name}: layer {layer.name} ({layer.type}) has {count} inputs where it takes "
+                         f"{needed}: a damaged .param file")
 
 
 def _check_ranges(layer: Layer, name: str) -> None:
@@ -210,6 +235,13 @@ _CONVOLUTIONS = frozenset("""
     Convolution Convolution1D Convolution3D ConvolutionDepthWise ConvolutionDepthWise1D
     ConvolutionDepthWise3D Deconvolution Deconvolution1D Deconvolution3D DeconvolutionDepthWise
     DeconvolutionDepthWise1D DeconvolutionDepthWise3D
+""".split())
+
+# Layer types ncnn runs on exactly one input.
+_ONE_INPUT = frozenset("""
+    ReLU LeakyReLU PReLU Sigmoid TanH Clip ELU GELU Swish Mish HardSigmoid HardSwish SELU Softplus
+    UnaryOp PixelShuffle Reorg Pooling InnerProduct GroupNorm LayerNorm InstanceNorm BatchNorm Bias
+    Dropout Softmax Split Slice Flatten Permute
 """.split())
 
 # The values ncnn takes on trust: a kernel, stride or pad of 2^31 (one damaged

@@ -143,13 +143,14 @@ def test_truncated_param_is_a_clear_error(tmp_path):
     (" 4=1 ", " 4=2147483647 ", "has 4=2147483647, which no network has"),  # made ncnn crash (SIGSEGV)
     (" 0=64 ", " -23300=2,64,64 ", "has 0=[64, 64], which no network has"),  # was a TypeError
     (" 1=3 ", " 1=0 ", "has 1=0, which no network has"),
+    ("PixelShuffle ", "BinaryOp ", "(BinaryOp) has 1 inputs where it takes two"),  # made ncnn crash (SIGSEGV)
 ])
 def test_a_damaged_number_in_a_layer_is_a_clear_error_before_ncnn_reads_it(tmp_path, old, new, said):
     # Found by mutating a real param file: ncnn takes sizes on trust.
     param, _ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
     lines = param.read_text().splitlines()
-    first_conv = next(i for i, line in enumerate(lines) if line.startswith("Convolution") and old in line)
-    lines[first_conv] = lines[first_conv].replace(old, new)
+    first = next(i for i, line in enumerate(lines) if old in line)
+    lines[first] = lines[first].replace(old, new)
     param.write_text("\n".join(lines) + "\n")
     with pytest.raises(ModelError, match=re.escape(said)):
         resolve_model(param)
