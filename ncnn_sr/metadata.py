@@ -19,6 +19,7 @@ _XMP_ORIENTATION = re.compile(rb'(tiff:Orientation(?:="|>))[0-9]')
 PNG_XMP_KEY = b"XML:com.adobe.xmp"
 EXIF_ORIENTATION = 0x0112
 _EXIF_X_RESOLUTION = 0x011A
+_EXIF_Y_RESOLUTION = 0x011B
 # Orientations that turn the picture a quarter: across and down trade places.
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 # The dots per inch each format can state, least and most: JFIF's density is a 16-bit
@@ -78,6 +79,8 @@ def resolution(im: Image.Image, exif: Image.Exif | None, orientation: int) -> tu
     if im.format in ("JPEG", "MPO") and im.info.get("jfif_unit") not in (1, 2) and \
             not (exif and _EXIF_X_RESOLUTION in exif):
         return None  # Pillow's stand-in 72 for a JPEG with EXIF that states none
+    if im.format == "TIFF" and not {_EXIF_X_RESOLUTION, _EXIF_Y_RESOLUTION} <= set(getattr(im, "tag_v2", {})):
+        return None  # Pillow's stand-in 1 for a TIFF without resolution tags
     dpi = dpi_pair(im.info.get("dpi"))
     return dpi[::-1] if dpi and orientation in _QUARTER_TURNS else dpi
 

@@ -292,6 +292,17 @@ def test_a_jpeg_stating_no_resolution_gets_none(tmp_path):
         assert dpi_of(tmp_path / "o.png") is None
 
 
+def test_a_tiff_stating_no_resolution_gets_none(tmp_path):
+    # Pillow gives a TIFF without resolution tags 1 dpi: the output was stated 1 dpi
+    # (a 12x16 picture 16 inches wide). One that states it without a unit is in
+    # inches, TIFF's default unit.
+    arr, info = read_image(save(tmp_path / "none.tiff", rgb_image()))
+    write_image(tmp_path / "o.png", arr, info)
+    assert info.dpi is None and dpi_of(tmp_path / "o.png") is None
+    tags = {282: 300.0, 283: 150.0}  # X and Y resolution, no ResolutionUnit
+    assert read_image(save(tmp_path / "no_unit.tiff", rgb_image(), tiffinfo=tags))[1].dpi == (300, 150)
+
+
 def test_turning_a_picture_upright_swaps_its_horizontal_and_vertical_resolution(tmp_path):
     exif = rgb_image().getexif()
     exif[0x0112] = 6  # rotated 90° clockwise
