@@ -69,7 +69,7 @@ def read_frames(path: str | os.PathLike, info: ImageInfo | None = None) -> tuple
     the first in 16 bits). Durations are as viewers show them too: a GIF frame of
     10 ms or less (0 or 1 hundredth) is 100 ms, as browsers, gif2webp and FFmpeg
     play it, so a GIF written back has 10 hundredths there, which plays alike. A
-    still picture (an MPO's or PSD's further frames are no animation) gives
+    still picture (an MPO's, PSD's or TIFF's further frames are no animation) gives
     ``read_image``'s pixels as its one frame, shown once. Every failure, a broken
     frame midway included, is an InputError naming the file."""
     path = file_path(path, "read_frames")

@@ -42,11 +42,16 @@ DEFAULT_JPEG_QUALITY = 95
 DEFAULT_AVIF_QUALITY = 90
 # Modes of grey pictures: their colour is written back grey (with alpha, as LA).
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
-# Formats whose further frames are no animation: an MPO (a phone's JPEG) adds a
-# preview or a second view of the same shot, a PSD's are the layers of the composite
-# that is read, a HEIF's are a burst or a collection, whose primary picture (the one
-# a phone shows, which pillow-heif opens first) stands for them.
-_STILL_FORMATS = frozenset({"MPO", "PSD", "HEIF"})
+# Formats whose frames are an animation. Any other's further frames are none: an MPO
+# (a phone's JPEG) adds a preview or a second view of the same shot, a PSD's are the
+# layers of the composite that is read, a HEIF's are a burst or a collection, whose
+# primary picture (the one a phone shows, which pillow-heif opens first) stands for
+# them; a TIFF's (or a DCX's) are pages, a scan's or a thumbnail, read as a still of
+# 0 ms frames looping for ever, and failed where two pages differed in size.
+_ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP", "AVIF", "FLI"})
+# Formats whose further frames stand for nothing more than the first: left out
+# without a word (a warning says what other formats' pages are left out).
+_SILENT_FORMATS = frozenset({"MPO", "PSD", "HEIF"})
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,8 @@ def output_format(path: str | os.PathLike) -> str:
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     """A picture as an H×W×C array (C in 1, 3, 4; uint8, or uint16 for 16-bit grey)
     and its ImageInfo. Animated pictures give their first frame (``frames`` says how
-    many there are; 1 for an MPO or PSD, whose other frames are no animation;
+    many there are; 1 for an MPO, PSD or TIFF, whose other frames are no animation,
+    a TIFF's pages with a warning;
     ``animation.read_frames`` reads them all). A GIF's first frame is as browsers
     show it: clear where it leaves the screen uncovered. Every failure is an
     InputError naming the file."""
@@ -115,6 +121,9 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             raise Image.DecompressionBombError(f"{im.width}x{im.height}")
         with pillow_warnings():
             frames = _frames(im, path)
+            pages = getattr(im, "n_frames", 1) if im.format not in _ANIMATED_FORMATS | _SILENT_FORMATS else 1
+            if pages > 1:
+                log.warning("%s: a %s of %d pages: reading the first only", path, im.format, pages)
             exif = readable_exif(im)
             orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
             exif_bytes = exif_to_write(im, exif)  # resets the orientation
@@ -230,7 +239,7 @@ def _frames(im: Image.Image, path: str) -> int:
     counts them. A GIF's are those ``read_frames`` composes, which Pillow's count
     (still taken: it finds a file cut short) can leave out, so that the memory
     budgeted for an animation was that of far fewer frames than were read."""
-    frames = 1 if im.format in _STILL_FORMATS else getattr(im, "n_frames", 1)
+    frames = getattr(im, "n_frames", 1) if im.format in _ANIMATED_FORMATS else 1
     if im.format == "GIF":
         with open(path, "rb") as f:
             frames = gif.frame_count(f.read())

@@ -378,6 +378,16 @@ def test_a_phone_mpo_is_one_frame(tmp_path):
     assert len(read_frames(tmp_path / "photo.jpg")[0].frames) == 1
 
 
+def test_a_multi_page_tiff_is_its_first_page_with_a_warning_not_an_animation(tmp_path, caplog):
+    # A scan's pages, or a page and its thumbnail: they became an animation of 0 ms
+    # frames looping for ever, and pages of two sizes failed without naming the file.
+    pages = [Image.fromarray(picture(6, 8, seed=0)), Image.fromarray(picture(4, 4, seed=1))]
+    pages[0].save(tmp_path / "scan.tiff", save_all=True, append_images=pages[1:])
+    anim, info = read_frames(tmp_path / "scan.tiff")
+    assert info.frames == 1 and len(anim.frames) == 1 and np.array_equal(anim.frames[0], np.asarray(pages[0]))
+    assert "scan.tiff: a TIFF of 2 pages: reading the first only" in caplog.text
+
+
 def test_a_frame_broken_midway_is_an_input_error_naming_the_file(tmp_path):
     noise = np.random.default_rng(0).integers(0, 256, (4, 40, 40, 3), np.uint8)
     path = save_animation(tmp_path / "a.gif", [Image.fromarray(f) for f in noise])

@@ -408,6 +408,16 @@ def test_a_phone_mpo_jpeg_is_one_picture_without_a_frames_warning(tmp_path):
     assert "frames" not in proc.stderr and "warning" not in proc.stderr
     assert size_of(tmp_path / "o.png") == (16, 16)
 
+def test_a_multi_page_tiff_gives_its_first_page_as_one_picture(tmp_path):
+    pages = [Image.fromarray(picture(8, 8, seed=i)) for i in range(3)]
+    pages[0].save(tmp_path / "scan.tiff", save_all=True, append_images=pages[1:])
+    proc = run(NCNN_SR, "-i", "scan.tiff", "-o", "o.webp", "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
+               cwd=tmp_path)
+    assert "scan.tiff: a TIFF of 3 pages: reading the first only" in proc.stderr
+    with Image.open(tmp_path / "o.webp") as im:
+        assert getattr(im, "n_frames", 1) == 1 and im.size == (16, 16)
+
+
 def test_read_only_output_folder_is_said_clearly(tmp_path):
     pictures(tmp_path / "in", ["a.png", "b.png"])
     out = tmp_path / "out"
