@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from .png import grey_key_in_8_bits
+
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # What the file says after showing a frame (fcTL dispose_op), and how the frame is
 # drawn (blend_op).
@@ -182,7 +184,19 @@ def _decode(header: bytes, decoding: list[tuple[bytes, bytes]], frame: _Frame) -
              + b"".join(_chunk(kind, body) for kind, body in decoding)
              + _chunk(b"IDAT", frame.data) + _chunk(b"IEND", b""))
     with Image.open(io.BytesIO(alone)) as im:
+        if im.mode.startswith("I;16"):
+            return _grey16_as_rgba(np.asarray(im), im.info.get("transparency"))
+        if header[9] == 0:  # grey: a tRNS level of 2- or 4-bit samples, which Pillow scales to 8 bits
+            grey_key_in_8_bits(im.info, header[8])
         return np.asarray(im.convert("RGBA"))
+
+
+def _grey16_as_rgba(grey: np.ndarray, key) -> np.ndarray:
+    """16-bit grey as 8-bit RGBA, each sample's high byte as Pillow reads 16-bit
+    colour (its own conversion clips grey at 255: white), clear where it is ``key``."""
+    high = (grey >> 8).astype(np.uint8)
+    alpha = np.where(grey == key, 0, 255).astype(np.uint8) if isinstance(key, int) else np.full_like(high, 255)
+    return np.dstack([high, high, high, alpha])
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:

@@ -48,11 +48,12 @@ def test_apng_frames_blended_over_the_one_before_are_read_as_whole_pictures(tmp_
     assert np.array_equal(anim.frames[1], want) and anim.durations == (50, 70)
 
 
-def apng_bytes(frames, default=None) -> bytes:
+def apng_bytes(frames, default=None, depth=8, colour_type=6, chunks=()) -> bytes:
     """An APNG whose ``frames`` are (RGBA samples of the frame's box, left, top,
     dispose, blend, delay as (numerator, denominator)); the first is the default
     image, and sets the canvas size, unless ``default`` (RGBA samples of the canvas)
-    is given apart, outside the animation."""
+    is given apart, outside the animation. Samples of another ``depth`` and
+    ``colour_type`` may be given, and ``chunks`` (tRNS...) go before the image data."""
     numbers = iter(range(2 * len(frames)))  # fcTL and fdAT share one sequence, in file order
     controls, later = [], b""
     for index, (samples, left, top, dispose, blend, (num, den)) in enumerate(frames):
@@ -62,10 +63,25 @@ def apng_bytes(frames, default=None) -> bytes:
         if index == 0 and default is None:
             controls.append(control)
         else:
-            later += control + png_chunk(b"fdAT", struct.pack(">I", next(numbers)) + png_data(samples, 8))
+            later += control + png_chunk(b"fdAT", struct.pack(">I", next(numbers)) + png_data(samples, depth))
     animation = png_chunk(b"acTL", struct.pack(">II", len(frames), 0))
-    head = png_bytes(frames[0][0] if default is None else default, 8, 6, animation, *controls)
+    head = png_bytes(frames[0][0] if default is None else default, depth, colour_type, animation, *chunks, *controls)
     return head[:-12] + later + head[-12:]  # the later frames before IEND
+
+
+@pytest.mark.parametrize("depth, level", [(2, 1), (4, 1), (16, 30000)])
+def test_grey_apng_frames_keep_their_levels_and_their_transparent_grey(depth, level, tmp_path):
+    # Pillow clipped 16-bit grey at 255 (every frame white), and matched a 2- or
+    # 4-bit tRNS level against its 8-bit scaling of the levels (no pixel clear).
+    top = (1 << depth) - 1
+    first = np.array([[[0], [level], [top]]], np.uint16 if depth == 16 else np.uint8)
+    path = tmp_path / "grey.png"
+    path.write_bytes(apng_bytes([(first, 0, 0, KEEP, SOURCE, (5, 100)), (first[:, ::-1], 0, 0, KEEP, SOURCE, (5, 100))],
+                                depth=depth, colour_type=0, chunks=[png_chunk(b"tRNS", struct.pack(">H", level))]))
+    shown = round(level * 255 / top)  # a 16-bit sample's high byte: 30000 is 117
+    want = np.array([[[0, 0, 0, 255], [shown, shown, shown, 0], [255, 255, 255, 255]]], np.uint8)
+    anim = read_frames(path)[0]
+    assert np.array_equal(anim.frames[0], want) and np.array_equal(anim.frames[1], want[:, ::-1])
 
 
 def box(colour, width, height) -> np.ndarray:
