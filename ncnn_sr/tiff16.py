@@ -60,7 +60,7 @@ def read16(data: bytes) -> np.ndarray | None:
     rewritten = _as_grey(data)
     if rewritten is None:
         return None
-    grey, samples, predictor = rewritten
+    grey, samples, predictor, tile_width = rewritten
     with _Rows(io.BytesIO(grey)) as im:
         if im.mode not in ("I;16", "I;16B", "I;16L", "I;16N"):
             return None
@@ -69,15 +69,19 @@ def read16(data: bytes) -> np.ndarray | None:
     height, width = rows.shape[0], rows.shape[1] // samples
     pixels = rows.reshape(height, width, samples)
     if predictor == 2:
-        # Each sample was stored less the one before it in its channel, modulo 2^16.
-        pixels = np.cumsum(pixels, axis=1, dtype=np.uint16)
+        # Each sample was stored less the one before it in its channel, modulo 2^16,
+        # from the left edge of its tile (a strip's is the picture's).
+        step = tile_width or width
+        for left in range(0, width, step):
+            block = pixels[:, left:left + step]
+            np.cumsum(block, axis=1, dtype=np.uint16, out=block)
     return np.ascontiguousarray(pixels)
 
 
-def _as_grey(data: bytes) -> tuple[bytes, int, int] | None:
+def _as_grey(data: bytes) -> tuple[bytes, int, int, int | None] | None:
     """``data`` with its first directory describing 16-bit grey rows of width x
-    samples, the samples per pixel, and the predictor taken out; None where that
-    would not be the same picture."""
+    samples, the samples per pixel, the predictor taken out, and the tile width in
+    pixels (None in strips); None where that would not be the same picture."""
     if len(data) < 8 or data[:2] not in (b"II", b"MM"):
         return None
     order = "<" if data[:2] == b"II" else ">"
@@ -131,6 +135,7 @@ def _as_grey(data: bytes) -> tuple[bytes, int, int] | None:
     put(_PHOTOMETRIC, _SHORT, 1)  # grey, black at 0
     if _PREDICTOR in entries:
         put(_PREDICTOR, _SHORT, 1)
+    tile = None
     if _TILE_WIDTH in entries:
         tile = values(_TILE_WIDTH)
         if tile is None:
@@ -139,4 +144,4 @@ def _as_grey(data: bytes) -> tuple[bytes, int, int] | None:
     if _EXTRA in entries:
         at = entries[_EXTRA][0]
         out[at:at + 2] = struct.pack(order + "H", _IGNORED)
-    return bytes(out), samples, predictor
+    return bytes(out), samples, predictor, tile and tile[0]

@@ -120,6 +120,14 @@ def test_a_16_bit_rgb_tiff_reads_as_its_16_bit_samples(layout):
     assert np.array_equal(tiff16.read16(data), SAMPLES)
 
 
+@pytest.mark.parametrize("channels", [3, 4])
+def test_the_predictor_restarts_at_each_tiles_left_edge(channels):
+    # Each tile is differenced on its own: undone along the whole row, every tile
+    # after the first in a row came out in wrong colours.
+    wide = np.random.default_rng(2).integers(0, 1 << 16, (13, 40, channels), dtype=np.uint16)
+    assert np.array_equal(tiff16.read16(tiff(wide, tile=16, compression=8, predictor=2)), wide)
+
+
 @pytest.mark.parametrize("compression", ["tiff_lzw", "packbits", "tiff_adobe_deflate"])
 def test_libtiffs_compressions_read_in_16_bits_too(compression):
     assert np.array_equal(tiff16.read16(libtiff_compressed(SAMPLES, compression)), SAMPLES)
