@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .png import grey_key_in_8_bits
+from .png import SIGNATURE, grey_key_in_8_bits
 
-SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # What the file says after showing a frame (fcTL dispose_op), and how the frame is
 # drawn (blend_op).
 DISPOSE_NONE, DISPOSE_BACKGROUND, DISPOSE_PREVIOUS = 0, 1, 2

@@ -25,6 +25,7 @@ from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KE
                        fitting_dpi, fitting_profile, orient, readable_exif, resolution, upright_xmp, xmp_option)
 from .pixels import check_image, to_eight_bit
 from .png import PNG_COMPRESS_LEVEL, grey_key_in_8_bits, luma16, png16, png_header, read_png16
+from .png import refusal as png_refusal
 
 log = logging.getLogger("ncnn_sr")
 
@@ -181,6 +182,8 @@ def reading(path: str):
             raise InputError(f"{path}: not a picture: the file is empty (0 bytes)") from None
         if heif.is_heif(path):  # by its header, and cut short: libheif says where
             raise InputError(f"{path}: broken or truncated picture ({heif.failure(path)})") from None
+        if (reason := png_refusal(path)) is not None:  # a PNG broken before its pixels
+            raise InputError(f"{path}: broken or truncated picture ({reason})") from None
         raise InputError(f"{path}: not a picture, or a format Pillow cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{path}: too many pixels (over {Image.MAX_IMAGE_PIXELS}): refusing a possible decompression bomb") from None

@@ -7,8 +7,11 @@ import struct
 import zlib
 
 import numpy as np
+from PIL import PngImagePlugin
 
 from .metadata import PNG_XMP_KEY
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # zlib level for PNG: 1, the fastest, as OpenCV's default (what Real-ESRGAN's own
 # scripts write with). Level 6 (Pillow's default) took 3.3 s to write a 2048x2048
@@ -24,6 +27,33 @@ def png_header(path: str | os.PathLike) -> tuple[int, int | None]:
     with open(path, "rb") as f:
         head = f.read(26)
     return (head[24], head[25]) if len(head) == 26 and head[12:16] == b"IHDR" else (8, None)
+
+
+def refusal(path: str | os.PathLike) -> str | None:
+    """Why Pillow's PNG reader refuses the file at ``path``, which starts as a PNG
+    (cut short before its pixels, a chunk's checksum wrong): Pillow then says no
+    format of its own fits. None for a file that is no PNG, that it opens, or that
+    cannot be read again."""
+    try:
+        return _refusal(path)
+    except OSError:
+        return None
+
+
+def _refusal(path: str | os.PathLike) -> str | None:
+    with open(path, "rb") as f:
+        if f.read(len(SIGNATURE)) != SIGNATURE:
+            return None
+        while len(head := f.read(8)) == 8 and head[4:] != b"IDAT":  # each chunk's length and kind
+            f.seek(struct.unpack(">I", head[:4])[0] + 4, os.SEEK_CUR)
+        if len(head) < 8:
+            return "PNG cut short before its pixels"  # Pillow's words: a buffer's size, or none
+        f.seek(0)
+        try:
+            PngImagePlugin.PngImageFile(f).close()
+        except Exception as e:  # noqa: BLE001 - only its words are wanted
+            return " ".join(str(e).split()) or type(e).__name__
+    return None
 
 
 def grey_key_in_8_bits(info: dict, depth: int) -> None:
@@ -79,7 +109,7 @@ def png16(image: np.ndarray, icc: bytes | None = None, exif: bytes | None = None
     colour_type = {2: 4, 3: 2, 4: 6}[c]
     rows = image.astype(">u2").reshape(h, w * c).view(np.uint8)
     raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()  # filter 0 per row
-    parts = [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))]
+    parts = [SIGNATURE, chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))]
     if icc:
         parts.append(chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc)))
     if exif:

@@ -559,6 +559,23 @@ def test_truncated_picture_is_an_input_error(tmp_path):
         read_image(tmp_path / "cut.png")
 
 
+def test_a_png_broken_before_its_pixels_is_broken_not_an_unknown_format(tmp_path):
+    # Pillow's PNG reader refuses it while opening, and Pillow then says it knows no
+    # format for it: a download cut short inside its metadata was "not a picture".
+    from PIL.PngImagePlugin import PngInfo
+
+    text = PngInfo()
+    text.add_text("Comment", "x" * 200)
+    data = save(tmp_path / "whole.png", rgb_image(), pnginfo=text).read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[:100])  # inside the text chunk
+    checksum = bytearray(data)
+    checksum[data.index(b"tEXt") + 4 + 208] ^= 0xFF  # the text chunk's CRC
+    (tmp_path / "crc.png").write_bytes(bytes(checksum))
+    for name in ("cut.png", "crc.png"):
+        with pytest.raises(InputError, match=rf"^\S*{name}: broken or truncated picture \(.+\)$"):
+            read_image(tmp_path / name)
+
+
 def test_a_tiff_whose_second_frame_has_no_size_is_an_input_error(tmp_path):
     # Pillow raises TypeError("Missing dimensions") when it counts the frames: it came
     # out of read_image bare, and a batch said "cannot read: TypeError(...)".
