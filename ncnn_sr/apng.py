@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .png import SIGNATURE, grey_key_in_8_bits
+from .png import SIGNATURE, grey_key_in_8_bits, read_png16
 
 # What the file says after showing a frame (fcTL dispose_op), and how the frame is
 # drawn (blend_op).
@@ -177,11 +177,15 @@ def _control(body: bytes, header: bytes) -> tuple[int, ...]:
 
 
 def _decode(header: bytes, decoding: list[tuple[bytes, bytes]], frame: _Frame) -> np.ndarray:
-    """A frame's own pixels, 8-bit RGBA of its box, decoded by Pillow from a PNG of
-    that box alone."""
+    """A frame's own pixels, 8-bit RGBA of its box, decoded from a PNG of that box
+    alone by Pillow (by FFmpeg where Pillow loses a 16-bit transparent colour)."""
     alone = (SIGNATURE + _chunk(b"IHDR", struct.pack(">II", frame.width, frame.height) + header[8:])
              + b"".join(_chunk(kind, body) for kind, body in decoding)
              + _chunk(b"IDAT", frame.data) + _chunk(b"IEND", b""))
+    if header[8:10] == b"\x10\x02" and any(kind == b"tRNS" for kind, _ in decoding):
+        # 16-bit colour with a transparent colour, which Pillow compares with its
+        # 8-bit reading of the samples: no pixel matched.
+        return (read_png16(alone, 4) >> 8).astype(np.uint8)
     with Image.open(io.BytesIO(alone)) as im:
         if im.mode.startswith("I;16"):
             return _grey16_as_rgba(np.asarray(im), im.info.get("transparency"))

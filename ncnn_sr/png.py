@@ -2,6 +2,7 @@
 written here), the header's depth and colour type, low-bit grey transparency."""
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -71,13 +72,13 @@ def grey_key_in_8_bits(info: dict, depth: int) -> None:
         info["transparency"] = key * (255 // top)
 
 
-def read_png16(path: str | os.PathLike, channels: int) -> np.ndarray:
+def read_png16(source: str | os.PathLike | bytes, channels: int) -> np.ndarray:
     """16-bit colour (or grey+alpha) PNG pixels, which Pillow can only read as 8-bit,
-    through FFmpeg, as RGB or RGBA."""
+    through FFmpeg, as RGB or RGBA; ``source`` is the file's path or its bytes."""
     import av  # only this rare case needs it
 
     try:
-        with av.open(os.fspath(path)) as container:
+        with av.open(io.BytesIO(source) if isinstance(source, bytes) else os.fspath(source)) as container:
             frame = next(container.decode(video=0), None)
             if frame is None:
                 raise SyntaxError("FFmpeg finds no picture in it")

@@ -84,6 +84,18 @@ def test_grey_apng_frames_keep_their_levels_and_their_transparent_grey(depth, le
     assert np.array_equal(anim.frames[0], want) and np.array_equal(anim.frames[1], want[:, ::-1])
 
 
+def test_a_sixteen_bit_colour_apng_keeps_its_transparent_colour(tmp_path):
+    # Pillow compares its 8-bit reading of the samples with the 16-bit tRNS colour:
+    # no pixel matched, and the transparent colour showed opaque in every frame.
+    first = np.array([[[1000, 5, 5], [30000, 200, 7], [65535, 65535, 65535]]], np.uint16)
+    path = tmp_path / "colour.png"
+    path.write_bytes(apng_bytes([(first, 0, 0, KEEP, SOURCE, (5, 100)), (first[:, ::-1], 0, 0, KEEP, SOURCE, (5, 100))],
+                                depth=16, colour_type=2, chunks=[png_chunk(b"tRNS", struct.pack(">HHH", 30000, 200, 7))]))
+    want = np.array([[[3, 0, 0, 255], [117, 0, 0, 0], [255, 255, 255, 255]]], np.uint8)  # high bytes
+    anim = read_frames(path)[0]
+    assert np.array_equal(anim.frames[0], want) and np.array_equal(anim.frames[1], want[:, ::-1])
+
+
 def box(colour, width, height) -> np.ndarray:
     return np.full((height, width, 4), colour, np.uint8)
 
