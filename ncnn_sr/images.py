@@ -129,7 +129,10 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
             exif_bytes = exif_to_write(im, exif)  # resets the orientation
         depth, colour_type = png_header(path) if im.format == "PNG" else (8, None)
-        deep = depth == 16 and im.mode in ("RGB", "RGBA")
+        # FFmpeg reads what Pillow has no 16-bit mode for, and an APNG's first frame
+        # past a default image, which is composed here in 8 bits.
+        deep = depth == 16 and (im.mode in ("RGB", "RGBA") or
+                                (colour_type == 0 and bool(im.info.get("default_image"))))
         deep_heif = heif.is_deep(im)
         deep_tiff = tiff16.is_deep(im)
         if colour_type == 0:
@@ -151,7 +154,9 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         xmp = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
         info = replace(info, dpi=resolution(im, exif, orientation), xmp=upright_xmp(xmp))
     if deep:
-        arr = read_png16(path, arr.shape[2])
+        arr = read_png16(path, 4 if arr.shape[2] == 4 else 3)
+        if arr.shape[2] == 3 and colour_type == 0:
+            arr = np.ascontiguousarray(arr[:, :, :1])
         if colour_type == 4:  # grey+alpha: written back so, not as colour
             info = replace(info, mode="LA")
     elif deep_heif:

@@ -392,6 +392,19 @@ def test_an_apng_read_as_a_still_is_its_first_frame_not_its_default_image(tmp_pa
     assert tuple(read_frames(path)[0].frames[0][0, 0]) == RED
 
 
+@pytest.mark.parametrize("keyed", [False, True])
+def test_a_sixteen_bit_grey_apngs_first_frame_past_its_default_image_keeps_16_bits(keyed, tmp_path):
+    # It was composed in 8 bits, where one without a default image keeps 16 (README).
+    first = np.array([[[1000], [30000], [65535]]], np.uint16)
+    path = tmp_path / "grey.png"
+    path.write_bytes(apng_bytes([(first, 0, 0, KEEP, SOURCE, (5, 100)), (first[:, ::-1], 0, 0, KEEP, SOURCE, (5, 100))],
+                                default=np.zeros_like(first), depth=16, colour_type=0,
+                                chunks=[png_chunk(b"tRNS", struct.pack(">H", 30000))] if keyed else []))
+    arr, info = read_image(path)
+    want = np.dstack([first] * 3 + [np.array([[[65535], [0], [65535]]], np.uint16)]) if keyed else first
+    assert info.mode == "I;16" and arr.dtype == np.uint16 and np.array_equal(arr, want)
+
+
 def test_a_still_picture_is_one_frame_as_read_image_gives_it(tmp_path):
     arr = picture(6, 8, channels=1, dtype=np.uint16)
     Image.fromarray(arr[:, :, 0]).save(tmp_path / "grey.png")
