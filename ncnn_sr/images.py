@@ -47,8 +47,8 @@ GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;
 # (a phone's JPEG) adds a preview or a second view of the same shot, a PSD's are the
 # layers of the composite that is read, a HEIF's are a burst or a collection, whose
 # primary picture (the one a phone shows, which pillow-heif opens first) stands for
-# them; a TIFF's (or a DCX's) are pages, a scan's or a thumbnail, read as a still of
-# 0 ms frames looping for ever, and failed where two pages differed in size.
+# them; a TIFF's (or a DCX's) are pages, a scan's or a thumbnail, which were written
+# as an animation of 0 ms frames looping for ever, or failed where two differed in size.
 _ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP", "AVIF", "FLI"})
 # Formats whose further frames stand for nothing more than the first: left out
 # without a word (a warning says what other formats' pages are left out).
