@@ -20,6 +20,11 @@ PNG_XMP_KEY = b"XML:com.adobe.xmp"
 EXIF_ORIENTATION = 0x0112
 _EXIF_X_RESOLUTION = 0x011A
 _EXIF_Y_RESOLUTION = 0x011B
+# The tags of a TIFF's first directory that EXIF holds too, describing the picture
+# (not its file): description, make, model, orientation, software, date, artist,
+# copyright, and the Exif and GPS directories.
+_SUB_DIRECTORIES = (0x8769, 0x8825)
+_TIFF_EXIF_TAGS = (0x010E, 0x010F, 0x0110, EXIF_ORIENTATION, 0x0131, 0x0132, 0x013B, 0x8298, *_SUB_DIRECTORIES)
 # Orientations that turn the picture a quarter: across and down trade places.
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 # The dots per inch each format can state, least and most: JFIF's density is a 16-bit
@@ -54,8 +59,16 @@ def readable_exif(im: Image.Image) -> Image.Exif | None:
 
 def exif_to_write(im: Image.Image, exif: Image.Exif | None) -> bytes | None:
     """The EXIF to write back, its orientation reset to 1 (the pixels get turned).
-    Only an EXIF block is kept: a TIFF's own tags (strip offsets...) describe its file."""
-    if not exif or not ("exif" in im.info or "Raw profile type exif" in im.info):
+    A TIFF's is its descriptive tags and their Exif and GPS directories: its other
+    tags (strip offsets...) describe its own file."""
+    if exif and im.format == "TIFF":
+        try:
+            exif = _tiff_exif(exif)
+        except Exception:  # a directory that cannot be read: the metadata is lost, not the picture
+            return None
+    elif not ("exif" in im.info or "Raw profile type exif" in im.info):
+        exif = None
+    if not exif:
         return None
     if EXIF_ORIENTATION in exif:
         exif[EXIF_ORIENTATION] = 1
@@ -63,6 +76,18 @@ def exif_to_write(im: Image.Image, exif: Image.Exif | None) -> bytes | None:
         return exif.tobytes()
     except Exception:  # a tag Pillow read but cannot write back
         return None
+
+
+def _tiff_exif(tags: Image.Exif) -> Image.Exif | None:
+    """The EXIF in a TIFF's first directory ``tags``, None where it holds none."""
+    kept = Image.Exif()
+    for tag in _TIFF_EXIF_TAGS:
+        if tag in _SUB_DIRECTORIES:
+            if tag in tags and (directory := tags.get_ifd(tag)):
+                kept[tag] = dict(directory)
+        elif tag in tags:
+            kept[tag] = tags[tag]
+    return kept or None
 
 
 def upright_xmp(xmp) -> bytes | None:

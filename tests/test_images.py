@@ -207,6 +207,24 @@ def test_a_corrupt_exif_block_costs_the_metadata_not_the_picture(fmt, payload, t
     assert arr.shape == (6, 8, 3) and info.exif is None
 
 
+def test_a_tiffs_exif_is_kept_without_the_tags_of_its_own_layout(tmp_path):
+    # A TIFF's EXIF is its first directory's descriptive tags and their Exif IFD: all
+    # were left out with the strips' offsets and sizes, which describe that file alone.
+    from PIL import TiffImagePlugin
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[0x010F], tags[0x8298], tags[0x0112] = "Canon", "(c) Jane Doe", 6  # Make, Copyright, Orientation
+    tags[0x8769] = {0x9003: "2020:01:02 03:04:05"}  # the Exif IFD's DateTimeOriginal
+    arr, info = read_image(save(tmp_path / "i.tiff", rgb_image(), tiffinfo=tags))
+    write_image(tmp_path / "o.png", arr, info)
+    with Image.open(tmp_path / "o.png") as out:
+        exif = out.getexif()
+        assert arr.shape[:2] == (8, 6) and exif.get(0x0112, 1) == 1
+        assert exif[0x010F] == "Canon" and exif[0x8298] == "(c) Jane Doe"
+        assert exif.get_ifd(0x8769) == {0x9003: "2020:01:02 03:04:05"}
+        assert not {256, 257, 273, 279} & set(exif)  # the TIFF's size, strips and their sizes
+
+
 def test_an_exif_too_large_for_jpeg_is_an_input_error_and_png_keeps_it(tmp_path):
     im = rgb_image()
     exif = im.getexif()
