@@ -65,8 +65,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
         if not (factor > 0 and math.isfinite(factor)):
             raise ValueError
     except ValueError:
-        click.echo(f"{PROG}: invalid scale argument", err=True)
-        sys.exit(1)
+        _refuse(f"invalid scale argument: -s {scale}: give a positive number, such as 2, 3 or 4")
     single = input_path.is_file() and not (output_folder or output_path.is_dir())
     suffix = output_path.suffix.lower()
     if single and not is_video_input(input_path) and suffix.lstrip(".") not in REFERENCE_FORMATS \
@@ -83,8 +82,8 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
         sys.exit(1)
     if fmt is not None and fmt.lower() not in REFERENCE_FORMATS:
         if not single:
-            click.echo(f"{PROG}: invalid format argument", err=True)
-            sys.exit(1)
+            also = " (ncnn-sr writes gif and avif)" if fmt.lower() in ("gif", "avif") else ""
+            _refuse(f"invalid format argument: -f {fmt}: give png, jpg or webp{also}")
         # The reference takes a file's format from its extension, whatever -f says.
         log.warning("-f %s ignored: %s is written as its extension says", fmt, output_path)
         fmt = None
@@ -103,6 +102,13 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
     if is_video_input(input_path):
         sys.exit(run_video(PROG, opts, EncodeOptions()))
     sys.exit(run(PROG, opts))
+
+
+def _refuse(message: str) -> None:
+    """The reference's words for a bad flag value, then the value and what to give;
+    exit status 1. Logged, so a value holding a line break stays on one line."""
+    log.error(message)
+    sys.exit(1)
 
 
 def _reachable(output: Path) -> bool:

@@ -494,6 +494,21 @@ def test_a_gpu_named_as_devices_write_it_is_that_index(cmd, spec, tmp_path):
     assert proc.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("flags, said", [
+    (["-s", "0"], "invalid scale argument: -s 0: give a positive number, such as 2, 3 or 4"),
+    (["-s", "x\n2"], "invalid scale argument: -s x\\n2: give a positive number, such as 2, 3 or 4"),
+    (["-f", "bmp"], "invalid format argument: -f bmp: give png, jpg or webp"),
+    (["-f", "gif"], "invalid format argument: -f gif: give png, jpg or webp (ncnn-sr writes gif and avif)"),
+])
+def test_a_bad_scale_or_format_is_an_error_line_naming_the_value_and_what_to_give(flags, said, tmp_path):
+    # Alone of the flags' errors they lacked "error:", the value and what to give instead.
+    pictures(tmp_path / "in", ["a.png"])
+    proc = run(DROPIN, "-i", "in", "-o", "out", *flags, cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"realesrgan-ncnn-vulkan: error: {said}\n"
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_unknown_format_is_refused_for_a_folder_and_ignored_for_a_file_as_by_the_reference(tmp_path):
     # The reference takes a file output's format from its extension, whatever -f says.
     pictures(tmp_path / "in", ["a.png"])
