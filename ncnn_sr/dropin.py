@@ -31,7 +31,8 @@ REFERENCE_FORMATS = ("png", "jpg", "jpeg", "webp")
 
 
 @click.command(context_settings={"help_option_names": ["-h"]}, name=PROG, cls=OnePathCommand,
-               several=", and give several pictures as their folder")
+               several=", and give several pictures as their folder",
+               options_metavar="-i infile -o outfile [options]...")  # the reference's usage line
 @click.option("-i", "input_path", required=True, type=click.Path(),
               help="input image path (jpg/png/webp) or directory")
 @click.option("-o", "output_path", required=True, type=click.Path(),
@@ -52,7 +53,8 @@ REFERENCE_FORMATS = ("png", "jpg", "jpeg", "webp")
 @click.option("-v", "verbose", is_flag=True, help="verbose output")
 def main(input_path: str, output_path: str, scale: str, tile: str, model_path: Path, model: str,
          gpu: str, jobs: str, tta: bool, fmt: str | None, verbose: bool) -> None:
-    """Usage: realesrgan-ncnn-vulkan -i infile -o outfile [options]..."""
+    """Upscale a picture, or each picture of a folder, with the Real-ESRGAN models:
+    the flags, defaults and output names of the C++ realesrgan-ncnn-vulkan."""
     setup_logging(PROG, verbose)
     output_folder = names_a_folder(output_path)  # "out/": Path() drops the slash
     input_path = path_flag(PROG, "-i", input_path, PATHS)

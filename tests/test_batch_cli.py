@@ -198,6 +198,18 @@ def test_dropin_says_when_it_resamples_the_models_output(tmp_path):
     assert "resampled" not in native.stderr
 
 
+def test_dropin_help_gives_the_references_usage_line_once():
+    # Click's "Usage: realesrgan-ncnn-vulkan [OPTIONS]" came first, then the
+    # reference's usage line again as the description.
+    proc = run(DROPIN, "-h")
+    usage = [line for line in proc.stdout.splitlines() if "Usage:" in line]
+    assert usage == ["Usage: realesrgan-ncnn-vulkan -i infile -o outfile [options]..."]
+    assert proc.stdout.splitlines()[2].strip().startswith("Upscale")
+    missing = run(DROPIN, "-i", "in.png", check_ok=False)
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("Usage: realesrgan-ncnn-vulkan -i infile -o outfile [options]...\n")
+
+
 def test_cpu_is_accepted_by_the_dropin(tmp_path):
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
     run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-g", "-1", "-s", "2")
