@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from . import models as models_mod
 from .batch_cli import REFERENCE_JOBS, OnePathCommand, RunOptions, log, path_flag, run, run_video, setup_logging
@@ -51,7 +52,7 @@ REFERENCE_FORMATS = ("png", "jpg", "jpeg", "webp")
 @click.option("-x", "tta", is_flag=True, help="enable tta mode")
 @click.option("-f", "fmt", default=None, help="output image format (jpg/png/webp, default=ext/png)")
 @click.option("-v", "verbose", is_flag=True, help="verbose output")
-def main(input_path: str, output_path: str, scale: str, tile: str, model_path: Path, model: str,
+def main(input_path: str, output_path: str, scale: str, tile: str, model_path: Path | None, model: str,
          gpu: str, jobs: str, tta: bool, fmt: str | None, verbose: bool) -> None:
     """Upscale a picture, or each picture of a folder, with the Real-ESRGAN models:
     the flags, defaults and output names of the C++ realesrgan-ncnn-vulkan."""
@@ -62,6 +63,11 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
     if model_path != DEFAULT_MODEL_FOLDER and not model_path.exists():
         click.echo(f"{PROG}: error: model folder {model_path} does not exist", err=True)
         sys.exit(1)
+    if click.get_current_context().get_parameter_source("model_path") is ParameterSource.DEFAULT \
+            and not model_path.is_dir():
+        # No -m given: a file named models where the command runs is no model folder of
+        # the user's, as a missing one is not.
+        model_path = None
     try:
         factor = float(scale)
         if not (factor > 0 and math.isfinite(factor)):

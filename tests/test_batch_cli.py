@@ -474,6 +474,19 @@ def test_a_model_folder_given_to_the_dropin_that_does_not_exist_is_an_error(tmp_
     run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-s", "2", "-m", "models", cwd=tmp_path)
     assert size_of(tmp_path / "o.png") == (16, 16)
 
+def test_a_file_named_models_where_the_dropin_runs_is_passed_over_as_a_missing_folder(tmp_path):
+    # The default -m models falls back to the installed models when it is missing; a
+    # file of that name (a note, a script) failed every run that gave no -m.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    (tmp_path / "models").write_text("a note")
+    run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-s", "2", cwd=tmp_path)
+    assert size_of(tmp_path / "o.png") == (16, 16)
+    proc = run(DROPIN, "-i", "in.png", "-o", "p.png", "-g", "-1", "-s", "2", "-m", "models/", cwd=tmp_path,
+               check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == "realesrgan-ncnn-vulkan: error: model folder models is not a folder\n"
+    assert not (tmp_path / "p.png").exists()
+
 @pytest.mark.parametrize("flags,wording", [
     (["-j", "0:2:2"], "invalid thread count argument"),
     (["-j", "1:2:0"], "invalid thread count argument"),
