@@ -1,11 +1,13 @@
 """Files written whole or not at all: a temporary file beside the target, renamed over
-it once complete, with the mode a new file of this user gets."""
+it once complete, with the mode of the file it replaces, else the mode a new file of
+this user gets."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import io
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -21,6 +23,15 @@ def _process_umask() -> int:
 # mkstemp makes its file private (0600); the finished picture gets the mode any new
 # file of this user would have.
 _FILE_MODE = 0o666 & ~_process_umask()
+
+
+def _mode_for(target: Path) -> int:
+    """The mode ``target`` is written with: that of the file there, which its owner
+    may have made private (chmod 600), else a new file's."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode) & 0o777  # never a set-id bit
+    except OSError:
+        return _FILE_MODE
 
 
 def write_target(path: str | os.PathLike) -> Path:
@@ -79,6 +90,7 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
     target = write_target(path)
     named = target if shown is None else shown
     folder = target.parent
+    mode = _mode_for(target)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(target.name)}.", suffix=".part", dir=folder)
     except OSError as e:
@@ -86,7 +98,7 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
     try:
         with os.fdopen(fd, "wb") as f:
             encode(_PythonWrites(f))
-            os.fchmod(f.fileno(), _FILE_MODE)
+            os.fchmod(f.fileno(), mode)
         os.replace(tmp, target)
     except BaseException as e:
         try:

@@ -261,6 +261,20 @@ def test_skip_existing_leaves_done_outputs(tmp_path):
     assert "1 upscaled, 1 skipped, 0 failed" in proc.stderr
 
 
+def test_an_output_written_again_keeps_the_mode_its_owner_gave_it(tmp_path):
+    # A user who made an output private (chmod 600) had it world-readable again, at
+    # the umask's mode, once a later run wrote it over.
+    pictures(tmp_path / "in", ["a.png", "b.png"])
+    args = ["-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+    run(NCNN_SR, *args)
+    (tmp_path / "out" / "a.png").chmod(0o600)
+    new_mode = (tmp_path / "out" / "b.png").stat().st_mode & 0o777
+    (tmp_path / "out" / "b.png").unlink()
+    run(NCNN_SR, *args)
+    assert (tmp_path / "out" / "a.png").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "out" / "b.png").stat().st_mode & 0o777 == new_mode  # a new file: as before
+
+
 def test_skip_existing_does_not_take_a_stem_clash_output_for_another(tmp_path):
     # a.jpg outputs a.png and a.png outputs a.png.png: with a.png missing, a.png.png
     # was taken for a.jpg's result (as if a.png.png were where a transparent a.jpg
