@@ -46,7 +46,13 @@ class _Lines(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
-        _echo(f"{self.prog}: {level}{record.getMessage()}")
+        try:
+            _echo(f"{self.prog}: {level}{record.getMessage()}")
+        except OSError:
+            # stderr is gone (-v 2>&1 | head): raised from a library call, it ended the
+            # run before any picture. The command's own lines still fail, once the
+            # pictures are done (Pipeline's on_outcome), and the exit status says so.
+            pass
 
 
 _bar = None  # the live progress bar, which other lines must not tear

@@ -1008,6 +1008,21 @@ def test_verbose_names_each_file_and_debug_shows_tracebacks(tmp_path):
     assert failed.returncode != 0 and "Traceback" in failed.stderr
 
 
+def test_a_verbose_batch_whose_stderr_reader_went_away_still_upscales_every_picture(tmp_path):
+    # ncnn-sr -v 2>&1 | head: the first log line after head had gone (loading the
+    # model) ended the run before any picture, exit status 1 and nothing written.
+    pictures(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    read, write = os.pipe()
+    os.close(read)  # every write to stderr is then EPIPE
+    try:
+        proc = subprocess.run([NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-v", *X2_CPU],
+                              stderr=write, timeout=300)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1  # what it had to say was lost
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]
+
+
 def test_dropin_tiles_like_the_reference_and_ncnn_sr_is_seam_free(tmp_path):
     from ncnn_sr import Upscaler
 
