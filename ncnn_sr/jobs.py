@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import heapq
+import itertools
 import logging
 import os
 from collections import defaultdict
@@ -210,12 +212,20 @@ def _unless_overwriting(plan: Plan) -> Plan:
 def _walk(src: Path, dst: Path, recursive: bool, unlisted: list[str]):
     """(folder, its entries sorted by name) for ``src`` and, if recursive, below it,
     never descending into the output folder nor twice into one folder (a link to a
-    folder above it would loop). ``src`` that cannot be listed is an InputError; a
-    folder below it is a line in ``unlisted``, and the walk goes on without it."""
-    seen = {src.resolve()} | ({dst.resolve()} if dst.exists() else set())
-    stack = [src]
-    while stack:
-        folder = stack.pop(0)
+    folder above it would loop). A folder reached through links is walked under the
+    name with the fewest: its own where it is in the tree, not that of a link to it
+    that sorts first, whose name the output tree would mirror instead. ``src`` that
+    cannot be listed is an InputError; a folder below it is a line in ``unlisted``,
+    and the walk goes on without it."""
+    walked = {dst.resolve()} - {src.resolve()} if dst.exists() else set()
+    order = itertools.count()
+    waiting = [(0, next(order), src)]  # links crossed, then breadth first
+    while waiting:
+        links, _, folder = heapq.heappop(waiting)
+        real = folder.resolve()
+        if real in walked:
+            continue
+        walked.add(real)
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as e:
@@ -227,12 +237,8 @@ def _walk(src: Path, dst: Path, recursive: bool, unlisted: list[str]):
         yield folder, entries
         if recursive:
             for e in entries:
-                if not _holds(e.is_dir) or e.name.startswith("."):
-                    continue
-                real = Path(e.path).resolve()
-                if real not in seen:
-                    seen.add(real)
-                    stack.append(Path(e.path))
+                if _holds(e.is_dir) and not e.name.startswith("."):
+                    heapq.heappush(waiting, (links + e.is_symlink(), next(order), Path(e.path)))
 
 
 def _holds(test) -> bool:

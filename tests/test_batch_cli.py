@@ -904,6 +904,27 @@ def test_recursive_walk_survives_a_link_to_a_folder_above(tmp_path):
         "a.png", "sub/b.png"]
 
 
+def test_recursive_mirrors_a_folder_under_its_own_name_not_a_link_to_it_that_sorts_first(tmp_path):
+    # albums/best -> ../photos/2024 and photos/2024: the folder was walked once, under
+    # whichever name came first, so the output tree had albums/best and no photos/2024.
+    pictures(tmp_path / "in", ["photos/2024/x.png", "a.png"])
+    (tmp_path / "in" / "albums").mkdir()
+    (tmp_path / "in" / "albums" / "best").symlink_to(tmp_path / "in" / "photos" / "2024")
+    (tmp_path / "in" / "elsewhere").symlink_to(tmp_path / "in" / "photos")  # a link to one above it
+    run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-r", *X2_CPU)
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png")) == [
+        "a.png", "photos/2024/x.png"]
+
+
+def test_recursive_walks_a_link_to_a_folder_outside_the_tree_under_the_links_name(tmp_path):
+    pictures(tmp_path / "shared", ["x.png"])
+    pictures(tmp_path / "in", ["a.png"])
+    (tmp_path / "in" / "shared").symlink_to(tmp_path / "shared")
+    run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-r", *X2_CPU)
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png")) == [
+        "a.png", "shared/x.png"]
+
+
 @pytest.mark.parametrize("cmd, flags, status, wording", [
     (NCNN_SR, ["-s", "inf"], 2, "must be a positive number"),
     (NCNN_SR, ["-s", "1e400"], 2, "must be a positive number"),
