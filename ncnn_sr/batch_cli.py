@@ -649,6 +649,6 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
     if plan.folder_mode and not opts.quiet:
         rate = summary.ok / summary.seconds if summary.seconds else 0.0
         folders = f", {unlisted} folder{'s' if unlisted > 1 else ''} not listed" if unlisted else ""
-        _echo(f"{prog}: {total} pictures: {summary.ok} upscaled, {summary.skipped} skipped, "
+        _echo(f"{prog}: {total} picture{'' if total == 1 else 's'}: {summary.ok} upscaled, {summary.skipped} skipped, "
               f"{summary.failed} failed{folders} in {summary.seconds:.1f} s ({rate:.2f} pictures/s)")
     return EXIT_FAILED if summary.failed or unlisted else 0

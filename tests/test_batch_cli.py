@@ -124,7 +124,7 @@ def test_folder_mode_leaves_files_pillow_names_but_cannot_read_as_pictures(tmp_p
     (tmp_path / "in" / "data.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(60))
     proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
                "-g", "-1")
-    assert "1 pictures: 1 upscaled" in proc.stderr
+    assert "ncnn-sr: 1 picture: 1 upscaled" in proc.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
 
 
