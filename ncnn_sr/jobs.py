@@ -145,7 +145,9 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
                       and not e.name.startswith("."))
         if suffix and _same_folder(folder, dst / folder.relative_to(src)):
             names = _left_out_outputs(folder, names, suffix, fmt or "png", notes)
-        _name_outputs(folder, names, dst, folder.relative_to(src), fmt or "png", jobs, notes, taken, suffix)
+        folders = [e.name for e in entries if recursive and _holds(e.is_dir) and not e.name.startswith(".")]
+        _name_outputs(folder, names, dst, folder.relative_to(src), fmt or "png", jobs, notes, taken, suffix,
+                      folders)
     jobs = _with_stem_siblings(jobs, dst, fmt or "png", suffix)
     if videos:
         # Left out without a word, a folder of clips ended in "no pictures found".
@@ -292,16 +294,19 @@ def _output_names(name: str, suffix: str, fmt: str) -> set[str]:
 
 
 def _name_outputs(folder: Path, names: list[str], dst: Path, rel: Path, fmt: str, jobs: list[Job], notes: list[str],
-                  taken: dict[str, tuple[Path, str]], suffix: str = "") -> None:
+                  taken: dict[str, tuple[Path, str]], suffix: str = "", folders: list[str] = ()) -> None:
     """Jobs for the pictures ``names`` of ``folder``, written to ``dst / rel`` as
     stem, ``suffix``, format. ``taken``: each output path below ``dst`` so far,
-    casefolded, with its input and that path."""
+    casefolded, with its input and that path (a folder's ending in "/"); the
+    sub-folders ``folders``, mirrored there, take their names first."""
     def below(output: str) -> str:
         return (rel / output).as_posix()
 
     def key(output: str) -> str:
         return below(output).casefold()
 
+    for name in folders:  # x.jpg's x.png beside the mirrored folder x.png: one of them failed
+        taken.setdefault(key(name), (folder / name, below(name) + "/"))
     for name in names:
         wanted = f"{Path(name).stem}{suffix}.{fmt}"
         first = taken.get(key(wanted))
@@ -340,6 +345,9 @@ def _with_stem_siblings(jobs: list[Job], dst: Path, fmt: str, suffix: str = "") 
 
 def _clash_note(first: tuple[Path, str], source: Path, wanted: str, renamed: str) -> str:
     first_source, first_output = first
+    if first_output.endswith("/"):
+        return f"{source} would output {wanted}, where the sub-folder {first_source} goes: {source.name} will output " \
+               f"{renamed}"
     if first_output == wanted:
         return f"both {first_source} and {source} would output {wanted}: {source.name} will output {renamed}"
     return (f"{first_source} outputs {first_output} and {source} would output {wanted}, the same "

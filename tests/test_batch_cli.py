@@ -144,6 +144,17 @@ def test_recursive_mirrors_the_tree_and_skips_hidden_folders(tmp_path):
     assert found == ["a.png", "sub/b.png", "sub/deeper/c.png"]
 
 
+def test_recursive_picture_whose_output_is_a_sub_folders_name_takes_another(tmp_path):
+    # x.jpg outputs x.png, where -r mirrors the sub-folder x.png: whichever came
+    # second failed ("out/x.png is a file, not a folder"), its whole folder with it.
+    pictures(tmp_path / "in", ["x.jpg", "x.png/y.png"])
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-r", *X2_CPU)
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*")
+                  if p.is_file()) == ["x.jpg.png", "x.png/y.png"]
+    assert f"{tmp_path / 'in' / 'x.jpg'} would output x.png, where the sub-folder {tmp_path / 'in' / 'x.png'} " \
+           "goes: x.jpg will output x.jpg.png" in proc.stderr
+
+
 def test_recursive_output_inside_the_input_is_not_walked_again(tmp_path):
     pictures(tmp_path / "in", ["a.png"])
     args = ["-i", tmp_path / "in", "-o", tmp_path / "in" / "big", "-r", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
