@@ -372,6 +372,13 @@ class _Progress:
             self.bar = None
 
 
+def _has_sub_folders(folder: Path) -> bool:
+    try:
+        return any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(folder))
+    except OSError:
+        return False
+
+
 def _written_since(path: Path, moment: float) -> bool:
     try:
         return path.stat().st_mtime >= moment
@@ -591,7 +598,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
         for line in plan.unlisted:
             _echo(f"{prog}: error: {line}")
         if not plan.jobs:
-            raise InputError(f"{opts.input}: no pictures found")
+            deeper = prog == "ncnn-sr" and not opts.recursive and _has_sub_folders(opts.input)  # the drop-in has no -r
+            raise InputError(f"{opts.input}: no pictures found{' (-r looks in its sub-folders too)' if deeper else ''}")
         if opts.quality is not None and all(output_format(job.target) in ("png", "gif") for job in plan.jobs):
             log.warning("--quality ignored: it sets jpg, webp and avif quality; PNG is lossless, GIF a palette")
         # A picture's missing folders are made as a folder's are, and taken back alike.

@@ -155,6 +155,18 @@ def test_recursive_picture_whose_output_is_a_sub_folders_name_takes_another(tmp_
            "goes: x.jpg will output x.jpg.png" in proc.stderr
 
 
+@pytest.mark.parametrize("cmd, said", [
+    (NCNN_SR, "no pictures found (-r looks in its sub-folders too)"),
+    (DROPIN, "no pictures found"),  # it has no -r
+])
+def test_a_folder_whose_pictures_are_all_in_sub_folders_says_how_to_take_them(cmd, said, tmp_path):
+    pictures(tmp_path / "in", ["sub/a.png"])
+    proc = run(cmd, "-i", tmp_path / "in", "-o", tmp_path / "out", *X2_CPU, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].endswith(f"{tmp_path / 'in'}: {said}")
+    assert not (tmp_path / "out").exists()
+
+
 def test_recursive_output_inside_the_input_is_not_walked_again(tmp_path):
     pictures(tmp_path / "in", ["a.png"])
     args = ["-i", tmp_path / "in", "-o", tmp_path / "in" / "big", "-r", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
