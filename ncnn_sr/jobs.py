@@ -144,7 +144,7 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
         videos += sum(1 for e in entries if _holds(e.is_file) and is_video_path(e.name)
                       and not e.name.startswith("."))
         if suffix and _same_folder(folder, dst / folder.relative_to(src)):
-            names = _left_out_outputs(folder, names, suffix, fmt or "png", notes)
+            names = _left_out_outputs(folder, names, suffix, notes)
         folders = [e.name for e in entries if recursive and _holds(e.is_dir) and not e.name.startswith(".")]
         _name_outputs(folder, names, dst, folder.relative_to(src), fmt or "png", jobs, notes, taken, suffix,
                       folders)
@@ -263,11 +263,13 @@ def _same_folder(folder: Path, out: Path) -> bool:
         return False
 
 
-def _left_out_outputs(folder: Path, names: list[str], suffix: str, fmt: str, notes: list[str]) -> list[str]:
+def _left_out_outputs(folder: Path, names: list[str], suffix: str, notes: list[str]) -> list[str]:
     """``names`` less the outputs of an earlier run into the same folder: a_x4.png
-    beside a.jpg, for suffix _x4 and format png, would otherwise be upscaled again,
-    as would the names a stem clash or transparency gave (``_output_names``)."""
-    outputs_of = set().union(*(_output_names(name, suffix, fmt) for name in names))
+    beside a.jpg, for suffix _x4, would otherwise be upscaled again, as would the
+    names a stem clash or transparency gave (``_output_names``). That run may have
+    written another format (-f jpg, then -f webp): each is looked for."""
+    formats = {output_format(f"x.{fmt}") for fmt in FORMATS}
+    outputs_of = set().union(*(_output_names(name, suffix, fmt) for name in names for fmt in formats))
     kept, outputs = [], []
     for name in names:
         (outputs if name.casefold() in outputs_of else kept).append(name)

@@ -770,6 +770,16 @@ def test_a_suffix_run_again_beside_its_inputs_knows_its_renamed_outputs(fmt, out
     assert sorted(os.listdir(tmp_path)) == sorted(["a.bmp", "a.jpg", "c.png", *outputs])
 
 
+def test_a_suffix_run_again_in_another_format_leaves_out_the_outputs_of_the_first(tmp_path):
+    # -f jpg, then -f webp: a_x2.jpg was taken for a picture of its own and upscaled
+    # again, into a_x2_x2.webp.
+    pictures(tmp_path, ["a.png"])
+    run(NCNN_SR, "-i", tmp_path, "-o", tmp_path, "--suffix", "_x2", "-f", "jpg", *X2_CPU)
+    proc = run(NCNN_SR, "-i", tmp_path, "-o", tmp_path, "--suffix", "_x2", "-f", "webp", *X2_CPU)
+    assert "1 picture: 1 upscaled" in proc.stderr and "(a_x2.jpg) left out" in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "a_x2.jpg", "a_x2.webp"]
+
+
 def test_a_suffix_for_one_picture(tmp_path):
     pictures(tmp_path, ["a.png"])
     run(NCNN_SR, "-i", tmp_path / "a.png", "-o", f"{tmp_path / 'out'}/", "--suffix", "-big", *X2_CPU)
