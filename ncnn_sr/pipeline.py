@@ -29,6 +29,7 @@ from .animation import Animation, read_frames, write_frames
 from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import NcnnSrError, NoRoom, cannot_write
+from .files import write_target
 from .images import GREY_MODES, ImageInfo, check_size, checked_metadata, output_format, read_image, write_image
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP
 from .jobs import Job, alpha_target
@@ -352,8 +353,14 @@ class Pipeline:
 
     def _check_writable(self, item: _Item) -> None:
         """Fail ``item`` now if its output cannot hold the upscaled picture (a side too
-        long for WebP, an EXIF too large for JPEG): found by the writer, it came after
-        the upscaling, hours of it for a large photo on the CPU."""
+        long for WebP, an EXIF too large for JPEG) or is no file (a folder of its
+        name): found by the writer, it came after the upscaling, hours of it for a
+        large photo on the CPU."""
+        try:
+            write_target(item.target)
+        except NcnnSrError as e:
+            item.error = str(e)
+            return
         height, width, channels = item.pixels.shape
         try:
             out_height, out_width = self._output_size(height, width)

@@ -182,6 +182,22 @@ def test_an_output_its_format_cannot_hold_fails_before_it_is_upscaled(name, said
     assert calls == [] and not (tmp_path / name).exists()
 
 
+def test_an_output_where_a_folder_is_fails_before_it_is_upscaled(tmp_path):
+    # Upscaled first, then "cannot write out/a.png: a folder of that name is there".
+    Image.fromarray(picture(8, 8)).save(tmp_path / "a.png")
+    (tmp_path / "out" / "a.png").mkdir(parents=True)
+    up = Upscaler(MODEL, device=-1, threads=1)
+    calls = []
+    real = up.upscale
+    up.upscale = lambda image, **kw: calls.append(1) or real(image, **kw)
+    try:
+        summary = Pipeline([Lane(up, 1)]).run([Job(tmp_path / "a.png", tmp_path / "out" / "a.png")])
+    finally:
+        up.close()
+    assert summary.failed == 1 and calls == []
+    assert summary.failures[0].message == f"cannot write {tmp_path / 'out' / 'a.png'}: a folder of that name is there"
+
+
 def test_bad_settings_are_refused(cpu_lane):
     with pytest.raises(ValueError):
         Pipeline([])
