@@ -59,8 +59,10 @@ _bar = None  # the live progress bar, which other lines must not tear
 
 
 # A file name may hold a newline or a terminal's escape codes: shown as escapes, every
-# message stays one line and the terminal stays as it was.
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127]} | {9: "\\t", 10: "\\n", 13: "\\r"}
+# message stays one line and the terminal stays as it was. The 8-bit codes too (U+0080
+# to U+009F), which some terminals (xterm) take as C1 codes: U+0085 a line break, U+009B
+# the start of an escape sequence.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]} | {9: "\\t", 10: "\\n", 13: "\\r"}
 
 
 # Temporary files standing in for streams (``streams``), and the words messages use for them.

@@ -913,6 +913,17 @@ def test_a_name_with_a_newline_keeps_each_message_on_one_line(tmp_path):
     assert f"error: {tmp_path / 'in'}/bad\\nname.png: not a picture" in proc.stderr
 
 
+@pytest.mark.parametrize("char, shown", [("\x85", "\\x85"), ("\x9b", "\\x9b")])
+def test_a_name_with_an_8_bit_control_code_keeps_the_line_and_the_terminal_as_they_were(char, shown, tmp_path):
+    # U+0085 is a line break (NEL) and U+009B starts an escape sequence (CSI) on a
+    # terminal that takes 8-bit control codes, as xterm does: they went out as they were.
+    pictures(tmp_path / "in", ["good.png"])
+    (tmp_path / "in" / f"bad{char}2Jname.png").write_text("not a picture")
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", *X2_CPU, check_ok=False)
+    assert proc.returncode == 1 and char not in proc.stderr
+    assert f"error: {tmp_path / 'in'}/bad{shown}2Jname.png: not a picture" in proc.stderr
+
+
 @pytest.mark.parametrize("args", [
     ["-i", "{long}.png", "-o", "o.png"],
     ["-i", "in.png", "-o", "{long}.png"],
