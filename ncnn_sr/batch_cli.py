@@ -652,8 +652,11 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
         return EXIT_FAILED
     if summary.cancelled:
         left = total - summary.done
-        _echo(f"{prog}: interrupted: {summary.ok} upscaled, {summary.skipped} skipped, {summary.failed} failed, "
-              f"{left} not done; no partial files were left")
+        message = (f"{prog}: interrupted: {summary.ok} upscaled, {summary.skipped} skipped, {summary.failed} failed, "
+                   f"{left} not done; no partial files were left")
+        if summary.abandoned:
+            _stop_interrupted(None, message)
+        _echo(message)
         return EXIT_INTERRUPTED
     unlisted = len(plan.unlisted)
     if plan.folder_mode and not opts.quiet:

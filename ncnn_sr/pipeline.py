@@ -74,6 +74,9 @@ class Summary:
     failed: int = 0
     cancelled: bool = False
     stopped: str | None = None  # why the run ended early on its own (a full disk)
+    # Ctrl-C left a worker inside ncnn, whose tile may take minutes: the process
+    # must end without the interpreter's teardown, which would wait for it or abort.
+    abandoned: bool = False
     seconds: float = 0.0
     pixels_in: int = 0
     failures: list[Outcome] = field(default_factory=list)
@@ -159,6 +162,7 @@ class Pipeline:
         self._queue_size = queue_size
         self._cancel = threading.Event()
         self._report_lock = threading.Lock()
+        self._saving = 0  # saves under way, counted under _report_lock
         self._errors: list[BaseException] = []
 
     def cancel(self) -> None:
@@ -201,14 +205,16 @@ class Pipeline:
             self._close(stages, stops_sent)
         except KeyboardInterrupt:
             self.cancel()
-            # Workers now stop at their next check; a second Ctrl-C during this short
-            # wait is ignored so that no file is left half-written.
+            # Only a save under way is waited for, so that no file is left half-written
+            # (a second Ctrl-C meanwhile is ignored): a tile in ncnn cannot be stopped,
+            # and on the CPU one tile can be the whole picture, minutes of work.
             while True:
                 try:
-                    self._close(stages, stops_sent)
+                    self._wait_for_saves()
                     break
                 except KeyboardInterrupt:
                     continue
+            self._summary.abandoned = not all(w.done.is_set() for stage in stages for w in stage[0])
         self._summary.cancelled = self._cancel.is_set() and self._summary.stopped is None
         self._summary.seconds = time.perf_counter() - start
         if self._errors:
@@ -459,10 +465,15 @@ class Pipeline:
             item = to_save.get()
             if item is STOP:
                 return
+            with self._report_lock:
+                saving = not self._cancel.is_set()
+                self._saving += saving
             try:
-                if not self._cancel.is_set():
+                if saving:
                     self._save_one(item)
             finally:
+                with self._report_lock:
+                    self._saving -= saving
                 item.pixels = item.animation = None
                 self._budget.give(item.reserved)
 
@@ -510,6 +521,14 @@ class Pipeline:
                     self._errors.append(e)
 
     # --- joining -----------------------------------------------------------------------
+
+    def _wait_for_saves(self) -> None:
+        """Once cancelled, until no save is under way: none starts after it."""
+        while True:
+            with self._report_lock:
+                if not self._saving:
+                    return
+            time.sleep(0.02)
 
     def _close(self, stages, stops_sent: dict) -> None:
         """Join each stage, then send the next one its STOPs, never twice: this may be

@@ -358,6 +358,28 @@ def test_interrupted_batch_leaves_no_partial_file_and_resumes(sig, tmp_path):
     assert len(list((tmp_path / "out").iterdir())) == count
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_does_not_wait_for_a_picture_in_ncnn(sig, tmp_path):
+    # The drop-in tiles the CPU's work as the reference does, 400 px: this picture is
+    # one call of ncnn, which nothing stops. The command waited for it (over a minute
+    # here) and ignored a second Ctrl-C or SIGTERM meanwhile.
+    Image.fromarray(picture(320, 320)).save(tmp_path / "in.png")
+    proc = subprocess.Popen([DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesrgan-x4plus",
+                             "-g", "-1", "-v"], stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # the model is loaded: the picture is being upscaled
+        if "proc worker" in line:
+            break
+    time.sleep(2)
+    assert proc.poll() is None
+    proc.send_signal(sig)
+    sent = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - sent < 10  # the picture alone takes a minute or more on two cores
+    assert "interrupted" in err and "no partial files" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
 def test_a_batch_under_nohup_goes_on_after_sighup(tmp_path):
     # nohup ignores SIGHUP so that a closed terminal does not stop the work: the
     # command must not take it as Ctrl-C then.
