@@ -25,7 +25,7 @@ def _process_umask() -> int:
 _FILE_MODE = 0o666 & ~_process_umask()
 
 
-def _mode_for(target: Path) -> int:
+def mode_for(target: Path) -> int:
     """The mode ``target`` is written with: that of the file there, which its owner
     may have made private (chmod 600), else a new file's."""
     try:
@@ -90,7 +90,7 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
     target = write_target(path)
     named = target if shown is None else shown
     folder = target.parent
-    mode = _mode_for(target)
+    mode = mode_for(target)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(target.name)}.", suffix=".part", dir=folder)
     except OSError as e:

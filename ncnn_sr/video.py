@@ -30,7 +30,7 @@ from . import timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import InputError
 from .resample import resize
-from .files import temp_stem, write_target
+from .files import mode_for, temp_stem, write_target
 from .video_options import COMMON_CONTAINERS, EncodeOptions
 from .video_window import Window
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, coded, deeper_format, depth,
@@ -316,6 +316,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             out.close()
         except av.error.FFmpegError as e:  # the trailer did not fit on the disk, say
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
+        os.chmod(part, mode_for(final))  # FFmpeg made it as a new file; the one replaced may be private
         os.replace(part, final)
     except KeyboardInterrupt:
         _remove(part)

@@ -112,6 +112,16 @@ def test_a_frame_stamped_with_the_time_of_the_one_before_is_left_out_with_a_warn
     assert times == pytest.approx([0, 0.04, 0.08, 0.12], abs=1e-3)
 
 
+def test_a_video_written_over_keeps_the_mode_of_the_one_it_replaces(tmp_path):
+    # As pictures do: a video its owner made private (chmod 600) became 0644.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    out = tmp_path / "out.mp4"
+    upscale_video(clip, out, lambda frames: frames)
+    out.chmod(0o600)
+    upscale_video(clip, out, lambda frames: frames)
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
 CUES = [("00:00:00,000", "00:00:00,100", "Hello there"), ("00:00:00,120", "00:00:00,200", "General Kenobi")]
 
 
