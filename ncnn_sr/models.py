@@ -318,6 +318,9 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
             raise ModelError(f"{text} is a family of models: give one of {', '.join(variants)}, "
                              f"or model_name_for('{text}', scale) to pick one for a scale")
         names = ", ".join(sorted(catalog()))
+        # The name most typed (the drop-in's default) is a family's, not in that list.
+        families = sorted({e.family for e in catalog().values() if e.family != e.name})
+        names += "".join(f"; {f}, whose -x2, -x3 or -x4 the commands pick by -s" for f in families)
         raise ModelError(f"unknown model '{text}': known models are {names}; a custom model is given by its .param path, "
                          f"or by its name when {text}.param and {text}.bin are in a -m or {ENV_MODEL_PATH} folder")
     if entry.missing_hint:

@@ -53,8 +53,10 @@ def test_family_name_picks_the_variant_for_the_scale():
 
 
 def test_unknown_model_names_the_known_ones():
-    with pytest.raises(ModelError, match="unknown model 'nope'.*realesrgan-x4plus"):
+    with pytest.raises(ModelError, match="unknown model 'nope'.*realesrgan-x4plus") as caught:
         resolve_model("nope")
+    # The drop-in's default, the name most typed, is a family's.
+    assert "; realesr-animevideov3, whose -x2, -x3 or -x4 the commands pick by -s;" in str(caught.value)
 
 
 def test_realesrnet_missing_says_it_is_not_in_the_package(monkeypatch):
