@@ -40,7 +40,7 @@ def convert_span(weights: Mapping[str, np.ndarray], fp16: bool) -> tuple[str, by
     blocks = len({m.group(1) for k in weights if (m := re.match(r"block_(\d+)\.", k))})
     first = shape_of(weights, "conv_1.sk.weight")
     last = shape_of(weights, "upsampler.0.weight") if "upsampler.0.weight" in weights else ()
-    if len(first) != 4 or len(last) != 4 or first[1] != 3 or blocks == 0:
+    if len(first) != 4 or len(last) != 4 or first[1] != 3 or first[0] < 1 or blocks == 0:
         raise ModelError(f"{NAMES}: conv_1 takes {describe_shape(first)} and the upsampler "
                          f"gives {describe_shape(last)}; an RGB model with a pixel-shuffle upsampler is expected "
                          "(another upsampler, such as DySample, is not converted here)")
@@ -90,7 +90,7 @@ def describe_shape(shape: tuple) -> str:
 def _gain(weights: Mapping[str, np.ndarray], key: str, c_in: int) -> int:
     """How many times ``c_in`` channels a Conv3XC's inner convolutions widen to."""
     inner = shape_of(weights, f"{key}.conv.0.weight") if f"{key}.conv.0.weight" in weights else ()
-    if len(inner) != 4 or inner[0] % c_in:
+    if len(inner) != 4 or inner[0] < 1 or inner[0] % c_in:
         raise ModelError(f"{NAMES}: {key}.conv.0.weight is {describe_shape(inner)}, not the 1x1 convolution "
                          f"to a multiple of {c_in} channels a Conv3XC has")
     return inner[0] // c_in

@@ -125,6 +125,11 @@ def test_a_span_under_a_trainers_prefix_converts():
      "conv_cat.weight has shape (8, 24, 1, 1), expected (8, 32, 1, 1)"),
     (lambda s: s.update({"block_1.c1_r.conv.0.weight": np.zeros((5, 8, 1, 1), np.float32)}),
      "not the 1x1 convolution to a multiple of 8 channels"),
+    # Found by fuzzing: no features was a ZeroDivisionError, no widening a gain of 0.
+    (lambda s: s.update({"conv_1.sk.weight": np.zeros((0, 3, 1, 1), np.float32)}),
+     "conv_1 takes a weight of shape (0, 3, 1, 1)"),
+    (lambda s: s.update({"conv_1.conv.0.weight": np.zeros((0, 3, 1, 1), np.float32)}),
+     "not the 1x1 convolution to a multiple of 3 channels"),
 ])
 def test_a_span_that_is_not_one_is_a_one_line_error(change, message):
     state = random_span()
