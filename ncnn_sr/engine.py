@@ -372,6 +372,12 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             parts.append("closed")
         return f"<Upscaler {' '.join(parts)}>"
 
+    def __reduce_ex__(self, protocol):
+        # pickle and copy both come here. A copy shared the network but not the count
+        # of calls running in it, so closing the copy freed it under the original.
+        raise InputError("an Upscaler cannot be copied or pickled: it holds a network loaded on a device; "
+                         "share this one between threads, or make one per process")
+
     def __enter__(self) -> "Upscaler":
         return self
 

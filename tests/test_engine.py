@@ -689,3 +689,20 @@ def test_exiting_while_a_daemon_thread_upscales_does_not_kill_the_process():
     for _ in range(3):
         proc = exit_while_upscaling(-1, 200, 0.5)
         assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("duplicate", ["pickle", "copy", "deepcopy"])
+def test_an_upscaler_refuses_to_be_copied_or_pickled_in_one_line(duplicate, cpu_upscalers):
+    # found by a bug hunt: pickle (a multiprocessing Pool's argument) raised a bare
+    # "cannot pickle '_thread.lock' object", and copy.copy shared the network with
+    # its own count of running calls: closing the copy freed the network under the
+    # original, whose next upscale died in an AttributeError
+    import copy
+    import pickle
+
+    up = cpu_upscalers(FAST)
+    do = {"pickle": pickle.dumps, "copy": copy.copy, "deepcopy": copy.deepcopy}[duplicate]
+    with pytest.raises(InputError, match=r"^an Upscaler cannot be copied or pickled: .*one per process") as e:
+        do(up)
+    assert "\n" not in str(e.value)
+    assert up.upscale(picture(4, 4)).shape == (16, 16, 3)
