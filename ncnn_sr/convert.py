@@ -50,7 +50,7 @@ from typing import Mapping
 import numpy as np
 
 from . import plksr, span
-from .errors import InputError, ModelError, NcnnSrError, cannot_write, describe, one_line
+from .errors import InputError, ModelError, NcnnSrError, cannot_write, describe, in_one_line
 from .files import atomic_write, temp_stem
 from .models import ModelSpec, catalog, model_name_for, resolve_model
 from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, counted, shape_of
@@ -73,22 +73,7 @@ class ConvertedModel:
     scale: int
 
 
-def _one_line(function):
-    """``function``, whose refusals show the keys of a user's file (which may hold a
-    line break) escaped, on one line."""
-    @functools.wraps(function)
-    def wrapper(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except ModelError as e:
-            shown = one_line(str(e))
-            if shown == str(e):
-                raise
-            raise type(e)(shown) from None
-    return wrapper
-
-
-@_one_line
+@in_one_line
 def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True, scale: int | None = None,
                     scale_hint: int | None = None) -> ConvertedModel:
     """Convert a state dict (key -> array) of a model this module knows (see its
@@ -216,7 +201,7 @@ def _prefixed(weights: Mapping[str, np.ndarray], depth: int = 2) -> list[tuple[s
     return found
 
 
-@_one_line
+@in_one_line
 def interpolate_weights(first: Mapping[str, np.ndarray], second: Mapping[str, np.ndarray],
                         weight: float) -> dict[str, np.ndarray]:
     """``weight`` x ``first`` + (1 - ``weight``) x ``second``, weight by weight: the

