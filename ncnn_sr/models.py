@@ -21,6 +21,7 @@ import importlib.util
 import json
 import contextlib
 import logging
+import math
 import mmap
 import numbers
 import os
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from models_ncnn import CATALOG_PATH
 
-from .errors import ModelError, ModelMissing, broken_link, describe, in_one_line
+from .errors import InputError, ModelError, ModelMissing, broken_link, describe, in_one_line
 from .param_file import PARAM_MAGIC, check_bin_size, cpu_bytes_estimate, input_alignment, parse_param
 
 log = logging.getLogger("ncnn_sr")
@@ -173,8 +174,16 @@ def model_name_for(name: str, scale: float | None = None) -> str:
 
     ``realesr-animevideov3`` with scale 2 is ``realesr-animevideov3-x2``; a family
     without per-scale variants, or a scale it has no variant for, gives its
-    native-scale model (the engine resamples to the wished scale).
+    native-scale model (the engine resamples to the wished scale). A name that is
+    not a family's is returned as it is (a custom model's, or a typo that
+    ``resolve_model`` then names).
     """
+    # Else None came back None, and a scale of 0, nan or "2" picked the x4 model unsaid.
+    if not isinstance(name, str):
+        raise ModelError(f"a model's name must be a string, got {describe(name)}")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, numbers.Real)
+                              or not 0 < scale < math.inf):
+        raise InputError(f"scale must be a positive number, got {describe(scale)}")
     known = catalog()
     if name in known:
         return name

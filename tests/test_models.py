@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from ncnn_sr import ModelError, Upscaler, catalog, model_name_for, resolve_model
+from ncnn_sr import ModelError, NcnnSrError, Upscaler, catalog, model_name_for, resolve_model
 from ncnn_sr.errors import ModelMissing
 from ncnn_sr.models import DEFAULT_CPU_BYTES_PER_PIXEL, custom_model_names, package_folder, param_sha256
 from ncnn_sr.param_file import check_bin_size, cpu_bytes_estimate, parse_param
@@ -38,6 +38,24 @@ def test_every_reference_param_accounts_for_every_bin_byte(name):
     graph = parse_param(spec.param_path.read_bytes())
     assert check_bin_size(graph, spec.bin_path.read_bytes()) is True
     assert (graph.input_blob, graph.output_blob) == ("data", "output")
+
+
+@pytest.mark.parametrize("name, scale, said", [
+    (None, 2, "a model's name must be a string, got None"),
+    (5, None, "a model's name must be a string, got 5"),
+    ("realesr-animevideov3", "2", "scale must be a positive number, got '2'"),
+    ("realesr-animevideov3", 0, "scale must be a positive number, got 0"),
+    ("realesr-animevideov3", -2, "scale must be a positive number, got -2"),
+    ("realesr-animevideov3", float("nan"), "scale must be a positive number, got nan"),
+    ("realesr-animevideov3", float("inf"), "scale must be a positive number, got inf"),
+    ("realesr-animevideov3", True, "scale must be a positive number, got True"),
+])
+def test_model_name_for_refuses_a_name_or_scale_of_the_wrong_kind(name, scale, said):
+    # found by a bug hunt: None came back None, and a scale of 0, nan or "2" picked
+    # the x4 model without a word
+    with pytest.raises(NcnnSrError) as refused:
+        model_name_for(name, scale)
+    assert str(refused.value) == said
 
 
 def test_param_hash_ignores_crlf_line_endings():
