@@ -460,6 +460,12 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         automatic tile that fits it whole, or a tile at least as large), with
         ``calls`` pictures at once sharing the memory (default: the concurrency it
         was made for)."""
+        for name, value in (("height", height), ("width", width), ("calls", calls)):
+            # Else a bare TypeError or "math domain error", or an answer for -5 rows.
+            if (value is not None or name != "calls") and (
+                    not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1):
+                what = "a whole number of pixels" if name != "calls" else "a whole number"
+                raise InputError(f"{name} must be {what}, at least 1, got {value!r}")
         with self._lock:
             net, tile = self._net, self._tile
         if tile:

@@ -706,3 +706,21 @@ def test_an_upscaler_refuses_to_be_copied_or_pickled_in_one_line(duplicate, cpu_
         do(up)
     assert "\n" not in str(e.value)
     assert up.upscale(picture(4, 4)).shape == (16, 16, 3)
+
+
+@pytest.mark.parametrize("args, kwargs, said", [
+    (("a", 3), {}, "height must be a whole number of pixels, at least 1, got 'a'"),
+    ((None, 3), {}, "height must be a whole number of pixels, at least 1, got None"),
+    ((10.5, 3), {}, "height must be a whole number of pixels, at least 1, got 10.5"),
+    ((-5, 3), {}, "height must be a whole number of pixels, at least 1, got -5"),
+    ((3, 0), {}, "width must be a whole number of pixels, at least 1, got 0"),
+    ((3, 3), {"calls": -1}, "calls must be a whole number, at least 1, got -1"),
+    ((3, 3), {"calls": 0}, "calls must be a whole number, at least 1, got 0"),
+    ((3, 3), {"calls": "2"}, "calls must be a whole number, at least 1, got '2'"),
+])
+def test_runs_whole_refuses_sizes_and_counts_of_the_wrong_kind(args, kwargs, said, cpu_upscalers):
+    # found by a bug hunt: bare TypeError and ValueError ("math domain error"), or an
+    # answer for a picture of -5 rows
+    with pytest.raises(InputError) as refused:
+        cpu_upscalers(FAST).runs_whole(*args, **kwargs)
+    assert str(refused.value) == said
