@@ -95,11 +95,8 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True, scale:
         raise ModelError(f"fp16 must be True or False, got {describe(fp16)}")
     scale, scale_hint, fp16 = (None if scale is None else int(scale), None if scale_hint is None else int(scale_hint),
                                bool(fp16))
-    if not isinstance(weights, Mapping):
-        raise ModelError(f"the weights must be a mapping of names to arrays, got {describe(weights)}")
-    keys = [k for k in weights if isinstance(k, str)]
-    if len(keys) != len(weights):
-        raise ModelError("the weights' keys must all be strings")
+    _check_state(weights)
+    keys = list(weights)
     if not keys:
         raise ModelError("the weights are empty: no model to convert")
     known = _known(weights, scale, scale_hint)
@@ -119,6 +116,14 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True, scale:
                          "save the one to convert alone")
     shown = ", ".join(sorted(keys)[:3]) + (", ..." if len(keys) > 3 else "")
     raise ModelError(f"an architecture not known here (keys such as {shown}): {_CONVERTIBLE}")
+
+
+def _check_state(weights) -> None:
+    """A ModelError unless ``weights`` is a mapping with string keys, as a state dict is."""
+    if not isinstance(weights, Mapping):
+        raise ModelError(f"the weights must be a mapping of names to arrays, got {describe(weights)}")
+    if not all(isinstance(k, str) for k in weights):
+        raise ModelError("the weights' keys must all be strings")
 
 
 # The community names models by their scale: 4x_Name, 4x-Name, 4xName, Name_x4, Name.3x.
@@ -214,6 +219,8 @@ def interpolate_weights(first: Mapping[str, np.ndarray], second: Mapping[str, np
     if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, numbers.Real) or not 0 <= weight <= 1:
         raise ModelError(f"the interpolation weight must be a number from 0 to 1, got {describe(weight)}")
     weight = float(weight)
+    _check_state(first)
+    _check_state(second)
     if first.keys() != second.keys():
         # One network saved under two trainers' prefixes (params_ema, Lightning's model.).
         first, second = _network_weights(first), _network_weights(second)
@@ -223,7 +230,12 @@ def interpolate_weights(first: Mapping[str, np.ndarray], second: Mapping[str, np
                          f"{', ...' if len(odd) > 3 else ''}): only two trainings of one network can be interpolated")
     mixed = {}
     for key, a in first.items():
-        a, b = np.asarray(a), np.asarray(second[key])
+        try:
+            a, b = np.asarray(a), np.asarray(second[key])
+        except (ValueError, TypeError):  # nested lists of uneven lengths
+            a = b = np.asarray(None)
+        if a.dtype.kind not in "biufc" or b.dtype.kind not in "biufc":
+            raise ModelError(f"weight {key} is not an array of numbers")
         if a.shape != b.shape:
             raise ModelError(f"weight {key} is {_shape_text(a.shape)} in one model and {_shape_text(b.shape)} in "
                              "the other: only two trainings of one network can be interpolated")

@@ -828,6 +828,20 @@ def test_interpolation_of_two_different_networks_is_refused():
         interpolate_weights(random_compact(convs=3), random_compact(convs=2), 0.5)
 
 
+@pytest.mark.parametrize("first, second, said", [
+    (None, None, "the weights must be a mapping of names to arrays, got None"),
+    ({"a": np.ones(2)}, [1], "the weights must be a mapping of names to arrays, got [1]"),
+    ({1: np.ones(2)}, {"a": np.ones(2)}, "the weights' keys must all be strings"),
+    ({"a": [1, [2]]}, {"a": [1, [2]]}, "weight a is not an array of numbers"),
+    ({"a": "text"}, {"a": "text"}, "weight a is not an array of numbers"),
+])
+def test_interpolation_of_what_is_no_state_dict_is_refused_in_one_line(first, second, said):
+    # found by a bug hunt: bare AttributeError or ValueError, or a string "mixed"
+    with pytest.raises(ModelError) as refused:
+        interpolate_weights(first, second, 0.5)
+    assert str(refused.value) == said
+
+
 @pytest.mark.parametrize("weight", [-0.1, 1.5, float("nan"), "0.5", True])
 def test_interpolation_weight_is_from_0_to_1(weight):
     with pytest.raises(ModelError, match="from 0 to 1"):
