@@ -85,3 +85,31 @@ def test_names_the_tools_set_or_replace_exist():
 
     assert isinstance(Upscaler._windows_ahead, int)
     assert callable(network.Network.extract)
+
+
+def readme_python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
+
+
+def test_each_python_example_of_the_readme_imports_every_name_it_uses():
+    # found by a bug hunt: the animation example used Upscaler without importing it,
+    # so run as written it stopped on a NameError
+    import builtins
+    import importlib
+
+    blocks = readme_python_blocks()
+    assert len(blocks) >= 3
+    for block in blocks:
+        tree = ast.parse(block)
+        bound, used = set(dir(builtins)), set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    assert hasattr(module, alias.name), f"{node.module} has no {alias.name}"
+                    bound.add(alias.asname or alias.name)
+            elif isinstance(node, ast.Name):
+                (bound if isinstance(node.ctx, ast.Store) else used).add(node.id)
+            elif isinstance(node, ast.arg):
+                bound.add(node.arg)
+        assert used <= bound, f"not imported: {sorted(used - bound)} in\n{block}"
