@@ -393,6 +393,11 @@ def checked_write(path, fmt: str | None, quality, info, what: str) -> tuple[str,
     """A writer's ``path`` as a str, its format key and its quality, checked, and
     ``info`` checked to be an ImageInfo (or None); ``what`` is the writer's name."""
     path = file_path(path, what)
+    if not fmt and not Path(path).suffix:
+        # output_format's words offer a folder, as the commands' -o takes one; a writer takes none.
+        why = ("a folder of that name is there" if os.path.isdir(path) else
+               "its name has no extension: name it .png, .jpg, .webp, .gif or .avif, or give fmt")
+        raise InputError(f"cannot write {path}: {why}")
     fmt = output_format(f"x.{fmt}") if fmt else output_format(path)
     quality = _checked_quality(quality, path)
     if info is not None and not isinstance(info, ImageInfo):

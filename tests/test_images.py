@@ -926,3 +926,22 @@ def test_one_size_is_the_size_every_picture_has_either_way_round(tmp_path):
     (tmp_path / "e.png").write_bytes(b"not a picture")
     assert one_size([tmp_path / "e.png", *same]) is None
     assert one_size([]) is None
+
+
+@pytest.mark.parametrize("writer", ["write_image", "write_frames"])
+def test_a_writer_given_a_folder_or_a_name_without_extension_says_so(writer, tmp_path):
+    # found by a bug hunt: write_image("/tmp", ...) said "/tmp has no extension and is
+    # not a folder ... or give a folder that exists", the words of the commands' -o
+    from ncnn_sr import Animation, write_frames
+
+    image = picture(4, 4)
+    write = {"write_image": lambda p: write_image(p, image),
+             "write_frames": lambda p: write_frames(p, Animation((image, image), (10, 10)))}[writer]
+    with pytest.raises(InputError) as refused:
+        write(tmp_path)
+    assert str(refused.value) == f"cannot write {tmp_path}: a folder of that name is there"
+    with pytest.raises(InputError) as refused:
+        write(tmp_path / "out")
+    assert str(refused.value) == (f"cannot write {tmp_path / 'out'}: its name has no extension: "
+                                  "name it .png, .jpg, .webp, .gif or .avif, or give fmt")
+    assert list(tmp_path.iterdir()) == []
