@@ -426,6 +426,8 @@ def check_size(height: int, width: int, channels: int, fmt: str, path: str) -> N
 
 def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str) -> ImageInfo | None:
     """``info`` with its metadata, checked, or without it (``metadata`` false)."""
+    if not isinstance(metadata, (bool, np.bool_)):  # "no" is true: the EXIF meant to go was kept
+        raise InputError(f"{path}: metadata must be True or False, got {describe(metadata)}")
     if info is None or not metadata:  # left out: nothing to refuse
         return info and replace(info, icc_profile=None, exif=None, dpi=None, xmp=None)
     for field in ("icc_profile", "exif", "xmp"):

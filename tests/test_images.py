@@ -900,6 +900,22 @@ def test_metadata_that_is_not_bytes_is_an_input_error(field, tmp_path):
     write_image(tmp_path / "o.png", picture(4, 4), info, metadata=False)  # left out: nothing to refuse
 
 
+@pytest.mark.parametrize("writer", ["write_image", "write_frames"])
+def test_a_metadata_flag_that_is_not_true_or_false_is_an_input_error(writer, tmp_path):
+    # found by a bug hunt: metadata="no" is true, so the metadata it meant to leave
+    # out (a camera's EXIF with its GPS position) was written
+    from ncnn_sr import Animation, write_frames
+
+    image, info = picture(4, 4), images_mod.ImageInfo("RGB", "PNG", exif=b"Exif\0\0")
+    write = {"write_image": lambda m: write_image(tmp_path / "o.png", image, info, metadata=m),
+             "write_frames": lambda m: write_frames(tmp_path / "o.png", Animation((image, image), (10, 10)), info,
+                                                    metadata=m)}[writer]
+    for flag in ("no", 0, None):
+        with pytest.raises(InputError, match=rf"o.png: metadata must be True or False, got {flag!r}$"):
+            write(flag)
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("quality, said", [("90", "'90'"), (50.5, "50.5"), (True, "True"), (0, "0"), (101, "101")])
 @pytest.mark.parametrize("fmt", ["jpg", "webp"])
 def test_a_quality_that_is_not_a_whole_number_from_1_to_100_is_an_input_error(quality, said, fmt, tmp_path):
