@@ -13,6 +13,7 @@ they take its frames before any new picture (see _ProcQueue and _Frames).
 """
 from __future__ import annotations
 
+import numbers
 import queue
 import signal
 import threading
@@ -94,8 +95,12 @@ class Lane:
     workers: int
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ValueError("a lane needs at least one proc worker")
+        if not _whole_at_least_1(self.workers):  # "2" raised a bare TypeError; 1.5 failed later
+            raise ValueError(f"a lane needs a whole number of proc workers, at least 1, got {self.workers!r}")
+
+
+def _whole_at_least_1(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
 @dataclass
@@ -704,6 +709,11 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     once, leaving the threads to stop on their own, so that Ctrl-C is never held up
     by a tile (a caller that gets Ctrl-C elsewhere should likewise not close it).
     """
+    # Else no lanes, or a window of 0, waited for ever.
+    if not lanes:
+        raise ValueError("ordered_map needs at least one lane")
+    if not _whole_at_least_1(window):
+        raise ValueError(f"the window must be a whole number of items, at least 1, got {window!r}")
     cancel = cancel or threading.Event()
     slots = threading.Semaphore(window)
     todo: queue.Queue = queue.Queue()

@@ -207,6 +207,37 @@ def test_bad_settings_are_refused(cpu_lane):
         Lane(cpu_lane.upscaler, 0)
 
 
+@pytest.mark.parametrize("lanes, window, said", [
+    ([], 8, "ordered_map needs at least one lane"),
+    (None, 0, "the window must be a whole number of items, at least 1, got 0"),
+    (None, -1, "the window must be a whole number of items, at least 1, got -1"),
+    (None, "2", "the window must be a whole number of items, at least 1, got '2'"),
+])
+def test_ordered_map_refuses_settings_it_cannot_run_with(lanes, window, said, cpu_lane):
+    # found by a bug hunt: no lanes, or a window of 0, waited for ever; -1 and "2"
+    # were bare ValueError and TypeError from the threading module
+    result = []
+
+    def run():
+        try:
+            list(ordered_map([cpu_lane] if lanes is None else lanes, [picture(4, 4)],
+                             lambda u, f: u.upscale(f), window=window))
+        except ValueError as e:
+            result.append(str(e))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert result == [said]
+
+
+@pytest.mark.parametrize("workers", ["2", 1.5, None, True])
+def test_a_lane_refuses_workers_that_are_no_whole_number(workers, cpu_lane):
+    # found by a bug hunt: "2" was a bare TypeError, 1.5 was taken and failed later
+    with pytest.raises(ValueError, match=rf"^a lane needs a whole number of proc workers, at least 1, got {workers!r}$"):
+        Lane(cpu_lane.upscaler, workers)
+
+
 def slowly(upscaler, item):
     time.sleep(0.2)
     return item
