@@ -28,7 +28,7 @@ import numpy as np
 
 from . import timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
-from .errors import InputError
+from .errors import InputError, describe
 from .resample import resize
 from .files import mode_for, temp_stem, write_target
 from .video_options import COMMON_CONTAINERS, EncodeOptions
@@ -245,6 +245,22 @@ class _ConstantRate:
 
     def _nearest(self, seconds: float) -> int:
         return math.floor(seconds * self.fps + Fraction(1, 2) + self.EPSILON)  # halves up, as ffmpeg rounds
+
+
+def _check_frame(image, index: int, first: tuple | None, dst: Path) -> None:
+    """An InputError unless ``image``, from the frames function, is an RGB frame of the
+    first one's size: a float frame was a bare ValueError from PyAV, and one of another
+    size was cropped or padded to the first one's without a word."""
+    if not isinstance(image, np.ndarray):
+        what = f"is {describe(image)}" if not hasattr(image, "__len__") else f"is a {type(image).__name__}"
+    elif image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype not in (np.uint8, np.uint16):
+        what = f"is {image.dtype} of shape {'x'.join(map(str, image.shape))}"
+    elif first is not None and image.shape[:2] != first:
+        what = f"is {image.dtype} of shape {'x'.join(map(str, image.shape))}, where frame 0 was {first[0]}x{first[1]}"
+    else:
+        return
+    raise InputError(f"cannot write {dst}: the frames function's frame {index} {what}: "
+                     "H×W×3 uint8 or uint16 frames, all of one size, are wanted")
 
 
 def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
@@ -919,9 +935,12 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # left out, as ffmpeg leaves it out at a variable rate: an mp4 refuses it, and two
     # frames at one time show as one.
     last_pts, unordered = None, 0
+    first_shape = None
     frames = frames_fn(decoded())
     try:
         for index, image in enumerate(frames):
+            _check_frame(image, index, first_shape, dst)
+            first_shape = first_shape or image.shape[:2]
             pts, seconds, duration = stamps.popleft()
             if size is None:
                 stretched = _keep_first(video_out, codec, first[0], image, options, src, dst) if first else None

@@ -1661,3 +1661,22 @@ def test_an_output_named_only_by_its_extension_is_said_to_have_none(tmp_path):
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / ".mp4", *X2, check_ok=False)
     assert proc.returncode == 1 and f"{tmp_path / '.mp4'} has no extension to say its video container: use mp4" \
         in proc.stderr
+
+
+@pytest.mark.parametrize("bad, said", [
+    (lambda i, f: f.astype(np.float32), "frame 0 is float32 of shape 24x32x3"),
+    (lambda i, f: f[:, :, :2], "frame 0 is uint8 of shape 24x32x2"),
+    (lambda i, f: f.tolist(), "frame 0 is a list"),
+    (lambda i, f: f[:-2] if i == 2 else f, "frame 2 is uint8 of shape 22x32x3, where frame 0 was 24x32"),
+])
+def test_frames_a_frames_function_gives_wrong_are_refused_in_one_line(bad, said, tmp_path):
+    # found by a bug hunt: a float frame came out of PyAV as a bare ValueError, and a
+    # frame of another size was cropped or padded to the first one's without a word
+    clip = make_clip(tmp_path / "in.mp4", frames=4)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(InputError) as refused:
+        upscale_video(clip, out, lambda frames: (bad(i, f) for i, f in enumerate(frames)))
+    assert str(refused.value) == (f"cannot write {out}: the frames function's {said}: "
+                                  "H×W×3 uint8 or uint16 frames, all of one size, are wanted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
