@@ -5,6 +5,7 @@ run never imports PyAV (and a machine without it can still upscale pictures).
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -67,6 +68,20 @@ class EncodeOptions:
     keep_height: bool = False
 
     def __post_init__(self) -> None:
+        # Else fps=0 kept the source's rate unsaid, and fps="x" or codec=5 were bare
+        # TypeErrors deep in the run.
+        for name, what in (("codec", "an encoder's name"), ("preset", "a name"), ("pix_fmt", "a pixel format's name")):
+            if not isinstance(getattr(self, name), (str, type(None))):
+                raise ValueError(f"{name} must be {what}, not {getattr(self, name)!r}")
+        for name, what, least in (("crf", "a whole number, 0 or more", 0),
+                                  ("bitrate", "a whole number of bits a second, at least 1", 1)):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+                                      or value < least):
+                raise ValueError(f"{name} must be {what}, not {value!r}")
+        if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, numbers.Real)
+                                     or not 0 < self.fps < math.inf):
+            raise ValueError(f"fps must be a positive number of frames a second, not {self.fps!r}")
         for name in ("start", "duration"):
             value = getattr(self, name)
             if value is None and name == "duration":
