@@ -25,7 +25,7 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import InputError, broken_link
-from .images import FORMATS, output_format
+from .images import FORMATS, file_path, output_format
 from .video_options import is_video_path
 
 Image.init()
@@ -91,6 +91,8 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
     and an output that cannot be reached (a link to nothing on its way, or a file
     where a folder must be).
     """
+    # As str: None was a bare TypeError from pathlib, and bytes were refused.
+    input_path, output_path = file_path(input_path, "plan_jobs"), file_path(output_path, "plan_jobs")
     try:
         return _plan(Path(input_path), Path(output_path), fmt, recursive, folder or names_a_folder(output_path),
                      suffix)

@@ -1,4 +1,5 @@
 """The load → proc → save pipeline as a library."""
+import os
 import threading
 import time
 from types import SimpleNamespace
@@ -845,3 +846,21 @@ def test_the_memory_budget_waits_for_room_and_gives_up_when_cancelled():
     assert taken == [True] and budget.held == 5
     cancel.set()
     assert budget.take(6, cancel) is False and budget.held == 5
+
+
+@pytest.mark.parametrize("src, dst, said", [
+    (None, "out/", "plan_jobs needs a file's path, got None"),
+    ("in.png", 5, "plan_jobs needs a file's path, got 5"),
+    ("in\0.png", "out/", "'in\\x00.png': not a valid path (it holds a NUL byte)"),
+])
+def test_plan_jobs_refuses_what_is_no_path_in_one_line(src, dst, said):
+    # found by a bug hunt: None was a bare TypeError from pathlib
+    with pytest.raises(InputError) as refused:
+        plan_jobs(src, dst)
+    assert str(refused.value) == said
+
+
+def test_plan_jobs_takes_paths_as_bytes(tmp_path):
+    Image.fromarray(picture(4, 4)).save(tmp_path / "a.png")
+    plan = plan_jobs(os.fsencode(tmp_path / "a.png"), os.fsencode(tmp_path / "out") + b"/")
+    assert [(j.source, j.target) for j in plan.jobs] == [(tmp_path / "a.png", tmp_path / "out" / "a.png")]
