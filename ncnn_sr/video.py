@@ -938,9 +938,13 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     first_shape = None
     frames = frames_fn(decoded())
     try:
+        index = -1
         for index, image in enumerate(frames):
             _check_frame(image, index, first_shape, dst)
             first_shape = first_shape or image.shape[:2]
+            if not stamps:  # each frame out takes the times of one in (a bare IndexError)
+                raise InputError(f"cannot write {dst}: the frames function gave a frame more than the {index} it was "
+                                 "given: one frame out for each in is wanted")
             pts, seconds, duration = stamps.popleft()
             if size is None:
                 stretched = _keep_first(video_out, codec, first[0], image, options, src, dst) if first else None
@@ -969,6 +973,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             written += len(settled)
             if progress is not None:
                 progress(index + 1)
+        if stamps:  # else a shorter video went out on the first frames' times, unsaid
+            raise InputError(f"cannot write {dst}: the frames function gave {index + 1} frames for the "
+                             f"{index + 1 + len(stamps)} it was given: one frame out for each in is wanted")
         for shown, slot in (constant.finish() if constant else []):
             encode(shown, slot)
             written += 1

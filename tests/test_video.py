@@ -1164,3 +1164,560 @@ def luma_levels(path) -> set:
         assert frame.format.name == "yuv420p10le"
         return set(np.frombuffer(bytes(frame.planes[0]), "<u2").reshape(frame.height, -1)[:, :frame.width].ravel())
 
+
+def doubled(frames):
+    """The frames at twice their size, pixel for pixel: an upscaler that keeps levels."""
+    for image in frames:
+        yield np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
+
+
+def test_ten_bit_video_stays_ten_bit_through_the_upscaler(tmp_path):
+    clip = deep_clip(tmp_path / "in.mp4")
+    assert luma_levels(clip) == {514}  # the fixture holds what it says
+    seen = []
+
+    def recording(frames):
+        for image in doubled(frames):
+            seen.append(image.dtype)
+            yield image
+    upscale_video(clip, tmp_path / "out.mp4", recording)
+    assert set(seen) == {np.dtype(np.uint16)}
+    # Through 8 bits the level would come back as 512 or 516.
+    assert luma_levels(tmp_path / "out.mp4") <= {513, 514, 515}
+
+
+def test_the_command_writes_ten_bit_video_from_ten_bit_input(tmp_path):
+    clip = deep_clip(tmp_path / "in.mkv")
+    out = tmp_path / "out.mkv"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    assert "warning" not in proc.stderr
+    with av.open(str(out)) as c:
+        ctx = c.streams.video[0].codec_context
+        assert (ctx.pix_fmt, ctx.width) == ("yuv420p10le", 64)
+
+
+def test_ten_bit_input_into_an_encoder_without_ten_bits_is_said(tmp_path):
+    clip = deep_clip(tmp_path / "in.mkv")
+    out = tmp_path / "out.webm"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    takes = [f.name for f in av.codec.Codec("libvpx-vp9", "w").video_formats or ()]
+    if "yuv420p10le" in takes:  # an FFmpeg whose VP9 encoder has 10 bits: nothing to say
+        assert "warning" not in proc.stderr
+        return
+    assert f"{clip} has 10-bit samples, which libvpx-vp9 cannot encode: writing 8-bit yuv420p" in proc.stderr
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
+
+
+@pytest.mark.parametrize("codec, name", [("libx265", "out.mkv"), ("libsvtav1", "out.mp4"), ("libx264", "out.mkv")])
+def test_hdr10_mastering_metadata_goes_along(codec, name, tmp_path):
+    clip = make_hdr_clip(tmp_path / "in.mkv")
+    assert hdr_metadata(clip) == HDR10  # the fixture holds what it says
+    upscale_video(clip, tmp_path / name, doubled, EncodeOptions(codec=codec))
+    kept = hdr_metadata(tmp_path / name)
+    # AV1 codes chromaticities in 1/65536 and the least luminance in 1/16384.
+    assert kept is not None and kept == pytest.approx(HDR10, abs=5e-5)
+    assert colour_tags(tmp_path / name)[:3] == (9, 9, 16)
+
+
+def test_hdr10_metadata_an_encoder_cannot_write_is_named(tmp_path, caplog):
+    clip = make_hdr_clip(tmp_path / "in.mkv")
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.webm", doubled)
+    assert "libvpx-vp9 cannot write the HDR mastering display and light levels" in caplog.text
+    assert hdr_metadata(tmp_path / "out.webm") is None
+
+
+def test_video_without_hdr_metadata_gets_none(tmp_path):
+    clip = deep_clip(tmp_path / "in.mkv")
+    upscale_video(clip, tmp_path / "out.mkv", doubled, EncodeOptions(codec="libx265"))
+    assert hdr_metadata(tmp_path / "out.mkv") is None
+
+
+def test_an_explicit_eight_bit_format_is_kept_for_ten_bit_input(tmp_path):
+    clip = deep_clip(tmp_path / "in.mp4")
+    seen = []
+
+    def recording(frames):
+        for image in doubled(frames):
+            seen.append(image.dtype)
+            yield image
+    upscale_video(clip, tmp_path / "out.mp4", recording, EncodeOptions(pix_fmt="yuv420p"))
+    assert set(seen) == {np.dtype(np.uint8)}
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_chapters_are_kept(suffix, tmp_path):
+    marks = [(0, 60, "Opening"), (60, 125, "Part A")]
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3), tmp_path / "in.mkv", chapters=marks)
+    out = tmp_path / f"out{suffix}"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--fps", "30")
+    with av.open(str(out)) as c:
+        got = [(round(ch["start"] * ch["time_base"] * 1000), round(ch["end"] * ch["time_base"] * 1000),
+                ch["metadata"].get("title")) for ch in c.chapters()]
+    assert got == marks
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".m2ts"])
+def test_an_mpeg_ts_output_holds_h264_and_its_sound_as_they_are(suffix, tmp_path):
+    # FFmpeg says an MPEG-TS holds only MPEG-2 video and MP2 sound: it lists no codecs.
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    out = tmp_path / f"out{suffix}"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    assert "warning" not in proc.stderr
+    with av.open(str(out)) as c:
+        assert [s.codec_context.name for s in c.streams] == ["h264", "aac"]
+    assert frame_times(out)[1] == (64, 48)
+
+
+def test_pictures_attached_to_a_matroska_file_stay_attached(tmp_path):
+    # FFmpeg shows a Matroska attachment that is a picture as a cover-art video stream.
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buffer, "JPEG")
+    picture_file = ("cover.jpg", "image/jpeg", buffer.getvalue())
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3, audio=None), tmp_path / "in.mkv",
+                      [picture_file, FONT])
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert "dropping" not in proc.stderr
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        [picture] = [s for s in c.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+        assert (picture.metadata["filename"], picture.metadata["mimetype"]) == picture_file[:2]
+        assert bytes(next(c.demux(picture))) == picture_file[2]
+        assert [s.name for s in c.streams.attachments] == ["font.ttf"]
+
+
+def cues(path):
+    """(start s, end s, text) of each cue of the first subtitle stream, as decoded."""
+    with av.open(str(path)) as c:
+        stream = c.streams.subtitles[0]
+        return [(float(p.pts * p.time_base), float((p.pts + p.duration) * p.time_base), s.dialogue.decode())
+                for p in c.demux(stream) if p.size for s in stream.decode(p)]
+
+
+def test_mov_text_subtitles_are_converted_to_ass_for_mkv(tmp_path, caplog):
+    clip = add_mov_text(make_clip(tmp_path / "plain.mp4", frames=3, audio=None), tmp_path / "in.mp4")
+    assert cues(clip) == [(0.0, 0.1, "Hello")]  # the fixture holds what it says
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames)
+    assert ".mkv cannot hold mov_text subtitles: converting subtitle stream 1 to ass" in caplog.text
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert c.streams.subtitles[0].codec_context.codec.canonical_name == "ass"
+    assert cues(tmp_path / "out.mkv") == [(0.0, 0.1, "Hello")]
+
+
+def test_mov_text_subtitles_are_copied_into_mov_and_named_when_dropped(tmp_path):
+    clip = add_mov_text(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "in.mp4")
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mov", *X2)
+    assert packets(tmp_path / "out.mov", "subtitles") == packets(clip, "subtitles")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2)
+    assert ".avi cannot hold mov_text subtitles: dropping stream 2 (a .mkv output keeps it)" in proc.stderr
+
+
+@pytest.mark.parametrize("suffix, told", [
+    (".avi", ".avi cannot hold srt subtitles: dropping streams 2 and 3 (a .mkv output keeps them)"),
+    (".mp4", ".mp4 cannot hold srt subtitles: converting subtitle streams 2 and 3 to mov_text"),
+])
+def test_subtitle_streams_alike_are_named_in_one_warning(suffix, told, tmp_path, caplog):
+    # Each was a line of its own, a dropped one as "srt subtitle" in the singular.
+    clip = add_subtitles(make_clip(tmp_path / "in.mp4", frames=3), tmp_path / "in.mkv", CUES, tracks=2)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / f"out{suffix}", lambda frames: frames)
+    assert [r.getMessage() for r in caplog.records if "subtitle" in r.getMessage()] == [told]
+
+
+def test_text_subtitles_are_converted_to_webvtt_for_webm(tmp_path):
+    clip = add_subtitles(make_clip(tmp_path / "plain.mp4", frames=3, audio=None), tmp_path / "in.mkv", CUES)
+    upscale_video(clip, tmp_path / "out.webm", lambda frames: frames)
+    with av.open(str(tmp_path / "out.webm")) as c:
+        assert c.streams.subtitles[0].codec_context.name == "webvtt"
+    assert cues(tmp_path / "out.webm") == cues(clip) == [(0.0, 0.1, "Hello there"), (0.12, 0.2, "General Kenobi")]
+
+
+def test_an_mp4s_chapter_track_is_not_called_a_dropped_stream(tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3), tmp_path / "in.mp4",
+                      chapters=[(0, 60, "Opening"), (60, 125, "Part A")])
+    with av.open(str(clip)) as c:
+        assert [s.name for s in c.streams.data] == ["bin_data"]  # how FFmpeg reads the chapter track back
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert "dropping" not in proc.stderr
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert [ch["metadata"]["title"] for ch in c.chapters()] == ["Opening", "Part A"]
+
+
+def test_chapters_a_container_cannot_hold_are_named_in_a_warning(tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3), tmp_path / "in.mkv",
+                      chapters=[(0, 60, "Opening"), (60, 125, "Part A")])
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2)
+    assert ".avi cannot hold chapters: dropping 2 (a .mkv output keeps them)" in proc.stderr
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_an_mp4s_track_titles_are_kept(suffix, tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "in.mp4",
+                      stream_tags={0: {"title": "camera"}, 1: {"title": "director"}})
+    with av.open(str(clip)) as c:
+        assert c.streams.audio[0].metadata.get("name") == "director"  # an mp4's titles read back as "name"
+    out = tmp_path / f"out{suffix}"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    with av.open(str(out)) as c:
+        titles = [s.metadata.get("name", s.metadata.get("title")) for s in (c.streams.video[0], c.streams.audio[0])]
+    assert titles == ["camera", "director"]
+
+
+def test_an_encoder_of_standard_rates_gets_the_nearest_one(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=4, rate=Fraction(23), audio=None)
+    out = tmp_path / "out.mpg"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--codec", "mpeg2video")
+    assert ("mpeg2video encodes only standard frame rates: writing a constant 24000/1001 fps (the input's is 23)"
+            in proc.stderr)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == Fraction(24000, 1001)
+
+
+def test_an_encoder_of_standard_rates_takes_a_standard_input_rate_without_a_word(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=4, rate=Fraction(25), audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mpg", *X2, "--codec", "mpeg1video")
+    assert "warning" not in proc.stderr
+
+
+def test_an_avi_is_written_at_the_frame_rate_of_its_input(tmp_path):
+    # An AVI counts frames at its time base: at an mp4's 1/12288 it came out at 600
+    # fps, every frame followed by 24 empty ones.
+    clip = make_clip(tmp_path / "in.mp4", frames=6, audio=None)
+    assert upscale_video(clip, tmp_path / "out.avi", lambda frames: frames) == 6
+    with av.open(str(tmp_path / "out.avi")) as c:
+        assert (c.streams.video[0].average_rate, c.streams.video[0].frames) == (24, 6)
+
+
+def test_an_avi_from_an_mpeg_program_stream_starts_its_picture_with_its_sound(tmp_path):
+    # A .vob's streams start near 0.5 s, and an AVI plays its sound from its first
+    # packet: the picture's first frame was held for those 0.5 s, the rest late.
+    vob = tmp_path / "in.vob"
+    upscale_video(make_clip(tmp_path / "in.mp4", frames=8, rate=Fraction(25), audio="mp2"), vob, lambda f: f,
+                  EncodeOptions(codec="mpeg2video", bitrate=2_000_000))
+    with av.open(str(vob)) as c:
+        assert c.start_time > 0.4 * av.time_base
+    assert upscale_video(vob, tmp_path / "out.avi", lambda frames: frames) == 8
+    with av.open(str(tmp_path / "out.avi")) as c:
+        assert c.streams.video[0].frames == 8
+
+
+@pytest.mark.parametrize("name, fps", [("out.avi", None), ("out.mp4", Fraction(24))])
+def test_millisecond_stamps_at_a_constant_rate_keep_every_frame_once(name, fps, tmp_path):
+    # A Matroska frame at 42 ms, 1/24 s rounded up, went to the slot after its own:
+    # frames 1, 4, 7 and 10 of 24 fps were dropped, and those before them shown twice.
+    clip = make_clip(tmp_path / "in.mkv", frames=12, audio=None, colours=[(20 * i, 0, 0) for i in range(12)])
+    upscale_video(clip, tmp_path / name, lambda frames: frames, EncodeOptions(fps=fps))
+    with av.open(str(tmp_path / name)) as c:
+        shown = [round(int(f.to_ndarray(format="rgb24")[0, 0, 0]) / 20) for f in c.decode(video=0)]
+    assert shown == list(range(12))
+
+
+def test_a_rate_the_encoder_cannot_encode_is_refused_before_anything_runs(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=4, audio=None)
+    out = tmp_path / "out.mpg"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--codec", "mpeg2video", "--fps", "23", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("ncnn-sr: error: mpeg2video cannot encode 23 fps: it takes 24000/1001, 24, 25, "
+                                   "30000/1001, 30, 50, 60000/1001, 60, ...")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_a_timecode_is_carried_to_the_rate_fps_asks_for(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=None, timecode="01:02:03:04")
+    out = tmp_path / "out.mp4"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--fps", "30")
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].metadata["timecode"] == "01:02:03:05"  # 4/24 s is 5/30 s
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "slow.mp4", *X2, "--fps", "1/2")
+    assert "cannot carry the timecode '01:02:03:04' to 1/2 fps: dropping it" in proc.stderr
+
+
+def test_a_matroska_timecode_is_carried_to_the_rate_fps_asks_for(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=3, audio=None, timecode="01:02:03:04")
+    with av.open(str(clip)) as c:
+        assert c.streams.video[0].metadata["TIMECODE"] == "01:02:03:04"  # Matroska's tags read back upper case
+    for suffix in (".mkv", ".mp4"):
+        out = tmp_path / f"out{suffix}"
+        run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--fps", "30")
+        with av.open(str(out)) as c:
+            tags = {key.lower(): value for key, value in c.streams.video[0].metadata.items()}
+            assert tags["timecode"] == "01:02:03:05"
+
+
+def test_a_still_picture_named_like_a_video_is_refused(tmp_path):
+    fake = tmp_path / "photo.mp4"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(fake, format="JPEG")
+    out = tmp_path / "out.mp4"
+    proc = run(NCNN_SR, "video", "-i", fake, "-o", out, *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"ncnn-sr: error: {fake}: a still picture (jpeg), not a video: upscale it as a picture"
+    assert not out.exists()
+
+
+def test_an_mp4s_default_handler_names_do_not_become_matroska_tags(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    with av.open(str(clip)) as c:
+        assert c.streams.video[0].metadata.get("handler_name") == "VideoHandler"  # what FFmpeg writes
+    out = tmp_path / "out.mkv"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    with av.open(str(out)) as c:
+        for stream in c.streams:
+            assert not {key.lower() for key in stream.metadata} & {"handler_name", "vendor_id"}, stream.metadata
+
+
+@pytest.mark.parametrize("codec, name, message", [
+    ("libsvtav1", "out.mov", ".mov cannot hold av1 video: write .mp4, .mkv, .webm or .avi, or choose another --codec"),
+    ("libvpx-vp9", "out.mov", ".mov cannot hold vp9 video: write .mp4, .mkv, .webm or .avi, or choose another --codec"),
+    ("libvpx", "out.mov", ".mov cannot hold vp8 video: write .mkv, .webm or .avi, or choose another --codec"),
+    ("mpeg4", "out.flv", ".flv cannot hold mpeg4 video: write .mp4, .mkv, .mov or .avi, or choose another --codec"),
+    ("libx265", "out.webm", ".webm cannot hold hevc video: write .mp4, .mkv or .mov, or choose another --codec"),
+    ("libsvtav1", "out.m4v", ".m4v cannot hold av1 video: write .mp4, .mkv, .webm or .avi, or choose another --codec"),
+    ("libx264", "out.ogv", ".ogv cannot hold h264 video: write .mp4, .mkv, .mov or .avi, or choose another --codec, "
+                           "such as libvpx"),
+])
+def test_video_a_container_cannot_hold_is_refused_before_the_input_is_read(codec, name, message, tmp_path):
+    # FFmpeg says .mov holds AV1, VP9 and VP8 and .flv MPEG-4, then refuses them as it
+    # writes the file's header, with a bare "Invalid argument".
+    proc = run(NCNN_SR, "video", "-i", tmp_path / "missing.mp4", "-o", tmp_path / name, *X2, "--codec", codec,
+               check_ok=False)
+    one_line_failure(proc, tmp_path, message)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("codec, name", [("libsvtav1", "out.mp4"), ("libsvtav1", "out.mkv"),
+                                         ("libvpx-vp9", "out.mp4"), ("libx265", "out.mov"),
+                                         ("flv", "out.flv"), ("msmpeg4v3", "out.wmv"),
+                                         ("mpeg2video", "out.vob"), ("wmv2", "out.wmv"), ("libvpx", "out.ogv")])
+def test_video_a_container_holds_is_written(codec, name, tmp_path):
+    # Not 2 frames: x265 then gives some packets garbage decoding times, which the mp4
+    # muxer refuses ("pts/dts pair unsupported"). A .flv's and a .wmv's own codecs were
+    # refused: FFmpeg lists their encoders as flv and msmpeg4, not flv1 and msmpeg4v3.
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=None)
+    upscale_video(clip, tmp_path / name, lambda frames: frames, EncodeOptions(codec=codec))
+    with av.open(str(tmp_path / name)) as c:
+        assert c.streams.video[0].codec_context.codec.canonical_name == av.codec.Codec(codec, "w").canonical_name
+        assert len(list(c.decode(video=0))) == 3
+
+
+@pytest.mark.parametrize("name, own", [("out.mpg", "mpeg2video"), ("out.mpeg", "mpeg2video"),
+                                       ("out.vob", "mpeg2video"), ("out.wmv", "wmv2")])
+def test_h264_where_its_frame_times_are_lost_is_refused_in_one_line(name, own, tmp_path):
+    # Written as asked, an MPEG program stream kept a time on one frame in several and
+    # an ASF (.wmv) read back its frames' times out of order and doubled.
+    proc = run(NCNN_SR, "video", "-i", tmp_path / "missing.mp4", "-o", tmp_path / name, *X2, check_ok=False)
+    one_line_failure(proc, tmp_path, f"{name[3:]} loses the frame times of h264 video: write .mp4, .mkv, .mov or "
+                                     f".avi, or choose another --codec, such as {own}")
+
+
+def test_every_container_a_video_is_written_as_is_named_in_the_help_and_the_refusal(tmp_path):
+    # --help and the refusal of another named mp4, mkv, mov, webm and avi alone.
+    from ncnn_sr.video_options import VIDEO_CONTAINERS
+
+    shown = " ".join(run(NCNN_SR, "video", "--help").stdout.split())
+    assert all(f" {name}" in shown for name in VIDEO_CONTAINERS), shown
+    proc = run(NCNN_SR, "video", "-i", tmp_path / "missing.mp4", "-o", tmp_path / "out.mxf", *X2, check_ok=False)
+    one_line_failure(proc, tmp_path, f"unsupported video container '.mxf' for {tmp_path / 'out.mxf'}: use mp4, "
+                     "mkv, mov, webm, avi, m4v, 3gp, ts, m2ts, mts, flv, mpg, mpeg, vob, wmv or ogv")
+
+
+@pytest.mark.parametrize("suffix, audio", [(".ts", "aac"), (".flv", "aac"), (".vob", "mp2")])
+def test_other_containers_get_every_frame_in_time_and_the_sound(suffix, audio, tmp_path):
+    # They were written, but not named in --help or the README; .vob only with its own codec.
+    clip = make_clip(tmp_path / "in.mp4", frames=8)
+    out = tmp_path / f"out{suffix}"
+    codec = ["--codec", "mpeg2video", "--bitrate", "2M"] if suffix == ".vob" else []
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, *codec)
+    times_in, size_in = frame_times(clip)
+    times_out, size_out = frame_times(out)
+    assert size_out == (size_in[0] * 2, size_in[1] * 2) and len(times_out) == 8
+    steps = [b - a for a, b in zip(times_out, times_out[1:])]
+    assert steps == pytest.approx([1 / 24] * 7, abs=2e-3)  # in order, none lost or doubled
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == audio
+    assert sound_seconds(out) == pytest.approx(sound_seconds(clip), abs=0.05)
+
+
+@pytest.mark.parametrize("audio, name, target", [
+    ("libopus", "out.mov", "aac"),  # FFmpeg lists Opus for .mov, whose muxer then refuses it
+    ("pcm_s16le", "out.flv", "mp3"),  # its Matroska layout names no channels, which MP3 refuses
+    ("libopus", "out.wmv", "wmav2"),  # WMA refuses PyAV's bitrate of 0
+    ("pcm_s16le", "out.3gp", "aac"),  # FFmpeg's default there, AMR-NB, takes 8 kHz mono speech only
+    ("libopus", "out.3gp", "aac"),
+])
+def test_sound_a_container_refuses_is_reencoded_to_its_own_kind(audio, name, target, tmp_path, caplog):
+    clip = make_clip(tmp_path / "in.mkv", frames=3, audio=audio)
+    own = EncodeOptions(codec="wmv2") if name.endswith(".wmv") else EncodeOptions()  # H.264 loses its times there
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / name, lambda frames: frames, own)
+    assert f"re-encoding audio stream 1 to {target}" in caplog.text
+    with av.open(str(tmp_path / name)) as c:
+        assert c.streams.audio[0].codec_context.codec.canonical_name == target
+    assert sound_seconds(tmp_path / name) == pytest.approx(sound_seconds(clip), abs=0.05)
+
+
+@pytest.mark.parametrize("audio, name, target", [
+    ("libopus", "out.avi", "mp3"),  # MP3 takes mono and stereo only
+    ("pcm_s16le", "out.ts", "mp2"),  # and so does MPEG audio layer 2
+])
+def test_sound_of_more_channels_than_the_encoder_takes_is_downmixed_to_stereo(audio, name, target, tmp_path,
+                                                                               caplog):
+    # 5.1 sound failed the whole video: "cannot encode: Invalid argument".
+    clip = make_clip(tmp_path / "in.mkv", frames=3, audio=audio, layout="5.1")
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / name, lambda frames: frames)
+    assert f"re-encoding audio stream 1 to {target}, downmixed from 5.1 to stereo" in caplog.text
+    with av.open(str(tmp_path / name)) as c:
+        sound = c.streams.audio[0].codec_context
+        assert sound.codec.canonical_name == target and sound.layout.name == "stereo"
+    assert sound_seconds(tmp_path / name) == pytest.approx(sound_seconds(clip), abs=0.05)
+
+
+def test_stereo_pcm_whose_channels_are_unnamed_is_copied_into_an_mp4(tmp_path):
+    # A Matroska or AVI file's PCM sound names no channels, which the mp4 muxer
+    # refused only when it wrote its trailer, after every frame was upscaled.
+    clip = make_clip(tmp_path / "in.mkv", frames=3, audio="pcm_s16le", layout="stereo")
+    upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.audio[0].layout.name == "stereo"
+    # Copied, not re-encoded: the same samples (the mp4 muxer cuts them in its own packets).
+    assert b"".join(data for _, data in packets(tmp_path / "out.mp4", "audio")) == \
+        b"".join(data for _, data in packets(clip, "audio"))
+
+
+def test_encoder_settings_are_refused_before_the_input_is_read(tmp_path):
+    proc = run(NCNN_SR, "video", "-i", tmp_path / "missing.mp4", "-o", tmp_path / "out.mp4", *X2,
+               "--codec", "aac", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "ncnn-sr: error: 'aac' is an audio encoder, not a video encoder"
+
+
+@pytest.mark.parametrize("name, target, container", [
+    ("out.mp4", "target.mp4", "mov"),
+    ("out.mkv", "blob", "matroska"),  # the link's name, not its target's, says which container
+])
+def test_a_video_written_through_a_link_keeps_the_link(name, target, container, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    (tmp_path / "store").mkdir()
+    link = tmp_path / name
+    link.symlink_to(tmp_path / "store" / target)
+    run(NCNN_SR, "video", "-i", clip, "-o", link, *X2)
+    assert link.is_symlink()
+    with av.open(str(tmp_path / "store" / target)) as c:
+        assert c.format.name.startswith(container) and c.streams.video[0].width == 64
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == [target]
+
+
+def test_a_timecode_on_the_file_itself_follows_fps_too(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=3, audio=None, tags={"timecode": "01:02:03:04"})
+    out = tmp_path / "out.mkv"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--fps", "30")
+    with av.open(str(out)) as c:
+        tags = {key.lower(): value for key, value in c.metadata.items()}
+    assert tags["timecode"] == "01:02:03:05"
+
+
+def test_an_avi_with_b_frames_keeps_its_frames_in_order_and_an_avi_written_has_none(tmp_path):
+    # An AVI has no presentation times: FFmpeg stamps B-frame video in decoding order
+    # (1, 4, 3, 5, 2, ...), which the encoder refused ("cannot encode: Invalid
+    # argument"), and this tool's own .avi output had B-frames.
+    clip = make_clip(tmp_path / "in.avi", frames=12, audio=None)
+    stamped, _ = frame_times(clip)
+    assert stamped != sorted(stamped), "the clip was meant to have B-frames"
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    times, _ = frame_times(tmp_path / "out.mkv")
+    assert times == pytest.approx(sorted(stamped), abs=1e-3)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2)
+    times, _ = frame_times(tmp_path / "out.avi")
+    assert len(times) == 12 and times == sorted(times)
+
+
+def test_skip_damaged_upscales_the_rest_of_a_damaged_video_and_says_so(tmp_path):
+    clip = garble_video_packet(make_clip(tmp_path / "in.mp4", frames=12), tmp_path / "broken.mkv", 6)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "stopped.mp4", *X2, check_ok=False)
+    assert "(a damaged file? --skip-damaged upscales the rest)" in proc.stderr
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", "--skip-damaged", *X2)
+    assert f"{clip}: 1 damaged video packet skipped (--skip-damaged): frames are missing there" in proc.stderr
+    times, size = frame_times(tmp_path / "out.mp4")
+    assert size == (64, 48) and 6 <= len(times) < 12
+    assert audio_stream(tmp_path / "out.mp4") is not None
+
+
+@pytest.mark.parametrize("codec,suffix,pix_fmt", [("png", ".mov", "rgb24"), ("prores_ks", ".mov", "yuv422p10le"),
+                                                  ("qtrle", ".mov", "rgb24")])
+def test_an_encoder_without_4_2_0_gets_its_nearest_format_unasked(tmp_path, codec, suffix, pix_fmt):
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    out = tmp_path / f"out{suffix}"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--codec", codec, "-q")
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == pix_fmt
+        assert sum(1 for _ in c.decode(video=0)) == 3
+
+
+def test_an_output_named_only_by_its_extension_is_said_to_have_none(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / ".mp4", *X2, check_ok=False)
+    assert proc.returncode == 1 and f"{tmp_path / '.mp4'} has no extension to say its video container: use mp4" \
+        in proc.stderr
+
+
+@pytest.mark.parametrize("bad, said", [
+    (lambda i, f: f.astype(np.float32), "frame 0 is float32 of shape 24x32x3"),
+    (lambda i, f: f[:, :, :2], "frame 0 is uint8 of shape 24x32x2"),
+    (lambda i, f: f.tolist(), "frame 0 is a list"),
+    (lambda i, f: f[:-2] if i == 2 else f, "frame 2 is uint8 of shape 22x32x3, where frame 0 was 24x32"),
+])
+def test_frames_a_frames_function_gives_wrong_are_refused_in_one_line(bad, said, tmp_path):
+    # found by a bug hunt: a float frame came out of PyAV as a bare ValueError, and a
+    # frame of another size was cropped or padded to the first one's without a word
+    clip = make_clip(tmp_path / "in.mp4", frames=4)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(InputError) as refused:
+        upscale_video(clip, out, lambda frames: (bad(i, f) for i, f in enumerate(frames)))
+    assert str(refused.value) == (f"cannot write {out}: the frames function's {said}: "
+                                  "H×W×3 uint8 or uint16 frames, all of one size, are wanted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+@pytest.mark.parametrize("setting, said", [
+    ({"fps": 0}, "fps must be a positive number of frames a second, not 0"),
+    ({"fps": "x"}, "fps must be a positive number of frames a second, not 'x'"),
+    ({"fps": float("nan")}, "fps must be a positive number of frames a second, not nan"),
+    ({"crf": -5}, "crf must be a whole number, 0 or more, not -5"),
+    ({"crf": "16"}, "crf must be a whole number, 0 or more, not '16'"),
+    ({"bitrate": 0}, "bitrate must be a whole number of bits a second, at least 1, not 0"),
+    ({"codec": 5}, "codec must be an encoder's name, not 5"),
+    ({"preset": b"slow"}, "preset must be a name, not b'slow'"),
+    ({"pix_fmt": 1}, "pix_fmt must be a pixel format's name, not 1"),
+])
+def test_encode_options_of_the_wrong_kind_are_refused_in_one_line(setting, said):
+    # found by a bug hunt: fps=0 kept the source's rate without a word, fps="x" and
+    # codec=5 were bare TypeErrors deep in the run, crf="16" went to the encoder as it was
+    with pytest.raises(ValueError) as refused:
+        EncodeOptions(**setting)
+    assert str(refused.value) == said
+
+
+def each_frame_twice(frames):
+    for frame in frames:
+        yield frame
+        yield frame
+
+
+@pytest.mark.parametrize("proc, said", [
+    (each_frame_twice, "gave a frame more than the 1 it was given"),
+    (lambda frames: (f for i, f in enumerate(frames) if i % 2 == 0), "gave 2 frames for the 4 it was given"),
+    (lambda frames: (f for f in frames if False), "gave 0 frames for the 4 it was given"),
+])
+def test_a_frames_function_that_gives_more_or_fewer_frames_than_it_takes_is_refused(proc, said, tmp_path):
+    # found by a bug hunt: one frame more was a bare IndexError ("pop from an empty
+    # deque"); fewer wrote a shorter video on the first frames' times without a word,
+    # and none said the source "has no decodable video frames"
+    clip = make_clip(tmp_path / "in.mp4", frames=4)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(InputError) as refused:
+        upscale_video(clip, out, proc)
+    assert str(refused.value) == f"cannot write {out}: the frames function {said}: one frame out for each in is wanted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
