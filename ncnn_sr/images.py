@@ -399,7 +399,7 @@ def checked_write(path, fmt: str | None, quality, info, what: str) -> tuple[str,
                "its name has no extension: name it .png, .jpg, .webp, .gif or .avif, or give fmt")
         raise InputError(f"cannot write {path}: {why}")
     fmt = output_format(f"x.{fmt}") if fmt else output_format(path)
-    quality = _checked_quality(quality, path)
+    quality = checked_quality(quality, path)
     if info is not None and not isinstance(info, ImageInfo):
         raise InputError(f"info must be the ImageInfo read_image gave, got {type(info).__name__}")
     return path, fmt, quality
@@ -443,14 +443,16 @@ def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str
     return info
 
 
-def _checked_quality(quality, path: str) -> int | None:
-    """``quality`` as an int from 1 to 100, or None. Checked here because Pillow's
-    answers differ by format: JPEG a bare ValueError for 50.5, WebP takes 50.5 and
-    True (a bool is an int: quality 1) without a word."""
+def checked_quality(quality, path: str | None = None) -> int | None:
+    """``quality`` as an int from 1 to 100, or None; its error names ``path`` where
+    given. Checked here because Pillow's answers differ by format: JPEG a bare
+    ValueError for 50.5, WebP takes 50.5 and True (a bool is an int: quality 1)
+    without a word."""
     if quality is None:
         return None
     if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 1 <= quality <= 100:
-        raise InputError(f"{path}: quality must be a whole number from 1 to 100, got {describe(quality)}")
+        raise InputError(f"{f'{path}: ' if path else ''}quality must be a whole number from 1 to 100, "
+                         f"got {describe(quality)}")
     return int(quality)
 
 

@@ -31,7 +31,8 @@ from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import NcnnSrError, NoRoom, cannot_write
 from .files import write_target
-from .images import GREY_MODES, ImageInfo, check_size, checked_metadata, output_format, read_image, write_image
+from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality, output_format, read_image,
+                     write_image)
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP
 from .jobs import Job, alpha_target
 from .resample import target_size
@@ -156,6 +157,13 @@ class Pipeline:
             raise ValueError("a pipeline needs at least one lane")
         if load_workers < 1 or save_workers < 1 or queue_size < 1:
             raise ValueError("load and save workers and the queue size must be at least 1")
+        # Once here: else each picture of the batch failed on the same setting, one by one.
+        if scale is not None or width is not None or height is not None:
+            # How large a scale may be is each picture's to say: a 1 px one stands in
+            # here, at a scale of at most 1.
+            real = isinstance(scale, numbers.Real) and not isinstance(scale, bool)
+            target_size(1, 1, min(scale, 1) if real else scale, width, height)
+        checked_quality(quality)
         self.lanes = lanes
         self.load_workers, self.save_workers = load_workers, save_workers
         self._resize = {"scale": scale, "width": width, "height": height}

@@ -864,3 +864,16 @@ def test_plan_jobs_takes_paths_as_bytes(tmp_path):
     Image.fromarray(picture(4, 4)).save(tmp_path / "a.png")
     plan = plan_jobs(os.fsencode(tmp_path / "a.png"), os.fsencode(tmp_path / "out") + b"/")
     assert [(j.source, j.target) for j in plan.jobs] == [(tmp_path / "a.png", tmp_path / "out" / "a.png")]
+
+
+@pytest.mark.parametrize("setting, said", [
+    ({"scale": 0}, "scale must be a positive number, got 0.0"),
+    ({"width": "20"}, "width must be a whole number of pixels, got '20'"),
+    ({"quality": 500}, "quality must be a whole number from 1 to 100, got 500"),
+])
+def test_a_pipeline_refuses_output_settings_before_any_picture(setting, said, cpu_lane, tmp_path):
+    # found by a bug hunt: each picture of the batch failed on the same setting, one
+    # by one, and the output folder was made for none of them
+    with pytest.raises(InputError) as refused:
+        Pipeline([cpu_lane], **setting)
+    assert str(refused.value) == said
