@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -399,6 +400,19 @@ def _first_missing(path: Path) -> Path | None:
     return missing
 
 
+def _check_writable(folder: Path) -> None:
+    """InputError unless a file can be made in ``folder``: into a folder the user may
+    not write, each picture was upscaled only to fail (hours of a folder on the CPU).
+    A file is made and removed, since permissions alone do not tell (network file
+    systems, read-only mounts, root)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".ncnn-sr-", suffix=".part", dir=folder)
+    except OSError as e:
+        raise InputError(f"cannot write into {folder}: {os_reason(e)}") from None
+    os.close(fd)
+    os.unlink(name)
+
+
 def _remove_empty_folders(root: Path) -> None:
     """Take back the folders a run made and left empty (every picture failed, or was
     interrupted): no output means nothing left behind."""
@@ -614,6 +628,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
                 out_folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise InputError(f"cannot make the folder {out_folder}: {os_reason(e)}") from None
+        if plan.folder_mode:
+            _check_writable(out_folder)
         # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
         lanes, load, save = build_lanes(opts, pictures=_pictures(plan.jobs, opts.animate),
                                         frame=lambda: one_size([job.source for job in plan.jobs]))
