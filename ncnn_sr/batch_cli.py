@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import click
 
 from . import devices
 from .engine import Upscaler
+from .files import check_writable
 from .errors import DeviceError, InputError, ModelError, NcnnSrError, os_reason
 from .images import frame_count, one_size, output_format
 from .jobs import check_reachable, plan_jobs, plan_videos
@@ -400,19 +400,6 @@ def _first_missing(path: Path) -> Path | None:
     return missing
 
 
-def _check_writable(folder: Path) -> None:
-    """InputError unless a file can be made in ``folder``: into a folder the user may
-    not write, each picture was upscaled only to fail (hours of a folder on the CPU).
-    A file is made and removed, since permissions alone do not tell (network file
-    systems, read-only mounts, root)."""
-    try:
-        fd, name = tempfile.mkstemp(prefix=".ncnn-sr-", suffix=".part", dir=folder)
-    except OSError as e:
-        raise InputError(f"cannot write into {folder}: {os_reason(e)}") from None
-    os.close(fd)
-    os.unlink(name)
-
-
 def _remove_empty_folders(root: Path) -> None:
     """Take back the folders a run made and left empty (every picture failed, or was
     interrupted): no output means nothing left behind."""
@@ -629,7 +616,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
             except OSError as e:
                 raise InputError(f"cannot make the folder {out_folder}: {os_reason(e)}") from None
         if plan.folder_mode:
-            _check_writable(out_folder)
+            check_writable(out_folder)
         # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
         lanes, load, save = build_lanes(opts, pictures=_pictures(plan.jobs, opts.animate),
                                         frame=lambda: one_size([job.source for job in plan.jobs]))

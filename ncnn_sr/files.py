@@ -131,3 +131,15 @@ def folder_made(folder: str | os.PathLike):
                 break
         raise
 
+
+def check_writable(folder: Path) -> None:
+    """InputError unless a file can be made in ``folder``: into a folder the user may
+    not write, each picture was upscaled only to fail (hours of a folder on the CPU).
+    A file is made and removed, since permissions alone do not tell (network file
+    systems, read-only mounts, root)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".ncnn-sr-", suffix=".part", dir=folder)
+    except OSError as e:
+        raise InputError(f"cannot write into {folder}: {os_reason(e)}") from None
+    os.close(fd)
+    os.unlink(name)
