@@ -125,10 +125,10 @@ def path_flag(prog: str, flag: str, text: str, what: str) -> Path:
 
 
 def int_list(text: str, error: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise UsageError(error) from None
+    values = [devices.whole_number(part) for part in text.split(",")]
+    if None in values:
+        raise UsageError(error)
+    return values
 
 
 # The reference's wording, then what to give instead.
@@ -152,11 +152,8 @@ def parse_jobs(text: str) -> tuple[int, list[int], int]:
     parts = text.split(":")
     if len(parts) != 3:
         raise UsageError(BAD_JOBS)
-    try:
-        load, save = int(parts[0]), int(parts[2])
-    except ValueError:
-        raise UsageError(BAD_JOBS) from None
-    if load < 1 or save < 1:
+    load, save = devices.whole_number(parts[0]), devices.whole_number(parts[2])
+    if load is None or save is None or load < 1 or save < 1:
         raise UsageError(BAD_JOBS)
     procs = int_list(parts[1], BAD_PROCS)
     if any(p < 1 for p in procs):

@@ -5,6 +5,7 @@ picture gives a non-zero exit status."""
 from __future__ import annotations
 
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -29,6 +30,9 @@ DEFAULT_MODEL_FOLDER = Path("models")
 # The reference's output formats. ncnn-sr also writes gif and avif; the drop-in
 # refuses them, as the reference does.
 REFERENCE_FORMATS = ("png", "jpg", "jpeg", "webp")
+# -s as a decimal number of ASCII digits: float() also took "2_0" (20) and other
+# scripts' digits ("\u0662"), so a typo ran at another scale, unsaid.
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 @click.command(context_settings={"help_option_names": ["-h"]}, name=PROG, cls=OnePathCommand,
@@ -68,11 +72,8 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
         # No -m given: a file named models where the command runs is no model folder of
         # the user's, as a missing one is not.
         model_path = None
-    try:
-        factor = float(scale)
-        if not (factor > 0 and math.isfinite(factor)):
-            raise ValueError
-    except ValueError:
+    factor = float(scale) if _DECIMAL.fullmatch(scale.strip()) else math.nan
+    if not (factor > 0 and math.isfinite(factor)):
         _refuse(f"invalid scale argument: -s {scale}: give a positive number, such as 2, 3 or 4")
     single = input_path.is_file() and not (output_folder or output_path.is_dir())
     suffix = output_path.suffix.lower()

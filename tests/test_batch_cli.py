@@ -566,6 +566,36 @@ def test_bad_flag_values_use_the_reference_wording(flags, wording, tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.parametrize("cmd", [DROPIN, NCNN_SR])
+@pytest.mark.parametrize("flags, said", [
+    (["-s", "2_0"], "invalid scale argument: -s 2_0: give a positive number, such as 2, 3 or 4"),
+    (["-s", "\u0662"], "invalid scale argument: -s \u0662: give a positive number, such as 2, 3 or 4"),
+    (["-t", "3_2"], "invalid tilesize argument"),
+    (["-t", "\u0663\u0662"], "invalid tilesize argument"),
+    (["-j", "1:1_0:1"], "invalid jobs_proc thread count argument"),
+    (["-j", "\u0661:2:2"], "invalid thread count argument"),
+    (["-g", "0_0"], "invalid gpu device '0_0'"),
+    (["-g", "-1,\u0660"], "invalid gpu device '-1,\u0660'"),
+])
+def test_a_number_flag_takes_plain_ascii_digits_as_the_references_atoi(cmd, flags, said, tmp_path):
+    # Python's int() and float() read -s 2_0 as 20 and Arabic-Indic digits as digits:
+    # a typo ran at another scale, tile or device, unsaid.
+    if cmd == NCNN_SR and flags[0] == "-s":
+        pytest.skip("ncnn-sr's -s is a click FLOAT")
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(cmd, "-i", tmp_path / "in.png", "-o", tmp_path / "o.png", *flags, check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    assert said in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_number_flags_with_a_sign_or_spaces_around_still_run(tmp_path):
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    run(DROPIN, "-i", "in.png", "-o", "o.png", "-s", " +2 ", "-t", " +32 ", "-g", " -1", "-j", "1: 2 :1",
+        cwd=tmp_path)
+    assert size_of(tmp_path / "o.png") == (16, 16)
+
+
 @pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
 @pytest.mark.parametrize("spec", ["gpu9", "GPU 9", "gpu:9", "cpu,gpu9"])
 def test_a_gpu_named_as_devices_write_it_is_that_index(cmd, spec, tmp_path):

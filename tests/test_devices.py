@@ -109,7 +109,7 @@ def test_a_device_that_is_no_whole_number_is_a_device_error():
     ("gpu0", 0), ("GPU 0", 0), ("gpu:1", 1), (" Gpu 12 ", 12), ("GPU:0", 0), ("cpu", -1), ("CPU", -1),
     ("-1", -1), ("3", 3),
     ("gpu", None), ("gpu-1", None), ("gpu -1", None), ("gpux", None), ("gpu0,1", None), ("gpu 1.5", None),
-    ("auto", None), ("", None), ("0 (llvmpipe)", None),
+    ("auto", None), ("", None), ("0 (llvmpipe)", None), ("0_0", None), ("\u0660", None), ("gpu\u0660", None),
 ])
 def test_a_gpu_is_named_as_str_of_a_device_writes_it_or_by_its_index(text, index):
     # str(Device) says "GPU 0", and get_device("GPU 0"), "gpu0" and "gpu:0" were refused.
