@@ -46,7 +46,7 @@ _DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
               help="upscale ratio, any value: realesr-animevideov3 has x2, x3 and x4 files; other "
                    "ratios and models resample the model's output (Lanczos)")
 @click.option("-t", "tile", default="0", show_default=True, help="tile size (>=32/0=auto) can be 0,0,0 for multi-gpu")
-@click.option("-m", "model_path", default=str(DEFAULT_MODEL_FOLDER), show_default=True, type=click.Path(path_type=Path),
+@click.option("-m", "model_path", default=str(DEFAULT_MODEL_FOLDER), show_default=True, type=click.Path(),
               help="folder path to the pre-trained models (the default falls back to the installed models)")
 @click.option("-n", "model", default="realesr-animevideov3", show_default=True,
               help="model name: realesr-animevideov3 | realesrgan-x4plus | realesrgan-x4plus-anime | realesrnet-x4plus")
@@ -56,7 +56,7 @@ _DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 @click.option("-x", "tta", is_flag=True, help="enable tta mode")
 @click.option("-f", "fmt", default=None, help="output image format (jpg/png/webp, default=ext/png)")
 @click.option("-v", "verbose", is_flag=True, help="verbose output")
-def main(input_path: str, output_path: str, scale: str, tile: str, model_path: Path | None, model: str,
+def main(input_path: str, output_path: str, scale: str, tile: str, model_path: str, model: str,
          gpu: str, jobs: str, tta: bool, fmt: str | None, verbose: bool) -> None:
     """Upscale a picture, or each picture of a folder, with the Real-ESRGAN models:
     the flags, defaults and output names of the C++ realesrgan-ncnn-vulkan."""
@@ -64,6 +64,9 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
     output_folder = names_a_folder(output_path)  # "out/": Path() drops the slash
     input_path = path_flag(PROG, "-i", input_path, PATHS)
     output_path = path_flag(PROG, "-o", output_path, PATHS)
+    model_path = Path(model_path)
+    # The reference opens MODELDIR/NAME.param: a name in a sub-folder is the model folder's.
+    model_file = _in_model_folder(model, model_path)
     if model_path != DEFAULT_MODEL_FOLDER and not model_path.exists():
         click.echo(f"{PROG}: error: model folder {model_path} does not exist", err=True)
         sys.exit(1)
@@ -101,7 +104,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: P
     jpeg = (output_path.suffix if single else f".{fmt or 'png'}").lower() in (".jpg", ".jpeg")
     opts = RunOptions(
         input=input_path, output=output_path, output_folder=output_folder,
-        model=models_mod.model_name_for(model, factor), model_path=model_path, gpu=gpu, tile=tile, jobs=jobs,
+        model=models_mod.model_name_for(model_file, factor), model_path=model_path, gpu=gpu, tile=tile, jobs=jobs,
         tta=tta, fmt=fmt, scale=factor,
         tile_pad=REFERENCE_TILE_PAD, quality=REFERENCE_JPEG_QUALITY if jpeg else None, verbose=verbose,
         keep_opaque_alpha=True,  # the reference's file naming: any RGBA asked as jpg is written as png
@@ -118,6 +121,16 @@ def _refuse(message: str) -> None:
     exit status 1. Logged, so a value holding a line break stays on one line."""
     log.error(message)
     sys.exit(1)
+
+
+def _in_model_folder(model: str, folder: Path) -> str:
+    """``-n`` as the reference reads it: a relative name with a folder in it
+    (``sub/x``) is ``folder/sub/x``. A ``.param`` path, or an absolute one, is ncnn-sr's
+    model path, which the reference has not: it is left as given."""
+    path = Path(model)
+    if path.is_absolute() or path.suffix.lower() in (".param", ".bin") or path.name == model:
+        return model
+    return str(folder / model)
 
 
 def _reachable(output: Path) -> bool:

@@ -544,6 +544,20 @@ def test_a_file_named_models_where_the_dropin_runs_is_passed_over_as_a_missing_f
     assert proc.stderr == "realesrgan-ncnn-vulkan: error: model folder models is not a folder\n"
     assert not (tmp_path / "p.png").exists()
 
+@pytest.mark.parametrize("folder", [None, "mine"])
+def test_a_dropin_model_name_with_a_slash_is_found_in_the_model_folder_as_by_the_reference(folder, tmp_path):
+    # The reference opens MODELDIR/NAME.param, so -n sub/x is MODELDIR/sub/x.param; it
+    # was looked for as sub/x.param where the command ran.
+    from test_cli import in_place_first_model
+
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    (tmp_path / (folder or "models") / "sub").mkdir(parents=True)
+    in_place_first_model(tmp_path / (folder or "models") / "sub")
+    run(DROPIN, "-i", "in.png", "-o", "o.png", "-n", "sub/inplace-x2", "-s", "2", "-g", "-1",
+        *(["-m", folder] if folder else []), cwd=tmp_path)
+    assert size_of(tmp_path / "o.png") == (14, 12)
+
+
 @pytest.mark.parametrize("flags,wording", [
     (["-j", "0:2:2"], "invalid thread count argument"),
     (["-j", "1:2:0"], "invalid thread count argument"),
