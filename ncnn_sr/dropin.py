@@ -64,7 +64,9 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     output_folder = names_a_folder(output_path)  # "out/": Path() drops the slash
     input_path = path_flag(PROG, "-i", input_path, PATHS)
     output_path = path_flag(PROG, "-o", output_path, PATHS)
-    model_path = Path(model_path)
+    # Path("") is the current folder: an unset variable (-m "$MODELS") ran the installed
+    # models unsaid, where the reference looks for /NAME.param and fails.
+    model_path = path_flag(PROG, "-m", model_path, "a model folder")
     # The reference opens MODELDIR/NAME.param: a name in a sub-folder is the model folder's.
     model_file = _in_model_folder(model, model_path)
     if model_path != DEFAULT_MODEL_FOLDER and not model_path.exists():

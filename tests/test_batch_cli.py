@@ -558,6 +558,16 @@ def test_a_dropin_model_name_with_a_slash_is_found_in_the_model_folder_as_by_the
     assert size_of(tmp_path / "o.png") == (14, 12)
 
 
+def test_an_empty_model_folder_is_refused_by_the_dropin(tmp_path):
+    # An unset variable (-m "$MODELS") read as the current folder, and the installed
+    # models ran in its stead, unsaid; the reference looks for /NAME.param and fails.
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-m", "", "-s", "2", "-g", "-1", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == "realesrgan-ncnn-vulkan: error: -m is empty: give a model folder\n"
+    assert not (tmp_path / "o.png").exists()
+
+
 @pytest.mark.parametrize("flags,wording", [
     (["-j", "0:2:2"], "invalid thread count argument"),
     (["-j", "1:2:0"], "invalid thread count argument"),
