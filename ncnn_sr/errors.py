@@ -25,6 +25,12 @@ class InputError(NcnnSrError):
     """A picture or array the engine cannot take, or an output it cannot write."""
 
 
+class SettingError(InputError, ValueError):
+    """A setting the library cannot run with, given to a Pipeline, a Lane,
+    ordered_map or EncodeOptions: an InputError as the library's other refusals, and
+    a ValueError, as these were raised first."""
+
+
 class NoRoom(InputError):
     """An output's file system is full or read-only: no later output there can be
     written either."""

@@ -29,7 +29,7 @@ from . import devices
 from .animation import Animation, read_frames, write_frames
 from .budget import MemoryBudget
 from .engine import Upscaler
-from .errors import NcnnSrError, NoRoom, cannot_write
+from .errors import NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .files import write_target
 from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality, output_format, read_image,
                      write_image)
@@ -97,11 +97,21 @@ class Lane:
 
     def __post_init__(self) -> None:
         if not _whole_at_least_1(self.workers):  # "2" raised a bare TypeError; 1.5 failed later
-            raise ValueError(f"a lane needs a whole number of proc workers, at least 1, got {self.workers!r}")
+            raise SettingError(f"a lane needs a whole number of proc workers, at least 1, got {self.workers!r}")
 
 
 def _whole_at_least_1(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def _check_lanes(lanes, user: str) -> None:
+    """A SettingError unless ``lanes`` is a non-empty list of Lanes: an Upscaler in
+    one's place was an AttributeError once the run began."""
+    if not lanes:
+        raise SettingError(f"{user} needs at least one lane")
+    for lane in lanes:
+        if not isinstance(lane, Lane):
+            raise SettingError(f"{user}'s lanes must be Lanes (an Upscaler and its proc workers), got {describe(lane)}")
 
 
 @dataclass
@@ -153,10 +163,12 @@ class Pipeline:
                  on_outcome: Callable[[Outcome], None] | None = None, queue_size: int = 8,
                  keep_opaque_alpha: bool = False, drop_oversized_exif: bool = False, animate: bool = True,
                  animation_memory: int | None = None):
-        if not lanes:
-            raise ValueError("a pipeline needs at least one lane")
-        if load_workers < 1 or save_workers < 1 or queue_size < 1:
-            raise ValueError("load and save workers and the queue size must be at least 1")
+        _check_lanes(lanes, "a pipeline")
+        # "2" was a bare TypeError, and 1.5 one in run.
+        for name, value in (("load_workers", load_workers), ("save_workers", save_workers),
+                            ("queue_size", queue_size)):
+            if not _whole_at_least_1(value):
+                raise SettingError(f"{name} must be a whole number, at least 1, got {value!r}")
         # Once here: else each picture of the batch failed on the same setting, one by one.
         if scale is not None or width is not None or height is not None:
             # How large a scale may be is each picture's to say: a 1 px one stands in
@@ -718,10 +730,9 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     by a tile (a caller that gets Ctrl-C elsewhere should likewise not close it).
     """
     # Else no lanes, or a window of 0, waited for ever.
-    if not lanes:
-        raise ValueError("ordered_map needs at least one lane")
+    _check_lanes(lanes, "ordered_map")
     if not _whole_at_least_1(window):
-        raise ValueError(f"the window must be a whole number of items, at least 1, got {window!r}")
+        raise SettingError(f"the window must be a whole number of items, at least 1, got {window!r}")
     cancel = cancel or threading.Event()
     slots = threading.Semaphore(window)
     todo: queue.Queue = queue.Queue()

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from .errors import SettingError
+
 # "auto": the frames a video flags as interlaced (DVDs, TV recordings, camcorder
 # footage); "on": every frame, for a video that does not flag them; "off": none;
 # "film": 3:2 pulldown undone (film and anime on NTSC DVDs: 29.97 to 23.976).
@@ -72,34 +74,34 @@ class EncodeOptions:
         # TypeErrors deep in the run.
         for name, what in (("codec", "an encoder's name"), ("preset", "a name"), ("pix_fmt", "a pixel format's name")):
             if not isinstance(getattr(self, name), (str, type(None))):
-                raise ValueError(f"{name} must be {what}, not {getattr(self, name)!r}")
+                raise SettingError(f"{name} must be {what}, not {getattr(self, name)!r}")
         for name, what, least in (("crf", "a whole number, 0 or more", 0),
                                   ("bitrate", "a whole number of bits a second, at least 1", 1)):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)
                                       or value < least):
-                raise ValueError(f"{name} must be {what}, not {value!r}")
+                raise SettingError(f"{name} must be {what}, not {value!r}")
         if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, numbers.Real)
                                      or not 0 < self.fps < math.inf):
-            raise ValueError(f"fps must be a positive number of frames a second, not {self.fps!r}")
+            raise SettingError(f"fps must be a positive number of frames a second, not {self.fps!r}")
         for name in ("start", "duration"):
             value = getattr(self, name)
             if value is None and name == "duration":
                 continue
             if (isinstance(value, bool) or not isinstance(value, (int, float, Fraction))
                     or isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_SECONDS):
-                raise ValueError(f"{name} must be a number of seconds, up to {MAX_SECONDS}, not {value!r}")
+                raise SettingError(f"{name} must be a number of seconds, up to {MAX_SECONDS}, not {value!r}")
             # A float as the decimal it was written as: 0.2 is a hair over 1/5 in binary,
             # which left out the frame at 0.2 s.
             object.__setattr__(self, name, Fraction(str(value)) if isinstance(value, float) else Fraction(value))
         if self.start < 0:
-            raise ValueError(f"start must be 0 seconds or more, not {float(self.start)}")
+            raise SettingError(f"start must be 0 seconds or more, not {float(self.start)}")
         if self.duration is not None and self.duration <= 0:
-            raise ValueError(f"duration must be more than 0 seconds, not {float(self.duration)}")
+            raise SettingError(f"duration must be more than 0 seconds, not {float(self.duration)}")
         if self.deinterlace not in DEINTERLACE_MODES:
-            raise ValueError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, not {self.deinterlace!r}")
+            raise SettingError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, not {self.deinterlace!r}")
         if self.field_rate and self.deinterlace in ("off", "film"):
-            raise ValueError(f"a frame per field needs deinterlacing by field: field_rate with deinterlace "
+            raise SettingError(f"a frame per field needs deinterlacing by field: field_rate with deinterlace "
                              f"{self.deinterlace!r}")
 
     def doubles_rate(self, field_order: int) -> bool:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from conftest import picture, png_bytes, stored_delays
 from ncnn_sr import InputError, Upscaler
+from ncnn_sr.errors import describe
 from ncnn_sr import pipeline as pipeline_mod
 from ncnn_sr.animation import read_frames
 from ncnn_sr.devices import CPU
@@ -199,13 +200,33 @@ def test_an_output_where_a_folder_is_fails_before_it_is_upscaled(tmp_path):
     assert summary.failures[0].message == f"cannot write {tmp_path / 'out' / 'a.png'}: a folder of that name is there"
 
 
-def test_bad_settings_are_refused(cpu_lane):
-    with pytest.raises(ValueError):
-        Pipeline([])
-    with pytest.raises(ValueError):
-        Pipeline([cpu_lane], load_workers=0)
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("settings, said", [
+    ({"lanes": []}, "a pipeline needs at least one lane"),
+    ({"load_workers": 0}, "load_workers must be a whole number, at least 1, got 0"),
+    ({"load_workers": "2"}, "load_workers must be a whole number, at least 1, got '2'"),  # a bare TypeError
+    ({"save_workers": 1.5}, "save_workers must be a whole number, at least 1, got 1.5"),  # failed in run
+    ({"queue_size": True}, "queue_size must be a whole number, at least 1, got True"),
+    ({"lanes": "upscaler"}, "a pipeline's lanes must be Lanes (an Upscaler and its proc workers), got 'upscaler'"),
+])
+def test_settings_a_pipeline_cannot_run_with_are_input_errors_and_value_errors(settings, said, cpu_lane):
+    # They were ValueErrors (or TypeErrors, or an AttributeError in run) where the
+    # library's other refusals, a Pipeline's scale or quality too, are InputErrors;
+    # still ValueErrors, for code written against them.
+    settings = {"lanes": [cpu_lane], **settings}
+    if settings["lanes"] == "upscaler":
+        settings["lanes"] = [cpu_lane.upscaler]
+        said = said.replace("'upscaler'", describe(cpu_lane.upscaler))
+    with pytest.raises(InputError) as refused:
+        Pipeline(**settings)
+    assert str(refused.value) == said and isinstance(refused.value, ValueError)
+
+
+def test_a_lane_and_ordered_map_refuse_bad_settings_as_input_errors(cpu_lane):
+    with pytest.raises(InputError, match="^a lane needs a whole number of proc workers, at least 1, got 0$"):
         Lane(cpu_lane.upscaler, 0)
+    with pytest.raises(InputError, match="^ordered_map needs at least one lane$") as refused:
+        next(ordered_map([], [picture(4, 4)], lambda u, f: u.upscale(f)))
+    assert isinstance(refused.value, ValueError)
 
 
 @pytest.mark.parametrize("lanes, window, said", [

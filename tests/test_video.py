@@ -1695,9 +1695,9 @@ def test_frames_a_frames_function_gives_wrong_are_refused_in_one_line(bad, said,
 def test_encode_options_of_the_wrong_kind_are_refused_in_one_line(setting, said):
     # found by a bug hunt: fps=0 kept the source's rate without a word, fps="x" and
     # codec=5 were bare TypeErrors deep in the run, crf="16" went to the encoder as it was
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(InputError) as refused:  # as the library's other refusals; a ValueError as it was
         EncodeOptions(**setting)
-    assert str(refused.value) == said
+    assert str(refused.value) == said and isinstance(refused.value, ValueError)
 
 
 def each_frame_twice(frames):
