@@ -10,12 +10,10 @@ from __future__ import annotations
 import numbers
 import os
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
 from .errors import ModelError, describe
-from .files import atomic_write
 from .models import ModelSpec, resolve_model
 from .param_file import parse_param, weight_arrays
 
@@ -28,8 +26,10 @@ def mix_models(first: ModelSpec, second: ModelSpec, weight: float, folder: str |
     """``weight`` x ``first``'s weights + (1 - ``weight``) x ``second``'s, written as
     ``name``.param and .bin in ``folder``; its checked spec. Both must be one network
     (the same .param) with bins of the same layout. ``name`` is a plain file name,
-    as ``write_model`` takes one; a pair of that name there is replaced."""
-    from .convert import check_target  # the converter's modules: only a mix needs them
+    as ``write_model`` takes one; a pair of that name there is replaced as
+    ``write_model`` replaces one: the names hold the old pair or the new, never one
+    file of each."""
+    from .convert import ConvertedModel, check_target, write_model  # the converter's modules: only a mix needs them
 
     _check_weight(weight)
     # Before anything is written: "" left a hidden ".param" and ".bin" behind, and
@@ -53,12 +53,14 @@ def mix_models(first: ModelSpec, second: ModelSpec, weight: float, folder: str |
         a, b = (np.frombuffer(data, dtype, count, offset).astype(np.float32) for data in bins)
         mixed[offset:offset + count * np.dtype(dtype).itemsize] = \
             (weight * a + (1 - weight) * b).astype(dtype).tobytes()
-    folder = Path(folder)
-    atomic_write(folder / f"{name}.bin", lambda f: f.write(bytes(mixed)))
-    atomic_write(folder / f"{name}.param", lambda f: f.write(params[0]))
+    # As a pair, as the converter writes one: written one after the other, a failure
+    # between them (a full disk, Ctrl-C) left the new bin beside the old param.
+    # (parse_param read the param as UTF-8.)
+    mix = ConvertedModel(params[0].decode("utf-8"), bytes(mixed), f"{first.name} mixed with {second.name}",
+                         first.scale)
+    spec = write_model(mix, folder, name, trial=False, overwrite=True)
     # What the catalog knows of the first (its scale, its memory per pixel) holds for the mix.
-    return replace(resolve_model(folder / f"{name}.param"), scale=first.scale, prepadding=first.prepadding,
-                   cpu_bytes_per_pixel=first.cpu_bytes_per_pixel)
+    return replace(spec, scale=first.scale, prepadding=first.prepadding, cpu_bytes_per_pixel=first.cpu_bytes_per_pixel)
 
 
 def denoised_model(strength: float, folder: str | os.PathLike,

@@ -153,3 +153,29 @@ def test_denoised_model_takes_a_strength_from_0_to_1_only(tmp_path, strength):
     with pytest.raises(ModelError, match="denoise strength must be a number from 0 to 1"):
         denoised_model(strength, tmp_path / "out", model_path=tmp_path)
     assert denoised_model(np.float32(0.5), tmp_path / "out", model_path=tmp_path).name == "realesr-general-x4v3-dn0.5"
+
+
+@pytest.mark.parametrize("existing", [True, False])
+@pytest.mark.parametrize("fault", [KeyboardInterrupt, OSError(28, "No space left on device")])
+def test_a_mix_that_fails_while_written_leaves_the_old_pair_or_none(tmp_path, monkeypatch, existing, fault):
+    # The bin and the param were written one after the other: a failure (a full disk,
+    # Ctrl-C) between them left the new bin beside the old param, or a bin alone.
+    _, _, first, second = pair(tmp_path, upscale=4)
+    out = tmp_path / "out"
+    out.mkdir()
+    if existing:
+        (out / "m.param").write_bytes(b"old param")
+        (out / "m.bin").write_bytes(b"old bin")
+    replace = os.replace
+
+    def failing(source, target, *args, **kwargs):
+        if os.fspath(target).endswith(".param"):
+            raise fault
+        return replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises((KeyboardInterrupt, Exception)):
+        mix_models(first, second, 0.5, out, "m")
+    monkeypatch.setattr(os, "replace", replace)
+    left = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert left == ({"m.param": b"old param", "m.bin": b"old bin"} if existing else {})
