@@ -6,7 +6,8 @@ sorted order) becomes ``name.ext.FORMAT``, so a picture added later that sorts f
 takes ``name.FORMAT`` from another; names are compared as case-insensitive
 file systems compare them (macOS, Windows, exFAT and NTFS drives), where ``A.png``
 and ``a.png`` are one file, and so are ``A/x.png`` and ``a/x.png`` of two subfolders
-whose names differ only by case. Only files with a picture extension are taken (hidden
+whose names differ only by case; and as macOS compares them, where a composed
+``\u00e9`` and an ``e`` with a combining accent are one letter. Only files with a picture extension are taken (hidden
 files never); ``recursive`` mirrors the folder tree in the output. A folder of videos
 (``plan_videos``) keeps each video's name, and its container where it can.
 """
@@ -18,6 +19,7 @@ import heapq
 import itertools
 import logging
 import os
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -265,6 +267,14 @@ def _same_folder(folder: Path, out: Path) -> bool:
         return False
 
 
+def _one_file_name(name: str) -> str:
+    """``name`` as the file systems that tell fewest names apart compare it: case
+    ignored (macOS, Windows, exFAT), and an accented letter's two Unicode spellings,
+    composed or as a letter and a combining accent, taken as one (macOS); names of
+    one file give one string."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+
+
 def _left_out_outputs(folder: Path, names: list[str], suffix: str, notes: list[str]) -> list[str]:
     """``names`` less the outputs of an earlier run into the same folder: a_x4.png
     beside a.jpg, for suffix _x4, would otherwise be upscaled again, as would the
@@ -274,7 +284,7 @@ def _left_out_outputs(folder: Path, names: list[str], suffix: str, notes: list[s
     outputs_of = set().union(*(_output_names(name, suffix, fmt) for name in names for fmt in formats))
     kept, outputs = [], []
     for name in names:
-        (outputs if name.casefold() in outputs_of else kept).append(name)
+        (outputs if _one_file_name(name) in outputs_of else kept).append(name)
     if outputs:
         shown = ", ".join(outputs[:2]) + (", ..." if len(outputs) > 2 else "")
         notes.append(f"{len(outputs)} picture{'s' if len(outputs) > 1 else ''} in {folder} named as the output of "
@@ -294,7 +304,7 @@ def _output_names(name: str, suffix: str, fmt: str) -> set[str]:
     path = Path(name)
     renamed = f"{path.stem}{suffix}{path.suffix}"
     named = [f"{path.stem}{suffix}.{fmt}"] + [renamed + f".{fmt}" * times for times in range(1, _RENAMED_AGAIN + 1)]
-    return {str(alpha).casefold() for target in named for alpha in (Path(target), alpha_target(Path(target)))}
+    return {_one_file_name(str(alpha)) for target in named for alpha in (Path(target), alpha_target(Path(target)))}
 
 
 def _name_outputs(folder: Path, names: list[str], dst: Path, rel: Path, fmt: str, jobs: list[Job], notes: list[str],
@@ -307,7 +317,7 @@ def _name_outputs(folder: Path, names: list[str], dst: Path, rel: Path, fmt: str
         return (rel / output).as_posix()
 
     def key(output: str) -> str:
-        return below(output).casefold()
+        return _one_file_name(below(output))
 
     for name in folders:  # x.jpg's x.png beside the mirrored folder x.png: one of them failed
         taken.setdefault(key(name), (folder / name, below(name) + "/"))
@@ -332,7 +342,7 @@ def _with_stem_siblings(jobs: list[Job], dst: Path, fmt: str, suffix: str = "") 
     that sorts first (a.bmp beside a.jpg) takes the plain name (a.png): the file there
     may then be another input's, which --skip-existing must not take for this one's."""
     def plain(job: Job) -> str:  # as _name_outputs compares names: below dst, casefolded
-        return (job.target.parent.relative_to(dst) / f"{job.source.stem}{suffix}.{fmt}").as_posix().casefold()
+        return _one_file_name((job.target.parent.relative_to(dst) / f"{job.source.stem}{suffix}.{fmt}").as_posix())
 
     keys = [plain(job) for job in jobs]
     groups: dict[str, list[Job]] = defaultdict(list)
@@ -341,7 +351,7 @@ def _with_stem_siblings(jobs: list[Job], dst: Path, fmt: str, suffix: str = "") 
     named = []
     for job, key in zip(jobs, keys):
         group = groups[key]
-        if len(group) > 1 and job.target.relative_to(dst).as_posix().casefold() == key:
+        if len(group) > 1 and _one_file_name(job.target.relative_to(dst).as_posix()) == key:
             job = replace(job, stem_siblings=tuple(other.target for other in group if other is not job))
         named.append(job)
     return named
@@ -354,8 +364,10 @@ def _clash_note(first: tuple[Path, str], source: Path, wanted: str, renamed: str
                f"{renamed}"
     if first_output == wanted:
         return f"both {first_source} and {source} would output {wanted}: {source.name} will output {renamed}"
+    alike = "case is not told apart" if unicodedata.normalize("NFC", first_output) != \
+        unicodedata.normalize("NFC", wanted) else "an accented letter's two Unicode spellings are one (macOS)"
     return (f"{first_source} outputs {first_output} and {source} would output {wanted}, the same "
-            f"file where case is not told apart: {source.name} will output {renamed}")
+            f"file where {alike}: {source.name} will output {renamed}")
 
 
 def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: bool = False
@@ -393,18 +405,18 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
                 moved.append(path)
                 continue
             name = f"{path.stem}{suffix}"
-            if name.casefold() in kept:  # a.MP4 beside a.mp4, or A.mp4 where case is not told apart
-                name = _renamed(path, name, kept[name.casefold()], f"{path.name}{suffix}")
-            kept[name.casefold()] = path
+            if _one_file_name(name) in kept:  # a.MP4 beside a.mp4, or A.mp4 where case is not told apart
+                name = _renamed(path, name, kept[_one_file_name(name)], f"{path.name}{suffix}")
+            kept[_one_file_name(name)] = path
             planned.append((path, dst / path.parent.relative_to(src) / name))
         # A video made .mkv whose name another output has (c.vob beside c.mkv) takes
         # NAME.EXT.mkv rather than overwrite it; the outputs named as their inputs
         # keep their names whatever the order, so --skip-existing finds them again.
         for path in moved:
             name = f"{path.stem}.mkv"
-            if name.casefold() in kept:
-                name = _renamed(path, name, kept[name.casefold()], f"{path.name}.mkv")
-            kept[name.casefold()] = path
+            if _one_file_name(name) in kept:
+                name = _renamed(path, name, kept[_one_file_name(name)], f"{path.name}.mkv")
+            kept[_one_file_name(name)] = path
             planned.append((path, dst / path.parent.relative_to(src) / name))
         jobs += sorted(planned)
     if not jobs:

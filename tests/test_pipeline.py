@@ -527,6 +527,24 @@ def test_names_that_differ_only_by_case_get_the_clash_name(tmp_path):
                           "where case is not told apart: a.jpg will output a.jpg.png",)
 
 
+def test_names_spelt_in_the_two_unicode_forms_get_the_clash_name(tmp_path):
+    # caf\u00e9.jpg and cafe\u0301.png (the accent as its own code point, as macOS
+    # spells names) gave two caf\u00e9.png outputs: one file on macOS, where the second
+    # overwrote the first.
+    src = tmp_path / "in"
+    src.mkdir()
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    for name in (f"{composed}.jpg", f"{decomposed}.png"):
+        Image.fromarray(picture(4, 4)).save(src / name)
+    plan = plan_jobs(src, tmp_path / "out")
+    first, second = sorted((f"{composed}.jpg", f"{decomposed}.png"))
+    first_out = f"{Path(first).stem}.png"
+    assert [(j.source.name, j.target.name) for j in plan.jobs] == [(first, first_out), (second, f"{second}.png")]
+    assert plan.notes == (f"{src / first} outputs {first_out} and {src / second} would output "
+                          f"{Path(second).stem}.png, the same file where an accented letter's two Unicode "
+                          f"spellings are one (macOS): {second} will output {second}.png",)
+
+
 def test_a_clash_name_taken_by_another_case_gets_one_more_extension(tmp_path):
     # Sorted by name, A.jpg.webp (output A.jpg.png) comes before a.jpg, whose clash name
     # a.jpg.png is then the same file.
