@@ -34,23 +34,35 @@ def mode_for(target: Path) -> int:
         return _FILE_MODE
 
 
+# open() asks as the effective user; access() as the real one unless told.
+_EFFECTIVE = os.access in os.supports_effective_ids
+
+
 def write_target(path: str | os.PathLike) -> Path:
     """The file a write to ``path`` by renaming over it should replace: the file a
     link points to (renamed over, the link itself would become a plain file), else
     ``path``. InputError for a device, FIFO or folder there, which renaming would
-    replace rather than write to (as root, -o /dev/null.png made /dev/null a file)."""
+    replace rather than write to (as root, -o /dev/null.png made /dev/null a file),
+    and for a file this user may not write."""
     target = Path(path)
     try:
         if target.is_symlink():
             target = Path(os.path.realpath(target))
         regular = target.is_file() or not target.exists()
         folder = target.is_dir()
+        # Renaming over a file needs no leave of the file's own: a picture its owner
+        # made read-only was replaced, where cp, a shell's > and the reference tool's
+        # fopen refuse (root may, as there).
+        protected = target.is_file() and not os.access(target, os.W_OK, effective_ids=_EFFECTIVE)
     except OSError as e:  # a name too long for the file system, say
         raise cannot_write(os.fspath(path), e) from None
     if folder:
         raise InputError(f"cannot write {os.fspath(path)}: a folder of that name is there")
     if not regular:
         raise InputError(f"cannot write {os.fspath(path)}: not a regular file")
+    if protected:
+        raise InputError(f"cannot write {os.fspath(path)}: it is write-protected (read-only): make it writable "
+                         "to replace it")
     return target
 
 

@@ -1,10 +1,14 @@
 """Reading and writing pictures: every mode, depth, metadata, broken files, atomic writes."""
+import contextlib
 import os
+import shutil
 import stat
 import struct
 import warnings
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -551,6 +555,42 @@ def test_read_only_folder_is_an_input_error(tmp_path):
             write_image(folder / "o.png", picture(4, 4))
     finally:
         folder.chmod(0o700)
+
+
+@contextlib.contextmanager
+def as_another_user():
+    """The block run as a user who is not root (nobody, where the tests run as root):
+    root may write any file, as cp and the reference tool would. What it imports must
+    be imported before: nobody cannot read root's Python."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setegid(65534)
+    os.seteuid(65534)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def test_a_write_protected_output_is_refused_and_kept(tmp_path):
+    # It was renamed over without a word: a picture its owner had made read-only
+    # (chmod a-w) was replaced, where cp, a shell's > and the reference tool refuse.
+    folder = Path(tempfile.mkdtemp())  # not tmp_path, which another user cannot enter
+    try:
+        folder.chmod(0o777)
+        target = folder / "o.png"
+        target.write_bytes(b"kept")
+        target.chmod(0o444)
+        write_image(tmp_path / "warm.png", picture(4, 4))  # Pillow's PNG plugin imported
+        with as_another_user(), pytest.raises(InputError) as refused:
+            write_image(target, picture(4, 4))
+        assert str(refused.value) == f"cannot write {target}: it is write-protected (read-only): make it writable " \
+                                     "to replace it"
+        assert target.read_bytes() == b"kept" and os.listdir(folder) == ["o.png"]
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_missing_folder_is_an_input_error(tmp_path):
