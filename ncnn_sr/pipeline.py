@@ -14,6 +14,7 @@ they take its frames before any new picture (see _ProcQueue and _Frames).
 from __future__ import annotations
 
 import numbers
+import os
 import queue
 import signal
 import threading
@@ -102,6 +103,10 @@ class Lane:
 
 def _whole_at_least_1(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def _not_jobs(given) -> SettingError:
+    return SettingError(f"jobs must be Jobs, as plan_jobs gives them, got {describe(given)}")
 
 
 def _check_lanes(lanes, user: str) -> None:
@@ -204,6 +209,9 @@ class Pipeline:
         self._budget = MemoryBudget(min(MAX_ANIMATION_MEMORY, devices.available_memory() // 2)
                                      if budget is None else budget)
         start = time.perf_counter()
+        # A path, or a list of them, was an AttributeError from a worker thread.
+        if isinstance(jobs, (str, bytes, os.PathLike)) or not isinstance(jobs, Iterable):
+            raise _not_jobs(jobs)
         pending = iter(jobs)
         pending_lock = threading.Lock()
         to_proc = _ProcQueue(self._queue_size)
@@ -211,7 +219,10 @@ class Pipeline:
 
         def next_job() -> Job | None:
             with pending_lock:
-                return next(pending, None)
+                job = next(pending, None)
+            if job is not None and not isinstance(job, Job):
+                raise _not_jobs(job)
+            return job
 
         # A Ctrl-C while the workers start would leave some running with no one to stop
         # them: it waits until they all run and the handler below is in place.

@@ -221,6 +221,17 @@ def test_settings_a_pipeline_cannot_run_with_are_input_errors_and_value_errors(s
     assert str(refused.value) == said and isinstance(refused.value, ValueError)
 
 
+@pytest.mark.parametrize("jobs, got", [
+    (None, "None"), ("in.png", "'in.png'"), (["in.png"], "'in.png'"), ([("in.png", "o.png")], "('in.png', 'o.png')"),
+])
+def test_jobs_that_are_no_jobs_are_an_input_error(jobs, got, cpu_lane):
+    # A path, or a list of paths, was an AttributeError from a worker thread ("'str'
+    # object has no attribute 'target'"); None a bare TypeError.
+    with pytest.raises(InputError) as refused:
+        Pipeline([cpu_lane]).run(jobs)
+    assert str(refused.value) == f"jobs must be Jobs, as plan_jobs gives them, got {got}"
+
+
 def test_a_lane_and_ordered_map_refuse_bad_settings_as_input_errors(cpu_lane):
     with pytest.raises(InputError, match="^a lane needs a whole number of proc workers, at least 1, got 0$"):
         Lane(cpu_lane.upscaler, 0)
