@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
 from .errors import SettingError
 
 # "auto": the frames a video flags as interlaced (DVDs, TV recordings, camcorder
@@ -98,6 +100,10 @@ class EncodeOptions:
             raise SettingError(f"start must be 0 seconds or more, not {float(self.start)}")
         if self.duration is not None and self.duration <= 0:
             raise SettingError(f"duration must be more than 0 seconds, not {float(self.duration)}")
+        for name in ("field_rate", "skip_damaged", "keep_width", "keep_height"):
+            # A truthy "no" made a frame of each field, twice the frames to upscale.
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise SettingError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if self.deinterlace not in DEINTERLACE_MODES:
             raise SettingError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, not {self.deinterlace!r}")
         if self.field_rate and self.deinterlace in ("off", "film"):

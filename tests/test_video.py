@@ -1691,6 +1691,11 @@ def test_frames_a_frames_function_gives_wrong_are_refused_in_one_line(bad, said,
     ({"codec": 5}, "codec must be an encoder's name, not 5"),
     ({"preset": b"slow"}, "preset must be a name, not b'slow'"),
     ({"pix_fmt": 1}, "pix_fmt must be a pixel format's name, not 1"),
+    # A truthy "no" made a frame of each field (twice the frames), or skipped damage.
+    ({"field_rate": "no"}, "field_rate must be True or False, not 'no'"),
+    ({"skip_damaged": 1}, "skip_damaged must be True or False, not 1"),
+    ({"keep_width": None}, "keep_width must be True or False, not None"),
+    ({"keep_height": "false"}, "keep_height must be True or False, not 'false'"),
 ])
 def test_encode_options_of_the_wrong_kind_are_refused_in_one_line(setting, said):
     # found by a bug hunt: fps=0 kept the source's rate without a word, fps="x" and
