@@ -392,9 +392,13 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     folders = [src] + (sorted(p for p in src.rglob("*") if p.is_dir() and not _hidden_below(p, src)
                               and not _inside(p, dst)) if recursive else [])
     jobs = []
+    # Outputs below dst, as one file where case is not told apart, across folders:
+    # A/x.mp4 and a/x.mp4 are one file there.
+    kept: dict[str, Path] = {}
     for folder in folders:
         planned = []
-        kept, moved = {}, []  # outputs named as their input (by name, casefolded), and those made .mkv
+        moved = []  # those made .mkv
+        rel = folder.relative_to(src)
         for path in sorted(folder.iterdir()):
             if path.name.startswith(".") or not path.is_file() or not is_video_path(path):
                 continue
@@ -405,18 +409,20 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
                 moved.append(path)
                 continue
             name = f"{path.stem}{suffix}"
-            if _one_file_name(name) in kept:  # a.MP4 beside a.mp4, or A.mp4 where case is not told apart
-                name = _renamed(path, name, kept[_one_file_name(name)], f"{path.name}{suffix}")
-            kept[_one_file_name(name)] = path
+            first = kept.get(_one_file_name((rel / name).as_posix()))
+            if first is not None:  # a.MP4 beside a.mp4, or A.mp4 where case is not told apart
+                name = _renamed(path, name, first, f"{path.name}{suffix}")
+            kept[_one_file_name((rel / name).as_posix())] = path
             planned.append((path, dst / path.parent.relative_to(src) / name))
         # A video made .mkv whose name another output has (c.vob beside c.mkv) takes
         # NAME.EXT.mkv rather than overwrite it; the outputs named as their inputs
         # keep their names whatever the order, so --skip-existing finds them again.
         for path in moved:
             name = f"{path.stem}.mkv"
-            if _one_file_name(name) in kept:
-                name = _renamed(path, name, kept[_one_file_name(name)], f"{path.name}.mkv")
-            kept[_one_file_name(name)] = path
+            first = kept.get(_one_file_name((rel / name).as_posix()))
+            if first is not None:
+                name = _renamed(path, name, first, f"{path.name}.mkv")
+            kept[_one_file_name((rel / name).as_posix())] = path
             planned.append((path, dst / path.parent.relative_to(src) / name))
         jobs += sorted(planned)
     if not jobs:

@@ -191,3 +191,22 @@ def test_a_folder_into_an_output_named_like_a_video_is_refused_unless_it_ends_in
     assert not (tmp_path / "out.mp4").exists()  # a folder of that name was made without a word
     run(NCNN_SR, "video", "-i", src, "-o", f"{tmp_path / 'out.mp4'}{os.sep}", *X2)
     assert names(tmp_path / "out.mp4") == ["a.mp4"]
+
+
+@pytest.mark.parametrize("names, outputs", [
+    (("A/x.mp4", "a/x.mp4"), ("A/x.mp4", "a/x.mp4.mp4")),
+    (("cafe\u0301.mp4", "caf\u00e9.mp4"), ("cafe\u0301.mp4", "caf\u00e9.mp4.mp4")),
+], ids=["sub-folders-by-case", "unicode-spellings"])
+def test_videos_whose_outputs_are_one_file_on_macos_get_outputs_of_their_own(tmp_path, names, outputs):
+    # With -r, A/x.mp4 and a/x.mp4 went to OUT/A/x.mp4 and OUT/a/x.mp4: one file where
+    # case is not told apart, the second written over the first.
+    from ncnn_sr.jobs import plan_videos
+    from ncnn_sr.video_options import EncodeOptions
+
+    src = tmp_path / "in"
+    for name in names:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        make_clip(src / name, frames=2, audio=None)
+    jobs = plan_videos(src, tmp_path / "out", EncodeOptions(), recursive=True)
+    assert [(s.relative_to(src).as_posix(), d.relative_to(tmp_path / "out").as_posix()) for s, d in jobs] == \
+        list(zip(names, outputs))
