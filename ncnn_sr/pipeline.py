@@ -174,6 +174,17 @@ class Pipeline:
                             ("queue_size", queue_size)):
             if not _whole_at_least_1(value):
                 raise SettingError(f"{name} must be a whole number, at least 1, got {value!r}")
+        for name, value in (("metadata", metadata), ("skip_existing", skip_existing),
+                            ("keep_opaque_alpha", keep_opaque_alpha), ("drop_oversized_exif", drop_oversized_exif),
+                            ("animate", animate)):
+            # A truthy "no" skipped every existing output, or kept the metadata asked away.
+            if not isinstance(value, (bool, np.bool_)):
+                raise SettingError(f"{name} must be True or False, got {value!r}")
+        if on_outcome is not None and not callable(on_outcome):
+            raise SettingError(f"on_outcome must be a function of an Outcome, or None, got {describe(on_outcome)}")
+        if animation_memory is not None and not _whole_at_least_1(animation_memory):
+            raise SettingError(f"animation_memory must be a whole number of bytes, at least 1, or None, "
+                               f"got {animation_memory!r}")
         # Once here: else each picture of the batch failed on the same setting, one by one.
         if scale is not None or width is not None or height is not None:
             # How large a scale may be is each picture's to say: a 1 px one stands in

@@ -207,6 +207,17 @@ def test_an_output_where_a_folder_is_fails_before_it_is_upscaled(tmp_path):
     ({"save_workers": 1.5}, "save_workers must be a whole number, at least 1, got 1.5"),  # failed in run
     ({"queue_size": True}, "queue_size must be a whole number, at least 1, got True"),
     ({"lanes": "upscaler"}, "a pipeline's lanes must be Lanes (an Upscaler and its proc workers), got 'upscaler'"),
+    # A truthy "no" skipped every existing output, or kept the metadata asked away.
+    ({"skip_existing": "no"}, "skip_existing must be True or False, got 'no'"),
+    ({"metadata": "no"}, "metadata must be True or False, got 'no'"),
+    ({"animate": None}, "animate must be True or False, got None"),
+    ({"keep_opaque_alpha": 1}, "keep_opaque_alpha must be True or False, got 1"),
+    ({"drop_oversized_exif": "yes"}, "drop_oversized_exif must be True or False, got 'yes'"),
+    # Called for the first outcome, a TypeError raised once every picture was done.
+    ({"on_outcome": "print"}, "on_outcome must be a function of an Outcome, or None, got 'print'"),
+    # A TypeError from a worker at the first animation.
+    ({"animation_memory": "4e9"}, "animation_memory must be a whole number of bytes, at least 1, or None, got '4e9'"),
+    ({"animation_memory": 0}, "animation_memory must be a whole number of bytes, at least 1, or None, got 0"),
 ])
 def test_settings_a_pipeline_cannot_run_with_are_input_errors_and_value_errors(settings, said, cpu_lane):
     # They were ValueErrors (or TypeErrors, or an AttributeError in run) where the
