@@ -27,6 +27,7 @@ from .jobs import check_reachable, plan_jobs, plan_videos
 from .models import ModelSpec
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
 from .repeats import Repeats
+from .typed_numbers import whole_number
 from .video_options import VIDEO_CONTAINERS, is_video_path
 
 log = logging.getLogger("ncnn_sr")
@@ -125,7 +126,7 @@ def path_flag(prog: str, flag: str, text: str, what: str) -> Path:
 
 
 def int_list(text: str, error: str) -> list[int]:
-    values = [devices.whole_number(part) for part in text.split(",")]
+    values = [whole_number(part) for part in text.split(",")]
     if None in values:
         raise UsageError(error)
     return values
@@ -152,7 +153,7 @@ def parse_jobs(text: str) -> tuple[int, list[int], int]:
     parts = text.split(":")
     if len(parts) != 3:
         raise UsageError(BAD_JOBS)
-    load, save = devices.whole_number(parts[0]), devices.whole_number(parts[2])
+    load, save = whole_number(parts[0]), whole_number(parts[2])
     if load is None or save is None or load < 1 or save < 1:
         raise UsageError(BAD_JOBS)
     procs = int_list(parts[1], BAD_PROCS)

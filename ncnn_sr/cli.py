@@ -30,6 +30,7 @@ from .errors import ModelMissing, NcnnSrError, one_line
 from .files import folder_made, write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder
 from .streams import Streams, is_stream, shown
+from .typed_numbers import decimal_number, ratio, whole_number
 from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path
 from .video_window import parse_time
 
@@ -87,6 +88,24 @@ def main() -> None:
     """
 
 
+class _Typed:
+    """Click reads numbers with int() and float(), which take "2_0" as 20 and other
+    scripts' digits: a typo ran at another scale or size, unsaid."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and self.read(value) is None:
+            self.fail(f"{value!r} is not {self.what}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class WholeNumber(_Typed, click.IntRange):
+    read, what = staticmethod(whole_number), "a whole number"
+
+
+class DecimalNumber(_Typed, click.FloatRange):
+    read, what = staticmethod(decimal_number), "a number"
+
+
 def _positive(ctx, param, value):
     if value is not None and not (value > 0 and math.isfinite(value)):
         raise click.BadParameter("must be a positive number")
@@ -100,10 +119,9 @@ MIN_FPS = Fraction(1, 100)
 def _fps(ctx, param, value):
     if value is None:
         return None
-    try:
-        fps = Fraction(value)
-    except (ValueError, ZeroDivisionError):
-        raise click.BadParameter("give a rate such as 30, 29.97 or 24000/1001") from None
+    fps = ratio(value)
+    if fps is None:
+        raise click.BadParameter("give a rate such as 30, 29.97 or 24000/1001")
     if fps <= 0:
         raise click.BadParameter("must be positive")
     if fps > MAX_FPS:  # a typo such as 1e9 would otherwise write frames for hours
@@ -111,12 +129,6 @@ def _fps(ctx, param, value):
     if fps < MIN_FPS:  # fewer would leave a short clip without a single frame
         raise click.BadParameter(f"at least {MIN_FPS} frames per second")
     return fps
-
-
-def _a_number(ctx, param, value):
-    if value is not None and math.isnan(value):  # FloatRange lets nan through
-        raise click.BadParameter("nan is not a number")
-    return value
 
 
 def _suffix(ctx, param, value: str) -> str:
@@ -151,10 +163,10 @@ def _bitrate(ctx, param, value):
         return None
     text = value.strip().lower()
     unit = text[-1:] if text[-1:] in _BITRATE_UNITS else ""
-    try:
-        rate = Fraction(text[:len(text) - len(unit)]) * _BITRATE_UNITS[unit]
-    except (ValueError, ZeroDivisionError):
-        raise click.BadParameter(f"give bits per second, such as 8000000, 8M or 2500k, not {value!r}") from None
+    number = ratio(text[:len(text) - len(unit)])
+    if number is None:
+        raise click.BadParameter(f"give bits per second, such as 8000000, 8M or 2500k, not {value!r}")
+    rate = number * _BITRATE_UNITS[unit]
     if not MIN_BITRATE <= rate <= MAX_BITRATE:
         raise click.BadParameter(f"{value} is {float(rate):g} bits per second: give {MIN_BITRATE} to {MAX_BITRATE:.0e} "
                                  "(such as 8M or 2500k)")
@@ -163,16 +175,16 @@ def _bitrate(ctx, param, value):
 
 # Options both commands take, in the order --help lists them after -i, -o and -n.
 _SHARED_OPTIONS = [
-    click.option("-s", "--scale", type=float, default=None, callback=_positive,
+    click.option("-s", "--scale", type=DecimalNumber(), default=None, callback=_positive,
                  help="Output scale (any factor; default: the model's); with --width/--height it only "
                       "picks the model variant (realesr-animevideov3 -s 2: the x2 file)."),
-    click.option("--width", type=click.IntRange(min=1), default=None, help="Output width (keeps the aspect ratio alone)."),
-    click.option("--height", type=click.IntRange(min=1), default=None,
+    click.option("--width", type=WholeNumber(min=1), default=None, help="Output width (keeps the aspect ratio alone)."),
+    click.option("--height", type=WholeNumber(min=1), default=None,
                  help="Output height (keeps the aspect ratio alone)."),
     click.option("-t", "--tile", default="0", show_default=True, help="Tile size, >=32 or 0 = auto; one per device: 0,200."),
-    click.option("--tile-pad", type=click.IntRange(min=0), default=None,
+    click.option("--tile-pad", type=WholeNumber(min=0), default=None,
                  help="Context pixels around each tile; alone, it selects the reference tiling (no blending)."),
-    click.option("--overlap", type=click.IntRange(min=0), default=None,
+    click.option("--overlap", type=WholeNumber(min=0), default=None,
                  help="Pixels neighbouring tiles share and blend (default 16; 0: the reference tiling). "
                       "On the CPU and integrated GPUs, realesrgan-x4plus(-anime) tiles exactly instead while memory allows."),
     click.option("--exact/--blend", "exact", default=None,
@@ -186,7 +198,7 @@ _SHARED_OPTIONS = [
                       "savers (half the cores) when a discrete GPU upscales, as writing PNGs then limits a run."),
     click.option("-m", "--model-path", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
                  help="Folder to look for models in first."),
-    click.option("-dn", "--denoise", type=click.FloatRange(0, 1), default=None, callback=_a_number,
+    click.option("-dn", "--denoise", type=DecimalNumber(0, 1), default=None,
                  help="With -n realesr-general-x4v3 (ncnn-sr fetch it and realesr-general-wdn-x4v3): how "
                       "strongly to denoise, 0 to 1, as Real-ESRGAN's -dn: its share of the mix with "
                       "realesr-general-wdn-x4v3. Without it, the model alone (1)."),
@@ -258,7 +270,7 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
 @_shared_options
 @click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "jpeg", "webp", "gif", "avif"], case_sensitive=False),
               default=None, help="Output format in folder mode (default png; a file takes its extension's).")
-@click.option("--quality", type=click.IntRange(1, 100), default=None,
+@click.option("--quality", type=WholeNumber(1, 100), default=None,
               help="jpg/webp/avif quality (default: jpg 95, avif 90; webp lossless without it).")
 @click.option("-r", "--recursive", is_flag=True, help="Walk sub-folders too; their tree is mirrored in the output.")
 @click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist (resume a batch).")
@@ -302,7 +314,7 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
               help="Model name, a family, or a .param path.")
 @_shared_options
 @click.option("--codec", default=None, help="Video encoder (default libx264; libvpx-vp9 for .webm).")
-@click.option("--crf", type=click.IntRange(0, 63), default=None, help="Constant quality (default 18 for x264/x265/vp9/av1).")
+@click.option("--crf", type=WholeNumber(0, 63), default=None, help="Constant quality (default 18 for x264/x265/vp9/av1).")
 @click.option("--preset", default=None, help="Encoder preset, e.g. slow, medium, fast.")
 @click.option("--pix-fmt", default=None,
               help="Output pixel format [default: yuv420p; yuv420p10le for 10-bit or deeper input].")
@@ -448,8 +460,8 @@ def _bench_tiles(ctx, param, value: str) -> list:
         part = part.strip().lower()
         if part in ("auto", "whole"):
             tiles.append("auto" if part == "auto" else 0)
-        elif part.isdecimal() and int(part) >= devices_mod.MIN_TILE:  # isdigit() takes "³", int() does not
-            tiles.append(int(part))
+        elif (whole_number(part) or 0) >= devices_mod.MIN_TILE:
+            tiles.append(whole_number(part))
         else:
             raise click.BadParameter(f"{part!r}: give tile sizes >= {devices_mod.MIN_TILE}, auto or whole")
     return list(dict.fromkeys(tiles))
@@ -464,11 +476,12 @@ MAX_BENCH_RUNS = 100
 
 def _bench_size(ctx, param, value: str) -> tuple[int, int]:
     w, _, h = value.lower().partition("x")
-    if not (w.isdecimal() and h.isdecimal() and int(w) > 0 and int(h) > 0):
+    w, h = whole_number(w) or 0, whole_number(h) or 0
+    if not (w > 0 and h > 0):
         raise click.BadParameter(f"{value!r}: give WIDTHxHEIGHT, such as 256x256")
-    if max(int(w), int(h)) > MAX_BENCH_SIDE:
+    if max(w, h) > MAX_BENCH_SIDE:
         raise click.BadParameter(f"{value!r}: at most {MAX_BENCH_SIDE} pixels a side")
-    return int(w), int(h)
+    return w, h
 
 
 def _result_file(ctx, param, value: str | None) -> str | None:
@@ -505,10 +518,10 @@ def _comma_list(ctx, param, value: str) -> list[str]:
 @click.option("--dni", "other", default=None,
               help="A second training of the same network to interpolate with, weight by weight (Real-ESRGAN's "
                    "-dn: -i realesr-general-x4v3.pth --dni realesr-general-wdn-x4v3.pth).")
-@click.option("--dni-weight", type=click.FloatRange(0, 1), default=None,
+@click.option("--dni-weight", type=DecimalNumber(0, 1), default=None,
               help="Share of the -i model's weights in the interpolation; the --dni model's is the rest "
                    "(Real-ESRGAN's -dn strength).  [default: 0.5]")
-@click.option("--scale", type=click.IntRange(min=1), default=None,
+@click.option("--scale", type=WholeNumber(min=1), default=None,
               help="2 or 3 for an old ESRGAN model (model.1.sub... keys) with one upsampling layer, whose keys "
                    "are the same at x2 and x3; any other model's keys give its scale, which this must match.  "
                    "[default: as the input's name says (3x_Name, Name_x3), else 2 with a warning]")
@@ -713,9 +726,9 @@ def _download_bar(name: str, quiet: bool):
               help="A picture to time on (default: a synthetic one of --size).")
 @click.option("--size", default="256x256", show_default=True, callback=_bench_size,
               help="Size of the synthetic picture.")
-@click.option("--repeat", type=click.IntRange(min=1, max=MAX_BENCH_RUNS), default=3, show_default=True,
+@click.option("--repeat", type=WholeNumber(min=1, max=MAX_BENCH_RUNS), default=3, show_default=True,
               help="Timed runs per configuration; the best counts.")
-@click.option("--rounds", type=click.IntRange(min=1, max=MAX_BENCH_RUNS), default=1, show_default=True,
+@click.option("--rounds", type=WholeNumber(min=1, max=MAX_BENCH_RUNS), default=1, show_default=True,
               help="Times each configuration is measured, alternating with the C++ code if asked.")
 @click.option("--tiling", "tilings", default="seamless", show_default=True, callback=_comma_list,
               help="Comma-separated. seamless: the engine's default; reference: the C++ code's rule (use it "

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import ncnn
 
 from .errors import DeviceError
+from .typed_numbers import whole_number
 
 log = logging.getLogger("ncnn_sr")
 
@@ -196,19 +197,6 @@ def named_index(text: str) -> int | None:
     if found:
         return int(found.group(1))
     return whole_number(text)
-
-
-# A whole number as the C++ tool's atoi reads one: ASCII digits after an optional sign.
-# int() also takes "2_0" (20) and other scripts' digits ("\u0662"): a typo in -g, -t or
-# -j ran on another device, tile or worker count, unsaid.
-_WHOLE = re.compile(r"[+-]?[0-9]+")
-
-
-def whole_number(text: str) -> int | None:
-    """``text``, spaces around it aside, as a whole number of ASCII digits with an
-    optional sign; None for anything else."""
-    text = text.strip()
-    return int(text) if _WHOLE.fullmatch(text) else None
 
 
 def get_device(spec: "str | int | Device" = "auto") -> Device:

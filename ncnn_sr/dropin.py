@@ -5,7 +5,6 @@ picture gives a non-zero exit status."""
 from __future__ import annotations
 
 import math
-import re
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from click.core import ParameterSource
 from . import models as models_mod
 from .batch_cli import REFERENCE_JOBS, OnePathCommand, RunOptions, log, path_flag, run, run_video, setup_logging
 from .errors import InputError
+from .typed_numbers import decimal_number
 from .jobs import check_reachable, names_a_folder
 from .video_options import EncodeOptions, is_video_input
 
@@ -30,9 +30,7 @@ DEFAULT_MODEL_FOLDER = Path("models")
 # The reference's output formats. ncnn-sr also writes gif and avif; the drop-in
 # refuses them, as the reference does.
 REFERENCE_FORMATS = ("png", "jpg", "jpeg", "webp")
-# -s as a decimal number of ASCII digits: float() also took "2_0" (20) and other
-# scripts' digits ("\u0662"), so a typo ran at another scale, unsaid.
-_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
 
 
 @click.command(context_settings={"help_option_names": ["-h"]}, name=PROG, cls=OnePathCommand,
@@ -77,8 +75,8 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
         # No -m given: a file named models where the command runs is no model folder of
         # the user's, as a missing one is not.
         model_path = None
-    factor = float(scale) if _DECIMAL.fullmatch(scale.strip()) else math.nan
-    if not (factor > 0 and math.isfinite(factor)):
+    factor = decimal_number(scale)
+    if factor is None or not (factor > 0 and math.isfinite(factor)):
         _refuse(f"invalid scale argument: -s {scale}: give a positive number, such as 2, 3 or 4")
     single = input_path.is_file() and not (output_folder or output_path.is_dir())
     suffix = output_path.suffix.lower()

@@ -581,3 +581,49 @@ def test_words_left_over_after_the_options_say_what_to_do(command, several, tmp_
     assert (f"Error: Got unexpected extra argument (b.png): -i and -o take one path each; quote a path with spaces, "
             f"and {several}\n") in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+
+
+@pytest.mark.parametrize("args, said", [
+    (["-s", "2_0"], "'2_0' is not a number"),
+    (["-s", "\u0662"], "is not a number"),
+    (["-s", "nan"], "'nan' is not a number"),
+    (["--width", "3_2"], "'3_2' is not a whole number"),
+    (["--tile-pad", "\u0661\u0660"], "is not a whole number"),
+    (["-dn", "0_5"], "'0_5' is not a number"),
+])
+def test_number_flags_take_ascii_digits_alone(tmp_path, args, said):
+    """int() and float() read '2_0' as 20 and other scripts' digits: a typo ran at
+    another scale or size."""
+    from click.testing import CliRunner
+    from ncnn_sr import cli
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(cli.main, ["-i", str(tmp_path / "in.png"), "-o", str(out), "-g", "-1", *args])
+    assert result.exit_code == 2 and said in result.output, result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args, said", [
+    (["bench", "-t", "\u0663\u0662"], "give tile sizes >= 32"),
+    (["bench", "--size", "1_6x16"], "give WIDTHxHEIGHT"),
+    (["video", "--fps", "2_5"], "give a rate such as 30"),
+    (["video", "--bitrate", "2_5M"], "give bits per second"),
+    (["video", "--crf", "1_8"], "'1_8' is not a whole number"),
+])
+def test_other_commands_number_flags_take_ascii_digits_alone(tmp_path, args, said):
+    from click.testing import CliRunner
+    from ncnn_sr import cli
+    command, *flags = args
+    where = ["-i", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "out.mp4")] if command == "video" else []
+    result = CliRunner().invoke(cli.main, [command, *where, *flags])
+    assert result.exit_code == 2 and said in result.output, result.output
+
+
+def test_typed_numbers_read_what_atoi_and_atof_read():
+    from fractions import Fraction
+    from ncnn_sr.typed_numbers import decimal_number, ratio, whole_number
+    assert [whole_number(t) for t in (" +2 ", "-1", "2_0", "\u0662", "2.0", "")] == [2, -1, None, None, None, None]
+    assert [decimal_number(t) for t in ("2.5", ".5", "1e3", "2_0", "inf", "nan", "\u0662")] == \
+        [2.5, 0.5, 1000.0, None, None, None, None]
+    assert [ratio(t) for t in ("24000/1001", "29.97", " 25 ", "1/0", "1.5/2", "2_5")] == \
+        [Fraction(24000, 1001), Fraction(2997, 100), 25, None, None, None]
