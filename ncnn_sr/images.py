@@ -43,6 +43,10 @@ DEFAULT_JPEG_QUALITY = 95
 DEFAULT_AVIF_QUALITY = 90
 # Modes of grey pictures: their colour is written back grey (with alpha, as LA).
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
+# Formats Pillow registers that are no picture it can read: PDF and PALM it only
+# writes, MPEG is a video whose header alone it reads, BUFR/GRIB/HDF5 are data it
+# only recognises.
+NOT_PICTURES = frozenset({"PDF", "PALM", "MPEG", "BUFR", "GRIB", "HDF5"})
 # Formats whose frames are an animation. Any other's further frames are none: an MPO
 # (a phone's JPEG) adds a preview or a second view of the same shot, a PSD's are the
 # layers of the composite that is read, a HEIF's are a burst or a collection, whose
@@ -189,6 +193,8 @@ def reading(path: str):
             raise InputError(f"{path}: broken or truncated picture ({heif.failure(path)})") from None
         if (reason := png_refusal(path)) is not None:  # a PNG broken before its pixels
             raise InputError(f"{path}: broken or truncated picture ({reason})") from None
+        if (reason := _header_refusal(path)) is not None:  # another format's, cut short so
+            raise InputError(f"{path}: broken or truncated picture ({reason})") from None
         raise InputError(f"{path}: not a picture, or a format Pillow cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{path}: too many pixels (over {Image.MAX_IMAGE_PIXELS}): refusing a possible decompression bomb") from None
@@ -204,6 +210,39 @@ def reading(path: str):
         # cut short between two frames (IndexError, reading a byte past its end) or
         # inside a frame's image descriptor (struct.error, counting the frames).
         raise InputError(f"{path}: broken or truncated picture ({_one_line(e)})") from None
+
+
+def _header_refusal(path: str) -> str | None:
+    """Why the reader of the format whose signature starts the file at ``path``
+    refuses it, as "JPEG: ...": a JPEG cut short between two header segments, a GIF
+    inside its palette, a TIFF before its directory (written last) have their format's
+    first bytes, but Pillow, whose reader refused them, says no format fits. None
+    where no reader knows the file's first bytes."""
+    try:
+        with open(path, "rb") as f:
+            prefix = f.read(16)
+            for fmt in Image.ID:
+                factory, accept = Image.OPEN[fmt]
+                try:
+                    known = accept is not None and accept(prefix)
+                except Exception:  # noqa: BLE001 - a check that fails on these bytes knows them not
+                    continue
+                if not known or isinstance(known, str) or fmt in NOT_PICTURES:  # a str: Pillow lacks its library
+                    continue
+                f.seek(0)
+                try:
+                    with pillow_warnings():
+                        factory(f, path).close()
+                except Exception as e:  # noqa: BLE001 - only its words are wanted
+                    if isinstance(e.__cause__, struct.error):  # a field past the end
+                        return f"{fmt}: its header is cut short"
+                    words = _one_line(e)
+                    # Pillow's words for a header read to its end without the picture's size.
+                    return f"{fmt}: {'no size in its header' if words == 'not identified by this driver' else words}"
+                return None
+    except OSError:
+        return None
+    return None
 
 
 def _one_line(e: Exception) -> str:

@@ -27,17 +27,15 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import InputError, broken_link
-from .images import FORMATS, file_path, output_format
+from .images import FORMATS, NOT_PICTURES, file_path, output_format
 from .video_options import is_video_path
 
 Image.init()
 # images, imported above, has registered HEIF's reader (ncnn_sr.heif): .heic and
-# .heif are Pillow's extensions by now. Extensions Pillow registers for what is not a picture it can read: PDF and PALM it
-# only writes, MPEG is a video whose header alone it reads, BUFR/GRIB/HDF5 are data
-# it only recognises. A folder holding them is not a folder of broken pictures.
-_NOT_PICTURES = frozenset({"PDF", "PALM", "MPEG", "BUFR", "GRIB", "HDF5"})
+# .heif are Pillow's extensions by now. Those of NOT_PICTURES are left out: a folder
+# holding them is not a folder of broken pictures.
 PICTURE_SUFFIXES = frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items()
-                             if fmt not in _NOT_PICTURES)
+                             if fmt not in NOT_PICTURES)
 
 
 @dataclass(frozen=True)

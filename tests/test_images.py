@@ -634,6 +634,25 @@ def test_a_png_broken_before_its_pixels_is_broken_not_an_unknown_format(tmp_path
             read_image(tmp_path / name)
 
 
+def _cut_before_frame_header(data: bytes) -> bytes:
+    return data[:data.index(b"\xff\xc0")]  # its tables whole, not its size
+
+
+@pytest.mark.parametrize("fmt,options,cut", [
+    ("JPEG", {"quality": 90}, _cut_before_frame_header),
+    ("GIF", {}, lambda data: data[:len(data) // 2]),  # inside the palette
+    ("TIFF", {"compression": "tiff_lzw"}, lambda data: data[:len(data) // 2]),  # its directory is last
+    ("BMP", {}, lambda data: data[:10]),
+])
+def test_a_picture_cut_short_in_its_header_is_broken_not_an_unknown_format(fmt, options, cut, tmp_path):
+    # Pillow's reader of the format refuses it while opening, and Pillow then says it
+    # knows no format for it: a half-downloaded photo was "not a picture".
+    data = save(tmp_path / "whole", Image.fromarray(picture(16, 16)), format=fmt, **options).read_bytes()
+    (tmp_path / "cut.img").write_bytes(cut(data))
+    with pytest.raises(InputError, match=rf"^\S*cut.img: broken or truncated picture \({fmt}\b.+\)$"):
+        read_image(tmp_path / "cut.img")
+
+
 def test_a_tiff_whose_second_frame_has_no_size_is_an_input_error(tmp_path):
     # Pillow raises TypeError("Missing dimensions") when it counts the frames: it came
     # out of read_image bare, and a batch said "cannot read: TypeError(...)".
