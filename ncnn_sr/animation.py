@@ -14,7 +14,7 @@ from .files import atomic_write
 from .apng import frames_as_shown as apng_frames
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, frames_as_shown as gif_frames, has_clear_pixels, to_palette
 from .images import (FORMATS, ImageInfo, check_fits, checked_metadata, checked_write, file_path, pillow_warnings,
-                     read_image, reading, save_options, write_image)
+                     read_image, reading, save_options, sized, write_image)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
 from .pixels import check_image, to_eight_bit
 
@@ -150,7 +150,7 @@ def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo 
     if fmt == "avif":  # Pillow's writer has no play count: a GIF shown once looped for ever
         raise InputError(f"{path}: an animated AVIF would lose how many times it plays; write webp, png or gif")
     check_fits(animation.frames[0], fmt, path)
-    info = checked_metadata(info, metadata, fmt, path)
+    info = sized(checked_metadata(info, metadata, fmt, path), animation.frames[0])
     atomic_write(path, lambda f: _encode_frames(f, animation, info, fmt, quality))
 
 

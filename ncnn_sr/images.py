@@ -22,7 +22,8 @@ from .files import atomic_write
 from . import apng, gif, heif, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
-                       fitting_dpi, fitting_profile, orient, readable_exif, resolution, upright_xmp, xmp_option)
+                       fitting_dpi, fitting_profile, orient, readable_exif, resolution, sized_exif, upright_xmp,
+                       xmp_option)
 from .pixels import check_image, to_eight_bit
 from .png import PNG_COMPRESS_LEVEL, grey_key_in_8_bits, luma16, png16, png_header, read_png16
 from .png import refusal as png_refusal
@@ -424,7 +425,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
     path, fmt, quality = checked_write(path, fmt, quality, info, "write_image")
     image = check_image(image)
     check_fits(image, fmt, path)
-    info = checked_metadata(info, metadata, fmt, path)
+    info = sized(checked_metadata(info, metadata, fmt, path), image)
     atomic_write(path, lambda f: _encode(f, image, info, fmt, quality))
 
 
@@ -480,6 +481,13 @@ def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str
         raise InputError(f"{path}: its EXIF ({len(info.exif)} bytes) is too large for JPEG, which holds at "
                          f"most {MAX_JPEG_EXIF}: write png or webp, or leave the metadata out (--no-metadata)")
     return info
+
+
+def sized(info: ImageInfo | None, image: np.ndarray) -> ImageInfo | None:
+    """``info`` whose EXIF states the size of ``image``, the picture written with it."""
+    if info is None or not info.exif:
+        return info
+    return replace(info, exif=sized_exif(info.exif, image.shape[1], image.shape[0]))
 
 
 def checked_quality(quality, path: str | None = None) -> int | None:

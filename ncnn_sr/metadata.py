@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import struct
 
 import numpy as np
 from PIL import Image
@@ -25,6 +26,11 @@ _EXIF_Y_RESOLUTION = 0x011B
 # copyright, and the Exif and GPS directories.
 _SUB_DIRECTORIES = (0x8769, 0x8825)
 _TIFF_EXIF_TAGS = (0x010E, 0x010F, 0x0110, EXIF_ORIENTATION, 0x0131, 0x0132, 0x013B, 0x8298, *_SUB_DIRECTORIES)
+# The picture's size, stated in the first directory (ImageWidth, ImageLength) and in
+# the Exif directory (PixelXDimension, PixelYDimension): across first.
+_FIRST_SIZE = (0x0100, 0x0101)
+_EXIF_SIZE = (0xA002, 0xA003)
+_SHORT, _LONG = 3, 4
 # Orientations that turn the picture a quarter: across and down trade places.
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 # The dots per inch each format can state, least and most: JFIF's density is a 16-bit
@@ -76,6 +82,44 @@ def exif_to_write(im: Image.Image, exif: Image.Exif | None) -> bytes | None:
         return exif.tobytes()
     except Exception:  # a tag Pillow read but cannot write back
         return None
+
+
+def sized_exif(exif: bytes | None, width: int, height: int) -> bytes | None:
+    """``exif`` stating the size of the picture it goes with, ``width`` x ``height``,
+    where it states one: it came with the input, and viewers that trust it showed
+    the upscaled picture at the input's size. Changed in place, the rest byte for
+    byte as it was; an EXIF that cannot be walked is given back as it is."""
+    if not exif:
+        return exif
+    base = 6 if exif.startswith(b"Exif\x00\x00") else 0
+    data = bytearray(exif)
+    try:
+        order = {b"II": "<", b"MM": ">"}[bytes(data[base:base + 2])]
+        first = struct.unpack_from(order + "I", data, base + 4)[0]
+        inner = _put_size(data, base, order, first, dict(zip(_FIRST_SIZE, (width, height))))
+        if inner:
+            _put_size(data, base, order, inner, dict(zip(_EXIF_SIZE, (width, height))))
+    except (KeyError, struct.error):
+        return exif
+    return bytes(data)
+
+
+def _put_size(data: bytearray, base: int, order: str, at: int, sizes: dict[int, int]) -> int | None:
+    """Writes ``sizes`` (tag: value) over the entries of the directory at ``at`` that
+    hold one number, and gives the Exif directory's offset where it names one."""
+    inner = None
+    count = struct.unpack_from(order + "H", data, base + at)[0]
+    for entry in range(base + at + 2, base + at + 2 + 12 * count, 12):
+        tag, kind, n = struct.unpack_from(order + "HHI", data, entry)
+        if tag in sizes and kind in (_SHORT, _LONG) and n == 1:
+            value = sizes[tag]
+            # A short holds up to 65535: a larger size is a long, in the same 4 bytes.
+            short = kind == _SHORT and value <= 0xFFFF
+            struct.pack_into(order + "HHI", data, entry, tag, _SHORT if short else _LONG, 1)
+            data[entry + 8:entry + 12] = struct.pack(order + "HH", value, 0) if short else struct.pack(order + "I", value)
+        elif tag == _SUB_DIRECTORIES[0] and n == 1:
+            inner = struct.unpack_from(order + "I", data, entry + 8)[0]
+    return inner
 
 
 def _tiff_exif(tags: Image.Exif) -> Image.Exif | None:

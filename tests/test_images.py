@@ -229,6 +229,41 @@ def test_a_tiffs_exif_is_kept_without_the_tags_of_its_own_layout(tmp_path):
         assert not {256, 257, 273, 279} & set(exif)  # the TIFF's size, strips and their sizes
 
 
+@pytest.mark.parametrize("fmt", ["jpg", "png", "webp", "png16"])
+def test_the_exif_size_of_the_picture_is_that_of_the_picture_written(fmt, tmp_path):
+    # The EXIF's PixelXDimension and PixelYDimension (Pillow's ExifImageWidth and
+    # ExifImageHeight) and its first directory's ImageWidth and ImageLength gave the
+    # input's size: viewers and galleries that trust them showed the output at it.
+    im = rgb_image()  # 8 across, 6 down, turned upright to 6 across, 8 down
+    exif = im.getexif()
+    exif[0x0100], exif[0x0101], exif[0x0112] = 8, 6, 6
+    exif.get_ifd(0x8769).update({0xA002: 8, 0xA003: 6, 0x9003: "2020:01:02 03:04:05"})
+    arr, info = read_image(save(tmp_path / "i.jpg", im, exif=exif.tobytes()))
+    big = arr.repeat(3, axis=0).repeat(3, axis=1)  # 18 across, 24 down
+    if fmt == "png16":
+        big = big.astype(np.uint16) * 257
+    out = tmp_path / f"o.{fmt.removesuffix('16')}"
+    write_image(out, big, info)
+    with Image.open(out) as written:
+        exif = written.getexif()
+        assert (exif[0x0100], exif[0x0101]) == (18, 24) and exif[0x0112] == 1
+        assert exif.get_ifd(0x8769) == {0xA002: 18, 0xA003: 24, 0x9003: "2020:01:02 03:04:05"}
+
+
+def test_an_exif_size_past_what_a_short_holds_is_written_as_a_long():
+    from ncnn_sr.metadata import sized_exif
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769).update({0xA002: 8, 0xA003: 6})
+    data = exif.tobytes()
+    sized = sized_exif(data, 70000, 5)
+    assert len(sized) == len(data)
+    read = Image.Exif()
+    read.load(sized)
+    assert read.get_ifd(0x8769) == {0xA002: 70000, 0xA003: 5}
+    assert sized_exif(b"Exif\x00\x00II*\x00\x08\x00", 9, 9) == b"Exif\x00\x00II*\x00\x08\x00"  # cut short: as it was
+
+
 def test_an_exif_too_large_for_jpeg_is_an_input_error_and_png_keeps_it(tmp_path):
     im = rgb_image()
     exif = im.getexif()
