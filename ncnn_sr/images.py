@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError, features
+from PIL.PngImagePlugin import PngInfo
 
 from .errors import InputError, describe
 from .files import atomic_write
@@ -25,7 +26,8 @@ from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KE
                        fitting_dpi, fitting_profile, orient, readable_exif, resolution, sized_exif, upright_xmp,
                        xmp_option)
 from .pixels import check_image, to_eight_bit
-from .png import PNG_COMPRESS_LEVEL, grey_key_in_8_bits, luma16, png16, png_header, read_png16
+from .png import COLOUR_CHUNKS, PNG_COMPRESS_LEVEL, colour_chunks, grey_key_in_8_bits, luma16, png16, png_header, \
+    read_png16
 from .png import refusal as png_refusal
 
 log = logging.getLogger("ncnn_sr")
@@ -70,7 +72,9 @@ class ImageInfo:
     ``icc_profile`` is None when the pixels were converted to sRGB on reading;
     ``dpi`` is the resolution the file states (dots per inch across and down the
     upright picture), None where it states none; ``xmp`` is the XMP packet, its
-    orientation (``tiff:Orientation``) reset to 1 as the EXIF's is.
+    orientation (``tiff:Orientation``) reset to 1 as the EXIF's is;
+    ``colour_chunks`` are a PNG's gAMA, cHRM, sRGB and cICP chunks as (kind, data)
+    pairs, which a png written with this info carries (other formats hold none).
     """
 
     mode: str
@@ -80,6 +84,7 @@ class ImageInfo:
     frames: int = 1
     dpi: tuple[float, float] | None = None
     xmp: bytes | None = None
+    colour_chunks: tuple[tuple[bytes, bytes], ...] = ()
 
 
 def output_format(path: str | os.PathLike) -> str:
@@ -157,7 +162,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             if (arr[:, :, 3] == 255).all():
                 arr = np.ascontiguousarray(arr[:, :, :3])
         xmp = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
-        info = replace(info, dpi=resolution(im, exif, orientation), xmp=upright_xmp(xmp))
+        info = replace(info, dpi=resolution(im, exif, orientation), xmp=upright_xmp(xmp),
+                       colour_chunks=colour_chunks(path) if im.format == "PNG" else ())
     if deep:
         arr = read_png16(path, 4 if arr.shape[2] == 4 else 3)
         if arr.shape[2] == 3 and colour_type == 0:
@@ -469,11 +475,17 @@ def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str
     if not isinstance(metadata, (bool, np.bool_)):  # "no" is true: the EXIF meant to go was kept
         raise InputError(f"{path}: metadata must be True or False, got {describe(metadata)}")
     if info is None or not metadata:  # left out: nothing to refuse
-        return info and replace(info, icc_profile=None, exif=None, dpi=None, xmp=None)
+        return info and replace(info, icc_profile=None, exif=None, dpi=None, xmp=None, colour_chunks=())
     for field in ("icc_profile", "exif", "xmp"):
         value = getattr(info, field)
         if value is not None and not isinstance(value, bytes):  # Pillow takes a str and writes garbage, or crashes
             raise InputError(f"{path}: info.{field} must be bytes or None, got {type(value).__name__}")
+    pairs = info.colour_chunks
+    if not isinstance(pairs, (tuple, list)) or not all(
+            isinstance(p, (tuple, list)) and len(p) == 2 and p[0] in COLOUR_CHUNKS and isinstance(p[1], bytes)
+            for p in pairs):  # Pillow would write any chunk given, or fail on a str
+        raise InputError(f"{path}: info.colour_chunks must be (kind, data) pairs of bytes, the kind one of "
+                         f"{', '.join(k.decode() for k in COLOUR_CHUNKS)}; got {describe(pairs)}")
     if info.dpi is not None and dpi_pair(info.dpi) is None:
         raise InputError(f"{path}: info.dpi must be two positive numbers (across, down) or None, "
                          f"got {describe(info.dpi)}")
@@ -513,8 +525,8 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         if grey and channels == 4:
             image = np.concatenate([luma16(image), image[:, :, 3:]], axis=2)
         # Pillow has no 16-bit colour or grey+alpha modes
-        icc, exif, dpi, xmp = _kept_metadata(info, fmt)
-        f.write(png16(image, fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi, xmp))
+        icc, exif, dpi, xmp, colour = _kept_metadata(info, fmt)
+        f.write(png16(image, fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi, xmp, colour))
         return
     if sixteen and not (fmt == "png" and channels == 1):
         image = to_eight_bit(image)  # jpg/webp/gif/avif are 8-bit
@@ -544,17 +556,19 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
 
 
 def _kept_metadata(info: ImageInfo | None, fmt: str) -> tuple:
-    """The ICC profile, EXIF, resolution and XMP of ``info`` that ``fmt`` holds."""
+    """The ICC profile, EXIF, resolution, XMP and PNG colour chunks of ``info`` that
+    ``fmt`` holds."""
     icc, exif = (info.icc_profile, info.exif) if info else (None, None)
     dpi = fitting_dpi(info.dpi if info else None, fmt)
     xmp = info.xmp if info and not (fmt == "jpg" and len(info.xmp or b"") > MAX_JPEG_XMP) else None
-    return icc, exif, dpi, xmp
+    colour = tuple(info.colour_chunks) if info and fmt == "png" else ()
+    return icc, exif, dpi, xmp, colour
 
 
 def save_options(info: ImageInfo | None, fmt: str, quality: int | None, grey: bool = False) -> dict:
     """Pillow's save options for png, jpg, webp or avif: the metadata of ``info`` that
     ``fmt`` holds, and its quality or compression. ``grey``: the pixels are grey."""
-    icc, exif, dpi, xmp = _kept_metadata(info, fmt)
+    icc, exif, dpi, xmp, colour = _kept_metadata(info, fmt)
     options: dict = {}
     # WebP is colour only; Pillow writes grey+alpha AVIF as colour, and a grey AVIF
     # comes back as colour from libavif's readers.
@@ -567,6 +581,10 @@ def save_options(info: ImageInfo | None, fmt: str, quality: int | None, grey: bo
         options["dpi"] = dpi
     if xmp:
         options.update(xmp_option(xmp, fmt))
+    if colour:  # Pillow writes them before the pixels, and sRGB only without a profile, as PNG asks
+        chunks = options.setdefault("pnginfo", PngInfo())
+        for kind, data in colour:
+            chunks.add(kind, data)
     if fmt == "jpg":
         q = DEFAULT_JPEG_QUALITY if quality is None else quality
         options.update(quality=q, subsampling=0 if q >= 90 else 2, optimize=True)

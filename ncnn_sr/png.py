@@ -13,6 +13,8 @@ from PIL import PngImagePlugin
 from .metadata import PNG_XMP_KEY
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# The chunks that say how a PNG's samples are shown, kept in a png written from one.
+COLOUR_CHUNKS = (b"gAMA", b"cHRM", b"sRGB", b"cICP")
 
 # zlib level for PNG: 1, the fastest, as OpenCV's default (what Real-ESRGAN's own
 # scripts write with). Level 6 (Pillow's default) took 3.3 s to write a 2048x2048
@@ -55,6 +57,31 @@ def _refusal(path: str | os.PathLike) -> str | None:
         except Exception as e:  # noqa: BLE001 - only its words are wanted
             return " ".join(str(e).split()) or type(e).__name__
     return None
+
+
+def colour_chunks(path: str | os.PathLike) -> tuple[tuple[bytes, bytes], ...]:
+    """The chunks of the PNG at ``path`` that say how its samples are shown (its
+    gamma, chromaticities, sRGB rendering intent, coding-independent code points) as
+    (kind, data) pairs, in the file's order, for a png written from it: Pillow reads
+    them but writes none back, and viewers showed the samples alone in other
+    colours. () for a file that cannot be walked to its pixels."""
+    found = []
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(SIGNATURE)) != SIGNATURE:
+                return ()
+            while len(head := f.read(8)) == 8 and head[4:] not in (b"IDAT", b"IEND"):
+                length = struct.unpack(">I", head[:4])[0]
+                if head[4:] in COLOUR_CHUNKS and length <= 64:  # 32 bytes at most, cHRM's
+                    data = f.read(length)
+                    if len(data) == length:
+                        found.append((head[4:], data))
+                    f.seek(4, os.SEEK_CUR)
+                else:
+                    f.seek(length + 4, os.SEEK_CUR)
+    except OSError:
+        return ()
+    return tuple(found)
 
 
 def grey_key_in_8_bits(info: dict, depth: int) -> None:
@@ -103,14 +130,18 @@ def chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def png16(image: np.ndarray, icc: bytes | None = None, exif: bytes | None = None,
-          dpi: tuple[float, float] | None = None, xmp: bytes | None = None) -> bytes:
+          dpi: tuple[float, float] | None = None, xmp: bytes | None = None,
+          colour: tuple[tuple[bytes, bytes], ...] = ()) -> bytes:
     """A 16-bit PNG file's bytes (grey+alpha, RGB or RGBA for 2, 3 or 4 channels), with
-    optional ICC profile, EXIF, resolution (dots per inch, as Pillow's ``dpi``) and XMP."""
+    optional ICC profile, EXIF, resolution (dots per inch, as Pillow's ``dpi``), XMP
+    and ``colour_chunks`` (an sRGB chunk left out beside a profile, as PNG asks and
+    Pillow does)."""
     h, w, c = image.shape
     colour_type = {2: 4, 3: 2, 4: 6}[c]
     rows = image.astype(">u2").reshape(h, w * c).view(np.uint8)
     raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()  # filter 0 per row
     parts = [SIGNATURE, chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))]
+    parts += [chunk(kind, data) for kind, data in colour if not (icc and kind == b"sRGB")]
     if icc:
         parts.append(chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc)))
     if exif:

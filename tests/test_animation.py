@@ -546,6 +546,22 @@ def test_the_metadata_the_format_holds_is_kept(fmt, tmp_path):
         assert "icc_profile" not in im.info and 0x013B not in im.getexif()
 
 
+def test_an_apngs_gamma_and_chromaticities_are_kept_in_the_apng_written(tmp_path):
+    from PIL.PngImagePlugin import PngInfo
+
+    colour = ((b"gAMA", struct.pack(">I", 100000)), (b"cHRM", struct.pack(">8I", *range(8))))
+    chunks = PngInfo()
+    for kind, data in colour:
+        chunks.add(kind, data)
+    frames = [Image.fromarray(picture(6, 8, seed=i)) for i in range(2)]
+    frames[0].save(tmp_path / "a.png", save_all=True, append_images=frames[1:], duration=100, pnginfo=chunks)
+    anim, info = read_frames(tmp_path / "a.png")
+    assert info.colour_chunks == colour
+    write_frames(tmp_path / "b.png", anim, info)
+    with Image.open(tmp_path / "b.png") as im:
+        assert im.n_frames == 2 and im.info["gamma"] == 1.0 and im.info["chromaticity"] == tuple(v / 100000 for v in range(8))
+
+
 def test_sixteen_bit_and_grey_frames_are_written_as_eight_bit_colour(tmp_path):
     grey = tuple(picture(6, 8, channels=1, seed=i, dtype=np.uint16) for i in range(2))
     write_frames(tmp_path / "a.png", Animation(grey, (10, 10)))

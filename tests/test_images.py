@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -278,6 +279,51 @@ def test_an_exif_too_large_for_jpeg_is_an_input_error_and_png_keeps_it(tmp_path)
     with Image.open(tmp_path / "o.png") as written:
         assert written.getexif()[0x013B] == "Jane Doe"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["i.png", "o.png", "o2.jpg"]
+
+
+GAMMA = png_chunk(b"gAMA", struct.pack(">I", 100000))  # linear light
+CHROMATICITIES = png_chunk(b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000))
+STANDARD_RGB = png_chunk(b"sRGB", b"\x01")
+
+
+def png_chunks(path) -> dict[bytes, bytes]:
+    """The data of each chunk of the PNG at ``path`` (the last of a kind)."""
+    data, at, found = open(path, "rb").read(), 8, {}
+    while at < len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        found[kind] = data[at + 8:at + 8 + length]
+        at += 12 + length
+    return found
+
+
+@pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (4, np.uint8), (1, np.uint8), (3, np.uint16), (4, np.uint16)])
+def test_a_pngs_gamma_chromaticities_and_srgb_are_kept_in_a_png(channels, dtype, tmp_path):
+    # A viewer shows the samples through them: left out, a PNG of gamma 1.0 came out
+    # far darker than it went in.
+    samples = picture(6, 8, channels).astype(dtype) * (257 if dtype == np.uint16 else 1)
+    colour_type = {1: 0, 3: 2, 4: 6}[channels]
+    src = tmp_path / "i.png"
+    src.write_bytes(png_bytes(samples, samples.itemsize * 8, colour_type, GAMMA, CHROMATICITIES, STANDARD_RGB))
+    arr, info = read_image(src)
+    write_image(tmp_path / "o.png", arr.repeat(2, axis=0).repeat(2, axis=1), info)
+    written = png_chunks(tmp_path / "o.png")
+    assert (written[b"gAMA"], written[b"cHRM"], written[b"sRGB"]) == (GAMMA[8:-4], CHROMATICITIES[8:-4], b"\x01")
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.info["gamma"] == 1.0 and im.size == (16, 12)
+    write_image(tmp_path / "bare.png", arr, info, metadata=False)
+    assert not {b"gAMA", b"cHRM", b"sRGB"} & set(png_chunks(tmp_path / "bare.png"))
+
+
+@pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (3, np.uint16)])
+def test_a_png_with_an_icc_profile_keeps_it_and_its_gamma_without_srgb(channels, dtype, tmp_path):
+    # PNG allows an sRGB chunk or an ICC profile, not both: the profile wins.
+    samples = picture(6, 8, channels).astype(dtype) * (257 if dtype == np.uint16 else 1)
+    src = tmp_path / "i.png"
+    src.write_bytes(png_bytes(samples, samples.itemsize * 8, 2, GAMMA, STANDARD_RGB))
+    arr, info = read_image(src)
+    write_image(tmp_path / "o.png", arr, replace(info, icc_profile=SRGB_ICC))
+    written = png_chunks(tmp_path / "o.png")
+    assert b"iCCP" in written and written[b"gAMA"] == GAMMA[8:-4] and b"sRGB" not in written
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
@@ -992,6 +1038,14 @@ def test_metadata_that_is_not_bytes_is_an_input_error(field, tmp_path):
             write_image(tmp_path / f"o.{fmt}", picture(4, 4), info)
     assert not list(tmp_path.iterdir())
     write_image(tmp_path / "o.png", picture(4, 4), info, metadata=False)  # left out: nothing to refuse
+
+
+@pytest.mark.parametrize("chunks", [None, ((b"tEXt", b"x"),), ((b"gAMA", "100000"),), (b"gAMA",)])
+def test_colour_chunks_that_are_not_known_kinds_with_bytes_are_an_input_error(chunks, tmp_path):
+    info = images_mod.ImageInfo("RGB", "PNG", colour_chunks=chunks)
+    with pytest.raises(InputError, match=r"o.png: info.colour_chunks must be \(kind, data\) pairs of bytes"):
+        write_image(tmp_path / "o.png", picture(4, 4), info)
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("writer", ["write_image", "write_frames"])
