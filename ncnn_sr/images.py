@@ -120,7 +120,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
 def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
     _check_regular(path)
     with pillow_warnings():
-        im = Image.open(path)
+        im, grey_alpha = _open(path)
     with im:
         # The first frame's box, before Pillow moves on to count the frames.
         first_box = im.dispose_extent if im.format == "GIF" else None
@@ -148,6 +148,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         if colour_type == 0:
             grey_key_in_8_bits(im.info, depth)
         arr, info = _to_array(im, path, frames, exif_bytes)
+        if grey_alpha is not None:
+            arr, info = tiff16.grey_alpha_pixels(arr, grey_alpha), replace(info, mode="LA")
         if first_box is not None and first_box != (0, 0, *im.size):
             # Pillow paints the canvas the first frame leaves uncovered in palette
             # colour 0, opaque unless that frame has a transparent index; browsers
@@ -180,6 +182,23 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         else:
             log.warning("%s: a 16-bit TIFF of a layout read here in 8 bits only", path)
     return orient(arr, orientation), info
+
+
+def _open(path: str) -> tuple[Image.Image, tiff16.GreyAlpha | None]:
+    """The picture at ``path`` opened by Pillow, and where a 16-bit grey+alpha TIFF's
+    samples lie in it (None for any other picture): Pillow has no mode for those,
+    and opens them rewritten as 8-bit RGBA of the same bytes."""
+    try:
+        return Image.open(path), None
+    except UnidentifiedImageError:
+        with open(path, "rb") as f:
+            if f.read(4) not in (b"II*\0", b"MM\0*"):  # no classic TIFF: not read whole
+                raise
+            f.seek(0)
+            rewritten = tiff16.grey_alpha_as_rgba(f.read())
+        if rewritten is None:
+            raise
+        return Image.open(io.BytesIO(rewritten[0])), rewritten[1]
 
 
 @contextlib.contextmanager

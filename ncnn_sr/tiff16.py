@@ -1,4 +1,4 @@
-"""16-bit RGB and RGBA TIFFs read in 16 bits.
+"""16-bit RGB, RGBA and grey+alpha TIFFs read in 16 bits.
 
 Pillow has no 16-bit colour mode: it reads such a TIFF (a photo editor's export, a
 scanner's) as 8-bit RGB, keeping the high byte of each sample. Its 16-bit grey
@@ -13,11 +13,17 @@ Only what that rewriting keeps exact is taken: a classic (not Big) TIFF, RGB wit
 16 bits per sample, samples interleaved, 3 or 4 of them (the fourth unassociated
 alpha), predictor none or horizontal. Anything else gives None, and the caller keeps
 Pillow's 8 bits.
+
+Grey with alpha in 16 bits Pillow cannot open at all. Its pixels are 4 bytes, as
+8-bit RGBA's are, so the directory is rewritten to say that: Pillow reads the bytes
+(and the picture's size, pages and metadata), which are then taken as the 16-bit
+samples they are.
 """
 from __future__ import annotations
 
 import io
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, TiffImagePlugin
@@ -67,81 +73,163 @@ def read16(data: bytes) -> np.ndarray | None:
         im.load()
         rows = np.asarray(im).astype(np.uint16)
     height, width = rows.shape[0], rows.shape[1] // samples
-    pixels = rows.reshape(height, width, samples)
+    pixels = np.ascontiguousarray(rows.reshape(height, width, samples))
     if predictor == 2:
-        # Each sample was stored less the one before it in its channel, modulo 2^16,
-        # from the left edge of its tile (a strip's is the picture's).
-        step = tile_width or width
-        for left in range(0, width, step):
-            block = pixels[:, left:left + step]
-            np.cumsum(block, axis=1, dtype=np.uint16, out=block)
-    return np.ascontiguousarray(pixels)
+        _undo_predictor(pixels, tile_width)
+    return pixels
+
+
+def _undo_predictor(pixels: np.ndarray, tile_width: int | None) -> None:
+    """Undoes the horizontal predictor on H×W×C uint16 ``pixels``, in place: each
+    sample was stored less the one before it in its channel, modulo 2^16, from the
+    left edge of its tile (a strip's is the picture's)."""
+    step = tile_width or pixels.shape[1]
+    for left in range(0, pixels.shape[1], step):
+        block = pixels[:, left:left + step]
+        np.cumsum(block, axis=1, dtype=np.uint16, out=block)
+
+
+class _Directory:
+    """The first directory of classic (not Big) TIFF bytes: its entries by tag, and
+    their values where they are whole numbers."""
+
+    def __init__(self, data: bytes) -> None:
+        if len(data) < 8 or data[:2] not in (b"II", b"MM"):
+            raise ValueError("not a TIFF")
+        self.data = data
+        self.order = order = "<" if data[:2] == b"II" else ">"
+        if struct.unpack(order + "H", data[2:4])[0] != 42:  # BigTIFF is 43
+            raise ValueError("not a classic TIFF")
+        start = struct.unpack(order + "I", data[4:8])[0]
+        if start + 2 > len(data):
+            raise ValueError("no directory")
+        count = struct.unpack(order + "H", data[start:start + 2])[0]
+        if start + 2 + 12 * count > len(data):
+            raise ValueError("directory cut short")
+        self.entries = {}
+        for i in range(count):
+            at = start + 2 + 12 * i
+            tag, kind, n = struct.unpack(order + "HHI", data[at:at + 8])
+            self.entries[tag] = (at, kind, n)
+
+    def values(self, tag: int) -> tuple[int, ...] | None:
+        if tag not in self.entries:
+            return None
+        at, kind, n = self.entries[tag]
+        if kind not in (_SHORT, _LONG) or n == 0:
+            return None
+        size = _SIZES[kind] * n
+        where = at + 8 if size <= 4 else struct.unpack(self.order + "I", self.data[at + 8:at + 12])[0]
+        if where + size > len(self.data):
+            return None
+        return struct.unpack(self.order + ("H" if kind == _SHORT else "I") * n, self.data[where:where + size])
+
+    def first(self, tag: int, default: int | None) -> int | None:
+        return (self.values(tag) or (default,))[0]
+
+    def put(self, out: bytearray, tag: int, kind: int, *values: int) -> None:
+        """Writes ``tag``'s entry in ``out`` (a copy of the bytes) as ``values``, after
+        the bytes where they do not fit in the entry."""
+        packed = struct.pack(self.order + ("H" if kind == _SHORT else "I") * len(values), *values)
+        if len(packed) > 4:
+            out += b"\0" * (len(out) % 2)  # values start on a word boundary
+            where = len(out)
+            out += packed
+            packed = struct.pack(self.order + "I", where)
+        at = self.entries[tag][0]
+        out[at:at + 12] = struct.pack(self.order + "HHI", tag, kind, len(values)) + packed.ljust(4, b"\0")
+
+
+def _directory(data: bytes) -> _Directory | None:
+    try:
+        return _Directory(data)
+    except ValueError:
+        return None
 
 
 def _as_grey(data: bytes) -> tuple[bytes, int, int, int | None] | None:
     """``data`` with its first directory describing 16-bit grey rows of width x
     samples, the samples per pixel, the predictor taken out, and the tile width in
     pixels (None in strips); None where that would not be the same picture."""
-    if len(data) < 8 or data[:2] not in (b"II", b"MM"):
+    tiff = _directory(data)
+    if tiff is None:
         return None
-    order = "<" if data[:2] == b"II" else ">"
-    if struct.unpack(order + "H", data[2:4])[0] != 42:  # BigTIFF is 43
-        return None
-    start = struct.unpack(order + "I", data[4:8])[0]
-    if start + 2 > len(data):
-        return None
-    count = struct.unpack(order + "H", data[start:start + 2])[0]
-    if start + 2 + 12 * count > len(data):
-        return None
-    entries = {}
-    for i in range(count):
-        at = start + 2 + 12 * i
-        tag, kind, n = struct.unpack(order + "HHI", data[at:at + 8])
-        entries[tag] = (at, kind, n)
-
-    def values(tag: int) -> tuple[int, ...] | None:
-        if tag not in entries:
-            return None
-        at, kind, n = entries[tag]
-        if kind not in (_SHORT, _LONG) or n == 0:
-            return None
-        size = _SIZES[kind] * n
-        where = at + 8 if size <= 4 else struct.unpack(order + "I", data[at + 8:at + 12])[0]
-        if where + size > len(data):
-            return None
-        return struct.unpack(order + ("H" if kind == _SHORT else "I") * n, data[where:where + size])
-
-    samples = (values(_SAMPLES) or (1,))[0]
-    bits = values(_BITS) or ()
-    width = values(_WIDTH)
-    extra = values(_EXTRA) or ()
+    samples = tiff.first(_SAMPLES, 1)
+    bits = tiff.values(_BITS) or ()
+    width = tiff.values(_WIDTH)
+    extra = tiff.values(_EXTRA) or ()
     if samples not in (3, 4) or len(bits) != samples or any(b != 16 for b in bits) or width is None \
-            or (values(_PHOTOMETRIC) or (None,))[0] != _RGB or (values(_PLANAR) or (1,))[0] != 1 \
+            or tiff.first(_PHOTOMETRIC, None) != _RGB or tiff.first(_PLANAR, 1) != 1 \
             or extra not in ((), (_UNASSOCIATED_ALPHA,)) or len(extra) != samples - 3:
         return None
-    predictor = (values(_PREDICTOR) or (1,))[0]
+    predictor = tiff.first(_PREDICTOR, 1)
     if predictor not in (1, 2):
         return None
     out = bytearray(data)
-
-    def put(tag: int, kind: int, value: int) -> None:
-        at = entries[tag][0]
-        packed = struct.pack(order + "H", value) + b"\0\0" if kind == _SHORT else struct.pack(order + "I", value)
-        out[at:at + 12] = struct.pack(order + "HHI", tag, kind, 1) + packed
-
-    put(_WIDTH, _LONG, width[0] * samples)
-    put(_BITS, _SHORT, 16)
-    put(_SAMPLES, _SHORT, 1)
-    put(_PHOTOMETRIC, _SHORT, 1)  # grey, black at 0
-    if _PREDICTOR in entries:
-        put(_PREDICTOR, _SHORT, 1)
+    tiff.put(out, _WIDTH, _LONG, width[0] * samples)
+    tiff.put(out, _BITS, _SHORT, 16)
+    tiff.put(out, _SAMPLES, _SHORT, 1)
+    tiff.put(out, _PHOTOMETRIC, _SHORT, 1)  # grey, black at 0
+    if _PREDICTOR in tiff.entries:
+        tiff.put(out, _PREDICTOR, _SHORT, 1)
     tile = None
-    if _TILE_WIDTH in entries:
-        tile = values(_TILE_WIDTH)
+    if _TILE_WIDTH in tiff.entries:
+        tile = tiff.values(_TILE_WIDTH)
         if tile is None:
             return None
-        put(_TILE_WIDTH, _LONG, tile[0] * samples)
-    if _EXTRA in entries:
-        at = entries[_EXTRA][0]
-        out[at:at + 2] = struct.pack(order + "H", _IGNORED)
+        tiff.put(out, _TILE_WIDTH, _LONG, tile[0] * samples)
+    if _EXTRA in tiff.entries:
+        at = tiff.entries[_EXTRA][0]
+        out[at:at + 2] = struct.pack(tiff.order + "H", _IGNORED)
     return bytes(out), samples, predictor, tile and tile[0]
+
+
+@dataclass(frozen=True)
+class GreyAlpha:
+    """How a 16-bit grey+alpha TIFF's samples lie in the 8-bit RGBA Pillow reads
+    from ``grey_alpha_as_rgba``'s bytes: each pixel's four bytes are its grey and
+    alpha samples, in the file's byte ``order``, still differenced where
+    ``predictor`` is 2 (from the left of each tile ``tile_width`` wide, None in
+    strips); ``white_at_0`` grey is turned over."""
+
+    order: str
+    predictor: int
+    tile_width: int | None
+    white_at_0: bool
+
+
+def grey_alpha_as_rgba(data: bytes) -> tuple[bytes, GreyAlpha] | None:
+    """TIFF bytes ``data`` whose first picture is 16-bit grey with unassociated alpha,
+    which Pillow has no mode for, with that directory describing 8-bit RGBA of the
+    same size instead (the same 4 bytes a pixel, so the strips or tiles, compressed
+    or not, decode to the same bytes; the predictor is taken out, as it differences
+    16-bit samples), and where the samples lie; None for any other TIFF."""
+    tiff = _directory(data)
+    if tiff is None:
+        return None
+    photometric, predictor = tiff.first(_PHOTOMETRIC, None), tiff.first(_PREDICTOR, 1)
+    if tiff.first(_SAMPLES, 1) != 2 or tiff.values(_BITS) != (16, 16) or photometric not in (0, 1) \
+            or tiff.values(_EXTRA) != (_UNASSOCIATED_ALPHA,) or tiff.first(_PLANAR, 1) != 1 or predictor not in (1, 2):
+        return None
+    tile = tiff.values(_TILE_WIDTH) if _TILE_WIDTH in tiff.entries else None
+    if _TILE_WIDTH in tiff.entries and tile is None:
+        return None
+    out = bytearray(data)
+    tiff.put(out, _SAMPLES, _SHORT, 4)
+    tiff.put(out, _PHOTOMETRIC, _SHORT, _RGB)
+    if _PREDICTOR in tiff.entries:
+        tiff.put(out, _PREDICTOR, _SHORT, 1)
+    tiff.put(out, _BITS, _SHORT, 8, 8, 8, 8)  # last: its values go after the file's bytes
+    return bytes(out), GreyAlpha(tiff.order, predictor, tile and tile[0], photometric == 0)
+
+
+def grey_alpha_pixels(raw: np.ndarray, layout: GreyAlpha) -> np.ndarray:
+    """The H×W×4 uint16 RGBA (grey in each colour) of a grey+alpha TIFF, from the
+    H×W×4 bytes Pillow read of ``grey_alpha_as_rgba``'s file."""
+    pixels = np.ascontiguousarray(raw).view(layout.order + "u2").astype(np.uint16)
+    if layout.predictor == 2:
+        _undo_predictor(pixels, layout.tile_width)
+    grey, alpha = pixels[:, :, :1], pixels[:, :, 1:]
+    if layout.white_at_0:
+        grey = 65535 - grey
+    return np.concatenate([grey, grey, grey, alpha], axis=2)

@@ -138,6 +138,38 @@ def test_a_16_bit_rgba_tiff_keeps_its_alpha_in_16_bits():
     assert np.array_equal(tiff16.read16(tiff(RGBA, compression=8, predictor=2)), RGBA)
 
 
+GREY_ALPHA = np.random.default_rng(3).integers(0, 1 << 16, (7, 9, 2), dtype=np.uint16)
+GREY_ALPHA_TAGS = {262: (SHORT, [1]), 338: (SHORT, [2])}  # black at 0, unassociated alpha
+
+
+@pytest.mark.parametrize("layout", [
+    {}, {"big": True}, {"compression": 8, "predictor": 2, "rows": 3}, {"compression": 8, "predictor": 2, "big": True},
+    {"tile": 16, "compression": 8, "predictor": 2},
+])
+def test_a_16_bit_grey_and_alpha_tiff_reads_as_16_bit_grey_and_alpha(layout, tmp_path):
+    # Pillow has no mode for it and said it was no picture (or a broken one).
+    (tmp_path / "in.tif").write_bytes(tiff(GREY_ALPHA, extra=GREY_ALPHA_TAGS, **layout))
+    image, info = read_image(tmp_path / "in.tif")
+    grey, alpha = GREY_ALPHA[:, :, 0], GREY_ALPHA[:, :, 1]
+    assert image.dtype == np.uint16 and image.shape == (7, 9, 4) and info.mode == "LA"
+    assert all(np.array_equal(image[:, :, c], grey) for c in range(3)) and np.array_equal(image[:, :, 3], alpha)
+
+
+def test_a_16_bit_grey_and_alpha_tiff_white_at_0_reads_its_grey_turned_over(tmp_path):
+    (tmp_path / "in.tif").write_bytes(tiff(GREY_ALPHA, extra={262: (SHORT, [0]), 338: (SHORT, [2])}))
+    image, _ = read_image(tmp_path / "in.tif")
+    assert np.array_equal(image[:, :, 0], 65535 - GREY_ALPHA[:, :, 0]) and np.array_equal(image[:, :, 3], GREY_ALPHA[:, :, 1])
+
+
+def test_the_command_writes_a_16_bit_grey_and_alpha_tiff_as_a_16_bit_grey_and_alpha_png(tmp_path):
+    (tmp_path / "in.tif").write_bytes(tiff(GREY_ALPHA, compression=8, predictor=2, extra=GREY_ALPHA_TAGS))
+    run("-i", tmp_path / "in.tif", "-o", tmp_path / "out.png", "-g", "-1", "-n", "realesr-animevideov3", "-s", "2")
+    head = (tmp_path / "out.png").read_bytes()[:26]
+    assert (head[24], head[25]) == (16, 4)  # 16 bits, grey and alpha
+    image, _ = read_image(tmp_path / "out.png")
+    assert image.shape == (14, 18, 4) and image.dtype == np.uint16
+
+
 @pytest.mark.parametrize("change", [
     {284: (SHORT, [2])},  # one plane per channel
     {317: (SHORT, [3])},  # the floating-point predictor
