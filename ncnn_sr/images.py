@@ -220,7 +220,7 @@ def reading(path: str):
         if (reason := png_refusal(path)) is not None:  # a PNG broken before its pixels
             raise InputError(f"{path}: broken or truncated picture ({reason})") from None
         if (reason := _header_refusal(path)) is not None:  # another format's, cut short so
-            raise InputError(f"{path}: broken or truncated picture ({reason})") from None
+            raise InputError(f"{path}: {reason}") from None
         raise InputError(f"{path}: not a picture, or a format Pillow cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{path}: too many pixels (over {Image.MAX_IMAGE_PIXELS}): refusing a possible decompression bomb") from None
@@ -240,10 +240,12 @@ def reading(path: str):
 
 def _header_refusal(path: str) -> str | None:
     """Why the reader of the format whose signature starts the file at ``path``
-    refuses it, as "JPEG: ...": a JPEG cut short between two header segments, a GIF
-    inside its palette, a TIFF before its directory (written last) have their format's
-    first bytes, but Pillow, whose reader refused them, says no format fits. None
-    where no reader knows the file's first bytes."""
+    refuses it, as "broken or truncated picture (...)": a JPEG cut short between two
+    header segments, a GIF inside its palette, a TIFF before its directory (written
+    last) have their format's first bytes, but Pillow, whose reader refused them,
+    says no format fits. Where the reader's words are not of a header cut short, the
+    file may be whole, of a kind the reader lacks: the reason says so too. None where
+    no reader knows the file's first bytes."""
     try:
         with open(path, "rb") as f:
             prefix = f.read(16)
@@ -260,11 +262,12 @@ def _header_refusal(path: str) -> str | None:
                     with pillow_warnings():
                         factory(f, path).close()
                 except Exception as e:  # noqa: BLE001 - only its words are wanted
-                    if isinstance(e.__cause__, struct.error):  # a field past the end
-                        return f"{fmt}: its header is cut short"
                     words = _one_line(e)
-                    # Pillow's words for a header read to its end without the picture's size.
-                    return f"{fmt}: {'no size in its header' if words == 'not identified by this driver' else words}"
+                    if isinstance(e.__cause__, struct.error):  # a field past the end
+                        return f"broken or truncated picture ({fmt}: its header is cut short)"
+                    if words == "not identified by this driver":  # a header read to its end without a size
+                        return f"broken or truncated picture ({fmt}: no size in its header)"
+                    return f"broken or truncated picture, or a kind of {fmt} Pillow cannot read ({words})"
                 return None
     except OSError:
         return None

@@ -730,7 +730,8 @@ def test_a_picture_cut_short_in_its_header_is_broken_not_an_unknown_format(fmt, 
     # knows no format for it: a half-downloaded photo was "not a picture".
     data = save(tmp_path / "whole", Image.fromarray(picture(16, 16)), format=fmt, **options).read_bytes()
     (tmp_path / "cut.img").write_bytes(cut(data))
-    with pytest.raises(InputError, match=rf"^\S*cut.img: broken or truncated picture \({fmt}\b.+\)$"):
+    said = rf"^\S*cut.img: broken or truncated picture(, or a kind of {fmt} Pillow cannot read \(| \({fmt}: ).+\)$"
+    with pytest.raises(InputError, match=said):
         read_image(tmp_path / "cut.img")
 
 
