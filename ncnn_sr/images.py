@@ -132,9 +132,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             raise Image.DecompressionBombError(f"{im.width}x{im.height}")
         with pillow_warnings():
             frames = _frames(im, path)
-            pages = getattr(im, "n_frames", 1) if im.format not in _ANIMATED_FORMATS | _SILENT_FORMATS else 1
-            if pages > 1:
-                log.warning("%s: a %s of %d pages: reading the first only", path, im.format, pages)
+            _warn_of_pages(im, path)
             exif = readable_exif(im)
             orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
             exif_bytes = exif_to_write(im, exif)  # resets the orientation
@@ -308,6 +306,25 @@ def frame_count(path) -> int:
                 return _frames(im, path)
     except Exception:  # noqa: BLE001
         return 1
+
+
+def _warn_of_pages(im: Image.Image, path: str) -> None:
+    """Warns that only the first page of the open picture ``im`` (at ``path``) is
+    read, where it has others that are no animation (a TIFF's, a DCX's). Counting
+    them reads each page's header: one that cannot be read costs a page that is not
+    read anyway, not the picture, and Pillow, left on it, is taken back to the first."""
+    if im.format in _ANIMATED_FORMATS | _SILENT_FORMATS:
+        return
+    try:
+        pages = getattr(im, "n_frames", 1)
+    except (SyntaxError, ValueError, EOFError, TypeError, IndexError, struct.error, OSError) as e:
+        if isinstance(e, OSError) and e.errno is not None:  # the system's refusal: reading's words
+            raise
+        im.seek(0)
+        log.warning("%s: a %s whose pages after the first cannot be read: reading the first only", path, im.format)
+        return
+    if pages > 1:
+        log.warning("%s: a %s of %d pages: reading the first only", path, im.format, pages)
 
 
 def _frames(im: Image.Image, path: str) -> int:

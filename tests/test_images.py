@@ -1,5 +1,6 @@
 """Reading and writing pictures: every mode, depth, metadata, broken files, atomic writes."""
 import contextlib
+import logging
 import os
 import shutil
 import stat
@@ -735,23 +736,39 @@ def test_a_picture_cut_short_in_its_header_is_broken_not_an_unknown_format(fmt, 
         read_image(tmp_path / "cut.img")
 
 
-def test_a_tiff_whose_second_frame_has_no_size_is_an_input_error(tmp_path):
-    # Pillow raises TypeError("Missing dimensions") when it counts the frames: it came
-    # out of read_image bare, and a batch said "cannot read: TypeError(...)".
+def _two_page_tiff() -> tuple[bytearray, int, int]:
+    """A two-page TIFF's bytes, where its first directory points to the second, and
+    where the second is."""
     import io
-    
+
     buffer = io.BytesIO()
     frame = Image.fromarray(picture(4, 4))
-    frame.save(buffer, "TIFF", save_all=True, append_images=[frame])
+    frame.save(buffer, "TIFF", save_all=True, append_images=[frame.transpose(Image.Transpose.ROTATE_90)])
     data = bytearray(buffer.getvalue())
     first = struct.unpack_from("<I", data, 4)[0]
-    second = struct.unpack_from("<I", data, first + 2 + 12 * struct.unpack_from("<H", data, first)[0])[0]
+    pointer = first + 2 + 12 * struct.unpack_from("<H", data, first)[0]
+    return data, pointer, struct.unpack_from("<I", data, pointer)[0]
+
+
+def _without_width(data: bytearray, pointer: int, second: int) -> bytes:
     for entry in range(second + 2, second + 2 + 12 * struct.unpack_from("<H", data, second)[0], 12):
         if struct.unpack_from("<H", data, entry)[0] == 256:  # ImageWidth, renamed to a tag no one knows
             struct.pack_into("<H", data, entry, 65000)
-    (tmp_path / "two.tif").write_bytes(bytes(data))
-    with pytest.raises(InputError, match=r"two.tif: broken or truncated picture \(Missing dimensions\)"):
-        read_image(tmp_path / "two.tif")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("damage", [
+    _without_width,  # Pillow's TypeError("Missing dimensions") as it counted the pages
+    lambda data, pointer, second: bytes(data[:pointer] + struct.pack("<I", len(data) + 999) + data[pointer + 4:]),
+    lambda data, pointer, second: bytes(data[:second + 7]),  # the file cut short in the second directory
+])
+def test_a_tiff_whose_later_page_cannot_be_read_gives_its_first_page_with_a_warning(damage, tmp_path, caplog):
+    # Only the first page is read, and the whole file failed on the second.
+    (tmp_path / "two.tif").write_bytes(damage(*_two_page_tiff()))
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, info = read_image(tmp_path / "two.tif")
+    assert np.array_equal(arr, picture(4, 4)) and info.frames == 1
+    assert "two.tif: a TIFF whose pages after the first cannot be read: reading the first only" in caplog.text
 
 
 def test_missing_file_and_folder_are_input_errors(tmp_path):
