@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from . import avif
 from .errors import InputError, describe
 from .files import atomic_write
 from .apng import frames_as_shown as apng_frames
@@ -89,7 +90,7 @@ def _read_all(path: str, count: int) -> Animation:
     with im:
         exif = readable_exif(im)
         orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
-        plays = _plays(im)
+        plays = _plays(im, path)
         composed = {"GIF": gif_frames, "PNG": apng_frames}.get(im.format)
         if composed is not None:
             # Composed here: Pillow paints a GIF frame's uncovered canvas and its box
@@ -112,10 +113,13 @@ def _read_all(path: str, count: int) -> Animation:
     return Animation(tuple(frames), tuple(durations), plays)
 
 
-def _plays(im: Image.Image) -> int:
+def _plays(im: Image.Image, path: str) -> int:
     """How many times the file asks for its animation to be shown, 0 for ever. A GIF
     counts repeats after the first showing, and without a count is shown once;
-    APNG and WebP count showings."""
+    APNG and WebP count showings; an AVIF's count Pillow does not read (``avif``)."""
+    if im.format == "AVIF":
+        with open(path, "rb") as f:
+            return avif.plays(f.read())
     loop = im.info.get("loop")
     if im.format == "GIF":
         return 1 if loop is None else 0 if loop == 0 else loop + 1

@@ -269,3 +269,43 @@ def test_the_drop_in_keeps_the_references_formats(args, said, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and said.format(d=tmp_path) in proc.stderr, proc.stderr
     assert not (tmp_path / "o.avif").exists() and not (tmp_path / "out").exists()
+
+
+# --- animated AVIF input ---------------------------------------------------------------
+
+def animated_avif(path, repeating: bool | None = True, track_duration: int | None = None):
+    """A three-frame AVIF animation (100 ms a frame) from Pillow's writer, which says
+    it plays for ever (its edit list repeats, over a track of no end), made to say
+    otherwise: ``repeating`` False plays it once, a ``track_duration`` (ms) that many
+    times the 300 ms of its one segment, and None takes its edit list out."""
+    frames = [Image.fromarray(picture(8, 8, seed=i)) for i in range(3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    data = bytearray(path.read_bytes())
+    elst, tkhd = data.index(b"elst"), data.index(b"tkhd")
+    assert data[elst + 4] == 1 and data[tkhd + 4] == 1  # version 1: 64-bit durations
+    if repeating is None:
+        data[data.index(b"edts"):data.index(b"edts") + 4] = b"free"
+    else:
+        data[elst + 7] = int(repeating)  # the lowest bit of its flags
+    if track_duration is not None:
+        data[tkhd + 32:tkhd + 40] = track_duration.to_bytes(8, "big")
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("repeating,track_duration,plays", [
+    (True, None, 0),  # Pillow's own: for ever
+    (False, 300, 1),
+    (True, 900, 3),
+    (True, 800, 3),  # a last showing cut short is a showing
+    (None, None, 0),  # no edit list: for ever, as browsers play it
+])
+def test_an_animated_avif_keeps_how_many_times_it_plays(repeating, track_duration, plays, tmp_path):
+    # Every animated AVIF was read as playing for ever: one that plays once looped in its webp.
+    from ncnn_sr.animation import read_frames
+
+    anim, _ = read_frames(animated_avif(tmp_path / "a.avif", repeating, track_duration))
+    assert len(anim.frames) == 3 and anim.plays == plays
+    write_frames(tmp_path / "o.webp", anim)
+    with Image.open(tmp_path / "o.webp") as im:
+        assert im.n_frames == 3 and im.info["loop"] == plays
