@@ -15,6 +15,12 @@ def check_image(image: np.ndarray) -> np.ndarray:
     """An H×W×C array with C in {1,3,4} and dtype uint8 or uint16; an H×W array is
     taken as H×W×1. Anything else is an InputError."""
     if not isinstance(image, np.ndarray):
+        if type(image).__module__.startswith("PIL.") and isinstance(getattr(image, "mode", None), str):
+            # np.asarray of it gives its mode's own values: a P image's palette indices
+            # (taken as grey), a CMYK one's inks (taken as RGBA).
+            raise InputError(f"expected a numpy array, got a Pillow {image.mode} image: give "
+                             'np.asarray(image.convert("RGB")) ("RGBA" to keep its alpha, "L" for grey), '
+                             "or read the file with read_image")
         raise InputError(f"expected a numpy array, got {type(image).__name__}")
     image = np.asarray(image)  # a subclass (np.matrix) cannot take a third axis
     if image.dtype.kind == "u" and not image.dtype.isnative:

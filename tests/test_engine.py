@@ -169,6 +169,16 @@ def test_arrays_it_cannot_take_are_input_errors(bad, cpu_upscalers):
         cpu_upscalers(FAST).upscale(bad)
 
 
+@pytest.mark.parametrize("mode", ["P", "CMYK", "RGB"])
+def test_a_pillow_image_is_an_input_error_that_says_how_to_give_its_pixels(mode, cpu_upscalers):
+    # Its mode's own values (palette indices, inks) are no pixels the engine takes: the
+    # error said only "got Image", and np.asarray of a P or CMYK image is upscaled as grey or RGBA.
+    image = Image.fromarray(picture(4, 4)).convert(mode)
+    with pytest.raises(InputError, match=rf"^expected a numpy array, got a Pillow {mode} image: "
+                                         r"give np.asarray\(image.convert\(\"RGB\"\)\)"):
+        cpu_upscalers(FAST).upscale(image)
+
+
 @pytest.mark.parametrize("kwargs", [
     {"tile": 16}, {"alpha": "magic"}, {"tile_pad": -1}, {"overlap": -1}, {"precision": "fp8"}, {"concurrency": 0},
     # found by a bug hunt: a crash (SIGFPE), bare TypeErrors, a MemoryError
