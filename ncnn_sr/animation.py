@@ -140,7 +140,8 @@ def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo 
     given; a gif has a palette per frame and cuts alpha at half (``gif.to_palette``),
     and its frames end at the hundredth of a second nearest their end.
     The GIF and APNG writers show a frame equal to the one before as that one for
-    their summed durations. JPEG holds no animation, and AVIF none that ncnn-sr
+    their summed durations. A play count past what the format counts is the most it
+    counts (65536 showings in a gif, 65535 in a webp). JPEG holds no animation, and AVIF none that ncnn-sr
     writes: that is an InputError.
     """
     if not isinstance(animation, Animation):
@@ -158,13 +159,20 @@ def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo 
     atomic_write(path, lambda f: _encode_frames(f, animation, info, fmt, quality))
 
 
+# The most showings each format counts: a GIF's 16-bit count of repeats, WebP's
+# 16-bit count, APNG's 32-bit one (0 is for ever in each).
+_MOST_PLAYS = {"gif": 65536, "webp": 65535, "png": 2**32 - 1}
+
+
 def _encode_frames(f, animation: Animation, info: ImageInfo | None, fmt: str, quality: int | None) -> None:
     frames = [_colour(frame) for frame in animation.frames]
     durations = list(animation.durations)
+    # More than it counts is the most it counts: Pillow's writers failed on it.
+    plays = min(animation.plays, _MOST_PLAYS[fmt])
     if fmt == "gif":
         clear = any(has_clear_pixels(frame) for frame in frames)
         pictures = [to_palette(frame, transparent=clear) for frame in frames]
-        options = dict(GIF_OPTIONS, **_gif_loop(animation.plays))
+        options = dict(GIF_OPTIONS, **_gif_loop(plays))
         durations = _centiseconds(durations)
         if clear:
             # Each frame is whole: the one before must be cleared, or it shows
@@ -172,7 +180,7 @@ def _encode_frames(f, animation: Animation, info: ImageInfo | None, fmt: str, qu
             options["disposal"] = 2
     else:
         pictures = [Image.fromarray(frame) for frame in frames]
-        options = dict(save_options(info, fmt, quality), loop=animation.plays)
+        options = dict(save_options(info, fmt, quality), loop=plays)
     pictures[0].save(f, format=FORMATS[fmt], save_all=True, append_images=pictures[1:], duration=durations,
                      **options)
 

@@ -524,6 +524,14 @@ def test_how_often_it_plays_is_kept(name, plays, tmp_path):
     assert read_frames(tmp_path / name)[0].plays == plays
 
 
+@pytest.mark.parametrize("name, most", [("a.gif", 65536), ("a.webp", 65535), ("a.png", 2**32 - 1)])
+def test_more_plays_than_a_format_holds_are_the_most_it_holds(name, most, tmp_path):
+    # An APNG that plays 70000 times (APNG counts to 2^32 - 1) failed as a webp
+    # ("ERROR assembling WebP: -1.") or a gif (a bare OverflowError).
+    write_frames(tmp_path / name, Animation(moving().frames, (50, 50, 50), plays=2**40))
+    assert read_frames(tmp_path / name)[0].plays == most
+
+
 def test_webp_with_a_quality_is_lossy_and_smaller(tmp_path):
     anim = moving(size=(48, 64))
     write_frames(tmp_path / "lossless.webp", anim)
