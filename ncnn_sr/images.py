@@ -23,8 +23,8 @@ from .files import atomic_write
 from . import apng, gif, heif, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
-                       fitting_dpi, fitting_profile, orient, readable_exif, resolution, sized_exif, upright_xmp,
-                       xmp_option)
+                       fitting_dpi, fitting_profile, orient, readable_exif, resolution, sized_exif, sized_xmp,
+                       upright_xmp, xmp_option)
 from .pixels import check_image, to_eight_bit
 from .png import COLOUR_CHUNKS, PNG_COMPRESS_LEVEL, colour_chunks, grey_key_in_8_bits, luma16, png16, png_header, \
     read_png16
@@ -535,10 +535,12 @@ def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str
 
 
 def sized(info: ImageInfo | None, image: np.ndarray) -> ImageInfo | None:
-    """``info`` whose EXIF states the size of ``image``, the picture written with it."""
-    if info is None or not info.exif:
+    """``info`` whose EXIF and XMP state the size of ``image``, the picture written
+    with it."""
+    if info is None:
         return info
-    return replace(info, exif=sized_exif(info.exif, image.shape[1], image.shape[0]))
+    height, width = image.shape[:2]
+    return replace(info, exif=sized_exif(info.exif, width, height), xmp=sized_xmp(info.xmp, width, height))
 
 
 def checked_quality(quality, path: str | None = None) -> int | None:

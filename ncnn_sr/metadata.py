@@ -17,6 +17,9 @@ MAX_JPEG_EXIF = 65533
 MAX_JPEG_XMP = MAX_JPEG_EXIF - 29
 # An XMP orientation in the two forms Pillow turns a picture by when its EXIF has none.
 _XMP_ORIENTATION = re.compile(rb'(tiff:Orientation(?:="|>))[0-9]')
+# The picture's size in XMP, across and down, as the EXIF's tags are named there.
+_XMP_WIDTH = re.compile(rb'((?:exif:PixelXDimension|tiff:ImageWidth)(?:="|>)\s*)[0-9]+')
+_XMP_HEIGHT = re.compile(rb'((?:exif:PixelYDimension|tiff:ImageLength)(?:="|>)\s*)[0-9]+')
 PNG_XMP_KEY = b"XML:com.adobe.xmp"
 EXIF_ORIENTATION = 0x0112
 _EXIF_X_RESOLUTION = 0x011A
@@ -102,6 +105,16 @@ def sized_exif(exif: bytes | None, width: int, height: int) -> bytes | None:
     except (KeyError, struct.error):
         return exif
     return bytes(data)
+
+
+def sized_xmp(xmp: bytes | None, width: int, height: int) -> bytes | None:
+    """``xmp`` stating the size of the picture it goes with, where it states one (as
+    photo editors write it, beside the EXIF's), in an attribute or an element."""
+    if not xmp:
+        return xmp
+    for pattern, value in ((_XMP_WIDTH, width), (_XMP_HEIGHT, height)):
+        xmp = pattern.sub(rb"\g<1>%d" % value, xmp)
+    return xmp
 
 
 def _put_size(data: bytearray, base: int, order: str, at: int, sizes: dict[int, int]) -> int | None:

@@ -455,6 +455,31 @@ def test_xmp_is_kept(src, out, tmp_path):
     assert Image.open(tmp_path / f"o.{out}").info["xmp"] == xmp_packet()
 
 
+@pytest.mark.parametrize("out", ["png", "jpg", "png16"])
+def test_the_xmp_size_of_the_picture_is_that_of_the_picture_written(out, tmp_path):
+    # Photo editors state the size in the XMP too, as attributes or as elements: the
+    # input's went along stale, as the EXIF's did.
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" xmlns:exif="http://ns.adobe.com/exif/1.0/" '
+           b'exif:PixelXDimension="8" exif:PixelYDimension="6" tiff:Orientation="6">'
+           b'<tiff:ImageWidth>8</tiff:ImageWidth><tiff:ImageLength>6</tiff:ImageLength>'
+           b'</rdf:Description></rdf:RDF></x:xmpmeta>')
+    arr, info = read_image(save_with_xmp(tmp_path / "i.jpg", rgb_image(), xmp))  # turned: 6 across, 8 down
+    big = arr.repeat(3, axis=0).repeat(3, axis=1)
+    if out == "png16":
+        big = big.astype(np.uint16) * 257
+    path = tmp_path / f"o.{out.removesuffix('16')}"
+    write_image(path, big, info)
+    written = png_text_xmp(path) if path.suffix == ".png" else Image.open(path).info["xmp"]
+    assert written == (xmp.replace(b'"8"', b'"18"').replace(b'"6" ', b'"24" ').replace(b'Orientation="6"', b'Orientation="1"')
+                       .replace(b">8<", b">18<").replace(b">6<", b">24<"))
+
+
+def png_text_xmp(path) -> bytes:
+    with Image.open(path) as im:
+        return im.info["XML:com.adobe.xmp"].encode("latin-1")
+
+
 def test_a_png_xmp_in_a_plain_text_chunk_is_kept_too(tmp_path):
     from PIL.PngImagePlugin import PngInfo
 
