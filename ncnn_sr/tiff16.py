@@ -28,8 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, TiffImagePlugin
 
-_WIDTH, _BITS, _PHOTOMETRIC, _SAMPLES, _PLANAR, _PREDICTOR, _TILE_WIDTH, _EXTRA = \
-    256, 258, 262, 277, 284, 317, 322, 338
+from .metadata import orient
+
+_WIDTH, _BITS, _PHOTOMETRIC, _ORIENTATION, _SAMPLES, _PLANAR, _PREDICTOR, _TILE_WIDTH, _EXTRA = \
+    256, 258, 262, 274, 277, 284, 317, 322, 338
 _SHORT, _LONG = 3, 4
 _SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
 _RGB = 2
@@ -66,7 +68,7 @@ def read16(data: bytes) -> np.ndarray | None:
     rewritten = _as_grey(data)
     if rewritten is None:
         return None
-    grey, samples, predictor, tile_width = rewritten
+    grey, samples, predictor, tile_width, orientation = rewritten
     with _Rows(io.BytesIO(grey)) as im:
         if im.mode not in ("I;16", "I;16B", "I;16L", "I;16N"):
             return None
@@ -76,7 +78,7 @@ def read16(data: bytes) -> np.ndarray | None:
     pixels = np.ascontiguousarray(rows.reshape(height, width, samples))
     if predictor == 2:
         _undo_predictor(pixels, tile_width)
-    return pixels
+    return orient(pixels, orientation)
 
 
 def _undo_predictor(pixels: np.ndarray, tile_width: int | None) -> None:
@@ -147,10 +149,11 @@ def _directory(data: bytes) -> _Directory | None:
         return None
 
 
-def _as_grey(data: bytes) -> tuple[bytes, int, int, int | None] | None:
+def _as_grey(data: bytes) -> tuple[bytes, int, int, int | None, int] | None:
     """``data`` with its first directory describing 16-bit grey rows of width x
-    samples, the samples per pixel, the predictor taken out, and the tile width in
-    pixels (None in strips); None where that would not be the same picture."""
+    samples, the samples per pixel, the predictor taken out, the tile width in
+    pixels (None in strips), and the orientation taken out; None where that would
+    not be the same picture."""
     tiff = _directory(data)
     if tiff is None:
         return None
@@ -181,7 +184,18 @@ def _as_grey(data: bytes) -> tuple[bytes, int, int, int | None] | None:
     if _EXTRA in tiff.entries:
         at = tiff.entries[_EXTRA][0]
         out[at:at + 2] = struct.pack(tiff.order + "H", _IGNORED)
-    return bytes(out), samples, predictor, tile and tile[0]
+    orientation = _upright(tiff, out)
+    return bytes(out), samples, predictor, tile and tile[0], orientation
+
+
+def _upright(tiff: _Directory, out: bytearray) -> int:
+    """The orientation of ``tiff``, set to 1 in ``out``, its bytes rewritten: Pillow
+    turns a TIFF upright as it loads it, which turned rows of samples, or pixels
+    whose samples are differenced along the file's rows, before they were whole."""
+    orientation = tiff.first(_ORIENTATION, 1)
+    if _ORIENTATION in tiff.entries:
+        tiff.put(out, _ORIENTATION, _SHORT, 1)
+    return orientation
 
 
 @dataclass(frozen=True)
@@ -190,12 +204,14 @@ class GreyAlpha:
     from ``grey_alpha_as_rgba``'s bytes: each pixel's four bytes are its grey and
     alpha samples, in the file's byte ``order``, still differenced where
     ``predictor`` is 2 (from the left of each tile ``tile_width`` wide, None in
-    strips); ``white_at_0`` grey is turned over."""
+    strips); ``white_at_0`` grey is turned over; ``orientation`` (EXIF's) is to
+    be applied."""
 
     order: str
     predictor: int
     tile_width: int | None
     white_at_0: bool
+    orientation: int = 1
 
 
 def grey_alpha_as_rgba(data: bytes) -> tuple[bytes, GreyAlpha] | None:
@@ -219,8 +235,9 @@ def grey_alpha_as_rgba(data: bytes) -> tuple[bytes, GreyAlpha] | None:
     tiff.put(out, _PHOTOMETRIC, _SHORT, _RGB)
     if _PREDICTOR in tiff.entries:
         tiff.put(out, _PREDICTOR, _SHORT, 1)
+    orientation = _upright(tiff, out)
     tiff.put(out, _BITS, _SHORT, 8, 8, 8, 8)  # last: its values go after the file's bytes
-    return bytes(out), GreyAlpha(tiff.order, predictor, tile and tile[0], photometric == 0)
+    return bytes(out), GreyAlpha(tiff.order, predictor, tile and tile[0], photometric == 0, orientation)
 
 
 def grey_alpha_pixels(raw: np.ndarray, layout: GreyAlpha) -> np.ndarray:
@@ -232,4 +249,4 @@ def grey_alpha_pixels(raw: np.ndarray, layout: GreyAlpha) -> np.ndarray:
     grey, alpha = pixels[:, :, :1], pixels[:, :, 1:]
     if layout.white_at_0:
         grey = 65535 - grey
-    return np.concatenate([grey, grey, grey, alpha], axis=2)
+    return orient(np.concatenate([grey, grey, grey, alpha], axis=2), layout.orientation)

@@ -14,6 +14,7 @@ from PIL import Image
 
 from ncnn_sr import tiff16
 from ncnn_sr.images import read_image
+from ncnn_sr.metadata import orient
 from ncnn_sr.png import png16
 from test_cli import run
 
@@ -168,6 +169,22 @@ def test_the_command_writes_a_16_bit_grey_and_alpha_tiff_as_a_16_bit_grey_and_al
     assert (head[24], head[25]) == (16, 4)  # 16 bits, grey and alpha
     image, _ = read_image(tmp_path / "out.png")
     assert image.shape == (14, 18, 4) and image.dtype == np.uint16
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("samples,tags", [(SAMPLES, {}), (GREY_ALPHA, GREY_ALPHA_TAGS)])
+def test_a_16_bit_tiff_with_an_orientation_is_turned_as_pillow_turns_its_8_bits(orientation, samples, tags, tmp_path):
+    # Pillow turns a TIFF upright as it loads it, the grey rows read in 16 bits too:
+    # a quarter turn failed ("cannot reshape array"), a half turn swapped red and blue.
+    (tmp_path / "in.tif").write_bytes(tiff(samples, compression=8, predictor=2, extra={**tags, 274: (SHORT, [orientation])}))
+    image, _ = read_image(tmp_path / "in.tif")
+    upright = orient(samples, orientation)
+    if samples.shape[2] == 2:  # grey and alpha, read as RGBA
+        upright = upright[:, :, [0, 0, 0, 1]]
+    else:
+        with Image.open(tmp_path / "in.tif") as im:  # Pillow's own 8 bits: the high bytes, turned
+            assert np.array_equal(np.asarray(im), (upright >> 8).astype(np.uint8))
+    assert image.dtype == np.uint16 and np.array_equal(image, upright)
 
 
 @pytest.mark.parametrize("change", [
