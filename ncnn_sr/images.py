@@ -124,6 +124,11 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
     with im:
         # The first frame's box, before Pillow moves on to count the frames.
         first_box = im.dispose_extent if im.format == "GIF" else None
+        # Pillow turns a TIFF upright as it loads it, and drops its orientation; its
+        # resolution is still the file's, across and down as the file has them.
+        tiff_turn = getattr(im, "tag_v2", {}).get(EXIF_ORIENTATION, 1) if im.format == "TIFF" else 1
+        if grey_alpha is not None:  # its orientation taken out: tiff16 turns it
+            tiff_turn = grey_alpha.orientation
         im.load()
         # Loading runs outside the warnings guard (decoding is slow and the guard is
         # one at a time), where Pillow only warns of a frame that grew past the
@@ -162,7 +167,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             if (arr[:, :, 3] == 255).all():
                 arr = np.ascontiguousarray(arr[:, :, :3])
         xmp = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
-        info = replace(info, dpi=resolution(im, exif, orientation), xmp=upright_xmp(xmp),
+        info = replace(info, dpi=resolution(im, exif, orientation if tiff_turn == 1 else tiff_turn),
+                       xmp=upright_xmp(xmp),
                        colour_chunks=colour_chunks(path) if im.format == "PNG" else ())
     if deep:
         arr = read_png16(path, 4 if arr.shape[2] == 4 else 3)

@@ -407,12 +407,13 @@ def test_a_tiff_stating_no_resolution_gets_none(tmp_path):
     assert read_image(save(tmp_path / "no_unit.tiff", rgb_image(), tiffinfo=tags))[1].dpi == (300, 150)
 
 
-def test_turning_a_picture_upright_swaps_its_horizontal_and_vertical_resolution(tmp_path):
+@pytest.mark.parametrize("src", ["png", "jpg", "tif"])  # Pillow turns a TIFF itself, and dropped its orientation
+def test_turning_a_picture_upright_swaps_its_horizontal_and_vertical_resolution(src, tmp_path):
     exif = rgb_image().getexif()
     exif[0x0112] = 6  # rotated 90° clockwise
-    arr, info = read_image(save(tmp_path / "i.png", rgb_image(), dpi=(300, 150), exif=exif.tobytes()))
+    arr, info = read_image(save(tmp_path / f"i.{src}", rgb_image(), dpi=(300, 150), exif=exif.tobytes()))
     write_image(tmp_path / "o.png", arr, info)
-    assert dpi_of(tmp_path / "o.png") == (150, 300)
+    assert arr.shape[:2] == (8, 6) and dpi_of(tmp_path / "o.png") == (150, 300)
 
 
 def test_a_resolution_a_format_cannot_hold_is_left_out(tmp_path):
