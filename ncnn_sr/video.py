@@ -763,11 +763,17 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # Frames go through the upscaler in 16 bits when the output holds more than 8.
     deep = depth(options.pix_fmt) > 8
 
-    # An AVI stores no presentation times: with B-frames, FFmpeg hands out the frames
-    # in the right order but stamped in decoding order (1, 4, 3, 5, 2, ...), which the
-    # encoder refuses. The stamps' set is right, so each frame takes the earliest of
-    # those of the next few frames.
+    # An AVI stores no presentation times: its nth frame shows n frames from its
+    # start, as its nth packet is stored. FFmpeg hands out the frames in the right
+    # order but stamped with its guesses, in decoding order (1, 4, 3, 5, 2, ... with
+    # B-frames, which the encoder refused), and H.264's and B-frame MPEG-4's a frame
+    # late, behind the sound. The stamps' set is right but for that lateness, which
+    # its first keyframe shows (stamped after its place): so each frame takes the
+    # earliest of those of the next few frames, less that. Not simply the packets'
+    # places in turn: frames the decoder leaves out (before the first keyframe of a
+    # cut file) would pull every later frame early.
     reorder = AVI_REORDER if inp.format.name == "avi" else 0
+    late = [None]  # the guessed stamps' lateness, in ticks, once the first keyframe is read
     # An AVI plays each stream from its first packet, whatever its time: its sound
     # starts at 0, so its picture counts from where the input starts too (an MPEG
     # program stream's near 0.5 s), else it lags the sound by that much. (Not back
@@ -845,6 +851,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                             raise
                         damaged[0] += 1
                         continue
+                    if reorder and late[0] is None and packet.is_keyframe and None not in (packet.pts, packet.dts):
+                        late[0] = packet.pts - packet.dts
                     for frame in frames:
                         if frame.pts is None:  # no timestamps at all: count frames at the stream's rate
                             frame.pts, frame.time_base = round(count / rate / video_in.time_base), video_in.time_base
@@ -852,7 +860,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                         held.append(frame)
                         heapq.heappush(slots, frame.pts)
                         if len(held) > reorder:
-                            yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots)))
+                            yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots) - (late[0] or 0)))
                 if window is not None and video_in.index in ended and (
                         ended >= {video_in.index, *side} or _long_past(window, packet)):
                     # Every stream is past the part asked for; or one that has ended for
@@ -860,7 +868,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     # the file is that far past it.
                     break
             while held:
-                yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots)))
+                yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots) - (late[0] or 0)))
             yield from map(hand_on, fields.finish())
             if damaged[0]:
                 log.warning("%s: %d damaged video packet%s skipped (--skip-damaged): frames are missing there, "

@@ -16,6 +16,7 @@ import pytest
 from av.video.reformatter import ColorRange, Colorspace
 from PIL import Image
 
+from conftest import picture
 from media import HDR10, add_mov_text, add_subtitles, encode_all, hdr_metadata, make_clip, make_hdr_clip, packets
 from ncnn_sr import InputError
 from ncnn_sr.pipeline import Lane, ordered_map
@@ -1628,10 +1629,64 @@ def test_an_avi_with_b_frames_keeps_its_frames_in_order_and_an_avi_written_has_n
     assert stamped != sorted(stamped), "the clip was meant to have B-frames"
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
     times, _ = frame_times(tmp_path / "out.mkv")
-    assert times == pytest.approx(sorted(stamped), abs=1e-3)
+    assert times == pytest.approx([i / 24 for i in range(12)], abs=1e-3)
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2)
     times, _ = frame_times(tmp_path / "out.avi")
     assert len(times) == 12 and times == sorted(times)
+
+
+def test_an_avi_with_b_frames_keeps_each_frame_at_its_time_beside_its_sound(tmp_path):
+    # An AVI times its frames by their place in the file, the nth at n frames from
+    # its start, as its sound from the start. FFmpeg guesses the stamps of B-frame
+    # video a frame late (its reorder delay): the picture came out a frame behind
+    # the sound, its first frame at 1/24 s.
+    clip = tmp_path / "in.avi"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        sound = out.add_stream("mp3", rate=48000)
+        sound.layout = "mono"
+        # A grey level per frame (what it is), over a texture (so that x264 makes B-frames).
+        images = [(picture(32, 32, seed=i) // 8 + 16 * i).astype(np.uint8) for i in range(12)]
+        encode_all(out, video, [av.VideoFrame.from_ndarray(image, format="rgb24") for image in images])
+        tone = (0.3 * np.sin(np.arange(24000) / 10) * 32767).astype(np.int16)
+        for start in range(0, len(tone), 1152):
+            frame = av.AudioFrame.from_ndarray(tone[None, start:start + 1152], format="s16p", layout="mono")
+            frame.sample_rate, frame.pts = 48000, start
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode())
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        levels = np.array([image.mean() for image in images])
+        shown = [(round(float(f.pts * f.time_base), 3), int(np.abs(levels - f.to_ndarray(format="rgb24").mean()).argmin()))
+                 for f in c.decode(video=0)]
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        sound_starts = float(next(c.decode(audio=0)).time)
+    assert shown == [(round(i / 24, 3), i) for i in range(12)]
+    assert sound_starts == 0
+
+
+def test_an_avi_cut_before_a_keyframe_keeps_each_frame_at_its_time(tmp_path):
+    # The frames before its first keyframe cannot be decoded: FFmpeg leaves them out,
+    # and the frames after them took those frames' places, one to three frames early.
+    images = [(picture(32, 32, seed=i) // 8 + 16 * i).astype(np.uint8) for i in range(12)]
+    with av.open(str(tmp_path / "full.avi"), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        video.codec_context.gop_size = 4
+        encode_all(out, video, [av.VideoFrame.from_ndarray(image, format="rgb24") for image in images])
+    clip = tmp_path / "cut.avi"
+    with av.open(str(tmp_path / "full.avi")) as full, av.open(str(clip), "w") as out:
+        video = out.add_stream_from_template(full.streams.video[0])
+        for packet in [p for p in full.demux(video=0) if p.size][1:]:  # the first keyframe cut off
+            packet.stream = video
+            out.mux(packet)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    levels = np.array([image.mean() for image in images])
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        shown = [(round(float(f.pts * f.time_base), 3), int(np.abs(levels - f.to_ndarray(format="rgb24").mean()).argmin()))
+                 for f in c.decode(video=0)]
+    assert shown == [(round(i / 24, 3), i) for i in range(4, 12)]
 
 
 def test_skip_damaged_upscales_the_rest_of_a_damaged_video_and_says_so(tmp_path):
