@@ -64,6 +64,11 @@ TELECINE_RATES = (Fraction(30000, 1001), Fraction(30))
 # straight to stderr, past FFmpeg's log, so these are checked first to keep the error one line.
 X264_X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                      "placebo")
+# The --crf each encoder with a constant quality takes, lowest to highest. x264 and
+# x265 stop at 51 (x264 took more as 51 without a word, x265 refused it once frames
+# came); VP8 starts at its lowest quantizer, 4.
+CRF_RANGES = {"libx264": (0, 51), "libx264rgb": (0, 51), "libx265": (0, 51), "libvpx": (4, 63),
+              "libvpx-vp9": (0, 63), "libaom-av1": (0, 63), "libsvtav1": (0, 63)}
 
 
 @dataclass(frozen=True)
@@ -470,6 +475,33 @@ def _open_with_preset(codec: str, pix_fmt: str, preset: str) -> None:
         raise InputError(f"{codec} has no presets: leave --preset out")
 
 
+def _check_crf(codec: str, encoder: str, pix_fmt: str, crf: int) -> None:
+    """InputError unless the encoder ``codec`` (FFmpeg's ``encoder``) takes ``crf``.
+    An encoder not listed is opened with it, as for a preset: one without a crf
+    option (MPEG-4, a hardware encoder) ignored it without a word."""
+    if encoder in CRF_RANGES:
+        low, high = CRF_RANGES[encoder]
+        if not low <= crf <= high:
+            raise InputError(f"{codec} takes --crf {low} to {high} (lower is better), not {crf}")
+    elif not _opens_with_crf(codec, pix_fmt):
+        raise InputError(f"{codec} has no constant quality (--crf): give a --bitrate")
+
+
+@functools.lru_cache(maxsize=None)
+def _opens_with_crf(codec: str, pix_fmt: str) -> bool:
+    """Whether ``codec`` uses a crf option, or cannot be opened here to tell (a
+    hardware encoder without its hardware, which the run reports)."""
+    ctx = av.codec.CodecContext.create(codec, "w")
+    ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
+    ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
+    ctx.options = {"crf": "20"}
+    try:
+        ctx.open()
+    except (av.error.FFmpegError, ValueError):
+        return True
+    return "crf" not in ctx.options
+
+
 def _rate_text(rate: Fraction) -> str:
     return str(rate) if rate.denominator in (1, 1001) else f"{float(rate):.3f}"
 
@@ -511,6 +543,8 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
         raise InputError(f"{codec} cannot encode {pix_fmt} pixels: it takes {listed}")
     if options.preset:
         _check_preset(codec, encoder.name, pix_fmt, options.preset)
+    if options.crf is not None:
+        _check_crf(codec, encoder.name, pix_fmt, options.crf)
     rates = _frame_rates(codec)
     if rates and options.fps is not None and options.fps not in rates:
         raise InputError(f"{codec} cannot encode {options.fps} fps: it takes {_listed_rates(rates)}")

@@ -791,6 +791,22 @@ def test_a_preset_other_encoders_do_not_take_is_a_one_line_error(codec, name, pr
     one_line_failure(proc, tmp_path, message)
 
 
+@pytest.mark.parametrize("codec, name, crf, message", [
+    ("libx264", "out.mp4", "60", "libx264 takes --crf 0 to 51 (lower is better), not 60"),
+    ("libx265", "out.mp4", "52", "libx265 takes --crf 0 to 51 (lower is better), not 52"),
+    ("libvpx", "out.webm", "2", "libvpx takes --crf 4 to 63 (lower is better), not 2"),
+    ("mpeg4", "out.mp4", "30", "mpeg4 has no constant quality (--crf): give a --bitrate"),
+])
+def test_a_crf_the_encoder_cannot_take_is_a_one_line_error(codec, name, crf, message, tmp_path):
+    # x264 took 60 as its highest, 51, without a word; x265 refused 52 in two lines
+    # once the model had loaded, VP8 2 as a bare "Invalid argument"; and MPEG-4 Part 2,
+    # which has no crf, encoded at its default 200 kb/s.
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / name, *X2, "--codec", codec, "--crf", crf,
+               check_ok=False)
+    one_line_failure(proc, tmp_path, message)
+
+
 def test_a_preset_x264_rgb_does_not_take_is_one_line(tmp_path):
     # libx264rgb was asked by opening it, and x264 printed its own "invalid preset" line.
     clip = make_clip(tmp_path / "in.mp4", frames=2)
