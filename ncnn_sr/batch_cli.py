@@ -408,34 +408,44 @@ def _remove_empty_folders(root: Path) -> None:
             pass  # not empty: it holds results
 
 
-def run_video(prog: str, opts: RunOptions, encode, debug: bool = False) -> int:
+def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None, dst=None) -> int:
     """Upscale one video, or each video in a folder; returns the exit status. Ctrl-C
-    ends the process at once (within a second), leaving no output file."""
-    if opts.input.is_dir():
+    ends the process at once (within a second), leaving no output file. ``src`` and
+    ``dst`` (a ``streams.VideoInput`` and ``VideoOutput``) stand for the input and
+    output where those are streams."""
+    if src is None and opts.input.is_dir():
         return _run_video_folder(prog, opts, encode, debug)
     from . import video
 
+    to_file = dst is None
+    src = opts.input if src is None else src
+    dst = opts.output if dst is None else dst
     bar = None
     began = time.time()
     new_folder = None
     try:
-        if opts.output_folder or opts.output.is_dir():
-            shown = os.path.join(opts.output, "") if opts.output_folder else opts.output
-            raise InputError(f"{shown} is a folder: give the output video's file name")
-        check_reachable(opts.output, file=True)
-        if not is_video_path(opts.output):
-            what = f"unsupported video container '{opts.output.suffix}' for {opts.output}" if opts.output.suffix \
-                else f"{opts.output} has no extension to say its video container"  # ".mp4" is a name, no suffix
-            raise InputError(f"{what}: use {', '.join(VIDEO_CONTAINERS[:-1])} or {VIDEO_CONTAINERS[-1]}")
-        if opts.output.exists() and opts.input.exists() and os.path.samefile(opts.input, opts.output):
-            raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
-        video.video_encoder(opts.output, encode)  # a bad --codec or --preset before a model loads
-        info = video.probe(opts.input)
+        if to_file:
+            if opts.output_folder or opts.output.is_dir():
+                shown = os.path.join(opts.output, "") if opts.output_folder else opts.output
+                raise InputError(f"{shown} is a folder: give the output video's file name")
+            check_reachable(opts.output, file=True)
+            if not is_video_path(opts.output):
+                what = f"unsupported video container '{opts.output.suffix}' for {opts.output}" if opts.output.suffix \
+                    else f"{opts.output} has no extension to say its video container"  # ".mp4" is a name, no suffix
+                raise InputError(f"{what}: use {', '.join(VIDEO_CONTAINERS[:-1])} or {VIDEO_CONTAINERS[-1]}")
+            if (src is opts.input and opts.output.exists() and opts.input.exists()
+                    and os.path.samefile(opts.input, opts.output)):
+                raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
+        video.video_encoder(dst, encode)  # a bad --codec or --preset before a model loads
+        info = video.probe(src)
         lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
-        new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
+        if to_file:
+            new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
         bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
-        line = _one_video(opts, opts.input, opts.output, encode, lanes, bar)
+        line = _one_video(opts, src, dst, encode, lanes, bar)
     except KeyboardInterrupt:
+        if not to_file:
+            _stop_interrupted(bar, f"{prog}: interrupted: {dst} got only part of the video")
         # After the finished video was renamed into place, or before.
         whole = _written_since(opts.output, began)
         if not whole and new_folder is not None:
@@ -489,7 +499,8 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
     # A frame that repeats the one before it is not upscaled again (repeats.py).
     frames = Repeats(lambda decoded: ordered_map(lanes, decoded, work, window=window, cancel=cancel))
     try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(dst, Path):  # else a stream
+            dst.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise InputError(f"cannot make the folder of {dst}: {os_reason(e)}") from None
     start = time.monotonic()

@@ -26,10 +26,10 @@ from . import bench as bench_mod
 from . import models as models_mod
 from .batch_cli import OnePathCommand, RunOptions, name_streams, path_flag, run, run_video, setup_logging
 from .engine import ALPHA_MODES, PRECISIONS
-from .errors import ModelMissing, NcnnSrError, one_line
+from .errors import InputError, ModelMissing, NcnnSrError, one_line
 from .files import folder_made, write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder
-from .streams import Streams, is_stream, shown
+from .streams import Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
 from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path
 from .video_window import parse_time
@@ -305,11 +305,12 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 
 @main.command(cls=OnePathCommand, several=", and give one video at a time")
 @click.option("-i", "--input", "input_path", required=True, type=click.Path(),
-              help="Input video, or a folder of videos.")
+              help="Input video, or a folder of videos; - reads standard input.")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(),
               help="Output video: mp4, mkv, mov, webm, avi, m4v, 3gp, ts, m2ts, mts or flv; also mpg, mpeg "
                    "and vob with --codec mpeg2video, wmv with --codec wmv2, ogv with --codec libvpx. For a "
-                   "folder, a folder: each video keeps its name and container (else .mkv).")
+                   "folder, a folder: each video keeps its name and container (else .mkv). - writes "
+                   "Matroska to standard output.")
 @click.option("-n", "--model", default="realesr-animevideov3", show_default=True,
               help="Model name, a family, or a .param path.")
 @_shared_options
@@ -351,14 +352,25 @@ def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str |
         raise click.UsageError(f"--field-rate makes a frame of each field: it cannot go with --deinterlace "
                                f"{deinterlace}")
     opts = _run_options(fmt=None, what="a video file path", **options)
-    for path, reading in ((opts.input, True), (opts.output, False)):
-        if is_stream(path, reading):  # read more than once, sought in, and its container finished last
-            _fail(f"a video is {'read from' if reading else 'written to'} a file, not {shown(path, reading)}")
+    src = dst = None  # streams, where the input or output is one
+    try:
+        if is_stream(opts.input, reading=True):
+            if opts.output_folder or (not is_stream(opts.output, reading=False) and opts.output.is_dir()):
+                raise InputError(f"a video from {shown(opts.input, reading=True)} needs an output file's name "
+                                 "(or -o -), not a folder")
+            src = VideoInput(opts.input)
+        if is_stream(opts.output, reading=False):
+            if src is None and opts.input.is_dir():
+                raise InputError(f"the videos of a folder cannot all go to {shown(opts.output, reading=False)}: "
+                                 "give a folder")
+            dst = VideoOutput(opts.output)
+    except NcnnSrError as e:
+        _fail(str(e))
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps,
                            deinterlace=deinterlace, field_rate=field_rate, start=start or Fraction(0),
                            duration=duration, skip_damaged=skip_damaged, keep_width=opts.width is not None,
                            keep_height=opts.height is not None)
-    sys.exit(run_video(PROG, opts, encode, debug))
+    sys.exit(run_video(PROG, opts, encode, debug, src, dst))
 
 
 def _fail(message: str, code: int = 1) -> None:

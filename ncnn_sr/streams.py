@@ -1,11 +1,16 @@
-"""A picture read from standard input or a pipe, and written to standard output or a
-pipe, for the commands: ``-i -``, ``-o -``, and paths such as /dev/stdin or a shell's
-``<(...)`` and ``>(...)``.
+"""A picture or video read from standard input or a pipe, and written to standard
+output or a pipe, for the commands: ``-i -``, ``-o -``, and paths such as /dev/stdin
+or a shell's ``<(...)`` and ``>(...)``.
 
 The picture goes through a temporary file on the way, since reading it means looking
 at it more than once (its kind, its frames) and writing it means a file renamed into
 place. The output reaches the stream only once it is whole, so a failed run writes
 nothing there. The run's messages name the stream, not the temporary file.
+
+A video streams instead (``VideoInput``, ``VideoOutput``), as it may be longer than
+the disk holds twice and may come from a program still making it: read as it comes,
+and written as it is made, as Matroska, which needs no going back. A failed run
+leaves what was written of it there.
 """
 from __future__ import annotations
 
@@ -176,3 +181,91 @@ class Streams:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# What of a video read from a stream is kept to read again from its start: FFmpeg
+# looks at its first few MB (5 by default) to tell its streams apart.
+VIDEO_LOOK = 64 << 20
+HEAD_BYTES = 1 << 16
+
+
+def _refuse_terminal(path: str, reading: bool) -> None:
+    if _terminal(path, reading):
+        raise InputError(f"{shown(path, reading)} is a terminal: "
+                         + ("pipe a video in (-i - < in.mkv)" if reading else "send the video to a file or a pipe (-o - | ...)"))
+
+
+class VideoInput:
+    """A video read from a stream, as a file object PyAV reads without seeking. It
+    may be read once more from its start (the command looks at a video before it
+    upscales it): ``restart()``, while what was read is all kept."""
+
+    def __init__(self, path: str | os.PathLike):
+        stream = _standard(os.fspath(path), True)
+        self.words = shown(stream, reading=True)
+        _refuse_terminal(stream, True)
+        try:
+            self._file = sys.stdin.buffer if stream == STDIO else open(stream, "rb")
+        except OSError as e:
+            raise InputError(f"cannot read {self.words}: {e.strerror or e}") from None
+        self._kept: bytearray | None = bytearray()  # None once it is no longer kept
+        self.head = b""  # its first bytes, kept for good: what kind of file it is
+        self._at = 0  # where the reader is in what was kept
+        self._restarted = False
+
+    def read(self, size: int = -1) -> bytes:
+        if self._kept is not None and self._at < len(self._kept):
+            end = len(self._kept) if size < 0 else self._at + size
+            data = bytes(self._kept[self._at:end])
+            self._at += len(data)
+            return data
+        try:
+            data = self._file.read(size)
+        except OSError as e:
+            raise InputError(f"cannot read {self.words}: {e.strerror or e}") from None
+        if self._kept is not None:
+            if self._restarted or len(self._kept) + len(data) > VIDEO_LOOK:
+                self._kept = None  # read again no more: kept no longer
+            else:
+                self._kept += data
+                self._at += len(data)
+        if len(self.head) < HEAD_BYTES:
+            self.head += data[:HEAD_BYTES - len(self.head)]
+        return data
+
+    def restart(self) -> None:
+        """Read from the start again; InputError where that is no longer kept."""
+        if self._kept is None or self._restarted:
+            raise InputError(f"{self.words} cannot be read again from its start: give the video as a file")
+        self._restarted = bool(self._kept) or self._restarted
+        self._at = 0
+
+    def __str__(self) -> str:
+        return self.words
+
+
+class VideoOutput:
+    """A video written to a stream, as Matroska (``name`` says so to FFmpeg's guess
+    of a format from a name, ``suffix`` to the choice of codecs)."""
+
+    suffix = ".mkv"
+    name = "output.mkv"
+
+    def __init__(self, path: str | os.PathLike):
+        self._stream = _standard(os.fspath(path), False)
+        self.words = shown(self._stream, reading=False)
+        _refuse_terminal(self._stream, False)
+        try:
+            self.file = sys.stdout.buffer if self._stream == STDIO else open(self._stream, "wb")
+        except OSError as e:
+            raise InputError(f"cannot write {self.words}: {e.strerror or e}") from None
+
+    def closed_early(self) -> InputError:
+        """The error for a stream its reader closed: Python's own complaint on the way
+        out, flushing standard output again, is silenced."""
+        if self._stream == STDIO:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return InputError(f"{self.words} was closed before the video was written whole")
+
+    def __str__(self) -> str:
+        return self.words

@@ -13,6 +13,7 @@ other streams (sound, subtitles, attachments, chapters, tags) is ``video_streams
 from __future__ import annotations
 
 import collections
+import errno
 import functools
 import heapq
 import logging
@@ -31,6 +32,7 @@ from .deinterlace import Deinterlacer, TooSmall
 from .errors import InputError, describe
 from .resample import resize
 from .files import mode_for, temp_stem, write_target
+from .streams import VideoInput, VideoOutput
 from .video_options import COMMON_CONTAINERS, EncodeOptions
 from .video_window import Window
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, coded, deeper_format, depth,
@@ -108,8 +110,10 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 
 def _open_input(path):
+    if isinstance(path, VideoInput):
+        path.restart()
     try:
-        container = av.open(os.fspath(path))
+        container = av.open(path if isinstance(path, VideoInput) else os.fspath(path))
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as e:
@@ -120,7 +124,27 @@ def _open_input(path):
     if kind == "image2" or kind.endswith("_pipe"):
         container.close()
         raise InputError(f"{path}: a still picture ({kind.removesuffix('_pipe')}), not a video: upscale it as a picture")
+    if isinstance(path, VideoInput) and kind.startswith("mov") and _index_last(path.head):
+        container.close()  # else read through to its index, then "cannot decode" at the first frame
+        raise InputError(f"{path}: an mp4 whose index (moov) follows its frames cannot be read as it comes: "
+                         "give it as a file, or remux it with its index first (ffmpeg -movflags faststart)")
     return container
+
+
+def _index_last(head: bytes) -> bool:
+    """Whether the mp4 or mov that starts with ``head`` has its frames (mdat) before
+    its index (moov), which a reader that cannot go back never gets to use."""
+    at = 0
+    while at + 8 <= len(head):
+        size, box = int.from_bytes(head[at:at + 4], "big"), head[at + 4:at + 8]
+        if box in (b"moov", b"mdat"):
+            return box == b"mdat"
+        if size == 1 and at + 16 <= len(head):  # a 64-bit size follows
+            size = int.from_bytes(head[at + 8:at + 16], "big")
+        if size < 8:
+            return False
+        at += size
+    return False
 
 
 def _video_stream(container, path):
@@ -285,22 +309,28 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     streams are dropped, each with a warning. HDR10 metadata goes along where the
     encoder can write it (``video_frames.mastering_options``), else with a warning.
 
+    ``src`` may be a ``streams.VideoInput`` and ``dst`` a ``streams.VideoOutput``: a
+    video read as it comes and written as it is made (Matroska), where a failure
+    leaves what was written.
+
     Errors are InputErrors that name the file at fault: an encoder or pixel format
     that cannot be used (raised before any file is opened), ``src`` when it cannot be
     read or decoded, ``dst`` when the video cannot be encoded or written.
     """
-    dst = Path(dst)
+    piped = isinstance(dst, VideoOutput)  # written as it is made, not renamed into place
+    dst = dst if piped else Path(dst)
     encoder = video_encoder(dst, options)
-    final = write_target(dst)
-    # The container is the one dst's name asks for, whatever a link to it points to.
-    part = final.with_name(f".{temp_stem(final.stem)}.ncnn-sr-part{dst.suffix}")
+    if not piped:
+        final = write_target(dst)
+        # The container is the one dst's name asks for, whatever a link to it points to.
+        part = final.with_name(f".{temp_stem(final.stem)}.ncnn-sr-part{dst.suffix}")
     inp = _open_input(src)
     try:
         video_in = _video_stream(inp, src)
         video_in.thread_type = "AUTO"
         window = _window(inp, src, options) if options.trims else None
         try:
-            out = av.open(str(part), "w")
+            out = av.open(dst.file, "w", format="matroska") if piped else av.open(str(part), "w")
         except (av.error.FFmpegError, ValueError, OSError) as e:
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
         if not options.pix_fmt:  # "" too, as video_encoder and --codec/--preset take it
@@ -324,7 +354,9 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             options = replace(options, fps=rate)
         try:
             lead = CUE_LEAD if inp.streams.subtitles else SEEK_MARGIN
-            if window is not None and not _seek(inp, video_in, window.start, _origin(inp), lead):
+            # A stream cannot be sought in: its frames before the part are read and left out.
+            if window is not None and not isinstance(src, VideoInput) and not _seek(inp, video_in, window.start,
+                                                                                    _origin(inp), lead):
                 inp.close()  # read again from the beginning, the only place known to be right
                 inp = _open_input(src)
                 video_in = _video_stream(inp, src)
@@ -335,22 +367,36 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             raise
         try:
             out.close()
-        except av.error.FFmpegError as e:  # the trailer did not fit on the disk, say
+            if piped:
+                dst.file.flush()
+        except (av.error.FFmpegError, OSError) as e:  # the trailer did not fit on the disk, say
+            if piped and _broken_pipe(e):
+                raise dst.closed_early() from None
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
-        os.chmod(part, mode_for(final))  # FFmpeg made it as a new file; the one replaced may be private
-        os.replace(part, final)
+        if not piped:
+            os.chmod(part, mode_for(final))  # FFmpeg made it as a new file; the one replaced may be private
+            os.replace(part, final)
     except KeyboardInterrupt:
-        _remove(part)
+        if not piped:
+            _remove(part)
         # Ctrl-C does not wait for the frame workers, which may still be demuxing the
         # input: closing it under them could crash the process before the command's
         # own quick exit. The container closes itself once they let go of it.
         raise
-    except BaseException:
-        _remove(part)
+    except BaseException as e:
+        if not piped:
+            _remove(part)
         inp.close()
+        if piped and _broken_pipe(e):
+            raise dst.closed_early() from None
         raise
     inp.close()
     return written
+
+
+def _broken_pipe(e: BaseException) -> bool:
+    """Whether ``e`` says the output stream's reader went away (``| head``)."""
+    return isinstance(e, BrokenPipeError) or getattr(e, "errno", None) == errno.EPIPE
 
 
 def _origin(inp) -> Fraction:
@@ -1037,6 +1083,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         if isinstance(e, av.error.FFmpegError):
             # From the output side: decoding and video encoding errors are InputErrors
             # by now, so this is muxing, or re-encoding the sound.
+            if isinstance(dst, VideoOutput) and _broken_pipe(e):
+                raise dst.closed_early() from None
             if isinstance(e, OSError):
                 raise InputError(f"cannot write {dst}: {_reason(e)}") from None
             raise InputError(f"{dst}: cannot encode: {_reason(e)}") from None

@@ -8,11 +8,13 @@ import pty
 import subprocess
 import threading
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
 
 from conftest import picture
+from media import make_clip
 from test_cli import CMD, FAST
 
 
@@ -128,11 +130,105 @@ def test_a_terminal_is_refused_for_pictures(tmp_path):
         os.close(other)
 
 
-def test_a_video_takes_files_not_streams(tmp_path):
-    proc = subprocess.run([CMD, "video", "-i", "-", "-o", tmp_path / "o.mp4"], input=b"x", capture_output=True)
-    assert proc.returncode == 1 and b"a video is read from a file, not standard input" in proc.stderr
-    proc = subprocess.run([CMD, "video", "-i", tmp_path / "in.mp4", "-o", "-"], capture_output=True)
-    assert proc.returncode == 1 and b"a video is written to a file, not standard output" in proc.stderr
+def video_command(*args, stdin=b"", stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
+    return subprocess.run([CMD, "video", *map(str, args), *FAST], input=stdin, stdout=stdout, stderr=subprocess.PIPE,
+                          timeout=300)
+
+
+def decoded(data: bytes):
+    """(time, mean grey level) of each video frame of a video's bytes, its frame size
+    and its streams' kinds."""
+    with av.open(io.BytesIO(data)) as c:
+        kinds = [s.type for s in c.streams]
+        frames = [(round(float(f.pts * f.time_base), 3), f.to_ndarray(format="rgb24").mean(), (f.width, f.height))
+                  for f in c.decode(video=0)]
+    return [f[:2] for f in frames], frames[0][2], kinds
+
+
+def test_a_video_through_pipes_keeps_its_frames_times_and_sound(tmp_path):
+    # As ffmpeg ... -f matroska - | ncnn-sr video -i - -o - | ffmpeg -i - ...: read as it
+    # comes, written as it is made, in Matroska.
+    clip = make_clip(tmp_path / "in.mkv", frames=10, colours=[(20 * i, 20 * i, 20 * i) for i in range(10)])
+    proc = video_command("-i", "-", "-o", "-", stdin=clip.read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(b"\x1a\x45\xdf\xa3")  # Matroska's first bytes: nothing else came before
+    assert proc.stderr.decode().splitlines()[-1].startswith("ncnn-sr: wrote standard output: 10 frames")
+    frames, size, kinds = decoded(proc.stdout)
+    assert size == (64, 48) and kinds == ["video", "audio"]
+    assert video_command("-i", clip, "-o", tmp_path / "out.mkv").returncode == 0
+    assert frames == decoded((tmp_path / "out.mkv").read_bytes())[0]  # what files give
+    assert [t for t, _ in frames] == [t for t, _ in decoded(clip.read_bytes())[0]]
+
+
+def test_a_part_of_a_video_from_standard_input_to_a_file(tmp_path):
+    clip = make_clip(tmp_path / "in.mkv", frames=12, colours=[(20 * i, 20 * i, 20 * i) for i in range(12)])
+    proc = video_command("-i", "-", "-o", tmp_path / "out.mp4", "--start", "0.25", stdin=clip.read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    frames, _, _ = decoded((tmp_path / "out.mp4").read_bytes())
+    assert [round(g / 20) for _, g in frames] == list(range(6, 12))
+
+
+def test_a_video_to_standard_output_in_a_file_the_shell_made(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    with open(tmp_path / "out.mkv", "wb") as f:
+        proc = video_command("-i", clip, "-o", "/dev/stdout", stdout=f)
+    assert proc.returncode == 0, proc.stderr
+    assert len(decoded((tmp_path / "out.mkv").read_bytes())[0]) == 3
+
+
+@pytest.mark.parametrize("given, said", [
+    (b"", "standard input: not a video FFmpeg can read"),
+    (b"no video at all", "standard input: not a video FFmpeg can read"),
+])
+def test_what_is_no_video_on_standard_input_is_one_line(given, said, tmp_path):
+    proc = video_command("-i", "-", "-o", "-", stdin=given)
+    assert proc.returncode == 1 and proc.stdout == b""
+    lines = proc.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ncnn-sr: error: {said}"), proc.stderr
+
+
+def test_an_mp4_with_its_index_last_on_standard_input_is_one_line(tmp_path):
+    # FFmpeg reads through its frames to the index, then cannot go back to them: the
+    # error was "cannot decode: Invalid data ... (a damaged file?)".
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    proc = video_command("-i", "-", "-o", "-", stdin=clip.read_bytes())
+    assert proc.returncode == 1 and proc.stdout == b""
+    assert proc.stderr.decode().splitlines() == [
+        "ncnn-sr: error: standard input: an mp4 whose index (moov) follows its frames cannot be read as it comes: "
+        "give it as a file, or remux it with its index first (ffmpeg -movflags faststart)"]
+
+
+def test_a_video_to_a_closed_pipe_is_one_line(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=6)
+    proc = subprocess.Popen([CMD, "video", "-i", clip, "-o", "-", *FAST], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # a reader that went away
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1 and err.decode().strip() == (
+        "ncnn-sr: error: standard output was closed before the video was written whole")
+
+
+def test_a_terminal_and_folders_are_refused_for_video_streams(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
+    main, other = pty.openpty()
+    try:
+        proc = subprocess.run([CMD, "video", "-i", clip, "-o", "-", *FAST], stdout=other, stderr=subprocess.PIPE,
+                              timeout=300)
+        assert proc.returncode == 1 and proc.stderr.decode().strip() == (
+            "ncnn-sr: error: standard output is a terminal: send the video to a file or a pipe (-o - | ...)")
+        proc = subprocess.run([CMD, "video", "-i", "-", "-o", tmp_path / "o.mkv", *FAST], stdin=other,
+                              capture_output=True, timeout=300)
+        assert proc.returncode == 1 and proc.stderr.decode().strip() == (
+            "ncnn-sr: error: standard input is a terminal: pipe a video in (-i - < in.mkv)")
+    finally:
+        os.close(main)
+        os.close(other)
+    proc = video_command("-i", tmp_path, "-o", "-")
+    assert proc.returncode == 1 and proc.stderr.decode().strip().endswith(
+        "the videos of a folder cannot all go to standard output: give a folder")
+    proc = video_command("-i", "-", "-o", f"{tmp_path}/new/", stdin=clip.read_bytes())
+    assert proc.returncode == 1 and proc.stderr.decode().strip().endswith(
+        "a video from standard input needs an output file's name (or -o -), not a folder")
 
 
 def test_a_picture_with_transparency_asked_as_jpg_comes_out_as_png_with_a_warning(tmp_path):
