@@ -38,29 +38,32 @@ PROG = "ncnn-sr"
 DEFAULT_MODEL = "realesrgan-x4plus"
 
 
-def _input_of(args: list[str]) -> str | None:
-    """The -i value in click's forms: ``-i X``, ``--input X``, ``--input=X``, ``-iX``
-    (where click keeps an "=": ``-i=X`` is the path ``=X``)."""
+def _input_of(args: list[str], short: str = "-i", long: str = "--input") -> str | None:
+    """The -i value (or another flag's) in click's forms: ``-i X``, ``--input X``,
+    ``--input=X``, ``-iX`` (where click keeps an "=": ``-i=X`` is the path ``=X``)."""
     for i, arg in enumerate(args):
-        if arg in ("-i", "--input") and i + 1 < len(args):
+        if arg in (short, long) and i + 1 < len(args):
             return args[i + 1]
-        if arg.startswith("--input="):
+        if arg.startswith(f"{long}="):
             return arg.split("=", 1)[1]
-        if arg.startswith("-i") and len(arg) > 2:
+        if arg.startswith(short) and len(arg) > 2:
             return arg[2:]
     return None
 
 
 class _DefaultToUpscale(click.Group):
     """``ncnn-sr -i a -o b`` means ``ncnn-sr upscale -i a -o b``, or ``ncnn-sr video
-    -i a -o b`` when ``a`` is a video file."""
+    -i a -o b`` when ``a`` is a video file, or a stream and ``b`` named as a video."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # Only options go on to upscale: a mistyped command ("vidoe") is said to be one,
         # rather than an extra argument of upscale.
         if args and args[0].startswith("-") and args[0] not in ("--help", "-h", "--version"):
-            source = _input_of(args)
-            args = ["video" if source and is_video_input(source) else "upscale", *args]
+            source, target = _input_of(args), _input_of(args, "-o", "--output")
+            # A stream's kind is not in its name: a video's output name tells (-i - -o out.mkv).
+            video = source and (is_video_input(source) or (is_stream(source, reading=True) and target
+                                                             and is_video_path(target)))
+            args = ["video" if video else "upscale", *args]
         return super().parse_args(ctx, args)
 
     def resolve_command(self, ctx: click.Context, args: list[str]):

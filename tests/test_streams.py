@@ -168,6 +168,15 @@ def test_a_part_of_a_video_from_standard_input_to_a_file(tmp_path):
     assert [round(g / 20) for _, g in frames] == list(range(6, 12))
 
 
+def test_a_video_from_standard_input_to_a_video_name_routes_to_video(tmp_path):
+    # "ncnn-sr -i - -o out.mkv" went to picture mode: "unsupported output format '.mkv'".
+    clip = make_clip(tmp_path / "in.mkv", frames=3)
+    proc = subprocess.run([CMD, "-i", "-", "-o", tmp_path / "out.mkv", *FAST], input=clip.read_bytes(),
+                          capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert len(decoded((tmp_path / "out.mkv").read_bytes())[0]) == 3
+
+
 def test_a_video_to_standard_output_in_a_file_the_shell_made(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     with open(tmp_path / "out.mkv", "wb") as f:
