@@ -71,6 +71,10 @@ X264_X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "me
 # came); VP8 starts at its lowest quantizer, 4.
 CRF_RANGES = {"libx264": (0, 51), "libx264rgb": (0, 51), "libx265": (0, 51), "libvpx": (4, 63),
               "libvpx-vp9": (0, 63), "libaom-av1": (0, 63), "libsvtav1": (0, 63)}
+# The encoders that take a crf or a bitrate, not both: x264 and x265 encode at the crf
+# and leave the bitrate unused without a word; SVT-AV1 refuses to start (in two lines,
+# its own and the run's). VP8, VP9 and libaom's AV1 cap their rate with it.
+CRF_OR_BITRATE = frozenset({"libx264", "libx264rgb", "libx265", "libsvtav1"})
 
 
 @dataclass(frozen=True)
@@ -521,14 +525,17 @@ def _open_with_preset(codec: str, pix_fmt: str, preset: str) -> None:
         raise InputError(f"{codec} has no presets: leave --preset out")
 
 
-def _check_crf(codec: str, encoder: str, pix_fmt: str, crf: int) -> None:
-    """InputError unless the encoder ``codec`` (FFmpeg's ``encoder``) takes ``crf``.
-    An encoder not listed is opened with it, as for a preset: one without a crf
-    option (MPEG-4, a hardware encoder) ignored it without a word."""
+def _check_crf(codec: str, encoder: str, pix_fmt: str, crf: int, bitrate: int | None) -> None:
+    """InputError unless the encoder ``codec`` (FFmpeg's ``encoder``) takes ``crf``,
+    and ``bitrate`` beside it. An encoder not listed is opened with it, as for a
+    preset: one without a crf option (MPEG-4, a hardware encoder) ignored it without
+    a word."""
     if encoder in CRF_RANGES:
         low, high = CRF_RANGES[encoder]
         if not low <= crf <= high:
             raise InputError(f"{codec} takes --crf {low} to {high} (lower is better), not {crf}")
+        if bitrate is not None and encoder in CRF_OR_BITRATE:
+            raise InputError(f"{codec} takes --crf or --bitrate, not both")
     elif not _opens_with_crf(codec, pix_fmt):
         raise InputError(f"{codec} has no constant quality (--crf): give a --bitrate")
 
@@ -590,7 +597,7 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
     if options.preset:
         _check_preset(codec, encoder.name, pix_fmt, options.preset)
     if options.crf is not None:
-        _check_crf(codec, encoder.name, pix_fmt, options.crf)
+        _check_crf(codec, encoder.name, pix_fmt, options.crf, options.bitrate)
     rates = _frame_rates(codec)
     if rates and options.fps is not None and options.fps not in rates:
         raise InputError(f"{codec} cannot encode {options.fps} fps: it takes {_listed_rates(rates)}")

@@ -807,6 +807,21 @@ def test_a_crf_the_encoder_cannot_take_is_a_one_line_error(codec, name, crf, mes
     one_line_failure(proc, tmp_path, message)
 
 
+@pytest.mark.parametrize("codec", ["libx264", "libx265", "libsvtav1"])
+def test_a_crf_and_a_bitrate_together_are_refused_where_the_encoder_cannot_take_both(codec, tmp_path):
+    # x264 and x265 encoded at the crf and dropped the bitrate without a word; SVT-AV1
+    # refused to start once the model had loaded, in two lines.
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--codec", codec, "--crf", "20",
+               "--bitrate", "500k", check_ok=False)
+    one_line_failure(proc, tmp_path, f"{codec} takes --crf or --bitrate, not both")
+
+
+def test_a_crf_with_a_bitrate_caps_vp9(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.webm", *X2, "--crf", "20", "--bitrate", "500k")
+
+
 def test_a_preset_x264_rgb_does_not_take_is_one_line(tmp_path):
     # libx264rgb was asked by opening it, and x264 printed its own "invalid preset" line.
     clip = make_clip(tmp_path / "in.mp4", frames=2)
