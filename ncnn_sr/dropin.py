@@ -12,10 +12,12 @@ import click
 from click.core import ParameterSource
 
 from . import models as models_mod
-from .batch_cli import REFERENCE_JOBS, OnePathCommand, RunOptions, log, path_flag, run, run_video, setup_logging
+from .batch_cli import (REFERENCE_JOBS, OnePathCommand, RunOptions, log, name_streams, path_flag, run, run_video,
+                        setup_logging)
 from .errors import InputError
 from .typed_numbers import decimal_number
 from .jobs import check_reachable, names_a_folder
+from .streams import STDIO, Streams, is_stream
 from .video_options import EncodeOptions, is_video_input
 
 PROG = "realesrgan-ncnn-vulkan"
@@ -78,6 +80,26 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     factor = decimal_number(scale)
     if factor is None or not (factor > 0 and math.isfinite(factor)):
         _refuse(f"invalid scale argument: -s {scale}: give a positive number, such as 2, 3 or 4")
+    # The reference reads a pipe (-i <(...), /dev/stdin) as it reads any file.
+    piped = None
+    if str(input_path) != STDIO and is_stream(input_path, reading=True):
+        try:
+            piped = Streams(input_path, output_path, None, output_folder)
+        except InputError as e:
+            _refuse(str(e))
+        name_streams(piped.aliases)
+        input_path = piped.input
+    try:
+        _run(input_path, output_path, output_folder, factor, tile, model_path, model_file, gpu, jobs, tta, fmt,
+             verbose)
+    finally:
+        if piped is not None:
+            piped.close()
+
+
+def _run(input_path: Path, output_path: Path, output_folder: bool, factor: float, tile: str,
+         model_path: Path | None, model_file: str, gpu: str, jobs: str, tta: bool, fmt: str | None,
+         verbose: bool) -> None:
     single = input_path.is_file() and not (output_folder or output_path.is_dir())
     suffix = output_path.suffix.lower()
     if single and not is_video_input(input_path) and suffix.lstrip(".") not in REFERENCE_FORMATS \

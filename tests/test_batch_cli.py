@@ -1292,3 +1292,18 @@ def test_quality_for_png_outputs_is_said_to_be_ignored(tmp_path):
     assert "--quality ignored" in proc.stderr
     proc = run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "a.jpg", *args)
     assert "--quality ignored" not in proc.stderr
+
+
+def test_the_drop_in_reads_a_pipe_path_as_the_reference_reads_any_file(tmp_path):
+    """Scripts hand the reference `-i <(curl ...)` or /dev/stdin: it opens any path.
+    The drop-in said such a pipe was neither a file nor a folder."""
+    Image.fromarray(picture(6, 5)).save(tmp_path / "in.png")
+    args = [DROPIN, "-i", "/dev/stdin", "-o", str(tmp_path / "o.png"), "-n", "realesr-animevideov3", "-s", "2",
+            "-g", "-1"]
+    proc = subprocess.run(args, input=(tmp_path / "in.png").read_bytes(), capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert size_of(tmp_path / "o.png") == (10, 12)
+    empty = subprocess.run(args[:4] + [str(tmp_path / "e.png")] + args[5:], input=b"", capture_output=True,
+                           timeout=60)
+    assert empty.returncode == 1 and empty.stderr.decode().count("\n") == 1 and b"is empty" in empty.stderr
+    assert not (tmp_path / "e.png").exists()
