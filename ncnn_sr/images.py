@@ -289,17 +289,24 @@ def one_size(paths, most: int = 500) -> tuple[int, int] | None:
     cannot be read."""
     found = None
     for path in paths[:most]:
-        try:
-            with pillow_warnings():
-                im = Image.open(path)
-            with im:
-                size = tuple(sorted((im.height, im.width)))
-        except Exception:  # noqa: BLE001 - a picture that cannot be read fails later, in its own words
+        size = header_size(path)
+        if size is None or (found is not None and tuple(sorted(size)) != found):
             return None
-        if found is not None and size != found:
-            return None
-        found = size
+        found = tuple(sorted(size))
     return found
+
+
+def header_size(path) -> tuple[int, int] | None:
+    """The (height, width) the header of the picture at ``path`` states, before any
+    turn its orientation asks for; None where it cannot be read (the picture fails
+    later, in its own words)."""
+    try:
+        with pillow_warnings():
+            im = Image.open(path)
+        with im:
+            return im.height, im.width
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def frame_count(path) -> int:

@@ -32,8 +32,8 @@ from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .files import write_target
-from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality, output_format, read_image,
-                     write_image)
+from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality, header_size, output_format,
+                     read_image, write_image)
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP
 from .jobs import Job, alpha_target
 from .resample import target_size
@@ -312,7 +312,8 @@ class Pipeline:
             if missing is not None:
                 item.notes.append(f"{existing} is written again: {missing} is missing, so it may be the output of "
                                   f"another {job.source.stem}.* picture, named when that one sorted first")
-            read = _read(item, read_image)
+            self._check_header(item)
+            read = None if item.error else _read(item, read_image)
             if read:
                 item.pixels, item.info = read
                 self._check_output(item)
@@ -390,6 +391,23 @@ class Pipeline:
             scale = self.lanes[0].upscaler.scale
             return height * scale, width * scale
         return target_size(height, width, self._resize["scale"], self._resize["width"], self._resize["height"])
+
+    def _check_header(self, item: _Item) -> None:
+        """Fail ``item`` before its pixels are read if the size its header states
+        cannot be upscaled at the scale asked, or written as its format: a damaged
+        WebP stating 8388609x9 pixels took a minute to decode before it was refused.
+        (A target width or height depends on the picture's orientation: that size is
+        checked once the picture is read.)"""
+        if self._resize["width"] is not None or self._resize["height"] is not None:
+            return
+        size = header_size(item.job.source)
+        if size is None:
+            return
+        try:
+            out_height, out_width = self._output_size(*size)
+            check_size(out_height, out_width, 3, output_format(item.target), str(item.target))
+        except NcnnSrError as e:
+            item.error = str(e) if str(item.target) in str(e) else f"{item.job.source}: {e}"
 
     def _check_output(self, item: _Item) -> None:
         self._check_alpha(item)

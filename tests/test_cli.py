@@ -627,3 +627,21 @@ def test_typed_numbers_read_what_atoi_and_atof_read():
         [2.5, 0.5, 1000.0, None, None, None, None]
     assert [ratio(t) for t in ("24000/1001", "29.97", " 25 ", "1/0", "1.5/2", "2_5")] == \
         [Fraction(24000, 1001), Fraction(2997, 100), 25, None, None, None]
+
+
+@pytest.mark.parametrize("width, out, said", [(70000, "o.png", "is too large: at most"),
+                                              (5000, "o.webp", "too large for WebP")])
+def test_a_picture_too_large_to_upscale_is_refused_from_its_header(tmp_path, width, out, said):
+    """Its pixels are not read first: a damaged WebP stating 8388609x9 pixels took a
+    minute to decode before it was refused. Here the pixels are broken, so a read
+    would say so instead."""
+    import struct
+    import zlib
+    from conftest import png_chunk
+    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, 1, 8, 2, 0, 0, 0))
+    (tmp_path / "wide.png").write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr + png_chunk(b"IDAT", zlib.compress(b"\0" * 9))
+                                        + png_chunk(b"IEND", b""))
+    proc = run("-i", tmp_path / "wide.png", "-o", tmp_path / out, "-n", "realesr-animevideov3", "-s", "4", "-g", "-1",
+               check_ok=False)
+    assert proc.returncode == 1 and said in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / out).exists()
