@@ -1044,7 +1044,7 @@ def test_recursive_walks_a_link_to_a_folder_outside_the_tree_under_the_links_nam
 
 
 @pytest.mark.parametrize("cmd, flags, status, wording", [
-    (NCNN_SR, ["-s", "inf"], 2, "must be a positive number"),
+    (NCNN_SR, ["-s", "inf"], 2, "'inf' is not a number"),
     (NCNN_SR, ["-s", "1e400"], 2, "must be a positive number"),
     (DROPIN, ["-s", "inf"], 1, "invalid scale argument"),
     (NCNN_SR, ["-s", "1e10"], 1, "a 16x12 picture at scale 1e+10 is too large: at most 262144 pixels a side"),

@@ -99,7 +99,7 @@ def test_denoise_refuses_nan_as_a_usage_error(tmp_path):
     Image.fromarray(picture(8, 9)).save(tmp_path / "in.png")
     proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-n", "realesr-general-x4v3", "-dn", "nan",
                check_ok=False)
-    assert proc.returncode == 2 and "nan is not a number" in proc.stderr
+    assert proc.returncode == 2 and "'nan' is not a number" in proc.stderr
 
 
 def test_an_interrupt_while_mixing_leaves_no_temporary_model(tmp_path):
