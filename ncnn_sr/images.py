@@ -20,6 +20,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from .errors import InputError, describe
 from .files import atomic_write
+from .icc import from_png_chunks as icc_profile_of_chunks
 from . import apng, gif, heif, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
@@ -74,7 +75,9 @@ class ImageInfo:
     upright picture), None where it states none; ``xmp`` is the XMP packet, its
     orientation (``tiff:Orientation``) reset to 1 as the EXIF's is;
     ``colour_chunks`` are a PNG's gAMA, cHRM, sRGB and cICP chunks as (kind, data)
-    pairs, which a png written with this info carries (other formats hold none).
+    pairs, which a png written with this info carries (a jpg, webp or avif holds
+    none: one written without ``icc_profile`` gets a profile stating them instead,
+    where they say other than sRGB).
     """
 
     mode: str
@@ -626,7 +629,10 @@ def save_options(info: ImageInfo | None, fmt: str, quality: int | None, grey: bo
     options: dict = {}
     # WebP is colour only; Pillow writes grey+alpha AVIF as colour, and a grey AVIF
     # comes back as colour from libavif's readers.
-    icc = fitting_profile(icc, grey=grey and fmt not in ("webp", "avif"))
+    written_grey = grey and fmt not in ("webp", "avif")
+    if not icc and info and fmt != "png":  # a PNG's colour chunks, which only a profile states here
+        icc = icc_profile_of_chunks(info.colour_chunks, written_grey)
+    icc = fitting_profile(icc, grey=written_grey)
     if icc:
         options["icc_profile"] = icc
     if exif:

@@ -1,5 +1,6 @@
 """Reading and writing pictures: every mode, depth, metadata, broken files, atomic writes."""
 import contextlib
+import io
 import logging
 import os
 import shutil
@@ -325,6 +326,106 @@ def test_a_png_with_an_icc_profile_keeps_it_and_its_gamma_without_srgb(channels,
     write_image(tmp_path / "o.png", arr, replace(info, icc_profile=SRGB_ICC))
     written = png_chunks(tmp_path / "o.png")
     assert b"iCCP" in written and written[b"gAMA"] == GAMMA[8:-4] and b"sRGB" not in written
+
+
+# Display P3's chromaticities (its white D65), as a cHRM chunk states them.
+P3_CHROMATICITIES = png_chunk(b"cHRM", struct.pack(">8I", 31270, 32900, 68000, 32000, 26500, 69000, 15000, 6000))
+
+
+def xy_to_rgb_matrix(white, red, green, blue) -> np.ndarray:
+    """The matrix from linear RGB of these primaries to XYZ, their white's Y 1."""
+    columns = np.array([[x / y, 1.0, (1 - x - y) / y] for x, y in (red, green, blue)]).T
+    x, y = white
+    return columns * np.linalg.solve(columns, [x / y, 1.0, (1 - x - y) / y])
+
+
+def srgb_encoded(linear: np.ndarray) -> np.ndarray:
+    linear = np.clip(linear, 0, 1)
+    return 255 * np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def as_srgb(pixels: np.ndarray, icc: bytes) -> np.ndarray:
+    """``pixels`` (H×W×C, uint8) shown through the profile ``icc``, as sRGB: what a
+    colour-managed viewer shows."""
+    im = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    return np.asarray(ImageCms.profileToProfile(im, profile, ImageCms.createProfile("sRGB"), outputMode="RGB"),
+                      dtype=float)
+
+
+LEVELS = np.array([[[0, 0, 0], [64, 64, 64], [128, 128, 128], [255, 255, 255]],
+                   [[200, 30, 30], [30, 200, 30], [30, 30, 200], [90, 160, 220]]], np.uint8)
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "webp", "avif"])
+@pytest.mark.parametrize("gamma,chromaticities", [(100000, CHROMATICITIES), (55556, P3_CHROMATICITIES), (100000, b"")],
+                         ids=["linear", "p3-gamma-1.8", "linear-gamma-only"])
+def test_a_pngs_gamma_and_chromaticities_become_an_icc_profile_where_the_format_holds_no_chunks(
+        fmt, gamma, chromaticities, tmp_path):
+    # A jpg, webp or avif holds no gAMA or cHRM: without a profile stating them, a
+    # PNG of gamma 1.0 came out far darker in every viewer, a Display P3 one duller.
+    src = tmp_path / "i.png"
+    src.write_bytes(png_bytes(LEVELS, 8, 2, png_chunk(b"gAMA", struct.pack(">I", gamma)), chromaticities))
+    arr, info = read_image(src)
+    write_image(tmp_path / f"o.{fmt}", arr, info)
+    with Image.open(tmp_path / f"o.{fmt}") as im:
+        icc = im.info.get("icc_profile")
+    assert icc and icc[16:20] == b"RGB "
+    primaries = struct.unpack(">8I", chromaticities[8:-4]) if chromaticities else \
+        (31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)
+    white, red, green, blue = (np.array(primaries, float).reshape(4, 2) / 100000).tolist()
+    to_srgb = np.linalg.solve(xy_to_rgb_matrix([0.3127, 0.329], [0.64, 0.33], [0.3, 0.6], [0.15, 0.06]),
+                              xy_to_rgb_matrix(white, red, green, blue))
+    linear = (LEVELS / 255.0) ** (100000 / gamma)
+    expected = srgb_encoded(linear @ to_srgb.T)
+    assert np.abs(as_srgb(LEVELS, icc) - expected).max() <= 2
+
+
+@pytest.mark.parametrize("fmt,space", [("jpg", b"GRAY"), ("webp", b"RGB "), ("avif", b"RGB ")])
+def test_a_grey_pngs_gamma_becomes_a_profile_of_the_written_pixels_colour_space(fmt, space, tmp_path):
+    # A jpg keeps grey pixels grey: a grey profile; a webp or avif writes them as colour.
+    grey = LEVELS[:1, :, :1]
+    src = tmp_path / "i.png"
+    src.write_bytes(png_bytes(grey, 8, 0, GAMMA))
+    arr, info = read_image(src)
+    write_image(tmp_path / f"o.{fmt}", arr, info)
+    with Image.open(tmp_path / f"o.{fmt}") as im:
+        icc = im.info.get("icc_profile")
+    assert icc and icc[16:20] == space
+    shown = as_srgb(grey if space == b"GRAY" else grey.repeat(3, axis=2), icc)
+    assert np.abs(shown - srgb_encoded(grey / 255.0)).max() <= 2
+
+
+@pytest.mark.parametrize("chunks", [(STANDARD_RGB,), (GAMMA, STANDARD_RGB), (), (CHROMATICITIES,),
+                                    (png_chunk(b"gAMA", struct.pack(">I", 45455)), CHROMATICITIES),
+                                    (png_chunk(b"gAMA", struct.pack(">I", 0)),)])
+def test_a_png_shown_as_srgb_gets_no_profile_in_other_formats(chunks, tmp_path):
+    # sRGB is what viewers assume of a picture without a profile (an sRGB chunk wins
+    # over gAMA, as PNG asks; a gamma of 0 is no gamma).
+    src = tmp_path / "i.png"
+    src.write_bytes(png_bytes(LEVELS, 8, 2, *chunks))
+    arr, info = read_image(src)
+    write_image(tmp_path / "o.jpg", arr, info)
+    with Image.open(tmp_path / "o.jpg") as im:
+        assert "icc_profile" not in im.info
+
+
+def test_a_pngs_gamma_becomes_no_profile_without_metadata(tmp_path):
+    src = tmp_path / "i.png"
+    src.write_bytes(png_bytes(LEVELS, 8, 2, GAMMA, CHROMATICITIES))
+    arr, info = read_image(src)
+    write_image(tmp_path / "o.webp", arr, info, metadata=False)
+    with Image.open(tmp_path / "o.webp") as im:
+        assert "icc_profile" not in im.info
+
+
+def test_a_pngs_own_profile_wins_over_its_gamma_in_other_formats(tmp_path):
+    src = tmp_path / "i.png"
+    src.write_bytes(png_bytes(LEVELS, 8, 2, GAMMA))
+    arr, info = read_image(src)
+    write_image(tmp_path / "o.jpg", arr, replace(info, icc_profile=SRGB_ICC))
+    with Image.open(tmp_path / "o.jpg") as im:
+        assert im.info["icc_profile"] == SRGB_ICC
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpg", "webp"])
