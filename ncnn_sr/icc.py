@@ -1,5 +1,5 @@
-"""ICC profiles written here for colour a format cannot state otherwise: a PNG's gAMA
-and cHRM chunks, for a jpg, webp or avif written from it, which carry an ICC profile
+"""ICC profiles written here for colour a format cannot state otherwise: a PNG's gAMA,
+cHRM and cICP chunks, for a jpg, webp or avif written from it, which carry an ICC profile
 and nothing else of the kind. Display profiles of the simplest kind (a matrix and a
 tone curve per channel, or one grey curve) in ICC.1 version 2, which every
 colour-managed viewer reads."""
@@ -26,14 +26,74 @@ _CHROMATICITY_SLACK = 0.001
 _CURVE_POINTS = 1024
 
 
+def _srgb_to_light(v: np.ndarray) -> np.ndarray:
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def _bt709_to_light(v: np.ndarray) -> np.ndarray:
+    # The camera curve's inverse, as browsers show BT.709 stills.
+    return np.where(v < 0.081, v / 4.5, ((v + 0.099) / 1.099) ** (1 / 0.45))
+
+
+# ITU-T H.273's colour primaries (the code points of a PNG's cICP and of a HEIF's or
+# an AVIF's nclx) as the white, red, green and blue (x, y) they stand for.
+CODED_PRIMARIES = {
+    1: SRGB_CHROMATICITIES,
+    2: SRGB_CHROMATICITIES,  # unspecified: what viewers assume
+    4: ((0.310, 0.316), (0.67, 0.33), (0.21, 0.71), (0.14, 0.08)),
+    5: ((0.3127, 0.329), (0.64, 0.33), (0.29, 0.60), (0.15, 0.06)),
+    6: ((0.3127, 0.329), (0.630, 0.340), (0.310, 0.595), (0.155, 0.070)),
+    7: ((0.3127, 0.329), (0.630, 0.340), (0.310, 0.595), (0.155, 0.070)),
+    9: ((0.3127, 0.329), (0.708, 0.292), (0.170, 0.797), (0.131, 0.046)),
+    11: ((0.314, 0.351), (0.680, 0.320), (0.265, 0.690), (0.150, 0.060)),
+    12: ((0.3127, 0.329), (0.680, 0.320), (0.265, 0.690), (0.150, 0.060)),
+    22: ((0.3127, 0.329), (0.630, 0.340), (0.295, 0.605), (0.155, 0.077)),
+}
+# H.273's transfer characteristics a tone curve states: a gamma, or the function from
+# samples to light. PQ (16) and HLG (18) are HDR: their light goes past the white a
+# display profile's curve ends at, so no profile of this kind states them.
+CODED_TRANSFERS = {1: _bt709_to_light, 2: _srgb_to_light, 4: 2.2, 5: 2.8, 6: _bt709_to_light, 8: 1.0,
+                   13: _srgb_to_light, 14: _bt709_to_light, 15: _bt709_to_light}
+# Code points shown as sRGB without a profile: BT.709's primaries with sRGB's or
+# BT.709's curve, which viewers show alike.
+_SRGB_PRIMARIES, _SRGB_TRANSFERS = frozenset({1, 2}), frozenset({1, 2, 6, 13, 14, 15})
+
+
+def stated(primaries: int, transfer: int) -> bool:
+    """Whether a profile of this module states H.273's ``primaries`` and
+    ``transfer`` (or none is needed)."""
+    return primaries in CODED_PRIMARIES and transfer in CODED_TRANSFERS
+
+
+def unstated(chunks) -> tuple[int, int] | None:
+    """The primaries and transfer of the cICP among a PNG's ``chunks`` that no
+    profile states (HDR), None where there is no such cICP."""
+    coded = dict(chunks).get(b"cICP", b"")
+    return (coded[0], coded[1]) if len(coded) == 4 and not stated(coded[0], coded[1]) else None
+
+
+def from_code_points(primaries: int, transfer: int, grey: bool) -> bytes | None:
+    """The profile of H.273's ``primaries`` and ``transfer`` (``stated`` ones), for
+    pixels written ``grey`` or as colour; None where viewers show them as sRGB."""
+    if transfer in _SRGB_TRANSFERS and (primaries in _SRGB_PRIMARIES or grey):
+        return None
+    return profile(CODED_PRIMARIES[primaries], CODED_TRANSFERS[transfer], grey)
+
+
 def from_png_chunks(chunks, grey: bool) -> bytes | None:
     """The ICC profile that shows the pixels as a PNG's colour chunks ``chunks``
     ((kind, data) pairs) say, for a picture written ``grey`` (a GRAY profile) or as
     colour (RGB); None where the PNG is shown as sRGB, which viewers assume without
     a profile: an sRGB chunk (which wins over gAMA and cHRM, as PNG asks), neither
-    gAMA nor cHRM, or ones within a step of sRGB's. A chunk of the wrong size, a
-    gamma of 0 or chromaticities with no matrix are ignored, as libpng does."""
+    gAMA nor cHRM, or ones within a step of sRGB's. A cICP wins over them all, as
+    PNG asks, where a profile states it; an HDR one leaves the others to say what
+    readers without cICP show (PNG asks its writers to add them for those). A chunk
+    of the wrong size, a gamma of 0 or chromaticities with no matrix are ignored,
+    as libpng does."""
     found = {kind: data for kind, data in chunks}
+    coded = found.get(b"cICP", b"")
+    if len(coded) == 4 and stated(coded[0], coded[1]):
+        return from_code_points(coded[0], coded[1], grey)
     if b"sRGB" in found:
         return None
     gamma = _png_gamma(found.get(b"gAMA"))
@@ -65,10 +125,6 @@ def _png_chromaticities(data: bytes | None) -> tuple | None:
     except (np.linalg.LinAlgError, ZeroDivisionError):
         return None
     return pairs
-
-
-def _srgb_to_light(v: np.ndarray) -> np.ndarray:
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
 
 
 def _xyz(x: float, y: float) -> np.ndarray:
@@ -130,7 +186,8 @@ def _text(words: bytes) -> bytes:
 
 
 def _description(grey: bool, curve) -> bytes:
-    words = (b"Grey" if grey else b"RGB") + (b", sRGB curve" if callable(curve) else b", gamma %.3f" % curve)
+    named = {_srgb_to_light: b", sRGB curve", _bt709_to_light: b", BT.709 curve"}
+    words = (b"Grey" if grey else b"RGB") + (named[curve] if callable(curve) else b", gamma %.3f" % curve)
     # ASCII, then an empty Unicode and an empty ScriptCode description (67 bytes).
     return b"desc\0\0\0\0" + struct.pack(">I", len(words) + 1) + words + b"\0" + bytes(4 + 4 + 2 + 1 + 67)
 

@@ -34,8 +34,9 @@ from .errors import NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .files import write_target
 from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality, header_size, output_format,
                      read_image, write_image)
-from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP
+from .icc import unstated as unstated_colour
 from .jobs import Job, alpha_target
+from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP
 from .resample import target_size
 from .signals import stop_signals
 
@@ -420,7 +421,21 @@ class Pipeline:
             item.notes.append(f"{item.job.source} has {item.info.frames} frames: upscaling the first only{why}")
         if self._metadata and item.target.suffix.lower() in (".jpg", ".jpeg"):
             self._check_jpeg_metadata(item)
+        if self._metadata:
+            self._check_colour(item)
         self._check_writable(item)
+
+    def _check_colour(self, item: _Item) -> None:
+        """A note where ``item``'s output holds colour as an ICC profile only and its
+        PNG's cICP is one (HDR) that no profile written here states."""
+        fmt = item.target.suffix.lower().lstrip(".").replace("jpeg", "jpg")
+        if fmt not in ("jpg", "webp", "avif") or item.info.icc_profile:
+            return
+        if coded := unstated_colour(item.info.colour_chunks):
+            hdr = ": HDR" if coded[1] in (16, 18) else ""  # PQ, HLG
+            item.notes.append(f"{item.job.source}: its colour (cICP primaries {coded[0]}, transfer {coded[1]}{hdr}) "
+                              f"has no ICC profile that a {fmt} could hold: writing {item.target} without it "
+                              "(png keeps it)")
 
     def _check_writable(self, item: _Item) -> None:
         """Fail ``item`` now if its output cannot hold the upscaled picture (a side too

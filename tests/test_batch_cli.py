@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import picture
+from conftest import picture, png_bytes, png_chunk
 from ncnn_sr.animation import read_frames
 from media import bomb_png, make_clip
 from test_cli import installed
@@ -699,6 +699,22 @@ def test_an_exif_too_large_for_jpeg_is_left_out_by_the_dropin_and_refused_by_ncn
     assert proc.returncode == 1 and "(--no-metadata)" in proc.stderr
     run(NCNN_SR, "-i", "big.png", "-o", "n.jpg", "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
         "--no-metadata", cwd=tmp_path)
+
+def test_an_hdr_cicp_that_no_profile_states_is_left_out_of_a_jpg_with_a_warning(tmp_path):
+    # BT.2020 PQ: a jpg, webp or avif holds colour as an ICC profile only, and no
+    # profile of a matrix and curves states HDR; png keeps the chunk.
+    (tmp_path / "hdr.png").write_bytes(png_bytes(picture(8, 8), 8, 2, png_chunk(b"cICP", bytes([9, 16, 0, 1]))))
+    proc = run(NCNN_SR, "-i", "hdr.png", "-o", "o.jpg", "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
+               cwd=tmp_path)
+    assert [line for line in proc.stderr.splitlines() if "cICP" in line] == [
+        "ncnn-sr: warning: hdr.png: its colour (cICP primaries 9, transfer 16: HDR) has no ICC profile that a "
+        "jpg could hold: writing o.jpg without it (png keeps it)"]
+    assert size_of(tmp_path / "o.jpg") == (16, 16)
+    for args in (["-o", "o.png"], ["-o", "n.jpg", "--no-metadata"]):
+        proc = run(NCNN_SR, "-i", "hdr.png", *args, "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
+                   cwd=tmp_path)
+        assert "cICP" not in proc.stderr
+
 
 @pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
 def test_an_xmp_too_large_for_jpeg_is_left_out_with_a_warning(cmd, tmp_path):

@@ -410,6 +410,45 @@ def test_a_png_shown_as_srgb_gets_no_profile_in_other_formats(chunks, tmp_path):
         assert "icc_profile" not in im.info
 
 
+def cicp(primaries: int, transfer: int) -> bytes:
+    return png_chunk(b"cICP", bytes([primaries, transfer, 0, 1]))
+
+
+def test_a_pngs_cicp_becomes_an_icc_profile_where_the_format_holds_no_chunks(tmp_path):
+    # Display P3 with sRGB's curve (12, 13), as phones and browsers write it; cICP
+    # wins over gAMA, as PNG asks.
+    src = tmp_path / "i.png"
+    src.write_bytes(png_bytes(LEVELS, 8, 2, GAMMA, cicp(12, 13)))
+    arr, info = read_image(src)
+    write_image(tmp_path / "o.avif", arr, info)
+    with Image.open(tmp_path / "o.avif") as im:
+        icc = im.info.get("icc_profile")
+    assert icc
+    to_srgb = np.linalg.solve(xy_to_rgb_matrix([0.3127, 0.329], [0.64, 0.33], [0.3, 0.6], [0.15, 0.06]),
+                              xy_to_rgb_matrix([0.3127, 0.329], [0.68, 0.32], [0.265, 0.69], [0.15, 0.06]))
+    linear = np.asarray(srgb_encoded(np.linspace(0, 1, 4096)))  # sRGB's curve, inverted by lookup
+    light = np.interp(LEVELS * 1.0, linear, np.linspace(0, 1, 4096))
+    assert np.abs(as_srgb(LEVELS, icc) - srgb_encoded(light @ to_srgb.T)).max() <= 2
+
+
+@pytest.mark.parametrize("chunks,gamma", [((cicp(1, 13), GAMMA), None), ((cicp(1, 1),), None),
+                                          ((cicp(9, 16),), None), ((cicp(9, 16), GAMMA), 1.0)],
+                         ids=["srgb-over-gamma", "bt709", "hdr", "hdr-with-gamma"])
+def test_a_cicp_of_srgb_needs_no_profile_and_one_of_hdr_leaves_the_other_chunks(chunks, gamma, tmp_path):
+    # HDR (PQ, HLG) has no ICC profile of a matrix and curves: the picture is shown
+    # as a reader without cICP shows the PNG, by its other chunks.
+    src = tmp_path / "i.png"
+    src.write_bytes(png_bytes(LEVELS, 8, 2, *chunks))
+    arr, info = read_image(src)
+    write_image(tmp_path / "o.webp", arr, info)
+    with Image.open(tmp_path / "o.webp") as im:
+        icc = im.info.get("icc_profile")
+    if gamma is None:
+        assert icc is None
+    else:
+        assert np.abs(as_srgb(LEVELS, icc) - srgb_encoded(LEVELS / 255.0)).max() <= 2
+
+
 def test_a_pngs_gamma_becomes_no_profile_without_metadata(tmp_path):
     src = tmp_path / "i.png"
     src.write_bytes(png_bytes(LEVELS, 8, 2, GAMMA, CHROMATICITIES))
