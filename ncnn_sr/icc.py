@@ -72,12 +72,29 @@ def unstated(chunks) -> tuple[int, int] | None:
     return (coded[0], coded[1]) if len(coded) == 4 and not stated(coded[0], coded[1]) else None
 
 
+def srgb_like(primaries: int, transfer: int) -> bool:
+    """Whether H.273's ``primaries`` and ``transfer`` are shown as sRGB is."""
+    return primaries in _SRGB_PRIMARIES and transfer in _SRGB_TRANSFERS
+
+
 def from_code_points(primaries: int, transfer: int, grey: bool) -> bytes | None:
     """The profile of H.273's ``primaries`` and ``transfer`` (``stated`` ones), for
     pixels written ``grey`` or as colour; None where viewers show them as sRGB."""
     if transfer in _SRGB_TRANSFERS and (primaries in _SRGB_PRIMARIES or grey):
         return None
     return profile(CODED_PRIMARIES[primaries], CODED_TRANSFERS[transfer], grey)
+
+
+def for_format(chunks, grey: bool, fmt: str) -> bytes | None:
+    """The profile a picture of PNG colour chunks ``chunks`` needs, written as
+    ``fmt`` (png, jpg, webp, avif) without one of its own: ``from_png_chunks`` for
+    a format that holds none of the chunks; a png holds them all, but readers that
+    know no cICP (most, still) show it as sRGB, and a profile stating it is read by
+    all (those that know cICP take it over the profile)."""
+    if fmt != "png":
+        return from_png_chunks(chunks, grey)
+    coded = dict(chunks).get(b"cICP", b"")
+    return from_png_chunks(chunks, grey) if len(coded) == 4 and stated(coded[0], coded[1]) else None
 
 
 def from_png_chunks(chunks, grey: bool) -> bytes | None:

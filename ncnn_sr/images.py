@@ -20,9 +20,9 @@ from PIL.PngImagePlugin import PngInfo
 
 from .errors import InputError, describe
 from .files import atomic_write
-from .icc import from_png_chunks as icc_profile_of_chunks
 from . import apng, gif, heif, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
+from .icc import for_format as colour_profile
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
                        fitting_dpi, fitting_profile, orient, readable_exif, resolution, sized_exif, sized_xmp,
                        upright_xmp, xmp_option)
@@ -75,9 +75,10 @@ class ImageInfo:
     upright picture), None where it states none; ``xmp`` is the XMP packet, its
     orientation (``tiff:Orientation``) reset to 1 as the EXIF's is;
     ``colour_chunks`` are a PNG's gAMA, cHRM, sRGB and cICP chunks as (kind, data)
-    pairs, which a png written with this info carries (a jpg, webp or avif holds
-    none: one written without ``icc_profile`` gets a profile stating them instead,
-    where they say other than sRGB).
+    pairs, or a HEIF's nclx colour (other than sRGB) as a cICP chunk, which a png
+    written with this info carries (a jpg, webp or avif holds none: one written
+    without ``icc_profile`` gets a profile stating them instead, where they say
+    other than sRGB, and so does a png of a cICP, which most readers still ignore).
     """
 
     mode: str
@@ -172,7 +173,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         xmp = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
         info = replace(info, dpi=resolution(im, exif, orientation if tiff_turn == 1 else tiff_turn),
                        xmp=upright_xmp(xmp),
-                       colour_chunks=colour_chunks(path) if im.format == "PNG" else ())
+                       colour_chunks=colour_chunks(path) if im.format == "PNG" else heif.coded_colour(im))
     if deep:
         arr = read_png16(path, 4 if arr.shape[2] == 4 else 3)
         if arr.shape[2] == 3 and colour_type == 0:
@@ -582,7 +583,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         if grey and channels == 4:
             image = np.concatenate([luma16(image), image[:, :, 3:]], axis=2)
         # Pillow has no 16-bit colour or grey+alpha modes
-        icc, exif, dpi, xmp, colour = _kept_metadata(info, fmt)
+        icc, exif, dpi, xmp, colour = _kept_metadata(info, fmt, grey=image.shape[2] == 2)
         f.write(png16(image, fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi, xmp, colour))
         return
     if sixteen and not (fmt == "png" and channels == 1):
@@ -612,10 +613,13 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         im.save(f, format=FORMATS[fmt], **options)
 
 
-def _kept_metadata(info: ImageInfo | None, fmt: str) -> tuple:
+def _kept_metadata(info: ImageInfo | None, fmt: str, grey: bool = False) -> tuple:
     """The ICC profile, EXIF, resolution, XMP and PNG colour chunks of ``info`` that
-    ``fmt`` holds."""
+    ``fmt`` holds; without a profile of its own, one stating its colour chunks
+    where ``fmt`` needs it (``icc.for_format``), for pixels written ``grey``."""
     icc, exif = (info.icc_profile, info.exif) if info else (None, None)
+    if not icc and info:
+        icc = colour_profile(info.colour_chunks, grey, fmt)
     dpi = fitting_dpi(info.dpi if info else None, fmt)
     xmp = info.xmp if info and not (fmt == "jpg" and len(info.xmp or b"") > MAX_JPEG_XMP) else None
     colour = tuple(info.colour_chunks) if info and fmt == "png" else ()
@@ -625,13 +629,11 @@ def _kept_metadata(info: ImageInfo | None, fmt: str) -> tuple:
 def save_options(info: ImageInfo | None, fmt: str, quality: int | None, grey: bool = False) -> dict:
     """Pillow's save options for png, jpg, webp or avif: the metadata of ``info`` that
     ``fmt`` holds, and its quality or compression. ``grey``: the pixels are grey."""
-    icc, exif, dpi, xmp, colour = _kept_metadata(info, fmt)
-    options: dict = {}
     # WebP is colour only; Pillow writes grey+alpha AVIF as colour, and a grey AVIF
     # comes back as colour from libavif's readers.
     written_grey = grey and fmt not in ("webp", "avif")
-    if not icc and info and fmt != "png":  # a PNG's colour chunks, which only a profile states here
-        icc = icc_profile_of_chunks(info.colour_chunks, written_grey)
+    icc, exif, dpi, xmp, colour = _kept_metadata(info, fmt, written_grey)
+    options: dict = {}
     icc = fitting_profile(icc, grey=written_grey)
     if icc:
         options["icc_profile"] = icc

@@ -1,5 +1,7 @@
 """HEIF input (iPhones' .heic, through pillow-heif) and AVIF output (Pillow's own):
 read and written like the other pictures, metadata, depth and alpha included."""
+import io
+import struct
 import subprocess
 import sys
 
@@ -61,6 +63,66 @@ def test_a_heic_is_read_upright_with_its_exif_xmp_and_icc(tmp_path):
     exif.load(info.exif)
     assert exif.get(0x0112, 1) == 1 and exif[ARTIST] == "Jane Doe"
     assert info.icc_profile == SRGB_ICC and b"x:xmpmeta" in info.xmp and b'Orientation="6"' not in info.xmp
+
+
+def icc_as_srgb(pixels: np.ndarray, icc: bytes) -> np.ndarray:
+    """RGB ``pixels`` shown through the profile ``icc`` as sRGB."""
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    return np.asarray(ImageCms.profileToProfile(Image.fromarray(pixels), profile, ImageCms.createProfile("sRGB")),
+                      dtype=float)
+
+
+def png_chunk_kinds(path) -> list[bytes]:
+    data, at, kinds = open(path, "rb").read(), 8, []
+    while at < len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        kinds.append(kind)
+        at += 12 + length
+    return kinds
+
+
+# Display P3 (as phones and cameras state it in nclx): P3 primaries, sRGB's curve.
+P3 = {"color_primaries": 12, "transfer_characteristics": 13}
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp", "avif"])
+def test_a_heics_nclx_colour_is_kept(fmt, tmp_path):
+    # libheif gives its samples as they are coded, in its primaries: written as they
+    # are without a word of them, a Display P3 photo came out dull in every viewer.
+    pixels = np.array([[[200, 40, 40], [40, 200, 40]], [[40, 40, 200], [128, 128, 128]]], np.uint8)
+    pixels = pixels.repeat(8, axis=0).repeat(8, axis=1)
+    arr, info = read_image(heic(tmp_path / "p3.heic", pixels, quality=-1, **P3))
+    assert info.colour_chunks == ((b"cICP", bytes([12, 13, 0, 1])),)
+    write_image(tmp_path / f"o.{fmt}", arr, info)
+    with Image.open(tmp_path / f"o.{fmt}") as im:
+        icc = im.info["icc_profile"]
+    assert (np.abs(icc_as_srgb(arr, icc) - arr) > 8).any()  # not shown as sRGB
+    p3 = np.array([[0.4866, 0.2657, 0.1982], [0.2290, 0.6917, 0.0793], [0.0, 0.0451, 1.0439]])  # to XYZ, D65
+    srgb = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    light = np.where(arr / 255 <= 0.04045, arr / 255 / 12.92, ((arr / 255 + 0.055) / 1.055) ** 2.4)
+    linear = np.clip(light @ np.linalg.solve(srgb, p3).T, 0, 1)
+    expected = 255 * np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    assert np.abs(icc_as_srgb(arr, icc) - expected).max() <= 2
+    if fmt == "png":
+        assert b"cICP" in png_chunk_kinds(tmp_path / "o.png")
+    write_image(tmp_path / f"bare.{fmt}", arr, info, metadata=False)
+    with Image.open(tmp_path / f"bare.{fmt}") as im:
+        assert "icc_profile" not in im.info
+
+
+def test_a_ten_bit_heics_nclx_colour_is_kept_in_a_sixteen_bit_png(tmp_path):
+    path = tmp_path / "p3.heic"
+    pillow_heif.from_bytes(mode="RGB;16", size=(4, 4), data=np.full((4, 4, 3), 40000, np.uint16).tobytes()).save(
+        path, quality=-1, **P3)
+    arr, info = read_image(path)
+    write_image(tmp_path / "o.png", arr, info)
+    assert arr.dtype == np.uint16 and {b"cICP", b"iCCP"} <= set(png_chunk_kinds(tmp_path / "o.png"))
+
+
+@pytest.mark.parametrize("nclx", [{}, {"color_primaries": 1, "transfer_characteristics": 1}])
+def test_a_heic_of_srgb_colour_holds_no_colour_chunks(nclx, tmp_path):
+    arr, info = read_image(heic(tmp_path / "s.heic", np.full((8, 8, 3), 90, np.uint8), **nclx))
+    assert info.colour_chunks == ()
 
 
 @pytest.mark.parametrize("channels", [1, 4])
