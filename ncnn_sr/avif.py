@@ -1,5 +1,5 @@
-"""What Pillow leaves out of AVIF: how many times an animation plays, which its
-reader does not say.
+"""What Pillow leaves out of AVIF: how many times an animation plays, and the colour
+its nclx states, which its reader does not say.
 
 An AVIF animation is a track of an ISO BMFF file. Its edit list (moov/trak/edts/elst)
 says whether it repeats; a repeating one plays until the track's duration (tkhd) is
@@ -49,8 +49,69 @@ def _plays(elst: bytes | None, tkhd: bytes | None) -> int:
     return -(-track // segment)  # a last showing cut short is a showing
 
 
-def _boxes(data: bytes, *path: bytes):
-    """The payloads of the boxes at ``path`` (kinds, outermost first) in ``data``."""
+def coded_colour(path: str) -> tuple[int, int] | None:
+    """The H.273 primaries and transfer the primary picture of the AVIF at ``path``
+    states (its nclx colour property), which libavif leaves to the reader: it gives
+    the samples in them, and Pillow says nothing of them. None where it states
+    none (an ICC profile, which Pillow reads, or no colour), or the file cannot be
+    walked to them."""
+    try:
+        meta = _top_box(path, b"meta")
+        if meta is None:
+            return None
+        boxes = dict(_children(meta[4:]))  # after the full box's version and flags
+        pitm, iprp = boxes.get(b"pitm"), boxes.get(b"iprp")
+        if pitm is None or iprp is None:
+            return None
+        primary = struct.unpack_from(">H" if pitm[0] == 0 else ">I", pitm, 4)[0]
+        properties = dict(_children(iprp))
+        listed = list(_children(properties.get(b"ipco", b"")))
+        found = [listed[i - 1] for i in _properties_of(properties.get(b"ipma", b""), primary)]
+    except (OSError, struct.error, IndexError):
+        return None
+    for kind, payload in found:
+        if kind == b"colr" and payload[:4] == b"nclx":
+            return struct.unpack_from(">HH", payload, 4)
+    return None
+
+
+def _top_box(path: str, wanted: bytes) -> bytes | None:
+    """The payload of the first top-level box of kind ``wanted`` in the file at
+    ``path``, the others passed over unread (the pictures' data among them)."""
+    with open(path, "rb") as f:
+        while len(head := f.read(8)) == 8:
+            size, kind = struct.unpack(">I4s", head)
+            start = 8
+            if size == 1:
+                size, start = struct.unpack(">Q", f.read(8))[0], 16
+            if size == 0:  # to the end of the file
+                return f.read() if kind == wanted else None
+            if size < start:
+                return None
+            if kind == wanted:
+                return f.read(size - start)
+            f.seek(size - start, 1)
+    return None
+
+
+def _properties_of(ipma: bytes, item: int) -> list[int]:
+    """The 1-based indices into ipco of the properties ``ipma`` gives ``item``."""
+    version, wide = ipma[0], ipma[3] & 1  # flags: 15-bit indices
+    count, at = struct.unpack_from(">I", ipma, 4)[0], 8
+    for _ in range(count):
+        owner = struct.unpack_from(">H" if version < 1 else ">I", ipma, at)[0]
+        at += 2 if version < 1 else 4
+        n, at = ipma[at], at + 1
+        indices = [struct.unpack_from(">H", ipma, at + 2 * i)[0] & 0x7FFF if wide else ipma[at + i] & 0x7F
+                   for i in range(n)]
+        at += n * (2 if wide else 1)
+        if owner == item:
+            return [i for i in indices if i]
+    return []
+
+
+def _children(data: bytes):
+    """The boxes in ``data`` as (kind, payload), in their order."""
     at = 0
     while at + 8 <= len(data):
         size, kind = struct.unpack_from(">I4s", data, at)
@@ -61,10 +122,15 @@ def _boxes(data: bytes, *path: bytes):
             size = len(data) - at
         if size < head:
             return
+        yield kind, data[at + head:at + size]
+        at += size
+
+
+def _boxes(data: bytes, *path: bytes):
+    """The payloads of the boxes at ``path`` (kinds, outermost first) in ``data``."""
+    for kind, payload in _children(data):
         if kind == path[0]:
-            payload = data[at + head:at + size]
             if len(path) == 1:
                 yield payload
             elif kind in _CONTAINERS:
                 yield from _boxes(payload, *path[1:])
-        at += size

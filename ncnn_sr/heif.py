@@ -7,7 +7,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image
 
-from .icc import srgb_like
+from .icc import cicp_chunks
 
 # Registered on import: images imports this module before it reads anything, and jobs
 # imports images before it lists Pillow's extensions, so .heic and .heif are always
@@ -22,18 +22,14 @@ def is_heif(path: str) -> bool:
 
 
 def coded_colour(im: Image.Image) -> tuple[tuple[bytes, bytes], ...]:
-    """The colour the open HEIF ``im`` states as H.273 code points (its nclx) as the
-    cICP chunk a PNG states it by (its samples RGB, in full range, as libheif gives
-    them), in ``ImageInfo.colour_chunks``' form: libheif gives the samples in those
-    primaries and that transfer, and what is written from them was shown as sRGB.
-    () where it has an ICC profile (which it keeps) or is sRGB."""
+    """The colour the open HEIF ``im`` states as H.273 code points (its nclx) as
+    ``icc.cicp_chunks`` gives it: libheif gives the samples in those primaries and
+    that transfer, and what was written from them was shown as sRGB. () where it
+    has an ICC profile (which it keeps) or is sRGB."""
     nclx = im.info.get("nclx_profile")
     if im.format != "HEIF" or im.info.get("icc_profile") or not isinstance(nclx, dict):
         return ()
-    primaries, transfer = nclx.get("color_primaries"), nclx.get("transfer_characteristics")
-    if not all(isinstance(v, int) and 0 <= v <= 255 for v in (primaries, transfer)) or srgb_like(primaries, transfer):
-        return ()
-    return ((b"cICP", bytes([primaries, transfer, 0, 1])),)
+    return cicp_chunks(nclx.get("color_primaries"), nclx.get("transfer_characteristics"))
 
 
 def is_deep(im: Image.Image) -> bool:

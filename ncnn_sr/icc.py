@@ -77,6 +77,16 @@ def srgb_like(primaries: int, transfer: int) -> bool:
     return primaries in _SRGB_PRIMARIES and transfer in _SRGB_TRANSFERS
 
 
+def cicp_chunks(primaries, transfer) -> tuple[tuple[bytes, bytes], ...]:
+    """H.273's ``primaries`` and ``transfer`` of RGB samples in full range (as
+    decoders give a HEIF's or an AVIF's) as the cICP chunk a PNG states them by, in
+    ``ImageInfo.colour_chunks``' form; () for sRGB's or numbers that are no code
+    points."""
+    if not all(isinstance(v, int) and 0 <= v <= 255 for v in (primaries, transfer)) or srgb_like(primaries, transfer):
+        return ()
+    return ((b"cICP", bytes([primaries, transfer, 0, 1])),)
+
+
 def from_code_points(primaries: int, transfer: int, grey: bool) -> bytes | None:
     """The profile of H.273's ``primaries`` and ``transfer`` (``stated`` ones), for
     pixels written ``grey`` or as colour; None where viewers show them as sRGB."""

@@ -20,9 +20,9 @@ from PIL.PngImagePlugin import PngInfo
 
 from .errors import InputError, describe
 from .files import atomic_write
-from . import apng, gif, heif, tiff16
+from . import apng, avif, gif, heif, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
-from .icc import for_format as colour_profile
+from .icc import cicp_chunks, for_format as colour_profile
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
                        fitting_dpi, fitting_profile, orient, readable_exif, resolution, sized_exif, sized_xmp,
                        upright_xmp, xmp_option)
@@ -173,7 +173,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         xmp = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
         info = replace(info, dpi=resolution(im, exif, orientation if tiff_turn == 1 else tiff_turn),
                        xmp=upright_xmp(xmp),
-                       colour_chunks=colour_chunks(path) if im.format == "PNG" else heif.coded_colour(im))
+                       colour_chunks=_colour_chunks(im, path))
     if deep:
         arr = read_png16(path, 4 if arr.shape[2] == 4 else 3)
         if arr.shape[2] == 3 and colour_type == 0:
@@ -190,6 +190,15 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         else:
             log.warning("%s: a 16-bit TIFF of a layout read here in 8 bits only", path)
     return orient(arr, orientation), info
+
+
+def _colour_chunks(im: Image.Image, path: str) -> tuple[tuple[bytes, bytes], ...]:
+    """``ImageInfo.colour_chunks`` of the open picture ``im`` (at ``path``)."""
+    if im.format == "PNG":
+        return colour_chunks(path)
+    if im.format == "AVIF" and not im.info.get("icc_profile") and (coded := avif.coded_colour(path)):
+        return cicp_chunks(*coded)
+    return heif.coded_colour(im)
 
 
 def _open(path: str) -> tuple[Image.Image, tiff16.GreyAlpha | None]:

@@ -125,6 +125,40 @@ def test_a_heic_of_srgb_colour_holds_no_colour_chunks(nclx, tmp_path):
     assert info.colour_chunks == ()
 
 
+def avif_of_colour(path, pixels: np.ndarray, primaries: int, transfer: int):
+    """An AVIF whose nclx states ``primaries`` and ``transfer`` (H.273's), as
+    cameras and encoders write them: Pillow's writer states sRGB's."""
+    Image.fromarray(pixels).save(path, format="AVIF", quality=100)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"colrnclx") + 8
+    data[at:at + 4] = struct.pack(">HH", primaries, transfer)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_an_avifs_nclx_colour_is_kept(channels, tmp_path):
+    # As a HEIF's: libavif gives the samples in the primaries the nclx states.
+    pixels = picture(8, 8, channels)
+    arr, info = read_image(avif_of_colour(tmp_path / "p3.avif", pixels, 12, 13))
+    assert info.colour_chunks == ((b"cICP", bytes([12, 13, 0, 1])),)
+    write_image(tmp_path / "o.webp", arr, info)
+    with Image.open(tmp_path / "o.webp") as im:
+        assert b"sRGB curve" in im.info["icc_profile"]
+
+
+@pytest.mark.parametrize("primaries,transfer", [(1, 13), (2, 2), (1, 1)])
+def test_an_avif_of_srgb_colour_holds_no_colour_chunks(primaries, transfer, tmp_path):
+    arr, info = read_image(avif_of_colour(tmp_path / "s.avif", picture(8, 8), primaries, transfer))
+    assert info.colour_chunks == ()
+
+
+def test_an_avifs_own_profile_is_kept_without_colour_chunks(tmp_path):
+    Image.fromarray(picture(8, 8)).save(tmp_path / "i.avif", icc_profile=SRGB_ICC)
+    arr, info = read_image(tmp_path / "i.avif")
+    assert info.icc_profile == SRGB_ICC and info.colour_chunks == ()
+
+
 @pytest.mark.parametrize("channels", [1, 4])
 def test_grey_and_transparent_heics_keep_their_channels(channels, tmp_path):
     pixels = picture(12, 16, channels=channels)
