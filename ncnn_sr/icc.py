@@ -1,6 +1,7 @@
 """ICC profiles written here for colour a format cannot state otherwise: a PNG's gAMA,
-cHRM and cICP chunks, for a jpg, webp or avif written from it, which carry an ICC profile
-and nothing else of the kind. Display profiles of the simplest kind (a matrix and a
+cHRM and cICP chunks (and a HEIF's or an AVIF's nclx, held as a cICP), for a jpg,
+webp or avif written from it, which carry an ICC profile and nothing else of the
+kind, and a cICP for a png, which most readers still ignore. Display profiles of the simplest kind (a matrix and a
 tone curve per channel, or one grey curve) in ICC.1 version 2, which every
 colour-managed viewer reads."""
 from __future__ import annotations
@@ -18,8 +19,8 @@ _BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0
 # picture that states none.
 SRGB_CHROMATICITIES = ((0.3127, 0.329), (0.64, 0.33), (0.30, 0.60), (0.15, 0.06))
 # PNG's gAMA of sRGB (1/2.2, times 100000), and how far one may stray and still be
-# shown as sRGB (2 %, under a level's step in 8 bits at mid grey).
-_SRGB_GAMMA, _GAMMA_SLACK = 45455, 0.02
+# shown as sRGB (1 %: within a level of 8 bits at mid grey).
+_SRGB_GAMMA, _GAMMA_SLACK = 45455, 0.01
 # How far a cHRM coordinate may stray from sRGB's and still be sRGB (libpng's 0.001).
 _CHROMATICITY_SLACK = 0.001
 # Entries of a sampled tone curve: 1024, as sRGB's own profile has.
