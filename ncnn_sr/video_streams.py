@@ -213,12 +213,14 @@ def takes_encoded(muxer: str, encoder: str, **settings) -> bool:
     return not _refused(muxer, add)
 
 
-def carry_over(inp, video_in, out, dst: Path, window: Window | None = None) -> dict[int, SideOutput]:
+def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
+               one_way: bool = False) -> dict[int, SideOutput]:
     """Set up in ``out`` what goes along with the upscaled ``video_in``: chapters (of
     the part in ``window``, where only a part is wanted), attachments, and outputs for
     the input's audio and subtitles, returned by input stream index (the file's tags,
     which may hold a timecode to re-time, are the caller's). What is left out is
-    named in a warning, one for streams alike."""
+    named in a warning, one for streams alike. ``one_way``: ``out`` is written without
+    going back (a pipe)."""
     chapters = inp.chapters()
     if window is not None:
         chapters = window.chapters(chapters)
@@ -252,6 +254,10 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None) -> d
             # its muxer moves every stream later instead, by the priming (21 ms at 48
             # kHz), which then plays, as with ffmpeg -c copy. The streams stay in step.
             o = _labelled(out.add_stream_from_template(stream), stream)
+            if one_way and name == "aac" and not stream.codec_context.extradata:
+                # Matroska written to a pipe needs the stream's header at its start; a
+                # file gets it from the first packet, going back for it.
+                o.codec_context.extradata = aac_config(stream.codec_context)
             if stream.type == "audio":
                 # An mp4's muxer fails on unnamed channels (an AVI's or Matroska's PCM
                 # sound) only when it writes its trailer, at the very end.
@@ -339,6 +345,27 @@ def _layout_for(encoder: str, rate: int, bit_rate: int, layout: av.AudioLayout) 
             continue
         return candidate
     return layout  # none opens: the encoder's own error says why, when it is used
+
+
+# AAC's sample rates by their index in its header (ISO 14496-3).
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+_AAC_OBJECTS = {"Main": 1, "LC": 2, "SSR": 3, "LTP": 4, "HE-AAC": 2, "HE-AACv2": 2}
+
+
+def aac_config(ctx) -> bytes | None:
+    """The AAC stream header (AudioSpecificConfig) of AAC that comes with a header on
+    each packet (ADTS: an MPEG-TS's), as those headers state it; None where its
+    profile, rate or channels are none an ADTS header states."""
+    rate, channels = ctx.sample_rate, ctx.channels
+    if ctx.profile in ("HE-AAC", "HE-AACv2"):  # the decoder's rate: twice the coded one
+        rate //= 2
+    if ctx.profile == "HE-AACv2":  # mono coded, stereo decoded
+        channels = 1
+    config = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 8: 7}.get(channels)
+    if ctx.profile not in _AAC_OBJECTS or rate not in _AAC_RATES or config is None:
+        return None
+    bits = _AAC_OBJECTS[ctx.profile] << 11 | _AAC_RATES.index(rate) << 7 | config << 3
+    return bits.to_bytes(2, "big")
 
 
 def _ordered(layout: av.AudioLayout) -> av.AudioLayout:

@@ -160,6 +160,22 @@ def test_a_video_through_pipes_keeps_its_frames_times_and_sound(tmp_path):
     assert [t for t, _ in frames] == [t for t, _ in decoded(clip.read_bytes())[0]]
 
 
+def test_an_mpeg_ts_with_aac_sound_through_pipes_keeps_its_sound(tmp_path):
+    # An MPEG-TS carries AAC with a header on each packet and none for the stream, which
+    # Matroska needs at its start when it cannot go back to it: "standard output:
+    # cannot encode: Invalid argument".
+    clip = make_clip(tmp_path / "in.ts", frames=4)
+    proc = video_command("-i", "-", "-o", "-", stdin=clip.read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    with av.open(io.BytesIO(proc.stdout)) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"
+        sound = list(c.decode(audio=0))
+    with av.open(str(clip)) as c:
+        given = list(c.decode(audio=0))
+    assert sum(f.samples for f in sound) == sum(f.samples for f in given) > 0
+    assert sound[0].sample_rate == 48000 and sound[0].layout.name == "mono"
+
+
 def test_a_part_of_a_video_from_standard_input_to_a_file(tmp_path):
     clip = make_clip(tmp_path / "in.mkv", frames=12, colours=[(20 * i, 20 * i, 20 * i) for i in range(12)])
     proc = video_command("-i", "-", "-o", tmp_path / "out.mp4", "--start", "0.25", stdin=clip.read_bytes())
