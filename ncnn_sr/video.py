@@ -75,6 +75,8 @@ CRF_RANGES = {"libx264": (0, 51), "libx264rgb": (0, 51), "libx265": (0, 51), "li
 # and leave the bitrate unused without a word; SVT-AV1 refuses to start (in two lines,
 # its own and the run's). VP8, VP9 and libaom's AV1 cap their rate with it.
 CRF_OR_BITRATE = frozenset({"libx264", "libx264rgb", "libx265", "libsvtav1"})
+# ProRes encoders make the rate of their profile, whatever the bitrate asked.
+PROFILE_RATE = frozenset({"prores", "prores_aw", "prores_ks"})
 
 
 @dataclass(frozen=True)
@@ -596,6 +598,12 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
         raise InputError(f"{codec} cannot encode {pix_fmt} pixels: it takes {listed}")
     if options.preset:
         _check_preset(codec, encoder.name, pix_fmt, options.preset)
+    if options.crf is not None or options.bitrate is not None:
+        # They encoded the same file whatever the bitrate, without a word.
+        if encoder.lossless and not encoder.lossy:
+            raise InputError(f"{codec} is lossless: leave --crf and --bitrate out")
+        if encoder.name in PROFILE_RATE:
+            raise InputError(f"{codec} has no --crf or --bitrate: its profile sets its rate")
     if options.crf is not None:
         _check_crf(codec, encoder.name, pix_fmt, options.crf, options.bitrate)
     rates = _frame_rates(codec)

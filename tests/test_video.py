@@ -807,6 +807,21 @@ def test_a_crf_the_encoder_cannot_take_is_a_one_line_error(codec, name, crf, mes
     one_line_failure(proc, tmp_path, message)
 
 
+@pytest.mark.parametrize("codec, name, flags, message", [
+    ("ffv1", "out.mkv", ["--crf", "20"], "ffv1 is lossless: leave --crf and --bitrate out"),
+    ("ffv1", "out.mkv", ["--bitrate", "100k"], "ffv1 is lossless: leave --crf and --bitrate out"),
+    ("prores_ks", "out.mov", ["--bitrate", "100k"],
+     "prores_ks has no --crf or --bitrate: its profile sets its rate"),
+    ("prores_ks", "out.mov", ["--crf", "20"], "prores_ks has no --crf or --bitrate: its profile sets its rate"),
+])
+def test_a_rate_an_encoder_has_no_say_in_is_a_one_line_error(codec, name, flags, message, tmp_path):
+    # FFV1 and ProRes encoded the same file whatever --bitrate said, without a word,
+    # and a --crf was refused with "give a --bitrate", which they ignore too.
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / name, *X2, "--codec", codec, *flags, check_ok=False)
+    one_line_failure(proc, tmp_path, message)
+
+
 @pytest.mark.parametrize("codec", ["libx264", "libx265", "libsvtav1"])
 def test_a_crf_and_a_bitrate_together_are_refused_where_the_encoder_cannot_take_both(codec, tmp_path):
     # x264 and x265 encoded at the crf and dropped the bitrate without a word; SVT-AV1
