@@ -561,7 +561,7 @@ def _rate_text(rate: Fraction) -> str:
     return str(rate) if rate.denominator in (1, 1001) else f"{float(rate):.3f}"
 
 
-def video_encoder(dst: Path, options: EncodeOptions) -> str:
+def video_encoder(dst: Path | VideoOutput, options: EncodeOptions) -> str:
     """The name of the video encoder ``options`` choose for ``dst`` (FFmpeg's encoder's
     own: libx264 for ``--codec h264``, so later choices need not look it up); InputError unless
     it is a video encoder that can encode ``options.pix_fmt`` into a file of the kind
@@ -619,10 +619,13 @@ def video_encoder(dst: Path, options: EncodeOptions) -> str:
         problem = "loses the frame times of"
     else:
         return encoder.name
-    able = [suffix for suffix in _OFFERED if video_streams.takes_encoded(video_streams.muxer_for(Path(suffix)), codec)]
-    where = f"write {_either(able)}, or " if able else ""
     own = video_streams.OWN_VIDEO.get(muxer)
     such = f", such as {own}" if own and own != encoder.name else ""
+    if isinstance(dst, VideoOutput):  # a stream gets Matroska, whatever else a file could be
+        raise InputError(f"{dst} is Matroska, which {problem} {encoder.canonical_name} video: "
+                         f"choose another --codec{such}")
+    able = [suffix for suffix in _OFFERED if video_streams.takes_encoded(video_streams.muxer_for(Path(suffix)), codec)]
+    where = f"write {_either(able)}, or " if able else ""
     raise InputError(f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another --codec{such}")
 
 

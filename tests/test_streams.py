@@ -223,6 +223,16 @@ def test_an_mp4_with_its_index_last_on_standard_input_is_one_line(tmp_path):
         "give it as a file, or remux it with its index first (ffmpeg -movflags faststart)"]
 
 
+def test_a_codec_matroska_cannot_hold_is_refused_for_standard_output_in_its_terms(tmp_path):
+    # It said ".mkv cannot hold wmv2 video: write .avi, or ...": no .mkv was named, and
+    # standard output cannot be an .avi.
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
+    proc = video_command("-i", clip, "-o", "-", "--codec", "wmv2")
+    assert proc.returncode == 1 and proc.stdout == b""
+    assert proc.stderr.decode().splitlines() == [
+        "ncnn-sr: error: standard output is Matroska, which cannot hold wmv2 video: choose another --codec"]
+
+
 def test_a_video_to_a_closed_pipe_is_one_line(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=6)
     proc = subprocess.Popen([CMD, "video", "-i", clip, "-o", "-", *FAST], stdout=subprocess.PIPE,
