@@ -186,7 +186,6 @@ class Streams:
 # What of a video read from a stream is kept to read again from its start: FFmpeg
 # looks at its first few MB (5 by default) to tell its streams apart.
 VIDEO_LOOK = 64 << 20
-HEAD_BYTES = 1 << 16
 
 
 def _refuse_terminal(path: str, reading: bool) -> None:
@@ -209,7 +208,6 @@ class VideoInput:
         except OSError as e:
             raise InputError(f"cannot read {self.words}: {e.strerror or e}") from None
         self._kept: bytearray | None = bytearray()  # None once it is no longer kept
-        self.head = b""  # its first bytes, kept for good: what kind of file it is
         self._at = 0  # where the reader is in what was kept
         self._restarted = False
 
@@ -229,9 +227,22 @@ class VideoInput:
             else:
                 self._kept += data
                 self._at += len(data)
-        if len(self.head) < HEAD_BYTES:
-            self.head += data[:HEAD_BYTES - len(self.head)]
         return data
+
+    def peek(self, size: int) -> bytes:
+        """Its first ``size`` bytes (fewer where it ends sooner), read now where not
+        yet read, without moving on: for a look right after ``restart()``. It waits for
+        no more than that: a video still being made may have sent no more yet."""
+        more = getattr(self._file, "read1", self._file.read)
+        while len(self._kept) < size:
+            try:
+                data = more(size - len(self._kept))
+            except OSError as e:
+                raise InputError(f"cannot read {self.words}: {e.strerror or e}") from None
+            if not data:
+                break
+            self._kept += data
+        return bytes(self._kept[:size])
 
     def restart(self) -> None:
         """Read from the start again; InputError where that is no longer kept."""

@@ -118,6 +118,11 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 def _open_input(path):
     if isinstance(path, VideoInput):
         path.restart()
+        # Known from its first boxes, before FFmpeg reads through its frames (gigabytes
+        # maybe) to the index, then fails at the first frame as "cannot decode".
+        if _index_last(path.peek):
+            raise InputError(f"{path}: an mp4 whose index (moov) follows its frames cannot be read as it comes: "
+                             "give it as a file, or remux it with its index first (ffmpeg -movflags faststart)")
     try:
         container = av.open(path if isinstance(path, VideoInput) else os.fspath(path))
     except FileNotFoundError:
@@ -130,22 +135,28 @@ def _open_input(path):
     if kind == "image2" or kind.endswith("_pipe"):
         container.close()
         raise InputError(f"{path}: a still picture ({kind.removesuffix('_pipe')}), not a video: upscale it as a picture")
-    if isinstance(path, VideoInput) and kind.startswith("mov") and _index_last(path.head):
-        container.close()  # else read through to its index, then "cannot decode" at the first frame
-        raise InputError(f"{path}: an mp4 whose index (moov) follows its frames cannot be read as it comes: "
-                         "give it as a file, or remux it with its index first (ffmpeg -movflags faststart)")
     return container
 
 
-def _index_last(head: bytes) -> bool:
-    """Whether the mp4 or mov that starts with ``head`` has its frames (mdat) before
-    its index (moov), which a reader that cannot go back never gets to use."""
+# The boxes an mp4 or a mov starts with (an old QuickTime file has no ftyp).
+_MP4_FIRST = (b"ftyp", b"wide", b"free", b"skip", b"mdat", b"moov", b"pnot")
+
+
+def _index_last(peek) -> bool:
+    """Whether the file whose first n bytes ``peek(n)`` gives is an mp4 or mov with its
+    frames (mdat) before its index (moov), which a reader that cannot go back never
+    gets to use. Only boxes that start in its first 64 KB are looked at."""
+    if peek(8)[4:8] not in _MP4_FIRST:
+        return False
     at = 0
-    while at + 8 <= len(head):
+    while at < 1 << 16:
+        head = peek(at + 16)
+        if len(head) < at + 8:
+            return False
         size, box = int.from_bytes(head[at:at + 4], "big"), head[at + 4:at + 8]
         if box in (b"moov", b"mdat"):
             return box == b"mdat"
-        if size == 1 and at + 16 <= len(head):  # a 64-bit size follows
+        if size == 1 and len(head) >= at + 16:  # a 64-bit size follows
             size = int.from_bytes(head[at + 8:at + 16], "big")
         if size < 8:
             return False

@@ -223,6 +223,23 @@ def test_an_mp4_with_its_index_last_on_standard_input_is_one_line(tmp_path):
         "give it as a file, or remux it with its index first (ffmpeg -movflags faststart)"]
 
 
+def test_an_mp4_with_its_index_last_is_refused_before_its_frames_are_read_through(tmp_path):
+    # FFmpeg read through all its frames (gigabytes, from a download maybe) to reach the
+    # index, before the refusal: its first boxes tell.
+    clip = make_clip(tmp_path / "in.mp4", frames=3).read_bytes()
+    proc = subprocess.Popen([CMD, "video", "-i", "-", "-o", "-", *FAST], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc.stdin.write(clip[:len(clip) // 2])  # the rest still to come: the pipe stays open
+        proc.stdin.flush()
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    err = proc.stderr.read()
+    assert proc.returncode == 1 and b"an mp4 whose index (moov) follows its frames" in err, err
+
+
 def test_a_codec_matroska_cannot_hold_is_refused_for_standard_output_in_its_terms(tmp_path):
     # It said ".mkv cannot hold wmv2 video: write .avi, or ...": no .mkv was named, and
     # standard output cannot be an .avi.
