@@ -128,6 +128,10 @@ def _open_input(path):
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as e:
+        if isinstance(path, VideoInput) and isinstance(e, av.error.NotImplementedError):
+            # FFmpeg's reader of the kind (an APNG's) asked to go back in it: a stream cannot.
+            raise InputError(f"{path}: FFmpeg reads this kind of video only by going back in it: "
+                             "give it as a file") from None
         raise InputError(f"{path}: not a video FFmpeg can read ({_reason(e)})") from None
     # FFmpeg reads a lone picture (a JPEG named .mp4) as a one-frame video through its
     # image demuxers, all named *_pipe or image2.

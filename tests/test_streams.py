@@ -212,6 +212,18 @@ def test_what_is_no_video_on_standard_input_is_one_line(given, said, tmp_path):
     assert len(lines) == 1 and lines[0].startswith(f"ncnn-sr: error: {said}"), proc.stderr
 
 
+def test_an_animated_png_on_standard_input_says_to_give_it_as_a_file(tmp_path):
+    # FFmpeg reads an APNG as a video only from a file: it said "not a video FFmpeg can
+    # read (Function not implemented)", though the same file as -i is upscaled.
+    frames = [Image.fromarray(picture(8, 8, seed=i)) for i in range(3)]
+    out = io.BytesIO()
+    frames[0].save(out, "PNG", save_all=True, append_images=frames[1:], duration=100)
+    proc = video_command("-i", "-", "-o", "-", stdin=out.getvalue())
+    assert proc.returncode == 1 and proc.stdout == b""
+    assert proc.stderr.decode().splitlines() == [
+        "ncnn-sr: error: standard input: FFmpeg reads this kind of video only by going back in it: give it as a file"]
+
+
 def test_an_mp4_with_its_index_last_on_standard_input_is_one_line(tmp_path):
     # FFmpeg reads through its frames to the index, then cannot go back to them: the
     # error was "cannot decode: Invalid data ... (a damaged file?)".
