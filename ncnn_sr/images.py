@@ -27,6 +27,7 @@ from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KE
                        fitting_dpi, fitting_profile, orient, readable_exif, resolution, sized_exif, sized_xmp,
                        upright_xmp, xmp_option)
 from .pixels import check_image, to_eight_bit
+from .video_options import video_kind
 from .png import COLOUR_CHUNKS, PNG_COMPRESS_LEVEL, colour_chunks, grey_key_in_8_bits, luma16, png16, png_header, \
     read_png16
 from .png import refusal as png_refusal
@@ -238,6 +239,9 @@ def reading(path: str):
             raise InputError(f"{path}: broken or truncated picture ({reason})") from None
         if (reason := _header_refusal(path)) is not None:  # another format's, cut short so
             raise InputError(f"{path}: {reason}") from None
+        if (kind := _video_kind(path)) is not None:  # piped in, say, with no name to tell
+            raise InputError(f"{path} is a video ({kind}): 'ncnn-sr upscale' takes pictures; use 'ncnn-sr video'") \
+                from None
         raise InputError(f"{path}: not a picture, or a format Pillow cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{path}: too many pixels (over {Image.MAX_IMAGE_PIXELS}): refusing a possible decompression bomb") from None
@@ -253,6 +257,14 @@ def reading(path: str):
         # cut short between two frames (IndexError, reading a byte past its end) or
         # inside a frame's image descriptor (struct.error, counting the frames).
         raise InputError(f"{path}: broken or truncated picture ({_one_line(e)})") from None
+
+
+def _video_kind(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return video_kind(f.read(256))
+    except OSError:
+        return None
 
 
 def _header_refusal(path: str) -> str | None:

@@ -35,6 +35,26 @@ def is_video_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+# The brands of pictures stored as an mp4's boxes are (AVIF, HEIF), not videos.
+_PICTURE_BRANDS = (b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+
+
+def video_kind(head: bytes) -> str | None:
+    """The container whose signature ``head`` (a file's first 200 bytes or more)
+    starts with, where it is a video's; None else."""
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "Matroska"
+    if head[4:8] == b"ftyp" and head[8:12] not in _PICTURE_BRANDS or head[4:8] in (b"moov", b"mdat", b"wide"):
+        return "MP4"
+    if any(head[at:at + 1] == head[at + size:at + size + 1] == b"\x47" for at, size in ((0, 188), (4, 192))):
+        return "MPEG-TS"  # a sync byte each packet: of 188 bytes, or 192 in a Blu-ray's .m2ts
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    signatures = {b"FLV\x01": "FLV", b"\x00\x00\x01\xba": "MPEG-PS", b"nut/multimedia container": "NUT",
+                  b"\x30\x26\xb2\x75\x8e\x66\xcf\x11": "ASF"}
+    return next((kind for signature, kind in signatures.items() if head.startswith(signature)), None)
+
+
 def is_video_input(path: str | os.PathLike) -> bool:
     """Whether an input is a video by its name; a folder named like one (frames.mp4)
     holds pictures."""

@@ -193,6 +193,19 @@ def test_a_video_from_standard_input_to_a_video_name_routes_to_video(tmp_path):
     assert len(decoded((tmp_path / "out.mkv").read_bytes())[0]) == 3
 
 
+@pytest.mark.parametrize("name, kind", [("in.mkv", "Matroska"), ("in.mp4", "MP4"), ("in.ts", "MPEG-TS"),
+                                        ("in.avi", "AVI")])
+def test_a_video_on_standard_input_in_picture_mode_says_to_use_the_video_command(name, kind, tmp_path):
+    # "ncnn-sr -i - -o -" cannot tell a video by a name: it said "standard input: not a
+    # picture, or a format Pillow cannot read".
+    clip = make_clip(tmp_path / name, frames=2, audio=None)
+    proc = command(tmp_path, "-i", "-", "-o", "-", stdin=clip.read_bytes())
+    assert proc.returncode == 1 and proc.stdout == b""
+    assert proc.stderr.decode().splitlines() == [
+        f"ncnn-sr: error: standard input is a video ({kind}): 'ncnn-sr upscale' takes pictures; "
+        "use 'ncnn-sr video'"]
+
+
 def test_a_video_to_standard_output_in_a_file_the_shell_made(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     with open(tmp_path / "out.mkv", "wb") as f:
