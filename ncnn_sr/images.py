@@ -240,8 +240,7 @@ def reading(path: str):
         if (reason := _header_refusal(path)) is not None:  # another format's, cut short so
             raise InputError(f"{path}: {reason}") from None
         if (kind := _video_kind(path)) is not None:  # piped in, say, with no name to tell
-            raise InputError(f"{path} is a video ({kind}): 'ncnn-sr upscale' takes pictures; use 'ncnn-sr video'") \
-                from None
+            raise InputError(f"{path} is a video ({kind}), not a picture: upscale it with 'ncnn-sr video'") from None
         raise InputError(f"{path}: not a picture, or a format Pillow cannot read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{path}: too many pixels (over {Image.MAX_IMAGE_PIXELS}): refusing a possible decompression bomb") from None

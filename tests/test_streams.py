@@ -202,8 +202,7 @@ def test_a_video_on_standard_input_in_picture_mode_says_to_use_the_video_command
     proc = command(tmp_path, "-i", "-", "-o", "-", stdin=clip.read_bytes())
     assert proc.returncode == 1 and proc.stdout == b""
     assert proc.stderr.decode().splitlines() == [
-        f"ncnn-sr: error: standard input is a video ({kind}): 'ncnn-sr upscale' takes pictures; "
-        "use 'ncnn-sr video'"]
+        f"ncnn-sr: error: standard input is a video ({kind}), not a picture: upscale it with 'ncnn-sr video'"]
 
 
 def test_a_video_to_standard_output_in_a_file_the_shell_made(tmp_path):
