@@ -17,8 +17,8 @@ from .batch_cli import (REFERENCE_JOBS, OnePathCommand, RunOptions, log, name_st
 from .errors import InputError
 from .typed_numbers import decimal_number
 from .jobs import check_reachable, names_a_folder
-from .streams import STDIO, Streams, is_stream
-from .video_options import EncodeOptions, is_video_input
+from .streams import STDIO, Streams, VideoInput, is_stream
+from .video_options import EncodeOptions, is_video_input, is_video_path
 
 PROG = "realesrgan-ncnn-vulkan"
 # The reference writes JPEG at quality 100 and WebP lossless, and tiles with 10 px of
@@ -81,8 +81,15 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     if factor is None or not (factor > 0 and math.isfinite(factor)):
         _refuse(f"invalid scale argument: -s {scale}: give a positive number, such as 2, 3 or 4")
     # The reference reads a pipe (-i <(...), /dev/stdin) as it reads any file.
-    piped = None
-    if str(input_path) != STDIO and is_stream(input_path, reading=True):
+    piped = video_in = None
+    if str(input_path) != STDIO and is_stream(input_path, reading=True) and is_video_path(output_path) \
+            and not output_folder:
+        # A video, as its output's name tells (the pipe's does not): read as it comes.
+        try:
+            video_in = VideoInput(input_path)
+        except InputError as e:
+            _refuse(str(e))
+    elif str(input_path) != STDIO and is_stream(input_path, reading=True):
         try:
             piped = Streams(input_path, output_path, None, output_folder)
         except InputError as e:
@@ -91,7 +98,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
         input_path = piped.input
     try:
         _run(input_path, output_path, output_folder, factor, tile, model_path, model_file, gpu, jobs, tta, fmt,
-             verbose)
+             verbose, video_in)
     finally:
         if piped is not None:
             piped.close()
@@ -99,7 +106,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
 
 def _run(input_path: Path, output_path: Path, output_folder: bool, factor: float, tile: str,
          model_path: Path | None, model_file: str, gpu: str, jobs: str, tta: bool, fmt: str | None,
-         verbose: bool) -> None:
+         verbose: bool, video_in: VideoInput | None = None) -> None:
     single = input_path.is_file() and not (output_folder or output_path.is_dir())
     suffix = output_path.suffix.lower()
     if single and not is_video_input(input_path) and suffix.lstrip(".") not in REFERENCE_FORMATS \
@@ -133,8 +140,8 @@ def _run(input_path: Path, output_path: Path, output_folder: bool, factor: float
         drop_oversized_exif=True,  # the reference writes no metadata, and has no flag to leave it out
         animate=False,  # the reference reads the first frame of an animated picture
     )
-    if is_video_input(input_path):
-        sys.exit(run_video(PROG, opts, EncodeOptions()))
+    if video_in is not None or is_video_input(input_path):
+        sys.exit(run_video(PROG, opts, EncodeOptions(), src=video_in))
     sys.exit(run(PROG, opts))
 
 

@@ -1324,3 +1324,14 @@ def test_the_drop_in_reads_a_pipe_path_as_the_reference_reads_any_file(tmp_path)
                            timeout=60)
     assert empty.returncode == 1 and empty.stderr.decode().count("\n") == 1 and b"is empty" in empty.stderr
     assert not (tmp_path / "e.png").exists()
+
+
+def test_the_drop_in_takes_a_video_from_a_pipe_path_to_an_output_named_as_a_video(tmp_path):
+    """As `ncnn-sr -i - -o out.mkv` does: a pipe's kind is not in its name, and the
+    drop-in said "unsupported output format '.mp4' ... use png, jpg or webp"."""
+    clip = make_clip(tmp_path / "in.mkv", frames=3)
+    proc = subprocess.run([DROPIN, "-i", "/dev/stdin", "-o", str(tmp_path / "o.mp4"), "-n", "realesr-animevideov3",
+                           "-s", "2", "-g", "-1"], input=clip.read_bytes(), capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    with av.open(str(tmp_path / "o.mp4")) as c:
+        assert len(list(c.decode(video=0))) == 3 and c.streams.video[0].width == 64
