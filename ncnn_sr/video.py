@@ -118,6 +118,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 def _open_input(path):
     if isinstance(path, VideoInput):
         path.restart()
+        if not path.peek(1):
+            raise InputError(f"{path} is empty: no video came")
         # Known from its first boxes, before FFmpeg reads through its frames (gigabytes
         # maybe) to the index, then fails at the first frame as "cannot decode".
         if _index_last(path.peek):

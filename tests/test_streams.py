@@ -214,7 +214,7 @@ def test_a_video_to_standard_output_in_a_file_the_shell_made(tmp_path):
 
 
 @pytest.mark.parametrize("given, said", [
-    (b"", "standard input: not a video FFmpeg can read"),
+    (b"", "standard input is empty: no video came"),  # as for a picture, not "Invalid data found"
     (b"no video at all", "standard input: not a video FFmpeg can read"),
 ])
 def test_what_is_no_video_on_standard_input_is_one_line(given, said, tmp_path):
