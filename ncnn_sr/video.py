@@ -868,7 +868,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate,
                                      options.start))
     one_way = isinstance(dst, VideoOutput) and not dst.file.seekable()  # a pipe, not stdout to a file
-    side = video_streams.carry_over(inp, video_in, out, dst, window, one_way)
+    side = video_streams.carry_over(inp, video_in, out, dst, window, one_way, reopen=not isinstance(src, VideoInput))
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()
     side_packets: collections.deque = collections.deque()

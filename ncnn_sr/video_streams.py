@@ -214,13 +214,14 @@ def takes_encoded(muxer: str, encoder: str, **settings) -> bool:
 
 
 def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
-               one_way: bool = False) -> dict[int, SideOutput]:
+               one_way: bool = False, reopen: bool = True) -> dict[int, SideOutput]:
     """Set up in ``out`` what goes along with the upscaled ``video_in``: chapters (of
     the part in ``window``, where only a part is wanted), attachments, and outputs for
     the input's audio and subtitles, returned by input stream index (the file's tags,
     which may hold a timecode to re-time, are the caller's). What is left out is
     named in a warning, one for streams alike. ``one_way``: ``out`` is written without
-    going back (a pipe)."""
+    going back (a pipe); ``reopen``: ``inp`` can be opened again by its name (it is
+    not a stream)."""
     chapters = inp.chapters()
     if window is not None:
         chapters = window.chapters(chapters)
@@ -233,7 +234,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             continue
         if extra.disposition & av.stream.Disposition.attached_pic:
             if _is_attached_file(inp, extra) and out.format.name == "matroska":
-                _attach_picture(inp, extra, out)
+                _attach_picture(inp, extra, out, reopen)
                 continue
             log.warning("dropping stream %d, a picture attached to the file (cover art)", extra.index)
         else:
@@ -462,10 +463,14 @@ def _is_attached_file(inp, stream) -> bool:
     return inp.format.name.startswith("matroska") and "filename" in stream.metadata
 
 
-def _attach_picture(inp, stream, out) -> None:
+def _attach_picture(inp, stream, out, reopen: bool) -> None:
     # The demuxer holds the picture as the stream's one packet, which comes first;
-    # read apart, so as to leave ``inp`` at its start.
-    with av.open(inp.name) as again:
-        data = bytes(next(again.demux(again.streams[stream.index])))
+    # read apart, so as to leave ``inp`` at its start. A stream cannot be opened again,
+    # and loses nothing: the pictures come before any other packet.
+    if reopen:
+        with av.open(inp.name) as again:
+            data = bytes(next(again.demux(again.streams[stream.index])))
+    else:
+        data = bytes(next(inp.demux(stream)))
     out.add_attachment(stream.metadata["filename"], stream.metadata.get("mimetype") or "application/octet-stream",
                        data)

@@ -176,6 +176,31 @@ def test_an_mpeg_ts_with_aac_sound_through_pipes_keeps_its_sound(tmp_path):
     assert sound[0].sample_rate == 48000 and sound[0].layout.name == "mono"
 
 
+def test_a_matroska_with_a_picture_attached_keeps_it_through_pipes(tmp_path):
+    # Its cover picture was read by opening the input again by name: "<none>: No such
+    # file or directory".
+    cover = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(cover, "JPEG")
+    font = bytes(range(256)) * 4
+    with av.open(str(make_clip(tmp_path / "plain.mkv", frames=3))) as inp, \
+            av.open(str(tmp_path / "in.mkv"), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        out.add_attachment("cover.jpg", "image/jpeg", cover.getvalue())
+        out.add_attachment("font.ttf", "font/ttf", font)
+        for packet in inp.demux():
+            if packet.size:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    proc = video_command("-i", "-", "-o", "-", stdin=(tmp_path / "in.mkv").read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    with av.open(io.BytesIO(proc.stdout)) as c:
+        [picture] = [s for s in c.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+        assert picture.metadata["filename"] == "cover.jpg" and bytes(next(c.demux(picture))) == cover.getvalue()
+        assert [(s.name, bytes(s.data)) for s in c.streams.attachments] == [("font.ttf", font)]
+    with av.open(io.BytesIO(proc.stdout)) as c:
+        assert len(list(c.decode(video=0))) == 3 and [s.type for s in c.streams][:2] == ["video", "audio"]
+
+
 def test_a_part_of_a_video_from_standard_input_to_a_file(tmp_path):
     clip = make_clip(tmp_path / "in.mkv", frames=12, colours=[(20 * i, 20 * i, 20 * i) for i in range(12)])
     proc = video_command("-i", "-", "-o", tmp_path / "out.mp4", "--start", "0.25", stdin=clip.read_bytes())
