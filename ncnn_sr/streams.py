@@ -183,11 +183,6 @@ class Streams:
         self.close()
 
 
-# What of a video read from a stream is kept to read again from its start: FFmpeg
-# looks at its first few MB (5 by default) to tell its streams apart.
-VIDEO_LOOK = 64 << 20
-
-
 def _refuse_terminal(path: str, reading: bool) -> None:
     if _terminal(path, reading):
         raise InputError(f"{shown(path, reading)} is a terminal: "
@@ -195,9 +190,9 @@ def _refuse_terminal(path: str, reading: bool) -> None:
 
 
 class VideoInput:
-    """A video read from a stream, as a file object PyAV reads without seeking. It
-    may be read once more from its start (the command looks at a video before it
-    upscales it): ``restart()``, while what was read is all kept."""
+    """A video read from a stream, as a file object PyAV reads without seeking, once:
+    the container the command's look at it opens is the one its run goes on with
+    (``opened``), as the stream cannot be read again."""
 
     def __init__(self, path: str | os.PathLike):
         stream = _standard(os.fspath(path), True)
@@ -207,49 +202,37 @@ class VideoInput:
             self._file = sys.stdin.buffer if stream == STDIO else open(stream, "rb")
         except OSError as e:
             raise InputError(f"cannot read {self.words}: {e.strerror or e}") from None
-        self._kept: bytearray | None = bytearray()  # None once it is no longer kept
-        self._at = 0  # where the reader is in what was kept
-        self._restarted = False
+        self._head = b""  # its first bytes, looked at before FFmpeg reads it (peek)
+        self._at = 0  # how much of them FFmpeg has read
+        self.opened = None  # the container the look opened, for the run
 
     def read(self, size: int = -1) -> bytes:
-        if self._kept is not None and self._at < len(self._kept):
-            end = len(self._kept) if size < 0 else self._at + size
-            data = bytes(self._kept[self._at:end])
+        if self._at < len(self._head):
+            end = len(self._head) if size < 0 else self._at + size
+            data = self._head[self._at:end]
             self._at += len(data)
             return data
         try:
-            data = self._file.read(size)
+            return self._file.read(size)
         except OSError as e:
             raise InputError(f"cannot read {self.words}: {e.strerror or e}") from None
-        if self._kept is not None:
-            if self._restarted or len(self._kept) + len(data) > VIDEO_LOOK:
-                self._kept = None  # read again no more: kept no longer
-            else:
-                self._kept += data
-                self._at += len(data)
-        return data
 
     def peek(self, size: int) -> bytes:
         """Its first ``size`` bytes (fewer where it ends sooner), read now where not
-        yet read, without moving on: for a look right after ``restart()``. It waits for
-        no more than that: a video still being made may have sent no more yet."""
+        yet read, before FFmpeg reads any. It waits for no more than that: a video
+        still being made may have sent no more yet."""
+        if self._at:
+            raise InputError(f"{self.words} cannot be read again from its start: give the video as a file")
         more = getattr(self._file, "read1", self._file.read)
-        while len(self._kept) < size:
+        while len(self._head) < size:
             try:
-                data = more(size - len(self._kept))
+                data = more(size - len(self._head))
             except OSError as e:
                 raise InputError(f"cannot read {self.words}: {e.strerror or e}") from None
             if not data:
                 break
-            self._kept += data
-        return bytes(self._kept[:size])
-
-    def restart(self) -> None:
-        """Read from the start again; InputError where that is no longer kept."""
-        if self._kept is None or self._restarted:
-            raise InputError(f"{self.words} cannot be read again from its start: give the video as a file")
-        self._restarted = bool(self._kept) or self._restarted
-        self._at = 0
+            self._head += data
+        return self._head[:size]
 
     def __str__(self) -> str:
         return self.words

@@ -103,21 +103,33 @@ def frames_out(info: VideoInfo, options: EncodeOptions) -> int | None:
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
-    """What a video holds; InputError if it is not a video or has no video stream."""
-    with _open_input(path) as container:
+    """What a video holds; InputError if it is not a video or has no video stream. A
+    stream's container is left open, in ``path.opened``, for the run to go on with."""
+    container = _open_input(path)
+    try:
         v = _video_stream(container, path)
         rate = v.average_rate or v.guessed_rate
         frames = v.frames or (round(float(container.duration / av.time_base) * rate)
                               if container.duration and rate else None)
-        return VideoInfo(v.codec_context.width, v.codec_context.height, Fraction(rate) if rate else None,
+        info = VideoInfo(v.codec_context.width, v.codec_context.height, Fraction(rate) if rate else None,
                          frames or None, container.duration / av.time_base if container.duration else None,
                          len(container.streams.audio), len(container.streams.subtitles),
                          v.codec_context.field_order)
+    except BaseException:
+        container.close()
+        raise
+    if isinstance(path, VideoInput):
+        path.opened = container  # only its header was read: it cannot be read again
+    else:
+        container.close()
+    return info
 
 
 def _open_input(path):
     if isinstance(path, VideoInput):
-        path.restart()
+        if path.opened is not None:  # the look's (probe's), as fresh as a new one
+            container, path.opened = path.opened, None
+            return container
         if not path.peek(1):
             raise InputError(f"{path} is empty: no video came")
         # Known from its first boxes, before FFmpeg reads through its frames (gigabytes

@@ -396,3 +396,19 @@ def test_standard_input_past_the_largest_picture_is_refused_before_the_disk_fill
     with pytest.raises(InputError, match="standard input holds more than"):
         streams.Streams("-", tmp_path / "o.png", None)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_video_stream_is_read_once_however_much_comes_before_its_frames(tmp_path, monkeypatch):
+    # The command looked at the stream, then read it again from its start, from what it
+    # had kept of it (64 MB): a Matroska with more fonts attached than that failed,
+    # "standard input cannot be read again from its start". (Kept here: 2 KB.)
+    from ncnn_sr import streams, video
+
+    monkeypatch.setattr(streams, "VIDEO_LOOK", 2048, raising=False)
+    clip = make_clip(tmp_path / "in.mkv", frames=3)
+    assert clip.stat().st_size > 2048
+    stdin = type("Stdin", (), {"buffer": io.BytesIO(clip.read_bytes()), "isatty": lambda self: False})()
+    monkeypatch.setattr(streams.sys, "stdin", stdin)
+    src = streams.VideoInput("-")
+    assert video.probe(src).width == 32
+    assert video.upscale_video(src, tmp_path / "out.mkv", lambda frames: frames) == 3
