@@ -26,7 +26,7 @@ def plays(data: bytes) -> int:
         tkhd = next(_boxes(trak, b"tkhd"), None)
         try:
             return _plays(elst, tkhd)
-        except struct.error:  # a box cut short
+        except (struct.error, IndexError):  # a box cut short
             return 0
     return 0
 
@@ -70,7 +70,7 @@ def coded_colour(path: str) -> tuple[int, int] | None:
     except (OSError, struct.error, IndexError):
         return None
     for kind, payload in found:
-        if kind == b"colr" and payload[:4] == b"nclx":
+        if kind == b"colr" and payload[:4] == b"nclx" and len(payload) >= 8:  # one cut short states nothing
             return struct.unpack_from(">HH", payload, 4)
     return None
 
