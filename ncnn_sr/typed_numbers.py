@@ -11,13 +11,16 @@ from fractions import Fraction
 
 _WHOLE = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+# Longer than any flag's number: int() refuses past 4300 digits (a ValueError, not
+# None), and Fraction("1e10000000") spends seconds building its digits.
+_MOST_DIGITS, _MOST_EXPONENT = 4000, 400
 
 
 def whole_number(text: str) -> int | None:
     """``text``, spaces around it aside, as a whole number with an optional sign;
     None for anything else."""
     text = text.strip()
-    return int(text) if _WHOLE.fullmatch(text) else None
+    return int(text) if _WHOLE.fullmatch(text) and len(text) <= _MOST_DIGITS else None
 
 
 def decimal_number(text: str) -> float | None:
@@ -32,7 +35,9 @@ def ratio(text: str) -> Fraction | None:
     None for anything else, a zero denominator included."""
     top, slash, bottom = text.strip().partition("/")
     parts = (top, bottom) if slash else (top,)
-    if not all(_DECIMAL.fullmatch(p.strip()) for p in parts):
+    decimals = [_DECIMAL.fullmatch(p.strip()) for p in parts]
+    if not all(decimals) or len(text) > _MOST_DIGITS \
+            or any(d[2] and abs(int(d[2][1:])) > _MOST_EXPONENT for d in decimals):
         return None
     if slash and not all(_WHOLE.fullmatch(p.strip()) for p in parts):
         return None

@@ -629,6 +629,30 @@ def test_typed_numbers_read_what_atoi_and_atof_read():
         [Fraction(24000, 1001), Fraction(2997, 100), 25, None, None, None]
 
 
+def test_typed_numbers_too_long_to_be_any_flags_are_refused_at_once():
+    # int() raised past its 4300 digits (a traceback from -t or --width), and
+    # Fraction("1e10000000") built its 10-million-digit number for seconds (--fps).
+    import time
+    from fractions import Fraction
+    from ncnn_sr.typed_numbers import decimal_number, ratio, whole_number
+    start = time.monotonic()
+    assert whole_number("9" * 5000) is None and ratio("9" * 5000) is None
+    assert ratio("1e10000000") is None and ratio("1e-10000000") is None
+    assert time.monotonic() - start < 1
+    assert decimal_number("1e10000000") == float("inf")  # float() is quick: the flag refuses inf
+    assert ratio("2.5e1") == 25 and ratio("1e-2") == Fraction(1, 100)
+
+
+def test_a_whole_number_flag_too_long_for_python_is_a_usage_error(tmp_path):
+    from click.testing import CliRunner
+    from ncnn_sr import cli
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    result = CliRunner().invoke(cli.main, ["-i", str(tmp_path / "in.png"), "-o", str(tmp_path / "o.png"),
+                                           "--tile-pad", "9" * 5000])
+    assert result.exit_code == 2 and "is not a whole number" in result.output, result.output
+    assert not (tmp_path / "o.png").exists()
+
+
 @pytest.mark.parametrize("width, out, said", [(70000, "o.png", "is too large: at most"),
                                               (5000, "o.webp", "too large for WebP")])
 def test_a_picture_too_large_to_upscale_is_refused_from_its_header(tmp_path, width, out, said):
