@@ -123,7 +123,8 @@ def _put_size(data: bytearray, base: int, order: str, at: int, sizes: dict[int, 
     inner = None
     count = struct.unpack_from(order + "H", data, base + at)[0]
     for entry in range(base + at + 2, base + at + 2 + 12 * count, 12):
-        tag, kind, n = struct.unpack_from(order + "HHI", data, entry)
+        # The value's 4 bytes too: a size written past the end grew the EXIF.
+        tag, kind, n, _ = struct.unpack_from(order + "HHI4s", data, entry)
         if tag in sizes and kind in (_SHORT, _LONG) and n == 1:
             value = sizes[tag]
             # A short holds up to 65535: a larger size is a long, in the same 4 bytes.

@@ -267,6 +267,15 @@ def test_an_exif_size_past_what_a_short_holds_is_written_as_a_long():
     assert sized_exif(b"Exif\x00\x00II*\x00\x08\x00", 9, 9) == b"Exif\x00\x00II*\x00\x08\x00"  # cut short: as it was
 
 
+def test_an_exif_whose_last_size_entry_is_cut_short_is_kept_as_it_was():
+    # Its value's 4 bytes past the end were appended: the EXIF grew, where a damaged
+    # one is given back as it is.
+    from ncnn_sr.metadata import sized_exif
+
+    cut = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x01\x00" + struct.pack("<HHI", 0x0100, 3, 1)
+    assert sized_exif(cut, 9, 9) == cut
+
+
 def test_an_exif_too_large_for_jpeg_is_an_input_error_and_png_keeps_it(tmp_path):
     im = rgb_image()
     exif = im.getexif()
