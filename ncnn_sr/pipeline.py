@@ -36,7 +36,7 @@ from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checke
                      read_image, write_image)
 from .icc import unstated as unstated_colour
 from .jobs import Job, alpha_target
-from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP
+from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
 from .resample import target_size
 from .signals import stop_signals
 
@@ -463,6 +463,12 @@ class Pipeline:
         """EXIF and XMP too large for ``item``'s JPEG: left out with a note each, but an
         EXIF only when ``drop_oversized_exif`` (else write_image fails the picture)."""
         exif, xmp = item.info.exif, item.info.xmp
+        if xmp:  # as write_image writes it, stating the output's size: a digit more fitted no more
+            try:
+                height, width = self._output_size(*item.pixels.shape[:2])
+                xmp = sized_xmp(xmp, width, height)
+            except NcnnSrError:
+                pass  # a size no picture may have: the picture fails in the engine's words
         if exif and len(exif) > MAX_JPEG_EXIF:
             if not self._drop_oversized_exif:
                 return  # the picture fails in write_image's words; a note on its XMP would say it was written

@@ -735,6 +735,23 @@ def test_an_xmp_too_large_for_jpeg_is_left_out_with_a_warning(cmd, tmp_path):
     assert "XMP" not in proc.stderr and len(Image.open(tmp_path / "o.png").info["xmp"]) == 70037
 
 
+def test_an_xmp_that_outgrows_jpeg_once_it_states_the_new_size_is_left_out_with_a_warning(tmp_path):
+    # Checked at the input's size, it fitted; its size grown a digit, the jpg was
+    # written without it, without a word.
+    from PIL.PngImagePlugin import PngInfo
+
+    head = ('<x:xmpmeta xmlns:x="adobe:ns:meta/" xmlns:exif="http://ns.adobe.com/exif/1.0/" '
+            'exif:PixelXDimension="8"/>')
+    text = PngInfo()
+    text.add_itxt("XML:com.adobe.xmp", head.ljust(65504))  # as much as a jpg holds
+    Image.fromarray(picture(8, 8)).save(tmp_path / "big.png", pnginfo=text)
+    proc = run(NCNN_SR, "-i", "big.png", "-o", "o.jpg", "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
+               cwd=tmp_path)
+    assert [line for line in proc.stderr.splitlines() if "XMP" in line] == [
+        "ncnn-sr: warning: big.png: its XMP (65505 bytes) is too large for JPEG, which holds at most "
+        "65504: writing o.jpg without it"]
+
+
 def test_folder_into_a_file_is_refused(tmp_path):
     pictures(tmp_path / "in", ["a.png"])
     (tmp_path / "o.png").write_bytes(b"x")
