@@ -250,11 +250,12 @@ def reading(path: str):
             # content: Pillow's own complaints about a broken picture have no errno.
             raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
         raise InputError(f"{path}: broken or truncated picture ({_one_line(e)})") from None
-    except (SyntaxError, ValueError, EOFError, TypeError, NotImplementedError, IndexError, struct.error) as e:
+    except (SyntaxError, ValueError, EOFError, TypeError, RuntimeError, IndexError, struct.error) as e:
         # Pillow's plugins say "broken" in these too: a TIFF frame without its size
-        # (TypeError), a DDS of an unknown pixel format (NotImplementedError), a GIF
-        # cut short between two frames (IndexError, reading a byte past its end) or
-        # inside a frame's image descriptor (struct.error, counting the frames).
+        # (TypeError), a DDS of an unknown pixel format (NotImplementedError, a
+        # RuntimeError), an AVIF libavif cannot decode (RuntimeError), a GIF cut short
+        # between two frames (IndexError, reading a byte past its end) or inside a
+        # frame's image descriptor (struct.error, counting the frames).
         raise InputError(f"{path}: broken or truncated picture ({_one_line(e)})") from None
 
 

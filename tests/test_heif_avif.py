@@ -437,3 +437,15 @@ def test_an_avif_whose_nclx_is_cut_short_states_no_colour(nclx, tmp_path):
     assert avif.coded_colour(str(path)) is None
     path.write_bytes(avif_meta(b"nclx\0\x0c\0\x0d\0\0\x80"))
     assert avif.coded_colour(str(path)) == (12, 13)  # the test's file is read where whole
+
+
+def test_an_avif_whose_pictures_data_is_damaged_is_a_broken_picture(tmp_path):
+    # libavif's refusal came out of read_image as a RuntimeError, and the commands said
+    # "cannot read: RuntimeError('Failed to decode frame 0: ...')".
+    Image.fromarray(picture(8, 8)).save(tmp_path / "p.avif", quality=90)
+    data = bytearray((tmp_path / "p.avif").read_bytes())
+    at = data.index(b"mdat") + 4
+    data[at:] = bytes(len(data) - at)  # the coded picture zeroed
+    (tmp_path / "p.avif").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"p.avif: broken or truncated picture \(Failed to decode frame 0"):
+        read_image(tmp_path / "p.avif")
