@@ -15,9 +15,9 @@ from . import models as models_mod
 from .batch_cli import (REFERENCE_JOBS, OnePathCommand, RunOptions, log, name_streams, path_flag, run, run_video,
                         setup_logging)
 from .errors import InputError
-from .typed_numbers import decimal_number
 from .jobs import check_reachable, names_a_folder
 from .streams import STDIO, Streams, VideoInput, is_stream
+from .typed_numbers import decimal_number
 from .video_options import EncodeOptions, is_video_input, is_video_path
 
 PROG = "realesrgan-ncnn-vulkan"
@@ -32,7 +32,6 @@ DEFAULT_MODEL_FOLDER = Path("models")
 # The reference's output formats. ncnn-sr also writes gif and avif; the drop-in
 # refuses them, as the reference does.
 REFERENCE_FORMATS = ("png", "jpg", "jpeg", "webp")
-
 
 
 @click.command(context_settings={"help_option_names": ["-h"]}, name=PROG, cls=OnePathCommand,
