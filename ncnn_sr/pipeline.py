@@ -404,9 +404,13 @@ class Pipeline:
         size = header_size(item.job.source)
         if size is None:
             return
+        # A jpg target becomes a png where the pixels hold transparency (_check_alpha),
+        # which they are not yet read to tell: only what that png could not hold either
+        # is refused here.
+        fmt = output_format(alpha_target(item.target))
         try:
             out_height, out_width = self._output_size(*size)
-            check_size(out_height, out_width, 3, output_format(item.target), str(item.target))
+            check_size(out_height, out_width, 3, fmt, str(item.target))
         except NcnnSrError as e:
             item.error = str(e) if str(item.target) in str(e) else f"{item.job.source}: {e}"
 

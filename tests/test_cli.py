@@ -653,6 +653,19 @@ def test_a_whole_number_flag_too_long_for_python_is_a_usage_error(tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+def test_a_transparent_picture_too_wide_for_jpeg_asked_as_jpg_is_still_written_as_png(tmp_path):
+    # Refused from its header as too large for JPEG, where read it becomes a png:
+    # the check before the pixels may refuse only what its png could not hold either.
+    pixels = np.zeros((2, 33000, 4), np.uint8)
+    pixels[:, :100, 3] = 255
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    proc = run("-i", tmp_path / "wide.png", "-o", tmp_path / "o.jpg", "-n", "realesr-animevideov3", "-s", "2",
+               "-g", "-1")
+    assert "which JPEG cannot store: writing" in proc.stderr, proc.stderr
+    with Image.open(tmp_path / "o.jpg.png") as im:
+        assert im.size == (66000, 4)
+
+
 @pytest.mark.parametrize("width, out, said", [(70000, "o.png", "is too large: at most"),
                                               (5000, "o.webp", "too large for WebP")])
 def test_a_picture_too_large_to_upscale_is_refused_from_its_header(tmp_path, width, out, said):
