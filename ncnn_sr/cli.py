@@ -475,8 +475,8 @@ def _bench_tiles(ctx, param, value: str) -> list:
         part = part.strip().lower()
         if part in ("auto", "whole"):
             tiles.append("auto" if part == "auto" else 0)
-        elif (whole_number(part) or 0) >= devices_mod.MIN_TILE:
-            tiles.append(whole_number(part))
+        elif (tile := whole_number(part) or 0) >= devices_mod.MIN_TILE:
+            tiles.append(tile)
         else:
             raise click.BadParameter(f"{part!r}: give tile sizes >= {devices_mod.MIN_TILE}, auto or whole")
     return list(dict.fromkeys(tiles))

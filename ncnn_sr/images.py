@@ -28,7 +28,7 @@ from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KE
                        upright_xmp, xmp_option)
 from .pixels import check_image, to_eight_bit
 from .video_options import video_kind
-from .png import COLOUR_CHUNKS, PNG_COMPRESS_LEVEL, colour_chunks, grey_key_in_8_bits, luma16, png16, png_header, \
+from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, colour_chunks, grey_key_in_8_bits, luma16, png16, png_header, \
     read_png16
 from .png import refusal as png_refusal
 
@@ -559,10 +559,12 @@ def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str
             raise InputError(f"{path}: info.{field} must be bytes or None, got {type(value).__name__}")
     pairs = info.colour_chunks
     if not isinstance(pairs, (tuple, list)) or not all(
-            isinstance(p, (tuple, list)) and len(p) == 2 and p[0] in COLOUR_CHUNKS and isinstance(p[1], bytes)
+            isinstance(p, (tuple, list)) and len(p) == 2 and isinstance(p[1], bytes)
+            and COLOUR_CHUNK_SIZES.get(p[0]) == len(p[1])
             for p in pairs):  # Pillow would write any chunk given, or fail on a str
         raise InputError(f"{path}: info.colour_chunks must be (kind, data) pairs of bytes, the kind one of "
-                         f"{', '.join(k.decode() for k in COLOUR_CHUNKS)}; got {describe(pairs)}")
+                         f"{', '.join(f'{k.decode()} ({n} bytes)' for k, n in COLOUR_CHUNK_SIZES.items())}; "
+                         f"got {describe(pairs)}")
     if info.dpi is not None and dpi_pair(info.dpi) is None:
         raise InputError(f"{path}: info.dpi must be two positive numbers (across, down) or None, "
                          f"got {describe(info.dpi)}")

@@ -14,7 +14,9 @@ from .metadata import PNG_XMP_KEY
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The chunks that say how a PNG's samples are shown, kept in a png written from one.
-COLOUR_CHUNKS = (b"gAMA", b"cHRM", b"sRGB", b"cICP")
+# The chunks that say how a PNG's samples are shown, and their sizes in the PNG
+# specification: one of another size is damaged, and written back it would be invalid.
+COLOUR_CHUNK_SIZES = {b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"cICP": 4}
 
 # zlib level for PNG: 1, the fastest, as OpenCV's default (what Real-ESRGAN's own
 # scripts write with). Level 6 (Pillow's default) took 3.3 s to write a 2048x2048
@@ -72,7 +74,7 @@ def colour_chunks(path: str | os.PathLike) -> tuple[tuple[bytes, bytes], ...]:
                 return ()
             while len(head := f.read(8)) == 8 and head[4:] not in (b"IDAT", b"IEND"):
                 length = struct.unpack(">I", head[:4])[0]
-                if head[4:] in COLOUR_CHUNKS and length <= 64:  # 32 bytes at most, cHRM's
+                if COLOUR_CHUNK_SIZES.get(head[4:]) == length:
                     data = f.read(length)
                     if len(data) == length:
                         found.append((head[4:], data))

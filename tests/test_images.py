@@ -1233,7 +1233,8 @@ def test_metadata_that_is_not_bytes_is_an_input_error(field, tmp_path):
     write_image(tmp_path / "o.png", picture(4, 4), info, metadata=False)  # left out: nothing to refuse
 
 
-@pytest.mark.parametrize("chunks", [None, ((b"tEXt", b"x"),), ((b"gAMA", "100000"),), (b"gAMA",)])
+@pytest.mark.parametrize("chunks", [None, ((b"tEXt", b"x"),), ((b"gAMA", "100000"),), (b"gAMA",), ((b"gAMA", b""),),
+                                    ((b"cHRM", bytes(31)),)])
 def test_colour_chunks_that_are_not_known_kinds_with_bytes_are_an_input_error(chunks, tmp_path):
     info = images_mod.ImageInfo("RGB", "PNG", colour_chunks=chunks)
     with pytest.raises(InputError, match=r"o.png: info.colour_chunks must be \(kind, data\) pairs of bytes"):
@@ -1302,3 +1303,13 @@ def test_a_writer_given_a_folder_or_a_name_without_extension_says_so(writer, tmp
     assert str(refused.value) == (f"cannot write {tmp_path / 'out'}: its name has no extension: "
                                   "name it .png, .jpg, .webp, .gif or .avif, or give fmt")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_colour_chunk_of_the_wrong_size_is_not_carried_over(tmp_path):
+    """A damaged sRGB chunk (the specification's is 1 byte), which Pillow reads,
+    written back would make the output invalid."""
+    from conftest import png_bytes, png_chunk
+    (tmp_path / "in.png").write_bytes(png_bytes(picture(4, 4), 8, 2, png_chunk(b"sRGB", b"\0\0"),
+                                                png_chunk(b"gAMA", (45455).to_bytes(4, "big"))))
+    _, info = read_image(tmp_path / "in.png")
+    assert info.colour_chunks == ((b"gAMA", (45455).to_bytes(4, "big")),)
