@@ -368,12 +368,20 @@ def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str |
                                  "give a folder")
             dst = VideoOutput(opts.output)
     except NcnnSrError as e:
+        if src is not None:
+            src.close()
         _fail(str(e))
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps,
                            deinterlace=deinterlace, field_rate=field_rate, start=start or Fraction(0),
                            duration=duration, skip_damaged=skip_damaged, keep_width=opts.width is not None,
                            keep_height=opts.height is not None)
-    sys.exit(run_video(PROG, opts, encode, debug, src, dst))
+    try:
+        code = run_video(PROG, opts, encode, debug, src, dst)
+    finally:
+        for stream in (src, dst):
+            if stream is not None:
+                stream.close()
+    sys.exit(code)
 
 
 def _fail(message: str, code: int = 1) -> None:

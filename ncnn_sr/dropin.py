@@ -101,6 +101,8 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     finally:
         if piped is not None:
             piped.close()
+        if video_in is not None:
+            video_in.close()
 
 
 def _run(input_path: Path, output_path: Path, output_folder: bool, factor: float, tile: str,

@@ -234,6 +234,11 @@ class VideoInput:
             self._head += data
         return self._head[:size]
 
+    def close(self) -> None:
+        """Closes a pipe it opened (standard input stays open)."""
+        if self._file is not sys.stdin.buffer:
+            self._file.close()
+
     def __str__(self) -> str:
         return self.words
 
@@ -260,6 +265,15 @@ class VideoOutput:
         if self._stream == STDIO:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return InputError(f"{self.words} was closed before the video was written whole")
+
+    def close(self) -> None:
+        """Closes a pipe it opened, so that its reader sees the video end (standard
+        output stays open). A reader gone already has nothing left to tell."""
+        if self.file is not sys.stdout.buffer:
+            try:
+                self.file.close()
+            except OSError:
+                pass
 
     def __str__(self) -> str:
         return self.words

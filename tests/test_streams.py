@@ -412,3 +412,27 @@ def test_a_video_stream_is_read_once_however_much_comes_before_its_frames(tmp_pa
     src = streams.VideoInput("-")
     assert video.probe(src).width == 32
     assert video.upscale_video(src, tmp_path / "out.mkv", lambda frames: frames) == 3
+
+
+def test_video_streams_close_the_pipes_they_opened(tmp_path):
+    """A >(...) output's reader sees the video end when the run does, not when the
+    process exits."""
+    from ncnn_sr.streams import VideoInput, VideoOutput
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    out = VideoOutput(fifo)
+    out.file.write(b"video")
+    out.close()
+    reader.join(10)
+    assert got == [b"video"] and out.file.closed
+    source = tmp_path / "in.fifo"
+    os.mkfifo(source)
+    writer = threading.Thread(target=lambda: open(source, "wb").write(b"x"))
+    writer.start()
+    into = VideoInput(source)
+    into.close()
+    writer.join(10)
+    assert into._file.closed
