@@ -118,8 +118,7 @@ def _plays(im: Image.Image, path: str) -> int:
     counts repeats after the first showing, and without a count is shown once;
     APNG and WebP count showings; an AVIF's count Pillow does not read (``avif``)."""
     if im.format == "AVIF":
-        with open(path, "rb") as f:
-            return avif.plays(f.read())
+        return avif.file_plays(path)
     loop = im.info.get("loop")
     if im.format == "GIF":
         return 1 if loop is None else 0 if loop == 0 else loop + 1

@@ -18,7 +18,21 @@ def plays(data: bytes) -> int:
     """How many times the AVIF animation in ``data`` (the file's bytes) is shown, 0
     for ever, as ``Animation.plays`` counts; 0 where the file says nothing
     readable about it."""
-    for trak in _boxes(data, b"moov", b"trak"):
+    return next((_tracks_plays(moov) for moov in _boxes(data, b"moov")), 0)
+
+
+def file_plays(path: str) -> int:
+    """``plays`` of the AVIF at ``path``, reading its moov box alone: not the
+    frames, which may be most of a large file."""
+    try:
+        moov = _top_box(path, b"moov")
+    except (OSError, struct.error):
+        return 0
+    return 0 if moov is None else _tracks_plays(moov)
+
+
+def _tracks_plays(moov: bytes) -> int:
+    for trak in _boxes(moov, b"trak"):
         handler = next(_boxes(trak, b"mdia", b"hdlr"), b"")
         if handler[8:12] != b"pict":  # an alpha or a depth track, or sound
             continue

@@ -494,8 +494,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
     ``metadata`` is true, where the format holds them (webp and avif state no
     resolution, gif none of them). JPEG holds at most MAX_JPEG_EXIF bytes of EXIF and
     MAX_JPEG_XMP of XMP (``ncnn_sr.metadata``): a larger EXIF is an InputError, a
-    larger XMP packet is left out of a jpg without a word (``len(info.xmp)`` tells;
-    the commands warn of it).
+    larger XMP packet is left out of a jpg without a word (measured as written, its
+    stated size the output's: ``metadata.sized_xmp``; the commands warn of it).
 
     The file appears whole or not at all: it is written under a temporary name in the
     same folder, then renamed. ``quality`` (1-100) applies to jpg, webp and avif; webp
