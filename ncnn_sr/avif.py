@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import struct
 
+from .isobmff import children, top_box
+
 # Containers walked down to the boxes read here.
 _CONTAINERS = (b"moov", b"trak", b"edts", b"mdia")
 
@@ -25,8 +27,8 @@ def file_plays(path: str) -> int:
     """``plays`` of the AVIF at ``path``, reading its moov box alone: not the
     frames, which may be most of a large file."""
     try:
-        moov = _top_box(path, b"moov")
-    except (OSError, struct.error):
+        moov = top_box(path, b"moov")
+    except OSError:
         return 0
     return 0 if moov is None else _tracks_plays(moov)
 
@@ -70,41 +72,22 @@ def coded_colour(path: str) -> tuple[int, int] | None:
     none (an ICC profile, which Pillow reads, or no colour), or the file cannot be
     walked to them."""
     try:
-        meta = _top_box(path, b"meta")
+        meta = top_box(path, b"meta")
         if meta is None:
             return None
-        boxes = dict(_children(meta[4:]))  # after the full box's version and flags
+        boxes = dict(children(meta[4:]))  # after the full box's version and flags
         pitm, iprp = boxes.get(b"pitm"), boxes.get(b"iprp")
         if pitm is None or iprp is None:
             return None
         primary = struct.unpack_from(">H" if pitm[0] == 0 else ">I", pitm, 4)[0]
-        properties = dict(_children(iprp))
-        listed = list(_children(properties.get(b"ipco", b"")))
+        properties = dict(children(iprp))
+        listed = list(children(properties.get(b"ipco", b"")))
         found = [listed[i - 1] for i in _properties_of(properties.get(b"ipma", b""), primary)]
     except (OSError, struct.error, IndexError):
         return None
     for kind, payload in found:
         if kind == b"colr" and payload[:4] == b"nclx" and len(payload) >= 8:  # one cut short states nothing
             return struct.unpack_from(">HH", payload, 4)
-    return None
-
-
-def _top_box(path: str, wanted: bytes) -> bytes | None:
-    """The payload of the first top-level box of kind ``wanted`` in the file at
-    ``path``, the others passed over unread (the pictures' data among them)."""
-    with open(path, "rb") as f:
-        while len(head := f.read(8)) == 8:
-            size, kind = struct.unpack(">I4s", head)
-            start = 8
-            if size == 1:
-                size, start = struct.unpack(">Q", f.read(8))[0], 16
-            if size == 0:  # to the end of the file
-                return f.read() if kind == wanted else None
-            if size < start:
-                return None
-            if kind == wanted:
-                return f.read(size - start)
-            f.seek(size - start, 1)
     return None
 
 
@@ -124,25 +107,9 @@ def _properties_of(ipma: bytes, item: int) -> list[int]:
     return []
 
 
-def _children(data: bytes):
-    """The boxes in ``data`` as (kind, payload), in their order."""
-    at = 0
-    while at + 8 <= len(data):
-        size, kind = struct.unpack_from(">I4s", data, at)
-        head = 8
-        if size == 1 and at + 16 <= len(data):
-            size, head = struct.unpack_from(">Q", data, at + 8)[0], 16
-        elif size == 0:  # to the end of its container
-            size = len(data) - at
-        if size < head:
-            return
-        yield kind, data[at + head:at + size]
-        at += size
-
-
 def _boxes(data: bytes, *path: bytes):
     """The payloads of the boxes at ``path`` (kinds, outermost first) in ``data``."""
-    for kind, payload in _children(data):
+    for kind, payload in children(data):
         if kind == path[0]:
             if len(path) == 1:
                 yield payload

@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator
 import av
 import numpy as np
 
-from . import timecode, video_streams
+from . import isobmff, timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import InputError, describe
 from .resample import resize
@@ -166,19 +166,9 @@ def _index_last(peek) -> bool:
     gets to use. Only boxes that start in its first 64 KB are looked at."""
     if peek(8)[4:8] not in _MP4_FIRST:
         return False
-    at = 0
-    while at < 1 << 16:
-        head = peek(at + 16)
-        if len(head) < at + 8:
-            return False
-        size, box = int.from_bytes(head[at:at + 4], "big"), head[at + 4:at + 8]
-        if box in (b"moov", b"mdat"):
-            return box == b"mdat"
-        if size == 1 and len(head) >= at + 16:  # a 64-bit size follows
-            size = int.from_bytes(head[at + 8:at + 16], "big")
-        if size < 8:
-            return False
-        at += size
+    for box in isobmff.boxes(lambda at, n: peek(at + n)[at:at + n], before=1 << 16):
+        if box.kind in (b"moov", b"mdat"):
+            return box.kind == b"mdat"
     return False
 
 
