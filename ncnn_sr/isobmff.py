@@ -4,6 +4,7 @@ size follows the kind; a size of 0, that the box runs to the end of the file or 
 the box it is in."""
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -57,12 +58,20 @@ def top_box(path: str, kind: bytes) -> bytes | None:
     boxes before it passed over unread (a picture's or a video's data among them);
     None where it has none."""
     with open(path, "rb") as f:
+        length = os.fstat(f.fileno()).st_size
+
+        # Where a box states a size past the file's end (a damaged one), the walk
+        # ends there and the box is what is left of the file: nothing is sought or
+        # read past the end.
         def read(at: int, n: int) -> bytes:
+            if at >= length:
+                return b""
             f.seek(at)
             return f.read(n)
 
         for box in boxes(read):
             if box.kind == kind:
+                end = length if box.end is None else min(box.end, length)
                 f.seek(box.body)
-                return f.read() if box.end is None else f.read(box.end - box.body)
+                return f.read(end - box.body)
     return None

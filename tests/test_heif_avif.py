@@ -439,6 +439,21 @@ def test_an_avif_whose_nclx_is_cut_short_states_no_colour(nclx, tmp_path):
     assert avif.coded_colour(str(path)) == (12, 13)  # the test's file is read where whole
 
 
+@pytest.mark.parametrize("kind", [b"free", b"meta", b"moov"])
+def test_an_avif_whose_box_states_a_size_past_its_end_is_read_as_far_as_it_goes(kind, tmp_path):
+    # A 64-bit size no file has: seeking past a box of it raised a ValueError, and
+    # reading one whole a MemoryError, out of reading the picture.
+    from ncnn_sr import avif
+
+    whole = avif_meta(b"nclx\0\x0c\0\x0d\0\0\x80")
+    ftyp, meta = whole[:12], whole[20:]  # the meta box's payload, after its 8-byte header
+    huge = struct.pack(">I4sQ", 1, kind, 2**64 - 1)
+    path = tmp_path / "a.avif"
+    path.write_bytes(ftyp + huge + meta if kind == b"meta" else ftyp + huge + whole[12:])
+    assert avif.file_plays(str(path)) == 0
+    assert avif.coded_colour(str(path)) == ((12, 13) if kind == b"meta" else None)
+
+
 def test_an_avif_whose_pictures_data_is_damaged_is_a_broken_picture(tmp_path):
     # libavif's refusal came out of read_image as a RuntimeError, and the commands said
     # "cannot read: RuntimeError('Failed to decode frame 0: ...')".
