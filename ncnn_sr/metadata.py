@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import numbers
 import re
-import struct
 
 import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+
+from .tiff_directory import LONG, SHORT, Directory, header
 
 # JPEG holds EXIF in one APP1 marker segment; Pillow refuses more with a bare ValueError.
 MAX_JPEG_EXIF = 65533
@@ -33,7 +34,6 @@ _TIFF_EXIF_TAGS = (0x010E, 0x010F, 0x0110, EXIF_ORIENTATION, 0x0131, 0x0132, 0x0
 # the Exif directory (PixelXDimension, PixelYDimension): across first.
 _FIRST_SIZE = (0x0100, 0x0101)
 _EXIF_SIZE = (0xA002, 0xA003)
-_SHORT, _LONG = 3, 4
 # Orientations that turn the picture a quarter: across and down trade places.
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 # The dots per inch each format can state, least and most: JFIF's density is a 16-bit
@@ -97,12 +97,11 @@ def sized_exif(exif: bytes | None, width: int, height: int) -> bytes | None:
     base = 6 if exif.startswith(b"Exif\x00\x00") else 0
     data = bytearray(exif)
     try:
-        order = {b"II": "<", b"MM": ">"}[bytes(data[base:base + 2])]
-        first = struct.unpack_from(order + "I", data, base + 4)[0]
-        inner = _put_size(data, base, order, first, dict(zip(_FIRST_SIZE, (width, height))))
+        order, _, first = header(data, base)
+        inner = _put_size(data, Directory(data, order, first, base), dict(zip(_FIRST_SIZE, (width, height))))
         if inner:
-            _put_size(data, base, order, inner, dict(zip(_EXIF_SIZE, (width, height))))
-    except (KeyError, struct.error):
+            _put_size(data, Directory(data, order, inner, base), dict(zip(_EXIF_SIZE, (width, height))))
+    except ValueError:
         return exif
     return bytes(data)
 
@@ -117,22 +116,17 @@ def sized_xmp(xmp: bytes | None, width: int, height: int) -> bytes | None:
     return xmp
 
 
-def _put_size(data: bytearray, base: int, order: str, at: int, sizes: dict[int, int]) -> int | None:
-    """Writes ``sizes`` (tag: value) over the entries of the directory at ``at`` that
-    hold one number, and gives the Exif directory's offset where it names one."""
+def _put_size(data: bytearray, directory: Directory, sizes: dict[int, int]) -> int | None:
+    """Writes ``sizes`` (tag: value) over the entries of ``directory`` (in ``data``)
+    that hold one number, and gives the Exif directory's offset where it names one."""
     inner = None
-    count = struct.unpack_from(order + "H", data, base + at)[0]
-    for entry in range(base + at + 2, base + at + 2 + 12 * count, 12):
-        # The value's 4 bytes too: a size written past the end grew the EXIF.
-        tag, kind, n, _ = struct.unpack_from(order + "HHI4s", data, entry)
-        if tag in sizes and kind in (_SHORT, _LONG) and n == 1:
-            value = sizes[tag]
+    for entry in directory.entries:
+        if entry.tag in sizes and entry.kind in (SHORT, LONG) and entry.count == 1:
+            value = sizes[entry.tag]
             # A short holds up to 65535: a larger size is a long, in the same 4 bytes.
-            short = kind == _SHORT and value <= 0xFFFF
-            struct.pack_into(order + "HHI", data, entry, tag, _SHORT if short else _LONG, 1)
-            data[entry + 8:entry + 12] = struct.pack(order + "HH", value, 0) if short else struct.pack(order + "I", value)
-        elif tag == _SUB_DIRECTORIES[0] and n == 1:
-            inner = struct.unpack_from(order + "I", data, entry + 8)[0]
+            directory.put_entry(data, entry, SHORT if entry.kind == SHORT and value <= 0xFFFF else LONG, value)
+        elif entry.tag == _SUB_DIRECTORIES[0] and entry.count == 1:
+            inner = directory.offset(entry)
     return inner
 
 

@@ -29,11 +29,10 @@ import numpy as np
 from PIL import Image, TiffImagePlugin
 
 from .metadata import orient
+from .tiff_directory import LONG, SHORT, Directory, header
 
 _WIDTH, _BITS, _PHOTOMETRIC, _ORIENTATION, _SAMPLES, _PLANAR, _PREDICTOR, _TILE_WIDTH, _EXTRA = \
     256, 258, 262, 274, 277, 284, 317, 322, 338
-_SHORT, _LONG = 3, 4
-_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
 _RGB = 2
 _UNASSOCIATED_ALPHA = 2
 # A tag no reader knows: the extra-samples entry is renamed to it, since one grey
@@ -91,60 +90,11 @@ def _undo_predictor(pixels: np.ndarray, tile_width: int | None) -> None:
         np.cumsum(block, axis=1, dtype=np.uint16, out=block)
 
 
-class _Directory:
-    """The first directory of classic (not Big) TIFF bytes: its entries by tag, and
-    their values where they are whole numbers."""
-
-    def __init__(self, data: bytes) -> None:
-        if len(data) < 8 or data[:2] not in (b"II", b"MM"):
-            raise ValueError("not a TIFF")
-        self.data = data
-        self.order = order = "<" if data[:2] == b"II" else ">"
-        if struct.unpack(order + "H", data[2:4])[0] != 42:  # BigTIFF is 43
-            raise ValueError("not a classic TIFF")
-        start = struct.unpack(order + "I", data[4:8])[0]
-        if start + 2 > len(data):
-            raise ValueError("no directory")
-        count = struct.unpack(order + "H", data[start:start + 2])[0]
-        if start + 2 + 12 * count > len(data):
-            raise ValueError("directory cut short")
-        self.entries = {}
-        for i in range(count):
-            at = start + 2 + 12 * i
-            tag, kind, n = struct.unpack(order + "HHI", data[at:at + 8])
-            self.entries[tag] = (at, kind, n)
-
-    def values(self, tag: int) -> tuple[int, ...] | None:
-        if tag not in self.entries:
-            return None
-        at, kind, n = self.entries[tag]
-        if kind not in (_SHORT, _LONG) or n == 0:
-            return None
-        size = _SIZES[kind] * n
-        where = at + 8 if size <= 4 else struct.unpack(self.order + "I", self.data[at + 8:at + 12])[0]
-        if where + size > len(self.data):
-            return None
-        return struct.unpack(self.order + ("H" if kind == _SHORT else "I") * n, self.data[where:where + size])
-
-    def first(self, tag: int, default: int | None) -> int | None:
-        return (self.values(tag) or (default,))[0]
-
-    def put(self, out: bytearray, tag: int, kind: int, *values: int) -> None:
-        """Writes ``tag``'s entry in ``out`` (a copy of the bytes) as ``values``, after
-        the bytes where they do not fit in the entry."""
-        packed = struct.pack(self.order + ("H" if kind == _SHORT else "I") * len(values), *values)
-        if len(packed) > 4:
-            out += b"\0" * (len(out) % 2)  # values start on a word boundary
-            where = len(out)
-            out += packed
-            packed = struct.pack(self.order + "I", where)
-        at = self.entries[tag][0]
-        out[at:at + 12] = struct.pack(self.order + "HHI", tag, kind, len(values)) + packed.ljust(4, b"\0")
-
-
-def _directory(data: bytes) -> _Directory | None:
+def _directory(data: bytes) -> Directory | None:
+    """The first directory of classic (not Big) TIFF bytes ``data``; None for any other."""
     try:
-        return _Directory(data)
+        order, version, first = header(data)
+        return Directory(data, order, first) if version == 42 else None  # a BigTIFF's is 43
     except ValueError:
         return None
 
@@ -169,32 +119,32 @@ def _as_grey(data: bytes) -> tuple[bytes, int, int, int | None, int] | None:
     if predictor not in (1, 2):
         return None
     out = bytearray(data)
-    tiff.put(out, _WIDTH, _LONG, width[0] * samples)
-    tiff.put(out, _BITS, _SHORT, 16)
-    tiff.put(out, _SAMPLES, _SHORT, 1)
-    tiff.put(out, _PHOTOMETRIC, _SHORT, 1)  # grey, black at 0
-    if _PREDICTOR in tiff.entries:
-        tiff.put(out, _PREDICTOR, _SHORT, 1)
+    tiff.put(out, _WIDTH, LONG, width[0] * samples)
+    tiff.put(out, _BITS, SHORT, 16)
+    tiff.put(out, _SAMPLES, SHORT, 1)
+    tiff.put(out, _PHOTOMETRIC, SHORT, 1)  # grey, black at 0
+    if _PREDICTOR in tiff:
+        tiff.put(out, _PREDICTOR, SHORT, 1)
     tile = None
-    if _TILE_WIDTH in tiff.entries:
+    if _TILE_WIDTH in tiff:
         tile = tiff.values(_TILE_WIDTH)
         if tile is None:
             return None
-        tiff.put(out, _TILE_WIDTH, _LONG, tile[0] * samples)
-    if _EXTRA in tiff.entries:
-        at = tiff.entries[_EXTRA][0]
+        tiff.put(out, _TILE_WIDTH, LONG, tile[0] * samples)
+    if _EXTRA in tiff:
+        at = tiff.entry(_EXTRA).at
         out[at:at + 2] = struct.pack(tiff.order + "H", _IGNORED)
     orientation = _upright(tiff, out)
     return bytes(out), samples, predictor, tile and tile[0], orientation
 
 
-def _upright(tiff: _Directory, out: bytearray) -> int:
+def _upright(tiff: Directory, out: bytearray) -> int:
     """The orientation of ``tiff``, set to 1 in ``out``, its bytes rewritten: Pillow
     turns a TIFF upright as it loads it, which turned rows of samples, or pixels
     whose samples are differenced along the file's rows, before they were whole."""
     orientation = tiff.first(_ORIENTATION, 1)
-    if _ORIENTATION in tiff.entries:
-        tiff.put(out, _ORIENTATION, _SHORT, 1)
+    if _ORIENTATION in tiff:
+        tiff.put(out, _ORIENTATION, SHORT, 1)
     return orientation
 
 
@@ -227,16 +177,16 @@ def grey_alpha_as_rgba(data: bytes) -> tuple[bytes, GreyAlpha] | None:
     if tiff.first(_SAMPLES, 1) != 2 or tiff.values(_BITS) != (16, 16) or photometric not in (0, 1) \
             or tiff.values(_EXTRA) != (_UNASSOCIATED_ALPHA,) or tiff.first(_PLANAR, 1) != 1 or predictor not in (1, 2):
         return None
-    tile = tiff.values(_TILE_WIDTH) if _TILE_WIDTH in tiff.entries else None
-    if _TILE_WIDTH in tiff.entries and tile is None:
+    tile = tiff.values(_TILE_WIDTH) if _TILE_WIDTH in tiff else None
+    if _TILE_WIDTH in tiff and tile is None:
         return None
     out = bytearray(data)
-    tiff.put(out, _SAMPLES, _SHORT, 4)
-    tiff.put(out, _PHOTOMETRIC, _SHORT, _RGB)
-    if _PREDICTOR in tiff.entries:
-        tiff.put(out, _PREDICTOR, _SHORT, 1)
+    tiff.put(out, _SAMPLES, SHORT, 4)
+    tiff.put(out, _PHOTOMETRIC, SHORT, _RGB)
+    if _PREDICTOR in tiff:
+        tiff.put(out, _PREDICTOR, SHORT, 1)
     orientation = _upright(tiff, out)
-    tiff.put(out, _BITS, _SHORT, 8, 8, 8, 8)  # last: its values go after the file's bytes
+    tiff.put(out, _BITS, SHORT, 8, 8, 8, 8)  # last: its values go after the file's bytes
     return bytes(out), GreyAlpha(tiff.order, predictor, tile and tile[0], photometric == 0, orientation)
 
 
