@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -96,8 +97,15 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
         name_streams(piped.aliases)
         input_path = piped.input
     try:
-        _run(input_path, output_path, output_folder, factor, tile, model_path, model_file, gpu, jobs, tta, fmt,
-             verbose, video_in)
+        opts = RunOptions(
+            input=input_path, output=output_path, output_folder=output_folder,
+            model=models_mod.model_name_for(model_file, factor), model_path=model_path, gpu=gpu, tile=tile,
+            jobs=jobs, tta=tta, fmt=fmt, scale=factor, tile_pad=REFERENCE_TILE_PAD, verbose=verbose,
+            keep_opaque_alpha=True,  # the reference's file naming: any RGBA asked as jpg is written as png
+            drop_oversized_exif=True,  # the reference writes no metadata, and has no flag to leave it out
+            animate=False,  # the reference reads the first frame of an animated picture
+        )
+        _run(opts, video_in)
     finally:
         if piped is not None:
             piped.close()
@@ -105,45 +113,45 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             video_in.close()
 
 
-def _run(input_path: Path, output_path: Path, output_folder: bool, factor: float, tile: str,
-         model_path: Path | None, model_file: str, gpu: str, jobs: str, tta: bool, fmt: str | None,
-         verbose: bool, video_in: VideoInput | None = None) -> None:
-    single = input_path.is_file() and not (output_folder or output_path.is_dir())
-    suffix = output_path.suffix.lower()
-    if single and not is_video_input(input_path) and suffix.lstrip(".") not in REFERENCE_FORMATS \
-            and _reachable(output_path):
-        # ncnn-sr's words would offer gif and avif, which the drop-in refuses. (What is
-        # in the way of an output that cannot be reached comes first, in the run's words.)
-        if not suffix:
-            problem = (f"{output_path} has no extension and is not a folder: name the output picture .png, .jpg "
-                       "or .webp, or give a folder that exists")
-        else:
-            also = " (ncnn-sr writes gif and avif)" if suffix in (".gif", ".avif") else ""
-            problem = f"unsupported output format '{suffix}' for {output_path}: use png, jpg or webp{also}"
-        click.echo(f"{PROG}: error: {problem}", err=True)
-        sys.exit(1)
+def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
+    """Runs the flags ``opts`` as the reference would: only its output formats, and
+    JPEGs at its quality. Exits with the run's status."""
+    single = opts.input.is_file() and not (opts.output_folder or opts.output.is_dir())
+    if single and not is_video_input(opts.input):
+        _check_picture_name(opts.output)
+    fmt = opts.fmt
     if fmt is not None and fmt.lower() not in REFERENCE_FORMATS:
         if not single:
             also = " (ncnn-sr writes gif and avif)" if fmt.lower() in ("gif", "avif") else ""
             _refuse(f"invalid format argument: -f {fmt}: give png, jpg or webp{also}")
         # The reference takes a file's format from its extension, whatever -f says.
-        log.warning("-f %s ignored: %s is written as its extension says", fmt, output_path)
+        log.warning("-f %s ignored: %s is written as its extension says", fmt, opts.output)
         fmt = None
     # A quality would make WebP lossy: it is given only where the outputs are JPEGs
     # (a file takes its own extension, a folder -f's).
-    jpeg = (output_path.suffix if single else f".{fmt or 'png'}").lower() in (".jpg", ".jpeg")
-    opts = RunOptions(
-        input=input_path, output=output_path, output_folder=output_folder,
-        model=models_mod.model_name_for(model_file, factor), model_path=model_path, gpu=gpu, tile=tile, jobs=jobs,
-        tta=tta, fmt=fmt, scale=factor,
-        tile_pad=REFERENCE_TILE_PAD, quality=REFERENCE_JPEG_QUALITY if jpeg else None, verbose=verbose,
-        keep_opaque_alpha=True,  # the reference's file naming: any RGBA asked as jpg is written as png
-        drop_oversized_exif=True,  # the reference writes no metadata, and has no flag to leave it out
-        animate=False,  # the reference reads the first frame of an animated picture
-    )
-    if video_in is not None or is_video_input(input_path):
+    jpeg = (opts.output.suffix if single else f".{fmt or 'png'}").lower() in (".jpg", ".jpeg")
+    opts = replace(opts, fmt=fmt, quality=REFERENCE_JPEG_QUALITY if jpeg else None)
+    if video_in is not None or is_video_input(opts.input):
         sys.exit(run_video(PROG, opts, EncodeOptions(), src=video_in))
     sys.exit(run(PROG, opts))
+
+
+def _check_picture_name(output: Path) -> None:
+    """Exits with the drop-in's words where the one picture's ``output`` names no
+    format the reference writes."""
+    suffix = output.suffix.lower()
+    # ncnn-sr's words would offer gif and avif, which the drop-in refuses. (What is in
+    # the way of an output that cannot be reached comes first, in the run's words.)
+    if suffix.lstrip(".") in REFERENCE_FORMATS or not _reachable(output):
+        return
+    if not suffix:
+        problem = (f"{output} has no extension and is not a folder: name the output picture .png, .jpg "
+                   "or .webp, or give a folder that exists")
+    else:
+        also = " (ncnn-sr writes gif and avif)" if suffix in (".gif", ".avif") else ""
+        problem = f"unsupported output format '{suffix}' for {output}: use png, jpg or webp{also}"
+    click.echo(f"{PROG}: error: {problem}", err=True)
+    sys.exit(1)
 
 
 def _refuse(message: str) -> None:
