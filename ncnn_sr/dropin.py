@@ -117,7 +117,8 @@ def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
     """Runs the flags ``opts`` as the reference would: only its output formats, and
     JPEGs at its quality. Exits with the run's status."""
     single = opts.input.is_file() and not (opts.output_folder or opts.output.is_dir())
-    if single and not is_video_input(opts.input):
+    # A video read as it comes (video_in) may be a file too: standard input redirected from one.
+    if single and video_in is None and not is_video_input(opts.input):
         _check_picture_name(opts.output)
     fmt = opts.fmt
     if fmt is not None and fmt.lower() not in REFERENCE_FORMATS:

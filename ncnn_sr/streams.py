@@ -183,6 +183,14 @@ class Streams:
         self.close()
 
 
+def _file_start(file) -> int | None:
+    """Where reading ``file`` starts, if it is a regular file; else None."""
+    try:
+        return file.tell() if stat.S_ISREG(os.fstat(file.fileno()).st_mode) else None
+    except (OSError, ValueError):  # no descriptor (io.UnsupportedOperation is both)
+        return None
+
+
 def _refuse_terminal(path: str, reading: bool) -> None:
     if _terminal(path, reading):
         raise InputError(f"{shown(path, reading)} is a terminal: "
@@ -192,7 +200,9 @@ def _refuse_terminal(path: str, reading: bool) -> None:
 class VideoInput:
     """A video read from a stream, as a file object PyAV reads without seeking, once:
     the container the command's look at it opens is the one its run goes on with
-    (``opened``), as the stream cannot be read again."""
+    (``opened``), as the stream cannot be read again. Standard input redirected from
+    a file (``< in.mp4``) is that file, from where it stood: ``seekable()``, and read
+    as a file is (an mp4 with its index last too)."""
 
     def __init__(self, path: str | os.PathLike):
         stream = _standard(os.fspath(path), True)
@@ -202,9 +212,24 @@ class VideoInput:
             self._file = sys.stdin.buffer if stream == STDIO else open(stream, "rb")
         except OSError as e:
             raise InputError(f"cannot read {self.words}: {e.strerror or e}") from None
+        self._origin = _file_start(self._file)  # None for a pipe
         self._head = b""  # its first bytes, looked at before FFmpeg reads it (peek)
         self._at = 0  # how much of them FFmpeg has read
         self.opened = None  # the container the look opened, for the run
+
+    def seekable(self) -> bool:
+        """Whether it is a file, which FFmpeg may go back in (PyAV asks)."""
+        return self._origin is not None
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        try:
+            at = self._file.seek(offset + (self._origin if whence == os.SEEK_SET else 0), whence)
+        except OSError as e:
+            raise InputError(f"cannot read {self.words}: {e.strerror or e}") from None
+        return at - self._origin
+
+    def tell(self) -> int:
+        return self._file.tell() - self._origin
 
     def read(self, size: int = -1) -> bytes:
         if self._at < len(self._head):
@@ -220,7 +245,12 @@ class VideoInput:
     def peek(self, size: int) -> bytes:
         """Its first ``size`` bytes (fewer where it ends sooner), read now where not
         yet read, before FFmpeg reads any. It waits for no more than that: a video
-        still being made may have sent no more yet."""
+        still being made may have sent no more yet. A file is gone back to its start."""
+        if self.seekable():
+            self.seek(0)
+            head = self.read(size)
+            self.seek(0)
+            return head
         if self._at:
             raise InputError(f"{self.words} cannot be read again from its start: give the video as a file")
         more = getattr(self._file, "read1", self._file.read)

@@ -134,7 +134,7 @@ def _open_input(path):
             raise InputError(f"{path} is empty: no video came")
         # Known from its first boxes, before FFmpeg reads through its frames (gigabytes
         # maybe) to the index, then fails at the first frame as "cannot decode".
-        if _index_last(path.peek):
+        if not path.seekable() and _index_last(path.peek):
             raise InputError(f"{path}: an mp4 whose index (moov) follows its frames cannot be read as it comes: "
                              "give it as a file, or remux it with its index first (ffmpeg -movflags faststart)")
     try:
@@ -379,9 +379,9 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             options = replace(options, fps=rate)
         try:
             lead = CUE_LEAD if inp.streams.subtitles else SEEK_MARGIN
-            # A stream cannot be sought in: its frames before the part are read and left out.
-            if window is not None and not isinstance(src, VideoInput) and not _seek(inp, video_in, window.start,
-                                                                                    _origin(inp), lead):
+            # A pipe cannot be sought in: its frames before the part are read and left out.
+            one_way = isinstance(src, VideoInput) and not src.seekable()
+            if window is not None and not one_way and not _seek(inp, video_in, window.start, _origin(inp), lead):
                 inp.close()  # read again from the beginning, the only place known to be right
                 inp = _open_input(src)
                 video_in = _video_stream(inp, src)

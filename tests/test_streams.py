@@ -15,6 +15,7 @@ from PIL import Image
 
 from conftest import picture
 from media import make_clip
+from test_batch_cli import DROPIN
 from test_cli import CMD, FAST
 
 
@@ -270,6 +271,24 @@ def test_an_mp4_with_its_index_last_on_standard_input_is_one_line(tmp_path):
     assert proc.stderr.decode().splitlines() == [
         "ncnn-sr: error: standard input: an mp4 whose index (moov) follows its frames cannot be read as it comes: "
         "give it as a file, or remux it with its index first (ffmpeg -movflags faststart)"]
+
+
+@pytest.mark.parametrize("drop_in, given", [(False, "-"), (False, "/dev/stdin"), (True, "/dev/stdin")])
+def test_standard_input_redirected_from_a_file_is_read_as_that_file(drop_in, given, tmp_path):
+    # "< in.mp4" makes standard input the file itself, which can be gone back in: an mp4
+    # with its index last was refused as from a pipe ("give it as a file"), and the
+    # drop-in took it for a picture ("unsupported output format '.mp4'").
+    clip = make_clip(tmp_path / "in.mp4", frames=4, colours=[(40 * i, 40 * i, 40 * i) for i in range(4)])
+    data = clip.read_bytes()
+    assert data.find(b"mdat") < data.find(b"moov")  # PyAV's mp4 muxer puts the index last
+    command = [DROPIN, "-i", given, "-o", tmp_path / "out.mp4", *FAST] if drop_in \
+        else [CMD, "video", "-i", given, "-o", tmp_path / "out.mp4", *FAST]
+    with open(clip, "rb") as stdin:
+        proc = subprocess.run(command, stdin=stdin, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    frames, size, kinds = decoded((tmp_path / "out.mp4").read_bytes())
+    assert size == (64, 48) and kinds == ["video", "audio"]
+    assert [round(g / 40) for _, g in frames] == [0, 1, 2, 3]
 
 
 def test_an_mp4_with_its_index_last_is_refused_before_its_frames_are_read_through(tmp_path):
