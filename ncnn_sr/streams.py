@@ -191,6 +191,15 @@ def _file_start(file) -> int | None:
         return None
 
 
+def _appends(file) -> bool:
+    """Whether each write to ``file`` goes to its end, wherever it was sought to."""
+    try:
+        import fcntl  # not on Windows, whose files have no such mode here
+        return bool(fcntl.fcntl(file.fileno(), fcntl.F_GETFL) & os.O_APPEND)
+    except (ImportError, OSError, ValueError):
+        return False
+
+
 def _refuse_terminal(path: str, reading: bool) -> None:
     if _terminal(path, reading):
         raise InputError(f"{shown(path, reading)} is a terminal: "
@@ -275,7 +284,11 @@ class VideoInput:
 
 class VideoOutput:
     """A video written to a stream, as Matroska (``name`` says so to FFmpeg's guess
-    of a format from a name, ``suffix`` to the choice of codecs)."""
+    of a format from a name, ``suffix`` to the choice of codecs): the file object PyAV
+    writes, whose failures are InputErrors naming the stream. Standard output
+    redirected to a file is written from where it stood, and gone back in to finish
+    the video (its duration, its index), unless the file is written at its end
+    (``>> f``), where a write cannot go back."""
 
     suffix = ".mkv"
     name = "output.mkv"
@@ -288,6 +301,43 @@ class VideoOutput:
             self.file = sys.stdout.buffer if self._stream == STDIO else open(self._stream, "wb")
         except OSError as e:
             raise InputError(f"cannot write {self.words}: {e.strerror or e}") from None
+        self._origin = None if _appends(self.file) else _file_start(self.file)  # None: one way
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as e:
+            raise self._failed(e) from None
+
+    def flush(self) -> None:
+        try:
+            self.file.flush()
+        except OSError as e:
+            raise self._failed(e) from None
+
+    def seekable(self) -> bool:
+        return self._origin is not None
+
+    @property
+    def closed(self) -> bool:
+        """PyAV writes no end to a file closed already."""
+        return self.file.closed
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self.flush()
+        try:
+            at = self.file.seek(offset + (self._origin if whence == os.SEEK_SET else 0), whence)
+        except OSError as e:
+            raise self._failed(e) from None
+        return at - self._origin
+
+    def tell(self) -> int:
+        return self.file.tell() - self._origin
+
+    def _failed(self, e: OSError) -> InputError:
+        if isinstance(e, BrokenPipeError):
+            return self.closed_early()
+        return InputError(f"cannot write {self.words}: {e.strerror or e}")
 
     def closed_early(self) -> InputError:
         """The error for a stream its reader closed: Python's own complaint on the way

@@ -355,7 +355,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         video_in.thread_type = "AUTO"
         window = _window(inp, src, options) if options.trims else None
         try:
-            out = av.open(dst.file, "w", format="matroska") if piped else av.open(str(part), "w")
+            out = av.open(dst, "w", format="matroska") if piped else av.open(str(part), "w")
         except (av.error.FFmpegError, ValueError, OSError) as e:
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
         if not options.pix_fmt:  # "" too, as video_encoder and --codec/--preset take it
@@ -393,7 +393,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         try:
             out.close()
             if piped:
-                dst.file.flush()
+                dst.flush()
         except (av.error.FFmpegError, OSError) as e:  # the trailer did not fit on the disk, say
             if piped and _broken_pipe(e):
                 raise dst.closed_early() from None
@@ -869,7 +869,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # A timecode on the file itself counts frames as the video's does.
     out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate,
                                      options.start))
-    one_way = isinstance(dst, VideoOutput) and not dst.file.seekable()  # a pipe, not stdout to a file
+    one_way = isinstance(dst, VideoOutput) and not dst.seekable()  # a pipe, not stdout to a file
     side = video_streams.carry_over(inp, video_in, out, dst, window, one_way, reopen=not isinstance(src, VideoInput))
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()

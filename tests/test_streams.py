@@ -239,6 +239,39 @@ def test_a_video_to_standard_output_in_a_file_the_shell_made(tmp_path):
     assert len(decoded((tmp_path / "out.mkv").read_bytes())[0]) == 3
 
 
+@pytest.mark.parametrize("append", [False, True])
+def test_a_video_to_standard_output_in_a_file_after_what_it_holds(append, tmp_path):
+    # { echo ...; ncnn-sr video -o -; } > f: the Matroska's sizes, written last, went where
+    # they would be at the file's start, over its Segment's id; >> f: at the file's end.
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    piped = video_command("-i", clip, "-o", "-").stdout  # written one way, as >> can only be
+    out = tmp_path / "out.mkv"
+    out.write_bytes(b"head\n")
+    with open(out, "ab" if append else "r+b") as f:
+        f.seek(5)
+        proc = video_command("-i", clip, "-o", "-", stdout=f)
+    assert proc.returncode == 0, proc.stderr
+    data = out.read_bytes()
+    assert data[:5] == b"head\n" and data[5:9] == b"\x1a\x45\xdf\xa3"
+    assert b"\x18\x53\x80\x67" in data[5:80]  # the Segment
+    assert len(decoded(data[5:])[0]) == 3
+    if append:
+        assert len(data) - 5 == len(piped)  # nothing written past the video
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_disk_on_standard_output_is_one_line(tmp_path):
+    # The video's said "None: No space left on device".
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    for args in (["video", "-i", clip], ["-i", tmp_path / "in.png"]):
+        with open("/dev/full", "wb") as full:
+            proc = subprocess.run([CMD, *map(str, args), "-o", "-", *FAST], stdout=full, stderr=subprocess.PIPE,
+                                  timeout=300)
+        assert proc.returncode == 1 and proc.stderr.decode().splitlines() == [
+            "ncnn-sr: error: cannot write standard output: No space left on device"]
+
+
 @pytest.mark.parametrize("given, said", [
     (b"", "standard input is empty: no video came"),  # as for a picture, not "Invalid data found"
     (b"no video at all", "standard input: not a video FFmpeg can read"),
