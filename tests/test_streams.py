@@ -324,6 +324,16 @@ def test_standard_input_redirected_from_a_file_is_read_as_that_file(drop_in, giv
     assert [round(g / 40) for _, g in frames] == [0, 1, 2, 3]
 
 
+def test_an_empty_file_redirected_to_standard_input_is_one_line(tmp_path):
+    (tmp_path / "empty").write_bytes(b"")
+    with open(tmp_path / "empty", "rb") as stdin:
+        proc = subprocess.run([CMD, "video", "-i", "-", "-o", tmp_path / "out.mkv", *FAST], stdin=stdin,
+                              capture_output=True, timeout=300)
+    assert proc.returncode == 1 and proc.stderr.decode().splitlines() == [
+        "ncnn-sr: error: standard input is empty: no video came"]
+    assert not (tmp_path / "out.mkv").exists()
+
+
 def test_an_mp4_with_its_index_last_is_refused_before_its_frames_are_read_through(tmp_path):
     # FFmpeg read through all its frames (gigabytes, from a download maybe) to reach the
     # index, before the refusal: its first boxes tell.
