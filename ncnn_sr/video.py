@@ -138,7 +138,7 @@ def _open_input(path):
             raise InputError(f"{path}: an mp4 whose index (moov) follows its frames cannot be read as it comes: "
                              "give it as a file, or remux it with its index first (ffmpeg -movflags faststart)")
     try:
-        container = av.open(path if isinstance(path, VideoInput) else os.fspath(path))
+        container = av.open(path if isinstance(path, VideoInput) else local(path))
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as e:
@@ -154,6 +154,12 @@ def _open_input(path):
         container.close()
         raise InputError(f"{path}: a still picture ({kind.removesuffix('_pipe')}), not a video: upscale it as a picture")
     return container
+
+
+def local(path: str | os.PathLike) -> str:
+    """``path`` as a name FFmpeg takes for a file: "ep1:pilot.mkv" was a URL of the
+    protocol "ep1", which it knows none of."""
+    return f"file:{os.fspath(path)}"
 
 
 # The boxes an mp4 or a mov starts with (an old QuickTime file has no ftyp).
@@ -355,7 +361,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         video_in.thread_type = "AUTO"
         window = _window(inp, src, options) if options.trims else None
         try:
-            out = av.open(dst, "w", format="matroska") if piped else av.open(str(part), "w")
+            out = av.open(dst, "w", format="matroska") if piped else av.open(local(part), "w")
         except (av.error.FFmpegError, ValueError, OSError) as e:
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
         if not options.pix_fmt:  # "" too, as video_encoder and --codec/--preset take it

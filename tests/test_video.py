@@ -999,6 +999,16 @@ def test_a_video_whose_name_is_near_the_longest_a_file_may_have_is_written(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", name])
 
 
+def test_videos_whose_names_start_like_a_protocol_are_files(tmp_path, monkeypatch):
+    # FFmpeg took "ep1:pilot.mkv" for a URL of a protocol "ep1": not found, either way.
+    monkeypatch.chdir(tmp_path)
+    make_clip(tmp_path / "ep1:pilot.mp4", frames=2)
+    assert upscale_video("ep1:pilot.mp4", "pilot:x2.mkv", lambda frames: frames) == 2
+    assert len(frame_times(tmp_path / "pilot:x2.mkv")[0]) == 2
+    assert audio_stream(tmp_path / "pilot:x2.mkv")[0] == "aac"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ep1:pilot.mp4", "pilot:x2.mkv"]
+
+
 def remux_with(src, dst, attachments=(), tags=None, stream_tags=(), dispositions=(), chapters=()):
     """``src`` remuxed into ``dst`` with (name, mimetype, bytes) attachments (Matroska
     only), the file's ``tags``, ``stream_tags`` and ``dispositions`` by stream index, and
