@@ -36,7 +36,7 @@ from .streams import VideoInput, VideoOutput
 from .video_options import COMMON_CONTAINERS, EncodeOptions
 from .video_window import Window
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, coded, deeper_format, depth,
-                           encodable_size, fit, fit_warning, mastering, mastering_options, output_aspect,
+                           encodable_size, fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
                            output_colour, to_rgb)
 
 log = logging.getLogger("ncnn_sr")
@@ -871,6 +871,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     time_base = Fraction(1, 1) / options.fps if options.fps else video_in.time_base
     constant = _ConstantRate(options.fps) if options.fps else None
     colour = output_colour(video_in.codec_context, options.pix_fmt)
+    if has_alpha(video_in):
+        log.warning("%s has transparency (an alpha channel), which the video made of it leaves out: its frames are "
+                    "upscaled opaque", src)
     video_out = _video_out(out, video_in, codec, options, time_base, colour)
     # A timecode on the file itself counts frames as the video's does.
     out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate,

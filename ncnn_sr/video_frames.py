@@ -198,6 +198,16 @@ def depth(pix_fmt: str) -> int:
     return max(c.bits for c in av.VideoFormat(pix_fmt).components)
 
 
+def has_alpha(stream) -> bool:
+    """Whether the video ``stream`` holds transparency: an alpha plane in its pixel
+    format (PNG or QuickTime Animation in a .mov), or the alpha a WebM flags beside its
+    VP8 or VP9, which FFmpeg's own decoders leave out."""
+    pix_fmt = stream.codec_context.pix_fmt
+    if pix_fmt and len(av.VideoFormat(pix_fmt).components) in (2, 4):  # grey or colour, and alpha
+        return True
+    return any(key.lower() == "alpha_mode" and value == "1" for key, value in stream.metadata.items())
+
+
 def deeper_format(pix_fmt: str, takes: list[str]) -> str | None:
     """The 10-bit form of ``pix_fmt`` (yuv420p -> yuv420p10le) where an encoder that
     ``takes`` those formats has it, else None."""

@@ -315,9 +315,10 @@ def _streams(indexes: list[int]) -> str:
 
 # Tags that describe the file they were read from (its muxer, the statistics mkvmerge
 # counts, an mp4's brands) rather than what it holds: copied, they would be wrong.
-# "rotate" is gone too: the frames are turned upright.
+# "rotate" is gone too: the frames are turned upright; and a WebM's "alpha_mode": they
+# are upscaled without their alpha.
 _STALE_TAGS = ("encoder", "duration", "bps", "number_of_", "_statistics_", "major_brand", "minor_version",
-               "compatible_brands", "rotate", "vendor_id")
+               "compatible_brands", "rotate", "vendor_id", "alpha_mode")
 # The handler names FFmpeg's mp4 muxer writes by default: no track's own name, and
 # carried into a Matroska file they would show up as tags.
 _DEFAULT_HANDLERS = frozenset({"VideoHandler", "SoundHandler", "SubtitleHandler", "DataHandler"})

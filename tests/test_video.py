@@ -1287,6 +1287,29 @@ def test_an_explicit_eight_bit_format_is_kept_for_ten_bit_input(tmp_path):
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
 
 
+def transparent_clip(path, codec, pix_fmt, frames=2):
+    """A clip whose frames are half transparent, in ``pix_fmt`` (one with alpha)."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(codec, rate=24)
+        video.width, video.height, video.pix_fmt = 32, 24, pix_fmt
+        encode_all(out, video, [av.VideoFrame.from_ndarray(picture(24, 32, 4, seed=i), format="rgba")
+                                for i in range(frames)])
+    return path
+
+
+@pytest.mark.parametrize("name,codec,pix_fmt", [("in.mov", "png", "rgba"), ("in.webm", "libvpx-vp9", "yuva420p")])
+def test_transparency_video_cannot_keep_is_said_to_be_dropped(name, codec, pix_fmt, tmp_path, caplog):
+    # Left out without a word; and a WebM's flag that its video has alpha went along onto
+    # a video without.
+    clip = transparent_clip(tmp_path / name, codec, pix_fmt)
+    out = tmp_path / f"out{clip.suffix}"
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert upscale_video(clip, out, lambda frames: frames) == 2
+    assert f"{clip} has transparency (an alpha channel), which the video made of it leaves out" in caplog.text
+    with av.open(str(out)) as c:
+        assert not {key.lower() for key in c.streams.video[0].metadata} & {"alpha_mode"}
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_chapters_are_kept(suffix, tmp_path):
     marks = [(0, 60, "Opening"), (60, 125, "Part A")]
