@@ -19,6 +19,7 @@ import heapq
 import logging
 import math
 import os
+import tempfile
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -351,16 +352,17 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     piped = isinstance(dst, VideoOutput)  # written as it is made, not renamed into place
     dst = dst if piped else Path(dst)
     encoder = video_encoder(dst, options)
+    part = None
     if not piped:
         final = write_target(dst)
-        # The container is the one dst's name asks for, whatever a link to it points to.
-        part = final.with_name(f".{temp_stem(final.stem)}.ncnn-sr-part{dst.suffix}")
     inp = _open_input(src)
     try:
         video_in = _video_stream(inp, src)
         video_in.thread_type = "AUTO"
         window = _window(inp, src, options) if options.trims else None
         try:
+            if not piped:
+                part = _part_file(final, dst.suffix)
             out = av.open(dst, "w", format="matroska") if piped else av.open(local(part), "w")
         except (av.error.FFmpegError, ValueError, OSError) as e:
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
@@ -408,14 +410,14 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             os.chmod(part, mode_for(final))  # FFmpeg made it as a new file; the one replaced may be private
             os.replace(part, final)
     except KeyboardInterrupt:
-        if not piped:
+        if part is not None:
             _remove(part)
         # Ctrl-C does not wait for the frame workers, which may still be demuxing the
         # input: closing it under them could crash the process before the command's
         # own quick exit. The container closes itself once they let go of it.
         raise
     except BaseException as e:
-        if not piped:
+        if part is not None:
             _remove(part)
         inp.close()
         if piped and _broken_pipe(e):
@@ -423,6 +425,17 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         raise
     inp.close()
     return written
+
+
+def _part_file(final: Path, suffix: str) -> Path:
+    """A new empty file beside ``final``, hidden, to write its video into: of this run
+    alone, as two runs writing one output at once (over one folder with
+    --skip-existing, say) each wrote into the other's; and with ``suffix``, which says
+    the container, whatever a link named ``final`` points to."""
+    handle, name = tempfile.mkstemp(prefix=f".{temp_stem(final.stem)}.ncnn-sr-part.", suffix=suffix,
+                                    dir=final.parent)
+    os.close(handle)
+    return Path(name)
 
 
 def _broken_pipe(e: BaseException) -> bool:

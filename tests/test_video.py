@@ -982,13 +982,36 @@ def test_a_stream_that_turns_up_midway_through_an_mpeg_ts_is_no_error(tmp_path):
     assert len(frame_times(tmp_path / "out.mp4")[0]) == 24
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
-def test_a_full_disk_is_a_one_line_error(tmp_path):
+@pytest.mark.skipif(os.name == "nt", reason="needs resource limits (POSIX)")
+def test_a_write_the_file_system_refuses_is_a_one_line_error(tmp_path):
+    import resource
+
     clip = make_clip(tmp_path / "in.mp4", frames=4)
-    # Every write to the output fails with ENOSPC, as on a full disk.
-    (tmp_path / ".out.ncnn-sr-part.mp4").symlink_to("/dev/full")
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
-    one_line_failure(proc, tmp_path, f"cannot write {tmp_path / 'out.mp4'}: No space left on device")
+
+    def small_files():  # writes past 64 bytes fail (EFBIG), as they would on a full disk (ENOSPC)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    proc = subprocess.run([NCNN_SR, "video", "-i", str(clip), "-o", str(tmp_path / "out.mp4"), *X2],
+                          capture_output=True, text=True, timeout=300, preexec_fn=small_files)
+    one_line_failure(proc, tmp_path, f"cannot write {tmp_path / 'out.mp4'}: File too large")
+
+
+def test_two_runs_writing_one_output_at_once_each_write_a_file_of_their_own(tmp_path):
+    # They wrote one hidden file: the second emptied the first's, each then wrote into
+    # the other's, and the one to finish last failed naming that file, not found, after
+    # the other's video had been renamed into place with frames of both.
+    clip = make_clip(tmp_path / "in.mp4", frames=4)
+    out = tmp_path / "out.mp4"
+
+    def with_a_run_inside(frames):
+        for i, frame in enumerate(frames):
+            if i == 1:  # mid-way, another run writes the same output, whole
+                assert upscale_video(clip, out, lambda inner: (f.repeat(3, 0).repeat(3, 1) for f in inner)) == 4
+                assert frame_times(out)[1] == (96, 72)
+            yield frame.repeat(2, 0).repeat(2, 1)
+    assert upscale_video(clip, out, with_a_run_inside) == 4
+    times, size = frame_times(out)
+    assert len(times) == 4 and size == (64, 48)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
 
 
 def test_a_video_whose_name_is_near_the_longest_a_file_may_have_is_written(tmp_path):
