@@ -303,6 +303,13 @@ def test_x265_encodes_a_clip_of_one_or_two_frames_without_b_frames(frames, bfram
     assert f" bframes={bframes} ".encode() in (tmp_path / "out.mkv").read_bytes()  # x265 writes its settings into the stream
 
 
+def test_a_video_of_one_frame_is_written_and_said_to_be_one(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=1)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
+    assert f"wrote {tmp_path / 'out.mp4'}: 1 frame in " in proc.stderr  # not "1 frames"
+    assert frame_times(tmp_path / "out.mp4") == ([0.0], (64, 48))
+
+
 def test_x265_counts_the_frames_it_writes_at_another_rate(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3, audio=None)  # 24 fps: 2 frames at 12
     assert upscale_video(clip, tmp_path / "out.mkv", doubled, EncodeOptions(codec="libx265", fps=Fraction(12))) == 2
