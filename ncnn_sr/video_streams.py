@@ -191,9 +191,14 @@ def _refused(muxer: str, add: Callable) -> bool:
     return False
 
 
+def _codec_name(stream) -> str:
+    """The codec of ``stream``, by its own name, not its decoder's."""
+    return getattr(stream.codec_context.codec, "canonical_name", stream.codec_context.name)
+
+
 def takes(out, stream) -> bool:
     """Whether the output container ``out`` can hold the input ``stream`` as it is."""
-    codec = getattr(stream.codec_context.codec, "canonical_name", stream.codec_context.name)
+    codec = _codec_name(stream)
     muxer = out.format.name
     return holds(muxer, codec) and not _refused(muxer, lambda probe: probe.add_stream_from_template(stream))
 
@@ -247,7 +252,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         if stream.codec_context is None:  # a codec FFmpeg does not know, or a damaged header
             log.warning("dropping %s stream %d: FFmpeg knows no codec for it", stream.type, stream.index)
             continue
-        name = stream.codec_context.name
+        # Sound by its codec's name, not its decoder's (mp3float for MP3); subtitles by
+        # their decoder's, which says srt where the codec's is subrip.
+        name = _codec_name(stream) if stream.type == "audio" else stream.codec_context.name
         if takes(out, stream):
             # An mp4's AAC opens with its encoder's priming, before 0, which an edit list
             # cuts. Matroska cuts it only by a CodecDelay, written from the stream's

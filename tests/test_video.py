@@ -1650,6 +1650,15 @@ def test_sound_a_container_refuses_is_reencoded_to_its_own_kind(audio, name, tar
     assert sound_seconds(tmp_path / name) == pytest.approx(sound_seconds(clip), abs=0.05)
 
 
+def test_sound_is_named_by_its_codec_not_its_decoder(tmp_path, caplog):
+    # MP3 sound was "mp3float audio", after FFmpeg's decoder of it.
+    clip = make_clip(tmp_path / "in.mkv", frames=3, audio="libopus")
+    upscale_video(clip, tmp_path / "mp3.avi", lambda frames: frames)  # an AVI's sound is MP3
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(tmp_path / "mp3.avi", tmp_path / "out.webm", lambda frames: frames)
+    assert ".webm cannot hold mp3 audio: re-encoding audio stream 1 to opus" in caplog.text
+
+
 @pytest.mark.parametrize("audio, name, target", [
     ("libopus", "out.avi", "mp3"),  # MP3 takes mono and stereo only
     ("pcm_s16le", "out.ts", "mp2"),  # and so does MPEG audio layer 2
