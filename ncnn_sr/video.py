@@ -147,6 +147,8 @@ def _open_input(path):
             # FFmpeg's reader of the kind (an APNG's) asked to go back in it: a stream cannot.
             raise InputError(f"{path}: FFmpeg reads this kind of video only by going back in it: "
                              "give it as a file") from None
+        if not isinstance(path, VideoInput) and _empty_file(path):  # a copy or download cut short, say
+            raise InputError(f"{path}: not a video: the file is empty (0 bytes)") from None
         raise InputError(f"{path}: not a video FFmpeg can read ({_reason(e)})") from None
     # FFmpeg reads a lone picture (a JPEG named .mp4) as a one-frame video through its
     # image demuxers, all named *_pipe or image2.
@@ -155,6 +157,13 @@ def _open_input(path):
         container.close()
         raise InputError(f"{path}: a still picture ({kind.removesuffix('_pipe')}), not a video: upscale it as a picture")
     return container
+
+
+def _empty_file(path: str | os.PathLike) -> bool:
+    try:
+        return os.path.getsize(path) == 0 and os.path.isfile(path)
+    except OSError:
+        return False
 
 
 def local(path: str | os.PathLike) -> str:

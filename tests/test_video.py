@@ -678,6 +678,7 @@ def test_the_drop_in_names_video_containers_for_a_video_asked_as_a_picture_forma
 
 @pytest.mark.parametrize("make,message", [
     (lambda p: p.write_text("not a video"), "not a video FFmpeg can read"),
+    (lambda p: p.write_bytes(b""), "not a video: the file is empty (0 bytes)"),  # a copy cut short, say
     (lambda p: _audio_only(p), "has no video stream"),
     (lambda p: _audio_only(p, video=True), "has no decodable video frames"),  # it named the output
 ])
