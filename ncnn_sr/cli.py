@@ -28,7 +28,7 @@ from .batch_cli import OnePathCommand, RunOptions, name_streams, path_flag, run,
 from .engine import ALPHA_MODES, PRECISIONS
 from .errors import InputError, ModelMissing, NcnnSrError, one_line
 from .files import folder_made, write_target
-from .jobs import PICTURE_SUFFIXES, names_a_folder
+from .jobs import PICTURE_SUFFIXES, names_a_folder, video_by_its_output
 from .streams import Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
 from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path
@@ -62,7 +62,8 @@ class _DefaultToUpscale(click.Group):
             source, target = _input_of(args), _input_of(args, "-o", "--output")
             # A stream's kind is not in its name: a video's output name tells (-i - -o out.mkv).
             video = source and (is_video_input(source) or (is_stream(source, reading=True) and target
-                                                             and is_video_path(target)))
+                                                             and is_video_path(target))
+                                or video_by_its_output(source, target))
             args = ["video" if video else "upscale", *args]
         return super().parse_args(ctx, args)
 

@@ -16,7 +16,7 @@ from . import models as models_mod
 from .batch_cli import (REFERENCE_JOBS, OnePathCommand, RunOptions, log, name_streams, path_flag, run, run_video,
                         setup_logging)
 from .errors import InputError
-from .jobs import check_reachable, names_a_folder
+from .jobs import check_reachable, names_a_folder, video_by_its_output
 from .streams import STDIO, Streams, VideoInput, is_stream
 from .typed_numbers import decimal_number
 from .video_options import EncodeOptions, is_video_input, is_video_path
@@ -118,7 +118,9 @@ def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
     JPEGs at its quality. Exits with the run's status."""
     single = opts.input.is_file() and not (opts.output_folder or opts.output.is_dir())
     # A video read as it comes (video_in) may be a file too: standard input redirected from one.
-    if single and video_in is None and not is_video_input(opts.input):
+    video = video_in is not None or is_video_input(opts.input) or single and video_by_its_output(opts.input,
+                                                                                                 opts.output)
+    if single and not video:
         _check_picture_name(opts.output)
     fmt = opts.fmt
     if fmt is not None and fmt.lower() not in REFERENCE_FORMATS:
@@ -132,7 +134,7 @@ def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
     # (a file takes its own extension, a folder -f's).
     jpeg = (opts.output.suffix if single else f".{fmt or 'png'}").lower() in (".jpg", ".jpeg")
     opts = replace(opts, fmt=fmt, quality=REFERENCE_JPEG_QUALITY if jpeg else None)
-    if video_in is not None or is_video_input(opts.input):
+    if video:
         sys.exit(run_video(PROG, opts, EncodeOptions(), src=video_in))
     sys.exit(run(PROG, opts))
 

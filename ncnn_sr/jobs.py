@@ -100,6 +100,14 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
         raise InputError(f"{e.filename or input_path}: {e.strerror or e}") from None
 
 
+def video_by_its_output(src: str | os.PathLike, dst: str | os.PathLike | None) -> bool:
+    """Whether the file ``src``, named as neither a picture nor a video (clip.nut,
+    film.rmvb, tape.y4m), is a video, as ``dst`` is named as one (out.mkv): read as a
+    picture, it could only be refused, and its output with it, as no picture format."""
+    return (dst is not None and is_video_path(dst) and Path(src).suffix.lower() not in PICTURE_SUFFIXES
+            and not is_video_path(src) and os.path.isfile(src))
+
+
 def names_a_folder(path: str | os.PathLike) -> bool:
     """Whether ``path`` is written as a folder's, ending in a separator or "." ("out/",
     "out/."): Path() drops both, and a missing folder became a file name."""

@@ -666,6 +666,20 @@ def test_pictures_commands_route_videos_to_the_video_path(tmp_path):
     assert packets(tmp_path / "b.mp4", "audio") == packets(clip, "audio")
 
 
+def test_a_video_named_as_no_picture_is_routed_by_its_outputs_name(tmp_path):
+    # NUT, Y4M, MXF, RMVB...: the picture command took them, and offered picture formats
+    # for the .mkv asked for.
+    clip = make_clip(tmp_path / "in.mkv", frames=3)
+    clip = clip.rename(tmp_path / "in.nut")
+    run(NCNN_SR, "-i", clip, "-o", tmp_path / "a.mkv", *X2)
+    run(DROPIN, "-i", clip, "-o", tmp_path / "b.mkv", "-s", "2", "-g", "-1")
+    assert frame_times(tmp_path / "a.mkv")[1] == frame_times(tmp_path / "b.mkv")[1] == (64, 48)
+    picture_named = tmp_path / "in.png"
+    make_clip(tmp_path / "p.mkv", frames=2).rename(picture_named)
+    proc = run(NCNN_SR, "-i", picture_named, "-o", tmp_path / "c.mkv", *X2, check_ok=False)
+    assert proc.returncode == 1 and "unsupported output format '.mkv'" in proc.stderr  # a picture's name: a picture
+
+
 @pytest.mark.parametrize("name", ["out.gif", "out.avif"])
 def test_the_drop_in_names_video_containers_for_a_video_asked_as_a_picture_format(name, tmp_path):
     # It named "png, jpg or webp", which a video is not written as either.
