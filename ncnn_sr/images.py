@@ -326,6 +326,8 @@ def header_size(path) -> tuple[int, int] | None:
     turn its orientation asks for; None where it cannot be read (the picture fails
     later, in its own words)."""
     try:
+        # A FIFO put in a listed picture's place would block the open until a writer came.
+        _check_regular(path)
         with pillow_warnings():
             im = Image.open(path)
         with im:
@@ -338,6 +340,7 @@ def frame_count(path) -> int:
     """How many frames read_image says ``path`` has (``ImageInfo.frames``), without
     decoding it; 1 for a picture that cannot be read (it fails later, in its own words)."""
     try:
+        _check_regular(path)  # as header_size
         with pillow_warnings():
             im = Image.open(path)
             with im:

@@ -47,6 +47,28 @@ def test_every_job_gets_one_outcome(tmp_path, cpu_lane):
     assert summary.pixels_in == 4 * 10 * 12
 
 
+def test_a_picture_that_became_a_pipe_after_listing_fails_without_waiting_for_a_writer(tmp_path, cpu_lane):
+    # Listed as a file, then replaced by a FIFO (a link to one, say) before its turn:
+    # its header was opened to read its size, which blocks until a writer comes, and
+    # the batch never ended.
+    jobs = folder_of(tmp_path, 2)
+    fifo = jobs[0].source
+    fifo.unlink()
+    os.mkfifo(fifo)
+    summaries = []
+    run = threading.Thread(target=lambda: summaries.append(Pipeline([cpu_lane]).run(jobs)), daemon=True)
+    run.start()
+    run.join(30)
+    hung = run.is_alive()
+    if hung:  # a writer lets the blocked open go, so that the test ends
+        with open(fifo, "wb"):
+            pass
+        run.join(30)
+    assert not hung
+    assert (summaries[0].ok, summaries[0].failed) == (1, 1)
+    assert summaries[0].failures[0].message == f"{fifo}: not a picture: it is a pipe (FIFO), not a regular file"
+
+
 def test_results_equal_the_plain_engine(tmp_path, cpu_lane):
     jobs = folder_of(tmp_path, 3)
     Pipeline([cpu_lane]).run(jobs)
