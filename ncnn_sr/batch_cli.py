@@ -624,8 +624,9 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
                 out_folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise InputError(f"cannot make the folder {out_folder}: {os_reason(e)}") from None
-        if plan.folder_mode:
-            check_writable(out_folder)
+        # A single picture too: it was upscaled, minutes of a photo on the CPU, only to
+        # fail as it was written. Its file is made where a link of its name points.
+        check_writable(out_folder if plan.folder_mode else Path(os.path.realpath(plan.jobs[0].target)).parent)
         # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
         lanes, load, save = build_lanes(opts, pictures=_pictures(plan.jobs, opts.animate),
                                         frame=lambda: one_size([job.source for job in plan.jobs]))

@@ -489,11 +489,9 @@ def test_a_multi_page_tiff_gives_its_first_page_as_one_picture(tmp_path):
         assert getattr(im, "n_frames", 1) == 1 and im.size == (16, 16)
 
 
-def test_read_only_output_folder_is_said_clearly(tmp_path):
-    pictures(tmp_path / "in", ["a.png", "b.png"])
-    out = tmp_path / "out"
+def run_read_only(out: Path, cmd: list) -> subprocess.CompletedProcess:
+    """``cmd`` run with the folder ``out`` read-only; the reason a file cannot be made there."""
     out.mkdir()
-    cmd = [NCNN_SR, "-i", str(tmp_path / "in"), "-o", str(out), "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
     if os.geteuid() == 0:  # root ignores permissions: mount a read-only folder in a private namespace
         script = f'mount -t tmpfs -o ro,size=1m tmpfs "{out}" && exec "$@"'
         cmd = ["unshare", "-m", "sh", "-c", script, "sh", *cmd]
@@ -502,14 +500,35 @@ def test_read_only_output_folder_is_said_clearly(tmp_path):
     else:
         out.chmod(0o500)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     finally:
         out.chmod(0o700)
+
+
+READ_ONLY = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+
+
+def test_read_only_output_folder_is_said_clearly(tmp_path):
+    pictures(tmp_path / "in", ["a.png", "b.png"])
+    out = tmp_path / "out"
+    proc = run_read_only(out, [NCNN_SR, "-i", str(tmp_path / "in"), "-o", str(out), "-n", "realesr-animevideov3",
+                               "-s", "2", "-g", "-1"])
     assert proc.returncode == 1
     # Said before any picture is upscaled: each was upscaled only to fail, a line each
     # (a folder without write permission), or the first was (a read-only file system).
-    reason = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
-    assert proc.stderr.strip().splitlines() == [f"ncnn-sr: error: cannot write into {out}: {reason}"]
+    assert proc.stderr.strip().splitlines() == [f"ncnn-sr: error: cannot write into {out}: {READ_ONLY}"]
+
+
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+def test_a_picture_into_a_read_only_folder_is_one_line_before_a_model_loads(cmd, tmp_path):
+    # The picture was upscaled, minutes of a photo on the CPU, only to fail as it was written.
+    pictures(tmp_path, ["a.png"])
+    out = tmp_path / "out"
+    proc = run_read_only(out, [cmd, "-i", str(tmp_path / "a.png"), "-o", str(out / "b.png"), "-n",
+                               "realesr-animevideov3", "-s", "2", "-g", "-1", "-v"])
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"{os.path.basename(cmd)}: error: cannot write into {out}: "
+                                                f"{READ_ONLY}"]
 
 
 def test_unknown_model_is_one_clear_error(tmp_path):
