@@ -35,7 +35,7 @@ from .files import write_target
 from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality, header_size, output_format,
                      read_image, write_image)
 from .icc import unstated as unstated_colour
-from .jobs import Job, alpha_target
+from .jobs import Job, alpha_target, check_reachable
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
 from .resample import target_size
 from .signals import stop_signals
@@ -443,13 +443,17 @@ class Pipeline:
 
     def _check_writable(self, item: _Item) -> None:
         """Fail ``item`` now if its output cannot hold the upscaled picture (a side too
-        long for WebP, an EXIF too large for JPEG) or is no file (a folder of its
-        name): found by the writer, it came after the upscaling, hours of it for a
-        large photo on the CPU."""
+        long for WebP, an EXIF too large for JPEG), is no file (a folder of its
+        name) or cannot be made (a file where its folder goes): found by the writer,
+        it came after the upscaling, hours of it for a large photo on the CPU."""
         try:
+            check_reachable(item.target, file=True)  # a file where -r mirrors a sub-folder, say
             write_target(item.target)
         except NcnnSrError as e:
             item.error = str(e)
+            return
+        except OSError as e:  # a name too long for the file system, say
+            item.error = str(cannot_write(item.target, e))
             return
         height, width, channels = item.pixels.shape
         try:

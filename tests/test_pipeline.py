@@ -69,6 +69,25 @@ def test_a_picture_that_became_a_pipe_after_listing_fails_without_waiting_for_a_
     assert summaries[0].failures[0].message == f"{fifo}: not a picture: it is a pipe (FIFO), not a regular file"
 
 
+def test_a_picture_whose_output_sub_folder_is_a_file_fails_before_it_is_upscaled(tmp_path, cpu_lane):
+    # A recursive run whose output tree holds a file where a sub-folder goes: each
+    # picture of it was upscaled (hours of a folder of photos on the CPU), then failed
+    # as it was written.
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(picture(10, 12, seed=0)).save(src / "a.png")
+    Image.fromarray(picture(10, 12, seed=1)).save(src / "sub" / "b.png")
+    out = tmp_path / "out"
+    jobs = plan_jobs(src, out, recursive=True).jobs
+    out.mkdir()
+    (out / "sub").write_text("in the way")
+    summary = Pipeline([cpu_lane]).run(jobs)
+    assert (summary.ok, summary.failed) == (1, 1)
+    assert summary.pixels_in == 10 * 12  # a.png's alone
+    assert summary.failures[0].message == (f"cannot make the folder of {out / 'sub' / 'b.png'}: {out / 'sub'} is a "
+                                           "file, not a folder")
+
+
 def test_results_equal_the_plain_engine(tmp_path, cpu_lane):
     jobs = folder_of(tmp_path, 3)
     Pipeline([cpu_lane]).run(jobs)
@@ -621,8 +640,8 @@ def test_a_link_that_breaks_during_a_run_is_named_as_one_not_as_a_file(tmp_path,
     summary = within(60, lambda: Pipeline([cpu_lane]).run(jobs))
     assert (summary.ok, summary.failed) == (1, 1)
     sub = tmp_path / "out" / "sub"
-    assert summary.failures[0].message == (f"cannot write {sub / 'b.png'}: {sub} is a link to {tmp_path / 'unmounted'}, "
-                                           "which does not exist")
+    assert summary.failures[0].message == (f"cannot make the folder of {sub / 'b.png'}: {sub} is a link to "
+                                           f"{tmp_path / 'unmounted'}, which does not exist")
 
 
 def test_a_file_in_the_way_of_a_folder_is_still_named_a_file(tmp_path):
