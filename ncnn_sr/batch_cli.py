@@ -23,7 +23,7 @@ from .engine import Upscaler
 from .files import check_writable
 from .errors import DeviceError, InputError, ModelError, NcnnSrError, os_reason
 from .images import frame_count, one_size, output_format
-from .jobs import check_reachable, plan_jobs, plan_videos
+from .jobs import alpha_target, check_reachable, plan_jobs, plan_videos
 from .models import ModelSpec
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
 from .repeats import Repeats
@@ -398,6 +398,20 @@ def _first_missing(path: Path) -> Path | None:
     return missing
 
 
+def _exists(target: Path) -> bool:
+    """Whether --skip-existing finds ``target``'s output there (a JPEG's may be NAME.jpg.png)."""
+    try:
+        return any(path.is_file() and path.stat().st_size > 0 for path in (target, alpha_target(target)))
+    except OSError:
+        return False
+
+
+def _written_in(target: Path) -> Path:
+    """The folder a file is made in to be renamed as ``target``: that of the file a link
+    of its name points to."""
+    return Path(os.path.realpath(target)).parent if target.is_symlink() else target.parent
+
+
 def _remove_empty_folders(root: Path) -> None:
     """Take back the folders a run made and left empty (every picture failed, or was
     interrupted): no output means nothing left behind."""
@@ -624,9 +638,12 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
                 out_folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise InputError(f"cannot make the folder {out_folder}: {os_reason(e)}") from None
-        # A single picture too: it was upscaled, minutes of a photo on the CPU, only to
-        # fail as it was written. Its file is made where a link of its name points.
-        check_writable(out_folder if plan.folder_mode else Path(os.path.realpath(plan.jobs[0].target)).parent)
+        if plan.folder_mode:
+            check_writable(out_folder)
+        elif not (opts.skip_existing and _exists(plan.jobs[0].target)):
+            # A single picture was upscaled, minutes of a photo on the CPU, only to fail
+            # as it was written.
+            check_writable(_written_in(plan.jobs[0].target))
         # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
         lanes, load, save = build_lanes(opts, pictures=_pictures(plan.jobs, opts.animate),
                                         frame=lambda: one_size([job.source for job in plan.jobs]))

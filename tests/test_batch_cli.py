@@ -490,10 +490,10 @@ def test_a_multi_page_tiff_gives_its_first_page_as_one_picture(tmp_path):
 
 
 def run_read_only(out: Path, cmd: list) -> subprocess.CompletedProcess:
-    """``cmd`` run with the folder ``out`` read-only; the reason a file cannot be made there."""
-    out.mkdir()
-    if os.geteuid() == 0:  # root ignores permissions: mount a read-only folder in a private namespace
-        script = f'mount -t tmpfs -o ro,size=1m tmpfs "{out}" && exec "$@"'
+    """``cmd`` run with the folder ``out`` (made if missing) read-only."""
+    out.mkdir(exist_ok=True)
+    if os.geteuid() == 0:  # root ignores permissions: the folder mounted read-only in a private namespace
+        script = f'mount --bind "{out}" "{out}" && mount -o remount,bind,ro "{out}" && exec "$@"'
         cmd = ["unshare", "-m", "sh", "-c", script, "sh", *cmd]
         if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
             pytest.skip("root without mount namespaces: cannot make a read-only folder")
@@ -529,6 +529,16 @@ def test_a_picture_into_a_read_only_folder_is_one_line_before_a_model_loads(cmd,
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [f"{os.path.basename(cmd)}: error: cannot write into {out}: "
                                                 f"{READ_ONLY}"]
+
+
+def test_a_picture_skipped_as_done_in_a_read_only_folder_is_not_refused(tmp_path):
+    pictures(tmp_path, ["a.png"])
+    out = tmp_path / "out"
+    pictures(out, ["b.png"])
+    proc = run_read_only(out, [NCNN_SR, "-i", str(tmp_path / "a.png"), "-o", str(out / "b.png"), "--skip-existing",
+                               "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == f"ncnn-sr: {out / 'b.png'} exists: skipped (--skip-existing)"
 
 
 def test_unknown_model_is_one_clear_error(tmp_path):
