@@ -638,12 +638,12 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
                 out_folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise InputError(f"cannot make the folder {out_folder}: {os_reason(e)}") from None
-        if plan.folder_mode:
-            check_writable(out_folder)
-        elif not (opts.skip_existing and _exists(plan.jobs[0].target)):
-            # A single picture was upscaled, minutes of a photo on the CPU, only to fail
-            # as it was written.
-            check_writable(_written_in(plan.jobs[0].target))
+        # Nothing is written where --skip-existing finds every output: a finished batch
+        # run again, into a folder now read-only, was refused.
+        if not (opts.skip_existing and all(_exists(job.target) for job in plan.jobs)):
+            # A single picture too: it was upscaled, minutes of a photo on the CPU, only
+            # to fail as it was written.
+            check_writable(out_folder if plan.folder_mode else _written_in(plan.jobs[0].target))
         # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
         lanes, load, save = build_lanes(opts, pictures=_pictures(plan.jobs, opts.animate),
                                         frame=lambda: one_size([job.source for job in plan.jobs]))

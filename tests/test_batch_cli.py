@@ -531,6 +531,17 @@ def test_a_picture_into_a_read_only_folder_is_one_line_before_a_model_loads(cmd,
                                                 f"{READ_ONLY}"]
 
 
+def test_a_folder_run_whose_pictures_are_all_done_in_a_read_only_folder_is_not_refused(tmp_path):
+    # A finished batch run again with --skip-existing writes nothing: it was refused.
+    pictures(tmp_path / "in", ["a.png", "b.jpg"])
+    out = tmp_path / "out"
+    pictures(out, ["a.png", "b.png"])
+    proc = run_read_only(out, [NCNN_SR, "-i", str(tmp_path / "in"), "-o", str(out), "--skip-existing",
+                               "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"])
+    assert proc.returncode == 0, proc.stderr
+    assert "2 pictures: 0 upscaled, 2 skipped, 0 failed" in proc.stderr
+
+
 def test_a_picture_skipped_as_done_in_a_read_only_folder_is_not_refused(tmp_path):
     pictures(tmp_path, ["a.png"])
     out = tmp_path / "out"
