@@ -181,7 +181,7 @@ def staged_runs(monkeypatch) -> list:
 def test_a_gpu_in_host_memory_tiles_in_stages_like_the_whole_picture(gpu, monkeypatch):
     # lavapipe computes in the host's memory, as integrated GPUs do: no bus to cross.
     assert get_device(gpu).host_memory
-    image = picture(44, 70)
+    image = picture(24, 44)
     whole = Upscaler(RRDB, device=gpu, precision="fp32").upscale(image)
     runs = staged_runs(monkeypatch)
     tiled = Upscaler(RRDB, device=gpu, tile=32, precision="fp32").upscale(image)
