@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -122,7 +123,16 @@ def path_flag(prog: str, flag: str, text: str, what: str) -> Path:
     if not text:
         click.echo(f"{prog}: error: {flag} is empty: give {what}", err=True)
         sys.exit(EXIT_FAILED)
+    if _WEB_ADDRESS.match(text) and not os.path.lexists(text):
+        # Said whole and as what it is: as a path its // became / ("https:/x.org/a.jpg:
+        # file not found"), and an output made a folder named "s3:".
+        how = "write here, then upload" if flag == "-o" else "download it first"
+        click.echo(f"{prog}: error: {text} is a web address, not a file: {how}", err=True)
+        sys.exit(EXIT_FAILED)
     return Path(text)
+
+
+_WEB_ADDRESS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")  # a scheme of two letters or more: C:// is a drive
 
 
 def int_list(text: str, error: str) -> list[int]:

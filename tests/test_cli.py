@@ -187,6 +187,19 @@ def test_user_errors_are_one_line_and_leave_no_output(args, message, tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.parametrize("command, address, output", [([], "https://example.org/a.jpg", "o.png"),
+                                                     (["video"], "http://127.0.0.1:9/a.mp4", "o.mp4")])
+def test_a_web_address_as_input_is_one_line_naming_it_whole(command, address, output, tmp_path):
+    # It was "http:/127.0.0.1:9/a.mp4: file not found": a path's // is one /.
+    proc = run(*command, "-i", address, "-o", output, *FAST, cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: {address} is a web address, not a file: download it first\n"
+    out = run(*command, "-i", "in.png", "-o", "s3://bucket/" + output, *FAST, cwd=tmp_path, check_ok=False)
+    assert out.returncode == 1
+    assert out.stderr == f"ncnn-sr: error: s3://bucket/{output} is a web address, not a file: write here, then upload\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("command, what", [([], "a picture or folder path"), (["video"], "a video file path")])
 @pytest.mark.parametrize("flag", ["-i", "-o"])
 def test_an_empty_input_or_output_is_refused_rather_than_taken_for_the_current_folder(command, what, flag, tmp_path):
