@@ -24,7 +24,7 @@ from .engine import Upscaler
 from .files import check_writable
 from .errors import DeviceError, InputError, ModelError, NcnnSrError, os_reason
 from .images import frame_count, one_size, output_format
-from .jobs import alpha_target, check_reachable, plan_jobs, plan_videos
+from .jobs import check_reachable, existing_output, plan_jobs, plan_videos
 from .models import ModelSpec
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
 from .repeats import Repeats
@@ -408,14 +408,6 @@ def _first_missing(path: Path) -> Path | None:
     return missing
 
 
-def _exists(target: Path) -> bool:
-    """Whether --skip-existing finds ``target``'s output there (a JPEG's may be NAME.jpg.png)."""
-    try:
-        return any(path.is_file() and path.stat().st_size > 0 for path in (target, alpha_target(target)))
-    except OSError:
-        return False
-
-
 def _written_in(target: Path) -> Path:
     """The folder a file is made in to be renamed as ``target``: that of the file a link
     of its name points to."""
@@ -650,7 +642,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
                 raise InputError(f"cannot make the folder {out_folder}: {os_reason(e)}") from None
         # Nothing is written where --skip-existing finds every output: a finished batch
         # run again, into a folder now read-only, was refused.
-        if not (opts.skip_existing and all(_exists(job.target) for job in plan.jobs)):
+        if not (opts.skip_existing and all(existing_output(job.target) for job in plan.jobs)):
             # A single picture too: it was upscaled, minutes of a photo on the CPU, only
             # to fail as it was written.
             check_writable(out_folder if plan.folder_mode else _written_in(plan.jobs[0].target))

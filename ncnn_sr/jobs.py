@@ -70,6 +70,18 @@ def alpha_target(target: Path) -> Path:
     return target
 
 
+def existing_output(target: Path) -> Path | None:
+    """The output --skip-existing finds for ``target``: that file, or its picture with
+    transparency (``alpha_target``), where it is there and not empty."""
+    for candidate in dict.fromkeys((target, alpha_target(target))):  # one look when they are one
+        try:
+            if candidate.is_file() and candidate.stat().st_size > 0:
+                return candidate
+        except OSError:
+            pass  # a name too long, say: writing it will fail and say why
+    return None
+
+
 def is_picture_name(path: Path) -> bool:
     return path.suffix.lower() in PICTURE_SUFFIXES and not path.name.startswith(".")
 

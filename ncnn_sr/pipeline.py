@@ -35,7 +35,7 @@ from .files import write_target
 from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality, header_size, output_format,
                      read_image, write_image)
 from .icc import unstated as unstated_colour
-from .jobs import Job, alpha_target, check_reachable
+from .jobs import Job, alpha_target, check_reachable, existing_output
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
 from .resample import target_size
 from .signals import stop_signals
@@ -323,15 +323,7 @@ class Pipeline:
             self._put(to_proc, item)
 
     def _existing_output(self, target: Path) -> Path | None:
-        if not self._skip_existing:
-            return None
-        for candidate in dict.fromkeys((target, alpha_target(target))):  # one look when they are one
-            try:
-                if candidate.is_file() and candidate.stat().st_size > 0:
-                    return candidate
-            except OSError:
-                pass  # a name too long, say: writing it will fail and say why
-        return None
+        return existing_output(target) if self._skip_existing else None
 
     def _missing_sibling(self, job: Job) -> Path | None:
         """The first output of another input of ``job``'s stem that is not there yet.
