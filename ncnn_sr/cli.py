@@ -101,6 +101,11 @@ class _Typed:
             self.fail(f"{value!r} is not {self.what}", param, ctx)
         return super().convert(value, param, ctx)
 
+    def _describe_range(self) -> str:
+        # Click describes a range without bounds (-s takes any positive factor, checked
+        # by its callback) as "x<=None" in --help.
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
 
 class WholeNumber(_Typed, click.IntRange):
     read, what = staticmethod(whole_number), "a whole number"

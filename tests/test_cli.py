@@ -324,6 +324,14 @@ def test_models_help_says_which_custom_models_are_listed_and_how():
     assert "loads no network" in out and "missing one of its files" in out
 
 
+@pytest.mark.parametrize("command", ["upscale", "video", "bench", "convert", "fetch", "models", "devices"])
+def test_no_help_shows_a_python_none(command):
+    # found by a README audit: -s, which takes any positive factor, showed "[x<=None]",
+    # click's description of a range with no bounds
+    out = run(command, "--help").stdout
+    assert "None" not in out, out
+
+
 @pytest.mark.parametrize("param, bin_, message", [
     ("folder", b"", "mine.param is a folder, not a model file"),
     (b"", b"", "mine.param is empty"),
