@@ -324,6 +324,22 @@ def test_models_help_says_which_custom_models_are_listed_and_how():
     assert "loads no network" in out and "missing one of its files" in out
 
 
+def test_the_readme_names_the_picture_options_video_lacks():
+    # found by a README audit: it said video lacks -r and --skip-existing, which it
+    # takes for a folder of videos, and did not name --suffix, which it lacks
+    import re
+
+    from ncnn_sr.cli import main
+
+    video = {p.name for p in main.commands["video"].params}
+    lacks = [p for p in main.commands["upscale"].params if p.name not in video]
+    readme = " ".join((Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8").split())
+    listed = re.search(r"`ncnn-sr video` takes the same but the picture ones \(([^)]*)\)", readme)[1]
+    named = set(re.findall(r"`([^`]+)`", listed))
+    assert named == {next(f for f in p.opts if f in named) if set(p.opts) & named else p.opts[-1]
+                     for p in lacks}, (named, [p.opts for p in lacks])
+
+
 @pytest.mark.parametrize("command", ["upscale", "video", "bench", "convert", "fetch", "models", "devices"])
 def test_no_help_shows_a_python_none(command):
     # found by a README audit: -s, which takes any positive factor, showed "[x<=None]",
