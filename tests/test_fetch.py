@@ -383,3 +383,19 @@ def test_a_malformed_address_is_one_line_and_nothing_is_made(tmp_path, url, said
     with pytest.raises(DownloadError, match="not a valid address"):
         download(Source(url), tmp_path / "x")
     assert os.listdir(tmp_path) == []
+
+
+def test_the_download_sizes_the_readme_and_help_give_are_the_catalogs():
+    # found by a README audit: its example said realesrnet-x4plus was 64 MB, where the
+    # catalog pins 67040989 bytes and `ncnn-sr fetch` lists it as 67.0 MB
+    import re
+    from pathlib import Path
+
+    from ncnn_sr import models
+
+    sizes = {name: e.download[2] / 1e6 for name, e in models.catalog().items() if e.download is not None}
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for name, size in re.findall(r"^ncnn-sr fetch (\S+) +# (\d+) MB", readme, re.M):
+        assert int(size) == round(sizes[name]), name
+    total = f"{round(sum(sizes.values()))} MB"
+    assert f"fetches the four ({total})" in readme and f"({total} in all)" in run("fetch", "--help").stdout
