@@ -537,10 +537,11 @@ def _comma_list(ctx, param, value: str) -> list[str]:
 
 @main.command("convert", cls=OnePathCommand)
 @click.option("-i", "--input", "source", required=True,
-              help="PyTorch weights (.pth, .pt, .ckpt or .safetensors) of an RRDBNet (Real-ESRGAN, ESRGAN) or "
-                   "SRVGGNetCompact model.")
+              help="PyTorch weights (.pth, .pt, .ckpt or .safetensors) of an RRDBNet (Real-ESRGAN, ESRGAN), "
+                   "SRVGGNetCompact, SPAN, RealPLKSR or PLKSR model.")
 @click.option("-o", "--output", "folder", default=None,
-              help="Folder for NAME.param and NAME.bin (made if missing).  [default: the input's folder]")
+              help="Folder for NAME.param and NAME.bin (made if missing).  [default: the input's folder; the "
+                   "current one for an https:// input]")
 @click.option("-n", "--name", default=None, help="Model name.  [default: the input's name without its suffix]")
 @click.option("--fp32", is_flag=True, help="Keep float32 weights (a bin twice the size); default float16, as the "
                                          "catalog's models have.")
@@ -565,8 +566,8 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
 
     -i may be an https:// address: the weights are downloaded beside the model,
     converted and deleted. Writes NAME.param and NAME.bin once they have run on a
-    small picture on the CPU, and says how to use them: -n and the .param's path,
-    or -m FOLDER -n NAME."""
+    small picture on the CPU, and says how to use them: -n and the .param's path
+    (or -m FOLDER -n NAME)."""
     from . import checkpoint, convert as convert_mod  # only this command needs them
     from . import download as download_mod
 

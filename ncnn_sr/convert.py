@@ -58,7 +58,8 @@ from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, counted, sha
 log = logging.getLogger("ncnn_sr")
 
 _RESIDUAL = "0=1 -23301=2,2.000000e-01,1.000000e+00"  # Eltwise sum: 0.2 * first + second
-_CONVERTIBLE = "RRDBNet (Real-ESRGAN, ESRGAN), SRVGGNetCompact with PReLU, SPAN and RealPLKSR can be converted"
+_CONVERTIBLE = ("RRDBNet (Real-ESRGAN, ESRGAN), SRVGGNetCompact with PReLU, SPAN, RealPLKSR and PLKSR "
+                "can be converted")
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,16 @@ def test_weights_of_another_architecture_write_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
 
 
+def test_the_help_and_the_refusal_name_every_architecture_convert_takes(tmp_path):
+    # found by a README audit: --help named RRDBNet and SRVGGNetCompact alone, and the
+    # refusal left out PLKSR, which the README lists with SPAN and RealPLKSR
+    source = weights_file(tmp_path, state={"encoder.weight": np.ones((4, 3, 3, 3), np.float32)})
+    refusal = run("convert", "-i", source, check_ok=False).stderr
+    helped = " ".join(run("convert", "--help").stdout.split())
+    for name in ("RRDBNet", "SRVGGNetCompact", "SPAN", "RealPLKSR", " PLKSR"):
+        assert name in refusal and name in helped, name
+
+
 def test_a_checkpoint_that_pickles_code_is_refused_unrun(tmp_path):
     marker = tmp_path / "ran"
     with zipfile.ZipFile(tmp_path / "evil.pth", "w") as z:
