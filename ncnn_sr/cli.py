@@ -182,6 +182,9 @@ def _bitrate(ctx, param, value):
     return int(rate)
 
 
+# The models that --exact stages, named in --help and by `devices`.
+_STAGED_MODELS = "RRDBNet models (realesrgan-x4plus, -x4plus-anime, -x2plus, realesrnet-x4plus)"
+
 # Options both commands take, in the order --help lists them after -i, -o and -n.
 _SHARED_OPTIONS = [
     click.option("-s", "--scale", type=DecimalNumber(), default=None, callback=_positive,
@@ -195,11 +198,11 @@ _SHARED_OPTIONS = [
                  help="Context pixels around each tile; alone, it selects the reference tiling (no blending)."),
     click.option("--overlap", type=WholeNumber(min=0), default=None,
                  help="Pixels neighbouring tiles share and blend (default 16; 0: the reference tiling). "
-                      "On the CPU and integrated GPUs, realesrgan-x4plus(-anime) tiles exactly instead while memory allows."),
+                      f"On the CPU and integrated GPUs, {_STAGED_MODELS} tile exactly instead while memory "
+                      "allows."),
     click.option("--exact/--blend", "exact", default=None,
-                 help="Tile realesrgan-x4plus(-anime) and realesrnet exactly (stage by stage, the whole "
-                      "picture's output) or blend. Default: exact on the CPU and integrated GPUs while memory "
-                      "allows, blended on discrete GPUs."),
+                 help=f"Tile {_STAGED_MODELS} exactly (stage by stage, the whole picture's output) or blend. "
+                      "Default: exact on the CPU and integrated GPUs while memory allows, blended on discrete GPUs."),
     click.option("-g", "--gpu", default="auto", show_default=True,
                  help="Vulkan device index (0, gpu0), -1 or cpu for the CPU; several: 0,1 or 0,-1."),
     click.option("-j", "--jobs", default="auto", show_default=True,
@@ -477,8 +480,7 @@ def list_devices() -> None:
             else:
                 click.echo(f"{d.index:>3}  CPU  (-g -1), {tiling}")
         click.echo(f"-g auto is {auto.index}" + (f": {why}" if why else ""))
-        click.echo("Tiling as shown for RRDBNet models (realesrgan-x4plus, -anime, realesrnet); "
-                   "other models blend their tiles.")
+        click.echo(f"Tiling as shown for {_STAGED_MODELS}; other models blend their tiles.")
     except NcnnSrError as e:
         _fail(str(e))
 

@@ -382,6 +382,20 @@ def test_devices_lists_the_cpu_and_how_each_device_tiles():
     assert lines[-1].startswith("Tiling as shown for RRDBNet models")
 
 
+def test_the_help_and_devices_name_every_rrdbnet_model_that_tiles_exactly():
+    # found by a README audit: they named realesrgan-x4plus(-anime) and realesrnet,
+    # where realesrgan-x2plus, an RRDBNet too, tiles exactly as they do (README)
+    from ncnn_sr.cli import main
+    from ncnn_sr.models import catalog
+
+    rrdbnets = [name for name, e in catalog().items() if e.architecture.startswith("RRDBNet")]
+    assert "realesrgan-x2plus" in rrdbnets
+    exact = [p.help for p in main.commands["upscale"].params if p.name in ("exact", "overlap")]
+    for text in [*exact, run("devices").stdout.splitlines()[-1]]:
+        for name in rrdbnets:
+            assert name in text or name.replace("realesrgan", "") in text, (name, text)
+
+
 def test_devices_shows_a_large_gpus_tile_and_the_reference_rules(monkeypatch):
     from click.testing import CliRunner
 
