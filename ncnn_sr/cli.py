@@ -273,15 +273,17 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
 @main.command(cls=OnePathCommand, several=", and give several pictures as their folder")
 # -i and -o stay text: Path() would take "" for the current folder and drop the slash
 # of "out/", which says a folder is meant.
-@click.option("-i", "--input", "input_path", required=True, type=click.Path(), help="Input picture or folder.")
+@click.option("-i", "--input", "input_path", required=True, type=click.Path(),
+              help="Input picture or folder; - reads standard input.")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(),
-              help="Output picture (png, jpg, webp, gif, avif) or folder (made if missing; out/ is always a folder).")
+              help="Output picture (png, jpg, webp, gif, avif) or folder (made if missing; out/ is always a folder); "
+                   "- writes standard output.")
 @click.option("-n", "--model", default=DEFAULT_MODEL, show_default=True,
               help="Model name (NAME of a NAME.param in the -m folder too), a family such as "
                    "realesr-animevideov3, or a .param path.")
 @_shared_options
 @click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "jpeg", "webp", "gif", "avif"], case_sensitive=False),
-              default=None, help="Output format in folder mode (default png; a file takes its extension's).")
+              default=None, help="Output format in folder mode and for -o - (default png; a file takes its extension's).")
 @click.option("--quality", type=WholeNumber(1, 100), default=None,
               help="jpg/webp/avif quality (default: jpg 95, avif 90; webp lossless without it).")
 @click.option("-r", "--recursive", is_flag=True, help="Walk sub-folders too; their tree is mirrored in the output.")

@@ -340,6 +340,14 @@ def test_the_readme_names_the_picture_options_video_lacks():
                      for p in lacks}, (named, [p.opts for p in lacks])
 
 
+def test_upscale_help_says_how_pipes_are_given_as_video_help_does():
+    # found by a README audit: -i -, -o - and -f for standard output were in the README
+    # and in video's --help, not in upscale's
+    out = " ".join(run("upscale", "--help").stdout.split())
+    assert "- reads standard input" in out and "- writes standard output" in out
+    assert "Output format in folder mode and for -o -" in out
+
+
 @pytest.mark.parametrize("command", ["upscale", "video", "bench", "convert", "fetch", "models", "devices"])
 def test_no_help_shows_a_python_none(command):
     # found by a README audit: -s, which takes any positive factor, showed "[x<=None]",
