@@ -668,6 +668,9 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions) -> str:
         return encoder.name
     own = video_streams.OWN_VIDEO.get(muxer)
     such = f", such as {own}" if own and own != encoder.name else ""
+    if such and av.codec.CodecContext.create(own, "w").bit_rate:
+        # FFmpeg's default rate, 200 kb/s, is all such an encoder has without one.
+        such += " with a --bitrate"
     if isinstance(dst, VideoOutput):  # a stream gets Matroska, whatever else a file could be
         raise InputError(f"{dst} is Matroska, which {problem} {encoder.canonical_name} video: "
                          f"choose another --codec{such}")
