@@ -30,8 +30,8 @@ from . import devices
 from .animation import Animation, read_frames, write_frames
 from .budget import MemoryBudget
 from .engine import Upscaler
-from .errors import NcnnSrError, NoRoom, SettingError, cannot_write, describe
-from .files import write_target
+from .errors import InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
+from .files import check_writable, write_target
 from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality, header_size, output_format,
                      read_image, write_image)
 from .icc import unstated as unstated_colour
@@ -206,6 +206,10 @@ class Pipeline:
         self._report_lock = threading.Lock()
         self._saving = 0  # saves under way, counted under _report_lock
         self._errors: list[BaseException] = []
+        # Why each output folder looked at cannot be written in (None: it can), so a
+        # folder of thousands of pictures is tried once, not once a picture.
+        self._unwritable: dict[Path, str | None] = {}
+        self._unwritable_lock = threading.Lock()
 
     def cancel(self) -> None:
         """Stop soon: no new picture is started, work in progress stops after its
@@ -436,11 +440,13 @@ class Pipeline:
     def _check_writable(self, item: _Item) -> None:
         """Fail ``item`` now if its output cannot hold the upscaled picture (a side too
         long for WebP, an EXIF too large for JPEG), is no file (a folder of its
-        name) or cannot be made (a file where its folder goes): found by the writer,
-        it came after the upscaling, hours of it for a large photo on the CPU."""
+        name) or cannot be made (a file where its folder goes, a read-only folder):
+        found by the writer, it came after the upscaling, hours of it for a large
+        photo on the CPU."""
         try:
             check_reachable(item.target, file=True)  # a file where -r mirrors a sub-folder, say
             write_target(item.target)
+            self._check_folder(item)  # a read-only sub-folder -r mirrors into, say
         except NcnnSrError as e:
             item.error = str(e)
             return
@@ -458,6 +464,24 @@ class Pipeline:
             checked_metadata(item.info, self._metadata, fmt, target)
         except NcnnSrError as e:
             item.error = str(e)
+
+    def _check_folder(self, item: _Item) -> None:
+        """InputError naming ``item``'s picture unless a file can be made in its
+        output's folder, or where that is not made yet, in the nearest folder above it
+        that is there (the one it is made in)."""
+        folder = item.target.parent
+        while not folder.is_dir() and folder.parent != folder:
+            folder = folder.parent
+        with self._unwritable_lock:
+            if folder not in self._unwritable:
+                try:
+                    check_writable(folder)
+                    self._unwritable[folder] = None
+                except InputError as e:
+                    self._unwritable[folder] = str(e)
+            refused = self._unwritable[folder]
+        if refused is not None:
+            raise InputError(f"{item.job.source}: {refused}")  # which picture: the folder says the same for each
 
     def _check_jpeg_metadata(self, item: _Item) -> None:
         """EXIF and XMP too large for ``item``'s JPEG: left out with a note each, but an

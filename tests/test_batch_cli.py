@@ -531,6 +531,22 @@ def test_a_picture_into_a_read_only_folder_is_one_line_before_a_model_loads(cmd,
                                                 f"{READ_ONLY}"]
 
 
+def test_recursive_pictures_bound_for_a_read_only_sub_folder_fail_before_they_are_upscaled(tmp_path):
+    # The sub-folder was there, so only writing found it read-only: each picture for it
+    # was upscaled first, and the first one's failure stopped the run.
+    pictures(tmp_path / "in", ["a.png", "sub/b.png", "sub/c.png", "sub/deeper/d.png"])
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run_read_only(out / "sub", [NCNN_SR, "-i", str(tmp_path / "in"), "-o", str(out), "-r",
+                                       "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"])
+    assert proc.returncode == 1
+    for name in ["b.png", "c.png", "deeper/d.png"]:
+        assert f"error: {tmp_path / 'in' / 'sub' / name}: cannot write into {out / 'sub'}: {READ_ONLY}\n" \
+            in proc.stderr, proc.stderr
+    assert "4 pictures: 1 upscaled, 0 skipped, 3 failed" in proc.stderr
+    assert size_of(out / "a.png") == (32, 24)
+
+
 def test_a_folder_run_whose_pictures_are_all_done_in_a_read_only_folder_is_not_refused(tmp_path):
     # A finished batch run again with --skip-existing writes nothing: it was refused.
     pictures(tmp_path / "in", ["a.png", "b.jpg"])
