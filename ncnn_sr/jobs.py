@@ -127,7 +127,7 @@ def names_a_folder(path: str | os.PathLike) -> bool:
 
 
 def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: bool, suffix: str) -> Plan:
-    fmt = output_format(f"x.{fmt}") if fmt else None
+    given, fmt = fmt, output_format(f"x.{fmt}") if fmt else None
     if not src.exists():
         raise InputError(f"{src} is {broken_link(src)}" if src.is_symlink() else f"{src}: file not found")
     if not src.is_file() and not src.is_dir():
@@ -139,7 +139,8 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
         check_reachable(dst, file=True)
         written = output_format(dst)
         # The reference's rule, but said: a script's -f is otherwise lost without a word.
-        notes = () if fmt in (None, written) else (f"-f {fmt} ignored: {dst} is written as {written}, "
+        # Named as given: -f jpeg was said as "-f jpg", a flag the user never typed.
+        notes = () if fmt in (None, written) else (f"-f {given} ignored: {dst} is written as {written}, "
                                                    "as its extension says",)
         if suffix and named:
             notes += (f"--suffix {suffix} ignored: the output is named, {dst}",)

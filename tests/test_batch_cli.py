@@ -702,6 +702,16 @@ def test_a_bad_scale_or_format_is_an_error_line_naming_the_value_and_what_to_giv
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+def test_an_ignored_format_is_named_as_it_was_given(cmd, tmp_path):
+    # -f jpeg was said as "-f jpg ignored": a -f the user never typed.
+    pictures(tmp_path, ["a.png"])
+    proc = run(cmd, "-i", "a.png", "-o", "o.png", "-f", "jpeg", *X2_CPU, cwd=tmp_path)
+    assert "warning: -f jpeg ignored: o.png is written as png, as its extension says" in proc.stderr
+    assert "-f jpg" not in proc.stderr
+    assert size_of(tmp_path / "o.png") == (32, 24)
+
+
 def test_an_unknown_format_is_refused_for_a_folder_and_ignored_for_a_file_as_by_the_reference(tmp_path):
     # The reference takes a file output's format from its extension, whatever -f says.
     pictures(tmp_path / "in", ["a.png"])
