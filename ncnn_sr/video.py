@@ -193,7 +193,9 @@ def _video_stream(container, path):
     attached to the file (an mp4's cover art may come first)."""
     moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
     if not moving:
-        raise InputError(f"{path}: has no video stream")
+        # A song with its album art: said as no video alone, the picture it holds was a puzzle.
+        cover = ", only a cover picture (a still attached to the file)" if container.streams.video else ""
+        raise InputError(f"{path}: has no video stream{cover}")
     if moving[0].codec_context is None:  # a codec FFmpeg does not know, or a damaged header
         raise InputError(f"{path}: cannot decode its video: FFmpeg knows no decoder for it")
     return moving[0]

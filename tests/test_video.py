@@ -627,7 +627,7 @@ def test_the_video_upscaled_is_never_a_cover_picture_listed_first():
 
     assert video_mod._video_stream(Container, "in.mp4") is Container.streams.video[1]
     Container.streams.video = Container.streams.video[:1]
-    with pytest.raises(InputError, match="has no video stream"):
+    with pytest.raises(InputError, match="has no video stream, only a cover picture"):
         video_mod._video_stream(Container, "in.mp4")
 
 
@@ -694,6 +694,8 @@ def test_the_drop_in_names_video_containers_for_a_video_asked_as_a_picture_forma
     (lambda p: p.write_text("not a video"), "not a video FFmpeg can read"),
     (lambda p: p.write_bytes(b""), "not a video: the file is empty (0 bytes)"),  # a copy cut short, say
     (lambda p: _audio_only(p), "has no video stream"),
+    # A song with its album art: "no video stream" left the picture it does hold unexplained.
+    (lambda p: _audio_only(p, cover=True), "has no video stream, only a cover picture"),
     (lambda p: _audio_only(p, video=True), "has no decodable video frames"),  # it named the output
 ])
 def test_inputs_that_are_not_videos_are_one_line_errors(make, message, tmp_path):
@@ -706,15 +708,23 @@ def test_inputs_that_are_not_videos_are_one_line_errors(make, message, tmp_path)
     assert not list(p for p in tmp_path.iterdir() if p.name.startswith(("out", ".out")))
 
 
-def _audio_only(path, video=False):
+def _audio_only(path, video=False, cover=False):
     """Sound alone; with ``video``, beside a video stream of no frames (in Matroska,
-    which keeps such a stream, whatever the name)."""
+    which keeps such a stream, whatever the name); with ``cover``, beside a JPEG
+    attached as its cover picture."""
     with av.open(str(path), "w", format="matroska" if video else None) as out:
         if video:
             v = out.add_stream("libx264", rate=24)
             v.width, v.height, v.pix_fmt = 32, 24, "yuv420p"
         s = out.add_stream("aac", rate=48000)
         s.layout = "mono"
+        if cover:
+            art = out.add_stream("mjpeg", rate=1)
+            art.width = art.height = 8
+            art.pix_fmt = "yuvj420p"
+            art.disposition = av.stream.Disposition.attached_pic
+            for p in art.encode(av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), np.uint8), format="rgb24")):
+                out.mux(p)
         f = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.int16), format="s16", layout="mono")
         f.sample_rate, f.pts = 48000, 0
         for p in s.encode(f):
