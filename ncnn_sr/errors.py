@@ -93,6 +93,18 @@ def broken_link(link: Path) -> str:
     return f"a link to {os.readlink(link)}, which does not exist"
 
 
+# What a clone made without git-lfs holds in place of each large file: a text stub
+# that names it, which would otherwise read as a truncated or foreign file.
+_LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def lfs_pointer(path, data) -> str | None:
+    """The one line for ``data`` read from ``path`` when it is a Git LFS pointer, else None."""
+    if data[:len(_LFS_POINTER)] != _LFS_POINTER:
+        return None
+    return f"{path} is a Git LFS pointer, not the file itself (cloned without git-lfs? run 'git lfs pull' there)"
+
+
 # What no retry can get past: the disk full (or over quota), or mounted read-only.
 NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 

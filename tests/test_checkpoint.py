@@ -205,6 +205,13 @@ def test_files_that_are_not_checkpoints_are_refused(tmp_path, content, words):
     assert words in refusal(path)
 
 
+def test_a_git_lfs_pointer_is_named_so(tmp_path):
+    path = tmp_path / "4x-Model.pth"
+    path.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 67040989\n")
+    assert refusal(path) == (f"{path} is a Git LFS pointer, not the file itself "
+                             "(cloned without git-lfs? run 'git lfs pull' there)")
+
+
 def test_a_device_or_pipe_is_refused_unread(tmp_path):
     # /dev/zero has no end: read whole, it filled the memory.
     assert refusal("/dev/zero") == "/dev/zero is not a regular file (a device or a pipe): give a checkpoint file"

@@ -310,6 +310,20 @@ def test_an_empty_bin_is_said_to_be_empty(tmp_path):
         resolve_model("custom", tmp_path)
 
 
+LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
+               b"oid sha256:4d7a214614ab2550e9b51ab1f4b2f5f0d2a9d4e4b6f1d3c2b1a0f9e8d7c6b5a4\nsize 2457168\n")
+
+
+@pytest.mark.parametrize("which", ["param", "bin"])
+def test_a_git_lfs_pointer_in_place_of_a_model_file_is_named_so(tmp_path, which):
+    # A clone made without git-lfs holds these stubs; 'too short' or 'not a param'
+    # sent users looking for a bad download.
+    files = dict(zip(("param", "bin"), copy_model("realesr-animevideov3-x2", tmp_path, "custom")))
+    files[which].write_bytes(LFS_POINTER)
+    with pytest.raises(ModelError, match=rf"custom.{which} is a Git LFS pointer, not the file itself .*git lfs pull"):
+        resolve_model("custom", tmp_path)
+
+
 def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
     (tmp_path / "resize.param").write_text("7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1=2.0 2=2.0\n")
     (tmp_path / "resize.bin").write_bytes(b"")
