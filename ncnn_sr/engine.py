@@ -26,7 +26,7 @@ from .devices import Device
 from .errors import DeviceError, InputError, ModelError
 from .models import PATH_TYPES, ModelSpec, resolve_model
 from .netsplit import plan_network
-from .network import NetFailure, Network, NonFinite, SplitNetwork, bicubic_net, group_norm_weights
+from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, bicubic_net, group_norm_weights
 from .pixels import check_image
 from .resample import resize, resize_bytes, target_size
 from .staged_run import StagedRun
@@ -439,7 +439,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
     def _probe_scale(self) -> int:
         probe = np.zeros((PROBE_SIZE, PROBE_SIZE, 3), np.float32)
         try:
-            out = self._net.run(probe)
+            try:
+                out = self._net.run(probe)
+            except UnevenScale:  # a piece of a split network's head: the whole one shows what the model does
+                out = self._net.net.run(probe)
         except NetFailure as e:
             raise ModelError(f"model {self.spec.name} failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: {e}") from None
         except MemoryError:

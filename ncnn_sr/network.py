@@ -39,6 +39,10 @@ class NetFailure(Exception):
     """ncnn returned an error for one run: on a device that is out of memory."""
 
 
+class UnevenScale(ModelError):
+    """A split network's head gave a piece no whole multiple of its input's size."""
+
+
 class NonFinite(NetFailure):
     """A run's output held NaN or infinity: on a GPU, what running out of memory can
     give; on the CPU, the model's own doing (weights broken or not those of its
@@ -212,7 +216,7 @@ class SplitNetwork:
             out = self.net.extract({self.plan.cut_blob: window}, self.plan.head_output or self.net.output_blob)
             s = out.shape[1] // length_y
             if out.shape[1:] != (length_y * s, length_x * s):
-                raise ModelError(f"the head of {self.net.output_blob} gave {out.shape[2]}x{out.shape[1]} "
+                raise UnevenScale(f"the head of {self.net.output_blob} gave {out.shape[2]}x{out.shape[1]} "
                                  f"for {length_x}x{length_y}: not a whole-number upscale")
             yield row, col, s, out[:, (row.start - row.window) * s:(row.end - row.window) * s,
                                    (col.start - col.window) * s:(col.end - col.window) * s].transpose(1, 2, 0)

@@ -391,6 +391,18 @@ def test_custom_model_whose_output_is_no_picture_is_a_model_error(tmp_path):
         Upscaler(str(param), device=-1)
 
 
+@pytest.mark.parametrize("factor, size", [(1.5, 48), (0.5, 16)])
+def test_custom_model_of_no_whole_scale_is_named_in_the_error(tmp_path, factor, size):
+    # Its Interp is a head run in pieces on the CPU: a 1.5x one said only "the head of
+    # output gave 48x48 for 32x32", naming neither the model nor what to do.
+    (tmp_path / "odd.bin").write_bytes(b"")
+    param = tmp_path / "odd.param"
+    param.write_text(f"7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1={factor} 2={factor}\n")
+    with pytest.raises(ModelError, match=rf"^model odd turns a 32x32 RGB picture into {size}x{size}x3: "
+                                         "not a whole-number RGB upscaler$"):
+        Upscaler(str(param), device=-1)
+
+
 def test_progress_is_called_per_tile_and_can_stop_the_work(cpu_upscalers):
     up = cpu_upscalers(FAST, tile=32)
     calls = []
