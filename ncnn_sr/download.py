@@ -177,6 +177,10 @@ def _fetch(source: Source, part: Path, done: int, validator: str, progress) -> i
     except urllib.error.HTTPError as e:
         if e.code == 416 and done:  # the range starts at the end: what is kept is all there is
             return done
+        if 300 <= e.code < 400:  # urllib follows redirects: one it gives back goes nowhere, or round
+            why = ("its redirects go round in a loop (or on past 10)" if e.headers.get("Location")
+                   else f"the server redirects ({e.code}) without saying where")
+            raise DownloadError(f"cannot download {source.url}: {why}") from None
         raise DownloadError(f"cannot download {source.url}: the server said {e.code} {e.reason}") from None
     with response:
         if done and response.status != 206:  # the server sends the whole file again

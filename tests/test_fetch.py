@@ -38,6 +38,7 @@ class Server(http.server.ThreadingHTTPServer):
         self.ranges_asked: list[str | None] = []
         self.etag: str | None = None  # sent as ETag; an If-Range naming another gets the whole file
         self.if_range_asked: list[str | None] = []
+        self.redirects: dict[str, str | None] = {}  # path -> Location (None: a redirect naming none)
 
     def handle_error(self, request, client_address):
         pass  # a client that hangs up midway, as some tests do
@@ -49,6 +50,12 @@ class Server(http.server.ThreadingHTTPServer):
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         server: Server = self.server
+        if self.path in server.redirects:
+            self.send_response(302)
+            if server.redirects[self.path] is not None:
+                self.send_header("Location", server.redirects[self.path])
+            self.end_headers()
+            return
         data = server.files.get(self.path)
         if data is None:
             self.send_error(404, "Not Found")
@@ -191,6 +198,20 @@ def test_a_missing_file_and_no_server_are_one_line(server, tmp_path):
         download(Source(url), tmp_path / "x")
     with pytest.raises(DownloadError, match="no http or https address"):
         download(Source("ftp://example.org/x"), tmp_path / "x")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_redirect_loop_or_one_to_nowhere_is_one_line(server, tmp_path):
+    # urllib's message for a loop was three lines ("...infinite loop.\nThe last 30x
+    # error message was:\nFound"), printed as they came.
+    server.redirects.update({"/a.pth": "/b.pth", "/b.pth": "/a.pth", "/lost.pth": None})
+    with pytest.raises(DownloadError, match=r"^cannot download http://127\.0\.0\.1:\d+/a\.pth: its redirects go "
+                                            r"round in a loop \(or on past 10\)$"):
+        download(Source(server.url("/a.pth")), tmp_path / "x")
+    with pytest.raises(DownloadError, match=r"/lost\.pth: the server redirects \(302\) without saying where$"):
+        download(Source(server.url("/lost.pth")), tmp_path / "x")
+    proc = run("convert", "-i", server.url("/a.pth"), "-o", tmp_path / "out", check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "in a loop" in proc.stderr
     assert os.listdir(tmp_path) == []
 
 
