@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError, describe, lfs_pointer, one_line
+from .errors import ModelError, describe, one_line, stand_in
 
 __all__ = ["read_weights"]
 
@@ -129,7 +129,7 @@ def _read_weights(path: Path) -> dict[str, np.ndarray]:
         raise ModelError(f"cannot read {path}: {e.strerror or e}") from None
     if not data:
         raise ModelError(f"{path} is empty (an interrupted download or copy?)")
-    if stub := lfs_pointer(path, data):
+    if stub := stand_in(path, data):
         raise ModelError(stub)
     if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         tensors = _read_zip(path, data)

@@ -98,11 +98,16 @@ def broken_link(link: Path) -> str:
 _LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 
 
-def lfs_pointer(path, data) -> str | None:
-    """The one line for ``data`` read from ``path`` when it is a Git LFS pointer, else None."""
-    if data[:len(_LFS_POINTER)] != _LFS_POINTER:
-        return None
-    return f"{path} is a Git LFS pointer, not the file itself (cloned without git-lfs? run 'git lfs pull' there)"
+def stand_in(path, data) -> str | None:
+    """The one line for ``data`` read from ``path`` when it stands in for the file a
+    user meant: a Git LFS pointer, or the web page a file is shown on, saved instead
+    of the file. Else None."""
+    if data[:len(_LFS_POINTER)] == _LFS_POINTER:
+        return f"{path} is a Git LFS pointer, not the file itself (cloned without git-lfs? run 'git lfs pull' there)"
+    start = bytes(data[:64]).removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    if start.startswith((b"<!doctype html", b"<html")):
+        return f"{path} is a web page (HTML), not the file itself: download it from its raw or release link"
+    return None
 
 
 # What no retry can get past: the disk full (or over quota), or mounted read-only.

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from models_ncnn import CATALOG_PATH
 
-from .errors import InputError, ModelError, ModelMissing, broken_link, describe, in_one_line, lfs_pointer
+from .errors import InputError, ModelError, ModelMissing, broken_link, describe, in_one_line, stand_in
 from .param_file import PARAM_MAGIC, check_bin_size, cpu_bytes_estimate, input_alignment, parse_param
 
 log = logging.getLogger("ncnn_sr")
@@ -397,7 +397,7 @@ def _check_contents(name: str, param: Path, param_bytes: bytes, bin_: Path, bin_
     """Reasons a sha256 or size check would only hint at: an empty file, or the two
     files swapped or copied over each other."""
     for path, data in ((param, param_bytes), (bin_, bin_bytes)):
-        if stub := lfs_pointer(path, data):
+        if stub := stand_in(path, data):
             raise ModelError(f"model {name}: {stub}")
     if not param_bytes:
         raise ModelError(f"model {name}: {param} is empty (an interrupted download or copy?)")

@@ -212,6 +212,14 @@ def test_a_git_lfs_pointer_is_named_so(tmp_path):
                              "(cloned without git-lfs? run 'git lfs pull' there)")
 
 
+@pytest.mark.parametrize("page", [b"<!DOCTYPE html>\n<html>", b"\xef\xbb\xbf  <HTML><body>Sign in</body>"])
+def test_a_web_page_is_named_so(tmp_path, page):
+    path = tmp_path / "4x-Model.pth"
+    path.write_bytes(page)
+    assert refusal(path) == (f"{path} is a web page (HTML), not the file itself: download it from its raw "
+                             "or release link")
+
+
 def test_a_device_or_pipe_is_refused_unread(tmp_path):
     # /dev/zero has no end: read whole, it filled the memory.
     assert refusal("/dev/zero") == "/dev/zero is not a regular file (a device or a pipe): give a checkpoint file"

@@ -324,6 +324,16 @@ def test_a_git_lfs_pointer_in_place_of_a_model_file_is_named_so(tmp_path, which)
         resolve_model("custom", tmp_path)
 
 
+@pytest.mark.parametrize("which", ["param", "bin"])
+def test_a_web_page_saved_in_place_of_a_model_file_is_named_so(tmp_path, which):
+    # The page a repository shows a file on, saved instead of the file itself.
+    files = dict(zip(("param", "bin"), copy_model("realesr-animevideov3-x2", tmp_path, "custom")))
+    files[which].write_bytes(b"\n\n<!DOCTYPE html>\n<html lang=\"en\"><head><title>custom</title>")
+    with pytest.raises(ModelError, match=rf"custom.{which} is a web page \(HTML\), not the file itself: "
+                                         "download it from its raw"):
+        resolve_model("custom", tmp_path)
+
+
 def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
     (tmp_path / "resize.param").write_text("7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1=2.0 2=2.0\n")
     (tmp_path / "resize.bin").write_bytes(b"")
