@@ -82,6 +82,10 @@ def parse_param(param_bytes: bytes, name: str = "model") -> ParamGraph:
     produced = [t for layer in layers for t in layer.tops if t not in consumed]
     if not inputs or not produced:
         raise ModelError(f"model {name}: the .param file has no input or no output blob")
+    fed = [t for t in inputs if t in consumed]
+    if len(fed) > 1:  # the others, never fed, come out as garbage or NaN: not the machine's fault
+        raise ModelError(f"model {name}: the .param file has {len(fed)} inputs ({', '.join(fed)}): "
+                         "an upscaler takes one, the picture")
     return ParamGraph(tuple(layers), inputs[0], produced[-1])
 
 

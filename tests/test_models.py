@@ -334,6 +334,17 @@ def test_a_web_page_saved_in_place_of_a_model_file_is_named_so(tmp_path, which):
         resolve_model("custom", tmp_path)
 
 
+def test_a_model_of_two_inputs_is_refused_naming_them(tmp_path):
+    # Its second input, never fed, made ncnn give "non-finite output on CPU" for the
+    # scale probe: a fault of the machine, as far as the user could tell.
+    (tmp_path / "two.param").write_text("7767517\n3 3\nInput in0 0 1 data\nInput in1 0 1 noise\n"
+                                        "BinaryOp add 2 1 data noise output 0=0\n")
+    (tmp_path / "two.bin").write_bytes(b"")
+    with pytest.raises(ModelError, match=r"^model two: the .param file has 2 inputs \(data, noise\): "
+                                         "an upscaler takes one, the picture$"):
+        resolve_model("two", tmp_path)
+
+
 def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
     (tmp_path / "resize.param").write_text("7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1=2.0 2=2.0\n")
     (tmp_path / "resize.bin").write_bytes(b"")
