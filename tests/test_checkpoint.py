@@ -220,6 +220,14 @@ def test_a_web_page_is_named_so(tmp_path, page):
                              "or release link")
 
 
+@pytest.mark.parametrize("text", [b"7767517\n2 2\nInput in0 0 1 data\n", b"7767517\r\n2 2\r\n"])
+def test_an_ncnn_param_given_to_convert_is_named_as_a_model_already(tmp_path, text):
+    path = tmp_path / "4x-Model.param"
+    path.write_bytes(text)
+    assert refusal(path) == (f"{path} is an ncnn model already (its .param): upscale with it as it is, "
+                             f"-n {path}")
+
+
 def test_a_device_or_pipe_is_refused_unread(tmp_path):
     # /dev/zero has no end: read whole, it filled the memory.
     assert refusal("/dev/zero") == "/dev/zero is not a regular file (a device or a pipe): give a checkpoint file"
