@@ -44,6 +44,9 @@ def parse_param(param_bytes: bytes, name: str = "model") -> ParamGraph:
         text = param_bytes.decode("utf-8")
     except UnicodeDecodeError:
         raise ModelError(f"model {name}: the .param file is not text (is it a .bin?)") from None
+    if text.startswith("\ufeff"):
+        raise ModelError(f"model {name}: the .param file begins with a byte-order mark (saved as 'UTF-8 with BOM'), "
+                         "which ncnn cannot read: save it as plain UTF-8")
     lines = [ln.split() for ln in text.splitlines() if ln.strip()]
     bad = ModelError(f"model {name}: the .param file is not an ncnn param file")
     if len(lines) < 2 or lines[0] != [str(PARAM_MAGIC)] or len(lines[1]) != 2:

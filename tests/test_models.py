@@ -345,6 +345,17 @@ def test_a_model_of_two_inputs_is_refused_naming_them(tmp_path):
         resolve_model("two", tmp_path)
 
 
+def test_a_param_saved_with_a_byte_order_mark_says_so(tmp_path):
+    # An editor's "UTF-8 with BOM": ncnn cannot read the magic number behind the mark,
+    # and "not an ncnn param file" hid the three bytes no editor shows.
+    (tmp_path / "bom.param").write_bytes(b"\xef\xbb\xbf7767517\n2 2\nInput in0 0 1 data\n"
+                                         b"Interp up 1 1 data output 0=2 1=2.0 2=2.0\n")
+    (tmp_path / "bom.bin").write_bytes(b"")
+    with pytest.raises(ModelError, match=r"^model bom: the .param file begins with a byte-order mark \(saved as "
+                                         r"'UTF-8 with BOM'\), which ncnn cannot read: save it as plain UTF-8$"):
+        resolve_model("bom", tmp_path)
+
+
 def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
     (tmp_path / "resize.param").write_text("7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1=2.0 2=2.0\n")
     (tmp_path / "resize.bin").write_bytes(b"")
