@@ -327,6 +327,10 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
         if variants:  # the commands pick one by -s; a library call names it
             raise ModelError(f"{text} is a family of models: give one of {', '.join(variants)}, "
                              f"or model_name_for('{text}', scale) to pick one for a scale")
+        known = {*catalog(), *(e.family for e in catalog().values()), *custom_model_names(model_path)}
+        meant = sorted(n for n in known if n.lower() == text.lower())
+        if meant:  # on Linux, where file names are case-sensitive, as the catalog's are everywhere
+            raise ModelError(f"unknown model '{text}': names are case-sensitive: did you mean '{meant[0]}'?")
         names = ", ".join(sorted(catalog()))
         # The name most typed (the drop-in's default) is a family's, not in that list.
         families = sorted({e.family for e in catalog().values() if e.family != e.name})

@@ -356,6 +356,17 @@ def test_a_param_saved_with_a_byte_order_mark_says_so(tmp_path):
         resolve_model("bom", tmp_path)
 
 
+@pytest.mark.parametrize("typed, meant", [("RealESRGAN-x4plus", "realesrgan-x4plus"),
+                                          ("RealESR-AnimeVideoV3", "realesr-animevideov3"), ("MY", "my")])
+def test_a_name_typed_in_another_case_names_the_one_meant(tmp_path, typed, meant):
+    # The list of every known name left the user to spot the capital letters, and a
+    # custom pair (my.param) is not in that list at all.
+    copy_model("realesr-animevideov3-x2", tmp_path, "my")
+    with pytest.raises(ModelError, match=rf"^unknown model '{typed}': names are case-sensitive: did you mean "
+                                         rf"'{meant}'\?$"):
+        resolve_model(typed, tmp_path)
+
+
 def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
     (tmp_path / "resize.param").write_text("7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1=2.0 2=2.0\n")
     (tmp_path / "resize.bin").write_bytes(b"")
