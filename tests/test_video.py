@@ -283,6 +283,35 @@ def test_encoder_options_are_used(tmp_path):
         assert c.streams.video[0].codec_context.name == "mpeg4"
 
 
+@pytest.mark.parametrize("codec", ["mpeg4", "mpeg2video"])
+def test_an_encoder_without_a_crf_gets_a_fixed_quantiser_by_default(codec, tmp_path):
+    # Without a --bitrate MPEG-4 and MPEG-2 ran at FFmpeg's 200 kb/s, unsaid: an
+    # upscaled picture came out in blocks. By default they now keep a fixed quantiser,
+    # close to what a generous bitrate gives; --bitrate still sets the rate.
+    clip = tmp_path / "in.mkv"  # noise, which the rate held at 200 kb/s cannot keep
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("ffv1", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        rng = np.random.default_rng(1)
+        pictures = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(3)]
+        encode_all(out, stream, [av.VideoFrame.from_ndarray(p, format="rgb24") for p in pictures])
+    outs = {}
+    for name, more in (("default", []), ("rich", ["--bitrate", "40M"]), ("poor", ["--bitrate", "100k"])):
+        outs[name] = tmp_path / f"{name}.mkv"
+        run(NCNN_SR, "video", "-i", clip, "-o", outs[name], *X2, "--codec", codec, *more)
+
+    def frames(path):
+        with av.open(str(path)) as c:
+            return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(float)
+
+    def psnr(a, b):
+        return 10 * np.log10(255 ** 2 / np.mean((a - b) ** 2))
+
+    rich = frames(outs["rich"])
+    default = psnr(frames(outs["default"]), rich)
+    assert default > 30 and psnr(frames(outs["poor"]), rich) < default - 3  # --bitrate still counts
+
+
 @pytest.mark.parametrize("codec", ["libx264", "h264", "libx265", "hevc"])
 def test_the_default_crf_holds_for_an_encoder_named_by_its_codec(codec, tmp_path):
     # --codec h264 (FFmpeg's name for what libx264 encodes) was written at x264's own
@@ -1624,11 +1653,10 @@ def test_video_a_container_holds_is_written(codec, name, tmp_path):
 def test_h264_where_its_frame_times_are_lost_is_refused_in_one_line(name, own, tmp_path):
     # Written as asked, an MPEG program stream kept a time on one frame in several and
     # an ASF (.wmv) read back its frames' times out of order and doubled. Their own
-    # encoders have no default quality: without a --bitrate they ran at FFmpeg's
-    # 200 kb/s, unsaid (found by a README audit: the README asks for one).
+    # encoders keep a fixed quantiser without a --bitrate, so none is asked for.
     proc = run(NCNN_SR, "video", "-i", tmp_path / "missing.mp4", "-o", tmp_path / name, *X2, check_ok=False)
     one_line_failure(proc, tmp_path, f"{name[3:]} loses the frame times of h264 video: write .mp4, .mkv, .mov or "
-                                     f".avi, or choose another --codec, such as {own} with a --bitrate\n")
+                                     f".avi, or choose another --codec, such as {own}\n")
 
 
 def test_every_container_a_video_is_written_as_is_named_in_the_help_and_the_refusal(tmp_path):
