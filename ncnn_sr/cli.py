@@ -482,7 +482,8 @@ def list_devices() -> None:
             else:
                 click.echo(f"{d.index:>3}  CPU  (-g -1), {tiling}")
         click.echo(f"-g auto is {auto.index}" + (f": {why}" if why else ""))
-        click.echo(f"Tiling as shown for {_STAGED_MODELS}; other models blend their tiles.")
+        click.echo(f"Tiling as shown for {_STAGED_MODELS}; a RealPLKSR with GroupNorm is tiled in stages on "
+                   "every device; other models blend their tiles.")
     except NcnnSrError as e:
         _fail(str(e))
 

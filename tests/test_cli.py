@@ -388,6 +388,9 @@ def test_devices_lists_the_cpu_and_how_each_device_tiles():
     auto, why = explain_auto()
     assert lines[-2] == f"-g auto is {auto.index}" + (f": {why}" if why else "")
     assert lines[-1].startswith("Tiling as shown for RRDBNet models")
+    # It said every other model blends its tiles, where a RealPLKSR with GroupNorm is
+    # tiled in stages on every device (README).
+    assert "GroupNorm" in lines[-1] and "in stages on every device" in lines[-1]
 
 
 def test_the_help_and_devices_name_every_rrdbnet_model_that_tiles_exactly():
