@@ -380,6 +380,10 @@ def _binary_param(path: Path) -> str:
 
 
 def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
+    def said(p: Path) -> str:
+        # A model given by its path has that path for its source: naming it again said it twice.
+        return "" if source == f"path {p}" else f" ({source})"
+
     for p in (param, bin_):
         if p.exists() and not p.is_file():
             what = "a folder" if p.is_dir() else "a special file (a pipe or a device)"
@@ -393,7 +397,7 @@ def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
         if not p.exists():
             if other.exists():  # half a pair is there: it hides any other copy, so it is no mere absence
                 raise ModelError(f"model {name}: file {p} not found beside {other} ({source})")
-            raise ModelMissing(f"model {name}: file {p} not found ({source})")
+            raise ModelMissing(f"model {name}: file {p} not found{said(p)}")
 
 
 def _check_contents(name: str, param: Path, param_bytes: bytes, bin_: Path, bin_bytes: bytes,

@@ -41,6 +41,18 @@ def size_of(path: Path) -> tuple[int, int]:
         return im.size
 
 
+def test_a_missing_model_by_its_path_names_the_path_once(tmp_path):
+    # -m root -n sub/nosuch said "file root/sub/nosuch.param not found (path
+    # root/sub/nosuch.param)": the one path, twice.
+    pictures(tmp_path, ["in.png"])
+    (tmp_path / "root" / "sub").mkdir(parents=True)
+    proc = run(DROPIN, "-i", "in.png", "-o", "out.png", "-m", "root", "-n", "sub/nosuch", "-g", "-1", cwd=tmp_path,
+               check_ok=False)
+    assert proc.returncode != 0 and not (tmp_path / "out.png").exists()
+    error = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert error == [f"realesrgan-ncnn-vulkan: error: model nosuch: file {Path('root/sub/nosuch.param')} not found"]
+
+
 # --- the reference's calls, verbatim ---------------------------------------------------
 
 def test_classic_call_default_model_x4(tmp_path):
