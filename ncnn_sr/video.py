@@ -81,8 +81,9 @@ CRF_OR_BITRATE = frozenset({"libx264", "libx264rgb", "libx265", "libsvtav1"})
 # picture came out in blocks. A fixed quantiser (ffmpeg's -q:v) keeps the quality
 # whatever the size and rate, which no bitrate guessed from them does; 3 is near the
 # best these encoders make (1 to 31, lower is better).
-FIXED_QUANTISER = {"mpeg1video": 3, "mpeg2video": 3, "mpeg4": 3, "msmpeg4v2": 3, "msmpeg4": 3, "wmv1": 3, "wmv2": 3,
-                   "h261": 3, "h263": 3, "h263p": 3, "flv": 3, "mjpeg": 3}
+QUANTISED = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4v2", "msmpeg4", "wmv1", "wmv2", "h261", "h263",
+                       "h263p", "flv", "mjpeg"})
+QUANTISER = 3
 # FFmpeg's FF_QP2LAMBDA: global_quality is a quantiser in lambda units.
 QP2LAMBDA = 118
 # ProRes encoders make the rate of their profile, whatever the bitrate asked.
@@ -679,7 +680,7 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions) -> str:
         return encoder.name
     own = video_streams.OWN_VIDEO.get(muxer)
     such = f", such as {own}" if own and own != encoder.name else ""
-    if such and own not in FIXED_QUANTISER and av.codec.CodecContext.create(own, "w").bit_rate:
+    if such and own not in QUANTISED and av.codec.CodecContext.create(own, "w").bit_rate:
         # FFmpeg's default rate, 200 kb/s, is all such an encoder has without one.
         such += " with a --bitrate"
     if isinstance(dst, VideoOutput):  # a stream gets Matroska, whatever else a file could be
@@ -794,9 +795,9 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
         stream.codec_context.bit_rate = options.bitrate
         if codec == "libvpx-vp9" and options.crf is None:
             opts.pop("crf", None)
-    elif codec in FIXED_QUANTISER:
+    elif codec in QUANTISED:
         # Set as AVOptions, as ffmpeg -q:v sets them: the flag, and the quantiser in lambdas.
-        opts.update(flags="+qscale", global_quality=str(FIXED_QUANTISER[codec] * QP2LAMBDA))
+        opts.update(flags="+qscale", global_quality=str(QUANTISER * QP2LAMBDA))
     if codec == "libx265":
         opts.update(QUIET_X265)
     if out.format.name == "avi" or (codec == "libx265" and _frame_count(video_in, options) in range(1, X265_FEWEST_REORDERED)):
