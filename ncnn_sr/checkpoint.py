@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError, describe, one_line, stand_in
-from .param_file import PARAM_MAGIC
+from .param_file import starts_as_param
 
 __all__ = ["read_weights"]
 
@@ -141,7 +141,7 @@ def _read_weights(path: Path) -> dict[str, np.ndarray]:
     elif len(data) > 262 and data[257:262] == b"ustar":
         raise ModelError(f"{path} is in PyTorch's oldest (tar) checkpoint format, which is not read: "
                          "load and save it again with a newer PyTorch")
-    elif data[:16].split(b"\n", 1)[0].strip() == str(PARAM_MAGIC).encode():  # converted already, by hand or here
+    elif starts_as_param(data):  # converted already, by hand or here
         raise ModelError(f"{path} is an ncnn model already (its .param): upscale with it as it is, -n {path}")
     else:
         raise ModelError(f"{path} is not a PyTorch (.pth) or safetensors checkpoint")

@@ -31,7 +31,7 @@ from pathlib import Path
 from models_ncnn import CATALOG_PATH
 
 from .errors import InputError, ModelError, ModelMissing, broken_link, describe, in_one_line, stand_in
-from .param_file import PARAM_MAGIC, check_bin_size, cpu_bytes_estimate, input_alignment, parse_param
+from .param_file import check_bin_size, cpu_bytes_estimate, input_alignment, parse_param, starts_as_param
 
 log = logging.getLogger("ncnn_sr")
 
@@ -411,14 +411,10 @@ def _check_contents(name: str, param: Path, param_bytes: bytes, bin_: Path, bin_
         raise ModelError(f"model {name}: {param} is empty (an interrupted download or copy?)")
     if not bin_bytes and bin_needed:
         raise ModelError(f"model {name}: {bin_} is empty (an interrupted download or copy?)")
-    if _starts_as_param(bin_bytes):
-        if not _starts_as_param(param_bytes):
+    if starts_as_param(bin_bytes):
+        if not starts_as_param(param_bytes):
             raise ModelError(f"model {name}: {param} and {bin_} are swapped (the .bin holds the param text)")
         raise ModelError(f"model {name}: {bin_} holds a .param file's text, not weights (a .param copied over it?)")
-
-
-def _starts_as_param(data: bytes) -> bool:
-    return data[:16].split(b"\n", 1)[0].strip() == str(PARAM_MAGIC).encode()
 
 
 def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None, source: str,

@@ -13,6 +13,11 @@ from .errors import ModelError
 PARAM_MAGIC = 7767517
 
 
+def starts_as_param(data: bytes) -> bool:
+    """Whether ``data``, a file's first bytes, open as an ncnn .param's text does."""
+    return data[:16].split(b"\n", 1)[0].strip() == str(PARAM_MAGIC).encode()
+
+
 @dataclass(frozen=True)
 class Layer:
     type: str

@@ -205,27 +205,24 @@ def test_files_that_are_not_checkpoints_are_refused(tmp_path, content, words):
     assert words in refusal(path)
 
 
-def test_a_git_lfs_pointer_is_named_so(tmp_path):
-    path = tmp_path / "4x-Model.pth"
-    path.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 67040989\n")
-    assert refusal(path) == (f"{path} is a Git LFS pointer, not the file itself "
-                             "(cloned without git-lfs? run 'git lfs pull' there)")
+LFS = "is a Git LFS pointer, not the file itself (cloned without git-lfs? run 'git lfs pull' there)"
+PAGE = "is a web page (HTML), not the file itself: download it from its raw or release link"
 
 
-@pytest.mark.parametrize("page", [b"<!DOCTYPE html>\n<html>", b"\xef\xbb\xbf  <HTML><body>Sign in</body>"])
-def test_a_web_page_is_named_so(tmp_path, page):
-    path = tmp_path / "4x-Model.pth"
-    path.write_bytes(page)
-    assert refusal(path) == (f"{path} is a web page (HTML), not the file itself: download it from its raw "
-                             "or release link")
-
-
-@pytest.mark.parametrize("text", [b"7767517\n2 2\nInput in0 0 1 data\n", b"7767517\r\n2 2\r\n"])
-def test_an_ncnn_param_given_to_convert_is_named_as_a_model_already(tmp_path, text):
-    path = tmp_path / "4x-Model.param"
-    path.write_bytes(text)
-    assert refusal(path) == (f"{path} is an ncnn model already (its .param): upscale with it as it is, "
-                             f"-n {path}")
+@pytest.mark.parametrize("name,content,words", [
+    ("4x-Model.pth", b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 67040989\n", LFS),
+    ("4x-Model.pth", b"<!DOCTYPE html>\n<html>", PAGE),
+    ("4x-Model.pth", b"\xef\xbb\xbf  <HTML><body>Sign in</body>", PAGE),
+    # An ncnn model given to convert: the -n that runs it is in the words.
+    ("4x-Model.param", b"7767517\n2 2\nInput in0 0 1 data\n", "is an ncnn model already (its .param): upscale "
+                                                             "with it as it is, -n {path}"),
+    ("4x-Model.param", b"7767517\r\n2 2\r\n", "is an ncnn model already (its .param): upscale with it as it is, "
+                                             "-n {path}"),
+])
+def test_a_file_standing_in_for_a_checkpoint_is_named_as_what_it_is(tmp_path, name, content, words):
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert refusal(path) == f"{path} {words.format(path=path)}"
 
 
 def test_a_device_or_pipe_is_refused_unread(tmp_path):
