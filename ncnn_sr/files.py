@@ -14,6 +14,12 @@ from pathlib import Path
 from .errors import InputError, cannot_write, os_reason
 
 
+def ffmpeg_name(path: str | os.PathLike) -> str:
+    """``path`` as a name FFmpeg takes for a file: "ep1:pilot.mkv" was a URL of the
+    protocol "ep1", which it knows none of."""
+    return f"file:{os.fspath(path)}"
+
+
 def _process_umask() -> int:
     mask = os.umask(0o022)  # reading it means setting it; done once, at import, before any thread
     os.umask(mask)

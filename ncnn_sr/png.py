@@ -10,6 +10,7 @@ import zlib
 import numpy as np
 from PIL import PngImagePlugin
 
+from .files import ffmpeg_name
 from .metadata import PNG_XMP_KEY
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -107,7 +108,7 @@ def read_png16(source: str | os.PathLike | bytes, channels: int) -> np.ndarray:
     import av  # only this rare case needs it
 
     try:
-        with av.open(io.BytesIO(source) if isinstance(source, bytes) else os.fspath(source)) as container:
+        with av.open(io.BytesIO(source) if isinstance(source, bytes) else ffmpeg_name(source)) as container:
             frame = next(container.decode(video=0), None)
             if frame is None:
                 raise SyntaxError("FFmpeg finds no picture in it")

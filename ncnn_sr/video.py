@@ -32,7 +32,7 @@ from . import isobmff, timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import InputError, describe
 from .resample import resize
-from .files import mode_for, temp_stem, write_target
+from .files import ffmpeg_name, mode_for, temp_stem, write_target
 from .streams import VideoInput, VideoOutput
 from .video_options import COMMON_CONTAINERS, EncodeOptions
 from .video_window import Window
@@ -149,7 +149,7 @@ def _open_input(path):
             raise InputError(f"{path}: an mp4 whose index (moov) follows its frames cannot be read as it comes: "
                              "give it as a file, or remux it with its index first (ffmpeg -movflags faststart)")
     try:
-        container = av.open(path if isinstance(path, VideoInput) else local(path))
+        container = av.open(path if isinstance(path, VideoInput) else ffmpeg_name(path))
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as e:
@@ -174,12 +174,6 @@ def _empty_file(path: str | os.PathLike) -> bool:
         return os.path.getsize(path) == 0 and os.path.isfile(path)
     except OSError:
         return False
-
-
-def local(path: str | os.PathLike) -> str:
-    """``path`` as a name FFmpeg takes for a file: "ep1:pilot.mkv" was a URL of the
-    protocol "ep1", which it knows none of."""
-    return f"file:{os.fspath(path)}"
 
 
 # The boxes an mp4 or a mov starts with (an old QuickTime file has no ftyp).
@@ -384,7 +378,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         try:
             if not piped:
                 part = _part_file(final, dst.suffix)
-            out = av.open(dst, "w", format="matroska") if piped else av.open(local(part), "w")
+            out = av.open(dst, "w", format="matroska") if piped else av.open(ffmpeg_name(part), "w")
         except (av.error.FFmpegError, ValueError, OSError) as e:
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
         if not options.pix_fmt:  # "" too, as video_encoder and --codec/--preset take it

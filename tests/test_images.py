@@ -122,11 +122,13 @@ def test_sixteen_bit_grey_keeps_every_value(tmp_path):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "o.png")), values)
 
 
+@pytest.mark.parametrize("name", ["c16.png", "ep1:c16.png"])  # FFmpeg took the second for a URL of "ep1"
 @pytest.mark.parametrize("channels", [3, 4])
-def test_sixteen_bit_colour_png_round_trips_exactly(channels, tmp_path):
+def test_sixteen_bit_colour_png_round_trips_exactly(channels, name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as a relative name: only a name's start can be a protocol
     values = (np.random.RandomState(0).rand(5, 7, channels) * 65535).astype(np.uint16)
-    write_image(tmp_path / "c16.png", values)
-    arr, info = read_image(tmp_path / "c16.png")
+    write_image(name, values)
+    arr, info = read_image(name)
     assert arr.dtype == np.uint16 and np.array_equal(arr, values)
 
 
