@@ -1,5 +1,5 @@
 """What Pillow leaves out of AVIF: how many times an animation plays, and the colour
-its nclx states, which its reader does not say.
+its nclx states, which its reader does not say and its writer does not take.
 
 An AVIF animation is a track of an ISO BMFF file. Its edit list (moov/trak/edts/elst)
 says whether it repeats; a repeating one plays until the track's duration (tkhd) is
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import struct
 
-from .isobmff import children, top_box
+from .isobmff import boxes, children, top_box
 
 # Containers walked down to the boxes read here.
 _CONTAINERS = (b"moov", b"trak", b"edts", b"mdia")
@@ -89,6 +89,31 @@ def coded_colour(path: str) -> tuple[int, int] | None:
         if kind == b"colr" and payload[:4] == b"nclx" and len(payload) >= 8:  # one cut short states nothing
             return struct.unpack_from(">HH", payload, 4)
     return None
+
+
+def stating_colour(data: bytes, primaries: int, transfer: int) -> bytes:
+    """The AVIF ``data`` (as Pillow writes one) with H.273's ``primaries`` and
+    ``transfer`` in its nclx colour properties, in place of the sRGB Pillow's writer
+    always states: what an HDR colour (PQ, HLG), which no ICC profile states, is
+    shown by. ``data`` as it is where it has no nclx."""
+    out = bytearray(data)
+    for at in _nclx_offsets(data, 0, len(data), (b"meta", b"iprp", b"ipco", b"colr")):
+        out[at:at + 4] = struct.pack(">HH", primaries, transfer)
+    return bytes(out)
+
+
+def _nclx_offsets(data: bytes, start: int, end: int, path: tuple[bytes, ...]):
+    """Where the primaries of each nclx colr box at ``path`` inside ``data[start:end]``
+    lie in ``data``."""
+    for box in boxes(lambda at, n: data[start + at:min(start + at + n, end)]):
+        if box.kind != path[0]:
+            continue
+        body, stop = start + box.body, end if box.end is None else min(start + box.end, end)
+        if len(path) > 1:
+            # meta is a full box: its version and flags come before its children.
+            yield from _nclx_offsets(data, body + (4 if box.kind == b"meta" else 0), stop, path[1:])
+        elif data[body:body + 4] == b"nclx" and stop - body >= 8:
+            yield body + 4
 
 
 def _properties_of(ipma: bytes, item: int) -> list[int]:

@@ -79,7 +79,8 @@ class ImageInfo:
     pairs, or a HEIF's nclx colour (other than sRGB) as a cICP chunk, which a png
     written with this info carries (a jpg, webp or avif holds none: one written
     without ``icc_profile`` gets a profile stating them instead, where they say
-    other than sRGB, and so does a png of a cICP, which most readers still ignore).
+    other than sRGB, and so does a png of a cICP, which most readers still ignore;
+    an avif states a cICP in its nclx too).
     """
 
     mode: str
@@ -625,6 +626,13 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
     if grey and channels == 4:
         im = im.convert("LA")  # grey stays grey (an L with alpha had a transparent grey level)
     options = save_options(info, fmt, quality, grey=im.mode in ("L", "LA", "I;16"))
+    if fmt == "avif" and (coded := dict(info.colour_chunks if info else ()).get(b"cICP")):
+        # Pillow's writer states sRGB in the nclx whatever the pixels are: an HDR
+        # photo's (PQ, HLG), which no ICC profile states, was shown washed out.
+        encoded = io.BytesIO()
+        im.save(encoded, format="AVIF", **options)
+        f.write(avif.stating_colour(encoded.getvalue(), coded[0], coded[1]))
+        return
     try:
         im.save(f, format=FORMATS[fmt], **options)
     except OSError as e:

@@ -427,15 +427,16 @@ class Pipeline:
 
     def _check_colour(self, item: _Item) -> None:
         """A note where ``item``'s output holds colour as an ICC profile only and its
-        PNG's cICP is one (HDR) that no profile written here states."""
+        cICP is one (HDR) that no profile written here states (an avif states it in
+        its nclx)."""
         fmt = item.target.suffix.lower().lstrip(".").replace("jpeg", "jpg")
-        if fmt not in ("jpg", "webp", "avif") or item.info.icc_profile:
+        if fmt not in ("jpg", "webp") or item.info.icc_profile:
             return
         if coded := unstated_colour(item.info.colour_chunks):
             hdr = ": HDR" if coded[1] in (16, 18) else ""  # PQ, HLG
             item.notes.append(f"{item.job.source}: its colour (cICP primaries {coded[0]}, transfer {coded[1]}{hdr}) "
                               f"has no ICC profile that a {fmt} could hold: writing {item.target} without it "
-                              "(png keeps it)")
+                              "(png and avif keep it)")
 
     def _check_writable(self, item: _Item) -> None:
         """Fail ``item`` now if its output cannot hold the upscaled picture (a side too

@@ -779,14 +779,14 @@ def test_an_exif_too_large_for_jpeg_is_left_out_by_the_dropin_and_refused_by_ncn
         "--no-metadata", cwd=tmp_path)
 
 def test_an_hdr_cicp_that_no_profile_states_is_left_out_of_a_jpg_with_a_warning(tmp_path):
-    # BT.2020 PQ: a jpg, webp or avif holds colour as an ICC profile only, and no
-    # profile of a matrix and curves states HDR; png keeps the chunk.
+    # BT.2020 PQ: a jpg or webp holds colour as an ICC profile only, and no
+    # profile of a matrix and curves states HDR; png keeps the chunk, avif its nclx.
     (tmp_path / "hdr.png").write_bytes(png_bytes(picture(8, 8), 8, 2, png_chunk(b"cICP", bytes([9, 16, 0, 1]))))
     proc = run(NCNN_SR, "-i", "hdr.png", "-o", "o.jpg", "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
                cwd=tmp_path)
     assert [line for line in proc.stderr.splitlines() if "cICP" in line] == [
         "ncnn-sr: warning: hdr.png: its colour (cICP primaries 9, transfer 16: HDR) has no ICC profile that a "
-        "jpg could hold: writing o.jpg without it (png keeps it)"]
+        "jpg could hold: writing o.jpg without it (png and avif keep it)"]
     assert size_of(tmp_path / "o.jpg") == (16, 16)
     for args in (["-o", "o.png"], ["-o", "n.jpg", "--no-metadata"]):
         proc = run(NCNN_SR, "-i", "hdr.png", *args, "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",

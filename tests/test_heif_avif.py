@@ -153,6 +153,53 @@ def test_an_avif_of_srgb_colour_holds_no_colour_chunks(primaries, transfer, tmp_
     assert info.colour_chunks == ()
 
 
+def avif_nclx(path) -> tuple[int, int]:
+    """The primaries and transfer the nclx of the AVIF at ``path`` states."""
+    data = path.read_bytes()
+    return struct.unpack_from(">HH", data, data.index(b"colrnclx") + 8)
+
+
+@pytest.mark.parametrize("source", ["heic", "avif", "png"])
+def test_an_hdr_colour_no_profile_states_is_kept_in_an_avifs_nclx(source, tmp_path):
+    # BT.2020 PQ: no ICC profile states it, but an AVIF's nclx does; written without
+    # it, the upscaled HDR photo was shown as sRGB, washed out.
+    pixels = picture(8, 8)
+    if source == "heic":
+        src = heic(tmp_path / "pq.heic", pixels, quality=-1, color_primaries=9, transfer_characteristics=16)
+    elif source == "avif":
+        src = avif_of_colour(tmp_path / "pq.avif", pixels, 9, 16)
+    else:
+        src = tmp_path / "pq.png"
+        Image.fromarray(pixels).save(src, pnginfo=cicp_info(9, 16))
+    arr, info = read_image(src)
+    write_image(tmp_path / "o.avif", arr, info)
+    assert avif_nclx(tmp_path / "o.avif") == (9, 16)
+    assert read_image(tmp_path / "o.avif")[1].colour_chunks == ((b"cICP", bytes([9, 16, 0, 1])),)
+    write_image(tmp_path / "bare.avif", arr, info, metadata=False)
+    assert avif_nclx(tmp_path / "bare.avif") == (1, 13)  # sRGB's
+
+
+def cicp_info(primaries: int, transfer: int):
+    from PIL.PngImagePlugin import PngInfo
+    chunks = PngInfo()
+    chunks.add(b"cICP", bytes([primaries, transfer, 0, 1]))
+    return chunks
+
+
+def test_the_command_keeps_an_hdr_heics_colour_in_an_avif_without_a_warning(tmp_path):
+    heic(tmp_path / "pq.heic", picture(8, 8), quality=-1, color_primaries=9, transfer_characteristics=16)
+    proc = run("-i", tmp_path / "pq.heic", "-o", tmp_path / "o.avif", *FAST)
+    assert "cICP" not in proc.stderr and avif_nclx(tmp_path / "o.avif") == (9, 16)
+
+
+def test_a_p3_colour_is_stated_in_an_avifs_nclx_beside_its_profile(tmp_path):
+    arr, info = read_image(avif_of_colour(tmp_path / "p3.avif", picture(8, 8), 12, 13))
+    write_image(tmp_path / "o.avif", arr, info)
+    assert avif_nclx(tmp_path / "o.avif") == (12, 13)
+    with Image.open(tmp_path / "o.avif") as im:
+        assert b"sRGB curve" in im.info["icc_profile"]
+
+
 def test_an_avifs_own_profile_is_kept_without_colour_chunks(tmp_path):
     Image.fromarray(picture(8, 8)).save(tmp_path / "i.avif", icc_profile=SRGB_ICC)
     arr, info = read_image(tmp_path / "i.avif")
