@@ -158,7 +158,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             grey_key_in_8_bits(im.info, depth)
         arr, info = _to_array(im, path, frames, exif_bytes)
         if grey_alpha is not None:
-            arr, info = tiff16.grey_alpha_pixels(arr, grey_alpha), replace(info, mode="LA")
+            arr = tiff16.grey_alpha_pixels(arr, grey_alpha)
+            info = replace(info, mode="LA" if arr.shape[2] == 4 else "I;16")
         if first_box is not None and first_box != (0, 0, *im.size):
             # Pillow paints the canvas the first frame leaves uncovered in palette
             # colour 0, opaque unless that frame has a transparent index; browsers

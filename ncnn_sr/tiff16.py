@@ -17,7 +17,8 @@ Pillow's 8 bits.
 Grey with alpha in 16 bits Pillow cannot open at all. Its pixels are 4 bytes, as
 8-bit RGBA's are, so the directory is rewritten to say that: Pillow reads the bytes
 (and the picture's size, pages and metadata), which are then taken as the 16-bit
-samples they are.
+samples they are. Its extra sample is read as Pillow reads an 8-bit one: alpha,
+premultiplied alpha (divided out), or, unspecified, no alpha (left aside).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from .tiff_directory import LONG, SHORT, Directory, header
 _WIDTH, _BITS, _PHOTOMETRIC, _ORIENTATION, _SAMPLES, _PLANAR, _PREDICTOR, _TILE_WIDTH, _EXTRA = \
     256, 258, 262, 274, 277, 284, 317, 322, 338
 _RGB = 2
-_UNASSOCIATED_ALPHA = 2
+_UNSPECIFIED, _ASSOCIATED_ALPHA, _UNASSOCIATED_ALPHA = 0, 1, 2
 # A tag no reader knows: the extra-samples entry is renamed to it, since one grey
 # sample has none (libtiff refuses a count over the samples per pixel).
 _IGNORED = 65000
@@ -155,18 +156,20 @@ class GreyAlpha:
     alpha samples, in the file's byte ``order``, still differenced where
     ``predictor`` is 2 (from the left of each tile ``tile_width`` wide, None in
     strips); ``white_at_0`` grey is turned over; ``orientation`` (EXIF's) is to
-    be applied."""
+    be applied; ``extra`` is the TIFF's kind of extra sample: 2 alpha, 1
+    premultiplied alpha, 0 unspecified (no alpha)."""
 
     order: str
     predictor: int
     tile_width: int | None
     white_at_0: bool
     orientation: int = 1
+    extra: int = _UNASSOCIATED_ALPHA
 
 
 def grey_alpha_as_rgba(data: bytes) -> tuple[bytes, GreyAlpha] | None:
-    """TIFF bytes ``data`` whose first picture is 16-bit grey with unassociated alpha,
-    which Pillow has no mode for, with that directory describing 8-bit RGBA of the
+    """TIFF bytes ``data`` whose first picture is 16-bit grey with an extra sample
+    (alpha, premultiplied or not, or unspecified), which Pillow has no mode for, with that directory describing 8-bit RGBA of the
     same size instead (the same 4 bytes a pixel, so the strips or tiles, compressed
     or not, decode to the same bytes; the predictor is taken out, as it differences
     16-bit samples), and where the samples lie; None for any other TIFF."""
@@ -175,7 +178,7 @@ def grey_alpha_as_rgba(data: bytes) -> tuple[bytes, GreyAlpha] | None:
         return None
     photometric, predictor = tiff.first(_PHOTOMETRIC, None), tiff.first(_PREDICTOR, 1)
     if tiff.first(_SAMPLES, 1) != 2 or tiff.values(_BITS) != (16, 16) or photometric not in (0, 1) \
-            or tiff.values(_EXTRA) != (_UNASSOCIATED_ALPHA,) or tiff.first(_PLANAR, 1) != 1 or predictor not in (1, 2):
+            or tiff.values(_EXTRA) not in ((_UNSPECIFIED,), (_ASSOCIATED_ALPHA,), (_UNASSOCIATED_ALPHA,)) or tiff.first(_PLANAR, 1) != 1 or predictor not in (1, 2):
         return None
     tile = tiff.values(_TILE_WIDTH) if _TILE_WIDTH in tiff else None
     if _TILE_WIDTH in tiff and tile is None:
@@ -183,15 +186,20 @@ def grey_alpha_as_rgba(data: bytes) -> tuple[bytes, GreyAlpha] | None:
     out = bytearray(data)
     tiff.put(out, _SAMPLES, SHORT, 4)
     tiff.put(out, _PHOTOMETRIC, SHORT, _RGB)
+    # Read as straight RGBA, its bytes as they are: Pillow would take premultiplied
+    # ones apart (RGBa), and leave an unspecified sample out (RGBX).
+    tiff.put(out, _EXTRA, SHORT, _UNASSOCIATED_ALPHA)
     if _PREDICTOR in tiff:
         tiff.put(out, _PREDICTOR, SHORT, 1)
     orientation = _upright(tiff, out)
     tiff.put(out, _BITS, SHORT, 8, 8, 8, 8)  # last: its values go after the file's bytes
-    return bytes(out), GreyAlpha(tiff.order, predictor, tile and tile[0], photometric == 0, orientation)
+    return bytes(out), GreyAlpha(tiff.order, predictor, tile and tile[0], photometric == 0, orientation,
+                                 tiff.values(_EXTRA)[0])
 
 
 def grey_alpha_pixels(raw: np.ndarray, layout: GreyAlpha) -> np.ndarray:
-    """The H×W×4 uint16 RGBA (grey in each colour) of a grey+alpha TIFF, from the
+    """The H×W×4 uint16 RGBA (grey in each colour; its alpha not premultiplied) of
+    a grey+alpha TIFF, or H×W×1 grey where its extra sample is unspecified, from the
     H×W×4 bytes Pillow read of ``grey_alpha_as_rgba``'s file."""
     pixels = np.ascontiguousarray(raw).view(layout.order + "u2").astype(np.uint16)
     if layout.predictor == 2:
@@ -199,4 +207,11 @@ def grey_alpha_pixels(raw: np.ndarray, layout: GreyAlpha) -> np.ndarray:
     grey, alpha = pixels[:, :, :1], pixels[:, :, 1:]
     if layout.white_at_0:
         grey = 65535 - grey
+    if layout.extra == _UNSPECIFIED:
+        return orient(grey, layout.orientation)
+    if layout.extra == _ASSOCIATED_ALPHA:
+        wide = alpha.astype(np.uint64)
+        # Clear where alpha is 0; a grey over its alpha (a damaged file) is white.
+        grey = np.where(wide > 0, np.minimum((grey * np.uint64(65535) + wide // 2) // np.maximum(wide, 1), 65535),
+                        0).astype(np.uint16)
     return orient(np.concatenate([grey, grey, grey, alpha], axis=2), layout.orientation)

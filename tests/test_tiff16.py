@@ -162,6 +162,30 @@ def test_a_16_bit_grey_and_alpha_tiff_white_at_0_reads_its_grey_turned_over(tmp_
     assert np.array_equal(image[:, :, 0], 65535 - GREY_ALPHA[:, :, 0]) and np.array_equal(image[:, :, 3], GREY_ALPHA[:, :, 1])
 
 
+def test_a_16_bit_grey_and_premultiplied_alpha_tiff_reads_its_grey_divided_by_its_alpha(tmp_path):
+    # Associated alpha (extra samples 1), as Pillow reads 8-bit La: it was refused,
+    # "a kind of TIFF Pillow cannot read".
+    grey, alpha = GREY_ALPHA[:, :, 0].astype(np.int64), GREY_ALPHA[:, :, 1].astype(np.int64)
+    alpha[0, 0], alpha[0, 1] = 0, 65535
+    premultiplied = np.stack([(grey * alpha + 32767) // 65535, alpha], axis=2).astype(np.uint16)
+    (tmp_path / "in.tif").write_bytes(tiff(premultiplied, compression=8, predictor=2,
+                                           extra={262: (SHORT, [1]), 338: (SHORT, [1])}))
+    image, info = read_image(tmp_path / "in.tif")
+    assert image.dtype == np.uint16 and image.shape == (7, 9, 4) and info.mode == "LA"
+    assert np.array_equal(image[:, :, 3], alpha) and image[0, 0, 0] == 0 and image[0, 1, 0] == grey[0, 1]
+    seen = alpha > 4096  # where the premultiplied grey keeps enough levels to compare
+    assert np.abs(image[:, :, 0].astype(np.int64) - grey)[seen].max() <= 16
+    assert all(np.array_equal(image[:, :, c], image[:, :, 0]) for c in (1, 2))
+
+
+def test_a_16_bit_grey_tiff_with_an_unspecified_extra_sample_reads_as_16_bit_grey(tmp_path):
+    # Extra samples 0 are no alpha: Pillow leaves an 8-bit one aside (LX).
+    (tmp_path / "in.tif").write_bytes(tiff(GREY_ALPHA, extra={262: (SHORT, [1]), 338: (SHORT, [0])}))
+    image, info = read_image(tmp_path / "in.tif")
+    assert image.dtype == np.uint16 and image.shape == (7, 9, 1) and info.mode == "I;16"
+    assert np.array_equal(image[:, :, 0], GREY_ALPHA[:, :, 0])
+
+
 def test_the_command_writes_a_16_bit_grey_and_alpha_tiff_as_a_16_bit_grey_and_alpha_png(tmp_path):
     (tmp_path / "in.tif").write_bytes(tiff(GREY_ALPHA, compression=8, predictor=2, extra=GREY_ALPHA_TAGS))
     run("-i", tmp_path / "in.tif", "-o", tmp_path / "out.png", "-g", "-1", "-n", "realesr-animevideov3", "-s", "2")
