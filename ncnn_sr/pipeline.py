@@ -356,6 +356,11 @@ class Pipeline:
             return True
         if not self._budget.take(need, self._cancel):
             return False
+        if item.pixels.dtype == np.uint16 and output_format(item.target) == "png":
+            # Pillow reads an APNG's frames as their high bytes and writes no 16-bit
+            # APNG: said, as a still png keeps 16 bits.
+            item.notes.append(f"{item.job.source}: a 16-bit animation: its frames are read and written in 8 bits "
+                              "(a still png keeps 16)")
         item.reserved, item.pixels = need, None
         read = _read(item, lambda source: read_frames(source, item.info))  # its first frame is read
         if read:

@@ -464,6 +464,27 @@ def test_an_animated_gif_asked_as_jpg_warns_which_formats_keep_every_frame(tmp_p
     assert size_of(tmp_path / "o.jpg") == (32, 24)
 
 
+def test_a_sixteen_bit_apng_written_as_an_animation_says_it_is_written_in_eight_bits(tmp_path):
+    # "16-bit stays 16-bit in PNG output" held for a still, not for an APNG's frames,
+    # which came out 8-bit without a word.
+    import struct
+    from conftest import png_data
+    frames = [picture(8, 8, seed=i, dtype=np.uint16) for i in range(2)]
+    control = [png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", n, 8, 8, 0, 0, 50, 1000, 0, 0)) for n in (0, 1)]
+    first = png_bytes(frames[0], 16, 2, png_chunk(b"acTL", struct.pack(">II", 2, 0)), control[0])
+    second = png_chunk(b"fdAT", struct.pack(">I", 2) + png_data(frames[1], 16))
+    (tmp_path / "deep.png").write_bytes(first[:-12] + control[1] + second + first[-12:])
+    proc = run(NCNN_SR, "-i", "deep.png", "-o", "o.png", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
+               cwd=tmp_path)
+    assert proc.stderr == ("ncnn-sr: warning: deep.png: a 16-bit animation: its frames are read and written "
+                           "in 8 bits (a still png keeps 16)\n")
+    assert (tmp_path / "o.png").read_bytes()[24] == 8
+    for out in ("o.webp", "o.gif"):  # 8-bit formats, as a still's
+        proc = run(NCNN_SR, "-i", "deep.png", "-o", out, "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
+                   cwd=tmp_path)
+        assert "warning" not in proc.stderr
+
+
 def test_one_animation_gets_a_proc_worker_per_frame_its_frames_being_shared(tmp_path):
     animated_gif(tmp_path / "anim.gif")
     every = run(NCNN_SR, "-i", "anim.gif", "-o", "o.webp", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
