@@ -65,6 +65,30 @@ def _plays(elst: bytes | None, tkhd: bytes | None) -> int:
     return -(-track // segment)  # a last showing cut short is a showing
 
 
+def is_avif(path: str) -> bool:
+    """Whether the file at ``path`` names AVIF among its brands (its ftyp box), which
+    a HEIF reader takes too."""
+    try:
+        ftyp = top_box(path, b"ftyp") or b""
+    except OSError:
+        return False
+    brands = {ftyp[i:i + 4] for i in range(0, len(ftyp) - 3, 4)} - {ftyp[4:8]}  # less the minor version
+    return bool(brands & {b"avif", b"avis"})
+
+
+def failure(path: str) -> str:
+    """libavif's reason for refusing the AVIF at ``path``, which Pillow hides (it
+    said no format fits a truncated one)."""
+    from PIL import AvifImagePlugin
+
+    try:
+        with open(path, "rb") as f:
+            AvifImagePlugin._avif.AvifDecoder(f.read(), "auto", 1)
+    except Exception as e:  # noqa: BLE001 - only its words are wanted
+        return " ".join(str(e).split()) or type(e).__name__
+    return "libavif reads it, Pillow does not"
+
+
 def coded_colour(path: str) -> tuple[int, int] | None:
     """The H.273 primaries and transfer the primary picture of the AVIF at ``path``
     states (its nclx colour property), which libavif leaves to the reader: it gives

@@ -235,8 +235,9 @@ def reading(path: str):
     except UnidentifiedImageError:
         if _is_empty(path):  # an interrupted copy or download, say: nothing to identify
             raise InputError(f"{path}: not a picture: the file is empty (0 bytes)") from None
-        if heif.is_heif(path):  # by its header, and cut short: libheif says where
-            raise InputError(f"{path}: broken or truncated picture ({heif.failure(path)})") from None
+        if heif.is_heif(path):  # by its header, and cut short: libheif (libavif for an AVIF) says where
+            why = avif.failure(path) if avif.is_avif(path) and features.check_module("avif") else heif.failure(path)
+            raise InputError(f"{path}: broken or truncated picture ({why})") from None
         if (reason := png_refusal(path)) is not None:  # a PNG broken before its pixels
             raise InputError(f"{path}: broken or truncated picture ({reason})") from None
         if (reason := _header_refusal(path)) is not None:  # another format's, cut short so

@@ -511,3 +511,16 @@ def test_an_avif_whose_pictures_data_is_damaged_is_a_broken_picture(tmp_path):
     (tmp_path / "p.avif").write_bytes(bytes(data))
     with pytest.raises(InputError, match=r"p.avif: broken or truncated picture \(Failed to decode frame 0"):
         read_image(tmp_path / "p.avif")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.75])
+def test_an_avif_cut_short_in_its_data_is_broken_in_libavifs_words(keep, tmp_path):
+    # Taken for a HEIF by its brands, it got libheif's words, which parse its boxes
+    # alone: "libheif reads it, pillow-heif does not".
+    Image.fromarray(picture(32, 32)).save(tmp_path / "p.avif", quality=90)
+    data = (tmp_path / "p.avif").read_bytes()
+    (tmp_path / "cut.avif").write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(InputError) as caught:
+        read_image(tmp_path / "cut.avif")
+    said = str(caught.value)
+    assert said.startswith(f"{tmp_path / 'cut.avif'}: broken or truncated picture (") and "libheif" not in said
