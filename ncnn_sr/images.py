@@ -252,6 +252,9 @@ def reading(path: str):
             # The system's refusal (too many open files, an I/O error), not the file's
             # content: Pillow's own complaints about a broken picture have no errno.
             raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+        if "Ghostscript" in str(e):  # the file may be whole: what reads it is missing
+            raise InputError(f"{path}: an EPS or PostScript picture, which Pillow reads through Ghostscript: "
+                             "install Ghostscript (gs), or convert it to png") from None
         raise InputError(f"{path}: broken or truncated picture ({_one_line(e)})") from None
     except (SyntaxError, ValueError, EOFError, TypeError, RuntimeError, IndexError, struct.error) as e:
         # Pillow's plugins say "broken" in these too: a TIFF frame without its size

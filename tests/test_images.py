@@ -968,6 +968,17 @@ def test_a_system_error_on_reading_is_not_called_a_broken_picture(tmp_path, monk
     assert str(caught.value) == f"{src}: cannot read: Too many open files"
 
 
+def test_an_eps_without_ghostscript_says_what_is_missing_not_that_it_is_broken(tmp_path, monkeypatch):
+    from PIL import EpsImagePlugin
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", False)  # none installed, whatever this machine has
+    src = tmp_path / "a.eps"
+    src.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nnewpath 0 0 moveto 8 8 lineto stroke\n")
+    with pytest.raises(InputError) as caught:
+        read_image(src)
+    assert str(caught.value) == (f"{src}: an EPS or PostScript picture, which Pillow reads through Ghostscript: "
+                                 "install Ghostscript (gs), or convert it to png")
+
+
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     save(tmp_path / "big.png", Image.new("RGB", (200, 200)))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
