@@ -1,5 +1,6 @@
-"""What Pillow leaves out of AVIF: how many times an animation plays, and the colour
-its nclx states, which its reader does not say and its writer does not take.
+"""What Pillow leaves out of AVIF: how many times an animation plays, the colour its
+nclx states and its depth, which its reader does not say, and the colour its writer
+does not take.
 
 An AVIF animation is a track of an ISO BMFF file. Its edit list (moov/trak/edts/elst)
 says whether it repeats; a repeating one plays until the track's duration (tkhd) is
@@ -95,24 +96,38 @@ def coded_colour(path: str) -> tuple[int, int] | None:
     the samples in them, and Pillow says nothing of them. None where it states
     none (an ICC profile, which Pillow reads, or no colour), or the file cannot be
     walked to them."""
-    try:
-        meta = top_box(path, b"meta")
-        if meta is None:
-            return None
-        boxes = dict(children(meta[4:]))  # after the full box's version and flags
-        pitm, iprp = boxes.get(b"pitm"), boxes.get(b"iprp")
-        if pitm is None or iprp is None:
-            return None
-        primary = struct.unpack_from(">H" if pitm[0] == 0 else ">I", pitm, 4)[0]
-        properties = dict(children(iprp))
-        listed = list(children(properties.get(b"ipco", b"")))
-        found = [listed[i - 1] for i in _properties_of(properties.get(b"ipma", b""), primary)]
-    except (OSError, struct.error, IndexError):
-        return None
-    for kind, payload in found:
+    for kind, payload in _primary_properties(path):
         if kind == b"colr" and payload[:4] == b"nclx" and len(payload) >= 8:  # one cut short states nothing
             return struct.unpack_from(">HH", payload, 4)
     return None
+
+
+def bit_depth(path: str) -> int:
+    """The bits per sample the primary picture of the AVIF at ``path`` states (its
+    pixi property; the most of its channels), 8 where it states none readable."""
+    for kind, payload in _primary_properties(path):
+        if kind == b"pixi" and len(payload) >= 6 and len(payload) >= 5 + payload[4]:
+            return max(payload[5:5 + payload[4]], default=8)
+    return 8
+
+
+def _primary_properties(path: str) -> list[tuple[bytes, bytes]]:
+    """The properties (kind, payload) of the primary item of the AVIF at ``path``;
+    [] where the file cannot be walked to them."""
+    try:
+        meta = top_box(path, b"meta")
+        if meta is None:
+            return []
+        boxes = dict(children(meta[4:]))  # after the full box's version and flags
+        pitm, iprp = boxes.get(b"pitm"), boxes.get(b"iprp")
+        if pitm is None or iprp is None:
+            return []
+        primary = struct.unpack_from(">H" if pitm[0] == 0 else ">I", pitm, 4)[0]
+        properties = dict(children(iprp))
+        listed = list(children(properties.get(b"ipco", b"")))
+        return [listed[i - 1] for i in _properties_of(properties.get(b"ipma", b""), primary)]
+    except (OSError, struct.error, IndexError):
+        return []
 
 
 def stating_colour(data: bytes, primaries: int, transfer: int) -> bytes:

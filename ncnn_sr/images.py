@@ -192,6 +192,9 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             arr = deep_arr
         else:
             log.warning("%s: a 16-bit TIFF of a layout read here in 8 bits only", path)
+    elif info.format == "AVIF" and (bits := avif.bit_depth(path)) > 8:
+        # Pillow's reader gives 8 bits, where a HEIF's 10 or 12 are read in 16.
+        log.warning("%s: a %d-bit AVIF, read here in 8 bits", path, bits)
     return orient(arr, orientation), info
 
 

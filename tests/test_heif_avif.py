@@ -524,3 +524,29 @@ def test_an_avif_cut_short_in_its_data_is_broken_in_libavifs_words(keep, tmp_pat
         read_image(tmp_path / "cut.avif")
     said = str(caught.value)
     assert said.startswith(f"{tmp_path / 'cut.avif'}: broken or truncated picture (") and "libheif" not in said
+
+
+def ten_bit_avif(path, size=(16, 16)):
+    """A 10-bit AVIF (SVT-AV1 through FFmpeg's muxer; Pillow writes 8 bits only)."""
+    import av
+    with av.open(str(path), "w", format="avif") as out:
+        stream = out.add_stream("libsvtav1", rate=1)
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p10le"
+        frame = av.VideoFrame.from_ndarray(picture(size[1], size[0], dtype=np.uint16), format="rgb48le")
+        for packet in [*stream.encode(frame.reformat(format="yuv420p10le")), *stream.encode()]:
+            out.mux(packet)
+    return path
+
+
+def test_a_ten_bit_avif_read_in_eight_bits_says_so(tmp_path, caplog):
+    # Pillow's reader gives 8 bits of any AVIF: a 10-bit HDR photo lost its depth
+    # without a word, where a 10-bit HEIF is read in 16.
+    import logging
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, _ = read_image(ten_bit_avif(tmp_path / "ten.avif"))
+    assert arr.dtype == np.uint8 and "ten.avif: a 10-bit AVIF, read here in 8 bits" in caplog.text
+    caplog.clear()
+    Image.fromarray(picture(8, 8)).save(tmp_path / "eight.avif")
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        read_image(tmp_path / "eight.avif")
+    assert "bits" not in caplog.text
