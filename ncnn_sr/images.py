@@ -20,7 +20,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from .errors import InputError, describe
 from .files import atomic_write
-from . import apng, avif, gif, heif, tiff16
+from . import apng, avif, gif, heif, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
@@ -135,6 +135,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         tiff_turn = getattr(im, "tag_v2", {}).get(EXIF_ORIENTATION, 1) if im.format == "TIFF" else 1
         if grey_alpha is not None:  # its orientation taken out: tiff16 turns it
             tiff_turn = grey_alpha.orientation
+        deep_ppm = pnm.deep_samples(im)  # from its tile, which loading clears
         im.load()
         # Loading runs outside the warnings guard (decoding is slow and the guard is
         # one at a time), where Pillow only warns of a frame that grew past the
@@ -192,6 +193,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             arr = deep_arr
         else:
             log.warning("%s: a 16-bit TIFF of a layout read here in 8 bits only", path)
+    elif deep_ppm is not None:
+        arr = pnm.read16(path, *arr.shape[1::-1], *deep_ppm)
     elif info.format == "AVIF" and (bits := avif.bit_depth(path)) > 8:
         # Pillow's reader gives 8 bits, where a HEIF's 10 or 12 are read in 16.
         log.warning("%s: a %d-bit AVIF, read here in 8 bits", path, bits)

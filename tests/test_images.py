@@ -132,6 +132,25 @@ def test_sixteen_bit_colour_png_round_trips_exactly(channels, name, tmp_path, mo
     assert arr.dtype == np.uint16 and np.array_equal(arr, values)
 
 
+@pytest.mark.parametrize("maxval", [65535, 4095])
+def test_a_sixteen_bit_ppm_is_read_in_sixteen_bits(maxval, tmp_path):
+    # As dcraw -6 and LibRaw write a developed raw photo: Pillow reads it in 8 bits,
+    # which went on to a png without a word.
+    samples = np.random.default_rng(0).integers(0, maxval + 1, (5, 7, 3)).astype(np.uint16)
+    (tmp_path / "c.ppm").write_bytes(b"P6\n# dcraw\n7 5\n%d\n" % maxval + samples.astype(">u2").tobytes())
+    arr, info = read_image(tmp_path / "c.ppm")
+    want = (samples.astype(np.uint32) * 65535 + maxval // 2) // maxval
+    assert arr.dtype == np.uint16 and np.array_equal(arr, want) and info.format == "PPM"
+    write_image(tmp_path / "o.png", arr, info)
+    assert np.array_equal(read_image(tmp_path / "o.png")[0], want)
+
+
+def test_a_ppm_cut_short_in_its_sixteen_bit_samples_is_broken(tmp_path):
+    (tmp_path / "c.ppm").write_bytes(b"P6 7 5 65535\n" + bytes(7 * 5 * 6 - 10))
+    with pytest.raises(InputError, match=r"c\.ppm: broken or truncated picture"):
+        read_image(tmp_path / "c.ppm")
+
+
 def test_a_sixteen_bit_apng_frame_outside_its_canvas_is_a_broken_picture(tmp_path):
     # Pillow reads the default image; FFmpeg, reading the 16 bits, refused the frame
     # with its own PatchWelcomeError, which went through as no InputError.
