@@ -59,6 +59,9 @@ NOT_PICTURES = frozenset({"PDF", "PALM", "MPEG", "BUFR", "GRIB", "HDF5"})
 # them; a TIFF's (or a DCX's) are pages, a scan's or a thumbnail, which were written
 # as an animation of 0 ms frames looping for ever, or failed where two differed in size.
 _ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP", "AVIF", "FLI"})
+# TIFF tags: NewSubfileType, whose bit 0 marks a reduced-resolution image, and
+# DNGVersion, which marks a raw photo.
+_NEW_SUBFILE_TYPE, _DNG_VERSION = 254, 50706
 # Formats whose further frames stand for nothing more than the first: left out
 # without a word (a warning says what other formats' pages are left out).
 _SILENT_FORMATS = frozenset({"MPO", "PSD", "HEIF"})
@@ -136,6 +139,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         if grey_alpha is not None:  # its orientation taken out: tiff16 turns it
             tiff_turn = grey_alpha.orientation
         deep_ppm = pnm.deep_samples(im)  # from its tile, which loading clears
+        _check_not_preview(im, path)
         im.load()
         # Loading runs outside the warnings guard (decoding is slow and the guard is
         # one at a time), where Pillow only warns of a frame that grew past the
@@ -359,6 +363,20 @@ def frame_count(path) -> int:
                 return _frames(im, path)
     except Exception:  # noqa: BLE001
         return 1
+
+
+def _check_not_preview(im: Image.Image, path: str) -> None:
+    """InputError where the open TIFF ``im`` (at ``path``) starts with a reduced-
+    resolution image (NewSubfileType bit 0): a raw photo's DNG starts with its
+    preview, its raw data in sub-directories Pillow does not read, and the preview
+    was upscaled and written as the photo."""
+    tags = getattr(im, "tag_v2", {}) if im.format == "TIFF" else {}
+    kind = tags.get(_NEW_SUBFILE_TYPE, 0)
+    if not isinstance(kind, int) or not kind & 1:
+        return
+    why = ("it is a raw photo (DNG), which is not read here: develop it to a 16-bit TIFF or PNG first "
+           "(darktable, RawTherapee, dcraw -6 -T)" if _DNG_VERSION in tags else "save the picture on its own first")
+    raise InputError(f"{path}: its first image is a {im.width}x{im.height} preview, not the picture: {why}")
 
 
 def _warn_of_pages(im: Image.Image, path: str) -> None:

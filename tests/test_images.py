@@ -967,6 +967,29 @@ def test_a_tiff_whose_later_page_cannot_be_read_gives_its_first_page_with_a_warn
     assert "two.tif: a TIFF whose pages after the first cannot be read: reading the first only" in caplog.text
 
 
+def preview_tiff(path, dng: bool):
+    """A TIFF whose first image is a reduced-resolution preview (NewSubfileType 1), as
+    a raw photo's DNG starts, its raw data in SubIFDs that Pillow does not read."""
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+    tags = ImageFileDirectory_v2()
+    tags[254] = 1
+    if dng:
+        tags[50706], tags.tagtype[50706] = b"\x01\x04\x00\x00", 1  # DNGVersion 1.4
+    Image.fromarray(picture(12, 16)).save(path, format="TIFF", tiffinfo=tags)
+    return path
+
+
+@pytest.mark.parametrize("dng", [True, False])
+def test_a_tiff_whose_first_image_is_a_preview_is_refused_not_upscaled(dng, tmp_path):
+    # A DNG's 256-pixel preview was upscaled and written as the photo, without a word.
+    src = preview_tiff(tmp_path / ("p.dng" if dng else "p.tif"), dng)
+    with pytest.raises(InputError) as caught:
+        read_image(src)
+    said = str(caught.value)
+    assert said.startswith(f"{src}: its first image is a 16x12 preview, not the picture") and "\n" not in said
+    assert ("raw photo (DNG)" in said) == dng
+
+
 def test_missing_file_and_folder_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="file not found"):
         read_image(tmp_path / "nothing.png")
