@@ -20,7 +20,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from .errors import InputError, describe
 from .files import atomic_write
-from . import apng, avif, gif, heif, pnm, tiff16
+from . import apng, avif, gif, heif, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
@@ -159,6 +159,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
                                 (colour_type == 0 and bool(im.info.get("default_image"))))
         deep_heif = heif.is_deep(im)
         deep_tiff = tiff16.is_deep(im)
+        deep_jpeg2000 = jpeg2000.bits(path) if im.format == "JPEG2000" and im.mode in ("RGB", "RGBA") else 8
         if colour_type == 0:
             grey_key_in_8_bits(im.info, depth)
         arr, info = _to_array(im, path, frames, exif_bytes)
@@ -197,6 +198,11 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             arr = deep_arr
         else:
             log.warning("%s: a 16-bit TIFF of a layout read here in 8 bits only", path)
+    elif deep_jpeg2000 > 8:
+        try:
+            arr = jpeg2000.read16(path, deep_jpeg2000, arr.shape[2])
+        except SyntaxError as e:  # what FFmpeg's decoder lacks, OpenJPEG's (Pillow's) may have
+            log.warning("%s: a %d-bit JPEG 2000 read here in 8 bits only (%s)", path, deep_jpeg2000, e)
     elif deep_ppm is not None:
         arr = pnm.read16(path, *arr.shape[1::-1], *deep_ppm)
     elif info.format == "AVIF" and (bits := avif.bit_depth(path)) > 8:

@@ -151,6 +151,32 @@ def test_a_ppm_cut_short_in_its_sixteen_bit_samples_is_broken(tmp_path):
         read_image(tmp_path / "c.ppm")
 
 
+def jpeg2000(path, samples: np.ndarray, bits: int, codestream: bool = False):
+    """A lossless JPEG 2000 (FFmpeg's encoder; Pillow writes no deep colour) of
+    H×W×3 uint16 ``samples`` of ``bits`` bits."""
+    import av
+    height, width = samples.shape[:2]
+    context = av.CodecContext.create("jpeg2000", "w")
+    context.width, context.height, context.time_base = width, height, 1
+    context.pix_fmt = "rgb48le" if bits == 16 else f"gbrp{bits}le"
+    context.options = {"format": "j2k" if codestream else "jp2", "pred": "1"}
+    frame = av.VideoFrame.from_ndarray((samples << (16 - bits)).astype(np.uint16), format="rgb48le")
+    packets = context.encode(frame.reformat(format=context.pix_fmt)) + context.encode()
+    path.write_bytes(b"".join(bytes(packet) for packet in packets))
+    return path
+
+
+@pytest.mark.parametrize("bits,codestream", [(16, False), (12, False), (16, True)])
+def test_a_deep_colour_jpeg2000_is_read_in_sixteen_bits(bits, codestream, tmp_path):
+    # An archive's master scan: Pillow reads its colour in 8 bits.
+    samples = np.random.default_rng(0).integers(0, 1 << bits, (6, 9, 3)).astype(np.uint16)
+    samples[0, 0] = (1 << bits) - 1
+    arr, info = read_image(jpeg2000(tmp_path / ("a.j2k" if codestream else "a.jp2"), samples, bits, codestream))
+    top = (1 << bits) - 1
+    assert arr.dtype == np.uint16 and info.format == "JPEG2000" and arr[0, 0, 0] == 65535
+    assert np.array_equal(arr, (samples.astype(np.uint32) * 65535 + top // 2) // top)
+
+
 def test_a_sixteen_bit_apng_frame_outside_its_canvas_is_a_broken_picture(tmp_path):
     # Pillow reads the default image; FFmpeg, reading the 16 bits, refused the frame
     # with its own PatchWelcomeError, which went through as no InputError.
