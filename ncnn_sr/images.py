@@ -272,12 +272,14 @@ def reading(path: str):
             raise InputError(f"{path}: an EPS or PostScript picture, which Pillow reads through Ghostscript: "
                              "install Ghostscript (gs), or convert it to png") from None
         raise InputError(f"{path}: broken or truncated picture ({_one_line(e)})") from None
-    except (SyntaxError, ValueError, EOFError, TypeError, RuntimeError, IndexError, struct.error) as e:
+    except (SyntaxError, ValueError, EOFError, TypeError, RuntimeError, IndexError, struct.error,
+            ZeroDivisionError) as e:
         # Pillow's plugins say "broken" in these too: a TIFF frame without its size
         # (TypeError), a DDS of an unknown pixel format (NotImplementedError, a
         # RuntimeError), an AVIF libavif cannot decode (RuntimeError), a GIF cut short
         # between two frames (IndexError, reading a byte past its end) or inside a
-        # frame's image descriptor (struct.error, counting the frames).
+        # frame's image descriptor (struct.error, counting the frames), an animated
+        # AVIF whose track's timescale is 0 (ZeroDivisionError, timing its frames).
         raise InputError(f"{path}: broken or truncated picture ({_one_line(e)})") from None
 
 

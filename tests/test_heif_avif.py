@@ -550,3 +550,17 @@ def test_a_ten_bit_avif_read_in_eight_bits_says_so(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
         read_image(tmp_path / "eight.avif")
     assert "bits" not in caplog.text
+
+
+def test_an_animated_avif_whose_track_has_no_timescale_is_a_broken_picture(tmp_path):
+    # Pillow divides by the track's timescale: a 0 there came out of read_image as a
+    # ZeroDivisionError, and the commands said "cannot read: ZeroDivisionError(...)".
+    frames = [Image.fromarray(picture(8, 8, seed=i)) for i in range(2)]
+    frames[0].save(tmp_path / "a.avif", save_all=True, append_images=frames[1:], duration=50)
+    data = bytearray((tmp_path / "a.avif").read_bytes())
+    at = data.index(b"mdhd") + 4
+    scale_at = at + (20 if data[at] == 1 else 12)  # after version, flags and the two times
+    data[scale_at:scale_at + 4] = bytes(4)
+    (tmp_path / "a.avif").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"a\.avif: broken or truncated picture \(division by zero\)$"):
+        read_image(tmp_path / "a.avif")
