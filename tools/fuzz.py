@@ -13,10 +13,12 @@ Cases run in a child process, restarted after a crash, under an address-space li
 
 Targets: ``checkpoint`` (.pth zip and legacy pickles, .safetensors: read_weights),
 ``param`` (a catalog model's .param and .bin, loaded and run on a 12x10 picture on
-the CPU), ``picture`` (PNG, APNG, JPEG with EXIF, GIF, WebP, TIFF and BMP: read_image,
-then read_frames for an animation). Found this way (2026-12-01): a pickle's memo index
-of 10^8 (2.7 GB and 21 s before the error), a Convolution pad of 2^31 and a BinaryOp
-given one input (ncnn's SIGSEGV), and a 16-bit TIFF's samples counted as pixels.
+the CPU), ``picture`` (PNG, APNG, JPEG with EXIF, GIF, WebP, TIFF, BMP, AVIF still and
+animated, HEIC: read_image, then read_frames for an animation). Found this way
+(2026-12-01): a pickle's memo index of 10^8 (2.7 GB and 21 s before the error), a
+Convolution pad of 2^31 and a BinaryOp given one input (ncnn's SIGSEGV), a 16-bit
+TIFF's samples counted as pixels, and an animated AVIF of timescale 0 (Pillow's
+ZeroDivisionError).
 """
 from __future__ import annotations
 
@@ -65,9 +67,15 @@ def _picture_seeds() -> list[tuple[str, bytes]]:
         (".webp", frames[1], {"save_all": True, "append_images": [frames[0]], "duration": [40, 60]}),
         (".tif", Image.fromarray(rgb), {"compression": "tiff_lzw"}),
         (".bmp", Image.fromarray(rgb), {}),
+        (".avif", Image.fromarray(rgb), {"exif": exif.tobytes(), "quality": 90}),
+        (".avif", frames[0], {"save_all": True, "append_images": frames[1:], "duration": [30, 40, 50]}),
+        (".heic", Image.fromarray(rgb), {"quality": 90}),
     ]:
         data = io.BytesIO()
-        image.save(data, {".jpg": "JPEG", ".tif": "TIFF"}.get(suffix, suffix[1:].upper()), **options)
+        if suffix == ".heic":
+            import pillow_heif
+            pillow_heif.register_heif_opener()
+        image.save(data, {".jpg": "JPEG", ".tif": "TIFF", ".heic": "HEIF"}.get(suffix, suffix[1:].upper()), **options)
         seeds.append((suffix, data.getvalue()))
     return seeds
 
