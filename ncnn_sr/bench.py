@@ -123,10 +123,9 @@ class _DevicePeak:
 
 def child(cfg: dict) -> dict:
     """One measurement, in this process."""
-    import ncnn
-
     from . import network
     from .engine import Upscaler
+    from .openmp import ncnn
 
     flags = PRECISIONS[cfg["precision"]]
     applied = {k: v for k, v in flags.items() if hasattr(ncnn.Option, k)}
@@ -310,7 +309,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def machine_line() -> str:
-    import ncnn
+    from .openmp import ncnn
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as f:

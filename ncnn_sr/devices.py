@@ -15,9 +15,8 @@ import threading
 import weakref
 from dataclasses import dataclass
 
-import ncnn
-
 from .errors import DeviceError
+from .openmp import ncnn
 from .typed_numbers import whole_number
 
 log = logging.getLogger("ncnn_sr")

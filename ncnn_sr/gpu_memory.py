@@ -122,9 +122,8 @@ def _vulkan() -> _Vulkan | None:
 def _physical_device(index: int):
     """Our handle of ncnn's GPU ``index``: the same (vendor, device, name), counted in
     the loader's order, which ncnn follows too."""
-    import ncnn
-
     from . import devices
+    from .openmp import ncnn
 
     vk = _vulkan()
     if vk is None or index < 0:

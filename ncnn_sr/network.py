@@ -8,13 +8,13 @@ from __future__ import annotations
 import contextlib
 import logging
 
-import ncnn
 import numpy as np
 
 from . import devices
 from .devices import Device
 from .errors import ModelError
 from .netsplit import NetPlan
+from .openmp import ncnn
 from .param_file import layer_weights, parse_param
 from .tiles import pieces
 

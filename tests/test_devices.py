@@ -1,9 +1,13 @@
 """Device choice and tile-size policy: no device needed."""
 import logging
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 
-from ncnn_sr import devices
+from ncnn_sr import devices, openmp
 
 
 def fake_gpu(index, kind):
@@ -169,3 +173,34 @@ def test_a_device_made_by_hand_with_a_kind_it_cannot_be_is_a_device_error(name, 
 def test_a_cpu_given_a_heap_budget_says_the_cpu_has_none():
     with pytest.raises(devices.DeviceError, match=r"^the CPU \(index -1\) has no heap budget"):
         devices.Device(-1, "CPU", "cpu", 4096)
+
+
+# ncnn's libgomp prints the settings it read as it loaded (OMP_DISPLAY_ENV=verbose).
+_SPIN_SAID = re.compile(r"GOMP_SPINCOUNT = '(\d+)'")
+
+
+def _spin_ncnn_read(env: dict, first: str = "ncnn_sr.devices") -> tuple[str, str]:
+    """(the spin count ncnn's OpenMP runtime read, GOMP_SPINCOUNT in os.environ after
+    loading), in a fresh Python that imports ``first`` with ``env`` added."""
+    clean = {k: v for k, v in os.environ.items() if k not in openmp.USER_SETTINGS}
+    code = f"import os, {first}; print(os.environ.get('GOMP_SPINCOUNT'))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**clean, **env, "OMP_DISPLAY_ENV": "verbose"})
+    assert run.returncode == 0, run.stderr
+    said = _SPIN_SAID.search(run.stderr)
+    if said is None:
+        pytest.skip("this ncnn's OpenMP runtime is not GNU libgomp")
+    return said.group(1), run.stdout.strip()
+
+
+@pytest.mark.parametrize("first", ["ncnn_sr.devices", "ncnn_sr.network", "ncnn_sr.engine"])
+def test_ncnn_loads_with_short_openmp_spins_leaving_the_environment_as_it_was(first):
+    # libgomp's default (300000) made a call 10-40 times as slow on cores other
+    # programs kept busy (tools/omp_wait.py).
+    assert _spin_ncnn_read({}, first) == (openmp.SPIN_COUNT, "None")
+
+
+@pytest.mark.parametrize("env, spin", [({"GOMP_SPINCOUNT": "300000"}, "300000"),
+                                       ({"OMP_WAIT_POLICY": "passive"}, "0")])
+def test_the_users_openmp_wait_setting_is_kept(env, spin):
+    assert _spin_ncnn_read(env)[0] == spin
