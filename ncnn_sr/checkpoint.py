@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError, describe, one_line, stand_in
+from .errors import ModelError, describe, nul_in_path, one_line, stand_in
 from .param_file import starts_as_param
 
 __all__ = ["read_weights"]
@@ -101,7 +101,7 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except TypeError:
         raise ModelError(f"read_weights needs a file's path, got {describe(path)}") from None
     if "\0" in name:
-        raise ModelError(f"{name!r}: not a valid path (it holds a NUL byte)")
+        raise ModelError(nul_in_path(name, path, "read_weights"))
     try:
         return _read_weights(Path(name))
     except ModelError as e:

@@ -64,6 +64,18 @@ def describe(value) -> str:
     return text if len(text) <= 60 and "\n" not in text else f"an object of type {type(value).__name__}"
 
 
+def nul_in_path(name: str, given, what: str) -> str:
+    """The message for a path ``name`` (``given`` as the caller gave it, to ``what``)
+    that holds a NUL byte. A long one is a file's contents given in its path's place
+    (``read_image(response.content)``), which the message printed whole: kilobytes of
+    escapes on one line."""
+    text = repr(name)
+    if len(text) <= 200:
+        return f"{text}: not a valid path (it holds a NUL byte)"
+    unit = "bytes" if isinstance(given, bytes) else "characters"
+    return f"{what} needs a file's path, got {len(given)} {unit} holding a NUL byte: a file's contents? give its path"
+
+
 def os_reason(e: OSError) -> str:
     """Why a file operation failed, in words: "File exists" from making a folder means
     something that is not a folder is in the way, which it names."""

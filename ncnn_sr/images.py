@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError, features
 from PIL.PngImagePlugin import PngInfo
 
-from .errors import InputError, describe
+from .errors import InputError, describe, nul_in_path
 from .files import atomic_write
 from . import apng, avif, gif, heif, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
@@ -446,7 +446,7 @@ def file_path(path, what: str) -> str:
     except TypeError:
         raise InputError(f"{what} needs a file's path, got {describe(path)}") from None
     if "\0" in name:  # the system cuts the name there: another file, or a bare ValueError
-        raise InputError(f"{name!r}: not a valid path (it holds a NUL byte)")
+        raise InputError(nul_in_path(name, path, what))
     return name
 
 

@@ -392,3 +392,6 @@ def test_a_path_as_bytes_reads_and_no_path_is_a_model_error(tmp_path):
             read_weights(given)
     with pytest.raises(ModelError, match="NUL byte"):
         read_weights(str(path) + "\0x")
+    data = path.read_bytes()  # the file's contents in its path's place: printed whole
+    with pytest.raises(ModelError, match=rf"^read_weights needs a file's path, got {len(data)} bytes holding"):
+        read_weights(data)

@@ -1304,6 +1304,15 @@ def test_a_path_holding_a_nul_byte_is_an_input_error(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_files_contents_given_as_its_path_are_an_error_of_one_short_line(tmp_path):
+    write_image(tmp_path / "a.png", picture(16, 16))
+    data = (tmp_path / "a.png").read_bytes()
+    # It printed the whole file, escaped: kilobytes on one line.
+    with pytest.raises(InputError, match=rf"^read_image needs a file's path, got {len(data)} bytes holding a NUL "
+                                         r"byte: a file's contents\? give its path$"):
+        read_image(data)
+
+
 @pytest.mark.parametrize("field", ["icc_profile", "exif", "xmp"])
 def test_metadata_that_is_not_bytes_is_an_input_error(field, tmp_path):
     info = images_mod.ImageInfo("RGB", "PNG", **{field: "not bytes"})
