@@ -25,6 +25,7 @@ def check_image(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)  # a subclass (np.matrix) cannot take a third axis
     if image.dtype.kind == "u" and not image.dtype.isnative:
         image = image.astype(image.dtype.newbyteorder("="))  # big-endian uint16, as in 16-bit PNGs
+    given = image.shape  # what messages name: not the axis added to a grey H×W array
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
@@ -32,7 +33,7 @@ def check_image(image: np.ndarray) -> np.ndarray:
     if image.dtype not in SUPPORTED_DTYPES:
         raise InputError(f"expected uint8 or uint16 pixels, got {image.dtype}")
     if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InputError(f"picture of shape {image.shape} has no pixels")
+        raise InputError(f"picture of shape {given} has no pixels")
     return image
 
 

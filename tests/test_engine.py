@@ -169,6 +169,12 @@ def test_arrays_it_cannot_take_are_input_errors(bad, cpu_upscalers):
         cpu_upscalers(FAST).upscale(bad)
 
 
+def test_an_empty_grey_picture_is_named_by_the_shape_it_was_given(cpu_upscalers):
+    # It said (16, 0, 1), the axis the engine adds, for an H×W array of shape (16, 0).
+    with pytest.raises(InputError, match=r"^picture of shape \(16, 0\) has no pixels$"):
+        cpu_upscalers(FAST).upscale(np.zeros((16, 0), np.uint8))
+
+
 @pytest.mark.parametrize("mode", ["P", "CMYK", "RGB"])
 def test_a_pillow_image_is_an_input_error_that_says_how_to_give_its_pixels(mode, cpu_upscalers):
     # Its mode's own values (palette indices, inks) are no pixels the engine takes: the
