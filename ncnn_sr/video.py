@@ -120,10 +120,10 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     try:
         v = _video_stream(container, path)
         rate = v.average_rate or v.guessed_rate
-        frames = v.frames or (round(float(container.duration / av.time_base) * rate)
-                              if container.duration and rate else None)
+        length = _length(container)
+        frames = v.frames or (round(float(length) * rate) if length and rate else None)
         info = VideoInfo(v.codec_context.width, v.codec_context.height, Fraction(rate) if rate else None,
-                         frames or None, container.duration / av.time_base if container.duration else None,
+                         frames or None, float(length) if length else None,
                          len(container.streams.audio), len(container.streams.subtitles),
                          v.codec_context.field_order)
     except BaseException:
@@ -224,6 +224,19 @@ def _demuxed(container) -> Iterator:
 INTERLEAVED_WITHIN = Fraction(10)
 
 
+def _length(container, start: Fraction | None = None) -> Fraction | None:
+    """How long ``container`` says it lasts, from its first timestamp (``start``
+    seconds, else its start time) on; None where it does not say."""
+    if not container.duration:
+        return None
+    total = Fraction(container.duration, av.time_base)
+    if container.format.name.startswith("matroska"):
+        # Matroska's duration is where its streams end on a timeline that runs from 0,
+        # not from its first frame: a file cut from 10 s on was 10 s longer than it lasts.
+        total -= _origin(container) if start is None else start
+    return total if total > 0 else None
+
+
 def _packet_time(packet) -> Fraction | None:
     stamp = packet.pts if packet.pts is not None else packet.dts
     return None if stamp is None or packet.time_base is None else stamp * packet.time_base
@@ -256,22 +269,29 @@ class _Reach:
     subtitle cue that outlasts the picture."""
 
     def __init__(self):
+        self.start: Fraction | None = None
         self.end: float | None = None
         self.complete = False  # the demuxer reached the end of the file
 
     def add(self, packet) -> None:
         if packet.pts is None or packet.time_base is None:
             return
+        begins = packet.pts * packet.time_base
+        self.start = begins if self.start is None else min(self.start, begins)
         end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
         self.end = end if self.end is None else max(self.end, end)
 
 
 def _warn_if_truncated(container, src, reach: _Reach) -> None:
-    if not container.duration or not reach.complete or reach.end is None:
+    if not reach.complete or reach.end is None:
+        return
+    # A cut-off file may not say where it starts: its first packet does.
+    start = _origin(container) if container.start_time is not None else reach.start
+    total = _length(container, start)
+    if total is None:
         return  # a file without a duration (a live recording) gives nothing to measure against
-    start = container.start_time / av.time_base if container.start_time is not None else 0.0
-    total = container.duration / av.time_base
-    reached = reach.end - start
+    reached = reach.end - float(start)
+    total = float(total)
     if reached < TRUNCATED_BELOW * total:
         # FFmpeg ends the streams of a cut-off file quietly, as if it were whole.
         log.warning("%s ended at %.2f s of the %.2f s its container gives: it may be truncated", src, reached,
@@ -466,7 +486,7 @@ def _origin(inp) -> Fraction:
 def _window(inp, src, options: EncodeOptions) -> Window:
     """The part of the input that ``options`` asks for, on its timeline."""
     origin = _origin(inp)
-    total = Fraction(inp.duration, av.time_base) if inp.duration else None
+    total = _length(inp)
     if total is not None and options.start >= total:
         raise InputError(f"{src}: starting at {float(options.start):g} s (--start) is past its end, at "
                          f"{float(total):.3f} s")

@@ -670,6 +670,23 @@ def test_a_cut_off_video_is_upscaled_with_a_warning_that_it_may_be_truncated(tmp
     assert "s of the 2.5" in warnings[0] and "s its container gives: it may be truncated" in warnings[0]
 
 
+def test_a_cut_off_matroska_video_that_starts_late_is_said_to_be_truncated(tmp_path):
+    # Matroska's duration runs from 0, not from its first frame, at 10 s here.
+    frame_ms = [10000 + 40 * i for i in range(60)]
+    whole = make_clip(tmp_path / "whole.mkv", frames=60, frame_ms=frame_ms, audio=None).read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[:len(whole) // 2])
+    proc = run(NCNN_SR, "video", "-i", tmp_path / "cut.mkv", "-o", tmp_path / "out.mkv", *X2)
+    assert "s of the 2.40 s its container gives: it may be truncated" in proc.stderr
+
+
+def test_a_start_past_the_end_of_a_matroska_video_that_starts_late_is_one_line(tmp_path):
+    clip = make_clip(tmp_path / "late.mkv", frames=4, frame_ms=[10000, 10040, 10080, 10120], audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", "--start", "1", *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"ncnn-sr: error: {clip}: starting at 1 s (--start) is past its end, at 0.162 s"]
+
+
 def _subtitles_outlasting_the_picture(tmp_path):
     clip = make_clip(tmp_path / "short.mp4", frames=6)  # a quarter of a second
     return add_subtitles(clip, tmp_path / "in.mkv", [("00:00:00,000", "00:00:00,200", "Hello"),
@@ -681,7 +698,8 @@ def _subtitles_outlasting_the_picture(tmp_path):
     lambda tmp: make_clip(tmp / "vfr.mp4", frames=6, frame_ms=[0, 40, 50, 200, 210, 500]),
     lambda tmp: make_clip(tmp / "vfr.mkv", frames=6, frame_ms=[0, 40, 50, 200, 210, 500], audio=None),
     _subtitles_outlasting_the_picture,
-], ids=["whole", "variable-rate-mp4", "variable-rate-mkv", "subtitles-outlast-the-picture"])
+    lambda tmp: make_clip(tmp / "late.mkv", frames=4, frame_ms=[10000, 10040, 10080, 10120], audio=None),
+], ids=["whole", "variable-rate-mp4", "variable-rate-mkv", "subtitles-outlast-the-picture", "mkv-starting-late"])
 def test_a_complete_video_is_not_called_truncated(make, tmp_path):
     proc = run(NCNN_SR, "video", "-i", make(tmp_path), "-o", tmp_path / "out.mkv", *X2)
     assert "truncated" not in proc.stderr
