@@ -77,6 +77,18 @@ def sample_rate_for(source: int, rates: Iterable[int] | None) -> int:
     return min(above) if above else max(rates)
 
 
+def _rate_held(muxer: str, encoder: str, source: int) -> int:
+    """The sample rate to re-encode sound of ``source`` Hz at with ``encoder``, as
+    ``sample_rate_for`` chooses among those a ``muxer`` output holds it at (FLV holds
+    MP3 at 11.025 kHz and up only)."""
+    rates = av.codec.Codec(encoder, "w").audio_rates
+    rate = sample_rate_for(source, rates)
+    if not rates or takes_encoded(muxer, encoder, rate=rate):
+        return rate
+    held = [r for r in rates if takes_encoded(muxer, encoder, rate=r)]
+    return sample_rate_for(source, held) if held else rate
+
+
 # Muxers that list no codecs of their own: FFmpeg answers "can it hold this?" for them
 # only for their default codecs (an MPEG-TS, it says, holds MPEG-2 video but not
 # H.264), so what they hold is listed here, by muxer; they refuse, or write unplayable,
@@ -200,7 +212,43 @@ def takes(out, stream) -> bool:
     """Whether the output container ``out`` can hold the input ``stream`` as it is."""
     codec = _codec_name(stream)
     muxer = out.format.name
-    return holds(muxer, codec) and not _refused(muxer, lambda probe: probe.add_stream_from_template(stream))
+    return (holds(muxer, codec) and not _mishandled(muxer, stream)
+            and not _refused(muxer, lambda probe: _copied(probe, stream)))
+
+
+# FFmpeg's FLV muxer writes sound of other than one or two named channels with its
+# codec's FourCC, which only these have (Opus and FLAC with their header too): for
+# any other codec it aborts the process, where no error can be caught.
+_FLV_FOURCC = frozenset({"aac", "mp3", "opus", "flac", "ac3", "eac3"})
+# The rates FLV's flags state for its own codecs: the muxer wrote PCM at 8 or 16 kHz
+# with the flag readers take for 5.5 kHz, and G.711 at any rate as 8 kHz, so that it
+# played at another speed.
+_FLV_PCM_RATES = (5512, 11025, 22050, 44100)
+_FLV_RATES = {"pcm_u8": _FLV_PCM_RATES, "pcm_s16le": _FLV_PCM_RATES, "pcm_s16be": _FLV_PCM_RATES,
+              "adpcm_swf": _FLV_PCM_RATES, "pcm_mulaw": (8000,), "pcm_alaw": (8000,)}
+
+
+def _mishandled(muxer: str, stream) -> bool:
+    """Whether FFmpeg's ``muxer`` would abort the process on a copy of ``stream``, or
+    write it to play at another speed."""
+    if muxer != "flv" or stream.type != "audio":
+        return False
+    codec, ctx = _codec_name(stream), stream.codec_context
+    if codec in _FLV_FOURCC:
+        return codec in ("opus", "flac") and not ctx.extradata
+    rates = _FLV_RATES.get(codec)
+    return (_ordered(ctx.layout).name not in ("mono", "stereo")
+            or rates is not None and ctx.sample_rate not in rates)
+
+
+def _copied(out, stream):
+    """A stream of ``out`` to copy the packets of the input ``stream`` into."""
+    copy = out.add_stream_from_template(stream)
+    if stream.type == "audio":
+        # An mp4's muxer fails on unnamed channels (an AVI's or Matroska's PCM
+        # sound) only when it writes its trailer, at the very end.
+        copy.layout = _ordered(stream.codec_context.layout)
+    return copy
 
 
 def takes_encoded(muxer: str, encoder: str, **settings) -> bool:
@@ -261,19 +309,15 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             # initial padding, which PyAV cannot set and FFmpeg's mp4 reader leaves at 0:
             # its muxer moves every stream later instead, by the priming (21 ms at 48
             # kHz), which then plays, as with ffmpeg -c copy. The streams stay in step.
-            o = _labelled(out.add_stream_from_template(stream), stream)
+            o = _labelled(_copied(out, stream), stream)
             if one_way and name == "aac" and not stream.codec_context.extradata:
                 # Matroska written to a pipe needs the stream's header at its start; a
                 # file gets it from the first packet, going back for it.
                 o.codec_context.extradata = aac_config(stream.codec_context)
-            if stream.type == "audio":
-                # An mp4's muxer fails on unnamed channels (an AVI's or Matroska's PCM
-                # sound) only when it writes its trailer, at the very end.
-                o.layout = _ordered(stream.codec_context.layout)
             mapping[stream.index] = SideOutput(o)
         elif stream.type == "audio" and (target := sound_encoder(out)):
             source_rate = stream.codec_context.sample_rate
-            rate = sample_rate_for(source_rate, av.codec.Codec(target, "w").audio_rates)
+            rate = _rate_held(out.format.name, target, source_rate)
             # PyAV's add_stream sets a bitrate of 0, "the encoder's choice", which some
             # refuse (WMA); FFmpeg's own default for the encoder is what ffmpeg uses.
             bit_rate = av.codec.Codec(target, "w").create().bit_rate or 0

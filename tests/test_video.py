@@ -1723,6 +1723,25 @@ def test_sound_a_container_refuses_is_reencoded_to_its_own_kind(audio, name, tar
     assert sound_seconds(tmp_path / name) == pytest.approx(sound_seconds(clip), abs=0.05)
 
 
+@pytest.mark.parametrize("layout, rate, target, rate_out", [
+    ("mono", 44100, "pcm_s16le", 44100),  # a Matroska file's: its channels unnamed
+    ("mono", 8000, "mp3", 11025),  # which FLV's flags state as 5.5 kHz; and MP3 at FLV's lowest rate
+    ("5.1", 44100, "mp3", 44100),
+])
+def test_pcm_sound_an_flv_holds_is_copied_and_more_channels_re_encoded_without_a_crash(layout, rate, target,
+                                                                                      rate_out, tmp_path):
+    # FFmpeg's FLV muxer aborted the process (an assertion: "Invalid codec FourCC write
+    # requested") on PCM of other than one or two named channels: no line, no exit status 1.
+    clip = make_clip(tmp_path / "in.mkv", frames=24, audio="pcm_s16le", sample_rate=rate, layout=layout)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.flv", *X2, check_ok=False)
+    assert proc.returncode == 0, proc.stderr
+    with av.open(str(tmp_path / "out.flv")) as c:
+        sound = c.streams.audio[0].codec_context
+        assert (sound.codec.canonical_name, sound.sample_rate) == (target, rate_out)
+    # MP3 in an FLV plays its encoder's delay and padding too.
+    assert sound_seconds(tmp_path / "out.flv") == pytest.approx(sound_seconds(clip), abs=0.2)
+
+
 def test_sound_is_named_by_its_codec_not_its_decoder(tmp_path, caplog):
     # MP3 sound was "mp3float audio", after FFmpeg's decoder of it.
     clip = make_clip(tmp_path / "in.mkv", frames=3, audio="libopus")
