@@ -159,6 +159,9 @@ def _open_input(path):
                              "give it as a file") from None
         if not isinstance(path, VideoInput) and _empty_file(path):  # a copy or download cut short, say
             raise InputError(f"{path}: not a video: the file is empty (0 bytes)") from None
+        if not isinstance(path, VideoInput) and _index_missing(path):
+            raise InputError(f"{path}: an mp4 without its index (moov), as one cut off before its end is: FFmpeg "
+                             "cannot find its frames") from None
         raise InputError(f"{path}: not a video FFmpeg can read ({_reason(e)})") from None
     # FFmpeg reads a lone picture (a JPEG named .mp4) as a one-frame video through its
     # image demuxers, all named *_pipe or image2.
@@ -178,6 +181,21 @@ def _empty_file(path: str | os.PathLike) -> bool:
 
 # The boxes an mp4 or a mov starts with (an old QuickTime file has no ftyp).
 _MP4_FIRST = (b"ftyp", b"wide", b"free", b"skip", b"mdat", b"moov", b"pnot")
+
+
+def _index_missing(path: str | os.PathLike) -> bool:
+    """Whether the file ``path`` is an mp4 or mov with frames (mdat) but no index
+    (moov), which its muxer writes last: a recording, copy or download cut short."""
+    try:
+        with open(path, "rb") as f:
+            def read(at: int, n: int) -> bytes:
+                f.seek(at)
+                return f.read(n)
+
+            kinds = [box.kind for box in isobmff.boxes(read)]
+    except OSError:
+        return False
+    return bool(kinds) and kinds[0] in _MP4_FIRST and b"mdat" in kinds and b"moov" not in kinds
 
 
 def _index_last(peek) -> bool:

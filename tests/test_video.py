@@ -744,6 +744,9 @@ def test_the_drop_in_names_video_containers_for_a_video_asked_as_a_picture_forma
     # A song with its album art: "no video stream" left the picture it does hold unexplained.
     (lambda p: _audio_only(p, cover=True), "has no video stream, only a cover picture"),
     (lambda p: _audio_only(p, video=True), "has no decodable video frames"),  # it named the output
+    # A recording or copy cut off before the index an mp4 ends with: "not a video", it said.
+    (lambda p: _first_half(make_clip(p.with_name("whole.mp4"), frames=24), p),
+     "an mp4 without its index (moov), as one cut off before its end is: FFmpeg cannot find its frames"),
 ])
 def test_inputs_that_are_not_videos_are_one_line_errors(make, message, tmp_path):
     src = tmp_path / "in.mp4"
@@ -753,6 +756,11 @@ def test_inputs_that_are_not_videos_are_one_line_errors(make, message, tmp_path)
     errors = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and f"error: {src}: {message}" in errors[0], proc.stderr
     assert not list(p for p in tmp_path.iterdir() if p.name.startswith(("out", ".out")))
+
+
+def _first_half(whole, path):
+    data = whole.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
 
 
 def _audio_only(path, video=False, cover=False):
