@@ -1057,7 +1057,14 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                             frame.pts, frame.time_base = round(count / rate / video_in.time_base), video_in.time_base
                         count += 1
                         held.append(frame)
-                        heapq.heappush(slots, frame.pts)
+                        stamp = frame.pts
+                        if reorder and frame.dts is not None and not video_in.codec_context.has_b_frames:
+                            # Without B-frames a frame comes out of its own packet, whose
+                            # place in the AVI is its time: FFmpeg's guess at H.264's is
+                            # the next packet's, which after a dropped frame's empty place
+                            # is that place. (The lateness comes off below.)
+                            stamp = frame.dts + (late[0] or 0)
+                        heapq.heappush(slots, stamp)
                         if len(held) > reorder:
                             yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots) - (late[0] or 0)))
                 if window is not None and video_in.index in ended and (

@@ -1889,6 +1889,30 @@ def test_an_avi_cut_before_a_keyframe_keeps_each_frame_at_its_time(tmp_path):
     assert shown == [(round(i / 24, 3), i) for i in range(4, 12)]
 
 
+def test_an_avi_of_h264_without_b_frames_keeps_each_frame_at_its_place_after_a_dropped_one(tmp_path):
+    # An AVI keeps a dropped frame's place as an empty chunk. FFmpeg stamps H.264 there
+    # with the place of the packet after each, so the frame before the gap took the
+    # place of the last frame dropped, two frames late here.
+    images = [(picture(32, 32, seed=i) // 8 + 16 * i).astype(np.uint8) for i in range(6)]
+    places = [0, 1, 2, 5, 6, 7]
+    clip = tmp_path / "in.avi"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        video.codec_context.options = {"bf": "0"}
+        for image, place in zip(images, places):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = place, Fraction(1, 24)
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+    upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames)
+    levels = np.array([image.mean() for image in images])
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        shown = [(round(float(f.pts * f.time_base) * 24), int(np.abs(levels - f.to_ndarray(format="rgb24").mean()).argmin()))
+                 for f in c.decode(video=0)]
+    assert shown == list(zip(places, range(6)))
+
+
 def test_skip_damaged_upscales_the_rest_of_a_damaged_video_and_says_so(tmp_path):
     clip = garble_video_packet(make_clip(tmp_path / "in.mp4", frames=12), tmp_path / "broken.mkv", 6)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "stopped.mp4", *X2, check_ok=False)
