@@ -290,6 +290,7 @@ class _Reach:
         self.start: Fraction | None = None
         self.end: float | None = None
         self.complete = False  # the demuxer reached the end of the file
+        self.cut_short: str | None = None  # the kind of stream whose last packet could not be decoded
 
     def add(self, packet) -> None:
         if packet.pts is None or packet.time_base is None:
@@ -305,10 +306,13 @@ def _warn_if_truncated(container, src, reach: _Reach) -> None:
         return
     # A cut-off file may not say where it starts: its first packet does.
     start = _origin(container) if container.start_time is not None else reach.start
+    reached = reach.end - float(start)
+    if reach.cut_short:
+        log.warning("%s ends in a %s packet cut short, at %.2f s: it may be truncated", src, reach.cut_short, reached)
+        return
     total = _length(container, start)
     if total is None:
         return  # a file without a duration (a live recording) gives nothing to measure against
-    reached = reach.end - float(start)
     total = float(total)
     if reached < TRUNCATED_BELOW * total:
         # FFmpeg ends the streams of a cut-off file quietly, as if it were whole.
@@ -980,6 +984,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     zero = max(_origin(inp), Fraction(0)) if window is None and out.format.name == "avi" else Fraction(0)
     ended: set[int] = set()  # the streams past the part asked for
     damaged = [0]  # video packets the decoder refused, skipped with --skip-damaged
+    cut_sound: dict[int, Exception] = {}  # by stream: the error of a sound packet no more of it has followed yet
 
     def decoded() -> Iterator[np.ndarray]:
         count = 0
@@ -1104,16 +1109,24 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 packet.stream = target.stream
                 out.mux(packet)
             else:
+                index = packet.stream.index
+                if index in cut_sound:  # more of it came: that packet was damaged, not cut off
+                    damaged_sound(cut_sound.pop(index))
                 try:
                     sound = packet.decode()
                 except av.error.InvalidDataError as e:
-                    if not options.skip_damaged:
-                        raise _cannot_decode(src, e) from None
-                    sound = []  # a gap in the sound, which the clock keeps
+                    # The last packet of a file cut off is cut short too: damaged only if
+                    # more of the stream comes. Until then, a gap, which the clock keeps.
+                    cut_sound[index] = e
+                    sound = []
                 except av.error.FFmpegError as e:
                     raise _cannot_decode(src, e) from None
                 for frame in sound:
                     encode_sound(target, frame)
+
+    def damaged_sound(e: Exception) -> None:
+        if not options.skip_damaged:
+            raise _cannot_decode(src, e)
 
     def encode_sound(target: video_streams.SideOutput, frame) -> None:
         """Re-encode one decoded sound frame, or with None flush the resampler and encoder."""
@@ -1195,6 +1208,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             written += 1
         encode(None)
         mux_side(None)
+        for e in cut_sound.values():
+            if not reach.complete:  # a part that ends before the file: more may have come
+                damaged_sound(e)
+            reach.cut_short = "sound"
         for target in side.values():
             if target.resampler is not None:
                 encode_sound(target, None)

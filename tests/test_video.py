@@ -687,6 +687,57 @@ def test_a_start_past_the_end_of_a_matroska_video_that_starts_late_is_one_line(t
         f"ncnn-sr: error: {clip}: starting at 1 s (--start) is past its end, at 0.162 s"]
 
 
+def cut_within_last_packet(src, dst, kind: str):
+    """``src`` remuxed as an mp4 with its index first (as a web video is), then cut off
+    in the middle of its last packet of ``kind`` (video or audio), as a download cut
+    short is: FFmpeg hands that packet out shorter than it was."""
+    whole = dst.with_name("faststart.mp4")
+    with av.open(str(src)) as inp, av.open(str(whole), "w", options={"movflags": "faststart"}) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        for packet in inp.demux():
+            if packet.size:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+    with av.open(str(whole)) as c:
+        last = max((p for p in c.demux() if p.size and p.stream.type == kind), key=lambda p: p.pos)
+        end = last.pos + last.size // 2
+    dst.write_bytes(whole.read_bytes()[:end])
+    return dst
+
+
+def test_a_video_cut_off_in_a_sound_packet_it_re_encodes_is_upscaled_with_a_warning(tmp_path):
+    # The sound packet cut short cannot be decoded: the whole video failed as damaged,
+    # naming --skip-damaged for a file that is only cut off.
+    clip = cut_within_last_packet(make_clip(tmp_path / "in.mp4", frames=12), tmp_path / "cut.mp4", "audio")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.webm", *X2)
+    assert f"{clip} ends in a sound packet cut short, at " in proc.stderr
+    assert "it may be truncated" in proc.stderr and "damaged" not in proc.stderr
+    assert len(frame_times(tmp_path / "out.webm")[0]) == 12
+
+
+def test_a_damaged_sound_packet_the_video_goes_on_after_is_still_an_error(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=12)
+    broken = tmp_path / "broken.mkv"
+    with av.open(str(clip)) as inp, av.open(str(broken), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        sound = 0
+        for packet in inp.demux():
+            if not packet.size:
+                continue
+            target = streams[packet.stream.index]
+            if packet.stream.type == "audio":
+                sound += 1
+                if sound == 3:  # a packet the AAC decoder refuses, with more sound after it
+                    garbage = av.Packet(bytes(40))
+                    garbage.pts, garbage.dts, garbage.time_base = packet.pts, packet.dts, packet.time_base
+                    packet = garbage
+            packet.stream = target
+            out.mux(packet)
+    proc = run(NCNN_SR, "video", "-i", broken, "-o", tmp_path / "out.webm", *X2, check_ok=False)
+    assert proc.returncode == 1 and f"{broken}: cannot decode: " in proc.stderr
+    run(NCNN_SR, "video", "-i", broken, "-o", tmp_path / "out.webm", "--skip-damaged", *X2)
+
+
 def _subtitles_outlasting_the_picture(tmp_path):
     clip = make_clip(tmp_path / "short.mp4", frames=6)  # a quarter of a second
     return add_subtitles(clip, tmp_path / "in.mkv", [("00:00:00,000", "00:00:00,200", "Hello"),
