@@ -119,10 +119,10 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     container = _open_input(path)
     try:
         v = _video_stream(container, path)
-        rate = v.average_rate or v.guessed_rate
+        rate = _known_rate(v)
         length = _length(container)
         frames = v.frames or (round(float(length) * rate) if length and rate else None)
-        info = VideoInfo(v.codec_context.width, v.codec_context.height, Fraction(rate) if rate else None,
+        info = VideoInfo(v.codec_context.width, v.codec_context.height, rate,
                          frames or None, float(length) if length else None,
                          len(container.streams.audio), len(container.streams.subtitles),
                          v.codec_context.field_order)
@@ -786,9 +786,22 @@ def _formats(codec: str) -> list[str]:
     return [f.name for f in av.codec.Codec(codec, "w").video_formats or ()]
 
 
+# FFmpeg's readers of bare streams (.h264, .hevc, .m2v, ...), whose average frame rate
+# is the 25 a second they assume, whatever the stream says; their guess reads the stream.
+_ELEMENTARY = frozenset({"h264", "hevc", "vvc", "mpegvideo", "m4v", "cavsvideo", "vc1", "obu", "h261", "h263",
+                         "avs2", "avs3", "dirac"})
+
+
+def _known_rate(video_in) -> Fraction | None:
+    """The input's frame rate: its average, else FFmpeg's guess; None if neither."""
+    average = None if video_in.container.format.name in _ELEMENTARY else video_in.average_rate
+    rate = average or video_in.guessed_rate
+    return Fraction(rate) if rate else None
+
+
 def _source_rate(video_in) -> Fraction:
-    """The input's frame rate: its average, FFmpeg's guess, else PAL's 25."""
-    return Fraction(video_in.average_rate or video_in.guessed_rate or 25)
+    """The input's frame rate (``_known_rate``), else PAL's 25."""
+    return _known_rate(video_in) or Fraction(25)
 
 
 def retimed_tags(tags: dict, source_rate, rate, skipped: Fraction = Fraction(0)) -> dict:
@@ -855,7 +868,7 @@ def _frame_count(video_in, options: EncodeOptions = EncodeOptions()) -> int | No
     fps = options.fps
     if video_in.frames and fps is None and not options.trims:
         return video_in.frames
-    rate = fps or video_in.average_rate or video_in.guessed_rate
+    rate = fps or _known_rate(video_in)
     if video_in.duration and rate:
         return round(options.part_seconds(video_in.duration * video_in.time_base) * rate)
     return video_in.frames or None

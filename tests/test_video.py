@@ -74,6 +74,34 @@ def test_a_24000_1001_rate_keeps_every_timestamp(tmp_path):
         assert c.streams.video[0].average_rate == Fraction(24000, 1001)
 
 
+@pytest.mark.parametrize("muxer, codec", [("h264", "libx264"), ("hevc", "libx265")])
+def test_an_elementary_stream_keeps_the_frame_rate_it_states(muxer, codec, tmp_path):
+    # A bare .h264 or .hevc stream has no time stamps: FFmpeg's reader says 25 frames a
+    # second, whatever the stream's own timing says, and 29.97 fps video played 20 % slow.
+    clip = tmp_path / f"in.{muxer}"
+    with av.open(str(clip), "w", format=muxer) as out:
+        video = out.add_stream(codec, rate=Fraction(30000, 1001))
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        video.codec_context.options = {"x265-params": "log-level=error"} if codec == "libx265" else {}
+        encode_all(out, video, [av.VideoFrame.from_ndarray(picture(24, 32, seed=i), format="rgb24") for i in range(5)])
+    upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+    times, _ = frame_times(tmp_path / "out.mp4")
+    assert times == pytest.approx([i * 1001 / 30000 for i in range(5)], abs=1e-3)
+
+
+def test_an_avi_from_an_elementary_stream_is_written_at_the_streams_own_rate(tmp_path):
+    # An AVI is written at its input's rate: an .m2v's was FFmpeg's assumed 25, not its 29.97.
+    clip = tmp_path / "in.m2v"
+    with av.open(str(clip), "w", format="mpeg2video") as out:
+        video = out.add_stream("mpeg2video", rate=Fraction(30000, 1001))
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        encode_all(out, video, [av.VideoFrame.from_ndarray(picture(24, 32, seed=i), format="rgb24") for i in range(6)])
+    upscale_video(clip, tmp_path / "out.avi", lambda frames: frames)
+    with av.open(str(tmp_path / "out.avi")) as c:
+        assert c.streams.video[0].average_rate == Fraction(30000, 1001)
+        assert len(list(c.decode(video=0))) == 6
+
+
 def test_a_variable_frame_rate_keeps_each_frame_time(tmp_path):
     ms = [0, 40, 50, 130, 140, 300, 310, 420]
     clip = make_clip(tmp_path / "vfr.mp4", frames=len(ms), frame_ms=ms)
