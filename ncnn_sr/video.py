@@ -270,8 +270,13 @@ def _reason(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e)
 
 
+# How decoders refuse a damaged packet: as invalid data, or, for some garbage, with an
+# error code of their own that FFmpeg has no name for (the AAC decoder's for bytes of 0xff).
+DAMAGE = (av.error.InvalidDataError, av.error.UndefinedError)
+
+
 def _cannot_decode(src, e: Exception) -> InputError:
-    damaged = " (a damaged file? --skip-damaged upscales the rest)" if isinstance(e, av.error.InvalidDataError) else ""
+    damaged = " (a damaged file? --skip-damaged upscales the rest)" if isinstance(e, DAMAGE) else ""
     return InputError(f"{src}: cannot decode: {_reason(e)}{damaged}")
 
 
@@ -1063,7 +1068,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 elif video_in.index not in ended:
                     try:
                         frames = packet.decode()
-                    except av.error.InvalidDataError:
+                    except DAMAGE:
                         if not options.skip_damaged:
                             raise
                         damaged[0] += 1
@@ -1127,7 +1132,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     damaged_sound(cut_sound.pop(index))
                 try:
                     sound = packet.decode()
-                except av.error.InvalidDataError as e:
+                except DAMAGE as e:
                     # The last packet of a file cut off is cut short too: damaged only if
                     # more of the stream comes. Until then, a gap, which the clock keeps.
                     cut_sound[index] = e
