@@ -242,6 +242,8 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
     output = path_flag(PROG, "-o", output_path, what)
     if fp32 and precision not in ("default", "fp32"):
         raise click.BadParameter(f"--fp32 contradicts --precision {precision}", param_hint="'--precision'")
+    if rest["model_path"] is not None:  # -m root -n sub/x is root/sub/x, as for the drop-in
+        model = models_mod.in_model_folder(model, rest["model_path"])
     name = models_mod.model_name_for(model, rest["scale"])
     denoise = rest.pop("denoise")
     if denoise is not None:
@@ -279,8 +281,8 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
               help="Output picture (png, jpg, webp, gif, avif) or folder (made if missing; out/ is always a folder); "
                    "- writes standard output.")
 @click.option("-n", "--model", default=DEFAULT_MODEL, show_default=True,
-              help="Model name (NAME of a NAME.param in the -m folder too), a family such as "
-                   "realesr-animevideov3, or a .param path.")
+              help="Model name (NAME of a NAME.param in the -m folder too, sub/NAME in its sub-folder), a family "
+                   "such as realesr-animevideov3, or a .param path.")
 @_shared_options
 @click.option("-f", "--format", "fmt", type=click.Choice(["png", "jpg", "jpeg", "webp", "gif", "avif"], case_sensitive=False),
               default=None, help="Output format in folder mode and for -o - (default png; a file takes its extension's).")

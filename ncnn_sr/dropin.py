@@ -68,7 +68,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     # models unsaid, where the reference looks for /NAME.param and fails.
     model_path = path_flag(PROG, "-m", model_path, "a model folder")
     # The reference opens MODELDIR/NAME.param: a name in a sub-folder is the model folder's.
-    model_file = _in_model_folder(model, model_path)
+    model_file = models_mod.in_model_folder(model, model_path)
     if model_path != DEFAULT_MODEL_FOLDER and not model_path.exists():
         click.echo(f"{PROG}: error: model folder {model_path} does not exist", err=True)
         sys.exit(1)
@@ -162,16 +162,6 @@ def _refuse(message: str) -> None:
     exit status 1. Logged, so a value holding a line break stays on one line."""
     log.error(message)
     sys.exit(1)
-
-
-def _in_model_folder(model: str, folder: Path) -> str:
-    """``-n`` as the reference reads it: a relative name with a folder in it
-    (``sub/x``) is ``folder/sub/x``. A ``.param`` path, or an absolute one, is ncnn-sr's
-    model path, which the reference has not: it is left as given."""
-    path = Path(model)
-    if path.is_absolute() or path.suffix.lower() in (".param", ".bin") or path.name == model:
-        return model
-    return str(folder / model)
 
 
 def _reachable(output: Path) -> bool:

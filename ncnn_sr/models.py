@@ -254,6 +254,17 @@ def _model_folder(model_path: str | bytes | os.PathLike) -> Path:
     return folder
 
 
+def in_model_folder(model: str, folder: str | os.PathLike) -> str:
+    """``-n`` as the reference tool reads it with its model folder: a relative name
+    with a folder in it (``sub/x``) is ``folder/sub/x``, as it opens
+    MODELDIR/NAME.param. A ``.param`` path, or an absolute one, is a model's path,
+    which the reference has not: it is left as given, and so is a bare name."""
+    path = Path(model)
+    if path.is_absolute() or path.suffix.lower() in _MODEL_SUFFIXES or path.name == model:
+        return model
+    return str(Path(folder) / model)
+
+
 def custom_model_names(model_path: str | bytes | os.PathLike | None = None) -> list[str]:
     """Sorted names, each once, of the files in the model folders that look like a
     model the catalog does not know: ``NAME.param`` or ``NAME.bin``, so a pair

@@ -91,6 +91,20 @@ def test_custom_model_that_starts_in_place_runs(tmp_path):
         assert np.array_equal(np.asarray(b)[::2, ::2], np.asarray(a))
 
 
+def test_a_model_name_with_a_folder_in_it_is_in_the_m_folder_as_for_the_dropin(tmp_path):
+    # -m root -n sub/x was read as sub/x.param where the command ran, and a missing one
+    # named that path (the drop-in finds root/sub/x.param).
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    (tmp_path / "root" / "sub").mkdir(parents=True)
+    in_place_first_model(tmp_path / "root" / "sub")
+    run("-i", "in.png", "-o", "o.png", "-m", "root", "-n", "sub/inplace-x2", "-g", "-1", cwd=tmp_path)
+    assert Image.open(tmp_path / "o.png").size == (14, 12)
+    proc = run("-i", "in.png", "-o", "p.png", "-m", "root", "-n", "sub/nosuch", "-g", "-1", cwd=tmp_path,
+               check_ok=False)
+    assert proc.returncode == 1 and not (tmp_path / "p.png").exists()
+    assert proc.stderr == f"ncnn-sr: error: model nosuch: file {Path('root/sub/nosuch.param')} not found\n"
+
+
 @pytest.mark.parametrize("sizes, said", [
     # Refused as it is read: ncnn takes such sizes on trust.
     ("1=100000.0 2=100000.0", "model broken: layer up (Interp) has 1=100000.0, which no network has (from 0 to 64): "
