@@ -396,7 +396,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             # cores x workers threads beside any CPU lane.
             threads = devices.cpu_threads_per_call(self._concurrency)
         net = Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
-                       precision or self._precision, threads)
+                       precision or self._precision, threads, name=s.name)
         param = s.param_path.read_bytes()
         plan = plan_network(param, s.input_blob, s.output_blob)
         if plan is None:

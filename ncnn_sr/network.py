@@ -55,8 +55,10 @@ class Network:
 
     def __init__(self, param: str, bin_: str | None, device: Device, input_blob: str,
                  output_blob: str, precision: str = "default", threads: int | None = None,
-                 param_text: str | None = None):
+                 param_text: str | None = None, name: str | None = None):
         self.device, self.param = device, param
+        # Every other model error begins so (models, the engine's probe): these too.
+        self._said = f"model {name}: " if name else ""
         self.input_blob, self.output_blob = input_blob, output_blob
         net = ncnn.Net()
         net.opt.use_vulkan_compute = device.is_gpu
@@ -83,17 +85,17 @@ class Network:
         with devices.captured_stderr() as ncnn_said:
             loaded = net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
             if loaded != 0:
-                raise ModelError(f"ncnn could not parse {param}{because(ncnn_said())}")
+                raise ModelError(f"{self._said}ncnn could not parse {param}{because(ncnn_said())}")
         # A wrong name fails every run alike, which would read as a lack of memory: the
         # tile halved down to 32 px, then "the CPU ran out of memory".
         if input_blob not in net.input_names():
-            raise ModelError(f"{param} has no input blob '{input_blob}' (its inputs: {', '.join(net.input_names())})")
+            raise ModelError(f"{self._said}{param} has no input blob '{input_blob}' (its inputs: {', '.join(net.input_names())})")
         if output_blob not in {blob.name for blob in net.blobs()}:
-            raise ModelError(f"{param} has no blob '{output_blob}' (its outputs: {', '.join(net.output_names())})")
+            raise ModelError(f"{self._said}{param} has no blob '{output_blob}' (its outputs: {', '.join(net.output_names())})")
         with devices.captured_stderr() as ncnn_said:
             loaded = net.load_model(ncnn.DataReaderFromEmpty()) if bin_ is None else net.load_model(bin_)
             if loaded != 0:
-                raise ModelError(f"ncnn could not load the weights in {bin_}{because(ncnn_said())}")
+                raise ModelError(f"{self._said}ncnn could not load the weights in {bin_}{because(ncnn_said())}")
         self._net = net
 
     def extract(self, inputs: dict, output: str) -> np.ndarray:
@@ -125,7 +127,7 @@ class Network:
             self._failed = True
             raise NetFailure(f"ncnn error {ret} on {self.device}")
         if result.ndim != 3:  # a classifier's scores, say: transposed as a picture, a bare ValueError
-            raise ModelError(f"{self.param} gives blob '{output}' of shape {result.shape}, not a picture's "
+            raise ModelError(f"{self._said}{self.param} gives blob '{output}' of shape {result.shape}, not a picture's "
                              "(channels, height, width): not an upscaling model")
         if not np.isfinite(result).all():
             raise NonFinite(f"non-finite output on {self.device}")

@@ -217,7 +217,9 @@ def test_custom_model_scale_is_measured_not_read_from_its_name(tmp_path):
 def test_a_layer_ncnn_does_not_know_is_named_in_the_one_line_error(tmp_path, capfd):
     param, _ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
     param.write_text(param.read_text().replace("Convolution ", "FooBar      ", 1))
-    with pytest.raises(ModelError, match=r"could not parse .*custom.param \(layer FooBar not exists or registered\)"):
+    # It lacked the "model NAME: " that begins every other model error.
+    with pytest.raises(ModelError, match=r"^model custom: ncnn could not parse .*custom.param "
+                                         r"\(layer FooBar not exists or registered\)$"):
         Upscaler(param, device=-1)
     assert capfd.readouterr().err == ""  # ncnn's own line went into the message, not the terminal
 
