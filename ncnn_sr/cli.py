@@ -693,6 +693,10 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
                 state = f"unusable: {e}"
             click.echo(f"{name:{_NAME_WIDTH}} x{entry.scale}  {entry.download[2] / 1e6:5.1f} MB  {state}")
         click.echo(f"fetch one with: {PROG} fetch NAME (into {where})")
+        try:
+            fetch_mod.check_folder(where)
+        except NcnnSrError as e:  # the list is still true; the offer is not
+            click.echo(f"{PROG}: warning: {e}", err=True)
         return
     if weights is not None and url is not None:
         _fail("--from and --url are two places to take the weights from: give one", 2)
@@ -714,6 +718,10 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
                 click.echo(f"{name}: fetched already ({spec.param_path}); --force fetches it again")
                 continue
             source = fetch_mod.mirrored(name, url) if url is not None else fetch_mod.source_of(name)
+            try:
+                fetch_mod.check_folder(where)
+            except NcnnSrError as e:  # as it is for every model: said once, before a download
+                _fail(str(e))
             if weights is None and not quiet:  # a log has no bar: say what takes the time
                 kept = fetch_mod.pending_bytes(name, where)
                 going_on = f", going on from the {kept / 1e6:.1f} MB kept" if kept else ""

@@ -335,6 +335,39 @@ def test_the_command_refuses_what_it_cannot_fetch_in_one_line(server, tmp_path):
     assert proc.returncode == 2 and "--all fetches every model: name none" in proc.stderr
 
 
+@pytest.mark.parametrize("given", ["environment", "-o"])
+def test_a_file_where_the_models_go_is_one_line_before_any_download(server, tmp_path, monkeypatch, given):
+    # It said "downloading ..." first, and fetched nothing in the end.
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    (tmp_path / "afile").write_bytes(b"x")
+    if given == "environment":
+        monkeypatch.setenv("NCNN_SR_FETCHED_MODELS", str(tmp_path / "afile"))
+        where, flags = tmp_path / "afile", []
+    else:
+        where = tmp_path / "afile" / "models"
+        flags = ["-o", where]
+    proc = run("fetch", "realesr-general-x4v3", "--url", source.url, *flags, check_ok=False)
+    assert proc.returncode == 1 and server.ranges_asked == []
+    assert proc.stderr.startswith(f"ncnn-sr: error: cannot install models in {where}: ") and \
+        proc.stderr.count("\n") == 1, proc.stderr
+    assert "is a file" in proc.stderr and (tmp_path / "afile").read_bytes() == b"x"
+    listed = run("fetch", *flags)  # the list, with a warning that nothing can be installed there
+    assert f"into {where})" in listed.stdout and listed.stderr == proc.stderr.replace("error", "warning")
+
+
+def test_a_read_only_folder_for_the_models_is_one_line_before_any_download(server, tmp_path, monkeypatch):
+    # It was a traceback: the kept bytes' cleanup met the read-only file system.
+    from test_batch_cli import READ_ONLY, run_read_only
+
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    folder = tmp_path / "models"
+    monkeypatch.setenv("NCNN_SR_FETCHED_MODELS", str(folder))
+    proc = run_read_only(folder, [CMD, "fetch", "realesr-general-x4v3", "--url", source.url])
+    assert proc.returncode == 1 and server.ranges_asked == []
+    assert proc.stderr == f"ncnn-sr: error: cannot install models in {folder}: {READ_ONLY}\n"
+    assert os.listdir(folder) == []
+
+
 def test_an_upscale_with_a_model_not_fetched_names_the_command_that_fetches_it(tmp_path):
     Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
     proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesrnet-x4plus", check_ok=False)
