@@ -27,7 +27,7 @@ from . import models as models_mod
 from .batch_cli import OnePathCommand, RunOptions, name_streams, path_flag, run, run_video, setup_logging
 from .engine import ALPHA_MODES, PRECISIONS
 from .errors import InputError, ModelMissing, NcnnSrError, one_line
-from .files import folder_made, write_target
+from .files import check_folder, folder_made, write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder, video_by_its_output
 from .streams import Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
@@ -618,6 +618,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
                                       "(-n) or folder (-o)")
         if url is not None:  # before the download: what would refuse it afterwards
             convert_mod.check_target(target, name, force)
+        check_folder(target)
         with folder_made(target):
             try:
                 if url is not None:
@@ -694,7 +695,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
             click.echo(f"{name:{_NAME_WIDTH}} x{entry.scale}  {entry.download[2] / 1e6:5.1f} MB  {state}")
         click.echo(f"fetch one with: {PROG} fetch NAME (into {where})")
         try:
-            fetch_mod.check_folder(where)
+            check_folder(where)
         except NcnnSrError as e:  # the list is still true; the offer is not
             click.echo(f"{PROG}: warning: {e}", err=True)
         return
@@ -719,7 +720,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
                 continue
             source = fetch_mod.mirrored(name, url) if url is not None else fetch_mod.source_of(name)
             try:
-                fetch_mod.check_folder(where)
+                check_folder(where)
             except NcnnSrError as e:  # as it is for every model: said once, before a download
                 _fail(str(e))
             if weights is None and not quiet:  # a log has no bar: say what takes the time

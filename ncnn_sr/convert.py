@@ -299,7 +299,8 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, tri
         raise
     finally:
         for path in (temp_param, temp_bin):
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only folder refuses even what is not there
+                path.unlink()
     for aside in old.values():
         with contextlib.suppress(OSError):  # the new model is in place: a leftover is no failure
             aside.unlink()

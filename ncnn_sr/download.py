@@ -8,6 +8,7 @@ over a poor connection may never arrive in one go. Knows nothing of models.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -131,8 +132,11 @@ def _origin(part: Path) -> Path:
 
 
 def _forget(part: Path) -> None:
-    part.unlink(missing_ok=True)
-    _origin(part).unlink(missing_ok=True)
+    for path in (part, _origin(part)):
+        # A read-only folder refuses to remove even what is not there; a part that is
+        # there and stays fails the write after, which says so.
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _kept(part: Path, source: Source) -> tuple[int, str]:

@@ -8,12 +8,11 @@ run, into the fetched models folder, which model lookups search
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
-from .errors import InputError, ModelError, broken_link, describe, os_reason
-from .files import folder_made
+from .errors import ModelError, describe
+from .files import check_folder, folder_made
 from .download import Source, download, partial_path, verify_file
 from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, resolve_model
 
@@ -51,25 +50,6 @@ def installed(name: str, folder: str | os.PathLike | None = None) -> ModelSpec |
         return resolve_model(param)
     except ModelError as e:
         raise ModelError(f"{e}: fetch it again with --force") from None
-
-
-def check_folder(folder: str | os.PathLike) -> None:
-    """InputError unless models can be installed in ``folder``, made if missing: a
-    file in its way, or a folder no file can be made in, failed each model only after
-    its download was begun. Nothing is left made."""
-    folder = Path(folder)
-    said = f"cannot install models in {folder}"
-    there = next(p for p in (folder, *folder.parents) if os.path.lexists(p))  # the root is there
-    if not there.is_dir():
-        what = broken_link(there) if there.is_symlink() and not there.exists() else "a file, not a folder"
-        raise InputError(f"{said}: {'it' if there == folder else there} is {what}")
-    # Permissions alone do not tell (a read-only mount, root): a file is made and removed.
-    try:
-        fd, name = tempfile.mkstemp(prefix=".ncnn-sr-", suffix=".part", dir=there)
-    except OSError as e:
-        raise InputError(f"{said}: {os_reason(e)}") from None
-    os.close(fd)
-    os.unlink(name)
 
 
 def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,

@@ -11,7 +11,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import InputError, cannot_write, os_reason
+from .errors import InputError, broken_link, cannot_write, os_reason
 
 
 def ffmpeg_name(path: str | os.PathLike) -> str:
@@ -159,5 +159,24 @@ def check_writable(folder: Path) -> None:
         fd, name = tempfile.mkstemp(prefix=".ncnn-sr-", suffix=".part", dir=folder)
     except OSError as e:
         raise InputError(f"cannot write into {folder}: {os_reason(e)}") from None
+    os.close(fd)
+    os.unlink(name)
+
+
+def check_folder(folder: str | os.PathLike) -> None:
+    """InputError unless files can be written in ``folder``, made if missing: a file
+    in its way, or a folder no file can be made in, failed a model's fetch or
+    conversion only after its download or its work. Nothing is left made."""
+    folder = Path(folder)
+    said = f"cannot write in {folder}"
+    there = next(p for p in (folder, *folder.parents) if os.path.lexists(p))  # the root is there
+    if not there.is_dir():
+        what = broken_link(there) if there.is_symlink() and not there.exists() else "a file, not a folder"
+        raise InputError(f"{said}: {'it' if there == folder else there} is {what}")
+    # Permissions alone do not tell (a read-only mount, root): a file is made and removed.
+    try:
+        fd, name = tempfile.mkstemp(prefix=".ncnn-sr-", suffix=".part", dir=there)
+    except OSError as e:
+        raise InputError(f"{said}: {os_reason(e)}") from None
     os.close(fd)
     os.unlink(name)

@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import os
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -348,7 +349,7 @@ def test_a_file_where_the_models_go_is_one_line_before_any_download(server, tmp_
         flags = ["-o", where]
     proc = run("fetch", "realesr-general-x4v3", "--url", source.url, *flags, check_ok=False)
     assert proc.returncode == 1 and server.ranges_asked == []
-    assert proc.stderr.startswith(f"ncnn-sr: error: cannot install models in {where}: ") and \
+    assert proc.stderr.startswith(f"ncnn-sr: error: cannot write in {where}: ") and \
         proc.stderr.count("\n") == 1, proc.stderr
     assert "is a file" in proc.stderr and (tmp_path / "afile").read_bytes() == b"x"
     listed = run("fetch", *flags)  # the list, with a warning that nothing can be installed there
@@ -364,7 +365,7 @@ def test_a_read_only_folder_for_the_models_is_one_line_before_any_download(serve
     monkeypatch.setenv("NCNN_SR_FETCHED_MODELS", str(folder))
     proc = run_read_only(folder, [CMD, "fetch", "realesr-general-x4v3", "--url", source.url])
     assert proc.returncode == 1 and server.ranges_asked == []
-    assert proc.stderr == f"ncnn-sr: error: cannot install models in {folder}: {READ_ONLY}\n"
+    assert proc.stderr == f"ncnn-sr: error: cannot write in {folder}: {READ_ONLY}\n"
     assert os.listdir(folder) == []
 
 
@@ -413,6 +414,25 @@ def test_convert_checks_its_output_before_it_downloads(server, tmp_path):
     assert proc.returncode == 1 and "m.param exists" in proc.stderr and server.ranges_asked == []
     proc = run("convert", "-i", server.url("/a%00b.pth"), "-o", tmp_path / "out", check_ok=False)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_a_download_into_a_read_only_folder_is_one_line(server, tmp_path):
+    # It was a traceback: clearing bytes kept from an earlier try met the read-only file system.
+    from test_batch_cli import READ_ONLY, run_read_only
+
+    server.files["/m.pth"] = weights_bytes(tmp_path, random_compact(upscale=4))
+    out = tmp_path / "out"
+    proc = run_read_only(out, [CMD, "convert", "-i", server.url("/m.pth"), "-o", str(out)])
+    assert proc.returncode == 1 and server.ranges_asked == []
+    assert proc.stderr == f"ncnn-sr: error: cannot write in {out}: {READ_ONLY}\n"
+    assert list(out.iterdir()) == []
+    # The library's download() too: an InputError naming the file, not an OSError.
+    script = ("import sys\nfrom ncnn_sr import NcnnSrError\nfrom ncnn_sr.download import Source, download\n"
+              f"try:\n    download(Source({server.url('/m.pth')!r}), {str(out / 'm.pth')!r})\n"
+              "except NcnnSrError as e:\n    sys.exit(f'refused: {e}')\n")
+    proc = run_read_only(out, [sys.executable, "-c", script])
+    assert proc.stderr == f"refused: cannot write {out / '.m.pth.download'}: {READ_ONLY}\n"
+    assert list(out.iterdir()) == []
 
 
 def test_fetch_url_takes_an_address(tmp_path):
