@@ -50,7 +50,7 @@ from typing import Mapping
 import numpy as np
 
 from . import plksr, span
-from .errors import InputError, ModelError, NcnnSrError, cannot_write, describe, in_one_line
+from .errors import InputError, ModelError, NcnnSrError, cannot_write, describe, in_one_line, os_reason
 from .files import atomic_write, temp_stem
 from .models import ModelSpec, catalog, model_name_for, resolve_model
 from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, counted, shape_of
@@ -285,7 +285,10 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, tri
         if trial:
             _trial_run(temp_param, model.scale)
         for path, aside in old.items():
-            _rename(path, aside)
+            try:
+                os.replace(path, aside)
+            except OSError as e:  # the hidden name it was going to is none of the user's
+                raise InputError(f"cannot replace {path}: {os_reason(e)}") from None
             moved.append(path)
         for source, target in ((temp_bin, bin_path), (temp_param, param_path)):
             _rename(source, target)

@@ -214,6 +214,27 @@ def test_a_read_only_output_folder_is_one_line_and_leaves_nothing(tmp_path):
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.parametrize("kept", ["param", "bin"])
+def test_force_over_a_model_file_that_cannot_be_replaced_names_it_and_keeps_the_old_pair(tmp_path, kept):
+    # An immutable file (chattr +i; root too is refused) was named by the hidden name it
+    # was to step aside to: "cannot write .m.1a2b3c4d.old.param".
+    import subprocess
+
+    run("convert", "-i", weights_file(tmp_path), "-n", "m")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    fixed = tmp_path / f"m.{kept}"
+    if subprocess.run(["chattr", "+i", fixed], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        proc = run("convert", "-i", weights_file(tmp_path, "other.pth", random_compact(seed=7)), "-n", "m",
+                   "--force", check_ok=False)
+    finally:
+        subprocess.run(["chattr", "-i", fixed])
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: cannot replace {fixed}: Operation not permitted\n"
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "other.pth"} == before
+
+
 def test_dni_weight_without_dni_is_refused(tmp_path):
     proc = run("convert", "-i", weights_file(tmp_path), "--dni-weight", "0.3", check_ok=False)
     assert proc.returncode == 1
