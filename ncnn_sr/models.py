@@ -407,7 +407,7 @@ def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
     for p, other in ((param, bin_), (bin_, param)):
         if not p.exists():
             if other.exists():  # half a pair is there: it hides any other copy, so it is no mere absence
-                raise ModelError(f"model {name}: file {p} not found beside {other} ({source})")
+                raise ModelError(f"model {name}: file {p} not found beside {other}{said(other)}")
             raise ModelMissing(f"model {name}: file {p} not found{said(p)}")
 
 

@@ -193,6 +193,16 @@ def test_missing_bin_is_a_clear_error(tmp_path):
         resolve_model(param)
 
 
+@pytest.mark.parametrize("given", ["param", "bin"])
+def test_half_a_pair_given_by_its_path_names_each_file_once(tmp_path, given):
+    # It ended "(path DIR/custom.param)": the file it had just named, again.
+    param, bin_ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
+    bin_.unlink()
+    with pytest.raises(ModelError) as caught:
+        resolve_model(param if given == "param" else bin_)
+    assert str(caught.value) == f"model custom: file {bin_} not found beside {param}"
+
+
 def test_missing_param_path_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         resolve_model(tmp_path / "nothing.param")
