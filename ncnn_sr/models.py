@@ -280,8 +280,8 @@ def custom_model_names(model_path: str | bytes | os.PathLike | None = None) -> l
             stem, suffix = os.path.splitext(entry)
             # Hidden files are the "._NAME.param" that macOS leaves on copied drives; a
             # stem ending in .param/.bin would be read as a path, not a name.
-            if suffix in _MODEL_SUFFIXES and not entry.startswith(".") and \
-                    os.path.splitext(stem)[1] not in _MODEL_SUFFIXES:
+            if suffix.lower() in _MODEL_SUFFIXES and not entry.startswith(".") and \
+                    os.path.splitext(stem)[1].lower() not in _MODEL_SUFFIXES:
                 names.add(stem)
     return sorted(names - catalog().keys())
 
@@ -317,7 +317,7 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
 
     entry = catalog().get(text)
     for folder, source in model_folders(model_path):
-        param, bin_ = folder / f"{text}.param", folder / f"{text}.bin"
+        param, bin_ = _pair_in(folder, text)
         if param.exists() or bin_.exists():
             return _checked_spec(text, param, bin_, entry, source)
 
@@ -359,17 +359,38 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
 def _resolve_path(path: Path) -> ModelSpec:
     if path.name.lower().endswith(".param.bin"):
         raise ModelError(_binary_param(path))
-    stem, suffixes = path, _MODEL_SUFFIXES
+    stem, upper = path, False
     if path.suffix.lower() in _MODEL_SUFFIXES:
         stem = path.with_suffix("")
-        if path.suffix.isupper():  # MODEL.PARAM, as some copies name it, goes with MODEL.BIN
-            suffixes = tuple(s.upper() for s in _MODEL_SUFFIXES)
-    param, bin_ = (stem.with_name(stem.name + s) for s in suffixes)
+        upper = path.suffix.isupper()  # MODEL.PARAM, as some copies name it, goes with MODEL.BIN
+    param, bin_ = _pair_in(stem.parent, stem.name, upper)
+    if path.suffix.lower() == ".param":
+        param = path
+    elif path.suffix.lower() == ".bin":
+        bin_ = path
     if not (param.exists() or bin_.exists()):
         _refuse_non_model(path)
     # A path is a custom model's way in: one named like a catalog model but holding
     # other weights (fine-tuned, say) is that, not a corrupt copy.
     return _checked_spec(stem.name, param, bin_, catalog().get(stem.name), f"path {param}", custom_if_other=True)
+
+
+def _pair_in(folder: Path, stem: str, upper: bool = False) -> tuple[Path, Path]:
+    """``stem``.param and ``stem``.bin in ``folder`` (.PARAM and .BIN where ``upper``),
+    or, where one is not there so named, the file whose extension differs only in case
+    (MODEL.PARAM, MODEL.Bin), as a copy made where case does not count may name it."""
+    named = [folder / f"{stem}{s.upper() if upper else s}" for s in _MODEL_SUFFIXES]
+    if all(os.path.lexists(p) for p in named):
+        return named[0], named[1]
+    try:
+        entries = sorted(os.listdir(folder))
+    except OSError:  # looking in it says why, or it is passed over
+        return named[0], named[1]
+    pair = []
+    for path, suffix in zip(named, _MODEL_SUFFIXES):
+        cased = [e for e in entries if e[:len(stem)] == stem and e[len(stem):].lower() == suffix]
+        pair.append(path if os.path.lexists(path) or not cased else folder / cased[0])
+    return pair[0], pair[1]
 
 
 def _refuse_non_model(path: Path) -> None:

@@ -493,6 +493,21 @@ def test_a_model_given_by_path_with_upper_case_extensions_is_used(tmp_path):
         resolve_model(tmp_path / "MODEL.PARAM")
 
 
+@pytest.mark.parametrize("param_name, bin_name", [("MODEL.PARAM", "MODEL.BIN"), ("MODEL.param", "MODEL.BIN"),
+                                                   ("MODEL.Param", "MODEL.Bin")])
+def test_a_pair_with_extensions_in_another_case_is_found_by_name_and_by_path(tmp_path, param_name, bin_name):
+    # As a copy made where case does not count may name them: by name, MODEL.PARAM in a
+    # -m folder was an "unknown model", unlisted; MODEL.param beside MODEL.BIN had
+    # "no MODEL.bin", and MODEL.Param was "not an ncnn model".
+    param, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "MODEL")
+    param.rename(tmp_path / param_name)
+    bin_.rename(tmp_path / bin_name)
+    assert custom_model_names(tmp_path) == ["MODEL"]
+    for given, folder in (("MODEL", tmp_path), (tmp_path / param_name, None), (tmp_path / bin_name, None)):
+        spec = resolve_model(given, folder)
+        assert (spec.param_path.name, spec.bin_path.name) == (param_name, bin_name)
+
+
 def _damaged_package(tmp_path, monkeypatch):
     """A copy of the model package that package_folder() returns instead of the real one."""
     folder = tmp_path / "models"
