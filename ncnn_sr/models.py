@@ -318,7 +318,8 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
     entry = catalog().get(text)
     for folder, source in model_folders(model_path):
         param, bin_ = _pair_in(folder, text)
-        if param.exists() or bin_.exists():
+        # A link that leads nowhere is there too: passed over, it was an "unknown model".
+        if os.path.lexists(param) or os.path.lexists(bin_):
             return _checked_spec(text, param, bin_, entry, source)
 
     if entry is not None and entry.package_files is not None:
@@ -419,9 +420,9 @@ def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
     for p in (param, bin_):
         if p.exists() and not p.is_file():
             what = "a folder" if p.is_dir() else "a special file (a pipe or a device)"
-            raise ModelError(f"model {name}: {p} is {what}, not a model file ({source})")
+            raise ModelError(f"model {name}: {p} is {what}, not a model file{said(p)}")
         if not p.exists() and p.is_symlink():  # a link to what is gone is no mere absence
-            raise ModelError(f"model {name}: {p} is {broken_link(p)} ({source})")
+            raise ModelError(f"model {name}: {p} is {broken_link(p)}{said(p)}")
     binary = param.with_name(param.name + bin_.suffix)
     if not param.exists() and binary.is_file():
         raise ModelError(f"model {name}: {_binary_param(binary)}")

@@ -466,6 +466,29 @@ def test_a_model_file_that_is_a_broken_link_says_where_it_leads(tmp_path):
         resolve_model(tmp_path / "mine.bin")
 
 
+def test_a_broken_link_alone_in_a_model_folder_is_named_not_an_unknown_model(tmp_path):
+    # Without its .bin it was passed over: "unknown model 'mine': names are
+    # case-sensitive: did you mean 'mine'?", as `ncnn-sr models` listed it.
+    (tmp_path / "mine.param").symlink_to(tmp_path / "gone.param")
+    with pytest.raises(ModelError, match=f"mine.param is a link to {re.escape(str(tmp_path / 'gone.param'))}, "
+                                         "which does not exist"):
+        resolve_model("mine", tmp_path)
+
+
+@pytest.mark.parametrize("kind, said", [("loop", "a link that leads back to itself (a loop of links)"),
+                                         ("folder", "a folder, not a model file")])
+def test_a_param_given_by_its_path_that_is_no_file_names_it_once(tmp_path, kind, said):
+    # It ended "(path DIR/m.param)", the file it had just named.
+    if kind == "loop":
+        (tmp_path / "m.param").symlink_to(tmp_path / "m.param")
+    else:
+        (tmp_path / "m.param").mkdir()
+    (tmp_path / "m.bin").write_bytes(b"")
+    with pytest.raises(ModelError) as caught:
+        resolve_model(tmp_path / "m.param")
+    assert str(caught.value) == f"model m: {tmp_path / 'm.param'} is {said}"
+
+
 def test_a_binary_param_file_is_said_to_be_one_not_a_missing_param(tmp_path):
     # ncnn2mem's NAME.param.bin beside NAME.bin: it said "NAME.param.param not found".
     _, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "mine")
