@@ -80,7 +80,8 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The tensors of the checkpoint at ``path``, by name ("conv_first.weight").
 
     The state dict is the checkpoint's ``params_ema``, else ``params``, else
-    ``state_dict``, else ``model`` entry, else the checkpoint itself; one that
+    ``state_dict``, else ``model`` entry (or one such entry inside another:
+    ``{"state_dict": {"params_ema": ...}}``), else the checkpoint itself; one that
     holds no tensors but dicts of them (``{"net_g": ..., "net_d": ...}``) gives
     theirs, named under their keys ("net_g.conv_first.weight"). A leading
     "module." (from DataParallel) is taken off each name; entries that are not
@@ -537,12 +538,13 @@ def _refs(obj):
 def _resolve(path: Path, obj, storage_bytes, order: str) -> dict[str, np.ndarray]:
     """The tensors of the state dict in ``obj``, as arrays by name."""
     chosen = _choose(obj)
-    if not isinstance(chosen, dict):
-        return {}
-    refs = _tensors_in(chosen)
-    if not refs:  # a dict of networks ({"net_g": ..., "net_d": ...}): named under their keys
+    refs = _tensors_in(chosen) if isinstance(chosen, dict) else {}
+    if not refs and isinstance(chosen, dict):  # a dict of networks ({"net_g": ..., "net_d": ...}): named under their keys
         refs = {f"{key}.{name}": ref for key, inner in chosen.items() if isinstance(key, str)
                 and isinstance(inner, dict) for name, ref in _tensors_in(inner).items()}
+    if not refs and next(_refs(obj), None) is not None:  # an optimizer's state alone, say
+        raise ModelError(f"{path} holds tensors, but no state dict of a model's weights where one is kept "
+                         f"(at its top, or under {', '.join(_STATE_DICT_KEYS)} or a network's name)")
     return {name: _array(path, name, ref, storage_bytes, order) for name, ref in refs.items()}
 
 
@@ -550,14 +552,19 @@ def _tensors_in(d: dict) -> dict:
     return {name: ref for name, ref in d.items() if isinstance(ref, _TensorRef) and isinstance(name, str)}
 
 
-def _choose(obj):
+def _choose(obj, depth: int = 2):
     # The first of the usual keys that holds tensors: BasicSR's checkpoints may keep
     # an empty "params" beside "params_ema", and training ones a "model" of options.
+    # One usual key may hold another ({"state_dict": {"params_ema": ...}}).
     if isinstance(obj, dict):
         for key in _STATE_DICT_KEYS:
             inner = obj.get(key)
-            if isinstance(inner, dict) and any(isinstance(v, _TensorRef) for v in inner.values()):
+            if not isinstance(inner, dict):
+                continue
+            if any(isinstance(v, _TensorRef) for v in inner.values()):
                 return inner
+            if depth > 1 and (deeper := _choose(inner, depth - 1)) is not inner:
+                return deeper
     return obj
 
 

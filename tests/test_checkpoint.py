@@ -84,6 +84,22 @@ def test_the_state_dict_is_found_under_its_usual_keys(tmp_path, key):
     assert {n: a.tolist() for n, a in read_weights(path).items()} == {"w": [2.0]}
 
 
+@pytest.mark.parametrize("outer, inner", [("state_dict", "params_ema"), ("model", "state_dict")])
+def test_a_state_dict_under_two_usual_keys_is_found(tmp_path, outer, inner):
+    # {"state_dict": {"params_ema": ...}} "holds no tensors", it said.
+    path = save_zip(tmp_path / "m.pth", {outer: {inner: {"w": tensor([2.0])}, "iter": 5}})
+    assert {n: a.tolist() for n, a in read_weights(path).items()} == {"w": [2.0]}
+
+
+@pytest.mark.parametrize("content", [{"optimizer": {"state": {0: {"exp_avg": tensor(VALUES)}}}, "iter": 3},
+                                     [tensor(VALUES)]])
+def test_tensors_where_no_state_dict_is_kept_are_not_said_to_be_none(tmp_path, content):
+    # An optimizer's state alone, or a list of tensors, "holds no tensors", it said.
+    path = save_zip(tmp_path / "m.pth", content)
+    assert refusal(path) == f"{path} holds tensors, but no state dict of a model's weights where one is kept " \
+                            "(at its top, or under params_ema, params, state_dict, model or a network's name)"
+
+
 def test_a_dict_of_networks_reads_as_their_tensors_under_their_keys(tmp_path):
     # {"net_g": ..., "net_d": ...}, as some GAN trainers save; an optimizer's nested state is not read.
     path = save_zip(tmp_path / "m.pth", {"net_g": {"w": tensor(VALUES)}, "net_d": {"w": tensor(2 * VALUES)},
