@@ -590,6 +590,8 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
     if not path.name:
         _fail(f"{url} names no file: give the address of the weights themselves")
     file_name = path.name  # the downloaded copy's name is hidden
+    # A name refused that the user never typed needs its source, and the way to another.
+    derived = " (the name is the weights' file's: -n NAME gives another)" if name is None else ""
     name = path.stem if name is None else name
     if folder is not None:
         target = path_flag(PROG, "-o", folder, "the folder to write to")
@@ -606,7 +608,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
             # -n NAME would run it at the catalog's scale, and models and fetch would call it
             # the official weights, their sha256 checked.
             raise NcnnSrError(f"{name} is the name of a catalog model ({PROG} fetch {name} installs the official "
-                              "one): give the converted one another name")
+                              f"one): give the converted one another name{derived}")
         if os.path.exists(target) and not os.path.isdir(target):
             raise NcnnSrError(f"{target} is not a folder: -o names the folder to write NAME.param and NAME.bin in")
         for given, flag in ((None if url is not None else path, "-i"), (other, "--dni")):
@@ -616,8 +618,10 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
                 if given is not None and _same_file(written, given):
                     raise NcnnSrError(f"{written} is the weights to convert ({flag}): give the model another name "
                                       "(-n) or folder (-o)")
-        if url is not None:  # before the download: what would refuse it afterwards
+        try:  # before the download or the work: what would refuse it afterwards
             convert_mod.check_target(target, name, force)
+        except NcnnSrError as e:
+            raise type(e)(f"{e}{derived}") from None
         check_folder(target)
         with folder_made(target):
             try:

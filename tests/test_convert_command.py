@@ -64,6 +64,22 @@ def test_an_existing_model_is_replaced_only_with_force(tmp_path):
     assert (tmp_path / "m.bin").read_bytes() == convert_weights(random_compact(seed=7)).weights
 
 
+@pytest.mark.parametrize("file_name, said", [
+    ("realesrgan-x4plus.pth", "realesrgan-x4plus is the name of a catalog model: give the converted one another name"),
+    ("x.param.pth", "a model's name must be a file name without folder or suffix, got 'x.param'"),
+    (".pth", "a model's name must be a file name without folder or suffix, got '.pth'"),
+])
+def test_a_name_taken_from_the_weights_file_that_cannot_be_used_says_to_give_one(tmp_path, file_name, said):
+    # The name was refused, and nothing said that it came from the file, nor how to give another.
+    source = weights_file(tmp_path, file_name)
+    proc = run("convert", "-i", source, "-o", tmp_path / "out", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: {said} (the name is the weights' file's: -n NAME gives another)\n"
+    assert not (tmp_path / "out").exists()
+    run("convert", "-i", source, "-o", tmp_path / "out", "-n", "mine")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mine.bin", "mine.param"]
+
+
 def test_a_catalog_models_name_is_refused(tmp_path):
     proc = run("convert", "-i", weights_file(tmp_path), "-n", "realesrgan-x4plus", check_ok=False)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
