@@ -61,7 +61,10 @@ def parse_param(param_bytes: bytes, name: str = "model") -> ParamGraph:
     except ValueError:
         raise bad from None
     if layer_count != len(lines) - 2:
-        raise ModelError(f"model {name}: the .param file declares {layer_count} layers but holds {len(lines) - 2} (truncated?)")
+        held = len(lines) - 2
+        why = "truncated?" if held < layer_count else "a layer added by hand, the count not raised?"
+        raise ModelError(f"model {name}: the .param file declares {layer_count} layer{'s' * (layer_count != 1)} "
+                         f"but holds {held} ({why})")
     layers = []
     try:
         for row in lines[2:]:

@@ -165,8 +165,18 @@ def test_binary_param_is_a_clear_error(tmp_path):
 def test_truncated_param_is_a_clear_error(tmp_path):
     param, _ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
     param.write_text("\n".join(param.read_text().splitlines()[:20]))
-    with pytest.raises(ModelError, match="declares 40 layers but holds 18"):
+    with pytest.raises(ModelError, match=r"declares 40 layers but holds 18 \(truncated\?\)$"):
         resolve_model(param)
+
+
+def test_a_param_holding_more_layers_than_it_declares_is_not_called_truncated(tmp_path):
+    # "declares 1 layers but holds 2 (truncated?)", of a file with a layer too many.
+    (tmp_path / "m.param").write_text("7767517\n1 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=1 1=2.0 2=2.0\n")
+    (tmp_path / "m.bin").write_bytes(b"")
+    with pytest.raises(ModelError) as caught:
+        resolve_model(tmp_path / "m.param")
+    assert str(caught.value) == "model m: the .param file declares 1 layer but holds 2 (a layer added by hand, " \
+                                "the count not raised?)"
 
 
 @pytest.mark.parametrize("old, new, said", [
