@@ -14,6 +14,7 @@ import http.client
 import os
 import re
 import socket
+import stat
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -255,7 +256,12 @@ def verify_file(path: Path, sha256: str | None, size: int | None = None) -> None
     is checked: DownloadError unless it has the ``size`` and ``sha256`` given."""
     sha256 = None if sha256 is None else checked_sha256(sha256)
     try:
-        actual = path.stat().st_size
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise DownloadError(f"{path} is a folder, not a checkpoint")
+        if not stat.S_ISREG(info.st_mode):  # /dev/zero hashed for ever, a pipe waited for a writer
+            raise DownloadError(f"{path} is not a regular file (a device or a pipe): give a checkpoint file")
+        actual = info.st_size
         if size is not None and actual != size:
             raise DownloadError(f"{path} is {actual} bytes where the file pinned is {size}: it is another file")
         digest = None if sha256 is None else file_sha256(path)

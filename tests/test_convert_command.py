@@ -164,6 +164,25 @@ def test_a_file_that_is_no_checkpoint_is_one_line(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.pth"]
 
 
+@pytest.mark.parametrize("source", ["/dev/zero", "fifo", "folder"])
+def test_a_device_pipe_or_folder_with_a_sha256_to_check_is_refused_unread(tmp_path, source):
+    # Without --sha256 it was refused at once; with it, /dev/zero was hashed for ever
+    # and a pipe nobody writes to waited for ever.
+    import os
+
+    if source == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+    elif source == "folder":
+        (tmp_path / "folder").mkdir()
+    said = "is a folder, not a checkpoint" if source == "folder" else \
+        "is not a regular file (a device or a pipe): give a checkpoint file"
+    source = source if source.startswith("/") else tmp_path / source
+    proc = run("convert", "-i", source, "--sha256", "0" * 64, "-o", tmp_path / "out", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: {source} {said}\n"
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_upscale_given_the_weights_says_how_to_convert_them(tmp_path):
     source = weights_file(tmp_path)
     Image.fromarray(picture(4, 4)).save(tmp_path / "in.png")
