@@ -502,7 +502,7 @@ def _checked_files(name: str, param: Path, bin_: Path, source: str, bin_needed: 
         if verify is not None:
             verify(param_bytes, bin_bytes)
         graph = parse_param(param_bytes, name)
-        check_bin_size(graph, bin_bytes, name)
+        check_bin_size(graph, bin_bytes, name, bin_)
     return graph
 
 

@@ -412,30 +412,31 @@ def _layer_arrays(graph: ParamGraph, bin_bytes: bytes) -> Iterator[tuple[Layer, 
             offset += size
 
 
-def check_bin_size(graph: ParamGraph, bin_bytes: bytes, name: str = "model") -> bool:
-    """Check that the weights the param declares fill the bin exactly.
+def check_bin_size(graph: ParamGraph, bin_bytes: bytes, name: str = "model", path=None) -> bool:
+    """Check that the weights the param declares fill the bin exactly; ``path``, the
+    bin's, is what the messages name.
 
     Returns True when every layer's weights are known and add up; False when a
     layer type's weights are not known here (ncnn's own loader still refuses a
     short file). Raises ModelError when the sizes disagree.
     """
-    offset = 0
+    offset, what = 0, "the .bin file" if path is None else str(path)
     for layer, offset in weight_ends(graph, bin_bytes):
         if offset is None:
             return False
         if any(count < 0 for count, _ in weight_blobs(layer)):
             raise ModelError(f"model {name}: layer {layer.name} declares a negative weight size")
         if offset > len(bin_bytes) and not bin_bytes:
-            raise ModelError(f"model {name}: the .bin file is empty but layer {layer.name} of its .param has weights "
+            raise ModelError(f"model {name}: {what} is empty but layer {layer.name} of its .param has weights "
                              "(an interrupted download or copy?)")
         if offset > len(bin_bytes):
             raise ModelError(
-                f"model {name}: the .bin file is too short for its .param ({len(bin_bytes)} bytes, "
+                f"model {name}: {what} is too short for its .param ({len(bin_bytes)} bytes, "
                 f"layer {layer.name} needs more): truncated download, or the bin of another model"
             )
     if offset != len(bin_bytes):
         raise ModelError(
-            f"model {name}: the .bin file holds {len(bin_bytes)} bytes but its .param declares {offset}: "
+            f"model {name}: {what} holds {len(bin_bytes)} bytes but its .param declares {offset}: "
             "the bin of another model"
         )
     return True

@@ -134,18 +134,21 @@ def test_a_model_given_by_path_with_a_catalog_name_and_other_weights_is_a_custom
     assert resolve_model(untouched).verified
 
 
+# Each names the .bin: "the .bin file" alone left open which copy, of the -m folder's,
+# NCNN_SR_MODEL_PATH's, the fetched models' and the package's.
 def test_truncated_bin_is_a_clear_error(tmp_path):
     param, bin_ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
     bin_.write_bytes(bin_.read_bytes()[:500_000])
-    with pytest.raises(ModelError, match="too short"):
-        resolve_model(param)
+    with pytest.raises(ModelError, match=f"^model custom: {re.escape(str(bin_))} is too short"):
+        resolve_model("custom", tmp_path)
 
 
 def test_bin_of_another_model_is_a_clear_error(tmp_path):
     param, bin_ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
     shutil.copy(resolve_model("realesrgan-x4plus-anime").bin_path, bin_)
-    with pytest.raises(ModelError, match="bin of another model"):
-        resolve_model(param)
+    with pytest.raises(ModelError, match=f"^model custom: {re.escape(str(bin_))} holds .* bytes but its .param "
+                                         "declares .*: the bin of another model"):
+        resolve_model("custom", tmp_path)
 
 
 def test_param_that_is_not_a_param_file_is_a_clear_error(tmp_path):
@@ -328,7 +331,7 @@ def test_an_empty_bin_is_said_to_be_empty(tmp_path):
         resolve_model("realesr-animevideov3-x2", tmp_path)
     _, custom_bin = copy_model("realesr-animevideov3-x2", tmp_path, "custom")
     custom_bin.write_bytes(b"")
-    with pytest.raises(ModelError, match="the .bin file is empty but layer Conv_0 of its .param has weights"):
+    with pytest.raises(ModelError, match=r"custom.bin is empty but layer Conv_0 of its .param has weights"):
         resolve_model("custom", tmp_path)
 
 
@@ -651,7 +654,7 @@ def test_a_model_spec_made_by_hand_with_the_wrong_weights_is_a_model_error_not_a
     # loaded beside animevideov3's param and upscaled without a word
     own = resolve_model("realesr-animevideov3-x2").bin_path.read_bytes()
     other = resolve_model("realesrgan-x4plus").bin_path.read_bytes()
-    with pytest.raises(ModelError, match=f"^model realesr-animevideov3-x2: the .bin file .*{said}"):
+    with pytest.raises(ModelError, match=f"^model realesr-animevideov3-x2: {re.escape(str(tmp_path / 'mine.bin'))} .*{said}"):
         Upscaler(_spec_with(tmp_path, bin_=weights(own, other)), device=-1)
 
 
