@@ -501,7 +501,7 @@ def _checked_files(name: str, param: Path, bin_: Path, source: str, bin_needed: 
         _check_contents(name, param, param_bytes, bin_, bin_bytes, bin_needed=bin_needed)
         if verify is not None:
             verify(param_bytes, bin_bytes)
-        graph = parse_param(param_bytes, name)
+        graph = parse_param(param_bytes, name, param)
         check_bin_size(graph, bin_bytes, name, bin_)
     return graph
 

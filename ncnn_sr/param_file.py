@@ -43,17 +43,19 @@ def _number(text: str) -> int | float:
     return int(text)
 
 
-def parse_param(param_bytes: bytes, name: str = "model") -> ParamGraph:
-    """Parse ncnn's text param format; a malformed file is a ModelError."""
+def parse_param(param_bytes: bytes, name: str = "model", path=None) -> ParamGraph:
+    """Parse ncnn's text param format; a malformed file is a ModelError, which names
+    ``path``, the file's, where given."""
+    what = "the .param file" if path is None else str(path)
     try:
         text = param_bytes.decode("utf-8")
     except UnicodeDecodeError:
-        raise ModelError(f"model {name}: the .param file is not text (is it a .bin?)") from None
+        raise ModelError(f"model {name}: {what} is not text (is it a .bin?)") from None
     if text.startswith("\ufeff"):
-        raise ModelError(f"model {name}: the .param file begins with a byte-order mark (saved as 'UTF-8 with BOM'), "
+        raise ModelError(f"model {name}: {what} begins with a byte-order mark (saved as 'UTF-8 with BOM'), "
                          "which ncnn cannot read: save it as plain UTF-8")
     lines = [ln.split() for ln in text.splitlines() if ln.strip()]
-    bad = ModelError(f"model {name}: the .param file is not an ncnn param file")
+    bad = ModelError(f"model {name}: {what} is not an ncnn param file")
     if len(lines) < 2 or lines[0] != [str(PARAM_MAGIC)] or len(lines[1]) != 2:
         raise bad
     try:
@@ -63,7 +65,7 @@ def parse_param(param_bytes: bytes, name: str = "model") -> ParamGraph:
     if layer_count != len(lines) - 2:
         held = len(lines) - 2
         why = "truncated?" if held < layer_count else "a layer added by hand, the count not raised?"
-        raise ModelError(f"model {name}: the .param file declares {layer_count} layer{'s' * (layer_count != 1)} "
+        raise ModelError(f"model {name}: {what} declares {layer_count} layer{'s' * (layer_count != 1)} "
                          f"but holds {held} ({why})")
     layers = []
     try:
@@ -92,10 +94,10 @@ def parse_param(param_bytes: bytes, name: str = "model") -> ParamGraph:
     consumed = {b for layer in layers for b in layer.bottoms}
     produced = [t for layer in layers for t in layer.tops if t not in consumed]
     if not inputs or not produced:
-        raise ModelError(f"model {name}: the .param file has no input or no output blob")
+        raise ModelError(f"model {name}: {what} has no input or no output blob")
     fed = [t for t in inputs if t in consumed]
     if len(fed) > 1:  # the others, never fed, come out as garbage or NaN: not the machine's fault
-        raise ModelError(f"model {name}: the .param file has {len(fed)} inputs ({', '.join(fed)}): "
+        raise ModelError(f"model {name}: {what} has {len(fed)} inputs ({', '.join(fed)}): "
                          "an upscaler takes one, the picture")
     return ParamGraph(tuple(layers), inputs[0], produced[-1])
 

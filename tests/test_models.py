@@ -178,8 +178,8 @@ def test_a_param_holding_more_layers_than_it_declares_is_not_called_truncated(tm
     (tmp_path / "m.bin").write_bytes(b"")
     with pytest.raises(ModelError) as caught:
         resolve_model(tmp_path / "m.param")
-    assert str(caught.value) == "model m: the .param file declares 1 layer but holds 2 (a layer added by hand, " \
-                                "the count not raised?)"
+    assert str(caught.value) == f"model m: {tmp_path / 'm.param'} declares 1 layer but holds 2 (a layer added by " \
+                                "hand, the count not raised?)"
 
 
 @pytest.mark.parametrize("old, new, said", [
@@ -365,7 +365,9 @@ def test_a_model_of_two_inputs_is_refused_naming_them(tmp_path):
     (tmp_path / "two.param").write_text("7767517\n3 3\nInput in0 0 1 data\nInput in1 0 1 noise\n"
                                         "BinaryOp add 2 1 data noise output 0=0\n")
     (tmp_path / "two.bin").write_bytes(b"")
-    with pytest.raises(ModelError, match=r"^model two: the .param file has 2 inputs \(data, noise\): "
+    # Each names the .param, as the .bin's messages name the .bin.
+    with pytest.raises(ModelError, match=f"^model two: {re.escape(str(tmp_path / 'two.param'))} has 2 inputs "
+                                         r"\(data, noise\): "
                                          "an upscaler takes one, the picture$"):
         resolve_model("two", tmp_path)
 
@@ -376,7 +378,8 @@ def test_a_param_saved_with_a_byte_order_mark_says_so(tmp_path):
     (tmp_path / "bom.param").write_bytes(b"\xef\xbb\xbf7767517\n2 2\nInput in0 0 1 data\n"
                                          b"Interp up 1 1 data output 0=2 1=2.0 2=2.0\n")
     (tmp_path / "bom.bin").write_bytes(b"")
-    with pytest.raises(ModelError, match=r"^model bom: the .param file begins with a byte-order mark \(saved as "
+    with pytest.raises(ModelError, match=f"^model bom: {re.escape(str(tmp_path / 'bom.param'))} begins with a "
+                                         r"byte-order mark \(saved as "
                                          r"'UTF-8 with BOM'\), which ncnn cannot read: save it as plain UTF-8$"):
         resolve_model("bom", tmp_path)
 
@@ -654,13 +657,15 @@ def test_a_model_spec_made_by_hand_with_the_wrong_weights_is_a_model_error_not_a
     # loaded beside animevideov3's param and upscaled without a word
     own = resolve_model("realesr-animevideov3-x2").bin_path.read_bytes()
     other = resolve_model("realesrgan-x4plus").bin_path.read_bytes()
-    with pytest.raises(ModelError, match=f"^model realesr-animevideov3-x2: {re.escape(str(tmp_path / 'mine.bin'))} .*{said}"):
+    with pytest.raises(ModelError,
+                       match=f"^model realesr-animevideov3-x2: {re.escape(str(tmp_path / 'mine.bin'))} .*{said}"):
         Upscaler(_spec_with(tmp_path, bin_=weights(own, other)), device=-1)
 
 
 def test_a_model_spec_made_by_hand_with_a_param_that_is_not_one_is_a_model_error(tmp_path):
     with pytest.raises(ModelError,
-                       match=r"^model realesr-animevideov3-x2: the \.param file is not an ncnn param file$"):
+                       match=f"^model realesr-animevideov3-x2: {re.escape(str(tmp_path / 'mine.param'))} is not an "
+                             "ncnn param file$"):
         Upscaler(_spec_with(tmp_path, param=b"hello\nworld\n"), device=-1)
     spec = resolve_model("realesr-animevideov3-x2")
     with pytest.raises(ModelError, match="are swapped"):
