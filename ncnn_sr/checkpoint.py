@@ -539,7 +539,8 @@ def _resolve(path: Path, obj, storage_bytes, order: str) -> dict[str, np.ndarray
     """The tensors of the state dict in ``obj``, as arrays by name."""
     chosen = _choose(obj)
     refs = _tensors_in(chosen) if isinstance(chosen, dict) else {}
-    if not refs and isinstance(chosen, dict):  # a dict of networks ({"net_g": ..., "net_d": ...}): named under their keys
+    if not refs and isinstance(chosen, dict):
+        # a dict of networks ({"net_g": ..., "net_d": ...}): named under their keys
         refs = {f"{key}.{name}": ref for key, inner in chosen.items() if isinstance(key, str)
                 and isinstance(inner, dict) for name, ref in _tensors_in(inner).items()}
     if not refs and next(_refs(obj), None) is not None:  # an optimizer's state alone, say

@@ -89,9 +89,11 @@ class Network:
         # A wrong name fails every run alike, which would read as a lack of memory: the
         # tile halved down to 32 px, then "the CPU ran out of memory".
         if input_blob not in net.input_names():
-            raise ModelError(f"{self._said}{param} has no input blob '{input_blob}' (its inputs: {', '.join(net.input_names())})")
+            raise ModelError(f"{self._said}{param} has no input blob '{input_blob}' "
+                             f"(its inputs: {', '.join(net.input_names())})")
         if output_blob not in {blob.name for blob in net.blobs()}:
-            raise ModelError(f"{self._said}{param} has no blob '{output_blob}' (its outputs: {', '.join(net.output_names())})")
+            raise ModelError(f"{self._said}{param} has no blob '{output_blob}' "
+                             f"(its outputs: {', '.join(net.output_names())})")
         with devices.captured_stderr() as ncnn_said:
             loaded = net.load_model(ncnn.DataReaderFromEmpty()) if bin_ is None else net.load_model(bin_)
             if loaded != 0:

@@ -393,7 +393,8 @@ def test_custom_model_whose_output_is_no_picture_is_a_model_error(tmp_path):
     param = tmp_path / "scores.param"
     param.write_text("7767517\n3 3\nInput in0 0 1 data\nPooling pool 1 1 data pooled 0=1 4=1\n"
                      "Softmax scores 1 1 pooled output\n")
-    with pytest.raises(ModelError, match=r"^model scores: .*scores.param gives blob 'output' of shape \(3,\), not a picture's"):
+    with pytest.raises(ModelError,
+                       match=r"^model scores: .*scores.param gives blob 'output' of shape \(3,\), not a picture's"):
         Upscaler(str(param), device=-1)
 
 
