@@ -335,6 +335,10 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
     if entry is None:
         if as_path.suffix:  # "model.pth": a file name, not a name of the catalog's
             _refuse_non_model(as_path)
+        for folder, _ in model_folders(model_path):  # its PyTorch weights, not yet converted
+            for suffix in PYTORCH_SUFFIXES:
+                if (folder / f"{text}{suffix}").is_file():
+                    _refuse_non_model(folder / f"{text}{suffix}")
         variants = sorted(e.name for e in catalog().values() if e.family == text)
         if variants:  # the commands pick one by -s; a library call names it
             raise ModelError(f"{text} is a family of models: give one of {', '.join(variants)}, "
