@@ -313,7 +313,15 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
         raise ModelError("no model given: give a model's name or a .param file's path")
     as_path = Path(text)
     if as_path.suffix.lower() in _MODEL_SUFFIXES or os.sep in text or "/" in text:
-        return _resolve_path(as_path)
+        try:
+            return _resolve_path(as_path)
+        except ModelMissing as e:
+            if as_path.name == text:  # -m models -n mine.param: a path, read where the command runs
+                for folder, _ in model_folders(model_path):
+                    if os.path.lexists(folder / text):
+                        raise ModelMissing(f"{e} ({folder / text} is in a model folder: -n {as_path.stem} runs it)") \
+                            from None
+            raise
 
     entry = catalog().get(text)
     for folder, source in model_folders(model_path):

@@ -216,6 +216,17 @@ def test_half_a_pair_given_by_its_path_names_each_file_once(tmp_path, given):
     assert str(caught.value) == f"model custom: file {bin_} not found beside {param}"
 
 
+def test_a_bare_param_name_not_here_but_in_the_model_folder_says_how_to_run_it(tmp_path, monkeypatch):
+    # -m models -n mine.param said "file mine.param not found", with models/mine.param there.
+    copy_model("realesr-animevideov3-x2", tmp_path / "models", "mine")
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    with pytest.raises(ModelMissing) as caught:
+        resolve_model("mine.param", tmp_path / "models")
+    assert str(caught.value) == f"model mine: file mine.param not found ({tmp_path / 'models' / 'mine.param'} is " \
+                                "in a model folder: -n mine runs it)"
+
+
 def test_missing_param_path_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         resolve_model(tmp_path / "nothing.param")
