@@ -580,6 +580,9 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
 
     setup_logging(PROG, verbose=False)  # the library's warnings as the other commands give them
     url = source if download_mod.is_url(source) else None
+    if source == "-" and not os.path.lexists(source):  # the other commands' standard input
+        _fail("convert reads the weights from a file or an https:// address, not from standard input (-i -): "
+              "save them first")
     if url is not None:
         try:
             download_mod.check_url(url)

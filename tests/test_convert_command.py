@@ -270,6 +270,16 @@ def test_force_over_a_model_file_that_cannot_be_replaced_names_it_and_keeps_the_
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "other.pth"} == before
 
 
+def test_standard_input_is_said_to_be_no_source_of_weights(tmp_path):
+    # "-" reads standard input in the upscale commands; here it was "cannot read -: No
+    # such file or directory".
+    proc = run("convert", "-i", "-", "-o", tmp_path / "out", check_ok=False, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr == "ncnn-sr: error: convert reads the weights from a file or an https:// address, not " \
+                          "from standard input (-i -): save them first\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_dni_weight_without_dni_is_refused(tmp_path):
     proc = run("convert", "-i", weights_file(tmp_path), "--dni-weight", "0.3", check_ok=False)
     assert proc.returncode == 1
