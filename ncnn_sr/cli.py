@@ -625,7 +625,10 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
             convert_mod.check_target(target, name, force)
         except NcnnSrError as e:
             raise type(e)(f"{e}{derived}") from None
-        check_folder(target)
+        try:
+            check_folder(target)
+        except NcnnSrError as e:  # beside the weights, by default: somewhere else may do
+            raise type(e)(f"{e}{' (-o FOLDER writes the model elsewhere)' if folder is None else ''}") from None
         with folder_made(target):
             try:
                 if url is not None:

@@ -270,6 +270,21 @@ def test_force_over_a_model_file_that_cannot_be_replaced_names_it_and_keeps_the_
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "other.pth"} == before
 
 
+def test_weights_in_a_read_only_folder_and_no_output_folder_say_to_give_one(tmp_path):
+    # The model goes beside the weights by default: where they cannot be written, -o is the way out.
+    from test_batch_cli import READ_ONLY, run_read_only
+    from test_cli import CMD
+
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    source = weights_file(shelf)
+    proc = run_read_only(shelf, [CMD, "convert", "-i", str(source)])
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: cannot write in {shelf}: {READ_ONLY} (-o FOLDER writes the model " \
+                          "elsewhere)\n"
+    assert [p.name for p in shelf.iterdir()] == ["4x-Mine.pth"]
+
+
 def test_standard_input_is_said_to_be_no_source_of_weights(tmp_path):
     # "-" reads standard input in the upscale commands; here it was "cannot read -: No
     # such file or directory".
