@@ -343,8 +343,10 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
     if entry is None:
         if as_path.suffix:  # "model.pth": a file name, not a name of the catalog's
             _refuse_non_model(as_path)
-        for folder, _ in model_folders(model_path):  # its PyTorch weights, not yet converted
-            for suffix in PYTORCH_SUFFIXES:
+        # Its PyTorch weights, not yet converted: -n mine, or -n mine.pth, beside mine.pth.
+        suffixes = ("",) if as_path.suffix.lower() in PYTORCH_SUFFIXES else PYTORCH_SUFFIXES
+        for folder, _ in model_folders(model_path):
+            for suffix in suffixes:
                 if (folder / f"{text}{suffix}").is_file():
                     _refuse_non_model(folder / f"{text}{suffix}")
         variants = sorted(e.name for e in catalog().values() if e.family == text)

@@ -321,13 +321,17 @@ def test_a_model_file_of_another_kind_is_not_an_ncnn_model(tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
-def test_pytorch_weights_of_the_name_in_a_model_folder_say_to_convert_them(tmp_path, suffix):
-    # -m models -n 4x-Mine beside models/4x-Mine.pth was an "unknown model", the
-    # catalog's names listed, as if nothing of that name were there.
-    (tmp_path / f"4x-Mine{suffix}").write_bytes(b"PK\3\4")
-    with pytest.raises(ModelError, match=f"^{re.escape(str(tmp_path / f'4x-Mine{suffix}'))} holds PyTorch weights, "
-                                         "not an ncnn model: convert them once with 'ncnn-sr convert -i "):
-        resolve_model("4x-Mine", tmp_path)
+@pytest.mark.parametrize("given", ["", "suffix"])
+def test_pytorch_weights_of_the_name_in_a_model_folder_say_to_convert_them(tmp_path, monkeypatch, suffix, given):
+    # -m models -n 4x-Mine (or -n 4x-Mine.pth) beside models/4x-Mine.pth was an "unknown
+    # model", the catalog's names listed, as if nothing of that name were there.
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / f"4x-Mine{suffix}").write_bytes(b"PK\3\4")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError, match=f"^{re.escape(str(tmp_path / 'models' / f'4x-Mine{suffix}'))} holds "
+                                         "PyTorch weights, not an ncnn model: convert them once with 'ncnn-sr "
+                                         "convert -i "):
+        resolve_model(f"4x-Mine{suffix if given else ''}", tmp_path / "models")
 
 
 def test_a_model_file_of_no_kind_known_names_the_converters(tmp_path):
