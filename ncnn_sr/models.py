@@ -343,8 +343,9 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
     if entry is None:
         if as_path.suffix:  # "model.pth": a file name, not a name of the catalog's
             _refuse_non_model(as_path)
-        # Its PyTorch weights, not yet converted: -n mine, or -n mine.pth, beside mine.pth.
-        suffixes = ("",) if as_path.suffix.lower() in PYTORCH_SUFFIXES else PYTORCH_SUFFIXES
+        # Its PyTorch weights, not yet converted (-n mine beside mine.pth), or a file of
+        # another kind named (-n mine.pth, -n mine.onnx), in a model folder.
+        suffixes = ("",) if as_path.suffix else PYTORCH_SUFFIXES
         for folder, _ in model_folders(model_path):
             for suffix in suffixes:
                 if (folder / f"{text}{suffix}").is_file():

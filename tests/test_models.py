@@ -334,6 +334,12 @@ def test_pytorch_weights_of_the_name_in_a_model_folder_say_to_convert_them(tmp_p
         resolve_model(f"4x-Mine{suffix if given else ''}", tmp_path / "models")
 
 
+def test_a_model_file_of_another_kind_in_a_model_folder_is_named_not_unknown(tmp_path):
+    (tmp_path / "mine.onnx").write_bytes(b"\x08\x07")
+    with pytest.raises(ModelError, match=f"^{re.escape(str(tmp_path / 'mine.onnx'))} is not an ncnn model: .*pnnx"):
+        resolve_model("mine.onnx", tmp_path)
+
+
 def test_a_model_file_of_no_kind_known_names_the_converters(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"\x08\x07")
     with pytest.raises(ModelError, match=r"model.onnx is not an ncnn model: .*'ncnn-sr convert'; .onnx ones with pnnx"):
