@@ -690,6 +690,9 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
 
     setup_logging(PROG, verbose=False)
     where = folder or models_mod.fetched_model_folder()
+    # A folder the user never typed: where it comes from is part of what to mend.
+    named = f" (the fetched models folder {models_mod.ENV_FETCHED} names)" \
+        if folder is None and os.environ.get(models_mod.ENV_FETCHED) else ""
     if every and names:
         _fail("--all fetches every model: name none", 2)
     names = tuple(fetch_mod.fetchable()) if every else names
@@ -707,7 +710,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
         try:
             check_folder(where)
         except NcnnSrError as e:  # the list is still true; the offer is not
-            click.echo(f"{PROG}: warning: {e}", err=True)
+            click.echo(f"{PROG}: warning: {e}{named}", err=True)
         return
     if weights is not None and url is not None:
         _fail("--from and --url are two places to take the weights from: give one", 2)
@@ -732,7 +735,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
             try:
                 check_folder(where)
             except NcnnSrError as e:  # as it is for every model: said once, before a download
-                _fail(str(e))
+                _fail(f"{e}{named}")
             if weights is None and not quiet:  # a log has no bar: say what takes the time
                 kept = fetch_mod.pending_bytes(name, where)
                 going_on = f", going on from the {kept / 1e6:.1f} MB kept" if kept else ""

@@ -352,6 +352,7 @@ def test_a_file_where_the_models_go_is_one_line_before_any_download(server, tmp_
     assert proc.stderr.startswith(f"ncnn-sr: error: cannot write in {where}: ") and \
         proc.stderr.count("\n") == 1, proc.stderr
     assert "is a file" in proc.stderr and (tmp_path / "afile").read_bytes() == b"x"
+    assert ("NCNN_SR_FETCHED_MODELS" in proc.stderr) == (given == "environment")  # what to mend
     listed = run("fetch", *flags)  # the list, with a warning that nothing can be installed there
     assert f"into {where})" in listed.stdout and listed.stderr == proc.stderr.replace("error", "warning")
 
@@ -365,7 +366,8 @@ def test_a_read_only_folder_for_the_models_is_one_line_before_any_download(serve
     monkeypatch.setenv("NCNN_SR_FETCHED_MODELS", str(folder))
     proc = run_read_only(folder, [CMD, "fetch", "realesr-general-x4v3", "--url", source.url])
     assert proc.returncode == 1 and server.ranges_asked == []
-    assert proc.stderr == f"ncnn-sr: error: cannot write in {folder}: {READ_ONLY}\n"
+    assert proc.stderr == f"ncnn-sr: error: cannot write in {folder}: {READ_ONLY} (the fetched models folder " \
+                          "NCNN_SR_FETCHED_MODELS names)\n"
     assert os.listdir(folder) == []
 
 
