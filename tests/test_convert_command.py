@@ -1,5 +1,7 @@
 """ncnn-sr convert, run as a user runs it: PyTorch weights in, a model the other
 commands take out, and nothing written when it cannot be done."""
+import os
+import subprocess
 import sys
 import zipfile
 
@@ -168,8 +170,6 @@ def test_a_file_that_is_no_checkpoint_is_one_line(tmp_path):
 def test_a_device_pipe_or_folder_with_a_sha256_to_check_is_refused_unread(tmp_path, source):
     # Without --sha256 it was refused at once; with it, /dev/zero was hashed for ever
     # and a pipe nobody writes to waited for ever.
-    import os
-
     if source == "fifo":
         os.mkfifo(tmp_path / "fifo")
     elif source == "folder":
@@ -253,8 +253,6 @@ def test_a_read_only_output_folder_is_one_line_and_leaves_nothing(tmp_path):
 def test_force_over_a_model_file_that_cannot_be_replaced_names_it_and_keeps_the_old_pair(tmp_path, kept):
     # An immutable file (chattr +i; root too is refused) was named by the hidden name it
     # was to step aside to: "cannot write .m.1a2b3c4d.old.param".
-    import subprocess
-
     run("convert", "-i", weights_file(tmp_path), "-n", "m")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     fixed = tmp_path / f"m.{kept}"
