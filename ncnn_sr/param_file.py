@@ -49,7 +49,12 @@ def parse_param(param_bytes: bytes, name: str = "model", path=None) -> ParamGrap
     what = "the .param file" if path is None else str(path)
     try:
         text = param_bytes.decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as e:
+        if param_bytes.startswith(str(PARAM_MAGIC).encode()) and b"\0" not in param_bytes:
+            # Text in another encoding (a name in Latin-1, say), no weights.
+            line = param_bytes.count(b"\n", 0, e.start) + 1
+            raise ModelError(f"model {name}: {what} is not UTF-8 text (byte 0x{param_bytes[e.start]:02x} on line "
+                             f"{line}): save it as UTF-8") from None
         raise ModelError(f"model {name}: {what} is not text (is it a .bin?)") from None
     if text.startswith("\ufeff"):
         raise ModelError(f"model {name}: {what} begins with a byte-order mark (saved as 'UTF-8 with BOM'), "

@@ -165,6 +165,17 @@ def test_binary_param_is_a_clear_error(tmp_path):
         resolve_model(param)
 
 
+def test_a_param_in_another_encoding_is_said_to_be_no_utf8_not_a_bin(tmp_path):
+    # A blob named in Latin-1 ("donn\xe9e") was "not text (is it a .bin?)".
+    (tmp_path / "lat.param").write_bytes(b"7767517\n2 2\nInput in0 0 1 donn\xe9e\n"
+                                         b"Interp up 1 1 donn\xe9e output 0=1 1=2.0 2=2.0\n")
+    (tmp_path / "lat.bin").write_bytes(b"")
+    with pytest.raises(ModelError) as caught:
+        resolve_model(tmp_path / "lat.param")
+    assert str(caught.value) == f"model lat: {tmp_path / 'lat.param'} is not UTF-8 text (byte 0xe9 on line 3): " \
+                                "save it as UTF-8"
+
+
 def test_truncated_param_is_a_clear_error(tmp_path):
     param, _ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
     param.write_text("\n".join(param.read_text().splitlines()[:20]))
