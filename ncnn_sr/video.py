@@ -88,6 +88,9 @@ QUANTISER = 3
 QP2LAMBDA = 118
 # ProRes encoders make the rate of their profile, whatever the bitrate asked.
 PROFILE_RATE = frozenset({"prores", "prores_aw", "prores_ks"})
+# JPEG's encoders, whose YUV is JFIF's, BT.601 in full range: FFmpeg refused to open
+# them on limited-range yuv420p (the default) with a bare "Invalid argument".
+JPEG_ENCODERS = frozenset({"mjpeg", "ljpeg"})
 
 
 @dataclass(frozen=True)
@@ -964,7 +967,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     rate = _source_rate(video_in)
     time_base = Fraction(1, 1) / options.fps if options.fps else video_in.time_base
     constant = _ConstantRate(options.fps) if options.fps else None
-    colour = output_colour(video_in.codec_context, options.pix_fmt)
+    colour = output_colour(video_in.codec_context, options.pix_fmt, jpeg=codec in JPEG_ENCODERS)
     if has_alpha(video_in):
         log.warning("%s has transparency (an alpha channel), which the video made of it leaves out: its frames are "
                     "upscaled opaque", src)

@@ -159,6 +159,7 @@ def output_aspect(sar: Fraction | None, shown: tuple[int, int], size: tuple[int,
 BT709 = 1
 UNSPECIFIED = 2
 RGB_MATRIX = 0  # the samples are R, G and B themselves
+JPEG_MATRIX = 5  # BT.601 (BT.470 BG), JFIF's, as FFmpeg's JPEG decoders tag it
 # Matrix tags that name no matrix for YUV samples: swscale takes the first two for
 # BT.601 and refuses the last (reserved), where players guess.
 _NO_MATRIX = frozenset({RGB_MATRIX, UNSPECIFIED, 3})
@@ -249,11 +250,12 @@ def _named(kind, value: int) -> bool:
     return value != UNSPECIFIED and value in {member.value for member in kind}
 
 
-def output_colour(source, pix_fmt: str) -> ColourTags:
+def output_colour(source, pix_fmt: str, jpeg: bool = False) -> ColourTags:
     """How video in ``pix_fmt`` made from ``source`` (a video codec context or anything
     with its colorspace, color_primaries and color_trc) is coded and tagged: the
     source's matrix, primaries and transfer where it names them (and swscale can code
     the matrix), else BT.709's; limited range unless ``pix_fmt`` is full range (yuvj).
+    ``jpeg`` (a JPEG encoder's YUV) is BT.601's matrix in full range, as JFIF has it.
 
     The primaries and transfer are only tags: the upscaler changes neither, and so
     they are passed on. The range changes no colour, so the one that every player and
@@ -263,8 +265,11 @@ def output_colour(source, pix_fmt: str) -> ColourTags:
     fmt = av.VideoFormat(pix_fmt)
     if not _has_matrix(fmt):
         return ColourTags(RGB_MATRIX if fmt.is_rgb else UNSPECIFIED, primaries, transfer, ColorRange.UNSPECIFIED)
+    if jpeg:  # its decoders read BT.601 whatever the tags say, and its encoders refuse limited range
+        return ColourTags(JPEG_MATRIX, primaries, transfer, ColorRange.JPEG)
     matrix = source.colorspace if source.colorspace in _SWSCALE_MATRICES else BT709
-    return ColourTags(matrix, primaries, transfer, ColorRange.JPEG if pix_fmt.startswith("yuvj") else ColorRange.MPEG)
+    full = pix_fmt.startswith("yuvj")
+    return ColourTags(matrix, primaries, transfer, ColorRange.JPEG if full else ColorRange.MPEG)
 
 
 def coded(image: np.ndarray, pix_fmt: str, colour: ColourTags):

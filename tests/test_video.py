@@ -2019,6 +2019,21 @@ def test_an_encoder_without_4_2_0_gets_its_nearest_format_unasked(tmp_path, code
         assert sum(1 for _ in c.decode(video=0)) == 3
 
 
+@pytest.mark.parametrize("flags", [[], ["--pix-fmt", "yuv420p"], ["--pix-fmt", "yuv444p"]])
+def test_a_jpeg_encoder_codes_its_yuv_pixels_in_full_range(tmp_path, flags):
+    # FFmpeg's MJPEG encoder refuses limited-range YUV: --codec mjpeg failed with a
+    # bare "Invalid argument" unless --pix-fmt yuvj420p was given too.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16, audio=None, colours=[(200, 40, 90)])
+    out = tmp_path / "out.avi"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--codec", "mjpeg", *flags)
+    with av.open(str(out)) as c:
+        ctx = c.streams.video[0].codec_context
+        assert (ctx.name, ctx.color_range) == ("mjpeg", ColorRange.JPEG)
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 2 and frames[0].shape == (32, 32, 3)
+    assert np.abs(frames[0].reshape(-1, 3).mean(axis=0) - (200, 40, 90)).max() < 6  # read back as it was coded
+
+
 def test_an_output_named_only_by_its_extension_is_said_to_have_none(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / ".mp4", *X2, check_ok=False)
