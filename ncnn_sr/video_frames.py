@@ -26,13 +26,30 @@ from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, Colorspac
 log = logging.getLogger("ncnn_sr")
 
 
+def subsampling(pix_fmt: str) -> tuple[int, int]:
+    """How many pixels across and down share one chroma sample in ``pix_fmt``: (2, 2)
+    for 4:2:0, (2, 1) for 4:2:2, (4, 1) for 4:1:1, (1, 1) for 4:4:4, RGB and gray."""
+    fmt = av.VideoFormat(pix_fmt)
+    return 64 // fmt.chroma_width(64), 64 // fmt.chroma_height(64)
+
+
 def encodable_size(width: int, height: int, pix_fmt: str) -> tuple[int, int]:
-    """The size ``pix_fmt`` can hold nearest to (width, height): chroma subsampled
-    formats (4:2:0, 4:2:2) need even sides of at least 2, so an odd side loses a
-    pixel and a side of 1 grows to 2; other formats take any size."""
-    if pix_fmt.startswith(("yuv420", "yuv422", "nv12", "nv21")):
-        return max(2, width - width % 2), max(2, height - height % 2)
-    return width, height
+    """The size ``pix_fmt`` can hold nearest to (width, height): a side its chroma is
+    subsampled along must be a whole number of chroma samples (even for 4:2:0's both
+    sides and 4:2:2's width), so it loses the pixels over that, and one too short
+    grows to one sample; other formats take any size."""
+    # By the format's subsampling, not its name: yuvj420p, p010le and yuv411p were
+    # left odd, and the encoder refused them.
+    across, down = subsampling(pix_fmt)
+    return max(across, width - width % across), max(down, height - height % down)
+
+
+def _needs(across: int, down: int) -> str:
+    if across == down:
+        return "even sides" if across == 2 else f"sides that are multiples of {across}"
+    sides = [f"an even {side}" if step == 2 else f"a {side} that is a multiple of {step}"
+             for side, step in (("width", across), ("height", down)) if step > 1]
+    return " and ".join(sides)
 
 
 def fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -47,10 +64,13 @@ def fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def fit_warning(pix_fmt: str, width: int, height: int, size: tuple[int, int]) -> str:
     grows = size[0] > width or size[1] > height
     shrinks = size[0] < width or size[1] < height
+    across, down = subsampling(pix_fmt)
+    needs = _needs(across, down)
     if not grows:
-        return f"{pix_fmt} needs even sides: cropping {width}x{height} frames to {size[0]}x{size[1]}"
+        return f"{pix_fmt} needs {needs}: cropping {width}x{height} frames to {size[0]}x{size[1]}"
     how = "cropping and padding" if shrinks else "padding"
-    return (f"{pix_fmt} needs even sides of at least 2 pixels: {how} {width}x{height} frames to "
+    least = f" of at least {across} pixels" if across == down else f", and at least {across}x{down} pixels"
+    return (f"{pix_fmt} needs {needs}{least}: {how} {width}x{height} frames to "
             f"{size[0]}x{size[1]}, repeating their edge pixels")
 
 

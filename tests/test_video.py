@@ -392,6 +392,20 @@ def test_sizes_a_subsampled_format_cannot_hold_are_cropped_to_even(tmp_path):
     assert encodable_size(51, 37, "yuv420p") == (50, 36) and encodable_size(51, 37, "yuv444p") == (51, 37)
 
 
+@pytest.mark.parametrize("pix_fmt, size, said", [("yuvj420p", (50, 38), "yuvj420p needs even sides: cropping 51x39"),
+                                                  ("yuv422p", (50, 39), "yuv422p needs an even width: cropping 51x39")])
+def test_sizes_any_subsampled_format_cannot_hold_are_cropped_to_what_it_can(pix_fmt, size, said, tmp_path):
+    # Only names starting yuv420/yuv422 were cropped: --pix-fmt yuvj420p on an odd
+    # size failed in x264 as "Generic error in an external library"; 4:2:2, which
+    # halves only the width, lost a line of an odd height too.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--width", "51", "--height", "39",
+               "--pix-fmt", pix_fmt)
+    assert said in proc.stderr
+    assert frame_times(tmp_path / "out.mkv")[1] == size
+    assert encodable_size(51, 37, "yuv411p") == (48, 37) and encodable_size(51, 37, "p010le") == (50, 36)
+
+
 def test_frames_smaller_than_the_pixel_format_allows_are_padded_with_a_warning_saying_so(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, "--width", "1", "--height", "1")
