@@ -432,7 +432,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         except (av.error.FFmpegError, ValueError, OSError) as e:
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
         if not options.pix_fmt:  # "" too, as video_encoder and --codec/--preset take it
-            options = replace(options, pix_fmt=_pixel_format(encoder, video_in, src))
+            options = replace(options, pix_fmt=_pixel_format(encoder, video_in, src, video_streams.muxer_for(dst)))
         factor = options.rate_factor(video_in.codec_context.field_order)
         if options.field_rate and factor == 1:  # else asked for, and left undone, without a word
             log.warning("%s does not say it is interlaced: --field-rate keeps its %s fps (--deinterlace on "
@@ -684,7 +684,9 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions) -> str:
     if encoder.name == "libsvtav1":
         # Before any SVT-AV1 encoder opens (the preset check below may open one).
         os.environ.setdefault(*QUIET_SVT_AV1)
-    takes = _formats(codec)
+    muxer = video_streams.muxer_for(dst)
+    raw = encoder.name == "rawvideo"
+    takes = _formats(codec, muxer)
     listed = ", ".join(takes[:6]) + (", ..." if len(takes) > 6 else "")
     # Without one asked for, the format is chosen once the input's depth is known: 8-bit
     # 4:2:0 or, only where the encoder takes it, its 10-bit form (another of the
@@ -698,7 +700,8 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions) -> str:
         hint = f": {codec} takes {listed}" if takes else ""
         raise InputError(f"unknown pixel format '{pix_fmt}'{hint}") from None
     if takes and pix_fmt not in takes:
-        raise InputError(f"{codec} cannot encode {pix_fmt} pixels: it takes {listed}")
+        into = f" into {dst.suffix}" if raw else ""
+        raise InputError(f"{codec} cannot encode {pix_fmt} pixels{into}: it takes {listed}")
     if options.preset:
         _check_preset(codec, encoder.name, pix_fmt, options.preset)
     if options.crf is not None or options.bitrate is not None:
@@ -712,10 +715,9 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions) -> str:
     rates = _frame_rates(codec)
     if rates and options.fps is not None and options.fps not in rates:
         raise InputError(f"{codec} cannot encode {options.fps} fps: it takes {_listed_rates(rates)}")
-    muxer = video_streams.muxer_for(dst)
     if muxer is None:
         return encoder.name
-    if not video_streams.takes_encoded(muxer, codec):
+    if not _holds_encoded(muxer, codec, raw):
         # Asked here, before any model loads, not left to the muxer's bare "Invalid argument".
         problem = "cannot hold"
     elif video_streams.loses_times(muxer, encoder.canonical_name):
@@ -730,9 +732,15 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions) -> str:
     if isinstance(dst, VideoOutput):  # a stream gets Matroska, whatever else a file could be
         raise InputError(f"{dst} is Matroska, which {problem} {encoder.canonical_name} video: "
                          f"choose another --codec{such}")
-    able = [suffix for suffix in _OFFERED if video_streams.takes_encoded(video_streams.muxer_for(Path(suffix)), codec)]
+    able = [suffix for suffix in _OFFERED if _holds_encoded(video_streams.muxer_for(Path(suffix)), codec, raw)]
     where = f"write {_either(able)}, or " if able else ""
     raise InputError(f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another --codec{such}")
+
+
+def _holds_encoded(muxer: str, codec: str, raw: bool) -> bool:
+    """Whether a ``muxer`` output holds video ``codec`` makes: raw video in a pixel
+    format it reads back (a template stream, with none, is refused by Matroska)."""
+    return bool(_formats(codec, muxer)) if raw else video_streams.takes_encoded(muxer, codec)
 
 
 # The video encoders named when one asked for is unknown, where this FFmpeg has them.
@@ -748,12 +756,13 @@ def _either(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
-def _pixel_format(codec: str, video_in, src) -> str:
+def _pixel_format(codec: str, video_in, src, muxer: str | None = None) -> str:
     """The default output pixel format: 4:2:0, in 10 bits for input deeper than 8 (a
-    10-bit source upscaled in 8 bits would band) where ``codec`` can, else in 8."""
+    10-bit source upscaled in 8 bits would band) where ``codec`` can (into a ``muxer``
+    output), else in 8."""
     source = video_in.codec_context.pix_fmt
     bits = depth(source) if source else 8
-    takes = _formats(codec)
+    takes = _formats(codec, muxer)
     plain = _taken(DEFAULT_PIX_FMT, takes)
     if takes and plain not in takes and deeper_format(DEFAULT_PIX_FMT, takes) not in takes:
         return _nearest_format(takes, bits)  # ProRes, PNG, QuickTime RLE: no 4:2:0 at all
@@ -770,8 +779,8 @@ def _pixel_format(codec: str, video_in, src) -> str:
 
 # The formats an encoder without 4:2:0 is given, best first, as FFmpeg's choice goes:
 # more chroma before RGB, and the input's depth where the encoder has it.
-_NEAREST_8 = ("yuv422p", "yuv444p", "yuvj422p", "yuvj444p", "gbrp", "rgb24", "bgr24", "rgb0", "bgr0", "rgba",
-              "bgra", "argb")
+_NEAREST_8 = ("yuv422p", "uyvy422", "yuyv422", "yuv444p", "yuvj422p", "yuvj444p", "gbrp", "rgb24", "bgr24", "rgb0",
+              "bgr0", "rgba", "bgra", "argb")
 _NEAREST_DEEP = ("yuv422p10le", "yuv444p10le", "gbrp10le", "rgb48le", "rgb48be", "yuv422p12le", "yuv444p12le")
 
 
@@ -789,9 +798,13 @@ def _taken(pix_fmt: str, takes: list[str]) -> str:
     return other if takes and pix_fmt not in takes and other in takes else pix_fmt
 
 
-def _formats(codec: str) -> list[str]:
-    """The pixel formats ``codec`` lists; empty when FFmpeg does not say."""
-    return [f.name for f in av.codec.Codec(codec, "w").video_formats or ()]
+def _formats(codec: str, muxer: str | None = None) -> list[str]:
+    """The pixel formats ``codec`` lists; for raw video, which lists none, those a
+    ``muxer`` output reads back as written; empty when FFmpeg does not say."""
+    encoder = av.codec.Codec(codec, "w")
+    if encoder.name == "rawvideo" and muxer is not None:
+        return list(video_streams.raw_formats(muxer))
+    return [f.name for f in encoder.video_formats or ()]
 
 
 # FFmpeg's readers of bare streams (.h264, .hevc, .m2v, ...), whose average frame rate

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import av
+import numpy as np
 from av.subtitles.codeccontext import SubtitleCodecContext
 
 from .video_window import Window
@@ -264,6 +265,44 @@ def takes_encoded(muxer: str, encoder: str, **settings) -> bool:
             probe_output.add_stream_from_template(unwritten.add_stream(encoder, **settings))
 
     return not _refused(muxer, add)
+
+
+# The uncompressed formats asked of a muxer for raw video, 4:2:0 first, then 4:2:2
+# (QuickTime's uncompressed YUV is packed 4:2:2), then 4:4:4, RGB, and deeper ones.
+_RAW_CANDIDATES = ("yuv420p", "uyvy422", "yuyv422", "yuv422p", "nv12", "yuv444p", "rgb24", "bgr24", "rgba", "bgra",
+                   "argb", "abgr", "gray", "yuv420p10le", "yuv422p10le", "yuv444p10le", "y210le", "rgb48be",
+                   "rgb48le", "gray16be", "gray16le")
+
+
+@functools.cache
+def raw_formats(muxer: str) -> tuple[str, ...]:
+    """The pixel formats raw video is read back in, unchanged, from a ``muxer``
+    output. Raw video carries no header of its own, only the container's tag for its
+    layout, which some muxers lack for a format and write one a reader takes for
+    another: a .mov's yuv420p could not be decoded, an .avi's rgb24 read as bgr24."""
+    return tuple(fmt for fmt in _RAW_CANDIDATES if _raw_round_trip(muxer, fmt))
+
+
+def _raw_round_trip(muxer: str, pix_fmt: str) -> bool:
+    size = 8
+    sent = av.VideoFrame.from_ndarray(np.arange(size * size * 3, dtype=np.uint8).reshape(size, size, 3),
+                                      format="rgb24").reformat(format=pix_fmt)
+    written = io.BytesIO()
+    try:
+        with av.open(written, "w", format=muxer) as probe_output:
+            stream = probe_output.add_stream("rawvideo", rate=25)
+            stream.width = stream.height = size
+            stream.pix_fmt = pix_fmt
+            sent.pts = 0
+            probe_output.mux(stream.encode(sent))
+            probe_output.mux(stream.encode())
+        written.seek(0)
+        with av.open(written) as probe_input:
+            back = next(probe_input.decode(video=0))
+    except (av.error.FFmpegError, ValueError, IndexError, StopIteration):
+        return False
+    return back.format.name == pix_fmt and np.array_equal(back.to_ndarray(format="rgb24"),
+                                                          sent.to_ndarray(format="rgb24"))
 
 
 def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,

@@ -2048,6 +2048,30 @@ def test_a_jpeg_encoder_codes_its_yuv_pixels_in_full_range(tmp_path, flags):
     assert np.abs(frames[0].reshape(-1, 3).mean(axis=0) - (200, 40, 90)).max() < 6  # read back as it was coded
 
 
+@pytest.mark.parametrize("name, pix_fmt", [("out.mov", "uyvy422"), ("out.avi", "yuv420p"), ("out.mkv", "yuv420p")])
+def test_raw_video_is_written_in_a_pixel_format_its_container_reads_back(name, pix_fmt, tmp_path):
+    # rawvideo lists no formats: yuv420p went into a .mov, which stores raw YUV only
+    # packed, and the file written could not be decoded; a .mkv, which holds raw
+    # yuv420p, was refused.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16, audio=None)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / name, *X2, "--codec", "rawvideo")
+    with av.open(str(tmp_path / name)) as c:
+        frames = list(c.decode(video=0))
+    assert [(f.format.name, f.width) for f in frames] == [(pix_fmt, 32)] * 2
+
+
+@pytest.mark.parametrize("name, pix_fmt, said", [
+    ("out.avi", "rgb24", "rawvideo cannot encode rgb24 pixels into .avi: it takes yuv420p"),
+    ("out.mov", "yuv420p", "rawvideo cannot encode yuv420p pixels into .mov: it takes "),
+])
+def test_raw_pixels_a_container_would_misread_are_a_one_line_error(name, pix_fmt, said, tmp_path):
+    # An .avi read raw rgb24 back as bgr24, red and blue swapped, without a word.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16, audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / name, *X2, "--codec", "rawvideo", "--pix-fmt", pix_fmt,
+               check_ok=False)
+    one_line_failure(proc, tmp_path, said)
+
+
 def test_an_output_named_only_by_its_extension_is_said_to_have_none(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / ".mp4", *X2, check_ok=False)
