@@ -16,6 +16,7 @@ import collections
 import errno
 import functools
 import heapq
+import io
 import logging
 import math
 import os
@@ -36,7 +37,7 @@ from .files import ffmpeg_name, mode_for, temp_stem, write_target
 from .streams import VideoInput, VideoOutput
 from .video_options import COMMON_CONTAINERS, EncodeOptions
 from .video_window import Window
-from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, coded, deeper_format, depth,
+from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, as_read, coded, deeper_format, depth,
                            encodable_size, fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
                            output_colour, to_rgb)
 
@@ -743,6 +744,35 @@ def _holds_encoded(muxer: str, codec: str, raw: bool) -> bool:
     return bool(_formats(codec, muxer)) if raw else video_streams.takes_encoded(muxer, codec)
 
 
+@functools.lru_cache(maxsize=None)
+def _matrix_read(codec: str, muxer: str, pix_fmt: str, matrix: int) -> int:
+    """The matrix a reader takes ``codec`` video in a ``muxer`` file, coded and tagged
+    with ``matrix``, to be in: ``matrix`` where the codec or the container keeps it,
+    the codec's own where it has one fixed (VP8's BT.601), unspecified where neither
+    says (MPEG-4 or FFV1 in an AVI), and players go by the picture's size. Asked by
+    writing one small frame and reading it back; ``matrix`` where that cannot be done
+    here (a hardware encoder without its hardware)."""
+    written = io.BytesIO()
+    try:
+        with av.open(written, "w", format=muxer) as probe_output:
+            stream = probe_output.add_stream(codec, rate=25)
+            stream.width = stream.height = 64
+            stream.pix_fmt = pix_fmt
+            stream.codec_context.colorspace = matrix
+            if codec == "libx265":
+                stream.codec_context.options = dict(QUIET_X265)
+            frame = av.VideoFrame(64, 64, pix_fmt)
+            frame.pts, frame.colorspace = 0, matrix
+            probe_output.mux(stream.encode(frame))
+            probe_output.mux(stream.encode())
+        written.seek(0)
+        with av.open(written) as probe_input:
+            read = next(probe_input.decode(video=0)).colorspace
+    except (av.error.FFmpegError, ValueError, IndexError, StopIteration):
+        return matrix
+    return read
+
+
 # The video encoders named when one asked for is unknown, where this FFmpeg has them.
 _COMMON_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1", "mpeg4", "prores_ks", "ffv1",
                     "h264_nvenc", "hevc_nvenc")
@@ -1214,6 +1244,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 if size != shape:
                     log.warning("%s", fit_warning(options.pix_fmt, *shape, size))
                 video_out.width, video_out.height = size
+                # Coded as it will be read, else its colours come back shifted.
+                colour = as_read(colour, _matrix_read(codec, out.format.name, options.pix_fmt, colour.matrix), *size)
+                video_out.codec_context.colorspace = colour.matrix
                 try:
                     # Now, not on the first mux (maybe of a sound packet), so that options
                     # the encoder refuses (a bad preset, a tiny bitrate) are blamed on it.

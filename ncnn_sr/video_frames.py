@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import av
@@ -290,6 +290,17 @@ def output_colour(source, pix_fmt: str, jpeg: bool = False) -> ColourTags:
     matrix = source.colorspace if source.colorspace in _SWSCALE_MATRICES else BT709
     full = pix_fmt.startswith("yuvj")
     return ColourTags(matrix, primaries, transfer, ColorRange.JPEG if full else ColorRange.MPEG)
+
+
+def as_read(colour: ColourTags, read: int, width: int, height: int) -> ColourTags:
+    """``colour`` coded in the matrix that a reader of the video written takes it to
+    be in: ``read``, the tag a frame of it reads back with, or where that names none,
+    the one players assume for a picture of (width, height). RGB and gray as they are."""
+    if colour.matrix not in _SWSCALE_MATRICES:
+        return colour
+    if read in _NO_MATRIX:
+        read = assumed_matrix(width, height)
+    return colour if read == colour.matrix or read not in _SWSCALE_MATRICES else replace(colour, matrix=int(read))
 
 
 def coded(image: np.ndarray, pix_fmt: str, colour: ColourTags):

@@ -22,7 +22,7 @@ from ncnn_sr import InputError
 from ncnn_sr.pipeline import Lane, ordered_map
 from ncnn_sr.video import EncodeOptions, upscale_video
 from ncnn_sr.video_streams import sample_rate_for
-from ncnn_sr.video_frames import ColourTags, encodable_size, output_colour
+from ncnn_sr.video_frames import ColourTags, encodable_size, output_colour, to_rgb
 from test_cli import installed
 
 NCNN_SR = installed("ncnn-sr")
@@ -2070,6 +2070,23 @@ def test_raw_pixels_a_container_would_misread_are_a_one_line_error(name, pix_fmt
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / name, *X2, "--codec", "rawvideo", "--pix-fmt", pix_fmt,
                check_ok=False)
     one_line_failure(proc, tmp_path, said)
+
+
+def mean_colour(path):
+    with av.open(str(path)) as c:
+        return to_rgb(next(c.decode(video=0))).reshape(-1, 3).mean(axis=0)
+
+
+@pytest.mark.parametrize("codec, name", [("mpeg4", "out.avi"), ("ffv1", "out.avi"), ("libvpx", "out.webm"),
+                                         ("libvpx", "out.mkv")])
+def test_video_that_cannot_say_its_matrix_is_coded_in_the_one_it_is_read_in(codec, name, tmp_path):
+    # Coded in BT.709 whatever the output could say: an .avi holds no colour tags (nor
+    # do MPEG-4 Part 2 and FFV1), so an SD picture was read as BT.601, and VP8 is
+    # BT.601 in any container; a flat red came back 25 levels off in green.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16, audio=None, colours=[(200, 40, 90)])
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "x264.mkv", *X2)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / name, *X2, "--codec", codec)
+    assert np.abs(mean_colour(tmp_path / name) - mean_colour(tmp_path / "x264.mkv")).max() < 3
 
 
 def test_an_output_named_only_by_its_extension_is_said_to_have_none(tmp_path):
