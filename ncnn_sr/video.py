@@ -28,6 +28,7 @@ from typing import Callable, Iterable, Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import ColorRange
 
 from . import isobmff, timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
@@ -619,9 +620,7 @@ def _open_with_preset(codec: str, pix_fmt: str, preset: str) -> None:
     and uses it. Kept once it passes: the command checks its options before a model
     loads and upscale_video again before it opens a file, and each open costs an
     encoder's start."""
-    ctx = av.codec.CodecContext.create(codec, "w")
-    ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
-    ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
+    ctx = _probe_context(codec, pix_fmt)
     ctx.options = {"preset": preset}
     try:
         ctx.open()
@@ -650,15 +649,24 @@ def _check_crf(codec: str, encoder: str, pix_fmt: str, crf: int, bitrate: int | 
 def _opens_with_crf(codec: str, pix_fmt: str) -> bool:
     """Whether ``codec`` uses a crf option, or cannot be opened here to tell (a
     hardware encoder without its hardware, which the run reports)."""
-    ctx = av.codec.CodecContext.create(codec, "w")
-    ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
-    ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
+    ctx = _probe_context(codec, pix_fmt)
     ctx.options = {"crf": "20"}
     try:
         ctx.open()
     except (av.error.FFmpegError, ValueError):
         return True
     return "crf" not in ctx.options
+
+
+def _probe_context(codec: str, pix_fmt: str):
+    """An encoder of ``codec`` set up as a run would set it, for a small picture, to
+    open with one option and see whether it takes it."""
+    ctx = av.codec.CodecContext.create(codec, "w")
+    ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
+    ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
+    if av.codec.Codec(codec, "w").name in JPEG_ENCODERS:
+        ctx.color_range = ColorRange.JPEG  # else it refuses to open whatever the option
+    return ctx
 
 
 def _rate_text(rate: Fraction) -> str:

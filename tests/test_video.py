@@ -975,6 +975,10 @@ def test_an_empty_encoder_setting_is_its_default(flag, tmp_path):
     ("prores_ks", "out.mov", ["--bitrate", "100k"],
      "prores_ks has no --crf or --bitrate: its profile sets its rate"),
     ("prores_ks", "out.mov", ["--crf", "20"], "prores_ks has no --crf or --bitrate: its profile sets its rate"),
+    # Asked by opening MJPEG on limited-range pixels, which it refuses: the --crf was
+    # taken and ignored, the preset blamed as "Invalid argument".
+    ("mjpeg", "out.avi", ["--crf", "20"], "mjpeg has no constant quality (--crf): give a --bitrate"),
+    ("mjpeg", "out.avi", ["--preset", "slow"], "mjpeg has no presets: leave --preset out"),
 ])
 def test_an_encoder_setting_the_encoder_cannot_take_is_a_one_line_error(codec, name, flags, message, tmp_path):
     # Each was taken without a word, or failed late: VP9 ignored --preset and SVT-AV1
