@@ -74,6 +74,12 @@ X264_X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "me
 # came); VP8 starts at its lowest quantizer, 4.
 CRF_RANGES = {"libx264": (0, 51), "libx264rgb": (0, 51), "libx265": (0, 51), "libvpx": (4, 63),
               "libvpx-vp9": (0, 63), "libaom-av1": (0, 63), "libsvtav1": (0, 63)}
+# The encoders given the default crf where no --bitrate is given.
+CONSTANT_QUALITY = frozenset({"libx264", "libx265", "libvpx", "libvpx-vp9", "libsvtav1"})
+# VP8 (libvpx) holds its crf under a bitrate, 256 kb/s where none is given, at which
+# the crf made no difference from 320x240 up and upscaled frames came out blocky: so
+# high a ceiling lets the crf set the quality, as VP9's does alone.
+VP8_CEILING = 10 ** 9
 # The encoders that take a crf or a bitrate, not both: x264 and x265 encode at the crf
 # and leave the bitrate unused without a word; SVT-AV1 refuses to start (in two lines,
 # its own and the run's). VP8, VP9 and libaom's AV1 cap their rate with it.
@@ -895,8 +901,10 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
     ctx.colorspace, ctx.color_primaries, ctx.color_trc = colour.matrix, colour.primaries, colour.transfer
     ctx.color_range = colour.range
     opts = {}
-    if options.crf is not None or (options.bitrate is None and codec in ("libx264", "libx265", "libvpx-vp9", "libsvtav1")):
+    if options.crf is not None or (options.bitrate is None and codec in CONSTANT_QUALITY):
         opts["crf"] = str(DEFAULT_CRF if options.crf is None else options.crf)
+    if codec == "libvpx" and not options.bitrate:
+        stream.codec_context.bit_rate = VP8_CEILING
     if options.preset:
         opts["preset"] = options.preset
     if options.bitrate:

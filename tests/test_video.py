@@ -1003,6 +1003,17 @@ def test_a_crf_and_a_bitrate_together_are_refused_where_the_encoder_cannot_take_
     one_line_failure(proc, tmp_path, f"{codec} takes --crf or --bitrate, not both")
 
 
+def test_a_crf_sets_vp8s_quality_without_a_bitrate(tmp_path):
+    # libvpx's VP8 given a crf and no bitrate caps it at 256 kb/s: at 640x480 --crf 4
+    # and --crf 40 made files within 1% of each other, and the default was as blocky.
+    clip = make_clip(tmp_path / "in.mp4", frames=4, width=640, height=480, audio=None)
+    sizes = {}
+    for crf in (4, 40):
+        upscale_video(clip, tmp_path / f"{crf}.webm", lambda frames: iter(frames), EncodeOptions(codec="libvpx", crf=crf))
+        sizes[crf] = (tmp_path / f"{crf}.webm").stat().st_size
+    assert sizes[4] > 1.2 * sizes[40]
+
+
 def test_a_crf_with_a_bitrate_caps_vp9(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=2)
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.webm", *X2, "--crf", "20", "--bitrate", "500k")
