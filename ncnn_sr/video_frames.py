@@ -284,7 +284,10 @@ def output_colour(source, pix_fmt: str, jpeg: bool = False) -> ColourTags:
     transfer = source.color_trc if _named(ColorTrc, source.color_trc) else BT709
     fmt = av.VideoFormat(pix_fmt)
     if not _has_matrix(fmt):
-        return ColourTags(RGB_MATRIX if fmt.is_rgb else UNSPECIFIED, primaries, transfer, ColorRange.UNSPECIFIED)
+        # Gray is made by swscale in full range, and so tagged: H.264 read it as limited.
+        gray = not fmt.is_rgb and not fmt.has_palette
+        return ColourTags(RGB_MATRIX if fmt.is_rgb else UNSPECIFIED, primaries, transfer,
+                          ColorRange.JPEG if gray else ColorRange.UNSPECIFIED)
     if jpeg:  # its decoders read BT.601 whatever the tags say, and its encoders refuse limited range
         return ColourTags(JPEG_MATRIX, primaries, transfer, ColorRange.JPEG)
     matrix = source.colorspace if source.colorspace in _SWSCALE_MATRICES else BT709

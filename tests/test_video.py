@@ -2104,6 +2104,16 @@ def test_video_that_cannot_say_its_matrix_is_coded_in_the_one_it_is_read_in(code
     assert np.abs(mean_colour(tmp_path / name) - mean_colour(tmp_path / "x264.mkv")).max() < 3
 
 
+@pytest.mark.parametrize("codec", ["libx264", "libx265"])
+def test_gray_video_is_tagged_full_range_as_it_is_made(codec, tmp_path):
+    # swscale makes gray from RGB in full range; left untagged, H.264 and H.265 were
+    # read as limited range and came back 4 levels darker than a PNG's gray.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16, audio=None, colours=[(200, 40, 90)])
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "png.mov", *X2, "--codec", "png", "--pix-fmt", "gray")
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--codec", codec, "--pix-fmt", "gray", "-q")
+    assert np.abs(mean_colour(tmp_path / "out.mkv") - mean_colour(tmp_path / "png.mov")).max() < 1.5
+
+
 def test_an_output_named_only_by_its_extension_is_said_to_have_none(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / ".mp4", *X2, check_ok=False)
