@@ -702,7 +702,7 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions) -> str:
     muxer = video_streams.muxer_for(dst)
     raw = encoder.name == "rawvideo"
     takes = _formats(codec, muxer)
-    listed = ", ".join(takes[:6]) + (", ..." if len(takes) > 6 else "")
+    listed = _listed_formats(takes)
     # Without one asked for, the format is chosen once the input's depth is known: 8-bit
     # 4:2:0 or, only where the encoder takes it, its 10-bit form (another of the
     # encoder's own where it takes neither).
@@ -717,6 +717,10 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions) -> str:
     if takes and pix_fmt not in takes:
         into = f" into {dst.suffix}" if raw else ""
         raise InputError(f"{codec} cannot encode {pix_fmt} pixels{into}: it takes {listed}")
+    if av.VideoFormat(pix_fmt).has_palette:  # swscale has no palette to make, and refused it once frames came
+        drawn = _listed_formats([f for f in takes if not av.VideoFormat(f).has_palette])
+        raise InputError(f"{codec} cannot encode {pix_fmt} pixels here (no palette is made for video frames)"
+                         + (f": it takes {drawn}" if drawn else ""))
     if options.preset:
         _check_preset(codec, encoder.name, pix_fmt, options.preset)
     if options.crf is not None or options.bitrate is not None:
@@ -750,6 +754,10 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions) -> str:
     able = [suffix for suffix in _OFFERED if _holds_encoded(video_streams.muxer_for(Path(suffix)), codec, raw)]
     where = f"write {_either(able)}, or " if able else ""
     raise InputError(f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another --codec{such}")
+
+
+def _listed_formats(formats: list[str]) -> str:
+    return ", ".join(formats[:6]) + (", ..." if len(formats) > 6 else "")
 
 
 def _holds_encoded(muxer: str, codec: str, raw: bool) -> bool:

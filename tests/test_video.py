@@ -946,6 +946,9 @@ def one_line_failure(proc, tmp_path, message):
     (["--pix-fmt", "bogus"], "unknown pixel format 'bogus': libx264 takes yuv420p"),
     (["--pix-fmt", "rgb24"], "libx264 cannot encode rgb24 pixels: it takes yuv420p"),
     (["--codec", "png", "--pix-fmt", "yuv420p"], "png cannot encode yuv420p pixels: it takes rgb24"),
+    # swscale makes no palette: refused once the model had run, "Operation not supported".
+    (["--codec", "png", "--pix-fmt", "pal8"], "png cannot encode pal8 pixels here (no palette is made for video "
+                                              "frames): it takes rgb24, rgba"),
     (["--preset", "bogus"], "libx264 has no preset 'bogus': use one of ultrafast"),
 ])
 def test_settings_the_encoder_cannot_take_are_one_line_errors(flags, message, tmp_path):
