@@ -20,6 +20,7 @@ import io
 import logging
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import av
+import av.logging
 import numpy as np
 from av.video.reformatter import ColorRange
 
@@ -664,6 +666,24 @@ def _opens_with_crf(codec: str, pix_fmt: str) -> bool:
     return "crf" not in ctx.options
 
 
+def _open_saying_why(ctx) -> None:
+    """Open the encoder ``ctx``; where it refuses, the FFmpegError raised has in
+    ``said`` FFmpeg's reason (a frame size the encoder does not take), the first line
+    of its first error, which goes to FFmpeg's log, kept quiet, and not into the error."""
+    before = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=False) as logs:
+            ctx.open()
+    except av.error.FFmpegError as e:
+        errors = [message for level, _, message in logs if level <= av.logging.ERROR and message.strip()]
+        # Less a list it goes on to give in lines of its own ("Valid DV profiles are:").
+        e.said = re.sub(r"(?<=\.)\s*[^.]*:$", "", errors[0].strip().splitlines()[0]) if errors else None
+        raise
+    finally:
+        av.logging.set_level(before)
+
+
 def _probe_context(codec: str, pix_fmt: str):
     """An encoder of ``codec`` set up as a run would set it, for a small picture, to
     open with one option and see whether it takes it."""
@@ -1229,9 +1249,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         if frame is None:
             out.mux(target.stream.encode())
 
-    def refused(e: Exception) -> InputError:
+    def refused(e: Exception, said: str | None = None) -> InputError:
         needs = next((what for end, what in HARDWARE_NEEDS.items() if codec.endswith(end)), None)
-        hint = f" ({codec} needs {needs}; libx264 runs anywhere)" if needs else ""
+        hint = f" ({codec} needs {needs}; libx264 runs anywhere)" if needs else f" ({said})" if said else ""
         return InputError(f"{dst}: cannot encode with {codec}: {_reason(e)}{hint}")
 
     def encode(frame, pts: int | None = None) -> None:
@@ -1274,9 +1294,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 try:
                     # Now, not on the first mux (maybe of a sound packet), so that options
                     # the encoder refuses (a bad preset, a tiny bitrate) are blamed on it.
-                    video_out.codec_context.open()
+                    _open_saying_why(video_out.codec_context)
                 except av.error.FFmpegError as e:
-                    raise refused(e) from None
+                    raise refused(e, getattr(e, "said", None)) from None
             if stretched:
                 image = resize(image[:, :, :3], stretched[1], stretched[0])
             frame = coded(np.ascontiguousarray(fit(image[:, :, :3], size)), options.pix_fmt, colour)

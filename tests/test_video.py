@@ -2117,6 +2117,20 @@ def test_gray_video_is_tagged_full_range_as_it_is_made(codec, tmp_path):
     assert np.abs(mean_colour(tmp_path / "out.mkv") - mean_colour(tmp_path / "png.mov")).max() < 1.5
 
 
+@pytest.mark.parametrize("codec, said", [
+    ("h263", "h263: Invalid argument (The specified picture size of 48x32 is not valid for the H.263 codec.)"),
+    ("cinepak", "cinepak: Invalid argument (width and height must be multiples of four (got 50x38))"),
+])
+def test_an_encoder_refusing_the_frames_says_why(codec, said, tmp_path):
+    # It said "cannot encode with h263: Invalid argument" and no more: FFmpeg's reason,
+    # a size the encoder does not take, went to its log, which is kept quiet.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=24, height=16, audio=None)
+    size = [] if codec == "h263" else ["--width", "50", "--height", "38"]
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2, "--codec", codec, *size, "-q",
+               check_ok=False)
+    one_line_failure(proc, tmp_path, f"cannot encode with {said}")
+
+
 def test_an_output_named_only_by_its_extension_is_said_to_have_none(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / ".mp4", *X2, check_ok=False)
