@@ -480,6 +480,14 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
     return 0
 
 
+def _naming(e: Exception, src: Path, dst: Path) -> Exception:
+    """``e`` naming the video of a folder it is about: a setting's refusal (".mkv
+    cannot hold huffyuv video") names none, and its line did not say which failed."""
+    if not isinstance(e, NcnnSrError) or any(str(path) in str(e) for path in (src, dst)):
+        return e
+    return NcnnSrError(f"{src}: {e}")
+
+
 def _say_failed(prog: str, bar: "_FrameProgress | None", e: Exception) -> None:
     if bar is not None:
         bar.close()
@@ -556,7 +564,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
             except (NcnnSrError, OSError) as e:
                 if debug:
                     raise
-                _say_failed(prog, bar, e)
+                _say_failed(prog, bar, _naming(e, src, dst))
                 failed += 1
                 continue
             done += 1

@@ -64,6 +64,18 @@ def test_without_r_the_sub_folders_are_left_and_a_container_that_cannot_hold_h26
     assert names(tmp_path / "out") == ["a.mp4", "dvd.mkv"]
 
 
+def test_a_video_whose_container_and_mkv_cannot_hold_the_codec_is_named_in_its_failure(tmp_path):
+    # It failed as ".mkv cannot hold huffyuv video: ...", with no word of which video.
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=2, audio=None)
+    make_clip(src / "b.mp4", frames=2, audio=None)
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2, "--codec", "huffyuv", check_ok=False)
+    assert proc.returncode == 1
+    for name in ("a.mp4", "b.mp4"):
+        assert f"ncnn-sr: error: {src / name}: .mkv cannot hold huffyuv video: write .avi" in proc.stderr
+
+
 def test_an_output_folder_inside_the_input_is_not_walked(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
