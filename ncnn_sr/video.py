@@ -837,7 +837,11 @@ def _pixel_format(codec: str, video_in, src, muxer: str | None = None) -> str:
     takes = _formats(codec, muxer)
     plain = _taken(DEFAULT_PIX_FMT, takes)
     if takes and plain not in takes and deeper_format(DEFAULT_PIX_FMT, takes) not in takes:
-        return _nearest_format(takes, bits)  # ProRes, PNG, QuickTime RLE: no 4:2:0 at all
+        nearest = _nearest_format(takes, bits)  # ProRes, PNG, QuickTime RLE: no 4:2:0 at all
+        if bits > depth(nearest):  # HuffYUV, x264's RGB: said as for those with 4:2:0
+            log.warning("%s has %d-bit samples, which %s cannot encode: writing %d-bit %s", src, bits, codec,
+                        depth(nearest), nearest)
+        return nearest
     if bits <= 8:
         return plain
     deeper = deeper_format(DEFAULT_PIX_FMT, takes) or (_taken("yuv420p10le", takes) if plain != DEFAULT_PIX_FMT

@@ -1461,6 +1461,15 @@ def test_the_command_writes_ten_bit_video_from_ten_bit_input(tmp_path):
         assert (ctx.pix_fmt, ctx.width) == ("yuv420p10le", 64)
 
 
+@pytest.mark.parametrize("codec, name, pix_fmt", [("huffyuv", "out.avi", "yuv422p"),
+                                                  ("libx264rgb", "out.mkv", "rgb24")])
+def test_ten_bit_input_into_an_encoder_without_4_2_0_or_ten_bits_is_said(codec, name, pix_fmt, tmp_path):
+    # Those given their nearest format (no 4:2:0) wrote 8 bits without a word.
+    clip = deep_clip(tmp_path / "in.mkv", width=16, height=16)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / name, *X2, "--codec", codec)
+    assert f"{clip} has 10-bit samples, which {codec} cannot encode: writing 8-bit {pix_fmt}" in proc.stderr
+
+
 def test_ten_bit_input_into_an_encoder_without_ten_bits_is_said(tmp_path):
     clip = deep_clip(tmp_path / "in.mkv")
     out = tmp_path / "out.webm"
