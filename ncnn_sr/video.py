@@ -688,7 +688,9 @@ def _probe_context(codec: str, pix_fmt: str):
     """An encoder of ``codec`` set up as a run would set it, for a small picture, to
     open with one option and see whether it takes it."""
     ctx = av.codec.CodecContext.create(codec, "w")
-    ctx.width, ctx.height, ctx.pix_fmt = 64, 64, pix_fmt
+    # QCIF, as H.261 and H.263 take no other small size: at 64x64 they did not open,
+    # which left a --crf taken and ignored.
+    ctx.width, ctx.height, ctx.pix_fmt = 176, 144, pix_fmt
     ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
     if av.codec.Codec(codec, "w").name in JPEG_ENCODERS:
         ctx.color_range = ColorRange.JPEG  # else it refuses to open whatever the option

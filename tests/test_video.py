@@ -982,6 +982,9 @@ def test_an_empty_encoder_setting_is_its_default(flag, tmp_path):
     # taken and ignored, the preset blamed as "Invalid argument".
     ("mjpeg", "out.avi", ["--crf", "20"], "mjpeg has no constant quality (--crf): give a --bitrate"),
     ("mjpeg", "out.avi", ["--preset", "slow"], "mjpeg has no presets: leave --preset out"),
+    # Opened at 64x64, which H.263 does not take: the --crf was taken and ignored.
+    ("h263", "out.avi", ["--crf", "20"], "h263 has no constant quality (--crf): give a --bitrate"),
+    ("h263", "out.avi", ["--preset", "slow"], "h263 has no presets: leave --preset out"),
 ])
 def test_an_encoder_setting_the_encoder_cannot_take_is_a_one_line_error(codec, name, flags, message, tmp_path):
     # Each was taken without a word, or failed late: VP9 ignored --preset and SVT-AV1
