@@ -86,12 +86,12 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             and not output_folder:
         # A video, as its output's name tells (the pipe's does not): read as it comes.
         try:
-            video_in = VideoInput(input_path)
+            video_in = VideoInput(input_path, dash=False)
         except InputError as e:
             _refuse(str(e))
     elif str(input_path) != STDIO and is_stream(input_path, reading=True):
         try:
-            piped = Streams(input_path, output_path, None, output_folder)
+            piped = Streams(input_path, output_path, None, output_folder, dash=False)
         except InputError as e:
             _refuse(str(e))
         name_streams(piped.aliases)

@@ -32,6 +32,12 @@ MAX_STREAM_BYTES = 2 << 30
 _STANDARD = {"/dev/stdin": True, "/dev/stdout": False}
 
 
+def _stdin_flag(dash: bool) -> str:
+    """How a command that takes ``-`` for standard input (``dash``) or not, as the
+    drop-in, which reads it as a file's name, is told to read it."""
+    return f"-i {STDIO}" if dash else "-i /dev/stdin"
+
+
 def is_stream(path: str | os.PathLike, reading: bool) -> bool:
     """Whether ``path`` is a stream to read a picture from (``-``, /dev/stdin, a pipe:
     a shell's <(...) is one) or to write one to (``-``, /dev/stdout, a pipe or a
@@ -82,11 +88,14 @@ class Streams:
     ``output`` are the paths to give the run (the given ones where they are files;
     ``output_folder`` says the output was written as a folder's, "out/");
     ``deliver()`` then hands the output to its stream; ``aliases`` maps each temporary
-    path to the stream's words. A context manager: the files go when it ends."""
+    path to the stream's words. A context manager: the files go when it ends.
+    ``dash`` False is the drop-in's way, the reference's: ``-`` is a file's name, and
+    the output is a file, never a stream; the messages offer only what it takes."""
 
     def __init__(self, input_path: str | os.PathLike, output_path: str | os.PathLike, fmt: str | None,
-                 output_folder: bool = False):
-        self._out_stream = _standard(os.fspath(output_path), False) if is_stream(output_path, False) else None
+                 output_folder: bool = False, dash: bool = True):
+        self._out_stream = _standard(os.fspath(output_path), False) \
+            if dash and is_stream(output_path, False) else None
         self._folder = None
         self.aliases: dict[str, str] = {}
         self.input, self.output = Path(input_path), Path(output_path)
@@ -94,8 +103,8 @@ class Streams:
         if in_stream is None and self._out_stream is None:
             return
         if in_stream is not None and (output_folder or self.output.is_dir()):
-            raise InputError(f"a picture from {shown(in_stream, reading=True)} needs an output file's name "
-                             "(or -o -), not a folder")
+            raise InputError(f"a picture from {shown(in_stream, reading=True)} needs an output file's name"
+                             f"{' (or -o -)' if dash else ''}, not a folder")
         if self._out_stream is not None and self.input.is_dir():
             raise InputError(f"the pictures of a folder cannot all go to {shown(self._out_stream, reading=False)}: "
                              "give a folder")
@@ -103,7 +112,8 @@ class Streams:
             raise InputError(f"{shown(self._out_stream, reading=False)} is a terminal: send the picture to a file "
                              "or a pipe (-o - > out.png)")
         if in_stream is not None and _terminal(in_stream, reading=True):
-            raise InputError(f"{shown(in_stream, reading=True)} is a terminal: pipe a picture in (-i - < in.jpg)")
+            raise InputError(f"{shown(in_stream, reading=True)} is a terminal: pipe a picture in "
+                             f"({_stdin_flag(dash)} < in.jpg)")
         self._folder = Path(tempfile.mkdtemp(prefix="ncnn-sr-stream-"))
         try:
             if in_stream is not None:
@@ -200,10 +210,11 @@ def _appends(file) -> bool:
         return False
 
 
-def _refuse_terminal(path: str, reading: bool) -> None:
+def _refuse_terminal(path: str, reading: bool, dash: bool = True) -> None:
     if _terminal(path, reading):
-        raise InputError(f"{shown(path, reading)} is a terminal: "
-                         + ("pipe a video in (-i - < in.mkv)" if reading else "send the video to a file or a pipe (-o - | ...)"))
+        what = f"pipe a video in ({_stdin_flag(dash)} < in.mkv)" if reading \
+            else "send the video to a file or a pipe (-o - | ...)"
+        raise InputError(f"{shown(path, reading)} is a terminal: {what}")
 
 
 class VideoInput:
@@ -213,10 +224,10 @@ class VideoInput:
     a file (``< in.mp4``) is that file, from where it stood: ``seekable()``, and read
     as a file is (an mp4 with its index last too)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, dash: bool = True):
         stream = _standard(os.fspath(path), True)
         self.words = shown(stream, reading=True)
-        _refuse_terminal(stream, True)
+        _refuse_terminal(stream, True, dash)
         try:
             self._file = sys.stdin.buffer if stream == STDIO else open(stream, "rb")
         except OSError as e:

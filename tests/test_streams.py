@@ -131,6 +131,27 @@ def test_a_terminal_is_refused_for_pictures(tmp_path):
         os.close(other)
 
 
+def test_the_drop_ins_stream_hints_name_only_what_it_takes(tmp_path):
+    # The drop-in reads "-" as a file's name and writes no stream, as the reference:
+    # its hints offered -i - and -o -, which it then refused ("-: file not found").
+    (tmp_path / "pics").mkdir()
+    drop_in = [DROPIN, "-i", "/dev/stdin", *FAST]
+    proc = subprocess.run([*drop_in, "-o", tmp_path / "pics"], input=png_bytes(6, 6), capture_output=True, timeout=300)
+    assert proc.returncode == 1 and proc.stderr.decode().splitlines() == [
+        "realesrgan-ncnn-vulkan: error: a picture from standard input needs an output file's name, not a folder"]
+    main, other = pty.openpty()
+    try:
+        for output, what, example in (("o.png", "picture", "in.jpg"), ("o.mkv", "video", "in.mkv")):
+            proc = subprocess.run([*drop_in, "-o", tmp_path / output], stdin=other, capture_output=True, timeout=300)
+            assert proc.returncode == 1 and proc.stderr.decode().splitlines() == [
+                f"realesrgan-ncnn-vulkan: error: standard input is a terminal: pipe a {what} in "
+                f"(-i /dev/stdin < {example})"]
+    finally:
+        os.close(main)
+        os.close(other)
+    assert os.listdir(tmp_path / "pics") == []
+
+
 def video_command(*args, stdin=b"", stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
     return subprocess.run([CMD, "video", *map(str, args), *FAST], input=stdin, stdout=stdout, stderr=subprocess.PIPE,
                           timeout=300)
