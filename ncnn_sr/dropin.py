@@ -116,14 +116,20 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
 def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
     """Runs the flags ``opts`` as the reference would: only its output formats, and
     JPEGs at its quality. Exits with the run's status."""
-    single = opts.input.is_file() and not (opts.output_folder or opts.output.is_dir())
+    into_folder = opts.output_folder or opts.output.is_dir()
+    single = opts.input.is_file() and not into_folder
     # A video read as it comes (video_in) may be a file too: standard input redirected from one.
     video = video_in is not None or is_video_input(opts.input) or single and video_by_its_output(opts.input,
                                                                                                  opts.output)
     if single and not video:
         _check_picture_name(opts.output)
     fmt = opts.fmt
-    if fmt is not None and fmt.lower() not in REFERENCE_FORMATS:
+    if fmt is not None and video:
+        # One file, from a pipe too, named by its extension (a folder is refused by the run).
+        if not into_folder:
+            log.warning("-f %s ignored: %s is written as its extension says", fmt, opts.output)
+        fmt = None
+    elif fmt is not None and fmt.lower() not in REFERENCE_FORMATS:
         if not single:
             also = " (ncnn-sr writes gif and avif)" if fmt.lower() in ("gif", "avif") else ""
             _refuse(f"invalid format argument: -f {fmt}: give png, jpg or webp{also}")

@@ -756,6 +756,23 @@ def test_an_unknown_format_is_refused_for_a_folder_and_ignored_for_a_file_as_by_
     assert size_of(tmp_path / "o.png") == (32, 24)
 
 
+@pytest.mark.parametrize("fmt", ["jpg", "bmp"])
+@pytest.mark.parametrize("piped", [False, True])
+def test_a_format_given_for_a_video_is_said_to_be_ignored(fmt, piped, tmp_path):
+    # A video's file output takes its extension's format whatever -f says, as a
+    # picture's: -f jpg was ignored unsaid, and -f bmp refused from a pipe.
+    clip = make_clip(tmp_path / "in.mkv", frames=2, audio=None)
+    source = "/dev/stdin" if piped else str(clip)
+    proc = subprocess.run([DROPIN, "-i", source, "-o", str(tmp_path / "o.mkv"), "-f", fmt, *X2_CPU],
+                          input=clip.read_bytes() if piped else None, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    said = proc.stderr.decode().splitlines()
+    assert said[0] == f"realesrgan-ncnn-vulkan: warning: -f {fmt} ignored: {tmp_path / 'o.mkv'} is written as its " \
+                      "extension says" and len(said) == 2
+    with av.open(str(tmp_path / "o.mkv")) as c:
+        assert c.streams.video[0].width == 64
+
+
 def test_a_gif_output_is_refused_by_the_dropin_as_by_the_reference(tmp_path):
     pictures(tmp_path, ["in.png"])
     proc = run(DROPIN, "-i", "in.png", "-o", "o.gif", "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
