@@ -5,6 +5,7 @@ picture gives a non-zero exit status."""
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -64,6 +65,12 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     output_folder = names_a_folder(output_path)  # "out/": Path() drops the slash
     input_path = path_flag(PROG, "-i", input_path, PATHS)
     output_path = path_flag(PROG, "-o", output_path, PATHS)
+    # "-" is a file's name here, as for the reference (a file or folder so named is
+    # taken): ncnn-sr's standard streams would otherwise be "not found", or a folder "-".
+    if str(input_path) == STDIO and not os.path.lexists(STDIO):
+        _refuse("-i -: no file named - here: the drop-in reads standard input as -i /dev/stdin")
+    if str(output_path) == STDIO and not output_path.is_dir():
+        _refuse("-o -: the drop-in writes files, not standard output: give the output picture's name or a folder")
     # Path("") is the current folder: an unset variable (-m "$MODELS") ran the installed
     # models unsaid, where the reference looks for /NAME.param and fails.
     model_path = path_flag(PROG, "-m", model_path, "a model folder")

@@ -1459,6 +1459,32 @@ def test_the_drop_in_reads_a_pipe_path_as_the_reference_reads_any_file(tmp_path)
     assert not (tmp_path / "e.png").exists()
 
 
+@pytest.mark.parametrize("args, said", [
+    (["-i", "-", "-o", "o.png"], "-i -: no file named - here: the drop-in reads standard input as -i /dev/stdin"),
+    (["-i", "in.png", "-o", "-"], "-o -: the drop-in writes files, not standard output: give the output picture's "
+                                  "name or a folder"),
+    (["-i", "in", "-o", "-"], "-o -: the drop-in writes files, not standard output: give the output picture's "
+                              "name or a folder"),
+])
+def test_a_dash_for_a_standard_stream_is_refused_by_the_drop_in_with_what_to_give(args, said, tmp_path):
+    # The drop-in reads "-" as a file's name, as the reference: -i - said "-: file not
+    # found", -o - "- has no extension", and a folder run made a folder named "-".
+    pictures(tmp_path, ["in.png"])
+    pictures(tmp_path / "in", ["a.png"])
+    proc = run(DROPIN, *args, *X2_CPU, cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr == f"realesrgan-ncnn-vulkan: error: {said}\n"
+    assert sorted(os.listdir(tmp_path)) == ["in", "in.png"]
+
+
+def test_a_file_or_folder_named_dash_is_taken_by_the_drop_in_as_by_the_reference(tmp_path):
+    Image.fromarray(picture(12, 16)).save(tmp_path / "-", format="PNG")
+    run(DROPIN, "-i", "-", "-o", "o.png", *X2_CPU, cwd=tmp_path)
+    (tmp_path / "d" / "-").mkdir(parents=True)
+    pictures(tmp_path / "in", ["a.png"])
+    run(DROPIN, "-i", "../in", "-o", "-", *X2_CPU, cwd=tmp_path / "d")
+    assert size_of(tmp_path / "o.png") == (32, 24) and os.listdir(tmp_path / "d" / "-") == ["a.png"]
+
+
 def test_the_drop_in_takes_a_video_from_a_pipe_path_to_an_output_named_as_a_video(tmp_path):
     """As `ncnn-sr -i - -o out.mkv` does: a pipe's kind is not in its name, and the
     drop-in said "unsupported output format '.mp4' ... use png, jpg or webp"."""
