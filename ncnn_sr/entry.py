@@ -7,7 +7,8 @@ ends it in one line with status 130, or, once its work is done, changes nothing:
 - the commands handle it themselves while they work;
 - once the command has returned, they are ignored: the interpreter's own teardown,
   interrupted, died by the signal or printed a traceback after the work was done.
-Memory running out anywhere a command does not handle it is one line and status 1.
+Memory running out anywhere a command does not handle it is one line and status 1, and
+so is standard output that cannot be written (help or a listing sent to a full disk).
 """
 from __future__ import annotations
 
@@ -57,6 +58,29 @@ def _out_of_memory(prog: str) -> None:
     os._exit(EXIT_FAILED)  # the teardown would need memory too
 
 
+def _writing_stdout(error: OSError) -> bool:
+    """Whether ``error`` was raised writing standard output: the commands write it through
+    click.echo, whose innermost frame holds the stream. (Their own files' errors are
+    handled where they are written; a failed write leaves no trace in the stream.)"""
+    tb = error.__traceback__
+    if tb is None or sys.stdout is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    stdout = (sys.stdout, getattr(sys.stdout, "buffer", None))
+    return any(value is stream for value in tb.tb_frame.f_locals.values() for stream in stdout if stream is not None)
+
+
+def _cannot_write_stdout(prog: str, error: OSError) -> int:
+    # What stdout holds would fail again at the interpreter's exit, as "Exception ignored".
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.stderr.write(f"{prog}: error: cannot write standard output: {error.strerror or error}\n")
+    return EXIT_FAILED
+
+
 def _run(module: str, prog: str) -> None:
     stopping = stop_signals()
     for sig in stopping:
@@ -90,6 +114,11 @@ def _run(module: str, prog: str) -> None:
         code = e.exit_code
     except SystemExit as e:
         code = e.code
+    except OSError as e:
+        # Help or a listing sent to a full disk (> list.txt); any other is a bug's.
+        if not _writing_stdout(e):
+            raise
+        code = _cannot_write_stdout(prog, e)
     finally:
         for sig in stopping:
             signal.signal(sig, signal.SIG_IGN)

@@ -540,7 +540,9 @@ def run_entry(tmp_path, module_text: str) -> subprocess.CompletedProcess:
     """ncnn_sr.entry's runner on a stand-in command module."""
     (tmp_path / "standin.py").write_text(module_text)
     return subprocess.run([sys.executable, "-c", "from ncnn_sr.entry import _run; _run('standin', 'ncnn-sr')"],
-                          capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)})
+                          capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path),
+                                                                           os.environ.get("PYTHONPATH")]))})
 
 
 @pytest.mark.parametrize("loading", [
@@ -577,6 +579,24 @@ def test_running_out_of_memory_is_one_line_and_status_1(module_text, tmp_path):
     # It was a traceback.
     proc = run_entry(tmp_path, module_text)
     assert proc.returncode == 1 and proc.stderr == "ncnn-sr: error: out of memory\n"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device that is always full")
+@pytest.mark.parametrize("command, prog", [(["ncnn-sr", "-h"], "ncnn-sr"), (["ncnn-sr", "models"], "ncnn-sr"),
+                                           (["realesrgan-ncnn-vulkan", "-h"], "realesrgan-ncnn-vulkan")])
+def test_standard_output_on_a_full_disk_is_one_line_and_status_1(command, prog):
+    # The help or model list sent to a full disk (> list.txt) was a traceback.
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([installed(command[0]), *command[1:]], stdout=full, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr == f"{prog}: error: cannot write standard output: No space left on device\n"
+
+
+def test_an_os_error_that_is_not_standard_outputs_is_still_a_traceback(tmp_path):
+    # A bug's OSError must not be taken for standard output's.
+    proc = run_entry(tmp_path, "import click\n@click.command()\ndef main():\n    open('/nonexistent/x')\n")
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "FileNotFoundError" in proc.stderr
 
 
 def test_usage_errors_still_show_clicks_usage_and_status_2():
