@@ -17,6 +17,7 @@ from . import models as models_mod
 from .batch_cli import (REFERENCE_JOBS, OnePathCommand, RunOptions, log, name_streams, path_flag, run, run_video,
                         setup_logging)
 from .errors import InputError
+from .images import nameless, only_an_extension
 from .jobs import check_reachable, names_a_folder, video_by_its_output
 from .streams import STDIO, Streams, VideoInput, is_stream
 from .typed_numbers import decimal_number
@@ -155,12 +156,16 @@ def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
 def _check_picture_name(output: Path) -> None:
     """Exits with the drop-in's words where the one picture's ``output`` names no
     format the reference writes."""
-    suffix = output.suffix.lower()
+    # ".png" alone (an unset "$NAME.png") is read as the extension it is, and refused.
+    alone = not output.suffix and only_an_extension(output)
+    suffix = (output.name if alone else output.suffix).lower()
     # ncnn-sr's words would offer gif and avif, which the drop-in refuses. (What is in
     # the way of an output that cannot be reached comes first, in the run's words.)
-    if suffix.lstrip(".") in REFERENCE_FORMATS or not _reachable(output):
+    if suffix.lstrip(".") in REFERENCE_FORMATS and not alone or not _reachable(output):
         return
-    if not suffix:
+    if alone and suffix.lstrip(".") in REFERENCE_FORMATS:
+        problem = nameless(output)
+    elif not suffix:
         problem = (f"{output} has no extension and is not a folder: name the output picture .png, .jpg "
                    "or .webp, or give a folder that exists")
     else:

@@ -96,9 +96,23 @@ class ImageInfo:
     colour_chunks: tuple[tuple[bytes, bytes], ...] = ()
 
 
+def only_an_extension(path: str | os.PathLike) -> bool:
+    """Whether a file name is a picture extension alone (".png", as "$NAME.png" gives
+    with NAME unset), which Path reads as a name without an extension."""
+    name = Path(path).name
+    return name.startswith(".") and name[1:].lower() in FORMATS
+
+
+def nameless(path: str | os.PathLike) -> str:
+    """What to say of an output named by an extension alone (``only_an_extension``)."""
+    return f"{path} is an extension without a name: name the output picture, such as out{Path(path).name}"
+
+
 def output_format(path: str | os.PathLike) -> str:
     """The format key (png, jpg, webp, gif, avif) a file name asks for; InputError otherwise."""
     ext = Path(path).suffix.lower().lstrip(".")
+    if not ext and only_an_extension(path):
+        raise InputError(nameless(path))
     if not ext:
         raise InputError(f"{path} has no extension and is not a folder: name the output picture "
                          ".png, .jpg, .webp, .gif or .avif, or give a folder that exists")

@@ -27,7 +27,7 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import InputError, broken_link
-from .images import FORMATS, NOT_PICTURES, file_path, output_format
+from .images import FORMATS, NOT_PICTURES, file_path, only_an_extension, output_format
 from .video_options import is_video_path
 
 Image.init()
@@ -149,7 +149,8 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
     if dst.exists() and not dst.is_dir():
         raise InputError(f"{src} is a folder but {dst} is a file: "
                          "input and output must both be files or both be folders")
-    if not dst.exists() and not into_folder and dst.suffix.lower().lstrip(".") in FORMATS:
+    if not dst.exists() and not into_folder and (dst.suffix.lower().lstrip(".") in FORMATS
+                                                 or only_an_extension(dst)):
         # The reference refuses it; a folder named out.png was made instead, in silence.
         raise InputError(f"{src} is a folder but {dst} is named like a picture: input and output must both be "
                          f"files or both be folders ({os.path.join(dst, '')} makes a folder of that name)")

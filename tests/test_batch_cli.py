@@ -1239,6 +1239,24 @@ def test_an_output_name_without_extension_says_what_to_give(tmp_path):
     assert "newdir has no extension and is not a folder: name the output picture .png, .jpg, .webp, .gif or .avif" in proc.stderr
 
 
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+@pytest.mark.parametrize("source", ["in.png", "in"])
+def test_an_output_that_is_only_an_extension_is_refused_as_a_name_missing(cmd, source, tmp_path):
+    # -o "$NAME.png" with NAME unset: a picture was told ".png has no extension ...: name
+    # the output picture .png", and a folder's pictures went into a hidden folder ".png".
+    pictures(tmp_path, ["in.png"])
+    pictures(tmp_path / "in", ["a.png"])
+    proc = run(cmd, "-i", source, "-o", ".png", *X2_CPU, cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    said = proc.stderr.splitlines()[-1]
+    if source == "in":
+        assert said.endswith("error: in is a folder but .png is named like a picture: input and output must both "
+                             "be files or both be folders (.png/ makes a folder of that name)")
+    else:
+        assert said.endswith("error: .png is an extension without a name: name the output picture, such as out.png")
+    assert sorted(os.listdir(tmp_path)) == ["in", "in.png"]
+
+
 def test_help_lists_the_reference_flags():
     out = run(DROPIN, "-h").stdout
     for flag in ("-i", "-o", "-s", "-t", "-m", "-n", "-g", "-j", "-x", "-f", "-v", "-h"):
