@@ -424,11 +424,13 @@ def _remove_empty_folders(root: Path) -> None:
             pass  # not empty: it holds results
 
 
-def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None, dst=None) -> int:
+def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None, dst=None,
+              another_codec: str = "--codec") -> int:
     """Upscale one video, or each video in a folder; returns the exit status. Ctrl-C
     ends the process at once (within a second), leaving no output file. ``src`` and
     ``dst`` (a ``streams.VideoInput`` and ``VideoOutput``) stand for the input and
-    output where those are streams."""
+    output where those are streams. ``another_codec``: how the command chooses another
+    codec, for a container that cannot take the one chosen."""
     if src is None and opts.input.is_dir():
         return _run_video_folder(prog, opts, encode, debug)
     from . import video
@@ -452,7 +454,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
             if (src is opts.input and opts.output.exists() and opts.input.exists()
                     and os.path.samefile(opts.input, opts.output)):
                 raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
-        video.video_encoder(dst, encode)  # a bad --codec or --preset before a model loads
+        video.video_encoder(dst, encode, another_codec)  # a bad --codec or --preset before a model loads
         info = video.probe(src)
         lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
         if to_file:

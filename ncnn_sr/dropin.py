@@ -149,7 +149,8 @@ def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
     jpeg = (opts.output.suffix if single else f".{fmt or 'png'}").lower() in (".jpg", ".jpeg")
     opts = replace(opts, fmt=fmt, quality=REFERENCE_JPEG_QUALITY if jpeg else None)
     if video:
-        sys.exit(run_video(PROG, opts, EncodeOptions(), src=video_in))
+        sys.exit(run_video(PROG, opts, EncodeOptions(), src=video_in,
+                           another_codec="codec with 'ncnn-sr video --codec'"))
     sys.exit(run(PROG, opts))
 
 

@@ -701,11 +701,12 @@ def _rate_text(rate: Fraction) -> str:
     return str(rate) if rate.denominator in (1, 1001) else f"{float(rate):.3f}"
 
 
-def video_encoder(dst: Path | VideoOutput, options: EncodeOptions) -> str:
+def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, another_codec: str = "--codec") -> str:
     """The name of the video encoder ``options`` choose for ``dst`` (FFmpeg's encoder's
     own: libx264 for ``--codec h264``, so later choices need not look it up); InputError unless
     it is a video encoder that can encode ``options.pix_fmt`` into a file of the kind
-    ``dst``'s name asks for."""
+    ``dst``'s name asks for. ``another_codec`` is how the command's user chooses another
+    (the drop-in has no --codec)."""
     codec = options.codec or ("libvpx-vp9" if dst.suffix.lower() == ".webm" else "libx264")
     try:
         encoder = av.codec.Codec(codec, "w")
@@ -772,10 +773,11 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions) -> str:
         such += " with a --bitrate"
     if isinstance(dst, VideoOutput):  # a stream gets Matroska, whatever else a file could be
         raise InputError(f"{dst} is Matroska, which {problem} {encoder.canonical_name} video: "
-                         f"choose another --codec{such}")
+                         f"choose another {another_codec}{such}")
     able = [suffix for suffix in _OFFERED if _holds_encoded(video_streams.muxer_for(Path(suffix)), codec, raw)]
     where = f"write {_either(able)}, or " if able else ""
-    raise InputError(f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another --codec{such}")
+    raise InputError(f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another "
+                     f"{another_codec}{such}")
 
 
 def _listed_formats(formats: list[str]) -> str:

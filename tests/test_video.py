@@ -835,6 +835,17 @@ def test_the_drop_in_names_video_containers_for_a_video_asked_as_a_picture_forma
     assert not (tmp_path / name).exists()
 
 
+@pytest.mark.parametrize("name, own", [("out.vob", "mpeg2video"), ("out.ogv", "libvpx")])
+def test_the_drop_in_names_the_command_that_writes_a_container_h264_cannot_go_in(name, own, tmp_path):
+    # It said "choose another --codec", a flag the drop-in has not.
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
+    proc = run(DROPIN, "-i", clip, "-o", tmp_path / name, "-s", "2", "-g", "-1", check_ok=False)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.rstrip().endswith(f"write .mp4, .mkv, .mov or .avi, or choose another codec with "
+                                         f"'ncnn-sr video --codec', such as {own}"), proc.stderr
+    assert not (tmp_path / name).exists()
+
+
 @pytest.mark.parametrize("make,message", [
     (lambda p: p.write_text("not a video"), "not a video FFmpeg can read"),
     (lambda p: p.write_bytes(b""), "not a video: the file is empty (0 bytes)"),  # a copy cut short, say
