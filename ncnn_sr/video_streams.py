@@ -385,6 +385,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
     for (before, after, kept), indexes in left.items():
         hint = f" (a .mkv output keeps {'it' if len(indexes) == 1 else 'them'})" if kept else ""
         log.warning("%s %s%s%s", before, _streams(indexes), after, hint)
+    _name_lost_flags(inp, mapping, out, dst)
     _attachments(inp, out, dst)
     for stream in inp.streams.data:
         if "timecode" in stream.metadata and "timecode" in video_in.metadata:
@@ -394,6 +395,26 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         kind = stream.name or "of unknown kind"  # a data stream has no codec context, but its codec's name
         log.warning("dropping data stream %d (%s)", stream.index, kind)
     return mapping
+
+
+# The track flags players choose by, beyond "default", and the muxers that write each:
+# FFmpeg's WebM muxer leaves out Matroska's commentary flag, its mov muxer writes the
+# mp4's kind boxes only in an .mp4, and the others have no place for them.
+_TRACK_FLAGS = {"forced": (av.stream.Disposition.forced, frozenset({"matroska", "webm", "mp4"})),
+                "commentary": (av.stream.Disposition.comment, frozenset({"matroska", "mp4"}))}
+
+
+def _name_lost_flags(inp, mapping: dict[int, SideOutput], out, dst: Path) -> None:
+    """Warn, in one line, of the track flags of the streams in ``mapping`` that the
+    output container ``out`` cannot hold, naming each flag and its streams."""
+    lost = []
+    for flag, (bit, keepers) in _TRACK_FLAGS.items():
+        indexes = [i for i in mapping if inp.streams[i].disposition & bit]
+        if indexes and out.format.name not in keepers:
+            lost.append(f"{flag} ({_streams(indexes)})")
+    if lost:
+        log.warning("%s cannot hold the track flags %s: dropping them (a .mkv output keeps them)", dst.suffix,
+                    " and ".join(lost))
 
 
 def _streams(indexes: list[int]) -> str:

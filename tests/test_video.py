@@ -1257,7 +1257,8 @@ def remux_with(src, dst, attachments=(), tags=None, stream_tags=(), dispositions
         if chapters:
             out.set_chapters([{"id": i, "start": start, "end": end, "time_base": Fraction(1, 1000),
                                "metadata": {"title": title}} for i, (start, end, title) in enumerate(chapters, 1)])
-        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams if s.type in ("video", "audio")}
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams
+                   if s.type in ("video", "audio", "subtitle")}
         out.metadata.update(tags or {})
         for index, stream_tags_ in dict(stream_tags).items():
             streams[index].metadata.update(stream_tags_)
@@ -1322,6 +1323,27 @@ def test_tags_and_dispositions_are_kept_and_stale_ones_left_out(tmp_path):
         assert video.metadata.get("BPS") != "123" and video.metadata.get("DURATION") != "00:00:09.000000000"
         assert (sound.language, sound.metadata.get("title")) == ("jpn", "director")
         assert sound.disposition & commentary
+
+
+@pytest.mark.parametrize("suffix, lost", [(".mkv", ""), (".mp4", ""), (".webm", "commentary (stream 1)"),
+                                          (".mov", "forced (stream 2) and commentary (stream 1)")])
+def test_forced_and_commentary_flags_are_kept_or_named_where_the_container_cannot_hold_them(suffix, lost, tmp_path):
+    subtitled = add_subtitles(make_clip(tmp_path / "plain.mp4", frames=2), tmp_path / "subs.mkv",
+                              [("00:00:00,000", "00:00:00,050", "Hi")])
+    forced, commentary = av.stream.Disposition.forced, av.stream.Disposition.comment
+    clip = remux_with(subtitled, tmp_path / "in.mkv", dispositions={1: commentary, 2: forced})
+    out = tmp_path / f"out{suffix}"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    flags = [line for line in proc.stderr.splitlines() if "flags" in line]
+    if lost:
+        assert flags == [f"ncnn-sr: warning: {suffix} cannot hold the track flags {lost}: dropping them "
+                         "(a .mkv output keeps them)"]
+    else:
+        assert flags == []
+    with av.open(str(out)) as c:
+        sound, subtitles = c.streams.audio[0], c.streams.subtitles[0]
+        assert bool(sound.disposition & commentary) == ("commentary" not in lost)
+        assert bool(subtitles.disposition & forced) == ("forced" not in lost)
 
 
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
