@@ -1101,6 +1101,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     ended: set[int] = set()  # the streams past the part asked for
     damaged = [0]  # video packets the decoder refused, skipped with --skip-damaged
     cut_sound: dict[int, Exception] = {}  # by stream: the error of a sound packet no more of it has followed yet
+    fed: set[int] = set()  # the output streams that got a packet
 
     def decoded() -> Iterator[np.ndarray]:
         count = 0
@@ -1221,9 +1222,11 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     raise _cannot_decode(src, e) from None
                 if cue is not None and len(cue):  # None: a packet that clears the screen
                     out.mux(video_streams.encoded_cue(cue, packet, target.stream))
+                    fed.add(target.stream.index)
             elif target.resampler is None:
                 packet.stream = target.stream
                 out.mux(packet)
+                fed.add(target.stream.index)
             else:
                 index = packet.stream.index
                 if index in cut_sound:  # more of it came: that packet was damaged, not cut off
@@ -1253,9 +1256,15 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                              f"({e}); a .mkv output copies it as it is") from None
         for converted in converted_frames:
             target.clock.stamp(converted)
-            out.mux(target.stream.encode(converted))
+            encoded = target.stream.encode(converted)
+            out.mux(encoded)
+            if encoded:
+                fed.add(target.stream.index)
         if frame is None:
-            out.mux(target.stream.encode())
+            encoded = target.stream.encode()
+            out.mux(encoded)
+            if encoded:
+                fed.add(target.stream.index)
 
     def refused(e: Exception, said: str | None = None) -> InputError:
         needs = next((what for end, what in HARDWARE_NEEDS.items() if codec.endswith(end)), None)
@@ -1360,4 +1369,5 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         log.warning("%s: %d frame%s stamped no later than the frame before it left out, as ffmpeg leaves them out",
                     src, unordered, "s" * (unordered > 1))
     _warn_if_truncated(inp, src, reach)
+    video_streams.name_empty(inp, side, fed, out, dst, part=window is not None)
     return written

@@ -417,6 +417,28 @@ def _name_lost_flags(inp, mapping: dict[int, SideOutput], out, dst: Path) -> Non
                     " and ".join(lost))
 
 
+# Muxers whose files keep no stream that was given no packet: FFmpeg's mov muxer
+# (mp4, mov, m4v, 3gp) writes no track for it, and an MPEG program stream declares
+# its streams only by their packets.
+_DROPS_EMPTY = frozenset({"mp4", "mov", "ipod", "3gp", "3g2", "mpeg", "vob", "svcd", "dvd"})
+
+
+def name_empty(inp, side: dict[int, SideOutput], fed: set[int], out, dst: Path, part: bool = False) -> None:
+    """Warn, in one line, of the streams in ``side`` (by input index) whose outputs
+    got no packet (their indexes not in ``fed``; ``part``: of the part of the input
+    written), where ``out``'s container leaves such a track out."""
+    if out.format.name not in _DROPS_EMPTY:
+        return
+    empty = [index for index, target in side.items() if target.stream.index not in fed]
+    if empty:
+        kinds = {inp.streams[index].type for index in empty}
+        kind = f"{kinds.pop()} " if len(kinds) == 1 else ""
+        one = len(empty) == 1
+        log.warning("%s cannot hold an empty track: dropping %s%s, which %s no packets%s (a .mkv output keeps %s)",
+                    dst.suffix, kind, _streams(empty), "has" if one else "have", " in the part written" * part,
+                    "it" if one else "them")
+
+
 def _streams(indexes: list[int]) -> str:
     """"stream 2", "streams 2 and 3", "streams 2, 3 and 4"."""
     if len(indexes) == 1:

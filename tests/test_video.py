@@ -1346,6 +1346,32 @@ def test_forced_and_commentary_flags_are_kept_or_named_where_the_container_canno
         assert bool(subtitles.disposition & forced) == ("forced" not in lost)
 
 
+def with_an_empty_track(src, dst):
+    """``src`` remuxed into ``dst`` (mkv) with a second, French, sound track that has
+    no packets."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        video = out.add_stream_from_template(inp.streams.video[0])
+        sound = out.add_stream_from_template(inp.streams.audio[0])
+        out.add_stream_from_template(inp.streams.audio[0]).metadata["language"] = "fra"
+        for packet in inp.demux():
+            if packet.size:
+                packet.stream = video if packet.stream.type == "video" else sound
+                out.mux(packet)
+    return dst
+
+
+@pytest.mark.parametrize("suffix, kept", [(".mkv", True), (".ts", True), (".mp4", False), (".mov", False)])
+def test_an_empty_sound_track_is_kept_or_named_where_the_container_leaves_it_out(suffix, kept, tmp_path):
+    clip = with_an_empty_track(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "in.mkv")
+    out = tmp_path / f"out{suffix}"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    empty = [line for line in proc.stderr.splitlines() if "empty track" in line]
+    assert empty == ([] if kept else [f"ncnn-sr: warning: {suffix} cannot hold an empty track: dropping audio "
+                                      "stream 2, which has no packets (a .mkv output keeps it)"])
+    with av.open(str(out)) as c:
+        assert len(c.streams.audio) == (2 if kept else 1)
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_the_video_keeps_its_disposition(suffix, tmp_path):
     plain = make_clip(tmp_path / "plain.mkv", frames=2, audio=None)
