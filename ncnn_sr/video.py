@@ -17,6 +17,7 @@ import errno
 import functools
 import heapq
 import io
+import itertools
 import logging
 import math
 import os
@@ -464,7 +465,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             lead = CUE_LEAD if inp.streams.subtitles else SEEK_MARGIN
             # A pipe cannot be sought in: its frames before the part are read and left out.
             one_way = isinstance(src, VideoInput) and not src.seekable()
-            if window is not None and not one_way and not _seek(inp, video_in, window.start, _origin(inp), lead):
+            origin = None if window is None else window.start - options.start  # where the file starts
+            if window is not None and not one_way and not _seek(inp, video_in, window.start, origin, lead):
                 inp.close()  # read again from the beginning, the only place known to be right
                 inp = _open_input(src)
                 video_in = _video_stream(inp, src)
@@ -518,15 +520,33 @@ def _broken_pipe(e: BaseException) -> bool:
     return isinstance(e, BrokenPipeError) or getattr(e, "errno", None) == errno.EPIPE
 
 
-def _origin(inp) -> Fraction:
-    """Where the input's timeline starts (an MPEG program stream's near 0.5 s)."""
-    return Fraction(inp.start_time, av.time_base) if inp.start_time is not None else Fraction(0)
+# How many packets to look at for a file's first time where FFmpeg gives none: enough
+# to pass frames coded out of order, and the other streams' packets among them.
+FIRST_PACKETS = 64
+
+
+def _origin(inp, src=None) -> Fraction:
+    """Where the input's timeline starts (an MPEG program stream's near 0.5 s). Where
+    FFmpeg gives no start time (a Matroska file of three frames or fewer, with
+    B-frames) and ``src`` is a file, the earliest time among its first packets."""
+    if inp.start_time is not None:
+        return Fraction(inp.start_time, av.time_base)
+    if src is None or isinstance(src, VideoInput):
+        return Fraction(0)
+    try:
+        # Read in a second opening of the file, so that ``inp`` stays where it is.
+        with av.open(ffmpeg_name(src)) as again:
+            times = [t for packet in itertools.islice(_demuxed(again), FIRST_PACKETS)
+                     if (t := _packet_time(packet)) is not None]
+    except (av.error.FFmpegError, OSError):
+        return Fraction(0)
+    return min(times, default=Fraction(0))
 
 
 def _window(inp, src, options: EncodeOptions) -> Window:
     """The part of the input that ``options`` asks for, on its timeline."""
-    origin = _origin(inp)
-    total = _length(inp)
+    origin = _origin(inp, src)
+    total = _length(inp, origin)
     if total is not None and options.start >= total:
         raise InputError(f"{src}: starting at {float(options.start):g} s (--start) is past its end, at "
                          f"{float(total):.3f} s")

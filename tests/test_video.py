@@ -729,6 +729,17 @@ def test_a_start_past_the_end_of_a_matroska_video_that_starts_late_is_one_line(t
         f"ncnn-sr: error: {clip}: starting at 1 s (--start) is past its end, at 0.162 s"]
 
 
+def test_a_part_of_a_matroska_video_ffmpeg_gives_no_start_time_counts_from_its_first_frame(tmp_path):
+    # Three frames with B-frames: FFmpeg reads no start time for it (the 4-frame one has 10 s).
+    clip = make_clip(tmp_path / "late.mkv", frames=3, frame_ms=[10000, 10040, 10080], audio=None)
+    upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames, EncodeOptions(start=Fraction(1, 20)))
+    assert len(frame_times(tmp_path / "out.mkv")[0]) == 1  # the frame at 10.08 s
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "past.mkv", "--start", "1", *X2, check_ok=False)
+    assert proc.stderr.strip().splitlines() == [
+        f"ncnn-sr: error: {clip}: starting at 1 s (--start) is past its end, at 0.122 s"]
+    assert not (tmp_path / "past.mkv").exists()
+
+
 def cut_within_last_packet(src, dst, kind: str):
     """``src`` remuxed as an mp4 with its index first (as a web video is), then cut off
     in the middle of its last packet of ``kind`` (video or audio), as a download cut
