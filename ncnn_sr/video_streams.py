@@ -397,19 +397,25 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
     return mapping
 
 
-# The track flags players choose by, beyond "default", and the muxers that write each:
-# FFmpeg's WebM muxer leaves out Matroska's commentary flag, its mov muxer writes the
-# mp4's kind boxes only in an .mp4, and the others have no place for them.
-_TRACK_FLAGS = {"forced": (av.stream.Disposition.forced, frozenset({"matroska", "webm", "mp4"})),
+# The track flags players choose by, and the muxers that write each: FFmpeg's WebM
+# muxer leaves out Matroska's commentary flag, its mov muxer writes the mp4's kind
+# boxes (forced, commentary) only in an .mp4, and the others have no place for them.
+_MOV_FAMILY = frozenset({"mp4", "mov", "ipod", "3gp", "3g2"})
+_TRACK_FLAGS = {"default": (av.stream.Disposition.default, _MOV_FAMILY | {"matroska", "webm"}),
+                "forced": (av.stream.Disposition.forced, frozenset({"matroska", "webm", "mp4"})),
                 "commentary": (av.stream.Disposition.comment, frozenset({"matroska", "mp4"}))}
 
 
 def _name_lost_flags(inp, mapping: dict[int, SideOutput], out, dst: Path) -> None:
     """Warn, in one line, of the track flags of the streams in ``mapping`` that the
-    output container ``out`` cannot hold, naming each flag and its streams."""
+    output container ``out`` cannot hold, naming each flag and its streams; not the
+    default flags of sound whose first track has one: players take that track without."""
+    sounds = [i for i in mapping if inp.streams[i].type == "audio"]
+    default = av.stream.Disposition.default
+    unsaid = set(sounds) if sounds and inp.streams[sounds[0]].disposition & default else set()
     lost = []
     for flag, (bit, keepers) in _TRACK_FLAGS.items():
-        indexes = [i for i in mapping if inp.streams[i].disposition & bit]
+        indexes = [i for i in mapping if inp.streams[i].disposition & bit and not (bit == default and i in unsaid)]
         if indexes and out.format.name not in keepers:
             lost.append(f"{flag} ({_streams(indexes)})")
     if lost:
@@ -420,7 +426,7 @@ def _name_lost_flags(inp, mapping: dict[int, SideOutput], out, dst: Path) -> Non
 # Muxers whose files keep no stream that was given no packet: FFmpeg's mov muxer
 # (mp4, mov, m4v, 3gp) writes no track for it, and an MPEG program stream declares
 # its streams only by their packets.
-_DROPS_EMPTY = frozenset({"mp4", "mov", "ipod", "3gp", "3g2", "mpeg", "vob", "svcd", "dvd"})
+_DROPS_EMPTY = _MOV_FAMILY | {"mpeg", "vob", "svcd", "dvd"}
 
 
 def name_empty(inp, side: dict[int, SideOutput], fed: set[int], out, dst: Path, part: bool = False) -> None:

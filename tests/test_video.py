@@ -1425,6 +1425,26 @@ def test_every_sound_track_keeps_its_language_and_which_is_the_default(suffix, t
     assert tracks == [("eng", False), ("jpn", True)]
 
 
+@pytest.mark.parametrize("suffix", [".ts", ".avi"])
+def test_a_default_flag_on_a_later_sound_track_is_named_where_the_container_cannot_hold_it(suffix, tmp_path):
+    clip = two_languages(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "in.mkv")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / f"out{suffix}", *X2)
+    assert [line for line in proc.stderr.splitlines() if "flags" in line] == [
+        f"ncnn-sr: warning: {suffix} cannot hold the track flags default (stream 2): dropping them "
+        "(a .mkv output keeps them)"]
+
+
+@pytest.mark.parametrize("tracks", [1, 2])
+def test_a_default_flag_on_the_first_sound_track_goes_unsaid_where_it_is_lost(tracks, tmp_path):
+    # Players take the first track anyway; a Matroska file's tracks are all default unless said otherwise.
+    plain = make_clip(tmp_path / "plain.mp4", frames=3)
+    source = two_languages(plain, tmp_path / "two.mkv") if tracks == 2 else plain
+    clip = remux_with(source, tmp_path / "in.mkv", dispositions={i: av.stream.Disposition.default
+                                                                 for i in range(1, tracks + 1)})
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.ts", *X2)
+    assert "flags" not in proc.stderr
+
+
 def test_tags_go_along_when_the_sound_is_re_encoded(tmp_path):
     clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "in.mp4",
                       stream_tags={1: {"language": "fra"}})
