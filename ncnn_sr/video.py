@@ -345,7 +345,11 @@ class _ConstantRate:
     frame to reach it or before it, so frames repeat or drop and the duration stays.
     Not the first slot at or after its time: on a timeline a little off the slots'
     (a .vob's, a part's from a --start between frames) every frame came a slot late,
-    behind its sound."""
+    behind its sound. The slots are shifted by the first frame's distance from its
+    own (under half a slot either way), so that a rate's frames near the halves
+    between slots, in millisecond stamps that round either way (a Matroska's picture
+    starting 21 ms in, at 24 fps), do not fall two in one slot, one dropped, one shown
+    twice."""
 
     EPSILON = 1e-6
 
@@ -355,6 +359,7 @@ class _ConstantRate:
         self.pending = None
         self.begins = self.end = 0.0
         self.shown = False  # whether a frame has been given a slot
+        self.phase: Fraction | None = None  # the first frame's place less its slot's, in slots
 
     def push(self, frame, seconds: float, duration: float) -> list:
         """(frame, slot) pairs that are now settled, after a new input frame."""
@@ -373,7 +378,8 @@ class _ConstantRate:
         if self.pending is None:
             return []
         last = self._nearest(self.end)
-        if not self.shown or self.begins * self.fps <= self.next_slot < self.end * self.fps:
+        shift = self.phase or 0
+        if not self.shown or self.begins * self.fps - shift <= self.next_slot < self.end * self.fps - shift:
             # The frame on screen at its slot's time keeps it, however short its stated
             # duration (a variable rate's frames state the nominal one); and a video
             # shorter than half a slot still has its frame.
@@ -381,7 +387,10 @@ class _ConstantRate:
         return [(self.pending, k) for k in range(self.next_slot, last)]
 
     def _nearest(self, seconds: float) -> int:
-        return math.floor(seconds * self.fps + Fraction(1, 2) + self.EPSILON)  # halves up, as ffmpeg rounds
+        place = Fraction(seconds) * self.fps
+        if self.phase is None:
+            self.phase = place - math.floor(place + Fraction(1, 2) + self.EPSILON)  # halves up, as ffmpeg rounds
+        return math.floor(place - self.phase + Fraction(1, 2) + self.EPSILON)
 
 
 def _check_frame(image, index: int, first: tuple | None, dst: Path) -> None:

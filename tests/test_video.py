@@ -1805,6 +1805,20 @@ def test_millisecond_stamps_at_a_constant_rate_keep_every_frame_once(name, fps, 
     assert shown == list(range(12))
 
 
+@pytest.mark.parametrize("name, fps", [("out.avi", None), ("out.mp4", Fraction(24))])
+def test_frames_half_a_slot_off_the_rate_keep_every_frame_once(name, fps, tmp_path):
+    # ncnn-sr's own .mkv of an mp4 with AAC starts its picture 21 ms in, at 24 fps:
+    # stamps of 21, 63, 104, 146 ms... fall either side of the halves between slots,
+    # and the nearest slot put 63 and 104 in one, dropping a frame and doubling one.
+    stamps = [round(1000 * (i + 0.5) / 24) for i in range(12)]
+    clip = make_clip(tmp_path / "in.mkv", frames=12, audio=None, frame_ms=stamps,
+                     colours=[(20 * i, 0, 0) for i in range(12)])
+    upscale_video(clip, tmp_path / name, lambda frames: frames, EncodeOptions(fps=fps))
+    with av.open(str(tmp_path / name)) as c:
+        shown = [round(int(f.to_ndarray(format="rgb24")[0, 0, 0]) / 20) for f in c.decode(video=0)]
+    assert shown == list(range(12))
+
+
 def test_a_rate_the_encoder_cannot_encode_is_refused_before_anything_runs(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=4, audio=None)
     out = tmp_path / "out.mpg"
