@@ -155,10 +155,15 @@ def check_writable(folder: Path) -> None:
     not write, each picture was upscaled only to fail (hours of a folder on the CPU).
     A file is made and removed, since permissions alone do not tell (network file
     systems, read-only mounts, root)."""
+    _make_a_file(folder, f"cannot write into {folder}")
+
+
+def _make_a_file(folder: Path, said: str) -> None:
+    """Make and remove a file in ``folder``; InputError starting ``said`` where none can be made."""
     try:
         fd, name = tempfile.mkstemp(prefix=".ncnn-sr-", suffix=".part", dir=folder)
     except OSError as e:
-        raise InputError(f"cannot write into {folder}: {os_reason(e)}") from None
+        raise InputError(f"{said}: {os_reason(e)}") from None
     os.close(fd)
     os.unlink(name)
 
@@ -173,10 +178,4 @@ def check_folder(folder: str | os.PathLike) -> None:
     if not there.is_dir():
         what = broken_link(there) if there.is_symlink() and not there.exists() else "a file, not a folder"
         raise InputError(f"{said}: {'it' if there == folder else there} is {what}")
-    # Permissions alone do not tell (a read-only mount, root): a file is made and removed.
-    try:
-        fd, name = tempfile.mkstemp(prefix=".ncnn-sr-", suffix=".part", dir=there)
-    except OSError as e:
-        raise InputError(f"{said}: {os_reason(e)}") from None
-    os.close(fd)
-    os.unlink(name)
+    _make_a_file(there, said)  # permissions alone do not tell (a read-only mount, root)
