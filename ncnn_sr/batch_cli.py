@@ -29,7 +29,7 @@ from .models import ModelSpec
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
 from .repeats import Repeats
 from .typed_numbers import whole_number
-from .video_options import VIDEO_CONTAINERS, is_video_path
+from .video_options import VIDEO_CONTAINERS, FlagNames, is_video_path
 
 log = logging.getLogger("ncnn_sr")
 
@@ -425,12 +425,12 @@ def _remove_empty_folders(root: Path) -> None:
 
 
 def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None, dst=None,
-              another_codec: str = "--codec") -> int:
+              flags: FlagNames = FlagNames()) -> int:
     """Upscale one video, or each video in a folder; returns the exit status. Ctrl-C
     ends the process at once (within a second), leaving no output file. ``src`` and
     ``dst`` (a ``streams.VideoInput`` and ``VideoOutput``) stand for the input and
-    output where those are streams. ``another_codec``: how the command chooses another
-    codec, for a container that cannot take the one chosen."""
+    output where those are streams. ``flags``: how the command's hints name its options
+    (the drop-in has not got ncnn-sr video's)."""
     if src is None and opts.input.is_dir():
         return _run_video_folder(prog, opts, encode, debug)
     from . import video
@@ -454,13 +454,13 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
             if (src is opts.input and opts.output.exists() and opts.input.exists()
                     and os.path.samefile(opts.input, opts.output)):
                 raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
-        video.video_encoder(dst, encode, another_codec)  # a bad --codec or --preset before a model loads
+        video.video_encoder(dst, encode, flags)  # a bad --codec or --preset before a model loads
         info = video.probe(src)
         lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
         if to_file:
             new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
         bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
-        line = _one_video(opts, src, dst, encode, lanes, bar)
+        line = _one_video(opts, src, dst, encode, lanes, bar, flags)
     except KeyboardInterrupt:
         if not to_file:
             _stop_interrupted(bar, f"{prog}: interrupted: {dst} got only part of the video")
@@ -507,7 +507,8 @@ def _stop_interrupted(bar: "_FrameProgress | None", message: str) -> None:
     os._exit(EXIT_INTERRUPTED)
 
 
-def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane], bar: "_FrameProgress") -> str:
+def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane], bar: "_FrameProgress",
+               flags: FlagNames = FlagNames()) -> str:
     """Upscale ``src`` into ``dst`` through ``lanes``, its progress on ``bar`` (closed
     when done); the line that says what was written."""
     from . import video
@@ -530,7 +531,7 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
     except OSError as e:
         raise InputError(f"cannot make the folder of {dst}: {os_reason(e)}") from None
     start = time.monotonic()
-    written = video.upscale_video(src, dst, frames, encode, progress=bar)
+    written = video.upscale_video(src, dst, frames, encode, progress=bar, flags=flags)
     seconds = time.monotonic() - start
     bar.close()
     reused = f"; {frames.count} repeated the frame before, upscaled once" if frames.count else ""

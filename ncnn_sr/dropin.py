@@ -21,7 +21,7 @@ from .images import nameless, only_an_extension
 from .jobs import check_reachable, names_a_folder, video_by_its_output
 from .streams import STDIO, Streams, VideoInput, is_stream
 from .typed_numbers import decimal_number
-from .video_options import EncodeOptions, is_video_input, is_video_path
+from .video_options import EncodeOptions, FlagNames, is_video_input, is_video_path
 
 PROG = "realesrgan-ncnn-vulkan"
 # The reference writes JPEG at quality 100 and WebP lossless, and tiles with 10 px of
@@ -149,8 +149,7 @@ def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
     jpeg = (opts.output.suffix if single else f".{fmt or 'png'}").lower() in (".jpg", ".jpeg")
     opts = replace(opts, fmt=fmt, quality=REFERENCE_JPEG_QUALITY if jpeg else None)
     if video:
-        sys.exit(run_video(PROG, opts, EncodeOptions(), src=video_in,
-                           another_codec="codec with 'ncnn-sr video --codec'"))
+        sys.exit(run_video(PROG, opts, EncodeOptions(), src=video_in, flags=FlagNames("ncnn-sr video")))
     sys.exit(run(PROG, opts))
 
 

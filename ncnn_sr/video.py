@@ -39,7 +39,7 @@ from .errors import InputError, describe
 from .resample import resize
 from .files import ffmpeg_name, mode_for, temp_stem, write_target
 from .streams import VideoInput, VideoOutput
-from .video_options import COMMON_CONTAINERS, EncodeOptions
+from .video_options import COMMON_CONTAINERS, EncodeOptions, FlagNames
 from .video_window import Window
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, as_read, coded, deeper_format, depth,
                            encodable_size, fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
@@ -289,8 +289,8 @@ def _reason(e: Exception) -> str:
 DAMAGE = (av.error.InvalidDataError, av.error.UndefinedError)
 
 
-def _cannot_decode(src, e: Exception) -> InputError:
-    damaged = " (a damaged file? --skip-damaged upscales the rest)" if isinstance(e, DAMAGE) else ""
+def _cannot_decode(src, e: Exception, flags: FlagNames) -> InputError:
+    damaged = f" (a damaged file? {flags('--skip-damaged')} upscales the rest)" if isinstance(e, DAMAGE) else ""
     return InputError(f"{src}: cannot decode: {_reason(e)}{damaged}")
 
 
@@ -412,7 +412,7 @@ def _check_frame(image, index: int, first: tuple | None, dst: Path) -> None:
 def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                   frames: Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]],
                   options: EncodeOptions = EncodeOptions(),
-                  progress: Callable[[int], None] | None = None) -> int:
+                  progress: Callable[[int], None] | None = None, flags: FlagNames = FlagNames()) -> int:
     """Upscale ``src`` into ``dst``; ``frames`` maps decoded RGB frames (H×W×3 uint8,
     or uint16 when the output's pixel format holds more than 8 bits) to output frames
     of the same type, in order and all of one size. Returns the frames written.
@@ -428,7 +428,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
 
     ``src`` may be a ``streams.VideoInput`` and ``dst`` a ``streams.VideoOutput``: a
     video read as it comes and written as it is made (Matroska), where a failure
-    leaves what was written.
+    leaves what was written. ``flags``: how the hints of the command run name its options.
 
     Errors are InputErrors that name the file at fault: an encoder or pixel format
     that cannot be used (raised before any file is opened), ``src`` when it cannot be
@@ -436,7 +436,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     """
     piped = isinstance(dst, VideoOutput)  # written as it is made, not renamed into place
     dst = dst if piped else Path(dst)
-    encoder = video_encoder(dst, options)
+    encoder = video_encoder(dst, options, flags)
     part = None
     if not piped:
         final = write_target(dst)
@@ -480,7 +480,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                 inp = _open_input(src)
                 video_in = _video_stream(inp, src)
                 video_in.thread_type = "AUTO"
-            written = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress, window)
+            written = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress, window, flags)
         except BaseException:
             _close_discarded(out)
             raise
@@ -730,12 +730,12 @@ def _rate_text(rate: Fraction) -> str:
     return str(rate) if rate.denominator in (1, 1001) else f"{float(rate):.3f}"
 
 
-def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, another_codec: str = "--codec") -> str:
+def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, flags: FlagNames = FlagNames()) -> str:
     """The name of the video encoder ``options`` choose for ``dst`` (FFmpeg's encoder's
     own: libx264 for ``--codec h264``, so later choices need not look it up); InputError unless
     it is a video encoder that can encode ``options.pix_fmt`` into a file of the kind
-    ``dst``'s name asks for. ``another_codec`` is how the command's user chooses another
-    (the drop-in has no --codec)."""
+    ``dst``'s name asks for. ``flags``: how the command's hints name its options (the
+    drop-in has no --codec)."""
     codec = options.codec or ("libvpx-vp9" if dst.suffix.lower() == ".webm" else "libx264")
     try:
         encoder = av.codec.Codec(codec, "w")
@@ -802,11 +802,11 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, another_codec
         such += " with a --bitrate"
     if isinstance(dst, VideoOutput):  # a stream gets Matroska, whatever else a file could be
         raise InputError(f"{dst} is Matroska, which {problem} {encoder.canonical_name} video: "
-                         f"choose another {another_codec}{such}")
+                         f"choose another {flags.another('codec', '--codec')}{such}")
     able = [suffix for suffix in _OFFERED if _holds_encoded(video_streams.muxer_for(Path(suffix)), codec, raw)]
     where = f"write {_either(able)}, or " if able else ""
     raise InputError(f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another "
-                     f"{another_codec}{such}")
+                     f"{flags.another('codec', '--codec')}{such}")
 
 
 def _listed_formats(formats: list[str]) -> str:
@@ -1087,7 +1087,8 @@ def _holds_aspect(video_out, codec: str) -> bool:
     return video_out.container.format.name in _ASPECT_MUXERS or name in _ASPECT_CODECS
 
 
-def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress, window: Window | None) -> int:
+def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress, window: Window | None,
+               flags: FlagNames) -> int:
     rate = _source_rate(video_in)
     time_base = Fraction(1, 1) / options.fps if options.fps else video_in.time_base
     constant = _ConstantRate(options.fps) if options.fps else None
@@ -1232,7 +1233,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                             "up to the next keyframe, and players show the one before", src, damaged[0],
                             "s" * (damaged[0] > 1))
         except (av.error.FFmpegError, UnsupportedColour) as e:
-            raise _cannot_decode(src, e) from None
+            raise _cannot_decode(src, e, flags) from None
         except TooSmall as e:
             raise InputError(f"{src}: {e}") from None
         # A part that ends early stops reading there: nothing to tell of the rest.
@@ -1248,7 +1249,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 try:
                     cue = packet.stream.codec_context.decode2(packet)
                 except av.error.FFmpegError as e:
-                    raise _cannot_decode(src, e) from None
+                    raise _cannot_decode(src, e, flags) from None
                 if cue is not None and len(cue):  # None: a packet that clears the screen
                     out.mux(video_streams.encoded_cue(cue, packet, target.stream))
                     fed.add(target.stream.index)
@@ -1268,13 +1269,13 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     cut_sound[index] = e
                     sound = []
                 except av.error.FFmpegError as e:
-                    raise _cannot_decode(src, e) from None
+                    raise _cannot_decode(src, e, flags) from None
                 for frame in sound:
                     encode_sound(target, frame)
 
     def damaged_sound(e: Exception) -> None:
         if not options.skip_damaged:
-            raise _cannot_decode(src, e)
+            raise _cannot_decode(src, e, flags)
 
     def encode_sound(target: video_streams.SideOutput, frame) -> None:
         """Re-encode one decoded sound frame, or with None flush the resampler and encoder."""

@@ -1160,6 +1160,17 @@ def test_a_video_that_cannot_be_decoded_is_an_error_naming_the_input(tmp_path):
     one_line_failure(proc, tmp_path, f"{clip}: cannot decode: Invalid data found")
 
 
+def test_the_drop_in_names_the_command_that_skips_damaged_packets(tmp_path):
+    # It said "--skip-damaged upscales the rest", a flag the drop-in has not.
+    clip = garble_video_packet(make_clip(tmp_path / "in.mp4", frames=12), tmp_path / "broken.mkv", 6)
+    proc = run(DROPIN, "-i", clip, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.rstrip().endswith("(a damaged file? 'ncnn-sr video --skip-damaged' upscales the rest)")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
+    assert proc.stderr.rstrip().endswith("(a damaged file? --skip-damaged upscales the rest)"), proc.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("out", ".out"))]
+
+
 def unknown_codec(path, codec_id: bytes):
     """The Matroska file ``path`` with the track whose codec ID is ``codec_id`` given
     one FFmpeg does not know, as a newer codec or a damaged header reads."""
