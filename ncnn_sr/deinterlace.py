@@ -23,7 +23,8 @@ SMALLEST = (3, 4)
 
 
 class TooSmall(ValueError):
-    """Frames smaller than the filters take: FFmpeg's own word was "Invalid argument"."""
+    """Frames smaller than the filters take: FFmpeg's own word was "Invalid argument". Its words
+    say what is wrong; the video's command says how to upscale them all the same."""
 
 
 class Deinterlacer:
@@ -66,7 +67,7 @@ class Deinterlacer:
         if self.graph is None:
             if frame.width < SMALLEST[0] or frame.height < SMALLEST[1]:
                 raise TooSmall(f"its {frame.width}x{frame.height} frames are too small to deinterlace (bwdif takes "
-                               f"{SMALLEST[0]}x{SMALLEST[1]} and up): --deinterlace off upscales them as they are")
+                               f"{SMALLEST[0]}x{SMALLEST[1]} and up)")
             self.graph, self.shape = _filter(frame, self._chain(), self.rate), shape
         if self.restamped:
             self.stamps.append((frame.pts, frame.time_base, frame.duration))

@@ -1235,7 +1235,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         except (av.error.FFmpegError, UnsupportedColour) as e:
             raise _cannot_decode(src, e, flags) from None
         except TooSmall as e:
-            raise InputError(f"{src}: {e}") from None
+            raise InputError(f"{src}: {e}: {flags('--deinterlace off')} upscales them as they are") from None
         # A part that ends early stops reading there: nothing to tell of the rest.
         reach.complete = window is None or window.end is None
 

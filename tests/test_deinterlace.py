@@ -11,7 +11,7 @@ from media import film_frame, fields, make_clip, make_telecined_clip
 from ncnn_sr.deinterlace import Deinterlacer
 from ncnn_sr.errors import InputError
 from ncnn_sr.video import EncodeOptions, upscale_video
-from test_video import NCNN_SR, X2, audio_stream, frame_times, run, stored_frames
+from test_video import DROPIN, NCNN_SR, X2, audio_stream, frame_times, run, stored_frames
 
 
 def combing(image: np.ndarray) -> float:
@@ -236,6 +236,16 @@ def test_frames_too_small_to_deinterlace_are_said_to_be_so_not_undecodable(mode,
         seen(clip, tmp_path / "out.mkv", mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
     assert len(seen(clip, tmp_path / "out.mkv", "off")) == 4
+
+
+def test_the_drop_in_names_the_command_that_upscales_frames_too_small_to_deinterlace(tmp_path):
+    # It said "--deinterlace off upscales them as they are", a flag the drop-in has not.
+    clip = make_clip(tmp_path / "in.mkv", frames=3, width=2, height=16, audio=None, interlaced=True)
+    proc = run(DROPIN, "-i", clip, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.rstrip().endswith("(bwdif takes 3x4 and up): 'ncnn-sr video --deinterlace off' upscales "
+                                         "them as they are"), proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
 
 
 def test_a_frame_per_field_from_a_start_between_a_frames_fields_keeps_its_second_field(tmp_path):
