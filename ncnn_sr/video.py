@@ -1181,8 +1181,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     log.info("%s: undoing 3:2 pulldown (fieldmatch, decimate): %s fps from %s", src,
                              _rate_text(rate * options.rate_factor(0)), _rate_text(rate))
                 else:
-                    log.info("%s is interlaced: deinterlacing it (bwdif%s, --deinterlace off keeps the fields)",
-                             src, ", a frame per field" if fields.fields else "")
+                    log.info("%s is interlaced: deinterlacing it (bwdif%s, %s keeps the fields)",
+                             src, ", a frame per field" if fields.fields else "", flags("--deinterlace off"))
             return done
 
         try:

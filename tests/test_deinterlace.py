@@ -143,6 +143,16 @@ def test_fields_out_of_the_filter_are_stamped_with_their_own_times():
     assert all(float(f.duration * f.time_base) == 0.02 for f in out)
 
 
+def test_the_drop_in_names_the_command_that_keeps_the_fields(tmp_path):
+    # -v said "--deinterlace off keeps the fields", a flag the drop-in has not.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=32, height=24, audio=None, interlaced=True)
+    proc = run(DROPIN, "-i", clip, "-o", tmp_path / "out.mp4", "-v", *X2)
+    assert "is interlaced: deinterlacing it (bwdif, 'ncnn-sr video --deinterlace off' keeps the fields)" \
+        in proc.stderr, proc.stderr
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "own.mp4", "-v", *X2)
+    assert "is interlaced: deinterlacing it (bwdif, --deinterlace off keeps the fields)" in proc.stderr
+
+
 def test_the_command_says_it_deinterlaces_and_takes_off(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=2, width=32, height=24, audio=None, interlaced=True)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", "-v", *X2)
