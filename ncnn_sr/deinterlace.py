@@ -17,9 +17,17 @@ import av
 
 from .video_options import DEINTERLACE_MODES
 
-# bwdif's smallest frame (width, height): it reads a column either side and two
+# bwdif's smallest plane (width, height): it reads a column either side and two
 # lines above and below, and refuses less (fieldmatch and decimate come with it).
+# Each plane: 4:2:0 colour is half the frame's size each way.
 SMALLEST = (3, 4)
+
+
+def smallest(fmt: av.VideoFormat) -> tuple[int, int]:
+    """The smallest frame of pixel format ``fmt`` bwdif takes: 5x7 in yuv420p."""
+    width = next(w for w in range(SMALLEST[0], 4 * SMALLEST[0]) if fmt.chroma_width(w) >= SMALLEST[0])
+    height = next(h for h in range(SMALLEST[1], 4 * SMALLEST[1]) if fmt.chroma_height(h) >= SMALLEST[1])
+    return width, height
 
 
 class TooSmall(ValueError):
@@ -65,9 +73,10 @@ class Deinterlacer:
         if self.graph is not None and shape != self.shape:
             done = self.finish()  # a change of size or format midway: a filter for the new one
         if self.graph is None:
-            if frame.width < SMALLEST[0] or frame.height < SMALLEST[1]:
+            least = smallest(frame.format)
+            if frame.width < least[0] or frame.height < least[1]:
                 raise TooSmall(f"its {frame.width}x{frame.height} frames are too small to deinterlace (bwdif takes "
-                               f"{SMALLEST[0]}x{SMALLEST[1]} and up)")
+                               f"{least[0]}x{least[1]} and up in {frame.format.name})")
             self.graph, self.shape = _filter(frame, self._chain(), self.rate), shape
         if self.restamped:
             self.stamps.append((frame.pts, frame.time_base, frame.duration))

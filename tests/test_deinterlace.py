@@ -242,10 +242,24 @@ def test_frames_too_small_to_deinterlace_are_said_to_be_so_not_undecodable(mode,
     # all a 16x2 video said, which upscales as it is with --deinterlace off.
     clip = unflagged_fields(tmp_path / "in.mkv", width=16, height=2)
     with pytest.raises(InputError, match=r"in.mkv: its 16x2 frames are too small to deinterlace \(bwdif takes "
-                                         r"3x4 and up\): --deinterlace off upscales them as they are"):
+                                         r"5x7 and up in yuv420p\): --deinterlace off upscales them as they are"):
         seen(clip, tmp_path / "out.mkv", mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
     assert len(seen(clip, tmp_path / "out.mkv", "off")) == 4
+
+
+@pytest.mark.parametrize("width, height", [(16, 4), (4, 16)])
+def test_frames_whose_colour_planes_are_too_small_to_deinterlace_are_said_to_be_so(width, height, tmp_path):
+    # bwdif takes 3x4 and up in each plane: a 4:2:0 frame of 16x4 has 8x2 colour
+    # planes, and said "cannot decode: Invalid argument".
+    clip = make_clip(tmp_path / "in.mkv", frames=3, width=width, height=height, audio=None, interlaced=True)
+    with pytest.raises(InputError, match=rf"in.mkv: its {width}x{height} frames are too small to deinterlace "
+                                         r"\(bwdif takes 5x7 and up in yuv420p\)"):
+        seen(clip, tmp_path / "out.mkv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
+    assert len(seen(clip, tmp_path / "out.mkv", "off")) == 3
+    assert len(seen(make_clip(tmp_path / "in.mkv", frames=3, width=6, height=8, audio=None, interlaced=True),
+                    tmp_path / "out.mkv")) == 3
 
 
 def test_the_drop_in_names_the_command_that_upscales_frames_too_small_to_deinterlace(tmp_path):
@@ -253,8 +267,8 @@ def test_the_drop_in_names_the_command_that_upscales_frames_too_small_to_deinter
     clip = make_clip(tmp_path / "in.mkv", frames=3, width=2, height=16, audio=None, interlaced=True)
     proc = run(DROPIN, "-i", clip, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
     assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
-    assert proc.stderr.rstrip().endswith("(bwdif takes 3x4 and up): 'ncnn-sr video --deinterlace off' upscales "
-                                         "them as they are"), proc.stderr
+    assert proc.stderr.rstrip().endswith("(bwdif takes 5x7 and up in yuv420p): 'ncnn-sr video --deinterlace off' "
+                                         "upscales them as they are"), proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
 
 
