@@ -3,6 +3,7 @@ a user runs them (subprocess, real models, small pictures, CPU unless said)."""
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -536,6 +537,15 @@ def run_read_only(out: Path, cmd: list) -> subprocess.CompletedProcess:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     finally:
         out.chmod(0o700)
+
+
+def library_in_read_only(out: Path, imports: str, call: str) -> subprocess.CompletedProcess:
+    """The library's ``call`` (after ``from ncnn_sr... import``-lines ``imports``) run in
+    a fresh Python with ``out`` read-only; an NcnnSrError it raises goes to stderr as
+    'refused: MESSAGE', so a test sees it is one, not an OSError's traceback."""
+    script = (f"import sys\nfrom ncnn_sr import NcnnSrError\n{imports}\n"
+              f"try:\n    {call}\nexcept NcnnSrError as e:\n    sys.exit(f'refused: {{e}}')\n")
+    return run_read_only(out, [sys.executable, "-c", script])
 
 
 READ_ONLY = "Read-only file system" if os.geteuid() == 0 else "Permission denied"

@@ -2,7 +2,6 @@
 commands take out, and nothing written when it cannot be done."""
 import os
 import subprocess
-import sys
 import zipfile
 
 import click
@@ -231,7 +230,7 @@ def test_an_output_that_is_a_file_is_named_as_not_a_folder(tmp_path):
 
 def test_a_read_only_output_folder_is_one_line_and_leaves_nothing(tmp_path):
     # It was a traceback: the temporary files' cleanup met the read-only file system.
-    from test_batch_cli import READ_ONLY, run_read_only
+    from test_batch_cli import READ_ONLY, library_in_read_only, run_read_only
     from test_cli import CMD
 
     source = weights_file(tmp_path)
@@ -241,10 +240,8 @@ def test_a_read_only_output_folder_is_one_line_and_leaves_nothing(tmp_path):
     assert proc.stderr == f"ncnn-sr: error: cannot write in {out}: {READ_ONLY}\n"
     assert list(out.iterdir()) == []
     # The library's write_model too: an InputError naming the file, not an OSError.
-    script = ("import sys\nfrom ncnn_sr import NcnnSrError, convert_weights, read_weights, write_model\n"
-              f"try:\n    write_model(convert_weights(read_weights({str(source)!r})), {str(out)!r}, 'm')\n"
-              "except NcnnSrError as e:\n    sys.exit(f'refused: {e}')\n")
-    proc = run_read_only(out, [sys.executable, "-c", script])
+    proc = library_in_read_only(out, "from ncnn_sr import convert_weights, read_weights, write_model",
+                                f"write_model(convert_weights(read_weights({str(source)!r})), {str(out)!r}, 'm')")
     assert proc.stderr == f"refused: cannot write {out / 'm.bin'}: {READ_ONLY}\n"
     assert list(out.iterdir()) == []
 

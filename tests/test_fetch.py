@@ -7,7 +7,6 @@ import hashlib
 import http.server
 import os
 import subprocess
-import sys
 import threading
 
 import pytest
@@ -420,7 +419,7 @@ def test_convert_checks_its_output_before_it_downloads(server, tmp_path):
 
 def test_a_download_into_a_read_only_folder_is_one_line(server, tmp_path):
     # It was a traceback: clearing bytes kept from an earlier try met the read-only file system.
-    from test_batch_cli import READ_ONLY, run_read_only
+    from test_batch_cli import READ_ONLY, library_in_read_only, run_read_only
 
     server.files["/m.pth"] = weights_bytes(tmp_path, random_compact(upscale=4))
     out = tmp_path / "out"
@@ -429,10 +428,8 @@ def test_a_download_into_a_read_only_folder_is_one_line(server, tmp_path):
     assert proc.stderr == f"ncnn-sr: error: cannot write in {out}: {READ_ONLY}\n"
     assert list(out.iterdir()) == []
     # The library's download() too: an InputError naming the file, not an OSError.
-    script = ("import sys\nfrom ncnn_sr import NcnnSrError\nfrom ncnn_sr.download import Source, download\n"
-              f"try:\n    download(Source({server.url('/m.pth')!r}), {str(out / 'm.pth')!r})\n"
-              "except NcnnSrError as e:\n    sys.exit(f'refused: {e}')\n")
-    proc = run_read_only(out, [sys.executable, "-c", script])
+    proc = library_in_read_only(out, "from ncnn_sr.download import Source, download",
+                                f"download(Source({server.url('/m.pth')!r}), {str(out / 'm.pth')!r})")
     assert proc.stderr == f"refused: cannot write {out / '.m.pth.download'}: {READ_ONLY}\n"
     assert list(out.iterdir()) == []
 
