@@ -308,7 +308,7 @@ class _Reach:
     def __init__(self):
         self.start: Fraction | None = None
         self.end: float | None = None
-        self.complete = False  # the demuxer reached the end of the file
+        self.complete = False  # the demuxer reached the end of the file (a part that ends early stops before)
         self.cut_short: str | None = None  # the kind of stream whose last packet could not be decoded
 
     def add(self, packet) -> None:
@@ -443,7 +443,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     inp = _open_input(src)
     try:
         video_in = _video_stream(inp, src)
-        video_in.thread_type = "AUTO"
+        _decode_in_order(video_in)
         window = _window(inp, src, options) if options.trims else None
         try:
             if not piped:
@@ -479,7 +479,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                 inp.close()  # read again from the beginning, the only place known to be right
                 inp = _open_input(src)
                 video_in = _video_stream(inp, src)
-                video_in.thread_type = "AUTO"
+                _decode_in_order(video_in)
             written = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress, window, flags)
         except BaseException:
             _close_discarded(out)
@@ -511,6 +511,15 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         raise
     inp.close()
     return written
+
+
+def _decode_in_order(video_in) -> None:
+    """Have ``video_in`` decoded with slice threads only. A frame-threaded decoder
+    tells of a packet it refuses only when that frame's turn to come out arrives; on
+    the last flush PyAV then drops that error and every frame still queued behind it
+    (a file cut off in its last packet lost 2 frames of 30, unsaid), and midway the
+    refusal went unsaid. Decoding costs little beside upscaling."""
+    video_in.thread_type = "SLICE"
 
 
 def _part_file(final: Path, suffix: str) -> Path:
@@ -1130,6 +1139,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     zero = max(_origin(inp), Fraction(0)) if window is None and out.format.name == "avi" else Fraction(0)
     ended: set[int] = set()  # the streams past the part asked for
     damaged = [0]  # video packets the decoder refused, skipped with --skip-damaged
+    refusal: list[Exception | None] = [None]  # the error of a video packet no more video has followed yet
     cut_sound: dict[int, Exception] = {}  # by stream: the error of a sound packet no more of it has followed yet
     fed: set[int] = set()  # the output streams that got a packet
 
@@ -1141,6 +1151,12 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         held: collections.deque = collections.deque()
         slots: list[int] = []
         fields = Deinterlacer(options.deinterlace, options.doubles_rate(video_in.codec_context.field_order), rate)
+
+        def video_damaged() -> None:
+            e, refusal[0] = refusal[0], None
+            if not options.skip_damaged:
+                raise e
+            damaged[0] += 1
 
         def hand_on(frame) -> np.ndarray:
             nonlocal handed
@@ -1195,12 +1211,14 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                         if window is not None and window.past(_packet_time(packet)):
                             ended.add(packet.stream.index)
                 elif video_in.index not in ended:
+                    if refusal[0] is not None and packet.size:  # more came: that packet was damaged, not cut off
+                        video_damaged()
                     try:
                         frames = packet.decode()
-                    except DAMAGE:
-                        if not options.skip_damaged:
-                            raise
-                        damaged[0] += 1
+                    except DAMAGE as e:
+                        # The last packet of a file cut off is cut short too: damaged
+                        # only if more of the video comes.
+                        refusal[0] = e
                         continue
                     if reorder and late[0] is None and packet.is_keyframe and None not in (packet.pts, packet.dts):
                         late[0] = packet.pts - packet.dts
@@ -1225,6 +1243,11 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     # good (the last cue before the part's end) is taken to be, once
                     # the file is that far past it.
                     break
+            else:
+                reach.complete = True
+            # No video came after it (the reading stops only once video past the part has).
+            if refusal[0] is not None:
+                reach.cut_short = "video"
             while held:
                 yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots) - (late[0] or 0)))
             yield from map(hand_on, fields.finish())
@@ -1236,8 +1259,6 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             raise _cannot_decode(src, e, flags) from None
         except TooSmall as e:
             raise InputError(f"{src}: {e}: {flags('--deinterlace off')} upscales them as they are") from None
-        # A part that ends early stops reading there: nothing to tell of the rest.
-        reach.complete = window is None or window.end is None
 
     def mux_side(up_to: int | None) -> None:
         while side_packets and (up_to is None or side_packets[0][0] <= up_to):

@@ -768,6 +768,31 @@ def test_a_video_cut_off_in_a_sound_packet_it_re_encodes_is_upscaled_with_a_warn
     assert len(frame_times(tmp_path / "out.webm")[0]) == 12
 
 
+def plain_decode(path) -> int:
+    """The frames a plain, single-threaded PyAV decode gets from ``path``, over the
+    packets the decoder refuses."""
+    count = 0
+    with av.open(str(path)) as c:
+        for packet in c.demux(video=0):
+            try:
+                count += len(packet.decode())
+            except av.error.InvalidDataError:
+                pass
+    return count
+
+
+def test_a_video_cut_off_in_a_video_packet_keeps_every_frame_it_can_decode(tmp_path):
+    # Frame-threaded decoding lost the frames still in its threads when the packet cut
+    # short failed as they came out: 2 of 30, without a word. (Single-threaded, the
+    # packet is refused as it is sent, and the rest come out.)
+    clip = make_clip(tmp_path / "in.mp4", frames=30, width=64, height=48, audio=None)
+    clip = cut_within_last_packet(clip, tmp_path / "cut.mp4", "video")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert len(frame_times(tmp_path / "out.mkv")[0]) == plain_decode(clip) == 29
+    assert f"{clip} ends in a video packet cut short, at " in proc.stderr
+    assert "it may be truncated" in proc.stderr and "damaged" not in proc.stderr
+
+
 @pytest.mark.parametrize("garbage", [bytes(40), b"\xff" * 40],
                          ids=["invalid-data", "an-error-ffmpeg-has-no-name-for"])
 def test_a_damaged_sound_packet_the_video_goes_on_after_is_an_error_or_skipped(garbage, tmp_path):
