@@ -398,12 +398,17 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
 
 
 # The track flags players choose by, and the muxers that write each: FFmpeg's WebM
-# muxer leaves out Matroska's commentary flag, its mov muxer writes the mp4's kind
-# boxes (forced, commentary) only in an .mp4, and the others have no place for them.
+# muxer leaves out Matroska's commentary and accessibility flags, its mov muxer writes
+# the mp4's kind boxes (forced, commentary, captions, descriptions) only in an .mp4, an
+# MPEG-TS says a sound track is for the hearing or the visually impaired in its language
+# descriptor, and the others have no place for them.
 _MOV_FAMILY = frozenset({"mp4", "mov", "ipod", "3gp", "3g2"})
 _TRACK_FLAGS = {"default": (av.stream.Disposition.default, _MOV_FAMILY | {"matroska", "webm"}),
                 "forced": (av.stream.Disposition.forced, frozenset({"matroska", "webm", "mp4"})),
-                "commentary": (av.stream.Disposition.comment, frozenset({"matroska", "mp4"}))}
+                "commentary": (av.stream.Disposition.comment, frozenset({"matroska", "mp4"})),
+                "hearing-impaired": (av.stream.Disposition.hearing_impaired,
+                                     frozenset({"matroska", "mp4", "mpegts"})),
+                "visual-impaired": (av.stream.Disposition.visual_impaired, frozenset({"matroska", "mp4", "mpegts"}))}
 
 
 def _name_lost_flags(inp, mapping: dict[int, SideOutput], out, dst: Path) -> None:
@@ -415,12 +420,21 @@ def _name_lost_flags(inp, mapping: dict[int, SideOutput], out, dst: Path) -> Non
     unsaid = set(sounds) if sounds and inp.streams[sounds[0]].disposition & default else set()
     lost = []
     for flag, (bit, keepers) in _TRACK_FLAGS.items():
-        indexes = [i for i in mapping if inp.streams[i].disposition & bit and not (bit == default and i in unsaid)]
-        if indexes and out.format.name not in keepers:
+        indexes = [i for i in mapping if inp.streams[i].disposition & bit and not (bit == default and i in unsaid)
+                   and (out.format.name not in keepers or _one_kind_lost(flag, inp.streams[i], out.format.name))]
+        if indexes:
             lost.append(f"{flag} ({_streams(indexes)})")
     if lost:
         log.warning("%s cannot hold the track flags %s: dropping them (a .mkv output keeps them)", dst.suffix,
                     " and ".join(lost))
+
+
+def _one_kind_lost(flag: str, stream, muxer: str) -> bool:
+    """Whether ``muxer``, which holds ``flag``, leaves it out for ``stream`` all the
+    same: an MPEG-TS's language descriptor gives a sound track one kind, hearing
+    impaired before visually impaired, and its subtitles only the first."""
+    return (muxer == "mpegts" and flag == "visual-impaired"
+            and (stream.type != "audio" or bool(stream.disposition & av.stream.Disposition.hearing_impaired)))
 
 
 # Muxers whose files keep no stream that was given no packet: FFmpeg's mov muxer

@@ -1393,6 +1393,40 @@ def test_forced_and_commentary_flags_are_kept_or_named_where_the_container_canno
         assert bool(subtitles.disposition & forced) == ("forced" not in lost)
 
 
+@pytest.mark.parametrize("suffix, lost", [(".mkv", ""), (".mp4", ""),
+                                          (".webm", "hearing-impaired (stream 2) and visual-impaired (stream 1)"),
+                                          (".mov", "hearing-impaired (stream 2) and visual-impaired (stream 1)")])
+def test_hearing_and_visual_impaired_flags_are_kept_or_named_where_the_container_cannot_hold_them(suffix, lost,
+                                                                                                  tmp_path):
+    # Subtitles for the deaf and a described-sound track lost their flags in a .webm or
+    # a .mov without a word, where forced and commentary were named.
+    subtitled = add_subtitles(make_clip(tmp_path / "plain.mp4", frames=2), tmp_path / "subs.mkv",
+                              [("00:00:00,000", "00:00:00,050", "[door creaks]")])
+    hearing, visual = av.stream.Disposition.hearing_impaired, av.stream.Disposition.visual_impaired
+    clip = remux_with(subtitled, tmp_path / "in.mkv", dispositions={1: visual, 2: hearing})
+    out = tmp_path / f"out{suffix}"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    flags = [line for line in proc.stderr.splitlines() if "flags" in line]
+    assert flags == ([f"ncnn-sr: warning: {suffix} cannot hold the track flags {lost}: dropping them "
+                      "(a .mkv output keeps them)"] if lost else [])
+    with av.open(str(out)) as c:
+        sound, subtitles = c.streams.audio[0], c.streams.subtitles[0]
+        assert bool(sound.disposition & visual) == bool(subtitles.disposition & hearing) == (not lost)
+
+
+def test_an_mpeg_ts_keeps_one_impaired_flag_a_sound_track_and_names_the_other(tmp_path):
+    # Its language descriptor gives a sound track one kind: hearing impaired, of both.
+    hearing, visual = av.stream.Disposition.hearing_impaired, av.stream.Disposition.visual_impaired
+    clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=2), tmp_path / "in.mkv",
+                      dispositions={1: hearing | visual})
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.ts", *X2)
+    assert [line for line in proc.stderr.splitlines() if "flags" in line] == [
+        "ncnn-sr: warning: .ts cannot hold the track flags visual-impaired (stream 1): dropping them "
+        "(a .mkv output keeps them)"]
+    with av.open(str(tmp_path / "out.ts")) as c:
+        assert c.streams.audio[0].disposition & (hearing | visual) == hearing
+
+
 def with_an_empty_track(src, dst):
     """``src`` remuxed into ``dst`` (mkv) with a second, French, sound track that has
     no packets."""
