@@ -546,23 +546,36 @@ FIRST_PACKETS = 64
 def _origin(inp, src=None) -> Fraction:
     """Where the input's timeline starts (an MPEG program stream's near 0.5 s). Where
     FFmpeg gives no start time (a Matroska file of three frames or fewer, with
-    B-frames) and ``src`` is a file, the earliest time among its first packets."""
+    B-frames) and ``src`` is a file (standard input redirected from one too), the
+    earliest time among its first packets."""
     if inp.start_time is not None:
         return Fraction(inp.start_time, av.time_base)
-    if src is None or isinstance(src, VideoInput):
+    if src is None or (isinstance(src, VideoInput) and not src.seekable()):  # a pipe cannot be read twice
         return Fraction(0)
+    # Read in a second opening of the file, so that ``inp`` stays where it is: a
+    # stream's from its start, then put back where ``inp`` had read it to.
+    at = src.tell() if isinstance(src, VideoInput) else None
     try:
-        # Read in a second opening of the file, so that ``inp`` stays where it is.
-        with av.open(ffmpeg_name(src)) as again:
+        if at is not None:
+            src.seek(0)
+        with av.open(src if at is not None else ffmpeg_name(src)) as again:
             times = [t for packet in itertools.islice(_demuxed(again), FIRST_PACKETS)
                      if (t := _packet_time(packet)) is not None]
     except (av.error.FFmpegError, OSError):
         return Fraction(0)
+    finally:
+        if at is not None:
+            src.seek(at)
     return min(times, default=Fraction(0))
 
 
 def _window(inp, src, options: EncodeOptions) -> Window:
     """The part of the input that ``options`` asks for, on its timeline."""
+    if (inp.start_time is None and isinstance(src, VideoInput) and not src.seekable()
+            and inp.format.name not in _ELEMENTARY):  # a bare stream's frames count from 0
+        # Its first frame's time is known only once read, after the part has been needed.
+        raise InputError(f"{src} does not say where its video starts, which a part (--start, --duration) counts "
+                         "from, and a pipe cannot be read twice to find it: redirect a file to it (-i - < in.mkv)")
     origin = _origin(inp, src)
     total = _length(inp, origin)
     if total is not None and options.start >= total:

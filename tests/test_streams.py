@@ -345,6 +345,46 @@ def test_standard_input_redirected_from_a_file_is_read_as_that_file(drop_in, giv
     assert [round(g / 40) for _, g in frames] == [0, 1, 2, 3]
 
 
+def test_a_part_of_a_video_redirected_from_a_file_that_gives_no_start_time_counts_from_its_first_frame(tmp_path):
+    # FFmpeg gives no start time for a Matroska of three frames with B-frames, here from
+    # 10 s on: standard input's part was taken from 0 on its timeline, which all three
+    # frames are past, and the output kept them all, at 9.95 s and after.
+    clip = make_clip(tmp_path / "late.mkv", frames=3, frame_ms=[10000, 10040, 10080], audio=None)
+    with open(clip, "rb") as stdin:
+        proc = subprocess.run([CMD, "video", "-i", "-", "-o", tmp_path / "out.mkv", "--start", "0.05", *FAST],
+                              stdin=stdin, capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    frames, _, _ = decoded((tmp_path / "out.mkv").read_bytes())
+    assert [t for t, _ in frames] == [0.03]  # the frame at 10.08 s, as from the file by name
+    with open(clip, "rb") as stdin:
+        proc = subprocess.run([CMD, "video", "-i", "-", "-o", tmp_path / "past.mkv", "--start", "1", *FAST],
+                              stdin=stdin, capture_output=True, timeout=300)
+    assert proc.returncode == 1 and proc.stderr.decode().splitlines() == [
+        "ncnn-sr: error: standard input: starting at 1 s (--start) is past its end, at 0.122 s"]
+
+
+def test_a_part_of_a_piped_video_that_gives_no_start_time_is_refused(tmp_path):
+    # A pipe cannot be read twice to find its first frame's time: the part was taken
+    # from 0 on a timeline that starts at 10 s, and all three frames went out at 9.95 s on.
+    clip = make_clip(tmp_path / "late.mkv", frames=3, frame_ms=[10000, 10040, 10080], audio=None)
+    proc = video_command("-i", "-", "-o", tmp_path / "out.mkv", "--start", "0.05", stdin=clip.read_bytes())
+    assert proc.returncode == 1 and proc.stderr.decode().splitlines() == [
+        "ncnn-sr: error: standard input does not say where its video starts, which a part (--start, --duration) "
+        "counts from, and a pipe cannot be read twice to find it: redirect a file to it (-i - < in.mkv)"]
+    assert not (tmp_path / "out.mkv").exists()
+    # A bare H.264 stream has no times of its own: its frames count from 0.
+    bare = tmp_path / "in.h264"
+    with av.open(str(clip)) as inp, av.open(str(bare), "w", format="h264") as out:
+        video = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(video=0):
+            if packet.size:
+                packet.stream = video
+                out.mux(packet)
+    proc = video_command("-i", "-", "-o", tmp_path / "bare.mkv", "--start", "0.05", stdin=bare.read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert len(decoded((tmp_path / "bare.mkv").read_bytes())[0]) == 1
+
+
 def test_an_empty_file_redirected_to_standard_input_is_one_line(tmp_path):
     (tmp_path / "empty").write_bytes(b"")
     with open(tmp_path / "empty", "rb") as stdin:
