@@ -1163,6 +1163,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         handed = 0
         held: collections.deque = collections.deque()
         slots: list[int] = []
+        resized = False  # whether a frame of another size than the first has come
         fields = Deinterlacer(options.deinterlace, options.doubles_rate(video_in.codec_context.field_order), rate)
 
         def video_damaged() -> None:
@@ -1172,7 +1173,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             damaged[0] += 1
 
         def hand_on(frame) -> np.ndarray:
-            nonlocal handed
+            nonlocal handed, resized
             handed += 1
             pts, seconds = frame.pts, float(frame.pts * frame.time_base)
             if window is not None:  # the part starts at 0
@@ -1187,6 +1188,16 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             if not first:
                 first.append(_FirstFrame(mastering(frame), (image.shape[1], image.shape[0]),
                                          upright.shown_aspect(sar)))
+            elif (image.shape[1], image.shape[0]) != first[0].shown:
+                # One video stream holds frames of one size (a recording whose source
+                # switched, an adaptive stream saved, two streams joined do not).
+                width, height = first[0].shown
+                if not resized:
+                    resized = True
+                    log.warning("%s: its frames change size midway, from %dx%d to %dx%d at frame %d (%.2f s): "
+                                "scaling them to %dx%d, the first frame's size", src, width, height, image.shape[1],
+                                image.shape[0], handed - 1, seconds, width, height)
+                image = resize(image, height, width)
             return image
 
         def whole(frame, pts: int) -> list:

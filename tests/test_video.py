@@ -2215,6 +2215,30 @@ def test_an_avi_of_h264_without_b_frames_keeps_each_frame_at_its_place_after_a_d
     assert shown == list(zip(places, range(6)))
 
 
+def test_frames_that_change_size_midway_are_scaled_to_the_first_ones_size_with_a_warning(tmp_path):
+    # Two bare H.264 streams one after the other (a recording whose source switched,
+    # a download of adaptive streaming): the run stopped at the first larger frame,
+    # blaming "the frames function", which a command's user never gave.
+    clip = tmp_path / "in.h264"
+    with open(clip, "wb") as joined:
+        for size, colour in (((64, 48), 60), ((80, 60), 180)):
+            part = io.BytesIO()
+            with av.open(part, "w", format="h264") as out:
+                video = out.add_stream("libx264", rate=25)
+                video.width, video.height, video.pix_fmt = *size, "yuv420p"
+                image = np.full((size[1], size[0], 3), colour, np.uint8)
+                encode_all(out, video, [av.VideoFrame.from_ndarray(image, format="rgb24") for _ in range(4)])
+            joined.write(part.getvalue())
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert [line for line in proc.stderr.splitlines() if "change size" in line] == [
+        f"ncnn-sr: warning: {clip}: its frames change size midway, from 64x48 to 80x60 at frame 4 (0.16 s): "
+        "scaling them to 64x48, the first frame's size"]
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert [f.shape for f in frames] == [(96, 128, 3)] * 8
+    assert [round(f.mean() / 60) for f in frames] == [1] * 4 + [3] * 4
+
+
 def test_skip_damaged_upscales_the_rest_of_a_damaged_video_and_says_so(tmp_path):
     clip = garble_video_packet(make_clip(tmp_path / "in.mp4", frames=12), tmp_path / "broken.mkv", 6)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "stopped.mp4", *X2, check_ok=False)
