@@ -35,8 +35,10 @@ def is_video_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-# The brands of pictures stored as an mp4's boxes are (AVIF, HEIF), not videos.
+# The brands of pictures stored as an mp4's boxes are (AVIF, HEIF), not videos; nor
+# are those of sound alone (iTunes' songs and audiobooks, Flash's sound).
 _PICTURE_BRANDS = (b"avif", b"avis", b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+_SOUND_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B ")
 
 
 def video_kind(head: bytes) -> str | None:
@@ -44,7 +46,8 @@ def video_kind(head: bytes) -> str | None:
     starts with, where it is a video's; None else."""
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "Matroska"
-    if head[4:8] == b"ftyp" and head[8:12] not in _PICTURE_BRANDS or head[4:8] in (b"moov", b"mdat", b"wide"):
+    if head[4:8] == b"ftyp" and head[8:12] not in _PICTURE_BRANDS + _SOUND_BRANDS \
+            or head[4:8] in (b"moov", b"mdat", b"wide"):
         return "MP4"
     if any(head[at:at + 1] == head[at + size:at + size + 1] == b"\x47" for at, size in ((0, 188), (4, 192))):
         return "MPEG-TS"  # a sync byte each packet: of 188 bytes, or 192 in a Blu-ray's .m2ts

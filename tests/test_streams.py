@@ -252,6 +252,22 @@ def test_a_video_on_standard_input_in_picture_mode_says_to_use_the_video_command
         f"ncnn-sr: error: standard input is a video ({kind}), not a picture: upscale it with 'ncnn-sr video'"]
 
 
+def test_sound_in_an_mp4_on_standard_input_in_picture_mode_is_not_called_a_video(tmp_path):
+    # An .m4a was "a video (MP4) ...: upscale it with 'ncnn-sr video'", which then said
+    # it has no video stream.
+    sound = tmp_path / "in.m4a"
+    with av.open(str(sound), "w") as out:
+        stream = out.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 4096), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    assert sound.read_bytes()[8:12] == b"M4A "
+    proc = command(tmp_path, "-i", "-", "-o", "-", stdin=sound.read_bytes())
+    assert proc.returncode == 1 and proc.stderr.decode().splitlines() == [
+        "ncnn-sr: error: standard input: not a picture, or a format Pillow cannot read"]
+
+
 def test_a_video_to_standard_output_in_a_file_the_shell_made(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     with open(tmp_path / "out.mkv", "wb") as f:
