@@ -51,7 +51,7 @@ import numpy as np
 
 from . import plksr, span
 from .errors import InputError, ModelError, NcnnSrError, cannot_write, describe, in_one_line, os_reason
-from .files import atomic_write, temp_stem
+from .files import atomic_write, temp_stem, write_protected
 from .models import ModelSpec, catalog, model_name_for, resolve_model
 from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, counted, shape_of
 
@@ -313,7 +313,8 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, tri
 def check_target(folder: str | os.PathLike, name: str, overwrite: bool = False) -> None:
     """A ModelError unless ``write_model`` may write model ``name`` in ``folder``: a
     plain file name, not a verified catalog model's or a family's, and no pair there
-    already unless ``overwrite``. (Checked before a download, too.)"""
+    already unless ``overwrite``; an InputError where a file of it there is
+    write-protected. (Checked before a download, too.)"""
     if not isinstance(name, str) or not name.strip() or name != name.strip() or name.startswith(".") \
             or "/" in name or os.sep in name \
             or any(unicodedata.category(c) == "Cc" for c in name) or name.lower().endswith((".param", ".bin")):
@@ -332,6 +333,9 @@ def check_target(folder: str | os.PathLike, name: str, overwrite: bool = False) 
             raise ModelError(f"{path} is a folder: the model cannot take its name")
         if os.path.lexists(path) and not overwrite:
             raise ModelError(f"{path} exists: replace it (--force, overwrite=True), or give another name")
+        if write_protected(path):  # its owner's chmod a-w, which --force is no leave to undo (root may, as cp)
+            raise InputError(f"cannot replace {path}: it is write-protected (read-only): make it writable to "
+                             "replace it")
 
 
 def _trial_run(param: Path, scale: int) -> None:

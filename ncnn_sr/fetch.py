@@ -73,6 +73,7 @@ def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str
         if present is not None:
             return present
     check_folder(folder)
+    convert.check_target(folder, name, force)  # a file it cannot replace: said before the download
     with folder_made(folder):
         fetched = None
         try:

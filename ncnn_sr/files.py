@@ -44,6 +44,13 @@ def mode_for(target: Path) -> int:
 _EFFECTIVE = os.access in os.supports_effective_ids
 
 
+def write_protected(path: Path) -> bool:
+    """Whether ``path`` is a file this user may not write. Renaming over a file needs
+    no leave of the file's own: a picture its owner made read-only was replaced, where
+    cp, a shell's > and the reference tool's fopen refuse (root may, as there)."""
+    return path.is_file() and not os.access(path, os.W_OK, effective_ids=_EFFECTIVE)
+
+
 def write_target(path: str | os.PathLike) -> Path:
     """The file a write to ``path`` by renaming over it should replace: the file a
     link points to (renamed over, the link itself would become a plain file), else
@@ -56,10 +63,7 @@ def write_target(path: str | os.PathLike) -> Path:
             target = Path(os.path.realpath(target))
         regular = target.is_file() or not target.exists()
         folder = target.is_dir()
-        # Renaming over a file needs no leave of the file's own: a picture its owner
-        # made read-only was replaced, where cp, a shell's > and the reference tool's
-        # fopen refuse (root may, as there).
-        protected = target.is_file() and not os.access(target, os.W_OK, effective_ids=_EFFECTIVE)
+        protected = write_protected(target)
     except OSError as e:  # a name too long for the file system, say
         raise cannot_write(os.fspath(path), e) from None
     if folder:

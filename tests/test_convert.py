@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -808,6 +809,31 @@ def test_a_lone_bin_is_replaced_and_put_back_alike(tmp_path, monkeypatch):
     monkeypatch.setattr(convert_mod, "_rename", rename)
     write_model(convert_weights(random_compact()), tmp_path, "m", overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.param"]
+
+
+@pytest.mark.parametrize("protected", ["m.param", "m.bin"])
+def test_a_write_protected_model_file_is_not_replaced_even_with_overwrite(protected):
+    # overwrite=True (--force) renamed over a file its owner had made read-only
+    # (chmod a-w), where an output picture is refused.
+    import shutil
+    import tempfile
+
+    from test_images import as_another_user
+
+    folder = Path(tempfile.mkdtemp())  # not tmp_path, which another user cannot enter
+    try:
+        folder.chmod(0o777)
+        with as_another_user():
+            write_model(convert_weights(random_compact()), folder, "m")
+            (folder / protected).chmod(0o444)
+            before = {p.name: p.read_bytes() for p in folder.iterdir()}
+            with pytest.raises(InputError) as refused:
+                write_model(convert_weights(random_compact(seed=7)), folder, "m", overwrite=True)
+        assert str(refused.value) == f"cannot replace {folder / protected}: it is write-protected (read-only): " \
+                                     "make it writable to replace it"
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    finally:
+        shutil.rmtree(folder)
 
 
 # --- network interpolation ----------------------------------------------------------------

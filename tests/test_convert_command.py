@@ -261,7 +261,9 @@ def test_force_over_a_model_file_that_cannot_be_replaced_names_it_and_keeps_the_
     finally:
         subprocess.run(["chattr", "-i", fixed])
     assert proc.returncode == 1
-    assert proc.stderr == f"ncnn-sr: error: cannot replace {fixed}: Operation not permitted\n"
+    # Refused before the work, as a file write-protected by its mode (chattr -i makes it writable).
+    assert proc.stderr == f"ncnn-sr: error: cannot replace {fixed}: it is write-protected (read-only): make it " \
+                          "writable to replace it\n"
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name != "other.pth"} == before
 
 

@@ -8,6 +8,7 @@ import http.server
 import os
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -20,7 +21,7 @@ from test_convert import random_compact, random_rrdb
 
 from ncnn_sr import cli, fetch
 from ncnn_sr.download import DownloadError, Source, download, partial_path
-from ncnn_sr.errors import ModelError
+from ncnn_sr.errors import InputError, ModelError
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -293,6 +294,37 @@ def test_a_fetched_model_broken_since_is_named_with_force_to_mend_it(server, tmp
     with pytest.raises(ModelError, match="fetch it again with --force"):
         fetch.fetch_model("realesr-general-x4v3", tmp_path, source=source)
     assert fetch.fetch_model("realesr-general-x4v3", tmp_path, source=source, force=True).bin_path.stat().st_size > 100
+
+
+def test_force_over_a_write_protected_fetched_model_is_refused_before_the_download(server, tmp_path):
+    # --force downloaded the weights again and then renamed over the file its owner
+    # had made read-only (chmod a-w), as convert --force did.
+    import shutil
+    import tempfile
+
+    from test_images import as_another_user
+
+    import encodings.cp437  # noqa: F401 (zip names: another user cannot read root's Python)
+
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    folder = Path(tempfile.mkdtemp())  # not tmp_path, which another user cannot enter
+    try:
+        folder.chmod(0o777)
+        spec = fetch.fetch_model("realesr-general-x4v3", folder, source=source)
+        if os.geteuid() == 0:  # the model is the user's own
+            for path in folder.iterdir():
+                os.chown(path, 65534, 65534)
+        spec.bin_path.chmod(0o444)
+        before = {p.name: p.read_bytes() for p in folder.iterdir()}
+        with as_another_user():
+            with pytest.raises(InputError) as refused:
+                fetch.fetch_model("realesr-general-x4v3", folder, source=source, force=True)
+        assert str(refused.value) == f"cannot replace {spec.bin_path}: it is write-protected (read-only): " \
+                                     "make it writable to replace it"
+        assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+        assert len(server.ranges_asked) == 1  # the first fetch's download alone
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_the_command_fetches_and_says_so_the_second_time(server, tmp_path, monkeypatch):
