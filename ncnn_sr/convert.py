@@ -51,7 +51,7 @@ import numpy as np
 
 from . import plksr, span
 from .errors import InputError, ModelError, NcnnSrError, cannot_write, describe, in_one_line, os_reason
-from .files import atomic_write, temp_stem, write_protected
+from .files import atomic_write, mode_for, temp_stem, write_protected
 from .models import ModelSpec, catalog, model_name_for, resolve_model
 from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, counted, shape_of
 
@@ -280,8 +280,10 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, tri
     old = {path: folder / f"{temp}.old{path.suffix}" for path in (param_path, bin_path) if os.path.lexists(path)}
     moved, placed = [], []
     try:
-        atomic_write(temp_bin, lambda f: f.write(model.weights), shown=bin_path)
-        atomic_write(temp_param, lambda f: f.write(model.param.encode("utf-8")), shown=param_path)
+        # A pair replaced keeps its files' modes (chmod 600 kept private), as a picture does.
+        atomic_write(temp_bin, lambda f: f.write(model.weights), shown=bin_path, mode=mode_for(bin_path))
+        atomic_write(temp_param, lambda f: f.write(model.param.encode("utf-8")), shown=param_path,
+                     mode=mode_for(param_path))
         if trial:
             _trial_run(temp_param, model.scale)
         for path, aside in old.items():

@@ -104,15 +104,17 @@ def temp_stem(name: str) -> str:
     return f"{name[:_TEMP_NAME_CHARS]}~{hashlib.sha256(whole).hexdigest()[:12]}"
 
 
-def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | None = None) -> None:
+def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | None = None,
+                 mode: int | None = None) -> None:
     """``encode(binary file)`` writes ``path`` whole or not at all: into a hidden
     temporary file beside it (beside what a link points to), renamed over it once
-    complete. Failures to write are InputErrors naming the file (``shown`` where the
-    caller's own path is a temporary one the user never asked for)."""
+    complete, with ``mode`` (default ``mode_for(path)``). Failures to write are
+    InputErrors naming the file (``shown`` where the caller's own path is a temporary
+    one the user never asked for)."""
     target = write_target(path)
     named = target if shown is None else shown
     folder = target.parent
-    mode = mode_for(target)
+    mode = mode_for(target) if mode is None else mode
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(target.name)}.", suffix=".part", dir=folder)
     except OSError as e:

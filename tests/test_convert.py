@@ -836,6 +836,16 @@ def test_a_write_protected_model_file_is_not_replaced_even_with_overwrite(protec
         shutil.rmtree(folder)
 
 
+def test_a_replaced_model_keeps_the_mode_of_the_files_it_replaces(tmp_path):
+    # A pair its owner had made private (chmod 600) came back readable by all (644).
+    write_model(convert_weights(random_compact()), tmp_path, "m")
+    (tmp_path / "m.param").chmod(0o600)
+    (tmp_path / "m.bin").chmod(0o640)
+    write_model(convert_weights(random_compact(seed=7)), tmp_path, "m", overwrite=True)
+    assert (tmp_path / "m.bin").read_bytes() == convert_weights(random_compact(seed=7)).weights
+    assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {"m.param": 0o600, "m.bin": 0o640}
+
+
 # --- network interpolation ----------------------------------------------------------------
 
 
