@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__
-from .errors import NcnnSrError, cannot_write, describe
+from .errors import InputError, NcnnSrError, cannot_write, describe
+from .files import check_folder, write_target
 
 CHUNK = 1 << 20
 # Seconds a connection may stay silent (to connect, or between two reads).
@@ -96,12 +97,14 @@ def download(source: Source, target: str | os.PathLike,
 
     Raises DownloadError when the server cannot be reached or refuses, when the file
     is larger than pinned or its sha256 differs (the part is then deleted: resuming
-    could only give the same bytes), and InputError when it cannot be written. A
-    download cut short keeps its part for the next call."""
+    could only give the same bytes), and InputError when it cannot be written (a
+    missing folder too), checked before the server is asked. A download cut short
+    keeps its part for the next call."""
     check_url(source.url)
     target = Path(target)
     if "\0" in str(target):  # %00 in an address's file name
         raise DownloadError(f"{source.url} names a file no system can hold (a NUL byte)")
+    _check_target(target)
     part = partial_path(target)
     done, validator = _kept(part, source)
     try:
@@ -123,6 +126,17 @@ def download(source: Source, target: str | os.PathLike,
         raise cannot_write(target, e) from None
     _origin(part).unlink(missing_ok=True)
     return target
+
+
+def _check_target(target: Path) -> None:
+    """InputError unless ``target`` can be written, said before the server is asked:
+    a missing folder, a folder in the file's place or a folder no file can be made in
+    each failed only after the download, or once it began."""
+    write_target(target)  # a folder, a device or a write-protected file there
+    folder = target.parent
+    if not os.path.lexists(folder):  # not made: the caller names the folder, and makes it
+        raise InputError(f"cannot write {target}: there is no folder {folder}")
+    check_folder(folder)
 
 
 def _origin(part: Path) -> Path:

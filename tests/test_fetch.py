@@ -459,11 +459,28 @@ def test_a_download_into_a_read_only_folder_is_one_line(server, tmp_path):
     assert proc.returncode == 1 and server.ranges_asked == []
     assert proc.stderr == f"ncnn-sr: error: cannot write in {out}: {READ_ONLY}\n"
     assert list(out.iterdir()) == []
-    # The library's download() too: an InputError naming the file, not an OSError.
+    # The library's download() too: an InputError, said before the server is asked
+    # (it was asked first), as the command says it.
     proc = library_in_read_only(out, "from ncnn_sr.download import Source, download",
                                 f"download(Source({server.url('/m.pth')!r}), {str(out / 'm.pth')!r})")
-    assert proc.stderr == f"refused: cannot write {out / '.m.pth.download'}: {READ_ONLY}\n"
-    assert list(out.iterdir()) == []
+    assert proc.stderr == f"refused: cannot write in {out}: {READ_ONLY}\n"
+    assert list(out.iterdir()) == [] and server.ranges_asked == []
+
+
+@pytest.mark.parametrize("target, said", [
+    ("no/f.bin", "cannot write {t}/no/f.bin: there is no folder {t}/no"),
+    ("afile/f.bin", "cannot write in {t}/afile: it is a file, not a folder"),
+    ("dir", "cannot write {t}/dir: a folder of that name is there"),
+])
+def test_a_download_that_cannot_be_written_is_refused_before_the_server_is_asked(server, tmp_path, target, said):
+    # A missing folder, or a folder where the file was to go, failed only once the
+    # server was asked; the second after the whole file came, left hidden beside it.
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(InputError) as refused:
+        download(pinned(server, "/f.bin", DATA), tmp_path / target)
+    assert str(refused.value) == said.format(t=tmp_path)
+    assert server.ranges_asked == [] and sorted(os.listdir(tmp_path)) == ["afile", "dir"]
 
 
 def test_fetch_url_takes_an_address(tmp_path):
