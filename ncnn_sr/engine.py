@@ -444,16 +444,16 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             except UnevenScale:  # a piece of a split network's head: the whole one shows what the model does
                 out = self._net.net.run(probe)
         except NetFailure as e:
-            raise ModelError(f"model {self.spec.name} failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: {e}") from None
+            raise ModelError(f"model {self.spec.name}: failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: {e}") from None
         except MemoryError:
             # A tiny input: what ncnn cannot allocate here is a broken layer's (a
             # negative or absurd Interp scale), not this machine's lack of memory.
-            raise ModelError(f"model {self.spec.name} failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: "
+            raise ModelError(f"model {self.spec.name}: failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: "
                              "its layers ask for an impossible amount of memory") from None
         oh, ow = out.shape[:2]
         if oh != ow or oh % PROBE_SIZE or out.shape[2] != 3:
             raise ModelError(
-                f"model {self.spec.name} turns a {PROBE_SIZE}x{PROBE_SIZE} RGB picture into "
+                f"model {self.spec.name}: turns a {PROBE_SIZE}x{PROBE_SIZE} RGB picture into "
                 f"{ow}x{oh}x{out.shape[2]}: not a whole-number RGB upscaler"
             )
         return oh // PROBE_SIZE
@@ -492,7 +492,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         if isinstance(failure, NonFinite) and not net.device.is_gpu:
             # Halving the tile down to 32 px only to say "the CPU ran out of memory"
             # blamed the wrong thing, after as many runs again.
-            raise ModelError(f"model {self.spec.name} gave NaN or infinite values on the CPU: its weights are "
+            raise ModelError(f"model {self.spec.name}: gave NaN or infinite values on the CPU: its weights are "
                              "broken, or not those of its .param")
         with self._lock:
             if self._net is not net:

@@ -380,7 +380,7 @@ def test_custom_model_overflowing_on_the_cpu_is_a_model_error_not_out_of_memory(
     runs = []
     real = network_mod.Network.extract
     monkeypatch.setattr(network_mod.Network, "extract", lambda self, *a: (runs.append(1), real(self, *a))[1])
-    with pytest.raises(ModelError, match="overflow-x2 gave NaN or infinite values on the CPU"):
+    with pytest.raises(ModelError, match="model overflow-x2: gave NaN or infinite values on the CPU"):
         up.upscale(picture(40, 40))
     assert len(runs) == 1
     up.close()
@@ -405,7 +405,7 @@ def test_custom_model_of_no_whole_scale_is_named_in_the_error(tmp_path, factor, 
     (tmp_path / "odd.bin").write_bytes(b"")
     param = tmp_path / "odd.param"
     param.write_text(f"7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1={factor} 2={factor}\n")
-    with pytest.raises(ModelError, match=rf"^model odd turns a 32x32 RGB picture into {size}x{size}x3: "
+    with pytest.raises(ModelError, match=rf"^model odd: turns a 32x32 RGB picture into {size}x{size}x3: "
                                          "not a whole-number RGB upscaler$"):
         Upscaler(str(param), device=-1)
 
