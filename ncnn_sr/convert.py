@@ -285,7 +285,7 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, tri
         atomic_write(temp_param, lambda f: f.write(model.param.encode("utf-8")), shown=param_path,
                      mode=mode_for(param_path))
         if trial:
-            _trial_run(temp_param, model.scale)
+            _trial_run(temp_param, model.scale, name)
         for path, aside in old.items():
             try:
                 os.replace(path, aside)
@@ -340,13 +340,15 @@ def check_target(folder: str | os.PathLike, name: str, overwrite: bool = False) 
                              "replace it")
 
 
-def _trial_run(param: Path, scale: int) -> None:
-    """Load the model of ``param`` on the CPU, which measures its scale by running it
-    once on a small picture; a ModelError unless it loads, runs and gives ``scale``."""
+def _trial_run(param: Path, scale: int, name: str) -> None:
+    """Load the model of ``param`` (a temporary file) on the CPU as model ``name``,
+    which measures its scale by running it once on a small picture; a ModelError
+    unless it loads, runs and gives ``scale``."""
     from .engine import Upscaler  # the engine loads ncnn: only a trial needs it
 
     try:
-        with Upscaler(param, device="cpu") as upscaler:
+        # Named as the user named it: its errors named the hidden pair (".m.1a2b3c4d.part").
+        with Upscaler(replace(resolve_model(param), name=name), device="cpu") as upscaler:
             measured = upscaler.scale
     except NcnnSrError as e:
         raise ModelError(f"the converted model does not run: {e}") from None

@@ -900,6 +900,17 @@ def test_a_model_that_fails_its_trial_replaces_nothing(tmp_path):
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+def test_a_model_that_fails_its_trial_is_named_by_its_name_not_its_temporary_one(tmp_path):
+    # The error named the hidden pair it was tried as: "model .m.d104f985.part: turns ...".
+    halving = "7767517\n2 2\nInput data 0 1 data\nInterp up 1 1 data output 0=2 1=0.5 2=0.5\n"
+    wrong = replace(convert_weights(random_compact()), param=halving, weights=b"")
+    with pytest.raises(ModelError) as refused:
+        write_model(wrong, tmp_path, "m")
+    assert str(refused.value) == "the converted model does not run: model m: turns a 32x32 RGB picture into " \
+                                 "16x16x3: not a whole-number RGB upscaler"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_existing_model_is_replaced_only_when_asked(tmp_path):
     write_model(convert_weights(random_compact()), tmp_path, "m")
     with pytest.raises(ModelError, match=r"m.param exists: replace it \(--force, overwrite=True\)"):

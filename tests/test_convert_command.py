@@ -203,7 +203,7 @@ def test_ctrl_c_during_the_trial_run_leaves_no_model_and_no_new_folder(tmp_path,
     from ncnn_sr import cli
     from ncnn_sr import convert as convert_mod
 
-    def interrupted(param, scale):
+    def interrupted(param, scale, name):
         assert param.exists() and param.with_suffix(".bin").exists()
         raise KeyboardInterrupt
     monkeypatch.setattr(convert_mod, "_trial_run", interrupted)
