@@ -621,14 +621,16 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
                 if given is not None and _same_file(written, given):
                     raise NcnnSrError(f"{written} is the weights to convert ({flag}): give the model another name "
                                       "(-n) or folder (-o)")
-        try:  # before the download or the work: what would refuse it afterwards
-            convert_mod.check_target(target, name, force)
-        except NcnnSrError as e:
-            raise type(e)(f"{e}{derived}") from None
+        # Before the download or the work: what would refuse it afterwards. The folder
+        # first, so that a name is blamed only for what the name does.
         try:
             check_folder(target)
         except NcnnSrError as e:  # beside the weights, by default: somewhere else may do
             raise type(e)(f"{e}{' (-o FOLDER writes the model elsewhere)' if folder is None else ''}") from None
+        try:
+            convert_mod.check_target(target, name, force)
+        except NcnnSrError as e:
+            raise type(e)(f"{e}{derived}") from None
         with folder_made(target):
             try:
                 if url is not None:

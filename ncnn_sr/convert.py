@@ -331,11 +331,16 @@ def check_target(folder: str | os.PathLike, name: str, overwrite: bool = False) 
         raise ModelError(f"{name} names the catalog's {name} models (-n {name} would pick one of them): "
                          "give the converted one another name")
     for path in (Path(folder) / f"{name}.param", Path(folder) / f"{name}.bin"):
-        if path.is_dir():
+        try:
+            folder_there, there = path.is_dir(), os.path.lexists(path)
+            protected = write_protected(path)
+        except OSError as e:  # a name too long for the file system: a traceback once the folder was made
+            raise cannot_write(path, e) from None
+        if folder_there:
             raise ModelError(f"{path} is a folder: the model cannot take its name")
-        if os.path.lexists(path) and not overwrite:
+        if there and not overwrite:
             raise ModelError(f"{path} exists: replace it (--force, overwrite=True), or give another name")
-        if write_protected(path):  # its owner's chmod a-w, which --force is no leave to undo (root may, as cp)
+        if protected:  # its owner's chmod a-w, which --force is no leave to undo (root may, as cp)
             raise InputError(f"cannot replace {path}: it is write-protected (read-only): make it writable to "
                              "replace it")
 

@@ -174,13 +174,26 @@ def _make_a_file(folder: Path, said: str) -> None:
     os.unlink(name)
 
 
+def _present(path: Path, said: str) -> bool:
+    """Whether ``path`` is there; InputError starting ``said`` where asking fails for
+    another reason than its absence (a name too long for the file system was taken as
+    absent, and failed later with a traceback)."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):  # missing, or below a file (said as such above it)
+        return False
+    except OSError as e:
+        raise InputError(f"{said}: {os_reason(e)}") from None
+    return True
+
+
 def check_folder(folder: str | os.PathLike) -> None:
     """InputError unless files can be written in ``folder``, made if missing: a file
     in its way, or a folder no file can be made in, failed a model's fetch or
     conversion only after its download or its work. Nothing is left made."""
     folder = Path(folder)
     said = f"cannot write in {folder}"
-    there = next(p for p in (folder, *folder.parents) if os.path.lexists(p))  # the root is there
+    there = next(p for p in (folder, *folder.parents) if _present(p, said))  # the root is there
     if not there.is_dir():
         what = broken_link(there) if there.is_symlink() and not there.exists() else "a file, not a folder"
         raise InputError(f"{said}: {'it' if there == folder else there} is {what}")

@@ -282,6 +282,23 @@ def test_weights_in_a_read_only_folder_and_no_output_folder_say_to_give_one(tmp_
     assert [p.name for p in shelf.iterdir()] == ["4x-Mine.pth"]
 
 
+def test_a_name_or_folder_too_long_for_the_file_system_is_one_line_and_leaves_nothing(tmp_path):
+    # A traceback (OSError: File name too long) once the output folder was made: a
+    # 250-character name makes a 256-byte NAME.param; fetch -o such a folder too.
+    source = weights_file(tmp_path)
+    long = "a" * 250
+    proc = run("convert", "-i", source, "-o", tmp_path / "out", "-n", long, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: cannot write {tmp_path / 'out' / long}.param: File name too long\n"
+    folder = tmp_path / ("f" * 300)
+    for args in (("convert", "-i", source, "-o", folder), ("fetch", "realesr-general-x4v3", "-o", folder)):
+        proc = run(*args, check_ok=False)
+        assert proc.returncode == 1
+        assert proc.stderr.endswith(f"cannot write in {folder}: File name too long\n")
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
+
+
 def test_standard_input_is_said_to_be_no_source_of_weights(tmp_path):
     # "-" reads standard input in the upscale commands; here it was "cannot read -: No
     # such file or directory".
