@@ -9,6 +9,7 @@ over a poor connection may never arrive in one go. Knows nothing of models.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import http.client
 import os
@@ -230,12 +231,28 @@ def _fetch(source: Source, part: Path, done: int, validator: str, progress) -> i
                     f.write(chunk)
                     f.flush()
                 except OSError as e:
-                    raise cannot_write(part, e) from None
+                    raise _write_failed(part, e, total if total is not None else source.size) from None
                 if progress:
                     progress(done, total if total is not None else source.size)
     if total is not None and done < total:  # the connection closed early, without a word from http.client
         raise http.client.IncompleteRead(b"", total - done)
     return done
+
+
+def _write_failed(part: Path, e: OSError, total: int | None) -> InputError:
+    """The error for bytes that could not be written to ``part``: on a full disk, what
+    is kept there (the next call goes on from it, which no message said)."""
+    error = cannot_write(part, e)
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT):  # a disk full, or a quota reached
+        return error
+    try:
+        kept = part.stat().st_size
+    except OSError:
+        kept = 0
+    if not kept:
+        return error
+    of = "" if total is None else f" of {total}"
+    return type(error)(f"{error} ({kept}{of} bytes are kept there: make room and run it again to go on from them)")
 
 
 def _length(response, done: int) -> int | None:

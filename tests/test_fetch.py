@@ -483,6 +483,28 @@ def test_a_download_that_cannot_be_written_is_refused_before_the_server_is_asked
     assert server.ranges_asked == [] and sorted(os.listdir(tmp_path)) == ["afile", "dir"]
 
 
+def test_a_download_that_fills_the_disk_says_its_bytes_are_kept_to_go_on_from(server, tmp_path):
+    # It said only "No space left on device", naming a hidden file: nothing said that
+    # what came is kept there, nor that the same call goes on from it once there is room.
+    import re
+    import sys
+
+    if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("a small file system needs root and mount namespaces")
+    server.files["/f.bin"] = DATA
+    out = tmp_path / "small"
+    out.mkdir()
+    script = (f"import sys\nfrom ncnn_sr import NcnnSrError\nfrom ncnn_sr.download import Source, download\n"
+              f"try:\n    download(Source({server.url('/f.bin')!r}), {str(out / 'f.bin')!r})\n"
+              f"except NcnnSrError as e:\n    sys.exit(f'refused: {{e}}')\n")
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o size=256k tmpfs "{out}" && exec "$@"',
+                           "sh", sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    said = re.fullmatch(rf"refused: cannot write {re.escape(str(out / '.f.bin.download'))}: No space left on device "
+                        rf"\((\d+) of {len(DATA)} bytes are kept there: make room and run it again to go on from "
+                        r"them\)\n", proc.stderr)
+    assert said and 0 < int(said.group(1)) <= 256 * 1024, proc.stderr
+
+
 def test_fetch_url_takes_an_address(tmp_path):
     proc = run("fetch", "realesr-general-x4v3", "--url", tmp_path / "x.pth", check_ok=False)
     assert proc.returncode == 2 and "--url takes an http or https address" in proc.stderr
