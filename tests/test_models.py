@@ -769,3 +769,16 @@ def test_a_large_kernel_run_as_sgemm_adds_its_column_buffer():
                 f"Convolution c 1 1 data out 0=8 1=17 4=8 5=0 6={8 * 3 * 17 * 17}{mask}\n").encode()
     with_sgemm, without = (cpu_bytes_estimate(parse_param(text(m))) for m in ("", " 31=32"))
     assert with_sgemm - without == 3 * 17 * 17 * 4  # three input channels, 17x17 taps, float32
+
+
+def test_a_model_file_whose_name_is_not_utf8_is_one_line_naming_it(tmp_path):
+    # A name of Latin-1 bytes (a copy from an old archive) listed fine, then loading it
+    # was a TypeError traceback: the ncnn wheel takes only paths it can give as UTF-8.
+    name = os.fsdecode(b"caf\xe9")
+    copy_model("realesr-animevideov3-x2", tmp_path, name)
+    param = tmp_path / f"{name}.param"
+    said = f"model {name}: the path {param} is not UTF-8 text, which ncnn cannot open: rename the file (or its folder)"
+    for given, folder in ((param, None), (name, tmp_path)):
+        with pytest.raises(ModelError) as refused:
+            Upscaler(given, device=-1, model_path=folder)
+        assert str(refused.value) == said.replace(name, "caf\\udce9")  # printable, as every message is
