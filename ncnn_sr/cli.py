@@ -625,6 +625,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         # first, so that a name is blamed only for what the name does.
         try:
             check_folder(target)
+            convert_mod.check_model_folder(target)
         except NcnnSrError as e:  # beside the weights, by default: somewhere else may do
             raise type(e)(f"{e}{' (-o FOLDER writes the model elsewhere)' if folder is None else ''}") from None
         try:
@@ -688,7 +689,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
 
     A download cut short (no connection, Ctrl-C) keeps its bytes: the same command
     goes on from them. https_proxy is honoured."""
-    from . import download as download_mod, fetch as fetch_mod  # the network: only this command needs it
+    from . import convert as convert_mod, download as download_mod, fetch as fetch_mod  # only this command needs them
 
     setup_logging(PROG, verbose=False)
     where = folder or models_mod.fetched_model_folder()
@@ -738,6 +739,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
                 check_folder(where)
             except NcnnSrError as e:  # as it is for every model: said once, before a download
                 _fail(f"{e}{named}")
+            convert_mod.check_target(where, name, force)  # before "downloading": it would refuse the model after
             if weights is None and not quiet:  # a log has no bar: say what takes the time
                 kept = fetch_mod.pending_bytes(name, where)
                 going_on = f", going on from the {kept / 1e6:.1f} MB kept" if kept else ""

@@ -299,6 +299,26 @@ def test_a_name_or_folder_too_long_for_the_file_system_is_one_line_and_leaves_no
     assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
 
 
+def test_a_name_or_folder_that_is_not_utf8_is_refused_before_any_work(tmp_path):
+    # Bytes of another encoding (a Latin-1 file name) made a pair ncnn could not open:
+    # the trial run failed, naming the hidden temporary pair.
+    latin = os.fsdecode(b"caf\xe9")
+    source = weights_file(tmp_path, f"{latin}.pth")
+    proc = run("convert", "-i", source, "-o", tmp_path / "out", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == "ncnn-sr: error: a model's name must be UTF-8 text, which ncnn can open, got " \
+                          "'caf\\udce9' (the name is the weights' file's: -n NAME gives another)\n"
+    for args in (("convert", "-i", source, "-n", "m", "-o", tmp_path / latin),
+                 ("fetch", "realesr-general-x4v3", "-o", tmp_path / latin)):
+        proc = run(*args, check_ok=False)
+        assert proc.returncode == 1
+        assert proc.stderr.endswith(f"error: {'realesr-general-x4v3: ' if args[0] == 'fetch' else ''}the folder "
+                                    f"{tmp_path}/caf\\udce9 is not UTF-8 text, which ncnn cannot open: give the "
+                                    "model another\n")
+        assert proc.stderr.count("\n") == 1  # nothing said to be downloading
+    assert sorted(os.listdir(tmp_path)) == [f"{latin}.pth"]
+
+
 def test_standard_input_is_said_to_be_no_source_of_weights(tmp_path):
     # "-" reads standard input in the upscale commands; here it was "cannot read -: No
     # such file or directory".
