@@ -14,9 +14,10 @@ from .errors import InputError, describe
 from .files import atomic_write
 from .apng import frames_as_shown as apng_frames
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, frames_as_shown as gif_frames, has_clear_pixels, to_palette
-from .images import (FORMATS, ImageInfo, check_fits, checked_metadata, checked_write, file_path, pillow_warnings,
-                     read_image, reading, save_options, sized, write_image)
+from .images import (FORMATS, ImageInfo, check_fits, checked_metadata, checked_write, file_path, open_mended,
+                     pillow_warnings, read_image, reading, save_options, sized, write_image)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
+from .png import mended as mended_png
 from .pixels import check_image, to_eight_bit
 
 
@@ -86,7 +87,7 @@ def read_frames(path: str | os.PathLike, info: ImageInfo | None = None) -> tuple
 
 def _read_all(path: str, count: int) -> Animation:
     with pillow_warnings():
-        im = Image.open(path)
+        im = open_mended(path)  # read_image warned of what is left out
     with im:
         exif = readable_exif(im)
         orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
@@ -99,7 +100,7 @@ def _read_all(path: str, count: int) -> Animation:
             # through its own alpha as a mask, so a half-clear pixel left the canvas
             # half clear under it.
             with open(path, "rb") as f:
-                frames, durations = composed(f.read())
+                frames, durations = composed(mended_png(f.read())[0])
             frames = [orient(frame, orientation) for frame in frames]
         else:
             frames, durations = [], []

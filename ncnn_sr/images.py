@@ -30,7 +30,7 @@ from .pixels import check_image, to_eight_bit
 from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, colour_chunks, grey_key_in_8_bits, luma16, png16, png_header, \
     read_png16
-from .png import refusal as png_refusal
+from .png import mended as mended_png, refusal as png_refusal
 
 log = logging.getLogger("ncnn_sr")
 
@@ -190,7 +190,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             # Pillow gives the default image, which browsers skip for the animation's
             # first frame (a 16-bit one is read from FFmpeg's first frame below).
             with open(path, "rb") as f:
-                arr = apng.first_as_shown(f.read())
+                arr = apng.first_as_shown(mended_png(f.read())[0])
             if (arr[:, :, 3] == 255).all():
                 arr = np.ascontiguousarray(arr[:, :, :3])
         xmp = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
@@ -239,7 +239,7 @@ def _open(path: str) -> tuple[Image.Image, tiff16.GreyAlpha | None]:
     samples lie in it (None for any other picture): Pillow has no mode for those,
     and opens them rewritten as 8-bit RGBA of the same bytes."""
     try:
-        return Image.open(path), None
+        return open_mended(path, warn=True), None
     except UnidentifiedImageError:
         with open(path, "rb") as f:
             if f.read(4) not in (b"II*\0", b"MM\0*"):  # no classic TIFF: not read whole
@@ -249,6 +249,25 @@ def _open(path: str) -> tuple[Image.Image, tiff16.GreyAlpha | None]:
         if rewritten is None:
             raise
         return Image.open(io.BytesIO(rewritten[0])), rewritten[1]
+
+
+def open_mended(path: str, warn: bool = False) -> Image.Image:
+    """The picture at ``path`` opened by Pillow; a PNG that Pillow refuses for a
+    damaged ancillary chunk before its pixels is opened without it (``png.mended``),
+    as libpng and browsers show it, with a warning naming them where ``warn``."""
+    try:
+        return Image.open(path)
+    except UnidentifiedImageError:
+        with open(path, "rb") as f:
+            data, dropped = mended_png(f.read())
+        if not dropped:
+            raise
+        im = Image.open(io.BytesIO(data))  # still refused: a critical chunk is damaged too
+        if warn:
+            many = len(dropped) > 1
+            log.warning("%s: its damaged %s chunk%s (a wrong checksum) %s left out, as libpng leaves %s out",
+                        path, ", ".join(dropped), "s" if many else "", "are" if many else "is", "them" if many else "it")
+        return im
 
 
 @contextlib.contextmanager
@@ -367,7 +386,7 @@ def header_size(path) -> tuple[int, int] | None:
         # A FIFO put in a listed picture's place would block the open until a writer came.
         _check_regular(path)
         with pillow_warnings():
-            im = Image.open(path)
+            im = open_mended(path)
         with im:
             return im.height, im.width
     except Exception:  # noqa: BLE001
@@ -380,7 +399,7 @@ def frame_count(path) -> int:
     try:
         _check_regular(path)  # as header_size
         with pillow_warnings():
-            im = Image.open(path)
+            im = open_mended(path)
             with im:
                 return _frames(im, path)
     except Exception:  # noqa: BLE001

@@ -55,11 +55,36 @@ def _refusal(path: str | os.PathLike) -> str | None:
         if len(head) < 8:
             return "PNG cut short before its pixels"  # Pillow's words: a buffer's size, or none
         f.seek(0)
-        try:
-            PngImagePlugin.PngImageFile(f).close()
+        try:  # what is damaged past mending, as ``mended`` leaves it
+            PngImagePlugin.PngImageFile(io.BytesIO(mended(f.read())[0])).close()
         except Exception as e:  # noqa: BLE001 - only its words are wanted
             return " ".join(str(e).split()) or type(e).__name__
     return None
+
+
+def mended(data: bytes) -> tuple[bytes, tuple[str, ...]]:
+    """The PNG ``data`` less its ancillary chunks before the pixels whose checksum is
+    wrong, and their kinds, in the file's order; ``data`` and () where none is. Pillow
+    refuses the whole picture for such a chunk (a damaged text or gamma), where
+    libpng and browsers leave the chunk out and show the picture; a critical chunk
+    (IHDR, PLTE) damaged so stays, for Pillow to refuse. Past the first IDAT Pillow
+    checks no checksum: those chunks are left as they are."""
+    if not data.startswith(SIGNATURE):
+        return data, ()
+    kept, dropped, at = [data[:len(SIGNATURE)]], [], len(SIGNATURE)
+    while at + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        end = at + 12 + length
+        if kind in (b"IDAT", b"IEND") or end > len(data):
+            break
+        if kind[0] & 0x20 and struct.unpack_from(">I", data, end - 4)[0] != zlib.crc32(data[at + 4:end - 4]):
+            dropped.append(kind.decode("latin-1"))
+        else:
+            kept.append(data[at:end])
+        at = end
+    if not dropped:
+        return data, ()
+    return b"".join(kept) + data[at:], tuple(dropped)
 
 
 def colour_chunks(path: str | os.PathLike) -> tuple[tuple[bytes, bytes], ...]:
@@ -76,10 +101,9 @@ def colour_chunks(path: str | os.PathLike) -> tuple[tuple[bytes, bytes], ...]:
             while len(head := f.read(8)) == 8 and head[4:] not in (b"IDAT", b"IEND"):
                 length = struct.unpack(">I", head[:4])[0]
                 if COLOUR_CHUNK_SIZES.get(head[4:]) == length:
-                    data = f.read(length)
-                    if len(data) == length:
+                    data, crc = f.read(length), f.read(4)
+                    if crc == struct.pack(">I", zlib.crc32(head[4:] + data)):  # else damaged: left out, as ``mended``
                         found.append((head[4:], data))
-                    f.seek(4, os.SEEK_CUR)
                 else:
                     f.seek(length + 4, os.SEEK_CUR)
     except OSError:

@@ -194,6 +194,28 @@ def test_an_apng_palette_after_the_first_fctl_colours_every_frame(tmp_path):
     assert np.array_equal(anim.frames[0], np.full((3, 4, 3), RED, np.uint8)) and np.array_equal(anim.frames[1], want)
 
 
+def test_an_apng_with_a_damaged_ancillary_chunk_is_read_without_it_every_frame(tmp_path):
+    # Pillow refused it whole for a damaged transparency (or text) chunk; libpng leaves
+    # the chunk out, for every frame alike: opaque here, its default image apart.
+    indices = [np.zeros((3, 4, 1), np.uint8), np.ones((2, 2, 1), np.uint8)]
+    controls = [png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, 4, 3, 0, 0, 5, 100, KEEP, SOURCE)),
+                png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", 2, 2, 2, 1, 1, 7, 100, KEEP, OVER))]
+    transparency = png_chunk(b"tRNS", bytes([255, 128]))
+    transparency = transparency[:-4] + bytes(b ^ 0xFF for b in transparency[-4:])
+    head = png_bytes(np.full((3, 4, 1), 1, np.uint8), 8, 3, png_chunk(b"acTL", struct.pack(">II", 2, 0)),
+                     png_chunk(b"PLTE", bytes([*RED, *BLUE])), transparency)
+    later = b"".join(control + png_chunk(b"fdAT", struct.pack(">I", 2 * n + 1) + png_data(frame, 8))
+                     for n, (control, frame) in enumerate(zip(controls, indices)))
+    path = tmp_path / "a.png"
+    path.write_bytes(head[:-12] + later + head[-12:])
+    first, info = read_image(path)
+    anim = read_frames(path, info)[0]
+    want = np.full((3, 4, 3), RED, np.uint8)
+    want[1:3, 1:3] = BLUE
+    assert info.frames == 2 and np.array_equal(first, np.full((3, 4, 3), RED, np.uint8))
+    assert np.array_equal(anim.frames[0], first) and np.array_equal(anim.frames[1], want)
+
+
 def test_an_apng_cut_short_is_an_input_error_naming_the_file(tmp_path):
     whole = apng_bytes([(np.random.default_rng(i).integers(0, 256, (40, 40, 4), np.uint8), 0, 0, KEEP,
                                    OVER, (5, 100)) for i in range(3)])

@@ -931,11 +931,47 @@ def test_a_png_broken_before_its_pixels_is_broken_not_an_unknown_format(tmp_path
     data = save(tmp_path / "whole.png", rgb_image(), pnginfo=text).read_bytes()
     (tmp_path / "cut.png").write_bytes(data[:100])  # inside the text chunk
     checksum = bytearray(data)
-    checksum[data.index(b"tEXt") + 4 + 208] ^= 0xFF  # the text chunk's CRC
+    checksum[data.index(b"IHDR") + 4 + 13] ^= 0xFF  # the header's CRC: a critical chunk
     (tmp_path / "crc.png").write_bytes(bytes(checksum))
     for name in ("cut.png", "crc.png"):
         with pytest.raises(InputError, match=rf"^\S*{name}: broken or truncated picture \(.+\)$"):
             read_image(tmp_path / name)
+
+
+def damaged(chunk: bytes) -> bytes:
+    """The PNG ``chunk`` with a wrong checksum."""
+    return chunk[:-4] + bytes(b ^ 0xFF for b in chunk[-4:])
+
+
+def test_a_png_whose_ancillary_chunk_is_damaged_is_read_without_it_with_a_warning(tmp_path, caplog):
+    # Pillow refused the whole picture for a damaged text or gamma chunk, where libpng
+    # (and the viewers built on it) leaves the chunk out and shows the picture.
+    samples = picture(6, 8)
+    chrm = png_chunk(b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000))
+    gama, text = png_chunk(b"gAMA", struct.pack(">I", 45455)), png_chunk(b"tEXt", b"Comment\x00hello")
+    (tmp_path / "d.png").write_bytes(png_bytes(samples, 8, 2, damaged(gama), chrm, damaged(text)))
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, info = read_image(tmp_path / "d.png")
+    assert (arr == samples).all()
+    assert [kind for kind, _ in info.colour_chunks] == [b"cHRM"]  # the damaged gamma is not written back
+    assert "d.png: its damaged gAMA, tEXt chunks (a wrong checksum) are left out" in caplog.text
+
+
+def test_a_damaged_critical_chunk_is_still_a_broken_png_named_so(tmp_path):
+    # Mending drops the damaged ancillary chunk: the refusal names the palette.
+    samples = np.zeros((4, 4, 1), np.uint8)
+    palette = png_chunk(b"PLTE", bytes(range(12)))
+    (tmp_path / "p.png").write_bytes(png_bytes(samples, 8, 3, damaged(png_chunk(b"tEXt", b"a\x00b")),
+                                               damaged(palette)))
+    with pytest.raises(InputError, match=r"p.png: broken or truncated picture \(.*PLTE.*\)$"):
+        read_image(tmp_path / "p.png")
+
+
+def test_a_sixteen_bit_png_with_a_damaged_text_chunk_stays_sixteen_bit(tmp_path):
+    samples = (np.arange(6 * 8 * 3).reshape(6, 8, 3) * 997 % 65536).astype(np.uint16)
+    (tmp_path / "d.png").write_bytes(png_bytes(samples, 16, 2, damaged(png_chunk(b"tEXt", b"a\x00b"))))
+    arr, _ = read_image(tmp_path / "d.png")
+    assert arr.dtype == np.uint16 and (arr == samples).all()
 
 
 def _cut_before_frame_header(data: bytes) -> bytes:
