@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
+
+from .files import ffmpeg_name
 from .isobmff import boxes, children, top_box
+
+# How far FFmpeg's reading of a deep AVIF may stray from libavif's (through Pillow),
+# as the root mean square over 4x4 blocks of their difference, in 8-bit levels: the
+# same picture differed by 0.5 to 1.5 (1.5 in noise), a wrong range or matrix by 5 to 9.
+_AGREEING = 3.0
 
 # Containers walked down to the boxes read here.
 _CONTAINERS = (b"moov", b"trak", b"edts", b"mdia")
@@ -109,6 +117,32 @@ def bit_depth(path: str) -> int:
         if kind == b"pixi" and len(payload) >= 6 and len(payload) >= 5 + payload[4]:
             return max(payload[5:5 + payload[4]], default=8)
     return 8
+
+
+def read16(path: str, shallow: np.ndarray) -> np.ndarray | None:
+    """The H×W×3 uint16 colour of the deep (10- or 12-bit) AVIF at ``path``, spread
+    over 16 bits as a 16-bit PNG holds it, decoded through FFmpeg (libdav1d), as
+    Pillow's reader gives 8 bits only; ``shallow`` is Pillow's reading of it. None
+    where FFmpeg cannot decode it or its picture is not Pillow's: another size (a
+    grid of tiles, which FFmpeg gives one by one), or colours that differ in the
+    mean over 4x4 blocks by more than ``_AGREEING`` 8-bit levels (a matrix or range
+    read otherwise than libavif's; the two upsample chroma apart, which differs
+    pixel by pixel, not in a block's mean)."""
+    import av  # only this rare case needs it
+
+    try:
+        with av.open(ffmpeg_name(path)) as container:
+            frame = next(container.decode(video=0), None)
+            # An unspecified matrix is BT.601 to libavif and to swscale alike.
+            deep = None if frame is None else frame.to_ndarray(format="rgb48le")
+    except (av.error.FFmpegError, ValueError, IndexError):
+        return None
+    if deep is None or deep.shape != shallow.shape:
+        return None
+    h, w = (n // 4 * 4 or n for n in shallow.shape[:2])  # whole blocks; a side under 4 pixels as one
+    bh, bw = min(h, 4), min(w, 4)
+    blocks = (deep[:h, :w] / 257.0 - shallow[:h, :w]).reshape(h // bh, bh, w // bw, bw, 3).mean(axis=(1, 3))
+    return deep if np.sqrt((blocks ** 2).mean()) <= _AGREEING else None
 
 
 def _primary_properties(path: str) -> list[tuple[bytes, bytes]]:

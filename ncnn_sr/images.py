@@ -221,7 +221,13 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         arr = pnm.read16(path, *arr.shape[1::-1], *deep_ppm)
     elif info.format == "AVIF" and (bits := avif.bit_depth(path)) > 8:
         # Pillow's reader gives 8 bits, where a HEIF's 10 or 12 are read in 16.
-        log.warning("%s: a %d-bit AVIF, read here in 8 bits", path, bits)
+        deep_avif = avif.read16(path, arr) if arr.shape[2] == 3 else None
+        if deep_avif is not None:
+            arr = deep_avif
+        else:
+            why = ("its transparency is read by Pillow alone, which gives 8" if arr.shape[2] == 4 else
+                   "Pillow gives 8, and FFmpeg cannot decode it as libavif does")
+            log.warning("%s: a %d-bit AVIF, read here in 8 bits only (%s)", path, bits, why)
     return orient(arr, orientation), info
 
 

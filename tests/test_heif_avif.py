@@ -526,30 +526,53 @@ def test_an_avif_cut_short_in_its_data_is_broken_in_libavifs_words(keep, tmp_pat
     assert said.startswith(f"{tmp_path / 'cut.avif'}: broken or truncated picture (") and "libheif" not in said
 
 
-def ten_bit_avif(path, size=(16, 16)):
-    """A 10-bit AVIF (SVT-AV1 through FFmpeg's muxer; Pillow writes 8 bits only)."""
+def ten_bit_avif(path, samples=None):
+    """A 10-bit AVIF of 16-bit RGB ``samples`` (SVT-AV1 through FFmpeg's muxer;
+    Pillow writes 8 bits only), a 32x32 ramp of 1024 levels without them."""
     import av
+    if samples is None:
+        ramp = (np.arange(32 * 32, dtype=np.uint32).reshape(32, 32) * 64).astype(np.uint16)
+        samples = np.dstack([ramp, ramp[::-1], ramp.T])
     with av.open(str(path), "w", format="avif") as out:
         stream = out.add_stream("libsvtav1", rate=1)
-        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p10le"
-        frame = av.VideoFrame.from_ndarray(picture(size[1], size[0], dtype=np.uint16), format="rgb48le")
+        stream.height, stream.width = samples.shape[:2]
+        stream.pix_fmt = "yuv420p10le"
+        frame = av.VideoFrame.from_ndarray(samples, format="rgb48le")
         for packet in [*stream.encode(frame.reformat(format="yuv420p10le")), *stream.encode()]:
             out.mux(packet)
     return path
 
 
-def test_a_ten_bit_avif_read_in_eight_bits_says_so(tmp_path, caplog):
-    # Pillow's reader gives 8 bits of any AVIF: a 10-bit HDR photo lost its depth
-    # without a word, where a 10-bit HEIF is read in 16.
+def test_a_ten_bit_avif_is_read_in_sixteen_bits(tmp_path, caplog):
+    # Pillow's reader gives 8 bits of any AVIF: a 10-bit HDR photo lost its depth,
+    # where a 10-bit HEIF is read in 16. FFmpeg reads its 10.
     import logging
+    path = ten_bit_avif(tmp_path / "ten.avif")
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
-        arr, _ = read_image(ten_bit_avif(tmp_path / "ten.avif"))
-    assert arr.dtype == np.uint8 and "ten.avif: a 10-bit AVIF, read here in 8 bits" in caplog.text
-    caplog.clear()
+        arr, _ = read_image(path)
+    assert arr.dtype == np.uint16 and arr.shape == (32, 32, 3) and "bits" not in caplog.text
+    assert len(np.unique(arr[:, :, 0])) > 256  # more levels than 8 bits hold
+    with Image.open(path) as im:  # the picture libavif shows, within a level or two
+        assert np.abs(arr / 257.0 - np.asarray(im.convert("RGB"))).mean() < 2
     Image.fromarray(picture(8, 8)).save(tmp_path / "eight.avif")
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
-        read_image(tmp_path / "eight.avif")
-    assert "bits" not in caplog.text
+        arr, _ = read_image(tmp_path / "eight.avif")
+    assert arr.dtype == np.uint8 and "bits" not in caplog.text
+
+
+def test_a_ten_bit_avif_ffmpeg_decodes_otherwise_than_libavif_keeps_eight_bits_saying_why(tmp_path, caplog):
+    # Its nclx says full range, which libavif follows and FFmpeg does not (its AV1
+    # stream says limited): FFmpeg's colours would not be the picture's.
+    import logging
+    data = bytearray(ten_bit_avif(tmp_path / "t.avif").read_bytes())
+    data[data.index(b"nclx") + 10] |= 0x80  # the full-range flag
+    (tmp_path / "full.avif").write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, _ = read_image(tmp_path / "full.avif")
+    with Image.open(tmp_path / "full.avif") as im:
+        assert arr.dtype == np.uint8 and np.array_equal(arr, np.asarray(im.convert("RGB")))
+    assert ("full.avif: a 10-bit AVIF, read here in 8 bits only (Pillow gives 8, and FFmpeg cannot decode it "
+            "as libavif does)") in caplog.text
 
 
 def test_an_animated_avif_whose_track_has_no_timescale_is_a_broken_picture(tmp_path):
