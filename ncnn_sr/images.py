@@ -225,8 +225,9 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         if deep_avif is not None:
             arr = deep_avif
         else:
-            why = ("its transparency is read by Pillow alone, which gives 8" if arr.shape[2] == 4 else
-                   "Pillow gives 8, and FFmpeg cannot decode it as libavif does")
+            why = {4: "its transparency is read by Pillow alone, which gives 8",
+                   1: "a grey one is read by Pillow alone, which gives 8"}.get(
+                       arr.shape[2], "Pillow gives 8, and FFmpeg cannot decode it as libavif does")
             log.warning("%s: a %d-bit AVIF, read here in 8 bits only (%s)", path, bits, why)
     return orient(arr, orientation), info
 

@@ -575,6 +575,20 @@ def test_a_ten_bit_avif_ffmpeg_decodes_otherwise_than_libavif_keeps_eight_bits_s
             "as libavif does)") in caplog.text
 
 
+def test_a_deep_grey_avif_keeps_eight_bits_saying_why(tmp_path, caplog, monkeypatch):
+    # FFmpeg's grey is not read here: the warning must not blame its colours. No
+    # encoder here writes a deep grey AVIF (libavif checks pixi against the AV1
+    # stream): an 8-bit one stands in, its depth said to be 10.
+    import logging
+    from ncnn_sr import avif
+    Image.fromarray(picture(8, 8)[:, :, 0]).save(tmp_path / "g.avif")
+    monkeypatch.setattr(avif, "bit_depth", lambda path: 10)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, _ = read_image(tmp_path / "g.avif")
+    assert arr.shape == (8, 8, 1) and arr.dtype == np.uint8
+    assert "g.avif: a 10-bit AVIF, read here in 8 bits only (a grey one is read by Pillow alone" in caplog.text
+
+
 def test_an_animated_avif_whose_track_has_no_timescale_is_a_broken_picture(tmp_path):
     # Pillow divides by the track's timescale: a 0 there came out of read_image as a
     # ZeroDivisionError, and the commands said "cannot read: ZeroDivisionError(...)".
