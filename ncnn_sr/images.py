@@ -264,16 +264,16 @@ def open_mended(path: str, warn: bool = False) -> Image.Image:
     as libpng and browsers show it, with a warning naming them where ``warn``."""
     try:
         return Image.open(path)
-    except UnidentifiedImageError:
+    except (UnidentifiedImageError, ValueError):  # a ValueError: a PNG chunk cut short, say
         with open(path, "rb") as f:
             data, dropped = mended_png(f.read())
         if not dropped:
             raise
         im = Image.open(io.BytesIO(data))  # still refused: a critical chunk is damaged too
         if warn:
-            many = len(dropped) > 1
-            log.warning("%s: its damaged %s chunk%s (a wrong checksum) %s left out, as libpng leaves %s out",
-                        path, ", ".join(dropped), "s" if many else "", "are" if many else "is", "them" if many else "it")
+            log.warning("%s: %s left out, as libpng leaves %s out: %s", path,
+                        f"{len(dropped)} damaged chunks" if len(dropped) > 1 else "a damaged chunk",
+                        "them" if len(dropped) > 1 else "it", ", ".join(dropped))
         return im
 
 

@@ -63,28 +63,54 @@ def _refusal(path: str | os.PathLike) -> str | None:
 
 
 def mended(data: bytes) -> tuple[bytes, tuple[str, ...]]:
-    """The PNG ``data`` less its ancillary chunks before the pixels whose checksum is
-    wrong, and their kinds, in the file's order; ``data`` and () where none is. Pillow
-    refuses the whole picture for such a chunk (a damaged text or gamma), where
-    libpng and browsers leave the chunk out and show the picture; a critical chunk
-    (IHDR, PLTE) damaged so stays, for Pillow to refuse. Past the first IDAT Pillow
-    checks no checksum: those chunks are left as they are."""
+    """The PNG ``data`` less the damaged ancillary chunks before its pixels, and each
+    one's kind with what is wrong with it ("gAMA (a wrong checksum)"), in the
+    file's order; ``data`` and () where none is. Pillow refuses the whole picture
+    for one (a text chunk whose checksum is wrong, a physical size cut short, a
+    profile of an unknown compression), where libpng and browsers leave the chunk
+    out and show the picture. A critical chunk (IHDR, PLTE) damaged so stays, for
+    Pillow to refuse. Past the first IDAT Pillow checks no chunk: those are left as
+    they are."""
     if not data.startswith(SIGNATURE):
         return data, ()
-    kept, dropped, at = [data[:len(SIGNATURE)]], [], len(SIGNATURE)
+    chunks, at = [], len(SIGNATURE)  # (kind, bytes) of each chunk before the pixels
     while at + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, at)
         end = at + 12 + length
         if kind in (b"IDAT", b"IEND") or end > len(data):
             break
-        if kind[0] & 0x20 and struct.unpack_from(">I", data, end - 4)[0] != zlib.crc32(data[at + 4:end - 4]):
-            dropped.append(kind.decode("latin-1"))
-        else:
-            kept.append(data[at:end])
+        chunks.append((kind, data[at:end]))
         at = end
+    pixels = data[at:at + 8]  # the IDAT's length and kind, where Pillow stops opening
+    dropped, kept = [], []
+    for kind, whole in chunks:
+        if kind[0] & 0x20 and whole[-4:] != struct.pack(">I", zlib.crc32(whole[4:-4])):
+            dropped.append(f"{kind.decode('latin-1')} (a wrong checksum)")
+        else:
+            kept.append((kind, whole))
+    critical = b"".join(whole for kind, whole in kept if not kind[0] & 0x20)
+    if (_opening_refusal(b"".join(whole for _, whole in kept) + pixels) is not None
+            and _opening_refusal(critical + pixels) is None):
+        # Each ancillary chunk tried alone among the critical ones, in the file's
+        # order (a transparency after the palette): those Pillow refuses so are left out.
+        for index, (kind, whole) in enumerate(kept):
+            alone = b"".join(w for i, (k, w) in enumerate(kept) if i == index or not k[0] & 0x20)
+            if kind[0] & 0x20 and (why := _opening_refusal(alone + pixels)) is not None:
+                dropped.append(f"{kind.decode('latin-1')} ({why})")
+                kept[index] = (kind, b"")
     if not dropped:
         return data, ()
-    return b"".join(kept) + data[at:], tuple(dropped)
+    return SIGNATURE + b"".join(whole for _, whole in kept) + data[at:], tuple(dropped)
+
+
+def _opening_refusal(chunks: bytes) -> str | None:
+    """Pillow's words refusing a PNG of these ``chunks`` (up to its first IDAT's
+    length and kind) as it opens it, None where it opens."""
+    try:
+        PngImagePlugin.PngImageFile(io.BytesIO(SIGNATURE + chunks)).close()
+    except Exception as e:  # noqa: BLE001 - only its words are wanted
+        return " ".join(str(e).split()) or type(e).__name__
+    return None
 
 
 def colour_chunks(path: str | os.PathLike) -> tuple[tuple[bytes, bytes], ...]:

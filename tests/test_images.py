@@ -7,6 +7,7 @@ import shutil
 import stat
 import struct
 import warnings
+import zlib
 import subprocess
 import sys
 import tempfile
@@ -954,7 +955,25 @@ def test_a_png_whose_ancillary_chunk_is_damaged_is_read_without_it_with_a_warnin
         arr, info = read_image(tmp_path / "d.png")
     assert (arr == samples).all()
     assert [kind for kind, _ in info.colour_chunks] == [b"cHRM"]  # the damaged gamma is not written back
-    assert "d.png: its damaged gAMA, tEXt chunks (a wrong checksum) are left out" in caplog.text
+    assert ("d.png: 2 damaged chunks left out, as libpng leaves them out: gAMA (a wrong checksum), "
+            "tEXt (a wrong checksum)") in caplog.text
+
+
+@pytest.mark.parametrize("chunk, why", [
+    (png_chunk(b"pHYs", b"\x00\x0b"), "Truncated pHYs chunk"),
+    (png_chunk(b"tRNS", b"\x00"), "Truncated tRNS chunk"),  # colour's takes 6 bytes
+    (png_chunk(b"iCCP", b"icc\x00\x07" + zlib.compress(b"x")), "Unknown compression method 7 in iCCP chunk"),
+], ids=["pHYs", "tRNS", "iCCP"])
+def test_a_png_whose_ancillary_chunk_pillow_refuses_is_read_without_it_with_a_warning(chunk, why, tmp_path,
+                                                                                       caplog):
+    # Pillow refused the whole picture for a physical size cut short, say, which
+    # libpng takes for a benign error: the chunk is left out.
+    samples = picture(6, 8)
+    (tmp_path / "d.png").write_bytes(png_bytes(samples, 8, 2, png_chunk(b"tEXt", b"Comment\x00kept"), chunk))
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, info = read_image(tmp_path / "d.png")
+    assert (arr == samples).all() and info.mode == "RGB"
+    assert f"d.png: a damaged chunk left out, as libpng leaves it out: {chunk[4:8].decode()} ({why})" in caplog.text
 
 
 def test_a_damaged_critical_chunk_is_still_a_broken_png_named_so(tmp_path):
