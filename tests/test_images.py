@@ -146,6 +146,16 @@ def test_a_sixteen_bit_ppm_is_read_in_sixteen_bits(maxval, tmp_path):
     assert np.array_equal(read_image(tmp_path / "o.png")[0], want)
 
 
+def test_a_plain_sixteen_bit_ppm_is_read_in_sixteen_bits(tmp_path):
+    # The text form (P3) of a deep PPM: Pillow reads it in 8 bits too.
+    samples = np.random.default_rng(0).integers(0, 1024, (5, 7, 3)).astype(np.uint16)
+    text = b"\n".join(b" ".join(b"%d" % v for v in row) for row in samples.reshape(5, 21))
+    (tmp_path / "c.ppm").write_bytes(b"P3\n# text\n7 5\n1023\n" + text + b"\n")
+    arr, _ = read_image(tmp_path / "c.ppm")
+    want = (samples.astype(np.uint32) * 65535 + 511) // 1023
+    assert arr.dtype == np.uint16 and np.array_equal(arr, want)
+
+
 def test_a_ppm_cut_short_in_its_sixteen_bit_samples_is_broken(tmp_path):
     (tmp_path / "c.ppm").write_bytes(b"P6 7 5 65535\n" + bytes(7 * 5 * 6 - 10))
     with pytest.raises(InputError, match=r"c\.ppm: broken or truncated picture"):
