@@ -30,7 +30,7 @@ from .pixels import check_image, to_eight_bit
 from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, colour_chunks, grey_key_in_8_bits, luma16, png16, png_header, \
     read_png16
-from .png import mended as mended_png, refusal as png_refusal
+from .png import SIGNATURE as PNG_SIGNATURE, mended as mended_png, refusal as png_refusal
 
 log = logging.getLogger("ncnn_sr")
 
@@ -266,7 +266,9 @@ def open_mended(path: str, warn: bool = False) -> Image.Image:
         return Image.open(path)
     except (UnidentifiedImageError, ValueError):  # a ValueError: a PNG chunk cut short, say
         with open(path, "rb") as f:
-            data, dropped = mended_png(f.read())
+            if f.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:  # not read whole: an unknown file may be a large video
+                raise
+            data, dropped = mended_png(PNG_SIGNATURE + f.read())
         if not dropped:
             raise
         im = Image.open(io.BytesIO(data))  # still refused: a critical chunk is damaged too

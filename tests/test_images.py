@@ -986,6 +986,14 @@ def test_a_png_whose_ancillary_chunk_pillow_refuses_is_read_without_it_with_a_wa
     assert f"d.png: a damaged chunk left out, as libpng leaves it out: {chunk[4:8].decode()} ({why})" in caplog.text
 
 
+def test_a_file_that_is_no_png_is_not_read_whole_to_mend_it(tmp_path, monkeypatch):
+    # Mending reads the whole file: one Pillow cannot identify may be a large video.
+    monkeypatch.setattr(images_mod, "mended_png", lambda data: pytest.fail("read whole"))
+    (tmp_path / "v.png").write_bytes(b"\x00" * 4096)
+    with pytest.raises(InputError, match="not a picture"):
+        read_image(tmp_path / "v.png")
+
+
 def test_a_damaged_critical_chunk_is_still_a_broken_png_named_so(tmp_path):
     # Mending drops the damaged ancillary chunk: the refusal names the palette.
     samples = np.zeros((4, 4, 1), np.uint8)
