@@ -213,6 +213,7 @@ class RunOptions:
     keep_opaque_alpha: bool = False  # any alpha channel asked as JPEG makes name.jpg.png, as the reference
     drop_oversized_exif: bool = False  # a JPEG then goes without an EXIF it cannot hold, instead of failing
     animate: bool = True  # an animated picture gives an animation of every frame where the format holds one
+    tile_percent: bool = False  # the reference's "NN.NN%" line on stderr after each tile, which its wrappers read
 
 
 def build_lanes(opts: RunOptions, pictures: int | None = None,
@@ -626,6 +627,13 @@ class _FrameProgress:
             self.bar = None
 
 
+def _tile_percent(done: int, total: int) -> None:
+    try:
+        _echo(f"{done / total * 100:.2f}%")
+    except OSError:
+        pass  # stderr is gone: the picture is still worth finishing
+
+
 def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
     """Plan, build lanes, run, report; returns the exit status."""
     progress = new_folder = None
@@ -668,10 +676,12 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
             log.info("%s is a x%d model: its output is resampled to x%g (Lanczos)", lanes[0].upscaler.spec.name,
                      native, opts.scale)
         progress = _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode)
+        # A folder's bar on a terminal says more than a tile's line, which would scroll it away.
+        on_tile = _tile_percent if opts.tile_percent and progress.bar is None else None
         pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
                             quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
                             on_outcome=progress, keep_opaque_alpha=opts.keep_opaque_alpha,
-                            drop_oversized_exif=opts.drop_oversized_exif, animate=opts.animate)
+                            drop_oversized_exif=opts.drop_oversized_exif, animate=opts.animate, on_tile=on_tile)
         summary = pipeline.run(plan.jobs)
     except KeyboardInterrupt:
         _echo(f"{prog}: interrupted before any picture was written")

@@ -146,7 +146,9 @@ def _read(item: _Item, read: Callable) -> tuple | None:
 class Pipeline:
     """Runs jobs through the lanes. ``on_outcome`` is called once per job, from a
     save or load thread, never from two threads at once; an exception from it (a
-    closed stderr, say) is raised by ``run`` once every job is done.
+    closed stderr, say) is raised by ``run`` once every job is done. ``on_tile(done,
+    total)`` is called from the proc threads, several at once, after each tile of a
+    picture or frame; an exception from it fails that picture.
 
     A picture with transparency asked as JPEG is written as ``name.jpg.png``, with a
     note; a fully opaque alpha channel is dropped and the JPEG written, unless
@@ -168,7 +170,7 @@ class Pipeline:
                  quality: int | None = None, metadata: bool = True, skip_existing: bool = False,
                  on_outcome: Callable[[Outcome], None] | None = None, queue_size: int = 8,
                  keep_opaque_alpha: bool = False, drop_oversized_exif: bool = False, animate: bool = True,
-                 animation_memory: int | None = None):
+                 animation_memory: int | None = None, on_tile: Callable[[int, int], None] | None = None):
         _check_lanes(lanes, "a pipeline")
         # "2" was a bare TypeError, and 1.5 one in run.
         for name, value in (("load_workers", load_workers), ("save_workers", save_workers),
@@ -183,6 +185,8 @@ class Pipeline:
                 raise SettingError(f"{name} must be True or False, got {value!r}")
         if on_outcome is not None and not callable(on_outcome):
             raise SettingError(f"on_outcome must be a function of an Outcome, or None, got {describe(on_outcome)}")
+        if on_tile is not None and not callable(on_tile):
+            raise SettingError(f"on_tile must be a function of (done, total), or None, got {describe(on_tile)}")
         if animation_memory is not None and not _whole_at_least_1(animation_memory):
             raise SettingError(f"animation_memory must be a whole number of bytes, at least 1, or None, "
                                f"got {animation_memory!r}")
@@ -200,7 +204,7 @@ class Pipeline:
         self._keep_opaque_alpha, self._drop_oversized_exif = keep_opaque_alpha, drop_oversized_exif
         self._skip_existing = skip_existing
         self._animate, self._animation_memory = animate, animation_memory
-        self._on_outcome = on_outcome
+        self._on_outcome, self._on_tile = on_outcome, on_tile
         self._queue_size = queue_size
         self._cancel = threading.Event()
         self._report_lock = threading.Lock()
@@ -572,9 +576,12 @@ class Pipeline:
             self._summary.pixels_in += sum(picture.shape[0] * picture.shape[1] for picture in pictures)
 
     def _raise_if_cancelled(self, done: int, total: int) -> None:
-        """The progress callback of every upscale: stops it between tiles once cancelled."""
+        """The progress callback of every upscale: stops it between tiles once cancelled,
+        else tells ``on_tile``."""
         if self._cancel.is_set():
             raise Cancelled
+        if self._on_tile is not None:
+            self._on_tile(done, total)
 
     def _save(self, to_save: queue.Queue) -> None:
         while True:

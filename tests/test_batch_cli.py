@@ -252,6 +252,19 @@ def test_cpu_is_accepted_by_the_dropin(tmp_path):
     assert size_of(tmp_path / "out.png") == (16, 16)
 
 
+def test_dropin_prints_a_percentage_per_tile_on_stderr_as_the_reference(tmp_path):
+    # Wrappers of the reference (GUIs, scripts) show its progress from these lines; the
+    # drop-in printed nothing while a picture was upscaled, minutes of silence on a CPU.
+    # Unlike the reference's, the last says 100.00%.
+    Image.fromarray(picture(40, 70)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-g", "-1", "-s", "2", "-t", "32")
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == ["16.67%", "33.33%", "50.00%", "66.67%", "83.33%", "100.00%"]
+    pictures(tmp_path / "in", ["a.png", "b.png"], size=(8, 8))
+    folder = run(DROPIN, "-i", tmp_path / "in", "-o", tmp_path / "out", "-g", "-1", "-s", "2")
+    assert [line for line in folder.stderr.splitlines() if line.endswith("%")] == ["100.00%"] * 2
+
+
 def test_two_cpu_lanes_share_a_folder(tmp_path):
     pictures(tmp_path / "in", [f"p{i}.png" for i in range(6)])
     proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
