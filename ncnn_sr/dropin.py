@@ -37,7 +37,7 @@ DEFAULT_MODEL_FOLDER = Path("models")
 REFERENCE_FORMATS = ("png", "jpg", "jpeg", "webp")
 
 
-@click.command(context_settings={"help_option_names": ["-h"]}, name=PROG, cls=OnePathCommand,
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, name=PROG, cls=OnePathCommand,
                several=", and give several pictures as their folder",
                options_metavar="-i infile -o outfile [options]...")  # the reference's usage line
 @click.option("-i", "input_path", required=True, type=click.Path(),

@@ -246,6 +246,13 @@ def test_dropin_help_gives_the_references_usage_line_once():
     assert missing.stderr.startswith("Usage: realesrgan-ncnn-vulkan -i infile -o outfile [options]...\n")
 
 
+def test_dropin_help_answers_help_with_two_dashes_too():
+    # The reference prints its usage for any option it does not know, --help too; the
+    # drop-in said "No such option '--help'" and exited 2.
+    proc = run(DROPIN, "--help")
+    assert proc.stdout == run(DROPIN, "-h").stdout and proc.stderr == ""
+
+
 def test_cpu_is_accepted_by_the_dropin(tmp_path):
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
     run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-g", "-1", "-s", "2")
