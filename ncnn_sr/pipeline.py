@@ -525,6 +525,10 @@ class Pipeline:
             else:
                 item.target = alpha_target(item.target)
                 what = "an alpha channel (fully opaque)" if opaque else "transparency"
+                if self._keep_opaque_alpha:
+                    # The reference's rule, in its words: its wrappers (Upscayl) look for
+                    # "has alpha channel" to find the output under its .png name.
+                    what = "alpha channel (fully opaque)" if opaque else "alpha channel transparency"
                 item.notes.append(f"{item.job.source} has {what}, which JPEG cannot store: writing {item.target}")
 
     def _proc(self, upscaler: Upscaler, to_proc: _ProcQueue, to_save: queue.Queue) -> None:

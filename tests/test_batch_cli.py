@@ -963,8 +963,19 @@ def test_an_opaque_alpha_channel_asked_as_jpg_is_named_truly_by_the_dropin(tmp_p
     opaque[:, :, 3] = 255
     Image.fromarray(opaque).save(tmp_path / "in.png")
     proc = run(DROPIN, "-i", "in.png", "-o", "o.jpg", "-g", "-1", "-s", "2", cwd=tmp_path)
-    assert "in.png has an alpha channel (fully opaque), which JPEG cannot store: writing o.jpg.png" in proc.stderr
+    assert "in.png has alpha channel (fully opaque), which JPEG cannot store: writing o.jpg.png" in proc.stderr
     assert "transparency" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "o.jpg.png"]
+
+
+def test_the_dropin_says_has_alpha_channel_as_the_reference_where_a_jpg_becomes_a_png(tmp_path):
+    # Wrappers of the reference (Upscayl) look for its words "has alpha channel" on stderr
+    # to find the output under its .png name; the drop-in said "has transparency".
+    clear = picture(8, 8, channels=4)
+    clear[0, 0, 3] = 0
+    Image.fromarray(clear).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.jpg", "-g", "-1", "-s", "2", cwd=tmp_path)
+    assert "in.png has alpha channel transparency, which JPEG cannot store: writing o.jpg.png" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "o.jpg.png"]
 
 
