@@ -213,7 +213,9 @@ class RunOptions:
     keep_opaque_alpha: bool = False  # any alpha channel asked as JPEG makes name.jpg.png, as the reference
     drop_oversized_exif: bool = False  # a JPEG then goes without an EXIF it cannot hold, instead of failing
     animate: bool = True  # an animated picture gives an animation of every frame where the format holds one
-    tile_percent: bool = False  # the reference's "NN.NN%" line on stderr after each tile, which its wrappers read
+    # stderr as the reference's wrappers (Upscayl) read it: a "NN.NN%" line after each tile,
+    # and "failed" only where something failed, as the reference says it only then.
+    reference_stderr: bool = False
 
 
 def build_lanes(opts: RunOptions, pictures: int | None = None,
@@ -583,9 +585,14 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
         _say_failed(prog, bar, e)
         return EXIT_FAILED
     if not opts.quiet:
-        _echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped, {failed} failed in "
+        _echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped{_failed(failed, opts)} in "
               f"{time.monotonic() - began:.1f} s")
     return EXIT_FAILED if failed else 0
+
+
+def _failed(count: int, opts: RunOptions) -> str:
+    """A summary's failures, left out where none failed and stderr is the reference's."""
+    return "" if count == 0 and opts.reference_stderr else f", {count} failed"
 
 
 def _videos(count: int) -> str:
@@ -677,7 +684,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
                      native, opts.scale)
         progress = _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode)
         # A folder's bar on a terminal says more than a tile's line, which would scroll it away.
-        on_tile = _tile_percent if opts.tile_percent and progress.bar is None else None
+        on_tile = _tile_percent if opts.reference_stderr and progress.bar is None else None
         pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
                             quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
                             on_outcome=progress, keep_opaque_alpha=opts.keep_opaque_alpha,
@@ -715,6 +722,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
     if plan.folder_mode and not opts.quiet:
         rate = summary.ok / summary.seconds if summary.seconds else 0.0
         folders = f", {unlisted} folder{'s' if unlisted > 1 else ''} not listed" if unlisted else ""
-        _echo(f"{prog}: {total} picture{'' if total == 1 else 's'}: {summary.ok} upscaled, {summary.skipped} skipped, "
-              f"{summary.failed} failed{folders} in {summary.seconds:.1f} s ({rate:.2f} pictures/s)")
+        failed = _failed(summary.failed, opts)
+        _echo(f"{prog}: {total} picture{'' if total == 1 else 's'}: {summary.ok} upscaled, {summary.skipped} skipped"
+              f"{failed}{folders} in {summary.seconds:.1f} s ({rate:.2f} pictures/s)")
     return EXIT_FAILED if summary.failed or unlisted else 0

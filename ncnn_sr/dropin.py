@@ -112,7 +112,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             keep_opaque_alpha=True,  # the reference's file naming: any RGBA asked as jpg is written as png
             drop_oversized_exif=True,  # the reference writes no metadata, and has no flag to leave it out
             animate=False,  # the reference reads the first frame of an animated picture
-            tile_percent=True,
+            reference_stderr=True,
         )
         _run(opts, video_in)
     finally:

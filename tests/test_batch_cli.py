@@ -246,6 +246,18 @@ def test_dropin_help_gives_the_references_usage_line_once():
     assert missing.stderr.startswith("Usage: realesrgan-ncnn-vulkan -i infile -o outfile [options]...\n")
 
 
+def test_a_dropin_folder_run_says_failed_only_where_a_picture_failed(tmp_path):
+    # Wrappers of the reference (Upscayl) take "failed" on stderr for a failure, as the
+    # reference says it only then ("decode image ... failed"): the drop-in's summary of
+    # a run that went well said "0 failed".
+    pictures(tmp_path / "in", ["a.png", "b.png"], size=(8, 8))
+    proc = run(DROPIN, "-i", tmp_path / "in", "-o", tmp_path / "out", "-g", "-1", "-s", "2")
+    assert "failed" not in proc.stderr and "2 pictures: 2 upscaled, 0 skipped in" in proc.stderr
+    (tmp_path / "in" / "c.png").write_bytes(b"")
+    proc = run(DROPIN, "-i", tmp_path / "in", "-o", tmp_path / "out", "-g", "-1", "-s", "2", check_ok=False)
+    assert proc.returncode == 1 and "3 pictures: 2 upscaled, 0 skipped, 1 failed in" in proc.stderr
+
+
 def test_dropin_help_answers_help_with_two_dashes_too():
     # The reference prints its usage for any option it does not know, --help too; the
     # drop-in said "No such option '--help'" and exited 2.
