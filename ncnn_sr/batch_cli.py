@@ -347,8 +347,9 @@ class _Progress:
 
     PLAIN_EVERY = 5.0
 
-    def __init__(self, prog: str, total: int, verbose: bool, quiet: bool, show: bool):
+    def __init__(self, prog: str, total: int, verbose: bool, quiet: bool, show: bool, say_failed: bool = False):
         self.prog, self.total, self.verbose, self.quiet = prog, total, verbose, quiet
+        self.say_failed = say_failed
         self.done = 0
         self.started = self.last_line = time.monotonic()
         self.bar = _open_bar(prog, total, "pic") if show and not quiet else None
@@ -361,7 +362,12 @@ class _Progress:
             if not self.quiet:
                 _echo(f"{self.prog}: warning: {note}")
         if outcome.status == "failed":
-            _echo(f"{self.prog}: error: {outcome.message}")
+            message = outcome.message
+            if self.say_failed:
+                # The reference's word for a picture it could not do, which its wrappers look for.
+                named = f"{outcome.job.source}: "
+                message = f"{outcome.job.source} failed: {message.removeprefix(named)}"
+            _echo(f"{self.prog}: error: {message}")
         elif self.verbose:
             if outcome.status == "ok":
                 _echo(f"{outcome.job.source} -> {outcome.output} done")
@@ -682,7 +688,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
         if opts.scale is not None and opts.scale != native and opts.width is None and opts.height is None:
             log.info("%s is a x%d model: its output is resampled to x%g (Lanczos)", lanes[0].upscaler.spec.name,
                      native, opts.scale)
-        progress = _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode)
+        progress = _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode,
+                             say_failed=opts.reference_stderr)
         # A folder's bar on a terminal says more than a tile's line, which would scroll it away.
         on_tile = _tile_percent if opts.reference_stderr and progress.bar is None else None
         pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,

@@ -258,6 +258,15 @@ def test_a_dropin_folder_run_says_failed_only_where_a_picture_failed(tmp_path):
     assert proc.returncode == 1 and "3 pictures: 2 upscaled, 0 skipped, 1 failed in" in proc.stderr
 
 
+def test_a_picture_the_dropin_fails_is_said_to_have_failed_as_by_the_reference(tmp_path):
+    # The reference's word for a picture it cannot read or write ("decode image ...
+    # failed"), which its wrappers look for; a single picture has no summary to say it.
+    (tmp_path / "in.png").write_bytes(b"")
+    proc = run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-g", "-1", "-s", "2", check_ok=False)
+    assert proc.returncode == 1 and proc.stderr == \
+        f"realesrgan-ncnn-vulkan: error: {tmp_path / 'in.png'} failed: not a picture: the file is empty (0 bytes)\n"
+
+
 def test_dropin_help_answers_help_with_two_dashes_too():
     # The reference prints its usage for any option it does not know, --help too; the
     # drop-in said "No such option '--help'" and exited 2.
