@@ -100,15 +100,18 @@ class OnePathCommand(click.Command):
     """A command whose -i and -o take one path each. Words left over after the options
     are mostly a path with spaces left unquoted (-i my photo.png) or a shell pattern
     (-i *.png) that gave -i several files: click's "Got unexpected extra argument"
-    is followed by what to do. ``several`` says what to give for several inputs."""
+    is followed by what to do. ``several`` says what to give for several inputs;
+    ``empty_words``, that empty words left over are passed over."""
 
-    def __init__(self, *args, several: str = "", **kwargs):
+    def __init__(self, *args, several: str = "", empty_words: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.several = several
+        self.several, self.empty_words = several, empty_words
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.allow_extra_args = True  # to say more than click would of the words left over
         rest = super().parse_args(ctx, args)
+        if self.empty_words:
+            rest = [word for word in rest if word]
         if rest and not ctx.resilient_parsing:
             words = "s" if len(rest) > 1 else ""
             ctx.fail(f"Got unexpected extra argument{words} ({' '.join(rest)}): -i and -o take one path each; "

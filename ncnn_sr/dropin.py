@@ -39,6 +39,8 @@ REFERENCE_FORMATS = ("png", "jpg", "jpeg", "webp")
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, name=PROG, cls=OnePathCommand,
                several=", and give several pictures as their folder",
+               # as the reference's getopt does: wrappers give "" for a flag left out
+               empty_words=True,
                options_metavar="-i infile -o outfile [options]...")  # the reference's usage line
 @click.option("-i", "input_path", required=True, type=click.Path(),
               help="input image path (jpg/png/webp) or directory")

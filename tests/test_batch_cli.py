@@ -267,6 +267,17 @@ def test_a_picture_the_dropin_fails_is_said_to_have_failed_as_by_the_reference(t
         f"realesrgan-ncnn-vulkan: error: {tmp_path / 'in.png'} failed: not a picture: the file is empty (0 bytes)\n"
 
 
+def test_empty_words_among_the_dropins_arguments_are_passed_over_as_by_the_reference(tmp_path):
+    # Wrappers build the argument list with "" for a flag they leave out (Upscayl's
+    # cond ? "-s" : ""), which the reference's getopt leaves aside as operands: the
+    # drop-in refused them as extra arguments, exit 2.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "", "", "-g", "-1", "-s", "2", "")
+    assert size_of(tmp_path / "out.png") == (16, 16)
+    words = run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "", "x.png", "-g", "-1", check_ok=False)
+    assert words.returncode == 2 and "Got unexpected extra argument (x.png)" in words.stderr
+
+
 def test_dropin_help_answers_help_with_two_dashes_too():
     # The reference prints its usage for any option it does not know, --help too; the
     # drop-in said "No such option '--help'" and exited 2.
