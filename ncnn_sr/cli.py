@@ -205,9 +205,7 @@ _SHARED_OPTIONS = [
                       "Default: exact on the CPU and integrated GPUs while memory allows, blended on discrete GPUs."),
     click.option("-g", "--gpu", default="auto", show_default=True,
                  help="Vulkan device index (0, gpu0), -1 or cpu for the CPU; several: 0,1 or 0,-1."),
-    click.option("-j", "--jobs", default="auto", show_default=True,
-                 help="Threads load:proc:save; proc one per device: 1:2,2:2. auto: 1:2:2, with up to 8 "
-                      "savers (half the cores) when a discrete GPU upscales, as writing PNGs then limits a run."),
+    "jobs",  # each command's own: see _JOBS_HELP
     click.option("-m", "--model-path", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
                  help="Folder to look for models in first."),
     click.option("-dn", "--denoise", type=DecimalNumber(0, 1), default=None,
@@ -225,8 +223,20 @@ _SHARED_OPTIONS = [
 ]
 
 
+# A video's decoding and encoding run in threads of their own whatever -j says (FFmpeg's
+# among them): of load:proc:save, video takes the proc workers alone.
+_JOBS_HELP = {
+    "upscale": "Threads load:proc:save; proc one per device: 1:2,2:2. auto: 1:2:2, with up to 8 savers (half "
+               "the cores) when a discrete GPU upscales, as writing PNGs then limits a run.",
+    "video": "Threads load:proc:save, of which only proc counts (decoding and encoding take threads of "
+             "their own); proc one per device: 1:2,2:2. auto: 1:2:2.",
+}
+
+
 def _shared_options(command):
     for option in reversed(_SHARED_OPTIONS):
+        if option == "jobs":
+            option = click.option("-j", "--jobs", default="auto", show_default=True, help=_JOBS_HELP[command.__name__])
         command = option(command)
     return command
 

@@ -362,6 +362,15 @@ def test_upscale_help_says_how_pipes_are_given_as_video_help_does():
     assert "Output format in folder mode and for -o -" in out
 
 
+def test_video_help_says_that_of_jobs_only_the_proc_workers_count():
+    # found by a help audit: video's -j spoke of savers and of writing PNGs, as upscale's
+    # does, though a video is decoded and encoded by one thread each, whatever -j says
+    out = " ".join(run("video", "--help").stdout.split())
+    jobs = out.split("-j, --jobs TEXT")[1].split("-m, --model-path")[0]
+    assert "PNG" not in jobs and "savers" not in jobs, jobs
+    assert "only proc counts" in jobs, jobs
+
+
 @pytest.mark.parametrize("command", ["upscale", "video", "bench", "convert", "fetch", "models", "devices"])
 def test_no_help_shows_a_python_none(command):
     # found by a README audit: -s, which takes any positive factor, showed "[x<=None]",
