@@ -25,7 +25,7 @@ from . import devices as devices_mod
 from . import bench as bench_mod
 from . import models as models_mod
 from .batch_cli import OnePathCommand, RunOptions, name_streams, path_flag, run, run_video, setup_logging
-from .engine import ALPHA_MODES, PRECISIONS
+from .engine import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .errors import InputError, ModelMissing, NcnnSrError, one_line
 from .files import check_folder, folder_made, write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder, video_by_its_output
@@ -194,9 +194,9 @@ _SHARED_OPTIONS = [
     click.option("--height", type=WholeNumber(min=1), default=None,
                  help="Output height (keeps the aspect ratio alone)."),
     click.option("-t", "--tile", default="0", show_default=True, help="Tile size, >=32 or 0 = auto; one per device: 0,200."),
-    click.option("--tile-pad", type=WholeNumber(min=0), default=None,
+    click.option("--tile-pad", type=WholeNumber(min=0, max=MAX_CONTEXT), default=None,
                  help="Context pixels around each tile; alone, it selects the reference tiling (no blending)."),
-    click.option("--overlap", type=WholeNumber(min=0), default=None,
+    click.option("--overlap", type=WholeNumber(min=0, max=MAX_CONTEXT), default=None,
                  help="Pixels neighbouring tiles share and blend (default 16; 0: the reference tiling). "
                       f"On the CPU and integrated GPUs, {_STAGED_MODELS} tile exactly instead while memory "
                       "allows."),

@@ -758,6 +758,18 @@ def test_a_whole_number_flag_too_long_for_python_is_a_usage_error(tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.parametrize("command", ["upscale", "video"])
+@pytest.mark.parametrize("flag", ["--tile-pad", "--overlap"])
+def test_help_gives_the_context_flags_their_upper_bound(command, flag):
+    # found by a help audit: --tile-pad and --overlap showed [x>=0], and 600 was
+    # refused only once the run began, as more than the engine's 512
+    from click.testing import CliRunner
+    from ncnn_sr import cli
+    from ncnn_sr.engine import MAX_CONTEXT
+    shown = " ".join(CliRunner().invoke(cli.main, [command, "--help"]).output.split())
+    assert f"[0<=x<={MAX_CONTEXT}]" in shown.split(flag, 1)[1].split(" --", 1)[0], shown
+
+
 def test_a_transparent_picture_too_wide_for_jpeg_asked_as_jpg_is_still_written_as_png(tmp_path):
     # Refused from its header as too large for JPEG, where read it becomes a png:
     # the check before the pixels may refuse only what its png could not hold either.
