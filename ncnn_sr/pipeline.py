@@ -35,7 +35,7 @@ from .files import check_writable, write_target
 from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality, header_size, output_format,
                      read_image, write_image)
 from .icc import unstated as unstated_colour
-from .jobs import Job, alpha_target, check_reachable, existing_output
+from .jobs import Job, Plan, alpha_target, check_reachable, existing_output
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
 from .resample import target_size
 from .signals import stop_signals
@@ -107,6 +107,8 @@ def _whole_at_least_1(value) -> bool:
 
 
 def _not_jobs(given) -> SettingError:
+    if isinstance(given, Plan):  # what plan_jobs returns: "as plan_jobs gives them" was no help
+        return SettingError("jobs must be Jobs, got a Plan: give its jobs, plan_jobs(...).jobs")
     return SettingError(f"jobs must be Jobs, as plan_jobs gives them, got {describe(given)}")
 
 

@@ -284,6 +284,17 @@ def test_jobs_that_are_no_jobs_are_an_input_error(jobs, got, cpu_lane):
     assert str(refused.value) == f"jobs must be Jobs, as plan_jobs gives them, got {got}"
 
 
+def test_a_plan_given_as_the_jobs_is_refused_naming_its_jobs(tmp_path, cpu_lane):
+    # found by a library audit: Pipeline.run(plan_jobs(...)) said "jobs must be Jobs, as
+    # plan_jobs gives them, got an object of type Plan": plan_jobs had given just that
+    from ncnn_sr.jobs import plan_jobs
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "in.png")
+    with pytest.raises(InputError) as refused:
+        Pipeline([cpu_lane]).run(plan_jobs(tmp_path / "in.png", tmp_path / "out.png"))
+    assert str(refused.value) == "jobs must be Jobs, got a Plan: give its jobs, plan_jobs(...).jobs"
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_a_lane_and_ordered_map_refuse_bad_settings_as_input_errors(cpu_lane):
     with pytest.raises(InputError, match="^a lane needs a whole number of proc workers, at least 1, got 0$"):
         Lane(cpu_lane.upscaler, 0)
