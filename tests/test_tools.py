@@ -91,6 +91,32 @@ def readme_python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S)
 
 
+def test_the_readme_names_each_library_function_s_parameters_where_they_are():
+    # found by a library audit: the README gave convert_weights(weights, scale=None,
+    # scale_hint=None), whose second parameter is fp16, so convert_weights(w, 3) was
+    # refused as an fp16 of 3
+    import inspect
+
+    import ncnn_sr
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    checked = 0
+    for name, args in re.findall(r"`(\w+)\(([^()`]*)\)`", text):
+        if name not in ncnn_sr.__all__:
+            continue
+        params = list(inspect.signature(getattr(ncnn_sr, name)).parameters)
+        listed = [a.strip() for a in args.split(",") if a.strip()]
+        signature = bool(listed) and listed[0].isidentifier()  # else a call, such as Upscaler(exact=True)
+        for i, arg in enumerate(listed):
+            if "=" in arg:
+                given = arg.split("=")[0].strip()
+                assert given in params, f"{name} has no parameter {given}: {params}"
+                if signature:
+                    assert params[i] == given, f"{name}'s parameter {i + 1} is {params[i]}, not {given}"
+                    checked += 1
+    assert checked >= 3
+
+
 def test_each_python_example_of_the_readme_imports_every_name_it_uses():
     # found by a bug hunt: the animation example used Upscaler without importing it,
     # so run as written it stopped on a NameError
