@@ -202,7 +202,8 @@ _SHARED_OPTIONS = [
                       "allows."),
     click.option("--exact/--blend", "exact", default=None,
                  help=f"Tile {_STAGED_MODELS} exactly (stage by stage, the whole picture's output) or blend. "
-                      "Default: exact on the CPU and integrated GPUs while memory allows, blended on discrete GPUs."),
+                      "Default: exact on the CPU and integrated GPUs while memory allows, blended on discrete GPUs; a "
+                      "RealPLKSR with GroupNorm is exact on every device unless --blend."),
     click.option("-g", "--gpu", default="auto", show_default=True,
                  help="Vulkan device index (0, gpu0), -1 or cpu for the CPU; several: 0,1 or 0,-1."),
     "jobs",  # each command's own: see _JOBS_HELP

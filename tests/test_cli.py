@@ -759,6 +759,18 @@ def test_a_whole_number_flag_too_long_for_python_is_a_usage_error(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["upscale", "video"])
+def test_help_of_exact_and_blend_names_the_group_norm_models_staged_everywhere(command):
+    # found by a help audit: --exact/--blend named RRDBNet models alone, though --blend
+    # also turns off the stages a RealPLKSR with GroupNorm gets on every device (the
+    # README and `ncnn-sr devices` say so)
+    from click.testing import CliRunner
+    from ncnn_sr import cli
+    shown = " ".join(CliRunner().invoke(cli.main, [command, "--help"]).output.split())
+    exact = shown.split("--exact / --blend", 1)[1].split(" -g, --gpu", 1)[0]
+    assert "RealPLKSR with GroupNorm" in exact and "every device" in exact, exact
+
+
+@pytest.mark.parametrize("command", ["upscale", "video"])
 @pytest.mark.parametrize("flag", ["--tile-pad", "--overlap"])
 def test_help_gives_the_context_flags_their_upper_bound(command, flag):
     # found by a help audit: --tile-pad and --overlap showed [x>=0], and 600 was
