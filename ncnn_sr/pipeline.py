@@ -216,15 +216,29 @@ class Pipeline:
         # folder of thousands of pictures is tried once, not once a picture.
         self._unwritable: dict[Path, str | None] = {}
         self._unwritable_lock = threading.Lock()
+        # A run interrupted inside a picture leaves its workers waiting on its queues
+        # and its cancel: a later run must not clear that cancel under them.
+        self._abandoned = False
 
     def cancel(self) -> None:
         """Stop soon: no new picture is started, work in progress stops after its
-        current tile, and nothing half-written is left."""
+        current tile, and nothing half-written is left. It stops the run in progress;
+        a later ``run`` starts afresh."""
         self._cancel.set()
 
     def run(self, jobs: Iterable[Job]) -> Summary:
         """Run every job; Ctrl-C (KeyboardInterrupt) in the calling thread cancels and
-        the summary says so."""
+        the summary says so. A Pipeline may run again, unless a run of it was
+        interrupted inside a picture (``Summary.abandoned``)."""
+        if self._abandoned:
+            raise InputError("this Pipeline's run was interrupted inside a picture (Summary.abandoned): "
+                             "make a new Pipeline to run again")
+        # The cancel, Ctrl-C or stop (a full disk) of an earlier run, and the folders it
+        # found unwritable, held for it alone: the next run did nothing, or failed each
+        # picture on the old reason.
+        self._cancel.clear()
+        with self._unwritable_lock:
+            self._unwritable.clear()
         self._summary = Summary()
         self._errors = []
         budget = self._animation_memory
@@ -273,6 +287,7 @@ class Pipeline:
                 except KeyboardInterrupt:
                     continue
             self._summary.abandoned = not all(w.done.is_set() for stage in stages for w in stage[0])
+            self._abandoned = self._summary.abandoned
         self._summary.cancelled = self._cancel.is_set() and self._summary.stopped is None
         self._summary.seconds = time.perf_counter() - start
         if self._errors:

@@ -140,6 +140,65 @@ def test_cancel_stops_soon_and_writes_nothing_half(tmp_path, cpu_lane):
     assert len(written) == summary.ok and not [p for p in written if p.name.startswith(".")]
 
 
+def test_a_pipeline_cancelled_runs_again_in_full(tmp_path, cpu_lane):
+    # found by a library audit: the cancel (or a Ctrl-C, or a full disk's stop) stayed
+    # set, so the same Pipeline's next run did nothing and said it was cancelled
+    jobs = folder_of(tmp_path, 6, size=(4, 4))
+    holder = {}
+
+    def stop_after_one(outcome):
+        holder["p"].cancel()
+
+    holder["p"] = Pipeline([cpu_lane], on_outcome=stop_after_one)
+    first = holder["p"].run(jobs)
+    assert first.cancelled and first.done < 6
+    holder["p"]._on_outcome = None
+    again = holder["p"].run(jobs)
+    assert not again.cancelled and again.ok == 6
+
+
+def test_a_pipeline_runs_again_into_a_folder_that_became_writable(tmp_path, cpu_lane, monkeypatch):
+    # found by a library audit: a folder found unwritable stayed so for the Pipeline's
+    # later runs, each picture failing on the first run's reason
+    jobs = folder_of(tmp_path, 2, size=(4, 4))
+    real = pipeline_mod.check_writable
+
+    def refused(folder):
+        raise InputError(f"cannot write in {folder}: read-only")
+
+    monkeypatch.setattr(pipeline_mod, "check_writable", refused)
+    p = Pipeline([cpu_lane])
+    assert p.run(jobs).failed == 2
+    monkeypatch.setattr(pipeline_mod, "check_writable", real)
+    assert p.run(jobs).ok == 2
+
+
+def test_a_pipeline_interrupted_inside_a_picture_refuses_to_run_again(tmp_path):
+    # Its workers still wait on its cancel: a new run that cleared it would have let
+    # them go on with the old run's pictures.
+    import os
+    import signal
+
+    gate = threading.Event()
+
+    class Held(SlowFake):
+        def upscale(self, image, progress=None, **kw):
+            gate.wait(30)
+            return image
+
+    jobs = folder_of(tmp_path, 2, size=(4, 4))
+    p = Pipeline([Lane(Held(0), 1)])
+    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    try:
+        assert p.run(jobs).abandoned
+        with pytest.raises(InputError, match=r"interrupted inside a picture \(Summary.abandoned\): make a new"):
+            p.run(jobs)
+    finally:
+        gate.set()
+    assert not (tmp_path / "out").exists()
+    assert Pipeline([Lane(SlowFake(0), 1)]).run(jobs).ok == 2
+
+
 def test_cancel_interrupts_a_picture_between_tiles(tmp_path):
     up = Upscaler(MODEL, device=-1, tile=32)
     src = tmp_path / "big.png"
