@@ -87,6 +87,9 @@ VP8_CEILING = 10 ** 9
 # and leave the bitrate unused without a word; SVT-AV1 refuses to start (in two lines,
 # its own and the run's). VP8, VP9 and libaom's AV1 cap their rate with it.
 CRF_OR_BITRATE = frozenset({"libx264", "libx264rgb", "libx265", "libsvtav1"})
+# SVT-AV1 turns its adaptive quantisation off for frames under 64 pixels a side, and
+# then refuses a target rate, in a line of its own and FFmpeg's "bad parameter".
+SVT_AV1_RATE_SIDE = 64
 # FFmpeg's MPEG-family encoders (MPEG-1/2/4, H.263, WMV, FLV, MJPEG) have no crf: with
 # no --bitrate they ran at FFmpeg's 200 kb/s, however many pixels, and an upscaled
 # picture came out in blocks. A fixed quantiser (ffmpeg's -q:v) keeps the quality
@@ -1383,6 +1386,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 # Coded as it will be read, else its colours come back shifted.
                 colour = as_read(colour, _matrix_read(codec, out.format.name, options.pix_fmt, colour.matrix), *size)
                 video_out.codec_context.colorspace = colour.matrix
+                if codec == "libsvtav1" and options.bitrate and min(size) < SVT_AV1_RATE_SIDE:
+                    raise InputError(f"{dst}: libsvtav1 keeps to a --bitrate only on frames of {SVT_AV1_RATE_SIDE}x"
+                                     f"{SVT_AV1_RATE_SIDE} pixels or more, not {size[0]}x{size[1]}: give a --crf instead")
                 try:
                     # Now, not on the first mux (maybe of a sound packet), so that options
                     # the encoder refuses (a bad preset, a tiny bitrate) are blamed on it.

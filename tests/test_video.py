@@ -1056,6 +1056,22 @@ def test_a_crf_and_a_bitrate_together_are_refused_where_the_encoder_cannot_take_
     one_line_failure(proc, tmp_path, f"{codec} takes --crf or --bitrate, not both")
 
 
+def test_a_bitrate_for_svt_av1_on_frames_under_64_pixels_is_one_line(tmp_path):
+    # SVT-AV1 turns adaptive quantisation off below 64x64 and then refuses a target rate:
+    # two lines, its own and "bad parameter (0x80001005)", which named no cause.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=40, height=24)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--codec", "libsvtav1",
+               "--bitrate", "500k", check_ok=False)
+    one_line_failure(proc, tmp_path, "libsvtav1 keeps to a --bitrate only on frames of 64x64 pixels or more, "
+                                     "not 80x48: give a --crf instead")
+
+
+def test_a_bitrate_for_svt_av1_on_frames_of_64_pixels_is_kept(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=32, height=32)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--codec", "libsvtav1", "--bitrate", "500k")
+    assert frame_times(tmp_path / "out.mkv")[1] == (64, 64)
+
+
 def test_a_crf_sets_vp8s_quality_without_a_bitrate(tmp_path):
     # libvpx's VP8 given a crf and no bitrate caps it at 256 kb/s: at 640x480 --crf 4
     # and --crf 40 made files within 1% of each other, and the default was as blocky.
