@@ -43,7 +43,7 @@ from .video_options import COMMON_CONTAINERS, EncodeOptions, FlagNames
 from .video_window import Window
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, as_read, coded, deeper_format, depth,
                            encodable_size, fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
-                           output_colour, to_rgb)
+                           output_colour, subsampling, to_rgb)
 
 log = logging.getLogger("ncnn_sr")
 
@@ -87,6 +87,14 @@ VP8_CEILING = 10 ** 9
 # and leave the bitrate unused without a word; SVT-AV1 refuses to start (in two lines,
 # its own and the run's). VP8, VP9 and libaom's AV1 cap their rate with it.
 CRF_OR_BITRATE = frozenset({"libx264", "libx264rgb", "libx265", "libsvtav1"})
+# Encoders that share their bitrate among frames by the time base, whose default rate
+# (VC-2's 600 Mb/s) PyAV leaves unset: 0 bits, or an mkv's 1/1000 s, gave a frame too
+# few bytes to code, and FFmpeg refused it. They are given a constant rate, as ffmpeg
+# gives them, and their own default rate where no --bitrate is given.
+RATE_PER_FRAME = frozenset({"vc2"})
+# FFmpeg's VC-2 codes a plane of 32 pixels or fewer a side wrong (a flat colour came back
+# up to 80 levels off, the encoder and decoder agreeing), and one under 32 not at all.
+VC2_LEAST_PLANE = 33
 # SVT-AV1 turns its adaptive quantisation off for frames under 64 pixels a side, and
 # then refuses a target rate, in a line of its own and FFmpeg's "bad parameter".
 SVT_AV1_RATE_SIDE = 64
@@ -466,7 +474,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         rate = _source_rate(video_in) * factor
         if options.fps is None and _frame_rates(encoder):
             options = replace(options, fps=_standard_rate(encoder, rate))
-        elif options.fps is None and (factor != 1 or video_streams.muxer_for(dst) == "avi"):
+        elif options.fps is None and (factor != 1 or video_streams.muxer_for(dst) == "avi"
+                                      or encoder in RATE_PER_FRAME):
             # A frame per field is a constant rate, as fields are shot, and so is film
             # put back together. An AVI counts frames at its time base: at the input's
             # (1/12288 from an mp4, 1/90000 from a .ts) it was a video of hundreds of
@@ -859,6 +868,8 @@ def _matrix_read(codec: str, muxer: str, pix_fmt: str, matrix: int) -> int:
             stream.width = stream.height = 64
             stream.pix_fmt = pix_fmt
             stream.codec_context.colorspace = matrix
+            if codec in RATE_PER_FRAME:
+                stream.codec_context.bit_rate = av.codec.CodecContext.create(codec, "w").bit_rate
             if codec == "libx265":
                 stream.codec_context.options = dict(QUIET_X265)
             frame = av.VideoFrame(64, 64, pix_fmt)
@@ -997,6 +1008,8 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
         stream.codec_context.bit_rate = VP8_CEILING
     if options.preset:
         opts["preset"] = options.preset
+    if codec in RATE_PER_FRAME and not options.bitrate:
+        stream.codec_context.bit_rate = av.codec.CodecContext.create(codec, "w").bit_rate
     if options.bitrate:
         stream.codec_context.bit_rate = options.bitrate
         if codec == "libvpx-vp9" and options.crf is None:
@@ -1389,6 +1402,14 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 if codec == "libsvtav1" and options.bitrate and min(size) < SVT_AV1_RATE_SIDE:
                     raise InputError(f"{dst}: libsvtav1 keeps to a --bitrate only on frames of {SVT_AV1_RATE_SIDE}x"
                                      f"{SVT_AV1_RATE_SIDE} pixels or more, not {size[0]}x{size[1]}: give a --crf instead")
+                fmt = av.VideoFormat(options.pix_fmt)
+                planes = (*size, fmt.chroma_width(size[0]), fmt.chroma_height(size[1]))
+                if codec == "vc2" and min(planes) < VC2_LEAST_PLANE:
+                    across, down = subsampling(options.pix_fmt)
+                    raise InputError(f"{dst}: vc2 codes a picture plane of {VC2_LEAST_PLANE - 1} pixels or fewer a "
+                                     f"side wrong, and {size[0]}x{size[1]} {options.pix_fmt} frames have one: give "
+                                     f"frames of {VC2_LEAST_PLANE * across}x{VC2_LEAST_PLANE * down} or more, or "
+                                     "another --codec")
                 try:
                     # Now, not on the first mux (maybe of a sound packet), so that options
                     # the encoder refuses (a bad preset, a tiny bitrate) are blamed on it.

@@ -2333,6 +2333,32 @@ def test_video_that_cannot_say_its_matrix_is_coded_in_the_one_it_is_read_in(code
     assert np.abs(mean_colour(tmp_path / name) - mean_colour(tmp_path / "x264.mkv")).max() < 3
 
 
+@pytest.mark.parametrize("name", ["out.mkv", "out.mov", "out.avi"])
+@pytest.mark.parametrize("flags", [[], ["--bitrate", "5M"]])
+def test_vc2_is_written_and_reads_back(name, flags, tmp_path):
+    # VC-2 shares its rate among frames by the time base: at an mkv's 1/1000 a frame had
+    # bytes too few to code, and without a --bitrate none at all (PyAV sets 0, not its 600
+    # Mb/s): "cannot encode with vc2: Invalid argument" in any container.
+    clip = make_clip(tmp_path / "in.mp4", frames=3, width=34, height=34, audio=None, colours=[(200, 40, 90)])
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "x264.mkv", *X2)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / name, *X2, "--codec", "vc2", *flags)
+    times, size = frame_times(tmp_path / name)
+    assert times == pytest.approx(frame_times(tmp_path / "x264.mkv")[0], abs=1e-3) and size == (68, 68)
+    assert np.abs(mean_colour(tmp_path / name) - mean_colour(tmp_path / "x264.mkv")).max() < 3
+
+
+@pytest.mark.parametrize("size, pix_fmt, said", [((16, 16), [], "32x32 yuv420p frames have one: give frames of 66x66"),
+                                                  ((64, 16), [], "128x32 yuv420p frames have one: give frames of 66x66"),
+                                                  ((32, 16), ["--pix-fmt", "yuv444p"],
+                                                   "64x32 yuv444p frames have one: give frames of 33x33")])
+def test_vc2_on_planes_it_codes_wrong_is_one_line(size, pix_fmt, said, tmp_path):
+    # Its 32x32 colour planes came back a flat red 45 levels off in green.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=size[0], height=size[1], audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--codec", "vc2", *pix_fmt,
+               check_ok=False)
+    one_line_failure(proc, tmp_path, "vc2 codes a picture plane of 32 pixels or fewer a side wrong, and " + said)
+
+
 @pytest.mark.parametrize("codec", ["libx264", "libx265"])
 def test_gray_video_is_tagged_full_range_as_it_is_made(codec, tmp_path):
     # swscale makes gray from RGB in full range; left untagged, H.264 and H.265 were
