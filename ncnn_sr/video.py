@@ -95,6 +95,13 @@ RATE_PER_FRAME = frozenset({"vc2"})
 # FFmpeg's VC-2 codes a plane of 32 pixels or fewer a side wrong (a flat colour came back
 # up to 80 levels off, the encoder and decoder agreeing), and one under 32 not at all.
 VC2_LEAST_PLANE = 33
+# The encoders whose frames carry a palette of their own (GIF's colour table, PNG's
+# PLTE), which each frame gets (video_frames.paletted); and an AVI's, which holds a
+# palette change per frame for MS RLE too. A .mov keeps only the palette of its header:
+# MS RLE and SMC frames after the first came back in the first one's colours.
+PALETTE_IN_FRAME = frozenset({"gif", "png", "apng"})
+PALETTE_PER_FRAME = {"avi": PALETTE_IN_FRAME | {"msrle"}}
+ONE_PALETTE = frozenset({"msrle", "smc"})
 # SVT-AV1 turns its adaptive quantisation off for frames under 64 pixels a side, and
 # then refuses a target rate, in a line of its own and FFmpeg's "bad parameter".
 SVT_AV1_RATE_SIDE = 64
@@ -803,10 +810,15 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, flags: FlagNa
     if takes and pix_fmt not in takes:
         into = f" into {dst.suffix}" if raw else ""
         raise InputError(f"{codec} cannot encode {pix_fmt} pixels{into}: it takes {listed}")
-    if av.VideoFormat(pix_fmt).has_palette:  # swscale has no palette to make, and refused it once frames came
+    paletted = av.VideoFormat(pix_fmt).has_palette
+    if paletted and not _palette_kept(encoder.name, muxer) and (muxer is None or _holds_encoded(muxer, codec, raw)):
         drawn = _listed_formats([f for f in takes if not av.VideoFormat(f).has_palette])
-        raise InputError(f"{codec} cannot encode {pix_fmt} pixels here (no palette is made for video frames)"
-                         + (f": it takes {drawn}" if drawn else ""))
+        if encoder.name in ONE_PALETTE:
+            where = "write .avi, or " if encoder.name in PALETTE_PER_FRAME["avi"] else ""
+            raise InputError(f"{dst.suffix} keeps one palette for all {codec} frames, which would show those after "
+                             f"the first in its colours: {where}choose another {flags.another('codec', '--codec')}")
+        raise InputError(f"{codec} cannot encode {pix_fmt} pixels here (frames get a palette of their own only "
+                         f"in gif, png or apng, or msrle in .avi)" + (f": it takes {drawn}" if drawn else ""))
     if options.preset:
         _check_preset(codec, encoder.name, pix_fmt, options.preset)
     if options.crf is not None or options.bitrate is not None:
@@ -837,10 +849,16 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, flags: FlagNa
     if isinstance(dst, VideoOutput):  # a stream gets Matroska, whatever else a file could be
         raise InputError(f"{dst} is Matroska, which {problem} {encoder.canonical_name} video: "
                          f"choose another {flags.another('codec', '--codec')}{such}")
-    able = [suffix for suffix in _OFFERED if _holds_encoded(video_streams.muxer_for(Path(suffix)), codec, raw)]
+    able = [suffix for suffix in _OFFERED if _holds_encoded(video_streams.muxer_for(Path(suffix)), codec, raw)
+            and not (paletted and not _palette_kept(encoder.name, video_streams.muxer_for(Path(suffix))))]
     where = f"write {_either(able)}, or " if able else ""
     raise InputError(f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another "
                      f"{flags.another('codec', '--codec')}{such}")
+
+
+def _palette_kept(encoder: str, muxer: str | None) -> bool:
+    """Whether each frame of ``encoder`` in a ``muxer`` output keeps a palette of its own."""
+    return encoder in PALETTE_PER_FRAME.get(muxer, PALETTE_IN_FRAME)
 
 
 def _listed_formats(formats: list[str]) -> str:
@@ -925,7 +943,7 @@ def _pixel_format(codec: str, video_in, src, muxer: str | None = None) -> str:
 # The formats an encoder without 4:2:0 is given, best first, as FFmpeg's choice goes:
 # more chroma before RGB, and the input's depth where the encoder has it.
 _NEAREST_8 = ("yuv422p", "uyvy422", "yuyv422", "yuv444p", "yuvj422p", "yuvj444p", "gbrp", "rgb24", "bgr24", "rgb0",
-              "bgr0", "rgba", "bgra", "argb")
+              "bgr0", "rgba", "bgra", "argb", "pal8")  # a palette of the frame's own, not GIF's fixed rgb8
 _NEAREST_DEEP = ("yuv422p10le", "yuv444p10le", "gbrp10le", "rgb48le", "rgb48be", "yuv422p12le", "yuv444p12le")
 
 

@@ -23,6 +23,8 @@ import av
 import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, ColorTrc, Colorspace
 
+from . import gif
+
 log = logging.getLogger("ncnn_sr")
 
 
@@ -306,10 +308,24 @@ def as_read(colour: ColourTags, read: int, width: int, height: int) -> ColourTag
     return colour if read == colour.matrix or read not in _SWSCALE_MATRICES else replace(colour, matrix=int(read))
 
 
+def paletted(image: np.ndarray):
+    """An 8-bit RGB ``image`` as a pal8 frame with a palette of its own colours: 255,
+    median cut and dithered, as a GIF's frame gets (swscale makes no palette)."""
+    reduced = gif.to_palette(image, transparent=False)
+    rgb = np.zeros((256, 3), np.uint8)
+    palette = np.asarray(reduced.getpalette(), np.uint8).reshape(-1, 3)[:256]
+    rgb[:len(palette)] = palette
+    argb = np.concatenate([np.full((256, 1), 255, np.uint8), rgb], axis=1)  # opaque, every entry
+    return av.VideoFrame.from_ndarray((np.asarray(reduced), argb), format="pal8")
+
+
 def coded(image: np.ndarray, pix_fmt: str, colour: ColourTags):
     """``image`` (RGB, uint8 or uint16) as a frame to encode in ``pix_fmt``, coded and
     tagged as ``colour`` says."""
-    frame = av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
+    if av.VideoFormat(pix_fmt).has_palette:
+        frame = paletted(image)
+    else:
+        frame = av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
     if colour.matrix in _SWSCALE_MATRICES:
         # Left to the encoder, the conversion would take swscale's default, BT.601.
         # PyAV before 18 hands swscale BT.2020 only as the RGB frame's tag (which the

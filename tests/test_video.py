@@ -993,15 +993,51 @@ def one_line_failure(proc, tmp_path, message):
     (["--pix-fmt", "bogus"], "unknown pixel format 'bogus': libx264 takes yuv420p"),
     (["--pix-fmt", "rgb24"], "libx264 cannot encode rgb24 pixels: it takes yuv420p"),
     (["--codec", "png", "--pix-fmt", "yuv420p"], "png cannot encode yuv420p pixels: it takes rgb24"),
-    # swscale makes no palette: refused once the model had run, "Operation not supported".
-    (["--codec", "png", "--pix-fmt", "pal8"], "png cannot encode pal8 pixels here (no palette is made for video "
-                                              "frames): it takes rgb24, rgba"),
     (["--preset", "bogus"], "libx264 has no preset 'bogus': use one of ultrafast"),
 ])
 def test_settings_the_encoder_cannot_take_are_one_line_errors(flags, message, tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, *flags, check_ok=False)
     one_line_failure(proc, tmp_path, message)
+
+
+def psnr(a, b):
+    return 10 * np.log10(255 ** 2 / max(np.mean((a.astype(float) - b.astype(float)) ** 2), 1e-9))
+
+
+def rgb_frames(path):
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+@pytest.mark.parametrize("name, flags", [("out.mov", ["--codec", "gif"]), ("out.avi", ["--codec", "msrle"]),
+                                         ("out.mov", ["--codec", "png", "--pix-fmt", "pal8"])])
+def test_paletted_video_gets_a_palette_of_each_frames_own_colours(name, flags, tmp_path):
+    # A GIF in a .mov was GIF's fixed 3-3-2 palette, rgb8 (21 dB from the frames, bands
+    # of 8 reds); msrle and --pix-fmt pal8 were refused, as swscale makes no palette.
+    clip = make_clip(tmp_path / "in.mp4", frames=4)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "rgb.mov", *X2, "--codec", "png", "-q")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / name, *X2, *flags)
+    assert "warning" not in proc.stderr
+    made, lossless = rgb_frames(tmp_path / name), rgb_frames(tmp_path / "rgb.mov")
+    assert len(made) == len(lossless) == 4
+    assert min(psnr(a, b) for a, b in zip(made, lossless)) > 30
+
+
+@pytest.mark.parametrize("flags, said", [
+    # Written, its frames after the first came back in the first one's colours (13 dB).
+    (["--codec", "msrle"], ".mov keeps one palette for all msrle frames, which would show those after the first in its "
+                           "colours: write .avi, or choose another --codec"),
+    (["--codec", "smc"], ".mov keeps one palette for all smc frames, which would show those after the first in its "
+                         "colours: choose another --codec"),
+    # swscale makes no palette: refused once the model had run, "Operation not supported".
+    (["--codec", "targa", "--pix-fmt", "pal8"], "targa cannot encode pal8 pixels here (frames get a palette of their "
+                                                "own only in gif, png or apng, or msrle in .avi): it takes bgr24, "),
+])
+def test_paletted_video_without_a_palette_per_frame_is_refused(flags, said, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mov", *X2, *flags, check_ok=False)
+    one_line_failure(proc, tmp_path, said)
 
 
 @pytest.mark.parametrize("flag", ["--codec", "--preset", "--pix-fmt"])
