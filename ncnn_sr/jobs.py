@@ -395,7 +395,8 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     """(input, output) for each video in the folder ``src``, sorted, into the folder
     ``dst`` with the same tree: NAME in the input's container where the encoder that
     ``encode`` picks can be written there, else NAME.mkv (which holds any sound and
-    subtitles). InputError for a folder without videos, an output that is a file,
+    subtitles), or the first of FALLBACK_CONTAINERS that can hold it. InputError for
+    such a video where none can, for a folder without videos, an output that is a file,
     and the input folder itself as the output (outputs would overwrite inputs), and
     for an output not there yet named like a video, unless ``folder`` (it was given
     with a trailing separator)."""
@@ -415,9 +416,10 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     # Outputs below dst, as one file where case is not told apart, across folders:
     # A/x.mp4 and a/x.mp4 are one file there.
     kept: dict[str, Path] = {}
+    fallback = None  # the container of the videos whose own cannot hold the encoder's video
     for folder in folders:
         planned = []
-        moved = []  # those made .mkv
+        moved = []  # those made .mkv (or another of FALLBACK_CONTAINERS), with their own's refusal
         rel = folder.relative_to(src)
         for path in sorted(folder.iterdir()):
             if path.name.startswith(".") or not path.is_file() or not is_video_path(path):
@@ -425,8 +427,8 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
             suffix = path.suffix.lower()
             try:
                 video.video_encoder(Path(f"x{suffix}"), encode)
-            except InputError:
-                moved.append(path)
+            except InputError as e:
+                moved.append((path, e))
                 continue
             name = f"{path.stem}{suffix}"
             first = kept.get(_one_file_name((rel / name).as_posix()))
@@ -437,17 +439,41 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
         # A video made .mkv whose name another output has (c.vob beside c.mkv) takes
         # NAME.EXT.mkv rather than overwrite it; the outputs named as their inputs
         # keep their names whatever the order, so --skip-existing finds them again.
-        for path in moved:
-            name = f"{path.stem}.mkv"
+        for path, refusal in moved:
+            fallback = fallback or _fallback_container(encode)
+            if fallback is None:  # every such video would fail: said before any model loads
+                raise InputError(f"{path}: {refusal}")
+            suffix = fallback
+            name = f"{path.stem}{suffix}"
             first = kept.get(_one_file_name((rel / name).as_posix()))
             if first is not None:
-                name = _renamed(path, name, first, f"{path.name}.mkv")
+                name = _renamed(path, name, first, f"{path.name}{suffix}")
             kept[_one_file_name((rel / name).as_posix())] = path
             planned.append((path, dst / path.parent.relative_to(src) / name))
         jobs += sorted(planned)
     if not jobs:
         raise InputError(f"{src}: no videos in it{'' if recursive else ' (-r looks in its sub-folders too)'}")
     return jobs
+
+
+# Where a folder's video goes whose own container cannot hold the encoder's video:
+# Matroska, which holds any sound and subtitles, else the first common one that can
+# (.avi for HuffYUV or Ut Video, .mov for QuickTime RLE).
+FALLBACK_CONTAINERS = (".mkv", ".mp4", ".mov", ".webm", ".avi")
+
+
+def _fallback_container(encode) -> str | None:
+    """The suffix of the first of FALLBACK_CONTAINERS that ``encode``'s encoder can be
+    written into, None if none."""
+    from . import video
+
+    for suffix in FALLBACK_CONTAINERS:
+        try:
+            video.video_encoder(Path(f"x{suffix}"), encode)
+        except InputError:
+            continue
+        return suffix
+    return None
 
 
 def _renamed(path: Path, name: str, other: Path, renamed: str) -> str:

@@ -64,16 +64,30 @@ def test_without_r_the_sub_folders_are_left_and_a_container_that_cannot_hold_h26
     assert names(tmp_path / "out") == ["a.mp4", "dvd.mkv"]
 
 
-def test_a_video_whose_container_and_mkv_cannot_hold_the_codec_is_named_in_its_failure(tmp_path):
-    # It failed as ".mkv cannot hold huffyuv video: ...", with no word of which video.
+@pytest.mark.parametrize("codec, moved", [("huffyuv", ".avi"), ("qtrle", ".mov")])
+def test_a_video_whose_container_and_mkv_cannot_hold_the_codec_goes_into_one_that_can(codec, moved, tmp_path):
+    # Each such video failed, once the model had loaded, as "a.mp4: .mkv cannot hold
+    # huffyuv video: write .avi, ...", advice a folder run had no way to take.
     src = tmp_path / "in"
     src.mkdir()
     make_clip(src / "a.mp4", frames=2, audio=None)
-    make_clip(src / "b.mp4", frames=2, audio=None)
-    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2, "--codec", "huffyuv", check_ok=False)
-    assert proc.returncode == 1
-    for name in ("a.mp4", "b.mp4"):
-        assert f"ncnn-sr: error: {src / name}: .mkv cannot hold huffyuv video: write .avi" in proc.stderr
+    make_clip(src / "b.mov", frames=2, audio=None)
+    run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2, "--codec", codec)
+    kept = "b.mov" if codec == "qtrle" else "b" + moved  # huffyuv: .mov cannot hold it either
+    assert names(tmp_path / "out") == sorted(["a" + moved, kept])
+    for name in names(tmp_path / "out"):
+        with av.open(str(tmp_path / "out" / name)) as c:
+            assert c.streams.video[0].codec_context.name == codec and len(list(c.decode(video=0))) == 2
+
+
+def test_a_codec_no_container_can_take_for_a_folders_video_is_refused_before_any_model_loads(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=2, audio=None)
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2, "--codec", "smc", "-v", check_ok=False)
+    assert proc.returncode == 1 and "model" not in proc.stderr.lower()
+    assert proc.stderr.strip() == f"ncnn-sr: error: {src / 'a.mp4'}: .mp4 cannot hold smc video: choose another --codec"
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_output_folder_inside_the_input_is_not_walked(tmp_path):
