@@ -93,10 +93,11 @@ def _rate_held(muxer: str, encoder: str, source: int) -> int:
 # Muxers that list no codecs of their own: FFmpeg answers "can it hold this?" for them
 # only for their default codecs (an MPEG-TS, it says, holds MPEG-2 video but not
 # H.264), so what they hold is listed here, by muxer; they refuse, or write unplayable,
-# anything else.
+# anything else. (AV1, which an MPEG-TS muxer writes, FFmpeg reads back from it as a
+# data stream, and so this tool: it is left out.)
 _MPEG_PS = frozenset({"mpeg1video", "mpeg2video", "h264", "mp2", "mp3", "ac3", "dts", "pcm_s16be", "dvd_subtitle"})
 _HOLDS = {
-    "mpegts": frozenset({"h264", "hevc", "vvc", "mpeg1video", "mpeg2video", "mpeg4", "vc1", "av1", "dirac", "cavs",
+    "mpegts": frozenset({"h264", "hevc", "vvc", "mpeg1video", "mpeg2video", "mpeg4", "vc1", "dirac", "cavs",
                          "aac", "aac_latm", "mp2", "mp3", "ac3", "eac3", "dts", "truehd", "opus", "dvb_subtitle",
                          "dvb_teletext", "hdmv_pgs_subtitle"}),
     "mpeg": _MPEG_PS, "vob": _MPEG_PS, "svcd": _MPEG_PS, "dvd": _MPEG_PS,

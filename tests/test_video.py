@@ -2003,6 +2003,10 @@ def test_an_mp4s_default_handler_names_do_not_become_matroska_tags(tmp_path):
     ("libsvtav1", "out.m4v", ".m4v cannot hold av1 video: write .mp4, .mkv, .webm or .avi, or choose another --codec"),
     ("libx264", "out.ogv", ".ogv cannot hold h264 video: write .mp4, .mkv, .mov or .avi, or choose another --codec, "
                            "such as libvpx"),
+    # Written, and read back (by FFmpeg, and this tool) as a data stream: "has no video stream".
+    ("libsvtav1", "out.ts", ".ts cannot hold av1 video: write .mp4, .mkv, .webm or .avi, or choose another --codec"),
+    ("libsvtav1", "out.m2ts", ".m2ts cannot hold av1 video: write .mp4, .mkv, .webm or .avi, or choose another "
+                              "--codec"),
 ])
 def test_video_a_container_cannot_hold_is_refused_before_the_input_is_read(codec, name, message, tmp_path):
     # FFmpeg says .mov holds AV1, VP9 and VP8 and .flv MPEG-4, then refuses them as it
