@@ -653,10 +653,17 @@ def _remove(path: Path) -> None:
         pass
 
 
+# FFmpeg lists after MPEG-1's eight standard rates Xing's unofficial ones (15, 5, 10,
+# 12 fps), which its encoder then refuses unless told to break the standard.
+MPEG1_STANDARD_RATES = 8
+
+
 def _frame_rates(codec: str) -> list[Fraction]:
     """The only frame rates ``codec`` encodes (MPEG-1 and MPEG-2 video keep to a
     list), or [] when it takes any."""
-    return [Fraction(r.numerator, r.denominator) for r in av.codec.Codec(codec, "w").frame_rates or ()]
+    encoder = av.codec.Codec(codec, "w")
+    rates = [Fraction(r.numerator, r.denominator) for r in encoder.frame_rates or ()]
+    return rates[:MPEG1_STANDARD_RATES] if encoder.name == "mpeg1video" else rates
 
 
 # The rates video is made at, to name first among the many an encoder may list.

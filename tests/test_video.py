@@ -1888,6 +1888,23 @@ def test_an_encoder_of_standard_rates_gets_the_nearest_one(tmp_path):
         assert c.streams.video[0].average_rate == Fraction(24000, 1001)
 
 
+@pytest.mark.parametrize("flags", [[], ["--fps", "10"]])
+def test_mpeg1_is_given_only_its_standard_rates(flags, tmp_path):
+    # FFmpeg lists Xing's unofficial 5, 10, 12 and 15 fps among MPEG-1's rates, then
+    # refuses them: a 10 fps clip (or --fps 10) was "cannot encode with mpeg1video:
+    # Invalid argument" once the model had run.
+    clip = make_clip(tmp_path / "in.mp4", frames=3, rate=Fraction(10), audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mpg", *X2, "--codec", "mpeg1video", *flags,
+               check_ok=False)
+    if flags:
+        one_line_failure(proc, tmp_path, "mpeg1video cannot encode 10 fps: it takes 24000/1001, 24, 25, 30000/1001, "
+                                         "30, 50, 60000/1001, 60")
+        return
+    assert "mpeg1video encodes only standard frame rates: writing a constant 24000/1001 fps" in proc.stderr
+    with av.open(str(tmp_path / "out.mpg")) as c:
+        assert c.streams.video[0].average_rate == Fraction(24000, 1001)
+
+
 def test_an_encoder_of_standard_rates_takes_a_standard_input_rate_without_a_word(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=4, rate=Fraction(25), audio=None)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mpg", *X2, "--codec", "mpeg1video")
