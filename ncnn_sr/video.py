@@ -951,7 +951,8 @@ def _pixel_format(codec: str, video_in, src, muxer: str | None = None) -> str:
 # more chroma before RGB, and the input's depth where the encoder has it.
 _NEAREST_8 = ("yuv422p", "uyvy422", "yuyv422", "yuv444p", "yuvj422p", "yuvj444p", "gbrp", "rgb24", "bgr24", "rgb0",
               "bgr0", "rgba", "bgra", "argb", "pal8")  # a palette of the frame's own, not GIF's fixed rgb8
-_NEAREST_DEEP = ("yuv422p10le", "yuv444p10le", "gbrp10le", "rgb48le", "rgb48be", "yuv422p12le", "yuv444p12le")
+_NEAREST_DEEP = ("yuv422p10le", "yuv444p10le", "gbrp10le", "rgb48le", "rgb48be", "yuv422p12le", "yuv444p12le",
+                 "gbrpf32le")  # OpenEXR's colour, which it lists after its gray
 
 
 def _nearest_format(takes: list[str], bits: int) -> str:

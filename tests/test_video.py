@@ -2323,8 +2323,9 @@ def test_skip_damaged_upscales_the_rest_of_a_damaged_video_and_says_so(tmp_path)
     assert audio_stream(tmp_path / "out.mp4") is not None
 
 
+# OpenEXR lists grayf32le first, which its colour frames were made, without a word.
 @pytest.mark.parametrize("codec,suffix,pix_fmt", [("png", ".mov", "rgb24"), ("prores_ks", ".mov", "yuv422p10le"),
-                                                  ("qtrle", ".mov", "rgb24")])
+                                                  ("qtrle", ".mov", "rgb24"), ("exr", ".mov", "gbrpf32le")])
 def test_an_encoder_without_4_2_0_gets_its_nearest_format_unasked(tmp_path, codec, suffix, pix_fmt):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     out = tmp_path / f"out{suffix}"
