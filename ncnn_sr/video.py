@@ -92,9 +92,13 @@ CRF_OR_BITRATE = frozenset({"libx264", "libx264rgb", "libx265", "libsvtav1"})
 # few bytes to code, and FFmpeg refused it. They are given a constant rate, as ffmpeg
 # gives them, and their own default rate where no --bitrate is given.
 RATE_PER_FRAME = frozenset({"vc2"})
-# FFmpeg's VC-2 codes a plane of 32 pixels or fewer a side wrong (a flat colour came back
-# up to 80 levels off, the encoder and decoder agreeing), and one under 32 not at all.
-VC2_LEAST_PLANE = 33
+# The smallest planes (width, height; every plane of the picture) and frames some of
+# FFmpeg's encoders code right: smaller, what their decoder reads back is another
+# picture, without a word (a flat colour came back up to 80 levels off from VC-2's
+# planes of 32 pixels a side, SpeedHQ's frames of 32 lines were noise), or none
+# (CineForm's 16-pixel colour planes).
+_LEAST_PLANE = {"vc2": (33, 33), "cfhd": (24, 1)}
+_LEAST_FRAME = {"speedhq": (1, 33)}
 # The encoders whose frames carry a palette of their own (GIF's colour table, PNG's
 # PLTE), which each frame gets (video_frames.paletted); and an AVI's, which holds a
 # palette change per frame for MS RLE too. A .mov keeps only the palette of its header:
@@ -868,6 +872,21 @@ def _palette_kept(encoder: str, muxer: str | None) -> bool:
     return encoder in PALETTE_PER_FRAME.get(muxer, PALETTE_IN_FRAME)
 
 
+def _least_size(codec: str, pix_fmt: str) -> tuple[int, int] | None:
+    """The smallest (width, height) of ``pix_fmt`` frames ``codec`` codes right, where
+    it has one (see _LEAST_PLANE)."""
+    if codec in _LEAST_FRAME:
+        wide, high = _LEAST_FRAME[codec]
+        across = down = 1
+    elif codec in _LEAST_PLANE:
+        wide, high = _LEAST_PLANE[codec]
+        across, down = subsampling(pix_fmt)
+    else:
+        return None
+    step_x, step_y = subsampling(pix_fmt)  # and a whole number of colour samples, as encodable_size makes it
+    return tuple(-(-n * k // step) * step for n, k, step in ((wide, across, step_x), (high, down, step_y)))
+
+
 def _listed_formats(formats: list[str]) -> str:
     return ", ".join(formats[:6]) + (", ..." if len(formats) > 6 else "")
 
@@ -1428,14 +1447,12 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 if codec == "libsvtav1" and options.bitrate and min(size) < SVT_AV1_RATE_SIDE:
                     raise InputError(f"{dst}: libsvtav1 keeps to a --bitrate only on frames of {SVT_AV1_RATE_SIDE}x"
                                      f"{SVT_AV1_RATE_SIDE} pixels or more, not {size[0]}x{size[1]}: give a --crf instead")
-                fmt = av.VideoFormat(options.pix_fmt)
-                planes = (*size, fmt.chroma_width(size[0]), fmt.chroma_height(size[1]))
-                if codec == "vc2" and min(planes) < VC2_LEAST_PLANE:
-                    across, down = subsampling(options.pix_fmt)
-                    raise InputError(f"{dst}: vc2 codes a picture plane of {VC2_LEAST_PLANE - 1} pixels or fewer a "
-                                     f"side wrong, and {size[0]}x{size[1]} {options.pix_fmt} frames have one: give "
-                                     f"frames of {VC2_LEAST_PLANE * across}x{VC2_LEAST_PLANE * down} or more, or "
-                                     "another --codec")
+                least = _least_size(codec, options.pix_fmt)
+                if least and (size[0] < least[0] or size[1] < least[1]):
+                    sides = [f"{n} pixels {way}" for n, has, way in zip(least, size, ("wide", "high")) if has < n]
+                    raise InputError(f"{dst}: {codec} codes {size[0]}x{size[1]} {options.pix_fmt} frames wrong (they "
+                                     f"read back as another picture, or none): give frames at least "
+                                     f"{' and '.join(sides)}, or another --codec")
                 try:
                     # Now, not on the first mux (maybe of a sound packet), so that options
                     # the encoder refuses (a bad preset, a tiny bitrate) are blamed on it.
