@@ -751,8 +751,11 @@ def _open_saying_why(ctx) -> None:
     """Open the encoder ``ctx``; where it refuses, the FFmpegError raised has in
     ``said`` FFmpeg's reason (a frame size the encoder does not take), the first line
     of its first error, which goes to FFmpeg's log, kept quiet, and not into the error."""
-    before = av.logging.get_level()
+    before, skipped = av.logging.get_level(), av.logging.get_skip_repeated()
     av.logging.set_level(av.logging.ERROR)
+    # PyAV holds back a line that repeats the one before, and lets it out once another
+    # comes: a second video refused alike had no reason, and a third the held one.
+    av.logging.set_skip_repeated(False)
     try:
         with av.logging.Capture(local=False) as logs:
             ctx.open()
@@ -763,6 +766,7 @@ def _open_saying_why(ctx) -> None:
         raise
     finally:
         av.logging.set_level(before)
+        av.logging.set_skip_repeated(skipped)
 
 
 def _probe_context(codec: str, pix_fmt: str):

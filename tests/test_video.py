@@ -2450,6 +2450,20 @@ def test_an_encoder_refusing_the_frames_says_why(codec, said, tmp_path):
     one_line_failure(proc, tmp_path, f"cannot encode with {said}")
 
 
+def test_each_refusal_of_the_frames_says_its_own_reason(tmp_path):
+    # In one process (a folder run) the second video's refusal said no reason, as
+    # PyAV holds back a log line that repeats the one before, and a third's said the
+    # first's, of another size, which PyAV let out as the repeat ended.
+    said = []
+    for name, width in (("a", 16), ("b", 16), ("c", 24)):
+        clip = make_clip(tmp_path / f"{name}.mp4", frames=2, width=width, height=16, audio=None)
+        with pytest.raises(InputError) as refused:
+            upscale_video(clip, tmp_path / f"{name}.avi", lambda frames: frames, EncodeOptions(codec="h263"))
+        said.append(str(refused.value).split("Invalid argument")[1])
+    assert said == [" (The specified picture size of 16x16 is not valid for the H.263 codec.)"] * 2 + [
+        " (The specified picture size of 24x16 is not valid for the H.263 codec.)"]
+
+
 def test_an_output_named_only_by_its_extension_is_said_to_have_none(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / ".mp4", *X2, check_ok=False)
