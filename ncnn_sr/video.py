@@ -849,7 +849,8 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, flags: FlagNa
         raise InputError(f"{codec} cannot encode {options.fps} fps: it takes {_listed_rates(rates)}")
     if muxer is None:
         return encoder.name
-    if not _holds_encoded(muxer, codec, raw):
+    if not _holds_encoded(muxer, codec, raw) or (dst.suffix.lower() == ".m2ts"
+                                                  and encoder.canonical_name in video_streams.M2TS_UNREAD):
         # Asked here, before any model loads, not left to the muxer's bare "Invalid argument".
         problem = "cannot hold"
     elif video_streams.loses_times(muxer, encoder.canonical_name):

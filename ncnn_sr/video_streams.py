@@ -106,6 +106,11 @@ _HOLDS = {
 }
 
 
+# Video an MPEG-TS written as a Blu-ray's .m2ts (192-byte packets, HDMV's stream types)
+# holds, by FFmpeg's word, and FFmpeg reads back from it as a data stream.
+M2TS_UNREAD = frozenset({"dirac"})
+
+
 # Video that FFmpeg's muxers take, then write without its frame times: H.264 in an
 # MPEG program stream (.mpg, .vob) keeps a time on one frame in several (a variable
 # rate is lost; an FFmpeg reader guesses the rest), in ASF (.wmv) its times read back

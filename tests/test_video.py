@@ -2024,6 +2024,8 @@ def test_an_mp4s_default_handler_names_do_not_become_matroska_tags(tmp_path):
     ("libsvtav1", "out.ts", ".ts cannot hold av1 video: write .mp4, .mkv, .webm or .avi, or choose another --codec"),
     ("libsvtav1", "out.m2ts", ".m2ts cannot hold av1 video: write .mp4, .mkv, .webm or .avi, or choose another "
                               "--codec"),
+    # So was VC-2 from a Blu-ray's .m2ts (FFmpeg reads it from a .ts).
+    ("vc2", "out.m2ts", ".m2ts cannot hold dirac video: write .mp4, .mkv, .mov or .avi, or choose another --codec"),
 ])
 def test_video_a_container_cannot_hold_is_refused_before_the_input_is_read(codec, name, message, tmp_path):
     # FFmpeg says .mov holds AV1, VP9 and VP8 and .flv MPEG-4, then refuses them as it
