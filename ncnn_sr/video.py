@@ -1419,7 +1419,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         try:
             packets = video_out.encode(frame)
         except av.error.FFmpegError as e:
-            raise refused(e) from None
+            # VC-2 refuses a frame its share of the rate cannot code, and says nothing.
+            short = codec in RATE_PER_FRAME and options.bitrate and isinstance(e, av.error.ArgumentError)
+            raise refused(e, "too few bits for each frame's slices: give a higher --bitrate" if short else None) \
+                from None
         out.mux(packets)
 
     written = 0

@@ -2407,6 +2407,15 @@ def test_vc2_is_written_and_reads_back(name, flags, tmp_path):
     assert np.abs(mean_colour(tmp_path / name) - mean_colour(tmp_path / "x264.mkv")).max() < 3
 
 
+def test_a_bitrate_too_low_for_vc2s_frames_is_said_to_be(tmp_path):
+    # It said "cannot encode with vc2: Invalid argument", and no more.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=40, height=40, audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--codec", "vc2", "--bitrate", "10k",
+               check_ok=False)
+    one_line_failure(proc, tmp_path, "cannot encode with vc2: Invalid argument (too few bits for each frame's "
+                                     "slices: give a higher --bitrate)")
+
+
 @pytest.mark.parametrize("codec, size, pix_fmt, said", [
     # VC-2's 32x32 colour planes came back a flat red 45 levels off in green.
     ("vc2", (16, 16), [], "32x32 yuv420p frames wrong (they read back as another picture, or none): give frames at "
