@@ -336,7 +336,8 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(),
               help="Output video: mp4, mkv, mov, webm, avi, m4v, 3gp, ts, m2ts, mts or flv; also mpg, mpeg "
                    "and vob with --codec mpeg2video, wmv with --codec wmv2, ogv with --codec libvpx. For a "
-                   "folder, a folder: each video keeps its name and container (else .mkv). - writes "
+                   "folder, a folder: each video keeps its name and container (else .mkv, or for a codec "
+                   "Matroska cannot hold, the first of .mp4, .mov, .webm, .avi that can). - writes "
                    "Matroska to standard output.")
 @click.option("-n", "--model", default="realesr-animevideov3", show_default=True,
               help="Model name, a family, or a .param path.")
