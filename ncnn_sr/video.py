@@ -66,6 +66,11 @@ QUIET_X265 = {"x265-params": "log-level=error"}
 QUIET_SVT_AV1 = ("SVT_LOG", "1")
 # The fewest frames x265 stamps right with B-frames on (see _video_out).
 X265_FEWEST_REORDERED = 3
+# x265's cuTree writes past a buffer of one int per 16 pixels across (valgrind:
+# Lookahead::cuTree, into what Lookahead::create allocated) in frames this wide or
+# narrower: 40 or 48 pixels corrupted the heap and aborted the process. Without
+# cuTree (a bit-allocation refinement) nothing is written past it.
+X265_CUTREE_NARROWEST = 49
 # The rates 3:2 pulldown makes of film: NTSC video, and its whole-number cousin.
 TELECINE_RATES = (Fraction(30000, 1001), Fraction(30))
 # x264 (libx264rgb too) and x265 print their own complaint about an unknown preset
@@ -1449,6 +1454,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 if size != shape:
                     log.warning("%s", fit_warning(options.pix_fmt, *shape, size))
                 video_out.width, video_out.height = size
+                if codec == "libx265" and size[0] < X265_CUTREE_NARROWEST:
+                    video_out.codec_context.options = _merged(video_out.codec_context.options,
+                                                              {"x265-params": "cutree=0"})
                 # Coded as it will be read, else its colours come back shifted.
                 colour = as_read(colour, _matrix_read(codec, out.format.name, options.pix_fmt, colour.matrix), *size)
                 video_out.codec_context.colorspace = colour.matrix

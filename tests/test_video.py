@@ -373,6 +373,22 @@ def test_x265_counts_the_frames_it_writes_at_another_rate(tmp_path):
     assert b" bframes=0 " in (tmp_path / "out.mkv").read_bytes()
 
 
+@pytest.mark.parametrize("width", [20, 24])
+def test_x265_writes_frames_48_pixels_wide_or_less_without_corrupting_its_memory(width, tmp_path):
+    # x265's cuTree wrote past a buffer of one int per 16 pixels across (valgrind:
+    # Lookahead::cuTree, into Lookahead::create's allocation) in frames up to 48
+    # pixels wide: flat 40- and 48-pixel-wide frames aborted the process ("corrupted
+    # size vs. prev_size") and left the temporary file behind.
+    clip = make_clip(tmp_path / "in.mp4", frames=4, width=width, height=16, colours=[(200, 30, 30), (30, 200, 30)],
+                     audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--codec", "libx265", "-q",
+               check_ok=False)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert frame_times(tmp_path / "out.mkv")[1] == (2 * width, 32)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv"]
+    assert b" no-cutree " in (tmp_path / "out.mkv").read_bytes()
+
+
 @pytest.mark.parametrize("codec, name", [("libx265", "out.mkv"), ("libsvtav1", "out.mp4")])
 def test_quiet_keeps_the_encoders_own_logs_out_too(codec, name, tmp_path):
     # x265 and SVT-AV1 print their banners, settings and statistics straight to
