@@ -516,6 +516,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             out.close()
             if piped:
                 dst.flush()
+            elif out.format.name == "mpegts":
+                _pad_transport_stream(part)
         except (av.error.FFmpegError, OSError) as e:  # the trailer did not fit on the disk, say
             if piped and _broken_pipe(e):
                 raise dst.closed_early() from None
@@ -548,6 +550,29 @@ def _decode_in_order(video_in) -> None:
     (a file cut off in its last packet lost 2 frames of 30, unsaid), and midway the
     refusal went unsaid. Decoding costs little beside upscaling."""
     video_in.thread_type = "SLICE"
+
+
+# FFmpeg's probe takes a file for an MPEG-TS only with more than 10 of its longest
+# (204-byte) packets' worth in it: a shorter one, of a few tiny frames, was taken for
+# an MPEG program stream, which found no frame in it, by this tool and ffmpeg alike.
+TS_PACKET = 188
+TS_FEWEST_PACKETS = 12  # 12 x 188 bytes > 11 x 204
+# A null packet (PID 0x1FFF), the stuffing every demuxer skips.
+TS_NULL_PACKET = b"\x47\x1f\xff\x10" + b"\xff" * (TS_PACKET - 4)
+
+
+def _pad_transport_stream(path: Path) -> None:
+    """Fill an MPEG-TS of 188-byte packets at ``path`` with null packets to
+    ``TS_FEWEST_PACKETS``, so that it is read back as one. (An .m2ts, of 192-byte
+    packets, is written in units of 32 of them.)"""
+    size = path.stat().st_size
+    if size % TS_PACKET or size >= TS_PACKET * TS_FEWEST_PACKETS:
+        return
+    with open(path, "r+b") as f:
+        if f.read(1) != TS_NULL_PACKET[:1]:
+            return
+        f.seek(0, os.SEEK_END)
+        f.write(TS_NULL_PACKET * (TS_FEWEST_PACKETS - size // TS_PACKET))
 
 
 def _part_file(final: Path, suffix: str) -> Path:

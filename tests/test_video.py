@@ -1800,6 +1800,20 @@ def test_an_mpeg_ts_output_holds_h264_and_its_sound_as_they_are(suffix, tmp_path
     assert frame_times(out)[1] == (64, 48)
 
 
+@pytest.mark.parametrize("frames, codec", [(2, "libx264"), (3, "libx264"), (4, "mpeg2video")])
+def test_a_tiny_mpeg_ts_output_is_read_back_as_one(frames, codec, tmp_path):
+    # FFmpeg takes a file for an MPEG-TS only with more than 10 of its 204-byte
+    # packets' worth: shorter, 9 or 10 packets of 188, were read as an MPEG program
+    # stream, which found no frame ("not a video FFmpeg can read (End of file)").
+    clip = make_clip(tmp_path / "in.mp4", frames=frames, width=16, height=16, audio=None)
+    out = tmp_path / "out.ts"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, "--codec", codec)
+    with av.open(str(out)) as c:
+        assert c.format.name == "mpegts"
+    assert len(frame_times(out)[0]) == frames
+    run(NCNN_SR, "video", "-i", out, "-o", tmp_path / "again.mkv", *X2)
+
+
 def test_pictures_attached_to_a_matroska_file_stay_attached(tmp_path):
     # FFmpeg shows a Matroska attachment that is a picture as a cover-art video stream.
     buffer = io.BytesIO()
