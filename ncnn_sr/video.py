@@ -475,7 +475,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         try:
             if not piped:
                 part = _part_file(final, dst.suffix)
-            out = av.open(dst, "w", format="matroska") if piped else av.open(ffmpeg_name(part), "w")
+            out = (av.open(dst, "w", format="matroska") if piped
+                   else av.open(ffmpeg_name(part), "w", container_options=_muxer_options(dst)))
         except (av.error.FFmpegError, ValueError, OSError) as e:
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
         if not options.pix_fmt:  # "" too, as video_encoder and --codec/--preset take it
@@ -573,6 +574,17 @@ def _pad_transport_stream(path: Path) -> None:
             return
         f.seek(0, os.SEEK_END)
         f.write(TS_NULL_PACKET * (TS_FEWEST_PACKETS - size // TS_PACKET))
+
+
+def _muxer_options(dst: Path) -> dict | None:
+    """The muxer's settings for a file named ``dst``."""
+    if video_streams.muxer_for(dst) == "avi":
+        # An AVI plays each stream from its first packet, and its picture is placed
+        # in its slots here. FFmpeg moved every stream later by the time sound starts
+        # before 0 (AAC's priming, 21 ms), rounded up to a whole frame of the picture:
+        # an empty frame after the first, and each frame after it a frame late.
+        return {"avoid_negative_ts": "disabled"}
+    return None
 
 
 def _part_file(final: Path, suffix: str) -> Path:

@@ -1950,6 +1950,20 @@ def test_an_avi_is_written_at_the_frame_rate_of_its_input(tmp_path):
         assert (c.streams.video[0].average_rate, c.streams.video[0].frames) == (24, 6)
 
 
+@pytest.mark.parametrize("rate", [Fraction(1), Fraction(24)])
+def test_an_avi_of_an_mp4_whose_sound_starts_before_0_has_no_empty_frame(rate, tmp_path):
+    # AAC's priming puts an mp4's sound 21 ms before 0. FFmpeg moved every stream of
+    # the AVI later by that, rounded up to a whole frame of the picture: an empty
+    # frame went in after the first, which was held, and every later frame was late
+    # by a frame (a second at 1 fps).
+    clip = make_clip(tmp_path / "in.mp4", frames=4, rate=rate)
+    with av.open(str(clip)) as c:
+        assert next(c.demux(audio=0)).pts < 0
+    assert upscale_video(clip, tmp_path / "out.avi", lambda frames: frames) == 4
+    with av.open(str(tmp_path / "out.avi")) as c:
+        assert [p.dts for p in c.demux(video=0) if p.size] == [0, 1, 2, 3]  # an AVI's dts counts its slots
+
+
 def test_an_avi_from_an_mpeg_program_stream_starts_its_picture_with_its_sound(tmp_path):
     # A .vob's streams start near 0.5 s, and an AVI plays its sound from its first
     # packet: the picture's first frame was held for those 0.5 s, the rest late.
