@@ -499,6 +499,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             # frames a second, mostly empty ones. ffmpeg, too, writes an AVI at its
             # frame rate.
             options = replace(options, fps=rate)
+        if video_streams.muxer_for(dst) == "avi" and options.fps > AVI_FASTEST:
+            raise InputError(f"{dst}: an .avi holds at most {AVI_FASTEST} frames a second, not "
+                             f"{_rate_text(options.fps)}: give {flags(f'--fps {AVI_FASTEST}')} or less, or write "
+                             "another container")
         try:
             lead = CUE_LEAD if inp.streams.subtitles else SEEK_MARGIN
             # A pipe cannot be sought in: its frames before the part are read and left out.
@@ -574,6 +578,11 @@ def _pad_transport_stream(path: Path) -> None:
             return
         f.seek(0, os.SEEK_END)
         f.write(TS_NULL_PACKET * (TS_FEWEST_PACKETS - size // TS_PACKET))
+
+
+# FFmpeg's AVI muxer counts a faster video in 1/600 s, two frames in one slot, which
+# it then refused.
+AVI_FASTEST = 1000
 
 
 def _muxer_options(dst: Path) -> dict | None:

@@ -1964,6 +1964,18 @@ def test_an_avi_of_an_mp4_whose_sound_starts_before_0_has_no_empty_frame(rate, t
         assert [p.dts for p in c.demux(video=0) if p.size] == [0, 1, 2, 3]  # an AVI's dts counts its slots
 
 
+def test_an_avi_of_a_video_of_more_than_1000_fps_is_refused_naming_fps(tmp_path):
+    # FFmpeg's AVI muxer counts such a video in 1/600 s: two frames fell in one slot,
+    # and the run failed after upscaling as "cannot encode: Invalid argument".
+    clip = make_clip(tmp_path / "in.mp4", frames=4, rate=Fraction(1200), audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (f"ncnn-sr: error: {tmp_path / 'out.avi'}: an .avi holds at most 1000 frames a "
+                                   "second, not 1200: give --fps 1000 or less, or write another container")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2, "--fps", "1000")
+
+
 def test_an_avi_from_an_mpeg_program_stream_starts_its_picture_with_its_sound(tmp_path):
     # A .vob's streams start near 0.5 s, and an AVI plays its sound from its first
     # packet: the picture's first frame was held for those 0.5 s, the rest late.
