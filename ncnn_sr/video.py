@@ -1120,9 +1120,14 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
         opts.update(flags="+qscale", global_quality=str(QUANTISER * QP2LAMBDA))
     if codec == "libx265":
         opts.update(QUIET_X265)
-    if out.format.name == "avi" or (codec == "libx265" and _frame_count(video_in, options) in range(1, X265_FEWEST_REORDERED)):
+    if out.format.name in ("avi", "flv") or (codec == "libx265"
+                                             and _frame_count(video_in, options) in range(1, X265_FEWEST_REORDERED)):
         # An AVI has no presentation times: B-frames in it read back in the wrong
-        # order (ffmpeg, and this tool, then failed on its own output). x265 stamps the
+        # order (ffmpeg, and this tool, then failed on its own output). An FLV holds no
+        # time before 0, where B-frames put the first decode times: FFmpeg moves every
+        # stream later by them, but only once it has the first video packet, which
+        # the encoder's lookahead holds back (40 frames, 40 s at 1 fps) while it
+        # writes up to 10 s of sound; past that it failed. x265 stamps the
         # packets of a clip of one or two frames with decode times it never set
         # (valgrind shows them read from its encoder's uninitialised memory), which the
         # muxer refused now and then as "Invalid argument"; without B-frames nothing

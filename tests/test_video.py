@@ -1976,6 +1976,19 @@ def test_an_avi_of_a_video_of_more_than_1000_fps_is_refused_naming_fps(tmp_path)
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2, "--fps", "1000")
 
 
+def test_an_flv_of_a_slow_video_with_sound_is_written(tmp_path):
+    # An FLV holds no time before 0, and B-frames start the picture's decode times
+    # two frames before it: FFmpeg moves every stream later by that, but only once
+    # it has the picture's first packet, which x264 gave out some 40 frames in (40 s
+    # at 1 fps) while more than 10 s of sound had been written ("cannot encode:
+    # Invalid argument", after "failed to avoid negative timestamp").
+    clip = make_clip(tmp_path / "in.mp4", frames=16, width=16, height=16, rate=Fraction(1))
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.flv", *X2)
+    times, size = frame_times(tmp_path / "out.flv")
+    assert len(times) == 16 and size == (32, 32)
+    assert audio_stream(tmp_path / "out.flv")[0] == "aac"
+
+
 def test_an_avi_from_an_mpeg_program_stream_starts_its_picture_with_its_sound(tmp_path):
     # A .vob's streams start near 0.5 s, and an AVI plays its sound from its first
     # packet: the picture's first frame was held for those 0.5 s, the rest late.
