@@ -20,6 +20,7 @@ import hashlib
 import importlib.util
 import json
 import contextlib
+import errno
 import logging
 import math
 import mmap
@@ -302,9 +303,15 @@ def resolve_model(model: str | bytes | os.PathLike | ModelSpec,
         return model if alignment == model.alignment else replace(model, alignment=alignment)
     if not isinstance(model, PATH_TYPES):
         raise ModelError(f"the model must be a name, a .param file's path or a ModelSpec, got {describe(model)}")
+    text = os.fsdecode(model)
     try:
-        return _resolve(os.fsdecode(model), model_path)
+        return _resolve(text, model_path)
     except OSError as e:  # a name too long for the file system, say
+        if e.errno == errno.ENAMETOOLONG and e.filename and Path(text).name == text:
+            # A name, looked for as NAME.param, NAME.pth and so on in a model folder:
+            # naming the file tried named a file the user never gave.
+            raise ModelError(f"model name '{text}' is too long for a file name: "
+                             f"no model can be so named in {Path(e.filename).parent}") from None
         raise ModelError(f"{e.filename or model}: {e.strerror or e}") from None
 
 

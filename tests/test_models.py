@@ -77,6 +77,17 @@ def test_unknown_model_names_the_known_ones():
     assert "; realesr-animevideov3, whose -x2, -x3 or -x4 the commands pick by -s;" in str(caught.value)
 
 
+def test_a_model_name_too_long_for_a_file_name_names_the_name_not_a_pth_file(tmp_path):
+    # found by a bug hunt: "-m x -n aaa…" said "x/aaa….pth: File name too long",
+    # a PyTorch file the user never named
+    name = "a" * 300
+    with pytest.raises(ModelError) as refused:
+        resolve_model(name, tmp_path)
+    message = str(refused.value)
+    assert ".pth" not in message and ".param" not in message
+    assert message == f"model name '{name}' is too long for a file name: no model can be so named in {tmp_path}"
+
+
 @pytest.mark.parametrize("model", ["a\nb", "x\ry.param", "/tmp/no\nsuch/x.param", "a\x00b"])
 def test_a_model_name_with_a_line_break_is_refused_in_one_line(model):
     # found by a bug hunt: the library's message held the name as given, over two
