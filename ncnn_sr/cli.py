@@ -434,8 +434,13 @@ def list_models(model_path: Path | None) -> None:
     model named like a family (realesr-animevideov3) is listed as shadowed: -n
     NAME picks the catalog's model, its .param path picks this one.
     """
+    fetched = models_mod.fetched_model_folder()
     for folder, source in models_mod.model_folders(model_path):
-        if not folder.is_dir() and (folder != models_mod.fetched_model_folder() or folder.exists()):
+        # The fetched models folder need not be there yet (fetch makes it), unless a
+        # file is where it, or a folder above it, would be made: fetch warns of that too.
+        there = next((p for p in (folder, *folder.parents) if os.path.lexists(p)), folder) \
+            if folder == fetched else folder
+        if not there.is_dir():
             click.echo(f"{PROG}: warning: {source} is not a folder: no model is looked up there", err=True)
     rows = [_catalog_row(name, entry.scale, model_path) for name, entry in models_mod.catalog().items()]
     rows += [_custom_row(name, model_path) for name in models_mod.custom_model_names(model_path)]

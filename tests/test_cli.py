@@ -312,6 +312,21 @@ def test_models_lists_the_custom_models_of_the_env_folders_and_warns_of_a_missin
                           "no model is looked up there\n"
 
 
+@pytest.mark.parametrize("below", ["", "/models"])
+def test_models_warns_of_a_file_where_the_fetched_models_go_as_fetch_does(tmp_path, below):
+    # found by a bug hunt: a folder below a file was passed over unsaid, as if it
+    # were only not made yet, though 'ncnn-sr fetch' warned of it
+    (tmp_path / "afile").write_bytes(b"x")
+    folder = f"{tmp_path / 'afile'}{below}"
+    env = {**os.environ, "NCNN_SR_FETCHED_MODELS": folder}
+    proc = subprocess.run([CMD, "models"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == f"ncnn-sr: warning: fetched models folder {folder} is not a folder: " \
+                          "no model is looked up there\n"
+    absent = {**env, "NCNN_SR_FETCHED_MODELS": str(tmp_path / "not-yet")}  # fetch makes it: no warning
+    assert subprocess.run([CMD, "models"], capture_output=True, text=True, env=absent, timeout=300).stderr == ""
+
+
 def test_models_lists_a_folder_named_like_a_model_as_unusable(tmp_path):
     (tmp_path / "realesr-animevideov3-x2.param").mkdir()
     (tmp_path / "mine.bin").mkdir()
