@@ -328,7 +328,7 @@ def reading(path: str):
 def _video_kind(path: str) -> str | None:
     try:
         with open(path, "rb") as f:
-            return video_kind(f.read(256))
+            return video_kind(f.read(65536))  # a Matroska file's tracks may come a few KB in
     except OSError:
         return None
 

@@ -43,9 +43,12 @@ _SOUND_BRANDS = (b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B ")
 
 def video_kind(head: bytes) -> str | None:
     """The container whose signature ``head`` (a file's first 200 bytes or more)
-    starts with, where it is a video's; None else."""
+    starts with, where it is a video's; None else. A Matroska file whose tracks are
+    all in ``head`` is a video's where one of them may be a video track."""
     if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "Matroska"
+        types = _matroska_track_types(head)
+        # 1: video; 3: "complex", which may hold video; None: a track that says not.
+        return "Matroska" if types is None or {1, 3, None} & set(types) else None
     if head[4:8] == b"ftyp" and head[8:12] not in _PICTURE_BRANDS + _SOUND_BRANDS \
             or head[4:8] in (b"moov", b"mdat", b"wide"):
         return "MP4"
@@ -56,6 +59,66 @@ def video_kind(head: bytes) -> str | None:
     signatures = {b"FLV\x01": "FLV", b"\x00\x00\x01\xba": "MPEG-PS", b"nut/multimedia container": "NUT",
                   b"\x30\x26\xb2\x75\x8e\x66\xcf\x11": "ASF"}
     return next((kind for signature, kind in signatures.items() if head.startswith(signature)), None)
+
+
+def _ebml_element(data: bytes, at: int) -> tuple[int, int, int] | None:
+    """The EBML element whose header starts at ``at``: its ID, where its body starts,
+    and its size (-1: unknown, as a live stream's is); None where ``data`` ends first."""
+    fields = []
+    for is_id in (True, False):
+        if at >= len(data) or data[at] == 0:
+            return None
+        length = 9 - data[at].bit_length()  # a field's first set bit says how many bytes it has
+        if at + length > len(data):
+            return None
+        value = int.from_bytes(data[at:at + length], "big")
+        if not is_id:  # an ID keeps its length bit; a size drops it, and all ones is unknown
+            value &= (1 << 7 * length) - 1
+            value = -1 if value == (1 << 7 * length) - 1 else value
+        fields.append(value)
+        at += length
+    return fields[0], at, fields[1]
+
+
+def _matroska_track_types(head: bytes) -> list[int | None] | None:
+    """Each track's TrackType in the Matroska file ``head`` starts (None: a track
+    without one), where its Tracks element is whole in ``head`` before its first
+    Cluster; None else. A sound file (.mka, .weba) has only audio tracks."""
+    at, in_segment = 0, False
+    while (element := _ebml_element(head, at)) is not None:
+        id_, body, size = element
+        if id_ == 0x18538067 and not in_segment:  # the Segment, which holds the rest
+            at, in_segment = body, True
+            continue
+        if size < 0 or id_ == 0x1F43B675:
+            return None  # a Cluster (the frames), or a size unknown: no Tracks told before them
+        if id_ == 0x1654AE6B:
+            entries = _ebml_children(head, body, body + size)  # None where cut short by ``head``
+            if entries is None:
+                return None
+            types = []
+            for entry_id, entry_body, entry_size in entries:
+                fields = _ebml_children(head, entry_body, entry_body + entry_size) if entry_id == 0xAE else []
+                if fields is None:
+                    return None
+                if entry_id == 0xAE:
+                    types.append(next((int.from_bytes(head[b:b + n], "big") for i, b, n in fields if i == 0x83), None))
+            return types
+        at = body + size
+    return None
+
+
+def _ebml_children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]] | None:
+    """The elements from ``start`` to ``end`` as ``_ebml_element`` gives them; None where
+    one is cut short, of unknown size, or runs past ``end``."""
+    children = []
+    while start < end:
+        element = _ebml_element(data, start)
+        if element is None or element[2] < 0 or element[1] + element[2] > end:
+            return None
+        children.append(element)
+        start = element[1] + element[2]
+    return children
 
 
 def is_video_input(path: str | os.PathLike) -> bool:

@@ -268,6 +268,23 @@ def test_sound_in_an_mp4_on_standard_input_in_picture_mode_is_not_called_a_video
         "ncnn-sr: error: standard input: not a picture, or a format Pillow cannot read"]
 
 
+@pytest.mark.parametrize("name, codec", [("in.mka", "flac"), ("in.webm", "libopus")])
+def test_sound_in_matroska_on_standard_input_in_picture_mode_is_not_called_a_video(tmp_path, name, codec):
+    # found by a bug hunt: an .mka was "a video (Matroska) ...: upscale it with
+    # 'ncnn-sr video'", which then said it has no video stream
+    sound = tmp_path / name
+    with av.open(str(sound), "w") as out:
+        stream = out.add_stream(codec, rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 960), np.int16), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        for packet in (*stream.encode(frame), *stream.encode()):
+            out.mux(packet)
+    assert sound.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"
+    proc = command(tmp_path, "-i", "-", "-o", "-", stdin=sound.read_bytes())
+    assert proc.returncode == 1 and proc.stderr.decode().splitlines() == [
+        "ncnn-sr: error: standard input: not a picture, or a format Pillow cannot read"]
+
+
 def test_a_video_to_standard_output_in_a_file_the_shell_made(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     with open(tmp_path / "out.mkv", "wb") as f:
