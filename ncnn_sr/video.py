@@ -289,10 +289,17 @@ def _length(container, start: Fraction | None = None) -> Fraction | None:
     if not container.duration:
         return None
     total = Fraction(container.duration, av.time_base)
-    if container.format.name.startswith("matroska"):
+    name = container.format.name
+    if name.startswith("matroska") or name == "nut":
         # Matroska's duration is where its streams end on a timeline that runs from 0,
         # not from its first frame: a file cut from 10 s on was 10 s longer than it lasts.
+        # So is NUT's (a video with B-frames starts a frame or two in).
         total -= _origin(container) if start is None else start
+    if name == "nut":
+        # NUT's is its last packet's time (its index's greatest): the last frame's own
+        # length is left out, and a count of frames came one short.
+        rate = next((r for v in container.streams.video if (r := _known_rate(v))), None)
+        total += 1 / rate if rate else 0
     return total if total > 0 else None
 
 

@@ -863,6 +863,24 @@ def test_pictures_commands_route_videos_to_the_video_path(tmp_path):
     assert packets(tmp_path / "b.mp4", "audio") == packets(clip, "audio")
 
 
+@pytest.mark.parametrize("frames, rate", [(4, Fraction(25)), (5, Fraction(30000, 1001)), (7, Fraction(24))])
+def test_the_frames_of_a_nut_file_are_counted_from_its_first_to_the_end_of_its_last(tmp_path, frames, rate):
+    # found by a bug hunt: NUT's duration is its last packet's time, on a timeline from 0:
+    # the progress total was one short (the last frame left out), or one over (H.264
+    # with B-frames, which starts a frame or two in)
+    from ncnn_sr.video import probe
+
+    info = probe(make_clip(tmp_path / "in.nut", frames=frames, rate=rate, audio=None))
+    assert info.frames == frames and info.duration == pytest.approx(frames / rate, abs=1e-3)
+    with av.open(str(tmp_path / "intra.nut"), "w") as out:  # no B-frames: it starts at 0
+        stream = out.add_stream("ffv1", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        for _ in range(frames):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")))
+        out.mux(stream.encode())
+    assert probe(tmp_path / "intra.nut").frames == frames
+
+
 def test_a_video_named_as_no_picture_is_routed_by_its_outputs_name(tmp_path):
     # NUT, Y4M, MXF, RMVB...: the picture command took them, and offered picture formats
     # for the .mkv asked for.
