@@ -253,15 +253,17 @@ def _index_last(peek) -> bool:
 
 def _video_stream(container, path):
     """The video to upscale: the first video stream that is not a still picture
-    attached to the file (an mp4's cover art may come first)."""
+    attached to the file (an mp4's cover art may come first) and that FFmpeg can
+    decode (a later one is upscaled where the first is of a codec it does not know)."""
     moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
     if not moving:
         # A song with its album art: said as no video alone, the picture it holds was a puzzle.
         cover = ", only a cover picture (a still attached to the file)" if container.streams.video else ""
         raise InputError(f"{path}: has no video stream{cover}")
-    if moving[0].codec_context is None:  # a codec FFmpeg does not know, or a damaged header
+    decodable = next((s for s in moving if s.codec_context is not None), None)
+    if decodable is None:  # a codec FFmpeg does not know, or a damaged header
         raise InputError(f"{path}: cannot decode its video: FFmpeg knows no decoder for it")
-    return moving[0]
+    return decodable
 
 
 def _demuxed(container) -> Iterator:

@@ -335,8 +335,11 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                 _attach_picture(inp, extra, out, reopen)
                 continue
             log.warning("dropping stream %d, a picture attached to the file (cover art)", extra.index)
+        elif extra.codec_context is None:  # passed over for a later one that can be decoded
+            log.warning("dropping video stream %d: FFmpeg knows no codec for it", extra.index)
         else:
-            log.warning("dropping video stream %d: only the first is upscaled", extra.index)
+            log.warning("dropping video stream %d: only video stream %d is upscaled", extra.index,
+                        video_in.index)
     mapping = {}
     # What is done to the streams a container cannot hold, by what is said of it: one
     # line for several streams alike (two srt tracks into an .avi), in their words.

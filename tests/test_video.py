@@ -670,9 +670,22 @@ def test_a_frame_is_coded_with_the_matrix_it_is_tagged_with(matrix):
 def test_a_second_video_stream_is_dropped_with_a_warning(tmp_path):
     clip = make_clip(tmp_path / "in.mkv", frames=3, video_streams=2)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
-    assert "dropping video stream 1: only the first is upscaled" in proc.stderr
+    assert "dropping video stream 1: only video stream 0 is upscaled" in proc.stderr
     with av.open(str(tmp_path / "out.mkv")) as c:
         assert len(c.streams.video) == 1 and c.streams.audio
+
+
+def test_a_video_stream_of_an_unknown_codec_gives_way_to_a_later_one_that_decodes(tmp_path):
+    # found by a bug hunt: "cannot decode its video: FFmpeg knows no decoder for it",
+    # though the file's second video stream could be upscaled
+    clip = make_clip(tmp_path / "in.mkv", frames=3, video_streams=2, audio=None)
+    data = clip.read_bytes()
+    at = data.index(b"V_MPEG4/ISO/AVC")  # the first track's codec, renamed to one no one knows
+    clip.write_bytes(data[:at] + b"V_MPEG4/ISO/XYZ" + data[at + 15:])
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert "dropping video stream 0: FFmpeg knows no codec for it" in proc.stderr
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert len(c.streams.video) == 1 and len(list(c.decode(video=0))) == 3
 
 
 def with_cover_art(src, dst):
