@@ -765,6 +765,15 @@ def test_a_number_flag_takes_plain_ascii_digits_as_the_references_atoi(cmd, flag
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.parametrize("jobs", ["1:2", "1: 1"])
+def test_dropin_jobs_without_a_save_count_keep_the_default_as_the_reference(jobs, tmp_path):
+    # The reference reads -j with sscanf("%d:%*[^:]:%d"): 1:2 is load 1, proc 2 and the
+    # default save count; the drop-in refused it as an invalid thread count.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    run(DROPIN, "-i", "in.png", "-o", "o.png", "-s", "2", "-g", "-1", "-j", jobs, cwd=tmp_path)
+    assert size_of(tmp_path / "o.png") == (16, 16)
+
+
 def test_number_flags_with_a_sign_or_spaces_around_still_run(tmp_path):
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
     run(DROPIN, "-i", "in.png", "-o", "o.png", "-s", " +2 ", "-t", " +32 ", "-g", " -1", "-j", "1: 2 :1",
