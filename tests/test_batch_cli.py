@@ -774,6 +774,14 @@ def test_dropin_jobs_without_a_save_count_keep_the_default_as_the_reference(jobs
     assert size_of(tmp_path / "o.png") == (16, 16)
 
 
+@pytest.mark.parametrize("tile", ["", " "])
+def test_dropin_empty_tile_size_is_auto_as_the_references_atoi(tile, tmp_path):
+    # -t "$TILE" with TILE unset: the reference's atoi reads 0 (auto), as -g "" is auto here.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    run(DROPIN, "-i", "in.png", "-o", "o.png", "-s", "2", "-g", "-1", "-t", tile, cwd=tmp_path)
+    assert size_of(tmp_path / "o.png") == (16, 16)
+
+
 def test_number_flags_with_a_sign_or_spaces_around_still_run(tmp_path):
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
     run(DROPIN, "-i", "in.png", "-o", "o.png", "-s", " +2 ", "-t", " +32 ", "-g", " -1", "-j", "1: 2 :1",
