@@ -148,7 +148,7 @@ def int_list(text: str, error: str) -> list[int]:
 # The reference's wording, then what to give instead.
 BAD_JOBS = "invalid thread count argument: give load:proc:save, each at least 1, such as 1:2:2"
 BAD_PROCS = "invalid jobs_proc thread count argument: give one proc count of at least 1, or one per device: 1:2,2:2"
-BAD_TILE = "invalid tilesize argument: tile size must be 0 (auto) or at least 32; one per device: 0,200"
+BAD_TILE = "invalid tilesize argument: tile size must be 0 (auto) or a whole number of at least 32; one per device: 0,200"
 
 
 # -j auto (ncnn-sr's default): the reference's 1:2:2, with more savers where a discrete

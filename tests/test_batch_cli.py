@@ -782,6 +782,16 @@ def test_dropin_empty_tile_size_is_auto_as_the_references_atoi(tile, tmp_path):
     assert size_of(tmp_path / "o.png") == (16, 16)
 
 
+@pytest.mark.parametrize("cmd", [DROPIN, NCNN_SR])
+@pytest.mark.parametrize("tile", ["32.0", "abc"])
+def test_a_tile_size_that_is_no_whole_number_is_told_so(cmd, tile, tmp_path):
+    # "must be 0 (auto) or at least 32" left 32.0 looking right.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(cmd, "-i", "in.png", "-o", "o.png", "-g", "-1", "-t", tile, cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and "must be 0 (auto) or a whole number of at least 32" in proc.stderr, proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_number_flags_with_a_sign_or_spaces_around_still_run(tmp_path):
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
     run(DROPIN, "-i", "in.png", "-o", "o.png", "-s", " +2 ", "-t", " +32 ", "-g", " -1", "-j", "1: 2 :1",

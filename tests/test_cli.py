@@ -187,7 +187,7 @@ def test_transparent_picture_asked_as_jpg_is_written_as_png_beside_it(tmp_path):
     (["-i", "{d}/in.png", "-o", "{d}/o.tif"], "unsupported output format '.tif'"),
     (["-i", "{d}/in.png", "-o", "{d}/o.png", "-n", "nope"], "unknown model 'nope'"),
     (["-i", "{d}/in.png", "-o", "{d}/o.png", "-g", "7"], "invalid gpu device 7"),
-    (["-i", "{d}/in.png", "-o", "{d}/o.png", "-t", "8"], "tile size must be 0 (auto) or at least 32"),
+    (["-i", "{d}/in.png", "-o", "{d}/o.png", "-t", "8"], "tile size must be 0 (auto) or a whole number of at least 32"),
     (["-i", "{d}/text.png", "-o", "{d}/o.png"], "text.png: not a picture"),
 ])
 def test_user_errors_are_one_line_and_leave_no_output(args, message, tmp_path):
@@ -238,7 +238,7 @@ def test_a_picture_skipped_as_existing_says_so_without_verbose(tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["-t", "0,0"], "invalid tilesize argument: tile size must be 0 (auto) or at least 32; one per device: 0,200 "
+    (["-t", "0,0"], "invalid tilesize argument: tile size must be 0 (auto) or a whole number of at least 32; one per device: 0,200 "
                     "(-g gives 1 device)"),
     (["-j", "1:2,2:2"], "invalid jobs_proc thread count argument: give one proc count of at least 1, or one per "
                         "device: 1:2,2:2 (-g gives 1 device)"),
