@@ -244,7 +244,7 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     if None in indices:
         raise UsageError(f"invalid gpu device '{opts.gpu}': {devices.DEVICE_SPECS}, or several devices as 0,1")
     count = 1 if auto else len(indices)
-    listed = f" (-g gives {count} device{'s' if count > 1 else ''})"
+    listed = " (only the default device is used)" if auto else f" (-g gives {count} device{'s' if count > 1 else ''})"
     tiles = per_device(int_list(opts.tile, BAD_TILE), count, BAD_TILE + listed)
     if any(t != 0 and t < devices.MIN_TILE for t in tiles):
         raise UsageError(BAD_TILE)
@@ -319,9 +319,7 @@ def _pictures(jobs: list, animate: bool) -> int:
 
 
 def _device_hint() -> str:
-    count = devices.gpu_count()
-    have = "no Vulkan device" if count == 0 else f"Vulkan devices 0..{count - 1}"
-    return f"this machine has {have}; -1 is the CPU"
+    return f"this machine has {devices.gpu_range()}; -1 is the CPU"
 
 
 # --- running ---------------------------------------------------------------------------

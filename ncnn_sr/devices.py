@@ -159,11 +159,17 @@ atexit.register(_destroy_instance)
 CPU = Device(CPU_INDEX, "CPU", "cpu", None)
 
 
-def _check_gpu_index(index: int) -> None:
+def gpu_range() -> str:
+    """The Vulkan devices there are, in words: "only Vulkan device 0", "Vulkan devices 0..2"."""
     count = gpu_count()
-    if not 0 <= index < count:
-        have = "no Vulkan device" if count == 0 else f"Vulkan devices 0..{count - 1}"
-        raise DeviceError(f"invalid gpu device {index}: this machine has {have} (use -1 for the CPU)")
+    if count <= 1:
+        return "only Vulkan device 0" if count else "no Vulkan device"
+    return f"Vulkan devices 0..{count - 1}"
+
+
+def _check_gpu_index(index: int) -> None:
+    if not 0 <= index < gpu_count():
+        raise DeviceError(f"invalid gpu device {index}: this machine has {gpu_range()} (use -1 for the CPU)")
 
 
 def gpu_device(index: int) -> Device:

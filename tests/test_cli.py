@@ -239,12 +239,13 @@ def test_a_picture_skipped_as_existing_says_so_without_verbose(tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["-t", "0,0"], "invalid tilesize argument: tile size must be 0 (auto) or a whole number of at least 32; one per device: 0,200 "
-                    "(-g gives 1 device)"),
+                    "(only the default device is used)"),
     (["-j", "1:2,2:2"], "invalid jobs_proc thread count argument: give one proc count of at least 1, or one per "
-                        "device: 1:2,2:2 (-g gives 1 device)"),
+                        "device: 1:2,2:2 (only the default device is used)"),
     (["-g", "gpu"], "invalid gpu device 'gpu': give auto, cpu, -1 or a device index (0 or gpu0), or several "
                     "devices as 0,1"),
     (["-g", "0,-1", "-t", "0,0,0"], "(-g gives 2 devices)"),
+    (["-g", "-1", "-t", "0,0"], "(-g gives 1 device)"),
 ])
 def test_a_list_flag_that_does_not_fit_the_devices_is_its_error_alone(flags, message, tmp_path):
     # The notice that auto passed over a software Vulkan device came first, and the

@@ -144,6 +144,19 @@ def test_a_device_made_by_hand_for_a_gpu_that_is_not_there_is_a_device_error(mon
         devices.get_device(fake_gpu(5, "discrete"))
 
 
+@pytest.mark.parametrize("count, have", [(0, "no Vulkan device"), (1, "only Vulkan device 0"),
+                                         (3, "Vulkan devices 0..2")])
+def test_a_gpu_index_not_there_names_the_devices_there_in_plain_words(monkeypatch, count, have):
+    # One GPU read "Vulkan devices 0..0".
+    from ncnn_sr import batch_cli
+
+    monkeypatch.setattr(devices, "gpu_count", lambda: count)
+    with pytest.raises(devices.DeviceError) as refused:
+        devices.get_device(5)
+    assert str(refused.value) == f"invalid gpu device 5: this machine has {have} (use -1 for the CPU)"
+    assert batch_cli._device_hint() == f"this machine has {have}; -1 is the CPU"
+
+
 def test_a_device_with_fields_of_other_types_is_a_device_error():
     for index, budget in (("0", 4096), (None, None), (0, "4096"), (True, 4096)):
         with pytest.raises(devices.DeviceError, match="must be whole numbers"):
