@@ -792,6 +792,16 @@ def test_a_tile_size_that_is_no_whole_number_is_told_so(cmd, tile, tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.parametrize("gpu", ["abc", "9", "-2", ",", "0,abc", "gpu9", "-1,9", "0.5"])
+def test_dropin_bad_gpu_errors_hold_what_upscayl_looks_for(gpu, tmp_path):
+    # Upscayl takes a bad GPU from stderr holding "invalid gpu" (case-sensitive), as the
+    # reference says it; else it waits for an output that never comes.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", gpu, cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and "invalid gpu" in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_number_flags_with_a_sign_or_spaces_around_still_run(tmp_path):
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
     run(DROPIN, "-i", "in.png", "-o", "o.png", "-s", " +2 ", "-t", " +32 ", "-g", " -1", "-j", "1: 2 :1",
