@@ -69,8 +69,8 @@ def mended(data: bytes) -> tuple[bytes, tuple[str, ...]]:
     for one (a text chunk whose checksum is wrong, a physical size cut short, a
     profile of an unknown compression), where libpng and browsers leave the chunk
     out and show the picture. A critical chunk (IHDR, PLTE) damaged so stays, for
-    Pillow to refuse. Past the first IDAT Pillow checks no chunk: those are left as
-    they are."""
+    Pillow to refuse, and so does an APNG's fcTL. Past the first IDAT Pillow checks
+    no chunk: those are left as they are."""
     if not data.startswith(SIGNATURE):
         return data, ()
     chunks, at = [], len(SIGNATURE)  # (kind, bytes) of each chunk before the pixels
@@ -81,21 +81,28 @@ def mended(data: bytes) -> tuple[bytes, tuple[str, ...]]:
             break
         chunks.append((kind, data[at:end]))
         at = end
+    # An APNG's first fcTL left out would put every frame after it out of sequence:
+    # it stays, as a critical chunk, and Pillow's words for its damage are the error.
+    animated = any(kind == b"acTL" for kind, _ in chunks)
+
+    def droppable(kind: bytes) -> bool:
+        return bool(kind[0] & 0x20) and not (animated and kind == b"fcTL")
+
     pixels = data[at:at + 8]  # the IDAT's length and kind, where Pillow stops opening
     dropped, kept = [], []
     for kind, whole in chunks:
-        if kind[0] & 0x20 and whole[-4:] != struct.pack(">I", zlib.crc32(whole[4:-4])):
+        if droppable(kind) and whole[-4:] != struct.pack(">I", zlib.crc32(whole[4:-4])):
             dropped.append(f"{kind.decode('latin-1')} (a wrong checksum)")
         else:
             kept.append((kind, whole))
-    critical = b"".join(whole for kind, whole in kept if not kind[0] & 0x20)
+    critical = b"".join(whole for kind, whole in kept if not droppable(kind))
     if (_opening_refusal(b"".join(whole for _, whole in kept) + pixels) is not None
             and _opening_refusal(critical + pixels) is None):
         # Each ancillary chunk tried alone among the critical ones, in the file's
         # order (a transparency after the palette): those Pillow refuses so are left out.
         for index, (kind, whole) in enumerate(kept):
-            alone = b"".join(w for i, (k, w) in enumerate(kept) if i == index or not k[0] & 0x20)
-            if kind[0] & 0x20 and (why := _opening_refusal(alone + pixels)) is not None:
+            alone = b"".join(w for i, (k, w) in enumerate(kept) if i == index or not droppable(k))
+            if droppable(kind) and (why := _opening_refusal(alone + pixels)) is not None:
                 dropped.append(f"{kind.decode('latin-1')} ({why})")
                 kept[index] = (kind, b"")
     if not dropped:

@@ -1,4 +1,5 @@
 """Animated pictures: every frame read as a viewer shows it."""
+import logging
 import struct
 
 import numpy as np
@@ -214,6 +215,22 @@ def test_an_apng_with_a_damaged_ancillary_chunk_is_read_without_it_every_frame(t
     want[1:3, 1:3] = BLUE
     assert info.frames == 2 and np.array_equal(first, np.full((3, 4, 3), RED, np.uint8))
     assert np.array_equal(anim.frames[0], first) and np.array_equal(anim.frames[1], want)
+
+
+def test_an_apng_whose_first_fctl_is_damaged_is_one_error_naming_it(tmp_path, caplog):
+    # The fcTL was left out as a damaged ancillary chunk, with a warning, and the
+    # frames after it then failed as "frame sequence numbers out of order".
+    frames = [(np.full((4, 4, 4), 200 * i, np.uint8), 0, 0, KEEP, SOURCE, (5, 100)) for i in range(2)]
+    whole = apng_bytes(frames)
+    at = whole.index(b"fcTL") - 4
+    end = at + 12 + struct.unpack_from(">I", whole, at)[0]
+    (tmp_path / "a.png").write_bytes(whole[:end - 4] + bytes(b ^ 0xFF for b in whole[end - 4:end]) + whole[end:])
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        with pytest.raises(InputError, match=r"a.png: broken or truncated picture \(.*checksum.*fcTL.*\)$"):
+            read_frames(tmp_path / "a.png")
+        with pytest.raises(InputError, match="fcTL"):
+            read_image(tmp_path / "a.png")
+    assert "left out" not in caplog.text and "out of order" not in caplog.text
 
 
 def test_an_apng_cut_short_is_an_input_error_naming_the_file(tmp_path):
