@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from . import devices
+from . import avif, devices
 from .animation import Animation, read_frames, write_frames
 from .budget import MemoryBudget
 from .engine import Upscaler
@@ -379,9 +379,10 @@ class Pipeline:
             return False
         if item.pixels.dtype == np.uint16 and output_format(item.target) == "png":
             # Pillow reads an APNG's frames as their high bytes and writes no 16-bit
-            # APNG: said, as a still png keeps 16 bits.
-            item.notes.append(f"{item.job.source}: a 16-bit animation: its frames are read and written in 8 bits "
-                              "(a still png keeps 16)")
+            # APNG: said, as a still png keeps 16 bits. A deep AVIF holds 10 or 12.
+            bits = avif.bit_depth(str(item.job.source)) if item.info.format == "AVIF" else 16
+            item.notes.append(f"{item.job.source}: a {bits}-bit animation: its frames are read and written in 8 bits "
+                              f"(a still png keeps {bits})")
         item.reserved, item.pixels = need, None
         read = _read(item, lambda source: read_frames(source, item.info))  # its first frame is read
         if read:

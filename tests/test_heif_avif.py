@@ -13,7 +13,7 @@ from PIL import Image, ImageCms
 from conftest import picture
 from ncnn_sr import InputError, read_image, write_image
 from ncnn_sr import images as images_mod
-from ncnn_sr.animation import Animation, write_frames
+from ncnn_sr.animation import Animation, read_frames, write_frames
 from ncnn_sr.jobs import PICTURE_SUFFIXES, plan_jobs
 from test_cli import FAST, installed, run
 
@@ -558,6 +558,26 @@ def test_a_ten_bit_avif_is_read_in_sixteen_bits(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
         arr, _ = read_image(tmp_path / "eight.avif")
     assert arr.dtype == np.uint8 and "bits" not in caplog.text
+
+
+def test_a_ten_bit_avif_animation_written_as_png_says_its_own_depth(tmp_path):
+    # The note said "a 16-bit animation" of a 10-bit AVIF: its 16-bit reading, not the file.
+    import av
+    ramp = (np.arange(16 * 16, dtype=np.uint32).reshape(16, 16) * 256).astype(np.uint16)
+    with av.open(str(tmp_path / "ten.avif"), "w", format="avif") as out:
+        stream = out.add_stream("libsvtav1", rate=10)
+        stream.height, stream.width, stream.pix_fmt = 16, 16, "yuv420p10le"
+        packets = []
+        for index in range(2):
+            frame = av.VideoFrame.from_ndarray(np.dstack([ramp, ramp[::-1], ramp.T >> index]), format="rgb48le")
+            frame.pts = index
+            packets += stream.encode(frame.reformat(format="yuv420p10le"))
+        for packet in [*packets, *stream.encode()]:
+            out.mux(packet)
+    proc = run("-i", tmp_path / "ten.avif", "-o", tmp_path / "o.png", *FAST)
+    assert ("ten.avif: a 10-bit animation: its frames are read and written in 8 bits (a still png keeps 10)"
+            in proc.stderr), proc.stderr
+    assert read_frames(tmp_path / "o.png")[0].frames[0].shape == (32, 32, 3)
 
 
 def test_a_ten_bit_avif_ffmpeg_decodes_otherwise_than_libavif_keeps_eight_bits_saying_why(tmp_path, caplog):
