@@ -23,7 +23,7 @@ from . import devices
 from .engine import Upscaler
 from .files import check_writable
 from .errors import DeviceError, InputError, ModelError, NcnnSrError, os_reason
-from .images import frame_count, one_size, output_format
+from .images import METADATA_OFF, frame_count, one_size, output_format
 from .jobs import check_reachable, existing_output, plan_jobs, plan_videos
 from .models import ModelSpec
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
@@ -364,6 +364,8 @@ class _Progress:
                 _echo(f"{self.prog}: warning: {note}")
         if outcome.status == "failed":
             message = outcome.message
+            if message.endswith(METADATA_OFF):  # the library's argument: the command's user has a flag
+                message = message.removesuffix(METADATA_OFF) + "(--no-metadata)"
             if self.say_failed:
                 # The reference's word for a picture it could not do, which its wrappers look for.
                 named = f"{outcome.job.source}: "

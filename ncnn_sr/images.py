@@ -630,6 +630,10 @@ def check_size(height: int, width: int, channels: int, fmt: str, path: str) -> N
                          f"{MAX_AVIF_PIXELS} pixels; write png")
 
 
+# How a library caller leaves the metadata out; the commands name their own flag instead.
+METADATA_OFF = "(metadata=False)"
+
+
 def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str) -> ImageInfo | None:
     """``info`` with its metadata, checked, or without it (``metadata`` false)."""
     if not isinstance(metadata, (bool, np.bool_)):  # "no" is true: the EXIF meant to go was kept
@@ -653,7 +657,7 @@ def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str
                          f"got {describe(info.dpi)}")
     if fmt == "jpg" and info.exif and len(info.exif) > MAX_JPEG_EXIF:
         raise InputError(f"{path}: its EXIF ({len(info.exif)} bytes) is too large for JPEG, which holds at "
-                         f"most {MAX_JPEG_EXIF}: write png or webp, or leave the metadata out (--no-metadata)")
+                         f"most {MAX_JPEG_EXIF}: write png or webp, or leave the metadata out {METADATA_OFF}")
     return info
 
 
