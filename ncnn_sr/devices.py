@@ -189,6 +189,7 @@ def list_devices() -> list[Device]:
 DEVICE_SPECS = "give auto, cpu, -1 or a device index (0 or gpu0)"
 # A Vulkan device by name: "GPU 0" as str(Device) writes it, "gpu0", "gpu:0".
 _GPU_NAME = re.compile(r"gpu\s*:?\s*([0-9]+)")
+_WRITTEN_GPU = re.compile(r"(gpu\s*[0-9]+)\s*\((.*)\)", re.IGNORECASE | re.DOTALL)
 
 
 def named_index(text: str) -> int | None:
@@ -206,7 +207,8 @@ def named_index(text: str) -> int | None:
 
 def get_device(spec: "str | int | Device" = "auto") -> Device:
     """A device from ``"auto"``, an index (``-1`` is the CPU; as a string also
-    ``"cpu"``, ``"gpu0"``, ``"GPU 0"``, ``"gpu:0"``) or a Device.
+    ``"cpu"``, ``"gpu0"``, ``"GPU 0"``, ``"gpu:0"``, or the whole ``str()`` of a
+    Device, "GPU 0 (its name)", whose name must be that GPU's) or a Device.
 
     ``auto`` is the default Vulkan device, or the CPU with a notice when there is none
     (logged once a process, however many calls ask).
@@ -225,9 +227,17 @@ def get_device(spec: "str | int | Device" = "auto") -> Device:
                 why = " (slower)" if notice == NO_VULKAN else ", which is faster"
                 _warn_once(f"{notice}: running on the CPU{why}")
             return device
-        index = named_index(spec)
+        # The whole str() of a Device, "GPU 0 (its name)", as list_devices() shows it.
+        written = _WRITTEN_GPU.fullmatch(spec.strip())
+        index = named_index(written.group(1) if written else spec)
         if index is None:
             raise DeviceError(f"invalid gpu device {spec!r}: {DEVICE_SPECS}")
+        if written:
+            device = gpu_device(index)
+            if device.name.lower() != written.group(2).lower():  # written elsewhere: another card is GPU N here
+                raise DeviceError(f"invalid gpu device {spec!r}: GPU {index} here is {device.name}, "
+                                  f"not {written.group(2)}")
+            return device
         spec = index
     if spec == CPU_INDEX:
         return CPU

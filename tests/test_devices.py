@@ -129,6 +129,21 @@ def test_get_device_takes_a_gpu_by_name(monkeypatch):
     assert str(refused.value) == "invalid gpu device 'gpu one': give auto, cpu, -1 or a device index (0 or gpu0)"
 
 
+def test_get_device_takes_the_whole_str_of_a_device():
+    # get_device(str(list_devices()[0])) was refused: only "GPU 0", its start, was taken.
+    for device in devices.list_devices():
+        assert devices.get_device(str(device)) == device
+        assert devices.get_device(f" {str(device).lower()} ") == device
+
+
+def test_get_device_refuses_a_str_of_a_device_whose_name_is_not_that_gpus(monkeypatch):
+    # Written on another machine, "GPU 0 (its card)" would run on whatever GPU 0 is here.
+    monkeypatch.setattr(devices, "gpu_device", lambda index: fake_gpu(index, "discrete"))
+    with pytest.raises(devices.DeviceError) as refused:
+        devices.get_device("GPU 1 (Radeon)")
+    assert str(refused.value) == "invalid gpu device 'GPU 1 (Radeon)': GPU 1 here is gpu1, not Radeon"
+
+
 def test_a_device_name_with_a_line_break_is_refused_in_one_line():
     # found by a bug hunt: the message held the name as given, over two lines
     with pytest.raises(devices.DeviceError) as refused:
