@@ -106,9 +106,9 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             _refuse(str(e))
         name_streams(piped.aliases)
         input_path = piped.input
-    # -t "$TILE" with TILE unset: the reference's atoi reads "" as 0 (auto).
-    if not tile.strip():
-        tile = "0"
+    # -t "$TILE" with TILE unset: the reference's atoi reads "" as 0 (auto), and so
+    # each empty entry of a list ("0," is 0,0).
+    tile = ",".join(part if part.strip() else "0" for part in tile.split(","))
     # The reference reads -j with sscanf("%d:%*[^:]:%d"): load:proc leaves save at its default.
     if jobs.count(":") == 1:
         jobs += ":" + REFERENCE_JOBS.rsplit(":", 1)[1]

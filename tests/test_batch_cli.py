@@ -782,6 +782,18 @@ def test_dropin_empty_tile_size_is_auto_as_the_references_atoi(tile, tmp_path):
     assert size_of(tmp_path / "o.png") == (16, 16)
 
 
+@pytest.mark.parametrize("tile", ["0,", ",", ",0", " ,32"])
+def test_dropin_empty_entry_of_a_tile_list_is_auto_as_the_references_atoi(tile, tmp_path):
+    # The reference reads each part of -t with atoi: "0," is 0,0. An empty entry was refused.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    run(DROPIN, "-i", "in.png", "-o", "o.png", "-s", "2", "-g", "-1,-1", "-t", tile, cwd=tmp_path)
+    assert size_of(tmp_path / "o.png") == (16, 16)
+    # Two entries for one device: refused, as the reference refuses a count that is not -g's.
+    proc = run(DROPIN, "-i", "in.png", "-o", "p.png", "-s", "2", "-g", "-1", "-t", tile, cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and "invalid tilesize argument" in proc.stderr and "(-g gives 1 device)" in proc.stderr
+    assert not (tmp_path / "p.png").exists()
+
+
 @pytest.mark.parametrize("cmd", [DROPIN, NCNN_SR])
 @pytest.mark.parametrize("tile", ["32.0", "abc"])
 def test_a_tile_size_that_is_no_whole_number_is_told_so(cmd, tile, tmp_path):
