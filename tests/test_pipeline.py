@@ -263,7 +263,9 @@ def test_a_result_too_big_for_memory_fails_its_picture_in_words(tmp_path):
 
 @pytest.mark.parametrize("name, said", [
     ("wide.webp", "wide.webp: 16400x4 is too large for WebP, which holds at most 16383 pixels a side; write png"),
-    ("wide.jpg", "wide.jpg: its EXIF (70034 bytes) is too large for JPEG"),
+    # Pipeline's own argument leaves it out, not the command's --no-metadata.
+    ("wide.jpg", "wide.jpg: its EXIF (70034 bytes) is too large for JPEG, which holds at most 65533: write png or "
+                 "webp, or leave the metadata out (metadata=False)"),
 ])
 def test_an_output_its_format_cannot_hold_fails_before_it_is_upscaled(name, said, tmp_path):
     # It was upscaled (hours for a large photo on the CPU), then refused by the writer.
