@@ -508,10 +508,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             # frames a second, mostly empty ones. ffmpeg, too, writes an AVI at its
             # frame rate.
             options = replace(options, fps=rate)
-        if video_streams.muxer_for(dst) == "avi" and options.fps > AVI_FASTEST:
-            raise InputError(f"{dst}: an .avi holds at most {AVI_FASTEST} frames a second, not "
-                             f"{_rate_text(options.fps)}: give {flags(f'--fps {AVI_FASTEST}')} or less, or write "
-                             "another container")
+        # Frames keep their own times without --fps: FFmpeg's guess of a rate (24576 fps
+        # for a .ts of two frames) says nothing of how far apart they are.
+        stated = video_in.average_rate if inp.format.name not in _ELEMENTARY else video_in.guessed_rate
+        _check_fastest(dst, options.fps or (stated and Fraction(stated) * factor), flags)
         try:
             lead = CUE_LEAD if inp.streams.subtitles else SEEK_MARGIN
             # A pipe cannot be sought in: its frames before the part are read and left out.
@@ -592,6 +592,25 @@ def _pad_transport_stream(path: Path) -> None:
 # FFmpeg's AVI muxer counts a faster video in 1/600 s, two frames in one slot, which
 # it then refused.
 AVI_FASTEST = 1000
+# Muxers that stamp frames in whole milliseconds (Matroska's and WebM's, FLV's, ASF's):
+# a faster video's frames shared stamps, unsaid, and were read back as fewer (ASF's
+# muxer refused them, as a bare "Invalid argument", after the model had loaded).
+MILLISECOND_MUXERS = frozenset({"matroska", "webm", "flv", "asf"})
+MILLISECOND_FASTEST = 1000
+
+
+def _check_fastest(dst: Path | VideoOutput, rate: Fraction | None, flags: FlagNames) -> None:
+    """An InputError if a ``dst`` of video at ``rate`` frames a second cannot tell its frames' times apart."""
+    if rate is None:
+        return
+    muxer = video_streams.muxer_for(dst)
+    if muxer == "avi" and rate > AVI_FASTEST:
+        raise InputError(f"{dst}: an .avi holds at most {AVI_FASTEST} frames a second, not {_rate_text(rate)}: "
+                         f"give {flags(f'--fps {AVI_FASTEST}')} or less, or write another container")
+    if muxer in MILLISECOND_MUXERS and rate > MILLISECOND_FASTEST:
+        raise InputError(f"{dst}: {dst.suffix} stamps frames in whole milliseconds, so holds at most "
+                         f"{MILLISECOND_FASTEST} frames a second, not {_rate_text(rate)}: give "
+                         f"{flags(f'--fps {MILLISECOND_FASTEST}')} or less, or write .mp4 or .mov")
 
 
 def _muxer_options(dst: Path) -> dict | None:

@@ -2007,6 +2007,29 @@ def test_an_avi_of_a_video_of_more_than_1000_fps_is_refused_naming_fps(tmp_path)
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2, "--fps", "1000")
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".webm", ".flv"])
+def test_a_millisecond_stamped_container_of_a_video_of_more_than_1000_fps_is_refused_naming_fps(suffix, tmp_path):
+    # These stamp frames in whole milliseconds: a 2000 fps video's frames shared
+    # stamps (0, 1, 1, 2 ms), unsaid, and reading the file back dropped the doubles.
+    clip = make_clip(tmp_path / "in.mp4", frames=4, rate=Fraction(2000), audio=None)
+    with pytest.raises(InputError) as e:
+        upscale_video(clip, tmp_path / f"out{suffix}", lambda frames: frames)
+    assert str(e.value) == (f"{tmp_path / f'out{suffix}'}: {suffix} stamps frames in whole milliseconds, so holds at "
+                            "most 1000 frames a second, not 2000: give --fps 1000 or less, or write .mp4 or .mov")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+    assert upscale_video(clip, tmp_path / f"out{suffix}", lambda frames: frames, EncodeOptions(fps=Fraction(1000))) == 2
+    with av.open(str(tmp_path / f"out{suffix}")) as c:
+        assert [f.pts for f in c.decode(video=0)] == [0, 1]  # no stamp shared
+
+
+def test_a_wmv_of_a_video_of_more_than_1000_fps_is_refused_naming_fps(tmp_path):
+    # ASF stamps in milliseconds too: its muxer refused the shared stamps, after the
+    # model had loaded, as a bare "cannot encode: Invalid argument".
+    clip = make_clip(tmp_path / "in.mp4", frames=4, rate=Fraction(2000), audio=None)
+    with pytest.raises(InputError, match=r"\.wmv stamps frames in whole milliseconds, .* not 2000: give --fps 1000"):
+        upscale_video(clip, tmp_path / "out.wmv", lambda frames: frames, EncodeOptions(codec="wmv2"))
+
+
 def test_an_flv_of_a_slow_video_with_sound_is_written(tmp_path):
     # An FLV holds no time before 0, and B-frames start the picture's decode times
     # two frames before it: FFmpeg moves every stream later by that, but only once
