@@ -13,6 +13,7 @@ other streams (sound, subtitles, attachments, chapters, tags) is ``video_streams
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import functools
 import heapq
@@ -161,7 +162,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     try:
         v = _video_stream(container, path)
         rate = _known_rate(v)
-        length = _length(container)
+        length = _length(container, src=path)
         frames = v.frames or (round(float(length) * rate) if length and rate else None)
         info = VideoInfo(v.codec_context.width, v.codec_context.height, rate,
                          frames or None, float(length) if length else None,
@@ -285,13 +286,21 @@ def _demuxed(container) -> Iterator:
 INTERLEAVED_WITHIN = Fraction(10)
 
 
-def _length(container, start: Fraction | None = None) -> Fraction | None:
+def _length(container, start: Fraction | None = None, src=None) -> Fraction | None:
     """How long ``container`` says it lasts, from its first timestamp (``start``
-    seconds, else its start time) on; None where it does not say."""
+    seconds, else its start time) on; None where it does not say. ``src``, the file
+    it was opened from, is read again where what it says falls short."""
     if not container.duration:
         return None
     total = Fraction(container.duration, av.time_base)
     name = container.format.name
+    if name == "mpeg" and src is not None and container.start_time is not None:
+        # An MPEG program stream's is the last time one of its packs states: the
+        # frames after it in that pack (small ones share a pack of 2048 bytes) were
+        # left out, and 4 tiny frames at 25 fps lasted 0.04 s, not 0.16 s.
+        begins = Fraction(container.start_time, av.time_base)
+        end = _packets_end(src, begins + total - TAIL)
+        total = max(total, end - begins) if end is not None else total
     if name.startswith("matroska") or name == "nut":
         # Matroska's duration is where its streams end on a timeline that runs from 0,
         # not from its first frame: a file cut from 10 s on was 10 s longer than it lasts.
@@ -303,6 +312,50 @@ def _length(container, start: Fraction | None = None) -> Fraction | None:
         rate = next((r for v in container.streams.video if (r := _known_rate(v))), None)
         total += 1 / rate if rate else 0
     return total if total > 0 else None
+
+
+# How far before the end a file's duration gives its last packets are looked for.
+TAIL = Fraction(2)
+
+
+def _packets_end(src, after: Fraction) -> Fraction | None:
+    """Where the latest packet of ``src`` from ``after`` seconds on ends, in a second
+    opening of it; None where it cannot be read again."""
+    with _reopened(src) as again:
+        if again is None:
+            return None
+        try:
+            if after > 0:
+                again.seek(math.floor(after * av.time_base), backward=True)
+            ends = [time + Fraction(packet.duration or 0) * packet.time_base for packet in _demuxed(again)
+                    if (time := _packet_time(packet)) is not None]
+        except av.error.FFmpegError:
+            return None
+    return max(ends, default=None)
+
+
+@contextlib.contextmanager
+def _reopened(src):
+    """A second opening of the file ``src`` (standard input redirected from one too),
+    ``src`` left where it was read to; None for a pipe, which cannot be read twice, or
+    where it cannot be opened again."""
+    if src is None or (isinstance(src, VideoInput) and not src.seekable()):
+        yield None
+        return
+    at = src.tell() if isinstance(src, VideoInput) else None
+    try:
+        if at is not None:
+            src.seek(0)
+        try:
+            again = av.open(src if at is not None else ffmpeg_name(src))
+        except (av.error.FFmpegError, OSError):
+            yield None
+            return
+        with again:
+            yield again
+    finally:
+        if at is not None:
+            src.seek(at)
 
 
 def _packet_time(packet) -> Fraction | None:
@@ -652,22 +705,15 @@ def _origin(inp, src=None) -> Fraction:
     earliest time among its first packets."""
     if inp.start_time is not None:
         return Fraction(inp.start_time, av.time_base)
-    if src is None or (isinstance(src, VideoInput) and not src.seekable()):  # a pipe cannot be read twice
-        return Fraction(0)
-    # Read in a second opening of the file, so that ``inp`` stays where it is: a
-    # stream's from its start, then put back where ``inp`` had read it to.
-    at = src.tell() if isinstance(src, VideoInput) else None
-    try:
-        if at is not None:
-            src.seek(0)
-        with av.open(src if at is not None else ffmpeg_name(src)) as again:
+    # Read in a second opening of the file, so that ``inp`` stays where it is.
+    with _reopened(src) as again:
+        if again is None:
+            return Fraction(0)
+        try:
             times = [t for packet in itertools.islice(_demuxed(again), FIRST_PACKETS)
                      if (t := _packet_time(packet)) is not None]
-    except (av.error.FFmpegError, OSError):
-        return Fraction(0)
-    finally:
-        if at is not None:
-            src.seek(at)
+        except av.error.FFmpegError:
+            return Fraction(0)
     return min(times, default=Fraction(0))
 
 
@@ -679,7 +725,7 @@ def _window(inp, src, options: EncodeOptions) -> Window:
         raise InputError(f"{src} does not say where its video starts, which a part (--start, --duration) counts "
                          "from, and a pipe cannot be read twice to find it: redirect a file to it (-i - < in.mkv)")
     origin = _origin(inp, src)
-    total = _length(inp, origin)
+    total = _length(inp, origin, src)
     if total is not None and options.start >= total:
         raise InputError(f"{src}: starting at {float(options.start):g} s (--start) is past its end, at "
                          f"{float(total):.3f} s")

@@ -256,3 +256,24 @@ def test_a_part_takes_the_frames_whose_millisecond_stamps_round_its_times(tmp_pa
     clip = make_clip(tmp_path / "in.mkv", frames=24, rate=Fraction(24), audio=None)
     frames = seen(clip, tmp_path / "out.mkv", start=Fraction(13, 24), duration=Fraction(1, 24))
     assert len(frames) == 1 and np.array_equal(frames[0], stored_frames(clip)[13])
+
+
+def test_a_tiny_mpeg_program_stream_is_counted_and_cut_by_where_its_packets_end(tmp_path):
+    # FFmpeg's duration of an MPEG-PS comes from the last time a pack states: 4 small
+    # frames in one pack of 2048 bytes, at 25 fps, read as 0.04 s. Its count (the
+    # progress total) was 1 frame, and --start 0.1 was refused as past its end.
+    from ncnn_sr import video
+    clip = tmp_path / "in.mpg"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("mpeg2video", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for i in range(4):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * i, np.uint8), "rgb24")):
+                out.mux(packet)
+        out.mux(stream.encode())
+    with av.open(str(clip)) as c:
+        assert c.duration == 40000  # FFmpeg's own, as this test knows it
+    info = video.probe(clip)
+    assert (info.frames, info.duration) == (4, pytest.approx(0.16))
+    assert upscale_video(clip, tmp_path / "part.mpg", lambda frames: frames,
+                         EncodeOptions(codec="mpeg2video", start=Fraction(1, 10))) == 1  # the frame at 0.12 s
