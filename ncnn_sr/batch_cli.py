@@ -466,8 +466,9 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
             if (src is opts.input and opts.output.exists() and opts.input.exists()
                     and os.path.samefile(opts.input, opts.output)):
                 raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
-        video.video_encoder(dst, encode, flags)  # a bad --codec or --preset before a model loads
+        encoder = video.video_encoder(dst, encode, flags)  # a bad --codec or --preset before a model loads
         info = video.probe(src)
+        video.check_size(info, dst, encoder, encode, opts.scale, opts.width, opts.height)  # and frames it cannot code
         lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
         if to_file:
             new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
@@ -570,6 +571,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
                 continue
             try:
                 info = video.probe(src)
+                video.check_size(info, dst, video.video_encoder(dst, encode), encode, opts.scale, opts.width,
+                                 opts.height)
                 if lanes is None:
                     lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
                 bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)

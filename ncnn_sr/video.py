@@ -37,7 +37,7 @@ from av.video.reformatter import ColorRange
 from . import isobmff, timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import InputError, describe
-from .resample import resize
+from .resample import resize, target_size
 from .files import ffmpeg_name, mode_for, temp_stem, write_target
 from .streams import VideoInput, VideoOutput
 from .video_options import COMMON_CONTAINERS, EncodeOptions, FlagNames
@@ -142,6 +142,8 @@ class VideoInfo:
     audio: int
     subtitles: int
     field_order: int = 0  # FFmpeg's AVFieldOrder: 0 unknown, 1 progressive, 2-5 interlaced
+    pix_fmt: str | None = None  # the decoder's
+    square: bool = True  # whether its samples are square (or of no stated shape)
 
 
 def frames_out(info: VideoInfo, options: EncodeOptions) -> int | None:
@@ -167,7 +169,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         info = VideoInfo(v.codec_context.width, v.codec_context.height, rate,
                          frames or None, float(length) if length else None,
                          len(container.streams.audio), len(container.streams.subtitles),
-                         v.codec_context.field_order)
+                         v.codec_context.field_order, v.codec_context.pix_fmt,
+                         not v.sample_aspect_ratio or v.sample_aspect_ratio == 1)
     except BaseException:
         container.close()
         raise
@@ -1002,6 +1005,41 @@ def _palette_kept(encoder: str, muxer: str | None) -> bool:
     return encoder in PALETTE_PER_FRAME.get(muxer, PALETTE_IN_FRAME)
 
 
+def check_size(info: VideoInfo, dst: Path | VideoOutput, encoder: str, options: EncodeOptions,
+               scale: float | None = None, width: int | None = None, height: int | None = None) -> None:
+    """Before any model loads: the InputError the first frame would meet where ``encoder``
+    cannot code the frames the upscaler makes of ``info``'s at ``scale``, ``width`` or
+    ``height`` (none: the model's scale, unknown here, and nothing is checked). Frames
+    that may yet fit are let through: those turned upright (a phone's) or stretched to
+    their samples' shape may come out of another size."""
+    if (scale is None and width is None and height is None) or not info.square:
+        return
+    pix_fmt = options.pix_fmt or _default_format(encoder, info.pix_fmt, video_streams.muxer_for(dst))
+    refusals = []
+    for tall, wide in ((info.height, info.width), (info.width, info.height)):  # as coded, or turned a quarter
+        # A scale beside --width or --height only picks the model's variant.
+        out_height, out_width = target_size(tall, wide, scale if width is None and height is None else None, width,
+                                            height)
+        refusals.append(_size_refusal(dst, encoder, replace(options, pix_fmt=pix_fmt),
+                                      encodable_size(out_width, out_height, pix_fmt)))
+    if all(refusals):
+        raise refusals[0]
+
+
+def _size_refusal(dst, codec: str, options: EncodeOptions, size: tuple[int, int]) -> InputError | None:
+    """Why ``codec`` cannot code frames of ``size`` (width, height), if it cannot."""
+    if codec == "libsvtav1" and options.bitrate and min(size) < SVT_AV1_RATE_SIDE:
+        return InputError(f"{dst}: libsvtav1 keeps to a --bitrate only on frames of {SVT_AV1_RATE_SIDE}x"
+                          f"{SVT_AV1_RATE_SIDE} pixels or more, not {size[0]}x{size[1]}: give a --crf instead")
+    least = _least_size(codec, options.pix_fmt)
+    if least and (size[0] < least[0] or size[1] < least[1]):
+        sides = [f"{n} pixels {way}" for n, has, way in zip(least, size, ("wide", "high")) if has < n]
+        return InputError(f"{dst}: {codec} codes {size[0]}x{size[1]} {options.pix_fmt} frames wrong (they read "
+                          f"back as another picture, or none): give frames at least {' and '.join(sides)}, or "
+                          "another --codec")
+    return None
+
+
 def _least_size(codec: str, pix_fmt: str) -> tuple[int, int] | None:
     """The smallest (width, height) of ``pix_fmt`` frames ``codec`` codes right, where
     it has one (see _LEAST_PLANE)."""
@@ -1075,13 +1113,17 @@ def _pixel_format(codec: str, video_in, src, muxer: str | None = None) -> str:
     """The default output pixel format: 4:2:0, in 10 bits for input deeper than 8 (a
     10-bit source upscaled in 8 bits would band) where ``codec`` can (into a ``muxer``
     output), else in 8."""
-    source = video_in.codec_context.pix_fmt
+    return _default_format(codec, video_in.codec_context.pix_fmt, muxer, src)
+
+
+def _default_format(codec: str, source: str | None, muxer: str | None, src=None) -> str:
+    """``_pixel_format`` for input of pixel format ``source``; its warnings only with ``src``."""
     bits = depth(source) if source else 8
     takes = _formats(codec, muxer)
     plain = _taken(DEFAULT_PIX_FMT, takes)
     if takes and plain not in takes and deeper_format(DEFAULT_PIX_FMT, takes) not in takes:
         nearest = _nearest_format(takes, bits)  # ProRes, PNG, QuickTime RLE: no 4:2:0 at all
-        if bits > depth(nearest):  # HuffYUV, x264's RGB: said as for those with 4:2:0
+        if bits > depth(nearest) and src is not None:  # HuffYUV, x264's RGB: said as for those with 4:2:0
             log.warning("%s has %d-bit samples, which %s cannot encode: writing %d-bit %s", src, bits, codec,
                         depth(nearest), nearest)
         return nearest
@@ -1091,7 +1133,9 @@ def _pixel_format(codec: str, video_in, src, muxer: str | None = None) -> str:
                                                          else None)
     if deeper is None or deeper not in takes:
         cannot = "cannot encode" if takes else "does not say it can encode"  # FFmpeg lists nothing for some
-        log.warning("%s has %d-bit samples, which %s %s: writing 8-bit %s", src, bits, codec, cannot, plain)
+        if src is not None:
+            log.warning("%s has %d-bit samples, which %s %s: writing 8-bit %s", src, bits, codec, cannot,
+                        plain)
         return plain
     return deeper
 
@@ -1585,15 +1629,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 # Coded as it will be read, else its colours come back shifted.
                 colour = as_read(colour, _matrix_read(codec, out.format.name, options.pix_fmt, colour.matrix), *size)
                 video_out.codec_context.colorspace = colour.matrix
-                if codec == "libsvtav1" and options.bitrate and min(size) < SVT_AV1_RATE_SIDE:
-                    raise InputError(f"{dst}: libsvtav1 keeps to a --bitrate only on frames of {SVT_AV1_RATE_SIDE}x"
-                                     f"{SVT_AV1_RATE_SIDE} pixels or more, not {size[0]}x{size[1]}: give a --crf instead")
-                least = _least_size(codec, options.pix_fmt)
-                if least and (size[0] < least[0] or size[1] < least[1]):
-                    sides = [f"{n} pixels {way}" for n, has, way in zip(least, size, ("wide", "high")) if has < n]
-                    raise InputError(f"{dst}: {codec} codes {size[0]}x{size[1]} {options.pix_fmt} frames wrong (they "
-                                     f"read back as another picture, or none): give frames at least "
-                                     f"{' and '.join(sides)}, or another --codec")
+                refused_size = _size_refusal(dst, codec, options, size)
+                if refused_size:  # the command refuses most before its model loads (check_size)
+                    raise refused_size
                 try:
                     # Now, not on the first mux (maybe of a sound packet), so that options
                     # the encoder refuses (a bad preset, a tiny bitrate) are blamed on it.

@@ -2560,6 +2560,33 @@ def test_frames_an_encoder_codes_wrong_are_one_line(codec, size, pix_fmt, said, 
     one_line_failure(proc, tmp_path, f"{codec} codes " + said)
 
 
+@pytest.mark.parametrize("codec, size, flags, said", [
+    ("vc2", (16, 16), [], "vc2 codes 32x32 yuv420p frames wrong"),
+    ("speedhq", (16, 12), ["--width", "40", "--height", "30"], "speedhq codes 40x30 yuv420p frames wrong"),
+    ("libsvtav1", (40, 24), ["--bitrate", "500k"], "libsvtav1 keeps to a --bitrate only on frames of 64x64 pixels"),
+])
+def test_frames_an_encoder_cannot_code_are_refused_before_the_model_loads(codec, size, flags, said, tmp_path):
+    # The output's size is known from the input's: these were refused only once the
+    # model had loaded and the first frame was upscaled. An unknown model, which only
+    # loading finds, shows which comes first.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=size[0], height=size[1], audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", "-n", "no-such-model", "-s", "2", "-g", "-1",
+               "--codec", codec, *flags, check_ok=False)
+    one_line_failure(proc, tmp_path, said)
+
+
+def test_frames_that_fit_once_turned_upright_are_not_refused_before_they_are_seen(tmp_path):
+    # Stored 40x16 and shown 16x40 (a phone's): SpeedHQ cannot code 80x32 but can
+    # 32x80, and which the frames are is known only once one is decoded.
+    from ncnn_sr import video
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=40, height=16, audio=None, rotation=-90)
+    info = video.probe(clip)
+    assert (info.width, info.height) == (40, 16)
+    video.check_size(info, tmp_path / "out.avi", "speedhq", EncodeOptions(codec="speedhq"), scale=2)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2, "--codec", "speedhq")
+    assert frame_times(tmp_path / "out.avi")[1] == (32, 80)
+
+
 @pytest.mark.parametrize("codec", ["libx264", "libx265"])
 def test_gray_video_is_tagged_full_range_as_it_is_made(codec, tmp_path):
     # swscale makes gray from RGB in full range; left untagged, H.264 and H.265 were
