@@ -12,6 +12,7 @@ so is standard output that cannot be written (help or a listing sent to a full d
 """
 from __future__ import annotations
 
+import _thread
 import importlib
 import os
 import signal
@@ -22,8 +23,23 @@ from .signals import stop_signals
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 
 
+_last_signal = [signal.SIGINT]
+
+
 def _as_ctrl_c(signum, frame) -> None:
+    _last_signal[0] = signum
     raise KeyboardInterrupt
+
+
+def _unraisable(info) -> None:
+    # Python drops an exception raised in a finalizer or a weakref callback (importlib's
+    # module locks have one): a signal landing there was a traceback, "Exception
+    # ignored", and the command ran on to status 0. It is sent again from another
+    # thread, to be raised once this hook has returned (raised in it, it is dropped too).
+    if isinstance(info.exc_value, KeyboardInterrupt):
+        _thread.start_new_thread(_thread.interrupt_main, (_last_signal[0],))
+    else:
+        sys.__unraisablehook__(info)
 
 
 def _interrupted(prog: str) -> None:
@@ -84,8 +100,8 @@ def _cannot_write_stdout(prog: str, error: OSError) -> int:
 def _run(module: str, prog: str) -> None:
     stopping = stop_signals()
     for sig in stopping:
-        if sig != signal.SIGINT:  # Python already raises KeyboardInterrupt for it
-            signal.signal(sig, _as_ctrl_c)
+        signal.signal(sig, _as_ctrl_c)
+    sys.unraisablehook = _unraisable
     try:
         main = importlib.import_module(module).main
         import click

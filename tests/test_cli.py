@@ -587,6 +587,22 @@ def test_ctrl_c_while_click_reads_the_arguments_is_one_line_and_status_130(tmp_p
     assert proc.returncode == 130 and proc.stderr.strip() == "ncnn-sr: interrupted"
 
 
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("where", ["loading", "working"])
+def test_a_signal_inside_a_finalizer_still_stops_the_command(sig, where, tmp_path):
+    # Python drops an exception raised in a finalizer or a weakref callback (importlib's
+    # module lock has one, run as the command loads): the signal's KeyboardInterrupt was
+    # "Exception ignored" with a traceback, and the command ran on to the end, status 0.
+    finalized = ("class Dropped:\n    def __del__(self):\n"
+                 f"        os.kill(os.getpid(), signal.{sig})\n        for _ in range(9): pass\n")
+    drop = "Dropped()\n"
+    body = "    " + drop if where == "working" else ""
+    proc = run_entry(tmp_path, "import os, signal, time, click\n" + finalized + ("" if body else drop)
+                     + "@click.command()\ndef main():\n" + body + "    time.sleep(10)\n    print('finished')\n")
+    # (click itself writes an empty line as a KeyboardInterrupt passes through it)
+    assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (130, "ncnn-sr: interrupted", "")
+
+
 def test_a_signal_after_the_command_is_done_changes_nothing(tmp_path):
     # The interpreter's teardown, interrupted, died by the signal or printed a traceback.
     proc = run_entry(tmp_path, "import atexit, os, signal, sys, click\n"
