@@ -4,7 +4,8 @@ ends it in one line with status 130, or, once its work is done, changes nothing:
   session) where nohup does not ignore it, are taken as Ctrl-C;
 - while the command's module, and its ncnn and numpy, load, and while click reads
   the arguments, it is caught here (click would print "Aborted!" and exit 1);
-- the commands handle it themselves while they work;
+- the commands handle it themselves while they work; a second one meanwhile changes
+  nothing, and one Python would drop (raised in a finalizer) is raised again;
 - once the command has returned, they are ignored: the interpreter's own teardown,
   interrupted, died by the signal or printed a traceback after the work was done.
 Memory running out anywhere a command does not handle it is one line and status 1, and
@@ -24,9 +25,15 @@ EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 
 
 _last_signal = [signal.SIGINT]
+_stopping = [False]
 
 
 def _as_ctrl_c(signum, frame) -> None:
+    # Once: a second Ctrl-C broke off the clean-up after the first (a picture being
+    # saved, a child being killed), or this module's own handling of it (a traceback).
+    if _stopping[0]:
+        return
+    _stopping[0] = True
     _last_signal[0] = signum
     raise KeyboardInterrupt
 
@@ -37,6 +44,7 @@ def _unraisable(info) -> None:
     # ignored", and the command ran on to status 0. It is sent again from another
     # thread, to be raised once this hook has returned (raised in it, it is dropped too).
     if isinstance(info.exc_value, KeyboardInterrupt):
+        _stopping[0] = False
         _thread.start_new_thread(_thread.interrupt_main, (_last_signal[0],))
     else:
         sys.__unraisablehook__(info)

@@ -603,6 +603,19 @@ def test_a_signal_inside_a_finalizer_still_stops_the_command(sig, where, tmp_pat
     assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (130, "ncnn-sr: interrupted", "")
 
 
+@pytest.mark.parametrize("second", ["SIGINT", "SIGTERM"])
+def test_a_second_signal_while_the_first_is_handled_changes_nothing(second, tmp_path):
+    # An impatient second Ctrl-C broke off the command's clean-up after the first (a
+    # picture being saved, a child being killed), or landed in the entry point's own
+    # handling of it: a traceback and status 1.
+    proc = run_entry(tmp_path, "import os, signal, time, click\n@click.command()\ndef main():\n"
+                               "    try:\n        os.kill(os.getpid(), signal.SIGINT)\n        time.sleep(10)\n"
+                               "    except KeyboardInterrupt:\n"
+                               f"        os.kill(os.getpid(), signal.{second})\n        for _ in range(9): pass\n"
+                               "        print('cleaned up')\n        raise\n")
+    assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (130, "ncnn-sr: interrupted", "cleaned up\n")
+
+
 def test_a_signal_after_the_command_is_done_changes_nothing(tmp_path):
     # The interpreter's teardown, interrupted, died by the signal or printed a traceback.
     proc = run_entry(tmp_path, "import atexit, os, signal, sys, click\n"
