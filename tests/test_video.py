@@ -1474,22 +1474,28 @@ def test_tags_and_dispositions_are_kept_and_stale_ones_left_out(tmp_path):
 @pytest.mark.parametrize("suffix, lost", [(".mkv", ""), (".mp4", ""), (".webm", "commentary (stream 1)"),
                                           (".mov", "forced (stream 2) and commentary (stream 1)")])
 def test_forced_and_commentary_flags_are_kept_or_named_where_the_container_cannot_hold_them(suffix, lost, tmp_path):
-    subtitled = add_subtitles(make_clip(tmp_path / "plain.mp4", frames=2), tmp_path / "subs.mkv",
-                              [("00:00:00,000", "00:00:00,050", "Hi")])
     forced, commentary = av.stream.Disposition.forced, av.stream.Disposition.comment
-    clip = remux_with(subtitled, tmp_path / "in.mkv", dispositions={1: commentary, 2: forced})
-    out = tmp_path / f"out{suffix}"
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
-    flags = [line for line in proc.stderr.splitlines() if "flags" in line]
+    flags, sound, subtitles = _upscaled_with_track_flags(tmp_path, suffix, commentary, forced, "Hi")
     if lost:
         assert flags == [f"ncnn-sr: warning: {suffix} cannot hold the track flags {lost}: dropping them "
                          "(a .mkv output keeps them)"]
     else:
         assert flags == []
+    assert bool(sound & commentary) == ("commentary" not in lost)
+    assert bool(subtitles & forced) == ("forced" not in lost)
+
+
+def _upscaled_with_track_flags(tmp_path, suffix, sound_flag, subtitles_flag, cue):
+    """Upscale a clip whose sound and subtitle tracks carry the given flags into
+    ``suffix``; give the warning lines about flags and the output tracks' flags."""
+    subtitled = add_subtitles(make_clip(tmp_path / "plain.mp4", frames=2), tmp_path / "subs.mkv",
+                              [("00:00:00,000", "00:00:00,050", cue)])
+    clip = remux_with(subtitled, tmp_path / "in.mkv", dispositions={1: sound_flag, 2: subtitles_flag})
+    out = tmp_path / f"out{suffix}"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    flags = [line for line in proc.stderr.splitlines() if "flags" in line]
     with av.open(str(out)) as c:
-        sound, subtitles = c.streams.audio[0], c.streams.subtitles[0]
-        assert bool(sound.disposition & commentary) == ("commentary" not in lost)
-        assert bool(subtitles.disposition & forced) == ("forced" not in lost)
+        return flags, c.streams.audio[0].disposition, c.streams.subtitles[0].disposition
 
 
 @pytest.mark.parametrize("suffix, lost", [(".mkv", ""), (".mp4", ""),
@@ -1499,18 +1505,11 @@ def test_hearing_and_visual_impaired_flags_are_kept_or_named_where_the_container
                                                                                                   tmp_path):
     # Subtitles for the deaf and a described-sound track lost their flags in a .webm or
     # a .mov without a word, where forced and commentary were named.
-    subtitled = add_subtitles(make_clip(tmp_path / "plain.mp4", frames=2), tmp_path / "subs.mkv",
-                              [("00:00:00,000", "00:00:00,050", "[door creaks]")])
     hearing, visual = av.stream.Disposition.hearing_impaired, av.stream.Disposition.visual_impaired
-    clip = remux_with(subtitled, tmp_path / "in.mkv", dispositions={1: visual, 2: hearing})
-    out = tmp_path / f"out{suffix}"
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
-    flags = [line for line in proc.stderr.splitlines() if "flags" in line]
+    flags, sound, subtitles = _upscaled_with_track_flags(tmp_path, suffix, visual, hearing, "[door creaks]")
     assert flags == ([f"ncnn-sr: warning: {suffix} cannot hold the track flags {lost}: dropping them "
                       "(a .mkv output keeps them)"] if lost else [])
-    with av.open(str(out)) as c:
-        sound, subtitles = c.streams.audio[0], c.streams.subtitles[0]
-        assert bool(sound.disposition & visual) == bool(subtitles.disposition & hearing) == (not lost)
+    assert bool(sound & visual) == bool(subtitles & hearing) == (not lost)
 
 
 def test_an_mpeg_ts_keeps_one_impaired_flag_a_sound_track_and_names_the_other(tmp_path):
