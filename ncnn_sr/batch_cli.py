@@ -445,7 +445,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
     (the drop-in has not got ncnn-sr video's)."""
     if src is None and opts.input.is_dir():
         return _run_video_folder(prog, opts, encode, debug)
-    from . import video
+    from . import video, video_codecs
 
     to_file = dst is None
     src = opts.input if src is None else src
@@ -466,9 +466,10 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
             if (src is opts.input and opts.output.exists() and opts.input.exists()
                     and os.path.samefile(opts.input, opts.output)):
                 raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
-        encoder = video.video_encoder(dst, encode, flags)  # a bad --codec or --preset before a model loads
+        encoder = video_codecs.video_encoder(dst, encode, flags)  # a bad --codec or --preset before a model loads
         info = video.probe(src)
-        video.check_size(info, dst, encoder, encode, opts.scale, opts.width, opts.height)  # and frames it cannot code
+        # and frames it cannot code
+        video_codecs.check_size(info, dst, encoder, encode, opts.scale, opts.width, opts.height)
         lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
         if to_file:
             new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
@@ -557,7 +558,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
     ``opts.recursive``) into the folder ``opts.output``, the model loaded once. A
     video that fails is one line and the run goes on; the exit status is 1 if any
     failed. Ctrl-C stops at once, leaving no partial file."""
-    from . import video
+    from . import video, video_codecs
 
     began = time.monotonic()
     done = skipped = failed = 0
@@ -571,8 +572,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
                 continue
             try:
                 info = video.probe(src)
-                video.check_size(info, dst, video.video_encoder(dst, encode), encode, opts.scale, opts.width,
-                                 opts.height)
+                video_codecs.check_size(info, dst, video_codecs.video_encoder(dst, encode), encode, opts.scale,
+                                        opts.width, opts.height)
                 if lanes is None:
                     lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
                 bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)

@@ -400,7 +400,7 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     and the input folder itself as the output (outputs would overwrite inputs), and
     for an output not there yet named like a video, unless ``folder`` (it was given
     with a trailing separator)."""
-    from . import video  # PyAV: only where videos are planned
+    from . import video_codecs  # PyAV: only where videos are planned
 
     if dst.exists() and not dst.is_dir():
         raise InputError(f"{src} is a folder but {dst} is a file: give an output folder for its videos")
@@ -426,7 +426,7 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
                 continue
             suffix = path.suffix.lower()
             try:
-                video.video_encoder(Path(f"x{suffix}"), encode)
+                video_codecs.video_encoder(Path(f"x{suffix}"), encode)
             except InputError as e:
                 moved.append((path, e))
                 continue
@@ -465,11 +465,11 @@ FALLBACK_CONTAINERS = (".mkv", ".mp4", ".mov", ".webm", ".avi")
 def _fallback_container(encode) -> str | None:
     """The suffix of the first of FALLBACK_CONTAINERS that ``encode``'s encoder can be
     written into, None if none."""
-    from . import video
+    from . import video_codecs
 
     for suffix in FALLBACK_CONTAINERS:
         try:
-            video.video_encoder(Path(f"x{suffix}"), encode)
+            video_codecs.video_encoder(Path(f"x{suffix}"), encode)
         except InputError:
             continue
         return suffix

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pytest
 
 from media import make_clip
-from ncnn_sr.video import EncodeOptions, _pixel_format, _taken, video_encoder
+from ncnn_sr.video import EncodeOptions
+from ncnn_sr.video_codecs import _pixel_format, _taken, video_encoder
 from test_video import NCNN_SR, X2, one_line_failure, run
 
 

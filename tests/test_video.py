@@ -1189,7 +1189,7 @@ def test_a_preset_svt_av1_takes_is_used(tmp_path):
 def test_an_encoder_is_opened_once_to_check_a_preset_however_often_it_is_checked(tmp_path, monkeypatch):
     # The command checks its options before the model loads and upscale_video again:
     # each check opened the encoder, paying for its start twice a run.
-    from ncnn_sr import video
+    from ncnn_sr import video_codecs
     opened = []
 
     class TakesIt:  # an encoder that uses the preset: none is left over once it opens
@@ -1202,11 +1202,11 @@ def test_an_encoder_is_opened_once_to_check_a_preset_however_often_it_is_checked
         opened.append(codec)
         return TakesIt()
 
-    video._open_with_preset.cache_clear()
+    video_codecs._open_with_preset.cache_clear()
     monkeypatch.setattr(av.codec.CodecContext, "create", create)
     for _ in range(2):
-        video.video_encoder(tmp_path / "out.mkv", EncodeOptions(codec="mpeg4", preset="fast"))
-    video._open_with_preset.cache_clear()
+        video_codecs.video_encoder(tmp_path / "out.mkv", EncodeOptions(codec="mpeg4", preset="fast"))
+    video_codecs._open_with_preset.cache_clear()
     assert opened == ["mpeg4"]
 
 
@@ -2577,11 +2577,11 @@ def test_frames_an_encoder_cannot_code_are_refused_before_the_model_loads(codec,
 def test_frames_that_fit_once_turned_upright_are_not_refused_before_they_are_seen(tmp_path):
     # Stored 40x16 and shown 16x40 (a phone's): SpeedHQ cannot code 80x32 but can
     # 32x80, and which the frames are is known only once one is decoded.
-    from ncnn_sr import video
+    from ncnn_sr import video, video_codecs
     clip = make_clip(tmp_path / "in.mp4", frames=2, width=40, height=16, audio=None, rotation=-90)
     info = video.probe(clip)
     assert (info.width, info.height) == (40, 16)
-    video.check_size(info, tmp_path / "out.avi", "speedhq", EncodeOptions(codec="speedhq"), scale=2)
+    video_codecs.check_size(info, tmp_path / "out.avi", "speedhq", EncodeOptions(codec="speedhq"), scale=2)
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2, "--codec", "speedhq")
     assert frame_times(tmp_path / "out.avi")[1] == (32, 80)
 

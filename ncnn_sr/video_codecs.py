@@ -1,0 +1,502 @@
+"""What each video encoder takes, and what the run asks of it: the encoder a run
+writes with (``video_encoder``), its pixel format, frame rates, crf and preset, the
+smallest frames it codes right, and the containers that hold its video. Checked
+before a model loads where it can be, so a wrong --codec or --preset costs nothing;
+``video`` opens the encoder with what is chosen here.
+"""
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import os
+import re
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import av
+from av.video.reformatter import ColorRange
+
+from . import video_streams
+from .errors import InputError
+from .resample import target_size
+from .streams import VideoOutput
+from .video_options import COMMON_CONTAINERS, EncodeOptions, FlagNames
+from .video_frames import deeper_format, depth, encodable_size, subsampling
+
+if TYPE_CHECKING:
+    from .video import VideoInfo
+
+log = logging.getLogger("ncnn_sr")
+
+DEFAULT_CRF = 18  # visually near-lossless for x264/x265; upscaled detail deserves it
+DEFAULT_PIX_FMT = "yuv420p"  # what every player decodes
+# The same 4:2:0 samples in one plane of Y and one of CbCr, which hardware encoders
+# (Intel's Quick Sync, AMD's AMF) take instead; and its 10-bit form.
+HARDWARE_PIX_FMTS = {"yuv420p": "nv12", "yuv420p10le": "p010le"}
+# What a hardware encoder needs to open, by its name's ending.
+HARDWARE_NEEDS = {"_nvenc": "an NVIDIA GPU and its driver", "_qsv": "an Intel GPU with Quick Sync and its media driver",
+                  "_amf": "an AMD GPU and its AMF driver", "_v4l2m2m": "a V4L2 encoder device (/dev/video*)",
+                  "_videotoolbox": "macOS's VideoToolbox", "_vaapi": "a VA-API device and its driver"}
+# x265 and SVT-AV1 log straight to stderr too: a banner, their settings and their
+# statistics, some 25 lines of a tool whose messages are one line each (and under -q,
+# which promises errors only). Only their errors are let through: x265's level is an
+# option, SVT-AV1's an environment variable (0 fatal, 1 error, ... 4 debug), which a
+# user who set it keeps.
+QUIET_X265 = {"x265-params": "log-level=error"}
+QUIET_SVT_AV1 = ("SVT_LOG", "1")
+# The fewest frames x265 stamps right with B-frames on (see video._video_out).
+X265_FEWEST_REORDERED = 3
+# x265's cuTree writes past a buffer of one int per 16 pixels across (valgrind:
+# Lookahead::cuTree, into what Lookahead::create allocated) in frames this wide or
+# narrower: 40 or 48 pixels corrupted the heap and aborted the process. Without
+# cuTree (a bit-allocation refinement) nothing is written past it.
+X265_CUTREE_NARROWEST = 49
+# x264 (libx264rgb too) and x265 print their own complaint about an unknown preset
+# straight to stderr, past FFmpeg's log, so these are checked first to keep the error one line.
+X264_X265_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                     "placebo")
+# The --crf each encoder with a constant quality takes, lowest to highest. x264 and
+# x265 stop at 51 (x264 took more as 51 without a word, x265 refused it once frames
+# came); VP8 starts at its lowest quantizer, 4.
+CRF_RANGES = {"libx264": (0, 51), "libx264rgb": (0, 51), "libx265": (0, 51), "libvpx": (4, 63),
+              "libvpx-vp9": (0, 63), "libaom-av1": (0, 63), "libsvtav1": (0, 63)}
+# The encoders given the default crf where no --bitrate is given.
+CONSTANT_QUALITY = frozenset({"libx264", "libx265", "libvpx", "libvpx-vp9", "libsvtav1"})
+# VP8 (libvpx) holds its crf under a bitrate, 256 kb/s where none is given, at which
+# the crf made no difference from 320x240 up and upscaled frames came out blocky: so
+# high a ceiling lets the crf set the quality, as VP9's does alone.
+VP8_CEILING = 10 ** 9
+# The encoders that take a crf or a bitrate, not both: x264 and x265 encode at the crf
+# and leave the bitrate unused without a word; SVT-AV1 refuses to start (in two lines,
+# its own and the run's). VP8, VP9 and libaom's AV1 cap their rate with it.
+CRF_OR_BITRATE = frozenset({"libx264", "libx264rgb", "libx265", "libsvtav1"})
+# Encoders that share their bitrate among frames by the time base, whose default rate
+# (VC-2's 600 Mb/s) PyAV leaves unset: 0 bits, or an mkv's 1/1000 s, gave a frame too
+# few bytes to code, and FFmpeg refused it. They are given a constant rate, as ffmpeg
+# gives them, and their own default rate where no --bitrate is given.
+RATE_PER_FRAME = frozenset({"vc2"})
+# The smallest planes (width, height; every plane of the picture) and frames some of
+# FFmpeg's encoders code right: smaller, what their decoder reads back is another
+# picture, without a word (a flat colour came back up to 80 levels off from VC-2's
+# planes of 32 pixels a side, SpeedHQ's frames of 32 lines were noise), or none
+# (CineForm's 16-pixel colour planes).
+_LEAST_PLANE = {"vc2": (33, 33), "cfhd": (24, 1)}
+_LEAST_FRAME = {"speedhq": (1, 33)}
+# The encoders whose frames carry a palette of their own (GIF's colour table, PNG's
+# PLTE), which each frame gets (video_frames.paletted); and an AVI's, which holds a
+# palette change per frame for MS RLE too. A .mov keeps only the palette of its header:
+# MS RLE and SMC frames after the first came back in the first one's colours.
+PALETTE_IN_FRAME = frozenset({"gif", "png", "apng"})
+PALETTE_PER_FRAME = {"avi": PALETTE_IN_FRAME | {"msrle"}}
+ONE_PALETTE = frozenset({"msrle", "smc"})
+# SVT-AV1 turns its adaptive quantisation off for frames under 64 pixels a side, and
+# then refuses a target rate, in a line of its own and FFmpeg's "bad parameter".
+SVT_AV1_RATE_SIDE = 64
+# FFmpeg's MPEG-family encoders (MPEG-1/2/4, H.263, WMV, FLV, MJPEG) have no crf: with
+# no --bitrate they ran at FFmpeg's 200 kb/s, however many pixels, and an upscaled
+# picture came out in blocks. A fixed quantiser (ffmpeg's -q:v) keeps the quality
+# whatever the size and rate, which no bitrate guessed from them does; 3 is near the
+# best these encoders make (1 to 31, lower is better).
+QUANTISED = frozenset({"mpeg1video", "mpeg2video", "mpeg4", "msmpeg4v2", "msmpeg4", "wmv1", "wmv2", "h261", "h263",
+                       "h263p", "flv", "mjpeg"})
+QUANTISER = 3
+# FFmpeg's FF_QP2LAMBDA: global_quality is a quantiser in lambda units.
+QP2LAMBDA = 118
+# ProRes encoders make the rate of their profile, whatever the bitrate asked.
+PROFILE_RATE = frozenset({"prores", "prores_aw", "prores_ks"})
+# JPEG's encoders, whose YUV is JFIF's, BT.601 in full range: FFmpeg refused to open
+# them on limited-range yuv420p (the default) with a bare "Invalid argument".
+JPEG_ENCODERS = frozenset({"mjpeg", "ljpeg"})
+
+
+def _reason(e: Exception) -> str:
+    return getattr(e, "strerror", None) or str(e)
+
+
+# FFmpeg lists after MPEG-1's eight standard rates Xing's unofficial ones (15, 5, 10,
+# 12 fps), which its encoder then refuses unless told to break the standard.
+MPEG1_STANDARD_RATES = 8
+
+
+def _frame_rates(codec: str) -> list[Fraction]:
+    """The only frame rates ``codec`` encodes (MPEG-1 and MPEG-2 video keep to a
+    list), or [] when it takes any."""
+    encoder = av.codec.Codec(codec, "w")
+    rates = [Fraction(r.numerator, r.denominator) for r in encoder.frame_rates or ()]
+    return rates[:MPEG1_STANDARD_RATES] if encoder.name == "mpeg1video" else rates
+
+
+# The rates video is made at, to name first among the many an encoder may list.
+_COMMON_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50", "60000/1001", "60"))
+
+
+def _listed_rates(rates: list[Fraction]) -> str:
+    shown = [r for r in _COMMON_RATES if r in rates] or sorted(set(rates))[:8]
+    return ", ".join(map(str, shown)) + (", ..." if len(set(rates)) > len(shown) else "")
+
+
+def _standard_rate(codec: str, source: Fraction) -> Fraction:
+    """For an encoder that keeps to a list of rates, the one nearest ``source``: the
+    video is then written at that constant rate, as --fps would."""
+    rate = min(_frame_rates(codec), key=lambda r: abs(r - source))
+    if rate != source:
+        log.warning("%s encodes only standard frame rates: writing a constant %s fps (the input's is %s); "
+                    "--fps chooses another", codec, rate, _rate_text(Fraction(source)))
+    return rate
+
+
+def _check_preset(codec: str, encoder: str, pix_fmt: str, preset: str) -> None:
+    """InputError unless the encoder ``codec`` (FFmpeg's ``encoder``) takes ``preset``.
+    x264's and x265's names are listed, as they print their own complaint on an open;
+    SVT-AV1's numbers, -2 to 13, are taken without an open, as it prints its banner on
+    every one. Any other encoder is asked by opening it: one without a preset option
+    (VP9) would ignore it without a word, and one that refuses the value would fail
+    only once frames reach it."""
+    if encoder in ("libx264", "libx264rgb", "libx265"):
+        if preset not in X264_X265_PRESETS:
+            raise InputError(f"{codec} has no preset '{preset}': use one of {', '.join(X264_X265_PRESETS)}")
+    elif not (encoder == "libsvtav1" and preset.lstrip("-").isdigit() and -2 <= int(preset) <= 13):
+        _open_with_preset(codec, pix_fmt, preset)
+
+
+@functools.lru_cache(maxsize=None)
+def _open_with_preset(codec: str, pix_fmt: str, preset: str) -> None:
+    """InputError unless ``codec`` opens on a small picture with only ``preset`` set,
+    and uses it. Kept once it passes: the command checks its options before a model
+    loads and upscale_video again before it opens a file, and each open costs an
+    encoder's start."""
+    ctx = _probe_context(codec, pix_fmt)
+    ctx.options = {"preset": preset}
+    try:
+        ctx.open()
+    except (av.error.FFmpegError, ValueError) as e:
+        raise InputError(f"{codec} has no preset '{preset}' ({_reason(e)})") from None
+    if "preset" in ctx.options:  # left unused: the encoder has no such option
+        raise InputError(f"{codec} has no presets: leave --preset out")
+
+
+def _check_crf(codec: str, encoder: str, pix_fmt: str, crf: int, bitrate: int | None) -> None:
+    """InputError unless the encoder ``codec`` (FFmpeg's ``encoder``) takes ``crf``,
+    and ``bitrate`` beside it. An encoder not listed is opened with it, as for a
+    preset: one without a crf option (MPEG-4, a hardware encoder) ignored it without
+    a word."""
+    if encoder in CRF_RANGES:
+        low, high = CRF_RANGES[encoder]
+        if not low <= crf <= high:
+            raise InputError(f"{codec} takes --crf {low} to {high} (lower is better), not {crf}")
+        if bitrate is not None and encoder in CRF_OR_BITRATE:
+            raise InputError(f"{codec} takes --crf or --bitrate, not both")
+    elif not _opens_with_crf(codec, pix_fmt):
+        raise InputError(f"{codec} has no constant quality (--crf): give a --bitrate")
+
+
+@functools.lru_cache(maxsize=None)
+def _opens_with_crf(codec: str, pix_fmt: str) -> bool:
+    """Whether ``codec`` uses a crf option, or cannot be opened here to tell (a
+    hardware encoder without its hardware, which the run reports)."""
+    ctx = _probe_context(codec, pix_fmt)
+    ctx.options = {"crf": "20"}
+    try:
+        ctx.open()
+    except (av.error.FFmpegError, ValueError):
+        return True
+    return "crf" not in ctx.options
+
+
+def _open_saying_why(ctx) -> None:
+    """Open the encoder ``ctx``; where it refuses, the FFmpegError raised has in
+    ``said`` FFmpeg's reason (a frame size the encoder does not take), the first line
+    of its first error, which goes to FFmpeg's log, kept quiet, and not into the error."""
+    before, skipped = av.logging.get_level(), av.logging.get_skip_repeated()
+    av.logging.set_level(av.logging.ERROR)
+    # PyAV holds back a line that repeats the one before, and lets it out once another
+    # comes: a second video refused alike had no reason, and a third the held one.
+    av.logging.set_skip_repeated(False)
+    try:
+        with av.logging.Capture(local=False) as logs:
+            ctx.open()
+    except av.error.FFmpegError as e:
+        errors = [message for level, _, message in logs if level <= av.logging.ERROR and message.strip()]
+        # Less a list it goes on to give in lines of its own ("Valid DV profiles are:").
+        e.said = re.sub(r"(?<=\.)\s*[^.]*:$", "", errors[0].strip().splitlines()[0]) if errors else None
+        raise
+    finally:
+        av.logging.set_level(before)
+        av.logging.set_skip_repeated(skipped)
+
+
+def _probe_context(codec: str, pix_fmt: str):
+    """An encoder of ``codec`` set up as a run would set it, for a small picture, to
+    open with one option and see whether it takes it."""
+    ctx = av.codec.CodecContext.create(codec, "w")
+    # QCIF, as H.261 and H.263 take no other small size: at 64x64 they did not open,
+    # which left a --crf taken and ignored.
+    ctx.width, ctx.height, ctx.pix_fmt = 176, 144, pix_fmt
+    ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)
+    if av.codec.Codec(codec, "w").name in JPEG_ENCODERS:
+        ctx.color_range = ColorRange.JPEG  # else it refuses to open whatever the option
+    return ctx
+
+
+def _rate_text(rate: Fraction) -> str:
+    return str(rate) if rate.denominator in (1, 1001) else f"{float(rate):.3f}"
+
+
+def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, flags: FlagNames = FlagNames()) -> str:
+    """The name of the video encoder ``options`` choose for ``dst`` (FFmpeg's encoder's
+    own: libx264 for ``--codec h264``, so later choices need not look it up); InputError unless
+    it is a video encoder that can encode ``options.pix_fmt`` into a file of the kind
+    ``dst``'s name asks for. ``flags``: how the command's hints name its options (the
+    drop-in has no --codec)."""
+    codec = options.codec or ("libvpx-vp9" if dst.suffix.lower() == ".webm" else "libx264")
+    try:
+        encoder = av.codec.Codec(codec, "w")
+    except (av.error.FFmpegError, ValueError) as e:
+        reason = _reason(e)
+        why = "" if reason.strip("'") == codec else f" ({reason})"  # PyAV's reason is the name alone
+        known = [name for name in _COMMON_ENCODERS if name in av.codecs_available]
+        hint = f": this FFmpeg's video encoders include {', '.join(known)}" if known else ""
+        raise InputError(f"unknown video encoder '{codec}'{why}{hint}") from None
+    if encoder.type != "video":
+        article = "an" if encoder.type[0] in "aeiou" else "a"
+        raise InputError(f"'{codec}' is {article} {encoder.type} encoder, not a video encoder")
+    if encoder.name == "libsvtav1":
+        # Before any SVT-AV1 encoder opens (the preset check below may open one).
+        os.environ.setdefault(*QUIET_SVT_AV1)
+    muxer = video_streams.muxer_for(dst)
+    raw = encoder.name == "rawvideo"
+    takes = _formats(codec, muxer)
+    listed = _listed_formats(takes)
+    # Without one asked for, the format is chosen once the input's depth is known: 8-bit
+    # 4:2:0 or, only where the encoder takes it, its 10-bit form (another of the
+    # encoder's own where it takes neither).
+    pix_fmt = options.pix_fmt or _taken(DEFAULT_PIX_FMT, takes)
+    if not options.pix_fmt and takes and pix_fmt not in takes:
+        pix_fmt = _nearest_format(takes, 8)
+    try:
+        av.VideoFormat(pix_fmt)
+    except ValueError:
+        hint = f": {codec} takes {listed}" if takes else ""
+        raise InputError(f"unknown pixel format '{pix_fmt}'{hint}") from None
+    if takes and pix_fmt not in takes:
+        into = f" into {dst.suffix}" if raw else ""
+        raise InputError(f"{codec} cannot encode {pix_fmt} pixels{into}: it takes {listed}")
+    paletted = av.VideoFormat(pix_fmt).has_palette
+    if paletted and not _palette_kept(encoder.name, muxer) and (muxer is None or _holds_encoded(muxer, codec, raw)):
+        drawn = _listed_formats([f for f in takes if not av.VideoFormat(f).has_palette])
+        if encoder.name in ONE_PALETTE:
+            where = "write .avi, or " if encoder.name in PALETTE_PER_FRAME["avi"] else ""
+            raise InputError(f"{dst.suffix} keeps one palette for all {codec} frames, which would show those after "
+                             f"the first in its colours: {where}choose another {flags.another('codec', '--codec')}")
+        raise InputError(f"{codec} cannot encode {pix_fmt} pixels here (frames get a palette of their own only "
+                         f"in gif, png or apng, or msrle in .avi)" + (f": it takes {drawn}" if drawn else ""))
+    if options.preset:
+        _check_preset(codec, encoder.name, pix_fmt, options.preset)
+    if options.crf is not None or options.bitrate is not None:
+        # They encoded the same file whatever the bitrate, without a word.
+        if encoder.lossless and not encoder.lossy:
+            raise InputError(f"{codec} is lossless: leave --crf and --bitrate out")
+        if encoder.name in PROFILE_RATE:
+            raise InputError(f"{codec} has no --crf or --bitrate: its profile sets its rate")
+    if options.crf is not None:
+        _check_crf(codec, encoder.name, pix_fmt, options.crf, options.bitrate)
+    rates = _frame_rates(codec)
+    if rates and options.fps is not None and options.fps not in rates:
+        raise InputError(f"{codec} cannot encode {options.fps} fps: it takes {_listed_rates(rates)}")
+    if muxer is None:
+        return encoder.name
+    if not _holds_encoded(muxer, codec, raw) or (dst.suffix.lower() == ".m2ts"
+                                                  and encoder.canonical_name in video_streams.M2TS_UNREAD):
+        # Asked here, before any model loads, not left to the muxer's bare "Invalid argument".
+        problem = "cannot hold"
+    elif video_streams.loses_times(muxer, encoder.canonical_name):
+        problem = "loses the frame times of"
+    else:
+        return encoder.name
+    own = video_streams.OWN_VIDEO.get(muxer)
+    such = f", such as {own}" if own and own != encoder.name else ""
+    if such and own not in QUANTISED and av.codec.CodecContext.create(own, "w").bit_rate:
+        # FFmpeg's default rate, 200 kb/s, is all such an encoder has without one.
+        such += " with a --bitrate"
+    if isinstance(dst, VideoOutput):  # a stream gets Matroska, whatever else a file could be
+        raise InputError(f"{dst} is Matroska, which {problem} {encoder.canonical_name} video: "
+                         f"choose another {flags.another('codec', '--codec')}{such}")
+    able = [suffix for suffix in _OFFERED if _holds_encoded(video_streams.muxer_for(Path(suffix)), codec, raw)
+            and not (paletted and not _palette_kept(encoder.name, video_streams.muxer_for(Path(suffix))))]
+    where = f"write {_either(able)}, or " if able else ""
+    raise InputError(f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another "
+                     f"{flags.another('codec', '--codec')}{such}")
+
+
+def _palette_kept(encoder: str, muxer: str | None) -> bool:
+    """Whether each frame of ``encoder`` in a ``muxer`` output keeps a palette of its own."""
+    return encoder in PALETTE_PER_FRAME.get(muxer, PALETTE_IN_FRAME)
+
+
+def check_size(info: VideoInfo, dst: Path | VideoOutput, encoder: str, options: EncodeOptions,
+               scale: float | None = None, width: int | None = None, height: int | None = None) -> None:
+    """Before any model loads: the InputError the first frame would meet where ``encoder``
+    cannot code the frames the upscaler makes of ``info``'s at ``scale``, ``width`` or
+    ``height`` (none: the model's scale, unknown here, and nothing is checked). Frames
+    that may yet fit are let through: those turned upright (a phone's) or stretched to
+    their samples' shape may come out of another size."""
+    if (scale is None and width is None and height is None) or not info.square:
+        return
+    pix_fmt = options.pix_fmt or _default_format(encoder, info.pix_fmt, video_streams.muxer_for(dst))
+    refusals = []
+    for tall, wide in ((info.height, info.width), (info.width, info.height)):  # as coded, or turned a quarter
+        # A scale beside --width or --height only picks the model's variant.
+        out_height, out_width = target_size(tall, wide, scale if width is None and height is None else None, width,
+                                            height)
+        refusals.append(_size_refusal(dst, encoder, replace(options, pix_fmt=pix_fmt),
+                                      encodable_size(out_width, out_height, pix_fmt)))
+    if all(refusals):
+        raise refusals[0]
+
+
+def _size_refusal(dst, codec: str, options: EncodeOptions, size: tuple[int, int]) -> InputError | None:
+    """Why ``codec`` cannot code frames of ``size`` (width, height), if it cannot."""
+    if codec == "libsvtav1" and options.bitrate and min(size) < SVT_AV1_RATE_SIDE:
+        return InputError(f"{dst}: libsvtav1 keeps to a --bitrate only on frames of {SVT_AV1_RATE_SIDE}x"
+                          f"{SVT_AV1_RATE_SIDE} pixels or more, not {size[0]}x{size[1]}: give a --crf instead")
+    least = _least_size(codec, options.pix_fmt)
+    if least and (size[0] < least[0] or size[1] < least[1]):
+        sides = [f"{n} pixels {way}" for n, has, way in zip(least, size, ("wide", "high")) if has < n]
+        return InputError(f"{dst}: {codec} codes {size[0]}x{size[1]} {options.pix_fmt} frames wrong (they read "
+                          f"back as another picture, or none): give frames at least {' and '.join(sides)}, or "
+                          "another --codec")
+    return None
+
+
+def _least_size(codec: str, pix_fmt: str) -> tuple[int, int] | None:
+    """The smallest (width, height) of ``pix_fmt`` frames ``codec`` codes right, where
+    it has one (see _LEAST_PLANE)."""
+    if codec in _LEAST_FRAME:
+        wide, high = _LEAST_FRAME[codec]
+        across = down = 1
+    elif codec in _LEAST_PLANE:
+        wide, high = _LEAST_PLANE[codec]
+        across, down = subsampling(pix_fmt)
+    else:
+        return None
+    step_x, step_y = subsampling(pix_fmt)  # and a whole number of colour samples, as encodable_size makes it
+    return tuple(-(-n * k // step) * step for n, k, step in ((wide, across, step_x), (high, down, step_y)))
+
+
+def _listed_formats(formats: list[str]) -> str:
+    return ", ".join(formats[:6]) + (", ..." if len(formats) > 6 else "")
+
+
+def _holds_encoded(muxer: str, codec: str, raw: bool) -> bool:
+    """Whether a ``muxer`` output holds video ``codec`` makes: raw video in a pixel
+    format it reads back (a template stream, with none, is refused by Matroska)."""
+    return bool(_formats(codec, muxer)) if raw else video_streams.takes_encoded(muxer, codec)
+
+
+@functools.lru_cache(maxsize=None)
+def _matrix_read(codec: str, muxer: str, pix_fmt: str, matrix: int) -> int:
+    """The matrix a reader takes ``codec`` video in a ``muxer`` file, coded and tagged
+    with ``matrix``, to be in: ``matrix`` where the codec or the container keeps it,
+    the codec's own where it has one fixed (VP8's BT.601), unspecified where neither
+    says (MPEG-4 or FFV1 in an AVI), and players go by the picture's size. Asked by
+    writing one small frame and reading it back; ``matrix`` where that cannot be done
+    here (a hardware encoder without its hardware)."""
+    written = io.BytesIO()
+    try:
+        with av.open(written, "w", format=muxer) as probe_output:
+            stream = probe_output.add_stream(codec, rate=25)
+            stream.width = stream.height = 64
+            stream.pix_fmt = pix_fmt
+            stream.codec_context.colorspace = matrix
+            if codec in RATE_PER_FRAME:
+                stream.codec_context.bit_rate = av.codec.CodecContext.create(codec, "w").bit_rate
+            if codec == "libx265":
+                stream.codec_context.options = dict(QUIET_X265)
+            frame = av.VideoFrame(64, 64, pix_fmt)
+            frame.pts, frame.colorspace = 0, matrix
+            probe_output.mux(stream.encode(frame))
+            probe_output.mux(stream.encode())
+        written.seek(0)
+        with av.open(written) as probe_input:
+            read = next(probe_input.decode(video=0)).colorspace
+    except (av.error.FFmpegError, ValueError, IndexError, StopIteration):
+        return matrix
+    return read
+
+
+# The video encoders named when one asked for is unknown, where this FFmpeg has them.
+_COMMON_ENCODERS = ("libx264", "libx265", "libvpx-vp9", "libsvtav1", "libaom-av1", "mpeg4", "prores_ks", "ffv1",
+                    "h264_nvenc", "hevc_nvenc")
+
+
+# The containers named in a refusal: those of the list the command takes that hold the usual codecs.
+_OFFERED = tuple(f".{container}" for container in COMMON_CONTAINERS)
+
+
+def _either(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def _pixel_format(codec: str, video_in, src, muxer: str | None = None) -> str:
+    """The default output pixel format: 4:2:0, in 10 bits for input deeper than 8 (a
+    10-bit source upscaled in 8 bits would band) where ``codec`` can (into a ``muxer``
+    output), else in 8."""
+    return _default_format(codec, video_in.codec_context.pix_fmt, muxer, src)
+
+
+def _default_format(codec: str, source: str | None, muxer: str | None, src=None) -> str:
+    """``_pixel_format`` for input of pixel format ``source``; its warnings only with ``src``."""
+    bits = depth(source) if source else 8
+    takes = _formats(codec, muxer)
+    plain = _taken(DEFAULT_PIX_FMT, takes)
+    if takes and plain not in takes and deeper_format(DEFAULT_PIX_FMT, takes) not in takes:
+        nearest = _nearest_format(takes, bits)  # ProRes, PNG, QuickTime RLE: no 4:2:0 at all
+        if bits > depth(nearest) and src is not None:  # HuffYUV, x264's RGB: said as for those with 4:2:0
+            log.warning("%s has %d-bit samples, which %s cannot encode: writing %d-bit %s", src, bits, codec,
+                        depth(nearest), nearest)
+        return nearest
+    if bits <= 8:
+        return plain
+    deeper = deeper_format(DEFAULT_PIX_FMT, takes) or (_taken("yuv420p10le", takes) if plain != DEFAULT_PIX_FMT
+                                                         else None)
+    if deeper is None or deeper not in takes:
+        cannot = "cannot encode" if takes else "does not say it can encode"  # FFmpeg lists nothing for some
+        if src is not None:
+            log.warning("%s has %d-bit samples, which %s %s: writing 8-bit %s", src, bits, codec, cannot,
+                        plain)
+        return plain
+    return deeper
+
+
+# The formats an encoder without 4:2:0 is given, best first, as FFmpeg's choice goes:
+# more chroma before RGB, and the input's depth where the encoder has it.
+_NEAREST_8 = ("yuv422p", "uyvy422", "yuyv422", "yuv444p", "yuvj422p", "yuvj444p", "gbrp", "rgb24", "bgr24", "rgb0",
+              "bgr0", "rgba", "bgra", "argb", "pal8")  # a palette of the frame's own, not GIF's fixed rgb8
+_NEAREST_DEEP = ("yuv422p10le", "yuv444p10le", "gbrp10le", "rgb48le", "rgb48be", "yuv422p12le", "yuv444p12le",
+                 "gbrpf32le")  # OpenEXR's colour, which it lists after its gray
+
+
+def _nearest_format(takes: list[str], bits: int) -> str:
+    """The format of ``takes`` (an encoder's list, without yuv420p) closest to a
+    ``bits``-deep 4:2:0 picture, else the encoder's first."""
+    order = _NEAREST_8 + _NEAREST_DEEP if bits <= 8 else _NEAREST_DEEP + _NEAREST_8
+    return next((f for f in order if f in takes), takes[0])
+
+
+def _taken(pix_fmt: str, takes: list[str]) -> str:
+    """``pix_fmt``, or its semi-planar form (nv12 for yuv420p) where an encoder that
+    ``takes`` those formats has only that."""
+    other = HARDWARE_PIX_FMTS.get(pix_fmt)
+    return other if takes and pix_fmt not in takes and other in takes else pix_fmt
+
+
+def _formats(codec: str, muxer: str | None = None) -> list[str]:
+    """The pixel formats ``codec`` lists; for raw video, which lists none, those a
+    ``muxer`` output reads back as written; empty when FFmpeg does not say."""
+    encoder = av.codec.Codec(codec, "w")
+    if encoder.name == "rawvideo" and muxer is not None:
+        return list(video_streams.raw_formats(muxer))
+    return [f.name for f in encoder.video_formats or ()]
