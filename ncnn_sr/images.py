@@ -20,7 +20,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from .errors import InputError, describe, nul_in_path
 from .files import atomic_write
-from . import apng, avif, gif, heif, jpeg2000, pnm, tiff16
+from . import apng, avif, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
@@ -154,6 +154,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             tiff_turn = grey_alpha.orientation
         deep_ppm = pnm.deep_samples(im)  # from its tile, which loading clears
         _check_not_preview(im, path)
+        _check_jpeg_data(im, path)
         im.load()
         # Loading runs outside the warnings guard (decoding is slow and the guard is
         # one at a time), where Pillow only warns of a frame that grew past the
@@ -427,6 +428,19 @@ def _check_not_preview(im: Image.Image, path: str) -> None:
     why = ("it is a raw photo (DNG), which is not read here: develop it to a 16-bit TIFF or PNG first "
            "(darktable, RawTherapee, dcraw -6 -T)" if _DNG_VERSION in tags else "save the picture on its own first")
     raise InputError(f"{path}: its first image is a {im.width}x{im.height} preview, not the picture: {why}")
+
+
+def _check_jpeg_data(im: Image.Image, path: str) -> None:
+    """InputError where the open JPEG ``im`` (at ``path``) claims far more pixels
+    than its data can hold: libjpeg would read it as a picture of the claimed size,
+    grey where the data ran out, with no error, where one cut short before its end
+    is refused as truncated, as other formats are."""
+    if im.format not in ("JPEG", "MPO"):
+        return
+    with open(path, "rb") as f:
+        reason = jpeg.shortfall(f, os.fstat(f.fileno()).st_size)
+    if reason is not None:
+        raise InputError(f"{path}: broken or truncated picture ({reason})")
 
 
 def _warn_of_pages(im: Image.Image, path: str) -> None:

@@ -933,6 +933,31 @@ def test_truncated_picture_is_an_input_error(tmp_path):
         read_image(tmp_path / "cut.png")
 
 
+def test_a_jpeg_claiming_far_more_pixels_than_its_data_holds_is_broken_or_truncated(tmp_path):
+    # libjpeg reads data that stops at the end marker as grey to the claimed size:
+    # 8x8 pixels under a header saying 9000x9000 were read, and upscaled at length,
+    # as a 9000x9000 grey picture, where one cut short before its end is refused.
+    data = bytearray(save(tmp_path / "small.jpg", rgb_image(8, 8)).read_bytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", 9000, 9000)
+    (tmp_path / "claims.jpg").write_bytes(bytes(data))
+    said = (r"^\S*claims.jpg: broken or truncated picture \(JPEG: its header claims 9000x9000 pixels, "
+            rf"far more than its {len(data)} bytes can hold\)$")
+    with pytest.raises(InputError, match=said):
+        read_image(tmp_path / "claims.jpg")
+
+
+@pytest.mark.parametrize("options", [{}, {"progressive": True, "optimize": True}])
+def test_a_large_flat_jpeg_in_few_bytes_is_no_shortfall(options):
+    # A flat picture takes the fewest bits a block can: still within the bound.
+    from ncnn_sr import jpeg
+
+    for mode in ("L", "RGB"):
+        out = io.BytesIO()
+        Image.new(mode, (4000, 3000), 128).save(out, "JPEG", **options)
+        assert jpeg.shortfall(out, len(out.getvalue())) is None
+
+
 def test_a_png_broken_before_its_pixels_is_broken_not_an_unknown_format(tmp_path):
     # Pillow's PNG reader refuses it while opening, and Pillow then says it knows no
     # format for it: a download cut short inside its metadata was "not a picture".
