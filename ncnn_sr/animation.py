@@ -12,10 +12,10 @@ from PIL import Image
 from . import avif
 from .errors import InputError, describe
 from .files import atomic_write
-from .apng import frames_as_shown as apng_frames
+from .apng import animate, frames_as_shown as apng_frames
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, frames_as_shown as gif_frames, has_clear_pixels, to_palette
 from .images import (FORMATS, ImageInfo, check_fits, checked_metadata, checked_write, file_path, open_mended,
-                     pillow_warnings, read_image, reading, save_options, sized, write_image)
+                     pillow_warnings, png_file, read_image, reading, save_options, sized, write_image)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
 from .png import mended as mended_png
 from .pixels import check_image, to_eight_bit
@@ -136,7 +136,8 @@ def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo 
     picture, written by ``write_image``.
 
     The file appears whole or not at all. Frames are written as 8-bit colour (16-bit
-    as the nearest 8-bit, grey as colour); webp is lossless unless ``quality`` is
+    as the nearest 8-bit, grey as colour), but 16-bit frames as a 16-bit png (grey
+    stays grey there, as ``write_image`` keeps it); webp is lossless unless ``quality`` is
     given; a gif has a palette per frame and cuts alpha at half (``gif.to_palette``),
     and its frames end at the hundredth of a second nearest their end.
     The GIF and APNG writers show a frame equal to the one before as that one for
@@ -165,10 +166,13 @@ _MOST_PLAYS = {"gif": 65536, "webp": 65535, "png": 2**32 - 1}
 
 
 def _encode_frames(f, animation: Animation, info: ImageInfo | None, fmt: str, quality: int | None) -> None:
-    frames = [_colour(frame) for frame in animation.frames]
-    durations = list(animation.durations)
     # More than it counts is the most it counts: Pillow's writers failed on it.
     plays = min(animation.plays, _MOST_PLAYS[fmt])
+    if fmt == "png" and animation.frames[0].dtype == np.uint16:
+        f.write(_apng16(animation, info, plays))
+        return
+    frames = [_colour(frame) for frame in animation.frames]
+    durations = list(animation.durations)
     if fmt == "gif":
         clear = any(has_clear_pixels(frame) for frame in frames)
         pictures = [to_palette(frame, transparent=clear) for frame in frames]
@@ -183,6 +187,23 @@ def _encode_frames(f, animation: Animation, info: ImageInfo | None, fmt: str, qu
         options = dict(save_options(info, fmt, quality), loop=plays)
     pictures[0].save(f, format=FORMATS[fmt], save_all=True, append_images=pictures[1:], duration=durations,
                      **options)
+
+
+def _apng16(animation: Animation, info: ImageInfo | None, plays: int) -> bytes:
+    """A 16-bit APNG of ``animation``, which Pillow's writer has no mode for: each
+    frame as ``write_image`` writes a 16-bit png, and two equal frames in a row one
+    frame for their summed durations, as Pillow's writer shows them."""
+    kept, durations = [0], [animation.durations[0]]
+    for index in range(1, len(animation.frames)):
+        if np.array_equal(animation.frames[index], animation.frames[kept[-1]]):
+            durations[-1] += animation.durations[index]
+        else:
+            kept.append(index)
+            durations.append(animation.durations[index])
+    stills = [png_file(animation.frames[index], info) for index in kept]
+    if len(stills) == 1:  # every frame alike: a still picture, as Pillow writes it
+        return stills[0]
+    return animate(stills, durations, plays)
 
 
 def _colour(frame: np.ndarray) -> np.ndarray:

@@ -202,6 +202,42 @@ def _grey16_as_rgba(grey: np.ndarray, key) -> np.ndarray:
     return np.dstack([high, high, high, alpha])
 
 
+def animate(stills: list[bytes], durations: list[int], plays: int) -> bytes:
+    """An APNG of the PNG files ``stills`` (each a whole frame, all of one size, bit
+    depth and colour type, in order) shown for ``durations`` milliseconds each and
+    ``plays`` times (0 for ever): the first still's chunks, its metadata included,
+    with its pixels as the first frame, and the others' pixels as the frames after
+    it, each replacing the canvas. What Pillow's writer cannot make: a 16-bit APNG."""
+    chunks = list(_chunks(stills[0]))
+    header = chunks[0][1]
+    sequence = 0
+
+    def control(duration: int) -> bytes:
+        nonlocal sequence
+        # Milliseconds over 1000, or hundredths past the 16-bit numerator.
+        delay = (duration, 1000) if duration <= 0xFFFF else (min(round(duration / 10), 0xFFFF), 100)
+        body = struct.pack(">IIIIIHHBB", sequence, *struct.unpack_from(">II", header), 0, 0, *delay,
+                           DISPOSE_NONE, BLEND_SOURCE)
+        sequence += 1
+        return _chunk(b"fcTL", body)
+
+    parts = [SIGNATURE, _chunk(b"IHDR", header), _chunk(b"acTL", struct.pack(">II", len(stills), plays))]
+    first_data = True
+    for kind, body in chunks[1:]:
+        if kind == b"IDAT" and first_data:
+            parts.append(control(durations[0]))
+            first_data = False
+        parts.append(_chunk(kind, body))
+    for still, duration in zip(stills[1:], durations[1:]):
+        own = list(_chunks(still))
+        if own[0][1] != header:
+            raise ValueError("APNG frames of different sizes or sample formats")
+        parts.append(control(duration))
+        parts.append(_chunk(b"fdAT", struct.pack(">I", sequence) + b"".join(b for k, b in own if k == b"IDAT")))
+        sequence += 1
+    return b"".join(parts) + _chunk(b"IEND", b"")
+
+
 def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 

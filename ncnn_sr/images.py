@@ -697,6 +697,14 @@ def checked_quality(quality, path: str | None = None) -> int | None:
     return int(quality)
 
 
+def png_file(image: np.ndarray, info: ImageInfo | None) -> bytes:
+    """The bytes of the png ``write_image`` writes of ``image`` (checked), with the
+    metadata of ``info`` it keeps: 16-bit pixels stay 16-bit."""
+    out = io.BytesIO()
+    _encode(out, image, info, "png", None)
+    return out.getvalue()
+
+
 def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int | None) -> None:
     if image.ndim == 2:
         image = image[:, :, None]

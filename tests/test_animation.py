@@ -609,12 +609,44 @@ def test_an_apngs_gamma_and_chromaticities_are_kept_in_the_apng_written(tmp_path
         assert im.n_frames == 2 and im.info["gamma"] == 1.0 and im.info["chromaticity"] == tuple(v / 100000 for v in range(8))
 
 
-def test_sixteen_bit_and_grey_frames_are_written_as_eight_bit_colour(tmp_path):
-    grey = tuple(picture(6, 8, channels=1, seed=i, dtype=np.uint16) for i in range(2))
-    write_frames(tmp_path / "a.png", Animation(grey, (10, 10)))
-    back = read_frames(tmp_path / "a.png")[0]
-    assert back.frames[1].shape == (6, 8, 3)
-    assert np.array_equal(back.frames[1][:, :, 0], (grey[1][:, :, 0].astype(np.uint32) + 128) // 257)
+def ffmpeg_frames(path, pix_fmt: str) -> list[np.ndarray]:
+    """Every frame of the APNG at ``path`` as FFmpeg decodes it, in ``pix_fmt``."""
+    import av
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format=pix_fmt) for frame in container.decode(video=0)]
+
+
+@pytest.mark.parametrize("channels, pix_fmt, mode", [(1, "gray16le", "I;16"), (3, "rgb48le", "RGB"),
+                                                     (4, "rgba64le", "RGBA")])
+def test_sixteen_bit_frames_are_written_as_a_sixteen_bit_apng(channels, pix_fmt, mode, tmp_path):
+    # Pillow's writer has no 16-bit mode: a 16-bit animation kept 8 of its bits in
+    # png, where a still png keeps 16.
+    frames = [picture(6, 8, channels=channels, seed=i, dtype=np.uint16) for i in range(3)]
+    frames[2] = frames[1].copy()  # two equal frames in a row are one, as Pillow's writer shows them
+    write_frames(tmp_path / "a.png", Animation(tuple(frames), (40, 50, 60), 3))
+    got = ffmpeg_frames(tmp_path / "a.png", pix_fmt)
+    assert len(got) == 2 and all(np.array_equal(g.reshape(f.shape), f) for g, f in zip(got, frames))
+    with Image.open(tmp_path / "a.png") as im:
+        assert (im.mode, im.n_frames, im.info["loop"]) == (mode, 2, 3)
+        im.seek(1)
+        assert im.info["duration"] == 110
+
+
+def test_sixteen_bit_frames_keep_their_metadata_in_an_apng(tmp_path):
+    info = ImageInfo(mode="RGB", format="PNG", icc_profile=ImageCms.ImageCmsProfile(
+        ImageCms.createProfile("sRGB")).tobytes(), dpi=(300, 300))
+    frames = tuple(picture(6, 8, seed=i, dtype=np.uint16) for i in range(2))
+    write_frames(tmp_path / "a.png", Animation(frames, (10, 10)), info)
+    with Image.open(tmp_path / "a.png") as im:
+        assert im.n_frames == 2 and im.info["icc_profile"] == info.icc_profile
+        assert tuple(round(d) for d in im.info["dpi"]) == (300, 300)
+
+
+def test_sixteen_bit_frames_are_written_as_eight_bit_webp_and_gif(tmp_path):
+    frames = tuple(picture(6, 8, seed=i, dtype=np.uint16) for i in range(2))
+    for name in ("a.webp", "a.gif"):
+        write_frames(tmp_path / name, Animation(frames, (20, 20)))
+        assert read_frames(tmp_path / name)[0].frames[0].dtype == np.uint8
 
 
 def test_one_frame_is_written_as_a_still_picture(tmp_path):
