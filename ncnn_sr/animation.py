@@ -68,7 +68,8 @@ def read_frames(path: str | os.PathLike, info: ImageInfo | None = None) -> tuple
     when seeking), turned upright as the picture's EXIF says; all are
     8-bit RGB, or RGBA when any frame has transparency (a 16-bit APNG's too: Pillow
     reads its frames as the high byte of each sample, where ``read_image`` gives
-    the first in 16 bits). Durations are as viewers show them too: a GIF frame of
+    the first in 16 bits), but a 10- or 12-bit AVIF's RGB in 16 bits, as
+    ``read_image`` reads a still one. Durations are as viewers show them too: a GIF frame of
     10 ms or less (0 or 1 hundredth) is 100 ms, as browsers, gif2webp and FFmpeg
     play it, so a GIF written back has 10 hundredths there, which plays alike. A
     still picture (an MPO's, PSD's or TIFF's further frames are no animation) gives
@@ -106,12 +107,26 @@ def _read_all(path: str, count: int) -> Animation:
             frames, durations = [], []
             for index in range(count):
                 im.seek(index)
-                frames.append(orient(np.asarray(im.convert("RGBA")), orientation))
+                frames.append(np.asarray(im.convert("RGBA")))
                 durations.append(round(im.info.get("duration") or 0))
+        fmt = im.format
     if all(frame[:, :, 3].min() == 255 for frame in frames):
         for index, frame in enumerate(frames):  # one at a time: never two copies of them all
             frames[index] = np.ascontiguousarray(frame[:, :, :3])
+    if fmt == "AVIF":
+        frames = [orient(frame, orientation) for frame in _deep_avif(path, frames)]
+    elif composed is None:
+        frames = [orient(frame, orientation) for frame in frames]
     return Animation(tuple(frames), tuple(durations), plays)
+
+
+def _deep_avif(path: str, frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The frames of the AVIF animation at ``path`` (Pillow's 8-bit ``frames``) in 16
+    bits where it is deep and FFmpeg reads them as libavif does (``avif.read16``),
+    as a deep still AVIF is read; else ``frames`` (the pipeline says why)."""
+    if frames[0].shape[2] != 3 or avif.bit_depth(path) <= 8:  # transparency: Pillow alone reads it
+        return frames
+    return avif.read16_frames(path, frames) or frames
 
 
 def _plays(im: Image.Image, path: str) -> int:

@@ -137,12 +137,41 @@ def read16(path: str, shallow: np.ndarray) -> np.ndarray | None:
             deep = None if frame is None else frame.to_ndarray(format="rgb48le")
     except (av.error.FFmpegError, ValueError, IndexError):
         return None
-    if deep is None or deep.shape != shallow.shape:
+    return deep if deep is not None and _agrees(deep, shallow) else None
+
+
+def read16_frames(path: str, shallow: list[np.ndarray]) -> list[np.ndarray] | None:
+    """The frames of the deep AVIF animation at ``path`` as ``read16`` reads a still
+    one, ``shallow`` being Pillow's readings of them (H×W×3, in order). FFmpeg gives
+    the primary still picture as a stream of its own: the animation is the track of
+    as many frames as Pillow read. None where there is no such track, or any frame
+    fails ``read16``'s checks."""
+    import av
+
+    try:
+        with av.open(ffmpeg_name(path)) as container:
+            track = next((s for s in container.streams.video if s.frames == len(shallow)), None)
+            if track is None:
+                return None
+            deep = []
+            for frame, alike in zip(container.decode(track), shallow):
+                deep.append(frame.to_ndarray(format="rgb48le"))
+                if not _agrees(deep[-1], alike):
+                    return None
+    except (av.error.FFmpegError, ValueError, IndexError):
         return None
+    return deep if len(deep) == len(shallow) else None
+
+
+def _agrees(deep: np.ndarray, shallow: np.ndarray) -> bool:
+    """Whether FFmpeg's 16-bit ``deep`` is the picture of libavif's 8-bit ``shallow``
+    (``read16``'s test)."""
+    if deep.shape != shallow.shape:
+        return False
     h, w = (n // 4 * 4 or n for n in shallow.shape[:2])  # whole blocks; a side under 4 pixels as one
     bh, bw = min(h, 4), min(w, 4)
     blocks = (deep[:h, :w] / 257.0 - shallow[:h, :w]).reshape(h // bh, bh, w // bw, bw, 3).mean(axis=(1, 3))
-    return deep if np.sqrt((blocks ** 2).mean()) <= _AGREEING else None
+    return bool(np.sqrt((blocks ** 2).mean()) <= _AGREEING)
 
 
 def _primary_properties(path: str) -> list[tuple[bytes, bytes]]:

@@ -377,16 +377,18 @@ class Pipeline:
             return True
         if not self._budget.take(need, self._cancel):
             return False
-        if item.pixels.dtype == np.uint16 and output_format(item.target) == "png":
-            # Pillow reads an APNG's frames as their high bytes and writes no 16-bit
-            # APNG: said, as a still png keeps 16 bits. A deep AVIF holds 10 or 12.
-            bits = avif.bit_depth(str(item.job.source)) if item.info.format == "AVIF" else 16
-            item.notes.append(f"{item.job.source}: a {bits}-bit animation: its frames are read and written in 8 bits "
-                              f"(a still png keeps {bits})")
+        deep = item.pixels.dtype == np.uint16
         item.reserved, item.pixels = need, None
         read = _read(item, lambda source: read_frames(source, item.info))  # its first frame is read
         if read:
             item.animation, item.info = read
+            if deep and item.animation.frames[0].dtype != np.uint16 and output_format(item.target) == "png":
+                # Pillow reads an APNG's frames as their high bytes, and a deep
+                # AVIF's in 8 bits where FFmpeg's reading is not libavif's: said, as a
+                # still png keeps them all. A deep AVIF holds 10 or 12.
+                bits = avif.bit_depth(str(item.job.source)) if item.info.format == "AVIF" else 16
+                item.notes.append(f"{item.job.source}: a {bits}-bit animation: its frames are read in 8 bits "
+                                  f"(a still png keeps {bits})")
             self._check_gif_delays(item)
         return True
 
@@ -407,7 +409,8 @@ class Pipeline:
         counts them."""
         height, width = first.shape[:2]
         out_height, out_width = self._output_size(height, width)
-        return frames * 4 * (height * width + 2 * out_height * out_width)
+        # 16-bit frames (a deep AVIF's, kept in 16 bits) take twice what 8-bit ones do.
+        return frames * 4 * first.itemsize * (height * width + 2 * out_height * out_width)
 
     def _output_size(self, height: int, width: int) -> tuple[int, int]:
         """The height and width a picture of ``height`` x ``width`` is upscaled to."""

@@ -530,8 +530,8 @@ def test_a_sixteen_bit_apng_written_as_an_animation_says_it_is_written_in_eight_
     (tmp_path / "deep.png").write_bytes(first[:-12] + control[1] + second + first[-12:])
     proc = run(NCNN_SR, "-i", "deep.png", "-o", "o.png", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
                cwd=tmp_path)
-    assert proc.stderr == ("ncnn-sr: warning: deep.png: a 16-bit animation: its frames are read and written "
-                           "in 8 bits (a still png keeps 16)\n")
+    assert proc.stderr == ("ncnn-sr: warning: deep.png: a 16-bit animation: its frames are read in 8 bits "
+                           "(a still png keeps 16)\n")
     assert (tmp_path / "o.png").read_bytes()[24] == 8
     for out in ("o.webp", "o.gif"):  # 8-bit formats, as a still's
         proc = run(NCNN_SR, "-i", "deep.png", "-o", out, "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",

@@ -870,6 +870,14 @@ def test_an_animation_over_the_memory_budget_fails_in_words_and_writes_nothing(t
     assert Pipeline([cpu_lane], animation_memory=20736).run(jobs).ok == 1
 
 
+def test_sixteen_bit_animation_frames_count_twice_the_memory(cpu_lane):
+    # A deep AVIF's frames are held in 16 bits: counted as 8-bit, the budget let
+    # through twice what it says.
+    pipeline = Pipeline([cpu_lane])
+    shallow = pipeline._animation_bytes(np.zeros((12, 16, 3), np.uint8), 3)
+    assert pipeline._animation_bytes(np.zeros((12, 16, 3), np.uint16), 3) == 2 * shallow == 2 * 20736
+
+
 def test_animations_in_flight_share_the_memory_budget(tmp_path, cpu_lane, monkeypatch):
     (tmp_path / "in").mkdir()
     for i in range(6):
