@@ -66,9 +66,8 @@ def read_frames(path: str | os.PathLike, info: ImageInfo | None = None) -> tuple
     composed as browsers do, by ``gif.frames_as_shown``, an APNG's as its
     specification says, by ``apng.frames_as_shown``, a WebP's by Pillow's reader
     when seeking), turned upright as the picture's EXIF says; all are
-    8-bit RGB, or RGBA when any frame has transparency (a 16-bit APNG's too: Pillow
-    reads its frames as the high byte of each sample, where ``read_image`` gives
-    the first in 16 bits), but a 10- or 12-bit AVIF's RGB in 16 bits, as
+    8-bit RGB, or RGBA when any frame has transparency, but a 16-bit APNG's in 16
+    bits (its grey as colour), and a 10- or 12-bit AVIF's RGB in 16 bits, as
     ``read_image`` reads a still one. Durations are as viewers show them too: a GIF frame of
     10 ms or less (0 or 1 hundredth) is 100 ms, as browsers, gif2webp and FFmpeg
     play it, so a GIF written back has 10 hundredths there, which plays alike. A
@@ -101,7 +100,9 @@ def _read_all(path: str, count: int) -> Animation:
             # through its own alpha as a mask, so a half-clear pixel left the canvas
             # half clear under it.
             with open(path, "rb") as f:
-                frames, durations = composed(mended_png(f.read())[0])
+                data = mended_png(f.read())[0]
+            # A 16-bit APNG's frames in 16 bits, as a still png's are read.
+            frames, durations = gif_frames(data) if im.format == "GIF" else apng_frames(data, deep=True)
             frames = [orient(frame, orientation) for frame in frames]
         else:
             frames, durations = [], []
@@ -110,7 +111,7 @@ def _read_all(path: str, count: int) -> Animation:
                 frames.append(np.asarray(im.convert("RGBA")))
                 durations.append(round(im.info.get("duration") or 0))
         fmt = im.format
-    if all(frame[:, :, 3].min() == 255 for frame in frames):
+    if all(frame[:, :, 3].min() == np.iinfo(frame.dtype).max for frame in frames):
         for index, frame in enumerate(frames):  # one at a time: never two copies of them all
             frames[index] = np.ascontiguousarray(frame[:, :, :3])
     if fmt == "AVIF":

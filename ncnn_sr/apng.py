@@ -40,10 +40,10 @@ class _Frame:
     data: bytes
 
 
-def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
+def frames_as_shown(data: bytes, deep: bool = False) -> tuple[list[np.ndarray], list[int]]:
     """Every frame of the APNG ``data`` as browsers show it, 8-bit RGBA of the canvas
-    size, and each frame's duration in milliseconds (its delay rounded to the
-    nearest, a denominator of 0 read as 100).
+    size (16-bit where ``deep`` and the APNG is 16-bit), and each frame's duration in
+    milliseconds (its delay rounded to the nearest, a denominator of 0 read as 100).
 
     The frames are those acTL counts; a default image without an fcTL before it is
     no frame of the animation and is left out. The canvas starts clear; each frame
@@ -54,8 +54,9 @@ def frames_as_shown(data: bytes) -> tuple[list[np.ndarray], list[int]]:
     own alpha as a mask, so a half-clear pixel over an opaque one left the canvas
     half clear there. Each frame's pixels are decoded by Pillow (one frame alone, as
     a PNG of its box), so they are 8-bit as Pillow reads them (a 16-bit sample's high
-    byte). A broken file raises what Pillow raises, SyntaxError, or EOFError."""
-    shown = list(_shown(data))
+    byte), but by FFmpeg in 16 bits where ``deep``. A broken file raises what Pillow
+    raises, SyntaxError, or EOFError."""
+    shown = list(_shown(data, deep))
     return [frame for frame, _ in shown], [duration for _, duration in shown]
 
 
@@ -65,14 +66,15 @@ def first_as_shown(data: bytes) -> np.ndarray:
     return next(_shown(data))[0]
 
 
-def _shown(data: bytes) -> Iterator[tuple[np.ndarray, int]]:
+def _shown(data: bytes, deep: bool = False) -> Iterator[tuple[np.ndarray, int]]:
     """Each frame of the APNG ``data`` composed on the canvas, with its duration, one
-    at a time."""
+    at a time, in 16 bits where ``deep`` and the APNG is 16-bit."""
     header, decoding, frames = _split(data)
     width, height = struct.unpack_from(">II", header)
-    canvas = np.zeros((height, width, 4), np.uint8)
+    deep = deep and header[8] == 16
+    canvas = np.zeros((height, width, 4), np.uint16 if deep else np.uint8)
     for frame in frames:
-        pixels = _decode(header, decoding, frame)
+        pixels = _decode(header, decoding, frame, deep)
         box = canvas[frame.top:frame.top + frame.height, frame.left:frame.left + frame.width]
         # PREVIOUS on the first frame puts back the clear canvas, which is the
         # BACKGROUND the specification asks for there.
@@ -86,19 +88,21 @@ def _shown(data: bytes) -> Iterator[tuple[np.ndarray, int]]:
 
 
 def over(top: np.ndarray, under: np.ndarray) -> np.ndarray:
-    """``top`` drawn over ``under`` (8-bit straight RGBA arrays of one shape) by the
-    Porter-Duff "over" operator, each channel rounded to the nearest: where ``top``
-    is opaque it is ``top``, where clear ``under``, and a pixel clear in both is 0."""
-    alpha = top[:, :, 3:].astype(np.int32)
-    # Each one's share of the result, in 255ths of 255ths.
-    share_top = alpha * 255
-    share_under = under[:, :, 3:].astype(np.int32) * (255 - alpha)
+    """``top`` drawn over ``under`` (straight RGBA arrays of one shape and dtype, 8-
+    or 16-bit) by the Porter-Duff "over" operator, each channel rounded to the
+    nearest: where ``top`` is opaque it is ``top``, where clear ``under``, and a
+    pixel clear in both is 0."""
+    most = np.iinfo(top.dtype).max
+    alpha = top[:, :, 3:].astype(np.int64)
+    # Each one's share of the result, in parts of most * most.
+    share_top = alpha * most
+    share_under = under[:, :, 3:].astype(np.int64) * (most - alpha)
     total = share_top + share_under
-    colour = top[:, :, :3] * share_top + under[:, :, :3] * share_under  # within int32: < 2 * 255**3
+    colour = top[:, :, :3] * share_top + under[:, :, :3] * share_under  # within int64: < 2 * 65535**3
     divisor = np.maximum(total, 1)  # a pixel clear in both has no colour: 0 / 1
     out = np.empty_like(top)
     out[:, :, :3] = (2 * colour + divisor) // (2 * divisor)
-    out[:, :, 3:] = (2 * total + 255) // 510
+    out[:, :, 3:] = (2 * total + most) // (2 * most)
     return out
 
 
@@ -176,30 +180,38 @@ def _control(body: bytes, header: bytes) -> tuple[int, ...]:
     return width, height, left, top, duration, dispose, blend
 
 
-def _decode(header: bytes, decoding: list[tuple[bytes, bytes]], frame: _Frame) -> np.ndarray:
+def _decode(header: bytes, decoding: list[tuple[bytes, bytes]], frame: _Frame, deep: bool = False) -> np.ndarray:
     """A frame's own pixels, 8-bit RGBA of its box, decoded from a PNG of that box
-    alone by Pillow (by FFmpeg where Pillow loses a 16-bit transparent colour)."""
+    alone by Pillow (by FFmpeg where Pillow loses a 16-bit transparent colour); 16-bit
+    RGBA where ``deep`` (the APNG being 16-bit): its grey by Pillow, its colour and
+    grey+alpha, which Pillow reads in 8 bits only, by FFmpeg."""
     alone = (SIGNATURE + _chunk(b"IHDR", struct.pack(">II", frame.width, frame.height) + header[8:])
              + b"".join(_chunk(kind, body) for kind, body in decoding)
              + _chunk(b"IDAT", frame.data) + _chunk(b"IEND", b""))
+    if deep and header[9] != 0:
+        return read_png16(alone, 4)
     if header[8:10] == b"\x10\x02" and any(kind == b"tRNS" for kind, _ in decoding):
         # 16-bit colour with a transparent colour, which Pillow compares with its
         # 8-bit reading of the samples: no pixel matched.
         return (read_png16(alone, 4) >> 8).astype(np.uint8)
     with Image.open(io.BytesIO(alone)) as im:
         if im.mode.startswith("I;16"):
-            return _grey16_as_rgba(np.asarray(im), im.info.get("transparency"))
+            grey = np.asarray(im).astype(np.uint16)
+            return _grey16_as_rgba(grey, im.info.get("transparency"), deep)
         if header[9] == 0:  # grey: a tRNS level of 2- or 4-bit samples, which Pillow scales to 8 bits
             grey_key_in_8_bits(im.info, header[8])
         return np.asarray(im.convert("RGBA"))
 
 
-def _grey16_as_rgba(grey: np.ndarray, key) -> np.ndarray:
+def _grey16_as_rgba(grey: np.ndarray, key, deep: bool = False) -> np.ndarray:
     """16-bit grey as 8-bit RGBA, each sample's high byte as Pillow reads 16-bit
-    colour (its own conversion clips grey at 255: white), clear where it is ``key``."""
-    high = (grey >> 8).astype(np.uint8)
-    alpha = np.where(grey == key, 0, 255).astype(np.uint8) if isinstance(key, int) else np.full_like(high, 255)
-    return np.dstack([high, high, high, alpha])
+    colour (its own conversion clips grey at 255: white), or as 16-bit RGBA where
+    ``deep``; clear where it is ``key``."""
+    level = grey if deep else (grey >> 8).astype(np.uint8)
+    most = np.iinfo(level.dtype).max
+    alpha = np.where(grey == key, 0, most).astype(level.dtype) if isinstance(key, int) \
+        else np.full_like(level, most)
+    return np.dstack([level, level, level, alpha])
 
 
 def animate(stills: list[bytes], durations: list[int], plays: int) -> bytes:

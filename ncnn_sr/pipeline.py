@@ -383,9 +383,8 @@ class Pipeline:
         if read:
             item.animation, item.info = read
             if deep and item.animation.frames[0].dtype != np.uint16 and output_format(item.target) == "png":
-                # Pillow reads an APNG's frames as their high bytes, and a deep
-                # AVIF's in 8 bits where FFmpeg's reading is not libavif's: said, as a
-                # still png keeps them all. A deep AVIF holds 10 or 12.
+                # A deep AVIF's frames are read in 8 bits where FFmpeg's reading is
+                # not libavif's: said, as a still png keeps its 10 or 12.
                 bits = avif.bit_depth(str(item.job.source)) if item.info.format == "AVIF" else 16
                 item.notes.append(f"{item.job.source}: a {bits}-bit animation: its frames are read in 8 bits "
                                   f"(a still png keeps {bits})")

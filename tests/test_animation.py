@@ -79,8 +79,11 @@ def test_grey_apng_frames_keep_their_levels_and_their_transparent_grey(depth, le
     path = tmp_path / "grey.png"
     path.write_bytes(apng_bytes([(first, 0, 0, KEEP, SOURCE, (5, 100)), (first[:, ::-1], 0, 0, KEEP, SOURCE, (5, 100))],
                                 depth=depth, colour_type=0, chunks=[png_chunk(b"tRNS", struct.pack(">H", level))]))
-    shown = round(level * 255 / top)  # a 16-bit sample's high byte: 30000 is 117
-    want = np.array([[[0, 0, 0, 255], [shown, shown, shown, 0], [255, 255, 255, 255]]], np.uint8)
+    if depth == 16:  # read in 16 bits, as a still png is
+        want = np.array([[[0, 0, 0, 65535], [level, level, level, 0], [65535, 65535, 65535, 65535]]], np.uint16)
+    else:
+        shown = round(level * 255 / top)
+        want = np.array([[[0, 0, 0, 255], [shown, shown, shown, 0], [255, 255, 255, 255]]], np.uint8)
     anim = read_frames(path)[0]
     assert np.array_equal(anim.frames[0], want) and np.array_equal(anim.frames[1], want[:, ::-1])
 
@@ -92,7 +95,7 @@ def test_a_sixteen_bit_colour_apng_keeps_its_transparent_colour(tmp_path):
     path = tmp_path / "colour.png"
     path.write_bytes(apng_bytes([(first, 0, 0, KEEP, SOURCE, (5, 100)), (first[:, ::-1], 0, 0, KEEP, SOURCE, (5, 100))],
                                 depth=16, colour_type=2, chunks=[png_chunk(b"tRNS", struct.pack(">HHH", 30000, 200, 7))]))
-    want = np.array([[[3, 0, 0, 255], [117, 0, 0, 0], [255, 255, 255, 255]]], np.uint8)  # high bytes
+    want = np.array([[[1000, 5, 5, 65535], [30000, 200, 7, 0], [65535, 65535, 65535, 65535]]], np.uint16)
     anim = read_frames(path)[0]
     assert np.array_equal(anim.frames[0], want) and np.array_equal(anim.frames[1], want[:, ::-1])
 
@@ -355,17 +358,35 @@ def test_a_gif_screen_smaller_than_its_first_frame_is_widened_to_it(tmp_path):
     assert [f.shape for f in anim.frames] == [(6, 8, 3)] * 2 and tuple(anim.frames[1][5, 7]) == GREEN
 
 
-def test_a_sixteen_bit_apng_is_read_as_eight_bit_frames_of_the_high_bytes(tmp_path):
-    # Pillow has no 16-bit colour mode: what it gives is stated, not hidden.
+def sixteen_bit_apng(path, frames, blend=0, dispose=0):
+    """An APNG of the 16-bit RGB ``frames`` (of one size), each 50 ms."""
+    height, width = frames[0].shape[:2]
+    control = [png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", number, width, height, 0, 0, 50, 1000, dispose, blend))
+               for number in [0, *range(1, 2 * len(frames), 2)]]  # fcTL and fdAT share one sequence
+    colour_type = 6 if frames[0].shape[2] == 4 else 2
+    later = b"".join(control[i] + png_chunk(b"fdAT", struct.pack(">I", 2 * i) + png_data(frames[i], 16))
+                     for i in range(1, len(frames)))
+    first = png_bytes(frames[0], 16, colour_type, png_chunk(b"acTL", struct.pack(">II", len(frames), 0)), control[0])
+    path.write_bytes(first[:-12] + later + first[-12:])  # the later frames before IEND
+    return path
+
+
+def test_a_sixteen_bit_apng_is_read_in_sixteen_bits(tmp_path):
+    # Pillow has no 16-bit colour mode: its frames were the high bytes of each sample.
     frames = [np.random.default_rng(i).integers(0, 1 << 16, (4, 5, 3), np.uint16) for i in range(2)]
-    control = [png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", number, 5, 4, 0, 0, 50, 1000, 0, 0)) for number in (0, 1)]
-    second = png_chunk(b"fdAT", struct.pack(">I", 2) + png_data(frames[1], 16))
-    first = png_bytes(frames[0], 16, 2, png_chunk(b"acTL", struct.pack(">II", 2, 0)), control[0])
-    path = tmp_path / "a.png"
-    path.write_bytes(first[:-12] + control[1] + second + first[-12:])  # the second frame before IEND
+    path = sixteen_bit_apng(tmp_path / "a.png", frames)
     assert np.array_equal(read_image(path)[0], frames[0])
     anim = read_frames(path)[0]
-    assert all(np.array_equal(got, want >> 8) for got, want in zip(anim.frames, frames)) and anim.durations == (50, 50)
+    assert all(np.array_equal(got, want) for got, want in zip(anim.frames, frames)) and anim.durations == (50, 50)
+
+
+def test_a_sixteen_bit_apng_frame_blended_over_the_one_before_is_composed_in_sixteen_bits(tmp_path):
+    under = np.zeros((2, 3, 4), np.uint16)
+    under[...] = (65535, 0, 0, 65535)
+    top = np.zeros((2, 3, 4), np.uint16)
+    top[...] = (0, 0, 65535, 32768)
+    anim = read_frames(sixteen_bit_apng(tmp_path / "a.png", [under, top], blend=1))[0]
+    assert anim.frames[1].dtype == np.uint16 and tuple(anim.frames[1][0, 0]) == (32767, 0, 32768)  # opaque: RGB
 
 
 def test_webp_frames_are_read_as_they_were_written(tmp_path):
