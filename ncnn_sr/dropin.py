@@ -109,9 +109,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     # -t "$TILE" with TILE unset: the reference's atoi reads "" as 0 (auto), and so
     # each empty entry of a list ("0," is 0,0).
     tile = ",".join(part if part.strip() else "0" for part in tile.split(","))
-    # The reference reads -j with sscanf("%d:%*[^:]:%d"): load:proc leaves save at its default.
-    if jobs.count(":") == 1:
-        jobs += ":" + REFERENCE_JOBS.rsplit(":", 1)[1]
+    jobs = reference_jobs(jobs)
     try:
         opts = RunOptions(
             input=input_path, output=output_path, output_folder=output_folder,
@@ -160,6 +158,22 @@ def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
     if video:
         sys.exit(run_video(PROG, opts, EncodeOptions(), src=video_in, flags=FlagNames("ncnn-sr video")))
     sys.exit(run(PROG, opts))
+
+
+def reference_jobs(jobs: str) -> str:
+    """``-j`` as the reference reads it, with sscanf("%d:%*[^:]:%d"): a load or save
+    count left out or empty ("1:2", "1:2:", ":2:2") is its default. An empty proc
+    count stays empty: the reference's atoi reads 0 there, which both refuse."""
+    parts = jobs.split(":")
+    if len(parts) not in (2, 3):
+        return jobs  # no proc list, or more than three parts: refused as it is
+    defaults = REFERENCE_JOBS.split(":")
+    if len(parts) == 2:
+        parts.append("")
+    for i in (0, 2):
+        if not parts[i].strip():
+            parts[i] = defaults[i]
+    return ":".join(parts)
 
 
 def _check_picture_name(output: Path) -> None:

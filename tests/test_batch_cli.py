@@ -774,6 +774,30 @@ def test_dropin_jobs_without_a_save_count_keep_the_default_as_the_reference(jobs
     assert size_of(tmp_path / "o.png") == (16, 16)
 
 
+@pytest.mark.parametrize("jobs, read", [("1:2:", "1:2:2"), (":2:2", "1:2:2"), (" :1: ", "1:1:2"), (":1:3", "1:1:3"),
+                                         ("2:1,1:", "2:1,1:2")])
+def test_dropin_jobs_with_an_empty_load_or_save_count_keep_the_default_as_the_reference(jobs, read, tmp_path):
+    # The reference's sscanf leaves a count it cannot read at its default (1 load, 2 save):
+    # -j "$LOAD:2:$SAVE" with a variable unset ran there and was refused here.
+    from ncnn_sr import dropin
+
+    assert dropin.reference_jobs(jobs) == read
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    run(DROPIN, "-i", "in.png", "-o", "o.png", "-s", "2", "-g", "-1" if jobs.count(",") == 0 else "-1,-1", "-j", jobs,
+        cwd=tmp_path)
+    assert size_of(tmp_path / "o.png") == (16, 16)
+
+
+@pytest.mark.parametrize("jobs", ["1::2", "1:,2:2", "::"])
+def test_dropin_empty_proc_count_is_refused_as_zero_by_the_reference(jobs, tmp_path):
+    # The reference's atoi reads an empty proc count as 0, which it refuses.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-s", "2", "-g", "-1,-1", "-j", jobs, cwd=tmp_path,
+               check_ok=False)
+    assert proc.returncode == 1 and "invalid jobs_proc thread count argument" in proc.stderr, proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
 @pytest.mark.parametrize("tile", ["", " "])
 def test_dropin_empty_tile_size_is_auto_as_the_references_atoi(tile, tmp_path):
     # -t "$TILE" with TILE unset: the reference's atoi reads 0 (auto), as -g "" is auto here.
