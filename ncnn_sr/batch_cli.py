@@ -22,14 +22,14 @@ import click
 from . import devices
 from .engine import Upscaler
 from .files import check_writable
-from .errors import DeviceError, InputError, ModelError, NcnnSrError, os_reason
-from .images import METADATA_OFF, frame_count, one_size, output_format
+from .errors import DeviceError, FlagNames, InputError, ModelError, NcnnSrError, os_reason
+from .images import frame_count, one_size, output_format
 from .jobs import check_reachable, existing_output, plan_jobs, plan_videos
 from .models import ModelSpec
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
 from .repeats import Repeats
 from .typed_numbers import whole_number
-from .video_options import VIDEO_CONTAINERS, FlagNames, is_video_path
+from .video_options import VIDEO_CONTAINERS, is_video_path
 
 log = logging.getLogger("ncnn_sr")
 
@@ -364,8 +364,6 @@ class _Progress:
                 _echo(f"{self.prog}: warning: {note}")
         if outcome.status == "failed":
             message = outcome.message
-            if message.endswith(METADATA_OFF):  # the library's argument: the command's user has a flag
-                message = message.removesuffix(METADATA_OFF) + "(--no-metadata)"
             if self.say_failed:
                 # The reference's word for a picture it could not do, which its wrappers look for.
                 named = f"{outcome.job.source}: "
@@ -654,8 +652,9 @@ def _tile_percent(done: int, total: int) -> None:
         pass  # stderr is gone: the picture is still worth finishing
 
 
-def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
-    """Plan, build lanes, run, report; returns the exit status."""
+def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = FlagNames()) -> int:
+    """Plan, build lanes, run, report; returns the exit status. Hints name options as
+    ``flags`` name them."""
     progress = new_folder = None
     try:
         plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive, folder=opts.output_folder,
@@ -702,7 +701,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False) -> int:
         pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
                             quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
                             on_outcome=progress, keep_opaque_alpha=opts.keep_opaque_alpha,
-                            drop_oversized_exif=opts.drop_oversized_exif, animate=opts.animate, on_tile=on_tile)
+                            drop_oversized_exif=opts.drop_oversized_exif, animate=opts.animate, on_tile=on_tile,
+                            flags=flags)
         summary = pipeline.run(plan.jobs)
     except KeyboardInterrupt:
         _echo(f"{prog}: interrupted before any picture was written")

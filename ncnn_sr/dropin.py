@@ -16,12 +16,12 @@ from click.core import ParameterSource
 from . import models as models_mod
 from .batch_cli import (REFERENCE_JOBS, OnePathCommand, RunOptions, log, name_streams, path_flag, run, run_video,
                         setup_logging)
-from .errors import InputError
+from .errors import FlagNames, InputError
 from .images import nameless, only_an_extension
 from .jobs import check_reachable, names_a_folder, video_by_its_output
 from .streams import STDIO, Streams, VideoInput, is_stream
 from .typed_numbers import decimal_number
-from .video_options import EncodeOptions, FlagNames, is_video_input, is_video_path
+from .video_options import EncodeOptions, is_video_input, is_video_path
 
 PROG = "realesrgan-ncnn-vulkan"
 # The reference writes JPEG at quality 100 and WebP lossless, and tiles with 10 px of
@@ -157,7 +157,8 @@ def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
     opts = replace(opts, fmt=fmt, quality=REFERENCE_JPEG_QUALITY if jpeg else None)
     if video:
         sys.exit(run_video(PROG, opts, EncodeOptions(), src=video_in, flags=FlagNames("ncnn-sr video")))
-    sys.exit(run(PROG, opts))
+    # A hint names ncnn-sr's flags, which the drop-in has not.
+    sys.exit(run(PROG, opts, flags=FlagNames("ncnn-sr")))
 
 
 def reference_jobs(jobs: str) -> str:

@@ -1,12 +1,45 @@
 """Errors a user can cause. Each message is the one line the command prints."""
+from __future__ import annotations
+
 import errno
 import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class FlagNames:
+    """How a command's hints name ncnn-sr's options: as its own, or, for a command that
+    has not got them (the drop-in), as ``command``'s, which has."""
+
+    command: str | None = None
+
+    def __call__(self, flag: str) -> str:
+        """``flag`` (with its value, if any: "--deinterlace off") as the user gives it."""
+        return flag if self.command is None else f"'{self.command} {flag}'"
+
+    def another(self, what: str, flag: str) -> str:
+        """What follows "choose another" for another ``what`` (a codec), ``flag``'s value."""
+        return flag if self.command is None else f"{what} with {self(flag)}"
+
+
+@dataclass(frozen=True)
+class Option:
+    """An option a hint names: ``flag`` as ncnn-sr's commands take it (each names it
+    through its FlagNames), ``argument`` as the library's functions take it."""
+
+    flag: str
+    argument: str
 
 
 class NcnnSrError(Exception):
     """Base of every error ncnn-sr raises on purpose."""
+
+    def said(self, flags: FlagNames | None = None) -> str:
+        """The message with any option it names as ``flags`` name it (None: as the
+        library's argument)."""
+        return str(self)
 
 
 class ModelError(NcnnSrError):
@@ -23,6 +56,18 @@ class DeviceError(NcnnSrError):
 
 class InputError(NcnnSrError):
     """A picture or array the engine cannot take, or an output it cannot write."""
+
+
+class HintedInputError(InputError):
+    """An InputError whose message ends with the option that gets past it, in brackets:
+    str() names it as the library's argument, ``said`` as a command's flag."""
+
+    def __init__(self, message: str, option: Option):
+        super().__init__(f"{message} ({option.argument})")
+        self.message, self.option = message, option
+
+    def said(self, flags: FlagNames | None = None) -> str:
+        return str(self) if flags is None else f"{self.message} ({flags(self.option.flag)})"
 
 
 class SettingError(InputError, ValueError):

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError, features
 from PIL.PngImagePlugin import PngInfo
 
-from .errors import InputError, describe, nul_in_path
+from .errors import HintedInputError, InputError, Option, describe, nul_in_path
 from .files import atomic_write
 from . import apng, avif, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
@@ -644,8 +644,8 @@ def check_size(height: int, width: int, channels: int, fmt: str, path: str) -> N
                          f"{MAX_AVIF_PIXELS} pixels; write png")
 
 
-# How a library caller leaves the metadata out; the commands name their own flag instead.
-METADATA_OFF = "(metadata=False)"
+# How the metadata is left out, which a hint names.
+NO_METADATA = Option(flag="--no-metadata", argument="metadata=False")
 
 
 def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str) -> ImageInfo | None:
@@ -670,8 +670,8 @@ def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str
         raise InputError(f"{path}: info.dpi must be two positive numbers (across, down) or None, "
                          f"got {describe(info.dpi)}")
     if fmt == "jpg" and info.exif and len(info.exif) > MAX_JPEG_EXIF:
-        raise InputError(f"{path}: its EXIF ({len(info.exif)} bytes) is too large for JPEG, which holds at "
-                         f"most {MAX_JPEG_EXIF}: write png or webp, or leave the metadata out {METADATA_OFF}")
+        raise HintedInputError(f"{path}: its EXIF ({len(info.exif)} bytes) is too large for JPEG, which holds "
+                               f"at most {MAX_JPEG_EXIF}: write png or webp, or leave the metadata out", NO_METADATA)
     return info
 
 

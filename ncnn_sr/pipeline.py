@@ -30,7 +30,7 @@ from . import avif, devices
 from .animation import Animation, read_frames, write_frames
 from .budget import MemoryBudget
 from .engine import Upscaler
-from .errors import InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
+from .errors import FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .files import check_writable, write_target
 from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality, header_size, output_format,
                      read_image, write_image)
@@ -165,14 +165,18 @@ class Pipeline:
     every lane on its kind of device, which take them before new pictures; one that fails fails the
     picture, as a still's failure does. Animations in flight hold at most
     ``animation_memory`` bytes together (default: MAX_ANIMATION_MEMORY, at most half
-    the memory available); one that alone would need more fails, in words."""
+    the memory available); one that alone would need more fails, in words.
+
+    A failure's hint names the option that gets past it as the library's argument
+    ("metadata=False"), or, given a command's ``flags``, as its flag ("--no-metadata")."""
 
     def __init__(self, lanes: list[Lane], load_workers: int = 1, save_workers: int = 2,
                  scale: float | None = None, width: int | None = None, height: int | None = None,
                  quality: int | None = None, metadata: bool = True, skip_existing: bool = False,
                  on_outcome: Callable[[Outcome], None] | None = None, queue_size: int = 8,
                  keep_opaque_alpha: bool = False, drop_oversized_exif: bool = False, animate: bool = True,
-                 animation_memory: int | None = None, on_tile: Callable[[int, int], None] | None = None):
+                 animation_memory: int | None = None, on_tile: Callable[[int, int], None] | None = None,
+                 flags: FlagNames | None = None):
         _check_lanes(lanes, "a pipeline")
         # "2" was a bare TypeError, and 1.5 one in run.
         for name, value in (("load_workers", load_workers), ("save_workers", save_workers),
@@ -189,6 +193,8 @@ class Pipeline:
             raise SettingError(f"on_outcome must be a function of an Outcome, or None, got {describe(on_outcome)}")
         if on_tile is not None and not callable(on_tile):
             raise SettingError(f"on_tile must be a function of (done, total), or None, got {describe(on_tile)}")
+        if flags is not None and not isinstance(flags, FlagNames):
+            raise SettingError(f"flags must be FlagNames or None, got {describe(flags)}")
         if animation_memory is not None and not _whole_at_least_1(animation_memory):
             raise SettingError(f"animation_memory must be a whole number of bytes, at least 1, or None, "
                                f"got {animation_memory!r}")
@@ -207,6 +213,7 @@ class Pipeline:
         self._skip_existing = skip_existing
         self._animate, self._animation_memory = animate, animation_memory
         self._on_outcome, self._on_tile = on_outcome, on_tile
+        self._flags = flags
         self._queue_size = queue_size
         self._cancel = threading.Event()
         self._report_lock = threading.Lock()
@@ -493,7 +500,7 @@ class Pipeline:
             check_size(out_height, out_width, channels, fmt, target)
             checked_metadata(item.info, self._metadata, fmt, target)
         except NcnnSrError as e:
-            item.error = str(e)
+            item.error = e.said(self._flags)
 
     def _check_folder(self, item: _Item) -> None:
         """InputError naming ``item``'s picture unless a file can be made in its
@@ -643,7 +650,7 @@ class Pipeline:
             # say how to go on once there is room.
             self._stop(failure)
         except NcnnSrError as e:
-            failure = str(e)
+            failure = e.said(self._flags)
         except Exception as e:  # a batch outlives any one file, and counts it as failed
             failure = f"cannot write {item.target}: {e!r}"
         else:

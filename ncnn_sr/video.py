@@ -33,11 +33,11 @@ import numpy as np
 
 from . import isobmff, timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
-from .errors import InputError, describe
+from .errors import FlagNames, InputError, describe
 from .resample import resize
 from .files import ffmpeg_name, mode_for, temp_stem, write_target
 from .streams import VideoInput, VideoOutput
-from .video_options import EncodeOptions, FlagNames
+from .video_options import EncodeOptions
 from .video_window import Window
 from .video_codecs import (CONSTANT_QUALITY, DEFAULT_CRF, HARDWARE_NEEDS, JPEG_ENCODERS, QP2LAMBDA, QUANTISED, QUANTISER,
                            QUIET_X265, RATE_PER_FRAME, VP8_CEILING, X265_CUTREE_NARROWEST, X265_FEWEST_REORDERED,

@@ -20,10 +20,10 @@ import av
 from av.video.reformatter import ColorRange
 
 from . import video_streams
-from .errors import InputError
+from .errors import FlagNames, InputError
 from .resample import target_size
 from .streams import VideoOutput
-from .video_options import COMMON_CONTAINERS, EncodeOptions, FlagNames
+from .video_options import COMMON_CONTAINERS, EncodeOptions
 from .video_frames import deeper_format, depth, encodable_size, subsampling
 
 if TYPE_CHECKING:

@@ -128,22 +128,6 @@ def is_video_input(path: str | os.PathLike) -> bool:
 
 
 @dataclass(frozen=True)
-class FlagNames:
-    """How a command's hints name the options of ``ncnn-sr video``: as its own, or,
-    for a command that has not got them (the drop-in), as ``command``'s, which has."""
-
-    command: str | None = None
-
-    def __call__(self, flag: str) -> str:
-        """``flag`` (with its value, if any: "--deinterlace off") as the user gives it."""
-        return flag if self.command is None else f"'{self.command} {flag}'"
-
-    def another(self, what: str, flag: str) -> str:
-        """What follows "choose another" for another ``what`` (a codec), ``flag``'s value."""
-        return flag if self.command is None else f"{what} with {self(flag)}"
-
-
-@dataclass(frozen=True)
 class EncodeOptions:
     """How the upscaled video is encoded. ``codec`` None picks libx264, or libvpx-vp9
     for .webm; ``crf`` None is 18 for the x264/x265/VP9/AV1 encoders; ``pix_fmt``

@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import picture, png_bytes, stored_delays
 from ncnn_sr import InputError, Upscaler
-from ncnn_sr.errors import describe
+from ncnn_sr.errors import FlagNames, describe
 from ncnn_sr import pipeline as pipeline_mod
 from ncnn_sr.animation import read_frames
 from ncnn_sr.devices import CPU
@@ -284,6 +284,23 @@ def test_an_output_its_format_cannot_hold_fails_before_it_is_upscaled(name, said
         up.close()
     assert summary.failed == 1 and said in summary.failures[0].message
     assert calls == [] and not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize("flags, hint", [(None, "(metadata=False)"), (FlagNames(), "(--no-metadata)"),
+                                         (FlagNames("ncnn-sr"), "('ncnn-sr --no-metadata')")])
+def test_a_hint_names_the_option_as_the_flags_given_name_it(flags, hint, tmp_path):
+    # The library names its argument; a command, through its FlagNames, the flag its user has.
+    im = Image.fromarray(picture(4, 4))
+    exif = im.getexif()
+    exif[0x010E] = "x" * 70000  # ImageDescription: an EXIF over JPEG's 64 KB
+    im.save(tmp_path / "a.png", exif=exif)
+    up = Upscaler(MODEL, device=-1, threads=1)
+    try:
+        summary = Pipeline([Lane(up, 1)], flags=flags).run([Job(tmp_path / "a.png", tmp_path / "a.jpg")])
+    finally:
+        up.close()
+    assert summary.failures[0].message.endswith(f"write png or webp, or leave the metadata out {hint}")
+    assert not (tmp_path / "a.jpg").exists()
 
 
 def test_an_output_where_a_folder_is_fails_before_it_is_upscaled(tmp_path):
