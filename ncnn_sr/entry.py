@@ -82,20 +82,45 @@ def _out_of_memory(prog: str) -> None:
     os._exit(EXIT_FAILED)  # the teardown would need memory too
 
 
-def _writing_stdout(error: OSError) -> bool:
-    """Whether ``error`` was raised writing standard output: the commands write it through
-    click.echo, whose innermost frame holds the stream. (Their own files' errors are
-    handled where they are written; a failed write leaves no trace in the stream.)"""
-    tb = error.__traceback__
-    if tb is None or sys.stdout is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    stdout = (sys.stdout, getattr(sys.stdout, "buffer", None))
-    return any(value is stream for value in tb.tb_frame.f_locals.values() for stream in stdout if stream is not None)
+class StandardOutputError(OSError):
+    """Standard output could not be written (help or a listing sent to a full disk)."""
 
 
-def _cannot_write_stdout(prog: str, error: OSError) -> int:
+class _MarkedOutput:
+    """Standard output, or the bytes under it (``buffer``), whose write errors are
+    StandardOutputErrors: it is written by code of many hands (click's help and echo,
+    which may write the bytes underneath, print), and an OSError does not say which
+    file it came from. A broken pipe is left as it is: any reader gone ends the command
+    alike."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        if getattr(stream, "buffer", None) is not None:
+            self.buffer = _MarkedOutput(stream.buffer)
+
+    def write(self, data):
+        return self._marked(self._stream.write, data)
+
+    def writelines(self, lines) -> None:
+        self._marked(self._stream.writelines, lines)
+
+    def flush(self) -> None:
+        self._marked(self._stream.flush)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+    @staticmethod
+    def _marked(method, *args):
+        try:
+            return method(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise StandardOutputError(e.errno, e.strerror) from e
+
+
+def _cannot_write_stdout(prog: str, error: StandardOutputError) -> int:
     # What stdout holds would fail again at the interpreter's exit, as "Exception ignored".
     try:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -106,6 +131,8 @@ def _cannot_write_stdout(prog: str, error: OSError) -> int:
 
 
 def _run(module: str, prog: str) -> None:
+    if sys.stdout is not None:
+        sys.stdout = _MarkedOutput(sys.stdout)
     stopping = stop_signals()
     for sig in stopping:
         signal.signal(sig, _as_ctrl_c)
@@ -138,10 +165,7 @@ def _run(module: str, prog: str) -> None:
         code = e.exit_code
     except SystemExit as e:
         code = e.code
-    except OSError as e:
-        # Help or a listing sent to a full disk (> list.txt); any other is a bug's.
-        if not _writing_stdout(e):
-            raise
+    except StandardOutputError as e:  # help or a listing sent to a full disk (> list.txt)
         code = _cannot_write_stdout(prog, e)
     finally:
         for sig in stopping:

@@ -653,6 +653,33 @@ def test_an_os_error_that_is_not_standard_outputs_is_still_a_traceback(tmp_path)
     assert proc.returncode == 1 and "Traceback" in proc.stderr and "FileNotFoundError" in proc.stderr
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device that is always full")
+@pytest.mark.parametrize("how", [
+    # click writes through a stream of its own over stdout's bytes where stdout's encoding is ASCII
+    "import click\n@click.command()\ndef main():\n    click.echo('listed')\n",
+    # more than print's buffer holds: written from the command's own frame
+    "import click\n@click.command()\ndef main():\n    print('x' * 100000)\n",
+])
+def test_standard_output_on_a_full_disk_is_one_line_however_it_is_written(how, tmp_path):
+    # It was told from the traceback's last frame holding sys.stdout: these were tracebacks.
+    (tmp_path / "standin.py").write_text(how)
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-c", "from ncnn_sr.entry import _run; _run('standin', 'ncnn-sr')"],
+                              stdout=full, stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=60,
+                              env={**os.environ, "PYTHONIOENCODING": "ascii",
+                                   "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path),
+                                                                               os.environ.get("PYTHONPATH")]))})
+    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: cannot write standard output: "
+                                                 "No space left on device\n")
+
+
+def test_an_os_error_beside_standard_output_is_still_a_traceback(tmp_path):
+    # A bug's OSError raised where sys.stdout was at hand was taken for standard output's.
+    proc = run_entry(tmp_path, "import sys, click\n@click.command()\ndef main():\n    out = sys.stdout\n"
+                               "    open('/nonexistent/x')\n")
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "FileNotFoundError" in proc.stderr
+
+
 def test_usage_errors_still_show_clicks_usage_and_status_2():
     # The entry points run click outside its standalone mode: they show its errors.
     proc = subprocess.run([installed("ncnn-sr"), "upscale", "--tile-pad", "x"], capture_output=True, text=True)
