@@ -98,7 +98,7 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
     folder goes into a folder. An output is a folder when it is one, when ``folder``
     says so, or when ``output_path`` is written as one ("out/"); a folder that is
     not there yet is made by the run, unless it is named like a picture output
-    ("out.png" is refused, as the reference refuses it). A plan whose output would replace one of its
+    ("out.png" is refused, as the reference refuses it) or a video ("out.mp4"). A plan whose output would replace one of its
     own inputs is refused whole (InputError), as are a path that cannot be looked at
     and an output that cannot be reached (a link to nothing on its way, or a file
     where a folder must be).
@@ -154,6 +154,10 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
         # The reference refuses it; a folder named out.png was made instead, in silence.
         raise InputError(f"{src} is a folder but {dst} is named like a picture: input and output must both be "
                          f"files or both be folders ({os.path.join(dst, '')} makes a folder of that name)")
+    if not dst.exists() and not into_folder and is_video_path(dst):
+        # A folder of frames (-i tmp_frames -o out.mp4) made a folder named out.mp4, in silence.
+        raise InputError(f"{src} is a folder but {dst} is named like a video: a folder's pictures are written "
+                         f"into a folder ({os.path.join(dst, '')} makes a folder of that name)")
     jobs: list[Job] = []
     notes: list[str] = []
     unlisted: list[str] = []

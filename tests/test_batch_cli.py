@@ -1025,6 +1025,22 @@ def test_a_folder_into_a_missing_output_named_like_a_picture_is_refused(cmd, tmp
                                         "of that name)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
+
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+def test_a_folder_into_a_missing_output_named_like_a_video_is_refused(cmd, tmp_path):
+    # -i tmp_frames -o out.mp4 made a folder named out.mp4 of pictures, in silence; the
+    # reference refuses a folder into anything but a folder that is there.
+    pictures(tmp_path / "in", ["a.png"])
+    proc = run(cmd, "-i", "in", "-o", "out.mp4", "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().endswith("error: in is a folder but out.mp4 is named like a video: a folder's "
+                                        "pictures are written into a folder (out.mp4/ makes a folder of that "
+                                        "name)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    run(cmd, "-i", "in", "-o", "out.mp4/", "-g", "-1", "-s", "2", cwd=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "out.mp4").iterdir()) == ["a.png"]
+
+
 def contents(folder: Path) -> dict:
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
