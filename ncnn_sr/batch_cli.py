@@ -219,6 +219,9 @@ class RunOptions:
     # stderr as the reference's wrappers (Upscayl) read it: a "NN.NN%" line after each tile,
     # and "failed" only where something failed, as the reference says it only then.
     reference_stderr: bool = False
+    # A folder with no pictures: a warning and status 0, as the reference (scripts looping
+    # over frame folders under `set -e` go on), instead of an error.
+    empty_folder_ok: bool = False
 
 
 def build_lanes(opts: RunOptions, pictures: int | None = None,
@@ -663,6 +666,9 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
             log.warning(note)
         for line in plan.unlisted:
             _echo(f"{prog}: error: {line}")
+        if not plan.jobs and opts.empty_folder_ok and not plan.unlisted:
+            log.warning(f"{opts.input}: no pictures found: nothing to do")
+            return 0
         if not plan.jobs:
             deeper = prog == "ncnn-sr" and not opts.recursive and _has_sub_folders(opts.input)  # the drop-in has no -r
             raise InputError(f"{opts.input}: no pictures found{' (-r looks in its sub-folders too)' if deeper else ''}")

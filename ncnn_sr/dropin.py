@@ -119,6 +119,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             drop_oversized_exif=True,  # the reference writes no metadata, and has no flag to leave it out
             animate=False,  # the reference reads the first frame of an animated picture
             reference_stderr=True,
+            empty_folder_ok=True,
         )
         _run(opts, video_in)
     finally:

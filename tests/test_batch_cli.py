@@ -169,15 +169,24 @@ def test_recursive_picture_whose_output_is_a_sub_folders_name_takes_another(tmp_
            "goes: x.jpg will output x.jpg.png" in proc.stderr
 
 
-@pytest.mark.parametrize("cmd, said", [
-    (NCNN_SR, "no pictures found (-r looks in its sub-folders too)"),
-    (DROPIN, "no pictures found"),  # it has no -r
-])
-def test_a_folder_whose_pictures_are_all_in_sub_folders_says_how_to_take_them(cmd, said, tmp_path):
+def test_a_folder_whose_pictures_are_all_in_sub_folders_says_how_to_take_them(tmp_path):
     pictures(tmp_path / "in", ["sub/a.png"])
-    proc = run(cmd, "-i", tmp_path / "in", "-o", tmp_path / "out", *X2_CPU, check_ok=False)
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", *X2_CPU, check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1].endswith(f"{tmp_path / 'in'}: {said}")
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        f"{tmp_path / 'in'}: no pictures found (-r looks in its sub-folders too)")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("inside", [[], ["sub/a.png"]])
+def test_the_drop_in_runs_a_folder_with_no_pictures_as_the_reference_does(inside, tmp_path):
+    # The reference runs it and exits 0: a script looping over frame folders under
+    # `set -e` stopped at the first empty one.
+    (tmp_path / "in").mkdir()
+    pictures(tmp_path / "in", inside)
+    proc = run(DROPIN, "-i", tmp_path / "in", "-o", tmp_path / "out", *X2_CPU)
+    assert proc.returncode == 0
+    assert proc.stderr.strip().splitlines()[-1].endswith(f"{tmp_path / 'in'}: no pictures found: nothing to do")
     assert not (tmp_path / "out").exists()
 
 
