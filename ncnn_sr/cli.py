@@ -26,7 +26,7 @@ from . import bench as bench_mod
 from . import models as models_mod
 from .batch_cli import OnePathCommand, RunOptions, name_streams, path_flag, run, run_video, setup_logging
 from .engine import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
-from .errors import InputError, ModelMissing, NcnnSrError, one_line
+from .errors import InputError, ModelError, ModelMissing, NcnnSrError, one_line
 from .files import check_folder, folder_made, write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder, video_by_its_output
 from .streams import Streams, VideoInput, VideoOutput, is_stream, shown
@@ -617,7 +617,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         target = path_flag(PROG, "-o", folder, "the folder to write to")
     else:
         target = Path(".") if url is not None else path.parent
-    downloaded = None
+    downloaded = kept = None
     try:
         pinned = None if sha256 is None else download_mod.checked_sha256(sha256)
         if other is None and dni_weight is not None:
@@ -653,8 +653,8 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
             try:
                 if url is not None:
                     with _download_bar(file_name, quiet=False) as progress:
-                        path = downloaded = download_mod.download(download_mod.Source(url, pinned),
-                                                                  target / f".{file_name}", progress)
+                        path = downloaded = download_mod.download_part(download_mod.Source(url, pinned),
+                                                                       target / f".{file_name}", progress)
                 elif pinned is not None:
                     download_mod.verify_file(path, pinned)
                 weights = checkpoint.read_weights(path)
@@ -665,14 +665,24 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
                 model = convert_mod.convert_weights(weights, fp16=not fp32, scale=scale,
                                                     scale_hint=convert_mod.name_scale(Path(file_name).stem))
                 spec = convert_mod.write_model(model, target, name, overwrite=force)
+            except BaseException as e:
+                # Weights refused (a ModelError) are deleted: no run could use them. Any
+                # other failure (a full disk, Ctrl-C) keeps them where the same command
+                # finds them, rather than fetch them again.
+                if downloaded is not None and not isinstance(e, ModelError):
+                    kept = downloaded
+                raise
             finally:
-                if downloaded is not None:
-                    downloaded.unlink(missing_ok=True)
+                if downloaded is not None and kept is None:
+                    download_mod.discard(downloaded)
     except NcnnSrError as e:
         if debug:
             raise
-        # The downloaded copy is gone by now: the address is what to name.
-        _fail(str(e) if downloaded is None else str(e).replace(str(downloaded), url))
+        # The downloaded copy is named by its address.
+        said = str(e) if downloaded is None else str(e).replace(str(downloaded), url)
+        if kept is not None:
+            said += f" (the downloaded weights are kept in {kept}: the same command takes them from there)"
+        _fail(said)
     mixed = "" if other is None else f", {dni_weight:g} of {file_name} and {1 - dni_weight:g} of {Path(other).name}"
     click.echo(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}{mixed}")
     click.echo(f"use it with: {PROG} -i IN -o OUT -n {shlex.quote(str(spec.param_path))}")

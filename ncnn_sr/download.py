@@ -101,6 +101,24 @@ def download(source: Source, target: str | os.PathLike,
     could only give the same bytes), and InputError when it cannot be written (a
     missing folder too), checked before the server is asked. A download cut short
     keeps its part for the next call."""
+    part = download_part(source, target, progress)
+    try:
+        os.replace(part, Path(target))
+    except OSError as e:
+        raise cannot_write(Path(target), e) from None
+    _origin(part).unlink(missing_ok=True)
+    return Path(target)
+
+
+def download_part(source: Source, target: str | os.PathLike,
+                  progress: Callable[[int, int | None], None] | None = None) -> Path:
+    """As ``download``, but the whole, checked file stays at ``partial_path(target)``,
+    with the record of where it came from, and that path is returned. The caller
+    ``discard``s it once done with it; while it is there, the next call for the
+    same source finds it whole and asks the server for nothing more than whether
+    the file is still the same (a pinned size: not even that). So a caller whose
+    own work on the file fails (its output's disk full) keeps what a long download
+    brought."""
     check_url(source.url)
     target = Path(target)
     if "\0" in str(target):  # %00 in an address's file name
@@ -121,12 +139,12 @@ def download(source: Source, target: str | os.PathLike,
         raise DownloadError(f"cannot download {source.url}: the server stopped after {done} of {source.size} "
                             "bytes; run it again to go on from them")
     _check_digest(source, part)
-    try:
-        os.replace(part, target)
-    except OSError as e:
-        raise cannot_write(target, e) from None
-    _origin(part).unlink(missing_ok=True)
-    return target
+    return part
+
+
+def discard(part: Path) -> None:
+    """Remove a file ``download_part`` gave, and its record."""
+    _forget(part)
 
 
 def _check_target(target: Path) -> None:

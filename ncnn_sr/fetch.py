@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .errors import ModelError, describe
+from .errors import ModelError, NcnnSrError, describe
 from .files import check_folder, folder_made
-from .download import Source, download, partial_path, verify_file
+from .download import Source, discard, download_part, partial_path, verify_file
 from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, resolve_model
 
 
@@ -62,7 +62,8 @@ def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str
 
     A model already there is returned as it is, unless ``force``. Nothing takes the
     model's name unless the whole chain succeeds; a download cut short keeps its
-    bytes, hidden, for the next call to go on from."""
+    bytes, hidden, for the next call to go on from, and so do whole weights whose
+    model could not be written (a full disk)."""
     from . import checkpoint, convert  # numpy and the converter: only a fetch needs them
 
     source = source_of(name) if source is None else source
@@ -81,12 +82,21 @@ def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str
                 path = Path(weights)
                 verify_file(path, source.sha256, source.size)
             else:
-                path = fetched = download(source, folder / f".{name}.pth", progress)
+                path = fetched = download_part(source, folder / f".{name}.pth", progress)
             model = convert.convert_weights(checkpoint.read_weights(path), scale=entry.scale)
-            return convert.write_model(model, folder, name, overwrite=force)
-        finally:
+            spec = convert.write_model(model, folder, name, overwrite=force)
+        except ModelError:  # weights refused: no later fetch could use them
             if fetched is not None:
-                fetched.unlink(missing_ok=True)
+                discard(fetched)
+            raise
+        except NcnnSrError as e:  # a full disk, say: the weights stay, whole, for the next fetch
+            if fetched is None:
+                raise
+            raise type(e)(f"{e} (the downloaded weights are kept in {fetched}: fetch it again to use them)") \
+                from None
+        if fetched is not None:
+            discard(fetched)
+        return spec
 
 
 def pending_bytes(name: str, folder: str | os.PathLike | None = None) -> int:

@@ -505,6 +505,62 @@ def test_a_download_that_fills_the_disk_says_its_bytes_are_kept_to_go_on_from(se
     assert said and 0 < int(said.group(1)) <= 256 * 1024, proc.stderr
 
 
+def _on_a_small_disk(folder: Path, room: int, script: str, *args: str) -> subprocess.CompletedProcess:
+    """The sh ``script`` (``args`` its $1...) run with ``folder`` a tmpfs of ``room``
+    bytes (skipped without root and mount namespaces)."""
+    if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.skip("a small file system needs root and mount namespaces")
+    folder.mkdir()
+    return subprocess.run(["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o size={room} tmpfs "{folder}" && {script}',
+                           "sh", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_weights_downloaded_whole_are_kept_when_the_model_cannot_be_written(server, tmp_path):
+    # found by a bug hunt: a full disk while the model was written deleted the
+    # weights that had just come whole, and the next run downloaded them again.
+    import sys
+
+    data = weights_bytes(tmp_path, random_compact(convs=16, feat=64, upscale=4))  # 2.5 MB
+    server.etag = '"v1"'
+    server.files["/4x-Big.pth"] = data
+    out = tmp_path / "out"
+    room = (len(data) // 4096 + 40) * 4096  # the weights, not the model too
+    convert = f'"{sys.executable}" -m ncnn_sr convert -i {server.url("/4x-Big.pth")} -o "{out}" --fp32'
+    kept = out / ".4x-Big.pth.download"
+    proc = _on_a_small_disk(out, room, f'{convert}; echo status $?; ls -A "{out}"; '
+                                       f'mount -o remount,size=20m "{out}" && {convert} && ls -A "{out}"')
+    assert proc.stderr == (f"ncnn-sr: error: cannot write {out / '4x-Big.bin'}: No space left on device (the "
+                           f"downloaded weights are kept in {kept}: the same command takes them from there)\n")
+    first, second = proc.stdout.split("status 1\n")
+    assert first == "" and second.startswith(".4x-Big.pth.download\n.4x-Big.pth.download.from\n")
+    assert second.endswith("4x-Big.bin\n4x-Big.param\n")
+    # The second run asked only whether the file was still the one kept (416: it is all there).
+    assert server.ranges_asked == [None, f"bytes={len(data)}-"] and server.if_range_asked == [None, '"v1"']
+
+
+def test_fetch_keeps_weights_downloaded_whole_when_the_model_cannot_be_written(server, tmp_path):
+    import sys
+
+    data = weights_bytes(tmp_path, random_compact(convs=16, feat=64, upscale=4))
+    source = pinned(server, "/general.pth", data)
+    out = tmp_path / "out"
+    script = (f"import sys\nfrom ncnn_sr import NcnnSrError, fetch\nfrom ncnn_sr.download import Source\n"
+              f"try:\n    fetch.fetch_model('realesr-general-x4v3', {str(out)!r},\n"
+              f"                      source=Source(*{vars(source)!r}.values()))\n"
+              f"except NcnnSrError as e:\n    sys.exit(f'refused: {{e}}')\n")
+    room = (len(data) // 4096 + 40) * 4096  # the weights, not the model too
+    fetch_it = f'"{sys.executable}" -c "$1"'
+    proc = _on_a_small_disk(out, room, f'{fetch_it}; ls -A "{out}"; mount -o remount,size=20m "{out}" && {fetch_it} '
+                                       f'&& ls -A "{out}"', script)
+    kept = out / ".realesr-general-x4v3.pth.download"
+    assert proc.stderr == (f"refused: cannot write {out / 'realesr-general-x4v3.bin'}: No space left on device (the "
+                           f"downloaded weights are kept in {kept}: fetch it again to use them)\n")
+    assert proc.stdout == (".realesr-general-x4v3.pth.download\n.realesr-general-x4v3.pth.download.from\n"
+                           "realesr-general-x4v3.bin\nrealesr-general-x4v3.param\n")
+    assert server.ranges_asked == [None]  # whole and pinned: the server was not asked again
+
+
 def test_fetch_url_takes_an_address(tmp_path):
     proc = run("fetch", "realesr-general-x4v3", "--url", tmp_path / "x.pth", check_ok=False)
     assert proc.returncode == 2 and "--url takes an http or https address" in proc.stderr
