@@ -649,6 +649,9 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
             convert_mod.check_target(target, name, force)
         except NcnnSrError as e:
             raise type(e)(f"{e}{derived}") from None
+        # Read before a download: a --dni that cannot be read failed only once the weights had come.
+        second = None if other is None else \
+            checkpoint.read_weights(path_flag(PROG, "--dni", other, "the model to interpolate with"))
         with folder_made(target):
             try:
                 if url is not None:
@@ -658,8 +661,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
                 elif pinned is not None:
                     download_mod.verify_file(path, pinned)
                 weights = checkpoint.read_weights(path)
-                if other is not None:
-                    second = checkpoint.read_weights(path_flag(PROG, "--dni", other, "the model to interpolate with"))
+                if second is not None:
                     weights = convert_mod.interpolate_weights(weights, second, dni_weight)
                 # Models are named by their scale (3x_Name.pth): where the keys cannot tell, that decides.
                 model = convert_mod.convert_weights(weights, fp16=not fp32, scale=scale,

@@ -449,6 +449,18 @@ def test_convert_checks_its_output_before_it_downloads(server, tmp_path):
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
+def test_convert_reads_its_dni_model_before_it_downloads(server, tmp_path):
+    # found by a bug hunt: a --dni missing, a folder or empty failed only once the
+    # weights had been downloaded, which were then deleted.
+    server.files["/4x-A.pth"] = weights_bytes(tmp_path, random_compact(upscale=4))
+    (tmp_path / "folder").mkdir()
+    for other, said in ((tmp_path / "missing.pth", "cannot read"), (tmp_path / "folder", "is a folder"),
+                        ("", "--dni is empty")):
+        proc = run("convert", "-i", server.url("/4x-A.pth"), "-o", tmp_path / "out", "--dni", other, check_ok=False)
+        assert proc.returncode == 1 and said in proc.stderr and proc.stderr.count("\n") == 1
+    assert server.ranges_asked == [] and not (tmp_path / "out").exists()
+
+
 def test_a_download_into_a_read_only_folder_is_one_line(server, tmp_path):
     # It was a traceback: clearing bytes kept from an earlier try met the read-only file system.
     from test_batch_cli import READ_ONLY, library_in_read_only, run_read_only
