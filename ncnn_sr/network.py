@@ -122,12 +122,18 @@ class Network:
             # (a pass over the output, a tenth of the host time around a light model); the
             # view keeps it alive. A CPU net's output lives in this net's pools, which must
             # not be freed under it: copied.
-            result = None if ret != 0 else np.asarray(out) if self.device.is_gpu else np.array(out)
+            # A Crop that takes more than the picture has gives a negative size, which
+            # numpy refused with a bare ValueError.
+            shape = None if ret != 0 else (out.c, out.h, out.w)
+            result = None if ret != 0 or min(shape) < 1 else \
+                np.asarray(out) if self.device.is_gpu else np.array(out)
         finally:
             del ex, out
         if ret != 0:
             self._failed = True
             raise NetFailure(f"ncnn error {ret} on {self.device}")
+        if result is None:
+            raise NetFailure(f"ncnn gave an output of {shape[2]}x{shape[1]}x{shape[0]} on {self.device}")
         if result.ndim != 3:  # a classifier's scores, say: transposed as a picture, a bare ValueError
             raise ModelError(f"{self._said}{self.param} gives blob '{output}' of shape {result.shape}, not a picture's "
                              "(channels, height, width): not an upscaling model")

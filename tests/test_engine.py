@@ -410,6 +410,18 @@ def test_custom_model_of_no_whole_scale_is_named_in_the_error(tmp_path, factor, 
         Upscaler(str(param), device=-1)
 
 
+def test_a_model_whose_output_is_cropped_to_nothing_is_one_line(tmp_path):
+    # found by a bug hunt: a Crop taking more than the picture has gave a Mat of
+    # negative size, which numpy refused with a bare ValueError: a traceback.
+    (tmp_path / "gone.bin").write_bytes(b"")
+    (tmp_path / "gone.param").write_text(
+        "7767517\n3 3\nInput in0 0 1 data\nInterp up 1 1 data up 0=1 1=2.0 2=2.0\n"
+        "Crop crop 1 1 up output -23309=2,300,300 -23310=2,-300,-300 -23311=2,-2,-1\n")
+    with pytest.raises(ModelError, match=r"^model gone: failed on a 32x32 test input: ncnn gave an output of "
+                                         r"-536x-536x3 on CPU$"):
+        Upscaler(str(tmp_path / "gone.param"), device=-1)
+
+
 def test_progress_is_called_per_tile_and_can_stop_the_work(cpu_upscalers):
     up = cpu_upscalers(FAST, tile=32)
     calls = []
