@@ -437,26 +437,63 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         return net
 
     def _probe_scale(self) -> int:
-        probe = np.zeros((PROBE_SIZE, PROBE_SIZE, 3), np.float32)
+        failed = None
+        try:
+            out = self._probe(PROBE_SIZE)
+        except NetFailure as e:
+            out, failed = None, e
+        else:
+            if self._whole_upscale(out, PROBE_SIZE):
+                return out.shape[0] // PROBE_SIZE
+        # Not an upscaler of any picture. Two runs tell one that crops its border
+        # (Real-CUGAN's, whose x2 and x4 fail on 32x32 outright) from any other.
+        runs = [] if out is None else [(PROBE_SIZE, out)]
+        for size in (PROBE_SIZE * 2, PROBE_SIZE * 4):
+            if len(runs) == 2:
+                break
+            try:
+                runs.append((size, self._probe(size)))
+            except NetFailure:
+                break
+        if failed is not None and (len(runs) < 2 or self._whole_upscale(runs[0][1], runs[0][0])):
+            raise ModelError(f"model {self.spec.name}: failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: "
+                             f"{failed}") from None
+        self._not_whole(*runs[0], *(runs[1] if len(runs) == 2 else (None, 0)))
+
+    @staticmethod
+    def _whole_upscale(out: np.ndarray, size: int) -> bool:
+        return out.shape[0] == out.shape[1] and out.shape[0] % size == 0 and out.shape[2] == 3
+
+    def _not_whole(self, size: int, out: np.ndarray, larger_size: int, larger: np.ndarray | None) -> None:
+        """Raise the ModelError for a model that turns a ``size`` square into ``out``;
+        ``larger``, its output for a ``larger_size`` square, tells a model that
+        upscales but crops its border (as Real-CUGAN's, which need a padding of
+        their own) from any other."""
+        oh, ow, channels = out.shape
+        said = f"model {self.spec.name}: turns a {size}x{size} RGB picture into {ow}x{oh}x{channels}"
+        if larger is not None and oh == ow and channels == 3 and larger.shape == (larger.shape[0],) * 2 + (3,):
+            grown = larger.shape[0] - oh
+            scale, rest = divmod(grown, larger_size - size)
+            crop = scale * size - oh
+            if not rest and scale and crop > 0 and crop % (2 * scale) == 0:
+                raise ModelError(f"{said}: an x{scale} model that crops {crop // (2 * scale)} pixels of the input "
+                                 "from each side of its output, as Real-CUGAN's do: it needs a padding of its own, "
+                                 "which ncnn-sr does not give")
+        raise ModelError(f"{said}: not a whole-number RGB upscaler")
+
+    def _probe(self, size: int) -> np.ndarray:
+        """The model's output for a black ``size`` square; NetFailure where ncnn fails."""
+        probe = np.zeros((size, size, 3), np.float32)
         try:
             try:
-                out = self._net.run(probe)
+                return self._net.run(probe)
             except UnevenScale:  # a piece of a split network's head: the whole one shows what the model does
-                out = self._net.net.run(probe)
-        except NetFailure as e:
-            raise ModelError(f"model {self.spec.name}: failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: {e}") from None
+                return self._net.net.run(probe)
         except MemoryError:
             # A tiny input: what ncnn cannot allocate here is a broken layer's (a
             # negative or absurd Interp scale), not this machine's lack of memory.
-            raise ModelError(f"model {self.spec.name}: failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: "
+            raise ModelError(f"model {self.spec.name}: failed on a {size}x{size} test input: "
                              "its layers ask for an impossible amount of memory") from None
-        oh, ow = out.shape[:2]
-        if oh != ow or oh % PROBE_SIZE or out.shape[2] != 3:
-            raise ModelError(
-                f"model {self.spec.name}: turns a {PROBE_SIZE}x{PROBE_SIZE} RGB picture into "
-                f"{ow}x{oh}x{out.shape[2]}: not a whole-number RGB upscaler"
-            )
-        return oh // PROBE_SIZE
 
     def runs_whole(self, height: int, width: int, calls: int | None = None) -> bool:
         """Whether a ``height`` × ``width`` picture runs as one window here (an

@@ -422,6 +422,25 @@ def test_a_model_whose_output_is_cropped_to_nothing_is_one_line(tmp_path):
         Upscaler(str(tmp_path / "gone.param"), device=-1)
 
 
+@pytest.mark.parametrize("crop, said", [
+    (12, "turns a 32x32 RGB picture into 40x40x3: an x2 model that crops 6 pixels"),
+    # 32x32 leaves it nothing, as it does Real-CUGAN's x2 and x4: that was all the error said
+    (36, "turns a 64x64 RGB picture into 56x56x3: an x2 model that crops 18 pixels"),
+])
+def test_a_model_that_crops_its_border_is_refused_as_one_needing_its_own_padding(tmp_path, crop, said):
+    # found by a bug hunt: Real-CUGAN's models, given by path, were refused as "failed on
+    # a 32x32 test input: ncnn error -100 on CPU" (x2, x4) or "not a whole-number RGB
+    # upscaler" (x3), naming neither what they do nor what they need.
+    (tmp_path / "cropped.bin").write_bytes(b"")
+    (tmp_path / "cropped.param").write_text(
+        "7767517\n3 3\nInput in0 0 1 data\nInterp up 1 1 data up 0=1 1=2.0 2=2.0\n"
+        f"Crop crop 1 1 up output -23309=2,{crop},{crop} -23310=2,-{crop},-{crop} -23311=2,-2,-1\n")
+    with pytest.raises(ModelError, match=rf"^model cropped: {said} of the input from each side of its output, as "
+                                         r"Real-CUGAN's do: it needs a padding of its own, which ncnn-sr does not "
+                                         "give$"):
+        Upscaler(str(tmp_path / "cropped.param"), device=-1)
+
+
 def test_progress_is_called_per_tile_and_can_stop_the_work(cpu_upscalers):
     up = cpu_upscalers(FAST, tile=32)
     calls = []
