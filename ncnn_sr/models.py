@@ -32,7 +32,8 @@ from pathlib import Path
 from models_ncnn import CATALOG_PATH
 
 from .errors import InputError, ModelError, ModelMissing, broken_link, describe, in_one_line, stand_in
-from .param_file import check_bin_size, cpu_bytes_estimate, input_alignment, parse_param, starts_as_param
+from .param_file import (check_bin_size, check_picture_channels, cpu_bytes_estimate, input_alignment, parse_param,
+                         starts_as_param)
 
 log = logging.getLogger("ncnn_sr")
 
@@ -531,6 +532,7 @@ def _checked_files(name: str, param: Path, bin_: Path, source: str, bin_needed: 
             verify(param_bytes, bin_bytes)
         graph = parse_param(param_bytes, name, param)
         check_bin_size(graph, bin_bytes, name, bin_)
+        check_picture_channels(graph, name, param)
     return graph
 
 

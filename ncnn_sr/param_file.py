@@ -213,6 +213,48 @@ def cpu_bytes_estimate(graph: ParamGraph) -> int | None:
     return int(MEMORY_OVER_LIVE_MAPS * peak + column) or None
 
 
+# Layers whose output has as many channels as their input.
+_SAME_CHANNELS = frozenset("""
+    Split Padding Crop Interp BinaryOp UnaryOp ReLU LeakyReLU PReLU Clip ELU GELU Swish Mish
+    HardSigmoid HardSwish Sigmoid TanH Noop Dropout
+""".split())
+
+
+def check_picture_channels(graph: ParamGraph, name: str = "model", path=None) -> None:
+    """A ModelError unless each 2D convolution the input blob reaches (through
+    layers that keep or unshuffle its channels) takes 3 channels, as the RGB
+    picture fed to it has: ncnn takes its count from the weights and read past
+    the picture's channels, which gave a garbled picture, not an error."""
+    feeds: dict[str, list[Layer]] = {}
+    for layer in graph.layers:
+        for bottom in layer.bottoms:
+            feeds.setdefault(bottom, []).append(layer)
+    channels = {graph.input_blob: 3}
+    blobs = [graph.input_blob]
+    while blobs:
+        blob = blobs.pop()
+        for layer in feeds.get(blob, []):
+            c, p = channels[blob], layer.params
+            if layer.type in _SAME_CHANNELS or (layer.type == "Reorg" and isinstance(p.get(0, 1), int)):
+                c *= p.get(0, 1) ** 2 if layer.type == "Reorg" else 1
+                for top in layer.tops:
+                    if top not in channels:
+                        channels[top] = c
+                        blobs.append(top)
+            elif layer.type in ("Convolution", "ConvolutionDepthWise", "Deconvolution", "DeconvolutionDepthWise") \
+                    and not p.get(19, 0):
+                kernel = p.get(1, 0) * p.get(11, p.get(1, 0))
+                group = p.get(7, 1) if "DepthWise" in layer.type else 1
+                if kernel and p.get(0, 0) and group and p.get(6, 0) * group % (kernel * p[0]) == 0:
+                    takes = p[6] * group // (kernel * p[0])
+                    if takes != c:
+                        kind = {1: " (a grayscale model?)", 4: " (a model for RGBA?)"}.get(takes, "")
+                        raise ModelError(f"model {name}: {'its .param' if path is None else path}: layer "
+                                         f"{layer.name} ({layer.type}) takes {takes} channel{'s' * (takes != 1)} "
+                                         f"where the picture gives it {c}{kind}: ncnn-sr runs models of RGB "
+                                         "pictures")
+
+
 def input_alignment(graph: ParamGraph) -> int:
     """The stride ``s`` of a pixel unshuffle (a Reorg) the network applies to its
     input blob first, reached through nothing but Split layers and at most one

@@ -425,6 +425,34 @@ def test_a_model_of_two_inputs_is_refused_naming_them(tmp_path):
         resolve_model("two", tmp_path)
 
 
+@pytest.mark.parametrize("channels, said", [(1, " (a grayscale model?)"), (4, " (a model for RGBA?)"), (2, "")])
+def test_a_model_for_pictures_of_other_than_three_channels_is_refused(tmp_path, channels, said):
+    # found by a bug hunt: ncnn takes a convolution's input channels from its weights,
+    # and a grayscale model fed RGB read past them: an all-white picture, no error.
+    weights = np.random.default_rng(0).normal(size=3 * channels * 9).astype(np.float32)
+    (tmp_path / "gray.bin").write_bytes(b"\0\0\0\0" + weights.tobytes() + bytes(12))
+    (tmp_path / "gray.param").write_text(
+        "7767517\n4 4\nInput in0 0 1 data\nSplit s 1 2 data a b\n"
+        f"Convolution c 1 1 a x 0=3 1=3 4=1 5=1 6={3 * channels * 9}\nBinaryOp add 2 1 x b output 0=0\n")
+    with pytest.raises(ModelError, match=rf"^model gray: {re.escape(str(tmp_path / 'gray.param'))}: layer c "
+                                         rf"\(Convolution\) takes {channels} channels? where the picture gives it 3"
+                                         rf"{re.escape(said)}: ncnn-sr runs models of RGB pictures$"):
+        resolve_model("gray", tmp_path)
+
+
+def test_the_channels_a_pixel_unshuffle_makes_are_those_the_convolution_takes():
+    from ncnn_sr.param_file import check_picture_channels
+
+    for stride, takes, fits in ((2, 12, True), (2, 3, False), (4, 48, True)):
+        graph = parse_param(f"7767517\n3 3\nInput in0 0 1 data\nReorg r 1 1 data u 0={stride}\n"
+                            f"Convolution c 1 1 u output 0=8 1=3 4=1 5=1 6={8 * takes * 9}\n".encode())
+        if fits:
+            check_picture_channels(graph)
+        else:
+            with pytest.raises(ModelError, match="takes 3 channels where the picture gives it 12"):
+                check_picture_channels(graph)
+
+
 def test_a_param_saved_with_a_byte_order_mark_says_so(tmp_path):
     # An editor's "UTF-8 with BOM": ncnn cannot read the magic number behind the mark,
     # and "not an ncnn param file" hid the three bytes no editor shows.
