@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import numbers
 import os
 import threading
@@ -204,6 +205,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             if self._net.device.is_gpu and self._net.device.kind != "cpu":
                 self._net = self._trusted(self._net)
             self._scale = self.spec.scale or self._probe_scale()
+            if not self.spec.scale:
+                self._alignment = math.lcm(self._alignment, self._probe_block())
+                self.tile_pad += -self.tile_pad % self._alignment
+                self._border = self.tile_pad if self.overlap == 0 else 0
             self._alpha_net = bicubic_net(self._scale)
         except BaseException:
             # Left to the collector, a CPU network's pools could go before the net
@@ -459,6 +464,24 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             raise ModelError(f"model {self.spec.name}: failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: "
                              f"{failed}") from None
         self._not_whole(*runs[0], *(runs[1] if len(runs) == 2 else (None, 0)))
+
+    def _probe_block(self) -> int:
+        """The smallest block (1, 2, 4 ... 32 pixels) whose multiples a custom model
+        upscales whole. A network that pools its input (a U-Net) gives a picture of
+        any other size rows and columns too many, which were cropped away unseen: a
+        garbled border. Windows of such a model are made of whole blocks, reflected
+        at their bottom and right, as for a pixel unshuffle."""
+        for block in (1, 2, 4, 8, 16, 32):
+            size = PROBE_SIZE + block
+            try:
+                out = self._probe(size)
+            except NetFailure:
+                continue
+            if out.shape == (size * self._scale, size * self._scale, 3):
+                return block
+        raise ModelError(f"model {self.spec.name}: upscales a {PROBE_SIZE}x{PROBE_SIZE} picture x{self._scale} but "
+                         f"no picture of {PROBE_SIZE + 1} to {PROBE_SIZE * 2} pixels a side likewise: not an "
+                         "upscaler of any picture")
 
     @staticmethod
     def _whole_upscale(out: np.ndarray, size: int) -> bool:

@@ -441,6 +441,33 @@ def test_a_model_that_crops_its_border_is_refused_as_one_needing_its_own_padding
         Upscaler(str(tmp_path / "cropped.param"), device=-1)
 
 
+UNET = ("7767517\n6 7\nInput in0 0 1 data\nSplit s 1 2 data a b\nPooling p 1 1 a pa 0=1 1=2 2=2\n"
+        "Interp i 1 1 pa ia 0=1 1=2.0 2=2.0\nBinaryOp add 2 1 ia b sum 0=0\nInterp up 1 1 sum output 0=1 1=2.0 2=2.0\n")
+
+
+def _unet(c: np.ndarray) -> np.ndarray:
+    """UNET in numpy, on a planar picture of even sides."""
+    pooled = c.reshape(c.shape[0], c.shape[1] // 2, 2, c.shape[2] // 2, 2).mean(axis=(2, 4))
+    return (pooled.repeat(2, 1).repeat(2, 2) + c).repeat(2, 1).repeat(2, 2)
+
+
+@pytest.mark.parametrize("tile", [0, 32])
+def test_a_custom_model_that_pools_its_input_runs_on_whole_blocks(tmp_path, tile):
+    # found by a bug hunt: a U-Net-like model (pool, then upsample and add) given a
+    # side of odd length gave a row too many, which was cropped away unseen, or read
+    # past its input: "NaN or infinite values ... its weights are broken". Its windows
+    # are now of whole 2x2 blocks, reflected at the bottom and right, as an unshuffle's.
+    (tmp_path / "unet.bin").write_bytes(b"")
+    (tmp_path / "unet.param").write_text(UNET)
+    image = picture(37, 45) // 4
+    padded = np.pad(image.astype(np.float32) / 255, ((0, 1), (0, 1), (0, 0)), mode="reflect")
+    expected = _unet(padded.transpose(2, 0, 1)).transpose(1, 2, 0)[:74, :90]
+    with Upscaler(str(tmp_path / "unet.param"), device=-1, tile=tile) as up:
+        assert (up.scale, up.alignment) == (2, 2)
+        out = up.upscale(image)
+    assert np.abs(out.astype(int) - np.floor(np.clip(expected, 0, 1) * 255 + 0.5)).max() == 0
+
+
 def test_progress_is_called_per_tile_and_can_stop_the_work(cpu_upscalers):
     up = cpu_upscalers(FAST, tile=32)
     calls = []
