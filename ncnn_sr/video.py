@@ -39,10 +39,10 @@ from .files import ffmpeg_name, mode_for, temp_stem, write_target
 from .streams import VideoInput, VideoOutput
 from .video_options import EncodeOptions
 from .video_window import Window
-from .video_codecs import (CONSTANT_QUALITY, DEFAULT_CRF, HARDWARE_NEEDS, JPEG_ENCODERS, QP2LAMBDA, QUANTISED, QUANTISER,
+from .video_codecs import (CONSTANT_QUALITY, DEFAULT_CRF, JPEG_ENCODERS, QP2LAMBDA, QUANTISED, QUANTISER,
                            QUIET_X265, RATE_PER_FRAME, VP8_CEILING, X265_CUTREE_NARROWEST, X265_FEWEST_REORDERED,
                            _frame_rates, _matrix_read, _open_saying_why, _pixel_format, _rate_text, _reason,
-                           _size_refusal, _standard_rate, video_encoder)
+                           _size_refusal, _standard_rate, refused_open, video_encoder)
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, as_read, coded, depth,
                            encodable_size, fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
                            output_colour, to_rgb)
@@ -1114,9 +1114,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 fed.add(target.stream.index)
 
     def refused(e: Exception, said: str | None = None) -> InputError:
-        needs = next((what for end, what in HARDWARE_NEEDS.items() if codec.endswith(end)), None)
-        hint = f" ({codec} needs {needs}; libx264 runs anywhere)" if needs else f" ({said})" if said else ""
-        return InputError(f"{dst}: cannot encode with {codec}: {_reason(e)}{hint}")
+        return refused_open(dst, codec, _reason(e), said)
 
     def encode(frame, pts: int | None = None) -> None:
         """Encode one frame, or with None flush the encoder."""

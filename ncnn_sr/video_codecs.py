@@ -85,6 +85,14 @@ RATE_PER_FRAME = frozenset({"vc2"})
 # (CineForm's 16-pixel colour planes).
 _LEAST_PLANE = {"vc2": (33, 33), "cfhd": (24, 1)}
 _LEAST_FRAME = {"speedhq": (1, 33)}
+# FFmpeg's encoders that take frames of some sizes only, and say so only as they open:
+# H.261's two and H.263's five, DV's profiles, DNxHD's (each at its own bitrates), and
+# sides of a multiple of 4, 8 or 16 (H.263+, Cinepak, MS Video 1, SpeedHQ, CineForm,
+# y41p). Opened on the first frame, they refused it once the model had loaded and
+# upscaled it; opened before on a blank one of its size, which costs them little, they
+# refuse it first.
+SIZED_ON_OPEN = frozenset({"h261", "h263", "h263p", "dvvideo", "dnxhd", "cinepak", "msvideo1", "speedhq", "cfhd",
+                           "y41p"})
 # The encoders whose frames carry a palette of their own (GIF's colour table, PNG's
 # PLTE), which each frame gets (video_frames.paletted); and an AVI's, which holds a
 # palette change per frame for MS RLE too. A .mov keeps only the palette of its header:
@@ -228,6 +236,29 @@ def _open_saying_why(ctx) -> None:
         av.logging.set_skip_repeated(skipped)
 
 
+def refused_open(dst, codec: str, reason: str, said: str | None = None) -> InputError:
+    """The one line for ``codec`` refusing to open on the frames of ``dst``: FFmpeg's
+    ``reason``, and what its log ``said`` (``_open_saying_why``) or what it needs."""
+    needs = next((what for end, what in HARDWARE_NEEDS.items() if codec.endswith(end)), None)
+    hint = f" ({codec} needs {needs}; libx264 runs anywhere)" if needs else f" ({said})" if said else ""
+    return InputError(f"{dst}: cannot encode with {codec}: {reason}{hint}")
+
+
+@functools.lru_cache(maxsize=None)
+def _open_refused(codec: str, pix_fmt: str, size: tuple[int, int], bitrate: int | None) -> tuple[str, str | None]:
+    """FFmpeg's reason and its log's for ``codec`` refusing to open on ``size`` frames
+    (width, height) of ``pix_fmt`` at ``bitrate`` (None: its default), or ("", None)."""
+    ctx = _probe_context(codec, pix_fmt)
+    ctx.width, ctx.height = size
+    if bitrate:
+        ctx.bit_rate = bitrate
+    try:
+        _open_saying_why(ctx)
+    except av.error.FFmpegError as e:
+        return _reason(e), getattr(e, "said", None)
+    return "", None
+
+
 def _probe_context(codec: str, pix_fmt: str):
     """An encoder of ``codec`` set up as a run would set it, for a small picture, to
     open with one option and see whether it takes it."""
@@ -351,8 +382,9 @@ def check_size(info: VideoInfo, dst: Path | VideoOutput, encoder: str, options: 
         # A scale beside --width or --height only picks the model's variant.
         out_height, out_width = target_size(tall, wide, scale if width is None and height is None else None, width,
                                             height)
-        refusals.append(_size_refusal(dst, encoder, replace(options, pix_fmt=pix_fmt),
-                                      encodable_size(out_width, out_height, pix_fmt)))
+        size = encodable_size(out_width, out_height, pix_fmt)
+        refusals.append(_size_refusal(dst, encoder, replace(options, pix_fmt=pix_fmt), size)
+                        or _opening_refusal(dst, encoder, pix_fmt, size, options.bitrate))
     if all(refusals):
         raise refusals[0]
 
@@ -369,6 +401,15 @@ def _size_refusal(dst, codec: str, options: EncodeOptions, size: tuple[int, int]
                           f"back as another picture, or none): give frames at least {' and '.join(sides)}, or "
                           "another --codec")
     return None
+
+
+def _opening_refusal(dst, codec: str, pix_fmt: str, size: tuple[int, int], bitrate: int | None) -> InputError | None:
+    """The refusal of an encoder of SIZED_ON_OPEN to open on frames of ``size``, as the
+    first frame would meet it."""
+    if codec not in SIZED_ON_OPEN:
+        return None
+    reason, said = _open_refused(codec, pix_fmt, size, bitrate)
+    return refused_open(dst, codec, reason, said) if reason else None
 
 
 def _least_size(codec: str, pix_fmt: str) -> tuple[int, int] | None:

@@ -7,7 +7,9 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import replace
 from fractions import Fraction
+from pathlib import Path
 from types import SimpleNamespace
 
 import av
@@ -2572,6 +2574,41 @@ def test_frames_an_encoder_cannot_code_are_refused_before_the_model_loads(codec,
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", "-n", "no-such-model", "-s", "2", "-g", "-1",
                "--codec", codec, *flags, check_ok=False)
     one_line_failure(proc, tmp_path, said)
+
+
+@pytest.mark.parametrize("codec, out, flags, said", [
+    ("h261", "out.avi", [], "h261: Invalid argument (The specified picture size of 32x32 is not valid for the H.261 "
+                            "codec.)"),
+    ("h263", "out.avi", [], "h263: Invalid argument (The specified picture size of 32x32 is not valid for the H.263 "
+                            "codec.)"),
+    ("dvvideo", "out.avi", [], "dvvideo: Invalid argument (Found no DV profile for 32x32 yuv420p video.)"),
+    ("dnxhd", "out.mov", ["--bitrate", "36M"], "dnxhd: Invalid argument (video parameters incompatible with DNxHD.)"),
+    ("cinepak", "out.avi", ["--width", "50", "--height", "38"],
+     "cinepak: Invalid argument (width and height must be multiples of four (got 50x38))"),
+])
+def test_frames_an_encoder_takes_in_only_some_sizes_are_refused_before_the_model_loads(codec, out, flags, said,
+                                                                                       tmp_path):
+    # The encoder told its sizes only as it opened on the first frame, once the model had
+    # loaded and upscaled it; the wording is that refusal's.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16, audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / out, "-n", "no-such-model", "-s", "2", "-g", "-1",
+               "--codec", codec, *flags, check_ok=False)
+    one_line_failure(proc, tmp_path, f"{tmp_path / out}: cannot encode with {said}")
+
+
+def test_a_size_an_encoder_of_fixed_sizes_takes_is_written(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=88, height=72, audio=None)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2, "--codec", "h263")
+    assert frame_times(tmp_path / "out.avi")[1] == (176, 144)  # QCIF
+
+
+def test_dnxhd_at_a_size_and_rate_of_its_profiles_is_not_refused_before_the_run():
+    from ncnn_sr import video, video_codecs
+    info = video.VideoInfo(960, 540, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p")
+    options = EncodeOptions(codec="dnxhd", bitrate=36_000_000)
+    video_codecs.check_size(info, Path("out.mov"), "dnxhd", options, scale=2)
+    with pytest.raises(InputError, match="video parameters incompatible with DNxHD"):
+        video_codecs.check_size(info, Path("out.mov"), "dnxhd", replace(options, bitrate=37_000_000), scale=2)
 
 
 def test_frames_that_fit_once_turned_upright_are_not_refused_before_they_are_seen(tmp_path):
