@@ -25,7 +25,7 @@ from .files import check_writable
 from .errors import DeviceError, FlagNames, InputError, ModelError, NcnnSrError, os_reason
 from .images import frame_count, one_size, output_format
 from .jobs import check_reachable, existing_output, plan_jobs, plan_videos
-from .models import ModelSpec
+from .models import ModelSpec, known_scale
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
 from .repeats import Repeats
 from .typed_numbers import whole_number
@@ -470,7 +470,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
         encoder = video_codecs.video_encoder(dst, encode, flags)  # a bad --codec or --preset before a model loads
         info = video.probe(src)
         # and frames it cannot code
-        video_codecs.check_size(info, dst, encoder, encode, opts.scale, opts.width, opts.height)
+        video_codecs.check_size(info, dst, encoder, encode, _frame_scale(opts), opts.width, opts.height)
         lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
         if to_file:
             new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
@@ -495,6 +495,15 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
     if not opts.quiet:
         _echo(f"{prog}: {line}")
     return 0
+
+
+def _frame_scale(opts: RunOptions, lanes: list[Lane] | None = None) -> float | None:
+    """The scale a video's frames are upscaled by, where known before its first frame:
+    -s's; else the model's own, a catalog model's before it loads, any once loaded
+    (``lanes``). None with --width or --height, which set the size."""
+    if opts.scale is not None or opts.width is not None or opts.height is not None:
+        return opts.scale
+    return lanes[0].upscaler.scale if lanes else known_scale(opts.model)
 
 
 def _naming(e: Exception, src: Path, dst: Path) -> Exception:
@@ -573,8 +582,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
                 continue
             try:
                 info = video.probe(src)
-                video_codecs.check_size(info, dst, video_codecs.video_encoder(dst, encode), encode, opts.scale,
-                                        opts.width, opts.height)
+                video_codecs.check_size(info, dst, video_codecs.video_encoder(dst, encode), encode,
+                                        _frame_scale(opts, lanes), opts.width, opts.height)
                 if lanes is None:
                     lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
                 bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)

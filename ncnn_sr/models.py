@@ -197,6 +197,16 @@ def model_name_for(name: str, scale: float | None = None) -> str:
     return variants[max(variants)]
 
 
+def known_scale(model: str | os.PathLike | ModelSpec) -> int | None:
+    """A model's native scale where it is known before its files are read: a catalog
+    name's (its files, wherever found, must be the catalog's) or a ModelSpec's; None
+    for a custom model, whose scale only running it tells."""
+    if isinstance(model, ModelSpec):
+        return model.scale
+    entry = catalog().get(model) if isinstance(model, str) else None
+    return entry.scale if entry is not None else None
+
+
 def package_folder() -> Path | None:
     """The folder of the installed model package, or None when it is not installed."""
     pkg = _catalog_document()["package"]

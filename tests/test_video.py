@@ -2611,6 +2611,29 @@ def test_dnxhd_at_a_size_and_rate_of_its_profiles_is_not_refused_before_the_run(
         video_codecs.check_size(info, Path("out.mov"), "dnxhd", replace(options, bitrate=37_000_000), scale=2)
 
 
+def broken_model_folder(folder):
+    """A -m folder whose realesr-animevideov3-x2 fails to load: a catalog model, whose
+    scale is known before it loads."""
+    folder.mkdir()
+    for suffix in (".param", ".bin"):
+        (folder / f"realesr-animevideov3-x2{suffix}").write_text("not a model")
+    return folder
+
+
+def test_frames_an_encoder_cannot_code_are_refused_before_the_model_loads_at_the_models_own_scale(tmp_path):
+    # With no -s, --width or --height the output is the input at the model's scale,
+    # which the catalog knows: nothing was checked before it loaded.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16, audio=None)
+    models = broken_model_folder(tmp_path / "models")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", "-m", models, "-n",
+               "realesr-animevideov3-x2", "-g", "-1", "--codec", "h263", check_ok=False)
+    one_line_failure(proc, tmp_path, "cannot encode with h263: Invalid argument (The specified picture size of 32x32 "
+                                     "is not valid for the H.263 codec.)")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", "-m", models, "-n",
+               "realesr-animevideov3-x2", "-g", "-1", "--codec", "vc2", check_ok=False)
+    one_line_failure(proc, tmp_path, "vc2 codes 32x32 yuv420p frames wrong")
+
+
 def test_frames_that_fit_once_turned_upright_are_not_refused_before_they_are_seen(tmp_path):
     # Stored 40x16 and shown 16x40 (a phone's): SpeedHQ cannot code 80x32 but can
     # 32x80, and which the frames are is known only once one is decoded.
