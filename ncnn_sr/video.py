@@ -45,7 +45,7 @@ from .video_codecs import (CONSTANT_QUALITY, DEFAULT_CRF, JPEG_ENCODERS, QP2LAMB
                            _size_refusal, _standard_rate, refused_open, video_encoder)
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, as_read, coded, depth,
                            encodable_size, fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
-                           output_colour, to_rgb)
+                           output_colour, to_rgb, turned_sideways)
 
 log = logging.getLogger("ncnn_sr")
 
@@ -101,6 +101,26 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     else:
         container.close()
     return info
+
+
+def sideways(path: str | os.PathLike) -> bool | None:
+    """Whether the video ``path`` is shown turned by a quarter (a phone's held upright),
+    as its first frame's display matrix or its stream's rotate tag say, which turn its
+    frames (``Upright``); None where that is unknown before the run reads it: a stream,
+    read once, or a file whose first frame does not decode."""
+    if isinstance(path, VideoInput):
+        return None
+    container = _open_input(path)
+    try:
+        stream = _video_stream(container, path)
+        _decode_in_order(stream)
+        for frame in container.decode(stream):
+            return turned_sideways(frame, stream.metadata)
+    except av.error.FFmpegError:
+        pass
+    finally:
+        container.close()
+    return None
 
 
 def _open_input(path):

@@ -14,7 +14,7 @@ import re
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import av
 from av.video.reformatter import ColorRange
@@ -368,12 +368,15 @@ def _palette_kept(encoder: str, muxer: str | None) -> bool:
 
 
 def check_size(info: VideoInfo, dst: Path | VideoOutput, encoder: str, options: EncodeOptions,
-               scale: float | None = None, width: int | None = None, height: int | None = None) -> None:
+               scale: float | None = None, width: int | None = None, height: int | None = None,
+               sideways: Callable[[], bool | None] | None = None) -> None:
     """Before any model loads: the InputError the first frame would meet where ``encoder``
     cannot code the frames the upscaler makes of ``info``'s at ``scale``, ``width`` or
     ``height`` (none: the model's scale, unknown here, and nothing is checked). Frames
-    that may yet fit are let through: those turned upright (a phone's) or stretched to
-    their samples' shape may come out of another size."""
+    turned upright (a phone's) are of the other shape: ``sideways`` tells whether they
+    are (``video.sideways``: a frame is decoded), asked only where a frame would be
+    refused; where it cannot tell, frames that fit either way round are let through, as
+    are those stretched to their samples' shape, which may come out of another size."""
     if (scale is None and width is None and height is None) or not info.square:
         return
     pix_fmt = options.pix_fmt or _default_format(encoder, info.pix_fmt, video_streams.muxer_for(dst))
@@ -385,8 +388,13 @@ def check_size(info: VideoInfo, dst: Path | VideoOutput, encoder: str, options: 
         size = encodable_size(out_width, out_height, pix_fmt)
         refusals.append(_size_refusal(dst, encoder, replace(options, pix_fmt=pix_fmt), size)
                         or _opening_refusal(dst, encoder, pix_fmt, size, options.bitrate))
-    if all(refusals):
+    if not any(refusals):
+        return
+    turned = sideways() if sideways is not None else None
+    if turned is None and all(refusals):
         raise refusals[0]
+    if turned is not None and refusals[turned]:
+        raise refusals[turned]
 
 
 def _size_refusal(dst, codec: str, options: EncodeOptions, size: tuple[int, int]) -> InputError | None:

@@ -118,6 +118,23 @@ def _tagged_rotation(tags) -> np.ndarray | None:
     return _rotation_matrix(clockwise) if math.isfinite(clockwise) and clockwise % 360 else None
 
 
+def _right_angle(turn: float) -> int | None:
+    """The right angle a display matrix's ``turn`` (degrees) is taken for, or None
+    where it is not within a degree of one: the frames are then left as stored."""
+    nearest = round(turn / 90) * 90
+    return nearest if abs(turn - nearest) < 1 else None
+
+
+def turned_sideways(frame, tags=None) -> bool:
+    """Whether ``Upright`` turns ``frame``, of a stream tagged ``tags``, by a quarter:
+    its width shown is its height stored."""
+    data = frame.side_data.get("DISPLAYMATRIX")
+    matrix = _tagged_rotation(tags or {}) if data is None else np.frombuffer(bytes(data), dtype=np.int32)
+    turn = None if matrix is None else _display_turn(matrix)
+    nearest = None if turn is None else _right_angle(turn)
+    return nearest is not None and nearest % 180 != 0
+
+
 class Upright:
     """Decoded frames turned and mirrored as their display matrix tells players to
     show them, as pictures get their EXIF orientation: the output needs no matrix.
@@ -151,8 +168,8 @@ class Upright:
             _, matrix, turn = self.seen
         if turn is None:
             return image  # no matrix, or one players ignore too
-        nearest = round(turn / 90) * 90
-        if abs(turn - nearest) >= 1:
+        nearest = _right_angle(turn)
+        if nearest is None:
             if not self.warned:
                 self.warned = True
                 log.warning("%s: its %s turns the picture by %.0f degrees, not a right angle: "

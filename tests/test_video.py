@@ -2634,6 +2634,24 @@ def test_frames_an_encoder_cannot_code_are_refused_before_the_model_loads_at_the
     one_line_failure(proc, tmp_path, "vc2 codes 32x32 yuv420p frames wrong")
 
 
+@needs_display_matrix
+def test_frames_that_fit_only_as_stored_are_refused_before_the_model_loads_when_turned_upright(tmp_path):
+    # Stored 16x40 and shown 40x16: SpeedHQ codes 32x80 but not 80x32, which the turned
+    # frames are; only the first frame was thought to tell, after the model had loaded.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=40, audio=None, rotation=-90)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", "-n", "no-such-model", "-s", "2", "-g",
+               "-1", "--codec", "speedhq", check_ok=False)
+    one_line_failure(proc, tmp_path, "speedhq codes 80x32 yuv420p frames wrong")
+
+
+def test_frames_turned_by_a_rotate_tag_are_refused_before_the_model_loads(tmp_path):
+    plain = make_clip(tmp_path / "plain.mkv", frames=2, width=16, height=40, audio=None)
+    clip = remux_with(plain, tmp_path / "in.mkv", stream_tags={0: {"rotate": "90"}})
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", "-n", "no-such-model", "-s", "2", "-g",
+               "-1", "--codec", "speedhq", check_ok=False)
+    one_line_failure(proc, tmp_path, "speedhq codes 80x32 yuv420p frames wrong")
+
+
 def test_frames_that_fit_once_turned_upright_are_not_refused_before_they_are_seen(tmp_path):
     # Stored 40x16 and shown 16x40 (a phone's): SpeedHQ cannot code 80x32 but can
     # 32x80, and which the frames are is known only once one is decoded.
