@@ -472,6 +472,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
         # and frames it cannot code
         video_codecs.check_size(info, dst, encoder, encode, _frame_scale(opts), opts.width, opts.height,
                                 lambda: video.sideways(src))
+        video.check_rate(info, dst, encoder, encode, flags)  # and a rate it cannot stamp
         lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
         if to_file:
             new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
@@ -583,9 +584,10 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
                 continue
             try:
                 info = video.probe(src)
-                video_codecs.check_size(info, dst, video_codecs.video_encoder(dst, encode), encode,
-                                        _frame_scale(opts, lanes), opts.width, opts.height,
-                                        lambda: video.sideways(src))
+                encoder = video_codecs.video_encoder(dst, encode)
+                video_codecs.check_size(info, dst, encoder, encode, _frame_scale(opts, lanes), opts.width,
+                                        opts.height, lambda: video.sideways(src))
+                video.check_rate(info, dst, encoder, encode)
                 if lanes is None:
                     lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
                 bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)

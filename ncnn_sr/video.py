@@ -42,7 +42,7 @@ from .video_window import Window
 from .video_codecs import (CONSTANT_QUALITY, DEFAULT_CRF, JPEG_ENCODERS, QP2LAMBDA, QUANTISED, QUANTISER,
                            QUIET_X265, RATE_PER_FRAME, VP8_CEILING, X265_CUTREE_NARROWEST, X265_FEWEST_REORDERED,
                            _frame_rates, _matrix_read, _open_saying_why, _pixel_format, _rate_text, _reason,
-                           _size_refusal, _standard_rate, refused_open, video_encoder)
+                           _nearest_rate, _size_refusal, _standard_rate, refused_open, video_encoder)
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, as_read, coded, depth,
                            encodable_size, fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
                            output_colour, to_rgb, turned_sideways)
@@ -66,6 +66,7 @@ class VideoInfo:
     field_order: int = 0  # FFmpeg's AVFieldOrder: 0 unknown, 1 progressive, 2-5 interlaced
     pix_fmt: str | None = None  # the decoder's
     square: bool = True  # whether its samples are square (or of no stated shape)
+    stated_rate: Fraction | None = None  # the rate its header states (a bare stream's: FFmpeg's guess)
 
 
 def frames_out(info: VideoInfo, options: EncodeOptions) -> int | None:
@@ -92,7 +93,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                          frames or None, float(length) if length else None,
                          len(container.streams.audio), len(container.streams.subtitles),
                          v.codec_context.field_order, v.codec_context.pix_fmt,
-                         not v.sample_aspect_ratio or v.sample_aspect_ratio == 1)
+                         not v.sample_aspect_ratio or v.sample_aspect_ratio == 1, _stated_rate(v))
     except BaseException:
         container.close()
         raise
@@ -494,18 +495,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         rate = _source_rate(video_in) * factor
         if options.fps is None and _frame_rates(encoder):
             options = replace(options, fps=_standard_rate(encoder, rate))
-        elif options.fps is None and (factor != 1 or video_streams.muxer_for(dst) == "avi"
-                                      or encoder in RATE_PER_FRAME):
-            # A frame per field is a constant rate, as fields are shot, and so is film
-            # put back together. An AVI counts frames at its time base: at the input's
-            # (1/12288 from an mp4, 1/90000 from a .ts) it was a video of hundreds of
-            # frames a second, mostly empty ones. ffmpeg, too, writes an AVI at its
-            # frame rate.
+        elif options.fps is None and _constant_rate(dst, encoder, factor):
             options = replace(options, fps=rate)
-        # Frames keep their own times without --fps: FFmpeg's guess of a rate (24576 fps
-        # for a .ts of two frames) says nothing of how far apart they are.
-        stated = video_in.average_rate if inp.format.name not in _ELEMENTARY else video_in.guessed_rate
-        _check_fastest(dst, options.fps or (stated and Fraction(stated) * factor), flags)
+        stated = _stated_rate(video_in)
+        _check_fastest(dst, options.fps or (stated and stated * factor), flags)
         try:
             lead = CUE_LEAD if inp.streams.subtitles else SEEK_MARGIN
             # A pipe cannot be sought in: its frames before the part are read and left out.
@@ -591,6 +584,36 @@ AVI_FASTEST = 1000
 # muxer refused them, as a bare "Invalid argument", after the model had loaded).
 MILLISECOND_MUXERS = frozenset({"matroska", "webm", "flv", "asf"})
 MILLISECOND_FASTEST = 1000
+
+
+def _constant_rate(dst: Path | VideoOutput, encoder: str, factor: Fraction) -> bool:
+    """Whether ``dst`` is written at a constant rate without --fps, the input's times
+    ``factor``. A frame per field is a constant rate, as fields are shot, and so is
+    film put back together. An AVI counts frames at its time base: at the input's
+    (1/12288 from an mp4, 1/90000 from a .ts) it was a video of hundreds of frames a
+    second, mostly empty ones. ffmpeg, too, writes an AVI at its frame rate."""
+    return factor != 1 or video_streams.muxer_for(dst) == "avi" or encoder in RATE_PER_FRAME
+
+
+def _stated_rate(video_in) -> Fraction | None:
+    """The rate the frames' times go by without --fps, where the input states one (for
+    ``_check_fastest``): FFmpeg's guess of a rate (24576 fps for a .ts of two frames)
+    says nothing of how far apart they are, but a bare stream's is all it has."""
+    stated = video_in.average_rate if video_in.container.format.name not in _ELEMENTARY else video_in.guessed_rate
+    return Fraction(stated) if stated else None
+
+
+def check_rate(info: VideoInfo, dst: Path | VideoOutput, encoder: str, options: EncodeOptions,
+               flags: FlagNames = FlagNames()) -> None:
+    """Before any model loads: the InputError ``upscale_video`` would meet where ``dst``
+    cannot tell apart the times of frames at the rate it would write ``info``'s at."""
+    factor = options.rate_factor(info.field_order)
+    fps = options.fps
+    if fps is None and _frame_rates(encoder):
+        fps = _nearest_rate(encoder, (info.rate or Fraction(25)) * factor)
+    elif fps is None and _constant_rate(dst, encoder, factor):
+        fps = (info.rate or Fraction(25)) * factor
+    _check_fastest(dst, fps or (info.stated_rate and info.stated_rate * factor), flags)
 
 
 def _check_fastest(dst: Path | VideoOutput, rate: Fraction | None, flags: FlagNames) -> None:

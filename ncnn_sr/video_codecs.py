@@ -149,11 +149,16 @@ def _listed_rates(rates: list[Fraction]) -> str:
 def _standard_rate(codec: str, source: Fraction) -> Fraction:
     """For an encoder that keeps to a list of rates, the one nearest ``source``: the
     video is then written at that constant rate, as --fps would."""
-    rate = min(_frame_rates(codec), key=lambda r: abs(r - source))
+    rate = _nearest_rate(codec, source)
     if rate != source:
         log.warning("%s encodes only standard frame rates: writing a constant %s fps (the input's is %s); "
                     "--fps chooses another", codec, rate, _rate_text(Fraction(source)))
     return rate
+
+
+def _nearest_rate(codec: str, source: Fraction) -> Fraction:
+    """The rate of those ``codec`` keeps to nearest ``source``."""
+    return min(_frame_rates(codec), key=lambda r: abs(r - source))
 
 
 def _check_preset(codec: str, encoder: str, pix_fmt: str, preset: str) -> None:

@@ -2664,6 +2664,30 @@ def test_frames_that_fit_once_turned_upright_are_not_refused_before_they_are_see
     assert frame_times(tmp_path / "out.avi")[1] == (32, 80)
 
 
+@pytest.mark.parametrize("out, flags, said", [
+    ("out.avi", [], "an .avi holds at most 1000 frames a second, not 1200: give --fps 1000 or less"),
+    ("out.mkv", [], ".mkv stamps frames in whole milliseconds, so holds at most 1000 frames a second, not 1200"),
+    ("out.webm", [], ".webm stamps frames in whole milliseconds, so holds at most 1000 frames a second, not 1200"),
+    ("out.flv", [], ".flv stamps frames in whole milliseconds, so holds at most 1000 frames a second, not 1200"),
+    ("out.wmv", ["--codec", "wmv2"], ".wmv stamps frames in whole milliseconds, so holds at most 1000 frames a "
+                                     "second, not 1200"),
+])
+def test_a_rate_the_container_cannot_stamp_is_refused_before_the_model_loads(out, flags, said, tmp_path):
+    # The input's rate is known from its header: it was refused only after the model loaded.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16, audio=None, rate=Fraction(1200))
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / out, "-n", "no-such-model", "-s", "2", "-g", "-1",
+               *flags, check_ok=False)
+    one_line_failure(proc, tmp_path, f"{tmp_path / out}: {said}")
+
+
+def test_a_frame_per_field_faster_than_the_container_stamps_is_refused_before_the_model_loads(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=4, width=16, height=16, audio=None, rate=Fraction(600),
+                     interlaced=True)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", "-n", "no-such-model", "-s", "2", "-g",
+               "-1", "--field-rate", check_ok=False)
+    one_line_failure(proc, tmp_path, "holds at most 1000 frames a second, not 1200: give --fps 1000 or less")
+
+
 @pytest.mark.parametrize("codec", ["libx264", "libx265"])
 def test_gray_video_is_tagged_full_range_as_it_is_made(codec, tmp_path):
     # swscale makes gray from RGB in full range; left untagged, H.264 and H.265 were
