@@ -21,7 +21,7 @@ import click
 
 from . import devices
 from .engine import Upscaler
-from .files import check_writable
+from .files import check_folder, check_writable
 from .errors import DeviceError, FlagNames, InputError, ModelError, NcnnSrError, os_reason
 from .images import frame_count, one_size, output_format
 from .jobs import check_reachable, existing_output, plan_jobs, plan_videos
@@ -467,6 +467,8 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
             if (src is opts.input and opts.output.exists() and opts.input.exists()
                     and os.path.samefile(opts.input, opts.output)):
                 raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
+            # Else found as the output opened, once the model had loaded.
+            check_folder(_written_in(opts.output))
         encoder = video_codecs.video_encoder(dst, encode, flags)  # a bad --codec or --preset before a model loads
         info = video.probe(src)
         # and frames it cannot code
@@ -577,6 +579,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
     bar = None
     try:
         jobs = plan_videos(opts.input, opts.output, encode, opts.recursive, opts.output_folder)
+        if not all(opts.skip_existing and dst.exists() for _, dst in jobs):
+            check_folder(opts.output)
         lanes = None
         for src, dst in jobs:
             if opts.skip_existing and dst.exists():

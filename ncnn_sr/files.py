@@ -165,13 +165,19 @@ def check_writable(folder: Path) -> None:
 
 
 def _make_a_file(folder: Path, said: str) -> None:
-    """Make and remove a file in ``folder``; InputError starting ``said`` where none can be made."""
+    """Make a file of one byte in ``folder`` and remove it; InputError starting
+    ``said`` where none can be made. A full disk makes an empty file."""
     try:
         fd, name = tempfile.mkstemp(prefix=".ncnn-sr-", suffix=".part", dir=folder)
     except OSError as e:
         raise InputError(f"{said}: {os_reason(e)}") from None
-    os.close(fd)
-    os.unlink(name)
+    try:
+        os.write(fd, b"\0")
+    except OSError as e:
+        raise InputError(f"{said}: {os_reason(e)}") from None
+    finally:
+        os.close(fd)
+        os.unlink(name)
 
 
 def _present(path: Path, said: str) -> bool:

@@ -3,12 +3,15 @@ written there, its container (else .mkv); sub-folders with -r; a broken one is o
 line and the rest go on; --skip-existing; the mistakes refused before any model
 loads. Real model on the CPU, tiny clips."""
 import os
+import subprocess
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from media import make_clip
+from test_batch_cli import READ_ONLY, in_small_disk, run_read_only
 from test_video import NCNN_SR, X2, frame_times, run
 
 
@@ -236,3 +239,49 @@ def test_videos_whose_outputs_are_one_file_on_macos_get_outputs_of_their_own(tmp
     jobs = plan_videos(src, tmp_path / "out", EncodeOptions(), recursive=True)
     assert [(s.relative_to(src).as_posix(), d.relative_to(tmp_path / "out").as_posix()) for s, d in jobs] == \
         list(zip(names, outputs))
+
+
+@pytest.mark.parametrize("folder_run", [False, True])
+def test_a_video_into_a_read_only_folder_is_one_line_before_a_model_loads(folder_run, tmp_path):
+    # Found only as the output was opened, once the model had loaded (pictures are
+    # checked first, check_writable). An unknown model, which only loading finds, shows
+    # which comes first.
+    (tmp_path / "in").mkdir()
+    make_clip(tmp_path / "in" / "a.mp4", frames=2, audio=None)
+    out = tmp_path / "out"
+    proc = run_read_only(out, [NCNN_SR, "video", "-i", tmp_path / "in" / ("" if folder_run else "a.mp4"), "-o",
+                               out / ("" if folder_run else "a.mp4"), "-n", "no-such-model", "-s", "2", "-g", "-1"])
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"ncnn-sr: error: cannot write in {out}: {READ_ONLY}"]
+
+
+def test_a_video_onto_a_full_disk_is_one_line_before_a_model_loads(tmp_path):
+    # A full disk makes an empty file, so a folder's check made one and found nothing
+    # wrong: the model loaded and the output's first bytes were refused.
+    make_clip(tmp_path / "a.mp4", frames=2, audio=None)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    cmd = in_small_disk(disk, [NCNN_SR, "video", "-i", tmp_path / "a.mp4", "-o", disk / "out.mp4", "-n",
+                               "no-such-model", "-s", "2", "-g", "-1"])
+    # Filled before the command runs; what the run leaves on it listed after.
+    cmd[4] = cmd[4].replace('exec "$@"', f'(cat /dev/zero > "{disk}/fill") 2>/dev/null; "$@"; status=$?; '
+                                         f'ls -A "{disk}" >&2; exit $status')
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"ncnn-sr: error: cannot write in {disk}: No space left on device",
+                                                "fill"]
+
+
+def test_a_video_that_fills_the_disk_is_one_line_and_leaves_nothing(tmp_path):
+    rng = np.random.default_rng(0)
+    noise = [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(12)]
+    make_clip(tmp_path / "a.mp4", frames=12, width=64, height=48, audio=None, colours=noise)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    cmd = in_small_disk(disk, [NCNN_SR, "video", "-i", tmp_path / "a.mp4", "-o", disk / "out.avi", *X2, "--codec",
+                               "rawvideo"])  # 128x96 rgb24 frames of 36 kB: the fourth is past 120 kB
+    cmd[4] = cmd[4].replace('exec "$@"', f'"$@"; status=$?; ls -A "{disk}" >&2; exit $status')
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"ncnn-sr: error: cannot write {disk / 'out.avi'}: No space left on "
+                                                "device"]
