@@ -42,7 +42,8 @@ from .video_window import Window
 from .video_codecs import (CONSTANT_QUALITY, DEFAULT_CRF, JPEG_ENCODERS, QP2LAMBDA, QUANTISED, QUANTISER,
                            QUIET_X265, RATE_PER_FRAME, VP8_CEILING, X265_CUTREE_NARROWEST, X265_FEWEST_REORDERED,
                            _frame_rates, _matrix_read, _open_saying_why, _pixel_format, _rate_text, _reason,
-                           _nearest_rate, _size_refusal, _standard_rate, refused_open, video_encoder)
+                           _nearest_rate, _size_refusal, _standard_rate, encoder_time_base, refused_open,
+                           video_encoder)
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, as_read, coded, depth,
                            encodable_size, fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
                            output_colour, to_rgb, turned_sideways)
@@ -927,7 +928,8 @@ def _holds_aspect(video_out, codec: str) -> bool:
 def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress, window: Window | None,
                flags: FlagNames) -> int:
     rate = _source_rate(video_in)
-    time_base = Fraction(1, 1) / options.fps if options.fps else video_in.time_base
+    time_base = Fraction(1, 1) / options.fps if options.fps else encoder_time_base(codec, video_in.time_base)
+    ticks = video_in.time_base / time_base  # output ticks in one of the input's, where frames keep their times
     constant = _ConstantRate(options.fps) if options.fps else None
     colour = output_colour(video_in.codec_context, options.pix_fmt, jpeg=codec in JPEG_ENCODERS)
     if has_alpha(video_in):
@@ -1189,6 +1191,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 raise InputError(f"cannot write {dst}: the frames function gave a frame more than the {index} it was "
                                  "given: one frame out for each in is wanted")
             pts, seconds, duration = stamps.popleft()
+            if not constant and ticks != 1:
+                pts = round(pts * ticks)
             if size is None:
                 stretched = _keep_first(video_out, codec, first[0], image, options, src, dst) if first else None
                 shape = stretched or (image.shape[1], image.shape[0])

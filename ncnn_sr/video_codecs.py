@@ -129,6 +129,23 @@ def _reason(e: Exception) -> str:
 MPEG1_STANDARD_RATES = 8
 
 
+# MPEG-4 Part 2 counts time in at most 65535 ticks a second (its time base's
+# denominator): its encoder refused an input's finer ones (an MPEG-TS's 1/90000 s, many
+# phones' mp4s') as the first frame came.
+MPEG4_MOST_TICKS = 65535
+
+
+def encoder_time_base(codec: str, time_base: Fraction) -> Fraction:
+    """The time base ``codec`` stamps frames in that keep the times they have in
+    ``time_base``: that one, or for MPEG-4 Part 2 a whole number of its ticks where that
+    is one the encoder takes (1/45000 s of 1/90000 s: the same times), else the
+    encoder's finest, to which times are rounded."""
+    if av.codec.Codec(codec, "w").canonical_name != "mpeg4" or time_base.denominator <= MPEG4_MOST_TICKS:
+        return time_base
+    coarser = time_base * -(-time_base.denominator // MPEG4_MOST_TICKS)
+    return coarser if coarser.denominator <= MPEG4_MOST_TICKS else Fraction(1, MPEG4_MOST_TICKS)
+
+
 def _frame_rates(codec: str) -> list[Fraction]:
     """The only frame rates ``codec`` encodes (MPEG-1 and MPEG-2 video keep to a
     list), or [] when it takes any."""

@@ -2664,6 +2664,21 @@ def test_frames_that_fit_once_turned_upright_are_not_refused_before_they_are_see
     assert frame_times(tmp_path / "out.avi")[1] == (32, 80)
 
 
+@pytest.mark.parametrize("frame_ms", [None, [0, 40, 80, 160, 200, 240, 360, 400, 441, 480, 520, 560]])
+def test_mpeg4_keeps_the_frame_times_of_a_video_in_ticks_finer_than_it_counts(frame_ms, tmp_path):
+    # An MPEG-TS (a phone's mp4 too) counts time in 1/90000 s, which MPEG-4 Part 2 cannot
+    # (65535 ticks a second at most): its encoder refused the first frame once the model
+    # had loaded, "timebase 1/90000 not supported by MPEG 4 standard".
+    clip = make_clip(tmp_path / "in.ts", frames=12, width=16, height=16, audio=None, frame_ms=frame_ms)
+    with av.open(str(clip)) as c:
+        assert c.streams.video[0].time_base == Fraction(1, 90000)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, "--codec", "mpeg4")
+    times, size = frame_times(tmp_path / "out.mp4")
+    expected = frame_times(clip)[0]
+    assert size == (32, 32) and len(times) == len(expected)
+    assert np.allclose(np.subtract(times, times[0]), np.subtract(expected, expected[0]), atol=1e-4)
+
+
 @pytest.mark.parametrize("out, flags, said", [
     ("out.avi", [], "an .avi holds at most 1000 frames a second, not 1200: give --fps 1000 or less"),
     ("out.mkv", [], ".mkv stamps frames in whole milliseconds, so holds at most 1000 frames a second, not 1200"),
