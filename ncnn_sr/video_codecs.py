@@ -92,7 +92,11 @@ _LEAST_FRAME = {"speedhq": (1, 33)}
 # upscaled it; opened before on a blank one of its size, which costs them little, they
 # refuse it first.
 SIZED_ON_OPEN = frozenset({"h261", "h263", "h263p", "dvvideo", "dnxhd", "cinepak", "msvideo1", "speedhq", "cfhd",
-                           "y41p"})
+                           "y41p", "flashsv2"})
+# Encoders that refuse frames with a side under so many pixels as they open, opened
+# before only then: FFmpeg's wrapper of x265 refuses them before x265 starts, which
+# costs more at any other size.
+OPENED_WHEN_UNDER = {"libx265": 16}
 # The encoders whose frames carry a palette of their own (GIF's colour table, PNG's
 # PLTE), which each frame gets (video_frames.paletted); and an AVI's, which holds a
 # palette change per frame for MS RLE too. A .mov keeps only the palette of its header:
@@ -272,6 +276,8 @@ def _open_refused(codec: str, pix_fmt: str, size: tuple[int, int], bitrate: int 
     (width, height) of ``pix_fmt`` at ``bitrate`` (None: its default), or ("", None)."""
     ctx = _probe_context(codec, pix_fmt)
     ctx.width, ctx.height = size
+    if codec == "libx265":
+        ctx.options = dict(QUIET_X265)
     if bitrate:
         ctx.bit_rate = bitrate
     try:
@@ -434,9 +440,9 @@ def _size_refusal(dst, codec: str, options: EncodeOptions, size: tuple[int, int]
 
 
 def _opening_refusal(dst, codec: str, pix_fmt: str, size: tuple[int, int], bitrate: int | None) -> InputError | None:
-    """The refusal of an encoder of SIZED_ON_OPEN to open on frames of ``size``, as the
-    first frame would meet it."""
-    if codec not in SIZED_ON_OPEN:
+    """The refusal of an encoder of SIZED_ON_OPEN (or OPENED_WHEN_UNDER, of frames so
+    small) to open on frames of ``size``, as the first frame would meet it."""
+    if codec not in SIZED_ON_OPEN and min(size) >= OPENED_WHEN_UNDER.get(codec, 0):
         return None
     reason, said = _open_refused(codec, pix_fmt, size, bitrate)
     return refused_open(dst, codec, reason, said) if reason else None

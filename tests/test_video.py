@@ -2585,6 +2585,10 @@ def test_frames_an_encoder_cannot_code_are_refused_before_the_model_loads(codec,
     ("dnxhd", "out.mov", ["--bitrate", "36M"], "dnxhd: Invalid argument (video parameters incompatible with DNxHD.)"),
     ("cinepak", "out.avi", ["--width", "50", "--height", "38"],
      "cinepak: Invalid argument (width and height must be multiples of four (got 50x38))"),
+    ("flashsv2", "out.flv", ["--width", "8", "--height", "8"],
+     "flashsv2: Invalid argument (Input dimensions too small, input must be at least 16x16 !)"),
+    ("libx265", "out.mkv", ["--width", "8", "--height", "8"], "libx265: Invalid argument (Image size is too small "
+                                                               "(8x8).)"),
 ])
 def test_frames_an_encoder_takes_in_only_some_sizes_are_refused_before_the_model_loads(codec, out, flags, said,
                                                                                        tmp_path):
