@@ -41,9 +41,9 @@ from .video_options import EncodeOptions
 from .video_window import Window
 from .video_codecs import (CONSTANT_QUALITY, DEFAULT_CRF, JPEG_ENCODERS, QP2LAMBDA, QUANTISED, QUANTISER,
                            QUIET_X265, RATE_PER_FRAME, VP8_CEILING, X265_CUTREE_NARROWEST, X265_FEWEST_REORDERED,
-                           _frame_rates, _matrix_read, _open_saying_why, _pixel_format, _rate_text, _reason,
-                           _nearest_rate, _size_refusal, _standard_rate, encoder_time_base, refused_open,
-                           video_encoder)
+                           _frame_rates, _matrix_read, _nearest_rate, _open_saying_why, _pixel_format, _rate_text,
+                           _reason, _size_refusal, _standard_rate, check_encoder_rate, encoder_time_base,
+                           refused_open, video_encoder)
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, as_read, coded, depth,
                            encodable_size, fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
                            output_colour, to_rgb, turned_sideways)
@@ -498,6 +498,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             options = replace(options, fps=_standard_rate(encoder, rate))
         elif options.fps is None and _constant_rate(dst, encoder, factor):
             options = replace(options, fps=rate)
+        check_encoder_rate(dst, encoder, options.fps or _source_rate(video_in), flags)
         stated = _stated_rate(video_in)
         _check_fastest(dst, options.fps or (stated and stated * factor), flags)
         try:
@@ -614,6 +615,7 @@ def check_rate(info: VideoInfo, dst: Path | VideoOutput, encoder: str, options: 
         fps = _nearest_rate(encoder, (info.rate or Fraction(25)) * factor)
     elif fps is None and _constant_rate(dst, encoder, factor):
         fps = (info.rate or Fraction(25)) * factor
+    check_encoder_rate(dst, encoder, fps or info.rate or Fraction(25), flags)
     _check_fastest(dst, fps or (info.stated_rate and info.stated_rate * factor), flags)
 
 

@@ -107,6 +107,8 @@ ONE_PALETTE = frozenset({"msrle", "smc"})
 # SVT-AV1 turns its adaptive quantisation off for frames under 64 pixels a side, and
 # then refuses a target rate, in a line of its own and FFmpeg's "bad parameter".
 SVT_AV1_RATE_SIDE = 64
+# SVT-AV1 opens at no faster rate, refusing in a line of its own and FFmpeg's "bad parameter".
+SVT_AV1_FASTEST = 240
 # FFmpeg's MPEG-family encoders (MPEG-1/2/4, H.263, WMV, FLV, MJPEG) have no crf: with
 # no --bitrate they ran at FFmpeg's 200 kb/s, however many pixels, and an upscaled
 # picture came out in blocks. A fixed quantiser (ffmpeg's -q:v) keeps the quality
@@ -388,6 +390,14 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, flags: FlagNa
     where = f"write {_either(able)}, or " if able else ""
     raise InputError(f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another "
                      f"{flags.another('codec', '--codec')}{such}")
+
+
+def check_encoder_rate(dst, encoder: str, rate: Fraction, flags: FlagNames = FlagNames()) -> None:
+    """An InputError if ``encoder`` cannot encode frames at ``rate``, the rate it is opened at."""
+    if encoder == "libsvtav1" and rate > SVT_AV1_FASTEST:
+        raise InputError(f"{dst}: libsvtav1 encodes at most {SVT_AV1_FASTEST} frames a second, not "
+                         f"{_rate_text(rate)}: give {flags(f'--fps {SVT_AV1_FASTEST}')} or less, or another "
+                         f"{flags.another('codec', '--codec')}")
 
 
 def _palette_kept(encoder: str, muxer: str | None) -> bool:

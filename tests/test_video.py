@@ -2699,6 +2699,24 @@ def test_a_rate_the_container_cannot_stamp_is_refused_before_the_model_loads(out
     one_line_failure(proc, tmp_path, f"{tmp_path / out}: {said}")
 
 
+@pytest.mark.parametrize("rate, flags", [(Fraction(300), []), (Fraction(25), ["--fps", "241"])])
+def test_a_rate_svt_av1_cannot_encode_is_one_line_before_the_model_loads(rate, flags, tmp_path):
+    # SVT-AV1 takes at most 240 fps: it refused to open on the first frame, once the
+    # model had loaded, in its own line and FFmpeg's "bad parameter (0x80001005)".
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16, audio=None, rate=rate)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", "-n", "no-such-model", "-s", "2", "-g",
+               "-1", "--codec", "libsvtav1", *flags, check_ok=False)
+    one_line_failure(proc, tmp_path, f"{tmp_path / 'out.mkv'}: libsvtav1 encodes at most 240 frames a second, not "
+                                     f"{rate if not flags else 241}: give --fps 240 or less, or another --codec")
+
+
+def test_svt_av1_refuses_a_rate_over_240_fps_before_opening_the_output(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16, audio=None, rate=Fraction(300))
+    with pytest.raises(InputError, match="libsvtav1 encodes at most 240 frames a second, not 300"):
+        upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames, EncodeOptions(codec="libsvtav1"))
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
 def test_a_frame_per_field_faster_than_the_container_stamps_is_refused_before_the_model_loads(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=4, width=16, height=16, audio=None, rate=Fraction(600),
                      interlaced=True)
