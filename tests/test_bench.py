@@ -498,3 +498,21 @@ def test_python_share_counts_windows_running_together_once(gpu, tmp_path, monkey
     row = bench.child({"model": MODEL, "device": gpu, "tile": 32, "tiling": "reference", "precision": "default",
                        "repeat": 1, "picture": str(tmp_path / "in.npy"), "output": str(tmp_path / "out.npy")})
     assert 0 <= row["python_share"] < 1
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--size", "32x32", "--reference-python", "/nonexistent/python"], "cannot run /nonexistent/python"),
+    (["--image", "/nonexistent/picture.png"], "/nonexistent/picture.png: file not found"),
+    (["--size", "big"], "--size"),
+    (["--size", "32x32", "--tiles", "16"], "tile"),
+])
+def test_the_bench_tool_refuses_a_wrong_argument_in_one_line_before_any_run(args, said):
+    # found by a tools audit: each was a traceback (an InputError or a ValueError from
+    # int()), and a wrong --reference-python only after every configuration of ours had run
+    tool = os.path.join(os.path.dirname(__file__), "..", "tools", "bench.py")
+    done = subprocess.run([sys.executable, tool, "--models", MODEL, "--repeat", "1", *args],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0] and "Traceback" not in done.stderr, done.stderr
+    assert "running" not in done.stdout + done.stderr

@@ -10,24 +10,45 @@ Tile 0 is the whole picture as one tile, "auto" the engine's own choice.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import sys
 
 from ncnn_sr import bench
+from ncnn_sr.devices import MIN_TILE
+from ncnn_sr.errors import NcnnSrError
 from ncnn_sr.images import read_image
 
 
 def tile_value(text: str):
-    return "auto" if text == "auto" else int(text)
+    if text == "auto":
+        return text
+    if not text.isdigit() or 0 < int(text) < MIN_TILE:
+        raise argparse.ArgumentTypeError(f"{text!r}: give tile sizes >= {MIN_TILE}, 0 or auto")
+    return int(text)
+
+
+def size_value(text: str) -> tuple[int, int]:
+    w, _, h = text.lower().partition("x")
+    if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, such as 256x256")
+    return int(w), int(h)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's usage block buries the one line that matters
+        raise SystemExit(f"{self.prog}: error: {message}")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["realesrgan-x4plus", "realesr-animevideov3-x2"])
     p.add_argument("--devices", nargs="+", type=int, default=[-1], help="-1 is the CPU, 0.. Vulkan devices")
     p.add_argument("--tiles", nargs="+", type=tile_value, default=[200, 0],
                    help="tile sizes; 0: the whole picture in one tile; auto: the engine's choice")
     p.add_argument("--precisions", nargs="+", choices=list(bench.PRECISIONS), default=["fp32"])
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--size", default="256x256", help="WxH of the synthetic picture")
+    src.add_argument("--size", type=size_value, default="256x256", help="WxH of the synthetic picture")
     src.add_argument("--image", help="a picture file instead of the synthetic one (as 8-bit RGB)")
     p.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported")
     p.add_argument("--rounds", type=int, default=1,
@@ -39,20 +60,30 @@ def main() -> None:
     p.add_argument("--json", help="write all rows here")
     p.add_argument("--markdown", help="write the table here")
     args = p.parse_args()
-
-    if args.image:
-        # As `ncnn-sr bench -i`: Pillow's convert("RGB") clipped a 16-bit picture to white.
-        picture = bench.rgb8(read_image(args.image)[0])
-    else:
-        w, h = (int(v) for v in args.size.lower().split("x"))
-        picture = bench.synthetic_picture(w, h)
-    size = (picture.shape[1], picture.shape[0])
-    print(f"machine: {bench.machine_line()}")
-    print(f"picture: {size[0]}x{size[1]}, repeat {args.repeat}, tiling {' '.join(args.tiling)}", flush=True)
-    rows = bench.run(picture, args.models, args.devices, args.tiles, args.precisions, repeat=args.repeat,
-                     rounds=args.rounds, tilings=args.tiling, reference_python=args.reference_python)
-    print(bench.report(rows))
-    bench.save(rows, size, args.repeat, args.rounds, args.json, args.markdown)
+    try:
+        if args.image:
+            # As `ncnn-sr bench -i`: Pillow's convert("RGB") clipped a 16-bit picture to white.
+            picture = bench.rgb8(read_image(args.image)[0])
+        else:
+            picture = bench.synthetic_picture(*args.size)
+        reference = args.reference_python
+        if reference:
+            # As `ncnn-sr bench`: checked before the runs, not found failing in every row after them.
+            if os.sep not in reference and not os.path.exists(reference):
+                reference = shutil.which(reference) or reference
+            reference = os.path.abspath(reference)
+            bench.check_reference(reference)
+        size = (picture.shape[1], picture.shape[0])
+        print(f"machine: {bench.machine_line()}")
+        print(f"picture: {size[0]}x{size[1]}, repeat {args.repeat}, tiling {' '.join(args.tiling)}", flush=True)
+        rows = bench.run(picture, args.models, args.devices, args.tiles, args.precisions, repeat=args.repeat,
+                         rounds=args.rounds, tilings=args.tiling, reference_python=reference)
+        print(bench.report(rows))
+        bench.save(rows, size, args.repeat, args.rounds, args.json, args.markdown)
+    except NcnnSrError as e:
+        raise SystemExit(f"bench.py: {e}") from None
+    if any("error" in row for row in rows):
+        sys.exit(1)  # as `ncnn-sr bench`: a failed configuration is no figure
 
 
 if __name__ == "__main__":
