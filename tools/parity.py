@@ -105,6 +105,13 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic picture")
     args = ap.parse_args()
 
+    from ncnn_sr.bench import check_reference
+    from ncnn_sr.errors import NcnnSrError
+
+    try:  # one line, before our side runs, rather than the reference child's traceback
+        check_reference(args.ref_python)
+    except NcnnSrError as e:
+        raise SystemExit(f"parity.py: {str(e).replace('--reference-python', '--ref-python', 1)}") from None
     if args.image:
         picture = np.asarray(Image.open(args.image).convert("RGB"))
     else:
