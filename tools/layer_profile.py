@@ -30,10 +30,15 @@ from ncnn_sr.param_file import parse_param
 SKIPPED = ("Input", "Split")  # no work of their own
 
 
+def profiled_layers(model: str, layers: int) -> list[tuple[str, str]]:
+    """(type, top blob) of the first ``layers`` layers with work of their own."""
+    graph = parse_param(resolve_model(model).param_path.read_bytes())
+    return [(layer.type, layer.tops[0]) for layer in graph.layers if layer.type not in SKIPPED][:layers]
+
+
 def profile(model: str, size: int, threads: int, layers: int, repeat: int) -> dict[str, float]:
     spec = resolve_model(model)
-    graph = parse_param(spec.param_path.read_bytes())
-    tops = [(layer.type, layer.tops[0]) for layer in graph.layers if layer.type not in SKIPPED][:layers]
+    tops = profiled_layers(model, layers)
     pools = (ncnn.PoolAllocator(), ncnn.PoolAllocator())
     net = ncnn.Net()
     net.opt.num_threads, net.opt.lightmode = threads, False
@@ -93,7 +98,9 @@ def main() -> None:
     args = ap.parse_args()
     runs = {n: profile(args.model, args.size, n, args.layers, args.repeat) for n in args.threads}
     first = runs[args.threads[0]]
-    print(f"{args.model}, {args.size}x{args.size}, first {args.layers} layers, best of {args.repeat}")
+    count = len(profiled_layers(args.model, args.layers))
+    which = f"first {count}" if count == args.layers else f"all {count}"  # a network shorter than --layers
+    print(f"{args.model}, {args.size}x{args.size}, {which} layers, best of {args.repeat}")
     head = " | ".join(f"{n} thr ms (share)" for n in args.threads)
     print(f"| layer type | {head} | scaling {args.threads[0]}->{args.threads[-1]} |")
     print("|---|" + "---|" * (len(args.threads) + 1))
