@@ -166,3 +166,23 @@ def test_layer_profile_counts_the_layers_it_ran_in_its_heading():
                           timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "realesr-animevideov3-x2, 16x16, all 39 layers, best of 1" in done.stdout.splitlines()
+
+
+@pytest.mark.parametrize("command", [
+    ["borders.py", "--model", "nosuch", "picture.png"],
+    ["seams.py", "--image", "/nonexistent/picture.png"],
+    ["host_cost.py", "--model", "nosuch"],
+    ["layer_profile.py", "--model", "nosuch"],
+    ["gpu_extract.py", "--model", "realesr-animevideov3-x2", "--gpu", "99"],
+    ["video_fidelity.py", "--model", "nosuch"],
+    ["conv_options.py", "--model", "nosuch"],
+])
+def test_a_tool_given_a_wrong_model_device_or_file_says_so_in_one_line(command):
+    # found by a tools audit: each was a traceback, conv_options.py's two (its child's,
+    # then its own CalledProcessError)
+    done = subprocess.run([sys.executable, f"tools/{command[0]}", *command[1:]], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0
+    said = done.stderr.strip().splitlines()[-1]  # after ncnn's own lines on the Vulkan devices
+    assert said.startswith(f"{command[0]}: ") and "Traceback" not in done.stdout + done.stderr, done.stderr
+    assert any(word in said for word in ("nosuch", "/nonexistent/picture.png", "99")), said

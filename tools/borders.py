@@ -19,6 +19,8 @@ from PIL import Image
 from ncnn_sr import Upscaler
 from ncnn_sr.bench import psnr
 
+from measure import run_main
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -50,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import time
 
+from measure import run_main
+
 OPTION_SETS = [
     {},
     {"use_winograd_convolution": False},
@@ -56,7 +58,7 @@ def child(model: str, n: int, threads: int, flags: dict) -> None:
           flush=True)
 
 
-def main() -> None:
+def main() -> int | None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="realesrgan-x4plus")
     ap.add_argument("--size", type=int, default=132)
@@ -68,9 +70,11 @@ def main() -> None:
         return
     print("| options | window MB | seconds |\n|---|---|---|", flush=True)
     for flags in OPTION_SETS:
-        subprocess.run([sys.executable, __file__, "--model", args.model, "--size", str(args.size),
-                        "--threads", str(args.threads), "--child", json.dumps(flags)], check=True)
+        done = subprocess.run([sys.executable, __file__, "--model", args.model, "--size", str(args.size),
+                               "--threads", str(args.threads), "--child", json.dumps(flags)])
+        if done.returncode != 0:
+            return done.returncode  # the child said why
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

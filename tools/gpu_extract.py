@@ -37,6 +37,8 @@ from ncnn_sr.devices import get_device
 from ncnn_sr.network import Network
 from ncnn_sr.models import resolve_model
 
+from measure import run_main
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,4 +133,4 @@ def _raw_net(spec, gpu: int, **options) -> ncnn.Net:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

@@ -22,6 +22,8 @@ from ncnn_sr import Upscaler, get_device, network
 from ncnn_sr.bench import synthetic_picture
 from ncnn_sr.devices import Device
 
+from measure import run_main
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -64,4 +66,4 @@ def _timed(fn, *args) -> float:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main)

@@ -27,6 +27,8 @@ from ncnn_sr.bench import PRECISIONS
 from ncnn_sr.models import resolve_model
 from ncnn_sr.param_file import parse_param
 
+from measure import run_main
+
 SKIPPED = ("Input", "Split")  # no work of their own
 
 
@@ -116,4 +118,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -1,6 +1,7 @@
 """Shared by the benchmark scripts: run a child process, return its wall time,
-peak resident memory and output (ncnn_sr.bench.run_child), or stop on failure; and
-how to start the command they measure."""
+peak resident memory and output (ncnn_sr.bench.run_child), or stop on failure; how
+to start the command they measure; and how a script's main reports a wrong model,
+device or file."""
 from __future__ import annotations
 
 import shlex
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ncnn_sr.bench import run_child
+from ncnn_sr.errors import NcnnSrError
 
 COMMAND_HELP = ("how to start the command, e.g. 'python3 -m ncnn_sr' where no ncnn-sr script is installed "
                 "(default: the ncnn-sr beside this Python, else on PATH)")
@@ -28,3 +30,13 @@ def timed_child(cmd: list[str]) -> tuple[float, int, str]:
     if run.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({run.returncode}): {run.stderr_tail}")
     return run.seconds, int(run.rss_mb * 2**20), run.stdout
+
+
+def run_main(main) -> None:
+    """Exits with ``main()``'s status; a model, device or file given wrong is the one
+    line the library or the system says, not a traceback that hides it."""
+    try:
+        code = main()
+    except (NcnnSrError, OSError) as e:
+        raise SystemExit(f"{Path(sys.argv[0]).name}: {e}") from None
+    raise SystemExit(code)

@@ -27,6 +27,8 @@ from ncnn_sr.bench import psnr
 from ncnn_sr.models import resolve_model
 from ncnn_sr.param_file import parse_param
 
+from measure import run_main
+
 
 class MacCounter:
     """Multiply-adds of the convolutions one extraction runs: the layers the output
@@ -111,4 +113,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

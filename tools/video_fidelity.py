@@ -35,6 +35,8 @@ from ncnn_sr.pipeline import Lane, ordered_map  # noqa: E402
 from ncnn_sr.repeats import Repeats  # noqa: E402
 from ncnn_sr.video import EncodeOptions, upscale_video  # noqa: E402
 
+from measure import run_main  # noqa: E402
+
 
 def combing(image: np.ndarray) -> float:
     grey = image.astype(np.float64).mean(axis=2)
@@ -108,4 +110,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
