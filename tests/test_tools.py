@@ -210,3 +210,32 @@ def test_a_tool_given_a_wrong_model_device_or_file_says_so_in_one_line(command):
     said = done.stderr.strip().splitlines()[-1]  # after ncnn's own lines on the Vulkan devices
     assert said.startswith(f"{command[0]}: ") and "Traceback" not in done.stdout + done.stderr, done.stderr
     assert any(word in said for word in ("nosuch", "/nonexistent/picture.png", "99")), said
+
+
+@pytest.mark.parametrize("width", [120, 64])
+def test_bench_video_makes_a_clip_narrower_than_its_moving_bar(tmp_path, width):
+    # found by a tools audit: the 120 px bar moved modulo (width - 120), a
+    # ZeroDivisionError at 120 px, and below it a bar over the whole width at times
+    import importlib.util
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_video", ROOT / "tools" / "bench_video.py")
+        tool = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(tool)
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    clip = tmp_path / "clip.mp4"
+    assert tool.make_clip(clip, 0.25, width, 48, Fraction(24)) == 6
+    with av.open(str(clip)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 6 and frames[0].shape == (48, width, 3)
+    # Columns whose band of rows (from a third of the height down) is the bar's colour.
+    band = slice(48 // 3, 48 // 3 + 12)
+    red = [(np.abs(f[band].astype(int) - (230, 60, 40)).max(axis=2) < 40).all(axis=0) for f in frames]
+    assert all(0 < r.sum() < width for r in red)  # a bar in each frame, with the background beside it
+    assert len({r.argmax() for r in red}) > 1  # and it moves

@@ -54,8 +54,10 @@ def make_clip(path: Path, seconds: float, width: int, height: int, rate: Fractio
         for i in range(count):
             t = i / float(rate)
             img = np.stack([128 + 100 * np.sin(xx / (9 + c) + yy / 13 + t * 2 + c) for c in range(3)], 2)
-            x0 = int((t * 80) % (width - 120))
-            img[height // 3: height // 3 + 90, x0: x0 + 120] = (230, 60, 40)
+            # A bar of at most half the frame, so that it moves on a small one too.
+            bar_w, bar_h = min(120, width // 2), min(90, height // 2)
+            x0 = int((t * 80) % (width - bar_w))
+            img[height // 3: height // 3 + bar_h, x0: x0 + bar_w] = (230, 60, 40)
             frame = av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")
             for p in video.encode(frame):
                 out.mux(p)
