@@ -505,6 +505,7 @@ def test_python_share_counts_windows_running_together_once(gpu, tmp_path, monkey
     (["--image", "/nonexistent/picture.png"], "/nonexistent/picture.png: file not found"),
     (["--size", "big"], "--size"),
     (["--size", "32x32", "--tiles", "16"], "tile"),
+    (["--size", "32x32", "--models", "nosuch"], "unknown model 'nosuch'"),
 ])
 def test_the_bench_tool_refuses_a_wrong_argument_in_one_line_before_any_run(args, said):
     # found by a tools audit: each was a traceback (an InputError or a ValueError from

@@ -14,7 +14,7 @@ import os
 import shutil
 import sys
 
-from ncnn_sr import bench
+from ncnn_sr import bench, models
 from ncnn_sr.devices import MIN_TILE
 from ncnn_sr.errors import NcnnSrError
 from ncnn_sr.images import read_image
@@ -61,6 +61,10 @@ def main() -> None:
     p.add_argument("--markdown", help="write the table here")
     args = p.parse_args()
     try:
+        # As `ncnn-sr bench`: a family is its default variant, a wrong name refused before any run.
+        names = list(dict.fromkeys(models.model_name_for(name) for name in args.models))
+        for name in names:
+            models.resolve_model(name)
         if args.image:
             # As `ncnn-sr bench -i`: Pillow's convert("RGB") clipped a 16-bit picture to white.
             picture = bench.rgb8(read_image(args.image)[0])
@@ -76,7 +80,7 @@ def main() -> None:
         size = (picture.shape[1], picture.shape[0])
         print(f"machine: {bench.machine_line()}")
         print(f"picture: {size[0]}x{size[1]}, repeat {args.repeat}, tiling {' '.join(args.tiling)}", flush=True)
-        rows = bench.run(picture, args.models, args.devices, args.tiles, args.precisions, repeat=args.repeat,
+        rows = bench.run(picture, names, args.devices, args.tiles, args.precisions, repeat=args.repeat,
                          rounds=args.rounds, tilings=args.tiling, reference_python=reference)
         print(bench.report(rows))
         bench.save(rows, size, args.repeat, args.rounds, args.json, args.markdown)
