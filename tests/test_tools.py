@@ -198,6 +198,8 @@ def test_layer_profile_counts_the_layers_it_ran_in_its_heading():
     ["host_cost.py", "--model", "nosuch"],
     ["layer_profile.py", "--model", "nosuch"],
     ["gpu_extract.py", "--model", "realesr-animevideov3-x2", "--gpu", "99"],
+    # its raw rows ran on Vulkan device 0 and the rest on the CPU, in one table
+    ["gpu_extract.py", "--model", "realesr-animevideov3-x2", "--gpu", "-1", "--sizes", "32", "--count", "1"],
     ["video_fidelity.py", "--model", "nosuch"],
     ["conv_options.py", "--model", "nosuch"],
 ])
@@ -209,7 +211,7 @@ def test_a_tool_given_a_wrong_model_device_or_file_says_so_in_one_line(command):
     assert done.returncode != 0
     said = done.stderr.strip().splitlines()[-1]  # after ncnn's own lines on the Vulkan devices
     assert said.startswith(f"{command[0]}: ") and "Traceback" not in done.stdout + done.stderr, done.stderr
-    assert any(word in said for word in ("nosuch", "/nonexistent/picture.png", "99")), said
+    assert any(word in said for word in ("nosuch", "/nonexistent/picture.png", "99", "Vulkan device")), said
 
 
 @pytest.mark.parametrize("width", [120, 64])

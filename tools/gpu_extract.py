@@ -51,6 +51,9 @@ def main() -> int:
     ap.add_argument("--no-variants", dest="variants", action="store_false",
                     help="skip the raw variants (1 host thread, fp32 storage, packed output, fp16 input)")
     args = ap.parse_args()
+    if args.gpu < 0:  # the raw rows would run on Vulkan device 0 and the others on the CPU
+        raise SystemExit(f"gpu_extract.py: --gpu {args.gpu}: give a Vulkan device's index (0, 1, ...); "
+                         "for the CPU, ncnn-sr bench -g -1")
     rows, profiles = [], []
     for name in args.model:
         spec = resolve_model(name)
