@@ -96,10 +96,17 @@ def main() -> int:
     except ImportError:
         print("torch is not installed here: nothing was cross-checked (pip install torch, CPU is enough)")
         return 1
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        return crosscheck(torch, args.keep, kept=True)
+    with tempfile.TemporaryDirectory(prefix="checkpoint-crosscheck-") as folder:
+        return crosscheck(torch, Path(folder), kept=False)
+
+
+def crosscheck(torch, folder: Path, kept: bool) -> int:
+    """Every check, with its files written into ``folder``; 1 on any mismatch."""
     import checkpoints as c
 
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="checkpoint-crosscheck-"))
-    folder.mkdir(parents=True, exist_ok=True)
     failures = 0
 
     def check(what: str, problem: str) -> None:
@@ -138,7 +145,7 @@ def main() -> int:
         check("safetensors load_file of save_safetensors", same(
             {k: as_numpy(v) for k, v in load_file(folder / "fixture.safetensors").items()}, arrays))
 
-    print(f"{failures} failed" if failures else "all agree", f"(files in {folder})")
+    print(f"{failures} failed" if failures else "all agree", *([f"(files in {folder})"] if kept else []))
     return 1 if failures else 0
 
 
