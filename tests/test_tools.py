@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = sorted((ROOT / "tools").glob("*.py"))
 # Placeholders the docs write where argparse wants a number.
-NUMBERS = {"T": "200", "TILE": "200", "N...": "10"}
+NUMBERS = {"T": "200", "TILE": "200", "N...": "10", "WxH": "192x144"}
 
 # One process for all: ncnn loads slowly. argv[1] is a JSON list of argument lists,
 # each a script's path and its arguments; failures come back as JSON on stdout.
@@ -253,3 +253,19 @@ def test_checkpoint_crosscheck_leaves_no_files_without_keep(tmp_path):
                           text=True, timeout=300, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "all agree" in done.stdout and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("tool, size, said", [
+    ("bench_batch.py", "big", "argument --size: 'big': give WIDTHxHEIGHT"),
+    ("bench_video.py", "big", "argument --size: 'big': give WIDTHxHEIGHT"),
+    ("bench_video.py", "65x49", "--size 65x49: the clips are yuv420p, whose sides are even"),
+    ("video_fidelity.py", "big", "argument --size: 'big': give WIDTHxHEIGHT"),
+    ("video_fidelity.py", "33x32", "--size 33x32: the clip is yuv420p, whose sides are even"),
+])
+def test_a_tool_refuses_a_size_it_cannot_make_without_a_traceback(tool, size, said):
+    # found by a tools audit: map(int, "big".split("x")) was a ValueError's traceback, and
+    # an odd side libx264's, after the clip's frames were made
+    done = subprocess.run([sys.executable, f"tools/{tool}", "--size", size], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert said in done.stderr.splitlines()[-1]

@@ -19,6 +19,8 @@ from ncnn_sr.devices import MIN_TILE
 from ncnn_sr.errors import NcnnSrError
 from ncnn_sr.images import read_image
 
+from measure import wxh
+
 
 def tile_value(text: str):
     if text == "auto":
@@ -26,13 +28,6 @@ def tile_value(text: str):
     if not text.isdigit() or 0 < int(text) < MIN_TILE:
         raise argparse.ArgumentTypeError(f"{text!r}: give tile sizes >= {MIN_TILE}, 0 or auto")
     return int(text)
-
-
-def size_value(text: str) -> tuple[int, int]:
-    w, _, h = text.lower().partition("x")
-    if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
-        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, such as 256x256")
-    return int(w), int(h)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -48,7 +43,7 @@ def main() -> None:
                    help="tile sizes; 0: the whole picture in one tile; auto: the engine's choice")
     p.add_argument("--precisions", nargs="+", choices=list(bench.PRECISIONS), default=["fp32"])
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--size", type=size_value, default="256x256", help="WxH of the synthetic picture")
+    src.add_argument("--size", type=wxh, default="256x256", help="WxH of the synthetic picture")
     src.add_argument("--image", help="a picture file instead of the synthetic one (as 8-bit RGB)")
     p.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported")
     p.add_argument("--rounds", type=int, default=1,

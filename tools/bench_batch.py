@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import COMMAND_HELP, ncnn_sr_command, timed_child
+from measure import COMMAND_HELP, ncnn_sr_command, timed_child, wxh
 
 RAW_CHILD = """
 import json, os, sys, time
@@ -61,13 +61,13 @@ def main() -> int:
     ap.add_argument("--model", default="realesr-animevideov3-x2")
     ap.add_argument("--device", default="-1")
     ap.add_argument("--jobs", default="1:2:2", help="the command's -j (auto: its default)")
-    ap.add_argument("--size", default="192x144", help="WxH of each picture")
+    ap.add_argument("--size", type=wxh, default="192x144", help="WxH of each picture")
     ap.add_argument("--counts", type=int, nargs="+", default=[10, 100])
     ap.add_argument("--rounds", type=int, default=1, help="alternate raw and command this many times")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--command", help=COMMAND_HELP)
     args = ap.parse_args()
-    width, height = map(int, args.size.lower().split("x"))
+    width, height = args.size
     command = ncnn_sr_command(args.command)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,7 +21,7 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from measure import COMMAND_HELP, ncnn_sr_command, timed_child
+from measure import COMMAND_HELP, ncnn_sr_command, timed_child, wxh
 
 RAW_CHILD = """
 import json, sys, time
@@ -81,14 +81,16 @@ def main() -> int:
     ap.add_argument("--model", default="realesr-animevideov3-x2")
     ap.add_argument("--device", default="-1")
     ap.add_argument("--jobs", default="1:2:2")
-    ap.add_argument("--size", default="640x480")
+    ap.add_argument("--size", type=wxh, default="640x480")
     ap.add_argument("--rate", default="24000/1001")
     ap.add_argument("--seconds", type=float, nargs="+", default=[5, 10])
     ap.add_argument("--raw-for", type=float, nargs="*", default=[10], help="clip lengths to also time the raw engine on")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--command", help=COMMAND_HELP)
     args = ap.parse_args()
-    width, height = map(int, args.size.lower().split("x"))
+    width, height = args.size
+    if width % 2 or height % 2:
+        ap.error(f"--size {width}x{height}: the clips are yuv420p, whose sides are even")
     rate = Fraction(args.rate)
     command = ncnn_sr_command(args.command)
     rows = []
@@ -96,7 +98,7 @@ def main() -> int:
         for seconds in args.seconds:
             clip = Path(tmp) / f"clip{seconds:g}.mp4"
             frames = make_clip(clip, seconds, width, height, rate)
-            row = {"seconds": seconds, "frames": frames, "size": args.size, "rate": args.rate, "model": args.model}
+            row = {"seconds": seconds, "frames": frames, "size": f"{width}x{height}", "rate": args.rate, "model": args.model}
             if seconds in args.raw_for:
                 _, raw_rss, raw_out = timed_child([sys.executable, "-c", RAW_CHILD, str(clip), args.model, args.device])
                 raw = json.loads(raw_out)

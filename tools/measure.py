@@ -4,6 +4,7 @@ to start the command they measure; and how a script's main reports a wrong model
 device or file."""
 from __future__ import annotations
 
+import argparse
 import shlex
 import shutil
 import sys
@@ -14,6 +15,14 @@ from ncnn_sr.errors import NcnnSrError
 
 COMMAND_HELP = ("how to start the command, e.g. 'python3 -m ncnn_sr' where no ncnn-sr script is installed "
                 "(default: the ncnn-sr beside this Python, else on PATH)")
+
+
+def wxh(text: str) -> tuple[int, int]:
+    """An argparse type: ``WIDTHxHEIGHT`` as (width, height), both positive."""
+    w, _, h = text.lower().partition("x")
+    if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, such as 256x256")
+    return int(w), int(h)
 
 
 def ncnn_sr_command(text: str | None) -> list[str]:

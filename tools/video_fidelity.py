@@ -35,7 +35,7 @@ from ncnn_sr.pipeline import Lane, ordered_map  # noqa: E402
 from ncnn_sr.repeats import Repeats  # noqa: E402
 from ncnn_sr.video import EncodeOptions, upscale_video  # noqa: E402
 
-from measure import run_main  # noqa: E402
+from measure import run_main, wxh  # noqa: E402
 
 
 def combing(image: np.ndarray) -> float:
@@ -71,12 +71,14 @@ def on_twos(path: Path, width: int, height: int, frames: int = 48) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", default="320x240", help="the repeats clip's size, WxH")
+    parser.add_argument("--size", type=wxh, default="320x240", help="the repeats clip's size, WxH")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model", default="realesr-animevideov3-x2")
     parser.add_argument("--device", default="-1")
     args = parser.parse_args()
-    width, height = map(int, args.size.split("x"))
+    width, height = args.size
+    if width % 2 or height % 2:
+        parser.error(f"--size {width}x{height}: the clip is yuv420p, whose sides are even")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         clip = make_clip(tmp / "interlaced.mp4", frames=8, width=64, height=48, interlaced=True, audio=None)
