@@ -373,6 +373,7 @@ def test_the_bench_tool_takes_a_16_bit_picture_as_ncnn_sr_bench_does(tmp_path, m
     monkeypatch.setattr(bench, "run", lambda picture, *args, **kwargs: seen.append(picture) or [])
     monkeypatch.setattr(bench, "save", lambda *args, **kwargs: None)
     tool = os.path.join(os.path.dirname(__file__), "..", "tools", "bench.py")
+    monkeypatch.syspath_prepend(os.path.dirname(tool))  # as `python tools/bench.py` has it: measure.py beside
     monkeypatch.setattr(sys, "argv", [tool, "--image", str(tmp_path / "grey16.png")])
     runpy.run_path(tool, run_name="__main__")
     (picture,) = seen
