@@ -15,7 +15,7 @@ import shutil
 import sys
 
 from ncnn_sr import bench, models
-from ncnn_sr.devices import MIN_TILE
+from ncnn_sr.devices import MIN_TILE, get_device
 from ncnn_sr.errors import NcnnSrError
 from ncnn_sr.images import read_image
 
@@ -60,6 +60,7 @@ def main() -> None:
         names = list(dict.fromkeys(models.model_name_for(name) for name in args.models))
         for name in names:
             models.resolve_model(name)
+        devices = list(dict.fromkeys(get_device(index).index for index in args.devices))
         if args.image:
             # As `ncnn-sr bench -i`: Pillow's convert("RGB") clipped a 16-bit picture to white.
             picture = bench.rgb8(read_image(args.image)[0])
@@ -75,7 +76,7 @@ def main() -> None:
         size = (picture.shape[1], picture.shape[0])
         print(f"machine: {bench.machine_line()}")
         print(f"picture: {size[0]}x{size[1]}, repeat {args.repeat}, tiling {' '.join(args.tiling)}", flush=True)
-        rows = bench.run(picture, names, args.devices, args.tiles, args.precisions, repeat=args.repeat,
+        rows = bench.run(picture, names, devices, args.tiles, args.precisions, repeat=args.repeat,
                          rounds=args.rounds, tilings=args.tiling, reference_python=reference)
         print(bench.report(rows))
         bench.save(rows, size, args.repeat, args.rounds, args.json, args.markdown)
