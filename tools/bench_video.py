@@ -98,7 +98,8 @@ def main() -> int:
         for seconds in args.seconds:
             clip = Path(tmp) / f"clip{seconds:g}.mp4"
             frames = make_clip(clip, seconds, width, height, rate)
-            row = {"seconds": seconds, "frames": frames, "size": f"{width}x{height}", "rate": args.rate, "model": args.model}
+            row = {"seconds": seconds, "frames": frames, "size": f"{width}x{height}", "rate": args.rate,
+                   "model": args.model}
             if seconds in args.raw_for:
                 _, raw_rss, raw_out = timed_child([sys.executable, "-c", RAW_CHILD, str(clip), args.model, args.device])
                 raw = json.loads(raw_out)
