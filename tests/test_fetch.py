@@ -573,6 +573,16 @@ def test_fetch_keeps_weights_downloaded_whole_when_the_model_cannot_be_written(s
     assert server.ranges_asked == [None]  # whole and pinned: the server was not asked again
 
 
+@pytest.mark.parametrize("given", [["--from", "RealESRNet_x4plus.pth"], ["--url", "https://example.org/a.pth"]])
+def test_weights_given_without_the_model_they_are_for_is_a_usage_error(tmp_path, given):
+    # found by a README audit: `ncnn-sr fetch --from FILE` without a NAME listed the
+    # models and exited 0, installing nothing, as if the weights had been taken
+    proc = run("fetch", *given, "-o", tmp_path / "m", check_ok=False)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert f"{given[0]} gives the weights of one model: name it" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and not (tmp_path / "m").exists()
+
+
 def test_fetch_url_takes_an_address(tmp_path):
     proc = run("fetch", "realesr-general-x4v3", "--url", tmp_path / "x.pth", check_ok=False)
     assert proc.returncode == 2 and "--url takes an http or https address" in proc.stderr
