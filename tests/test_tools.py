@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -269,3 +270,47 @@ def test_a_tool_refuses_a_size_it_cannot_make_without_a_traceback(tool, size, sa
                           text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert said in done.stderr.splitlines()[-1]
+
+
+def test_each_python_example_of_the_readme_runs_as_written(tmp_path):
+    # The examples are what a new user pastes first. Each runs verbatim, in a fresh
+    # process, on tiny files named as the examples name theirs; the last one reads
+    # ten seconds from a minute into a DVD's .vob, so that one lasts 71 s (flat
+    # frames: repeats make its upscaling quick).
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+    from PIL import Image
+
+    from conftest import picture
+    from media import make_clip
+
+    Image.fromarray(picture(24, 32)).save(tmp_path / "photo.jpg")
+    frames = [Image.fromarray(picture(16, 16, seed=i)) for i in range(3)]
+    frames[0].save(tmp_path / "reaction.gif", save_all=True, append_images=frames[1:], duration=[50, 100, 70],
+                   loop=0)
+    (tmp_path / "shots").mkdir()
+    Image.fromarray(picture(16, 16, seed=3)).save(tmp_path / "shots" / "a.jpg")
+    make_clip(tmp_path / "clip.mp4", frames=3)
+    with av.open(str(tmp_path / "dvd.vob"), "w", format="vob") as out:
+        video = out.add_stream("mpeg2video", rate=Fraction(30000, 1001))
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        flat = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 100, np.uint8), format="rgb24")
+        for i in range(round(71 * 30000 / 1001)):
+            flat.pts = i
+            out.mux(video.encode(flat))
+        out.mux(video.encode())
+    blocks = readme_python_blocks()
+    script = "import sys\nfor block in sys.argv[1:]:\n    exec(compile(block, 'README.md', 'exec'), {})\n"
+    done = subprocess.run([sys.executable, "-c", script, *blocks], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert Image.open(tmp_path / "photo_x4.png").size == (128, 96)
+    with Image.open(tmp_path / "reaction_x2.webp") as webp:
+        assert webp.size == (32, 32) and webp.n_frames == 3
+    assert Image.open(tmp_path / "big" / "a.png").size == (32, 32)
+    for name, count, size in (("clip_x2.mp4", 3, (64, 48)), ("part_x2.mkv", 240, (64, 48))):
+        with av.open(str(tmp_path / name)) as made:
+            shown = [(f.width, f.height) for f in made.decode(video=0)]
+        assert len(shown) == count and set(shown) == {size}, name
