@@ -210,8 +210,9 @@ def get_device(spec: "str | int | Device" = "auto") -> Device:
     ``"cpu"``, ``"gpu0"``, ``"GPU 0"``, ``"gpu:0"``, or the whole ``str()`` of a
     Device, "GPU 0 (its name)", whose name must be that GPU's) or a Device.
 
-    ``auto`` is the default Vulkan device, or the CPU with a notice when there is none
-    (logged once a process, however many calls ask).
+    ``auto`` is ncnn's default Vulkan device when it is hardware, else the first
+    hardware one, else the CPU with a notice (logged once a process, however many
+    calls ask): a software device (llvmpipe) is only ever taken by its index.
     """
     if isinstance(spec, Device):
         if spec.is_gpu:  # made by hand: ncnn ran an index that is not there on its default GPU

@@ -128,7 +128,8 @@ def output_format(path: str | os.PathLike) -> str:
 # --- reading ---------------------------------------------------------------------------
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
-    """A picture as an H×W×C array (C in 1, 3, 4; uint8, or uint16 for 16-bit grey)
+    """A picture as an H×W×C array (C in 1, 3, 4; uint8, or uint16 where it is read in
+    16 bits: 16-bit PNG, TIFF and PPM, 10- or 12-bit HEIF and AVIF, deeper JPEG 2000)
     and its ImageInfo. Animated pictures give their first frame (``frames`` says how
     many there are; 1 for an MPO, PSD or TIFF, whose other frames are no animation,
     a TIFF's pages with a warning;
