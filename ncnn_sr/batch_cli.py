@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import sys
 import threading
 import time
@@ -109,7 +110,12 @@ class OnePathCommand(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.allow_extra_args = True  # to say more than click would of the words left over
-        rest = super().parse_args(ctx, args)
+        given = list(args)  # click's parser takes the words out of args
+        try:
+            rest = super().parse_args(ctx, args)
+        except click.MissingParameter as e:
+            self._paths_without_flags(ctx, given, e)
+            raise
         if self.empty_words:
             rest = [word for word in rest if word]
         if rest and not ctx.resilient_parsing:
@@ -117,6 +123,26 @@ class OnePathCommand(click.Command):
             ctx.fail(f"Got unexpected extra argument{words} ({' '.join(rest)}): -i and -o take one path each; "
                      f"quote a path with spaces{self.several}")
         return rest
+
+    def _paths_without_flags(self, ctx: click.Context, args: list[str], missing: click.MissingParameter) -> None:
+        """``upscale in.png out.png``: click stops at the missing -i, the paths unsaid.
+        Where the words left over fill the -i and -o missing, the call with them is said."""
+        names = {"-i": "INPUT", "-o": "OUTPUT"}
+        flags = {flag: p for p in self.params for flag in names if flag in getattr(p, "opts", ())}
+        if ctx.resilient_parsing or missing.param not in flags.values():
+            return
+        given, words, _ = self.make_parser(ctx).parse_args(args=args)
+        words = [word for word in words if word] if self.empty_words else words
+        paths = {flag: given.get(p.name) for flag, p in flags.items()}
+        lacking = [flag for flag, value in paths.items() if value is None]
+        if not words or len(words) > len(lacking):
+            return
+        paths.update(zip(lacking, words))
+        # An -o that has a default (convert's) is left out; a required one still wanted is OUTPUT.
+        call = [ctx.command_path] + [f"{flag} {shlex.quote(value or names[flag])}"
+                                     for flag, value in paths.items() if value is not None or flags[flag].required]
+        ctx.fail(f"Got unexpected extra argument{'s' if len(words) > 1 else ''} ({' '.join(words)}): "
+                 f"paths are given with -i and -o: {' '.join(call)}")
 
 
 def path_flag(prog: str, flag: str, text: str, what: str) -> Path:

@@ -737,6 +737,25 @@ def test_paths_given_without_i_and_o_are_told_how(args, hint, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my photo.heic.bak", "shots"]
 
 
+@pytest.mark.parametrize("command, args, words, hint", [
+    (["ncnn-sr", "upscale"], ["in.png", "out.png"], "arguments (in.png out.png)", "ncnn-sr upscale -i in.png -o out.png"),
+    (["ncnn-sr", "upscale"], ["-s", "2", "in.png"], "argument (in.png)", "ncnn-sr upscale -i in.png -o OUTPUT"),
+    (["ncnn-sr", "video"], ["clip.mp4", "out.mkv"], "arguments (clip.mp4 out.mkv)", "ncnn-sr video -i clip.mp4 -o out.mkv"),
+    (["ncnn-sr"], ["-i", "in.png", "out.png"], "argument (out.png)", "ncnn-sr upscale -i in.png -o out.png"),
+    (["ncnn-sr", "convert"], ["4x-Mine.pth"], "argument (4x-Mine.pth)", "ncnn-sr convert -i 4x-Mine.pth"),
+    (["realesrgan-ncnn-vulkan"], ["in.png", "out.png"], "arguments (in.png out.png)",
+     "realesrgan-ncnn-vulkan -i in.png -o out.png"),
+])
+def test_paths_given_to_a_command_without_i_and_o_are_told_how(command, args, words, hint, tmp_path):
+    # found by a README audit: `ncnn-sr in.png out.png` gives the call with -i/-o, but
+    # `ncnn-sr upscale in.png out.png` (and video, convert, the drop-in) said only
+    # "Missing option '-i' / '--input'", the paths unmentioned
+    proc = subprocess.run([installed(command[0]), *command[1:], *args], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "Usage:" in proc.stderr
+    assert proc.stderr.splitlines()[-1] == f"Error: Got unexpected extra {words}: paths are given with -i and -o: {hint}"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_word_that_names_no_file_is_still_no_command(tmp_path):
     proc = run("upscal", check_ok=False, cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.splitlines()[-1] == "Error: No such command 'upscal'. Did you mean " \
