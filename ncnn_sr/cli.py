@@ -343,7 +343,8 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
               help="Model name, a family, or a .param path.")
 @_shared_options
 @click.option("--codec", default=None, help="Video encoder (default libx264; libvpx-vp9 for .webm).")
-@click.option("--crf", type=WholeNumber(0, 63), default=None, help="Constant quality, lower is better: 0-51 for x264/x265, 0-63 for VP9/AV1 (default 18 for them).")
+@click.option("--crf", type=WholeNumber(0, 63), default=None, help="Constant quality, lower is better: 0-51 for x264/x265, 0-63 for VP9/AV1, 4-63 for VP8 (default 18 for "
+                   "them without --bitrate).")
 @click.option("--preset", default=None, help="Encoder preset, e.g. slow, medium, fast.")
 @click.option("--pix-fmt", default=None,
               help="Output pixel format [default: yuv420p; yuv420p10le for 10-bit or deeper input].")

@@ -130,8 +130,9 @@ def is_video_input(path: str | os.PathLike) -> bool:
 @dataclass(frozen=True)
 class EncodeOptions:
     """How the upscaled video is encoded. ``codec`` None picks libx264, or libvpx-vp9
-    for .webm; ``crf`` None is 18 for the x264/x265/VP9/AV1 encoders; ``pix_fmt``
-    None is yuv420p, or its 10-bit form for input of more than 8 bits per sample.
+    for .webm; ``crf`` None is 18 for x264, x265, VP8, VP9 and SVT-AV1 without a
+    ``bitrate``; ``pix_fmt`` None is yuv420p, or its 10-bit form for input of more
+    than 8 bits per sample.
     ``deinterlace`` is which frames are made whole before upscaling: "auto" those the
     video flags as interlaced, "on" all, "off" none, "film" 3:2 pulldown undone (see
     ``deinterlace``); ``field_rate`` makes a frame of each field instead of each frame

@@ -3,6 +3,7 @@ tests make with PyAV; the real model on the CPU."""
 import io
 import logging
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -2195,6 +2196,18 @@ def test_every_container_a_video_is_written_as_is_named_in_the_help_and_the_refu
     proc = run(NCNN_SR, "video", "-i", tmp_path / "missing.mp4", "-o", tmp_path / "out.mxf", *X2, check_ok=False)
     one_line_failure(proc, tmp_path, f"unsupported video container '.mxf' for {tmp_path / 'out.mxf'}: use mp4, "
                      "mkv, mov, webm, avi, m4v, 3gp, ts, m2ts, mts, flv, mpg, mpeg, vob, wmv or ogv")
+
+
+def test_the_crf_help_gives_each_constant_quality_encoder_s_range():
+    # found by a README audit: --help gave 0-51 for x264/x265 and 0-63 for VP9/AV1,
+    # "default 18 for them", where VP8 (libvpx) also gets 18 and takes 4 to 63 alone
+    from ncnn_sr.video_codecs import CONSTANT_QUALITY, CRF_RANGES
+
+    shown = " ".join(run(NCNN_SR, "video", "--help").stdout.split())
+    labels = {"libx264": "x264", "libx265": "x265", "libvpx": "VP8", "libvpx-vp9": "VP9", "libsvtav1": "AV1"}
+    for encoder in CONSTANT_QUALITY:
+        low, high = CRF_RANGES[encoder]
+        assert re.search(rf"{low}-{high} for [\w/]*\b{labels[encoder]}\b", shown), (encoder, shown)
 
 
 @pytest.mark.parametrize("suffix, audio", [(".ts", "aac"), (".flv", "aac"), (".vob", "mp2")])
