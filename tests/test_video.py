@@ -363,6 +363,17 @@ def test_x265_encodes_a_clip_of_one_or_two_frames_without_b_frames(frames, bfram
     assert f" bframes={bframes} ".encode() in (tmp_path / "out.mkv").read_bytes()  # x265 writes its settings into the stream
 
 
+def test_the_last_line_says_how_many_frames_were_upscaled_where_fps_drops_some(tmp_path):
+    # found by a README audit: "wrote out.mkv: 2 frames in 3.6 s (6.64 fps)" for 24
+    # frames upscaled into 2 at --fps 2, a rate that the 2 frames cannot have made
+    clip = make_clip(tmp_path / "in.mp4", frames=6, audio=None, colours=[(40 * i, 200, 100) for i in range(6)])
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--fps", "8")
+    assert re.search(rf"wrote {re.escape(str(tmp_path / 'out.mkv'))}: 2 frames in [\d.]+ s \(6 upscaled, "
+                     r"[\d.]+ fps\)\n", proc.stderr), proc.stderr
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "same.mkv", *X2)
+    assert re.search(r": 6 frames in [\d.]+ s \([\d.]+ fps\)\n", proc.stderr), proc.stderr
+
+
 def test_a_video_of_one_frame_is_written_and_said_to_be_one(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=1)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
