@@ -253,6 +253,11 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
     output = path_flag(PROG, "-o", output_path, what)
     if fp32 and precision not in ("default", "fp32"):
         raise click.BadParameter(f"--fp32 contradicts --precision {precision}", param_hint="'--precision'")
+    if rest["exact"] and rest["overlap"] == 0:
+        raise click.UsageError("--exact contradicts --overlap 0, the reference tiling: give one")
+    if rest["exact"] and rest["tile_pad"] is not None and rest["overlap"] is None:
+        raise click.UsageError(f"--exact contradicts --tile-pad {rest['tile_pad']} alone, which selects the reference "
+                               "tiling: give one (or --overlap N beside --tile-pad)")
     if rest["model_path"] is not None:  # -m root -n sub/x is root/sub/x, as for the drop-in
         model = models_mod.in_model_folder(model, rest["model_path"])
     name = models_mod.model_name_for(model, rest["scale"])

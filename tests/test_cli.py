@@ -469,13 +469,28 @@ def test_precision_flags(tmp_path):
     assert clash.returncode != 0 and "contradicts" in clash.stderr
 
 
-def test_exact_tiles_with_the_reference_tiling_are_refused_in_one_line(tmp_path):
+@pytest.mark.parametrize("command", [[], ["video"]])
+@pytest.mark.parametrize("flags, said", [
+    (["--exact", "--tile-pad", "10"], "--exact contradicts --tile-pad 10 alone, which selects the reference tiling: "
+                                      "give one (or --overlap N beside --tile-pad)"),
+    (["--exact", "--overlap", "0"], "--exact contradicts --overlap 0, the reference tiling: give one"),
+])
+def test_exact_tiles_with_the_reference_tiling_are_a_usage_error(command, flags, said, tmp_path):
+    # found by a README audit: flags that contradict each other are a usage error, exit
+    # status 2; these were status 1 and named no flag ("exact tiling and the reference
+    # tiling (no overlap) exclude each other")
     Image.fromarray(picture(10, 12)).save(tmp_path / "in.png")
-    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesrgan-x4plus-anime", "-g", "-1",
-               "--exact", "--tile-pad", "10", check_ok=False)
-    assert proc.returncode == 1
-    assert proc.stderr.strip() == "ncnn-sr: error: exact tiling and the reference tiling (no overlap) exclude each other"
-    assert not (tmp_path / "out.png").exists()
+    proc = run(*command, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesrgan-x4plus-anime",
+               "-g", "-1", *flags, check_ok=False)
+    assert proc.returncode == 2 and "Usage:" in proc.stderr
+    assert proc.stderr.splitlines()[-1] == f"Error: {said}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_exact_tiles_beside_a_tile_pad_that_blends_run(tmp_path):
+    Image.fromarray(picture(10, 12)).save(tmp_path / "in.png")
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", *FAST, "--exact", "--tile-pad", "10", "--overlap", "8")
+    assert Image.open(tmp_path / "out.png").size == (24, 20)
 
 
 @pytest.mark.parametrize("flag, exact", [([], None), (["--exact"], True), (["--blend"], False)])
