@@ -927,6 +927,10 @@ def _holds_aspect(video_out, codec: str) -> bool:
     return video_out.container.format.name in _ASPECT_MUXERS or name in _ASPECT_CODECS
 
 
+_ALPHA_DROPPED = "%s has transparency (an alpha channel), which the video made of it leaves out: its frames are " \
+                "upscaled opaque"
+
+
 def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress, window: Window | None,
                flags: FlagNames) -> int:
     rate = _source_rate(video_in)
@@ -934,9 +938,12 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     ticks = video_in.time_base / time_base  # output ticks in one of the input's, where frames keep their times
     constant = _ConstantRate(options.fps) if options.fps else None
     colour = output_colour(video_in.codec_context, options.pix_fmt, jpeg=codec in JPEG_ENCODERS)
-    if has_alpha(video_in):
-        log.warning("%s has transparency (an alpha channel), which the video made of it leaves out: its frames are "
-                    "upscaled opaque", src)
+    # FFmpeg decodes every GIF with an alpha plane, opaque or not (and Pillow marks
+    # pixels unchanged from the frame before transparent): a GIF frame with clear
+    # pixels as shown says so, below.
+    gif_alpha = [video_in.codec_context.name == "gif"]  # not yet said
+    if has_alpha(video_in) and not gif_alpha[0]:
+        log.warning(_ALPHA_DROPPED, src)
     video_out = _video_out(out, video_in, codec, options, time_base, colour)
     # A timecode on the file itself counts frames as the video's does.
     out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate,
@@ -1003,6 +1010,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             duration = (float(frame.duration * frame.time_base) if frame.duration
                         else float(1 / rate) / (2 if fields.fields and fields.started else 1))
             stamps.append((pts, seconds, duration))
+            if gif_alpha[0] and len(frame.format.components) == 4 and \
+                    (frame.to_ndarray(format="rgba")[:, :, 3] < 255).any():
+                gif_alpha[0] = False
+                log.warning(_ALPHA_DROPPED, src)
             image = upright(to_rgb(frame, deep), frame)
             if not first:
                 first.append(_FirstFrame(mastering(frame), (image.shape[1], image.shape[0]),

@@ -1820,6 +1820,21 @@ def test_transparency_video_cannot_keep_is_said_to_be_dropped(name, codec, pix_f
         assert not {key.lower() for key in c.streams.video[0].metadata} & {"alpha_mode"}
 
 
+@pytest.mark.parametrize("transparent", [False, True])
+def test_a_gif_is_said_to_lose_transparency_only_where_it_has_some(transparent, tmp_path, caplog):
+    # found by a README audit: FFmpeg decodes every GIF with an alpha plane (bgra), so
+    # an opaque GIF given to `ncnn-sr video` was said to have transparency, dropped
+    frames = [picture(16, 16, 4 if transparent else 3, seed=i) for i in range(3)]
+    if transparent:
+        for frame in frames:
+            frame[:4, :, 3] = 0
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(tmp_path / "in.gif", save_all=True, append_images=images[1:], duration=40, loop=0)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert upscale_video(tmp_path / "in.gif", tmp_path / "out.mp4", lambda frames: frames) == 3
+    assert ("has transparency (an alpha channel)" in caplog.text) is transparent, caplog.text
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_chapters_are_kept(suffix, tmp_path):
     marks = [(0, 60, "Opening"), (60, 125, "Part A")]
