@@ -737,6 +737,8 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
     if not names and (weights is not None or url is not None):  # else the list below, and they go unused
         given = "--from" if weights is not None else "--url"
         _fail(f"{given} gives the weights of one model: name it ({PROG} fetch NAME {given} ...)", 2)
+    if not names and force:
+        _fail("--force fetches again the models named: name them, or give --all", 2)
     if not names:
         for name, entry in fetch_mod.fetchable().items():
             try:

@@ -583,6 +583,13 @@ def test_weights_given_without_the_model_they_are_for_is_a_usage_error(tmp_path,
     assert proc.stderr.count("\n") == 1 and not (tmp_path / "m").exists()
 
 
+def test_force_without_a_model_to_fetch_again_is_a_usage_error(tmp_path):
+    # `ncnn-sr fetch --force` listed the models and exited 0, fetching nothing again
+    proc = run("fetch", "--force", "-o", tmp_path / "m", check_ok=False)
+    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1
+    assert "--force fetches again the models named: name them, or give --all" in proc.stderr
+
+
 def test_fetch_url_takes_an_address(tmp_path):
     proc = run("fetch", "realesr-general-x4v3", "--url", tmp_path / "x.pth", check_ok=False)
     assert proc.returncode == 2 and "--url takes an http or https address" in proc.stderr
