@@ -42,7 +42,7 @@ from .video_window import Window
 from .video_codecs import (CONSTANT_QUALITY, DEFAULT_CRF, JPEG_ENCODERS, QP2LAMBDA, QUANTISED, QUANTISER,
                            QUIET_X265, RATE_PER_FRAME, VP8_CEILING, X265_CUTREE_NARROWEST, X265_FEWEST_REORDERED,
                            _frame_rates, _matrix_read, _nearest_rate, _open_saying_why, _pixel_format, _rate_text,
-                           _reason, _size_refusal, _standard_rate, check_encoder_rate, encoder_time_base,
+                           _reason, _size_refusal, _standard_rate, check_encoder_rate, encoder_time_base, profile_options,
                            refused_open, video_encoder)
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, as_read, coded, depth,
                            encodable_size, fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
@@ -816,6 +816,7 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
         opts.update(flags="+qscale", global_quality=str(QUANTISER * QP2LAMBDA))
     if codec == "libx265":
         opts.update(QUIET_X265)
+    opts.update(profile_options(codec, options.pix_fmt, options.bitrate))
     if out.format.name in ("avi", "flv") or (codec == "libx265"
                                              and _frame_count(video_in, options) in range(1, X265_FEWEST_REORDERED)):
         # An AVI has no presentation times: B-frames in it read back in the wrong

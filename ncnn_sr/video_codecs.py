@@ -78,6 +78,21 @@ CRF_OR_BITRATE = frozenset({"libx264", "libx264rgb", "libx265", "libsvtav1"})
 # few bytes to code, and FFmpeg refused it. They are given a constant rate, as ffmpeg
 # gives them, and their own default rate where no --bitrate is given.
 RATE_PER_FRAME = frozenset({"vc2"})
+# DNxHD codes only its profiles' few sizes, each at its own bitrates, so without
+# --bitrate no size opened. Then DNxHR is coded, which takes any size from 256x120, in
+# the profile of the pixel format's depth and chroma.
+DNXHR_PROFILES = {"yuv422p": "dnxhr_hq", "yuv422p10le": "dnxhr_hqx", "yuv444p10le": "dnxhr_444",
+                  "gbrp10le": "dnxhr_444"}
+
+
+def profile_options(codec: str, pix_fmt: str, bitrate: int | None) -> dict:
+    """The options ``codec`` is opened with for ``pix_fmt`` frames at ``bitrate``
+    (None: no --bitrate) beyond the flags: DNxHR's profile."""
+    if codec == "dnxhd" and not bitrate:
+        return {"profile": DNXHR_PROFILES.get(pix_fmt, "dnxhr_hq")}
+    return {}
+
+
 # The smallest planes (width, height; every plane of the picture) and frames some of
 # FFmpeg's encoders code right: smaller, what their decoder reads back is another
 # picture, without a word (a flat colour came back up to 80 levels off from VC-2's
@@ -280,6 +295,7 @@ def _open_refused(codec: str, pix_fmt: str, size: tuple[int, int], bitrate: int 
     ctx.width, ctx.height = size
     if codec == "libx265":
         ctx.options = dict(QUIET_X265)
+    ctx.options = {**ctx.options, **profile_options(codec, pix_fmt, bitrate)}
     if bitrate:
         ctx.bit_rate = bitrate
     try:

@@ -2622,6 +2622,7 @@ def test_frames_an_encoder_cannot_code_are_refused_before_the_model_loads(codec,
                             "codec.)"),
     ("dvvideo", "out.avi", [], "dvvideo: Invalid argument (Found no DV profile for 32x32 yuv420p video.)"),
     ("dnxhd", "out.mov", ["--bitrate", "36M"], "dnxhd: Invalid argument (video parameters incompatible with DNxHD.)"),
+    ("dnxhd", "out.mov", [], "dnxhd: Invalid argument (Input dimensions too small, input must be at least 256x120)"),
     ("cinepak", "out.avi", ["--width", "50", "--height", "38"],
      "cinepak: Invalid argument (width and height must be multiples of four (got 50x38))"),
     ("flashsv2", "out.flv", ["--width", "8", "--height", "8"],
@@ -2643,6 +2644,21 @@ def test_a_size_an_encoder_of_fixed_sizes_takes_is_written(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=2, width=88, height=72, audio=None)
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2, "--codec", "h263")
     assert frame_times(tmp_path / "out.avi")[1] == (176, 144)  # QCIF
+
+
+@pytest.mark.parametrize("pix_fmt, profile", [([], "DNXHR HQ"), (["--pix-fmt", "yuv422p10le"], "DNXHR HQX"),
+                                             (["--pix-fmt", "yuv444p10le"], "DNXHR 444")])
+def test_dnxhd_without_a_bitrate_codes_dnxhr_at_any_size(pix_fmt, profile, tmp_path):
+    # DNxHD takes only its profiles' sizes, each at its own bitrates: without --bitrate
+    # it refused every size ("video parameters incompatible with DNxHD").
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=130, height=62, audio=None)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mov", *X2, "--codec", "dnxhd", *pix_fmt)
+    with av.open(str(tmp_path / "out.mov")) as made:
+        stream = made.streams.video[0]
+        assert (stream.profile, stream.width, stream.height) == (profile, 260, 124)
+        assert sum(1 for _ in made.decode(stream)) == 2
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "x264.mkv", *X2)
+    assert np.abs(mean_colour(tmp_path / "out.mov") - mean_colour(tmp_path / "x264.mkv")).max() < 3
 
 
 def test_dnxhd_at_a_size_and_rate_of_its_profiles_is_not_refused_before_the_run():
