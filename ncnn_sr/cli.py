@@ -565,6 +565,16 @@ def _comma_list(ctx, param, value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def _sha256(ctx, param, value: str | None) -> str | None:
+    """A flag's sha256 in lower case; a usage error (status 2) where it is none."""
+    from .download import checked_sha256
+
+    try:
+        return None if value is None else checked_sha256(value)
+    except NcnnSrError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 @main.command("convert", cls=OnePathCommand)
 @click.option("-i", "--input", "source", required=True,
               help="PyTorch weights (.pth, .pt, .ckpt or .safetensors) of an RRDBNet (Real-ESRGAN, ESRGAN), "
@@ -585,7 +595,7 @@ def _comma_list(ctx, param, value: str) -> list[str]:
               help="2 or 3 for an old ESRGAN model (model.1.sub... keys) with one upsampling layer, whose keys "
                    "are the same at x2 and x3; any other model's keys give its scale, which this must match.  "
                    "[default: as the input's name says (3x_Name, Name_x3), else 2 with a warning]")
-@click.option("--sha256", default=None,
+@click.option("--sha256", default=None, callback=_sha256,
               help="The sha256 the -i weights must have (as their publisher gives it); checked before they are "
                    "read.")
 @click.option("--force", is_flag=True, help="Replace NAME.param and NAME.bin where they exist.")
@@ -625,7 +635,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         target = Path(".") if url is not None else path.parent
     downloaded = kept = None
     try:
-        pinned = None if sha256 is None else download_mod.checked_sha256(sha256)
+        pinned = sha256
         if other is None and dni_weight is not None:
             raise NcnnSrError("--dni-weight needs --dni, the model to interpolate with")
         dni_weight = 0.5 if dni_weight is None else dni_weight

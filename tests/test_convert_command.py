@@ -182,6 +182,15 @@ def test_a_device_pipe_or_folder_with_a_sha256_to_check_is_refused_unread(tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+def test_a_sha256_that_is_none_is_a_usage_error(tmp_path):
+    # It was status 1, where the command's other bad values are usage errors (2).
+    (tmp_path / "m.pth").write_bytes(b"weights")
+    proc = run("convert", "-i", tmp_path / "m.pth", "--sha256", "00", check_ok=False)
+    assert proc.returncode == 2
+    assert "Invalid value for '--sha256': a sha256 is 64 hexadecimal digits, got '00'" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pth"]
+
+
 def test_an_upscale_given_the_weights_says_how_to_convert_them(tmp_path):
     source = weights_file(tmp_path)
     Image.fromarray(picture(4, 4)).save(tmp_path / "in.png")
