@@ -693,6 +693,11 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
             finally:
                 if downloaded is not None and kept is None:
                     download_mod.discard(downloaded)
+    except KeyboardInterrupt:
+        if kept is not None:  # before the entry point's "interrupted"
+            click.echo(f"{PROG}: the downloaded weights are kept in {kept}: the same command takes them from there",
+                       err=True)
+        raise
     except NcnnSrError as e:
         if debug:
             raise

@@ -551,6 +551,25 @@ def test_weights_downloaded_whole_are_kept_when_the_model_cannot_be_written(serv
     assert server.ranges_asked == [None, f"bytes={len(data)}-"] and server.if_range_asked == [None, '"v1"']
 
 
+def test_ctrl_c_after_a_download_says_where_the_weights_are_kept(server, tmp_path, monkeypatch, capsys):
+    # They were kept, but only "interrupted" was said.
+    from ncnn_sr import convert as convert_mod
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(convert_mod, "_trial_run", interrupted)
+    server.files["/4x-Mine.pth"] = weights_bytes(tmp_path, random_compact())
+    out = tmp_path / "out"
+    import click
+
+    with pytest.raises(click.exceptions.Abort):  # click's word for the KeyboardInterrupt
+        cli.main.main(["convert", "-i", server.url("/4x-Mine.pth"), "-o", str(out)], standalone_mode=False)
+    kept = out / ".4x-Mine.pth.download"
+    assert f"ncnn-sr: the downloaded weights are kept in {kept}: the same command takes them from there\n" in \
+        capsys.readouterr().err
+    assert kept.exists() and not (out / "4x-Mine.param").exists()
+
+
 def test_fetch_keeps_weights_downloaded_whole_when_the_model_cannot_be_written(server, tmp_path):
     import sys
 
