@@ -28,20 +28,21 @@ MODELS = ["realesr-animevideov3-x2", "realesr-animevideov3-x3", "realesr-animevi
 MAX_SIZE = 256
 
 
-def child(model: str, n: int, threads: int) -> None:
-    """In the child: load the model, and upscale an n×n picture as one tile if n > 0."""
+def child(model: str, n: int, threads: int, pad: int) -> None:
+    """In the child: load the model, and upscale an n×n picture as one tile if n > 0,
+    padded by ``pad`` pixels a side (the reference rule), as the arithmetic counts it."""
     import numpy as np
     from ncnn_sr import Upscaler
-    up = Upscaler(model, device=-1, tile=max(n, 32), threads=threads or None)
+    up = Upscaler(model, device=-1, tile=max(n, 32), tile_pad=pad, threads=threads or None)
     if n:
         picture = np.random.default_rng(0).integers(0, 256, (n, n, 3), dtype=np.uint8)
         out = up.upscale(picture)
         assert out.shape == (n * up.scale, n * up.scale, 3)
 
 
-def peak_rss(model: str, n: int, threads: int) -> int:
-    """Peak resident bytes of a child process running ``child(model, n, threads)``."""
-    run = run_child([sys.executable, __file__, "--child", model, str(n), str(threads)])
+def peak_rss(model: str, n: int, threads: int, pad: int) -> int:
+    """Peak resident bytes of a child process running ``child(model, n, threads, pad)``."""
+    run = run_child([sys.executable, __file__, "--child", model, str(n), str(threads), str(pad)])
     if run.returncode != 0:
         raise SystemExit(f"child for {model} at {n}x{n} failed with exit status {run.returncode}: {run.stderr_tail}")
     return int(run.rss_mb * 2**20)
@@ -61,10 +62,10 @@ def main() -> int:
                     help=f"square input sides, one tile each (at most {MAX_SIZE})")
     ap.add_argument("--pad", type=int, default=10, help="tile padding per side (the models' prepadding)")
     ap.add_argument("--threads", type=int, default=0, help="ncnn threads (0: ncnn's default)")
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), int(args.child[2]))
+        child(args.child[0], *map(int, args.child[1:]))
         return 0
     if max(args.sizes) > MAX_SIZE or min(args.sizes) < 32:
         ap.error(f"sizes must be between 32 and {MAX_SIZE}")
@@ -74,10 +75,10 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|")
     summary = {}
     for model in args.models:
-        base = peak_rss(model, 0, args.threads)
+        base = peak_rss(model, 0, args.threads, args.pad)
         points = []
         for n in sorted(args.sizes):
-            peak = peak_rss(model, n, args.threads)
+            peak = peak_rss(model, n, args.threads, args.pad)
             px = (n + 2 * args.pad) ** 2
             points.append((px, peak - base))
             print(f"| {model} | {n}x{n} | {px} | {base / mib:.0f} | {peak / mib:.0f} | "
