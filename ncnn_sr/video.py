@@ -72,13 +72,17 @@ class VideoInfo:
 
 def frames_out(info: VideoInfo, options: EncodeOptions) -> int | None:
     """About how many frames of the video ``info`` describes go through the upscaler
-    (for progress): those of the part asked for, at the rate deinterlacing makes."""
+    (for progress): those of the part asked for, at the rate deinterlacing makes, and
+    no more than a lower ``options.fps`` shows."""
     if not info.frames:
         return None
     frames = info.frames
     if options.trims and info.duration and info.rate:
         frames = options.part_seconds(info.duration) * info.rate
-    return round(frames * options.rate_factor(info.field_order))
+    frames *= options.rate_factor(info.field_order)
+    if options.fps and info.duration:
+        frames = min(frames, options.part_seconds(info.duration) * options.fps)
+    return round(frames)
 
 
 def probe(path: str | os.PathLike) -> VideoInfo:
@@ -447,7 +451,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                   progress: Callable[[int], None] | None = None, flags: FlagNames = FlagNames()) -> int:
     """Upscale ``src`` into ``dst``; ``frames`` maps decoded RGB frames (H×W×3 uint8,
     or uint16 when the output's pixel format holds more than 8 bits) to output frames
-    of the same type, in order and all of one size. Returns the frames written.
+    of the same type, in order and all of one size; at a constant rate only the frames
+    it shows are given (none that a lower rate drops). Returns the frames written.
 
     Audio and subtitles are copied packet for packet when the output container can
     hold their codec; otherwise audio is re-encoded to the container's default codec,
@@ -988,6 +993,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         # Frames handed on, which the side packets are muxed beside: not those decoded,
         # as film leaves four of five, and a part none before its start.
         handed = 0
+        seen = 0  # frames decoded (and deinterlaced) in the part, handed on or not
         held: collections.deque = collections.deque()
         slots: list[int] = []
         resized = False  # whether a frame of another size than the first has come
@@ -999,9 +1005,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 raise e
             damaged[0] += 1
 
-        def hand_on(frame) -> np.ndarray:
-            nonlocal handed, resized
-            handed += 1
+        def timed(frame) -> tuple:
+            """The frame's (pts, seconds, duration) on the output's timeline."""
             pts, seconds = frame.pts, float(frame.pts * frame.time_base)
             if window is not None:  # the part starts at 0
                 pts, seconds = pts - window.ticks(frame.time_base), float(frame.pts * frame.time_base - window.start)
@@ -1010,16 +1015,29 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             # Without a duration a frame lasts as long as the frame rate says; a field's half.
             duration = (float(frame.duration * frame.time_base) if frame.duration
                         else float(1 / rate) / (2 if fields.fields and fields.started else 1))
-            stamps.append((pts, seconds, duration))
+            return pts, seconds, duration
+
+        def looked_at(frame) -> np.ndarray | None:
+            """What every frame is checked for, shown or not; its picture where that
+            was needed for it."""
             if gif_alpha[0] and len(frame.format.components) == 4 and \
                     (frame.to_ndarray(format="rgba")[:, :, 3] < 255).any():
                 gif_alpha[0] = False
                 log.warning(_ALPHA_DROPPED, src)
+            if first:
+                return None
             image = upright(to_rgb(frame, deep), frame)
-            if not first:
-                first.append(_FirstFrame(mastering(frame), (image.shape[1], image.shape[0]),
-                                         upright.shown_aspect(sar)))
-            elif (image.shape[1], image.shape[0]) != first[0].shown:
+            first.append(_FirstFrame(mastering(frame), (image.shape[1], image.shape[0]), upright.shown_aspect(sar)))
+            return image
+
+        def hand_on(frame, stamp: tuple, image: np.ndarray | None, number: int, taken: list | None) -> np.ndarray:
+            """The picture of ``frame``, frame ``number`` of those seen, for the output's
+            slots ``taken`` (None: at its own time)."""
+            nonlocal handed, resized
+            handed += 1
+            stamps.append((stamp[0], taken))
+            image = upright(to_rgb(frame, deep), frame) if image is None else image
+            if (image.shape[1], image.shape[0]) != first[0].shown:
                 # One video stream holds frames of one size (a recording whose source
                 # switched, an adaptive stream saved, two streams joined do not).
                 width, height = first[0].shown
@@ -1027,9 +1045,31 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     resized = True
                     log.warning("%s: its frames change size midway, from %dx%d to %dx%d at frame %d (%.2f s): "
                                 "scaling them to %dx%d, the first frame's size", src, width, height, image.shape[1],
-                                image.shape[0], handed - 1, seconds, width, height)
+                                image.shape[0], number, stamp[1], width, height)
                 image = resize(image, height, width)
             return image
+
+        def shown(done: list) -> Iterator[np.ndarray]:
+            """The pictures of the frames ``done`` (and, with None, of the last frame held)
+            that the output shows. At a constant rate a frame is held until the next
+            one's time says which slots it fills: one that fills none (at a rate below
+            the input's) is never upscaled."""
+            nonlocal seen
+            for frame in done or []:
+                stamp, image = timed(frame), looked_at(frame)
+                seen += 1
+                if constant is None:
+                    yield hand_on(frame, stamp, image, seen - 1, None)
+                    continue
+                before = constant.pending
+                taken = [k for _, k in constant.push((frame, stamp, image, seen - 1), stamp[1], stamp[2])]
+                if taken:
+                    yield hand_on(*before, taken)
+            if done is None and constant is not None and constant.pending is not None:
+                last = constant.pending
+                taken = [k for _, k in constant.finish()]
+                if taken:
+                    yield hand_on(*last, taken)
 
         def whole(frame, pts: int) -> list:
             frame.pts = pts
@@ -1091,7 +1131,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                             stamp = frame.dts + (late[0] or 0)
                         heapq.heappush(slots, stamp)
                         if len(held) > reorder:
-                            yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots) - (late[0] or 0)))
+                            yield from shown(whole(held.popleft(), heapq.heappop(slots) - (late[0] or 0)))
                 if window is not None and video_in.index in ended and (
                         ended >= {video_in.index, *side} or _long_past(window, packet)):
                     # Every stream is past the part asked for; or one that has ended for
@@ -1104,8 +1144,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             if refusal[0] is not None:
                 reach.cut_short = "video"
             while held:
-                yield from map(hand_on, whole(held.popleft(), heapq.heappop(slots) - (late[0] or 0)))
-            yield from map(hand_on, fields.finish())
+                yield from shown(whole(held.popleft(), heapq.heappop(slots) - (late[0] or 0)))
+            yield from shown(fields.finish())
+            yield from shown(None)
             if damaged[0]:
                 log.warning("%s: %d damaged video packet%s skipped (--skip-damaged): frames are missing there, "
                             "up to the next keyframe, and players show the one before", src, damaged[0],
@@ -1204,7 +1245,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             if not stamps:  # each frame out takes the times of one in (a bare IndexError)
                 raise InputError(f"cannot write {dst}: the frames function gave a frame more than the {index} it was "
                                  "given: one frame out for each in is wanted")
-            pts, seconds, duration = stamps.popleft()
+            pts, taken = stamps.popleft()
             if not constant and ticks != 1:
                 pts = round(pts * ticks)
             if size is None:
@@ -1233,22 +1274,19 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 image = resize(image[:, :, :3], stretched[1], stretched[0])
             frame = coded(np.ascontiguousarray(fit(image[:, :, :3], size)), options.pix_fmt, colour)
             mux_side(index)
-            settled = constant.push(frame, seconds, duration) if constant else [(frame, pts)]
+            settled = [(frame, k) for k in taken] if constant else [(frame, pts)]
             if not constant and last_pts is not None and pts <= last_pts:
                 settled, unordered = [], unordered + 1
             elif not constant:
                 last_pts = pts
-            for shown, slot in settled:
-                encode(shown, slot)
+            for kept, slot in settled:
+                encode(kept, slot)
             written += len(settled)
             if progress is not None:
                 progress(index + 1)
         if stamps:  # else a shorter video went out on the first frames' times, unsaid
             raise InputError(f"cannot write {dst}: the frames function gave {index + 1} frames for the "
                              f"{index + 1 + len(stamps)} it was given: one frame out for each in is wanted")
-        for shown, slot in (constant.finish() if constant else []):
-            encode(shown, slot)
-            written += 1
         encode(None)
         mux_side(None)
         for e in cut_sound.values():

@@ -305,6 +305,85 @@ def test_fps_makes_a_constant_rate_and_keeps_the_duration(tmp_path):
     assert len(double) == 24 and double == pytest.approx([i / 48 for i in range(24)], abs=1e-3)
 
 
+def counted(frames):
+    """The frames as they are, each one counted in ``counted.seen``: an upscaler
+    that says how often it ran."""
+    for image in frames:
+        counted.seen += 1
+        yield image
+
+
+LOWER_RATES = [  # (clip, options, frames written, frames upscaled)
+    (dict(frames=24), dict(fps=Fraction(2)), 2, 2),  # 1 s at 24 fps into 2 fps
+    (dict(frames=12, rate=Fraction(60)), dict(fps=Fraction(30)), 6, 6),
+    (dict(frames=8, frame_ms=[0, 40, 50, 130, 140, 300, 310, 420]), dict(fps=Fraction(10)), 4, 3),  # one frame twice
+    (dict(frames=24), dict(fps=Fraction(7), start=Fraction(1, 10), duration=Fraction(1, 2)), 4, 4),
+    (dict(frames=6, interlaced=True, height=32), dict(fps=Fraction(20), field_rate=True), 5, 5),
+]
+
+
+@pytest.mark.parametrize("clip, options, written, upscaled", LOWER_RATES)
+def test_a_constant_rate_below_the_inputs_upscales_only_the_frames_it_shows(clip, options, written, upscaled,
+                                                                             tmp_path):
+    # found by a performance review: --fps 2 on a 24 fps clip upscaled all 24 frames
+    # a second to write 2 of them, and 60 to 30 fps twice the frames it needed
+    src = make_clip(tmp_path / "in.mp4", **clip)
+    counted.seen = 0
+    assert upscale_video(src, tmp_path / "out.mkv", counted, EncodeOptions(**options)) == written
+    assert counted.seen == upscaled
+
+
+def test_the_last_line_says_no_more_frames_upscaled_than_a_lower_rate_shows(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=24, audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--fps", "2")
+    assert re.search(r": 2 frames in [\d.]+ s \([\d.]+ fps\)\n", proc.stderr), proc.stderr
+
+
+def lossless_frames(path):
+    with av.open(str(path)) as c:
+        return [(float(f.pts * f.time_base), f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+
+
+# Which of the input's frames (as they are written without --fps) each slot showed
+# when every frame was upscaled, before those no slot takes were left out.
+SLOTS_TAKEN = [
+    (dict(frames=24), dict(fps=Fraction(2)), [5, 17]),
+    (dict(frames=12, rate=Fraction(60)), dict(fps=Fraction(30)), [0, 2, 4, 6, 8, 10]),
+    (dict(frames=6), dict(fps=Fraction(8)), [1, 4]),
+    (dict(frames=6), dict(fps=Fraction(60)), [0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4, 4, 4, 5, 5]),
+    (dict(frames=8, frame_ms=[0, 40, 50, 130, 140, 300, 310, 420]), dict(fps=Fraction(10)), [1, 4, 4, 6, 7]),
+    (dict(frames=8, frame_ms=[0, 40, 50, 130, 140, 300, 310, 420]), dict(fps=Fraction(50)),
+     [0, 0, 1, 2, 2, 2, 2, 4, 4, 4, 4, 4, 4, 4, 4, 5, 6, 6, 6, 6, 6, 7, 7]),
+    (dict(frames=24), dict(fps=Fraction(7), start=Fraction(1, 10), duration=Fraction(1, 2)), [1, 5, 8, 11]),
+    (dict(frames=12), dict(fps=Fraction(30), start=Fraction(3, 40), duration=Fraction(1, 5)), [0, 1, 1, 2, 3, 4]),
+    (dict(frames=6, interlaced=True, height=32), dict(fps=Fraction(30), field_rate=True),
+     [0, 2, 3, 5, 7, 8, 10, 11]),
+    (dict(frames=6, interlaced=True, height=32), dict(fps=Fraction(20), field_rate=True), [1, 3, 5, 8, 10]),
+    (dict(frames=1), dict(fps=Fraction(2)), [0]),
+    (dict(frames=3), dict(fps=Fraction(2)), [2]),  # shorter than half a slot: its last frame
+    (dict(frames=24, audio=None), dict(fps=Fraction(5)), [2, 7, 11, 16, 21]),
+]
+
+
+@pytest.mark.parametrize("clip, options, taken", SLOTS_TAKEN)
+def test_a_constant_rate_shows_the_frames_it_showed_when_it_upscaled_them_all(clip, options, taken, tmp_path):
+    # Frames of one flat colour each (a moving bar for fields), written losslessly:
+    # each slot's picture is, bit for bit, one of the frames written without --fps.
+    if not clip.get("interlaced"):
+        clip = dict(clip, colours=[(10 * i, 255 - 10 * i, 70 * i % 256) for i in range(clip["frames"])])
+    src = make_clip(tmp_path / "in.mp4", **clip)
+    lossless = dict(codec="ffv1", pix_fmt="bgr0")
+    every = dict(options, fps=None)
+    upscale_video(src, tmp_path / "every.mkv", lambda frames: frames, EncodeOptions(**every, **lossless))
+    upscale_video(src, tmp_path / "slots.mkv", lambda frames: frames, EncodeOptions(**options, **lossless))
+    reference = [image for _, image in lossless_frames(tmp_path / "every.mkv")]
+    shown = lossless_frames(tmp_path / "slots.mkv")
+    assert [[i for i, image in enumerate(reference) if np.array_equal(image, got)] for _, got in shown] \
+        == [[i] for i in taken]
+    times = [t for t, _ in shown]
+    assert times == pytest.approx([times[0] + k / options["fps"] for k in range(len(taken))], abs=1e-3)
+
+
 def test_encoder_options_are_used(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=4)
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "a.mp4", *X2, "--crf", "30", "--preset", "veryfast")
@@ -363,12 +442,13 @@ def test_x265_encodes_a_clip_of_one_or_two_frames_without_b_frames(frames, bfram
     assert f" bframes={bframes} ".encode() in (tmp_path / "out.mkv").read_bytes()  # x265 writes its settings into the stream
 
 
-def test_the_last_line_says_how_many_frames_were_upscaled_where_fps_drops_some(tmp_path):
+def test_the_last_line_says_how_many_frames_were_upscaled_where_fps_repeats_some(tmp_path):
     # found by a README audit: "wrote out.mkv: 2 frames in 3.6 s (6.64 fps)" for 24
     # frames upscaled into 2 at --fps 2, a rate that the 2 frames cannot have made
+    # (frames no slot shows are no longer upscaled; a higher rate still repeats them)
     clip = make_clip(tmp_path / "in.mp4", frames=6, audio=None, colours=[(40 * i, 200, 100) for i in range(6)])
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--fps", "8")
-    assert re.search(rf"wrote {re.escape(str(tmp_path / 'out.mkv'))}: 2 frames in [\d.]+ s \(6 upscaled, "
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--fps", "48")
+    assert re.search(rf"wrote {re.escape(str(tmp_path / 'out.mkv'))}: 12 frames in [\d.]+ s \(6 upscaled, "
                      r"[\d.]+ fps\)\n", proc.stderr), proc.stderr
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "same.mkv", *X2)
     assert re.search(r": 6 frames in [\d.]+ s \([\d.]+ fps\)\n", proc.stderr), proc.stderr

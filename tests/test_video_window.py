@@ -192,6 +192,9 @@ def test_progress_counts_the_frames_of_the_part_at_the_rate_made():
     assert frames_out(info, EncodeOptions(start=Fraction(2), duration=Fraction(1))) == 25
     assert frames_out(info, EncodeOptions(start=Fraction(2), duration=Fraction(1), field_rate=True)) == 50
     assert frames_out(info, EncodeOptions(deinterlace="film")) == 200
+    assert frames_out(info, EncodeOptions(fps=Fraction(10))) == 100  # the frames no slot shows are not upscaled
+    assert frames_out(info, EncodeOptions(fps=Fraction(10), start=Fraction(8))) == 20
+    assert frames_out(info, EncodeOptions(fps=Fraction(60), field_rate=True)) == 500
     assert frames_out(VideoInfo(64, 48, None, None, None, 0, 0), EncodeOptions()) is None
 
 
