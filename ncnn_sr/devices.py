@@ -93,6 +93,10 @@ def _whole(value) -> bool:
 
 _lock = threading.Lock()
 _gpu_count: int | None = None
+# The process that made the instance. A forked child inherits it without the driver's
+# state: ncnn waited for ever there, on a network (and, past Python's reach, in the
+# driver's teardown as the child exits, unless it leaves by os._exit as multiprocessing's do).
+_instance_pid: int | None = None
 _gpu_users: "weakref.WeakSet" = weakref.WeakSet()
 
 
@@ -121,9 +125,14 @@ def captured_stderr():
 
 def gpu_count() -> int:
     """How many Vulkan devices there are; creates the Vulkan instance on first call."""
-    global _gpu_count
+    global _gpu_count, _instance_pid
     with _lock:
+        if _gpu_count is not None and _instance_pid != os.getpid():
+            raise DeviceError("the Vulkan instance was made in the parent of this forked process and cannot be used "
+                              "here (ncnn would hang): use the CPU (device=-1), or start the process with "
+                              "multiprocessing's 'spawn' method")
         if _gpu_count is None:
+            _instance_pid = os.getpid()
             if os.environ.get("NCNN_SR_VERBOSE_VULKAN"):
                 ncnn.create_gpu_instance()
                 _gpu_count = ncnn.get_gpu_count()

@@ -198,6 +198,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         self._callers: dict[int, int] = {}  # calls in progress per thread
         self._last_size: tuple = ()
         self._tile = tile
+        self._pid = os.getpid()
         self._net = self._load(devices.get_device(device))
         try:
             # Not a software device (lavapipe: kind "cpu"), which computes on the CPU in
@@ -270,6 +271,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             wanted = target_size(h, w, scale, width, height)
         if self._closed:
             raise InputError("this Upscaler is closed")
+        if self._pid != os.getpid():
+            # Its network is the parent's: ncnn's threads and a GPU's state do not
+            # cross a fork, and ncnn waited for them for ever.
+            raise InputError("this Upscaler was made in another process (before a fork): make one in this process")
         self._check_room(image, wanted)
         with self._lock:
             if self._closed:

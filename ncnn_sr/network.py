@@ -14,7 +14,7 @@ from . import devices
 from .devices import Device
 from .errors import ModelError
 from .netsplit import NetPlan
-from .openmp import ncnn
+from .openmp import claim_threads, ncnn
 from .param_file import layer_weights, parse_param
 from .tiles import pieces
 
@@ -64,6 +64,8 @@ class Network:
         net.opt.use_vulkan_compute = device.is_gpu
         if threads:
             net.opt.num_threads = threads
+        # Loading transforms weights with them too, not only a run.
+        claim_threads(net.opt.num_threads)
         if precision == "bf16" and device.is_gpu:
             # Measured on Vulkan (lavapipe) at 49.7 dB from fp32 on animevideov3, under
             # the 50 dB bar: the GPU keeps ncnn's fp16, which stays above 60 dB.

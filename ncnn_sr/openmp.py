@@ -41,3 +41,23 @@ def _load():
 
 
 ncnn = _load()
+
+# The process whose ncnn has run OpenMP threads. GNU libgomp keeps its pool of threads
+# across a fork without the threads themselves: in the child, ncnn's next parallel
+# loop waited for them for ever (a multiprocessing pool that never finished).
+_threads_pid: "int | None" = None
+
+
+def claim_threads(count: int) -> None:
+    """Note that ncnn is about to run ``count`` OpenMP threads in this process; a
+    DeviceError in a process forked after its parent's ncnn ran threads, where
+    those threads do not exist. One thread starts none, and runs anywhere."""
+    global _threads_pid
+    if count <= 1:
+        return
+    if _threads_pid not in (None, os.getpid()):
+        from .errors import DeviceError
+        raise DeviceError("ncnn ran OpenMP threads in the parent of this forked process, which cannot run them "
+                          "here (ncnn would wait for them for ever): use threads=1, or start the process with "
+                          "multiprocessing's 'spawn' method")
+    _threads_pid = os.getpid()

@@ -232,3 +232,12 @@ def test_ncnn_loads_with_short_openmp_spins_leaving_the_environment_as_it_was(fi
                                        ({"OMP_WAIT_POLICY": "passive"}, "0")])
 def test_the_users_openmp_wait_setting_is_kept(env, spin):
     assert _spin_ncnn_read(env)[0] == spin
+
+
+def test_the_vulkan_instance_of_the_parent_is_refused_in_a_forked_child(gpu):
+    from test_engine import run_forked
+
+    # A GPU Upscaler made in the child waited for ever.
+    out = run_forked("list_devices()", "Upscaler('realesr-animevideov3-x2', device=0).upscale(img)")
+    assert "child refused: DeviceError the Vulkan instance was made in the parent of this forked process" in out
+    assert "child status 0" in out

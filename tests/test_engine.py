@@ -811,3 +811,53 @@ def test_runs_whole_refuses_sizes_and_counts_of_the_wrong_kind(args, kwargs, sai
     with pytest.raises(InputError) as refused:
         cpu_upscalers(FAST).runs_whole(*args, **kwargs)
     assert str(refused.value) == said
+
+
+# A process forked after ncnn ran inherits its OpenMP runtime without the threads and its
+# Vulkan instance without the driver's state: ncnn waited there for ever. Each script runs
+# in a fresh Python, so that this test process's own ncnn plays no part.
+FORK_SCRIPT = """
+import os, signal, sys
+import numpy as np
+from ncnn_sr import Upscaler, NcnnSrError, list_devices
+img = np.zeros((16, 16, 3), np.uint8)
+{parent}
+pid = os.fork()
+if pid == 0:
+    signal.alarm(60)  # a hang shows as a child killed by SIGALRM
+    try:
+        {child}
+        print("child ran", flush=True)
+    except NcnnSrError as e:
+        print("child refused:", type(e).__name__, e, flush=True)
+    {child_exit}
+_, status = os.waitpid(pid, 0)
+print("child status", status, flush=True)
+"""
+
+
+def run_forked(parent: str, child: str, child_exit: str = "os._exit(0)") -> str:
+    import subprocess
+    import sys
+
+    script = FORK_SCRIPT.format(parent=parent, child=child, child_exit=child_exit)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_an_upscaler_made_before_a_fork_is_refused_in_the_child():
+    out = run_forked("up = Upscaler('realesr-animevideov3-x2', device=-1, threads=1); up.upscale(img)",
+                     "up.upscale(img)")
+    assert "child refused: InputError this Upscaler was made in another process" in out
+    assert "child status 0" in out
+
+
+def test_a_threaded_cpu_upscaler_is_refused_in_a_child_forked_after_ncnn_ran_threads():
+    parent = "Upscaler('realesr-animevideov3-x2', device=-1, threads=2).upscale(img)"
+    out = run_forked(parent, "Upscaler('realesr-animevideov3-x2', device=-1, threads=2).upscale(img)")
+    assert "child refused: DeviceError ncnn ran OpenMP threads in the parent of this forked process" in out
+    assert "child status 0" in out
+    # One thread starts none, and runs.
+    out = run_forked(parent, "Upscaler('realesr-animevideov3-x2', device=-1, threads=1).upscale(img)")
+    assert "child ran" in out and "child status 0" in out
