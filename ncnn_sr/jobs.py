@@ -48,6 +48,14 @@ class Job:
     target: Path
     stem_siblings: tuple[Path, ...] = ()
 
+    def __post_init__(self) -> None:
+        # Made by hand with str paths, as open() takes them: the run failed inside on a
+        # bare AttributeError ('str' object has no attribute 'suffix').
+        for name in ("source", "target"):
+            object.__setattr__(self, name, Path(file_path(getattr(self, name), f"a Job's {name}")))
+        siblings = tuple(Path(file_path(p, "a Job's stem sibling")) for p in self.stem_siblings)
+        object.__setattr__(self, "stem_siblings", siblings)
+
 
 @dataclass(frozen=True)
 class Plan:

@@ -1076,3 +1076,17 @@ def test_a_pipeline_refuses_output_settings_before_any_picture(setting, said, cp
     with pytest.raises(InputError) as refused:
         Pipeline([cpu_lane], **setting)
     assert str(refused.value) == said
+
+
+def test_a_job_made_of_str_paths_runs_as_one_of_paths(tmp_path, cpu_upscalers):
+    # Its str target failed inside the run on a bare AttributeError ('str' has no 'suffix').
+    Image.fromarray(picture(16, 16)).save(tmp_path / "a.png")
+    job = Job(str(tmp_path / "a.png"), os.fspath(tmp_path / "a_x2.png"))
+    assert job == Job(tmp_path / "a.png", tmp_path / "a_x2.png")
+    summary = Pipeline([Lane(cpu_upscalers("realesr-animevideov3-x2"), 1)]).run([job])
+    assert summary.ok == 1 and (tmp_path / "a_x2.png").exists()
+
+
+def test_a_job_without_paths_is_an_input_error():
+    with pytest.raises(InputError, match="a Job's target needs a file's path, got None"):
+        Job("a.png", None)
