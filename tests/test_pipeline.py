@@ -1090,3 +1090,9 @@ def test_a_job_made_of_str_paths_runs_as_one_of_paths(tmp_path, cpu_upscalers):
 def test_a_job_without_paths_is_an_input_error():
     with pytest.raises(InputError, match="a Job's target needs a file's path, got None"):
         Job("a.png", None)
+
+
+def test_a_pipeline_lane_without_an_upscaler_is_a_setting_error(tmp_path):
+    # A lane of "up" (or None, which ordered_map allows) was a bare AttributeError in run.
+    with pytest.raises(InputError, match="a pipeline's lanes need an Upscaler each, got 'up'"):
+        Pipeline([Lane("up", 1)])
