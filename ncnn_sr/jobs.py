@@ -53,7 +53,10 @@ class Job:
         # bare AttributeError ('str' object has no attribute 'suffix').
         for name in ("source", "target"):
             object.__setattr__(self, name, Path(file_path(getattr(self, name), f"a Job's {name}")))
-        siblings = tuple(Path(file_path(p, "a Job's stem sibling")) for p in self.stem_siblings)
+        given = self.stem_siblings
+        # One path given alone was taken a character at a time.
+        given = (given,) if isinstance(given, (str, bytes, os.PathLike)) else given
+        siblings = tuple(Path(file_path(p, "a Job's stem sibling")) for p in given)
         object.__setattr__(self, "stem_siblings", siblings)
 
 

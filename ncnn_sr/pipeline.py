@@ -13,6 +13,7 @@ they take its frames before any new picture (see _ProcQueue and _Frames).
 """
 from __future__ import annotations
 
+import contextlib
 import numbers
 import os
 import queue
@@ -228,6 +229,7 @@ class Pipeline:
         # folder of thousands of pictures is tried once, not once a picture.
         self._unwritable: dict[Path, str | None] = {}
         self._unwritable_lock = threading.Lock()
+        self._targets: set[str] = set()  # this run's outputs so far, as absolute paths
         # A run interrupted inside a picture leaves its workers waiting on its queues
         # and its cancel: a later run must not clear that cancel under them.
         self._abandoned = False
@@ -251,6 +253,7 @@ class Pipeline:
         self._cancel.clear()
         with self._unwritable_lock:
             self._unwritable.clear()
+            self._targets.clear()
         self._summary = Summary()
         self._errors = []
         budget = self._animation_memory
@@ -350,7 +353,9 @@ class Pipeline:
             if missing is not None:
                 item.notes.append(f"{existing} is written again: {missing} is missing, so it may be the output of "
                                   f"another {job.source.stem}.* picture, named when that one sorted first")
-            self._check_header(item)
+            self._check_overwrite(item)
+            if not item.error:
+                self._check_header(item)
             read = None if item.error else _read(item, read_image)
             if read:
                 item.pixels, item.info = read
@@ -358,6 +363,23 @@ class Pipeline:
                 if not item.error and self._animated(item) and not self._read_frames(item):
                     return  # cancelled while waiting for room
             self._put(to_proc, item)
+
+    def _check_overwrite(self, item: _Item) -> None:
+        """Fail ``item`` whose output is its input, or an earlier job's output of this
+        run: Jobs made by hand wrote over it without a word (a folder's plan refuses
+        both before the run)."""
+        job = item.job
+        with contextlib.suppress(OSError):
+            if os.path.samefile(job.source, job.target):
+                item.error = f"{job.source}: its output is the input: it would be overwritten; choose another output"
+                return
+        key = os.path.normcase(os.path.abspath(job.target))
+        with self._unwritable_lock:
+            taken = key in self._targets
+            self._targets.add(key)
+        if taken:
+            item.error = f"{job.source}: its output {job.target} is another picture's of this run: it would be " \
+                         "overwritten; choose another output"
 
     def _existing_output(self, target: Path) -> Path | None:
         return existing_output(target) if self._skip_existing else None

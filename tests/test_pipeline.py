@@ -1096,3 +1096,29 @@ def test_a_pipeline_lane_without_an_upscaler_is_a_setting_error(tmp_path):
     # A lane of "up" (or None, which ordered_map allows) was a bare AttributeError in run.
     with pytest.raises(InputError, match="a pipeline's lanes need an Upscaler each, got 'up'"):
         Pipeline([Lane("up", 1)])
+
+
+def test_a_job_that_would_write_over_its_input_or_another_jobs_output_fails_alone(tmp_path, cpu_lane):
+    # Jobs made by hand wrote over their input, or over each other's output, and each
+    # was counted ok: the first picture's upscale was lost without a word.
+    for i, name in enumerate(("a.png", "b.png", "c.png")):
+        Image.fromarray(picture(8, 8, seed=i)).save(tmp_path / name)
+    before = (tmp_path / "c.png").read_bytes()
+    outcomes = []
+    summary = Pipeline([cpu_lane], on_outcome=outcomes.append).run([
+        Job(tmp_path / "a.png", tmp_path / "out.png"), Job(tmp_path / "b.png", tmp_path / "out.png"),
+        Job(tmp_path / "c.png", str(tmp_path / "." / "c.png"))])
+    assert (summary.ok, summary.failed) == (1, 2)
+    errors = sorted(o.message for o in outcomes if o.status == "failed")
+    assert errors[0] == f"{tmp_path / 'b.png'}: its output {tmp_path / 'out.png'} is another picture's of this run: " \
+                        "it would be overwritten; choose another output"
+    assert errors[1] == f"{tmp_path / 'c.png'}: its output is the input: it would be overwritten; choose another " \
+                        "output"
+    assert (tmp_path / "c.png").read_bytes() == before
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")),
+                          cpu_lane.upscaler.upscale(np.asarray(Image.open(tmp_path / "a.png"))))
+
+
+def test_a_job_given_one_stem_sibling_takes_it_whole():
+    # A str was taken a character at a time.
+    assert Job("a.jpg", "a.png", stem_siblings="a.png.png").stem_siblings == (Path("a.png.png"),)
