@@ -33,8 +33,10 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
               interlaced: bool = False, gop: int | None = None) -> Path:
     """A clip of moving colour waves (H.264, or VP9 for .webm) with a sine tone in
     ``audio`` (aac, pcm_s16le, libopus or None), in each channel of ``layout``. ``frame_ms`` gives each frame's time
-    in milliseconds, for a variable frame rate. ``rotation`` (degrees counterclockwise,
-    as PyAV's VideoFrame.rotation reads it back: -90 is a phone held upright) and
+    in milliseconds, for a variable frame rate (coded without B-frames: in an mp4 or
+    .mov each frame then lasts until the next, the last 1/``rate``, whatever the
+    pictures). ``rotation`` (degrees counterclockwise, as PyAV's VideoFrame.rotation
+    reads it back: -90 is a phone held upright) and
     ``hflip`` go into a display matrix that tells players how to show the picture.
     ``video_streams`` above 1 adds copies of the picture as further video streams.
     ``sound_spans`` lists the (start, end) seconds the tone plays, for sound that starts
@@ -57,6 +59,11 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
             video.width, video.height, video.pix_fmt = width, height, "yuv420p"
             if frame_ms is not None:
                 video.codec_context.time_base = video.time_base = Fraction(1, 1000)
+                # An mp4 stores each frame's duration in decoding order, as the time to
+                # the next one decoded: with B-frames (which x264 picks for moving
+                # pictures, not for flat ones) or their delay, durations land on the
+                # wrong frames, and the same times gave the last frame another length.
+                video.codec_context.max_b_frames = 0
             if sar is not None:
                 video.codec_context.sample_aspect_ratio = sar
             if interlaced:

@@ -316,7 +316,7 @@ def counted(frames):
 LOWER_RATES = [  # (clip, options, frames written, frames upscaled)
     (dict(frames=24), dict(fps=Fraction(2)), 2, 2),  # 1 s at 24 fps into 2 fps
     (dict(frames=12, rate=Fraction(60)), dict(fps=Fraction(30)), 6, 6),
-    (dict(frames=8, frame_ms=[0, 40, 50, 130, 140, 300, 310, 420]), dict(fps=Fraction(10)), 4, 3),  # one frame twice
+    (dict(frames=8, frame_ms=[0, 40, 50, 130, 140, 300, 310, 420]), dict(fps=Fraction(10)), 5, 4),  # one frame twice
     (dict(frames=24), dict(fps=Fraction(7), start=Fraction(1, 10), duration=Fraction(1, 2)), 4, 4),
     (dict(frames=6, interlaced=True, height=32), dict(fps=Fraction(20), field_rate=True), 5, 5),
 ]
@@ -331,6 +331,20 @@ def test_a_constant_rate_below_the_inputs_upscales_only_the_frames_it_shows(clip
     counted.seen = 0
     assert upscale_video(src, tmp_path / "out.mkv", counted, EncodeOptions(**options)) == written
     assert counted.seen == upscaled
+
+
+def test_a_constant_rate_writes_as_many_frames_whatever_the_pictures_at_the_same_times(tmp_path):
+    # found by QA: these times gave 4 frames at 10 fps for moving pictures and 5 for
+    # flat colours; the test clips' mp4 put decoding-order durations on the frames
+    # (with B-frames for the moving ones only), so the last frame lasted 10 ms or 42
+    ms = [0, 40, 50, 130, 140, 300, 310, 420]
+    moving = make_clip(tmp_path / "moving.mp4", frames=len(ms), frame_ms=ms, audio=None)
+    flat = make_clip(tmp_path / "flat.mp4", frames=len(ms), frame_ms=ms, audio=None,
+                     colours=[(200, 30, 30), (30, 200, 30)])
+    options = EncodeOptions(fps=Fraction(10))
+    # slots 0-4: the last frame, at 0.42 s, lasts to 0.46 s, past slot 4's half
+    assert upscale_video(moving, tmp_path / "moving.mkv", lambda frames: frames, options) == 5
+    assert upscale_video(flat, tmp_path / "flat.mkv", lambda frames: frames, options) == 5
 
 
 def test_the_last_line_says_no_more_frames_upscaled_than_a_lower_rate_shows(tmp_path):
