@@ -521,6 +521,26 @@ def test_the_cpu_listed_twice_shares_its_cores_and_memory_between_both_lanes(mon
     assert [(kw["threads"], kw["concurrency"]) for kw in made] == [(2, 4), (2, 4)]
 
 
+def test_a_gpu_listed_twice_shares_its_memory_between_both_lanes(monkeypatch):
+    # Each lane planned its windows in flight for its own workers only: -g 0,0 on a
+    # discrete card held twice as many windows as its heap budget allows.
+    from ncnn_sr import batch_cli, devices
+    from ncnn_sr.batch_cli import RunOptions, build_lanes
+
+    made = []
+    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or object())
+    real = devices.get_device
+    monkeypatch.setattr(devices, "get_device", lambda spec: devices.Device(int(spec), "fake", "discrete", 8000)
+                        if str(spec) in ("0", "1") else real(spec))
+    for gpu, shares in (("0,0,1", [3, 3, 4]), ("0,-1,0", [5, 2, 5])):
+        made.clear()
+        opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None,
+                          gpu=gpu, tile="0", jobs="1:1,2,4:1", tta=False, fmt=None)
+        lanes, _, _ = build_lanes(opts)
+        assert [lane.workers for lane in lanes] == [1, 2, 4]
+        assert [kw["concurrency"] for kw in made] == shares
+
+
 @pytest.mark.parametrize("kind,gpu,jobs,cpus,save", [
     ("discrete", "0", "auto", 16, 8),  # PNG writing limits a fast GPU: half the cores save
     ("discrete", "0", "auto", 40, 8),
