@@ -604,6 +604,8 @@ class Pipeline:
                     item.error = f"{item.job.source}: {e}"
                 except MemoryError:
                     item.error = f"{item.job.source}: not enough memory for its result"
+                except _FailedOn as e:
+                    item.error = f"{item.job.source}: upscaling failed on {e.device}: {e.error!r}"
                 except Exception as e:
                     item.error = f"{item.job.source}: upscaling failed: {e!r}"
                 if item.error:
@@ -615,7 +617,14 @@ class Pipeline:
         The frames are shared with the other proc workers; this one upscales them too
         until none is left to take, so it never waits for a frame no one has taken."""
         def upscale(upscaler: Upscaler, picture: np.ndarray) -> np.ndarray:
-            return upscaler.upscale(picture, progress=self._raise_if_cancelled, **self._resize)
+            try:
+                return upscaler.upscale(picture, progress=self._raise_if_cancelled, **self._resize)
+            except (NcnnSrError, MemoryError, Cancelled):
+                raise
+            except Exception as e:
+                # Which of several devices failed (an animation's frames: the helper's,
+                # not the owner's), so the line can say so.
+                raise _FailedOn(upscaler.device, e) from e
 
         if item.animation is None:
             pictures = (item.pixels,)
@@ -720,6 +729,14 @@ class Pipeline:
                 while stops_sent[id(next_queue)] < len(readers):
                     self._put(next_queue, STOP, readers)
                     stops_sent[id(next_queue)] += 1
+
+
+class _FailedOn(Exception):
+    """An unforeseen ``error`` from an upscale on ``device``."""
+
+    def __init__(self, device, error: Exception):
+        super().__init__(device, error)
+        self.device, self.error = device, error
 
 
 class _ProcQueue:

@@ -261,6 +261,26 @@ def test_a_result_too_big_for_memory_fails_its_picture_in_words(tmp_path):
     assert summary.failures[0].message == f"{jobs[0].source}: not enough memory for its result"
 
 
+def test_a_picture_that_fails_on_one_device_of_several_names_that_device(tmp_path):
+    # With -g 0,-1 the line said "upscaling failed: RuntimeError(...)", not which device
+    # failed; an animation's frames fail on whichever worker took them, of any lane.
+    from ncnn_sr.devices import Device
+
+    class Broken(SlowFake):
+        device = Device(0, "fake", "discrete", 8000)
+
+        def upscale(self, image, progress=None, **kw):
+            raise RuntimeError("vkQueueSubmit failed")
+
+    jobs = folder_of(tmp_path, 4, size=(4, 4))
+    broken = Broken(0)
+    summary = Pipeline([Lane(broken, 1), Lane(SlowFake(0.05), 1)]).run(jobs)
+    assert summary.failed >= 1 and summary.ok + summary.failed == 4
+    for failure in summary.failures:
+        assert failure.message == (f"{failure.job.source}: upscaling failed on GPU 0 (fake): "
+                                   "RuntimeError('vkQueueSubmit failed')")
+
+
 @pytest.mark.parametrize("name, said", [
     ("wide.webp", "wide.webp: 16400x4 is too large for WebP, which holds at most 16383 pixels a side; write png"),
     # Pipeline's own argument leaves it out, not the command's --no-metadata.
