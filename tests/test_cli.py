@@ -521,6 +521,24 @@ def test_the_cpu_listed_twice_shares_its_cores_and_memory_between_both_lanes(mon
     assert [(kw["threads"], kw["concurrency"]) for kw in made] == [(2, 4), (2, 4)]
 
 
+@pytest.mark.parametrize("pictures, workers, shares", [(1, [1, 1], (8, 1)), (3, [2, 2], (2, 3)), (9, [2, 2], (2, 4))])
+def test_the_cpu_listed_twice_runs_as_many_calls_at_once_as_there_are_pictures(monkeypatch, pictures, workers,
+                                                                               shares):
+    # One picture with -g -1,-1 got a worker on each lane, and ran on half the cores
+    # with half the memory for a second call that could never come.
+    from ncnn_sr import batch_cli
+    from ncnn_sr.batch_cli import RunOptions, build_lanes
+
+    made = []
+    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or object())
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None,
+                      gpu="-1,-1", tile="0", jobs="1:2:1", tta=False, fmt=None)
+    lanes, _, _ = build_lanes(opts, pictures=pictures)
+    assert [lane.workers for lane in lanes] == workers
+    assert [(kw["threads"], kw["concurrency"]) for kw in made] == [shares, shares]
+
+
 def test_a_gpu_listed_twice_shares_its_memory_between_both_lanes(monkeypatch):
     # Each lane planned its windows in flight for its own workers only: -g 0,0 on a
     # discrete card held twice as many windows as its heap budget allows.
