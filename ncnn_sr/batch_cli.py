@@ -294,17 +294,17 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     # The CPU listed twice (-g -1,-1) is one set of cores and one memory: its lanes'
     # workers share them all.
     cpu_workers = sum(workers for device, workers in zip(chosen, procs) if not device.is_gpu)
+    # A GPU listed twice (-g 0,0) is one heap: its lanes' windows in flight share it.
     # Each lane keeps a worker, but no more calls run at once than there are pictures:
     # one picture with -g -1,-1 ran on half the cores.
-    cpu_calls = cpu_workers if pictures is None else max(1, min(cpu_workers, pictures))
-    # A GPU listed twice (-g 0,0) is one heap: its lanes' windows in flight share it.
-    gpu_workers: dict[int, int] = {}
+    calls: dict[int, int] = {}
     for device, workers in zip(chosen, procs):
-        if device.is_gpu:
-            gpu_workers[device.index] = gpu_workers.get(device.index, 0) + workers
+        calls[device.index] = calls.get(device.index, 0) + workers
+    if pictures is not None:
+        calls = {index: max(1, min(count, pictures)) for index, count in calls.items()}
     for device, tile, workers in zip(chosen, tiles, procs):
-        threads = None if device.is_gpu else devices.cpu_threads_per_call(cpu_calls)
-        up = _upscaler(opts, device, tile, threads, gpu_workers[device.index] if device.is_gpu else cpu_calls)
+        threads = None if device.is_gpu else devices.cpu_threads_per_call(calls[device.index])
+        up = _upscaler(opts, device, tile, threads, calls[device.index])
         if frame is not None and not device.is_gpu and tile == 0 and 1 < workers == cpu_workers:
             size = frame() if callable(frame) else frame
             if size is not None and up.runs_whole(*size, calls=1) and not up.runs_whole(*size):

@@ -550,12 +550,13 @@ def test_a_gpu_listed_twice_shares_its_memory_between_both_lanes(monkeypatch):
     real = devices.get_device
     monkeypatch.setattr(devices, "get_device", lambda spec: devices.Device(int(spec), "fake", "discrete", 8000)
                         if str(spec) in ("0", "1") else real(spec))
-    for gpu, shares in (("0,0,1", [3, 3, 4]), ("0,-1,0", [5, 2, 5])):
+    for gpu, pictures, shares in (("0,0,1", None, [3, 3, 4]), ("0,-1,0", None, [5, 2, 5]),
+                                  ("0,0,1", 2, [2, 2, 2])):  # no more calls at once than pictures
         made.clear()
         opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None,
                           gpu=gpu, tile="0", jobs="1:1,2,4:1", tta=False, fmt=None)
-        lanes, _, _ = build_lanes(opts)
-        assert [lane.workers for lane in lanes] == [1, 2, 4]
+        lanes, _, _ = build_lanes(opts, pictures=pictures)
+        assert [lane.workers for lane in lanes] == [1, 2, 4] if pictures is None else [1, 2, 2]
         assert [kw["concurrency"] for kw in made] == shares
 
 
