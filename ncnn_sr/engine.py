@@ -170,20 +170,11 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         self.spec = resolve_model(model, model_path)
         self.tta = tta
         self.alpha = alpha
-        self._alignment = self.spec.alignment
         self.tile_pad = self.spec.prepadding if tile_pad is None else tile_pad
-        self.tile_pad += -self.tile_pad % self._alignment
+        self._align_to(self.spec.alignment)
         if overlap is None:
             overlap = DEFAULT_OVERLAP if tile_pad is None else 0
         self.overlap = overlap
-        # Context mirrored beyond the picture's own edges: the reference rule's (its
-        # output is promised), none for seam-free tiling. A run of the picture as it
-        # is matches the whole picture as Real-ESRGAN's own PyTorch inference runs it
-        # (no padding at its borders, tiles clamped to them); against 4x-downscaled
-        # photos it was as close to the originals in the outer band as the mirrored
-        # context (within +-0.3 dB either way), and one window of a 256x256 picture
-        # does 16 % less work (docs/benchmarks.md, "Borders").
-        self._border = self.tile_pad if overlap == 0 else 0
         if exact and overlap == 0:
             raise InputError("exact tiling and the reference tiling (no overlap) exclude each other")
         self._exact = exact
@@ -207,9 +198,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
                 self._net = self._trusted(self._net)
             self._scale = self.spec.scale or self._probe_scale()
             if not self.spec.scale:
-                self._alignment = math.lcm(self._alignment, self._probe_block())
-                self.tile_pad += -self.tile_pad % self._alignment
-                self._border = self.tile_pad if self.overlap == 0 else 0
+                self._align_to(math.lcm(self._alignment, self._probe_block()))
             self._alpha_net = bicubic_net(self._scale)
         except BaseException:
             # Left to the collector, a CPU network's pools could go before the net
@@ -225,6 +214,22 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
     def scale(self) -> int:
         """The model's native scale."""
         return self._scale
+
+    def _align_to(self, alignment: int) -> None:
+        """Windows start at multiples of ``alignment``, and ``tile_pad`` is rounded up to one."""
+        self._alignment = alignment
+        self.tile_pad += -self.tile_pad % alignment
+
+    @property
+    def _border(self) -> int:
+        """Context mirrored beyond the picture's own edges: the reference rule's (its
+        output is promised), none for seam-free tiling. A run of the picture as it
+        is matches the whole picture as Real-ESRGAN's own PyTorch inference runs it
+        (no padding at its borders, tiles clamped to them); against 4x-downscaled
+        photos it was as close to the originals in the outer band as the mirrored
+        context (within +-0.3 dB either way), and one window of a 256x256 picture
+        does 16 % less work (docs/benchmarks.md, "Borders")."""
+        return self.tile_pad if self.overlap == 0 else 0
 
     @property
     def alignment(self) -> int:
