@@ -29,6 +29,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -264,6 +265,29 @@ def run_measured(cmd: list[str]) -> tuple[dict | None, float, str]:
             ended = "no result printed"
         reason = f"{reason} ({ended})" if reason else ended
     return result, run.rss_mb, reason
+
+
+def checked_models(names: list[str]) -> list[str]:
+    """The models ``names`` name, each once, a family as its default variant; a
+    ModelError for one that cannot be resolved, before any run. (The same model twice
+    would be timed twice, and its ratios to the C++ code counted as rounds.)"""
+    from . import models
+
+    checked = list(dict.fromkeys(models.model_name_for(name, None) for name in names))
+    for name in checked:
+        models.resolve_model(name)
+    return checked
+
+
+def reference_path(reference_python: str) -> str:
+    """``reference_python`` as the path of a checked Python (``check_reference``): a
+    file given is that file (its link kept: a venv's python is one); a bare name that
+    is no file here is a program on PATH, as a shell finds python3."""
+    if os.sep not in reference_python and not os.path.exists(reference_python):
+        reference_python = shutil.which(reference_python) or reference_python
+    reference_python = os.path.abspath(reference_python)
+    check_reference(reference_python)
+    return reference_python
 
 
 def check_reference(reference_python: str) -> None:

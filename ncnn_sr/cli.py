@@ -875,11 +875,9 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
     if json_path is not None and json_path == markdown_path:
         raise click.BadParameter("--json and --markdown name the same file", param_hint="'--markdown'")
     try:
-        # The same configuration twice would be timed twice, and its ratios to the C++
-        # code counted as rounds: a family and its default variant, "auto" and -1.
-        models = list(dict.fromkeys(models_mod.model_name_for(name, None) for name in models))
-        for name in models:
-            models_mod.resolve_model(name)
+        # The same configuration twice would be timed twice: a family and its default
+        # variant, "auto" and -1.
+        models = bench_mod.checked_models(models)
         # Before the devices, whose notices (a software Vulkan device passed over)
         # would come before a missing picture's error.
         if image is not None:
@@ -890,12 +888,7 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
         indices = list(dict.fromkeys(devices_mod.get_device(part).index for part in parts))
         tilings = list(dict.fromkeys(tilings))
         if reference_python is not None:
-            # A file given is that file (its link kept: a venv's python is one); a bare
-            # name that is no file here is a program on PATH, as a shell finds python3.
-            if os.sep not in reference_python and not os.path.exists(reference_python):
-                reference_python = shutil.which(reference_python) or reference_python
-            reference_python = os.path.abspath(reference_python)
-            bench_mod.check_reference(reference_python)
+            reference_python = bench_mod.reference_path(reference_python)
     except NcnnSrError as e:
         _fail(str(e))
     click.echo(f"machine: {bench_mod.machine_line()}")

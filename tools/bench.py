@@ -10,11 +10,9 @@ Tile 0 is the whole picture as one tile, "auto" the engine's own choice.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
 
-from ncnn_sr import bench, models
+from ncnn_sr import bench
 from ncnn_sr.devices import MIN_TILE, get_device
 from ncnn_sr.errors import NcnnSrError
 from ncnn_sr.images import read_image
@@ -57,22 +55,15 @@ def main() -> None:
     args = p.parse_args()
     try:
         # As `ncnn-sr bench`: a family is its default variant, a wrong name refused before any run.
-        names = list(dict.fromkeys(models.model_name_for(name) for name in args.models))
-        for name in names:
-            models.resolve_model(name)
+        names = bench.checked_models(args.models)
         devices = list(dict.fromkeys(get_device(index).index for index in args.devices))
         if args.image:
             # As `ncnn-sr bench -i`: Pillow's convert("RGB") clipped a 16-bit picture to white.
             picture = bench.rgb8(read_image(args.image)[0])
         else:
             picture = bench.synthetic_picture(*args.size)
-        reference = args.reference_python
-        if reference:
-            # As `ncnn-sr bench`: checked before the runs, not found failing in every row after them.
-            if os.sep not in reference and not os.path.exists(reference):
-                reference = shutil.which(reference) or reference
-            reference = os.path.abspath(reference)
-            bench.check_reference(reference)
+        # As `ncnn-sr bench`: checked before the runs, not found failing in every row after them.
+        reference = bench.reference_path(args.reference_python) if args.reference_python else None
         size = (picture.shape[1], picture.shape[0])
         print(f"machine: {bench.machine_line()}")
         print(f"picture: {size[0]}x{size[1]}, repeat {args.repeat}, tiling {' '.join(args.tiling)}", flush=True)
