@@ -505,10 +505,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
             check_folder(_written_in(opts.output))
         encoder = video_codecs.video_encoder(dst, encode, flags)  # a bad --codec or --preset before a model loads
         info = video.probe(src)
-        # and frames it cannot code
-        video_codecs.check_size(info, dst, encoder, encode, _frame_scale(opts), opts.width, opts.height,
-                                lambda: video.sideways(src))
-        video.check_rate(info, dst, encoder, encode, flags)  # and a rate it cannot stamp
+        _check_encodable(opts, info, src, dst, encoder, encode, flags=flags)  # and frames it cannot code
         lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
         if to_file:
             new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
@@ -533,6 +530,18 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
     if not opts.quiet:
         _echo(f"{prog}: {line}")
     return 0
+
+
+def _check_encodable(opts: RunOptions, info, src, dst, encoder: str, encode, lanes: list[Lane] | None = None,
+                     flags: FlagNames = FlagNames()) -> None:
+    """Before the model runs on ``src`` (``info``, its probe): the InputError its
+    first frame would meet where ``encoder`` cannot code the frames made of it into
+    ``dst``, or stamp them at their rate."""
+    from . import video, video_codecs
+
+    video_codecs.check_size(info, dst, encoder, encode, _frame_scale(opts, lanes), opts.width, opts.height,
+                            lambda: video.sideways(src))
+    video.check_rate(info, dst, encoder, encode, flags)
 
 
 def _frame_scale(opts: RunOptions, lanes: list[Lane] | None = None) -> float | None:
@@ -625,10 +634,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
                 continue
             try:
                 info = video.probe(src)
-                encoder = video_codecs.video_encoder(dst, encode)
-                video_codecs.check_size(info, dst, encoder, encode, _frame_scale(opts, lanes), opts.width,
-                                        opts.height, lambda: video.sideways(src))
-                video.check_rate(info, dst, encoder, encode)
+                _check_encodable(opts, info, src, dst, video_codecs.video_encoder(dst, encode), encode, lanes)
                 if lanes is None:
                     lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
                 bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
