@@ -635,7 +635,6 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         target = Path(".") if url is not None else path.parent
     downloaded = kept = None
     try:
-        pinned = sha256
         if other is None and dni_weight is not None:
             raise NcnnSrError("--dni-weight needs --dni, the model to interpolate with")
         dni_weight = 0.5 if dni_weight is None else dni_weight
@@ -672,10 +671,10 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
             try:
                 if url is not None:
                     with _download_bar(file_name, quiet=False) as progress:
-                        path = downloaded = download_mod.download_part(download_mod.Source(url, pinned),
+                        path = downloaded = download_mod.download_part(download_mod.Source(url, sha256),
                                                                        target / f".{file_name}", progress)
-                elif pinned is not None:
-                    download_mod.verify_file(path, pinned)
+                elif sha256 is not None:
+                    download_mod.verify_file(path, sha256)
                 weights = checkpoint.read_weights(path)
                 if second is not None:
                     weights = convert_mod.interpolate_weights(weights, second, dni_weight)
