@@ -1050,12 +1050,11 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             return image
 
         def shown(done: list) -> Iterator[np.ndarray]:
-            """The pictures of the frames ``done`` (and, with None, of the last frame held)
-            that the output shows. At a constant rate a frame is held until the next
-            one's time says which slots it fills: one that fills none (at a rate below
-            the input's) is never upscaled."""
+            """The pictures of the frames ``done`` that the output shows. At a constant
+            rate a frame is held until the next one's time says which slots it fills:
+            one that fills none (at a rate below the input's) is never upscaled."""
             nonlocal seen
-            for frame in done or []:
+            for frame in done:
                 stamp, image = timed(frame), looked_at(frame)
                 seen += 1
                 if constant is None:
@@ -1065,7 +1064,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 taken = [k for _, k in constant.push((frame, stamp, image, seen - 1), stamp[1], stamp[2])]
                 if taken:
                     yield hand_on(*before, taken)
-            if done is None and constant is not None and constant.pending is not None:
+
+        def last_shown() -> Iterator[np.ndarray]:
+            """The picture of the last frame held at a constant rate, where it fills a slot."""
+            if constant is not None and constant.pending is not None:
                 last = constant.pending
                 taken = [k for _, k in constant.finish()]
                 if taken:
@@ -1146,7 +1148,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             while held:
                 yield from shown(whole(held.popleft(), heapq.heappop(slots) - (late[0] or 0)))
             yield from shown(fields.finish())
-            yield from shown(None)
+            yield from last_shown()
             if damaged[0]:
                 log.warning("%s: %d damaged video packet%s skipped (--skip-damaged): frames are missing there, "
                             "up to the next keyframe, and players show the one before", src, damaged[0],
