@@ -498,14 +498,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         if options.deinterlace == "film" and _source_rate(video_in) not in TELECINE_RATES:
             log.warning("%s is %s fps, not 29.97 or 30 as telecined film is: --deinterlace film drops one "
                         "frame in five of it all the same", src, _rate_text(_source_rate(video_in)))
-        rate = _source_rate(video_in) * factor
-        if options.fps is None and _frame_rates(encoder):
-            options = replace(options, fps=_standard_rate(encoder, rate))
-        elif options.fps is None and _constant_rate(dst, encoder, factor):
-            options = replace(options, fps=rate)
-        check_encoder_rate(dst, encoder, options.fps or _source_rate(video_in), flags)
-        stated = _stated_rate(video_in)
-        _check_fastest(dst, options.fps or (stated and stated * factor), flags)
+        options = replace(options, fps=_checked_rate(dst, encoder, options.fps, _source_rate(video_in),
+                                                     _stated_rate(video_in), factor, flags, _standard_rate))
         try:
             lead = CUE_LEAD if inp.streams.subtitles else SEEK_MARGIN
             # A pipe cannot be sought in: its frames before the part are read and left out.
@@ -614,14 +608,26 @@ def check_rate(info: VideoInfo, dst: Path | VideoOutput, encoder: str, options: 
                flags: FlagNames = FlagNames()) -> None:
     """Before any model loads: the InputError ``upscale_video`` would meet where ``dst``
     cannot tell apart the times of frames at the rate it would write ``info``'s at."""
-    factor = options.rate_factor(info.field_order)
-    fps = options.fps
+    _checked_rate(dst, encoder, options.fps, info.rate or Fraction(25), info.stated_rate,
+                  options.rate_factor(info.field_order), flags)
+
+
+def _checked_rate(dst: Path | VideoOutput, encoder: str, fps: Fraction | None, source: Fraction,
+                  stated: Fraction | None, factor: Fraction, flags: FlagNames,
+                  listed: Callable[[str, Fraction], Fraction] = _nearest_rate) -> Fraction | None:
+    """The constant rate ``dst`` is written at, None where frames keep their own
+    times: ``fps`` (--fps); else, for an encoder that keeps to a list of rates, the
+    one ``listed`` picks for the input's ``source`` rate times ``factor`` (a frame per
+    field, film put back together), or that rate itself where ``_constant_rate``. An
+    InputError where ``encoder`` cannot encode at it, or ``dst`` cannot tell apart
+    the times of frames at it (with none, at the ``stated`` rate times ``factor``)."""
     if fps is None and _frame_rates(encoder):
-        fps = _nearest_rate(encoder, (info.rate or Fraction(25)) * factor)
+        fps = listed(encoder, source * factor)
     elif fps is None and _constant_rate(dst, encoder, factor):
-        fps = (info.rate or Fraction(25)) * factor
-    check_encoder_rate(dst, encoder, fps or info.rate or Fraction(25), flags)
-    _check_fastest(dst, fps or (info.stated_rate and info.stated_rate * factor), flags)
+        fps = source * factor
+    check_encoder_rate(dst, encoder, fps or source, flags)
+    _check_fastest(dst, fps or (stated and stated * factor), flags)
+    return fps
 
 
 def _check_fastest(dst: Path | VideoOutput, rate: Fraction | None, flags: FlagNames) -> None:
