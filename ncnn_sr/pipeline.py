@@ -230,6 +230,7 @@ class Pipeline:
         self._unwritable: dict[Path, str | None] = {}
         self._unwritable_lock = threading.Lock()
         self._targets: set[str] = set()  # this run's outputs so far, as absolute paths
+        self._targets_lock = threading.Lock()  # the loaders claim them
         # A run interrupted inside a picture leaves its workers waiting on its queues
         # and its cancel: a later run must not clear that cancel under them.
         self._abandoned = False
@@ -253,7 +254,7 @@ class Pipeline:
         self._cancel.clear()
         with self._unwritable_lock:
             self._unwritable.clear()
-            self._targets.clear()
+        self._targets.clear()  # no loader runs between runs
         self._summary = Summary()
         self._errors = []
         budget = self._animation_memory
@@ -374,7 +375,7 @@ class Pipeline:
                 item.error = f"{job.source}: its output is the input: it would be overwritten; choose another output"
                 return
         key = os.path.normcase(os.path.abspath(job.target))
-        with self._unwritable_lock:
+        with self._targets_lock:
             taken = key in self._targets
             self._targets.add(key)
         if taken:
