@@ -633,7 +633,8 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         target = path_flag(PROG, "-o", folder, "the folder to write to")
     else:
         target = Path(".") if url is not None else path.parent
-    downloaded = kept = None
+    # Weights refused are deleted: no run could use them; any other failure keeps them.
+    downloaded = download_mod.Downloaded(refused=ModelError)
     try:
         if other is None and dni_weight is not None:
             raise NcnnSrError("--dni-weight needs --dni, the model to interpolate with")
@@ -667,43 +668,32 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         # Read before a download: a --dni that cannot be read failed only once the weights had come.
         second = None if other is None else \
             checkpoint.read_weights(path_flag(PROG, "--dni", other, "the model to interpolate with"))
-        with folder_made(target):
-            try:
-                if url is not None:
-                    with _download_bar(file_name, quiet=False) as progress:
-                        path = downloaded = download_mod.download_part(download_mod.Source(url, sha256),
-                                                                       target / f".{file_name}", progress)
-                elif sha256 is not None:
-                    download_mod.verify_file(path, sha256)
-                weights = checkpoint.read_weights(path)
-                if second is not None:
-                    weights = convert_mod.interpolate_weights(weights, second, dni_weight)
-                # Models are named by their scale (3x_Name.pth): where the keys cannot tell, that decides.
-                model = convert_mod.convert_weights(weights, fp16=not fp32, scale=scale,
-                                                    scale_hint=convert_mod.name_scale(Path(file_name).stem))
-                spec = convert_mod.write_model(model, target, name, overwrite=force)
-            except BaseException as e:
-                # Weights refused (a ModelError) are deleted: no run could use them. Any
-                # other failure (a full disk, Ctrl-C) keeps them where the same command
-                # finds them, rather than fetch them again.
-                if downloaded is not None and not isinstance(e, ModelError):
-                    kept = downloaded
-                raise
-            finally:
-                if downloaded is not None and kept is None:
-                    download_mod.discard(downloaded)
+        with folder_made(target), downloaded:
+            if url is not None:
+                with _download_bar(file_name, quiet=False) as progress:
+                    path = downloaded.path = download_mod.download_part(download_mod.Source(url, sha256),
+                                                                        target / f".{file_name}", progress)
+            elif sha256 is not None:
+                download_mod.verify_file(path, sha256)
+            weights = checkpoint.read_weights(path)
+            if second is not None:
+                weights = convert_mod.interpolate_weights(weights, second, dni_weight)
+            # Models are named by their scale (3x_Name.pth): where the keys cannot tell, that decides.
+            model = convert_mod.convert_weights(weights, fp16=not fp32, scale=scale,
+                                                scale_hint=convert_mod.name_scale(Path(file_name).stem))
+            spec = convert_mod.write_model(model, target, name, overwrite=force)
     except KeyboardInterrupt:
-        if kept is not None:  # before the entry point's "interrupted"
-            click.echo(f"{PROG}: the downloaded weights are kept in {kept}: the same command takes them from there",
-                       err=True)
+        if downloaded.kept is not None:  # before the entry point's "interrupted"
+            click.echo(f"{PROG}: the downloaded weights are kept in {downloaded.kept}: the same command takes "
+                       "them from there", err=True)
         raise
     except NcnnSrError as e:
         if debug:
             raise
         # The downloaded copy is named by its address.
-        said = str(e) if downloaded is None else str(e).replace(str(downloaded), url)
-        if kept is not None:
-            said += f" (the downloaded weights are kept in {kept}: the same command takes them from there)"
+        said = str(e) if downloaded.path is None else str(e).replace(str(downloaded.path), url)
+        if downloaded.kept is not None:
+            said += f" (the downloaded weights are kept in {downloaded.kept}: the same command takes them from there)"
         _fail(said)
     mixed = "" if other is None else f", {dni_weight:g} of {file_name} and {1 - dni_weight:g} of {Path(other).name}"
     click.echo(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}{mixed}")
@@ -807,6 +797,13 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
                 raise
             click.echo(f"{PROG}: error: {name}: {e}", err=True)
             failed = True
+        except KeyboardInterrupt:
+            # Before the entry point's "interrupted": what a long download brought is not lost.
+            kept = fetch_mod.pending_bytes(name, where) if weights is None else 0
+            if kept:
+                click.echo(f"{PROG}: {name}: the {kept / 1e6:.1f} MB downloaded are kept: the same command goes on "
+                           "from them", err=True)
+            raise
     if failed:
         sys.exit(1)
     if folder is not None:

@@ -147,6 +147,30 @@ def discard(part: Path) -> None:
     _forget(part)
 
 
+class Downloaded:
+    """The file ``download_part`` gave for one use, while that use runs (a ``with``
+    block): set ``path`` once it is there. It is discarded when the use succeeds, or
+    fails with one of ``refused`` (the file itself is no good: no later call could use
+    it); any other failure (a full disk, Ctrl-C) keeps it, whole, for the next call,
+    and ``kept`` then names it."""
+
+    def __init__(self, refused: type[BaseException] | tuple[type[BaseException], ...]) -> None:
+        self.refused = refused
+        self.path: Path | None = None
+        self.kept: Path | None = None
+
+    def __enter__(self) -> Downloaded:
+        return self
+
+    def __exit__(self, kind, error, trace) -> bool:
+        if self.path is not None:
+            if kind is None or issubclass(kind, self.refused):
+                discard(self.path)
+            else:
+                self.kept = self.path
+        return False
+
+
 def _check_target(target: Path) -> None:
     """InputError unless ``target`` can be written, said before the server is asked:
     a missing folder, a folder in the file's place or a folder no file can be made in

@@ -13,7 +13,7 @@ from typing import Callable
 
 from .errors import ModelError, NcnnSrError, describe
 from .files import check_folder, folder_made
-from .download import Source, discard, download_part, partial_path, verify_file
+from .download import Downloaded, Source, download_part, partial_path, verify_file
 from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, resolve_model
 
 
@@ -75,28 +75,21 @@ def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str
             return present
     check_folder(folder)
     convert.check_target(folder, name, force)  # a file it cannot replace: said before the download
-    with folder_made(folder):
-        fetched = None
-        try:
+    downloaded = Downloaded(refused=ModelError)  # weights refused: no later fetch could use them
+    try:
+        with folder_made(folder), downloaded:
             if weights is not None:
                 path = Path(weights)
                 verify_file(path, source.sha256, source.size)
             else:
-                path = fetched = download_part(source, folder / f".{name}.pth", progress)
+                path = downloaded.path = download_part(source, folder / f".{name}.pth", progress)
             model = convert.convert_weights(checkpoint.read_weights(path), scale=entry.scale)
-            spec = convert.write_model(model, folder, name, overwrite=force)
-        except ModelError:  # weights refused: no later fetch could use them
-            if fetched is not None:
-                discard(fetched)
+            return convert.write_model(model, folder, name, overwrite=force)
+    except NcnnSrError as e:  # a full disk, say: the weights stay, whole, for the next fetch
+        if downloaded.kept is None:
             raise
-        except NcnnSrError as e:  # a full disk, say: the weights stay, whole, for the next fetch
-            if fetched is None:
-                raise
-            raise type(e)(f"{e} (the downloaded weights are kept in {fetched}: fetch it again to use them)") \
-                from None
-        if fetched is not None:
-            discard(fetched)
-        return spec
+        raise type(e)(f"{e} (the downloaded weights are kept in {downloaded.kept}: fetch it again to use them)") \
+            from None
 
 
 def pending_bytes(name: str, folder: str | os.PathLike | None = None) -> int:

@@ -570,6 +570,32 @@ def test_ctrl_c_after_a_download_says_where_the_weights_are_kept(server, tmp_pat
     assert kept.exists() and not (out / "4x-Mine.param").exists()
 
 
+def test_ctrl_c_in_a_fetch_after_the_download_says_the_weights_are_kept(server, tmp_path, monkeypatch, capsys):
+    # They were kept, but only "interrupted" was said, and the next fetch downloaded nothing.
+    from ncnn_sr import convert as convert_mod
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    data = weights_bytes(tmp_path, random_compact(upscale=4))
+    source = pinned(server, "/general.pth", data)
+    monkeypatch.setattr(fetch, "source_of", lambda name: source)
+    monkeypatch.setattr(convert_mod, "_trial_run", interrupted)
+    folder = tmp_path / "models"
+    import click
+
+    with pytest.raises(click.exceptions.Abort):
+        cli.main.main(["fetch", "realesr-general-x4v3", "-o", str(folder), "-q"], standalone_mode=False)
+    size = f"{len(data) / 1e6:.1f}"
+    # (click adds a line of its own after a KeyboardInterrupt)
+    assert capsys.readouterr().err.startswith(f"ncnn-sr: realesr-general-x4v3: the {size} MB downloaded are kept: "
+                                              "the same command goes on from them\n")
+    assert fetch.pending_bytes("realesr-general-x4v3", folder) == len(data)
+    monkeypatch.undo()
+    monkeypatch.setattr(fetch, "source_of", lambda name: source)
+    assert CliRunner().invoke(cli.main, ["fetch", "realesr-general-x4v3", "-o", str(folder), "-q"]).exit_code == 0
+    assert server.ranges_asked == [None]  # whole and pinned: the second fetch asked nothing
+
+
 def test_fetch_keeps_weights_downloaded_whole_when_the_model_cannot_be_written(server, tmp_path):
     import sys
 
