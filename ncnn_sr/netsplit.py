@@ -22,7 +22,8 @@ statistics of the whole picture, which no window has. Each block whose GroupNorm
 output is added to the block's input is a stage of its own that ends before the
 GroupNorm: its windows give the map the norm reads, and ``staged`` normalises that
 over the whole picture and adds the input. Such a network, which upsamples by a
-PixelShuffle instead of an Interp, is cut there, its head only the shuffle.
+PixelShuffle instead of an Interp, is cut there, its head only the shuffle; or by
+DySample (GridSample layers, see dysample.py), cut where its layers begin.
 """
 from __future__ import annotations
 
@@ -40,6 +41,13 @@ _CONVOLUTIONS = frozenset(("Convolution", "ConvolutionDepthWise"))
 # A stage shorter than this is merged with its neighbour: each stage costs a pass over
 # the feature map, so cutting around a single convolution is not worth it.
 MIN_STAGE_REACH = 8
+# Input pixels a DySample head's samples reach from their pixel, exactly where the
+# learnt offset stays within 2.5: init_pos (under half a pixel), the offset, and the
+# bilinear neighbour; a sample further out reads the piece's edge instead. Its other
+# layers that are not pointwise (a running sum, a sum over a row) only count pixels to
+# normalise coordinates to the piece's size.
+SAMPLE_REACH = 4
+_SAMPLER = _POINTWISE | _CONVOLUTIONS | frozenset(("CumulativeSum", "Reduction", "PixelShuffle", "GridSample"))
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,7 @@ def plan_network(param_bytes: bytes, input_blob: str, output_blob: str) -> NetPl
         input_blob = entry
     cut = next((i for i, layer in enumerate(layers) if layer.type == "Interp" and _upsamples(layer)), None)
     if cut is None and any(layer.type == "GroupNorm" for layer in layers):
-        cut = next((i for i, layer in enumerate(layers) if layer.type == "PixelShuffle"), None)
+        cut = _upsampler_start(layers)
     if cut is None or cut == 0:
         return None
     cut_blob = layers[cut].bottoms[0]
@@ -206,8 +214,46 @@ def _own_reach(layer: Layer) -> int | None:
     return 0 if layer.type in _POINTWISE else None
 
 
+def _upsampler_start(layers) -> int | None:
+    """Where a network without Interp upsamples: its first PixelShuffle, or, with a
+    GridSample, the last layer before the first one from which on the layers read
+    one blob made before them."""
+    sample = next((i for i, layer in enumerate(layers) if layer.type == "GridSample"), None)
+    if sample is None:
+        return next((i for i, layer in enumerate(layers) if layer.type == "PixelShuffle"), None)
+    for i in range(sample, 0, -1):
+        before = {t for layer in layers[:i] for t in layer.tops}
+        if len({b for layer in layers[i:] for b in layer.bottoms if b in before}) == 1:
+            return i
+    return None
+
+
+def _sampled_context(layers) -> int | None:
+    """The context of a DySample head, or None for any other head with GridSample:
+    one of other layers, or whose grid does not count its own pixels (a warp by a
+    flow from elsewhere may reach any distance)."""
+    if any(layer.type not in _SAMPLER for layer in layers) or \
+            not any(layer.type == "CumulativeSum" for layer in layers):
+        return None
+    first = next(i for i, layer in enumerate(layers) if layer.type == "GridSample")
+    last = max(i for i, layer in enumerate(layers) if layer.type == "GridSample")
+    scale = max([int(layer.params.get(0, 1)) for layer in layers if layer.type == "PixelShuffle"] + [1])
+    reach = float(SAMPLE_REACH)
+    for i, layer in enumerate(layers):
+        own = _own_reach(layer) if layer.type in _CONVOLUTIONS or layer.type in _POINTWISE else 0
+        if own is None:
+            return None
+        if i < first:  # the offsets' convolutions, at the input's scale
+            reach += own
+        elif i > last:  # the end convolution, at the output's
+            reach += own / scale
+    return math.ceil(reach) + 1
+
+
 def _head_context(layers) -> int | None:
     """Cut-blob pixels of context the head needs, rounded up, or None."""
+    if any(layer.type == "GridSample" for layer in layers):
+        return _sampled_context(layers)
     scale, reach = 1.0, 0.0
     for layer in layers:
         if layer.type == "Interp":

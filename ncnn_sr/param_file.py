@@ -293,6 +293,7 @@ _WEIGHTLESS = frozenset("""
     Exp Log Power Threshold AbsVal Dropout Noop Softmax Pooling Pooling1D Pooling3D
     Padding Reshape Permute Flatten Squeeze ExpandDims ShuffleChannel Tile Cast Reduction
     ArgMax Packing Flip Erf CopyTo Shrink Fold Unfold GridSample Einsum DeformableConv2D_noweight
+    CumulativeSum
 """.split())
 
 _CONVOLUTIONS = frozenset("""

@@ -22,10 +22,11 @@ weights, comes between). Each block, on its input x:
 - plus x.
 
 The picture, each channel repeated scale² times, is added to the last convolution's
-output, which is then pixel-shuffled. Not converted: a DySample upsampler
-(``to_img`` keys), and PLKSR's sparse large kernels (``lk.convs``, ``lk.mn_conv``),
-an ablation of the paper. PLKSR's ``with_idt`` option (the large kernel's input
-added to its output) leaves no trace in the keys and is taken as off, its default.
+output, which is then pixel-shuffled, or, where the keys hold ``to_img`` weights,
+upsampled by DySample (see dysample.py; RealPLKSR only). Not converted: PLKSR's sparse
+large kernels (``lk.convs``, ``lk.mn_conv``), an ablation of the paper. PLKSR's
+``with_idt`` option (the large kernel's input added to its output) leaves no trace in
+the keys and is taken as off, its default.
 
 GroupNorm takes its statistics over the whole picture, so a network with it gives
 another output for each tile than for the picture: ``netsplit`` plans it in stages
@@ -39,6 +40,7 @@ from typing import Mapping
 
 import numpy as np
 
+from . import dysample
 from .errors import ModelError
 from .ncnn_graph import INPUT_BLOB, Net, check_shapes, counted, raw, shape_of
 from .span import describe_shape
@@ -62,9 +64,10 @@ def convert_plksr(weights: Mapping[str, np.ndarray], fp16: bool) -> tuple[str, b
     """The param text, bin bytes, description and scale of the (Real)PLKSR in ``weights``."""
     paper = "feats.1.channe_mixer.0.weight" in weights
     name = "PLKSR" if paper else NAME
-    if any(k.startswith("to_img.") for k in weights):
-        raise ModelError(f"{name} with a DySample upsampler (to_img keys) is not converted here: only the "
-                         "pixel-shuffle one")
+    upsampler = dysample.has_dysample(weights)
+    if upsampler and paper:
+        raise ModelError("PLKSR (channe_mixer keys) with a DySample upsampler (to_img keys): another variant of "
+                         "the architecture?")
     if "feats.1.lk.conv.weight" not in weights:
         raise ModelError(f"{name} with sparse large kernels (feats.1.lk.convs or lk.mn_conv keys) is not "
                          "converted here: only the plain large kernel (lk.conv)")
@@ -104,10 +107,13 @@ def convert_plksr(weights: Mapping[str, np.ndarray], fp16: bool) -> tuple[str, b
     norm = "layer_norm" if layer_norm else "norm" if group_norm else None
     for i in range(1, blocks + 1):
         shapes.update(_block_shapes(f"feats.{i}", dim, pdim, kernel, attention, mixer, mixing, norm))
+    if upsampler:
+        shapes.update(dysample.dysample_shapes(weights, 3 * scale * scale, scale, name))
     what = {"layer_norm": "layer norm", "norm": f"GroupNorm of {GROUPS} groups",
             None: {(3, 1): "CCM", (1, 3): "ICCM", (3, 3): "DCCM"}[mixing]}[norm]
     arch = (f"{name}, {counted(blocks, 'block')}, {dim} features, {kernel}x{kernel} kernel on {pdim}, "
-            f"{what}{'' if attention else ', no attention'}, x{scale}")
+            f"{what}{'' if attention else ', no attention'}"
+            f"{', ' + dysample.describe(weights, scale) if upsampler else ''}, x{scale}")
     check_shapes(weights, {k: k for k in shapes}, shapes, arch)
 
     net = Net(weights, {k: k for k in shapes}, fp16)
@@ -120,7 +126,9 @@ def convert_plksr(weights: Mapping[str, np.ndarray], fp16: bool) -> tuple[str, b
     repeat[np.arange(3 * scale * scale), np.arange(3 * scale * scale) // (scale * scale)] = 1
     picture = net.conv_of("repeat", INPUT_BLOB, repeat, np.zeros(3 * scale * scale, np.float32), "the repeat")
     x = net.add("BinaryOp", "residual", [x, picture], "0=0")
-    if scale > 1:
+    if upsampler:
+        x = dysample.dysample(net, x, 3 * scale * scale, scale)
+    elif scale > 1:
         x = net.add("PixelShuffle", "pixel_shuffle", [x], f"0={scale} 1=0")
     param, data = net.finish(x)
     return param, data, arch, scale

@@ -23,9 +23,10 @@ from test_convert_command import run
 
 def random_plksr(blocks: int = 2, dim: int = 8, pdim: int = 2, kernel: int = 5, scale: int = 2,
                  attention: bool = True, layer_norm: bool = False, seed: int = 4, paper: bool = False,
-                 mixing: tuple[int, int] = (3, 3)) -> dict:
+                 mixing: tuple[int, int] = (3, 3), dysample: str | None = None) -> dict:
     """RealPLKSR's keys (GroupNorm, or ``layer_norm``), or with ``paper`` PLKSR's, whose
-    channel mixer's kernels ``mixing`` says (CCM: 3, 1)."""
+    channel mixer's kernels ``mixing`` says (CCM: 3, 1); ``dysample`` ("dynamic" or
+    "static" scope) adds a DySample upsampler as traiNNer-redux makes it."""
     rng = np.random.default_rng(seed)
     state = {}
 
@@ -48,7 +49,76 @@ def random_plksr(blocks: int = 2, dim: int = 8, pdim: int = 2, kernel: int = 5, 
             state[f"{key}.{norm}.weight"] = rng.uniform(0.5, 1.5, dim).astype(np.float32)
             state[f"{key}.{norm}.bias"] = rng.normal(0, 0.1, dim).astype(np.float32)
     conv(f"feats.{blocks + (1 if paper else 2)}", 3 * scale * scale, dim, 3)
+    if dysample:
+        state.update(random_dysample(rng, scale, dysample == "dynamic"))
     return state
+
+
+def random_dysample(rng, scale: int, scope: bool, groups: int | None = None, end: bool = True,
+                    spread: float = 1.0) -> dict:
+    """A DySample's keys on 3 x scale² channels, traiNNer-redux's groups (3 at odd
+    scales, else 4) unless ``groups``; offsets of about ``spread`` pixels."""
+    channels = 3 * scale * scale
+    groups = groups or (3 if scale % 2 else 4)
+    n = 2 * groups * scale * scale
+    state = {"to_img.offset.weight": rng.normal(0, spread / channels ** 0.5, (n, channels, 1, 1)).astype(np.float32),
+             "to_img.offset.bias": rng.normal(0, spread / 2, n).astype(np.float32)}
+    if scope:
+        state["to_img.scope.weight"] = rng.normal(0, 1 / channels ** 0.5, (n, channels, 1, 1)).astype(np.float32)
+    state["to_img.init_pos"] = init_pos(scale, groups)
+    if end:
+        state["to_img.end_conv.weight"] = rng.normal(0, channels ** -0.5, (3, channels, 1, 1)).astype(np.float32)
+        state["to_img.end_conv.bias"] = rng.normal(0, 0.05, 3).astype(np.float32)
+    return state
+
+
+def init_pos(scale: int, groups: int) -> np.ndarray:
+    """DySample's buffer: where each of a pixel's scale² samples sits, x then y, in
+    input pixels from the pixel's centre."""
+    steps = (np.arange(scale) - (scale - 1) / 2) / scale
+    x = np.tile(np.tile(steps, scale), groups)  # j, the column of the sample, fastest
+    y = np.tile(np.repeat(steps, scale), groups)
+    return np.concatenate([x, y]).astype(np.float32).reshape(1, -1, 1, 1)
+
+
+def bilinear_border(plane: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``plane`` (H x W) at the points (x, y) in pixels, bilinearly, coordinates
+    clamped to the plane."""
+    h, w = plane.shape
+    x, y = np.clip(x, 0, w - 1), np.clip(y, 0, h - 1)
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = x - x0, y - y0
+    top = plane[y0, x0] * (1 - fx) + plane[y0, x1] * fx
+    bottom = plane[y1, x0] * (1 - fx) + plane[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def dysample_forward(state: dict, x: np.ndarray, scale: int) -> np.ndarray:
+    """DySample on ``x`` (C x H x W), sample by sample."""
+    c, h, w = x.shape
+    g = state.get
+    offset = conv(x, g("to_img.offset.weight"), g("to_img.offset.bias"))
+    if "to_img.scope.weight" in state:
+        offset = offset * sigmoid(conv(x, g("to_img.scope.weight"), np.zeros(len(offset)))) * 0.5
+    else:
+        offset = offset * 0.25
+    offset = offset + g("to_img.init_pos").reshape(-1, 1, 1)
+    groups = len(offset) // (2 * scale * scale)
+    # Channel (axis, group, i, j): output pixel (h s + i, w s + j) of the group.
+    offset = offset.reshape(2, groups, scale, scale, h, w)
+    cols, rows = np.meshgrid(np.arange(w), np.arange(h))
+    out = np.zeros((c, h * scale, w * scale))
+    per = c // groups
+    for group in range(groups):
+        for i in range(scale):
+            for j in range(scale):
+                px, py = cols + offset[0, group, i, j], rows + offset[1, group, i, j]
+                for ch in range(group * per, (group + 1) * per):
+                    out[ch, i::scale, j::scale] = bilinear_border(x[ch], px, py)
+    if "to_img.end_conv.weight" in state:
+        out = conv(out, g("to_img.end_conv.weight"), g("to_img.end_conv.bias"))
+    return out
 
 
 def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -105,6 +175,8 @@ def plksr_forward(state: dict, x: np.ndarray, blocks: int, scale: int) -> np.nda
         h = h + skip
     last = f"feats.{blocks + (1 if paper else 2)}"
     h = conv(h, g(f"{last}.weight"), g(f"{last}.bias")) + np.repeat(x, scale * scale, 0)
+    if "to_img.offset.weight" in state:
+        return dysample_forward(state, h, scale)
     return pixel_shuffle(h, scale) if scale > 1 else h
 
 
@@ -132,7 +204,8 @@ def test_a_realplksr_under_a_trainers_prefix_converts():
 
 @pytest.mark.parametrize("change,message", [
     (lambda s: s.pop("feats.2.refine.bias"), "key feats.2.refine.bias is missing"),
-    (lambda s: s.update({"to_img.offset.weight": np.zeros((8, 8, 1, 1), np.float32)}), "DySample"),
+    (lambda s: s.update({"to_img.offset.weight": np.zeros((8, 8, 1, 1), np.float32)}),
+     "to_img.offset.weight has shape (8, 8, 1, 1): a DySample upsampler's 1x1 convolution of 12 channels"),
     (lambda s: s.update({"feats.1.layer_norm.weight": np.ones(8, np.float32),
                          "feats.1.layer_norm.bias": np.zeros(8, np.float32)}), "both norm and layer_norm"),
     (lambda s: s.update({"feats.1.lk.conv.weight": np.zeros((2, 2, 4, 4), np.float32)}), "an odd kernel"),
@@ -146,6 +219,132 @@ def test_a_realplksr_that_is_not_one_is_a_one_line_error(change, message):
     with pytest.raises(ModelError) as e:
         convert_weights(state)
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+# --- DySample ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale,scope,norm,end", [
+    (2, "dynamic", "layer", True), (3, "static", "group", True), (4, "dynamic", "group", True),
+    (1, "dynamic", "layer", False),
+])
+def test_realplksr_with_dysample_computes_the_pytorch_forward(tmp_path, scale, scope, norm, end):
+    state = random_plksr(scale=scale, layer_norm=norm == "layer", dysample=scope)
+    if not end:  # traiNNer-redux's x1 DySample has none
+        del state["to_img.end_conv.weight"], state["to_img.end_conv.bias"]
+    model = convert_weights(state, fp16=False)
+    groups = 3 if scale % 2 else 4
+    assert model.scale == scale
+    assert model.architecture.endswith(f", DySample upsampler ({groups} groups, {scope} scope), x{scale}")
+    x = np.random.default_rng(1).uniform(0, 1, (3, 11, 13)).astype(np.float32)
+    expected = plksr_forward(state, x.astype(np.float64), 2, scale)
+    got = run_ncnn(model, x, tmp_path)
+    assert got.shape == expected.shape == (3, 11 * scale, 13 * scale)
+    assert np.abs(got - expected).max() < 1e-4 * max(1.0, np.abs(expected).max())
+
+
+# Outputs of PyTorch 2.13's grid_sample RealPLKSR (tools/checkpoint_crosscheck.py's) for
+# random_plksr(scale=..., dysample=..., seed=...) on uniform(0, 1, (3, 7, 9)) of seed 0,
+# at (channel, row, column): they tie the numpy forward above to PyTorch's.
+PYTORCH_DYSAMPLE = {
+    (2, "dynamic", True, 10): {(0, 0, 0): 0.401263, (1, 5, 7): -1.37773, (2, 13, 17): 0.179343,
+                               (0, 3, 3): 0.720842, (1, 13, 17): 0.147937, (2, 6, 0): -0.156811},
+    (3, "static", False, 11): {(0, 0, 0): 0.635226, (1, 5, 7): -0.370107, (2, 13, 17): 0.203734,
+                               (0, 5, 3): -0.337902, (1, 20, 26): 0.23142, (2, 6, 0): 1.132368},
+}
+
+
+@pytest.mark.parametrize("case", list(PYTORCH_DYSAMPLE))
+def test_dysample_gives_the_numbers_pytorch_gave(tmp_path, case):
+    scale, scope, layer, seed = case
+    state = random_plksr(scale=scale, dysample=scope, layer_norm=layer, seed=seed)
+    x = np.random.default_rng(0).uniform(0, 1, (3, 7, 9)).astype(np.float32)
+    got = run_ncnn(convert_weights(state, fp16=False), x, tmp_path)
+    reference = plksr_forward(state, x.astype(np.float64), 2, scale)
+    for at, value in PYTORCH_DYSAMPLE[case].items():
+        assert got[at] == pytest.approx(value, abs=2e-5) and reference[at] == pytest.approx(value, abs=2e-6)
+
+
+def pixel_unshuffle(x: np.ndarray, s: int) -> np.ndarray:
+    c, h, w = x.shape
+    return x.reshape(c, h // s, s, w // s, s).transpose(0, 2, 4, 1, 3).reshape(c * s * s, h // s, w // s)
+
+
+def bilinear_upsample(x: np.ndarray, s: int) -> np.ndarray:
+    """Each channel resized s times, bilinearly, half-pixel centres, edges repeated."""
+    c, h, w = x.shape
+
+    def taps(n):
+        src = np.clip((np.arange(n * s) + 0.5) / s - 0.5, 0, n - 1)
+        low = np.floor(src).astype(int)
+        return low, np.minimum(low + 1, n - 1), src - low
+
+    (y0, y1, fy), (x0, x1, fx) = taps(h), taps(w)
+    rows = x[:, y0] * (1 - fy)[:, None] + x[:, y1] * fy[:, None]
+    return rows[:, :, x0] * (1 - fx) + rows[:, :, x1] * fx
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_a_dysample_of_zero_offsets_is_bilinear_upsampling(tmp_path, scale):
+    # init_pos alone puts each sample where bilinear upsampling reads.
+    state = random_plksr(scale=scale, dysample="dynamic")
+    state["to_img.offset.weight"][:] = 0
+    state["to_img.offset.bias"][:] = 0
+    plain = {k: v for k, v in state.items() if not k.startswith("to_img.")}
+    x = np.random.default_rng(2).uniform(0, 1, (3, 10, 12)).astype(np.float32)
+    for folder in ("plain", "dysample"):
+        (tmp_path / folder).mkdir()
+    before = pixel_unshuffle(run_ncnn(convert_weights(plain, fp16=False), x, tmp_path / "plain"), scale)
+    expected = conv(bilinear_upsample(before.astype(np.float64), scale), state["to_img.end_conv.weight"],
+                    state["to_img.end_conv.bias"])
+    got = run_ncnn(convert_weights(state, fp16=False), x, tmp_path / "dysample")
+    assert np.abs(got - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda s: s.update({"to_img.offset.weight": np.zeros((32, 3, 1, 1), np.float32)}),
+     "to_img.offset.weight has shape (32, 3, 1, 1)"),  # DySample's "pl" form: not traiNNer's
+    (lambda s: (s.pop("to_img.end_conv.weight"), s.pop("to_img.end_conv.bias")),
+     "without to_img.end_conv gives 12 channels, not 3"),
+    (lambda s: s.pop("to_img.init_pos"), "key to_img.init_pos is missing"),
+    (lambda s: s.pop("to_img.offset.weight"), "without to_img.offset.weight"),
+    (lambda s: s.update({"to_img.end_conv.weight": np.zeros((3, 12, 2, 2), np.float32)}), "an odd square kernel"),
+    (lambda s: s.update({"to_img.scope.bias": np.zeros(32, np.float32)}), "keys not known for it (to_img.scope.bias)"),
+])
+def test_a_dysample_that_is_not_one_is_a_one_line_error(change, message):
+    state = random_plksr(dysample="dynamic")
+    change(state)
+    with pytest.raises(ModelError) as e:
+        convert_weights(state)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("layer_norm", [True, False])
+def test_dysample_realplksr_tiled_is_the_whole_pictures(tmp_path, layer_norm):
+    spec = plksr_model(tmp_path, blocks=2, kernel=7, layer_norm=layer_norm, dysample="dynamic")
+    image = two_halves()
+    with Upscaler(spec, device=-1, tile=400, precision="fp32") as whole, \
+            Upscaler(spec, device=-1, tile=32, precision="fp32") as tiled:
+        want, got = whole.upscale(image), tiled.upscale(image)
+    assert got.shape == (180, 140, 3)
+    assert np.abs(got.astype(int) - want).max() <= 1
+
+
+def test_a_groupnorm_realplksr_with_dysample_is_staged_up_to_the_upsampler(tmp_path):
+    spec = plksr_model(tmp_path, blocks=2, kernel=7, dysample="static")
+    plan = plan_network(spec.param_path.read_bytes(), spec.input_blob, spec.output_blob)
+    layers = parse_param(spec.param_path.read_bytes()).layers
+    residual = next(layer for layer in layers if layer.name == "residual")
+    assert plan.cut_blob == residual.tops[0]
+    assert [s.norm.layer if s.norm else None for s in plan.stages] == [None, "feats.1.norm", "feats.2.norm", None]
+    assert plan.head_context == 5  # the samples' reach (4), then the 1x1 end convolution
+
+
+def test_dysample_runs_on_vulkan_as_on_the_cpu(tmp_path, gpu):
+    spec = plksr_model(tmp_path, layer_norm=True, dysample="dynamic", scale=2)
+    image = picture(20, 18)
+    with Upscaler(spec, device=-1, precision="fp32") as cpu, Upscaler(spec, device=gpu, precision="fp32") as vulkan:
+        assert np.abs(vulkan.upscale(image).astype(int) - cpu.upscale(image)).max() <= 1
 
 
 @pytest.mark.parametrize("mixing,name", [((3, 1), "CCM"), ((1, 3), "ICCM"), ((3, 3), "DCCM")])
@@ -166,6 +365,7 @@ def test_plksr_of_the_paper_computes_the_pytorch_forward(tmp_path, mixing, name)
                          "feats.1.channe_mixer.2.weight": np.zeros((8, 16, 1, 1), np.float32)}),
      "no 1x1 and 3x3 convolutions of a channel mixer"),
     (lambda s: s.update({"feats.1.norm.weight": np.ones(8, np.float32)}), "with norm weights"),
+    (lambda s: s.update({"to_img.offset.weight": np.zeros((16, 12, 1, 1), np.float32)}), "with a DySample upsampler"),
 ])
 def test_a_plksr_variant_not_converted_is_a_one_line_error(change, message):
     state = random_plksr(paper=True)
@@ -175,11 +375,13 @@ def test_a_plksr_variant_not_converted_is_a_one_line_error(change, message):
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
-def test_a_converted_realplksr_upscales_through_the_command(tmp_path):
-    state = random_plksr(scale=2, layer_norm=True)
+@pytest.mark.parametrize("upsampler", [None, "dynamic"])
+def test_a_converted_realplksr_upscales_through_the_command(tmp_path, upsampler):
+    state = random_plksr(scale=2, layer_norm=True, dysample=upsampler)
     source = save_zip(tmp_path / "2x-RealPLKSR.pth", {"params_ema": {k: tensor(v) for k, v in state.items()}})
     proc = run("convert", "-i", source, "-o", tmp_path / "models")
     assert "RealPLKSR, 2 blocks, 8 features" in proc.stdout.splitlines()[0]
+    assert ("DySample" in proc.stdout.splitlines()[0]) == bool(upsampler)
     image = picture(40, 36)
     Image.fromarray(image).save(tmp_path / "in.png")
     run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-g", "-1", "-n",
