@@ -4,7 +4,8 @@ The forwards here are written from the architectures' definitions (RRDBNet with
 its 0.2-scaled residuals, nearest x2 upsamplings and pixel-unshuffled input for x2
 and x1; SRVGGNetCompact with PReLU, pixel shuffle and the nearest-upsampled input
 added; SPAN with each Conv3XC's four convolutions apart, as it trains; PLKSR and
-RealPLKSR with torch's own GELU, GroupNorm, Mish and repeat_interleave),
+RealPLKSR with torch's own GELU, GroupNorm, Mish and repeat_interleave; DySample
+with torch's grid_sample, bilinear, padding "border", align_corners=False),
 independently of the numpy references in the tests. Each model gets random weights
 (the tests' builders), is converted with fp32 weights, run by ncnn on the CPU in
 fp32, and compared with torch on the same random picture.
@@ -133,7 +134,37 @@ def torch_plksr(F, torch, state: dict, x):
     h = conv(h, f"feats.{blocks + (1 if f'feats.1.channe_mixer.0.weight' in state else 2)}")
     scale = round((h.shape[1] // 3) ** 0.5)
     h = h + torch.repeat_interleave(x, scale * scale, dim=1)
+    if "to_img.offset.weight" in state:
+        return torch_dysample(F, torch, state, h, scale)
     return F.pixel_shuffle(h, scale) if scale > 1 else h
+
+
+def torch_dysample(F, torch, state: dict, x, scale: int):
+    """DySample as the paper's code runs it: offsets in input pixels, added to the
+    pixel centres, normalised to the input's size, pixel-shuffled into each group's
+    grid for grid_sample."""
+    def weight(key):
+        return torch.from_numpy(state[f"to_img.{key}"])
+
+    b, channels, h, w = x.shape
+    offset = F.conv2d(x, weight("offset.weight"), weight("offset.bias"))
+    if "to_img.scope.weight" in state:
+        offset = offset * torch.sigmoid(F.conv2d(x, weight("scope.weight"))) * 0.5
+    else:
+        offset = offset * 0.25
+    offset = (offset + weight("init_pos")).view(b, 2, -1, h, w)
+    groups = offset.shape[2] // (scale * scale)
+    centre_x = (torch.arange(w, dtype=x.dtype) + 0.5).view(1, 1, 1, 1, w)
+    centre_y = (torch.arange(h, dtype=x.dtype) + 0.5).view(1, 1, 1, h, 1)
+    coords = torch.cat([2 * (centre_x + offset[:, :1]) / w - 1, 2 * (centre_y + offset[:, 1:]) / h - 1], 1)
+    grid = F.pixel_shuffle(coords.reshape(b, -1, h, w), scale).view(b, 2, groups, h * scale, w * scale)
+    grid = grid.permute(0, 2, 3, 4, 1).reshape(b * groups, h * scale, w * scale, 2)
+    out = F.grid_sample(x.reshape(b * groups, channels // groups, h, w), grid, mode="bilinear",
+                        padding_mode="border", align_corners=False).view(b, channels, h * scale, w * scale)
+    if "to_img.end_conv.weight" in state:
+        end = weight("end_conv.weight")
+        out = F.conv2d(out, end, weight("end_conv.bias"), padding=end.shape[2] // 2)
+    return out
 
 
 def ncnn_forward(param: str, weights: bytes, x: np.ndarray) -> np.ndarray:
@@ -178,6 +209,10 @@ def main() -> int:
               ("RealPLKSR x4", random_plksr(blocks=3, dim=16, pdim=4, kernel=17, scale=4), torch_plksr),
               ("RealPLKSR x2, LN", random_plksr(scale=2, layer_norm=True), torch_plksr),
               ("RealPLKSR x1, no EA", random_plksr(scale=1, attention=False), torch_plksr),
+              ("RealPLKSR x2, DySample", random_plksr(scale=2, layer_norm=True, dysample="dynamic"), torch_plksr),
+              ("RealPLKSR x3, DyS-S", random_plksr(scale=3, dysample="static"), torch_plksr),
+              ("RealPLKSR x4, DySample", random_plksr(blocks=3, dim=16, pdim=4, kernel=17, scale=4,
+                                                      dysample="dynamic"), torch_plksr),
               ("PLKSR x4, CCM", random_plksr(paper=True, mixing=(3, 1), kernel=17, pdim=4, dim=16, scale=4),
                torch_plksr),
               ("PLKSR x2, ICCM", random_plksr(paper=True, mixing=(1, 3)), torch_plksr)]
