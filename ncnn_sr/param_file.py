@@ -154,7 +154,8 @@ MEMORY_OVER_LIVE_MAPS = 8
 _SAME_SHAPE = frozenset("""
     ReLU LeakyReLU PReLU Sigmoid Clip Swish HardSwish Mish GELU TanH ELU BinaryOp UnaryOp Eltwise
     Split Slice GroupNorm InstanceNorm LayerNorm BatchNorm Scale Bias Dropout Noop Crop Padding
-""".split())
+    CumulativeSum Reduction
+""".split())  # Slice (but along the channels, below) and Reduction: at most their input
 
 
 def cpu_bytes_estimate(graph: ParamGraph) -> int | None:
@@ -201,16 +202,30 @@ def cpu_bytes_estimate(graph: ParamGraph) -> int | None:
             c, s = below[0][0], below[0][1] * max(float(p.get(1, 1.0)), float(p.get(2, 1.0)))
         elif kind in _SAME_SHAPE:
             c, s = below[0]
+        elif kind == "GridSample" and len(below) == 2:  # the input's channels where the grid says
+            c, s = below[0][0], below[1][1]
         else:
             return None
-        for top in layer.tops:
-            shape[top] = (c, s)
-            live[top] = c * s * s * 4
+        shares = _channel_slices(layer, c) if kind == "Slice" else None
+        for top, share in zip(layer.tops, shares or [c] * len(layer.tops)):
+            shape[top] = (share, s)
+            live[top] = share * s * s * 4
         peak = max(peak, sum(live.values()))
         for b in layer.bottoms:
             if last_use.get(b) == i:
                 live.pop(b, None)
     return int(MEMORY_OVER_LIVE_MAPS * peak + column) or None
+
+
+def _channel_slices(layer: Layer, channels: float) -> list[float] | None:
+    """The channels of each output of a Slice along the channels, -233 sharing what
+    the others leave; None for another Slice."""
+    counts = layer.params.get(0)
+    if int(layer.params.get(1, 0)) != 0 or not isinstance(counts, list) or len(counts) != len(layer.tops):
+        return None
+    given = sum(n for n in counts if n != -233)
+    rest = max(0.0, channels - given) / max(1, sum(n == -233 for n in counts))
+    return [rest if n == -233 else float(n) for n in counts]
 
 
 # Layers whose output has as many channels as their input.
