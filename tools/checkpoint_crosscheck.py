@@ -16,7 +16,9 @@
    with ``--gpu N`` on Vulkan device N too, in fp32 and in ncnn's default precision.
 
 Needs torch (CPU is enough), which ncnn-sr itself never needs; says so and fails
-where it is missing. Prints one line per check and exits 1 on any mismatch.
+where it is missing. Check 4 also runs ncnn and the tests' model builders (so pytest):
+a venv of its own for torch needs the system's site-packages too. Prints one line per
+check and exits 1 on any mismatch.
 
     python tools/checkpoint_crosscheck.py
     python tools/checkpoint_crosscheck.py --keep /tmp/checkpoints
