@@ -157,6 +157,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         _check_not_preview(im, path)
         _check_jpeg_data(im, path)
         im.load()
+        _check_jpeg_end(im, path)
         # Loading runs outside the warnings guard (decoding is slow and the guard is
         # one at a time), where Pillow only warns of a frame that grew past the
         # limit on loading: the limit is checked again here.
@@ -433,13 +434,31 @@ def _check_not_preview(im: Image.Image, path: str) -> None:
 
 def _check_jpeg_data(im: Image.Image, path: str) -> None:
     """InputError where the open JPEG ``im`` (at ``path``) claims far more pixels
-    than its data can hold: libjpeg would read it as a picture of the claimed size,
-    grey where the data ran out, with no error, where one cut short before its end
-    is refused as truncated, as other formats are."""
+    than its data can hold, or its data stops at an end marker before scans of all
+    it holds: libjpeg would read it as a picture of the claimed size, grey (or with
+    less detail) where the data ran out, with no error, where one cut short before
+    its end is refused as truncated, as other formats are."""
     if im.format not in ("JPEG", "MPO"):
         return
     with open(path, "rb") as f:
         reason = jpeg.shortfall(f, os.fstat(f.fileno()).st_size)
+        if reason is None:
+            f.seek(0)
+            reason = jpeg.missing_scans(f.read())
+    if reason is not None:
+        raise InputError(f"{path}: broken or truncated picture ({reason})")
+
+
+def _check_jpeg_end(im: Image.Image, path: str) -> None:
+    """InputError where the JPEG ``im`` (at ``path``), just loaded, has blocks its
+    data ran out before, at an end marker: libjpeg fills them with grey (leaves them
+    without a progressive one's last bits), without an error. Read again, which
+    tells, only where it ends in that grey or is progressive: a progressive one's
+    last scan, half of its bytes or more, leaves no trace in its pixels."""
+    if im.format not in ("JPEG", "MPO") or not (im.info.get("progressive") or jpeg.ends_grey(im)):
+        return
+    with open(path, "rb") as f:
+        reason = jpeg.runs_out(f.read(), im)
     if reason is not None:
         raise InputError(f"{path}: broken or truncated picture ({reason})")
 

@@ -1,11 +1,18 @@
-"""A JPEG whose header claims far more pixels than its data can hold. libjpeg
-reads one whose data stops at an end marker (EOI) as a picture of the claimed size
-grey where the data ran out, without an error: 8x8 pixels of data under a header
-patched or damaged to say 9000x9000 came out as a 9000x9000 grey picture, upscaled
-at length. One cut short before its end marker is refused as truncated."""
+"""JPEGs whose data stops early at an end marker (EOI). libjpeg reads one as a
+whole picture, grey (or without its later scans' detail) where the data ran out,
+with a warning Pillow does not pass on, where one cut short before its end marker
+is refused as truncated. A header patched or damaged to claim far more pixels than
+the data can hold (8x8 pixels of data under 9000x9000) is told by the file's size;
+a download or a camera's file cut short and closed with an end marker, by the
+scans it lacks or by the grey libjpeg fills its missing blocks with."""
 from __future__ import annotations
 
+import io
+import re
 import struct
+
+import numpy as np
+from PIL import Image
 
 # Start-of-frame markers of Huffman-coded DCT frames, with the fewest bits each 8x8
 # block takes: a sequential (baseline or extended) block codes its DC difference
@@ -15,6 +22,16 @@ import struct
 _LEAST_BITS_PER_BLOCK = {0xC0: 2, 0xC1: 2, 0xC2: 1}
 # Markers that stand alone, with no length after them: TEM, RSTn, SOI.
 _STANDALONE = {0x01, *range(0xD0, 0xD9)}
+_PROGRESSIVE_FRAMES = {0xC2, 0xC6, 0xCA, 0xCE}
+# The marker that ends a scan's entropy-coded data: a 0xFF that is no stuffed
+# 0x00, no restart marker and no fill byte before the marker.
+_END_OF_DATA = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+# What libjpeg decodes a block with no coefficients to: mid-grey (127 in Pillow's
+# inverted Adobe CMYK).
+_EMPTY_BLOCK_SAMPLES = (127, 128)
+# Bytes set before the end marker to tell data that ran out from data that was
+# all read: of no 0xFF, and varied, so that they decode to blocks that are no grey.
+_FILLER = bytes(range(0x21, 0xFF, 3)) * 4
 
 
 def shortfall(f, size: int) -> str | None:
@@ -64,3 +81,94 @@ def _frame_shortfall(marker: int, body: bytes, size: int) -> str | None:
 
 def _ceil(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def missing_scans(data: bytes) -> str | None:
+    """Why the JPEG ``data`` stops before its picture is whole: an end marker comes
+    before scans coding each of its frame's components (a progressive frame's, each
+    coefficient to its last bit). None where they are all there, or where its
+    markers cannot be walked."""
+    layout = _layout(data)
+    if layout is None or layout[0] is None:
+        return None
+    frame, ids, scans, _ = layout
+    # The lowest bit each coefficient of each component is known to; a sequential
+    # scan codes all of them whole.
+    known = {c: [None] * 64 for c in ids}
+    for components, start, end, al in scans:
+        if frame not in _PROGRESSIVE_FRAMES:
+            start, end, al = 0, 63, 0
+        for bits in (known[c] for c in components if c in known):
+            for k in range(start, min(end, 63) + 1):
+                bits[k] = al if bits[k] is None else min(bits[k], al)
+    if all(bit == 0 for bits in known.values() for bit in bits):
+        return None
+    return f"JPEG: its data stops at an end marker after {len(scans)} scans, before its picture is whole"
+
+
+def ends_grey(im: Image.Image) -> bool:
+    """Whether the decoded JPEG ``im`` ends (at its bottom right) in the grey of
+    blocks libjpeg had no data for: the one cheap sign that a sequential one's data
+    may have run out; ``runs_out`` tells."""
+    if im.mode not in ("L", "RGB", "CMYK"):
+        return False
+    corner = np.asarray(im.crop((max(im.width - 8, 0), max(im.height - 8, 0), im.width, im.height)))
+    return corner.min() == corner.max() and int(corner.min()) in _EMPTY_BLOCK_SAMPLES
+
+
+def runs_out(data: bytes, im: Image.Image) -> str | None:
+    """Why the JPEG ``data``, decoded as ``im``, has blocks its data ran out before:
+    bytes set before its end marker change its pixels, where after the last block
+    libjpeg passes them over. A picture whose last blocks are coded grey is told from
+    one whose data ran out so, at the cost of decoding it again. None where they do
+    not, or cannot be set."""
+    layout = _layout(data)
+    if layout is None:
+        return None
+    eoi = layout[3]
+    try:
+        with Image.open(io.BytesIO(data[:eoi] + _FILLER + data[eoi:])) as other:
+            other.load()
+            same = other.mode == im.mode and other.size == im.size and np.array_equal(np.asarray(other), np.asarray(im))
+    except (OSError, SyntaxError, ValueError):  # the filler refused: no sign either way
+        return None
+    if same:
+        return None
+    return "JPEG: its data stops at an end marker before its last blocks"
+
+
+def _layout(data: bytes) -> tuple[int | None, bytes, list[tuple[bytes, int, int, int]], int] | None:
+    """The JPEG ``data``'s frame marker (None before any frame), its components'
+    ids, its scans as (components' ids, first and last coefficient, last bit), and
+    where the end marker of its first picture is; None where its markers cannot be
+    walked to that end marker."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos, frame, ids, scans = 2, None, b"", []
+    while True:
+        if pos + 2 > len(data) or data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # a fill byte before the marker
+            pos += 1
+            continue
+        if marker == 0xD9:
+            return frame, ids, scans, pos
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        if pos + 4 > len(data) or (n := struct.unpack_from(">H", data, pos + 2)[0]) < 2 or pos + 2 + n > len(data):
+            return None
+        body = data[pos + 4:pos + 2 + n]
+        pos += 2 + n
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and frame is None and len(body) >= 6:
+            frame, ids = marker, body[6:6 + 3 * body[5]:3]
+        elif marker == 0xDA:
+            count = body[0] if body else 0
+            if len(body) < 4 + 2 * count:
+                return None
+            start, end, bits = body[1 + 2 * count:4 + 2 * count]
+            scans.append((body[1:1 + 2 * count:2], start, end, bits & 15))
+            if (after := _END_OF_DATA.search(data, pos)) is None:
+                return None
+            pos = after.start()

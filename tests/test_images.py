@@ -947,6 +947,63 @@ def test_a_jpeg_claiming_far_more_pixels_than_its_data_holds_is_broken_or_trunca
         read_image(tmp_path / "claims.jpg")
 
 
+JPEG_KINDS = {"sequential": {}, "progressive": {"progressive": True}, "grey": {"mode": "L"},
+              "4:4:4": {"subsampling": 0}}
+
+
+def jpeg_bytes(arr: np.ndarray, kind: str) -> bytes:
+    options = dict(JPEG_KINDS[kind])
+    im = Image.fromarray(arr).convert(options.pop("mode", "RGB"))
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=90, **options)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("kind", JPEG_KINDS)
+@pytest.mark.parametrize("kept", [0.3, 0.7, 0.98])
+def test_a_jpeg_cut_short_and_closed_with_an_end_marker_is_broken_or_truncated(kind, kept, tmp_path):
+    # As broken downloads and cameras leave them: libjpeg read the blocks after the
+    # cut as grey (a progressive one's, without its last scans' detail) and said
+    # nothing, where one cut short without its end marker is refused.
+    data = jpeg_bytes(picture(96, 128), kind)
+    (tmp_path / "cut.jpg").write_bytes(data[:int(len(data) * kept)] + b"\xff\xd9")
+    said = r"^\S*cut.jpg: broken or truncated picture \(JPEG: its data stops at an end marker (before|after)"
+    with pytest.raises(InputError, match=said):
+        read_image(tmp_path / "cut.jpg")
+
+
+def test_a_jpeg_whose_last_scan_is_missing_is_broken_or_truncated_before_it_is_decoded(tmp_path):
+    data = jpeg_bytes(picture(96, 128), "progressive")
+    last_scan = data.rindex(b"\xff\xda")
+    (tmp_path / "cut.jpg").write_bytes(data[:last_scan] + b"\xff\xd9")
+    said = r"^\S*cut.jpg: broken or truncated picture \(JPEG: its data stops at an end marker after 9 scans, before"
+    with pytest.raises(InputError, match=said):
+        read_image(tmp_path / "cut.jpg")
+
+
+@pytest.mark.parametrize("kind", JPEG_KINDS)
+def test_a_jpeg_ending_in_its_own_mid_grey_is_read(kind, tmp_path):
+    # Its coded grey decodes as libjpeg's grey for blocks it has no data for.
+    from ncnn_sr import jpeg
+
+    arr = picture(96, 128)
+    arr[-40:] = 128
+    path = tmp_path / "bar.jpg"
+    path.write_bytes(jpeg_bytes(arr, kind))
+    with Image.open(path) as im:
+        assert jpeg.ends_grey(im)
+    got, _ = read_image(path)
+    with Image.open(path) as im:
+        assert np.array_equal(got, np.asarray(im).reshape(got.shape))
+    assert (got[-8:] == 128).all()
+
+
+def test_a_jpeg_with_bytes_after_its_end_marker_is_read(tmp_path):
+    data = jpeg_bytes(picture(96, 128), "sequential")
+    (tmp_path / "tail.jpg").write_bytes(data + b"\x00" * 100 + data)
+    assert read_image(tmp_path / "tail.jpg")[0].shape == (96, 128, 3)
+
+
 @pytest.mark.parametrize("options", [{}, {"progressive": True, "optimize": True}])
 def test_a_large_flat_jpeg_in_few_bytes_is_no_shortfall(options):
     # A flat picture takes the fewest bits a block can: still within the bound.
