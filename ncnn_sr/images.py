@@ -155,9 +155,10 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             tiff_turn = grey_alpha.orientation
         deep_ppm = pnm.deep_samples(im)  # from its tile, which loading clears
         _check_not_preview(im, path)
-        _check_jpeg_data(im, path)
+        jpeg_data = _check_jpeg_data(im, path)
         im.load()
-        _check_jpeg_end(im, path)
+        if jpeg_data is not None:
+            _check_jpeg_end(im, path, jpeg_data)
         # Loading runs outside the warnings guard (decoding is slow and the guard is
         # one at a time), where Pillow only warns of a frame that grew past the
         # limit on loading: the limit is checked again here.
@@ -432,33 +433,41 @@ def _check_not_preview(im: Image.Image, path: str) -> None:
     raise InputError(f"{path}: its first image is a {im.width}x{im.height} preview, not the picture: {why}")
 
 
-def _check_jpeg_data(im: Image.Image, path: str) -> None:
-    """InputError where the open JPEG ``im`` (at ``path``) claims far more pixels
-    than its data can hold, or its data stops at an end marker before scans of all
-    it holds: libjpeg would read it as a picture of the claimed size, grey (or with
-    less detail) where the data ran out, with no error, where one cut short before
-    its end is refused as truncated, as other formats are."""
+def _check_jpeg_data(im: Image.Image, path: str) -> bytes | None:
+    """The bytes of the open JPEG ``im`` (at ``path``), None for another format;
+    InputError where it claims far more pixels than its data can hold, or its data
+    stops at an end marker before scans of all it holds: libjpeg would read it as a
+    picture of the claimed size, grey (or with less detail) where the data ran out,
+    with no error, where one cut short before its end is refused as truncated, as
+    other formats are. Read from the file Pillow has open, left where it was."""
     if im.format not in ("JPEG", "MPO"):
-        return
-    with open(path, "rb") as f:
-        reason = jpeg.shortfall(f, os.fstat(f.fileno()).st_size)
-        if reason is None:
-            f.seek(0)
-            reason = jpeg.missing_scans(f.read())
+        return None
+    f = im.fp
+    where = f.tell()
+    try:
+        size = f.seek(0, os.SEEK_END)
+        reason = jpeg.shortfall(f, size)
+        f.seek(0)
+        data = f.read()
+    finally:
+        f.seek(where)
+    if reason is None:
+        reason = jpeg.missing_scans(data)
     if reason is not None:
         raise InputError(f"{path}: broken or truncated picture ({reason})")
+    return data
 
 
-def _check_jpeg_end(im: Image.Image, path: str) -> None:
-    """InputError where the JPEG ``im`` (at ``path``), just loaded, has blocks its
-    data ran out before, at an end marker: libjpeg fills them with grey (leaves them
-    without a progressive one's last bits), without an error. Read again, which
-    tells, only where it ends in that grey or is progressive: a progressive one's
-    last scan, half of its bytes or more, leaves no trace in its pixels."""
-    if im.format not in ("JPEG", "MPO") or not (im.info.get("progressive") or jpeg.ends_grey(im)):
+def _check_jpeg_end(im: Image.Image, path: str, data: bytes) -> None:
+    """InputError where the JPEG ``im`` (at ``path``, of bytes ``data``), just
+    loaded, has blocks its data ran out before, at an end marker: libjpeg fills them
+    with grey (leaves them without a progressive one's last bits), without an error.
+    Decoded again, which tells, only where it ends in that grey or is progressive: a
+    progressive one's last scan, half of its bytes or more, leaves no trace in its
+    pixels."""
+    if not (im.info.get("progressive") or jpeg.ends_grey(im)):
         return
-    with open(path, "rb") as f:
-        reason = jpeg.runs_out(f.read(), im)
+    reason = jpeg.runs_out(data, im)
     if reason is not None:
         raise InputError(f"{path}: broken or truncated picture ({reason})")
 

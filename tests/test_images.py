@@ -947,6 +947,22 @@ def test_a_jpeg_claiming_far_more_pixels_than_its_data_holds_is_broken_or_trunca
         read_image(tmp_path / "claims.jpg")
 
 
+def test_a_jpeg_is_opened_once(tmp_path):
+    # Its checks read the file Pillow has open, which it then decodes from where
+    # it was left.
+    path = save(tmp_path / "a.jpg", rgb_image(16, 24), quality=95)
+    count = ("import sys, numpy as np\n"
+             "from PIL import Image\n"
+             "from ncnn_sr import read_image\n"
+             "opened = []\n"
+             "sys.addaudithook(lambda event, args: opened.append(1) if event == 'open' and args[0] == sys.argv[1] else None)\n"
+             "arr, _ = read_image(sys.argv[1])\n"
+             "assert np.array_equal(arr, np.asarray(Image.open(sys.argv[1])))\n"
+             "print(len(opened))\n")
+    done = subprocess.run([sys.executable, "-c", count, str(path)], capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (0, "2\n"), done.stderr  # read_image's, and the test's
+
+
 JPEG_KINDS = {"sequential": {}, "progressive": {"progressive": True}, "grey": {"mode": "L"},
               "4:4:4": {"subsampling": 0}}
 
