@@ -397,6 +397,42 @@ def _reach(layers, blob: str, start: str, input_blob: str) -> int | None:
     return None
 
 
+def network_reach(param_bytes: bytes, output_blob: str) -> int | None:
+    """Pixels of the picture around one of its pixels that the network's output there
+    depends on, rounded up: context past it cannot change the output. None where a
+    layer on the way is not known here. Resampling counts two of its input's pixels
+    (bicubic's), a pixel shuffle or unshuffle a block."""
+    known: dict[str, tuple[float, float]] = {}  # blob: (reach in picture pixels, its scale)
+    for layer in parse_param(param_bytes).layers:
+        p = layer.params
+        below = [known.get(b) for b in layer.bottoms]
+        if layer.type == "Input":
+            value = (0.0, 1.0)
+        elif not below or None in below:
+            value = None
+        elif layer.type == "Crop":  # to another blob's size, from the top left
+            value = below[0] if len(below) == 2 and not int(p.get(0, 0)) and not int(p.get(1, 0)) else None
+        elif len({scale for _, scale in below}) != 1:
+            value = None
+        else:
+            reach, scale = max(r for r, _ in below), below[0][1]
+            value = None
+            if layer.type == "Interp" and not int(p.get(3, 0)) and not int(p.get(4, 0)):
+                value = (reach + 2 / scale, scale * float(p.get(1, 1.0))) if p.get(1, 1.0) == p.get(2, 1.0) else None
+            elif layer.type == "PixelShuffle":
+                value = (reach + 1 / scale, scale * max(1, int(p.get(0, 1))))
+            elif layer.type == "Reorg":
+                stride = max(1, int(p.get(0, 1)))
+                value = (reach + stride / scale, scale / stride)
+            elif layer.type == "Padding" and not int(p.get(0, 0)) and not int(p.get(2, 0)):
+                value = (reach + max(int(p.get(1, 0)), int(p.get(3, 0))) / scale, scale)
+            elif (own := _own_reach(layer)) is not None:
+                value = (reach + own / scale, scale)
+        known.update((t, value) for t in layer.tops)
+    found = known.get(output_blob)
+    return None if found is None else math.ceil(found[0] - 1e-9)
+
+
 def _channels(layers) -> dict[str, int | None]:
     """How many channels each blob has, where the layers say (one forward pass)."""
     channels: dict[str, int | None] = {}

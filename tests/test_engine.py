@@ -490,6 +490,28 @@ def test_progress_is_called_per_tile_and_can_stop_the_work(cpu_upscalers):
 
 # --- seam-free tiling ------------------------------------------------------------------
 
+def test_context_past_the_networks_reach_is_cut_and_the_output_kept():
+    # A --tile-pad of 500 around 32 px tiles of a 64x64 picture ran windows of
+    # 1032 px (65 s on 2 cores); realesr-animevideov3-x4 reaches 19 px.
+    from ncnn_sr.models import resolve_model
+    from ncnn_sr.netsplit import network_reach
+
+    spec = resolve_model(FAST)
+    assert network_reach(spec.param_path.read_bytes(), spec.output_blob) == 19
+    image = picture(40, 44, channels=4)
+    up = Upscaler(FAST, device=-1, tile=32, tile_pad=100)
+    assert up.tile_pad == 19
+    as_asked = Upscaler(FAST, device=-1, tile=32, tile_pad=100)
+    as_asked.tile_pad = 100  # the context it ran with before
+    apart = np.abs(up.upscale(image).astype(int) - as_asked.upscale(image))
+    # The same sums, which ncnn rounds a little differently in windows of another
+    # size (as between two tile sizes); context cut within the reach (10 px) set
+    # 8335 samples apart, by up to 2 levels.
+    assert apart.max() <= 1 and np.count_nonzero(apart) <= 4
+    assert Upscaler(FAST, device=-1, tile=32, tile_pad=16).tile_pad == 16  # within the reach: as asked
+    assert Upscaler(FAST, device=-1, tile=32, tile_pad=100, overlap=8).tile_pad == 100  # blended windows keep it
+
+
 def test_seam_free_is_the_default_and_tile_pad_alone_is_the_reference_rule():
     assert Upscaler(FAST, device=-1).overlap == engine_mod.DEFAULT_OVERLAP > 0
     reference = Upscaler(FAST, device=-1, tile_pad=10)
