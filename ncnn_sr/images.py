@@ -436,10 +436,11 @@ def _check_not_preview(im: Image.Image, path: str) -> None:
 def _check_jpeg_data(im: Image.Image, path: str) -> bytes | None:
     """The bytes of the open JPEG ``im`` (at ``path``), None for another format;
     InputError where it claims far more pixels than its data can hold, or its data
-    stops at an end marker before scans of all it holds: libjpeg would read it as a
-    picture of the claimed size, grey (or with less detail) where the data ran out,
-    with no error, where one cut short before its end is refused as truncated, as
-    other formats are. Read from the file Pillow has open, left where it was."""
+    stops at an end marker before scans of all its components: libjpeg would read it
+    as a picture of the claimed size, grey where the data ran out, with no error,
+    where one cut short before its end is refused as truncated, as other formats
+    are. A progressive one lacking only its last bits or bands is read with a
+    warning. Read from the file Pillow has open, left where it was."""
     if im.format not in ("JPEG", "MPO"):
         return None
     f = im.fp
@@ -451,8 +452,8 @@ def _check_jpeg_data(im: Image.Image, path: str) -> bytes | None:
         data = f.read()
     finally:
         f.seek(where)
-    if reason is None:
-        reason = jpeg.missing_scans(data)
+    if reason is None and (missing := jpeg.missing_scans(data)) is not None and missing[1]:
+        reason = missing[0]
     if reason is not None:
         raise InputError(f"{path}: broken or truncated picture ({reason})")
     return data
@@ -464,12 +465,15 @@ def _check_jpeg_end(im: Image.Image, path: str, data: bytes) -> None:
     with grey (leaves them without a progressive one's last bits), without an error.
     Decoded again, which tells, only where it ends in that grey or is progressive: a
     progressive one's last scan, half of its bytes or more, leaves no trace in its
-    pixels."""
+    pixels. A progressive one whose scans stop, whole, before the last bits of its
+    coefficients is read with a warning: it may be made so."""
     if not (im.info.get("progressive") or jpeg.ends_grey(im)):
         return
     reason = jpeg.runs_out(data, im)
     if reason is not None:
         raise InputError(f"{path}: broken or truncated picture ({reason})")
+    if (missing := jpeg.missing_scans(data)) is not None:  # whole components are all there
+        log.warning("%s: %s (cut short, or made so): read with less detail", path, missing[0])
 
 
 def _warn_of_pages(im: Image.Image, path: str) -> None:

@@ -83,11 +83,13 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def missing_scans(data: bytes) -> str | None:
-    """Why the JPEG ``data`` stops before its picture is whole: an end marker comes
-    before scans coding each of its frame's components (a progressive frame's, each
-    coefficient to its last bit). None where they are all there, or where its
-    markers cannot be walked."""
+def missing_scans(data: bytes) -> tuple[str, bool] | None:
+    """What the JPEG ``data``'s scans lack, where its end marker comes before scans
+    coding each of its frame's components (a progressive frame's, each coefficient
+    to its last bit), and whether a component is missing whole: a cut short file,
+    where a progressive one lacking only bits or bands of coefficients may be made so
+    (libjpeg writes any script with its DC). None where they are all there, or where
+    its markers cannot be walked."""
     layout = _layout(data)
     if layout is None or layout[0] is None:
         return None
@@ -103,7 +105,9 @@ def missing_scans(data: bytes) -> str | None:
                 bits[k] = al if bits[k] is None else min(bits[k], al)
     if all(bit == 0 for bits in known.values() for bit in bits):
         return None
-    return f"JPEG: its data stops at an end marker after {len(scans)} scans, before its picture is whole"
+    if any(bits[0] is None for bits in known.values()):
+        return f"JPEG: its data stops at an end marker after {len(scans)} scans, before its picture is whole", True
+    return f"a progressive JPEG whose {len(scans)} scans end before the last bits of its coefficients", False
 
 
 def ends_grey(im: Image.Image) -> bool:

@@ -988,13 +988,24 @@ def test_a_jpeg_cut_short_and_closed_with_an_end_marker_is_broken_or_truncated(k
         read_image(tmp_path / "cut.jpg")
 
 
-def test_a_jpeg_whose_last_scan_is_missing_is_broken_or_truncated_before_it_is_decoded(tmp_path):
+def test_a_jpeg_whose_scans_stop_before_any_of_a_component_is_broken_or_truncated(tmp_path):
     data = jpeg_bytes(picture(96, 128), "progressive")
-    last_scan = data.rindex(b"\xff\xda")
-    (tmp_path / "cut.jpg").write_bytes(data[:last_scan] + b"\xff\xd9")
-    said = r"^\S*cut.jpg: broken or truncated picture \(JPEG: its data stops at an end marker after 9 scans, before"
+    (tmp_path / "cut.jpg").write_bytes(data[:data.index(b"\xff\xda")] + b"\xff\xd9")
+    said = r"^\S*cut.jpg: broken or truncated picture \(JPEG: its data stops at an end marker after 0 scans, before"
     with pytest.raises(InputError, match=said):
         read_image(tmp_path / "cut.jpg")
+
+
+def test_a_progressive_jpeg_whose_whole_scans_stop_before_its_last_bits_is_read_with_a_warning(tmp_path, caplog):
+    # Cut at a scan's start, or made so: libjpeg writes any script that sends the DC.
+    data = jpeg_bytes(picture(96, 128), "progressive")
+    (tmp_path / "coarse.jpg").write_bytes(data[:data.rindex(b"\xff\xda")] + b"\xff\xd9")
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, _ = read_image(tmp_path / "coarse.jpg")
+    assert arr.shape == (96, 128, 3)
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == [f"{tmp_path / 'coarse.jpg'}: a progressive JPEG whose 9 scans end before the last bits of "
+                    "its coefficients (cut short, or made so): read with less detail"]
 
 
 @pytest.mark.parametrize("kind", JPEG_KINDS)
