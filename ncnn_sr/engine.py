@@ -61,6 +61,8 @@ DEFAULT_OVERLAP = 16
 # reference uses 10 and 0, the default 10 and 16; 100000 padded a picture until
 # memory ran out.
 MAX_CONTEXT = 512
+# Pixels around a pixel that the bicubic upscale of an alpha channel reads.
+BICUBIC_REACH = 2
 # Side of the blank picture a custom model is run on once to learn its scale.
 PROBE_SIZE = 32
 
@@ -217,6 +219,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         rounds them a little differently in windows of another size, as between any
         two tile sizes (1 to 3 samples of 12,000 to 28,000 one level apart)."""
         reach = network_reach(self.spec.param_path.read_bytes(), self.spec.output_blob) if self.overlap == 0 else None
+        if reach is not None:
+            reach = max(reach, BICUBIC_REACH)  # an alpha channel's resampling sees as far
         if reach is not None and self.tile_pad > reach:
             self.tile_pad = reach + -reach % self._alignment
 
