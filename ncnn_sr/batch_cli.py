@@ -787,8 +787,9 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
     if summary.stopped is not None and plan.folder_mode:
         left = total - summary.done
         how = "the same command with --skip-existing" if prog == "ncnn-sr" else "ncnn-sr with --skip-existing"
+        when = "a device works again" if summary.devices_failed else "it can be written"
         _echo(f"{prog}: stopped: {summary.stopped}; {summary.ok} upscaled, {summary.skipped} skipped, "
-              f"{summary.failed} failed, {left} not done; once it can be written, {how} goes on from there")
+              f"{summary.failed} failed, {left} not done; once {when}, {how} goes on from there")
         return EXIT_FAILED
     if summary.cancelled:
         left = total - summary.done

@@ -10,10 +10,15 @@ reason to the save side, which reports it; a STOP item tells a worker to end.
 An animation's frames are independent: the proc worker that takes one asks every
 other proc worker on its kind of device (GPU or CPU), of every lane, for help, and
 they take its frames before any new picture (see _ProcQueue and _Frames).
+
+With several devices, one that fails a picture in an unforeseen way (a Vulkan error,
+a lost device) takes no more pictures, and that picture goes to another: the others
+go on without it (see Pipeline._taken_out).
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import numbers
 import os
 import queue
@@ -40,6 +45,8 @@ from .jobs import Job, Plan, alpha_target, check_reachable, existing_output
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
 from .resample import target_size
 from .signals import stop_signals
+
+log = logging.getLogger("ncnn_sr")
 
 STOP = None  # the sentinel a worker ends on
 
@@ -78,7 +85,11 @@ class Summary:
     skipped: int = 0
     failed: int = 0
     cancelled: bool = False
-    stopped: str | None = None  # why the run ended early on its own (a full disk)
+    stopped: str | None = None  # why the run ended early on its own (a full disk, every device failed)
+    # The run stopped because every device had failed, not for want of room.
+    devices_failed: bool = False
+    # Each device taken out of the run, with what it failed on: "GPU 0 (...): RuntimeError(...)".
+    lost: list[str] = field(default_factory=list)
     # Ctrl-C left a worker inside ncnn, whose tile may take minutes: the process
     # must end without the interpreter's teardown, which would wait for it or abort.
     abandoned: bool = False
@@ -133,6 +144,7 @@ class _Item:
     notes: list[str] = field(default_factory=list)
     animation: Animation | None = None  # every frame, in place of ``pixels``
     reserved: int = 0  # bytes of the animation budget it holds
+    failed_on: list = field(default_factory=list)  # the devices it failed on and was taken from
 
 
 def _read(item: _Item, read: Callable) -> tuple | None:
@@ -167,6 +179,13 @@ class Pipeline:
     picture, as a still's failure does. Animations in flight hold at most
     ``animation_memory`` bytes together (default: MAX_ANIMATION_MEMORY, at most half
     the memory available); one that alone would need more fails, in words.
+
+    With lanes of more than one Upscaler, one whose upscale fails in an unforeseen
+    way (not an NcnnSrError, nor memory: a Vulkan error, a lost device) is taken out
+    of the run, with a warning, and the picture goes to another lane; one that then
+    fails on a second device too fails (its fault, likely), and that device goes on.
+    Once every lane is out, no more pictures start and the run stops (``stopped``,
+    ``devices_failed``); pictures already upscaled are still written.
 
     A failure's hint names the option that gets past it as the library's argument
     ("metadata=False"), or, given a command's ``flags``, as its flag ("--no-metadata")."""
@@ -222,6 +241,11 @@ class Pipeline:
         self._flags = flags
         self._queue_size = queue_size
         self._cancel = threading.Event()
+        # No new picture starts (set by cancel, and once every device has failed); the
+        # cancel alone stops the saves.
+        self._halt = threading.Event()
+        self._upscalers = list({id(lane.upscaler): lane.upscaler for lane in lanes}.values())
+        self._down: set[int] = set()  # the ids of the Upscalers taken out of the run
         self._report_lock = threading.Lock()
         self._saving = 0  # saves under way, counted under _report_lock
         self._errors: list[BaseException] = []
@@ -240,6 +264,7 @@ class Pipeline:
         current tile, and nothing half-written is left. It stops the run in progress;
         a later ``run`` starts afresh."""
         self._cancel.set()
+        self._halt.set()
 
     def run(self, jobs: Iterable[Job]) -> Summary:
         """Run every job; Ctrl-C (KeyboardInterrupt) in the calling thread cancels and
@@ -252,6 +277,8 @@ class Pipeline:
         # found unwritable, held for it alone: the next run did nothing, or failed each
         # picture on the old reason.
         self._cancel.clear()
+        self._halt.clear()
+        self._down.clear()
         with self._unwritable_lock:
             self._unwritable.clear()
         self._targets.clear()  # no loader runs between runs
@@ -335,13 +362,13 @@ class Pipeline:
                 q.put(item, timeout=0.1)
                 return
             except queue.Full:
-                if item is not STOP and self._cancel.is_set():
+                if item is not STOP and self._halt.is_set():
                     return
                 if item is STOP and readers is not None and all(r.done.is_set() for r in readers):
                     return
 
     def _load(self, next_job, to_proc: _ProcQueue) -> None:
-        while not self._cancel.is_set():
+        while not self._halt.is_set():
             job = next_job()
             if job is None:
                 return
@@ -410,7 +437,7 @@ class Pipeline:
                           f"{need / 2**30:.1f} GB of memory, more than the {self._budget.total / 2**30:.1f} GB "
                           f"animations may take: ask for a smaller size{video}")
             return True
-        if not self._budget.take(need, self._cancel):
+        if not self._budget.take(need, self._halt):
             return False
         deep = item.pixels.dtype == np.uint16
         item.reserved, item.pixels = need, None
@@ -587,31 +614,45 @@ class Pipeline:
                 item.notes.append(f"{item.job.source} has {what}, which JPEG cannot store: writing {item.target}")
 
     def _proc(self, upscaler: Upscaler, to_proc: _ProcQueue, to_save: queue.Queue) -> None:
-        while True:
+        while id(upscaler) not in self._down:
             item = to_proc.get(upscaler.device.is_gpu)
             if item is STOP:
                 return
-            if self._cancel.is_set():
-                continue
             if isinstance(item, _Frames):  # another worker's animation: its owner reports how it went
-                item.work(upscaler)
+                if not self._halt.is_set() and id(upscaler) not in self._down:
+                    item.work(upscaler)
                 continue
-            if not item.error:
-                try:
-                    self._upscale(upscaler, item, to_proc)
-                except Cancelled:
-                    continue
-                except NcnnSrError as e:
-                    item.error = f"{item.job.source}: {e}"
-                except MemoryError:
-                    item.error = f"{item.job.source}: not enough memory for its result"
-                except _FailedOn as e:
-                    item.error = f"{item.job.source}: upscaling failed on {e.device}: {e.error!r}"
-                except Exception as e:
-                    item.error = f"{item.job.source}: upscaling failed: {e!r}"
-                if item.error:
-                    item.pixels = item.animation = None
-            self._put(to_save, item)
+            try:
+                if id(upscaler) in self._down:  # taken out while this worker waited
+                    to_proc.retry(item)
+                elif not self._halt.is_set():
+                    self._proc_one(upscaler, item, to_proc, to_save)
+            finally:
+                to_proc.done()
+
+    def _proc_one(self, upscaler: Upscaler, item: _Item, to_proc: _ProcQueue, to_save: queue.Queue) -> None:
+        if not item.error:
+            try:
+                self._upscale(upscaler, item, to_proc)
+            except Cancelled:
+                return
+            except NcnnSrError as e:
+                item.error = f"{item.job.source}: {e}"
+            except MemoryError:
+                item.error = f"{item.job.source}: not enough memory for its result"
+            except _FailedOn as e:
+                where = "".join(f"{device}, then on " for device in item.failed_on) + str(e.device)
+                if e.taken_out:
+                    item.failed_on.append(e.device)
+                    if not self._halt.is_set():
+                        to_proc.retry(item)
+                        return
+                item.error = f"{item.job.source}: upscaling failed on {where}: {e.error!r}"
+            except Exception as e:
+                item.error = f"{item.job.source}: upscaling failed: {e!r}"
+            if item.error:
+                item.pixels = item.animation = None
+        self._put(to_save, item)
 
     def _upscale(self, upscaler: Upscaler, item: _Item, to_proc: _ProcQueue) -> None:
         """``item``'s picture, or each frame of its animation, upscaled in its place.
@@ -625,7 +666,7 @@ class Pipeline:
             except Exception as e:
                 # Which of several devices failed (an animation's frames: the helper's,
                 # not the owner's), so the line can say so.
-                raise _FailedOn(upscaler.device, e) from e
+                raise _FailedOn(upscaler.device, e, self._taken_out(upscaler, item, e)) from e
 
         if item.animation is None:
             pictures = (item.pixels,)
@@ -642,6 +683,33 @@ class Pipeline:
             item.animation = replace(item.animation, frames=frames.result())
         with self._report_lock:
             self._summary.pixels_in += sum(picture.shape[0] * picture.shape[1] for picture in pictures)
+
+    def _taken_out(self, upscaler: Upscaler, item: _Item, error: Exception) -> bool:
+        """Whether ``upscaler``, which failed ``item`` with ``error`` in an unforeseen way,
+        is out of the run, and ``item`` may go to another lane. Not where it is the only
+        Upscaler, nor where ``item`` had failed on another already: a picture that fails
+        on two devices is more likely at fault than they are. Once every Upscaler is
+        out, no more pictures start."""
+        if len(self._upscalers) < 2 or item.failed_on:
+            return False
+        with self._report_lock:
+            if id(upscaler) in self._down:
+                return True  # another of its workers said so
+            self._down.add(id(upscaler))
+            self._summary.lost.append(f"{upscaler.device}: {error!r}")
+            last = all(id(up) in self._down for up in self._upscalers)
+            if last:
+                self._summary.devices_failed = True
+                if self._summary.stopped is None:
+                    self._summary.stopped = f"every device failed ({', '.join(map(str, self._devices()))})"
+                self._halt.set()
+        log.warning("%s failed (%r): %s", upscaler.device, error,
+                    "no device is left" if last else "it takes no more pictures, the other devices go on")
+        return True
+
+    def _devices(self) -> list:
+        """Each lane's device, once, in the lanes' order."""
+        return list(dict.fromkeys(up.device for up in self._upscalers))
 
     def _raise_if_cancelled(self, done: int, total: int) -> None:
         """The progress callback of every upscale: stops it between tiles once cancelled,
@@ -733,11 +801,12 @@ class Pipeline:
 
 
 class _FailedOn(Exception):
-    """An unforeseen ``error`` from an upscale on ``device``."""
+    """An unforeseen ``error`` from an upscale on ``device``, which is ``taken_out`` of
+    the run or not (see Pipeline._taken_out)."""
 
-    def __init__(self, device, error: Exception):
+    def __init__(self, device, error: Exception, taken_out: bool = False):
         super().__init__(device, error)
-        self.device, self.error = device, error
+        self.device, self.error, self.taken_out = device, error, taken_out
 
 
 class _ProcQueue:
@@ -745,12 +814,15 @@ class _ProcQueue:
     queue.Full after ``timeout`` as queue.Queue does), and before them animations'
     calls for help to the workers on GPUs, or on the CPU. Those are not bounded by
     ``size``, so a worker asking for help never waits: each animation in progress
-    asks for at most one per other worker."""
+    asks for at most one per other worker. Nor are pictures given back (``retry``),
+    which go before every other; so that one always finds a worker, a STOP is not
+    taken while a picture is being worked on (from ``get`` to ``done``)."""
 
     def __init__(self, size: int):
         self._size = size
         self._pictures: deque = deque()
         self._helps: dict[bool, deque] = {True: deque(), False: deque()}  # by on_gpu
+        self._working = 0  # pictures taken and not done
         lock = threading.Lock()
         self._not_empty, self._not_full = threading.Condition(lock), threading.Condition(lock)
 
@@ -772,12 +844,29 @@ class _ProcQueue:
         """The next call for help to a worker on a GPU (``on_gpu``) or the CPU, else
         the next picture."""
         helps = self._helps[on_gpu]
+        pictures = self._pictures
         with self._not_empty:
-            self._not_empty.wait_for(lambda: helps or self._pictures)
+            self._not_empty.wait_for(lambda: helps or (pictures and (pictures[0] is not STOP or not self._working)))
             if helps:
                 return helps.popleft()
             self._not_full.notify()
-            return self._pictures.popleft()
+            item = pictures.popleft()
+            self._working += item is not STOP
+            return item
+
+    def retry(self, item) -> None:
+        """Give back a picture taken, for another worker, before every other; ``done``
+        is still to be called for it."""
+        with self._not_empty:
+            self._pictures.appendleft(item)
+            self._not_empty.notify()
+
+    def done(self) -> None:
+        """A picture taken is done with (written on, failed, or given back)."""
+        with self._not_empty:
+            self._working -= 1
+            if not self._working:
+                self._not_empty.notify_all()  # the workers waiting to take a STOP
 
 
 class _Frames:

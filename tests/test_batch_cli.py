@@ -1689,3 +1689,90 @@ def test_the_drop_in_takes_a_video_from_a_pipe_path_to_an_output_named_as_a_vide
     assert proc.returncode == 0, proc.stderr
     with av.open(str(tmp_path / "o.mp4")) as c:
         assert len(list(c.decode(video=0))) == 3 and c.streams.video[0].width == 64
+
+
+# --- several devices: one that fails ---------------------------------------------------
+
+@pytest.fixture
+def in_process(monkeypatch):
+    """``ncnn-sr ARGS`` run in this process (so an engine method can be made to fail),
+    as (exit status, stderr); the library's logger is put back as it was."""
+    import logging
+
+    from click.testing import CliRunner
+    from ncnn_sr import cli
+
+    logger = logging.getLogger("ncnn_sr")
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "propagate", logger.propagate)
+    monkeypatch.setattr(logger, "level", logger.level)
+
+    def invoke(*args):
+        result = CliRunner().invoke(cli.main, [str(arg) for arg in args])
+        return result.exit_code, result.stderr
+    return invoke
+
+
+def failing_device(monkeypatch, which):
+    """Upscalers for which ``which(upscaler)`` is true fail each picture as a lost Vulkan
+    device does, from inside ncnn's run."""
+    from ncnn_sr import engine
+
+    real = engine.Upscaler._run_tiles
+
+    def run_tiles(self, *args, **kwargs):
+        if which(self):
+            raise RuntimeError("vkQueueSubmit failed: VK_ERROR_DEVICE_LOST")
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(engine.Upscaler, "_run_tiles", run_tiles)
+
+
+def same_pictures(one: Path, other: Path) -> None:
+    names = sorted(p.name for p in one.iterdir())
+    assert names == sorted(p.name for p in other.iterdir())
+    for name in names:
+        assert np.array_equal(np.asarray(Image.open(one / name)), np.asarray(Image.open(other / name))), name
+
+
+def test_a_cpu_lane_that_fails_hands_its_pictures_to_the_other_lane(tmp_path, in_process, monkeypatch):
+    pictures(tmp_path / "in", [f"p{i}.png" for i in range(4)])
+    flags = ["-n", "realesr-animevideov3", "-s", "2"]
+    alone = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "alone", *flags, "-g", "-1")
+    assert alone.returncode == 0
+    first = []  # the Upscaler of the first lane that gets a picture fails
+
+    failing_device(monkeypatch, lambda up: (first or first.append(up) or True) and up is first[0])
+    status, said = in_process("-i", tmp_path / "in", "-o", tmp_path / "out", *flags, "-g", "-1,-1", "-j", "1:1:2")
+    assert status == 0, said
+    lines = said.splitlines()
+    assert lines[0] == "ncnn-sr: warning: CPU failed (RuntimeError('vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')): " \
+                       "it takes no more pictures, the other devices go on"
+    assert lines[-1].startswith("ncnn-sr: 4 pictures: 4 upscaled, 0 skipped, 0 failed in ")
+    same_pictures(tmp_path / "alone", tmp_path / "out")
+
+
+def test_once_every_listed_device_has_failed_the_run_stops_in_one_line(tmp_path, in_process, monkeypatch):
+    pictures(tmp_path / "in", [f"p{i}.png" for i in range(12)])
+    failing_device(monkeypatch, lambda up: True)
+    status, said = in_process("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
+                              "-g", "-1,-1", "-j", "1:1:2")
+    assert status == 1
+    stopped = [line for line in said.splitlines() if line.startswith("ncnn-sr: stopped: ")]
+    assert len(stopped) == 1 and stopped[0].startswith("ncnn-sr: stopped: every device failed (CPU); 0 upscaled, "
+                                                       "0 skipped, ")
+    assert stopped[0].endswith(" not done; once a device works again, the same command with --skip-existing goes on "
+                               "from there")
+    assert not (tmp_path / "out").exists()  # the folder made for the run, taken back
+
+
+def test_a_gpu_that_fails_hands_its_pictures_to_the_cpu(gpu, tmp_path, in_process, monkeypatch):
+    pictures(tmp_path / "in", [f"p{i}.png" for i in range(3)], size=(8, 8))
+    flags = ["-n", "realesr-animevideov3", "-s", "2"]
+    run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "alone", *flags, "-g", "-1")
+    failing_device(monkeypatch, lambda up: up.device.is_gpu)
+    status, said = in_process("-i", tmp_path / "in", "-o", tmp_path / "out", *flags, "-g", f"{gpu},-1")
+    assert status == 0, said
+    assert said.splitlines()[0].startswith(f"ncnn-sr: warning: GPU {gpu} (")
+    assert said.splitlines()[0].endswith("failed (RuntimeError('vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')): "
+                                         "it takes no more pictures, the other devices go on")
+    same_pictures(tmp_path / "alone", tmp_path / "out")

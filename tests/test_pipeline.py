@@ -261,24 +261,115 @@ def test_a_result_too_big_for_memory_fails_its_picture_in_words(tmp_path):
     assert summary.failures[0].message == f"{jobs[0].source}: not enough memory for its result"
 
 
-def test_a_picture_that_fails_on_one_device_of_several_names_that_device(tmp_path):
-    # With -g 0,-1 the line said "upscaling failed: RuntimeError(...)", not which device
-    # failed; an animation's frames fail on whichever worker took them, of any lane.
+def fake_gpu(index=0):
     from ncnn_sr.devices import Device
+    return Device(index, "fake", "discrete", 8000)
 
-    class Broken(SlowFake):
-        device = Device(0, "fake", "discrete", 8000)
 
-        def upscale(self, image, progress=None, **kw):
-            raise RuntimeError("vkQueueSubmit failed")
+class Broken(SlowFake):
+    """A device that fails every picture in an unforeseen way (a lost Vulkan device)."""
 
-    jobs = folder_of(tmp_path, 4, size=(4, 4))
-    broken = Broken(0)
-    summary = Pipeline([Lane(broken, 1), Lane(SlowFake(0.05), 1)]).run(jobs)
-    assert summary.failed >= 1 and summary.ok + summary.failed == 4
+    def __init__(self, delay=0, device=None):
+        super().__init__(delay)
+        self.device = device or fake_gpu()
+
+    def upscale(self, image, progress=None, **kw):
+        time.sleep(self.delay)
+        self.count += 1
+        raise RuntimeError("vkQueueSubmit failed")
+
+
+@pytest.fixture
+def warnings():
+    """The library's warnings, as the commands print them."""
+    import logging
+    seen = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger("ncnn_sr")
+    logger.addHandler(handler)
+    yield seen
+    logger.removeHandler(handler)
+
+
+def test_a_picture_that_fails_on_one_device_alone_names_that_device(tmp_path):
+    # With -g 0 the line said "upscaling failed: RuntimeError(...)", not which device
+    # failed.
+    jobs = folder_of(tmp_path, 2, size=(4, 4))
+    summary = Pipeline([Lane(Broken(), 1)]).run(jobs)
+    assert summary.failed == 2 and not summary.lost and summary.stopped is None
     for failure in summary.failures:
         assert failure.message == (f"{failure.job.source}: upscaling failed on GPU 0 (fake): "
                                    "RuntimeError('vkQueueSubmit failed')")
+
+
+def test_a_device_that_fails_hands_its_picture_to_another_and_takes_no_more(tmp_path, warnings):
+    # With -g 0,-1 a Vulkan error on GPU 0 failed its picture, and each later one it took.
+    jobs = folder_of(tmp_path, 6, size=(4, 4))
+    broken, good = Broken(), SlowFake(0.02)
+    summary = Pipeline([Lane(broken, 2), Lane(good, 1)]).run(jobs)
+    assert (summary.ok, summary.failed, summary.stopped) == (6, 0, None)
+    assert good.count == 6 and 1 <= broken.count <= 2  # its two workers' first pictures at most
+    assert summary.lost == ["GPU 0 (fake): RuntimeError('vkQueueSubmit failed')"]
+    assert warnings == ["GPU 0 (fake) failed (RuntimeError('vkQueueSubmit failed')): it takes no more pictures, "
+                        "the other devices go on"]
+
+
+def test_a_picture_given_back_finds_a_worker_though_the_others_were_done(tmp_path):
+    # The other lane's worker took its STOP while the picture was on the failing device:
+    # given back, it waited for no one, and the run ended without it.
+    jobs = folder_of(tmp_path, 1, size=(4, 4))
+    broken, good = Broken(0.3), SlowFake(0)
+    summary = within(60, lambda: Pipeline([Lane(broken, 1), Lane(good, 1)]).run(jobs))
+    assert summary.ok == 1 and good.count == 1
+
+
+def test_a_picture_that_fails_in_words_is_not_handed_to_another_device(tmp_path, warnings):
+    # A picture at fault is no device's: each device goes on.
+    class Refusing(SlowFake):
+        device = fake_gpu()
+
+        def upscale(self, image, progress=None, **kw):
+            self.count += 1
+            raise InputError("a picture no device can take")
+
+    jobs = folder_of(tmp_path, 4, size=(4, 4))
+    refusing, good = Refusing(0), SlowFake(0.05)
+    summary = Pipeline([Lane(refusing, 1), Lane(good, 1)]).run(jobs)
+    assert summary.ok + summary.failed == 4 and summary.failed == refusing.count >= 2
+    assert all(f.message == f"{f.job.source}: a picture no device can take" for f in summary.failures)
+    assert not summary.lost and not warnings
+
+
+def test_a_picture_that_fails_on_two_devices_fails_and_the_second_goes_on(tmp_path):
+    class Picky(SlowFake):
+        """Fails a 5x5 picture in an unforeseen way, as a bug in the code would."""
+
+        def __init__(self, device):
+            super().__init__(0.02)
+            self.device = device
+
+        def upscale(self, image, progress=None, **kw):
+            if image.shape[:2] == (5, 5):
+                raise ValueError("odd picture")
+            return super().upscale(image)
+
+    jobs = folder_of(tmp_path, 6, size=(4, 4))
+    Image.fromarray(picture(5, 5)).save(jobs[0].source)
+    summary = Pipeline([Lane(Picky(fake_gpu()), 1), Lane(Picky(CPU), 1)]).run(jobs)
+    assert (summary.ok, summary.failed, summary.stopped, len(summary.lost)) == (5, 1, None, 1)
+    first, second = ("GPU 0 (fake)", "CPU") if summary.lost[0].startswith("GPU") else ("CPU", "GPU 0 (fake)")
+    assert summary.failures[0].message == (f"{jobs[0].source}: upscaling failed on {first}, then on {second}: "
+                                           "ValueError('odd picture')")
+
+
+def test_once_every_device_has_failed_the_run_stops(tmp_path, warnings):
+    jobs = folder_of(tmp_path, 20, size=(4, 4))
+    lanes = [Lane(Broken(0.02), 1), Lane(Broken(0.02, fake_gpu(1)), 1)]
+    summary = within(60, lambda: Pipeline(lanes).run(jobs))
+    assert summary.devices_failed and summary.stopped == "every device failed (GPU 0 (fake), GPU 1 (fake))"
+    assert summary.ok == 0 and 1 <= summary.failed and summary.done < len(jobs) and not summary.cancelled
+    assert len(summary.lost) == 2 and warnings[-1].endswith("no device is left")
 
 
 @pytest.mark.parametrize("name, said", [
@@ -1018,6 +1109,24 @@ def test_a_frame_failing_on_another_worker_fails_its_animation_alone(tmp_path, c
     assert summary.failures[0].job.source.name == "a.gif"
     assert summary.pixels_in == 10 * 12  # the failed animation's frames are not counted
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["b.png"]
+
+
+def test_an_animation_whose_frame_fails_on_a_helping_device_is_done_again_by_the_others(tmp_path, cpu_lane):
+    jobs, frames = animated_job(tmp_path, count=5, duration=[60, 70, 80, 90, 100], loop=0)
+
+    def lost(image):
+        raise RuntimeError("device lost")
+
+    calls, meet = [], threading.Barrier(2)
+    lanes = [Lane(Watched(cpu_lane.upscaler, "a", calls, meet), 1), Lane(Watched(cpu_lane.upscaler, "b", calls, meet,
+                                                                                 lost), 1)]
+    summary = within(60, lambda: Pipeline(lanes).run(jobs))
+    assert (summary.ok, summary.failed, summary.lost) == (1, 0, ["CPU: RuntimeError('device lost')"])
+    assert [name for name, _ in calls].count("b") == 1  # its one frame, then no more
+    assert summary.pixels_in == 5 * 12 * 16
+    written = read_frames(tmp_path / "out.webp")[0]
+    for got, frame in zip(written.frames, frames, strict=True):
+        assert np.array_equal(got, cpu_lane.upscaler.upscale(frame))
 
 
 def test_cancel_stops_an_animation_spread_over_workers_after_their_current_frames(tmp_path, cpu_lane):
