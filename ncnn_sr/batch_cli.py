@@ -288,7 +288,7 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     if auto_jobs and any(device.discrete for device in chosen):
         save = max(save, min(MAX_AUTO_SAVERS, cpus // 2))
     lanes = []
-    procs = [_capped_workers(device, workers, cpus) for device, workers in zip(chosen, procs)]
+    procs = _capped_workers(chosen, procs, cpus)
     if pictures is not None:
         procs = [max(1, min(workers, pictures)) for workers in procs]
     # The CPU listed twice (-g -1,-1) is one set of cores and one memory: its lanes'
@@ -330,16 +330,32 @@ def _upscaler(opts: RunOptions, device: devices.Device, tile: int, threads: int 
 MAX_GPU_WORKERS = 16
 
 
-def _capped_workers(device: devices.Device, workers: int, cpus: int) -> int:
-    """Proc workers beyond what a device runs at once only wait, each holding a
-    picture (a video two frames per worker), and starting them is slow: a video took
-    40 times as long with 1:100000:1 and never began with 1:99999999999999999999:1.
-    The CPU gets at most one per core, a GPU at most MAX_GPU_WORKERS."""
-    most = MAX_GPU_WORKERS if device.is_gpu else cpus
-    if workers > most:
-        log.info("%d proc workers on %s: using %d, as many as it runs at once", workers, device, most)
-        return most
-    return workers
+def _capped_workers(chosen: list[devices.Device], procs: list[int], cpus: int) -> list[int]:
+    """Each lane's proc workers, ``procs`` capped: workers beyond what a device runs at
+    once only wait, each holding a picture (a video two frames per worker), and
+    starting them is slow: a video took 40 times as long with 1:100000:1 and never
+    began with 1:99999999999999999999:1. The CPU gets at most one per core, a GPU at
+    most MAX_GPU_WORKERS, however many times it is listed: -g -1,-1 -j 1:2,2:2 ran 4
+    workers on 2 cores, each lane capped alone. The lanes of a device share its cap
+    out in turn, each keeping one worker."""
+    capped = list(procs)
+    for device in dict.fromkeys(chosen):
+        lanes = [i for i, listed in enumerate(chosen) if listed == device]
+        most = max(MAX_GPU_WORKERS if device.is_gpu else cpus, len(lanes))
+        asked = sum(procs[i] for i in lanes)
+        if asked <= most:
+            continue
+        for i in lanes:
+            capped[i] = 1
+        left = most - len(lanes)
+        while left:
+            for i in lanes:
+                if left and capped[i] < procs[i]:
+                    capped[i] += 1
+                    left -= 1
+        using = "+".join(str(capped[i]) for i in lanes)
+        log.info("%d proc workers on %s: using %s, as many as it runs at once", asked, device, using)
+    return capped
 
 
 def _pictures(jobs: list, animate: bool) -> int:

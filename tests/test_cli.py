@@ -521,6 +521,35 @@ def test_the_cpu_listed_twice_shares_its_cores_and_memory_between_both_lanes(mon
     assert [(kw["threads"], kw["concurrency"]) for kw in made] == [(2, 4), (2, 4)]
 
 
+@pytest.mark.parametrize("gpu, jobs, cpus, workers", [
+    ("-1,-1", "1:2,2:2", 2, [1, 1]),
+    ("-1,-1", "1:3,8:2", 8, [3, 5]),  # shared out in turn, each lane up to what it asked
+    ("-1,-1", "1:2,2:2", 4, [2, 2]),
+    ("-1,0,-1", "1:4,1,4:2", 6, [3, 1, 3]),
+    ("-1", "1:4:2", 2, [2]),
+    ("-1,-1,-1", "1:1:2", 2, [1, 1, 1]),  # a worker a lane, at least
+    ("0,0", "1:10,10:2", 2, [8, 8]),  # a GPU's queues, as its lanes' cap
+])
+def test_a_device_listed_several_times_runs_no_more_workers_than_one_lane_would(monkeypatch, gpu, jobs, cpus,
+                                                                                 workers):
+    # Each lane was capped alone: -g -1,-1 -j 1:2,2:2 ran 4 workers, a thread each, on 2 cores.
+    from ncnn_sr import batch_cli, devices
+    from ncnn_sr.batch_cli import RunOptions, build_lanes
+
+    made = []
+    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or object())
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    real = devices.get_device
+    monkeypatch.setattr(devices, "get_device", lambda spec: devices.Device(0, "fake", "discrete", 8000)
+                        if str(spec) == "0" else real(spec))
+    opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None,
+                      gpu=gpu, tile="0", jobs=jobs, tta=False, fmt=None)
+    lanes, _, _ = build_lanes(opts)
+    assert [lane.workers for lane in lanes] == workers
+    on_cpu = [(lane.workers, kw["threads"]) for lane, kw in zip(lanes, made) if kw["threads"] is not None]
+    assert sum(count * threads for count, threads in on_cpu) <= max(cpus, len(on_cpu))
+
+
 @pytest.mark.parametrize("pictures, workers, shares", [(1, [1, 1], (8, 1)), (3, [2, 2], (2, 3)), (9, [2, 2], (2, 4))])
 def test_the_cpu_listed_twice_runs_as_many_calls_at_once_as_there_are_pictures(monkeypatch, pictures, workers,
                                                                                shares):
