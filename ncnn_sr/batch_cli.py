@@ -251,13 +251,15 @@ class RunOptions:
 
 
 def build_lanes(opts: RunOptions, pictures: int | None = None,
-                frame: "tuple[int, int] | Callable[[], tuple[int, int] | None] | None" = None
-                ) -> tuple[list[Lane], int, int]:
+                frame: "tuple[int, int] | Callable[[], tuple[int, int] | None] | None" = None,
+                items: int | None = None) -> tuple[list[Lane], int, int]:
     """One Upscaler per device with its proc workers; also the load and save counts
     (capped at the CPU count, as the reference does). With ``pictures`` known (each
     frame of an animation counts: its frames are shared by the workers), no lane gets
     more proc workers than there are pictures: on the CPU each worker gets a share of
-    the cores, so one picture with two workers would use half of them.
+    the cores, so one picture with two workers would use half of them. With ``items``
+    known too (the pictures, an animation one), a device no picture would reach
+    gets no lane, and its model is not loaded (see _lanes_with_work).
     With every picture of one size (``frame``, height and width: a video's; or a
     function that finds it, called only where it matters), the CPU gets one worker
     with all the cores where that runs each picture as one window and more workers,
@@ -284,6 +286,12 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
             chosen.append(devices.get_device(index))
         except NcnnSrError:
             raise UsageError(f"invalid gpu device {index}: {_device_hint()}") from None
+    if items is not None and pictures is not None:
+        kept = _lanes_with_work(chosen, items, pictures)
+        for index, device in enumerate(chosen):
+            if index not in kept:
+                log.info("%s is left out: no picture of this run would reach it", device)
+        chosen, tiles, procs = ([values[index] for index in kept] for values in (chosen, tiles, procs))
     cpus = os.cpu_count() or 1
     if auto_jobs and any(device.discrete for device in chosen):
         save = max(save, min(MAX_AUTO_SAVERS, cpus // 2))
@@ -356,6 +364,19 @@ def _capped_workers(chosen: list[devices.Device], procs: list[int], cpus: int) -
         using = "+".join(str(capped[i]) for i in lanes)
         log.info("%d proc workers on %s: using %s, as many as it runs at once", asked, device, using)
     return capped
+
+
+def _lanes_with_work(chosen: list[devices.Device], items: int, pictures: int) -> list[int]:
+    """The indices of the lanes on ``chosen`` devices that a run of ``items`` pictures,
+    ``pictures`` with each frame of an animation counted, can give work: one picture
+    with -g 0,-1 loaded the model on both. Each picture goes to one lane: with fewer
+    pictures than lanes, the first listed; an animation's frames go to the other lanes
+    of its device's kind (GPU or CPU) too. At least one lane is kept."""
+    kept = list(range(max(1, min(items, len(chosen)))))
+    for index in range(len(kept), len(chosen)):
+        if len(kept) < pictures and any(chosen[k].is_gpu == chosen[index].is_gpu for k in kept):
+            kept.append(index)
+    return kept
 
 
 def _pictures(jobs: list, animate: bool) -> int:
@@ -768,7 +789,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
             check_writable(out_folder if plan.folder_mode else _written_in(plan.jobs[0].target))
         # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
         lanes, load, save = build_lanes(opts, pictures=_pictures(plan.jobs, opts.animate),
-                                        frame=lambda: one_size([job.source for job in plan.jobs]))
+                                        frame=lambda: one_size([job.source for job in plan.jobs]),
+                                        items=len(plan.jobs))
         for lane in lanes:
             log.info("%s x%d on %s, %d proc worker(s)", lane.upscaler.spec.name, lane.upscaler.scale,
                      lane.upscaler.device, lane.workers)

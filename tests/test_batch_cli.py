@@ -322,6 +322,16 @@ def test_two_cpu_lanes_share_a_folder(tmp_path):
     assert proc.stderr.count("proc worker(s)") == 2
 
 
+def test_one_picture_with_two_devices_loads_the_model_on_the_first_alone(tmp_path):
+    pictures(tmp_path / "in", ["a.png"])
+    flags = ["-n", "realesr-animevideov3", "-s", "2", "-v"]
+    two = run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "two.png", *flags, "-g", "-1,-1")
+    assert two.stderr.count("loading realesr-animevideov3-x2 on CPU") == 1, two.stderr
+    assert "ncnn-sr: CPU is left out: no picture of this run would reach it" in two.stderr.splitlines()
+    run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "one.png", *flags, "-g", "-1")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "two.png")), np.asarray(Image.open(tmp_path / "one.png")))
+
+
 def test_one_picture_gets_one_proc_worker_with_all_the_cores(tmp_path):
     # Two CPU workers would each get half the cores, and one picture keeps only one busy.
     pictures(tmp_path / "in", ["a.png", "b.png"])

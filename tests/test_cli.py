@@ -550,6 +550,32 @@ def test_a_device_listed_several_times_runs_no_more_workers_than_one_lane_would(
     assert sum(count * threads for count, threads in on_cpu) <= max(cpus, len(on_cpu))
 
 
+@pytest.mark.parametrize("gpu, items, pictures, loaded", [
+    ("0,-1", 1, 1, [0]),
+    ("-1,0", 1, 1, [-1]),
+    ("-1,-1", 1, 1, [-1]),
+    ("0,-1,0", 1, 10, [0, 0]),  # an animation: its frames go to the lanes of its kind
+    ("0,-1", 1, 10, [0]),
+    ("0,-1,0", 2, 2, [0, -1]),
+    ("0,-1", 2, 2, [0, -1]),
+    ("0,-1", 9, 9, [0, -1]),
+])
+def test_a_device_no_picture_would_reach_gets_no_lane(monkeypatch, gpu, items, pictures, loaded):
+    # One picture with -g 0,-1 loaded the model on both devices, one of them for nothing.
+    from ncnn_sr import batch_cli, devices
+    from ncnn_sr.batch_cli import RunOptions, build_lanes
+
+    made = []
+    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or object())
+    real = devices.get_device
+    monkeypatch.setattr(devices, "get_device", lambda spec: devices.Device(0, "fake", "discrete", 8000)
+                        if str(spec) == "0" else real(spec))
+    opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None,
+                      gpu=gpu, tile="0", jobs="1:1:2", tta=False, fmt=None)
+    lanes, _, _ = build_lanes(opts, pictures=pictures, items=items)
+    assert len(lanes) == len(loaded) and [kw["device"].index for kw in made] == loaded
+
+
 @pytest.mark.parametrize("pictures, workers, shares", [(1, [1, 1], (8, 1)), (3, [2, 2], (2, 3)), (9, [2, 2], (2, 4))])
 def test_the_cpu_listed_twice_runs_as_many_calls_at_once_as_there_are_pictures(monkeypatch, pictures, workers,
                                                                                shares):
