@@ -991,6 +991,11 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     KeyboardInterrupt raised while the generator runs sets ``cancel`` and goes out at
     once, leaving the threads to stop on their own, so that Ctrl-C is never held up
     by a tile (a caller that gets Ctrl-C elsewhere should likewise not close it).
+
+    With lanes of more than one upscaler, one that fails an item in an unforeseen way
+    (not an NcnnSrError, memory or Cancelled) is taken out, with a warning, and the
+    item goes to another lane, as in a Pipeline; what fails on a second one, or on
+    the last one left, comes out of this generator.
     """
     # Else no lanes, or a window of 0, waited for ever.
     _check_lanes(lanes, "ordered_map")
@@ -998,11 +1003,32 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
         raise SettingError(f"the window must be a whole number of items, at least 1, got {window!r}")
     cancel = cancel or threading.Event()
     slots = threading.Semaphore(window)
-    todo: queue.Queue = queue.Queue()
+    workers = [lane for lane in lanes for _ in range(lane.workers)]
+    # Never full: at most ``window`` items are in flight, and a STOP a worker.
+    todo = _ProcQueue(window + len(workers))
     done: dict[int, object] = {}
     ready = threading.Condition()
-    workers = [lane for lane in lanes for _ in range(lane.workers)]
     total = [None]  # how many items there were, once the feeder knows
+    upscalers = {id(lane.upscaler) for lane in lanes}
+    down: set[int] = set()  # the ids of the upscalers taken out
+    moved: set[int] = set()  # the items that went to another lane
+    no_device: list = [None]  # the last failure, once every upscaler is out
+
+    def taken_out(upscaler, index: int, error: Exception) -> bool:
+        """Whether ``upscaler`` is out, and the item ``index`` goes to another lane."""
+        if len(upscalers) < 2 or index in moved:
+            return False
+        with ready:
+            moved.add(index)
+            first = id(upscaler) not in down
+            if first and len(down) + 1 == len(upscalers):
+                no_device[0] = error  # before it is in down: see proc
+            down.add(id(upscaler))
+        if first:
+            log.warning("%s failed (%r): %s", getattr(upscaler, "device", upscaler), error,
+                        "no device is left" if no_device[0] is not None else
+                        "it takes no more frames, the other devices go on")
+        return no_device[0] is None
 
     def feed() -> None:
         count = 0
@@ -1029,17 +1055,37 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
 
     def proc(upscaler) -> None:
         while True:
-            entry = todo.get()
-            if entry is STOP or cancel.is_set():
+            entry = todo.get(False)
+            if entry is STOP:
                 return
-            index, item = entry
             try:
-                result = work(upscaler, item)
-            except BaseException as e:
-                result = _Failed(e)
-            with ready:
-                done[index] = result
-                ready.notify_all()
+                if cancel.is_set():
+                    return
+                index, item = entry
+                if no_device[0] is not None:
+                    # What is left fails here, as none may take it (the items given
+                    # back before): the consumer would wait for it for ever.
+                    result = _Failed(no_device[0])
+                elif id(upscaler) in down:
+                    todo.retry(entry)
+                    return
+                else:
+                    try:
+                        result = work(upscaler, item)
+                    except (NcnnSrError, MemoryError, Cancelled) as e:
+                        result = _Failed(e)
+                    except Exception as e:
+                        if taken_out(upscaler, index, e):
+                            todo.retry(entry)
+                            return
+                        result = _Failed(e)
+                    except BaseException as e:
+                        result = _Failed(e)
+                with ready:
+                    done[index] = result
+                    ready.notify_all()
+            finally:
+                todo.done()
 
     threads = [_Worker(feed)] + [_Worker(proc, lane.upscaler) for lane in workers]
     interrupted = False

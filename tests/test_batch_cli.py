@@ -1786,3 +1786,22 @@ def test_a_gpu_that_fails_hands_its_pictures_to_the_cpu(gpu, tmp_path, in_proces
     assert said.splitlines()[0].endswith("failed (RuntimeError('vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')): "
                                          "it takes no more pictures, the other devices go on")
     same_pictures(tmp_path / "alone", tmp_path / "out")
+
+
+def test_a_video_whose_lane_fails_is_finished_by_the_other(tmp_path, in_process, monkeypatch):
+    # One Vulkan error on one lane failed the whole video.
+    clip = make_clip(tmp_path / "in.mp4", frames=8, audio=None)
+    flags = ["-n", "realesr-animevideov3", "-s", "2", "--codec", "ffv1"]
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "alone.mkv", *flags, "-g", "-1")
+    first = []
+    failing_device(monkeypatch, lambda up: (first or first.append(up) or True) and up is first[0])
+    status, said = in_process("video", "-i", clip, "-o", tmp_path / "two.mkv", *flags, "-g", "-1,-1", "-j", "1:1:1")
+    assert status == 0, said
+    assert said.splitlines()[0] == "ncnn-sr: warning: CPU failed (RuntimeError('vkQueueSubmit failed: " \
+                                   "VK_ERROR_DEVICE_LOST')): it takes no more frames, the other devices go on"
+
+    def frames(path):
+        with av.open(str(path)) as c:
+            return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    alone, two = frames(tmp_path / "alone.mkv"), frames(tmp_path / "two.mkv")
+    assert len(alone) == len(two) == 8 and all(np.array_equal(a, b) for a, b in zip(alone, two))

@@ -484,6 +484,48 @@ def test_a_plan_given_as_the_jobs_is_refused_naming_its_jobs(tmp_path, cpu_lane)
     assert not (tmp_path / "out.png").exists()
 
 
+def test_ordered_map_hands_the_items_of_a_device_that_fails_to_another(warnings):
+    # A video with -g 0,-1 failed whole on one Vulkan error, minutes into its frames.
+    frames = [np.full((2, 2, 3), i, np.uint8) for i in range(30)]
+    broken, good = Broken(), SlowFake(0.005)
+    results = within(60, lambda: list(ordered_map([Lane(broken, 2), Lane(good, 1)], frames,
+                                                  lambda up, frame: up.upscale(frame))))
+    assert [int(result[0, 0, 0]) for result in results] == list(range(30))
+    assert good.count == 30 and 1 <= broken.count <= 2
+    assert warnings == ["GPU 0 (fake) failed (RuntimeError('vkQueueSubmit failed')): it takes no more frames, "
+                        "the other devices go on"]
+
+
+@pytest.mark.parametrize("lanes", [2, 3])
+def test_ordered_map_raises_once_every_device_has_failed(lanes, warnings):
+    frames = [np.zeros((2, 2, 3), np.uint8)] * 40
+    broken = [Lane(Broken(0.01, fake_gpu(i)), 1) for i in range(lanes)]
+
+    def drain():
+        with pytest.raises(RuntimeError, match="vkQueueSubmit failed"):
+            list(ordered_map(broken, frames, lambda up, frame: up.upscale(frame), window=4))
+        return True
+    assert within(60, drain)
+    assert sum(lane.upscaler.count for lane in broken) < 40
+
+
+def test_ordered_map_does_not_hand_on_an_item_that_fails_in_words():
+    class Refusing(SlowFake):
+        device = fake_gpu()
+
+        def upscale(self, image, progress=None, **kw):
+            raise InputError("a frame no device can take")
+
+    good = SlowFake(0.05)
+
+    def drain():
+        with pytest.raises(InputError, match="a frame no device can take"):
+            list(ordered_map([Lane(Refusing(0), 1), Lane(good, 1)], [np.zeros((2, 2, 3), np.uint8)] * 4,
+                             lambda up, frame: up.upscale(frame)))
+        return True
+    assert within(60, drain)
+
+
 def test_a_lane_and_ordered_map_refuse_bad_settings_as_input_errors(cpu_lane):
     with pytest.raises(InputError, match="^a lane needs a whole number of proc workers, at least 1, got 0$"):
         Lane(cpu_lane.upscaler, 0)
