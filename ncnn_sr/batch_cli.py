@@ -745,6 +745,24 @@ class _FrameProgress:
             self.bar = None
 
 
+class _TileBar:
+    """A single picture's tiles as a bar on a terminal: a photo on the CPU takes
+    minutes, in which nothing was shown. Opened before the first tile is done."""
+
+    def __init__(self, prog: str):
+        self.bar = _open_bar(prog, None, "tile")
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            _close_bar()
+            self.bar = None
+
+
 def _tile_percent(done: int, total: int) -> None:
     try:
         _echo(f"{done / total * 100:.2f}%")
@@ -755,7 +773,7 @@ def _tile_percent(done: int, total: int) -> None:
 def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = FlagNames()) -> int:
     """Plan, build lanes, run, report; returns the exit status. Hints name options as
     ``flags`` name them."""
-    progress = new_folder = None
+    progress = new_folder = tiles = None
     try:
         plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive, folder=opts.output_folder,
                          suffix=opts.suffix)
@@ -788,7 +806,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
             # to fail as it was written.
             check_writable(out_folder if plan.folder_mode else _written_in(plan.jobs[0].target))
         # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
-        lanes, load, save = build_lanes(opts, pictures=_pictures(plan.jobs, opts.animate),
+        count = _pictures(plan.jobs, opts.animate)
+        lanes, load, save = build_lanes(opts, pictures=count,
                                         frame=lambda: one_size([job.source for job in plan.jobs]),
                                         items=len(plan.jobs))
         for lane in lanes:
@@ -802,6 +821,9 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
                              say_failed=opts.reference_stderr)
         # A folder's bar on a terminal says more than a tile's line, which would scroll it away.
         on_tile = _tile_percent if opts.reference_stderr and progress.bar is None else None
+        if on_tile is None and not plan.folder_mode and count == 1 and not opts.quiet:
+            # An animation's frames would start the bar again each; its picture is one.
+            on_tile = tiles = _TileBar(prog)
         pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
                             quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
                             on_outcome=progress, keep_opaque_alpha=opts.keep_opaque_alpha,
@@ -819,6 +841,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
     finally:
         if progress is not None:
             progress.close()
+        if tiles is not None:
+            tiles.close()
         if new_folder is not None:  # whatever ended the run: a closed stderr, a dead worker
             _remove_empty_folders(new_folder)
     total = len(plan.jobs)

@@ -1462,15 +1462,13 @@ def test_progress_off_a_terminal_is_plain_lines_and_quiet_silences_them(tmp_path
     assert quiet.stderr == ""
 
 
-def test_progress_on_a_terminal_is_a_bar(tmp_path):
+def on_a_terminal(args) -> str:
+    """What a command run on a terminal 100 columns wide shows; it must succeed."""
     import fcntl
     import pty
     import struct
     import termios
 
-    pictures(tmp_path / "in", ["a.png", "b.png"])
-    args = [NCNN_SR, "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-n", "realesr-animevideov3",
-            "-s", "2", "-g", "-1"]
     leader, follower = pty.openpty()
     # a terminal 100 columns wide (a new pty is 0x0, where a bar has no room)
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
@@ -1489,8 +1487,24 @@ def test_progress_on_a_terminal_is_a_bar(tmp_path):
     os.close(leader)
     text = seen.decode(errors="replace")
     assert proc.returncode == 0, text
+    return text
+
+
+def test_progress_on_a_terminal_is_a_bar(tmp_path):
+    pictures(tmp_path / "in", ["a.png", "b.png"])
+    text = on_a_terminal([NCNN_SR, "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-n",
+                          "realesr-animevideov3", "-s", "2", "-g", "-1"])
     assert "pic/s" in text or "s/pic" in text  # tqdm's rate
     assert "/2 [" in text  # count and total, as tqdm draws them
+
+
+def test_a_single_picture_on_a_terminal_shows_its_tiles_as_a_bar(tmp_path):
+    # A photo takes minutes on the CPU, in which a single picture showed nothing at all.
+    pictures(tmp_path, ["in.png"])
+    args = [NCNN_SR, "-i", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), *X2_CPU]
+    assert "ncnn-sr: 0tile [" in on_a_terminal(args)  # tqdm's first drawing, before any tile is done
+    assert size_of(tmp_path / "out.png") == (32, 24)
+    assert on_a_terminal([*args, "-q"]).strip() == ""
 
 
 def test_verbose_names_each_file_and_debug_shows_tracebacks(tmp_path):
