@@ -855,8 +855,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
         return EXIT_FAILED
     if summary.cancelled:
         left = total - summary.done
-        message = (f"{prog}: interrupted: {summary.ok} upscaled, {summary.skipped} skipped, {summary.failed} failed, "
-                   f"{left} not done; no partial files were left")
+        message = (f"{prog}: interrupted: {summary.ok} upscaled, {summary.skipped} skipped"
+                   f"{_failed(summary.failed, opts)}, {left} not done; no partial files were left")
         if summary.abandoned:
             _stop_interrupted(None, message)
         _echo(message)

@@ -443,6 +443,23 @@ def test_interrupted_batch_leaves_no_partial_file_and_resumes(sig, tmp_path):
     assert len(list((tmp_path / "out").iterdir())) == count
 
 
+def test_an_interrupted_dropin_folder_says_failed_only_where_a_picture_failed(tmp_path):
+    # Its summary leaves out "0 failed" for the reference's wrappers, which take the word
+    # for a failure; its line after Ctrl-C still said it.
+    pictures(tmp_path / "in", [f"p{i}.png" for i in range(10)], size=(40, 40))
+    proc = subprocess.Popen([DROPIN, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesrgan-x4plus-anime",
+                             "-g", "-1", "-j", "1:1:1"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out").is_dir() or not any(p.suffix == ".png" for p in (tmp_path / "out").iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "no output appeared"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted: " in err and " skipped, " in err and "failed" not in err
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupt_does_not_wait_for_a_picture_in_ncnn(sig, tmp_path):
     # The drop-in tiles the CPU's work as the reference does, 400 px: this picture is
