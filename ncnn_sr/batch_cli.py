@@ -425,7 +425,7 @@ class _Progress:
     def __init__(self, prog: str, total: int, verbose: bool, quiet: bool, show: bool, say_failed: bool = False):
         self.prog, self.total, self.verbose, self.quiet = prog, total, verbose, quiet
         self.say_failed = say_failed
-        self.done = 0
+        self.done = self.skipped = 0
         self.started = self.last_line = time.monotonic()
         self.bar = _open_bar(prog, total, "pic") if show and not quiet else None
         self.plain = show and not quiet and self.bar is None
@@ -433,6 +433,7 @@ class _Progress:
 
     def __call__(self, outcome: Outcome) -> None:
         self.done += 1
+        self.skipped += outcome.status == "skipped"
         for note in outcome.notes:
             if not self.quiet:
                 _echo(f"{self.prog}: warning: {note}")
@@ -457,9 +458,11 @@ class _Progress:
             now = time.monotonic()
             if now - self.last_line >= self.PLAIN_EVERY or self.done == self.total:
                 self.last_line = now
-                rate = self.done / max(now - self.started, 1e-9)
-                eta = (self.total - self.done) / rate if rate else 0
-                _echo(f"{self.prog}: {self.done}/{self.total} pictures, {rate:.2f}/s, ETA {eta:.0f} s")
+                # Skipped pictures take no time: counted in the rate, a resumed batch's
+                # ETA was a fraction of what was left.
+                rate = (self.done - self.skipped) / max(now - self.started, 1e-9)
+                pace = f", {rate:.2f}/s, ETA {(self.total - self.done) / rate:.0f} s" if rate else ""
+                _echo(f"{self.prog}: {self.done}/{self.total} pictures{pace}")
 
     def close(self) -> None:
         if self.bar is not None:

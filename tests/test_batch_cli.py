@@ -1507,6 +1507,18 @@ def on_a_terminal(args) -> str:
     return text
 
 
+def test_plain_progress_leaves_skipped_pictures_out_of_its_rate(tmp_path):
+    # They take no time: a resumed batch's line gave thousands of pictures a second
+    # and an ETA of a fraction of the work left; one that skipped all, "6012.57/s".
+    pictures(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    args = ["-i", tmp_path / "in", "-o", tmp_path / "out", *X2_CPU, "--skip-existing"]
+    first = run(NCNN_SR, *args)
+    assert re.search(r"^ncnn-sr: 3/3 pictures, \d+\.\d\d/s, ETA 0 s$", first.stderr, re.M), first.stderr
+    again = run(NCNN_SR, *args)
+    assert again.stderr.splitlines()[0] == "ncnn-sr: 3/3 pictures"
+    assert "0 upscaled, 3 skipped, 0 failed" in again.stderr
+
+
 def test_progress_on_a_terminal_is_a_bar(tmp_path):
     pictures(tmp_path / "in", ["a.png", "b.png"])
     text = on_a_terminal([NCNN_SR, "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-n",
