@@ -25,7 +25,7 @@ from .engine import Upscaler
 from .files import check_folder, check_writable
 from .errors import DeviceError, FlagNames, InputError, ModelError, NcnnSrError, os_reason
 from .images import frame_count, one_size, output_format
-from .jobs import check_reachable, existing_output, plan_jobs, plan_videos
+from .jobs import OutputIsInput, check_reachable, existing_output, plan_jobs, plan_videos
 from .models import ModelSpec, known_scale
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
 from .repeats import Repeats
@@ -773,13 +773,26 @@ def _tile_percent(done: int, total: int) -> None:
         pass  # stderr is gone: the picture is still worth finishing
 
 
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.is_dir() and b.is_dir() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = FlagNames()) -> int:
     """Plan, build lanes, run, report; returns the exit status. Hints name options as
     ``flags`` name them."""
     progress = new_folder = tiles = None
     try:
-        plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive, folder=opts.output_folder,
-                         suffix=opts.suffix)
+        try:
+            plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive, folder=opts.output_folder,
+                             suffix=opts.suffix)
+        except OutputIsInput as e:
+            if _same_folder(opts.input, opts.output):
+                # Outputs beside their inputs were wanted: the way there was not said.
+                raise InputError(f"{e}, or name the outputs apart: {flags('--suffix _x4')}") from None
+            raise
         for note in plan.notes:
             log.warning(note)
         for line in plan.unlisted:

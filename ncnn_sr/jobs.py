@@ -225,6 +225,10 @@ def _links_to_a_new_file(link: Path) -> bool:
     return True
 
 
+class OutputIsInput(InputError):
+    """A planned output that is one of the inputs."""
+
+
 def _unless_overwriting(plan: Plan) -> Plan:
     """``plan``, or InputError if an output is one of the inputs (the same file by any
     path or link): the reference tool overwrote it, and the picture was lost. A JPEG
@@ -245,8 +249,8 @@ def _unless_overwriting(plan: Plan) -> Plan:
             if same is not None:
                 also = "" if same == target else f" ({same})"
                 why = "" if target == job.target else f", where {job.target} goes if its picture has transparency,"
-                raise InputError(f"output {target}{why} is an input{also}: it would be overwritten; "
-                                 "choose another output")
+                raise OutputIsInput(f"output {target}{why} is an input{also}: it would be overwritten; "
+                                    "choose another output")
     return plan
 
 

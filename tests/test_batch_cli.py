@@ -1107,6 +1107,18 @@ def test_a_folder_into_itself_that_would_overwrite_an_input_writes_nothing(fmt, 
     assert contents(tmp_path) == before
 
 
+@pytest.mark.parametrize("cmd, hint", [(NCNN_SR, "--suffix _x4"), (DROPIN, "'ncnn-sr --suffix _x4'")])
+def test_a_folder_into_itself_is_told_how_outputs_go_beside_their_inputs(cmd, hint, tmp_path):
+    # Outputs beside the inputs were wanted: the error said only to choose another output.
+    pictures(tmp_path / "in", ["a.png"])
+    proc = run(cmd, "-i", "in", "-o", "in", "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.strip().endswith(
+        f"error: output {Path('in/a.png')} is an input: it would be overwritten; choose another output, or name the "
+        f"outputs apart: {hint}")
+    run(NCNN_SR, "-i", "in", "-o", "in", "-g", "-1", "-s", "2", "--suffix", "_x4", cwd=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a.png", "a_x4.png"]
+
+
 def test_a_jpeg_output_whose_transparent_picture_would_become_an_input_is_refused(tmp_path):
     # RGBA asked as JPEG is written to name.jpg.png: that name was not checked.
     Image.fromarray(picture(12, 16, channels=4)).save(tmp_path / "foo.jpg.png")
