@@ -161,8 +161,21 @@ def _open_input(path):
     kind = container.format.name
     if kind == "image2" or kind.endswith("_pipe"):
         container.close()
+        if kind == "image2" and not isinstance(path, VideoInput) and not _a_picture(path):
+            # FFmpeg's image2 goes by the name alone: a text file named .png is no picture.
+            raise InputError(f"{path}: not a video, nor a picture (only named as one)")
         raise InputError(f"{path}: a still picture ({kind.removesuffix('_pipe')}), not a video: upscale it as a picture")
     return container
+
+
+def _a_picture(path: str | os.PathLike) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            return True
+    except (OSError, UnidentifiedImageError, ValueError):
+        return False
 
 
 def _empty_file(path: str | os.PathLike) -> bool:

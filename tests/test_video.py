@@ -2245,6 +2245,21 @@ def test_a_still_picture_named_like_a_video_is_refused(tmp_path):
     assert not out.exists()
 
 
+def test_a_file_only_named_as_a_picture_is_not_called_one(tmp_path):
+    # FFmpeg's image2 reader takes a file by its name: a text file named .png was called
+    # "a still picture (image2)", to be upscaled as one, which then failed as no picture.
+    fake = tmp_path / "notes.png"
+    fake.write_text("hello\n")
+    out = tmp_path / "out.mp4"
+    proc = run(NCNN_SR, "video", "-i", fake, "-o", out, *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"ncnn-sr: error: {fake}: not a video, nor a picture (only named as one)"
+    assert not out.exists()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(fake)  # a picture indeed
+    proc = run(NCNN_SR, "video", "-i", fake, "-o", out, *X2, check_ok=False)
+    assert proc.returncode == 1 and "a still picture" in proc.stderr
+
+
 def test_an_mp4s_default_handler_names_do_not_become_matroska_tags(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     with av.open(str(clip)) as c:
