@@ -296,9 +296,7 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     if auto_jobs and any(device.discrete for device in chosen):
         save = max(save, min(MAX_AUTO_SAVERS, cpus // 2))
     lanes = []
-    procs = _capped_workers(chosen, procs, cpus)
-    if pictures is not None:
-        procs = [max(1, min(workers, pictures)) for workers in procs]
+    procs = _capped_workers(chosen, procs, cpus, pictures)
     # The CPU listed twice (-g -1,-1) is one set of cores and one memory: its lanes'
     # workers share them all.
     cpu_workers = sum(workers for device, workers in zip(chosen, procs) if not device.is_gpu)
@@ -338,31 +336,39 @@ def _upscaler(opts: RunOptions, device: devices.Device, tile: int, threads: int 
 MAX_GPU_WORKERS = 16
 
 
-def _capped_workers(chosen: list[devices.Device], procs: list[int], cpus: int) -> list[int]:
+def _capped_workers(chosen: list[devices.Device], procs: list[int], cpus: int,
+                    pictures: int | None = None) -> list[int]:
     """Each lane's proc workers, ``procs`` capped: workers beyond what a device runs at
     once only wait, each holding a picture (a video two frames per worker), and
     starting them is slow: a video took 40 times as long with 1:100000:1 and never
     began with 1:99999999999999999999:1. The CPU gets at most one per core, a GPU at
     most MAX_GPU_WORKERS, however many times it is listed: -g -1,-1 -j 1:2,2:2 ran 4
     workers on 2 cores, each lane capped alone. The lanes of a device share its cap
-    out in turn, each keeping one worker."""
+    out in turn, each keeping one worker. No lane gets more than there are
+    ``pictures``."""
     capped = list(procs)
     for device in dict.fromkeys(chosen):
         lanes = [i for i, listed in enumerate(chosen) if listed == device]
         most = max(MAX_GPU_WORKERS if device.is_gpu else cpus, len(lanes))
         asked = sum(procs[i] for i in lanes)
-        if asked <= most:
-            continue
-        for i in lanes:
-            capped[i] = 1
-        left = most - len(lanes)
-        while left:
+        why = "as many as it runs at once"
+        if asked > most:
             for i in lanes:
-                if left and capped[i] < procs[i]:
-                    capped[i] += 1
-                    left -= 1
-        using = "+".join(str(capped[i]) for i in lanes)
-        log.info("%d proc workers on %s: using %s, as many as it runs at once", asked, device, using)
+                capped[i] = 1
+            left = most - len(lanes)
+            while left:
+                for i in lanes:
+                    if left and capped[i] < procs[i]:
+                        capped[i] += 1
+                        left -= 1
+        if pictures is not None and any(capped[i] > pictures for i in lanes):
+            # Said in the same line: -v said "using 2" of a picture's 4, then ran 1.
+            for i in lanes:
+                capped[i] = max(1, min(capped[i], pictures))
+            why = f"one per picture{'' if pictures == 1 else ' to do'}"
+        if any(capped[i] != procs[i] for i in lanes):
+            using = "+".join(str(capped[i]) for i in lanes)
+            log.info("%d proc workers on %s: using %s, %s", asked, device, using, why)
     return capped
 
 

@@ -338,6 +338,10 @@ def test_one_picture_gets_one_proc_worker_with_all_the_cores(tmp_path):
     one = run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "a.png", "-n", "realesr-animevideov3",
               "-s", "2", "-g", "-1", "-j", "1:2:2", "-v")
     assert "1 proc worker(s)" in one.stderr
+    # -v said "using 2" (the cores) of four asked for, then ran one.
+    four = run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "a.png", "-n", "realesr-animevideov3",
+               "-s", "2", "-g", "-1", "-j", "1:4:2", "-v")
+    assert "4 proc workers on CPU: using 1, one per picture\n" in four.stderr and "1 proc worker(s)" in four.stderr
     two = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
               "-g", "-1", "-j", "1:3:2", "-v")
     assert f"{min(2, os.cpu_count())} proc worker(s)" in two.stderr  # two pictures; at most one per core
@@ -355,7 +359,7 @@ def test_a_huge_proc_count_is_capped_instead_of_starting_threads_for_ever(tmp_pa
     pictures(tmp_path / "in", ["a.png", "b.png", "c.png"])
     folder = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-g", "-1", "-n", "realesr-animevideov3",
                  "-s", "2", "-j", "1:100000:1", "-v")
-    assert f"100000 proc workers on CPU: using {os.cpu_count()}" in folder.stderr
+    assert f"100000 proc workers on CPU: using {min(os.cpu_count(), 3)}" in folder.stderr  # one per core or picture
 
 
 def test_skip_existing_leaves_done_outputs(tmp_path):
@@ -469,7 +473,7 @@ def test_an_interrupt_does_not_wait_for_a_picture_in_ncnn(sig, tmp_path):
     proc = subprocess.Popen([DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesrgan-x4plus",
                              "-g", "-1", "-v"], stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:  # the model is loaded: the picture is being upscaled
-        if "proc worker" in line:
+        if "proc worker(s)" in line:
             break
     time.sleep(2)
     assert proc.poll() is None
