@@ -296,7 +296,7 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     if auto_jobs and any(device.discrete for device in chosen):
         save = max(save, min(MAX_AUTO_SAVERS, cpus // 2))
     lanes = []
-    procs = _capped_workers(chosen, procs, cpus, pictures)
+    procs = _capped_workers(chosen, procs, cpus, pictures, said=not auto_jobs)
     # The CPU listed twice (-g -1,-1) is one set of cores and one memory: its lanes'
     # workers share them all.
     cpu_workers = sum(workers for device, workers in zip(chosen, procs) if not device.is_gpu)
@@ -337,7 +337,7 @@ MAX_GPU_WORKERS = 16
 
 
 def _capped_workers(chosen: list[devices.Device], procs: list[int], cpus: int,
-                    pictures: int | None = None) -> list[int]:
+                    pictures: int | None = None, said: bool = True) -> list[int]:
     """Each lane's proc workers, ``procs`` capped: workers beyond what a device runs at
     once only wait, each holding a picture (a video two frames per worker), and
     starting them is slow: a video took 40 times as long with 1:100000:1 and never
@@ -345,7 +345,7 @@ def _capped_workers(chosen: list[devices.Device], procs: list[int], cpus: int,
     most MAX_GPU_WORKERS, however many times it is listed: -g -1,-1 -j 1:2,2:2 ran 4
     workers on 2 cores, each lane capped alone. The lanes of a device share its cap
     out in turn, each keeping one worker. No lane gets more than there are
-    ``pictures``."""
+    ``pictures``. Where -j was ``said``, -v says so."""
     capped = list(procs)
     for device in dict.fromkeys(chosen):
         lanes = [i for i, listed in enumerate(chosen) if listed == device]
@@ -366,7 +366,7 @@ def _capped_workers(chosen: list[devices.Device], procs: list[int], cpus: int,
             for i in lanes:
                 capped[i] = max(1, min(capped[i], pictures))
             why = f"one per picture{'' if pictures == 1 else ' to do'}"
-        if any(capped[i] != procs[i] for i in lanes):
+        if said and any(capped[i] != procs[i] for i in lanes):
             using = "+".join(str(capped[i]) for i in lanes)
             log.info("%d proc workers on %s: using %s, %s", asked, device, using, why)
     return capped

@@ -342,6 +342,8 @@ def test_one_picture_gets_one_proc_worker_with_all_the_cores(tmp_path):
     four = run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "a.png", "-n", "realesr-animevideov3",
                "-s", "2", "-g", "-1", "-j", "1:4:2", "-v")
     assert "4 proc workers on CPU: using 1, one per picture\n" in four.stderr and "1 proc worker(s)" in four.stderr
+    auto = run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "a.png", *X2_CPU, "-v")
+    assert "1 proc worker(s)" in auto.stderr and "using" not in auto.stderr  # no -j: nothing asked, nothing to say
     two = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
               "-g", "-1", "-j", "1:3:2", "-v")
     assert f"{min(2, os.cpu_count())} proc worker(s)" in two.stderr  # two pictures; at most one per core
