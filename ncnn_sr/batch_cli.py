@@ -756,15 +756,26 @@ class _FrameProgress:
 
 class _TileBar:
     """A single picture's tiles as a bar on a terminal: a photo on the CPU takes
-    minutes, in which nothing was shown. Opened before the first tile is done."""
+    minutes, in which nothing was shown. Opened before the first tile is done. An
+    animation's ``frames`` (of one size) count each frame's tiles, whichever worker
+    upscales it."""
 
-    def __init__(self, prog: str):
+    def __init__(self, prog: str, frames: int = 1):
         self.bar = _open_bar(prog, None, "tile")
+        self.frames, self.calls = frames, 0
+        self.lock = threading.Lock()
 
     def __call__(self, done: int, total: int) -> None:
-        if self.bar is not None:
-            self.bar.total = total
-            self.bar.update(done - self.bar.n)
+        if self.bar is None:
+            return
+        with self.lock:
+            self.calls += 1
+            known = self.bar.total is not None
+            self.bar.total = total * self.frames
+            # One picture's count starts again where a tile size that ran out of memory was shrunk.
+            self.bar.update((done if self.frames == 1 else self.calls) - self.bar.n)
+            if not known:
+                self.bar.refresh()  # the total, at once
 
     def close(self) -> None:
         if self.bar is not None:
@@ -843,9 +854,9 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
                              say_failed=opts.reference_stderr)
         # A folder's bar on a terminal says more than a tile's line, which would scroll it away.
         on_tile = _tile_percent if opts.reference_stderr and progress.bar is None else None
-        if on_tile is None and not plan.folder_mode and count == 1 and not opts.quiet:
-            # An animation's frames would start the bar again each; its picture is one.
-            on_tile = tiles = _TileBar(prog)
+        if on_tile is None and not plan.folder_mode and not opts.quiet:
+            frames = frame_count(plan.jobs[0].source) if count > 1 else 1  # an animation written whole
+            on_tile = tiles = _TileBar(prog, frames)
         pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
                             quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
                             on_outcome=progress, keep_opaque_alpha=opts.keep_opaque_alpha,

@@ -1549,9 +1549,15 @@ def test_a_single_picture_on_a_terminal_shows_its_tiles_as_a_bar(tmp_path):
     # A photo takes minutes on the CPU, in which a single picture showed nothing at all.
     pictures(tmp_path, ["in.png"])
     args = [NCNN_SR, "-i", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), *X2_CPU]
-    assert "ncnn-sr: 0tile [" in on_a_terminal(args)  # tqdm's first drawing, before any tile is done
+    shown = on_a_terminal(args)
+    assert "ncnn-sr: 0tile [" in shown and "1/1 [" in shown  # before any tile is done, and the total once known
     assert size_of(tmp_path / "out.png") == (32, 24)
     assert on_a_terminal([*args, "-q"]).strip() == ""
+    # An animation's bar counts the tiles of all its frames: it showed nothing either.
+    frames = [Image.fromarray(picture(12, 16, seed=i)) for i in range(3)]
+    frames[0].save(tmp_path / "in.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    shown = on_a_terminal([NCNN_SR, "-i", str(tmp_path / "in.gif"), "-o", str(tmp_path / "out.gif"), *X2_CPU])
+    assert "1/3 [" in shown and "/1 [" not in shown
 
 
 def test_verbose_names_each_file_and_debug_shows_tracebacks(tmp_path):
