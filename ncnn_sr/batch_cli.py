@@ -431,6 +431,7 @@ class _Progress:
     def __init__(self, prog: str, total: int, verbose: bool, quiet: bool, show: bool, say_failed: bool = False):
         self.prog, self.total, self.verbose, self.quiet = prog, total, verbose, quiet
         self.say_failed = say_failed
+        self.stopped: Callable[[], str | None] = lambda: None  # why the run stopped early, once it has
         self.done = self.skipped = 0
         self.started = self.last_line = time.monotonic()
         self.bar = _open_bar(prog, total, "pic") if show and not quiet else None
@@ -443,7 +444,9 @@ class _Progress:
         for note in outcome.notes:
             if not self.quiet:
                 _echo(f"{self.prog}: warning: {note}")
-        if outcome.status == "failed":
+        if outcome.status == "failed" and not self.say_failed and outcome.message == self.stopped():
+            pass  # the line that says the run stopped names it (the drop-in's wrappers look for "failed")
+        elif outcome.status == "failed":
             message = outcome.message
             if self.say_failed:
                 # The reference's word for a picture it could not do, which its wrappers look for.
@@ -862,6 +865,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
                             on_outcome=progress, keep_opaque_alpha=opts.keep_opaque_alpha,
                             drop_oversized_exif=opts.drop_oversized_exif, animate=opts.animate, on_tile=on_tile,
                             flags=flags)
+        progress.stopped = lambda: pipeline.stopped
         summary = pipeline.run(plan.jobs)
     except KeyboardInterrupt:
         _echo(f"{prog}: interrupted before any picture was written")

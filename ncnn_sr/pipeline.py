@@ -266,6 +266,13 @@ class Pipeline:
         self._cancel.set()
         self._halt.set()
 
+    @property
+    def stopped(self) -> str | None:
+        """Why the run in progress ended early on its own (a full disk), as its summary
+        will say, or None: ``on_outcome`` hears of the picture that stopped it after.
+        Read without a lock, as ``on_outcome`` is called holding the one it is set under."""
+        return self._summary.stopped
+
     def run(self, jobs: Iterable[Job]) -> Summary:
         """Run every job; Ctrl-C (KeyboardInterrupt) in the calling thread cancels and
         the summary says so. A Pipeline may run again, unless a run of it was

@@ -1637,6 +1637,8 @@ def test_a_full_disk_stops_a_folder_run_and_says_how_to_go_on(tmp_path):
     lines = proc.stderr.strip().splitlines()
     stopped = [line for line in lines if line.startswith("ncnn-sr: stopped: ")]
     assert len(stopped) == 1 and "cannot write " in stopped[0] and "No space left on device;" in stopped[0]
+    # The one line: the picture that stopped it was said first, the same words again.
+    assert not [line for line in lines if line.startswith("ncnn-sr: error: ")], lines
     assert stopped[0].endswith("not done; once it can be written, the same command with --skip-existing goes on "
                                "from there")
     listed = lines[lines.index(stopped[0]) + 1:]
