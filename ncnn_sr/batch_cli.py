@@ -286,6 +286,13 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
             chosen.append(devices.get_device(index))
         except NcnnSrError:
             raise UsageError(f"invalid gpu device {index}: {_device_hint()}") from None
+    for device in dict.fromkeys(chosen):
+        if device.is_gpu and device.kind == "cpu":
+            # Scripts written for the reference, which has no CPU mode, pass -g 0 by habit:
+            # on a machine whose one Vulkan device is lavapipe that ran ten times slower
+            # than ncnn's CPU path, without a word.
+            log.warning("%s is a software Vulkan device, about ten times slower than the CPU: -g -1 runs on the "
+                        "CPU", device)
     if items is not None and pictures is not None:
         kept = _lanes_with_work(chosen, items, pictures)
         for index, device in enumerate(chosen):

@@ -1851,10 +1851,29 @@ def test_a_gpu_that_fails_hands_its_pictures_to_the_cpu(gpu, tmp_path, in_proces
     failing_device(monkeypatch, lambda up: up.device.is_gpu)
     status, said = in_process("-i", tmp_path / "in", "-o", tmp_path / "out", *flags, "-g", f"{gpu},-1")
     assert status == 0, said
-    assert said.splitlines()[0].startswith(f"ncnn-sr: warning: GPU {gpu} (")
-    assert said.splitlines()[0].endswith("failed (RuntimeError('vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')): "
-                                         "it takes no more pictures, the other devices go on")
+    failed = [line for line in said.splitlines() if "warning" in line and "failed" in line]
+    assert len(failed) == 1 and failed[0].startswith(f"ncnn-sr: warning: GPU {gpu} (")
+    assert failed[0].endswith("failed (RuntimeError('vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')): "
+                              "it takes no more pictures, the other devices go on")
     same_pictures(tmp_path / "alone", tmp_path / "out")
+
+
+def test_a_software_vulkan_device_asked_by_its_index_is_said_to_be_slower_than_the_cpu(tmp_path):
+    # Scripts written for the reference (no CPU mode) pass -g 0 by habit; where GPU 0 is
+    # lavapipe that ran ten times slower than -g -1 without a word.
+    import ncnn_sr.devices as devices
+
+    software = [i for i in range(devices.gpu_count()) if devices.get_device(i).kind == "cpu"]
+    if not software:
+        pytest.skip("no software Vulkan device here")
+    pictures(tmp_path, ["a.png"], size=(8, 8))
+    for prog in (NCNN_SR, DROPIN):
+        proc = run(prog, "-i", tmp_path / "a.png", "-o", tmp_path / f"{Path(prog).name}.png", "-n", "realesr-animevideov3",
+                   "-s", "2", "-g", f"{software[0]},{software[0]}")
+        assert proc.stderr.count("is a software Vulkan device, about ten times slower than the CPU: -g -1 runs on "
+                                 "the CPU\n") == 1, proc.stderr
+    assert "software" not in run(NCNN_SR, "-i", tmp_path / "a.png", "-o", tmp_path / "c.png", "-n",
+                                 "realesr-animevideov3", "-s", "2", "-g", "-1").stderr
 
 
 def test_a_video_whose_lane_fails_is_finished_by_the_other(tmp_path, in_process, monkeypatch):
