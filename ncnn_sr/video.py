@@ -423,9 +423,15 @@ class _ConstantRate:
         self.pending, self.begins, self.end = frame, seconds, seconds + duration
         return settled
 
-    def finish(self) -> list:
+    def finish(self, end: float | None = None, part: Fraction | None = None, cut: bool = False) -> list:
+        """The slots of the last frame: to ``end`` seconds where that is known better
+        than from its own duration; none from ``part`` seconds on, the length of a
+        part asked for, and every slot before that where ``cut``, a frame shown after
+        the part having come (as ffmpeg's -t keeps the frames stamped before its time)."""
         if self.pending is None:
             return []
+        if end is not None and end > self.begins:
+            self.end = end
         last = self._nearest(self.end)
         shift = self.phase or 0
         if not self.shown or self.begins * self.fps - shift <= self.next_slot < self.end * self.fps - shift:
@@ -433,6 +439,10 @@ class _ConstantRate:
             # duration (a variable rate's frames state the nominal one); and a video
             # shorter than half a slot still has its frame.
             last = max(last, self.next_slot + 1)
+        if part is not None:
+            # The slots whose times, as the frames were placed in them, are in the part.
+            slots = math.ceil(part * self.fps - shift - self.EPSILON)
+            last = slots if cut else min(last, slots)
         return [(self.pending, k) for k in range(self.next_slot, last)]
 
     def _nearest(self, seconds: float) -> int:
@@ -440,6 +450,19 @@ class _ConstantRate:
         if self.phase is None:
             self.phase = place - math.floor(place + Fraction(1, 2) + self.EPSILON)  # halves up, as ffmpeg rounds
         return math.floor(place - self.phase + Fraction(1, 2) + self.EPSILON)
+
+
+# FFmpeg's name for the readers of mp4, mov and their kin, whose tracks state their
+# length (what their edit list shows); other containers' stream durations may be guesses.
+_MOV_READER = "mov,mp4,m4a,3gp,3g2,mj2"
+
+
+def _stream_end(video_in) -> Fraction | None:
+    """Where the video track ``video_in`` ends, in seconds on its timeline, as its
+    container states it; None where it states none."""
+    if video_in.container.format.name != _MOV_READER or video_in.duration is None or video_in.start_time is None:
+        return None
+    return (video_in.start_time + video_in.duration) * video_in.time_base
 
 
 def _check_frame(image, index: int, first: tuple | None, dst: Path) -> None:
@@ -1006,6 +1029,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     refusal: list[Exception | None] = [None]  # the error of a video packet no more video has followed yet
     cut_sound: dict[int, Exception] = {}  # by stream: the error of a sound packet no more of it has followed yet
     fed: set[int] = set()  # the output streams that got a packet
+    # Whether video packets come out of the order their frames are shown in (B-frames),
+    # and the latest time among them so far.
+    reordered, top = [False], [None]
 
     def decoded() -> Iterator[np.ndarray]:
         count = 0
@@ -1088,9 +1114,21 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             """The picture of the last frame held at a constant rate, where it fills a slot."""
             if constant is not None and constant.pending is not None:
                 last = constant.pending
-                taken = [k for _, k in constant.finish()]
+                # A part ends where it was asked to, however long its last frame is shown.
+                part = window.end - window.start if window is not None and window.end is not None else None
+                taken = [k for _, k in constant.finish(last_end(constant.end), part, video_in.index in ended)]
                 if taken:
                     yield hand_on(*last, taken)
+
+        def last_end(stated: float) -> float:
+            """Where the last frame handed on stops being shown, on the output's
+            timeline, ``stated`` its own time plus duration. A frame's duration in an
+            mp4 is the time to the next one decoded, not shown: with B-frames the
+            last one shown got another frame's gap (0.1 s for 0.04, a slot more at
+            20 fps), where the track's end tells."""
+            if reordered[0] and (stream_end := _stream_end(video_in)) is not None:
+                return float(stream_end - (window.start if window is not None else zero))
+            return stated
 
         def whole(frame, pts: int) -> list:
             frame.pts = pts
@@ -1127,6 +1165,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                         if window is not None and window.past(_packet_time(packet)):
                             ended.add(packet.stream.index)
                 elif video_in.index not in ended:
+                    if packet.pts is not None:
+                        reordered[0] = reordered[0] or (top[0] is not None and packet.pts < top[0])
+                        top[0] = packet.pts if top[0] is None else max(top[0], packet.pts)
                     if refusal[0] is not None and packet.size:  # more came: that packet was damaged, not cut off
                         video_damaged()
                     try:

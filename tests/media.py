@@ -30,7 +30,7 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
               sound_spans: list[tuple[float, float]] | None = None, colours: list[tuple[int, int, int]] | None = None,
               matrix: str | None = None, full_range: bool = False, layout: str = "mono",
               timecode: str | None = None, tags: dict | None = None, sar: Fraction | None = None,
-              interlaced: bool = False, gop: int | None = None) -> Path:
+              interlaced: bool = False, gop: int | None = None, b_frames: int = 0) -> Path:
     """A clip of moving colour waves (H.264, or VP9 for .webm) with a sine tone in
     ``audio`` (aac, pcm_s16le, libopus or None), in each channel of ``layout``. ``frame_ms`` gives each frame's time
     in milliseconds, for a variable frame rate (coded without B-frames: in an mp4 or
@@ -51,7 +51,9 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
     ``interlaced`` codes the frames as interlaced H.264 (top field first) and shoots
     each frame's odd lines half a frame later, as a camera that films fields does: a
     vertical bar moving right, which combs wherever the frame is shown whole. ``gop``
-    puts a keyframe every so many frames (where a seek can land)."""
+    puts a keyframe every so many frames (where a seek can land). ``b_frames`` codes
+    that many B-frames in every run of them, whatever the pictures, also with
+    ``frame_ms``, as a camera or screen recorder that uses them writes a variable rate."""
     video_codec = "libvpx-vp9" if path.suffix == ".webm" else "libx264"
     with av.open(str(path), "w") as out:
         videos = [out.add_stream(video_codec, rate=rate) for _ in range(video_streams)]
@@ -64,6 +66,9 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
                 # pictures, not for flat ones) or their delay, durations land on the
                 # wrong frames, and the same times gave the last frame another length.
                 video.codec_context.max_b_frames = 0
+            if b_frames:
+                video.codec_context.max_b_frames = b_frames
+                video.codec_context.options = {"x264-params": f"b-adapt=0:bframes={b_frames}"}
             if sar is not None:
                 video.codec_context.sample_aspect_ratio = sar
             if interlaced:

@@ -347,6 +347,33 @@ def test_a_constant_rate_writes_as_many_frames_whatever_the_pictures_at_the_same
     assert upscale_video(flat, tmp_path / "flat.mkv", lambda frames: frames, options) == 5
 
 
+def test_a_constant_rate_ends_a_variable_rate_mp4_with_b_frames_where_its_track_ends(tmp_path):
+    # found by QA: an mp4 states each frame's duration as the time to the next frame
+    # decoded, not shown: the last frame shown (0.71 s), decoded before the one shown
+    # at 0.7 s, lasted 0.1 s, and 20 fps wrote 16 frames, 0.8 s of a 0.75 s video
+    ms = [0, 100, 200, 300, 400, 500, 600, 700, 710]
+    clip = make_clip(tmp_path / "vfr.mp4", frames=len(ms), frame_ms=ms, audio=None, b_frames=3)
+    with av.open(str(clip)) as c:
+        stream = c.streams.video[0]
+        order = [p.pts for p in c.demux(stream) if p.pts is not None]
+        assert order != sorted(order)  # frames decoded out of the order shown
+        assert float((stream.start_time + stream.duration) * stream.time_base) == pytest.approx(0.75, abs=0.005)
+    with av.open(str(clip)) as c:
+        last = max(c.decode(video=0), key=lambda f: f.pts)
+        assert float(last.duration * last.time_base) == pytest.approx(0.1)  # the gap of 0.6 s to 0.7 s
+    assert upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames, EncodeOptions(fps=Fraction(20))) == 15
+
+
+@pytest.mark.parametrize("suffix, fps, written", [(".mp4", 10, 10), (".mkv", 20, 20)])
+def test_a_constant_rate_ends_a_part_where_it_was_asked_to_end(suffix, fps, written, tmp_path):
+    # found by QA: a part of 1 s at 10 fps was 3 s long, its last frame (at 0.9 s)
+    # held until the next one, at 3 s; and at 20 fps from an mkv, which states a
+    # frame's nominal duration, 0.95 s long
+    clip = make_clip(tmp_path / f"vfr{suffix}", frames=4, frame_ms=[0, 100, 900, 3000], audio=None)
+    options = EncodeOptions(fps=Fraction(fps), duration=Fraction(1))
+    assert upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames, options) == written
+
+
 def test_the_last_line_says_no_more_frames_upscaled_than_a_lower_rate_shows(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=24, audio=None)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--fps", "2")

@@ -215,7 +215,9 @@ def test_a_part_near_the_start_of_a_long_video_stops_reading_soon_after_it(tmp_p
 
 def test_a_constant_rate_keeps_a_last_frame_on_screen_at_its_slot_however_short_its_stated_duration(tmp_path):
     # Variable frame times, each stated to last 1/24 s: the part's last frame, at
-    # 0.8 s of it, is the one on screen at 0.8 s, and was dropped for its 41 ms.
+    # 0.8 s of it, is the one on screen at 0.8 s, and was dropped for its 41 ms; it
+    # stays there to the part's end (the next frame is past it), 1 s, as ffmpeg's -t
+    # keeps every slot before it.
     ms = [0, 40, 50, 200, 210, 220, 400, 700, 710, 1000, 1500, 1510]
     clip = make_clip(tmp_path / "in.mkv", frames=len(ms), frame_ms=ms, audio=None,
                      colours=[(20 * i, 0, 0) for i in range(len(ms))])
@@ -223,7 +225,7 @@ def test_a_constant_rate_keeps_a_last_frame_on_screen_at_its_slot_however_short_
                   EncodeOptions(start=Fraction(1, 5), duration=Fraction(1), fps=Fraction(10)))
     with av.open(str(tmp_path / "out.mp4")) as c:
         shown = [round(int(f.to_ndarray(format="rgb24")[0, 0, 0]) / 20) for f in c.decode(video=0)]
-    assert shown == [5, 5, 6, 6, 6, 8, 8, 8, 9]
+    assert shown == [5, 5, 6, 6, 6, 8, 8, 8, 9, 9]
 
 
 def test_a_late_part_keeps_its_sound_beside_its_picture_in_the_file(tmp_path):
