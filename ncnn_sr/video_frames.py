@@ -139,7 +139,11 @@ class Upright:
     """Decoded frames turned and mirrored as their display matrix tells players to
     show them, as pictures get their EXIF orientation: the output needs no matrix.
     Frames without a matrix are turned as the stream's "rotate" ``tags`` say, if they
-    say; a frame with one follows it alone, so it is never turned twice."""
+    say; a frame with one follows it alone, so it is never turned twice. A matrix
+    that only some frames carry (an H.264 or H.265 display orientation message, which
+    FFmpeg gives the frame it comes with, though it holds until the next, or the next
+    keyframe) holds for the frames after it up to a keyframe; one that changes midway
+    is followed, with a warning."""
 
     def __init__(self, src, tags=None):
         self.src = src
@@ -150,6 +154,8 @@ class Upright:
         self.tagged = (tagged, None if tagged is None else _display_turn(tagged))
         self.seen: tuple[bytes | None, np.ndarray | None, float | None] = (None, None, None)
         self.sideways = False  # frames have been turned by a quarter
+        self.first: tuple | None = None  # how the first frame was turned: its right angle and mirroring
+        self.changed = False  # a later frame was turned otherwise, and said so
 
     def shown_aspect(self, sar: Fraction | None) -> Fraction | None:
         """``sar``, the stored frames' sample aspect ratio, for the frames as turned:
@@ -158,17 +164,20 @@ class Upright:
 
     def __call__(self, image: np.ndarray, frame) -> np.ndarray:
         data = frame.side_data.get("DISPLAYMATRIX")
-        if data is None:
+        if data is None and frame.key_frame:
+            self.seen = (None, None, None)  # a keyframe starts a new sequence, where a message no longer holds
+        if data is None and self.seen[0] is None:
             matrix, turn = self.tagged
         else:
-            raw = bytes(data)
+            raw = self.seen[0] if data is None else bytes(data)
             if raw != self.seen[0]:
                 matrix = np.frombuffer(raw, dtype=np.int32)
                 self.seen = (raw, matrix, _display_turn(matrix))
             _, matrix, turn = self.seen
+        nearest = None if turn is None else _right_angle(turn)
+        self._note(nearest, matrix, frame)
         if turn is None:
             return image  # no matrix, or one players ignore too
-        nearest = _right_angle(turn)
         if nearest is None:
             if not self.warned:
                 self.warned = True
@@ -178,6 +187,21 @@ class Upright:
             return image
         self.sideways = nearest % 180 != 0
         return np.ascontiguousarray(_TURNS[nearest % 360](image, matrix))
+
+    def _note(self, nearest: int | None, matrix: np.ndarray | None, frame) -> None:
+        """Warn once where ``frame`` is turned otherwise than the first frame was:
+        one video holds one way up, so the frames shown the other way are of the
+        other shape (scaled to the first's) or upside down to the ones before."""
+        # The entries whose signs tell a mirrored picture from a turned one (_TURNS).
+        way = (0, (False, False, False)) if matrix is None or nearest is None else \
+            (nearest % 360, tuple(bool(v < 0) for v in matrix[[0, 3, 4]]))
+        if self.first is None:
+            self.first = way
+        elif way != self.first and not self.changed:
+            self.changed = True
+            seconds = f" at {float(frame.time):.2f} s" if frame.time is not None else ""
+            log.warning("%s: its display matrix changes midway%s, from a turn of %d degrees to %d: each frame is "
+                        "shown upright as its own says", self.src, seconds, self.first[0], way[0])
 
 
 def output_aspect(sar: Fraction | None, shown: tuple[int, int], size: tuple[int, int]) -> Fraction | None:

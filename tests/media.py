@@ -124,6 +124,30 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
     return path
 
 
+def make_turning_stream(path: Path, turns: list[int], frames: int = 3, width: int = 32, height: int = 16) -> Path:
+    """A bare H.264 stream (.h264) of as many parts as ``turns``, each of ``frames``
+    frames whose first holds a display orientation message (SEI) that turns the
+    picture by so many degrees (0: none), as a camera writes when it is turned
+    midway. FFmpeg gives each message's matrix to the frame it comes with alone."""
+    from av.bitstream import BitStreamFilterContext
+
+    data = b""
+    for k, turn in enumerate(turns):
+        part = make_clip(path.with_name(f"{path.stem}.part{k}.mkv"), frames=frames, width=width, height=height,
+                         audio=None)
+        with av.open(str(part)) as inp:
+            video = inp.streams.video[0]
+            annexb = "h264_mp4toannexb"
+            first = BitStreamFilterContext(
+                f"{annexb},h264_metadata=display_orientation=insert:rotate={turn}" if turn else annexb, video)
+            rest = BitStreamFilterContext(annexb, video)
+            for i, packet in enumerate(p for p in inp.demux(video) if p.size):
+                data += b"".join(bytes(q) for q in (rest if i else first).filter(packet))
+            data += b"".join(bytes(q) for q in first.filter(None)) + b"".join(bytes(q) for q in rest.filter(None))
+    path.write_bytes(data)
+    return path
+
+
 def fields(height: int, width: int, i: int) -> np.ndarray:
     """Frame ``i`` of a bar moving right a quarter of the width per frame, its even
     lines shot at time i and its odd lines at i + 1/2."""

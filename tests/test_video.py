@@ -20,7 +20,8 @@ from av.video.reformatter import ColorRange, Colorspace
 from PIL import Image
 
 from conftest import picture
-from media import HDR10, add_mov_text, add_subtitles, encode_all, hdr_metadata, make_clip, make_hdr_clip, packets
+from media import (HDR10, add_mov_text, add_subtitles, encode_all, hdr_metadata, make_clip, make_hdr_clip,
+                   make_turning_stream, packets)
 from ncnn_sr import InputError
 from ncnn_sr.pipeline import Lane, ordered_map
 from ncnn_sr.video import EncodeOptions, upscale_video
@@ -593,6 +594,33 @@ def test_frames_reach_the_upscaler_as_players_show_them(rotation, hflip, tmp_pat
     seen = frames_seen(clip, tmp_path / "out.mkv")
     assert len(seen) == len(shown) and all(np.array_equal(a, b) for a, b in zip(seen, shown))
 
+
+
+def test_a_display_orientation_message_on_a_first_frame_turns_the_frames_after_it_too(tmp_path):
+    # found by QA: H.264's message holds until the next, but FFmpeg gives its matrix
+    # to the frame it comes with alone: the first frame came out upside down to the
+    # others, without a word.
+    clip = make_turning_stream(tmp_path / "in.h264", [180, 0])
+    stored = stored_frames(clip)
+    assert [f.side_data.get("DISPLAYMATRIX") is not None for f in av.open(str(clip)).decode(video=0)] \
+        == [True] + [False] * 5
+    seen = frames_seen(clip, tmp_path / "out.mkv")
+    assert all(np.array_equal(a, np.rot90(b, 2)) for a, b in zip(seen[:3], stored[:3]))
+    assert all(np.array_equal(a, b) for a, b in zip(seen[3:], stored[3:]))  # the part without one: as stored
+
+
+def test_a_display_matrix_that_changes_midway_is_followed_with_a_warning(tmp_path):
+    # A phone turned midway: the frames shown the other way were scaled to the first
+    # ones' shape with a warning of a size change alone, which said nothing of why.
+    clip = make_turning_stream(tmp_path / "in.h264", [180, 90])
+    proc = subprocess.run([NCNN_SR, "video", "-i", "-", "-o", tmp_path / "out.mkv", *X2], input=clip.read_bytes(),
+                          capture_output=True, timeout=300)  # through a pipe, which is looked at once
+    assert proc.returncode == 0, proc.stderr
+    proc.stderr = proc.stderr.decode()
+    assert proc.stderr.count("its display matrix changes midway") == 1, proc.stderr
+    assert "from a turn of 180 degrees to 90" in proc.stderr
+    assert "its frames change size midway, from 32x16 to 16x32 at frame 3" in proc.stderr
+    assert frame_times(tmp_path / "out.mkv")[1] == (64, 32) and len(stored_frames(tmp_path / "out.mkv")) == 6
 
 
 def frames_seen(clip, out):
