@@ -395,6 +395,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         hint = f" (a .mkv output keeps {'it' if len(indexes) == 1 else 'them'})" if kept else ""
         log.warning("%s %s%s%s", before, _streams(indexes), after, hint)
     _name_lost_flags(inp, mapping, out, dst)
+    _hold_languages(out, dst, [(video_in.index, s) for s in out.streams.video[:1]]
+                    + [(index, target.stream) for index, target in mapping.items()])
     _attachments(inp, out, dst)
     for stream in inp.streams.data:
         if "timecode" in stream.metadata and "timecode" in video_in.metadata:
@@ -436,6 +438,57 @@ def _name_lost_flags(inp, mapping: dict[int, SideOutput], out, dst: Path) -> Non
     if lost:
         log.warning("%s cannot hold the track flags %s: dropping them (a .mkv output keeps them)", dst.suffix,
                     " and ".join(lost))
+
+
+# ISO 639-2's two codes for the languages that have two, bibliographic and
+# terminological: Matroska files mostly name them by the first (fre, ger, chi).
+_ISO639_TWINS = dict(pair for b, t in (
+    ("alb", "sqi"), ("arm", "hye"), ("baq", "eus"), ("bur", "mya"), ("chi", "zho"), ("cze", "ces"), ("dut", "nld"),
+    ("fre", "fra"), ("geo", "kat"), ("ger", "deu"), ("gre", "ell"), ("ice", "isl"), ("mac", "mkd"), ("mao", "mri"),
+    ("may", "msa"), ("per", "fas"), ("rum", "ron"), ("slo", "slk"), ("tib", "bod"), ("wel", "cym"))
+    for pair in ((b, t), (t, b)))
+
+
+@functools.cache
+def _mov_holds_language(code: str) -> bool:
+    """Whether a .mov track tagged with the language ``code`` reads back with it: a
+    .mov names languages by the Macintosh's old list, which FFmpeg's muxer matches
+    with one of the two codes of some (fra, not fre; ger, not deu) and leaves out
+    those not on it. Asked by writing a tiny one."""
+    written = io.BytesIO()
+    with av.open(written, "w", format="mov") as probe_output:
+        stream = probe_output.add_stream("pcm_s16le", rate=8000)
+        stream.metadata["language"] = code
+        silence = av.AudioFrame(format="s16", layout="mono", samples=8)
+        silence.planes[0].update(bytes(silence.planes[0].buffer_size))
+        silence.sample_rate, silence.pts = 8000, 0
+        probe_output.mux(stream.encode(silence))
+        probe_output.mux(stream.encode())
+    written.seek(0)
+    with av.open(written) as probe_input:
+        return probe_input.streams[0].metadata.get("language") == code
+
+
+def _hold_languages(out, dst: Path, streams: list) -> None:
+    """Tag the (input index, output stream) ``streams`` of a .mov ``out`` with the
+    code of their language that it holds, and warn, in one line, of the languages it
+    holds by neither code (a .mkv or .mp4 holds any); an undetermined one loses nothing."""
+    if out.format.name != "mov":
+        return
+    lost = []
+    for index, stream in streams:
+        key = next((k for k in stream.metadata if k.lower() == "language"), None)
+        code = stream.metadata[key].strip().lower() if key else "und"
+        if code == "und":
+            continue
+        held = next((c for c in (code, _ISO639_TWINS.get(code)) if c and _mov_holds_language(c)), None)
+        if held is None:
+            lost.append(f"{code} (stream {index})")
+        else:
+            stream.metadata[key] = held
+    if lost:
+        log.warning("%s holds languages of the Macintosh's old list only: dropping %s (a .mp4 or .mkv output keeps "
+                    "them)", dst.suffix, ", ".join(lost))
 
 
 def _one_kind_lost(flag: str, stream, muxer: str) -> bool:

@@ -1776,6 +1776,30 @@ def test_a_default_flag_on_the_first_sound_track_goes_unsaid_where_it_is_lost(tr
     assert "flags" not in proc.stderr
 
 
+@pytest.mark.parametrize("code, held", [("fre", "fra"), ("deu", "ger"), ("chi", "chi")])
+def test_a_mov_keeps_a_language_by_the_one_of_its_two_codes_it_holds(code, held, tmp_path):
+    # found by QA: a .mov names languages by the Macintosh's old list, which has one of
+    # ISO 639-2's two codes for some: an mkv's French track (fre) lost its language
+    # without a word, and so did German tagged deu.
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3), tmp_path / "in.mkv",
+                      stream_tags={1: {"language": code}})
+    upscale_video(clip, tmp_path / "out.mov", lambda frames: frames)
+    with av.open(str(tmp_path / "out.mov")) as c:
+        assert c.streams.audio[0].language == held
+
+
+def test_a_language_a_mov_cannot_hold_is_named_in_a_warning(tmp_path, caplog):
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3), tmp_path / "in.mkv",
+                      stream_tags={0: {"language": "srp"}, 1: {"language": "hrv"}})
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.mov", lambda frames: frames)
+    assert ".mov holds languages of the Macintosh's old list only: dropping srp (stream 0), hrv (stream 1) " \
+           "(a .mp4 or .mkv output keeps them)" in caplog.text
+    upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert (c.streams.video[0].language, c.streams.audio[0].language) == ("srp", "hrv")
+
+
 def test_tags_go_along_when_the_sound_is_re_encoded(tmp_path):
     clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "in.mp4",
                       stream_tags={1: {"language": "fra"}})
