@@ -1275,8 +1275,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             if encoded:
                 fed.add(target.stream.index)
 
-    def refused(e: Exception, said: str | None = None) -> InputError:
-        return refused_open(dst, codec, _reason(e), said)
+    def refused(e: Exception, said: str | None = None, frames: tuple[int, int] | None = None) -> InputError:
+        return refused_open(dst, codec, _reason(e), said, frames)
 
     def encode(frame, pts: int | None = None) -> None:
         """Encode one frame, or with None flush the encoder."""
@@ -1331,7 +1331,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     # the encoder refuses (a bad preset, a tiny bitrate) are blamed on it.
                     _open_saying_why(video_out.codec_context)
                 except av.error.FFmpegError as e:
-                    raise refused(e, getattr(e, "said", None)) from None
+                    raise refused(e, getattr(e, "said", None), size) from None
             if stretched:
                 image = resize(image[:, :, :3], stretched[1], stretched[0])
             frame = coded(np.ascontiguousarray(fit(image[:, :, :3], size)), options.pix_fmt, colour)

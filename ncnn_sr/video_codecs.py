@@ -279,12 +279,16 @@ def _open_saying_why(ctx) -> None:
         av.logging.set_skip_repeated(skipped)
 
 
-def refused_open(dst, codec: str, reason: str, said: str | None = None) -> InputError:
+def refused_open(dst, codec: str, reason: str, said: str | None = None,
+                 size: tuple[int, int] | None = None) -> InputError:
     """The one line for ``codec`` refusing to open on the frames of ``dst``: FFmpeg's
-    ``reason``, and what its log ``said`` (``_open_saying_why``) or what it needs."""
+    ``reason``, and what its log ``said`` (``_open_saying_why``) or what it needs;
+    and the (width, height) ``size`` of the frames, where FFmpeg's reason may be
+    their size and not say it ("input must be at least 256x120")."""
     needs = next((what for end, what in HARDWARE_NEEDS.items() if codec.endswith(end)), None)
     hint = f" ({codec} needs {needs}; libx264 runs anywhere)" if needs else f" ({said})" if said else ""
-    return InputError(f"{dst}: cannot encode with {codec}: {reason}{hint}")
+    frames = f": the upscaled frames are {size[0]}x{size[1]}" if size and not needs else ""
+    return InputError(f"{dst}: cannot encode with {codec}: {reason}{hint}{frames}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -471,7 +475,7 @@ def _opening_refusal(dst, codec: str, pix_fmt: str, size: tuple[int, int], bitra
     if codec not in SIZED_ON_OPEN and min(size) >= OPENED_WHEN_UNDER.get(codec, 0):
         return None
     reason, said = _open_refused(codec, pix_fmt, size, bitrate)
-    return refused_open(dst, codec, reason, said) if reason else None
+    return refused_open(dst, codec, reason, said, size) if reason else None
 
 
 def _least_size(codec: str, pix_fmt: str) -> tuple[int, int] | None:

@@ -2810,11 +2810,13 @@ def test_frames_an_encoder_cannot_code_are_refused_before_the_model_loads(codec,
                             "codec.)"),
     ("dvvideo", "out.avi", [], "dvvideo: Invalid argument (Found no DV profile for 32x32 yuv420p video.)"),
     ("dnxhd", "out.mov", ["--bitrate", "36M"], "dnxhd: Invalid argument (video parameters incompatible with DNxHD.)"),
-    ("dnxhd", "out.mov", [], "dnxhd: Invalid argument (Input dimensions too small, input must be at least 256x120)"),
+    ("dnxhd", "out.mov", [], "dnxhd: Invalid argument (Input dimensions too small, input must be at least 256x120): "
+                            "the upscaled frames are 32x32"),
     ("cinepak", "out.avi", ["--width", "50", "--height", "38"],
      "cinepak: Invalid argument (width and height must be multiples of four (got 50x38))"),
     ("flashsv2", "out.flv", ["--width", "8", "--height", "8"],
-     "flashsv2: Invalid argument (Input dimensions too small, input must be at least 16x16 !)"),
+     "flashsv2: Invalid argument (Input dimensions too small, input must be at least 16x16 !): the upscaled frames "
+     "are 8x8"),
     ("libx265", "out.mkv", ["--width", "8", "--height", "8"], "libx265: Invalid argument (Image size is too small "
                                                                "(8x8).)"),
 ])
@@ -2826,6 +2828,18 @@ def test_frames_an_encoder_takes_in_only_some_sizes_are_refused_before_the_model
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / out, "-n", "no-such-model", "-s", "2", "-g", "-1",
                "--codec", codec, *flags, check_ok=False)
     one_line_failure(proc, tmp_path, f"{tmp_path / out}: cannot encode with {said}")
+
+
+def test_a_size_dnxhd_refuses_from_a_pipe_is_one_line_that_says_the_frames_size(tmp_path):
+    # Read through a pipe, the size is checked before the model loads all the same
+    # (only a rotated video waits for its first frame); FFmpeg's reason says the least
+    # size, not the frames'.
+    clip = make_clip(tmp_path / "in.mkv", frames=2, width=16, height=16, audio=None)
+    proc = subprocess.run([NCNN_SR, "video", "-i", "-", "-o", tmp_path / "out.mov", "-n", "no-such-model", "-s", "2",
+                           "-g", "-1", "--codec", "dnxhd"], input=clip.read_bytes(), capture_output=True, timeout=300)
+    proc.stderr = proc.stderr.decode()
+    one_line_failure(proc, tmp_path, "cannot encode with dnxhd: Invalid argument (Input dimensions too small, input "
+                                     "must be at least 256x120): the upscaled frames are 32x32")
 
 
 def test_a_size_an_encoder_of_fixed_sizes_takes_is_written(tmp_path):
