@@ -1250,19 +1250,35 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 except av.error.FFmpegError as e:
                     raise _cannot_decode(src, e, flags) from None
                 for frame in sound:
-                    encode_sound(target, frame)
+                    target = encode_sound(index, target, frame)
 
     def damaged_sound(e: Exception) -> None:
         if not options.skip_damaged:
             raise _cannot_decode(src, e, flags)
 
-    def encode_sound(target: video_streams.SideOutput, frame) -> None:
-        """Re-encode one decoded sound frame, or with None flush the resampler and encoder."""
+    def encode_sound(index: int, target: video_streams.SideOutput, frame) -> video_streams.SideOutput:
+        """Re-encode one decoded sound frame of input stream ``index``, or with None
+        flush the resampler and encoder; the stream's output as it now is."""
         try:
             converted_frames = target.resampler.resample(frame)
         except ValueError as e:  # PyAV's resampler takes one input format per stream
-            raise InputError(f"{src}: its sound changes format midway, which re-encoding cannot follow "
-                             f"({e}); a .mkv output copies it as it is") from None
+            if frame is None:
+                raise
+            # A stream joined from two recordings (48 kHz stereo, then 44.1 kHz mono)
+            # changes format midway: a new resampler takes it to the encoder's, the old
+            # one's last samples first. Else the run failed there, after upscaling up to it.
+            ctx = target.stream.codec_context
+            try:
+                held = target.resampler.resample(None)
+                fresh = av.AudioResampler(format=ctx.format, layout=ctx.layout, rate=ctx.sample_rate)
+                converted_frames = held + fresh.resample(frame)
+            except ValueError:
+                raise InputError(f"{src}: its sound changes format midway, which re-encoding cannot follow "
+                                 f"({e}); a .mkv output copies it as it is") from None
+            log.info("%s: sound stream %d changes to %s, %d Hz midway, at %.2f s: resampled to %s, %d Hz as before",
+                     src, index, frame.layout.name, frame.sample_rate, float(frame.time or 0), ctx.layout.name,
+                     ctx.sample_rate)
+            target = side[index] = replace(target, resampler=fresh)
         for converted in converted_frames:
             target.clock.stamp(converted)
             encoded = target.stream.encode(converted)
@@ -1274,6 +1290,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             out.mux(encoded)
             if encoded:
                 fed.add(target.stream.index)
+        return target
 
     def refused(e: Exception, said: str | None = None, frames: tuple[int, int] | None = None) -> InputError:
         return refused_open(dst, codec, _reason(e), said, frames)
@@ -1355,9 +1372,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             if not reach.complete:  # a part that ends before the file: more may have come
                 damaged_sound(e)
             reach.cut_short = "sound"
-        for target in side.values():
+        for index, target in side.items():
             if target.resampler is not None:
-                encode_sound(target, None)
+                encode_sound(index, target, None)
     except KeyboardInterrupt:
         raise  # Ctrl-C must not wait for a tile in progress, as closing ``frames`` would
     except BaseException as e:

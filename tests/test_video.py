@@ -288,6 +288,44 @@ def test_sound_that_changes_format_midway_is_a_one_line_error(tmp_path, monkeypa
     assert os.listdir(tmp_path) == ["in.mp4"]
 
 
+def adts_sound(rate: int, layout: str, seconds: float) -> bytes:
+    """A tone as AAC in ADTS frames, each of which states its rate and channels."""
+    written = io.BytesIO()
+    with av.open(written, "w", format="adts") as out:
+        sound = out.add_stream("aac", rate=rate)
+        sound.layout = layout
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(round(seconds * rate)) / rate) * 32767).astype(np.int16)
+        for start in range(0, len(tone), 1024):
+            frame = av.AudioFrame.from_ndarray(np.tile(tone[start:start + 1024], (sound.layout.nb_channels, 1)),
+                                               format="s16p", layout=layout)
+            frame.sample_rate, frame.pts = rate, start
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode())
+    return written.getvalue()
+
+
+def test_sound_that_changes_format_midway_is_re_encoded_through(tmp_path):
+    # found by QA: an MPEG-TS joined from two recordings, its sound 48 kHz stereo then
+    # 44.1 kHz mono, failed into a .webm once its video was upscaled up to the change.
+    (tmp_path / "two.aac").write_bytes(adts_sound(48000, "stereo", 0.5) + adts_sound(44100, "mono", 0.5))
+    picture = make_clip(tmp_path / "picture.mkv", frames=24, width=16, height=16, audio=None)
+    clip = tmp_path / "joined.ts"
+    with av.open(str(picture)) as v, av.open(str(tmp_path / "two.aac")) as a, av.open(str(clip), "w") as out:
+        targets = {v.streams.video[0]: out.add_stream_from_template(v.streams.video[0]),
+                   a.streams.audio[0]: out.add_stream_from_template(a.streams.audio[0])}
+        both = [p for p in v.demux(video=0) if p.size] + [p for p in a.demux(audio=0) if p.size]
+        for packet in sorted(both, key=lambda p: (p.dts or 0) * p.time_base):
+            packet.stream = targets[packet.stream]
+            out.mux(packet)
+    with av.open(str(clip)) as c:
+        assert {(f.sample_rate, f.layout.name) for f in c.decode(audio=0)} == {(48000, "stereo"), (44100, "mono")}
+    assert upscale_video(clip, tmp_path / "out.webm", lambda frames: frames) == 24
+    with av.open(str(tmp_path / "out.webm")) as c:
+        sound = list(c.decode(audio=0))
+    assert {(f.sample_rate, f.layout.name) for f in sound} == {(48000, "stereo")}
+    assert sum(f.samples for f in sound) / 48000 == pytest.approx(1.0, abs=0.1)  # both parts (and priming)
+
+
 def test_the_sample_rate_is_the_sources_else_the_nearest_above_that_the_encoder_takes():
     opus = av.codec.Codec("libopus", "w").audio_rates
     assert sample_rate_for(48000, opus) == 48000 and sample_rate_for(8000, opus) == 8000
