@@ -287,7 +287,8 @@ def refused_open(dst, codec: str, reason: str, said: str | None = None,
     their size and not say it ("input must be at least 256x120")."""
     needs = next((what for end, what in HARDWARE_NEEDS.items() if codec.endswith(end)), None)
     hint = f" ({codec} needs {needs}; libx264 runs anywhere)" if needs else f" ({said})" if said else ""
-    frames = f": the upscaled frames are {size[0]}x{size[1]}" if size and not needs else ""
+    named = size and f"{size[0]}x{size[1]}" in f"{reason} {said}"  # H.263's and Cinepak's reasons name it
+    frames = f": the upscaled frames are {size[0]}x{size[1]}" if size and not needs and not named else ""
     return InputError(f"{dst}: cannot encode with {codec}: {reason}{hint}{frames}")
 
 
