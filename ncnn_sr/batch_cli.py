@@ -411,14 +411,18 @@ def _device_hint() -> str:
 
 # --- running ---------------------------------------------------------------------------
 
-def _open_bar(prog: str, total: int | None, unit: str):
-    """A tqdm bar on stderr when it is a terminal, else None; other lines go above it."""
+def _open_bar(prog: str, total: int | None, unit: str, fraction: bool = False):
+    """A tqdm bar on stderr when it is a terminal, else None; other lines go above it.
+    A ``fraction``al count is shown to a tenth."""
     global _bar
     if not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
-    _bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, desc=prog, leave=False)
+    shape = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]" \
+        if fraction else None
+    _bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, desc=prog, leave=False,
+                bar_format=shape)
     return _bar
 
 
@@ -441,9 +445,26 @@ class _Progress:
         self.stopped: Callable[[], str | None] = lambda: None  # why the run stopped early, once it has
         self.done = self.skipped = 0
         self.started = self.last_line = time.monotonic()
-        self.bar = _open_bar(prog, total, "pic") if show and not quiet else None
+        self.bar = _open_bar(prog, total, "pic", fraction=True) if show and not quiet else None
         self.plain = show and not quiet and self.bar is None
         self.folder_mode = show
+        self._parts: dict[int, float] = {}  # each proc worker's share of its picture done, by thread
+        self._lock = threading.Lock()  # outcomes come from the save workers, tiles from the proc workers
+
+    def tile(self, done: int, total: int) -> None:
+        """A tile of a picture in work, told from the worker's own thread: the bar moves by
+        its share, where a few large photos on the CPU sat at 0/N for minutes."""
+        with self._lock:
+            # A picture's last tile: its outcome, due soon, counts it whole.
+            self._parts[threading.get_ident()] = done / total if done < total else 0.0
+            self._move_bar()
+
+    def _move_bar(self) -> None:
+        # Never back (a share drops to 0 before its outcome comes, and an animation's
+        # frames each count as the whole picture), never past the total.
+        shown = min(self.done + sum(self._parts.values()), self.total)
+        if shown > self.bar.n:
+            self.bar.update(shown - self.bar.n)
 
     def __call__(self, outcome: Outcome) -> None:
         self.done += 1
@@ -469,7 +490,8 @@ class _Progress:
             # A folder's run counts it in its summary line; a picture's would end in silence.
             _echo(f"{self.prog}: {outcome.output} exists: skipped (--skip-existing)")
         if self.bar is not None:
-            self.bar.update(1)
+            with self._lock:
+                self._move_bar()
         elif self.plain:
             now = time.monotonic()
             if now - self.last_line >= self.PLAIN_EVERY or self.done == self.total:
@@ -864,7 +886,9 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
                              say_failed=opts.reference_stderr)
         # A folder's bar on a terminal says more than a tile's line, which would scroll it away.
         on_tile = _tile_percent if opts.reference_stderr and progress.bar is None else None
-        if on_tile is None and not plan.folder_mode and not opts.quiet:
+        if progress.bar is not None:
+            on_tile = progress.tile
+        elif on_tile is None and not plan.folder_mode and not opts.quiet:
             frames = frame_count(plan.jobs[0].source) if count > 1 else 1  # an animation written whole
             on_tile = tiles = _TileBar(prog, frames)
         pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,

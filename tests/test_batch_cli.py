@@ -1560,6 +1560,17 @@ def test_a_single_picture_on_a_terminal_shows_its_tiles_as_a_bar(tmp_path):
     assert "1/3 [" in shown and "/1 [" not in shown
 
 
+def test_a_folders_bar_moves_with_the_tiles_of_the_pictures_in_work(tmp_path):
+    # It counted whole pictures only: a few large photos on the CPU sat at 0/N for minutes.
+    pictures(tmp_path / "in", ["a.png", "b.png"], size=(256, 256))
+    shown = on_a_terminal([NCNN_SR, "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *X2_CPU, "-t", "32",
+                           "-j", "1:1:1"])
+    shares = {float(n) for n in re.findall(r"\| (\d\.\d)/2 \[", shown)}
+    assert shares - {0.0, 1.0, 2.0}, shown  # a share of a picture was shown
+    assert sorted(shares) == sorted(shares, key=lambda n: shown.index(f"| {n:.1f}/2 ["))  # never backwards
+    assert len(list((tmp_path / "out").iterdir())) == 2
+
+
 def test_verbose_names_each_file_and_debug_shows_tracebacks(tmp_path):
     pictures(tmp_path / "in", ["a.png"])
     out = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
