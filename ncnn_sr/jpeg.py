@@ -130,6 +130,8 @@ def runs_out(data: bytes, im: Image.Image) -> str | None:
     if layout is None:
         return None
     eoi = layout[3]
+    while data[eoi - 1] == 0xFF:  # before fill bytes, one of which may be data's cut short
+        eoi -= 1
     try:
         with Image.open(io.BytesIO(data[:eoi] + _FILLER + data[eoi:])) as other:
             other.load()

@@ -988,6 +988,19 @@ def test_a_jpeg_cut_short_and_closed_with_an_end_marker_is_broken_or_truncated(k
         read_image(tmp_path / "cut.jpg")
 
 
+@pytest.mark.parametrize("kind", ["sequential", "progressive"])
+def test_a_jpeg_cut_just_after_a_ff_byte_and_closed_with_an_end_marker_is_broken_or_truncated(kind, tmp_path):
+    # Its data's last byte, a 0xFF whose stuffed 0x00 was cut off, reads as a fill
+    # byte before the end marker: the bytes set between them made a marker of their
+    # own, which Pillow refused, and the cut went untold (a grey bottom).
+    data = jpeg_bytes(picture(96, 128), kind)
+    scans = data.rindex(b"\xff\xda")
+    cut = data.index(b"\xff\x00", scans + (len(data) - scans) // 3) + 1
+    (tmp_path / "cut.jpg").write_bytes(data[:cut] + b"\xff\xd9")
+    with pytest.raises(InputError, match=r"^\S*cut.jpg: broken or truncated picture \(JPEG: its data stops"):
+        read_image(tmp_path / "cut.jpg")
+
+
 def test_a_jpeg_whose_scans_stop_before_any_of_a_component_is_broken_or_truncated(tmp_path):
     data = jpeg_bytes(picture(96, 128), "progressive")
     (tmp_path / "cut.jpg").write_bytes(data[:data.index(b"\xff\xda")] + b"\xff\xd9")
