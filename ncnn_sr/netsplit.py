@@ -400,8 +400,8 @@ def _reach(layers, blob: str, start: str, input_blob: str) -> int | None:
 def network_reach(param_bytes: bytes, output_blob: str) -> int | None:
     """Pixels of the picture around one of its pixels that the network's output there
     depends on, rounded up: context past it cannot change the output. None where a
-    layer on the way is not known here. Resampling counts two of its input's pixels
-    (bicubic's), a pixel shuffle or unshuffle a block."""
+    layer on the way is not known here, or resamples with aligned corners. Resampling
+    counts two of its input's pixels (bicubic's), a pixel shuffle or unshuffle a block."""
     known: dict[str, tuple[float, float]] = {}  # blob: (reach in picture pixels, its scale)
     for layer in parse_param(param_bytes).layers:
         p = layer.params
@@ -417,7 +417,8 @@ def network_reach(param_bytes: bytes, output_blob: str) -> int | None:
         else:
             reach, scale = max(r for r, _ in below), below[0][1]
             value = None
-            if layer.type == "Interp" and not int(p.get(3, 0)) and not int(p.get(4, 0)):
+            # Aligned corners (6=1) put each sample where the window's size says.
+            if layer.type == "Interp" and not int(p.get(3, 0)) and not int(p.get(4, 0)) and not int(p.get(6, 0)):
                 value = (reach + 2 / scale, scale * float(p.get(1, 1.0))) if p.get(1, 1.0) == p.get(2, 1.0) else None
             elif layer.type == "PixelShuffle":
                 value = (reach + 1 / scale, scale * max(1, int(p.get(0, 1))))

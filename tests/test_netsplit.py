@@ -181,3 +181,19 @@ def test_an_unshuffling_split_network_matches_the_unsplit_one(unshuffled):
         assert tiny.shape == (2, 10, 3) and np.abs(tiny - padded).max() < 1e-4
     finally:
         net.release()
+
+
+def test_a_network_resampling_with_aligned_corners_keeps_the_context_asked_for(tmp_path):
+    # Its samples sit where the window's size puts them (align_corner=1), so
+    # context out of any reach still moves them: --tile-pad 60 cut to 2 set a third
+    # of this network's samples apart, by up to 35 levels.
+    from ncnn_sr.netsplit import network_reach
+
+    param = tmp_path / "corners.param"
+    param.write_text("7767517\n5 6\nInput data 0 1 data\nSplit split 1 2 data a b\n"
+                     "Interp corners 1 1 a up 0=2 1=2.0 2=2.0 6=1\nInterp near 1 1 b nearest 0=1 1=2.0 2=2.0\n"
+                     "BinaryOp add 2 1 up nearest output 0=0\n")
+    (tmp_path / "corners.bin").write_bytes(b"")
+    assert network_reach(param.read_bytes(), "output") is None
+    assert network_reach(param.read_bytes().replace(b" 6=1", b""), "output") == 2
+    assert Upscaler(str(param), device=-1, tile=32, tile_pad=60).tile_pad == 60
