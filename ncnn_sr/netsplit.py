@@ -38,6 +38,8 @@ _POINTWISE = frozenset("""
     BinaryOp UnaryOp Eltwise Split Concat Slice
 """.split())
 _CONVOLUTIONS = frozenset(("Convolution", "ConvolutionDepthWise"))
+# Layers that may change a map's size.
+_RESIZING = frozenset("Interp Reorg PixelShuffle Deconvolution DeconvolutionDepthWise".split())
 # A stage shorter than this is merged with its neighbour: each stage costs a pass over
 # the feature map, so cutting around a single convolution is not worth it.
 MIN_STAGE_REACH = 8
@@ -140,6 +142,8 @@ def plan_network(param_bytes: bytes, input_blob: str, output_blob: str) -> NetPl
         cut = _upsampler_start(layers)
     if cut is None or cut == 0:
         return None
+    if not all(_keeps_scale(layer) for layer in layers[:cut]):
+        return None
     cut_blob = layers[cut].bottoms[0]
     before = {t for layer in layers[:cut] for t in layer.tops}
     if any(b in before and b != cut_blob for layer in layers[cut:] for b in layer.bottoms):
@@ -179,6 +183,20 @@ def _unshuffled(layers, input_blob: str, output_blob: str):
             return None
         return i + 2, crop, reorg.tops[0], s, layers[crop].bottoms[0]
     return None
+
+
+def _keeps_scale(layer: Layer) -> bool:
+    """Whether a trunk layer keeps its map at the picture's scale, as the head's
+    pieces, boxes of the picture, need (a downscaling Interp or a stride does not)."""
+    p = layer.params
+    if layer.type == "Pooling" and int(p.get(4, 0)):
+        return True  # global: to the weights of a channel attention, no map
+    if layer.type == "Pooling" and int(p.get(7, 0)):
+        return False  # adaptive: to a size of its own
+    if layer.type in _CONVOLUTIONS or layer.type == "Pooling":
+        stride = 3 if layer.type in _CONVOLUTIONS else 2
+        return int(p.get(stride, 1)) == 1 and int(p.get(stride + 10, p.get(stride, 1))) == 1
+    return layer.type not in _RESIZING
 
 
 def _upsamples(layer: Layer) -> bool:

@@ -55,6 +55,23 @@ def test_a_head_with_a_stride_or_an_unknown_layer_is_not_cut():
     assert plan_network(unknown, "data", "out") is None
 
 
+@pytest.mark.parametrize("layer", ["Interp down 1 1 data t 0=2 1=0.5 2=0.5",
+                                   "Convolution down 1 1 data t 0=3 1=3 3=2 4=1 5=0 6=0",
+                                   "Pooling down 1 1 data t 0=1 1=2 2=2"])
+def test_a_trunk_that_changes_the_scale_is_not_cut(layer, tmp_path):
+    # The head's pieces are boxes of the picture (over the unshuffle's stride): a
+    # trunk at half its scale took them past the map's edge, a ValueError's
+    # traceback from the command.
+    text = param("Input in 0 1 data", layer, "Interp up 1 1 t out 0=1 1=4.0 2=4.0")
+    assert plan_network(text, "data", "out") is None
+    if layer.startswith("Interp"):
+        (tmp_path / "half.param").write_bytes(text)
+        (tmp_path / "half.bin").write_bytes(b"")
+        image = picture(40, 48)
+        out = Upscaler(str(tmp_path / "half.param"), device=-1, tile=32, tile_pad=4).upscale(image)
+        assert out.shape == (80, 96, 3)
+
+
 HEAD = ("Interp up 1 1 t up 0=1 1=2.0 2=2.0", "Convolution last 1 1 up out 0=3 1=3 4=1 5=0 6=0")
 
 
