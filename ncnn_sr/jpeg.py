@@ -26,6 +26,7 @@ _PROGRESSIVE_FRAMES = {0xC2, 0xC6, 0xCA, 0xCE}
 # The marker that ends a scan's entropy-coded data: a 0xFF that is no stuffed
 # 0x00, no restart marker and no fill byte before the marker.
 _END_OF_DATA = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+_RESTART = re.compile(rb"\xff[\xd0-\xd7]")
 # What libjpeg decodes a block with no coefficients to: mid-grey (127 in Pillow's
 # inverted Adobe CMYK).
 _EMPTY_BLOCK_SAMPLES = (127, 128)
@@ -93,7 +94,7 @@ def missing_scans(data: bytes) -> tuple[str, bool] | None:
     layout = _layout(data)
     if layout is None or layout[0] is None:
         return None
-    frame, ids, scans, _ = layout
+    frame, ids, scans = layout[:3]
     # The lowest bit each coefficient of each component is known to; a sequential
     # scan codes all of them whole.
     known = {c: [None] * 64 for c in ids}
@@ -129,11 +130,18 @@ def runs_out(data: bytes, im: Image.Image) -> str | None:
     layout = _layout(data)
     if layout is None:
         return None
-    eoi = layout[3]
+    _, _, _, eoi, restarts, scan_start = layout
     while data[eoi - 1] == 0xFF:  # before fill bytes, one of which may be data's cut short
         eoi -= 1
+    filler = _FILLER
+    if restarts:
+        # Cut where an interval ends, libjpeg skips to the next restart marker: the
+        # bytes follow the one it looks for too. After the last block it passes
+        # over them all, a restart marker among them.
+        done = [m[1] - 0xD0 for m in _RESTART.findall(data, scan_start, eoi)]
+        filler += bytes((0xFF, 0xD0 + (done[-1] + 1 if done else 0) % 8)) + _FILLER
     try:
-        with Image.open(io.BytesIO(data[:eoi] + _FILLER + data[eoi:])) as other:
+        with Image.open(io.BytesIO(data[:eoi] + filler + data[eoi:])) as other:
             other.load()
             same = other.mode == im.mode and other.size == im.size and ImageChops.difference(other, im).getbbox() is None
     except (OSError, SyntaxError, ValueError):  # the filler refused: no sign either way
@@ -143,14 +151,15 @@ def runs_out(data: bytes, im: Image.Image) -> str | None:
     return "JPEG: its data stops at an end marker before its last blocks"
 
 
-def _layout(data: bytes) -> tuple[int | None, bytes, list[tuple[bytes, int, int, int]], int] | None:
+def _layout(data: bytes) -> tuple[int | None, bytes, list[tuple[bytes, int, int, int]], int, int, int] | None:
     """The JPEG ``data``'s frame marker (None before any frame), its components'
-    ids, its scans as (components' ids, first and last coefficient, last bit), and
-    where the end marker of its first picture is; None where its markers cannot be
-    walked to that end marker."""
+    ids, its scans as (components' ids, first and last coefficient, last bit),
+    where the end marker of its first picture is, the restart interval its last scan
+    has (0 for none) and where that scan's data starts; None where its markers
+    cannot be walked to that end marker."""
     if data[:2] != b"\xff\xd8":
         return None
-    pos, frame, ids, scans = 2, None, b"", []
+    pos, frame, ids, scans, restarts, scan_start = 2, None, b"", [], 0, 0
     while True:
         if pos + 2 > len(data) or data[pos] != 0xFF:
             return None
@@ -159,7 +168,7 @@ def _layout(data: bytes) -> tuple[int | None, bytes, list[tuple[bytes, int, int,
             pos += 1
             continue
         if marker == 0xD9:
-            return frame, ids, scans, pos
+            return frame, ids, scans, pos, restarts, scan_start
         if marker in _STANDALONE:
             pos += 2
             continue
@@ -169,12 +178,15 @@ def _layout(data: bytes) -> tuple[int | None, bytes, list[tuple[bytes, int, int,
         pos += 2 + n
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and frame is None and len(body) >= 6:
             frame, ids = marker, body[6:6 + 3 * body[5]:3]
+        elif marker == 0xDD and len(body) >= 2:
+            restarts = struct.unpack_from(">H", body)[0]
         elif marker == 0xDA:
             count = body[0] if body else 0
             if len(body) < 4 + 2 * count:
                 return None
             start, end, bits = body[1 + 2 * count:4 + 2 * count]
             scans.append((body[1:1 + 2 * count:2], start, end, bits & 15))
+            scan_start = pos
             if (after := _END_OF_DATA.search(data, pos)) is None:
                 return None
             pos = after.start()

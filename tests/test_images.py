@@ -1,6 +1,7 @@
 """Reading and writing pictures: every mode, depth, metadata, broken files, atomic writes."""
 import contextlib
 import io
+import re
 import logging
 import os
 import shutil
@@ -997,6 +998,23 @@ def test_a_jpeg_cut_just_after_a_ff_byte_and_closed_with_an_end_marker_is_broken
     scans = data.rindex(b"\xff\xda")
     cut = data.index(b"\xff\x00", scans + (len(data) - scans) // 3) + 1
     (tmp_path / "cut.jpg").write_bytes(data[:cut] + b"\xff\xd9")
+    with pytest.raises(InputError, match=r"^\S*cut.jpg: broken or truncated picture \(JPEG: its data stops"):
+        read_image(tmp_path / "cut.jpg")
+
+
+@pytest.mark.parametrize("kind", ["sequential", "progressive"])
+@pytest.mark.parametrize("at", [0, 1, 2])  # before the restart marker, inside it, after it
+def test_a_jpeg_cut_where_a_restart_interval_ends_is_broken_or_truncated(kind, at, tmp_path):
+    # Cameras write restart markers: cut where an interval ends, the bytes set
+    # before the end marker stood where libjpeg looks for the next restart marker,
+    # which it skipped to, and the cut went untold (a grey bottom).
+    im = Image.fromarray(picture(96, 128))
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=90, restart_marker_blocks=4, **JPEG_KINDS[kind])
+    data = out.getvalue()
+    scans = data.rindex(b"\xff\xda")
+    marker = re.compile(rb"\xff[\xd0-\xd7]").search(data, scans + (len(data) - scans) // 3).start()
+    (tmp_path / "cut.jpg").write_bytes(data[:marker + at] + b"\xff\xd9")
     with pytest.raises(InputError, match=r"^\S*cut.jpg: broken or truncated picture \(JPEG: its data stops"):
         read_image(tmp_path / "cut.jpg")
 
