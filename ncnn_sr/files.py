@@ -122,7 +122,8 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
     try:
         with os.fdopen(fd, "wb") as f:
             encode(_PythonWrites(f))
-            os.fchmod(f.fileno(), mode)
+            if hasattr(os, "fchmod"):  # Windows before Python 3.13 has none (nor modes past read-only)
+                os.fchmod(f.fileno(), mode)
         os.replace(tmp, target)
     except BaseException as e:
         try:
