@@ -15,6 +15,7 @@ leaves what was written of it there.
 from __future__ import annotations
 
 import contextlib
+import ntpath
 import os
 import shutil
 import stat
@@ -30,6 +31,10 @@ STDIO = "-"
 MAX_STREAM_BYTES = 2 << 30
 # Names of standard input and output as paths: the same as "-" (also redirected to a file).
 _STANDARD = {"/dev/stdin": True, "/dev/stdout": False}
+_WINDOWS = os.name == "nt"
+# Windows takes any character device for a terminal (NUL too); its console is these
+# names, with any extension and trailing spaces, in any folder.
+_CONSOLE_NAMES = frozenset({"con", "conin$", "conout$"})
 
 
 def _stdin_flag(dash: bool) -> str:
@@ -71,6 +76,8 @@ def _terminal(path: str, reading: bool) -> bool:
         if standard is None:
             raise InputError(f"{shown(path, reading)} is closed")
         return standard.isatty()
+    if _WINDOWS:
+        return ntpath.basename(path).split(".", 1)[0].rstrip(" ").lower() in _CONSOLE_NAMES
     try:
         if not stat.S_ISCHR(os.stat(path).st_mode):
             return False

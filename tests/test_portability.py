@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ncnn_sr import files as files_mod
+from ncnn_sr import files as files_mod, streams
 
 
 def test_atomic_write_works_without_fchmod(tmp_path, monkeypatch):
@@ -14,3 +14,19 @@ def test_atomic_write_works_without_fchmod(tmp_path, monkeypatch):
     files_mod.atomic_write(target, lambda f: f.write(b"whole"))
     assert target.read_bytes() == b"whole"
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+@pytest.mark.parametrize("name", ["CON", "conout$", r"C:\work\Con.png", "con .txt"])
+def test_a_windows_console_name_is_a_terminal(name, monkeypatch):
+    monkeypatch.setattr(streams, "_WINDOWS", True)
+    assert streams._terminal(name, reading=False)
+
+
+def test_nul_on_windows_is_no_terminal(monkeypatch):
+    # Windows has no O_NONBLOCK (the check crashed on -o NUL), and its isatty holds
+    # NUL for a terminal: the picture was refused as sent to one.
+    monkeypatch.setattr(streams, "_WINDOWS", True)
+    monkeypatch.delattr(os, "O_NONBLOCK")
+    monkeypatch.setattr(os, "isatty", lambda fd: True)
+    assert not streams._terminal(os.devnull, reading=False)
+    assert not streams._terminal("NUL", reading=False)
