@@ -369,26 +369,58 @@ def gpu_auto_tile(heap_budget_mb: int, discrete: bool = False) -> int:
 def _linux_available() -> int | None:
     """MemAvailable: what Linux can hand out now, caches it would drop included."""
     try:
-        with open("/proc/meminfo") as f:
+        with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError):
         pass
     return None
 
 
+def _memory_status_type():
+    """MEMORYSTATUSEX, the record GlobalMemoryStatusEx fills (64 bytes)."""
+    import ctypes
+
+    class MemoryStatusEx(ctypes.Structure):
+        _fields_ = [("dwLength", ctypes.c_uint32), ("dwMemoryLoad", ctypes.c_uint32),
+                    ("ullTotalPhys", ctypes.c_uint64), ("ullAvailPhys", ctypes.c_uint64),
+                    ("ullTotalPageFile", ctypes.c_uint64), ("ullAvailPageFile", ctypes.c_uint64),
+                    ("ullTotalVirtual", ctypes.c_uint64), ("ullAvailVirtual", ctypes.c_uint64),
+                    ("ullAvailExtendedVirtual", ctypes.c_uint64)]
+    return MemoryStatusEx
+
+
+def _windows_available() -> int | None:
+    """Windows's available physical memory: free pages and the standby cache it would
+    drop, as Linux's MemAvailable. Windows has no sysconf; None elsewhere."""
+    if sys.platform != "win32":
+        return None
+    try:
+        import ctypes
+
+        status = _memory_status_type()()
+        status.dwLength = ctypes.sizeof(status)
+        if not ctypes.WinDLL("kernel32").GlobalMemoryStatusEx(ctypes.byref(status)):
+            return None
+    except (OSError, AttributeError):
+        return None
+    return status.ullAvailPhys or None
+
+
 def available_memory() -> int:
-    """Bytes of memory available to this process now (a guess of 4 GiB where unknown)."""
-    found = _linux_available() or _pages("SC_AVPHYS_PAGES")
+    """Bytes of memory available to this process now (a guess of 4 GiB where unknown:
+    macOS, whose sysconf counts no available pages)."""
+    found = _linux_available() or _windows_available() or _pages("SC_AVPHYS_PAGES")
     return found if found is not None else 4 << 30
 
 
 def memory_limit() -> int | None:
     """Bytes of memory a run can hope to get, to refuse a result that cannot fit: what
-    Linux says is available, elsewhere the machine's whole memory (the free-page count
-    there leaves out caches a run would get back); None where neither is known."""
-    return _linux_available() or _pages("SC_PHYS_PAGES")
+    Linux or Windows says is available, elsewhere (macOS) the machine's whole memory
+    (the free-page count there leaves out caches a run would get back); None where
+    neither is known."""
+    return _linux_available() or _windows_available() or _pages("SC_PHYS_PAGES")
 
 
 def _pages(name: str) -> int | None:

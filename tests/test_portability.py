@@ -1,10 +1,11 @@
 """What differs on Windows and macOS, simulated here: functions and modules those
 systems lack are taken away, and the code must take its other way."""
 import os
+import sys
 
 import pytest
 
-from ncnn_sr import files as files_mod, streams
+from ncnn_sr import devices, files as files_mod, streams
 
 
 def test_atomic_write_works_without_fchmod(tmp_path, monkeypatch):
@@ -30,3 +31,30 @@ def test_nul_on_windows_is_no_terminal(monkeypatch):
     monkeypatch.setattr(os, "isatty", lambda fd: True)
     assert not streams._terminal(os.devnull, reading=False)
     assert not streams._terminal("NUL", reading=False)
+
+
+def test_memory_on_windows_comes_from_global_memory_status(monkeypatch):
+    # Windows has neither /proc/meminfo nor sysconf: runs there guessed 4 GiB free,
+    # and never refused a result too large for the machine.
+    import ctypes
+
+    class Kernel32:
+        def GlobalMemoryStatusEx(self, ref):
+            status = ref._obj
+            assert status.dwLength == 64  # the size Windows checks
+            status.ullTotalPhys, status.ullAvailPhys = 16 << 30, 5 << 30
+            return 1
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(devices, "_linux_available", lambda: None)
+    monkeypatch.delattr(os, "sysconf")
+    monkeypatch.setattr(ctypes, "WinDLL", lambda name: Kernel32(), raising=False)
+    assert devices.available_memory() == 5 << 30
+    assert devices.memory_limit() == 5 << 30
+
+
+def test_memory_status_record_has_windows_layout():
+    import ctypes
+    record = devices._memory_status_type()
+    assert ctypes.sizeof(record) == 64
+    assert record.ullAvailPhys.offset == 16 and record.ullAvailExtendedVirtual.offset == 56
