@@ -190,7 +190,7 @@ def child(cfg: dict) -> dict:
 class ChildRun(NamedTuple):
     returncode: int
     seconds: float  # wall time
-    rss_mb: float  # the child's own peak resident memory
+    rss_mb: float | None  # the child's own peak resident memory (None where it cannot be told)
     stdout: str
     stderr_tail: str  # its last lines, joined by " | "
     timed_out: bool = False  # killed, with what it started, at the end of its time
@@ -215,7 +215,10 @@ def run_child(cmd: list[str], timeout: float | None = None) -> ChildRun:
 
         def kill_group() -> None:
             try:  # the whole group: a child it started would hold stdout open
-                os.killpg(proc.pid, signal.SIGKILL)
+                if hasattr(os, "killpg"):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                else:  # Windows: no process groups to kill, the child alone
+                    proc.kill()
             except OSError:
                 pass
 
@@ -230,7 +233,14 @@ def run_child(cmd: list[str], timeout: float | None = None) -> ChildRun:
         try:
             stdout = proc.stdout.read().decode(errors="replace")
             proc.stdout.close()
-            _, status, usage = os.wait4(proc.pid, 0)
+            if hasattr(os, "wait4"):
+                _, status, usage = os.wait4(proc.pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+                rss_kib = usage.ru_maxrss / (1024 if sys.platform == "darwin" else 1)  # macOS reports bytes
+                rss_mb = rss_kib / 1024
+            else:  # Windows
+                code = proc.wait()
+                rss_mb = _windows_peak_mb(proc)
         except BaseException:
             # Ctrl-C: the child may be deep in an ncnn call, where Python cannot
             # stop it; it must not run on after us, nor what it started (a
@@ -244,9 +254,34 @@ def run_child(cmd: list[str], timeout: float | None = None) -> ChildRun:
         seconds = time.perf_counter() - start
         err.seek(0)
         tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
-    rss_kib = usage.ru_maxrss / (1024 if sys.platform == "darwin" else 1)  # macOS reports bytes
-    return ChildRun(os.waitstatus_to_exitcode(status), seconds, rss_kib / 1024, stdout, " | ".join(tail),
-                    expired.is_set())
+    return ChildRun(code, seconds, rss_mb, stdout, " | ".join(tail), expired.is_set())
+
+
+def _windows_peak_mb(proc: subprocess.Popen) -> float | None:
+    """The peak working set of the ended child ``proc``, in MB, from Windows's
+    GetProcessMemoryInfo (its process handle stays open until ``proc`` is dropped);
+    None where it cannot be asked."""
+    try:
+        import ctypes
+
+        size_t = ctypes.c_size_t
+
+        class Counters(ctypes.Structure):  # PROCESS_MEMORY_COUNTERS
+            _fields_ = [("cb", ctypes.c_uint32), ("PageFaultCount", ctypes.c_uint32),
+                        ("PeakWorkingSetSize", size_t), ("WorkingSetSize", size_t),
+                        ("QuotaPeakPagedPoolUsage", size_t), ("QuotaPagedPoolUsage", size_t),
+                        ("QuotaPeakNonPagedPoolUsage", size_t), ("QuotaNonPagedPoolUsage", size_t),
+                        ("PagefileUsage", size_t), ("PeakPagefileUsage", size_t)]
+
+        counters = Counters()
+        counters.cb = ctypes.sizeof(counters)
+        kernel32 = ctypes.WinDLL("kernel32")
+        if not kernel32.K32GetProcessMemoryInfo(ctypes.c_void_p(int(proc._handle)), ctypes.byref(counters),
+                                                counters.cb):
+            return None
+    except (OSError, AttributeError, TypeError, ValueError):
+        return None
+    return counters.PeakWorkingSetSize / (1 << 20)
 
 
 def run_measured(cmd: list[str]) -> tuple[dict | None, float, str]:
@@ -338,7 +373,7 @@ def machine_line() -> str:
     from .openmp import ncnn
     cpu = platform.processor()
     try:
-        with open("/proc/cpuinfo") as f:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
     except OSError:
         pass

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from ncnn_sr import devices, files as files_mod, streams
+from ncnn_sr import bench, devices, files as files_mod, streams
 
 
 def test_atomic_write_works_without_fchmod(tmp_path, monkeypatch):
@@ -58,3 +58,14 @@ def test_memory_status_record_has_windows_layout():
     record = devices._memory_status_type()
     assert ctypes.sizeof(record) == 64
     assert record.ullAvailPhys.offset == 16 and record.ullAvailExtendedVirtual.offset == 56
+
+
+def test_bench_child_runs_without_wait4_and_process_groups(monkeypatch):
+    # Windows has no os.wait4 (the peak memory came from it) nor os.killpg: every
+    # bench row failed there with an AttributeError.
+    monkeypatch.delattr(os, "wait4")
+    monkeypatch.delattr(os, "killpg")
+    run = bench.run_child([sys.executable, "-c", "print('done'); raise SystemExit(3)"])
+    assert (run.returncode, run.stdout.strip(), run.rss_mb, run.timed_out) == (3, "done", None, False)
+    slow = bench.run_child([sys.executable, "-c", "import time; time.sleep(60)"], timeout=0.5)
+    assert slow.timed_out and slow.returncode != 0
