@@ -1,6 +1,7 @@
 """What differs on Windows and macOS, simulated here: functions and modules those
 systems lack are taken away, and the code must take its other way."""
 import os
+import subprocess
 import sys
 
 import pytest
@@ -69,3 +70,14 @@ def test_bench_child_runs_without_wait4_and_process_groups(monkeypatch):
     assert (run.returncode, run.stdout.strip(), run.rss_mb, run.timed_out) == (3, "done", None, False)
     slow = bench.run_child([sys.executable, "-c", "import time; time.sleep(60)"], timeout=0.5)
     assert slow.timed_out and slow.returncode != 0
+
+
+def test_a_name_the_output_encoding_cannot_spell_is_escaped(tmp_path):
+    # Windows writes a redirected stdout in its code page (cp1252): a Japanese model
+    # name in a listing was a UnicodeEncodeError and a traceback.
+    (tmp_path / "模型-x2.param").write_text("7767517\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    proc = subprocess.run([sys.executable, "-c", "from ncnn_sr.entry import ncnn_sr; ncnn_sr()",
+                           "models", "-m", str(tmp_path)], capture_output=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode("cp1252")
+    assert b"\\u6a21\\u578b-x2" in proc.stdout
