@@ -27,7 +27,7 @@ from . import models as models_mod
 from .batch_cli import OnePathCommand, RunOptions, name_streams, path_flag, run, run_video, setup_logging
 from .engine import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, one_line
-from .files import check_folder, folder_made, write_target
+from .files import check_folder, folder_made, name_fault, write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder, video_by_its_output
 from .streams import Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
@@ -145,6 +145,9 @@ def _suffix(ctx, param, value: str) -> str:
         raise click.BadParameter("is added to a file's name: it cannot hold a folder separator")
     if value.strip(".") == "" and value:
         raise click.BadParameter("needs a letter or digit: dots alone make names that hide or mean other files")
+    fault = name_fault(f"a{value}.png")
+    if fault:  # else each picture failed to be written, after its upscaling
+        raise click.BadParameter(f"is added to a file's name: {fault}")
     return value
 
 

@@ -40,6 +40,32 @@ def mode_for(target: Path) -> int:
         return _FILE_MODE
 
 
+_WINDOWS = os.name == "nt"
+_NOT_IN_WINDOWS_NAMES = frozenset('<>:"|?*/\\') | {chr(c) for c in range(32)}
+# Devices in every folder, whatever the extension (nul.png, on Windows 10).
+_WINDOWS_DEVICES = frozenset({"con", "prn", "aux", "nul", *(f"{kind}{n}" for kind in ("com", "lpt")
+                                                           for n in "123456789\u00b9\u00b2\u00b3")})
+
+
+def windows_name_fault(name: str) -> str | None:
+    """Why Windows cannot hold a file named ``name`` (one part of a path), or None.
+    Written there, a name with a colon was a hidden stream of another file, one ending
+    in a dot or space was another name, and NUL.png the null device."""
+    bad = sorted(set(name) & _NOT_IN_WINDOWS_NAMES)
+    if bad:
+        return "Windows names hold none of " + " ".join(repr(c)[1:-1] for c in bad)
+    if name.rstrip(". ") != name:
+        return "Windows drops a dot or space at a name's end"
+    if name.split(".", 1)[0].rstrip(" ").lower() in _WINDOWS_DEVICES:
+        return f"{name.split('.', 1)[0]} is a device's name on Windows"
+    return None
+
+
+def name_fault(name: str) -> str | None:
+    """Why this system cannot hold a file named ``name`` (checked on Windows), or None."""
+    return windows_name_fault(name) if _WINDOWS and name else None
+
+
 # open() asks as the effective user; access() as the real one unless told.
 _EFFECTIVE = os.access in os.supports_effective_ids
 
@@ -70,6 +96,9 @@ def write_target(path: str | os.PathLike) -> Path:
         raise InputError(f"cannot write {os.fspath(path)}: a folder of that name is there")
     if not regular:
         raise InputError(f"cannot write {os.fspath(path)}: not a regular file")
+    fault = name_fault(target.name)
+    if fault:
+        raise InputError(f"cannot write {os.fspath(path)}: {fault}")
     if protected:
         raise InputError(f"cannot write {os.fspath(path)}: it is write-protected (read-only): make it writable "
                          "to replace it")

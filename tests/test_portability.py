@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ncnn_sr import bench, devices, files as files_mod, streams
+from ncnn_sr import InputError, bench, devices, files as files_mod, streams
 
 
 def test_atomic_write_works_without_fchmod(tmp_path, monkeypatch):
@@ -81,3 +81,36 @@ def test_a_name_the_output_encoding_cannot_spell_is_escaped(tmp_path):
                            "models", "-m", str(tmp_path)], capture_output=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode("cp1252")
     assert b"\\u6a21\\u578b-x2" in proc.stdout
+
+
+@pytest.mark.parametrize("name,fault", [
+    ("a:b.png", "hold none of :"), ('a"b?.png', 'hold none of " ?'), ("a\tb.png", r"hold none of \t"),
+    ("out.png.", "drops a dot or space"), ("out.png ", "drops a dot or space"),
+    ("NUL.png", "NUL is a device's name"), ("com1", "com1 is a device's name"), ("Aux .jpg", "device's name"),
+])
+def test_names_windows_cannot_hold(name, fault):
+    assert fault in files_mod.windows_name_fault(name)
+
+
+@pytest.mark.parametrize("name", ["a.png", "nullish.png", "com10.png", "con-x4.png", ".hidden.png", "日本.png"])
+def test_names_windows_holds(name):
+    assert files_mod.windows_name_fault(name) is None
+
+
+def test_an_output_windows_cannot_name_is_refused_there_before_any_write(tmp_path, monkeypatch):
+    # "out:1.png" was a hidden stream of a file "out", and NUL.png the null device.
+    monkeypatch.setattr(files_mod, "_WINDOWS", True)
+    for name in ("out:1.png", "NUL.png"):
+        with pytest.raises(InputError, match=f"cannot write .*{name}: "):
+            files_mod.atomic_write(tmp_path / name, lambda f: f.write(b"x"))
+    assert list(tmp_path.iterdir()) == []
+    files_mod.atomic_write(tmp_path / "out.png", lambda f: f.write(b"x"))
+
+
+def test_a_suffix_windows_cannot_name_is_refused_there_before_the_run(monkeypatch):
+    import click
+    from ncnn_sr import cli
+    monkeypatch.setattr(files_mod, "_WINDOWS", True)
+    with pytest.raises(click.BadParameter, match="hold none of :"):
+        cli._suffix(None, None, ":x4")
+    assert cli._suffix(None, None, "_x4") == "_x4"
