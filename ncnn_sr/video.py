@@ -33,7 +33,7 @@ import numpy as np
 
 from . import isobmff, timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
-from .errors import FlagNames, InputError, describe
+from .errors import FlagNames, InputError, cannot_write, describe
 from .resample import resize
 from .files import ffmpeg_name, mode_for, temp_stem, write_target
 from .streams import VideoInput, VideoOutput
@@ -561,8 +561,11 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                 raise dst.closed_early() from None
             raise InputError(f"cannot write {dst}: {_reason(e)}") from None
         if not piped:
-            os.chmod(part, mode_for(final))  # FFmpeg made it as a new file; the one replaced may be private
-            os.replace(part, final)
+            try:
+                os.chmod(part, mode_for(final))  # FFmpeg made it as a new file; the one replaced may be private
+                os.replace(part, final)
+            except OSError as e:  # on Windows, an output open in a player cannot be replaced
+                raise cannot_write(final, e) from None
     except KeyboardInterrupt:
         if part is not None:
             _remove(part)

@@ -114,3 +114,21 @@ def test_a_suffix_windows_cannot_name_is_refused_there_before_the_run(monkeypatc
     with pytest.raises(click.BadParameter, match="hold none of :"):
         cli._suffix(None, None, ":x4")
     assert cli._suffix(None, None, "_x4") == "_x4"
+
+
+def test_a_video_output_that_cannot_be_replaced_is_one_error_and_leaves_no_part(tmp_path, monkeypatch):
+    # Windows refuses to replace a file open in another program (a player): the
+    # rename's PermissionError went up as a traceback.
+    from media import make_clip
+    from ncnn_sr import video
+
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16, audio=None)
+    (tmp_path / "out.mp4").write_bytes(b"being played")
+
+    def refused(src, dst):
+        raise PermissionError(13, "Access is denied", os.fspath(dst))
+    monkeypatch.setattr(video.os, "replace", refused)
+    with pytest.raises(InputError, match=r"cannot write .*out\.mp4: Access is denied"):
+        video.upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
+    assert (tmp_path / "out.mp4").read_bytes() == b"being played"
