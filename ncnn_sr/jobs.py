@@ -19,6 +19,7 @@ import heapq
 import itertools
 import logging
 import os
+import sys
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -312,6 +313,19 @@ def _one_file_name(name: str) -> str:
     composed or as a letter and a combining accent, taken as one (macOS); names of
     one file give one string."""
     return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+
+
+# Their usual file systems (APFS, NTFS) tell no case apart, nor, on macOS, an accent's
+# two spellings.
+_NAMES_FOLDED = sys.platform in ("darwin", "win32")
+
+
+def output_key(path: str | os.PathLike) -> str:
+    """``path`` as a string the paths of one file share on this system's usual file
+    systems (case ignored on macOS and Windows), for outputs of one run to be told
+    apart before any is written."""
+    whole = os.path.normcase(os.path.abspath(path))
+    return _one_file_name(whole) if _NAMES_FOLDED else whole
 
 
 def _left_out_outputs(folder: Path, names: list[str], suffix: str, notes: list[str]) -> list[str]:

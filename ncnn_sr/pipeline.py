@@ -41,7 +41,7 @@ from .files import check_writable, write_target
 from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality, header_size, output_format,
                      read_image, write_image)
 from .icc import unstated as unstated_colour
-from .jobs import Job, Plan, alpha_target, check_reachable, existing_output
+from .jobs import Job, Plan, alpha_target, check_reachable, existing_output, output_key
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
 from .resample import target_size
 from .signals import stop_signals
@@ -408,7 +408,7 @@ class Pipeline:
             if os.path.samefile(job.source, job.target):
                 item.error = f"{job.source}: its output is the input: it would be overwritten; choose another output"
                 return
-        key = os.path.normcase(os.path.abspath(job.target))
+        key = output_key(job.target)
         with self._targets_lock:
             taken = key in self._targets
             self._targets.add(key)

@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import picture, png_bytes, stored_delays
 from ncnn_sr import InputError, Upscaler
 from ncnn_sr.errors import FlagNames, describe
-from ncnn_sr import pipeline as pipeline_mod
+from ncnn_sr import jobs as jobs_mod, pipeline as pipeline_mod
 from ncnn_sr.animation import read_frames
 from ncnn_sr.devices import CPU
 from ncnn_sr.jobs import Job, plan_jobs
@@ -1288,6 +1288,21 @@ def test_a_job_that_would_write_over_its_input_or_another_jobs_output_fails_alon
     assert (tmp_path / "c.png").read_bytes() == before
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")),
                           cpu_lane.upscaler.upscale(np.asarray(Image.open(tmp_path / "a.png"))))
+
+
+def test_outputs_differing_only_by_case_are_one_file_on_macos_and_windows(tmp_path, cpu_lane, monkeypatch):
+    # Their file systems tell no case apart: the second job wrote over the first's
+    # output, both counted ok.
+    monkeypatch.setattr(jobs_mod, "_NAMES_FOLDED", True)
+    for i, name in enumerate(("a.png", "b.png")):
+        Image.fromarray(picture(8, 8, seed=i)).save(tmp_path / name)
+    outcomes = []
+    summary = Pipeline([cpu_lane], on_outcome=outcomes.append).run([
+        Job(tmp_path / "a.png", tmp_path / "OUT.png"), Job(tmp_path / "b.png", tmp_path / "out.png")])
+    assert (summary.ok, summary.failed) == (1, 1)
+    assert [o.message for o in outcomes if o.status == "failed"] == [
+        f"{tmp_path / 'b.png'}: its output {tmp_path / 'out.png'} is another picture's of this run: it would be "
+        "overwritten; choose another output"]
 
 
 def test_a_job_given_one_stem_sibling_takes_it_whole():
