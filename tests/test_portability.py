@@ -3,6 +3,7 @@ systems lack are taken away, and the code must take its other way."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +133,35 @@ def test_a_video_output_that_cannot_be_replaced_is_one_error_and_leaves_no_part(
         video.upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
     assert (tmp_path / "out.mp4").read_bytes() == b"being played"
+
+
+def _text_opens_without_encoding(path):
+    """(line, call) of each open(), read_text() and write_text() in ``path`` that opens
+    text without saying its encoding: Windows reads and writes those in its code page."""
+    import ast
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        keywords = {k.arg for k in node.keywords}
+        if "encoding" in keywords:
+            continue
+        if name in ("read_text", "write_text"):
+            found.append((node.lineno, name))
+        elif name == "open" and (isinstance(func, ast.Name) or getattr(func.value, "id", None) == "io"):
+            mode = node.args[1] if len(node.args) > 1 else next((k.value for k in node.keywords if k.arg == "mode"),
+                                                                None)
+            modes = [mode.body, mode.orelse] if isinstance(mode, ast.IfExp) else [mode]  # "ab" if done else "wb"
+            if not all(isinstance(m, ast.Constant) and "b" in m.value for m in modes):
+                found.append((node.lineno, name))
+    return found
+
+
+def test_every_text_file_is_opened_with_its_encoding():
+    root = Path(__file__).resolve().parent.parent
+    unsaid = {f"{path.relative_to(root)}:{line}": call
+              for folder in ("ncnn_sr", "tools") for path in sorted((root / folder).glob("*.py"))
+              for line, call in _text_opens_without_encoding(path)}
+    assert unsaid == {}

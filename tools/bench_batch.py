@@ -89,7 +89,7 @@ def main() -> int:
         print(f"{count} pictures: median ratio {statistics.median(ratios):.3f} over {len(ratios)} round(s) "
               f"({ratios[0]:.3f}-{ratios[-1]:.3f})")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
     return 0
 
 

@@ -121,7 +121,7 @@ def main() -> int:
         print(f"| {r['seconds']:g} s {r['size']} @ {r['rate']} | {r['frames']} | {raw} | {r['command_fps']:.3f} "
               f"| {ratio} | {r['command_peak_rss_mb']:.0f} |")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
     return 0
 
 

@@ -171,7 +171,7 @@ def ncnn_forward(param: str, weights: bytes, x: np.ndarray) -> np.ndarray:
     import ncnn
 
     with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "m.param").write_text(param)
+        (Path(folder) / "m.param").write_text(param, encoding="utf-8")
         (Path(folder) / "m.bin").write_bytes(weights)
         net = ncnn.Net()
         net.opt.use_vulkan_compute = False

@@ -170,7 +170,7 @@ def child(args) -> None:
         else:
             data = _mutate_bytes(data, rng)
         (folder / "current").write_bytes(data)
-        (folder / "current.suffix").write_text(suffix)
+        (folder / "current.suffix").write_text(suffix, encoding="utf-8")
         runs += 1
         start, memory = time.time(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         kind = None
@@ -221,7 +221,7 @@ def main() -> None:
                                     preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
         if result.returncode != 0:  # the case under way killed it: kept, and a new child goes on
             crashes += 1
-            suffix = (Path(args.out) / "current.suffix").read_text()
+            suffix = (Path(args.out) / "current.suffix").read_text(encoding="utf-8")
             saved = Path(args.out) / f"crash-{crashes}-status{result.returncode}{suffix}"
             saved.write_bytes((Path(args.out) / "current").read_bytes())
             print(f"process killed (status {result.returncode}): {saved}", flush=True)

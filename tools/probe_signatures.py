@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help="store them in models_ncnn/catalog.json")
     args = parser.parse_args()
-    text = CATALOG.read_text()
+    text = CATALOG.read_text(encoding="utf-8")
     for name in catalog():
         found = cpu_signature(name)
         print(name, "none" if found is None else f"{len(found)} values, mean {sum(found) / len(found):.1f}")
@@ -45,7 +45,7 @@ def main() -> None:
             text = with_probe(text, name, found)
     json.loads(text)  # still the catalog's JSON
     if args.write:
-        CATALOG.write_text(text)
+        CATALOG.write_text(text, encoding="utf-8")
 
 
 def with_probe(text: str, name: str, probe: tuple[int, ...]) -> str:
