@@ -165,3 +165,33 @@ def test_every_text_file_is_opened_with_its_encoding():
               for folder in ("ncnn_sr", "tools") for path in sorted((root / folder).glob("*.py"))
               for line, call in _text_opens_without_encoding(path)}
     assert unsaid == {}
+
+
+_WITHOUT_POSIX = """
+import importlib, os, pkgutil, signal, sys
+for name in ("fcntl", "resource", "termios", "pwd", "grp", "pty", "tty", "curses", "readline"):
+    sys.modules[name] = None  # import fails, as on Windows
+for name in ("sched_getaffinity", "fork", "register_at_fork", "getuid", "geteuid", "statvfs", "fchmod", "wait4",
+             "killpg", "sysconf", "O_NONBLOCK", "O_NOFOLLOW", "O_CLOEXEC", "setsid", "fchown", "chown", "sync"):
+    if hasattr(os, name):
+        delattr(os, name)
+for name in ("SIGHUP", "SIGPIPE", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGKILL", "SIGALRM", "SIGCHLD"):
+    if hasattr(signal, name):
+        delattr(signal, name)
+import ncnn_sr
+from ncnn_sr.signals import stop_signals
+failed = []
+for module in pkgutil.iter_modules(ncnn_sr.__path__):
+    if module.name != "__main__":
+        try:
+            importlib.import_module(f"ncnn_sr.{module.name}")
+        except Exception as e:
+            failed.append(f"{module.name}: {e!r}")
+assert not failed, failed
+assert stop_signals() == [signal.SIGINT, signal.SIGTERM]
+"""
+
+
+def test_every_module_imports_without_what_windows_lacks():
+    proc = subprocess.run([sys.executable, "-c", _WITHOUT_POSIX], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
