@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shlex
 import sys
 import threading
 import time
@@ -23,7 +22,7 @@ import click
 from . import devices
 from .engine import Upscaler
 from .files import check_folder, check_writable
-from .errors import DeviceError, FlagNames, InputError, ModelError, NcnnSrError, os_reason
+from .errors import DeviceError, FlagNames, InputError, ModelError, NcnnSrError, os_reason, shell_word
 from .images import frame_count, one_size, output_format
 from .jobs import OutputIsInput, check_reachable, existing_output, plan_jobs, plan_videos
 from .models import ModelSpec, known_scale
@@ -139,7 +138,7 @@ class OnePathCommand(click.Command):
             return
         paths.update(zip(lacking, words))
         # An -o that has a default (convert's) is left out; a required one still wanted is OUTPUT.
-        call = [ctx.command_path] + [f"{flag} {shlex.quote(value or names[flag])}"
+        call = [ctx.command_path] + [f"{flag} {shell_word(value or names[flag])}"
                                      for flag, value in paths.items() if value is not None or flags[flag].required]
         ctx.fail(f"Got unexpected extra argument{'s' if len(words) > 1 else ''} ({' '.join(words)}): "
                  f"paths are given with -i and -o: {' '.join(call)}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import shlex
 import shutil
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from . import bench as bench_mod
 from . import models as models_mod
 from .batch_cli import OnePathCommand, RunOptions, name_streams, path_flag, run, run_video, setup_logging
 from .engine import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
-from .errors import InputError, ModelError, ModelMissing, NcnnSrError, one_line
+from .errors import InputError, ModelError, ModelMissing, NcnnSrError, one_line, shell_word
 from .files import check_folder, folder_made, name_fault, write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder, video_by_its_output
 from .streams import Streams, VideoInput, VideoOutput, is_stream, shown
@@ -73,7 +72,7 @@ class _DefaultToUpscale(click.Group):
         if word and self.get_command(ctx, word) is None and _names_a_file(word):
             output = args[1] if len(args) > 1 and not args[1].startswith("-") else "OUTPUT"
             raise click.UsageError(f"No such command {word!r}: to upscale it, use -i/-o: {ctx.command_path} -i "
-                                   f"{shlex.quote(word)} -o {shlex.quote(output)}", ctx)
+                                   f"{shell_word(word)} -o {shell_word(output)}", ctx)
         return super().resolve_command(ctx, args)
 
 
@@ -700,7 +699,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         _fail(said)
     mixed = "" if other is None else f", {dni_weight:g} of {file_name} and {1 - dni_weight:g} of {Path(other).name}"
     click.echo(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}{mixed}")
-    click.echo(f"use it with: {PROG} -i IN -o OUT -n {shlex.quote(str(spec.param_path))}")
+    click.echo(f"use it with: {PROG} -i IN -o OUT -n {shell_word(str(spec.param_path))}")
 
 
 def _same_file(a, b) -> bool:
@@ -810,7 +809,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
     if failed:
         sys.exit(1)
     if folder is not None:
-        click.echo(f"use it with: {PROG} -i IN -o OUT -m {shlex.quote(str(folder))} -n NAME")
+        click.echo(f"use it with: {PROG} -i IN -o OUT -m {shell_word(str(folder))} -n NAME")
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,21 @@ def one_line(text: str) -> str:
     """``text`` with its unprintable characters (line breaks above all) escaped: a
     name from a user's file, in a message, keeps the message one line."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+_WINDOWS = os.name == "nt"
+# Characters that end or change a word in cmd or PowerShell.
+_WINDOWS_SHELL_SPECIAL = frozenset(" \t\"'&|<>^%$`,;()@{}#")
+
+
+def shell_word(text: str) -> str:
+    """``text`` as one word of a command a message offers to copy into this system's
+    shell: quoted for a POSIX shell, or on Windows in double quotes where it needs
+    any, which cmd and PowerShell both read (single quotes stayed part of the path in
+    cmd, and a path's backslashes need none)."""
+    if not _WINDOWS:
+        return shlex.quote(text)
+    return f'"{text}"' if not text or set(text) & _WINDOWS_SHELL_SPECIAL else text
 
 
 def in_one_line(function):

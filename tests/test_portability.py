@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ncnn_sr import InputError, bench, devices, files as files_mod, streams
+from ncnn_sr import InputError, bench, devices, errors, files as files_mod, streams
 
 
 def test_atomic_write_works_without_fchmod(tmp_path, monkeypatch):
@@ -195,3 +195,20 @@ assert stop_signals() == [signal.SIGINT, signal.SIGTERM]
 def test_every_module_imports_without_what_windows_lacks():
     proc = subprocess.run([sys.executable, "-c", _WITHOUT_POSIX], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("text,word", [(r"C:\in.png", r"C:\in.png"), (r"C:\My Pictures\a.png", r'"C:\My Pictures\a.png"'),
+                                       ("a&b.png", '"a&b.png"'), ("", '""')])
+def test_a_word_offered_for_a_windows_shell_is_double_quoted_where_it_needs_quotes(text, word, monkeypatch):
+    # shlex quoted C:\in.png as 'C:\in.png', whose quotes cmd keeps as part of the path.
+    monkeypatch.setattr(errors, "_WINDOWS", True)
+    assert errors.shell_word(text) == word
+
+
+def test_the_command_offered_for_files_given_without_flags_is_one_windows_takes(monkeypatch):
+    from click.testing import CliRunner
+    from ncnn_sr import cli
+    monkeypatch.setattr(errors, "_WINDOWS", True)
+    result = CliRunner().invoke(cli.main, [r"C:\My Pictures\in.png", r"D:\out.png"])
+    assert result.exit_code == 2
+    assert r'use -i/-o: main -i "C:\My Pictures\in.png" -o D:\out.png' in result.output
