@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import struct
+import sys
 from functools import lru_cache
 
 _APPLICATION_INFO = 0
@@ -59,12 +60,23 @@ class _Extension(ctypes.Structure):
     _fields_ = [("extensionName", ctypes.c_char * 256), ("specVersion", ctypes.c_uint32)]
 
 
+def loader_name() -> str:
+    """The Vulkan loader's library on this system: find_library looks for vulkan.dll
+    on Windows, whose loader is vulkan-1.dll, and finds a macOS one only in a few
+    folders (the Vulkan SDK's is libvulkan.1.dylib)."""
+    if sys.platform == "win32":
+        return "vulkan-1.dll"
+    found = ctypes.util.find_library("vulkan")
+    if found:
+        return found
+    return "libvulkan.1.dylib" if sys.platform == "darwin" else "libvulkan.so.1"
+
+
 class _Vulkan:
     """One Vulkan instance of our own, kept for the life of the process."""
 
     def __init__(self):
-        name = ctypes.util.find_library("vulkan") or "libvulkan.so.1"
-        self.lib = lib = ctypes.CDLL(name)
+        self.lib = lib = ctypes.CDLL(loader_name())
         app = _AppInfo(_APPLICATION_INFO, None, b"ncnn-sr", 1, b"ncnn-sr", 1, _API_1_1)
         info = _InstanceInfo(_INSTANCE_CREATE_INFO, None, 0, ctypes.pointer(app), 0, None, 0, None)
         self.instance = ctypes.c_void_p()

@@ -212,3 +212,15 @@ def test_the_command_offered_for_files_given_without_flags_is_one_windows_takes(
     result = CliRunner().invoke(cli.main, [r"C:\My Pictures\in.png", r"D:\out.png"])
     assert result.exit_code == 2
     assert r'use -i/-o: main -i "C:\My Pictures\in.png" -o D:\out.png' in result.output
+
+
+@pytest.mark.parametrize("platform,name", [("win32", "vulkan-1.dll"), ("darwin", "libvulkan.1.dylib"),
+                                           ("linux", "libvulkan.so.1")])
+def test_the_vulkan_loader_has_its_systems_name(platform, name, monkeypatch):
+    # On Windows find_library("vulkan") looks for vulkan.dll, and the bench's device
+    # memory was never measured there.
+    import ctypes.util
+    from ncnn_sr import gpu_memory
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    assert gpu_memory.loader_name() == name
