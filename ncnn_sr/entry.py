@@ -1,7 +1,7 @@
 """The commands' entry points. A Ctrl-C, SIGTERM or SIGHUP at any moment of a command's life
 ends it in one line with status 130, or, once its work is done, changes nothing:
 - from the first moment, SIGTERM, and SIGHUP (a closed terminal, a dropped SSH
-  session) where nohup does not ignore it, are taken as Ctrl-C;
+  session) where nohup does not ignore it, and on Windows Ctrl-Break, are taken as Ctrl-C;
 - while the command's module, and its ncnn and numpy, load, and while click reads
   the arguments, it is caught here (click would print "Aborted!" and exit 1);
 - the commands handle it themselves while they work; a second one meanwhile changes

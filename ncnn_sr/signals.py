@@ -6,9 +6,10 @@ import signal
 
 
 def stop_signals() -> list[int]:
-    """SIGINT, SIGTERM and SIGHUP (a closed terminal, a dropped SSH session), less
-    those ignored when the process started: nohup ignores SIGHUP, and a shell ignores
-    SIGINT in a background job."""
-    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal, a dropped SSH session), and on
+    Windows SIGBREAK (Ctrl-Break, which ended the process at once, its partial files
+    left), less those ignored when the process started: nohup ignores SIGHUP, and a
+    shell ignores SIGINT in a background job."""
+    names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
     found = [getattr(signal, name) for name in names if hasattr(signal, name)]
     return [sig for sig in found if signal.getsignal(sig) is not signal.SIG_IGN]

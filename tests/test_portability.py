@@ -224,3 +224,12 @@ def test_the_vulkan_loader_has_its_systems_name(platform, name, monkeypatch):
     monkeypatch.setattr(sys, "platform", platform)
     monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
     assert gpu_memory.loader_name() == name
+
+
+def test_ctrl_break_on_windows_stops_a_command_as_ctrl_c_does(monkeypatch):
+    import signal
+    from ncnn_sr.signals import stop_signals
+    monkeypatch.delattr(signal, "SIGHUP")
+    monkeypatch.setattr(signal, "SIGBREAK", signal.SIGUSR1, raising=False)  # a number Python can ask about here
+    monkeypatch.setattr(signal, "getsignal", lambda sig: signal.SIG_DFL)
+    assert stop_signals() == [signal.SIGINT, signal.SIGTERM, signal.SIGUSR1]
