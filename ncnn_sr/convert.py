@@ -51,7 +51,7 @@ import numpy as np
 
 from . import plksr, span
 from .errors import InputError, ModelError, NcnnSrError, cannot_write, describe, in_one_line, os_reason
-from .files import atomic_write, mode_for, temp_stem, write_protected
+from .files import atomic_write, mode_for, name_fault, temp_stem, write_protected
 from .models import ModelSpec, catalog, model_name_for, resolve_model
 from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, counted, shape_of
 
@@ -325,6 +325,9 @@ def check_target(folder: str | os.PathLike, name: str, overwrite: bool = False) 
         raise ModelError(f"a model's name must be a file name without folder or suffix, got {describe(name)}")
     if not _utf8(name):
         raise ModelError(f"a model's name must be UTF-8 text, which ncnn can open, got {describe(name)}")
+    fault = name_fault(f"{name}.param")
+    if fault:  # a colon's files were hidden streams of a file of the name before it
+        raise ModelError(f"a model's name must be a file name this system can hold, got {describe(name)}: {fault}")
     check_model_folder(folder)
     entry = catalog().get(name)
     if entry is not None and entry.param_sha256:

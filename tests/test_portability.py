@@ -233,3 +233,12 @@ def test_ctrl_break_on_windows_stops_a_command_as_ctrl_c_does(monkeypatch):
     monkeypatch.setattr(signal, "SIGBREAK", signal.SIGUSR1, raising=False)  # a number Python can ask about here
     monkeypatch.setattr(signal, "getsignal", lambda sig: signal.SIG_DFL)
     assert stop_signals() == [signal.SIGINT, signal.SIGTERM, signal.SIGUSR1]
+
+
+@pytest.mark.parametrize("name", ["anime:v2", "model?", "NUL", "aux"])
+def test_a_model_name_windows_cannot_hold_is_refused_there_before_a_conversion(name, tmp_path, monkeypatch):
+    from ncnn_sr import ModelError, convert
+    monkeypatch.setattr(files_mod, "_WINDOWS", True)
+    with pytest.raises(ModelError, match="a model's name must be a file name this system can hold"):
+        convert.check_target(tmp_path, name)
+    convert.check_target(tmp_path, "anime-v2")
