@@ -273,7 +273,7 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, tri
         why = f"{folder} is not a folder" if folder.exists() else f"there is no folder {folder}"
         raise InputError(f"cannot write {folder / f'{name}.param'}: {why}")
     param_path, bin_path = folder / f"{name}.param", folder / f"{name}.bin"
-    temp = f".{temp_stem(name)}.{secrets.token_hex(4)}"
+    temp = f".{temp_stem(name, folder)}.{secrets.token_hex(4)}"
     temp_param, temp_bin = folder / f"{temp}.part.param", folder / f"{temp}.part.bin"
     # The param steps aside first and comes in last: NAME.param is the model, and
     # a bin without it is only half of one.

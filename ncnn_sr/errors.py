@@ -190,4 +190,7 @@ NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 def cannot_write(target, e: OSError) -> InputError:
     """The one-line error for a write to ``target`` that failed with ``e``."""
     kind = NoRoom if e.errno in NO_ROOM else InputError
-    return kind(f"cannot write {target}: {os_reason(e)}")
+    reason = os_reason(e)
+    if _WINDOWS and isinstance(e, FileNotFoundError) and len(os.path.abspath(target)) >= 260:
+        reason += " (the path is 260 characters or longer: shorten it, or enable Windows's long paths)"
+    return kind(f"cannot write {target}: {reason}")

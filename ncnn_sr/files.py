@@ -123,11 +123,17 @@ class _PythonWrites:
 # some to its name: a name that fits could then never be written. A name over this is
 # cut short in the temporary name, told apart from others cut alike by a hash of it.
 _TEMP_NAME_BYTES, _TEMP_NAME_CHARS = 200, 50
+# Windows opens no path of 260 characters or more unless long paths are enabled: past
+# this, a temporary name is the hash alone, for a path that fits to stay writable.
+_WINDOWS_LONG_PATH = 200
 
 
-def temp_stem(name: str) -> str:
-    """``name`` as the start of a temporary name beside it: itself, or cut short."""
+def temp_stem(name: str, folder: str | os.PathLike | None = None) -> str:
+    """``name`` as the start of a temporary name beside it in ``folder``: itself, or
+    cut short."""
     whole = os.fsencode(name)
+    if _WINDOWS and folder is not None and len(os.path.abspath(os.path.join(folder, name))) > _WINDOWS_LONG_PATH:
+        return f"~{hashlib.sha256(whole).hexdigest()[:12]}"
     if len(whole) <= _TEMP_NAME_BYTES:
         return name
     return f"{name[:_TEMP_NAME_CHARS]}~{hashlib.sha256(whole).hexdigest()[:12]}"
@@ -145,7 +151,7 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
     folder = target.parent
     mode = mode_for(target) if mode is None else mode
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(target.name)}.", suffix=".part", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(target.name, folder)}.", suffix=".part", dir=folder)
     except OSError as e:
         raise cannot_write(named, e) from None
     try:

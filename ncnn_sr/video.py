@@ -699,7 +699,7 @@ def _part_file(final: Path, suffix: str) -> Path:
     alone, as two runs writing one output at once (over one folder with
     --skip-existing, say) each wrote into the other's; and with ``suffix``, which says
     the container, whatever a link named ``final`` points to."""
-    handle, name = tempfile.mkstemp(prefix=f".{temp_stem(final.stem)}.ncnn-sr-part.", suffix=suffix,
+    handle, name = tempfile.mkstemp(prefix=f".{temp_stem(final.stem, final.parent)}.ncnn-sr-part.", suffix=suffix,
                                     dir=final.parent)
     os.close(handle)
     return Path(name)

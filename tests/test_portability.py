@@ -242,3 +242,23 @@ def test_a_model_name_windows_cannot_hold_is_refused_there_before_a_conversion(n
     with pytest.raises(ModelError, match="a model's name must be a file name this system can hold"):
         convert.check_target(tmp_path, name)
     convert.check_target(tmp_path, "anime-v2")
+
+
+def test_a_temporary_name_on_windows_stays_short_where_the_path_is_long(monkeypatch):
+    # Windows opens no path of 260 characters or more by default: a picture whose own
+    # path fitted (250) failed through its temporary name (265), "No such file".
+    folder, name = "C" * 150, "n" * 80 + ".png"
+    assert files_mod.temp_stem(name, folder) == name
+    monkeypatch.setattr(files_mod, "_WINDOWS", True)
+    short = files_mod.temp_stem(name, folder)
+    assert short.startswith("~") and len(short) == 13
+    assert files_mod.temp_stem("a.png", "C") == "a.png"
+
+
+def test_a_write_past_windows_path_limit_says_so(monkeypatch):
+    monkeypatch.setattr(errors, "_WINDOWS", True)
+    long_target = "/" + "d" * 120 + "/" + "n" * 140 + ".png"
+    said = str(errors.cannot_write(long_target, FileNotFoundError(2, "No such file or directory")))
+    assert said.endswith("No such file or directory (the path is 260 characters or longer: shorten it, or enable "
+                         "Windows's long paths)")
+    assert str(errors.cannot_write("/a.png", FileNotFoundError(2, "No such file or directory"))).endswith("directory")
