@@ -6,7 +6,9 @@ Knows nothing of pictures' dtypes, tiling rules or files.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,60 @@ def _samples_a_grid(param: str, param_text: str | None) -> bool:
         except OSError:
             return False  # the load below says why
     return any(line.split(None, 1)[:1] == ["GridSample"] for line in param_text.splitlines())
+
+
+# ncnn opens a model's files with fopen, which on Windows reads the path in the ANSI code
+# page: a path past ASCII (below C:\Users\José, where fetched models go) was not found
+# there. Such files are read here and handed to ncnn as bytes.
+_FOPEN_TAKES_UTF8 = sys.platform != "win32"
+
+
+def _read_by_python(path: str) -> bool:
+    return not _FOPEN_TAKES_UTF8 and not path.isascii()
+
+
+_capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_capsule_pointer.restype, _capsule_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+_capsule_name = ctypes.pythonapi.PyCapsule_GetName
+_capsule_name.restype, _capsule_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+
+
+class _BytesReader(ncnn.DataReader):
+    """Weights from bytes in memory, copied out as ncnn reads them (it keeps no
+    reference into them, which the ncnn wheel's own load_model_mem would)."""
+
+    def __init__(self, data: bytes):
+        super().__init__()
+        self._data, self._at = data, 0
+
+    def read(self, buf, size: int) -> int:
+        chunk = self._data[self._at:self._at + size]
+        ctypes.memmove(_capsule_pointer(buf, _capsule_name(buf)), chunk, len(chunk))
+        self._at += len(chunk)
+        return len(chunk)
+
+    def scan(self, fmt, p) -> int:  # only a text param is scanned, and this holds weights
+        return 0
+
+
+def _load_param(net, param: str, param_text: str | None) -> int:
+    if param_text is None and _read_by_python(param):
+        try:
+            param_text = Path(param).read_bytes()
+        except OSError:
+            return -1  # said as ncnn's own failure to open it is
+    return net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
+
+
+def _load_weights(net, bin_: str | None) -> int:
+    if bin_ is None:
+        return net.load_model(ncnn.DataReaderFromEmpty())
+    if _read_by_python(bin_):
+        try:
+            return net.load_model(_BytesReader(Path(bin_).read_bytes()))
+        except OSError:
+            return -1
+    return net.load_model(bin_)
 
 
 class NetFailure(Exception):
@@ -103,7 +159,7 @@ class Network:
             self._pools = (ncnn.PoolAllocator(), ncnn.PoolAllocator())
             net.opt.blob_allocator, net.opt.workspace_allocator = self._pools
         with devices.captured_stderr() as ncnn_said:
-            loaded = net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
+            loaded = _load_param(net, param, param_text)
             if loaded != 0:
                 raise ModelError(f"{self._said}ncnn could not parse {param}{because(ncnn_said())}")
         # A wrong name fails every run alike, which would read as a lack of memory: the
@@ -115,7 +171,7 @@ class Network:
             raise ModelError(f"{self._said}{param} has no blob '{output_blob}' "
                              f"(its outputs: {', '.join(net.output_names())})")
         with devices.captured_stderr() as ncnn_said:
-            loaded = net.load_model(ncnn.DataReaderFromEmpty()) if bin_ is None else net.load_model(bin_)
+            loaded = _load_weights(net, bin_)
             if loaded != 0:
                 raise ModelError(f"{self._said}ncnn could not load the weights in {bin_}{because(ncnn_said())}")
         self._net = net

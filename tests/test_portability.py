@@ -262,3 +262,33 @@ def test_a_write_past_windows_path_limit_says_so(monkeypatch):
     assert said.endswith("No such file or directory (the path is 260 characters or longer: shorten it, or enable "
                          "Windows's long paths)")
     assert str(errors.cannot_write("/a.png", FileNotFoundError(2, "No such file or directory"))).endswith("directory")
+
+
+def test_a_model_below_a_non_ascii_folder_is_read_by_python_where_fopen_cannot_open_it(tmp_path, monkeypatch):
+    # ncnn opens its files with fopen, which on Windows reads a path in the ANSI code
+    # page: a model below C:\Users\José was not found there.
+    import shutil
+    import numpy as np
+    from conftest import picture
+    from ncnn_sr import Upscaler, network, resolve_model
+
+    spec = resolve_model("realesr-animevideov3-x2")
+    folder = tmp_path / "José 模型"
+    folder.mkdir()
+    shutil.copy(spec.param_path, folder / "anime-x2.param")
+    shutil.copy(spec.bin_path, folder / "anime-x2.bin")
+    monkeypatch.setattr(network, "_FOPEN_TAKES_UTF8", False)
+    read = []
+
+    class Reader(network._BytesReader):
+        def __init__(self, data):
+            super().__init__(data)
+            read.append(len(data))
+    monkeypatch.setattr(network, "_BytesReader", Reader)
+    image = picture(20, 24)
+    with Upscaler(str(folder / "anime-x2.param"), device=-1) as mine:
+        assert read and set(read) == {spec.bin_path.stat().st_size}
+        read.clear()
+        with Upscaler(spec.name, device=-1) as packaged:  # an ASCII path goes to ncnn as it is
+            assert np.array_equal(mine.upscale(image), packaged.upscale(image))
+    assert read == []
