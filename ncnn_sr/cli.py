@@ -26,7 +26,7 @@ from . import models as models_mod
 from .batch_cli import OnePathCommand, RunOptions, name_streams, path_flag, run, run_video, setup_logging
 from .engine import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, one_line, shell_word
-from .files import check_folder, folder_made, name_fault, write_target
+from .files import check_folder, check_writable, folder_made, name_fault, write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder, video_by_its_output
 from .streams import Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
@@ -557,8 +557,12 @@ def _result_file(ctx, param, value: str | None) -> str | None:
         folder = os.path.dirname(real)
         if not os.path.isdir(folder):
             raise click.BadParameter(f"{value!r}: folder {folder} does not exist")
-        if not os.access(folder, os.W_OK):
-            raise click.BadParameter(f"{value!r}: cannot write in {folder}")
+        try:
+            # A file made, not os.access: that passes root, read-only mounts and any
+            # folder on Windows, and the runs were lost at the end.
+            check_writable(Path(folder))
+        except NcnnSrError as e:
+            raise click.BadParameter(f"{value!r}: {e}") from None
         return real
     return value
 

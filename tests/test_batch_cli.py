@@ -656,6 +656,16 @@ def test_read_only_output_folder_is_said_clearly(tmp_path):
     assert proc.stderr.strip().splitlines() == [f"ncnn-sr: error: cannot write into {out}: {READ_ONLY}"]
 
 
+def test_bench_results_into_a_read_only_folder_are_refused_before_the_runs(tmp_path):
+    # Checked with os.access, which root, a read-only mount and Windows all pass: the
+    # runs were timed, then their results could not be written.
+    out = tmp_path / "out"
+    proc = run_read_only(out, [NCNN_SR, "bench", "-n", "realesr-animevideov3-x2", "-g", "-1", "-t", "whole",
+                               "--size", "32x32", "--repeat", "1", "--json", str(out / "rows.json")])
+    assert proc.returncode == 2 and f"cannot write into {out}: {READ_ONLY}" in proc.stderr, proc.stderr
+    assert "ms" not in proc.stdout and not list(out.iterdir())
+
+
 @pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
 def test_a_picture_into_a_read_only_folder_is_one_line_before_a_model_loads(cmd, tmp_path):
     # The picture was upscaled, minutes of a photo on the CPU, only to fail as it was written.
