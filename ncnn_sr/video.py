@@ -1000,7 +1000,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate,
                                      options.start))
     one_way = isinstance(dst, VideoOutput) and not dst.seekable()  # a pipe, not stdout to a file
-    side = video_streams.carry_over(inp, video_in, out, dst, window, one_way, reopen=not isinstance(src, VideoInput))
+    side, covers = video_streams.carry_over(inp, video_in, out, dst, window, one_way,
+                                            reopen=not isinstance(src, VideoInput))
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()
     side_packets: collections.deque = collections.deque()
@@ -1222,6 +1223,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             raise InputError(f"{src}: {e}: {flags('--deinterlace off')} upscales them as they are") from None
 
     def mux_side(up_to: int | None) -> None:
+        if covers:  # first: a muxer waits for a packet of each stream before it writes any
+            out.mux(covers)
+            covers.clear()
         while side_packets and (up_to is None or side_packets[0][0] <= up_to):
             _, packet = side_packets.popleft()
             if window is not None and (packet := window.moved(packet)) is None:

@@ -312,11 +312,12 @@ def _raw_round_trip(muxer: str, pix_fmt: str) -> bool:
 
 
 def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
-               one_way: bool = False, reopen: bool = True) -> dict[int, SideOutput]:
+               one_way: bool = False, reopen: bool = True) -> tuple[dict[int, SideOutput], list]:
     """Set up in ``out`` what goes along with the upscaled ``video_in``: chapters (of
-    the part in ``window``, where only a part is wanted), attachments, and outputs for
-    the input's audio and subtitles, returned by input stream index (the file's tags,
-    which may hold a timecode to re-time, are the caller's). What is left out is
+    the part in ``window``, where only a part is wanted), attachments, cover art, and
+    outputs for the input's audio and subtitles, returned by input stream index, with
+    the packets of the cover pictures to mux before any other (the file's tags, which
+    may hold a timecode to re-time, are the caller's). What is left out is
     named in a warning, one for streams alike. ``one_way``: ``out`` is written without
     going back (a pipe); ``reopen``: ``inp`` can be opened again by its name (it is
     not a stream)."""
@@ -327,12 +328,17 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         log.warning("%s cannot hold chapters: dropping %d (a .mkv output keeps them)", dst.suffix, len(chapters))
     elif chapters:  # in seconds' terms, so --fps moves none of them
         out.set_chapters(chapters)
+    pictures = []  # cover art, kept after the sound and subtitles, as an mp4 has it
     for extra in inp.streams.video:
         if extra.index == video_in.index:
             continue
         if extra.disposition & av.stream.Disposition.attached_pic:
-            if _is_attached_file(inp, extra) and out.format.name == "matroska":
-                _attach_picture(inp, extra, out, reopen)
+            if _is_attached_file(inp, extra):
+                if out.format.name == "matroska":
+                    _attach_picture(inp, extra, out, reopen)
+                    continue
+            else:
+                pictures.append(extra)
                 continue
             log.warning("dropping stream %d, a picture attached to the file (cover art)", extra.index)
         elif extra.codec_context is None:  # passed over for a later one that can be decoded
@@ -397,6 +403,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
     _name_lost_flags(inp, mapping, out, dst)
     _hold_languages(out, dst, [(video_in.index, s) for s in out.streams.video[:1]]
                     + [(index, target.stream) for index, target in mapping.items()])
+    covers = [packet for picture in pictures if (packet := _cover(inp, picture, out, reopen)) is not None]
     _attachments(inp, out, dst)
     for stream in inp.streams.data:
         if "timecode" in stream.metadata and "timecode" in video_in.metadata:
@@ -405,7 +412,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             continue  # an mp4's chapter track, which FFmpeg reads as data: the chapters go along
         kind = stream.name or "of unknown kind"  # a data stream has no codec context, but its codec's name
         log.warning("dropping data stream %d (%s)", stream.index, kind)
-    return mapping
+    return mapping, covers
 
 
 # The track flags players choose by, and the muxers that write each: FFmpeg's WebM
@@ -679,14 +686,66 @@ def _is_attached_file(inp, stream) -> bool:
     return inp.format.name.startswith("matroska") and "filename" in stream.metadata
 
 
-def _attach_picture(inp, stream, out, reopen: bool) -> None:
-    # The demuxer holds the picture as the stream's one packet, which comes first;
-    # read apart, so as to leave ``inp`` at its start. A stream cannot be opened again,
-    # and loses nothing: the pictures come before any other packet.
+def _picture(inp, stream, reopen: bool):
+    """The packet of the attached picture ``stream``: the demuxer holds the picture as
+    its one packet, which comes first; read apart, so as to leave ``inp`` at its
+    start. A stream cannot be opened again, and loses nothing: the pictures come
+    before any other packet."""
     if reopen:
         with av.open(inp.name) as again:
-            data = bytes(next(again.demux(again.streams[stream.index])))
-    else:
-        data = bytes(next(inp.demux(stream)))
+            return next(again.demux(again.streams[stream.index]))
+    return next(inp.demux(stream))
+
+
+def _attach_picture(inp, stream, out, reopen: bool) -> None:
     out.add_attachment(stream.metadata["filename"], stream.metadata.get("mimetype") or "application/octet-stream",
-                       data)
+                       bytes(_picture(inp, stream, reopen)))
+
+
+# The pictures a Matroska file holds as cover art, attachments named cover.jpg or
+# cover.png (its specification's names), which FFmpeg reads back as attached pictures.
+_COVER_FILES = {"mjpeg": ("jpg", "image/jpeg"), "png": ("png", "image/png")}
+
+
+def _cover(inp, stream, out, reopen: bool):
+    """Keep the cover picture ``stream`` of ``inp`` (an mp4's, an MP3's) in ``out``
+    as it is, where it can hold it: a Matroska output as an attachment, another as an
+    attached picture stream, whose packet is returned to mux; else warn it is dropped."""
+    codec = _codec_name(stream) if stream.codec_context is not None else None  # None: one FFmpeg does not know
+    muxer = out.format.name
+    if muxer == "matroska" and codec in _COVER_FILES:
+        extension, mimetype = _COVER_FILES[codec]
+        name = "cover" if not any(a.name.startswith("cover.") for a in out.streams.attachments) \
+            else f"cover-{stream.index}"
+        out.add_attachment(f"{name}.{extension}", mimetype, bytes(_picture(inp, stream, reopen)))
+        return None
+    if muxer != "matroska" and codec is not None and holds(muxer, codec):
+        packet = _picture(inp, stream, reopen)
+        if _holds_picture(muxer, stream, packet):
+            packet.stream = out.add_stream_from_template(stream)
+            packet.stream.disposition = av.stream.Disposition.attached_pic
+            return packet
+    log.warning("dropping stream %d, a picture attached to the file (cover art)", stream.index)
+    return None
+
+
+def _holds_picture(muxer: str, stream, packet) -> bool:
+    """Whether a ``muxer`` output keeps ``packet``, the picture of the attached
+    picture ``stream``, as such, whole: an mp4 does; FFmpeg's mov muxer takes it and
+    writes it nowhere in a .mov, and an .avi's makes a one-frame video of it. Asked by
+    writing a tiny one."""
+    written = io.BytesIO()
+    data = bytes(packet)
+    try:
+        with av.open(written, "w", format=muxer) as probe_output:
+            copy = probe_output.add_stream_from_template(stream)
+            copy.disposition = av.stream.Disposition.attached_pic
+            picture = av.Packet(data)
+            picture.stream = copy
+            probe_output.mux(picture)
+        written.seek(0)
+        with av.open(written) as probe_input:
+            return any(s.disposition & av.stream.Disposition.attached_pic and bytes(next(probe_input.demux(s))) == data
+                       for s in probe_input.streams.video)
+    except (av.error.FFmpegError, ValueError, StopIteration):
+        return False

@@ -890,28 +890,58 @@ def test_a_video_stream_of_an_unknown_codec_gives_way_to_a_later_one_that_decode
 
 
 def with_cover_art(src, dst):
-    """``src``'s video with an 8x8 JPEG attached as cover art (an mp4 puts it second)."""
+    """``src``'s video and sound with an 8x8 JPEG attached as cover art (an mp4 puts
+    it after them)."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         cover = out.add_stream("mjpeg", rate=1)
         cover.width = cover.height = 8
         cover.pix_fmt = "yuvj420p"
         cover.disposition = av.stream.Disposition.attached_pic
-        video = out.add_stream_from_template(inp.streams.video[0])
+        copies = {s.index: out.add_stream_from_template(s) for s in (*inp.streams.video[:1], *inp.streams.audio)}
         for packet in cover.encode(av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), np.uint8), format="rgb24")):
             out.mux(packet)
-        for packet in inp.demux(inp.streams.video[0]):
+        for packet in inp.demux(*(inp.streams[i] for i in copies)):
             if packet.dts is not None:
-                packet.stream = video
+                packet.stream = copies[packet.stream.index]
                 out.mux(packet)
     return dst
 
 
-def test_cover_art_is_named_as_such_when_dropped(tmp_path):
-    clip = with_cover_art(make_clip(tmp_path / "plain.mp4", frames=3, audio=None), tmp_path / "in.mp4")
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
-    assert "a picture attached to the file (cover art)" in proc.stderr
-    with av.open(str(tmp_path / "out.mp4")) as c:
-        assert [(s.width, s.height) for s in c.streams.video] == [(64, 48)]
+def _cover_bytes(path):
+    """The bytes of each attached picture of ``path``, and its video streams' dispositions."""
+    with av.open(str(path)) as c:
+        pictures = [s for s in c.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+        return [bytes(next(c.demux(s))) for s in pictures], [s.disposition for s in c.streams.video]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_cover_art_is_kept_as_it_is_where_the_output_holds_it(tmp_path, suffix):
+    # found by a sweep: an mp4's cover was dropped, with a warning, even into an mp4
+    clip = with_cover_art(make_clip(tmp_path / "plain.mp4", frames=3, width=16, height=16), tmp_path / "in.mp4")
+    out = tmp_path / f"out{suffix}"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    assert "cover art" not in proc.stderr
+    covers, dispositions = _cover_bytes(out)
+    assert covers == _cover_bytes(clip)[0]  # copied, not re-encoded
+    # Players still take the upscaled video: the first video stream, the default one.
+    assert dispositions[0] == av.stream.Disposition.default
+    assert dispositions[1:] == [av.stream.Disposition.attached_pic]
+    assert frame_times(out)[1] == (32, 32)
+    with av.open(str(out)) as c:
+        if suffix == ".mkv":  # as Matroska's cover art: an attachment named so
+            assert c.streams.video[1].metadata["filename"] == "cover.jpg"
+        assert c.streams.audio
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".webm"])
+def test_cover_art_is_named_as_such_when_dropped(tmp_path, suffix):
+    # FFmpeg's mov muxer takes a cover picture and writes it nowhere in a .mov.
+    clip = with_cover_art(make_clip(tmp_path / "plain.mp4", frames=3, width=16, height=16, audio=None),
+                          tmp_path / "in.mp4")
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / f"out{suffix}", *X2)
+    assert "dropping stream 1, a picture attached to the file (cover art)" in proc.stderr
+    with av.open(str(tmp_path / f"out{suffix}")) as c:
+        assert [(s.width, s.height) for s in c.streams.video] == [(32, 32)]
 
 
 def test_the_video_upscaled_is_never_a_cover_picture_listed_first():
