@@ -223,6 +223,13 @@ def takes(out, stream) -> bool:
             and not _refused(muxer, lambda probe: _copied(probe, stream)))
 
 
+# Sound an .mp4 holds that common players do not play from it: browsers and QuickTime
+# refuse Vorbis there, and Apple's players PCM, which FFmpeg writes in an .mp4 since
+# version 8 (a .mov keeps PCM: QuickTime's own). It is re-encoded to the .mp4's AAC.
+def _unplayed(muxer: str, codec: str) -> bool:
+    return muxer == "mp4" and (codec == "vorbis" or codec.startswith("pcm_"))
+
+
 # FFmpeg's FLV muxer writes sound of other than one or two named channels with its
 # codec's FourCC, which only these have (Opus and FLAC with their header too): for
 # any other codec it aborts the process, where no error can be caught.
@@ -357,7 +364,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         # Sound by its codec's name, not its decoder's (mp3float for MP3); subtitles by
         # their decoder's, which says srt where the codec's is subrip.
         name = _codec_name(stream) if stream.type == "audio" else stream.codec_context.name
-        if takes(out, stream):
+        unplayed = stream.type == "audio" and _unplayed(out.format.name, name)
+        if not unplayed and takes(out, stream):
             # An mp4's AAC opens with its encoder's priming, before 0, which an edit list
             # cuts. Matroska cuts it only by a CodecDelay, written from the stream's
             # initial padding, which PyAV cannot set and FFmpeg's mp4 reader leaves at 0:
@@ -386,6 +394,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             if layout.nb_channels != source_layout.nb_channels:
                 resampled += f", downmixed from {source_layout.name} to {layout.name}"
             what = (f"{dst.suffix} cannot hold {name} audio: re-encoding audio", f" to {target}{resampled}", False)
+            if unplayed:
+                what = (f"{dst.suffix} holds {name} audio that common players do not play there: re-encoding audio",
+                        f" to {target}{resampled}", True)
             left.setdefault(what, []).append(stream.index)
         elif stream.type == "subtitle" and (target := _text_form(out.format.name, stream)):
             o = _labelled(out.add_stream(target), stream)

@@ -32,7 +32,7 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
               timecode: str | None = None, tags: dict | None = None, sar: Fraction | None = None,
               interlaced: bool = False, gop: int | None = None, b_frames: int = 0) -> Path:
     """A clip of moving colour waves (H.264, or VP9 for .webm) with a sine tone in
-    ``audio`` (aac, pcm_s16le, libopus or None), in each channel of ``layout``. ``frame_ms`` gives each frame's time
+    ``audio`` (aac, pcm_s16le, libopus, vorbis (stereo only) or None), in each channel of ``layout``. ``frame_ms`` gives each frame's time
     in milliseconds, for a variable frame rate (coded without B-frames: in an mp4 or
     .mov each frame then lasts until the next, the last 1/``rate``, whatever the
     pictures). ``rotation`` (degrees counterclockwise, as PyAV's VideoFrame.rotation
@@ -86,6 +86,8 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
         sound = out.add_stream(audio, rate=sample_rate) if audio else None
         if sound is not None:
             sound.layout = layout
+            if audio == "vorbis":  # FFmpeg's own encoder, the only one here: "experimental"
+                sound.codec_context.options = {"strict": "experimental"}
         for i in range(frames):
             if colours:
                 image = np.full((height, width, 3), colours[i % len(colours)], np.uint8)

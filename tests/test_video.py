@@ -2572,16 +2572,37 @@ def test_sound_of_more_channels_than_the_encoder_takes_is_downmixed_to_stereo(au
     assert sound_seconds(tmp_path / name) == pytest.approx(sound_seconds(clip), abs=0.05)
 
 
-def test_stereo_pcm_whose_channels_are_unnamed_is_copied_into_an_mp4(tmp_path):
-    # A Matroska or AVI file's PCM sound names no channels, which the mp4 muxer
+def test_stereo_pcm_whose_channels_are_unnamed_is_copied_into_a_mov(tmp_path):
+    # A Matroska or AVI file's PCM sound names no channels, which the mov muxer
     # refused only when it wrote its trailer, after every frame was upscaled.
     clip = make_clip(tmp_path / "in.mkv", frames=3, audio="pcm_s16le", layout="stereo")
-    upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
-    with av.open(str(tmp_path / "out.mp4")) as c:
+    upscale_video(clip, tmp_path / "out.mov", lambda frames: frames)
+    with av.open(str(tmp_path / "out.mov")) as c:
         assert c.streams.audio[0].layout.name == "stereo"
-    # Copied, not re-encoded: the same samples (the mp4 muxer cuts them in its own packets).
-    assert b"".join(data for _, data in packets(tmp_path / "out.mp4", "audio")) == \
+    # Copied, not re-encoded: the same samples (the mov muxer cuts them in its own packets).
+    assert b"".join(data for _, data in packets(tmp_path / "out.mov", "audio")) == \
         b"".join(data for _, data in packets(clip, "audio"))
+
+
+@pytest.mark.parametrize("audio", ["vorbis", "pcm_s16le"])
+def test_sound_an_mp4_holds_but_players_do_not_play_from_it_is_re_encoded_to_aac(audio, tmp_path, caplog):
+    # found by a sweep: Vorbis and PCM were copied into an .mp4, where browsers and
+    # QuickTime (Vorbis) or Apple's players (PCM) play no sound.
+    clip = make_clip(tmp_path / "in.mkv", frames=3, width=16, height=16, audio=audio, layout="stereo")
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+    assert (f".mp4 holds {audio} audio that common players do not play there: re-encoding audio stream 1 to aac "
+            "(a .mkv output keeps it)") in caplog.text
+    assert audio_stream(tmp_path / "out.mp4")[0] == "aac"
+    assert sound_seconds(tmp_path / "out.mp4") == pytest.approx(sound_seconds(clip), abs=0.05)
+
+
+def test_opus_sound_is_copied_into_an_mp4(tmp_path, caplog):
+    clip = make_clip(tmp_path / "in.mkv", frames=3, width=16, height=16, audio="libopus")
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+    assert "audio" not in caplog.text
+    assert [data for _, data in packets(tmp_path / "out.mp4", "audio")] == [data for _, data in packets(clip, "audio")]
 
 
 def test_encoder_settings_are_refused_before_the_input_is_read(tmp_path):
