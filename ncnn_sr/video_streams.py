@@ -412,8 +412,10 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         hint = f" (a .mkv output keeps {'it' if len(indexes) == 1 else 'them'})" if kept else ""
         log.warning("%s %s%s%s", before, _streams(indexes), after, hint)
     _name_lost_flags(inp, mapping, out, dst)
-    _hold_languages(out, dst, [(video_in.index, s) for s in out.streams.video[:1]]
-                    + [(index, target.stream) for index, target in mapping.items()])
+    labelled = ([(video_in.index, s) for s in out.streams.video[:1]]
+                + [(index, target.stream) for index, target in mapping.items()])
+    _hold_languages(out, dst, labelled)
+    _name_lost_titles(out, dst, labelled)
     covers = [packet for picture in pictures if (packet := _cover(inp, picture, out, reopen)) is not None]
     _attachments(inp, out, dst)
     for stream in inp.streams.data:
@@ -507,6 +509,45 @@ def _hold_languages(out, dst: Path, streams: list) -> None:
     if lost:
         log.warning("%s holds languages of the Macintosh's old list only: dropping %s (a .mp4 or .mkv output keeps "
                     "them)", dst.suffix, ", ".join(lost))
+
+
+@functools.cache
+def _titles_held(muxer: str) -> tuple[bool, bool]:
+    """Whether a ``muxer`` output's title, and a track's, read back: FFmpeg's mov
+    muxer writes a track's only in an .mp4 or .mov (not an .m4v or .3gp), and a
+    .3gp's own as a 3GPP tag its reader does not read. Asked by writing a tiny one."""
+    written = io.BytesIO()
+    with av.open(written, "w", format=muxer) as probe_output:
+        probe_output.metadata["title"] = "t"
+        stream = probe_output.add_stream("aac", rate=8000)  # a sound every muxer of the family holds
+        stream.metadata["title"] = "t"
+        silence = av.AudioFrame(format="fltp", layout="mono", samples=1024)
+        silence.planes[0].update(bytes(silence.planes[0].buffer_size))
+        silence.sample_rate, silence.pts = 8000, 0
+        probe_output.mux(stream.encode(silence))
+        probe_output.mux(stream.encode())
+    written.seek(0)
+    with av.open(written) as probe_input:
+        return "title" in probe_input.metadata, "title" in stream_tags_to_keep(probe_input.streams[0].metadata)
+
+
+def _titled(metadata) -> bool:
+    return any(key.lower() == "title" and value for key, value in metadata.items())
+
+
+def _name_lost_titles(out, dst: Path, streams: list) -> None:
+    """Warn, in one line, of the titles an ``out`` of the mov family cannot hold: the
+    file's, and those of the (input index, output stream) ``streams``."""
+    if out.format.name not in _MOV_FAMILY:
+        return
+    file_held, track_held = _titles_held(out.format.name)
+    lost = ["the file's"] if not file_held and _titled(out.metadata) else []
+    untitled = [] if track_held else [index for index, stream in streams if _titled(stream.metadata)]
+    if untitled:
+        lost.append(f"those of {_streams(untitled)}")
+    if lost:
+        log.warning("%s cannot hold titles: dropping %s (a .mp4 or .mkv output keeps them)", dst.suffix,
+                    " and ".join(lost))
 
 
 def _one_kind_lost(flag: str, stream, muxer: str) -> bool:

@@ -1702,6 +1702,24 @@ def test_tags_and_dispositions_are_kept_and_stale_ones_left_out(tmp_path):
         assert sound.disposition & commentary
 
 
+@pytest.mark.parametrize("suffix, lost", [
+    (".3gp", "the file's and those of streams 0 and 1"),  # found by a sweep: lost without a word
+    (".m4v", "those of streams 0 and 1"),
+    (".mp4", None),
+])
+def test_titles_an_output_cannot_hold_are_named(suffix, lost, tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3, width=16, height=16), tmp_path / "in.mkv",
+                      tags={"title": "Holiday 1998"}, stream_tags={0: {"title": "camera"}, 1: {"title": "director"}})
+    out = tmp_path / f"out{suffix}"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    warning = f"{suffix} cannot hold titles: dropping {lost} (a .mp4 or .mkv output keeps them)"
+    assert (warning in proc.stderr) if lost else ("cannot hold titles" not in proc.stderr), proc.stderr
+    with av.open(str(out)) as c:
+        titles = [c.metadata.get("title")] + [s.metadata.get("name") for s in c.streams]
+    assert titles == ([None if "file" in lost else "Holiday 1998", None, None] if lost
+                      else ["Holiday 1998", "camera", "director"])
+
+
 @pytest.mark.parametrize("suffix, lost", [(".mkv", ""), (".mp4", ""), (".webm", "commentary (stream 1)"),
                                           (".mov", "forced (stream 2) and commentary (stream 1)")])
 def test_forced_and_commentary_flags_are_kept_or_named_where_the_container_cannot_hold_them(suffix, lost, tmp_path):
