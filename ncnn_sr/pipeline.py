@@ -13,7 +13,7 @@ they take its frames before any new picture (see _ProcQueue and _Frames).
 
 With several devices, one that fails a picture in an unforeseen way (a Vulkan error,
 a lost device) takes no more pictures, and that picture goes to another: the others
-go on without it (see Pipeline._taken_out).
+go on without it, unless the picture fails there too (see Pipeline._judge).
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ class Summary:
     stopped: str | None = None  # why the run ended early on its own (a full disk, every device failed)
     # The run stopped because every device had failed, not for want of room.
     devices_failed: bool = False
-    # Each device taken out of the run, with what it failed on: "GPU 0 (...): RuntimeError(...)".
+    # Each device out of the run at its end, with what it failed on: "GPU 0 (...): RuntimeError(...)".
     lost: list[str] = field(default_factory=list)
     # Ctrl-C left a worker inside ncnn, whose tile may take minutes: the process
     # must end without the interpreter's teardown, which would wait for it or abort.
@@ -144,7 +144,8 @@ class _Item:
     notes: list[str] = field(default_factory=list)
     animation: Animation | None = None  # every frame, in place of ``pixels``
     reserved: int = 0  # bytes of the animation budget it holds
-    failed_on: list = field(default_factory=list)  # the devices it failed on and was taken from
+    failed_on: list = field(default_factory=list)  # the Upscalers it failed on in an unforeseen way
+    again: bool = False  # its last such failure sends it to another device
 
 
 def _read(item: _Item, read: Callable) -> tuple | None:
@@ -181,11 +182,14 @@ class Pipeline:
     the memory available); one that alone would need more fails, in words.
 
     With lanes of more than one Upscaler, one whose upscale fails in an unforeseen
-    way (not an NcnnSrError, nor memory: a Vulkan error, a lost device) is taken out
-    of the run, with a warning, and the picture goes to another lane; one that then
-    fails on a second device too fails (its fault, likely), and that device goes on.
-    Once every lane is out, no more pictures start and the run stops (``stopped``,
-    ``devices_failed``); pictures already upscaled are still written.
+    way (not an NcnnSrError, nor memory: a Vulkan error, a lost device) takes no more
+    pictures, with a warning, and the picture goes to another lane. If it works
+    there, the device stays out; if it fails there too, the picture fails (its
+    fault, likely), and both devices go on, the first back in service with a
+    warning. A device that fails more pictures than it has proc workers with none
+    done between is out for good. Once every lane is out, no more pictures start and
+    the run stops (``stopped``, ``devices_failed``); pictures already upscaled are
+    still written.
 
     A failure's hint names the option that gets past it as the library's argument
     ("metadata=False"), or, given a command's ``flags``, as its flag ("--no-metadata")."""
@@ -245,7 +249,17 @@ class Pipeline:
         # cancel alone stops the saves.
         self._halt = threading.Event()
         self._upscalers = list({id(lane.upscaler): lane.upscaler for lane in lanes}.values())
-        self._down: set[int] = set()  # the ids of the Upscalers taken out of the run
+        # The Upscalers' ids: those that take no pictures (out of service for now, or
+        # out for good), those out for good, and how many pictures each failed in an
+        # unforeseen way since its last one done; all under _report_lock.
+        self._down: set[int] = set()
+        self._out: set[int] = set()
+        self._strikes: dict[int, int] = {}
+        # How many pictures each may have in work at once: it may fail that many
+        # together with no fault of its own.
+        self._workers = {id(up): sum(lane.workers for lane in lanes if lane.upscaler is up) for up in self._upscalers}
+        self._lost_said: dict[int, str] = {}  # each one down's entry in Summary.lost
+        self._wake_procs: Callable[[], None] = lambda: None  # the run's proc workers re-read _down and _halt
         self._report_lock = threading.Lock()
         self._saving = 0  # saves under way, counted under _report_lock
         self._errors: list[BaseException] = []
@@ -265,6 +279,7 @@ class Pipeline:
         a later ``run`` starts afresh."""
         self._cancel.set()
         self._halt.set()
+        self._wake_procs()  # those out of service, waiting for it, drain the queue
 
     @property
     def stopped(self) -> str | None:
@@ -286,6 +301,9 @@ class Pipeline:
         self._cancel.clear()
         self._halt.clear()
         self._down.clear()
+        self._out.clear()
+        self._strikes.clear()
+        self._lost_said.clear()
         with self._unwritable_lock:
             self._unwritable.clear()
         self._targets.clear()  # no loader runs between runs
@@ -301,6 +319,7 @@ class Pipeline:
         pending = iter(jobs)
         pending_lock = threading.Lock()
         to_proc = _ProcQueue(self._queue_size)
+        self._wake_procs = to_proc.wake
         to_save: queue.Queue = queue.Queue(self._queue_size)
 
         def next_job() -> Job | None:
@@ -621,8 +640,13 @@ class Pipeline:
                 item.notes.append(f"{item.job.source} has {what}, which JPEG cannot store: writing {item.target}")
 
     def _proc(self, upscaler: Upscaler, to_proc: _ProcQueue, to_save: queue.Queue) -> None:
-        while id(upscaler) not in self._down:
-            item = to_proc.get(upscaler.device.is_gpu)
+        # Out of service, it waits for its STOP, or to be back (see _judge); once the
+        # run halts, it takes what is left to drop it.
+        def serving() -> bool:
+            return id(upscaler) not in self._down or self._halt.is_set()
+
+        while True:
+            item = to_proc.get(upscaler.device.is_gpu, serving)
             if item is STOP:
                 return
             if isinstance(item, _Frames):  # another worker's animation: its owner reports how it went
@@ -630,7 +654,7 @@ class Pipeline:
                     item.work(upscaler)
                 continue
             try:
-                if id(upscaler) in self._down:  # taken out while this worker waited
+                if not serving():  # taken out since get looked
                     to_proc.retry(item)
                 elif not self._halt.is_set():
                     self._proc_one(upscaler, item, to_proc, to_save)
@@ -648,12 +672,10 @@ class Pipeline:
             except MemoryError:
                 item.error = f"{item.job.source}: not enough memory for its result"
             except _FailedOn as e:
-                where = "".join(f"{device}, then on " for device in item.failed_on) + str(e.device)
-                if e.taken_out:
-                    item.failed_on.append(e.device)
-                    if not self._halt.is_set():
-                        to_proc.retry(item)
-                        return
+                if item.again and not self._halt.is_set():
+                    to_proc.retry(item)
+                    return
+                where = ", then on ".join(str(up.device) for up in dict.fromkeys(item.failed_on)) or str(e.device)
                 item.error = f"{item.job.source}: upscaling failed on {where}: {e.error!r}"
             except Exception as e:
                 item.error = f"{item.job.source}: upscaling failed: {e!r}"
@@ -673,7 +695,8 @@ class Pipeline:
             except Exception as e:
                 # Which of several devices failed (an animation's frames: the helper's,
                 # not the owner's), so the line can say so.
-                raise _FailedOn(upscaler.device, e, self._taken_out(upscaler, item, e)) from e
+                self._judge(upscaler, item, e)
+                raise _FailedOn(upscaler.device, e) from e
 
         if item.animation is None:
             pictures = (item.pixels,)
@@ -690,29 +713,68 @@ class Pipeline:
             item.animation = replace(item.animation, frames=frames.result())
         with self._report_lock:
             self._summary.pixels_in += sum(picture.shape[0] * picture.shape[1] for picture in pictures)
+            self._strikes[id(upscaler)] = 0
+            # Done here, it failed where it was taken from for its device's fault: that
+            # one stays out.
+            self._out.update(id(up) for up in item.failed_on if up is not upscaler and id(up) in self._down)
 
-    def _taken_out(self, upscaler: Upscaler, item: _Item, error: Exception) -> bool:
-        """Whether ``upscaler``, which failed ``item`` with ``error`` in an unforeseen way,
-        is out of the run, and ``item`` may go to another lane. Not where it is the only
-        Upscaler, nor where ``item`` had failed on another already: a picture that fails
-        on two devices is more likely at fault than they are. Once every Upscaler is
-        out, no more pictures start."""
-        if len(self._upscalers) < 2 or item.failed_on:
-            return False
+    def _judge(self, upscaler: Upscaler, item: _Item, error: Exception) -> None:
+        """Who is at fault, ``upscaler`` or ``item``, which it failed with ``error`` in an
+        unforeseen way; ``item.again`` says whether it goes to another device.
+
+        With several Upscalers, a device that fails a picture takes no more while the
+        picture goes to another one in service: if the picture is done there, the
+        device stays out (see _upscale); if it fails there too, it is more likely at
+        fault than both devices, and fails alone: the devices it failed on before are
+        back in service. A device that fails more pictures than it has workers with
+        none done between is out for good, whatever the pictures: a lost device fails
+        each one it takes, and with every device lost each picture would fail on two,
+        bringing the first back, for ever. Where the last one in service goes, the
+        devices out for now come back; once none is left, no more pictures start."""
+        key = id(upscaler)
         with self._report_lock:
-            if id(upscaler) in self._down:
-                return True  # another of its workers said so
-            self._down.add(id(upscaler))
-            self._summary.lost.append(f"{upscaler.device}: {error!r}")
-            last = all(id(up) in self._down for up in self._upscalers)
+            before = [up for up in item.failed_on if up is not upscaler]
+            item.failed_on.append(upscaler)
+            item.again = False
+            if len(self._upscalers) < 2:
+                return
+            strikes = self._strikes[key] = self._strikes.get(key, 0) + 1
+            down, out = self._down, self._out
+            others = [up for up in self._upscalers if id(up) not in down and up is not upscaler]
+            back = []
+            why = f"{item.job.source} failed on {upscaler.device} too, so the picture was more likely at fault"
+            if strikes > self._workers[key]:
+                out.add(key)
+                leaves = key not in down
+                if leaves and not others:
+                    back = [up for up in self._upscalers if id(up) in down and id(up) not in out]
+                    why = f"{upscaler.device} failed again, and no other device was left"
+                item.again = not before and bool(others or back)
+            elif before:
+                leaves, back = False, [up for up in before if id(up) in down and id(up) not in out]
+            else:
+                item.again = bool(others)
+                leaves = item.again and key not in down
+            for up in back:
+                down.discard(id(up))
+                self._summary.lost.remove(self._lost_said.pop(id(up)))
+            if leaves:
+                down.add(key)
+                self._lost_said[key] = f"{upscaler.device}: {error!r}"
+                self._summary.lost.append(self._lost_said[key])
+            last = leaves and not others and not back
             if last:
                 self._summary.devices_failed = True
                 if self._summary.stopped is None:
                     self._summary.stopped = f"every device failed ({', '.join(map(str, self._devices()))})"
                 self._halt.set()
-        log.warning("%s failed (%r): %s", upscaler.device, error,
-                    "no device is left" if last else "it takes no more pictures, the other devices go on")
-        return True
+        if leaves:
+            log.warning("%s failed (%r): %s", upscaler.device, error,
+                        "no device is left" if last else "it takes no more pictures, the other devices go on")
+        for up in back:
+            log.warning("%s takes pictures again: %s", up.device, why)
+        if back or last:
+            self._wake_procs()
 
     def _devices(self) -> list:
         """Each lane's device, once, in the lanes' order."""
@@ -808,12 +870,11 @@ class Pipeline:
 
 
 class _FailedOn(Exception):
-    """An unforeseen ``error`` from an upscale on ``device``, which is ``taken_out`` of
-    the run or not (see Pipeline._taken_out)."""
+    """An unforeseen ``error`` from an upscale on ``device`` (see Pipeline._judge)."""
 
-    def __init__(self, device, error: Exception, taken_out: bool = False):
+    def __init__(self, device, error: Exception):
         super().__init__(device, error)
-        self.device, self.error, self.taken_out = device, error, taken_out
+        self.device, self.error = device, error
 
 
 class _ProcQueue:
@@ -823,7 +884,8 @@ class _ProcQueue:
     ``size``, so a worker asking for help never waits: each animation in progress
     asks for at most one per other worker. Nor are pictures given back (``retry``),
     which go before every other; so that one always finds a worker, a STOP is not
-    taken while a picture is being worked on (from ``get`` to ``done``)."""
+    taken while a picture is being worked on (from ``get`` to ``done``). A worker
+    whose device is out of service takes only its STOP, until it is back."""
 
     def __init__(self, size: int):
         self._size = size
@@ -838,7 +900,7 @@ class _ProcQueue:
             if not self._not_full.wait_for(lambda: len(self._pictures) < self._size, timeout):
                 raise queue.Full
             self._pictures.append(item)
-            self._not_empty.notify()
+            self._not_empty.notify_all()  # the one notify woke could be out of service
 
     def ask_help(self, frames: _Frames, count: int, on_gpu: bool) -> None:
         """Call ``count`` workers on GPUs (``on_gpu``), or on the CPU, to ``frames``,
@@ -847,15 +909,20 @@ class _ProcQueue:
             self._helps[on_gpu].extend([frames] * count)
             self._not_empty.notify_all()  # a notify(count) could wake the other kind's workers only
 
-    def get(self, on_gpu: bool):
+    def get(self, on_gpu: bool, serving: Callable[[], bool] = lambda: True):
         """The next call for help to a worker on a GPU (``on_gpu``) or the CPU, else
-        the next picture."""
+        the next picture; only a STOP while not ``serving`` (read under the lock: a
+        change to it is followed by ``wake``)."""
         helps = self._helps[on_gpu]
         pictures = self._pictures
         with self._not_empty:
-            self._not_empty.wait_for(lambda: helps or (pictures and (pictures[0] is not STOP or not self._working)))
-            if helps:
-                return helps.popleft()
+            while True:
+                on = serving()
+                if on and helps:
+                    return helps.popleft()
+                if pictures and (not self._working if pictures[0] is STOP else on):
+                    break
+                self._not_empty.wait()
             self._not_full.notify()
             item = pictures.popleft()
             self._working += item is not STOP
@@ -866,7 +933,12 @@ class _ProcQueue:
         is still to be called for it."""
         with self._not_empty:
             self._pictures.appendleft(item)
-            self._not_empty.notify()
+            self._not_empty.notify_all()
+
+    def wake(self) -> None:
+        """Every waiting worker looks again (a device back in service, the run halted)."""
+        with self._not_empty:
+            self._not_empty.notify_all()
 
     def done(self) -> None:
         """A picture taken is done with (written on, failed, or given back)."""

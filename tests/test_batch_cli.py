@@ -1851,6 +1851,34 @@ def test_a_cpu_lane_that_fails_hands_its_pictures_to_the_other_lane(tmp_path, in
     same_pictures(tmp_path / "alone", tmp_path / "out")
 
 
+def test_a_picture_that_fails_on_both_lanes_fails_alone_and_both_lanes_go_on(tmp_path, in_process, monkeypatch):
+    # The first lane was out for the rest of the run, which went on at half speed.
+    from ncnn_sr import engine
+
+    pictures(tmp_path / "in", [f"p{i}.png" for i in range(6)])
+    Image.fromarray(picture(13, 17)).save(tmp_path / "in" / "odd.png")
+    real, used = engine.Upscaler._run_tiles, {}
+
+    def run_tiles(self, image, *args, **kwargs):
+        if image.shape[:2] == (13, 17):
+            raise IndexError("a bug an odd size meets")
+        used[id(self)] = used.get(id(self), 0) + 1
+        return real(self, image, *args, **kwargs)
+    monkeypatch.setattr(engine.Upscaler, "_run_tiles", run_tiles)
+    status, said = in_process("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
+                              "-g", "-1,-1", "-j", "1:1:2")
+    assert status == 1, said
+    lines = said.splitlines()
+    assert lines[:2] == ["ncnn-sr: warning: CPU failed (IndexError('a bug an odd size meets')): it takes no more "
+                         "pictures, the other devices go on",
+                         f"ncnn-sr: warning: CPU takes pictures again: {tmp_path / 'in' / 'odd.png'} failed on CPU "
+                         "too, so the picture was more likely at fault"]
+    assert f"{tmp_path / 'in' / 'odd.png'}: upscaling failed on CPU, then on CPU: IndexError('a bug an odd size " \
+           "meets')" in said
+    assert lines[-1].startswith("ncnn-sr: 7 pictures: 6 upscaled, 0 skipped, 1 failed in ")
+    assert len(used) == 2  # each lane upscaled pictures
+
+
 def test_once_every_listed_device_has_failed_the_run_stops_in_one_line(tmp_path, in_process, monkeypatch):
     pictures(tmp_path / "in", [f"p{i}.png" for i in range(12)])
     failing_device(monkeypatch, lambda up: True)

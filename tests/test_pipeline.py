@@ -341,26 +341,70 @@ def test_a_picture_that_fails_in_words_is_not_handed_to_another_device(tmp_path,
     assert not summary.lost and not warnings
 
 
-def test_a_picture_that_fails_on_two_devices_fails_and_the_second_goes_on(tmp_path):
-    class Picky(SlowFake):
-        """Fails a 5x5 picture in an unforeseen way, as a bug in the code would."""
+class Picky(SlowFake):
+    """Fails a 5x5 picture in an unforeseen way, as a bug in the code would."""
 
-        def __init__(self, device):
-            super().__init__(0.02)
-            self.device = device
+    def __init__(self, device, delay=0.02):
+        super().__init__(delay)
+        self.device = device
 
-        def upscale(self, image, progress=None, **kw):
-            if image.shape[:2] == (5, 5):
-                raise ValueError("odd picture")
-            return super().upscale(image)
+    def upscale(self, image, progress=None, **kw):
+        if image.shape[:2] == (5, 5):
+            time.sleep(self.delay)
+            raise ValueError("odd picture")
+        return super().upscale(image)
 
-    jobs = folder_of(tmp_path, 6, size=(4, 4))
+
+def test_a_picture_that_fails_on_two_devices_fails_alone_and_both_devices_go_on(tmp_path, warnings):
+    # The first device was out for the rest of the run, which went on at half speed.
+    jobs = folder_of(tmp_path, 12, size=(4, 4))
     Image.fromarray(picture(5, 5)).save(jobs[0].source)
-    summary = Pipeline([Lane(Picky(fake_gpu()), 1), Lane(Picky(CPU), 1)]).run(jobs)
-    assert (summary.ok, summary.failed, summary.stopped, len(summary.lost)) == (5, 1, None, 1)
-    first, second = ("GPU 0 (fake)", "CPU") if summary.lost[0].startswith("GPU") else ("CPU", "GPU 0 (fake)")
+    gpu, cpu = Picky(fake_gpu()), Picky(CPU)
+    summary = within(60, lambda: Pipeline([Lane(gpu, 1), Lane(cpu, 1)]).run(jobs))
+    assert (summary.ok, summary.failed, summary.stopped, summary.lost) == (11, 1, None, [])
+    first, second = ("GPU 0 (fake)", "CPU") if warnings[0].startswith("GPU") else ("CPU", "GPU 0 (fake)")
     assert summary.failures[0].message == (f"{jobs[0].source}: upscaling failed on {first}, then on {second}: "
                                            "ValueError('odd picture')")
+    assert warnings == [f"{first} failed (ValueError('odd picture')): it takes no more pictures, the other devices "
+                        "go on",
+                        f"{first} takes pictures again: {jobs[0].source} failed on {second} too, so the picture was "
+                        "more likely at fault"]
+    assert gpu.count >= 2 and cpu.count >= 2  # the later pictures spread over both again
+
+
+def test_a_lost_device_stays_out_though_a_picture_it_failed_was_at_fault(tmp_path):
+    # Back in service once its bad picture failed elsewhere too, it fails its next one:
+    # out for good, that picture done elsewhere.
+    jobs = folder_of(tmp_path, 10, size=(4, 4))
+    Image.fromarray(picture(5, 5)).save(jobs[1].source)
+    broken, picky = Broken(), Picky(CPU)
+    summary = within(60, lambda: Pipeline([Lane(broken, 1), Lane(picky, 1)]).run(jobs))
+    assert (summary.ok, summary.failed, summary.stopped) == (9, 1, None)
+    assert summary.lost == ["GPU 0 (fake): RuntimeError('vkQueueSubmit failed')"]
+    assert picky.count == 9 and broken.count <= 3
+
+
+@pytest.mark.parametrize("broken", [0, 1, 3])
+def test_many_pictures_and_workers_with_bad_pictures_and_lost_devices_end(broken, tmp_path):
+    jobs = folder_of(tmp_path, 40, size=(4, 4))
+    for job in jobs[3::7]:
+        Image.fromarray(picture(5, 5)).save(job.source)
+    ups = [Broken(0.002, fake_gpu(i)) if i < broken else Picky(fake_gpu(i), 0.002) for i in range(3)]
+    summary = within(60, lambda: Pipeline([Lane(up, 3) for up in ups], queue_size=4).run(jobs))
+    if broken == 3:
+        assert summary.devices_failed and summary.ok == 0 and summary.done < len(jobs)
+    else:
+        assert (summary.ok, summary.failed, summary.stopped) == (34, 6, None)
+        assert len(summary.lost) == broken
+
+
+def test_a_cancel_while_a_device_is_out_of_service_ends_the_run(tmp_path):
+    # Its workers wait to be back: the cancel wakes them to drop what is left.
+    jobs = folder_of(tmp_path, 30, size=(4, 4))
+    p = Pipeline([Lane(Broken(), 3), Lane(SlowFake(0.02), 1)],
+                 on_outcome=lambda outcome: p.cancel() if outcome.status == "ok" else None)
+    summary = within(60, lambda: p.run(jobs))
+    assert summary.cancelled and 1 <= summary.ok < 30 and not summary.abandoned
 
 
 def test_once_every_device_has_failed_the_run_stops(tmp_path, warnings):
