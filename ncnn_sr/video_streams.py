@@ -5,6 +5,7 @@ file; and which codecs a container can hold. Used by ``video``; knows nothing of
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
@@ -296,21 +297,41 @@ def raw_formats(muxer: str) -> tuple[str, ...]:
     return tuple(fmt for fmt in _RAW_CANDIDATES if _raw_round_trip(muxer, fmt))
 
 
+@contextlib.contextmanager
+def _read_back(muxer: str, write: Callable):
+    """A tiny ``muxer`` file that ``write(output)`` fills, opened again to read: how
+    FFmpeg is asked what one of its muxers keeps."""
+    written = io.BytesIO()
+    with av.open(written, "w", format=muxer) as output:
+        write(output)
+    written.seek(0)
+    with av.open(written) as probe_input:
+        yield probe_input
+
+
+def _mux_silence(output, stream, sample_format: str, samples: int) -> None:
+    """One frame of mono silence through the sound ``stream`` of ``output``."""
+    silence = av.AudioFrame(format=sample_format, layout="mono", samples=samples)
+    silence.planes[0].update(bytes(silence.planes[0].buffer_size))
+    silence.sample_rate, silence.pts = stream.rate, 0
+    output.mux(stream.encode(silence))
+    output.mux(stream.encode())
+
+
 def _raw_round_trip(muxer: str, pix_fmt: str) -> bool:
     size = 8
     sent = av.VideoFrame.from_ndarray(np.arange(size * size * 3, dtype=np.uint8).reshape(size, size, 3),
                                       format="rgb24").reformat(format=pix_fmt)
-    written = io.BytesIO()
+
+    def write(output) -> None:
+        stream = output.add_stream("rawvideo", rate=25)
+        stream.width = stream.height = size
+        stream.pix_fmt = pix_fmt
+        sent.pts = 0
+        output.mux(stream.encode(sent))
+        output.mux(stream.encode())
     try:
-        with av.open(written, "w", format=muxer) as probe_output:
-            stream = probe_output.add_stream("rawvideo", rate=25)
-            stream.width = stream.height = size
-            stream.pix_fmt = pix_fmt
-            sent.pts = 0
-            probe_output.mux(stream.encode(sent))
-            probe_output.mux(stream.encode())
-        written.seek(0)
-        with av.open(written) as probe_input:
+        with _read_back(muxer, write) as probe_input:
             back = next(probe_input.decode(video=0))
     except (av.error.FFmpegError, ValueError, IndexError, StopIteration):
         return False
@@ -475,17 +496,11 @@ def _mov_holds_language(code: str) -> bool:
     .mov names languages by the Macintosh's old list, which FFmpeg's muxer matches
     with one of the two codes of some (fra, not fre; ger, not deu) and leaves out
     those not on it. Asked by writing a tiny one."""
-    written = io.BytesIO()
-    with av.open(written, "w", format="mov") as probe_output:
-        stream = probe_output.add_stream("pcm_s16le", rate=8000)
+    def write(output) -> None:
+        stream = output.add_stream("pcm_s16le", rate=8000)
         stream.metadata["language"] = code
-        silence = av.AudioFrame(format="s16", layout="mono", samples=8)
-        silence.planes[0].update(bytes(silence.planes[0].buffer_size))
-        silence.sample_rate, silence.pts = 8000, 0
-        probe_output.mux(stream.encode(silence))
-        probe_output.mux(stream.encode())
-    written.seek(0)
-    with av.open(written) as probe_input:
+        _mux_silence(output, stream, "s16", 8)
+    with _read_back("mov", write) as probe_input:
         return probe_input.streams[0].metadata.get("language") == code
 
 
@@ -516,18 +531,12 @@ def _titles_held(muxer: str) -> tuple[bool, bool]:
     """Whether a ``muxer`` output's title, and a track's, read back: FFmpeg's mov
     muxer writes a track's only in an .mp4 or .mov (not an .m4v or .3gp), and a
     .3gp's own as a 3GPP tag its reader does not read. Asked by writing a tiny one."""
-    written = io.BytesIO()
-    with av.open(written, "w", format=muxer) as probe_output:
-        probe_output.metadata["title"] = "t"
-        stream = probe_output.add_stream("aac", rate=8000)  # a sound every muxer of the family holds
+    def write(output) -> None:
+        output.metadata["title"] = "t"
+        stream = output.add_stream("aac", rate=8000)  # a sound every muxer of the family holds
         stream.metadata["title"] = "t"
-        silence = av.AudioFrame(format="fltp", layout="mono", samples=1024)
-        silence.planes[0].update(bytes(silence.planes[0].buffer_size))
-        silence.sample_rate, silence.pts = 8000, 0
-        probe_output.mux(stream.encode(silence))
-        probe_output.mux(stream.encode())
-    written.seek(0)
-    with av.open(written) as probe_input:
+        _mux_silence(output, stream, "fltp", 1024)
+    with _read_back(muxer, write) as probe_input:
         return "title" in probe_input.metadata, "title" in stream_tags_to_keep(probe_input.streams[0].metadata)
 
 
@@ -786,17 +795,16 @@ def _holds_picture(muxer: str, stream, packet) -> bool:
     picture ``stream``, as such, whole: an mp4 does; FFmpeg's mov muxer takes it and
     writes it nowhere in a .mov, and an .avi's makes a one-frame video of it. Asked by
     writing a tiny one."""
-    written = io.BytesIO()
     data = bytes(packet)
+
+    def write(output) -> None:
+        copy = output.add_stream_from_template(stream)
+        copy.disposition = av.stream.Disposition.attached_pic
+        picture = av.Packet(data)
+        picture.stream = copy
+        output.mux(picture)
     try:
-        with av.open(written, "w", format=muxer) as probe_output:
-            copy = probe_output.add_stream_from_template(stream)
-            copy.disposition = av.stream.Disposition.attached_pic
-            picture = av.Packet(data)
-            picture.stream = copy
-            probe_output.mux(picture)
-        written.seek(0)
-        with av.open(written) as probe_input:
+        with _read_back(muxer, write) as probe_input:
             return any(s.disposition & av.stream.Disposition.attached_pic and bytes(next(probe_input.demux(s))) == data
                        for s in probe_input.streams.video)
     except (av.error.FFmpegError, ValueError, StopIteration):
