@@ -100,7 +100,12 @@ def shell_word(text: str) -> str:
     cmd, and a path's backslashes need none)."""
     if not _WINDOWS:
         return shlex.quote(text)
-    return f'"{text}"' if not text or set(text) & _WINDOWS_SHELL_SPECIAL else text
+    if text and not set(text) & _WINDOWS_SHELL_SPECIAL:
+        return text
+    # Backslashes before the closing quote are doubled: a program's argument parser
+    # reads \" as a quote within the word, which then ran on into the next one.
+    stem = text.rstrip("\\")
+    return '"' + stem + "\\" * 2 * (len(text) - len(stem)) + '"'
 
 
 def in_one_line(function):

@@ -205,6 +205,14 @@ def test_a_word_offered_for_a_windows_shell_is_double_quoted_where_it_needs_quot
     assert errors.shell_word(text) == word
 
 
+def test_a_quoted_windows_word_ending_in_a_backslash_doubles_it_before_the_quote(monkeypatch):
+    # A program's argument parser reads \" as a quote within the word: "C:\My Models\"
+    # ran on into the next word.
+    monkeypatch.setattr(errors, "_WINDOWS", True)
+    assert errors.shell_word("C:\\My Models\\") == '"C:\\My Models\\\\"'
+    assert errors.shell_word("C:\\models\\") == "C:\\models\\"  # unquoted, nothing to escape
+
+
 def test_the_command_offered_for_files_given_without_flags_is_one_windows_takes(monkeypatch):
     from click.testing import CliRunner
     from ncnn_sr import cli
