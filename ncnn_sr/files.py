@@ -43,8 +43,16 @@ def mode_for(target: Path) -> int:
 _WINDOWS = os.name == "nt"
 _NOT_IN_WINDOWS_NAMES = frozenset('<>:"|?*/\\') | {chr(c) for c in range(32)}
 # Devices in every folder, whatever the extension (nul.png, on Windows 10).
-_WINDOWS_DEVICES = frozenset({"con", "prn", "aux", "nul", *(f"{kind}{n}" for kind in ("com", "lpt")
-                                                           for n in "123456789\u00b9\u00b2\u00b3")})
+WINDOWS_CONSOLE = frozenset({"con", "conin$", "conout$"})
+_WINDOWS_DEVICES = WINDOWS_CONSOLE | {"prn", "aux", "nul", *(f"{kind}{n}" for kind in ("com", "lpt")
+                                                              for n in "123456789\u00b9\u00b2\u00b3")}
+
+
+def windows_device(name: str) -> str | None:
+    """The device a file named ``name`` (one part of a path) is on Windows, whatever
+    its extension and spaces before it (nul.png, "con .txt"), lower case; or None."""
+    stem = name.split(".", 1)[0].rstrip(" ").lower()
+    return stem if stem in _WINDOWS_DEVICES else None
 
 
 def windows_name_fault(name: str) -> str | None:
@@ -56,7 +64,7 @@ def windows_name_fault(name: str) -> str | None:
         return "Windows names hold none of " + " ".join(repr(c)[1:-1] for c in bad)
     if name.rstrip(". ") != name:
         return "Windows drops a dot or space at a name's end"
-    if name.split(".", 1)[0].rstrip(" ").lower() in _WINDOWS_DEVICES:
+    if windows_device(name):
         return f"{name.split('.', 1)[0]} is a device's name on Windows"
     return None
 

@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import InputError, cannot_write
+from .files import WINDOWS_CONSOLE, windows_device
 
 STDIO = "-"
 # Read past this, standard input holds no picture this tool could take (a 16-bit RGBA
@@ -32,9 +33,6 @@ MAX_STREAM_BYTES = 2 << 30
 # Names of standard input and output as paths: the same as "-" (also redirected to a file).
 _STANDARD = {"/dev/stdin": True, "/dev/stdout": False}
 _WINDOWS = os.name == "nt"
-# Windows takes any character device for a terminal (NUL too); its console is these
-# names, with any extension and trailing spaces, in any folder.
-_CONSOLE_NAMES = frozenset({"con", "conin$", "conout$"})
 
 
 def _stdin_flag(dash: bool) -> str:
@@ -77,7 +75,9 @@ def _terminal(path: str, reading: bool) -> bool:
             raise InputError(f"{shown(path, reading)} is closed")
         return standard.isatty()
     if _WINDOWS:
-        return ntpath.basename(path).split(".", 1)[0].rstrip(" ").lower() in _CONSOLE_NAMES
+        # Windows takes any character device for a terminal (NUL too): its console is
+        # known by its names, in any folder.
+        return windows_device(ntpath.basename(path)) in WINDOWS_CONSOLE
     try:
         if not stat.S_ISCHR(os.stat(path).st_mode):
             return False

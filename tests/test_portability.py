@@ -87,7 +87,7 @@ def test_a_name_the_output_encoding_cannot_spell_is_escaped(tmp_path):
 @pytest.mark.parametrize("name,fault", [
     ("a:b.png", "hold none of :"), ('a"b?.png', 'hold none of " ?'), ("a\tb.png", r"hold none of \t"),
     ("out.png.", "drops a dot or space"), ("out.png ", "drops a dot or space"),
-    ("NUL.png", "NUL is a device's name"), ("com1", "com1 is a device's name"), ("Aux .jpg", "device's name"),
+    ("NUL.png", "NUL is a device's name"), ("CONOUT$.png", "CONOUT$ is a device's name"), ("com1", "com1 is a device's name"), ("Aux .jpg", "device's name"),
 ])
 def test_names_windows_cannot_hold(name, fault):
     assert fault in files_mod.windows_name_fault(name)
