@@ -749,6 +749,8 @@ class Pipeline:
                 if leaves and not others:
                     back = [up for up in self._upscalers if id(up) in down and id(up) not in out]
                     why = f"{upscaler.device} failed again, and no other device was left"
+                else:  # out for good, but the picture failed on two devices all the same
+                    back = [up for up in before if id(up) in down and id(up) not in out]
                 item.again = not before and bool(others or back)
             elif before:
                 leaves, back = False, [up for up in before if id(up) in down and id(up) not in out]

@@ -384,6 +384,26 @@ def test_a_lost_device_stays_out_though_a_picture_it_failed_was_at_fault(tmp_pat
     assert picky.count == 9 and broken.count <= 3
 
 
+def test_a_device_out_for_good_on_a_picture_another_failed_brings_that_other_back(warnings):
+    # Verdicts as a run reaches them with three devices of one worker each: b fails a
+    # bad picture q, which fails on c too (b back); a fails a bad picture p, which then
+    # fails on b too, b's second failure in a row (out for good). p failed on two
+    # devices: a was left out for the rest of the run all the same, c alone going on.
+    from ncnn_sr.pipeline import Summary, _Item
+    a, b, c = (Picky(fake_gpu(i)) for i in range(3))
+    p = Pipeline([Lane(up, 1) for up in (a, b, c)])
+    p._summary = Summary()
+    q_item, p_item = (_Item(SimpleNamespace(source=name), Path(name)) for name in ("q.png", "p.png"))
+    error = ValueError("odd picture")
+    for up, item in ((b, q_item), (c, q_item), (a, p_item), (b, p_item)):
+        p._judge(up, item, error)
+    assert not p_item.again
+    assert p._down == p._out == {id(b)}
+    assert p._summary.lost == ["GPU 1 (fake): ValueError('odd picture')"]
+    assert warnings[-1] == "GPU 0 (fake) takes pictures again: p.png failed on GPU 1 (fake) too, so the picture was " \
+                           "more likely at fault"
+
+
 @pytest.mark.parametrize("broken", [0, 1, 3])
 def test_many_pictures_and_workers_with_bad_pictures_and_lost_devices_end(broken, tmp_path):
     jobs = folder_of(tmp_path, 40, size=(4, 4))
