@@ -73,6 +73,8 @@ def _terminal(path: str, reading: bool) -> bool:
         standard = sys.stdin if reading else sys.stdout
         if standard is None:
             raise InputError(f"{shown(path, reading)} is closed")
+        if _WINDOWS and standard.isatty():
+            return _windows_console(standard)
         return standard.isatty()
     if _WINDOWS:
         # Windows takes any character device for a terminal (NUL too): its console is
@@ -88,6 +90,21 @@ def _terminal(path: str, reading: bool) -> bool:
         return os.isatty(fd)
     finally:
         os.close(fd)
+
+
+def _windows_console(standard) -> bool:
+    """Whether the standard stream ``standard``, which Windows calls a terminal, is
+    its console: its isatty says so of any character device, NUL too (> NUL), so
+    the console is asked whether it has the stream's handle."""
+    try:
+        import ctypes
+        import msvcrt
+
+        mode = ctypes.c_uint32()
+        handle = msvcrt.get_osfhandle(standard.fileno())
+        return bool(ctypes.WinDLL("kernel32").GetConsoleMode(ctypes.c_void_p(handle), ctypes.byref(mode)))
+    except (ImportError, OSError, ValueError, AttributeError):
+        return True  # as isatty said
 
 
 class Streams:

@@ -35,6 +35,31 @@ def test_nul_on_windows_is_no_terminal(monkeypatch):
     assert not streams._terminal("NUL", reading=False)
 
 
+@pytest.mark.parametrize("console,terminal", [(True, True), (False, False)])
+def test_standard_output_on_windows_is_a_terminal_only_where_it_is_the_console(console, terminal, monkeypatch):
+    # Windows's isatty says so of NUL too: -o - > NUL was refused as sent to a terminal.
+    import ctypes
+    import types
+
+    class Kernel32:
+        def GetConsoleMode(self, handle, ref):
+            assert handle.value == 1234
+            return int(console)
+
+    class Redirected:
+        def isatty(self):
+            return True
+
+        def fileno(self):
+            return 1
+
+    monkeypatch.setattr(streams, "_WINDOWS", True)
+    monkeypatch.setitem(sys.modules, "msvcrt", types.SimpleNamespace(get_osfhandle=lambda fd: 1234))
+    monkeypatch.setattr(ctypes, "WinDLL", lambda name: Kernel32(), raising=False)
+    monkeypatch.setattr(sys, "stdout", Redirected())
+    assert streams._terminal(streams.STDIO, reading=False) is terminal
+
+
 def test_memory_on_windows_comes_from_global_memory_status(monkeypatch):
     # Windows has neither /proc/meminfo nor sysconf: runs there guessed 4 GiB free,
     # and never refused a result too large for the machine.
