@@ -133,7 +133,8 @@ def _cannot_write_stdout(prog: str, error: StandardOutputError) -> int:
 def _spells_any_name(stream) -> None:
     """Characters ``stream``'s encoding lacks written as escapes (\\u6a21), not raised:
     a file's name Windows's code page cannot spell (a Japanese name, cp1252, output
-    sent to a file) failed the command with a traceback, after its work."""
+    sent to a file) failed the command with a traceback, after its work. (Standard
+    error does so already, whatever PYTHONIOENCODING says.)"""
     try:
         if stream.errors == "strict":
             stream.reconfigure(errors="backslashreplace")
@@ -143,7 +144,6 @@ def _spells_any_name(stream) -> None:
 
 def _run(module: str, prog: str) -> None:
     _spells_any_name(sys.stdout)
-    _spells_any_name(sys.stderr)
     if sys.stdout is not None:
         sys.stdout = _MarkedOutput(sys.stdout)
     stopping = stop_signals()
