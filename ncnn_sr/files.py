@@ -140,8 +140,10 @@ def temp_stem(name: str, folder: str | os.PathLike | None = None) -> str:
     """``name`` as the start of a temporary name beside it in ``folder``: itself, or
     cut short."""
     whole = os.fsencode(name)
-    if _WINDOWS and folder is not None and len(os.path.abspath(os.path.join(folder, name))) > _WINDOWS_LONG_PATH:
-        return f"~{hashlib.sha256(whole).hexdigest()[:12]}"
+    hashed = f"~{hashlib.sha256(whole).hexdigest()[:12]}"
+    if (_WINDOWS and folder is not None and len(hashed) < len(name)
+            and len(os.path.abspath(os.path.join(folder, name))) > _WINDOWS_LONG_PATH):
+        return hashed  # only where shorter: a short name's hash lengthened its temporary path
     if len(whole) <= _TEMP_NAME_BYTES:
         return name
     return f"{name[:_TEMP_NAME_CHARS]}~{hashlib.sha256(whole).hexdigest()[:12]}"

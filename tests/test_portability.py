@@ -288,6 +288,13 @@ def test_a_temporary_name_on_windows_stays_short_where_the_path_is_long(monkeypa
     assert files_mod.temp_stem("a.png", "C") == "a.png"
 
 
+def test_a_short_name_in_a_long_windows_path_keeps_its_own_temporary_name(monkeypatch):
+    # Its hash is longer than itself: a.png's temporary name went past the limit that
+    # its own kept within (a folder of 235 characters).
+    monkeypatch.setattr(files_mod, "_WINDOWS", True)
+    assert files_mod.temp_stem("a.png", "C:" + "d" * 233) == "a.png"
+
+
 def test_a_write_past_windows_path_limit_says_so(monkeypatch):
     monkeypatch.setattr(errors, "_WINDOWS", True)
     long_target = "/" + "d" * 120 + "/" + "n" * 140 + ".png"
