@@ -262,6 +262,10 @@ class Pipeline:
         self._wake_procs: Callable[[], None] = lambda: None  # the run's proc workers re-read _down and _halt
         self._report_lock = threading.Lock()
         self._saving = 0  # saves under way, counted under _report_lock
+        # Workers inside what a Ctrl-C cannot wait for: an upscale (a tile in ncnn may
+        # take minutes) or the caller's jobs iterator (it may wait for ever); under
+        # _report_lock.
+        self._inside = 0
         self._errors: list[BaseException] = []
         # Why each output folder looked at cannot be written in (None: it can), so a
         # folder of thousands of pictures is tried once, not once a picture.
@@ -323,7 +327,7 @@ class Pipeline:
         to_save: queue.Queue = queue.Queue(self._queue_size)
 
         def next_job() -> Job | None:
-            with pending_lock:
+            with pending_lock, self._unwaitable():
                 job = next(pending, None)
             if job is not None and not isinstance(job, Job):
                 raise _not_jobs(job)
@@ -355,7 +359,14 @@ class Pipeline:
                     break
                 except KeyboardInterrupt:
                     continue
-            self._summary.abandoned = not all(w.done.is_set() for stage in stages for w in stage[0])
+            # Idle workers, waiting for work, end on their STOPs: only one inside an
+            # upscale, or in the jobs iterator, is left behind.
+            while True:
+                try:
+                    self._summary.abandoned = not self._drain(stages, stops_sent)
+                    break
+                except KeyboardInterrupt:
+                    continue
             self._abandoned = self._summary.abandoned
         self._summary.cancelled = self._cancel.is_set() and self._summary.stopped is None
         self._summary.seconds = time.perf_counter() - start
@@ -689,7 +700,8 @@ class Pipeline:
         until none is left to take, so it never waits for a frame no one has taken."""
         def upscale(upscaler: Upscaler, picture: np.ndarray) -> np.ndarray:
             try:
-                return upscaler.upscale(picture, progress=self._raise_if_cancelled, **self._resize)
+                with self._unwaitable():
+                    return upscaler.upscale(picture, progress=self._raise_if_cancelled, **self._resize)
             except (NcnnSrError, MemoryError, Cancelled):
                 raise
             except Exception as e:
@@ -859,6 +871,35 @@ class Pipeline:
                 if not self._saving:
                     return
             time.sleep(0.02)
+
+    @contextlib.contextmanager
+    def _unwaitable(self):
+        """Marks a worker inside what a Ctrl-C cannot wait for (see _drain)."""
+        with self._report_lock:
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._report_lock:
+                self._inside -= 1
+
+    def _drain(self, stages, stops_sent: dict) -> bool:
+        """Once cancelled, whether every worker has ended: each stage's STOPs are sent
+        once the stage before has ended, and False as soon as one worker is inside an
+        upscale or the jobs iterator, which may not end for minutes."""
+        for threads, next_queue, readers in stages:
+            for w in threads:
+                while not w.done.wait(0.02):
+                    with self._report_lock:
+                        if self._inside:
+                            return False
+                w.thread.join()
+            if next_queue is not None:
+                # The queues drain, being cancelled: no STOP waits long for room.
+                while stops_sent[id(next_queue)] < len(readers):
+                    self._put(next_queue, STOP, readers)
+                    stops_sent[id(next_queue)] += 1
+        return True
 
     def _close(self, stages, stops_sent: dict) -> None:
         """Join each stage, then send the next one its STOPs, never twice: this may be

@@ -199,6 +199,26 @@ def test_a_pipeline_interrupted_inside_a_picture_refuses_to_run_again(tmp_path):
     assert Pipeline([Lane(SlowFake(0), 1)]).run(jobs).ok == 2
 
 
+def test_a_ctrl_c_with_every_worker_idle_abandons_nothing_and_the_pipeline_runs_again(tmp_path):
+    # Idle workers, waiting for work, counted as left inside a picture: the Pipeline
+    # refused a second run, and the command took its hard exit.
+    import os
+    import signal
+
+    jobs = folder_of(tmp_path, 1, size=(4, 4))
+    before = set(threading.enumerate())
+
+    def interrupt(outcome):  # from the save, which the Ctrl-C waits for
+        os.kill(os.getpid(), signal.SIGINT)
+
+    p = Pipeline([Lane(SlowFake(0), 2), Lane(SlowFake(0), 1)], load_workers=2, save_workers=2, on_outcome=interrupt)
+    summary = p.run(jobs)
+    assert summary.cancelled and not summary.abandoned
+    assert set(threading.enumerate()) <= before  # every worker ended
+    p._on_outcome = None
+    assert p.run(jobs).ok == 1
+
+
 def test_cancel_interrupts_a_picture_between_tiles(tmp_path):
     up = Upscaler(MODEL, device=-1, tile=32)
     src = tmp_path / "big.png"
