@@ -219,6 +219,28 @@ def test_a_ctrl_c_with_every_worker_idle_abandons_nothing_and_the_pipeline_runs_
     assert p.run(jobs).ok == 1
 
 
+def test_a_ctrl_c_while_the_jobs_wait_to_come_leaves_the_run_abandoned_without_waiting(tmp_path):
+    # A loader inside the caller's jobs iterator, which may wait for ever (files as they
+    # arrive): the Ctrl-C may not wait for it.
+    import os
+    import signal
+
+    jobs = folder_of(tmp_path, 1, size=(4, 4))
+    gate = threading.Event()
+
+    def arriving():
+        yield jobs[0]
+        os.kill(os.getpid(), signal.SIGINT)
+        gate.wait(30)
+
+    p = Pipeline([Lane(SlowFake(0), 1)])
+    try:
+        summary = p.run(arriving())
+    finally:
+        gate.set()
+    assert summary.cancelled and summary.abandoned
+
+
 def test_cancel_interrupts_a_picture_between_tiles(tmp_path):
     up = Upscaler(MODEL, device=-1, tile=32)
     src = tmp_path / "big.png"
