@@ -90,8 +90,9 @@ class Summary:
     devices_failed: bool = False
     # Each device out of the run at its end, with what it failed on: "GPU 0 (...): RuntimeError(...)".
     lost: list[str] = field(default_factory=list)
-    # Ctrl-C left a worker inside ncnn, whose tile may take minutes: the process
-    # must end without the interpreter's teardown, which would wait for it or abort.
+    # Ctrl-C left a worker inside ncnn, whose tile may take minutes (or inside the
+    # caller's jobs iterator): the process must end without the interpreter's
+    # teardown, which would wait for it or abort. Idle workers are not left.
     abandoned: bool = False
     seconds: float = 0.0
     pixels_in: int = 0
