@@ -155,10 +155,10 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             tiff_turn = grey_alpha.orientation
         deep_ppm = pnm.deep_samples(im)  # from its tile, which loading clears
         _check_not_preview(im, path)
-        jpeg_data = _check_jpeg_data(im, path)
+        jpeg_read = _check_jpeg_data(im, path)
         im.load()
-        if jpeg_data is not None:
-            _check_jpeg_end(im, path, jpeg_data)
+        if jpeg_read is not None:
+            _check_jpeg_end(im, path, *jpeg_read)
         # Loading runs outside the warnings guard (decoding is slow and the guard is
         # one at a time), where Pillow only warns of a frame that grew past the
         # limit on loading: the limit is checked again here.
@@ -433,8 +433,9 @@ def _check_not_preview(im: Image.Image, path: str) -> None:
     raise InputError(f"{path}: its first image is a {im.width}x{im.height} preview, not the picture: {why}")
 
 
-def _check_jpeg_data(im: Image.Image, path: str) -> bytes | None:
-    """The bytes of the open JPEG ``im`` (at ``path``), None for another format;
+def _check_jpeg_data(im: Image.Image, path: str) -> tuple[bytes, tuple[str, bool] | None] | None:
+    """The bytes of the open JPEG ``im`` (at ``path``) and what its scans lack
+    (``jpeg.missing_scans``, for _check_jpeg_end), None for another format;
     InputError where it claims far more pixels than its data can hold, or its data
     stops at an end marker before scans of all its components: libjpeg would read it
     as a picture of the claimed size, grey where the data ran out, with no error,
@@ -452,15 +453,17 @@ def _check_jpeg_data(im: Image.Image, path: str) -> bytes | None:
         data = f.read()
     finally:
         f.seek(where)
-    if reason is None and (missing := jpeg.missing_scans(data)) is not None and missing[1]:
+    missing = jpeg.missing_scans(data) if reason is None else None
+    if missing is not None and missing[1]:
         reason = missing[0]
     if reason is not None:
         raise InputError(f"{path}: broken or truncated picture ({reason})")
-    return data
+    return data, missing
 
 
-def _check_jpeg_end(im: Image.Image, path: str, data: bytes) -> None:
-    """InputError where the JPEG ``im`` (at ``path``, of bytes ``data``), just
+def _check_jpeg_end(im: Image.Image, path: str, data: bytes, missing: tuple[str, bool] | None) -> None:
+    """InputError where the JPEG ``im`` (at ``path``, of bytes ``data``, whose scans
+    lack ``missing``: _check_jpeg_data's walk of its markers, not done again), just
     loaded, has blocks its data ran out before, at an end marker: libjpeg fills them
     with grey (leaves them without a progressive one's last bits), without an error.
     Decoded again, which tells, only where it ends in that grey or is progressive: a
@@ -472,7 +475,7 @@ def _check_jpeg_end(im: Image.Image, path: str, data: bytes) -> None:
     reason = jpeg.runs_out(data, im)
     if reason is not None:
         raise InputError(f"{path}: broken or truncated picture ({reason})")
-    if (missing := jpeg.missing_scans(data)) is not None:  # whole components are all there
+    if missing is not None:  # whole components are all there
         log.warning("%s: %s (cut short, or made so): read with less detail", path, missing[0])
 
 
