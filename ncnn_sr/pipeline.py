@@ -375,13 +375,15 @@ class Pipeline:
             raise self._errors[0]
         return self._summary
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, reason: str) -> bool:
         """End the run early for ``reason``, which the summary gives: no more pictures
-        are started, those in progress are dropped."""
+        are started, those in progress are dropped. False where it had ended already."""
         with self._report_lock:
-            if self._summary.stopped is None:
+            first = self._summary.stopped is None
+            if first:
                 self._summary.stopped = reason
         self.cancel()
+        return first
 
     def _crashed(self, error: BaseException) -> None:
         """A worker died of an error no job could be blamed for: the run stops, since
@@ -836,8 +838,11 @@ class Pipeline:
         except NoRoom as e:
             failure = str(e)
             # Every later picture would be upscaled only to fail alike: stop, and
-            # say how to go on once there is room.
-            self._stop(failure)
+            # say how to go on once there is room. Another save that ran out of room
+            # beside the one that stopped the run is a picture in progress, dropped
+            # as the others: the stop says it once, and --skip-existing redoes it.
+            if not self._stop(failure):
+                return
         except NcnnSrError as e:
             failure = e.said(self._flags)
         except Exception as e:  # a batch outlives any one file, and counts it as failed

@@ -810,6 +810,26 @@ def test_a_full_disk_stops_the_run_instead_of_failing_every_picture(tmp_path, cp
     assert not list((tmp_path / "out").glob(".*"))  # no temporary file left
 
 
+def test_two_saves_that_run_out_of_room_together_stop_the_run_once(tmp_path, cpu_lane, monkeypatch):
+    # With several save workers the second picture to meet the full disk was a failure
+    # of its own, said in a line beside the stop's, which named the same disk.
+    import errno
+    import threading
+
+    from ncnn_sr import images as images_mod
+    jobs = folder_of(tmp_path, 12)
+    together = threading.Barrier(2, timeout=30)
+
+    def full(*args):
+        together.wait()  # both saves under way before either fails
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(images_mod, "_encode", full)
+    summary = within(60, lambda: Pipeline([cpu_lane], load_workers=1, save_workers=2).run(jobs))
+    assert summary.stopped.endswith("No space left on device") and not summary.cancelled
+    assert summary.failed == 1 and summary.failures[0].message == summary.stopped
+    assert summary.ok == 0 and summary.done == 1
+
+
 # --- planning: outputs that cannot be reached are refused before any picture ------------
 
 def one_picture(tmp_path):
