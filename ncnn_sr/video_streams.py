@@ -361,14 +361,14 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         if extra.index == video_in.index:
             continue
         if extra.disposition & av.stream.Disposition.attached_pic:
-            if _is_attached_file(inp, extra):
-                if out.format.name == "matroska":
-                    _attach_picture(inp, extra, out, reopen)
-                    continue
-            else:
+            if _is_attached_file(inp, extra) and out.format.name == "matroska":
+                _attach_picture(inp, extra, out, reopen)
+            elif not _is_attached_file(inp, extra) or extra.metadata["filename"] in _COVER_NAMES:
                 pictures.append(extra)
-                continue
-            log.warning("dropping stream %d, a picture attached to the file (cover art)", extra.index)
+            else:  # a picture attached for another use (a logo, say), like any other file
+                log.warning("%s cannot hold attachments: dropping stream %d (%s; a .mkv output keeps it)", dst.suffix,
+                            extra.index, extra.metadata["filename"])
+            continue
         elif extra.codec_context is None:  # passed over for a later one that can be decoded
             log.warning("dropping video stream %d: FFmpeg knows no codec for it", extra.index)
         else:
@@ -766,6 +766,7 @@ def _attach_picture(inp, stream, out, reopen: bool) -> None:
 # The pictures a Matroska file holds as cover art, attachments named cover.jpg or
 # cover.png (its specification's names), which FFmpeg reads back as attached pictures.
 _COVER_FILES = {"mjpeg": ("jpg", "image/jpeg"), "png": ("png", "image/png")}
+_COVER_NAMES = frozenset(f"cover.{extension}" for extension, _ in _COVER_FILES.values())
 
 
 def _cover(inp, stream, out, reopen: bool):

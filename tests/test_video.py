@@ -2148,6 +2148,31 @@ def test_pictures_attached_to_a_matroska_file_stay_attached(tmp_path):
         assert [s.name for s in c.streams.attachments] == ["font.ttf"]
 
 
+def _picture_file(name, kind):
+    """A (name, mimetype, bytes) Matroska attachment: an 8x8 picture in ``kind`` (JPEG, PNG)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buffer, kind)
+    return name, f"image/{kind.lower()}", buffer.getvalue()
+
+
+@pytest.mark.parametrize("name, kind", [("cover.jpg", "JPEG"), ("cover.png", "PNG")])
+def test_a_matroska_cover_becomes_the_cover_art_of_an_mp4(tmp_path, name, kind):
+    # a .mkv's cover.jpg was dropped from an .mp4 output, which holds
+    # cover art, as if it were any attached file
+    cover = _picture_file(name, kind)
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3, audio=None), tmp_path / "in.mkv",
+                      [cover, _picture_file("logo.png", "PNG")])
+    out = tmp_path / "out.mp4"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    assert "dropping stream 1" not in proc.stderr
+    assert ".mp4 cannot hold attachments: dropping stream 2 (logo.png; a .mkv output keeps it)" in proc.stderr
+    covers, dispositions = _cover_bytes(out)
+    assert covers == [cover[2]]  # copied, not re-encoded
+    assert dispositions == [av.stream.Disposition.default, av.stream.Disposition.attached_pic]
+    times, size = frame_times(out)
+    assert (len(times), size) == (3, (64, 48))
+
+
 def cues(path):
     """(start s, end s, text) of each cue of the first subtitle stream, as decoded."""
     with av.open(str(path)) as c:
