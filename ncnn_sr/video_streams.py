@@ -437,7 +437,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                 + [(index, target.stream) for index, target in mapping.items()])
     _hold_languages(out, dst, labelled)
     _name_lost_titles(out, dst, labelled)
-    covers = [packet for picture in pictures if (packet := _cover(inp, picture, out, reopen)) is not None]
+    covers = [packet for picture in pictures if (packet := _cover(inp, picture, out, dst, reopen)) is not None]
     _attachments(inp, out, dst)
     for stream in inp.streams.data:
         if "timecode" in stream.metadata and "timecode" in video_in.metadata:
@@ -769,10 +769,11 @@ _COVER_FILES = {"mjpeg": ("jpg", "image/jpeg"), "png": ("png", "image/png")}
 _COVER_NAMES = frozenset(f"cover.{extension}" for extension, _ in _COVER_FILES.values())
 
 
-def _cover(inp, stream, out, reopen: bool):
-    """Keep the cover picture ``stream`` of ``inp`` (an mp4's, an MP3's) in ``out``
-    as it is, where it can hold it: a Matroska output as an attachment, another as an
-    attached picture stream, whose packet is returned to mux; else warn it is dropped."""
+def _cover(inp, stream, out, dst: Path, reopen: bool):
+    """Keep the cover picture ``stream`` of ``inp`` (an mp4's, an MP3's, a .mkv's
+    cover.jpg) in ``out`` as it is, where it can hold it: a Matroska output as an
+    attachment, another as an attached picture stream, whose packet is returned to mux;
+    else warn it is dropped."""
     codec = _codec_name(stream) if stream.codec_context is not None else None  # None: one FFmpeg does not know
     muxer = out.format.name
     if muxer == "matroska" and codec in _COVER_FILES:
@@ -787,7 +788,13 @@ def _cover(inp, stream, out, reopen: bool):
             packet.stream = out.add_stream_from_template(stream)
             packet.stream.disposition = av.stream.Disposition.attached_pic
             return packet
-    log.warning("dropping stream %d, a picture attached to the file (cover art)", stream.index)
+    # FFmpeg's mov muxers write a cover as the covr atom of the iTunes metadata, which
+    # a .mov (QuickTime's own tags, or mdta keys) and a .3gp do not get. The ipod muxer
+    # (.m4v) writes one, but PyAV adds no stream whose codec the muxer's list leaves out
+    # (avformat_query_codec), and the ipod muxer's names neither JPEG nor PNG.
+    kept = " (an .mp4 or .mkv output keeps it)" if codec in _COVER_FILES and muxer not in ("mp4", "matroska") else ""
+    log.warning("%s cannot hold %scover art: dropping stream %d, a picture attached to the file%s", dst.suffix,
+                f"{codec} " if codec else "", stream.index, kept)
     return None
 
 
