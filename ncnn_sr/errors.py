@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import errno
 import functools
+import ntpath
 import os
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,23 +91,63 @@ def one_line(text: str) -> str:
 
 
 _WINDOWS = os.name == "nt"
-# Characters that end or change a word in cmd or PowerShell.
-_WINDOWS_SHELL_SPECIAL = frozenset(" \t\"'&|<>^%$`,;()@{}#")
+# Characters a word may hold and stay one literal word, unquoted, in cmd, PowerShell
+# and a POSIX shell (letters and digits of any script besides).
+_PLAIN = frozenset("\\/:._-+=")
+# PowerShell takes the typographic single quotes for ' too.
+_POWERSHELL_SINGLE_QUOTES = frozenset("'\u2018\u2019\u201a\u201b")
 
 
 def shell_word(text: str) -> str:
     """``text`` as one word of a command a message offers to copy into this system's
-    shell: quoted for a POSIX shell, or on Windows in double quotes where it needs
-    any, which cmd and PowerShell both read (single quotes stayed part of the path in
-    cmd, and a path's backslashes need none)."""
+    shell, which reads it back as ``text``: quoted for a POSIX shell, or on Windows,
+    where it needs any, for the shell this command was likely started from:
+    PowerShell, whose double quotes expand $name and `, in single quotes; cmd, which
+    expands %name% inside double quotes as well, in double quotes with each % left
+    outside them."""
     if not _WINDOWS:
         return shlex.quote(text)
-    if text and not set(text) & _WINDOWS_SHELL_SPECIAL:
+    if text and all(c.isalnum() or c in _PLAIN for c in text):
         return text
-    # Backslashes before the closing quote are doubled: a program's argument parser
-    # reads \" as a quote within the word, which then ran on into the next one.
-    stem = text.rstrip("\\")
-    return '"' + stem + "\\" * 2 * (len(text) - len(stem)) + '"'
+    return _powershell_word(text) if _in_powershell() else _cmd_word(text)
+
+
+def _in_powershell() -> bool:
+    """Whether this process was likely started from PowerShell (Windows only). Windows
+    sets PSModulePath for every process to the system's module folders; PowerShell adds
+    its per-user one, under the user's profile, for itself and what it starts."""
+    profile = os.environ.get("USERPROFILE")
+    if not profile:
+        return False
+    profile = ntpath.normcase(profile).rstrip("\\") + "\\"
+    return any(ntpath.normcase(entry).startswith(profile)
+               for entry in os.environ.get("PSModulePath", "").split(";"))
+
+
+def _powershell_word(text: str) -> str:
+    """``text`` in PowerShell's single quotes, which expand nothing. Windows PowerShell
+    hands a word holding a space to a program in double quotes it does not escape, so
+    a trailing backslash is doubled, else the program's runtime reads it as escaping
+    the closing quote (a doubled separator in a path is one)."""
+    word = "".join(c * 2 if c in _POWERSHELL_SINGLE_QUOTES else c for c in text)
+    if any(c.isspace() for c in text):
+        word += "\\" * (len(word) - len(word.rstrip("\\")))
+    return f"'{word}'"
+
+
+def _cmd_word(text: str) -> str:
+    """``text`` for cmd: in double quotes, escaped as a program's C runtime reads them
+    back (backslashes before a quote doubled, a quote as \\"), each % outside the
+    quotes, where cmd reads %"PATH"% as a variable whose name holds quotes, which no
+    variable has, and leaves it as it is."""
+    pieces = [re.sub(r'(\\*)("|\Z)', lambda m: m[1] * 2 + ('\\"' if m[2] else ""), piece)
+              for piece in text.split("%")]
+    quoted = [f'"{piece}"' for piece in pieces]
+    # Empty quotes at either end are noise; between two %, they keep %% from being one.
+    if len(quoted) > 1:
+        quoted[0] = quoted[0] if pieces[0] else ""
+        quoted[-1] = quoted[-1] if pieces[-1] else ""
+    return "%".join(quoted)
 
 
 def in_one_line(function):

@@ -222,11 +222,32 @@ def test_every_module_imports_without_what_windows_lacks():
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize("text,word", [(r"C:\in.png", r"C:\in.png"), (r"C:\My Pictures\a.png", r'"C:\My Pictures\a.png"'),
-                                       ("a&b.png", '"a&b.png"'), ("", '""')])
-def test_a_word_offered_for_a_windows_shell_is_double_quoted_where_it_needs_quotes(text, word, monkeypatch):
-    # shlex quoted C:\in.png as 'C:\in.png', whose quotes cmd keeps as part of the path.
+_POWERSHELL_MODULES = r"C:\Users\José\Documents\WindowsPowerShell\Modules;C:\Program Files\WindowsPowerShell\Modules"
+_SYSTEM_MODULES = r"C:\Program Files\WindowsPowerShell\Modules;C:\WINDOWS\system32\WindowsPowerShell\v1.0\Modules"
+
+
+def _windows_shell(monkeypatch, modules):
     monkeypatch.setattr(errors, "_WINDOWS", True)
+    monkeypatch.setenv("USERPROFILE", r"C:\Users\José")
+    if modules is None:
+        monkeypatch.delenv("PSModulePath", raising=False)
+    else:
+        monkeypatch.setenv("PSModulePath", modules)
+
+
+@pytest.mark.parametrize("text,word", [
+    (r"C:\in.png", r"C:\in.png"), (r"C:\My Pictures\a.png", r'"C:\My Pictures\a.png"'), ("a&b.png", '"a&b.png"'),
+    ("", '""'), ("C:\\Ünïcödé\\写真.png", "C:\\Ünïcödé\\写真.png"), ("Bob’s pic.png", '"Bob’s pic.png"'),
+    # cmd expands %PATH% inside double quotes too; it leaves %"PATH"%, a name no variable has.
+    (r"C:\a %PATH% b.png", r'"C:\a "%"PATH"%" b.png"'), ("%PATH%", '%"PATH"%'), ("100%%.png", '"100"%""%".png"'),
+    # $ and ` are nothing to cmd.
+    ("$env:x.png", '"$env:x.png"'), ("a`b.png", '"a`b.png"'),
+    # The C runtime reads \" as a quote: a backslash before the closing quote is doubled.
+    ("C:\\My Dir\\", '"C:\\My Dir\\\\"'), ('say "hi"', '"say \\"hi\\""'),
+])
+def test_a_word_offered_for_cmd_is_double_quoted_with_percent_signs_outside(text, word, monkeypatch):
+    # shlex quoted C:\in.png as 'C:\in.png', whose quotes cmd keeps as part of the path.
+    _windows_shell(monkeypatch, _SYSTEM_MODULES)
     assert errors.shell_word(text) == word
 
 
@@ -238,13 +259,39 @@ def test_a_quoted_windows_word_ending_in_a_backslash_doubles_it_before_the_quote
     assert errors.shell_word("C:\\models\\") == "C:\\models\\"  # unquoted, nothing to escape
 
 
+@pytest.mark.parametrize("text,word", [
+    (r"C:\in.png", r"C:\in.png"), (r"C:\My Pictures\a.png", r"'C:\My Pictures\a.png'"), ("", "''"),
+    ("C:\\写真 1.png", "'C:\\写真 1.png'"), (r"C:\a %PATH% b.png", r"'C:\a %PATH% b.png'"),
+    # PowerShell's double quotes expand $env:x and read ` as an escape; its single quotes do not.
+    ("$env:x.png", "'$env:x.png'"), ("a`b.png", "'a`b.png'"), ('say "hi"', "'say \"hi\"'"),
+    # A quote, typographic ones too, is doubled inside single quotes.
+    ("Bob's pic.png", "'Bob''s pic.png'"), ("Bob’s pic.png", "'Bob’’s pic.png'"),
+    # Windows PowerShell hands 'C:\My Dir\' on as "C:\My Dir\", whose \" the program reads as a quote.
+    ("C:\\My Dir\\", "'C:\\My Dir\\\\'"), ("C:\\Dir$\\", "'C:\\Dir$\\'"),
+])
+def test_a_word_offered_for_powershell_is_single_quoted(text, word, monkeypatch):
+    _windows_shell(monkeypatch, _POWERSHELL_MODULES)
+    assert errors.shell_word(text) == word
+
+
+@pytest.mark.parametrize("modules,powershell", [(_POWERSHELL_MODULES, True), (_POWERSHELL_MODULES.lower(), True),
+                                                (_SYSTEM_MODULES, False), (None, False)])
+def test_powershell_is_told_by_its_user_module_folder(modules, powershell, monkeypatch):
+    # Windows sets PSModulePath for cmd as well; PowerShell adds the user's own folder.
+    _windows_shell(monkeypatch, modules)
+    assert errors._in_powershell() is powershell
+
+
 def test_the_command_offered_for_files_given_without_flags_is_one_windows_takes(monkeypatch):
     from click.testing import CliRunner
     from ncnn_sr import cli
-    monkeypatch.setattr(errors, "_WINDOWS", True)
+    _windows_shell(monkeypatch, _SYSTEM_MODULES)
     result = CliRunner().invoke(cli.main, [r"C:\My Pictures\in.png", r"D:\out.png"])
     assert result.exit_code == 2
     assert r'use -i/-o: main -i "C:\My Pictures\in.png" -o D:\out.png' in result.output
+    _windows_shell(monkeypatch, _POWERSHELL_MODULES)
+    result = CliRunner().invoke(cli.main, [r"C:\My Pictures\in.png", r"D:\out.png"])
+    assert r"use -i/-o: main -i 'C:\My Pictures\in.png' -o D:\out.png" in result.output
 
 
 @pytest.mark.parametrize("platform,name", [("win32", "vulkan-1.dll"), ("darwin", "libvulkan.1.dylib"),
