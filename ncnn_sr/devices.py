@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import math
 import numbers
@@ -408,10 +409,69 @@ def _windows_available() -> int | None:
     return status.ullAvailPhys or None
 
 
+def _vm_statistics64_type():
+    """vm_statistics64, the record host_statistics64 fills for HOST_VM_INFO64 (152
+    bytes, 8-aligned: macOS's mach/vm_statistics.h)."""
+    import ctypes
+
+    natural, count = ctypes.c_uint32, ctypes.c_uint64
+
+    class VmStatistics64(ctypes.Structure):
+        _fields_ = [("free_count", natural), ("active_count", natural), ("inactive_count", natural),
+                    ("wire_count", natural), ("zero_fill_count", count), ("reactivations", count),
+                    ("pageins", count), ("pageouts", count), ("faults", count), ("cow_faults", count),
+                    ("lookups", count), ("hits", count), ("purges", count), ("purgeable_count", natural),
+                    ("speculative_count", natural), ("decompressions", count), ("compressions", count),
+                    ("swapins", count), ("swapouts", count), ("compressor_page_count", natural),
+                    ("throttled_count", natural), ("external_page_count", natural),
+                    ("internal_page_count", natural), ("total_uncompressed_pages_in_compressor", count)]
+    return VmStatistics64
+
+
+_HOST_VM_INFO64 = 4
+
+
+@functools.lru_cache(maxsize=1)
+def _mach_host():
+    """libSystem and this task's send right to the host port: each mach_host_self call
+    adds a reference to that right, which a long-lived process calling it per picture
+    would run out of."""
+    import ctypes
+
+    system = ctypes.CDLL("/usr/lib/libSystem.B.dylib")
+    system.mach_host_self.restype = ctypes.c_uint32
+    system.mach_host_self.argtypes = []
+    system.host_page_size.argtypes = [ctypes.c_uint32, ctypes.POINTER(ctypes.c_size_t)]
+    system.host_statistics64.argtypes = [ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p,
+                                         ctypes.POINTER(ctypes.c_uint32)]
+    return system, system.mach_host_self()
+
+
+def _macos_available() -> int | None:
+    """macOS's available memory: free pages (speculative ones among them) and inactive
+    ones, which it takes back without swapping most, as Linux's MemAvailable and
+    vm_stat count them. macOS's sysconf counts no available pages; None elsewhere or
+    where the kernel does not answer."""
+    if sys.platform != "darwin":
+        return None
+    try:
+        import ctypes
+
+        system, host = _mach_host()
+        page = ctypes.c_size_t()
+        stats = _vm_statistics64_type()()
+        count = ctypes.c_uint32(ctypes.sizeof(stats) // 4)
+        if (system.host_page_size(host, ctypes.byref(page))
+                or system.host_statistics64(host, _HOST_VM_INFO64, ctypes.byref(stats), ctypes.byref(count))):
+            return None
+    except (OSError, AttributeError):
+        return None
+    return (stats.free_count + stats.inactive_count) * page.value or None
+
+
 def available_memory() -> int:
-    """Bytes of memory available to this process now (a guess of 4 GiB where unknown:
-    macOS, whose sysconf counts no available pages)."""
-    found = _linux_available() or _windows_available() or _pages("SC_AVPHYS_PAGES")
+    """Bytes of memory available to this process now (a guess of 4 GiB where unknown)."""
+    found = _linux_available() or _windows_available() or _macos_available() or _pages("SC_AVPHYS_PAGES")
     return found if found is not None else 4 << 30
 
 

@@ -87,6 +87,53 @@ def test_memory_status_record_has_windows_layout():
     assert record.ullAvailPhys.offset == 16 and record.ullAvailExtendedVirtual.offset == 56
 
 
+def _mac_system(kern_return=0):
+    """A stand-in for macOS's libSystem: a 16 KiB page, 30000 free and 50000 inactive
+    pages; host_statistics64 answers ``kern_return``."""
+    from types import SimpleNamespace
+
+    def host_page_size(host, ref):
+        assert host == 7
+        ref._obj.value = 16384
+        return 0
+
+    def host_statistics64(host, flavor, ref, count):
+        assert (host, flavor, count._obj.value) == (7, 4, 38)  # HOST_VM_INFO64, and its count of ints
+        stats = ref._obj
+        stats.free_count, stats.active_count, stats.inactive_count, stats.wire_count = 30000, 90000, 50000, 60000
+        stats.purgeable_count = 1000
+        return kern_return
+
+    return SimpleNamespace(mach_host_self=lambda: 7, host_page_size=host_page_size,
+                           host_statistics64=host_statistics64)
+
+
+@pytest.mark.parametrize("kern_return,available", [(0, (30000 + 50000) * 16384), (5, 4 << 30)])
+def test_memory_on_macos_comes_from_the_host_vm_statistics(kern_return, available, monkeypatch):
+    # macOS's sysconf counts no available pages: runs there guessed 4 GiB free,
+    # whatever the machine had.
+    import ctypes
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(devices, "_linux_available", lambda: None)
+    monkeypatch.delattr(os, "sysconf")
+    opened = []
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: opened.append(name) or _mac_system(kern_return))
+    devices._mach_host.cache_clear()
+    try:
+        assert devices.available_memory() == available
+        assert devices.available_memory() == available
+    finally:
+        devices._mach_host.cache_clear()
+    assert opened == ["/usr/lib/libSystem.B.dylib"]  # the host port is asked for once
+
+
+def test_vm_statistics_record_has_macos_layout():
+    import ctypes
+    record = devices._vm_statistics64_type()
+    assert ctypes.sizeof(record) == 152 and ctypes.alignment(record) == 8
+    assert record.inactive_count.offset == 8 and record.purgeable_count.offset == 88
+
+
 def test_bench_child_runs_without_wait4_and_process_groups(monkeypatch):
     # Windows has no os.wait4 (the peak memory came from it) nor os.killpg: every
     # bench row failed there with an AttributeError.
