@@ -22,7 +22,6 @@ import logging
 import numbers
 import os
 import queue
-import signal
 import threading
 import time
 from collections import deque
@@ -44,7 +43,7 @@ from .icc import unstated as unstated_colour
 from .jobs import Job, Plan, alpha_target, check_reachable, existing_output, output_key
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
 from .resample import target_size
-from .signals import stop_signals
+from .signals import HeldInterrupts
 
 log = logging.getLogger("ncnn_sr")
 
@@ -336,7 +335,7 @@ class Pipeline:
 
         # A Ctrl-C while the workers start would leave some running with no one to stop
         # them: it waits until they all run and the handler below is in place.
-        held = _HeldInterrupts()
+        held = HeldInterrupts()
         crashed = self._crashed
         loaders = [_Worker(self._load, next_job, to_proc, on_error=crashed) for _ in range(self.load_workers)]
         procs = [_Worker(self._proc, lane.upscaler, to_proc, to_save, on_error=crashed)
@@ -1038,30 +1037,6 @@ class _Frames:
             if self._error is not None:
                 raise self._error
             return done
-
-
-class _HeldInterrupts:
-    """Ctrl-C, SIGTERM and SIGHUP noted rather than raised until ``release``, which raises
-    KeyboardInterrupt if one came meanwhile. Python runs signal handlers in the main
-    thread alone, so elsewhere this holds nothing. (Blocking the signals in this
-    thread would not do: another thread, OpenMP's or OpenBLAS's, takes them.)"""
-
-    def __init__(self):
-        self.noted = False
-        self._saved: dict = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in stop_signals():
-                self._saved[sig] = signal.signal(sig, self._note)
-
-    def _note(self, signum, frame) -> None:
-        self.noted = True
-
-    def release(self) -> None:
-        for sig, handler in self._saved.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-        self._saved = {}
-        if self.noted:
-            raise KeyboardInterrupt
 
 
 class _Worker:

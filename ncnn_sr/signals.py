@@ -3,6 +3,7 @@ points install them before ncnn and numpy load."""
 from __future__ import annotations
 
 import signal
+import threading
 
 
 def stop_signals() -> list[int]:
@@ -13,3 +14,27 @@ def stop_signals() -> list[int]:
     names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
     found = [getattr(signal, name) for name in names if hasattr(signal, name)]
     return [sig for sig in found if signal.getsignal(sig) is not signal.SIG_IGN]
+
+
+class HeldInterrupts:
+    """Ctrl-C, SIGTERM and SIGHUP noted rather than raised until ``release``, which raises
+    KeyboardInterrupt if one came meanwhile. Python runs signal handlers in the main
+    thread alone, so elsewhere this holds nothing. (Blocking the signals in this
+    thread would not do: another thread, OpenMP's or OpenBLAS's, takes them.)"""
+
+    def __init__(self):
+        self.noted = False
+        self._saved: dict = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in stop_signals():
+                self._saved[sig] = signal.signal(sig, self._note)
+
+    def _note(self, signum, frame) -> None:
+        self.noted = True
+
+    def release(self) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        self._saved = {}
+        if self.noted:
+            raise KeyboardInterrupt

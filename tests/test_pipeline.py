@@ -12,6 +12,7 @@ from PIL import Image
 from conftest import picture, png_bytes, stored_delays
 from ncnn_sr import InputError, Upscaler
 from ncnn_sr.errors import FlagNames, describe
+from ncnn_sr.signals import HeldInterrupts
 from ncnn_sr import jobs as jobs_mod, pipeline as pipeline_mod
 from ncnn_sr.animation import read_frames
 from ncnn_sr.devices import CPU
@@ -732,7 +733,7 @@ def test_a_ctrl_c_while_workers_start_is_raised_once_they_all_run():
     import os
     import signal
 
-    held = pipeline_mod._HeldInterrupts()
+    held = HeldInterrupts()
     os.kill(os.getpid(), signal.SIGINT)
     time.sleep(0.05)  # Python runs the handler here: it only takes note
     with pytest.raises(KeyboardInterrupt):
