@@ -10,15 +10,17 @@ import ctypes
 import logging
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from . import devices
 from .devices import Device
-from .errors import ModelError
+from .errors import ModelError, os_reason
 from .netsplit import NetPlan
 from .openmp import claim_threads, ncnn
 from .param_file import layer_weights, parse_param
+from .signals import HeldInterrupts
 from .tiles import pieces
 
 log = logging.getLogger("ncnn_sr")
@@ -50,7 +52,7 @@ def _samples_a_grid(param: str, param_text: str | None) -> bool:
 
 # ncnn opens a model's files with fopen, which on Windows reads the path in the ANSI code
 # page: a path past ASCII (below C:\Users\José, where fetched models go) was not found
-# there. Such files are read here and handed to ncnn as bytes.
+# there. Such a param is read here and handed to ncnn as bytes (weights always are).
 _FOPEN_TAKES_UTF8 = sys.platform != "win32"
 
 
@@ -64,19 +66,26 @@ _capsule_name = ctypes.pythonapi.PyCapsule_GetName
 _capsule_name.restype, _capsule_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
 
 
-class _BytesReader(ncnn.DataReader):
-    """Weights from bytes in memory, copied out as ncnn reads them (it keeps no
-    reference into them, which the ncnn wheel's own load_model_mem would)."""
+class _WeightsReader(ncnn.DataReader):
+    """A model's weights read from ``file`` straight into the buffers ncnn asks to fill,
+    a blob at a time: ncnn holds the GIL while it loads, and these calls into Python
+    between its layers are where the main thread gets it back to take a Ctrl-C; once
+    ``stop()`` is true, every read is short, which ends the load. Python opens the
+    file: ncnn's fopen reads a path in the ANSI code page on Windows."""
 
-    def __init__(self, data: bytes):
+    def __init__(self, file, stop: Callable[[], bool]):
         super().__init__()
-        self._data, self._at = data, 0
+        self._file, self._stop = file, stop
 
     def read(self, buf, size: int) -> int:
-        chunk = self._data[self._at:self._at + size]
-        ctypes.memmove(_capsule_pointer(buf, _capsule_name(buf)), chunk, len(chunk))
-        self._at += len(chunk)
-        return len(chunk)
+        # Nothing may be raised here: it would unwind through ncnn's C++.
+        if self._stop():
+            return 0
+        try:
+            into = (ctypes.c_char * size).from_address(_capsule_pointer(buf, _capsule_name(buf)))
+            return self._file.readinto(into) or 0
+        except (OSError, ValueError):
+            return 0
 
     def scan(self, fmt, p) -> int:  # only a text param is scanned, and this holds weights
         return 0
@@ -91,15 +100,11 @@ def _load_param(net, param: str, param_text: str | None) -> int:
     return net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
 
 
-def _load_weights(net, bin_: str | None) -> int:
+def _load_weights(net, bin_: str | None, stop: Callable[[], bool]) -> int:
     if bin_ is None:
         return net.load_model(ncnn.DataReaderFromEmpty())
-    if _read_by_python(bin_):
-        try:
-            return net.load_model(_BytesReader(Path(bin_).read_bytes()))
-        except OSError:
-            return -1
-    return net.load_model(bin_)
+    with open(bin_, "rb") as file:
+        return net.load_model(_WeightsReader(file, stop))
 
 
 class NetFailure(Exception):
@@ -170,10 +175,19 @@ class Network:
         if output_blob not in {blob.name for blob in net.blobs()}:
             raise ModelError(f"{self._said}{param} has no blob '{output_blob}' "
                              f"(its outputs: {', '.join(net.output_names())})")
-        with devices.captured_stderr() as ncnn_said:
-            loaded = _load_weights(net, bin_)
-            if loaded != 0:
-                raise ModelError(f"{self._said}ncnn could not load the weights in {bin_}{because(ncnn_said())}")
+        # A Ctrl-C waited for the whole load (seconds on a GPU, compiling its shaders):
+        # noted, it ends the load at the next read, and is raised once ncnn has returned.
+        held = HeldInterrupts()
+        try:
+            with devices.captured_stderr() as ncnn_said:
+                loaded = _load_weights(net, bin_, lambda: held.noted)
+                said = because(ncnn_said())
+        except OSError as e:
+            loaded, said = -1, f" ({os_reason(e)})"
+        finally:
+            held.release()
+        if loaded != 0:
+            raise ModelError(f"{self._said}ncnn could not load the weights in {bin_}{said}")
         self._net = net
 
     def extract(self, inputs: dict, output: str) -> np.ndarray:

@@ -164,3 +164,25 @@ def exit_while_upscaling(device: int, size: int, wait: float) -> subprocess.Comp
             "threading.Thread(target=loop, daemon=True).start()\n"
             f"started.wait(); time.sleep({wait})\n")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def load_interrupted(monkeypatch, device) -> int:
+    """Loads realesr-animevideov3-x2 on ``device`` with a SIGINT sent at the third read
+    of its weights (of 71); checks that the load raises KeyboardInterrupt and leaves
+    SIGINT's handler as it was. Returns how many reads there were."""
+    import signal
+    from ncnn_sr import network, resolve_model
+
+    spec = resolve_model("realesr-animevideov3-x2")
+    reads, read = [], network._WeightsReader.read
+
+    def read_then_ctrl_c(self, buf, size):
+        reads.append(size)
+        if len(reads) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return read(self, buf, size)
+    monkeypatch.setattr(network._WeightsReader, "read", read_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        network.Network(str(spec.param_path), str(spec.bin_path), device, spec.input_blob, spec.output_blob)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    return len(reads)

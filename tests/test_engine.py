@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import picture, psnr, upscale_in_threads
+from conftest import load_interrupted, picture, psnr, upscale_in_threads
 from ncnn_sr import DeviceError, InputError, ModelError, Upscaler, catalog
 from ncnn_sr import engine as engine_mod
 from ncnn_sr import network as network_mod
@@ -883,3 +883,17 @@ def test_a_threaded_cpu_upscaler_is_refused_in_a_child_forked_after_ncnn_ran_thr
     # One thread starts none, and runs.
     out = run_forked(parent, "Upscaler('realesr-animevideov3-x2', device=-1, threads=1).upscale(img)")
     assert "child ran" in out and "child status 0" in out
+
+
+def test_a_ctrl_c_while_a_model_loads_ends_the_load_at_the_next_read(monkeypatch):
+    # ncnn holds the GIL while it loads a model: a Ctrl-C waited for the whole load.
+    from ncnn_sr.devices import CPU
+    assert load_interrupted(monkeypatch, CPU) <= 4
+
+
+def test_weights_that_cannot_be_opened_say_why(tmp_path):
+    from ncnn_sr.devices import CPU
+    from ncnn_sr.models import resolve_model
+    spec = resolve_model(FAST)
+    with pytest.raises(ModelError, match=r"could not load the weights in .*gone\.bin \(No such file or directory\)$"):
+        network_mod.Network(str(spec.param_path), str(tmp_path / "gone.bin"), CPU, spec.input_blob, spec.output_blob)

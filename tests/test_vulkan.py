@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import picture, psnr, upscale_in_threads
+from conftest import load_interrupted, picture, psnr, upscale_in_threads
 from ncnn_sr import Upscaler, get_device, list_devices
 from ncnn_sr import engine as engine_mod
 from ncnn_sr import network as network_mod
@@ -412,3 +412,9 @@ def test_a_converted_model_runs_on_the_gpu_as_on_the_cpu(gpu, tmp_path, kind):
     on_cpu = Upscaler(spec, device=-1).upscale(image)
     assert on_gpu.shape == on_cpu.shape == (9 * spec.scale, 11 * spec.scale, 3)
     assert psnr(on_gpu, on_cpu) > 45  # fp16 storage on the GPU: 53-59 dB on lavapipe
+
+
+def test_a_ctrl_c_while_a_model_loads_on_a_gpu_ends_the_load_at_the_next_read(gpu, monkeypatch):
+    # ncnn holds the GIL while it loads a model, compiling a shader per layer on a GPU:
+    # a Ctrl-C waited seconds for the whole load.
+    assert load_interrupted(monkeypatch, get_device(gpu)) <= 4
