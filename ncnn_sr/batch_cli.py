@@ -471,8 +471,11 @@ class _Progress:
         for note in outcome.notes:
             if not self.quiet:
                 _echo(f"{self.prog}: warning: {note}")
-        if outcome.status == "failed" and not self.say_failed and outcome.message == self.stopped():
-            pass  # the line that says the run stopped names it (the drop-in's wrappers look for "failed")
+        if outcome.status == "failed" and self.folder_mode and not self.say_failed \
+                and outcome.message == self.stopped():
+            # The folder's line that says the run stopped names it (the drop-in's wrappers
+            # look for "failed"); a single picture's run has no such line.
+            pass
         elif outcome.status == "failed":
             message = outcome.message
             if self.say_failed:

@@ -1666,6 +1666,20 @@ def test_a_full_disk_stops_a_folder_run_and_says_how_to_go_on(tmp_path):
     assert listed and all(name.endswith(".png") and not name.startswith(".") for name in listed)
 
 
+def test_a_full_disk_fails_a_single_picture_in_words(tmp_path):
+    # The line of the picture that stopped the run was left to the folder's "stopped:"
+    # line, which a single picture has not: it failed with status 1 and no word.
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (160, 200, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    cmd = in_small_disk(disk, [NCNN_SR, "-i", tmp_path / "a.png", "-o", disk / "a.png", "-n", "realesr-animevideov3",
+                               "-s", "2", "-g", "-1"])
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: cannot write {disk / 'a.png'}: No space left on device\n"
+
+
 @pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
 @pytest.mark.parametrize("source", ["in/a.png", "in"])
 def test_an_output_with_a_trailing_slash_is_a_folder_made_if_missing(cmd, source, tmp_path):
