@@ -171,9 +171,13 @@ def _open_input(path):
 def _a_picture(path: str | os.PathLike) -> bool:
     from PIL import Image, UnidentifiedImageError
 
+    from .images import pillow_warnings
+
     try:
-        with Image.open(path):
+        with pillow_warnings(), Image.open(path):
             return True
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return True  # a picture all the same, only too large: its header said its size
     except (OSError, UnidentifiedImageError, ValueError):
         return False
 

@@ -2452,6 +2452,22 @@ def test_a_file_only_named_as_a_picture_is_not_called_one(tmp_path):
     assert proc.returncode == 1 and "a still picture" in proc.stderr
 
 
+@pytest.mark.parametrize("side", [10_000, 65_535])
+def test_a_huge_picture_named_as_one_is_called_a_picture(side, tmp_path):
+    # Asked whether a file FFmpeg's image2 reader took by its name is a picture, Pillow's
+    # decompression bomb check (its warning past 89 Mpx, its error past twice that) was
+    # a traceback, from a TGA, which has no signature to tell it by.
+    import struct
+
+    big = tmp_path / "huge.tga"
+    big.write_bytes(struct.pack("<BBB5sHHHHBB", 0, 0, 2, bytes(5), 0, 0, side, side, 24, 0x20) + bytes(64))
+    out = tmp_path / "out.mp4"
+    proc = run(NCNN_SR, "video", "-i", big, "-o", out, *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: {big}: a still picture (image2), not a video: upscale it as a picture\n"
+    assert not out.exists()
+
+
 def test_an_mp4s_default_handler_names_do_not_become_matroska_tags(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     with av.open(str(clip)) as c:
