@@ -393,15 +393,16 @@ class Pipeline:
 
     # --- workers -----------------------------------------------------------------------
 
-    def _put(self, q: queue.Queue, item, readers: list | None = None) -> None:
-        """Put, but give up waiting once cancelled (no one may be reading any more),
-        and a STOP once every one of ``readers`` has ended."""
+    def _put(self, q: queue.Queue, item, readers: list | None = None, until: threading.Event | None = None) -> None:
+        """Put, but give up waiting once ``until`` (by default the halt: no more pictures
+        start) is set, and a STOP once every one of ``readers`` has ended."""
+        until = self._halt if until is None else until
         while True:
             try:
                 q.put(item, timeout=0.1)
                 return
             except queue.Full:
-                if item is not STOP and self._halt.is_set():
+                if item is not STOP and until.is_set():
                     return
                 if item is STOP and readers is not None and all(r.done.is_set() for r in readers):
                     return
@@ -694,7 +695,9 @@ class Pipeline:
                 item.error = f"{item.job.source}: upscaling failed: {e!r}"
             if item.error:
                 item.pixels = item.animation = None
-        self._put(to_save, item)
+        # Once every device has failed, the saves go on with what was upscaled: only a
+        # cancel stops them reading.
+        self._put(to_save, item, until=self._cancel)
 
     def _upscale(self, upscaler: Upscaler, item: _Item, to_proc: _ProcQueue) -> None:
         """``item``'s picture, or each frame of its animation, upscaled in its place.

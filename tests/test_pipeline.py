@@ -470,6 +470,33 @@ def test_a_cancel_while_a_device_is_out_of_service_ends_the_run(tmp_path):
     assert summary.cancelled and 1 <= summary.ok < 30 and not summary.abandoned
 
 
+def test_a_picture_upscaled_as_the_last_device_fails_waits_for_room_to_be_written():
+    # Once every device has failed no picture starts, but those upscaled are written:
+    # one that met a full save queue then was dropped at once, neither written nor counted.
+    import queue
+
+    from ncnn_sr.pipeline import Summary, _Item
+
+    class FullAtFirst:
+        def __init__(self):
+            self.items, self.tries = [], 0
+
+        def put(self, item, timeout=None):
+            self.tries += 1
+            if self.tries == 1:
+                raise queue.Full
+            self.items.append(item)
+
+    up = SlowFake(0)
+    p = Pipeline([Lane(up, 1)])
+    p._summary = Summary()
+    item = _Item(SimpleNamespace(source="a.png"), Path("a.png"), pixels=picture(4, 4))
+    to_save = FullAtFirst()
+    p._halt.set()  # the other device's worker, meanwhile
+    p._proc_one(up, item, None, to_save)
+    assert to_save.items == [item] and up.count == 1
+
+
 def test_once_every_device_has_failed_the_run_stops(tmp_path, warnings):
     jobs = folder_of(tmp_path, 20, size=(4, 4))
     lanes = [Lane(Broken(0.02), 1), Lane(Broken(0.02, fake_gpu(1)), 1)]
