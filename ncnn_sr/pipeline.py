@@ -267,6 +267,7 @@ class Pipeline:
         # _report_lock.
         self._inside = 0
         self._errors: list[BaseException] = []
+        self._summary = Summary()  # each run's own, from its start
         # Why each output folder looked at cannot be written in (None: it can), so a
         # folder of thousands of pictures is tried once, not once a picture.
         self._unwritable: dict[Path, str | None] = {}

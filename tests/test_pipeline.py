@@ -470,6 +470,11 @@ def test_a_cancel_while_a_device_is_out_of_service_ends_the_run(tmp_path):
     assert summary.cancelled and 1 <= summary.ok < 30 and not summary.abandoned
 
 
+def test_a_pipeline_not_run_yet_has_not_stopped():
+    # ``stopped`` read the summary of a run, which a new Pipeline has not: AttributeError.
+    assert Pipeline([Lane(SlowFake(0), 1)]).stopped is None
+
+
 def test_a_picture_upscaled_as_the_last_device_fails_waits_for_room_to_be_written():
     # Once every device has failed no picture starts, but those upscaled are written:
     # one that met a full save queue then was dropped at once, neither written nor counted.
