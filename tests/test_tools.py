@@ -302,3 +302,22 @@ def test_each_python_example_of_the_readme_runs_as_written(tmp_path):
         with av.open(str(tmp_path / name)) as made:
             shown = [(f.width, f.height) for f in made.decode(video=0)]
         assert len(shown) == count and set(shown) == {size}, name
+
+
+def test_a_child_s_peak_memory_the_system_cannot_tell_is_a_dash_not_a_type_error(monkeypatch, capsys):
+    # Windows may not tell a child's peak (bench.run_child gives None): measure.timed_child
+    # multiplied None, and every folder or video benchmark failed there after its runs.
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import bench_batch
+        import measure
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    from ncnn_sr.bench import ChildRun
+    monkeypatch.setattr(measure, "run_child", lambda cmd: ChildRun(0, 2.0, None, '{"seconds": 1.0}', "", False))
+    assert measure.timed_child(["x"]) == (2.0, None, '{"seconds": 1.0}')
+    monkeypatch.setattr(bench_batch, "timed_child", measure.timed_child)
+    args = type("Args", (), {"model": "m", "device": "-1", "jobs": "1:2:2"})
+    row = bench_batch.one_round(["ncnn-sr"], Path("in"), Path("/nonexistent/out"), args, 8, 8, 2)
+    assert row["command_peak_rss_mb"] is None and row["ratio"] == 0.5
+    assert measure.shown_mb(row["command_peak_rss_mb"]) == "-" and measure.shown_mb(1.6) == "2"

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import COMMAND_HELP, ncnn_sr_command, timed_child, wxh
+from measure import COMMAND_HELP, megabytes, ncnn_sr_command, shown_mb, timed_child, wxh
 
 RAW_CHILD = """
 import json, os, sys, time
@@ -83,7 +83,7 @@ def main() -> int:
     for r in rows:
         print(f"| {r['model']} | {r['pictures']} | {r['size']} | {r['round']} | {r['raw_pictures_per_s']:.2f} "
               f"| {r['raw_mpix_per_s']:.3f} | {r['command_pictures_per_s']:.2f} | {r['command_mpix_per_s']:.3f} "
-              f"| {r['ratio']:.3f} | {r['command_peak_rss_mb']:.0f} |")
+              f"| {r['ratio']:.3f} | {shown_mb(r['command_peak_rss_mb'])} |")
     for count in args.counts:
         ratios = sorted(r["ratio"] for r in rows if r["pictures"] == count)
         print(f"{count} pictures: median ratio {statistics.median(ratios):.3f} over {len(ratios)} round(s) "
@@ -107,7 +107,7 @@ def one_round(command: list[str], folder: Path, out: Path, args, width: int, hei
         "raw_pictures_per_s": count / raw["seconds"], "raw_mpix_per_s": mp / raw["seconds"],
         "command_pictures_per_s": count / cmd_wall, "command_mpix_per_s": mp / cmd_wall,
         "ratio": (count / cmd_wall) / (count / raw["seconds"]),
-        "command_peak_rss_mb": cmd_rss / 2**20, "raw_peak_rss_mb": raw_rss / 2**20,
+        "command_peak_rss_mb": megabytes(cmd_rss), "raw_peak_rss_mb": megabytes(raw_rss),
     }
 
 

@@ -21,7 +21,7 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from measure import COMMAND_HELP, ncnn_sr_command, timed_child, wxh
+from measure import COMMAND_HELP, megabytes, ncnn_sr_command, shown_mb, timed_child, wxh
 
 RAW_CHILD = """
 import json, sys, time
@@ -108,7 +108,7 @@ def main() -> int:
                                         "-o", str(Path(tmp) / f"out{seconds:g}.mp4"),
                                         "-n", args.model, "-g", args.device, "-j", args.jobs, "-q"])
             row["command_fps"] = frames / wall
-            row["command_peak_rss_mb"] = rss / 2**20
+            row["command_peak_rss_mb"] = megabytes(rss)
             if "raw_fps" in row:
                 row["ratio"] = row["command_fps"] / row["raw_fps"]
             rows.append(row)
@@ -119,7 +119,7 @@ def main() -> int:
         raw = f"{r['raw_fps']:.3f}" if "raw_fps" in r else "-"
         ratio = f"{r['ratio']:.3f}" if "ratio" in r else "-"
         print(f"| {r['seconds']:g} s {r['size']} @ {r['rate']} | {r['frames']} | {raw} | {r['command_fps']:.3f} "
-              f"| {ratio} | {r['command_peak_rss_mb']:.0f} |")
+              f"| {ratio} | {shown_mb(r['command_peak_rss_mb'])} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
     return 0

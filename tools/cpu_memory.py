@@ -45,6 +45,8 @@ def peak_rss(model: str, n: int, threads: int, pad: int) -> int:
     run = run_child([sys.executable, __file__, "--child", model, str(n), str(threads), str(pad)])
     if run.returncode != 0:
         raise SystemExit(f"child for {model} at {n}x{n} failed with exit status {run.returncode}: {run.stderr_tail}")
+    if run.rss_mb is None:
+        raise SystemExit("this system does not tell a child process's peak memory, which this tool measures")
     return int(run.rss_mb * 2**20)
 
 

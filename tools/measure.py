@@ -33,12 +33,22 @@ def ncnn_sr_command(text: str | None) -> list[str]:
     return [shutil.which("ncnn-sr", path=str(Path(sys.executable).parent)) or "ncnn-sr"]
 
 
-def timed_child(cmd: list[str]) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS in bytes, stdout) of ``cmd``; exits on failure."""
+def timed_child(cmd: list[str]) -> tuple[float, int | None, str]:
+    """(wall seconds, peak RSS in bytes, stdout) of ``cmd``; exits on failure. The
+    peak is None where this system cannot tell a child's (see bench.run_child)."""
     run = run_child(cmd)
     if run.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({run.returncode}): {run.stderr_tail}")
-    return run.seconds, int(run.rss_mb * 2**20), run.stdout
+    return run.seconds, None if run.rss_mb is None else int(run.rss_mb * 2**20), run.stdout
+
+
+def megabytes(size: int | None) -> float | None:
+    """``size`` bytes in MiB, None kept: a table shows it as '-'."""
+    return None if size is None else size / 2**20
+
+
+def shown_mb(mb: float | None) -> str:
+    return "-" if mb is None else f"{mb:.0f}"
 
 
 def run_main(main) -> None:
