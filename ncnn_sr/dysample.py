@@ -15,22 +15,86 @@ that is plain bilinear upsampling, as init_pos puts each sample where it does.
 ncnn's GridSample takes coordinates normalised to the input's size, which the param
 cannot hold: the network works them out from a plane of ones (a running sum gives
 the column or row, a sum over the row the size), so one model serves any size of
-tile. Each sample reads its own neighbourhood only (its offset), which the tile's
-context covers as it covers a convolution's.
+tile. Each sample reads its own neighbourhood only, out to its offset, which the
+tile's context must cover as it covers a convolution's. No offset is bounded: either
+scope scales (by 0.25, or by a sigmoid's 0 to 0.5) a 1x1 convolution of features
+that are not bounded. So the context is measured, not assumed: ``offsets_of`` reads
+the offset convolutions back from a converted model, and ``Offsets.reach`` says how
+far the samples made from a piece's features reach (netsplit's head plan assumes
+``SAMPLE_REACH``; the head widens a piece's window where they reach further).
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 
 from .errors import ModelError
 from .ncnn_graph import Net, shape_of
+from .param_file import ParamGraph, layer_weights
 
 PREFIX = "to_img."
 # GridSample: bilinear (0=1), border padding (1=2), align_corners=False (2=0), the
 # grid given channels first, x then y (3=1).
 _GRID_SAMPLE = "0=1 1=2 2=0 3=1"
+
+
+# Input pixels a sample reads from its own pixel where its learnt offset is within
+# 2.5: init_pos (under half a pixel), the offset, and the bilinear neighbour. The head
+# plan assumes this much; a piece whose offsets go further gets more (Offsets.reach).
+SAMPLE_REACH = 4
+
+
+@dataclass(frozen=True)
+class Offsets:
+    """A converted DySample's offsets, for x then y: ``weights`` (n x C) and
+    ``biases`` (n) of the 1x1 convolutions that give twice each sample's offset in
+    pixels, and ``scopes`` (n x C), the dynamic scope's convolutions, whose sigmoid
+    then scales it (None for the static scope, whose 0.25 is in the weights)."""
+
+    weights: tuple[np.ndarray, np.ndarray]
+    biases: tuple[np.ndarray, np.ndarray]
+    scopes: tuple[np.ndarray, np.ndarray] | None = None
+
+    def reach(self, features: np.ndarray) -> int:
+        """The most input pixels from its own pixel that a sample made from
+        ``features`` (C x H x W, the upsampler's input) reads: ``SAMPLE_REACH`` while
+        every offset is within 2.5 pixels. A sample at pixel i, offset d (|d| under
+        the learnt offset + 0.5 with init_pos) reads pixels floor(i + d) and the next."""
+        flat = features.reshape(features.shape[0], -1)
+        largest = 0.0
+        for axis in range(2):
+            twice = self.weights[axis] @ flat + self.biases[axis][:, None]
+            if self.scopes is not None:
+                twice *= 0.5 + 0.5 * np.tanh(0.5 * (self.scopes[axis] @ flat))  # the sigmoid, without overflow
+            largest = max(largest, float(np.abs(twice).max(initial=0)))
+        if not math.isfinite(largest):
+            raise ModelError("the DySample upsampler's offsets are not finite")
+        return max(SAMPLE_REACH, math.ceil(largest / 2 + 0.5) + 1)
+
+
+def offsets_of(graph: ParamGraph, bin_bytes: bytes) -> Offsets | None:
+    """The offsets of a DySample that ``dysample`` converted, from the model's
+    .param ``graph`` and .bin bytes; None where its layers are not found."""
+    names = [f"{PREFIX}{axis}.{part}" for part in ("offset", "scope") for axis in "xy"]
+    found = layer_weights(graph, bin_bytes, names)
+    kinds = {layer.name: layer.type for layer in graph.layers}
+
+    def conv(name):
+        arrays = found.get(name, [])
+        if kinds.get(name) != "Convolution" or len(arrays) != 2 or not arrays[1].size \
+                or arrays[0].size % arrays[1].size:
+            return None
+        return arrays[0].reshape(arrays[1].size, -1), arrays[1]
+
+    offset = [conv(f"{PREFIX}{axis}.offset") for axis in "xy"]
+    scope = [conv(f"{PREFIX}{axis}.scope") for axis in "xy"]
+    if None in offset or scope.count(None) == 1:
+        return None
+    return Offsets((offset[0][0], offset[1][0]), (offset[0][1], offset[1][1]),
+                   None if None in scope else (scope[0][0], scope[1][0]))
 
 
 def has_dysample(weights: Mapping[str, np.ndarray]) -> bool:

@@ -24,10 +24,12 @@ import numpy as np
 
 from . import device_check, devices
 from .devices import Device
+from .dysample import offsets_of
 from .errors import DeviceError, InputError, ModelError
 from .models import PATH_TYPES, ModelSpec, resolve_model
 from .netsplit import network_reach, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, bicubic_net, group_norm_weights
+from .param_file import parse_param
 from .pixels import check_image
 from .resample import resize, resize_bytes, target_size
 from .staged_run import StagedRun
@@ -436,14 +438,18 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         # A GroupNorm's statistics are the whole picture's: windows alone get them wrong.
         if device.is_gpu and not (device.host_memory or self._exact or normalised):
             return net
-        weights = group_norm_weights(plan, param, s.bin_path.read_bytes()) if normalised else {}
+        bin_bytes = s.bin_path.read_bytes() if normalised or plan.sampled else b""
+        weights = group_norm_weights(plan, param, bin_bytes) if normalised else {}
         if weights is None:
             return net  # a GroupNorm's scale and shift not found: windows it is
+        offsets = offsets_of(parse_param(param), bin_bytes) if plan.sampled else None
+        if plan.sampled and offsets is None:
+            return net  # how far its samples reach is not known: windows it is
         if device.is_gpu:
             # The head on pieces of the tile the reference tool would give the whole
             # network on this heap: it fits, and GPUs want few large runs.
-            return SplitNetwork(net, plan, devices.gpu_auto_tile(device.heap_budget_mb), weights)
-        return SplitNetwork(net, plan, HEAD_PIECE, weights)
+            return SplitNetwork(net, plan, devices.gpu_auto_tile(device.heap_budget_mb), weights, offsets)
+        return SplitNetwork(net, plan, HEAD_PIECE, weights, offsets)
 
     def _trusted(self, net: "Network | SplitNetwork") -> "Network | SplitNetwork":
         """``net`` (on a GPU) if it computes device_check's test picture as it

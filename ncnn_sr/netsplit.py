@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .dysample import SAMPLE_REACH
 from .param_file import Layer, parse_param
 
 # Layers that look at one pixel at a time (or join blobs pixel by pixel).
@@ -43,12 +44,11 @@ _RESIZING = frozenset("Interp Reorg PixelShuffle Deconvolution DeconvolutionDept
 # A stage shorter than this is merged with its neighbour: each stage costs a pass over
 # the feature map, so cutting around a single convolution is not worth it.
 MIN_STAGE_REACH = 8
-# Input pixels a DySample head's samples reach from their pixel, exactly where the
-# learnt offset stays within 2.5: init_pos (under half a pixel), the offset, and the
-# bilinear neighbour; a sample further out reads the piece's edge instead. Its other
+# A DySample head's context counts dysample.SAMPLE_REACH for its samples, which holds
+# while the learnt offsets stay within 2.5 pixels; nothing bounds them, so the head
+# measures them on each piece and widens its window where they go further. Its other
 # layers that are not pointwise (a running sum, a sum over a row) only count pixels to
 # normalise coordinates to the piece's size.
-SAMPLE_REACH = 4
 _SAMPLER = _POINTWISE | _CONVOLUTIONS | frozenset(("CumulativeSum", "Reduction", "PixelShuffle", "GridSample"))
 
 
@@ -103,6 +103,10 @@ class NetPlan:
     picture to ``cut_blob``; empty when the trunk has a layer whose reach is not known
     here, and then it runs whole.
 
+    With ``sampled`` the head is a DySample upsampler (GridSample layers), whose
+    ``head_context`` holds only while its offsets stay within 2.5 pixels: its pieces
+    need more where they go further (``dysample.Offsets.reach``).
+
     A network that opens by pixel-unshuffling the picture by ``unshuffle`` (Real-ESRGAN's
     x2 and x1 RRDBNets: a reflecting pad to whole blocks, then Reorg) and ends by
     cropping to the picture's upscaled size is planned without those two: the picture
@@ -115,6 +119,7 @@ class NetPlan:
     entry: str | None = None
     unshuffle: int = 1
     head_output: str | None = None
+    sampled: bool = False
 
     def __post_init__(self) -> None:
         if self.head_context < 1:
@@ -154,7 +159,8 @@ def plan_network(param_bytes: bytes, input_blob: str, output_blob: str) -> NetPl
     if context is None:
         return None
     return NetPlan(cut_blob, context, _stages(layers[:cut], input_blob, cut_blob), entry, unshuffle,
-                   None if entry is None else head_output)
+                   None if entry is None else head_output,
+                   sampled=any(layer.type == "GridSample" for layer in layers[cut:]))
 
 
 def _unshuffled(layers, input_blob: str, output_blob: str):

@@ -9,6 +9,7 @@ import contextlib
 import ctypes
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from . import devices
 from .devices import Device
+from .dysample import SAMPLE_REACH, Offsets
 from .errors import ModelError, os_reason
 from .netsplit import NetPlan
 from .openmp import claim_threads, ncnn
@@ -271,10 +273,14 @@ class SplitNetwork:
     trunk may also run in stages over a whole picture (``staged``). Used on the CPU,
     and on GPUs that may stage. Same interface as ``Network``."""
 
-    def __init__(self, net: Network, plan: NetPlan, head_piece: int, norms: dict | None = None):
+    def __init__(self, net: Network, plan: NetPlan, head_piece: int, norms: dict | None = None,
+                 offsets: Offsets | None = None):
+        if plan.sampled and offsets is None:
+            raise ValueError("a DySample head needs its offsets to know its pieces' context")
         self.net, self.plan, self.head_piece = net, plan, head_piece
         self.device = net.device
         self.norms = norms or {}  # (scale, shift) of each GroupNorm a stage ends in, by layer name
+        self.offsets = offsets
 
     def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:
         u = self.plan.unshuffle
@@ -308,10 +314,18 @@ class SplitNetwork:
         """The head's output for ``box`` (y0, y1, x0, x1) of the trunk's output
         ``features`` (C×H×W), piece by piece: (row span, column span, scale, H×W×C
         float32 output of the piece's own cell). Only the box is computed, with the
-        head's context around each piece where ``features`` has it."""
+        head's context around each piece where ``features`` has it: for a DySample
+        head, as far as the piece's own samples reach."""
         c = self.plan.head_context
         _, height, width = features.shape
         for row, col, length_y, length_x in pieces(height, width, box, self.head_piece + 2 * c, c):
+            if self.offsets is not None:
+                own = features[:, row.start:row.end, col.start:col.end]
+                more = self.offsets.reach(own) - SAMPLE_REACH
+                if more > 0:  # past the planned context: a window of its own
+                    y0, x0 = max(0, row.start - c - more), max(0, col.start - c - more)
+                    length_y, length_x = min(height, row.end + c + more) - y0, min(width, col.end + c + more) - x0
+                    row, col = replace(row, window=y0), replace(col, window=x0)
             window = features[:, row.window:row.window + length_y, col.window:col.window + length_x]
             out = self.net.extract({self.plan.cut_blob: window}, self.plan.head_output or self.net.output_blob)
             s = out.shape[1] // length_y

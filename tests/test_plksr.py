@@ -12,6 +12,7 @@ from checkpoints import save_zip, tensor
 from conftest import picture
 from ncnn_sr import staged
 from ncnn_sr.convert import convert_weights, write_model
+from ncnn_sr.dysample import SAMPLE_REACH, Offsets, offsets_of
 from ncnn_sr.engine import Upscaler
 from ncnn_sr.errors import ModelError
 from ncnn_sr.models import DEFAULT_CPU_BYTES_PER_PIXEL
@@ -328,6 +329,57 @@ def test_dysample_realplksr_tiled_is_the_whole_pictures(tmp_path, layer_norm):
             Upscaler(spec, device=-1, tile=32, precision="fp32") as tiled:
         want, got = whole.upscale(image), tiled.upscale(image)
     assert got.shape == (180, 140, 3)
+    assert np.abs(got.astype(int) - want).max() <= 1
+
+
+def test_dysample_offsets_say_how_far_its_samples_reach():
+    n, c = 8, 12
+    zero, features = np.zeros((n, c), np.float32), np.ones((c, 2, 3), np.float32)
+
+    def reach(twice_x: float, scopes=None) -> int:
+        return Offsets((zero, zero), (np.full(n, twice_x, np.float32), np.zeros(n, np.float32)), scopes).reach(features)
+    assert reach(5.0) == SAMPLE_REACH  # 2.5 pixels out: what the head's plan counts
+    # 7 pixels and under half of init_pos: floor(i - 7.5) and the pixel after it.
+    assert reach(-14.0) == 9
+    assert reach(-14.0, (zero, zero)) == 5  # a scope of sigmoid(0) halves it
+
+
+@pytest.mark.parametrize("scope", ["static", "dynamic"])
+def test_dysample_offsets_are_read_back_from_the_converted_model(tmp_path, scope):
+    state = random_plksr(dysample=scope)
+    spec = write_model(convert_weights(state, fp16=False), tmp_path, "plksr")
+    offsets = offsets_of(parse_param(spec.param_path.read_bytes()), spec.bin_path.read_bytes())
+    w, b = state["to_img.offset.weight"][:, :, 0, 0], state["to_img.offset.bias"]
+    twice = 1.0 if scope == "dynamic" else 0.5  # of 0.5 (a sigmoid's) or 0.25, in pixels
+    half = len(b) // 2
+    assert np.allclose(offsets.weights[1], w[half:] * twice) and np.allclose(offsets.biases[0], b[:half] * twice)
+    assert (offsets.scopes is None) == (scope == "static")
+    if offsets.scopes is not None:
+        assert np.allclose(offsets.scopes[1], state["to_img.scope.weight"][half:, :, 0, 0])
+
+
+@pytest.mark.parametrize("scope", ["static", "dynamic"])
+def test_dysample_of_far_reaching_offsets_tiled_is_the_whole_pictures(tmp_path, scope):
+    # Neither scope bounds an offset: the scope scales (by 0.25, or a sigmoid's 0 to 0.5)
+    # a convolution of unbounded features. A GroupNorm RealPLKSR runs its head in
+    # pieces, tiled or not, so "whole" is the network run once on the whole picture.
+    state = random_plksr(blocks=2, kernel=7)
+    state.update(random_dysample(np.random.default_rng(7), 2, scope == "dynamic", spread=4))
+    image = two_halves()
+    x = np.ascontiguousarray(image.transpose(2, 0, 1), np.float32) / 255
+    plain = {k: v for k, v in state.items() if not k.startswith("to_img.")}
+    for folder in ("plain", "whole", "model"):
+        (tmp_path / folder).mkdir()
+    trunk = pixel_unshuffle(run_ncnn(convert_weights(plain, fp16=False), x, tmp_path / "plain"), 2)
+    offsets = conv(trunk.astype(np.float64), state["to_img.offset.weight"], state["to_img.offset.bias"])
+    offsets *= 0.25 if scope == "static" else \
+        0.5 * sigmoid(conv(trunk.astype(np.float64), state["to_img.scope.weight"], np.zeros(len(offsets))))
+    assert np.abs(offsets).max() > 6  # past the 2.5 pixels the head's planned context of 5 allows
+    whole = run_ncnn(convert_weights(state, fp16=False), x, tmp_path / "whole")
+    want = np.floor(np.clip(whole, 0, 1) * 255 + 0.5).astype(int).transpose(1, 2, 0)
+    spec = write_model(convert_weights(state, fp16=False), tmp_path / "model", "plksr")
+    with Upscaler(spec, device=-1, tile=32, precision="fp32") as tiled:
+        got = tiled.upscale(image)
     assert np.abs(got.astype(int) - want).max() <= 1
 
 
