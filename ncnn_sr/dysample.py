@@ -22,6 +22,23 @@ that are not bounded. So the context is measured, not assumed: ``offsets_of`` re
 the offset convolutions back from a converted model, and ``Offsets.reach`` says how
 far the samples made from a piece's features reach (netsplit's head plan assumes
 ``SAMPLE_REACH``; the head widens a piece's window where they reach further).
+
+Two grid_sample conventions are about, under the same keys and shapes (offset,
+scope, init_pos, end_conv), so a checkpoint cannot say which it was trained with.
+DySample's published sample() (tiny-smart/dysample), traiNNer-redux's arch_util.DySample
+and spandrel's shared __arch_helpers/dysample.py in its F.grid_sample revisions call
+grid_sample with align_corners=False, which the grid above is built for (pixel
+centres at i + 0.5 over a size W): a zero offset samples the pixel's own centre.
+Another revision of that spandrel file (float32 forced through
+torch.ops.aten.grid_sampler_2d(x, grid, 0, 1, True)) passes align_corners=True with
+the same grid, which reads a sample meant for x at x + 0.5 - (x + 0.5) / W: the
+picture squeezed towards its centre by (W - 1) / W, by up to half an input pixel at
+its edges and by an amount that depends on the size it is run at. traiNNer-redux's
+RealPLKSR imports its DySample from spandrel, so which one a checkpoint saw depends
+on the spandrel its trainer had. align_corners=False is converted (GridSample's 2=0):
+it is what the grid's construction and the paper mean, and only it lets a tile give
+the whole picture's numbers; a checkpoint trained under the other sees its
+samples moved by at most half an input pixel, near the picture's edges.
 """
 from __future__ import annotations
 
