@@ -62,6 +62,8 @@ _GRID_SAMPLE = "0=1 1=2 2=0 3=1"
 # 2.5: init_pos (under half a pixel), the offset, and the bilinear neighbour. The head
 # plan assumes this much; a piece whose offsets go further gets more (Offsets.reach).
 SAMPLE_REACH = 4
+# The reach of offsets that are not finite: more than any picture has.
+UNBOUNDED = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class Offsets:
                 twice *= 0.5 + 0.5 * np.tanh(0.5 * (self.scopes[axis] @ flat))  # the sigmoid, without overflow
             largest = max(largest, float(np.abs(twice).max(initial=0)))
         if not math.isfinite(largest):
-            raise ModelError("the DySample upsampler's offsets are not finite")
+            return UNBOUNDED  # the network's output will say what is wrong; its samples may read anything
         return max(SAMPLE_REACH, math.ceil(largest / 2 + 0.5) + 1)
 
 

@@ -12,7 +12,7 @@ from checkpoints import save_zip, tensor
 from conftest import picture
 from ncnn_sr import staged
 from ncnn_sr.convert import convert_weights, write_model
-from ncnn_sr.dysample import SAMPLE_REACH, Offsets, offsets_of
+from ncnn_sr.dysample import SAMPLE_REACH, UNBOUNDED, Offsets, offsets_of
 from ncnn_sr.engine import Upscaler
 from ncnn_sr.errors import ModelError
 from ncnn_sr.models import DEFAULT_CPU_BYTES_PER_PIXEL
@@ -342,6 +342,7 @@ def test_dysample_offsets_say_how_far_its_samples_reach():
     # 7 pixels and under half of init_pos: floor(i - 7.5) and the pixel after it.
     assert reach(-14.0) == 9
     assert reach(-14.0, (zero, zero)) == 5  # a scope of sigmoid(0) halves it
+    assert reach(np.inf) == UNBOUNDED  # the whole map, whose output then says what is wrong
 
 
 @pytest.mark.parametrize("scope", ["static", "dynamic"])
