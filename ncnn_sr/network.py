@@ -320,8 +320,10 @@ class SplitNetwork:
         _, height, width = features.shape
         for row, col, length_y, length_x in pieces(height, width, box, self.head_piece + 2 * c, c):
             if self.offsets is not None:
-                own = features[:, row.start:row.end, col.start:col.end]
-                more = self.offsets.reach(own) - SAMPLE_REACH
+                # The samples of the cells around the piece too, which an end
+                # convolution larger than 1x1 reads: those within the planned context.
+                near = features[:, max(0, row.start - c):row.end + c, max(0, col.start - c):col.end + c]
+                more = self.offsets.reach(near) - SAMPLE_REACH
                 if more > 0:  # past the planned context: a window of its own
                     y0, x0 = max(0, row.start - c - more), max(0, col.start - c - more)
                     length_y, length_x = min(height, row.end + c + more) - y0, min(width, col.end + c + more) - x0

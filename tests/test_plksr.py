@@ -12,13 +12,16 @@ from checkpoints import save_zip, tensor
 from conftest import picture
 from ncnn_sr import staged
 from ncnn_sr.convert import convert_weights, write_model
+from ncnn_sr.devices import CPU
 from ncnn_sr.dysample import SAMPLE_REACH, UNBOUNDED, Offsets, offsets_of
 from ncnn_sr.engine import Upscaler
 from ncnn_sr.errors import ModelError
 from ncnn_sr.models import DEFAULT_CPU_BYTES_PER_PIXEL
 from ncnn_sr.ncnn_graph import counted
 from ncnn_sr.netsplit import GroupNorm, plan_network
+from ncnn_sr.network import Network, SplitNetwork
 from ncnn_sr.param_file import parse_param
+from ncnn_sr.tiles import pieces
 from test_convert import pixel_shuffle, run_ncnn
 from test_convert_command import run
 
@@ -357,6 +360,36 @@ def test_dysample_offsets_are_read_back_from_the_converted_model(tmp_path, scope
     assert (offsets.scopes is None) == (scope == "static")
     if offsets.scopes is not None:
         assert np.allclose(offsets.scopes[1], state["to_img.scope.weight"][half:, :, 0, 0])
+
+
+def test_a_dysample_piece_gets_the_context_its_neighbours_samples_need(tmp_path):
+    # A 5x5 end convolution at x2 reads the samples of the cells just past a piece:
+    # those reach 10 pixels here, the piece's own samples none.
+    state = random_plksr(blocks=1, kernel=5)
+    rng = np.random.default_rng(5)
+    state.update(random_dysample(rng, 2, scope=False))
+    weight = np.zeros_like(state["to_img.offset.weight"])
+    weight[:, 0] = 40  # 0.25 x 40 pixels for each unit of channel 0, in x and y alike
+    state["to_img.offset.weight"], state["to_img.offset.bias"] = weight, np.zeros_like(state["to_img.offset.bias"])
+    state["to_img.end_conv.weight"] = rng.normal(0, 0.1, (3, 12, 5, 5)).astype(np.float32)
+    spec = write_model(convert_weights(state, fp16=False), tmp_path, "plksr")
+    param = spec.param_path.read_bytes()
+    plan = plan_network(param, spec.input_blob, spec.output_blob)
+    net = Network(str(spec.param_path), str(spec.bin_path), CPU, spec.input_blob, spec.output_blob)
+    split = SplitNetwork(net, plan, 8, offsets=offsets_of(parse_param(param), spec.bin_path.read_bytes()))
+    features = rng.normal(0, 0.3, (12, 30, 30)).astype(np.float32)
+    features[0] = 0
+    c = plan.head_context
+    first = next(pieces(30, 30, (0, 30, 0, 30), 8 + 2 * c, c))[1]
+    features[0, :, first.end] = 1  # the column just right of the first pieces
+    try:
+        whole = net.extract({plan.cut_blob: features}, spec.output_blob).transpose(1, 2, 0)
+        got = np.empty_like(whole)
+        for row, col, s, out in split.head(features, (0, 30, 0, 30)):
+            got[row.start * s:row.end * s, col.start * s:col.end * s] = out
+    finally:
+        net.release()
+    assert np.abs(got - whole).max() < 1e-4, np.abs(got - whole).max()
 
 
 @pytest.mark.parametrize("scope", ["static", "dynamic"])
