@@ -56,8 +56,6 @@ PREFIX = "to_img."
 # GridSample: bilinear (0=1), border padding (1=2), align_corners=False (2=0), the
 # grid given channels first, x then y (3=1).
 _GRID_SAMPLE = "0=1 1=2 2=0 3=1"
-
-
 # Input pixels a sample reads from its own pixel where its learnt offset is within
 # 2.5: init_pos (under half a pixel), the offset, and the bilinear neighbour. The head
 # plan assumes this much; a piece whose offsets go further gets more (Offsets.reach).
