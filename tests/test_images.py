@@ -1,6 +1,8 @@
 """Reading and writing pictures: every mode, depth, metadata, broken files, atomic writes."""
 import contextlib
+import fractions
 import io
+import itertools
 import re
 import logging
 import os
@@ -1054,6 +1056,62 @@ def test_a_jpeg_ending_in_its_own_mid_grey_is_read(kind, tmp_path):
     with Image.open(path) as im:
         assert np.array_equal(got, np.asarray(im).reshape(got.shape))
     assert (got[-8:] == 128).all()
+
+
+def ycck(data: bytes) -> bytes:
+    """The CMYK JPEG ``data``, as Pillow writes it (Adobe, no transform), with its
+    Adobe marker saying YCCK: the same samples, read as YCC and K."""
+    out = bytearray(data)
+    adobe = out.index(b"\xff\xee") + 4
+    assert out[adobe:adobe + 5] == b"Adobe"
+    out[adobe + 11] = 2
+    return bytes(out)
+
+
+def valid_jpegs():
+    """JPEGs Pillow writes whole, of every kind and on the edges of the checks for
+    data cut short: flat mid-grey (what libjpeg fills missing blocks with), black,
+    white and noise, one pixel to a few MCUs, edges that cut MCUs."""
+    rng = np.random.RandomState(3)
+    options = [{}, {"progressive": True}, {"optimize": True}, {"subsampling": 0}, {"subsampling": 1},
+               {"restart_marker_blocks": 1}, {"restart_marker_rows": 1}, {"progressive": True, "subsampling": 0}]
+    for size in [(1, 1), (3, 7), (9, 17), (8, 8), (16, 16), (1, 640), (640, 1), (17, 33)]:
+        arrays = [np.full((*size, 3), 128, np.uint8), np.full((*size, 3), 127, np.uint8), np.zeros((*size, 3), np.uint8),
+                  np.full((*size, 3), 255, np.uint8), rng.randint(0, 256, (*size, 3)).astype(np.uint8), picture(*size)]
+        for arr, mode, option, quality in itertools.product(arrays, ("RGB", "L", "CMYK", "YCCK"), options, (1, 75, 100)):
+            out = io.BytesIO()
+            Image.fromarray(arr).convert("CMYK" if mode == "YCCK" else mode).save(out, "JPEG", quality=quality, **option)
+            yield ycck(out.getvalue()) if mode == "YCCK" else out.getvalue()
+
+
+def test_whole_jpegs_of_every_kind_are_read_without_a_word():
+    # Refusing a whole picture is far worse than missing a cut one: every check for
+    # data cut short passes these over, the grey ones decoded again included.
+    said = []
+    for data in valid_jpegs():
+        with Image.open(io.BytesIO(data)) as im:
+            read = images_mod._check_jpeg_data(im, "a.jpg")
+            im.load()
+            images_mod._check_jpeg_end(im, "a.jpg", *read)
+            said.append(read[1])
+    assert len(said) == 4608 and said == [None] * len(said)
+
+
+def test_whole_jpegs_from_ffmpeg_and_the_docs_are_read(tmp_path):
+    import av
+
+    paths = [Path(__file__).parent.parent / "docs" / "sample.jpg"]
+    for pix_fmt, (height, width) in itertools.product(("yuvj420p", "yuvj422p", "yuvj444p"), [(18, 34), (2, 2), (64, 48)]):
+        codec = av.CodecContext.create("mjpeg", "w")
+        codec.width, codec.height, codec.pix_fmt, codec.time_base = width, height, pix_fmt, fractions.Fraction(1, 25)
+        for i, arr in enumerate([np.full((height, width, 3), 128, np.uint8), picture(height, width)]):
+            for packet in codec.encode(av.VideoFrame.from_ndarray(arr, format="rgb24").reformat(format=pix_fmt)):
+                paths.append(tmp_path / f"{pix_fmt}-{width}x{height}-{i}.jpg")
+                paths[-1].write_bytes(bytes(packet))
+    assert len(paths) == 19
+    for path in paths:
+        with Image.open(path) as im:
+            assert read_image(path)[0].shape[:2] == (im.height, im.width)
 
 
 def test_a_jpeg_with_bytes_after_its_end_marker_is_read(tmp_path):
