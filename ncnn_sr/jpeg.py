@@ -112,13 +112,37 @@ def missing_scans(data: bytes) -> tuple[str, bool] | None:
 
 
 def ends_grey(im: Image.Image) -> bool:
-    """Whether the decoded JPEG ``im`` ends (at its bottom right) in the grey of
-    blocks libjpeg had no data for: the one cheap sign that a sequential one's data
-    may have run out; ``runs_out`` tells."""
-    if im.mode not in ("L", "RGB", "CMYK"):
+    """Whether the decoded JPEG ``im`` ends in the grey of blocks libjpeg had no
+    data for: the one cheap sign that a sequential one's data may have run out;
+    ``runs_out`` tells. Its last MCU is looked at, the blocks decoded last, wherever
+    the picture's edge cuts it: the 8x8 pixels at its corner straddled MCUs whose
+    data was there. Upsampling blends an MCU's chroma with its neighbours', so its
+    colour may be off grey there: its luma is not."""
+    layer = getattr(im, "layer", None) or [(0, 1, 1, 0)]
+    most_h, most_v = max(c[1] for c in layer), max(c[2] for c in layer)
+    if len(layer) == 1 or not most_h or not most_v:  # one component: its MCU is one block
+        most_h = most_v = 1
+    left, top = (im.width - 1) // (8 * most_h) * 8 * most_h, (im.height - 1) // (8 * most_v) * 8 * most_v
+    mcu = np.asarray(im.crop((left, top, im.width, im.height)), dtype=np.int32).reshape(-1, len(im.getbands()))
+    if im.mode == "L":
+        return bool((mcu == 128).all())
+    if im.mode == "RGB":
+        return _grey_luma(mcu)
+    if im.mode != "CMYK":
         return False
-    corner = np.asarray(im.crop((max(im.width - 8, 0), max(im.height - 8, 0), im.width, im.height)))
-    return corner.min() == corner.max() and int(corner.min()) in _EMPTY_BLOCK_SAMPLES
+    if np.isin(mcu[0], _EMPTY_BLOCK_SAMPLES).all() and (mcu == mcu[0]).all():
+        return True
+    # YCCK, which Pillow reads inverted: its colour channels are the RGB of its YCC,
+    # its K that of an empty block inverted.
+    return im.info.get("adobe_transform") == 2 and _grey_luma(mcu[:, :3]) and bool((mcu[:, 3] == 127).all())
+
+
+def _grey_luma(rgb: np.ndarray) -> bool:
+    """Whether the pixels ``rgb`` (int32, one a row) all have the luma of an empty
+    block, 128: libjpeg's YCbCr to RGB tables, rounded, put it within 1 of that
+    whatever the chroma, which can be off grey by no more than blending a grey block
+    with its neighbours' takes it, so that no channel clips."""
+    return bool((np.abs(rgb @ np.array([299, 587, 114], dtype=np.int32) - 128000) < 1000).all())
 
 
 def runs_out(data: bytes, im: Image.Image) -> str | None:

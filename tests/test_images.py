@@ -1058,6 +1058,23 @@ def test_a_jpeg_ending_in_its_own_mid_grey_is_read(kind, tmp_path):
     assert (got[-8:] == 128).all()
 
 
+@pytest.mark.parametrize("kind", ["sequential", "4:4:4", "grey", "restarts"])
+@pytest.mark.parametrize("size", [(33, 47), (9, 17), (17, 9)])
+def test_a_jpeg_cut_short_in_its_last_row_of_mcus_is_broken_or_truncated(kind, size, tmp_path):
+    # Its picture's edge cuts its last MCU: the 8x8 pixels at the corner straddled
+    # MCUs whose data was there, and where the last MCU is one pixel wide or high,
+    # its grey came out coloured by the chroma upsampled from the MCU before.
+    options = {"restart_marker_blocks": 2} if kind == "restarts" else dict(JPEG_KINDS[kind])
+    im = Image.fromarray(picture(*size)).convert(options.pop("mode", "RGB"))
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=90, **options)
+    data = out.getvalue()
+    # Short of the last MCUs, whose data starts before the last tenth's.
+    (tmp_path / "cut.jpg").write_bytes(data[:len(data) * 85 // 100] + b"\xff\xd9")
+    with pytest.raises(InputError, match=r"^\S*cut.jpg: broken or truncated picture \(JPEG: its data stops"):
+        read_image(tmp_path / "cut.jpg")
+
+
 def ycck(data: bytes) -> bytes:
     """The CMYK JPEG ``data``, as Pillow writes it (Adobe, no transform), with its
     Adobe marker saying YCCK: the same samples, read as YCC and K."""
@@ -1066,6 +1083,22 @@ def ycck(data: bytes) -> bytes:
     assert out[adobe:adobe + 5] == b"Adobe"
     out[adobe + 11] = 2
     return bytes(out)
+
+
+@pytest.mark.parametrize("size", [(96, 128), (33, 47)])
+def test_a_ycck_jpeg_cut_short_and_closed_with_an_end_marker_is_broken_or_truncated(size, tmp_path):
+    # Photoshop's CMYK JPEGs: Pillow reads their empty blocks as 128 in C, M and Y
+    # and 127 in K, no one grey.
+    out = io.BytesIO()
+    Image.fromarray(picture(*size)).convert("CMYK").save(out, "JPEG", quality=90)
+    data = ycck(out.getvalue())
+    with Image.open(io.BytesIO(data)) as im:
+        assert (im.mode, im.info["adobe_transform"]) == ("CMYK", 2)
+    (tmp_path / "whole.jpg").write_bytes(data)
+    assert read_image(tmp_path / "whole.jpg")[0].shape == (*size, 3)  # turned to RGB
+    (tmp_path / "cut.jpg").write_bytes(data[:len(data) // 2] + b"\xff\xd9")
+    with pytest.raises(InputError, match=r"^\S*cut.jpg: broken or truncated picture \(JPEG: its data stops"):
+        read_image(tmp_path / "cut.jpg")
 
 
 def valid_jpegs():
