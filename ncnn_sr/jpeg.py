@@ -8,6 +8,7 @@ scans it lacks or by the grey libjpeg fills its missing blocks with."""
 from __future__ import annotations
 
 import io
+import random
 import re
 import struct
 
@@ -32,7 +33,11 @@ _RESTART = re.compile(rb"\xff[\xd0-\xd7]")
 _EMPTY_BLOCK_SAMPLES = (127, 128)
 # Bytes set before the end marker to tell data that ran out from data that was
 # all read: of no 0xFF, and varied, so that they decode to blocks that are no grey.
-_FILLER = bytes(range(0x21, 0xFF, 3)) * 4
+# A progressive scan's may decode, with the bits left of the cut byte, to a run of
+# empty blocks to the scan's end, as data that ran out leaves them: the second
+# starts otherwise, and told most of those the first did not. A sequential one's
+# next block codes its DC: the first changed it at every cut tried.
+_FILLERS = (bytes(range(0x21, 0xFF, 3)) * 4, bytes(b % 0xFF for b in random.Random(1).randbytes(200)))
 
 
 def shortfall(f, size: int) -> str | None:
@@ -149,30 +154,33 @@ def runs_out(data: bytes, im: Image.Image) -> str | None:
     """Why the JPEG ``data``, decoded as ``im``, has blocks its data ran out before:
     bytes set before its end marker change its pixels, where after the last block
     libjpeg passes them over. A picture whose last blocks are coded grey is told from
-    one whose data ran out so, at the cost of decoding it again. None where they do
-    not, or cannot be set."""
+    one whose data ran out so, at the cost of decoding it again (a progressive one
+    twice, where the first bytes change nothing). None where they do not, or cannot
+    be set."""
     layout = _layout(data)
     if layout is None:
         return None
-    _, _, _, eoi, restarts, scan_start = layout
+    frame, _, _, eoi, restarts, scan_start = layout
     while data[eoi - 1] == 0xFF:  # before fill bytes, one of which may be data's cut short
         eoi -= 1
-    filler = _FILLER
-    if restarts:
-        # Cut where an interval ends, libjpeg skips to the next restart marker: the
-        # bytes follow the one it looks for too. After the last block it passes
-        # over them all, a restart marker among them.
-        done = [m[1] - 0xD0 for m in _RESTART.findall(data, scan_start, eoi)]
-        filler += bytes((0xFF, 0xD0 + (done[-1] + 1 if done else 0) % 8)) + _FILLER
-    try:
-        with Image.open(io.BytesIO(data[:eoi] + filler + data[eoi:])) as other:
-            other.load()
-            same = other.mode == im.mode and other.size == im.size and ImageChops.difference(other, im).getbbox() is None
-    except (OSError, SyntaxError, ValueError):  # the filler refused: no sign either way
-        return None
-    if same:
-        return None
-    return "JPEG: its data stops at an end marker before its last blocks"
+    # Cut where an interval ends, libjpeg skips to the next restart marker: the bytes
+    # follow the one it looks for too. After the last block it passes over them all,
+    # a restart marker among them.
+    done = [m[1] - 0xD0 for m in _RESTART.findall(data, scan_start, eoi)] if restarts else []
+    restart = bytes((0xFF, 0xD0 + (done[-1] + 1 if done else 0) % 8)) if restarts else b""
+    for filler in _FILLERS if frame in _PROGRESSIVE_FRAMES else _FILLERS[:1]:
+        if restarts:
+            filler += restart + filler
+        try:
+            with Image.open(io.BytesIO(data[:eoi] + filler + data[eoi:])) as other:
+                other.load()
+                same = (other.mode == im.mode and other.size == im.size
+                        and ImageChops.difference(other, im).getbbox() is None)
+        except (OSError, SyntaxError, ValueError):  # the filler refused: no sign either way
+            continue
+        if not same:
+            return "JPEG: its data stops at an end marker before its last blocks"
+    return None
 
 
 def _layout(data: bytes) -> tuple[int | None, bytes, list[tuple[bytes, int, int, int]], int, int, int] | None:

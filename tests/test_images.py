@@ -19,7 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image, ImageChops, ImageCms
 
 from conftest import picture, png_bytes, png_chunk, png_data
 from ncnn_sr import InputError, read_image, write_image
@@ -1097,6 +1097,24 @@ def test_a_ycck_jpeg_cut_short_and_closed_with_an_end_marker_is_broken_or_trunca
     (tmp_path / "whole.jpg").write_bytes(data)
     assert read_image(tmp_path / "whole.jpg")[0].shape == (*size, 3)  # turned to RGB
     (tmp_path / "cut.jpg").write_bytes(data[:len(data) // 2] + b"\xff\xd9")
+    with pytest.raises(InputError, match=r"^\S*cut.jpg: broken or truncated picture \(JPEG: its data stops"):
+        read_image(tmp_path / "cut.jpg")
+
+
+def test_a_progressive_jpeg_cut_in_a_late_scans_data_is_broken_or_truncated(tmp_path):
+    # The bytes set before its end marker first decoded, with the bits left of the
+    # cut byte, to a run of empty blocks to the scan's end: as the data that ran out
+    # left them, and the cut went untold.
+    data = jpeg_bytes(picture(48, 64), "progressive")
+    scans = [m.start() for m in re.finditer(rb"\xff\xda", data)]
+    assert len(scans) == 10
+    start = scans[8] + 2 + struct.unpack_from(">H", data, scans[8] + 2)[0]
+    cut = re.compile(rb"\xff[^\x00]").search(data, start).start() - 2  # two bytes before its data's end
+    assert cut - start > 40 and b"\xff" not in data[cut - 4:cut]
+    (tmp_path / "whole9.jpg").write_bytes(data[:scans[9]] + b"\xff\xd9")
+    (tmp_path / "cut.jpg").write_bytes(data[:cut] + b"\xff\xd9")
+    with Image.open(tmp_path / "whole9.jpg") as whole, Image.open(tmp_path / "cut.jpg") as cut_short:
+        assert ImageChops.difference(whole.convert("RGB"), cut_short.convert("RGB")).getbbox() is not None
     with pytest.raises(InputError, match=r"^\S*cut.jpg: broken or truncated picture \(JPEG: its data stops"):
         read_image(tmp_path / "cut.jpg")
 
