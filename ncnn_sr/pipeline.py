@@ -13,7 +13,7 @@ they take its frames before any new picture (see _ProcQueue and _Frames).
 
 With several devices, one that fails a picture in an unforeseen way (a Vulkan error,
 a lost device) takes no more pictures, and that picture goes to another: the others
-go on without it, unless the picture fails there too (see Pipeline._judge).
+go on without it, unless the picture fails on each of them too (see Pipeline._judge).
 """
 from __future__ import annotations
 
@@ -145,7 +145,13 @@ class _Item:
     animation: Animation | None = None  # every frame, in place of ``pixels``
     reserved: int = 0  # bytes of the animation budget it holds
     failed_on: list = field(default_factory=list)  # the Upscalers it failed on in an unforeseen way
+    failure: Exception | None = None  # the last such failure
     again: bool = False  # its last such failure sends it to another device
+
+
+def _tried(item: _Item, upscaler) -> bool:
+    """Whether ``item`` failed on ``upscaler`` in an unforeseen way."""
+    return any(up is upscaler for up in item.failed_on)
 
 
 def _read(item: _Item, read: Callable) -> tuple | None:
@@ -183,13 +189,13 @@ class Pipeline:
 
     With lanes of more than one Upscaler, one whose upscale fails in an unforeseen
     way (not an NcnnSrError, nor memory: a Vulkan error, a lost device) takes no more
-    pictures, with a warning, and the picture goes to another lane. If it works
-    there, the device stays out; if it fails there too, the picture fails (its
-    fault, likely), and both devices go on, the first back in service with a
-    warning. A device that fails more pictures than it has proc workers with none
-    done between is out for good. Once every lane is out, no more pictures start and
-    the run stops (``stopped``, ``devices_failed``); pictures already upscaled are
-    still written.
+    pictures, with a warning, and the picture goes to a device it has not failed on.
+    If it works there, each device it failed on is out for good; once it has failed
+    on every device in service, the picture fails (its fault, likely), and those
+    devices go on, each back in service with a warning. More pictures failed so in a
+    row than there are proc workers, none done between, and every device is out.
+    Once every lane is out, no more pictures start and the run stops (``stopped``,
+    ``devices_failed``); pictures already upscaled are still written.
 
     A failure's hint names the option that gets past it as the library's argument
     ("metadata=False"), or, given a command's ``flags``, as its flag ("--no-metadata")."""
@@ -250,14 +256,12 @@ class Pipeline:
         self._halt = threading.Event()
         self._upscalers = list({id(lane.upscaler): lane.upscaler for lane in lanes}.values())
         # The Upscalers' ids: those that take no pictures (out of service for now, or
-        # out for good), those out for good, and how many pictures each failed in an
-        # unforeseen way since its last one done; all under _report_lock.
+        # out for good), and those out for good; and the pictures found at fault since
+        # the last one done (see _at_fault); all under _report_lock.
         self._down: set[int] = set()
         self._out: set[int] = set()
-        self._strikes: dict[int, int] = {}
-        # How many pictures each may have in work at once: it may fail that many
-        # together with no fault of its own.
-        self._workers = {id(up): sum(lane.workers for lane in lanes if lane.upscaler is up) for up in self._upscalers}
+        self._at_fault_in_row = 0
+        self._proc_workers = sum(lane.workers for lane in lanes)
         self._lost_said: dict[int, str] = {}  # each one down's entry in Summary.lost
         self._wake_procs: Callable[[], None] = lambda: None  # the run's proc workers re-read _down and _halt
         self._report_lock = threading.Lock()
@@ -307,7 +311,7 @@ class Pipeline:
         self._halt.clear()
         self._down.clear()
         self._out.clear()
-        self._strikes.clear()
+        self._at_fault_in_row = 0
         self._lost_said.clear()
         with self._unwritable_lock:
             self._unwritable.clear()
@@ -660,8 +664,12 @@ class Pipeline:
         def serving() -> bool:
             return id(upscaler) not in self._down or self._halt.is_set()
 
+        # A picture it failed waits for a device that has not had it (see _judge).
+        def takes(item: _Item, stuck: bool) -> bool:
+            return self._halt.is_set() or not _tried(item, upscaler) or not self._awaits(item, stuck)
+
         while True:
-            item = to_proc.get(upscaler.device.is_gpu, serving)
+            item = to_proc.get(upscaler.device.is_gpu, serving, takes)
             if item is STOP:
                 return
             if isinstance(item, _Frames):  # another worker's animation: its owner reports how it went
@@ -671,7 +679,13 @@ class Pipeline:
             try:
                 if not serving():  # taken out since get looked
                     to_proc.retry(item)
-                elif not self._halt.is_set():
+                elif self._halt.is_set():
+                    pass
+                elif _tried(item, upscaler):  # no device that has not had it is left to take it
+                    self._blame(item)
+                    item.pixels = item.animation = None
+                    self._put(to_save, item)
+                else:
                     self._proc_one(upscaler, item, to_proc, to_save)
             finally:
                 to_proc.done()
@@ -686,12 +700,11 @@ class Pipeline:
                 item.error = f"{item.job.source}: {e}"
             except MemoryError:
                 item.error = f"{item.job.source}: not enough memory for its result"
-            except _FailedOn as e:
+            except _FailedOn:
                 if item.again and not self._halt.is_set():
                     to_proc.retry(item)
                     return
-                where = ", then on ".join(str(up.device) for up in dict.fromkeys(item.failed_on)) or str(e.device)
-                item.error = f"{item.job.source}: upscaling failed on {where}: {e.error!r}"
+                item.error = self._failed_on_said(item)
             except Exception as e:
                 item.error = f"{item.job.source}: upscaling failed: {e!r}"
             if item.error:
@@ -731,7 +744,7 @@ class Pipeline:
             item.animation = replace(item.animation, frames=frames.result())
         with self._report_lock:
             self._summary.pixels_in += sum(picture.shape[0] * picture.shape[1] for picture in pictures)
-            self._strikes[id(upscaler)] = 0
+            self._at_fault_in_row = 0
             # Done here, it failed where it was taken from for its device's fault: that
             # one stays out.
             self._out.update(id(up) for up in item.failed_on if up is not upscaler and id(up) in self._down)
@@ -741,60 +754,108 @@ class Pipeline:
         unforeseen way; ``item.again`` says whether it goes to another device.
 
         With several Upscalers, a device that fails a picture takes no more while the
-        picture goes to another one in service: if the picture is done there, the
-        device stays out (see _upscale); if it fails there too, it is more likely at
-        fault than both devices, and fails alone: the devices it failed on before are
-        back in service. A device that fails more pictures than it has workers with
-        none done between is out for good, whatever the pictures: a lost device fails
-        each one it takes, and with every device lost each picture would fail on two,
-        bringing the first back, for ever. Where the last one in service goes, the
-        devices out for now come back; once none is left, no more pictures start."""
-        key = id(upscaler)
+        picture goes to a device in service it has not failed on: if it is done there,
+        each device it failed on is out for good (see _upscale). Once it has failed on
+        every device in service, it is more likely at fault than they are, and fails
+        alone: the devices it failed on are back in service (see _at_fault). (Found at
+        fault once it had failed on two, a good picture failed on two lost devices of
+        three, the third one sound, and a lost one came back.) The last device in
+        service that fails a picture goes too where a device out for now has not had
+        it: those come back, and the picture goes to one of them. Once none is left, no
+        more pictures start."""
         with self._report_lock:
-            before = [up for up in item.failed_on if up is not upscaler]
+            before = [up for up in dict.fromkeys(item.failed_on) if up is not upscaler]
             item.failed_on.append(upscaler)
-            item.again = False
+            item.failure, item.again = error, False
             if len(self._upscalers) < 2:
                 return
-            strikes = self._strikes[key] = self._strikes.get(key, 0) + 1
             down, out = self._down, self._out
-            others = [up for up in self._upscalers if id(up) not in down and up is not upscaler]
-            back = []
-            why = f"{item.job.source} failed on {upscaler.device} too, so the picture was more likely at fault"
-            if strikes > self._workers[key]:
-                out.add(key)
-                leaves = key not in down
-                if leaves and not others:
-                    back = [up for up in self._upscalers if id(up) in down and id(up) not in out]
-                    why = f"{upscaler.device} failed again, and no other device was left"
-                else:  # out for good, but the picture failed on two devices all the same
-                    back = [up for up in before if id(up) in down and id(up) not in out]
-                item.again = not before and bool(others or back)
-            elif before:
-                leaves, back = False, [up for up in before if id(up) in down and id(up) not in out]
+            leaving, back, why = [upscaler], [], ""
+            if any(id(up) not in out and not _tried(item, up) for up in self._upscalers):
+                item.again = True
+                if all(id(up) in down or up is upscaler for up in self._upscalers):
+                    back = [up for up in self._upscalers if id(up) in down and id(up) not in out and up is not upscaler]
+                    why = (f"{upscaler.device}, the last device in service, failed {item.job.source}, which the "
+                           "others have not had")
             else:
-                item.again = bool(others)
-                leaves = item.again and key not in down
-            for up in back:
-                down.discard(id(up))
-                self._summary.lost.remove(self._lost_said.pop(id(up)))
-            if leaves:
-                down.add(key)
-                self._lost_said[key] = f"{upscaler.device}: {error!r}"
-                self._summary.lost.append(self._lost_said[key])
-            last = leaves and not others and not back
-            if last:
-                self._summary.devices_failed = True
-                if self._summary.stopped is None:
-                    self._summary.stopped = f"every device failed ({', '.join(map(str, self._devices()))})"
-                self._halt.set()
-        if leaves:
-            log.warning("%s failed (%r): %s", upscaler.device, error,
+                leaving, back = [], [up for up in before if id(up) in down and id(up) not in out]
+                why = f"{item.job.source} failed on {upscaler.device} too, so the picture was more likely at fault"
+            leaving, back, last = self._settle(item, leaving, back)
+        self._tell(leaving, back, last, error, why)
+
+    def _settle(self, item: _Item, leaving: list, back: list) -> tuple[list, list, bool]:
+        """Under _report_lock: the Upscalers ``leaving`` go out of service, those ``back``
+        come back, unless ``item``, failing, is found at fault once too often (see
+        _at_fault): every one is then out for good. Which left and came back, and
+        whether that was the last one in service."""
+        down = self._down
+        if not item.again and self._at_fault(item):
+            leaving, back = self._upscalers, []
+            self._out.update(map(id, self._upscalers))
+        leaving = [up for up in leaving if id(up) not in down]
+        self._back_in_service(back)
+        for up in leaving:
+            down.add(id(up))
+            self._lost_said[id(up)] = f"{up.device}: {item.failure!r}"
+            self._summary.lost.append(self._lost_said[id(up)])
+        last = bool(leaving) and all(id(up) in down for up in self._upscalers)
+        if last:
+            self._summary.devices_failed = True
+            if self._summary.stopped is None:
+                self._summary.stopped = f"every device failed ({', '.join(map(str, self._devices()))})"
+            self._halt.set()
+        return leaving, back, last
+
+    def _tell(self, leaving: list, back: list, last: bool, error: Exception, why: str) -> None:
+        """Warn of each Upscaler ``leaving`` (failed with ``error``) and ``back`` (for
+        ``why``), and wake the proc workers to it."""
+        for up in leaving:
+            log.warning("%s failed (%r): %s", up.device, error,
                         "no device is left" if last else "it takes no more pictures, the other devices go on")
         for up in back:
             log.warning("%s takes pictures again: %s", up.device, why)
-        if back or last:
-            self._wake_procs()
+        if leaving or back:
+            self._wake_procs()  # those waiting for a device in service that has not had a picture look again
+
+    def _at_fault(self, item: _Item) -> bool:
+        """Whether ``item``, failing on every device in service, is one picture too many
+        found at fault in a row, none done between: more than every proc worker could
+        have had at once, the devices are then the more likely lost (with every one
+        lost, each picture fails on all of them, bringing them back, for ever). Under
+        _report_lock."""
+        self._at_fault_in_row += 1
+        return self._at_fault_in_row > self._proc_workers
+
+    def _blame(self, item: _Item) -> None:
+        """``item``, given back for a device that has not had it, fails as more likely at
+        fault than those it failed on, which come back: none is left to take it (it went
+        out of service, or for good, meanwhile), or the proc workers are stuck (see
+        _awaits)."""
+        item.again = False
+        with self._report_lock:
+            back = [up for up in dict.fromkeys(item.failed_on) if id(up) in self._down and id(up) not in self._out]
+            leaving, back, last = self._settle(item, [], back)
+        self._tell(leaving, back, last, item.failure,
+                   f"{item.job.source} failed on every device in service, so the picture was more likely at fault")
+        item.error = self._failed_on_said(item)
+
+    def _back_in_service(self, upscalers: list) -> None:
+        """Each of ``upscalers``, out for now, takes pictures again; under _report_lock."""
+        for up in upscalers:
+            self._down.discard(id(up))
+            self._summary.lost.remove(self._lost_said.pop(id(up)))
+
+    def _awaits(self, item: _Item, stuck: bool) -> bool:
+        """Whether a device that has not failed ``item`` may yet have it: one in
+        service, or unless the proc workers are ``stuck`` (each picture left waits for
+        one out for now, for another picture's sake), one out for now."""
+        return any(id(up) not in self._out and not _tried(item, up) and not (stuck and id(up) in self._down)
+                   for up in self._upscalers)
+
+    @staticmethod
+    def _failed_on_said(item: _Item) -> str:
+        where = ", then on ".join(str(up.device) for up in dict.fromkeys(item.failed_on))
+        return f"{item.job.source}: upscaling failed on {where}: {item.failure!r}"
 
     def _devices(self) -> list:
         """Each lane's device, once, in the lanes' order."""
@@ -961,10 +1022,13 @@ class _ProcQueue:
             self._helps[on_gpu].extend([frames] * count)
             self._not_empty.notify_all()  # a notify(count) could wake the other kind's workers only
 
-    def get(self, on_gpu: bool, serving: Callable[[], bool] = lambda: True):
+    def get(self, on_gpu: bool, serving: Callable[[], bool] = lambda: True,
+            takes: Callable[[object, bool], bool] = lambda item, stuck: True):
         """The next call for help to a worker on a GPU (``on_gpu``) or the CPU, else
-        the next picture; only a STOP while not ``serving`` (read under the lock: a
-        change to it is followed by ``wake``)."""
+        the first picture it ``takes``; only a STOP while not ``serving`` (both read
+        under the lock: a change to them is followed by ``wake``). ``takes(picture,
+        stuck)`` is asked again with ``stuck`` where none was taken and no picture is
+        in work, so none will be done meanwhile."""
         helps = self._helps[on_gpu]
         pictures = self._pictures
         with self._not_empty:
@@ -972,13 +1036,27 @@ class _ProcQueue:
                 on = serving()
                 if on and helps:
                     return helps.popleft()
-                if pictures and (not self._working if pictures[0] is STOP else on):
-                    break
+                if pictures and pictures[0] is STOP:
+                    if not self._working:
+                        index = 0
+                        break
+                elif on:
+                    index = self._first(takes, False)
+                    if index is None and not self._working:  # else a picture in work may yet free one
+                        index = self._first(takes, True)
+                    if index is not None:
+                        break
                 self._not_empty.wait()
             self._not_full.notify()
-            item = pictures.popleft()
+            item = pictures[index]
+            del pictures[index]
             self._working += item is not STOP
             return item
+
+    def _first(self, takes: Callable[[object, bool], bool], stuck: bool) -> int | None:
+        """Where the first picture is that ``takes(picture, stuck)``, if any; under the lock."""
+        # Given back, pictures are ahead of every STOP.
+        return next((i for i, item in enumerate(self._pictures) if item is not STOP and takes(item, stuck)), None)
 
     def retry(self, item) -> None:
         """Give back a picture taken, for another worker, before every other; ``done``

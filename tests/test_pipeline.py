@@ -427,27 +427,101 @@ def test_a_lost_device_stays_out_though_a_picture_it_failed_was_at_fault(tmp_pat
     assert picky.count == 9 and broken.count <= 3
 
 
-def test_a_device_out_for_good_on_a_picture_another_failed_brings_that_other_back(warnings):
-    # Verdicts as a run reaches them with three devices of one worker each: b fails a
-    # bad picture q, which fails on c too (b back); a fails a bad picture p, which then
-    # fails on b too, b's second failure in a row (out for good). p failed on two
-    # devices: a was left out for the rest of the run all the same, c alone going on.
+def judging(count):
+    """A pipeline of ``count`` Picky devices of one worker each, to call _judge on as a
+    run would, and its pictures by name."""
     from ncnn_sr.pipeline import Summary, _Item
-    a, b, c = (Picky(fake_gpu(i)) for i in range(3))
-    p = Pipeline([Lane(up, 1) for up in (a, b, c)])
+    ups = [Picky(fake_gpu(i)) for i in range(count)]
+    p = Pipeline([Lane(up, 1) for up in ups])
     p._summary = Summary()
-    q_item, p_item = (_Item(SimpleNamespace(source=name), Path(name)) for name in ("q.png", "p.png"))
+    return p, ups, lambda name: _Item(SimpleNamespace(source=name), Path(name))
+
+
+def test_a_picture_failed_on_two_lost_devices_of_three_goes_to_the_third(warnings):
+    # It was found at fault and failed, the third device never tried, and the first
+    # came back.
+    p, (a, b, c), item = judging(3)
+    picture = item("p.png")
+    for up in (a, b):
+        p._judge(up, picture, RuntimeError("vkQueueSubmit failed"))
+        assert picture.again
+    assert p._down == {id(a), id(b)} and not p._out
+    assert p._summary.lost == ["GPU 0 (fake): RuntimeError('vkQueueSubmit failed')",
+                               "GPU 1 (fake): RuntimeError('vkQueueSubmit failed')"]
+    assert not any("again" in line for line in warnings)
+
+
+@pytest.mark.parametrize("count", [3, 4])
+def test_bad_pictures_in_a_row_fail_on_every_device_and_take_none_out(count, warnings):
+    p, ups, item = judging(count)
     error = ValueError("odd picture")
-    for up, item in ((b, q_item), (c, q_item), (a, p_item), (b, p_item)):
-        p._judge(up, item, error)
-    assert not p_item.again
-    assert p._down == p._out == {id(b)}
+    for name in ("p.png", "q.png"):
+        picture = item(name)
+        for up in ups:
+            p._judge(up, picture, error)
+        assert not picture.again
+        assert p._down == p._out == set() and p._summary.lost == []
+    assert warnings[-1] == f"GPU {count - 2} (fake) takes pictures again: q.png failed on GPU {count - 1} (fake) " \
+                           "too, so the picture was more likely at fault"
+
+
+def test_the_last_device_in_service_goes_for_a_picture_one_out_of_service_has_not_had(warnings):
+    # a fails q, out of service while q goes to b; b then fails p, which a has not had:
+    # p failed, though a may well have done it.
+    p, (a, b), item = judging(2)
+    error = ValueError("odd picture")
+    p._judge(a, item("q.png"), error)
+    picture = item("p.png")
+    p._judge(b, picture, error)
+    assert picture.again and p._down == {id(b)} and not p._out
     assert p._summary.lost == ["GPU 1 (fake): ValueError('odd picture')"]
-    assert warnings[-1] == "GPU 0 (fake) takes pictures again: p.png failed on GPU 1 (fake) too, so the picture was " \
-                           "more likely at fault"
+    assert warnings[-1] == "GPU 0 (fake) takes pictures again: GPU 1 (fake), the last device in service, failed " \
+                           "p.png, which the others have not had"
 
 
-@pytest.mark.parametrize("broken", [0, 1, 3])
+def test_a_picture_every_worker_passes_over_is_taken_once_none_is_in_work():
+    # Each waits for a device out of service for the other's sake: taken while another
+    # picture was in work, it could have waited for that one; never taken, the run hung.
+    from ncnn_sr.pipeline import _ProcQueue
+    q = _ProcQueue(4)
+    q.put("other")
+    q.put("waiting")
+    assert q.get(True) == "other"
+    got = []
+    taker = threading.Thread(target=lambda: got.append(q.get(True, takes=lambda item, stuck: stuck)))
+    taker.start()
+    taker.join(0.2)
+    assert not got  # "other" is in work
+    q.done()
+    taker.join(10)
+    assert got == ["waiting"]
+
+
+@pytest.mark.parametrize("count, lost", [(3, 2), (4, 2), (4, 3)])
+def test_good_pictures_failed_on_lost_devices_are_done_on_a_sound_one(count, lost, tmp_path):
+    jobs = folder_of(tmp_path, 8, size=(4, 4))
+    ups = [Broken(0, fake_gpu(i)) if i < lost else Picky(fake_gpu(i)) for i in range(count)]
+    summary = within(60, lambda: Pipeline([Lane(up, 1) for up in ups]).run(jobs))
+    assert (summary.ok, summary.failed, summary.stopped) == (8, 0, None)
+    assert sorted(summary.lost) == [f"GPU {i} (fake): RuntimeError('vkQueueSubmit failed')" for i in range(lost)]
+    assert all(up.count == 1 for up in ups[:lost])  # out for good once a picture it failed was done elsewhere
+
+
+@pytest.mark.parametrize("count", [3, 4])
+@pytest.mark.parametrize("bad", [1, 2])
+def test_bad_pictures_fail_on_every_device_in_service_and_each_goes_on(count, bad, tmp_path):
+    jobs = folder_of(tmp_path, 12, size=(4, 4))
+    for job in jobs[:bad]:
+        Image.fromarray(picture(5, 5)).save(job.source)
+    ups = [Picky(fake_gpu(i)) for i in range(count)]
+    summary = within(60, lambda: Pipeline([Lane(up, 1) for up in ups]).run(jobs))
+    assert (summary.ok, summary.failed, summary.stopped, summary.lost) == (12 - bad, bad, None, [])
+    if bad == 1:  # another's devices out of service for it are not waited for
+        assert summary.failures[0].message.count(", then on ") == count - 1
+    assert sum(up.count for up in ups) == 12 - bad
+
+
+@pytest.mark.parametrize("broken", [0, 1, 2, 3])
 def test_many_pictures_and_workers_with_bad_pictures_and_lost_devices_end(broken, tmp_path):
     jobs = folder_of(tmp_path, 40, size=(4, 4))
     for job in jobs[3::7]:
