@@ -454,7 +454,9 @@ class _Progress:
         """A tile of a picture in work, told from the worker's own thread: the bar moves by
         its share, where a few large photos on the CPU sat at 0/N for minutes."""
         with self._lock:
-            # A picture's last tile: its outcome, due soon, counts it whole.
+            # A picture's last tile: its outcome, due soon, counts it whole. None done
+            # (0): the picture failed, was cancelled or went to another device, its
+            # share left counted beside its outcome, or the other device's share.
             self._parts[threading.get_ident()] = done / total if done < total else 0.0
             self._move_bar()
 
@@ -800,7 +802,7 @@ class _TileBar:
         self.lock = threading.Lock()
 
     def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
+        if self.bar is None or not done:  # no tile: an upscale that ended without its result (see Pipeline)
             return
         with self.lock:
             self.calls += 1
@@ -818,6 +820,8 @@ class _TileBar:
 
 
 def _tile_percent(done: int, total: int) -> None:
+    if not done:
+        return  # no tile: an upscale that ended without its result (see Pipeline)
     try:
         _echo(f"{done / total * 100:.2f}%")
     except OSError:

@@ -170,7 +170,9 @@ class Pipeline:
     save or load thread, never from two threads at once; an exception from it (a
     closed stderr, say) is raised by ``run`` once every job is done. ``on_tile(done,
     total)`` is called from the proc threads, several at once, after each tile of a
-    picture or frame; an exception from it fails that picture.
+    picture or frame; an exception from it fails that picture. Where the upscale of
+    one it was told of ends without its result (failed, cancelled, or gone to another
+    device), it is told ``(0, total)`` from the same thread: none of it is done.
 
     A picture with transparency asked as JPEG is written as ``name.jpg.png``, with a
     note; a fully opaque alpha channel is dropped and the JPEG written, unless
@@ -718,12 +720,21 @@ class Pipeline:
         The frames are shared with the other proc workers; this one upscales them too
         until none is left to take, so it never waits for a frame no one has taken."""
         def upscale(upscaler: Upscaler, picture: np.ndarray) -> np.ndarray:
+            told = 0  # the tiles on_tile was told of, out of how many
+
+            def progress(done: int, total: int) -> None:
+                nonlocal told
+                self._raise_if_cancelled(done, total)
+                told = total
+
             try:
                 with self._unwaitable():
-                    return upscaler.upscale(picture, progress=self._raise_if_cancelled, **self._resize)
-            except (NcnnSrError, MemoryError, Cancelled):
-                raise
-            except Exception as e:
+                    return upscaler.upscale(picture, progress=progress, **self._resize)
+            except BaseException as e:
+                if told:
+                    self._untell(told)
+                if not isinstance(e, Exception) or isinstance(e, (NcnnSrError, MemoryError, Cancelled)):
+                    raise
                 # Which of several devices failed (an animation's frames: the helper's,
                 # not the owner's), so the line can say so.
                 self._judge(upscaler, item, e)
@@ -860,6 +871,14 @@ class Pipeline:
     def _devices(self) -> list:
         """Each lane's device, once, in the lanes' order."""
         return list(dict.fromkeys(up.device for up in self._upscalers))
+
+    def _untell(self, total: int) -> None:
+        """Tell ``on_tile``, from the thread that told it of tiles of an upscale that
+        ended without its result, that none of it is done: (0, ``total``)."""
+        try:
+            self._on_tile(0, total)
+        except Exception:
+            pass  # the upscale failed already, for this or another reason
 
     def _raise_if_cancelled(self, done: int, total: int) -> None:
         """The progress callback of every upscale: stops it between tiles once cancelled,

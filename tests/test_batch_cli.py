@@ -314,6 +314,14 @@ def test_dropin_prints_a_percentage_per_tile_on_stderr_as_the_reference(tmp_path
     assert [line for line in folder.stderr.splitlines() if line.endswith("%")] == ["100.00%"] * 2
 
 
+def test_the_dropins_percentages_leave_out_an_upscale_that_ended_without_its_result(capsys):
+    # Told (0, total) for it, they would print 0.00% before its error.
+    from ncnn_sr.batch_cli import _tile_percent
+    _tile_percent(0, 4)
+    _tile_percent(1, 4)
+    assert capsys.readouterr().err == "25.00%\n"
+
+
 def test_two_cpu_lanes_share_a_folder(tmp_path):
     pictures(tmp_path / "in", [f"p{i}.png" for i in range(6)])
     proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
@@ -1579,6 +1587,36 @@ def test_a_folders_bar_moves_with_the_tiles_of_the_pictures_in_work(tmp_path):
     assert shares - {0.0, 1.0, 2.0}, shown  # a share of a picture was shown
     assert sorted(shares) == sorted(shares, key=lambda n: shown.index(f"| {n:.1f}/2 ["))  # never backwards
     assert len(list((tmp_path / "out").iterdir())) == 2
+
+
+def test_a_folders_bar_drops_the_share_of_a_picture_that_failed_midway(tmp_path):
+    # Its two tiles of four stayed counted beside its outcome: 1.5 of 2 pictures shown
+    # with one done, until that worker's next picture.
+    from types import SimpleNamespace
+    from ncnn_sr import InputError
+    from ncnn_sr.batch_cli import _Progress
+    from ncnn_sr.devices import CPU
+    from ncnn_sr.jobs import Job
+    from ncnn_sr.pipeline import Lane, Pipeline
+
+    class Refusing:
+        device, scale = CPU, 1
+
+        def upscale(self, image, progress=None, **kw):
+            progress(1, 4)
+            progress(2, 4)
+            raise InputError("refused at its third tile")
+
+    class Bar(SimpleNamespace):
+        def update(self, step):
+            self.n += step
+
+    pictures(tmp_path, ["a.png"])
+    progress = _Progress("ncnn-sr", 2, verbose=False, quiet=True, show=True)
+    progress.bar = Bar(n=0.0)
+    summary = Pipeline([Lane(Refusing(), 1)], on_outcome=progress, on_tile=progress.tile).run(
+        [Job(tmp_path / "a.png", tmp_path / "out.png")])
+    assert summary.failed == 1 and progress.bar.n == 1.0
 
 
 def test_verbose_names_each_file_and_debug_shows_tracebacks(tmp_path):

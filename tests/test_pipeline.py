@@ -265,6 +265,20 @@ def test_cancel_interrupts_a_picture_between_tiles(tmp_path):
     assert not (tmp_path / "big_x2.png").exists()
 
 
+def test_on_tile_hears_that_none_of_a_picture_that_failed_midway_is_done(tmp_path):
+    # A folder's bar kept counting its tiles beside its outcome.
+    class Refusing(SlowFake):
+        def upscale(self, image, progress=None, **kw):
+            progress(1, 4)
+            progress(2, 4)
+            raise InputError("refused at its third tile")
+
+    told = []
+    summary = Pipeline([Lane(Refusing(0), 1)], on_tile=lambda done, total: told.append((done, total))).run(
+        folder_of(tmp_path, 1, size=(4, 4)))
+    assert summary.failed == 1 and told == [(1, 4), (2, 4), (0, 4)]
+
+
 class SlowFake:
     """Stands in for an Upscaler where only scheduling is under test."""
 
