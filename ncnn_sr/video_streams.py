@@ -18,6 +18,7 @@ import av
 import numpy as np
 from av.subtitles.codeccontext import SubtitleCodecContext
 
+from .errors import one_line
 from .video_window import Window
 
 log = logging.getLogger("ncnn_sr")
@@ -507,18 +508,19 @@ def _mov_holds_language(code: str) -> bool:
 def _hold_languages(out, dst: Path, streams: list) -> None:
     """Tag the (input index, output stream) ``streams`` of a .mov ``out`` with the
     code of their language that it holds, and warn, in one line, of the languages it
-    holds by neither code (a .mkv or .mp4 holds any); an undetermined one loses nothing."""
+    holds by neither code (a .mkv or .mp4 holds any); an undetermined one, or a blank
+    tag, which names none, loses nothing."""
     if out.format.name != "mov":
         return
     lost = []
     for index, stream in streams:
         key = next((k for k in stream.metadata if k.lower() == "language"), None)
         code = stream.metadata[key].strip().lower() if key else "und"
-        if code == "und":
+        if code in ("", "und"):
             continue
         held = next((c for c in (code, _ISO639_TWINS.get(code)) if c and _mov_holds_language(c)), None)
         if held is None:
-            lost.append(f"{code} (stream {index})")
+            lost.append(f"{one_line(code)} (stream {index})")
         else:
             stream.metadata[key] = held
     if lost:

@@ -1888,6 +1888,26 @@ def test_a_language_a_mov_cannot_hold_is_named_in_a_warning(tmp_path, caplog):
         assert (c.streams.video[0].language, c.streams.audio[0].language) == ("srp", "hrv")
 
 
+def test_a_language_a_mov_cannot_hold_is_named_in_one_line(tmp_path, caplog):
+    # found by review: a tag holding a line break was put into the warning as it was.
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3), tmp_path / "in.mkv",
+                      stream_tags={1: {"language": "x\ny"}})
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.mov", lambda frames: frames)
+    lines = [r.getMessage() for r in caplog.records if "Macintosh" in r.getMessage()]
+    assert lines == [".mov holds languages of the Macintosh's old list only: dropping x\\ny (stream 1) "
+                     "(a .mp4 or .mkv output keeps them)"]
+
+
+def test_a_blank_language_tag_loses_nothing_in_a_mov(tmp_path, caplog):
+    # found by review: a tag of spaces gave "dropping  (stream 1)"; it names no language.
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3), tmp_path / "in.mkv",
+                      stream_tags={1: {"language": "  "}})
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.mov", lambda frames: frames)
+    assert "languages" not in caplog.text
+
+
 def test_tags_go_along_when_the_sound_is_re_encoded(tmp_path):
     clip = remux_with(make_clip(tmp_path / "plain.mp4", frames=3), tmp_path / "in.mp4",
                       stream_tags={1: {"language": "fra"}})
