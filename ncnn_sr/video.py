@@ -160,12 +160,37 @@ def _open_input(path):
     # image demuxers, all named *_pipe or image2.
     kind = container.format.name
     if kind == "image2" or kind.endswith("_pipe"):
-        container.close()
-        if kind == "image2" and not isinstance(path, VideoInput) and not _a_picture(path):
-            # FFmpeg's image2 goes by the name alone: a text file named .png is no picture.
-            raise InputError(f"{path}: not a video, nor a picture (only named as one)")
-        raise InputError(f"{path}: a still picture ({kind.removesuffix('_pipe')}), not a video: upscale it as a picture")
+        try:
+            raise _still_picture(container, path)
+        finally:
+            container.close()
     return container
+
+
+def _still_picture(container, path) -> InputError:
+    """The error for ``path``, which FFmpeg opened (``container``) by a picture reader:
+    a still picture to upscale as one; one of a kind FFmpeg decodes and Pillow, which
+    reads the pictures ``ncnn-sr upscale`` takes, does not (DPX, EXR, PAM), to convert
+    first; or no picture at all, only named as one."""
+    kind = container.format.name
+    if isinstance(path, VideoInput) or _a_picture(path):
+        return InputError(f"{path}: a still picture ({kind.removesuffix('_pipe')}), not a video: "
+                          "upscale it as a picture")
+    # FFmpeg's image2 goes by the name alone: a text file named .png is no picture;
+    # its other readers went by what the file holds.
+    if kind == "image2" and not _decodes(container):
+        return InputError(f"{path}: not a video, nor a picture (only named as one)")
+    codec = container.streams.video[0].codec_context.name if container.streams.video else kind
+    return InputError(f"{path}: a still picture ({codec}), not a video, of a kind ncnn-sr upscale does not read "
+                      "either: convert it (to PNG or TIFF, say) to upscale it")
+
+
+def _decodes(container) -> bool:
+    """Whether the first video stream of ``container`` gives a frame."""
+    try:
+        return bool(container.streams.video) and next(container.decode(video=0), None) is not None
+    except av.error.FFmpegError:
+        return False
 
 
 def _a_picture(path: str | os.PathLike) -> bool:

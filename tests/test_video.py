@@ -2472,6 +2472,31 @@ def test_a_file_only_named_as_a_picture_is_not_called_one(tmp_path):
     assert proc.returncode == 1 and "a still picture" in proc.stderr
 
 
+def ffmpeg_picture(path, codec, pix_fmt="rgb24"):
+    """A one-frame picture ``path`` that FFmpeg's ``codec`` encodes, Pillow reads or not."""
+    with av.open(str(path), "w", format="image2") as out:
+        stream = out.add_stream(codec)
+        stream.width, stream.height, stream.pix_fmt = 8, 8, pix_fmt
+        frame = av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), np.uint8), format="rgb24").reformat(format=pix_fmt)
+        out.mux(stream.encode(frame) + stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("name, codec, pix_fmt", [("scan.dpx", "dpx", "rgb24"), ("render.exr", "exr", "gbrpf32le"),
+                                                  ("photo.pam", "pam", "rgb24")])
+def test_a_picture_the_picture_path_cannot_read_is_called_a_picture_to_convert(name, codec, pix_fmt, tmp_path):
+    # found by review: a PAM, which FFmpeg's image2 reader takes by its name and Pillow
+    # cannot open, was "not a video, nor a picture (only named as one)"; a DPX or EXR
+    # was to be upscaled as a picture, which then failed as one Pillow cannot read.
+    still = ffmpeg_picture(tmp_path / name, codec, pix_fmt)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(InputError) as e:
+        upscale_video(still, out, lambda frames: frames)
+    assert str(e.value) == (f"{still}: a still picture ({codec}), not a video, of a kind ncnn-sr upscale does not "
+                            "read either: convert it (to PNG or TIFF, say) to upscale it")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("side", [10_000, 65_535])
 def test_a_huge_picture_named_as_one_is_called_a_picture(side, tmp_path):
     # Asked whether a file FFmpeg's image2 reader took by its name is a picture, Pillow's
