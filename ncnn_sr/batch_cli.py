@@ -22,7 +22,7 @@ import click
 from . import devices
 from .engine import Upscaler
 from .files import check_folder, check_writable
-from .errors import DeviceError, FlagNames, InputError, ModelError, NcnnSrError, os_reason, shell_word
+from .errors import DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, os_reason, shell_word
 from .images import frame_count, one_size, output_format
 from .jobs import OutputIsInput, check_reachable, existing_output, plan_jobs, plan_videos
 from .models import ModelSpec, known_scale
@@ -699,7 +699,9 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
     """Each video in the folder ``opts.input`` (its sub-folders too with
     ``opts.recursive``) into the folder ``opts.output``, the model loaded once. A
     video that fails is one line and the run goes on; the exit status is 1 if any
-    failed. Ctrl-C stops at once, leaving no partial file."""
+    failed. A full disk stops the run at the first video it fails, in one line: every
+    later one would be upscaled only to fail alike. Ctrl-C stops at once, leaving no
+    partial file."""
     from . import video, video_codecs
 
     began = time.monotonic()
@@ -714,20 +716,30 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
             if opts.skip_existing and dst.exists():
                 skipped += 1
                 continue
+            new_folder = None
             try:
                 info = video.probe(src)
                 _check_encodable(opts, info, src, dst, video_codecs.video_encoder(dst, encode), encode, lanes)
                 if lanes is None:
                     lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
                 bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
+                new_folder = _first_missing(dst.parent)  # taken back if no video comes of the run
                 line = _one_video(opts, src, dst, encode, lanes, bar)
             except (ModelError, DeviceError):
                 raise  # the model's or the device's: every video would fail alike
             except (NcnnSrError, OSError) as e:
                 if debug:
                     raise
-                _say_failed(prog, bar, _naming(e, src, dst))
+                if new_folder is not None:
+                    _remove_empty_folders(new_folder)
                 failed += 1
+                if isinstance(e, NoRoom):
+                    if bar is not None:
+                        bar.close()
+                    _say_stopped(prog, str(e), done, skipped, failed, len(jobs) - done - skipped - failed,
+                                 "it can be written")
+                    return EXIT_FAILED
+                _say_failed(prog, bar, _naming(e, src, dst))
                 continue
             done += 1
             if not opts.quiet:
@@ -744,6 +756,14 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
         _echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped{_failed(failed, opts)} in "
               f"{time.monotonic() - began:.1f} s")
     return EXIT_FAILED if failed else 0
+
+
+def _say_stopped(prog: str, reason: str, ok: int, skipped: int, failed: int, left: int, when: str) -> None:
+    """The one line of a folder's run that stopped early for ``reason``, which counts
+    what it did and says how to go on ``when`` the cause is mended."""
+    how = "the same command with --skip-existing" if prog == "ncnn-sr" else "ncnn-sr with --skip-existing"
+    _echo(f"{prog}: stopped: {reason}; {ok} upscaled, {skipped} skipped, {failed} failed, {left} not done; "
+          f"once {when}, {how} goes on from there")
 
 
 def _failed(count: int, opts: RunOptions) -> str:
@@ -921,11 +941,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
             _remove_empty_folders(new_folder)
     total = len(plan.jobs)
     if summary.stopped is not None and plan.folder_mode:
-        left = total - summary.done
-        how = "the same command with --skip-existing" if prog == "ncnn-sr" else "ncnn-sr with --skip-existing"
-        when = "a device works again" if summary.devices_failed else "it can be written"
-        _echo(f"{prog}: stopped: {summary.stopped}; {summary.ok} upscaled, {summary.skipped} skipped, "
-              f"{summary.failed} failed, {left} not done; once {when}, {how} goes on from there")
+        _say_stopped(prog, summary.stopped, summary.ok, summary.skipped, summary.failed, total - summary.done,
+                     "a device works again" if summary.devices_failed else "it can be written")
         return EXIT_FAILED
     if summary.cancelled:
         left = total - summary.done

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import isobmff, timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
-from .errors import FlagNames, InputError, cannot_write, describe
+from .errors import NO_ROOM, FlagNames, InputError, NoRoom, cannot_write, describe
 from .resample import resize
 from .files import ffmpeg_name, mode_for, temp_stem, write_target
 from .streams import VideoInput, VideoOutput
@@ -553,7 +553,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             out = (av.open(dst, "w", format="matroska") if piped
                    else av.open(ffmpeg_name(part), "w", container_options=_muxer_options(dst)))
         except (av.error.FFmpegError, ValueError, OSError) as e:
-            raise InputError(f"cannot write {dst}: {_reason(e)}") from None
+            raise _cannot_write(dst, e) from None
         if not options.pix_fmt:  # "" too, as video_encoder and --codec/--preset take it
             options = replace(options, pix_fmt=_pixel_format(encoder, video_in, src, video_streams.muxer_for(dst)))
         factor = options.rate_factor(video_in.codec_context.field_order)
@@ -588,7 +588,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         except (av.error.FFmpegError, OSError) as e:  # the trailer did not fit on the disk, say
             if piped and _broken_pipe(e):
                 raise dst.closed_early() from None
-            raise InputError(f"cannot write {dst}: {_reason(e)}") from None
+            raise _cannot_write(dst, e) from None
         if not piped:
             try:
                 os.chmod(part, mode_for(final))  # FFmpeg made it as a new file; the one replaced may be private
@@ -611,6 +611,13 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         raise
     inp.close()
     return written
+
+
+def _cannot_write(dst, e: Exception) -> InputError:
+    """The one-line error for a failure ``e`` to write the output ``dst``: NoRoom where
+    its disk is full or read-only, which no later output there can get past either."""
+    kind = NoRoom if getattr(e, "errno", None) in NO_ROOM else InputError
+    return kind(f"cannot write {dst}: {_reason(e)}")
 
 
 def _decode_in_order(video_in) -> None:
@@ -1425,7 +1432,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             if isinstance(dst, VideoOutput) and _broken_pipe(e):
                 raise dst.closed_early() from None
             if isinstance(e, OSError):
-                raise InputError(f"cannot write {dst}: {_reason(e)}") from None
+                raise _cannot_write(dst, e) from None
             raise InputError(f"{dst}: cannot encode: {_reason(e)}") from None
         raise
     if written == 0 and window is not None:

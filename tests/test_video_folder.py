@@ -285,3 +285,30 @@ def test_a_video_that_fills_the_disk_is_one_line_and_leaves_nothing(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [f"ncnn-sr: error: cannot write {disk / 'out.avi'}: No space left on "
                                                 "device"]
+
+
+def test_a_full_disk_stops_a_folder_of_videos_at_the_first_that_fills_it(tmp_path):
+    # found by review: each later video was upscaled in turn only to fail alike, where
+    # a folder of pictures stops at the first.
+    rng = np.random.default_rng(0)
+    noise = [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(12)]
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    make_clip(tmp_path / "in" / "a.mkv", frames=2, width=16, height=16, audio=None)  # 6 kB upscaled: it fits
+    for name in ("b.mkv", "c.mkv"):  # 128x96 rgb24 frames of 36 kB: the fourth is past 120 kB
+        make_clip(tmp_path / "in" / "sub" / name, frames=12, width=64, height=48, audio=None, colours=noise)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    out = disk / "out"
+    cmd = in_small_disk(disk, [NCNN_SR, "video", "-i", tmp_path / "in", "-o", out, "-r", *X2, "--codec", "rawvideo"])
+    # What the run leaves on the small disk, gone with its namespace, listed before it ends.
+    cmd[4] = cmd[4].replace('exec "$@"', f'"$@"; status=$?; ls -AR "{out}" >&2; exit $status')
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith(f"ncnn-sr: wrote {out / 'a.mkv'}: 2 frames")
+    # Neither b's part file nor the folder made for it are left.
+    assert lines[1:] == [f"ncnn-sr: stopped: cannot write {out / 'sub' / 'b.mkv'}: No space left on device; "
+                         "1 upscaled, "
+                         "0 skipped, 1 failed, 1 not done; once it can be written, the same command with "
+                         "--skip-existing goes on from there",
+                         f"{out}:", "a.mkv"]
