@@ -756,7 +756,13 @@ def _picture(inp, stream, reopen: bool):
     before any other packet."""
     if reopen:
         with av.open(inp.name) as again:
-            return next(again.demux(again.streams[stream.index]))
+            packet = next(again.demux(again.streams[stream.index]))
+        # Its data outlives ``again``: FFmpeg's demuxers give reference-counted packets,
+        # "valid indefinitely" (av_read_frame), which PyAV's Packet holds a reference of.
+        # Its stream does not: read after the close, its index was freed memory (valgrind
+        # says so; it read 1294730736). ``stream`` is the same one of ``inp``, still open.
+        packet.stream = stream
+        return packet
     return next(inp.demux(stream))
 
 

@@ -933,6 +933,19 @@ def test_cover_art_is_kept_as_it_is_where_the_output_holds_it(tmp_path, suffix):
         assert c.streams.audio
 
 
+def test_a_cover_read_apart_belongs_to_a_stream_still_open(tmp_path):
+    # found by review: the packet of a cover read from the file opened again kept the
+    # stream of that copy, closed at once: its index read back as freed memory.
+    from ncnn_sr.video_streams import _picture
+
+    clip = with_cover_art(make_clip(tmp_path / "plain.mp4", frames=3, width=16, height=16), tmp_path / "in.mp4")
+    with av.open(str(clip)) as inp:
+        cover = next(s for s in inp.streams.video if s.disposition & av.stream.Disposition.attached_pic)
+        packet = _picture(inp, cover, reopen=True)
+        assert packet.stream.container is inp
+        assert bytes(packet) == _cover_bytes(clip)[0][0]
+
+
 @pytest.mark.parametrize("suffix", [".mov", ".m4v", ".webm"])
 def test_cover_art_is_named_as_such_when_dropped(tmp_path, suffix):
     # FFmpeg's mov muxer takes a cover picture and writes it nowhere in a .mov; PyAV
