@@ -180,7 +180,8 @@ def _still_picture(container, path) -> InputError:
     # its other readers went by what the file holds.
     if kind == "image2" and not _decodes(container):
         return InputError(f"{path}: not a video, nor a picture (only named as one)")
-    codec = container.streams.video[0].codec_context.name if container.streams.video else kind
+    video = container.streams.video
+    codec = video[0].codec_context.name if video and video[0].codec_context is not None else kind.removesuffix("_pipe")
     return InputError(f"{path}: a still picture ({codec}), not a video, of a kind ncnn-sr upscale does not read "
                       "either: convert it (to PNG or TIFF, say) to upscale it")
 
