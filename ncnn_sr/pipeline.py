@@ -65,6 +65,15 @@ class Cancelled(Exception):
     """Raised inside a proc worker's upscale when the run is cancelled."""
 
 
+class _OnTileFailed(Exception):
+    """The caller's ``on_tile`` raised ``error`` during an upscale: the picture fails
+    for it, and no device is to blame."""
+
+    def __init__(self, error: Exception):
+        super().__init__(error)
+        self.error = error
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What became of one job: ``status`` is ok, skipped or failed; ``output`` is
@@ -170,7 +179,8 @@ class Pipeline:
     save or load thread, never from two threads at once; an exception from it (a
     closed stderr, say) is raised by ``run`` once every job is done. ``on_tile(done,
     total)`` is called from the proc threads, several at once, after each tile of a
-    picture or frame; an exception from it fails that picture. Where the upscale of
+    picture or frame; an exception from it fails that picture, naming ``on_tile``, and
+    is no device's failure (see below). Where the upscale of
     one it was told of ends without its result (failed, cancelled, or gone to another
     device), it is told ``(0, total)`` from the same thread: none of it is done.
 
@@ -698,6 +708,8 @@ class Pipeline:
                 self._upscale(upscaler, item, to_proc)
             except Cancelled:
                 return
+            except _OnTileFailed as e:
+                item.error = f"{item.job.source}: on_tile, the progress callback, failed: {e.error!r}"
             except NcnnSrError as e:
                 item.error = f"{item.job.source}: {e}"
             except MemoryError:
@@ -733,7 +745,7 @@ class Pipeline:
             except BaseException as e:
                 if told:
                     self._untell(told)
-                if not isinstance(e, Exception) or isinstance(e, (NcnnSrError, MemoryError, Cancelled)):
+                if not isinstance(e, Exception) or isinstance(e, (NcnnSrError, MemoryError, Cancelled, _OnTileFailed)):
                     raise
                 # Which of several devices failed (an animation's frames: the helper's,
                 # not the owner's), so the line can say so.
@@ -886,7 +898,12 @@ class Pipeline:
         if self._cancel.is_set():
             raise Cancelled
         if self._on_tile is not None:
-            self._on_tile(done, total)
+            try:
+                self._on_tile(done, total)
+            except Exception as e:
+                # Raised as it is, a bar's error counted as the device's: with two
+                # devices, one hiccup of the bar took a sound GPU out for the run.
+                raise _OnTileFailed(e) from e
 
     def _save(self, to_save: queue.Queue) -> None:
         while True:

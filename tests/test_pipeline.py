@@ -279,6 +279,29 @@ def test_on_tile_hears_that_none_of_a_picture_that_failed_midway_is_done(tmp_pat
     assert summary.failed == 1 and told == [(1, 4), (2, 4), (0, 4)]
 
 
+def test_an_on_tile_that_fails_fails_its_picture_and_takes_no_device_out(tmp_path, warnings):
+    # Its error counted as the device's: one hiccup of the progress bar took a sound
+    # device out for the run, its picture said to have "failed on CPU".
+    jobs = folder_of(tmp_path, 3, size=(6, 6))
+    ups = [Upscaler(MODEL, device=-1, threads=1) for _ in range(2)]
+    calls = []
+
+    def on_tile(done, total):
+        calls.append(done)
+        if len(calls) == 1:
+            raise ValueError("the bar broke")
+
+    try:
+        summary = within(60, lambda: Pipeline([Lane(up, 1) for up in ups], on_tile=on_tile).run(jobs))
+    finally:
+        for up in ups:
+            up.close()
+    assert (summary.ok, summary.failed, summary.lost, summary.stopped) == (2, 1, [], None)
+    failed = summary.failures[0]
+    assert failed.message == f"{failed.job.source}: on_tile, the progress callback, failed: ValueError('the bar broke')"
+    assert not warnings and not (tmp_path / "out" / failed.job.target.name).exists()
+
+
 class SlowFake:
     """Stands in for an Upscaler where only scheduling is under test."""
 
