@@ -285,6 +285,14 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
             chosen.append(devices.get_device(index))
         except NcnnSrError:
             raise UsageError(f"invalid gpu device {index}: {_device_hint()}") from None
+    if items is not None and pictures is not None:
+        kept = _lanes_with_work(chosen, items, pictures)
+        for index, device in enumerate(chosen):
+            if index not in kept:
+                log.info("%s is left out: no picture of this run would reach it", device)
+        chosen, tiles, procs = ([values[index] for index in kept] for values in (chosen, tiles, procs))
+    # Of the lanes that run only: -g -1,0 with one picture warned of GPU 0 (lavapipe),
+    # then left it out.
     for device in dict.fromkeys(chosen):
         if device.is_gpu and device.kind == "cpu":
             # Scripts written for the reference, which has no CPU mode, pass -g 0 by habit:
@@ -292,12 +300,6 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
             # than ncnn's CPU path, without a word.
             log.warning("%s is a software Vulkan device, about ten times slower than the CPU: -g -1 runs on the "
                         "CPU", device)
-    if items is not None and pictures is not None:
-        kept = _lanes_with_work(chosen, items, pictures)
-        for index, device in enumerate(chosen):
-            if index not in kept:
-                log.info("%s is left out: no picture of this run would reach it", device)
-        chosen, tiles, procs = ([values[index] for index in kept] for values in (chosen, tiles, procs))
     cpus = os.cpu_count() or 1
     if auto_jobs and any(device.discrete for device in chosen):
         save = max(save, min(MAX_AUTO_SAVERS, cpus // 2))
@@ -379,16 +381,20 @@ def _capped_workers(chosen: list[devices.Device], procs: list[int], cpus: int,
 
 
 def _lanes_with_work(chosen: list[devices.Device], items: int, pictures: int) -> list[int]:
-    """The indices of the lanes on ``chosen`` devices that a run of ``items`` pictures,
-    ``pictures`` with each frame of an animation counted, can give work: one picture
-    with -g 0,-1 loaded the model on both. Each picture goes to one lane: with fewer
-    pictures than lanes, the first listed; an animation's frames go to the other lanes
-    of its device's kind (GPU or CPU) too. At least one lane is kept."""
-    kept = list(range(max(1, min(items, len(chosen)))))
-    for index in range(len(kept), len(chosen)):
+    """The indices, in listed order, of the lanes on ``chosen`` devices that a run of
+    ``items`` pictures, ``pictures`` with each frame of an animation counted, can give
+    work: one picture with -g 0,-1 loaded the model on both. Each picture goes to one
+    lane: with fewer pictures than lanes, those on the likely fastest devices (see
+    devices.likely_faster), in listed order among equals; an animation's frames go to
+    the other lanes of its device's kind (GPU or CPU) too. At least one lane is kept."""
+    # Stable: devices alike keep the order they were listed in. The first listed was
+    # kept, whatever it was: -g -1,0 with one picture left a hardware GPU 0 idle.
+    ranked = sorted(range(len(chosen)), key=lambda index: devices.likely_faster(chosen[index]))
+    kept = ranked[:max(1, min(items, len(chosen)))]
+    for index in ranked[len(kept):]:
         if len(kept) < pictures and any(chosen[k].is_gpu == chosen[index].is_gpu for k in kept):
             kept.append(index)
-    return kept
+    return sorted(kept)
 
 
 def _pictures(jobs: list, animate: bool) -> int:

@@ -207,7 +207,9 @@ _SHARED_OPTIONS = [
                       "Default: exact on the CPU and integrated GPUs while memory allows, blended on discrete GPUs; a "
                       "RealPLKSR with GroupNorm is exact on every device unless --blend."),
     click.option("-g", "--gpu", default="auto", show_default=True,
-                 help="Vulkan device index (0, gpu0), -1 or cpu for the CPU; several: 0,1 or 0,-1."),
+                 help="Vulkan device index (0, gpu0), -1 or cpu for the CPU; several: 0,1 or 0,-1. With fewer "
+                      "pictures than devices, a hardware GPU is used first, then the CPU, then a software Vulkan "
+                      "device (lavapipe), each kind in the order listed."),
     "jobs",  # each command's own: see _JOBS_HELP
     click.option("-m", "--model-path", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
                  help="Folder to look for models in first."),

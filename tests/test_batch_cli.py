@@ -1977,6 +1977,22 @@ def test_a_software_vulkan_device_asked_by_its_index_is_said_to_be_slower_than_t
                                  "realesr-animevideov3", "-s", "2", "-g", "-1").stderr
 
 
+def test_one_picture_with_the_cpu_and_a_software_vulkan_device_runs_on_the_cpu_without_a_warning(tmp_path):
+    # -g 0,-1 ran on lavapipe, the first listed, ten times slower than the CPU; -g -1,0
+    # warned that lavapipe was slow, then left it out.
+    import ncnn_sr.devices as devices
+
+    software = [i for i in range(devices.gpu_count()) if devices.get_device(i).kind == "cpu"]
+    if not software:
+        pytest.skip("no software Vulkan device here")
+    pictures(tmp_path, ["a.png"], size=(8, 8))
+    for order in (f"{software[0]},-1", f"-1,{software[0]}"):
+        proc = run(NCNN_SR, "-i", tmp_path / "a.png", "-o", tmp_path / "b.png", "-n", "realesr-animevideov3", "-s", "2",
+                   "-g", order, "-v")
+        assert "software" not in proc.stderr and "ncnn-sr: loading realesr-animevideov3-x2 on CPU\n" in proc.stderr
+        assert f"ncnn-sr: GPU {software[0]} (" in proc.stderr and "is left out" in proc.stderr
+
+
 def test_a_video_whose_lane_fails_is_finished_by_the_other(tmp_path, in_process, monkeypatch):
     # One Vulkan error on one lane failed the whole video.
     clip = make_clip(tmp_path / "in.mp4", frames=8, audio=None)

@@ -550,30 +550,62 @@ def test_a_device_listed_several_times_runs_no_more_workers_than_one_lane_would(
     assert sum(count * threads for count, threads in on_cpu) <= max(cpus, len(on_cpu))
 
 
+def fake_devices(monkeypatch):
+    """GPU 0 a discrete card and GPU 1 a software Vulkan device (lavapipe), as
+    devices.get_device finds them; the CPU as it is."""
+    from ncnn_sr import devices
+
+    real = devices.get_device
+    fakes = {"0": devices.Device(0, "fake", "discrete", 8000), "1": devices.Device(1, "lavapipe", "cpu", 1024)}
+    monkeypatch.setattr(devices, "get_device", lambda spec: fakes.get(str(spec)) or real(spec))
+
+
 @pytest.mark.parametrize("gpu, items, pictures, loaded", [
     ("0,-1", 1, 1, [0]),
-    ("-1,0", 1, 1, [-1]),
+    ("-1,0", 1, 1, [0]),  # the first listed was kept: the CPU, the GPU left idle
+    ("1,-1", 1, 1, [-1]),  # the CPU before a software Vulkan device
+    ("1,0", 1, 1, [0]),
+    ("1,-1,0", 2, 2, [-1, 0]),  # in the order listed
     ("-1,-1", 1, 1, [-1]),
+    ("1,1", 1, 1, [1]),
     ("0,-1,0", 1, 10, [0, 0]),  # an animation: its frames go to the lanes of its kind
     ("0,-1", 1, 10, [0]),
-    ("0,-1,0", 2, 2, [0, -1]),
+    ("-1,1", 1, 10, [-1]),
+    ("1,-1,0", 1, 10, [1, 0]),
+    ("0,-1,0", 2, 2, [0, 0]),  # the GPU listed twice before the CPU once
     ("0,-1", 2, 2, [0, -1]),
     ("0,-1", 9, 9, [0, -1]),
 ])
 def test_a_device_no_picture_would_reach_gets_no_lane(monkeypatch, gpu, items, pictures, loaded):
     # One picture with -g 0,-1 loaded the model on both devices, one of them for nothing.
-    from ncnn_sr import batch_cli, devices
+    from ncnn_sr import batch_cli
     from ncnn_sr.batch_cli import RunOptions, build_lanes
 
     made = []
     monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or object())
-    real = devices.get_device
-    monkeypatch.setattr(devices, "get_device", lambda spec: devices.Device(0, "fake", "discrete", 8000)
-                        if str(spec) == "0" else real(spec))
+    fake_devices(monkeypatch)
     opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None,
                       gpu=gpu, tile="0", jobs="1:1:2", tta=False, fmt=None)
     lanes, _, _ = build_lanes(opts, pictures=pictures, items=items)
     assert len(lanes) == len(loaded) and [kw["device"].index for kw in made] == loaded
+
+
+@pytest.mark.parametrize("gpu, items, warned", [("-1,1", 1, False), ("0,1", 1, False), ("1,-1", 2, True),
+                                                ("1,1", 1, True), ("-1,1", None, True)])
+def test_a_software_vulkan_device_is_said_to_be_slow_only_where_it_runs(monkeypatch, caplog, gpu, items, warned):
+    # -g -1,0 with one picture, GPU 0 lavapipe, warned that it was slow, then left it out.
+    from ncnn_sr import batch_cli
+    from ncnn_sr.batch_cli import RunOptions, build_lanes
+
+    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: object())
+    fake_devices(monkeypatch)
+    opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None,
+                      gpu=gpu, tile="0", jobs="1:1:2", tta=False, fmt=None)
+    with caplog.at_level("INFO", logger="ncnn_sr"):
+        build_lanes(opts, pictures=items, items=items)
+    slow = [r.getMessage() for r in caplog.records if "software Vulkan device" in r.getMessage()]
+    assert slow == (["GPU 1 (lavapipe) is a software Vulkan device, about ten times slower than the CPU: -g -1 runs "
+                     "on the CPU"] if warned else [])
 
 
 @pytest.mark.parametrize("pictures, workers, shares", [(1, [1, 1], (8, 1)), (3, [2, 2], (2, 3)), (9, [2, 2], (2, 4))])
