@@ -1215,8 +1215,10 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
 
     With lanes of more than one upscaler, one that fails an item in an unforeseen way
     (not an NcnnSrError, memory or Cancelled) is taken out, with a warning, and the
-    item goes to another lane, as in a Pipeline; what fails on a second one, or on
-    the last one left, comes out of this generator.
+    item goes on to another lane, as in a Pipeline: to each upscaler it has not failed
+    on, as those it failed on are out. Unlike a Pipeline's devices, none comes back
+    (an item that fails on all of them ends the run anyway): the failure on the last
+    one left comes out of this generator.
     """
     # Else no lanes, or a window of 0, waited for ever.
     _check_lanes(lanes, "ordered_map")
@@ -1232,15 +1234,15 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     total = [None]  # how many items there were, once the feeder knows
     upscalers = {id(lane.upscaler) for lane in lanes}
     down: set[int] = set()  # the ids of the upscalers taken out
-    moved: set[int] = set()  # the items that went to another lane
     no_device: list = [None]  # the last failure, once every upscaler is out
 
-    def taken_out(upscaler, index: int, error: Exception) -> bool:
-        """Whether ``upscaler`` is out, and the item ``index`` goes to another lane."""
-        if len(upscalers) < 2 or index in moved:
+    def taken_out(upscaler, error: Exception) -> bool:
+        """Whether ``upscaler`` is out, and the item it failed with ``error`` goes to
+        another lane: each one in service, which it has not failed on. (Failed on a
+        second one, it failed the video, its third device sound.)"""
+        if len(upscalers) < 2:
             return False
         with ready:
-            moved.add(index)
             first = id(upscaler) not in down
             if first and len(down) + 1 == len(upscalers):
                 no_device[0] = error  # before it is in down: see proc
@@ -1296,7 +1298,7 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
                     except (NcnnSrError, MemoryError, Cancelled) as e:
                         result = _Failed(e)
                     except Exception as e:
-                        if taken_out(upscaler, index, e):
+                        if taken_out(upscaler, e):
                             todo.retry(entry)
                             return
                         result = _Failed(e)

@@ -1993,6 +1993,37 @@ def test_one_picture_with_the_cpu_and_a_software_vulkan_device_runs_on_the_cpu_w
         assert f"ncnn-sr: GPU {software[0]} (" in proc.stderr and "is left out" in proc.stderr
 
 
+def test_a_video_frame_failed_on_two_lost_lanes_of_three_is_finished_by_the_third(tmp_path, in_process, monkeypatch):
+    # A frame that failed on a second lane failed the whole video, the third lane sound.
+    from ncnn_sr import engine
+
+    clip = make_clip(tmp_path / "in.mp4", frames=6, audio=None)
+    flags = ["-n", "realesr-animevideov3", "-s", "2", "--codec", "ffv1"]
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "alone.mkv", *flags, "-g", "-1")
+    real, first, failed = engine.Upscaler._run_tiles, [], []
+
+    def run_tiles(self, image, *args, **kwargs):
+        # The first two lanes the first frame meets fail it, as lost devices would.
+        first[:] = first or [image.copy()]
+        if np.array_equal(image, first[0]) and len(failed) < 2:
+            failed.append(self)
+            raise RuntimeError("vkQueueSubmit failed: VK_ERROR_DEVICE_LOST")
+        return real(self, image, *args, **kwargs)
+    monkeypatch.setattr(engine.Upscaler, "_run_tiles", run_tiles)
+    status, said = in_process("video", "-i", clip, "-o", tmp_path / "three.mkv", *flags, "-g", "-1,-1,-1",
+                              "-j", "1:1:1")
+    assert status == 0, said
+    assert len(failed) == 2 and failed[0] is not failed[1]
+    assert said.splitlines()[:2] == ["ncnn-sr: warning: CPU failed (RuntimeError('vkQueueSubmit failed: "
+                                     "VK_ERROR_DEVICE_LOST')): it takes no more frames, the other devices go on"] * 2
+
+    def frames(path):
+        with av.open(str(path)) as c:
+            return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    alone, three = frames(tmp_path / "alone.mkv"), frames(tmp_path / "three.mkv")
+    assert len(alone) == len(three) == 6 and all(np.array_equal(a, b) for a, b in zip(alone, three))
+
+
 def test_a_video_whose_lane_fails_is_finished_by_the_other(tmp_path, in_process, monkeypatch):
     # One Vulkan error on one lane failed the whole video.
     clip = make_clip(tmp_path / "in.mp4", frames=8, audio=None)

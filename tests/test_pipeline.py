@@ -746,6 +746,36 @@ def test_ordered_map_hands_the_items_of_a_device_that_fails_to_another(warnings)
                         "the other devices go on"]
 
 
+def test_ordered_map_hands_an_item_failed_on_two_lost_devices_of_three_to_the_third(warnings):
+    # Failed on a second device, a frame failed the whole video, the third device sound.
+    # The first two devices frame 0 meets fail it, as lost ones would: it is never
+    # tried twice on one device, each being out once it fails.
+    tries, lock = [], threading.Lock()
+
+    class LosesFrameZero(SlowFake):
+        def __init__(self, index):
+            super().__init__(0.002)
+            self.device = fake_gpu(index)
+
+        def upscale(self, image, progress=None, **kw):
+            if image[0, 0, 0] == 0:
+                with lock:
+                    tries.append(self)
+                    if len(tries) <= 2:
+                        raise RuntimeError("vkQueueSubmit failed")
+            return super().upscale(image)
+
+    frames = [np.full((2, 2, 3), i, np.uint8) for i in range(12)]
+    ups = [LosesFrameZero(i) for i in range(3)]
+    results = within(60, lambda: list(ordered_map([Lane(up, 1) for up in ups], frames,
+                                                  lambda up, frame: up.upscale(frame))))
+    assert [int(result[0, 0, 0]) for result in results] == list(range(12))
+    assert len(tries) == 3 and len(set(map(id, tries))) == 3
+    lost = sorted(up.device.index for up in tries[:2])
+    assert sorted(warnings) == [f"GPU {index} (fake) failed (RuntimeError('vkQueueSubmit failed')): it takes no more "
+                                "frames, the other devices go on" for index in lost]
+
+
 @pytest.mark.parametrize("lanes", [2, 3])
 def test_ordered_map_raises_once_every_device_has_failed(lanes, warnings):
     frames = [np.zeros((2, 2, 3), np.uint8)] * 40
