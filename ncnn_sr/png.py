@@ -164,6 +164,16 @@ def read_png16(source: str | os.PathLike | bytes, channels: int) -> np.ndarray:
     through FFmpeg, as RGB or RGBA; ``source`` is the file's path or its bytes."""
     import av  # only this rare case needs it
 
+    if isinstance(source, bytes):
+        head = source[:len(SIGNATURE) + 25]
+    else:
+        with open(source, "rb") as f:
+            head = f.read(len(SIGNATURE) + 25)
+    if len(head) == len(SIGNATURE) + 25 and head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 6) and head[28] == 1:
+        if not isinstance(source, bytes):
+            with open(source, "rb") as f:
+                source = f.read()
+        return _interlaced16(source, channels)
     try:
         with av.open(io.BytesIO(source) if isinstance(source, bytes) else ffmpeg_name(source)) as container:
             frame = next(container.decode(video=0), None)
@@ -176,6 +186,44 @@ def read_png16(source: str | os.PathLike | bytes, channels: int) -> np.ndarray:
         # What FFmpeg refuses in the file (an APNG frame outside its canvas, say),
         # where Pillow read the 8-bit picture: broken, as the readers say it.
         raise SyntaxError(f"FFmpeg cannot decode it: {e.strerror or e}") from None
+
+
+# Adam7's passes: each one's first column and row, and its steps across and down.
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _interlaced16(data: bytes, channels: int) -> np.ndarray:
+    """An Adam7-interlaced 16-bit colour PNG's pixels, as ``read_png16`` gives them.
+    FFmpeg (libavcodec 62) places the pixels of six or eight bytes of such a PNG
+    wrongly: rows it leaves black, others shifted. Each pass is a PNG of its own
+    (its rows filtered apart from the other passes'), decoded alone and put in place."""
+    width, height = struct.unpack_from(">II", data, 16)
+    stride = 6 if data[25] == 2 else 8
+    kept, idat, at = [], [], len(SIGNATURE)
+    while at + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        body = data[at + 8:at + 8 + length]
+        if kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        elif kind != b"IHDR" and not idat:  # a palette, a transparent colour: each pass needs them
+            kept.append(chunk(kind, body))
+        at += 12 + length
+    passes = [((width - x + dx - 1) // dx, (height - y + dy - 1) // dy) for x, y, dx, dy in ADAM7]
+    sizes = [h * (1 + w * stride) if w and h else 0 for w, h in passes]
+    raw = zlib.decompressobj().decompress(b"".join(idat), sum(sizes))  # no more than the picture holds
+    if len(raw) < sum(sizes):
+        raise SyntaxError("PNG cut short")
+    image = np.zeros((height, width, channels), np.uint16)
+    start = 0
+    for (x, y, dx, dy), (w, h), size in zip(ADAM7, passes, sizes):
+        if size:
+            alone = (SIGNATURE + chunk(b"IHDR", struct.pack(">II", w, h) + data[24:28] + b"\0") + b"".join(kept)
+                     + chunk(b"IDAT", zlib.compress(raw[start:start + size], 1)) + chunk(b"IEND", b""))
+            image[y::dy, x::dx] = read_png16(alone, channels)
+        start += size
+    return image
 
 
 def luma16(image: np.ndarray) -> np.ndarray:
