@@ -142,7 +142,7 @@ def _open_input(path):
             raise InputError(f"{path}: an mp4 whose index (moov) follows its frames cannot be read as it comes: "
                              "give it as a file, or remux it with its index first (ffmpeg -movflags faststart)")
     try:
-        container = av.open(path if isinstance(path, VideoInput) else ffmpeg_name(path))
+        container = av.open(path if isinstance(path, VideoInput) else ffmpeg_name(path), **video_streams.READ_TAGS)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as e:
@@ -341,7 +341,7 @@ def _reopened(src):
         if at is not None:
             src.seek(0)
         try:
-            again = av.open(src if at is not None else ffmpeg_name(src))
+            again = av.open(src if at is not None else ffmpeg_name(src), **video_streams.READ_TAGS)
         except (av.error.FFmpegError, OSError):
             yield None
             return

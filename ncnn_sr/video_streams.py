@@ -23,6 +23,11 @@ from .video_window import Window
 
 log = logging.getLogger("ncnn_sr")
 
+# How a video's tags are read: one that is not UTF-8 (an old muxer's Latin-1 title)
+# with U+FFFD for what is not, as ffprobe shows it; PyAV's strict default refused
+# the whole video as one FFmpeg cannot read.
+READ_TAGS = {"metadata_errors": "replace"}
+
 # The muxers that write chapters; the others leave them out without a word.
 _CHAPTERED = frozenset({"matroska", "webm", "mp4", "mov", "ipod", "3gp", "3g2", "asf"})
 
@@ -755,7 +760,7 @@ def _picture(inp, stream, reopen: bool):
     start. A stream cannot be opened again, and loses nothing: the pictures come
     before any other packet."""
     if reopen:
-        with av.open(inp.name) as again:
+        with av.open(inp.name, **READ_TAGS) as again:
             packet = next(again.demux(again.streams[stream.index]))
         # Its data outlives ``again``: FFmpeg's demuxers give reference-counted packets,
         # "valid indefinitely" (av_read_frame), which PyAV's Packet holds a reference of.

@@ -1717,6 +1717,18 @@ def test_tags_and_dispositions_are_kept_and_stale_ones_left_out(tmp_path):
         assert sound.disposition & commentary
 
 
+def test_a_tag_that_is_not_utf8_is_read_with_replacement_characters(tmp_path):
+    clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=2, width=16, height=16), tmp_path / "in.mkv",
+                      tags={"title": "Holiday 1998"}, stream_tags={1: {"title": "director"}})
+    data = clip.read_bytes()  # as Latin-1, its length unchanged: a lone 0xE9 is no UTF-8
+    clip.write_bytes(data.replace(b"Holiday 1998", b"Holid\xe9y 1998").replace(b"director", b"dir\xe9ctor"))
+    out = tmp_path / "out.mkv"
+    assert upscale_video(clip, out, doubled) == 2
+    with av.open(str(out)) as c:
+        assert c.metadata["title"] == "Holid\ufffdy 1998"
+        assert c.streams.audio[0].metadata.get("title") == "dir\ufffdctor"
+
+
 @pytest.mark.parametrize("suffix, lost", [
     (".3gp", "the file's and those of streams 0 and 1"),  # found by a sweep: lost without a word
     (".m4v", "those of streams 0 and 1"),
