@@ -10,11 +10,16 @@ Cases run in a child process, restarted after a crash, under an address-space li
     python tools/fuzz.py --target param --seconds 300
     python tools/fuzz.py --target checkpoint --seconds 120 --seed 2 --out /tmp/fuzz
     python tools/fuzz.py --target picture --seconds 120
+    python tools/fuzz.py --target video --seconds 300
 
 Targets: ``checkpoint`` (.pth zip and legacy pickles, .safetensors: read_weights),
 ``param`` (a catalog model's .param and .bin, loaded and run on a 12x10 picture on
 the CPU), ``picture`` (PNG, APNG, JPEG with EXIF, GIF, WebP, TIFF, BMP, AVIF still and
-animated, HEIC: read_image, then read_frames for an animation). Found this way
+animated, HEIC, and what is read past Pillow: 16-bit PNG, interlaced too, TIFF and
+PPM, grey PFM, lossless WebP: read_image, then read_frames for an animation),
+``video`` (H.264 in .mp4 and .mkv with sound, VP9 in .webm, .mov with PCM: upscaled
+by upscale_video with pixels repeated for the network, which must leave no output
+behind on a failure). Found this way
 (2026-12-01): a pickle's memo index of 10^8 (2.7 GB and 21 s before the error), a
 Convolution pad of 2^31 and a BinaryOp given one input (ncnn's SIGSEGV), a 16-bit
 TIFF's samples counted as pixels, and an animated AVIF of timescale 0 (Pillow's
@@ -77,7 +82,50 @@ def _picture_seeds() -> list[tuple[str, bytes]]:
             pillow_heif.register_heif_opener()
         image.save(data, {".jpg": "JPEG", ".tif": "TIFF", ".heic": "HEIF"}.get(suffix, suffix[1:].upper()), **options)
         seeds.append((suffix, data.getvalue()))
-    return seeds
+    return seeds + _deep_seeds(rgb)
+
+
+def _deep_seeds(rgb) -> list[tuple[str, bytes]]:
+    """What the package reads past Pillow, by its own code or FFmpeg's: 16-bit colour
+    and grey+alpha PNG (one interlaced), 16-bit TIFF tiled with a predictor, 16-bit
+    PPM, a grey PFM, a lossless WebP, a palette PNG with a transparency table."""
+    import struct
+    import zlib
+    import numpy as np
+    from PIL import Image
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import png_bytes, png_chunk
+    deep = rgb.astype(np.uint16) * 257 + 3
+    rows = b""
+    for x, y, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+        for row in deep[y::dy, x::dx]:
+            rows += b"\0" + row.astype(">u2").tobytes()
+    interlaced = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 11, 9, 16, 2, 0, 0, 1))
+                  + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b""))
+    tiff = io.BytesIO()
+    import av  # FFmpeg's TIFF encoder writes 16-bit colour, which Pillow cannot
+    with av.open(tiff, "w", format="image2pipe") as out:
+        stream = out.add_stream("tiff", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 11, 9, "rgb48le"
+        stream.options = {"compression_algo": "deflate"}
+        for packet in stream.encode(av.VideoFrame.from_ndarray(deep, format="rgb48le")):
+            out.mux(packet)
+    palette = io.BytesIO()
+    Image.fromarray(rgb).convert("P").save(palette, "PNG", transparency=bytes(range(0, 256, 7)))
+    lossless = io.BytesIO()
+    Image.fromarray(rgb).save(lossless, "WEBP", lossless=True)
+    return [(".png", png_bytes(deep, 16, 2)), (".png", png_bytes(deep[:, :, :2], 16, 4)), (".png", interlaced),
+            (".tif", tiff.getvalue()), (".ppm", b"P6\n11 9\n65535\n" + deep.astype(">u2").tobytes()),
+            (".pfm", b"Pf\n11 9\n-1.0\n" + (rgb[:, :, 0] / 255).astype("<f4").tobytes()),
+            (".webp", lossless.getvalue()), (".png", palette.getvalue())]
+
+
+def _video_seeds() -> list[tuple[str, bytes]]:
+    sys.path.insert(0, str(ROOT / "tests"))  # the test suite's clip maker
+    from media import make_clip
+    made = Path(os.environ["FUZZ_DIR"]) / "seed"
+    return [(suffix, make_clip(made.with_suffix(suffix), frames=4, width=16, height=12, audio=audio).read_bytes())
+            for suffix, audio in ((".mp4", "aac"), (".mkv", "libopus"), (".webm", None), (".mov", "pcm_s16le"))]
 
 
 def _param_seeds() -> list[tuple[str, bytes]]:
@@ -142,12 +190,31 @@ def _case(target: str, suffix: str, data: bytes, folder: Path) -> None:
         return
     path = folder / f"case{suffix}"
     path.write_bytes(data)
+    if target == "video":
+        from ncnn_sr.video import upscale_video
+        out, before = folder / "out.mkv", set(folder.iterdir())
+        try:  # doubled by repeating pixels: the network is not what is tried here
+            upscale_video(path, out, lambda frames: (f.repeat(2, 0).repeat(2, 1) for f in frames))
+        except BaseException:
+            left = set(folder.iterdir()) - before  # the output, or its hidden part file
+            for stray in left:
+                stray.unlink()
+            if left:
+                raise LeftBehind("a failure left a partial output") from None
+            raise
+        finally:
+            out.unlink(missing_ok=True)
+        return
     if target == "checkpoint":
         read_weights(path)
     else:
         _, info = read_image(path)
         if info.frames > 1:
             read_frames(path, info)
+
+
+class LeftBehind(Exception):
+    """A failure that left its output, or a part of it, behind."""
 
 
 def child(args) -> None:
@@ -157,7 +224,8 @@ def child(args) -> None:
     warnings.simplefilter("ignore")  # Pillow's and libtiff's complaints about the damage
     from ncnn_sr.errors import NcnnSrError
     folder = Path(args.out)
-    seeds = {"checkpoint": _checkpoint_seeds, "param": _param_seeds, "picture": _picture_seeds}[args.target]()
+    seeds = {"checkpoint": _checkpoint_seeds, "param": _param_seeds, "picture": _picture_seeds,
+             "video": _video_seeds}[args.target]()
     rng, seen, runs = random.Random(args.seed), set(), 0
     end = time.time() + args.seconds
     while time.time() < end:
@@ -198,7 +266,7 @@ def child(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--target", choices=("checkpoint", "param", "picture"), required=True)
+    parser.add_argument("--target", choices=("checkpoint", "param", "picture", "video"), required=True)
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default="/tmp/ncnn-sr-fuzz", help="where the failing cases are saved")
