@@ -237,6 +237,21 @@ def _unplayed(muxer: str, codec: str) -> bool:
     return muxer == "mp4" and (codec == "vorbis" or codec.startswith("pcm_"))
 
 
+# The readers whose AAC carries its header on each packet (ADTS): in any other
+# container AAC without its header (AudioSpecificConfig: an mp4's esds, a Matroska
+# CodecPrivate) is damaged there.
+_ADTS_READERS = frozenset({"mpegts", "mpeg", "aac", "hls"})
+
+
+def _headerless(inp, codec: str, stream) -> bool:
+    """Whether ``stream`` of ``inp`` is AAC without its header: FFmpeg's Matroska
+    muxer refuses a copy of it (EINVAL, which was blamed on the output) and its mp4
+    muxer writes it on without one. Its decoder takes it for AAC-LC of the stated
+    rate and channels, as ffmpeg does."""
+    return (codec == "aac" and not stream.codec_context.extradata
+            and not set(inp.format.name.split(",")) & _ADTS_READERS)
+
+
 # FFmpeg's FLV muxer writes sound of other than one or two named channels with its
 # codec's FourCC, which only these have (Opus and FLAC with their header too): for
 # any other codec it aborts the process, where no error can be caught.
@@ -392,7 +407,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         # their decoder's, which says srt where the codec's is subrip.
         name = _codec_name(stream) if stream.type == "audio" else stream.codec_context.name
         unplayed = stream.type == "audio" and _unplayed(out.format.name, name)
-        if not unplayed and takes(out, stream):
+        headerless = stream.type == "audio" and _headerless(inp, name, stream)
+        if not unplayed and not headerless and takes(out, stream):
             # An mp4's AAC opens with its encoder's priming, before 0, which an edit list
             # cuts. Matroska cuts it only by a CodecDelay, written from the stream's
             # initial padding, which PyAV cannot set and FFmpeg's mp4 reader leaves at 0:
@@ -424,6 +440,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             if unplayed:
                 what = (f"{dst.suffix} holds {name} audio that common players do not play there: re-encoding audio",
                         f" to {target}{resampled}", True)
+            if headerless:
+                what = (f"{name} audio without its header (AudioSpecificConfig), as a damaged file has it, "
+                        "decoded as AAC-LC: re-encoding audio", f" to {target}{resampled}", False)
             left.setdefault(what, []).append(stream.index)
         elif stream.type == "subtitle" and (target := _text_form(out.format.name, stream)):
             o = _labelled(out.add_stream(target), stream)

@@ -1717,6 +1717,28 @@ def test_tags_and_dispositions_are_kept_and_stale_ones_left_out(tmp_path):
         assert sound.disposition & commentary
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_aac_whose_header_is_damaged_is_re_encoded(suffix, tmp_path, caplog):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16)
+    # The ES descriptor's length cut to one byte (0x38), as a fuzzed file had it: FFmpeg
+    # finds no AudioSpecificConfig in the esds. Into a .mkv the copy failed as
+    # "out.mkv: cannot encode: Invalid argument"; an .mp4 took it on, headerless.
+    data = clip.read_bytes()
+    at = data.index(b"esds") + 8
+    assert data[at:at + 4] == b"\x03\x80\x80\x80"
+    clip.write_bytes(data[:at + 2] + b"\x38" + data[at + 3:])
+    with av.open(str(clip)) as c:
+        assert not c.streams.audio[0].codec_context.extradata  # the fixture is damaged as it says
+    out = tmp_path / f"out{suffix}"
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert upscale_video(clip, out, doubled) == 2
+    assert "without its header (AudioSpecificConfig)" in caplog.text
+    with av.open(str(out)) as c:
+        sound = c.streams.audio[0].codec_context
+        assert sound.extradata or sound.name != "aac"  # AC-3, a .mkv's own, has no header
+        assert sum(frame.samples for frame in c.decode(audio=0)) > 0
+
+
 def test_a_tag_that_is_not_utf8_is_read_with_replacement_characters(tmp_path):
     clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=2, width=16, height=16), tmp_path / "in.mkv",
                       tags={"title": "Holiday 1998"}, stream_tags={1: {"title": "director"}})
