@@ -403,6 +403,11 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         if stream.codec_context is None:  # a codec FFmpeg does not know, or a damaged header
             log.warning("dropping %s stream %d: FFmpeg knows no codec for it", stream.type, stream.index)
             continue
+        if stream.type == "audio" and stream.codec_context.layout.nb_channels == 0:
+            # Neither copied (a muxer refuses it: EINVAL, blamed on the output) nor re-encoded.
+            log.warning("dropping audio stream %d: its header states no channels, as a damaged file's does",
+                        stream.index)
+            continue
         # Sound by its codec's name, not its decoder's (mp3float for MP3); subtitles by
         # their decoder's, which says srt where the codec's is subrip.
         name = _codec_name(stream) if stream.type == "audio" else stream.codec_context.name

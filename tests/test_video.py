@@ -1739,6 +1739,23 @@ def test_aac_whose_header_is_damaged_is_re_encoded(suffix, tmp_path, caplog):
         assert sum(frame.samples for frame in c.decode(audio=0)) > 0
 
 
+def test_sound_whose_header_states_no_channels_is_dropped(tmp_path, caplog):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16)
+    # Four bytes into the sound's sample entry, its size as it was (a fuzzed file's):
+    # its fields shift, FFmpeg reads 0 channels and no esds. The run failed as
+    # "out.mkv: cannot encode: Invalid argument".
+    data = clip.read_bytes()
+    at = data.index(b"mp4a") + 6
+    clip.write_bytes(data[:at] + bytes(4) + data[at:])
+    with av.open(str(clip)) as c:
+        assert c.streams.audio[0].codec_context.layout.nb_channels == 0  # the fixture is damaged as it says
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert upscale_video(clip, tmp_path / "out.mkv", doubled) == 2
+    assert "dropping audio stream 1: its header states no channels" in caplog.text
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert not c.streams.audio
+
+
 def test_a_tag_that_is_not_utf8_is_read_with_replacement_characters(tmp_path):
     clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=2, width=16, height=16), tmp_path / "in.mkv",
                       tags={"title": "Holiday 1998"}, stream_tags={1: {"title": "director"}})
