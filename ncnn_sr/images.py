@@ -28,8 +28,8 @@ from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KE
                        upright_xmp, xmp_option)
 from .pixels import check_image, to_eight_bit
 from .video_options import video_kind
-from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, colour_chunks, grey_key_in_8_bits, luma16, png16, png_header, \
-    read_png16
+from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, colour_chunks, grey_key_in_8_bits, luma16, palette_missing, \
+    png16, png_header, read_png16
 from .png import SIGNATURE as PNG_SIGNATURE, mended as mended_png, refusal as png_refusal
 
 log = logging.getLogger("ncnn_sr")
@@ -171,6 +171,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
             exif_bytes = exif_to_write(im, exif)  # resets the orientation
         depth, colour_type = png_header(path) if im.format == "PNG" else (8, None)
+        if colour_type == 3 and palette_missing(path):
+            raise SyntaxError("PNG: palette colours without a palette (PLTE)")
         # FFmpeg reads what Pillow has no 16-bit mode for, and an APNG's first frame
         # past a default image, which is composed here in 8 bits.
         deep = depth == 16 and (im.mode in ("RGB", "RGBA") or

@@ -35,6 +35,20 @@ def png_header(path: str | os.PathLike) -> tuple[int, int | None]:
     return (head[24], head[25]) if len(head) == 26 and head[12:16] == b"IHDR" else (8, None)
 
 
+def palette_missing(path: str | os.PathLike) -> bool:
+    """Whether the PNG at ``path`` is of palette colours (colour type 3) with no
+    palette (PLTE) before its pixels: libpng refuses it ("Missing PLTE before
+    IDAT"), where Pillow read every pixel black."""
+    with open(path, "rb") as f:
+        head = f.read(len(SIGNATURE) + 18)
+        if len(head) < len(SIGNATURE) + 18 or head[12:16] != b"IHDR" or head[25] != 3:
+            return False
+        f.seek(len(SIGNATURE))
+        while len(chunk_head := f.read(8)) == 8 and chunk_head[4:] not in (b"IDAT", b"PLTE"):
+            f.seek(struct.unpack(">I", chunk_head[:4])[0] + 4, os.SEEK_CUR)
+        return chunk_head[4:] != b"PLTE"
+
+
 def refusal(path: str | os.PathLike) -> str | None:
     """Why Pillow's PNG reader refuses the file at ``path``, which starts as a PNG
     (cut short before its pixels, a chunk's checksum wrong): Pillow then says no

@@ -136,6 +136,18 @@ def test_sixteen_bit_colour_png_round_trips_exactly(channels, name, tmp_path, mo
     assert arr.dtype == np.uint16 and np.array_equal(arr, values)
 
 
+def test_a_palette_png_without_its_palette_is_refused(tmp_path):
+    # libpng refuses it ("Missing PLTE before IDAT"); Pillow read every pixel black.
+    data = io.BytesIO()
+    Image.fromarray(picture(6, 8)).convert("P").save(data, "PNG")
+    data = data.getvalue()
+    at = data.index(b"PLTE") - 4
+    length = struct.unpack(">I", data[at:at + 4])[0]
+    (tmp_path / "p.png").write_bytes(data[:at] + data[at + 12 + length:])
+    with pytest.raises(InputError, match=r"p\.png: broken or truncated picture \(PNG: palette colours without a palette \(PLTE\)\)"):
+        read_image(tmp_path / "p.png")
+
+
 @pytest.mark.parametrize("channels", [3, 4])
 def test_an_interlaced_sixteen_bit_colour_png_is_read_exactly(channels, tmp_path):
     # FFmpeg, which reads Pillow's 8-bit-only PNGs, left rows black and shifted
