@@ -221,7 +221,7 @@ def _interlaced16(data: bytes, channels: int) -> np.ndarray:
             idat.append(body)
         elif kind == b"IEND":
             break
-        elif kind != b"IHDR" and not idat:  # a palette, a transparent colour: each pass needs them
+        elif kind in (b"PLTE", b"tRNS") and not idat:  # an APNG's frame controls stay out: a pass is still
             kept.append(chunk(kind, body))
         at += 12 + length
     passes = [((width - x + dx - 1) // dx, (height - y + dy - 1) // dy) for x, y, dx, dy in ADAM7]
