@@ -226,7 +226,10 @@ def _interlaced16(data: bytes, channels: int) -> np.ndarray:
         at += 12 + length
     passes = [((width - x + dx - 1) // dx, (height - y + dy - 1) // dy) for x, y, dx, dy in ADAM7]
     sizes = [h * (1 + w * stride) if w and h else 0 for w, h in passes]
-    raw = zlib.decompressobj().decompress(b"".join(idat), sum(sizes))  # no more than the picture holds
+    try:
+        raw = zlib.decompressobj().decompress(b"".join(idat), sum(sizes))  # no more than the picture holds
+    except zlib.error as e:  # an APNG frame's, which Pillow has not decoded before
+        raise SyntaxError(f"broken PNG: its compressed pixels are damaged ({e})") from None
     if len(raw) < sum(sizes):
         raise SyntaxError("PNG cut short")
     image = np.zeros((height, width, channels), np.uint16)

@@ -726,10 +726,9 @@ def test_the_info_read_image_gave_spares_reading_the_first_frame_again(tmp_path,
         read_frames(path, "info")
 
 
-def test_an_interlaced_sixteen_bit_apng_is_read_exactly(tmp_path):
-    # FFmpeg, which reads 16-bit colour, placed an Adam7 one's pixels wrongly.
-    frames = np.random.default_rng(0).integers(0, 65536, (2, 9, 11, 4)).astype(np.uint16)
-    frames[:, :, :, 3] = 65535
+def interlaced_apng16(path, frames: np.ndarray):
+    """A two-frame Adam7-interlaced 16-bit RGBA APNG of ``frames`` (2×H×W×4 uint16) at ``path``."""
+    height, width = frames.shape[1:3]
     coded = []
     for frame in frames:
         rows = b""
@@ -738,12 +737,32 @@ def test_an_interlaced_sixteen_bit_apng_is_read_exactly(tmp_path):
             for row in frame[y::dy, x::dx]:
                 rows += b"\0" + row.astype(">u2").tobytes()
         coded.append(zlib.compress(rows))
-    control = [png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", seq, 11, 9, 0, 0, 1, 10, 0, 0)) for seq in (0, 1)]
-    (tmp_path / "a.png").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 11, 9, 16, 6, 0, 0, 1))
+    control = [png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", seq, width, height, 0, 0, 1, 10, 0, 0)) for seq in (0, 1)]
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 6, 0, 0, 1))
         + png_chunk(b"acTL", struct.pack(">II", 2, 0)) + control[0] + png_chunk(b"IDAT", coded[0])
         + control[1] + png_chunk(b"fdAT", struct.pack(">I", 2) + coded[1]) + png_chunk(b"IEND", b""))
-    first, info = read_image(tmp_path / "a.png")
+    return path
+
+
+def test_an_interlaced_sixteen_bit_apng_is_read_exactly(tmp_path):
+    # FFmpeg, which reads 16-bit colour, placed an Adam7 one's pixels wrongly.
+    frames = np.random.default_rng(0).integers(0, 65536, (2, 9, 11, 4)).astype(np.uint16)
+    frames[:, :, :, 3] = 65535
+    first, info = read_image(interlaced_apng16(tmp_path / "a.png", frames))
     assert np.array_equal(first, frames[0])
     animation, _ = read_frames(tmp_path / "a.png", info)
     assert all(np.array_equal(got[:, :, :3], want[:, :, :3]) for got, want in zip(animation.frames, frames))
+
+
+def test_an_interlaced_sixteen_bit_apng_frame_of_damaged_data_is_one_error(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 65536, (2, 9, 11, 4)).astype(np.uint16)
+    data = interlaced_apng16(tmp_path / "a.png", frames).read_bytes()
+    at = data.index(b"fdAT")
+    length = struct.unpack(">I", data[at - 4:at])[0]
+    body = data[at + 4:at + 18] + b"\xff\xff\xff" + data[at + 21:at + 4 + length]  # past the zlib header
+    (tmp_path / "b.png").write_bytes(data[:at + 4] + body + struct.pack(">I", zlib.crc32(b"fdAT" + body))
+                                     + data[at + 8 + length:])
+    _, info = read_image(tmp_path / "b.png")  # the first frame is whole
+    with pytest.raises(InputError, match=r"b\.png: broken or truncated picture \(broken PNG: its compressed pixels"):
+        read_frames(tmp_path / "b.png", info)
