@@ -15,8 +15,8 @@ Cases run in a child process, restarted after a crash, under an address-space li
 Targets: ``checkpoint`` (.pth zip and legacy pickles, .safetensors: read_weights),
 ``param`` (a catalog model's .param and .bin, loaded and run on a 12x10 picture on
 the CPU), ``picture`` (PNG, APNG, JPEG with EXIF, GIF, WebP, TIFF, BMP, AVIF still and
-animated, HEIC, and what is read past Pillow: 16-bit PNG, interlaced too, TIFF and
-PPM, grey PFM, lossless WebP: read_image, then read_frames for an animation),
+animated, HEIC, and what is read past Pillow: 16-bit PNG and APNG, interlaced too, TIFF
+and PPM, grey PFM, lossless WebP: read_image, then read_frames for an animation),
 ``video`` (H.264 in .mp4 and .mkv with sound, VP9 in .webm, .mov with PCM: upscaled
 by upscale_video with pixels repeated for the network, which must leave no output
 behind on a failure). Found this way
@@ -87,7 +87,7 @@ def _picture_seeds() -> list[tuple[str, bytes]]:
 
 def _deep_seeds(rgb) -> list[tuple[str, bytes]]:
     """What the package reads past Pillow, by its own code or FFmpeg's: 16-bit colour
-    and grey+alpha PNG (one interlaced), 16-bit TIFF tiled with a predictor, 16-bit
+    and grey+alpha PNG (one interlaced, and an interlaced APNG), 16-bit TIFF tiled with a predictor, 16-bit
     PPM, a grey PFM, a lossless WebP, a palette PNG with a transparency table."""
     import struct
     import zlib
@@ -114,10 +114,13 @@ def _deep_seeds(rgb) -> list[tuple[str, bytes]]:
     Image.fromarray(rgb).convert("P").save(palette, "PNG", transparency=bytes(range(0, 256, 7)))
     lossless = io.BytesIO()
     Image.fromarray(rgb).save(lossless, "WEBP", lossless=True)
+    from test_animation import interlaced_apng16
+    animated = interlaced_apng16(Path(os.environ["FUZZ_DIR"]) / "seed.png",
+                                 np.stack([np.dstack([deep, deep[:, :, :1]])] * 2)).read_bytes()
     return [(".png", png_bytes(deep, 16, 2)), (".png", png_bytes(deep[:, :, :2], 16, 4)), (".png", interlaced),
             (".tif", tiff.getvalue()), (".ppm", b"P6\n11 9\n65535\n" + deep.astype(">u2").tobytes()),
             (".pfm", b"Pf\n11 9\n-1.0\n" + (rgb[:, :, 0] / 255).astype("<f4").tobytes()),
-            (".webp", lossless.getvalue()), (".png", palette.getvalue())]
+            (".webp", lossless.getvalue()), (".png", palette.getvalue()), (".png", animated)]
 
 
 def _video_seeds() -> list[tuple[str, bytes]]:
