@@ -112,6 +112,12 @@ SIZED_ON_OPEN = frozenset({"h261", "h263", "h263p", "dvvideo", "dnxhd", "cinepak
 # before only then: FFmpeg's wrapper of x265 refuses them before x265 starts, which
 # costs more at any other size.
 OPENED_WHEN_UNDER = {"libx265": 16}
+# Encoders that refuse frames with a side over so many pixels as they open (x264's
+# limit), opened before then only: a video that says it is so large (a damaged or
+# crafted one, PNG frames of 12000 pixels a side) was upscaled for hours before its first
+# frame was refused. Not opened at every size: libvpx-vp9 took 39 s and 7 GB to open
+# on 15360x8640 frames, SVT-AV1 4 s and 3.6 GB.
+OPENED_WHEN_OVER = {"libx264": 16384}
 # The encoders whose frames carry a palette of their own (GIF's colour table, PNG's
 # PLTE), which each frame gets (video_frames.paletted); and an AVI's, which holds a
 # palette change per frame for MS RLE too. A .mov keeps only the palette of its header:
@@ -472,8 +478,10 @@ def _size_refusal(dst, codec: str, options: EncodeOptions, size: tuple[int, int]
 
 def _opening_refusal(dst, codec: str, pix_fmt: str, size: tuple[int, int], bitrate: int | None) -> InputError | None:
     """The refusal of an encoder of SIZED_ON_OPEN (or OPENED_WHEN_UNDER, of frames so
-    small) to open on frames of ``size``, as the first frame would meet it."""
-    if codec not in SIZED_ON_OPEN and min(size) >= OPENED_WHEN_UNDER.get(codec, 0):
+    small, or OPENED_WHEN_OVER, of frames so large) to open on frames of ``size``,
+    as the first frame would meet it."""
+    if codec not in SIZED_ON_OPEN and min(size) >= OPENED_WHEN_UNDER.get(codec, 0) \
+            and max(size) <= OPENED_WHEN_OVER.get(codec, max(size)):
         return None
     reason, said = _open_refused(codec, pix_fmt, size, bitrate)
     return refused_open(dst, codec, reason, said, size) if reason else None

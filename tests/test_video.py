@@ -3131,6 +3131,18 @@ def test_dnxhd_at_a_size_and_rate_of_its_profiles_is_not_refused_before_the_run(
         video_codecs.check_size(info, Path("out.mov"), "dnxhd", replace(options, bitrate=37_000_000), scale=2)
 
 
+def test_frames_too_large_for_x264_are_refused_before_the_run():
+    # A video that says its frames are 12000 pixels a side (PNG frames: a megabyte of
+    # file) was upscaled for hours before x264 refused the first frame.
+    from ncnn_sr import video, video_codecs
+    options = EncodeOptions()
+    video_codecs.check_size(video.VideoInfo(8192, 12, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
+                            Path("out.mkv"), "libx264", options, scale=2)
+    with pytest.raises(InputError, match=r"out\.mkv: cannot encode with libx264: .*18000x24"):
+        video_codecs.check_size(video.VideoInfo(9000, 12, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
+                                Path("out.mkv"), "libx264", options, scale=2)
+
+
 def broken_model_folder(folder):
     """A -m folder whose realesr-animevideov3-x2 fails to load: a catalog model, whose
     scale is known before it loads."""
