@@ -162,7 +162,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         # Loading runs outside the warnings guard (decoding is slow and the guard is
         # one at a time), where Pillow only warns of a frame that grew past the
         # limit on loading: the limit is checked again here.
-        if Image.MAX_IMAGE_PIXELS and im.width * im.height > Image.MAX_IMAGE_PIXELS:
+        if (limit := pixel_limit()) is not None and im.width * im.height > limit:
             raise Image.DecompressionBombError(f"{im.width}x{im.height}")
         with pillow_warnings():
             frames = _frames(im, path)
@@ -309,8 +309,8 @@ def reading(path: str):
         if (kind := _video_kind(path)) is not None:  # piped in, say, with no name to tell
             raise InputError(f"{path} is a video ({kind}), not a picture: upscale it with 'ncnn-sr video'") from None
         raise InputError(f"{path}: not a picture, or a format Pillow cannot read") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{path}: too many pixels (over {Image.MAX_IMAGE_PIXELS}): refusing a possible decompression bomb") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"{path}: too many pixels (over {pixel_limit()}): refusing a possible decompression bomb") from None
     except OSError as e:
         if e.errno is not None:
             # The system's refusal (too many open files, an I/O error), not the file's
@@ -522,12 +522,22 @@ def _frames(im: Image.Image, path: str) -> int:
 _WARNINGS_LOCK = threading.Lock()
 
 
+def pixel_limit() -> int | None:
+    """The most pixels a picture may have: Pillow's own refusal, twice its
+    MAX_IMAGE_PIXELS (179 megapixels); None where that is lifted."""
+    return 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else None
+
+
 @contextlib.contextmanager
 def pillow_warnings():
-    """Pillow's warnings as reading wants them: a possible decompression bomb raised,
-    notes on a partly corrupt EXIF block dropped (what could be read is kept)."""
+    """Pillow's warnings as reading wants them: a possible decompression bomb left to
+    Pillow's limit, notes on a partly corrupt EXIF block dropped (what could be read is
+    kept)."""
     with _WARNINGS_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        # Pillow warns from MAX_IMAGE_PIXELS, half its limit: raised, that refused
+        # 100-megapixel camera photos (11648x8736), which are no bomb; printed, it
+        # would be a warning about nothing the user can change.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
         yield
 

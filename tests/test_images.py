@@ -1405,6 +1405,25 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
         read_image(tmp_path / "big.png")
 
 
+def test_a_picture_between_pillows_warning_and_its_limit_is_read(tmp_path, monkeypatch, recwarn):
+    # Pillow warns from MAX_IMAGE_PIXELS (89 MP) and refuses from twice that; the warning
+    # refused a 102-megapixel camera photo (11648x8736) as a possible decompression bomb.
+    save(tmp_path / "photo.png", Image.new("RGB", (40, 40), (10, 20, 30)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1600 pixels: over it, under twice it
+    image, _ = read_image(tmp_path / "photo.png")
+    assert image.shape == (40, 40, 3)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_a_picture_over_pillows_limit_names_the_limit(tmp_path, monkeypatch):
+    save(tmp_path / "big.png", Image.new("RGB", (50, 41)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(InputError) as caught:
+        read_image(tmp_path / "big.png")
+    assert str(caught.value) == (f"{tmp_path / 'big.png'}: too many pixels (over 2000): "
+                                 "refusing a possible decompression bomb")
+
+
 def test_a_gif_cut_short_between_frames_is_broken_or_truncated(tmp_path):
     # Pillow counting the frames read a byte past the end: IndexError, which a batch
     # reported as "cannot read: IndexError('index out of range')".
@@ -1554,7 +1573,7 @@ def test_reading_in_many_threads_keeps_the_bomb_check_and_the_warning_filters(tm
     # whole process, and could lift the bomb check for a picture another opened.
     import threading
 
-    save(tmp_path / "bomb.png", Image.new("RGB", (40, 40)))  # between 1x and 2x the limit: a warning
+    save(tmp_path / "bomb.png", Image.new("RGB", (50, 50)))  # over Pillow's limit, twice MAX_IMAGE_PIXELS
     save(tmp_path / "fine.png", Image.new("RGB", (20, 20)))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     before, loaded, interval = list(warnings.filters), [], sys.getswitchinterval()
@@ -1575,13 +1594,13 @@ def test_reading_in_many_threads_keeps_the_bomb_check_and_the_warning_filters(tm
     finally:
         sys.setswitchinterval(interval)
     assert warnings.filters == before
-    assert (40, 40, 3) not in loaded and loaded.count((20, 20, 3)) == 400
+    assert (50, 50, 3) not in loaded and loaded.count((20, 20, 3)) == 400
 
 
 def test_the_pixel_limit_holds_for_a_frame_that_grows_on_loading(tmp_path, monkeypatch):
     # Pillow refuses on opening; a frame it only learns the size of on loading (ICO,
     # MPO, TIFF in some versions) got a warning while loading ran outside the guard.
-    Image.fromarray(picture(40, 50)).save(tmp_path / "p.png")
+    Image.fromarray(picture(41, 50)).save(tmp_path / "p.png")  # 2050 pixels, over twice 1000
     monkeypatch.setattr(Image, "_decompression_bomb_check", lambda size: None)  # as if open saw a small frame
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(InputError, match="too many pixels"):
