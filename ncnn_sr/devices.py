@@ -107,7 +107,8 @@ def captured_stderr():
     block of device details when the instance is made, and its complaints about a
     model file as lines of its own. Yields a function that returns the text so far."""
     try:
-        sys.stderr.flush()
+        if sys.stderr is not None:  # None under pythonw, or where fd 2 was closed at start
+            sys.stderr.flush()
         saved = os.dup(2)
     except (OSError, ValueError):
         yield lambda: ""

@@ -142,7 +142,25 @@ def _spells_any_name(stream) -> None:
         pass
 
 
+def _stderr_to_devnull() -> None:
+    """Standard error closed before Python started (2>&-, some daemons' launchers)
+    leaves sys.stderr None, which every message and progress line failed on: the
+    command exited 1 without a word or a picture. Its messages go to /dev/null, as
+    to the closed stream, and fd 2 is held by it, so that no file the command opens
+    takes number 2, where ncnn would write its complaints into it."""
+    try:
+        os.fstat(2)
+    except OSError:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        if fd != 2:
+            os.dup2(fd, 2)
+            os.close(fd)
+    sys.stderr = open(2, "w", errors="backslashreplace", buffering=1, closefd=False)
+
+
 def _run(module: str, prog: str) -> None:
+    if sys.stderr is None:
+        _stderr_to_devnull()
     _spells_any_name(sys.stdout)
     if sys.stdout is not None:
         sys.stdout = _MarkedOutput(sys.stdout)

@@ -54,6 +54,30 @@ def test_module_entry_point_works(tmp_path):
     assert Image.open(tmp_path / "o.png").size == (12, 12)
 
 
+def closed_stderr_run(*args) -> subprocess.CompletedProcess:
+    """The command (this Python's ncnn_sr) started with standard error closed, as
+    2>&- and some daemons' launchers start it: Python then has sys.stderr None."""
+    return subprocess.run(["sh", "-c", 'exec "$0" "$@" 2>&-', sys.executable, "-m", "ncnn_sr", *map(str, args)],
+                          stdout=subprocess.PIPE, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("folder", [False, True])
+def test_a_run_with_standard_error_closed_writes_its_pictures(tmp_path, folder):
+    # It failed with status 1, silently, before writing anything: sys.stderr was None.
+    (tmp_path / "in").mkdir()
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in" / "a.png")
+    src, out = (tmp_path / "in", tmp_path / "out") if folder else (tmp_path / "in" / "a.png", tmp_path / "o.png")
+    proc = closed_stderr_run("-i", src, "-o", out, *FAST)
+    assert proc.returncode == 0
+    assert Image.open(out / "a.png" if folder else out).size == (12, 12)
+
+
+def test_a_failed_run_with_standard_error_closed_exits_1_and_writes_nothing(tmp_path):
+    (tmp_path / "in.png").write_text("not a picture")
+    proc = closed_stderr_run("-i", tmp_path / "in.png", "-o", tmp_path / "o.png", *FAST)
+    assert proc.returncode == 1 and not (tmp_path / "o.png").exists()
+
+
 def test_pictures_and_bench_run_without_pyav(tmp_path):
     """PyAV is for video alone: a picture run, the drop-in and the benchmark work
     where it cannot be imported (a GPU machine that lacks it, say)."""

@@ -241,3 +241,12 @@ def test_the_vulkan_instance_of_the_parent_is_refused_in_a_forked_child(gpu):
     out = run_forked("list_devices()", "Upscaler('realesr-animevideov3-x2', device=0).upscale(img)")
     assert "child refused: DeviceError the Vulkan instance was made in the parent of this forked process" in out
     assert "child status 0" in out
+
+
+def test_native_output_is_captured_where_python_has_no_standard_error(monkeypatch):
+    # Under pythonw (a GUI's Python on Windows), or started with fd 2 closed, Python has
+    # sys.stderr None: loading any model failed with an AttributeError.
+    monkeypatch.setattr(sys, "stderr", None)
+    with devices.captured_stderr() as said:
+        os.write(2, b"a native complaint\n")
+        assert said() == "a native complaint\n"

@@ -1,6 +1,7 @@
 """The engine on ncnn's CPU path, with the real models on small pictures."""
 
 import os
+import sys
 import threading
 
 import numpy as np
@@ -32,6 +33,16 @@ def test_each_reference_model_upscales_a_small_picture_on_cpu(name, cpu_upscaler
     assert out.shape == (20 * s, 24 * s, 3) and out.dtype == np.uint8
     # The result, scaled back down, still is the input picture.
     assert psnr(shrink(out, s), image) > 20
+
+
+def test_a_model_loads_and_runs_where_python_has_no_standard_error(monkeypatch):
+    # pythonw's sys.stderr is None; the library failed there on loading any model.
+    monkeypatch.setattr(sys, "stderr", None)
+    up = Upscaler("realesr-animevideov3-x2", device=-1)
+    try:
+        assert up.upscale(picture(8, 10)).shape == (16, 20, 3)
+    finally:
+        up.close()
 
 
 def test_tiles_equal_the_whole_picture_where_the_receptive_field_fits(cpu_upscalers):
