@@ -294,10 +294,11 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
 
 @main.command(cls=OnePathCommand, several=", and give several pictures as their folder")
 # -i and -o stay text: Path() would take "" for the current folder and drop the slash
-# of "out/", which says a folder is meant.
-@click.option("-i", "--input", "input_path", required=True, type=click.Path(),
+# of "out/", which says a folder is meant. Not readable: refused there, a file the user
+# cannot read was a usage error (status 2), where reading it says so in one line.
+@click.option("-i", "--input", "input_path", required=True, type=click.Path(readable=False),
               help="Input picture or folder; - reads standard input.")
-@click.option("-o", "--output", "output_path", required=True, type=click.Path(),
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(readable=False),
               help="Output picture (png, jpg, webp, gif, avif) or folder (made if missing; out/ is always a folder); "
                    "- writes standard output.")
 @click.option("-n", "--model", default=DEFAULT_MODEL, show_default=True,
@@ -340,9 +341,9 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 
 
 @main.command(cls=OnePathCommand, several=", and give one video at a time")
-@click.option("-i", "--input", "input_path", required=True, type=click.Path(),
+@click.option("-i", "--input", "input_path", required=True, type=click.Path(readable=False),
               help="Input video, or a folder of videos; - reads standard input.")
-@click.option("-o", "--output", "output_path", required=True, type=click.Path(),
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(readable=False),
               help="Output video: mp4, mkv, mov, webm, avi, m4v, 3gp, ts, m2ts, mts or flv; also mpg, mpeg "
                    "and vob with --codec mpeg2video, wmv with --codec wmv2, ogv with --codec libvpx. For a "
                    "folder, a folder: each video keeps its name and container (else .mkv, or for a codec "

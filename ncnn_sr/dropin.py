@@ -42,9 +42,9 @@ REFERENCE_FORMATS = ("png", "jpg", "jpeg", "webp")
                # as the reference's getopt does: wrappers give "" for a flag left out
                empty_words=True,
                options_metavar="-i infile -o outfile [options]...")  # the reference's usage line
-@click.option("-i", "input_path", required=True, type=click.Path(),
+@click.option("-i", "input_path", required=True, type=click.Path(readable=False),
               help="input image path (jpg/png/webp) or directory")
-@click.option("-o", "output_path", required=True, type=click.Path(),
+@click.option("-o", "output_path", required=True, type=click.Path(readable=False),
               help="output image path (jpg/png/webp) or directory")
 @click.option("-s", "scale", default="4", show_default=True,
               help="upscale ratio, any value: realesr-animevideov3 has x2, x3 and x4 files; other "

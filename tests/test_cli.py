@@ -23,6 +23,9 @@ def installed(command: str) -> str:
 
 CMD = installed("ncnn-sr")
 FAST = ["-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+# The drop-in as this Python runs it, named as installed.
+DROPIN_MAIN = ("import sys; sys.argv[0] = 'realesrgan-ncnn-vulkan'; "
+               "from ncnn_sr.entry import realesrgan_ncnn_vulkan; realesrgan_ncnn_vulkan()")
 
 
 def run(*args, check_ok=True, cwd=None):
@@ -76,6 +79,31 @@ def test_a_failed_run_with_standard_error_closed_exits_1_and_writes_nothing(tmp_
     (tmp_path / "in.png").write_text("not a picture")
     proc = closed_stderr_run("-i", tmp_path / "in.png", "-o", tmp_path / "o.png", *FAST)
     assert proc.returncode == 1 and not (tmp_path / "o.png").exists()
+
+
+def as_a_user(cmd: list) -> list:
+    """``cmd`` run with the file permissions a user has: root's reading of any file set
+    aside (setpriv drops CAP_DAC_OVERRIDE); pytest.skip where that cannot be done."""
+    if os.geteuid() != 0:
+        return cmd
+    if shutil.which("setpriv") is None:
+        pytest.skip("root reads any file, and setpriv is not here to set that aside")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", *cmd]
+
+
+@pytest.mark.parametrize("command", [["-m", "ncnn_sr"], ["-m", "ncnn_sr", "video"], ["-c", DROPIN_MAIN]])
+def test_an_unreadable_input_is_one_line_and_status_1_as_a_missing_one_is(tmp_path, command):
+    # click's Path refused it as a usage error: status 2 under a Usage: block, "Path
+    # 'a.png' is not readable", where a missing file is one line and status 1.
+    src = tmp_path / ("a.mp4" if "video" in command else "a.png")
+    src.write_bytes(b"not read")
+    src.chmod(0)
+    out = tmp_path / ("o.mkv" if "video" in command else "o.png")
+    proc = subprocess.run(as_a_user([sys.executable, *command, "-i", str(src), "-o", str(out),
+                                     "-g", "-1"]), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and "permission denied" in proc.stderr.lower(), proc.stderr
 
 
 def test_pictures_and_bench_run_without_pyav(tmp_path):
