@@ -145,6 +145,8 @@ def _open_input(path):
         container = av.open(path if isinstance(path, VideoInput) else ffmpeg_name(path), **video_streams.READ_TAGS)
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
+    except PermissionError:  # PyAV's is one too; else "not a video FFmpeg can read", of a good one
+        raise InputError(f"{path}: permission denied") from None
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as e:
         if isinstance(path, VideoInput) and isinstance(e, av.error.NotImplementedError):
             # FFmpeg's reader of the kind (an APNG's) asked to go back in it: a stream cannot.

@@ -43,6 +43,17 @@ def _logger_as_it_was():
     log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
 
 
+def as_a_user(cmd: list) -> list:
+    """``cmd`` run with the file permissions a user has: root's reading of any file set
+    aside (setpriv drops CAP_DAC_OVERRIDE); pytest.skip where that cannot be done."""
+    if os.geteuid() != 0:
+        return cmd
+    if shutil.which("setpriv") is None:
+        pytest.skip("root reads any file, and setpriv is not here to set that aside")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", *cmd]
+
+
 def picture(height: int, width: int, channels: int = 3, seed: int = 0, dtype=np.uint8) -> np.ndarray:
     """A natural-ish picture: smooth colour waves, a hard-edged block, mild noise."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)

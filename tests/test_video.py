@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -19,7 +20,7 @@ import pytest
 from av.video.reformatter import ColorRange, Colorspace
 from PIL import Image
 
-from conftest import picture
+from conftest import as_a_user, picture
 from media import (HDR10, add_mov_text, add_subtitles, encode_all, hdr_metadata, make_clip, make_hdr_clip,
                    make_turning_stream, packets)
 from ncnn_sr import InputError
@@ -3361,3 +3362,15 @@ def test_a_frames_function_that_gives_more_or_fewer_frames_than_it_takes_is_refu
         upscale_video(clip, out, proc)
     assert str(refused.value) == f"cannot write {out}: the frames function {said}: one frame out for each in is wanted"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_a_video_the_user_cannot_read_is_said_to_be_unreadable_not_no_video(tmp_path):
+    # It was "not a video FFmpeg can read (Permission denied)", of a good video.
+    make_clip(tmp_path / "v.mp4", frames=2, width=16, height=16, audio=None)
+    (tmp_path / "v.mp4").chmod(0)
+    proc = subprocess.run(as_a_user([sys.executable, "-m", "ncnn_sr", "video", "-i", str(tmp_path / "v.mp4"),
+                                     "-o", str(tmp_path / "o.mkv"), "-g", "-1"]),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: {tmp_path / 'v.mp4'}: permission denied\n"
+    assert sorted(os.listdir(tmp_path)) == ["v.mp4"]
