@@ -559,6 +559,20 @@ _SPECIAL_KINDS = ((stat.S_ISFIFO, "a pipe (FIFO)"), (stat.S_ISCHR, "a device"), 
                   (stat.S_ISSOCK, "a socket"))
 
 
+def _special_kind(mode: int) -> str:
+    return next((k for test, k in _SPECIAL_KINDS if test(mode)), "a special file")
+
+
+def special_kind(path: str | os.PathLike) -> str | None:
+    """What ``path`` is, in words ("a pipe (FIFO)"), where it is neither a regular file
+    nor a folder (links followed); None otherwise, and where it cannot be looked at."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    return None if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else _special_kind(mode)
+
+
 def _check_regular(name: str) -> None:
     """InputError unless ``name`` is a regular file (or a link to one). Checked by
     stat, which opens nothing: opening a FIFO blocks until a writer comes, and a
@@ -567,8 +581,7 @@ def _check_regular(name: str) -> None:
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(name)
     if not stat.S_ISREG(mode):
-        kind = next((k for test, k in _SPECIAL_KINDS if test(mode)), "a special file")
-        raise InputError(f"{name}: not a picture: it is {kind}, not a regular file")
+        raise InputError(f"{name}: not a picture: it is {_special_kind(mode)}, not a regular file")
 
 
 def _is_empty(path: str | os.PathLike) -> bool:

@@ -28,7 +28,7 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import InputError, broken_link
-from .images import FORMATS, NOT_PICTURES, file_path, only_an_extension, output_format
+from .images import FORMATS, NOT_PICTURES, file_path, only_an_extension, output_format, special_kind
 from .video_options import is_video_path
 
 Image.init()
@@ -181,6 +181,8 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
         names = [e.name for e in entries if _holds(e.is_file) and is_picture_name(Path(e.name))]
         notes += [f"{e.path} is {broken_link(Path(e.path))}: left out" for e in entries
                   if is_picture_name(Path(e.name)) and _leads_nowhere(e)]
+        notes += [f"{e.path} is {kind}, not a picture file: left out" for e in entries
+                  if is_picture_name(Path(e.name)) and (kind := special_kind(e.path)) is not None]
         videos += sum(1 for e in entries if _holds(e.is_file) and is_video_path(e.name)
                       and not e.name.startswith("."))
         if suffix and _same_folder(folder, dst / folder.relative_to(src)):

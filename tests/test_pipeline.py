@@ -1161,6 +1161,17 @@ def test_a_clash_name_taken_by_another_case_gets_one_more_extension(tmp_path):
     assert targets == ["A.jpg.png", "A.png", "a.jpg.png.png"]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_pipe_named_as_a_picture_in_the_input_folder_is_noted(tmp_path):
+    # It was left out without a word, where a link to nowhere is named.
+    src = one_picture(tmp_path)
+    os.mkfifo(src / "b.png")
+    os.mkfifo(src / "notes.txt")  # no picture by its name
+    plan = plan_jobs(src, tmp_path / "out")
+    assert [job.source for job in plan.jobs] == [src / "a.png"]
+    assert plan.notes == (f"{src / 'b.png'} is a pipe (FIFO), not a picture file: left out",)
+
+
 def test_a_link_to_nowhere_in_the_input_folder_is_noted(tmp_path):
     # It was left out without a word.
     src = one_picture(tmp_path)
