@@ -618,12 +618,22 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             return "the alpha channel through the model runs no stages"
         return "no room for the feature maps of exact stages: more free memory or a larger tile would do"
 
+    def _pad_alpha(self, alpha: np.ndarray) -> np.ndarray:
+        """The alpha channel padded as the colour is, but for the bicubic upscale: the
+        reference's (ncnn's Interp) reads its edge pixel again past the picture's edge,
+        which padding by that pixel leaves as it is; mirrored, the outer 2 px of each
+        side of its output differed from the C++ code's, by up to 84 levels on a sharp
+        alpha (docs/benchmarks.md, "Parity")."""
+        if self.alpha != "bicubic" or not self._border:
+            return mirror_pad(alpha, self._border)
+        return np.pad(alpha, ((self._border, self._border), (self._border, self._border), (0, 0)), mode="edge")
+
     def _run_tiles(self, image: np.ndarray, net: Network, tile: int, progress, stages: bool = True) -> np.ndarray:
         h, w, channels = image.shape
         # Padded at the picture's own depth and made float one window at a time: a
         # float copy of a 12 MP picture would cost 140 MB for the whole run.
         rgb = mirror_pad(np.repeat(image, 3, axis=2) if channels == 1 else image[:, :, :3], self._border)
-        alpha = mirror_pad(image[:, :, 3:], self._border) if channels == 4 else None
+        alpha = self._pad_alpha(image[:, :, 3:]) if channels == 4 else None
         if tile:  # tiles of whole blocks keep the next tile's window at the picture's phase
             tile = max(self._alignment, tile - tile % self._alignment)
         grid = tile_grid(h, w, tile)

@@ -56,7 +56,8 @@ class StagedRun:
             # another phase than the picture's.
             blocks = ((0, -rgb.shape[0] % u), (0, -rgb.shape[1] % u), (0, 0))
             rgb = np.pad(rgb, blocks, mode="reflect")
-            alpha = None if alpha is None else np.pad(alpha, blocks, mode="reflect")
+            # (the alpha channel, only ever bicubic here, by its edge as _pad_alpha pads it)
+            alpha = None if alpha is None else np.pad(alpha, blocks, mode="edge")
         for k in range(TTA_COUNT):
             turned = tta_forward(rgb, k)
             one = np.empty(((turned.shape[0] - 2 * p) * s, (turned.shape[1] - 2 * p) * s, depth), np.float32)

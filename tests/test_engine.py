@@ -133,6 +133,33 @@ def test_alpha_is_upscaled_bicubic_and_never_enters_the_network(cpu_upscalers):
     assert abs(alpha[:, 0].mean() - 0) < 10 and abs(alpha[:, -1].mean() - 255) < 10
 
 
+def _clamped_bicubic(plane: np.ndarray, scale: int) -> np.ndarray:
+    """The C++ code's alpha rule, written out: ncnn's bicubic (a = -0.75, pixel
+    centres aligned) over the whole plane, each tap past an edge reading the edge pixel."""
+    def weights(size: int) -> np.ndarray:
+        w = np.zeros((size * scale, size))
+        for i in range(size * scale):
+            f = (i + 0.5) / scale - 0.5
+            x0 = int(np.floor(f))
+            for k in range(-1, 3):
+                d = abs(f - (x0 + k))
+                c = 1.25 * d ** 3 - 2.25 * d ** 2 + 1 if d <= 1 else -0.75 * (d ** 3 - 5 * d ** 2 + 8 * d - 4)
+                w[i, min(max(x0 + k, 0), size - 1)] += c
+        return w
+    values = weights(plane.shape[0]) @ (plane / 255.0) @ weights(plane.shape[1]).T
+    return np.floor(np.clip(values, 0, 1) * 255 + 0.5)
+
+
+@pytest.mark.parametrize("tile", [0, 32])
+def test_alpha_follows_the_reference_bicubic_up_to_the_picture_edges(cpu_upscalers, tile):
+    # An alpha sharp at the edges, where padding shows: mirrored, the outer pixels were
+    # up to 60 levels off the C++ code's (the drop-in's rule: tile_pad 10).
+    image = picture(40, 70, channels=4)  # 2x3 tiles of 32
+    image[:, :, 3] = np.random.RandomState(1).randint(0, 256, image.shape[:2])
+    out = cpu_upscalers("realesr-animevideov3-x2", tile=tile, tile_pad=10).upscale(image)
+    assert np.abs(out[:, :, 3] - _clamped_bicubic(image[:, :, 3].astype(float), 2)).max() <= 1
+
+
 def test_opaque_alpha_stays_opaque(cpu_upscalers):
     image = picture(10, 10, channels=4)
     image[:, :, 3] = 255
