@@ -83,8 +83,10 @@ def quantize(values: np.ndarray, dtype: np.dtype, out: np.ndarray | None = None)
 
 def quantize_into(values: np.ndarray, channels: int, into: np.ndarray) -> None:
     """Float output (RGB, plus alpha if any), rounded into ``into``, a box of the
-    output picture, whose ``channels`` may be one: grey by luma."""
-    quantize(to_gray(values) if channels == 1 else values, into.dtype, into)
+    output picture, whose ``channels`` may be one: grey by luma of the colour as it is
+    written, clipped: the network overshoots at sharp edges, and the luma of those
+    values was up to 12 levels off the colour output's (the C++ code's RGB)."""
+    quantize(to_gray(np.clip(values[:, :, :3], 0, 1)) if channels == 1 else values, into.dtype, into)
 
 
 def _rounded(values: np.ndarray, top: int, buffer: np.ndarray | None = None) -> np.ndarray:

@@ -122,6 +122,16 @@ def test_grey_stays_grey_and_matches_the_colour_result(cpu_upscalers):
     assert np.abs(out - via_rgb).max() <= 1.0
 
 
+def test_grey_is_the_luma_of_the_colour_result_where_the_network_overshoots(cpu_upscalers):
+    # Hard black and white edges: the network's output runs past 0 and 1 there, which
+    # the colour output clips before it could be taken to grey.
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    grey = (np.random.RandomState(3).rand(14, 14, 1) > 0.5).astype(np.uint8) * 255
+    out = up.upscale(grey)[:, :, 0].astype(np.float64)
+    colour = up.upscale(np.repeat(grey, 3, axis=2)).astype(np.float64)
+    assert np.abs(out - colour @ [0.299, 0.587, 0.114]).max() <= 1.0
+
+
 def test_alpha_is_upscaled_bicubic_and_never_enters_the_network(cpu_upscalers):
     up = cpu_upscalers("realesr-animevideov3-x2")
     image = picture(12, 16, channels=4)
