@@ -37,28 +37,32 @@ DEFAULT_MODEL_FOLDER = Path("models")
 REFERENCE_FORMATS = ("png", "jpg", "jpeg", "webp")
 
 
+# Option names as the reference's usage shows them (-j load:proc:save, not -j TEXT).
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, name=PROG, cls=OnePathCommand,
                several=", and give several pictures as their folder",
                # as the reference's getopt does: wrappers give "" for a flag left out
                empty_words=True,
                options_metavar="-i infile -o outfile [options]...")  # the reference's usage line
-@click.option("-i", "input_path", required=True, type=click.Path(readable=False),
+@click.option("-i", "input_path", required=True, type=click.Path(readable=False), metavar="input-path",
               help="input image path (jpg/png/webp) or directory")
-@click.option("-o", "output_path", required=True, type=click.Path(readable=False),
+@click.option("-o", "output_path", required=True, type=click.Path(readable=False), metavar="output-path",
               help="output image path (jpg/png/webp) or directory")
-@click.option("-s", "scale", default="4", show_default=True,
+@click.option("-s", "scale", default="4", show_default=True, metavar="scale",
               help="upscale ratio, any value: realesr-animevideov3 has x2, x3 and x4 files; other "
                    "ratios and models resample the model's output (Lanczos)")
-@click.option("-t", "tile", default="0", show_default=True, help="tile size (>=32/0=auto) can be 0,0,0 for multi-gpu")
+@click.option("-t", "tile", default="0", show_default=True, metavar="tile-size",
+              help="tile size (>=32/0=auto) can be 0,0,0 for multi-gpu")
 @click.option("-m", "model_path", default=str(DEFAULT_MODEL_FOLDER), show_default=True, type=click.Path(),
+              metavar="model-path",
               help="folder path to the pre-trained models (the default falls back to the installed models)")
-@click.option("-n", "model", default="realesr-animevideov3", show_default=True,
+@click.option("-n", "model", default="realesr-animevideov3", show_default=True, metavar="model-name",
               help="model name: realesr-animevideov3 | realesrgan-x4plus | realesrgan-x4plus-anime | realesrnet-x4plus")
-@click.option("-g", "gpu", default="auto", show_default=True, help="gpu device to use, -1 for the CPU; can be 0,1,2 for multi-gpu")
-@click.option("-j", "jobs", default=REFERENCE_JOBS, show_default=True,
+@click.option("-g", "gpu", default="auto", show_default=True, metavar="gpu-id",
+              help="gpu device to use, -1 for the CPU; can be 0,1,2 for multi-gpu")
+@click.option("-j", "jobs", default=REFERENCE_JOBS, show_default=True, metavar="load:proc:save",
               help="thread count for load/proc/save, can be 1:2,2,2:2 for multi-gpu")
 @click.option("-x", "tta", is_flag=True, help="enable tta mode")
-@click.option("-f", "fmt", default=None, help="output image format (jpg/png/webp, default=ext/png)")
+@click.option("-f", "fmt", default=None, metavar="format", help="output image format (jpg/png/webp, default=ext/png)")
 @click.option("-v", "verbose", is_flag=True, help="verbose output")
 def main(input_path: str, output_path: str, scale: str, tile: str, model_path: str, model: str,
          gpu: str, jobs: str, tta: bool, fmt: str | None, verbose: bool) -> None:

@@ -256,6 +256,15 @@ def test_dropin_help_gives_the_references_usage_line_once():
     assert missing.stderr.startswith("Usage: realesrgan-ncnn-vulkan -i infile -o outfile [options]...\n")
 
 
+def test_dropin_help_names_each_flags_value_as_the_reference_does():
+    # Click named them all PATH or TEXT: -j TEXT said nothing of load:proc:save.
+    shown = {line.split()[0]: line.split()[1] for line in run(DROPIN, "-h").stdout.splitlines()
+             if line.startswith("  -") and len(line.split()) > 1}
+    assert shown == {"-i": "input-path", "-o": "output-path", "-s": "scale", "-t": "tile-size", "-m": "model-path",
+                     "-n": "model-name", "-g": "gpu-id", "-j": "load:proc:save", "-x": "enable", "-f": "format",
+                     "-v": "verbose", "-h,": "--help"}
+
+
 def test_a_dropin_folder_run_says_failed_only_where_a_picture_failed(tmp_path):
     # Wrappers of the reference (Upscayl) take "failed" on stderr for a failure, as the
     # reference says it only then ("decode image ... failed"): the drop-in's summary of
