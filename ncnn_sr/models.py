@@ -464,12 +464,6 @@ def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
             if other.exists():  # half a pair is there: it hides any other copy, so it is no mere absence
                 raise ModelError(f"model {name}: file {p} not found beside {other}{said(other)}")
             raise ModelMissing(f"model {name}: file {p} not found{said(p)}")
-    for p in (param, bin_):
-        try:
-            os.fspath(p).encode("utf-8")
-        except UnicodeEncodeError:  # bytes of another encoding (Latin-1), which listed fine and loaded as a traceback
-            raise ModelError(f"model {name}: the path {p} is not UTF-8 text, which ncnn cannot open: rename the file "
-                             "(or its folder)") from None
 
 
 def _check_contents(name: str, param: Path, param_bytes: bytes, bin_: Path, bin_bytes: bytes,

@@ -59,7 +59,18 @@ _FOPEN_TAKES_UTF8 = sys.platform != "win32"
 
 
 def _read_by_python(path: str) -> bool:
-    return not _FOPEN_TAKES_UTF8 and not path.isascii()
+    # A name whose bytes are not UTF-8 (Latin-1 from an old archive, or any non-ASCII
+    # name under LC_ALL=C with PYTHONUTF8=0) holds surrogates, which the ncnn wheel
+    # cannot pass to fopen: Python opens it by its own bytes (os.fsencode).
+    return not _FOPEN_TAKES_UTF8 and not path.isascii() or not _utf8(path)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 _capsule_pointer = ctypes.pythonapi.PyCapsule_GetPointer

@@ -2,6 +2,8 @@ import dataclasses
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -810,14 +812,31 @@ def test_a_large_kernel_run_as_sgemm_adds_its_column_buffer():
     assert with_sgemm - without == 3 * 17 * 17 * 4  # three input channels, 17x17 taps, float32
 
 
-def test_a_model_file_whose_name_is_not_utf8_is_one_line_naming_it(tmp_path):
-    # A name of Latin-1 bytes (a copy from an old archive) listed fine, then loading it
-    # was a TypeError traceback: the ncnn wheel takes only paths it can give as UTF-8.
+def test_a_model_whose_path_is_not_utf8_loads_and_upscales(tmp_path):
+    # A folder and name of Latin-1 bytes (a copy from an old archive) were refused as
+    # "not UTF-8 text, which ncnn cannot open": Python reads them by their bytes.
+    folder = tmp_path / os.fsdecode(b"mod\xe8les")
     name = os.fsdecode(b"caf\xe9")
-    copy_model("realesr-animevideov3-x2", tmp_path, name)
-    param = tmp_path / f"{name}.param"
-    said = f"model {name}: the path {param} is not UTF-8 text, which ncnn cannot open: rename the file (or its folder)"
-    for given, folder in ((param, None), (name, tmp_path)):
-        with pytest.raises(ModelError) as refused:
-            Upscaler(given, device=-1, model_path=folder)
-        assert str(refused.value) == said.replace(name, "caf\\udce9")  # printable, as every message is
+    param, _ = copy_model("realesr-animevideov3-x2", folder, name)
+    assert os.fsencode(param).endswith(b"/mod\xe8les/caf\xe9.param")
+    image = np.zeros((6, 5, 3), np.uint8)
+    for given, where in ((param, None), (name, folder)):
+        with Upscaler(given, device=-1, model_path=where) as up:
+            assert up.upscale(image).shape == (12, 10, 3)
+
+
+def test_a_model_path_undecodable_in_the_c_locale_loads(tmp_path):
+    # Under LC_ALL=C with PYTHONUTF8=0, Python reads a UTF-8 name's bytes as ASCII
+    # with surrogates: the same refusal, for any name past ASCII.
+    param, _ = copy_model("realesr-animevideov3-x2", tmp_path / "mod\u00e8les", "caf\u00e9")
+    code = ("import sys, numpy as np\n"
+            "from ncnn_sr import Upscaler\n"
+            "assert sys.getfilesystemencoding() == 'ascii', sys.getfilesystemencoding()\n"
+            "param = sys.argv[1]\n"
+            "assert not param.isascii() and '\\udcc3' in param\n"
+            "with Upscaler(param, device=-1) as up:\n"
+            "    print(up.upscale(np.zeros((6, 5, 3), np.uint8)).shape)\n")
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    proc = subprocess.run([sys.executable, "-c", code, os.fsencode(param)], capture_output=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert proc.stdout == b"(12, 10, 3)\n"
