@@ -28,6 +28,7 @@ from .engine import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, one_line, shell_word
 from .files import check_folder, check_writable, folder_made, name_fault, write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder, video_by_its_output
+from .resample import MAX_SIDE
 from .streams import Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
 from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path
@@ -93,12 +94,31 @@ def main() -> None:
 
 class _Typed:
     """Click reads numbers with int() and float(), which take "2_0" as 20 and other
-    scripts' digits: a typo ran at another scale or size, unsaid."""
+    scripts' digits: a typo ran at another scale or size, unsaid. ``taken`` says in
+    words which numbers are taken, where the range alone does not."""
+
+    def __init__(self, *args, taken: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.taken = taken
 
     def convert(self, value, param, ctx):
-        if isinstance(value, str) and self.read(value) is None:
-            self.fail(f"{value!r} is not {self.what}", param, ctx)
+        if isinstance(value, str):
+            number = self.read(value)
+            if number is None:
+                self.fail(f"{value!r} is not {self.what}", param, ctx)
+            # float() makes 1e400 infinite and 1e-400 zero: said as what the user typed,
+            # they were "inf is not in the range" or, for -s, "must be a positive number".
+            if isinstance(number, float) and not math.isfinite(number):
+                self.fail(f"{value!r} is too large: {self.accepted()}", param, ctx)
+            if number == 0 and any(c in "123456789" for c in value.strip().lower().partition("e")[0]) \
+                    and (self.min is None or self.min > 0 or self.min_open):
+                self.fail(f"{value!r} is too small: {self.accepted()}", param, ctx)
         return super().convert(value, param, ctx)
+
+    def accepted(self) -> str:
+        """The numbers taken, in words."""
+        bounds = self._describe_range()
+        return self.taken or (f"give {self.what} in {bounds}" if bounds else f"give a finite {self.what[2:]}")
 
     def _describe_range(self) -> str:
         # Click describes a range without bounds (-s takes any positive factor, checked
@@ -113,10 +133,12 @@ class WholeNumber(_Typed, click.IntRange):
 class DecimalNumber(_Typed, click.FloatRange):
     read, what = staticmethod(decimal_number), "a number"
 
+_SCALES = f"a positive number, such as 2, 3.5 or 0.5 (the output is at most {MAX_SIDE} pixels a side)"
+
 
 def _positive(ctx, param, value):
     if value is not None and not (value > 0 and math.isfinite(value)):
-        raise click.BadParameter("must be a positive number")
+        raise click.BadParameter(f"must be {_SCALES}")
     return value
 
 
@@ -179,8 +201,9 @@ def _bitrate(ctx, param, value):
         raise click.BadParameter(f"give bits per second, such as 8000000, 8M or 2500k, not {value!r}")
     rate = number * _BITRATE_UNITS[unit]
     if not MIN_BITRATE <= rate <= MAX_BITRATE:
-        raise click.BadParameter(f"{value} is {float(rate):g} bits per second: give {MIN_BITRATE} to {MAX_BITRATE:.0e} "
-                                 "(such as 8M or 2500k)")
+        # Past a float's range (1e400) float(rate) raised OverflowError: a traceback.
+        said = f"{float(rate):g} bits per second" if rate < MAX_BITRATE else f"more than {MAX_BITRATE:.0e} bits per second"
+        raise click.BadParameter(f"{value} is {said}: give {MIN_BITRATE} to {MAX_BITRATE:.0e} (such as 8M or 2500k)")
     return int(rate)
 
 
@@ -189,7 +212,7 @@ _STAGED_MODELS = "RRDBNet models (realesrgan-x4plus, -x4plus-anime, -x2plus, rea
 
 # Options both commands take, in the order --help lists them after -i, -o and -n.
 _SHARED_OPTIONS = [
-    click.option("-s", "--scale", type=DecimalNumber(), default=None, callback=_positive,
+    click.option("-s", "--scale", type=DecimalNumber(taken=f"give {_SCALES}"), default=None, callback=_positive,
                  help="Output scale (any factor; default: the model's); with --width/--height it only "
                       "picks the model variant (realesr-animevideov3 -s 2: the x2 file)."),
     click.option("--width", type=WholeNumber(min=1), default=None, help="Output width (keeps the aspect ratio alone)."),

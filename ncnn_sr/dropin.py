@@ -93,7 +93,9 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
         model_path = None
     factor = decimal_number(scale)
     if factor is None or not (factor > 0 and math.isfinite(factor)):
-        _refuse(f"invalid scale argument: -s {scale}: give a positive number, such as 2, 3 or 4")
+        # float() makes 1e400 infinite: the number typed is positive, and too large.
+        large = " is too large:" if factor is not None and factor > 0 else ":"
+        _refuse(f"invalid scale argument: -s {scale}{large} give a positive number, such as 2, 3 or 4")
     # The reference reads a pipe (-i <(...), /dev/stdin) as it reads any file.
     piped = video_in = None
     if str(input_path) != STDIO and is_stream(input_path, reading=True) and is_video_path(output_path) \

@@ -1444,8 +1444,13 @@ def test_recursive_walks_a_link_to_a_folder_outside_the_tree_under_the_links_nam
 
 @pytest.mark.parametrize("cmd, flags, status, wording", [
     (NCNN_SR, ["-s", "inf"], 2, "'inf' is not a number"),
-    (NCNN_SR, ["-s", "1e400"], 2, "must be a positive number"),
+    # Infinite as a float, it was "must be a positive number", which it is.
+    (NCNN_SR, ["-s", "1e400"], 2, "'1e400' is too large: give a positive number, such as 2, 3.5 or 0.5 (the output is "
+                                  "at most 262144 pixels a side)"),
+    (NCNN_SR, ["-s", "1e-400"], 2, "'1e-400' is too small: give a positive number"),
+    (NCNN_SR, ["-dn", "1e400"], 2, "'1e400' is too large: give a number in 0<=x<=1"),
     (DROPIN, ["-s", "inf"], 1, "invalid scale argument"),
+    (DROPIN, ["-s", "1e400"], 1, "invalid scale argument: -s 1e400 is too large: give a positive number"),
     (NCNN_SR, ["-s", "1e10"], 1, "a 16x12 picture at scale 1e+10 is too large: at most 262144 pixels a side"),
     (NCNN_SR, ["--width", "300000"], 1, "target size must be at most 262144 pixels a side, got 300000"),
 ])

@@ -1472,6 +1472,16 @@ def test_a_bitrate_too_low_to_encode_is_refused_before_the_model_loads(tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
 
 
+def test_a_bitrate_past_any_float_is_refused_in_one_line(tmp_path):
+    # float() of its Fraction raised OverflowError, a traceback.
+    from click.testing import CliRunner
+    from ncnn_sr import cli
+    result = CliRunner().invoke(cli.main, ["video", "-i", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.mp4"),
+                                           "--bitrate", "1e400"])
+    assert result.exit_code == 2 and "1e400 is more than 1e+10 bits per second: give 1000 to 1e+10" in result.output, \
+        result.output
+
+
 @pytest.mark.parametrize("given, bits", [("8000000", 8_000_000), ("8M", 8_000_000), ("2500k", 2_500_000),
                                          ("1.5m", 1_500_000)])
 def test_a_bitrate_takes_thousands_and_millions(given, bits):
