@@ -160,6 +160,16 @@ def path_flag(prog: str, flag: str, text: str, what: str) -> Path:
     return Path(text)
 
 
+def video_instead(source: Path, target: Path, formats: str) -> str:
+    """What to do with the picture ``source`` whose output ``target`` is named as a
+    video (out.mp4): an animation makes one with ``ncnn-sr video``, written out; a
+    still picture is written as one of ``formats``."""
+    if frame_count(source) > 1:
+        command = f"ncnn-sr video -i {shell_word(str(source))} -o {shell_word(str(target))}"
+        return f"{source}'s frames make a video with: {command}"
+    return f"{formats} ('ncnn-sr video' makes videos, of a video or an animated picture)"
+
+
 _WEB_ADDRESS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")  # a scheme of two letters or more: C:// is a drive
 
 

@@ -23,7 +23,8 @@ import click
 from . import devices as devices_mod
 from . import bench as bench_mod
 from . import models as models_mod
-from .batch_cli import OnePathCommand, RunOptions, name_streams, path_flag, run, run_video, setup_logging
+from .batch_cli import (OnePathCommand, RunOptions, name_streams, path_flag, run, run_video, setup_logging,
+                        video_instead)
 from .engine import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, one_line, shell_word
 from .files import check_folder, check_writable, folder_made, name_fault, write_target
@@ -346,6 +347,10 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
     if is_video_input(opts.input) and os.path.isfile(opts.input):  # a name too long: False, no OSError
         # Named here, a video was "not a picture" or its .mkv output "unsupported".
         _fail(f"{opts.input} is a video: 'ncnn-sr upscale' takes pictures; use 'ncnn-sr video'")
+    if is_video_path(opts.output) and not opts.output_folder and os.path.isfile(opts.input) \
+            and not os.path.isdir(opts.output):
+        _fail(f"unsupported output format '{opts.output.suffix}' for {opts.output}: "
+              f"{video_instead(opts.input, opts.output, 'use png, jpg, webp, gif or avif')}")
     if not (is_stream(opts.input, reading=True) or is_stream(opts.output, reading=False)):
         sys.exit(run(PROG, opts, debug))
     try:

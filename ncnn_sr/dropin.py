@@ -15,7 +15,7 @@ from click.core import ParameterSource
 
 from . import models as models_mod
 from .batch_cli import (REFERENCE_JOBS, OnePathCommand, RunOptions, log, name_streams, path_flag, run, run_video,
-                        setup_logging)
+                        setup_logging, video_instead)
 from .errors import FlagNames, InputError
 from .images import nameless, only_an_extension
 from .jobs import check_reachable, names_a_folder, video_by_its_output
@@ -144,7 +144,7 @@ def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
     video = video_in is not None or is_video_input(opts.input) or single and video_by_its_output(opts.input,
                                                                                                  opts.output)
     if single and not video:
-        _check_picture_name(opts.output)
+        _check_picture_name(opts.input, opts.output)
     fmt = opts.fmt
     if fmt is not None and video:
         # One file, from a pipe too, named by its extension (a folder is refused by the run).
@@ -184,9 +184,9 @@ def reference_jobs(jobs: str) -> str:
     return ":".join(parts)
 
 
-def _check_picture_name(output: Path) -> None:
-    """Exits with the drop-in's words where the one picture's ``output`` names no
-    format the reference writes."""
+def _check_picture_name(source: Path, output: Path) -> None:
+    """Exits with the drop-in's words where the one picture's (``source``'s) ``output``
+    names no format the reference writes."""
     # ".png" alone (an unset "$NAME.png") is read as the extension it is, and refused.
     alone = not output.suffix and only_an_extension(output)
     suffix = (output.name if alone else output.suffix).lower()
@@ -199,6 +199,9 @@ def _check_picture_name(output: Path) -> None:
     elif not suffix:
         problem = (f"{output} has no extension and is not a folder: name the output picture .png, .jpg "
                    "or .webp, or give a folder that exists")
+    elif is_video_path(output) and source.is_file():
+        instead = video_instead(source, output, "use png, jpg or webp")
+        problem = f"unsupported output format '{suffix}' for {output}: {instead}"
     else:
         also = " (ncnn-sr writes gif and avif)" if suffix in (".gif", ".avif") else ""
         problem = f"unsupported output format '{suffix}' for {output}: use png, jpg or webp{also}"

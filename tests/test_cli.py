@@ -880,6 +880,45 @@ def test_a_video_given_to_the_picture_command_is_one_line_naming_the_video_comma
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]
 
 
+def animation(path: Path) -> Path:
+    frames = [Image.fromarray(picture(6, 6, seed=seed)) for seed in range(2)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    return path
+
+
+@pytest.mark.parametrize("output", ["out.mp4", "my clip.mkv", "out.webm"])
+def test_an_animation_given_a_videos_name_is_told_the_video_command_written_out(output, tmp_path):
+    # It was "unsupported output format '.mp4' ...: use png, jpg, webp, gif or avif",
+    # not a word of 'ncnn-sr video', which writes it.
+    import shlex
+    gif = animation(tmp_path / "an im.gif")
+    proc = run("-i", gif, "-o", tmp_path / output, *FAST, check_ok=False)
+    assert proc.returncode == 1
+    command = f"ncnn-sr video -i {shlex.quote(str(gif))} -o {shlex.quote(str(tmp_path / output))}"
+    assert proc.stderr == (f"ncnn-sr: error: unsupported output format '{Path(output).suffix}' for {tmp_path / output}: "
+                           f"{gif}'s frames make a video with: {command}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["an im.gif"]
+    assert run(*shlex.split(command.removeprefix("ncnn-sr ")), *FAST).returncode == 0
+
+
+def test_a_still_picture_given_a_videos_name_is_told_what_makes_videos(tmp_path):
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.mov", *FAST, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"ncnn-sr: error: unsupported output format '.mov' for {tmp_path / 'out.mov'}: use png, jpg, "
+                           "webp, gif or avif ('ncnn-sr video' makes videos, of a video or an animated picture)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_the_dropin_tells_an_animation_given_a_videos_name_of_the_video_command(tmp_path):
+    gif = animation(tmp_path / "a.gif")
+    proc = subprocess.run([sys.executable, "-c", DROPIN_MAIN, "-i", gif, "-o", tmp_path / "o.mp4"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"realesrgan-ncnn-vulkan: error: unsupported output format '.mp4' for {tmp_path / 'o.mp4'}: "
+                           f"{gif}'s frames make a video with: ncnn-sr video -i {gif} -o {tmp_path / 'o.mp4'}\n")
+
+
 @pytest.mark.parametrize("command", [[], ["video"]])
 def test_verbose_and_quiet_together_are_a_usage_error(command, tmp_path):
     # Both were taken, and -v silently won.
