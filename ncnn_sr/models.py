@@ -31,7 +31,7 @@ from pathlib import Path
 
 from models_ncnn import CATALOG_PATH
 
-from .errors import InputError, ModelError, ModelMissing, broken_link, describe, in_one_line, stand_in
+from .errors import InputError, ModelError, ModelMissing, broken_link, describe, in_one_line, shell_word, stand_in
 from .param_file import (check_bin_size, check_picture_channels, cpu_bytes_estimate, input_alignment, parse_param,
                          starts_as_param)
 
@@ -372,6 +372,8 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
         if variants:  # the commands pick one by -s; a library call names it
             raise ModelError(f"{text} is a family of models: give one of {', '.join(variants)}, "
                              f"or model_name_for('{text}', scale) to pick one for a scale")
+        if as_path.is_dir():  # -n models, a folder where the command runs: it was an "unknown model"
+            _refuse_non_model(as_path)
         known = {*catalog(), *(e.family for e in catalog().values()), *custom_model_names(model_path)}
         meant = sorted(n for n in known if n.lower() == text.lower())
         if meant:  # on Linux, where file names are case-sensitive, as the catalog's are everywhere
@@ -431,13 +433,28 @@ def _refuse_non_model(path: Path) -> None:
     """A folder or another kind of model file given for a model gets its own reason,
     not "not found"."""
     if path.is_dir():
-        raise ModelError(f"{path} is a folder, not a model: pass the folder with -m and the model's name with -n")
+        raise ModelError(f"{path} is a folder, not a model: pass the folder with -m and the model's name with -n"
+                         f"{_models_in(path)}")
     if path.is_file():
         if path.suffix.lower() in PYTORCH_SUFFIXES:
             raise ModelError(f"{path} holds PyTorch weights, not an ncnn model: convert them once with "
                              f"'ncnn-sr convert -i {path}', then give the .param it writes")
         raise ModelError(f"{path} is not an ncnn model: give a .param file with its .bin beside it "
                          "(.pth and .safetensors models convert with 'ncnn-sr convert'; .onnx ones with pnnx)")
+
+
+def _models_in(folder: Path) -> str:
+    """The way to a model of ``folder``, as the end of a message: " (-m FOLDER -n
+    NAME)", with a count of the others; "" where it holds no .param."""
+    try:
+        names = sorted({stem for stem, suffix in map(os.path.splitext, os.listdir(folder))
+                        if suffix.lower() == ".param" and stem and not stem.startswith(".")})
+    except OSError:
+        return ""
+    if not names:
+        return ""
+    others = f", or another of its {len(names)} models" if len(names) > 1 else ""
+    return f" (-m {shell_word(str(folder))} -n {shell_word(names[0])}{others})"
 
 
 def _binary_param(path: Path) -> str:

@@ -334,6 +334,21 @@ def test_a_folder_given_as_the_model_says_to_pass_it_with_m(tmp_path):
         resolve_model(f"{tmp_path / 'models'}{os.sep}")
 
 
+def test_a_folder_here_named_as_the_model_says_to_pass_it_with_m_and_how(tmp_path, monkeypatch):
+    # -n models, a folder where the command runs, was "unknown model 'models'".
+    copy_model("realesr-animevideov3-x2", tmp_path / "my models", "mine")
+    copy_model("realesr-animevideov3-x2", tmp_path / "my models", "other")
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError) as caught:
+        resolve_model("my models")
+    assert str(caught.value) == ("my models is a folder, not a model: pass the folder with -m and the model's name "
+                                 "with -n (-m 'my models' -n mine, or another of its 2 models)")
+    with pytest.raises(ModelError) as caught:
+        resolve_model("empty")
+    assert str(caught.value) == "empty is a folder, not a model: pass the folder with -m and the model's name with -n"
+
+
 @pytest.mark.parametrize("given", ["path", "bare name"])
 def test_a_model_file_of_another_kind_is_not_an_ncnn_model(tmp_path, monkeypatch, given):
     (tmp_path / "RealESRGAN_x4plus.pth").write_bytes(b"PK\3\4")
