@@ -340,7 +340,16 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
                 up.close()
                 up, workers = _upscaler(opts, device, tile, devices.cpu_threads_per_call(1), 1), 1
         lanes.append(Lane(up, workers))
+    _say_exact_unused(opts, lanes)
     return lanes, min(load, cpus), min(save, cpus)
+
+
+def _say_exact_unused(opts: RunOptions, lanes: list[Lane]) -> None:
+    """A warning where --exact was given for a model that has no stages to run: its
+    tiles are blended, as without it."""
+    if opts.exact and not any(lane.upscaler.stages for lane in lanes):
+        log.warning("--exact ignored: %s does not run in stages (RRDBNet models and a RealPLKSR with GroupNorm "
+                    "do): its tiles are blended", lanes[0].upscaler.spec.name)
 
 
 def _upscaler(opts: RunOptions, device: devices.Device, tile: int, threads: int | None, concurrency: int) -> Upscaler:
@@ -578,6 +587,9 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
     (the drop-in has not got ncnn-sr video's)."""
     if src is None and opts.input.is_dir():
         return _run_video_folder(prog, opts, encode, debug)
+    if opts.recursive:  # a script's -r over what it took for a folder
+        what = "standard input" if src is not None and os.fspath(opts.input) == "-" else opts.input
+        log.warning(f"-r ignored: {what} is not a folder")
     from . import video, video_codecs
 
     to_file = dst is None

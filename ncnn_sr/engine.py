@@ -261,6 +261,13 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         return self._net.device
 
     @property
+    def stages(self) -> bool:
+        """Whether a tiled run may go in exact stages (the whole picture's output): False
+        for a network that has none (SRVGGNetCompact, SPAN...), and where ``exact=False``
+        or a discrete GPU's default blends tiles instead."""
+        return isinstance(self._net, SplitNetwork)
+
+    @property
     def tile(self) -> int:
         """The tile size asked for, or shrunk to after running out of memory; 0 is auto."""
         return self._tile

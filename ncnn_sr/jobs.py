@@ -156,6 +156,8 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
                                                    "as its extension says",)
         if suffix and named:
             notes += (f"--suffix {suffix} ignored: the output is named, {dst}",)
+        if recursive:  # a script's -r over what it took for a folder
+            notes += (f"-r ignored: {src} is not a folder",)
         return _unless_overwriting(Plan((Job(src, dst),), notes, False))
     check_reachable(dst, file=False)
     if dst.exists() and not dst.is_dir():
