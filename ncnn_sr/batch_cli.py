@@ -22,9 +22,10 @@ import click
 from . import devices
 from .engine import Upscaler
 from .files import check_folder, check_writable
-from .errors import DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, os_reason, shell_word
+from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, one_line, os_reason,
+                     shell_word)
 from .images import frame_count, one_size, output_format
-from .jobs import OutputIsInput, check_reachable, existing_output, plan_jobs, plan_videos
+from .jobs import OutputIsInput, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos
 from .models import ModelSpec, known_scale
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
 from .repeats import Repeats
@@ -156,6 +157,12 @@ def path_flag(prog: str, flag: str, text: str, what: str) -> Path:
         # file not found"), and an output made a folder named "s3:".
         how = "write here, then upload" if flag == "-o" else "download it first"
         click.echo(f"{prog}: error: {text} is a web address, not a file: {how}", err=True)
+        sys.exit(EXIT_FAILED)
+    if flag != "-o" and names_a_folder(text) and os.path.exists(os.path.normpath(text)) and not os.path.isdir(text):
+        # "a.png/": Path() drops the separator, and the file was read, where a shell or
+        # the system refuses it (ENOTDIR). An output so named is a folder to make.
+        click.echo(f"{prog}: error: {one_line(text)}: not a folder ({one_line(os.path.normpath(text))} is a file)",
+                   err=True)
         sys.exit(EXIT_FAILED)
     return Path(text)
 

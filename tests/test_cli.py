@@ -534,6 +534,24 @@ def test_exact_tiles_beside_a_tile_pad_that_blends_run(tmp_path):
     assert Image.open(tmp_path / "out.png").size == (24, 20)
 
 
+@pytest.mark.parametrize("command", [["-m", "ncnn_sr"], ["-m", "ncnn_sr", "video"], ["-c", DROPIN_MAIN]])
+@pytest.mark.parametrize("ending", ["/", "/."])
+def test_a_file_given_as_a_folder_is_not_a_folder(command, ending, tmp_path):
+    # "-i a.png/" upscaled a.png, where a shell or the system refuses it (ENOTDIR).
+    from media import make_clip
+    name = "in.mp4" if "video" in command else "in.png"
+    if "video" in command:
+        make_clip(tmp_path / name, frames=2, width=16, height=12, audio=None)
+    else:
+        Image.fromarray(picture(6, 6)).save(tmp_path / name)
+    proc = subprocess.run([sys.executable, *command, "-i", f"{name}{ending}", "-o", f"out{Path(name).suffix}",
+                           "-g", "-1", "-s", "2"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    prog = "realesrgan-ncnn-vulkan" if command[0] == "-c" else "ncnn-sr"
+    assert proc.returncode == 1
+    assert proc.stderr == f"{prog}: error: {name}{ending}: not a folder ({name} is a file)\n"
+    assert os.listdir(tmp_path) == [name]
+
+
 def warnings(proc: subprocess.CompletedProcess) -> list[str]:
     return [line for line in proc.stderr.splitlines() if line.startswith("ncnn-sr: warning: ")]
 
