@@ -459,7 +459,16 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
         moved = []  # those made .mkv (or another of FALLBACK_CONTAINERS), with their own's refusal
         rel = folder.relative_to(src)
         for path in sorted(folder.iterdir()):
-            if path.name.startswith(".") or not path.is_file() or not is_video_path(path):
+            if path.name.startswith(".") or not is_video_path(path):
+                continue
+            if not path.is_file():
+                # Left out without a word, as a picture folder's were: a pipe named
+                # a.mp4, a link to a video moved away.
+                kind = special_kind(path)
+                said = f"{path} is {broken_link(path)}" if path.is_symlink() and not path.exists() else \
+                    None if kind is None else f"{path} is {kind}, not a video file"
+                if said is not None:
+                    logging.getLogger("ncnn_sr").warning("%s: left out", said)
                 continue
             suffix = path.suffix.lower()
             try:

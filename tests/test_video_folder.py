@@ -241,6 +241,27 @@ def test_videos_whose_outputs_are_one_file_on_macos_get_outputs_of_their_own(tmp
         list(zip(names, outputs))
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_pipe_or_a_link_to_nowhere_named_as_a_video_in_the_folder_is_left_out_with_a_warning(tmp_path, caplog):
+    # Left out without a word, where a picture folder's are named.
+    from ncnn_sr.jobs import plan_videos
+    from ncnn_sr.video_options import EncodeOptions
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=2, audio=None)
+    os.mkfifo(src / "b.mp4")
+    (src / "c.mkv").symlink_to(tmp_path / "moved.mkv")
+    os.mkfifo(src / "notes.txt")  # no video by its name
+    (src / "d.mp4").mkdir()  # a folder, as a picture folder's are, passed over
+    with caplog.at_level("WARNING", logger="ncnn_sr"):
+        jobs = plan_videos(src, tmp_path / "out", EncodeOptions())
+    assert jobs == [(src / "a.mp4", tmp_path / "out" / "a.mp4")]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{src / 'b.mp4'} is a pipe (FIFO), not a video file: left out",
+        f"{src / 'c.mkv'} is a link to {tmp_path / 'moved.mkv'}, which does not exist: left out"]
+
+
 @pytest.mark.parametrize("folder_run", [False, True])
 def test_a_video_into_a_read_only_folder_is_one_line_before_a_model_loads(folder_run, tmp_path):
     # Found only as the output was opened, once the model had loaded (pictures are
