@@ -158,7 +158,8 @@ def path_flag(prog: str, flag: str, text: str, what: str) -> Path:
         how = "write here, then upload" if flag == "-o" else "download it first"
         click.echo(f"{prog}: error: {text} is a web address, not a file: {how}", err=True)
         sys.exit(EXIT_FAILED)
-    if flag in ("-i", "--dni") and names_a_folder(text) and os.path.exists(os.path.normpath(text)) and not os.path.isdir(text):
+    if flag in ("-i", "--dni") and names_a_folder(text) and os.path.exists(os.path.normpath(text)) \
+            and not os.path.isdir(text):
         # "a.png/": Path() drops the separator, and the file was read, where a shell or
         # the system refuses it (ENOTDIR). An output so named is a folder to make; a
         # model folder (-m) is refused in words of its own.

@@ -203,8 +203,9 @@ def _bitrate(ctx, param, value):
     rate = number * _BITRATE_UNITS[unit]
     if not MIN_BITRATE <= rate <= MAX_BITRATE:
         # Past a float's range (1e400) float(rate) raised OverflowError: a traceback.
-        said = f"{float(rate):g} bits per second" if rate < MAX_BITRATE else f"more than {MAX_BITRATE:.0e} bits per second"
-        raise click.BadParameter(f"{value} is {said}: give {MIN_BITRATE} to {MAX_BITRATE:.0e} (such as 8M or 2500k)")
+        said = f"{float(rate):g}" if rate < MAX_BITRATE else f"more than {MAX_BITRATE:.0e}"
+        raise click.BadParameter(f"{value} is {said} bits per second: give {MIN_BITRATE} to {MAX_BITRATE:.0e} "
+                                 "(such as 8M or 2500k)")
     return int(rate)
 
 
