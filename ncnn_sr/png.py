@@ -173,6 +173,22 @@ def grey_key_in_8_bits(info: dict, depth: int) -> None:
         info["transparency"] = key * (255 // top)
 
 
+def palette_alpha_in_range(info: dict) -> bool:
+    """A palette PNG's transparency (``info["transparency"]``, as Pillow reads its tRNS)
+    cut to the 256 colours a palette holds; whether its tRNS had more entries. Pillow keeps them all and refuses the picture as it
+    applies them ("palette index out of range"); no pixel can have their index, and
+    Pillow already ignores those past a shorter palette, as FFmpeg does. (libpng
+    1.6 drops the whole tRNS where it is longer than the palette.)"""
+    key = info.get("transparency")
+    if isinstance(key, bytes) and len(key) > 256:
+        info["transparency"] = key[:256]
+        return True
+    if isinstance(key, int) and key > 255:  # a tRNS all opaque but this one entry, past 256
+        del info["transparency"]
+        return True
+    return False
+
+
 def read_png16(source: str | os.PathLike | bytes, channels: int) -> np.ndarray:
     """16-bit colour (or grey+alpha) PNG pixels, which Pillow can only read as 8-bit,
     through FFmpeg, as RGB or RGBA; ``source`` is the file's path or its bytes."""

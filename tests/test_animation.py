@@ -199,6 +199,19 @@ def test_an_apng_palette_after_the_first_fctl_colours_every_frame(tmp_path):
     assert np.array_equal(anim.frames[0], np.full((3, 4, 3), RED, np.uint8)) and np.array_equal(anim.frames[1], want)
 
 
+def test_an_apng_whose_transparency_outnumbers_256_colours_is_read_every_frame(tmp_path):
+    # Each frame, decoded alone with the palette and tRNS, was refused as the still
+    # picture was ("palette index out of range").
+    indices = [np.zeros((3, 4, 1), np.uint8), np.ones((2, 2, 1), np.uint8)]
+    frames = [(indices[0], 0, 0, KEEP, SOURCE, (5, 100)), (indices[1], 1, 1, KEEP, SOURCE, (7, 100))]
+    palette = [png_chunk(b"PLTE", bytes([*RED, *BLUE])), png_chunk(b"tRNS", bytes([255, 128]) + bytes(298))]
+    path = tmp_path / "a.png"
+    path.write_bytes(apng_bytes(frames, depth=8, colour_type=3, chunks=palette))
+    anim = read_frames(path)[0]
+    assert len(anim.frames) == 2 and anim.durations == (50, 70)
+    assert tuple(anim.frames[0][2, 3]) == (*RED, 255) and tuple(anim.frames[1][2, 2]) == (*BLUE, 128)
+
+
 def test_an_apng_with_a_damaged_ancillary_chunk_is_read_without_it_every_frame(tmp_path):
     # Pillow refused it whole for a damaged transparency (or text) chunk; libpng leaves
     # the chunk out, for every frame alike: opaque here, its default image apart.

@@ -136,6 +136,24 @@ def test_sixteen_bit_colour_png_round_trips_exactly(channels, name, tmp_path, mo
     assert arr.dtype == np.uint16 and np.array_equal(arr, values)
 
 
+@pytest.mark.parametrize("transparency", [
+    bytes([0, 128]) + bytes([255] * 298),
+    bytes([255] * 280) + b"\x00" + bytes([255] * 19),  # Pillow's one clear index: 280
+], ids=["alpha", "one-clear-entry"])
+def test_a_palette_png_whose_transparency_outnumbers_256_colours_is_read_without_the_excess(transparency, tmp_path,
+                                                                                           caplog):
+    # Pillow refused it ("palette index out of range"); no pixel can have an index
+    # past 255, and a tRNS past a shorter palette is read as far as the palette goes.
+    indices = np.array([[[0], [1]], [[1], [0]]], np.uint8)
+    palette = png_chunk(b"PLTE", bytes([255, 0, 0, 0, 0, 255]))
+    (tmp_path / "p.png").write_bytes(png_bytes(indices, 8, 3, palette, png_chunk(b"tRNS", transparency)))
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, info = read_image(tmp_path / "p.png")
+    want = np.array([[[255, 0, 0, transparency[0]], [0, 0, 255, transparency[1]]]], np.uint8)
+    assert np.array_equal(arr, np.concatenate([want, want[:, ::-1]])[:, :, :arr.shape[2]])
+    assert "p.png: its transparency (tRNS) has entries past the 256 colours a palette holds" in caplog.text
+
+
 def test_a_palette_png_without_its_palette_is_refused(tmp_path):
     # libpng refuses it ("Missing PLTE before IDAT"); Pillow read every pixel black.
     data = io.BytesIO()
