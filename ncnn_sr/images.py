@@ -411,6 +411,26 @@ def header_size(path) -> tuple[int, int] | None:
         return None
 
 
+def upright_sizes(path) -> tuple[tuple[int, int], ...]:
+    """The (height, width) the picture at ``path`` has once read upright, from its
+    header: one size where its turn is known before decoding, both ways round where
+    it is not (a PNG's EXIF may follow its pixels, which Pillow reads only then);
+    () where the header cannot be read (the picture fails later, in its own words)."""
+    try:
+        _check_regular(path)  # as header_size
+        with pillow_warnings():
+            im = open_mended(path)
+            with im:
+                size = im.height, im.width
+                if im.format == "PNG" and "exif" not in im.info:
+                    return size, size[::-1]
+                exif = readable_exif(im)
+    except Exception:  # noqa: BLE001
+        return ()
+    turned = exif is not None and exif.get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn
+    return (size[::-1] if turned else size,)
+
+
 def frame_count(path) -> int:
     """How many frames read_image says ``path`` has (``ImageInfo.frames``), without
     decoding it; 1 for a picture that cannot be read (it fails later, in its own words)."""

@@ -37,8 +37,8 @@ from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .files import check_writable, write_target
-from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality, header_size, output_format,
-                     read_image, write_image)
+from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality, output_format,
+                     read_image, upright_sizes, write_image)
 from .icc import unstated as unstated_colour
 from .jobs import Job, Plan, alpha_target, check_reachable, existing_output, output_key
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
@@ -531,31 +531,33 @@ class Pipeline:
         return frames * 4 * first.itemsize * (height * width + 2 * out_height * out_width)
 
     def _output_size(self, height: int, width: int) -> tuple[int, int]:
-        """The height and width a picture of ``height`` x ``width`` is upscaled to."""
+        """The height and width a picture of ``height`` x ``width`` is upscaled to;
+        InputError past the longest side a result may have (``resample.MAX_SIDE``), at
+        the model's own scale too, as at any asked for."""
         if all(value is None for value in self._resize.values()):
-            scale = self.lanes[0].upscaler.scale
-            return height * scale, width * scale
+            return target_size(height, width, self.lanes[0].upscaler.scale)
         return target_size(height, width, self._resize["scale"], self._resize["width"], self._resize["height"])
 
     def _check_header(self, item: _Item) -> None:
         """Fail ``item`` before its pixels are read if the size its header states
         cannot be upscaled at the scale asked, or written as its format: a damaged
         WebP stating 8388609x9 pixels took a minute to decode before it was refused.
-        (A target width or height depends on the picture's orientation: that size is
-        checked once the picture is read.)"""
-        if self._resize["width"] is not None or self._resize["height"] is not None:
-            return
-        size = header_size(item.job.source)
-        if size is None:
-            return
+        A target width or height depends on the picture's orientation: where its
+        header does not tell it, only what neither way round could be is refused."""
+        sizes = upright_sizes(item.job.source)
         # A jpg target becomes a png where the pixels hold transparency (_check_alpha),
         # which they are not yet read to tell: only what that png could not hold either
         # is refused here.
         fmt = output_format(alpha_target(item.target))
-        try:
-            out_height, out_width = self._output_size(*size)
-            check_size(out_height, out_width, 3, fmt, str(item.target))
-        except NcnnSrError as e:
+        errors = []
+        for size in sizes:
+            try:
+                out_height, out_width = self._output_size(*size)
+                check_size(out_height, out_width, 3, fmt, str(item.target))
+            except NcnnSrError as e:
+                errors.append(e)
+        if sizes and len(errors) == len(sizes):
+            e = errors[0]
             item.error = str(e) if str(item.target) in str(e) else f"{item.job.source}: {e}"
 
     def _check_output(self, item: _Item) -> None:
@@ -605,8 +607,9 @@ class Pipeline:
         height, width, channels = item.pixels.shape
         try:
             out_height, out_width = self._output_size(height, width)
-        except NcnnSrError:
-            return  # a size no picture may have: the engine says so, naming the picture
+        except NcnnSrError as e:  # past the longest side a result may have: its header did not say
+            item.error = f"{item.job.source}: {e}"
+            return
         target, fmt = str(item.target), output_format(item.target)
         try:
             check_size(out_height, out_width, channels, fmt, target)

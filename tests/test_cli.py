@@ -1163,19 +1163,58 @@ def test_a_transparent_picture_too_wide_for_jpeg_asked_as_jpg_is_still_written_a
         assert im.size == (66000, 4)
 
 
-@pytest.mark.parametrize("width, out, said", [(70000, "o.png", "is too large: at most"),
-                                              (5000, "o.webp", "too large for WebP")])
-def test_a_picture_too_large_to_upscale_is_refused_from_its_header(tmp_path, width, out, said):
-    """Its pixels are not read first: a damaged WebP stating 8388609x9 pixels took a
-    minute to decode before it was refused. Here the pixels are broken, so a read
-    would say so instead."""
+def broken_png(path, width: int, height: int, orientation: int | None = None) -> None:
+    """A PNG stating ``width`` x ``height`` whose pixels are broken, so that a read
+    says so; with an EXIF ``orientation`` before them where given."""
     import struct
     import zlib
     from conftest import png_chunk
-    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, 1, 8, 2, 0, 0, 0))
-    (tmp_path / "wide.png").write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr + png_chunk(b"IDAT", zlib.compress(b"\0" * 9))
-                                        + png_chunk(b"IEND", b""))
-    proc = run("-i", tmp_path / "wide.png", "-o", tmp_path / out, "-n", "realesr-animevideov3", "-s", "4", "-g", "-1",
+    exif = b""
+    if orientation is not None:
+        tags = Image.Exif()
+        tags[0x0112] = orientation
+        exif = png_chunk(b"eXIf", tags.tobytes()[6:])  # less its "Exif\0\0"
+    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + ihdr + exif + png_chunk(b"IDAT", zlib.compress(b"\0" * 9))
+                     + png_chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("width, out, args, said", [
+    (70000, "o.png", ["-s", "4"], "is too large: at most"),
+    (5000, "o.webp", ["-s", "4"], "too large for WebP"),
+    # At the model's own scale too: a damaged WebP stating 5636107x9 pixels took
+    # 15 s and 1 GB to decode, where the same run with -s 4 was refused at once.
+    (70000, "o.png", [], "a 70000x1 picture at scale 4 is too large: at most 262144 pixels a side"),
+], ids=["png", "webp", "model-scale"])
+def test_a_picture_too_large_to_upscale_is_refused_from_its_header(tmp_path, width, out, args, said):
+    """Its pixels are not read first: a damaged WebP stating 8388609x9 pixels took a
+    minute to decode before it was refused. Here the pixels are broken, so a read
+    would say so instead."""
+    broken_png(tmp_path / "wide.png", width, 1)
+    proc = run("-i", tmp_path / "wide.png", "-o", tmp_path / out, "-n", "realesr-animevideov3", *args, "-g", "-1",
                check_ok=False)
     assert proc.returncode == 1 and said in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / out).exists()
+
+
+def test_a_panorama_within_the_longest_side_is_upscaled_at_the_model_scale(tmp_path):
+    # The header check at the model's own scale refuses only past 262144 pixels a side.
+    Image.fromarray(np.full((2, 65000, 3), 90, np.uint8)).save(tmp_path / "wide.png")
+    run("-i", tmp_path / "wide.png", "-o", tmp_path / "o.png", "-n", "realesr-animevideov3", "-g", "-1")
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.size == (260000, 8)
+
+
+@pytest.mark.parametrize("size, orientation, said", [
+    ((70000, 1), 1, "a 7000000x100 result is too large"),
+    ((1, 70000), 6, "a 7000000x100 result is too large"),  # tall as stored, wide once turned
+    ((1, 70000), None, "broken or truncated picture"),  # its EXIF might follow its pixels, and turn it
+], ids=["upright", "turned", "turn-unknown"])
+def test_a_target_height_too_large_for_the_upright_picture_is_refused_from_its_header(tmp_path, size, orientation,
+                                                                                      said):
+    # A target width or height was checked only once the pixels were read, their
+    # orientation applied: a 5636107x9 WebP asked --height 100 was decoded first.
+    broken_png(tmp_path / "p.png", *size, orientation)
+    proc = run("-i", tmp_path / "p.png", "-o", tmp_path / "o.png", "-n", "realesr-animevideov3", "--height", "100",
+               "-g", "-1", check_ok=False)
+    assert proc.returncode == 1 and said in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
