@@ -307,6 +307,8 @@ def reading(path: str):
             raise InputError(f"{path}: broken or truncated picture ({why})") from None
         if (reason := png_refusal(path)) is not None:  # a PNG broken before its pixels
             raise InputError(f"{path}: broken or truncated picture ({reason})") from None
+        if (kind := _netpbm_kind(path)) is not None:
+            raise InputError(f"{path}: {kind}") from None
         if (reason := _header_refusal(path)) is not None:  # another format's, cut short so
             raise InputError(f"{path}: {reason}") from None
         if (kind := _video_kind(path)) is not None:  # piped in, say, with no name to tell
@@ -338,6 +340,14 @@ def _video_kind(path: str) -> str | None:
     try:
         with open(path, "rb") as f:
             return video_kind(f.read(65536))  # a Matroska file's tracks may come a few KB in
+    except OSError:
+        return None
+
+
+def _netpbm_kind(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return pnm.unread_kind(f.read(3))
     except OSError:
         return None
 
@@ -639,7 +649,8 @@ def _to_array(im: Image.Image, name: str, frames: int, exif: bytes | None) -> tu
         im = im.convert("L")
     elif mode not in ("L", "RGB", "RGBA"):
         if mode == "F":
-            raise InputError(f"{name}: 32-bit float pixels are not supported")
+            what = "a grey PFM (32-bit float pixels)" if fmt == "PPM" else "32-bit float pixels"
+            raise InputError(f"{name}: {what}, {pnm.FLOAT_ADVICE}")
         im = im.convert("RGB")
     arr = np.asarray(im)
     if arr.ndim == 2:

@@ -1,12 +1,27 @@
 """16-bit colour PPMs (a raw photo developed by dcraw -6 or LibRaw), binary or plain
 (text), which Pillow reads as 8-bit RGB, read in 16 bits. Its 16-bit grey PGMs
-Pillow reads whole."""
+Pillow reads whole. The Netpbm kinds Pillow cannot read (PAM, colour PFM) are named."""
 from __future__ import annotations
 
 import re
 
 import numpy as np
 from PIL import Image
+
+
+# The Netpbm kinds Pillow does not identify, by their first bytes, with what to say of
+# them: PAM (its header is "P7" and a line end; "P7 332" is an XV thumbnail, which
+# Pillow reads) and colour PFM, whose grey sibling ("Pf") Pillow opens as 32-bit float.
+FLOAT_ADVICE = "which is not supported: convert it to a 16-bit png or tiff"
+_PAM = "a PAM (Netpbm's P7), which Pillow cannot read: convert it to png (pamtopng)"
+_PFM = f"a colour PFM (32-bit float pixels), {FLOAT_ADVICE}"
+UNREAD_KINDS = ((b"P7\n", _PAM), (b"P7\r", _PAM), (b"PF\n", _PFM), (b"PF\r", _PFM), (b"PF ", _PFM))
+
+
+def unread_kind(head: bytes) -> str | None:
+    """What to say of a file starting with ``head`` (3 bytes) where it is a Netpbm kind
+    that Pillow cannot read: what it is, and what to do; None otherwise."""
+    return next((said for magic, said in UNREAD_KINDS if head.startswith(magic)), None)
 
 
 def deep_samples(im: Image.Image) -> tuple[int, int, bool] | None:

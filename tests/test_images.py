@@ -1664,6 +1664,22 @@ def test_a_device_is_refused_as_a_device_not_called_empty(device):
         read_image(device)
 
 
+@pytest.mark.parametrize("data, said", [
+    (b"P7\nWIDTH 2\nHEIGHT 2\nDEPTH 4\nMAXVAL 255\nTUPLTYPE RGB_ALPHA\nENDHDR\n" + bytes(16),
+     "a PAM (Netpbm's P7), which Pillow cannot read: convert it to png (pamtopng)"),
+    (b"PF\n2 2\n-1.0\n" + bytes(48),
+     "a colour PFM (32-bit float pixels), which is not supported: convert it to a 16-bit png or tiff"),
+    (b"Pf\n2 2\n-1.0\n" + bytes(16),
+     "a grey PFM (32-bit float pixels), which is not supported: convert it to a 16-bit png or tiff"),
+], ids=["pam", "colour-pfm", "grey-pfm"])
+def test_a_netpbm_kind_that_is_not_read_is_named(data, said, tmp_path):
+    # PAM and colour PFM were "not a picture, or a format Pillow cannot read", while
+    # grey PFM said its pixels were 32-bit float.
+    (tmp_path / "p.pnm").write_bytes(data)
+    with pytest.raises(InputError, match=f"^{re.escape(str(tmp_path / 'p.pnm'))}: {re.escape(said)}$"):
+        read_image(tmp_path / "p.pnm")
+
+
 def test_a_file_whose_size_says_0_but_has_content_is_not_called_empty():
     # /proc files: stat gives 0 bytes, reading gives text.
     if not os.path.exists("/proc/self/maps"):
