@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+from PIL import features
 
 from .files import ffmpeg_name
 from .isobmff import boxes, children, top_box
@@ -83,6 +84,21 @@ def is_avif(path: str) -> bool:
         return False
     brands = {ftyp[i:i + 4] for i in range(0, len(ftyp) - 3, 4)} - {ftyp[4:8]}  # less the minor version
     return bool(brands & {b"avif", b"avis"})
+
+
+def brand_passed_by(path: str) -> bool:
+    """Whether the file at ``path`` is an AVIF by its compatible brands (``is_avif``)
+    whose major brand is not AVIF's, and Pillow reads AVIF. libavif (browsers') reads
+    it as AVIF, but Pillow gives its AVIF reader only a major brand of avif, avis,
+    mif1 or msf1, and pillow-heif takes those last two first, with a libheif that
+    decodes no AV1: a damaged major brand made it a video (MP4), a HEIF one broken."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return (head[4:8] == b"ftyp" and head[8:12] not in (b"avif", b"avis") and is_avif(path)
+            and bool(features.check_module("avif")))
 
 
 def failure(path: str) -> str:

@@ -270,8 +270,13 @@ def _open(path: str) -> tuple[Image.Image, tiff16.GreyAlpha | None]:
 def open_mended(path: str, warn: bool = False) -> Image.Image:
     """The picture at ``path`` opened by Pillow; a PNG that Pillow refuses for a
     damaged ancillary chunk before its pixels is opened without it (``png.mended``),
-    as libpng and browsers show it, with a warning naming them where ``warn``."""
+    as libpng and browsers show it, with a warning naming them where ``warn``. An
+    AVIF that names AVIF among its compatible brands alone is opened by Pillow's AVIF
+    reader (``avif.brand_passed_by``)."""
     try:
+        if avif.brand_passed_by(path):
+            from PIL import AvifImagePlugin  # present where the module is: brand_passed_by checked it
+            return AvifImagePlugin.AvifImageFile(path)
         return Image.open(path)
     except (UnidentifiedImageError, ValueError):  # a ValueError: a PNG chunk cut short, say
         with open(path, "rb") as f:

@@ -301,6 +301,19 @@ def test_a_truncated_heic_is_one_line_and_no_output(tmp_path):
     assert "Traceback" not in proc.stderr and not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.parametrize("major", [b"xvif", b"mif1"], ids=["damaged", "mif1"])
+def test_an_avif_named_so_among_its_compatible_brands_alone_is_read(major, tmp_path):
+    # libavif takes a file as AVIF by any of its brands: a damaged major brand was
+    # called a video (MP4), mif1 went to pillow-heif, whose libheif decodes no AV1.
+    write_image(tmp_path / "a.avif", picture(12, 16))
+    whole, _ = read_image(tmp_path / "a.avif")
+    data = (tmp_path / "a.avif").read_bytes()
+    assert data[8:12] == b"avif" and b"avif" in data[16:data.index(b"meta")]  # major, then compatible
+    (tmp_path / "b.avif").write_bytes(data[:8] + major + data[12:])
+    arr, info = read_image(tmp_path / "b.avif")
+    assert info.format == "AVIF" and np.array_equal(arr, whole)
+
+
 # --- AVIF output -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("channels", [1, 3, 4])
