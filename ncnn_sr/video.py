@@ -139,8 +139,9 @@ def _open_input(path):
         # Known from its first boxes, before FFmpeg reads through its frames (gigabytes
         # maybe) to the index, then fails at the first frame as "cannot decode".
         if not path.seekable() and _index_last(path.peek):
-            raise InputError(f"{path}: an mp4 whose index (moov) follows its frames cannot be read as it comes: "
-                             "give it as a file, or remux it with its index first (ffmpeg -movflags faststart)")
+            raise InputError(f"{path}: {_iso_kind(path.peek(12))} whose index (moov) follows its frames cannot be "
+                             "read as it comes: give it as a file, or remux it with its index first "
+                             "(ffmpeg -movflags faststart)")
     try:
         container = av.open(path if isinstance(path, VideoInput) else ffmpeg_name(path), **video_streams.READ_TAGS)
     except FileNotFoundError:
@@ -154,8 +155,8 @@ def _open_input(path):
                              "give it as a file") from None
         if not isinstance(path, VideoInput) and _empty_file(path):  # a copy or download cut short, say
             raise InputError(f"{path}: not a video: the file is empty (0 bytes)") from None
-        if not isinstance(path, VideoInput) and _index_missing(path):
-            raise InputError(f"{path}: an mp4 without its index (moov), as one cut off before its end is: FFmpeg "
+        if not isinstance(path, VideoInput) and (kind := _index_missing(path)):
+            raise InputError(f"{path}: {kind} without its index (moov), as one cut off before its end is: FFmpeg "
                              "cannot find its frames") from None
         raise InputError(f"{path}: not a video FFmpeg can read ({_reason(e)})") from None
     # FFmpeg reads a lone picture (a JPEG named .mp4) as a one-frame video through its
@@ -221,9 +222,17 @@ def _empty_file(path: str | os.PathLike) -> bool:
 _MP4_FIRST = (b"ftyp", b"wide", b"free", b"skip", b"mdat", b"moov", b"pnot")
 
 
-def _index_missing(path: str | os.PathLike) -> bool:
-    """Whether the file ``path`` is an mp4 or mov with frames (mdat) but no index
-    (moov), which its muxer writes last: a recording, copy or download cut short."""
+def _iso_kind(head: bytes) -> str:
+    """What an mp4 or mov whose first 12 bytes are ``head`` is called: a mov where its
+    file type (ftyp) says QuickTime ("qt  "), or where it has none, as QuickTime
+    files made before the ftyp existed (an mp4 has one), an mp4 otherwise."""
+    return "a mov (QuickTime)" if head[4:8] != b"ftyp" or head[8:12] == b"qt  " else "an mp4"
+
+
+def _index_missing(path: str | os.PathLike) -> str | None:
+    """What the file ``path`` is (``_iso_kind``) where it is an mp4 or mov with frames
+    (mdat) but no index (moov), which its muxer writes last: a recording, copy or
+    download cut short; None otherwise."""
     try:
         with open(path, "rb") as f:
             def read(at: int, n: int) -> bytes:
@@ -231,9 +240,12 @@ def _index_missing(path: str | os.PathLike) -> bool:
                 return f.read(n)
 
             kinds = [box.kind for box in isobmff.boxes(read)]
+            head = read(0, 12)
     except OSError:
-        return False
-    return bool(kinds) and kinds[0] in _MP4_FIRST and b"mdat" in kinds and b"moov" not in kinds
+        return None
+    if kinds and kinds[0] in _MP4_FIRST and b"mdat" in kinds and b"moov" not in kinds:
+        return _iso_kind(head)
+    return None
 
 
 def _index_last(peek) -> bool:

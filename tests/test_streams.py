@@ -349,14 +349,15 @@ def test_an_animated_png_on_standard_input_says_to_give_it_as_a_file(tmp_path):
         "ncnn-sr: error: standard input: FFmpeg reads this kind of video only by going back in it: give it as a file"]
 
 
-def test_an_mp4_with_its_index_last_on_standard_input_is_one_line(tmp_path):
+@pytest.mark.parametrize("suffix, kind", [(".mp4", "an mp4"), (".mov", "a mov (QuickTime)")])
+def test_an_mp4_with_its_index_last_on_standard_input_is_one_line(suffix, kind, tmp_path):
     # FFmpeg reads through its frames to the index, then cannot go back to them: the
-    # error was "cannot decode: Invalid data ... (a damaged file?)".
-    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    # error was "cannot decode: Invalid data ... (a damaged file?)". A mov was called an mp4.
+    clip = make_clip(tmp_path / f"in{suffix}", frames=3)
     proc = video_command("-i", "-", "-o", "-", stdin=clip.read_bytes())
     assert proc.returncode == 1 and proc.stdout == b""
     assert proc.stderr.decode().splitlines() == [
-        "ncnn-sr: error: standard input: an mp4 whose index (moov) follows its frames cannot be read as it comes: "
+        f"ncnn-sr: error: standard input: {kind} whose index (moov) follows its frames cannot be read as it comes: "
         "give it as a file, or remux it with its index first (ffmpeg -movflags faststart)"]
 
 

@@ -1186,6 +1186,9 @@ def test_the_drop_in_names_the_command_that_writes_a_container_h264_cannot_go_in
     # A recording or copy cut off before the index an mp4 ends with: "not a video", it said.
     (lambda p: _first_half(make_clip(p.with_name("whole.mp4"), frames=24), p),
      "an mp4 without its index (moov), as one cut off before its end is: FFmpeg cannot find its frames"),
+    # Named by what its file type says, whatever its name: a mov was called an mp4.
+    (lambda p: _first_half(make_clip(p.with_name("whole.mov"), frames=24), p),
+     "a mov (QuickTime) without its index (moov), as one cut off before its end is: FFmpeg cannot find its frames"),
 ])
 def test_inputs_that_are_not_videos_are_one_line_errors(make, message, tmp_path):
     src = tmp_path / "in.mp4"
