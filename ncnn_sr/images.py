@@ -439,7 +439,8 @@ def upright_sizes(path) -> tuple[tuple[int, int], ...]:
                 size = im.height, im.width
                 if im.format == "PNG" and "exif" not in im.info:
                     return size, size[::-1]
-                exif = readable_exif(im)
+                # Pillow states a TIFF's size upright already, and turns it as it loads it.
+                exif = readable_exif(im) if im.format != "TIFF" else None
     except Exception:  # noqa: BLE001
         return ()
     turned = exif is not None and exif.get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn

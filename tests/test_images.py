@@ -154,6 +154,16 @@ def test_a_palette_png_whose_transparency_outnumbers_256_colours_is_read_without
     assert "p.png: its transparency (tRNS) has entries past the 256 colours a palette holds" in caplog.text
 
 
+@pytest.mark.parametrize("fmt", ["TIFF", "JPEG", "WEBP", "PNG"])
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_the_upright_size_told_from_a_header_is_the_size_read(fmt, orientation, tmp_path):
+    # The run checks a target width or height against it before the pixels are read.
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(picture(10, 30)).save(tmp_path / "p", fmt, exif=exif.tobytes())
+    assert images_mod.upright_sizes(tmp_path / "p") == (read_image(tmp_path / "p")[0].shape[:2],)
+
+
 def test_a_palette_png_without_its_palette_is_refused(tmp_path):
     # libpng refuses it ("Missing PLTE before IDAT"); Pillow read every pixel black.
     data = io.BytesIO()
