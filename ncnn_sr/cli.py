@@ -696,7 +696,6 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         # first, so that a name is blamed only for what the name does.
         try:
             check_folder(target)
-            convert_mod.check_model_folder(target)
         except NcnnSrError as e:  # beside the weights, by default: somewhere else may do
             raise type(e)(f"{e}{' (-o FOLDER writes the model elsewhere)' if folder is None else ''}") from None
         try:

@@ -323,12 +323,9 @@ def check_target(folder: str | os.PathLike, name: str, overwrite: bool = False) 
         # A control character (a line break, from -n or the weights' file name) made a
         # model that every listing and message showed over two lines.
         raise ModelError(f"a model's name must be a file name without folder or suffix, got {describe(name)}")
-    if not _utf8(name):
-        raise ModelError(f"a model's name must be UTF-8 text, which ncnn can open, got {describe(name)}")
     fault = name_fault(f"{name}.param")
     if fault:  # a colon's files were hidden streams of a file of the name before it
         raise ModelError(f"a model's name must be a file name this system can hold, got {describe(name)}: {fault}")
-    check_model_folder(folder)
     entry = catalog().get(name)
     if entry is not None and entry.param_sha256:
         # Other weights under a verified model's name would be refused as a corrupt copy.
@@ -349,22 +346,6 @@ def check_target(folder: str | os.PathLike, name: str, overwrite: bool = False) 
         if protected:  # its owner's chmod a-w, which --force is no leave to undo (root may, as cp)
             raise InputError(f"cannot replace {path}: it is write-protected (read-only): make it writable to "
                              "replace it")
-
-
-def check_model_folder(folder: str | os.PathLike) -> None:
-    """A ModelError unless ncnn can open a model in ``folder``: its path is UTF-8 text."""
-    if not _utf8(os.fspath(folder)):
-        raise ModelError(f"the folder {os.fspath(folder)} is not UTF-8 text, which ncnn cannot open: give the model "
-                         "another")
-
-
-def _utf8(text: str) -> bool:
-    # Not where a name has bytes of another encoding (Latin-1): the trial run could not open the pair.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _trial_run(param: Path, scale: int, name: str) -> None:

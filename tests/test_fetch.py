@@ -19,7 +19,7 @@ from conftest import picture
 from test_cli import CMD, run
 from test_convert import random_compact, random_rrdb
 
-from ncnn_sr import cli, fetch
+from ncnn_sr import Upscaler, cli, fetch
 from ncnn_sr.download import DownloadError, Source, download, partial_path
 from ncnn_sr.errors import InputError, ModelError
 
@@ -673,3 +673,14 @@ def test_the_download_sizes_the_readme_and_help_give_are_the_catalogs():
         assert int(size) == round(sizes[name]), name
     total = f"{round(sum(sizes.values()))} MB"
     assert f"fetches the four ({total})" in readme and f"({total} in all)" in run("fetch", "--help").stdout
+
+
+def test_a_model_is_fetched_into_a_folder_whose_path_is_not_utf8_and_loads(server, tmp_path):
+    # A folder of Latin-1 bytes was refused before the download as "not UTF-8 text,
+    # which ncnn cannot open", though the model loads from it.
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    folder = tmp_path / os.fsdecode(b"mod\xe8les")
+    assert fetch.fetch_model("realesr-general-x4v3", folder, source=source).scale == 4
+    assert sorted(os.listdir(folder)) == ["realesr-general-x4v3.bin", "realesr-general-x4v3.param"]
+    with Upscaler("realesr-general-x4v3", device="cpu", model_path=folder) as up:
+        assert up.upscale(picture(5, 6)).shape == (20, 24, 3)
