@@ -42,7 +42,7 @@ from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checke
 from .icc import unstated as unstated_colour
 from .jobs import Job, Plan, alpha_target, check_reachable, existing_output, output_key
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
-from .resample import target_size
+from .resample import checked_resize, target_size
 from .signals import HeldInterrupts
 
 log = logging.getLogger("ncnn_sr")
@@ -246,11 +246,8 @@ class Pipeline:
             raise SettingError(f"animation_memory must be a whole number of bytes, at least 1, or None, "
                                f"got {animation_memory!r}")
         # Once here: else each picture of the batch failed on the same setting, one by one.
-        if scale is not None or width is not None or height is not None:
-            # How large a scale may be is each picture's to say: a 1 px one stands in
-            # here, at a scale of at most 1.
-            real = isinstance(scale, numbers.Real) and not isinstance(scale, bool)
-            target_size(1, 1, min(scale, 1) if real else scale, width, height)
+        # How large or small a scale may be is each picture's to say.
+        checked_resize(scale, width, height)
         checked_quality(quality)
         self.lanes = lanes
         self.load_workers, self.save_workers = load_workers, save_workers

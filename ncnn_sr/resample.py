@@ -1,6 +1,7 @@
 """Resampling an upscaled picture to the size the user asked for (Lanczos)."""
 from __future__ import annotations
 
+import decimal
 import math
 import numbers
 from fractions import Fraction
@@ -21,14 +22,52 @@ def target_size(height: int, width: int, scale: float | None = None,
     """(height, width) wanted for a picture: from a factor, or a width and/or height
     (one alone keeps the aspect ratio). A side that comes out between two whole
     numbers is rounded to the nearer, a half up (3 px at 1.5 is 5, as 5 px is 8).
-    Every size is at least 1 and at most ``MAX_SIDE``."""
+    Every size is at least 1 and at most ``MAX_SIDE``: a side that would round to 0
+    is an InputError, not 1 (which changed the picture's shape without a word)."""
+    scale, out_width, out_height = checked_resize(scale, out_width, out_height)
+    if out_width is not None or out_height is not None:
+        if out_width is None:
+            out_width = _half_up(Fraction(width * out_height, height))
+            if out_width < 1:
+                raise InputError(f"a {width}x{height} picture {_pixels(out_height)} tall would be under 1 pixel "
+                                 "wide: give a width too, to stretch it")
+        if out_height is None:
+            out_height = _half_up(Fraction(height * out_width, width))
+            if out_height < 1:
+                raise InputError(f"a {width}x{height} picture {_pixels(out_width)} wide would be under 1 pixel "
+                                 "tall: give a height too, to stretch it")
+        return _checked(out_height, out_width)
+    if scale is None:
+        raise InputError("scale must be a positive number, got None")
+    if max(height, width) * scale > MAX_SIDE:
+        raise InputError(f"a {width}x{height} picture at scale {scale:g} is too large: "
+                         f"at most {MAX_SIDE} pixels a side")
+    # The decimal the scale was written as (repr is the shortest that reads back as the
+    # same float): 25 px at 0.58 is 14.5, which rounds up, where the float product is
+    # 14.499999999999998.
+    exact = Fraction(repr(scale))
+    sides = _half_up(height * exact), _half_up(width * exact)
+    if min(sides) < 1:
+        # -s 1e-300 gave a 1x1 picture. A side rounds to 1 from half a pixel.
+        least = decimal.Context(prec=3, rounding=decimal.ROUND_CEILING).divide(1, 2 * min(height, width))
+        which = "a side" if max(sides) < 1 else "tall" if sides[0] < 1 else "wide"
+        raise InputError(f"a {width}x{height} picture at scale {scale:g} would be under 1 pixel {which}: "
+                         f"give a scale of at least {least:f}")
+    return _checked(*sides)
+
+
+def checked_resize(scale: float | None = None, out_width: int | None = None,
+                   out_height: int | None = None) -> tuple[float | None, int | None, int | None]:
+    """The arguments of ``target_size`` past its picture's size, as Python numbers
+    (numpy's small types overflow in its arithmetic: a width of np.uint8(80) gave a
+    100 px tall picture 2 px instead of 200); an InputError unless they make a
+    setting whatever the picture: a positive scale, or a width and/or height of 1 to
+    ``MAX_SIDE`` pixels, or none of them."""
     for name, value, kinds in (("scale", scale, numbers.Real), ("width", out_width, numbers.Integral),
                                ("height", out_height, numbers.Integral)):
         if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
             raise InputError(f"{name} must be a number, got {value!r}" if name == "scale" else
                              f"{name} must be a whole number of pixels, got {value!r}")
-    # As Python numbers: numpy's small types overflow in the arithmetic below (a
-    # width of np.uint8(80) gave a 100 px tall picture 2 px instead of 200).
     if scale is not None:
         try:
             scale = float(scale)
@@ -44,21 +83,13 @@ def target_size(height: int, width: int, scale: float | None = None,
                 raise InputError(f"target size must be at least 1 pixel, got {v}")
             if v is not None and v > MAX_SIDE:  # before the division, which overflowed on 10**400
                 raise InputError(f"target size must be at most {MAX_SIDE} pixels a side, got {v}")
-        if out_width is None:
-            out_width = max(1, _half_up(Fraction(width * out_height, height)))
-        if out_height is None:
-            out_height = max(1, _half_up(Fraction(height * out_width, width)))
-        return _checked(out_height, out_width)
-    if scale is None or not (scale > 0 and math.isfinite(scale)):
+    elif scale is not None and not (scale > 0 and math.isfinite(scale)):
         raise InputError(f"scale must be a positive number, got {scale}")
-    if max(height, width) * scale > MAX_SIDE:
-        raise InputError(f"a {width}x{height} picture at scale {scale:g} is too large: "
-                         f"at most {MAX_SIDE} pixels a side")
-    # The decimal the scale was written as (repr is the shortest that reads back as the
-    # same float): 25 px at 0.58 is 14.5, which rounds up, where the float product is
-    # 14.499999999999998.
-    exact = Fraction(repr(scale))
-    return _checked(max(1, _half_up(height * exact)), max(1, _half_up(width * exact)))
+    return scale, out_width, out_height
+
+
+def _pixels(count: int) -> str:
+    return f"{count} pixel{'' if count == 1 else 's'}"
 
 
 def _half_up(value: Fraction) -> int:

@@ -1453,6 +1453,11 @@ def test_recursive_walks_a_link_to_a_folder_outside_the_tree_under_the_links_nam
     (DROPIN, ["-s", "1e400"], 1, "invalid scale argument: -s 1e400 is too large: give a positive number"),
     (NCNN_SR, ["-s", "1e10"], 1, "a 16x12 picture at scale 1e+10 is too large: at most 262144 pixels a side"),
     (NCNN_SR, ["--width", "300000"], 1, "target size must be at most 262144 pixels a side, got 300000"),
+    # A 1x1 picture was written without a word.
+    (NCNN_SR, ["-s", "1e-300"], 1, "in.png: a 16x12 picture at scale 1e-300 would be under 1 pixel a side: give a "
+                                   "scale of at least 0.0417\n"),
+    (DROPIN, ["-s", "1e-300"], 1, "in.png failed: a 16x12 picture at scale 1e-300 would be under 1 pixel a side: "
+                                  "give a scale of at least 0.0417\n"),
 ])
 def test_scales_past_any_picture_are_refused_before_upscaling(cmd, flags, status, wording, tmp_path):
     pictures(tmp_path, ["in.png"])
@@ -1460,6 +1465,18 @@ def test_scales_past_any_picture_are_refused_before_upscaling(cmd, flags, status
     assert proc.returncode == status and wording in proc.stderr
     assert "Traceback" not in proc.stderr and "OverflowError" not in proc.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_scale_too_small_for_one_picture_of_a_batch_fails_that_picture_alone(tmp_path):
+    # The 2x2 one was written 1x1 without a word; the setting is each picture's to judge.
+    pictures(tmp_path / "in", ["big.png"])
+    pictures(tmp_path / "in", ["small.png"], size=(2, 2))
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "0.2",
+               "-g", "-1", check_ok=False)
+    assert proc.returncode == 1
+    assert "small.png: a 2x2 picture at scale 0.2 would be under 1 pixel a side: give a scale of at least 0.25" \
+        in proc.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["big.png"] and size_of(tmp_path / "out" / "big.png") == (3, 2)
 
 
 def test_an_input_that_is_neither_file_nor_pipe_nor_folder_is_named_so(tmp_path):

@@ -1205,16 +1205,18 @@ def test_a_panorama_within_the_longest_side_is_upscaled_at_the_model_scale(tmp_p
         assert im.size == (260000, 8)
 
 
-@pytest.mark.parametrize("size, orientation, said", [
-    ((70000, 1), 1, "a 7000000x100 result is too large"),
-    ((1, 70000), 6, "a 7000000x100 result is too large"),  # tall as stored, wide once turned
-    ((1, 70000), None, "broken or truncated picture"),  # its EXIF might follow its pixels, and turn it
+@pytest.mark.parametrize("size, orientation, height, said", [
+    ((70000, 1), 1, 100, "a 7000000x100 result is too large"),
+    ((1, 70000), 6, 100, "a 7000000x100 result is too large"),  # tall as stored, wide once turned
+    # Its EXIF might follow its pixels, and turn it: 1x400 as stored, 280000x400 turned.
+    # (Where as stored it would be under 1 pixel wide, neither way round could be.)
+    ((1, 700), None, 400, "broken or truncated picture"),
 ], ids=["upright", "turned", "turn-unknown"])
 def test_a_target_height_too_large_for_the_upright_picture_is_refused_from_its_header(tmp_path, size, orientation,
-                                                                                      said):
+                                                                                      height, said):
     # A target width or height was checked only once the pixels were read, their
     # orientation applied: a 5636107x9 WebP asked --height 100 was decoded first.
     broken_png(tmp_path / "p.png", *size, orientation)
-    proc = run("-i", tmp_path / "p.png", "-o", tmp_path / "o.png", "-n", "realesr-animevideov3", "--height", "100",
+    proc = run("-i", tmp_path / "p.png", "-o", tmp_path / "o.png", "-n", "realesr-animevideov3", "--height", height,
                "-g", "-1", check_ok=False)
     assert proc.returncode == 1 and said in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr

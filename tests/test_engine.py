@@ -784,6 +784,30 @@ def test_a_side_halfway_between_two_sizes_rounds_up(size, kwargs, wanted):
     assert target_size(*size, **kwargs) == wanted
 
 
+@pytest.mark.parametrize("size, kwargs, said", [
+    ((4, 5), {"scale": 1e-300}, "a 5x4 picture at scale 1e-300 would be under 1 pixel a side: give a scale of at "
+                                "least 0.125"),
+    ((4, 5), {"scale": 0.12}, "a 5x4 picture at scale 0.12 would be under 1 pixel tall: give a scale of at least "
+                              "0.125"),
+    ((1000, 6), {"scale": 0.05}, "a 6x1000 picture at scale 0.05 would be under 1 pixel wide: give a scale of at "
+                                 "least 0.0834"),
+    ((10, 1000), {"out_width": 1}, "a 1000x10 picture 1 pixel wide would be under 1 pixel tall: give a height "
+                                   "too, to stretch it"),
+    ((1000, 10), {"out_height": 10}, "a 10x1000 picture 10 pixels tall would be under 1 pixel wide: give a width "
+                                     "too, to stretch it"),
+])
+def test_a_side_that_would_round_to_nothing_is_refused_not_made_1_pixel(size, kwargs, said):
+    # -s 1e-300 wrote a 1x1 picture without a word.
+    with pytest.raises(InputError) as refused:
+        target_size(*size, **kwargs)
+    assert str(refused.value) == said
+
+
+def test_the_least_scale_a_refusal_gives_is_taken():
+    assert target_size(4, 5, scale=0.125) == (1, 1)
+    assert target_size(1000, 6, scale=0.0834) == (83, 1)  # 6 x 1/12, rounded up to 3 digits
+
+
 def test_an_upscalers_repr_names_its_model_scale_device_and_state():
     # found by a bug hunt: <ncnn_sr.engine.Upscaler object at 0x7f...>, in a log or a
     # debugger, told nothing about which model ran where
