@@ -374,6 +374,9 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
                              f"or model_name_for('{text}', scale) to pick one for a scale")
         if as_path.is_dir():  # -n models, a folder where the command runs: it was an "unknown model"
             _refuse_non_model(as_path)
+        for folder, _ in model_folders(model_path):
+            if os.path.isdir(folder / text):  # -m models -n sub, its models in models/sub: "unknown model" too
+                _refuse_non_model(folder / text)
         known = {*catalog(), *(e.family for e in catalog().values()), *custom_model_names(model_path)}
         meant = sorted(n for n in known if n.lower() == text.lower())
         if meant:  # on Linux, where file names are case-sensitive, as the catalog's are everywhere

@@ -349,6 +349,19 @@ def test_a_folder_here_named_as_the_model_says_to_pass_it_with_m_and_how(tmp_pat
     assert str(caught.value) == "empty is a folder, not a model: pass the folder with -m and the model's name with -n"
 
 
+def test_a_folder_in_a_model_folder_named_as_the_model_says_to_pass_it_with_m_and_how(tmp_path, monkeypatch):
+    # -m models -n sub, the models being in models/sub, was "unknown model 'sub'".
+    copy_model("realesr-animevideov3-x2", tmp_path / "models" / "sub", "mine")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError) as caught:
+        resolve_model("sub", "models")
+    assert str(caught.value) == ("models/sub is a folder, not a model: pass the folder with -m and the model's name "
+                                 "with -n (-m models/sub -n mine)")
+    monkeypatch.setenv("NCNN_SR_MODEL_PATH", str(tmp_path / "models"))
+    with pytest.raises(ModelError, match=f"^{re.escape(str(tmp_path / 'models' / 'sub'))} is a folder, not a model"):
+        resolve_model("sub")
+
+
 @pytest.mark.parametrize("given", ["path", "bare name"])
 def test_a_model_file_of_another_kind_is_not_an_ncnn_model(tmp_path, monkeypatch, given):
     (tmp_path / "RealESRGAN_x4plus.pth").write_bytes(b"PK\3\4")
