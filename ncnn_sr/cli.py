@@ -231,10 +231,7 @@ _SHARED_OPTIONS = [
                  help=f"Tile {_STAGED_MODELS} exactly (stage by stage, the whole picture's output) or blend. "
                       "Default: exact on the CPU and integrated GPUs while memory allows, blended on discrete GPUs; a "
                       "RealPLKSR with GroupNorm is exact on every device unless --blend."),
-    click.option("-g", "--gpu", default="auto", show_default=True,
-                 help="Vulkan device index (0, gpu0), -1 or cpu for the CPU; several: 0,1 or 0,-1. With fewer "
-                      "pictures than devices, a hardware GPU is used first, then the CPU, then a software Vulkan "
-                      "device (lavapipe), each kind in the order listed."),
+    "gpu",  # each command's own: see _GPU_HELP
     "jobs",  # each command's own: see _JOBS_HELP
     click.option("-m", "--model-path", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
                  help="Folder to look for models in first."),
@@ -263,10 +260,22 @@ _JOBS_HELP = {
 }
 
 
+# Only pictures leave out the devices none of them would reach: every device listed
+# loads the model for a video, whose frames go to whichever is free.
+_GPU = "Vulkan device index (0, gpu0), -1 or cpu for the CPU; several: 0,1 or 0,-1"
+_GPU_HELP = {
+    "upscale": f"{_GPU}. With fewer pictures than devices, a hardware GPU is used first, then the CPU, then a "
+               "software Vulkan device (lavapipe), each kind in the order listed.",
+    "video": f"{_GPU}, which share the frames.",
+}
+
+
 def _shared_options(command):
     for option in reversed(_SHARED_OPTIONS):
         if option == "jobs":
             option = click.option("-j", "--jobs", default="auto", show_default=True, help=_JOBS_HELP[command.__name__])
+        elif option == "gpu":
+            option = click.option("-g", "--gpu", default="auto", show_default=True, help=_GPU_HELP[command.__name__])
         command = option(command)
     return command
 

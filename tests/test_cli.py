@@ -428,6 +428,17 @@ def test_video_help_says_that_of_jobs_only_the_proc_workers_count():
     assert "only proc counts" in jobs, jobs
 
 
+def test_video_help_of_gpu_says_nothing_of_devices_left_out_for_few_pictures():
+    # found by a help audit: video's -g said that with fewer pictures than devices a
+    # hardware GPU was used first, which upscale's lane choice does; a video loads its
+    # model on every device listed, and they share the frames
+    video = " ".join(run("video", "--help").stdout.split())
+    gpu = video.split("-g, --gpu TEXT")[1].split("-j, --jobs")[0]
+    assert "pictures" not in gpu and "share the frames" in gpu, gpu
+    upscale = " ".join(run("upscale", "--help").stdout.split())
+    assert "With fewer pictures than devices, a hardware GPU is used first" in upscale
+
+
 @pytest.mark.parametrize("command", ["upscale", "video", "bench", "convert", "fetch", "models", "devices"])
 def test_no_help_shows_a_python_none(command):
     # found by a README audit: -s, which takes any positive factor, showed "[x<=None]",
