@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = sorted((ROOT / "tools").glob("*.py"))
 # Placeholders the docs write where argparse wants a number.
-NUMBERS = {"T": "200", "TILE": "200", "N...": "10", "WxH": "192x144"}
+NUMBERS = {"T": "200", "TILE": "200", "N...": "10", "WxH": "192x144", "HEX": "0" * 64}
 
 # One process for all: ncnn loads slowly. argv[1] is a JSON list of argument lists,
 # each a script's path and its arguments; failures come back as JSON on stdout.
@@ -79,6 +79,22 @@ def test_tools_import_and_their_quoted_commands_parse():
     assert not failed, "\n".join(f"{command}: {why}" for command, why in failed)
 
 
+def parse_ncnn_sr(words: list[str]) -> None:
+    """Parse ``ncnn-sr WORDS`` as far as the command's own options, running nothing;
+    a click.UsageError if they do not parse. The group alone left ``ncnn-sr -i a -o b
+    --bogus`` to upscale, unparsed."""
+    import warnings
+
+    from ncnn_sr.cli import main
+
+    ctx = main.make_context("ncnn-sr", [NUMBERS.get(w, w) for w in words])
+    with warnings.catch_warnings():  # protected_args: click 9 folds it into args
+        warnings.simplefilter("ignore", DeprecationWarning)
+        rest = [*ctx.protected_args, *ctx.args]
+    name, command, args = main.resolve_command(ctx, rest)
+    command.make_context(name, args, parent=ctx)
+
+
 def test_the_ncnn_sr_commands_docs_benchmarks_md_quotes_parse():
     # The tools' quotes are checked above; `ncnn-sr bench ...` and the others are how
     # most of its figures were taken, and a renamed flag would leave them unrepeatable.
@@ -90,18 +106,70 @@ def test_the_ncnn_sr_commands_docs_benchmarks_md_quotes_parse():
     commands = [shlex.split(c)[1:] for c in re.findall(r"`(ncnn-sr [^`]*)`", text)]
     parsed = 0
     for words in commands:
-        words = [NUMBERS.get(w, w) for w in words]
         if words[0] in main.commands and len(words) == 1:
             continue  # the command named, not run
         try:
-            if words[0] in main.commands:
-                main.commands[words[0]].make_context(words[0], words[1:])
-            else:
-                main.make_context("ncnn-sr", list(words))
+            parse_ncnn_sr(words)
         except click.UsageError as e:
             raise AssertionError(f"ncnn-sr {' '.join(words)}: {e.format_message()}") from None
         parsed += 1
     assert parsed >= 10
+
+
+def readme_shell_calls() -> list[list[str]]:
+    """The words of each ncnn-sr and realesrgan-ncnn-vulkan call in the README's shell
+    examples: a line, or a stage of a pipe, without its comment or redirection."""
+    calls, fenced, language = [], False, ""
+    for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            fenced, language = not fenced, line[3:]
+        elif fenced and not language:
+            for stage in line.split(" | "):
+                words = shlex.split(stage, comments=True)
+                if words[:1] in (["ncnn-sr"], ["realesrgan-ncnn-vulkan"]):
+                    calls.append(words[:words.index(">")] if ">" in words else words)
+    return calls
+
+
+def test_each_command_the_readme_shows_parses(tmp_path, monkeypatch):
+    # found by a README audit: nothing checked the README's examples against the
+    # commands' flags, where a user copies them from
+    import click
+
+    from ncnn_sr import dropin
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()  # -m models: the convert example's output, which -m needs there
+    calls = readme_shell_calls()
+    assert len(calls) >= 30 and sum(words[0] == "realesrgan-ncnn-vulkan" for words in calls) >= 4
+    for words in calls:
+        try:
+            if words[0] == "ncnn-sr":
+                parse_ncnn_sr(words[1:])
+            else:
+                dropin.main.make_context(words[0], words[1:])
+        except click.UsageError as e:
+            raise AssertionError(f"{' '.join(words)}: {e.format_message()}") from None
+
+
+def test_ci_runs_the_readme_s_test_command_as_the_readme_gives_it():
+    # The README tells a new user one command to run the tests, and .ci/run says it
+    # runs that command: it reads it from between the README's markers.
+    import configparser
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- test-command -->\n```\n(.*?)\n```\n<!-- /test-command -->", readme, re.S)[1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    extract = re.search(r"^test_command=\$\(.*\)$", ci, re.M)[0]
+    assert ci.rstrip().endswith('bash -c "$test_command"')
+    read = subprocess.run(["bash", "-c", f'{extract}; printf %s "$test_command"'], cwd=ROOT, capture_output=True,
+                          text=True, timeout=30, check=True).stdout
+    assert read == block
+    install, test = block.split(" && ")
+    assert install == "python3 -m pip install -e '.[test]'" and test.startswith("python3 -m pytest")
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    assert "pytest" in setup["options.extras_require"]["test"]
 
 def test_names_the_tools_set_or_replace_exist():
     """Setting a renamed attribute or replacing a renamed method fails silently:
