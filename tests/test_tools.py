@@ -90,7 +90,7 @@ def parse_ncnn_sr(words: list[str]) -> None:
     ctx = main.make_context("ncnn-sr", [NUMBERS.get(w, w) for w in words])
     with warnings.catch_warnings():  # protected_args: click 9 folds it into args
         warnings.simplefilter("ignore", DeprecationWarning)
-        rest = [*ctx.protected_args, *ctx.args]
+        rest = [*getattr(ctx, "protected_args", ()), *ctx.args]
     name, command, args = main.resolve_command(ctx, rest)
     command.make_context(name, args, parent=ctx)
 
