@@ -27,7 +27,7 @@ from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError
 from .images import frame_count, one_size, output_format
 from .jobs import OutputIsInput, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos
 from .models import ModelSpec, known_scale
-from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, ordered_map
+from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, UpscalingFailed, ordered_map
 from .repeats import Repeats
 from .typed_numbers import whole_number
 from .video_options import VIDEO_CONTAINERS, is_video_path
@@ -721,7 +721,10 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
     except OSError as e:
         raise InputError(f"cannot make the folder of {dst}: {os_reason(e)}") from None
     start = time.monotonic()
-    written = video.upscale_video(src, dst, frames, encode, progress=bar, flags=flags)
+    try:
+        written = video.upscale_video(src, dst, frames, encode, progress=bar, flags=flags)
+    except UpscalingFailed as e:
+        raise e.about(src) from e.error  # the line names the video, as a picture's does
     seconds = time.monotonic() - start
     bar.close()
     reused = f"; {frames.count} repeated the frame before, upscaled once" if frames.count else ""
@@ -770,13 +773,19 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
                 if new_folder is not None:
                     _remove_empty_folders(new_folder)
                 failed += 1
+                left = len(jobs) - done - skipped - failed
                 if isinstance(e, NoRoom):
                     if bar is not None:
                         bar.close()
-                    _say_stopped(prog, str(e), done, skipped, failed, len(jobs) - done - skipped - failed,
-                                 "it can be written")
+                    _say_stopped(prog, str(e), done, skipped, failed, left, "it can be written")
                     return EXIT_FAILED
                 _say_failed(prog, bar, _naming(e, src, dst))
+                if isinstance(e, UpscalingFailed) and e.every_device:
+                    # As a folder of pictures stops: every later video would fail on them alike.
+                    devices = ", ".join(map(str, dict.fromkeys(lane.upscaler.device for lane in lanes)))
+                    _say_stopped(prog, f"every device failed ({devices})", done, skipped, failed, left,
+                                 "a device works again")
+                    return EXIT_FAILED
                 continue
             done += 1
             if not opts.quiet:

@@ -1188,6 +1188,30 @@ def _join(workers: list[_Worker]) -> None:
         w.thread.join()  # its target has returned: only the thread's own exit is left
 
 
+class UpscalingFailed(NcnnSrError):
+    """An item of ordered_map's (a video's frame) that failed in an unforeseen way (not
+    an NcnnSrError, memory or Cancelled) on each upscaler it went to, ``upscalers``, in
+    that order; ``error`` is the last failure, and the cause. ``every_device``: these
+    were several, now all out, which says the devices are lost, as a Pipeline's run
+    stops once every device has failed; one alone failing says no more of it than of
+    the item, as a Pipeline's picture fails alone there."""
+
+    def __init__(self, upscalers: list, error: Exception, every_device: bool, about=None):
+        where = ", then on ".join(str(getattr(up, "device", up)) for up in dict.fromkeys(upscalers))
+        super().__init__(f"{'' if about is None else f'{about}: '}upscaling failed on {where}: {error!r}")
+        self.upscalers, self.error, self.every_device = list(upscalers), error, every_device
+        self.__cause__ = error
+
+    @property
+    def devices(self) -> list:
+        """Each device it failed on, once, in that order."""
+        return list(dict.fromkeys(getattr(up, "device", up) for up in self.upscalers))
+
+    def about(self, item) -> "UpscalingFailed":
+        """This failure, its line naming ``item`` (the video) first."""
+        return UpscalingFailed(self.upscalers, self.error, self.every_device, about=item)
+
+
 class _Failed:
     """An exception travelling through the ordered map to its consumer."""
 
@@ -1213,12 +1237,14 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     once, leaving the threads to stop on their own, so that Ctrl-C is never held up
     by a tile (a caller that gets Ctrl-C elsewhere should likewise not close it).
 
-    With lanes of more than one upscaler, one that fails an item in an unforeseen way
-    (not an NcnnSrError, memory or Cancelled) is taken out, with a warning, and the
-    item goes on to another lane, as in a Pipeline: to each upscaler it has not failed
-    on, as those it failed on are out. Unlike a Pipeline's devices, none comes back
-    (an item that fails on all of them ends the run anyway): the failure on the last
-    one left comes out of this generator.
+    An item that ``work`` fails in an unforeseen way (not an NcnnSrError, memory or
+    Cancelled) comes out as an UpscalingFailed naming the upscalers' devices, its
+    ``error`` the failure. With lanes of more than one upscaler, the one that failed is
+    taken out, with a warning, and the item goes on to another lane, as in a Pipeline:
+    to each upscaler it has not failed on, as those it failed on are out. Unlike a
+    Pipeline's devices, none comes back (an item that fails on all of them ends the run
+    anyway): once none is left, the UpscalingFailed (``every_device``) names each, in
+    the order they failed, and the failure on the last.
     """
     # Else no lanes, or a window of 0, waited for ever.
     _check_lanes(lanes, "ordered_map")
@@ -1234,7 +1260,8 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     total = [None]  # how many items there were, once the feeder knows
     upscalers = {id(lane.upscaler) for lane in lanes}
     down: set[int] = set()  # the ids of the upscalers taken out
-    no_device: list = [None]  # the last failure, once every upscaler is out
+    out_in_turn: list = []  # the upscalers taken out, in that order
+    no_device: list = [None]  # the UpscalingFailed, once every upscaler is out
 
     def taken_out(upscaler, error: Exception) -> bool:
         """Whether ``upscaler`` is out, and the item it failed with ``error`` goes to
@@ -1244,8 +1271,11 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
             return False
         with ready:
             first = id(upscaler) not in down
-            if first and len(down) + 1 == len(upscalers):
-                no_device[0] = error  # before it is in down: see proc
+            if first:
+                out_in_turn.append(upscaler)
+                if len(down) + 1 == len(upscalers):
+                    # Before it is in down: see proc.
+                    no_device[0] = UpscalingFailed(out_in_turn, error, every_device=True)
             down.add(id(upscaler))
         if first:
             log.warning("%s failed (%r): %s", getattr(upscaler, "device", upscaler), error,
@@ -1301,7 +1331,7 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
                         if taken_out(upscaler, e):
                             todo.retry(entry)
                             return
-                        result = _Failed(e)
+                        result = _Failed(no_device[0] or UpscalingFailed([upscaler], e, every_device=False))
                     except BaseException as e:
                         result = _Failed(e)
                 with ready:

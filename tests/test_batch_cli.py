@@ -2072,3 +2072,50 @@ def test_a_video_whose_lane_fails_is_finished_by_the_other(tmp_path, in_process,
             return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     alone, two = frames(tmp_path / "alone.mkv"), frames(tmp_path / "two.mkv")
     assert len(alone) == len(two) == 8 and all(np.array_equal(a, b) for a, b in zip(alone, two))
+
+
+def test_a_video_whose_frames_fail_on_its_one_device_is_one_line_naming_it_and_the_device(tmp_path, in_process,
+                                                                                           monkeypatch):
+    # found by review: the RuntimeError came out of the command as a traceback.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    failing_device(monkeypatch, lambda up: True)
+    out = tmp_path / "new" / "out.mp4"
+    status, said = in_process("video", "-i", clip, "-o", out, "-n", "realesr-animevideov3", "-s", "2", "-g", "-1")
+    assert status == 1
+    assert said.splitlines() == [f"ncnn-sr: error: {clip}: upscaling failed on CPU: "
+                                 "RuntimeError('vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')"]
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]  # neither a part file nor the folder made for it
+
+
+def test_in_a_folder_a_video_that_fails_on_its_one_device_fails_alone_and_the_others_go_on(tmp_path, in_process,
+                                                                                           monkeypatch):
+    # As a picture that fails on the one device there fails alone.
+    (tmp_path / "in").mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        make_clip(tmp_path / "in" / name, frames=2, audio=None)
+    failing_device(monkeypatch, lambda up: True)
+    status, said = in_process("video", "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3",
+                              "-s", "2", "-g", "-1")
+    assert status == 1
+    lines = said.splitlines()
+    assert lines[:2] == [f"ncnn-sr: error: {tmp_path / 'in' / name}: upscaling failed on CPU: "
+                         "RuntimeError('vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')" for name in ("a.mp4", "b.mp4")]
+    assert lines[2].startswith("ncnn-sr: 2 videos: 0 upscaled, 0 skipped, 2 failed in ") and len(lines) == 3
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_of_videos_stops_in_one_line_once_every_device_has_failed(tmp_path, in_process, monkeypatch):
+    # As a folder of pictures does: each later video would fail on them alike.
+    (tmp_path / "in").mkdir()
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        make_clip(tmp_path / "in" / name, frames=2, audio=None)
+    failing_device(monkeypatch, lambda up: True)
+    status, said = in_process("video", "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3",
+                              "-s", "2", "-g", "-1,-1", "-j", "1:1:1")
+    assert status == 1
+    lines = [line for line in said.splitlines() if "warning" not in line]
+    assert lines == [f"ncnn-sr: error: {tmp_path / 'in' / 'a.mp4'}: upscaling failed on CPU, then on CPU: "
+                     "RuntimeError('vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')",
+                     "ncnn-sr: stopped: every device failed (CPU); 0 upscaled, 0 skipped, 1 failed, 2 not done; once "
+                     "a device works again, the same command with --skip-existing goes on from there"]
+    assert not (tmp_path / "out").exists()

@@ -17,7 +17,7 @@ from ncnn_sr import jobs as jobs_mod, pipeline as pipeline_mod
 from ncnn_sr.animation import read_frames
 from ncnn_sr.devices import CPU
 from ncnn_sr.jobs import Job, plan_jobs
-from ncnn_sr.pipeline import Lane, Pipeline, ordered_map
+from ncnn_sr.pipeline import Lane, Pipeline, UpscalingFailed, ordered_map
 
 MODEL = "realesr-animevideov3-x2"
 
@@ -782,11 +782,16 @@ def test_ordered_map_raises_once_every_device_has_failed(lanes, warnings):
     broken = [Lane(Broken(0.01, fake_gpu(i)), 1) for i in range(lanes)]
 
     def drain():
-        with pytest.raises(RuntimeError, match="vkQueueSubmit failed"):
+        with pytest.raises(UpscalingFailed) as failed:
             list(ordered_map(broken, frames, lambda up, frame: up.upscale(frame), window=4))
-        return True
-    assert within(60, drain)
+        return failed.value
+    failed = within(60, drain)
     assert sum(lane.upscaler.count for lane in broken) < 40
+    # Named as a Pipeline names a picture's devices; the command's line names them so.
+    assert failed.every_device and sorted(failed.devices, key=str) == [lane.upscaler.device for lane in broken]
+    assert str(failed) == (f"upscaling failed on {', then on '.join(map(str, failed.devices))}: "
+                           "RuntimeError('vkQueueSubmit failed')")
+    assert isinstance(failed.__cause__, RuntimeError) and failed.error is failed.__cause__
 
 
 def test_ordered_map_does_not_hand_on_an_item_that_fails_in_words():
@@ -866,9 +871,10 @@ def test_a_failure_ends_the_ordered_map_with_its_threads():
             raise ValueError("item 2 broke")
         return slowly(upscaler, item)
 
-    with pytest.raises(ValueError, match="item 2 broke"):
+    with pytest.raises(UpscalingFailed, match=r"^upscaling failed on None: ValueError\('item 2 broke'\)$") as failed:
         list(ordered_map([Lane(None, 2)], range(50), fails_on_two))
     assert set(threading.enumerate()) - before == set()
+    assert isinstance(failed.value.__cause__, ValueError) and not failed.value.every_device
 
 
 def test_joining_waits_for_the_target_even_when_the_thread_says_it_ended():
