@@ -454,9 +454,43 @@ def _open_bar(prog: str, total: int | None, unit: str, fraction: bool = False):
 
     shape = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]" \
         if fraction else None
-    _bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True, desc=prog, leave=False,
+    _bar = tqdm(total=total, unit=unit, file=_BarStream(sys.stderr), dynamic_ncols=True, desc=prog, leave=False,
                 bar_format=shape)
     return _bar
+
+
+class _BarStream:
+    """``stream`` as a bar writes to it: once a write fails (the terminal or the pipe
+    beneath is gone), nothing more, and no error. A bar is told of each tile from a
+    proc worker, whose picture failed for it; and tqdm, raising from a write, keeps its
+    lock, so every later bar call, its close too, waited for it for ever. Equal to
+    ``stream``, which tqdm compares it with to clear the bar before another line."""
+
+    def __init__(self, stream):
+        self._stream, self._gone = stream, False
+
+    def write(self, text: str) -> None:
+        self._quietly(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._quietly(self._stream.flush)
+
+    def _quietly(self, method, *args) -> None:
+        if self._gone:
+            return
+        try:
+            method(*args)
+        except OSError:
+            self._gone = True  # the pictures are still worth finishing, as _tile_percent's
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+    def __eq__(self, other) -> bool:
+        return other is self or other is self._stream
+
+    def __hash__(self) -> int:
+        return hash(self._stream)
 
 
 def _close_bar() -> None:

@@ -1,5 +1,7 @@
 """Folders, the drop-in realesrgan-ncnn-vulkan command and the classic calls, run as
 a user runs them (subprocess, real models, small pictures, CPU unless said)."""
+import errno
+import io
 import re
 import os
 import signal
@@ -17,6 +19,7 @@ from conftest import picture, png_bytes, png_chunk
 from ncnn_sr.animation import read_frames
 from media import bomb_png, make_clip
 from test_cli import installed
+from test_pipeline import within
 
 NCNN_SR = installed("ncnn-sr")
 DROPIN = installed("realesrgan-ncnn-vulkan")
@@ -329,6 +332,48 @@ def test_the_dropins_percentages_leave_out_an_upscale_that_ended_without_its_res
     _tile_percent(0, 4)
     _tile_percent(1, 4)
     assert capsys.readouterr().err == "25.00%\n"
+
+
+class GoneTerminal(io.StringIO):
+    """Standard error on a terminal that went away (a closed pipe beneath it) once
+    ``gone`` is set: each write then fails."""
+
+    gone = False
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.gone:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+        return super().write(text)
+
+
+@pytest.mark.parametrize("bar", ["folder", "picture"])
+def test_a_bar_whose_stderr_is_gone_loses_no_picture(tmp_path, monkeypatch, bar):
+    # Each picture failed with "on_tile, the progress callback, failed: BrokenPipeError",
+    # where the drop-in's percentages (_tile_percent) leave it be.
+    from ncnn_sr import Upscaler
+    from ncnn_sr.batch_cli import _Progress, _TileBar
+    from ncnn_sr.jobs import plan_jobs
+    from ncnn_sr.pipeline import Lane, Pipeline
+
+    pictures(tmp_path / "in", ["a.png", "b.png"], size=(80, 80))
+    stderr = GoneTerminal()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    progress = _Progress("ncnn-sr", 2, False, False, show=True) if bar == "folder" else _TileBar("ncnn-sr")
+    progress.bar.mininterval = 0  # each tile redraws it
+    on_tile = progress.tile if bar == "folder" else progress
+    stderr.gone = True
+    outcomes = []
+    with Upscaler("realesr-animevideov3-x2", device=-1, tile=32, threads=1) as up:  # 9 tiles a picture
+        Pipeline([Lane(up, 1)], on_tile=on_tile, on_outcome=outcomes.append).run(
+            plan_jobs(tmp_path / "in", tmp_path / "out").jobs)
+    assert [(o.status, o.message) for o in outcomes] == [("ok", "")] * 2
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "b.png"]
+    # tqdm, raising from a write, kept its lock: closing the bar then waited for ever.
+    within(30, lambda: progress.close())
+    assert stderr.getvalue().count("ncnn-sr") == 1  # the bar as it opened, nothing after
 
 
 def test_two_cpu_lanes_share_a_folder(tmp_path):
