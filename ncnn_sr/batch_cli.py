@@ -22,7 +22,7 @@ import click
 from . import devices
 from .engine import Upscaler
 from .files import check_folder, check_writable
-from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, one_line, os_reason,
+from .errors import (NO_ROOM, DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, one_line, os_reason,
                      shell_word)
 from .images import frame_count, one_size, output_format
 from .jobs import OutputIsInput, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos
@@ -753,7 +753,9 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
         if isinstance(dst, Path):  # else a stream
             dst.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise InputError(f"cannot make the folder of {dst}: {os_reason(e)}") from None
+        # A full disk stops a folder's run, as a write to it does (see cannot_write).
+        kind = NoRoom if e.errno in NO_ROOM else InputError
+        raise kind(f"cannot make the folder of {dst}: {os_reason(e)}") from None
     start = time.monotonic()
     try:
         written = video.upscale_video(src, dst, frames, encode, progress=bar, flags=flags)

@@ -2164,3 +2164,29 @@ def test_a_folder_of_videos_stops_in_one_line_once_every_device_has_failed(tmp_p
                      "ncnn-sr: stopped: every device failed (CPU); 0 upscaled, 0 skipped, 1 failed, 2 not done; once "
                      "a device works again, the same command with --skip-existing goes on from there"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_full_disk_met_making_a_videos_folder_stops_a_folder_of_videos(tmp_path, in_process, monkeypatch):
+    # It was a plain failure of that video, and each later one was upscaled in turn only
+    # to fail alike, where a full disk met writing one stops the run.
+    import errno
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    for name in ("a.mp4", "sub/b.mp4", "sub/c.mp4"):
+        make_clip(tmp_path / "in" / name, frames=2, audio=None)
+    out = tmp_path / "out"
+    real = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self == out / "sub":
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    status, said = in_process("video", "-i", tmp_path / "in", "-o", out, "-r", *X2_CPU)
+    assert status == 1
+    lines = said.splitlines()
+    assert lines[0].startswith(f"ncnn-sr: wrote {out / 'a.mp4'}: 2 frames")
+    assert lines[1:] == [f"ncnn-sr: stopped: cannot make the folder of {out / 'sub' / 'b.mp4'}: No space left on "
+                         "device; 1 upscaled, 0 skipped, 1 failed, 1 not done; once it can be written, the same "
+                         "command with --skip-existing goes on from there"]
+    assert sorted(p.name for p in out.rglob("*")) == ["a.mp4"]
