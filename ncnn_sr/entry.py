@@ -155,7 +155,7 @@ def _stderr_to_devnull() -> None:
         if fd != 2:
             os.dup2(fd, 2)
             os.close(fd)
-    sys.stderr = open(2, "w", errors="backslashreplace", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
 
 
 def _run(module: str, prog: str) -> None:

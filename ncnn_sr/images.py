@@ -274,11 +274,10 @@ def open_mended(path: str, warn: bool = False) -> Image.Image:
     AVIF that names AVIF among its compatible brands alone is opened by Pillow's AVIF
     reader (``avif.brand_passed_by``)."""
     try:
-        if avif.brand_passed_by(path):
-            from PIL import AvifImagePlugin  # present where the module is: brand_passed_by checked it
-            return AvifImagePlugin.AvifImageFile(path)
-        return Image.open(path)
+        im = Image.open(path)
     except (UnidentifiedImageError, ValueError):  # a ValueError: a PNG chunk cut short, say
+        if avif.brand_passed_by(path):
+            return _avif_by_brand(path)
         with open(path, "rb") as f:
             if f.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:  # not read whole: an unknown file may be a large video
                 raise
@@ -291,6 +290,17 @@ def open_mended(path: str, warn: bool = False) -> Image.Image:
                         f"{len(dropped)} damaged chunks" if len(dropped) > 1 else "a damaged chunk",
                         "them" if len(dropped) > 1 else "it", ", ".join(dropped))
         return im
+    # The brands are looked at only where Pillow's choice may be wrong: a file is
+    # opened once more for it, which a JPEG or PNG was spared.
+    if im.format == "HEIF" and avif.brand_passed_by(path):
+        im.close()
+        return _avif_by_brand(path)
+    return im
+
+
+def _avif_by_brand(path: str) -> Image.Image:
+    from PIL import AvifImagePlugin  # present where the module is: brand_passed_by checked it
+    return AvifImagePlugin.AvifImageFile(path)
 
 
 @contextlib.contextmanager
