@@ -567,14 +567,19 @@ def warnings(proc: subprocess.CompletedProcess) -> list[str]:
     return [line for line in proc.stderr.splitlines() if line.startswith("ncnn-sr: warning: ")]
 
 
+def _one_input(command: list, tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny picture, or with ``video`` a tiny clip, and where its output goes."""
+    from media import make_clip
+    Image.fromarray(picture(12, 16)).save(tmp_path / "in.png")
+    source = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=12, audio=None) if command else \
+        tmp_path / "in.png"
+    return source, tmp_path / f"out{source.suffix}"
+
+
 @pytest.mark.parametrize("command", [[], ["video"]])
 def test_exact_with_a_model_that_has_no_stages_is_said_to_be_ignored(command, tmp_path):
     # It was ignored without a word: realesr-animevideov3's tiles blend whatever it says.
-    from media import make_clip
-    source = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=12, audio=None) if command else \
-        tmp_path / "in.png"
-    Image.fromarray(picture(12, 16)).save(tmp_path / "in.png")
-    out = tmp_path / f"out{source.suffix}"
+    source, out = _one_input(command, tmp_path)
     proc = run(*command, "-i", source, "-o", out, *FAST, "--exact")
     assert warnings(proc) == ["ncnn-sr: warning: --exact ignored: realesr-animevideov3-x2 does not run in stages "
                               "(RRDBNet models and a RealPLKSR with GroupNorm do): its tiles are blended"]
@@ -591,11 +596,7 @@ def test_exact_with_a_model_that_runs_in_stages_says_nothing(tmp_path):
 @pytest.mark.parametrize("command", [[], ["video"]])
 def test_recursive_with_one_file_is_said_to_be_ignored(command, tmp_path):
     # -r over a file was ignored without a word, as -f and --suffix are not.
-    from media import make_clip
-    source = make_clip(tmp_path / "in.mp4", frames=2, width=16, height=12, audio=None) if command else \
-        tmp_path / "in.png"
-    Image.fromarray(picture(12, 16)).save(tmp_path / "in.png")
-    out = tmp_path / f"out{source.suffix}"
+    source, out = _one_input(command, tmp_path)
     proc = run(*command, "-i", source, "-o", out, *FAST, "-r")
     assert warnings(proc) == [f"ncnn-sr: warning: -r ignored: {source} is not a folder"]
     assert out.exists()
