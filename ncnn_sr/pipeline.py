@@ -877,8 +877,8 @@ class Pipeline:
 
     @staticmethod
     def _failed_on_said(item: _Item) -> str:
-        where = ", then on ".join(str(up.device) for up in dict.fromkeys(item.failed_on))
-        return f"{item.job.source}: upscaling failed on {where}: {item.failure!r}"
+        # In ordered_map's words, which a video's frame fails with.
+        return str(UpscalingFailed(item.failed_on, item.failure, every_device=False, about=item.job.source))
 
     def _devices(self) -> list:
         """Each lane's device, once, in the lanes' order."""
