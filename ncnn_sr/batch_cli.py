@@ -818,8 +818,10 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
                 _say_failed(prog, bar, _naming(e, src, dst))
                 if isinstance(e, UpscalingFailed) and e.every_device:
                     # As a folder of pictures stops: every later video would fail on them alike.
-                    devices = ", ".join(map(str, dict.fromkeys(lane.upscaler.device for lane in lanes)))
-                    _say_stopped(prog, f"every device failed ({devices})", done, skipped, failed, left,
+                    # Named as a folder of pictures names them, in the lanes' order; not
+                    # "devices", which would hide the module from the whole function.
+                    named = ", ".join(map(str, dict.fromkeys(lane.upscaler.device for lane in lanes)))
+                    _say_stopped(prog, f"every device failed ({named})", done, skipped, failed, left,
                                  "a device works again")
                     return EXIT_FAILED
                 continue
