@@ -22,8 +22,8 @@ import click
 from . import devices
 from .engine import Upscaler
 from .files import check_folder, check_writable
-from .errors import (NO_ROOM, DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, one_line, os_reason,
-                     shell_word)
+from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, one_line, os_reason,
+                     shell_word, write_error_type)
 from .images import frame_count, one_size, output_format
 from .jobs import OutputIsInput, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos
 from .models import ModelSpec, known_scale
@@ -754,8 +754,7 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
             dst.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         # A full disk stops a folder's run, as a write to it does (see cannot_write).
-        kind = NoRoom if e.errno in NO_ROOM else InputError
-        raise kind(f"cannot make the folder of {dst}: {os_reason(e)}") from None
+        raise write_error_type(e)(f"cannot make the folder of {dst}: {os_reason(e)}") from None
     start = time.monotonic()
     try:
         written = video.upscale_video(src, dst, frames, encode, progress=bar, flags=flags)

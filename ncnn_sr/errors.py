@@ -234,9 +234,15 @@ def stand_in(path, data) -> str | None:
 NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
+def write_error_type(e: BaseException) -> type[InputError]:
+    """The error type for a write that failed with ``e``: NoRoom where its disk is full
+    or read-only, which no later output there gets past either, else InputError."""
+    return NoRoom if getattr(e, "errno", None) in NO_ROOM else InputError
+
+
 def cannot_write(target, e: OSError) -> InputError:
     """The one-line error for a write to ``target`` that failed with ``e``."""
-    kind = NoRoom if e.errno in NO_ROOM else InputError
+    kind = write_error_type(e)
     reason = os_reason(e)
     if _WINDOWS and isinstance(e, FileNotFoundError) and len(os.path.abspath(target)) >= 260:
         reason += " (the path is 260 characters or longer: shorten it, or enable Windows's long paths)"

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import isobmff, timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
-from .errors import NO_ROOM, FlagNames, InputError, NoRoom, cannot_write, describe
+from .errors import FlagNames, InputError, cannot_write, describe, write_error_type
 from .resample import resize
 from .files import ffmpeg_name, mode_for, temp_stem, write_target
 from .streams import VideoInput, VideoOutput
@@ -631,8 +631,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
 def _cannot_write(dst, e: Exception) -> InputError:
     """The one-line error for a failure ``e`` to write the output ``dst``: NoRoom where
     its disk is full or read-only, which no later output there can get past either."""
-    kind = NoRoom if getattr(e, "errno", None) in NO_ROOM else InputError
-    return kind(f"cannot write {dst}: {_reason(e)}")
+    return write_error_type(e)(f"cannot write {dst}: {_reason(e)}")
 
 
 def _decode_in_order(video_in) -> None:
