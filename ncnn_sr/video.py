@@ -205,7 +205,7 @@ def _a_picture(path: str | os.PathLike) -> bool:
     try:
         with pillow_warnings(), Image.open(path):
             return True
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:  # its warning is ignored by pillow_warnings
         return True  # a picture all the same, only too large: its header said its size
     except (OSError, UnidentifiedImageError, ValueError):
         return False
