@@ -696,7 +696,7 @@ class Pipeline:
                 elif _tried(item, upscaler):  # no device that has not had it is left to take it
                     self._blame(item)
                     item.pixels = item.animation = None
-                    self._put(to_save, item)
+                    self._saved(to_save, item)
                 else:
                     self._proc_one(upscaler, item, to_proc, to_save)
             finally:
@@ -723,8 +723,13 @@ class Pipeline:
                 item.error = f"{item.job.source}: upscaling failed: {e!r}"
             if item.error:
                 item.pixels = item.animation = None
+        self._saved(to_save, item)
+
+    def _saved(self, to_save: queue.Queue, item: _Item) -> None:
+        """``item`` handed from a proc worker to the savers, for its output or outcome."""
         # Once every device has failed, the saves go on with what was upscaled: only a
-        # cancel stops them reading.
+        # cancel stops them reading. (Given up at the halt, a picture whose failure
+        # took the last device out went unreported.)
         self._put(to_save, item, until=self._cancel)
 
     def _upscale(self, upscaler: Upscaler, item: _Item, to_proc: _ProcQueue) -> None:

@@ -516,6 +516,34 @@ def test_the_last_device_in_service_goes_for_a_picture_one_out_of_service_has_no
                            "p.png, which the others have not had"
 
 
+def test_a_picture_failed_on_every_device_that_stops_the_run_still_reaches_the_savers(warnings):
+    # One picture found at fault too many in a row takes every device out, halting the
+    # run; its outcome, given up on behind a full save queue, was never reported.
+    import queue
+
+    from ncnn_sr.pipeline import STOP, _ProcQueue
+    p, (a, b), item = judging(2)
+    picture = item("p.png")
+    picture.failed_on, picture.failure = [a, b], ValueError("odd picture")
+    p._at_fault_in_row = p._proc_workers
+    to_proc = _ProcQueue(4)
+    to_proc.put(picture)
+    to_proc.put(STOP)
+
+    class FullAtFirst(queue.Queue):
+        def put(self, item, block=True, timeout=None):
+            self.tries = getattr(self, "tries", 0) + 1
+            if self.tries == 1:
+                raise queue.Full
+            super().put(item, block, timeout)
+
+    to_save = FullAtFirst()
+    p._proc(a, to_proc, to_save)
+    assert p._halt.is_set() and p._summary.devices_failed
+    assert to_save.get_nowait() is picture
+    assert picture.error == "p.png: upscaling failed on GPU 0 (fake), then on GPU 1 (fake): ValueError('odd picture')"
+
+
 def test_a_picture_every_worker_passes_over_is_taken_once_none_is_in_work():
     # Each waits for a device out of service for the other's sake: taken while another
     # picture was in work, it could have waited for that one; never taken, the run hung.
