@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .png import SIGNATURE, grey_key_in_8_bits, palette_alpha_in_range, read_png16
+from .png import SIGNATURE, cut_palette_alpha, grey_key_in_8_bits, read_png16
 
 # What the file says after showing a frame (fcTL dispose_op), and how the frame is
 # drawn (blend_op).
@@ -201,7 +201,7 @@ def _decode(header: bytes, decoding: list[tuple[bytes, bytes]], frame: _Frame, d
         if header[9] == 0:  # grey: a tRNS level of 2- or 4-bit samples, which Pillow scales to 8 bits
             grey_key_in_8_bits(im.info, header[8])
         elif header[9] == 3:  # read_image warned of it
-            palette_alpha_in_range(im.info)
+            cut_palette_alpha(im.info)
         return np.asarray(im.convert("RGBA"))
 
 

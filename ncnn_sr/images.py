@@ -28,8 +28,8 @@ from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KE
                        upright_xmp, xmp_option)
 from .pixels import check_image, to_eight_bit
 from .video_options import video_kind
-from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, colour_chunks, grey_key_in_8_bits, luma16, \
-    palette_alpha_in_range, palette_missing, png16, png_header, read_png16
+from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, colour_chunks, cut_palette_alpha, \
+    grey_key_in_8_bits, luma16, palette_missing, png16, png_header, read_png16
 from .png import SIGNATURE as PNG_SIGNATURE, mended as mended_png, refusal as png_refusal
 
 log = logging.getLogger("ncnn_sr")
@@ -182,7 +182,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         deep_jpeg2000 = jpeg2000.bits(path) if im.format == "JPEG2000" and im.mode in ("RGB", "RGBA") else 8
         if colour_type == 0:
             grey_key_in_8_bits(im.info, depth)
-        if im.format == "PNG" and im.mode == "P" and palette_alpha_in_range(im.info):
+        if im.format == "PNG" and im.mode == "P" and cut_palette_alpha(im.info):
             log.warning("%s: its transparency (tRNS) has entries past the 256 colours a palette holds: "
                         "those are left out", path)
         arr, info = _to_array(im, path, frames, exif_bytes)

@@ -173,12 +173,13 @@ def grey_key_in_8_bits(info: dict, depth: int) -> None:
         info["transparency"] = key * (255 // top)
 
 
-def palette_alpha_in_range(info: dict) -> bool:
+def cut_palette_alpha(info: dict) -> bool:
     """A palette PNG's transparency (``info["transparency"]``, as Pillow reads its tRNS)
-    cut to the 256 colours a palette holds; whether its tRNS had more entries. Pillow keeps them all and refuses the picture as it
-    applies them ("palette index out of range"); no pixel can have their index, and
-    Pillow already ignores those past a shorter palette, as FFmpeg does. (libpng
-    1.6 drops the whole tRNS where it is longer than the palette.)"""
+    cut to the 256 colours a palette holds; whether its tRNS had more entries. Pillow
+    keeps them all and refuses the picture as it applies them ("palette index out of
+    range"); no pixel can have their index, and Pillow already ignores those past a
+    shorter palette, as FFmpeg does. (libpng 1.6 drops the whole tRNS where it is
+    longer than the palette.)"""
     key = info.get("transparency")
     if isinstance(key, bytes) and len(key) > 256:
         info["transparency"] = key[:256]
