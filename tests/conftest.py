@@ -77,6 +77,16 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
+def adam7_rows(samples: np.ndarray) -> bytes:
+    """16-bit H×W×C ``samples`` as the rows of an Adam7-interlaced PNG, pass by pass,
+    unfiltered and not yet compressed."""
+    rows = b""
+    for x, y, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+        for row in samples[y::dy, x::dx]:
+            rows += b"\0" + row.astype(">u2").tobytes()
+    return rows
+
+
 def png_bytes(samples: np.ndarray, depth: int, colour_type: int, *chunks: bytes) -> bytes:
     """A PNG of H×W×C ``samples`` at any bit depth, with extra chunks before IDAT:
     Pillow writes neither 16-bit grey+alpha nor 2- and 4-bit grey."""

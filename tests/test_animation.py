@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageCms
 from PIL.PngImagePlugin import Blend, Disposal
 
-from conftest import picture, png_bytes, png_chunk, png_data, stored_delays
+from conftest import adam7_rows, picture, png_bytes, png_chunk, png_data, stored_delays
 from ncnn_sr import ImageInfo, InputError, read_image
 from ncnn_sr.animation import Animation, read_frames, write_frames
 from ncnn_sr.images import frame_count
@@ -742,14 +742,7 @@ def test_the_info_read_image_gave_spares_reading_the_first_frame_again(tmp_path,
 def interlaced_apng16(path, frames: np.ndarray):
     """A two-frame Adam7-interlaced 16-bit RGBA APNG of ``frames`` (2×H×W×4 uint16) at ``path``."""
     height, width = frames.shape[1:3]
-    coded = []
-    for frame in frames:
-        rows = b""
-        for x, y, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
-                             (0, 1, 1, 2)):
-            for row in frame[y::dy, x::dx]:
-                rows += b"\0" + row.astype(">u2").tobytes()
-        coded.append(zlib.compress(rows))
+    coded = [zlib.compress(adam7_rows(frame)) for frame in frames]
     control = [png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", seq, width, height, 0, 0, 1, 10, 0, 0)) for seq in (0, 1)]
     path.write_bytes(
         b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 6, 0, 0, 1))

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageChops, ImageCms
 
-from conftest import picture, png_bytes, png_chunk, png_data
+from conftest import adam7_rows, picture, png_bytes, png_chunk, png_data
 from ncnn_sr import InputError, read_image, write_image
 from ncnn_sr import files as files_mod
 from ncnn_sr import images as images_mod
@@ -181,10 +181,7 @@ def test_an_interlaced_sixteen_bit_colour_png_is_read_exactly(channels, tmp_path
     # FFmpeg, which reads Pillow's 8-bit-only PNGs, left rows black and shifted
     # others of an Adam7 one of six or eight bytes a pixel.
     values = np.random.default_rng(0).integers(0, 65536, (11, 13, channels)).astype(np.uint16)
-    rows = b""
-    for x, y, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
-        for row in values[y::dy, x::dx]:
-            rows += b"\0" + row.astype(">u2").tobytes()
+    rows = adam7_rows(values)
     header = struct.pack(">IIBBBBB", 13, 11, 16, {3: 2, 4: 6}[channels], 0, 0, 1)
     (tmp_path / "i.png").write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
                                      + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b""))

@@ -94,14 +94,10 @@ def _deep_seeds(rgb) -> list[tuple[str, bytes]]:
     import numpy as np
     from PIL import Image
     sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import png_bytes, png_chunk
+    from conftest import adam7_rows, png_bytes, png_chunk
     deep = rgb.astype(np.uint16) * 257 + 3
-    rows = b""
-    for x, y, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
-        for row in deep[y::dy, x::dx]:
-            rows += b"\0" + row.astype(">u2").tobytes()
     interlaced = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 11, 9, 16, 2, 0, 0, 1))
-                  + png_chunk(b"IDAT", zlib.compress(rows)) + png_chunk(b"IEND", b""))
+                  + png_chunk(b"IDAT", zlib.compress(adam7_rows(deep))) + png_chunk(b"IEND", b""))
     tiff = io.BytesIO()
     import av  # FFmpeg's TIFF encoder writes 16-bit colour, which Pillow cannot
     with av.open(tiff, "w", format="image2pipe") as out:
