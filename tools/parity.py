@@ -161,7 +161,7 @@ def compare(ours: np.ndarray, ref: np.ndarray) -> tuple[float, int, float]:
     return psnr, int(diff.max()), float(np.mean(diff > 1))
 
 
-def why_not_compared(width: int, height: int, tile: int, kind: str) -> str | None:
+def why_not_compared(width: int, height: int) -> str | None:
     if min(width, height) <= PREPADDING:
         return f"a side under {PREPADDING + 1} px: the reference's mirrored context reads outside the picture"
     return None
@@ -211,7 +211,7 @@ def main() -> int:
                 for k in args.kinds):
             h, w = rgb.shape[:2]
             row = f"| {model} | {w}x{h} | {kind} | {tile} | {'on' if tta else 'off'} |"
-            skipped = why_not_compared(w, h, tile, kind)
+            skipped = why_not_compared(w, h)
             if skipped:
                 print(f"{row} not compared: {skipped} | | | |", flush=True)
                 continue
