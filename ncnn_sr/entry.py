@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 
-from .signals import stop_signals
+from .signals import raising_ctrl_c, stop_signals
 
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 
@@ -28,6 +28,7 @@ _last_signal = [signal.SIGINT]
 _stopping = [False]
 
 
+@raising_ctrl_c
 def _as_ctrl_c(signum, frame) -> None:
     # Once: a second Ctrl-C broke off the clean-up after the first (a picture being
     # saved, a child being killed), or this module's own handling of it (a traceback).

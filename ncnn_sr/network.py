@@ -22,7 +22,7 @@ from .errors import ModelError, os_reason
 from .netsplit import NetPlan
 from .openmp import claim_threads, ncnn
 from .param_file import layer_weights, parse_param
-from .signals import HeldInterrupts
+from .signals import HeldInterrupts, ctrl_c_signals
 from .tiles import pieces
 
 log = logging.getLogger("ncnn_sr")
@@ -190,7 +190,9 @@ class Network:
                              f"(its outputs: {', '.join(net.output_names())})")
         # A Ctrl-C waited for the whole load (seconds on a GPU, compiling its shaders):
         # noted, it ends the load at the next read, and is raised once ncnn has returned.
-        held = HeldInterrupts()
+        # Only signals that raise KeyboardInterrupt anyway are held: the engine does not
+        # take over a library user's own handlers.
+        held = HeldInterrupts(ctrl_c_signals())
         try:
             with devices.captured_stderr() as ncnn_said:
                 loaded = _load_weights(net, bin_, lambda: held.noted)

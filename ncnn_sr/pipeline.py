@@ -1270,8 +1270,8 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
 
     def taken_out(upscaler, error: Exception) -> bool:
         """Whether ``upscaler`` is out, and the item it failed with ``error`` goes to
-        another lane: each one in service, which it has not failed on. (Failed on a
-        second one, it failed the video, its third device sound.)"""
+        another lane: each one in service, which it has not failed on. (It failed the
+        video once it failed on a second one, while a third device was sound.)"""
         if len(upscalers) < 2:
             return False
         with ready:

@@ -16,17 +16,33 @@ def stop_signals() -> list[int]:
     return [sig for sig in found if signal.getsignal(sig) is not signal.SIG_IGN]
 
 
+def raising_ctrl_c(handler):
+    """``handler``, a signal handler that raises KeyboardInterrupt as Python's SIGINT
+    handler does, marked so (see ``ctrl_c_signals``)."""
+    handler.raises_ctrl_c = True
+    return handler
+
+
+def ctrl_c_signals() -> list[int]:
+    """The stop signals whose handler raises KeyboardInterrupt: Python's SIGINT
+    handler, or the commands' for each. Holding them changes nothing a program asked
+    for; a library user's own handler, or SIGTERM's default, is left alone."""
+    return [sig for sig in stop_signals()
+            if (handler := signal.getsignal(sig)) is signal.default_int_handler
+            or getattr(handler, "raises_ctrl_c", False)]
+
+
 class HeldInterrupts:
     """Ctrl-C, SIGTERM and SIGHUP noted rather than raised until ``release``, which raises
     KeyboardInterrupt if one came meanwhile. Python runs signal handlers in the main
     thread alone, so elsewhere this holds nothing. (Blocking the signals in this
     thread would not do: another thread, OpenMP's or OpenBLAS's, takes them.)"""
 
-    def __init__(self):
+    def __init__(self, signals: list[int] | None = None):
         self.noted = False
         self._saved: dict = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in stop_signals():
+            for sig in stop_signals() if signals is None else signals:
                 self._saved[sig] = signal.signal(sig, self._note)
 
     def _note(self, signum, frame) -> None:

@@ -969,3 +969,29 @@ def test_weights_that_cannot_be_opened_say_why(tmp_path):
     spec = resolve_model(FAST)
     with pytest.raises(ModelError, match=r"could not load the weights in .*gone\.bin \(No such file or directory\)$"):
         network_mod.Network(str(spec.param_path), str(tmp_path / "gone.bin"), CPU, spec.input_blob, spec.output_blob)
+
+
+def test_a_library_user_s_own_signal_handler_stays_in_place_while_a_model_loads(monkeypatch):
+    # The load held SIGTERM and SIGHUP whatever their handlers: a program's own SIGTERM
+    # handler was set aside, and its SIGTERM came out of Upscaler() as a KeyboardInterrupt.
+    import signal
+    from ncnn_sr.devices import CPU
+    from ncnn_sr.models import resolve_model
+
+    def mine(signum, frame):
+        pass
+    previous = signal.signal(signal.SIGTERM, mine)
+    seen, read = [], network_mod._WeightsReader.read
+
+    def noting(self, buf, size):
+        seen.append((signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)))
+        return read(self, buf, size)
+    monkeypatch.setattr(network_mod._WeightsReader, "read", noting)
+    spec = resolve_model(FAST)
+    try:
+        network_mod.Network(str(spec.param_path), str(spec.bin_path), CPU, spec.input_blob, spec.output_blob)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    term, interrupt = seen[0]
+    assert term is mine  # left alone
+    assert interrupt is not signal.default_int_handler  # Python's Ctrl-C, held
