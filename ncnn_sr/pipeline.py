@@ -775,7 +775,13 @@ class Pipeline:
             self._at_fault_in_row = 0
             # Done here, it failed where it was taken from for its device's fault: that
             # one stays out.
-            self._out.update(id(up) for up in item.failed_on if up is not upscaler and id(up) in self._down)
+            gone = {id(up) for up in item.failed_on if up is not upscaler and id(up) in self._down} - self._out
+            self._out.update(gone)
+        if gone:
+            # A picture given back waiting for one of them, having failed on every
+            # device in service, now fails: an idle worker takes it at once, not once
+            # none is in work.
+            self._wake_procs()
 
     def _judge(self, upscaler: Upscaler, item: _Item, error: Exception) -> None:
         """Who is at fault, ``upscaler`` or ``item``, which it failed with ``error`` in an

@@ -562,6 +562,46 @@ def test_a_picture_every_worker_passes_over_is_taken_once_none_is_in_work():
     assert got == ["waiting"]
 
 
+def test_a_picture_waiting_for_a_device_that_goes_out_for_good_fails_without_waiting_for_the_rest():
+    # q, done on a, takes c out for good; p, waiting for c, had failed on a and b, the
+    # two in service. b's idle worker was not woken to fail it: p waited until no
+    # picture was in work, behind whatever the others were doing.
+    import queue
+
+    from ncnn_sr.pipeline import STOP, _ProcQueue
+    p, (a, b, c), item = judging(3)
+    error = RuntimeError("vkQueueSubmit failed")
+    waiting, done_elsewhere = item("p.png"), item("q.png")
+    p._judge(a, waiting, error)
+    p._judge(b, waiting, error)
+    p._judge(c, done_elsewhere, error)  # the last in service: a and b come back
+    assert p._down == {id(c)} and not p._out
+    to_proc, to_save = _ProcQueue(4), queue.Queue()
+    p._wake_procs = to_proc.wake
+    to_proc.put(done_elsewhere)
+    assert to_proc.get(True) is done_elsewhere  # a's worker has it
+    to_proc.retry(waiting)
+    # Told when b's worker waits, having passed over p (c may yet have it).
+    idle, wait = threading.Event(), to_proc._not_empty.wait
+    to_proc._not_empty.wait = lambda timeout=None: (idle.set(), wait(timeout))[1]
+    worker = threading.Thread(target=p._proc, args=(b, to_proc, to_save))
+    worker.start()
+    try:
+        assert idle.wait(10)
+        done_elsewhere.pixels = picture(4, 4)
+        p._upscale(a, done_elsewhere, to_proc)
+        assert p._out == {id(c)}
+        assert to_save.get(timeout=10) is waiting  # failed while q is still in work
+        assert waiting.error == ("p.png: upscaling failed on GPU 0 (fake), then on GPU 1 (fake): "
+                                 "RuntimeError('vkQueueSubmit failed')")
+    finally:
+        p._halt.set()
+        to_proc.done()
+        to_proc.put(STOP)
+        worker.join(10)
+    assert not worker.is_alive()
+
+
 @pytest.mark.parametrize("count, lost", [(3, 2), (4, 2), (4, 3)])
 def test_good_pictures_failed_on_lost_devices_are_done_on_a_sound_one(count, lost, tmp_path):
     jobs = folder_of(tmp_path, 8, size=(4, 4))
