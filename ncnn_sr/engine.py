@@ -26,7 +26,7 @@ from . import device_check, devices
 from .devices import Device
 from .dysample import offsets_of
 from .errors import DeviceError, InputError, ModelError
-from .models import PATH_TYPES, ModelSpec, resolve_model
+from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
 from .netsplit import network_reach, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, bicubic_net, group_norm_weights
 from .param_file import parse_param
@@ -445,11 +445,16 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         # A GroupNorm's statistics are the whole picture's: windows alone get them wrong.
         if device.is_gpu and not (device.host_memory or self._exact or normalised):
             return net
-        bin_bytes = s.bin_path.read_bytes() if normalised or plan.sampled else b""
-        weights = group_norm_weights(plan, param, bin_bytes) if normalised else {}
+        weights, offsets = {}, None
+        if normalised or plan.sampled:
+            # Mapped, not read: Network has read the weights already, and these layers'
+            # are a few KB of what may be hundreds of MB.
+            with mapped(s.bin_path, s.name) as bin_bytes:
+                weights = group_norm_weights(plan, param, bin_bytes) if normalised else {}
+                if plan.sampled and weights is not None:
+                    offsets = offsets_of(parse_param(param), bin_bytes)
         if weights is None:
             return net  # a GroupNorm's scale and shift not found: windows it is
-        offsets = offsets_of(parse_param(param), bin_bytes) if plan.sampled else None
         if plan.sampled and offsets is None:
             return net  # how far its samples reach is not known: windows it is
         if device.is_gpu:

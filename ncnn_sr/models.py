@@ -550,7 +550,7 @@ def _checked_files(name: str, param: Path, bin_: Path, source: str, bin_needed: 
     may be hundreds of MB."""
     _check_pair(name, param, bin_, source)
     param_bytes = _read(param, name)
-    with _mapped(bin_, name) as bin_bytes:
+    with mapped(bin_, name) as bin_bytes:
         _check_contents(name, param, param_bytes, bin_, bin_bytes, bin_needed=bin_needed)
         if verify is not None:
             verify(param_bytes, bin_bytes)
@@ -561,7 +561,7 @@ def _checked_files(name: str, param: Path, bin_: Path, source: str, bin_needed: 
 
 
 @contextlib.contextmanager
-def _mapped(path: Path, name: str):
+def mapped(path: Path, name: str):
     """A file's bytes, mapped rather than read: the size walk reads a few tags of
     weights that may be hundreds of MB."""
     try:

@@ -582,6 +582,24 @@ def test_the_large_kernel_runs_without_sgemm_and_the_model_is_estimated_light(tm
     assert spec.cpu_bytes_per_pixel < 16_000  # RRDBNet's 64 kB would shrink its automatic tile for nothing
 
 
+def test_loading_a_groupnorm_dysample_model_reads_its_weights_into_python_no_second_time(tmp_path):
+    # Its GroupNorms' and DySample's weights were found in the whole .bin read again,
+    # after the network had read it: twice the weights' size in memory at each load.
+    import tracemalloc
+    spec = plksr_model(tmp_path, blocks=4, kernel=7, dim=96, dysample="static")
+    size = spec.bin_path.stat().st_size
+    assert size > 5 << 20
+    tracemalloc.start()
+    try:
+        up = Upscaler(spec, device=-1, precision="fp32")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    with up:
+        assert isinstance(up._net, SplitNetwork) and up._net.offsets is not None
+    assert peak < size // 4
+
+
 def test_a_groupnorm_without_affine_weights_is_staged_with_ncnns_defaults(tmp_path):
     # Written by hand: eps left to ncnn's default (0.001) and no scale or shift.
     rng = np.random.default_rng(5)
