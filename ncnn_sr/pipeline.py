@@ -247,8 +247,12 @@ class Pipeline:
                                f"got {animation_memory!r}")
         # Once here: else each picture of the batch failed on the same setting, one by one.
         # How large or small a scale may be is each picture's to say.
-        checked_resize(scale, width, height)
-        checked_quality(quality)
+        try:
+            checked_resize(scale, width, height)
+            checked_quality(quality)
+        except InputError as e:
+            # These are settings too: the README promises a ValueError for each.
+            raise SettingError(str(e)) from None
         self.lanes = lanes
         self.load_workers, self.save_workers = load_workers, save_workers
         self._resize = {"scale": scale, "width": width, "height": height}

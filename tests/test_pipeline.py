@@ -766,6 +766,10 @@ def test_an_output_where_a_folder_is_fails_before_it_is_upscaled(tmp_path):
     # A TypeError from a worker at the first animation.
     ({"animation_memory": "4e9"}, "animation_memory must be a whole number of bytes, at least 1, or None, got '4e9'"),
     ({"animation_memory": 0}, "animation_memory must be a whole number of bytes, at least 1, or None, got 0"),
+    # found by a library audit: these were InputErrors alone, which an except ValueError missed.
+    ({"scale": -1}, "scale must be a positive number, got -1.0"),
+    ({"width": "3"}, "width must be a whole number of pixels, got '3'"),
+    ({"quality": 500}, "quality must be a whole number from 1 to 100, got 500"),
 ])
 def test_settings_a_pipeline_cannot_run_with_are_input_errors_and_value_errors(settings, said, cpu_lane):
     # They were ValueErrors (or TypeErrors, or an AttributeError in run) where the
