@@ -1265,6 +1265,14 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     _check_lanes(lanes, "ordered_map")
     if not _whole_at_least_1(window):
         raise SettingError(f"the window must be a whole number of items, at least 1, got {window!r}")
+    # Else a function that is none failed each item as an UpscalingFailed "on CPU",
+    # and items that are no sequence a bare TypeError from the feeder thread.
+    if not callable(work):
+        raise SettingError(f"ordered_map's work must be a function of (upscaler, item), got {describe(work)}")
+    try:
+        items = iter(items)
+    except TypeError:
+        raise SettingError(f"ordered_map's items must be iterable, got {describe(items)}") from None
     cancel = cancel or threading.Event()
     slots = threading.Semaphore(window)
     workers = [lane for lane in lanes for _ in range(lane.workers)]

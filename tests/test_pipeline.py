@@ -891,6 +891,19 @@ def test_a_lane_and_ordered_map_refuse_bad_settings_as_input_errors(cpu_lane):
     assert isinstance(refused.value, ValueError)
 
 
+@pytest.mark.parametrize("items, work, said", [
+    (5, lambda u, f: f, "ordered_map's items must be iterable, got 5"),
+    ([1], "upscale", "ordered_map's work must be a function of (upscaler, item), got 'upscale'"),
+])
+def test_ordered_map_refuses_items_or_work_it_cannot_use_as_a_setting_error(items, work, said, cpu_lane):
+    # found by a library audit: items that were no sequence came out as a bare TypeError
+    # from the feeder thread, and a work that was no function failed every item as an
+    # UpscalingFailed naming the CPU, as if the device were at fault.
+    with pytest.raises(ValueError) as refused:
+        list(ordered_map([cpu_lane], items, work))
+    assert isinstance(refused.value, InputError) and str(refused.value) == said
+
+
 @pytest.mark.parametrize("lanes, window, said", [
     ([], 8, "ordered_map needs at least one lane"),
     (None, 0, "the window must be a whole number of items, at least 1, got 0"),
