@@ -118,6 +118,24 @@ def output_format(path: str | os.PathLike) -> str:
                          ".png, .jpg, .webp, .gif or .avif, or give a folder that exists")
     if ext not in FORMATS:
         raise InputError(f"unsupported output format '.{ext}' for {path}: use png, jpg, webp, gif or avif")
+    return _format_key(ext, path)
+
+
+def format_named(fmt: str, path: str | os.PathLike) -> str:
+    """The format key (png, jpg, webp, gif, avif) of a ``fmt`` argument, in any case,
+    with or without its dot, for writing ``path``; InputError otherwise."""
+    # Checked as itself: read as the name "x.FMT", a wrong one was refused as the file
+    # "x.bmp", which the caller never named.
+    if not isinstance(fmt, str):
+        raise InputError(f"fmt must be a format's name (png, jpg, webp, gif or avif), got {describe(fmt)}")
+    key = fmt.lower().removeprefix(".")
+    if key not in FORMATS:
+        raise InputError(f"cannot write {path}: unsupported format {fmt!r} (fmt): use png, jpg, webp, gif or avif")
+    return _format_key(key, path)
+
+
+def _format_key(ext: str, path: str | os.PathLike) -> str:
+    """The format key of ``ext``, one of FORMATS' keys, for writing ``path``."""
     if ext == "avif" and not features.check_module("avif"):
         # Pillow's wheels have libavif; a Pillow built without it failed each save with a KeyError.
         raise InputError(f"cannot write {path}: this Pillow was built without AVIF (libavif); "
@@ -729,7 +747,7 @@ def checked_write(path, fmt: str | None, quality, info, what: str) -> tuple[str,
         why = ("a folder of that name is there" if os.path.isdir(path) else
                "its name has no extension: name it .png, .jpg, .webp, .gif or .avif, or give fmt")
         raise InputError(f"cannot write {path}: {why}")
-    fmt = output_format(f"x.{fmt}") if fmt else output_format(path)
+    fmt = format_named(fmt, path) if fmt is not None and fmt != "" else output_format(path)
     quality = checked_quality(quality, path)
     if info is not None and not isinstance(info, ImageInfo):
         raise InputError(f"info must be the ImageInfo read_image gave, got {type(info).__name__}")

@@ -28,7 +28,8 @@ from pathlib import Path
 from PIL import Image
 
 from .errors import InputError, broken_link
-from .images import FORMATS, NOT_PICTURES, file_path, only_an_extension, output_format, special_kind
+from .images import (FORMATS, NOT_PICTURES, file_path, format_named, only_an_extension, output_format,
+                     special_kind)
 from .video_options import is_video_path
 
 Image.init()
@@ -139,7 +140,7 @@ def names_a_folder(path: str | os.PathLike) -> bool:
 
 
 def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: bool, suffix: str) -> Plan:
-    given, fmt = fmt, output_format(f"x.{fmt}") if fmt else None
+    given, fmt = fmt, format_named(fmt, dst) if fmt else None
     if not src.exists():
         raise InputError(f"{src} is {broken_link(src)}" if src.is_symlink() else f"{src}: file not found")
     if not src.is_file() and not src.is_dir():

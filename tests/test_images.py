@@ -1806,6 +1806,37 @@ def test_a_writer_given_a_folder_or_a_name_without_extension_says_so(writer, tmp
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("fmt, said", [
+    ("bmp", "cannot write {out}: unsupported format 'bmp' (fmt): use png, jpg, webp, gif or avif"),
+    ("png/../a", "cannot write {out}: unsupported format 'png/../a' (fmt): use png, jpg, webp, gif or avif"),
+    (3, "fmt must be a format's name (png, jpg, webp, gif or avif), got 3"),
+])
+def test_a_writer_given_a_format_it_cannot_write_names_the_format_not_a_made_up_file(fmt, said, tmp_path):
+    # found by a library audit: fmt="bmp" was refused as "unsupported output format
+    # '.bmp' for x.bmp", a file the caller never named, and fmt=3 as the file "x.3".
+    out = tmp_path / "out.dat"
+    with pytest.raises(InputError) as refused:
+        write_image(out, picture(4, 4), fmt=fmt)
+    assert str(refused.value) == said.format(out=out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plan_jobs_given_a_format_it_cannot_write_names_the_format(tmp_path):
+    from ncnn_sr.jobs import plan_jobs
+
+    Image.fromarray(picture(4, 4)).save(tmp_path / "a.png")
+    with pytest.raises(InputError) as refused:
+        plan_jobs(tmp_path / "a.png", tmp_path / "out", fmt="bmp")
+    assert str(refused.value) == (f"cannot write {tmp_path / 'out'}: unsupported format 'bmp' (fmt): "
+                                  "use png, jpg, webp, gif or avif")
+
+
+def test_a_writer_takes_a_format_in_capitals_or_with_its_dot(tmp_path):
+    for n, fmt in enumerate(("PNG", ".jpg", "JPEG")):
+        write_image(tmp_path / f"out{n}.dat", picture(4, 4), fmt=fmt)
+    assert [Image.open(tmp_path / f"out{n}.dat").format for n in range(3)] == ["PNG", "JPEG", "JPEG"]
+
+
 def test_a_colour_chunk_of_the_wrong_size_is_not_carried_over(tmp_path):
     """A damaged sRGB chunk (the specification's is 1 byte), which Pillow reads,
     written back would make the output invalid."""
