@@ -681,8 +681,10 @@ def _constant_rate(dst: Path | VideoOutput, encoder: str, factor: Fraction) -> b
     ``factor``. A frame per field is a constant rate, as fields are shot, and so is
     film put back together. An AVI counts frames at its time base: at the input's
     (1/12288 from an mp4, 1/90000 from a .ts) it was a video of hundreds of frames a
-    second, mostly empty ones. ffmpeg, too, writes an AVI at its frame rate."""
-    return factor != 1 or video_streams.muxer_for(dst) == "avi" or encoder in RATE_PER_FRAME
+    second, mostly empty ones. ffmpeg, too, writes an AVI at its frame rate. Ogg's
+    VP8 and Theora count frames too: at another time base FFmpeg read the first frame
+    back a frame late, a tick before the second, which players then skipped."""
+    return factor != 1 or video_streams.muxer_for(dst) in ("avi", "ogg", "ogv") or encoder in RATE_PER_FRAME
 
 
 def _stated_rate(video_in) -> Fraction | None:

@@ -2393,6 +2393,15 @@ def test_an_avi_is_written_at_the_frame_rate_of_its_input(tmp_path):
         assert (c.streams.video[0].average_rate, c.streams.video[0].frames) == (24, 6)
 
 
+def test_an_ogv_is_written_at_the_frame_rate_of_its_input(tmp_path):
+    # Ogg's VP8 mapping counts frames: at an mp4's 1/12288 FFmpeg read the first frame
+    # back a frame late, one tick before the second, so players skipped it.
+    clip = make_clip(tmp_path / "in.mp4", frames=4, audio=None)
+    upscale_video(clip, tmp_path / "out.ogv", lambda frames: frames, EncodeOptions(codec="libvpx"))
+    with av.open(str(tmp_path / "out.ogv")) as c:
+        assert [f.time for f in c.decode(video=0)] == pytest.approx([0, 1 / 24, 2 / 24, 3 / 24])
+
+
 @pytest.mark.parametrize("rate", [Fraction(1), Fraction(24)])
 def test_an_avi_of_an_mp4_whose_sound_starts_before_0_has_no_empty_frame(rate, tmp_path):
     # AAC's priming puts an mp4's sound 21 ms before 0. FFmpeg moved every stream of
