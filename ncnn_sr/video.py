@@ -674,6 +674,8 @@ AVI_FASTEST = 1000
 # muxer refused them, as a bare "Invalid argument", after the model had loaded).
 MILLISECOND_MUXERS = frozenset({"matroska", "webm", "flv", "asf"})
 MILLISECOND_FASTEST = 1000
+# Muxers that write every sound stream from 0, the time of its first sample lost.
+OFFSET_DROPPING_MUXERS = frozenset({"ogg", "ogv"})
 
 
 def _constant_rate(dst: Path | VideoOutput, encoder: str, factor: Fraction) -> bool:
@@ -1339,6 +1341,19 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                      ctx.sample_rate)
             target = side[index] = replace(target, resampler=fresh)
         for converted in converted_frames:
+            if target.clock.next is None and out.format.name in OFFSET_DROPPING_MUXERS:
+                # Ogg counts samples from 0 whatever the first one's time: sound that
+                # starts late came out early by that much. Silence holds its place.
+                # A second at a time: a start minutes in is not one frame of that size.
+                lead, ctx = target.clock.lead(converted), target.stream.codec_context
+                for begin in range(0, lead, ctx.sample_rate):
+                    silence = av.AudioFrame(format=ctx.format.name, layout=ctx.layout.name,
+                                            samples=min(ctx.sample_rate, lead - begin))
+                    for plane in silence.planes:
+                        plane.update(bytes(plane.buffer_size))
+                    silence.sample_rate, silence.pts = ctx.sample_rate, begin
+                    target.clock.stamp(silence)
+                    out.mux(target.stream.encode(silence))
             target.clock.stamp(converted)
             encoded = target.stream.encode(converted)
             out.mux(encoded)

@@ -49,6 +49,12 @@ class _SampleClock:
         self.rate = rate
         self.next: int | None = None
 
+    def lead(self, frame) -> int:
+        """The samples before ``frame``, the first, starts: 0 where it says no time."""
+        if frame.pts is None or frame.time_base is None:
+            return 0
+        return max(0, round(frame.pts * frame.time_base * self.rate))
+
     def stamp(self, frame) -> None:
         source = None
         if frame.pts is not None and frame.time_base is not None:

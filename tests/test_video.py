@@ -2402,6 +2402,19 @@ def test_an_ogv_is_written_at_the_frame_rate_of_its_input(tmp_path):
         assert [f.time for f in c.decode(video=0)] == pytest.approx([0, 1 / 24, 2 / 24, 3 / 24])
 
 
+def test_sound_that_starts_late_starts_as_late_in_an_ogv(tmp_path):
+    # Ogg counts a sound stream's samples from 0: its first time was lost, and sound
+    # 0.1 s late in the input played 0.1 s early against the picture.
+    clip = make_clip(tmp_path / "in.mp4", frames=8, sound_spans=[(0.1, 0.3)])
+    upscale_video(clip, tmp_path / "out.ogv", lambda frames: frames, EncodeOptions(codec="libvpx"))
+    with av.open(str(tmp_path / "out.ogv")) as c:
+        frames = list(c.decode(audio=0))
+    rate = frames[0].sample_rate
+    sound = np.abs(np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float64))
+    assert sound[:round(0.07 * rate)].max() < 0.01 * sound.max()  # AAC spreads an onset a frame back
+    assert sound[round(0.11 * rate):round(0.12 * rate)].max() > 0.5 * sound.max()
+
+
 @pytest.mark.parametrize("rate", [Fraction(1), Fraction(24)])
 def test_an_avi_of_an_mp4_whose_sound_starts_before_0_has_no_empty_frame(rate, tmp_path):
     # AAC's priming puts an mp4's sound 21 ms before 0. FFmpeg moved every stream of
