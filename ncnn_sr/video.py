@@ -676,6 +676,8 @@ MILLISECOND_MUXERS = frozenset({"matroska", "webm", "flv", "asf"})
 MILLISECOND_FASTEST = 1000
 # Muxers that write every sound stream from 0, the time of its first sample lost.
 OFFSET_DROPPING_MUXERS = frozenset({"ogg", "ogv"})
+# Muxers whose video codecs count frames at the stream's time base (see _constant_rate).
+FRAME_COUNTING_MUXERS = frozenset({"avi", "ogg", "ogv"})
 
 
 def _constant_rate(dst: Path | VideoOutput, encoder: str, factor: Fraction) -> bool:
@@ -686,7 +688,20 @@ def _constant_rate(dst: Path | VideoOutput, encoder: str, factor: Fraction) -> b
     second, mostly empty ones. ffmpeg, too, writes an AVI at its frame rate. Ogg's
     VP8 and Theora count frames too: at another time base FFmpeg read the first frame
     back a frame late, a tick before the second, which players then skipped."""
-    return factor != 1 or video_streams.muxer_for(dst) in ("avi", "ogg", "ogv") or encoder in RATE_PER_FRAME
+    return factor != 1 or video_streams.muxer_for(dst) in FRAME_COUNTING_MUXERS or encoder in RATE_PER_FRAME
+
+
+def _lead_in(out, target, first) -> None:
+    """Silence before ``first``, the first sound frame of ``target`` to an Ogg output,
+    as long as ``first`` starts late: Ogg counts samples from 0 whatever the first
+    one's time, and sound that started late came out early by that much. A second at
+    a time: a start minutes in is not one frame of that size."""
+    lead, ctx = target.clock.lead(first), target.stream.codec_context
+    for begin in range(0, lead, ctx.sample_rate):
+        silence = video_streams.silent_frame(ctx.format.name, ctx.layout.name, min(ctx.sample_rate, lead - begin),
+                                             ctx.sample_rate, begin)
+        target.clock.stamp(silence)
+        out.mux(target.stream.encode(silence))
 
 
 def _stated_rate(video_in) -> Fraction | None:
@@ -1342,18 +1357,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             target = side[index] = replace(target, resampler=fresh)
         for converted in converted_frames:
             if target.clock.next is None and out.format.name in OFFSET_DROPPING_MUXERS:
-                # Ogg counts samples from 0 whatever the first one's time: sound that
-                # starts late came out early by that much. Silence holds its place.
-                # A second at a time: a start minutes in is not one frame of that size.
-                lead, ctx = target.clock.lead(converted), target.stream.codec_context
-                for begin in range(0, lead, ctx.sample_rate):
-                    silence = av.AudioFrame(format=ctx.format.name, layout=ctx.layout.name,
-                                            samples=min(ctx.sample_rate, lead - begin))
-                    for plane in silence.planes:
-                        plane.update(bytes(plane.buffer_size))
-                    silence.sample_rate, silence.pts = ctx.sample_rate, begin
-                    target.clock.stamp(silence)
-                    out.mux(target.stream.encode(silence))
+                _lead_in(out, target, converted)
             target.clock.stamp(converted)
             encoded = target.stream.encode(converted)
             out.mux(encoded)

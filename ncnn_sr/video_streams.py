@@ -336,12 +336,18 @@ def _read_back(muxer: str, write: Callable):
         yield probe_input
 
 
+def silent_frame(sample_format: str, layout: str, samples: int, rate: int, pts: int = 0):
+    """``samples`` of silence at ``rate``, starting at sample ``pts``."""
+    silence = av.AudioFrame(format=sample_format, layout=layout, samples=samples)
+    for plane in silence.planes:
+        plane.update(bytes(plane.buffer_size))
+    silence.sample_rate, silence.pts = rate, pts
+    return silence
+
+
 def _mux_silence(output, stream, sample_format: str, samples: int) -> None:
     """One frame of mono silence through the sound ``stream`` of ``output``."""
-    silence = av.AudioFrame(format=sample_format, layout="mono", samples=samples)
-    silence.planes[0].update(bytes(silence.planes[0].buffer_size))
-    silence.sample_rate, silence.pts = stream.rate, 0
-    output.mux(stream.encode(silence))
+    output.mux(stream.encode(silent_frame(sample_format, "mono", samples, stream.rate)))
     output.mux(stream.encode())
 
 
