@@ -1,6 +1,10 @@
-"""Memory that threads share: each holds part of it while its work is in flight."""
+"""Memory: what the machine has available, and what threads share, each holding part
+of it while its work is in flight."""
 from __future__ import annotations
 
+import functools
+import os
+import sys
 import threading
 
 
@@ -33,3 +37,127 @@ class MemoryBudget:
             with self._room:
                 self._held -= amount
                 self._room.notify_all()
+
+
+def _linux_available() -> int | None:
+    """MemAvailable: what Linux can hand out now, caches it would drop included."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _memory_status_type():
+    """MEMORYSTATUSEX, the record GlobalMemoryStatusEx fills (64 bytes)."""
+    import ctypes
+
+    class MemoryStatusEx(ctypes.Structure):
+        _fields_ = [("dwLength", ctypes.c_uint32), ("dwMemoryLoad", ctypes.c_uint32),
+                    ("ullTotalPhys", ctypes.c_uint64), ("ullAvailPhys", ctypes.c_uint64),
+                    ("ullTotalPageFile", ctypes.c_uint64), ("ullAvailPageFile", ctypes.c_uint64),
+                    ("ullTotalVirtual", ctypes.c_uint64), ("ullAvailVirtual", ctypes.c_uint64),
+                    ("ullAvailExtendedVirtual", ctypes.c_uint64)]
+    return MemoryStatusEx
+
+
+def _windows_available() -> int | None:
+    """Windows's available physical memory: free pages and the standby cache it would
+    drop, as Linux's MemAvailable. Windows has no sysconf; None elsewhere."""
+    if sys.platform != "win32":
+        return None
+    try:
+        import ctypes
+
+        status = _memory_status_type()()
+        status.dwLength = ctypes.sizeof(status)
+        if not ctypes.WinDLL("kernel32").GlobalMemoryStatusEx(ctypes.byref(status)):
+            return None
+    except (OSError, AttributeError):
+        return None
+    return status.ullAvailPhys or None
+
+
+def _vm_statistics64_type():
+    """vm_statistics64, the record host_statistics64 fills for HOST_VM_INFO64 (152
+    bytes, 8-aligned: macOS's mach/vm_statistics.h)."""
+    import ctypes
+
+    natural, count = ctypes.c_uint32, ctypes.c_uint64
+
+    class VmStatistics64(ctypes.Structure):
+        _fields_ = [("free_count", natural), ("active_count", natural), ("inactive_count", natural),
+                    ("wire_count", natural), ("zero_fill_count", count), ("reactivations", count),
+                    ("pageins", count), ("pageouts", count), ("faults", count), ("cow_faults", count),
+                    ("lookups", count), ("hits", count), ("purges", count), ("purgeable_count", natural),
+                    ("speculative_count", natural), ("decompressions", count), ("compressions", count),
+                    ("swapins", count), ("swapouts", count), ("compressor_page_count", natural),
+                    ("throttled_count", natural), ("external_page_count", natural),
+                    ("internal_page_count", natural), ("total_uncompressed_pages_in_compressor", count)]
+    return VmStatistics64
+
+
+_HOST_VM_INFO64 = 4
+
+
+@functools.lru_cache(maxsize=1)
+def _mach_host():
+    """libSystem and this task's send right to the host port: each mach_host_self call
+    adds a reference to that right, which a long-lived process calling it per picture
+    would run out of."""
+    import ctypes
+
+    system = ctypes.CDLL("/usr/lib/libSystem.B.dylib")
+    system.mach_host_self.restype = ctypes.c_uint32
+    system.mach_host_self.argtypes = []
+    system.host_page_size.argtypes = [ctypes.c_uint32, ctypes.POINTER(ctypes.c_size_t)]
+    system.host_statistics64.argtypes = [ctypes.c_uint32, ctypes.c_int, ctypes.c_void_p,
+                                         ctypes.POINTER(ctypes.c_uint32)]
+    return system, system.mach_host_self()
+
+
+def _macos_available() -> int | None:
+    """macOS's available memory: free pages (speculative ones among them) and inactive
+    ones, which it takes back without swapping most, as Linux's MemAvailable and
+    vm_stat count them. macOS's sysconf counts no available pages; None elsewhere or
+    where the kernel does not answer."""
+    if sys.platform != "darwin":
+        return None
+    try:
+        import ctypes
+
+        system, host = _mach_host()
+        page = ctypes.c_size_t()
+        stats = _vm_statistics64_type()()
+        count = ctypes.c_uint32(ctypes.sizeof(stats) // 4)
+        if (system.host_page_size(host, ctypes.byref(page))
+                or system.host_statistics64(host, _HOST_VM_INFO64, ctypes.byref(stats), ctypes.byref(count))):
+            return None
+    except (OSError, AttributeError):
+        return None
+    return (stats.free_count + stats.inactive_count) * page.value or None
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process now (a guess of 4 GiB where unknown)."""
+    found = _linux_available() or _windows_available() or _macos_available() or _pages("SC_AVPHYS_PAGES")
+    return found if found is not None else 4 << 30
+
+
+def memory_limit() -> int | None:
+    """Bytes of memory a run can hope to get, to refuse a result that cannot fit: what
+    Linux or Windows says is available, elsewhere (macOS) the machine's whole memory
+    (the free-page count there leaves out caches a run would get back); None where
+    neither is known."""
+    return _linux_available() or _windows_available() or _pages("SC_PHYS_PAGES")
+
+
+def _pages(name: str) -> int | None:
+    """sysconf's count of pages ``name``, in bytes; None where it has none (Windows)."""
+    try:
+        return os.sysconf(name) * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

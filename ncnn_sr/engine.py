@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import device_check, devices
+from . import budget, device_check, devices
 from .devices import Device
 from .dysample import offsets_of
 from .errors import DeviceError, InputError, ModelError
@@ -360,7 +360,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         if wanted is not None:
             native = (image.shape[0] * s, image.shape[1] * s)
             need += resize_bytes(native, *wanted, image.shape[2], image.itemsize)
-        available = devices.memory_limit()
+        available = budget.memory_limit()
         if available is not None and need > available:
             size = f"{image.shape[1] * s}x{image.shape[0] * s}" if wanted is None else f"{wanted[1]}x{wanted[0]}"
             raise InputError(f"a {size} result needs about {need / 2**30:.1f} GB of memory, "

@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from . import avif, devices
+from . import avif, budget
 from .animation import Animation, read_frames, write_frames
 from .budget import MemoryBudget
 from .engine import Upscaler
@@ -335,9 +335,9 @@ class Pipeline:
         self._targets.clear()  # no loader runs between runs
         self._summary = Summary()
         self._errors = []
-        budget = self._animation_memory
-        self._budget = MemoryBudget(min(MAX_ANIMATION_MEMORY, devices.available_memory() // 2)
-                                     if budget is None else budget)
+        asked = self._animation_memory
+        self._budget = MemoryBudget(min(MAX_ANIMATION_MEMORY, budget.available_memory() // 2)
+                                     if asked is None else asked)
         start = time.perf_counter()
         # A path, or a list of them, was an AttributeError from a worker thread.
         if isinstance(jobs, (str, bytes, os.PathLike)) or not isinstance(jobs, Iterable):

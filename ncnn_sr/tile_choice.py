@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import devices, staged
+from . import budget, devices, staged
 from .netsplit import NetPlan
 from .network import Network, SplitNetwork
 
@@ -87,7 +87,7 @@ class TileChoice:
         return sum((window / cell) ** 2 for cell in cells) / len(cells)
 
     def _stage_budget(self) -> int:
-        return min(devices.available_memory() // 4, STAGE_MAP_CAP) // self._concurrency
+        return min(budget.available_memory() // 4, STAGE_MAP_CAP) // self._concurrency
 
     def _stage_maps(self, net: "Network | SplitNetwork", height: int, width: int, longest: int,
                     channels: int = 3) -> tuple[type, int] | None:

@@ -1345,10 +1345,10 @@ def test_a_video_whose_folder_cannot_be_made_is_one_line(tmp_path):
 
 def test_a_folder_of_one_size_gets_one_cpu_worker_where_two_would_tile(tmp_path, monkeypatch, capsys):
     # As a video's frames (test_cli): 8 MB let one worker run 24x32 pictures whole, not two.
-    from ncnn_sr import batch_cli, devices
+    from ncnn_sr import batch_cli, budget
 
     pictures(tmp_path / "in", ["a.png", "b.png", "c.png"], size=(24, 32))
-    monkeypatch.setattr(devices, "available_memory", lambda: 8 << 20)
+    monkeypatch.setattr(budget, "available_memory", lambda: 8 << 20)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     opts = batch_cli.RunOptions(input=tmp_path / "in", output=tmp_path / "out", model="realesr-animevideov3-x2",
                                 model_path=None, gpu="-1", tile="0", jobs="1:2:2", tta=False, fmt=None, verbose=True)

@@ -791,11 +791,11 @@ def test_ncnn_sr_defaults_to_jobs_auto_and_the_drop_in_to_the_reference_threads(
 def test_video_frames_that_one_worker_runs_whole_get_one_worker_with_all_the_cores(monkeypatch):
     # Two CPU workers split the memory budget: 640x480 frames then ran as blended tiles
     # (1.0 fps) where one worker on both cores ran them whole (1.25 fps).
-    from ncnn_sr import devices
+    from ncnn_sr import budget
     from ncnn_sr.batch_cli import RunOptions, build_lanes
 
     frame = (24, 32)  # about 3 MB as one window of animevideov3-x2: 8 MB fit one worker, not two
-    monkeypatch.setattr(devices, "available_memory", lambda: 8 << 20)
+    monkeypatch.setattr(budget, "available_memory", lambda: 8 << 20)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None, gpu="-1",
                       tile="0", jobs="1:2:2", tta=False, fmt=None)
@@ -804,7 +804,7 @@ def test_video_frames_that_one_worker_runs_whole_get_one_worker_with_all_the_cor
     (two,), _, _ = build_lanes(opts)  # pictures of any size keep both workers, tiling this one
     assert two.workers == 2 and not two.upscaler.runs_whole(*frame)
     # With room for two windows, the two workers stay.
-    monkeypatch.setattr(devices, "available_memory", lambda: 64 << 20)
+    monkeypatch.setattr(budget, "available_memory", lambda: 64 << 20)
     (roomy,), _, _ = build_lanes(opts, frame=frame)
     assert roomy.workers == 2 and roomy.upscaler.runs_whole(*frame)
     for made in (lane, two, roomy):

@@ -266,13 +266,13 @@ def test_a_result_larger_than_the_memory_available_is_an_input_error(cpu_upscale
     # found by a bug hunt: width=100000 for a 40 px picture (10 GB per channel of
     # float to resample) got the process killed
     up = cpu_upscalers("realesr-animevideov3-x2")
-    monkeypatch.setattr(engine_mod.devices, "memory_limit", lambda: 1 << 20)
+    monkeypatch.setattr(engine_mod.budget, "memory_limit", lambda: 1 << 20)
     assert up.upscale(picture(10, 10), scale=3).shape == (30, 30, 3)
     with pytest.raises(InputError, match="more than the 0.0 GB available"):
         up.upscale(picture(10, 10), scale=30)
     with pytest.raises(InputError, match="needs about"):
         up.upscale(picture(400, 400))  # the native result alone
-    monkeypatch.setattr(engine_mod.devices, "memory_limit", lambda: None)  # unknown: no refusal on a guess
+    monkeypatch.setattr(engine_mod.budget, "memory_limit", lambda: None)  # unknown: no refusal on a guess
     assert up.upscale(picture(10, 10), scale=30).shape == (300, 300, 3)
 
 

@@ -120,7 +120,7 @@ def test_the_cut_network_lets_the_cpu_take_larger_tiles(monkeypatch):
     split = Upscaler("realesrgan-x4plus", device=-1)
     monkeypatch.setattr(engine_mod, "plan_network", lambda *args: None)
     whole = Upscaler("realesrgan-x4plus", device=-1)
-    monkeypatch.setattr(engine_mod.devices, "available_memory", lambda: 8 << 30)
+    monkeypatch.setattr(engine_mod.budget, "available_memory", lambda: 8 << 30)
     monkeypatch.setattr(Upscaler, "_stage_budget", lambda self: -1)  # the cut alone, without stages
     assert split._auto_tile(split._net, 2000, 2000)[0] >= 2 * whole._auto_tile(whole._net, 2000, 2000)[0]
 

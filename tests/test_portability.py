@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ncnn_sr import InputError, bench, devices, errors, files as files_mod, streams
+from ncnn_sr import InputError, bench, budget, errors, files as files_mod, streams
 
 
 def test_atomic_write_works_without_fchmod(tmp_path, monkeypatch):
@@ -73,16 +73,16 @@ def test_memory_on_windows_comes_from_global_memory_status(monkeypatch):
             return 1
 
     monkeypatch.setattr(sys, "platform", "win32")
-    monkeypatch.setattr(devices, "_linux_available", lambda: None)
+    monkeypatch.setattr(budget, "_linux_available", lambda: None)
     monkeypatch.delattr(os, "sysconf")
     monkeypatch.setattr(ctypes, "WinDLL", lambda name: Kernel32(), raising=False)
-    assert devices.available_memory() == 5 << 30
-    assert devices.memory_limit() == 5 << 30
+    assert budget.available_memory() == 5 << 30
+    assert budget.memory_limit() == 5 << 30
 
 
 def test_memory_status_record_has_windows_layout():
     import ctypes
-    record = devices._memory_status_type()
+    record = budget._memory_status_type()
     assert ctypes.sizeof(record) == 64
     assert record.ullAvailPhys.offset == 16 and record.ullAvailExtendedVirtual.offset == 56
 
@@ -114,22 +114,22 @@ def test_memory_on_macos_comes_from_the_host_vm_statistics(kern_return, availabl
     # whatever the machine had.
     import ctypes
     monkeypatch.setattr(sys, "platform", "darwin")
-    monkeypatch.setattr(devices, "_linux_available", lambda: None)
+    monkeypatch.setattr(budget, "_linux_available", lambda: None)
     monkeypatch.delattr(os, "sysconf")
     opened = []
     monkeypatch.setattr(ctypes, "CDLL", lambda name: opened.append(name) or _mac_system(kern_return))
-    devices._mach_host.cache_clear()
+    budget._mach_host.cache_clear()
     try:
-        assert devices.available_memory() == available
-        assert devices.available_memory() == available
+        assert budget.available_memory() == available
+        assert budget.available_memory() == available
     finally:
-        devices._mach_host.cache_clear()
+        budget._mach_host.cache_clear()
     assert opened == ["/usr/lib/libSystem.B.dylib"]  # the host port is asked for once
 
 
 def test_vm_statistics_record_has_macos_layout():
     import ctypes
-    record = devices._vm_statistics64_type()
+    record = budget._vm_statistics64_type()
     assert ctypes.sizeof(record) == 152 and ctypes.alignment(record) == 8
     assert record.inactive_count.offset == 8 and record.purgeable_count.offset == 88
 

@@ -166,7 +166,7 @@ def test_staged_progress_counts_every_window_and_can_stop_the_work(ups):
 
 
 def test_the_automatic_tile_leaves_room_for_the_maps(ups, monkeypatch):
-    monkeypatch.setattr(engine_mod.devices, "available_memory", lambda: 8 << 30)
+    monkeypatch.setattr(engine_mod.budget, "available_memory", lambda: 8 << 30)
     up = ups(tile=0)
     with_maps, staged_ok = up._auto_tile(up._net, 1000, 1000)
     monkeypatch.setattr(Upscaler, "_stage_budget", lambda self: -1)  # maps never fit
@@ -177,7 +177,7 @@ def test_the_automatic_tile_leaves_room_for_the_maps(ups, monkeypatch):
 def test_calls_sharing_the_budget_stage_when_the_maps_do_not_shrink_the_tile(monkeypatch):
     # found by a bug hunt: with two calls at once the budget allows 112 px tiles, under
     # the 128 px floor, so RRDBNet on the CPU never ran in stages
-    monkeypatch.setattr(engine_mod.devices, "available_memory", lambda: 8 << 30)
+    monkeypatch.setattr(engine_mod.budget, "available_memory", lambda: 8 << 30)
     up = Upscaler(MODEL, device=-1, concurrency=2)
     assert up._auto_tile(up._net, 220, 220) == (112, True)
     assert up._auto_tile(up._net, 40, 40) == (0, False)  # one window: exact already
@@ -187,7 +187,7 @@ def test_stages_are_chosen_while_they_cost_little_more_than_blending(monkeypatch
     # The README promises exact tiles on the CPU up to about 2 megapixels; with two
     # calls at once every picture over 240 px blended, as the maps took its tile under
     # a fixed 128 px floor, though 96 px stages cost less than 112 px blended windows.
-    monkeypatch.setattr(engine_mod.devices, "available_memory", lambda: 16 << 30)
+    monkeypatch.setattr(engine_mod.budget, "available_memory", lambda: 16 << 30)
     two = Upscaler(MODEL, device=-1, concurrency=2)
     assert two._auto_tile(two._net, 400, 400) == (96, True)
     assert two._staged_cost(two._net.plan, 96) < two._blended_cost(112)
