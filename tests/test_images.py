@@ -1845,3 +1845,29 @@ def test_a_colour_chunk_of_the_wrong_size_is_not_carried_over(tmp_path):
                                                 png_chunk(b"gAMA", (45455).to_bytes(4, "big"))))
     _, info = read_image(tmp_path / "in.png")
     assert info.colour_chunks == ((b"gAMA", (45455).to_bytes(4, "big")),)
+
+
+def test_a_picture_that_cannot_be_encoded_for_lack_of_memory_is_an_input_error(tmp_path, monkeypatch):
+    # A MemoryError from the encoder (a machine that commits what is asked, a limit on
+    # the process) came out as it was, not the one line a command prints.
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(Image.Image, "save", no_memory)
+    with pytest.raises(InputError, match=r"a\.jpg: not enough memory to write a 8x6 picture as JPEG \(about 0\.0 GB"):
+        write_image(tmp_path / "a.jpg", picture(6, 8))
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_picture_whose_writing_cannot_fit_in_memory_is_refused_before_it_is_encoded(tmp_path, monkeypatch):
+    # Linux kills a process that takes more than there is, rather than failing its
+    # allocation: a 70000x70000 png was killed while Pillow copied it. An 8x6 RGB png
+    # takes 4 bytes a pixel beside the picture (Pillow's copy), an RGBA one none.
+    from ncnn_sr import budget
+    monkeypatch.setattr(budget, "memory_limit", lambda: 100)
+    with pytest.raises(InputError, match=r"a\.png: writing a 8x6 picture as PNG needs about 0\.0 GB of memory beside "
+                                         r"the picture, more than the 0\.0 GB available"):
+        write_image(tmp_path / "a.png", picture(6, 8))
+    assert os.listdir(tmp_path) == []
+    write_image(tmp_path / "b.png", picture(6, 8, channels=4))
+    assert read_image(tmp_path / "b.png")[0].shape == (6, 8, 4)
