@@ -37,8 +37,8 @@ from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .files import check_writable, write_target
-from .images import (GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality, output_format,
-                     read_image, upright_sizes, write_image)
+from .images import (FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality,
+                     output_format, read_image, upright_sizes, write_bytes, write_image)
 from .icc import unstated as unstated_colour
 from .jobs import Job, Plan, alpha_target, check_reachable, existing_output, output_key
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
@@ -621,6 +621,21 @@ class Pipeline:
             checked_metadata(item.info, self._metadata, fmt, target)
         except NcnnSrError as e:
             item.error = e.said(self._flags)
+            return
+        if not self._animated(item):  # an animation's frames have the budget of their own
+            self._check_memory(item, out_height, out_width, fmt)
+
+    def _check_memory(self, item: _Item, height: int, width: int, fmt: str) -> None:
+        """Fail ``item`` now if its result and what its writer takes beside it cannot
+        fit in the memory available: the engine counts the result alone, and a
+        70000x70000 png that fitted was killed while Pillow copied it."""
+        channels, itemsize = item.pixels.shape[2], item.pixels.itemsize
+        need = height * width * channels * itemsize + write_bytes(
+            height, width, channels, itemsize, fmt, self._quality, grey=item.info.mode in GREY_MODES)
+        available = budget.memory_limit()
+        if available is not None and need > available:
+            item.error = (f"{item.job.source}: its {width}x{height} result written as {FORMATS[fmt]} needs about "
+                          f"{need / 2**30:.1f} GB of memory, more than the {available / 2**30:.1f} GB available")
 
     def _check_folder(self, item: _Item) -> None:
         """InputError naming ``item``'s picture unless a file can be made in its

@@ -341,6 +341,29 @@ def test_a_result_too_big_for_memory_fails_its_picture_in_words(tmp_path):
     assert summary.failures[0].message == f"{jobs[0].source}: not enough memory for its result"
 
 
+
+def test_a_result_whose_writing_cannot_fit_in_memory_fails_before_it_is_upscaled(tmp_path, monkeypatch):
+    # The engine counted the result alone: a 70000x70000 png that fitted was upscaled,
+    # then killed while Pillow copied it to write it. Here the 80x80 result (19200
+    # bytes) fits, with Pillow's 4-byte copy (25600 bytes) it does not; the 8x8 one does.
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(picture(40, 40)).save(src / "big.png")
+    Image.fromarray(picture(4, 4)).save(src / "small.png")
+    monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: 30000)
+    up = Upscaler(MODEL, device=-1, threads=1)
+    sizes = []
+    real = up.upscale
+    up.upscale = lambda image, **kw: sizes.append(image.shape[:2]) or real(image, **kw)
+    try:
+        summary = Pipeline([Lane(up, 1)]).run(plan_jobs(src, tmp_path / "out").jobs)
+    finally:
+        up.close()
+    assert (summary.ok, summary.failed) == (1, 1)
+    assert summary.failures[0].message == (f"{src / 'big.png'}: its 80x80 result written as PNG needs about 0.0 GB "
+                                           "of memory, more than the 0.0 GB available")
+    assert sizes == [(4, 4)] and os.listdir(tmp_path / "out") == ["small.png"]
+
 def fake_gpu(index=0):
     from ncnn_sr.devices import Device
     return Device(index, "fake", "discrete", 8000)
