@@ -263,9 +263,13 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
     @property
     def stages(self) -> bool:
         """Whether a tiled run may go in exact stages (the whole picture's output): False
-        for a network that has none (SRVGGNetCompact, SPAN...), and where ``exact=False``
-        or a discrete GPU's default blends tiles instead."""
-        return isinstance(self._net, SplitNetwork)
+        for a network that has none (SRVGGNetCompact, SPAN...), where ``exact=False``
+        or a discrete GPU's default blends tiles instead, and with the reference rule
+        (``overlap`` 0), whose output is the reference tool's."""
+        # As _stage_maps decides, but for memory and an alpha channel through the model.
+        net = self._net
+        return (isinstance(net, SplitNetwork) and bool(net.plan.stages) and self.overlap != 0
+                and self._exact is not False)
 
     @property
     def tile(self) -> int:

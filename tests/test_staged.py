@@ -142,6 +142,12 @@ def test_exact_false_blends_where_stages_would_fit(ups, monkeypatch):
     assert runs == []
 
 
+@pytest.mark.parametrize("kwargs, stages", [({}, True), ({"exact": False}, False), ({"tile_pad": 10}, False)])
+def test_stages_says_whether_a_tiled_run_may_go_in_stages(ups, kwargs, stages):
+    # It said True on the CPU for exact=False and the reference rule, which never stage.
+    assert ups(tile=32, **kwargs).stages is stages
+
+
 def test_exact_tiles_and_the_reference_rule_cannot_both_be_asked_for():
     from ncnn_sr.errors import InputError
 
