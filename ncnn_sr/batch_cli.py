@@ -269,7 +269,7 @@ class RunOptions:
 
 
 def build_lanes(opts: RunOptions, pictures: int | None = None,
-                frame: "tuple[int, int] | Callable[[], tuple[int, int] | None] | None" = None,
+                frame: tuple[int, int] | Callable[[], tuple[int, int] | None] | None = None,
                 items: int | None = None) -> tuple[list[Lane], int, int]:
     """One Upscaler per device with its proc workers; also the load and save counts
     (capped at the CPU count, as the reference does). With ``pictures`` known (each
@@ -714,14 +714,14 @@ def _naming(e: Exception, src: Path, dst: Path) -> Exception:
     return NcnnSrError(f"{src}: {e}")
 
 
-def _say_failed(prog: str, bar: "_FrameProgress | None", e: Exception) -> None:
+def _say_failed(prog: str, bar: _FrameProgress | None, e: Exception) -> None:
     if bar is not None:
         bar.close()
     # An OSError here is from looking at a path (a name too long, say).
     _echo(f"{prog}: error: {e if isinstance(e, NcnnSrError) else f'{e.filename}: {os_reason(e)}'}")
 
 
-def _stop_interrupted(bar: "_FrameProgress | None", message: str) -> None:
+def _stop_interrupted(bar: _FrameProgress | None, message: str) -> None:
     """Say ``message`` and end the process at once: Ctrl-C does not wait for a tile
     in progress."""
     if bar is not None:
@@ -731,7 +731,7 @@ def _stop_interrupted(bar: "_FrameProgress | None", message: str) -> None:
     os._exit(EXIT_INTERRUPTED)
 
 
-def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane], bar: "_FrameProgress",
+def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane], bar: _FrameProgress,
                flags: FlagNames = FlagNames()) -> str:
     """Upscale ``src`` into ``dst`` through ``lanes``, its progress on ``bar`` (closed
     when done); the line that says what was written."""

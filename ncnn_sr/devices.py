@@ -98,7 +98,7 @@ _gpu_count: int | None = None
 # state: ncnn waited for ever there, on a network (and, past Python's reach, in the
 # driver's teardown as the child exits, unless it leaves by os._exit as multiprocessing's do).
 _instance_pid: int | None = None
-_gpu_users: "weakref.WeakSet" = weakref.WeakSet()
+_gpu_users: weakref.WeakSet = weakref.WeakSet()
 
 
 @contextlib.contextmanager
@@ -216,7 +216,7 @@ def named_index(text: str) -> int | None:
     return whole_number(text)
 
 
-def get_device(spec: "str | int | Device" = "auto") -> Device:
+def get_device(spec: str | int | Device = "auto") -> Device:
     """A device from ``"auto"``, an index (``-1`` is the CPU; as a string also
     ``"cpu"``, ``"gpu0"``, ``"GPU 0"``, ``"gpu:0"``, or the whole ``str()`` of a
     Device, "GPU 0 (its name)", whose name must be that GPU's) or a Device.

@@ -74,7 +74,7 @@ TRIM_AFTER_OUTPUT_BYTES = 64 << 20
 
 
 # Upscalers made and not yet collected, closed as Python exits (_close_at_exit).
-_made: "weakref.WeakSet[Upscaler]" = weakref.WeakSet()
+_made: weakref.WeakSet[Upscaler] = weakref.WeakSet()
 
 
 def _close_at_exit() -> None:
@@ -128,10 +128,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
     gives the network's output for the picture at its own phase.
     """
 
-    def __init__(self, model: "str | bytes | os.PathLike | ModelSpec", device: "str | int | Device" = "auto",
+    def __init__(self, model: str | bytes | os.PathLike | ModelSpec, device: str | int | Device = "auto",
                  tile: int = 0, tta: bool = False, tile_pad: int | None = None, overlap: int | None = None,
                  alpha: str = "bicubic", precision: str = "default",
-                 model_path: "str | bytes | os.PathLike | None" = None,
+                 model_path: str | bytes | os.PathLike | None = None,
                  threads: int | None = None, concurrency: int = 1, exact: bool | None = None):
         if not isinstance(model, (*PATH_TYPES, ModelSpec)):
             raise InputError(f"model must be a name, a .param path or a ModelSpec, got {model!r}")
@@ -422,7 +422,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         raise InputError("an Upscaler cannot be copied or pickled: it holds a network loaded on a device; "
                          "share this one between threads, or make one per process")
 
-    def __enter__(self) -> "Upscaler":
+    def __enter__(self) -> Upscaler:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -430,7 +430,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
 
     # --- internals ---------------------------------------------------------------------
 
-    def _load(self, device: Device, precision: str | None = None) -> "Network | SplitNetwork":
+    def _load(self, device: Device, precision: str | None = None) -> Network | SplitNetwork:
         s = self.spec
         log.info("loading %s on %s", s.name, device)
         threads = self._threads
@@ -467,7 +467,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             return SplitNetwork(net, plan, devices.gpu_auto_tile(device.heap_budget_mb), weights, offsets)
         return SplitNetwork(net, plan, HEAD_PIECE, weights, offsets)
 
-    def _trusted(self, net: "Network | SplitNetwork") -> "Network | SplitNetwork":
+    def _trusted(self, net: Network | SplitNetwork) -> Network | SplitNetwork:
         """``net`` (on a GPU) if it computes device_check's test picture as it
         should; else the same model in float32 on that GPU if that does, else on the
         CPU, each change said in a warning. A network that fails to run at all is

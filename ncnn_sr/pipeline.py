@@ -1241,7 +1241,7 @@ class UpscalingFailed(NcnnSrError):
         """Each device it failed on, once, in that order."""
         return list(dict.fromkeys(getattr(up, "device", up) for up in self.upscalers))
 
-    def about(self, item) -> "UpscalingFailed":
+    def about(self, item) -> UpscalingFailed:
         """This failure, its line naming ``item`` (the video) first."""
         return UpscalingFailed(self.upscalers, self.error, self.every_device, about=item)
 

@@ -210,7 +210,7 @@ class Streams:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
 
-    def __enter__(self) -> "Streams":
+    def __enter__(self) -> Streams:
         return self
 
     def __exit__(self, *exc) -> None:

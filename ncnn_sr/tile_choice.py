@@ -38,7 +38,7 @@ STAGE_BAND = 256
 class TileChoice:
     """The tile an Upscaler runs a picture with when asked for none (``tile=0``)."""
 
-    def _auto_tile(self, net: "Network | SplitNetwork", height: int, width: int,
+    def _auto_tile(self, net: Network | SplitNetwork, height: int, width: int,
                    share: int | None = None) -> tuple[int, bool]:
         """The automatic tile, and whether a staged run may use it (its budget left
         room for the maps), with ``share`` calls at once (default: the concurrency): the
@@ -89,7 +89,7 @@ class TileChoice:
     def _stage_budget(self) -> int:
         return min(budget.available_memory() // 4, STAGE_MAP_CAP) // self._concurrency
 
-    def _stage_maps(self, net: "Network | SplitNetwork", height: int, width: int, longest: int,
+    def _stage_maps(self, net: Network | SplitNetwork, height: int, width: int, longest: int,
                     channels: int = 3) -> tuple[type, int] | None:
         """The number type and the memory of the maps of a staged run of a ``height``
         × ``width`` picture: float32 or float16 where they fit the budget, else

