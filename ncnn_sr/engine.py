@@ -99,20 +99,33 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
     """One model on one device.
 
     ``model`` is a catalog name, a ``.param`` path or a ``ModelSpec``; a spec made by
-    hand has its files checked as ``resolve_model`` checks a custom model's.
+    hand has its files checked as ``resolve_model`` checks a custom model's. A name
+    is looked for in ``model_path`` (a folder) first, then where ``resolve_model``
+    looks. ``device`` is ``"auto"``, an index (-1 or ``"cpu"`` for the CPU), or
+    anything else ``get_device`` takes.
+
     ``upscale`` takes H×W×C arrays (C in 1, 3, 4; uint8 or uint16) and returns the
     same channel count and dtype. It may be called from several threads at once.
     If the device runs out of memory the tile is halved down to 32 pixels, then the
     work moves to the CPU with a warning; a wrong picture is never returned.
     ``concurrency`` is how many calls the caller runs at once: they share the
-    memory budget of the automatic CPU tile.
+    memory budget of the automatic CPU tile, and the CPU's cores: on the CPU each
+    call runs ``threads`` of ncnn's threads where given, else its share of the cores.
+
+    ``tile`` is the tile size in pixels, at least 32, or 0 for one chosen to fit the
+    device's memory. ``tta`` averages the eight flips and transposes of the picture
+    (eight times the work). ``alpha`` is how an alpha channel is upscaled:
+    ``"bicubic"``, as the reference tool does, or ``"model"``, through the network
+    as a grey picture. ``precision`` is the number format inside the network:
+    ``"default"`` (ncnn's choice: float16 storage on GPUs that have it), ``"fp32"``,
+    or ``"bf16"`` (CPU only: a little faster, 54 dB from fp32).
 
     Tiling: by default seam-free. On the CPU and on integrated GPUs, RRDBNet models
     run their trunk in stages over the whole picture, which gives the whole picture's
     output at any tile size while the feature map fits in the host's memory;
     otherwise, and on discrete GPUs, neighbouring tiles overlap by
-    ``DEFAULT_OVERLAP`` pixels and are blended. ``exact=True`` stages on discrete
-    GPUs too, ``exact=False`` never stages. ``tile_pad`` alone selects the reference
+    ``DEFAULT_OVERLAP`` pixels and are blended. ``exact``: True stages on discrete
+    GPUs too, False never stages. ``tile_pad`` alone selects the reference
     tool's rule (each tile cropped out of a run padded by ``tile_pad`` pixels, no
     blending), and ``overlap`` sets the blend width explicitly (0: the reference
     rule).

