@@ -772,3 +772,17 @@ def test_an_interlaced_sixteen_bit_apng_frame_of_damaged_data_is_one_error(tmp_p
     _, info = read_image(tmp_path / "b.png")  # the first frame is whole
     with pytest.raises(InputError, match=r"b\.png: broken or truncated picture \(broken PNG: its compressed pixels"):
         read_frames(tmp_path / "b.png", info)
+
+
+def test_animations_compare_equal_by_their_frames_timing_and_plays():
+    # found by a library audit: two animations of equal frames in separate arrays
+    # raised numpy's "truth value of an array ... is ambiguous" ValueError on ==.
+    frames = (picture(6, 8), picture(6, 8, seed=1))
+    animation = Animation(frames, (40, 60), 2)
+    assert animation == Animation(tuple(f.copy() for f in frames), [40, 60], 2)
+    assert animation != Animation((frames[0], frames[0]), (40, 60), 2)
+    assert animation != Animation(frames, (40, 70), 2)
+    assert animation != Animation(frames, (40, 60), 0)
+    assert animation != Animation(tuple(f.astype(np.uint16) for f in frames), (40, 60), 2)
+    assert animation != Animation(frames[:1], (40,), 2)
+    assert animation != frames
