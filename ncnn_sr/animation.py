@@ -52,6 +52,12 @@ class Animation:
         object.__setattr__(self, "durations", tuple(int(d) for d in durations))
         object.__setattr__(self, "plays", int(self.plays))
 
+    def __repr__(self) -> str:
+        # The dataclass's printed every frame's pixels.
+        shape = "x".join(map(str, self.frames[0].shape))
+        return (f"Animation(frames=<{len(self.frames)} of {shape} {self.frames[0].dtype}>, "
+                f"durations={self.durations!r}, plays={self.plays!r})")
+
     def __eq__(self, other: object) -> bool:
         # The dataclass's == compared the frame tuples, whose arrays answer == with an
         # array: a ValueError for any two animations of separate, equal-shaped frames.

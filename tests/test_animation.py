@@ -786,3 +786,10 @@ def test_animations_compare_equal_by_their_frames_timing_and_plays():
     assert animation != Animation(tuple(f.astype(np.uint16) for f in frames), (40, 60), 2)
     assert animation != Animation(frames[:1], (40,), 2)
     assert animation != frames
+
+
+def test_an_animation_s_repr_sums_its_frames_up():
+    # found by a library audit: it printed every frame's pixels, screens of numbers
+    # for a log line or a failed assert.
+    animation = Animation((picture(60, 80), picture(60, 80, seed=1)), (40, 60), 2)
+    assert repr(animation) == "Animation(frames=<2 of 60x80x3 uint8>, durations=(40, 60), plays=2)"
