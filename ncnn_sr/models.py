@@ -26,7 +26,7 @@ import math
 import mmap
 import numbers
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from models_ncnn import CATALOG_PATH
@@ -96,33 +96,33 @@ class ModelSpec:
     source: str
     cpu_bytes_per_pixel: int = DEFAULT_CPU_BYTES_PER_PIXEL
     alignment: int = 1
-    probe: tuple[int, ...] | None = None
+    probe: tuple[int, ...] | None = field(default=None, repr=False)  # 192 numbers
 
     def __post_init__(self) -> None:
         # Made by hand, a str path failed deep in the Upscaler on a bare AttributeError,
         # and a name or blob of None turned up in messages as the word None.
         if not isinstance(self.name, str) or not self.name:
             raise ModelError(f"a model's name must be a non-empty string, got {describe(self.name)}")
-        for field in ("input_blob", "output_blob", "source"):
-            value = getattr(self, field)
+        for attribute in ("input_blob", "output_blob", "source"):
+            value = getattr(self, attribute)
             if not isinstance(value, str) or not value:
-                raise ModelError(f"model {self.name}: {field} must be a non-empty string, got {describe(value)}")
-        for field in ("param_path", "bin_path"):
-            value = getattr(self, field)
+                raise ModelError(f"model {self.name}: {attribute} must be a non-empty string, got {describe(value)}")
+        for attribute in ("param_path", "bin_path"):
+            value = getattr(self, attribute)
             if not isinstance(value, PATH_TYPES):
-                raise ModelError(f"model {self.name}: {field} must be a file's path, got {describe(value)}")
-            object.__setattr__(self, field, Path(os.fsdecode(value)))
+                raise ModelError(f"model {self.name}: {attribute} must be a file's path, got {describe(value)}")
+            object.__setattr__(self, attribute, Path(os.fsdecode(value)))
         if not isinstance(self.verified, bool):
             raise ModelError(f"model {self.name}: verified must be True or False, got {describe(self.verified)}")
-        for field in ("scale", "prepadding", "cpu_bytes_per_pixel", "alignment"):
-            value = getattr(self, field)
-            if value is None and field == "scale":
+        for attribute in ("scale", "prepadding", "cpu_bytes_per_pixel", "alignment"):
+            value = getattr(self, attribute)
+            if value is None and attribute == "scale":
                 continue
             # Made by hand with other types, it failed in the tiling on a bare error
             # (a float scale, a str), or a numpy uint8 overflowed there.
             if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-                raise ModelError(f"model {self.name}: {field} must be a whole number, got {describe(value)}")
-            object.__setattr__(self, field, int(value))
+                raise ModelError(f"model {self.name}: {attribute} must be a whole number, got {describe(value)}")
+            object.__setattr__(self, attribute, int(value))
         if self.cpu_bytes_per_pixel < 1:
             raise ModelError(f"model {self.name}: cpu_bytes_per_pixel must be at least 1")
         if self.alignment < 1:

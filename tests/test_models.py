@@ -868,3 +868,11 @@ def test_a_model_path_undecodable_in_the_c_locale_loads(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, os.fsencode(param)], capture_output=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     assert proc.stdout == b"(12, 10, 3)\n"
+
+
+def test_a_model_spec_s_repr_leaves_its_probe_out():
+    # found by a library audit: print(resolve_model(...)) ended in the 192 numbers of
+    # the CPU's output for device_check's test picture.
+    spec = resolve_model("realesr-animevideov3-x2")
+    assert spec.probe is not None
+    assert "probe" not in repr(spec) and len(repr(spec)) < 600
