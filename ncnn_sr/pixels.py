@@ -21,20 +21,36 @@ def check_image(image: np.ndarray) -> np.ndarray:
             raise InputError(f"expected a numpy array, got a Pillow {image.mode} image: give "
                              'np.asarray(image.convert("RGB")) ("RGBA" to keep its alpha, "L" for grey), '
                              "or read the file with read_image")
-        raise InputError(f"expected a numpy array, got {type(image).__name__}")
+        hint = ": give np.asarray(pixels, np.uint8)" if isinstance(image, (list, tuple)) else ""
+        raise InputError(f"expected a numpy array, got {type(image).__name__}{hint}")
     image = np.asarray(image)  # a subclass (np.matrix) cannot take a third axis
     if image.dtype.kind == "u" and not image.dtype.isnative:
         image = image.astype(image.dtype.newbyteorder("="))  # big-endian uint16, as in 16-bit PNGs
     given = image.shape  # what messages name: not the axis added to a grey H×W array
     if image.ndim == 2:
         image = image[:, :, None]
+    if image.ndim == 3 and image.shape[2] == 2:
+        raise InputError(f"expected an H×W×C array with C in 1, 3 or 4, got shape {image.shape}: grey with "
+                         "alpha goes in as RGBA, image[:, :, [0, 0, 0, 1]]")
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
         raise InputError(f"expected an H×W×C array with C in 1, 3 or 4, got shape {image.shape}")
     if image.dtype not in SUPPORTED_DTYPES:
-        raise InputError(f"expected uint8 or uint16 pixels, got {image.dtype}")
+        raise InputError(f"expected uint8 or uint16 pixels, got {image.dtype}{_conversion(image.dtype)}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise InputError(f"picture of shape {given} has no pixels")
     return image
+
+
+def _conversion(dtype: np.dtype) -> str:
+    """How pixels of ``dtype`` become ones the engine takes, as the end of a message:
+    float pixels and the int64 of np.array of Python ints are the usual mistakes."""
+    if dtype.kind == "f":
+        return ": float pixels in [0, 1] convert with (image * 255).round().astype(np.uint8), or * 65535 to np.uint16"
+    if dtype.kind == "b":
+        return ": a mask is black and white as image.astype(np.uint8) * 255"
+    if dtype.kind in "iu":
+        return ": image.astype(np.uint8) keeps values 0 to 255, np.uint16 ones to 65535"
+    return ""
 
 
 def max_value(dtype: np.dtype) -> int:

@@ -217,6 +217,26 @@ def test_arrays_it_cannot_take_are_input_errors(bad, cpu_upscalers):
         cpu_upscalers(FAST).upscale(bad)
 
 
+@pytest.mark.parametrize("bad, hint", [
+    (np.full((4, 4, 3), 0.5, np.float32), "(image * 255).round().astype(np.uint8)"),
+    (np.full((4, 4), 0.5), "(image * 255).round().astype(np.uint8)"),
+    (np.full((4, 4, 3), 200, np.int64), "image.astype(np.uint8)"),
+    (np.full((4, 4, 3), 200, np.int32), "image.astype(np.uint8)"),
+    (np.ones((4, 4), bool), "image.astype(np.uint8) * 255"),
+    (np.zeros((4, 4, 2), np.uint8), "image[:, :, [0, 0, 0, 1]]"),
+    ([[1, 2], [3, 4]], "np.asarray(pixels, np.uint8)"),
+])
+def test_pixels_of_a_wrong_kind_are_refused_in_a_line_that_says_how_to_give_them(bad, hint, cpu_upscalers):
+    # found by a library audit: "expected uint8 or uint16 pixels, got float32" said
+    # what was wrong, not what to do; float pixels and int64 ones (np.array of Python
+    # ints) are the first mistakes made.
+    with pytest.raises(InputError) as caught:
+        cpu_upscalers(FAST).upscale(bad)
+    assert hint in str(caught.value) and "\n" not in str(caught.value)
+    image = pixels = bad  # the names the hint uses
+    cpu_upscalers(FAST).upscale(eval(hint, {"np": np, "image": image, "pixels": pixels}))
+
+
 def test_an_empty_grey_picture_is_named_by_the_shape_it_was_given(cpu_upscalers):
     # It said (16, 0, 1), the axis the engine adds, for an H×W array of shape (16, 0).
     with pytest.raises(InputError, match=r"^picture of shape \(16, 0\) has no pixels$"):
