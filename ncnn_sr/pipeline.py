@@ -179,7 +179,14 @@ def _read(item: _Item, read: Callable) -> tuple | None:
 
 
 class Pipeline:
-    """Runs jobs through the lanes. ``on_outcome`` is called once per job, from a
+    """Runs jobs through the ``lanes``: ``load_workers`` threads read pictures, each
+    lane's workers upscale them on its Upscaler, ``save_workers`` threads write them,
+    and the queues between hold at most ``queue_size`` pictures. Each picture is
+    upscaled as ``Upscaler.upscale`` does with ``scale``, ``width`` and ``height``,
+    and written as ``write_image`` does with ``quality`` and ``metadata``; with
+    ``skip_existing`` a job whose output is there (not empty) is skipped.
+
+    ``on_outcome`` is called once per job, from a
     save or load thread, never from two threads at once; an exception from it (a
     closed stderr, say) is raised by ``run`` once every job is done. ``on_tile(done,
     total)`` is called from the proc threads, several at once, after each tile of a

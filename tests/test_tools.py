@@ -285,16 +285,20 @@ def test_help_shows_the_public_signatures_type_hints_unquoted():
     assert quoted == []
 
 
-def test_help_of_the_upscaler_names_each_of_its_arguments():
+def test_help_of_the_upscaler_and_the_pipeline_names_each_of_their_arguments():
     # found by a library audit: help(Upscaler) said nothing of tta, alpha, precision or
-    # model_path, nor which values alpha and precision take.
+    # model_path, nor which values alpha and precision take; help(Pipeline) nothing of
+    # its workers, scale, quality or skip_existing.
     import inspect
 
     from ncnn_sr import Upscaler
     from ncnn_sr.engine import ALPHA_MODES, PRECISIONS
+    from ncnn_sr.pipeline import Pipeline
 
     doc = inspect.getdoc(Upscaler)
     unnamed = [name for name in inspect.signature(Upscaler).parameters if f"``{name}``" not in doc]
+    unnamed += [f"Pipeline's {name}" for name in inspect.signature(Pipeline).parameters
+                if f"``{name}``" not in inspect.getdoc(Pipeline)]
     unnamed += [f"{name}={value!r}" for name, values in (("alpha", ALPHA_MODES), ("precision", PRECISIONS))
                 for value in values if f'"{value}"' not in doc]
     assert unnamed == []
