@@ -755,6 +755,10 @@ def checked_write(path, fmt: str | None, quality, info, what: str) -> tuple[str,
     """A writer's ``path`` as a str, its format key and its quality, checked, and
     ``info`` checked to be an ImageInfo (or None); ``what`` is the writer's name."""
     path = file_path(path, what)
+    if os.path.basename(path) in ("", "."):
+        # Path() drops the separator and the dot: "out/" was written as a file named out.
+        raise InputError(f"cannot write {path}: a name ending in {os.sep} (or {os.sep}.) is a folder's: "
+                         "name the picture, such as out.png")
     if not fmt and not Path(path).suffix:
         # output_format's words offer a folder, as the commands' -o takes one; a writer takes none.
         why = ("a folder of that name is there" if os.path.isdir(path) else

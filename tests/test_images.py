@@ -1871,3 +1871,17 @@ def test_a_picture_whose_writing_cannot_fit_in_memory_is_refused_before_it_is_en
     assert os.listdir(tmp_path) == []
     write_image(tmp_path / "b.png", picture(6, 8, channels=4))
     assert read_image(tmp_path / "b.png")[0].shape == (6, 8, 4)
+
+
+@pytest.mark.parametrize("writer", ["write_image", "write_frames"])
+@pytest.mark.parametrize("name, fmt", [("new/", "png"), ("x.png/", None), (f"x.png{os.sep}.", None)])
+def test_a_path_written_as_a_folder_s_is_refused_not_written_as_a_file(tmp_path, writer, name, fmt):
+    # found by a library audit: Path() dropped the separator, and write_image("out/",
+    # fmt="png") wrote a file named out, "x.png/" one named x.png.
+    from ncnn_sr.animation import Animation, write_frames
+
+    write = {"write_image": lambda p: write_image(p, picture(4, 6), fmt=fmt),
+             "write_frames": lambda p: write_frames(p, Animation((picture(4, 6),), (100,)), fmt=fmt)}[writer]
+    with pytest.raises(InputError, match="a folder's"):
+        write(f"{tmp_path}{os.sep}{name}")
+    assert os.listdir(tmp_path) == []
