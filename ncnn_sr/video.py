@@ -552,6 +552,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     read or decoded, ``dst`` when the video cannot be encoded or written.
     """
     piped = isinstance(dst, VideoOutput)  # written as it is made, not renamed into place
+    if not piped and isinstance(dst, (str, bytes, os.PathLike)) and os.path.basename(os.fsdecode(dst)) in ("", "."):
+        # Path() drops the separator and the dot: "out.mp4/" was written as the file out.mp4.
+        raise InputError(f"cannot write {os.fsdecode(dst)}: a name ending in {os.sep} (or {os.sep}.) is a folder's: "
+                         "name the video, such as out.mp4")
     dst = dst if piped else Path(dst)
     encoder = video_encoder(dst, options, flags)
     part = None

@@ -3409,3 +3409,14 @@ def test_a_video_the_user_cannot_read_is_said_to_be_unreadable_not_no_video(tmp_
     assert proc.returncode == 1
     assert proc.stderr == f"ncnn-sr: error: {tmp_path / 'v.mp4'}: permission denied\n"
     assert sorted(os.listdir(tmp_path)) == ["v.mp4"]
+
+
+@pytest.mark.parametrize("name", ["out.mp4/", "new/"])
+def test_an_output_path_written_as_a_folder_s_is_refused_not_written_as_a_file(tmp_path, name):
+    # found by a library audit: Path() dropped the separator, and "out.mp4/" was
+    # written as the file out.mp4; "new/" failed on FFmpeg's "Could not determine
+    # output format" for "new".
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
+    with pytest.raises(InputError, match="a folder's"):
+        upscale_video(clip, f"{tmp_path}{os.sep}{name}", lambda frames: frames)
+    assert os.listdir(tmp_path) == ["in.mp4"]
