@@ -381,6 +381,10 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
         meant = sorted(n for n in known if n.lower() == text.lower())
         if meant:  # on Linux, where file names are case-sensitive, as the catalog's are everywhere
             raise ModelError(f"unknown model '{text}': names are case-sensitive: did you mean '{meant[0]}'?")
+        if model_path is not None and not os.path.isdir(_model_folder(model_path)):
+            # The commands check their -m; a library caller's mistyped folder went unsaid.
+            raise ModelError(f"unknown model '{text}': the model folder {os.fsdecode(model_path)} it would be in "
+                             "is not there")
         names = ", ".join(sorted(catalog()))
         # The name most typed (the drop-in's default) is a family's, not in that list.
         families = sorted({e.family for e in catalog().values() if e.family != e.name})

@@ -876,3 +876,14 @@ def test_a_model_spec_s_repr_leaves_its_probe_out():
     spec = resolve_model("realesr-animevideov3-x2")
     assert spec.probe is not None
     assert "probe" not in repr(spec) and len(repr(spec)) < 600
+
+
+def test_an_unknown_name_looked_for_in_a_model_folder_that_is_not_there_says_so(tmp_path):
+    # found by a library audit: Upscaler("mine", model_path="modles") listed the catalog's
+    # names, and the folder mistyped went unsaid.
+    with pytest.raises(ModelError) as caught:
+        resolve_model("mine", tmp_path / "modles")
+    assert str(caught.value) == f"unknown model 'mine': the model folder {tmp_path / 'modles'} it would be in is not there"
+    (tmp_path / "modles").mkdir()
+    with pytest.raises(ModelError, match="^unknown model 'mine': known models are"):
+        resolve_model("mine", tmp_path / "modles")
