@@ -305,6 +305,7 @@ class Pipeline:
         # A run interrupted inside a picture leaves its workers waiting on its queues
         # and its cancel: a later run must not clear that cancel under them.
         self._abandoned = False
+        self._running = threading.Lock()  # held by the run under way
 
     def cancel(self) -> None:
         """Stop soon: no new picture is started, work in progress stops after its
@@ -324,10 +325,22 @@ class Pipeline:
     def run(self, jobs: Iterable[Job]) -> Summary:
         """Run every job; Ctrl-C (KeyboardInterrupt) in the calling thread cancels and
         the summary says so. A Pipeline may run again, unless a run of it was
-        interrupted inside a picture (``Summary.abandoned``)."""
+        interrupted inside a picture (``Summary.abandoned``); one run at a time: a run
+        asked for while one is under way (from another thread, or from a callback)
+        is an InputError."""
         if self._abandoned:
             raise InputError("this Pipeline's run was interrupted inside a picture (Summary.abandoned): "
                              "make a new Pipeline to run again")
+        # Each run resets and fills the one summary, cancel and queues: two at once
+        # counted each other's pictures, and the second's start undid the first's cancel.
+        if not self._running.acquire(blocking=False):
+            raise InputError("this Pipeline is running: make a Pipeline for each run at once")
+        try:
+            return self._run(jobs)
+        finally:
+            self._running.release()
+
+    def _run(self, jobs: Iterable[Job]) -> Summary:
         # The cancel, Ctrl-C or stop (a full disk) of an earlier run, and the folders it
         # found unwritable, held for it alone: the next run did nothing, or failed each
         # picture on the old reason.

@@ -158,6 +158,32 @@ def test_a_pipeline_cancelled_runs_again_in_full(tmp_path, cpu_lane):
     assert not again.cancelled and again.ok == 6
 
 
+def test_a_pipeline_running_refuses_a_second_run_at_once_and_its_summary_counts_its_own_jobs(tmp_path, cpu_lane):
+    # found by a library audit: two threads running one Pipeline shared its summary,
+    # each run said ok=30 for its 15 pictures, and a cancel or a new run's start reset
+    # the other's state.
+    jobs = folder_of(tmp_path, 3)
+    first_outcome, go_on = threading.Event(), threading.Event()
+
+    def on_outcome(outcome):
+        first_outcome.set()
+        go_on.wait(30)
+
+    pipeline = Pipeline([cpu_lane], on_outcome=on_outcome)
+    summaries = []
+    running = threading.Thread(target=lambda: summaries.append(pipeline.run(jobs)))
+    running.start()
+    try:
+        assert first_outcome.wait(30)
+        with pytest.raises(InputError, match="^this Pipeline is running: make a Pipeline for each run at once$"):
+            pipeline.run(jobs)
+    finally:
+        go_on.set()
+        running.join(30)
+    assert summaries[0].ok == 3
+    assert pipeline.run(jobs).ok == 3  # once that run is over, it runs again
+
+
 def test_a_pipeline_runs_again_into_a_folder_that_became_writable(tmp_path, cpu_lane, monkeypatch):
     # found by a library audit: a folder found unwritable stayed so for the Pipeline's
     # later runs, each picture failing on the first run's reason
