@@ -1,0 +1,245 @@
+"""Stress: a Pipeline's and ordered_map's device failover, on random schedules.
+
+Each schedule is 2 to 4 fake devices of 1 or 2 proc workers each, any of them lost
+(failing every picture from its first, second, third or fourth on, as a lost Vulkan
+device does), and 0 to 3 bad pictures (failing on every device, as a bug a picture
+triggers does); each upscale sleeps a random moment so that the threads interleave
+differently every time. What must hold:
+
+- the run ends (no hang);
+- with a sound device: every good picture is written, every bad one fails with one
+  line, no sound device is among ``Summary.lost`` and each lost device that failed a
+  good picture is, and the run is not stopped;
+- with none: the run ends, stopped once every device is out, or with every picture
+  given an outcome;
+- each picture gets at most one outcome.
+
+Videos (ordered_map) likewise: with a sound device and no bad frame, every frame comes
+out in order; a bad frame fails the video as an UpscalingFailed; with no sound device,
+the frames come out or an UpscalingFailed names every device.
+
+    python tools/failover_stress.py --runs 300 --seed 1
+    python tools/failover_stress.py --runs 300 --video
+
+Bad pictures are at most as many as there are proc workers: more in a row take every
+device out by design (Pipeline._at_fault).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+import random
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ncnn_sr.devices import Device
+from ncnn_sr.jobs import Job
+from ncnn_sr.pipeline import Lane, Pipeline, UpscalingFailed, ordered_map
+
+PICTURES = 16
+FRAMES = 24
+HANG = 30  # seconds a run may take before it counts as hung
+
+
+class FakeDevice:
+    """Gives a picture back as it came, after a random moment; fails a 5x5 one (a
+    bad picture) in an unforeseen way; a lost one fails every call from its
+    ``lost_after``-th on."""
+
+    scale = 1
+
+    def __init__(self, index: int, lost_after: int | None, rng: random.Random):
+        self.device = Device(index, "fake", "discrete", 8000)
+        self.lost_after, self._rng = lost_after, rng
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.failed_good: set[int] = set()  # the good pictures (by number) it failed
+
+    def upscale(self, image, progress=None, **kw):
+        with self._lock:
+            call = self.calls
+            self.calls += 1
+            pause = self._rng.random() * 0.002
+        time.sleep(pause)
+        if self.lost_after is not None and call >= self.lost_after:
+            if image.shape[:2] != (5, 5):
+                with self._lock:
+                    self.failed_good.add(int(image[0, 0, 0]))
+            raise RuntimeError("vkQueueSubmit failed")
+        if image.shape[:2] == (5, 5):
+            raise ValueError("odd picture")
+        return image
+
+
+def widen_races() -> None:
+    """A random pause before a proc worker looks for a picture and before it fails one
+    it was handed for want of another device: the moments other workers may change
+    which device is in service."""
+    from ncnn_sr import pipeline
+
+    def paused(method):
+        def call(*args, **kwargs):
+            time.sleep(random.random() * 0.003)
+            return method(*args, **kwargs)
+        return call
+
+    pipeline._ProcQueue.get = paused(pipeline._ProcQueue.get)
+    pipeline.Pipeline._blame = paused(pipeline.Pipeline._blame)
+    pipeline.Pipeline._judge = paused(pipeline.Pipeline._judge)
+
+
+def schedule(rng: random.Random) -> dict:
+    count = rng.randint(2, 4)
+    workers = [rng.randint(1, 2) for _ in range(count)]
+    lost = {i: rng.randint(0, 3) for i in range(count) if rng.random() < 0.4}
+    bad = rng.sample(range(PICTURES), min(rng.randint(0, 3), sum(workers)))
+    return {"workers": workers, "lost": lost, "bad": sorted(bad), "queue_size": rng.randint(1, 4),
+            "load_workers": rng.randint(1, 2)}
+
+
+def within(seconds: float, call):
+    result: dict = {}
+
+    def target():
+        try:
+            result["value"] = call()
+        except BaseException as e:
+            result["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        stacks = "".join(f"--- {t.name}\n" + "".join(traceback.format_stack(sys._current_frames()[t.ident]))
+                         for t in threading.enumerate() if t.ident in sys._current_frames())
+        raise TimeoutError(stacks)
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def make_pictures(folder: Path, bad: list[int]) -> list[Job]:
+    jobs = []
+    for i in range(PICTURES):
+        size = 5 if i in bad else 4
+        Image.fromarray(np.full((size, size, 3), i, np.uint8)).save(folder / f"p{i:02d}.png")
+        jobs.append(Job(folder / f"p{i:02d}.png", folder / "out" / f"p{i:02d}.png"))
+    return jobs
+
+
+def picture_run(plan: dict, rng: random.Random, folder: Path) -> list[str]:
+    """What went wrong in one run of ``plan``."""
+    for old in folder.iterdir():
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    jobs = make_pictures(folder, plan["bad"])
+    ups = [FakeDevice(i, plan["lost"].get(i), random.Random(rng.random())) for i in range(len(plan["workers"]))]
+    outcomes = collections.Counter()
+    p = Pipeline([Lane(up, w) for up, w in zip(ups, plan["workers"])], queue_size=plan["queue_size"],
+                 load_workers=plan["load_workers"], on_outcome=lambda o: outcomes.update([o.job.source.name]))
+    try:
+        summary = within(HANG, lambda: p.run(jobs))
+    except TimeoutError as e:
+        return ["hang\n" + str(e)]
+    wrong = []
+    if any(n > 1 for n in outcomes.values()):
+        wrong.append(f"a picture had several outcomes: {outcomes}")
+    sound = [up for up in ups if up.lost_after is None]
+    lost_said = {line.split(":")[0] for line in summary.lost}
+    if sound:
+        failed = sorted(int(f.job.source.stem[1:]) for f in summary.failures)
+        if failed != plan["bad"]:
+            wrong.append(f"failed {failed}, bad {plan['bad']}: "
+                         + "; ".join(f.message for f in summary.failures))
+        if summary.stopped is not None:
+            wrong.append(f"stopped: {summary.stopped}")
+        for f in summary.failures:
+            if "\n" in f.message or not f.message.startswith(f"{f.job.source}: upscaling failed on "):
+                wrong.append(f"failure said as {f.message!r}")
+        for up in sound:
+            if str(up.device) in lost_said:
+                wrong.append(f"sound {up.device} said lost: {summary.lost}")
+        for up in ups:
+            if up.failed_good and str(up.device) not in lost_said and not wrong:
+                wrong.append(f"lost {up.device} (failed good {sorted(up.failed_good)}) ended in service")
+    elif summary.stopped is None and summary.done != PICTURES:
+        wrong.append(f"every device lost: not stopped, yet {summary.done} outcomes of {PICTURES}")
+    return wrong
+
+
+def video_run(plan: dict, rng: random.Random) -> list[str]:
+    bad = set(plan["bad"][:1])
+    frames = [np.full((5 if i in bad else 4,) * 2 + (3,), i, np.uint8) for i in range(FRAMES)]
+    ups = [FakeDevice(i, plan["lost"].get(i), random.Random(rng.random())) for i in range(len(plan["workers"]))]
+    lanes = [Lane(up, w) for up, w in zip(ups, plan["workers"])]
+
+    def drain():
+        try:
+            return list(ordered_map(lanes, frames, lambda up, frame: up.upscale(frame), window=rng.randint(1, 6)))
+        except UpscalingFailed as e:
+            return e
+
+    try:
+        result = within(HANG, drain)
+    except TimeoutError as e:
+        return ["hang\n" + str(e)]
+    sound = [up for up in ups if up.lost_after is None]
+    if isinstance(result, UpscalingFailed):
+        kind = f"failed every_device={result.every_device}"
+        if sound and not bad:
+            return [f"a good video failed: {result}"]
+        if sound and result.every_device:
+            return [f"a bad frame said every device failed: {result}"]
+        if not sound and not bad and not result.every_device:
+            return [f"every device lost, yet not every_device: {result}"]
+        return [] if kind else []
+    if bad:
+        return ["a bad frame came out"]
+    if [int(frame[0, 0, 0]) for frame in result] != list(range(FRAMES)):
+        return ["frames out of order or missing"]
+    return []
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--video", action="store_true", help="ordered_map, not a Pipeline")
+    parser.add_argument("--jitter", action="store_true",
+                        help="random pauses where the workers hand over, to widen the races")
+    parser.add_argument("--show", type=int, default=3, help="how many failing runs to print in full")
+    args = parser.parse_args()
+    logging.getLogger("ncnn_sr").setLevel(logging.CRITICAL)  # the warnings of each run
+    rng = random.Random(args.seed)
+    if args.jitter:
+        widen_races()
+    kinds = collections.Counter()
+    shown = failing = 0
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        for run in range(args.runs):
+            plan = schedule(rng)
+            wrong = video_run(plan, rng) if args.video else picture_run(plan, rng, folder)
+            failing += bool(wrong)
+            for line in wrong:
+                kinds[re.sub(r"\d+|\(.*\)|\[.*\]", "#", line.split("\n")[0].split(":")[0])] += 1
+            if wrong and shown < args.show:
+                shown += 1
+                print(f"run {run}: {plan}")
+                for line in wrong:
+                    print("   ", line[:4000])
+    print(f"{args.runs} runs, {failing} wrong: {dict(kinds)}")
+    return 1 if failing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
