@@ -816,14 +816,26 @@ class Pipeline:
         with self._report_lock:
             self._summary.pixels_in += sum(picture.shape[0] * picture.shape[1] for picture in pictures)
             self._at_fault_in_row = 0
-            # Done here, it failed where it was taken from for its device's fault: that
-            # one stays out.
-            gone = {id(up) for up in item.failed_on if up is not upscaler and id(up) in self._down} - self._out
-            self._out.update(gone)
+            # Done here, it failed where it was taken from for its device's fault: each
+            # such one is out for good, though back in service meanwhile for a bad
+            # picture's sake (it ended the run in service, unsaid).
+            gone = [up for up in dict.fromkeys(item.failed_on) if up is not upscaler and id(up) not in self._out]
+            self._out.update(map(id, gone))
+            leaving = [up for up in gone if id(up) not in self._down]
+            back = []
+            if leaving and all(id(up) in self._down or up in leaving for up in self._upscalers):
+                # None would be left in service to take the pictures that bring those out
+                # for now back, as in _judge.
+                back = [up for up in self._upscalers if id(up) in self._down and id(up) not in self._out]
+            leaving, back, last = self._out_of_service(leaving, back)
+        for up in leaving:
+            log.warning("%s takes no more pictures: %s, which it failed, was done on %s%s", up.device,
+                        item.job.source, upscaler.device, "; no device is left" if last else "")
         if gone:
             # A picture given back waiting for one of them, having failed on every
             # device in service, now fails: an idle worker takes it at once, not once
             # none is in work.
+            self._tell([], back, last, None, "no other device was left in service")
             self._wake_procs()
 
     def _judge(self, upscaler: Upscaler, item: _Item, error: Exception) -> None:
@@ -865,15 +877,22 @@ class Pipeline:
         come back, unless ``item``, failing, is found at fault once too often (see
         _at_fault): every one is then out for good. Which left and came back, and
         whether that was the last one in service."""
-        down = self._down
         if not item.again and self._at_fault(item):
             leaving, back = self._upscalers, []
             self._out.update(map(id, self._upscalers))
+        for up in leaving:
+            if id(up) not in self._down:
+                self._lost_said[id(up)] = f"{up.device}: {item.failure!r}"
+        return self._out_of_service(leaving, back)
+
+    def _out_of_service(self, leaving: list, back: list) -> tuple[list, list, bool]:
+        """Under _report_lock: the Upscalers ``leaving`` go out of service, each with its
+        entry in Summary.lost, those ``back`` come back; see _settle."""
+        down = self._down
         leaving = [up for up in leaving if id(up) not in down]
         self._back_in_service(back)
         for up in leaving:
             down.add(id(up))
-            self._lost_said[id(up)] = f"{up.device}: {item.failure!r}"
             self._summary.lost.append(self._lost_said[id(up)])
         last = bool(leaving) and all(id(up) in down for up in self._upscalers)
         if last:
@@ -920,7 +939,7 @@ class Pipeline:
         """Each of ``upscalers``, out for now, takes pictures again; under _report_lock."""
         for up in upscalers:
             self._down.discard(id(up))
-            self._summary.lost.remove(self._lost_said.pop(id(up)))
+            self._summary.lost.remove(self._lost_said[id(up)])  # said again if it goes out for good
 
     def _awaits(self, item: _Item, stuck: bool) -> bool:
         """Whether a device that has not failed ``item`` may yet have it: one in

@@ -537,6 +537,24 @@ def test_a_picture_failed_on_two_lost_devices_of_three_goes_to_the_third(warning
     assert not any("again" in line for line in warnings)
 
 
+def test_a_lost_device_back_for_a_bad_pictures_sake_goes_out_once_a_good_one_it_failed_is_done(warnings):
+    # a, lost, fails p and, on its other worker, the bad q; q fails on b too, and a
+    # comes back for q's sake. p, done on b then, left a in service to the end of the
+    # run, out of Summary.lost: it was out for good only if out of service still.
+    p, (a, b), item = judging(2)
+    lost = RuntimeError("vkQueueSubmit failed")
+    good, bad = item("p.png"), item("q.png")
+    p._judge(a, good, lost)
+    p._judge(a, bad, lost)
+    p._judge(b, bad, ValueError("odd picture"))
+    assert good.again and not bad.again and not p._down  # a is back
+    good.pixels = picture(4, 4)
+    p._upscale(b, good, None)
+    assert p._down == p._out == {id(a)}
+    assert p._summary.lost == ["GPU 0 (fake): RuntimeError('vkQueueSubmit failed')"]
+    assert warnings[-1] == "GPU 0 (fake) takes no more pictures: p.png, which it failed, was done on GPU 1 (fake)"
+
+
 @pytest.mark.parametrize("count", [3, 4])
 def test_bad_pictures_in_a_row_fail_on_every_device_and_take_none_out(count, warnings):
     p, ups, item = judging(count)
