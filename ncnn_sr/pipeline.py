@@ -364,7 +364,7 @@ class Pipeline:
             raise _not_jobs(jobs)
         pending = iter(jobs)
         pending_lock = threading.Lock()
-        to_proc = _ProcQueue(self._queue_size)
+        to_proc = _ProcQueue(self._queue_size, self._proc_workers)
         self._wake_procs = to_proc.wake
         to_save: queue.Queue = queue.Queue(self._queue_size)
 
@@ -1107,13 +1107,18 @@ class _ProcQueue:
     asks for at most one per other worker. Nor are pictures given back (``retry``),
     which go before every other; so that one always finds a worker, a STOP is not
     taken while a picture is being worked on (from ``get`` to ``done``). A worker
-    whose device is out of service takes only its STOP, until it is back."""
+    whose device is out of service takes only its STOP, until it is back. ``workers``
+    is how many call ``get``, the proc workers."""
 
-    def __init__(self, size: int):
-        self._size = size
+    def __init__(self, size: int, workers: int = 1):
+        self._size, self._workers = size, workers
         self._pictures: deque = deque()
         self._helps: dict[bool, deque] = {True: deque(), False: deque()}  # by on_gpu
         self._working = 0  # pictures taken and not done
+        # The workers that have looked at the queue as it is, and wait: once every one
+        # has, none in work, nothing moves on unless one takes what it was passing over.
+        self._looked: set[int] = set()
+        self._stuck = False
         lock = threading.Lock()
         self._not_empty, self._not_full = threading.Condition(lock), threading.Condition(lock)
 
@@ -1122,28 +1127,33 @@ class _ProcQueue:
             if not self._not_full.wait_for(lambda: len(self._pictures) < self._size, timeout):
                 raise queue.Full
             self._pictures.append(item)
-            self._not_empty.notify_all()  # the one notify woke could be out of service
+            self._changed()  # the one notify woke could be out of service
 
     def ask_help(self, frames: _Frames, count: int, on_gpu: bool) -> None:
         """Call ``count`` workers on GPUs (``on_gpu``), or on the CPU, to ``frames``,
         ahead of every picture."""
         with self._not_empty:
             self._helps[on_gpu].extend([frames] * count)
-            self._not_empty.notify_all()  # a notify(count) could wake the other kind's workers only
+            self._changed()  # a notify(count) could wake the other kind's workers only
 
     def get(self, on_gpu: bool, serving: Callable[[], bool] = lambda: True,
             takes: Callable[[object, bool], bool] = lambda item, stuck: True):
         """The next call for help to a worker on a GPU (``on_gpu``) or the CPU, else
         the first picture it ``takes``; only a STOP while not ``serving`` (both read
         under the lock: a change to them is followed by ``wake``). ``takes(picture,
-        stuck)`` is asked again with ``stuck`` where none was taken and no picture is
-        in work, so none will be done meanwhile."""
+        stuck)`` is asked again with ``stuck`` where none was taken by any worker, each
+        having looked at the queue as it is, and no picture is in work, so none will be
+        done meanwhile. (Stuck once no picture was in work, a worker took a picture
+        another was about to free: failed, as none could take it, while that one was
+        yet to look.)"""
         helps = self._helps[on_gpu]
         pictures = self._pictures
+        me = threading.get_ident()
         with self._not_empty:
             while True:
                 on = serving()
                 if on and helps:
+                    self._looked.discard(me)
                     return helps.popleft()
                 if pictures and pictures[0] is STOP:
                     if not self._working:
@@ -1151,11 +1161,17 @@ class _ProcQueue:
                         break
                 elif on:
                     index = self._first(takes, False)
-                    if index is None and not self._working:  # else a picture in work may yet free one
+                    if index is None and self._stuck:
                         index = self._first(takes, True)
                     if index is not None:
                         break
+                self._looked.add(me)
+                if not self._stuck and not self._working and len(self._looked) >= self._workers:
+                    self._stuck = True
+                    self._not_empty.notify_all()  # each looks again, for what it passed over
+                    continue
                 self._not_empty.wait()
+            self._looked.discard(me)
             self._not_full.notify()
             item = pictures[index]
             del pictures[index]
@@ -1172,19 +1188,25 @@ class _ProcQueue:
         is still to be called for it."""
         with self._not_empty:
             self._pictures.appendleft(item)
-            self._not_empty.notify_all()
+            self._changed()
 
     def wake(self) -> None:
         """Every waiting worker looks again (a device back in service, the run halted)."""
         with self._not_empty:
-            self._not_empty.notify_all()
+            self._changed()
 
     def done(self) -> None:
         """A picture taken is done with (written on, failed, or given back)."""
         with self._not_empty:
             self._working -= 1
             if not self._working:
-                self._not_empty.notify_all()  # the workers waiting to take a STOP
+                self._changed()  # the workers waiting to take a STOP
+
+    def _changed(self) -> None:
+        """Under the lock: every waiting worker looks again, at a queue none has seen."""
+        self._looked.clear()
+        self._stuck = False
+        self._not_empty.notify_all()
 
 
 class _Frames:
@@ -1335,7 +1357,7 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     slots = threading.Semaphore(window)
     workers = [lane for lane in lanes for _ in range(lane.workers)]
     # Never full: at most ``window`` items are in flight, and a STOP a worker.
-    todo = _ProcQueue(window + len(workers))
+    todo = _ProcQueue(window + len(workers), len(workers))
     done: dict[int, object] = {}
     ready = threading.Condition()
     total = [None]  # how many items there were, once the feeder knows

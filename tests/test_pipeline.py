@@ -669,6 +669,50 @@ def test_a_picture_waiting_for_a_device_that_goes_out_for_good_fails_without_wai
     assert not worker.is_alive()
 
 
+def test_a_picture_waiting_for_a_device_out_for_now_is_not_failed_before_every_worker_has_looked():
+    # a and b, lost, fail p; d fails the bad q as the last in service, so a and b come
+    # back, and p waits for d. With nothing in work, a's worker found the queue stuck
+    # and failed p, though b's worker had not looked yet: it would take q, fail it too,
+    # and so bring d back for p. A good picture failed, a sound device waiting for it.
+    import queue
+
+    from ncnn_sr.pipeline import STOP, _ProcQueue
+    p, (a, b, d), item = judging(3)
+    lost = RuntimeError("vkQueueSubmit failed")
+    good, bad = item("p.png"), item("q.png")
+    p._judge(a, good, lost)
+    p._judge(a, bad, lost)
+    p._judge(b, good, lost)
+    p._judge(d, bad, ValueError("odd picture"))
+    assert p._down == {id(d)} and good.again and bad.again
+    good.pixels, bad.pixels = picture(4, 4), picture(5, 5)
+    to_proc, to_save = _ProcQueue(4, workers=3), queue.Queue()
+    p._wake_procs = to_proc.wake
+    to_proc.put(good)
+    to_proc.put(bad)
+    idle, wait = threading.Event(), to_proc._not_empty.wait
+    to_proc._not_empty.wait = lambda timeout=None: (idle.set(), wait(timeout))[1]
+    workers = [threading.Thread(target=p._proc, args=(a, to_proc, to_save))]
+    workers[0].start()
+    try:
+        assert idle.wait(10)
+        assert to_save.empty()  # b's worker may yet move on
+        for up in (b, d):
+            workers.append(threading.Thread(target=p._proc, args=(up, to_proc, to_save)))
+            workers[-1].start()
+        said = {to_save.get(timeout=10).job.source: None for _ in range(2)}
+        assert set(said) == {"p.png", "q.png"}
+        assert good.error == "" and bad.error.startswith("q.png: upscaling failed on GPU 0 (fake), then on GPU 2 (fake), then on GPU 1")
+        assert p._out == {id(a), id(b)}
+    finally:
+        p._halt.set()
+        for _ in workers:
+            to_proc.put(STOP)
+        for worker in workers:
+            worker.join(10)
+    assert not any(worker.is_alive() for worker in workers)
+
+
 @pytest.mark.parametrize("count, lost", [(3, 2), (4, 2), (4, 3)])
 def test_good_pictures_failed_on_lost_devices_are_done_on_a_sound_one(count, lost, tmp_path):
     jobs = folder_of(tmp_path, 8, size=(4, 4))
