@@ -555,6 +555,24 @@ def test_a_lost_device_back_for_a_bad_pictures_sake_goes_out_once_a_good_one_it_
     assert warnings[-1] == "GPU 0 (fake) takes no more pictures: p.png, which it failed, was done on GPU 1 (fake)"
 
 
+def test_a_device_going_out_for_good_as_the_last_in_service_brings_back_the_one_out_for_now(warnings):
+    # As above, a back for q's sake; b, out for now for r while p is done on it, is
+    # then the only one left: taking a out too stopped the run, every device failed.
+    p, (a, b), item = judging(2)
+    lost, odd = RuntimeError("vkQueueSubmit failed"), ValueError("odd picture")
+    good, bad, waiting = item("p.png"), item("q.png"), item("r.png")
+    p._judge(a, good, lost)
+    p._judge(a, bad, lost)
+    p._judge(b, bad, odd)
+    p._judge(b, waiting, odd)
+    assert p._down == {id(b)} and waiting.again
+    good.pixels = picture(4, 4)
+    p._upscale(b, good, None)
+    assert p._down == p._out == {id(a)} and not p._halt.is_set() and p._summary.stopped is None
+    assert p._summary.lost == ["GPU 0 (fake): RuntimeError('vkQueueSubmit failed')"]
+    assert warnings[-1] == "GPU 1 (fake) takes pictures again: no other device was left in service"
+
+
 @pytest.mark.parametrize("count", [3, 4])
 def test_bad_pictures_in_a_row_fail_on_every_device_and_take_none_out(count, warnings):
     p, ups, item = judging(count)
