@@ -12,7 +12,8 @@ differently every time. What must hold:
   good picture is, and the run is not stopped;
 - with none: the run ends, stopped once every device is out, or with every picture
   given an outcome;
-- each picture gets at most one outcome.
+- each picture gets at most one outcome, and the exit status the commands give is 1
+  where a picture is bad or every device lost, else 0.
 
 Videos (ordered_map) likewise: with a sound device and no bad frame, every frame comes
 out in order; a bad frame fails the video as an UpscalingFailed; with no sound device,
@@ -22,6 +23,7 @@ which stops a folder of videos).
 
     python tools/failover_stress.py --runs 300 --seed 1
     python tools/failover_stress.py --runs 300 --video
+    python tools/failover_stress.py --runs 2000 --jitter
 
 Bad pictures are at most as many as there are proc workers: more in a row take every
 device out by design (Pipeline._at_fault).
@@ -157,6 +159,9 @@ def picture_run(plan: dict, rng: random.Random, folder: Path) -> list[str]:
         wrong.append(f"a picture had several outcomes: {outcomes}")
     sound = [up for up in ups if up.lost_after is None]
     lost_said = {line.split(":")[0] for line in summary.lost}
+    status = 1 if summary.stopped is not None or summary.failed else 0  # as the commands end
+    if status != (1 if plan["bad"] or not sound else 0):
+        wrong.append(f"exit status {status}")
     if sound:
         failed = sorted(int(f.job.source.stem[1:]) for f in summary.failures)
         if failed != plan["bad"]:
