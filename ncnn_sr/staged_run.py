@@ -14,7 +14,34 @@ from . import staged
 from .errors import ModelError
 from .network import SplitNetwork
 from .pixels import quantize_into, to_float
-from .tiles import TTA_COUNT, pieces, tta_forward, tta_inverse
+from .tiles import TTA_COUNT, pieces, tta_forward
+
+
+# Bytes of float pixels rounded at a time at the end of a staged TTA run.
+TTA_BAND_BYTES = 4 << 20
+
+
+def tta_sum_shape(padded: tuple, border: int, scale: int, alpha: bool) -> tuple[int, int, int]:
+    """The TTA sum of a staged run over a picture padded to ``padded`` (by ``border``
+    on each side, and to whole blocks): RGB, plus alpha where there is one (grey
+    runs as RGB)."""
+    return (padded[0] - 2 * border) * scale, (padded[1] - 2 * border) * scale, 4 if alpha else 3
+
+
+def tta_band_rows(width: int, depth: int) -> int:
+    """Rows of a ``width`` × ``depth`` float sum rounded at once: ``TTA_BAND_BYTES``."""
+    return max(1, TTA_BAND_BYTES // (width * depth * 4))
+
+
+def tta_bytes(height: int, width: int, border: int, unshuffle: int, scale: int, channels: int) -> int:
+    """Peak bytes a staged TTA run holds beside its maps and its result, for a
+    ``height`` × ``width`` picture of ``channels``: the float sum, and the rounding of
+    one band of it (a grey band's clipped copy, luma and rounding: under two bands)."""
+    u = unshuffle
+    padded = (-(-(height + 2 * border) // u) * u, -(-(width + 2 * border) // u) * u)
+    sum_h, sum_w, depth = tta_sum_shape(padded, border, scale, channels == 4)
+    band = min(sum_h, tta_band_rows(sum_w, depth)) * sum_w * depth * 4
+    return sum_h * sum_w * depth * 4 + 2 * band
 
 
 class StagedRun:
@@ -48,8 +75,6 @@ class StagedRun:
                 quantize_into(values, channels, out[y0 * s:y1 * s, x0 * s:x1 * s])
             self._staged_pass(net, rgb, alpha, longest, dtype, place, tick)
             return
-        depth = 3 if alpha is None else 4
-        summed = np.zeros((height * s, width * s, depth), np.float32)
         if u > 1:
             # Whole blocks, reflected at the bottom and right as the network pads itself
             # (windows.py does the same): turned, a part block would start the network at
@@ -58,16 +83,25 @@ class StagedRun:
             rgb = np.pad(rgb, blocks, mode="reflect")
             # (the alpha channel, only ever bicubic here, by its edge as _pad_alpha pads it)
             alpha = None if alpha is None else np.pad(alpha, blocks, mode="edge")
+        # One float buffer, each pass adding its pieces into it through its symmetry's
+        # view: a pass's own output, its turned copy and the scaled sum were three more
+        # (36 bytes a pixel of RGB). Each pixel gets the passes in the same order as
+        # then, so the sum is the same to the bit.
+        summed = np.zeros(tta_sum_shape(rgb.shape, p, s, alpha is not None), np.float32)
         for k in range(TTA_COUNT):
-            turned = tta_forward(rgb, k)
-            one = np.empty(((turned.shape[0] - 2 * p) * s, (turned.shape[1] - 2 * p) * s, depth), np.float32)
+            turned = tta_forward(summed, k)
 
-            def gather(y0, y1, x0, x1, values):
-                one[y0 * s:y1 * s, x0 * s:x1 * s] = values
-            self._staged_pass(net, turned, None if alpha is None else tta_forward(alpha, k), longest, dtype, gather,
-                              tick)
-            summed += tta_inverse(one, k)[:height * s, :width * s]
-        quantize_into(summed * np.float32(1.0 / TTA_COUNT), channels, out)
+            def add(y0, y1, x0, x1, values):
+                turned[y0 * s:y1 * s, x0 * s:x1 * s] += values
+            self._staged_pass(net, tta_forward(rgb, k), None if alpha is None else tta_forward(alpha, k), longest,
+                              dtype, add, tick)
+        summed = summed[:height * s, :width * s]
+        # Rounded a band of rows at a time: whole, its temporaries were a float copy or two.
+        rows = tta_band_rows(width * s, summed.shape[2])
+        for y in range(0, height * s, rows):
+            band = summed[y:y + rows]
+            band *= np.float32(1.0 / TTA_COUNT)
+            quantize_into(band, channels, out[y:y + rows])
 
     def _staged_pass(self, net: SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, longest: int, dtype,
                      sink, tick) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 from . import budget, devices, staged
 from .netsplit import NetPlan
 from .network import Network, SplitNetwork
+from .staged_run import tta_bytes
 
 # Side of the pieces a split network's head runs on (netsplit) on the CPU, and what its
 # parts keep per input pixel of a window: realesrgan-x4plus on the CPU measured ~230 MB for
@@ -103,9 +104,7 @@ class TileChoice:
             return None
         u = net.plan.unshuffle
         p = self._border
-        extra = 0
-        if self.tta:  # each pass's output and their sum, in float (grey as RGB)
-            extra = 2 * height * width * self._scale ** 2 * (4 if channels == 4 else 3) * 4
+        extra = tta_bytes(height, width, p, u, self._scale, channels) if self.tta else 0
         # float32 while its maps take at most half the budget; beyond, they would
         # shrink the automatic tile (and so add context per seam) more than float16,
         # 66 dB from float32, is worth.

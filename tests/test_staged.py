@@ -1,12 +1,16 @@
 """Exact tiling: the trunk run stage by stage over the whole picture gives the whole
 picture's numbers, on a numpy stand-in network and on a real RRDBNet."""
+import tracemalloc
+
 import numpy as np
 import pytest
 
 from conftest import picture, psnr
+from test_convert import random_rrdb
 from ncnn_sr import Upscaler
 from ncnn_sr import engine as engine_mod
-from ncnn_sr import staged
+from ncnn_sr import staged, staged_run
+from ncnn_sr.convert import convert_weights, write_model
 from ncnn_sr.netsplit import Stage
 
 
@@ -206,3 +210,42 @@ def test_stages_are_chosen_while_they_cost_little_more_than_blending(monkeypatch
 def test_grey_counts_as_rgb_in_the_memory_of_tta_passes(ups):
     up = ups(tta=True)
     assert up._stage_maps(up._net, 60, 60, 64, channels=1) == up._stage_maps(up._net, 60, 60, 64, channels=3)
+
+
+def tiny_rrdbnet(folder):
+    """A random one-block RRDBNet at x4 with 8 features: stages in a blink."""
+    return write_model(convert_weights(random_rrdb(3, blocks=1), fp16=False), folder, "tiny")
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_tta_in_stages_holds_no_more_memory_than_it_counts(tmp_path, channels, monkeypatch):
+    # What TTA adds to a staged run's memory is counted among its maps (_stage_maps),
+    # which decide whether it stages: it held three float copies of the result more.
+    spec = tiny_rrdbnet(tmp_path)
+    image = picture(150, 150, channels=channels)
+    monkeypatch.setattr(staged_run, "TTA_BAND_BYTES", 1 << 16)  # a count as tight as a large picture's
+    peaks, counts = [], []
+    for tta in (False, True):
+        up = Upscaler(spec, device="cpu", precision="fp32", tile=64, tta=tta)
+        counts.append(up._stage_maps(up._net, 150, 150, 64 + 2 * up.tile_pad + up.overlap, channels)[1])
+        up.upscale(image)  # ncnn's pools and numpy's first calls, outside the count
+        runs = spy_stages(monkeypatch)
+        tracemalloc.start()
+        try:
+            up.upscale(image)
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert len(runs) == (8 if tta else 1)
+    assert peaks[1] - peaks[0] <= counts[1] - counts[0]
+
+
+def test_tta_in_stages_rounds_its_sum_band_by_band_as_whole(tmp_path, monkeypatch):
+    spec = tiny_rrdbnet(tmp_path)
+    up = Upscaler(spec, device="cpu", precision="fp32", tile=32, tta=True)
+    for channels in (1, 3, 4):
+        image = picture(37, 45, channels=channels, seed=channels)
+        whole = up.upscale(image)
+        monkeypatch.setattr(staged_run, "TTA_BAND_BYTES", 7000)  # a few rows at a time
+        assert np.array_equal(up.upscale(image), whole)
+        monkeypatch.undo()
