@@ -157,6 +157,8 @@ class _Item:
     notes: list[str] = field(default_factory=list)
     animation: Animation | None = None  # every frame, in place of ``pixels``
     reserved: int = 0  # bytes of the animation budget it holds
+    need: int = 0  # bytes a still's result and its writing take (_check_memory)
+    held: int = 0  # bytes of the run's memory (Pipeline._memory) it holds
     failed_on: list = field(default_factory=list)  # the Upscalers it failed on in an unforeseen way
     failure: Exception | None = None  # the last such failure
     again: bool = False  # its last such failure sends it to another device
@@ -208,7 +210,10 @@ class Pipeline:
     every lane on its kind of device, which take them before new pictures; one that fails fails the
     picture, as a still's failure does. Animations in flight hold at most
     ``animation_memory`` bytes together (default: MAX_ANIMATION_MEMORY, at most half
-    the memory available); one that alone would need more fails, in words.
+    the memory available); one that alone would need more fails, in words. Stills in
+    flight hold their results and their writing together within the memory available
+    as the run starts: one that does not fit beside the others waits for room, one that
+    alone would not fit fails before it is upscaled, in words.
 
     With lanes of more than one Upscaler, one whose upscale fails in an unforeseen
     way (not an NcnnSrError, nor memory: a Vulkan error, a lost device) takes no more
@@ -358,6 +363,11 @@ class Pipeline:
         asked = self._animation_memory
         self._budget = MemoryBudget(min(MAX_ANIMATION_MEMORY, budget.available_memory() // 2)
                                      if asked is None else asked)
+        # The memory the run's stills may take together, as it is before any is read:
+        # checked against the memory left as each was read, pictures let in one after
+        # another all counted on the room the first results had not yet taken.
+        limit = budget.memory_limit()
+        self._memory = None if limit is None else MemoryBudget(limit)
         start = time.perf_counter()
         # A path, or a list of them, was an AttributeError from a worker thread.
         if isinstance(jobs, (str, bytes, os.PathLike)) or not isinstance(jobs, Iterable):
@@ -472,6 +482,10 @@ class Pipeline:
                 self._check_output(item)
                 if not item.error and self._animated(item) and not self._read_frames(item):
                     return  # cancelled while waiting for room
+                if not item.error and item.need:
+                    if not self._memory.take(item.need, self._halt):
+                        return  # cancelled while waiting for room
+                    item.held = item.need
             self._put(to_proc, item)
 
     def _check_overwrite(self, item: _Item) -> None:
@@ -647,15 +661,21 @@ class Pipeline:
 
     def _check_memory(self, item: _Item, height: int, width: int, fmt: str) -> None:
         """Fail ``item`` now if its result and what its writer takes beside it cannot
-        fit in the memory available: the engine counts the result alone, and a
-        70000x70000 png that fitted was killed while Pillow copied it."""
+        fit in the run's memory: the engine counts the result alone, and a 70000x70000
+        png that fitted was killed while Pillow copied it. What fits is ``item.need``,
+        which the loader holds (waiting for room beside the stills in flight) until it
+        is saved or has failed."""
+        if self._memory is None:
+            return
         channels, itemsize = item.pixels.shape[2], item.pixels.itemsize
         need = height * width * channels * itemsize + write_bytes(
             height, width, channels, itemsize, fmt, self._quality, grey=item.info.mode in GREY_MODES)
-        available = budget.memory_limit()
-        if available is not None and need > available:
+        available = self._memory.total
+        if need > available:
             item.error = (f"{item.job.source}: its {width}x{height} result written as {FORMATS[fmt]} needs about "
                           f"{need / 2**30:.1f} GB of memory, more than the {available / 2**30:.1f} GB available")
+        else:
+            item.need = need
 
     def _check_folder(self, item: _Item) -> None:
         """InputError naming ``item``'s picture unless a file can be made in its
@@ -994,6 +1014,8 @@ class Pipeline:
                     self._saving -= saving
                 item.pixels = item.animation = None
                 self._budget.give(item.reserved)
+                if item.held:
+                    self._memory.give(item.held)
 
     def _save_one(self, item: _Item) -> None:
         if item.error:

@@ -390,6 +390,59 @@ def test_a_result_whose_writing_cannot_fit_in_memory_fails_before_it_is_upscaled
                                            "of memory, more than the 0.0 GB available")
     assert sizes == [(4, 4)] and os.listdir(tmp_path / "out") == ["small.png"]
 
+class Doubling(SlowFake):
+    """A stand-in at scale 2 (each pixel repeated), which records what ``watch()`` says
+    as each picture starts."""
+
+    scale = 2
+
+    def __init__(self, watch):
+        super().__init__(0)
+        self.watch, self.seen = watch, []
+
+    def upscale(self, image, progress=None, **kw):
+        self.seen.append(self.watch())
+        return image.repeat(2, axis=0).repeat(2, axis=1)
+
+
+def still_need(height, width, channels=3):
+    """What a still's png result and its writing take, as the pipeline counts it."""
+    from ncnn_sr.images import write_bytes
+    return height * width * channels + write_bytes(height, width, channels, 1, "png")
+
+
+def test_stills_in_flight_hold_their_memory_together(tmp_path, monkeypatch):
+    # Each picture's check saw the memory as it was then, not the results of those let
+    # in before it: with room for two results, six were let in at once. Here each waits
+    # for room beside the others, and none fails for want of it.
+    jobs = folder_of(tmp_path, 6, size=(4, 4))
+    need = still_need(8, 8)
+    monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: 2 * need + 1)
+    fake = Doubling(lambda: pipeline._memory.held)
+    pipeline = Pipeline([Lane(fake, 3)], load_workers=3)
+    summary = pipeline.run(jobs)
+    assert summary.ok == 6
+    assert len(fake.seen) == 6 and all(need <= held <= 2 * need for held in fake.seen)
+    assert pipeline._memory.held == 0
+
+
+def test_stills_that_fail_give_their_memory_back(tmp_path, monkeypatch):
+    # A picture's hold ends with it, failed or written: with room for one, a hold kept
+    # by a failure would have the next picture wait for ever.
+    jobs = folder_of(tmp_path, 3, size=(4, 4))
+    monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: still_need(8, 8))
+    pipeline = Pipeline([Lane(OutOfMemory(), 1)])
+    summaries = []
+    run = threading.Thread(target=lambda: summaries.append(pipeline.run(jobs)), daemon=True)
+    run.start()
+    run.join(60)
+    hung = run.is_alive()
+    if hung:
+        pipeline.cancel()  # the loader waiting for room ends
+    assert not hung
+    assert summaries[0].failed == 3 and pipeline._memory.held == 0
+
+
 def fake_gpu(index=0):
     from ncnn_sr.devices import Device
     return Device(index, "fake", "discrete", 8000)
