@@ -210,10 +210,11 @@ class Pipeline:
     every lane on its kind of device, which take them before new pictures; one that fails fails the
     picture, as a still's failure does. Animations in flight hold at most
     ``animation_memory`` bytes together (default: MAX_ANIMATION_MEMORY, at most half
-    the memory available); one that alone would need more fails, in words. Stills in
-    flight hold their results and their writing together within the memory available
-    as the run starts: one that does not fit beside the others waits for room, one that
-    alone would not fit fails before it is upscaled, in words.
+    the memory available); one that alone would need more fails, in words. Stills (their
+    results and their writing) and animations in flight hold their memory together
+    within the memory available as the run starts: one that does not fit beside the
+    others waits for room, one that alone would not fit fails before it is upscaled,
+    in words.
 
     With lanes of more than one Upscaler, one whose upscale fails in an unforeseen
     way (not an NcnnSrError, nor memory: a Vulkan error, a lost device) takes no more
@@ -518,25 +519,29 @@ class Pipeline:
         return self._animate and item.info.frames > 1 and output_format(item.target) in ANIMATED_FORMATS
 
     def _read_frames(self, item: _Item) -> bool:
-        """Every frame of ``item``'s picture, once the memory budget has room for them
-        (False: cancelled while waiting); a picture that alone needs more than the
-        budget fails."""
+        """Every frame of ``item``'s picture, once the animations' budget and the run's
+        memory, which stills share, have room for them (False: cancelled while
+        waiting); a picture that alone needs more than either fails."""
         try:
             need = self._animation_bytes(item.pixels, item.info.frames)
         except NcnnSrError as e:  # a size too large: each frame would fail alike
             item.error = f"{item.job.source}: {e}"
             return True
-        if need > self._budget.total:
+        room = self._budget.total if self._memory is None else min(self._budget.total, self._memory.total)
+        if need > room:
             # FFmpeg reads animated GIF and APNG, not animated WebP.
             video = ", or make a video of it (ncnn-sr video)" if item.info.format in ("GIF", "PNG") else ""
             item.error = (f"{item.job.source}: its {item.info.frames} frames upscaled need about "
-                          f"{need / 2**30:.1f} GB of memory, more than the {self._budget.total / 2**30:.1f} GB "
+                          f"{need / 2**30:.1f} GB of memory, more than the {room / 2**30:.1f} GB "
                           f"animations may take: ask for a smaller size{video}")
             return True
         if not self._budget.take(need, self._halt):
             return False
+        if self._memory is not None and not self._memory.take(need, self._halt):
+            self._budget.give(need)
+            return False
         deep = item.pixels.dtype == np.uint16
-        item.reserved, item.pixels = need, None
+        item.reserved, item.held, item.pixels = need, 0 if self._memory is None else need, None
         read = _read(item, lambda source: read_frames(source, item.info))  # its first frame is read
         if read:
             item.animation, item.info = read

@@ -391,8 +391,8 @@ def test_a_result_whose_writing_cannot_fit_in_memory_fails_before_it_is_upscaled
     assert sizes == [(4, 4)] and os.listdir(tmp_path / "out") == ["small.png"]
 
 class Doubling(SlowFake):
-    """A stand-in at scale 2 (each pixel repeated), which records what ``watch()`` says
-    as each picture starts."""
+    """A stand-in at scale 2 (each pixel repeated), which records each picture's or
+    frame's height and what ``watch()`` says as it starts."""
 
     scale = 2
 
@@ -401,14 +401,14 @@ class Doubling(SlowFake):
         self.watch, self.seen = watch, []
 
     def upscale(self, image, progress=None, **kw):
-        self.seen.append(self.watch())
+        self.seen.append((image.shape[0], self.watch()))
         return image.repeat(2, axis=0).repeat(2, axis=1)
 
 
-def still_need(height, width, channels=3):
-    """What a still's png result and its writing take, as the pipeline counts it."""
+def still_need(height, width, channels=3, fmt="png"):
+    """What a still's 8-bit result and its writing take, as the pipeline counts it."""
     from ncnn_sr.images import write_bytes
-    return height * width * channels + write_bytes(height, width, channels, 1, "png")
+    return height * width * channels + write_bytes(height, width, channels, 1, fmt)
 
 
 def test_stills_in_flight_hold_their_memory_together(tmp_path, monkeypatch):
@@ -422,7 +422,7 @@ def test_stills_in_flight_hold_their_memory_together(tmp_path, monkeypatch):
     pipeline = Pipeline([Lane(fake, 3)], load_workers=3)
     summary = pipeline.run(jobs)
     assert summary.ok == 6
-    assert len(fake.seen) == 6 and all(need <= held <= 2 * need for held in fake.seen)
+    assert len(fake.seen) == 6 and all(need <= held <= 2 * need for _, held in fake.seen)
     assert pipeline._memory.held == 0
 
 
@@ -1610,6 +1610,24 @@ def test_without_animate_an_animation_gives_its_first_frame_as_the_reference_doe
     assert seen[0].notes == (f"{jobs[0].source} has 3 frames: upscaling the first only",)
     written = read_frames(tmp_path / "out.png")[0]
     assert len(written.frames) == 1 and np.array_equal(written.frames[0], cpu_lane.upscaler.upscale(frames[0]))
+
+
+def test_animations_and_stills_in_flight_share_the_runs_memory(tmp_path, monkeypatch):
+    # An animation's frames had a budget of their own, which the stills' did not see:
+    # together they could take half as much again as the memory there was.
+    animated_job(tmp_path)
+    for i in range(3):
+        Image.fromarray(picture(4, 4, seed=i)).save(tmp_path / "in" / f"p{i}.png")
+    frames, still = 20736, still_need(8, 8, fmt="webp")  # 3 frames × 4 bytes × (12x16 + 2 × 24x32)
+    monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: frames + still)
+    fake = Doubling(lambda: pipeline._memory.held)
+    pipeline = Pipeline([Lane(fake, 2)], load_workers=2)
+    summary = pipeline.run(plan_jobs(tmp_path / "in", tmp_path / "out", fmt="webp").jobs)
+    assert summary.ok == 4
+    assert sorted(height for height, _ in fake.seen) == [4, 4, 4, 12, 12, 12]
+    for height, held in fake.seen:
+        assert (frames if height == 12 else still) <= held <= frames + still
+    assert pipeline._memory.held == 0
 
 
 def test_an_animation_over_the_memory_budget_fails_in_words_and_writes_nothing(tmp_path, cpu_lane):
