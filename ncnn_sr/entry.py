@@ -200,6 +200,10 @@ def _run(module: str, prog: str) -> None:
     except StandardOutputError as e:  # help or a listing sent to a full disk (> list.txt)
         code = _cannot_write_stdout(prog, e)
     finally:
+        # Before the handlers are swapped: a signal that came as the command returned is
+        # handled by the first swap (Python runs pending handlers first), which raised it
+        # out of here as a traceback, after the work was done.
+        _stopping[0] = True
         for sig in stopping:
             signal.signal(sig, signal.SIG_IGN)
     sys.exit(code)

@@ -875,6 +875,19 @@ def test_a_signal_after_the_command_is_done_changes_nothing(tmp_path):
     assert proc.returncode == 3 and proc.stdout == "torn down\n" and proc.stderr == ""
 
 
+def test_a_signal_that_comes_as_the_command_returns_changes_nothing(tmp_path):
+    # Python runs a pending handler as a handler is next set: one that came after the
+    # command returned, and before the entry point ignored the signals, was raised from
+    # there, a traceback after the work was done. It is sent as the first is ignored.
+    proc = run_entry(tmp_path, "import os, signal, sys, click\n"
+                               "def ignoring(sig, handler, install=signal.signal):\n"
+                               "    if handler is signal.SIG_IGN:\n"
+                               "        os.kill(os.getpid(), signal.SIGINT)\n"
+                               "    return install(sig, handler)\n"
+                               "@click.command()\ndef main():\n    signal.signal = ignoring\n    sys.exit(3)\n")
+    assert (proc.returncode, proc.stderr) == (3, "")
+
+
 @pytest.mark.parametrize("module_text", [
     "raise MemoryError\n",  # loading ncnn, numpy or the model under a tight ulimit -v
     "import click\n@click.command()\ndef main():\n    bytes(1 << 62)\n",
