@@ -95,9 +95,10 @@ def _whole(value) -> bool:
 _lock = threading.Lock()
 _gpu_count: int | None = None
 # The process that made the instance. A forked child inherits it without the driver's
-# state: ncnn waited for ever there, on a network (and, past Python's reach, in the
-# driver's teardown as the child exits, unless it leaves by os._exit as multiprocessing's do).
+# state: ncnn waited for ever there, on a network, and in the driver's teardown as the
+# child exited (see _exit_unforked).
 _instance_pid: int | None = None
+_native: tuple = ()  # _native_exit's, looked up as the instance is made
 _gpu_users: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -127,7 +128,7 @@ def captured_stderr():
 
 def gpu_count() -> int:
     """How many Vulkan devices there are; creates the Vulkan instance on first call."""
-    global _gpu_count, _instance_pid
+    global _gpu_count, _instance_pid, _native
     with _lock:
         if _gpu_count is not None and _instance_pid != os.getpid():
             raise DeviceError("the Vulkan instance was made in the parent of this forked process and cannot be used "
@@ -135,6 +136,7 @@ def gpu_count() -> int:
                               "multiprocessing's 'spawn' method")
         if _gpu_count is None:
             _instance_pid = os.getpid()
+            _native = _native_exit()
             if os.environ.get("NCNN_SR_VERBOSE_VULKAN"):
                 ncnn.create_gpu_instance()
                 _gpu_count = ncnn.get_gpu_count()
@@ -152,7 +154,7 @@ def register_gpu_user(obj) -> None:
 
 
 def _destroy_instance() -> None:
-    if _gpu_count is None:  # never made
+    if _gpu_count is None or _instance_pid != os.getpid():  # never made, or the parent's (see _exit_unforked)
         return
     for user in list(_gpu_users):
         user.release()
@@ -163,6 +165,39 @@ def _destroy_instance() -> None:
 # registered first, so the hooks of the modules that import this one (the engine's,
 # which waits for the calls still inside a network) run before the teardown.
 atexit.register(_destroy_instance)
+
+
+def _native_exit():
+    """C's ``on_exit`` and ``_exit``, where the C library has both (glibc), or (): looked
+    up in the parent, so that a forked child, whose parent's threads may have held the
+    loader's locks, only calls them."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        on_exit, leave = libc.on_exit, ctypes.cast(libc._exit, ctypes.c_void_p)
+    except (ImportError, OSError, AttributeError):  # no ctypes, or a C library without them (musl, macOS)
+        return ()
+    on_exit.argtypes, on_exit.restype = (ctypes.c_void_p, ctypes.c_void_p), ctypes.c_int
+    return on_exit, leave
+
+
+def _exit_unforked() -> None:
+    """In a child forked after the Vulkan instance was made: the process ends, once
+    Python has finished, without the C library's exit handlers. One of them is ncnn's
+    own teardown of the instance, which waited for ever there on the driver's threads,
+    left in the parent (lavapipe's, in vkDestroyDevice), so a child that did not end
+    by os._exit (multiprocessing's do) never ended. Handlers run last-registered first:
+    this one, ``_exit`` given the exit status, runs before those of every library
+    loaded before the fork, and the status is kept. (C's own buffered output is not
+    flushed then; Python's is, as it finishes.)"""
+    if _gpu_count is not None and _native:
+        on_exit, leave = _native
+        on_exit(leave, None)
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_exit_unforked)
 
 
 # --- discovery ---------------------------------------------------------------------------

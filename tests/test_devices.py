@@ -243,6 +243,16 @@ def test_the_vulkan_instance_of_the_parent_is_refused_in_a_forked_child(gpu):
     assert "child status 0" in out
 
 
+def test_a_child_forked_after_the_vulkan_instance_was_made_ends_with_its_own_status(gpu):
+    from test_engine import run_forked
+
+    # A child that ended as Python does, not by os._exit, waited for ever in ncnn's own
+    # teardown of the instance (lavapipe's vkDestroyDevice, for its threads left in the
+    # parent), until its alarm killed it.
+    out = run_forked("Upscaler('realesr-animevideov3-x2', device=0).upscale(img)", "pass", child_exit="sys.exit(5)")
+    assert "child ran" in out and f"child status {5 << 8}" in out
+
+
 def test_native_output_is_captured_where_python_has_no_standard_error(monkeypatch):
     # Under pythonw (a GUI's Python on Windows), or started with fd 2 closed, Python has
     # sys.stderr None: loading any model failed with an AttributeError.
