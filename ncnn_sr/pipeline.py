@@ -43,7 +43,7 @@ from .icc import unstated as unstated_colour
 from .jobs import Job, Plan, alpha_target, check_reachable, existing_output, output_key
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
 from .resample import checked_resize, target_size
-from .signals import HeldInterrupts
+from .signals import HeldInterrupts, ctrl_c_signals
 
 log = logging.getLogger("ncnn_sr")
 
@@ -387,8 +387,10 @@ class Pipeline:
             return job
 
         # A Ctrl-C while the workers start would leave some running with no one to stop
-        # them: it waits until they all run and the handler below is in place.
-        held = HeldInterrupts()
+        # them: it waits until they all run and the handler below is in place. Only the
+        # signals that raise KeyboardInterrupt anyway are held, as while a model loads:
+        # a library user's own handler (or SIGTERM's default) is not set aside.
+        held = HeldInterrupts(ctrl_c_signals())
         crashed = self._crashed
         loaders = [_Worker(self._load, next_job, to_proc, on_error=crashed) for _ in range(self.load_workers)]
         procs = [_Worker(self._proc, lane.upscaler, to_proc, to_save, on_error=crashed)

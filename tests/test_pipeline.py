@@ -1187,6 +1187,31 @@ def test_a_ctrl_c_while_workers_start_is_raised_once_they_all_run():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_library_user_s_own_signal_handler_is_not_held_while_workers_start(tmp_path, monkeypatch):
+    # The start held every stop signal whatever its handler: a program's own SIGTERM
+    # handler was set aside, and a SIGTERM then came out as a Ctrl-C, the run cancelled.
+    import os
+    import signal
+
+    heard = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: heard.append(signum))
+
+    class Worker(pipeline_mod._Worker):
+        def __init__(self, *args, **kwargs):
+            if not heard:
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(9):  # Python runs the handler between these
+                    pass
+            super().__init__(*args, **kwargs)
+    monkeypatch.setattr(pipeline_mod, "_Worker", Worker)
+    try:
+        summary = Pipeline([Lane(SlowFake(0), 1)]).run(folder_of(tmp_path, 1, size=(4, 4)))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert heard == [signal.SIGTERM]
+    assert summary.ok == 1 and not summary.cancelled
+
+
 def within(seconds, call):
     """``call()`` in a thread of its own, so that a hang fails the test, not the suite."""
     result = {}
