@@ -44,11 +44,19 @@ def _unraisable(info) -> None:
     # module locks have one): a signal landing there was a traceback, "Exception
     # ignored", and the command ran on to status 0. It is sent again from another
     # thread, to be raised once this hook has returned (raised in it, it is dropped too).
-    if isinstance(info.exc_value, KeyboardInterrupt):
-        _stopping[0] = False
-        _thread.start_new_thread(_thread.interrupt_main, (_last_signal[0],))
-    else:
+    if not isinstance(info.exc_value, KeyboardInterrupt):
         sys.__unraisablehook__(info)
+        return
+    # A second signal landing here, once the handler is re-armed, raises in this hook,
+    # which Python drops too ("Exception ignored in sys.unraisablehook"): the handler,
+    # disarmed by it, then ignored the one sent, and the command ran on to status 0.
+    while True:
+        try:
+            _stopping[0] = False
+            _thread.start_new_thread(_thread.interrupt_main, (_last_signal[0],))
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def _interrupted(prog: str) -> None:

@@ -853,6 +853,24 @@ def test_a_signal_inside_a_finalizer_still_stops_the_command(sig, where, tmp_pat
     assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (130, "ncnn-sr: interrupted", "")
 
 
+def test_a_second_signal_while_a_dropped_one_is_sent_again_still_stops_the_command(tmp_path):
+    # The first lands in a finalizer, and is sent again from the hook that hears of it;
+    # a second landing in that hook was dropped with it, and the handler, disarmed, then
+    # ignored the one sent: the command ran on to status 0.
+    finalized = "class Dropped:\n    def __del__(self):\n        os.kill(os.getpid(), signal.SIGINT)\n" \
+                "        for _ in range(9): pass\n"
+    sends = ("import _thread, types, ncnn_sr.entry\n"
+             "def resending(*args, start=_thread.start_new_thread, sent=[]):\n"
+             "    if not sent:\n        sent.append(True)\n        os.kill(os.getpid(), signal.SIGTERM)\n"
+             "        for _ in range(9): pass\n"
+             "    return start(*args)\n"
+             "ncnn_sr.entry._thread = types.SimpleNamespace(start_new_thread=resending,"
+             " interrupt_main=_thread.interrupt_main)\n")
+    proc = run_entry(tmp_path, "import os, signal, time, click\n" + finalized + sends
+                     + "@click.command()\ndef main():\n    Dropped()\n    time.sleep(10)\n    print('finished')\n")
+    assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (130, "ncnn-sr: interrupted", "")
+
+
 @pytest.mark.parametrize("second", ["SIGINT", "SIGTERM"])
 def test_a_second_signal_while_the_first_is_handled_changes_nothing(second, tmp_path):
     # An impatient second Ctrl-C broke off the command's clean-up after the first (a
