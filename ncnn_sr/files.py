@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import InputError, broken_link, cannot_write, os_reason
+from .signals import HeldInterrupts, ctrl_c_signals
 
 
 def ffmpeg_name(path: str | os.PathLike) -> str:
@@ -160,10 +161,17 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
     named = target if shown is None else shown
     folder = target.parent
     mode = mode_for(target) if mode is None else mode
+    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(target.name, folder)}.", suffix=".part", dir=folder)
-    except OSError as e:
-        raise cannot_write(named, e) from None
+        with HeldInterrupts(ctrl_c_signals()):  # see _make_a_file
+            fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(target.name, folder)}.", suffix=".part", dir=folder)
+    except BaseException as e:
+        if tmp is not None:  # made, and a Ctrl-C came meanwhile
+            os.close(fd)
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise cannot_write(named, e) from None
+        raise
     try:
         with os.fdopen(fd, "wb") as f:
             encode(_PythonWrites(f))
@@ -213,17 +221,21 @@ def check_writable(folder: Path) -> None:
 def _make_a_file(folder: Path, said: str) -> None:
     """Make a file of one byte in ``folder`` and remove it; InputError starting
     ``said`` where none can be made. A full disk makes an empty file."""
-    try:
-        fd, name = tempfile.mkstemp(prefix=".ncnn-sr-", suffix=".part", dir=folder)
-    except OSError as e:
-        raise InputError(f"{said}: {os_reason(e)}") from None
-    try:
-        os.write(fd, b"\0")
-    except OSError as e:
-        raise InputError(f"{said}: {os_reason(e)}") from None
-    finally:
-        os.close(fd)
-        os.unlink(name)
+    # A Ctrl-C is held while the file is there: landing in mkstemp once it had made the
+    # file, before its name came back, it left the file in the folder (a hidden .part
+    # among the outputs). Python runs the handler between any two steps of its code.
+    with HeldInterrupts(ctrl_c_signals()):
+        try:
+            fd, name = tempfile.mkstemp(prefix=".ncnn-sr-", suffix=".part", dir=folder)
+        except OSError as e:
+            raise InputError(f"{said}: {os_reason(e)}") from None
+        try:
+            os.write(fd, b"\0")
+        except OSError as e:
+            raise InputError(f"{said}: {os_reason(e)}") from None
+        finally:
+            os.close(fd)
+            os.unlink(name)
 
 
 def _present(path: Path, said: str) -> bool:

@@ -34,9 +34,10 @@ def ctrl_c_signals() -> list[int]:
 
 class HeldInterrupts:
     """Ctrl-C, SIGTERM and SIGHUP noted rather than raised until ``release``, which raises
-    KeyboardInterrupt if one came meanwhile. Python runs signal handlers in the main
-    thread alone, so elsewhere this holds nothing. (Blocking the signals in this
-    thread would not do: another thread, OpenMP's or OpenBLAS's, takes them.)"""
+    KeyboardInterrupt if one came meanwhile; as a context manager, released as its
+    block ends. Python runs signal handlers in the main thread alone, so elsewhere this
+    holds nothing. (Blocking the signals in this thread would not do: another thread,
+    OpenMP's or OpenBLAS's, takes them.)"""
 
     def __init__(self, signals: list[int] | None = None):
         self.noted = False
@@ -44,6 +45,12 @@ class HeldInterrupts:
         if threading.current_thread() is threading.main_thread():
             for sig in stop_signals() if signals is None else signals:
                 self._saved[sig] = signal.signal(sig, self._note)
+
+    def __enter__(self) -> "HeldInterrupts":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
     def _note(self, signum, frame) -> None:
         self.noted = True

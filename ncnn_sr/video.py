@@ -35,6 +35,7 @@ from . import isobmff, timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import FlagNames, InputError, cannot_write, describe, write_error_type
 from .resample import resize
+from .signals import HeldInterrupts, ctrl_c_signals
 from .files import ffmpeg_name, mode_for, temp_stem, write_target
 from .streams import VideoInput, VideoOutput
 from .video_options import EncodeOptions
@@ -568,7 +569,9 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         window = _window(inp, src, options) if options.trims else None
         try:
             if not piped:
-                part = _part_file(final, dst.suffix)
+                # A Ctrl-C as mkstemp made it is raised once ``part`` names it, for the removal below.
+                with HeldInterrupts(ctrl_c_signals()):
+                    part = _part_file(final, dst.suffix)
             out = (av.open(dst, "w", format="matroska") if piped
                    else av.open(ffmpeg_name(part), "w", container_options=_muxer_options(dst)))
         except (av.error.FFmpegError, ValueError, OSError) as e:

@@ -187,6 +187,24 @@ def exit_while_upscaling(device: int, size: int, wait: float) -> subprocess.Comp
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
 
 
+def ctrl_c_once_made(monkeypatch, marker: str) -> None:
+    """os.open sends this process a SIGINT once it has made a file whose name holds
+    ``marker``: Python raises it inside tempfile.mkstemp, the file made and its name
+    not yet given back, as a Ctrl-C landing there does."""
+    import signal
+
+    real = os.open
+
+    def open_then_ctrl_c(path, flags, *args, **kwargs):
+        fd = real(path, flags, *args, **kwargs)
+        if flags & os.O_CREAT and marker in os.fspath(path):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(9):  # Python runs the handler between these
+                pass
+        return fd
+    monkeypatch.setattr(os, "open", open_then_ctrl_c)
+
+
 def load_interrupted(monkeypatch, device) -> int:
     """Loads realesr-animevideov3-x2 on ``device`` with a SIGINT sent at the third read
     of its weights (of 71); checks that the load raises KeyboardInterrupt and leaves

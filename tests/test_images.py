@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageChops, ImageCms
 
-from conftest import adam7_rows, picture, png_bytes, png_chunk, png_data
+from conftest import adam7_rows, ctrl_c_once_made, picture, png_bytes, png_chunk, png_data
 from ncnn_sr import InputError, read_image, write_image
 from ncnn_sr import files as files_mod
 from ncnn_sr import images as images_mod
@@ -1885,3 +1885,21 @@ def test_a_path_written_as_a_folder_s_is_refused_not_written_as_a_file(tmp_path,
     with pytest.raises(InputError, match="a folder's"):
         write(f"{tmp_path}{os.sep}{name}")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_ctrl_c_as_the_temporary_file_is_made_leaves_nothing(tmp_path, monkeypatch):
+    # Landing in mkstemp once it had made the file, before its name came back, it left
+    # the hidden .part beside the output.
+    ctrl_c_once_made(monkeypatch, ".part")
+    with pytest.raises(KeyboardInterrupt):
+        files_mod.atomic_write(tmp_path / "a.png", lambda f: f.write(b"whole"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_ctrl_c_as_a_folder_is_tried_for_writing_leaves_nothing_in_it(tmp_path, monkeypatch):
+    # Every command tries its output folder with a file made and removed there: a Ctrl-C
+    # as it was made left a hidden .ncnn-sr-*.part among the outputs.
+    ctrl_c_once_made(monkeypatch, ".ncnn-sr-")
+    with pytest.raises(KeyboardInterrupt):
+        files_mod.check_writable(tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -20,7 +20,7 @@ import pytest
 from av.video.reformatter import ColorRange, Colorspace
 from PIL import Image
 
-from conftest import as_a_user, picture
+from conftest import as_a_user, ctrl_c_once_made, picture
 from media import (HDR10, add_mov_text, add_subtitles, encode_all, hdr_metadata, make_clip, make_hdr_clip,
                    make_turning_stream, packets)
 from ncnn_sr import InputError
@@ -3420,3 +3420,13 @@ def test_an_output_path_written_as_a_folder_s_is_refused_not_written_as_a_file(t
     with pytest.raises(InputError, match="a folder's"):
         upscale_video(clip, f"{tmp_path}{os.sep}{name}", lambda frames: frames)
     assert os.listdir(tmp_path) == ["in.mp4"]
+
+
+def test_a_ctrl_c_as_the_video_s_part_file_is_made_leaves_nothing(tmp_path, monkeypatch):
+    # Landing in mkstemp once it had made the file, before its name came back, it left
+    # the hidden .ncnn-sr-part beside the output: its removal did not know the name.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    ctrl_c_once_made(monkeypatch, "ncnn-sr-part")
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
