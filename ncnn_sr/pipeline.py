@@ -1314,11 +1314,13 @@ def _join(workers: list[_Worker]) -> None:
 
 class UpscalingFailed(NcnnSrError):
     """An item of ordered_map's (a video's frame) that failed in an unforeseen way (not
-    an NcnnSrError, memory or Cancelled) on each upscaler it went to, ``upscalers``, in
-    that order; ``error`` is the last failure, and the cause. ``every_device``: these
-    were several, now all out, which says the devices are lost, as a Pipeline's run
-    stops once every device has failed; one alone failing says no more of it than of
-    the item, as a Pipeline's picture fails alone there."""
+    an NcnnSrError, memory or Cancelled) on ``upscalers``, in that order; ``error`` is
+    the last failure, and the cause. ``every_device``: of several lanes, it failed on
+    every one in service, so the item is more likely at fault than they are, as a
+    Pipeline's picture that fails on every device in service fails alone; only such
+    failures again and again, none done between, say the devices are lost (a folder
+    of videos stops then). One lane alone failing says no more of it than of the
+    item."""
 
     def __init__(self, upscalers: list, error: Exception, every_device: bool, about=None):
         where = ", then on ".join(str(getattr(up, "device", up)) for up in dict.fromkeys(upscalers))
@@ -1344,7 +1346,7 @@ class _Failed:
 
 
 def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int = 8,
-                cancel: threading.Event | None = None):
+                cancel: threading.Event | None = None, out: set[int] | None = None):
     """Yield ``work(upscaler, item)`` for each item, in the items' order, spread over
     every lane's proc workers (video frames: order matters, devices do not).
 
@@ -1364,11 +1366,15 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     An item that ``work`` fails in an unforeseen way (not an NcnnSrError, memory or
     Cancelled) comes out as an UpscalingFailed naming the upscalers' devices, its
     ``error`` the failure. With lanes of more than one upscaler, the one that failed is
-    taken out, with a warning, and the item goes on to another lane, as in a Pipeline:
-    to each upscaler it has not failed on, as those it failed on are out. Unlike a
-    Pipeline's devices, none comes back (an item that fails on all of them ends the run
-    anyway): once none is left, the UpscalingFailed (``every_device``) names each, in
-    the order they failed, and the failure on the last.
+    taken out, with a warning, and the item goes on to another lane in service, as in
+    a Pipeline (those it failed on are out). The last one in service is never taken
+    out: an item that fails on it fails (``every_device``), naming those taken out, in
+    turn, and it, as the items left are failed on the upscalers left alike.
+
+    ``out``: the ids of the upscalers out for good, which take no item, shared by the
+    ordered_maps of one run (a folder's videos); each that failed an item another lane
+    then did joins it, as a Pipeline's device does, and stays out for the next ones,
+    where those an item failed on alone come back. It never holds every lane.
     """
     # Else no lanes, or a window of 0, waited for ever.
     _check_lanes(lanes, "ordered_map")
@@ -1384,36 +1390,40 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
         raise SettingError(f"ordered_map's items must be iterable, got {describe(items)}") from None
     cancel = cancel or threading.Event()
     slots = threading.Semaphore(window)
-    workers = [lane for lane in lanes for _ in range(lane.workers)]
+    out = set() if out is None else out
+    serving = [lane for lane in lanes if id(lane.upscaler) not in out]
+    if not serving:
+        raise SettingError("ordered_map's lanes are all out for good: none is left to take an item")
+    workers = [lane for lane in serving for _ in range(lane.workers)]
     # Never full: at most ``window`` items are in flight, and a STOP a worker.
     todo = _ProcQueue(window + len(workers), len(workers))
     done: dict[int, object] = {}
     ready = threading.Condition()
     total = [None]  # how many items there were, once the feeder knows
-    upscalers = {id(lane.upscaler) for lane in lanes}
+    several = len({id(lane.upscaler) for lane in lanes}) > 1
+    upscalers = {id(lane.upscaler) for lane in serving}
     down: set[int] = set()  # the ids of the upscalers taken out
     out_in_turn: list = []  # the upscalers taken out, in that order
-    no_device: list = [None]  # the UpscalingFailed, once every upscaler is out
+    failed_on: dict[int, list] = {}  # by item's index, the upscalers it failed on
 
-    def taken_out(upscaler, error: Exception) -> bool:
-        """Whether ``upscaler`` is out, and the item it failed with ``error`` goes to
-        another lane: each one in service, which it has not failed on. (It failed the
-        video once it failed on a second one, while a third device was sound.)"""
-        if len(upscalers) < 2:
-            return False
+    def taken_out(upscaler, index: int, error: Exception) -> UpscalingFailed | None:
+        """None where ``upscaler`` is out, and item ``index``, which it failed with
+        ``error``, goes to another lane in service (it has failed on none of those:
+        each it failed on is out); else the item's failure, none being left. (It failed
+        the video once it failed on a second one, while a third device was sound.)
+        Under ``ready``: two lanes that fail at once leave one in service."""
         with ready:
+            if not several or not any(up != id(upscaler) and up not in down for up in upscalers):
+                return UpscalingFailed(out_in_turn + [upscaler], error, every_device=several)
             first = id(upscaler) not in down
             if first:
+                down.add(id(upscaler))
                 out_in_turn.append(upscaler)
-                if len(down) + 1 == len(upscalers):
-                    # Before it is in down: see proc.
-                    no_device[0] = UpscalingFailed(out_in_turn, error, every_device=True)
-            down.add(id(upscaler))
+            failed_on.setdefault(index, []).append(upscaler)
         if first:
-            log.warning("%s failed (%r): %s", getattr(upscaler, "device", upscaler), error,
-                        "no device is left" if no_device[0] is not None else
-                        "it takes no more frames, the other devices go on")
-        return no_device[0] is None
+            log.warning("%s failed (%r): it takes no more frames, the other devices go on",
+                        getattr(upscaler, "device", upscaler), error)
+        return None
 
     def feed() -> None:
         count = 0
@@ -1447,26 +1457,25 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
                 if cancel.is_set():
                     return
                 index, item = entry
-                if no_device[0] is not None:
-                    # What is left fails here, as none may take it (the items given
-                    # back before): the consumer would wait for it for ever.
-                    result = _Failed(no_device[0])
-                elif id(upscaler) in down:
+                if id(upscaler) in down:
                     todo.retry(entry)
                     return
-                else:
-                    try:
-                        result = work(upscaler, item)
-                    except (NcnnSrError, MemoryError, Cancelled) as e:
-                        result = _Failed(e)
-                    except Exception as e:
-                        if taken_out(upscaler, e):
-                            todo.retry(entry)
-                            return
-                        result = _Failed(no_device[0] or UpscalingFailed([upscaler], e, every_device=False))
-                    except BaseException as e:
-                        result = _Failed(e)
+                try:
+                    result = work(upscaler, item)
+                except (NcnnSrError, MemoryError, Cancelled) as e:
+                    result = _Failed(e)
+                except Exception as e:
+                    failure = taken_out(upscaler, index, e)
+                    if failure is None:
+                        todo.retry(entry)
+                        return
+                    result = _Failed(failure)
+                except BaseException as e:
+                    result = _Failed(e)
                 with ready:
+                    if not isinstance(result, _Failed):
+                        # Done here, it failed where it was before for its device's fault.
+                        out.update(map(id, failed_on.pop(index, ())))
                     done[index] = result
                     ready.notify_all()
             finally:

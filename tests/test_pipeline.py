@@ -1048,6 +1048,45 @@ def test_ordered_map_raises_once_every_device_has_failed(lanes, warnings):
     assert isinstance(failed.__cause__, RuntimeError) and failed.error is failed.__cause__
 
 
+def test_ordered_map_keeps_a_device_that_failed_a_frame_done_elsewhere_out_for_the_maps_sharing_out(warnings):
+    # A folder's videos each met the lost GPU again: each lost a frame to it, and warned.
+    frames = [np.full((2, 2, 3), i, np.uint8) for i in range(12)]
+    broken, good = Broken(0.002), SlowFake(0.005)
+    lanes, out = [Lane(broken, 1), Lane(good, 1)], set()
+    for _ in range(3):
+        results = within(60, lambda: list(ordered_map(lanes, frames, lambda up, frame: up.upscale(frame), out=out)))
+        assert [int(result[0, 0, 0]) for result in results] == list(range(12))
+    assert out == {id(broken)} and broken.count == 1 and good.count == 36
+    assert warnings == ["GPU 0 (fake) failed (RuntimeError('vkQueueSubmit failed')): it takes no more frames, "
+                        "the other devices go on"]
+
+
+def test_a_frame_that_fails_on_every_lane_fails_alone_and_takes_none_out_for_good(warnings):
+    # It took every lane out, as lost devices, which stopped a folder of videos.
+    class FailsOddFrames(SlowFake):
+        def __init__(self, index):
+            super().__init__(0.002)
+            self.device = fake_gpu(index)
+
+        def upscale(self, image, progress=None, **kw):
+            if image.shape[:2] == (3, 3):
+                raise ValueError("odd frame")
+            return super().upscale(image)
+
+    ups, out = [FailsOddFrames(0), FailsOddFrames(1)], set()
+    lanes = [Lane(up, 1) for up in ups]
+    frames = [np.full((3 if i == 5 else 2,) * 2 + (3,), i, np.uint8) for i in range(12)]
+    with pytest.raises(UpscalingFailed) as failed:
+        within(60, lambda: list(ordered_map(lanes, frames, lambda up, frame: up.upscale(frame), out=out)))
+    assert failed.value.every_device and sorted(failed.value.devices, key=str) == [up.device for up in ups]
+    assert out == set() and len(warnings) == 1
+    counts = [up.count for up in ups]
+    good = [np.full((2, 2, 3), i, np.uint8) for i in range(40)]
+    assert len(within(60, lambda: list(ordered_map(lanes, good, lambda up, frame: up.upscale(frame), out=out)))) == 40
+    assert out == set() and len(warnings) == 1
+    assert sum(up.count for up in ups) == sum(counts) + 40
+
+
 def test_ordered_map_does_not_hand_on_an_item_that_fails_in_words():
     class Refusing(SlowFake):
         device = fake_gpu()
