@@ -732,9 +732,10 @@ def _stop_interrupted(bar: _FrameProgress | None, message: str) -> None:
 
 
 def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane], bar: _FrameProgress,
-               flags: FlagNames = FlagNames()) -> str:
-    """Upscale ``src`` into ``dst`` through ``lanes``, its progress on ``bar`` (closed
-    when done); the line that says what was written."""
+               flags: FlagNames = FlagNames(), out: set[int] | None = None) -> str:
+    """Upscale ``src`` into ``dst`` through ``lanes``, less those ``out`` for good
+    (ordered_map's, shared by a folder's videos), its progress on ``bar`` (closed when
+    done); the line that says what was written."""
     from . import video
 
     window = 2 * sum(lane.workers for lane in lanes) + 2
@@ -748,7 +749,7 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
         return upscaler.upscale(image, scale=opts.scale, width=opts.width, height=opts.height, progress=check)
 
     # A frame that repeats the one before it is not upscaled again (repeats.py).
-    frames = Repeats(lambda decoded: ordered_map(lanes, decoded, work, window=window, cancel=cancel))
+    frames = Repeats(lambda decoded: ordered_map(lanes, decoded, work, window=window, cancel=cancel, out=out))
     try:
         if isinstance(dst, Path):  # else a stream
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -775,12 +776,17 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
     ``opts.recursive``) into the folder ``opts.output``, the model loaded once. A
     video that fails is one line and the run goes on; the exit status is 1 if any
     failed. A full disk stops the run at the first video it fails, in one line: every
-    later one would be upscaled only to fail alike. Ctrl-C stops at once, leaving no
+    later one would be upscaled only to fail alike; so do the devices, once more videos
+    in a row than can be in work at once (one: see _FAILED_EVERYWHERE) fail on each in
+    service, none done between. A device out for good (one that failed a frame another
+    then did) is out for the rest of the folder. Ctrl-C stops at once, leaving no
     partial file."""
     from . import video, video_codecs
 
     began = time.monotonic()
     done = skipped = failed = 0
+    failed_everywhere = 0  # videos in a row, none done between, failed on every device in service
+    out: set[int] = set()  # ordered_map's devices out for good, across the videos
     bar = None
     try:
         jobs = plan_videos(opts.input, opts.output, encode, opts.recursive, opts.output_folder)
@@ -799,7 +805,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
                     lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
                 bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
                 new_folder = _first_missing(dst.parent)  # taken back if no video comes of the run
-                line = _one_video(opts, src, dst, encode, lanes, bar)
+                line = _one_video(opts, src, dst, encode, lanes, bar, out=out)
             except (ModelError, DeviceError):
                 raise  # the model's or the device's: every video would fail alike
             except (NcnnSrError, OSError) as e:
@@ -815,7 +821,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
                     _say_stopped(prog, str(e), done, skipped, failed, left, "it can be written")
                     return EXIT_FAILED
                 _say_failed(prog, bar, _naming(e, src, dst))
-                if isinstance(e, UpscalingFailed) and e.every_device:
+                failed_everywhere += isinstance(e, UpscalingFailed) and e.every_device
+                if failed_everywhere > _FAILED_EVERYWHERE:
                     # As a folder of pictures stops: every later video would fail on them alike.
                     # Named as a folder of pictures names them, in the lanes' order; not
                     # "devices", which would hide the module from the whole function.
@@ -825,6 +832,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
                     return EXIT_FAILED
                 continue
             done += 1
+            failed_everywhere = 0
             if not opts.quiet:
                 _echo(f"{prog}: {line}")
     except KeyboardInterrupt:
@@ -839,6 +847,15 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
         _echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped{_failed(failed, opts)} in "
               f"{time.monotonic() - began:.1f} s")
     return EXIT_FAILED if failed else 0
+
+
+# How many videos in a row, none done between, may fail on every device in service
+# (a frame of each did, UpscalingFailed.every_device) before a folder stops: more
+# say the devices are lost, not the videos. As a folder of pictures allows as many
+# pictures as can be in work at once (each may be a bad one), and a folder's videos
+# are in work one at a time. (Stopped at the first, a video with a bad frame stopped
+# the folder there, run after run.)
+_FAILED_EVERYWHERE = 1
 
 
 def _say_stopped(prog: str, reason: str, ok: int, skipped: int, failed: int, left: int, when: str) -> None:

@@ -2150,7 +2150,9 @@ def test_in_a_folder_a_video_that_fails_on_its_one_device_fails_alone_and_the_ot
 
 
 def test_a_folder_of_videos_stops_in_one_line_once_every_device_has_failed(tmp_path, in_process, monkeypatch):
-    # As a folder of pictures does: each later video would fail on them alike.
+    # As a folder of pictures does: each later video would fail on them alike. The
+    # first video failed on every device may be the video's fault; the second in a row
+    # says the devices'.
     (tmp_path / "in").mkdir()
     for name in ("a.mp4", "b.mp4", "c.mp4"):
         make_clip(tmp_path / "in" / name, frames=2, audio=None)
@@ -2159,11 +2161,55 @@ def test_a_folder_of_videos_stops_in_one_line_once_every_device_has_failed(tmp_p
                               "-s", "2", "-g", "-1,-1", "-j", "1:1:1")
     assert status == 1
     lines = [line for line in said.splitlines() if "warning" not in line]
-    assert lines == [f"ncnn-sr: error: {tmp_path / 'in' / 'a.mp4'}: upscaling failed on CPU, then on CPU: "
-                     "RuntimeError('vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')",
-                     "ncnn-sr: stopped: every device failed (CPU); 0 upscaled, 0 skipped, 1 failed, 2 not done; once "
+    assert lines == [f"ncnn-sr: error: {tmp_path / 'in' / name}: upscaling failed on CPU, then on CPU: "
+                     "RuntimeError('vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')" for name in ("a.mp4", "b.mp4")] + [
+                     "ncnn-sr: stopped: every device failed (CPU); 0 upscaled, 0 skipped, 2 failed, 1 not done; once "
                      "a device works again, the same command with --skip-existing goes on from there"]
     assert not (tmp_path / "out").exists()
+
+
+def test_in_a_folder_a_video_whose_frame_fails_on_every_device_fails_alone_and_the_others_go_on(
+        tmp_path, in_process, monkeypatch):
+    # found by tools/failover_stress.py: with two lanes a bad frame stopped the folder as
+    # if every device were lost, there again on each rerun with --skip-existing.
+    from ncnn_sr import engine
+
+    (tmp_path / "in").mkdir()
+    for name, width in (("a.mp4", 40), ("b.mp4", 32), ("c.mp4", 40)):  # a and c bad, b between them
+        make_clip(tmp_path / "in" / name, frames=2, width=width, audio=None)
+    real = engine.Upscaler.upscale
+
+    def upscale(self, image, *args, **kwargs):
+        if image.shape[1] == 40:
+            raise IndexError("a bug a frame meets")
+        return real(self, image, *args, **kwargs)
+    monkeypatch.setattr(engine.Upscaler, "upscale", upscale)
+    status, said = in_process("video", "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3",
+                              "-s", "2", "-g", "-1,-1", "-j", "1:1:1")
+    assert status == 1
+    lines = [line for line in said.splitlines() if "warning" not in line]
+    assert [line for line in lines if "error" in line] == [
+        f"ncnn-sr: error: {tmp_path / 'in' / name}: upscaling failed on CPU, then on CPU: IndexError('a bug a frame "
+        "meets')" for name in ("a.mp4", "c.mp4")]
+    assert lines[1].startswith(f"ncnn-sr: wrote {tmp_path / 'out' / 'b.mp4'}: 2 frames in ")
+    assert lines[-1].startswith("ncnn-sr: 3 videos: 1 upscaled, 0 skipped, 2 failed in ") and len(lines) == 4
+    assert sorted(os.listdir(tmp_path / "out")) == ["b.mp4"]
+
+
+def test_in_a_folder_of_videos_a_device_that_failed_a_frame_another_did_stays_out(tmp_path, in_process, monkeypatch):
+    # It came back for each video, failed a frame and warned again.
+    (tmp_path / "in").mkdir()
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        make_clip(tmp_path / "in" / name, frames=6, audio=None)
+    first = []
+    failing_device(monkeypatch, lambda up: (first or first.append(up) or True) and up is first[0])
+    status, said = in_process("video", "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3",
+                              "-s", "2", "-g", "-1,-1", "-j", "1:1:1")
+    assert status == 0, said
+    assert [line for line in said.splitlines() if "warning" in line] == [
+        "ncnn-sr: warning: CPU failed (RuntimeError('vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')): it takes no more "
+        "frames, the other devices go on"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.mp4", "b.mp4", "c.mp4"]
 
 
 def test_a_full_disk_met_making_a_videos_folder_stops_a_folder_of_videos(tmp_path, in_process, monkeypatch):
