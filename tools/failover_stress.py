@@ -15,11 +15,14 @@ differently every time. What must hold:
 - each picture gets at most one outcome, and the exit status the commands give is 1
   where a picture is bad or every device lost, else 0.
 
-Videos (ordered_map) likewise: with a sound device and no bad frame, every frame comes
-out in order; a bad frame fails the video as an UpscalingFailed; with no sound device,
-the frames come out or an UpscalingFailed names every device. How each video ended is
-counted (a bad frame's UpscalingFailed says every_device where several lanes failed it,
-which stops a folder of videos).
+Videos (ordered_map): a folder of 4 videos through one set of lanes, each with a bad
+frame at random, stopped as the command stops a folder (once more videos in a row than
+batch_cli._FAILED_EVERYWHERE fail on every device in service). With a sound device,
+every video without a bad frame is done, frames in order, and each with one fails; a
+bad video alone does not stop the folder (two in a row may, by design); a lost device
+that failed a frame of a video done takes no frame of the later ones. With none, the
+folder stops as soon as the rule allows. How each video ended is counted, and how many
+times a lost device failed a good frame of a video (a warning each).
 
     python tools/failover_stress.py --runs 300 --seed 1
     python tools/failover_stress.py --runs 300 --video
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import inspect
 import logging
 import random
 import re
@@ -52,6 +56,11 @@ from ncnn_sr.pipeline import Lane, Pipeline, UpscalingFailed, ordered_map
 
 PICTURES = 16
 FRAMES = 24
+VIDEOS = 4  # a folder's
+try:  # how many videos in a row failed on every device in service a folder of videos goes on after
+    from ncnn_sr.batch_cli import _FAILED_EVERYWHERE as FAILED_EVERYWHERE
+except ImportError:
+    FAILED_EVERYWHERE = 0  # stopped at the first
 HANG = 30  # seconds a run may take before it counts as hung
 
 
@@ -184,37 +193,61 @@ def picture_run(plan: dict, rng: random.Random, folder: Path) -> list[str]:
 
 
 def video_run(plan: dict, rng: random.Random, seen: collections.Counter) -> list[str]:
-    """What went wrong in one video of ``plan``; how it ended, counted in ``seen``."""
-    bad = set(plan["bad"][:1])
-    frames = [np.full((5 if i in bad else 4,) * 2 + (3,), i, np.uint8) for i in range(FRAMES)]
+    """What went wrong in one folder of VIDEOS videos of ``plan`` through one set of
+    lanes, some with a bad frame, stopped as the command stops a folder; how each video
+    ended, counted in ``seen``, with the good frames the lost devices failed."""
     ups = [FakeDevice(i, plan["lost"].get(i), random.Random(rng.random())) for i in range(len(plan["workers"]))]
     lanes = [Lane(up, w) for up, w in zip(ups, plan["workers"])]
+    sound = any(up.lost_after is None for up in ups)
+    shared = {"out": set()} if "out" in inspect.signature(ordered_map).parameters else {}  # else lanes come back
+    wrong, in_row, proven = [], 0, set()  # proven: the lost devices that failed a frame of a video done
+    for video in range(VIDEOS):
+        bad = {rng.randrange(FRAMES)} if rng.random() < 0.3 else set()
+        frames = [np.full((5 if i in bad else 4,) * 2 + (3,), i, np.uint8) for i in range(FRAMES)]
+        calls = {id(up): up.calls for up in ups}
+        for up in ups:
+            up.failed_good.clear()
 
-    def drain():
+        def drain():
+            try:
+                return list(ordered_map(lanes, frames, lambda up, frame: up.upscale(frame), window=rng.randint(1, 6),
+                                        **shared))
+            except UpscalingFailed as e:
+                return e
+
         try:
-            return list(ordered_map(lanes, frames, lambda up, frame: up.upscale(frame), window=rng.randint(1, 6)))
-        except UpscalingFailed as e:
-            return e
-
-    try:
-        result = within(HANG, drain)
-    except TimeoutError as e:
-        return ["hang\n" + str(e)]
-    sound = [up for up in ups if up.lost_after is None]
-    if isinstance(result, UpscalingFailed):
-        seen[f"{'bad frame' if bad else 'no bad frame'}, {'a' if sound else 'no'} sound device: "
-             f"failed, every_device={result.every_device}"] += 1
-        if sound and not bad:
-            return [f"a good video failed: {result}"]
-        if not sound and not bad and not result.every_device:
-            return [f"every device lost, yet not every_device: {result}"]
-        return []
-    seen[f"{'bad frame' if bad else 'no bad frame'}, {'a' if sound else 'no'} sound device: done"] += 1
-    if bad:
-        return ["a bad frame came out"]
-    if [int(frame[0, 0, 0]) for frame in result] != list(range(FRAMES)):
-        return ["frames out of order or missing"]
-    return []
+            result = within(HANG, drain)
+        except TimeoutError as e:
+            return ["hang\n" + str(e)]
+        seen["videos x lost devices that failed a good frame there (a warning each)"] += sum(
+            bool(up.failed_good) for up in ups)
+        back = [up for up in ups if id(up) in proven and up.calls > calls[id(up)]]
+        if back:
+            wrong.append(f"lost {back[0].device}, out for good, back in video {video}")
+        kind = f"{'bad frame' if bad else 'no bad frame'}, {'a' if sound else 'no'} sound device"
+        if isinstance(result, UpscalingFailed):
+            seen[f"{kind}: failed, every_device={result.every_device}"] += 1
+            if sound and not bad:
+                wrong.append(f"a good video failed: {result}")
+            in_row += result.every_device
+            if in_row > FAILED_EVERYWHERE:
+                seen[f"folder stopped at video {video}, {'a' if sound else 'no'} sound device"] += 1
+                if sound and in_row < 2:  # more bad videos in a row may stop it, by design
+                    wrong.append(f"a bad video stopped the folder at video {video}")
+                elif not sound and video != FAILED_EVERYWHERE:
+                    wrong.append(f"every device lost, stopped only at video {video}")
+                return wrong
+            continue
+        seen[f"{kind}: done"] += 1
+        in_row = 0
+        proven.update(id(up) for up in ups if up.failed_good)
+        if bad:
+            wrong.append("a bad frame came out")
+        elif [int(frame[0, 0, 0]) for frame in result] != list(range(FRAMES)):
+            wrong.append("frames out of order or missing")
+    if not sound:
+        wrong.append("every device lost, the folder not stopped")
+    return wrong
 
 
 def main() -> int:
