@@ -1087,6 +1087,14 @@ def test_a_frame_that_fails_on_every_lane_fails_alone_and_takes_none_out_for_goo
     assert sum(up.count for up in ups) == sum(counts) + 40
 
 
+def test_ordered_map_whose_lanes_are_all_out_for_good_is_refused():
+    # Else no worker took the items: the consumer waited for ever.
+    up = SlowFake(0)
+    with pytest.raises(InputError, match="^ordered_map's lanes are all out for good: none is left to take an item$"):
+        within(10, lambda: list(ordered_map([Lane(up, 1)], [np.zeros((2, 2, 3), np.uint8)], lambda u, f: f,
+                                            out={id(up)})))
+
+
 def test_ordered_map_does_not_hand_on_an_item_that_fails_in_words():
     class Refusing(SlowFake):
         device = fake_gpu()
