@@ -29,6 +29,7 @@ from .jobs import OutputIsInput, check_reachable, existing_output, names_a_folde
 from .models import ModelSpec, known_scale
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, UpscalingFailed, ordered_map
 from .repeats import Repeats
+from .streams import STDIO
 from .typed_numbers import whole_number
 from .video_options import VIDEO_CONTAINERS, is_video_path
 
@@ -166,6 +167,10 @@ def path_flag(prog: str, flag: str, text: str, what: str) -> Path:
         click.echo(f"{prog}: error: {one_line(text)}: not a folder ({one_line(os.path.normpath(text))} is a file)",
                    err=True)
         sys.exit(EXIT_FAILED)
+    if text != STDIO and Path(text) == Path(STDIO):
+        # "./-" or "-/" names the file or folder "-", as for cat ./-: Path() drops the
+        # "./" and the slash, which left "-", standard input or output.
+        return Path.cwd() / STDIO
     return Path(text)
 
 

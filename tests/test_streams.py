@@ -593,3 +593,23 @@ def test_video_streams_close_the_pipes_they_opened(tmp_path):
     into.close()
     writer.join(10)
     assert into._file.closed
+
+
+def test_a_file_named_dash_written_as_a_path_is_that_file_not_standard_input(tmp_path):
+    # "./-" is the file named "-" here, as cat ./- reads it: Path() made it "-", and the
+    # command read standard input instead ("standard input is empty: no picture came").
+    (tmp_path / "-").write_bytes(png_bytes(10, 12))
+    proc = command(tmp_path, "-i", "./-", "-o", "out/", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["-.png"]
+
+
+def test_a_folder_named_dash_is_a_folder_for_input_and_output(tmp_path):
+    # "-/" is a folder's name: Path() made it "-", standard input or output.
+    (tmp_path / "in" / "-").mkdir(parents=True)
+    (tmp_path / "in" / "-" / "a.png").write_bytes(png_bytes(10, 12))
+    proc = command(tmp_path, "-i", "-/", "-o", "-/", cwd=tmp_path / "in")
+    assert proc.returncode == 1 and b"is an input" in proc.stderr  # the folder, not the streams
+    proc = command(tmp_path, "-i", "in/-/a.png", "-o", "-/", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == b"" and (tmp_path / "-" / "a.png").is_file()
