@@ -198,7 +198,7 @@ def _check_picture_name(source: Path, output: Path) -> None:
         problem = nameless(output)
     elif not suffix:
         problem = (f"{output} has no extension and is not a folder: name the output picture .png, .jpg "
-                   "or .webp, or give a folder that exists")
+                   f"or .webp, or write {output}{os.sep} for a folder (made if missing)")
     elif is_video_path(output) and source.is_file():
         instead = video_instead(source, output, "use png, jpg or webp")
         problem = f"unsupported output format '{suffix}' for {output}: {instead}"

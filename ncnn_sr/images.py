@@ -115,7 +115,7 @@ def output_format(path: str | os.PathLike) -> str:
         raise InputError(nameless(path))
     if not ext:
         raise InputError(f"{path} has no extension and is not a folder: name the output picture "
-                         ".png, .jpg, .webp, .gif or .avif, or give a folder that exists")
+                         f".png, .jpg, .webp, .gif or .avif, or write {path}{os.sep} for a folder (made if missing)")
     if ext not in FORMATS:
         raise InputError(f"unsupported output format '.{ext}' for {path}: use png, jpg, webp, gif or avif")
     return _format_key(ext, path)

@@ -1036,7 +1036,7 @@ def test_a_gif_output_is_refused_by_the_dropin_as_by_the_reference(tmp_path):
 @pytest.mark.parametrize("output, said", [
     ("o.bmp", "unsupported output format '.bmp' for o.bmp: use png, jpg or webp"),
     ("o", "o has no extension and is not a folder: name the output picture .png, .jpg or .webp, "
-          "or give a folder that exists"),
+          "or write o/ for a folder (made if missing)"),
 ])
 def test_the_dropin_names_only_the_formats_it_writes(output, said, tmp_path):
     # It said "use png, jpg, webp, gif or avif", and then refused the gif it had offered.
@@ -1550,9 +1550,14 @@ def test_a_model_folder_that_is_not_a_folder_is_a_usage_error(where, tmp_path):
 
 def test_an_output_name_without_extension_says_what_to_give(tmp_path):
     pictures(tmp_path, ["in.png"])
-    proc = run(NCNN_SR, "-i", tmp_path / "in.png", "-o", tmp_path / "newdir", "-g", "-1", check_ok=False)
+    proc = run(NCNN_SR, "-i", "in.png", "-o", "newdir", "-g", "-1", cwd=tmp_path, check_ok=False)
     assert proc.returncode == 1
-    assert "newdir has no extension and is not a folder: name the output picture .png, .jpg, .webp, .gif or .avif" in proc.stderr
+    # It said "or give a folder that exists", where -o's help says a folder is made if
+    # missing: the way to have it made was not said.
+    assert proc.stderr == ("ncnn-sr: error: newdir has no extension and is not a folder: name the output picture "
+                           ".png, .jpg, .webp, .gif or .avif, or write newdir/ for a folder (made if missing)\n")
+    run(NCNN_SR, "-i", "in.png", "-o", "newdir/", *X2_CPU, cwd=tmp_path)
+    assert [p.name for p in (tmp_path / "newdir").iterdir()] == ["in.png"]
 
 
 @pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
