@@ -922,21 +922,37 @@ class _TileBar:
     upscales it."""
 
     def __init__(self, prog: str, frames: int = 1):
+        self.prog = prog
         self.bar = _open_bar(prog, None, "tile")
         self.frames, self.calls = frames, 0
         self.lock = threading.Lock()
+        self.started = self.last_line = time.monotonic()
 
     def __call__(self, done: int, total: int) -> None:
-        if self.bar is None or not done:  # no tile: an upscale that ended without its result (see Pipeline)
+        if not done:  # no tile: an upscale that ended without its result (see Pipeline)
             return
         with self.lock:
             self.calls += 1
-            known = self.bar.total is not None
-            self.bar.total = total * self.frames
             # One picture's count starts again where a tile size that ran out of memory was shrunk.
-            self.bar.update((done if self.frames == 1 else self.calls) - self.bar.n)
+            count, whole = (done if self.frames == 1 else self.calls), total * self.frames
+            if self.bar is None:
+                self._plain_line(count, whole)
+                return
+            known = self.bar.total is not None
+            self.bar.total = whole
+            self.bar.update(count - self.bar.n)
             if not known:
                 self.bar.refresh()  # the total, at once
+
+    def _plain_line(self, count: int, whole: int) -> None:
+        """Off a terminal (a log, nohup), a line every few seconds, as a folder's run and
+        a video's write: a photo on the CPU said nothing for minutes. None once done."""
+        now = time.monotonic()
+        if count >= whole or now - self.last_line < _Progress.PLAIN_EVERY:
+            return
+        self.last_line = now
+        rate = count / max(now - self.started, 1e-9)
+        _echo(f"{self.prog}: {count}/{whole} tiles, {rate:.2f}/s, ETA {(whole - count) / rate:.0f} s")
 
     def close(self) -> None:
         if self.bar is not None:

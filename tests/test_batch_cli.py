@@ -376,6 +376,22 @@ def test_a_bar_whose_stderr_is_gone_loses_no_picture(tmp_path, monkeypatch, bar)
     assert stderr.getvalue().count("ncnn-sr") == 1  # the bar as it opened, nothing after
 
 
+def test_a_single_picture_off_a_terminal_says_its_tiles_every_few_seconds(monkeypatch, capsys):
+    # A folder's run and a video's write a plain line every few seconds where stderr is
+    # no terminal (a log, nohup); a single photo, minutes on the CPU, said nothing at all.
+    from ncnn_sr import batch_cli
+
+    monkeypatch.setattr(batch_cli._Progress, "PLAIN_EVERY", 0)
+    tiles = batch_cli._TileBar("ncnn-sr")
+    assert tiles.bar is None  # capsys's stderr is no terminal
+    for done in (0, 1, 2, 4):  # 0: no tile, an upscale that ended without its result
+        tiles(done, 4)
+    tiles.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in lines] == ["ncnn-sr: 1/4 tiles", "ncnn-sr: 2/4 tiles"]  # not when done
+    assert all(re.fullmatch(r"ncnn-sr: \d/4 tiles, [\d.]+/s, ETA \d+ s", line) for line in lines)
+
+
 def test_two_cpu_lanes_share_a_folder(tmp_path):
     pictures(tmp_path / "in", [f"p{i}.png" for i in range(6)])
     proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
