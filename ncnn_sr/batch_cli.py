@@ -98,7 +98,21 @@ def setup_logging(prog: str, verbose: bool, quiet: bool = False) -> None:
 
 # --- flag values -----------------------------------------------------------------------
 
-class OnePathCommand(click.Command):
+class UsageCommand(click.Command):
+    """A command whose every usage error shows how to call it: click's parser raises
+    "Option '-i' requires an argument." without the command's context, and it came
+    alone, under none of the Usage: lines that every other usage error shows."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            if e.ctx is None:
+                e.ctx = ctx
+            raise
+
+
+class OnePathCommand(UsageCommand):
     """A command whose -i and -o take one path each. Words left over after the options
     are mostly a path with spaces left unquoted (-i my photo.png) or a shell pattern
     (-i *.png) that gave -i several files: click's "Got unexpected extra argument"

@@ -23,8 +23,8 @@ import click
 from . import devices as devices_mod
 from . import bench as bench_mod
 from . import models as models_mod
-from .batch_cli import (OnePathCommand, RunOptions, name_streams, path_flag, run, run_video, setup_logging,
-                        video_instead)
+from .batch_cli import (OnePathCommand, RunOptions, UsageCommand, name_streams, path_flag, run, run_video,
+                        setup_logging, video_instead)
 from .engine import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, one_line, shell_word
 from .files import check_folder, check_writable, folder_made, name_fault, write_target
@@ -55,6 +55,8 @@ def _input_of(args: list[str], short: str = "-i", long: str = "--input") -> str 
 class _DefaultToUpscale(click.Group):
     """``ncnn-sr -i a -o b`` means ``ncnn-sr upscale -i a -o b``, or ``ncnn-sr video
     -i a -o b`` when ``a`` is a video file, or a stream and ``b`` named as a video."""
+
+    command_class = UsageCommand  # the commands without a class of their own
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # Only options go on to upscale: a mistyped command ("vidoe") is said to be one,

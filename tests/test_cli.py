@@ -967,6 +967,21 @@ def test_usage_errors_still_show_clicks_usage_and_status_2():
     assert proc.returncode == 2 and "Invalid value for '--tile-pad'" in proc.stderr and "Usage:" in proc.stderr
 
 
+@pytest.mark.parametrize("args, command", [
+    (["-i"], "upscale"), (["upscale", "-i", "a.png", "-o"], "upscale"), (["video", "-i"], "video"),
+    (["fetch", "--from"], "fetch"), (["bench", "-n"], "bench"), (["models", "-m"], "models"),
+])
+def test_an_option_without_its_value_shows_the_usage_as_other_usage_errors_do(args, command):
+    # click's parser raises "Option '-i' requires an argument." without the command's
+    # context: it came alone, where every other usage error shows how to call.
+    proc = subprocess.run([CMD, *args], capture_output=True, text=True, timeout=60)
+    flag = args[-1]
+    assert proc.returncode == 2
+    assert proc.stderr == (f"Usage: ncnn-sr {command} [OPTIONS]{' [NAMES]...' if command == 'fetch' else ''}\n"
+                           f"Try 'ncnn-sr {command} --help' for help.\n\n"
+                           f"Error: Option '{flag}' requires an argument.\n")
+
+
 @pytest.mark.parametrize("output", ["out.mkv", "out.png", "out"])
 def test_a_video_given_to_the_picture_command_is_one_line_naming_the_video_command(output, tmp_path):
     # It said "not a picture", or that .mkv is no picture format.
