@@ -389,8 +389,12 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
         # The name most typed (the drop-in's default) is a family's, not in that list.
         families = sorted({e.family for e in catalog().values() if e.family != e.name})
         names += "".join(f"; {f}, whose -x2, -x3 or -x4 the commands pick by -s" for f in families)
+        # A typo in the variable (a folder not there) is the likely cause: say so here, where it bites.
+        absent = "; ".join(f"{source} is not a folder" for folder, source in model_folders()
+                           if source.startswith(ENV_MODEL_PATH) and not os.path.isdir(folder))
         raise ModelError(f"unknown model '{text}': known models are {names}; a custom model is given by its .param path, "
-                         f"or by its name when {text}.param and {text}.bin are in a -m or {ENV_MODEL_PATH} folder")
+                         f"or by its name when {text}.param and {text}.bin are in a -m or {ENV_MODEL_PATH} folder"
+                         + (f" ({absent})" if absent else ""))
     if entry.missing_hint:
         raise ModelMissing(f"model {text} not found: {entry.missing_hint}")
     raise ModelMissing(

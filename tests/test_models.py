@@ -79,6 +79,23 @@ def test_unknown_model_names_the_known_ones():
     assert "; realesr-animevideov3, whose -x2, -x3 or -x4 the commands pick by -s;" in str(caught.value)
 
 
+def test_an_unknown_model_names_the_model_path_folders_that_are_not_there(tmp_path, monkeypatch):
+    # NCNN_SR_MODEL_PATH with a typo: -n mine was "unknown model", its folder unsaid, while
+    # 'ncnn-sr models' warns of it.
+    copy_model("realesr-animevideov3-x2", tmp_path / "models", "mine")
+    monkeypatch.setenv("NCNN_SR_MODEL_PATH", f"{tmp_path / 'modles'}{os.pathsep}{tmp_path / 'models' / 'mine.bin'}")
+    with pytest.raises(ModelError) as caught:
+        resolve_model("mine")
+    assert str(caught.value).endswith(
+        f"are in a -m or NCNN_SR_MODEL_PATH folder (NCNN_SR_MODEL_PATH folder {tmp_path / 'modles'} is not a folder; "
+        f"NCNN_SR_MODEL_PATH folder {tmp_path / 'models' / 'mine.bin'} is not a folder)")
+    monkeypatch.setenv("NCNN_SR_MODEL_PATH", str(tmp_path / "models"))
+    assert resolve_model("mine").name == "mine"
+    with pytest.raises(ModelError) as caught:
+        resolve_model("nope")
+    assert str(caught.value).endswith("are in a -m or NCNN_SR_MODEL_PATH folder")  # every folder there
+
+
 def test_a_model_name_too_long_for_a_file_name_names_the_name_not_a_pth_file(tmp_path):
     # found by a bug hunt: "-m x -n aaa…" said "x/aaa….pth: File name too long",
     # a PyTorch file the user never named
