@@ -681,8 +681,10 @@ AVI_FASTEST = 1000
 # muxer refused them, as a bare "Invalid argument", after the model had loaded).
 MILLISECOND_MUXERS = frozenset({"matroska", "webm", "flv", "asf"})
 MILLISECOND_FASTEST = 1000
-# Muxers that write every sound stream from 0, the time of its first sample lost.
-OFFSET_DROPPING_MUXERS = frozenset({"ogg", "ogv"})
+# Muxers that play every sound stream from the picture's start, the time of its first
+# sample lost: Ogg counts samples from 0, and an AVI plays each stream from its first
+# packet (its picture counted from where the input starts).
+OFFSET_DROPPING_MUXERS = video_streams.OFFSET_DROPPING_MUXERS
 # Muxers whose video codecs count frames at the stream's time base (see _constant_rate).
 FRAME_COUNTING_MUXERS = frozenset({"avi", "ogg", "ogv"})
 
@@ -698,15 +700,18 @@ def _constant_rate(dst: Path | VideoOutput, encoder: str, factor: Fraction) -> b
     return factor != 1 or video_streams.muxer_for(dst) in FRAME_COUNTING_MUXERS or encoder in RATE_PER_FRAME
 
 
-def _lead_in(out, target, first) -> None:
-    """Silence before ``first``, the first sound frame of ``target`` to an Ogg output,
-    as long as ``first`` starts late: Ogg counts samples from 0 whatever the first
-    one's time, and sound that started late came out early by that much. A second at
-    a time: a start minutes in is not one frame of that size."""
-    lead, ctx = target.clock.lead(first), target.stream.codec_context
+def _lead_in(out, target, first, zero: Fraction) -> None:
+    """Silence before ``first``, the first sound frame of ``target`` to an Ogg or AVI
+    output, as long as ``first`` starts after ``zero``, where the picture starts: Ogg
+    counts samples from 0 and an AVI plays them from its first packet, whatever the
+    first one's time, and sound that started late came out early by that much. A
+    second at a time: a start minutes in is not one frame of that size."""
+    ctx = target.stream.codec_context
+    start = round(zero * ctx.sample_rate)
+    lead = max(0, target.clock.lead(first) - start)
     for begin in range(0, lead, ctx.sample_rate):
         silence = video_streams.silent_frame(ctx.format.name, ctx.layout.name, min(ctx.sample_rate, lead - begin),
-                                             ctx.sample_rate, begin)
+                                             ctx.sample_rate, start + begin)
         target.clock.stamp(silence)
         out.mux(target.stream.encode(silence))
 
@@ -1076,8 +1081,14 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate,
                                      options.start))
     one_way = isinstance(dst, VideoOutput) and not dst.seekable()  # a pipe, not stdout to a file
+    # An AVI plays each stream from its first packet, whatever its time: its sound
+    # starts at 0, so its picture counts from where the input starts too (an MPEG
+    # program stream's near 0.5 s), else it lags the sound by that much. (Not back
+    # from before 0: an mp4's sound may start there, with its encoder's priming.)
+    zero = max(_origin(inp), Fraction(0)) if window is None and out.format.name == "avi" else Fraction(0)
     side, covers = video_streams.carry_over(inp, video_in, out, dst, window, one_way,
-                                            reopen=not isinstance(src, VideoInput))
+                                            reopen=not isinstance(src, VideoInput),
+                                            sound_from=(window.start if window is not None else zero))
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()
     side_packets: collections.deque = collections.deque()
@@ -1099,11 +1110,6 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # cut file) would pull every later frame early.
     reorder = AVI_REORDER if inp.format.name == "avi" else 0
     late = [None]  # the guessed stamps' lateness, in ticks, once the first keyframe is read
-    # An AVI plays each stream from its first packet, whatever its time: its sound
-    # starts at 0, so its picture counts from where the input starts too (an MPEG
-    # program stream's near 0.5 s), else it lags the sound by that much. (Not back
-    # from before 0: an mp4's sound may start there, with its encoder's priming.)
-    zero = max(_origin(inp), Fraction(0)) if window is None and out.format.name == "avi" else Fraction(0)
     ended: set[int] = set()  # the streams past the part asked for
     damaged = [0]  # video packets the decoder refused, skipped with --skip-damaged
     refusal: list[Exception | None] = [None]  # the error of a video packet no more video has followed yet
@@ -1364,7 +1370,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             target = side[index] = replace(target, resampler=fresh)
         for converted in converted_frames:
             if target.clock.next is None and out.format.name in OFFSET_DROPPING_MUXERS:
-                _lead_in(out, target, converted)
+                _lead_in(out, target, converted, zero)
             target.clock.stamp(converted)
             encoded = target.stream.encode(converted)
             out.mux(encoded)

@@ -37,6 +37,11 @@ _CHAPTERED = frozenset({"matroska", "webm", "mp4", "mov", "ipod", "3gp", "3g2", 
 # encoder's frame that spans it still moves up to a frame of sound, as in ffmpeg.
 RESYNC_AFTER = 0.02
 
+# Muxers that play every sound stream from the picture's start, the time of its first
+# sample lost: Ogg counts samples from 0, and an AVI plays each stream from its first
+# packet. Sound that starts late is re-encoded there, led by silence.
+OFFSET_DROPPING_MUXERS = frozenset({"ogg", "ogv", "avi"})
+
 
 class _SampleClock:
     """Timestamps for the frames of a re-encoded sound, in samples at ``rate``: the
@@ -372,8 +377,18 @@ def _raw_round_trip(muxer: str, pix_fmt: str) -> bool:
                                                           sent.to_ndarray(format="rgb24"))
 
 
+def _starts_late(stream, sound_from: Fraction) -> Fraction | None:
+    """How long after ``sound_from`` (seconds of the input) the sound ``stream``
+    starts, where that is more than RESYNC_AFTER; else None."""
+    if stream.start_time is None or stream.time_base is None:
+        return None
+    late = stream.start_time * stream.time_base - sound_from
+    return late if late > RESYNC_AFTER else None
+
+
 def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
-               one_way: bool = False, reopen: bool = True) -> tuple[dict[int, SideOutput], list]:
+               one_way: bool = False, reopen: bool = True,
+               sound_from: Fraction = Fraction(0)) -> tuple[dict[int, SideOutput], list]:
     """Set up in ``out`` what goes along with the upscaled ``video_in``: chapters (of
     the part in ``window``, where only a part is wanted), attachments, cover art, and
     outputs for the input's audio and subtitles, returned by input stream index, with
@@ -381,7 +396,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
     may hold a timecode to re-time, are the caller's). What is left out is
     named in a warning, one for streams alike. ``one_way``: ``out`` is written without
     going back (a pipe); ``reopen``: ``inp`` can be opened again by its name (it is
-    not a stream)."""
+    not a stream). ``sound_from``: the input's time the output's picture starts at,
+    where sound that starts later is re-encoded for an output that would play it
+    from there (OFFSET_DROPPING_MUXERS)."""
     chapters = inp.chapters()
     if window is not None:
         chapters = window.chapters(chapters)
@@ -425,7 +442,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         name = _codec_name(stream) if stream.type == "audio" else stream.codec_context.name
         unplayed = stream.type == "audio" and _unplayed(out.format.name, name)
         headerless = stream.type == "audio" and _headerless(inp, name, stream)
-        if not unplayed and not headerless and takes(out, stream):
+        late = (_starts_late(stream, sound_from)
+                if stream.type == "audio" and out.format.name in OFFSET_DROPPING_MUXERS else None)
+        if not unplayed and not headerless and late is None and takes(out, stream):
             # An mp4's AAC opens with its encoder's priming, before 0, which an edit list
             # cuts. Matroska cuts it only by a CodecDelay, written from the stream's
             # initial padding, which PyAV cannot set and FFmpeg's mp4 reader leaves at 0:
@@ -454,6 +473,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             if layout.nb_channels != source_layout.nb_channels:
                 resampled += f", downmixed from {source_layout.name} to {layout.name}"
             what = (f"{dst.suffix} cannot hold {name} audio: re-encoding audio", f" to {target}{resampled}", False)
+            if late is not None and takes(out, stream) and not unplayed and not headerless:
+                what = (f"{dst.suffix} plays sound from the picture's start: re-encoding audio",
+                        f", which starts later, to {target}{resampled}, led by silence", False)
             if unplayed:
                 what = (f"{dst.suffix} holds {name} audio that common players do not play there: re-encoding audio",
                         f" to {target}{resampled}", True)

@@ -2415,6 +2415,25 @@ def test_sound_that_starts_late_starts_as_late_in_an_ogv(tmp_path):
     assert sound[round(0.11 * rate):round(0.12 * rate)].max() > 0.5 * sound.max()
 
 
+@pytest.mark.parametrize("audio, src", [("aac", "in.mp4"), ("libopus", "in.mkv")])
+def test_sound_that_starts_late_starts_as_late_in_an_avi(audio, src, tmp_path):
+    # An AVI plays each stream from its first packet, and its picture is counted from
+    # where the input starts: sound that came in 0.1 s after the picture, copied or
+    # re-encoded, played from 0, 0.1 s early against it.
+    clip = make_clip(tmp_path / src, frames=8, audio=audio, sound_spans=[(0.1, 0.3)])
+    upscale_video(clip, tmp_path / "out.avi", lambda frames: frames)
+    # An AVI's MP3 keeps its encoder's delay, 23 ms at 48 kHz, as ffmpeg's does.
+    assert tone_onset(tmp_path / "out.avi") == pytest.approx(0.1 + 1105 / 48000, abs=0.005)
+
+
+def test_copied_sound_that_starts_late_starts_as_late_in_an_ogv(tmp_path):
+    # Ogg counts a sound stream's samples from 0: Opus, which it holds, was copied,
+    # its first time lost, and played 0.1 s early against the picture.
+    clip = make_clip(tmp_path / "in.mkv", frames=8, audio="libopus", sound_spans=[(0.1, 0.3)])
+    upscale_video(clip, tmp_path / "out.ogv", lambda frames: frames, EncodeOptions(codec="libvpx"))
+    assert tone_onset(tmp_path / "out.ogv") == pytest.approx(0.1, abs=0.005)
+
+
 @pytest.mark.parametrize("rate", [Fraction(1), Fraction(24)])
 def test_an_avi_of_an_mp4_whose_sound_starts_before_0_has_no_empty_frame(rate, tmp_path):
     # AAC's priming puts an mp4's sound 21 ms before 0. FFmpeg moved every stream of
