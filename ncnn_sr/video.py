@@ -700,15 +700,15 @@ def _constant_rate(dst: Path | VideoOutput, encoder: str, factor: Fraction) -> b
     return factor != 1 or video_streams.muxer_for(dst) in FRAME_COUNTING_MUXERS or encoder in RATE_PER_FRAME
 
 
-def _lead_in(out, target, first, zero: Fraction) -> None:
-    """Silence before ``first``, the first sound frame of ``target`` to an Ogg or AVI
-    output, as long as ``first`` starts after ``zero``, where the picture starts: Ogg
-    counts samples from 0 and an AVI plays them from its first packet, whatever the
-    first one's time, and sound that started late came out early by that much. A
-    second at a time: a start minutes in is not one frame of that size."""
+def _silence_before(out, target, frame, zero: Fraction) -> None:
+    """Silence before ``frame``, a sound frame of ``target`` to an Ogg or AVI output,
+    as long as it starts after ``zero``, where the picture starts, or after a gap: Ogg
+    counts samples from 0 and an AVI plays them one after another, whatever their
+    times, and sound that started late, or went on after a pause, came out early by
+    that much. A second at a time: a start minutes in is not one frame of that size."""
     ctx = target.stream.codec_context
-    start = round(zero * ctx.sample_rate)
-    lead = max(0, target.clock.lead(first) - start)
+    start = round(zero * ctx.sample_rate) if target.clock.next is None else target.clock.next
+    lead = target.clock.silence_before(frame, start)
     for begin in range(0, lead, ctx.sample_rate):
         silence = video_streams.silent_frame(ctx.format.name, ctx.layout.name, min(ctx.sample_rate, lead - begin),
                                              ctx.sample_rate, start + begin)
@@ -1369,8 +1369,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                      ctx.sample_rate)
             target = side[index] = replace(target, resampler=fresh)
         for converted in converted_frames:
-            if target.clock.next is None and out.format.name in OFFSET_DROPPING_MUXERS:
-                _lead_in(out, target, converted, zero)
+            if out.format.name in OFFSET_DROPPING_MUXERS:
+                _silence_before(out, target, converted, zero)
             target.clock.stamp(converted)
             encoded = target.stream.encode(converted)
             out.mux(encoded)

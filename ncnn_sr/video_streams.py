@@ -54,11 +54,16 @@ class _SampleClock:
         self.rate = rate
         self.next: int | None = None
 
-    def lead(self, frame) -> int:
-        """The samples before ``frame``, the first, starts: 0 where it says no time."""
+    def silence_before(self, frame, start: int) -> int:
+        """The samples of silence that keep ``frame`` at its time where the output
+        times sound by its samples alone: from ``start`` to the first frame; to a
+        later one, across a gap stamp() would follow. 0 where it says no time."""
         if frame.pts is None or frame.time_base is None:
             return 0
-        return max(0, round(frame.pts * frame.time_base * self.rate))
+        source = round(frame.pts * frame.time_base * self.rate)
+        if self.next is None:
+            return max(0, source - start)
+        return source - self.next if source - self.next > RESYNC_AFTER * self.rate else 0
 
     def stamp(self, frame) -> None:
         source = None

@@ -2434,6 +2434,31 @@ def test_copied_sound_that_starts_late_starts_as_late_in_an_ogv(tmp_path):
     assert tone_onset(tmp_path / "out.ogv") == pytest.approx(0.1, abs=0.005)
 
 
+def tone_onsets(path) -> list[float]:
+    """When each burst of the first audio stream's tone is first heard (s), as
+    tone_onset, counting its decoded samples on from the first's time: a new burst
+    after 20 ms without one loud sample."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(audio=0))
+    rate, start = frames[0].sample_rate, float(frames[0].pts * frames[0].time_base)
+    samples = np.concatenate([f.to_ndarray()[:1].reshape(-1) for f in frames])
+    loud = np.nonzero(np.abs(samples / (32768 if samples.dtype.kind == "i" else 1)) > 0.1)[0]
+    firsts = [loud[0]] + [b for a, b in zip(loud, loud[1:]) if b - a > 0.02 * rate]
+    return [start + i / rate for i in firsts]
+
+
+@pytest.mark.parametrize("name, options, delay", [
+    ("out.avi", EncodeOptions(), 1105),  # to MP3 (as it starts late), which keeps its encoder's delay here
+    ("out.ogv", EncodeOptions(codec="libvpx"), 0),  # to FLAC
+])
+def test_a_gap_in_reencoded_sound_is_kept_in_an_avi_or_ogv(name, options, delay, tmp_path):
+    # Neither stamps sound with times: the sound after a gap of 0.25 s, re-encoded at
+    # its time, played right after the sound before it, 0.25 s early.
+    clip = make_clip(tmp_path / "in.mkv", frames=12, audio="pcm_s16le", sound_spans=[(0.05, 0.1), (0.35, 0.45)])
+    upscale_video(clip, tmp_path / name, lambda frames: frames, options)
+    assert tone_onsets(tmp_path / name) == [pytest.approx(t + delay / 48000, abs=0.005) for t in (0.05, 0.35)]
+
+
 @pytest.mark.parametrize("rate", [Fraction(1), Fraction(24)])
 def test_an_avi_of_an_mp4_whose_sound_starts_before_0_has_no_empty_frame(rate, tmp_path):
     # AAC's priming puts an mp4's sound 21 ms before 0. FFmpeg moved every stream of
