@@ -1322,6 +1322,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     out.mux(video_streams.encoded_cue(cue, packet, target.stream))
                     fed.add(target.stream.index)
             elif target.resampler is None:
+                for filler in target.gaps.fill(packet) if target.gaps is not None else ():
+                    filler.stream = target.stream
+                    out.mux(filler)
                 packet.stream = target.stream
                 out.mux(packet)
                 fed.add(target.stream.index)

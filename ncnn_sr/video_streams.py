@@ -9,6 +9,7 @@ import contextlib
 import functools
 import io
 import logging
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -77,18 +78,69 @@ class _SampleClock:
         self.next += frame.samples
 
 
+# Muxers that time PCM sound by its samples alone, whatever its packets' times (a
+# QuickTime file's stts of a tick a sample, an AVI's stream): a pause in it, copied,
+# was lost, and the sound after it played early.
+_PCM_COUNTING_MUXERS = frozenset({"mov", "mp4", "ipod", "3gp", "3g2", "avi"})
+# Linear PCM by its codec's name: signed or float samples of so many bits, whose
+# silence is all zero bytes (and unsigned 8-bit, whose silence is 0x80).
+_LINEAR_PCM = re.compile(r"pcm_(s|f)(8|16|24|32|64)(le|be)?|pcm_u8")
+
+
+class _PcmGaps:
+    """Silent packets to copy into linear PCM sound ahead of a packet that starts
+    after a pause (more than RESYNC_AFTER past where the one before ends), or, with
+    ``lead_from`` (seconds), after that time: for an output that times the sound by
+    its samples alone. The packets are timed in samples (1/rate)."""
+
+    def __init__(self, stream, lead_from: Fraction | None):
+        ctx = stream.codec_context
+        bits = 8 if _codec_name(stream) == "pcm_u8" else int(_LINEAR_PCM.fullmatch(_codec_name(stream)).group(2))
+        self.rate, self.frame_bytes = ctx.sample_rate, bits // 8 * ctx.layout.nb_channels
+        self.silence = b"\x80" if _codec_name(stream) == "pcm_u8" else bytes(bits // 8)
+        self.next = None if lead_from is None else round(lead_from * self.rate)
+
+    def fill(self, packet) -> list:
+        if packet.pts is None or packet.time_base is None or not packet.size:
+            return []
+        start = round(packet.pts * packet.time_base * self.rate)
+        if self.next is None:
+            self.next = start
+        fillers = []
+        if start - self.next > RESYNC_AFTER * self.rate:
+            for begin in range(self.next, start, self.rate):  # a second at a time
+                samples = min(self.rate, start - begin)
+                filler = av.Packet(self.silence * (samples * self.frame_bytes // len(self.silence)))
+                filler.pts = filler.dts = begin
+                filler.duration, filler.time_base = samples, Fraction(1, self.rate)
+                fillers.append(filler)
+            self.next = start
+        self.next += packet.size // self.frame_bytes
+        return fillers
+
+
+def pcm_gaps(muxer: str, stream, lead_from: Fraction | None) -> _PcmGaps | None:
+    """What fills the pauses of ``stream``, copied into a ``muxer`` output, where that
+    times it by its samples alone and it is linear PCM; else None."""
+    if muxer not in _PCM_COUNTING_MUXERS or not _LINEAR_PCM.fullmatch(_codec_name(stream)):
+        return None
+    return _PcmGaps(stream, lead_from)
+
+
 @dataclass(frozen=True)
 class SideOutput:
     """Where an input audio or subtitle stream goes: ``stream`` of the output, its
     packets copied as they are; or with a ``resampler`` decoded, converted to the
     sample format, layout and rate the encoder of ``stream`` takes, timed by ``clock``
     and re-encoded; or, subtitles with ``text``, decoded and each cue re-encoded in
-    the text format of ``stream`` (``encoded_cue``)."""
+    the text format of ``stream`` (``encoded_cue``). Copied PCM sound has ``gaps``
+    where the output times it by its samples alone."""
 
     stream: object
     resampler: av.AudioResampler | None = None
     clock: _SampleClock | None = None
     text: bool = False
+    gaps: _PcmGaps | None = None
 
 
 def sample_rate_for(source: int, rates: Iterable[int] | None) -> int:
@@ -447,8 +499,12 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         name = _codec_name(stream) if stream.type == "audio" else stream.codec_context.name
         unplayed = stream.type == "audio" and _unplayed(out.format.name, name)
         headerless = stream.type == "audio" and _headerless(inp, name, stream)
+        # A part starts at 0; else an AVI's picture starts at ``sound_from``.
+        lead_from = None if out.format.name not in OFFSET_DROPPING_MUXERS else \
+            Fraction(0) if window is not None else sound_from
+        gaps = pcm_gaps(out.format.name, stream, lead_from) if stream.type == "audio" else None
         late = (_starts_late(stream, sound_from)
-                if stream.type == "audio" and out.format.name in OFFSET_DROPPING_MUXERS else None)
+                if stream.type == "audio" and out.format.name in OFFSET_DROPPING_MUXERS and gaps is None else None)
         if not unplayed and not headerless and late is None and takes(out, stream):
             # An mp4's AAC opens with its encoder's priming, before 0, which an edit list
             # cuts. Matroska cuts it only by a CodecDelay, written from the stream's
@@ -460,7 +516,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                 # Matroska written to a pipe needs the stream's header at its start; a
                 # file gets it from the first packet, going back for it.
                 o.codec_context.extradata = aac_config(stream.codec_context)
-            mapping[stream.index] = SideOutput(o)
+            mapping[stream.index] = SideOutput(o, gaps=gaps)
         elif stream.type == "audio" and (target := sound_encoder(out)):
             source_rate = stream.codec_context.sample_rate
             rate = _rate_held(out.format.name, target, source_rate)

@@ -2447,16 +2447,36 @@ def tone_onsets(path) -> list[float]:
     return [start + i / rate for i in firsts]
 
 
-@pytest.mark.parametrize("name, options, delay", [
-    ("out.avi", EncodeOptions(), 1105),  # to MP3 (as it starts late), which keeps its encoder's delay here
-    ("out.ogv", EncodeOptions(codec="libvpx"), 0),  # to FLAC
+@pytest.mark.parametrize("name, audio, options, delay", [
+    # AAC to MP3 (as it starts late), which keeps its encoder's delay here.
+    ("out.avi", "aac", EncodeOptions(), 1105),
+    ("out.ogv", "pcm_s16le", EncodeOptions(codec="libvpx"), 0),  # to FLAC
 ])
-def test_a_gap_in_reencoded_sound_is_kept_in_an_avi_or_ogv(name, options, delay, tmp_path):
+def test_a_gap_in_reencoded_sound_is_kept_in_an_avi_or_ogv(name, audio, options, delay, tmp_path):
     # Neither stamps sound with times: the sound after a gap of 0.25 s, re-encoded at
     # its time, played right after the sound before it, 0.25 s early.
-    clip = make_clip(tmp_path / "in.mkv", frames=12, audio="pcm_s16le", sound_spans=[(0.05, 0.1), (0.35, 0.45)])
+    clip = make_clip(tmp_path / "in.mkv", frames=12, audio=audio, sound_spans=[(0.05, 0.1), (0.35, 0.45)])
     upscale_video(clip, tmp_path / name, lambda frames: frames, options)
-    assert tone_onsets(tmp_path / name) == [pytest.approx(t + delay / 48000, abs=0.005) for t in (0.05, 0.35)]
+    # Around a gap the encoders' frames move sound by up to a frame (as ffmpeg's).
+    assert tone_onsets(tmp_path / name) == [pytest.approx(t + delay / 48000, abs=0.02) for t in (0.05, 0.35)]
+
+
+@pytest.mark.parametrize("name", ["out.mov", "out.avi"])
+def test_a_gap_in_copied_pcm_sound_is_kept_in_a_mov_or_avi(name, tmp_path):
+    # Both time PCM by its samples alone (a .mov's stts a tick a sample): the sound
+    # after a pause of 0.25 s, copied, played right after the sound before it.
+    clip = make_clip(tmp_path / "in.mkv", frames=12, audio="pcm_s16le", sound_spans=[(0, 0.1), (0.35, 0.45)])
+    upscale_video(clip, tmp_path / name, lambda frames: frames)
+    assert audio_stream(tmp_path / name)[0] == "pcm_s16le"
+    assert tone_onsets(tmp_path / name) == [pytest.approx(t, abs=0.002) for t in (0, 0.35)]
+
+
+def test_pcm_sound_that_starts_late_is_copied_into_an_avi_led_by_silence(tmp_path):
+    # Not re-encoded to MP3 to lead it with silence: PCM's silence is copied as it is.
+    clip = make_clip(tmp_path / "in.mkv", frames=8, audio="pcm_s16le", sound_spans=[(0.1, 0.3)])
+    upscale_video(clip, tmp_path / "out.avi", lambda frames: frames)
+    assert audio_stream(tmp_path / "out.avi")[0] == "pcm_s16le"
+    assert tone_onsets(tmp_path / "out.avi") == [pytest.approx(0.1, abs=0.002)]
 
 
 @pytest.mark.parametrize("rate", [Fraction(1), Fraction(24)])
