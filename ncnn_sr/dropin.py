@@ -223,3 +223,8 @@ def _reachable(output: Path) -> bool:
     except (InputError, OSError):
         return False
     return True
+
+
+if __name__ == "__main__":  # python -m ncnn_sr.dropin, where the installed command is not on PATH
+    from .entry import realesrgan_ncnn_vulkan
+    realesrgan_ncnn_vulkan()

@@ -57,6 +57,16 @@ def test_module_entry_point_works(tmp_path):
     assert Image.open(tmp_path / "o.png").size == (12, 12)
 
 
+def test_the_dropins_module_runs_it(tmp_path):
+    # Where the installed command is not on PATH (pip --user, a portable folder),
+    # python -m ncnn_sr.dropin exited 0 having done nothing and said nothing.
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    proc = subprocess.run([sys.executable, "-m", "ncnn_sr.dropin", "-i", tmp_path / "in.png", "-o", tmp_path / "o.png",
+                           "-s", "2", "-g", "-1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(tmp_path / "o.png").size == (12, 12)
+
+
 def closed_stderr_run(*args) -> subprocess.CompletedProcess:
     """The command (this Python's ncnn_sr) started with standard error closed, as
     2>&- and some daemons' launchers start it: Python then has sys.stderr None."""
