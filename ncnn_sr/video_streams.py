@@ -434,13 +434,19 @@ def _raw_round_trip(muxer: str, pix_fmt: str) -> bool:
                                                           sent.to_ndarray(format="rgb24"))
 
 
+# Sound this much early against the picture is noticed (ITU-R BT.1359 puts the
+# threshold at 45 ms): less late a start is not worth re-encoding a copy for (AC3's
+# surround made MP3's stereo, for 30 ms).
+NOTICED_EARLY = Fraction(45, 1000)
+
+
 def _starts_late(stream, sound_from: Fraction) -> Fraction | None:
     """How long after ``sound_from`` (seconds of the input) the sound ``stream``
-    starts, where that is more than RESYNC_AFTER; else None."""
+    starts, where that is more than NOTICED_EARLY; else None."""
     if stream.start_time is None or stream.time_base is None:
         return None
     late = stream.start_time * stream.time_base - sound_from
-    return late if late > RESYNC_AFTER else None
+    return late if late > NOTICED_EARLY else None
 
 
 def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,

@@ -2426,6 +2426,14 @@ def test_sound_that_starts_late_starts_as_late_in_an_avi(audio, src, tmp_path):
     assert tone_onset(tmp_path / "out.avi") == pytest.approx(0.1 + 1105 / 48000, abs=0.005)
 
 
+def test_sound_that_starts_too_little_late_to_be_heard_is_still_copied_into_an_avi(tmp_path):
+    # Re-encoding for sound 30 ms late (less than players' sync is noticed by) made
+    # AC3 MP3, its surround stereo.
+    clip = make_clip(tmp_path / "in.mkv", frames=8, audio="ac3", sound_spans=[(0.03, 0.3)])
+    upscale_video(clip, tmp_path / "out.avi", lambda frames: frames)
+    assert audio_stream(tmp_path / "out.avi")[0] == "ac3"
+
+
 def test_copied_sound_that_starts_late_starts_as_late_in_an_ogv(tmp_path):
     # Ogg counts a sound stream's samples from 0: Opus, which it holds, was copied,
     # its first time lost, and played 0.1 s early against the picture.
