@@ -218,6 +218,22 @@ def sound_encoder(out) -> str | None:
     return None if target in (None, "none") else target
 
 
+# The encoders that make sound of a codec again, for sound re-encoded only to keep its
+# time (a late start, led by silence): it stays what it was, AC3 with its surround
+# (the container's own encoder may take two channels at most) and AAC without MP3's delay.
+_OWN_ENCODERS = {"aac": "aac", "ac3": "ac3", "eac3": "eac3", "mp2": "mp2", "mp3": "libmp3lame", "opus": "libopus",
+                 "flac": "flac"}
+
+
+def _own_encoder(muxer: str, codec: str) -> str | None:
+    """The encoder of ``codec`` where a ``muxer`` output holds what it makes; else None."""
+    encoder = _OWN_ENCODERS.get(codec)
+    try:
+        return encoder if encoder is not None and takes_encoded(muxer, encoder) else None
+    except (av.error.FFmpegError, ValueError):  # an encoder this FFmpeg lacks
+        return None
+
+
 def holds(muxer: str, codec: str) -> bool:
     """Whether FFmpeg's ``muxer`` (a format name: "mp4", "matroska") lists ``codec``
     (its canonical name) among those it holds. Some it lists, it then refuses to
@@ -523,7 +539,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                 # file gets it from the first packet, going back for it.
                 o.codec_context.extradata = aac_config(stream.codec_context)
             mapping[stream.index] = SideOutput(o, gaps=gaps)
-        elif stream.type == "audio" and (target := sound_encoder(out)):
+        elif stream.type == "audio" and (target := (late is not None and _own_encoder(out.format.name, name))
+                                          or sound_encoder(out)):
             source_rate = stream.codec_context.sample_rate
             rate = _rate_held(out.format.name, target, source_rate)
             # PyAV's add_stream sets a bitrate of 0, "the encoder's choice", which some

@@ -2422,8 +2422,20 @@ def test_sound_that_starts_late_starts_as_late_in_an_avi(audio, src, tmp_path):
     # re-encoded, played from 0, 0.1 s early against it.
     clip = make_clip(tmp_path / src, frames=8, audio=audio, sound_spans=[(0.1, 0.3)])
     upscale_video(clip, tmp_path / "out.avi", lambda frames: frames)
-    # An AVI's MP3 keeps its encoder's delay, 23 ms at 48 kHz, as ffmpeg's does.
-    assert tone_onset(tmp_path / "out.avi") == pytest.approx(0.1 + 1105 / 48000, abs=0.005)
+    # Both become MP3 (FFmpeg's AAC encoder is not taken there unopened), whose
+    # encoder's delay, 1105 samples at 48 kHz, an AVI keeps, as ffmpeg's does.
+    assert audio_stream(tmp_path / "out.avi")[0] == "mp3float"
+    assert tone_onset(tmp_path / "out.avi") == pytest.approx(0.1 + 1105 / 48000, abs=0.002)
+
+
+def test_surround_sound_that_starts_late_keeps_its_codec_and_channels_in_an_avi(tmp_path):
+    # Re-encoded to lead it with silence, it became the AVI's MP3, downmixed to stereo.
+    clip = make_clip(tmp_path / "in.mkv", frames=8, audio="ac3", layout="5.1", sound_spans=[(0.1, 0.3)])
+    upscale_video(clip, tmp_path / "out.avi", lambda frames: frames)
+    with av.open(str(tmp_path / "out.avi")) as c:
+        sound = c.streams.audio[0].codec_context
+        assert (sound.name, sound.channels) == ("ac3", 6)
+    assert tone_onsets(tmp_path / "out.avi")[0] == pytest.approx(0.1, abs=0.01)
 
 
 def test_sound_that_starts_too_little_late_to_be_heard_is_still_copied_into_an_avi(tmp_path):
