@@ -673,6 +673,10 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
             if (src is opts.input and opts.output.exists() and opts.input.exists()
                     and os.path.samefile(opts.input, opts.output)):
                 raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
+            if opts.skip_existing and opts.output.exists():  # as for a single picture
+                if not opts.quiet:
+                    _echo(f"{prog}: {opts.output} exists: skipped (--skip-existing)")
+                return 0
             # Else found as the output opened, once the model had loaded.
             check_folder(_written_in(opts.output))
         encoder = video_codecs.video_encoder(dst, encode, flags)  # a bad --codec or --preset before a model loads

@@ -416,7 +416,7 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 @click.option("--skip-damaged", is_flag=True,
               help="Skip video packets a damaged file holds (a warning counts them) instead of stopping there.")
 @click.option("-r", "--recursive", is_flag=True, help="With a folder: its sub-folders' videos too, tree mirrored.")
-@click.option("--skip-existing", is_flag=True, help="With a folder: leave videos whose output exists.")
+@click.option("--skip-existing", is_flag=True, help="Leave a video whose output exists (with a folder, each).")
 def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, bitrate: int | None,
           fps: Fraction | None, deinterlace: str, field_rate: bool, start: Fraction | None, duration: Fraction | None,
           end: Fraction | None, skip_damaged: bool, debug: bool, **options) -> None:

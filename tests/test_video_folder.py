@@ -56,6 +56,17 @@ def test_each_video_of_a_folder_is_upscaled_into_the_output_folder_and_a_broken_
     assert proc.stderr.splitlines()[-1].startswith("ncnn-sr: 5 videos: 0 upscaled, 4 skipped, 1 failed in ")
 
 
+@pytest.mark.parametrize("command", [["video"], []])
+def test_skip_existing_leaves_a_single_videos_output_as_a_single_pictures(command, tmp_path):
+    # A script resuming video by video (for f in *.mkv; do ncnn-sr video -i "$f" ...
+    # --skip-existing) upscaled every one again, over its output, without a word.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    (tmp_path / "out.mp4").write_bytes(b"done before")
+    proc = run(NCNN_SR, *command, "-i", clip, "-o", tmp_path / "out.mp4", "--skip-existing", *X2)
+    assert proc.stderr == f"ncnn-sr: {tmp_path / 'out.mp4'} exists: skipped (--skip-existing)\n"
+    assert (tmp_path / "out.mp4").read_bytes() == b"done before"
+
+
 def test_without_r_the_sub_folders_are_left_and_a_container_that_cannot_hold_h264_becomes_mkv(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
