@@ -681,9 +681,6 @@ AVI_FASTEST = 1000
 # muxer refused them, as a bare "Invalid argument", after the model had loaded).
 MILLISECOND_MUXERS = frozenset({"matroska", "webm", "flv", "asf"})
 MILLISECOND_FASTEST = 1000
-# Muxers that play every sound stream from the picture's start, the time of its first
-# sample lost: Ogg counts samples from 0, and an AVI plays each stream from its first
-# packet (its picture counted from where the input starts).
 OFFSET_DROPPING_MUXERS = video_streams.OFFSET_DROPPING_MUXERS
 # Muxers whose video codecs count frames at the stream's time base (see _constant_rate).
 FRAME_COUNTING_MUXERS = frozenset({"avi", "ogg", "ogv"})

@@ -219,8 +219,9 @@ def sound_encoder(out) -> str | None:
 
 
 # The encoders that make sound of a codec again, for sound re-encoded only to keep its
-# time (a late start, led by silence): it stays what it was, AC3 with its surround
-# (the container's own encoder may take two channels at most) and AAC without MP3's delay.
+# time (a late start, led by silence): it stays what it was where the container takes
+# the encoder's, AC3 with its surround (the container's own encoder, an AVI's MP3,
+# takes two channels at most).
 _OWN_ENCODERS = {"aac": "aac", "ac3": "ac3", "eac3": "eac3", "mp2": "mp2", "mp3": "libmp3lame", "opus": "libopus",
                  "flac": "flac"}
 
