@@ -959,6 +959,10 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
         # is reordered.
         opts["bf"] = "0"
     stream.codec_context.options = opts
+    if out.format.name in video_streams.MOV_FAMILY and av.codec.Codec(codec, "w").canonical_name == "hevc":
+        # FFmpeg's default tag, hev1, is not played by QuickTime, Safari or iOS; hvc1
+        # (ffmpeg -tag:v hvc1) is played everywhere, the parameter sets in its header.
+        stream.codec_context.codec_tag = "hvc1"
     return stream
 
 

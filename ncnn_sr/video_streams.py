@@ -603,8 +603,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
 # the mp4's kind boxes (forced, commentary, captions, descriptions) only in an .mp4, an
 # MPEG-TS says a sound track is for the hearing or the visually impaired in its language
 # descriptor, and the others have no place for them.
-_MOV_FAMILY = frozenset({"mp4", "mov", "ipod", "3gp", "3g2"})
-_TRACK_FLAGS = {"default": (av.stream.Disposition.default, _MOV_FAMILY | {"matroska", "webm"}),
+MOV_FAMILY = frozenset({"mp4", "mov", "ipod", "3gp", "3g2"})
+_TRACK_FLAGS = {"default": (av.stream.Disposition.default, MOV_FAMILY | {"matroska", "webm"}),
                 "forced": (av.stream.Disposition.forced, frozenset({"matroska", "webm", "mp4"})),
                 "commentary": (av.stream.Disposition.comment, frozenset({"matroska", "mp4"})),
                 "hearing-impaired": (av.stream.Disposition.hearing_impaired,
@@ -697,7 +697,7 @@ def _titled(metadata) -> bool:
 def _name_lost_titles(out, dst: Path, streams: list) -> None:
     """Warn, in one line, of the titles an ``out`` of the mov family cannot hold: the
     file's, and those of the (input index, output stream) ``streams``."""
-    if out.format.name not in _MOV_FAMILY:
+    if out.format.name not in MOV_FAMILY:
         return
     file_held, track_held = _titles_held(out.format.name)
     lost = ["the file's"] if not file_held and _titled(out.metadata) else []
@@ -720,7 +720,7 @@ def _one_kind_lost(flag: str, stream, muxer: str) -> bool:
 # Muxers whose files keep no stream that was given no packet: FFmpeg's mov muxer
 # (mp4, mov, m4v, 3gp) writes no track for it, and an MPEG program stream declares
 # its streams only by their packets.
-_DROPS_EMPTY = _MOV_FAMILY | {"mpeg", "vob", "svcd", "dvd"}
+_DROPS_EMPTY = MOV_FAMILY | {"mpeg", "vob", "svcd", "dvd"}
 
 
 def name_empty(inp, side: dict[int, SideOutput], fed: set[int], out, dst: Path, part: bool = False) -> None:

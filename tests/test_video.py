@@ -513,6 +513,17 @@ def test_the_default_crf_holds_for_an_encoder_named_by_its_codec(codec, tmp_path
     assert b"crf=18.0" in (tmp_path / "out.mkv").read_bytes()
 
 
+@pytest.mark.parametrize("name", ["out.mp4", "out.mov"])
+def test_hevc_in_an_mp4_or_mov_is_tagged_hvc1_as_apples_players_need(name, tmp_path):
+    # FFmpeg tags it hev1 by default, which QuickTime, Safari and iOS do not play
+    # (ffmpeg's users add -tag:v hvc1).
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=None)
+    assert upscale_video(clip, tmp_path / name, doubled, EncodeOptions(codec="libx265")) == 3
+    with av.open(str(tmp_path / name)) as c:
+        assert c.streams.video[0].codec_tag == "hvc1"
+        assert len(list(c.decode(video=0))) == 3
+
+
 @pytest.mark.parametrize("frames, bframes", [(1, 0), (2, 0), (3, 4)])
 def test_x265_encodes_a_clip_of_one_or_two_frames_without_b_frames(frames, bframes, tmp_path):
     # With B-frames x265 gave such a clip's packets decode times it never set
