@@ -22,8 +22,8 @@ import click
 from . import devices
 from .engine import Upscaler
 from .files import check_folder, check_writable
-from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, one_line, os_reason,
-                     shell_word, write_error_type)
+from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, one_line,
+                     os_reason, shell_word, write_error_type)
 from .images import frame_count, one_size, output_format
 from .jobs import OutputIsInput, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos
 from .models import ModelSpec, known_scale
@@ -648,7 +648,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
     output where those are streams. ``flags``: how the command's hints name its options
     (the drop-in has not got ncnn-sr video's)."""
     if src is None and opts.input.is_dir():
-        return _run_video_folder(prog, opts, encode, debug)
+        return _run_video_folder(prog, opts, encode, debug, flags)
     if opts.recursive:  # a script's -r over what it took for a folder
         what = "standard input" if src is not None and os.fspath(opts.input) == "-" else opts.input
         log.warning(f"-r ignored: {what} is not a folder")
@@ -699,7 +699,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
     except (NcnnSrError, OSError) as e:
         if debug:
             raise
-        _say_failed(prog, bar, e)
+        _say_failed(prog, bar, e, flags)
         if new_folder is not None:
             _remove_empty_folders(new_folder)
         return EXIT_FAILED
@@ -734,14 +734,14 @@ def _naming(e: Exception, src: Path, dst: Path) -> Exception:
     cannot hold huffyuv video") names none, and its line did not say which failed."""
     if not isinstance(e, NcnnSrError) or any(str(path) in str(e) for path in (src, dst)):
         return e
-    return NcnnSrError(f"{src}: {e}")
+    return NcnnSrError(f"{src}: ", *e.pieces)
 
 
-def _say_failed(prog: str, bar: _FrameProgress | None, e: Exception) -> None:
+def _say_failed(prog: str, bar: _FrameProgress | None, e: Exception, flags: FlagNames = FlagNames()) -> None:
     if bar is not None:
         bar.close()
     # An OSError here is from looking at a path (a name too long, say).
-    _echo(f"{prog}: error: {e if isinstance(e, NcnnSrError) else f'{e.filename}: {os_reason(e)}'}")
+    _echo(f"{prog}: error: {command_words(e, flags) if isinstance(e, NcnnSrError) else f'{e.filename}: {os_reason(e)}'}")
 
 
 def _stop_interrupted(bar: _FrameProgress | None, message: str) -> None:
@@ -794,7 +794,7 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
             f"({upscaled}{rate:.2f} fps{reused})")
 
 
-def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
+def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: FlagNames = FlagNames()) -> int:
     """Each video in the folder ``opts.input`` (its sub-folders too with
     ``opts.recursive``) into the folder ``opts.output``, the model loaded once. A
     video that fails is one line and the run goes on; the exit status is 1 if any
@@ -841,9 +841,9 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
                 if isinstance(e, NoRoom):
                     if bar is not None:
                         bar.close()
-                    _say_stopped(prog, str(e), done, skipped, failed, left, "it can be written")
+                    _say_stopped(prog, command_words(e, flags), done, skipped, failed, left, "it can be written")
                     return EXIT_FAILED
-                _say_failed(prog, bar, _naming(e, src, dst))
+                _say_failed(prog, bar, _naming(e, src, dst), flags)
                 failed_everywhere += isinstance(e, UpscalingFailed) and e.every_device
                 if failed_everywhere > _FAILED_EVERYWHERE:
                     # As a folder of pictures stops: every later video would fail on them alike.
@@ -864,7 +864,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool) -> int:
     except (NcnnSrError, OSError) as e:
         if debug:
             raise
-        _say_failed(prog, bar, e)
+        _say_failed(prog, bar, e, flags)
         return EXIT_FAILED
     if not opts.quiet:
         _echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped{_failed(failed, opts)} in "
@@ -1069,7 +1069,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
     except NcnnSrError as e:
         if debug:
             raise
-        _echo(f"{prog}: error: {e}")
+        _echo(f"{prog}: error: {command_words(e, flags)}")
         return EXIT_FAILED
     finally:
         if progress is not None:

@@ -525,9 +525,9 @@ def save(rows: list[dict], size: tuple[int, int], repeat: int, rounds: int, json
 
 
 if __name__ == "__main__":
-    from .errors import NcnnSrError
+    from .errors import NcnnSrError, command_words
 
     try:
         print(json.dumps(child(json.loads(sys.argv[1]))))
     except NcnnSrError as e:  # the parent shows the end of stderr: one line, not a traceback
-        sys.exit(str(e))
+        sys.exit(command_words(e))

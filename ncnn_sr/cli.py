@@ -26,7 +26,7 @@ from . import models as models_mod
 from .batch_cli import (OnePathCommand, RunOptions, UsageCommand, name_streams, path_flag, run, run_video,
                         setup_logging, video_instead)
 from .engine import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
-from .errors import InputError, ModelError, ModelMissing, NcnnSrError, one_line, shell_word
+from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word
 from .files import check_folder, check_writable, folder_made, name_fault, write_target
 from .jobs import PICTURE_SUFFIXES, names_a_folder, video_by_its_output
 from .resample import MAX_SIDE
@@ -181,7 +181,7 @@ def _time(ctx, param, value):
     try:
         seconds = parse_time(value)
     except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+        raise click.BadParameter(command_words(e)) from None
     if param.name in ("duration", "end") and seconds == 0:
         raise click.BadParameter("must be more than 0")
     return seconds
@@ -325,7 +325,7 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
         click.get_current_context().call_on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
         return mixing.denoised_model(strength, folder, model_path)
     except NcnnSrError as e:
-        _fail(str(e))
+        _fail(command_words(e))
 
 
 @main.command(cls=OnePathCommand, several=", and give several pictures as their folder")
@@ -368,7 +368,7 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
     try:
         streams = Streams(opts.input, opts.output, opts.fmt, opts.output_folder)
     except NcnnSrError as e:
-        _fail(str(e))
+        _fail(command_words(e))
     with streams:
         name_streams(streams.aliases)
         code = run(PROG, replace(opts, input=streams.input, output=streams.output), debug)
@@ -376,7 +376,7 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
             try:
                 streams.deliver()
             except NcnnSrError as e:
-                _fail(str(e))
+                _fail(command_words(e))
     sys.exit(code)
 
 
@@ -446,7 +446,7 @@ def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str |
     except NcnnSrError as e:
         if src is not None:
             src.close()
-        _fail(str(e))
+        _fail(command_words(e))
     encode = EncodeOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, bitrate=bitrate, fps=fps,
                            deinterlace=deinterlace, field_rate=field_rate, start=start or Fraction(0),
                            duration=duration, skip_damaged=skip_damaged, keep_width=opts.width is not None,
@@ -513,7 +513,7 @@ def _catalog_row(name: str, scale: int, model_path: Path | None) -> tuple[str, i
     try:
         spec = models_mod.resolve_model(name, model_path)
     except NcnnSrError as e:
-        return name, scale, _state(e), str(e)
+        return name, scale, _state(e), command_words(e)
     if spec.verified:
         return name, scale, "verified", spec.source
     entry = models_mod.catalog()[name]
@@ -527,7 +527,7 @@ def _custom_row(name: str, model_path: Path | None) -> tuple[str, str, str, str]
     try:
         spec = models_mod.resolve_model(name, model_path)
     except NcnnSrError as e:
-        return name, "?", _state(e), str(e)
+        return name, "?", _state(e), command_words(e)
     if models_mod.model_name_for(name) != name:
         # The command maps a family name to a catalog variant before any lookup.
         return name, "?", "shadowed", (f"{spec.source}: -n {name} picks the catalog's {name} models; "
@@ -555,7 +555,7 @@ def list_devices() -> None:
         click.echo(f"Tiling as shown for {_STAGED_MODELS}; a RealPLKSR with GroupNorm is tiled in stages on "
                    "every device; other models blend their tiles.")
     except NcnnSrError as e:
-        _fail(str(e))
+        _fail(command_words(e))
 
 
 def _bench_tiles(ctx, param, value: str) -> list:
@@ -596,7 +596,7 @@ def _result_file(ctx, param, value: str | None) -> str | None:
         try:
             real = os.path.abspath(write_target(value))  # what a link points to; never a device or FIFO
         except NcnnSrError as e:
-            raise click.BadParameter(str(e)) from None
+            raise click.BadParameter(command_words(e)) from None
         folder = os.path.dirname(real)
         if not os.path.isdir(folder):
             raise click.BadParameter(f"{value!r}: folder {folder} does not exist")
@@ -605,7 +605,7 @@ def _result_file(ctx, param, value: str | None) -> str | None:
             # folder on Windows, and the runs were lost at the end.
             check_writable(Path(folder))
         except NcnnSrError as e:
-            raise click.BadParameter(f"{value!r}: {e}") from None
+            raise click.BadParameter(f"{value!r}: {command_words(e)}") from None
         return real
     return value
 
@@ -621,7 +621,7 @@ def _sha256(ctx, param, value: str | None) -> str | None:
     try:
         return None if value is None else checked_sha256(value)
     except NcnnSrError as e:
-        raise click.BadParameter(str(e)) from None
+        raise click.BadParameter(command_words(e)) from None
 
 
 @main.command("convert", cls=OnePathCommand)
@@ -669,7 +669,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         try:
             download_mod.check_url(url)
         except NcnnSrError as e:
-            _fail(str(e))
+            _fail(command_words(e))
     path = path_flag(PROG, "-i", source, "the weights to convert") if url is None else \
         Path(Path(urllib.parse.unquote(urllib.parse.urlsplit(url).path)).name)
     if not path.name:
@@ -708,11 +708,11 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         try:
             check_folder(target)
         except NcnnSrError as e:  # beside the weights, by default: somewhere else may do
-            raise type(e)(f"{e}{' (-o FOLDER writes the model elsewhere)' if folder is None else ''}") from None
+            raise e.extended(' (-o FOLDER writes the model elsewhere)' if folder is None else '') from None
         try:
             convert_mod.check_target(target, name, force)
         except NcnnSrError as e:
-            raise type(e)(f"{e}{derived}") from None
+            raise e.extended(derived) from None
         # Read before a download: a --dni that cannot be read failed only once the weights had come.
         second = None if other is None else \
             checkpoint.read_weights(path_flag(PROG, "--dni", other, "the model to interpolate with"))
@@ -739,7 +739,8 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         if debug:
             raise
         # The downloaded copy is named by its address.
-        said = str(e) if downloaded.path is None else str(e).replace(str(downloaded.path), url)
+        words = command_words(e)
+        said = words if downloaded.path is None else words.replace(str(downloaded.path), url)
         if downloaded.kept is not None:
             said += f" (the downloaded weights are kept in {downloaded.kept}: the same command takes them from there)"
         _fail(said)
@@ -799,13 +800,13 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
                 state = f"fetched: {spec.param_path}" if spec is not None else \
                     f"not fetched ({kept / 1e6:.1f} MB of a download kept)" if kept else "not fetched"
             except NcnnSrError as e:
-                state = f"unusable: {e}"
+                state = f"unusable: {command_words(e)}"
             click.echo(f"{name:{_NAME_WIDTH}} x{entry.scale}  {entry.download[2] / 1e6:5.1f} MB  {state}")
         click.echo(f"fetch one with: {PROG} fetch NAME (into {where})")
         try:
             check_folder(where)
         except NcnnSrError as e:  # the list is still true; the offer is not
-            click.echo(f"{PROG}: warning: {e}{named}", err=True)
+            click.echo(f"{PROG}: warning: {command_words(e)}{named}", err=True)
         return
     if weights is not None and url is not None:
         _fail("--from and --url are two places to take the weights from: give one", 2)
@@ -815,7 +816,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
         if url is not None:
             download_mod.check_url(url)
     except NcnnSrError as e:
-        _fail(str(e), 2)
+        _fail(command_words(e), 2)
     if (weights is not None or url is not None) and len(set(names)) > 1:
         _fail(f"{'--from' if weights else '--url'} gives the weights of one model: name only that one", 2)
     failed = False
@@ -830,7 +831,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
             try:
                 check_folder(where)
             except NcnnSrError as e:  # as it is for every model: said once, before a download
-                _fail(f"{e}{named}")
+                _fail(f"{command_words(e)}{named}")
             convert_mod.check_target(where, name, force)  # before "downloading": it would refuse the model after
             if weights is None and not quiet:  # a log has no bar: say what takes the time
                 kept = fetch_mod.pending_bytes(name, where)
@@ -843,7 +844,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
         except NcnnSrError as e:
             if debug:
                 raise
-            click.echo(f"{PROG}: error: {name}: {e}", err=True)
+            click.echo(f"{PROG}: error: {name}: {command_words(e)}", err=True)
             failed = True
         except KeyboardInterrupt:
             # Before the entry point's "interrupted": what a long download brought is not lost.
@@ -934,7 +935,7 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
         if reference_python is not None:
             reference_python = bench_mod.reference_path(reference_python)
     except NcnnSrError as e:
-        _fail(str(e))
+        _fail(command_words(e))
     click.echo(f"machine: {bench_mod.machine_line()}")
     click.echo(f"picture: {picture.shape[1]}x{picture.shape[0]}, best of {repeat}, tiling {', '.join(tilings)}")
     try:
@@ -945,6 +946,6 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
     except KeyboardInterrupt:
         raise  # the entry point's one line, as at any other moment
     except NcnnSrError as e:
-        _fail(str(e))
+        _fail(command_words(e))
     if any("error" in r for r in rows):
         sys.exit(1)

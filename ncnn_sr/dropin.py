@@ -16,7 +16,7 @@ from click.core import ParameterSource
 from . import models as models_mod
 from .batch_cli import (REFERENCE_JOBS, OnePathCommand, RunOptions, log, name_streams, path_flag, run, run_video,
                         setup_logging, video_instead)
-from .errors import FlagNames, InputError
+from .errors import FlagNames, InputError, command_words
 from .images import nameless, only_an_extension
 from .jobs import check_reachable, names_a_folder, video_by_its_output
 from .streams import STDIO, Streams, VideoInput, is_stream
@@ -35,6 +35,8 @@ DEFAULT_MODEL_FOLDER = Path("models")
 # The reference's output formats. ncnn-sr also writes gif and avif; the drop-in
 # refuses them, as the reference does.
 REFERENCE_FORMATS = ("png", "jpg", "jpeg", "webp")
+# A hint names ncnn-sr's flags, which the drop-in has not (but for -m, -n and -s).
+FLAGS = FlagNames("ncnn-sr")
 
 
 # Option names as the reference's usage shows them (-j load:proc:save, not -j TEXT).
@@ -104,12 +106,12 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
         try:
             video_in = VideoInput(input_path, dash=False)
         except InputError as e:
-            _refuse(str(e))
+            _refuse(command_words(e, FLAGS))
     elif str(input_path) != STDIO and is_stream(input_path, reading=True):
         try:
             piped = Streams(input_path, output_path, None, output_folder, dash=False)
         except InputError as e:
-            _refuse(str(e))
+            _refuse(command_words(e, FLAGS))
         name_streams(piped.aliases)
         input_path = piped.input
     # -t "$TILE" with TILE unset: the reference's atoi reads "" as 0 (auto), and so
@@ -164,8 +166,7 @@ def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
     opts = replace(opts, fmt=fmt, quality=REFERENCE_JPEG_QUALITY if jpeg else None)
     if video:
         sys.exit(run_video(PROG, opts, EncodeOptions(), src=video_in, flags=FlagNames("ncnn-sr video")))
-    # A hint names ncnn-sr's flags, which the drop-in has not.
-    sys.exit(run(PROG, opts, flags=FlagNames("ncnn-sr")))
+    sys.exit(run(PROG, opts, flags=FLAGS))
 
 
 def reference_jobs(jobs: str) -> str:

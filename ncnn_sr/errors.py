@@ -7,7 +7,7 @@ import ntpath
 import os
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -26,23 +26,80 @@ class FlagNames:
         """What follows "choose another" for another ``what`` (a codec), ``flag``'s value."""
         return flag if self.command is None else f"{what} with {self(flag)}"
 
+    def option(self, option: Option) -> str:
+        """``option`` as this command says it: as it is where every command takes it."""
+        return option.flag if option.everywhere else self(option.flag)
+
 
 @dataclass(frozen=True)
 class Option:
     """An option a hint names: ``flag`` as ncnn-sr's commands take it (each names it
-    through its FlagNames), ``argument`` as the library's functions take it."""
+    through its FlagNames), ``argument`` as the library's functions take it, each
+    with the words around it where the two read differently ("with -m" against "as
+    model_path="). ``everywhere``: the drop-in takes the flag too, with the same
+    meaning (-m, -n, -s), so it says it as it is."""
 
     flag: str
     argument: str
+    everywhere: bool = False
 
 
 class NcnnSrError(Exception):
-    """Base of every error ncnn-sr raises on purpose."""
+    """Base of every error ncnn-sr raises on purpose. Its message may be given in
+    pieces, text and Options: str() says each Option as the library's argument,
+    ``said`` as a command's flag."""
+
+    def __init__(self, *parts):
+        if not any(isinstance(p, Option) for p in parts):
+            super().__init__(*parts)
+            self.parts = None
+            return
+        super().__init__("".join(p.argument if isinstance(p, Option) else str(p) for p in parts))
+        self.parts = parts
+
+    @property
+    def pieces(self) -> tuple:
+        """The message in its pieces, text and Options: for a message that says this
+        one and more, as a command would say it too."""
+        return getattr(self, "parts", None) or (str(self),)
 
     def said(self, flags: FlagNames | None = None) -> str:
         """The message with any option it names as ``flags`` name it (None: as the
         library's argument)."""
-        return str(self)
+        if flags is None:
+            return str(self)
+        return "".join(flags.option(p) if isinstance(p, Option) else str(p) for p in self.pieces)
+
+    def escaped(self) -> NcnnSrError:
+        """This error, or where what it says holds an unprintable character (a line
+        break from a file's name), a copy of it (its type, attributes and options
+        kept) saying it escaped, on one line."""
+        parts = self.pieces
+        shown = tuple(replace(p, flag=one_line(p.flag), argument=one_line(p.argument)) if isinstance(p, Option)
+                      else one_line(str(p)) for p in parts)
+        return self if shown == parts else self._saying(*shown)
+
+    def extended(self, *more) -> NcnnSrError:
+        """A copy of this error (its type, attributes and options kept) whose message
+        goes on with ``more``, text and Options."""
+        return self._saying(*self.pieces, *more)
+
+    def _saying(self, *parts) -> NcnnSrError:
+        # Made without its own __init__, which may take other arguments (HintedInputError's).
+        copy = type(self).__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        if not any(isinstance(p, Option) for p in parts):
+            parts = ("".join(map(str, parts)),)
+        NcnnSrError.__init__(copy, *parts)
+        copy.__cause__, copy.__suppress_context__ = self.__cause__, self.__suppress_context__
+        return copy
+
+
+def command_words(e: BaseException, flags: FlagNames = FlagNames()) -> str:
+    """What a command prints for ``e``: its message with any option it names as
+    ``flags`` name it (ncnn-sr's own flags by default), never as the library's
+    argument. Every command prints a caught error through this."""
+    return e.said(flags) if isinstance(e, NcnnSrError) else str(e)
 
 
 class ModelError(NcnnSrError):
@@ -66,11 +123,8 @@ class HintedInputError(InputError):
     str() names it as the library's argument, ``said`` as a command's flag."""
 
     def __init__(self, message: str, option: Option):
-        super().__init__(f"{message} ({option.argument})")
+        super().__init__(message, " (", option, ")")
         self.message, self.option = message, option
-
-    def said(self, flags: FlagNames | None = None) -> str:
-        return str(self) if flags is None else f"{self.message} ({flags(self.option.flag)})"
 
 
 class SettingError(InputError, ValueError):
@@ -158,10 +212,10 @@ def in_one_line(function):
         try:
             return function(*args, **kwargs)
         except NcnnSrError as e:
-            shown = one_line(str(e))
-            if shown == str(e):
+            shown = e.escaped()
+            if shown is e:
                 raise
-            raise type(e)(shown) from None
+            raise shown from None
     return wrapper
 
 

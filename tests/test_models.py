@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ncnn_sr import ModelError, NcnnSrError, Upscaler, catalog, model_name_for, resolve_model
-from ncnn_sr.errors import ModelMissing
+from ncnn_sr.errors import FlagNames, ModelMissing
 from ncnn_sr.models import DEFAULT_CPU_BYTES_PER_PIXEL, custom_model_names, package_folder, param_sha256
 from ncnn_sr.param_file import check_bin_size, cpu_bytes_estimate, parse_param
 
@@ -75,8 +75,13 @@ def test_family_name_picks_the_variant_for_the_scale():
 def test_unknown_model_names_the_known_ones():
     with pytest.raises(ModelError, match="unknown model 'nope'.*realesrgan-x4plus") as caught:
         resolve_model("nope")
-    # The drop-in's default, the name most typed, is a family's.
-    assert "; realesr-animevideov3, whose -x2, -x3 or -x4 the commands pick by -s;" in str(caught.value)
+    # The drop-in's default, the name most typed, is a family's: in the library's words,
+    # the commands' in theirs.
+    assert "; realesr-animevideov3, whose -x2, -x3 or -x4 model_name_for('realesr-animevideov3', scale) picks;" \
+        in str(caught.value)
+    assert str(caught.value).endswith("are in a model_path or NCNN_SR_MODEL_PATH folder")
+    assert "; realesr-animevideov3, whose -x2, -x3 or -x4 the commands pick by -s;" in caught.value.said(FlagNames())
+    assert caught.value.said(FlagNames()).endswith("are in a -m or NCNN_SR_MODEL_PATH folder")
 
 
 def test_an_unknown_model_names_the_model_path_folders_that_are_not_there(tmp_path, monkeypatch):
@@ -265,7 +270,9 @@ def test_a_bare_param_name_not_here_but_in_the_model_folder_says_how_to_run_it(t
     with pytest.raises(ModelMissing) as caught:
         resolve_model("mine.param", tmp_path / "models")
     assert str(caught.value) == f"model mine: file mine.param not found ({tmp_path / 'models' / 'mine.param'} is " \
-                                "in a model folder: -n mine runs it)"
+                                "in a model folder: the name 'mine' runs it)"
+    assert caught.value.said(FlagNames()) == f"model mine: file mine.param not found " \
+                                             f"({tmp_path / 'models' / 'mine.param'} is in a model folder: -n mine runs it)"
 
 
 def test_missing_param_path_is_a_clear_error(tmp_path):
@@ -345,10 +352,13 @@ def test_a_folder_named_like_a_model_file_is_a_folder_not_a_missing_file(tmp_pat
         resolve_model(tmp_path / "mine.param")
 
 
-def test_a_folder_given_as_the_model_says_to_pass_it_with_m(tmp_path):
+def test_a_folder_given_as_the_model_says_to_pass_it_as_model_path(tmp_path):
     copy_model("realesr-animevideov3-x2", tmp_path / "models", "mine")
-    with pytest.raises(ModelError, match="models is a folder, not a model: pass the folder with -m"):
+    with pytest.raises(ModelError, match="models is a folder, not a model: pass the folder as model_path") as caught:
         resolve_model(f"{tmp_path / 'models'}{os.sep}")
+    # The commands name their -m, the drop-in's too, which has it.
+    for flags in (FlagNames(), FlagNames("ncnn-sr")):
+        assert "models is a folder, not a model: pass the folder with -m" in caught.value.said(flags)
 
 
 def test_a_folder_here_named_as_the_model_says_to_pass_it_with_m_and_how(tmp_path, monkeypatch):
@@ -359,11 +369,17 @@ def test_a_folder_here_named_as_the_model_says_to_pass_it_with_m_and_how(tmp_pat
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelError) as caught:
         resolve_model("my models")
-    assert str(caught.value) == ("my models is a folder, not a model: pass the folder with -m and the model's name "
-                                 "with -n (-m 'my models' -n mine, or another of its 2 models)")
+    assert str(caught.value) == ("my models is a folder, not a model: pass the folder as model_path and the model's "
+                                 "name as the first argument ('mine' with model_path='my models', or another of its 2 "
+                                 "models)")
+    assert caught.value.said(FlagNames()) == ("my models is a folder, not a model: pass the folder with -m and the "
+                                              "model's name with -n (-m 'my models' -n mine, or another of its 2 models)")
     with pytest.raises(ModelError) as caught:
         resolve_model("empty")
-    assert str(caught.value) == "empty is a folder, not a model: pass the folder with -m and the model's name with -n"
+    assert str(caught.value) == ("empty is a folder, not a model: pass the folder as model_path and the model's name "
+                                 "as the first argument")
+    assert caught.value.said(FlagNames()) == ("empty is a folder, not a model: pass the folder with -m and the model's "
+                                              "name with -n")
 
 
 def test_a_folder_in_a_model_folder_named_as_the_model_says_to_pass_it_with_m_and_how(tmp_path, monkeypatch):
@@ -372,8 +388,10 @@ def test_a_folder_in_a_model_folder_named_as_the_model_says_to_pass_it_with_m_an
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelError) as caught:
         resolve_model("sub", "models")
-    assert str(caught.value) == ("models/sub is a folder, not a model: pass the folder with -m and the model's name "
-                                 "with -n (-m models/sub -n mine)")
+    assert str(caught.value) == ("models/sub is a folder, not a model: pass the folder as model_path and the model's "
+                                 "name as the first argument ('mine' with model_path='models/sub')")
+    assert caught.value.said(FlagNames()) == ("models/sub is a folder, not a model: pass the folder with -m and the "
+                                              "model's name with -n (-m models/sub -n mine)")
     monkeypatch.setenv("NCNN_SR_MODEL_PATH", str(tmp_path / "models"))
     with pytest.raises(ModelError, match=f"^{re.escape(str(tmp_path / 'models' / 'sub'))} is a folder, not a model"):
         resolve_model("sub")
@@ -384,9 +402,11 @@ def test_a_model_file_of_another_kind_is_not_an_ncnn_model(tmp_path, monkeypatch
     (tmp_path / "RealESRGAN_x4plus.pth").write_bytes(b"PK\3\4")
     monkeypatch.chdir(tmp_path)
     name = str(tmp_path / "RealESRGAN_x4plus.pth") if given == "path" else "RealESRGAN_x4plus.pth"
-    with pytest.raises(ModelError, match="RealESRGAN_x4plus.pth holds PyTorch weights, not an ncnn model: "
-                                         "convert them once with 'ncnn-sr convert -i "):
+    with pytest.raises(ModelError, match=re.escape("RealESRGAN_x4plus.pth holds PyTorch weights, not an ncnn model: "
+                                                   "convert them once with write_model(convert_weights(read_weights(")
+                       ) as caught:
         resolve_model(name)
+    assert "not an ncnn model: convert them once with 'ncnn-sr convert -i " in caught.value.said(FlagNames())
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
@@ -398,9 +418,10 @@ def test_pytorch_weights_of_the_name_in_a_model_folder_say_to_convert_them(tmp_p
     (tmp_path / "models" / f"4x-Mine{suffix}").write_bytes(b"PK\3\4")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelError, match=f"^{re.escape(str(tmp_path / 'models' / f'4x-Mine{suffix}'))} holds "
-                                         "PyTorch weights, not an ncnn model: convert them once with 'ncnn-sr "
-                                         "convert -i "):
+                                         "PyTorch weights, not an ncnn model: convert them once with write_model"
+                       ) as caught:
         resolve_model(f"4x-Mine{suffix if given else ''}", tmp_path / "models")
+    assert "convert them once with 'ncnn-sr convert -i " in caught.value.said(FlagNames())
 
 
 def test_a_model_file_of_another_kind_in_a_model_folder_is_named_not_unknown(tmp_path):
