@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError, describe, nul_in_path, one_line, stand_in
+from .errors import ModelError, Option, describe, nul_in_path, stand_in
 from .param_file import starts_as_param
 
 __all__ = ["read_weights"]
@@ -108,11 +108,10 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except ModelError as e:
         # Names come from the file (a tensor's, a pickled global's, a zip member's) and
         # may hold a line break: the message stays one line, with them escaped.
-        message = str(e)
-        shown = one_line(message)
-        if shown == message:
+        shown = e.escaped()
+        if shown is e:
             raise
-        raise type(e)(shown) from None
+        raise shown from None
 
 
 def _read_weights(path: Path) -> dict[str, np.ndarray]:
@@ -143,7 +142,8 @@ def _read_weights(path: Path) -> dict[str, np.ndarray]:
         raise ModelError(f"{path} is in PyTorch's oldest (tar) checkpoint format, which is not read: "
                          "load and save it again with a newer PyTorch")
     elif starts_as_param(data):  # converted already, by hand or here
-        raise ModelError(f"{path} is an ncnn model already (its .param): upscale with it as it is, -n {path}")
+        raise ModelError(f"{path} is an ncnn model already (its .param): upscale with it as it is, ",
+                         Option(f"-n {path}", f"Upscaler({str(path)!r})", everywhere=True))
     else:
         raise ModelError(f"{path} is not a PyTorch (.pth) or safetensors checkpoint")
     return _state_dict(path, tensors)

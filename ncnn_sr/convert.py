@@ -50,7 +50,7 @@ from typing import Mapping
 import numpy as np
 
 from . import plksr, span
-from .errors import InputError, ModelError, NcnnSrError, cannot_write, describe, in_one_line, os_reason
+from .errors import InputError, ModelError, NcnnSrError, Option, cannot_write, describe, in_one_line, os_reason
 from .files import atomic_write, mode_for, name_fault, temp_stem, write_protected
 from .models import ModelSpec, catalog, model_name_for, resolve_model
 from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, counted, shape_of
@@ -331,8 +331,9 @@ def check_target(folder: str | os.PathLike, name: str, overwrite: bool = False) 
         # Other weights under a verified model's name would be refused as a corrupt copy.
         raise ModelError(f"{name} is the name of a catalog model: give the converted one another name")
     if model_name_for(name) != name:  # the commands map a family name to one of its models
-        raise ModelError(f"{name} names the catalog's {name} models (-n {name} would pick one of them): "
-                         "give the converted one another name")
+        raise ModelError(f"{name} names the catalog's {name} models (",
+                         Option(f"-n {name}", f"model_name_for({name!r}, scale)", everywhere=True),
+                         " would pick one of them): give the converted one another name")
     for path in (Path(folder) / f"{name}.param", Path(folder) / f"{name}.bin"):
         try:
             folder_there, there = path.is_dir(), os.path.lexists(path)

@@ -229,11 +229,12 @@ PAGE = "is a web page (HTML), not the file itself: download it from its raw or r
     ("4x-Model.pth", b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2146\nsize 67040989\n", LFS),
     ("4x-Model.pth", b"<!DOCTYPE html>\n<html>", PAGE),
     ("4x-Model.pth", b"\xef\xbb\xbf  <HTML><body>Sign in</body>", PAGE),
-    # An ncnn model given to convert: the -n that runs it is in the words.
+    # An ncnn model given to convert: the Upscaler that runs it is in the words (ncnn-sr
+    # convert's, the -n: test_convert_command).
     ("4x-Model.param", b"7767517\n2 2\nInput in0 0 1 data\n", "is an ncnn model already (its .param): upscale "
-                                                             "with it as it is, -n {path}"),
+                                                             "with it as it is, Upscaler('{path}')"),
     ("4x-Model.param", b"7767517\r\n2 2\r\n", "is an ncnn model already (its .param): upscale with it as it is, "
-                                             "-n {path}"),
+                                             "Upscaler('{path}')"),
 ])
 def test_a_file_standing_in_for_a_checkpoint_is_named_as_what_it_is(tmp_path, name, content, words):
     path = tmp_path / name

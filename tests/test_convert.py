@@ -994,3 +994,12 @@ def test_one_network_under_two_trainers_prefixes_interpolates(tmp_path):
                                 0.25)
     assert mixed.keys() == a.keys()
     assert np.allclose(mixed["body.0.weight"], 0.25 * a["body.0.weight"] + 0.75 * b["body.0.weight"])
+
+
+def test_a_catalog_familys_name_is_refused_in_the_librarys_words(tmp_path):
+    # It said "-n realesr-animevideov3 would pick one", a flag a library caller has not.
+    with pytest.raises(ModelError) as caught:
+        convert_mod.check_target(tmp_path, "realesr-animevideov3")
+    assert str(caught.value) == ("realesr-animevideov3 names the catalog's realesr-animevideov3 models "
+                                 "(model_name_for('realesr-animevideov3', scale) would pick one of them): give the "
+                                 "converted one another name")

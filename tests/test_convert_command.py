@@ -129,6 +129,16 @@ def test_a_catalog_familys_name_is_refused(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
 
 
+def test_an_ncnn_model_given_to_convert_says_the_n_that_runs_it(tmp_path):
+    # The library says Upscaler('PATH'); the command its flag.
+    param = tmp_path / "4x-Model.param"
+    param.write_bytes(b"7767517\n2 2\nInput in0 0 1 data\n")
+    proc = run("convert", "-i", param, "-n", "other", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: {param} is an ncnn model already (its .param): upscale with it as it is, " \
+                          f"-n {param}\n"
+
+
 def test_weights_of_another_architecture_write_nothing(tmp_path):
     source = weights_file(tmp_path, state={"encoder.weight": np.ones((4, 3, 3, 3), np.float32)})
     proc = run("convert", "-i", source, check_ok=False)
