@@ -25,7 +25,7 @@ import numpy as np
 from . import budget, device_check, devices
 from .devices import Device
 from .dysample import offsets_of
-from .errors import DeviceError, InputError, ModelError
+from .errors import DeviceError, InputError, ModelError, SettingError
 from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
 from .netsplit import network_reach, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, bicubic_net, group_norm_weights
@@ -147,16 +147,16 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
                  model_path: str | bytes | os.PathLike | None = None,
                  threads: int | None = None, concurrency: int = 1, exact: bool | None = None):
         if not isinstance(model, (*PATH_TYPES, ModelSpec)):
-            raise InputError(f"model must be a name, a .param path or a ModelSpec, got {model!r}")
+            raise SettingError(f"model must be a name, a .param path or a ModelSpec, got {model!r}")
         if not isinstance(device, (str, numbers.Integral, Device)) or isinstance(device, bool):
-            raise InputError(f"device must be 'auto', an index or a Device, got {device!r}")
+            raise SettingError(f"device must be 'auto', an index or a Device, got {device!r}")
         if model_path is not None and not isinstance(model_path, PATH_TYPES):
-            raise InputError(f"model_path must be a folder's path, got {model_path!r}")
+            raise SettingError(f"model_path must be a folder's path, got {model_path!r}")
         for name, value in (("tile", tile), ("tile_pad", tile_pad), ("overlap", overlap), ("threads", threads),
                             ("concurrency", concurrency)):
             if (value is None and name in ("tile", "concurrency")) or (
                     value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool))):
-                raise InputError(f"{name} must be a whole number, got {value!r}")
+                raise SettingError(f"{name} must be a whole number, got {value!r}")
         # As Python ints: numpy's small types overflowed in the tile arithmetic (an
         # np.uint8 tile of 200 raised OverflowError).
         tile, concurrency = int(tile), int(concurrency)
@@ -164,23 +164,23 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         for name, value in (("tta", tta), ("exact", exact)):
             # A truthy 'no' turned TTA (eight times the work) or exact tiling on.
             if not (isinstance(value, (bool, np.bool_)) or (value is None and name == "exact")):
-                raise InputError(f"{name} must be True or False, got {value!r}")
+                raise SettingError(f"{name} must be True or False, got {value!r}")
         tta, exact = bool(tta), None if exact is None else bool(exact)
         if tile != 0 and tile < devices.MIN_TILE:
-            raise InputError(f"tile size must be 0 (auto) or at least {devices.MIN_TILE}, got {tile}")
+            raise SettingError(f"tile size must be 0 (auto) or at least {devices.MIN_TILE}, got {tile}")
         if threads is not None and not 1 <= threads <= devices.MAX_THREADS:
             # ncnn divides by it (a negative count crashed); far too many crashed too
-            raise InputError(f"threads must be 1 to {devices.MAX_THREADS}, got {threads}")
+            raise SettingError(f"threads must be 1 to {devices.MAX_THREADS}, got {threads}")
         if precision not in PRECISIONS:
-            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+            raise SettingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if alpha not in ALPHA_MODES:
-            raise InputError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
+            raise SettingError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
         if tile_pad is not None and not 0 <= tile_pad <= MAX_CONTEXT:
-            raise InputError(f"tile padding must be 0 to {MAX_CONTEXT} pixels, got {tile_pad}")
+            raise SettingError(f"tile padding must be 0 to {MAX_CONTEXT} pixels, got {tile_pad}")
         if overlap is not None and not 0 <= overlap <= MAX_CONTEXT:
-            raise InputError(f"tile overlap must be 0 to {MAX_CONTEXT} pixels, got {overlap}")
+            raise SettingError(f"tile overlap must be 0 to {MAX_CONTEXT} pixels, got {overlap}")
         if concurrency < 1:
-            raise InputError(f"concurrency must be at least 1, got {concurrency}")
+            raise SettingError(f"concurrency must be at least 1, got {concurrency}")
         self._concurrency = concurrency
         # A ModelSpec made by hand gets its files checked there too: it skipped them, and
         # the bin of another model, or one with bytes to spare, loaded and ran without a word.
@@ -193,7 +193,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             overlap = DEFAULT_OVERLAP if tile_pad is None else 0
         self.overlap = overlap
         if exact and overlap == 0:
-            raise InputError("exact tiling and the reference tiling (no overlap) exclude each other")
+            raise SettingError("exact tiling and the reference tiling (no overlap) exclude each other")
         self._exact = exact
         self._norm_warned = False
         self._precision, self._threads = precision, threads
@@ -311,7 +311,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         flat = isinstance(image, np.ndarray) and image.ndim == 2
         image = check_image(image)
         if progress is not None and not callable(progress):
-            raise InputError(f"progress must be a function of (done, total), got {progress!r}")
+            raise SettingError(f"progress must be a function of (done, total), got {progress!r}")
         h, w = image.shape[:2]
         wanted = None
         if scale is not None or width is not None or height is not None:
@@ -589,7 +589,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             if (value is not None or name != "calls") and (
                     not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1):
                 what = "a whole number of pixels" if name != "calls" else "a whole number"
-                raise InputError(f"{name} must be {what}, at least 1, got {value!r}")
+                raise SettingError(f"{name} must be {what}, at least 1, got {value!r}")
         with self._lock:
             net, tile = self._net, self._tile
         if tile:

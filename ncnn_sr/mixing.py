@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .errors import ModelError, describe
+from .errors import ModelError, SettingError, describe
 from .models import ModelSpec, resolve_model
 from .param_file import parse_param, weight_arrays
 
@@ -79,7 +79,7 @@ def denoised_model(strength: float, folder: str | os.PathLike,
 
 
 def _check_weight(weight, what: str = "mixing weight") -> None:
-    """A ModelError unless ``weight`` is a real number from 0 to 1 (numpy's included;
-    not a bool)."""
+    """A SettingError unless ``weight`` is a real number from 0 to 1 (numpy's included;
+    not a bool): a setting, refused as Upscaler's and Pipeline's are."""
     if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, numbers.Real) or not 0 <= weight <= 1:
-        raise ModelError(f"the {what} must be a number from 0 to 1, got {describe(weight)}")
+        raise SettingError(f"the {what} must be a number from 0 to 1, got {describe(weight)}")

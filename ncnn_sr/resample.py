@@ -9,7 +9,7 @@ from fractions import Fraction
 import numpy as np
 from PIL import Image
 
-from .errors import InputError
+from .errors import InputError, SettingError
 from .pixels import quantize, to_float
 
 # The longest side a result may be asked to have: past every picture format's limit,
@@ -60,13 +60,13 @@ def checked_resize(scale: float | None = None, out_width: int | None = None,
                    out_height: int | None = None) -> tuple[float | None, int | None, int | None]:
     """The arguments of ``target_size`` past its picture's size, as Python numbers
     (numpy's small types overflow in its arithmetic: a width of np.uint8(80) gave a
-    100 px tall picture 2 px instead of 200); an InputError unless they make a
+    100 px tall picture 2 px instead of 200); a SettingError unless they make a
     setting whatever the picture: a positive scale, or a width and/or height of 1 to
     ``MAX_SIDE`` pixels, or none of them."""
     for name, value, kinds in (("scale", scale, numbers.Real), ("width", out_width, numbers.Integral),
                                ("height", out_height, numbers.Integral)):
         if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
-            raise InputError(f"{name} must be a number, got {value!r}" if name == "scale" else
+            raise SettingError(f"{name} must be a number, got {value!r}" if name == "scale" else
                              f"{name} must be a whole number of pixels, got {value!r}")
     if scale is not None:
         try:
@@ -77,14 +77,14 @@ def checked_resize(scale: float | None = None, out_width: int | None = None,
     out_height = None if out_height is None else int(out_height)
     if out_width is not None or out_height is not None:
         if scale is not None:
-            raise InputError("give a scale or a target width/height, not both")
+            raise SettingError("give a scale or a target width/height, not both")
         for v in (out_width, out_height):
             if v is not None and v < 1:
-                raise InputError(f"target size must be at least 1 pixel, got {v}")
+                raise SettingError(f"target size must be at least 1 pixel, got {v}")
             if v is not None and v > MAX_SIDE:  # before the division, which overflowed on 10**400
-                raise InputError(f"target size must be at most {MAX_SIDE} pixels a side, got {v}")
+                raise SettingError(f"target size must be at most {MAX_SIDE} pixels a side, got {v}")
     elif scale is not None and not (scale > 0 and math.isfinite(scale)):
-        raise InputError(f"scale must be a positive number, got {scale}")
+        raise SettingError(f"scale must be a positive number, got {scale}")
     return scale, out_width, out_height
 
 

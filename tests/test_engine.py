@@ -10,6 +10,7 @@ from PIL import Image
 
 from conftest import load_interrupted, picture, psnr, upscale_in_threads
 from ncnn_sr import DeviceError, InputError, ModelError, Upscaler, catalog
+from ncnn_sr.errors import SettingError
 from ncnn_sr import engine as engine_mod
 from ncnn_sr import network as network_mod
 from ncnn_sr.resample import resize, resize_bytes, target_size
@@ -1015,3 +1016,22 @@ def test_a_library_user_s_own_signal_handler_stays_in_place_while_a_model_loads(
     term, interrupt = seen[0]
     assert term is mine  # left alone
     assert interrupt is not signal.default_int_handler  # Python's Ctrl-C, held
+
+
+@pytest.mark.parametrize("given", [{"tile": 16}, {"threads": 0}, {"precision": "fp8"}, {"alpha": "none"},
+                                   {"tile_pad": -1}, {"overlap": 10**6}, {"concurrency": 0}, {"tta": "no"},
+                                   {"device": 1.5}, {"model_path": 3}, {"exact": True, "overlap": 0}])
+def test_an_upscalers_bad_setting_is_a_setting_error_a_value_error(given):
+    # It was a plain InputError, where Lane's, Pipeline's and EncodeOptions' are ValueErrors too.
+    with pytest.raises(SettingError) as caught:
+        Upscaler("realesr-animevideov3-x2", **{"device": -1, **given}).close()
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, InputError)
+
+
+@pytest.mark.parametrize("given", [{"scale": -1}, {"scale": "2"}, {"width": 0}, {"scale": 2, "width": 8},
+                                   {"progress": 5}])
+def test_upscales_bad_setting_is_a_setting_error_a_value_error(cpu_upscalers, given):
+    with pytest.raises(SettingError):
+        cpu_upscalers("realesr-animevideov3-x2").upscale(picture(8, 8), **given)
+    with pytest.raises(SettingError):
+        cpu_upscalers("realesr-animevideov3-x2").runs_whole(0, 8)

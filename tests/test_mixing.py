@@ -16,7 +16,7 @@ from test_convert import random_compact, random_rrdb
 
 from ncnn_sr import Upscaler
 from ncnn_sr.convert import convert_weights, interpolate_weights, write_model
-from ncnn_sr.errors import ModelError
+from ncnn_sr.errors import ModelError, SettingError
 from ncnn_sr.mixing import mix_models
 from ncnn_sr.models import resolve_model
 from ncnn_sr.param_file import parse_param, weight_arrays
@@ -62,7 +62,7 @@ def test_two_networks_are_not_mixed(tmp_path):
     write_model(convert_weights(random_compact(convs=3, upscale=4)), tmp_path, "b")
     with pytest.raises(ModelError, match="are not one network"):
         mix_models(resolve_model(tmp_path / "a.param"), resolve_model(tmp_path / "b.param"), 0.5, tmp_path, "m")
-    with pytest.raises(ModelError, match="from 0 to 1"):
+    with pytest.raises(SettingError, match="from 0 to 1"):
         mix_models(resolve_model(tmp_path / "a.param"), resolve_model(tmp_path / "a.param"), 1.5, tmp_path, "m")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "a.param", "b.bin", "b.param"]
 
@@ -128,7 +128,7 @@ def test_numpy_weights_mix_and_bools_do_not(tmp_path):
     assert mix_models(first, second, np.int64(1), tmp_path, "one").bin_path.read_bytes() == \
         first.bin_path.read_bytes()
     for weight in (True, np.bool_(False), "0.5", None, float("nan")):
-        with pytest.raises(ModelError, match="from 0 to 1"):
+        with pytest.raises(SettingError, match="from 0 to 1"):
             mix_models(first, second, weight, tmp_path, "m")
 
 
@@ -150,7 +150,7 @@ def test_denoised_model_takes_a_strength_from_0_to_1_only(tmp_path, strength):
 
     pair(tmp_path, upscale=4)
     (tmp_path / "out").mkdir()
-    with pytest.raises(ModelError, match="denoise strength must be a number from 0 to 1"):
+    with pytest.raises(SettingError, match="denoise strength must be a number from 0 to 1"):
         denoised_model(strength, tmp_path / "out", model_path=tmp_path)
     assert denoised_model(np.float32(0.5), tmp_path / "out", model_path=tmp_path).name == "realesr-general-x4v3-dn0.5"
 
@@ -179,3 +179,12 @@ def test_a_mix_that_fails_while_written_leaves_the_old_pair_or_none(tmp_path, mo
     monkeypatch.setattr(os, "replace", replace)
     left = {p.name: p.read_bytes() for p in out.iterdir()}
     assert left == ({"m.param": b"old param", "m.bin": b"old bin"} if existing else {})
+
+
+@pytest.mark.parametrize("weight", [2, -0.5, "0.5"])
+def test_a_mixing_weight_out_of_range_is_a_setting_error_a_value_error(tmp_path, weight):
+    # It was a ModelError, where Upscaler's, Pipeline's and EncodeOptions' settings are ValueErrors.
+    _, _, first, second = pair(tmp_path, upscale=4)
+    with pytest.raises(ValueError, match="mixing weight must be a number from 0 to 1") as caught:
+        mix_models(first, second, weight, tmp_path, "mix")
+    assert isinstance(caught.value, SettingError)
