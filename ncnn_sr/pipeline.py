@@ -188,9 +188,13 @@ class Pipeline:
     and written as ``write_image`` does with ``quality`` and ``metadata``; with
     ``skip_existing`` a job whose output is there (not empty) is skipped.
 
-    ``on_outcome`` is called once per job, from a
-    save or load thread, never from two threads at once; an exception from it (a
-    closed stderr, say) is raised by ``run`` once every job is done. ``on_tile(done,
+    ``on_outcome`` is called once for each job the run finishes (ok, skipped or
+    failed: ``Summary.done`` of them), from a save or load thread, never from two
+    threads at once; an exception from it (a closed stderr, say) is raised by ``run``
+    once every job is done. A run ended early (``cancel()``, Ctrl-C, a full disk, every
+    device failed) finishes no more jobs, and tells of none of those it had not
+    finished: ``Summary.cancelled`` or ``stopped`` says why, and the jobs, which may be
+    a lazy iterator, are not read to the end to tell of each. ``on_tile(done,
     total)`` is called from the proc threads, several at once, after each tile of a
     picture or frame; an exception from it fails that picture, naming ``on_tile``, and
     is no device's failure (see below). Where the upscale of

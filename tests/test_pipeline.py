@@ -1982,3 +1982,28 @@ def test_outputs_differing_only_by_case_are_one_file_on_macos_and_windows(tmp_pa
 def test_a_job_given_one_stem_sibling_takes_it_whole():
     # A str was taken a character at a time.
     assert Job("a.jpg", "a.png", stem_siblings="a.png.png").stem_siblings == (Path("a.png.png"),)
+
+
+def test_a_cancelled_run_tells_on_outcome_of_the_jobs_it_finished_and_of_no_other(tmp_path, cpu_lane):
+    # Its docstring said "once per job": 19 outcomes came for 40 jobs. The jobs a run
+    # ended early did not finish, nor were read to their end, get none; Summary says.
+    jobs = folder_of(tmp_path, 40, size=(4, 4))
+    taken, seen = [], []
+
+    def lazily():
+        for job in jobs:
+            taken.append(job)
+            yield job
+
+    holder = {}
+
+    def first_cancels(outcome):
+        seen.append(outcome)
+        holder["p"].cancel()
+
+    holder["p"] = Pipeline([cpu_lane], on_outcome=first_cancels)
+    summary = holder["p"].run(lazily())
+    assert summary.cancelled and len(seen) == summary.done == summary.ok + summary.skipped + summary.failed
+    assert len({o.job.source for o in seen}) == len(seen) and all(o.status in ("ok", "skipped", "failed") for o in seen)
+    assert len(taken) < len(jobs)  # the rest were never asked for
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(o.output.name for o in seen if o.output)
