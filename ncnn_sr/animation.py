@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from . import avif
-from .errors import InputError, describe
+from .errors import InputError, describe, in_one_line
 from .files import atomic_write
 from .apng import animate, frames_as_shown as apng_frames
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, frames_as_shown as gif_frames, has_clear_pixels, to_palette
@@ -72,6 +72,7 @@ def _whole(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
 
 
+@in_one_line  # a file name may hold a line break
 def read_frames(path: str | os.PathLike, info: ImageInfo | None = None) -> tuple[Animation, ImageInfo]:
     """Every frame of a picture as a viewer shows it, and its ImageInfo (that of
     ``read_image``, whose ``frames`` is the frame count). ``info``, what
@@ -159,6 +160,7 @@ def _plays(im: Image.Image, path: str) -> int:
 
 # --- writing ---------------------------------------------------------------------------
 
+@in_one_line
 def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo | None = None,
                  fmt: str | None = None, quality: int | None = None, metadata: bool = True) -> None:
     """Write an Animation as an animated webp, png (APNG) or gif (``fmt``, else from

@@ -205,8 +205,9 @@ def _cmd_word(text: str) -> str:
 
 
 def in_one_line(function):
-    """``function``, whose refusals show what a user gave (a model's name, a key of
-    their file, which may hold a line break) escaped, on one line."""
+    """``function``, whose refusals show what a user gave (a model's name, a file's
+    name, a key of their file, which may hold a line break) escaped, on one line: each
+    of the type it was, with its attributes, options and cause."""
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
@@ -215,7 +216,7 @@ def in_one_line(function):
             shown = e.escaped()
             if shown is e:
                 raise
-            raise shown from None
+            raise shown.with_traceback(e.__traceback__) from e.__cause__
     return wrapper
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError, features
 from PIL.PngImagePlugin import PngInfo
 
-from .errors import HintedInputError, InputError, Option, describe, nul_in_path
+from .errors import HintedInputError, InputError, Option, describe, in_one_line, nul_in_path
 from .files import atomic_write
 from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
@@ -145,6 +145,7 @@ def _format_key(ext: str, path: str | os.PathLike) -> str:
 
 # --- reading ---------------------------------------------------------------------------
 
+@in_one_line  # a file name may hold a line break
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     """A picture as an H×W×C array (C in 1, 3, 4; uint8, or uint16 where it is read in
     16 bits: 16-bit PNG, TIFF and PPM, 10- or 12-bit HEIF and AVIF, deeper JPEG 2000)
@@ -713,6 +714,7 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
 
 # --- writing ---------------------------------------------------------------------------
 
+@in_one_line
 def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | None = None,
                 fmt: str | None = None, quality: int | None = None, metadata: bool = True) -> None:
     """Write an H×W×C uint8/uint16 array as png, jpg, webp, gif or avif (``fmt``, else

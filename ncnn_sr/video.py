@@ -33,7 +33,7 @@ import numpy as np
 
 from . import isobmff, timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
-from .errors import FlagNames, InputError, cannot_write, describe, write_error_type
+from .errors import FlagNames, InputError, cannot_write, describe, in_one_line, write_error_type
 from .resample import resize
 from .signals import HeldInterrupts, ctrl_c_signals
 from .files import ffmpeg_name, mode_for, temp_stem, write_target
@@ -526,6 +526,7 @@ def _check_frame(image, index: int, first: tuple | None, dst: Path) -> None:
                      "H×W×3 uint8 or uint16 frames, all of one size, are wanted")
 
 
+@in_one_line  # a file name may hold a line break
 def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                   frames: Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]],
                   options: EncodeOptions = EncodeOptions(),

@@ -793,3 +793,13 @@ def test_an_animation_s_repr_sums_its_frames_up():
     # for a log line or a failed assert.
     animation = Animation((picture(60, 80), picture(60, 80, seed=1)), (40, 60), 2)
     assert repr(animation) == "Animation(frames=<2 of 60x80x3 uint8>, durations=(40, 60), plays=2)"
+
+
+def test_a_file_name_with_a_line_break_is_escaped_in_read_frames_and_write_frames(tmp_path):
+    with pytest.raises(InputError) as caught:
+        read_frames(tmp_path / "a\nb.gif")
+    assert str(caught.value) == f"{tmp_path}/a\\nb.gif: file not found"
+    anim = Animation((picture(4, 4), picture(4, 4, seed=1)), (100, 100), 0)
+    with pytest.raises(InputError) as caught:
+        write_frames(tmp_path / "no\nfolder" / "o.gif", anim)
+    assert "no\\nfolder" in str(caught.value) and "\n" not in str(caught.value)

@@ -1903,3 +1903,34 @@ def test_a_ctrl_c_as_a_folder_is_tried_for_writing_leaves_nothing_in_it(tmp_path
     with pytest.raises(KeyboardInterrupt):
         files_mod.check_writable(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_name_with_a_line_break_is_escaped_in_read_and_write_errors(tmp_path):
+    # Model errors escaped it; a picture's kept the raw line break, a message of two lines.
+    with pytest.raises(InputError) as caught:
+        read_image(tmp_path / "a\nb.png")
+    assert str(caught.value) == f"{tmp_path}/a\\nb.png: file not found"
+    (tmp_path / "x\ny.png").write_text("not a picture")
+    with pytest.raises(InputError, match=r"x\\ny\.png: not a picture") as caught:
+        read_image(tmp_path / "x\ny.png")
+    assert "\n" not in str(caught.value)
+    with pytest.raises(InputError) as caught:
+        write_image(tmp_path / "no\nfolder" / "o.png", picture(4, 4))
+    assert "no\\nfolder" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_hinted_error_escaped_onto_one_line_keeps_its_type_and_its_hint_for_each_reader(tmp_path):
+    # Escaping re-raised type(e)(message): HintedInputError, which takes a message and
+    # an option, came out a TypeError.
+    from ncnn_sr.errors import FlagNames, HintedInputError
+
+    im = rgb_image()
+    exif = im.getexif()
+    exif[0x010E] = "x" * 70000  # too large for JPEG
+    arr, info = read_image(save(tmp_path / "i.png", im, exif=exif.tobytes()))
+    with pytest.raises(HintedInputError) as caught:
+        write_image(tmp_path / "o\n.jpg", arr, info)
+    assert "o\\n.jpg: its EXIF" in str(caught.value) and str(caught.value).endswith("(metadata=False)")
+    said = caught.value.said(FlagNames())
+    assert "o\\n.jpg: its EXIF" in said and said.endswith("(--no-metadata)") and "\n" not in said
+    assert not (tmp_path / "o\n.jpg").exists()

@@ -3525,3 +3525,15 @@ def test_a_ctrl_c_as_the_video_s_part_file_is_made_leaves_nothing(tmp_path, monk
     with pytest.raises(KeyboardInterrupt):
         upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_a_file_name_with_a_line_break_is_escaped_in_upscale_videos_errors(tmp_path):
+    # read_image's and the model errors' were escaped; a video's kept the raw line break.
+    with pytest.raises(InputError) as caught:
+        upscale_video(tmp_path / "a\nb.mp4", tmp_path / "o.mp4", lambda frames: frames)
+    assert str(caught.value) == f"{tmp_path}/a\\nb.mp4: file not found"
+    make_clip(tmp_path / "in.mp4", frames=2, width=8, height=8)
+    with pytest.raises(InputError) as caught:
+        upscale_video(tmp_path / "in.mp4", tmp_path / "no\nfolder" / "o.mp4", lambda frames: frames)
+    assert "no\\nfolder" in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / "no\nfolder").exists()
