@@ -741,7 +741,8 @@ def _say_failed(prog: str, bar: _FrameProgress | None, e: Exception, flags: Flag
     if bar is not None:
         bar.close()
     # An OSError here is from looking at a path (a name too long, say).
-    _echo(f"{prog}: error: {command_words(e, flags) if isinstance(e, NcnnSrError) else f'{e.filename}: {os_reason(e)}'}")
+    said = command_words(e, flags) if isinstance(e, NcnnSrError) else f"{e.filename}: {os_reason(e)}"
+    _echo(f"{prog}: error: {said}")
 
 
 def _stop_interrupted(bar: _FrameProgress | None, message: str) -> None:

@@ -531,7 +531,7 @@ class Pipeline:
         try:
             need = self._animation_bytes(item.pixels, item.info.frames)
         except NcnnSrError as e:  # a size too large: each frame would fail alike
-            item.error = f"{item.job.source}: {e}"
+            item.error = f"{item.job.source}: {e.said(self._flags)}"
             return True
         room = self._budget.total if self._memory is None else min(self._budget.total, self._memory.total)
         if need > room:
@@ -608,7 +608,8 @@ class Pipeline:
                 errors.append(e)
         if sizes and len(errors) == len(sizes):
             e = errors[0]
-            item.error = str(e) if str(item.target) in str(e) else f"{item.job.source}: {e}"
+            said = e.said(self._flags)
+            item.error = said if str(item.target) in said else f"{item.job.source}: {said}"
 
     def _check_output(self, item: _Item) -> None:
         self._check_alpha(item)
@@ -649,7 +650,7 @@ class Pipeline:
             write_target(item.target)
             self._check_folder(item)  # a read-only sub-folder -r mirrors into, say
         except NcnnSrError as e:
-            item.error = str(e)
+            item.error = e.said(self._flags)
             return
         except OSError as e:  # a name too long for the file system, say
             item.error = str(cannot_write(item.target, e))
@@ -658,7 +659,7 @@ class Pipeline:
         try:
             out_height, out_width = self._output_size(height, width)
         except NcnnSrError as e:  # past the longest side a result may have: its header did not say
-            item.error = f"{item.job.source}: {e}"
+            item.error = f"{item.job.source}: {e.said(self._flags)}"
             return
         target, fmt = str(item.target), output_format(item.target)
         try:
@@ -785,7 +786,7 @@ class Pipeline:
             except _OnTileFailed as e:
                 item.error = f"{item.job.source}: on_tile, the progress callback, failed: {e.error!r}"
             except NcnnSrError as e:
-                item.error = f"{item.job.source}: {e}"
+                item.error = f"{item.job.source}: {e.said(self._flags)}"
             except MemoryError:
                 item.error = f"{item.job.source}: not enough memory for its result"
             except _FailedOn:
