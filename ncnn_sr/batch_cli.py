@@ -13,7 +13,7 @@ import re
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +25,8 @@ from .files import check_folder, check_writable
 from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, one_line,
                      os_reason, shell_word, write_error_type)
 from .images import frame_count, one_size, output_format
-from .jobs import OutputIsInput, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos
+from .jobs import (OutputIsInput, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos,
+                   video_output_name)
 from .models import ModelSpec, known_scale
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, UpscalingFailed, ordered_map
 from .repeats import Repeats
@@ -642,7 +643,8 @@ def _remove_empty_folders(root: Path) -> None:
 
 def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None, dst=None,
               flags: FlagNames = FlagNames()) -> int:
-    """Upscale one video, or each video in a folder; returns the exit status. Ctrl-C
+    """Upscale one video, or each video in a folder; returns the exit status. One
+    video given an output folder goes into it named as a folder's would be. Ctrl-C
     ends the process at once (within a second), leaving no output file. ``src`` and
     ``dst`` (a ``streams.VideoInput`` and ``VideoOutput``) stand for the input and
     output where those are streams. ``flags``: how the command's hints name its options
@@ -663,8 +665,14 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
     try:
         if to_file:
             if opts.output_folder or opts.output.is_dir():
-                shown = os.path.join(opts.output, "") if opts.output_folder else opts.output
-                raise InputError(f"{shown} is a folder: give the output video's file name")
+                if src is not opts.input:  # a stream's name says nothing to name its output by
+                    shown = os.path.join(opts.output, "") if opts.output_folder else opts.output
+                    raise InputError(f"{shown} is a folder: give the output video's file name")
+                # As a single picture into a folder, and as a folder's videos are named:
+                # every check below is then the file's.
+                opts = replace(opts, output=opts.output / video_output_name(opts.input, encode),
+                               output_folder=False)
+                dst = opts.output
             check_reachable(opts.output, file=True)
             if not is_video_path(opts.output):
                 what = f"unsupported video container '{opts.output.suffix}' for {opts.output}" if opts.output.suffix \

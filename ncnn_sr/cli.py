@@ -385,10 +385,10 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
               help="Input video, or a folder of videos; - reads standard input.")
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(readable=False),
               help="Output video: mp4, mkv, mov, webm, avi, m4v, 3gp, ts, m2ts, mts or flv; also mpg, mpeg "
-                   "and vob with --codec mpeg2video, wmv with --codec wmv2, ogv with --codec libvpx. For a "
-                   "folder, a folder: each video keeps its name and container (else .mkv, or for a codec "
-                   "Matroska cannot hold, the first of .mp4, .mov, .webm, .avi that can). - writes "
-                   "Matroska to standard output.")
+                   "and vob with --codec mpeg2video, wmv with --codec wmv2, ogv with --codec libvpx. Or a folder "
+                   "(made if missing; out/ is always a folder), for a folder of videos too: each video keeps "
+                   "its name and container there (else .mkv, or for a codec Matroska cannot hold, the first "
+                   "of .mp4, .mov, .webm, .avi that can). - writes Matroska to standard output.")
 @click.option("-n", "--model", default="realesr-animevideov3", show_default=True,
               help="Model name, a family, or a .param path.")
 @_shared_options

@@ -438,8 +438,6 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     and the input folder itself as the output (outputs would overwrite inputs), and
     for an output not there yet named like a video, unless ``folder`` (it was given
     with a trailing separator)."""
-    from . import video_codecs  # PyAV: only where videos are planned
-
     if dst.exists() and not dst.is_dir():
         raise InputError(f"{src} is a folder but {dst} is a file: give an output folder for its videos")
     if not dst.exists() and is_video_path(dst) and not folder:
@@ -472,10 +470,9 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
                     logging.getLogger("ncnn_sr").warning("%s: left out", said)
                 continue
             suffix = path.suffix.lower()
-            try:
-                video_codecs.video_encoder(Path(f"x{suffix}"), encode)
-            except InputError as e:
-                moved.append((path, e))
+            refusal = _container_refusal(suffix, encode)
+            if refusal is not None:
+                moved.append((path, refusal))
                 continue
             name = f"{path.stem}{suffix}"
             first = kept.get(_one_file_name((rel / name).as_posix()))
@@ -503,6 +500,32 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     return jobs
 
 
+def video_output_name(src: Path, encode) -> str:
+    """The name the video ``src`` takes in an output folder, as a folder's video does
+    where no other's output has it: NAME in its own container (lowercase) where the
+    encoder that ``encode`` picks can be written there, else in the first of
+    FALLBACK_CONTAINERS that can hold it; InputError where none can."""
+    suffix = src.suffix.lower()
+    refusal = _container_refusal(suffix, encode)
+    if refusal is not None:
+        suffix = _fallback_container(encode)
+        if suffix is None:
+            raise InputError(f"{src}: {refusal}")
+    return f"{src.stem}{suffix}"
+
+
+def _container_refusal(suffix: str, encode) -> InputError | None:
+    """Why a file named ``suffix`` cannot hold the video ``encode``'s encoder makes,
+    None where it can."""
+    from . import video_codecs  # PyAV: only where videos are planned
+
+    try:
+        video_codecs.video_encoder(Path(f"x{suffix}"), encode)
+    except InputError as e:
+        return e
+    return None
+
+
 # Where a folder's video goes whose own container cannot hold the encoder's video:
 # Matroska, which holds any sound and subtitles, else the first common one that can
 # (.avi for HuffYUV or Ut Video, .mov for QuickTime RLE).
@@ -512,15 +535,7 @@ FALLBACK_CONTAINERS = (".mkv", ".mp4", ".mov", ".webm", ".avi")
 def _fallback_container(encode) -> str | None:
     """The suffix of the first of FALLBACK_CONTAINERS that ``encode``'s encoder can be
     written into, None if none."""
-    from . import video_codecs
-
-    for suffix in FALLBACK_CONTAINERS:
-        try:
-            video_codecs.video_encoder(Path(f"x{suffix}"), encode)
-        except InputError:
-            continue
-        return suffix
-    return None
+    return next((suffix for suffix in FALLBACK_CONTAINERS if _container_refusal(suffix, encode) is None), None)
 
 
 def _renamed(path: Path, name: str, other: Path, renamed: str) -> str:

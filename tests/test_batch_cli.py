@@ -1825,13 +1825,19 @@ def test_an_output_with_a_trailing_slash_is_a_folder_made_if_missing(cmd, source
     assert size_of(tmp_path / "new" / "a.png") == (32, 32)
 
 
-def test_a_video_output_with_a_trailing_slash_is_said_to_be_a_folder(tmp_path):
-    # It was "unsupported video container '' for new".
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+@pytest.mark.parametrize("output", ["new/", "there"])
+def test_a_single_video_into_a_folder_keeps_its_name_there_as_a_single_picture(cmd, output, tmp_path):
+    # It was refused, "new/ is a folder: give the output video's file name", where a
+    # picture went into the folder, and a folder's videos went in each by its name.
     make_clip(tmp_path / "v.mp4", frames=2, width=16, height=16, audio=None)
-    proc = run(NCNN_SR, "-i", "v.mp4", "-o", "new/", "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
-    assert proc.returncode == 1
-    assert proc.stderr == "ncnn-sr: error: new/ is a folder: give the output video's file name\n"
-    assert sorted(os.listdir(tmp_path)) == ["v.mp4"]
+    (tmp_path / "there").mkdir()
+    proc = run(cmd, "-i", "v.mp4", "-o", output, "-g", "-1", "-s", "2", "-n", "realesr-animevideov3", cwd=tmp_path)
+    folder = tmp_path / output.rstrip("/")
+    assert os.listdir(folder) == ["v.mp4"]
+    with av.open(str(folder / "v.mp4")) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (32, 32)
+    assert str(Path(output.rstrip("/")) / "v.mp4") in proc.stderr
 
 
 def test_a_sub_folder_that_cannot_be_listed_fails_alone_and_the_rest_is_upscaled(tmp_path, monkeypatch, capsys):

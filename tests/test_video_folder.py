@@ -78,6 +78,33 @@ def test_without_r_the_sub_folders_are_left_and_a_container_that_cannot_hold_h26
     assert names(tmp_path / "out") == ["a.mp4", "dvd.mkv"]
 
 
+def test_a_single_video_into_a_folder_is_named_as_a_folders_video(tmp_path):
+    # A .vob (which holds no H.264) becomes .mkv there, as in a folder of videos.
+    make_vob(tmp_path / "dvd.vob", 32, 24)
+    run(NCNN_SR, "video", "-i", tmp_path / "dvd.vob", "-o", f"{tmp_path / 'out'}{os.sep}", *X2)
+    assert names(tmp_path / "out") == ["dvd.mkv"]
+    assert frame_times(tmp_path / "out" / "dvd.mkv")[1] == (64, 48)
+
+
+def test_skip_existing_leaves_a_single_videos_output_in_a_folder(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "in.mp4").write_bytes(b"done before")
+    proc = run(NCNN_SR, "-i", clip, "-o", tmp_path / "out", "--skip-existing", *X2)
+    assert proc.stderr == f"ncnn-sr: {tmp_path / 'out' / 'in.mp4'} exists: skipped (--skip-existing)\n"
+    assert (tmp_path / "out" / "in.mp4").read_bytes() == b"done before"
+
+
+def test_a_single_video_into_its_own_folder_is_refused_as_its_own_output(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    before = clip.read_bytes()
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path, *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"ncnn-sr: error: output {tmp_path / 'in.mp4'} is the input: it would be overwritten; "
+                           "choose another output\n")
+    assert clip.read_bytes() == before
+
+
 @pytest.mark.parametrize("codec, moved", [("huffyuv", ".avi"), ("qtrle", ".mov")])
 def test_a_video_whose_container_and_mkv_cannot_hold_the_codec_goes_into_one_that_can(codec, moved, tmp_path):
     # Each such video failed, once the model had loaded, as "a.mp4: .mkv cannot hold
