@@ -1003,6 +1003,13 @@ def _same_folder(a: Path, b: Path) -> bool:
         return False
 
 
+def _scale_suffix(opts: RunOptions) -> str:
+    """A --suffix that says the scale the run's outputs come at (_x2, _x1.5), where it
+    is known before a model loads; _upscaled where a size or a custom model sets it."""
+    scale = _frame_scale(opts)
+    return "_upscaled" if scale is None else f"_x{round(scale, 2):g}"
+
+
 def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = FlagNames()) -> int:
     """Plan, build lanes, run, report; returns the exit status. Hints name options as
     ``flags`` name them."""
@@ -1014,7 +1021,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
         except OutputIsInput as e:
             if _same_folder(opts.input, opts.output):
                 # Outputs beside their inputs were wanted: the way there was not said.
-                raise InputError(f"{e}, or name the outputs apart: {flags('--suffix _x4')}") from None
+                raise InputError(f"{e}, or name the outputs apart: {flags(f'--suffix {_scale_suffix(opts)}')}") \
+                    from None
             raise
         for note in plan.notes:
             log.warning(note)

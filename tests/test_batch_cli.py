@@ -1201,7 +1201,7 @@ def test_a_folder_into_itself_that_would_overwrite_an_input_writes_nothing(fmt, 
     assert contents(tmp_path) == before
 
 
-@pytest.mark.parametrize("cmd, hint", [(NCNN_SR, "--suffix _x4"), (DROPIN, "'ncnn-sr --suffix _x4'")])
+@pytest.mark.parametrize("cmd, hint", [(NCNN_SR, "--suffix _x2"), (DROPIN, "'ncnn-sr --suffix _x2'")])
 def test_a_folder_into_itself_is_told_how_outputs_go_beside_their_inputs(cmd, hint, tmp_path):
     # Outputs beside the inputs were wanted: the error said only to choose another output.
     pictures(tmp_path / "in", ["a.png"])
@@ -1209,8 +1209,17 @@ def test_a_folder_into_itself_is_told_how_outputs_go_beside_their_inputs(cmd, hi
     assert proc.returncode == 1 and proc.stderr.strip().endswith(
         f"error: output {Path('in/a.png')} is an input: it would be overwritten; choose another output, or name the "
         f"outputs apart: {hint}")
-    run(NCNN_SR, "-i", "in", "-o", "in", "-g", "-1", "-s", "2", "--suffix", "_x4", cwd=tmp_path)
-    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a.png", "a_x4.png"]
+    run(NCNN_SR, "-i", "in", "-o", "in", "-g", "-1", "-s", "2", "--suffix", "_x2", cwd=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a.png", "a_x2.png"]
+
+
+@pytest.mark.parametrize("size, suffix", [(["-s", "1.5"], "_x1.5"), (["-s", "3"], "_x3"), ([], "_x4"),
+                                          (["--width", "40"], "_upscaled")])
+def test_the_suffix_a_folder_into_itself_is_offered_says_the_scale_it_runs_at(size, suffix, tmp_path):
+    # It offered _x4 whatever the scale: -s 2's outputs named x4.
+    pictures(tmp_path / "in", ["a.png"])
+    proc = run(NCNN_SR, "-i", "in", "-o", "in", "-g", "-1", *size, cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.strip().endswith(f"name the outputs apart: --suffix {suffix}")
 
 
 def test_a_jpeg_output_whose_transparent_picture_would_become_an_input_is_refused(tmp_path):
