@@ -27,7 +27,7 @@ from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError
 from .images import frame_count, one_size, output_format
 from .jobs import (OutputIsInput, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos,
                    video_output_name)
-from .models import ModelSpec, known_scale
+from .models import ModelSpec, known_scale, lacks_model
 from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, UpscalingFailed, ordered_map
 from .repeats import Repeats
 from .streams import STDIO
@@ -286,6 +286,11 @@ class RunOptions:
     # A folder with no pictures: a warning and status 0, as the reference (scripts looping
     # over frame folders under `set -e` go on), instead of an error.
     empty_folder_ok: bool = False
+    # A -m folder without the named model is passed over for the next that has it: with
+    # a warning (a user who names a folder means its model). The drop-in refuses a -m
+    # it is given so, as the reference fails, and passes over its default models folder
+    # unsaid, as the reference then looks beside itself, where its models are.
+    warn_model_elsewhere: bool = True
 
 
 def build_lanes(opts: RunOptions, pictures: int | None = None,
@@ -342,6 +347,7 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     cpus = os.cpu_count() or 1
     if auto_jobs and any(device.discrete for device in chosen):
         save = max(save, min(MAX_AUTO_SAVERS, cpus // 2))
+    elsewhere = opts.warn_model_elsewhere and opts.model_path is not None and lacks_model(opts.model_path, opts.model)
     lanes = []
     procs = _capped_workers(chosen, procs, cpus, pictures, said=not auto_jobs)
     # The CPU listed twice (-g -1,-1) is one set of cores and one memory: its lanes'
@@ -369,6 +375,9 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
                 up.close()
                 up, workers = _upscaler(opts, device, tile, devices.cpu_threads_per_call(1), 1), 1
         lanes.append(Lane(up, workers))
+    if elsewhere:
+        spec = lanes[0].upscaler.spec
+        log.warning(f"{opts.model_path} has no {spec.name}.param: {spec.name} from {spec.source} runs instead")
     _say_exact_unused(opts, lanes)
     return lanes, min(load, cpus), min(save, cpus)
 

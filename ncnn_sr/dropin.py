@@ -119,15 +119,22 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     tile = ",".join(part if part.strip() else "0" for part in tile.split(","))
     jobs = reference_jobs(jobs)
     try:
+        name = models_mod.model_name_for(model_file, factor)
+        if model_path is not None and model_path != DEFAULT_MODEL_FOLDER and models_mod.lacks_model(model_path, name):
+            # The reference opens MODELDIR/NAME.param and fails; the installed model ran
+            # in its stead, unsaid, where the folder's was meant.
+            installed = "; leave -m out to run the installed one" if name in models_mod.catalog() else ""
+            _refuse(f"model {name}: file {model_path / name}.param not found in the -m folder{installed}")
         opts = RunOptions(
             input=input_path, output=output_path, output_folder=output_folder,
-            model=models_mod.model_name_for(model_file, factor), model_path=model_path, gpu=gpu, tile=tile,
+            model=name, model_path=model_path, gpu=gpu, tile=tile,
             jobs=jobs, tta=tta, fmt=fmt, scale=factor, tile_pad=REFERENCE_TILE_PAD, verbose=verbose,
             keep_opaque_alpha=True,  # the reference's file naming: any RGBA asked as jpg is written as png
             drop_oversized_exif=True,  # the reference writes no metadata, and has no flag to leave it out
             animate=False,  # the reference reads the first frame of an animated picture
             reference_stderr=True,
             empty_folder_ok=True,
+            warn_model_elsewhere=False,  # refused above, or its default folder, passed over unsaid
         )
         _run(opts, video_in)
     finally:

@@ -283,6 +283,17 @@ def in_model_folder(model: str, folder: str | os.PathLike) -> str:
     return str(Path(folder) / model)
 
 
+def lacks_model(folder: str | os.PathLike, model: object) -> bool:
+    """Whether the model folder ``folder`` holds neither file of the model ``model``
+    names, so that ``resolve_model`` looks past it to the next folder or the package.
+    False for anything but a name (a path, a ModelSpec), which no folder is asked for."""
+    if not isinstance(model, str) or Path(model).suffix.lower() in _MODEL_SUFFIXES or os.sep in model \
+            or "/" in model or not model.strip():
+        return False
+    param, bin_ = _pair_in(Path(folder), model)
+    return not (os.path.lexists(param) or os.path.lexists(bin_))
+
+
 def custom_model_names(model_path: str | bytes | os.PathLike | None = None) -> list[str]:
     """Sorted names, each once, of the files in the model folders that look like a
     model the catalog does not know: ``NAME.param`` or ``NAME.bin``, so a pair

@@ -812,6 +812,29 @@ def test_a_model_folder_given_to_the_dropin_that_does_not_exist_is_an_error(tmp_
     run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-s", "2", "-m", "models", cwd=tmp_path)
     assert size_of(tmp_path / "o.png") == (16, 16)
 
+def test_a_model_folder_given_to_the_dropin_without_the_model_is_refused_as_the_reference_fails(tmp_path):
+    # -m mine ran the installed model in its stead, unsaid, where the reference looks
+    # in mine alone and fails; mine's model was meant.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "other.param").write_text("7767517\n")
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-s", "2", "-m", "mine", cwd=tmp_path,
+               check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"realesrgan-ncnn-vulkan: error: model realesr-animevideov3-x2: file "
+                           f"{Path('mine/realesr-animevideov3-x2.param')} not found in the -m folder; leave -m out "
+                           "to run the installed one\n")
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_the_dropins_own_models_folder_without_the_model_is_passed_over_unsaid(tmp_path):
+    # The reference looks beside itself next, where its models are: the installed ones here.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    (tmp_path / "models").mkdir()
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-s", "2", cwd=tmp_path)
+    assert "warning" not in proc.stderr and size_of(tmp_path / "o.png") == (16, 16)
+
+
 def test_a_file_named_models_where_the_dropin_runs_is_passed_over_as_a_missing_folder(tmp_path):
     # The default -m models falls back to the installed models when it is missing; a
     # file of that name (a note, a script) failed every run that gave no -m.

@@ -573,6 +573,38 @@ def test_a_file_given_as_a_folder_is_not_a_folder(command, ending, tmp_path):
     assert os.listdir(tmp_path) == [name]
 
 
+@pytest.mark.parametrize("command", ["upscale", "video"])
+def test_a_model_folder_without_the_named_model_is_said_to_be_passed_over(command, tmp_path):
+    # -m mine ran the installed model in its stead, unsaid: a user who names a folder
+    # means its model.
+    from media import make_clip
+    from ncnn_sr.models import resolve_model
+
+    (tmp_path / "mine").mkdir()
+    if command == "video":
+        source, output = make_clip(tmp_path / "in.mp4", frames=2, audio=None), tmp_path / "out.mp4"
+    else:
+        source, output = tmp_path / "in.png", tmp_path / "out.png"
+        Image.fromarray(picture(6, 7)).save(source)
+    proc = run(command, "-i", source, "-o", output, "-m", tmp_path / "mine", *FAST)
+    installed = resolve_model("realesr-animevideov3-x2").source
+    assert warnings(proc) == [f"ncnn-sr: warning: {tmp_path / 'mine'} has no realesr-animevideov3-x2.param: "
+                              f"realesr-animevideov3-x2 from {installed} runs instead"]
+    assert output.exists()
+
+
+def test_a_model_folder_that_holds_the_named_model_runs_it_without_a_word(tmp_path):
+    from ncnn_sr.models import resolve_model
+
+    spec = resolve_model("realesr-animevideov3-x2")
+    (tmp_path / "mine").mkdir()
+    for path in (spec.param_path, spec.bin_path):
+        shutil.copy(path, tmp_path / "mine" / f"realesr-animevideov3-x2{path.suffix}")
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-m", tmp_path / "mine", *FAST)
+    assert warnings(proc) == [] and (tmp_path / "out.png").exists()
+
+
 def warnings(proc: subprocess.CompletedProcess) -> list[str]:
     return [line for line in proc.stderr.splitlines() if line.startswith("ncnn-sr: warning: ")]
 
