@@ -25,10 +25,11 @@ from .files import check_folder, check_writable
 from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, one_line,
                      os_reason, shell_word, write_error_type)
 from .images import frame_count, one_size, output_format
-from .jobs import (OutputIsInput, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos,
+from .jobs import (OutputIsInput, check_reachable, names_a_folder, plan_jobs, plan_videos,
                    video_output_name)
-from .models import ModelSpec, known_scale, lacks_model
-from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, UpscalingFailed, ordered_map
+from .models import ModelSpec, known_scale, lacks_model, resolve_model
+from .pipeline import (ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, Summary, UpscalingFailed, ordered_map,
+                       skipped_outcomes)
 from .repeats import Repeats
 from .streams import STDIO
 from .typed_numbers import whole_number
@@ -307,28 +308,8 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     function that finds it, called only where it matters), the CPU gets one worker
     with all the cores where that runs each picture as one window and more workers,
     splitting the memory budget, would tile it."""
-    auto_jobs = opts.jobs.strip().lower() == "auto"
-    load, procs, save = parse_jobs(REFERENCE_JOBS if auto_jobs else opts.jobs)
-    # Every flag is checked before a device is looked at, whose notices (a software
-    # Vulkan device passed over) would come before the flag's error.
-    auto = opts.gpu.strip().lower() in ("auto", "")
-    # "cpu" and "gpu0" (str(Device)'s "GPU 0") as the library and bench take them,
-    # also in a list (0,cpu)
-    indices = [] if auto else [devices.named_index(part) for part in opts.gpu.split(",")]
-    if None in indices:
-        raise UsageError(f"invalid gpu device '{opts.gpu}': {devices.DEVICE_SPECS}, or several devices as 0,1")
-    count = 1 if auto else len(indices)
-    listed = " (only the default device is used)" if auto else f" (-g gives {count} device{'s' if count > 1 else ''})"
-    tiles = per_device(int_list(opts.tile, BAD_TILE), count, BAD_TILE + listed)
-    if any(t != 0 and t < devices.MIN_TILE for t in tiles):
-        raise UsageError(BAD_TILE)
-    procs = per_device(procs, count, BAD_PROCS + listed)
-    chosen = [devices.get_device("auto")] if auto else []
-    for index in indices:
-        try:
-            chosen.append(devices.get_device(index))
-        except NcnnSrError:
-            raise UsageError(f"invalid gpu device {index}: {_device_hint()}") from None
+    asked = _asked(opts)
+    load, save, procs, tiles, chosen = asked.load, asked.save, asked.procs, asked.tiles, asked.chosen
     if items is not None and pictures is not None:
         kept = _lanes_with_work(chosen, items, pictures)
         for index, device in enumerate(chosen):
@@ -345,11 +326,11 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
             log.warning("%s is a software Vulkan device, about ten times slower than the CPU: -g -1 runs on the "
                         "CPU", device)
     cpus = os.cpu_count() or 1
-    if auto_jobs and any(device.discrete for device in chosen):
+    if asked.auto_jobs and any(device.discrete for device in chosen):
         save = max(save, min(MAX_AUTO_SAVERS, cpus // 2))
     elsewhere = opts.warn_model_elsewhere and opts.model_path is not None and lacks_model(opts.model_path, opts.model)
     lanes = []
-    procs = _capped_workers(chosen, procs, cpus, pictures, said=not auto_jobs)
+    procs = _capped_workers(chosen, procs, cpus, pictures, said=not asked.auto_jobs)
     # The CPU listed twice (-g -1,-1) is one set of cores and one memory: its lanes'
     # workers share them all.
     cpu_workers = sum(workers for device, workers in zip(chosen, procs) if not device.is_gpu)
@@ -380,6 +361,60 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
         log.warning(f"{opts.model_path} has no {spec.name}.param: {spec.name} from {spec.source} runs instead")
     _say_exact_unused(opts, lanes)
     return lanes, min(load, cpus), min(save, cpus)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """-j, -g and -t as a run's flags give them, checked: whether -j is auto, the load
+    and save counts, and each device's proc count, tile size and Device (``chosen``,
+    empty for -g auto where it was not looked up)."""
+
+    auto_jobs: bool
+    load: int
+    save: int
+    procs: list[int]
+    tiles: list[int]
+    chosen: list[devices.Device]
+
+
+def _asked(opts: RunOptions, find_auto: bool = True) -> _Asked:
+    """``opts``' -j, -g and -t, or the UsageError of the first that is wrong; each device
+    given by index is looked up (one that is not there is wrong), the auto device only
+    where ``find_auto``: its notice (no hardware Vulkan device) says where pictures
+    would run."""
+    auto_jobs = opts.jobs.strip().lower() == "auto"
+    load, procs, save = parse_jobs(REFERENCE_JOBS if auto_jobs else opts.jobs)
+    # Every flag is checked before a device is looked at, whose notices (a software
+    # Vulkan device passed over) would come before the flag's error.
+    auto = opts.gpu.strip().lower() in ("auto", "")
+    # "cpu" and "gpu0" (str(Device)'s "GPU 0") as the library and bench take them,
+    # also in a list (0,cpu)
+    indices = [] if auto else [devices.named_index(part) for part in opts.gpu.split(",")]
+    if None in indices:
+        raise UsageError(f"invalid gpu device '{opts.gpu}': {devices.DEVICE_SPECS}, or several devices as 0,1")
+    count = 1 if auto else len(indices)
+    listed = " (only the default device is used)" if auto else f" (-g gives {count} device{'s' if count > 1 else ''})"
+    tiles = per_device(int_list(opts.tile, BAD_TILE), count, BAD_TILE + listed)
+    if any(t != 0 and t < devices.MIN_TILE for t in tiles):
+        raise UsageError(BAD_TILE)
+    procs = per_device(procs, count, BAD_PROCS + listed)
+    chosen = [devices.get_device("auto")] if auto and find_auto else []
+    for index in indices:
+        try:
+            chosen.append(devices.get_device(index))
+        except NcnnSrError:
+            raise UsageError(f"invalid gpu device {index}: {_device_hint()}") from None
+    return _Asked(auto_jobs, load, save, procs, tiles, chosen)
+
+
+def check_run(opts: RunOptions) -> None:
+    """The mistakes build_lanes refuses, found without loading a model: a wrong -j, -g
+    or -t (UsageError), a model unknown, missing or corrupt (ModelError, resolve_model's).
+    For a run with nothing left to do (--skip-existing finding every output), which
+    loads none: that took seconds on a GPU for no picture, and -g 0 on lavapipe warned
+    of its slowness."""
+    _asked(opts, find_auto=False)
+    resolve_model(opts.model, opts.model_path)
 
 
 def _say_exact_unused(opts: RunOptions, lanes: list[Lane]) -> None:
@@ -691,6 +726,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
                     and os.path.samefile(opts.input, opts.output)):
                 raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
             if opts.skip_existing and opts.output.exists():  # as for a single picture
+                check_run(opts)
                 if not opts.quiet:
                     _echo(f"{prog}: {opts.output} exists: skipped (--skip-existing)")
                 return 0
@@ -833,6 +869,10 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         jobs = plan_videos(opts.input, opts.output, encode, opts.recursive, opts.output_folder)
         if not all(opts.skip_existing and dst.exists() for _, dst in jobs):
             check_folder(opts.output)
+        else:
+            # No model loads for videos all skipped (build_lanes is called for the first
+            # to do); a mistake in the flags or the model is still one.
+            check_run(opts)
         lanes = None
         for src, dst in jobs:
             if opts.skip_existing and dst.exists():
@@ -1055,40 +1095,50 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
                 out_folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise InputError(f"cannot make the folder {out_folder}: {os_reason(e)}") from None
-        # Nothing is written where --skip-existing finds every output: a finished batch
-        # run again, into a folder now read-only, was refused.
-        if not (opts.skip_existing and all(existing_output(job.target) for job in plan.jobs)):
+        skipped = skipped_outcomes(plan.jobs) if opts.skip_existing else None
+        if skipped is not None:
+            # Nothing is written where --skip-existing finds every output: a finished batch
+            # run again, into a folder now read-only, was refused. Nor is a model loaded,
+            # seconds on a GPU for no picture (-g 0 on lavapipe warned of its slowness);
+            # the flags and the model are checked as for a run with work.
+            check_run(opts)
+            progress = _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode,
+                                 say_failed=opts.reference_stderr)
+            for outcome in skipped:
+                progress(outcome)
+            summary = Summary(skipped=len(skipped))
+        else:
             # A single picture too: it was upscaled, minutes of a photo on the CPU, only
             # to fail as it was written.
             check_writable(out_folder if plan.folder_mode else _written_in(plan.jobs[0].target))
-        # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
-        count = _pictures(plan.jobs, opts.animate)
-        lanes, load, save = build_lanes(opts, pictures=count,
-                                        frame=lambda: one_size([job.source for job in plan.jobs]),
-                                        items=len(plan.jobs))
-        for lane in lanes:
-            log.info("%s x%d on %s, %d proc worker(s)", lane.upscaler.spec.name, lane.upscaler.scale,
-                     lane.upscaler.device, lane.workers)
-        native = lanes[0].upscaler.scale
-        if opts.scale is not None and opts.scale != native and opts.width is None and opts.height is None:
-            log.info("%s is a x%d model: its output is resampled to x%g (Lanczos)", lanes[0].upscaler.spec.name,
-                     native, opts.scale)
-        progress = _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode,
-                             say_failed=opts.reference_stderr)
-        # A folder's bar on a terminal says more than a tile's line, which would scroll it away.
-        on_tile = _tile_percent if opts.reference_stderr and progress.bar is None else None
-        if progress.bar is not None:
-            on_tile = progress.tile
-        elif on_tile is None and not plan.folder_mode and not opts.quiet:
-            frames = frame_count(plan.jobs[0].source) if count > 1 else 1  # an animation written whole
-            on_tile = tiles = _TileBar(prog, frames)
-        pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
-                            quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
-                            on_outcome=progress, keep_opaque_alpha=opts.keep_opaque_alpha,
-                            drop_oversized_exif=opts.drop_oversized_exif, animate=opts.animate, on_tile=on_tile,
-                            flags=flags)
-        progress.stopped = lambda: pipeline.stopped
-        summary = pipeline.run(plan.jobs)
+            # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
+            count = _pictures(plan.jobs, opts.animate)
+            lanes, load, save = build_lanes(opts, pictures=count,
+                                            frame=lambda: one_size([job.source for job in plan.jobs]),
+                                            items=len(plan.jobs))
+            for lane in lanes:
+                log.info("%s x%d on %s, %d proc worker(s)", lane.upscaler.spec.name, lane.upscaler.scale,
+                         lane.upscaler.device, lane.workers)
+            native = lanes[0].upscaler.scale
+            if opts.scale is not None and opts.scale != native and opts.width is None and opts.height is None:
+                log.info("%s is a x%d model: its output is resampled to x%g (Lanczos)", lanes[0].upscaler.spec.name,
+                         native, opts.scale)
+            progress = _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode,
+                                 say_failed=opts.reference_stderr)
+            # A folder's bar on a terminal says more than a tile's line, which would scroll it away.
+            on_tile = _tile_percent if opts.reference_stderr and progress.bar is None else None
+            if progress.bar is not None:
+                on_tile = progress.tile
+            elif on_tile is None and not plan.folder_mode and not opts.quiet:
+                frames = frame_count(plan.jobs[0].source) if count > 1 else 1  # an animation written whole
+                on_tile = tiles = _TileBar(prog, frames)
+            pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
+                                quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
+                                on_outcome=progress, keep_opaque_alpha=opts.keep_opaque_alpha,
+                                drop_oversized_exif=opts.drop_oversized_exif, animate=opts.animate, on_tile=on_tile,
+                                flags=flags)
+            progress.stopped = lambda: pipeline.stopped
+            summary = pipeline.run(plan.jobs)
     except KeyboardInterrupt:
         _echo(f"{prog}: interrupted before any picture was written")
         return EXIT_INTERRUPTED

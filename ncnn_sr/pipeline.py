@@ -127,6 +127,31 @@ class Lane:
             raise SettingError(f"a lane needs a whole number of proc workers, at least 1, got {self.workers!r}")
 
 
+def _found_output(job: Job) -> tuple[Path | None, Path | None]:
+    """What ``skip_existing`` finds of ``job``: its output there (or None), and with one,
+    the first output of another input of its stem that is not there yet (or None). Each
+    input added since the last run adds one such output; one that sorts first takes
+    the stem's plain name, which then held another input's picture: the job is skipped
+    only where its output is there and no such one is missing."""
+    existing = existing_output(job.target)
+    if existing is None:
+        return None, None
+    return existing, next((t for t in job.stem_siblings if existing_output(t) is None), None)
+
+
+def skipped_outcomes(jobs: Iterable[Job]) -> list[Outcome] | None:
+    """The Outcome of each of ``jobs`` in a run with ``skip_existing`` that would skip
+    every one, in their order; None where it would not. Such a run needs no lanes: a
+    finished batch run again loaded a model (seconds on a GPU) for no picture."""
+    outcomes = []
+    for job in jobs:
+        existing, missing = _found_output(job)
+        if existing is None or missing is not None:
+            return None
+        outcomes.append(Outcome(job, "skipped", "output exists", existing))
+    return outcomes
+
+
 def _whole_at_least_1(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
@@ -471,8 +496,7 @@ class Pipeline:
             job = next_job()
             if job is None:
                 return
-            existing = self._existing_output(job.target)
-            missing = None if existing is None else self._missing_sibling(job)
+            existing, missing = _found_output(job) if self._skip_existing else (None, None)
             if existing is not None and missing is None:
                 self._report(Outcome(job, "skipped", "output exists", existing))
                 continue
@@ -511,15 +535,6 @@ class Pipeline:
         if taken:
             item.error = f"{job.source}: its output {job.target} is another picture's of this run: it would be " \
                          "overwritten; choose another output"
-
-    def _existing_output(self, target: Path) -> Path | None:
-        return existing_output(target) if self._skip_existing else None
-
-    def _missing_sibling(self, job: Job) -> Path | None:
-        """The first output of another input of ``job``'s stem that is not there yet.
-        Each input added since the last run adds one such output; one that sorts first
-        takes the stem's plain name, which then held another input's picture."""
-        return next((t for t in job.stem_siblings if self._existing_output(t) is None), None)
 
     def _animated(self, item: _Item) -> bool:
         return self._animate and item.info.frames > 1 and output_format(item.target) in ANIMATED_FORMATS

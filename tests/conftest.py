@@ -225,3 +225,38 @@ def load_interrupted(monkeypatch, device) -> int:
         network.Network(str(spec.param_path), str(spec.bin_path), device, spec.input_blob, spec.output_blob)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     return len(reads)
+
+
+@pytest.fixture
+def in_process(monkeypatch):
+    """``ncnn-sr ARGS`` run in this process (so an engine method can be made to fail),
+    as (exit status, stderr); the library's logger is put back as it was."""
+    import logging
+
+    from click.testing import CliRunner
+    from ncnn_sr import cli
+
+    logger = logging.getLogger("ncnn_sr")
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "propagate", logger.propagate)
+    monkeypatch.setattr(logger, "level", logger.level)
+
+    def invoke(*args):
+        result = CliRunner().invoke(cli.main, [str(arg) for arg in args])
+        return result.exit_code, result.stderr
+    return invoke
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """The devices a model is loaded on in this process (in_process's runs), one entry
+    per load."""
+    from ncnn_sr import engine
+
+    real, loaded = engine.Upscaler._load, []
+
+    def load(self, device, *args, **kwargs):
+        loaded.append(device)
+        return real(self, device, *args, **kwargs)
+    monkeypatch.setattr(engine.Upscaler, "_load", load)
+    return loaded

@@ -453,6 +453,53 @@ def test_skip_existing_leaves_done_outputs(tmp_path):
     assert "1 upscaled, 1 skipped, 0 failed" in proc.stderr
 
 
+def test_a_folder_whose_every_output_is_there_is_skipped_without_loading_the_model(tmp_path, in_process, loads):
+    # A finished batch resumed loaded the model, seconds on a GPU, for no picture (and
+    # -g 0 on lavapipe warned that it was slow).
+    pictures(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    (tmp_path / "out").mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        (tmp_path / "out" / name).write_bytes(b"done before")
+    args = ["-i", tmp_path / "in", "-o", tmp_path / "out", "--skip-existing", *X2_CPU]
+    status, said = in_process(*args)
+    assert status == 0 and loads == [], said
+    assert said.splitlines()[-1].startswith("ncnn-sr: 3 pictures: 0 upscaled, 3 skipped, 0 failed in ")
+    (tmp_path / "out" / "b.png").unlink()
+    status, said = in_process(*args)
+    assert status == 0 and len(loads) == 1, said
+    assert said.splitlines()[-1].startswith("ncnn-sr: 3 pictures: 1 upscaled, 2 skipped, 0 failed in ")
+    assert size_of(tmp_path / "out" / "b.png") == (32, 24)
+    assert (tmp_path / "out" / "a.png").read_bytes() == b"done before"
+
+
+def test_a_single_picture_whose_output_is_there_is_skipped_without_loading_the_model(tmp_path, in_process, loads):
+    pictures(tmp_path, ["a.png"])
+    (tmp_path / "b.png").write_bytes(b"done before")
+    status, said = in_process("-i", tmp_path / "a.png", "-o", tmp_path / "b.png", "--skip-existing", *X2_CPU)
+    assert (status, said, loads) == (0, f"ncnn-sr: {tmp_path / 'b.png'} exists: skipped (--skip-existing)\n", [])
+
+
+@pytest.mark.parametrize("flags, error", [
+    (["-n", "nosuch"], "ncnn-sr: error: unknown model 'nosuch': "),
+    (["-j", "1:0:1"], "ncnn-sr: error: invalid jobs_proc thread count argument: "),
+    (["-t", "16"], "ncnn-sr: error: invalid tilesize argument: "),
+    (["-g", "99"], "ncnn-sr: error: invalid gpu device 99: this machine has "),
+])
+@pytest.mark.parametrize("one", [False, True])
+def test_a_run_with_every_output_there_still_refuses_a_wrong_model_or_flag(flags, error, one, tmp_path, in_process,
+                                                                             loads):
+    # Skipped without loading the model, an unknown model was no error: a typo in a
+    # script went unseen until it had work to do.
+    pictures(tmp_path / "in", ["a.png", "b.png"])
+    (tmp_path / "out").mkdir()
+    for name in ("a.png", "b.png"):
+        (tmp_path / "out" / name).write_bytes(b"done before")
+    paths = [tmp_path / "in" / "a.png", tmp_path / "out" / "a.png"] if one else [tmp_path / "in", tmp_path / "out"]
+    status, said = in_process("-i", paths[0], "-o", paths[1], "--skip-existing", "-s", "2", "-g", "-1", *flags)
+    assert status == 1 and said.startswith(error) and said.count("\n") == 1, said
+    assert loads == []
+
+
 def test_an_output_written_again_keeps_the_mode_its_owner_gave_it(tmp_path):
     # A user who made an output private (chmod 600) had it world-readable again, at
     # the umask's mode, once a later run wrote it over.
@@ -1979,26 +2026,6 @@ def test_the_drop_in_takes_a_video_from_a_pipe_path_to_an_output_named_as_a_vide
 
 
 # --- several devices: one that fails ---------------------------------------------------
-
-@pytest.fixture
-def in_process(monkeypatch):
-    """``ncnn-sr ARGS`` run in this process (so an engine method can be made to fail),
-    as (exit status, stderr); the library's logger is put back as it was."""
-    import logging
-
-    from click.testing import CliRunner
-    from ncnn_sr import cli
-
-    logger = logging.getLogger("ncnn_sr")
-    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
-    monkeypatch.setattr(logger, "propagate", logger.propagate)
-    monkeypatch.setattr(logger, "level", logger.level)
-
-    def invoke(*args):
-        result = CliRunner().invoke(cli.main, [str(arg) for arg in args])
-        return result.exit_code, result.stderr
-    return invoke
-
 
 def failing_device(monkeypatch, which):
     """Upscalers for which ``which(upscaler)`` is true fail each picture as a lost Vulkan

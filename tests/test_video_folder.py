@@ -67,6 +67,30 @@ def test_skip_existing_leaves_a_single_videos_output_as_a_single_pictures(comman
     assert (tmp_path / "out.mp4").read_bytes() == b"done before"
 
 
+def test_a_folder_of_videos_all_skipped_loads_no_model_and_still_refuses_an_unknown_one(tmp_path, in_process, loads):
+    # An unknown model was no error where every video was skipped: a typo in a script
+    # went unseen until it had work to do.
+    (tmp_path / "in").mkdir()
+    make_clip(tmp_path / "in" / "a.mp4", frames=2, audio=None)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.mp4").write_bytes(b"done before")
+    args = ["video", "-i", tmp_path / "in", "-o", tmp_path / "out", "--skip-existing", *X2]
+    status, said = in_process(*args)
+    assert status == 0 and loads == [], said
+    assert said.splitlines()[-1].startswith("ncnn-sr: 1 video: 0 upscaled, 1 skipped, 0 failed in ")
+    status, said = in_process(*args, "-n", "nosuch")
+    assert status == 1 and said.startswith("ncnn-sr: error: unknown model 'nosuch': ") and said.count("\n") == 1
+    assert (tmp_path / "out" / "a.mp4").read_bytes() == b"done before" and loads == []
+
+
+@pytest.mark.parametrize("command", [["video"], []])
+def test_a_single_video_skipped_still_refuses_an_unknown_model(command, tmp_path, in_process):
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    (tmp_path / "out.mp4").write_bytes(b"done before")
+    status, said = in_process(*command, "-i", clip, "-o", tmp_path / "out.mp4", "--skip-existing", *X2, "-n", "nosuch")
+    assert status == 1 and said.startswith("ncnn-sr: error: unknown model 'nosuch': ") and said.count("\n") == 1
+
+
 def test_without_r_the_sub_folders_are_left_and_a_container_that_cannot_hold_h264_becomes_mkv(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
