@@ -25,7 +25,7 @@ from .files import check_folder, check_writable
 from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, one_line,
                      os_reason, shell_word, write_error_type)
 from .images import frame_count, one_size, output_format
-from .jobs import (OutputIsInput, check_reachable, names_a_folder, plan_jobs, plan_videos,
+from .jobs import (OutputIsInput, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos,
                    video_output_name)
 from .models import ModelSpec, known_scale, lacks_model, resolve_model
 from .pipeline import (ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, Summary, UpscalingFailed, ordered_map,
@@ -1045,6 +1045,17 @@ def _tile_percent(done: int, total: int) -> None:
         pass  # stderr is gone: the picture is still worth finishing
 
 
+def _picture_interrupted(prog: str, target: Path, written: bool) -> str:
+    """The line of a single picture's run interrupted, as a single video's says it:
+    whether its output (``target``'s) was ``written`` whole (a save under way is
+    finished first) or not at all. Which of three lines came hung on when the Ctrl-C
+    came, one in a folder's words ("0 upscaled, 0 skipped, 0 failed, 1 not done")."""
+    # A stream's output is handed to it only once the run has ended well.
+    if written and str(target) not in _aliases:
+        return f"{prog}: interrupted after {existing_output(target) or target} was written whole"
+    return f"{prog}: interrupted: no output was written"
+
+
 def _same_folder(a: Path, b: Path) -> bool:
     try:
         return a.is_dir() and b.is_dir() and os.path.samefile(a, b)
@@ -1062,7 +1073,7 @@ def _scale_suffix(opts: RunOptions) -> str:
 def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = FlagNames()) -> int:
     """Plan, build lanes, run, report; returns the exit status. Hints name options as
     ``flags`` name them."""
-    progress = new_folder = tiles = None
+    progress = new_folder = tiles = plan = summary = None
     try:
         try:
             plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive, folder=opts.output_folder,
@@ -1140,7 +1151,11 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
             progress.stopped = lambda: pipeline.stopped
             summary = pipeline.run(plan.jobs)
     except KeyboardInterrupt:
-        _echo(f"{prog}: interrupted before any picture was written")
+        if plan.folder_mode if plan is not None else os.path.isdir(opts.input):
+            _echo(f"{prog}: interrupted before any picture was written")
+        else:
+            _echo(_picture_interrupted(prog, opts.output if plan is None else plan.jobs[0].target,
+                                       summary is not None and summary.ok > 0))
         return EXIT_INTERRUPTED
     except NcnnSrError as e:
         if debug:
@@ -1162,7 +1177,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
     if summary.cancelled:
         left = total - summary.done
         message = (f"{prog}: interrupted: {summary.ok} upscaled, {summary.skipped} skipped"
-                   f"{_failed(summary.failed, opts)}, {left} not done; no partial files were left")
+                   f"{_failed(summary.failed, opts)}, {left} not done; no partial files were left") \
+            if plan.folder_mode else _picture_interrupted(prog, plan.jobs[0].target, summary.ok > 0)
         if summary.abandoned:
             _stop_interrupted(None, message)
         _echo(message)
