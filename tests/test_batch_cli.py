@@ -654,6 +654,14 @@ def test_a_single_picture_interrupted_says_whether_its_output_was_written_whatev
         assert os.listdir(tmp_path) == ["in.png"]  # nor the folder made for it
 
 
+def test_a_picture_for_standard_output_interrupted_as_it_was_saved_was_not_written(tmp_path):
+    # Its file is handed to standard output only once the run has ended well.
+    pictures(tmp_path, ["in.png"])
+    proc = subprocess.run([sys.executable, "-c", CTRL_C_IN, "saving", "-i", str(tmp_path / "in.png"), "-o", "-",
+                           *X2_CPU], capture_output=True, timeout=300)
+    assert (proc.returncode, proc.stderr, proc.stdout) == (130, b"ncnn-sr: interrupted: no output was written\n", b"")
+
+
 def test_a_batch_under_nohup_goes_on_after_sighup(tmp_path):
     # nohup ignores SIGHUP so that a closed terminal does not stop the work: the
     # command must not take it as Ctrl-C then.
