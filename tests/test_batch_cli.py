@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -2076,16 +2077,21 @@ def test_the_drop_in_takes_a_video_from_a_pipe_path_to_an_output_named_as_a_vide
 
 # --- several devices: one that fails ---------------------------------------------------
 
-def failing_device(monkeypatch, which):
+def failing_device(monkeypatch, which, others_wait: bool = False):
     """Upscalers for which ``which(upscaler)`` is true fail each picture as a lost Vulkan
-    device does, from inside ncnn's run."""
+    device does, from inside ncnn's run. With ``others_wait``, the others start no
+    picture until one has failed: which lane takes a picture first is the threads'
+    timing, and a sound lane could take them all before a failing one had any."""
     from ncnn_sr import engine
 
-    real = engine.Upscaler._run_tiles
+    real, failed = engine.Upscaler._run_tiles, threading.Event()
 
     def run_tiles(self, *args, **kwargs):
         if which(self):
+            failed.set()
             raise RuntimeError("vkQueueSubmit failed: VK_ERROR_DEVICE_LOST")
+        if others_wait:
+            assert failed.wait(120), "no lane that fails took a picture"
         return real(self, *args, **kwargs)
     monkeypatch.setattr(engine.Upscaler, "_run_tiles", run_tiles)
 
@@ -2119,13 +2125,22 @@ def test_a_picture_that_fails_on_both_lanes_fails_alone_and_both_lanes_go_on(tmp
     from ncnn_sr import engine
 
     pictures(tmp_path / "in", [f"p{i}.png" for i in range(6)])
+    # odd.png sorts first, so at least five good pictures are left once it has failed on both lanes.
     Image.fromarray(picture(13, 17)).save(tmp_path / "in" / "odd.png")
-    real, used = engine.Upscaler._run_tiles, {}
+    real, failed_on, after = engine.Upscaler._run_tiles, [], set()
+    turn = threading.Condition()
 
     def run_tiles(self, image, *args, **kwargs):
-        if image.shape[:2] == (13, 17):
-            raise IndexError("a bug an odd size meets")
-        used[id(self)] = used.get(id(self), 0) + 1
+        with turn:
+            if image.shape[:2] == (13, 17):
+                failed_on.append(self)
+                raise IndexError("a bug an odd size meets")
+            if len(failed_on) == 2:
+                # Once it has failed on both, each lane takes a picture before either goes on:
+                # which would take the rest is the threads' timing.
+                after.add(id(self))
+                turn.notify_all()
+                assert turn.wait_for(lambda: len(after) == 2, timeout=120), "one lane took no more pictures"
         return real(self, image, *args, **kwargs)
     monkeypatch.setattr(engine.Upscaler, "_run_tiles", run_tiles)
     status, said = in_process("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
@@ -2139,7 +2154,7 @@ def test_a_picture_that_fails_on_both_lanes_fails_alone_and_both_lanes_go_on(tmp
     assert f"{tmp_path / 'in' / 'odd.png'}: upscaling failed on CPU, then on CPU: IndexError('a bug an odd size " \
            "meets')" in said
     assert lines[-1].startswith("ncnn-sr: 7 pictures: 6 upscaled, 0 skipped, 1 failed in ")
-    assert len(used) == 2  # each lane upscaled pictures
+    assert failed_on[0] is not failed_on[1] and len(after) == 2  # each lane upscaled pictures after it
 
 
 def test_once_every_listed_device_has_failed_the_run_stops_in_one_line(tmp_path, in_process, monkeypatch):
@@ -2160,7 +2175,8 @@ def test_a_gpu_that_fails_hands_its_pictures_to_the_cpu(gpu, tmp_path, in_proces
     pictures(tmp_path / "in", [f"p{i}.png" for i in range(3)], size=(8, 8))
     flags = ["-n", "realesr-animevideov3", "-s", "2"]
     run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "alone", *flags, "-g", "-1")
-    failing_device(monkeypatch, lambda up: up.device.is_gpu)
+    # Under load the CPU lane took all three pictures before lavapipe's had one, and none failed.
+    failing_device(monkeypatch, lambda up: up.device.is_gpu, others_wait=True)
     status, said = in_process("-i", tmp_path / "in", "-o", tmp_path / "out", *flags, "-g", f"{gpu},-1")
     assert status == 0, said
     failed = [line for line in said.splitlines() if "warning" in line and "failed" in line]
