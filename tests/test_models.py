@@ -91,14 +91,15 @@ def test_an_unknown_model_names_the_model_path_folders_that_are_not_there(tmp_pa
     monkeypatch.setenv("NCNN_SR_MODEL_PATH", f"{tmp_path / 'modles'}{os.pathsep}{tmp_path / 'models' / 'mine.bin'}")
     with pytest.raises(ModelError) as caught:
         resolve_model("mine")
-    assert str(caught.value).endswith(
-        f"are in a -m or NCNN_SR_MODEL_PATH folder (NCNN_SR_MODEL_PATH folder {tmp_path / 'modles'} is not a folder; "
-        f"NCNN_SR_MODEL_PATH folder {tmp_path / 'models' / 'mine.bin'} is not a folder)")
+    absent = (f" (NCNN_SR_MODEL_PATH folder {tmp_path / 'modles'} is not a folder; "
+              f"NCNN_SR_MODEL_PATH folder {tmp_path / 'models' / 'mine.bin'} is not a folder)")
+    assert str(caught.value).endswith("are in a model_path or NCNN_SR_MODEL_PATH folder" + absent)
+    assert caught.value.said(FlagNames()).endswith("are in a -m or NCNN_SR_MODEL_PATH folder" + absent)
     monkeypatch.setenv("NCNN_SR_MODEL_PATH", str(tmp_path / "models"))
     assert resolve_model("mine").name == "mine"
     with pytest.raises(ModelError) as caught:
         resolve_model("nope")
-    assert str(caught.value).endswith("are in a -m or NCNN_SR_MODEL_PATH folder")  # every folder there
+    assert str(caught.value).endswith("are in a model_path or NCNN_SR_MODEL_PATH folder")  # every folder there
 
 
 def test_a_model_name_too_long_for_a_file_name_names_the_name_not_a_pth_file(tmp_path):
