@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import math
 import os
 import re
 from dataclasses import replace
@@ -109,15 +110,36 @@ _LEAST_FRAME = {"speedhq": (1, 33)}
 SIZED_ON_OPEN = frozenset({"h261", "h263", "h263p", "dvvideo", "dnxhd", "cinepak", "msvideo1", "speedhq", "cfhd",
                            "y41p", "flashsv2"})
 # Encoders that refuse frames with a side under so many pixels as they open, opened
-# before only then: FFmpeg's wrapper of x265 refuses them before x265 starts, which
-# costs more at any other size.
-OPENED_WHEN_UNDER = {"libx265": 16}
-# Encoders that refuse frames with a side over so many pixels as they open (x264's
-# limit), opened before then only: a video that says it is so large (a damaged or
-# crafted one, PNG frames of 12000 pixels a side) was upscaled for hours before its first
-# frame was refused. Not opened at every size: libvpx-vp9 took 39 s and 7 GB to open
-# on 15360x8640 frames, SVT-AV1 4 s and 3.6 GB.
-OPENED_WHEN_OVER = {"libx264": 16384}
+# before only then: FFmpeg's wrapper of x265 refuses those under 16 before x265 starts;
+# x265 codes those under 32 in blocks of 16 pixels, which the HEVC levels it picks for
+# more pixels than about 4000 across the other way (or as many a second) do not allow,
+# and refused 6000x16 frames as the first came. Opening costs more at other sizes.
+X265_LEAST_SIDE, X265_SMALL_BLOCKS = 16, 32
+OPENED_WHEN_UNDER = {"libx265": X265_SMALL_BLOCKS}
+# The largest frames (width, height) encoders code, each found here by opening and
+# encoding frames one pixel (a chroma sample) wider or higher: the bits of their
+# headers' sizes (MPEG-1's 12, MPEG-4 Part 2's 13, MPEG-2's and VP8's 14, VP9's and
+# FLV's 16), x264's, SVT-AV1's and libwebp's own, JPEG's as FFmpeg takes it. Checked
+# without opening, before any model loads: a video that says it is so large (a damaged
+# or crafted one, PNG frames of 12000 pixels a side) was upscaled for hours before its
+# first frame was refused; libvpx-vp9 took 39 s and 7 GB to open on 15360x8640 frames;
+# SVT-AV1 opened on frames 70000 pixels wide and wrote them 4464 wide (70000 less
+# 65536) without a word; libwebp refused them only as the first frame came.
+MOST_SIDES = {"libx264": (16384, 16384), "libx264rgb": (16384, 16384), "libvpx": (16383, 16383),
+              "libvpx-vp9": (65536, 65536), "libsvtav1": (16384, 8704), "mpeg1video": (4095, 4095),
+              "mpeg4": (8191, 8191), "mpeg2video": (16383, 16383), "flv": (65535, 65535), "svq1": (4095, 4095),
+              "mjpeg": (65500, 65500), "jpegls": (65535, 65535), "gif": (65535, 65535), "libwebp": (16383, 16383)}
+# The smallest: SVT-AV1 refused frames under 4 pixels a side as it opened, in two lines of its own.
+LEAST_SIDES = {"libsvtav1": (4, 4)}
+# MPEG-2's start codes could be read inside a header whose size is a multiple of 4096,
+# which FFmpeg's encoder refuses as it opens.
+MPEG2_SIDE_STEP = 4096
+# FFmpeg opens no encoder on frames whose bytes (8 a pixel, with 128 pixels' margins
+# on each side) it could not count in an int: 16255 pixels a side at most, square.
+FFMPEG_MOST_BYTES = 2 ** 31 - 1
+# Those the refusals name, for frames too large for the one asked for, where the
+# output takes them: x265 takes any size FFmpeg does (at least 32 pixels a side).
+ROOMIER_ENCODERS = ("libx265", "libvpx-vp9")
 # The encoders whose frames carry a palette of their own (GIF's colour table, PNG's
 # PLTE), which each frame gets (video_frames.paletted); and an AVI's, which holds a
 # palette change per frame for MS RLE too. A .mov keeps only the palette of its header:
@@ -467,6 +489,9 @@ def _size_refusal(dst, codec: str, options: EncodeOptions, size: tuple[int, int]
     if codec == "libsvtav1" and options.bitrate and min(size) < SVT_AV1_RATE_SIDE:
         return InputError(f"{dst}: libsvtav1 keeps to a --bitrate only on frames of {SVT_AV1_RATE_SIDE}x"
                           f"{SVT_AV1_RATE_SIDE} pixels or more, not {size[0]}x{size[1]}: give a --crf instead")
+    too_large = _too_large(dst, codec, size)
+    if too_large:
+        return too_large
     least = _least_size(codec, options.pix_fmt)
     if least and (size[0] < least[0] or size[1] < least[1]):
         sides = [f"{n} pixels {way}" for n, has, way in zip(least, size, ("wide", "high")) if has < n]
@@ -476,14 +501,64 @@ def _size_refusal(dst, codec: str, options: EncodeOptions, size: tuple[int, int]
     return None
 
 
+def _too_large(dst, codec: str, size: tuple[int, int]) -> InputError | None:
+    """Why ``codec`` cannot code frames of ``size`` (width, height) for their size
+    alone, if it cannot: over FFmpeg's limit or the encoder's (MOST_SIDES), under the
+    encoder's (LEAST_SIDES), or a side MPEG-2 refuses."""
+    width, height = size
+    if _over_ffmpeg(size):
+        side = _ffmpeg_square()
+        return InputError(f"{dst}: FFmpeg encodes no frames as large as {width}x{height} (at most some 268 million "
+                          f"pixels and margins: {side}x{side} square): upscale less")
+    most = MOST_SIDES.get(codec)
+    if most and (width > most[0] or height > most[1]):
+        roomier = _roomier(dst, codec, size)
+        such = f", such as {roomier}" if roomier else ""
+        return InputError(f"{dst}: {codec} encodes frames of at most {most[0]}x{most[1]} pixels, not {width}x{height}: "
+                          f"upscale less, or choose another --codec{such}")
+    least = LEAST_SIDES.get(codec)
+    if least and (width < least[0] or height < least[1]):
+        return InputError(f"{dst}: {codec} encodes frames of at least {least[0]}x{least[1]} pixels, not "
+                          f"{width}x{height}: upscale more, or choose another --codec")
+    if codec == "mpeg2video" and (width % MPEG2_SIDE_STEP == 0 or height % MPEG2_SIDE_STEP == 0):
+        return InputError(f"{dst}: mpeg2video encodes no frames {MPEG2_SIDE_STEP} pixels wide or high, or a multiple "
+                          f"of it, as {width}x{height}: upscale to another size (--width, --height), or choose "
+                          "another --codec")
+    return None
+
+
+def _over_ffmpeg(size: tuple[int, int]) -> bool:
+    """Whether FFmpeg refuses to open any encoder on frames of ``size`` (its av_image_check_size)."""
+    return 8 * (size[0] + 128) * (size[1] + 128) >= FFMPEG_MOST_BYTES
+
+
+def _ffmpeg_square() -> int:
+    """The side of the largest square frames FFmpeg encodes."""
+    return math.isqrt((FFMPEG_MOST_BYTES - 1) // 8) - 128
+
+
+def _roomier(dst, codec: str, size: tuple[int, int]) -> str | None:
+    """An encoder of ROOMIER_ENCODERS, not ``codec``, that codes frames of ``size`` into ``dst``."""
+    muxer = video_streams.muxer_for(dst)
+    for other in ROOMIER_ENCODERS:
+        most = MOST_SIDES.get(other, size)
+        if (other != codec and other in av.codecs_available and size[0] <= most[0] and size[1] <= most[1]
+                and not (other == "libx265" and min(size) < X265_SMALL_BLOCKS)
+                and (muxer is None or video_streams.takes_encoded(muxer, other))):
+            return other
+    return None
+
+
 def _opening_refusal(dst, codec: str, pix_fmt: str, size: tuple[int, int], bitrate: int | None) -> InputError | None:
     """The refusal of an encoder of SIZED_ON_OPEN (or OPENED_WHEN_UNDER, of frames so
-    small, or OPENED_WHEN_OVER, of frames so large) to open on frames of ``size``,
-    as the first frame would meet it."""
-    if codec not in SIZED_ON_OPEN and min(size) >= OPENED_WHEN_UNDER.get(codec, 0) \
-            and max(size) <= OPENED_WHEN_OVER.get(codec, max(size)):
+    small) to open on frames of ``size``, as the first frame would meet it."""
+    if codec not in SIZED_ON_OPEN and min(size) >= OPENED_WHEN_UNDER.get(codec, 0):
         return None
     reason, said = _open_refused(codec, pix_fmt, size, bitrate)
+    if reason and codec == "libx265" and min(size) >= X265_LEAST_SIDE:
+        # In place of FFmpeg's "Cannot open libx265 encoder.", as x265's own word is quieted.
+        said = (f"x265 codes frames under {X265_SMALL_BLOCKS} pixels a side only up to some 4000 pixels the other "
+                "way: upscale more, or choose another --codec")
     return refused_open(dst, codec, reason, said, size) if reason else None
 
 

@@ -3269,9 +3269,110 @@ def test_frames_too_large_for_x264_are_refused_before_the_run():
     options = EncodeOptions()
     video_codecs.check_size(video.VideoInfo(8192, 12, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
                             Path("out.mkv"), "libx264", options, scale=2)
-    with pytest.raises(InputError, match=r"out\.mkv: cannot encode with libx264: .*18000x24"):
-        video_codecs.check_size(video.VideoInfo(9000, 12, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
+    with pytest.raises(InputError, match=r"out\.mkv: libx264 encodes frames of at most 16384x16384 pixels, not "
+                                         r"18000x32: upscale less, or choose another --codec, such as libx265$"):
+        video_codecs.check_size(video.VideoInfo(9000, 16, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
                                 Path("out.mkv"), "libx264", options, scale=2)
+
+
+@pytest.mark.parametrize("codec", ["libx265", "ffv1"])
+def test_frames_too_large_for_ffmpeg_are_refused_before_the_run(codec):
+    # FFmpeg opens no encoder on frames of more bytes than an int counts (8 a pixel,
+    # with margins): x265 has no limit of its own.
+    from ncnn_sr import video, video_codecs
+    options = EncodeOptions()
+    video_codecs.check_size(video.VideoInfo(8127, 8127, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
+                            Path("out.mkv"), codec, options, scale=2)
+    with pytest.raises(InputError, match=r"out\.mkv: FFmpeg encodes no frames as large as 16256x16256 \(at most some "
+                                         r"268 million pixels and margins: 16255x16255 square\): upscale less$"):
+        video_codecs.check_size(video.VideoInfo(8128, 8128, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
+                                Path("out.mkv"), codec, options, scale=2)
+
+
+def test_frames_under_32_pixels_high_and_wide_across_x265_refuses_are_refused_before_the_run():
+    # x265 codes them in blocks of 16 pixels, which the HEVC level it picks for so many
+    # pixels across does not allow: it refused them as the first frame came.
+    from ncnn_sr import video, video_codecs
+    options = EncodeOptions()
+    video_codecs.check_size(video.VideoInfo(500, 8, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
+                            Path("out.mkv"), "libx265", options, scale=2)
+    with pytest.raises(InputError, match=r"out\.mkv: cannot encode with libx265: .*x265 codes frames under 32 pixels a "
+                                         r"side only up to some 4000 pixels the other way.*6000x16"):
+        video_codecs.check_size(video.VideoInfo(3000, 8, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
+                                Path("out.mkv"), "libx265", options, scale=2)
+
+
+def test_frames_too_small_for_svt_av1_are_refused_before_the_run():
+    from ncnn_sr import video, video_codecs
+    options = EncodeOptions(codec="libsvtav1")
+    video_codecs.check_size(video.VideoInfo(2, 2, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
+                            Path("out.mkv"), "libsvtav1", options, scale=2)
+    with pytest.raises(InputError, match=r"out\.mkv: libsvtav1 encodes frames of at least 4x4 pixels, not 2x4"):
+        video_codecs.check_size(video.VideoInfo(1, 2, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
+                                Path("out.mkv"), "libsvtav1", options, scale=2)
+
+
+def test_mpeg2_frames_of_a_side_of_4096_are_refused_before_the_run():
+    from ncnn_sr import video, video_codecs
+    options = EncodeOptions(codec="mpeg2video")
+    video_codecs.check_size(video.VideoInfo(2049, 16, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
+                            Path("out.mpg"), "mpeg2video", options, scale=2)
+    with pytest.raises(InputError, match=r"out\.mpg: mpeg2video encodes no frames 4096 pixels wide or high"):
+        video_codecs.check_size(video.VideoInfo(2048, 16, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
+                                Path("out.mpg"), "mpeg2video", options, scale=2)
+    assert not _opens_and_encodes("mpeg2video", 4096, 32) and _opens_and_encodes("mpeg2video", 4098, 32)
+
+
+def _opens_and_encodes(codec, width, height):
+    """Whether ``codec`` opens on frames of ``width`` x ``height`` and encodes one."""
+    from ncnn_sr import video_codecs
+    pix_fmt = video_codecs._default_format(codec, "yuv420p", None)
+    ctx = video_codecs._probe_context(codec, pix_fmt)
+    ctx.width, ctx.height = width, height
+    try:
+        ctx.open()
+        frame = av.VideoFrame(width, height, pix_fmt)
+        frame.pts = 0
+        return bool(list(ctx.encode(frame)) + list(ctx.encode(None)))
+    except av.error.FFmpegError:
+        return False
+
+
+@pytest.mark.parametrize("codec", ["libx264", "libx264rgb", "libvpx", "libvpx-vp9", "libsvtav1", "mpeg1video", "mpeg4",
+                                   "mpeg2video", "flv", "svq1", "mjpeg", "jpegls", "gif", "libwebp"])
+def test_the_largest_frames_said_for_an_encoder_are_those_it_encodes(codec):
+    # On frames 32 pixels across the other way, which cost little to code (SVT-AV1 never
+    # finished 128x16 ones), and sides of a whole number of chroma samples (4 pixels,
+    # SVQ1's 4:1:0).
+    from ncnn_sr import video_codecs
+    if codec not in av.codecs_available:
+        pytest.skip(f"this FFmpeg has no {codec}")
+    os.environ.setdefault(*video_codecs.QUIET_SVT_AV1)
+    for side, (lower, higher) in enumerate(zip((32, 32), video_codecs.MOST_SIDES[codec])):
+        most = higher - higher % 4
+        size = [lower, lower]
+        size[side] = most
+        assert _opens_and_encodes(codec, *size)
+        size[side] = most + 4
+        assert not _opens_and_encodes(codec, *size)
+
+
+@pytest.mark.parametrize("codec, size, said", [
+    ("libvpx-vp9", (32800, 8), "libvpx-vp9 encodes frames of at most 65536x65536 pixels, not 65600x16: upscale less, "
+                               "or choose another --codec\n"),
+    ("libvpx", (8200, 8), "libvpx encodes frames of at most 16383x16383 pixels, not 16400x16: upscale less, or "
+                          "choose another --codec, such as libvpx-vp9"),
+    # SVT-AV1 opened on these and wrote them 4464 pixels wide (70000 less 65536), without a word.
+    ("libsvtav1", (35000, 8), "libsvtav1 encodes frames of at most 16384x8704 pixels, not 70000x16: upscale less, or "
+                              "choose another --codec\n"),
+    ("libsvtav1", (8, 4400), "libsvtav1 encodes frames of at most 16384x8704 pixels, not 16x8800: upscale less, or "
+                             "choose another --codec, such as libvpx-vp9"),
+])
+def test_frames_too_large_for_an_encoder_are_refused_before_the_model_loads(codec, size, said, tmp_path):
+    clip = make_clip(tmp_path / "in.webm", frames=1, width=size[0], height=size[1], audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.webm", "-n", "no-such-model", "-s", "2", "-g",
+               "-1", "--codec", codec, check_ok=False)
+    one_line_failure(proc, tmp_path, f"{tmp_path / 'out.webm'}: {said}")
 
 
 def broken_model_folder(folder):
