@@ -2510,6 +2510,20 @@ def test_pcm_sound_that_starts_late_is_copied_into_an_avi_led_by_silence(tmp_pat
     assert tone_onsets(tmp_path / "out.avi") == [pytest.approx(0.1, abs=0.002)]
 
 
+def test_flac_that_starts_late_starts_as_late_in_an_ogv(tmp_path):
+    # FFmpeg never reads a late start back from an Ogg file's FLAC: copied as it was,
+    # this played 0.1 s early against the picture.
+    clip = make_clip(tmp_path / "in.mkv", frames=8, audio="flac", sound_spans=[(0.1, 0.3)])
+    upscale_video(clip, tmp_path / "out.ogv", lambda frames: frames, EncodeOptions(codec="libvpx"))
+    with av.open(str(tmp_path / "out.ogv")) as c:
+        frames = list(c.decode(audio=0))
+    rate = frames[0].sample_rate
+    assert frames[0].time == 0
+    sound = np.abs(np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float64))
+    assert sound[:round(0.09 * rate)].max() < 0.01 * sound.max()
+    assert sound[round(0.11 * rate):round(0.12 * rate)].max() > 0.5 * sound.max()
+
+
 @pytest.mark.parametrize("rate", [Fraction(1), Fraction(24)])
 def test_an_avi_of_an_mp4_whose_sound_starts_before_0_has_no_empty_frame(rate, tmp_path):
     # AAC's priming puts an mp4's sound 21 ms before 0. FFmpeg moved every stream of
