@@ -41,10 +41,10 @@ from .streams import VideoInput, VideoOutput
 from .video_options import EncodeOptions
 from .video_window import Window
 from .video_codecs import (CONSTANT_QUALITY, DEFAULT_CRF, JPEG_ENCODERS, QP2LAMBDA, QUANTISED, QUANTISER,
-                           QUIET_X265, RATE_PER_FRAME, VP8_CEILING, X265_CUTREE_NARROWEST, X265_FEWEST_REORDERED,
-                           _frame_rates, _matrix_read, _nearest_rate, _open_saying_why, _pixel_format, _rate_text,
-                           _reason, _size_refusal, _standard_rate, check_encoder_rate, encoder_time_base, profile_options,
-                           refused_open, video_encoder)
+                           QUIET_X265, RATE_PER_FRAME, SVT_AV1_ONE_THREAD, VP8_CEILING, X265_CUTREE_NARROWEST,
+                           X265_FEWEST_REORDERED, _frame_rates, _matrix_read, _nearest_rate, _open_saying_why,
+                           _pixel_format, _rate_text, _reason, _size_refusal, _standard_rate, check_encoder_rate,
+                           encoder_time_base, profile_options, refused_open, svt_av1_stalls, video_encoder)
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, as_read, coded, depth,
                            encodable_size, fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
                            output_colour, to_rgb, turned_sideways)
@@ -1433,6 +1433,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 if codec == "libx265" and size[0] < X265_CUTREE_NARROWEST:
                     video_out.codec_context.options = _merged(video_out.codec_context.options,
                                                               {"x265-params": "cutree=0"})
+                if codec == "libsvtav1" and svt_av1_stalls(size):
+                    video_out.codec_context.options = _merged(video_out.codec_context.options, SVT_AV1_ONE_THREAD)
                 # Coded as it will be read, else its colours come back shifted.
                 colour = as_read(colour, _matrix_read(codec, out.format.name, options.pix_fmt, colour.matrix), *size)
                 video_out.codec_context.colorspace = colour.matrix

@@ -152,6 +152,16 @@ ONE_PALETTE = frozenset({"msrle", "smc"})
 SVT_AV1_RATE_SIDE = 64
 # SVT-AV1 opens at no faster rate, refusing in a line of its own and FFmpeg's "bad parameter".
 SVT_AV1_FASTEST = 240
+# SVT-AV1 (4.1) gives back no packet of frames 24 pixels or fewer across one way and
+# more than 64 (its superblock) the other, once it splits the work among threads (its
+# level of parallelism, lp, which it picks by the cores: 2 on 2 of them, or any of 2
+# to 6 asked for; FFmpeg's thread count does not reach it): its threads wait on each
+# other for good, and the video hung at its end (or once its queue was full), whatever
+# the preset, the frames or 8- or 10-bit depth. At lp=1 it codes each such size tried
+# (4 to 24 pixels by 66 to 16384), and writes the same bytes as at lp=2 or 6 where all
+# finish; frames so thin cost one thread little.
+SVT_AV1_THIN_SIDE, SVT_AV1_SUPERBLOCK = 24, 64
+SVT_AV1_ONE_THREAD = {"svtav1-params": "lp=1"}
 # FFmpeg's MPEG-family encoders (MPEG-1/2/4, H.263, WMV, FLV, MJPEG) have no crf: with
 # no --bitrate they ran at FFmpeg's 200 kb/s, however many pixels, and an upscaled
 # picture came out in blocks. A fixed quantiser (ffmpeg's -q:v) keeps the quality
@@ -439,6 +449,11 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, flags: FlagNa
     where = f"write {_either(able)}, or " if able else ""
     raise InputError(f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another "
                      f"{flags.another('codec', '--codec')}{such}")
+
+
+def svt_av1_stalls(size: tuple[int, int]) -> bool:
+    """Whether SVT-AV1, on threads, never finishes frames of ``size`` (width, height)."""
+    return min(size) <= SVT_AV1_THIN_SIDE and max(size) > SVT_AV1_SUPERBLOCK
 
 
 def check_encoder_rate(dst, encoder: str, rate: Fraction, flags: FlagNames = FlagNames()) -> None:

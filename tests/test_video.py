@@ -575,6 +575,19 @@ def test_x265_writes_frames_48_pixels_wide_or_less_without_corrupting_its_memory
     assert b" no-cutree " in (tmp_path / "out.mkv").read_bytes()
 
 
+@pytest.mark.parametrize("width, height", [(64, 8), (8, 64)])
+def test_svt_av1_finishes_frames_24_pixels_or_fewer_across_and_over_64_the_other_way(width, height, tmp_path):
+    # SVT-AV1 on threads never gave back a packet of such frames (128x16 here, as
+    # 16x128): the command hung as it flushed the encoder at the video's end. The
+    # timeout keeps a hang a failure.
+    clip = make_clip(tmp_path / "in.mp4", frames=3, width=width, height=height, audio=None)
+    proc = subprocess.run([NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, "--codec", "libsvtav1"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    times, size = frame_times(tmp_path / "out.mkv")
+    assert size == (2 * width, 2 * height) and len(times) == 3
+
+
 @pytest.mark.parametrize("codec, name", [("libx265", "out.mkv"), ("libsvtav1", "out.mp4")])
 def test_quiet_keeps_the_encoders_own_logs_out_too(codec, name, tmp_path):
     # x265 and SVT-AV1 print their banners, settings and statistics straight to
