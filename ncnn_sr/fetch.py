@@ -88,7 +88,7 @@ def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str
     except NcnnSrError as e:  # a full disk, say: the weights stay, whole, for the next fetch
         if downloaded.kept is None:
             raise
-        raise type(e)(f"{e} (the downloaded weights are kept in {downloaded.kept}: fetch it again to use them)") \
+        raise e.extended(f" (the downloaded weights are kept in {downloaded.kept}: fetch it again to use them)") \
             from None
 
 
