@@ -194,12 +194,13 @@ def _tried(item: _Item, upscaler) -> bool:
     return any(up is upscaler for up in item.failed_on)
 
 
-def _read(item: _Item, read: Callable) -> tuple | None:
-    """``read(item's source)``, or None with the failure in ``item.error``."""
+def _read(item: _Item, read: Callable, flags: FlagNames | None) -> tuple | None:
+    """``read(item's source)``, or None with the failure in ``item.error``, any option
+    it names as ``flags`` name it."""
     try:
         return read(item.job.source)
     except NcnnSrError as e:
-        item.error = str(e)
+        item.error = e.said(flags)
     except Exception as e:  # a batch outlives any one file
         item.error = f"{item.job.source}: cannot read: {e!r}"
     return None
@@ -507,7 +508,7 @@ class Pipeline:
             self._check_overwrite(item)
             if not item.error:
                 self._check_header(item)
-            read = None if item.error else _read(item, read_image)
+            read = None if item.error else _read(item, read_image, self._flags)
             if read:
                 item.pixels, item.info = read
                 self._check_output(item)
@@ -563,7 +564,7 @@ class Pipeline:
             return False
         deep = item.pixels.dtype == np.uint16
         item.reserved, item.held, item.pixels = need, 0 if self._memory is None else need, None
-        read = _read(item, lambda source: read_frames(source, item.info))  # its first frame is read
+        read = _read(item, lambda source: read_frames(source, item.info), self._flags)  # its first frame is read
         if read:
             item.animation, item.info = read
             if deep and item.animation.frames[0].dtype != np.uint16 and output_format(item.target) == "png":
