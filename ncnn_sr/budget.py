@@ -9,9 +9,11 @@ import threading
 
 
 class MemoryBudget:
-    """Bytes that work in flight may hold together (a batch's animations, whose
-    frames are held whole). ``take`` waits until an amount fits beside what is held:
-    one of at most ``total`` always does, once the others are given back."""
+    """Bytes that work in flight may hold together (a Pipeline's animations, whose
+    frames are held whole; its stills' results and writing, with the animations, in
+    the memory available as its run starts). ``take`` waits until an amount fits
+    beside what is held: one of at most ``total`` always does, once the others are
+    given back."""
 
     def __init__(self, total: int):
         self.total = total
