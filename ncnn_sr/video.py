@@ -682,7 +682,6 @@ AVI_FASTEST = 1000
 # muxer refused them, as a bare "Invalid argument", after the model had loaded).
 MILLISECOND_MUXERS = frozenset({"matroska", "webm", "flv", "asf"})
 MILLISECOND_FASTEST = 1000
-OFFSET_DROPPING_MUXERS = video_streams.OFFSET_DROPPING_MUXERS
 # Muxers whose video codecs count frames at the stream's time base (see _constant_rate).
 FRAME_COUNTING_MUXERS = frozenset({"avi", "ogg", "ogv"})
 
@@ -1374,7 +1373,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                      ctx.sample_rate)
             target = side[index] = replace(target, resampler=fresh)
         for converted in converted_frames:
-            if out.format.name in OFFSET_DROPPING_MUXERS:
+            if out.format.name in video_streams.OFFSET_DROPPING_MUXERS:
                 _silence_before(out, target, converted, zero)
             target.clock.stamp(converted)
             encoded = target.stream.encode(converted)
