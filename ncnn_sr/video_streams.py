@@ -29,6 +29,9 @@ log = logging.getLogger("ncnn_sr")
 # the whole video as one FFmpeg cannot read.
 READ_TAGS = {"metadata_errors": "replace"}
 
+# FFmpeg's muxers of QuickTime's file format (mp4, mov, m4v, 3gp).
+MOV_FAMILY = frozenset({"mp4", "mov", "ipod", "3gp", "3g2"})
+
 # The muxers that write chapters; the others leave them out without a word.
 _CHAPTERED = frozenset({"matroska", "webm", "mp4", "mov", "ipod", "3gp", "3g2", "asf"})
 
@@ -81,7 +84,7 @@ class _SampleClock:
 # Muxers that time PCM sound by its samples alone, whatever its packets' times (a
 # QuickTime file's stts of a tick a sample, an AVI's stream): a pause in it, copied,
 # was lost, and the sound after it played early.
-_PCM_COUNTING_MUXERS = frozenset({"mov", "mp4", "ipod", "3gp", "3g2", "avi"})
+_PCM_COUNTING_MUXERS = MOV_FAMILY | {"avi"}
 # Linear PCM by its codec's name: signed or float samples of so many bits, whose
 # silence is all zero bytes (and unsigned 8-bit, whose silence is 0x80).
 _LINEAR_PCM = re.compile(r"pcm_(s|f)(8|16|24|32|64)(le|be)?|pcm_u8")
@@ -603,7 +606,6 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
 # the mp4's kind boxes (forced, commentary, captions, descriptions) only in an .mp4, an
 # MPEG-TS says a sound track is for the hearing or the visually impaired in its language
 # descriptor, and the others have no place for them.
-MOV_FAMILY = frozenset({"mp4", "mov", "ipod", "3gp", "3g2"})
 _TRACK_FLAGS = {"default": (av.stream.Disposition.default, MOV_FAMILY | {"matroska", "webm"}),
                 "forced": (av.stream.Disposition.forced, frozenset({"matroska", "webm", "mp4"})),
                 "commentary": (av.stream.Disposition.comment, frozenset({"matroska", "mp4"})),
