@@ -114,6 +114,15 @@ def write_target(path: str | os.PathLike) -> Path:
     return target
 
 
+def check_named_as_file(path: str, wanted: str) -> None:
+    """InputError where ``path`` is written as a folder's, ending in a separator (or a
+    separator and a dot): Path() drops them, and "out/" was written as a file named
+    out. ``wanted`` says what to name instead ("the picture, such as out.png")."""
+    if os.path.basename(path) in ("", "."):
+        raise InputError(f"cannot write {path}: a name ending in {os.sep} (or {os.sep}.) is a folder's: "
+                         f"name {wanted}")
+
+
 class _PythonWrites:
     """A file whose bytes all go through its ``write``. Given a file descriptor,
     Pillow's JPEG encoder writes to it in C and takes a short write for a whole one:

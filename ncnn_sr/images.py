@@ -19,7 +19,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError, features
 from PIL.PngImagePlugin import PngInfo
 
 from .errors import HintedInputError, InputError, Option, describe, in_one_line, nul_in_path
-from .files import atomic_write
+from .files import atomic_write, check_named_as_file
 from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
@@ -757,10 +757,7 @@ def checked_write(path, fmt: str | None, quality, info, what: str) -> tuple[str,
     """A writer's ``path`` as a str, its format key and its quality, checked, and
     ``info`` checked to be an ImageInfo (or None); ``what`` is the writer's name."""
     path = file_path(path, what)
-    if os.path.basename(path) in ("", "."):
-        # Path() drops the separator and the dot: "out/" was written as a file named out.
-        raise InputError(f"cannot write {path}: a name ending in {os.sep} (or {os.sep}.) is a folder's: "
-                         "name the picture, such as out.png")
+    check_named_as_file(path, "the picture, such as out.png")
     if not fmt and not Path(path).suffix:
         # output_format's words offer a folder, as the commands' -o takes one; a writer takes none.
         why = ("a folder of that name is there" if os.path.isdir(path) else

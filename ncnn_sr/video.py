@@ -36,7 +36,7 @@ from .deinterlace import Deinterlacer, TooSmall
 from .errors import FlagNames, InputError, cannot_write, describe, in_one_line, write_error_type
 from .resample import resize
 from .signals import HeldInterrupts, ctrl_c_signals
-from .files import ffmpeg_name, mode_for, temp_stem, write_target
+from .files import check_named_as_file, ffmpeg_name, mode_for, temp_stem, write_target
 from .streams import VideoInput, VideoOutput
 from .video_options import EncodeOptions
 from .video_window import Window
@@ -554,10 +554,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     read or decoded, ``dst`` when the video cannot be encoded or written.
     """
     piped = isinstance(dst, VideoOutput)  # written as it is made, not renamed into place
-    if not piped and isinstance(dst, (str, bytes, os.PathLike)) and os.path.basename(os.fsdecode(dst)) in ("", "."):
-        # Path() drops the separator and the dot: "out.mp4/" was written as the file out.mp4.
-        raise InputError(f"cannot write {os.fsdecode(dst)}: a name ending in {os.sep} (or {os.sep}.) is a folder's: "
-                         "name the video, such as out.mp4")
+    if not piped and isinstance(dst, (str, bytes, os.PathLike)):
+        check_named_as_file(os.fsdecode(dst), "the video, such as out.mp4")  # "out.mp4/" was written as out.mp4
     dst = dst if piped else Path(dst)
     encoder = video_encoder(dst, options, flags)
     part = None
