@@ -287,11 +287,17 @@ def lacks_model(folder: str | os.PathLike, model: object) -> bool:
     """Whether the model folder ``folder`` holds neither file of the model ``model``
     names, so that ``resolve_model`` looks past it to the next folder or the package.
     False for anything but a name (a path, a ModelSpec), which no folder is asked for."""
-    if not isinstance(model, str) or Path(model).suffix.lower() in _MODEL_SUFFIXES or os.sep in model \
-            or "/" in model or not model.strip():
+    if not isinstance(model, str) or _named_by_path(model) or not model.strip():
         return False
     param, bin_ = _pair_in(Path(folder), model)
     return not (os.path.lexists(param) or os.path.lexists(bin_))
+
+
+def _named_by_path(text: str) -> bool:
+    """Whether ``text`` gives a model by its file's path (a .param or .bin suffix, a
+    folder in it), which is read as it is, rather than by a name looked for in the
+    model folders."""
+    return Path(text).suffix.lower() in _MODEL_SUFFIXES or os.sep in text or "/" in text
 
 
 def custom_model_names(model_path: str | bytes | os.PathLike | None = None) -> list[str]:
@@ -347,7 +353,7 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
     if not text.strip():  # else a folder's hidden ".param" and ".bin" would be that model
         raise ModelError("no model given: give a model's name or a .param file's path")
     as_path = Path(text)
-    if as_path.suffix.lower() in _MODEL_SUFFIXES or os.sep in text or "/" in text:
+    if _named_by_path(text):
         try:
             return _resolve_path(as_path)
         except ModelMissing as e:
