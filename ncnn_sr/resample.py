@@ -67,7 +67,7 @@ def checked_resize(scale: float | None = None, out_width: int | None = None,
                                ("height", out_height, numbers.Integral)):
         if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
             raise SettingError(f"{name} must be a number, got {value!r}" if name == "scale" else
-                             f"{name} must be a whole number of pixels, got {value!r}")
+                               f"{name} must be a whole number of pixels, got {value!r}")
     if scale is not None:
         try:
             scale = float(scale)
