@@ -861,6 +861,11 @@ class Pipeline:
             to_proc.ask_help(frames, min(helpers, len(pictures) - 1), on_gpu)
             frames.work(upscaler)
             item.animation = replace(item.animation, frames=frames.result())
+        self._done_on(upscaler, item, pictures)
+
+    def _done_on(self, upscaler: Upscaler, item: _Item, pictures: tuple) -> None:
+        """``item``, whose ``pictures`` ``upscaler`` has upscaled: counted, none found at
+        fault in a row any more, and each device it failed on before out for good."""
         with self._report_lock:
             self._summary.pixels_in += sum(picture.shape[0] * picture.shape[1] for picture in pictures)
             self._at_fault_in_row = 0
