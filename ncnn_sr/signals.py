@@ -46,7 +46,7 @@ class HeldInterrupts:
             for sig in stop_signals() if signals is None else signals:
                 self._saved[sig] = signal.signal(sig, self._note)
 
-    def __enter__(self) -> "HeldInterrupts":
+    def __enter__(self) -> HeldInterrupts:
         return self
 
     def __exit__(self, *exc) -> None:
