@@ -129,8 +129,9 @@ class HintedInputError(InputError):
 
 class SettingError(InputError, ValueError):
     """A setting the library cannot run with, given to an Upscaler or its upscale, a
-    Pipeline, a Lane, ordered_map, EncodeOptions or mix_models: an InputError as the
-    library's other refusals, and a ValueError, as these were raised first."""
+    Pipeline, a Lane, ordered_map, EncodeOptions, mix_models or denoised_model: an
+    InputError as the library's other refusals, and a ValueError, as these were raised
+    first."""
 
 
 class NoRoom(InputError):
