@@ -909,6 +909,7 @@ def test_a_model_folder_given_to_the_dropin_that_does_not_exist_is_an_error(tmp_
     run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-s", "2", "-m", "models", cwd=tmp_path)
     assert size_of(tmp_path / "o.png") == (16, 16)
 
+
 def test_a_model_folder_given_to_the_dropin_without_the_model_is_refused_as_the_reference_fails(tmp_path):
     # -m mine ran the installed model in its stead, unsaid, where the reference looks
     # in mine alone and fails; mine's model was meant.

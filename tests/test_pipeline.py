@@ -367,7 +367,6 @@ def test_a_result_too_big_for_memory_fails_its_picture_in_words(tmp_path):
     assert summary.failures[0].message == f"{jobs[0].source}: not enough memory for its result"
 
 
-
 def test_a_result_whose_writing_cannot_fit_in_memory_fails_before_it_is_upscaled(tmp_path, monkeypatch):
     # The engine counted the result alone: a 70000x70000 png that fitted was upscaled,
     # then killed while Pillow copied it to write it. Here the 80x80 result (19200
@@ -389,6 +388,7 @@ def test_a_result_whose_writing_cannot_fit_in_memory_fails_before_it_is_upscaled
     assert summary.failures[0].message == (f"{src / 'big.png'}: its 80x80 result written as PNG needs about 0.0 GB "
                                            "of memory, more than the 0.0 GB available")
     assert sizes == [(4, 4)] and os.listdir(tmp_path / "out") == ["small.png"]
+
 
 class Doubling(SlowFake):
     """A stand-in at scale 2 (each pixel repeated), which records each picture's or
