@@ -25,7 +25,7 @@ from .files import check_folder, check_writable
 from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, one_line,
                      os_reason, shell_word, write_error_type)
 from .images import frame_count, one_size, output_format
-from .jobs import (OutputIsInput, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos,
+from .jobs import (OutputIsInput, Plan, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos,
                    video_output_name)
 from .models import ModelSpec, known_scale, lacks_model, resolve_model
 from .pipeline import (ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, Summary, UpscalingFailed, ordered_map,
@@ -1070,6 +1070,12 @@ def _scale_suffix(opts: RunOptions) -> str:
     return "_upscaled" if scale is None else f"_x{round(scale, 2):g}"
 
 
+def _run_progress(prog: str, opts: RunOptions, plan: Plan) -> _Progress:
+    """What tells of each picture of ``plan``'s outcome, the bar of a folder's run."""
+    return _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode,
+                     say_failed=opts.reference_stderr)
+
+
 def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = FlagNames()) -> int:
     """Plan, build lanes, run, report; returns the exit status. Hints name options as
     ``flags`` name them."""
@@ -1113,8 +1119,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
             # seconds on a GPU for no picture (-g 0 on lavapipe warned of its slowness);
             # the flags and the model are checked as for a run with work.
             check_run(opts)
-            progress = _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode,
-                                 say_failed=opts.reference_stderr)
+            progress = _run_progress(prog, opts, plan)
             for outcome in skipped:
                 progress(outcome)
             summary = Summary(skipped=len(skipped))
@@ -1134,8 +1139,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
             if opts.scale is not None and opts.scale != native and opts.width is None and opts.height is None:
                 log.info("%s is a x%d model: its output is resampled to x%g (Lanczos)", lanes[0].upscaler.spec.name,
                          native, opts.scale)
-            progress = _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode,
-                                 say_failed=opts.reference_stderr)
+            progress = _run_progress(prog, opts, plan)
             # A folder's bar on a terminal says more than a tile's line, which would scroll it away.
             on_tile = _tile_percent if opts.reference_stderr and progress.bar is None else None
             if progress.bar is not None:
