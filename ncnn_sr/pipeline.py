@@ -1416,6 +1416,11 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
         raise SettingError(f"ordered_map's items must be iterable, got {describe(items)}") from None
     cancel = cancel or threading.Event()
     slots = threading.Semaphore(window)
+    if out is not None and not isinstance(out, set):
+        # Else the first item done failed to join its lanes to it, in its worker's
+        # thread, and the consumer waited for that item for ever.
+        raise SettingError(f"ordered_map's out must be a set of the upscalers' ids out for good, or None, "
+                           f"got {describe(out)}")
     out = set() if out is None else out
     serving = [lane for lane in lanes if id(lane.upscaler) not in out]
     if not serving:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import picture, png_bytes, stored_delays
 from ncnn_sr import InputError, Upscaler
-from ncnn_sr.errors import FlagNames, describe
+from ncnn_sr.errors import FlagNames, SettingError, describe
 from ncnn_sr.signals import HeldInterrupts
 from ncnn_sr import jobs as jobs_mod, pipeline as pipeline_mod
 from ncnn_sr.animation import read_frames
@@ -1093,6 +1093,17 @@ def test_ordered_map_whose_lanes_are_all_out_for_good_is_refused():
     with pytest.raises(InputError, match="^ordered_map's lanes are all out for good: none is left to take an item$"):
         within(10, lambda: list(ordered_map([Lane(up, 1)], [np.zeros((2, 2, 3), np.uint8)], lambda u, f: f,
                                             out={id(up)})))
+
+
+@pytest.mark.parametrize("out", [[], frozenset(), {}])
+def test_ordered_map_whose_out_is_not_a_set_is_refused(out):
+    # A list or a frozenset was taken: the worker's first frame done failed to add to
+    # it, in its thread, and the consumer waited for that frame for ever.
+    up = SlowFake(0)
+    with pytest.raises(SettingError, match="^ordered_map's out must be a set of the upscalers' ids out for good, "
+                                           "or None, got "):
+        within(10, lambda: list(ordered_map([Lane(up, 1)], [np.zeros((2, 2, 3), np.uint8)], lambda u, f: f,
+                                            out=out)))
 
 
 def test_ordered_map_does_not_hand_on_an_item_that_fails_in_words():
