@@ -51,7 +51,8 @@ class NcnnSrError(Exception):
 
     def __init__(self, *parts):
         if not any(isinstance(p, Option) for p in parts):
-            super().__init__(*parts)
+            # Several pieces are one message: Exception's own str() said them as a tuple.
+            super().__init__(*parts if len(parts) < 2 else ("".join(map(str, parts)),))
             self.parts = None
             return
         super().__init__("".join(p.argument if isinstance(p, Option) else str(p) for p in parts))
@@ -88,8 +89,6 @@ class NcnnSrError(Exception):
         # Made without its own __init__, which may take other arguments (HintedInputError's).
         copy = type(self).__new__(type(self))
         copy.__dict__.update(self.__dict__)
-        if not any(isinstance(p, Option) for p in parts):
-            parts = ("".join(map(str, parts)),)
         NcnnSrError.__init__(copy, *parts)
         copy.__cause__, copy.__suppress_context__ = self.__cause__, self.__suppress_context__
         return copy

@@ -18,6 +18,7 @@ from PIL import Image
 
 from conftest import picture, png_bytes, png_chunk
 from ncnn_sr.animation import read_frames
+from ncnn_sr.errors import HintedInputError, InputError, Option, command_words
 from media import bomb_png, make_clip
 from test_cli import installed
 from test_pipeline import within
@@ -2407,3 +2408,16 @@ def test_a_model_error_names_the_commands_flags_not_the_librarys_arguments(tmp_p
     assert proc.returncode == 1 and "the commands pick by -s" in proc.stderr
     assert proc.stderr.strip().endswith("are in a -m or NCNN_SR_MODEL_PATH folder"), proc.stderr
     assert "model_path" not in proc.stderr and not (tmp_path / output).exists()
+
+
+@pytest.mark.parametrize("refusal, said", [
+    (InputError(".mkv cannot hold huffyuv video"), "in/a.mp4: .mkv cannot hold huffyuv video"),
+    (HintedInputError("its EXIF is too large", Option("--no-metadata", "metadata=False")),
+     "in/a.mp4: its EXIF is too large (--no-metadata)"),
+])
+def test_a_folder_s_video_refusal_that_names_no_video_says_its_video_first(refusal, said):
+    # Remade in pieces to keep its options, a refusal with none was said as the tuple of
+    # them: "('in/a.mp4: ', '.mkv cannot hold huffyuv video')".
+    from ncnn_sr.batch_cli import _naming
+
+    assert command_words(_naming(refusal, Path("in/a.mp4"), Path("out/a.mkv"))) == said
