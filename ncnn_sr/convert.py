@@ -360,7 +360,7 @@ def _trial_run(param: Path, scale: int, name: str) -> None:
         with Upscaler(replace(resolve_model(param), name=name), device="cpu") as upscaler:
             measured = upscaler.scale
     except NcnnSrError as e:
-        raise ModelError(f"the converted model does not run: {e}") from None
+        raise ModelError("the converted model does not run: ", *e.pieces) from None
     if measured != scale:
         raise ModelError(f"the converted model gives x{measured}, where its architecture says x{scale}")
 

@@ -361,7 +361,7 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
             if as_path.name == text:  # -m models -n mine.param: a path, read where the command runs
                 for folder, _ in model_folders(model_path):
                     if os.path.lexists(folder / text):
-                        raise ModelMissing(f"{e} ({folder / text} is in a model folder: ",
+                        raise ModelMissing(*e.pieces, f" ({folder / text} is in a model folder: ",
                                            Option(f"-n {as_path.stem}", f"the name {as_path.stem!r}", everywhere=True),
                                            " runs it)") from None
             raise
