@@ -1064,7 +1064,7 @@ class Pipeline:
             else:
                 write_frames(item.target, item.animation, item.info, quality=self._quality, metadata=self._metadata)
         except NoRoom as e:
-            failure = str(e)
+            failure = e.said(self._flags)
             # Every later picture would be upscaled only to fail alike: stop, and
             # say how to go on once there is room. Another save that ran out of room
             # beside the one that stopped the run is a picture in progress, dropped
