@@ -718,7 +718,7 @@ class Pipeline:
                     check_writable(folder)
                     self._unwritable[folder] = None
                 except InputError as e:
-                    self._unwritable[folder] = str(e)
+                    self._unwritable[folder] = e.said(self._flags)
             refused = self._unwritable[folder]
         if refused is not None:
             raise InputError(f"{item.job.source}: {refused}")  # which picture: the folder says the same for each
