@@ -8,6 +8,7 @@ into a model the others take; ``ncnn-sr fetch`` downloads the catalog's other mo
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import shutil
@@ -323,7 +324,16 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
         folder = tempfile.mkdtemp(prefix="ncnn-sr-denoise-")
         # Gone as the command ends, however it ends (an interrupt leaves by os._exit, past atexit).
         click.get_current_context().call_on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
-        return mixing.denoised_model(strength, folder, model_path)
+        spec = mixing.denoised_model(strength, folder, model_path)
+        # As -m without the named model warns (build_lanes): a mix is no name it can look up.
+        used = (general,) if strength == 1 else (general, weak)
+        for model in used:
+            if model_path is not None and models_mod.lacks_model(model_path, model):
+                source = models_mod.resolve_model(model, model_path).source
+                how = "runs" if strength == 1 else "is mixed in"
+                logging.getLogger("ncnn_sr").warning(f"{model_path} has no {model}.param: {model} from {source} "
+                                                     f"{how} instead")
+        return spec
     except NcnnSrError as e:
         _fail(command_words(e))
 

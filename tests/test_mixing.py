@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -80,6 +81,33 @@ def test_denoise_mixes_the_general_model_as_real_esrgans_dn(tmp_path):
     assert np.array_equal(outputs["1"], np.asarray(Image.open(tmp_path / "plain.png")))
     assert not np.array_equal(outputs["0"], outputs["1"]) and not np.array_equal(outputs["0.5"], outputs["1"])
     assert outputs["0.5"].shape == (32, 36, 3)
+
+
+@pytest.mark.parametrize("strength, mine, lacking", [
+    ("0.5", [], ["realesr-general-x4v3", "realesr-general-wdn-x4v3"]),
+    ("0.5", ["realesr-general-x4v3"], ["realesr-general-wdn-x4v3"]),
+    ("0.5", ["realesr-general-x4v3", "realesr-general-wdn-x4v3"], []),
+    ("1", [], ["realesr-general-x4v3"]),  # the model alone: the second is not looked for
+])
+def test_denoise_says_which_of_its_models_the_model_folder_lacks(tmp_path, monkeypatch, strength, mine, lacking):
+    # -m mine -dn mixed the models found elsewhere, unsaid, where mine's were meant, as
+    # a plain -m mine says it runs another's.
+    from test_cli import warnings
+
+    (tmp_path / "shelf").mkdir()
+    (tmp_path / "mine").mkdir()
+    pair(tmp_path / "shelf", upscale=4)
+    for name in mine:
+        for suffix in (".param", ".bin"):
+            shutil.copy(tmp_path / "shelf" / f"{name}{suffix}", tmp_path / "mine")
+    monkeypatch.setenv("NCNN_SR_MODEL_PATH", str(tmp_path / "shelf"))
+    Image.fromarray(picture(8, 9)).save(tmp_path / "in.png")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-m", tmp_path / "mine", "-n",
+               "realesr-general-x4v3", "-dn", strength, "-g", "-1")
+    used = "runs" if strength == "1" else "is mixed in"
+    assert warnings(proc) == [f"ncnn-sr: warning: {tmp_path / 'mine'} has no {name}.param: {name} from "
+                              f"NCNN_SR_MODEL_PATH folder {tmp_path / 'shelf'} {used} instead" for name in lacking]
+    assert (tmp_path / "o.png").exists()
 
 
 def test_denoise_with_another_model_or_without_the_second_is_refused(tmp_path):
