@@ -555,6 +555,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             o = _labelled(out.add_stream(target, rate=rate, bit_rate=bit_rate), stream)
             o.layout = layout
             ctx = o.codec_context
+            _keep_depth(ctx, stream.codec_context)
             resampler = av.AudioResampler(format=ctx.format, layout=ctx.layout, rate=ctx.sample_rate)
             mapping[stream.index] = SideOutput(o, resampler, _SampleClock(ctx.sample_rate))
             resampled = f", resampled from {source_rate} to {rate} Hz" if rate != source_rate else ""
@@ -764,6 +765,25 @@ def tags_to_keep(metadata) -> dict:
     still holds for the upscaled copy."""
     return {key: value for key, value in metadata.items() if not key.lower().startswith(_STALE_TAGS)
             and not (key.lower() == "handler_name" and value in _DEFAULT_HANDLERS)}
+
+
+# Sample formats of no more than 16 bits, which an encoder's default s16 holds whole.
+_SHALLOW_FORMATS = frozenset({"u8", "u8p", "s16", "s16p"})
+
+
+def _keep_depth(ctx, source) -> None:
+    """Set the lossless encoder context ``ctx`` (FLAC's) to code the sound that
+    ``source`` (a lossless decoder's context: PCM, FLAC) decodes deeper than 16 bits
+    in 24 bits, from s32, which holds a 24-bit source's samples whole: FLAC's encoder
+    takes s16 first, and 24-bit sound lost its lowest 8 bits. Deeper sources (32-bit
+    PCM, float) keep 24 of theirs: 32-bit FLAC is FFmpeg's experimental, which many
+    players do not play. Lossy sound (AAC, MP3) stays at 16 bits: its decoder's floats
+    hold nothing finer worth the larger file."""
+    if not (ctx.codec.lossless and source.codec.lossless) or source.format.name in _SHALLOW_FORMATS \
+            or "s32" not in {form.name for form in ctx.codec.audio_formats or ()}:
+        return
+    ctx.format = "s32"
+    ctx.options = {**ctx.options, "bits_per_raw_sample": "24"}
 
 
 def _layout_for(encoder: str, rate: int, bit_rate: int, layout: av.AudioLayout) -> av.AudioLayout:

@@ -30,7 +30,7 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
               sound_spans: list[tuple[float, float]] | None = None, colours: list[tuple[int, int, int]] | None = None,
               matrix: str | None = None, full_range: bool = False, layout: str = "mono",
               timecode: str | None = None, tags: dict | None = None, sar: Fraction | None = None,
-              interlaced: bool = False, gop: int | None = None, b_frames: int = 0) -> Path:
+              interlaced: bool = False, gop: int | None = None, b_frames: int = 0, sample_bits: int = 16) -> Path:
     """A clip of moving colour waves (H.264, or VP9 for .webm) with a sine tone in
     ``audio`` (aac, pcm_s16le, libopus, vorbis (stereo only) or None), in each channel of ``layout``. ``frame_ms`` gives each frame's time
     in milliseconds, for a variable frame rate (coded without B-frames: in an mp4 or
@@ -53,7 +53,9 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
     vertical bar moving right, which combs wherever the frame is shown whole. ``gop``
     puts a keyframe every so many frames (where a seek can land). ``b_frames`` codes
     that many B-frames in every run of them, whatever the pictures, also with
-    ``frame_ms``, as a camera or screen recorder that uses them writes a variable rate."""
+    ``frame_ms``, as a camera or screen recorder that uses them writes a variable rate.
+    ``sample_bits`` above 16 (24: for pcm_s24le, or flac) makes the tone of samples that
+    many bits deep, handed to the encoder as s32: its lowest bits are not all 0."""
     video_codec = "libvpx-vp9" if path.suffix == ".webm" else "libx264"
     with av.open(str(path), "w") as out:
         videos = [out.add_stream(video_codec, rate=rate) for _ in range(video_streams)]
@@ -86,6 +88,8 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
         sound = out.add_stream(audio, rate=sample_rate) if audio else None
         if sound is not None:
             sound.layout = layout
+            if sample_bits > 16:  # FLAC's encoder takes s16 first, and makes 16-bit sound of it
+                sound.codec_context.format = "s32"
             if audio == "vorbis":  # FFmpeg's own encoder, the only one here: "experimental"
                 sound.codec_context.options = {"strict": "experimental"}
         for i in range(frames):
@@ -112,11 +116,16 @@ def make_clip(path: Path, frames: int = 6, width: int = 32, height: int = 24, ra
             for begin, end in sound_spans or [(0.0, seconds)]:
                 first = round(begin * sample_rate)
                 t = np.arange(first, round(end * sample_rate)) / sample_rate
-                tone = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+                if sample_bits == 16:
+                    tone, form = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16), "s16p"
+                else:
+                    top = 2 ** (sample_bits - 1) - 1
+                    tone = np.round(0.3 * np.sin(2 * np.pi * 440 * t) * top).astype(np.int32) << (32 - sample_bits)
+                    form = "s32p"
                 step = 1024
                 for start in range(0, len(tone), step):
                     chunk = tone[start:start + step]
-                    f = av.AudioFrame.from_ndarray(np.tile(chunk, (sound.layout.nb_channels, 1)), format="s16p",
+                    f = av.AudioFrame.from_ndarray(np.tile(chunk, (sound.layout.nb_channels, 1)), format=form,
                                                    layout=layout)
                     f.sample_rate, f.pts = sample_rate, first + start
                     for packet in sound.encode(f):

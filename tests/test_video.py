@@ -2537,6 +2537,33 @@ def test_flac_that_starts_late_starts_as_late_in_an_ogv(tmp_path):
     assert sound[round(0.11 * rate):round(0.12 * rate)].max() > 0.5 * sound.max()
 
 
+@pytest.mark.parametrize("src, audio, spans", [
+    ("in.mkv", "pcm_s24le", None),  # PCM, which an .ogv does not hold
+    ("in.mov", "pcm_s24le", None),
+    ("in.mkv", "flac", [(0.1, 0.3)]),  # FLAC that starts late, led by silence
+])
+def test_24_bit_sound_reencoded_to_flac_keeps_every_sample(src, audio, spans, tmp_path):
+    # FLAC's encoder takes 16-bit samples unless told otherwise: 24-bit sound lost
+    # its lowest 8 bits in an .ogv.
+    clip = make_clip(tmp_path / src, frames=8, audio=audio, sample_bits=24, sound_spans=spans)
+    upscale_video(clip, tmp_path / "out.ogv", lambda frames: frames, EncodeOptions(codec="libvpx"))
+    assert audio_stream(tmp_path / "out.ogv")[0] == "flac"
+    (start_in, source), (start_out, output) = (samples_from(path) for path in (clip, tmp_path / "out.ogv"))
+    assert source.dtype == output.dtype == np.int32 and (source & 0xff00).any()  # 24 bits, in s32's top ones
+    lead = start_in - start_out
+    assert lead == (0 if spans is None else 4800) and len(output) >= lead + len(source) - 1024
+    kept = output[lead:lead + len(source)]
+    assert np.array_equal(kept, source[:len(kept)])
+
+
+def samples_from(path) -> tuple[int, np.ndarray]:
+    """The first audio stream's first channel, decoded, with where it starts (in samples)."""
+    with av.open(str(path)) as c:
+        frames = list(c.decode(audio=0))
+    start = round(frames[0].pts * frames[0].time_base * frames[0].sample_rate)
+    return start, np.concatenate([f.to_ndarray()[:1].reshape(-1) for f in frames])
+
+
 @pytest.mark.parametrize("rate", [Fraction(1), Fraction(24)])
 def test_an_avi_of_an_mp4_whose_sound_starts_before_0_has_no_empty_frame(rate, tmp_path):
     # AAC's priming puts an mp4's sound 21 ms before 0. FFmpeg moved every stream of
