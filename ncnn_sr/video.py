@@ -910,6 +910,22 @@ def retimed_tags(tags: dict, source_rate, rate, skipped: Fraction = Fraction(0))
     return tags
 
 
+# Muxers that write no timecode, the file's or the video's (measured with PyAV 18.1:
+# .m4v, .3gp, MPEG-TS and MPEG program streams left it out without a word).
+TIMECODELESS_MUXERS = frozenset({"ipod", "3gp", "mpegts", "mpeg", "svcd"})
+
+
+def _say_timecode_dropped(out, video_out, dst) -> None:
+    """Warn where ``out`` leaves out the timecode its tags or ``video_out``'s carry."""
+    if out.format.name not in TIMECODELESS_MUXERS:
+        return
+    label = next((value for tags in (video_out.metadata, out.metadata) for key, value in tags.items()
+                  if key.lower() == "timecode"), None)
+    if label is not None:
+        log.warning("%s cannot hold a timecode: dropping %r (a .mp4, .mov or .mkv output keeps it)", dst.suffix,
+                    label)
+
+
 def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fraction, colour: ColourTags):
     source_rate = _source_rate(video_in)
     rate = options.fps or source_rate
@@ -1079,6 +1095,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # A timecode on the file itself counts frames as the video's does.
     out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate,
                                      options.start))
+    _say_timecode_dropped(out, video_out, dst)
     one_way = isinstance(dst, VideoOutput) and not dst.seekable()  # a pipe, not stdout to a file
     # An AVI plays each stream from its first packet, whatever its time: its sound
     # starts at 0, so its picture counts from where the input starts too (an MPEG

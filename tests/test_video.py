@@ -1737,6 +1737,43 @@ def test_a_timecode_is_kept(suffix, tmp_path):
         assert c.streams.video[0].width == 64
 
 
+@pytest.mark.parametrize("suffix, codec", [(".m4v", []), (".ts", []), (".mpg", ["--codec", "mpeg2video"])])
+def test_a_timecode_a_container_cannot_hold_is_said_to_be_dropped(suffix, codec, tmp_path):
+    # .m4v, MPEG-TS and MPEG program streams left it out without a word.
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=None, timecode="01:02:03:04")
+    out = tmp_path / f"out{suffix}"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, *codec)
+    assert f"{suffix} cannot hold a timecode: dropping '01:02:03:04' (a .mp4, .mov or .mkv output keeps it)" \
+        in proc.stderr
+    with av.open(str(out)) as c:
+        tags = [c.metadata] + [stream.metadata for stream in c.streams]
+        assert not any(key.lower() == "timecode" for t in tags for key in t)
+
+
+def test_the_muxers_said_to_drop_a_timecode_drop_it_and_no_other_does(tmp_path):
+    # Keeps TIMECODELESS_MUXERS true to the FFmpeg here, for each container the commands write.
+    from ncnn_sr.video import TIMECODELESS_MUXERS
+    from ncnn_sr.video_options import VIDEO_CONTAINERS
+
+    dropping = set()
+    for ext in VIDEO_CONTAINERS:
+        codec = {"webm": "libvpx-vp9", "ogv": "libvpx", "wmv": "wmv2", "flv": "flv", "mpg": "mpeg2video",
+                 "mpeg": "mpeg2video", "vob": "mpeg2video"}.get(ext, "libx264")
+        path = tmp_path / f"o.{ext}"
+        with av.open(str(path), "w") as c:
+            c.metadata["timecode"] = "01:00:00:00"
+            stream = c.add_stream(codec, rate=25)
+            stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+            for frame in [av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")] * 10 + [None]:
+                c.mux(stream.encode(frame))
+            muxer = c.format.name
+        with av.open(str(path)) as c:
+            tags = [c.metadata] + [s.metadata for s in c.streams]
+            if not any(key.lower() == "timecode" for t in tags for key in t):
+                dropping.add(muxer)
+    assert dropping == TIMECODELESS_MUXERS
+
+
 def test_tags_and_dispositions_are_kept_and_stale_ones_left_out(tmp_path):
     commentary = av.stream.Disposition.comment
     clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3), tmp_path / "in.mkv",
