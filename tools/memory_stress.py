@@ -1,0 +1,361 @@
+"""Stress: a Pipeline's run memory budget, with failover, failed saves, cancels and Ctrl-C.
+
+Each run is a Pipeline of fake devices (scale 1, each upscale a moment long) over a
+folder of stills and animations (APNG) of mixed sizes, the run's memory
+(budget.memory_limit, patched) room for 0.5 to 3 pictures' needs, so that pictures
+wait for room, and some alone need more than all of it. At random: 1 to 3 loaders,
+1 to 3 savers, queue_size 1 to 4, 1 to 3 devices of 1 or 2 proc workers, a device
+lost (failing every picture from its n-th on), bad pictures (failing on every
+device), saves that fail (a full disk: NoRoom, which stops the run; another write
+error, which fails that picture alone), outputs there already with skip_existing,
+and the run cancelled, or sent a Ctrl-C (SIGINT, the run in the main thread), at
+the n-th upscale. What must hold:
+
+- the run ends: a watchdog dumps every thread's stack (faulthandler) and ends the
+  tool, exit status 3, when one takes longer than --hang seconds;
+- each picture gets at most one outcome; a run not ended early, exactly one;
+- a picture that alone needs more memory than the run has fails in one line
+  ("needs about ... more than the ... available", or "... animations may take"),
+  and no picture that fits alone fails for memory, whatever ended the run;
+- a run not ended early, with a sound device: each good picture is written, each
+  bad one fails on the devices, each failed save fails its picture alone, each
+  skipped one is skipped; a full disk stops the run;
+- a run not ended early holds no memory at its end (Pipeline._memory.held and the
+  animations' budget are 0). One ended early may leave what its dropped pictures
+  held: counted (a run's budget is its own), not wrong.
+
+    python tools/memory_stress.py --runs 300 --seed 1
+    python tools/memory_stress.py --runs 1000 --seed 2 --hang 20
+    python tools/memory_stress.py --runs 500 --jitter
+
+Bad pictures are at most as many as there are proc workers: more in a row take every
+device out by design (Pipeline._at_fault).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import faulthandler
+import logging
+import os
+import random
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ncnn_sr import pipeline as pipeline_mod
+from ncnn_sr.budget import MemoryBudget
+from ncnn_sr.devices import Device
+from ncnn_sr.errors import NoRoom
+from ncnn_sr.images import write_bytes
+from ncnn_sr.jobs import Job
+from ncnn_sr.pipeline import Lane, Pipeline
+
+SIZES = (4, 6, 8, 12, 16)
+WRITERS = pipeline_mod.write_image, pipeline_mod.write_frames  # as they were, each run wrapping them afresh
+MEMORY = re.compile(r"needs? about \d+\.\d GB of memory, more than the \d+\.\d GB (available|animations may take)")
+
+
+class FakeDevice:
+    """Gives a picture back as it came; fails a bad one (green 1 in its first pixel)
+    in an unforeseen way; a lost one fails every call from its ``lost_after``-th on.
+    Its ``hooks`` (the run's) may cancel or interrupt the run at a call."""
+
+    scale = 1
+
+    def __init__(self, index: int, lost_after: int | None, rng: random.Random, hooks):
+        self.device = Device(index, "fake", "discrete", 8000)
+        self.lost_after, self._rng, self._hooks = lost_after, rng, hooks
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def upscale(self, image, progress=None, **kw):
+        with self._lock:
+            call = self.calls
+            self.calls += 1
+            pause = self._rng.random() * 0.002
+        self._hooks()
+        time.sleep(pause)
+        if progress is not None:
+            progress(1, 1)  # where a cancel stops an upscale
+        if self.lost_after is not None and call >= self.lost_after:
+            raise RuntimeError("vkQueueSubmit failed")
+        if image[0, 0, 1] == 1:
+            raise ValueError("odd picture")
+        return image.copy()
+
+
+def still_need(side: int) -> int:
+    return side * side * 3 + write_bytes(side, side, 3, 1, "png")
+
+
+def animation_need(side: int, frames: int) -> int:
+    return frames * 4 * 3 * side * side  # scale 1: the frames, and the result twice
+
+
+def plan(rng: random.Random) -> dict:
+    count = rng.randint(1, 20)
+    pictures = []
+    for i in range(count):
+        side, frames = rng.choice(SIZES), (rng.randint(2, 3) if rng.random() < 0.25 else 1)
+        pictures.append({"side": side, "frames": frames,
+                         "need": still_need(side) if frames == 1 else animation_need(side, frames)})
+    needs = sorted(p["need"] for p in pictures)
+    limit = int(needs[len(needs) // 2] * (rng.uniform(0.5, 3) if rng.random() < 0.5 else rng.uniform(0.9, 1.3)))
+    animation_memory = None if rng.random() < 0.7 else int(limit * rng.uniform(0.5, 1.5))
+    workers = [rng.randint(1, 2) for _ in range(rng.randint(1, 3))]
+    fits = [i for i, p in enumerate(pictures)
+            if p["need"] <= (limit if p["frames"] == 1 or animation_memory is None else min(limit, animation_memory))]
+    bad = rng.sample(fits, min(len(fits), rng.choice((0, 0, 1, 2)), sum(workers)))
+    good = [i for i in fits if i not in bad]
+    roles = {i: rng.choice(("skip", "write-fails")) for i in good if rng.random() < 0.12}
+    if good and rng.random() < 0.15:
+        roles[rng.choice(good)] = "no-room"
+    for i in bad:
+        roles[i] = "bad"
+    return {"pictures": pictures, "limit": limit, "roles": roles, "workers": workers,
+            "lost": {i: rng.randint(0, 3) for i in range(len(workers)) if rng.random() < 0.3},
+            "load_workers": rng.randint(1, 3), "save_workers": rng.randint(1, 3), "queue_size": rng.randint(1, 4),
+            "animation_memory": animation_memory,
+            "cancel_at": rng.randint(0, 8) if rng.random() < 0.15 else None,
+            "interrupt_at": rng.randint(0, 8) if rng.random() < 0.15 else None,
+            "stay_inside": rng.random() < 0.5,
+            "cancel_after_outcomes": rng.randint(0, 4) if rng.random() < 0.1 else None}
+
+
+def make_jobs(folder: Path, p: dict) -> list[Job]:
+    jobs = []
+    (folder / "out").mkdir()
+    for i, picture in enumerate(p["pictures"]):
+        side, role = picture["side"], p["roles"].get(i)
+        frames = []
+        for f in range(picture["frames"]):
+            pixels = np.zeros((side, side, 3), np.uint8)
+            pixels[..., 0], pixels[..., 2] = i, 10 * f  # frames that differ: Pillow merges equal ones
+            pixels[0, 0, 1] = role == "bad"
+            frames.append(Image.fromarray(pixels))
+        source = folder / f"p{i:02d}.png"
+        if len(frames) > 1:
+            frames[0].save(source, save_all=True, append_images=frames[1:], duration=100)
+        else:
+            frames[0].save(source)
+        jobs.append(Job(source, folder / "out" / source.name))
+        if role == "skip":
+            frames[0].save(jobs[-1].target)
+    return jobs
+
+
+def failing_writes(roles: dict[str, str]):
+    """write_image and write_frames as the pipeline calls them, failing the outputs
+    ``roles`` name: a full disk, or another write error."""
+    def wrap(write):
+        def call(path, *args, **kwargs):
+            role = roles.get(Path(path).name)
+            if role == "no-room":
+                raise NoRoom(f"cannot write {path}: no space left on device (fake)")
+            if role == "write-fails":
+                raise OSError(5, "Input/output error (fake)")
+            return write(path, *args, **kwargs)
+        return call
+    return wrap(WRITERS[0]), wrap(WRITERS[1])
+
+
+class Watchdog:
+    """Ends the tool with every thread's stack once a run takes more than ``seconds``."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self._armed, self._about = seconds, threading.Event(), ""
+        self._done = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def arm(self, about: str) -> None:
+        self._about = about
+        self._done.clear()
+        self._armed.set()
+
+    def disarm(self) -> None:
+        self._armed.clear()
+        self._done.set()
+
+    def _watch(self) -> None:
+        while True:
+            self._armed.wait()
+            if not self._done.wait(self.seconds) and self._armed.is_set():
+                print(f"HANG: {self._about}", file=sys.stderr, flush=True)
+                faulthandler.dump_traceback(sys.stderr, all_threads=True)
+                os._exit(3)
+
+
+def one_run(p: dict, rng: random.Random, folder: Path, watchdog: Watchdog, seen: collections.Counter) -> list[str]:
+    jobs = make_jobs(folder, p)
+    name_roles = {f"p{i:02d}.png": role for i, role in p["roles"].items()}
+    pipeline_mod.write_image, pipeline_mod.write_frames = failing_writes(name_roles)
+    pipeline_mod.budget.memory_limit = lambda: p["limit"]
+    main = threading.get_ident()
+    state = {"in_run": True, "calls": 0}
+    lock = threading.Lock()
+    box: dict = {}
+
+    def hooks():
+        with lock:
+            call = state["calls"]
+            state["calls"] += 1
+            if call == p["cancel_at"] and "pipeline" in box:
+                box["pipeline"].cancel()
+            interrupt = call == p["interrupt_at"] and state["in_run"]
+            if interrupt:
+                seen["Ctrl-C sent"] += 1
+                signal.pthread_kill(main, signal.SIGINT)
+        if interrupt and p["stay_inside"]:
+            time.sleep(0.1)  # a long tile: the run leaves this worker behind (Summary.abandoned)
+
+    ups = [FakeDevice(i, p["lost"].get(i), random.Random(rng.random()), hooks) for i in range(len(p["workers"]))]
+    outcomes: collections.Counter = collections.Counter()
+
+    def on_outcome(o):
+        outcomes[o.job.source.name] += 1
+        if p["cancel_after_outcomes"] is not None and sum(outcomes.values()) > p["cancel_after_outcomes"]:
+            box["pipeline"].cancel()
+
+    pipe = Pipeline([Lane(up, w) for up, w in zip(ups, p["workers"])], load_workers=p["load_workers"],
+                    save_workers=p["save_workers"], queue_size=p["queue_size"], skip_existing=True,
+                    on_outcome=on_outcome, animation_memory=p["animation_memory"])
+    box["pipeline"] = pipe
+    watchdog.arm(repr(p))
+    interrupted_out = False
+    try:
+        summary = pipe.run(jobs)
+    except KeyboardInterrupt:  # one landing as run returns
+        interrupted_out = True
+    finally:
+        with lock:
+            state["in_run"] = False
+    watchdog.disarm()
+    if interrupted_out:
+        seen["KeyboardInterrupt out of run"] += 1
+        return []
+    wrong = []
+    early = summary.cancelled or summary.stopped is not None or summary.abandoned
+    why = ("abandoned" if summary.abandoned else "cancelled" if summary.cancelled
+           else "stopped: " + summary.stopped.split(":")[0][:40] if summary.stopped else "complete")
+    seen[f"run {re.sub(r'/.*', '', why)}"] += 1
+    if any(n > 1 for n in outcomes.values()):
+        wrong.append(f"a picture had several outcomes: {outcomes}")
+    if not early and len(outcomes) != len(jobs):
+        wrong.append(f"a complete run told of {len(outcomes)} pictures of {len(jobs)}")
+    animation_room = p["limit"] if p["animation_memory"] is None else min(p["limit"], p["animation_memory"])
+    messages = {f.job.source.name: f.message for f in summary.failures}
+    sound = any(up.lost_after is None for up in ups)
+    for i, picture in enumerate(p["pictures"]):
+        name, role = f"p{i:02d}.png", p["roles"].get(i)
+        room = p["limit"] if picture["frames"] == 1 else animation_room
+        said = messages.get(name)
+        if said is not None and ("\n" in said or name not in said):
+            wrong.append(f"{name} failed as {said!r}")
+        if picture["need"] > room:
+            seen["pictures too large alone"] += 1
+            if said is not None and MEMORY.search(said):
+                seen["pictures too large alone, failed in words"] += 1
+            elif not early or said is not None:
+                wrong.append(f"{name}, needing {picture['need']} of {room}, ended as {said!r} "
+                             f"(outcomes {outcomes[name]})")
+            continue
+        if said is not None and "GB of memory" in said:
+            wrong.append(f"{name}, needing {picture['need']} of {room}, failed for memory: {said}")
+        if early or not sound:
+            continue
+        expected = {"bad": "failed", "write-fails": "failed", "skip": "skipped"}.get(role, "ok")
+        ok = (folder / "out" / name).is_file() and outcomes[name] == 1
+        if expected == "failed":
+            if said is None or ("upscaling failed on" if role == "bad" else "cannot write") not in said:
+                wrong.append(f"{name} ({role}) ended as {said!r}")
+        elif expected == "ok" and (said is not None or not ok):
+            wrong.append(f"{name} ({role}, {picture['frames']} frames) ended as {said!r}")
+    if not early and "no-room" in p["roles"].values() and sound:
+        wrong.append("a full disk did not stop the run")
+    held = (pipe._memory.held, pipe._budget.held)
+    if held != (0, 0):
+        seen[f"{'early' if early else 'complete'} runs ending with memory held"] += 1
+        if not early:
+            wrong.append(f"held at the end (run memory, animations): {held}")
+    return wrong
+
+
+def count_waits(seen: collections.Counter) -> None:
+    """Count the takes of memory that found no room at once (a loader waiting)."""
+    take = MemoryBudget.take
+
+    def counted(self, amount, cancel):
+        if self.held + amount > self.total:
+            seen["takes of memory that waited for room"] += 1
+        return take(self, amount, cancel)
+    MemoryBudget.take = counted
+
+
+def widen_races() -> None:
+    """failover_stress's pauses where the proc workers hand over, and one before each
+    take and give of memory."""
+    from failover_stress import widen_races as hand_overs
+
+    hand_overs()
+    for name in ("take", "give"):
+        def paused(method):
+            def call(*args, **kwargs):
+                time.sleep(random.random() * 0.003)
+                return method(*args, **kwargs)
+            return call
+        setattr(MemoryBudget, name, paused(getattr(MemoryBudget, name)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hang", type=float, default=30, help="seconds a run may take before it counts as hung")
+    parser.add_argument("--jitter", action="store_true",
+                        help="random pauses where the workers hand over and take memory, to widen the races")
+    parser.add_argument("--show", type=int, default=3, help="how many failing runs to print in full")
+    args = parser.parse_args()
+    logging.getLogger("ncnn_sr").setLevel(logging.CRITICAL)  # the warnings of each run
+    rng = random.Random(args.seed)
+    watchdog = Watchdog(args.hang)
+    kinds: collections.Counter = collections.Counter()
+    seen: collections.Counter = collections.Counter()
+    count_waits(seen)
+    if args.jitter:
+        widen_races()
+    shown = failing = 0
+    scratch = Path(tempfile.mkdtemp(prefix="memory_stress_"))
+    try:
+        for run in range(args.runs):
+            p = plan(rng)
+            folder = scratch / f"run{run}"
+            folder.mkdir()
+            wrong = one_run(p, rng, folder, watchdog, seen)
+            failing += bool(wrong)
+            for line in wrong:
+                kinds[re.sub(r"p\d\d\.png|\d+|\(.*\)|\[.*\]|'.*'", "#", line.split("\n")[0])[:60]] += 1
+            if wrong and shown < args.show:
+                shown += 1
+                print(f"run {run}: {p}")
+                for line in wrong:
+                    print("   ", line[:2000])
+            shutil.rmtree(folder, ignore_errors=True)  # an abandoned run's workers may write on: ignored
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    for kind, count in sorted(seen.items()):
+        print(f"{count:5d}  {kind}")
+    print(f"{args.runs} runs, {failing} wrong: {dict(kinds)}")
+    return 1 if failing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
