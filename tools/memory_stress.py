@@ -7,9 +7,11 @@ wait for room, and some alone need more than all of it. At random: 1 to 3 loader
 1 to 3 savers, queue_size 1 to 4, 1 to 3 devices of 1 or 2 proc workers, a device
 lost (failing every picture from its n-th on), bad pictures (failing on every
 device), saves that fail (a full disk: NoRoom, which stops the run; another write
-error, which fails that picture alone), outputs there already with skip_existing,
-and the run cancelled, or sent a Ctrl-C (SIGINT, the run in the main thread), at
-the n-th upscale. What must hold:
+error, which fails that picture alone), broken pictures (a still of no picture, an
+animation cut short: its frames' memory taken, then its reading failed), outputs
+there already with skip_existing, on_outcome raising at its n-th call (a closed
+stderr: run raises it once every job is done), and the run cancelled, or sent a
+Ctrl-C (SIGINT, the run in the main thread), at the n-th upscale. What must hold:
 
 - the run ends: a watchdog dumps every thread's stack (faulthandler) and ends the
   tool, exit status 3, when one takes longer than --hang seconds;
@@ -18,11 +20,13 @@ the n-th upscale. What must hold:
   ("needs about ... more than the ... available", or "... animations may take"),
   and no picture that fits alone fails for memory, whatever ended the run;
 - a run not ended early, with a sound device: each good picture is written, each
-  bad one fails on the devices, each failed save fails its picture alone, each
-  skipped one is skipped; a full disk stops the run;
+  bad one fails on the devices, each failed save and broken picture fails alone,
+  each skipped one is skipped; a full disk stops the run;
 - a run not ended early holds no memory at its end (Pipeline._memory.held and the
   animations' budget are 0). One ended early may leave what its dropped pictures
-  held: counted (a run's budget is its own), not wrong.
+  held: counted (a run's budget is its own), not wrong; the Pipeline then runs
+  again, with no cancel, Ctrl-C or full disk, and must tell of each picture once
+  (those written skipped) and hold nothing at its end.
 
     python tools/memory_stress.py --runs 300 --seed 1
     python tools/memory_stress.py --runs 1000 --seed 2 --hang 20
@@ -62,6 +66,10 @@ from ncnn_sr.pipeline import Lane, Pipeline
 SIZES = (4, 6, 8, 12, 16)
 WRITERS = pipeline_mod.write_image, pipeline_mod.write_frames  # as they were, each run wrapping them afresh
 MEMORY = re.compile(r"needs? about \d+\.\d GB of memory, more than the \d+\.\d GB (available|animations may take)")
+
+
+class Closed(OSError):
+    """What on_outcome raises at its n-th call: a closed stderr, say."""
 
 
 class FakeDevice:
@@ -110,13 +118,15 @@ def plan(rng: random.Random) -> dict:
                          "need": still_need(side) if frames == 1 else animation_need(side, frames)})
     needs = sorted(p["need"] for p in pictures)
     limit = int(needs[len(needs) // 2] * (rng.uniform(0.5, 3) if rng.random() < 0.5 else rng.uniform(0.9, 1.3)))
+    if rng.random() < 0.2:
+        limit = rng.choice(needs)  # one that fits alone, exactly
     animation_memory = None if rng.random() < 0.7 else int(limit * rng.uniform(0.5, 1.5))
     workers = [rng.randint(1, 2) for _ in range(rng.randint(1, 3))]
     fits = [i for i, p in enumerate(pictures)
             if p["need"] <= (limit if p["frames"] == 1 or animation_memory is None else min(limit, animation_memory))]
     bad = rng.sample(fits, min(len(fits), rng.choice((0, 0, 1, 2)), sum(workers)))
     good = [i for i in fits if i not in bad]
-    roles = {i: rng.choice(("skip", "write-fails")) for i in good if rng.random() < 0.12}
+    roles = {i: rng.choice(("skip", "write-fails", "broken")) for i in good if rng.random() < 0.15}
     if good and rng.random() < 0.15:
         roles[rng.choice(good)] = "no-room"
     for i in bad:
@@ -128,6 +138,7 @@ def plan(rng: random.Random) -> dict:
             "cancel_at": rng.randint(0, 8) if rng.random() < 0.15 else None,
             "interrupt_at": rng.randint(0, 8) if rng.random() < 0.15 else None,
             "stay_inside": rng.random() < 0.5,
+            "outcome_fails_at": rng.randint(0, 5) if rng.random() < 0.08 else None,
             "cancel_after_outcomes": rng.randint(0, 4) if rng.random() < 0.1 else None}
 
 
@@ -147,6 +158,9 @@ def make_jobs(folder: Path, p: dict) -> list[Job]:
             frames[0].save(source, save_all=True, append_images=frames[1:], duration=100)
         else:
             frames[0].save(source)
+        if role == "broken":  # a still of no picture; an animation cut short, its first frame whole
+            data = source.read_bytes()
+            source.write_bytes(data[:-1] if len(frames) > 1 else data[:20])
         jobs.append(Job(source, folder / "out" / source.name))
         if role == "skip":
             frames[0].save(jobs[-1].target)
@@ -208,6 +222,8 @@ def one_run(p: dict, rng: random.Random, folder: Path, watchdog: Watchdog, seen:
         with lock:
             call = state["calls"]
             state["calls"] += 1
+            if state.get("again"):
+                return
             if call == p["cancel_at"] and "pipeline" in box:
                 box["pipeline"].cancel()
             interrupt = call == p["interrupt_at"] and state["in_run"]
@@ -222,7 +238,10 @@ def one_run(p: dict, rng: random.Random, folder: Path, watchdog: Watchdog, seen:
 
     def on_outcome(o):
         outcomes[o.job.source.name] += 1
-        if p["cancel_after_outcomes"] is not None and sum(outcomes.values()) > p["cancel_after_outcomes"]:
+        if sum(outcomes.values()) - 1 == p["outcome_fails_at"] and not state.get("again"):
+            raise Closed(32, "Broken pipe (fake stderr)")
+        if (p["cancel_after_outcomes"] is not None and sum(outcomes.values()) > p["cancel_after_outcomes"]
+                and not state.get("again")):
             box["pipeline"].cancel()
 
     pipe = Pipeline([Lane(up, w) for up, w in zip(ups, p["workers"])], load_workers=p["load_workers"],
@@ -235,6 +254,8 @@ def one_run(p: dict, rng: random.Random, folder: Path, watchdog: Watchdog, seen:
         summary = pipe.run(jobs)
     except KeyboardInterrupt:  # one landing as run returns
         interrupted_out = True
+    except Closed:
+        return told_failed(pipe, jobs, watchdog, seen)
     finally:
         with lock:
             state["in_run"] = False
@@ -272,10 +293,12 @@ def one_run(p: dict, rng: random.Random, folder: Path, watchdog: Watchdog, seen:
             wrong.append(f"{name}, needing {picture['need']} of {room}, failed for memory: {said}")
         if early or not sound:
             continue
-        expected = {"bad": "failed", "write-fails": "failed", "skip": "skipped"}.get(role, "ok")
+        expected = {"bad": "failed", "write-fails": "failed", "broken": "failed", "skip": "skipped"}.get(role, "ok")
+        seen[f"pictures checked in complete runs: {role or 'good'}"] += 1
         ok = (folder / "out" / name).is_file() and outcomes[name] == 1
         if expected == "failed":
-            if said is None or ("upscaling failed on" if role == "bad" else "cannot write") not in said:
+            words = {"bad": "upscaling failed on", "write-fails": "cannot write", "broken": "broken"}[role]
+            if said is None or words not in said:
                 wrong.append(f"{name} ({role}) ended as {said!r}")
         elif expected == "ok" and (said is not None or not ok):
             wrong.append(f"{name} ({role}, {picture['frames']} frames) ended as {said!r}")
@@ -286,6 +309,46 @@ def one_run(p: dict, rng: random.Random, folder: Path, watchdog: Watchdog, seen:
         seen[f"{'early' if early else 'complete'} runs ending with memory held"] += 1
         if not early:
             wrong.append(f"held at the end (run memory, animations): {held}")
+    if early and not summary.abandoned:
+        wrong += run_again(pipe, jobs, p, name_roles, state, outcomes, watchdog, seen)
+    return wrong
+
+
+def told_failed(pipe: Pipeline, jobs: list[Job], watchdog: Watchdog, seen: collections.Counter) -> list[str]:
+    """What went wrong in a run whose on_outcome raised (run raises it once every job is
+    done, and tells of none after): the summary still counts each job."""
+    watchdog.disarm()
+    summary = pipe._summary
+    seen["runs whose on_outcome raised"] += 1
+    if summary.cancelled or summary.stopped is not None or summary.abandoned:
+        return []
+    wrong = []
+    if summary.done != len(jobs):
+        wrong.append(f"on_outcome raised: {summary.done} done of {len(jobs)}")
+    if (pipe._memory.held, pipe._budget.held) != (0, 0):
+        wrong.append(f"on_outcome raised: held at the end {(pipe._memory.held, pipe._budget.held)}")
+    return wrong
+
+
+def run_again(pipe: Pipeline, jobs: list[Job], p: dict, name_roles: dict, state: dict,
+              outcomes: collections.Counter, watchdog: Watchdog, seen: collections.Counter) -> list[str]:
+    """What went wrong in a run of ``pipe`` again, after one that ended early, with no
+    cancel, Ctrl-C or full disk: it starts afresh, the outputs written skipped."""
+    state["again"] = True
+    for name in [name for name, role in name_roles.items() if role == "no-room"]:
+        del name_roles[name]
+    outcomes.clear()
+    watchdog.arm(f"again: {p!r}")
+    summary = pipe.run(jobs)
+    watchdog.disarm()
+    seen["runs again after an early end"] += 1
+    wrong = []
+    if summary.cancelled or summary.abandoned:
+        wrong.append(f"run again: cancelled {summary.cancelled}, abandoned {summary.abandoned}")
+    if summary.stopped is None and (len(outcomes) != len(jobs) or any(n != 1 for n in outcomes.values())):
+        wrong.append(f"run again: told of {dict(outcomes)}, {len(jobs)} pictures")
+    if summary.stopped is None and (pipe._memory.held, pipe._budget.held) != (0, 0):
+        wrong.append(f"run again: held at the end {(pipe._memory.held, pipe._budget.held)}")
     return wrong
 
 
