@@ -31,6 +31,7 @@ Ctrl-C (SIGINT, the run in the main thread), at the n-th upscale. What must hold
     python tools/memory_stress.py --runs 300 --seed 1
     python tools/memory_stress.py --runs 1000 --seed 2 --hang 20
     python tools/memory_stress.py --runs 500 --jitter
+    python tools/memory_stress.py --runs 500 --wide --jitter
 
 Bad pictures are at most as many as there are proc workers: more in a row take every
 device out by design (Pipeline._at_fault).
@@ -109,7 +110,7 @@ def animation_need(side: int, frames: int) -> int:
     return frames * 4 * 3 * side * side  # scale 1: the frames, and the result twice
 
 
-def plan(rng: random.Random) -> dict:
+def plan(rng: random.Random, wide: bool = False) -> dict:
     count = rng.randint(1, 20)
     pictures = []
     for i in range(count):
@@ -121,7 +122,7 @@ def plan(rng: random.Random) -> dict:
     if rng.random() < 0.2:
         limit = rng.choice(needs)  # one that fits alone, exactly
     animation_memory = None if rng.random() < 0.7 else int(limit * rng.uniform(0.5, 1.5))
-    workers = [rng.randint(1, 2) for _ in range(rng.randint(1, 3))]
+    workers = [rng.randint(1, 3 if wide else 2) for _ in range(rng.randint(1, 4 if wide else 3))]
     fits = [i for i, p in enumerate(pictures)
             if p["need"] <= (limit if p["frames"] == 1 or animation_memory is None else min(limit, animation_memory))]
     bad = rng.sample(fits, min(len(fits), rng.choice((0, 0, 1, 2)), sum(workers)))
@@ -132,8 +133,8 @@ def plan(rng: random.Random) -> dict:
     for i in bad:
         roles[i] = "bad"
     return {"pictures": pictures, "limit": limit, "roles": roles, "workers": workers,
-            "lost": {i: rng.randint(0, 3) for i in range(len(workers)) if rng.random() < 0.3},
-            "load_workers": rng.randint(1, 3), "save_workers": rng.randint(1, 3), "queue_size": rng.randint(1, 4),
+            "lost": {i: rng.randint(0, 3) for i in range(len(workers)) if rng.random() < (0.45 if wide else 0.3)},
+            "load_workers": rng.randint(1, 4 if wide else 3), "save_workers": rng.randint(1, 3), "queue_size": rng.randint(1, 4),
             "animation_memory": animation_memory,
             "cancel_at": rng.randint(0, 8) if rng.random() < 0.15 else None,
             "interrupt_at": rng.randint(0, 8) if rng.random() < 0.15 else None,
@@ -385,6 +386,8 @@ def main() -> int:
     parser.add_argument("--hang", type=float, default=30, help="seconds a run may take before it counts as hung")
     parser.add_argument("--jitter", action="store_true",
                         help="random pauses where the workers hand over and take memory, to widen the races")
+    parser.add_argument("--wide", action="store_true",
+                        help="up to 4 devices of up to 3 proc workers, 4 loaders, more of them lost")
     parser.add_argument("--show", type=int, default=3, help="how many failing runs to print in full")
     args = parser.parse_args()
     logging.getLogger("ncnn_sr").setLevel(logging.CRITICAL)  # the warnings of each run
@@ -399,7 +402,7 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="memory_stress_"))
     try:
         for run in range(args.runs):
-            p = plan(rng)
+            p = plan(rng, args.wide)
             folder = scratch / f"run{run}"
             folder.mkdir()
             wrong = one_run(p, rng, folder, watchdog, seen)
