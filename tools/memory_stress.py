@@ -187,23 +187,20 @@ class Watchdog:
     """Ends the tool with every thread's stack once a run takes more than ``seconds``."""
 
     def __init__(self, seconds: float):
-        self.seconds, self._armed, self._about = seconds, threading.Event(), ""
-        self._done = threading.Event()
+        self.seconds, self._deadline, self._about = seconds, None, ""
         threading.Thread(target=self._watch, daemon=True).start()
 
     def arm(self, about: str) -> None:
-        self._about = about
-        self._done.clear()
-        self._armed.set()
+        self._about, self._deadline = about, time.monotonic() + self.seconds
 
     def disarm(self) -> None:
-        self._armed.clear()
-        self._done.set()
+        self._deadline = None
 
     def _watch(self) -> None:
         while True:
-            self._armed.wait()
-            if not self._done.wait(self.seconds) and self._armed.is_set():
+            time.sleep(0.2)
+            deadline = self._deadline  # read once: the run may end meanwhile
+            if deadline is not None and time.monotonic() > deadline:
                 print(f"HANG: {self._about}", file=sys.stderr, flush=True)
                 faulthandler.dump_traceback(sys.stderr, all_threads=True)
                 os._exit(3)
