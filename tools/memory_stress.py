@@ -377,9 +377,9 @@ def widen_races() -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=200, help="how many random runs")
+    parser.add_argument("--seed", type=int, default=0, help="the seed of the runs' plans (the threads' order is not)")
     parser.add_argument("--hang", type=float, default=30, help="seconds a run may take before it counts as hung")
     parser.add_argument("--jitter", action="store_true",
                         help="random pauses where the workers hand over and take memory, to widen the races")
