@@ -469,6 +469,28 @@ def _starts_late(stream, sound_from: Fraction) -> Fraction | None:
     return late if late > NOTICED_EARLY else None
 
 
+def _pauses(inp, stream, reopen: bool) -> bool:
+    """Whether the sound ``stream`` pauses: a packet of it starts more than
+    RESYNC_AFTER past where those before it end. Read in a second opening of the
+    file, so that ``inp`` stays at its start; False where it cannot be opened again
+    (a pipe) or its packets state no durations."""
+    if not reopen:
+        return False
+    try:
+        with av.open(inp.name, **READ_TAGS) as again:
+            end = None
+            for packet in again.demux(again.streams[stream.index]):
+                if packet.pts is None or packet.time_base is None or not packet.duration:
+                    continue
+                start = packet.pts * packet.time_base
+                if end is not None and start - end > RESYNC_AFTER:
+                    return True
+                end = max(end or start, start + packet.duration * packet.time_base)
+    except (av.error.FFmpegError, OSError):
+        return False
+    return False
+
+
 def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                one_way: bool = False, reopen: bool = True,
                sound_from: Fraction = Fraction(0)) -> tuple[dict[int, SideOutput], list]:
@@ -531,7 +553,11 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         gaps = pcm_gaps(out.format.name, stream, lead_from) if stream.type == "audio" else None
         late = (_starts_late(stream, sound_from)
                 if stream.type == "audio" and out.format.name in OFFSET_DROPPING_MUXERS and gaps is None else None)
-        if not unplayed and not headerless and late is None and takes(out, stream):
+        # A pause, copied there, was lost too: the sound after it played early.
+        paused = (stream.type == "audio" and out.format.name in OFFSET_DROPPING_MUXERS and gaps is None
+                  and late is None and not unplayed and not headerless and takes(out, stream)
+                  and _pauses(inp, stream, reopen))
+        if not unplayed and not headerless and late is None and not paused and takes(out, stream):
             # An mp4's AAC opens with its encoder's priming, before 0, which an edit list
             # cuts. Matroska cuts it only by a CodecDelay, written from the stream's
             # initial padding, which PyAV cannot set and FFmpeg's mp4 reader leaves at 0:
@@ -543,7 +569,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                 # file gets it from the first packet, going back for it.
                 o.codec_context.extradata = aac_config(stream.codec_context)
             mapping[stream.index] = SideOutput(o, gaps=gaps)
-        elif stream.type == "audio" and (target := (late is not None and _own_encoder(out.format.name, name))
+        elif stream.type == "audio" and (target := ((late is not None or paused) and _own_encoder(out.format.name, name))
                                           or sound_encoder(out)):
             source_rate = stream.codec_context.sample_rate
             rate = _rate_held(out.format.name, target, source_rate)
@@ -565,6 +591,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             if late is not None and takes(out, stream) and not unplayed and not headerless:
                 what = (f"{dst.suffix} plays sound from the picture's start: re-encoding audio",
                         f", which starts later, to {target}{resampled}, led by silence", False)
+            if paused:
+                what = (f"{dst.suffix} times sound by its samples alone: re-encoding audio",
+                        f", which pauses, to {target}{resampled}, its pauses filled with silence", False)
             if unplayed:
                 what = (f"{dst.suffix} holds {name} audio that common players do not play there: re-encoding audio",
                         f" to {target}{resampled}", True)

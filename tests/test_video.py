@@ -2552,6 +2552,19 @@ def test_a_gap_in_copied_pcm_sound_is_kept_in_a_mov_or_avi(name, tmp_path):
     assert tone_onsets(tmp_path / name) == [pytest.approx(t, abs=0.002) for t in (0, 0.35)]
 
 
+@pytest.mark.parametrize("audio, name, options", [
+    ("libopus", "out.ogv", EncodeOptions(codec="libvpx")),  # Opus, which an Ogg file holds
+    ("ac3", "out.avi", EncodeOptions()),
+])
+def test_a_pause_in_sound_that_could_be_copied_is_kept_in_an_ogv_or_avi(audio, name, options, tmp_path):
+    # Neither times sound but by its samples: copied, the sound after a pause of 0.25 s
+    # played right after the sound before it, 0.25 s early against the picture.
+    clip = make_clip(tmp_path / "in.mkv", frames=12, audio=audio, sound_spans=[(0, 0.1), (0.35, 0.45)])
+    upscale_video(clip, tmp_path / name, lambda frames: frames, options)
+    # The encoders code whole frames (AC3's of 32 ms): the burst after the pause moves by up to one.
+    assert tone_onsets(tmp_path / name) == [pytest.approx(0, abs=0.01), pytest.approx(0.35, abs=0.04)]
+
+
 def test_pcm_sound_that_starts_late_is_copied_into_an_avi_led_by_silence(tmp_path):
     # Not re-encoded to MP3 to lead it with silence: PCM's silence is copied as it is.
     clip = make_clip(tmp_path / "in.mkv", frames=8, audio="pcm_s16le", sound_spans=[(0.1, 0.3)])
