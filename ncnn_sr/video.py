@@ -1397,6 +1397,11 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 fed.add(target.stream.index)
         if frame is None:
             encoded = target.stream.encode()
+            if out.format.name == "avi":
+                # FLAC's last packet is empty, its header's update, a few samples on from
+                # the one before: an AVI times FLAC by whole blocks, where both fell in
+                # one, which its muxer refused. An AVI's header is not written again.
+                encoded = [packet for packet in encoded if packet.size]
             out.mux(encoded)
             if encoded:
                 fed.add(target.stream.index)

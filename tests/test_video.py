@@ -2565,6 +2565,16 @@ def test_a_pause_in_sound_that_could_be_copied_is_kept_in_an_ogv_or_avi(audio, n
     assert tone_onsets(tmp_path / name) == [pytest.approx(0, abs=0.01), pytest.approx(0.35, abs=0.04)]
 
 
+def test_flac_that_starts_late_is_re_encoded_into_an_avi_at_48_khz(tmp_path):
+    # FLAC's encoder ends with an empty packet (its header's update) a few samples on
+    # from the last: an AVI times FLAC by whole 4608-sample blocks, where both fell in
+    # one, and its muxer refused the second: "cannot encode: Invalid argument".
+    clip = make_clip(tmp_path / "in.mkv", frames=8, audio="flac", sound_spans=[(0.13, 0.3)])
+    upscale_video(clip, tmp_path / "out.avi", lambda frames: frames)
+    assert audio_stream(tmp_path / "out.avi")[0] == "flac"
+    assert tone_onsets(tmp_path / "out.avi") == [pytest.approx(0.13, abs=0.002)]
+
+
 def test_pcm_sound_that_starts_late_is_copied_into_an_avi_led_by_silence(tmp_path):
     # Not re-encoded to MP3 to lead it with silence: PCM's silence is copied as it is.
     clip = make_clip(tmp_path / "in.mkv", frames=8, audio="pcm_s16le", sound_spans=[(0.1, 0.3)])
