@@ -557,7 +557,11 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         paused = (stream.type == "audio" and out.format.name in OFFSET_DROPPING_MUXERS and gaps is None
                   and late is None and not unplayed and not headerless and takes(out, stream)
                   and _pauses(inp, stream, reopen))
-        if not unplayed and not headerless and late is None and not paused and takes(out, stream):
+        # FFmpeg's FLV muxer takes a sound track after the first only of a codec with an
+        # enhanced FLV FourCC: "Unsupported multi-track audio codec" (PCM, say).
+        unfourcc = (out.format.name == "flv" and stream.type == "audio" and name not in _FLV_FOURCC
+                    and any(o.stream.type == "audio" for o in mapping.values()))
+        if not unplayed and not headerless and late is None and not paused and not unfourcc and takes(out, stream):
             # An mp4's AAC opens with its encoder's priming, before 0, which an edit list
             # cuts. Matroska cuts it only by a CodecDelay, written from the stream's
             # initial padding, which PyAV cannot set and FFmpeg's mp4 reader leaves at 0:
@@ -591,6 +595,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             if late is not None and takes(out, stream) and not unplayed and not headerless:
                 what = (f"{dst.suffix} plays sound from the picture's start: re-encoding audio",
                         f", which starts later, to {target}{resampled}, led by silence", False)
+            if unfourcc and takes(out, stream):
+                what = (f"{dst.suffix} holds {name} audio as its first sound track only: re-encoding audio",
+                        f" to {target}{resampled}", False)
             if paused:
                 what = (f"{dst.suffix} times sound by its samples alone: re-encoding audio",
                         f", which pauses, to {target}{resampled}, its pauses filled with silence", False)

@@ -2942,6 +2942,29 @@ def test_sound_a_container_refuses_is_reencoded_to_its_own_kind(audio, name, tar
     assert sound_seconds(tmp_path / name) == pytest.approx(sound_seconds(clip), abs=0.05)
 
 
+def test_pcm_as_the_second_sound_track_of_an_flv_is_re_encoded_without_an_error(tmp_path):
+    # FFmpeg's FLV muxer takes a second sound track only of a codec with an enhanced
+    # FLV FourCC (AAC, MP3...), which PCM has not: "Unsupported multi-track audio
+    # codec", the run failing as "cannot encode: Invalid argument".
+    clip = tmp_path / "in.mkv"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 16, 16, "yuv420p"
+        sounds = [out.add_stream(codec, rate=44100) for codec in ("aac", "pcm_s16le")]
+        for sound in sounds:
+            sound.layout = "mono"
+        encode_all(out, video, [av.VideoFrame.from_ndarray(picture(16, 16, seed=i), format="rgb24") for i in range(4)])
+        tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(7350) / 44100) * 32767).astype(np.int16)
+        for sound in sounds:
+            frame = av.AudioFrame.from_ndarray(tone[None], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 44100, 0
+            out.mux(sound.encode(frame))
+            out.mux(sound.encode())
+    upscale_video(clip, tmp_path / "out.flv", lambda frames: frames)
+    with av.open(str(tmp_path / "out.flv")) as c:
+        assert sorted(s.codec_context.name for s in c.streams.audio) == ["aac", "mp3float"]
+
+
 @pytest.mark.parametrize("layout, rate, target, rate_out", [
     ("mono", 44100, "pcm_s16le", 44100),  # a Matroska file's: its channels unnamed
     ("mono", 8000, "mp3", 11025),  # which FLV's flags state as 5.5 kHz; and MP3 at FLV's lowest rate
