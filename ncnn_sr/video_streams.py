@@ -476,6 +476,11 @@ def _pauses(inp, stream, reopen: bool) -> bool:
     (a pipe) or its packets state no durations."""
     if not reopen:
         return False
+    # An mp4 or .mov states a pause as the duration of the packet before it, which
+    # runs to the next: more than twice its codec's frame is not sound but a pause
+    # (HE-AAC's packets hold twice the frame its header states).
+    ctx = stream.codec_context
+    frame = Fraction(ctx.frame_size, ctx.sample_rate) if ctx.frame_size and ctx.sample_rate else None
     try:
         with av.open(inp.name, **READ_TAGS) as again:
             end = None
@@ -485,7 +490,10 @@ def _pauses(inp, stream, reopen: bool) -> bool:
                 start = packet.pts * packet.time_base
                 if end is not None and start - end > RESYNC_AFTER:
                     return True
-                end = max(end or start, start + packet.duration * packet.time_base)
+                duration = packet.duration * packet.time_base
+                if frame is not None and duration > 2 * frame:
+                    duration = frame
+                end = max(end or start, start + duration)
     except (av.error.FFmpegError, OSError):
         return False
     return False
