@@ -5,9 +5,11 @@ file; and which codecs a container can hold. Used by ``video``; knows nothing of
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import io
+import itertools
 import logging
 import re
 from dataclasses import dataclass
@@ -477,23 +479,24 @@ def _pauses(inp, stream, reopen: bool) -> bool:
     if not reopen:
         return False
     # An mp4 or .mov states a pause as the duration of the packet before it, which
-    # runs to the next: more than twice its codec's frame is not sound but a pause
-    # (HE-AAC's packets hold twice the frame its header states).
+    # runs to the next: more than twice a frame (its codec's, else the most common
+    # length of its first packets, where its header states none: Opus, FLAC) is not
+    # sound but a pause. HE-AAC's packets hold twice the frame its header states.
     ctx = stream.codec_context
     frame = Fraction(ctx.frame_size, ctx.sample_rate) if ctx.frame_size and ctx.sample_rate else None
     try:
         with av.open(inp.name, **READ_TAGS) as again:
+            timed = ((packet.pts * packet.time_base, packet.duration * packet.time_base)
+                     for packet in again.demux(again.streams[stream.index])
+                     if packet.pts is not None and packet.time_base is not None and packet.duration)
+            first = list(itertools.islice(timed, 256))
+            if frame is None and first:
+                frame = collections.Counter(duration for _, duration in first).most_common(1)[0][0]
             end = None
-            for packet in again.demux(again.streams[stream.index]):
-                if packet.pts is None or packet.time_base is None or not packet.duration:
-                    continue
-                start = packet.pts * packet.time_base
+            for start, duration in itertools.chain(first, timed):
                 if end is not None and start - end > RESYNC_AFTER:
                     return True
-                duration = packet.duration * packet.time_base
-                if frame is not None and duration > 2 * frame:
-                    duration = frame
-                end = max(end or start, start + duration)
+                end = max(end or start, start + (duration if duration <= 2 * frame else frame))
     except (av.error.FFmpegError, OSError):
         return False
     return False

@@ -2557,6 +2557,7 @@ def test_a_gap_in_copied_pcm_sound_is_kept_in_a_mov_or_avi(name, tmp_path):
     ("in.mkv", "ac3", "out.avi", EncodeOptions()),
     # An mp4 or .mov states the pause as the duration of the packet before it.
     ("in.mov", "aac", "out.avi", EncodeOptions()),
+    ("in.mp4", "libopus", "out.ogv", EncodeOptions(codec="libvpx")),  # Opus, whose header states no frame size
 ])
 def test_a_pause_in_sound_that_could_be_copied_is_kept_in_an_ogv_or_avi(src, audio, name, options, tmp_path):
     # Neither times sound but by its samples: copied, the sound after a pause of 0.25 s
