@@ -46,6 +46,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -92,6 +93,35 @@ class FakeDevice:
         if image.shape[:2] == (5, 5):
             raise ValueError("odd picture")
         return image
+
+
+class Tally:
+    """What a stress tool's runs came to: the wrong ones by ``kind`` (of a wrong line's
+    first line), the first ``show`` of them printed in full, and in ``seen`` counts of
+    what the runs met on the way."""
+
+    def __init__(self, show: int, kind: Callable[[str], str]):
+        self.show, self.kind = show, kind
+        self.kinds: collections.Counter = collections.Counter()
+        self.seen: collections.Counter = collections.Counter()
+        self.failing = self.shown = 0
+
+    def add(self, run: int, plan, wrong: list[str]) -> None:
+        self.failing += bool(wrong)
+        for line in wrong:
+            self.kinds[self.kind(line.split("\n")[0])] += 1
+        if wrong and self.shown < self.show:
+            self.shown += 1
+            print(f"run {run}: {plan}")
+            for line in wrong:
+                print("   ", line[:4000])
+
+    def report(self, runs: int) -> int:
+        """Print the counts; the exit status: 1 if any run was wrong."""
+        for what, count in sorted(self.seen.items()):
+            print(f"{count:5d}  {what}")
+        print(f"{runs} runs, {self.failing} wrong: {dict(self.kinds)}")
+        return 1 if self.failing else 0
 
 
 def widen_races() -> None:
@@ -263,26 +293,13 @@ def main() -> int:
     rng = random.Random(args.seed)
     if args.jitter:
         widen_races()
-    kinds = collections.Counter()
-    shown = failing = 0
-    seen: collections.Counter = collections.Counter()
+    tally = Tally(args.show, lambda line: re.sub(r"\d+|\(.*\)|\[.*\]", "#", line.split(":")[0]))
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         for run in range(args.runs):
             plan = schedule(rng)
-            wrong = video_run(plan, rng, seen) if args.video else picture_run(plan, rng, folder)
-            failing += bool(wrong)
-            for line in wrong:
-                kinds[re.sub(r"\d+|\(.*\)|\[.*\]", "#", line.split("\n")[0].split(":")[0])] += 1
-            if wrong and shown < args.show:
-                shown += 1
-                print(f"run {run}: {plan}")
-                for line in wrong:
-                    print("   ", line[:4000])
-    for kind, count in sorted(seen.items()):
-        print(f"{count:5d}  {kind}")
-    print(f"{args.runs} runs, {failing} wrong: {dict(kinds)}")
-    return 1 if failing else 0
+            tally.add(run, plan, video_run(plan, rng, tally.seen) if args.video else picture_run(plan, rng, folder))
+    return tally.report(args.runs)
 
 
 if __name__ == "__main__":

@@ -390,34 +390,23 @@ def main() -> int:
     logging.getLogger("ncnn_sr").setLevel(logging.CRITICAL)  # the warnings of each run
     rng = random.Random(args.seed)
     watchdog = Watchdog(args.hang)
-    kinds: collections.Counter = collections.Counter()
-    seen: collections.Counter = collections.Counter()
-    count_waits(seen)
+    from failover_stress import Tally
+
+    tally = Tally(args.show, lambda line: re.sub(r"p\d\d\.png|\d+|\(.*\)|\[.*\]|'.*'", "#", line)[:60])
+    count_waits(tally.seen)
     if args.jitter:
         widen_races()
-    shown = failing = 0
     scratch = Path(tempfile.mkdtemp(prefix="memory_stress_"))
     try:
         for run in range(args.runs):
             p = plan(rng, args.wide)
             folder = scratch / f"run{run}"
             folder.mkdir()
-            wrong = one_run(p, rng, folder, watchdog, seen)
-            failing += bool(wrong)
-            for line in wrong:
-                kinds[re.sub(r"p\d\d\.png|\d+|\(.*\)|\[.*\]|'.*'", "#", line.split("\n")[0])[:60]] += 1
-            if wrong and shown < args.show:
-                shown += 1
-                print(f"run {run}: {p}")
-                for line in wrong:
-                    print("   ", line[:2000])
+            tally.add(run, p, one_run(p, rng, folder, watchdog, tally.seen))
             shutil.rmtree(folder, ignore_errors=True)  # an abandoned run's workers may write on: ignored
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    for kind, count in sorted(seen.items()):
-        print(f"{count:5d}  {kind}")
-    print(f"{args.runs} runs, {failing} wrong: {dict(kinds)}")
-    return 1 if failing else 0
+    return tally.report(args.runs)
 
 
 if __name__ == "__main__":
