@@ -3407,62 +3407,55 @@ def test_dnxhd_at_a_size_and_rate_of_its_profiles_is_not_refused_before_the_run(
 def test_frames_too_large_for_x264_are_refused_before_the_run():
     # A video that says its frames are 12000 pixels a side (PNG frames: a megabyte of
     # file) was upscaled for hours before x264 refused the first frame.
-    from ncnn_sr import video, video_codecs
     options = EncodeOptions()
-    video_codecs.check_size(video.VideoInfo(8192, 12, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
-                            Path("out.mkv"), "libx264", options, scale=2)
+    _check_size(8192, 12, "out.mkv", "libx264", options)
     with pytest.raises(InputError, match=r"out\.mkv: libx264 encodes frames of at most 16384x16384 pixels, not "
                                          r"18000x32: upscale less, or choose another --codec, such as libx265$"):
-        video_codecs.check_size(video.VideoInfo(9000, 16, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
-                                Path("out.mkv"), "libx264", options, scale=2)
+        _check_size(9000, 16, "out.mkv", "libx264", options)
 
 
 @pytest.mark.parametrize("codec", ["libx265", "ffv1"])
 def test_frames_too_large_for_ffmpeg_are_refused_before_the_run(codec):
     # FFmpeg opens no encoder on frames of more bytes than an int counts (8 a pixel,
     # with margins): x265 has no limit of its own.
-    from ncnn_sr import video, video_codecs
     options = EncodeOptions()
-    video_codecs.check_size(video.VideoInfo(8127, 8127, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
-                            Path("out.mkv"), codec, options, scale=2)
+    _check_size(8127, 8127, "out.mkv", codec, options)
     with pytest.raises(InputError, match=r"out\.mkv: FFmpeg encodes no frames as large as 16256x16256 \(at most some "
                                          r"268 million pixels and margins: 16255x16255 square\): upscale less$"):
-        video_codecs.check_size(video.VideoInfo(8128, 8128, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
-                                Path("out.mkv"), codec, options, scale=2)
+        _check_size(8128, 8128, "out.mkv", codec, options)
 
 
 def test_frames_under_32_pixels_high_and_wide_across_x265_refuses_are_refused_before_the_run():
     # x265 codes them in blocks of 16 pixels, which the HEVC level it picks for so many
     # pixels across does not allow: it refused them as the first frame came.
-    from ncnn_sr import video, video_codecs
     options = EncodeOptions()
-    video_codecs.check_size(video.VideoInfo(500, 8, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
-                            Path("out.mkv"), "libx265", options, scale=2)
+    _check_size(500, 8, "out.mkv", "libx265", options)
     with pytest.raises(InputError, match=r"out\.mkv: cannot encode with libx265: .*x265 codes frames under 32 pixels a "
                                          r"side only up to some 4000 pixels the other way.*6000x16"):
-        video_codecs.check_size(video.VideoInfo(3000, 8, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
-                                Path("out.mkv"), "libx265", options, scale=2)
+        _check_size(3000, 8, "out.mkv", "libx265", options)
 
 
 def test_frames_too_small_for_svt_av1_are_refused_before_the_run():
-    from ncnn_sr import video, video_codecs
     options = EncodeOptions(codec="libsvtav1")
-    video_codecs.check_size(video.VideoInfo(2, 2, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
-                            Path("out.mkv"), "libsvtav1", options, scale=2)
+    _check_size(2, 2, "out.mkv", "libsvtav1", options)
     with pytest.raises(InputError, match=r"out\.mkv: libsvtav1 encodes frames of at least 4x4 pixels, not 2x4"):
-        video_codecs.check_size(video.VideoInfo(1, 2, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
-                                Path("out.mkv"), "libsvtav1", options, scale=2)
+        _check_size(1, 2, "out.mkv", "libsvtav1", options)
 
 
 def test_mpeg2_frames_of_a_side_of_4096_are_refused_before_the_run():
-    from ncnn_sr import video, video_codecs
     options = EncodeOptions(codec="mpeg2video")
-    video_codecs.check_size(video.VideoInfo(2049, 16, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
-                            Path("out.mpg"), "mpeg2video", options, scale=2)
+    _check_size(2049, 16, "out.mpg", "mpeg2video", options)
     with pytest.raises(InputError, match=r"out\.mpg: mpeg2video encodes no frames 4096 pixels wide or high"):
-        video_codecs.check_size(video.VideoInfo(2048, 16, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
-                                Path("out.mpg"), "mpeg2video", options, scale=2)
+        _check_size(2048, 16, "out.mpg", "mpeg2video", options)
     assert not _opens_and_encodes("mpeg2video", 4096, 32) and _opens_and_encodes("mpeg2video", 4098, 32)
+
+
+def _check_size(width, height, name, codec, options):
+    """video_codecs.check_size on a 25 fps yuv420p video of ``width`` x ``height``, to
+    ``name`` with ``codec``, upscaled x2."""
+    from ncnn_sr import video, video_codecs
+    video_codecs.check_size(video.VideoInfo(width, height, Fraction(25), 2, 0.08, 0, 0, pix_fmt="yuv420p"),
+                            Path(name), codec, options, scale=2)
 
 
 def _opens_and_encodes(codec, width, height):
