@@ -457,3 +457,21 @@ def test_a_child_s_peak_memory_the_system_cannot_tell_is_a_dash_not_a_type_error
     row = bench_batch.one_round(["ncnn-sr"], Path("in"), Path("/nonexistent/out"), args, 8, 8, 2)
     assert row["command_peak_rss_mb"] is None and row["ratio"] == 0.5
     assert measure.shown_mb(row["command_peak_rss_mb"]) == "-" and measure.shown_mb(1.6) == "2"
+
+
+def test_the_command_benchmarks_time_the_command_with_its_bytecode_cached(monkeypatch, tmp_path):
+    # With PYTHONDONTWRITEBYTECODE set (this project's sandbox sets it), every start of
+    # the command compiled all of ncnn_sr again, 0.25 s that an installed package does
+    # not pay, and a folder of small pictures counted it against the command.
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import measure
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    child = tmp_path / "child.py"
+    child.write_text("import os, sys\n"
+                     "sys.exit(7 if os.environ.get('PYTHONDONTWRITEBYTECODE') or sys.dont_write_bytecode else 0)\n")
+    measure.as_installed([sys.executable, str(child)])  # exits if the child failed
+    assert "PYTHONDONTWRITEBYTECODE" not in os.environ
+    assert measure.timed_child([sys.executable, str(child)])[0] > 0

@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import COMMAND_HELP, megabytes, ncnn_sr_command, shown_mb, timed_child, wxh
+from measure import COMMAND_HELP, as_installed, megabytes, ncnn_sr_command, shown_mb, timed_child, wxh
 
 RAW_CHILD = """
 import json, os, sys, time
@@ -74,6 +74,11 @@ def main() -> int:
         for count in args.counts:
             folder = Path(tmp) / f"in{count}"
             make_pictures(folder, count, width, height)
+            if count == args.counts[0]:
+                one = Path(tmp) / "one"
+                make_pictures(one, 1, width, height)
+                as_installed([*command, "-i", str(one), "-o", str(Path(tmp) / "one_out"), "-n", args.model,
+                              "-g", args.device, "-j", args.jobs, "-q"])
             for round_ in range(1, args.rounds + 1):
                 rows.append(one_round(command, folder, Path(tmp) / f"out{count}", args, width, height, count))
                 rows[-1]["round"] = round_

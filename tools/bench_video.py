@@ -21,7 +21,7 @@ import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from measure import COMMAND_HELP, megabytes, ncnn_sr_command, shown_mb, timed_child, wxh
+from measure import COMMAND_HELP, as_installed, megabytes, ncnn_sr_command, shown_mb, timed_child, wxh
 
 RAW_CHILD = """
 import json, sys, time
@@ -95,6 +95,10 @@ def main() -> int:
     command = ncnn_sr_command(args.command)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        warm = Path(tmp) / "warm.mp4"
+        make_clip(warm, 0.25, width, height, rate)
+        as_installed([*command, "video", "-i", str(warm), "-o", str(Path(tmp) / "warm_out.mp4"),
+                      "-n", args.model, "-g", args.device, "-j", args.jobs, "-q"])
         for seconds in args.seconds:
             clip = Path(tmp) / f"clip{seconds:g}.mp4"
             frames = make_clip(clip, seconds, width, height, rate)

@@ -5,6 +5,7 @@ device or file."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import sys
@@ -31,6 +32,17 @@ def ncnn_sr_command(text: str | None) -> list[str]:
     if text:
         return shlex.split(text)
     return [shutil.which("ncnn-sr", path=str(Path(sys.executable).parent)) or "ncnn-sr"]
+
+
+def as_installed(warm_up: list[str]) -> None:
+    """Times the command as an installed package runs: pip compiles its bytecode at
+    install time, but an environment with PYTHONDONTWRITEBYTECODE (some sandboxes and
+    CI images) makes every start compile all of ncnn_sr again, about 0.25 s here, which
+    a folder of small pictures would count as the command's. So the variable is
+    dropped for the children and ``warm_up`` (a short run of the command, untimed)
+    writes the bytecode first."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    timed_child(warm_up)
 
 
 def timed_child(cmd: list[str]) -> tuple[float, int | None, str]:
