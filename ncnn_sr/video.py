@@ -31,7 +31,7 @@ import av
 import av.logging
 import numpy as np
 
-from . import isobmff, timecode, video_streams
+from . import cover_atom, isobmff, timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import FlagNames, InputError, cannot_write, describe, in_one_line, write_error_type
 from .resample import resize
@@ -596,7 +596,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                 inp = _open_input(src)
                 video_in = _video_stream(inp, src)
                 _decode_in_order(video_in)
-            written = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress, window, flags)
+            written, boxed = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress, window,
+                                        flags)
         except BaseException:
             _close_discarded(out)
             raise
@@ -606,6 +607,9 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                 dst.flush()
             elif out.format.name == "mpegts":
                 _pad_transport_stream(part)
+            elif boxed and not cover_atom.add_covers(part, boxed):
+                log.warning("%s has no moov box to hold cover art: dropping %d cover picture%s", dst.suffix,
+                            len(boxed), "s" * (len(boxed) > 1))
         except (av.error.FFmpegError, OSError) as e:  # the trailer did not fit on the disk, say
             if piped and _broken_pipe(e):
                 raise dst.closed_early() from None
@@ -1079,7 +1083,8 @@ _ALPHA_DROPPED = "%s has transparency (an alpha channel), which the video made o
 
 
 def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress, window: Window | None,
-               flags: FlagNames) -> int:
+               flags: FlagNames) -> tuple[int, list[tuple[str, bytes]]]:
+    """The frames written, and the cover pictures to put into the file once closed."""
     rate = _source_rate(video_in)
     time_base = Fraction(1, 1) / options.fps if options.fps else encoder_time_base(codec, video_in.time_base)
     ticks = video_in.time_base / time_base  # output ticks in one of the input's, where frames keep their times
@@ -1102,9 +1107,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # program stream's near 0.5 s), else it lags the sound by that much. (Not back
     # from before 0: an mp4's sound may start there, with its encoder's priming.)
     zero = max(_origin(inp), Fraction(0)) if window is None and out.format.name == "avi" else Fraction(0)
-    side, covers = video_streams.carry_over(inp, video_in, out, dst, window, one_way,
-                                            reopen=not isinstance(src, VideoInput),
-                                            sound_from=(window.start if window is not None else zero))
+    side, covers, boxed = video_streams.carry_over(inp, video_in, out, dst, window, one_way,
+                                                   reopen=not isinstance(src, VideoInput),
+                                                   sound_from=(window.start if window is not None else zero))
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()
     side_packets: collections.deque = collections.deque()
@@ -1519,4 +1524,4 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     src, unordered, "s" * (unordered > 1))
     _warn_if_truncated(inp, src, reach)
     video_streams.name_empty(inp, side, fed, out, dst, part=window is not None)
-    return written
+    return written, boxed

@@ -21,6 +21,7 @@ import av
 import numpy as np
 from av.subtitles.codeccontext import SubtitleCodecContext
 
+from . import cover_atom
 from .errors import one_line
 from .video_window import Window
 
@@ -504,12 +505,13 @@ def _pauses(inp, stream, reopen: bool) -> bool:
 
 def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                one_way: bool = False, reopen: bool = True,
-               sound_from: Fraction = Fraction(0)) -> tuple[dict[int, SideOutput], list]:
+               sound_from: Fraction = Fraction(0)) -> tuple[dict[int, SideOutput], list, list[tuple[str, bytes]]]:
     """Set up in ``out`` what goes along with the upscaled ``video_in``: chapters (of
     the part in ``window``, where only a part is wanted), attachments, cover art, and
     outputs for the input's audio and subtitles, returned by input stream index, with
-    the packets of the cover pictures to mux before any other (the file's tags, which
-    may hold a timecode to re-time, are the caller's). What is left out is
+    the packets of the cover pictures to mux before any other, and the cover pictures
+    (codec, bytes) to put in once the file is written (``cover_atom``); the file's
+    tags, which may hold a timecode to re-time, are the caller's. What is left out is
     named in a warning, one for streams alike. ``one_way``: ``out`` is written without
     going back (a pipe); ``reopen``: ``inp`` can be opened again by its name (it is
     not a stream). ``sound_from``: the input's time the output's picture starts at,
@@ -637,7 +639,11 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                 + [(index, target.stream) for index, target in mapping.items()])
     _hold_languages(out, dst, labelled)
     _name_lost_titles(out, dst, labelled)
-    covers = [packet for picture in pictures if (packet := _cover(inp, picture, out, dst, reopen)) is not None]
+    # The muxers of a .m4v and a .mov write no cover art: it is put in after them.
+    boxed = [picture for picture in pictures if out.format.name in cover_atom.MUXERS
+             and picture.codec_context is not None and _codec_name(picture) in cover_atom.KINDS]
+    covers = [packet for picture in pictures
+              if picture not in boxed and (packet := _cover(inp, picture, out, dst, reopen)) is not None]
     _attachments(inp, out, dst)
     for stream in inp.streams.data:
         if "timecode" in stream.metadata and "timecode" in video_in.metadata:
@@ -646,7 +652,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             continue  # an mp4's chapter track, which FFmpeg reads as data: the chapters go along
         kind = stream.name or "of unknown kind"  # a data stream has no codec context, but its codec's name
         log.warning("dropping data stream %d (%s)", stream.index, kind)
-    return mapping, covers
+    return mapping, covers, [(_codec_name(picture), bytes(_picture(inp, picture, reopen))) for picture in boxed]
 
 
 # The track flags players choose by, and the muxers that write each: FFmpeg's WebM
@@ -1016,7 +1022,9 @@ def _cover(inp, stream, out, dst: Path, reopen: bool):
     # FFmpeg's mov muxers write a cover as the covr atom of the iTunes metadata, which
     # a .mov (QuickTime's own tags, or mdta keys) and a .3gp do not get. The ipod muxer
     # (.m4v) writes one, but PyAV adds no stream whose codec the muxer's list leaves out
-    # (avformat_query_codec), and the ipod muxer's names neither JPEG nor PNG.
+    # (avformat_query_codec), and the ipod muxer's names neither JPEG nor PNG. A .mov's
+    # and a .m4v's are put in once the file is written (cover_atom); a .3gp's are not:
+    # its tags are 3GPP's own.
     kept = " (an .mp4 or .mkv output keeps it)" if codec in _COVER_FILES and muxer not in ("mp4", "matroska") else ""
     log.warning("%s cannot hold %scover art: dropping stream %d, a picture attached to the file%s", dst.suffix,
                 f"{codec} " if codec else "", stream.index, kept)

@@ -914,13 +914,13 @@ def test_a_video_stream_of_an_unknown_codec_gives_way_to_a_later_one_that_decode
         assert len(c.streams.video) == 1 and len(list(c.decode(video=0))) == 3
 
 
-def with_cover_art(src, dst):
-    """``src``'s video and sound with an 8x8 JPEG attached as cover art (an mp4 puts
-    it after them)."""
+def with_cover_art(src, dst, codec="mjpeg"):
+    """``src``'s video and sound with an 8x8 JPEG (or PNG: ``codec`` png) attached as
+    cover art (an mp4 puts it after them)."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        cover = out.add_stream("mjpeg", rate=1)
+        cover = out.add_stream(codec, rate=1)
         cover.width = cover.height = 8
-        cover.pix_fmt = "yuvj420p"
+        cover.pix_fmt = "yuvj420p" if codec == "mjpeg" else "rgb24"
         cover.disposition = av.stream.Disposition.attached_pic
         copies = {s.index: out.add_stream_from_template(s) for s in (*inp.streams.video[:1], *inp.streams.audio)}
         for packet in cover.encode(av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), np.uint8), format="rgb24")):
@@ -939,9 +939,10 @@ def _cover_bytes(path):
         return [bytes(next(c.demux(s))) for s in pictures], [s.disposition for s in c.streams.video]
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".m4v", ".mov"])
 def test_cover_art_is_kept_as_it_is_where_the_output_holds_it(tmp_path, suffix):
-    # found by a sweep: an mp4's cover was dropped, with a warning, even into an mp4
+    # found by a sweep: an mp4's cover was dropped, with a warning, even into an mp4;
+    # and into a .m4v and a .mov, whose muxers write none
     clip = with_cover_art(make_clip(tmp_path / "plain.mp4", frames=3, width=16, height=16), tmp_path / "in.mp4")
     out = tmp_path / f"out{suffix}"
     proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
@@ -952,10 +953,33 @@ def test_cover_art_is_kept_as_it_is_where_the_output_holds_it(tmp_path, suffix):
     assert dispositions[0] == av.stream.Disposition.default
     assert dispositions[1:] == [av.stream.Disposition.attached_pic]
     assert frame_times(out)[1] == (32, 32)
+    assert [data for _, data in packets(out, "audio")] == [data for _, data in packets(clip, "audio")]
     with av.open(str(out)) as c:
         if suffix == ".mkv":  # as Matroska's cover art: an attachment named so
             assert c.streams.video[1].metadata["filename"] == "cover.jpg"
-        assert c.streams.audio
+        if suffix in (".m4v", ".mov"):  # still written by the muxer of the name's: an iPod's brand, QuickTime's
+            assert c.metadata["major_brand"] == {".m4v": "M4V ", ".mov": "qt  "}[suffix]
+    assert not list(tmp_path.glob(".*ncnn-sr-part*"))
+
+
+@pytest.mark.parametrize("suffix", [".m4v", ".mov"])
+def test_a_png_cover_is_kept_as_a_png(tmp_path, suffix):
+    clip = with_cover_art(make_clip(tmp_path / "plain.mp4", frames=3, width=16, height=16, audio=None),
+                          tmp_path / "in.mp4", codec="png")
+    out = tmp_path / f"out{suffix}"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    assert _cover_bytes(out)[0] == _cover_bytes(clip)[0]
+    with av.open(str(out)) as c:
+        assert c.streams.video[1].codec_context.name == "png"
+
+
+@pytest.mark.parametrize("suffix", [".m4v", ".mov"])
+def test_a_video_without_cover_art_gets_none(tmp_path, suffix):
+    clip = make_clip(tmp_path / "in.mp4", frames=3, width=16, height=16)
+    out = tmp_path / f"out{suffix}"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    assert _cover_bytes(out) == ([], [av.stream.Disposition.default])
+    assert b"covr" not in out.read_bytes()
 
 
 def test_a_cover_read_apart_belongs_to_a_stream_still_open(tmp_path):
@@ -971,10 +995,9 @@ def test_a_cover_read_apart_belongs_to_a_stream_still_open(tmp_path):
         assert bytes(packet) == _cover_bytes(clip)[0][0]
 
 
-@pytest.mark.parametrize("suffix", [".mov", ".m4v", ".webm"])
+@pytest.mark.parametrize("suffix", [".3gp", ".webm"])
 def test_cover_art_is_named_as_such_when_dropped(tmp_path, suffix):
-    # FFmpeg's mov muxer takes a cover picture and writes it nowhere in a .mov; PyAV
-    # gives its ipod muxer (.m4v) none, its codec not being on that muxer's list.
+    # FFmpeg's mov muxer takes a cover picture and writes it nowhere in a .3gp.
     clip = with_cover_art(make_clip(tmp_path / "plain.mp4", frames=3, width=16, height=16, audio=None),
                           tmp_path / "in.mp4")
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / f"out{suffix}", *X2)
