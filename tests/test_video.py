@@ -997,7 +997,7 @@ def test_a_cover_read_apart_belongs_to_a_stream_still_open(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".3gp", ".webm"])
 def test_cover_art_is_named_as_such_when_dropped(tmp_path, suffix):
-    # FFmpeg's mov muxer takes a cover picture and writes it nowhere in a .3gp.
+    # A .3gp takes neither JPEG nor PNG (its muxer's codec list), and its tags are 3GPP's own.
     clip = with_cover_art(make_clip(tmp_path / "plain.mp4", frames=3, width=16, height=16, audio=None),
                           tmp_path / "in.mp4")
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / f"out{suffix}", *X2)
