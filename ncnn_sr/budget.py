@@ -2,10 +2,13 @@
 of it while its work is in flight."""
 from __future__ import annotations
 
+import collections
+import contextlib
 import functools
 import os
 import sys
 import threading
+from typing import Callable, Iterator
 
 
 class MemoryBudget:
@@ -39,6 +42,69 @@ class MemoryBudget:
             with self._room:
                 self._held -= amount
                 self._room.notify_all()
+
+
+class WriterRoom:
+    """Memory promised to the writers in progress in this process (``ncnn_sr.images``'
+    encoders, each promising its guess of what it takes). The memory available counts
+    none of it until an encoder allocates: two save workers checking at once each saw
+    room for itself alone, and Linux killed the process that took both rather than
+    failing an allocation. Unlike MemoryBudget's, the room is what is available at each
+    check, which other programs change, and a writer that cannot fit even alone is
+    refused rather than left waiting."""
+
+    def __init__(self):
+        self._promised = 0
+        self._queue: collections.deque = collections.deque()  # writers not yet let in, first come first
+        self._room = threading.Condition()
+
+    @property
+    def waiting(self) -> int:
+        """Writers waiting for the ones in progress to finish."""
+        with self._room:
+            return len(self._queue)
+
+    @contextlib.contextmanager
+    def promise(self, need: int, refusal: Callable[[int], Exception]) -> Iterator[None]:
+        """Hold ``need`` bytes while the block runs, once they fit beside what writers in
+        progress were promised, waiting for them while it would fit alone (letting in the
+        writers that came first first: a large one is not passed over forever). Raises
+        ``refusal(bytes available alone)`` where ``need`` cannot fit even alone. Nothing
+        is held or refused where the memory available is unknown, nor where ``need`` is
+        none (an 8-bit RGBA png), which never waits."""
+        held = self._take(need, refusal) if need else 0
+        try:
+            yield
+        finally:
+            if held:
+                with self._room:
+                    self._promised -= held
+                    self._room.notify_all()
+
+    def _take(self, need: int, refusal: Callable[[int], Exception]) -> int:
+        me = object()
+        with self._room:
+            self._queue.append(me)
+            try:
+                while True:
+                    available = memory_limit()
+                    if available is None:
+                        return 0
+                    # What the others were promised is either still free or taken from
+                    # ``available`` already: counted twice, it errs on the side of waiting.
+                    if need > available + self._promised:
+                        raise refusal(available + self._promised)
+                    if self._queue[0] is me and need + self._promised <= available:
+                        self._promised += need
+                        return need
+                    self._room.wait()
+            finally:
+                self._queue.remove(me)
+                self._room.notify_all()  # the next in line may fit now
+
+
+# The one room of this process: writers in different threads share its memory.
+WRITERS = WriterRoom()
 
 
 def _linux_available() -> int | None:

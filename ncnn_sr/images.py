@@ -732,6 +732,9 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
     alpha: that is an InputError.
     GIF is 8-bit with a palette of 255 colours (``gif.to_palette``): alpha is cut to
     transparent or opaque.
+    Writing that needs more memory than is available is an InputError before it
+    begins; calls in other threads share that memory, one waiting for those in
+    progress where it would not fit beside them (``budget.WRITERS``).
     """
     path, fmt, quality = checked_write(path, fmt, quality, info, "write_image")
     image = check_image(image)
@@ -740,17 +743,20 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
     height, width = image.shape[:2]
     need = write_bytes(height, width, image.shape[2] if image.ndim == 3 else 1, image.itemsize, fmt, quality,
                        grey=info is not None and info.mode in GREY_MODES)
-    available = budget.memory_limit()
-    # Past what is available, Linux kills the process rather than failing an allocation.
-    if available is not None and need > available:
-        raise InputError(f"{path}: writing a {width}x{height} picture as {FORMATS[fmt]} needs about "
-                         f"{need / 2**30:.1f} GB of memory beside the picture, more than the "
-                         f"{available / 2**30:.1f} GB available")
-    try:
-        atomic_write(path, lambda f: _encode(f, image, info, fmt, quality))
-    except MemoryError:  # the temporary file is gone: atomic_write removes it on any failure
-        raise InputError(f"{path}: not enough memory to write a {width}x{height} picture as {FORMATS[fmt]} "
-                         f"(about {need / 2**30:.1f} GB beside the picture)") from None
+
+    def refusal(available: int) -> InputError:
+        return InputError(f"{path}: writing a {width}x{height} picture as {FORMATS[fmt]} needs about "
+                          f"{need / 2**30:.1f} GB of memory beside the picture, more than the "
+                          f"{available / 2**30:.1f} GB available")
+
+    # Past what is available, Linux kills the process rather than failing an allocation;
+    # writers in other threads take their share of it at the same time.
+    with budget.WRITERS.promise(need, refusal):
+        try:
+            atomic_write(path, lambda f: _encode(f, image, info, fmt, quality))
+        except MemoryError:  # the temporary file is gone: atomic_write removes it on any failure
+            raise InputError(f"{path}: not enough memory to write a {width}x{height} picture as "
+                             f"{FORMATS[fmt]} (about {need / 2**30:.1f} GB beside the picture)") from None
 
 
 def checked_write(path, fmt: str | None, quality, info, what: str) -> tuple[str, str, int | None]:

@@ -14,6 +14,8 @@ import zlib
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from dataclasses import replace
 
@@ -22,7 +24,7 @@ import pytest
 from PIL import Image, ImageChops, ImageCms
 
 from conftest import adam7_rows, ctrl_c_once_made, picture, png_bytes, png_chunk, png_data
-from ncnn_sr import InputError, read_image, write_image
+from ncnn_sr import InputError, budget, read_image, write_image
 from ncnn_sr import files as files_mod
 from ncnn_sr import images as images_mod
 from ncnn_sr import png as png_mod
@@ -1871,6 +1873,112 @@ def test_a_picture_whose_writing_cannot_fit_in_memory_is_refused_before_it_is_en
     assert os.listdir(tmp_path) == []
     write_image(tmp_path / "b.png", picture(6, 8, channels=4))
     assert read_image(tmp_path / "b.png")[0].shape == (6, 8, 4)
+
+
+def writers_sharing_memory(monkeypatch, limit: int):
+    """Memory of ``limit`` bytes, a picture's writing taking its height x width bytes of
+    it (none for RGBA, as an 8-bit RGBA png); writing a picture of ``held`` rows (returned: an Event, set) waits, once its
+    encoding has begun (the Event returned first), until that Event is set."""
+    monkeypatch.setattr(budget, "memory_limit", lambda: limit)
+    monkeypatch.setattr(images_mod, "write_bytes",
+                        lambda height, width, channels, *rest, **named: height * width * (channels != 4))
+    begun, go, encoded, encode = threading.Event(), threading.Event(), [], images_mod._encode
+
+    def held_encode(f, image, *rest):
+        encoded.append(image.shape[0])
+        if image.shape[0] == 6:
+            begun.set()
+            assert go.wait(60), "never let go"
+        encode(f, image, *rest)
+
+    monkeypatch.setattr(images_mod, "_encode", held_encode)
+    return begun, go, encoded
+
+
+def until(done) -> None:
+    """Wait for ``done()`` to be true (a bound against a hang, not a timing)."""
+    for _ in range(30000):
+        if done():
+            return
+        time.sleep(0.001)
+    raise AssertionError("never happened")
+
+
+def test_writers_in_other_threads_wait_for_room_beside_each_other(tmp_path, monkeypatch):
+    # Each of two save workers saw room for its own writing alone in what was available,
+    # and Linux would kill the process that took both. 60 + 50 bytes do not fit in 100:
+    # the second waits for the first to finish, then writes.
+
+    begun, go, encoded = writers_sharing_memory(monkeypatch, 100)
+    first = threading.Thread(target=write_image, args=(tmp_path / "a.png", picture(6, 10)))
+    second = threading.Thread(target=write_image, args=(tmp_path / "b.png", picture(5, 10)))
+    try:
+        first.start()
+        assert begun.wait(30)
+        second.start()
+        until(lambda: budget.WRITERS.waiting or len(encoded) > 1)
+        assert encoded == [6] and budget.WRITERS.waiting == 1
+    finally:
+        go.set()
+        first.join()
+        second.join()
+    assert encoded == [6, 5] and budget.WRITERS.waiting == 0
+    assert read_image(tmp_path / "b.png")[0].shape == (5, 10, 3)
+
+
+def test_a_writer_that_cannot_fit_even_alone_is_refused_at_once_while_others_write(tmp_path, monkeypatch):
+    # 60 bytes promised to a writer in progress and 100 available: 200 would not fit
+    # were it done, so waiting for it would only delay the refusal.
+
+    begun, go, encoded = writers_sharing_memory(monkeypatch, 100)
+    first = threading.Thread(target=write_image, args=(tmp_path / "a.png", picture(6, 10)))
+    try:
+        first.start()
+        assert begun.wait(30)
+        with pytest.raises(InputError, match=r"c\.png: writing a 10x20 picture as PNG needs about 0\.0 GB"):
+            write_image(tmp_path / "c.png", picture(20, 10))
+        assert encoded == [6]
+    finally:
+        go.set()
+        first.join()
+    assert sorted(os.listdir(tmp_path)) == ["a.png"]
+
+
+def test_a_writer_that_fits_beside_the_one_in_progress_does_not_wait(tmp_path, monkeypatch):
+
+    begun, go, encoded = writers_sharing_memory(monkeypatch, 100)
+    first = threading.Thread(target=write_image, args=(tmp_path / "a.png", picture(6, 10)))
+    try:
+        first.start()
+        assert begun.wait(30)
+        write_image(tmp_path / "b.png", picture(4, 10))  # 60 + 40 fit in 100
+        assert encoded == [6, 4]
+    finally:
+        go.set()
+        first.join()
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png"]
+
+
+def test_a_writer_that_needs_no_memory_does_not_wait_behind_one_waiting(tmp_path, monkeypatch):
+    # An 8-bit RGBA png is written from the picture itself: nothing for it to wait for.
+    begun, go, encoded = writers_sharing_memory(monkeypatch, 100)
+    first = threading.Thread(target=write_image, args=(tmp_path / "a.png", picture(6, 10)))
+    second = threading.Thread(target=write_image, args=(tmp_path / "b.png", picture(5, 10)))
+    third = threading.Thread(target=write_image, args=(tmp_path / "c.png", picture(5, 10, channels=4)))
+    try:
+        first.start()
+        assert begun.wait(30)
+        second.start()
+        until(lambda: budget.WRITERS.waiting)
+        third.start()
+        until(lambda: not third.is_alive())
+        assert encoded == [6, 5] and budget.WRITERS.waiting == 1
+    finally:
+        go.set()
+        first.join()
+        second.join()
+        third.join()
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "b.png", "c.png"]
 
 
 @pytest.mark.parametrize("writer", ["write_image", "write_frames"])
