@@ -95,6 +95,8 @@ def write_target(path: str | os.PathLike) -> Path:
     target = Path(path)
     try:
         if target.is_symlink():
+            with contextlib.suppress(FileNotFoundError):  # a link to a file yet to be made
+                os.stat(target)  # a loop of links fails here; realpath stops in it, and the link was replaced
             target = Path(os.path.realpath(target))
         regular = target.is_file() or not target.exists()
         folder = target.is_dir()

@@ -1526,6 +1526,16 @@ def test_a_write_through_a_link_replaces_what_it_points_to_and_keeps_the_link(tm
     assert link.is_symlink() and read_image(link)[0].max() == 9
 
 
+def test_a_link_that_points_at_itself_is_refused_not_replaced_by_a_file(tmp_path):
+    # found by a library audit: its target could not be found, so the link itself was
+    # renamed over, where cp and a shell's > refuse it.
+    link = tmp_path / "out.png"
+    link.symlink_to(link)
+    with pytest.raises(InputError, match=r"^cannot write .*out\.png: Too many levels of symbolic links$"):
+        write_image(link, picture(4, 4))
+    assert link.is_symlink() and os.listdir(tmp_path) == ["out.png"]
+
+
 def test_a_fifo_or_a_device_is_not_replaced_by_a_file(tmp_path):
     fifo = tmp_path / "out.png"
     os.mkfifo(fifo)
