@@ -619,6 +619,8 @@ def file_path(path, what: str) -> str:
         raise InputError(f"{what} needs a file's path, got {describe(path)}") from None
     if "\0" in name:  # the system cuts the name there: another file, or a bare ValueError
         raise InputError(nul_in_path(name, path, what))
+    if not name:  # read, it was ": file not found"; written, a folder's name ending in a separator
+        raise InputError(f"{what} needs a file's path, got {describe(path)}")
     return name
 
 

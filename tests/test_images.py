@@ -1711,6 +1711,8 @@ def test_a_file_whose_size_says_0_but_has_content_is_not_called_empty():
     (5, "got 5"),
     (None, "got None"),
     (np.zeros((40, 40, 3), np.uint8), "got an object of type ndarray"),  # the arguments swapped
+    ("", "got ''"),  # read as ": file not found", written as a folder's name ending in /
+    (b"", "got b''"),
 ])
 def test_what_is_no_path_is_an_input_error_naming_it(given, said, tmp_path):
     with pytest.raises(InputError, match=f"^read_image needs a file's path, {said}$"):
