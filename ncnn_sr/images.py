@@ -23,9 +23,9 @@ from .files import atomic_write, check_named_as_file
 from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
-from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_to_write,
-                       fitting_dpi, fitting_profile, orient, readable_exif, resolution, sized_exif, sized_xmp,
-                       upright_xmp, xmp_option)
+from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_body,
+                       exif_to_write, fitting_dpi, fitting_profile, is_exif, orient, readable_exif, resolution,
+                       sized_exif, sized_xmp, upright_xmp, xmp_option)
 from .pixels import check_image, to_eight_bit
 from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, colour_chunks, cut_palette_alpha, \
@@ -842,6 +842,12 @@ def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str
         value = getattr(info, field)
         if value is not None and not isinstance(value, bytes):  # Pillow takes a str and writes garbage, or crashes
             raise InputError(f"{path}: info.{field} must be bytes or None, got {type(value).__name__}")
+    if info.exif is not None and not exif_body(info.exif):  # nothing, which libavif refused ("Invalid Exif payload")
+        info = replace(info, exif=None)
+    if info.exif and not is_exif(info.exif):  # an AVIF failed with Pillow's SyntaxError, others wrote it
+        shown = repr(info.exif[:24]) + ("..." if len(info.exif) > 24 else "")
+        raise InputError(f"{path}: info.exif is no EXIF (it starts with no TIFF header, II*\\x00 or MM\\x00*, "
+                         f"after an optional Exif\\x00\\x00): got {shown}")
     pairs = info.colour_chunks
     if not isinstance(pairs, (tuple, list)) or not all(
             isinstance(p, (tuple, list)) and len(p) == 2 and isinstance(p[1], bytes)

@@ -9,6 +9,7 @@ import re
 import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+from PIL.TiffImagePlugin import PREFIXES as TIFF_HEADERS  # the first 4 bytes of the TIFFs Pillow reads
 
 from .tiff_directory import LONG, SHORT, Directory, header
 
@@ -64,6 +65,18 @@ def readable_exif(im: Image.Image) -> Image.Exif | None:
         return im.getexif()
     except Exception:
         return None
+
+
+def exif_body(data: bytes) -> bytes:
+    """EXIF ``data`` without the "Exif\\0\\0" before it (at most two, as Pillow takes it)."""
+    return re.sub(rb"^(Exif\x00\x00){1,2}", b"", data)
+
+
+def is_exif(data: bytes) -> bool:
+    """Whether ``data`` is EXIF as Pillow takes it to write: a TIFF header (or nothing)
+    after at most two "Exif\\0\\0"."""
+    body = exif_body(data)
+    return not body or body[:4] in TIFF_HEADERS
 
 
 def exif_to_write(im: Image.Image, exif: Image.Exif | None) -> bytes | None:

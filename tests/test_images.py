@@ -1738,6 +1738,36 @@ def test_a_files_contents_given_as_its_path_are_an_error_of_one_short_line(tmp_p
         read_image(data)
 
 
+@pytest.mark.parametrize("exif", [b"garbage", b"Exif\0\0garbage"])
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp", "avif"])
+def test_an_exif_that_is_no_exif_is_an_input_error(exif, fmt, tmp_path):
+    # found by a library audit: an AVIF failed with Pillow's SyntaxError (it reads the
+    # EXIF's orientation), the other formats wrote it as EXIF that no reader can parse.
+    info = images_mod.ImageInfo("RGB", "PNG", exif=exif)
+    with pytest.raises(InputError, match=rf"o\.{fmt}: info\.exif is no EXIF \(it starts with no TIFF header, "
+                                         r"II\*\\x00 or MM\\x00\*, after an optional Exif\\x00\\x00\): "
+                                         r"got b'(Exif\\x00\\x00)?garbage'$"):
+        write_image(tmp_path / f"o.{fmt}", picture(4, 4), info)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp", "avif"])
+def test_an_exif_holding_nothing_is_left_out(fmt, tmp_path):
+    # found by a library audit: "Exif\0\0" alone failed an AVIF with libavif's bare
+    # ValueError ("Invalid Exif payload").
+    write_image(tmp_path / f"o.{fmt}", picture(4, 4), images_mod.ImageInfo("RGB", "PNG", exif=b"Exif\0\0"))
+    assert read_image(tmp_path / f"o.{fmt}")[1].exif is None
+
+
+def test_an_animation_s_exif_that_is_no_exif_is_an_input_error(tmp_path):
+    from ncnn_sr import Animation, write_frames
+
+    with pytest.raises(InputError, match=r"o\.webp: info\.exif is no EXIF"):
+        write_frames(tmp_path / "o.webp", Animation((picture(4, 4), picture(4, 4, seed=1)), (10, 10)),
+                     images_mod.ImageInfo("RGB", "PNG", exif=b"garbage"))
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("field", ["icc_profile", "exif", "xmp"])
 def test_metadata_that_is_not_bytes_is_an_input_error(field, tmp_path):
     info = images_mod.ImageInfo("RGB", "PNG", **{field: "not bytes"})
