@@ -775,6 +775,9 @@ def checked_write(path, fmt: str | None, quality, info, what: str) -> tuple[str,
     quality = checked_quality(quality, path)
     if info is not None and not isinstance(info, ImageInfo):
         raise InputError(f"info must be the ImageInfo read_image gave, got {type(info).__name__}")
+    if info is not None and not isinstance(info.mode, str):  # a list failed "in GREY_MODES" with a TypeError
+        raise InputError(f"{path}: info.mode must be Pillow's mode of the picture read, as a str (such as RGB "
+                         f"or L), got {describe(info.mode)}")
     return path, fmt, quality
 
 

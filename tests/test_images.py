@@ -1768,6 +1768,24 @@ def test_an_animation_s_exif_that_is_no_exif_is_an_input_error(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("writer", ["write_image", "write_frames"])
+@pytest.mark.parametrize("mode, said", [(["L"], "['L']"), ({}, "{}"), (None, "None")])
+def test_an_info_mode_that_is_not_a_str_is_an_input_error(writer, mode, said, tmp_path):
+    # found by a library audit: a list was a TypeError ("unhashable type") from the
+    # check of whether the picture was grey, with the metadata left out too.
+    from ncnn_sr import Animation, write_frames
+
+    info = images_mod.ImageInfo(mode, "PNG")
+    write = {"write_image": lambda m: write_image(tmp_path / "o.png", picture(4, 4), info, metadata=m),
+             "write_frames": lambda m: write_frames(tmp_path / "o.png", Animation((picture(4, 4),) * 2, (10, 10)),
+                                                    info, metadata=m)}[writer]
+    for metadata in (True, False):
+        with pytest.raises(InputError, match=rf"o\.png: info\.mode must be Pillow's mode of the picture read, as a "
+                                             rf"str \(such as RGB or L\), got {re.escape(said)}$"):
+            write(metadata)
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("field", ["icc_profile", "exif", "xmp"])
 def test_metadata_that_is_not_bytes_is_an_input_error(field, tmp_path):
     info = images_mod.ImageInfo("RGB", "PNG", **{field: "not bytes"})
