@@ -14,8 +14,8 @@ from .errors import InputError, describe, in_one_line
 from .files import atomic_write
 from .apng import animate, frames_as_shown as apng_frames
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, frames_as_shown as gif_frames, has_clear_pixels, to_palette
-from .images import (FORMATS, ImageInfo, check_fits, checked_metadata, checked_write, file_path, open_mended,
-                     pillow_warnings, png_file, read_image, reading, save_options, sized, write_image)
+from .images import (FORMATS, ImageInfo, check_fits, checked_metadata, checked_write, count_frames, file_path,
+                     open_mended, pillow_warnings, png_file, read_image, reading, save_options, sized, write_image)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
 from .png import mended as mended_png
 from .pixels import check_image, to_eight_bit
@@ -98,13 +98,21 @@ def read_frames(path: str | os.PathLike, info: ImageInfo | None = None) -> tuple
         if info.frames == 1:
             return Animation((first,), (0,), plays=1), info
     with reading(path):
-        return _read_all(path, info.frames), info
+        return _read_all(path, info), info
 
 
-def _read_all(path: str, count: int) -> Animation:
+def _read_all(path: str, info: ImageInfo) -> Animation:
+    count = info.frames
     with pillow_warnings():
         im = open_mended(path)  # read_image warned of what is left out
     with im:
+        with pillow_warnings():
+            found = count_frames(im, path)
+        if (im.format, found) != (info.format, count):
+            # Trusted, a still was "broken or truncated" and a WebP's frames past the count were lost.
+            raise InputError(f"{path}: info is another picture's (it says {describe(info.format)}, "
+                             f"{describe(count)} frames; the file is {im.format!r}, {found}): give what read_image "
+                             "gave for this file, or none")
         exif = readable_exif(im)
         orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
         plays = _plays(im, path)

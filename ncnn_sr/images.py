@@ -184,7 +184,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         if (limit := pixel_limit()) is not None and im.width * im.height > limit:
             raise Image.DecompressionBombError(f"{im.width}x{im.height}")
         with pillow_warnings():
-            frames = _frames(im, path)
+            frames = count_frames(im, path)
             _warn_of_pages(im, path)
             exif = readable_exif(im)
             orientation = exif.get(EXIF_ORIENTATION, 1) if exif is not None else 1
@@ -484,7 +484,7 @@ def frame_count(path) -> int:
         with pillow_warnings():
             im = open_mended(path)
             with im:
-                return _frames(im, path)
+                return count_frames(im, path)
     except Exception:  # noqa: BLE001
         return 1
 
@@ -568,7 +568,7 @@ def _warn_of_pages(im: Image.Image, path: str) -> None:
         log.warning("%s: a %s of %d pages: reading the first only", path, im.format, pages)
 
 
-def _frames(im: Image.Image, path: str) -> int:
+def count_frames(im: Image.Image, path: str) -> int:
     """The frames of the open picture ``im`` (at ``path``) as ``ImageInfo.frames``
     counts them. A GIF's are those ``read_frames`` composes, which Pillow's count
     (still taken: it finds a file cut short) can leave out, so that the memory

@@ -739,6 +739,31 @@ def test_the_info_read_image_gave_spares_reading_the_first_frame_again(tmp_path,
         read_frames(path, "info")
 
 
+@pytest.mark.parametrize("ext", ["gif", "png", "webp"])
+@pytest.mark.parametrize("other", ["still", "fewer", "more", "format"])
+def test_the_info_of_another_picture_is_an_input_error_naming_the_mistake(ext, other, tmp_path):
+    # found by a library audit: a still picture given an animation's info was "broken
+    # or truncated", a WebP given a count of fewer frames lost the rest without a word,
+    # and a GIF or APNG came back with the count it was given, not the one it had.
+    from dataclasses import replace
+
+    path = save_animation(tmp_path / f"a.{ext}", [solid(RED), solid(GREEN), solid(BLUE)], duration=40, loop=0,
+                          **({"lossless": True} if ext == "webp" else {}))
+    info = read_image(path)[1]
+    if other == "still":
+        path = tmp_path / f"still.{ext}"
+        solid(RED).save(path, **({"lossless": True} if ext == "webp" else {}))
+    wrong = {"still": info, "fewer": replace(info, frames=2), "more": replace(info, frames=4),
+             "format": replace(info, format="AVIF" if ext != "png" else "GIF")}[other]
+    said = {"still": rf"'{info.format}', 3 frames; the file is '{info.format}', 1",
+            "fewer": rf"'{info.format}', 2 frames; the file is '{info.format}', 3",
+            "more": rf"'{info.format}', 4 frames; the file is '{info.format}', 3",
+            "format": rf"'{wrong.format}', 3 frames; the file is '{info.format}', 3"}[other]
+    with pytest.raises(InputError, match=rf"{path.name}: info is another picture's \(it says {said}\): "
+                                         r"give what read_image gave for this file, or none$"):
+        read_frames(path, wrong)
+
+
 def interlaced_apng16(path, frames: np.ndarray):
     """A two-frame Adam7-interlaced 16-bit RGBA APNG of ``frames`` (2×H×W×4 uint16) at ``path``."""
     height, width = frames.shape[1:3]
