@@ -1936,9 +1936,10 @@ def test_a_picture_whose_writing_cannot_fit_in_memory_is_refused_before_it_is_en
 
 
 def writers_sharing_memory(monkeypatch, limit: int):
-    """Memory of ``limit`` bytes, a picture's writing taking its height x width bytes of
-    it (none for RGBA, as an 8-bit RGBA png); writing a picture of ``held`` rows (returned: an Event, set) waits, once its
-    encoding has begun (the Event returned first), until that Event is set."""
+    """Memory of ``limit`` bytes, writing a picture taking height x width bytes of it
+    (none for RGBA, as for an 8-bit RGBA png). Returns (begun, go, encoded): a picture
+    of 6 rows, once its encoding has begun (``begun`` set), waits for ``go``; ``encoded``
+    lists the heights of the pictures whose encoding began, in order."""
     monkeypatch.setattr(budget, "memory_limit", lambda: limit)
     monkeypatch.setattr(images_mod, "write_bytes",
                         lambda height, width, channels, *rest, **named: height * width * (channels != 4))
