@@ -180,6 +180,9 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
         if tmp is not None:  # made, and a Ctrl-C came meanwhile
             os.close(fd)
             os.unlink(tmp)
+        if isinstance(e, FileNotFoundError) and not os.path.lexists(folder):
+            # "No such file or directory" seemed to be of the file it was to make.
+            raise InputError(f"cannot write {named}: its folder {folder} does not exist") from None
         if isinstance(e, OSError):
             raise cannot_write(named, e) from None
         raise

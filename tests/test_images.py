@@ -1526,6 +1526,20 @@ def test_a_write_through_a_link_replaces_what_it_points_to_and_keeps_the_link(tm
     assert link.is_symlink() and read_image(link)[0].max() == 9
 
 
+@pytest.mark.parametrize("writer", ["write_image", "write_frames"])
+def test_a_picture_in_a_folder_that_does_not_exist_is_refused_naming_the_folder(writer, tmp_path):
+    # found by a library audit: "No such file or directory", of the file it was to make.
+    from ncnn_sr.animation import Animation, write_frames
+
+    write = {"write_image": lambda p: write_image(p, picture(4, 6)),
+             "write_frames": lambda p: write_frames(p, Animation((picture(4, 6),) * 2, (100, 100)))}[writer]
+    folder = tmp_path / "made" / "later"
+    with pytest.raises(InputError, match=rf"^cannot write {re.escape(str(folder / 'a.png'))}: its folder "
+                                         rf"{re.escape(str(folder))} does not exist$"):
+        write(folder / "a.png")
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_link_that_points_at_itself_is_refused_not_replaced_by_a_file(tmp_path):
     # found by a library audit: its target could not be found, so the link itself was
     # renamed over, where cp and a shell's > refuse it.
