@@ -4,6 +4,7 @@ this user gets."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
@@ -86,6 +87,15 @@ def write_protected(path: Path) -> bool:
     return path.is_file() and not os.access(path, os.W_OK, effective_ids=_EFFECTIVE)
 
 
+def _loops(link: Path) -> bool:
+    """Whether ``link`` leads back to itself, through other links or none."""
+    try:
+        os.stat(link)
+    except OSError as e:
+        return e.errno == errno.ELOOP
+    return False
+
+
 def write_target(path: str | os.PathLike) -> Path:
     """The file a write to ``path`` by renaming over it should replace: the file a
     link points to (renamed over, the link itself would become a plain file), else
@@ -95,8 +105,8 @@ def write_target(path: str | os.PathLike) -> Path:
     target = Path(path)
     try:
         if target.is_symlink():
-            with contextlib.suppress(FileNotFoundError):  # a link to a file yet to be made
-                os.stat(target)  # a loop of links fails here; realpath stops in it, and the link was replaced
+            if not target.exists() and _loops(target):  # realpath stops in the loop: the link was replaced
+                raise InputError(f"cannot write {os.fspath(path)}: it is {broken_link(target)}")
             target = Path(os.path.realpath(target))
         regular = target.is_file() or not target.exists()
         folder = target.is_dir()
@@ -180,9 +190,10 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
         if tmp is not None:  # made, and a Ctrl-C came meanwhile
             os.close(fd)
             os.unlink(tmp)
-        if isinstance(e, FileNotFoundError) and not os.path.lexists(folder):
+        if isinstance(e, FileNotFoundError) and not os.path.isdir(folder):
             # "No such file or directory" seemed to be of the file it was to make.
-            raise InputError(f"cannot write {named}: its folder {folder} does not exist") from None
+            why = f"is {broken_link(folder)}" if os.path.islink(folder) else "does not exist"
+            raise InputError(f"cannot write {named}: its folder {folder} {why}") from None
         if isinstance(e, OSError):
             raise cannot_write(named, e) from None
         raise
