@@ -183,8 +183,10 @@ def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo 
     and its frames end at the hundredth of a second nearest their end.
     The GIF and APNG writers show a frame equal to the one before as that one for
     their summed durations. A play count past what the format counts is the most it
-    counts (65536 showings in a gif, 65535 in a webp). JPEG holds no animation, and AVIF none that ncnn-sr
-    writes: that is an InputError.
+    counts (65536 showings in a gif, 65535 in a webp). A frame shown longer than the
+    format holds (655350 ms in a gif or png, 2**24 - 1 in a webp) is an InputError; an
+    APNG frame past 65535 ms is written to the nearest hundredth of a second. JPEG
+    holds no animation, and AVIF none that ncnn-sr writes: that is an InputError.
     """
     if not isinstance(animation, Animation):
         raise InputError(f"write_frames needs an Animation, got {describe(animation)}")
@@ -197,8 +199,40 @@ def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo 
     if fmt == "avif":  # Pillow's writer has no play count: a GIF shown once looped for ever
         raise InputError(f"{path}: an animated AVIF would lose how many times it plays; write webp, png or gif")
     check_fits(animation.frames[0], fmt, path)
+    _check_durations(animation, fmt, path)
     info = sized(checked_metadata(info, metadata, fmt, path), animation.frames[0])
     atomic_write(path, lambda f: _encode_frames(f, animation, info, fmt, quality))
+
+
+# The longest a frame is shown that each format holds: a GIF's 16-bit count of
+# hundredths, an APNG's 16-bit fraction of a second past a minute in hundredths (as
+# apng.animate writes it), a WebP's 24-bit count of milliseconds.
+_LONGEST_FRAME = {"gif": ("GIF", 655350), "png": ("an APNG", 655350), "webp": ("WebP", 2**24 - 1)}
+
+
+def _check_durations(animation: Animation, fmt: str, path: str) -> None:
+    """InputError where a frame of ``animation`` is shown longer than ``fmt`` holds:
+    Pillow's writers failed with an OverflowError, a ValueError or a RuntimeError."""
+    durations = _centiseconds(list(animation.durations)) if fmt == "gif" else animation.durations
+    if fmt != "webp":  # whose writer keeps each frame
+        durations = _shown(animation.frames, durations)[1]
+    name, most = _LONGEST_FRAME[fmt]
+    if max(durations) > most:
+        raise InputError(f"{path}: a frame shown for {max(durations)} ms is longer than {name} holds ({most} ms)"
+                         + ("; write webp" if fmt != "webp" else ""))
+
+
+def _shown(frames, durations) -> tuple[list[int], list[int]]:
+    """The frames the GIF and APNG writers show, by index, and for how long: a frame
+    equal to the one before is that one, shown for their summed durations."""
+    kept, times = [0], [durations[0]]
+    for index in range(1, len(frames)):
+        if np.array_equal(frames[index], frames[kept[-1]]):
+            times[-1] += durations[index]
+        else:
+            kept.append(index)
+            times.append(durations[index])
+    return kept, times
 
 
 # The most showings each format counts: a GIF's 16-bit count of repeats, WebP's
@@ -223,6 +257,13 @@ def _encode_frames(f, animation: Animation, info: ImageInfo | None, fmt: str, qu
             # Each frame is whole: the one before must be cleared, or it shows
             # through the transparent pixels.
             options["disposal"] = 2
+    elif fmt == "png":
+        # Past a minute, to the hundredth, as apng.animate writes it: Pillow's writer
+        # failed on a time it cannot state in 16-bit fractions of a second (65537 ms).
+        kept, durations = _shown(frames, durations)
+        durations = [d if d <= 0xFFFF else round(d / 10) * 10 for d in durations]
+        pictures = [Image.fromarray(frames[index]) for index in kept]
+        options = dict(save_options(info, fmt, quality), loop=plays)
     else:
         pictures = [Image.fromarray(frame) for frame in frames]
         options = dict(save_options(info, fmt, quality), loop=plays)
@@ -234,13 +275,7 @@ def _apng16(animation: Animation, info: ImageInfo | None, plays: int) -> bytes:
     """A 16-bit APNG of ``animation``, which Pillow's writer has no mode for: each
     frame as ``write_image`` writes a 16-bit png, and two equal frames in a row one
     frame for their summed durations, as Pillow's writer shows them."""
-    kept, durations = [0], [animation.durations[0]]
-    for index in range(1, len(animation.frames)):
-        if np.array_equal(animation.frames[index], animation.frames[kept[-1]]):
-            durations[-1] += animation.durations[index]
-        else:
-            kept.append(index)
-            durations.append(animation.durations[index])
+    kept, durations = _shown(animation.frames, animation.durations)
     stills = [png_file(animation.frames[index], info) for index in kept]
     if len(stills) == 1:  # every frame alike: a still picture, as Pillow writes it
         return stills[0]

@@ -574,6 +574,43 @@ def test_gif_keeps_every_frame_closely_its_duration_and_its_transparency(tmp_pat
         assert np.abs(got[:, :, :3].astype(int) - want[:, :, :3])[shown].mean() < 6
 
 
+@pytest.mark.parametrize("kind, longest", [("gif", 655350), ("png", 655350), ("png16", 655350), ("webp", 2**24 - 1)])
+@pytest.mark.parametrize("merged", [False, True])
+def test_a_frame_longer_than_the_format_holds_is_refused_in_words(kind, longest, merged, tmp_path):
+    # found by a library audit: Pillow's OverflowError (gif), ValueError (png) or
+    # RuntimeError (webp); the 16-bit APNG writer cut it to 655350 ms without a word.
+    # Two equal frames in a row are one, shown for both their times (gif, png).
+    frames = [picture(4, 6), picture(4, 6, seed=1)]
+    if kind == "png16":
+        frames = [frame.astype(np.uint16) * 257 for frame in frames]
+    frames = tuple(frames[:1] * (1 + merged) + frames[1:])
+    too_long = longest + 10
+    durations = (too_long, 40) if not merged else (too_long // 2, too_long - too_long // 2, 40)
+    ext = "png" if kind == "png16" else kind
+    path = tmp_path / f"o.{ext}"
+    if merged and ext == "webp":  # a WebP keeps each frame
+        write_frames(path, Animation(frames, durations))
+        assert read_frames(path)[0].durations == durations
+        return
+    name = {"gif": "GIF", "png": "an APNG", "webp": "WebP"}[ext]
+    with pytest.raises(InputError, match=rf"o\.{ext}: a frame shown for {too_long} ms is longer than {name} holds "
+                                         rf"\({longest} ms\)"):
+        write_frames(path, Animation(frames, durations))
+    assert list(tmp_path.iterdir()) == []
+    write_frames(path, Animation(frames, (longest, 40) if not merged else (longest - 20, 20, 40)))
+    assert read_frames(path)[0].durations == (longest, 40)
+
+
+@pytest.mark.parametrize("duration", [65537, 70001, 655349])
+def test_an_apng_frame_of_over_a_minute_is_written_to_the_nearest_hundredth(duration, tmp_path):
+    # found by a library audit: Pillow's APNG writer failed ("cannot write duration")
+    # on a time it cannot state in 16-bit fractions of a second; the 16-bit writer
+    # already rounded those to hundredths.
+    animation = Animation((picture(4, 6), picture(4, 6, seed=1)), (duration, 40))
+    write_frames(tmp_path / "o.png", animation)
+    assert read_frames(tmp_path / "o.png")[0].durations == (round(duration / 10) * 10, 40)
+
+
 def test_gif_durations_in_hundredths_keep_the_animation_length(tmp_path):
     # A GIF holds hundredths of a second: 33 ms frames (30 fps) were cut to 30 ms.
     write_frames(tmp_path / "a.gif", Animation(moving(6).frames, (33,) * 6))
