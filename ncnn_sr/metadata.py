@@ -202,10 +202,11 @@ def fitting_dpi(dpi, fmt: str) -> tuple[float, float] | None:
 
 
 def fitting_profile(icc: bytes | None, grey: bool) -> bytes | None:
-    """``icc``, unless its colour space (header bytes 16-20) is grey for colour pixels
-    or RGB for grey ones: a grey picture's GRAY profile in a WebP (which has no grey)
-    or a 16-bit RGBA PNG made colour-managed readers fail (LittleCMS builds no
-    transform), where the picture without it shows the same."""
-    if icc is not None and icc[16:20] == (b"RGB " if grey else b"GRAY"):
+    """``icc``, unless its colour space (header bytes 16-20) is another than the
+    pixels' (GRAY for grey ones, RGB for colour): a grey picture's GRAY profile in a
+    WebP (which has no grey) or a 16-bit RGBA PNG made colour-managed readers fail
+    (LittleCMS builds no transform), and so would another picture's CMYK or Lab one;
+    the picture shows the same without it."""
+    if icc is not None and icc[16:20] != (b"GRAY" if grey else b"RGB "):
         return None
     return icc

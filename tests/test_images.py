@@ -614,6 +614,17 @@ def test_grey_icc_profile_is_written_only_where_the_file_stays_grey(fmt, kept, t
     assert (Image.open(tmp_path / f"o.{fmt}").info.get("icc_profile") == GREY_ICC) == kept
 
 
+@pytest.mark.parametrize("space", [b"CMYK", b"Lab ", b"XYZ "])
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp", "avif"])
+def test_an_icc_profile_of_another_colour_space_than_the_pixels_is_left_out(space, fmt, tmp_path):
+    # found by a library audit: the info of another picture (a CMYK photo's profile,
+    # read by Pillow) was written with RGB pixels, which colour-managed readers cannot
+    # show through it; only a GRAY profile on colour pixels was left out.
+    info = images_mod.ImageInfo("RGB", "JPEG", icc_profile=SRGB_ICC[:16] + space + SRGB_ICC[20:])
+    write_image(tmp_path / f"o.{fmt}", picture(4, 6), info)
+    assert Image.open(tmp_path / f"o.{fmt}").info.get("icc_profile") is None
+
+
 def test_no_metadata_drops_icc_and_exif(tmp_path):
     im = rgb_image()
     exif = im.getexif()
