@@ -2036,6 +2036,16 @@ def test_a_writer_that_cannot_fit_even_alone_is_refused_at_once_while_others_wri
     assert sorted(os.listdir(tmp_path)) == ["a.png"]
 
 
+def test_a_writer_that_failed_gives_its_memory_back(tmp_path, monkeypatch):
+    writers_sharing_memory(monkeypatch, 100)
+    with pytest.raises(InputError, match="does not exist"):
+        write_image(tmp_path / "gone" / "a.png", picture(6, 10))  # 60 promised, then given back
+    alone = threading.Thread(target=write_image, args=(tmp_path / "b.png", picture(10, 10)), daemon=True)  # all 100
+    alone.start()
+    until(lambda: not alone.is_alive())
+    assert os.listdir(tmp_path) == ["b.png"] and budget.WRITERS.waiting == 0
+
+
 def test_a_writer_that_fits_beside_the_one_in_progress_does_not_wait(tmp_path, monkeypatch):
 
     begun, go, encoded = writers_sharing_memory(monkeypatch, 100)
