@@ -126,6 +126,14 @@ def write_target(path: str | os.PathLike) -> Path:
     return target
 
 
+def file_in_the_way(path: str | os.PathLike) -> Path | None:
+    """The file that ``path`` leads through as if it were a folder ("in.png" of
+    "in.png/a.png", or of "in.png/"), where there is one: the system says only "Not a
+    directory"."""
+    own = (Path(path),) if os.path.basename(os.fspath(path)) in ("", ".") else ()  # Path drops the separator
+    return next((p for p in (*own, *Path(path).parents) if p.exists() and not p.is_dir()), None)
+
+
 def check_named_as_file(path: str, wanted: str) -> None:
     """InputError where ``path`` is written as a folder's, ending in a separator (or a
     separator and a dot): Path() drops them, and "out/" was written as a file named
@@ -190,6 +198,8 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
         if tmp is not None:  # made, and a Ctrl-C came meanwhile
             os.close(fd)
             os.unlink(tmp)
+        if isinstance(e, NotADirectoryError) and (there := file_in_the_way(target)) is not None:
+            raise InputError(f"cannot write {named}: {there} is a file, not a folder") from None
         if isinstance(e, FileNotFoundError) and not os.path.isdir(folder):
             # "No such file or directory" seemed to be of the file it was to make.
             why = f"is {broken_link(folder)}" if os.path.islink(folder) else "does not exist"

@@ -19,7 +19,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError, features
 from PIL.PngImagePlugin import PngInfo
 
 from .errors import HintedInputError, InputError, Option, describe, in_one_line, nul_in_path
-from .files import atomic_write, check_named_as_file
+from .files import atomic_write, check_named_as_file, file_in_the_way
 from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
@@ -331,6 +331,10 @@ def reading(path: str):
         raise InputError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise InputError(f"{path}: is a folder, not a picture") from None
+    except NotADirectoryError as e:
+        there = file_in_the_way(path)
+        why = f"file not found: {there} is a file, not a folder" if there else f"cannot read: {e.strerror or e}"
+        raise InputError(f"{path}: {why}") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
     except UnidentifiedImageError:

@@ -1556,6 +1556,22 @@ def test_a_picture_in_a_folder_that_does_not_exist_is_refused_naming_the_folder(
     assert os.listdir(tmp_path) == ["out"]
 
 
+@pytest.mark.parametrize("below", ["a.png", "sub/a.png", ""])
+def test_a_path_below_a_file_names_the_file_in_the_way(below, tmp_path):
+    # found by a library audit: "Not a directory", of a path whose every part but one
+    # was a folder.
+    (tmp_path / "in.png").write_bytes(b"x")
+    path = f"{tmp_path / 'in.png'}{os.sep}{below}"
+    in_the_way = re.escape(str(tmp_path / "in.png"))
+    with pytest.raises(InputError, match=rf"^{re.escape(path)}: file not found: {in_the_way} is a file, not a folder$"):
+        read_image(path)
+    if below:  # a name ending in a separator is a folder's, refused before
+        with pytest.raises(InputError, match=rf"^cannot write {re.escape(path)}: {in_the_way} is a file, "
+                                             r"not a folder$"):
+            write_image(path, picture(4, 4))
+    assert os.listdir(tmp_path) == ["in.png"]
+
+
 def test_a_link_that_points_at_itself_is_refused_not_replaced_by_a_file(tmp_path):
     # found by a library audit: its target could not be found, so the link itself was
     # renamed over, where cp and a shell's > refuse it.
