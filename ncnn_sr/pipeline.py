@@ -1414,6 +1414,10 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
         items = iter(items)
     except TypeError:
         raise SettingError(f"ordered_map's items must be iterable, got {describe(items)}") from None
+    if cancel is not None and not isinstance(cancel, threading.Event):
+        # Else True or "yes" came out as a bare AttributeError from the feeder thread,
+        # and again from the generator's end, which sets it.
+        raise SettingError(f"ordered_map's cancel must be a threading.Event, or None, got {describe(cancel)}")
     cancel = cancel or threading.Event()
     slots = threading.Semaphore(window)
     if out is not None and not isinstance(out, set):

@@ -1106,6 +1106,17 @@ def test_ordered_map_whose_out_is_not_a_set_is_refused(out):
                                             out=out)))
 
 
+@pytest.mark.parametrize("cancel", [True, False, "stop", threading.Lock()])
+def test_ordered_map_whose_cancel_is_not_an_event_is_refused(cancel):
+    # True or "stop" was a bare AttributeError from the feeder thread; False was taken
+    # as no cancel at all.
+    up = SlowFake(0)
+    with pytest.raises(SettingError) as refused:
+        within(10, lambda: list(ordered_map([Lane(up, 1)], [np.zeros((2, 2, 3), np.uint8)], lambda u, f: f,
+                                            cancel=cancel)))
+    assert str(refused.value) == f"ordered_map's cancel must be a threading.Event, or None, got {describe(cancel)}"
+
+
 def test_ordered_map_does_not_hand_on_an_item_that_fails_in_words():
     class Refusing(SlowFake):
         device = fake_gpu()
