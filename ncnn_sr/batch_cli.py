@@ -28,8 +28,8 @@ from .images import frame_count, one_size, output_format
 from .jobs import (OutputIsInput, Plan, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos,
                    video_output_name)
 from .models import ModelSpec, known_scale, lacks_model, resolve_model
-from .pipeline import (ANIMATED_FORMATS, Cancelled, Lane, Outcome, Pipeline, Summary, UpscalingFailed, ordered_map,
-                       skipped_outcomes)
+from .outcomes import Outcome, Summary, skipped_outcomes
+from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Pipeline, UpscalingFailed, ordered_map
 from .repeats import Repeats
 from .streams import STDIO
 from .typed_numbers import whole_number

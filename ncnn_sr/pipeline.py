@@ -40,10 +40,14 @@ from .files import check_writable, write_target
 from .images import (FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadata, checked_quality,
                      output_format, read_image, upright_sizes, write_bytes, write_image)
 from .icc import unstated as unstated_colour
-from .jobs import Job, Plan, alpha_target, check_reachable, existing_output, output_key
+from .jobs import Job, Plan, alpha_target, check_reachable, output_key
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
+from .outcomes import Outcome, Summary, _found_output
 from .resample import checked_resize, target_size
 from .signals import HeldInterrupts, ctrl_c_signals
+
+# What the library's users import from here (see the README), wherever it is defined.
+__all__ = ["Lane", "Outcome", "Pipeline", "Summary", "UpscalingFailed", "ordered_map"]
 
 log = logging.getLogger("ncnn_sr")
 
@@ -75,47 +79,6 @@ class _OnTileFailed(Exception):
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What became of one job: ``status`` is ok, skipped or failed; ``output`` is
-    the file written (it can differ from the job's target, e.g. alpha → png);
-    ``notes`` are warnings about an item that still succeeded."""
-
-    job: Job
-    status: str
-    message: str = ""
-    output: Path | None = None
-    notes: tuple[str, ...] = ()
-
-
-@dataclass
-class Summary:
-    """What one ``Pipeline.run`` did: how many jobs were ok, skipped or failed (``done``
-    all three), each failure's Outcome, the seconds it took and the input pixels it
-    upscaled; ``cancelled``, ``stopped`` and ``abandoned`` say how it ended early."""
-
-    ok: int = 0
-    skipped: int = 0
-    failed: int = 0
-    cancelled: bool = False
-    stopped: str | None = None  # why the run ended early on its own (a full disk, every device failed)
-    # The run stopped because every device had failed, not for want of room.
-    devices_failed: bool = False
-    # Each device out of the run at its end, with what it failed on: "GPU 0 (...): RuntimeError(...)".
-    lost: list[str] = field(default_factory=list)
-    # Ctrl-C left a worker inside ncnn, whose tile may take minutes (or inside the
-    # caller's jobs iterator): the process must end without the interpreter's
-    # teardown, which would wait for it or abort. Idle workers are not left.
-    abandoned: bool = False
-    seconds: float = 0.0
-    pixels_in: int = 0
-    failures: list[Outcome] = field(default_factory=list)
-
-    @property
-    def done(self) -> int:
-        return self.ok + self.skipped + self.failed
-
-
-@dataclass(frozen=True)
 class Lane:
     """One device's Upscaler and how many proc workers share it."""
 
@@ -125,31 +88,6 @@ class Lane:
     def __post_init__(self) -> None:
         if not _whole_at_least_1(self.workers):  # "2" raised a bare TypeError; 1.5 failed later
             raise SettingError(f"a lane needs a whole number of proc workers, at least 1, got {self.workers!r}")
-
-
-def _found_output(job: Job) -> tuple[Path | None, Path | None]:
-    """What ``skip_existing`` finds of ``job``: its output there (or None), and with one,
-    the first output of another input of its stem that is not there yet (or None). Each
-    input added since the last run adds one such output; one that sorts first takes
-    the stem's plain name, which then held another input's picture: the job is skipped
-    only where its output is there and no such one is missing."""
-    existing = existing_output(job.target)
-    if existing is None:
-        return None, None
-    return existing, next((t for t in job.stem_siblings if existing_output(t) is None), None)
-
-
-def skipped_outcomes(jobs: Iterable[Job]) -> list[Outcome] | None:
-    """The Outcome of each of ``jobs`` in a run with ``skip_existing`` that would skip
-    every one, in their order; None where it would not. Such a run needs no lanes: a
-    finished batch run again loaded a model (seconds on a GPU) for no picture."""
-    outcomes = []
-    for job in jobs:
-        existing, missing = _found_output(job)
-        if existing is None or missing is not None:
-            return None
-        outcomes.append(Outcome(job, "skipped", "output exists", existing))
-    return outcomes
 
 
 def _whole_at_least_1(value) -> bool:

@@ -569,7 +569,8 @@ def test_a_lost_device_stays_out_though_a_picture_it_failed_was_at_fault(tmp_pat
 def judging(count):
     """A pipeline of ``count`` Picky devices of one worker each, to call _judge on as a
     run would, and its pictures by name."""
-    from ncnn_sr.pipeline import Summary, _Item
+    from ncnn_sr.outcomes import Summary
+    from ncnn_sr.pipeline import _Item
     ups = [Picky(fake_gpu(i)) for i in range(count)]
     p = Pipeline([Lane(up, 1) for up in ups])
     p._summary = Summary()
@@ -841,7 +842,8 @@ def test_a_picture_upscaled_as_the_last_device_fails_waits_for_room_to_be_writte
     # one that met a full save queue then was dropped at once, neither written nor counted.
     import queue
 
-    from ncnn_sr.pipeline import Summary, _Item
+    from ncnn_sr.outcomes import Summary
+    from ncnn_sr.pipeline import _Item
 
     class FullAtFirst:
         def __init__(self):
