@@ -29,11 +29,12 @@ from .jobs import (OutputIsInput, Plan, check_reachable, existing_output, names_
                    video_output_name)
 from .models import ModelSpec, known_scale, lacks_model, resolve_model
 from .outcomes import Outcome, Summary, skipped_outcomes
-from .pipeline import ANIMATED_FORMATS, Cancelled, Lane, Pipeline, UpscalingFailed, ordered_map
+from .pipeline import ANIMATED_FORMATS, Lane, Pipeline, UpscalingFailed, ordered_map
 from .repeats import Repeats
 from .streams import STDIO
 from .typed_numbers import whole_number
 from .video_options import VIDEO_CONTAINERS, is_video_path
+from .workers import Cancelled
 
 log = logging.getLogger("ncnn_sr")
 

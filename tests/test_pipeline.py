@@ -13,7 +13,7 @@ from conftest import picture, png_bytes, stored_delays
 from ncnn_sr import InputError, Upscaler
 from ncnn_sr.errors import FlagNames, SettingError, describe
 from ncnn_sr.signals import HeldInterrupts
-from ncnn_sr import jobs as jobs_mod, pipeline as pipeline_mod
+from ncnn_sr import jobs as jobs_mod, pipeline as pipeline_mod, workers as workers_mod
 from ncnn_sr.animation import read_frames
 from ncnn_sr.devices import CPU
 from ncnn_sr.jobs import Job, plan_jobs
@@ -660,7 +660,7 @@ def test_a_picture_failed_on_every_device_that_stops_the_run_still_reaches_the_s
     # run; its outcome, given up on behind a full save queue, was never reported.
     import queue
 
-    from ncnn_sr.pipeline import STOP, _ProcQueue
+    from ncnn_sr.workers import STOP, _ProcQueue
     p, (a, b), item = judging(2)
     picture = item("p.png")
     picture.failed_on, picture.failure = [a, b], ValueError("odd picture")
@@ -686,7 +686,7 @@ def test_a_picture_failed_on_every_device_that_stops_the_run_still_reaches_the_s
 def test_a_picture_every_worker_passes_over_is_taken_once_none_is_in_work():
     # Each waits for a device out of service for the other's sake: taken while another
     # picture was in work, it could have waited for that one; never taken, the run hung.
-    from ncnn_sr.pipeline import _ProcQueue
+    from ncnn_sr.workers import _ProcQueue
     q = _ProcQueue(4)
     q.put("other")
     q.put("waiting")
@@ -707,7 +707,7 @@ def test_a_picture_waiting_for_a_device_that_goes_out_for_good_fails_without_wai
     # picture was in work, behind whatever the others were doing.
     import queue
 
-    from ncnn_sr.pipeline import STOP, _ProcQueue
+    from ncnn_sr.workers import STOP, _ProcQueue
     p, (a, b, c), item = judging(3)
     error = RuntimeError("vkQueueSubmit failed")
     waiting, done_elsewhere = item("p.png"), item("q.png")
@@ -748,7 +748,7 @@ def test_a_picture_waiting_for_a_device_out_for_now_is_not_failed_before_every_w
     # and so bring d back for p. A good picture failed, a sound device waiting for it.
     import queue
 
-    from ncnn_sr.pipeline import STOP, _ProcQueue
+    from ncnn_sr.workers import STOP, _ProcQueue
     p, (a, b, d), item = judging(3)
     lost = RuntimeError("vkQueueSubmit failed")
     good, bad = item("p.png"), item("q.png")
@@ -1224,10 +1224,10 @@ def test_joining_waits_for_the_target_even_when_the_thread_says_it_ended():
         release.wait()
         finished.append(True)
 
-    worker = pipeline_mod._Worker(work)
+    worker = workers_mod._Worker(work)
     worker.thread.is_alive = lambda: False  # what the interrupted join leaves behind
     threading.Timer(0.3, release.set).start()
-    pipeline_mod._join([worker])
+    workers_mod._join([worker])
     assert finished == [True]
 
 
@@ -1267,7 +1267,7 @@ def test_a_library_user_s_own_signal_handler_is_not_held_while_workers_start(tmp
     heard = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: heard.append(signum))
 
-    class Worker(pipeline_mod._Worker):
+    class Worker(workers_mod._Worker):
         def __init__(self, *args, **kwargs):
             if not heard:
                 os.kill(os.getpid(), signal.SIGTERM)

@@ -128,7 +128,7 @@ def widen_races() -> None:
     """A random pause before a proc worker looks for a picture and before it fails one
     it was handed for want of another device: the moments other workers may change
     which device is in service."""
-    from ncnn_sr import pipeline
+    from ncnn_sr import pipeline, workers
 
     def paused(method):
         def call(*args, **kwargs):
@@ -136,7 +136,7 @@ def widen_races() -> None:
             return method(*args, **kwargs)
         return call
 
-    pipeline._ProcQueue.get = paused(pipeline._ProcQueue.get)
+    workers._ProcQueue.get = paused(workers._ProcQueue.get)
     pipeline.Pipeline._blame = paused(pipeline.Pipeline._blame)
     pipeline.Pipeline._judge = paused(pipeline.Pipeline._judge)
 
