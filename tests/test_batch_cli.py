@@ -358,7 +358,8 @@ def test_a_bar_whose_stderr_is_gone_loses_no_picture(tmp_path, monkeypatch, bar)
     from ncnn_sr import Upscaler
     from ncnn_sr.batch_cli import _Progress, _TileBar
     from ncnn_sr.jobs import plan_jobs
-    from ncnn_sr.pipeline import Lane, Pipeline
+    from ncnn_sr.lanes import Lane
+    from ncnn_sr.pipeline import Pipeline
 
     pictures(tmp_path / "in", ["a.png", "b.png"], size=(80, 80))
     stderr = GoneTerminal()
@@ -1825,7 +1826,8 @@ def test_a_folders_bar_drops_the_share_of_a_picture_that_failed_midway(tmp_path)
     from ncnn_sr.batch_cli import _Progress
     from ncnn_sr.devices import CPU
     from ncnn_sr.jobs import Job
-    from ncnn_sr.pipeline import Lane, Pipeline
+    from ncnn_sr.lanes import Lane
+    from ncnn_sr.pipeline import Pipeline
 
     class Refusing:
         device, scale = CPU, 1

@@ -17,7 +17,8 @@ from ncnn_sr import jobs as jobs_mod, pipeline as pipeline_mod, workers as worke
 from ncnn_sr.animation import read_frames
 from ncnn_sr.devices import CPU
 from ncnn_sr.jobs import Job, plan_jobs
-from ncnn_sr.pipeline import Lane, Pipeline, UpscalingFailed, ordered_map
+from ncnn_sr.lanes import Lane, UpscalingFailed, ordered_map
+from ncnn_sr.pipeline import Pipeline
 
 MODEL = "realesr-animevideov3-x2"
 

@@ -10,7 +10,7 @@ import pytest
 
 from media import make_clip
 from ncnn_sr.engine import Upscaler
-from ncnn_sr.pipeline import Lane, ordered_map
+from ncnn_sr.lanes import Lane, ordered_map
 from ncnn_sr.repeats import Repeats
 from ncnn_sr.video import upscale_video
 from test_video import NCNN_SR, X2, run, stored_frames

@@ -24,7 +24,7 @@ from conftest import as_a_user, ctrl_c_once_made, picture
 from media import (HDR10, add_mov_text, add_subtitles, encode_all, hdr_metadata, make_clip, make_hdr_clip,
                    make_turning_stream, packets)
 from ncnn_sr import InputError
-from ncnn_sr.pipeline import Lane, ordered_map
+from ncnn_sr.lanes import Lane, ordered_map
 from ncnn_sr.video import EncodeOptions, upscale_video
 from ncnn_sr.video_streams import sample_rate_for
 from ncnn_sr.video_frames import ColourTags, encodable_size, output_colour, to_rgb

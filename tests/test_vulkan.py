@@ -125,7 +125,8 @@ def test_a_gpu_lane_and_a_cpu_lane_share_a_folder(gpu, tmp_path):
     from PIL import Image
 
     from ncnn_sr.jobs import plan_jobs
-    from ncnn_sr.pipeline import Lane, Pipeline
+    from ncnn_sr.lanes import Lane
+    from ncnn_sr.pipeline import Pipeline
 
     (tmp_path / "in").mkdir()
     for i in range(4):

@@ -53,7 +53,8 @@ from PIL import Image
 
 from ncnn_sr.devices import Device
 from ncnn_sr.jobs import Job
-from ncnn_sr.pipeline import Lane, Pipeline, UpscalingFailed, ordered_map
+from ncnn_sr.lanes import Lane, UpscalingFailed, ordered_map
+from ncnn_sr.pipeline import Pipeline
 
 PICTURES = 16
 FRAMES = 24

@@ -62,7 +62,8 @@ from ncnn_sr.devices import Device
 from ncnn_sr.errors import NoRoom
 from ncnn_sr.images import write_bytes
 from ncnn_sr.jobs import Job
-from ncnn_sr.pipeline import Lane, Pipeline
+from ncnn_sr.lanes import Lane
+from ncnn_sr.pipeline import Pipeline
 
 SIZES = (4, 6, 8, 12, 16)
 WRITERS = pipeline_mod.write_image, pipeline_mod.write_frames  # as they were, each run wrapping them afresh

@@ -31,7 +31,7 @@ from conftest import picture  # noqa: E402
 from media import film_frame, make_clip, make_telecined_clip  # noqa: E402
 
 from ncnn_sr.engine import Upscaler  # noqa: E402
-from ncnn_sr.pipeline import Lane, ordered_map  # noqa: E402
+from ncnn_sr.lanes import Lane, ordered_map  # noqa: E402
 from ncnn_sr.repeats import Repeats  # noqa: E402
 from ncnn_sr.video import EncodeOptions, upscale_video  # noqa: E402
 
