@@ -28,9 +28,10 @@ from .images import frame_count, one_size, output_format
 from .jobs import (OutputIsInput, Plan, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos,
                    video_output_name)
 from .lanes import Lane, UpscalingFailed, ordered_map
+from .loading import ANIMATED_FORMATS
 from .models import ModelSpec, known_scale, lacks_model, resolve_model
 from .outcomes import Outcome, Summary, skipped_outcomes
-from .pipeline import ANIMATED_FORMATS, Pipeline
+from .pipeline import Pipeline
 from .repeats import Repeats
 from .streams import STDIO
 from .typed_numbers import whole_number

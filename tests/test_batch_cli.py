@@ -621,11 +621,11 @@ def test_an_interrupt_does_not_wait_for_a_picture_in_ncnn(sig, tmp_path):
 # when a user's Ctrl-C comes. "loading" is in the main thread, before any pipeline.
 CTRL_C_IN = """
 import os, signal, sys, threading
-from ncnn_sr import engine, pipeline
+from ncnn_sr import engine, loading, pipeline
 heard = threading.Event()
 cancel = pipeline.Pipeline.cancel
 pipeline.Pipeline.cancel = lambda self: (cancel(self), heard.set())[0]
-owner, name = {"loading": (engine.Upscaler, "_load"), "reading": (pipeline, "read_image"),
+owner, name = {"loading": (engine.Upscaler, "_load"), "reading": (loading, "read_image"),
                "upscaling": (engine.Upscaler, "upscale"), "saving": (pipeline, "write_image")}[sys.argv[1]]
 real = getattr(owner, name)
 def interrupted(*args, **kwargs):

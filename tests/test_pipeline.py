@@ -13,7 +13,7 @@ from conftest import picture, png_bytes, stored_delays
 from ncnn_sr import InputError, Upscaler
 from ncnn_sr.errors import FlagNames, SettingError, describe
 from ncnn_sr.signals import HeldInterrupts
-from ncnn_sr import jobs as jobs_mod, pipeline as pipeline_mod, workers as workers_mod
+from ncnn_sr import jobs as jobs_mod, loading as loading_mod, pipeline as pipeline_mod, workers as workers_mod
 from ncnn_sr.animation import read_frames
 from ncnn_sr.devices import CPU
 from ncnn_sr.jobs import Job, plan_jobs
@@ -108,7 +108,7 @@ def test_pictures_in_flight_stay_bounded(tmp_path, cpu_lane, monkeypatch):
     jobs = folder_of(tmp_path, 40, size=(6, 6))
     loaded, done, worst = [0], [0], [0]
     lock = threading.Lock()
-    real_read = pipeline_mod.read_image
+    real_read = loading_mod.read_image
 
     def counting_read(path):
         with lock:
@@ -120,7 +120,7 @@ def test_pictures_in_flight_stay_bounded(tmp_path, cpu_lane, monkeypatch):
         with lock:
             done[0] += 1
 
-    monkeypatch.setattr(pipeline_mod, "read_image", counting_read)
+    monkeypatch.setattr(loading_mod, "read_image", counting_read)
     Pipeline([cpu_lane], load_workers=2, queue_size=3, on_outcome=finished).run(jobs)
     assert done[0] == 40
     # two queues of 3, two proc workers, two savers, two loaders holding one each
@@ -189,15 +189,15 @@ def test_a_pipeline_runs_again_into_a_folder_that_became_writable(tmp_path, cpu_
     # found by a library audit: a folder found unwritable stayed so for the Pipeline's
     # later runs, each picture failing on the first run's reason
     jobs = folder_of(tmp_path, 2, size=(4, 4))
-    real = pipeline_mod.check_writable
+    real = loading_mod.check_writable
 
     def refused(folder):
         raise InputError(f"cannot write in {folder}: read-only")
 
-    monkeypatch.setattr(pipeline_mod, "check_writable", refused)
+    monkeypatch.setattr(loading_mod, "check_writable", refused)
     p = Pipeline([cpu_lane])
     assert p.run(jobs).failed == 2
-    monkeypatch.setattr(pipeline_mod, "check_writable", real)
+    monkeypatch.setattr(loading_mod, "check_writable", real)
     assert p.run(jobs).ok == 2
 
 
@@ -571,7 +571,7 @@ def judging(count):
     """A pipeline of ``count`` Picky devices of one worker each, to call _judge on as a
     run would, and its pictures by name."""
     from ncnn_sr.outcomes import Summary
-    from ncnn_sr.pipeline import _Item
+    from ncnn_sr.loading import _Item
     ups = [Picky(fake_gpu(i)) for i in range(count)]
     p = Pipeline([Lane(up, 1) for up in ups])
     p._summary = Summary()
@@ -844,7 +844,7 @@ def test_a_picture_upscaled_as_the_last_device_fails_waits_for_room_to_be_writte
     import queue
 
     from ncnn_sr.outcomes import Summary
-    from ncnn_sr.pipeline import _Item
+    from ncnn_sr.loading import _Item
 
     class FullAtFirst:
         def __init__(self):
@@ -1753,13 +1753,13 @@ def test_animations_in_flight_share_the_memory_budget(tmp_path, cpu_lane, monkey
         animated_gif(tmp_path / "in" / f"a{i}.gif")
     pipeline = Pipeline([cpu_lane], load_workers=3, animation_memory=2 * 20736)
     held = []
-    real_read = pipeline_mod.read_frames
+    real_read = loading_mod.read_frames
 
     def watching_read(path, *known):
         held.append(pipeline._budget.held)
         return real_read(path, *known)
 
-    monkeypatch.setattr(pipeline_mod, "read_frames", watching_read)
+    monkeypatch.setattr(loading_mod, "read_frames", watching_read)
     assert pipeline.run(plan_jobs(tmp_path / "in", tmp_path / "out", fmt="webp").jobs).ok == 6
     assert len(held) == 6 and max(held) <= 2 * 20736 and pipeline._budget.held == 0
 
@@ -1895,7 +1895,7 @@ def test_workers_that_each_own_an_animation_finish_them_all(tmp_path, cpu_lane):
 def test_skip_existing_skips_an_animation_without_reading_its_frames(tmp_path, cpu_lane, monkeypatch):
     jobs, _ = animated_job(tmp_path)
     (tmp_path / "out.webp").write_bytes(b"done before")
-    monkeypatch.setattr(pipeline_mod, "read_frames", None)  # called, it would fail the picture
+    monkeypatch.setattr(loading_mod, "read_frames", None)  # called, it would fail the picture
     summary = Pipeline([cpu_lane], skip_existing=True).run(jobs)
     assert summary.skipped == 1 and (tmp_path / "out.webp").read_bytes() == b"done before"
 

@@ -1,0 +1,335 @@
+"""A Pipeline's load side: the picture in flight (_Item), its load workers, and the
+checks that fail a picture before it is upscaled, not after: an output that cannot
+be written, a size no format holds, memory it would not fit in."""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import avif
+from .animation import Animation, read_frames
+from .errors import FlagNames, InputError, NcnnSrError, cannot_write
+from .files import check_writable, write_target
+from .images import (FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadata, output_format, read_image,
+                     upright_sizes, write_bytes)
+from .icc import unstated as unstated_colour
+from .jobs import Job, alpha_target, check_reachable, output_key
+from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
+from .outcomes import Outcome, _found_output
+from .resample import target_size
+from .workers import _ProcQueue
+
+# A GIF's delays are in hundredths of a second, and browsers show one of 10 ms or less
+# (0 or 1 hundredth) for 100 ms; 15 ms and more round to 2 hundredths.
+GIF_SHORTEST_SHOWN = 15
+# Output formats that hold an animation.
+ANIMATED_FORMATS = frozenset({"png", "webp", "gif"})
+
+
+@dataclass
+class _Item:
+    job: Job
+    target: Path
+    pixels: np.ndarray | None = None
+    info: ImageInfo | None = None
+    error: str = ""
+    notes: list[str] = field(default_factory=list)
+    animation: Animation | None = None  # every frame, in place of ``pixels``
+    reserved: int = 0  # bytes of the animation budget it holds
+    need: int = 0  # bytes a still's result and its writing take (_check_memory)
+    held: int = 0  # bytes of the run's memory (Pipeline._memory) it holds
+    failed_on: list = field(default_factory=list)  # the Upscalers it failed on in an unforeseen way
+    failure: Exception | None = None  # the last such failure
+    again: bool = False  # its last such failure sends it to another device
+
+
+def _read(item: _Item, read: Callable, flags: FlagNames | None) -> tuple | None:
+    """``read(item's source)``, or None with the failure in ``item.error``, any option
+    it names as ``flags`` name it."""
+    try:
+        return read(item.job.source)
+    except NcnnSrError as e:
+        item.error = e.said(flags)
+    except Exception as e:  # a batch outlives any one file
+        item.error = f"{item.job.source}: cannot read: {e!r}"
+    return None
+
+
+class Loading:
+    """The load workers of a Pipeline, of which it is a part, and their checks of each
+    picture; they read its settings and its run's state (``_flags``, ``_resize``,
+    ``_memory``, ``_budget``, ``_halt``...), set in Pipeline.__init__ and _run."""
+
+    def _load(self, next_job, to_proc: _ProcQueue) -> None:
+        while not self._halt.is_set():
+            job = next_job()
+            if job is None:
+                return
+            existing, missing = _found_output(job) if self._skip_existing else (None, None)
+            if existing is not None and missing is None:
+                self._report(Outcome(job, "skipped", "output exists", existing))
+                continue
+            item = _Item(job, job.target)
+            if missing is not None:
+                item.notes.append(f"{existing} is written again: {missing} is missing, so it may be the output of "
+                                  f"another {job.source.stem}.* picture, named when that one sorted first")
+            self._check_overwrite(item)
+            if not item.error:
+                self._check_header(item)
+            read = None if item.error else _read(item, read_image, self._flags)
+            if read:
+                item.pixels, item.info = read
+                self._check_output(item)
+                if not item.error and self._animated(item) and not self._read_frames(item):
+                    return  # cancelled while waiting for room
+                if not item.error and item.need:
+                    if not self._memory.take(item.need, self._halt):
+                        return  # cancelled while waiting for room
+                    item.held = item.need
+            self._put(to_proc, item)
+
+    def _check_overwrite(self, item: _Item) -> None:
+        """Fail ``item`` whose output is its input, or an earlier job's output of this
+        run: Jobs made by hand wrote over it without a word (a folder's plan refuses
+        both before the run)."""
+        job = item.job
+        with contextlib.suppress(OSError):
+            if os.path.samefile(job.source, job.target):
+                item.error = f"{job.source}: its output is the input: it would be overwritten; choose another output"
+                return
+        key = output_key(job.target)
+        with self._targets_lock:
+            taken = key in self._targets
+            self._targets.add(key)
+        if taken:
+            item.error = f"{job.source}: its output {job.target} is another picture's of this run: it would be " \
+                         "overwritten; choose another output"
+
+    def _animated(self, item: _Item) -> bool:
+        return self._animate and item.info.frames > 1 and output_format(item.target) in ANIMATED_FORMATS
+
+    def _read_frames(self, item: _Item) -> bool:
+        """Every frame of ``item``'s picture, once the animations' budget and the run's
+        memory, which stills share, have room for them (False: cancelled while
+        waiting); a picture that alone needs more than either fails."""
+        try:
+            need = self._animation_bytes(item.pixels, item.info.frames)
+        except NcnnSrError as e:  # a size too large: each frame would fail alike
+            item.error = f"{item.job.source}: {e.said(self._flags)}"
+            return True
+        room = self._budget.total if self._memory is None else min(self._budget.total, self._memory.total)
+        if need > room:
+            # FFmpeg reads animated GIF and APNG, not animated WebP.
+            video = ", or make a video of it (ncnn-sr video)" if item.info.format in ("GIF", "PNG") else ""
+            item.error = (f"{item.job.source}: its {item.info.frames} frames upscaled need about "
+                          f"{need / 2**30:.1f} GB of memory, more than the {room / 2**30:.1f} GB "
+                          f"animations may take: ask for a smaller size{video}")
+            return True
+        if not self._budget.take(need, self._halt):
+            return False
+        if self._memory is not None and not self._memory.take(need, self._halt):
+            self._budget.give(need)
+            return False
+        deep = item.pixels.dtype == np.uint16
+        item.reserved, item.held, item.pixels = need, 0 if self._memory is None else need, None
+        read = _read(item, lambda source: read_frames(source, item.info), self._flags)  # its first frame is read
+        if read:
+            item.animation, item.info = read
+            if deep and item.animation.frames[0].dtype != np.uint16 and output_format(item.target) == "png":
+                # A deep AVIF's frames are read in 8 bits where FFmpeg's reading is
+                # not libavif's: said, as a still png keeps its 10 or 12.
+                bits = avif.bit_depth(str(item.job.source)) if item.info.format == "AVIF" else 16
+                item.notes.append(f"{item.job.source}: a {bits}-bit animation: its frames are read in 8 bits "
+                                  f"(a still png keeps {bits})")
+            self._check_gif_delays(item)
+        return True
+
+    @staticmethod
+    def _check_gif_delays(item: _Item) -> None:
+        # Browsers show a GIF frame of 10 ms or less for 100 ms: a WebP or APNG made
+        # of such frames turns slow as a GIF. A GIF's own are read as shown, 100 ms.
+        if output_format(item.target) != "gif":
+            return
+        short = sum(duration < GIF_SHORTEST_SHOWN for duration in item.animation.durations)
+        if short:
+            item.notes.append(f"{item.job.source}: {short} of its {len(item.animation.durations)} frames last under "
+                              f"{GIF_SHORTEST_SHOWN} ms, which browsers show for 100 ms in a GIF: write webp or png "
+                              "to keep its speed")
+
+    def _animation_bytes(self, first: np.ndarray, frames: int) -> int:
+        """What ``frames`` frames like ``first`` take, upscaled, as MAX_ANIMATION_MEMORY
+        counts them."""
+        height, width = first.shape[:2]
+        out_height, out_width = self._output_size(height, width)
+        # 16-bit frames (a deep AVIF's, kept in 16 bits) take twice what 8-bit ones do.
+        return frames * 4 * first.itemsize * (height * width + 2 * out_height * out_width)
+
+    def _output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The height and width a picture of ``height`` x ``width`` is upscaled to;
+        InputError past the longest side a result may have (``resample.MAX_SIDE``), at
+        the model's own scale too, as at any asked for."""
+        if all(value is None for value in self._resize.values()):
+            return target_size(height, width, self.lanes[0].upscaler.scale)
+        return target_size(height, width, self._resize["scale"], self._resize["width"], self._resize["height"])
+
+    def _check_header(self, item: _Item) -> None:
+        """Fail ``item`` before its pixels are read if the size its header states
+        cannot be upscaled at the scale asked, or written as its format: a damaged
+        WebP stating 8388609x9 pixels took a minute to decode before it was refused.
+        A target width or height depends on the picture's orientation: where its
+        header does not tell it, only what neither way round could be is refused."""
+        sizes = upright_sizes(item.job.source)
+        # A jpg target becomes a png where the pixels hold transparency (_check_alpha),
+        # which they are not yet read to tell: only what that png could not hold either
+        # is refused here.
+        fmt = output_format(alpha_target(item.target))
+        errors = []
+        for size in sizes:
+            try:
+                out_height, out_width = self._output_size(*size)
+                check_size(out_height, out_width, 3, fmt, str(item.target))
+            except NcnnSrError as e:
+                errors.append(e)
+        if sizes and len(errors) == len(sizes):
+            e = errors[0]
+            said = e.said(self._flags)
+            item.error = said if str(item.target) in said else f"{item.job.source}: {said}"
+
+    def _check_output(self, item: _Item) -> None:
+        self._check_alpha(item)
+        # After the alpha check: a jpg target with transparency becomes a png, which
+        # holds an animation.
+        if item.info.frames > 1 and not self._animated(item):
+            held = "ncnn-sr writes avif still" if item.target.suffix.lower() == ".avif" else \
+                f"{item.target.suffix} holds no animation"
+            why = "" if not self._animate else f" ({held}: write webp, png or gif for every frame)"
+            item.notes.append(f"{item.job.source} has {item.info.frames} frames: upscaling the first only{why}")
+        if self._metadata and item.target.suffix.lower() in (".jpg", ".jpeg"):
+            self._check_jpeg_metadata(item)
+        if self._metadata:
+            self._check_colour(item)
+        self._check_writable(item)
+
+    def _check_colour(self, item: _Item) -> None:
+        """A note where ``item``'s output holds colour as an ICC profile only and its
+        cICP is one (HDR) that no profile written here states (an avif states it in
+        its nclx)."""
+        fmt = item.target.suffix.lower().lstrip(".").replace("jpeg", "jpg")
+        if fmt not in ("jpg", "webp") or item.info.icc_profile:
+            return
+        if coded := unstated_colour(item.info.colour_chunks):
+            hdr = ": HDR" if coded[1] in (16, 18) else ""  # PQ, HLG
+            item.notes.append(f"{item.job.source}: its colour (cICP primaries {coded[0]}, transfer {coded[1]}{hdr}) "
+                              f"has no ICC profile that a {fmt} could hold: writing {item.target} without it "
+                              "(png and avif keep it)")
+
+    def _check_writable(self, item: _Item) -> None:
+        """Fail ``item`` now if its output cannot hold the upscaled picture (a side too
+        long for WebP, an EXIF too large for JPEG), is no file (a folder of its
+        name) or cannot be made (a file where its folder goes, a read-only folder):
+        found by the writer, it came after the upscaling, hours of it for a large
+        photo on the CPU."""
+        try:
+            check_reachable(item.target, file=True)  # a file where -r mirrors a sub-folder, say
+            write_target(item.target)
+            self._check_folder(item)  # a read-only sub-folder -r mirrors into, say
+        except NcnnSrError as e:
+            item.error = e.said(self._flags)
+            return
+        except OSError as e:  # a name too long for the file system, say
+            item.error = str(cannot_write(item.target, e))
+            return
+        height, width, channels = item.pixels.shape
+        try:
+            out_height, out_width = self._output_size(height, width)
+        except NcnnSrError as e:  # past the longest side a result may have: its header did not say
+            item.error = f"{item.job.source}: {e.said(self._flags)}"
+            return
+        target, fmt = str(item.target), output_format(item.target)
+        try:
+            check_size(out_height, out_width, channels, fmt, target)
+            checked_metadata(item.info, self._metadata, fmt, target)
+        except NcnnSrError as e:
+            item.error = e.said(self._flags)
+            return
+        if not self._animated(item):  # an animation's frames have the budget of their own
+            self._check_memory(item, out_height, out_width, fmt)
+
+    def _check_memory(self, item: _Item, height: int, width: int, fmt: str) -> None:
+        """Fail ``item`` now if its result and what its writer takes beside it cannot
+        fit in the run's memory: the engine counts the result alone, and a 70000x70000
+        png that fitted was killed while Pillow copied it. What fits is ``item.need``,
+        which the loader holds (waiting for room beside the stills in flight) until it
+        is saved or has failed."""
+        if self._memory is None:
+            return
+        channels, itemsize = item.pixels.shape[2], item.pixels.itemsize
+        need = height * width * channels * itemsize + write_bytes(
+            height, width, channels, itemsize, fmt, self._quality, grey=item.info.mode in GREY_MODES)
+        available = self._memory.total
+        if need > available:
+            item.error = (f"{item.job.source}: its {width}x{height} result written as {FORMATS[fmt]} needs about "
+                          f"{need / 2**30:.1f} GB of memory, more than the {available / 2**30:.1f} GB available")
+        else:
+            item.need = need
+
+    def _check_folder(self, item: _Item) -> None:
+        """InputError naming ``item``'s picture unless a file can be made in its
+        output's folder, or where that is not made yet, in the nearest folder above it
+        that is there (the one it is made in)."""
+        folder = item.target.parent
+        while not folder.is_dir() and folder.parent != folder:
+            folder = folder.parent
+        with self._unwritable_lock:
+            if folder not in self._unwritable:
+                try:
+                    check_writable(folder)
+                    self._unwritable[folder] = None
+                except InputError as e:
+                    self._unwritable[folder] = e.said(self._flags)
+            refused = self._unwritable[folder]
+        if refused is not None:
+            raise InputError(f"{item.job.source}: {refused}")  # which picture: the folder says the same for each
+
+    def _check_jpeg_metadata(self, item: _Item) -> None:
+        """EXIF and XMP too large for ``item``'s JPEG: left out with a note each, but an
+        EXIF only when ``drop_oversized_exif`` (else write_image fails the picture)."""
+        exif, xmp = item.info.exif, item.info.xmp
+        if xmp:  # as write_image writes it, stating the output's size: a digit more fitted no more
+            try:
+                height, width = self._output_size(*item.pixels.shape[:2])
+                xmp = sized_xmp(xmp, width, height)
+            except NcnnSrError:
+                pass  # a size no picture may have: the picture fails in the engine's words
+        if exif and len(exif) > MAX_JPEG_EXIF:
+            if not self._drop_oversized_exif:
+                return  # the picture fails in write_image's words; a note on its XMP would say it was written
+            item.info = replace(item.info, exif=None)
+            item.notes.append(f"{item.job.source}: its EXIF ({len(exif)} bytes) is too large for JPEG, which holds "
+                              f"at most {MAX_JPEG_EXIF}: writing {item.target} without it")
+        if xmp and len(xmp) > MAX_JPEG_XMP:
+            # write_image leaves it out without a word; left out here, the commands say so.
+            item.info = replace(item.info, xmp=None)
+            item.notes.append(f"{item.job.source}: its XMP ({len(xmp)} bytes) is too large for JPEG, which holds "
+                              f"at most {MAX_JPEG_XMP}: writing {item.target} without it")
+
+    def _check_alpha(self, item: _Item) -> None:
+        if item.pixels.shape[2] == 4 and alpha_target(item.target) != item.target:
+            alpha = item.pixels[:, :, 3]
+            opaque = bool((alpha == np.iinfo(alpha.dtype).max).all())
+            if opaque and not self._keep_opaque_alpha:
+                # Nothing is lost: the colour (grey stays grey) is the whole picture.
+                item.pixels = item.pixels[:, :, :1 if item.info.mode in GREY_MODES else 3]
+            else:
+                item.target = alpha_target(item.target)
+                what = "an alpha channel (fully opaque)" if opaque else "transparency"
+                if self._keep_opaque_alpha:
+                    # The reference's rule, in its words: its wrappers (Upscayl) look for
+                    # "has alpha channel" to find the output under its .png name.
+                    what = "alpha channel (fully opaque)" if opaque else "alpha channel transparency"
+                item.notes.append(f"{item.job.source} has {what}, which JPEG cannot store: writing {item.target}")
