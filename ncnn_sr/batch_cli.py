@@ -1079,103 +1079,131 @@ def _run_progress(prog: str, opts: RunOptions, plan: Plan) -> _Progress:
                      say_failed=opts.reference_stderr)
 
 
-def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = FlagNames()) -> int:
-    """Plan, build lanes, run, report; returns the exit status. Hints name options as
-    ``flags`` name them."""
-    progress = new_folder = tiles = plan = summary = None
+@dataclass
+class _RunState:
+    """What a picture run has made so far, for its end to report or close however it
+    ends: its plan and summary, its bars, and the output folder it made (taken back
+    if left empty)."""
+
+    plan: Plan | None = None
+    summary: Summary | None = None
+    progress: _Progress | None = None
+    tiles: _TileBar | None = None
+    new_folder: Path | None = None
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+        if self.tiles is not None:
+            self.tiles.close()
+        if self.new_folder is not None:  # whatever ended the run: a closed stderr, a dead worker
+            _remove_empty_folders(self.new_folder)
+
+
+def _plan(opts: RunOptions, flags: FlagNames) -> Plan:
+    """The run's jobs."""
     try:
-        try:
-            plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive, folder=opts.output_folder,
-                             suffix=opts.suffix)
-        except OutputIsInput as e:
-            if _same_folder(opts.input, opts.output):
-                # Outputs beside their inputs were wanted: the way there was not said.
-                raise InputError(f"{e}, or name the outputs apart: {flags(f'--suffix {_scale_suffix(opts)}')}") \
-                    from None
-            raise
-        for note in plan.notes:
-            log.warning(note)
-        for line in plan.unlisted:
-            _echo(f"{prog}: error: {line}")
-        if not plan.jobs and opts.empty_folder_ok and not plan.unlisted:
-            log.warning(f"{opts.input}: no pictures found: nothing to do")
-            return 0
-        if not plan.jobs:
-            deeper = prog == "ncnn-sr" and not opts.recursive and _has_sub_folders(opts.input)  # the drop-in has no -r
-            raise InputError(f"{opts.input}: no pictures found{' (-r looks in its sub-folders too)' if deeper else ''}")
-        if opts.quality is not None and all(output_format(job.target) in ("png", "gif") for job in plan.jobs):
-            log.warning("--quality ignored: it sets jpg, webp and avif quality; PNG is lossless, GIF a palette")
-        # A picture's missing folders are made as a folder's are, and taken back alike.
-        out_folder = opts.output if plan.folder_mode else plan.jobs[0].target.parent
-        new_folder = _first_missing(out_folder)
-        if new_folder is not None:
-            # Made now, before a model loads: where it cannot be (below /proc, a folder
-            # of another user's), every picture was upscaled only to fail, a line each.
-            try:
-                out_folder.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise InputError(f"cannot make the folder {out_folder}: {os_reason(e)}") from None
-        skipped = skipped_outcomes(plan.jobs) if opts.skip_existing else None
-        if skipped is not None:
-            # Nothing is written where --skip-existing finds every output: a finished batch
-            # run again, into a folder now read-only, was refused. Nor is a model loaded,
-            # seconds on a GPU for no picture (-g 0 on lavapipe warned of its slowness);
-            # the flags and the model are checked as for a run with work.
-            check_run(opts)
-            progress = _run_progress(prog, opts, plan)
-            for outcome in skipped:
-                progress(outcome)
-            summary = Summary(skipped=len(skipped))
-        else:
-            # A single picture too: it was upscaled, minutes of a photo on the CPU, only
-            # to fail as it was written.
-            check_writable(out_folder if plan.folder_mode else _written_in(plan.jobs[0].target))
-            # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
-            count = _pictures(plan.jobs, opts.animate)
-            lanes, load, save = build_lanes(opts, pictures=count,
-                                            frame=lambda: one_size([job.source for job in plan.jobs]),
-                                            items=len(plan.jobs))
-            for lane in lanes:
-                log.info("%s x%d on %s, %d proc worker(s)", lane.upscaler.spec.name, lane.upscaler.scale,
-                         lane.upscaler.device, lane.workers)
-            native = lanes[0].upscaler.scale
-            if opts.scale is not None and opts.scale != native and opts.width is None and opts.height is None:
-                log.info("%s is a x%d model: its output is resampled to x%g (Lanczos)", lanes[0].upscaler.spec.name,
-                         native, opts.scale)
-            progress = _run_progress(prog, opts, plan)
-            # A folder's bar on a terminal says more than a tile's line, which would scroll it away.
-            on_tile = _tile_percent if opts.reference_stderr and progress.bar is None else None
-            if progress.bar is not None:
-                on_tile = progress.tile
-            elif on_tile is None and not plan.folder_mode and not opts.quiet:
-                frames = frame_count(plan.jobs[0].source) if count > 1 else 1  # an animation written whole
-                on_tile = tiles = _TileBar(prog, frames)
-            pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
-                                quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
-                                on_outcome=progress, keep_opaque_alpha=opts.keep_opaque_alpha,
-                                drop_oversized_exif=opts.drop_oversized_exif, animate=opts.animate, on_tile=on_tile,
-                                flags=flags)
-            progress.stopped = lambda: pipeline.stopped
-            summary = pipeline.run(plan.jobs)
-    except KeyboardInterrupt:
-        if plan.folder_mode if plan is not None else os.path.isdir(opts.input):
-            _echo(f"{prog}: interrupted before any picture was written")
-        else:
-            _echo(_picture_interrupted(prog, opts.output if plan is None else plan.jobs[0].target,
-                                       summary is not None and summary.ok > 0))
-        return EXIT_INTERRUPTED
-    except NcnnSrError as e:
-        if debug:
-            raise
-        _echo(f"{prog}: error: {command_words(e, flags)}")
-        return EXIT_FAILED
-    finally:
-        if progress is not None:
-            progress.close()
-        if tiles is not None:
-            tiles.close()
-        if new_folder is not None:  # whatever ended the run: a closed stderr, a dead worker
-            _remove_empty_folders(new_folder)
+        plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive, folder=opts.output_folder,
+                         suffix=opts.suffix)
+    except OutputIsInput as e:
+        if _same_folder(opts.input, opts.output):
+            # Outputs beside their inputs were wanted: the way there was not said.
+            raise InputError(f"{e}, or name the outputs apart: {flags(f'--suffix {_scale_suffix(opts)}')}") \
+                from None
+        raise
+    return plan
+
+
+def _say_plan(prog: str, plan: Plan) -> None:
+    """``plan``'s notes, as warnings, and each folder it could not list, as an error."""
+    for note in plan.notes:
+        log.warning(note)
+    for line in plan.unlisted:
+        _echo(f"{prog}: error: {line}")
+
+
+def _check_plan(prog: str, opts: RunOptions, plan: Plan) -> None:
+    """InputError where ``plan`` holds no picture; a warning where --quality sets
+    none of its outputs."""
+    if not plan.jobs:
+        deeper = prog == "ncnn-sr" and not opts.recursive and _has_sub_folders(opts.input)  # the drop-in has no -r
+        raise InputError(f"{opts.input}: no pictures found{' (-r looks in its sub-folders too)' if deeper else ''}")
+    if opts.quality is not None and all(output_format(job.target) in ("png", "gif") for job in plan.jobs):
+        log.warning("--quality ignored: it sets jpg, webp and avif quality; PNG is lossless, GIF a palette")
+
+
+def _make_folder(folder: Path) -> None:
+    # Made now, before a model loads: where it cannot be (below /proc, a folder
+    # of another user's), every picture was upscaled only to fail, a line each.
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot make the folder {folder}: {os_reason(e)}") from None
+
+
+def _skip_all(prog: str, opts: RunOptions, skipped: list[Outcome], state: _RunState) -> None:
+    """The run of ``state``'s plan where --skip-existing finds every output."""
+    # Nothing is written where --skip-existing finds every output: a finished batch
+    # run again, into a folder now read-only, was refused. Nor is a model loaded,
+    # seconds on a GPU for no picture (-g 0 on lavapipe warned of its slowness);
+    # the flags and the model are checked as for a run with work.
+    check_run(opts)
+    state.progress = _run_progress(prog, opts, state.plan)
+    for outcome in skipped:
+        state.progress(outcome)
+    state.summary = Summary(skipped=len(skipped))
+
+
+def _say_lanes(opts: RunOptions, lanes: list[Lane]) -> None:
+    """Each lane's model, device and workers, and the resampling of its results (-v)."""
+    for lane in lanes:
+        log.info("%s x%d on %s, %d proc worker(s)", lane.upscaler.spec.name, lane.upscaler.scale,
+                 lane.upscaler.device, lane.workers)
+    native = lanes[0].upscaler.scale
+    if opts.scale is not None and opts.scale != native and opts.width is None and opts.height is None:
+        log.info("%s is a x%d model: its output is resampled to x%g (Lanczos)", lanes[0].upscaler.spec.name,
+                 native, opts.scale)
+
+
+def _on_tile(prog: str, opts: RunOptions, count: int, state: _RunState) -> Callable[[int, int], None] | None:
+    """What tells of each tile of the run's ``count`` pictures (a folder's bar, a
+    single picture's own, the reference's percent lines), if anything does."""
+    plan, progress = state.plan, state.progress
+    # A folder's bar on a terminal says more than a tile's line, which would scroll it away.
+    on_tile = _tile_percent if opts.reference_stderr and progress.bar is None else None
+    if progress.bar is not None:
+        on_tile = progress.tile
+    elif on_tile is None and not plan.folder_mode and not opts.quiet:
+        frames = frame_count(plan.jobs[0].source) if count > 1 else 1  # an animation written whole
+        on_tile = state.tiles = _TileBar(prog, frames)
+    return on_tile
+
+
+def _upscale_all(prog: str, opts: RunOptions, out_folder: Path, flags: FlagNames, state: _RunState) -> None:
+    """The run of ``state``'s plan through a Pipeline, into ``out_folder``."""
+    plan = state.plan
+    # A single picture too: it was upscaled, minutes of a photo on the CPU, only
+    # to fail as it was written.
+    check_writable(out_folder if plan.folder_mode else _written_in(plan.jobs[0].target))
+    # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
+    count = _pictures(plan.jobs, opts.animate)
+    lanes, load, save = build_lanes(opts, pictures=count,
+                                    frame=lambda: one_size([job.source for job in plan.jobs]),
+                                    items=len(plan.jobs))
+    _say_lanes(opts, lanes)
+    progress = state.progress = _run_progress(prog, opts, plan)
+    on_tile = _on_tile(prog, opts, count, state)
+    pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
+                        quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
+                        on_outcome=progress, keep_opaque_alpha=opts.keep_opaque_alpha,
+                        drop_oversized_exif=opts.drop_oversized_exif, animate=opts.animate, on_tile=on_tile,
+                        flags=flags)
+    progress.stopped = lambda: pipeline.stopped
+    state.summary = pipeline.run(plan.jobs)
+
+
+def _ended(prog: str, opts: RunOptions, plan: Plan, summary: Summary) -> int:
+    """Say how a run that was not cut short by an exception ended; its exit status."""
     total = len(plan.jobs)
     if summary.stopped is not None and plan.folder_mode:
         _say_stopped(prog, summary.stopped, summary.ok, summary.skipped, summary.failed, total - summary.done,
@@ -1198,3 +1226,42 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
         _echo(f"{prog}: {total} picture{'' if total == 1 else 's'}: {summary.ok} upscaled, {summary.skipped} skipped"
               f"{failed}{folders} in {summary.seconds:.1f} s ({rate:.2f} pictures/s)")
     return EXIT_FAILED if summary.failed or unlisted else 0
+
+
+def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = FlagNames()) -> int:
+    """Plan, build lanes, run, report; returns the exit status. Hints name options as
+    ``flags`` name them."""
+    state = _RunState()
+    try:
+        state.plan = plan = _plan(opts, flags)
+        _say_plan(prog, plan)
+        if not plan.jobs and opts.empty_folder_ok and not plan.unlisted:
+            log.warning(f"{opts.input}: no pictures found: nothing to do")
+            return 0
+        _check_plan(prog, opts, plan)
+        # A picture's missing folders are made as a folder's are, and taken back alike.
+        out_folder = opts.output if plan.folder_mode else plan.jobs[0].target.parent
+        state.new_folder = _first_missing(out_folder)
+        if state.new_folder is not None:
+            _make_folder(out_folder)
+        skipped = skipped_outcomes(plan.jobs) if opts.skip_existing else None
+        if skipped is not None:
+            _skip_all(prog, opts, skipped, state)
+        else:
+            _upscale_all(prog, opts, out_folder, flags, state)
+    except KeyboardInterrupt:
+        plan, summary = state.plan, state.summary
+        if plan.folder_mode if plan is not None else os.path.isdir(opts.input):
+            _echo(f"{prog}: interrupted before any picture was written")
+        else:
+            _echo(_picture_interrupted(prog, opts.output if plan is None else plan.jobs[0].target,
+                                       summary is not None and summary.ok > 0))
+        return EXIT_INTERRUPTED
+    except NcnnSrError as e:
+        if debug:
+            raise
+        _echo(f"{prog}: error: {command_words(e, flags)}")
+        return EXIT_FAILED
+    finally:
+        state.close()
+    return _ended(prog, opts, state.plan, state.summary)
