@@ -24,8 +24,8 @@ import click
 from . import devices as devices_mod
 from . import bench as bench_mod
 from . import models as models_mod
-from .batch_cli import (OnePathCommand, RunOptions, UsageCommand, name_streams, path_flag, run, run_video,
-                        setup_logging, video_instead)
+from .batch_cli import OnePathCommand, RunOptions, UsageCommand, path_flag, run, run_video, video_instead
+from .console import name_streams, setup_logging
 from .engine import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word
 from .files import check_folder, check_writable, folder_made, name_fault, write_target

@@ -14,8 +14,8 @@ import click
 from click.core import ParameterSource
 
 from . import models as models_mod
-from .batch_cli import (REFERENCE_JOBS, OnePathCommand, RunOptions, log, name_streams, path_flag, run, run_video,
-                        setup_logging, video_instead)
+from .batch_cli import REFERENCE_JOBS, OnePathCommand, RunOptions, log, path_flag, run, run_video, video_instead
+from .console import name_streams, setup_logging
 from .errors import FlagNames, InputError, command_words
 from .images import nameless, only_an_extension
 from .jobs import check_reachable, names_a_folder, video_by_its_output

@@ -330,7 +330,7 @@ def test_dropin_prints_a_percentage_per_tile_on_stderr_as_the_reference(tmp_path
 
 def test_the_dropins_percentages_leave_out_an_upscale_that_ended_without_its_result(capsys):
     # Told (0, total) for it, they would print 0.00% before its error.
-    from ncnn_sr.batch_cli import _tile_percent
+    from ncnn_sr.console import _tile_percent
     _tile_percent(0, 4)
     _tile_percent(1, 4)
     assert capsys.readouterr().err == "25.00%\n"
@@ -356,7 +356,7 @@ def test_a_bar_whose_stderr_is_gone_loses_no_picture(tmp_path, monkeypatch, bar)
     # Each picture failed with "on_tile, the progress callback, failed: BrokenPipeError",
     # where the drop-in's percentages (_tile_percent) leave it be.
     from ncnn_sr import Upscaler
-    from ncnn_sr.batch_cli import _Progress, _TileBar
+    from ncnn_sr.console import _Progress, _TileBar
     from ncnn_sr.jobs import plan_jobs
     from ncnn_sr.lanes import Lane
     from ncnn_sr.pipeline import Pipeline
@@ -382,10 +382,10 @@ def test_a_bar_whose_stderr_is_gone_loses_no_picture(tmp_path, monkeypatch, bar)
 def test_a_single_picture_off_a_terminal_says_its_tiles_every_few_seconds(monkeypatch, capsys):
     # A folder's run and a video's write a plain line every few seconds where stderr is
     # no terminal (a log, nohup); a single photo, minutes on the CPU, said nothing at all.
-    from ncnn_sr import batch_cli
+    from ncnn_sr import console
 
-    monkeypatch.setattr(batch_cli._Progress, "PLAIN_EVERY", 0)
-    tiles = batch_cli._TileBar("ncnn-sr")
+    monkeypatch.setattr(console._Progress, "PLAIN_EVERY", 0)
+    tiles = console._TileBar("ncnn-sr")
     assert tiles.bar is None  # capsys's stderr is no terminal
     for done in (0, 1, 2, 4):  # 0: no tile, an upscale that ended without its result
         tiles(done, 4)
@@ -1493,14 +1493,14 @@ def test_a_video_whose_folder_cannot_be_made_is_one_line(tmp_path):
 
 def test_a_folder_of_one_size_gets_one_cpu_worker_where_two_would_tile(tmp_path, monkeypatch, capsys):
     # As a video's frames (test_cli): 8 MB let one worker run 24x32 pictures whole, not two.
-    from ncnn_sr import batch_cli, budget
+    from ncnn_sr import batch_cli, budget, console
 
     pictures(tmp_path / "in", ["a.png", "b.png", "c.png"], size=(24, 32))
     monkeypatch.setattr(budget, "available_memory", lambda: 8 << 20)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     opts = batch_cli.RunOptions(input=tmp_path / "in", output=tmp_path / "out", model="realesr-animevideov3-x2",
                                 model_path=None, gpu="-1", tile="0", jobs="1:2:2", tta=False, fmt=None, verbose=True)
-    batch_cli.setup_logging("ncnn-sr", verbose=True)
+    console.setup_logging("ncnn-sr", verbose=True)
     assert batch_cli.run("ncnn-sr", opts) == 0
     said = capsys.readouterr().err
     assert "one proc worker on CPU with all its cores: 32x24 pictures fit one window for one, not for 2" in said
@@ -1823,7 +1823,7 @@ def test_a_folders_bar_drops_the_share_of_a_picture_that_failed_midway(tmp_path)
     # with one done, until that worker's next picture.
     from types import SimpleNamespace
     from ncnn_sr import InputError
-    from ncnn_sr.batch_cli import _Progress
+    from ncnn_sr.console import _Progress
     from ncnn_sr.devices import CPU
     from ncnn_sr.jobs import Job
     from ncnn_sr.lanes import Lane
@@ -1976,7 +1976,7 @@ def test_a_single_video_into_a_folder_keeps_its_name_there_as_a_single_picture(c
 def test_a_sub_folder_that_cannot_be_listed_fails_alone_and_the_rest_is_upscaled(tmp_path, monkeypatch, capsys):
     # One unreadable sub-folder ended a recursive run before any picture. In-process:
     # root lists a folder whatever its mode, so the listing is refused by hand.
-    from ncnn_sr import batch_cli
+    from ncnn_sr import batch_cli, console
 
     pictures(tmp_path / "in", ["a.png", "locked/b.png", "open/c.png"], size=(16, 16))
     scandir = os.scandir
@@ -1989,7 +1989,7 @@ def test_a_sub_folder_that_cannot_be_listed_fails_alone_and_the_rest_is_upscaled
     monkeypatch.setattr(os, "scandir", scan)
     opts = batch_cli.RunOptions(input=tmp_path / "in", output=tmp_path / "out", model="realesr-animevideov3-x2",
                                 model_path=None, gpu="-1", tile="0", jobs="1:1:1", tta=False, fmt=None, recursive=True)
-    batch_cli.setup_logging("ncnn-sr", verbose=False)
+    console.setup_logging("ncnn-sr", verbose=False)
     assert batch_cli.run("ncnn-sr", opts) == 1
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == (f"ncnn-sr: error: {locked}: cannot list: Permission denied: its pictures, and the folders in "

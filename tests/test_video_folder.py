@@ -204,10 +204,10 @@ def test_a_picture_folder_run_names_the_video_command_for_the_videos_it_leaves(t
 
 
 def test_progress_past_its_estimated_total_raises_the_total_and_gives_no_negative_eta(monkeypatch, capsys):
-    from ncnn_sr import batch_cli
+    from ncnn_sr import console
 
-    monkeypatch.setattr(batch_cli._Progress, "PLAIN_EVERY", 0)
-    bar = batch_cli._FrameProgress("ncnn-sr", 2, quiet=False)
+    monkeypatch.setattr(console._Progress, "PLAIN_EVERY", 0)
+    bar = console._FrameProgress("ncnn-sr", 2, quiet=False)
     for done in (1, 2, 3):
         bar(done)
     assert bar.total == 3 and "ETA -" not in capsys.readouterr().err

@@ -1,0 +1,297 @@
+"""The commands' lines on stderr and their progress bars. Each message is one line
+(a library warning too), a file name's control characters escaped and a stream's
+temporary file named as the stream, written above the live bar where one runs; the
+bars tell of a folder's pictures, a picture's tiles and a video's frames, or off a
+terminal a plain line every few seconds."""
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from typing import Callable
+
+import click
+
+from .outcomes import Outcome
+
+log = logging.getLogger("ncnn_sr")
+
+
+class _Lines(logging.Handler):
+    """Library messages as one line each on stderr: 'PROG: warning: ...'."""
+
+    def __init__(self, prog: str):
+        super().__init__()
+        self.prog = prog
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
+        try:
+            _echo(f"{self.prog}: {level}{record.getMessage()}")
+        except OSError:
+            # stderr is gone (-v 2>&1 | head): raised from a library call, it ended the
+            # run before any picture. The command's own lines still fail, once the
+            # pictures are done (Pipeline's on_outcome), and the exit status says so.
+            pass
+
+
+_bar = None  # the live progress bar, which other lines must not tear
+
+
+# A file name may hold a newline or a terminal's escape codes: shown as escapes, every
+# message stays one line and the terminal stays as it was. The 8-bit codes too (U+0080
+# to U+009F), which some terminals (xterm) take as C1 codes: U+0085 a line break, U+009B
+# the start of an escape sequence.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]} | {9: "\\t", 10: "\\n", 13: "\\r"}
+
+
+# Temporary files standing in for streams (``streams``), and the words messages use for them.
+_aliases: dict[str, str] = {}
+
+
+def name_streams(aliases: dict[str, str]) -> None:
+    """Have messages name the streams that temporary files stand in for."""
+    _aliases.clear()
+    _aliases.update(sorted(aliases.items(), key=lambda item: -len(item[0])))  # a name before its beginning
+
+
+def _echo(line: str) -> None:
+    for temporary, words in _aliases.items():
+        line = line.replace(temporary, words)
+    line = line.translate(_CONTROL)
+    if _bar is not None:
+        _bar.write(line, file=sys.stderr)
+    else:
+        click.echo(line, err=True)
+
+
+def setup_logging(prog: str, verbose: bool, quiet: bool = False) -> None:
+    log.handlers[:] = [_Lines(prog)]
+    log.setLevel(logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING)
+    log.propagate = False
+
+
+def _open_bar(prog: str, total: int | None, unit: str, fraction: bool = False):
+    """A tqdm bar on stderr when it is a terminal, else None; other lines go above it.
+    A ``fraction``al count is shown to a tenth."""
+    global _bar
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    shape = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]" \
+        if fraction else None
+    _bar = tqdm(total=total, unit=unit, file=_BarStream(sys.stderr), dynamic_ncols=True, desc=prog, leave=False,
+                bar_format=shape)
+    return _bar
+
+
+class _BarStream:
+    """``stream`` as a bar writes to it: once a write fails (the terminal or the pipe
+    beneath is gone), nothing more, and no error. A bar is told of each tile from a
+    proc worker, whose picture failed for it; and tqdm, raising from a write, keeps its
+    lock, so every later bar call, its close too, waited for it for ever. Equal to
+    ``stream``, which tqdm compares it with to clear the bar before another line."""
+
+    def __init__(self, stream):
+        self._stream, self._gone = stream, False
+
+    def write(self, text: str) -> None:
+        self._quietly(self._stream.write, text)
+
+    def flush(self) -> None:
+        self._quietly(self._stream.flush)
+
+    def _quietly(self, method, *args) -> None:
+        if self._gone:
+            return
+        try:
+            method(*args)
+        except OSError:
+            self._gone = True  # the pictures are still worth finishing, as _tile_percent's
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+    def __eq__(self, other) -> bool:
+        return other is self or other is self._stream
+
+    def __hash__(self) -> int:
+        return hash(self._stream)
+
+
+def _close_bar() -> None:
+    global _bar
+    if _bar is not None:
+        _bar.close()
+        _bar = None
+
+
+class _Progress:
+    """A bar with count, rate and ETA on a terminal; otherwise a plain line at most
+    every few seconds. ``-v`` adds a line per file, ``--quiet`` shows errors only."""
+
+    PLAIN_EVERY = 5.0
+
+    def __init__(self, prog: str, total: int, verbose: bool, quiet: bool, show: bool, say_failed: bool = False):
+        self.prog, self.total, self.verbose, self.quiet = prog, total, verbose, quiet
+        self.say_failed = say_failed
+        self.stopped: Callable[[], str | None] = lambda: None  # why the run stopped early, once it has
+        self.done = self.skipped = 0
+        self.started = self.last_line = time.monotonic()
+        self.bar = _open_bar(prog, total, "pic", fraction=True) if show and not quiet else None
+        self.plain = show and not quiet and self.bar is None
+        self.folder_mode = show
+        self._parts: dict[int, float] = {}  # each proc worker's share of its picture done, by thread
+        self._lock = threading.Lock()  # outcomes come from the save workers, tiles from the proc workers
+
+    def tile(self, done: int, total: int) -> None:
+        """A tile of a picture in work, told from the worker's own thread: the bar moves by
+        its share, where a few large photos on the CPU sat at 0/N for minutes."""
+        with self._lock:
+            # A picture's last tile: its outcome, due soon, counts it whole. None done
+            # (0): the picture failed, was cancelled or went to another device, its
+            # share left counted beside its outcome, or the other device's share.
+            self._parts[threading.get_ident()] = done / total if done < total else 0.0
+            self._move_bar()
+
+    def _move_bar(self) -> None:
+        # Never back (a share drops to 0 before its outcome comes, and an animation's
+        # frames each count as the whole picture), never past the total.
+        shown = min(self.done + sum(self._parts.values()), self.total)
+        if shown > self.bar.n:
+            self.bar.update(shown - self.bar.n)
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.done += 1
+        self.skipped += outcome.status == "skipped"
+        for note in outcome.notes:
+            if not self.quiet:
+                _echo(f"{self.prog}: warning: {note}")
+        if outcome.status == "failed" and self.folder_mode and not self.say_failed \
+                and outcome.message == self.stopped():
+            # The folder's line that says the run stopped names it (the drop-in's wrappers
+            # look for "failed"); a single picture's run has no such line.
+            pass
+        elif outcome.status == "failed":
+            message = outcome.message
+            if self.say_failed:
+                # The reference's word for a picture it could not do, which its wrappers look for.
+                named = f"{outcome.job.source}: "
+                message = f"{outcome.job.source} failed: {message.removeprefix(named)}"
+            _echo(f"{self.prog}: error: {message}")
+        elif self.verbose:
+            if outcome.status == "ok":
+                _echo(f"{outcome.job.source} -> {outcome.output} done")
+            else:
+                _echo(f"{outcome.job.source} -> {outcome.output} skipped ({outcome.message})")
+        elif outcome.status == "skipped" and not self.folder_mode and not self.quiet:
+            # A folder's run counts it in its summary line; a picture's would end in silence.
+            _echo(f"{self.prog}: {outcome.output} exists: skipped (--skip-existing)")
+        if self.bar is not None:
+            with self._lock:
+                self._move_bar()
+        elif self.plain:
+            now = time.monotonic()
+            if now - self.last_line >= self.PLAIN_EVERY or self.done == self.total:
+                self.last_line = now
+                # Skipped pictures take no time: counted in the rate, a resumed batch's
+                # ETA was a fraction of what was left.
+                rate = (self.done - self.skipped) / max(now - self.started, 1e-9)
+                pace = f", {rate:.2f}/s, ETA {(self.total - self.done) / rate:.0f} s" if rate else ""
+                _echo(f"{self.prog}: {self.done}/{self.total} pictures{pace}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            _close_bar()
+            self.bar = None
+
+
+class _FrameProgress:
+    """Frames done, frames per second and ETA: a bar on a terminal, else a plain line
+    every few seconds."""
+
+    def __init__(self, prog: str, total: int | None, quiet: bool):
+        self.prog, self.total, self.quiet = prog, total, quiet
+        self.done = 0
+        self.started = self.last_line = time.monotonic()
+        self.bar = None if quiet else _open_bar(prog, total, "frame")
+
+    def __call__(self, done: int) -> None:
+        step, self.done = done - self.done, done
+        if self.total and done > self.total:
+            # The total is the container's word, or a deinterlacer's rate times it
+            # (film on a clip of under five frames): past it, it is what is done.
+            self.total = done
+            if self.bar is not None:
+                self.bar.total = done
+        if self.bar is not None:
+            self.bar.update(step)
+        elif not self.quiet:
+            now = time.monotonic()
+            if now - self.last_line >= _Progress.PLAIN_EVERY:
+                self.last_line = now
+                fps = done / max(now - self.started, 1e-9)
+                eta = f", ETA {(self.total - done) / fps:.0f} s" if self.total and fps else ""
+                of = f"/{self.total}" if self.total else ""
+                _echo(f"{self.prog}: {done}{of} frames, {fps:.2f} fps{eta}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            _close_bar()
+            self.bar = None
+
+
+class _TileBar:
+    """A single picture's tiles as a bar on a terminal: a photo on the CPU takes
+    minutes, in which nothing was shown. Opened before the first tile is done. An
+    animation's ``frames`` (of one size) count each frame's tiles, whichever worker
+    upscales it."""
+
+    def __init__(self, prog: str, frames: int = 1):
+        self.prog = prog
+        self.bar = _open_bar(prog, None, "tile")
+        self.frames, self.calls = frames, 0
+        self.lock = threading.Lock()
+        self.started = self.last_line = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not done:  # no tile: an upscale that ended without its result (see Pipeline)
+            return
+        with self.lock:
+            self.calls += 1
+            # One picture's count starts again where a tile size that ran out of memory was shrunk.
+            count, whole = (done if self.frames == 1 else self.calls), total * self.frames
+            if self.bar is None:
+                self._plain_line(count, whole)
+                return
+            known = self.bar.total is not None
+            self.bar.total = whole
+            self.bar.update(count - self.bar.n)
+            if not known:
+                self.bar.refresh()  # the total, at once
+
+    def _plain_line(self, count: int, whole: int) -> None:
+        """Off a terminal (a log, nohup), a line every few seconds, as a folder's run and
+        a video's write: a photo on the CPU said nothing for minutes. None once done."""
+        now = time.monotonic()
+        if count >= whole or now - self.last_line < _Progress.PLAIN_EVERY:
+            return
+        self.last_line = now
+        rate = count / max(now - self.started, 1e-9)
+        _echo(f"{self.prog}: {count}/{whole} tiles, {rate:.2f}/s, ETA {(whole - count) / rate:.0f} s")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            _close_bar()
+            self.bar = None
+
+
+def _tile_percent(done: int, total: int) -> None:
+    if not done:
+        return  # no tile: an upscale that ended without its result (see Pipeline)
+    try:
+        _echo(f"{done / total * 100:.2f}%")
+    except OSError:
+        pass  # stderr is gone: the picture is still worth finishing
