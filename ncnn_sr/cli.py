@@ -25,7 +25,7 @@ from . import devices as devices_mod
 from . import bench as bench_mod
 from . import models as models_mod
 from .batch_cli import OnePathCommand, RunOptions, UsageCommand, path_flag, run, run_video, video_instead
-from .console import name_streams, setup_logging
+from .console import bar_fits, name_streams, setup_logging
 from .engine import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word
 from .files import check_folder, check_writable, folder_made, name_fault, write_target
@@ -872,7 +872,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
 @contextlib.contextmanager
 def _download_bar(name: str, quiet: bool):
     """A progress callback for one download: a bar of bytes on a terminal."""
-    if quiet or not sys.stderr.isatty():
+    if quiet or not bar_fits(sys.stderr):
         yield None
         return
     from tqdm import tqdm

@@ -6,6 +6,7 @@ terminal a plain line every few seconds."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -72,11 +73,25 @@ def setup_logging(prog: str, verbose: bool, quiet: bool = False) -> None:
     log.propagate = False
 
 
+def bar_fits(stream) -> bool:
+    """Whether a tqdm bar can be drawn on ``stream``: a terminal that states its size.
+    On one that states none (a pseudo-terminal that `ssh -t` or `docker run -t` made
+    from a script) tqdm takes its rows for -1 and draws nothing, so the plain lines
+    go there instead."""
+    if not stream.isatty():
+        return False
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # no descriptor of its own: trust isatty
+        return True
+    return size.columns > 0 and size.lines > 0
+
+
 def _open_bar(prog: str, total: int | None, unit: str, fraction: bool = False):
     """A tqdm bar on stderr when it is a terminal, else None; other lines go above it.
     A ``fraction``al count is shown to a tenth."""
     global _bar
-    if not sys.stderr.isatty():
+    if not bar_fits(sys.stderr):
         return None
     from tqdm import tqdm
 

@@ -395,6 +395,44 @@ def test_a_single_picture_off_a_terminal_says_its_tiles_every_few_seconds(monkey
     assert all(re.fullmatch(r"ncnn-sr: \d/4 tiles, [\d.]+/s, ETA \d+ s", line) for line in lines)
 
 
+def stderr_on_a_terminal(cmd, *args, columns: int) -> str:
+    """What ``cmd`` writes on a pseudo-terminal of ``columns`` columns (0: one whose
+    size nobody set, as `ssh -t` and `docker run -t` give from a script)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main, side = pty.openpty()
+    fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 24 if columns else 0, columns, 0, 0))
+    proc = subprocess.Popen([cmd, *map(str, args)], stdin=subprocess.DEVNULL, stdout=side, stderr=side)
+    os.close(side)
+    said = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # EIO: the command has ended and closed its side
+            break
+        if not chunk:
+            break
+        said += chunk
+    os.close(main)
+    assert proc.wait(timeout=300) == 0, said
+    return said.decode()
+
+
+@pytest.mark.skipif(os.name == "nt", reason="pseudo-terminals are POSIX")
+def test_a_terminal_of_unknown_size_still_shows_progress(tmp_path):
+    # tqdm draws nothing on a terminal that states no size (it takes its rows for -1):
+    # a folder on the CPU, hours, showed no progress at all, neither bar nor lines.
+    pictures(tmp_path / "in", ["a.png", "b.png"])
+    flags = ["-i", tmp_path / "in", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+    sized = stderr_on_a_terminal(NCNN_SR, *flags, "-o", tmp_path / "sized", columns=80)
+    assert "ncnn-sr:   0%|" in sized  # the bar, as it opens
+    unsized = stderr_on_a_terminal(NCNN_SR, *flags, "-o", tmp_path / "unsized", columns=0)
+    assert "ncnn-sr: 2/2 pictures" in unsized, unsized
+
+
 def test_two_cpu_lanes_share_a_folder(tmp_path):
     pictures(tmp_path / "in", [f"p{i}.png" for i in range(6)])
     proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
