@@ -929,6 +929,10 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
         raise click.BadParameter("give at least one model", param_hint="'-n' / '--model'")
     if json_path is not None and json_path == markdown_path:
         raise click.BadParameter("--json and --markdown name the same file", param_hint="'--markdown'")
+    for path, flag in ((json_path, "--json"), (markdown_path, "--markdown")):
+        if path is not None and image is not None and _same_file(path, image):
+            # Written once the runs are done, it replaced the picture they timed.
+            raise click.BadParameter(f"{flag} names the -i picture, which it would write over", param_hint=f"'{flag}'")
     try:
         # The same configuration twice would be timed twice: a family and its default
         # variant, "auto" and -1.

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from ncnn_sr import InputError, bench, gpu_memory
 
@@ -122,6 +123,21 @@ def test_bench_refuses_bad_arguments_in_one_line(tmp_path, args, message):
     done = bench_command(*args)
     assert done.returncode in (1, 2) and message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("flag", ["--json", "--markdown"])
+def test_a_result_file_that_is_the_timed_picture_is_refused_before_the_runs(tmp_path, flag):
+    # It was written over with the rows once they had run: the user's picture lost.
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(photo)
+    kept = photo.read_bytes()
+    os.link(photo, tmp_path / "same.png")  # the one file under another name
+    for named in (photo, tmp_path / "same.png"):
+        done = bench_command("-n", MODEL, "-g", "-1", "-t", "whole", "--repeat", "1", "-i", str(photo),
+                             flag, str(named))
+        assert done.returncode == 2 and f"{flag} names the -i picture" in done.stderr, done.stderr
+        assert "running" not in done.stdout
+    assert photo.read_bytes() == kept
 
 
 def test_library_warnings_are_lines_of_the_command(tmp_path):
