@@ -62,7 +62,11 @@ class _DefaultToUpscale(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # Only options go on to upscale: a mistyped command ("vidoe") is said to be one,
         # rather than an extra argument of upscale.
-        if args and args[0].startswith("-") and args[0] not in ("--help", "-h", "--version"):
+        own = ("--help", "-h", "--version")  # the group's options
+        # A help flag before a call's options (ncnn-sr -h -i photo.png) asks for that
+        # command's help: the group read -i as its own, and had none.
+        helped = args[:1] in (["--help"], ["-h"]) and any(a.startswith("-") and a not in own for a in args[1:])
+        if args and args[0].startswith("-") and (args[0] not in own or helped):
             source, target = _input_of(args), _input_of(args, "-o", "--output")
             # A stream's kind is not in its name: a video's output name tells (-i - -o out.mkv).
             video = source and (is_video_input(source) or (is_stream(source, reading=True) and target

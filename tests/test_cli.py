@@ -429,6 +429,17 @@ def test_upscale_help_says_how_pipes_are_given_as_video_help_does():
     assert "Output format in folder mode and for -o -" in out
 
 
+@pytest.mark.parametrize("help_flag", ["-h", "--help"])
+def test_help_before_the_options_of_a_call_is_the_help_of_its_command(help_flag):
+    # "ncnn-sr -h -i photo.png" was "No such option '-i'": the options after the help
+    # flag were read as the group's, where without it they go to upscale or video.
+    picture_help = run(help_flag, "-i", "photo.png", "-o", "out.png")
+    assert picture_help.stdout.startswith("Usage: ncnn-sr upscale ")
+    video_help = run(help_flag, "-i", "clip.mp4", "-o", "out.mkv")
+    assert video_help.stdout.startswith("Usage: ncnn-sr video ")
+    assert run(help_flag).stdout.startswith("Usage: ncnn-sr [OPTIONS] COMMAND")  # the group's, as before
+
+
 def test_video_help_says_that_of_jobs_only_the_proc_workers_count():
     # found by a help audit: video's -j spoke of savers and of writing PNGs, as upscale's
     # does, though a video is decoded and encoded by one thread each, whatever -j says
