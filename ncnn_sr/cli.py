@@ -22,14 +22,13 @@ from pathlib import Path
 import click
 
 from . import devices as devices_mod
-from . import bench as bench_mod
 from . import models as models_mod
 from .batch_cli import OnePathCommand, RunOptions, UsageCommand, path_flag, run, run_video, video_instead
 from .console import bar_fits, name_streams, setup_logging
 from .engine import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word
 from .files import check_folder, check_writable, folder_made, name_fault, write_target
-from .jobs import PICTURE_SUFFIXES, names_a_folder, video_by_its_output
+from .jobs import is_picture_suffix, names_a_folder, video_by_its_output
 from .resample import MAX_SIDE
 from .streams import Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
@@ -87,7 +86,7 @@ class _DefaultToUpscale(click.Group):
 
 def _names_a_file(word: str) -> bool:
     """Whether ``word`` is a file or folder there is, or named like a picture or video."""
-    return os.path.exists(word) or Path(word).suffix.lower() in PICTURE_SUFFIXES or is_video_path(word)
+    return os.path.exists(word) or is_picture_suffix(Path(word).suffix) or is_video_path(word)
 
 
 @click.group(cls=_DefaultToUpscale, context_settings={"help_option_names": ["-h", "--help"]})
@@ -897,7 +896,7 @@ def _download_bar(name: str, quiet: bool):
 @click.option("-t", "--tile", "tiles", default="auto,200", show_default=True, callback=_bench_tiles,
               help="Tile sizes, comma-separated: >=32, auto (the engine's choice) or whole (one tile).")
 @click.option("--precision", "precisions", default="default", show_default=True, callback=_comma_list,
-              help=f"Comma-separated, of {', '.join(bench_mod.PRECISIONS)}; with several, fp32 runs first "
+              help="Comma-separated, of default, fp32, fp16, bf16, int8; with several, fp32 runs first "
                    "and the others get their PSNR from it.")
 @click.option("-i", "--image", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="A picture to time on (default: a synthetic one of --size).")
@@ -922,6 +921,8 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
           json_path: str | None, markdown_path: str | None) -> None:
     """Measure speed (MP/s), peak memory and precision on this machine, each
     configuration in a fresh process."""
+    # Here, not at the top: the other commands' start would load them for nothing.
+    from . import bench as bench_mod
     from .images import read_image
 
     setup_logging(PROG, verbose=False)  # the library's warnings as the other commands give them

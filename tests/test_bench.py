@@ -140,6 +140,14 @@ def test_a_result_file_that_is_the_timed_picture_is_refused_before_the_runs(tmp_
     assert photo.read_bytes() == kept
 
 
+def test_the_help_names_every_precision_bench_takes():
+    # Spelt out in the command's help: cli does not import bench, and numpy with it,
+    # at the other commands' start.
+    done = bench_command("--help")
+    assert done.returncode == 0
+    assert f"of {', '.join(bench.PRECISIONS)};" in " ".join(done.stdout.split())
+
+
 def test_library_warnings_are_lines_of_the_command(tmp_path):
     # Without Vulkan, -g auto warns that it runs on the CPU: that line came bare.
     # A reference python that is not there ends the command once the devices are chosen.

@@ -14,7 +14,7 @@ from conftest import picture
 from ncnn_sr import InputError, read_image, write_image
 from ncnn_sr import images as images_mod
 from ncnn_sr.animation import Animation, read_frames, write_frames
-from ncnn_sr.jobs import PICTURE_SUFFIXES, plan_jobs
+from ncnn_sr.jobs import picture_suffixes, plan_jobs
 from test_cli import FAST, installed, run
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -252,10 +252,10 @@ def test_a_truncated_heic_is_broken_in_libheifs_words(keep, tmp_path):
 
 def test_heif_and_avif_are_picture_extensions_whatever_was_imported_first():
     for first in ("", "from PIL import Image; Image.init(); ", "import ncnn_sr.cli; "):
-        code = first + "from ncnn_sr.jobs import PICTURE_SUFFIXES as S; print(sorted({'.heic', '.heif', '.avif'} - S))"
+        code = first + "from ncnn_sr.jobs import picture_suffixes as S; print(sorted({'.heic', '.heif', '.avif'} - S()))"
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert proc.returncode == 0 and proc.stdout.strip() == "[]", (first, proc.stdout, proc.stderr)
-    assert {".heic", ".heif", ".hif", ".avif"} <= PICTURE_SUFFIXES
+    assert {".heic", ".heif", ".hif", ".avif"} <= picture_suffixes()
 
 
 def test_folder_mode_takes_heic_heif_and_avif(tmp_path):

@@ -1,0 +1,100 @@
+"""What the commands load as they start. A folder of small pictures is upscaled in a
+few seconds, and a module loaded at the start that the run never uses (the bench,
+downloads, video, every reader Pillow has) is a part of each of them: these tests
+name what stays out, so that an import put back at the top of a module is seen. No
+time is measured."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from conftest import picture
+
+MODEL = "realesr-animevideov3-x2"
+
+# Runs a command's entry point, then writes its exit status and the modules it loaded
+# (those already there as Python started, a site hook's, are not the command's).
+_RUN = """
+import json, sys
+before = set(sys.modules)
+from ncnn_sr.entry import ncnn_sr, realesrgan_ncnn_vulkan
+command, report = sys.argv[1], sys.argv[2]
+sys.argv = [command, *sys.argv[3:]]
+try:
+    (ncnn_sr if command == "ncnn-sr" else realesrgan_ncnn_vulkan)()
+except SystemExit as e:
+    code = e.code
+with open(report, "w") as f:
+    json.dump({"code": code, "modules": sorted(set(sys.modules) - before)}, f)
+"""
+
+# Only `ncnn-sr bench`, `fetch`, `convert` and `video` use these.
+RARE = {"ncnn_sr.bench", "ncnn_sr.download", "ncnn_sr.fetch", "ncnn_sr.convert", "ncnn_sr.checkpoint",
+        "ncnn_sr.video", "av", "http.client", "urllib.request", "ssl", "certifi"}
+# Loaded only with every reader of Pillow's (Image.init), which PNG and JPEG pictures
+# do not need.
+ALL_READERS = {"PIL.PdfImagePlugin", "PIL.IcnsImagePlugin"}
+
+
+def loaded(tmp_path, command: str, *args: str) -> set[str]:
+    report = tmp_path / "modules.json"
+    done = subprocess.run([sys.executable, "-c", _RUN, command, str(report), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    result = json.loads(report.read_text())
+    assert result["code"] in (0, None), done.stderr
+    return set(result["modules"])
+
+
+def test_help_loads_no_rare_module_and_not_every_picture_reader(tmp_path):
+    modules = loaded(tmp_path, "ncnn-sr", "--help")
+    assert "ncnn_sr.cli" in modules  # what was run is seen
+    assert not modules & (RARE | ALL_READERS)
+
+
+def test_a_picture_on_the_cpu_loads_no_rare_module_and_not_every_picture_reader(tmp_path):
+    Image.fromarray(picture(12, 16)).save(tmp_path / "a.png")
+    modules = loaded(tmp_path, "ncnn-sr", "-i", "a.png", "-o", "b.png", "-n", MODEL, "-g", "-1", "-q")
+    assert (tmp_path / "b.png").is_file()
+    assert not modules & (RARE | ALL_READERS)
+
+
+def test_a_folder_of_png_and_jpeg_loads_not_every_picture_reader(tmp_path):
+    (tmp_path / "in").mkdir()
+    Image.fromarray(picture(12, 16)).save(tmp_path / "in" / "a.png")
+    Image.fromarray(picture(12, 16, seed=1)).save(tmp_path / "in" / "b.jpg")
+    modules = loaded(tmp_path, "ncnn-sr", "-i", "in", "-o", "out", "-n", MODEL, "-g", "-1", "-q")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert not modules & (RARE | ALL_READERS)
+
+
+def test_the_drop_in_on_a_picture_loads_no_rare_module_and_not_every_picture_reader(tmp_path):
+    Image.fromarray(picture(12, 16)).save(tmp_path / "a.png")
+    modules = loaded(tmp_path, "realesrgan-ncnn-vulkan", "-i", "a.png", "-o", "b.png", "-n", MODEL, "-s", "2",
+                     "-g", "-1")
+    assert (tmp_path / "b.png").is_file()
+    assert not modules & (RARE | ALL_READERS)
+
+
+@pytest.mark.parametrize("first", ["", "from PIL import Image; Image.init(); "])
+def test_the_quick_picture_check_agrees_with_every_reader_pillow_has(first):
+    # is_picture_suffix answers from the common formats' extensions where it can,
+    # without loading Pillow's other readers: its answers are those of the full list.
+    code = first + """
+import sys
+from PIL import Image
+from ncnn_sr.jobs import is_picture_suffix, picture_suffixes
+Image.preinit()
+common = list(Image.EXTENSION)
+answers = {s: is_picture_suffix(s) for s in common + [s.upper() for s in common]}
+quick = "PIL.PdfImagePlugin" not in sys.modules
+answers |= {s: is_picture_suffix(s) for s in (".webp", ".tif", ".heic", ".avif", ".pdf", ".txt", "", ".mp4")}
+print(quick, answers[".png"], sorted(s for s, yes in answers.items() if yes != (s.lower() in picture_suffixes())))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{not first} True []"
