@@ -1,11 +1,14 @@
 """Cutting a network into parts from its .param file: RRDBNet's head (from the first
 upsampling on) and its trunk's stages, with the context each part needs."""
+import random
+
 import numpy as np
 import pytest
 
 from conftest import picture
 from ncnn_sr import Upscaler, resolve_model
 from ncnn_sr import engine as engine_mod
+from ncnn_sr import netsplit as netsplit_mod
 from ncnn_sr import network as network_mod
 from ncnn_sr.param_file import parse_param
 from ncnn_sr.netsplit import MIN_STAGE_REACH, plan_network
@@ -30,6 +33,48 @@ def test_rrdbnet_is_cut_before_its_upsampling_and_staged_block_by_block(name, bl
     # Every 3x3 convolution before the cut reaches one pixel, counted once.
     convolutions = sum(1 for layer in layers[:first_up] if layer.type == "Convolution")
     assert sum(s.reach for s in plan.stages) == convolutions
+
+
+def test_planning_looks_at_each_layers_reach_once(monkeypatch):
+    # Each stage's candidates were counted from the first layer: 26000 looks for
+    # realesrgan-x4plus's 1000 layers, 0.15 s of every start with the default model.
+    spec = resolve_model("realesrgan-x4plus")
+    layers = parse_param(spec.param_path.read_bytes()).layers
+    looks = []
+    own_reach = netsplit_mod._own_reach
+    monkeypatch.setattr(netsplit_mod, "_own_reach", lambda layer: looks.append(1) or own_reach(layer))
+    plan = plan_network(spec.param_path.read_bytes(), spec.input_blob, spec.output_blob)
+    assert len(plan.stages) == 23 and len(looks) <= 2 * len(layers)
+
+
+def _reach_counted_from_the_first_layer(layers, blob, start, input_blob):
+    reach = {input_blob: 0}
+    for layer in layers:
+        own = netsplit_mod._own_reach(layer)
+        below = [reach.get(b) for b in layer.bottoms]
+        value = None if own is None or not below or None in below else own + max(below)
+        if layer.type == "Input":
+            value = 0
+        for t in layer.tops:
+            reach[t] = 0 if t == start else value
+        if blob in layer.tops:
+            return reach[blob]
+    return None
+
+
+@pytest.mark.parametrize("name", ["realesrgan-x4plus-anime", "realesr-animevideov3-x2"])
+def test_each_blobs_reach_is_the_one_a_pass_from_the_first_layer_gives_in_any_order(name):
+    # Reaches are kept for each start and counted on from where they were asked last:
+    # whatever is asked, and in whatever order, the answers are a fresh pass's.
+    spec = resolve_model(name)
+    layers = parse_param(spec.param_path.read_bytes()).layers
+    blobs = list(dict.fromkeys(t for layer in layers for t in (*layer.bottoms, *layer.tops))) + ["none"]
+    pairs = [(blob, start) for start in blobs[::len(blobs) // 8] for blob in blobs[::3]]
+    random.Random(0).shuffle(pairs)
+    reach = netsplit_mod._Reaches(layers, spec.input_blob)
+    expected = [_reach_counted_from_the_first_layer(layers, blob, start, spec.input_blob) for blob, start in pairs]
+    assert [reach(blob, start) for blob, start in pairs] == expected
+    assert {r for r in expected if r is not None} != {0}  # reaches that differ were compared
 
 
 def test_a_network_without_an_upsampling_layer_is_not_cut():
