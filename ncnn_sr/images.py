@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms, UnidentifiedImageError, features
+from PIL import Image, UnidentifiedImageError, features
 from PIL.PngImagePlugin import PngInfo
 
 from .errors import HintedInputError, InputError, Option, describe, in_one_line, nul_in_path
@@ -710,6 +710,10 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
     """CMYK through its own ICC profile to sRGB when it has one, else Pillow's naive
     conversion."""
     if icc:
+        # Here, not at the top: littleCMS's binding, for a CMYK picture with a profile
+        # alone, was a hundredth of every command's start.
+        from PIL import ImageCms
+
         try:
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
             return ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")

@@ -120,6 +120,19 @@ def test_cmyk_reads_as_rgb(tmp_path):
     assert np.abs(arr.astype(int) - picture(6, 8)).mean() < 20
 
 
+def test_cmyk_with_a_profile_that_is_not_cmyks_reads_as_rgb(tmp_path):
+    # ImageCms is imported where a CMYK picture has a profile: littleCMS refuses an
+    # RGB profile for CMYK pixels, and Pillow's own conversion is taken instead.
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "c.jpg"
+    rgb_image().convert("CMYK").save(src, icc_profile=srgb)
+    arr, info = read_image(src)
+    assert info.mode == "CMYK" and arr.shape == (6, 8, 3)
+    assert np.array_equal(arr, np.asarray(Image.open(src).convert("RGB")))
+
+
 def test_sixteen_bit_grey_keeps_every_value(tmp_path):
     values = (np.arange(48, dtype=np.uint16).reshape(6, 8) * 1361)
     src = save(tmp_path / "g.png", Image.fromarray(values))
