@@ -33,7 +33,6 @@ from .resample import MAX_SIDE
 from .streams import Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
 from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path
-from .video_window import parse_time
 
 PROG = "ncnn-sr"
 DEFAULT_MODEL = "realesrgan-x4plus"
@@ -182,6 +181,8 @@ def _suffix(ctx, param, value: str) -> str:
 def _time(ctx, param, value):
     if value is None:
         return None
+    from .video_window import parse_time  # a video's --start, --duration or --end only: not at every start
+
     try:
         seconds = parse_time(value)
     except ValueError as e:

@@ -35,7 +35,8 @@ with open(report, "w") as f:
 # Only `ncnn-sr bench`, `fetch`, `convert` and `video` use these, and a CMYK picture
 # with a colour profile (ImageCms).
 RARE = {"ncnn_sr.bench", "ncnn_sr.download", "ncnn_sr.fetch", "ncnn_sr.convert", "ncnn_sr.checkpoint",
-        "ncnn_sr.video", "av", "http.client", "urllib.request", "ssl", "certifi", "PIL.ImageCms"}
+        "ncnn_sr.video", "ncnn_sr.video_window", "av", "http.client", "urllib.request", "ssl", "certifi",
+        "PIL.ImageCms"}
 # Loaded only with every reader of Pillow's (Image.init), which PNG and JPEG pictures
 # do not need.
 ALL_READERS = {"PIL.PdfImagePlugin", "PIL.IcnsImagePlugin"}
