@@ -191,6 +191,11 @@ def _run(module: str, prog: str) -> None:
         if _caused_by_ctrl_c(e):
             _interrupted(prog)
         raise
+    # What the modules made as they loaded (numpy's, click's, Pillow's objects) lives
+    # as long as the process: kept out of the collector's passes, which went through
+    # all of it at each full collection, and several times in the interpreter's
+    # teardown (0.1 s of a one-picture run).
+    gc.freeze()
     try:
         code = main(standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
@@ -215,10 +220,8 @@ def _run(module: str, prog: str) -> None:
         _stopping[0] = True
         for sig in stopping:
             signal.signal(sig, signal.SIG_IGN)
-    # The interpreter's teardown goes through every object of the modules loaded
-    # (numpy's, click's, Pillow's) in several full collections: 0.1 s of a one-picture
-    # run. What the command left for the collector is collected now, and the rest is
-    # kept out of those passes (gc.freeze): its memory goes with the process.
+    # What the command left for the collector is collected now, and the rest is kept
+    # out of the teardown's passes too: its memory goes with the process.
     gc.collect()
     gc.freeze()
     sys.exit(code)
