@@ -169,6 +169,11 @@ def _stderr_to_devnull() -> None:
 
 
 def _run(module: str, prog: str) -> None:
+    # numpy's OpenBLAS starts a thread per core as it loads, each spinning a while for
+    # work that never comes (ncnn computes the networks; numpy's few products are of
+    # 3-vectors): 0.04 s of CPU at every start, taken from the command's own loading
+    # on a small machine. One thread, where the user has not set another count.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if sys.stderr is None:
         _stderr_to_devnull()
     _spells_any_name(sys.stdout)

@@ -6,6 +6,7 @@ time is measured."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -94,6 +95,20 @@ def test_the_objects_left_as_a_command_ends_are_kept_out_of_the_interpreters_las
     result = ran(tmp_path, command, "-i", "a.png", "-o", "b.png", "-n", MODEL, "-s", "2", "-g", "-1")
     assert (tmp_path / "b.png").is_file()
     assert result["frozen"] > 10000
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts the threads in Linux's /proc")
+def test_numpys_blas_starts_no_threads_of_its_own_in_a_command(tmp_path):
+    # OpenBLAS started a thread per core as numpy loaded, spinning for work that never
+    # came, on the cores the command was loading on: the process has its main thread
+    # alone once --help has been shown (nothing else starts a thread by then).
+    code = _RUN.replace('with open(report, "w")', 'print(len(os.listdir("/proc/self/task")))\nwith open(report, "w")')
+    code = code.replace("import gc, json, sys", "import gc, json, os, sys")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", code, "ncnn-sr", str(tmp_path / "r.json"), "--help"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "1"
 
 
 @pytest.mark.parametrize("first", ["", "from PIL import Image; Image.init(); "])
