@@ -64,7 +64,8 @@ class Window:
     def moved(self, packet) -> object | None:
         """``packet`` (sound or subtitles) moved to the output's timeline, or None when
         it falls outside. A sound packet is in when it starts in the window; a cue
-        when it is shown at some time in it, cut to start at the window's start."""
+        when it is shown at some time in it, cut to the window (an mp4's empty cue
+        that fills the time to the next would otherwise lengthen the file past it)."""
         stamp = packet.pts if packet.pts is not None else packet.dts
         if stamp is None or packet.time_base is None:
             return None
@@ -80,6 +81,9 @@ class Window:
             packet.duration -= cut
             packet.pts = None if packet.pts is None else packet.pts + cut
             packet.dts = None if packet.dts is None else packet.dts + cut
+        if packet.stream.type == "subtitle" and packet.duration and self.end is not None:
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            packet.duration = min(packet.duration, math.ceil(self.end / packet.time_base) - stamp)
         packet.pts = None if packet.pts is None else packet.pts - shift
         packet.dts = None if packet.dts is None else packet.dts - shift
         return packet

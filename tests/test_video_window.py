@@ -141,6 +141,28 @@ def test_sound_packets_are_kept_when_they_start_in_the_window_and_cues_while_sho
     assert window.moved(packet(400, 100, "subtitle")) is None
 
 
+def test_a_cue_shown_across_the_end_is_cut_at_the_end():
+    window = Window(Fraction(1), Fraction(2))
+    cue = window.moved(packet(1500, 1000, "subtitle"))
+    assert (cue.pts, cue.duration) == (500, 500)
+    cue = window.moved(packet(500, 2000, "subtitle"))  # across both ends
+    assert (cue.pts, cue.duration) == (0, 1000)
+    assert window.moved(packet(1500, 0, "subtitle")).duration == 0  # a cue that states no length
+
+
+def test_a_part_of_an_mp4_with_cues_lasts_as_long_as_asked(tmp_path):
+    # An mp4's text track fills the time between cues with empty ones: the one after
+    # "in" runs to 2.5 s, past the part's end, and the file's length counted it.
+    clip = add_subtitles(make_clip(tmp_path / "plain.mp4", frames=72, audio=None), tmp_path / "cues.mkv",
+                         [("00:00:01,100", "00:00:01,200", "in"), ("00:00:02,500", "00:00:02,600", "after")])
+    remuxed = tmp_path / "in.mp4"
+    upscale_video(clip, remuxed, lambda frames: frames, EncodeOptions())  # the cues become mov_text
+    upscale_video(remuxed, tmp_path / "out.mp4", lambda frames: frames,
+                  EncodeOptions(start=Fraction(1), duration=Fraction(1)))
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.duration / 1e6 == pytest.approx(1, abs=0.05)
+
+
 def test_a_timecode_moves_on_by_the_start(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=48, audio=None, timecode="01:02:03:04")
     upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames, EncodeOptions(start=Fraction(1, 2)))
