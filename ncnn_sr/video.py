@@ -497,6 +497,50 @@ class _ConstantRate:
         return math.floor(place - self.phase + Fraction(1, 2) + self.EPSILON)
 
 
+GRID_FINEST = 1_000_000  # ticks a second a rate's grid may take (24000/1001 in milliseconds: 24000)
+
+
+class _RateGrid:
+    """Frame times stamped in a coarse tick (a Matroska's milliseconds) put back on
+    the video's constant rate where they are within a tick of it: 23.976 fps reads
+    as frames of 41 and 42 ms, which an mp4 kept as a variable rate of 23.98, as
+    editors and MediaInfo then took it. The rate's slots count from the first frame;
+    a frame further off one (a variable rate's) keeps its own time."""
+
+    def __init__(self, rate: Fraction, tick: Fraction):
+        self.rate, self.tick = rate, tick
+        self.time_base = Fraction(1, math.lcm(rate.numerator, tick.denominator))  # holds both kinds of time
+        self.origin: Fraction | None = None
+        self.last: Fraction | None = None
+
+    @classmethod
+    def fitting(cls, video_in, codec: str, muxer: str) -> _RateGrid | None:
+        """The grid for ``video_in``'s frames, where it states a constant rate (its
+        average is FFmpeg's guess from its stamps: not a variable rate's, as a GIF's)
+        that its tick cannot hold the frame times of, and the output can (not a muxer
+        of milliseconds itself)."""
+        rate, tick = video_in.average_rate, video_in.time_base
+        if not rate or rate != video_in.guessed_rate or tick is None or tick.numerator != 1 \
+                or muxer in MILLISECOND_MUXERS or (1 / Fraction(rate) / tick).denominator == 1 \
+                or math.lcm(rate.numerator, tick.denominator) > GRID_FINEST:
+            return None
+        grid = cls(Fraction(rate), tick)
+        return grid if encoder_time_base(codec, grid.time_base) == grid.time_base else None
+
+    def place(self, pts: int) -> int:
+        """``pts``, in the input's ticks, in the grid's time base."""
+        seconds = pts * self.tick
+        if self.origin is None:
+            self.origin = seconds
+        slot = self.origin + round((seconds - self.origin) * self.rate) / self.rate
+        # Nearer than a tick, where the first frame's own rounding may put the others:
+        # a frame a tick later than one moved on by under a tick stays after it.
+        if abs(slot - seconds) < self.tick and (self.last is None or slot > self.last):
+            seconds = slot
+        self.last = seconds
+        return int(seconds / self.time_base)
+
+
 # FFmpeg's name for the readers of mp4, mov and their kin, whose tracks state their
 # length (what their edit list shows); other containers' stream durations may be guesses.
 _MOV_READER = "mov,mp4,m4a,3gp,3g2,mj2"
@@ -1087,6 +1131,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     """The frames written, and the cover pictures to put into the file once closed."""
     rate = _source_rate(video_in)
     time_base = Fraction(1, 1) / options.fps if options.fps else encoder_time_base(codec, video_in.time_base)
+    grid = None if options.fps else _RateGrid.fitting(video_in, codec, out.format.name)
+    if grid is not None:
+        time_base = grid.time_base
     ticks = video_in.time_base / time_base  # output ticks in one of the input's, where frames keep their times
     constant = _ConstantRate(options.fps) if options.fps else None
     colour = output_colour(video_in.codec_context, options.pix_fmt, jpeg=codec in JPEG_ENCODERS)
@@ -1445,7 +1492,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 raise InputError(f"cannot write {dst}: the frames function gave a frame more than the {index} it was "
                                  "given: one frame out for each in is wanted")
             pts, taken = stamps.popleft()
-            if not constant and ticks != 1:
+            if grid is not None:
+                pts = grid.place(pts)
+            elif not constant and ticks != 1:
                 pts = round(pts * ticks)
             if size is None:
                 stretched = _keep_first(video_out, codec, first[0], image, options, src, dst) if first else None

@@ -116,6 +116,27 @@ def test_a_variable_frame_rate_keeps_each_frame_time(tmp_path):
     assert packets(tmp_path / "out.mp4", "audio") == packets(clip, "audio")
 
 
+@pytest.mark.parametrize("rate", [Fraction(24000, 1001), Fraction(30000, 1001), Fraction(24)])
+def test_a_constant_rate_matroska_stamps_in_milliseconds_is_written_at_that_rate(rate, tmp_path):
+    # 23.976 fps in an mkv reads as 41 and 42 ms frames: copied into an mp4 they made
+    # it a variable rate of 23.98 that editors and MediaInfo take it for.
+    clip = make_clip(tmp_path / "in.mkv", frames=12, rate=rate, audio=None)
+    upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames, EncodeOptions())
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        stream = c.streams.video[0]
+        times = sorted(p.pts * stream.time_base for p in c.demux(stream) if p.pts is not None)
+        assert stream.average_rate == rate
+    assert times == [i / rate for i in range(12)]
+
+
+def test_frames_off_a_rate_by_more_than_a_millisecond_keep_their_times(tmp_path):
+    ms = [0, 42, 85, 125, 167, 300, 342]  # 24 fps, but for 85 and the pause at 300
+    clip = make_clip(tmp_path / "in.mkv", frames=len(ms), frame_ms=ms, audio=None)
+    upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames, EncodeOptions())
+    times, _ = frame_times(tmp_path / "out.mp4")
+    assert times == pytest.approx([0, 1 / 24, 0.085, 3 / 24, 4 / 24, 0.3, 0.342], abs=1e-6)
+
+
 def test_a_clip_without_sound_stays_without(tmp_path):
     clip = make_clip(tmp_path / "mute.mp4", frames=5, audio=None)
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
