@@ -274,7 +274,7 @@ def _unless_overwriting(plan: Plan) -> Plan:
     return plan
 
 
-def _walk(src: Path, dst: Path, recursive: bool, unlisted: list[str]):
+def _walk(src: Path, dst: Path, recursive: bool, unlisted: list[str], kind: str = "pictures"):
     """(folder, its entries sorted by name) for ``src`` and, if recursive, below it,
     never descending into the output folder nor twice into one folder (a link to a
     folder above it would loop). A folder reached through links is walked under the
@@ -297,7 +297,7 @@ def _walk(src: Path, dst: Path, recursive: bool, unlisted: list[str]):
             reason = f"{folder}: cannot list: {e.strerror or e}"
             if folder == src:
                 raise InputError(reason) from None
-            unlisted.append(f"{reason}: its pictures, and the folders in it, are left out")
+            unlisted.append(f"{reason}: its {kind}, and the folders in it, are left out")
             continue
         yield folder, entries
         if recursive:
@@ -460,18 +460,21 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
                          f"videos ({dst}{os.sep} makes a folder of that name)")
     if dst.exists() and os.path.samefile(src, dst):
         raise InputError(f"{dst} is the input folder: the videos would be written over; choose another")
-    folders = [src] + (sorted(p for p in src.rglob("*") if p.is_dir() and not _hidden_below(p, src)
-                              and not _inside(p, dst)) if recursive else [])
+    # The pictures' walk, so that -r follows linked folders alike, each folder once.
+    unlisted: list[str] = []
+    folders = sorted(_walk(src, dst, recursive, unlisted, "videos"), key=lambda walked: walked[0])
+    for line in unlisted:
+        logging.getLogger("ncnn_sr").warning("%s", line)
     jobs = []
     # Outputs below dst, as one file where case is not told apart, across folders:
     # A/x.mp4 and a/x.mp4 are one file there.
     kept: dict[str, Path] = {}
     fallback = None  # the container of the videos whose own cannot hold the encoder's video
-    for folder in folders:
+    for folder, entries in folders:
         planned = []
         moved = []  # those made .mkv (or another of FALLBACK_CONTAINERS), with their own's refusal
         rel = folder.relative_to(src)
-        for path in sorted(folder.iterdir()):
+        for path in (Path(e.path) for e in entries):
             if path.name.startswith(".") or not is_video_path(path):
                 continue
             if not path.is_file():
@@ -556,14 +559,3 @@ def _renamed(path: Path, name: str, other: Path, renamed: str) -> str:
     logging.getLogger("ncnn_sr").warning("%s would output %s, as %s does: it will output %s", path, name, other,
                                          renamed)
     return renamed
-
-
-def _hidden_below(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        return folder.exists() and (path == folder.resolve() or path.resolve().is_relative_to(folder.resolve()))
-    except OSError:
-        return False

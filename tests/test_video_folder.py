@@ -395,3 +395,24 @@ def test_a_full_disk_stops_a_folder_of_videos_at_the_first_that_fills_it(tmp_pat
                          "0 skipped, 1 failed, 1 not done; once it can be written, the same command with "
                          "--skip-existing goes on from there",
                          f"{out}:", "a.mkv"]
+
+
+def test_recursive_follows_linked_sub_folders_as_a_picture_folder_run_does(tmp_path):
+    # rglob stepped into no link: the videos below shared/deeper were left out without
+    # a word, where a picture folder's walk finds them; a link to a folder above is
+    # walked once, and a folder reached by a link and by its own name is walked once.
+    from ncnn_sr.jobs import plan_videos
+    from ncnn_sr.video_options import EncodeOptions
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    (tmp_path / "shared" / "deeper").mkdir(parents=True)
+    make_clip(src / "a.mp4", frames=2, audio=None)
+    make_clip(src / "sub" / "b.mp4", frames=2, audio=None)
+    make_clip(tmp_path / "shared" / "deeper" / "c.mp4", frames=2, audio=None)
+    (src / "shared").symlink_to(tmp_path / "shared")
+    (src / "sub" / "up").symlink_to("..")
+    (src / "again").symlink_to(src / "sub")
+    jobs = plan_videos(src, tmp_path / "out", EncodeOptions(), recursive=True)
+    assert sorted((s.relative_to(src).as_posix(), d.relative_to(tmp_path / "out").as_posix()) for s, d in jobs) == [
+        ("a.mp4", "a.mp4"), ("shared/deeper/c.mp4", "shared/deeper/c.mp4"), ("sub/b.mp4", "sub/b.mp4")]
