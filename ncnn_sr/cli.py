@@ -303,9 +303,17 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
     if rest["exact"] and rest["tile_pad"] is not None and rest["overlap"] is None:
         raise click.UsageError(f"--exact contradicts --tile-pad {rest['tile_pad']} alone, which selects the reference "
                                "tiling: give one (or --overlap N beside --tile-pad)")
+    asked = model
     if rest["model_path"] is not None:  # -m root -n sub/x is root/sub/x, as for the drop-in
         model = models_mod.in_model_folder(model, rest["model_path"])
     name = models_mod.model_name_for(model, rest["scale"])
+    sized = [flag for flag in ("width", "height") if rest[flag] is not None]
+    if sized and rest["scale"] is not None and not (name != model and models_mod.known_scale(name) == rest["scale"]):
+        # Dropped without a word, the output had the size's size and not the scale's.
+        logging.getLogger("ncnn_sr").warning(
+            f"-s {rest['scale']:g} is ignored: {' and '.join('--' + flag for flag in sized)} "
+            f"set{'s' if len(sized) == 1 else ''} the output size, and {asked} has no x{rest['scale']:g} variant "
+            "for -s to pick")
     denoise = rest.pop("denoise")
     if denoise is not None:
         name = _denoised(name, denoise, rest["model_path"])

@@ -218,6 +218,23 @@ def test_target_width(tmp_path):
     assert Image.open(tmp_path / "out.png").size == (30, 15)
 
 
+@pytest.mark.parametrize("model, scale, said", [
+    ("realesr-animevideov3", "2", None),  # -s picks the x2 file, --width the size
+    ("realesr-animevideov3", "5", "-s 5 is ignored: --width sets the output size, and realesr-animevideov3 has no x5 "
+                                  "variant for -s to pick"),
+    ("realesr-animevideov3-x2", "3", "-s 3 is ignored: --width sets the output size, and realesr-animevideov3-x2 has "
+                                     "no x3 variant for -s to pick"),
+])
+def test_a_scale_that_picks_no_variant_beside_a_width_is_said_to_be_ignored(tmp_path, model, scale, said):
+    # It was dropped without a word: the output had the width's size, not the scale's.
+    Image.fromarray(picture(10, 20)).save(tmp_path / "in.png")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", model, "-s", scale, "--width", "30",
+               "-g", "-1")
+    assert Image.open(tmp_path / "out.png").size == (30, 15)
+    warnings = [line for line in proc.stderr.splitlines() if "ignored" in line]
+    assert warnings == ([] if said is None else [f"ncnn-sr: warning: {said}"]), proc.stderr
+
+
 def test_output_folder_takes_the_input_name(tmp_path):
     Image.fromarray(picture(6, 6)).save(tmp_path / "photo.jpg")
     (tmp_path / "out").mkdir()
