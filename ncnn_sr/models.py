@@ -417,9 +417,12 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
         if os.path.isdir(folder / text):  # -m models -n sub, its models in models/sub: "unknown model" too
             _refuse_non_model(folder / text)
     known = {*catalog(), *(e.family for e in catalog().values()), *custom_model_names(model_path)}
-    meant = sorted(n for n in known if n.lower() == text.lower())
+    # A space pasted at an end looks like no difference in the list of every name.
+    meant = sorted(n for n in known if n.lower() == text.strip().lower())
     if meant:  # on Linux, where file names are case-sensitive, as the catalog's are everywhere
-        raise ModelError(f"unknown model '{text}': names are case-sensitive: did you mean '{meant[0]}'?")
+        why = [] if meant[0] == text.strip() else ["names are case-sensitive"]
+        why += [] if text == text.strip() else ["it has a space at an end"]
+        raise ModelError(f"unknown model '{text}': {' and '.join(why)}: did you mean '{meant[0]}'?")
     if model_path is not None and not os.path.isdir(_model_folder(model_path)):
         # The commands check their -m; a library caller's mistyped folder went unsaid.
         raise ModelError(f"unknown model '{text}': the model folder {os.fsdecode(model_path)} it would be in "
@@ -513,9 +516,9 @@ def _binary_param(path: Path) -> str:
 
 
 def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
-    def said(p: Path) -> str:
+    def said(*named: Path) -> str:
         # A model given by its path has that path for its source: naming it again said it twice.
-        return "" if source == f"path {p}" else f" ({source})"
+        return "" if any(source == f"path {p}" for p in named) else f" ({source})"
 
     for p in (param, bin_):
         if p.exists() and not p.is_file():
@@ -528,9 +531,26 @@ def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
         raise ModelError(f"model {name}: {_binary_param(binary)}")
     for p, other in ((param, bin_), (bin_, param)):
         if not p.exists():
+            near = _near_name(p)
+            meant = "" if near is None else f": did you mean {near}?"
             if other.exists():  # half a pair is there: it hides any other copy, so it is no mere absence
-                raise ModelError(f"model {name}: file {p} not found beside {other}{said(other)}")
-            raise ModelMissing(f"model {name}: file {p} not found{said(p)}")
+                raise ModelError(f"model {name}: file {p} not found beside {other}{said(p, other)}{meant}")
+            raise ModelMissing(f"model {name}: file {p} not found{said(p)}{meant}")
+
+
+def _near_name(path: Path) -> Path | None:
+    """The file beside where ``path`` is not whose name differs from its only in case or
+    in spaces around the stem (my.param for my.PARAM, My.param or 'my .param'), as
+    a name typed where case does not count, or pasted with a space, has it."""
+    def key(name: str) -> str:
+        stem, suffix = os.path.splitext(name)
+        return f"{stem.strip()}{suffix}".lower()
+
+    try:
+        near = sorted(e for e in os.listdir(path.parent) if e != path.name and key(e) == key(path.name))
+    except OSError:
+        return None
+    return path.parent / near[0] if near else None
 
 
 def _check_contents(name: str, param: Path, param_bytes: bytes, bin_: Path, bin_bytes: bytes,

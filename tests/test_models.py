@@ -545,6 +545,27 @@ def test_a_name_typed_in_another_case_names_the_one_meant(tmp_path, typed, meant
         resolve_model(typed, tmp_path)
 
 
+@pytest.mark.parametrize("typed, meant", [("my.PARAM", "my.param"), ("My.param", "my.param"), ("My", "my.param"),
+                                          ("my .param", "my.param"), ("my ", "my.param")])
+def test_a_model_path_in_another_case_or_with_a_space_names_the_file_meant(tmp_path, typed, meant):
+    # mm/my.PARAM beside mm/my.param was "file mm/my.PARAM not found beside mm/my.bin
+    # (path mm/my.PARAM)": the path twice, and the file meant unsaid.
+    copy_model("realesr-animevideov3-x2", tmp_path, "my")
+    with pytest.raises(ModelError) as caught:
+        resolve_model(tmp_path / typed)
+    said = str(caught.value)
+    assert said.endswith(f": did you mean {tmp_path / meant}?") and "(path " not in said, said
+
+
+@pytest.mark.parametrize("typed, meant", [("realesrgan-x4plus ", "realesrgan-x4plus"), (" my", "my"),
+                                          ("My ", "my")])
+def test_a_name_typed_with_a_space_at_an_end_names_the_one_meant(tmp_path, typed, meant):
+    # It got the list of every known name, where the one typed looks the same.
+    copy_model("realesr-animevideov3-x2", tmp_path, "my")
+    with pytest.raises(ModelError, match=rf"^unknown model '{typed}': .*did you mean '{meant}'\?$"):
+        resolve_model(typed, tmp_path)
+
+
 def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
     (tmp_path / "resize.param").write_text("7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1=2.0 2=2.0\n")
     (tmp_path / "resize.bin").write_bytes(b"")
