@@ -14,8 +14,9 @@ from .errors import InputError, describe, in_one_line
 from .files import atomic_write
 from .apng import animate, frames_as_shown as apng_frames
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, frames_as_shown as gif_frames, has_clear_pixels, to_palette
-from .images import (FORMATS, ImageInfo, check_fits, checked_metadata, checked_write, count_frames, file_path,
-                     open_mended, pillow_warnings, png_file, read_image, reading, save_options, sized, write_image)
+from .images import (FORMATS, ImageInfo, check_fits, checked_metadata, checked_write, count_frames,
+                     file_path, open_mended, pillow_warnings, png_file, read_image, reading, save_options, sized,
+                     write_bytes, write_image)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
 from .png import mended as mended_png
 from .pixels import check_image, to_eight_bit
@@ -208,6 +209,42 @@ def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo 
 # hundredths, an APNG's 16-bit fraction of a second past a minute in hundredths (as
 # apng.animate writes it), a WebP's 24-bit count of milliseconds.
 _LONGEST_FRAME = {"gif": ("GIF", 655350), "png": ("an APNG", 655350), "webp": ("WebP", 2**24 - 1)}
+
+
+# Peak bytes a pixel that writing 8-bit RGB or RGBA frames takes beside the frames
+# themselves, as (once, per frame), as measured (peak RSS of the encoder writing a file,
+# 2 and 6 grainy frames of 1 and 2 megapixels, which took more than smooth ones in each
+# case; Pillow 13), rounded up (an RGBA WebP's to a still's 46 at two frames): they held
+# at both sizes within 4 bytes a pixel. Every frame
+# is made a Pillow picture before the writer begins (RGB as 4 bytes a pixel); the APNG
+# writer adds its own work on each frame, WebP's encoder holds each frame's encoded data
+# until it assembles the file in memory, and GIF's palette search takes a working set of
+# its own (26 bytes a pixel for a still of 9-36 megapixels in write_bytes) beside the
+# byte a pixel of each frame's palette picture.
+_FRAMES_WRITE_BYTES = {"png": {3: (11, 9), 4: (10, 5)}, "gif": {3: (47, 1), 4: (47, 1)},
+                       "webp": {3: (29, 13), 4: (22, 12)}, "webp-lossy": {3: (16, 7), 4: (37, 4)}}
+
+
+def frames_write_bytes(height: int, width: int, channels: int, itemsize: int, count: int, fmt: str,
+                       quality: int | None = None, grey: bool = False) -> int:
+    """About the most memory ``write_frames`` takes to write ``count`` frames of
+    ``height`` x ``width`` pixels of ``channels`` channels of ``itemsize`` bytes as
+    ``fmt`` (png, gif or webp) at ``quality`` (``grey``: its ImageInfo's mode is
+    grey), beside the frames themselves: from 10 bytes a pixel and 5 a frame (an 8-bit
+    RGBA png) to 47 bytes a pixel (a gif); for a 16-bit png, a 16-bit still's
+    ``write_bytes`` and five times each frame (measured 4 to 4.75 on grainy frames:
+    the frames' png files are held, copied into the APNG's chunks and joined)."""
+    pixels, size = height * width, height * width * channels * itemsize
+    if itemsize == 2 and fmt == "png":
+        return write_bytes(height, width, channels, itemsize, fmt, grey=grey) + 5 * count * size
+    colour = 3 if channels == 1 else channels
+    once, each = _FRAMES_WRITE_BYTES["webp-lossy" if fmt == "webp" and quality is not None else fmt][colour]
+    need = pixels * (once + each * count)
+    # Grey frames become colour, 16-bit ones 8-bit, every one held before the writer
+    # begins; 16 bits to 8 takes two 32-bit copies of the frame being made.
+    if channels == 1 or itemsize == 2:
+        need += count * pixels * colour
+    return need + (8 * pixels * channels if itemsize == 2 else 0)
 
 
 def _check_durations(animation: Animation, fmt: str, path: str) -> None:

@@ -865,3 +865,16 @@ def test_a_file_name_with_a_line_break_is_escaped_in_read_frames_and_write_frame
     with pytest.raises(InputError) as caught:
         write_frames(tmp_path / "no\nfolder" / "o.gif", anim)
     assert "no\\nfolder" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_writing_frames_takes_memory_for_each_frame_beside_a_still_s():
+    # Every frame is made a Pillow picture before the writer begins, and 16-bit APNG
+    # frames' png files are held, copied and joined: six frames take more than two,
+    # and two at least what write_image takes for a still.
+    from ncnn_sr.animation import frames_write_bytes
+    from ncnn_sr.images import write_bytes
+    for fmt, quality, itemsize in [("png", None, 1), ("png", None, 2), ("gif", None, 1), ("webp", None, 1),
+                                   ("webp", 80, 1), ("gif", None, 2)]:
+        for channels in (1, 3, 4):
+            two, six = (frames_write_bytes(100, 100, channels, itemsize, n, fmt, quality) for n in (2, 6))
+            assert six > two >= write_bytes(100, 100, channels, itemsize, fmt, quality), (fmt, quality, itemsize)
