@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from . import avif
+from . import avif, budget
 from .errors import InputError, describe, in_one_line
 from .files import atomic_write
 from .apng import animate, frames_as_shown as apng_frames
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, frames_as_shown as gif_frames, has_clear_pixels, to_palette
-from .images import (FORMATS, ImageInfo, check_fits, checked_metadata, checked_write, count_frames,
+from .images import (FORMATS, GREY_MODES, ImageInfo, check_fits, checked_metadata, checked_write, count_frames,
                      file_path, open_mended, pillow_warnings, png_file, read_image, reading, save_options, sized,
                      write_bytes, write_image)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
@@ -188,6 +188,10 @@ def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo 
     format holds (655350 ms in a gif or png, 2**24 - 1 in a webp) is an InputError; an
     APNG frame past 65535 ms is written to the nearest hundredth of a second. JPEG
     holds no animation, and AVIF none that ncnn-sr writes: that is an InputError.
+    Writing that needs more memory than is available (``frames_write_bytes``) is an
+    InputError before it begins; it shares that memory with ``write_image`` and other
+    writers in other threads, waiting for those in progress where it would not fit
+    beside them (``budget.WRITERS``).
     """
     if not isinstance(animation, Animation):
         raise InputError(f"write_frames needs an Animation, got {describe(animation)}")
@@ -202,7 +206,24 @@ def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo 
     check_fits(animation.frames[0], fmt, path)
     _check_durations(animation, fmt, path)
     info = sized(checked_metadata(info, metadata, fmt, path), animation.frames[0])
-    atomic_write(path, lambda f: _encode_frames(f, animation, info, fmt, quality))
+    first, count = animation.frames[0], len(animation.frames)
+    height, width = first.shape[:2]
+    need = frames_write_bytes(height, width, first.shape[2] if first.ndim == 3 else 1, first.itemsize, count, fmt,
+                              quality, grey=info is not None and info.mode in GREY_MODES)
+    what = f"{count} {width}x{height} frames as {FORMATS[fmt]}"
+
+    def refusal(available: int) -> InputError:
+        return InputError(f"{path}: writing {what} needs about {need / 2**30:.1f} GB of memory beside the "
+                          f"frames, more than the {available / 2**30:.1f} GB available")
+
+    # As write_image's: Linux kills the process past what is available, and writers in
+    # other threads take their share of it at the same time.
+    with budget.WRITERS.promise(need, refusal):
+        try:
+            atomic_write(path, lambda f: _encode_frames(f, animation, info, fmt, quality))
+        except MemoryError:  # atomic_write removed the temporary file
+            raise InputError(f"{path}: not enough memory to write {what} (about {need / 2**30:.1f} GB "
+                             "beside the frames)") from None
 
 
 # The longest a frame is shown that each format holds: a GIF's 16-bit count of
@@ -215,12 +236,12 @@ _LONGEST_FRAME = {"gif": ("GIF", 655350), "png": ("an APNG", 655350), "webp": ("
 # themselves, as (once, per frame), as measured (peak RSS of the encoder writing a file,
 # 2 and 6 grainy frames of 1 and 2 megapixels, which took more than smooth ones in each
 # case; Pillow 13), rounded up (an RGBA WebP's to a still's 46 at two frames): they held
-# at both sizes within 4 bytes a pixel. Every frame
-# is made a Pillow picture before the writer begins (RGB as 4 bytes a pixel); the APNG
-# writer adds its own work on each frame, WebP's encoder holds each frame's encoded data
-# until it assembles the file in memory, and GIF's palette search takes a working set of
-# its own (26 bytes a pixel for a still of 9-36 megapixels in write_bytes) beside the
-# byte a pixel of each frame's palette picture.
+# at both sizes within 4 bytes a pixel. Every frame is made a Pillow picture before the
+# writer begins (RGB as 4 bytes a pixel); the APNG writer adds its own work on each
+# frame, WebP's encoder holds each frame's encoded data until it assembles the file in
+# memory, and GIF's palette search takes a working set of its own (26 bytes a pixel for
+# a still of 9-36 megapixels in write_bytes) beside the byte a pixel of each frame's
+# palette picture.
 _FRAMES_WRITE_BYTES = {"png": {3: (11, 9), 4: (10, 5)}, "gif": {3: (47, 1), 4: (47, 1)},
                        "webp": {3: (29, 13), 4: (22, 12)}, "webp-lossy": {3: (16, 7), 4: (37, 4)}}
 

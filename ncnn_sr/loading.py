@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from . import avif
-from .animation import Animation, read_frames
+from .animation import Animation, frames_write_bytes, read_frames
 from .errors import FlagNames, InputError, NcnnSrError, cannot_write
 from .files import check_writable, write_target
 from .images import (FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadata, output_format, read_image,
@@ -130,13 +130,21 @@ class Loading:
                           f"{need / 2**30:.1f} GB of memory, more than the {room / 2**30:.1f} GB "
                           f"animations may take: ask for a smaller size{video}")
             return True
+        # The run's memory holds their writing too, as a still's (``_check_memory``);
+        # the animations' budget counts frames alone.
+        held = need + self._frames_writing(item)
+        if self._memory is not None and held > self._memory.total:
+            item.error = (f"{item.job.source}: its {item.info.frames} frames upscaled and their writing need about "
+                          f"{held / 2**30:.1f} GB of memory, more than the {self._memory.total / 2**30:.1f} GB "
+                          "available")
+            return True
         if not self._budget.take(need, self._halt):
             return False
-        if self._memory is not None and not self._memory.take(need, self._halt):
+        if self._memory is not None and not self._memory.take(held, self._halt):
             self._budget.give(need)
             return False
         deep = item.pixels.dtype == np.uint16
-        item.reserved, item.held, item.pixels = need, 0 if self._memory is None else need, None
+        item.reserved, item.held, item.pixels = need, 0 if self._memory is None else held, None
         read = _read(item, lambda source: read_frames(source, item.info), self._flags)  # its first frame is read
         if read:
             item.animation, item.info = read
@@ -160,6 +168,13 @@ class Loading:
             item.notes.append(f"{item.job.source}: {short} of its {len(item.animation.durations)} frames last under "
                               f"{GIF_SHORTEST_SHOWN} ms, which browsers show for 100 ms in a GIF: write webp or png "
                               "to keep its speed")
+
+    def _frames_writing(self, item: _Item) -> int:
+        """What writing ``item``'s frames upscaled takes beside them (``frames_write_bytes``)."""
+        height, width = self._output_size(*item.pixels.shape[:2])
+        channels, itemsize = item.pixels.shape[2], item.pixels.itemsize
+        return frames_write_bytes(height, width, channels, itemsize, item.info.frames, output_format(item.target),
+                                  self._quality, grey=item.info.mode in GREY_MODES)
 
     def _animation_bytes(self, first: np.ndarray, frames: int) -> int:
         """What ``frames`` frames like ``first`` take, upscaled, as MAX_ANIMATION_MEMORY

@@ -105,8 +105,8 @@ class Pipeline(Loading, Failover):
     every lane on its kind of device, which take them before new pictures; one that fails fails the
     picture, as a still's failure does. Animations in flight hold at most
     ``animation_memory`` bytes together (default: MAX_ANIMATION_MEMORY, at most half
-    the memory available); one that alone would need more fails, in words. Stills (their
-    results and their writing) and animations in flight hold their memory together
+    the memory available); one that alone would need more fails, in words. Stills and
+    animations in flight (their results and their writing) hold their memory together
     within the memory available as the run starts: one that does not fit beside the
     others waits for room, one that alone would not fit fails before it is upscaled,
     in words.

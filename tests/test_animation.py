@@ -9,7 +9,7 @@ from PIL import Image, ImageCms
 from PIL.PngImagePlugin import Blend, Disposal
 
 from conftest import adam7_rows, picture, png_bytes, png_chunk, png_data, stored_delays
-from ncnn_sr import ImageInfo, InputError, read_image
+from ncnn_sr import ImageInfo, InputError, read_image, write_image
 from ncnn_sr.animation import Animation, read_frames, write_frames
 from ncnn_sr.images import frame_count
 
@@ -878,3 +878,124 @@ def test_writing_frames_takes_memory_for_each_frame_beside_a_still_s():
         for channels in (1, 3, 4):
             two, six = (frames_write_bytes(100, 100, channels, itemsize, n, fmt, quality) for n in (2, 6))
             assert six > two >= write_bytes(100, 100, channels, itemsize, fmt, quality), (fmt, quality, itemsize)
+
+
+def test_frames_whose_writing_cannot_fit_in_memory_are_refused_before_they_are_encoded(tmp_path, monkeypatch):
+    # write_frames took no part in write_image's check: Linux would kill the process
+    # whose animation's encoder took more than was available.
+    import os
+    from ncnn_sr import budget
+    monkeypatch.setattr(budget, "memory_limit", lambda: 100)
+    frames = Animation((picture(6, 8), picture(6, 8, seed=1)), (100, 100))
+    with pytest.raises(InputError, match=r"^[^\n]*a\.webp: writing 2 8x6 frames as WEBP needs about 0\.0 GB of "
+                                         r"memory beside the frames, more than the 0\.0 GB available$"):
+        write_frames(tmp_path / "a.webp", frames)
+    assert os.listdir(tmp_path) == []
+
+
+def frame_writers_sharing_memory(monkeypatch, limit: int):
+    """Memory of ``limit`` bytes, write_frames and write_image taking height x width
+    bytes of it. Returns (begun, go, encoded): an animation of 6 rows, once its
+    encoding has begun (``begun`` set), waits for ``go``; ``encoded`` lists the heights
+    of the pictures and animations whose encoding began, in order."""
+    import threading
+    from ncnn_sr import animation as animation_mod, budget, images as images_mod
+    monkeypatch.setattr(budget, "memory_limit", lambda: limit)
+    monkeypatch.setattr(animation_mod, "frames_write_bytes", lambda height, width, *rest, **named: height * width)
+    monkeypatch.setattr(images_mod, "write_bytes", lambda height, width, *rest, **named: height * width)
+    begun, go, encoded = threading.Event(), threading.Event(), []
+    encode_frames, encode = animation_mod._encode_frames, images_mod._encode
+
+    def held_encode_frames(f, animation, *rest):
+        encoded.append(animation.frames[0].shape[0])
+        if animation.frames[0].shape[0] == 6:
+            begun.set()
+            assert go.wait(60), "never let go"
+        encode_frames(f, animation, *rest)
+
+    def noted_encode(f, image, *rest):
+        encoded.append(image.shape[0])
+        encode(f, image, *rest)
+
+    monkeypatch.setattr(animation_mod, "_encode_frames", held_encode_frames)
+    monkeypatch.setattr(images_mod, "_encode", noted_encode)
+    return begun, go, encoded
+
+
+def two_frames(height: int) -> Animation:
+    return Animation((picture(height, 10), picture(height, 10, seed=1)), (100, 100))
+
+
+@pytest.mark.parametrize("second", ["write_frames", "write_image"])
+def test_a_frames_writer_and_others_in_other_threads_wait_for_room_beside_each_other(tmp_path, monkeypatch, second):
+    # 60 + 50 bytes do not fit in 100: the second writer, of frames or of a still,
+    # waits for the frames in progress to finish, then writes.
+    import threading
+    import time
+    from ncnn_sr import budget
+    begun, go, encoded = frame_writers_sharing_memory(monkeypatch, 100)
+    write = {"write_frames": lambda: write_frames(tmp_path / "b.png", two_frames(5)),
+             "write_image": lambda: write_image(tmp_path / "b.png", picture(5, 10))}[second]
+    first = threading.Thread(target=write_frames, args=(tmp_path / "a.png", two_frames(6)))
+    other = threading.Thread(target=write)
+    try:
+        first.start()
+        assert begun.wait(30)
+        other.start()
+        for _ in range(30000):  # a bound against a hang, not a timing
+            if budget.WRITERS.waiting or len(encoded) > 1:
+                break
+            time.sleep(0.001)
+        assert encoded == [6] and budget.WRITERS.waiting == 1
+    finally:
+        go.set()
+        first.join()
+        other.join()
+    assert encoded == [6, 5] and budget.WRITERS.waiting == 0
+    assert read_frames(tmp_path / "a.png")[1].frames == 2
+    assert read_image(tmp_path / "b.png")[0].shape == (5, 10, 3)
+
+
+def test_a_frames_writer_waits_for_a_still_s_writer_in_progress(tmp_path, monkeypatch):
+    # 70 bytes promised to a still in progress, 50 to the frames: they wait for it.
+    import threading
+    import time
+    from ncnn_sr import budget, images as images_mod
+    begun, go, encoded = frame_writers_sharing_memory(monkeypatch, 100)
+    encode = images_mod._encode
+
+    def held_encode(f, image, *rest):
+        begun.set()
+        assert go.wait(60), "never let go"
+        encode(f, image, *rest)
+
+    monkeypatch.setattr(images_mod, "_encode", held_encode)
+    first = threading.Thread(target=write_image, args=(tmp_path / "a.png", picture(7, 10)))
+    other = threading.Thread(target=write_frames, args=(tmp_path / "b.gif", two_frames(5)))
+    try:
+        first.start()
+        assert begun.wait(30)
+        other.start()
+        for _ in range(30000):  # a bound against a hang, not a timing
+            if budget.WRITERS.waiting or encoded:
+                break
+            time.sleep(0.001)
+        assert encoded == [] and budget.WRITERS.waiting == 1
+    finally:
+        go.set()
+        first.join()
+        other.join()
+    assert encoded == [7, 5] and budget.WRITERS.waiting == 0  # the still's noted as its encoding goes on
+    assert read_frames(tmp_path / "b.gif")[1].frames == 2
+
+
+def test_frames_whose_encoder_runs_out_of_memory_are_one_error_and_no_file(tmp_path, monkeypatch):
+    import os
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(Image.Image, "save", no_memory)
+    with pytest.raises(InputError, match=r"a\.gif: not enough memory to write 2 10x6 frames as GIF \(about 0\.0 GB"):
+        write_frames(tmp_path / "a.gif", two_frames(6))
+    assert os.listdir(tmp_path) == []

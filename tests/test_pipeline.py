@@ -1715,7 +1715,9 @@ def test_animations_and_stills_in_flight_share_the_runs_memory(tmp_path, monkeyp
     animated_job(tmp_path)
     for i in range(3):
         Image.fromarray(picture(4, 4, seed=i)).save(tmp_path / "in" / f"p{i}.png")
-    frames, still = 20736, still_need(8, 8, fmt="webp")  # 3 frames × 4 bytes × (12x16 + 2 × 24x32)
+    # 3 frames × 4 bytes × (12x16 + 2 × 24x32), and their writing as 24x32 webp
+    from ncnn_sr.animation import frames_write_bytes
+    frames, still = 20736 + frames_write_bytes(24, 32, 3, 1, 3, "webp"), still_need(8, 8, fmt="webp")
     monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: frames + still)
     fake = Doubling(lambda: pipeline._memory.held)
     pipeline = Pipeline([Lane(fake, 2)], load_workers=2)
@@ -1737,6 +1739,24 @@ def test_an_animation_over_the_memory_budget_fails_in_words_and_writes_nothing(t
         "take: ask for a smaller size, or make a video of it (ncnn-sr video)")
     assert not list(tmp_path.glob("out*"))
     assert Pipeline([cpu_lane], animation_memory=20736).run(jobs).ok == 1
+
+
+def test_an_animation_whose_writing_does_not_fit_beside_its_frames_fails_before_it_is_upscaled(
+        tmp_path, cpu_lane, monkeypatch):
+    # Its frames fitted the run's memory, their writing was left to write_frames:
+    # every frame was upscaled only for the writer to be refused.
+    from ncnn_sr.animation import frames_write_bytes
+    jobs, _ = animated_job(tmp_path)
+    held = 20736 + frames_write_bytes(24, 32, 3, 1, 3, "webp")
+    monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: held - 1)
+    summary = Pipeline([cpu_lane]).run(jobs)
+    assert summary.failed == 1 and summary.pixels_in == 0
+    assert summary.failures[0].message == (
+        f"{jobs[0].source}: its 3 frames upscaled and their writing need about 0.0 GB of memory, more than the "
+        "0.0 GB available")
+    assert not list(tmp_path.glob("out*"))
+    monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: held)
+    assert Pipeline([cpu_lane]).run(jobs).ok == 1
 
 
 def test_sixteen_bit_animation_frames_count_twice_the_memory(cpu_lane):
