@@ -308,7 +308,8 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
         model = models_mod.in_model_folder(model, rest["model_path"])
     name = models_mod.model_name_for(model, rest["scale"])
     sized = [flag for flag in ("width", "height") if rest[flag] is not None]
-    if sized and rest["scale"] is not None and not (name != model and models_mod.known_scale(name) == rest["scale"]):
+    if sized and rest["scale"] is not None and not (name != model and models_mod.known_scale(name) == rest["scale"]) \
+            and models_mod.findable(name, rest["model_path"]):
         # Dropped without a word, the output had the size's size and not the scale's.
         logging.getLogger("ncnn_sr").warning(
             f"-s {rest['scale']:g} is ignored: {' and '.join('--' + flag for flag in sized)} "

@@ -294,6 +294,18 @@ def lacks_model(folder: str | os.PathLike, model: object) -> bool:
     return not (os.path.lexists(param) or os.path.lexists(bin_))
 
 
+def findable(name: str, model_path: str | bytes | os.PathLike | None = None) -> bool:
+    """Whether the model ``name`` gives is there to be looked at: a catalog name, a
+    custom model's in the model folders, or a path to a file. Nothing is read; a
+    warning about a model's variants waits for one that is there, where its refusal
+    is what the user needs to hear first."""
+    if name in catalog():
+        return True
+    if _named_by_path(name):
+        return os.path.exists(name) or os.path.exists(name + ".param")
+    return name in custom_model_names(model_path)
+
+
 def _named_by_path(text: str) -> bool:
     """Whether ``text`` gives a model by its file's path (a .param or .bin suffix, a
     folder in it), which is read as it is, rather than by a name looked for in the
