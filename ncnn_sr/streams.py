@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ntpath
 import os
+import re
 import shutil
 import stat
 import sys
@@ -33,6 +34,7 @@ MAX_STREAM_BYTES = 2 << 30
 # Names of standard input and output as paths: the same as "-" (also redirected to a file).
 _STANDARD = {"/dev/stdin": True, "/dev/stdout": False}
 _WINDOWS = os.name == "nt"
+_DESCRIPTOR = re.compile(r"/dev/(fd/\d+|stderr)|/proc/self/fd/\d+")
 
 
 def _stdin_flag(dash: bool) -> str:
@@ -47,6 +49,10 @@ def is_stream(path: str | os.PathLike, reading: bool) -> bool:
     device such as /dev/null), rather than a file. A device is no picture to read:
     /dev/zero has no end, and the picture reader refuses it by name."""
     if os.fspath(path) == STDIO or _STANDARD.get(os.fspath(path)) is reading:
+        return True
+    if not reading and _DESCRIPTOR.fullmatch(os.fspath(path)):
+        # `-o /dev/fd/3 3>out.png`: a descriptor the shell opened, a file or not; its
+        # name holds no format and cannot be renamed over.
         return True
     try:
         mode = os.stat(path).st_mode
@@ -138,6 +144,8 @@ class Streams:
         if in_stream is not None and _terminal(in_stream, reading=True):
             raise InputError(f"{shown(in_stream, reading=True)} is a terminal: pipe a picture in "
                              f"({_stdin_flag(dash)} < in.jpg)")
+        if self._out_stream is not None and self._out_stream != STDIO:
+            _open_output(self._out_stream, check=True)  # a descriptor not open fails before the work
         self._folder = Path(tempfile.mkdtemp(prefix="ncnn-sr-stream-"))
         try:
             if in_stream is not None:
@@ -195,7 +203,7 @@ class Streams:
                     shutil.copyfileobj(made, sys.stdout.buffer)
                     sys.stdout.buffer.flush()
                 else:
-                    with open(self._out_stream, "wb") as stream:
+                    with _open_output(self._out_stream) as stream:
                         shutil.copyfileobj(made, stream)
         except BrokenPipeError:
             if self._out_stream == STDIO:  # nothing reads it any more; Python would complain again flushing at exit
@@ -215,6 +223,22 @@ class Streams:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _open_output(path: str, check: bool = False):
+    """A stream named by its path, opened to write (``check``: only whether it can be,
+    as an InputError). A descriptor's name is written through the descriptor itself:
+    opened anew, a file the shell opened with ``3>>`` would lose what it held."""
+    if not _DESCRIPTOR.fullmatch(path):
+        return None if check else open(path, "wb")
+    number = 2 if path == "/dev/stderr" else int(path.rsplit("/", 1)[1])
+    if check:
+        try:
+            os.fstat(number)
+        except OSError as e:
+            raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+        return None
+    return open(number, "wb", closefd=False)
 
 
 def _file_start(file) -> int | None:
@@ -333,7 +357,7 @@ class VideoOutput:
         self.words = shown(self._stream, reading=False)
         _refuse_terminal(self._stream, False)
         try:
-            self.file = sys.stdout.buffer if self._stream == STDIO else open(self._stream, "wb")
+            self.file = sys.stdout.buffer if self._stream == STDIO else _open_output(self._stream)
         except OSError as e:
             raise InputError(f"cannot write {self.words}: {e.strerror or e}") from None
         self._origin = None if _appends(self.file) else _file_start(self.file)  # None: one way

@@ -522,6 +522,28 @@ def test_dev_stdout_is_standard_output_even_redirected_to_a_file(tmp_path):
         assert im.format == "WEBP" and im.size == (14, 12)
 
 
+def test_an_open_descriptor_named_by_its_path_is_an_output_stream_even_redirected_to_a_file(tmp_path):
+    # `-o /dev/fd/3 3>out.webp`: the name has no extension and cannot be renamed over;
+    # it was refused as "no extension and not a folder", -f or not.
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    for args, fmt in ((["-f", "webp"], "WEBP"), ([], "PNG")):
+        out = tmp_path / f"out.{fmt.lower()}"
+        proc = subprocess.run(["sh", "-c", 'exec "$0" "$@" 3>"$OUT"', CMD, "-i", tmp_path / "in.png", "-o",
+                               "/dev/fd/3", *args, *FAST], capture_output=True, env={**os.environ, "OUT": str(out)},
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        with Image.open(out) as im:
+            assert im.format == fmt and im.size == (14, 12)
+    # Written through the descriptor, where the shell left it: `3>>` keeps what the file held.
+    (tmp_path / "log").write_bytes(b"before\n")
+    proc = subprocess.run(["sh", "-c", 'exec "$0" "$@" 3>>"$OUT"', CMD, "-i", tmp_path / "in.png", "-o", "/dev/fd/3",
+                           *FAST], capture_output=True, env={**os.environ, "OUT": str(tmp_path / "log")}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "log").read_bytes().startswith(b"before\n\x89PNG")
+    proc = subprocess.run([CMD, "-i", tmp_path / "in.png", "-o", "/dev/fd/9", *FAST], capture_output=True, timeout=300)
+    assert proc.returncode == 1 and proc.stderr.decode().strip() == "ncnn-sr: error: cannot write /dev/fd/9: Bad file descriptor"
+
+
 def test_a_terminal_named_by_its_path_is_refused_too(tmp_path):
     Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
     main, other = pty.openpty()
