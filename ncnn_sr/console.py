@@ -143,19 +143,32 @@ def _close_bar() -> None:
         _bar = None
 
 
-class _Progress:
-    """A bar with count, rate and ETA on a terminal; otherwise a plain line at most
-    every few seconds. ``-v`` adds a line per file, ``--quiet`` shows errors only."""
+class _Meter:
+    """What the progress displays share: a live bar on a terminal (``bar``), else
+    plain lines at most every ``PLAIN_EVERY`` seconds, timed from ``started``."""
 
     PLAIN_EVERY = 5.0
 
+    def __init__(self, prog: str, bar):
+        self.prog, self.bar = prog, bar
+        self.started = self.last_line = time.monotonic()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            _close_bar()
+            self.bar = None
+
+
+class _Progress(_Meter):
+    """A bar with count, rate and ETA on a terminal; otherwise a plain line at most
+    every few seconds. ``-v`` adds a line per file, ``--quiet`` shows errors only."""
+
     def __init__(self, prog: str, total: int, verbose: bool, quiet: bool, show: bool, say_failed: bool = False):
-        self.prog, self.total, self.verbose, self.quiet = prog, total, verbose, quiet
+        super().__init__(prog, _open_bar(prog, total, "pic", fraction=True) if show and not quiet else None)
+        self.total, self.verbose, self.quiet = total, verbose, quiet
         self.say_failed = say_failed
         self.stopped: Callable[[], str | None] = lambda: None  # why the run stopped early, once it has
         self.done = self.skipped = 0
-        self.started = self.last_line = time.monotonic()
-        self.bar = _open_bar(prog, total, "pic", fraction=True) if show and not quiet else None
         self.plain = show and not quiet and self.bar is None
         self.folder_mode = show
         self._parts: dict[int, float] = {}  # each proc worker's share of its picture done, by thread
@@ -217,21 +230,15 @@ class _Progress:
                 pace = f", {rate:.2f}/s, ETA {(self.total - self.done) / rate:.0f} s" if rate else ""
                 _echo(f"{self.prog}: {self.done}/{self.total} pictures{pace}")
 
-    def close(self) -> None:
-        if self.bar is not None:
-            _close_bar()
-            self.bar = None
 
-
-class _FrameProgress:
+class _FrameProgress(_Meter):
     """Frames done, frames per second and ETA: a bar on a terminal, else a plain line
     every few seconds."""
 
     def __init__(self, prog: str, total: int | None, quiet: bool):
-        self.prog, self.total, self.quiet = prog, total, quiet
+        super().__init__(prog, None if quiet else _open_bar(prog, total, "frame"))
+        self.total, self.quiet = total, quiet
         self.done = 0
-        self.started = self.last_line = time.monotonic()
-        self.bar = None if quiet else _open_bar(prog, total, "frame")
 
     def __call__(self, done: int) -> None:
         step, self.done = done - self.done, done
@@ -245,31 +252,24 @@ class _FrameProgress:
             self.bar.update(step)
         elif not self.quiet:
             now = time.monotonic()
-            if now - self.last_line >= _Progress.PLAIN_EVERY:
+            if now - self.last_line >= self.PLAIN_EVERY:
                 self.last_line = now
                 fps = done / max(now - self.started, 1e-9)
                 eta = f", ETA {(self.total - done) / fps:.0f} s" if self.total and fps else ""
                 of = f"/{self.total}" if self.total else ""
                 _echo(f"{self.prog}: {done}{of} frames, {fps:.2f} fps{eta}")
 
-    def close(self) -> None:
-        if self.bar is not None:
-            _close_bar()
-            self.bar = None
 
-
-class _TileBar:
+class _TileBar(_Meter):
     """A single picture's tiles as a bar on a terminal: a photo on the CPU takes
     minutes, in which nothing was shown. Opened before the first tile is done. An
     animation's ``frames`` (of one size) count each frame's tiles, whichever worker
     upscales it."""
 
     def __init__(self, prog: str, frames: int = 1):
-        self.prog = prog
-        self.bar = _open_bar(prog, None, "tile")
+        super().__init__(prog, _open_bar(prog, None, "tile"))
         self.frames, self.calls = frames, 0
         self.lock = threading.Lock()
-        self.started = self.last_line = time.monotonic()
 
     def __call__(self, done: int, total: int) -> None:
         if not done:  # no tile: an upscale that ended without its result (see Pipeline)
@@ -291,16 +291,11 @@ class _TileBar:
         """Off a terminal (a log, nohup), a line every few seconds, as a folder's run and
         a video's write: a photo on the CPU said nothing for minutes. None once done."""
         now = time.monotonic()
-        if count >= whole or now - self.last_line < _Progress.PLAIN_EVERY:
+        if count >= whole or now - self.last_line < self.PLAIN_EVERY:
             return
         self.last_line = now
         rate = count / max(now - self.started, 1e-9)
         _echo(f"{self.prog}: {count}/{whole} tiles, {rate:.2f}/s, ETA {(whole - count) / rate:.0f} s")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            _close_bar()
-            self.bar = None
 
 
 def _tile_percent(done: int, total: int) -> None:

@@ -384,7 +384,7 @@ def test_a_single_picture_off_a_terminal_says_its_tiles_every_few_seconds(monkey
     # no terminal (a log, nohup); a single photo, minutes on the CPU, said nothing at all.
     from ncnn_sr import console
 
-    monkeypatch.setattr(console._Progress, "PLAIN_EVERY", 0)
+    monkeypatch.setattr(console._Meter, "PLAIN_EVERY", 0)
     tiles = console._TileBar("ncnn-sr")
     assert tiles.bar is None  # capsys's stderr is no terminal
     for done in (0, 1, 2, 4):  # 0: no tile, an upscale that ended without its result

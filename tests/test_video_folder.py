@@ -206,7 +206,7 @@ def test_a_picture_folder_run_names_the_video_command_for_the_videos_it_leaves(t
 def test_progress_past_its_estimated_total_raises_the_total_and_gives_no_negative_eta(monkeypatch, capsys):
     from ncnn_sr import console
 
-    monkeypatch.setattr(console._Progress, "PLAIN_EVERY", 0)
+    monkeypatch.setattr(console._Meter, "PLAIN_EVERY", 0)
     bar = console._FrameProgress("ncnn-sr", 2, quiet=False)
     for done in (1, 2, 3):
         bar(done)
