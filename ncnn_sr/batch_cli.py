@@ -21,7 +21,7 @@ from typing import Callable
 import click
 
 from . import devices
-from .console import _aliases, _echo, _FrameProgress, _Progress, _TileBar, _tile_percent
+from .console import FrameProgress, Progress, TileBar, echo, stream_aliases, tile_percent
 from .engine import Upscaler
 from .files import check_folder, check_writable
 from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, one_line,
@@ -543,7 +543,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
             if opts.skip_existing and opts.output.exists():  # as for a single picture
                 check_run(opts)
                 if not opts.quiet:
-                    _echo(f"{prog}: {opts.output} exists: skipped (--skip-existing)")
+                    echo(f"{prog}: {opts.output} exists: skipped (--skip-existing)")
                 return 0
             # Else found as the output opened, once the model had loaded.
             check_folder(_written_in(opts.output))
@@ -553,7 +553,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
         lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
         if to_file:
             new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
-        bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
+        bar = FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
         line = _one_video(opts, src, dst, encode, lanes, bar, flags)
     except KeyboardInterrupt:
         if not to_file:
@@ -572,7 +572,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
             _remove_empty_folders(new_folder)
         return EXIT_FAILED
     if not opts.quiet:
-        _echo(f"{prog}: {line}")
+        echo(f"{prog}: {line}")
     return 0
 
 
@@ -605,25 +605,25 @@ def _naming(e: Exception, src: Path, dst: Path) -> Exception:
     return NcnnSrError(f"{src}: ", *e.pieces)
 
 
-def _say_failed(prog: str, bar: _FrameProgress | None, e: Exception, flags: FlagNames = FlagNames()) -> None:
+def _say_failed(prog: str, bar: FrameProgress | None, e: Exception, flags: FlagNames = FlagNames()) -> None:
     if bar is not None:
         bar.close()
     # An OSError here is from looking at a path (a name too long, say).
     said = command_words(e, flags) if isinstance(e, NcnnSrError) else f"{e.filename}: {os_reason(e)}"
-    _echo(f"{prog}: error: {said}")
+    echo(f"{prog}: error: {said}")
 
 
-def _stop_interrupted(bar: _FrameProgress | None, message: str) -> None:
+def _stop_interrupted(bar: FrameProgress | None, message: str) -> None:
     """Say ``message`` and end the process at once: Ctrl-C does not wait for a tile
     in progress."""
     if bar is not None:
         bar.close()
-    _echo(message)
+    echo(message)
     sys.stderr.flush()
     os._exit(EXIT_INTERRUPTED)
 
 
-def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane], bar: _FrameProgress,
+def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane], bar: FrameProgress,
                flags: FlagNames = FlagNames(), out: set[int] | None = None) -> str:
     """Upscale ``src`` into ``dst`` through ``lanes``, less those ``out`` for good
     (ordered_map's, shared by a folder's videos), its progress on ``bar`` (closed when
@@ -669,7 +669,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     video that fails is one line and the run goes on; the exit status is 1 if any
     failed. A full disk stops the run at the first video it fails, in one line: every
     later one would be upscaled only to fail alike; so do the devices, once more videos
-    in a row than can be in work at once (one: see _FAILED_EVERYWHERE) fail on each in
+    in a row than can be in work at once (one: see FAILED_EVERYWHERE) fail on each in
     service, none done between. A device out for good (one that failed a frame another
     then did) is out for the rest of the folder. Ctrl-C stops at once, leaving no
     partial file."""
@@ -699,7 +699,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                 _check_encodable(opts, info, src, dst, video_codecs.video_encoder(dst, encode), encode, lanes)
                 if lanes is None:
                     lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
-                bar = _FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
+                bar = FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
                 new_folder = _first_missing(dst.parent)  # taken back if no video comes of the run
                 line = _one_video(opts, src, dst, encode, lanes, bar, out=out)
             except (ModelError, DeviceError):
@@ -718,7 +718,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                     return EXIT_FAILED
                 _say_failed(prog, bar, _naming(e, src, dst), flags)
                 failed_everywhere += isinstance(e, UpscalingFailed) and e.every_device
-                if failed_everywhere > _FAILED_EVERYWHERE:
+                if failed_everywhere > FAILED_EVERYWHERE:
                     # As a folder of pictures stops: every later video would fail on them alike.
                     # Named as a folder of pictures names them, in the lanes' order; not
                     # "devices", which would hide the module from the whole function.
@@ -730,7 +730,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
             done += 1
             failed_everywhere = 0
             if not opts.quiet:
-                _echo(f"{prog}: {line}")
+                echo(f"{prog}: {line}")
     except KeyboardInterrupt:
         _stop_interrupted(bar, f"{prog}: interrupted: {_videos(done)} upscaled, {skipped} skipped, {failed} "
                                "failed; no partial files were left")
@@ -740,7 +740,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         _say_failed(prog, bar, e, flags)
         return EXIT_FAILED
     if not opts.quiet:
-        _echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped{_failed(failed, opts)} in "
+        echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped{_failed(failed, opts)} in "
               f"{time.monotonic() - began:.1f} s")
     return EXIT_FAILED if failed else 0
 
@@ -751,14 +751,14 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
 # pictures as can be in work at once (each may be a bad one), and a folder's videos
 # are in work one at a time. (Stopped at the first, a video with a bad frame stopped
 # the folder there, run after run.)
-_FAILED_EVERYWHERE = 1
+FAILED_EVERYWHERE = 1
 
 
 def _say_stopped(prog: str, reason: str, ok: int, skipped: int, failed: int, left: int, when: str) -> None:
     """The one line of a folder's run that stopped early for ``reason``, which counts
     what it did and says how to go on ``when`` the cause is mended."""
     how = "the same command with --skip-existing" if prog == "ncnn-sr" else "ncnn-sr with --skip-existing"
-    _echo(f"{prog}: stopped: {reason}; {ok} upscaled, {skipped} skipped, {failed} failed, {left} not done; "
+    echo(f"{prog}: stopped: {reason}; {ok} upscaled, {skipped} skipped, {failed} failed, {left} not done; "
           f"once {when}, {how} goes on from there")
 
 
@@ -777,7 +777,7 @@ def _picture_interrupted(prog: str, target: Path, written: bool) -> str:
     finished first) or not at all. Which of three lines came hung on when the Ctrl-C
     came, one in a folder's words ("0 upscaled, 0 skipped, 0 failed, 1 not done")."""
     # A stream's output is handed to it only once the run has ended well.
-    if written and str(target) not in _aliases:
+    if written and str(target) not in stream_aliases:
         return f"{prog}: interrupted after {existing_output(target) or target} was written whole"
     return f"{prog}: interrupted: no output was written"
 
@@ -796,9 +796,9 @@ def _scale_suffix(opts: RunOptions) -> str:
     return "_upscaled" if scale is None else f"_x{round(scale, 2):g}"
 
 
-def _run_progress(prog: str, opts: RunOptions, plan: Plan) -> _Progress:
+def _run_progress(prog: str, opts: RunOptions, plan: Plan) -> Progress:
     """What tells of each picture of ``plan``'s outcome, the bar of a folder's run."""
-    return _Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode,
+    return Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode,
                      say_failed=opts.reference_stderr)
 
 
@@ -810,8 +810,8 @@ class _RunState:
 
     plan: Plan | None = None
     summary: Summary | None = None
-    progress: _Progress | None = None
-    tiles: _TileBar | None = None
+    progress: Progress | None = None
+    tiles: TileBar | None = None
     new_folder: Path | None = None
 
     def close(self) -> None:
@@ -842,7 +842,7 @@ def _say_plan(prog: str, plan: Plan) -> None:
     for note in plan.notes:
         log.warning(note)
     for line in plan.unlisted:
-        _echo(f"{prog}: error: {line}")
+        echo(f"{prog}: error: {line}")
 
 
 def _check_plan(prog: str, opts: RunOptions, plan: Plan) -> None:
@@ -893,12 +893,12 @@ def _on_tile(prog: str, opts: RunOptions, count: int, state: _RunState) -> Calla
     single picture's own, the reference's percent lines), if anything does."""
     plan, progress = state.plan, state.progress
     # A folder's bar on a terminal says more than a tile's line, which would scroll it away.
-    on_tile = _tile_percent if opts.reference_stderr and progress.bar is None else None
+    on_tile = tile_percent if opts.reference_stderr and progress.bar is None else None
     if progress.bar is not None:
         on_tile = progress.tile
     elif on_tile is None and not plan.folder_mode and not opts.quiet:
         frames = frame_count(plan.jobs[0].source) if count > 1 else 1  # an animation written whole
-        on_tile = state.tiles = _TileBar(prog, frames)
+        on_tile = state.tiles = TileBar(prog, frames)
     return on_tile
 
 
@@ -939,14 +939,14 @@ def _ended(prog: str, opts: RunOptions, plan: Plan, summary: Summary) -> int:
             if plan.folder_mode else _picture_interrupted(prog, plan.jobs[0].target, summary.ok > 0)
         if summary.abandoned:
             _stop_interrupted(None, message)
-        _echo(message)
+        echo(message)
         return EXIT_INTERRUPTED
     unlisted = len(plan.unlisted)
     if plan.folder_mode and not opts.quiet:
         rate = summary.ok / summary.seconds if summary.seconds else 0.0
         folders = f", {unlisted} folder{'s' if unlisted > 1 else ''} not listed" if unlisted else ""
         failed = _failed(summary.failed, opts)
-        _echo(f"{prog}: {total} picture{'' if total == 1 else 's'}: {summary.ok} upscaled, {summary.skipped} skipped"
+        echo(f"{prog}: {total} picture{'' if total == 1 else 's'}: {summary.ok} upscaled, {summary.skipped} skipped"
               f"{failed}{folders} in {summary.seconds:.1f} s ({rate:.2f} pictures/s)")
     return EXIT_FAILED if summary.failed or unlisted else 0
 
@@ -975,15 +975,15 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
     except KeyboardInterrupt:
         plan, summary = state.plan, state.summary
         if plan.folder_mode if plan is not None else os.path.isdir(opts.input):
-            _echo(f"{prog}: interrupted before any picture was written")
+            echo(f"{prog}: interrupted before any picture was written")
         else:
-            _echo(_picture_interrupted(prog, opts.output if plan is None else plan.jobs[0].target,
+            echo(_picture_interrupted(prog, opts.output if plan is None else plan.jobs[0].target,
                                        summary is not None and summary.ok > 0))
         return EXIT_INTERRUPTED
     except NcnnSrError as e:
         if debug:
             raise
-        _echo(f"{prog}: error: {command_words(e, flags)}")
+        echo(f"{prog}: error: {command_words(e, flags)}")
         return EXIT_FAILED
     finally:
         state.close()

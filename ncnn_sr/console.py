@@ -29,7 +29,7 @@ class _Lines(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         level = "" if record.levelno == logging.INFO else f"{record.levelname.lower()}: "
         try:
-            _echo(f"{self.prog}: {level}{record.getMessage()}")
+            echo(f"{self.prog}: {level}{record.getMessage()}")
         except OSError:
             # stderr is gone (-v 2>&1 | head): raised from a library call, it ended the
             # run before any picture. The command's own lines still fail, once the
@@ -48,17 +48,18 @@ _CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]} | {9: "\\t
 
 
 # Temporary files standing in for streams (``streams``), and the words messages use for them.
-_aliases: dict[str, str] = {}
+stream_aliases: dict[str, str] = {}
 
 
 def name_streams(aliases: dict[str, str]) -> None:
     """Have messages name the streams that temporary files stand in for."""
-    _aliases.clear()
-    _aliases.update(sorted(aliases.items(), key=lambda item: -len(item[0])))  # a name before its beginning
+    stream_aliases.clear()
+    stream_aliases.update(sorted(aliases.items(), key=lambda item: -len(item[0])))  # a name before its beginning
 
 
-def _echo(line: str) -> None:
-    for temporary, words in _aliases.items():
+def echo(line: str) -> None:
+    """``line`` on stderr, as one line, its streams named, above the live bar."""
+    for temporary, words in stream_aliases.items():
         line = line.replace(temporary, words)
     line = line.translate(_CONTROL)
     if _bar is not None:
@@ -124,7 +125,7 @@ class _BarStream:
         try:
             method(*args)
         except OSError:
-            self._gone = True  # the pictures are still worth finishing, as _tile_percent's
+            self._gone = True  # the pictures are still worth finishing, as tile_percent's
 
     def __getattr__(self, name: str):
         return getattr(self._stream, name)
@@ -159,7 +160,7 @@ class _Meter:
             self.bar = None
 
 
-class _Progress(_Meter):
+class Progress(_Meter):
     """A bar with count, rate and ETA on a terminal; otherwise a plain line at most
     every few seconds. ``-v`` adds a line per file, ``--quiet`` shows errors only."""
 
@@ -196,7 +197,7 @@ class _Progress(_Meter):
         self.skipped += outcome.status == "skipped"
         for note in outcome.notes:
             if not self.quiet:
-                _echo(f"{self.prog}: warning: {note}")
+                echo(f"{self.prog}: warning: {note}")
         if outcome.status == "failed" and self.folder_mode and not self.say_failed \
                 and outcome.message == self.stopped():
             # The folder's line that says the run stopped names it (the drop-in's wrappers
@@ -208,15 +209,15 @@ class _Progress(_Meter):
                 # The reference's word for a picture it could not do, which its wrappers look for.
                 named = f"{outcome.job.source}: "
                 message = f"{outcome.job.source} failed: {message.removeprefix(named)}"
-            _echo(f"{self.prog}: error: {message}")
+            echo(f"{self.prog}: error: {message}")
         elif self.verbose:
             if outcome.status == "ok":
-                _echo(f"{outcome.job.source} -> {outcome.output} done")
+                echo(f"{outcome.job.source} -> {outcome.output} done")
             else:
-                _echo(f"{outcome.job.source} -> {outcome.output} skipped ({outcome.message})")
+                echo(f"{outcome.job.source} -> {outcome.output} skipped ({outcome.message})")
         elif outcome.status == "skipped" and not self.folder_mode and not self.quiet:
             # A folder's run counts it in its summary line; a picture's would end in silence.
-            _echo(f"{self.prog}: {outcome.output} exists: skipped (--skip-existing)")
+            echo(f"{self.prog}: {outcome.output} exists: skipped (--skip-existing)")
         if self.bar is not None:
             with self._lock:
                 self._move_bar()
@@ -228,10 +229,10 @@ class _Progress(_Meter):
                 # ETA was a fraction of what was left.
                 rate = (self.done - self.skipped) / max(now - self.started, 1e-9)
                 pace = f", {rate:.2f}/s, ETA {(self.total - self.done) / rate:.0f} s" if rate else ""
-                _echo(f"{self.prog}: {self.done}/{self.total} pictures{pace}")
+                echo(f"{self.prog}: {self.done}/{self.total} pictures{pace}")
 
 
-class _FrameProgress(_Meter):
+class FrameProgress(_Meter):
     """Frames done, frames per second and ETA: a bar on a terminal, else a plain line
     every few seconds."""
 
@@ -257,10 +258,10 @@ class _FrameProgress(_Meter):
                 fps = done / max(now - self.started, 1e-9)
                 eta = f", ETA {(self.total - done) / fps:.0f} s" if self.total and fps else ""
                 of = f"/{self.total}" if self.total else ""
-                _echo(f"{self.prog}: {done}{of} frames, {fps:.2f} fps{eta}")
+                echo(f"{self.prog}: {done}{of} frames, {fps:.2f} fps{eta}")
 
 
-class _TileBar(_Meter):
+class TileBar(_Meter):
     """A single picture's tiles as a bar on a terminal: a photo on the CPU takes
     minutes, in which nothing was shown. Opened before the first tile is done. An
     animation's ``frames`` (of one size) count each frame's tiles, whichever worker
@@ -295,13 +296,14 @@ class _TileBar(_Meter):
             return
         self.last_line = now
         rate = count / max(now - self.started, 1e-9)
-        _echo(f"{self.prog}: {count}/{whole} tiles, {rate:.2f}/s, ETA {(whole - count) / rate:.0f} s")
+        echo(f"{self.prog}: {count}/{whole} tiles, {rate:.2f}/s, ETA {(whole - count) / rate:.0f} s")
 
 
-def _tile_percent(done: int, total: int) -> None:
+def tile_percent(done: int, total: int) -> None:
+    """A picture's tiles done as the reference says them: a line such as '25.00%'."""
     if not done:
         return  # no tile: an upscale that ended without its result (see Pipeline)
     try:
-        _echo(f"{done / total * 100:.2f}%")
+        echo(f"{done / total * 100:.2f}%")
     except OSError:
         pass  # stderr is gone: the picture is still worth finishing

@@ -8,12 +8,12 @@ import logging
 
 from .engine import Upscaler
 from .lanes import UpscalingFailed
-from .loading import _Item
+from .loading import Item
 
 log = logging.getLogger("ncnn_sr")
 
 
-def _tried(item: _Item, upscaler) -> bool:
+def tried(item: Item, upscaler) -> bool:
     """Whether ``item`` failed on ``upscaler`` in an unforeseen way."""
     return any(up is upscaler for up in item.failed_on)
 
@@ -23,7 +23,7 @@ class Failover:
     it keeps (``_upscalers``, ``_down``, ``_out``, ``_at_fault_in_row``, ``_lost_said``)
     is set in Pipeline.__init__ and _run, and read and changed under ``_report_lock``."""
 
-    def _done_on(self, upscaler: Upscaler, item: _Item, pictures: tuple) -> None:
+    def _done_on(self, upscaler: Upscaler, item: Item, pictures: tuple) -> None:
         """``item``, whose ``pictures`` ``upscaler`` has upscaled: counted, none found at
         fault in a row any more, and each device it failed on before out for good."""
         with self._report_lock:
@@ -51,7 +51,7 @@ class Failover:
             self._tell([], back, last, None, "no other device was left in service")
             self._wake_procs()
 
-    def _judge(self, upscaler: Upscaler, item: _Item, error: Exception) -> None:
+    def _judge(self, upscaler: Upscaler, item: Item, error: Exception) -> None:
         """Who is at fault, ``upscaler`` or ``item``, which it failed with ``error`` in an
         unforeseen way; ``item.again`` says whether it goes to another device.
 
@@ -73,7 +73,7 @@ class Failover:
                 return
             down, out = self._down, self._out
             leaving, back, why = [upscaler], [], ""
-            if any(id(up) not in out and not _tried(item, up) for up in self._upscalers):
+            if any(id(up) not in out and not tried(item, up) for up in self._upscalers):
                 item.again = True
                 if all(id(up) in down or up is upscaler for up in self._upscalers):
                     back = [up for up in self._upscalers if id(up) in down and id(up) not in out and up is not upscaler]
@@ -85,7 +85,7 @@ class Failover:
             leaving, back, last = self._settle(item, leaving, back)
         self._tell(leaving, back, last, error, why)
 
-    def _settle(self, item: _Item, leaving: list, back: list) -> tuple[list, list, bool]:
+    def _settle(self, item: Item, leaving: list, back: list) -> tuple[list, list, bool]:
         """Under _report_lock: the Upscalers ``leaving`` go out of service, those ``back``
         come back, unless ``item``, failing, is found at fault once too often (see
         _at_fault): every one is then out for good. Which left and came back, and
@@ -126,7 +126,7 @@ class Failover:
         if leaving or back:
             self._wake_procs()  # those waiting for a device in service that has not had a picture look again
 
-    def _at_fault(self, item: _Item) -> bool:
+    def _at_fault(self, item: Item) -> bool:
         """Whether ``item``, failing on every device in service, is one picture too many
         found at fault in a row, none done between: more than every proc worker could
         have had at once, the devices are then the more likely lost (with every one
@@ -135,7 +135,7 @@ class Failover:
         self._at_fault_in_row += 1
         return self._at_fault_in_row > self._proc_workers
 
-    def _blame(self, item: _Item) -> None:
+    def _blame(self, item: Item) -> None:
         """``item``, given back for a device that has not had it, fails as more likely at
         fault than those it failed on, which come back: none is left to take it (it went
         out of service, or for good, meanwhile), or the proc workers are stuck (see
@@ -154,15 +154,15 @@ class Failover:
             self._down.discard(id(up))
             self._summary.lost.remove(self._lost_said[id(up)])  # said again if it goes out for good
 
-    def _awaits(self, item: _Item, stuck: bool) -> bool:
+    def _awaits(self, item: Item, stuck: bool) -> bool:
         """Whether a device that has not failed ``item`` may yet have it: one in
         service, or unless the proc workers are ``stuck`` (each picture left waits for
         one out for now, for another picture's sake), one out for now."""
-        return any(id(up) not in self._out and not _tried(item, up) and not (stuck and id(up) in self._down)
+        return any(id(up) not in self._out and not tried(item, up) and not (stuck and id(up) in self._down)
                    for up in self._upscalers)
 
     @staticmethod
-    def _failed_on_said(item: _Item) -> str:
+    def _failed_on_said(item: Item) -> str:
         # In ordered_map's words, which a video's frame fails with.
         return str(UpscalingFailed(item.failed_on, item.failure, every_device=False, about=item.job.source))
 

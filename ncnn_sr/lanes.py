@@ -11,7 +11,7 @@ from typing import Callable, Iterable
 
 from .engine import Upscaler
 from .errors import NcnnSrError, SettingError, describe
-from .workers import STOP, Cancelled, _join, _ProcQueue, _Worker
+from .workers import STOP, Cancelled, ProcQueue, Worker, join_workers
 
 log = logging.getLogger("ncnn_sr")
 
@@ -24,15 +24,16 @@ class Lane:
     workers: int
 
     def __post_init__(self) -> None:
-        if not _whole_at_least_1(self.workers):  # "2" raised a bare TypeError; 1.5 failed later
+        if not whole_at_least_1(self.workers):  # "2" raised a bare TypeError; 1.5 failed later
             raise SettingError(f"a lane needs a whole number of proc workers, at least 1, got {self.workers!r}")
 
 
-def _whole_at_least_1(value) -> bool:
+def whole_at_least_1(value) -> bool:
+    """Whether ``value`` is a whole number (not a bool), at least 1."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
-def _check_lanes(lanes, user: str) -> None:
+def check_lanes(lanes, user: str) -> None:
     """A SettingError unless ``lanes`` is a non-empty list of Lanes: an Upscaler in
     one's place was an AttributeError once the run began."""
     if not lanes:
@@ -107,8 +108,8 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     where those an item failed on alone come back. It never holds every lane.
     """
     # Else no lanes, or a window of 0, waited for ever.
-    _check_lanes(lanes, "ordered_map")
-    if not _whole_at_least_1(window):
+    check_lanes(lanes, "ordered_map")
+    if not whole_at_least_1(window):
         raise SettingError(f"the window must be a whole number of items, at least 1, got {window!r}")
     # Else a function that is none failed each item as an UpscalingFailed "on CPU",
     # and items that are no sequence a bare TypeError from the feeder thread.
@@ -135,7 +136,7 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
         raise SettingError("ordered_map's lanes are all out for good: none is left to take an item")
     workers = [lane for lane in serving for _ in range(lane.workers)]
     # Never full: at most ``window`` items are in flight, and a STOP a worker.
-    todo = _ProcQueue(window + len(workers), len(workers))
+    todo = ProcQueue(window + len(workers), len(workers))
     done: dict[int, object] = {}
     ready = threading.Condition()
     total = [None]  # how many items there were, once the feeder knows
@@ -220,7 +221,7 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
             finally:
                 todo.done()
 
-    threads = [_Worker(feed)] + [_Worker(proc, lane.upscaler) for lane in workers]
+    threads = [Worker(feed)] + [Worker(proc, lane.upscaler) for lane in workers]
     interrupted = False
     try:
         index = 0
@@ -242,4 +243,4 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     finally:
         cancel.set()
         if not interrupted:
-            _join(threads)
+            join_workers(threads)

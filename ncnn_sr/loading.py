@@ -1,4 +1,4 @@
-"""A Pipeline's load side: the picture in flight (_Item), its load workers, and the
+"""A Pipeline's load side: the picture in flight (Item), its load workers, and the
 checks that fail a picture before it is upscaled, not after: an output that cannot
 be written, a size no format holds, memory it would not fit in."""
 from __future__ import annotations
@@ -20,9 +20,9 @@ from .images import (FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadat
 from .icc import unstated as unstated_colour
 from .jobs import Job, alpha_target, check_reachable, output_key
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
-from .outcomes import Outcome, _found_output
+from .outcomes import Outcome, found_output
 from .resample import target_size
-from .workers import _ProcQueue
+from .workers import ProcQueue
 
 # A GIF's delays are in hundredths of a second, and browsers show one of 10 ms or less
 # (0 or 1 hundredth) for 100 ms; 15 ms and more round to 2 hundredths.
@@ -32,7 +32,9 @@ ANIMATED_FORMATS = frozenset({"png", "webp", "gif"})
 
 
 @dataclass
-class _Item:
+class Item:
+    """A picture in flight from its load to its save, and what it holds on the way."""
+
     job: Job
     target: Path
     pixels: np.ndarray | None = None
@@ -48,7 +50,7 @@ class _Item:
     again: bool = False  # its last such failure sends it to another device
 
 
-def _read(item: _Item, read: Callable, flags: FlagNames | None) -> tuple | None:
+def _read(item: Item, read: Callable, flags: FlagNames | None) -> tuple | None:
     """``read(item's source)``, or None with the failure in ``item.error``, any option
     it names as ``flags`` name it."""
     try:
@@ -65,16 +67,16 @@ class Loading:
     picture; they read its settings and its run's state (``_flags``, ``_resize``,
     ``_memory``, ``_budget``, ``_halt``...), set in Pipeline.__init__ and _run."""
 
-    def _load(self, next_job, to_proc: _ProcQueue) -> None:
+    def _load(self, next_job, to_proc: ProcQueue) -> None:
         while not self._halt.is_set():
             job = next_job()
             if job is None:
                 return
-            existing, missing = _found_output(job) if self._skip_existing else (None, None)
+            existing, missing = found_output(job) if self._skip_existing else (None, None)
             if existing is not None and missing is None:
                 self._report(Outcome(job, "skipped", "output exists", existing))
                 continue
-            item = _Item(job, job.target)
+            item = Item(job, job.target)
             if missing is not None:
                 item.notes.append(f"{existing} is written again: {missing} is missing, so it may be the output of "
                                   f"another {job.source.stem}.* picture, named when that one sorted first")
@@ -93,7 +95,7 @@ class Loading:
                     item.held = item.need
             self._put(to_proc, item)
 
-    def _check_overwrite(self, item: _Item) -> None:
+    def _check_overwrite(self, item: Item) -> None:
         """Fail ``item`` whose output is its input, or an earlier job's output of this
         run: Jobs made by hand wrote over it without a word (a folder's plan refuses
         both before the run)."""
@@ -110,10 +112,10 @@ class Loading:
             item.error = f"{job.source}: its output {job.target} is another picture's of this run: it would be " \
                          "overwritten; choose another output"
 
-    def _animated(self, item: _Item) -> bool:
+    def _animated(self, item: Item) -> bool:
         return self._animate and item.info.frames > 1 and output_format(item.target) in ANIMATED_FORMATS
 
-    def _read_frames(self, item: _Item) -> bool:
+    def _read_frames(self, item: Item) -> bool:
         """Every frame of ``item``'s picture, once the animations' budget and the run's
         memory, which stills share, have room for them (False: cancelled while
         waiting); a picture that alone needs more than either fails."""
@@ -158,7 +160,7 @@ class Loading:
         return True
 
     @staticmethod
-    def _check_gif_delays(item: _Item) -> None:
+    def _check_gif_delays(item: Item) -> None:
         # Browsers show a GIF frame of 10 ms or less for 100 ms: a WebP or APNG made
         # of such frames turns slow as a GIF. A GIF's own are read as shown, 100 ms.
         if output_format(item.target) != "gif":
@@ -169,7 +171,7 @@ class Loading:
                               f"{GIF_SHORTEST_SHOWN} ms, which browsers show for 100 ms in a GIF: write webp or png "
                               "to keep its speed")
 
-    def _frames_writing(self, item: _Item) -> int:
+    def _frames_writing(self, item: Item) -> int:
         """What writing ``item``'s frames upscaled takes beside them (``frames_write_bytes``)."""
         height, width = self._output_size(*item.pixels.shape[:2])
         channels, itemsize = item.pixels.shape[2], item.pixels.itemsize
@@ -192,7 +194,7 @@ class Loading:
             return target_size(height, width, self.lanes[0].upscaler.scale)
         return target_size(height, width, self._resize["scale"], self._resize["width"], self._resize["height"])
 
-    def _check_header(self, item: _Item) -> None:
+    def _check_header(self, item: Item) -> None:
         """Fail ``item`` before its pixels are read if the size its header states
         cannot be upscaled at the scale asked, or written as its format: a damaged
         WebP stating 8388609x9 pixels took a minute to decode before it was refused.
@@ -215,7 +217,7 @@ class Loading:
             said = e.said(self._flags)
             item.error = said if str(item.target) in said else f"{item.job.source}: {said}"
 
-    def _check_output(self, item: _Item) -> None:
+    def _check_output(self, item: Item) -> None:
         self._check_alpha(item)
         # After the alpha check: a jpg target with transparency becomes a png, which
         # holds an animation.
@@ -230,7 +232,7 @@ class Loading:
             self._check_colour(item)
         self._check_writable(item)
 
-    def _check_colour(self, item: _Item) -> None:
+    def _check_colour(self, item: Item) -> None:
         """A note where ``item``'s output holds colour as an ICC profile only and its
         cICP is one (HDR) that no profile written here states (an avif states it in
         its nclx)."""
@@ -243,7 +245,7 @@ class Loading:
                               f"has no ICC profile that a {fmt} could hold: writing {item.target} without it "
                               "(png and avif keep it)")
 
-    def _check_writable(self, item: _Item) -> None:
+    def _check_writable(self, item: Item) -> None:
         """Fail ``item`` now if its output cannot hold the upscaled picture (a side too
         long for WebP, an EXIF too large for JPEG), is no file (a folder of its
         name) or cannot be made (a file where its folder goes, a read-only folder):
@@ -275,7 +277,7 @@ class Loading:
         if not self._animated(item):  # an animation's frames have the budget of their own
             self._check_memory(item, out_height, out_width, fmt)
 
-    def _check_memory(self, item: _Item, height: int, width: int, fmt: str) -> None:
+    def _check_memory(self, item: Item, height: int, width: int, fmt: str) -> None:
         """Fail ``item`` now if its result and what its writer takes beside it cannot
         fit in the run's memory: the engine counts the result alone, and a 70000x70000
         png that fitted was killed while Pillow copied it. What fits is ``item.need``,
@@ -293,7 +295,7 @@ class Loading:
         else:
             item.need = need
 
-    def _check_folder(self, item: _Item) -> None:
+    def _check_folder(self, item: Item) -> None:
         """InputError naming ``item``'s picture unless a file can be made in its
         output's folder, or where that is not made yet, in the nearest folder above it
         that is there (the one it is made in)."""
@@ -311,7 +313,7 @@ class Loading:
         if refused is not None:
             raise InputError(f"{item.job.source}: {refused}")  # which picture: the folder says the same for each
 
-    def _check_jpeg_metadata(self, item: _Item) -> None:
+    def _check_jpeg_metadata(self, item: Item) -> None:
         """EXIF and XMP too large for ``item``'s JPEG: left out with a note each, but an
         EXIF only when ``drop_oversized_exif`` (else write_image fails the picture)."""
         exif, xmp = item.info.exif, item.info.xmp
@@ -333,7 +335,7 @@ class Loading:
             item.notes.append(f"{item.job.source}: its XMP ({len(xmp)} bytes) is too large for JPEG, which holds "
                               f"at most {MAX_JPEG_XMP}: writing {item.target} without it")
 
-    def _check_alpha(self, item: _Item) -> None:
+    def _check_alpha(self, item: Item) -> None:
         if item.pixels.shape[2] == 4 and alpha_target(item.target) != item.target:
             alpha = item.pixels[:, :, 3]
             opaque = bool((alpha == np.iinfo(alpha.dtype).max).all())

@@ -50,7 +50,7 @@ class Summary:
         return self.ok + self.skipped + self.failed
 
 
-def _found_output(job: Job) -> tuple[Path | None, Path | None]:
+def found_output(job: Job) -> tuple[Path | None, Path | None]:
     """What ``skip_existing`` finds of ``job``: its output there (or None), and with one,
     the first output of another input of its stem that is not there yet (or None). Each
     input added since the last run adds one such output; one that sorts first takes
@@ -68,7 +68,7 @@ def skipped_outcomes(jobs: Iterable[Job]) -> list[Outcome] | None:
     finished batch run again loaded a model (seconds on a GPU) for no picture."""
     outcomes = []
     for job in jobs:
-        existing, missing = _found_output(job)
+        existing, missing = found_output(job)
         if existing is None or missing is not None:
             return None
         outcomes.append(Outcome(job, "skipped", "output exists", existing))

@@ -9,7 +9,7 @@ reason to the save side, which reports it; a STOP item tells a worker to end.
 
 An animation's frames are independent: the proc worker that takes one asks every
 other proc worker on its kind of device (GPU or CPU), of every lane, for help, and
-they take its frames before any new picture (see workers._ProcQueue and _Frames).
+they take its frames before any new picture (see workers.ProcQueue and Frames).
 
 With several devices, one that fails a picture in an unforeseen way (a Vulkan error,
 a lost device) takes no more pictures, and that picture goes to another: the others
@@ -36,15 +36,15 @@ from .animation import write_frames
 from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
-from .failover import Failover, _tried
+from .failover import Failover, tried
 from .images import checked_quality, write_image
 from .jobs import Job, Plan
-from .lanes import Lane, UpscalingFailed, _check_lanes, _whole_at_least_1, ordered_map
-from .loading import Loading, _Item
+from .lanes import Lane, UpscalingFailed, check_lanes, ordered_map, whole_at_least_1
+from .loading import Item, Loading
 from .outcomes import Outcome, Summary
 from .resample import checked_resize
 from .signals import HeldInterrupts, ctrl_c_signals
-from .workers import STOP, Cancelled, _Frames, _join, _ProcQueue, _Worker
+from .workers import STOP, Cancelled, Frames, ProcQueue, Worker, join_workers
 
 # What the library's users import from here (see the README), wherever it is defined.
 __all__ = ["Lane", "Outcome", "Pipeline", "Summary", "UpscalingFailed", "ordered_map"]
@@ -131,7 +131,7 @@ class Pipeline(Loading, Failover):
                  keep_opaque_alpha: bool = False, drop_oversized_exif: bool = False, animate: bool = True,
                  animation_memory: int | None = None, on_tile: Callable[[int, int], None] | None = None,
                  flags: FlagNames | None = None):
-        _check_lanes(lanes, "a pipeline")
+        check_lanes(lanes, "a pipeline")
         for lane in lanes:
             # ordered_map's lanes may hold anything its function takes; a pipeline's
             # "up" (or None) was a bare AttributeError once the run began.
@@ -140,7 +140,7 @@ class Pipeline(Loading, Failover):
         # "2" was a bare TypeError, and 1.5 one in run.
         for name, value in (("load_workers", load_workers), ("save_workers", save_workers),
                             ("queue_size", queue_size)):
-            if not _whole_at_least_1(value):
+            if not whole_at_least_1(value):
                 raise SettingError(f"{name} must be a whole number, at least 1, got {value!r}")
         for name, value in (("metadata", metadata), ("skip_existing", skip_existing),
                             ("keep_opaque_alpha", keep_opaque_alpha), ("drop_oversized_exif", drop_oversized_exif),
@@ -154,7 +154,7 @@ class Pipeline(Loading, Failover):
             raise SettingError(f"on_tile must be a function of (done, total), or None, got {describe(on_tile)}")
         if flags is not None and not isinstance(flags, FlagNames):
             raise SettingError(f"flags must be FlagNames or None, got {describe(flags)}")
-        if animation_memory is not None and not _whole_at_least_1(animation_memory):
+        if animation_memory is not None and not whole_at_least_1(animation_memory):
             raise SettingError(f"animation_memory must be a whole number of bytes, at least 1, or None, "
                                f"got {animation_memory!r}")
         # Once here: else each picture of the batch failed on the same setting, one by one.
@@ -270,7 +270,7 @@ class Pipeline(Loading, Failover):
             raise _not_jobs(jobs)
         pending = iter(jobs)
         pending_lock = threading.Lock()
-        to_proc = _ProcQueue(self._queue_size, self._proc_workers)
+        to_proc = ProcQueue(self._queue_size, self._proc_workers)
         self._wake_procs = to_proc.wake
         to_save: queue.Queue = queue.Queue(self._queue_size)
 
@@ -287,10 +287,10 @@ class Pipeline(Loading, Failover):
         # a library user's own handler (or SIGTERM's default) is not set aside.
         held = HeldInterrupts(ctrl_c_signals())
         crashed = self._crashed
-        loaders = [_Worker(self._load, next_job, to_proc, on_error=crashed) for _ in range(self.load_workers)]
-        procs = [_Worker(self._proc, lane.upscaler, to_proc, to_save, on_error=crashed)
+        loaders = [Worker(self._load, next_job, to_proc, on_error=crashed) for _ in range(self.load_workers)]
+        procs = [Worker(self._proc, lane.upscaler, to_proc, to_save, on_error=crashed)
                  for lane in self.lanes for _ in range(lane.workers)]
-        savers = [_Worker(self._save, to_save, on_error=crashed) for _ in range(self.save_workers)]
+        savers = [Worker(self._save, to_save, on_error=crashed) for _ in range(self.save_workers)]
         # Each stage ends when its threads have ended and the next stage got one STOP
         # per worker that still reads.
         stages = [(loaders, to_proc, procs), (procs, to_save, savers), (savers, None, [])]
@@ -357,21 +357,21 @@ class Pipeline(Loading, Failover):
                 if item is STOP and readers is not None and all(r.done.is_set() for r in readers):
                     return
 
-    def _proc(self, upscaler: Upscaler, to_proc: _ProcQueue, to_save: queue.Queue) -> None:
+    def _proc(self, upscaler: Upscaler, to_proc: ProcQueue, to_save: queue.Queue) -> None:
         # Out of service, it waits for its STOP, or to be back (see _judge); once the
         # run halts, it takes what is left to drop it.
         def serving() -> bool:
             return id(upscaler) not in self._down or self._halt.is_set()
 
         # A picture it failed waits for a device that has not had it (see _judge).
-        def takes(item: _Item, stuck: bool) -> bool:
-            return self._halt.is_set() or not _tried(item, upscaler) or not self._awaits(item, stuck)
+        def takes(item: Item, stuck: bool) -> bool:
+            return self._halt.is_set() or not tried(item, upscaler) or not self._awaits(item, stuck)
 
         while True:
             item = to_proc.get(upscaler.device.is_gpu, serving, takes)
             if item is STOP:
                 return
-            if isinstance(item, _Frames):  # another worker's animation: its owner reports how it went
+            if isinstance(item, Frames):  # another worker's animation: its owner reports how it went
                 if not self._halt.is_set() and id(upscaler) not in self._down:
                     item.work(upscaler)
                 continue
@@ -380,7 +380,7 @@ class Pipeline(Loading, Failover):
                     to_proc.retry(item)
                 elif self._halt.is_set():
                     pass
-                elif _tried(item, upscaler):  # no device that has not had it is left to take it
+                elif tried(item, upscaler):  # no device that has not had it is left to take it
                     self._blame(item)
                     item.pixels = item.animation = None
                     self._saved(to_save, item)
@@ -389,7 +389,7 @@ class Pipeline(Loading, Failover):
             finally:
                 to_proc.done()
 
-    def _proc_one(self, upscaler: Upscaler, item: _Item, to_proc: _ProcQueue, to_save: queue.Queue) -> None:
+    def _proc_one(self, upscaler: Upscaler, item: Item, to_proc: ProcQueue, to_save: queue.Queue) -> None:
         if not item.error:
             try:
                 self._upscale(upscaler, item, to_proc)
@@ -412,14 +412,14 @@ class Pipeline(Loading, Failover):
                 item.pixels = item.animation = None
         self._saved(to_save, item)
 
-    def _saved(self, to_save: queue.Queue, item: _Item) -> None:
+    def _saved(self, to_save: queue.Queue, item: Item) -> None:
         """``item`` handed from a proc worker to the savers, for its output or outcome."""
         # Once every device has failed, the saves go on with what was upscaled: only a
         # cancel stops them reading. (Given up at the halt, a picture whose failure
         # took the last device out went unreported.)
         self._put(to_save, item, until=self._cancel)
 
-    def _upscale(self, upscaler: Upscaler, item: _Item, to_proc: _ProcQueue) -> None:
+    def _upscale(self, upscaler: Upscaler, item: Item, to_proc: ProcQueue) -> None:
         """``item``'s picture, or each frame of its animation, upscaled in its place.
         The frames are shared with the other proc workers; this one upscales them too
         until none is left to take, so it never waits for a frame no one has taken."""
@@ -449,7 +449,7 @@ class Pipeline(Loading, Failover):
             item.pixels = upscale(upscaler, item.pixels)
         else:
             pictures = item.animation.frames
-            frames = _Frames(pictures, upscale)
+            frames = Frames(pictures, upscale)
             # Helpers on the same kind of device only: a GPU's animation that handed a
             # frame to a CPU worker waited for it long after its own were done.
             on_gpu = upscaler.device.is_gpu
@@ -499,7 +499,7 @@ class Pipeline(Loading, Failover):
                 if item.held:
                     self._memory.give(item.held)
 
-    def _save_one(self, item: _Item) -> None:
+    def _save_one(self, item: Item) -> None:
         if item.error:
             self._report(Outcome(item.job, "failed", item.error, notes=tuple(item.notes)))
             return
@@ -588,7 +588,7 @@ class Pipeline(Loading, Failover):
         """Join each stage, then send the next one its STOPs, never twice: this may be
         re-entered after a Ctrl-C."""
         for threads, next_queue, readers in stages:
-            _join(threads)
+            join_workers(threads)
             if next_queue is not None:
                 while stops_sent[id(next_queue)] < len(readers):
                     self._put(next_queue, STOP, readers)

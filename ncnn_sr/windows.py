@@ -93,7 +93,7 @@ class WindowRunner:
             # The rest run to their end even through another Ctrl-C: the network may be
             # freed as soon as the call ends, and freeing it under a window crashes.
             # Their futures are waited for, not their threads: an interrupted
-            # Thread.join can take a thread still inside ncnn for ended (workers._Worker).
+            # Thread.join can take a thread still inside ncnn for ended (workers.Worker).
             interrupted = False
             while True:
                 try:

@@ -21,7 +21,7 @@ class Cancelled(Exception):
     """Raised inside a proc worker's upscale when the run is cancelled."""
 
 
-class _ProcQueue:
+class ProcQueue:
     """What proc workers take: pictures, at most ``size`` waiting (``put`` raises
     queue.Full after ``timeout`` as queue.Queue does), and before them animations'
     calls for help to the workers on GPUs, or on the CPU. Those are not bounded by
@@ -51,7 +51,7 @@ class _ProcQueue:
             self._pictures.append(item)
             self._changed()  # the one notify woke could be out of service
 
-    def ask_help(self, frames: _Frames, count: int, on_gpu: bool) -> None:
+    def ask_help(self, frames: Frames, count: int, on_gpu: bool) -> None:
         """Call ``count`` workers on GPUs (``on_gpu``), or on the CPU, to ``frames``,
         ahead of every picture."""
         with self._not_empty:
@@ -131,7 +131,7 @@ class _ProcQueue:
         self._not_empty.notify_all()
 
 
-class _Frames:
+class Frames:
     """An animation's frames, upscaled by whichever workers call ``work``: each frame
     once, its result in its place. After the first failure (Cancelled too) no more
     frames are taken, and ``result`` raises it."""
@@ -174,7 +174,7 @@ class _Frames:
             return done
 
 
-class _Worker:
+class Worker:
     """A daemon thread running ``target(*args)``, whose end can be waited for across
     Ctrl-C. Python 3.11's Thread.join, interrupted by a KeyboardInterrupt, can mark a
     thread that still runs as stopped (is_alive() False): the batch then returned with
@@ -197,8 +197,9 @@ class _Worker:
         self.thread.start()
 
 
-def _join(workers: list[_Worker]) -> None:
-    # Short waits so that Ctrl-C reaches this (main) thread promptly.
+def join_workers(workers: list[Worker]) -> None:
+    """Wait for each of ``workers`` to end, in short waits so that Ctrl-C reaches this
+    (main) thread promptly."""
     for w in workers:
         while not w.done.wait(0.1):
             pass

@@ -330,9 +330,9 @@ def test_dropin_prints_a_percentage_per_tile_on_stderr_as_the_reference(tmp_path
 
 def test_the_dropins_percentages_leave_out_an_upscale_that_ended_without_its_result(capsys):
     # Told (0, total) for it, they would print 0.00% before its error.
-    from ncnn_sr.console import _tile_percent
-    _tile_percent(0, 4)
-    _tile_percent(1, 4)
+    from ncnn_sr.console import tile_percent
+    tile_percent(0, 4)
+    tile_percent(1, 4)
     assert capsys.readouterr().err == "25.00%\n"
 
 
@@ -354,9 +354,9 @@ class GoneTerminal(io.StringIO):
 @pytest.mark.parametrize("bar", ["folder", "picture"])
 def test_a_bar_whose_stderr_is_gone_loses_no_picture(tmp_path, monkeypatch, bar):
     # Each picture failed with "on_tile, the progress callback, failed: BrokenPipeError",
-    # where the drop-in's percentages (_tile_percent) leave it be.
+    # where the drop-in's percentages (tile_percent) leave it be.
     from ncnn_sr import Upscaler
-    from ncnn_sr.console import _Progress, _TileBar
+    from ncnn_sr.console import Progress, TileBar
     from ncnn_sr.jobs import plan_jobs
     from ncnn_sr.lanes import Lane
     from ncnn_sr.pipeline import Pipeline
@@ -364,7 +364,7 @@ def test_a_bar_whose_stderr_is_gone_loses_no_picture(tmp_path, monkeypatch, bar)
     pictures(tmp_path / "in", ["a.png", "b.png"], size=(80, 80))
     stderr = GoneTerminal()
     monkeypatch.setattr(sys, "stderr", stderr)
-    progress = _Progress("ncnn-sr", 2, False, False, show=True) if bar == "folder" else _TileBar("ncnn-sr")
+    progress = Progress("ncnn-sr", 2, False, False, show=True) if bar == "folder" else TileBar("ncnn-sr")
     progress.bar.mininterval = 0  # each tile redraws it
     on_tile = progress.tile if bar == "folder" else progress
     stderr.gone = True
@@ -385,7 +385,7 @@ def test_a_single_picture_off_a_terminal_says_its_tiles_every_few_seconds(monkey
     from ncnn_sr import console
 
     monkeypatch.setattr(console._Meter, "PLAIN_EVERY", 0)
-    tiles = console._TileBar("ncnn-sr")
+    tiles = console.TileBar("ncnn-sr")
     assert tiles.bar is None  # capsys's stderr is no terminal
     for done in (0, 1, 2, 4):  # 0: no tile, an upscale that ended without its result
         tiles(done, 4)
@@ -1861,7 +1861,7 @@ def test_a_folders_bar_drops_the_share_of_a_picture_that_failed_midway(tmp_path)
     # with one done, until that worker's next picture.
     from types import SimpleNamespace
     from ncnn_sr import InputError
-    from ncnn_sr.console import _Progress
+    from ncnn_sr.console import Progress
     from ncnn_sr.devices import CPU
     from ncnn_sr.jobs import Job
     from ncnn_sr.lanes import Lane
@@ -1880,7 +1880,7 @@ def test_a_folders_bar_drops_the_share_of_a_picture_that_failed_midway(tmp_path)
             self.n += step
 
     pictures(tmp_path, ["a.png"])
-    progress = _Progress("ncnn-sr", 2, verbose=False, quiet=True, show=True)
+    progress = Progress("ncnn-sr", 2, verbose=False, quiet=True, show=True)
     progress.bar = Bar(n=0.0)
     summary = Pipeline([Lane(Refusing(), 1)], on_outcome=progress, on_tile=progress.tile).run(
         [Job(tmp_path / "a.png", tmp_path / "out.png")])

@@ -571,11 +571,11 @@ def judging(count):
     """A pipeline of ``count`` Picky devices of one worker each, to call _judge on as a
     run would, and its pictures by name."""
     from ncnn_sr.outcomes import Summary
-    from ncnn_sr.loading import _Item
+    from ncnn_sr.loading import Item
     ups = [Picky(fake_gpu(i)) for i in range(count)]
     p = Pipeline([Lane(up, 1) for up in ups])
     p._summary = Summary()
-    return p, ups, lambda name: _Item(SimpleNamespace(source=name), Path(name))
+    return p, ups, lambda name: Item(SimpleNamespace(source=name), Path(name))
 
 
 def test_a_picture_failed_on_two_lost_devices_of_three_goes_to_the_third(warnings):
@@ -661,12 +661,12 @@ def test_a_picture_failed_on_every_device_that_stops_the_run_still_reaches_the_s
     # run; its outcome, given up on behind a full save queue, was never reported.
     import queue
 
-    from ncnn_sr.workers import STOP, _ProcQueue
+    from ncnn_sr.workers import STOP, ProcQueue
     p, (a, b), item = judging(2)
     picture = item("p.png")
     picture.failed_on, picture.failure = [a, b], ValueError("odd picture")
     p._at_fault_in_row = p._proc_workers
-    to_proc = _ProcQueue(4)
+    to_proc = ProcQueue(4)
     to_proc.put(picture)
     to_proc.put(STOP)
 
@@ -687,8 +687,8 @@ def test_a_picture_failed_on_every_device_that_stops_the_run_still_reaches_the_s
 def test_a_picture_every_worker_passes_over_is_taken_once_none_is_in_work():
     # Each waits for a device out of service for the other's sake: taken while another
     # picture was in work, it could have waited for that one; never taken, the run hung.
-    from ncnn_sr.workers import _ProcQueue
-    q = _ProcQueue(4)
+    from ncnn_sr.workers import ProcQueue
+    q = ProcQueue(4)
     q.put("other")
     q.put("waiting")
     assert q.get(True) == "other"
@@ -708,7 +708,7 @@ def test_a_picture_waiting_for_a_device_that_goes_out_for_good_fails_without_wai
     # picture was in work, behind whatever the others were doing.
     import queue
 
-    from ncnn_sr.workers import STOP, _ProcQueue
+    from ncnn_sr.workers import STOP, ProcQueue
     p, (a, b, c), item = judging(3)
     error = RuntimeError("vkQueueSubmit failed")
     waiting, done_elsewhere = item("p.png"), item("q.png")
@@ -716,7 +716,7 @@ def test_a_picture_waiting_for_a_device_that_goes_out_for_good_fails_without_wai
     p._judge(b, waiting, error)
     p._judge(c, done_elsewhere, error)  # the last in service: a and b come back
     assert p._down == {id(c)} and not p._out
-    to_proc, to_save = _ProcQueue(4), queue.Queue()
+    to_proc, to_save = ProcQueue(4), queue.Queue()
     p._wake_procs = to_proc.wake
     to_proc.put(done_elsewhere)
     assert to_proc.get(True) is done_elsewhere  # a's worker has it
@@ -749,7 +749,7 @@ def test_a_picture_waiting_for_a_device_out_for_now_is_not_failed_before_every_w
     # and so bring d back for p. A good picture failed, a sound device waiting for it.
     import queue
 
-    from ncnn_sr.workers import STOP, _ProcQueue
+    from ncnn_sr.workers import STOP, ProcQueue
     p, (a, b, d), item = judging(3)
     lost = RuntimeError("vkQueueSubmit failed")
     good, bad = item("p.png"), item("q.png")
@@ -759,7 +759,7 @@ def test_a_picture_waiting_for_a_device_out_for_now_is_not_failed_before_every_w
     p._judge(d, bad, ValueError("odd picture"))
     assert p._down == {id(d)} and good.again and bad.again
     good.pixels, bad.pixels = picture(4, 4), picture(5, 5)
-    to_proc, to_save = _ProcQueue(4, workers=3), queue.Queue()
+    to_proc, to_save = ProcQueue(4, workers=3), queue.Queue()
     p._wake_procs = to_proc.wake
     to_proc.put(good)
     to_proc.put(bad)
@@ -844,7 +844,7 @@ def test_a_picture_upscaled_as_the_last_device_fails_waits_for_room_to_be_writte
     import queue
 
     from ncnn_sr.outcomes import Summary
-    from ncnn_sr.loading import _Item
+    from ncnn_sr.loading import Item
 
     class FullAtFirst:
         def __init__(self):
@@ -859,7 +859,7 @@ def test_a_picture_upscaled_as_the_last_device_fails_waits_for_room_to_be_writte
     up = SlowFake(0)
     p = Pipeline([Lane(up, 1)])
     p._summary = Summary()
-    item = _Item(SimpleNamespace(source="a.png"), Path("a.png"), pixels=picture(4, 4))
+    item = Item(SimpleNamespace(source="a.png"), Path("a.png"), pixels=picture(4, 4))
     to_save = FullAtFirst()
     p._halt.set()  # the other device's worker, meanwhile
     p._proc_one(up, item, None, to_save)
@@ -1225,10 +1225,10 @@ def test_joining_waits_for_the_target_even_when_the_thread_says_it_ended():
         release.wait()
         finished.append(True)
 
-    worker = workers_mod._Worker(work)
+    worker = workers_mod.Worker(work)
     worker.thread.is_alive = lambda: False  # what the interrupted join leaves behind
     threading.Timer(0.3, release.set).start()
-    workers_mod._join([worker])
+    workers_mod.join_workers([worker])
     assert finished == [True]
 
 
@@ -1268,14 +1268,14 @@ def test_a_library_user_s_own_signal_handler_is_not_held_while_workers_start(tmp
     heard = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: heard.append(signum))
 
-    class Worker(workers_mod._Worker):
+    class Worker(workers_mod.Worker):
         def __init__(self, *args, **kwargs):
             if not heard:
                 os.kill(os.getpid(), signal.SIGTERM)
                 for _ in range(9):  # Python runs the handler between these
                     pass
             super().__init__(*args, **kwargs)
-    monkeypatch.setattr(pipeline_mod, "_Worker", Worker)
+    monkeypatch.setattr(pipeline_mod, "Worker", Worker)
     try:
         summary = Pipeline([Lane(SlowFake(0), 1)]).run(folder_of(tmp_path, 1, size=(4, 4)))
     finally:

@@ -207,7 +207,7 @@ def test_progress_past_its_estimated_total_raises_the_total_and_gives_no_negativ
     from ncnn_sr import console
 
     monkeypatch.setattr(console._Meter, "PLAIN_EVERY", 0)
-    bar = console._FrameProgress("ncnn-sr", 2, quiet=False)
+    bar = console.FrameProgress("ncnn-sr", 2, quiet=False)
     for done in (1, 2, 3):
         bar(done)
     assert bar.total == 3 and "ETA -" not in capsys.readouterr().err

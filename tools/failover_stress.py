@@ -17,7 +17,7 @@ differently every time. What must hold:
 
 Videos (ordered_map): a folder of 4 videos through one set of lanes, each with a bad
 frame at random, stopped as the command stops a folder (once more videos in a row than
-batch_cli._FAILED_EVERYWHERE fail on every device in service). With a sound device,
+batch_cli.FAILED_EVERYWHERE fail on every device in service). With a sound device,
 every video without a bad frame is done, frames in order, and each with one fails; a
 bad video alone does not stop the folder (two in a row may, by design); a lost device
 that failed a frame of a video done takes no frame of the later ones. With none, the
@@ -60,7 +60,7 @@ PICTURES = 16
 FRAMES = 24
 VIDEOS = 4  # a folder's
 try:  # how many videos in a row failed on every device in service a folder of videos goes on after
-    from ncnn_sr.batch_cli import _FAILED_EVERYWHERE as FAILED_EVERYWHERE
+    from ncnn_sr.batch_cli import FAILED_EVERYWHERE
 except ImportError:
     FAILED_EVERYWHERE = 0  # stopped at the first
 HANG = 30  # seconds a run may take before it counts as hung
@@ -137,7 +137,7 @@ def widen_races() -> None:
             return method(*args, **kwargs)
         return call
 
-    workers._ProcQueue.get = paused(workers._ProcQueue.get)
+    workers.ProcQueue.get = paused(workers.ProcQueue.get)
     pipeline.Pipeline._blame = paused(pipeline.Pipeline._blame)
     pipeline.Pipeline._judge = paused(pipeline.Pipeline._judge)
 
