@@ -172,11 +172,14 @@ class Loading:
                               "to keep its speed")
 
     def _frames_writing(self, item: Item) -> int:
-        """What writing ``item``'s frames upscaled takes beside them (``frames_write_bytes``)."""
+        """What writing ``item``'s frames upscaled takes beside them (``frames_write_bytes``),
+        before they are read: as RGB or RGBA, whichever takes more."""
         height, width = self._output_size(*item.pixels.shape[:2])
-        channels, itemsize = item.pixels.shape[2], item.pixels.itemsize
-        return frames_write_bytes(height, width, channels, itemsize, item.info.frames, output_format(item.target),
-                                  self._quality, grey=item.info.mode in GREY_MODES)
+        # read_frames gives every frame RGBA where any one has transparency (a later
+        # one may, beside an opaque first), else RGB, grey as colour.
+        return max(frames_write_bytes(height, width, channels, item.pixels.itemsize, item.info.frames,
+                                      output_format(item.target), self._quality, grey=item.info.mode in GREY_MODES)
+                   for channels in (3, 4))
 
     def _animation_bytes(self, first: np.ndarray, frames: int) -> int:
         """What ``frames`` frames like ``first`` take, upscaled, as MAX_ANIMATION_MEMORY

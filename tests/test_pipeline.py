@@ -1759,6 +1759,37 @@ def test_an_animation_whose_writing_does_not_fit_beside_its_frames_fails_before_
     assert Pipeline([cpu_lane]).run(jobs).ok == 1
 
 
+def test_an_animation_whose_later_frames_gain_transparency_counts_their_writing_as_rgba(
+        tmp_path, cpu_lane, monkeypatch):
+    # Its first frame is opaque (read as RGB), its second has a clear pixel (disposed
+    # to the background, the first's is not beneath it): every frame is read as RGBA,
+    # whose lossy WebP writing takes more than RGB's. Counted from the first frame, the
+    # run held less for their writing than write_frames takes.
+    from ncnn_sr.animation import frames_write_bytes
+    from ncnn_sr.images import read_image
+    (tmp_path / "in").mkdir()
+    palette = [0, 0, 0, 40, 100, 200, 250, 250, 0]
+    images = []
+    for i in range(3):
+        indices = np.ones((12, 16), np.uint8)
+        indices[0, 0] = 0 if i == 1 else 2  # index 0 is the clear one
+        images.append(Image.fromarray(indices, "P"))
+        images[-1].putpalette(palette)
+    images[0].save(tmp_path / "in" / "anim.gif", save_all=True, append_images=images[1:], duration=60,
+                   transparency=0, disposal=2)
+    jobs = plan_jobs(tmp_path / "in" / "anim.gif", tmp_path / "out.webp").jobs
+    source = str(tmp_path / "in" / "anim.gif")
+    assert read_image(source)[0].shape[2] == 3 and read_frames(source)[0].frames[0].shape[2] == 4
+    held = 20736 + frames_write_bytes(24, 32, 4, 1, 3, "webp", 80)
+    assert held > 20736 + frames_write_bytes(24, 32, 3, 1, 3, "webp", 80)
+    monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: held - 1)
+    summary = Pipeline([cpu_lane], quality=80).run(jobs)
+    assert summary.failed == 1 and summary.pixels_in == 0
+    assert not list(tmp_path.glob("out*"))
+    monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: held)
+    assert Pipeline([cpu_lane], quality=80).run(jobs).ok == 1
+
+
 def test_sixteen_bit_animation_frames_count_twice_the_memory(cpu_lane):
     # A deep AVIF's frames are held in 16 bits: counted as 8-bit, the budget let
     # through twice what it says.
