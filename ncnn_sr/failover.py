@@ -5,10 +5,13 @@ the picture or the devices (see Failover._judge)."""
 from __future__ import annotations
 
 import logging
+import threading
+from typing import Callable
 
 from .engine import Upscaler
 from .lanes import UpscalingFailed
 from .loading import Item
+from .outcomes import Summary
 
 log = logging.getLogger("ncnn_sr")
 
@@ -19,9 +22,27 @@ def tried(item: Item, upscaler) -> bool:
 
 
 class Failover:
-    """Which of a Pipeline's devices take pictures, of which it is a part: the state
-    it keeps (``_upscalers``, ``_down``, ``_out``, ``_at_fault_in_row``, ``_lost_said``)
-    is set in Pipeline.__init__ and _run, and read and changed under ``_report_lock``."""
+    """Which of a Pipeline's devices take pictures, of which it is a part: its state
+    (``_start_failover``) is read and changed under ``_report_lock``. What it takes of
+    the Pipeline is declared here, and nothing more (a test holds it to that)."""
+
+    _upscalers: list[Upscaler]  # each lane's, once
+    _proc_workers: int  # of every lane
+    _report_lock: threading.Lock
+    _summary: Summary  # the run's
+    _halt: threading.Event  # stops new pictures
+    _wake_procs: Callable[[], None]  # the run's proc workers re-read _down and _halt
+
+    def _start_failover(self) -> None:
+        """Every device in service, no picture found at fault: as a Pipeline is made and
+        each run starts."""
+        # The Upscalers' ids: those that take no pictures (out of service for now, or
+        # out for good), and those out for good; and the pictures found at fault since
+        # the last one done (see _at_fault).
+        self._down: set[int] = set()
+        self._out: set[int] = set()
+        self._at_fault_in_row = 0
+        self._lost_said: dict[int, str] = {}  # each one down's entry in Summary.lost
 
     def _done_on(self, upscaler: Upscaler, item: Item, pictures: tuple) -> None:
         """``item``, whose ``pictures`` ``upscaler`` has upscaled: counted, none found at

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -13,12 +14,14 @@ import numpy as np
 
 from . import avif
 from .animation import Animation, frames_write_bytes, read_frames
+from .budget import MemoryBudget
 from .errors import FlagNames, InputError, NcnnSrError, cannot_write
 from .files import check_writable, write_target
 from .images import (FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadata, output_format, read_image,
                      upright_sizes, write_bytes)
 from .icc import unstated as unstated_colour
 from .jobs import Job, alpha_target, check_reachable, output_key
+from .lanes import Lane
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
 from .outcomes import Outcome, found_output
 from .resample import target_size
@@ -64,8 +67,35 @@ def _read(item: Item, read: Callable, flags: FlagNames | None) -> tuple | None:
 
 class Loading:
     """The load workers of a Pipeline, of which it is a part, and their checks of each
-    picture; they read its settings and its run's state (``_flags``, ``_resize``,
-    ``_memory``, ``_budget``, ``_halt``...), set in Pipeline.__init__ and _run."""
+    picture. What they take of the Pipeline is declared here, and nothing more (a test
+    holds them to it)."""
+
+    # Its settings, from Pipeline.__init__.
+    lanes: list[Lane]
+    _flags: FlagNames | None
+    _resize: dict[str, float | int | None]
+    _quality: int | None
+    _metadata: bool
+    _keep_opaque_alpha: bool
+    _drop_oversized_exif: bool
+    _skip_existing: bool
+    _animate: bool
+    # Its run's: what stops new pictures, the memory of stills and animations in flight
+    # (``_memory`` None where it is unknown), and where pictures go.
+    _halt: threading.Event
+    _memory: MemoryBudget | None
+    _budget: MemoryBudget
+    _put: Callable[..., None]
+    _report: Callable[[Outcome], None]
+
+    def _start_loading(self) -> None:
+        """Nothing claimed yet, as each run starts."""
+        # Why each output folder looked at cannot be written in (None: it can), so a
+        # folder of thousands of pictures is tried once, not once a picture.
+        self._unwritable: dict[Path, str | None] = {}
+        self._unwritable_lock = threading.Lock()
+        self._targets: set[str] = set()  # this run's outputs so far, as absolute paths
+        self._targets_lock = threading.Lock()  # the loaders claim them
 
     def _load(self, next_job, to_proc: ProcQueue) -> None:
         while not self._halt.is_set():

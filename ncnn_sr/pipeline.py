@@ -26,7 +26,6 @@ import queue
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -180,14 +179,8 @@ class Pipeline(Loading, Failover):
         # cancel alone stops the saves.
         self._halt = threading.Event()
         self._upscalers = list({id(lane.upscaler): lane.upscaler for lane in lanes}.values())
-        # The Upscalers' ids: those that take no pictures (out of service for now, or
-        # out for good), and those out for good; and the pictures found at fault since
-        # the last one done (see _at_fault); all under _report_lock.
-        self._down: set[int] = set()
-        self._out: set[int] = set()
-        self._at_fault_in_row = 0
+        self._start_failover()
         self._proc_workers = sum(lane.workers for lane in lanes)
-        self._lost_said: dict[int, str] = {}  # each one down's entry in Summary.lost
         self._wake_procs: Callable[[], None] = lambda: None  # the run's proc workers re-read _down and _halt
         self._report_lock = threading.Lock()
         self._saving = 0  # saves under way, counted under _report_lock
@@ -197,12 +190,6 @@ class Pipeline(Loading, Failover):
         self._inside = 0
         self._errors: list[BaseException] = []
         self._summary = Summary()  # each run's own, from its start
-        # Why each output folder looked at cannot be written in (None: it can), so a
-        # folder of thousands of pictures is tried once, not once a picture.
-        self._unwritable: dict[Path, str | None] = {}
-        self._unwritable_lock = threading.Lock()
-        self._targets: set[str] = set()  # this run's outputs so far, as absolute paths
-        self._targets_lock = threading.Lock()  # the loaders claim them
         # A run interrupted inside a picture leaves its workers waiting on its queues
         # and its cancel: a later run must not clear that cancel under them.
         self._abandoned = False
@@ -247,13 +234,8 @@ class Pipeline(Loading, Failover):
         # picture on the old reason.
         self._cancel.clear()
         self._halt.clear()
-        self._down.clear()
-        self._out.clear()
-        self._at_fault_in_row = 0
-        self._lost_said.clear()
-        with self._unwritable_lock:
-            self._unwritable.clear()
-        self._targets.clear()  # no loader runs between runs
+        self._start_failover()
+        self._start_loading()  # no loader runs between runs
         self._summary = Summary()
         self._errors = []
         asked = self._animation_memory

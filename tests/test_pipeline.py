@@ -159,6 +159,25 @@ def test_a_pipeline_cancelled_runs_again_in_full(tmp_path, cpu_lane):
     assert not again.cancelled and again.ok == 6
 
 
+@pytest.mark.parametrize("part", [loading_mod.Loading, pipeline_mod.Failover], ids=["Loading", "Failover"])
+def test_a_pipelines_parts_take_of_it_only_what_they_declare(part, tmp_path, cpu_lane):
+    # Loading and Failover read attributes the Pipeline sets: listed in their
+    # docstrings in part ("_flags, _resize..."), the rest was found by reading.
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(part))
+    own = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+    used = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            (own if isinstance(node.ctx, ast.Store) else used).add(node.attr)
+    assert used - own == set(part.__annotations__)
+    pipeline = Pipeline([cpu_lane])
+    pipeline.run(folder_of(tmp_path, 1, size=(4, 4)))
+    assert [name for name in part.__annotations__ if not hasattr(pipeline, name)] == []
+
+
 def test_a_pipeline_running_refuses_a_second_run_at_once_and_its_summary_counts_its_own_jobs(tmp_path, cpu_lane):
     # found by a library audit: two threads running one Pipeline shared its summary,
     # each run said ok=30 for its 15 pictures, and a cancel or a new run's start reset
