@@ -741,7 +741,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         return EXIT_FAILED
     if not opts.quiet:
         echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped{_failed(failed, opts)} in "
-              f"{time.monotonic() - began:.1f} s")
+             f"{time.monotonic() - began:.1f} s")
     return EXIT_FAILED if failed else 0
 
 
@@ -759,7 +759,7 @@ def _say_stopped(prog: str, reason: str, ok: int, skipped: int, failed: int, lef
     what it did and says how to go on ``when`` the cause is mended."""
     how = "the same command with --skip-existing" if prog == "ncnn-sr" else "ncnn-sr with --skip-existing"
     echo(f"{prog}: stopped: {reason}; {ok} upscaled, {skipped} skipped, {failed} failed, {left} not done; "
-          f"once {when}, {how} goes on from there")
+         f"once {when}, {how} goes on from there")
 
 
 def _failed(count: int, opts: RunOptions) -> str:
@@ -799,7 +799,7 @@ def _scale_suffix(opts: RunOptions) -> str:
 def _run_progress(prog: str, opts: RunOptions, plan: Plan) -> Progress:
     """What tells of each picture of ``plan``'s outcome, the bar of a folder's run."""
     return Progress(prog, len(plan.jobs), opts.verbose, opts.quiet, show=plan.folder_mode,
-                     say_failed=opts.reference_stderr)
+                    say_failed=opts.reference_stderr)
 
 
 @dataclass
@@ -947,7 +947,7 @@ def _ended(prog: str, opts: RunOptions, plan: Plan, summary: Summary) -> int:
         folders = f", {unlisted} folder{'s' if unlisted > 1 else ''} not listed" if unlisted else ""
         failed = _failed(summary.failed, opts)
         echo(f"{prog}: {total} picture{'' if total == 1 else 's'}: {summary.ok} upscaled, {summary.skipped} skipped"
-              f"{failed}{folders} in {summary.seconds:.1f} s ({rate:.2f} pictures/s)")
+             f"{failed}{folders} in {summary.seconds:.1f} s ({rate:.2f} pictures/s)")
     return EXIT_FAILED if summary.failed or unlisted else 0
 
 
@@ -978,7 +978,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
             echo(f"{prog}: interrupted before any picture was written")
         else:
             echo(_picture_interrupted(prog, opts.output if plan is None else plan.jobs[0].target,
-                                       summary is not None and summary.ok > 0))
+                                      summary is not None and summary.ok > 0))
         return EXIT_INTERRUPTED
     except NcnnSrError as e:
         if debug:
