@@ -23,7 +23,7 @@ import click
 from . import devices
 from .console import FrameProgress, Progress, TileBar, echo, stream_aliases, tile_percent
 from .engine import Upscaler
-from .files import check_folder, check_writable
+from .files import check_folder, check_writable, make_folder
 from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, one_line,
                      os_reason, shell_word, write_error_type)
 from .images import frame_count, one_size, output_format
@@ -855,15 +855,6 @@ def _check_plan(prog: str, opts: RunOptions, plan: Plan) -> None:
         log.warning("--quality ignored: it sets jpg, webp and avif quality; PNG is lossless, GIF a palette")
 
 
-def _make_folder(folder: Path) -> None:
-    # Made now, before a model loads: where it cannot be (below /proc, a folder
-    # of another user's), every picture was upscaled only to fail, a line each.
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"cannot make the folder {folder}: {os_reason(e)}") from None
-
-
 def _skip_all(prog: str, opts: RunOptions, skipped: list[Outcome], state: _RunState) -> None:
     """The run of ``state``'s plan where --skip-existing finds every output."""
     # Nothing is written where --skip-existing finds every output: a finished batch
@@ -966,7 +957,9 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
         out_folder = opts.output if plan.folder_mode else plan.jobs[0].target.parent
         state.new_folder = _first_missing(out_folder)
         if state.new_folder is not None:
-            _make_folder(out_folder)
+            # Made now, before a model loads: where it cannot be (below /proc, a folder
+            # of another user's), every picture was upscaled only to fail, a line each.
+            make_folder(out_folder)
         skipped = skipped_outcomes(plan.jobs) if opts.skip_existing else None
         if skipped is not None:
             _skip_all(prog, opts, skipped, state)

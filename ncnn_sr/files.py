@@ -223,6 +223,14 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
         raise
 
 
+def make_folder(folder: Path) -> None:
+    """Make ``folder`` and its missing parents; InputError saying why it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot make the folder {folder}: {os_reason(e)}") from None
+
+
 @contextlib.contextmanager
 def folder_made(folder: str | os.PathLike):
     """Make ``folder`` and its missing parents for what the block writes there; when
@@ -230,10 +238,7 @@ def folder_made(folder: str | os.PathLike):
     are empty (one holding a download's kept bytes stays)."""
     folder = Path(folder)
     made = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]  # innermost first
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"cannot make the folder {folder}: {os_reason(e)}") from None
+    make_folder(folder)
     try:
         yield folder
     except BaseException:
