@@ -559,11 +559,8 @@ class Pipeline(Loading, Failover):
                         if self._inside:
                             return False
                 w.thread.join()
-            if next_queue is not None:
-                # The queues drain, being cancelled: no STOP waits long for room.
-                while stops_sent[id(next_queue)] < len(readers):
-                    self._put(next_queue, STOP, readers)
-                    stops_sent[id(next_queue)] += 1
+            # The queues drain, being cancelled: no STOP waits long for room.
+            self._send_stops(next_queue, readers, stops_sent)
         return True
 
     def _close(self, stages, stops_sent: dict) -> None:
@@ -571,10 +568,15 @@ class Pipeline(Loading, Failover):
         re-entered after a Ctrl-C."""
         for threads, next_queue, readers in stages:
             join_workers(threads)
-            if next_queue is not None:
-                while stops_sent[id(next_queue)] < len(readers):
-                    self._put(next_queue, STOP, readers)
-                    stops_sent[id(next_queue)] += 1
+            self._send_stops(next_queue, readers, stops_sent)
+
+    def _send_stops(self, next_queue: queue.Queue | None, readers: list, stops_sent: dict) -> None:
+        """A STOP for each of ``readers`` of ``next_queue`` (None: the last stage's) that
+        ``stops_sent`` does not count as sent yet."""
+        if next_queue is not None:
+            while stops_sent[id(next_queue)] < len(readers):
+                self._put(next_queue, STOP, readers)
+                stops_sent[id(next_queue)] += 1
 
 
 class _FailedOn(Exception):
