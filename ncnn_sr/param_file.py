@@ -359,18 +359,13 @@ def weight_blobs(layer: Layer) -> list[tuple[int, int]] | None:
     t = layer.type
     if t in _WEIGHTLESS:
         return []
-    if t in _CONVOLUTIONS:
+    if t in _CONVOLUTIONS or t == "InnerProduct":
+        # The params that hold the weights' element count and whether a bias follows.
+        size, biased = (2, 1) if t == "InnerProduct" else (6, 5)
         if p.get(8, 0):  # int8 scales follow in a layout that varies by type
             return None
-        blobs = [(int(p.get(6, 0)), FLAGGED)]
-        if p.get(5, 0):
-            blobs.append((int(p.get(0, 0)), RAW))
-        return blobs
-    if t == "InnerProduct":
-        if p.get(8, 0):
-            return None
-        blobs = [(int(p.get(2, 0)), FLAGGED)]
-        if p.get(1, 0):
+        blobs = [(int(p.get(size, 0)), FLAGGED)]
+        if p.get(biased, 0):
             blobs.append((int(p.get(0, 0)), RAW))
         return blobs
     if t == "PReLU":
