@@ -9,14 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from . import avif, budget
+from . import avif
 from .errors import InputError, describe, in_one_line
-from .files import atomic_write
 from .apng import animate, frames_as_shown as apng_frames
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, frames_as_shown as gif_frames, has_clear_pixels, to_palette
 from .images import (FORMATS, GREY_MODES, ImageInfo, check_fits, checked_metadata, checked_write, count_frames,
-                     file_path, open_mended, pillow_warnings, png_file, read_image, reading, save_options, sized,
-                     write_bytes, write_image)
+                     file_path, open_mended, pillow_warnings, png_file, promised_write, read_image, reading,
+                     save_options, sized, write_bytes, write_image)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
 from .png import mended as mended_png
 from .pixels import check_image, to_eight_bit
@@ -210,20 +209,8 @@ def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo 
     height, width = first.shape[:2]
     need = frames_write_bytes(height, width, first.shape[2] if first.ndim == 3 else 1, first.itemsize, count, fmt,
                               quality, grey=info is not None and info.mode in GREY_MODES)
-    what = f"{count} {width}x{height} frames as {FORMATS[fmt]}"
-
-    def refusal(available: int) -> InputError:
-        return InputError(f"{path}: writing {what} needs about {need / 2**30:.1f} GB of memory beside the "
-                          f"frames, more than the {available / 2**30:.1f} GB available")
-
-    # As write_image's: Linux kills the process past what is available, and writers in
-    # other threads take their share of it at the same time.
-    with budget.WRITERS.promise(need, refusal):
-        try:
-            atomic_write(path, lambda f: _encode_frames(f, animation, info, fmt, quality))
-        except MemoryError:  # atomic_write removed the temporary file
-            raise InputError(f"{path}: not enough memory to write {what} (about {need / 2**30:.1f} GB "
-                             "beside the frames)") from None
+    promised_write(path, lambda f: _encode_frames(f, animation, info, fmt, quality), need,
+                   f"{count} {width}x{height} frames as {FORMATS[fmt]}", "the frames")
 
 
 # The longest a frame is shown that each format holds: a GIF's 16-bit count of

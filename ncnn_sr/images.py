@@ -13,6 +13,7 @@ import threading
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError, features
@@ -753,20 +754,26 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
     height, width = image.shape[:2]
     need = write_bytes(height, width, image.shape[2] if image.ndim == 3 else 1, image.itemsize, fmt, quality,
                        grey=info is not None and info.mode in GREY_MODES)
+    promised_write(path, lambda f: _encode(f, image, info, fmt, quality), need,
+                   f"a {width}x{height} picture as {FORMATS[fmt]}", "the picture")
 
+
+def promised_write(path: str, encode: Callable, need: int, what: str, beside: str) -> None:
+    """``atomic_write(path, encode)``, which takes ``need`` bytes of memory to write
+    ``what`` beside ``beside``, once budget.WRITERS has them; an InputError in those
+    words where they are not available, or run out."""
     def refusal(available: int) -> InputError:
-        return InputError(f"{path}: writing a {width}x{height} picture as {FORMATS[fmt]} needs about "
-                          f"{need / 2**30:.1f} GB of memory beside the picture, more than the "
-                          f"{available / 2**30:.1f} GB available")
+        return InputError(f"{path}: writing {what} needs about {need / 2**30:.1f} GB of memory beside {beside}, "
+                          f"more than the {available / 2**30:.1f} GB available")
 
     # Past what is available, Linux kills the process rather than failing an allocation;
     # writers in other threads take their share of it at the same time.
     with budget.WRITERS.promise(need, refusal):
         try:
-            atomic_write(path, lambda f: _encode(f, image, info, fmt, quality))
+            atomic_write(path, encode)
         except MemoryError:  # the temporary file is gone: atomic_write removes it on any failure
-            raise InputError(f"{path}: not enough memory to write a {width}x{height} picture as "
-                             f"{FORMATS[fmt]} (about {need / 2**30:.1f} GB beside the picture)") from None
+            raise InputError(f"{path}: not enough memory to write {what} (about {need / 2**30:.1f} GB beside "
+                             f"{beside})") from None
 
 
 def checked_write(path, fmt: str | None, quality, info, what: str) -> tuple[str, str, int | None]:
