@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 
 from .dysample import SAMPLE_REACH
-from .param_file import Layer, parse_param
+from .param_file import Layer, parse_param, readers
 
 # Layers that look at one pixel at a time (or join blobs pixel by pixel).
 _POINTWISE = frozenset("""
@@ -361,15 +361,12 @@ def _normalised_stages(layers, input_blob: str, cut_blob: str, producer, source,
     to its block's input ends a stage of that block alone; the blocks chained, the
     first block's input and the cut are the other bounds. No stages when a GroupNorm
     is found in any other pattern, or a bound is no clean cut."""
-    readers: dict[str, list] = {}
-    for layer in layers:
-        for b in layer.bottoms:
-            readers.setdefault(b, []).append(layer)
+    reading = readers(layers)
     bounds: list[tuple[str, GroupNorm | None]] = []
     for layer in layers:
         if layer.type != "GroupNorm":
             continue
-        after = readers.get(layer.tops[0], [])
+        after = reading.get(layer.tops[0], [])
         p = layer.params
         groups, channels = int(p.get(0, 1)), int(p.get(1, 0))
         if len(after) != 1 or after[0].type != "BinaryOp" or len(after[0].bottoms) != 2 \

@@ -37,6 +37,15 @@ class ParamGraph:
     output_blob: str
 
 
+def readers(layers) -> dict[str, list[Layer]]:
+    """The ``layers`` that take each blob, in their order."""
+    taking: dict[str, list[Layer]] = {}
+    for layer in layers:
+        for bottom in layer.bottoms:
+            taking.setdefault(bottom, []).append(layer)
+    return taking
+
+
 def _number(text: str) -> int | float:
     if any(ch in text for ch in ".eE") and not text.lstrip("-").isdigit():
         return float(text)
@@ -240,10 +249,7 @@ def check_picture_channels(graph: ParamGraph, name: str = "model", path=None) ->
     layers that keep or unshuffle its channels) takes 3 channels, as the RGB
     picture fed to it has: ncnn takes its count from the weights and read past
     the picture's channels, which gave a garbled picture, not an error."""
-    feeds: dict[str, list[Layer]] = {}
-    for layer in graph.layers:
-        for bottom in layer.bottoms:
-            feeds.setdefault(bottom, []).append(layer)
+    feeds = readers(graph.layers)
     channels = {graph.input_blob: 3}
     blobs = [graph.input_blob]
     while blobs:
@@ -278,10 +284,7 @@ def input_alignment(graph: ParamGraph) -> int:
     its input together, so its output depends on where its input starts modulo
     ``s`` (the phase), and two runs agree only where their inputs start at the same
     phase of the picture."""
-    feeds: dict[str, list[Layer]] = {}
-    for layer in graph.layers:
-        for bottom in layer.bottoms:
-            feeds.setdefault(bottom, []).append(layer)
+    feeds = readers(graph.layers)
     blobs, padded = [graph.input_blob], False
     strides = set()
     while blobs:
