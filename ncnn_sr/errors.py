@@ -260,12 +260,18 @@ def _in_the_way(path: Path) -> str:
 
 def broken_link(link: Path) -> str:
     """What a link that leads nowhere is, in words: "a link to X, which does not exist"."""
+    if link_loops(link):
+        return "a link that leads back to itself (a loop of links)"
+    return f"a link to {os.readlink(link)}, which does not exist"
+
+
+def link_loops(link: Path) -> bool:
+    """Whether ``link`` leads back to itself, through other links or none."""
     try:
         os.stat(link)
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            return "a link that leads back to itself (a loop of links)"
-    return f"a link to {os.readlink(link)}, which does not exist"
+        return e.errno == errno.ELOOP
+    return False
 
 
 # What a clone made without git-lfs holds in place of each large file: a text stub

@@ -4,7 +4,6 @@ this user gets."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import io
 import os
@@ -12,7 +11,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import InputError, broken_link, cannot_write, os_reason
+from .errors import InputError, broken_link, cannot_write, link_loops, os_reason
 from .signals import HeldInterrupts, ctrl_c_signals
 
 
@@ -87,15 +86,6 @@ def write_protected(path: Path) -> bool:
     return path.is_file() and not os.access(path, os.W_OK, effective_ids=_EFFECTIVE)
 
 
-def _loops(link: Path) -> bool:
-    """Whether ``link`` leads back to itself, through other links or none."""
-    try:
-        os.stat(link)
-    except OSError as e:
-        return e.errno == errno.ELOOP
-    return False
-
-
 def write_target(path: str | os.PathLike) -> Path:
     """The file a write to ``path`` by renaming over it should replace: the file a
     link points to (renamed over, the link itself would become a plain file), else
@@ -105,7 +95,7 @@ def write_target(path: str | os.PathLike) -> Path:
     target = Path(path)
     try:
         if target.is_symlink():
-            if not target.exists() and _loops(target):  # realpath stops in the loop: the link was replaced
+            if not target.exists() and link_loops(target):  # realpath stops in the loop: the link was replaced
                 raise InputError(f"cannot write {os.fspath(path)}: it is {broken_link(target)}")
             target = Path(os.path.realpath(target))
         regular = target.is_file() or not target.exists()
