@@ -974,7 +974,38 @@ def _say_timecode_dropped(out, video_out, dst) -> None:
                     label)
 
 
-def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fraction, colour: ColourTags):
+# The first video packets whose times tell a variable rate from a constant one: some
+# seconds' worth, read without decoding.
+RATE_PEEK = 300
+
+
+def _variable_rate(src, video_in) -> bool:
+    """Whether the frames of ``video_in`` come at a variable rate: the first RATE_PEEK
+    of them, read again from ``src``, lie further apart than a millisecond (or one of
+    its ticks) from evenly spaced. A pipe cannot be read twice: then an mp4's or
+    .mov's, whose average rate counts its frames over its length, where that is not
+    FFmpeg's guess from its first stamps; another's is taken as constant."""
+    with _reopened(src) as again:
+        if again is None:
+            stated = video_in.average_rate
+            return video_in.container.format.name == _MOV_READER and bool(stated) \
+                and stated != video_in.guessed_rate
+        try:
+            video = (time for packet in _demuxed(again) if packet.stream.index == video_in.index
+                     and packet.size and (time := _packet_time(packet)) is not None)
+            times = sorted(itertools.islice(video, RATE_PEEK))
+        except av.error.FFmpegError:
+            return False  # the run itself reads it, and tells what is wrong
+    if len(times) == RATE_PEEK:
+        # Frames shown among the last read may be decoded after them, past the
+        # packets read: H.264 and H.265 hold back up to 16.
+        times = times[:-16]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    return bool(gaps) and max(gaps) - min(gaps) > max(video_in.time_base or 0, Fraction(1, 1000))
+
+
+def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fraction, colour: ColourTags,
+               variable: bool = False):
     source_rate = _source_rate(video_in)
     rate = options.fps or source_rate
     stream = out.add_stream(codec, rate=rate)
@@ -1019,6 +1050,12 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
         # (valgrind shows them read from its encoder's uninitialised memory), which the
         # muxer refused now and then as "Invalid argument"; without B-frames nothing
         # is reordered.
+        opts["bf"] = "0"
+    if variable and out.format.name in video_streams.MOV_FAMILY:
+        # An mp4 or .mov states each frame's duration in decoding order, as the time to
+        # the next frame decoded: B-frames at a variable rate put its gaps on other
+        # frames, and the track ended at the last decoded frame's, short of the last
+        # shown (1.14 s of frames read as 1.01 s). Without them the order is the same.
         opts["bf"] = "0"
     stream.codec_context.options = opts
     if out.format.name in video_streams.MOV_FAMILY and av.codec.Codec(codec, "w").canonical_name == "hevc":
@@ -1143,7 +1180,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     gif_alpha = [video_in.codec_context.name == "gif"]  # not yet said
     if has_alpha(video_in) and not gif_alpha[0]:
         log.warning(_ALPHA_DROPPED, src)
-    video_out = _video_out(out, video_in, codec, options, time_base, colour)
+    # Frames that keep their times, where a rate of its own does not space them evenly.
+    variable = constant is None and out.format.name in video_streams.MOV_FAMILY \
+        and _variable_rate(src, video_in)
+    video_out = _video_out(out, video_in, codec, options, time_base, colour, variable)
     # A timecode on the file itself counts frames as the video's does.
     out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate,
                                      options.start))

@@ -116,6 +116,40 @@ def test_a_variable_frame_rate_keeps_each_frame_time(tmp_path):
     assert packets(tmp_path / "out.mp4", "audio") == packets(clip, "audio")
 
 
+def reordered(path) -> bool:
+    """Whether the video packets of ``path`` are stored out of the order they are shown in (B-frames)."""
+    with av.open(str(path)) as c:
+        order = [p.pts for p in c.demux(video=0) if p.size]
+    return order != sorted(order)
+
+
+@pytest.mark.parametrize("name, suffix", [("vfr.mp4", ".mp4"), ("vfr.mp4", ".mov"), ("vfr.mkv", ".mp4")])
+def test_a_variable_rate_with_b_frames_keeps_its_length_in_an_mp4_or_mov(name, suffix, tmp_path):
+    # found by QA: an mp4 or .mov states each frame's duration in decoding order, as
+    # the time to the next frame decoded: B-frames at a variable rate put the gaps on
+    # other frames, and the track's end (the last decoded frame's time and duration)
+    # fell short of the last frame shown: frames to 1.1 s read as 1.0 s long
+    ms = [0, 100, 200, 300, 400, 500, 600, 700, 710, 900, 1100]
+    # (A Matroska states the nominal 24 fps, whatever its frames' times.)
+    clip = make_clip(tmp_path / name, frames=len(ms), width=16, height=16, frame_ms=ms, audio=None, b_frames=3)
+    assert reordered(clip)
+    out = tmp_path / f"out{suffix}"
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    times_out, _ = frame_times(out)
+    assert times_out == pytest.approx([m / 1000 for m in ms], abs=1e-3)
+    with av.open(str(out)) as c:
+        stream = c.streams.video[0]
+        # The last frame, at 1.1 s, lasts a frame at the rate the clip states: at most 0.11 s here.
+        assert 1.1 < float((stream.start_time + stream.duration) * stream.time_base) < 1.1 + 0.11
+        assert 1.1 < c.duration / 1e6 < 1.1 + 0.11
+
+
+def test_a_constant_rate_keeps_its_b_frames_in_an_mp4(tmp_path):
+    clip = make_clip(tmp_path / "cfr.mp4", frames=12, width=16, height=16, audio=None, b_frames=3)
+    assert upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames) == 12
+    assert reordered(tmp_path / "out.mp4")
+
+
 @pytest.mark.parametrize("rate", [Fraction(24000, 1001), Fraction(30000, 1001), Fraction(24)])
 def test_a_constant_rate_matroska_stamps_in_milliseconds_is_written_at_that_rate(rate, tmp_path):
     # 23.976 fps in an mkv reads as 41 and 42 ms frames: copied into an mp4 they made
