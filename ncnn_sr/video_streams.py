@@ -347,6 +347,13 @@ def _headerless(inp, codec: str, stream) -> bool:
 # codec's FourCC, which only these have (Opus and FLAC with their header too): for
 # any other codec it aborts the process, where no error can be caught.
 _FLV_FOURCC = frozenset({"aac", "mp3", "opus", "flac", "ac3", "eac3"})
+# FFmpeg's FLV reader lists sound tracks in the order their first tags come, and its
+# muxer writes a tag ahead of the sound for each track after the first (enhanced FLV's
+# multitrack) and for a first one of these codecs, but none for a first of MP3 or PCM:
+# that track was read back after the others, which players then took as the first. It
+# is re-encoded to AAC, which old players play in an FLV as its first track too.
+_FLV_HEADED = frozenset({"aac", "opus", "flac", "ac3", "eac3"})
+FLV_LEAD_ENCODER = "aac"
 # The rates FLV's flags state for its own codecs: the muxer wrote PCM at 8 or 16 kHz
 # with the flag readers take for 5.5 kHz, and G.711 at any rate as 8 kHz, so that it
 # played at another speed.
@@ -543,6 +550,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             log.warning("dropping video stream %d: only video stream %d is upscaled", extra.index,
                         video_in.index)
     mapping = {}
+    # The sound streams that go along, copied or re-encoded: not those below left out.
+    sounds = [stream for stream in inp.streams.audio
+              if stream.codec_context is not None and stream.codec_context.layout.nb_channels]
     # What is done to the streams a container cannot hold, by what is said of it: one
     # line for several streams alike (two srt tracks into an .avi), in their words.
     left: dict[tuple[str, str, bool], list[int]] = {}
@@ -574,7 +584,11 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         # enhanced FLV FourCC: "Unsupported multi-track audio codec" (PCM, say).
         unfourcc = (out.format.name == "flv" and stream.type == "audio" and name not in _FLV_FOURCC
                     and any(o.stream.type == "audio" for o in mapping.values()))
-        if not unplayed and not headerless and late is None and not paused and not unfourcc and takes(out, stream):
+        # The first of more sound tracks in an .flv, which it reads back first only with a tag ahead.
+        lead = (out.format.name == "flv" and stream.type == "audio" and len(sounds) > 1 and stream is sounds[0])
+        unheaded = lead and name not in _FLV_HEADED
+        if not unplayed and not headerless and late is None and not paused and not unfourcc and not unheaded \
+                and takes(out, stream):
             # An mp4's AAC opens with its encoder's priming, before 0, which an edit list
             # cuts. Matroska cuts it only by a CodecDelay, written from the stream's
             # initial padding, which PyAV cannot set and FFmpeg's mp4 reader leaves at 0:
@@ -588,6 +602,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             mapping[stream.index] = SideOutput(o, gaps=gaps)
         elif stream.type == "audio" and (target := ((late is not None or paused) and _own_encoder(out.format.name, name))
                                           or sound_encoder(out)):
+            if lead and av.codec.Codec(target, "w").name not in _FLV_HEADED:
+                target = FLV_LEAD_ENCODER
             source_rate = stream.codec_context.sample_rate
             rate = _rate_held(out.format.name, target, source_rate)
             # PyAV's add_stream sets a bitrate of 0, "the encoder's choice", which some
@@ -608,6 +624,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             if late is not None and takes(out, stream) and not unplayed and not headerless:
                 what = (f"{dst.suffix} plays sound from the picture's start: re-encoding audio",
                         f", which starts later, to {target}{resampled}, led by silence", False)
+            if unheaded and takes(out, stream) and not unplayed and not headerless:
+                what = (f"{dst.suffix} reads a first sound track of {name} back after the others: re-encoding audio",
+                        f" to {target}{resampled}, which it reads first", False)
             if unfourcc and takes(out, stream):
                 what = (f"{dst.suffix} holds {name} audio as its first sound track only: re-encoding audio",
                         f" to {target}{resampled}", False)

@@ -3048,6 +3048,40 @@ def test_pcm_as_the_second_sound_track_of_an_flv_is_re_encoded_without_an_error(
         assert sorted(s.codec_context.name for s in c.streams.audio) == ["aac", "mp3float"]
 
 
+def pitch(frames) -> float:
+    """The frequency (Hz) of the loudest tone in the first channel of ``frames``."""
+    sound = np.concatenate([f.to_ndarray()[0].astype(np.float64) for f in frames])
+    return float(np.argmax(np.abs(np.fft.rfft(sound)))) * frames[0].sample_rate / len(sound)
+
+
+@pytest.mark.parametrize("first", ["libmp3lame", "pcm_s16le"])
+def test_two_sound_tracks_of_an_flv_read_back_in_their_order(first, tmp_path):
+    # found by QA: FFmpeg's FLV reader lists sound tracks as their first tags come,
+    # and its muxer writes one at the start for each track after the first (enhanced
+    # FLV's multitrack) but none for a first of MP3 or PCM: the second read back first.
+    clip = tmp_path / "in.mkv"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 16, 16, "yuv420p"
+        sounds = [out.add_stream(codec, rate=44100) for codec in (first, "aac")]
+        for sound in sounds:
+            sound.layout = "mono"
+        encode_all(out, video, [av.VideoFrame.from_ndarray(picture(16, 16, seed=i), format="rgb24") for i in range(6)])
+        for sound, hz in zip(sounds, (440, 1000)):
+            tone = (0.3 * np.sin(2 * np.pi * hz * np.arange(11025) / 44100) * 32767).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(tone[None], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 44100, 0
+            out.mux(sound.encode(frame))
+            out.mux(sound.encode())
+    upscale_video(clip, tmp_path / "out.flv", lambda frames: frames)
+    pitches = []
+    for i in range(2):
+        with av.open(str(tmp_path / "out.flv")) as c:
+            assert len(c.streams.audio) == 2
+            pitches.append(pitch(list(c.decode(audio=i))))
+    assert pitches == [pytest.approx(440, rel=0.05), pytest.approx(1000, rel=0.05)]
+
+
 @pytest.mark.parametrize("layout, rate, target, rate_out", [
     ("mono", 44100, "pcm_s16le", 44100),  # a Matroska file's: its channels unnamed
     ("mono", 8000, "mp3", 11025),  # which FLV's flags state as 5.5 kHz; and MP3 at FLV's lowest rate
