@@ -1274,7 +1274,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             slots ``taken`` (None: at its own time)."""
             nonlocal handed, resized
             handed += 1
-            stamps.append((stamp[0], taken))
+            stamps.append((stamp[0], taken, frame.duration * frame.time_base if frame.duration else None))
             image = upright(to_rgb(frame, deep), frame) if image is None else image
             if (image.shape[1], image.shape[0]) != first[0].shown:
                 # One video stream holds frames of one size (a recording whose source
@@ -1513,8 +1513,17 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             short = codec in RATE_PER_FRAME and options.bitrate and isinstance(e, av.error.ArgumentError)
             raise refused(e, "too few bits for each frame's slices: give a higher --bitrate" if short else None) \
                 from None
+        for packet in packets:
+            length = lengths.pop(packet.pts, None)
+            if length is not None and not reordered[0]:
+                packet.duration = length
         out.mux(packets)
 
+    # A variable rate's frame durations, by their times, for their packets: an mp4 or
+    # .mov ends its track with the last one's, where the muxer's guess is a frame at
+    # the average rate (1.14 s of video came out 1.20 s long). A reordered input's
+    # (B-frames) are not its frames', but the gaps in decoding order: none is kept.
+    lengths: dict[int, int] = {}
     written = 0
     size = stretched = None
     # A frame stamped no later than the one before (a muxer's or recorder's slip) is
@@ -1531,11 +1540,13 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             if not stamps:  # each frame out takes the times of one in (a bare IndexError)
                 raise InputError(f"cannot write {dst}: the frames function gave a frame more than the {index} it was "
                                  "given: one frame out for each in is wanted")
-            pts, taken = stamps.popleft()
+            pts, taken, length = stamps.popleft()
             if grid is not None:
                 pts = grid.place(pts)
             elif not constant and ticks != 1:
                 pts = round(pts * ticks)
+            if variable and length:
+                lengths[pts] = round(length / time_base)
             if size is None:
                 stretched = _keep_first(video_out, codec, first[0], image, options, src, dst) if first else None
                 shape = stretched or (image.shape[1], image.shape[0])

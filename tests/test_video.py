@@ -144,6 +144,25 @@ def test_a_variable_rate_with_b_frames_keeps_its_length_in_an_mp4_or_mov(name, s
         assert 1.1 < c.duration / 1e6 < 1.1 + 0.11
 
 
+def track_end(path) -> float:
+    """Where the first video track ends (s), as its container states it."""
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        return float((stream.start_time + stream.duration) * stream.time_base)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+def test_a_variable_rate_keeps_its_last_frames_length_in_an_mp4_or_mov(suffix, tmp_path):
+    # found by QA: the last frame lasted a frame at the average rate (9.6 fps here),
+    # not its own 1/24 s: 1.14 s of video came out 1.20 s long
+    ms = [0, 100, 200, 300, 400, 500, 600, 700, 710, 900, 1100]
+    clip = make_clip(tmp_path / "vfr.mp4", frames=len(ms), width=16, height=16, frame_ms=ms, audio=None)
+    assert track_end(clip) == pytest.approx(1.1 + 1 / 24, abs=0.001)
+    upscale_video(clip, tmp_path / f"out{suffix}", lambda frames: frames)
+    assert track_end(tmp_path / f"out{suffix}") == pytest.approx(1.1 + 1 / 24, abs=0.001)
+    assert frame_times(tmp_path / f"out{suffix}")[0] == pytest.approx([m / 1000 for m in ms], abs=1e-3)
+
+
 def test_a_constant_rate_keeps_its_b_frames_in_an_mp4(tmp_path):
     clip = make_clip(tmp_path / "cfr.mp4", frames=12, width=16, height=16, audio=None, b_frames=3)
     assert upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames) == 12
