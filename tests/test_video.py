@@ -2677,6 +2677,26 @@ def test_flac_that_starts_late_is_re_encoded_into_an_avi_at_48_khz(tmp_path):
     assert tone_onsets(tmp_path / "out.avi") == [pytest.approx(0.13, abs=0.002)]
 
 
+def test_sound_that_starts_after_a_short_video_ends_starts_as_late_in_an_avi(tmp_path):
+    # a QA report: 6 frames (0.25 s) whose sound starts at 0.3 s, after the last one,
+    # played early in an .avi, which plays each stream from its first packet
+    clip = make_clip(tmp_path / "in.mkv", frames=6, width=16, height=16, sound_spans=[(0.3, 0.6)])
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.avi", *X2)
+    assert "led by silence" in proc.stderr
+    # Re-encoded to MP3, whose encoder's delay (1105 samples at 48 kHz) an AVI keeps.
+    assert tone_onset(tmp_path / "out.avi") == pytest.approx(0.3 + 1105 / 48000, abs=0.002)
+
+
+@pytest.mark.parametrize("name, options", [("out.avi", EncodeOptions()), ("out.wmv", EncodeOptions(codec="wmv2"))])
+def test_flac_is_copied_into_an_avi_or_wmv_in_step_with_the_picture(name, options, tmp_path):
+    # a QA question: both hold FLAC (FFmpeg's 0xF1AC tag), and FLAC has no encoder
+    # delay to lag by, as AAC (21 ms) and MP3 (23 ms) copied into an .avi do
+    clip = make_clip(tmp_path / "in.mkv", frames=6, width=16, height=16, audio="flac")
+    upscale_video(clip, tmp_path / name, lambda frames: frames, options)
+    assert audio_stream(tmp_path / name)[0] == "flac"
+    assert tone_onset(tmp_path / name) == pytest.approx(tone_onset(clip), abs=0.001)
+
+
 def test_pcm_sound_that_starts_late_is_copied_into_an_avi_led_by_silence(tmp_path):
     # Not re-encoded to MP3 to lead it with silence: PCM's silence is copied as it is.
     clip = make_clip(tmp_path / "in.mkv", frames=8, audio="pcm_s16le", sound_spans=[(0.1, 0.3)])
