@@ -977,6 +977,8 @@ def _say_timecode_dropped(out, video_out, dst) -> None:
 # The first video packets whose times tell a variable rate from a constant one: some
 # seconds' worth, read without decoding.
 RATE_PEEK = 300
+# The most frames H.264 and H.265 decode before one shown earlier (their reorder depth).
+MOST_REORDERED = 16
 
 
 def _variable_rate(src, video_in) -> bool:
@@ -997,9 +999,8 @@ def _variable_rate(src, video_in) -> bool:
         except av.error.FFmpegError:
             return False  # the run itself reads it, and tells what is wrong
     if len(times) == RATE_PEEK:
-        # Frames shown among the last read may be decoded after them, past the
-        # packets read: H.264 and H.265 hold back up to 16.
-        times = times[:-16]
+        # Frames shown among the last read may be decoded after them, past the packets read.
+        times = times[:-MOST_REORDERED]
     gaps = [b - a for a, b in zip(times, times[1:])]
     return bool(gaps) and max(gaps) - min(gaps) > max(video_in.time_base or 0, Fraction(1, 1000))
 

@@ -353,7 +353,7 @@ _FLV_FOURCC = frozenset({"aac", "mp3", "opus", "flac", "ac3", "eac3"})
 # that track was read back after the others, which players then took as the first. It
 # is re-encoded to AAC, which old players play in an FLV as its first track too.
 _FLV_HEADED = frozenset({"aac", "opus", "flac", "ac3", "eac3"})
-FLV_LEAD_ENCODER = "aac"
+_FLV_LEAD_ENCODER = "aac"
 # The rates FLV's flags state for its own codecs: the muxer wrote PCM at 8 or 16 kHz
 # with the flag readers take for 5.5 kHz, and G.711 at any rate as 8 kHz, so that it
 # played at another speed.
@@ -602,8 +602,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             mapping[stream.index] = SideOutput(o, gaps=gaps)
         elif stream.type == "audio" and (target := ((late is not None or paused) and _own_encoder(out.format.name, name))
                                           or sound_encoder(out)):
-            if lead and av.codec.Codec(target, "w").name not in _FLV_HEADED:
-                target = FLV_LEAD_ENCODER
+            if lead and av.codec.Codec(target, "w").canonical_name not in _FLV_HEADED:
+                target = _FLV_LEAD_ENCODER
             source_rate = stream.codec_context.sample_rate
             rate = _rate_held(out.format.name, target, source_rate)
             # PyAV's add_stream sets a bitrate of 0, "the encoder's choice", which some
