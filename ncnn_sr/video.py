@@ -975,30 +975,58 @@ def _say_timecode_dropped(out, video_out, dst) -> None:
 
 
 # The first video packets whose times tell a variable rate from a constant one: some
-# seconds' worth, read without decoding.
+# seconds' worth, read without decoding; from a pipe, held for the run, up to so many bytes.
 RATE_PEEK = 300
+PEEK_BYTES = 64 * 2 ** 20
 # The most frames H.264 and H.265 decode before one shown earlier (their reorder depth).
 MOST_REORDERED = 16
 
 
-def _variable_rate(src, video_in) -> bool:
-    """Whether the frames of ``video_in`` come at a variable rate: the first RATE_PEEK
-    of them, read again from ``src``, lie further apart than a millisecond (or one of
-    its ticks) from evenly spaced. A pipe cannot be read twice: then an mp4's or
-    .mov's, whose average rate counts its frames over its length, where that is not
-    FFmpeg's guess from its first stamps; another's is taken as constant."""
-    with _reopened(src) as again:
-        if again is None:
-            stated = video_in.average_rate
-            return video_in.container.format.name == _MOV_READER and bool(stated) \
-                and stated != video_in.guessed_rate
+class _Ahead:
+    """The packets of a container that cannot be read twice (a pipe), read ahead of
+    its run to look at; the run reads them first (``packets``), and an error met
+    among them where it would have met it."""
+
+    def __init__(self, inp):
+        self.inp, self.held, self.error = inp, [], None
+        self.size = 0
+        self.ended = False  # whether the container's every packet was read
+
+    def read(self) -> Iterator:
         try:
-            video = (time for packet in _demuxed(again) if packet.stream.index == video_in.index
+            for packet in _demuxed(self.inp):
+                self.held.append(packet)
+                self.size += packet.size
+                yield packet
+                if self.size > PEEK_BYTES:
+                    return
+            self.ended = True
+        except av.error.FFmpegError as e:
+            self.error = e
+
+    def packets(self) -> Iterator:
+        yield from self.held
+        self.held = []
+        if self.error is not None:
+            raise self.error
+        if not self.ended:  # read again at its end, FFmpeg says End of file
+            yield from _demuxed(self.inp)
+
+
+def _variable_rate(src, video_in, ahead: _Ahead) -> bool:
+    """Whether the frames of ``video_in`` come at a variable rate: the first RATE_PEEK
+    of them lie further apart than a millisecond (or one of its ticks) from evenly
+    spaced. Read again from ``src``, or where it cannot be (a pipe) ``ahead`` of the run."""
+    with _reopened(src) as again:
+        try:
+            packets = _demuxed(again) if again is not None else ahead.read()
+            video = (time for packet in packets if packet.stream.index == video_in.index
                      and packet.size and (time := _packet_time(packet)) is not None)
             times = sorted(itertools.islice(video, RATE_PEEK))
         except av.error.FFmpegError:
             return False  # the run itself reads it, and tells what is wrong
-    if len(times) == RATE_PEEK:
+        cut = len(times) == RATE_PEEK or (again is None and not ahead.ended and ahead.error is None)
+    if cut:
         # Frames shown among the last read may be decoded after them, past the packets read.
         times = times[:-MOST_REORDERED]
     gaps = [b - a for a, b in zip(times, times[1:])]
@@ -1182,8 +1210,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     if has_alpha(video_in) and not gif_alpha[0]:
         log.warning(_ALPHA_DROPPED, src)
     # Frames that keep their times, where a rate of its own does not space them evenly.
+    ahead = _Ahead(inp)
     variable = constant is None and out.format.name in video_streams.MOV_FAMILY \
-        and _variable_rate(src, video_in)
+        and _variable_rate(src, video_in, ahead)
     video_out = _video_out(out, video_in, codec, options, time_base, colour, variable)
     # A timecode on the file itself counts frames as the video's does.
     out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate,
@@ -1352,7 +1381,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
 
         try:
             # Every stream, those left out too: how far they all go tells a cut-off file.
-            for packet in _demuxed(inp):
+            for packet in ahead.packets():
                 reach.add(packet)
                 if packet.stream.index != video_in.index:
                     if packet.dts is not None and packet.stream.index in side:

@@ -144,6 +144,21 @@ def test_a_variable_rate_with_b_frames_keeps_its_length_in_an_mp4_or_mov(name, s
         assert 1.1 < c.duration / 1e6 < 1.1 + 0.11
 
 
+def test_a_variable_rate_read_from_a_pipe_keeps_its_length_in_an_mp4(tmp_path):
+    # A pipe cannot be read twice: the frames' times are read ahead of the run, which
+    # then reads those packets first. Matroska states the nominal 24 fps whatever they are.
+    ms = [0, 100, 200, 300, 400, 500, 600, 700, 710, 900, 1100]
+    clip = make_clip(tmp_path / "vfr.mkv", frames=len(ms), width=16, height=16, frame_ms=ms, b_frames=3)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.run([NCNN_SR, "video", "-i", "-", "-o", str(out), *X2], input=clip.read_bytes(),
+                          capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert frame_times(out)[0] == pytest.approx([m / 1000 for m in ms], abs=1e-3)
+    assert track_end(out) == pytest.approx(1.1 + 1 / 24, abs=0.001)
+    # The sound read ahead with the frames goes along whole.
+    assert [data for _, data in packets(out, "audio")] == [data for _, data in packets(clip, "audio")]
+
+
 def track_end(path) -> float:
     """Where the first video track ends (s), as its container states it."""
     with av.open(str(path)) as c:
