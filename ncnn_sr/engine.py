@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import budget, device_check, devices
+from . import budget, device_check, devices, interruptible
 from .devices import Device
 from .dysample import offsets_of
 from .errors import DeviceError, InputError, ModelError, SettingError
@@ -203,6 +203,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         self._exiting = False  # Python is exiting: calls in progress stop at their next window
         self._retired: list = []  # networks given up for the CPU, freed once no call runs
         self._running = 0  # upscale calls in progress
+        self._left = 0  # of which their callers have left (a Ctrl-C), their work still running
         self._callers: dict[int, int] = {}  # calls in progress per thread
         self._last_size: tuple = ()
         self._tile = tile
@@ -304,8 +305,17 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         plain data. The result has the same number of axes, channels and dtype, is a
         new array, and ``image`` is never changed.
 
-        ``progress(done, total)`` is called after each tile; an exception it raises
-        stops the work and comes out of ``upscale`` (that is how a batch cancels).
+        ``progress(done, total)`` is called after each tile, in the caller's thread; an
+        exception it raises stops the work and comes out of ``upscale`` (that is how a
+        batch cancels). In the main thread a Ctrl-C (KeyboardInterrupt) comes out at
+        once, though ncnn may be running a window then: the work runs in a helper
+        thread, which stops at its next tile.
+
+        Raises InputError for a picture it cannot take (float pixels, 2 channels, no
+        pixels), a closed Upscaler, or a result larger than the memory available;
+        SettingError (an InputError and a ValueError) for a ``scale``, ``width``,
+        ``height`` or ``progress`` of the wrong kind; DeviceError where even 32 px
+        tiles do not fit on the CPU; ModelError where the model gives NaN there.
         """
         # An H×W picture came back H×W×1, which Pillow's fromarray refuses.
         flat = isinstance(image, np.ndarray) and image.ndim == 2
@@ -335,15 +345,34 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             me = threading.get_ident()
             self._callers[me] = self._callers.get(me, 0) + 1
             self._last_size = image.shape[:2]
+        call = ["running"]
         try:
-            out = self._upscale_native(image, self._stopping_at_exit(progress))
+            if interruptible.wanted():  # so that a Ctrl-C need not wait for ncnn's window
+                out = interruptible.run(lambda report: self._run_call(image, report, call), progress,
+                                        lambda: self._leave(call))
+            else:
+                out = self._run_call(image, progress, call)
         finally:
             with self._lock:
-                self._running -= 1
                 if self._callers[me] == 1:
                     del self._callers[me]
                 else:
                     self._callers[me] -= 1
+        if wanted is not None:
+            out = resize(out, *wanted)
+        return out[:, :, 0] if flat else out
+
+    def _run_call(self, image: np.ndarray, progress: Callable[[int, int], None] | None, call: list) -> np.ndarray:
+        """The native-scale result of one call, and the end of the call's bookkeeping
+        once its work is over, in the thread that does the work."""
+        try:
+            return self._upscale_native(image, self._stopping_at_exit(progress))
+        finally:
+            with self._lock:
+                self._running -= 1
+                if call[0] == "left":
+                    self._left -= 1
+                call[0] = "over"
                 if self._running == 0 and out_bytes(image, self._scale) >= TRIM_AFTER_OUTPUT_BYTES:
                     # A big result is about to be resampled or saved: make room for
                     # that. Its run took long enough that the next one's page faults
@@ -352,12 +381,17 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
                 if self._running == 0:
                     while self._retired:
                         self._retired.pop().release()
-                    if self._closed:  # closed from inside a call: see close()
+                    if self._closed:  # closed from inside a call, or with calls left running: see close()
                         self._release_networks()
-                    self._idle.notify_all()
-        if wanted is not None:
-            out = resize(out, *wanted)
-        return out[:, :, 0] if flat else out
+                self._idle.notify_all()
+
+    def _leave(self, call: list) -> None:
+        """The caller of ``call`` has left it (a Ctrl-C) while its work goes on to its next tile."""
+        with self._lock:
+            if call[0] == "running":
+                call[0] = "left"
+                self._left += 1
+                self._idle.notify_all()
 
     def _stopping_at_exit(self, progress: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
         """``progress``, after a check that Python is not exiting (see _close_at_exit)."""
@@ -393,8 +427,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         extraction crashed the process); later calls raise InputError. Called from
         inside a call (its ``progress``), it returns at once, and the networks are
         freed when the last call ends: waiting there would wait for itself forever.
-        As Python exits, every Upscaler is closed, and calls still running (in daemon
-        threads) stop at their next tile with an InputError."""
+        A call whose caller a Ctrl-C took out of it is not waited for either: it frees
+        them as it ends, at its next tile. As Python exits, every Upscaler is closed,
+        and calls still running (in daemon threads) stop at their next tile with an
+        InputError."""
         lock = getattr(self, "_lock", None)
         if lock is None:  # the constructor failed before any network was made
             return
@@ -402,9 +438,11 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             self._closed = True
             if self._callers.get(threading.get_ident()):
                 return
-            while self._running:
+            # Calls whose callers left (a Ctrl-C) are not waited for, but as Python exits.
+            while self._running > (0 if self._exiting else self._left):
                 self._idle.wait()
-            self._release_networks()
+            if not self._running:
+                self._release_networks()  # else the last call out frees them
 
     def _release_networks(self) -> None:
         for net in (getattr(self, "_net", None), getattr(self, "_alpha_net", None)):

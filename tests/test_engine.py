@@ -1035,3 +1035,60 @@ def test_upscales_bad_setting_is_a_setting_error_a_value_error(cpu_upscalers, gi
         cpu_upscalers("realesr-animevideov3-x2").upscale(picture(8, 8), **given)
     with pytest.raises(SettingError):
         cpu_upscalers("realesr-animevideov3-x2").runs_whole(0, 8)
+
+
+def test_a_ctrl_c_comes_out_of_upscale_in_the_main_thread_while_the_network_still_runs(monkeypatch):
+    # found by a library user's check: a Ctrl-C landed while ncnn ran a window, and
+    # Python raised it only once the window was done: 9 s after the Ctrl-C for a
+    # 500x500 picture on 2 CPU threads, the whole picture being one window (Jupyter's
+    # interrupt waited as long). The window cannot be stopped inside ncnn; the call's
+    # caller need not wait for it.
+    import signal
+
+    up = Upscaler("realesr-animevideov3-x2", device=-1, threads=1, tile=32)
+    real, runs, inside, gate = network_mod.Network.run, [], threading.Event(), threading.Event()
+
+    def run_then_wait(self, image, *args, **kwargs):
+        runs.append(threading.get_ident())
+        inside.set()
+        try:
+            if len(runs) == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+            out = real(self, image, *args, **kwargs)
+            if len(runs) == 1:
+                gate.wait(60)  # the network still at work when the caller hears of the Ctrl-C
+            return out
+        finally:
+            inside.clear()
+    monkeypatch.setattr(network_mod.Network, "run", run_then_wait)
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        up.upscale(picture(80, 80), progress=lambda done, total: seen.append(threading.get_ident()))
+    assert inside.is_set() and runs[0] != threading.get_ident()
+    gate.set()
+    up.close()  # waits for nothing: the abandoned call frees the network as it ends
+    for _ in range(600):
+        if not up._running:
+            break
+        inside.wait(0.1)
+    assert len(runs) == 1 and not seen  # stopped at its next tile, its progress unsaid
+    with pytest.raises(InputError, match="closed"):
+        up.upscale(picture(4, 4))
+
+
+def test_progress_runs_in_the_caller_s_thread_and_its_exception_stops_the_work():
+    up = Upscaler("realesr-animevideov3-x2", device=-1, threads=1, tile=32)
+    seen = []
+
+    def stop_at_second(done, total):
+        seen.append((threading.get_ident(), done, total))
+        if done == 2:
+            raise ValueError("enough")
+    with pytest.raises(ValueError, match="enough"):
+        up.upscale(picture(80, 80), progress=stop_at_second)  # 9 tiles
+    assert seen == [(threading.get_ident(), 1, 9), (threading.get_ident(), 2, 9)]
+    # Closed from its own progress, the call ends with its result; the networks go after.
+    out = up.upscale(picture(64, 64), progress=lambda done, total: up.close())
+    assert out.shape == (128, 128, 3)
+    with pytest.raises(InputError, match="closed"):
+        up.upscale(picture(4, 4))

@@ -1,0 +1,93 @@
+"""A long call whose caller hears a Ctrl-C at once.
+
+Python raises a signal's exception in the main thread alone, and only between its own
+steps: a Ctrl-C that lands while ncnn runs a window (which holds no GIL, and checks for
+nothing) came out of ``Upscaler.upscale`` once the window was done, 9 s later for a
+500x500 picture on 2 CPU threads, which runs as one window. Run in a helper thread,
+the work leaves the caller waiting on a queue, where the KeyboardInterrupt comes at
+once. The window itself cannot be stopped inside ncnn: the work stops at its next
+report instead.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable, TypeVar
+
+from .signals import ctrl_c_signals
+
+T = TypeVar("T")
+Report = Callable[[int, int], None]
+
+# How long one wait for the helper lasts: where a wait cannot be interrupted (Windows),
+# the signal is raised between two of them.
+POLL_SECONDS = 0.25
+
+
+class Abandoned(Exception):
+    """Raised in the helper at its next report once its caller has left."""
+
+
+def wanted() -> bool:
+    """Whether a call made here hears a Ctrl-C only after its work: in the main thread,
+    where Ctrl-C raises KeyboardInterrupt (not held, nor handled by the program)."""
+    return threading.current_thread() is threading.main_thread() and bool(ctrl_c_signals())
+
+
+def _next(events: queue.Queue) -> tuple:
+    while True:
+        try:
+            return events.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            continue
+
+
+def run(work: Callable[[Report], T], progress: Report | None, left: Callable[[], None]) -> T:
+    """``work(report)``, run in a daemon helper thread while this thread waits. Each
+    ``report(done, total)`` of the work calls ``progress`` in this thread, as a call
+    made here would, and waits for it: an exception it raises ends the work (which
+    raises Abandoned) and then comes out here. An exception that lands here while the
+    work runs (a Ctrl-C) comes out at once: ``left()`` is called, and the work raises
+    Abandoned at its next report."""
+    events: queue.Queue = queue.Queue()
+    answers: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def report(done: int, total: int) -> None:
+        if stop.is_set():
+            raise Abandoned
+        if progress is not None:
+            events.put(("progress", (done, total)))
+            if not answers.get():
+                raise Abandoned
+
+    def helper() -> None:
+        try:
+            events.put(("done", work(report)))
+        except BaseException as e:  # a Ctrl-C's or exit's too: it goes on in the caller's thread
+            events.put(("raised", e))
+
+    threading.Thread(target=helper, name="ncnn_sr upscale", daemon=True).start()
+    over = False
+    try:
+        while True:
+            kind, value = _next(events)
+            if kind == "progress":
+                try:
+                    progress(*value)
+                except BaseException:
+                    answers.put(False)
+                    _next(events)  # the work's end, at once: it waits between two windows
+                    over = True
+                    raise
+                answers.put(True)
+                continue
+            over = True
+            if kind == "raised":
+                raise value
+            return value
+    finally:
+        if not over:
+            stop.set()
+            answers.put(False)  # where the work waits on a progress this thread left
+            left()
