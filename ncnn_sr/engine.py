@@ -104,8 +104,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
     looks. ``device`` is ``"auto"``, an index (-1 or ``"cpu"`` for the CPU), or
     anything else ``get_device`` takes.
 
-    ``upscale`` takes H×W×C arrays (C in 1, 3, 4; uint8 or uint16) and returns the
-    same channel count and dtype. It may be called from several threads at once.
+    ``upscale`` takes H×W×C arrays (C in 1, 3, 4) or H×W grey ones, uint8 or uint16,
+    and returns the same axes, channel count and dtype. It may be called from several threads at once.
     If the device runs out of memory the tile is halved down to 32 pixels, then the
     work moves to the CPU with a warning; a wrong picture is never returned.
     ``concurrency`` is how many calls the caller runs at once: they share the
@@ -124,7 +124,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
     run their trunk in stages over the whole picture, which gives the whole picture's
     output at any tile size while the feature map fits in the host's memory;
     otherwise, and on discrete GPUs, neighbouring tiles overlap by
-    ``DEFAULT_OVERLAP`` pixels and are blended. ``exact``: True stages on discrete
+    ``DEFAULT_OVERLAP`` (16) pixels and are blended. ``exact``: True stages on discrete
     GPUs too, False never stages. ``tile_pad`` alone selects the reference
     tool's rule (each tile cropped out of a run padded by ``tile_pad`` pixels, no
     blending), and ``overlap`` sets the blend width explicitly (0: the reference
@@ -139,6 +139,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
     Tiled output then differs from the whole picture's only by context and blending,
     as for any other network, and one window of the picture (seam-free tiling)
     gives the network's output for the picture at its own phase.
+
+    Raises ModelError for a model unknown, missing (ModelMissing), damaged or not an
+    upscaler; DeviceError for a device that is not there; SettingError (an
+    InputError and a ValueError) for a setting of the wrong kind or out of range.
     """
 
     def __init__(self, model: str | bytes | os.PathLike | ModelSpec, device: str | int | Device = "auto",

@@ -1092,3 +1092,8 @@ def test_progress_runs_in_the_caller_s_thread_and_its_exception_stops_the_work()
     assert out.shape == (128, 128, 3)
     with pytest.raises(InputError, match="closed"):
         up.upscale(picture(4, 4))
+
+
+def test_the_upscaler_s_help_states_the_default_overlap_it_blends():
+    # help(Upscaler) named DEFAULT_OVERLAP alone, a constant its reader cannot see
+    assert f"``DEFAULT_OVERLAP`` ({engine_mod.DEFAULT_OVERLAP}) pixels" in Upscaler.__doc__
