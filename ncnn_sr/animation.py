@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,15 +36,23 @@ class Animation:
     plays: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.frames, np.ndarray) or not self.frames:  # one array would be taken row by row
-            raise InputError(f"an animation needs a sequence of one or more frames, got {describe(self.frames)}")
-        frames = tuple(check_image(frame) for frame in self.frames)
+        given = self.frames
+        if isinstance(given, np.ndarray):  # one array would be taken row by row
+            if not given.ndim:
+                raise InputError("an animation needs a sequence of one or more frames, got a 0-d array")
+            shape = "x".join(map(str, given.shape))
+            picture = ", or one picture as (picture,)" if given.ndim < 4 else ""
+            raise InputError(f"an animation needs a sequence of one or more frames, got a {shape} array: give its "
+                             f"frames as tuple(frames){picture}")
+        if isinstance(given, (str, bytes)) or not isinstance(given, Iterable) or not (frames := tuple(given)):
+            raise InputError(f"an animation needs a sequence of one or more frames, got {describe(given)}")
+        frames = tuple(check_image(frame) for frame in frames)
         for frame in frames:
             if (frame.shape, frame.dtype) != (frames[0].shape, frames[0].dtype):
                 raise InputError(f"animation frames must all be of one shape and dtype: {frames[0].shape} "
                                  f"{frames[0].dtype} and {frame.shape} {frame.dtype}")
-        durations = tuple(self.durations)
-        if len(durations) != len(frames) or not all(_whole(d) for d in durations):
+        durations = tuple(self.durations) if isinstance(self.durations, Iterable) else None
+        if durations is None or len(durations) != len(frames) or not all(_whole(d) for d in durations):
             raise InputError(f"an animation needs one whole number of milliseconds (0 or more) per frame, "
                              f"got {describe(self.durations)} for {len(frames)} frames")
         if not _whole(self.plays):

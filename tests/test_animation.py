@@ -522,10 +522,28 @@ def test_a_frame_broken_midway_is_an_input_error_naming_the_file(tmp_path):
     ((np.zeros((4, 4, 3), np.uint8),), (1.5,), 0, "one whole number of milliseconds"),
     ((np.zeros((4, 4, 3), np.uint8),), (0,), -1, "plays must be a whole number"),
     ((np.zeros((4, 4, 3), np.float32),), (0,), 0, "expected uint8 or uint16"),
+    # found by a library user's check: bare TypeErrors ("'int' object is not iterable")
+    (5, (0,), 0, "needs a sequence of one or more frames, got 5"),
+    (np.uint8(3), (0,), 0, r"needs a sequence of one or more frames, got np.uint8\(3\)$"),
+    (np.array(3, np.uint8), (0,), 0, "needs a sequence of one or more frames, got a 0-d array$"),
+    ((np.zeros((4, 4, 3), np.uint8),), 40, 0, r"one whole number of milliseconds \(0 or more\) per frame, got 40"),
+    ((np.zeros((4, 4, 3), np.uint8),), None, 0, "one whole number of milliseconds .* got None"),
 ])
 def test_an_animation_that_cannot_be_is_refused_in_words(frames, durations, plays, said):
     with pytest.raises(InputError, match=said):
         Animation(frames, durations, plays)
+
+
+@pytest.mark.parametrize("frames, said", [
+    (np.zeros((2, 4, 4, 3), np.uint8), r"got a 2x4x4x3 array: give its frames as tuple\(frames\)$"),
+    (np.zeros((2, 4, 4), np.uint8), r"got a 2x4x4 array: give its frames as tuple\(frames\), or one picture as "
+                                    r"\(picture,\)$"),
+])
+def test_an_array_given_as_frames_is_refused_with_the_tuple_that_does(frames, said):
+    # found by a library user's check: "got an object of type ndarray" said nothing of
+    # the tuple of frames an N×H×W×C array of them makes
+    with pytest.raises(InputError, match=said):
+        Animation(frames, (0, 0))
 
 
 # --- writing -------------------------------------------------------------------------------
