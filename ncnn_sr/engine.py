@@ -175,9 +175,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         if threads is not None and not 1 <= threads <= devices.MAX_THREADS:
             # ncnn divides by it (a negative count crashed); far too many crashed too
             raise SettingError(f"threads must be 1 to {devices.MAX_THREADS}, got {threads}")
-        if precision not in PRECISIONS:
+        if not isinstance(precision, str) or precision not in PRECISIONS:  # an array's `in` is ambiguous
             raise SettingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if alpha not in ALPHA_MODES:
+        if not isinstance(alpha, str) or alpha not in ALPHA_MODES:
             raise SettingError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
         if tile_pad is not None and not 0 <= tile_pad <= MAX_CONTEXT:
             raise SettingError(f"tile padding must be 0 to {MAX_CONTEXT} pixels, got {tile_pad}")

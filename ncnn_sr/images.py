@@ -781,6 +781,8 @@ def checked_write(path, fmt: str | None, quality, info, what: str) -> tuple[str,
     ``info`` checked to be an ImageInfo (or None); ``what`` is the writer's name."""
     path = file_path(path, what)
     check_named_as_file(path, "the picture, such as out.png")
+    if fmt is not None and not isinstance(fmt, str):  # an array's truth is ambiguous: a bare ValueError below
+        format_named(fmt, path)
     if not fmt and not Path(path).suffix:
         # output_format's words offer a folder, as the commands' -o takes one; a writer takes none.
         why = ("a folder of that name is there" if os.path.isdir(path) else

@@ -1020,7 +1020,9 @@ def test_a_library_user_s_own_signal_handler_stays_in_place_while_a_model_loads(
 
 @pytest.mark.parametrize("given", [{"tile": 16}, {"threads": 0}, {"precision": "fp8"}, {"alpha": "none"},
                                    {"tile_pad": -1}, {"overlap": 10**6}, {"concurrency": 0}, {"tta": "no"},
-                                   {"device": 1.5}, {"model_path": 3}, {"exact": True, "overlap": 0}])
+                                   {"device": 1.5}, {"model_path": 3}, {"exact": True, "overlap": 0},
+                                   # numpy's "truth value of an array is ambiguous" ValueError
+                                   {"precision": np.array(["fp32", "bf16"])}, {"alpha": np.zeros(3)}])
 def test_an_upscalers_bad_setting_is_a_setting_error_a_value_error(given):
     # It was a plain InputError, where Lane's, Pipeline's and EncodeOptions' are ValueErrors too.
     with pytest.raises(SettingError) as caught:

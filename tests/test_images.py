@@ -1932,6 +1932,9 @@ def test_a_writer_given_a_folder_or_a_name_without_extension_says_so(writer, tmp
     ("bmp", "cannot write {out}: unsupported format 'bmp' (fmt): use png, jpg, webp, gif or avif"),
     ("png/../a", "cannot write {out}: unsupported format 'png/../a' (fmt): use png, jpg, webp, gif or avif"),
     (3, "fmt must be a format's name (png, jpg, webp, gif or avif), got 3"),
+    # found by a library user's check: numpy's "truth value of an array is ambiguous"
+    (np.array(["png", "jpg"]), "fmt must be a format's name (png, jpg, webp, gif or avif), got "
+                               "array(['png', 'jpg'], dtype='<U3')"),
 ])
 def test_a_writer_given_a_format_it_cannot_write_names_the_format_not_a_made_up_file(fmt, said, tmp_path):
     # found by a library audit: fmt="bmp" was refused as "unsupported output format
