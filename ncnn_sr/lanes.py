@@ -7,7 +7,8 @@ import logging
 import numbers
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from collections.abc import Iterable
+from typing import Callable
 
 from .engine import Upscaler
 from .errors import NcnnSrError, SettingError, describe
@@ -33,14 +34,24 @@ def whole_at_least_1(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
-def check_lanes(lanes, user: str) -> None:
-    """A SettingError unless ``lanes`` is a non-empty list of Lanes: an Upscaler in
-    one's place was an AttributeError once the run began."""
+def check_lanes(lanes, user: str) -> list[Lane]:
+    """``lanes`` as a list; a SettingError unless they are one or more Lanes: an
+    Upscaler in one's place was an AttributeError once the run began, and one Lane or
+    Upscaler, or a number, for the list of them a bare TypeError. A list, so that
+    lanes given as an iterator are not used up here."""
+    if isinstance(lanes, Lane):
+        raise SettingError(f"{user}'s lanes must be a list of Lanes, got one Lane: give [lane]")
+    if isinstance(lanes, Upscaler):
+        raise SettingError(f"{user}'s lanes must be a list of Lanes, got an Upscaler: give [Lane(upscaler, workers=1)]")
+    if lanes is None or isinstance(lanes, str) or not isinstance(lanes, Iterable):
+        raise SettingError(f"{user}'s lanes must be Lanes (an Upscaler and its proc workers), got {describe(lanes)}")
+    lanes = list(lanes)
     if not lanes:
         raise SettingError(f"{user} needs at least one lane")
     for lane in lanes:
         if not isinstance(lane, Lane):
             raise SettingError(f"{user}'s lanes must be Lanes (an Upscaler and its proc workers), got {describe(lane)}")
+    return lanes
 
 
 class UpscalingFailed(NcnnSrError):
@@ -108,7 +119,7 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     where those an item failed on alone come back. It never holds every lane.
     """
     # Else no lanes, or a window of 0, waited for ever.
-    check_lanes(lanes, "ordered_map")
+    lanes = check_lanes(lanes, "ordered_map")
     if not whole_at_least_1(window):
         raise SettingError(f"the window must be a whole number of items, at least 1, got {window!r}")
     # Else a function that is none failed each item as an UpscalingFailed "on CPU",

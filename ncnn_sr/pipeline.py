@@ -130,7 +130,7 @@ class Pipeline(Loading, Failover):
                  keep_opaque_alpha: bool = False, drop_oversized_exif: bool = False, animate: bool = True,
                  animation_memory: int | None = None, on_tile: Callable[[int, int], None] | None = None,
                  flags: FlagNames | None = None):
-        check_lanes(lanes, "a pipeline")
+        lanes = check_lanes(lanes, "a pipeline")
         for lane in lanes:
             # ordered_map's lanes may hold anything its function takes; a pipeline's
             # "up" (or None) was a bare AttributeError once the run began.

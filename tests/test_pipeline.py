@@ -1177,6 +1177,33 @@ def test_ordered_map_refuses_items_or_work_it_cannot_use_as_a_setting_error(item
     assert isinstance(refused.value, InputError) and str(refused.value) == said
 
 
+@pytest.mark.parametrize("user", ["pipeline", "ordered_map"])
+@pytest.mark.parametrize("given, said", [
+    ("lane", r"lanes must be a list of Lanes, got one Lane: give \[lane\]$"),
+    ("upscaler", r"lanes must be a list of Lanes, got an Upscaler: give \[Lane\(upscaler, workers=1\)\]$"),
+    (5, r"lanes must be Lanes \(an Upscaler and its proc workers\), got 5$"),
+    (None, r"lanes must be Lanes \(an Upscaler and its proc workers\), got None$"),
+])
+def test_lanes_that_are_no_list_of_lanes_are_refused_in_one_line(user, given, said, cpu_lane):
+    # found by a library user's check: Pipeline(Lane(up, 1)), the lane for the list of
+    # them, and lanes=5 were bare TypeErrors ("'Lane' object is not iterable")
+    lanes = {"lane": cpu_lane, "upscaler": cpu_lane.upscaler}.get(given, given)
+    with pytest.raises(SettingError, match=said):
+        if user == "pipeline":
+            Pipeline(lanes)
+        else:
+            list(ordered_map(lanes, [picture(4, 4)], lambda u, f: u.upscale(f)))
+
+
+def test_lanes_given_as_an_iterator_are_all_taken(cpu_lane, tmp_path):
+    # check_lanes went through the iterator: the pipeline then ran with none
+    Image.fromarray(picture(4, 4)).save(tmp_path / "a.png")
+    summary = Pipeline(iter([cpu_lane])).run([Job(tmp_path / "a.png", tmp_path / "b.png")])
+    assert summary.ok == 1
+    assert [f.shape for f in ordered_map(iter([cpu_lane]), [picture(4, 4)], lambda u, f: u.upscale(f))] == \
+        [(8, 8, 3)]
+
+
 @pytest.mark.parametrize("lanes, window, said", [
     ([], 8, "ordered_map needs at least one lane"),
     (None, 0, "the window must be a whole number of items, at least 1, got 0"),
