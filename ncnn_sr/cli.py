@@ -27,8 +27,8 @@ from .batch_cli import OnePathCommand, RunOptions, UsageCommand, path_flag, run,
 from .console import bar_fits, name_streams, setup_logging
 from .engine import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word
-from .files import check_folder, check_writable, folder_made, name_fault, write_target
-from .jobs import is_picture_suffix, names_a_folder, video_by_its_output
+from .files import check_folder, check_writable, folder_made, write_target
+from .jobs import is_picture_suffix, names_a_folder, suffix_fault, video_by_its_output
 from .resample import MAX_SIDE
 from .streams import Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
@@ -168,13 +168,9 @@ def _fps(ctx, param, value):
 
 
 def _suffix(ctx, param, value: str) -> str:
-    if any(sep and sep in value for sep in (os.sep, os.altsep)) or "\0" in value:
-        raise click.BadParameter("is added to a file's name: it cannot hold a folder separator")
-    if value.strip(".") == "" and value:
-        raise click.BadParameter("needs a letter or digit: dots alone make names that hide or mean other files")
-    fault = name_fault(f"a{value}.png")
-    if fault:  # else each picture failed to be written, after its upscaling
-        raise click.BadParameter(f"is added to a file's name: {fault}")
+    fault = suffix_fault(value)
+    if fault:
+        raise click.BadParameter(fault)
     return value
 
 

@@ -26,9 +26,11 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
-from .errors import InputError, broken_link
+from .errors import InputError, SettingError, broken_link, describe
+from .files import name_fault
 from .images import (FORMATS, NOT_PICTURES, file_path, format_named, only_an_extension, output_format,
                      special_kind)
 from .video_options import is_video_path
@@ -132,11 +134,29 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
     """
     # As str: None was a bare TypeError from pathlib, and bytes were refused.
     input_path, output_path = file_path(input_path, "plan_jobs"), file_path(output_path, "plan_jobs")
+    if not isinstance(suffix, str):  # 5 named the outputs "a5.png"
+        raise SettingError(f"suffix must be a str, got {describe(suffix)}")
+    if fault := suffix_fault(suffix):  # "/../x" planned outputs outside the output folder
+        raise SettingError(f"suffix {fault}, got {suffix!r}")
+    for name, value in (("recursive", recursive), ("folder", folder)):
+        if not isinstance(value, (bool, np.bool_)):  # a truthy "no" took the subfolders too
+            raise SettingError(f"{name} must be True or False, got {describe(value)}")
     try:
         return _plan(Path(input_path), Path(output_path), fmt, recursive, folder or names_a_folder(output_path),
                      suffix)
     except OSError as e:  # a name too long for the file system, say
         raise InputError(f"{e.filename or input_path}: {e.strerror or e}") from None
+
+
+def suffix_fault(suffix: str) -> str | None:
+    """Why ``suffix`` cannot be added to a file's name (the words after "suffix"), or
+    None where it can."""
+    if any(sep and sep in suffix for sep in (os.sep, os.altsep)) or "\0" in suffix:
+        return "is added to a file's name: it cannot hold a folder separator"
+    if suffix and suffix.strip(".") == "":
+        return "needs a letter or digit: dots alone make names that hide or mean other files"
+    fault = name_fault(f"a{suffix}.png")
+    return None if fault is None else f"is added to a file's name: {fault}"  # else each picture failed to be written
 
 
 def video_by_its_output(src: str | os.PathLike, dst: str | os.PathLike | None) -> bool:

@@ -2129,3 +2129,24 @@ def test_a_cancelled_run_tells_on_outcome_of_the_jobs_it_finished_and_of_no_othe
     assert len({o.job.source for o in seen}) == len(seen) and all(o.status in ("ok", "skipped", "failed") for o in seen)
     assert len(taken) < len(jobs)  # the rest were never asked for
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(o.output.name for o in seen if o.output)
+
+
+@pytest.mark.parametrize("given, said", [
+    ({"suffix": "/../x"}, "suffix is added to a file's name: it cannot hold a folder separator, got '/../x'"),
+    ({"suffix": ".."}, "suffix needs a letter or digit: dots alone make names that hide or mean other files, "
+                       "got '..'"),
+    ({"suffix": 5}, "suffix must be a str, got 5"),
+    ({"recursive": "no"}, "recursive must be True or False, got 'no'"),
+    ({"folder": 1}, "folder must be True or False, got 1"),
+])
+def test_plan_jobs_refuses_a_suffix_or_switch_the_command_would_refuse(given, said, tmp_path):
+    # found by a library user's check: the command checks --suffix, plan_jobs did not:
+    # suffix="/../x" planned outputs outside the output folder, 5 named them "a5.png",
+    # and recursive="no" (true) planned the subfolders' pictures too
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    for name in ("in/a.png", "in/sub/b.png"):
+        Image.fromarray(picture(4, 4)).save(tmp_path / name)
+    with pytest.raises(SettingError) as refused:
+        plan_jobs(tmp_path / "in", tmp_path / "out", **given)
+    assert str(refused.value) == said
+    assert not (tmp_path / "out").exists()
