@@ -105,9 +105,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
     anything else ``get_device`` takes.
 
     ``upscale`` takes H×W×C arrays (C in 1, 3, 4) or H×W grey ones, uint8 or uint16,
-    and returns the same axes, channel count and dtype. It may be called from several threads at once.
-    If the device runs out of memory the tile is halved down to 32 pixels, then the
-    work moves to the CPU with a warning; a wrong picture is never returned.
+    and returns the same axes, channel count and dtype. It may be called from
+    several threads at once. If the device runs out of memory the tile is halved
+    down to 32 pixels, then the work moves to the CPU with a warning; a wrong
+    picture is never returned.
     ``concurrency`` is how many calls the caller runs at once: they share the
     memory budget of the automatic CPU tile, and the CPU's cores: on the CPU each
     call runs ``threads`` of ncnn's threads where given, else its share of the cores.
