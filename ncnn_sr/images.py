@@ -28,6 +28,7 @@ from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KE
                        exif_to_write, fitting_dpi, fitting_profile, is_exif, orient, readable_exif, resolution,
                        sized_exif, sized_xmp, upright_xmp, xmp_option)
 from .pixels import check_image, to_eight_bit
+from .signatures import cut_in_header
 from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, colour_chunks, cut_palette_alpha, \
     grey_key_in_8_bits, luma16, palette_missing, png16, png_header, read_png16
@@ -350,6 +351,8 @@ def reading(path: str):
             raise InputError(f"{path}: {kind}") from None
         if (reason := _header_refusal(path)) is not None:  # another format's, cut short so
             raise InputError(f"{path}: {reason}") from None
+        if (reason := _cut_in_header(path)) is not None:  # too short for any reader to know it
+            raise InputError(f"{path}: broken or truncated picture ({reason})") from None
         if (kind := _video_kind(path)) is not None:  # piped in, say, with no name to tell
             raise InputError(f"{path} is a video ({kind}), not a picture: upscale it with 'ncnn-sr video'") from None
         raise InputError(f"{path}: not a picture, or a format Pillow cannot read") from None
@@ -379,6 +382,14 @@ def _video_kind(path: str) -> str | None:
     try:
         with open(path, "rb") as f:
             return video_kind(f.read(65536))  # a Matroska file's tracks may come a few KB in
+    except OSError:
+        return None
+
+
+def _cut_in_header(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return cut_in_header(f.read(64))
     except OSError:
         return None
 

@@ -1360,6 +1360,33 @@ def test_a_picture_cut_short_in_its_header_is_broken_not_an_unknown_format(fmt, 
         read_image(tmp_path / "cut.img")
 
 
+@pytest.mark.parametrize("fmt,options,sizes", [
+    ("WEBP", {}, range(9, 16)),  # RIFF, its size, WEBP: Pillow looks at 16 bytes
+    ("WEBP", {"lossless": True}, [12, 15]),
+    ("PNG", {}, range(2, 8)),  # inside its signature
+    ("JPEG", {"quality": 90}, [2]),  # its start-of-image marker alone
+    ("GIF", {}, range(3, 6)),  # inside GIF89a
+    ("TIFF", {}, [3]),
+    ("AVIF", {}, range(8, 12)),  # inside its ftyp box's brand
+])
+def test_a_picture_cut_short_inside_its_signature_is_broken_not_an_unknown_format(fmt, options, sizes, tmp_path):
+    # Too short for Pillow's readers to know the format: a download that stopped a
+    # few bytes in was "not a picture", an AVIF's ftyp a video's.
+    data = save(tmp_path / "whole", Image.fromarray(picture(16, 16)), format=fmt, **options).read_bytes()
+    for size in sizes:
+        (tmp_path / "cut.img").write_bytes(data[:size])
+        said = rf"^\S*cut.img: broken or truncated picture \(.*cut short at {size} bytes, inside its header\)$"
+        with pytest.raises(InputError, match=said):
+            read_image(tmp_path / "cut.img")
+
+
+@pytest.mark.parametrize("content", [b"G", b"GI", b"II", b"RIFF\x10\x00\x00\x00WAVE", b"\x89"])
+def test_a_few_bytes_that_start_no_format_surely_are_not_a_picture(content, tmp_path):
+    (tmp_path / "few.png").write_bytes(content)
+    with pytest.raises(InputError, match=r"few.png: not a picture, or a format Pillow cannot read$"):
+        read_image(tmp_path / "few.png")
+
+
 def _two_page_tiff() -> tuple[bytearray, int, int]:
     """A two-page TIFF's bytes, where its first directory points to the second, and
     where the second is."""

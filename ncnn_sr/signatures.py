@@ -1,0 +1,41 @@
+"""Files cut short inside the signature or the first header fields of a picture
+format: too few bytes for Pillow's readers to recognise the format, which then
+said "not a picture" of a download that stopped a few bytes in."""
+from __future__ import annotations
+
+# Each format's first bytes, and how many of them a file must hold to be taken for
+# it: fewer could be the start of a text (a "GI", an "II") or of another format.
+_SIGNATURES = (
+    ("PNG", b"\x89PNG\r\n\x1a\n", 2),
+    ("JPEG", b"\xff\xd8\xff", 2),  # its start-of-image marker, then the first segment's
+    ("GIF", b"GIF87a", 3),
+    ("GIF", b"GIF89a", 3),
+    ("TIFF", b"II*\x00", 3),
+    ("TIFF", b"MM\x00*", 3),
+    ("BMP", b"BM", 2),
+    ("JPEG 2000", b"\x00\x00\x00\x0cjP  \r\n\x87\n", 6),
+)
+# The WebP header Pillow reads before it knows the format: RIFF, the file's size,
+# WEBP, and the first chunk's kind (VP8, VP8L or VP8X).
+_WEBP_HEADER = 16
+
+
+def cut_in_header(head: bytes) -> str | None:
+    """What ``head``, a whole file's bytes, is the start of, where it is too short
+    for Pillow to tell ("WebP: cut short at 14 bytes, inside its header"); None
+    where it is no such start (it may be whole, of a format Pillow lacks)."""
+    size = len(head)
+    for fmt, signature, least in _SIGNATURES:
+        if least <= size <= len(signature) and signature.startswith(head):
+            return _words(fmt, size)
+    # "RIFF" alone may start a WAV or an AVI: its kind, past its size, tells.
+    if size < _WEBP_HEADER and head[:4] == b"RIFF" and size > 8 and b"WEBP".startswith(head[8:12]):
+        return _words("WebP", size)
+    # An ISO media file (HEIF, AVIF, but also MP4) cut inside its ftyp box's brand.
+    if 8 <= size < 12 and head[4:8] == b"ftyp":
+        return _words("HEIF or AVIF", size)
+    return None
+
+
+def _words(fmt: str, size: int) -> str:
+    return f"{fmt}: cut short at {size} byte{'s' if size != 1 else ''}, inside its header"
