@@ -30,7 +30,7 @@ from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
 from .netsplit import network_reach, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, bicubic_net, group_norm_weights
 from .param_file import parse_param
-from .pixels import check_image
+from .pixels import check_image, is_grey_colour, make_grey
 from .resample import resize, resize_bytes, target_size
 from .staged_run import StagedRun
 from .tile_choice import HEAD_PIECE, TileChoice
@@ -308,7 +308,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         ``image`` is H×W×C (C in 1, 3, 4) or H×W grey, uint8 or uint16, any strides
         or byte order; a numpy subclass (a masked array, np.matrix) is taken as its
         plain data. The result has the same number of axes, channels and dtype, is a
-        new array, and ``image`` is never changed.
+        new array, and ``image`` is never changed. Grey stays grey: one channel, and
+        RGBA of equal R, G and B (grey with alpha), whose grey is the luma of the
+        colour result.
 
         ``progress(done, total)`` is called after each tile, in the caller's thread; an
         exception it raises stops the work and comes out of ``upscale`` (that is how a
@@ -363,6 +365,11 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
                     del self._callers[me]
                 else:
                     self._callers[me] -= 1
+        if image.shape[2] == 4 and is_grey_colour(image):
+            # Grey with alpha, which comes in as RGBA: the network colours it (up to 120
+            # levels apart on grain), and a grey picture's writing could not tell that
+            # colour from the caller's own.
+            make_grey(out)
         if wanted is not None:
             out = resize(out, *wanted)
         return out[:, :, 0] if flat else out

@@ -27,11 +27,11 @@ from .icc import cicp_chunks, for_format as colour_profile
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_body,
                        exif_to_write, fitting_dpi, fitting_profile, is_exif, orient, readable_exif, resolution,
                        sized_exif, sized_xmp, upright_xmp, xmp_option)
-from .pixels import check_image, to_eight_bit
+from .pixels import check_image, is_grey_colour, to_eight_bit
 from .signatures import cut_in_header
 from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, colour_chunks, cut_palette_alpha, \
-    grey_key_in_8_bits, luma16, palette_missing, png16, png_header, read_png16
+    grey_key_in_8_bits, palette_missing, png16, png_header, read_png16
 from .png import SIGNATURE as PNG_SIGNATURE, mended as mended_png, refusal as png_refusal
 
 log = logging.getLogger("ncnn_sr")
@@ -48,7 +48,8 @@ DEFAULT_JPEG_QUALITY = 95
 # 1024x768 x4 photo, 75 gave 35 KB at 42.0 dB PSNR, 90 (4:4:4) 89 KB at 44.7 dB,
 # JPEG 95 170 KB at 45.4 dB (lossless WebP 628 KB). 90 is near JPEG 95 at half its size.
 DEFAULT_AVIF_QUALITY = 90
-# Modes of grey pictures: their colour is written back grey (with alpha, as LA).
+# Modes of grey pictures: their colour is written back grey (with alpha, as LA, where
+# R, G and B are equal: the engine keeps them so).
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 # Formats Pillow registers that are no picture it can read: PDF and PALM it only
 # writes, MPEG is a video whose header alone it reads, BUFR/GRIB/HDF5 are data it
@@ -751,7 +752,9 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
     same folder, then renamed. ``quality`` (1-100) applies to jpg, webp and avif; webp
     without a quality is lossless, avif is DEFAULT_AVIF_QUALITY. jpg, webp, gif and
     avif are 8-bit: 16-bit pixels are written as the nearest 8-bit. JPEG cannot hold
-    alpha: that is an InputError.
+    alpha: that is an InputError. Grey stays grey: with ``info`` of a grey picture,
+    RGBA whose R, G and B are equal is written as grey with alpha, and any other keeps
+    its colour.
     GIF is 8-bit with a palette of 255 colours (``gif.to_palette``): alpha is cut to
     transparent or opaque.
     Writing that needs more memory than is available is an InputError before it
@@ -932,9 +935,12 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
     channels = image.shape[2]
     sixteen = image.dtype == np.uint16
     grey = info is not None and info.mode in GREY_MODES
+    # RGBA is written grey+alpha only where it is grey: the pixels' colour, not the
+    # info's mode, is the picture (one coloured since it was read lost its colour).
+    grey_alpha = grey and channels == 4 and is_grey_colour(image)
     if sixteen and fmt == "png" and channels in (3, 4):
-        if grey and channels == 4:
-            image = np.concatenate([luma16(image), image[:, :, 3:]], axis=2)
+        if grey_alpha:
+            image = image[:, :, [0, 3]]
         # Pillow has no 16-bit colour or grey+alpha modes
         icc, exif, dpi, xmp, colour = _kept_metadata(info, fmt, grey=image.shape[2] == 2)
         f.write(png16(image, fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi, xmp, colour))
@@ -949,7 +955,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         im = Image.fromarray(image[:, :, 0].astype("<u2") if sixteen else image[:, :, 0])
     else:
         im = Image.fromarray(np.ascontiguousarray(image))
-    if grey and channels == 4:
+    if grey_alpha:
         im = im.convert("LA")  # grey stays grey (an L with alpha had a transparent grey level)
     options = save_options(info, fmt, quality, grey=im.mode in ("L", "LA", "I;16"))
     if fmt == "avif" and (coded := dict(info.colour_chunks if info else ()).get(b"cICP")):

@@ -24,6 +24,7 @@ from .jobs import Job, alpha_target, check_reachable, output_key
 from .lanes import Lane
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
 from .outcomes import Outcome, found_output
+from .pixels import is_grey_colour
 from .resample import target_size
 from .workers import ProcQueue
 
@@ -374,7 +375,8 @@ class Loading:
             opaque = bool((alpha == np.iinfo(alpha.dtype).max).all())
             if opaque and not self._keep_opaque_alpha:
                 # Nothing is lost: the colour (grey stays grey) is the whole picture.
-                item.pixels = item.pixels[:, :, :1 if item.info.mode in GREY_MODES else 3]
+                grey = item.info.mode in GREY_MODES and is_grey_colour(item.pixels)
+                item.pixels = item.pixels[:, :, :1 if grey else 3]
             else:
                 item.target = alpha_target(item.target)
                 what = "an alpha channel (fully opaque)" if opaque else "transparency"

@@ -117,3 +117,26 @@ def _rounded(values: np.ndarray, top: int, buffer: np.ndarray | None = None) -> 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
     """H×W×3 float to H×W×1 float by BT.601 luma."""
     return (rgb @ LUMA)[:, :, None]
+
+
+# Rows at a time the grey of a colour picture is worked out in: its 64-bit
+# intermediates stay a few MB however large the picture.
+_GREY_ROWS = 256
+
+
+def is_grey_colour(image: np.ndarray) -> bool:
+    """Whether the H×W×3 or H×W×4 ``image`` is grey: equal R, G and B everywhere."""
+    rows = range(0, image.shape[0], _GREY_ROWS)
+    return all((band[:, :, 0] == band[:, :, 1]).all() and (band[:, :, 1] == band[:, :, 2]).all()
+               for band in (image[r:r + _GREY_ROWS] for r in rows))
+
+
+def make_grey(image: np.ndarray) -> None:
+    """Sets the R, G and B of the integer H×W×3 or H×W×4 ``image`` to its luma by
+    Pillow's weights (its convert("L"): 19595, 38470 and 7471 in 65536, so that equal
+    channels keep their value), in place."""
+    for r in range(0, image.shape[0], _GREY_ROWS):
+        band = image[r:r + _GREY_ROWS]
+        rgb = band[:, :, :3].astype(np.uint64)
+        band[:, :, :3] = ((rgb @ np.array([19595, 38470, 7471], np.uint64) + 32768) >> 16)[:, :, None]
+

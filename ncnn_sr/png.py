@@ -260,13 +260,6 @@ def _interlaced16(data: bytes, channels: int) -> np.ndarray:
     return image
 
 
-def luma16(image: np.ndarray) -> np.ndarray:
-    """16-bit RGB(A) as one grey channel by Pillow's integer BT.601 weights, whose sum
-    is 65536: equal channels give back their value exactly."""
-    r, g, b = (image[:, :, c].astype(np.uint64) for c in range(3))
-    return ((r * 19595 + g * 38470 + b * 7471 + 32768) >> 16).astype(np.uint16)[:, :, None]
-
-
 def chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 

@@ -123,6 +123,26 @@ def test_grey_stays_grey_and_matches_the_colour_result(cpu_upscalers):
     assert np.abs(out - via_rgb).max() <= 1.0
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_grey_with_alpha_stays_grey(dtype, cpu_upscalers):
+    # Grey with alpha goes in as RGBA of equal R, G and B: the network gave it colour
+    # (up to 120 levels apart on grain), which a grey picture's writing then had to
+    # drop, whatever colour the pixels had. Its grey is the luma of the colour result.
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    grain = (np.random.RandomState(3).rand(14, 14, 1) * 255).astype(np.uint8)
+    rgba = np.concatenate([grain, grain, grain, picture(14, 14, channels=4)[:, :, 3:]], axis=2)
+    if dtype == np.uint16:
+        rgba = rgba.astype(np.uint16) * 257
+    out = up.upscale(rgba)
+    assert out.dtype == dtype and (out[:, :, 0] == out[:, :, 1]).all() and (out[:, :, 1] == out[:, :, 2]).all()
+    nudged = rgba.copy()
+    nudged[0, 0, 2] ^= 1  # one sample of one pixel off grey: its colour result
+    colour = up.upscale(nudged).astype(np.float64)
+    assert np.abs(out[:, :, 0] - colour[:, :, :3] @ [0.299, 0.587, 0.114]).max() <= 2.0 * (257 if dtype == np.uint16 else 1)
+    assert np.array_equal(out[:, :, 3], colour[:, :, 3])
+    assert np.array_equal(up.upscale(rgba, scale=1.5)[:, :, 0], up.upscale(rgba, scale=1.5)[:, :, 1])
+
+
 def test_grey_is_the_luma_of_the_colour_result_where_the_network_overshoots(cpu_upscalers):
     # Hard black and white edges: the network's output runs past 0 and 1 there, which
     # the colour output clips before it could be taken to grey.

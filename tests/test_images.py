@@ -302,6 +302,29 @@ def test_every_exif_orientation_turns_the_pixels_as_pillow_does(orientation, tmp
     assert out[0x0112] == 1
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_colour_written_with_a_grey_pictures_info_keeps_its_colour(dtype, tmp_path):
+    # The info of a grey picture with alpha (LA) wrote any RGBA array as LA: a picture
+    # coloured since it was read lost its colour without a word. Grey pixels
+    # (equal R, G and B, as the engine keeps a grey one) are still written grey.
+    grey = picture(6, 8, channels=1)[:, :, 0]
+    _, info = read_image(save(tmp_path / "la.png", Image.fromarray(grey).convert("LA")))
+    assert info.mode == "LA"
+    colour = picture(6, 8, channels=4, dtype=dtype)
+    for fmt in ("png", "webp", "avif") if dtype == np.uint8 else ("png",):
+        write_image(tmp_path / f"o.{fmt}", colour, info)
+        back, _ = read_image(tmp_path / f"o.{fmt}")
+        assert back.shape == (6, 8, 4)
+        spread = np.ptp(back[:, :, :3].astype(int), axis=2)
+        assert spread.max() > 100, fmt  # not written grey
+        if fmt == "png":
+            assert np.array_equal(back, colour)
+    grey_rgba = colour[:, :, [0, 0, 0, 3]]
+    write_image(tmp_path / "g.png", grey_rgba, info)
+    assert png_header(tmp_path / "g.png")[1] == 4  # grey+alpha
+    assert np.array_equal(read_image(tmp_path / "g.png")[0], grey_rgba)
+
+
 def test_a_png_transparency_key_on_grey_or_colour_is_alpha(tmp_path):
     # tRNS on an L or RGB PNG makes one grey level or colour transparent; it was dropped.
     grey = picture(6, 8, channels=1)[:, :, 0]
