@@ -30,8 +30,8 @@ from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KE
 from .pixels import check_image, is_grey_colour, to_eight_bit
 from .signatures import cut_in_header
 from .video_options import video_kind
-from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, colour_chunks, cut_palette_alpha, \
-    grey_key_in_8_bits, palette_missing, png16, png_header, read_png16
+from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, TEXT_KINDS, colour_chunks, cut_palette_alpha, \
+    grey_key_in_8_bits, palette_missing, png16, png_header, read_png16, text_chunks
 from .png import SIGNATURE as PNG_SIGNATURE, mended as mended_png, refusal as png_refusal
 
 log = logging.getLogger("ncnn_sr")
@@ -86,7 +86,12 @@ class ImageInfo:
     written with this info carries (a jpg, webp or avif holds none: one written
     without ``icc_profile`` gets a profile stating them instead, where they say
     other than sRGB, and so does a png of a cICP, which most readers still ignore;
-    an avif states a cICP in its nclx too).
+    an avif states a cICP in its nclx too);
+    ``text_chunks`` are a PNG's text chunks (tEXt, zTXt, iTXt) but its XMP's, as
+    (kind, data) pairs in the file's order: what a Stable Diffusion picture's
+    "parameters" or ComfyUI's "prompt" and "workflow" say it was made with. A png
+    written with this info carries them; no other format holds them (a jpg, webp,
+    gif or avif is written without them).
     """
 
     mode: str
@@ -97,6 +102,7 @@ class ImageInfo:
     dpi: tuple[float, float] | None = None
     xmp: bytes | None = None
     colour_chunks: tuple[tuple[bytes, bytes], ...] = ()
+    text_chunks: tuple[tuple[bytes, bytes], ...] = ()
 
 
 def only_an_extension(path: str | os.PathLike) -> bool:
@@ -227,7 +233,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         xmp = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
         info = replace(info, dpi=resolution(im, exif, orientation if tiff_turn == 1 else tiff_turn),
                        xmp=upright_xmp(xmp),
-                       colour_chunks=_colour_chunks(im, path))
+                       colour_chunks=_colour_chunks(im, path),
+                       text_chunks=text_chunks(path) if im.format == "PNG" else ())
     if deep:
         arr = read_png16(path, 4 if arr.shape[2] == 4 else 3)
         if arr.shape[2] == 3 and colour_type == 0:
@@ -743,7 +750,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
     """Write an H×W×C uint8/uint16 array as png, jpg, webp, gif or avif (``fmt``, else
     from the file name), keeping ICC, EXIF, XMP and the resolution from ``info`` when
     ``metadata`` is true, where the format holds them (webp and avif state no
-    resolution, gif none of them). JPEG holds at most MAX_JPEG_EXIF bytes of EXIF and
+    resolution, gif none of them), and a PNG's text chunks in a png alone. JPEG holds at most MAX_JPEG_EXIF bytes of EXIF and
     MAX_JPEG_XMP of XMP (``ncnn_sr.metadata``): a larger EXIF is an InputError, a
     larger XMP packet is left out of a jpg without a word (measured as written, its
     stated size the output's: ``metadata.sized_xmp``; the commands warn of it).
@@ -871,7 +878,8 @@ def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str
     if not isinstance(metadata, (bool, np.bool_)):  # "no" is true: the EXIF meant to go was kept
         raise InputError(f"{path}: metadata must be True or False, got {describe(metadata)}")
     if info is None or not metadata:  # left out: nothing to refuse
-        return info and replace(info, icc_profile=None, exif=None, dpi=None, xmp=None, colour_chunks=())
+        return info and replace(info, icc_profile=None, exif=None, dpi=None, xmp=None, colour_chunks=(),
+                                text_chunks=())
     for field in ("icc_profile", "exif", "xmp"):
         value = getattr(info, field)
         if value is not None and not isinstance(value, bytes):  # Pillow takes a str and writes garbage, or crashes
@@ -890,6 +898,14 @@ def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str
         raise InputError(f"{path}: info.colour_chunks must be (kind, data) pairs of bytes, the kind one of "
                          f"{', '.join(f'{k.decode()} ({n} bytes)' for k, n in COLOUR_CHUNK_SIZES.items())}; "
                          f"got {describe(pairs)}")
+    texts = info.text_chunks
+    if not isinstance(texts, (tuple, list)) or not all(
+            isinstance(p, (tuple, list)) and len(p) == 2 and p[0] in TEXT_KINDS and isinstance(p[1], bytes)
+            and 1 <= p[1].find(b"\x00") <= 79
+            for p in texts):  # written as given, another chunk or one without its keyword would break the png
+        raise InputError(f"{path}: info.text_chunks must be (kind, data) pairs of bytes, the kind tEXt, zTXt or "
+                         f"iTXt, the data a keyword of 1 to 79 bytes and a NUL byte before the rest; "
+                         f"got {describe(texts)}")
     if info.dpi is not None and dpi_pair(info.dpi) is None:
         raise InputError(f"{path}: info.dpi must be two positive numbers (across, down) or None, "
                          f"got {describe(info.dpi)}")
@@ -942,8 +958,8 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         if grey_alpha:
             image = image[:, :, [0, 3]]
         # Pillow has no 16-bit colour or grey+alpha modes
-        icc, exif, dpi, xmp, colour = _kept_metadata(info, fmt, grey=image.shape[2] == 2)
-        f.write(png16(image, fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi, xmp, colour))
+        icc, exif, dpi, xmp, colour, text = _kept_metadata(info, fmt, grey=image.shape[2] == 2)
+        f.write(png16(image, fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi, xmp, colour, text))
         return
     if sixteen and not (fmt == "png" and channels == 1):
         image = to_eight_bit(image)  # jpg/webp/gif/avif are 8-bit
@@ -980,8 +996,8 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
 
 
 def _kept_metadata(info: ImageInfo | None, fmt: str, grey: bool = False) -> tuple:
-    """The ICC profile, EXIF, resolution, XMP and PNG colour chunks of ``info`` that
-    ``fmt`` holds; without a profile of its own, one stating its colour chunks
+    """The ICC profile, EXIF, resolution, XMP, PNG colour chunks and PNG text chunks
+    of ``info`` that ``fmt`` holds; without a profile of its own, one stating its colour chunks
     where ``fmt`` needs it (``icc.for_format``), for pixels written ``grey``."""
     icc, exif = (info.icc_profile, info.exif) if info else (None, None)
     if not icc and info:
@@ -989,7 +1005,8 @@ def _kept_metadata(info: ImageInfo | None, fmt: str, grey: bool = False) -> tupl
     dpi = fitting_dpi(info.dpi if info else None, fmt)
     xmp = info.xmp if info and not (fmt == "jpg" and len(info.xmp or b"") > MAX_JPEG_XMP) else None
     colour = tuple(info.colour_chunks) if info and fmt == "png" else ()
-    return icc, exif, dpi, xmp, colour
+    text = tuple(info.text_chunks) if info and fmt == "png" else ()
+    return icc, exif, dpi, xmp, colour, text
 
 
 def save_options(info: ImageInfo | None, fmt: str, quality: int | None, grey: bool = False) -> dict:
@@ -998,7 +1015,7 @@ def save_options(info: ImageInfo | None, fmt: str, quality: int | None, grey: bo
     # WebP is colour only; Pillow writes grey+alpha AVIF as colour, and a grey AVIF
     # comes back as colour from libavif's readers.
     written_grey = grey and fmt not in ("webp", "avif")
-    icc, exif, dpi, xmp, colour = _kept_metadata(info, fmt, written_grey)
+    icc, exif, dpi, xmp, colour, text = _kept_metadata(info, fmt, written_grey)
     options: dict = {}
     icc = fitting_profile(icc, grey=written_grey)
     if icc:
@@ -1012,6 +1029,10 @@ def save_options(info: ImageInfo | None, fmt: str, quality: int | None, grey: bo
     if colour:  # Pillow writes them before the pixels, and sRGB only without a profile, as PNG asks
         chunks = options.setdefault("pnginfo", PngInfo())
         for kind, data in colour:
+            chunks.add(kind, data)
+    if text:
+        chunks = options.setdefault("pnginfo", PngInfo())
+        for kind, data in text:
             chunks.add(kind, data)
     if fmt == "jpg":
         q = DEFAULT_JPEG_QUALITY if quality is None else quality

@@ -196,6 +196,22 @@ def test_every_mode_comes_out_at_twice_the_size_in_the_right_mode(mode, tmp_path
             assert (np.asarray(out) % 257 != 0).any()  # 16-bit values, not 8-bit stretched
 
 
+def test_what_an_ai_picture_was_made_with_is_kept_in_its_png(tmp_path):
+    # Stable Diffusion's "parameters" and ComfyUI's "workflow" were lost on upscaling.
+    from PIL.PngImagePlugin import PngInfo
+
+    text = PngInfo()
+    text.add_text("parameters", "a cat, Steps: 20, Seed: 1")
+    text.add_text("workflow", '{"nodes": []}', zip=True)
+    Image.fromarray(picture(6, 8)).save(tmp_path / "in.png", pnginfo=text)
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", *FAST)
+    run("-i", tmp_path / "in.png", "-o", tmp_path / "bare.png", "--no-metadata", *FAST)
+    with Image.open(tmp_path / "out.png") as out, Image.open(tmp_path / "bare.png") as bare:
+        assert out.size == (16, 12)
+        assert out.text == {"parameters": "a cat, Steps: 20, Seed: 1", "workflow": '{"nodes": []}'}
+        assert bare.text == {}
+
+
 def test_any_scale_with_a_fixed_scale_model(tmp_path):
     Image.fromarray(picture(10, 12)).save(tmp_path / "in.png")
     run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesr-animevideov3-x4", "-s", "1.5", "-g", "-1")

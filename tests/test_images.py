@@ -325,6 +325,76 @@ def test_colour_written_with_a_grey_pictures_info_keeps_its_colour(dtype, tmp_pa
     assert np.array_equal(read_image(tmp_path / "g.png")[0], grey_rgba)
 
 
+# What Stable Diffusion's web UI (a tEXt "parameters") and ComfyUI ("prompt" and
+# "workflow") write, beside a compressed and an international one, and one after the pixels.
+AI_TEXT = ((b"tEXt", b"parameters\x00a cat, Steps: 20, Sampler: Euler a, Size: 8x6"),
+           (b"tEXt", b'prompt\x00{"3": {"class_type": "KSampler"}}'),
+           (b"zTXt", b"workflow\x00\x00" + zlib.compress(b'{"nodes": []}')),
+           (b"iTXt", b"Title\x00\x00\x00ja\x00\xe3\x82\xbf\xe3\x82\xa4\xe3\x83\x88\xe3\x83\xab\x00\xe7\x8c\xab"))
+
+
+def ai_png(path, samples: np.ndarray, depth: int = 8):
+    """A PNG of ``samples`` (RGB) with AI_TEXT, its last chunk after the pixels."""
+    data = png_bytes(samples, depth, 2, *(png_chunk(kind, body) for kind, body in AI_TEXT[:-1]))
+    end = data.rindex(b"IEND") - 4
+    path.write_bytes(data[:end] + png_chunk(*AI_TEXT[-1]) + data[end:])
+    return path
+
+
+def text_in(path) -> list[tuple[bytes, bytes]]:
+    """A PNG file's text chunks, as (kind, data), in its order."""
+    data, found, at = Path(path).read_bytes(), [], 8
+    while at < len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        if kind in (b"tEXt", b"zTXt", b"iTXt"):
+            found.append((kind, data[at + 8:at + 8 + length]))
+        at += 12 + length
+    return found
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_a_pngs_text_chunks_are_kept_in_a_png_written_from_it(depth, tmp_path):
+    # Stable Diffusion's and ComfyUI's pictures say in them what they were made with:
+    # the upscaled png lost it.
+    samples = picture(6, 8).astype(np.uint16) * 257 if depth == 16 else picture(6, 8)
+    arr, info = read_image(ai_png(tmp_path / "ai.png", samples, depth))
+    assert info.text_chunks == AI_TEXT
+    write_image(tmp_path / "o.png", arr, info)
+    assert text_in(tmp_path / "o.png") == list(AI_TEXT)
+    with Image.open(tmp_path / "o.png") as im:
+        im.load()
+        assert im.text["parameters"].startswith("a cat") and im.text["workflow"] == '{"nodes": []}'
+        assert im.text["Title"] == "\u732b" and im.text["Title"].lang == "ja"
+    assert np.array_equal(read_image(tmp_path / "o.png")[0], arr)
+    write_image(tmp_path / "bare.png", arr, info, metadata=False)
+    assert text_in(tmp_path / "bare.png") == []
+    for fmt in ("jpg", "webp"):  # which hold no PNG text: written without it
+        write_image(tmp_path / f"o.{fmt}", arr, info)
+        assert read_image(tmp_path / f"o.{fmt}")[0].shape == arr.shape
+
+
+def test_a_pngs_xmp_is_kept_once_beside_its_text(tmp_path):
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><tiff:Orientation>1</tiff:Orientation></x:xmpmeta>'
+    path = save_with_xmp(tmp_path / "x.png", rgb_image(), xmp)
+    arr, info = read_image(path)
+    assert info.text_chunks == () and info.xmp == xmp
+    write_image(tmp_path / "o.png", arr, replace(info, text_chunks=AI_TEXT[:1]))
+    assert [kind for kind, _ in text_in(tmp_path / "o.png")] == [b"iTXt", b"tEXt"]
+
+
+@pytest.mark.parametrize("texts", [
+    ((b"tIME", b"parameters\x00x"),),  # no text chunk
+    ((b"tEXt", b"no keyword"),),
+    ((b"tEXt", b"\x00no keyword"),),
+    ((b"tEXt", "parameters\x00x"),),
+    "parameters",
+])
+def test_text_chunks_that_are_none_are_refused(texts, tmp_path):
+    with pytest.raises(InputError, match=r"o.png: info.text_chunks must be \(kind, data\) pairs of bytes"):
+        write_image(tmp_path / "o.png", picture(4, 4), images_mod.ImageInfo("RGB", "PNG", text_chunks=texts))
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_a_png_transparency_key_on_grey_or_colour_is_alpha(tmp_path):
     # tRNS on an L or RGB PNG makes one grey level or colour transparent; it was dropped.
     grey = picture(6, 8, channels=1)[:, :, 0]
