@@ -173,6 +173,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
     _check_regular(path)
     with pillow_warnings():
         im, grey_alpha = _open(path)
+        im, ended = _with_end_marker(im)
     with im:
         # The first frame's box, before Pillow moves on to count the frames.
         first_box = im.dispose_extent if im.format == "GIF" else None
@@ -183,10 +184,10 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             tiff_turn = grey_alpha.orientation
         deep_ppm = pnm.deep_samples(im)  # from its tile, which loading clears
         _check_not_preview(im, path)
-        jpeg_read = _check_jpeg_data(im, path)
+        jpeg_read = _check_jpeg_data(im, path, ended)
         im.load()
         if jpeg_read is not None:
-            _check_jpeg_end(im, path, *jpeg_read)
+            _check_jpeg_end(im, path, *jpeg_read, ended)
         # Loading runs outside the warnings guard (decoding is slow and the guard is
         # one at a time), where Pillow only warns of a frame that grew past the
         # limit on loading: the limit is checked again here.
@@ -527,7 +528,31 @@ def _check_not_preview(im: Image.Image, path: str) -> None:
     raise InputError(f"{path}: its first image is a {im.width}x{im.height} preview, not the picture: {why}")
 
 
-def _check_jpeg_data(im: Image.Image, path: str) -> tuple[bytes, tuple[str, bool] | None] | None:
+def _with_end_marker(im: Image.Image) -> tuple[Image.Image, bool]:
+    """The open picture ``im``, and whether its data ends as it should: a JPEG whose
+    last scan's data runs to the file's end (``jpeg.unended``) reopened with an end
+    marker after it, which Pillow refused as truncated whether the picture was whole
+    or cut short; whole, it is read, and cut short, refused in the words of one cut
+    and closed with an end marker. Read from the file Pillow has open."""
+    if im.format not in ("JPEG", "MPO"):
+        return im, True
+    f = im.fp
+    where = f.tell()
+    try:
+        f.seek(-min(2, f.seek(0, os.SEEK_END)), os.SEEK_END)
+        if f.read(2) == b"\xff\xd9":  # most JPEGs: not read whole for it
+            return im, True
+        f.seek(0)
+        closed = jpeg.unended(f.read())
+    finally:
+        f.seek(where)
+    if closed is None:
+        return im, True
+    im.close()
+    return Image.open(io.BytesIO(closed)), False
+
+
+def _check_jpeg_data(im: Image.Image, path: str, ended: bool = True) -> tuple[bytes, tuple[str, bool] | None] | None:
     """The bytes of the open JPEG ``im`` (at ``path``) and what its scans lack
     (``jpeg.missing_scans``, for _check_jpeg_end), None for another format;
     InputError where it claims far more pixels than its data can hold, or its data
@@ -535,7 +560,8 @@ def _check_jpeg_data(im: Image.Image, path: str) -> tuple[bytes, tuple[str, bool
     as a picture of the claimed size, grey where the data ran out, with no error,
     where one cut short before its end is refused as truncated, as other formats
     are. A progressive one lacking only its last bits or bands is read with a
-    warning. Read from the file Pillow has open, left where it was."""
+    warning. Read from the file Pillow has open, left where it was; ``ended``: false
+    where that file had no end marker of its own (``_with_end_marker``)."""
     if im.format not in ("JPEG", "MPO"):
         return None
     f = im.fp
@@ -547,7 +573,7 @@ def _check_jpeg_data(im: Image.Image, path: str) -> tuple[bytes, tuple[str, bool
         data = f.read()
     finally:
         f.seek(where)
-    missing = jpeg.missing_scans(data) if reason is None else None
+    missing = jpeg.missing_scans(data, ended) if reason is None else None
     if missing is not None and missing[1]:
         reason = missing[0]
     if reason is not None:
@@ -555,7 +581,8 @@ def _check_jpeg_data(im: Image.Image, path: str) -> tuple[bytes, tuple[str, bool
     return data, missing
 
 
-def _check_jpeg_end(im: Image.Image, path: str, data: bytes, missing: tuple[str, bool] | None) -> None:
+def _check_jpeg_end(im: Image.Image, path: str, data: bytes, missing: tuple[str, bool] | None,
+                    ended: bool = True) -> None:
     """InputError where the JPEG ``im`` (at ``path``, of bytes ``data``, whose scans
     lack ``missing``: _check_jpeg_data's walk of its markers, not done again), just
     loaded, has blocks its data ran out before, at an end marker: libjpeg fills them
@@ -564,13 +591,14 @@ def _check_jpeg_end(im: Image.Image, path: str, data: bytes, missing: tuple[str,
     progressive one's last scan, half of its bytes or more, leaves no trace in its
     pixels. A progressive one whose scans stop, whole, before the last bits of its
     coefficients is read with a warning: it may be made so."""
-    if not (im.info.get("progressive") or jpeg.ends_grey(im)):
-        return
-    reason = jpeg.runs_out(data, im)
+    if ended and not (im.info.get("progressive") or jpeg.ends_grey(im)):
+        return  # one without its end marker is decoded again whatever its end: a cut may leave no grey
+    reason = jpeg.runs_out(data, im, ended)
     if reason is not None:
         raise InputError(f"{path}: broken or truncated picture ({reason})")
     if missing is not None:  # whole components are all there
-        log.warning("%s: %s (cut short, or made so): read with less detail", path, missing[0])
+        log.warning("%s: %s (%s): read with less detail", path, missing[0],
+                    "cut short, or made so" if ended else "cut short, with no end marker")
 
 
 def _warn_of_pages(im: Image.Image, path: str) -> None:

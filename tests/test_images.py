@@ -1213,6 +1213,19 @@ def test_a_progressive_jpeg_whose_whole_scans_stop_before_its_last_bits_is_read_
                     "its coefficients (cut short, or made so): read with less detail"]
 
 
+def test_a_progressive_jpeg_cut_between_scans_without_an_end_marker_is_read_with_a_warning(tmp_path, caplog):
+    # As one closed there with an end marker is: its whole scans' picture, coarser.
+    data = jpeg_bytes(picture(96, 128), "progressive")
+    (tmp_path / "coarse.jpg").write_bytes(data[:data.rindex(b"\xff\xda")])
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, _ = read_image(tmp_path / "coarse.jpg")
+    with Image.open(io.BytesIO(data[:data.rindex(b"\xff\xda")] + b"\xff\xd9")) as closed:
+        assert np.array_equal(arr, np.asarray(closed))
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert said == [f"{tmp_path / 'coarse.jpg'}: a progressive JPEG whose 9 scans end before the last bits of "
+                    "its coefficients (cut short, with no end marker): read with less detail"]
+
+
 @pytest.mark.parametrize("kind", JPEG_KINDS)
 def test_a_jpeg_ending_in_its_own_mid_grey_is_read(kind, tmp_path):
     # Its coded grey decodes as libjpeg's grey for blocks it has no data for.
@@ -1244,6 +1257,46 @@ def test_a_jpeg_cut_short_in_its_last_row_of_mcus_is_broken_or_truncated(kind, s
     # Short of the last MCUs, whose data starts before the last tenth's.
     (tmp_path / "cut.jpg").write_bytes(data[:len(data) * 85 // 100] + b"\xff\xd9")
     with pytest.raises(InputError, match=r"^\S*cut.jpg: broken or truncated picture \(JPEG: its data stops"):
+        read_image(tmp_path / "cut.jpg")
+
+
+@pytest.mark.parametrize("kind", ["sequential", "progressive", "grey", "4:4:4", "restarts"])
+@pytest.mark.parametrize("cut", [1, 2])  # inside its end marker, or all of it
+def test_a_jpeg_whose_data_is_whole_without_its_end_marker_is_read(kind, cut, tmp_path):
+    # Some cameras and encoders leave the end marker out, and a download may stop just
+    # there: nothing of the picture is missing, and it was refused as truncated.
+    options = {"restart_marker_blocks": 2} if kind == "restarts" else dict(JPEG_KINDS[kind])
+    im = Image.fromarray(picture(33, 47)).convert(options.pop("mode", "RGB"))
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=90, **options)
+    data = out.getvalue()
+    assert data.endswith(b"\xff\xd9")
+    (tmp_path / "open.jpg").write_bytes(data[:-cut])
+    arr, info = read_image(tmp_path / "open.jpg")
+    with Image.open(io.BytesIO(data)) as whole:
+        assert np.array_equal(arr, np.asarray(whole).reshape(arr.shape))
+    assert info.format == "JPEG"
+
+
+@pytest.mark.parametrize("kind", ["sequential", "progressive", "grey", "4:4:4", "restarts"])
+@pytest.mark.parametrize("size", [(33, 47), (9, 17)])
+@pytest.mark.parametrize("scan", [0, -1])  # a progressive one's first or last
+@pytest.mark.parametrize("kept", [0.3, 0.9, 0.99])
+def test_a_jpeg_cut_short_without_an_end_marker_says_its_data_is_cut_short(kind, size, scan, kept, tmp_path):
+    # Pillow's words were "image file is truncated (37 bytes not processed)", those
+    # bytes being its own buffer's. Cut in its last bytes, a picture closed with an
+    # end marker may decode the same whether bytes follow or not: told otherwise.
+    options = {"restart_marker_blocks": 2} if kind == "restarts" else dict(JPEG_KINDS[kind])
+    im = Image.fromarray(picture(*size)).convert(options.pop("mode", "RGB"))
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=90, **options)
+    data = out.getvalue()
+    sos = [m.start() for m in re.finditer(rb"\xff\xda", data)][scan]
+    start = sos + 2 + struct.unpack_from(">H", data, sos + 2)[0]
+    end = re.compile(rb"\xff[^\x00\xd0-\xd7]").search(data, start).start()
+    (tmp_path / "cut.jpg").write_bytes(data[:start + max(1, int((end - start) * kept))])
+    said = r"^\S*cut.jpg: broken or truncated picture \(JPEG: its data is cut short \(no end marker\) (before|after)"
+    with pytest.raises(InputError, match=said):
         read_image(tmp_path / "cut.jpg")
 
 
@@ -1318,6 +1371,25 @@ def test_whole_jpegs_of_every_kind_are_read_without_a_word():
             images_mod._check_jpeg_end(im, "a.jpg", *read)
             said.append(read[1])
     assert len(said) == 4608 and said == [None] * len(said)
+
+
+def test_whole_jpegs_of_every_kind_without_their_end_marker_are_read_as_they_are_without_a_word():
+    # Without an end marker, every one is decoded again (twice for a sequential one
+    # whose first filler changes nothing), as a cut short one is told.
+    said, differ = [], 0
+    for data in valid_jpegs():
+        assert data.endswith(b"\xff\xd9")
+        with Image.open(io.BytesIO(data[:-2])) as opened:
+            im, ended = images_mod._with_end_marker(opened)
+            with im:
+                assert not ended
+                read = images_mod._check_jpeg_data(im, "a.jpg", ended)
+                im.load()
+                images_mod._check_jpeg_end(im, "a.jpg", *read, ended)
+                said.append(read[1])
+                with Image.open(io.BytesIO(data)) as whole:
+                    differ += ImageChops.difference(im, whole).getbbox() is not None
+    assert len(said) == 4608 and said == [None] * len(said) and differ == 0
 
 
 def test_whole_jpegs_from_ffmpeg_and_the_docs_are_read(tmp_path):
