@@ -28,7 +28,7 @@ from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KE
                        exif_to_write, fitting_dpi, fitting_profile, is_exif, orient, readable_exif, resolution,
                        sized_exif, sized_xmp, upright_xmp, xmp_option)
 from .pixels import check_image, is_grey_colour, to_eight_bit
-from .signatures import cut_in_header
+from .signatures import cut_in_header, cut_riff
 from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, TEXT_KINDS, colour_chunks, cut_palette_alpha, \
     grey_key_in_8_bits, palette_missing, png16, png_header, read_png16, text_chunks
@@ -375,7 +375,7 @@ def reading(path: str):
         if "Ghostscript" in str(e):  # the file may be whole: what reads it is missing
             raise InputError(f"{path}: an EPS or PostScript picture, which Pillow reads through Ghostscript: "
                              "install Ghostscript (gs), or convert it to png") from None
-        raise InputError(f"{path}: broken or truncated picture ({_one_line(e)})") from None
+        raise InputError(f"{path}: broken or truncated picture ({_cut_riff(path) or _one_line(e)})") from None
     except (SyntaxError, ValueError, EOFError, TypeError, RuntimeError, IndexError, struct.error,
             ZeroDivisionError) as e:
         # Pillow's plugins say "broken" in these too: a TIFF frame without its size
@@ -384,13 +384,22 @@ def reading(path: str):
         # between two frames (IndexError, reading a byte past its end) or inside a
         # frame's image descriptor (struct.error, counting the frames), an animated
         # AVIF whose track's timescale is 0 (ZeroDivisionError, timing its frames).
-        raise InputError(f"{path}: broken or truncated picture ({_one_line(e)})") from None
+        raise InputError(f"{path}: broken or truncated picture ({_cut_riff(path) or _one_line(e)})") from None
 
 
 def _video_kind(path: str) -> str | None:
     try:
         with open(path, "rb") as f:
             return video_kind(f.read(65536))  # a Matroska file's tracks may come a few KB in
+    except OSError:
+        return None
+
+
+def _cut_riff(path: str) -> str | None:
+    """``cut_riff``'s words for the file at ``path``."""
+    try:
+        with open(path, "rb") as f:
+            return cut_riff(f.read(12), os.fstat(f.fileno()).st_size)
     except OSError:
         return None
 

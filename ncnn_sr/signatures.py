@@ -39,3 +39,13 @@ def cut_in_header(head: bytes) -> str | None:
 
 def _words(fmt: str, size: int) -> str:
     return f"{fmt}: cut short at {size} byte{'s' if size != 1 else ''}, inside its header"
+
+
+def cut_riff(head: bytes, size: int) -> str | None:
+    """Where a WebP whose first bytes are ``head`` and whose file is ``size`` bytes
+    long holds fewer bytes than its RIFF header states: a download cut short, which
+    Pillow's reader says "could not create decoder object" of. None otherwise."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return None
+    stated = int.from_bytes(head[4:8], "little") + 8
+    return f"WebP: cut short, {size} of the {stated} bytes its header states" if size < stated else None

@@ -1545,6 +1545,18 @@ def test_a_picture_cut_short_inside_its_signature_is_broken_not_an_unknown_forma
             read_image(tmp_path / "cut.img")
 
 
+@pytest.mark.parametrize("options", [{}, {"lossless": True}])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_a_webp_cut_short_past_its_header_says_how_many_of_its_bytes_are_there(options, channels, tmp_path):
+    # Pillow's words were "could not create decoder object", at every cut.
+    data = save(tmp_path / "whole.webp", Image.fromarray(picture(16, 16, channels=channels)), **options).read_bytes()
+    for size in (16, 30, len(data) // 2, len(data) - 1):
+        (tmp_path / "cut.webp").write_bytes(data[:size])
+        said = rf"^\S*cut.webp: broken or truncated picture \(WebP: cut short, {size} of the {len(data)} bytes its header states\)$"
+        with pytest.raises(InputError, match=said):
+            read_image(tmp_path / "cut.webp")
+
+
 @pytest.mark.parametrize("content", [b"G", b"GI", b"II", b"RIFF\x10\x00\x00\x00WAVE", b"\x89"])
 def test_a_few_bytes_that_start_no_format_surely_are_not_a_picture(content, tmp_path):
     (tmp_path / "few.png").write_bytes(content)
