@@ -119,7 +119,7 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
     return (rgb @ LUMA)[:, :, None]
 
 
-# Rows at a time the grey of a colour picture is worked out in: its 64-bit
+# Rows at a time the grey of a colour picture is worked out in: its 32-bit
 # intermediates stay a few MB however large the picture.
 _GREY_ROWS = 256
 
@@ -137,6 +137,10 @@ def make_grey(image: np.ndarray) -> None:
     channels keep their value), in place."""
     for r in range(0, image.shape[0], _GREY_ROWS):
         band = image[r:r + _GREY_ROWS]
-        rgb = band[:, :, :3].astype(np.uint64)
-        band[:, :, :3] = ((rgb @ np.array([19595, 38470, 7471], np.uint64) + 32768) >> 16)[:, :, None]
-
+        # At most 65535 × 65536 + 32768: 32 bits hold it, at 16 bits a sample too.
+        grey = band[:, :, 0] * np.uint32(19595)
+        grey += band[:, :, 1] * np.uint32(38470)
+        grey += band[:, :, 2] * np.uint32(7471)
+        grey += np.uint32(32768)
+        grey >>= 16
+        band[:, :, :3] = grey[:, :, None]
