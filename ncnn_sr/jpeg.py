@@ -103,11 +103,17 @@ def unended(data: bytes) -> bytes | None:
     the file's end: cut short there, or whole with its end marker left out (some
     cameras and encoders do), which Pillow refuses alike as truncated. Closed, it is
     told as one cut and closed with an end marker is (``missing_scans``,
-    ``runs_out``). None where the data ends otherwise (its markers cut short, an end
-    marker there)."""
-    if data[:2] != b"\xff\xd8" or _layout(data) is not None or _layout(data + b"\xff\xd9") is None:
+    ``runs_out``). One cut inside a header between scans (a progressive one's
+    tables) is closed before that header. None where the data ends otherwise (cut
+    before its first scan, an end marker there)."""
+    if data[:2] != b"\xff\xd8" or _layout(data) is not None or (first := data.find(b"\xff\xda")) < 0:
         return None
-    return data + b"\xff\xd9"
+    # A marker in scan data is always a header's: the data's own 0xFFs are stuffed.
+    headers = [m.start() for m in _END_OF_DATA.finditer(data, first + 2)]
+    for end in (len(data), *headers[-1:]):
+        if _layout(data[:end] + b"\xff\xd9") is not None:
+            return data[:end] + b"\xff\xd9"
+    return None
 
 
 def missing_scans(data: bytes, ended: bool = True) -> tuple[str, bool] | None:

@@ -1226,6 +1226,21 @@ def test_a_progressive_jpeg_cut_between_scans_without_an_end_marker_is_read_with
                     "its coefficients (cut short, with no end marker): read with less detail"]
 
 
+@pytest.mark.parametrize("inside", [3, 20])  # its length, or its tables
+def test_a_progressive_jpeg_cut_inside_a_header_between_scans_is_read_as_cut_before_it(inside, tmp_path, caplog):
+    # Pillow's words were "image file is truncated (5 bytes not processed)".
+    data = jpeg_bytes(picture(96, 128), "progressive")
+    header = data.rindex(b"\xff\xc4")  # the tables before its last scans
+    assert header > data.index(b"\xff\xda")
+    (tmp_path / "cut.jpg").write_bytes(data[:header + inside])
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, _ = read_image(tmp_path / "cut.jpg")
+    with Image.open(io.BytesIO(data[:header] + b"\xff\xd9")) as closed:
+        assert np.array_equal(arr, np.asarray(closed))
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and said[0].endswith("(cut short, with no end marker): read with less detail")
+
+
 @pytest.mark.parametrize("kind", JPEG_KINDS)
 def test_a_jpeg_ending_in_its_own_mid_grey_is_read(kind, tmp_path):
     # Its coded grey decodes as libjpeg's grey for blocks it has no data for.
