@@ -1,6 +1,7 @@
 """What the two commands share: parsing the reference's list flags, building one
 lane per device, running the pipeline and videos (their lines and bars are in
-console.py), and the exit status.
+console.py), and the exit status. The flags themselves, which the commands read
+before this module and the engine load, are flags.py's.
 
 Exit status: 0 when every picture was upscaled or skipped, 1 when any failed, a
 folder could not be listed, or the run could not start, 130 when interrupted
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 import threading
 import time
@@ -18,24 +18,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-import click
-
 from . import devices
 from .console import FrameProgress, Progress, TileBar, echo, stream_aliases, tile_percent
 from .engine import Upscaler
+from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, os_reason,
+                     shell_word, write_error_type)
 from .files import check_folder, check_writable, make_folder
-from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, one_line,
-                     os_reason, shell_word, write_error_type)
+from .flags import REFERENCE_JOBS, RunOptions
 from .images import frame_count, one_size, output_format
-from .jobs import (OutputIsInput, Plan, check_reachable, existing_output, names_a_folder, plan_jobs, plan_videos,
-                   video_output_name)
+from .jobs import OutputIsInput, Plan, check_reachable, existing_output, plan_jobs, plan_videos, video_output_name
 from .lanes import Lane, UpscalingFailed, ordered_map
 from .loading import ANIMATED_FORMATS
-from .models import ModelSpec, known_scale, lacks_model, resolve_model
+from .models import known_scale, lacks_model, resolve_model
 from .outcomes import Outcome, Summary, skipped_outcomes
 from .pipeline import Pipeline
 from .repeats import Repeats
-from .streams import STDIO
 from .typed_numbers import whole_number
 from .video_options import VIDEO_CONTAINERS, is_video_path
 from .workers import Cancelled
@@ -51,96 +48,6 @@ class UsageError(NcnnSrError):
 
 # --- flag values -----------------------------------------------------------------------
 
-class UsageCommand(click.Command):
-    """A command whose every usage error shows how to call it: click's parser raises
-    "Option '-i' requires an argument." without the command's context, and it came
-    alone, under none of the Usage: lines that every other usage error shows."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as e:
-            if e.ctx is None:
-                e.ctx = ctx
-            raise
-
-
-class OnePathCommand(UsageCommand):
-    """A command whose -i and -o take one path each. Words left over after the options
-    are mostly a path with spaces left unquoted (-i my photo.png) or a shell pattern
-    (-i *.png) that gave -i several files: click's "Got unexpected extra argument"
-    is followed by what to do. ``several`` says what to give for several inputs;
-    ``empty_words``, that empty words left over are passed over."""
-
-    def __init__(self, *args, several: str = "", empty_words: bool = False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.several, self.empty_words = several, empty_words
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        ctx.allow_extra_args = True  # to say more than click would of the words left over
-        given = list(args)  # click's parser takes the words out of args
-        try:
-            rest = super().parse_args(ctx, args)
-        except click.MissingParameter as e:
-            self._paths_without_flags(ctx, given, e)
-            raise
-        if self.empty_words:
-            rest = [word for word in rest if word]
-        if rest and not ctx.resilient_parsing:
-            words = "s" if len(rest) > 1 else ""
-            ctx.fail(f"Got unexpected extra argument{words} ({' '.join(rest)}): -i and -o take one path each; "
-                     f"quote a path with spaces{self.several}")
-        return rest
-
-    def _paths_without_flags(self, ctx: click.Context, args: list[str], missing: click.MissingParameter) -> None:
-        """``upscale in.png out.png``: click stops at the missing -i, the paths unsaid.
-        Where the words left over fill the -i and -o missing, the call with them is said."""
-        names = {"-i": "INPUT", "-o": "OUTPUT"}
-        flags = {flag: p for p in self.params for flag in names if flag in getattr(p, "opts", ())}
-        if ctx.resilient_parsing or missing.param not in flags.values():
-            return
-        given, words, _ = self.make_parser(ctx).parse_args(args=args)
-        words = [word for word in words if word] if self.empty_words else words
-        paths = {flag: given.get(p.name) for flag, p in flags.items()}
-        lacking = [flag for flag, value in paths.items() if value is None]
-        if not words or len(words) > len(lacking):
-            return
-        paths.update(zip(lacking, words))
-        # An -o that has a default (convert's) is left out; a required one still wanted is OUTPUT.
-        call = [ctx.command_path] + [f"{flag} {shell_word(value or names[flag])}"
-                                     for flag, value in paths.items() if value is not None or flags[flag].required]
-        ctx.fail(f"Got unexpected extra argument{'s' if len(words) > 1 else ''} ({' '.join(words)}): "
-                 f"paths are given with -i and -o: {' '.join(call)}")
-
-
-def path_flag(prog: str, flag: str, text: str, what: str) -> Path:
-    """A path flag's value, or a one-line error and exit status 1 when it is empty:
-    Path("") is the current folder, and an unset variable in a script (-i "$IN")
-    upscaled whatever was there, or wrote into it."""
-    if not text:
-        click.echo(f"{prog}: error: {flag} is empty: give {what}", err=True)
-        sys.exit(EXIT_FAILED)
-    if _WEB_ADDRESS.match(text) and not os.path.lexists(text):
-        # Said whole and as what it is: as a path its // became / ("https:/x.org/a.jpg:
-        # file not found"), and an output made a folder named "s3:".
-        how = "write here, then upload" if flag == "-o" else "download it first"
-        click.echo(f"{prog}: error: {text} is a web address, not a file: {how}", err=True)
-        sys.exit(EXIT_FAILED)
-    if flag in ("-i", "--dni") and names_a_folder(text) and os.path.exists(os.path.normpath(text)) \
-            and not os.path.isdir(text):
-        # "a.png/": Path() drops the separator, and the file was read, where a shell or
-        # the system refuses it (ENOTDIR). An output so named is a folder to make; a
-        # model folder (-m) is refused in words of its own.
-        click.echo(f"{prog}: error: {one_line(text)}: not a folder ({one_line(os.path.normpath(text))} is a file)",
-                   err=True)
-        sys.exit(EXIT_FAILED)
-    if text != STDIO and Path(text) == Path(STDIO):
-        # "./-" or "-/" names the file or folder "-", as for cat ./-: Path() drops the
-        # "./" and the slash, which left "-", standard input or output.
-        return Path.cwd() / STDIO
-    return Path(text)
-
-
 def video_instead(source: Path, target: Path, formats: str) -> str:
     """What to do with the picture ``source`` whose output ``target`` is named as a
     video (out.mp4): an animation makes one with ``ncnn-sr video``, written out; a
@@ -149,9 +56,6 @@ def video_instead(source: Path, target: Path, formats: str) -> str:
         command = f"ncnn-sr video -i {shell_word(str(source))} -o {shell_word(str(target))}"
         return f"{source}'s frames make a video with: {command}"
     return f"{formats} ('ncnn-sr video' makes videos, of a video or an animated picture)"
-
-
-_WEB_ADDRESS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")  # a scheme of two letters or more: C:// is a drive
 
 
 def int_list(text: str, error: str) -> list[int]:
@@ -173,7 +77,6 @@ BAD_TILE = "invalid tilesize argument: tile size must be 0 (auto) or a whole num
 # a second with 2 savers, 0.57 times the engine alone, and at 23.9 with 6, 1.18 times
 # (docs/benchmarks.md). Half the cores, at most MAX_AUTO_SAVERS. REFERENCE_JOBS is also
 # the drop-in's default.
-REFERENCE_JOBS = "1:2:2"
 MAX_AUTO_SAVERS = 8
 
 
@@ -198,51 +101,6 @@ def per_device(values: list[int], count: int, error: str) -> list[int]:
     if len(values) != count:
         raise UsageError(error)
     return values
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Everything a batch run needs, from either command's flags."""
-
-    input: Path
-    output: Path
-    model: str | ModelSpec  # a catalog name (a family already resolved), a .param path, or a mix (--denoise)
-    model_path: Path | None
-    gpu: str
-    tile: str
-    jobs: str
-    tta: bool
-    fmt: str | None
-    scale: float | None = None
-    width: int | None = None
-    height: int | None = None
-    tile_pad: int | None = None
-    overlap: int | None = None
-    exact: bool | None = None
-    alpha: str = "bicubic"
-    precision: str = "default"
-    quality: int | None = None
-    metadata: bool = True
-    recursive: bool = False
-    skip_existing: bool = False
-    suffix: str = ""  # after each output's stem in folder mode: photo.jpg -> photo_x4.png
-    verbose: bool = False
-    quiet: bool = False
-    output_folder: bool = False  # -o was written as a folder ("out/"): one, made if missing
-    keep_opaque_alpha: bool = False  # any alpha channel asked as JPEG makes name.jpg.png, as the reference
-    drop_oversized_exif: bool = False  # a JPEG then goes without an EXIF it cannot hold, instead of failing
-    animate: bool = True  # an animated picture gives an animation of every frame where the format holds one
-    # stderr as the reference's wrappers (Upscayl) read it: a "NN.NN%" line after each tile,
-    # and "failed" only where something failed, as the reference says it only then.
-    reference_stderr: bool = False
-    # A folder with no pictures: a warning and status 0, as the reference (scripts looping
-    # over frame folders under `set -e` go on), instead of an error.
-    empty_folder_ok: bool = False
-    # A -m folder without the named model is passed over for the next that has it: with
-    # a warning (a user who names a folder means its model). The drop-in refuses a -m
-    # it is given so, as the reference fails, and passes over its default models folder
-    # unsaid, as the reference then looks beside itself, where its models are.
-    warn_model_elsewhere: bool = True
 
 
 def build_lanes(opts: RunOptions, pictures: int | None = None,

@@ -21,15 +21,13 @@ from pathlib import Path
 
 import click
 
-from . import devices as devices_mod
 from . import models as models_mod
-from .batch_cli import OnePathCommand, RunOptions, UsageCommand, path_flag, run, run_video, video_instead
+from .choices import ALPHA_MODES, MAX_CONTEXT, MAX_SIDE, MIN_TILE, PRECISIONS
 from .console import bar_fits, name_streams, setup_logging
-from .engine import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word
 from .files import check_folder, check_writable, folder_made, write_target
-from .jobs import is_picture_suffix, names_a_folder, suffix_fault, video_by_its_output
-from .resample import MAX_SIDE
+from .flags import OnePathCommand, RunOptions, UsageCommand, path_flag
+from .path_names import is_picture_suffix, names_a_folder, suffix_fault, video_by_its_output
 from .streams import Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
 from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path
@@ -375,6 +373,9 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
 def upscale(no_metadata: bool, debug: bool, **options) -> None:
     """Upscale a picture, or every picture in a folder."""
     opts = _run_options(metadata=not no_metadata, what="a picture or folder path", **options)
+    # Once the flags are read: numpy, ncnn and Pillow load with the work, not for a usage error.
+    from .batch_cli import run, video_instead
+
     if is_video_input(opts.input) and os.path.isfile(opts.input):  # a name too long: False, no OSError
         # Named here, a video was "not a picture" or its .mkv output "unsupported".
         _fail(f"{opts.input} is a video: 'ncnn-sr upscale' takes pictures; use 'ncnn-sr video'")
@@ -450,6 +451,8 @@ def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str |
         raise click.UsageError(f"--field-rate makes a frame of each field: it cannot go with --deinterlace "
                                f"{deinterlace}")
     opts = _run_options(fmt=None, what="a video file path", **options)
+    from .batch_cli import run_video  # as upscale's
+
     src = dst = None  # streams, where the input or output is one
     try:
         if is_stream(opts.input, reading=True):
@@ -558,6 +561,8 @@ def _custom_row(name: str, model_path: Path | None) -> tuple[str, str, str, str]
 def list_devices() -> None:
     """List the Vulkan devices (with heap budget, auto tile size and default tiling of
     RRDBNet models) and the CPU."""
+    from . import devices as devices_mod  # ncnn, which the other listings do without
+
     try:
         auto, why = devices_mod.explain_auto()
         for d in devices_mod.list_devices():
@@ -583,10 +588,10 @@ def _bench_tiles(ctx, param, value: str) -> list:
         part = part.strip().lower()
         if part in ("auto", "whole"):
             tiles.append("auto" if part == "auto" else 0)
-        elif (tile := whole_number(part) or 0) >= devices_mod.MIN_TILE:
+        elif (tile := whole_number(part) or 0) >= MIN_TILE:
             tiles.append(tile)
         else:
-            raise click.BadParameter(f"{part!r}: give tile sizes >= {devices_mod.MIN_TILE}, auto or whole")
+            raise click.BadParameter(f"{part!r}: give tile sizes >= {MIN_TILE}, auto or whole")
     return list(dict.fromkeys(tiles))
 
 
@@ -929,6 +934,7 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
     configuration in a fresh process."""
     # Here, not at the top: the other commands' start would load them for nothing.
     from . import bench as bench_mod
+    from . import devices as devices_mod
     from .images import read_image
 
     setup_logging(PROG, verbose=False)  # the library's warnings as the other commands give them

@@ -10,11 +10,12 @@ import os
 import sys
 import threading
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import click
 
-from .outcomes import Outcome
+if TYPE_CHECKING:  # outcomes loads the planning, and Pillow with it: not for --help
+    from .outcomes import Outcome
 
 log = logging.getLogger("ncnn_sr")
 

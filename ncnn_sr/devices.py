@@ -16,6 +16,7 @@ import weakref
 from dataclasses import dataclass
 
 from . import budget as host_memory
+from .choices import MIN_TILE
 from .errors import DeviceError
 from .openmp import ncnn
 from .typed_numbers import whole_number
@@ -23,7 +24,6 @@ from .typed_numbers import whole_number
 log = logging.getLogger("ncnn_sr")
 
 CPU_INDEX = -1
-MIN_TILE = 32
 # ncnn's GpuInfo.type(): what kind of Vulkan device it is.
 _GPU_TYPES = {0: "discrete", 1: "integrated", 2: "virtual", 3: "cpu"}
 # Every kind a Device may be: ncnn's, and "unknown" for a type it does not name. A

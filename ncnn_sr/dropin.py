@@ -4,6 +4,7 @@ correctly, ``-g -1`` runs on the CPU, a missing output folder is made, and a fai
 picture gives a non-zero exit status."""
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -14,14 +15,15 @@ import click
 from click.core import ParameterSource
 
 from . import models as models_mod
-from .batch_cli import REFERENCE_JOBS, OnePathCommand, RunOptions, log, path_flag, run, run_video, video_instead
 from .console import name_streams, setup_logging
 from .errors import FlagNames, InputError, command_words
-from .images import nameless, only_an_extension
-from .jobs import check_reachable, names_a_folder, video_by_its_output
+from .flags import REFERENCE_JOBS, OnePathCommand, RunOptions, path_flag
+from .path_names import names_a_folder, video_by_its_output
 from .streams import STDIO, Streams, VideoInput, is_stream
 from .typed_numbers import decimal_number
 from .video_options import EncodeOptions, is_video_input, is_video_path
+
+log = logging.getLogger("ncnn_sr")
 
 PROG = "realesrgan-ncnn-vulkan"
 # The reference writes JPEG at quality 100 and WebP lossless, and tiles with 10 px of
@@ -147,6 +149,9 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
 def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
     """Runs the flags ``opts`` as the reference would: only its output formats, and
     JPEGs at its quality. Exits with the run's status."""
+    # Here, as the work starts: numpy, ncnn and Pillow load with it, not for --help or a usage error.
+    from .batch_cli import run, run_video
+
     into_folder = opts.output_folder or opts.output.is_dir()
     single = opts.input.is_file() and not into_folder
     # A video read as it comes (video_in) may be a file too: standard input redirected from one.
@@ -195,6 +200,9 @@ def reference_jobs(jobs: str) -> str:
 def _check_picture_name(source: Path, output: Path) -> None:
     """Exits with the drop-in's words where the one picture's (``source``'s) ``output``
     names no format the reference writes."""
+    from .batch_cli import video_instead
+    from .images import nameless, only_an_extension
+
     # ".png" alone (an unset "$NAME.png") is read as the extension it is, and refused.
     alone = not output.suffix and only_an_extension(output)
     suffix = (output.name if alone else output.suffix).lower()
@@ -226,6 +234,8 @@ def _refuse(message: str) -> None:
 
 def _reachable(output: Path) -> bool:
     """Whether a picture could be written at ``output`` but for its name."""
+    from .jobs import check_reachable
+
     try:
         check_reachable(output, file=True)
     except (InputError, OSError):

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 
 from . import budget, device_check, devices, interruptible
+from .choices import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .devices import Device
 from .dysample import offsets_of
 from .errors import DeviceError, InputError, ModelError, SettingError
@@ -39,12 +40,6 @@ from .windows import WindowRunner
 
 log = logging.getLogger("ncnn_sr")
 
-ALPHA_MODES = ("bicubic", "model")
-# default: ncnn's choice (fp16 storage on GPUs that have it, 60 dB from fp32). fp32:
-# full precision. bf16: bfloat16 storage on the CPU, 54.5 dB from fp32 for 9-15% more
-# speed and 8-20% less memory (docs/benchmarks.md). fp16 and int8 storage gained
-# nothing on the CPU and are not offered.
-PRECISIONS = ("default", "fp32", "bf16")
 # Seam-free tiling by default. On the CPU and on devices that compute in the host's
 # memory (integrated GPUs), a network whose trunk ``netsplit`` can cut into stages
 # (RRDBNet) runs them over the whole picture (``staged``): tiled output is the whole
@@ -59,10 +54,6 @@ PRECISIONS = ("default", "fp32", "bf16")
 # realesrgan-x4plus, against 45-51 dB (docs/benchmarks.md). Asking for a tile_pad alone selects the
 # reference rule.
 DEFAULT_OVERLAP = 16
-# The most context (tile_pad) or blend width (overlap) a tile may ask for: the
-# reference uses 10 and 0, the default 10 and 16; 100000 padded a picture until
-# memory ran out.
-MAX_CONTEXT = 512
 # Pixels around a pixel that the bicubic upscale of an alpha channel reads.
 BICUBIC_REACH = 2
 # Side of the blank picture a custom model is run on once to learn its scale.

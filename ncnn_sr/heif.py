@@ -3,21 +3,52 @@ reader itself, its 10- and 12-bit pictures whole, libheif's reason for refusing 
 broken file."""
 from __future__ import annotations
 
-import numpy as np
-import pillow_heif
-from PIL import Image
+import functools
+import os
+import stat
+from typing import TYPE_CHECKING
 
-from .icc import cicp_chunks
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
 
-# Registered on import: images imports this module before it reads anything, and jobs
-# imports images before it lists Pillow's extensions, so .heic and .heif are always
-# among them. libheif turns the picture upright itself and pillow-heif then says
-# orientation 1 in its EXIF (and drops the XMP's), so it is not turned twice.
-pillow_heif.register_heif_opener()
+# ISO BMFF's first box, which HEIF and AVIF files open with: a file's bytes 4 to 8.
+_FTYP = b"ftyp"
+
+
+@functools.lru_cache(maxsize=1)
+def register() -> None:
+    """pillow-heif's reader given to Pillow, and its extensions with it (.heic, .heif,
+    .hif), once a process. Loading pillow-heif (libheif) took 30 ms of each command's
+    start, for the few HEIF pictures: it is loaded for a file that may be one. libheif
+    turns the picture upright itself and pillow-heif then says orientation 1 in its
+    EXIF (and drops the XMP's), so it is not turned twice."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
+def register_for(path) -> None:
+    """``register`` where the file at ``path`` opens as ISO BMFF does (an ftyp box),
+    as every HEIF does, whatever its name, or is no regular file: a pipe's bytes are
+    not read ahead of Pillow, which would miss them. Nothing where it cannot be
+    read, which opening it says."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            register()
+            return
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except (OSError, TypeError, ValueError):
+        return
+    if head[4:8] == _FTYP:
+        register()
 
 
 def is_heif(path: str) -> bool:
     """Whether the file at ``path`` says it is a HEIF (its ftyp box), readable or not."""
+    import pillow_heif
+
     return pillow_heif.is_supported(path)
 
 
@@ -29,6 +60,8 @@ def coded_colour(im: Image.Image) -> tuple[tuple[bytes, bytes], ...]:
     nclx = im.info.get("nclx_profile")
     if im.format != "HEIF" or im.info.get("icc_profile") or not isinstance(nclx, dict):
         return ()
+    from .icc import cicp_chunks
+
     return cicp_chunks(nclx.get("color_primaries"), nclx.get("transfer_characteristics"))
 
 
@@ -42,6 +75,9 @@ def read16(path: str) -> np.ndarray:
     """The primary picture of the HEIF at ``path`` as an H×W×C uint16 array (grey,
     RGB or RGBA), its 10 or 12 bits spread over 16 as a 16-bit PNG holds them: the
     top level is 65535, where pillow-heif's left-aligned 1023 was 65472."""
+    import numpy as np
+    import pillow_heif
+
     heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False)
     picture = heif[heif.primary_index]
     top = (1 << picture.info["bit_depth"]) - 1
@@ -53,6 +89,8 @@ def read16(path: str) -> np.ndarray:
 def failure(path: str) -> str:
     """libheif's reason for refusing the HEIF at ``path``, which pillow-heif hides
     from Pillow (a truncated HEIF was "not a picture")."""
+    import pillow_heif
+
     try:
         pillow_heif.open_heif(path)
     except Exception as e:  # noqa: BLE001 - only its words are wanted

@@ -24,6 +24,7 @@ from .files import atomic_write, check_named_as_file, file_in_the_way
 from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
+from .path_names import NOT_PICTURES
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_body,
                        exif_to_write, fitting_dpi, fitting_profile, is_exif, orient, readable_exif, resolution,
                        sized_exif, sized_xmp, upright_xmp, xmp_option)
@@ -51,10 +52,6 @@ DEFAULT_AVIF_QUALITY = 90
 # Modes of grey pictures: their colour is written back grey (with alpha, as LA, where
 # R, G and B are equal: the engine keeps them so).
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
-# Formats Pillow registers that are no picture it can read: PDF and PALM it only
-# writes, MPEG is a video whose header alone it reads, BUFR/GRIB/HDF5 are data it
-# only recognises.
-NOT_PICTURES = frozenset({"PDF", "PALM", "MPEG", "BUFR", "GRIB", "HDF5"})
 # Formats whose frames are an animation. Any other's further frames are none: an MPO
 # (a phone's JPEG) adds a preview or a second view of the same shot, a PSD's are the
 # layers of the composite that is read, a HEIF's are a burst or a collection, whose
@@ -303,6 +300,7 @@ def open_mended(path: str, warn: bool = False) -> Image.Image:
     as libpng and browsers show it, with a warning naming them where ``warn``. An
     AVIF that names AVIF among its compatible brands alone is opened by Pillow's AVIF
     reader (``avif.brand_passed_by``)."""
+    heif.register_for(path)
     try:
         im = Image.open(path)
     except (UnidentifiedImageError, ValueError):  # a ValueError: a PNG chunk cut short, say

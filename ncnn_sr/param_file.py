@@ -4,11 +4,12 @@ ncnn loads it. Knows nothing of catalogs or folders."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator
-
-import numpy as np
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from .errors import ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PARAM_MAGIC = 7767517
 
@@ -447,6 +448,9 @@ def weight_arrays(graph: ParamGraph, bin_bytes: bytes) -> Iterator[tuple[int, st
 def layer_weights(graph: ParamGraph, bin_bytes: bytes, names: Iterable[str]) -> dict[str, list[np.ndarray]]:
     """The weight blobs of the layers ``names``, as float32 arrays in the bin's order;
     a ModelError where weight_arrays gives one, or where the bin is short."""
+    # Here alone: the rest of this module is read by `ncnn-sr models`, without numpy.
+    import numpy as np
+
     wanted, found = set(names), {}
     for layer, offset, dtype, count in _layer_arrays(graph, bin_bytes):
         if layer.name in wanted:

@@ -9,12 +9,9 @@ from fractions import Fraction
 import numpy as np
 from PIL import Image
 
+from .choices import MAX_SIDE
 from .errors import InputError, SettingError
 from .pixels import quantize, to_float
-
-# The longest side a result may be asked to have: past every picture format's limit,
-# and a factor of 1e10 would otherwise end in an allocation error.
-MAX_SIDE = 1 << 18
 
 
 def target_size(height: int, width: int, scale: float | None = None,

@@ -201,8 +201,10 @@ def _decodes(container) -> bool:
 def _a_picture(path: str | os.PathLike) -> bool:
     from PIL import Image, UnidentifiedImageError
 
+    from . import heif
     from .images import pillow_warnings
 
+    heif.register_for(path)
     try:
         with pillow_warnings(), Image.open(path):
             return True

@@ -7,11 +7,10 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-
-import numpy as np
 
 from .errors import SettingError
 
@@ -127,6 +126,14 @@ def is_video_input(path: str | os.PathLike) -> bool:
     return is_video_path(path) and not os.path.isdir(path)
 
 
+def _is_bool(value) -> bool:
+    """Whether ``value`` is True or False, numpy's too. A value cannot be numpy's where
+    numpy is not loaded: it is not loaded for this alone, which cost each command's
+    start, its help too, a tenth of a second."""
+    np = sys.modules.get("numpy")
+    return isinstance(value, bool) or (np is not None and isinstance(value, np.bool_))
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     """How the upscaled video is encoded. ``codec`` None picks libx264, or libvpx-vp9
@@ -189,7 +196,7 @@ class EncodeOptions:
             raise SettingError(f"duration must be more than 0 seconds, not {float(self.duration)}")
         for name in ("field_rate", "skip_damaged", "keep_width", "keep_height"):
             # A truthy "no" made a frame of each field, twice the frames to upscale.
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
+            if not _is_bool(getattr(self, name)):
                 raise SettingError(f"{name} must be True or False, not {getattr(self, name)!r}")
         if self.deinterlace not in DEINTERLACE_MODES:
             raise SettingError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, not {self.deinterlace!r}")

@@ -14,8 +14,13 @@ from conftest import picture
 from ncnn_sr import InputError, read_image, write_image
 from ncnn_sr import images as images_mod
 from ncnn_sr.animation import Animation, read_frames, write_frames
-from ncnn_sr.jobs import picture_suffixes, plan_jobs
+from ncnn_sr.jobs import plan_jobs
+from ncnn_sr.path_names import picture_suffixes
 from test_cli import FAST, installed, run
+
+# The tests write HEIFs through Pillow: ncnn-sr gives Pillow pillow-heif's reader only
+# as it reads a file that may be one (test_a_heic_read_first_in_a_process_*).
+pillow_heif.register_heif_opener()
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
@@ -252,10 +257,31 @@ def test_a_truncated_heic_is_broken_in_libheifs_words(keep, tmp_path):
 
 def test_heif_and_avif_are_picture_extensions_whatever_was_imported_first():
     for first in ("", "from PIL import Image; Image.init(); ", "import ncnn_sr.cli; "):
-        code = first + "from ncnn_sr.jobs import picture_suffixes as S; print(sorted({'.heic', '.heif', '.avif'} - S()))"
+        code = first + "from ncnn_sr.path_names import picture_suffixes as S; print(sorted({'.heic', '.heif', '.avif'} - S()))"
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert proc.returncode == 0 and proc.stdout.strip() == "[]", (first, proc.stdout, proc.stderr)
     assert {".heic", ".heif", ".hif", ".avif"} <= picture_suffixes()
+
+
+@pytest.mark.parametrize("name", ["p.heic", "p.png"])
+@pytest.mark.parametrize("first", ["", "from PIL import Image; Image.init(); "])
+def test_a_heic_read_first_in_a_process_is_read_whatever_its_name_and_pillows_readers(name, first, tmp_path):
+    # pillow-heif is loaded only for a file that opens as ISO BMFF does, as it is read:
+    # a HEIF named otherwise, or read after Pillow's own readers (AVIF's among them)
+    # were loaded, is read all the same, and a PNG loads none of it.
+    heic(tmp_path / name, picture(12, 16), quality=-1)
+    Image.fromarray(picture(12, 16)).save(tmp_path / "q.png")
+    code = first + f"""
+import sys
+from ncnn_sr import read_image
+png = read_image({str(tmp_path / "q.png")!r})[0].shape
+loaded = "pillow_heif" in sys.modules
+arr, info = read_image({str(tmp_path / name)!r})
+print(png, loaded, arr.shape, info.format)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[0] == "(12, 16, 3) False (12, 16, 3) HEIF"
 
 
 def test_folder_mode_takes_heic_heif_and_avif(tmp_path):

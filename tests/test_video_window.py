@@ -304,3 +304,15 @@ def test_a_tiny_mpeg_program_stream_is_counted_and_cut_by_where_its_packets_end(
     assert (info.frames, info.duration) == (4, pytest.approx(0.16))
     assert upscale_video(clip, tmp_path / "part.mpg", lambda frames: frames,
                          EncodeOptions(codec="mpeg2video", start=Fraction(1, 10))) == 1  # the frame at 0.12 s
+
+
+@pytest.mark.parametrize("value", [True, np.bool_(False)])
+def test_a_flag_of_the_encode_options_takes_true_and_false_numpys_too(value):
+    assert EncodeOptions(field_rate=value).field_rate == value
+
+
+@pytest.mark.parametrize("value", ["no", 1, None, np.int64(0)])
+def test_a_flag_of_the_encode_options_refuses_what_is_not_true_or_false(value):
+    # video_options checks numpy's bool without loading numpy, which the commands' start does without.
+    with pytest.raises(ValueError, match=r"skip_damaged must be True or False, not "):
+        EncodeOptions(skip_damaged=value)
