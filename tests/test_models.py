@@ -42,6 +42,15 @@ def test_every_reference_param_accounts_for_every_bin_byte(name):
     assert (graph.input_blob, graph.output_blob) == ("data", "output")
 
 
+def test_a_param_is_parsed_once_for_its_checks_plan_and_reach_and_its_faults_named_each_time(tmp_path):
+    param = resolve_model("realesr-animevideov3-x2").param_path.read_bytes()
+    assert parse_param(bytes(param)) is parse_param(bytes(param), "x2", tmp_path / "x2.param")
+    broken = param.replace(b"Input", b"Input\xe9", 1)
+    for name, path, said in [("model", None, "the .param file"), ("b", tmp_path / "b.param", str(tmp_path / "b.param"))]:
+        with pytest.raises(ModelError, match=rf"^model {name}: {re.escape(said)} is not UTF-8 text"):
+            parse_param(broken, name, path)
+
+
 @pytest.mark.parametrize("name, scale, said", [
     (None, 2, "a model's name must be a string, got None"),
     (5, None, "a model's name must be a string, got 5"),
