@@ -24,10 +24,10 @@ from .files import atomic_write, check_named_as_file, file_in_the_way
 from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
-from .path_names import NOT_PICTURES
 from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_body,
                        exif_to_write, fitting_dpi, fitting_profile, is_exif, orient, readable_exif, resolution,
                        sized_exif, sized_xmp, upright_xmp, xmp_option)
+from .path_names import NOT_PICTURES
 from .pixels import check_image, is_grey_colour, to_eight_bit
 from .signatures import cut_in_header, cut_riff
 from .video_options import video_kind
