@@ -3,9 +3,7 @@ reader itself, its 10- and 12-bit pictures whole, libheif's reason for refusing 
 broken file."""
 from __future__ import annotations
 
-import functools
-import os
-import stat
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,34 +13,38 @@ if TYPE_CHECKING:
 # ISO BMFF's first box, which HEIF and AVIF files open with: a file's bytes 4 to 8.
 _FTYP = b"ftyp"
 
+_lock = threading.Lock()
+_registered = False
 
-@functools.lru_cache(maxsize=1)
-def register() -> None:
+
+def register() -> bool:
     """pillow-heif's reader given to Pillow, and its extensions with it (.heic, .heif,
-    .hif), once a process. Loading pillow-heif (libheif) took 30 ms of each command's
-    start, for the few HEIF pictures: it is loaded for a file that may be one. libheif
-    turns the picture upright itself and pillow-heif then says orientation 1 in its
-    EXIF (and drops the XMP's), so it is not turned twice."""
-    import pillow_heif
+    .hif), once a process; True where it is given now. Loading pillow-heif (libheif)
+    took 30-60 ms of each command's start, for the few HEIF pictures: it is loaded for
+    a file that may be one. libheif turns the picture upright itself and pillow-heif
+    then says orientation 1 in its EXIF (and drops the XMP's), so it is not turned
+    twice."""
+    global _registered
+    with _lock:
+        if _registered:
+            return False
+        import pillow_heif
 
-    pillow_heif.register_heif_opener()
+        pillow_heif.register_heif_opener()
+        _registered = True
+        return True
 
 
-def register_for(path) -> None:
+def register_for(path) -> bool:
     """``register`` where the file at ``path`` opens as ISO BMFF does (an ftyp box),
-    as every HEIF does, whatever its name, or is no regular file: a pipe's bytes are
-    not read ahead of Pillow, which would miss them. Nothing where it cannot be
-    read, which opening it says."""
+    as every HEIF does, whatever its name; True where that gave Pillow the reader
+    now. Nothing where the file cannot be read, which opening it says."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            register()
-            return
         with open(path, "rb") as f:
             head = f.read(8)
     except (OSError, TypeError, ValueError):
-        return
-    if head[4:8] == _FTYP:
-        register()
+        return False
+    return head[4:8] == _FTYP and register()
 
 
 def is_heif(path: str) -> bool:

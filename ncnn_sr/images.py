@@ -300,10 +300,14 @@ def open_mended(path: str, warn: bool = False) -> Image.Image:
     as libpng and browsers show it, with a warning naming them where ``warn``. An
     AVIF that names AVIF among its compatible brands alone is opened by Pillow's AVIF
     reader (``avif.brand_passed_by``)."""
-    heif.register_for(path)
     try:
         im = Image.open(path)
     except (UnidentifiedImageError, ValueError):  # a ValueError: a PNG chunk cut short, say
+        # pillow-heif's reader is given to Pillow for a file that may be a HEIF, once
+        # Pillow's own have refused it: the common pictures are opened once, and
+        # pillow-heif is not loaded for them.
+        if heif.register_for(path):
+            return open_mended(path, warn)
         if avif.brand_passed_by(path):
             return _avif_by_brand(path)
         with open(path, "rb") as f:
