@@ -44,8 +44,9 @@ FLAGS = FlagNames("ncnn-sr")
 # Option names as the reference's usage shows them (-j load:proc:save, not -j TEXT).
 @click.command(context_settings={"help_option_names": ["-h", "--help"]}, name=PROG, cls=OnePathCommand,
                several=", and give several pictures as their folder",
-               # as the reference's getopt does: wrappers give "" for a flag left out
-               empty_words=True,
+               # as the reference's getopt does: wrappers give "" for a flag left out, and
+               # a flag given twice keeps its last value
+               empty_words=True, last_path_wins=True,
                options_metavar="-i infile -o outfile [options]...")  # the reference's usage line
 @click.option("-i", "input_path", required=True, type=click.Path(readable=False), metavar="input-path",
               help="input image path (jpg/png/webp) or directory")

@@ -44,11 +44,13 @@ class OnePathCommand(UsageCommand):
     are mostly a path with spaces left unquoted (-i my photo.png) or a shell pattern
     (-i *.png) that gave -i several files: click's "Got unexpected extra argument"
     is followed by what to do. ``several`` says what to give for several inputs;
-    ``empty_words``, that empty words left over are passed over."""
+    ``empty_words``, that empty words left over are passed over. A path flag given
+    twice is refused: click keeps the last, and "-i a.png -i b.png" upscaled b.png
+    alone, unsaid; ``last_path_wins`` keeps it, as the reference's getopt does."""
 
-    def __init__(self, *args, several: str = "", empty_words: bool = False, **kwargs):
+    def __init__(self, *args, several: str = "", empty_words: bool = False, last_path_wins: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.several, self.empty_words = several, empty_words
+        self.several, self.empty_words, self.last_path_wins = several, empty_words, last_path_wins
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.allow_extra_args = True  # to say more than click would of the words left over
@@ -58,6 +60,8 @@ class OnePathCommand(UsageCommand):
         except click.MissingParameter as e:
             self._paths_without_flags(ctx, given, e)
             raise
+        if not (self.last_path_wins or ctx.resilient_parsing):
+            self._one_path_each(ctx, given)
         if self.empty_words:
             rest = [word for word in rest if word]
         if rest and not ctx.resilient_parsing:
@@ -65,6 +69,13 @@ class OnePathCommand(UsageCommand):
             ctx.fail(f"Got unexpected extra argument{words} ({' '.join(rest)}): -i and -o take one path each; "
                      f"quote a path with spaces{self.several}")
         return rest
+
+    def _one_path_each(self, ctx: click.Context, args: list[str]) -> None:
+        _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        for flag in ("-i", "-o"):
+            if sum(flag in getattr(p, "opts", ()) for p in order) > 1:
+                ctx.fail(f"{flag} is given twice, and only the last would be used: -i and -o take one path each"
+                         f"{self.several}")
 
     def _paths_without_flags(self, ctx: click.Context, args: list[str], missing: click.MissingParameter) -> None:
         """``upscale in.png out.png``: click stops at the missing -i, the paths unsaid.

@@ -1177,6 +1177,36 @@ def test_paths_given_to_a_command_without_i_and_o_are_told_how(command, args, wo
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command, flags", [
+    (["ncnn-sr"], ["-i", "a.png", "-i", "b.png", "-o", "out/"]),
+    (["ncnn-sr"], ["-i", "a.png", "-o", "x.png", "--output=y.png"]),
+    (["ncnn-sr", "upscale"], ["-ia.png", "--input", "b.png", "-o", "out/"]),
+    (["ncnn-sr", "video"], ["-i", "a.mp4", "-i", "b.mp4", "-o", "out/"]),
+])
+def test_a_path_flag_given_twice_is_refused_rather_than_the_first_dropped(command, flags, tmp_path):
+    # found by a user audit: "-i a.png -i b.png -o out/" upscaled b.png alone, status 0,
+    # and "-o x.png -o y.png" wrote y.png alone: the first path was dropped unsaid.
+    for name in ("a.png", "b.png"):
+        Image.fromarray(picture(6, 6)).save(tmp_path / name)
+    proc = subprocess.run([installed(command[0]), *command[1:], *flags, "-g", "-1"], capture_output=True, text=True,
+                          cwd=tmp_path)
+    flag = "-o" if "x.png" in flags else "-i"
+    assert proc.returncode == 2 and "Usage:" in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith(f"Error: {flag} is given twice, and only the last would be used: -i and -o "
+                                                 "take one path each")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"]
+
+
+def test_the_dropin_takes_the_last_of_a_path_flag_given_twice_as_the_reference(tmp_path):
+    # The reference's getopt keeps the last value; scripts written for it run alike.
+    for name in ("a.png", "b.png"):
+        Image.fromarray(picture(6, 6)).save(tmp_path / name)
+    proc = subprocess.run([sys.executable, "-c", DROPIN_MAIN, "-i", "a.png", "-i", "b.png", "-o", "out.png",
+                           "-g", "-1", "-s", "2"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(tmp_path / "out.png").size == (12, 12)
+
+
 def test_a_word_that_names_no_file_is_still_no_command(tmp_path):
     proc = run("upscal", check_ok=False, cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.splitlines()[-1] == "Error: No such command 'upscal'. Did you mean " \
