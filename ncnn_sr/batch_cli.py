@@ -18,6 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import click
+
 from . import devices
 from .console import FrameProgress, Progress, TileBar, echo, stream_aliases, tile_percent
 from .engine import Upscaler
@@ -478,7 +480,21 @@ def _stop_interrupted(bar: FrameProgress | None, message: str) -> None:
         bar.close()
     echo(message)
     sys.stderr.flush()
+    _close_command()
     os._exit(EXIT_INTERRUPTED)
+
+
+def _close_command() -> None:
+    """What the command made to last its life (standard input's copy, a mixed model's
+    folder) goes before os._exit, which skips the context managers and click's close
+    callbacks that remove it: each Ctrl-C inside ncnn left a copy of the picture in /tmp."""
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        try:
+            ctx.close()
+        except Exception:  # a clean-up that fails does not hold the exit up
+            pass
+        ctx = ctx.parent
 
 
 def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane], bar: FrameProgress,

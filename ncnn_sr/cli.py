@@ -329,7 +329,8 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
                                  param_hint="'-dn' / '--denoise'")
     try:
         folder = tempfile.mkdtemp(prefix="ncnn-sr-denoise-")
-        # Gone as the command ends, however it ends (an interrupt leaves by os._exit, past atexit).
+        # Gone as the command ends, however it ends: an interrupt leaves by os._exit, past atexit, closing
+        # the command's context first (batch_cli._stop_interrupted).
         click.get_current_context().call_on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
         spec = mixing.denoised_model(strength, folder, model_path)
         # As -m without the named model warns (build_lanes): a mix is no name it can look up.
@@ -389,6 +390,7 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
         streams = Streams(opts.input, opts.output, opts.fmt, opts.output_folder)
     except NcnnSrError as e:
         _fail(command_words(e))
+    click.get_current_context().call_on_close(streams.close)  # an interrupt leaves by os._exit, past the with
     with streams:
         name_streams(streams.aliases)
         code = run(PROG, replace(opts, input=streams.input, output=streams.output), debug)

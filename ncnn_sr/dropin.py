@@ -115,6 +115,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             piped = Streams(input_path, output_path, None, output_folder, dash=False)
         except InputError as e:
             _refuse(command_words(e, FLAGS))
+        click.get_current_context().call_on_close(piped.close)  # an interrupt leaves by os._exit, past finally
         name_streams(piped.aliases)
         input_path = piped.input
     # -t "$TILE" with TILE unset: the reference's atoi reads "" as 0 (auto), and so

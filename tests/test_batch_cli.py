@@ -703,6 +703,32 @@ def test_a_picture_for_standard_output_interrupted_as_it_was_saved_was_not_writt
     assert (proc.returncode, proc.stderr, proc.stdout) == (130, b"ncnn-sr: interrupted: no output was written\n", b"")
 
 
+@pytest.mark.parametrize("command, streams", [(NCNN_SR, ["-i", "-", "-o", "-"]),
+                                              (DROPIN, ["-i", "/dev/stdin", "-o", "OUT"])])
+def test_a_picture_from_standard_input_interrupted_inside_ncnn_leaves_no_copy_of_it(command, streams, tmp_path):
+    # found by a user audit: Ctrl-C inside ncnn's upscale ends the process at once
+    # (os._exit), past the temporary folder that holds standard input's copy: each one
+    # left a /tmp/ncnn-sr-stream-* as large as the picture.
+    Image.fromarray(picture(400, 400)).save(tmp_path / "in.png")
+    (tmp_path / "tmp").mkdir()
+    args = [str(tmp_path / "out.png") if word == "OUT" else word for word in streams]
+    with open(tmp_path / "in.png", "rb") as stdin:
+        proc = subprocess.Popen([command, *args, *X2_CPU, "-t", "0", "-v"], stdin=stdin, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for line in proc.stderr:  # the model is loaded: the picture is being upscaled
+        if "proc worker(s)" in line:
+            break
+    assert len(os.listdir(tmp_path / "tmp")) == 1  # the copy of standard input
+    time.sleep(1)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1].endswith(": interrupted: no output was written") and out == ""
+    assert os.listdir(tmp_path / "tmp") == []
+
+
 def test_a_batch_under_nohup_goes_on_after_sighup(tmp_path):
     # nohup ignores SIGHUP so that a closed terminal does not stop the work: the
     # command must not take it as Ctrl-C then.
