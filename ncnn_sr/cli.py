@@ -302,9 +302,10 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
         model = models_mod.in_model_folder(model, rest["model_path"])
     name = models_mod.model_name_for(model, rest["scale"])
     sized = [flag for flag in ("width", "height") if rest[flag] is not None]
-    if sized and rest["scale"] is not None and not (name != model and models_mod.known_scale(name) == rest["scale"]) \
+    if sized and rest["scale"] is not None and models_mod.known_scale(name) != rest["scale"] \
             and models_mod.findable(name, rest["model_path"]):
-        # Dropped without a word, the output had the size's size and not the scale's.
+        # Dropped without a word, the output had the size's size and not the scale's. A
+        # scale the model runs at (a variant -s picked, or the model's own) is no loss.
         logging.getLogger("ncnn_sr").warning(
             f"-s {rest['scale']:g} is ignored: {' and '.join('--' + flag for flag in sized)} "
             f"set{'s' if len(sized) == 1 else ''} the output size, and {asked} has no x{rest['scale']:g} variant "

@@ -240,6 +240,10 @@ def test_target_width(tmp_path):
                                   "variant for -s to pick"),
     ("realesr-animevideov3-x2", "3", "-s 3 is ignored: --width sets the output size, and realesr-animevideov3-x2 has "
                                      "no x3 variant for -s to pick"),
+    # found by a user audit: -s the model's own scale was said to be ignored, the model
+    # "having no x2 variant", where -s and the model agree and nothing is dropped
+    ("realesr-animevideov3-x2", "2", None),
+    ("realesrgan-x4plus-anime", "4", None),
 ])
 def test_a_scale_that_picks_no_variant_beside_a_width_is_said_to_be_ignored(tmp_path, model, scale, said):
     # It was dropped without a word: the output had the width's size, not the scale's.
