@@ -376,6 +376,11 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
                         raise ModelMissing(*e.pieces, f" ({folder / text} is in a model folder: ",
                                            Option(f"-n {as_path.stem}", f"the name {as_path.stem!r}", everywhere=True),
                                            " runs it)") from None
+            stem = as_path.stem
+            if stem in catalog() or model_name_for(stem) != stem:
+                # -n realesrgan-x4plus.param, the C++ tool's models/ file: the name runs it.
+                raise ModelMissing(*e.pieces, f" ({stem} is a model's name: ",
+                                   Option(f"-n {stem}", f"the name {stem!r}", everywhere=True), " runs it)") from None
             raise
 
     entry = catalog().get(text)

@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -283,6 +284,21 @@ def test_a_bare_param_name_not_here_but_in_the_model_folder_says_how_to_run_it(t
                                 "in a model folder: the name 'mine' runs it)"
     assert caught.value.said(FlagNames()) == f"model mine: file mine.param not found " \
                                              f"({tmp_path / 'models' / 'mine.param'} is in a model folder: -n mine runs it)"
+
+
+@pytest.mark.parametrize("given, name", [("realesrgan-x4plus.param", "realesrgan-x4plus"),
+                                         ("models/realesr-animevideov3-x2.bin", "realesr-animevideov3-x2"),
+                                         ("realesr-animevideov3.param", "realesr-animevideov3")])
+def test_a_known_models_file_name_not_here_says_its_name_runs_it(given, name, tmp_path, monkeypatch):
+    # found by a user audit: -n realesrgan-x4plus.param (the C++ tool's models/ file)
+    # said "file realesrgan-x4plus.param not found", the name that runs it unsaid.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelMissing) as caught:
+        resolve_model(given)
+    stem = Path(given).stem
+    assert caught.value.said(FlagNames()) == f"model {stem}: file {Path(given).with_suffix('.param')} not found " \
+                                             f"({name} is a model's name: -n {name} runs it)"
+    assert str(caught.value).endswith(f"({name} is a model's name: the name {name!r} runs it)")
 
 
 def test_missing_param_path_is_a_clear_error(tmp_path):
