@@ -127,8 +127,12 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
         if model_path is not None and model_path != DEFAULT_MODEL_FOLDER and models_mod.lacks_model(model_path, name):
             # The reference opens MODELDIR/NAME.param and fails; the installed model ran
             # in its stead, unsaid, where the folder's was meant.
-            installed = "; leave -m out to run the installed one" if name in models_mod.catalog() else ""
-            _refuse(f"model {name}: file {model_path / name}.param not found in the -m folder{installed}")
+            param = model_path / f"{name}.param"
+            near = models_mod.near_name(param)
+            # The folder's file named in another case was meant, not the installed model.
+            hint = f": did you mean {near}?" if near is not None else \
+                "; leave -m out to run the installed one" if name in models_mod.catalog() else ""
+            _refuse(f"model {name}: file {param} not found in the -m folder{hint}")
         opts = RunOptions(
             input=input_path, output=output_path, output_folder=output_folder,
             model=name, model_path=model_path, gpu=gpu, tile=tile,

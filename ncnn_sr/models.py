@@ -548,14 +548,14 @@ def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
         raise ModelError(f"model {name}: {_binary_param(binary)}")
     for p, other in ((param, bin_), (bin_, param)):
         if not p.exists():
-            near = _near_name(p)
+            near = near_name(p)
             meant = "" if near is None else f": did you mean {near}?"
             if other.exists():  # half a pair is there: it hides any other copy, so it is no mere absence
                 raise ModelError(f"model {name}: file {p} not found beside {other}{said(p, other)}{meant}")
             raise ModelMissing(f"model {name}: file {p} not found{said(p)}{meant}")
 
 
-def _near_name(path: Path) -> Path | None:
+def near_name(path: Path) -> Path | None:
     """The file beside where ``path`` is not whose name differs from its only in case or
     in spaces around the stem (my.param for my.PARAM, My.param or 'my .param'), as
     a name typed where case does not count, or pasted with a space, has it."""

@@ -21,6 +21,7 @@ from ncnn_sr.animation import read_frames
 from ncnn_sr.errors import HintedInputError, InputError, Option, command_words
 from media import bomb_png, make_clip
 from test_cli import installed
+from test_models import copy_model
 from test_pipeline import within
 
 NCNN_SR = installed("ncnn-sr")
@@ -988,6 +989,21 @@ def test_a_model_folder_given_to_the_dropin_without_the_model_is_refused_as_the_
     assert proc.stderr == (f"realesrgan-ncnn-vulkan: error: model realesr-animevideov3-x2: file "
                            f"{Path('mine/realesr-animevideov3-x2.param')} not found in the -m folder; leave -m out "
                            "to run the installed one\n")
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("name, there", [("mine", "Mine"), ("realesr-animevideov3-x2", "Realesr-animevideov3-x2")])
+def test_a_model_in_the_dropins_folder_named_in_another_case_is_offered(name, there, tmp_path):
+    # found by a user audit: ncnn-sr says "did you mean models/Mine.param?" where the
+    # drop-in said only "not found in the -m folder" (and "leave -m out" for a catalog
+    # name, where the folder's own file was meant).
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    copy_model("realesr-animevideov3-x2", tmp_path / "mine", there)
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-m", "mine", "-n", name, cwd=tmp_path,
+               check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"realesrgan-ncnn-vulkan: error: model {name}: file {Path('mine', name + '.param')} not "
+                           f"found in the -m folder: did you mean {Path('mine', there + '.param')}?\n")
     assert not (tmp_path / "o.png").exists()
 
 
