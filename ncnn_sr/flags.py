@@ -55,6 +55,8 @@ class OnePathCommand(UsageCommand):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.allow_extra_args = True  # to say more than click would of the words left over
         given = list(args)  # click's parser takes the words out of args
+        if not ctx.resilient_parsing:
+            self._paths_not_options(ctx, given)
         try:
             rest = super().parse_args(ctx, args)
         except click.MissingParameter as e:
@@ -69,6 +71,25 @@ class OnePathCommand(UsageCommand):
             ctx.fail(f"Got unexpected extra argument{words} ({' '.join(rest)}): -i and -o take one path each; "
                      f"quote a path with spaces{self.several}")
         return rest
+
+    def _paths_not_options(self, ctx: click.Context, args: list[str]) -> None:
+        """-i or -o followed by another of the command's options, no file of that name
+        there: the path was forgotten, and click took the option for it. What it said
+        next was beside the point ("No such option '-1'" for "-o -g -1", or a call
+        "-i -o -o out.png" to try)."""
+        options = {name: p for p in self.get_params(ctx) for name in (*p.opts, *p.secondary_opts)
+                   if isinstance(p, click.Option)}
+        paths = {name for name in ("-i", "--input", "-o", "--output") if name in options}
+        at = 0
+        while at < len(args) - 1 and args[at] != "--":
+            word, value = args[at], args[at + 1]
+            option = options.get(word)
+            takes_value = option is not None and not option.is_flag and not option.count
+            if takes_value and word in paths and value in options and not os.path.lexists(value):
+                what = "input" if option.name == options["-i"].name else "output"
+                ctx.fail(f"{word} has no path: {value} after it is an option; give the {what} path right after "
+                         f"{word}")
+            at += 2 if takes_value else 1
 
     def _one_path_each(self, ctx: click.Context, args: list[str]) -> None:
         _, _, order = self.make_parser(ctx).parse_args(args=list(args))
