@@ -73,22 +73,21 @@ class OnePathCommand(UsageCommand):
         return rest
 
     def _paths_not_options(self, ctx: click.Context, args: list[str]) -> None:
-        """-i or -o followed by another of the command's options, no file of that name
-        there: the path was forgotten, and click took the option for it. What it said
-        next was beside the point ("No such option '-1'" for "-o -g -1", or a call
-        "-i -o -o out.png" to try)."""
+        """An option followed by another of the command's options, no file of that name
+        there: its path or value was forgotten, and click took the option for it. What
+        it said next was beside the point ("No such option '-1'" for "-o -g -1", a call
+        "-i -o -o out.png" to try). --suffix takes any text, "-x" too."""
         options = {name: p for p in self.get_params(ctx) for name in (*p.opts, *p.secondary_opts)
                    if isinstance(p, click.Option)}
-        paths = {name for name in ("-i", "--input", "-o", "--output") if name in options}
         at = 0
         while at < len(args) - 1 and args[at] != "--":
             word, value = args[at], args[at + 1]
             option = options.get(word)
             takes_value = option is not None and not option.is_flag and not option.count
-            if takes_value and word in paths and value in options and not os.path.lexists(value):
-                what = "input" if option.name == options["-i"].name else "output"
-                ctx.fail(f"{word} has no path: {value} after it is an option; give the {what} path right after "
-                         f"{word}")
+            if takes_value and option.name != "suffix" and value in options and not os.path.lexists(value):
+                what = {"input_path": "the input path", "output_path": "the output path"}.get(option.name)
+                ctx.fail(f"{word} has no {'path' if what else 'value'}: {value} after it is an option; give "
+                         f"{what or 'its value'} right after {word}")
             at += 2 if takes_value else 1
 
     def _one_path_each(self, ctx: click.Context, args: list[str]) -> None:

@@ -1207,23 +1207,30 @@ def test_a_path_flag_given_twice_is_refused_rather_than_the_first_dropped(comman
     (["ncnn-sr", "upscale"], ["-i", "a.png", "--output", "-n", "x"], "--output", "-n"),
     (["ncnn-sr", "video"], ["-i", "--output", "out.mp4"], "-i", "--output"),
     (["realesrgan-ncnn-vulkan"], ["-i", "-o", "out.png", "-s", "2"], "-i", "-o"),
+    (["ncnn-sr"], ["-i", "a.png", "-o", "out.png", "-n", "-g", "-1"], "-n", "-g"),  # "No such option '-1'"
+    (["realesrgan-ncnn-vulkan"], ["-i", "a.png", "-o", "out.png", "-s", "-n", "x"], "-s", "-n"),
 ])
-def test_a_path_flag_followed_by_another_option_says_its_path_is_missing(command, args, flag, taken, tmp_path):
+def test_an_option_followed_by_another_option_says_its_path_or_value_is_missing(command, args, flag, taken, tmp_path):
     # found by a user audit: "-i -o out.png" offered "ncnn-sr upscale -i -o -o out.png",
     # and "-o -g -1" said "No such option '-1'": the flag took the next option as its path.
     Image.fromarray(picture(6, 6)).save(tmp_path / "a.png")
     proc = subprocess.run([installed(command[0]), *command[1:], *args], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "Usage:" in proc.stderr
-    what = "input" if flag == "-i" else "output"
-    assert proc.stderr.splitlines()[-1] == f"Error: {flag} has no path: {taken} after it is an option; give the " \
-                                           f"{what} path right after {flag}"
+    what = {"-s": "its value", "-n": "its value", "-i": "the input path"}.get(flag, "the output path")
+    said = "value" if what == "its value" else "path"
+    assert proc.stderr.splitlines()[-1] == f"Error: {flag} has no {said}: {taken} after it is an option; give " \
+                                           f"{what} right after {flag}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
 
-def test_a_file_named_as_an_option_is_still_a_path(tmp_path):
+def test_a_file_named_as_an_option_is_still_a_path_and_a_suffix_any_text(tmp_path):
     Image.fromarray(picture(6, 6)).save(tmp_path / "-g", format="PNG")
     run("-i", "-g", "-o", "out.png", *FAST, cwd=tmp_path)
     assert Image.open(tmp_path / "out.png").size == (12, 12)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in" / "a.png")
+    run("-i", "in", "-o", "in", "--suffix", "-x", *FAST, cwd=tmp_path)
+    assert (tmp_path / "in" / "a-x.png").is_file()
 
 
 def test_the_dropin_takes_the_last_of_a_path_flag_given_twice_as_the_reference(tmp_path):
