@@ -288,7 +288,7 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
     if rest["verbose"] and rest["quiet"]:  # one would silently win over the other
         raise click.UsageError("-v/--verbose and -q/--quiet contradict each other: give one")
     setup_logging(PROG, rest["verbose"], rest["quiet"])
-    inputs = path_flag(PROG, "-i", input_path, what)
+    inputs = path_flag(PROG, "-i", input_path, what, folders=True)
     output = path_flag(PROG, "-o", output_path, what)
     if fp32 and precision not in ("default", "fp32"):
         raise click.BadParameter(f"--fp32 contradicts --precision {precision}", param_hint="'--precision'")

@@ -75,7 +75,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     the flags, defaults and output names of the C++ realesrgan-ncnn-vulkan."""
     setup_logging(PROG, verbose)
     output_folder = names_a_folder(output_path)  # "out/": Path() drops the slash
-    input_path = path_flag(PROG, "-i", input_path, PATHS)
+    input_path = path_flag(PROG, "-i", input_path, PATHS, folders=True)
     output_path = path_flag(PROG, "-o", output_path, PATHS)
     # "-" is a file's name here, as for the reference (a file or folder so named is
     # taken): ncnn-sr's standard streams would otherwise be "not found", or a folder "-".

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -118,12 +119,39 @@ class OnePathCommand(UsageCommand):
                  f"paths are given with -i and -o: {' '.join(call)}")
 
 
-def path_flag(prog: str, flag: str, text: str, what: str) -> Path:
+def _file_address_path(text: str) -> str | None:
+    """The path a file: address (file:///home/me/a%20b.png) names on this machine, or
+    None for any other text, or one of another machine's."""
+    if not text[:7].lower() == "file://":
+        return None
+    parts = urllib.parse.urlsplit(text)
+    if parts.netloc not in ("", "localhost"):
+        return None
+    if os.name == "nt":
+        import nturl2path  # /C:/x/a.png is C:\x\a.png
+
+        return nturl2path.url2pathname(parts.path)
+    return urllib.parse.unquote(parts.path)
+
+
+def path_flag(prog: str, flag: str, text: str, what: str, folders: bool = False) -> Path:
     """A path flag's value, or a one-line error and exit status 1 when it is empty:
     Path("") is the current folder, and an unset variable in a script (-i "$IN")
-    upscaled whatever was there, or wrote into it."""
+    upscaled whatever was there, or wrote into it. ``folders``: the flag takes a
+    folder of files too, which a pattern left unexpanded meant."""
     if not text:
         click.echo(f"{prog}: error: {flag} is empty: give {what}", err=True)
+        sys.exit(EXIT_FAILED)
+    local = _file_address_path(text)
+    if local is not None and not os.path.lexists(text):
+        # A file manager's copied link: no download, the path was meant.
+        click.echo(f"{prog}: error: {text} is a file's address: give its path, {shell_word(local)}", err=True)
+        sys.exit(EXIT_FAILED)
+    if folders and any(c in text for c in "*?[") and not os.path.lexists(text):
+        # Windows's cmd expands no pattern, nor does any shell a quoted one.
+        folder = shell_word(os.path.dirname(text) or ".")
+        click.echo(f"{prog}: error: {text}: file not found: a pattern is not expanded here (quoted, or in Windows's "
+                   f"cmd): give their folder, {flag} {folder}", err=True)
         sys.exit(EXIT_FAILED)
     if _WEB_ADDRESS.match(text) and not os.path.lexists(text):
         # Said whole and as what it is: as a path its // became / ("https:/x.org/a.jpg:

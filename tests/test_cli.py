@@ -11,6 +11,8 @@ from PIL import Image
 
 from conftest import as_a_user, picture
 from ncnn_sr.devices import explain_auto
+from ncnn_sr.errors import shell_word
+
 
 def installed(command: str) -> str:
     """The console script installed beside this Python, else on PATH."""
@@ -300,6 +302,33 @@ def test_a_web_address_as_input_is_one_line_naming_it_whole(command, address, ou
     assert out.returncode == 1
     assert out.stderr == f"ncnn-sr: error: s3://bucket/{output} is a web address, not a file: write here, then upload\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flag", ["-i", "-o"])
+def test_a_file_address_says_its_path_rather_than_to_download_it(flag, tmp_path):
+    # found by a user audit: file:///home/me/a%20b.png (a file manager's copied link)
+    # was "a web address, not a file: download it first".
+    Image.fromarray(picture(6, 6)).save(tmp_path / "a b.png")
+    address = (tmp_path / "a b.png").as_uri() if flag == "-i" else (tmp_path / "o u t.png").as_uri()
+    paths = {"-i": str(tmp_path / "a b.png"), "-o": str(tmp_path / "out.png"), flag: address}
+    proc = run("-i", paths["-i"], "-o", paths["-o"], *FAST, cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    path = tmp_path / ("a b.png" if flag == "-i" else "o u t.png")
+    assert proc.stderr == f"ncnn-sr: error: {address} is a file's address: give its path, {shell_word(str(path))}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a b.png"]
+
+
+@pytest.mark.parametrize("command", [[CMD], [sys.executable, "-c", DROPIN_MAIN]])
+def test_an_input_pattern_left_unexpanded_says_to_give_the_folder(command, tmp_path):
+    # found by a user audit: -i "*.png" (quoted, or Windows's cmd, which expands no
+    # pattern) said only "*.png: file not found".
+    Image.fromarray(picture(6, 6)).save(tmp_path / "a.png")
+    proc = subprocess.run([*command, "-i", "*.png", "-o", "out", "-g", "-1"], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1].endswith("error: *.png: file not found: a pattern is not expanded here "
+                                                 "(quoted, or in Windows's cmd): give their folder, -i .")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
 
 @pytest.mark.parametrize("command, what", [([], "a picture or folder path"), (["video"], "a video file path")])
