@@ -147,8 +147,9 @@ def path_flag(prog: str, flag: str, text: str, what: str, folders: bool = False)
         # A file manager's copied link: no download, the path was meant.
         click.echo(f"{prog}: error: {text} is a file's address: give its path, {shell_word(local)}", err=True)
         sys.exit(EXIT_FAILED)
-    if folders and any(c in text for c in "*?[") and not os.path.lexists(text):
-        # Windows's cmd expands no pattern, nor does any shell a quoted one.
+    if folders and any(c in text for c in "*?") and not os.path.lexists(text):
+        # Windows's cmd expands no pattern, nor does any shell a quoted one. A "[" alone
+        # is no sign of one: "[Group] Title - 01.mkv" is a common name.
         folder = shell_word(os.path.dirname(text) or ".")
         click.echo(f"{prog}: error: {text}: file not found: a pattern is not expanded here (quoted, or in Windows's "
                    f"cmd): give their folder, {flag} {folder}", err=True)

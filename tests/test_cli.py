@@ -329,6 +329,9 @@ def test_an_input_pattern_left_unexpanded_says_to_give_the_folder(command, tmp_p
     assert proc.stderr.splitlines()[-1].endswith("error: *.png: file not found: a pattern is not expanded here "
                                                  "(quoted, or in Windows's cmd): give their folder, -i .")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+    proc = subprocess.run([*command, "-i", "[Group] a.png", "-o", "out", "-g", "-1"], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr.splitlines()[-1].endswith("error: [Group] a.png: file not found")
 
 
 @pytest.mark.parametrize("command, what", [([], "a picture or folder path"), (["video"], "a video file path")])
