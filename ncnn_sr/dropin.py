@@ -47,6 +47,9 @@ FLAGS = FlagNames("ncnn-sr")
                # as the reference's getopt does: wrappers give "" for a flag left out, and
                # a flag given twice keeps its last value
                empty_words=True, last_path_wins=True,
+               known_as={"--input": "-i", "--output": "-o", "--scale": "-s", "--tile": "-t", "--model-path": "-m",
+                         "--model": "-n", "--gpu": "-g", "--jobs": "-j", "--tta": "-x", "--format": "-f",
+                         "--verbose": "-v"},  # ncnn-sr's long names, which the reference has not
                options_metavar="-i infile -o outfile [options]...")  # the reference's usage line
 @click.option("-i", "input_path", required=True, type=click.Path(readable=False), metavar="input-path",
               help="input image path (jpg/png/webp) or directory")

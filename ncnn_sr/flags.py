@@ -31,9 +31,23 @@ class UsageCommand(click.Command):
     "Option '-i' requires an argument." without the command's context, and it came
     alone, under none of the Usage: lines that every other usage error shows."""
 
+    def __init__(self, *args, known_as: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.known_as = known_as or {}  # other names of its options, said where given: {"--scale": "-s"}
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)
+        except click.NoSuchOption as e:
+            # Click offers only names spelt alike: "-I" got no word of "-i".
+            if not e.possibilities:
+                names = {name for p in self.get_params(ctx) for name in (*p.opts, *p.secondary_opts)}
+                meant = self.known_as.get(e.option_name) or next(
+                    (name for name in sorted(names) if name.lower() == e.option_name.lower()), None)
+                e.possibilities = [meant] if meant else []
+            if e.ctx is None:
+                e.ctx = ctx
+            raise
         except click.UsageError as e:
             if e.ctx is None:
                 e.ctx = ctx

@@ -1265,6 +1265,25 @@ def test_a_file_named_as_an_option_is_still_a_path_and_a_suffix_any_text(tmp_pat
     assert (tmp_path / "in" / "a-x.png").is_file()
 
 
+@pytest.mark.parametrize("command, flag, meant", [
+    (["ncnn-sr"], "-I", "-i"),  # options are case-sensitive: it was "No such option '-I'." alone
+    (["ncnn-sr", "video"], "-O", "-o"),
+    (["realesrgan-ncnn-vulkan"], "-S", "-s"),
+    (["realesrgan-ncnn-vulkan"], "--scale", "-s"),  # ncnn-sr's long names, which the drop-in lacks
+    (["realesrgan-ncnn-vulkan"], "--format", "-f"),
+])
+def test_an_unknown_option_in_another_case_or_ncnn_srs_long_form_names_the_one_meant(command, flag, meant, tmp_path):
+    # found by a user audit
+    Image.fromarray(picture(6, 6)).save(tmp_path / "a.png")
+    args = {"-I": ["-I", "a.png", "-o", "out.png"], "-O": ["-i", "a.mp4", "-O", "out.mp4"]}.get(
+        flag, ["-i", "a.png", "-o", "out.png", flag, "2"])
+    proc = subprocess.run([installed(command[0]), *command[1:], *args, "-g", "-1"], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == f"Error: No such option '{flag}'. Did you mean '{meant}'?"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
 def test_the_dropin_takes_the_last_of_a_path_flag_given_twice_as_the_reference(tmp_path):
     # The reference's getopt keeps the last value; scripts written for it run alike.
     for name in ("a.png", "b.png"):
