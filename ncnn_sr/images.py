@@ -32,7 +32,7 @@ from .pixels import check_image, is_grey_colour, to_eight_bit
 from .signatures import cut_in_header, cut_riff
 from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, TEXT_KINDS, colour_chunks, cut_palette_alpha, \
-    grey_key_in_8_bits, palette_missing, png16, png_header, read_png16, text_chunks
+    grey_key_in_8_bits, palette_missing, png16, png_header, read_png16, text_chunks, write_png8
 from .png import SIGNATURE as PNG_SIGNATURE, mended as mended_png, refusal as png_refusal
 
 log = logging.getLogger("ncnn_sr")
@@ -1005,6 +1005,10 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         sixteen = False
     if fmt == "gif":  # which holds none of the metadata
         to_palette(image).save(f, format="GIF", **GIF_OPTIONS)
+        return
+    if fmt == "png" and not sixteen and not grey_alpha:  # Pillow makes grey+alpha of that
+        icc, exif, dpi, xmp, colour, text = _kept_metadata(info, fmt, grey=channels < 3)
+        write_png8(f, image, fitting_profile(icc, grey=channels < 3), exif, dpi, xmp, colour, text)
         return
     if channels == 1:
         im = Image.fromarray(image[:, :, 0].astype("<u2") if sixteen else image[:, :, 0])
