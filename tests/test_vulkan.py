@@ -337,8 +337,10 @@ def test_a_large_discrete_gpu_tiles_at_400_px_and_keeps_three_windows_in_flight(
     assert up._windows_in_flight(up._net, boxes) == windows_mod.GPU_WINDOWS_IN_FLIGHT
 
 
-def test_a_second_ctrl_c_while_windows_finish_still_leaves_no_window_running(gpu, monkeypatch):
-    # The network may be freed as soon as a call ends: a window still in it would crash.
+def test_a_second_ctrl_c_while_windows_finish_frees_the_network_only_once_no_window_runs(gpu, monkeypatch):
+    # A Ctrl-C takes the main thread out of the call at once (interruptible), while its
+    # windows still run: the network, closed then, is freed only once the last of them
+    # ends (a window still in a freed network would crash).
     import signal
     import threading
     import time
@@ -358,9 +360,16 @@ def test_a_second_ctrl_c_while_windows_finish_still_leaves_no_window_running(gpu
         threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT)).start()  # lands while the call waits
         raise KeyboardInterrupt
 
+    up = Upscaler(MODEL, device=discrete(gpu), tile=32)
     with pytest.raises(KeyboardInterrupt):
-        Upscaler(MODEL, device=discrete(gpu), tile=32).upscale(picture(70, 70), progress=ctrl_c_twice)
-    assert window_threads() == []
+        up.upscale(picture(70, 70), progress=ctrl_c_twice)
+    freed, release = [], up._release_networks
+    monkeypatch.setattr(up, "_release_networks", lambda: (freed.append(len(window_threads())), release()))
+    up.close()  # does not wait for the call its caller left
+    deadline = time.monotonic() + 120
+    while not freed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert freed == [0] and up._running == 0 and window_threads() == []
 
 
 def test_the_reference_rule_keeps_the_reference_tools_200_px_automatic_tile_on_a_large_gpu(gpu):
