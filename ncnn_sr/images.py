@@ -399,17 +399,19 @@ def _video_kind(path: str) -> str | None:
 
 def _cut_riff(path: str) -> str | None:
     """``cut_riff``'s words for the file at ``path``."""
-    try:
-        with open(path, "rb") as f:
-            return cut_riff(f.read(12), os.fstat(f.fileno()).st_size)
-    except OSError:
-        return None
+    return _judged_head(path, 12, cut_riff)
 
 
 def _cut_in_header(path: str) -> str | None:
+    return _judged_head(path, 64, lambda head, size: cut_in_header(head))
+
+
+def _judged_head(path: str, count: int, judge: Callable[[bytes, int], str | None]) -> str | None:
+    """``judge(the first count bytes, the file's size)`` of the file at ``path``; None
+    where it cannot be read."""
     try:
         with open(path, "rb") as f:
-            return cut_in_header(f.read(64))
+            return judge(f.read(count), os.fstat(f.fileno()).st_size)
     except OSError:
         return None
 
