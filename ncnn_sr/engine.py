@@ -331,6 +331,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             # cross a fork, and ncnn waited for them for ever.
             raise InputError("this Upscaler was made in another process (before a fork): make one in this process")
         self._check_room(image, wanted)
+        call = ["running"]
         with self._lock:
             if self._closed:
                 raise InputError("this Upscaler is closed")
@@ -343,7 +344,6 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             me = threading.get_ident()
             self._callers[me] = self._callers.get(me, 0) + 1
             self._last_size = image.shape[:2]
-        call = ["running"]
         try:
             if interruptible.wanted():  # so that a Ctrl-C need not wait for ncnn's window
                 out = interruptible.run(lambda report: self._run_call(image, report, call), progress,

@@ -67,9 +67,12 @@ def run(work: Callable[[Report], T], progress: Report | None, left: Callable[[],
         except BaseException as e:  # a Ctrl-C's or exit's too: it goes on in the caller's thread
             events.put(("raised", e))
 
-    threading.Thread(target=helper, name="ncnn_sr upscale", daemon=True).start()
     over = False
     try:
+        # Started inside the try: a Ctrl-C can come out of start() with the helper
+        # already running, and must reach it too (else it waits for ever on a
+        # progress answer, and close() on it).
+        threading.Thread(target=helper, name="ncnn_sr upscale", daemon=True).start()
         while True:
             kind, value = _next(events)
             if kind == "progress":

@@ -1,0 +1,66 @@
+"""The helper-thread call that lets a Ctrl-C out of a long upscale at once."""
+import threading
+
+import pytest
+
+from ncnn_sr import interruptible
+
+
+def _work_until_stopped(started: threading.Event, ended: threading.Event):
+    def work(report):
+        started.set()
+        try:
+            for done in range(1, 10_000):
+                report(done, 10_000)
+                threading.Event().wait(0.01)
+            return "finished"
+        finally:
+            ended.set()
+    return work
+
+
+def test_a_ctrl_c_that_lands_as_the_helper_starts_still_stops_the_work_and_says_so(monkeypatch):
+    # CI hung 90 minutes: a Ctrl-C that came out of Thread.start (the helper already
+    # running) skipped the caller's clean-up, so the helper waited forever on a
+    # progress answer and close() waited forever on the helper
+    started, ended, left = threading.Event(), threading.Event(), []
+    real_start = threading.Thread.start
+
+    class CtrlCAtStart(threading.Thread):
+        def start(self):
+            real_start(self)
+            started.wait(10)
+            raise KeyboardInterrupt
+    monkeypatch.setattr(interruptible.threading, "Thread", CtrlCAtStart)
+    with pytest.raises(KeyboardInterrupt):
+        interruptible.run(_work_until_stopped(started, ended), lambda done, total: None,
+                          lambda: left.append(1))
+    assert left == [1]
+    assert ended.wait(10), "the helper went on after its caller left"
+
+
+def test_a_ctrl_c_while_waiting_leaves_at_once_and_the_work_stops_at_its_next_report():
+    started, ended, left, seen = threading.Event(), threading.Event(), [], []
+
+    def progress(done, total):
+        seen.append(done)
+        if done == 3:
+            raise KeyboardInterrupt  # as a Ctrl-C raised in the caller's thread would
+    with pytest.raises(KeyboardInterrupt):
+        interruptible.run(_work_until_stopped(started, ended), progress, lambda: left.append(1))
+    assert seen == [1, 2, 3] and ended.wait(10)
+    assert left == []  # the work ended with the call: nothing was left running
+
+
+def test_the_work_s_result_and_exception_come_out_in_the_caller_s_thread():
+    caller = threading.get_ident()
+    threads = []
+    assert interruptible.run(lambda report: (report(1, 1), "out")[1],
+                             lambda done, total: threads.append(threading.get_ident()),
+                             lambda: None) == "out"
+    assert threads == [caller]
+
+    def fails(report):
+        raise OSError("disk gone")
+    with pytest.raises(OSError, match="disk gone"):
+        interruptible.run(fails, None, lambda: None)
