@@ -278,12 +278,12 @@ def _video_stream(container, path):
     return decodable
 
 
-def _demuxed(container) -> Iterator:
+def _demuxed(container, *streams) -> Iterator:
     """``container.demux()``, less the IndexError PyAV raises at the end of a file in
     which a new stream turned up midway (a damaged MPEG-TS, say): it looks for that
     stream, which it never listed, when it hands out the streams' last, empty, packets.
     The known streams' ones have all come by then."""
-    packets = container.demux()
+    packets = container.demux(*streams)
     while True:
         try:
             packet = next(packets)
@@ -976,9 +976,7 @@ def _say_timecode_dropped(out, video_out, dst) -> None:
                     label)
 
 
-# The first video packets whose times tell a variable rate from a constant one: some
-# seconds' worth, read without decoding; from a pipe, held for the run, up to so many bytes.
-RATE_PEEK = 300
+# How much of a pipe is held for the run while its frames' times are looked at.
 PEEK_BYTES = 64 * 2 ** 20
 # The most frames H.264 and H.265 decode before one shown earlier (their reorder depth).
 MOST_REORDERED = 16
@@ -1015,24 +1013,76 @@ class _Ahead:
             yield from _demuxed(self.inp)
 
 
-def _variable_rate(src, video_in, ahead: _Ahead) -> bool:
-    """Whether the frames of ``video_in`` come at a variable rate: the first RATE_PEEK
-    of them lie further apart than a millisecond (or one of its ticks) from evenly
-    spaced. Read again from ``src``, or where it cannot be (a pipe) ``ahead`` of the run."""
+def _variable_rate(src, video_in, ahead: _Ahead, window: Window | None = None) -> bool:
+    """Whether the frames of ``video_in`` (those in ``window``) come at a variable rate:
+    they lie further apart than a millisecond (or one of its ticks) from evenly spaced.
+    Read again from ``src``, or where it cannot be (a pipe) ``ahead`` of the run."""
+    # Every frame's time, not the first few seconds': a video may turn variable late
+    # (a screen recording constant for minutes), and B-frames kept for it ended its mp4
+    # short. Packets are read, not decoded: one pass over the file (400 MB in 0.28 s
+    # from the page cache), little beside upscaling it. A pipe is looked at as far as
+    # it can be held for the run (PEEK_BYTES): a rate that turns variable past that is
+    # not seen. Neither the mp4's index (decoding times only) nor a switch of encoder
+    # at the first uneven frame (its B-frames already out) would answer it.
+    base = video_in.time_base
+    if not base:
+        return False
+    # In ticks of the stream's time base: Fractions made for each of a film's 200000
+    # packets cost seconds.
+    spacing = _Spacing(math.floor(max(base, Fraction(1, 1000)) / base))
+    first, end, past = -math.inf, math.inf, math.inf
+    if window is not None:  # its frames alone are written, and none that is long past its end follows
+        first = math.ceil(window.start / base)
+        if window.end is not None:
+            end, past = math.ceil(window.end / base), math.ceil((window.end + INTERLEAVED_WITHIN) / base)
     with _reopened(src) as again:
+        packets = _demuxed(again, again.streams[video_in.index]) if again is not None else ahead.read()
         try:
-            packets = _demuxed(again) if again is not None else ahead.read()
-            video = (time for packet in packets if packet.stream.index == video_in.index
-                     and packet.size and (time := _packet_time(packet)) is not None)
-            times = sorted(itertools.islice(video, RATE_PEEK))
+            for packet in packets:
+                if packet.stream_index != video_in.index or not packet.size:
+                    continue
+                time = packet.pts if packet.pts is not None else packet.dts
+                if time is None:
+                    continue
+                if time >= past:
+                    return spacing.settled(ended=True)
+                if first <= time < end and spacing.uneven(time):
+                    return True
         except av.error.FFmpegError:
-            return False  # the run itself reads it, and tells what is wrong
-        cut = len(times) == RATE_PEEK or (again is None and not ahead.ended and ahead.error is None)
-    if cut:
-        # Frames shown among the last read may be decoded after them, past the packets read.
-        times = times[:-MOST_REORDERED]
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    return bool(gaps) and max(gaps) - min(gaps) > max(video_in.time_base or 0, Fraction(1, 1000))
+            return spacing.settled()  # the run reads on, and says what is wrong
+        return spacing.settled(ended=again is not None or ahead.ended)
+
+
+class _Spacing:
+    """Frame times in decoding order, each within MOST_REORDERED of its place as shown,
+    looked at in the order shown: whether they are further than ``tolerance`` from
+    evenly spaced. Holds that many times, however many frames."""
+
+    def __init__(self, tolerance: int):
+        self.tolerance = tolerance
+        self.waiting: list = []  # a heap of those that an earlier frame may still come before
+        self.last = self.low = self.high = None
+
+    def uneven(self, time) -> bool:
+        """Whether the times so far show an uneven rate, once ``time`` is taken in."""
+        heapq.heappush(self.waiting, time)
+        return len(self.waiting) > MOST_REORDERED and self._shown(heapq.heappop(self.waiting))
+
+    def settled(self, ended: bool = False) -> bool:
+        """Whether the times show an uneven rate: where more frames may follow (not
+        ``ended``), those still waiting are not looked at, as the frames decoded after
+        them may be shown between them."""
+        return ended and any(self._shown(heapq.heappop(self.waiting)) for _ in range(len(self.waiting)))
+
+    def _shown(self, time) -> bool:
+        if self.last is not None:
+            # A frame no later than the one before (decoded more than MOST_REORDERED
+            # late, or a slip) makes a gap of 0 or less: uneven, as sorting them would.
+            gap = time - self.last
+            self.low = gap if self.low is None else min(self.low, gap)
+            self.high = gap if self.high is None else max(self.high, gap)
+        self.last = time
+        return self.high is not None and self.high - self.low > self.tolerance
 
 
 def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fraction, colour: ColourTags,
@@ -1214,7 +1264,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # Frames that keep their times, where a rate of its own does not space them evenly.
     ahead = _Ahead(inp)
     variable = constant is None and out.format.name in video_streams.MOV_FAMILY \
-        and _variable_rate(src, video_in, ahead)
+        and _variable_rate(src, video_in, ahead, window)
     video_out = _video_out(out, video_in, codec, options, time_base, colour, variable)
     # A timecode on the file itself counts frames as the video's does.
     out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate,

@@ -178,6 +178,58 @@ def test_a_variable_rate_keeps_its_last_frames_length_in_an_mp4_or_mov(suffix, t
     assert frame_times(tmp_path / f"out{suffix}")[0] == pytest.approx([m / 1000 for m in ms], abs=1e-3)
 
 
+# 25 fps for 12.8 s, past the first 300 packets, then at a variable rate (in an mkv,
+# which keeps the times: an mp4 with B-frames makes the same fault of its own).
+LATE_VARIABLE_MS = [40 * i for i in range(320)] + [12800, 12900, 12910, 13100, 13110, 13300]
+
+
+def late_variable_clip(path: Path) -> Path:
+    clip = make_clip(path, frames=len(LATE_VARIABLE_MS), width=16, height=16, rate=Fraction(25),
+                     frame_ms=LATE_VARIABLE_MS, audio=None, b_frames=3)
+    assert reordered(clip)
+    return clip
+
+
+def test_a_rate_that_turns_variable_late_keeps_its_length_in_an_mp4(tmp_path):
+    # found by QA: only the first 300 packets were looked at: a video constant for
+    # 12.8 s, then variable, kept its B-frames, and ended short
+    clip = late_variable_clip(tmp_path / "late.mkv")
+    upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+    assert frame_times(tmp_path / "out.mp4")[0] == pytest.approx([m / 1000 for m in LATE_VARIABLE_MS], abs=1e-3)
+    assert track_end(tmp_path / "out.mp4") == pytest.approx(13.34, abs=0.001)
+
+
+def test_a_part_is_judged_by_its_own_frames_rate(tmp_path):
+    # The first 12 s are constant: that part keeps its B-frames; one from 12 s is
+    # variable, whatever the file's first seconds are, and keeps its length.
+    clip = late_variable_clip(tmp_path / "late.mkv")
+    upscale_video(clip, tmp_path / "constant.mp4", lambda frames: frames, EncodeOptions(duration=Fraction(12)))
+    assert reordered(tmp_path / "constant.mp4")
+    upscale_video(clip, tmp_path / "variable.mp4", lambda frames: frames, EncodeOptions(start=Fraction(12)))
+    assert not reordered(tmp_path / "variable.mp4")
+    assert frame_times(tmp_path / "variable.mp4")[0] == pytest.approx(
+        [m / 1000 - 12 for m in LATE_VARIABLE_MS if m >= 12000], abs=1e-3)
+    assert track_end(tmp_path / "variable.mp4") == pytest.approx(1.34, abs=0.001)
+
+
+def test_a_rate_that_turns_variable_late_in_a_pipe_keeps_its_length_in_an_mp4(tmp_path):
+    # A pipe is looked at as far ahead as the bytes it may hold for the run (PEEK_BYTES).
+    from ncnn_sr.streams import VideoInput
+    data = late_variable_clip(tmp_path / "late.mkv").read_bytes()
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: open(fifo, "wb").write(data))
+    writer.start()
+    src = VideoInput(fifo)
+    try:
+        upscale_video(src, tmp_path / "out.mp4", lambda frames: frames)
+    finally:
+        src.close()
+        writer.join(10)
+    assert frame_times(tmp_path / "out.mp4")[0] == pytest.approx([m / 1000 for m in LATE_VARIABLE_MS], abs=1e-3)
+    assert track_end(tmp_path / "out.mp4") == pytest.approx(13.34, abs=0.001)
+
+
 def test_a_constant_rate_keeps_its_b_frames_in_an_mp4(tmp_path):
     clip = make_clip(tmp_path / "cfr.mp4", frames=12, width=16, height=16, audio=None, b_frames=3)
     assert upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames) == 12
