@@ -272,6 +272,7 @@ class TileBar(_Meter):
         super().__init__(prog, _open_bar(prog, None, "tile"))
         self.frames, self.calls = frames, 0
         self.lock = threading.Lock()
+        self.partial = False  # a plain line of a count not yet finished was written
 
     def __call__(self, done: int, total: int) -> None:
         if not done:  # no tile: an upscale that ended without its result (see Pipeline)
@@ -291,11 +292,18 @@ class TileBar(_Meter):
 
     def _plain_line(self, count: int, whole: int) -> None:
         """Off a terminal (a log, nohup), a line every few seconds, as a folder's run and
-        a video's write: a photo on the CPU said nothing for minutes. None once done."""
+        a video's write: a photo on the CPU said nothing for minutes. Once done, a last
+        line where one was said, else the log's last word was "2/4 tiles", as if the
+        run stopped there; a picture done within the first few seconds says nothing."""
         now = time.monotonic()
-        if count >= whole or now - self.last_line < self.PLAIN_EVERY:
+        if count >= whole:
+            if self.partial:
+                self.partial = False
+                echo(f"{self.prog}: {whole}/{whole} tiles, done in {now - self.started:.0f} s")
             return
-        self.last_line = now
+        if now - self.last_line < self.PLAIN_EVERY:
+            return
+        self.last_line, self.partial = now, True
         rate = count / max(now - self.started, 1e-9)
         echo(f"{self.prog}: {count}/{whole} tiles, {rate:.2f}/s, ETA {(whole - count) / rate:.0f} s")
 

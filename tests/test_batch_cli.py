@@ -392,8 +392,21 @@ def test_a_single_picture_off_a_terminal_says_its_tiles_every_few_seconds(monkey
         tiles(done, 4)
     tiles.close()
     lines = capsys.readouterr().err.splitlines()
-    assert [line.split(",")[0] for line in lines] == ["ncnn-sr: 1/4 tiles", "ncnn-sr: 2/4 tiles"]  # not when done
-    assert all(re.fullmatch(r"ncnn-sr: \d/4 tiles, [\d.]+/s, ETA \d+ s", line) for line in lines)
+    # found by a user audit: the log's last line was "2/4 tiles", as if it stopped there.
+    assert [line.split(",")[0] for line in lines] == ["ncnn-sr: 1/4 tiles", "ncnn-sr: 2/4 tiles", "ncnn-sr: 4/4 tiles"]
+    assert all(re.fullmatch(r"ncnn-sr: \d/4 tiles, [\d.]+/s, ETA \d+ s", line) for line in lines[:-1])
+    assert re.fullmatch(r"ncnn-sr: 4/4 tiles, done in \d+ s", lines[-1])
+
+
+def test_a_single_picture_done_before_its_first_line_says_nothing(monkeypatch, capsys):
+    from ncnn_sr import console
+
+    monkeypatch.setattr(console._Meter, "PLAIN_EVERY", 3600)
+    tiles = console.TileBar("ncnn-sr")
+    for done in (1, 2, 3, 4):
+        tiles(done, 4)
+    tiles.close()
+    assert capsys.readouterr().err == ""
 
 
 def stderr_on_a_terminal(cmd, *args, columns: int) -> str:
