@@ -17,3 +17,5 @@ MIN_TILE = 32
 # The longest side a result may be asked to have: past every picture format's limit,
 # and a factor of 1e10 would otherwise end in an allocation error.
 MAX_SIDE = 1 << 18
+# What -g and a library device may name, said where one is wrong.
+DEVICE_SPECS = "give auto, cpu, -1 or a device index (0 or gpu0)"

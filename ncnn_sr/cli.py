@@ -26,7 +26,7 @@ from .choices import ALPHA_MODES, MAX_CONTEXT, MAX_SIDE, MIN_TILE, PRECISIONS
 from .console import bar_fits, name_streams, setup_logging
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word
 from .files import check_folder, check_writable, folder_made, write_target
-from .flags import OnePathCommand, RunOptions, UsageCommand, path_flag
+from .flags import OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
 from .path_names import is_picture_suffix, names_a_folder, suffix_fault, video_by_its_output
 from .streams import Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
@@ -271,12 +271,17 @@ _GPU_HELP = {
 }
 
 
+def _gpu(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    return value if ctx.resilient_parsing else gpu_flag(PROG, value)  # completion exits on nothing
+
+
 def _shared_options(command):
     for option in reversed(_SHARED_OPTIONS):
         if option == "jobs":
             option = click.option("-j", "--jobs", default="auto", show_default=True, help=_JOBS_HELP[command.__name__])
         elif option == "gpu":
-            option = click.option("-g", "--gpu", default="auto", show_default=True, help=_GPU_HELP[command.__name__])
+            option = click.option("-g", "--gpu", default="auto", show_default=True, callback=_gpu,
+                                  help=_GPU_HELP[command.__name__])
         command = option(command)
     return command
 
@@ -906,7 +911,8 @@ def _download_bar(name: str, quiet: bool):
 @main.command("bench")
 @click.option("-n", "--model", "models", default=f"{DEFAULT_MODEL},realesr-animevideov3-x2", show_default=True,
               callback=_comma_list, help="Models (names, families or .param paths), comma-separated.")
-@click.option("-g", "--gpu", default="auto", show_default=True, help="Devices, comma-separated: 0,-1 (or gpu0,cpu).")
+@click.option("-g", "--gpu", default="auto", show_default=True, callback=_gpu,
+              help="Devices, comma-separated: 0,-1 (or gpu0,cpu).")
 @click.option("-t", "--tile", "tiles", default="auto,200", show_default=True, callback=_bench_tiles,
               help="Tile sizes, comma-separated: >=32, auto (the engine's choice) or whole (one tile).")
 @click.option("--precision", "precisions", default="default", show_default=True, callback=_comma_list,

@@ -16,7 +16,7 @@ import weakref
 from dataclasses import dataclass
 
 from . import budget as host_memory
-from .choices import MIN_TILE
+from .choices import DEVICE_SPECS, MIN_TILE
 from .errors import DeviceError
 from .openmp import ncnn
 from .typed_numbers import whole_number
@@ -232,7 +232,6 @@ def list_devices() -> list[Device]:
 
 # What a device may be given as: the library's and the CLI's -g errors both quote it, so they
 # cannot come to disagree on the spellings named_index accepts.
-DEVICE_SPECS = "give auto, cpu, -1 or a device index (0 or gpu0)"
 # A Vulkan device by name: "GPU 0" as str(Device) writes it, "gpu0", "gpu:0".
 _GPU_NAME = re.compile(r"gpu\s*:?\s*([0-9]+)")
 _WRITTEN_GPU = re.compile(r"(gpu\s*[0-9]+)\s*\((.*)\)", re.IGNORECASE | re.DOTALL)

