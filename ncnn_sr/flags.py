@@ -134,6 +134,21 @@ class OnePathCommand(UsageCommand):
                  f"paths are given with -i and -o: {' '.join(call)}")
 
 
+def _home_path(prog: str, text: str) -> str:
+    """``text`` with a leading ~ or ~user made the home folder it names, as a shell
+    would have: quoted ("~/x.png") or from a config, it made a folder named ~ where the
+    command ran. A file or folder so named there is the one meant, as for any path."""
+    first = re.split(r"[/\\]" if os.name == "nt" else "/", text, maxsplit=1)[0]
+    if not first.startswith("~") or os.path.lexists(first):
+        return text
+    home = os.path.expanduser(text)
+    if home == text:  # ~user of no user
+        click.echo(f"{prog}: error: {text}: no user named {first[1:]} for {first}: write ./{text} for a folder "
+                   "of that name", err=True)
+        sys.exit(EXIT_FAILED)
+    return home
+
+
 def _file_address_path(text: str) -> str | None:
     """The path a file: address (file:///home/me/a%20b.png) names on this machine, or
     None for any other text, or one of another machine's."""
@@ -157,6 +172,7 @@ def path_flag(prog: str, flag: str, text: str, what: str, folders: bool = False)
     if not text:
         click.echo(f"{prog}: error: {flag} is empty: give {what}", err=True)
         sys.exit(EXIT_FAILED)
+    text = _home_path(prog, text)
     local = _file_address_path(text)
     if local is not None and not os.path.lexists(text):
         # A file manager's copied link: no download, the path was meant.

@@ -346,6 +346,35 @@ def test_an_empty_input_or_output_is_refused_rather_than_taken_for_the_current_f
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
 
 
+@pytest.mark.parametrize("command", [[CMD], [sys.executable, "-c", DROPIN_MAIN]])
+def test_a_tilde_left_unexpanded_is_the_home_folder(command, tmp_path):
+    # found by a user audit: -o "~/x.png" (quoted, or from a config) made a folder named
+    # ~ where the command ran, and wrote there.
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir(), work.mkdir()
+    Image.fromarray(picture(6, 6)).save(home / "in.png")
+    env = {**os.environ, "HOME": str(home)}
+    args = ["-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+    proc = subprocess.run([*command, "-i", "~/in.png", "-o", "~/out.png", *args], capture_output=True, text=True,
+                          cwd=work, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(home / "out.png").size == (12, 12) and list(work.iterdir()) == []
+    # A folder of that name where the command runs is the one meant, as for any path.
+    (work / "~").mkdir()
+    Image.fromarray(picture(6, 6)).save(work / "~" / "in.png")
+    proc = subprocess.run([*command, "-i", "~/in.png", "-o", "~/here.png", *args], capture_output=True, text=True,
+                          cwd=work, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(work / "~")) == ["here.png", "in.png"] and not (home / "here.png").exists()
+    # ~user of no user: said, nothing made.
+    proc = subprocess.run([*command, "-i", "~/in.png", "-o", "~nosuchuser9/out.png", *args], capture_output=True,
+                          text=True, cwd=home, env=env, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.endswith("error: ~nosuchuser9/out.png: no user named nosuchuser9 for ~nosuchuser9: write "
+                                "./~nosuchuser9/out.png for a folder of that name\n"), proc.stderr
+    assert proc.stderr.count("\n") == 1 and sorted(os.listdir(home)) == ["in.png", "out.png"]
+
+
 def test_a_picture_skipped_as_existing_says_so_without_verbose(tmp_path):
     # Only -v said anything: a script's log could not tell a skip from a run.
     Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
