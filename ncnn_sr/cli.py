@@ -28,7 +28,7 @@ from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_w
 from .files import check_folder, check_writable, folder_made, write_target
 from .flags import OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
 from .path_names import is_picture_suffix, names_a_folder, suffix_fault, video_by_its_output
-from .streams import Streams, VideoInput, VideoOutput, is_stream, shown
+from .streams import OutputPipe, Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
 from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path
 
@@ -379,7 +379,9 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
 @click.option("--no-metadata", is_flag=True, help="Do not copy EXIF, XMP, ICC profile and resolution (DPI) to the outputs.")
 def upscale(no_metadata: bool, debug: bool, **options) -> None:
     """Upscale a picture, or every picture in a folder."""
+    pipe = _output_pipe(options["output_path"])
     opts = _run_options(metadata=not no_metadata, what="a picture or folder path", **options)
+    pipe.path = opts.output
     # Once the flags are read: numpy, ncnn and Pillow load with the work, not for a usage error.
     from .batch_cli import run, video_instead
 
@@ -402,6 +404,7 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
         code = run(PROG, replace(opts, input=streams.input, output=streams.output), debug)
         if code == 0:
             try:
+                pipe.reached = True  # deliver opens it, and closes it failing too
                 streams.deliver()
             except NcnnSrError as e:
                 _fail(command_words(e))
@@ -458,7 +461,9 @@ def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str |
     if field_rate and deinterlace in ("off", "film"):
         raise click.UsageError(f"--field-rate makes a frame of each field: it cannot go with --deinterlace "
                                f"{deinterlace}")
+    pipe = _output_pipe(options["output_path"])
     opts = _run_options(fmt=None, what="a video file path", **options)
+    pipe.path = opts.output
     from .batch_cli import run_video  # as upscale's
 
     src = dst = None  # streams, where the input or output is one
@@ -473,6 +478,7 @@ def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str |
                 raise InputError(f"the videos of a folder cannot all go to {shown(opts.output, reading=False)}: "
                                  "give a folder")
             dst = VideoOutput(opts.output)
+            pipe.reached = True
     except NcnnSrError as e:
         if src is not None:
             src.close()
@@ -488,6 +494,13 @@ def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str |
             if stream is not None:
                 stream.close()
     sys.exit(code)
+
+
+def _output_pipe(output: str) -> OutputPipe:
+    """-o as a FIFO, ended for its reader as the command ends, however it fails."""
+    pipe = OutputPipe(output)
+    click.get_current_context().call_on_close(pipe.close)  # an interrupt leaves by os._exit, past a finally
+    return pipe
 
 
 def _fail(message: str, code: int = 1) -> None:

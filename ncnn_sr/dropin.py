@@ -19,7 +19,7 @@ from .console import name_streams, setup_logging
 from .errors import FlagNames, InputError, command_words
 from .flags import REFERENCE_JOBS, OnePathCommand, RunOptions, path_flag
 from .path_names import names_a_folder, video_by_its_output
-from .streams import STDIO, Streams, VideoInput, is_stream
+from .streams import STDIO, OutputPipe, Streams, VideoInput, is_stream
 from .typed_numbers import decimal_number
 from .video_options import EncodeOptions, is_video_input, is_video_path
 
@@ -77,9 +77,12 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     """Upscale a picture, or each picture of a folder, with the Real-ESRGAN models:
     the flags, defaults and output names of the C++ realesrgan-ncnn-vulkan."""
     setup_logging(PROG, verbose)
+    # A FIFO's reader sees its end however the run ends: the drop-in writes files only.
+    pipe = OutputPipe(output_path)
+    click.get_current_context().call_on_close(pipe.close)
     output_folder = names_a_folder(output_path)  # "out/": Path() drops the slash
     input_path = path_flag(PROG, "-i", input_path, PATHS, folders=True)
-    output_path = path_flag(PROG, "-o", output_path, PATHS)
+    output_path = pipe.path = path_flag(PROG, "-o", output_path, PATHS)
     # "-" is a file's name here, as for the reference (a file or folder so named is
     # taken): ncnn-sr's standard streams would otherwise be "not found", or a folder "-".
     if str(input_path) == STDIO and not os.path.lexists(STDIO):

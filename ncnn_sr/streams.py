@@ -225,6 +225,25 @@ class Streams:
         self.close()
 
 
+class OutputPipe:
+    """A command's -o where it is a FIFO that a reader may wait on (cat pipe > out.png,
+    a shell's >(...)): ``close()`` ends it for the reader unless it was ``reached``
+    (opened to write). A run that failed wrote nothing there, and its reader waited
+    for ever for a writer. Opened without blocking: with no reader, nothing waits."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path, self.reached = path, False
+
+    def close(self) -> None:
+        if self.reached:  # closed after writing: the reader saw the end then
+            return
+        try:
+            if stat.S_ISFIFO(os.stat(self.path).st_mode):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
+        except (OSError, ValueError):  # ENXIO: no reader there
+            pass
+
+
 def _open_output(path: str, check: bool = False):
     """A stream named by its path, opened to write (``check``: only whether it can be,
     as an InputError). A descriptor's name is written through the descriptor itself:

@@ -94,6 +94,40 @@ def test_fifos_as_a_shell_gives_them_for_process_substitution(tmp_path):
         assert im.format == "WEBP" and im.size == (20, 16)
 
 
+@pytest.mark.parametrize("drop_in, args, said", [
+    (False, ["-i", "text.png"], "text.png: not a picture"),
+    (False, ["-i", "missing.png"], "missing.png: file not found"),
+    (False, ["-i", "in.png", "-t", "5"], "invalid tilesize argument"),
+    (False, ["-i", ""], "-i is empty"),
+    (False, ["-i", "pics"], "the pictures of a folder cannot all go to"),
+    (True, ["-i", "text.png"], "text.png failed: not a picture"),
+    (True, ["-i", "in.png"], "not a regular file"),  # the drop-in writes files only
+    ("video", ["-i", ""], "-i is empty"),
+    ("video", ["-i", "pics"], "the videos of a folder cannot all go to"),
+])
+def test_a_fifo_given_as_the_output_of_a_failed_run_is_closed_for_its_reader(drop_in, args, said, tmp_path):
+    # found by a user audit: -o >(...) or a named pipe, and a run that failed, left its
+    # reader (cat pipe > out.png) waiting for ever for a writer that never came.
+    (tmp_path / "pics").mkdir()
+    Image.fromarray(picture(6, 6)).save(tmp_path / "pics" / "a.png")
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    (tmp_path / "text.png").write_text("not a picture")
+    fifo = tmp_path / ("out.mkv" if drop_in == "video" else "out.png")
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)
+    reader.start()
+    cmd = {True: [DROPIN, "-s", "2", "-g", "-1"], False: [CMD, *FAST], "video": [CMD, "video", *FAST]}[drop_in]
+    proc = subprocess.run([*cmd, *args, "-o", fifo.name], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    reader.join(10)
+    if reader.is_alive():  # let it go, and fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(10)
+        pytest.fail(f"the reader of the FIFO was still waiting 10 s after the run: {proc.stderr}")
+    assert got == [b""]
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and said in proc.stderr, proc.stderr
+
+
 def test_a_folder_and_a_stream_do_not_go_together(tmp_path):
     (tmp_path / "pics").mkdir()
     Image.fromarray(picture(6, 6)).save(tmp_path / "pics" / "a.png")
