@@ -235,7 +235,7 @@ class OutputPipe:
         self.path, self.reached = path, False
 
     def close(self) -> None:
-        if self.reached:  # closed after writing: the reader saw the end then
+        if self.reached or os.fspath(self.path) == STDIO:  # written and closed, or standard output
             return
         try:
             if stat.S_ISFIFO(os.stat(self.path).st_mode):
