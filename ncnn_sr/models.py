@@ -32,7 +32,7 @@ from typing import NoReturn
 
 from models_ncnn import CATALOG_PATH
 
-from .errors import (InputError, ModelError, ModelMissing, Option, broken_link, describe, in_one_line, shell_word,
+from .errors import (ModelError, ModelMissing, Option, SettingError, broken_link, describe, in_one_line, shell_word,
                      stand_in)
 from .param_file import (check_bin_size, check_picture_channels, cpu_bytes_estimate, input_alignment, parse_param,
                          starts_as_param)
@@ -185,14 +185,15 @@ def model_name_for(name: str, scale: float | None = None) -> str:
     without per-scale variants, or a scale it has no variant for, gives its
     native-scale model (the engine resamples to the wished scale). A name that is
     not a family's is returned as it is (a custom model's, or a typo that
-    ``resolve_model`` then names).
+    ``resolve_model`` then names). A ``scale`` of the wrong kind is a SettingError
+    (a ValueError), as ``Upscaler.upscale``'s is; a name not a string, a ModelError.
     """
     # Else None came back None, and a scale of 0, nan or "2" picked the x4 model unsaid.
     if not isinstance(name, str):
         raise ModelError(f"a model's name must be a string, got {describe(name)}")
     if scale is not None and (isinstance(scale, bool) or not isinstance(scale, numbers.Real)
                               or not 0 < scale < math.inf):
-        raise InputError(f"scale must be a positive number, got {describe(scale)}")
+        raise SettingError(f"scale must be a positive number, got {describe(scale)}")
     known = catalog()
     if name in known:
         return name

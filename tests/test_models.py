@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ncnn_sr import ModelError, NcnnSrError, Upscaler, catalog, model_name_for, resolve_model
-from ncnn_sr.errors import FlagNames, ModelMissing
+from ncnn_sr.errors import FlagNames, ModelMissing, SettingError
 from ncnn_sr.models import DEFAULT_CPU_BYTES_PER_PIXEL, custom_model_names, package_folder, param_sha256
 from ncnn_sr.param_file import check_bin_size, cpu_bytes_estimate, parse_param
 
@@ -68,6 +68,9 @@ def test_model_name_for_refuses_a_name_or_scale_of_the_wrong_kind(name, scale, s
     with pytest.raises(NcnnSrError) as refused:
         model_name_for(name, scale)
     assert str(refused.value) == said
+    # A bad scale is a SettingError (a ValueError), as Upscaler.upscale's is; a name
+    # not a string is a ModelError, as resolve_model's is.
+    assert isinstance(refused.value, ModelError if scale is None or name is None else SettingError)
 
 
 def test_param_hash_ignores_crlf_line_endings():
