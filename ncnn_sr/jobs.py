@@ -47,12 +47,25 @@ class Job:
         # Made by hand with str paths, as open() takes them: the run failed inside on a
         # bare AttributeError ('str' object has no attribute 'suffix').
         for name in ("source", "target"):
-            object.__setattr__(self, name, Path(file_path(getattr(self, name), f"a Job's {name}")))
+            object.__setattr__(self, name, _job_path(getattr(self, name), f"a Job's {name}"))
         given = self.stem_siblings
         # One path given alone was taken a character at a time.
         given = (given,) if isinstance(given, (str, bytes, os.PathLike)) else given
-        siblings = tuple(Path(file_path(p, "a Job's stem sibling")) for p in given)
-        object.__setattr__(self, "stem_siblings", siblings)
+        try:
+            given = tuple(given)
+        except TypeError:  # else a bare "'int' object is not iterable"
+            raise SettingError(f"a Job's stem_siblings must be a path or a sequence of paths, "
+                               f"got {describe(self.stem_siblings)}") from None
+        object.__setattr__(self, "stem_siblings", tuple(_job_path(p, "a Job's stem sibling") for p in given))
+
+
+def _job_path(path, what: str) -> Path:
+    """``path`` as a Path; a SettingError, as jobs' other refusals of an argument,
+    where it is no usable path."""
+    try:
+        return Path(file_path(path, what))
+    except InputError as e:
+        raise SettingError(str(e)) from None
 
 
 @dataclass(frozen=True)

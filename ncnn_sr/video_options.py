@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from .errors import SettingError
+from .errors import SettingError, describe
 
 # "auto": the frames a video flags as interlaced (DVDs, TV recordings, camcorder
 # footage); "on": every frame, for a video that does not flag them; "off": none;
@@ -170,23 +170,23 @@ class EncodeOptions:
         # TypeErrors deep in the run.
         for name, what in (("codec", "an encoder's name"), ("preset", "a name"), ("pix_fmt", "a pixel format's name")):
             if not isinstance(getattr(self, name), (str, type(None))):
-                raise SettingError(f"{name} must be {what}, not {getattr(self, name)!r}")
+                raise SettingError(f"{name} must be {what}, not {describe(getattr(self, name))}")
         for name, what, least in (("crf", "a whole number, 0 or more", 0),
                                   ("bitrate", "a whole number of bits a second, at least 1", 1)):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)
                                       or value < least):
-                raise SettingError(f"{name} must be {what}, not {value!r}")
+                raise SettingError(f"{name} must be {what}, not {describe(value)}")
         if self.fps is not None and (isinstance(self.fps, bool) or not isinstance(self.fps, numbers.Real)
                                      or not 0 < self.fps < math.inf):
-            raise SettingError(f"fps must be a positive number of frames a second, not {self.fps!r}")
+            raise SettingError(f"fps must be a positive number of frames a second, not {describe(self.fps)}")
         for name in ("start", "duration"):
             value = getattr(self, name)
             if value is None and name == "duration":
                 continue
             if (isinstance(value, bool) or not isinstance(value, (int, float, Fraction))
                     or isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_SECONDS):
-                raise SettingError(f"{name} must be a number of seconds, up to {MAX_SECONDS}, not {value!r}")
+                raise SettingError(f"{name} must be a number of seconds, up to {MAX_SECONDS}, not {describe(value)}")
             # A float as the decimal it was written as: 0.2 is a hair over 1/5 in binary,
             # which left out the frame at 0.2 s.
             object.__setattr__(self, name, Fraction(str(value)) if isinstance(value, float) else Fraction(value))
@@ -197,9 +197,11 @@ class EncodeOptions:
         for name in ("field_rate", "skip_damaged", "keep_width", "keep_height"):
             # A truthy "no" made a frame of each field, twice the frames to upscale.
             if not _is_bool(getattr(self, name)):
-                raise SettingError(f"{name} must be True or False, not {getattr(self, name)!r}")
-        if self.deinterlace not in DEINTERLACE_MODES:
-            raise SettingError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, not {self.deinterlace!r}")
+                raise SettingError(f"{name} must be True or False, not {describe(getattr(self, name))}")
+        # An array's `in` compared each of its items: one passed, two were a bare ValueError.
+        if not isinstance(self.deinterlace, str) or self.deinterlace not in DEINTERLACE_MODES:
+            raise SettingError(f"deinterlace must be one of {', '.join(DEINTERLACE_MODES)}, "
+                               f"not {describe(self.deinterlace)}")
         if self.field_rate and self.deinterlace in ("off", "film"):
             raise SettingError(f"a frame per field needs deinterlacing by field: field_rate with deinterlace "
                              f"{self.deinterlace!r}")

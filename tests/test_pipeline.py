@@ -2054,9 +2054,18 @@ def test_a_job_made_of_str_paths_runs_as_one_of_paths(tmp_path, cpu_upscalers):
     assert summary.ok == 1 and (tmp_path / "a_x2.png").exists()
 
 
-def test_a_job_without_paths_is_an_input_error():
-    with pytest.raises(InputError, match="a Job's target needs a file's path, got None"):
-        Job("a.png", None)
+@pytest.mark.parametrize("fields, said", [
+    ({"target": None}, "a Job's target needs a file's path, got None"),
+    ({"source": 5}, "a Job's source needs a file's path, got 5"),
+    # found by a check of the library's faults: a bare TypeError ('int' object is not iterable)
+    ({"stem_siblings": 5}, "a Job's stem_siblings must be a path or a sequence of paths, got 5"),
+    ({"stem_siblings": [None]}, "a Job's stem sibling needs a file's path, got None"),
+])
+def test_a_job_of_the_wrong_kind_is_a_setting_error(fields, said):
+    # A SettingError (an InputError and a ValueError), as jobs' other refusals of an argument are.
+    with pytest.raises(SettingError) as refused:
+        Job(**{"source": "a.png", "target": "b.png", **fields})
+    assert str(refused.value) == said and isinstance(refused.value, (InputError, ValueError))
 
 
 def test_a_pipeline_lane_without_an_upscaler_is_a_setting_error(tmp_path):

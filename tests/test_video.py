@@ -3916,6 +3916,16 @@ def test_frames_a_frames_function_gives_wrong_are_refused_in_one_line(bad, said,
     ({"skip_damaged": 1}, "skip_damaged must be True or False, not 1"),
     ({"keep_width": None}, "keep_width must be True or False, not None"),
     ({"keep_height": "false"}, "keep_height must be True or False, not 'false'"),
+    # found by a check of the library's faults: an array passed silently, or two of
+    # them failed on a bare ValueError (an array's truth is ambiguous)
+    ({"deinterlace": np.array(["on"])}, "deinterlace must be one of auto, on, off, film, not array(['on'], dtype='<U2')"),
+    ({"deinterlace": np.array(["on", "off"])},
+     "deinterlace must be one of auto, on, off, film, not array(['on', 'off'], dtype='<U3')"),
+    ({"deinterlace": None}, "deinterlace must be one of auto, on, off, film, not None"),
+    # An array printed over many lines is named by its type: the message keeps one line.
+    ({"fps": np.zeros((9, 9))}, "fps must be a positive number of frames a second, not an object of type ndarray"),
+    ({"start": np.zeros((9, 9))}, "start must be a number of seconds, up to 1000000000, not an object of type ndarray"),
+    ({"codec": np.zeros((9, 9))}, "codec must be an encoder's name, not an object of type ndarray"),
 ])
 def test_encode_options_of_the_wrong_kind_are_refused_in_one_line(setting, said):
     # found by a bug hunt: fps=0 kept the source's rate without a word, fps="x" and
