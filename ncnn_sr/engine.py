@@ -86,6 +86,39 @@ def out_bytes(image: np.ndarray, scale: int) -> int:
     return image.nbytes * scale * scale
 
 
+def checked_tile(tile) -> int:
+    """``tile`` as an int; a SettingError unless it is 0 (auto) or at least MIN_TILE."""
+    if not isinstance(tile, numbers.Integral) or isinstance(tile, bool):
+        raise SettingError(f"tile must be a whole number, got {tile!r}")
+    # As a Python int: numpy's small types overflowed in the tile arithmetic (an
+    # np.uint8 tile of 200 raised OverflowError).
+    tile = int(tile)
+    if tile != 0 and tile < devices.MIN_TILE:
+        raise SettingError(f"tile size must be 0 (auto) or at least {devices.MIN_TILE}, got {tile}")
+    return tile
+
+
+class _Fixed:
+    """A setting of an Upscaler fixed when it is made, read as an attribute. Set, it
+    was taken unchecked (tta="no" turned TTA on), and skipped what the constructor
+    derives from it (a tile_pad's rounding to the network's blocks and its cut to
+    the network's reach); a call in another thread reads it throughout."""
+
+    def __init__(self, doc: str, argument: str | None = None):
+        self.__doc__, self._argument = doc, argument
+
+    def __set_name__(self, owner, name: str) -> None:
+        self._name, self._slot = name, f"_{name}"
+        self._argument = self._argument or name
+
+    def __get__(self, up, owner=None):
+        return self if up is None else getattr(up, self._slot)
+
+    def __set__(self, up, value) -> None:
+        raise AttributeError(f"an Upscaler's {self._name} is fixed when it is made: "
+                             f"make another with {self._argument}=")
+
+
 class Upscaler(TileChoice, WindowRunner, StagedRun):
     """One model on one device.
 
@@ -135,6 +168,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
     Raises ModelError for a model unknown, missing (ModelMissing), damaged or not an
     upscaler; DeviceError for a device that is not there; SettingError (an
     InputError and a ValueError) for a setting of the wrong kind or out of range.
+
+    ``spec``, ``tta``, ``alpha``, ``tile_pad`` and ``overlap`` read back as attributes,
+    fixed when it is made: setting one is an AttributeError. ``tile`` alone may be set
+    later, checked as here.
     """
 
     def __init__(self, model: str | bytes | os.PathLike | ModelSpec, device: str | int | Device = "auto",
@@ -153,17 +190,15 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             if (value is None and name in ("tile", "concurrency")) or (
                     value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool))):
                 raise SettingError(f"{name} must be a whole number, got {value!r}")
-        # As Python ints: numpy's small types overflowed in the tile arithmetic (an
-        # np.uint8 tile of 200 raised OverflowError).
-        tile, concurrency = int(tile), int(concurrency)
+        # As Python ints, as checked_tile's, for the same overflow.
+        concurrency = int(concurrency)
         tile_pad, overlap, threads = (None if v is None else int(v) for v in (tile_pad, overlap, threads))
         for name, value in (("tta", tta), ("exact", exact)):
             # A truthy 'no' turned TTA (eight times the work) or exact tiling on.
             if not (isinstance(value, (bool, np.bool_)) or (value is None and name == "exact")):
                 raise SettingError(f"{name} must be True or False, got {value!r}")
         tta, exact = bool(tta), None if exact is None else bool(exact)
-        if tile != 0 and tile < devices.MIN_TILE:
-            raise SettingError(f"tile size must be 0 (auto) or at least {devices.MIN_TILE}, got {tile}")
+        tile = checked_tile(tile)
         if threads is not None and not 1 <= threads <= devices.MAX_THREADS:
             # ncnn divides by it (a negative count crashed); far too many crashed too
             raise SettingError(f"threads must be 1 to {devices.MAX_THREADS}, got {threads}")
@@ -180,14 +215,14 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         self._concurrency = concurrency
         # A ModelSpec made by hand gets its files checked there too: it skipped them, and
         # the bin of another model, or one with bytes to spare, loaded and ran without a word.
-        self.spec = resolve_model(model, model_path)
-        self.tta = tta
-        self.alpha = alpha
-        self.tile_pad = self.spec.prepadding if tile_pad is None else tile_pad
+        self._spec = resolve_model(model, model_path)
+        self._tta = tta
+        self._alpha = alpha
+        self._tile_pad = self.spec.prepadding if tile_pad is None else tile_pad
         self._align_to(self.spec.alignment)
         if overlap is None:
             overlap = DEFAULT_OVERLAP if tile_pad is None else 0
-        self.overlap = overlap
+        self._overlap = overlap
         if exact and overlap == 0:
             raise SettingError("exact tiling and the reference tiling (no overlap) exclude each other")
         self._exact = exact
@@ -234,9 +269,16 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         if reach is not None:
             reach = max(reach, BICUBIC_REACH)  # an alpha channel's resampling sees as far
         if reach is not None and self.tile_pad > reach:
-            self.tile_pad = reach + -reach % self._alignment
+            self._tile_pad = reach + -reach % self._alignment
 
     # --- public ------------------------------------------------------------------------
+
+    spec = _Fixed("The model's ModelSpec: its files, scale and blobs.", "model")
+    tta = _Fixed("Whether each picture is run in its eight flips and transposes, averaged.")
+    alpha = _Fixed('How an alpha channel is upscaled: "bicubic" or "model".')
+    tile_pad = _Fixed("The context, in pixels, each tile is run with: as asked, rounded up to the "
+                      "network's blocks, and with the reference rule cut to how far the network sees.")
+    overlap = _Fixed("The pixels over which neighbouring tiles are blended; 0: the reference rule.")
 
     @property
     def scale(self) -> int:
@@ -246,7 +288,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
     def _align_to(self, alignment: int) -> None:
         """Windows start at multiples of ``alignment``, and ``tile_pad`` is rounded up to one."""
         self._alignment = alignment
-        self.tile_pad += -self.tile_pad % alignment
+        self._tile_pad += -self._tile_pad % alignment
 
     @property
     def _border(self) -> int:
@@ -283,8 +325,17 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
 
     @property
     def tile(self) -> int:
-        """The tile size asked for, or shrunk to after running out of memory; 0 is auto."""
+        """The tile size asked for, or shrunk to after running out of memory; 0 is auto.
+        Set, it is checked as the constructor checks it (a SettingError), and is the
+        tile of every call that starts, or retries after running out of memory, from
+        then on."""
         return self._tile
+
+    @tile.setter
+    def tile(self, tile: int) -> None:
+        tile = checked_tile(tile)
+        with self._lock:
+            self._tile = tile
 
     def upscale(self, image: np.ndarray, scale: float | None = None,
                 width: int | None = None, height: int | None = None,

@@ -591,7 +591,7 @@ def test_context_past_the_networks_reach_is_cut_and_the_output_kept():
     up = Upscaler(FAST, device=-1, tile=32, tile_pad=100)
     assert up.tile_pad == 19
     as_asked = Upscaler(FAST, device=-1, tile=32, tile_pad=100)
-    as_asked.tile_pad = 100  # the context it ran with before
+    as_asked._tile_pad = 100  # the context it ran with before (fixed when made, to the public)
     apart = np.abs(up.upscale(image).astype(int) - as_asked.upscale(image))
     # The same sums, which ncnn rounds a little differently in windows of another
     # size (as between two tile sizes); context cut within the reach (10 px) set
@@ -1048,6 +1048,49 @@ def test_an_upscalers_bad_setting_is_a_setting_error_a_value_error(given):
     with pytest.raises(SettingError) as caught:
         Upscaler("realesr-animevideov3-x2", **{"device": -1, **given}).close()
     assert isinstance(caught.value, ValueError) and isinstance(caught.value, InputError)
+
+
+@pytest.mark.parametrize("name, argument", [("tta", "tta"), ("alpha", "alpha"), ("tile_pad", "tile_pad"),
+                                            ("overlap", "overlap"), ("spec", "model")])
+def test_an_upscalers_setting_fixed_when_made_refuses_a_change(cpu_upscalers, name, argument):
+    # found by a check of the library's faults: up.tta = "no" turned TTA on unchecked,
+    # and a tile_pad set later skipped its rounding to the network's blocks and its
+    # cut to the network's reach. Calls read these throughout, from any thread.
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    before = getattr(up, name)
+    with pytest.raises(AttributeError) as refused:
+        setattr(up, name, before)
+    assert str(refused.value) == (f"an Upscaler's {name} is fixed when it is made: "
+                                  f"make another with {argument}=")
+    assert getattr(up, name) is before
+
+
+@pytest.mark.parametrize("tile, said", [("64", "tile must be a whole number, got '64'"),
+                                        (None, "tile must be a whole number, got None"),
+                                        (True, "tile must be a whole number, got True"),
+                                        (16, "tile size must be 0 (auto) or at least 32, got 16"),
+                                        (-64, "tile size must be 0 (auto) or at least 32, got -64")])
+def test_an_upscalers_tile_set_later_is_checked_as_the_constructor_checks_it(tile, said):
+    up = Upscaler("realesr-animevideov3-x2", device=-1, tile=48)
+    with up:
+        with pytest.raises(SettingError) as refused:
+            up.tile = tile
+        assert str(refused.value) == said and up.tile == 48
+        with pytest.raises(SettingError) as made:
+            Upscaler("realesr-animevideov3-x2", device=-1, tile=tile)
+        assert str(made.value) == said
+
+
+def test_an_upscalers_tile_set_later_is_the_tile_of_its_next_calls():
+    image = picture(40, 70)
+    with Upscaler("realesr-animevideov3-x2", device=-1, tile=32, overlap=0) as up, \
+            Upscaler("realesr-animevideov3-x2", device=-1, tile=64, overlap=0) as made_so:
+        assert not up.runs_whole(40, 70)
+        up.tile = np.int64(64)  # as the constructor, numpy's whole numbers too
+        assert type(up.tile) is int and up.tile == 64 and not up.runs_whole(40, 70) and up.runs_whole(40, 64)
+        assert np.array_equal(up.upscale(image), made_so.upscale(image))
+        up.tile = 0
+        assert up.runs_whole(40, 70)
 
 
 @pytest.mark.parametrize("given", [{"scale": -1}, {"scale": "2"}, {"width": 0}, {"scale": 2, "width": 8},

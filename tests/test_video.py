@@ -3918,7 +3918,8 @@ def test_frames_a_frames_function_gives_wrong_are_refused_in_one_line(bad, said,
     ({"keep_height": "false"}, "keep_height must be True or False, not 'false'"),
     # found by a check of the library's faults: an array passed silently, or two of
     # them failed on a bare ValueError (an array's truth is ambiguous)
-    ({"deinterlace": np.array(["on"])}, "deinterlace must be one of auto, on, off, film, not array(['on'], dtype='<U2')"),
+    ({"deinterlace": np.array(["on"])},
+     "deinterlace must be one of auto, on, off, film, not array(['on'], dtype='<U2')"),
     ({"deinterlace": np.array(["on", "off"])},
      "deinterlace must be one of auto, on, off, film, not array(['on', 'off'], dtype='<U3')"),
     ({"deinterlace": None}, "deinterlace must be one of auto, on, off, film, not None"),
