@@ -160,7 +160,10 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     a TIFF's pages with a warning;
     ``animation.read_frames`` reads them all). A GIF's first frame is as browsers
     show it: clear where it leaves the screen uncovered. Every failure is an
-    InputError naming the file."""
+    InputError naming the file. ``path`` is a file's path (str, bytes or
+    os.PathLike), as ``write_image``'s is: a file's contents, or an open file, is an
+    InputError saying what to give instead (the reader opens the file again by its
+    path for its checks and deeper samples)."""
     path = file_path(path, "read_image")
     with reading(path):
         return _read(path)
@@ -681,12 +684,28 @@ def file_path(path, what: str) -> str:
     try:
         name = os.fsdecode(os.fspath(path))
     except TypeError:
-        raise InputError(f"{what} needs a file's path, got {describe(path)}") from None
+        raise InputError(f"{what} needs a file's path, got {_no_path(path)}") from None
     if "\0" in name:  # the system cuts the name there: another file, or a bare ValueError
         raise InputError(nul_in_path(name, path, what))
     if not name:  # read, it was ": file not found"; written, a folder's name ending in a separator
         raise InputError(f"{what} needs a file's path, got {describe(path)}")
     return name
+
+
+def _no_path(given) -> str:
+    """What ``given``, which is no path, is, and what to give instead: a file's
+    contents, or an open file, are taken by no reader or writer here, which open a
+    file again by its path (for its checks, and deeper samples through FFmpeg) or
+    write beside it and rename."""
+    if hasattr(given, "read") or hasattr(given, "write"):
+        name = getattr(given, "name", None)
+        if isinstance(name, (str, bytes)) and name:
+            return f"an open file: give its path, {os.fsdecode(name)!r}"
+        return f"an open file with no name (a {type(given).__name__}): give a file's path"
+    if isinstance(given, (bytearray, memoryview)):
+        return (f"{memoryview(given).nbytes} bytes (a {type(given).__name__}): a file's contents? save them to a "
+                "file and give its path")
+    return describe(given)
 
 
 # What each kind of file that is not a regular one is called in messages.

@@ -2030,6 +2030,32 @@ def test_a_files_contents_given_as_its_path_are_an_error_of_one_short_line(tmp_p
         read_image(data)
 
 
+def test_a_files_contents_or_an_open_file_is_refused_in_one_line_saying_what_is_taken(tmp_path):
+    # found by a check of the library's faults: bytes from a web request or an open
+    # file were "got <_io.BufferedReader name='a.png'>" or "got an object of type
+    # bytearray", which said neither that a path is taken nor what to give instead.
+    # The reader opens a file again by its path for its checks and deeper samples,
+    # and write_image writes beside its path and renames: both take paths alone.
+    write_image(tmp_path / "a.png", picture(16, 16))
+    data = (tmp_path / "a.png").read_bytes()
+    for given, kind in ((bytearray(data), "bytearray"), (memoryview(data), "memoryview")):
+        with pytest.raises(InputError) as refused:
+            read_image(given)
+        assert str(refused.value) == (f"read_image needs a file's path, got {len(data)} bytes (a {kind}): "
+                                      "a file's contents? save them to a file and give its path")
+    with open(tmp_path / "a.png", "rb") as f, pytest.raises(InputError) as refused:
+        read_image(f)
+    assert str(refused.value) == f"read_image needs a file's path, got an open file: give its path, {f.name!r}"
+    with pytest.raises(InputError) as refused:
+        read_image(io.BytesIO(data))
+    assert str(refused.value) == ("read_image needs a file's path, got an open file with no name (a BytesIO): "
+                                  "give a file's path")
+    with open(tmp_path / "b.png", "wb") as f, pytest.raises(InputError) as refused:
+        write_image(f, picture(4, 4))
+    assert str(refused.value) == f"write_image needs a file's path, got an open file: give its path, {f.name!r}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png"] and not (tmp_path / "b.png").stat().st_size
+
+
 @pytest.mark.parametrize("exif", [b"garbage", b"Exif\0\0garbage"])
 @pytest.mark.parametrize("fmt", ["png", "jpg", "webp", "avif"])
 def test_an_exif_that_is_no_exif_is_an_input_error(exif, fmt, tmp_path):
