@@ -64,6 +64,10 @@ class _OnTileFailed(Exception):
         self.error = error
 
 
+# The end of the jobs: a None among them (a job left out by the caller's own filter) ended them.
+_NO_MORE = object()
+
+
 def _not_jobs(given) -> SettingError:
     if isinstance(given, Plan):  # what plan_jobs returns: "as plan_jobs gives them" was no help
         return SettingError("jobs must be Jobs, got a Plan: give its jobs, plan_jobs(...).jobs")
@@ -258,8 +262,10 @@ class Pipeline(Loading, Failover):
 
         def next_job() -> Job | None:
             with pending_lock, self._unwaitable():
-                job = next(pending, None)
-            if job is not None and not isinstance(job, Job):
+                job = next(pending, _NO_MORE)
+            if job is _NO_MORE:
+                return None
+            if not isinstance(job, Job):
                 raise _not_jobs(job)
             return job
 

@@ -999,6 +999,15 @@ def test_jobs_that_are_no_jobs_are_an_input_error(jobs, got, cpu_lane):
     assert str(refused.value) == f"jobs must be Jobs, as plan_jobs gives them, got {got}"
 
 
+def test_a_none_among_the_jobs_is_refused_not_taken_for_their_end(tmp_path, cpu_lane):
+    # found by a check of the library's faults: None ended the jobs, so run([None, job])
+    # upscaled nothing and said ok=0, failed=0, the job after it lost without a word.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    with pytest.raises(SettingError) as refused:
+        Pipeline([cpu_lane]).run([None, Job(tmp_path / "in.png", tmp_path / "out.png")])
+    assert str(refused.value) == "jobs must be Jobs, as plan_jobs gives them, got None"
+
+
 def test_a_plan_given_as_the_jobs_is_refused_naming_its_jobs(tmp_path, cpu_lane):
     # found by a library audit: Pipeline.run(plan_jobs(...)) said "jobs must be Jobs, as
     # plan_jobs gives them, got an object of type Plan": plan_jobs had given just that
