@@ -27,6 +27,7 @@ from .choices import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .devices import Device
 from .dysample import offsets_of
 from .errors import DeviceError, InputError, ModelError, SettingError
+from .fixed import Fixed
 from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
 from .netsplit import network_reach, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, bicubic_net, group_norm_weights
@@ -96,27 +97,6 @@ def checked_tile(tile) -> int:
     if tile != 0 and tile < devices.MIN_TILE:
         raise SettingError(f"tile size must be 0 (auto) or at least {devices.MIN_TILE}, got {tile}")
     return tile
-
-
-class _Fixed:
-    """A setting of an Upscaler fixed when it is made, read as an attribute. Set, it
-    was taken unchecked (tta="no" turned TTA on), and skipped what the constructor
-    derives from it (a tile_pad's rounding to the network's blocks and its cut to
-    the network's reach); a call in another thread reads it throughout."""
-
-    def __init__(self, doc: str, argument: str | None = None):
-        self.__doc__, self._argument = doc, argument
-
-    def __set_name__(self, owner, name: str) -> None:
-        self._name, self._slot = name, f"_{name}"
-        self._argument = self._argument or name
-
-    def __get__(self, up, owner=None):
-        return self if up is None else getattr(up, self._slot)
-
-    def __set__(self, up, value) -> None:
-        raise AttributeError(f"an Upscaler's {self._name} is fixed when it is made: "
-                             f"make another with {self._argument}=")
 
 
 class Upscaler(TileChoice, WindowRunner, StagedRun):
@@ -273,12 +253,12 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
 
     # --- public ------------------------------------------------------------------------
 
-    spec = _Fixed("The model's ModelSpec: its files, scale and blobs.", "model")
-    tta = _Fixed("Whether each picture is run in its eight flips and transposes, averaged.")
-    alpha = _Fixed('How an alpha channel is upscaled: "bicubic" or "model".')
-    tile_pad = _Fixed("The context, in pixels, each tile is run with: as asked, rounded up to the "
+    spec = Fixed("The model's ModelSpec: its files, scale and blobs.", "model")
+    tta = Fixed("Whether each picture is run in its eight flips and transposes, averaged.")
+    alpha = Fixed('How an alpha channel is upscaled: "bicubic" or "model".')
+    tile_pad = Fixed("The context, in pixels, each tile is run with: as asked, rounded up to the "
                       "network's blocks, and with the reference rule cut to how far the network sees.")
-    overlap = _Fixed("The pixels over which neighbouring tiles are blended; 0: the reference rule.")
+    overlap = Fixed("The pixels over which neighbouring tiles are blended; 0: the reference rule.")
 
     @property
     def scale(self) -> int:

@@ -36,6 +36,7 @@ from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .failover import Failover, tried
+from .fixed import Fixed
 from .images import checked_quality, write_image
 from .jobs import Job, Plan
 from .lanes import Lane, UpscalingFailed, check_lanes, ordered_map, whole_at_least_1
@@ -125,7 +126,13 @@ class Pipeline(Loading, Failover):
     ``devices_failed``); pictures already upscaled are still written.
 
     A failure's hint names the option that gets past it as the library's argument
-    ("metadata=False"), or, given a command's ``flags``, as its flag ("--no-metadata")."""
+    ("metadata=False"), or, given a command's ``flags``, as its flag ("--no-metadata").
+    ``lanes`` (a tuple), ``load_workers`` and ``save_workers`` read back as attributes,
+    fixed when it is made: setting one is an AttributeError."""
+
+    lanes = Fixed("The lanes, a tuple: each an Upscaler and its proc workers.")
+    load_workers = Fixed("The threads that read pictures.")
+    save_workers = Fixed("The threads that write results.")
 
     def __init__(self, lanes: list[Lane], load_workers: int = 1, save_workers: int = 2,
                  scale: float | None = None, width: int | None = None, height: int | None = None,
@@ -168,8 +175,8 @@ class Pipeline(Loading, Failover):
         except InputError as e:
             # These are settings too: the README promises a ValueError for each.
             raise SettingError(str(e)) from None
-        self.lanes = lanes
-        self.load_workers, self.save_workers = load_workers, save_workers
+        self._lanes = tuple(lanes)
+        self._load_workers, self._save_workers = load_workers, save_workers
         self._resize = {"scale": scale, "width": width, "height": height}
         self._quality, self._metadata = quality, metadata
         self._keep_opaque_alpha, self._drop_oversized_exif = keep_opaque_alpha, drop_oversized_exif

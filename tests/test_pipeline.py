@@ -999,6 +999,19 @@ def test_jobs_that_are_no_jobs_are_an_input_error(jobs, got, cpu_lane):
     assert str(refused.value) == f"jobs must be Jobs, as plan_jobs gives them, got {got}"
 
 
+@pytest.mark.parametrize("name", ["lanes", "load_workers", "save_workers"])
+def test_a_pipelines_settings_are_fixed_when_it_is_made(name, cpu_lane):
+    # found by a check of the library's faults, as an Upscaler's: p.load_workers = "2"
+    # was a bare TypeError in the next run, and lanes set later left the count of proc
+    # workers and the devices failing over those of the lanes it was made with.
+    p = Pipeline([cpu_lane], load_workers=2)
+    before = getattr(p, name)
+    with pytest.raises(AttributeError) as refused:
+        setattr(p, name, before)
+    assert str(refused.value) == f"a Pipeline's {name} is fixed when it is made: make another with {name}="
+    assert getattr(p, name) == before and p.load_workers == 2 and p.lanes == (cpu_lane,)
+
+
 def test_a_none_among_the_jobs_is_refused_not_taken_for_their_end(tmp_path, cpu_lane):
     # found by a check of the library's faults: None ended the jobs, so run([None, job])
     # upscaled nothing and said ok=0, failed=0, the job after it lost without a word.
