@@ -26,7 +26,7 @@ from . import budget, device_check, devices, interruptible
 from .choices import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .devices import Device
 from .dysample import offsets_of
-from .errors import DeviceError, InputError, ModelError, SettingError
+from .errors import DeviceError, InputError, ModelError, SettingError, describe
 from .fixed import Fixed
 from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
 from .netsplit import network_reach, plan_network
@@ -90,7 +90,7 @@ def out_bytes(image: np.ndarray, scale: int) -> int:
 def checked_tile(tile) -> int:
     """``tile`` as an int; a SettingError unless it is 0 (auto) or at least MIN_TILE."""
     if not isinstance(tile, numbers.Integral) or isinstance(tile, bool):
-        raise SettingError(f"tile must be a whole number, got {tile!r}")
+        raise SettingError(f"tile must be a whole number, got {describe(tile)}")
     # As a Python int: numpy's small types overflowed in the tile arithmetic (an
     # np.uint8 tile of 200 raised OverflowError).
     tile = int(tile)
@@ -160,32 +160,32 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
                  model_path: str | bytes | os.PathLike | None = None,
                  threads: int | None = None, concurrency: int = 1, exact: bool | None = None):
         if not isinstance(model, (*PATH_TYPES, ModelSpec)):
-            raise SettingError(f"model must be a name, a .param path or a ModelSpec, got {model!r}")
+            raise SettingError(f"model must be a name, a .param path or a ModelSpec, got {describe(model)}")
         if not isinstance(device, (str, numbers.Integral, Device)) or isinstance(device, bool):
-            raise SettingError(f"device must be 'auto', an index or a Device, got {device!r}")
+            raise SettingError(f"device must be 'auto', an index or a Device, got {describe(device)}")
         if model_path is not None and not isinstance(model_path, PATH_TYPES):
-            raise SettingError(f"model_path must be a folder's path, got {model_path!r}")
+            raise SettingError(f"model_path must be a folder's path, got {describe(model_path)}")
         for name, value in (("tile", tile), ("tile_pad", tile_pad), ("overlap", overlap), ("threads", threads),
                             ("concurrency", concurrency)):
             if (value is None and name in ("tile", "concurrency")) or (
                     value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool))):
-                raise SettingError(f"{name} must be a whole number, got {value!r}")
+                raise SettingError(f"{name} must be a whole number, got {describe(value)}")
         # As Python ints, as checked_tile's, for the same overflow.
         concurrency = int(concurrency)
         tile_pad, overlap, threads = (None if v is None else int(v) for v in (tile_pad, overlap, threads))
         for name, value in (("tta", tta), ("exact", exact)):
             # A truthy 'no' turned TTA (eight times the work) or exact tiling on.
             if not (isinstance(value, (bool, np.bool_)) or (value is None and name == "exact")):
-                raise SettingError(f"{name} must be True or False, got {value!r}")
+                raise SettingError(f"{name} must be True or False, got {describe(value)}")
         tta, exact = bool(tta), None if exact is None else bool(exact)
         tile = checked_tile(tile)
         if threads is not None and not 1 <= threads <= devices.MAX_THREADS:
             # ncnn divides by it (a negative count crashed); far too many crashed too
             raise SettingError(f"threads must be 1 to {devices.MAX_THREADS}, got {threads}")
         if not isinstance(precision, str) or precision not in PRECISIONS:  # an array's `in` is ambiguous
-            raise SettingError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+            raise SettingError(f"precision must be one of {', '.join(PRECISIONS)}, got {describe(precision)}")
         if not isinstance(alpha, str) or alpha not in ALPHA_MODES:
-            raise SettingError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
+            raise SettingError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {describe(alpha)}")
         if tile_pad is not None and not 0 <= tile_pad <= MAX_CONTEXT:
             raise SettingError(f"tile padding must be 0 to {MAX_CONTEXT} pixels, got {tile_pad}")
         if overlap is not None and not 0 <= overlap <= MAX_CONTEXT:
@@ -350,7 +350,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
         flat = isinstance(image, np.ndarray) and image.ndim == 2
         image = check_image(image)
         if progress is not None and not callable(progress):
-            raise SettingError(f"progress must be a function of (done, total), got {progress!r}")
+            raise SettingError(f"progress must be a function of (done, total), got {describe(progress)}")
         h, w = image.shape[:2]
         wanted = None
         if scale is not None or width is not None or height is not None:
@@ -661,7 +661,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             if (value is not None or name != "calls") and (
                     not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1):
                 what = "a whole number of pixels" if name != "calls" else "a whole number"
-                raise SettingError(f"{name} must be {what}, at least 1, got {value!r}")
+                raise SettingError(f"{name} must be {what}, at least 1, got {describe(value)}")
         with self._lock:
             net, tile = self._net, self._tile
         if tile:

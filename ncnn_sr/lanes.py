@@ -26,7 +26,7 @@ class Lane:
 
     def __post_init__(self) -> None:
         if not whole_at_least_1(self.workers):  # "2" raised a bare TypeError; 1.5 failed later
-            raise SettingError(f"a lane needs a whole number of proc workers, at least 1, got {self.workers!r}")
+            raise SettingError(f"a lane needs a whole number of proc workers, at least 1, got {describe(self.workers)}")
 
 
 def whole_at_least_1(value) -> bool:
@@ -121,7 +121,7 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     # Else no lanes, or a window of 0, waited for ever.
     lanes = check_lanes(lanes, "ordered_map")
     if not whole_at_least_1(window):
-        raise SettingError(f"the window must be a whole number of items, at least 1, got {window!r}")
+        raise SettingError(f"the window must be a whole number of items, at least 1, got {describe(window)}")
     # Else a function that is none failed each item as an UpscalingFailed "on CPU",
     # and items that are no sequence a bare TypeError from the feeder thread.
     if not callable(work):

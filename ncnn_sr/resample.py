@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .choices import MAX_SIDE
-from .errors import InputError, SettingError
+from .errors import InputError, SettingError, describe
 from .pixels import quantize, to_float
 
 
@@ -63,8 +63,8 @@ def checked_resize(scale: float | None = None, out_width: int | None = None,
     for name, value, kinds in (("scale", scale, numbers.Real), ("width", out_width, numbers.Integral),
                                ("height", out_height, numbers.Integral)):
         if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
-            raise SettingError(f"{name} must be a number, got {value!r}" if name == "scale" else
-                               f"{name} must be a whole number of pixels, got {value!r}")
+            raise SettingError(f"{name} must be a number, got {describe(value)}" if name == "scale" else
+                               f"{name} must be a whole number of pixels, got {describe(value)}")
     if scale is not None:
         try:
             scale = float(scale)

@@ -1050,6 +1050,19 @@ def test_an_upscalers_bad_setting_is_a_setting_error_a_value_error(given):
     assert isinstance(caught.value, ValueError) and isinstance(caught.value, InputError)
 
 
+@pytest.mark.parametrize("name, said", [
+    ("model", "model must be a name, a .param path or a ModelSpec"),
+    ("device", "device must be 'auto', an index or a Device"),
+    ("model_path", "model_path must be a folder's path"), ("tile", "tile must be a whole number"),
+    ("threads", "threads must be a whole number"), ("tta", "tta must be True or False"),
+    ("precision", "precision must be one of default, fp32, bf16"), ("alpha", "alpha must be one of bicubic, model")])
+def test_an_upscalers_setting_given_an_array_is_named_by_its_type_on_one_line(name, said):
+    # An array in a setting's place was printed whole, over many lines.
+    with pytest.raises(SettingError) as refused:
+        Upscaler(**{"model": "realesr-animevideov3-x2", "device": -1, name: np.zeros((9, 9))})
+    assert str(refused.value) == f"{said}, got an object of type ndarray"
+
+
 @pytest.mark.parametrize("name, argument", [("tta", "tta"), ("alpha", "alpha"), ("tile_pad", "tile_pad"),
                                             ("overlap", "overlap"), ("spec", "model")])
 def test_an_upscalers_setting_fixed_when_made_refuses_a_change(cpu_upscalers, name, argument):
@@ -1091,6 +1104,15 @@ def test_an_upscalers_tile_set_later_is_the_tile_of_its_next_calls():
         assert np.array_equal(up.upscale(image), made_so.upscale(image))
         up.tile = 0
         assert up.runs_whole(40, 70)
+
+
+@pytest.mark.parametrize("name, said", [("scale", "scale must be a number"),
+                                        ("width", "width must be a whole number of pixels")])
+def test_upscales_setting_given_an_array_is_named_by_its_type_on_one_line(cpu_upscalers, name, said):
+    # An array in a setting's place was printed whole, over many lines.
+    with pytest.raises(SettingError) as refused:
+        cpu_upscalers("realesr-animevideov3-x2").upscale(picture(8, 8), **{name: np.zeros((9, 9))})
+    assert str(refused.value) == f"{said}, got an object of type ndarray"
 
 
 @pytest.mark.parametrize("given", [{"scale": -1}, {"scale": "2"}, {"width": 0}, {"scale": 2, "width": 8},
