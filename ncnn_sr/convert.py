@@ -50,7 +50,8 @@ from typing import Mapping
 import numpy as np
 
 from . import plksr, span
-from .errors import InputError, ModelError, NcnnSrError, Option, cannot_write, describe, in_one_line, os_reason
+from .errors import (InputError, ModelError, NcnnSrError, Option, SettingError, cannot_write, describe, in_one_line,
+                     os_reason)
 from .files import atomic_write, mode_for, name_fault, temp_stem, write_protected
 from .models import ModelSpec, catalog, model_name_for, resolve_model
 from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, counted, shape_of
@@ -81,7 +82,8 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True, scale:
     docstring) into an ncnn model; weights stored as fp16 (as the shipped models) or,
     with ``fp16=False``, fp32. A layout not known here, a key missing or to spare, a
     wrong shape, or a weight that is not finite (or too large for fp16) is a
-    ModelError.
+    ModelError; a ``scale``, ``scale_hint`` or ``fp16`` of the wrong kind, a
+    SettingError (a ValueError).
 
     The keys give the scale, except for ESRGAN names with one upsampling convolution,
     which are x2 or x3 alike: there ``scale`` (2 or 3) decides, else ``scale_hint``
@@ -91,9 +93,9 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True, scale:
     for value, what in ((scale, "scale"), (scale_hint, "scale_hint")):
         if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
                                   or value < 1):
-            raise ModelError(f"{what} must be a whole number from 1, got {describe(value)}")
+            raise SettingError(f"{what} must be a whole number from 1, got {describe(value)}")
     if not isinstance(fp16, (bool, np.bool_)):  # "no" is true: fp16 where fp32 was asked for
-        raise ModelError(f"fp16 must be True or False, got {describe(fp16)}")
+        raise SettingError(f"fp16 must be True or False, got {describe(fp16)}")
     scale, scale_hint, fp16 = (None if scale is None else int(scale), None if scale_hint is None else int(scale_hint),
                                bool(fp16))
     _check_state(weights)
@@ -214,11 +216,12 @@ def interpolate_weights(first: Mapping[str, np.ndarray], second: Mapping[str, np
     network interpolation Real-ESRGAN offers between two trainings of one network
     (its ``-dn`` strength mixes realesr-general-x4v3, ``first``, with
     realesr-general-wdn-x4v3). Both must hold the same names and shapes; ``weight``
-    is from 0 to 1. Integer entries (counters) are taken from ``first``. Where their
-    names differ, the one known network of each is taken from under its trainer's
-    prefix (params_ema, model., ...), and those are mixed."""
+    is from 0 to 1 (else a SettingError, a ValueError). Integer entries (counters)
+    are taken from ``first``. Where their names differ, the one known network of
+    each is taken from under its trainer's prefix (params_ema, model., ...), and
+    those are mixed."""
     if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, numbers.Real) or not 0 <= weight <= 1:
-        raise ModelError(f"the interpolation weight must be a number from 0 to 1, got {describe(weight)}")
+        raise SettingError(f"the interpolation weight must be a number from 0 to 1, got {describe(weight)}")
     weight = float(weight)
     _check_state(first)
     _check_state(second)

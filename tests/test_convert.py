@@ -12,7 +12,7 @@ import pytest
 from ncnn_sr import convert as convert_mod
 from ncnn_sr.convert import ConvertedModel, convert_weights, interpolate_weights, name_scale, write_model
 from ncnn_sr.engine import Upscaler
-from ncnn_sr.errors import InputError, ModelError
+from ncnn_sr.errors import InputError, ModelError, SettingError
 from ncnn_sr.models import ModelSpec, resolve_model
 from ncnn_sr.network import SplitNetwork
 from ncnn_sr.param_file import input_alignment, parse_param, weight_ends
@@ -425,8 +425,10 @@ def test_a_scale_reaches_a_network_under_a_trainers_prefix():
 
 @pytest.mark.parametrize("bad", [0, -2, True, 2.0, "3"])
 def test_a_scale_is_a_whole_number_from_1(bad):
+    # A SettingError (a ValueError), as Upscaler.upscale's and model_name_for's bad
+    # scale are; it was a ModelError, which no model had caused.
     for keyword in ("scale", "scale_hint"):
-        with pytest.raises(ModelError, match=f"^{keyword} must be a whole number from 1, got"):
+        with pytest.raises(SettingError, match=f"^{keyword} must be a whole number from 1, got"):
             convert_weights(random_compact(), **{keyword: bad})
 
 
@@ -885,9 +887,10 @@ def test_interpolation_of_what_is_no_state_dict_is_refused_in_one_line(first, se
     assert str(refused.value) == said
 
 
-@pytest.mark.parametrize("weight", [-0.1, 1.5, float("nan"), "0.5", True])
+@pytest.mark.parametrize("weight", [-0.1, 1.5, float("nan"), "0.5", True, None])
 def test_interpolation_weight_is_from_0_to_1(weight):
-    with pytest.raises(ModelError, match="from 0 to 1"):
+    # A SettingError (a ValueError), as mix_models' for the same weight; it was a ModelError.
+    with pytest.raises(SettingError, match="^the interpolation weight must be a number from 0 to 1, got"):
         interpolate_weights(random_compact(), random_compact(), weight)
 
 
@@ -954,7 +957,7 @@ def test_numpy_numbers_are_taken_and_a_non_bool_fp16_or_a_non_string_name_refuse
     state = random_compact()
     assert convert_weights(state, scale=np.int64(2)).scale == 2
     assert len(interpolate_weights(state, state, np.float32(0.5))) == len(state)
-    with pytest.raises(ModelError, match="fp16 must be True or False, got 'no'"):
+    with pytest.raises(SettingError, match="fp16 must be True or False, got 'no'"):
         convert_weights(state, fp16="no")  # truthy: fp16 stored where fp32 was asked for
     with pytest.raises(ModelError, match="a model's name must be a string"):
         name_scale(None)
