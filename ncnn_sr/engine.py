@@ -362,20 +362,26 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             # cross a fork, and ncnn waited for them for ever.
             raise InputError("this Upscaler was made in another process (before a fork): make one in this process")
         self._check_room(image, wanted)
-        call = ["running"]
-        with self._lock:
-            if self._closed:
-                raise InputError("this Upscaler is closed")
-            # ncnn's pools keep every buffer; they fit only runs of the same shape.
-            # With nothing else in flight, a picture of another size starts from
-            # empty pools instead of piling new buffers on the old.
-            if self._running == 0 and image.shape[:2] != self._last_size:
-                self._trim()
-            self._running += 1
-            me = threading.get_ident()
-            self._callers[me] = self._callers.get(me, 0) + 1
-            self._last_size = image.shape[:2]
+        # "new", then "waiting" (counted in, its work not begun), "running", "left"
+        # (its caller gone, its work not), "over". Whoever moves it on from "waiting"
+        # counts it out: a Ctrl-C can land before the work begins (in another thread),
+        # and the call stayed counted for ever, close() waiting on it.
+        call, me = ["new"], threading.get_ident()
         try:
+            with self._lock:
+                if self._closed:
+                    raise InputError("this Upscaler is closed")
+                # ncnn's pools keep every buffer; they fit only runs of the same shape.
+                # With nothing else in flight, a picture of another size starts from
+                # empty pools instead of piling new buffers on the old.
+                if self._running == 0 and image.shape[:2] != self._last_size:
+                    self._trim()
+                self._last_size = image.shape[:2]
+                # No call between these three: a signal's handler runs at calls (and
+                # loops), so it finds all three done or none.
+                self._callers[me] = self._callers.get(me, 0) + 1
+                self._running += 1
+                call[0] = "waiting"
             if interruptible.wanted():  # so that a Ctrl-C need not wait for ncnn's window
                 out = interruptible.run(lambda report: self._run_call(image, report, call), progress,
                                         lambda: self._leave(call))
@@ -383,10 +389,13 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
                 out = self._run_call(image, progress, call)
         finally:
             with self._lock:
-                if self._callers[me] == 1:
-                    del self._callers[me]
-                else:
-                    self._callers[me] -= 1
+                if call[0] != "new":
+                    if self._callers[me] == 1:
+                        del self._callers[me]
+                    else:
+                        self._callers[me] -= 1
+                if call[0] == "waiting":  # its work never began, and will not
+                    self._end_call(image, call)
         if image.shape[2] == 4 and is_grey_colour(image):
             # Grey with alpha, which comes in as RGBA: the network colours it (up to 120
             # levels apart on grain), and a grey picture's writing could not tell that
@@ -398,26 +407,35 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
 
     def _run_call(self, image: np.ndarray, progress: Callable[[int, int], None] | None, call: list) -> np.ndarray:
         """The native-scale result of one call, and the end of the call's bookkeeping
-        once its work is over, in the thread that does the work."""
+        once its work is over, in the thread that does the work. Abandoned where its
+        caller left before it began (and counted it out)."""
         try:
+            with self._lock:
+                if call[0] != "waiting":
+                    raise interruptible.Abandoned
+                call[0] = "running"
             return self._upscale_native(image, self._stopping_at_exit(progress))
         finally:
             with self._lock:
-                self._running -= 1
-                if call[0] == "left":
-                    self._left -= 1
-                call[0] = "over"
-                if self._running == 0 and out_bytes(image, self._scale) >= TRIM_AFTER_OUTPUT_BYTES:
-                    # A big result is about to be resampled or saved: make room for
-                    # that. Its run took long enough that the next one's page faults
-                    # are noise.
-                    self._trim()
-                if self._running == 0:
-                    while self._retired:
-                        self._retired.pop().release()
-                    if self._closed:  # closed from inside a call, or with calls left running: see close()
-                        self._release_networks()
-                self._idle.notify_all()
+                if call[0] in ("running", "left"):
+                    self._end_call(image, call)
+
+    def _end_call(self, image: np.ndarray, call: list) -> None:
+        """Counts ``call`` out, under the lock."""
+        self._running -= 1
+        if call[0] == "left":
+            self._left -= 1
+        call[0] = "over"
+        if self._running == 0 and out_bytes(image, self._scale) >= TRIM_AFTER_OUTPUT_BYTES:
+            # A big result is about to be resampled or saved: make room for that. Its
+            # run took long enough that the next one's page faults are noise.
+            self._trim()
+        if self._running == 0:
+            while self._retired:
+                self._retired.pop().release()
+            if self._closed:  # closed from inside a call, or with calls left running: see close()
+                self._release_networks()
+        self._idle.notify_all()
 
     def _leave(self, call: list) -> None:
         """The caller of ``call`` has left it (a Ctrl-C) while its work goes on to its next tile."""

@@ -1163,6 +1163,55 @@ def test_a_ctrl_c_comes_out_of_upscale_in_the_main_thread_while_the_network_stil
         up.upscale(picture(4, 4))
 
 
+def _closes_within(up, seconds: float) -> bool:
+    """Whether ``up.close()`` returns within ``seconds`` (a hang here would hang the run)."""
+    closer = threading.Thread(target=up.close, daemon=True)
+    closer.start()
+    closer.join(seconds)
+    return not closer.is_alive()
+
+
+@pytest.mark.parametrize("exiting", [False, True])
+def test_a_ctrl_c_before_the_helper_begins_the_work_leaves_nothing_counted(monkeypatch, exiting):
+    # As the one out of Thread.start that hung CI: a Ctrl-C that lands once the call is
+    # counted in, but before its work begins, left it counted for ever, and close()
+    # (or the close as Python exits) waited for a call that would never end.
+    up = Upscaler("realesr-animevideov3-x2", device=-1, threads=1, tile=32)
+    real_run = engine_mod.interruptible.run
+
+    def ctrl_c_first(work, progress, left):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(engine_mod.interruptible, "run", ctrl_c_first)
+    with pytest.raises(KeyboardInterrupt):
+        up.upscale(picture(40, 40))
+    monkeypatch.setattr(engine_mod.interruptible, "run", real_run)
+    assert up._running == 0 and not up._callers
+    assert up.upscale(picture(8, 8)).shape == (16, 16, 3)  # and it runs on
+    up._exiting = exiting
+    assert _closes_within(up, 30), "close() waited for a call whose work never began"
+
+
+def test_a_call_whose_caller_left_before_its_work_began_does_not_run_it(monkeypatch):
+    # The helper may be slow to start: by then its caller has counted the call out,
+    # and its work must not run on a network close() may have freed.
+    up = Upscaler("realesr-animevideov3-x2", device=-1, threads=1, tile=32)
+    real_run, works, ran = engine_mod.interruptible.run, [], []
+    real_native = up._upscale_native
+
+    def ctrl_c_before_the_helper_runs(work, progress, left):
+        works.append(work)
+        left()
+        raise KeyboardInterrupt
+    monkeypatch.setattr(engine_mod.interruptible, "run", ctrl_c_before_the_helper_runs)
+    monkeypatch.setattr(up, "_upscale_native", lambda *a: ran.append(1) or real_native(*a))
+    with pytest.raises(KeyboardInterrupt):
+        up.upscale(picture(40, 40))
+    up.close()
+    with pytest.raises(engine_mod.interruptible.Abandoned):
+        works[0](lambda done, total: None)  # the helper, late
+    assert not ran and up._running == 0 and up._left == 0
+
+
 def test_progress_runs_in_the_caller_s_thread_and_its_exception_stops_the_work():
     up = Upscaler("realesr-animevideov3-x2", device=-1, threads=1, tile=32)
     seen = []
