@@ -1195,7 +1195,7 @@ def test_a_call_whose_caller_left_before_its_work_began_does_not_run_it(monkeypa
     # The helper may be slow to start: by then its caller has counted the call out,
     # and its work must not run on a network close() may have freed.
     up = Upscaler("realesr-animevideov3-x2", device=-1, threads=1, tile=32)
-    real_run, works, ran = engine_mod.interruptible.run, [], []
+    works, ran = [], []
     real_native = up._upscale_native
 
     def ctrl_c_before_the_helper_runs(work, progress, left):
