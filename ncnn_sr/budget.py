@@ -72,16 +72,21 @@ class WriterRoom:
         ``refusal(bytes available alone)`` where ``need`` cannot fit even alone. Nothing
         is held or refused where the memory available is unknown, nor where ``need`` is
         none (an 8-bit RGBA png), which never waits."""
-        held = self._take(need, refusal) if need else 0
+        # Noted in the same step as promised, inside the try: a Ctrl-C that came out of
+        # _take after the promise (at a notify) kept it for good, and a later writer
+        # that did not fit beside it waited for ever.
+        held = [0]
         try:
+            if need:
+                self._take(need, refusal, held)
             yield
         finally:
-            if held:
+            if held[0]:
                 with self._room:
-                    self._promised -= held
+                    self._promised -= held[0]
                     self._room.notify_all()
 
-    def _take(self, need: int, refusal: Callable[[int], Exception]) -> int:
+    def _take(self, need: int, refusal: Callable[[int], Exception], held: list) -> None:
         me = object()
         with self._room:
             self._queue.append(me)
@@ -89,14 +94,15 @@ class WriterRoom:
                 while True:
                     available = memory_limit()
                     if available is None:
-                        return 0
+                        return
                     # What the others were promised is either still free or taken from
                     # ``available`` already: counted twice, it errs on the side of waiting.
                     if need > available + self._promised:
                         raise refusal(available + self._promised)
                     if self._queue[0] is me and need + self._promised <= available:
                         self._promised += need
-                        return need
+                        held[0] = need  # no call between: a signal finds both done or neither
+                        return
                     self._room.wait()
             finally:
                 self._queue.remove(me)

@@ -2336,6 +2336,27 @@ def test_a_writer_that_failed_gives_its_memory_back(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == ["b.png"] and budget.WRITERS.waiting == 0
 
 
+def test_a_ctrl_c_as_a_writer_is_let_in_gives_its_memory_back(tmp_path, monkeypatch):
+    # Landing after the promise was made and before the block that gives it back
+    # (here at the notify that ends the wait), a Ctrl-C kept it for good: in the same
+    # process (a notebook), a later writer that did not fit beside it waited for ever.
+    writers_sharing_memory(monkeypatch, 100)
+    room, real_notify = budget.WRITERS._room, budget.WRITERS._room.notify_all
+
+    def ctrl_c_once():
+        real_notify()
+        if budget.WRITERS._promised:
+            monkeypatch.setattr(room, "notify_all", real_notify)
+            raise KeyboardInterrupt
+    monkeypatch.setattr(room, "notify_all", ctrl_c_once)
+    with pytest.raises(KeyboardInterrupt):
+        write_image(tmp_path / "a.png", picture(6, 10))  # 60 promised
+    alone = threading.Thread(target=write_image, args=(tmp_path / "b.png", picture(10, 10)), daemon=True)  # all 100
+    alone.start()
+    until(lambda: not alone.is_alive())
+    assert os.listdir(tmp_path) == ["b.png"] and budget.WRITERS._promised == 0
+
+
 def test_a_writer_that_fits_beside_the_one_in_progress_does_not_wait(tmp_path, monkeypatch):
 
     begun, go, encoded = writers_sharing_memory(monkeypatch, 100)
