@@ -211,7 +211,6 @@ def run_child(cmd: list[str], timeout: float | None = None) -> ChildRun:
                                     start_new_session=True)
         except OSError as e:
             raise InputError(f"cannot run {cmd[0]}: {e.strerror or e}") from None
-        expired = threading.Event()
 
         def kill_group() -> None:
             try:  # the whole group: a child it started would hold stdout open
@@ -226,11 +225,15 @@ def run_child(cmd: list[str], timeout: float | None = None) -> ChildRun:
             expired.set()
             kill_group()
 
-        timer = None if timeout is None else threading.Timer(timeout, expire)
-        if timer is not None:
-            timer.daemon = True
-            timer.start()
+        timer = None
+        # Everything after the start inside the try: a Ctrl-C that landed before it
+        # (as the Event or the Timer was made) left the child, in its own session, running.
         try:
+            expired = threading.Event()
+            if timeout is not None:
+                timer = threading.Timer(timeout, expire)
+                timer.daemon = True
+                timer.start()
             stdout = proc.stdout.read().decode(errors="replace")
             proc.stdout.close()
             if hasattr(os, "wait4"):

@@ -284,6 +284,38 @@ def test_ctrl_c_leaves_nothing_a_child_started_running(tmp_path, run):
     assert not alive
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_ctrl_c_just_after_the_child_starts_leaves_nothing_running(tmp_path, monkeypatch):
+    # The child started before the try that kills it: a Ctrl-C that landed between
+    # (at the Event or the Timer made there) left it, in a session of its own, running.
+    pid_file = tmp_path / "pid"
+    wrapper = _script(tmp_path / "wrapper", f'#!/bin/sh\nsleep 1000 &\necho $! > "{pid_file}"\nwait\n')
+    real_popen = subprocess.Popen
+
+    def started(*args, **kwargs):
+        proc = real_popen(*args, **kwargs)
+        for _ in range(600):  # its sleeper running too, a bound against a hang
+            if pid_file.exists() and pid_file.read_text().strip():
+                break
+            time.sleep(0.05)
+        return proc
+
+    def ctrl_c():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(bench.subprocess, "Popen", started)
+    monkeypatch.setattr(bench, "threading", type("T", (), {"Event": staticmethod(ctrl_c)}))
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_child([str(wrapper)])
+    sleeper = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = _alive(sleeper)
+    if alive:
+        os.kill(sleeper, signal.SIGKILL)
+    assert not alive
+
+
 def test_a_child_that_dies_silently_gives_a_reason():
     result, _, reason = bench.run_measured([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), 9)"])
     assert result is None and reason == "killed by signal 9"
