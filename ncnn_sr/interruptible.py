@@ -42,6 +42,18 @@ def _next(events: queue.Queue) -> tuple:
             continue
 
 
+def _answer(answers: queue.Queue, stop: threading.Event) -> bool:
+    """The caller's answer to a progress report; False once the caller has left
+    (``stop``), though its answer never came: a second Ctrl-C can land in its
+    clean-up before the answer is put, and the helper waited for it for ever."""
+    while True:
+        try:
+            return answers.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            if stop.is_set():
+                return False
+
+
 def run(work: Callable[[Report], T], progress: Report | None, left: Callable[[], None]) -> T:
     """``work(report)``, run in a daemon helper thread while this thread waits. Each
     ``report(done, total)`` of the work calls ``progress`` in this thread, as a call
@@ -58,7 +70,7 @@ def run(work: Callable[[Report], T], progress: Report | None, left: Callable[[],
             raise Abandoned
         if progress is not None:
             events.put(("progress", (done, total)))
-            if not answers.get():
+            if not _answer(answers, stop):
                 raise Abandoned
 
     def helper() -> None:

@@ -1,4 +1,5 @@
 """The helper-thread call that lets a Ctrl-C out of a long upscale at once."""
+import queue
 import threading
 
 import pytest
@@ -64,3 +65,22 @@ def test_the_work_s_result_and_exception_come_out_in_the_caller_s_thread():
         raise OSError("disk gone")
     with pytest.raises(OSError, match="disk gone"):
         interruptible.run(fails, None, lambda: None)
+
+
+def test_a_second_ctrl_c_that_loses_the_helper_s_answer_still_stops_the_work(monkeypatch):
+    # A second Ctrl-C landing in the caller's clean-up, before the answer the helper
+    # waits on was put, left the helper waiting for ever (and close() on it).
+    started, ended = threading.Event(), threading.Event()
+
+    class LosesFalse(interruptible.queue.Queue):
+        def put(self, item, *args, **kwargs):
+            if item is False:
+                raise KeyboardInterrupt  # as each Ctrl-C would, landing as it is put
+            super().put(item, *args, **kwargs)
+    monkeypatch.setattr(interruptible, "queue", type("Q", (), {"Queue": LosesFalse, "Empty": queue.Empty}))
+
+    def progress(done, total):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        interruptible.run(_work_until_stopped(started, ended), progress, lambda: None)
+    assert ended.wait(10), "the helper waited for ever on an answer"
