@@ -95,7 +95,8 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     A feeder thread pulls ``items`` (so decoding overlaps upscaling), at most
     ``window`` items are in flight, and an exception from ``items`` or ``work`` comes
     out of this generator. Setting ``cancel`` stops the threads at their next check
-    (between items; between tiles too when ``work`` watches ``cancel``).
+    (between items; between tiles too when ``work`` watches ``cancel``), and the
+    generator with Cancelled at the first item not done by then.
 
     Once the generator is done, by running out, by raising, or by being closed, its
     threads have all ended: nothing touches ``items`` or calls ``work`` any more, so
@@ -239,6 +240,10 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
         while True:
             with ready:
                 while index not in done and (total[0] is None or index < total[0]):
+                    if cancel.is_set():
+                        # The workers stop at it, this item undone: waited for, it
+                        # never came.
+                        raise Cancelled
                     ready.wait(0.1)
                 if index not in done:
                     return  # every item was yielded

@@ -1032,6 +1032,25 @@ def test_a_plan_given_as_the_jobs_is_refused_naming_its_jobs(tmp_path, cpu_lane)
     assert not (tmp_path / "out.png").exists()
 
 
+def test_ordered_map_cancelled_from_outside_ends_with_cancelled():
+    # Its workers stopped at the cancel, leaving the item the generator waited for
+    # undone, and the generator waited for it for ever.
+    frames = [np.full((2, 2, 3), i, np.uint8) for i in range(20)]
+    cancel, got = threading.Event(), []
+
+    def work(up, frame):
+        if frame[0, 0, 0] == 5:
+            cancel.set()  # as a caller's stop button would, from any thread
+        return up.upscale(frame)
+
+    def consume():
+        for result in ordered_map([Lane(SlowFake(0), 1)], frames, work, window=4, cancel=cancel):
+            got.append(int(result[0, 0, 0]))
+    with pytest.raises(workers_mod.Cancelled):
+        within(30, consume)
+    assert got == list(range(len(got))) and len(got) <= 6
+
+
 def test_ordered_map_hands_the_items_of_a_device_that_fails_to_another(warnings):
     # A video with -g 0,-1 failed whole on one Vulkan error, minutes into its frames.
     frames = [np.full((2, 2, 3), i, np.uint8) for i in range(30)]
