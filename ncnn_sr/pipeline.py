@@ -282,10 +282,18 @@ class Pipeline(Loading, Failover):
         # a library user's own handler (or SIGTERM's default) is not set aside.
         held = HeldInterrupts(ctrl_c_signals())
         crashed = self._crashed
-        loaders = [Worker(self._load, next_job, to_proc, on_error=crashed) for _ in range(self.load_workers)]
-        procs = [Worker(self._proc, lane.upscaler, to_proc, to_save, on_error=crashed)
-                 for lane in self.lanes for _ in range(lane.workers)]
-        savers = [Worker(self._save, to_save, on_error=crashed) for _ in range(self.save_workers)]
+        try:
+            loaders = [Worker(self._load, next_job, to_proc, on_error=crashed) for _ in range(self.load_workers)]
+            procs = [Worker(self._proc, lane.upscaler, to_proc, to_save, on_error=crashed)
+                     for lane in self.lanes for _ in range(lane.workers)]
+            savers = [Worker(self._save, to_save, on_error=crashed) for _ in range(self.save_workers)]
+        except BaseException:
+            # A thread that cannot start (too many threads) left Ctrl-C held for good.
+            # Those started stop taking work; any left waiting for a STOP are abandoned.
+            self.cancel()
+            self._abandoned = True
+            held.release()
+            raise
         # Each stage ends when its threads have ended and the next stage got one STOP
         # per worker that still reads.
         stages = [(loaders, to_proc, procs), (procs, to_save, savers), (savers, None, [])]

@@ -1351,6 +1351,26 @@ def test_a_ctrl_c_while_workers_start_is_raised_once_they_all_run():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_worker_that_cannot_start_gives_the_ctrl_c_back(tmp_path, monkeypatch, cpu_lane):
+    # Ctrl-C is held while the workers start; a thread that could not start (too many
+    # threads) left it held for good: every later Ctrl-C of the process was noted,
+    # never raised, and a hang anywhere after could not be interrupted.
+    import signal
+
+    started = []
+
+    class Worker(workers_mod.Worker):
+        def __init__(self, *args, **kwargs):
+            if len(started) == 2:
+                raise RuntimeError("can't start new thread")
+            started.append(1)
+            super().__init__(*args, **kwargs)
+    monkeypatch.setattr(pipeline_mod, "Worker", Worker)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        Pipeline([cpu_lane]).run(folder_of(tmp_path, 2))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_a_library_user_s_own_signal_handler_is_not_held_while_workers_start(tmp_path, monkeypatch):
     # The start held every stop signal whatever its handler: a program's own SIGTERM
     # handler was set aside, and a SIGTERM then came out as a Ctrl-C, the run cancelled.
