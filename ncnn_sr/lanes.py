@@ -233,9 +233,13 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
             finally:
                 todo.done()
 
-    threads = [Worker(feed)] + [Worker(proc, lane.upscaler) for lane in workers]
+    threads: list[Worker] = []
     interrupted = False
     try:
+        # Started inside the try: Thread.start waits for its thread to run, and a
+        # Ctrl-C can come out of that wait with it running, to be stopped by the cancel.
+        for target, *args in [(feed,)] + [(proc, lane.upscaler) for lane in workers]:
+            threads.append(Worker(target, *args))
         index = 0
         while True:
             with ready:

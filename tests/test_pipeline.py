@@ -1051,6 +1051,30 @@ def test_ordered_map_cancelled_from_outside_ends_with_cancelled():
     assert got == list(range(len(got))) and len(got) <= 6
 
 
+def test_a_ctrl_c_out_of_a_worker_s_start_in_ordered_map_still_stops_its_threads(monkeypatch):
+    # Thread.start waits for the thread to run, and a Ctrl-C can come out of that wait
+    # with it running: before the try that sets the cancel, the feeder took the video's
+    # frames on for ever, as the caller closed the file under it.
+    from ncnn_sr import lanes as lanes_mod
+
+    def frames():
+        while True:
+            yield np.zeros((2, 2, 3), np.uint8)
+    made, cancel = [], threading.Event()
+
+    class CtrlCAtSecondStart(workers_mod.Worker):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+            if len(made) == 2:
+                raise KeyboardInterrupt
+    monkeypatch.setattr(lanes_mod, "Worker", CtrlCAtSecondStart)
+    with pytest.raises(KeyboardInterrupt):
+        next(ordered_map([Lane(SlowFake(0), 1)], frames(), lambda up, frame: up.upscale(frame), cancel=cancel))
+    assert cancel.is_set()
+    assert all(w.done.wait(30) for w in made), "a worker went on after the Ctrl-C"
+
+
 def test_ordered_map_hands_the_items_of_a_device_that_fails_to_another(warnings):
     # A video with -g 0,-1 failed whole on one Vulkan error, minutes into its frames.
     frames = [np.full((2, 2, 3), i, np.uint8) for i in range(30)]
