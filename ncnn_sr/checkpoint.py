@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError, Option, describe, nul_in_path, stand_in
+from .errors import ModelError, Option, file_path, stand_in
 from .param_file import starts_as_param
 
 __all__ = ["read_weights"]
@@ -90,19 +90,15 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     tensors (float16, bfloat16, float64) come back as float32, integer and bool
     tensors keep their type.
 
-    Raises ModelError, with a one-line message naming the file, for a file that is
-    missing or unreadable, a device or a pipe, not a checkpoint, damaged or
+    Raises ModelError, with a one-line message naming the file, for what is no
+    file's path (a file's contents or an open file, said as ``read_image`` says
+    them), a file that is missing or unreadable, a device or a pipe, not a checkpoint, damaged or
     truncated, holds a tensor of a type not read here, holds no tensors, or pickles
     anything but data.
     """
-    try:
-        # None, a number or a bytes path met Path() as a bare TypeError, a NUL byte
-        # os.stat as a bare ValueError.
-        name = os.fsdecode(os.fspath(path))
-    except TypeError:
-        raise ModelError(f"read_weights needs a file's path, got {describe(path)}") from None
-    if "\0" in name:
-        raise ModelError(nul_in_path(name, path, "read_weights"))
+    # None, a number or a bytes path met Path() as a bare TypeError, a NUL byte
+    # os.stat as a bare ValueError.
+    name = file_path(path, "read_weights", ModelError)
     try:
         return _read_weights(Path(name))
     except ModelError as e:

@@ -241,6 +241,37 @@ def nul_in_path(name: str, given, what: str) -> str:
     return f"{what} needs a file's path, got {len(given)} {unit} holding a NUL byte: a file's contents? give its path"
 
 
+def file_path(path, what: str, error: type[NcnnSrError] = InputError) -> str:
+    """``path`` as a str; ``error`` (read_weights' is a ModelError) for what is no
+    usable path (None, a number, an array given in the path's place, a name holding
+    a NUL byte), naming ``what`` took it."""
+    try:
+        name = os.fsdecode(os.fspath(path))
+    except TypeError:
+        raise error(f"{what} needs a file's path, got {_no_path(path)}") from None
+    if "\0" in name:  # the system cuts the name there: another file, or a bare ValueError
+        raise error(nul_in_path(name, path, what))
+    if not name:  # read, it was ": file not found"; written, a folder's name ending in a separator
+        raise error(f"{what} needs a file's path, got {describe(path)}")
+    return name
+
+
+def _no_path(given) -> str:
+    """What ``given``, which is no path, is, and what to give instead: a file's
+    contents, or an open file, are taken by no reader or writer here, which open a
+    file again by its path (for its checks, and deeper samples through FFmpeg) or
+    write beside it and rename."""
+    if hasattr(given, "read") or hasattr(given, "write"):
+        name = getattr(given, "name", None)
+        if isinstance(name, (str, bytes)) and name:
+            return f"an open file: give its path, {os.fsdecode(name)!r}"
+        return f"an open file with no name (a {type(given).__name__}): give a file's path"
+    if isinstance(given, (bytearray, memoryview)):
+        return (f"{memoryview(given).nbytes} bytes (a {type(given).__name__}): a file's contents? save them to a "
+                "file and give its path")
+    return describe(given)
+
+
 def os_reason(e: OSError) -> str:
     """Why a file operation failed, in words: "File exists" from making a folder means
     something that is not a folder is in the way, which it names."""

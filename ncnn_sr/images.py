@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError, features
 from PIL.PngImagePlugin import PngInfo
 
-from .errors import HintedInputError, InputError, Option, describe, in_one_line, nul_in_path
+from .errors import HintedInputError, InputError, Option, describe, file_path, in_one_line
 from .files import atomic_write, check_named_as_file, file_in_the_way
 from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
@@ -676,36 +676,6 @@ def pillow_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
         yield
-
-
-def file_path(path, what: str) -> str:
-    """``path`` as a str; InputError for what is no usable path (None, a number, an
-    array given in the path's place, a name holding a NUL byte)."""
-    try:
-        name = os.fsdecode(os.fspath(path))
-    except TypeError:
-        raise InputError(f"{what} needs a file's path, got {_no_path(path)}") from None
-    if "\0" in name:  # the system cuts the name there: another file, or a bare ValueError
-        raise InputError(nul_in_path(name, path, what))
-    if not name:  # read, it was ": file not found"; written, a folder's name ending in a separator
-        raise InputError(f"{what} needs a file's path, got {describe(path)}")
-    return name
-
-
-def _no_path(given) -> str:
-    """What ``given``, which is no path, is, and what to give instead: a file's
-    contents, or an open file, are taken by no reader or writer here, which open a
-    file again by its path (for its checks, and deeper samples through FFmpeg) or
-    write beside it and rename."""
-    if hasattr(given, "read") or hasattr(given, "write"):
-        name = getattr(given, "name", None)
-        if isinstance(name, (str, bytes)) and name:
-            return f"an open file: give its path, {os.fsdecode(name)!r}"
-        return f"an open file with no name (a {type(given).__name__}): give a file's path"
-    if isinstance(given, (bytearray, memoryview)):
-        return (f"{memoryview(given).nbytes} bytes (a {type(given).__name__}): a file's contents? save them to a "
-                "file and give its path")
-    return describe(given)
 
 
 # What each kind of file that is not a regular one is called in messages.

@@ -412,3 +412,25 @@ def test_a_path_as_bytes_reads_and_no_path_is_a_model_error(tmp_path):
     data = path.read_bytes()  # the file's contents in its path's place: printed whole
     with pytest.raises(ModelError, match=rf"^read_weights needs a file's path, got {len(data)} bytes holding"):
         read_weights(data)
+
+
+def test_a_files_contents_or_an_open_file_is_refused_as_read_image_refuses_them(tmp_path):
+    # read_weights had its own copy of the path check, which said "got an object of
+    # type bytearray", "got <memory at 0x...>" or "got <_io.BufferedReader ...>" where
+    # read_image says what to give instead.
+    path = save_zip(tmp_path / "m.pth", {"w": tensor(VALUES)})
+    data = path.read_bytes()
+    for given, kind in ((bytearray(data), "bytearray"), (memoryview(data), "memoryview")):
+        with pytest.raises(ModelError) as refused:
+            read_weights(given)
+        assert str(refused.value) == (f"read_weights needs a file's path, got {len(data)} bytes (a {kind}): "
+                                      "a file's contents? save them to a file and give its path")
+    with open(path, "rb") as f, pytest.raises(ModelError) as refused:
+        read_weights(f)
+    assert str(refused.value) == f"read_weights needs a file's path, got an open file: give its path, {f.name!r}"
+    with pytest.raises(ModelError) as refused:
+        read_weights(io.BytesIO(data))
+    assert str(refused.value) == ("read_weights needs a file's path, got an open file with no name (a BytesIO): "
+                                  "give a file's path")
+    with pytest.raises(ModelError, match=r"^read_weights needs a file's path, got ''$"):
+        read_weights("")  # it was ". is a folder, not a checkpoint"
