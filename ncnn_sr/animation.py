@@ -16,7 +16,7 @@ from .apng import animate, frames_as_shown as apng_frames
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, frames_as_shown as gif_frames, has_clear_pixels, to_palette
 from .images import (FORMATS, GREY_MODES, ImageInfo, check_fits, checked_metadata, checked_write, count_frames,
                      file_path, open_mended, pillow_warnings, png_file, promised_write, read_image, reading,
-                     save_options, sized, write_bytes, write_image)
+                     save_options, sized, write_bytes, write_still)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
 from .png import mended as mended_png
 from .pixels import check_image, to_eight_bit
@@ -204,7 +204,7 @@ def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo 
     if not isinstance(animation, Animation):
         raise InputError(f"write_frames needs an Animation, got {describe(animation)}")
     if len(animation.frames) == 1:
-        write_image(path, animation.frames[0], info, fmt, quality, metadata)
+        write_still(path, animation.frames[0], info, fmt, quality, metadata, "write_frames")
         return
     path, fmt, quality = checked_write(path, fmt, quality, info, "write_frames")
     if fmt == "jpg":

@@ -798,7 +798,13 @@ def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | No
     begins; calls in other threads share that memory, one waiting for those in
     progress where it would not fit beside them (``budget.WRITERS``).
     """
-    path, fmt, quality = checked_write(path, fmt, quality, info, "write_image")
+    write_still(path, image, info, fmt, quality, metadata, "write_image")
+
+
+def write_still(path, image, info, fmt, quality, metadata, what: str) -> None:
+    """``write_image``, its refusals naming ``what`` as the function called
+    (``write_frames`` writes one frame through this)."""
+    path, fmt, quality = checked_write(path, fmt, quality, info, what)
     image = check_image(image)
     check_fits(image, fmt, path)
     info = sized(checked_metadata(info, metadata, fmt, path), image)

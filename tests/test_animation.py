@@ -1017,3 +1017,18 @@ def test_frames_whose_encoder_runs_out_of_memory_are_one_error_and_no_file(tmp_p
     with pytest.raises(InputError, match=r"a\.gif: not enough memory to write 2 10x6 frames as GIF \(about 0\.0 GB"):
         write_frames(tmp_path / "a.gif", two_frames(6))
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("frames", [1, 2])
+def test_what_is_no_path_is_refused_naming_write_frames_for_one_frame_as_for_many(frames, tmp_path):
+    # One frame is written as a still by write_image, whose refusal named write_image,
+    # a function the caller never called.
+    animation = Animation(tuple(picture(4, 4, seed=i) for i in range(frames)), (100,) * frames)
+    for given, said in ((None, "None"), (3, "3"), ("", "''")):
+        with pytest.raises(InputError) as refused:
+            write_frames(given, animation)
+        assert str(refused.value) == f"write_frames needs a file's path, got {said}"
+    with open(tmp_path / "a.gif", "wb") as f, pytest.raises(InputError) as refused:
+        write_frames(f, animation)
+    assert str(refused.value) == f"write_frames needs a file's path, got an open file: give its path, {f.name!r}"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.gif"] and not (tmp_path / "a.gif").stat().st_size
