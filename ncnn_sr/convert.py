@@ -50,8 +50,8 @@ from typing import Mapping
 import numpy as np
 
 from . import plksr, span
-from .errors import (InputError, ModelError, NcnnSrError, Option, SettingError, cannot_write, describe, in_one_line,
-                     os_reason)
+from .errors import (InputError, ModelError, NcnnSrError, Option, SettingError, cannot_write, describe, file_path,
+                     in_one_line, os_reason)
 from .files import atomic_write, mode_for, name_fault, temp_stem, write_protected
 from .models import ModelSpec, catalog, model_name_for, resolve_model
 from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, counted, shape_of
@@ -270,8 +270,8 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, tri
     does not run is a ModelError, and replaces nothing."""
     if not isinstance(model, ConvertedModel):
         raise ModelError(f"the model must be a ConvertedModel, got {describe(model)}")
+    folder = Path(file_path(folder, "write_model", ModelError, "a folder's path"))
     check_target(folder, name, overwrite)
-    folder = Path(folder)
     if not folder.is_dir():  # else the error named a hidden temporary file in it
         why = f"{folder} is not a folder" if folder.exists() else f"there is no folder {folder}"
         raise InputError(f"cannot write {folder / f'{name}.param'}: {why}")

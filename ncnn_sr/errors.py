@@ -241,18 +241,18 @@ def nul_in_path(name: str, given, what: str) -> str:
     return f"{what} needs a file's path, got {len(given)} {unit} holding a NUL byte: a file's contents? give its path"
 
 
-def file_path(path, what: str, error: type[NcnnSrError] = InputError) -> str:
+def file_path(path, what: str, error: type[NcnnSrError] = InputError, kind: str = "a file's path") -> str:
     """``path`` as a str; ``error`` (read_weights' is a ModelError) for what is no
     usable path (None, a number, an array given in the path's place, a name holding
-    a NUL byte), naming ``what`` took it."""
+    a NUL byte), naming ``what`` took it and ``kind`` ("a folder's path") it takes."""
     try:
         name = os.fsdecode(os.fspath(path))
     except TypeError:
-        raise error(f"{what} needs a file's path, got {_no_path(path)}") from None
+        raise error(f"{what} needs {kind}, got {_no_path(path)}") from None
     if "\0" in name:  # the system cuts the name there: another file, or a bare ValueError
         raise error(nul_in_path(name, path, what))
     if not name:  # read, it was ": file not found"; written, a folder's name ending in a separator
-        raise error(f"{what} needs a file's path, got {describe(path)}")
+        raise error(f"{what} needs {kind}, got {describe(path)}")
     return name
 
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .errors import ModelError, NcnnSrError, Option, describe
+from .errors import ModelError, NcnnSrError, Option, describe, file_path
 from .files import check_folder, folder_made
 from .download import Downloaded, Source, download_part, partial_path, verify_file
 from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, resolve_model
@@ -68,7 +68,10 @@ def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str
 
     source = source_of(name) if source is None else source
     entry = catalog()[name]
-    folder = fetched_model_folder() if folder is None else Path(folder)
+    folder = fetched_model_folder() if folder is None else Path(file_path(folder, "fetch_model", ModelError,
+                                                                          "a folder's path"))
+    if weights is not None:  # checked before the folder is made
+        weights = Path(file_path(weights, "fetch_model", ModelError, "a weights file's path"))
     if not force:
         present = installed(name, folder)
         if present is not None:
@@ -79,7 +82,7 @@ def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str
     try:
         with folder_made(folder), downloaded:
             if weights is not None:
-                path = Path(weights)
+                path = weights
                 verify_file(path, source.sha256, source.size)
             else:
                 path = downloaded.path = download_part(source, folder / f".{name}.pth", progress)

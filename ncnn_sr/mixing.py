@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .errors import ModelError, SettingError, describe
+from .errors import ModelError, SettingError, describe, file_path
 from .models import ModelSpec, resolve_model
 from .param_file import parse_param, weight_arrays
 
@@ -32,6 +32,7 @@ def mix_models(first: ModelSpec, second: ModelSpec, weight: float, folder: str |
     from .convert import ConvertedModel, check_target, write_model  # the converter's modules: only a mix needs them
 
     _check_weight(weight)
+    folder = file_path(folder, "mix_models", ModelError, "a folder's path")
     # Before anything is written: "" left a hidden ".param" and ".bin" behind, and
     # "../x" wrote beside the folder.
     check_target(folder, name, overwrite=True)
@@ -72,6 +73,7 @@ def denoised_model(strength: float, folder: str | os.PathLike,
     # Checked first: True passed as 1, and a string or None met the name's format as a
     # bare ValueError or TypeError.
     _check_weight(strength, "denoise strength")
+    folder = file_path(folder, "denoised_model", ModelError, "a folder's path")
     first = resolve_model(general, model_path)
     if strength == 1:
         return first

@@ -685,3 +685,15 @@ def test_a_model_is_fetched_into_a_folder_whose_path_is_not_utf8_and_loads(serve
     assert sorted(os.listdir(folder)) == ["realesr-general-x4v3.bin", "realesr-general-x4v3.param"]
     with Upscaler("realesr-general-x4v3", device="cpu", model_path=folder) as up:
         assert up.upscale(picture(5, 6)).shape == (20, 24, 3)
+
+
+def test_a_folder_or_weights_that_is_no_path_is_a_one_line_model_error_before_anything_is_made(tmp_path):
+    # Path() met them as a bare TypeError: the weights' only once the folder was made.
+    contents = "2 bytes (a bytearray): a file's contents? save them to a file and give its path"
+    for kwargs, said in (({"folder": 3}, "a folder's path, got 3"), ({"folder": ""}, "a folder's path, got ''"),
+                         ({"folder": tmp_path / "m", "weights": 3}, "a weights file's path, got 3"),
+                         ({"folder": tmp_path / "m", "weights": bytearray(b"PK")}, f"a weights file's path, got {contents}")):
+        with pytest.raises(ModelError) as refused:
+            fetch.fetch_model("realesrgan-x2plus", **kwargs)
+        assert str(refused.value) == f"fetch_model needs {said}"
+    assert not (tmp_path / "m").exists()

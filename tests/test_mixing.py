@@ -18,7 +18,7 @@ from test_convert import random_compact, random_rrdb
 from ncnn_sr import Upscaler
 from ncnn_sr.convert import convert_weights, interpolate_weights, write_model
 from ncnn_sr.errors import ModelError, SettingError
-from ncnn_sr.mixing import mix_models
+from ncnn_sr.mixing import denoised_model, mix_models
 from ncnn_sr.models import resolve_model
 from ncnn_sr.param_file import parse_param, weight_arrays
 
@@ -216,3 +216,25 @@ def test_a_mixing_weight_out_of_range_is_a_setting_error_a_value_error(tmp_path,
     with pytest.raises(ValueError, match="mixing weight must be a number from 0 to 1") as caught:
         mix_models(first, second, weight, tmp_path, "mix")
     assert isinstance(caught.value, SettingError)
+
+
+def test_a_folder_that_is_no_path_is_a_one_line_model_error_naming_the_function(tmp_path, monkeypatch):
+    # mix_models and write_model met None or 3 as a bare TypeError from Path(), a bytes
+    # folder too, and "" wrote the model where the process ran; denoised_model looked
+    # its models up first and said one was missing.
+    write_model(convert_weights(random_compact()), tmp_path, "a")
+    spec, model = resolve_model(tmp_path / "a.param"), convert_weights(random_compact(seed=3))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    for given, said in ((None, "None"), (3, "3"), ("", "''"), (["m"], "['m']")):
+        for name, call in (("write_model", lambda: write_model(model, given, "b")),
+                           ("mix_models", lambda: mix_models(spec, spec, 0.5, given, "b")),
+                           ("denoised_model", lambda: denoised_model(0.5, given, tmp_path))):
+            with pytest.raises(ModelError) as refused:
+                call()
+            assert str(refused.value) == f"{name} needs a folder's path, got {said}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "a.param", "cwd"]
+    assert not any((tmp_path / "cwd").iterdir())
+    (tmp_path / "b").mkdir()
+    assert write_model(model, os.fsencode(tmp_path / "b"), "b").param_path == tmp_path / "b" / "b.param"
+    assert mix_models(spec, spec, 0.5, os.fsencode(tmp_path / "b"), "c").param_path == tmp_path / "b" / "c.param"
