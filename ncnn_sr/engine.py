@@ -26,7 +26,7 @@ from . import budget, device_check, devices, interruptible
 from .choices import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .devices import Device
 from .dysample import offsets_of
-from .errors import DeviceError, InputError, ModelError, SettingError, describe
+from .errors import DeviceError, InputError, ModelError, SettingError, describe, no_path
 from .fixed import Fixed
 from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
 from .netsplit import network_reach, plan_network
@@ -160,11 +160,11 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
                  model_path: str | bytes | os.PathLike | None = None,
                  threads: int | None = None, concurrency: int = 1, exact: bool | None = None):
         if not isinstance(model, (*PATH_TYPES, ModelSpec)):
-            raise SettingError(f"model must be a name, a .param path or a ModelSpec, got {describe(model)}")
+            raise SettingError(f"model must be a name, a .param path or a ModelSpec, got {no_path(model)}")
         if not isinstance(device, (str, numbers.Integral, Device)) or isinstance(device, bool):
             raise SettingError(f"device must be 'auto', an index or a Device, got {describe(device)}")
         if model_path is not None and not isinstance(model_path, PATH_TYPES):
-            raise SettingError(f"model_path must be a folder's path, got {describe(model_path)}")
+            raise SettingError(f"model_path must be a folder's path, got {no_path(model_path)}")
         for name, value in (("tile", tile), ("tile_pad", tile_pad), ("overlap", overlap), ("threads", threads),
                             ("concurrency", concurrency)):
             if (value is None and name in ("tile", "concurrency")) or (

@@ -248,7 +248,7 @@ def file_path(path, what: str, error: type[NcnnSrError] = InputError, kind: str 
     try:
         name = os.fsdecode(os.fspath(path))
     except TypeError:
-        raise error(f"{what} needs {kind}, got {_no_path(path)}") from None
+        raise error(f"{what} needs {kind}, got {no_path(path)}") from None
     if "\0" in name:  # the system cuts the name there: another file, or a bare ValueError
         raise error(nul_in_path(name, path, what))
     if not name:  # read, it was ": file not found"; written, a folder's name ending in a separator
@@ -256,7 +256,7 @@ def file_path(path, what: str, error: type[NcnnSrError] = InputError, kind: str 
     return name
 
 
-def _no_path(given) -> str:
+def no_path(given) -> str:
     """What ``given``, which is no path, is, and what to give instead: a file's
     contents, or an open file, are taken by no reader or writer here, which open a
     file again by its path (for its checks, and deeper samples through FFmpeg) or

@@ -32,8 +32,8 @@ from typing import NoReturn
 
 from models_ncnn import CATALOG_PATH
 
-from .errors import (ModelError, ModelMissing, Option, SettingError, broken_link, describe, in_one_line, shell_word,
-                     stand_in)
+from .errors import (ModelError, ModelMissing, Option, SettingError, broken_link, describe, in_one_line, no_path,
+                     shell_word, stand_in)
 from .param_file import (check_bin_size, check_picture_channels, cpu_bytes_estimate, input_alignment, parse_param,
                          starts_as_param)
 
@@ -261,7 +261,7 @@ def _model_folder(model_path: str | bytes | os.PathLike) -> Path:
     default -m folder may be absent); a file, or a name no system can look up, is a
     ModelError: passed over, the packaged model would run in its stead unsaid."""
     if not isinstance(model_path, PATH_TYPES):
-        raise ModelError(f"the model folder must be a folder's path, got {describe(model_path)}")
+        raise ModelError(f"the model folder must be a folder's path, got {no_path(model_path)}")
     folder = Path(os.fsdecode(model_path))
     if "\0" in str(folder):
         raise ModelError(f"model folder {str(folder)!r} is not a valid path (it holds a NUL byte)")
@@ -350,7 +350,7 @@ def resolve_model(model: str | bytes | os.PathLike | ModelSpec,
         alignment = check_files(model)
         return model if alignment == model.alignment else replace(model, alignment=alignment)
     if not isinstance(model, PATH_TYPES):
-        raise ModelError(f"the model must be a name, a .param file's path or a ModelSpec, got {describe(model)}")
+        raise ModelError(f"the model must be a name, a .param file's path or a ModelSpec, got {no_path(model)}")
     text = os.fsdecode(model)
     try:
         return _resolve(text, model_path)

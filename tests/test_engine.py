@@ -1233,3 +1233,16 @@ def test_progress_runs_in_the_caller_s_thread_and_its_exception_stops_the_work()
 def test_the_upscaler_s_help_states_the_default_overlap_it_blends():
     # help(Upscaler) named DEFAULT_OVERLAP alone, a constant its reader cannot see
     assert f"``DEFAULT_OVERLAP`` ({engine_mod.DEFAULT_OVERLAP}) pixels" in Upscaler.__doc__
+
+
+def test_an_open_file_or_a_files_contents_as_the_model_or_its_folder_is_said_as_read_image_says_it(tmp_path):
+    # They were "got <_io.BufferedReader name=...>" and "got <memory at 0x...>".
+    (tmp_path / "m.param").write_text("7767517\n")
+    with open(tmp_path / "m.param", "rb") as f, pytest.raises(SettingError) as refused:
+        Upscaler(f, device=-1)
+    assert str(refused.value) == ("model must be a name, a .param path or a ModelSpec, got an open file: give its "
+                                  f"path, {f.name!r}")
+    with pytest.raises(SettingError) as refused:
+        Upscaler("realesr-animevideov3-x2", device=-1, model_path=memoryview(b"models"))
+    assert str(refused.value) == ("model_path must be a folder's path, got 6 bytes (a memoryview): a file's contents? "
+                                  "save them to a file and give its path")

@@ -975,3 +975,22 @@ def test_an_unknown_name_looked_for_in_a_model_folder_that_is_not_there_says_so(
     (tmp_path / "modles").mkdir()
     with pytest.raises(ModelError, match="^unknown model 'mine': known models are"):
         resolve_model("mine", tmp_path / "modles")
+
+
+def test_a_files_contents_or_an_open_file_as_the_model_or_its_folder_is_said_as_read_image_says_it(tmp_path):
+    # They were "got <_io.BufferedReader name=...>", "got <memory at 0x...>" or
+    # "got <_io.BytesIO object at 0x...>", where read_image says what to give instead.
+    param, _ = copy_model("realesr-animevideov3-x2", tmp_path, "custom")
+    data = param.read_bytes()
+    must = "the model must be a name, a .param file's path or a ModelSpec, got"
+    with open(param, "rb") as f, pytest.raises(ModelError) as refused:
+        resolve_model(f)
+    assert str(refused.value) == f"{must} an open file: give its path, {f.name!r}"
+    with pytest.raises(ModelError) as refused:
+        resolve_model(bytearray(data))
+    assert str(refused.value) == (f"{must} {len(data)} bytes (a bytearray): a file's contents? save them to a file "
+                                  "and give its path")
+    with pytest.raises(ModelError) as refused:
+        resolve_model("custom", memoryview(b"models"))
+    assert str(refused.value) == ("the model folder must be a folder's path, got 6 bytes (a memoryview): "
+                                  "a file's contents? save them to a file and give its path")
