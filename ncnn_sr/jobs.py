@@ -62,10 +62,7 @@ class Job:
 def _job_path(path, what: str) -> Path:
     """``path`` as a Path; a SettingError, as jobs' other refusals of an argument,
     where it is no usable path."""
-    try:
-        return Path(file_path(path, what))
-    except InputError as e:
-        raise SettingError(str(e)) from None
+    return Path(file_path(path, what, SettingError))
 
 
 @dataclass(frozen=True)
