@@ -32,8 +32,8 @@ from typing import NoReturn
 
 from models_ncnn import CATALOG_PATH
 
-from .errors import (ModelError, ModelMissing, Option, SettingError, broken_link, describe, in_one_line, no_path,
-                     shell_word, stand_in)
+from .errors import (ModelError, ModelMissing, Option, SettingError, broken_link, describe, file_path, in_one_line,
+                     no_path, shell_word, stand_in)
 from .param_file import (check_bin_size, check_picture_channels, cpu_bytes_estimate, input_alignment, parse_param,
                          starts_as_param)
 
@@ -115,10 +115,9 @@ class ModelSpec:
             if not isinstance(value, str) or not value:
                 raise ModelError(f"model {self.name}: {attribute} must be a non-empty string, got {describe(value)}")
         for attribute in ("param_path", "bin_path"):
-            value = getattr(self, attribute)
-            if not isinstance(value, PATH_TYPES):
-                raise ModelError(f"model {self.name}: {attribute} must be a file's path, got {describe(value)}")
-            object.__setattr__(self, attribute, Path(os.fsdecode(value)))
+            # "" is no file: Path() made it ".", the folder the process runs in.
+            path = file_path(getattr(self, attribute), f"model {self.name}: {attribute}", ModelError)
+            object.__setattr__(self, attribute, Path(path))
         if not isinstance(self.verified, bool):
             raise ModelError(f"model {self.name}: verified must be True or False, got {describe(self.verified)}")
         for attribute in ("scale", "prepadding", "cpu_bytes_per_pixel", "alignment"):

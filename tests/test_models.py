@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ncnn_sr import ModelError, NcnnSrError, Upscaler, catalog, model_name_for, resolve_model
+from ncnn_sr import ModelError, ModelSpec, NcnnSrError, Upscaler, catalog, model_name_for, resolve_model
 from ncnn_sr.errors import FlagNames, ModelMissing, SettingError
 from ncnn_sr.models import DEFAULT_CPU_BYTES_PER_PIXEL, custom_model_names, package_folder, param_sha256
 from ncnn_sr.param_file import check_bin_size, cpu_bytes_estimate, parse_param
@@ -994,3 +994,20 @@ def test_a_files_contents_or_an_open_file_as_the_model_or_its_folder_is_said_as_
         resolve_model("custom", memoryview(b"models"))
     assert str(refused.value) == ("the model folder must be a folder's path, got 6 bytes (a memoryview): "
                                   "a file's contents? save them to a file and give its path")
+
+
+def test_a_model_spec_made_by_hand_refuses_what_is_no_files_path_saying_what_it_got(tmp_path):
+    # An open file was "got <_io.BufferedReader name=...>", and "" was taken as ".",
+    # the folder the process ran in, said later as a model file that is a folder.
+    param, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "custom")
+    fields = ("custom", param, bin_, 2, "data", "output", 0, False, "hand")
+    with open(param, "rb") as f, pytest.raises(ModelError) as refused:
+        ModelSpec(fields[0], f, *fields[2:])
+    assert str(refused.value) == f"model custom: param_path needs a file's path, got an open file: give its path, {f.name!r}"
+    with pytest.raises(ModelError) as refused:
+        ModelSpec(*fields[:2], "", *fields[3:])
+    assert str(refused.value) == "model custom: bin_path needs a file's path, got ''"
+    with pytest.raises(ModelError) as refused:
+        ModelSpec(*fields[:2], None, *fields[3:])
+    assert str(refused.value) == "model custom: bin_path needs a file's path, got None"
+    assert ModelSpec(fields[0], os.fsencode(param), *fields[2:]).param_path == param
