@@ -163,7 +163,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             raise SettingError(f"model must be a name, a .param path or a ModelSpec, got {no_path(model)}")
         if not isinstance(device, (str, numbers.Integral, Device)) or isinstance(device, bool):
             raise SettingError(f"device must be 'auto', an index or a Device, got {describe(device)}")
-        if model_path is not None and not isinstance(model_path, PATH_TYPES):
+        if model_path is not None and (not isinstance(model_path, PATH_TYPES) or not os.fspath(model_path)):
             raise SettingError(f"model_path must be a folder's path, got {no_path(model_path)}")
         for name, value in (("tile", tile), ("tile_pad", tile_pad), ("overlap", overlap), ("threads", threads),
                             ("concurrency", concurrency)):

@@ -259,7 +259,8 @@ def _model_folder(model_path: str | bytes | os.PathLike) -> Path:
     """The explicit model folder as a Path. One that does not exist is let through (a
     default -m folder may be absent); a file, or a name no system can look up, is a
     ModelError: passed over, the packaged model would run in its stead unsaid."""
-    if not isinstance(model_path, PATH_TYPES):
+    # "" was the folder the process runs in, where both commands refuse -m "".
+    if not isinstance(model_path, PATH_TYPES) or not os.fspath(model_path):
         raise ModelError(f"the model folder must be a folder's path, got {no_path(model_path)}")
     folder = Path(os.fsdecode(model_path))
     if "\0" in str(folder):

@@ -1011,3 +1011,17 @@ def test_a_model_spec_made_by_hand_refuses_what_is_no_files_path_saying_what_it_
         ModelSpec(*fields[:2], None, *fields[3:])
     assert str(refused.value) == "model custom: bin_path needs a file's path, got None"
     assert ModelSpec(fields[0], os.fsencode(param), *fields[2:]).param_path == param
+
+
+def test_an_empty_model_folder_is_refused_as_the_commands_refuse_it(tmp_path, monkeypatch):
+    # It was the folder the process ran in: a model of the name there ran unsaid, where
+    # -m "" is an error in both commands.
+    copy_model("realesr-animevideov3-x2", tmp_path, "custom")
+    monkeypatch.chdir(tmp_path)
+    for empty in ("", b""):
+        with pytest.raises(ModelError) as refused:
+            resolve_model("custom", empty)
+        assert str(refused.value) == f"the model folder must be a folder's path, got {empty!r}"
+    with pytest.raises(SettingError) as refused:
+        Upscaler("custom", device=-1, model_path="")
+    assert str(refused.value) == "model_path must be a folder's path, got ''"
