@@ -646,24 +646,88 @@ def test_an_interrupted_dropin_folder_says_failed_only_where_a_picture_failed(tm
     assert "interrupted: " in err and " skipped, " in err and "failed" not in err
 
 
+# The command named, run as installed, but for one thing: a call into ncnn's network
+# from a worker thread (a picture's; the model's probes run in the main thread) says so
+# on stderr, then lasts for ever, as one call on a large picture can last minutes and
+# nothing stops it. A test sends its signal once one has begun: a fixed wait for that
+# came too early on a slow machine, and after the picture's calls on a fast one (the
+# picture here, in stages, is some 80 calls of a second each on two cores).
+IN_NCNN = """
+import sys, threading
+from ncnn_sr import entry, network
+extract = network.Network.extract
+def lasting(self, inputs, output):
+    if threading.current_thread() is threading.main_thread():
+        return extract(self, inputs, output)
+    print("test: into ncnn", file=sys.stderr, flush=True)
+    extract(self, inputs, output)
+    threading.Event().wait()
+network.Network.extract = lasting
+sys.argv[:2] = [sys.argv[1]]
+{"ncnn-sr": entry.ncnn_sr, "realesrgan-ncnn-vulkan": entry.realesrgan_ncnn_vulkan}[sys.argv[0]]()
+"""
+
+
+class Said:
+    """A child's standard output and error, read by threads as they come: a test waits
+    for a line with a deadline (a loop over a silent child's pipe waited for ever), and
+    nothing is lost (communicate() after such a loop reads past what it had buffered)."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.out, self.err = proc, [], []
+        self._changed = threading.Condition()
+        self._open = {"out": proc.stdout is not None, "err": True}
+        self._readers = [threading.Thread(target=self._read, args=(name, stream, lines), daemon=True)
+                         for name, stream, lines in (("out", proc.stdout, self.out), ("err", proc.stderr, self.err))
+                         if stream is not None]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, name, stream, lines) -> None:
+        for line in stream:
+            with self._changed:
+                lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._open[name] = False
+            self._changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 120) -> None:
+        """Returns once a line of stderr holds ``text``."""
+        with self._changed:
+            self._changed.wait_for(lambda: any(text in line for line in self.err) or not self._open["err"], timeout)
+            if any(text in line for line in self.err):
+                return
+        self.proc.kill()
+        pytest.fail(f"no line with {text!r} on stderr within {timeout} s:\n{''.join(self.err)}")
+
+    def ended(self, timeout: float = 60) -> tuple[str, str]:
+        """Its whole stdout and stderr once it has ended."""
+        try:
+            self.proc.wait(timeout)
+        finally:
+            self.proc.kill()
+        for reader in self._readers:
+            reader.join(timeout)
+        return "".join(self.out), "".join(self.err)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupt_does_not_wait_for_a_picture_in_ncnn(sig, tmp_path):
-    # The drop-in tiles the CPU's work as the reference does, 400 px: this picture is
-    # one call of ncnn, which nothing stops. The command waited for it (over a minute
-    # here) and ignored a second Ctrl-C or SIGTERM meanwhile.
+    # A call of ncnn, which nothing stops, can last minutes (this picture was one call
+    # on the CPU, over a minute here, before the drop-in ran it in stages): the command
+    # waited for it and ignored a second Ctrl-C or SIGTERM meanwhile.
     Image.fromarray(picture(320, 320)).save(tmp_path / "in.png")
-    proc = subprocess.Popen([DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesrgan-x4plus",
-                             "-g", "-1", "-v"], stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:  # the model is loaded: the picture is being upscaled
-        if "proc worker(s)" in line:
-            break
-    time.sleep(2)
-    assert proc.poll() is None
-    proc.send_signal(sig)
+    said = Said(subprocess.Popen([sys.executable, "-c", IN_NCNN, "realesrgan-ncnn-vulkan", "-i", tmp_path / "in.png",
+                                  "-o", tmp_path / "out.png", "-n", "realesrgan-x4plus", "-g", "-1", "-v"],
+                                 stderr=subprocess.PIPE, text=True))
+    said.wait_for("test: into ncnn")
+    assert said.proc.poll() is None
+    said.proc.send_signal(sig)
     sent = time.monotonic()
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert time.monotonic() - sent < 10  # the picture alone takes a minute or more on two cores
+    _, err = said.ended()  # not waiting for the call, which never ends
+    assert said.proc.returncode == 130, err
+    assert time.monotonic() - sent < 10
     assert err.splitlines()[-1] == "realesrgan-ncnn-vulkan: interrupted: no output was written"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
 
@@ -717,8 +781,8 @@ def test_a_picture_for_standard_output_interrupted_as_it_was_saved_was_not_writt
     assert (proc.returncode, proc.stderr, proc.stdout) == (130, b"ncnn-sr: interrupted: no output was written\n", b"")
 
 
-@pytest.mark.parametrize("command, streams", [(NCNN_SR, ["-i", "-", "-o", "-"]),
-                                              (DROPIN, ["-i", "/dev/stdin", "-o", "OUT"])])
+@pytest.mark.parametrize("command, streams", [("ncnn-sr", ["-i", "-", "-o", "-"]),
+                                              ("realesrgan-ncnn-vulkan", ["-i", "/dev/stdin", "-o", "OUT"])])
 def test_a_picture_from_standard_input_interrupted_inside_ncnn_leaves_no_copy_of_it(command, streams, tmp_path):
     # found by a user audit: Ctrl-C inside ncnn's upscale ends the process at once
     # (os._exit), past the temporary folder that holds standard input's copy: each one
@@ -727,18 +791,16 @@ def test_a_picture_from_standard_input_interrupted_inside_ncnn_leaves_no_copy_of
     (tmp_path / "tmp").mkdir()
     args = [str(tmp_path / "out.png") if word == "OUT" else word for word in streams]
     with open(tmp_path / "in.png", "rb") as stdin:
-        proc = subprocess.Popen([command, *args, *X2_CPU, "-t", "0", "-v"], stdin=stdin, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    for line in proc.stderr:  # the model is loaded: the picture is being upscaled
-        if "proc worker(s)" in line:
-            break
+        said = Said(subprocess.Popen([sys.executable, "-c", IN_NCNN, command, *args, *X2_CPU, "-t", "0", "-v"],
+                                     stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)))
+    said.wait_for("test: into ncnn")  # the picture is being upscaled
     assert len(os.listdir(tmp_path / "tmp")) == 1  # the copy of standard input
-    time.sleep(1)
-    assert proc.poll() is None
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert said.proc.poll() is None
+    said.proc.send_signal(signal.SIGINT)
+    out, err = said.ended()
+    assert said.proc.returncode == 130, err
     assert err.splitlines()[-1].endswith(": interrupted: no output was written") and out == ""
     assert os.listdir(tmp_path / "tmp") == []
 
