@@ -204,7 +204,8 @@ class Pipeline(Loading, Failover):
         # A run interrupted inside a picture leaves its workers waiting on its queues
         # and its cancel: a later run must not clear that cancel under them.
         self._abandoned = False
-        self._running = threading.Lock()  # held by the run under way
+        self._running = False  # a run is under way; set under _run_lock
+        self._run_lock = threading.Lock()
 
     def cancel(self) -> None:
         """Stop soon: no new picture is started, work in progress stops after its
@@ -232,12 +233,20 @@ class Pipeline(Loading, Failover):
                              "make a new Pipeline to run again")
         # Each run resets and fills the one summary, cancel and queues: two at once
         # counted each other's pictures, and the second's start undid the first's cancel.
-        if not self._running.acquire(blocking=False):
-            raise InputError("this Pipeline is running: make a Pipeline for each run at once")
+        mine = False
         try:
+            with self._run_lock:
+                if self._running:
+                    raise InputError("this Pipeline is running: make a Pipeline for each run at once")
+                # No call between these two: a signal's handler runs as a call returns,
+                # and one landing as a lock's acquire returned, before the try that
+                # released it, left the Pipeline taken; every later run said "running".
+                mine = True
+                self._running = True
             return self._run(jobs)
         finally:
-            self._running.release()
+            if mine:
+                self._running = False
 
     def _run(self, jobs: Iterable[Job]) -> Summary:
         # The cancel, Ctrl-C or stop (a full disk) of an earlier run, and the folders it

@@ -1395,6 +1395,40 @@ def test_a_worker_that_cannot_start_gives_the_ctrl_c_back(tmp_path, monkeypatch,
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_ctrl_c_as_any_call_of_run_returns_leaves_the_pipeline_to_run_again(tmp_path):
+    # found by a race audit: Python runs a signal's handler as a call returns, and one
+    # landing as run() took the pipeline, before its try, left it taken: every later run
+    # said "this Pipeline is running". Each call that run() makes gets the Ctrl-C in
+    # turn (a profile function raises it as the call returns).
+    import sys
+
+    jobs = folder_of(tmp_path, 1, size=(4, 4))
+    p = Pipeline([Lane(SlowFake(0), 1)])
+    run = Pipeline.run.__code__
+    turn = 0
+    while True:
+        turn, returns = turn + 1, []
+
+        def ctrl_c_at_the_turn(frame, event, arg):
+            back = frame.f_back  # (a weakref's callback, say, may return into run() too)
+            if (event == "c_return" and frame.f_code is run or event == "return" and back is not None
+                    and back.f_code is run and frame.f_code.co_name in run.co_names):
+                returns.append(event)
+                if len(returns) == turn:
+                    raise KeyboardInterrupt
+        sys.setprofile(ctrl_c_at_the_turn)
+        try:
+            p.run(jobs)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.setprofile(None)
+        if len(returns) < turn:  # every call has had its turn
+            break
+        assert p.run(jobs).ok == 1, f"after a Ctrl-C as call {turn} of run() returned"
+    assert turn > 2
+
+
 def test_a_library_user_s_own_signal_handler_is_not_held_while_workers_start(tmp_path, monkeypatch):
     # The start held every stop signal whatever its handler: a program's own SIGTERM
     # handler was set aside, and a SIGTERM then came out as a Ctrl-C, the run cancelled.
