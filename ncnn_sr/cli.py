@@ -28,6 +28,7 @@ from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_w
 from .files import check_folder, check_writable, folder_made, write_target
 from .flags import OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
 from .path_names import is_picture_suffix, names_a_folder, suffix_fault, video_by_its_output
+from .signals import HeldInterrupts, ctrl_c_signals
 from .streams import OutputPipe, Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
 from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path
@@ -334,10 +335,12 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
         raise click.BadParameter(f"it mixes {general} with {weak}: give -n {general}, not {name}",
                                  param_hint="'-dn' / '--denoise'")
     try:
-        folder = tempfile.mkdtemp(prefix="ncnn-sr-denoise-")
         # Gone as the command ends, however it ends: an interrupt leaves by os._exit, past atexit, closing
-        # the command's context first (batch_cli._stop_interrupted).
-        click.get_current_context().call_on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
+        # the command's context first (batch_cli._stop_interrupted). A Ctrl-C landing in mkdtemp once it
+        # had made the folder, or before its removal was set, left it behind: it waits until then.
+        with HeldInterrupts(ctrl_c_signals()):
+            folder = tempfile.mkdtemp(prefix="ncnn-sr-denoise-")
+            click.get_current_context().call_on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
         spec = mixing.denoised_model(strength, folder, model_path)
         # As -m without the named model warns (build_lanes): a mix is no name it can look up.
         used = (general,) if strength == 1 else (general, weak)

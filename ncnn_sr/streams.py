@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .errors import InputError, cannot_write
 from .files import WINDOWS_CONSOLE, windows_device
+from .signals import HeldInterrupts, ctrl_c_signals
 
 STDIO = "-"
 # Read past this, standard input holds no picture this tool could take (a 16-bit RGBA
@@ -146,8 +147,11 @@ class Streams:
                              f"({_stdin_flag(dash)} < in.jpg)")
         if self._out_stream is not None and self._out_stream != STDIO:
             _open_output(self._out_stream, check=True)  # a descriptor not open fails before the work
-        self._folder = Path(tempfile.mkdtemp(prefix="ncnn-sr-stream-"))
         try:
+            # A Ctrl-C landing in mkdtemp once it had made the folder, or before this
+            # try, left it behind: it waits until the folder is ours to remove.
+            with HeldInterrupts(ctrl_c_signals()):
+                self._folder = Path(tempfile.mkdtemp(prefix="ncnn-sr-stream-"))
             if in_stream is not None:
                 self.input = self._folder / "input"
                 self._read(in_stream)

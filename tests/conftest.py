@@ -188,21 +188,24 @@ def exit_while_upscaling(device: int, size: int, wait: float) -> subprocess.Comp
 
 
 def ctrl_c_once_made(monkeypatch, marker: str) -> None:
-    """os.open sends this process a SIGINT once it has made a file whose name holds
-    ``marker``: Python raises it inside tempfile.mkstemp, the file made and its name
-    not yet given back, as a Ctrl-C landing there does."""
+    """os.open and os.mkdir send this process a SIGINT once they have made a file or
+    a folder whose name holds ``marker``: Python raises it inside tempfile.mkstemp or
+    mkdtemp, the file or folder made and its name not yet given back, as a Ctrl-C
+    landing there does."""
     import signal
 
-    real = os.open
-
-    def open_then_ctrl_c(path, flags, *args, **kwargs):
-        fd = real(path, flags, *args, **kwargs)
-        if flags & os.O_CREAT and marker in os.fspath(path):
-            os.kill(os.getpid(), signal.SIGINT)
-            for _ in range(9):  # Python runs the handler between these
-                pass
-        return fd
-    monkeypatch.setattr(os, "open", open_then_ctrl_c)
+    def then_ctrl_c(real):
+        def made(path, *args, **kwargs):
+            done = real(path, *args, **kwargs)
+            creates = real is os.mkdir or (args[0] if args else kwargs["flags"]) & os.O_CREAT
+            if creates and marker in os.fspath(path):
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(9):  # Python runs the handler between these
+                    pass
+            return done
+        return made
+    monkeypatch.setattr(os, "open", then_ctrl_c(os.open))
+    monkeypatch.setattr(os, "mkdir", then_ctrl_c(os.mkdir))
 
 
 def load_interrupted(monkeypatch, device) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import picture
+from conftest import ctrl_c_once_made, picture
 from test_cli import run
 from test_convert import random_compact, random_rrdb
 
@@ -121,6 +121,21 @@ def test_denoise_with_another_model_or_without_the_second_is_refused(tmp_path):
     proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-dn", "2", check_ok=False)
     assert proc.returncode == 2
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_ctrl_c_as_the_denoise_folder_is_made_leaves_no_folder(tmp_path, monkeypatch, in_process):
+    # found by a race audit: landing in mkdtemp once it had made the folder, or before
+    # its removal was set for the command's end, it left an empty ncnn-sr-denoise-*.
+    import tempfile
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    Image.fromarray(picture(8, 9)).save(tmp_path / "in.png")
+    ctrl_c_once_made(monkeypatch, "ncnn-sr-denoise-")
+    status, _ = in_process("-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-n", "realesr-general-x4v3",
+                           "-dn", "0.5", "-g", "-1")
+    assert status == 1  # click's Abort, as the command's entry point is not in the way
+    assert os.listdir(tmp_path / "tmp") == [] and sorted(os.listdir(tmp_path)) == ["in.png", "tmp"]
 
 
 def test_denoise_refuses_nan_as_a_usage_error(tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import picture
+from conftest import ctrl_c_once_made, picture
 from media import make_clip
 from test_batch_cli import DROPIN
 from test_cli import CMD, FAST
@@ -607,6 +607,20 @@ def test_standard_input_past_the_largest_picture_is_refused_before_the_disk_fill
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(streams.tempfile, "tempdir", None)
     with pytest.raises(InputError, match="standard input holds more than"):
+        streams.Streams("-", tmp_path / "o.png", None)
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_ctrl_c_as_standard_input_s_folder_is_made_leaves_no_folder(tmp_path, monkeypatch):
+    # found by a race audit: landing in mkdtemp once it had made the folder, or before
+    # the try that removes it, it left an empty ncnn-sr-stream-*.
+    from ncnn_sr import streams
+
+    stdin = type("Stdin", (), {"buffer": io.BytesIO(png_bytes(4, 4)), "isatty": lambda self: False})()
+    monkeypatch.setattr(streams.sys, "stdin", stdin)
+    monkeypatch.setattr(streams.tempfile, "tempdir", str(tmp_path))
+    ctrl_c_once_made(monkeypatch, "ncnn-sr-stream-")
+    with pytest.raises(KeyboardInterrupt):
         streams.Streams("-", tmp_path / "o.png", None)
     assert os.listdir(tmp_path) == []
 
