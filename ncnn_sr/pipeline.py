@@ -201,9 +201,10 @@ class Pipeline(Loading, Failover):
         self._inside = 0
         self._errors: list[BaseException] = []
         self._summary = Summary()  # each run's own, from its start
-        # A run interrupted inside a picture leaves its workers waiting on its queues
-        # and its cancel: a later run must not clear that cancel under them.
-        self._abandoned = False
+        # A run interrupted inside a picture, or one that could not start all its
+        # workers, leaves workers waiting on its queues and its cancel: a later run must
+        # not clear that cancel under them. What that run did, for the refusal; or None.
+        self._abandoned: str | None = None
         self._running = False  # a run is under way; set under _run_lock
         self._run_lock = threading.Lock()
 
@@ -225,12 +226,11 @@ class Pipeline(Loading, Failover):
     def run(self, jobs: Iterable[Job]) -> Summary:
         """Run every job; Ctrl-C (KeyboardInterrupt) in the calling thread cancels and
         the summary says so. A Pipeline may run again, unless a run of it was
-        interrupted inside a picture (``Summary.abandoned``); one run at a time: a run
-        asked for while one is under way (from another thread, or from a callback)
-        is an InputError."""
-        if self._abandoned:
-            raise InputError("this Pipeline's run was interrupted inside a picture (Summary.abandoned): "
-                             "make a new Pipeline to run again")
+        interrupted inside a picture (``Summary.abandoned``) or could not start its
+        worker threads; one run at a time: a run asked for while one is under way
+        (from another thread, or from a callback) is an InputError."""
+        if self._abandoned is not None:
+            raise InputError(f"this Pipeline's run {self._abandoned}: make a new Pipeline to run again")
         # Each run resets and fills the one summary, cancel and queues: two at once
         # counted each other's pictures, and the second's start undid the first's cancel.
         mine = False
@@ -296,11 +296,11 @@ class Pipeline(Loading, Failover):
             procs = [Worker(self._proc, lane.upscaler, to_proc, to_save, on_error=crashed)
                      for lane in self.lanes for _ in range(lane.workers)]
             savers = [Worker(self._save, to_save, on_error=crashed) for _ in range(self.save_workers)]
-        except BaseException:
+        except BaseException as e:
             # A thread that cannot start (too many threads) left Ctrl-C held for good.
             # Those started stop taking work; any left waiting for a STOP are abandoned.
             self.cancel()
-            self._abandoned = True
+            self._abandoned = f"could not start its worker threads ({type(e).__name__}: {e})"
             held.release()
             raise
         # Each stage ends when its threads have ended and the next stage got one STOP
@@ -329,7 +329,8 @@ class Pipeline(Loading, Failover):
                     break
                 except KeyboardInterrupt:
                     continue
-            self._abandoned = self._summary.abandoned
+            if self._summary.abandoned:
+                self._abandoned = "was interrupted inside a picture (Summary.abandoned)"
         self._summary.cancelled = self._cancel.is_set() and self._summary.stopped is None
         self._summary.seconds = time.perf_counter() - start
         if self._errors:

@@ -1390,9 +1390,15 @@ def test_a_worker_that_cannot_start_gives_the_ctrl_c_back(tmp_path, monkeypatch,
             started.append(1)
             super().__init__(*args, **kwargs)
     monkeypatch.setattr(pipeline_mod, "Worker", Worker)
+    p, jobs = Pipeline([cpu_lane]), folder_of(tmp_path, 2)
     with pytest.raises(RuntimeError, match="can't start new thread"):
-        Pipeline([cpu_lane]).run(folder_of(tmp_path, 2))
+        p.run(jobs)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # Those it started may still wait on it: it runs no more, and says why (it said
+    # "interrupted inside a picture", which no run was).
+    with pytest.raises(InputError, match=r"^this Pipeline's run could not start its worker threads \(RuntimeError: "
+                                         r"can't start new thread\): make a new Pipeline to run again$"):
+        p.run(jobs)
 
 
 def test_a_ctrl_c_as_any_call_of_run_returns_leaves_the_pipeline_to_run_again(tmp_path):
