@@ -1013,6 +1013,12 @@ def test_ctrl_c_while_click_reads_the_arguments_is_one_line_and_status_130(tmp_p
     assert proc.returncode == 130 and proc.stderr.strip() == "ncnn-sr: interrupted"
 
 
+# The stand-in command's work, 10 s that a signal stops: in short sleeps, since the one
+# sent again by interrupt_main (unlike a real one) does not cut a sleep short, and each
+# test waited out the whole of a time.sleep(10).
+WORK = "    for _ in range(1000):\n        time.sleep(0.01)\n    print('finished')\n"
+
+
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("where", ["loading", "working"])
 def test_a_signal_inside_a_finalizer_still_stops_the_command(sig, where, tmp_path):
@@ -1024,7 +1030,7 @@ def test_a_signal_inside_a_finalizer_still_stops_the_command(sig, where, tmp_pat
     drop = "Dropped()\n"
     body = "    " + drop if where == "working" else ""
     proc = run_entry(tmp_path, "import os, signal, time, click\n" + finalized + ("" if body else drop)
-                     + "@click.command()\ndef main():\n" + body + "    time.sleep(10)\n    print('finished')\n")
+                     + "@click.command()\ndef main():\n" + body + WORK)
     # (click itself writes an empty line as a KeyboardInterrupt passes through it)
     assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (130, "ncnn-sr: interrupted", "")
 
@@ -1043,7 +1049,7 @@ def test_a_second_signal_while_a_dropped_one_is_sent_again_still_stops_the_comma
              "ncnn_sr.entry._thread = types.SimpleNamespace(start_new_thread=resending,"
              " interrupt_main=_thread.interrupt_main)\n")
     proc = run_entry(tmp_path, "import os, signal, time, click\n" + finalized + sends
-                     + "@click.command()\ndef main():\n    Dropped()\n    time.sleep(10)\n    print('finished')\n")
+                     + "@click.command()\ndef main():\n    Dropped()\n" + WORK)
     assert (proc.returncode, proc.stderr.strip(), proc.stdout) == (130, "ncnn-sr: interrupted", "")
 
 
