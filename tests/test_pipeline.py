@@ -226,16 +226,18 @@ def test_a_pipeline_interrupted_inside_a_picture_refuses_to_run_again(tmp_path):
     import os
     import signal
 
-    gate = threading.Event()
+    gate, sent = threading.Event(), []
 
     class Held(SlowFake):
         def upscale(self, image, progress=None, **kw):
+            if not sent:  # once the picture is inside: a timer of 0.5 s came before it on a slow machine
+                sent.append(True)
+                os.kill(os.getpid(), signal.SIGINT)
             gate.wait(30)
             return image
 
     jobs = folder_of(tmp_path, 2, size=(4, 4))
     p = Pipeline([Lane(Held(0), 1)])
-    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
     try:
         assert p.run(jobs).abandoned
         with pytest.raises(InputError, match=r"interrupted inside a picture \(Summary.abandoned\): make a new"):
@@ -2138,7 +2140,7 @@ def test_the_memory_budget_waits_for_room_and_gives_up_when_cancelled():
     time.sleep(0.3)
     assert taken == []  # 6 + 5 does not fit
     budget.give(6)
-    waiting.join(2)
+    waiting.join(30)  # a bound against a hang: 2 s could pass on a loaded machine before it took
     assert taken == [True] and budget.held == 5
     cancel.set()
     assert budget.take(6, cancel) is False and budget.held == 5
