@@ -9,6 +9,7 @@ import pytest
 from conftest import load_interrupted, picture, psnr, upscale_in_threads
 from ncnn_sr import Upscaler, get_device, list_devices
 from ncnn_sr import engine as engine_mod
+from ncnn_sr import interruptible
 from ncnn_sr import network as network_mod
 from ncnn_sr import staged
 from ncnn_sr import windows as windows_mod
@@ -354,15 +355,35 @@ def test_a_second_ctrl_c_while_windows_finish_frees_the_network_only_once_no_win
         return real(self, *args)
 
     monkeypatch.setattr(engine_mod.Upscaler, "_window_output", slow_after_the_first)
-    main = threading.main_thread().ident
+    main, second, over = threading.main_thread().ident, [], threading.Event()
+
+    def once_the_call_waits_for_its_windows():
+        # The call, left by the first, waits for the work's end (interruptible): there.
+        # A timer of 0.3 s did this; late on a loaded machine, its Ctrl-C would land
+        # past the call, in the test itself (a KeyboardInterrupt ends pytest's run).
+        for _ in range(30000):  # a bound against a hang, not a timing
+            if over.is_set():  # no Ctrl-C lands past the call
+                return
+            frame = sys._current_frames().get(main)
+            while frame is not None and frame.f_code is not interruptible._next.__code__:
+                frame = frame.f_back
+            if frame is not None:
+                second.append(True)
+                signal.pthread_kill(main, signal.SIGINT)
+                return
+            time.sleep(0.001)
 
     def ctrl_c_twice(done, total):
-        threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT)).start()  # lands while the call waits
+        threading.Thread(target=once_the_call_waits_for_its_windows, daemon=True).start()
         raise KeyboardInterrupt
 
     up = Upscaler(MODEL, device=discrete(gpu), tile=32)
-    with pytest.raises(KeyboardInterrupt):
-        up.upscale(picture(70, 70), progress=ctrl_c_twice)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            up.upscale(picture(70, 70), progress=ctrl_c_twice)
+    finally:
+        over.set()
+    assert second == [True]
     freed, release = [], up._release_networks
     monkeypatch.setattr(up, "_release_networks", lambda: (freed.append(len(window_threads())), release()))
     up.close()  # does not wait for the call its caller left
