@@ -45,8 +45,17 @@ class HeldInterrupts:
         self.noted = False
         self._saved: dict = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in stop_signals() if signals is None else signals:
-                self._saved[sig] = signal.signal(sig, self._note)
+            try:
+                for sig in stop_signals() if signals is None else signals:
+                    # Kept before it is set: a signal's handler runs as a call returns.
+                    self._saved[sig] = signal.getsignal(sig)
+                    signal.signal(sig, self._note)
+            except BaseException:
+                # Another stop signal, not yet held, raised here once the first was: no
+                # one could release this, and Ctrl-C stayed noted for good.
+                self.noted = False
+                self.release()
+                raise
 
     def __enter__(self) -> HeldInterrupts:
         return self

@@ -1377,6 +1377,37 @@ def test_a_ctrl_c_while_workers_start_is_raised_once_they_all_run():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_signal_as_the_hold_is_set_leaves_every_handler_as_it_was(monkeypatch):
+    # found by a race audit: a second stop signal, still raising, landing once the first
+    # was held came out of HeldInterrupts() itself, before anyone could release it:
+    # Ctrl-C stayed noted, never raised, for the rest of the process.
+    import os
+    import signal
+
+    def raising(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGUSR1, raising)  # as the commands' SIGTERM handler does
+    real = signal.signal
+
+    def then_sigusr1(sig, handler):
+        old = real(sig, handler)
+        if sig == signal.SIGINT and handler is not signal.default_int_handler:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            for _ in range(9):  # Python runs the handler between these
+                pass
+        return old
+    monkeypatch.setattr(signal, "signal", then_sigusr1)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            HeldInterrupts([signal.SIGINT, signal.SIGUSR1])
+    finally:
+        monkeypatch.undo()
+        handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGUSR1)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGUSR1, previous)
+    assert handlers == (signal.default_int_handler, raising)
+
+
 def test_a_worker_that_cannot_start_gives_the_ctrl_c_back(tmp_path, monkeypatch, cpu_lane):
     # Ctrl-C is held while the workers start; a thread that could not start (too many
     # threads) left it held for good: every later Ctrl-C of the process was noted,
