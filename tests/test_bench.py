@@ -274,15 +274,19 @@ def test_ctrl_c_leaves_nothing_a_child_started_running(tmp_path, run):
     threading.Thread(target=ctrl_c, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         run(str(wrapper)) if run is bench.check_reference else run([str(wrapper)])
-    sleeper = int(pid_file.read_text())
-    deadline = time.monotonic() + 5
-    while _alive(sleeper) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    alive = _alive(sleeper)
-    if alive:
-        os.kill(sleeper, signal.SIGKILL)
-    assert not alive
+    _assert_ended(int(pid_file.read_text()))
 
+
+
+def _assert_ended(pid: int) -> None:
+    """That process ``pid`` ends within 5 s; killed if not, so a failure leaves nothing running."""
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = _alive(pid)
+    if alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_ctrl_c_just_after_the_child_starts_leaves_nothing_running(tmp_path, monkeypatch):
@@ -306,14 +310,7 @@ def test_a_ctrl_c_just_after_the_child_starts_leaves_nothing_running(tmp_path, m
     monkeypatch.setattr(bench, "threading", type("T", (), {"Event": staticmethod(ctrl_c)}))
     with pytest.raises(KeyboardInterrupt):
         bench.run_child([str(wrapper)])
-    sleeper = int(pid_file.read_text())
-    deadline = time.monotonic() + 5
-    while _alive(sleeper) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    alive = _alive(sleeper)
-    if alive:
-        os.kill(sleeper, signal.SIGKILL)
-    assert not alive
+    _assert_ended(int(pid_file.read_text()))
 
 
 def test_a_child_that_dies_silently_gives_a_reason():
