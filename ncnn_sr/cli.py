@@ -26,7 +26,7 @@ from .choices import ALPHA_MODES, MAX_CONTEXT, MAX_SIDE, MIN_TILE, PRECISIONS
 from .console import bar_fits, name_streams, setup_logging
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word
 from .files import check_folder, check_writable, folder_made, write_target
-from .flags import OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
+from .flags import HomePath, OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
 from .path_names import is_picture_suffix, names_a_folder, suffix_fault, video_by_its_output
 from .signals import HeldInterrupts, ctrl_c_signals
 from .streams import OutputPipe, Streams, VideoInput, VideoOutput, is_stream, shown
@@ -235,7 +235,7 @@ _SHARED_OPTIONS = [
                       "RealPLKSR with GroupNorm is exact on every device unless --blend."),
     "gpu",  # each command's own: see _GPU_HELP
     "jobs",  # each command's own: see _JOBS_HELP
-    click.option("-m", "--model-path", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+    click.option("-m", "--model-path", type=HomePath(path_type=Path, exists=True, file_okay=False), default=None,
                  help="Folder to look for models in first."),
     click.option("-dn", "--denoise", type=DecimalNumber(0, 1), default=None,
                  help="With -n realesr-general-x4v3 (ncnn-sr fetch it and realesr-general-wdn-x4v3): how "
@@ -516,7 +516,7 @@ _NAME_WIDTH = 26
 
 
 @main.command("models")
-@click.option("-m", "--model-path", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+@click.option("-m", "--model-path", type=HomePath(path_type=Path, exists=True, file_okay=False), default=None,
               help="Folder to look in first; the custom models in it are listed too.")
 def list_models(model_path: Path | None) -> None:
     """List the known models, where each was found, and whether it was verified
@@ -806,12 +806,12 @@ def _same_file(a, b) -> bool:
 
 @main.command("fetch")
 @click.argument("names", nargs=-1)
-@click.option("--from", "weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--from", "weights", type=HomePath(dir_okay=False, path_type=Path), default=None,
               help="The official weights, downloaded by hand: checked and converted, nothing downloaded "
                    "(one model only).")
 @click.option("--url", default=None,
               help="A mirror of the weights (one model only); they must still be the ones the catalog pins.")
-@click.option("-o", "--output", "folder", type=click.Path(file_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", "folder", type=HomePath(file_okay=False, path_type=Path), default=None,
               help="Install in this folder (then pass it with -m) instead of the fetched models folder.")
 @click.option("--all", "every", is_flag=True, help="Fetch every model it can (144 MB in all).")
 @click.option("--force", is_flag=True, help="Fetch and convert again a model that is there already.")
@@ -934,7 +934,7 @@ def _download_bar(name: str, quiet: bool):
 @click.option("--precision", "precisions", default="default", show_default=True, callback=_comma_list,
               help="Comma-separated, of default, fp32, fp16, bf16, int8; with several, fp32 runs first "
                    "and the others get their PSNR from it.")
-@click.option("-i", "--image", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-i", "--image", type=HomePath(dir_okay=False, path_type=Path), default=None,
               help="A picture to time on (default: a synthetic one of --size).")
 @click.option("--size", default="256x256", show_default=True, callback=_bench_size,
               help="Size of the synthetic picture.")
@@ -945,12 +945,12 @@ def _download_bar(name: str, quiet: bool):
 @click.option("--tiling", "tilings", default="seamless", show_default=True, callback=_comma_list,
               help="Comma-separated. seamless: the engine's default; reference: the C++ code's rule (use it "
                    "to compare); exact: stages on every device, discrete GPUs included.")
-@click.option("--reference-python", type=click.Path(dir_okay=False), default=None,
+@click.option("--reference-python", type=HomePath(dir_okay=False), default=None,
               help="A python with realesrgan-ncnn-py installed (a path, or a name on PATH): time the official "
                    "C++ code side by side.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, callback=_result_file,
+@click.option("--json", "json_path", type=HomePath(dir_okay=False), default=None, callback=_result_file,
               help="Write every row here.")
-@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None, callback=_result_file,
+@click.option("--markdown", "markdown_path", type=HomePath(dir_okay=False), default=None, callback=_result_file,
               help="Write the table here.")
 def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image: Path | None,
           size: tuple[int, int], repeat: int, rounds: int, tilings: list[str], reference_python: str | None,

@@ -134,12 +134,20 @@ class OnePathCommand(UsageCommand):
                  f"paths are given with -i and -o: {' '.join(call)}")
 
 
+def _tilde_part(text: str) -> str | None:
+    """The leading ~ or ~user of ``text`` that a shell would have made a home folder,
+    or None: none there, or a file or folder so named where the command runs (the
+    one meant, as for any path)."""
+    first = re.split(r"[/\\]" if os.name == "nt" else "/", text, maxsplit=1)[0]
+    return first if first.startswith("~") and not os.path.lexists(first) else None
+
+
 def _home_path(prog: str, text: str) -> str:
     """``text`` with a leading ~ or ~user made the home folder it names, as a shell
     would have: quoted ("~/x.png") or from a config, it made a folder named ~ where the
-    command ran. A file or folder so named there is the one meant, as for any path."""
-    first = re.split(r"[/\\]" if os.name == "nt" else "/", text, maxsplit=1)[0]
-    if not first.startswith("~") or os.path.lexists(first):
+    command ran."""
+    first = _tilde_part(text)
+    if first is None:
         return text
     home = os.path.expanduser(text)
     if home == text:  # ~user of no user
@@ -147,6 +155,17 @@ def _home_path(prog: str, text: str) -> str:
                    "of that name", err=True)
         sys.exit(EXIT_FAILED)
     return home
+
+
+class HomePath(click.Path):
+    """click's Path, a leading ~ or ~user made the home folder it names as path_flag
+    does: quoted or from a config, click checked "~/models" as given and said it did
+    not exist, or a folder named ~ was made where the command ran."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and _tilde_part(value) is not None:
+            value = os.path.expanduser(value)  # ~user of no user stays, and is not found
+        return super().convert(value, param, ctx)
 
 
 def _file_address_path(text: str) -> str | None:

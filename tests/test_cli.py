@@ -375,6 +375,28 @@ def test_a_tilde_left_unexpanded_is_the_home_folder(command, tmp_path):
     assert proc.stderr.count("\n") == 1 and sorted(os.listdir(home)) == ["in.png", "out.png"]
 
 
+
+def test_a_tilde_left_unexpanded_in_the_model_folder_is_the_home_folder(tmp_path):
+    # -m "~/models" was refused by click's own check, before any expansion: "Directory
+    # '~/models' does not exist", where -i and -o took the home folder.
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    from ncnn_sr.models import resolve_model
+
+    spec = resolve_model("realesr-animevideov3-x2")
+    for path in (spec.param_path, spec.bin_path):
+        shutil.copy(path, home / "models" / ("mine" + path.suffix))
+    env = {**os.environ, "HOME": str(home)}
+    proc = subprocess.run([CMD, "models", "-m", "~/models"], capture_output=True, text=True, cwd=tmp_path,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert any(line.startswith("mine ") for line in proc.stdout.splitlines()), proc.stdout
+    Image.fromarray(picture(6, 6)).save(home / "in.png")
+    proc = subprocess.run([CMD, "-i", "~/in.png", "-o", "~/out.png", "-m", "~/models", "-n", "mine", "-g", "-1"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(home / "out.png").size == (12, 12)
+
 def test_a_picture_skipped_as_existing_says_so_without_verbose(tmp_path):
     # Only -v said anything: a script's log could not tell a skip from a run.
     Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
@@ -1541,3 +1563,16 @@ def test_a_target_height_too_large_for_the_upright_picture_is_refused_from_its_h
     proc = run("-i", tmp_path / "p.png", "-o", tmp_path / "o.png", "-n", "realesr-animevideov3", "--height", height,
                "-g", "-1", check_ok=False)
     assert proc.returncode == 1 and said in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_every_path_flag_of_click_takes_a_tilde_as_the_home_folder(tmp_path, monkeypatch):
+    # fetch's --from and -o, bench's -i, --json and --markdown: "~/r.json" quoted was
+    # a file under a folder named ~ where the command ran.
+    from ncnn_sr.flags import HomePath
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert HomePath(dir_okay=False).convert("~/r.json", None, None) == str(tmp_path / "home" / "r.json")
+    assert HomePath(path_type=Path).convert("~nosuchuser9/r.json", None, None) == Path("~nosuchuser9/r.json")
+    (tmp_path / "~").mkdir()  # a folder so named where the command runs is the one meant
+    assert HomePath(dir_okay=False).convert("~/r.json", None, None) == "~/r.json"
