@@ -165,9 +165,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             raise SettingError(f"device must be 'auto', an index or a Device, got {describe(device)}")
         if model_path is not None and (not isinstance(model_path, PATH_TYPES) or not os.fspath(model_path)):
             raise SettingError(f"model_path must be a folder's path, got {no_path(model_path)}")
-        for name, value in (("tile", tile), ("tile_pad", tile_pad), ("overlap", overlap), ("threads", threads),
+        tile = checked_tile(tile)
+        for name, value in (("tile_pad", tile_pad), ("overlap", overlap), ("threads", threads),
                             ("concurrency", concurrency)):
-            if (value is None and name in ("tile", "concurrency")) or (
+            if (value is None and name == "concurrency") or (
                     value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool))):
                 raise SettingError(f"{name} must be a whole number, got {describe(value)}")
         # As Python ints, as checked_tile's, for the same overflow.
@@ -178,7 +179,6 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
             if not (isinstance(value, (bool, np.bool_)) or (value is None and name == "exact")):
                 raise SettingError(f"{name} must be True or False, got {describe(value)}")
         tta, exact = bool(tta), None if exact is None else bool(exact)
-        tile = checked_tile(tile)
         if threads is not None and not 1 <= threads <= devices.MAX_THREADS:
             # ncnn divides by it (a negative count crashed); far too many crashed too
             raise SettingError(f"threads must be 1 to {devices.MAX_THREADS}, got {threads}")
