@@ -330,6 +330,13 @@ def open_mended(path: str, warn: bool = False) -> Image.Image:
     if im.format == "HEIF" and avif.brand_passed_by(path):
         im.close()
         return _avif_by_brand(path)
+    if im.format == "TIFF":
+        # Pillow (13.0) memory-maps a one-strip uncompressed grey, palette or 16-bit
+        # grey TIFF opened by its path at the size its orientation turns it to, not
+        # the size stored: a page turned a quarter had its rows wrapped at the wrong
+        # width, scrambled without a word. Without its file's name Pillow reads the
+        # strip instead, as it reads any other TIFF.
+        im.filename = ""
     return im
 
 

@@ -302,6 +302,27 @@ def test_every_exif_orientation_turns_the_pixels_as_pillow_does(orientation, tmp
     assert out[0x0112] == 1
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("mode", ["L", "P", "I;16"])
+def test_an_uncompressed_grey_or_palette_tiff_turned_a_quarter_reads_as_its_pixels_turned(mode, orientation, tmp_path):
+    # Pillow memory-maps a one-strip uncompressed L, P or I;16 TIFF opened by its
+    # path at the size it states upright, not the size stored: turned a quarter
+    # (orientation 5-8), its rows were wrapped at the wrong width and the picture
+    # came out scrambled, its sides swapped, without a word.
+    stored = np.arange(5 * 3, dtype=np.uint8).reshape(5, 3) * 17
+    im = Image.fromarray(stored.astype(np.uint16) * 257) if mode == "I;16" else Image.fromarray(stored)
+    if mode == "P":
+        im.putpalette([v for i in range(256) for v in (i, 255 - i, i // 2)])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    im.save(tmp_path / "o.tif", exif=exif)
+    with Image.open(io.BytesIO((tmp_path / "o.tif").read_bytes())) as from_bytes:  # no memory map: turned right
+        expected = np.asarray(from_bytes.convert("RGB") if mode == "P" else from_bytes)
+    arr, _ = read_image(tmp_path / "o.tif")
+    assert arr.shape == expected.shape[:2] + (arr.shape[2],) == ((5, 3) if orientation < 5 else (3, 5)) + (arr.shape[2],)
+    assert np.array_equal(arr, expected.reshape(arr.shape))
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_colour_written_with_a_grey_pictures_info_keeps_its_colour(dtype, tmp_path):
     # The info of a grey picture with alpha (LA) wrote any RGBA array as LA: a picture
