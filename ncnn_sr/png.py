@@ -225,6 +225,14 @@ def read_png16(source: str | os.PathLike | bytes, channels: int) -> np.ndarray:
             with open(source, "rb") as f:
                 source = f.read()
         return _interlaced16(source, channels)
+    # FFmpeg (libavcodec 62) refuses the picture for an eXIf it cannot parse (begun
+    # with JPEG's Exif\0\0 header, damaged), where Pillow reads the 8-bit one. The
+    # pixels do not depend on it: Pillow reads the EXIF, and its orientation.
+    if isinstance(source, bytes) and b"eXIf" in source:
+        source = _without_exif(source)
+    elif not isinstance(source, bytes) and _read_chunks(source, lambda kind, length: kind == b"eXIf", past_pixels=True):
+        with open(source, "rb") as f:
+            source = _without_exif(f.read())
     try:
         with av.open(io.BytesIO(source) if isinstance(source, bytes) else ffmpeg_name(source)) as container:
             frame = next(container.decode(video=0), None)
@@ -237,6 +245,19 @@ def read_png16(source: str | os.PathLike | bytes, channels: int) -> np.ndarray:
         # What FFmpeg refuses in the file (an APNG frame outside its canvas, say),
         # where Pillow read the 8-bit picture: broken, as the readers say it.
         raise SyntaxError(f"FFmpeg cannot decode it: {e.strerror or e}") from None
+
+
+def _without_exif(data: bytes) -> bytes:
+    """The PNG ``data`` without its eXIf chunks; what follows a chunk cut short is
+    kept as it was."""
+    kept, at = [data[:len(SIGNATURE)]], len(SIGNATURE)
+    while at + 12 <= len(data):
+        end = at + 12 + struct.unpack_from(">I", data, at)[0]
+        if data[at + 4:at + 8] != b"eXIf":
+            kept.append(data[at:end])
+        at = end
+    kept.append(data[at:])
+    return b"".join(kept)
 
 
 # Adam7's passes: each one's first column and row, and its steps across and down.
