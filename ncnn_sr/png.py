@@ -213,8 +213,6 @@ def cut_palette_alpha(info: dict) -> bool:
 def read_png16(source: str | os.PathLike | bytes, channels: int) -> np.ndarray:
     """16-bit colour (or grey+alpha) PNG pixels, which Pillow can only read as 8-bit,
     through FFmpeg, as RGB or RGBA; ``source`` is the file's path or its bytes."""
-    import av  # only this rare case needs it
-
     if isinstance(source, bytes):
         head = source[:len(SIGNATURE) + 25]
     else:
@@ -225,14 +223,27 @@ def read_png16(source: str | os.PathLike | bytes, channels: int) -> np.ndarray:
             with open(source, "rb") as f:
                 source = f.read()
         return _interlaced16(source, channels)
-    # FFmpeg (libavcodec 62) refuses the picture for an eXIf it cannot parse (begun
-    # with JPEG's Exif\0\0 header, damaged), where Pillow reads the 8-bit one. The
-    # pixels do not depend on it: Pillow reads the EXIF, and its orientation.
-    if isinstance(source, bytes) and b"eXIf" in source:
-        source = _without_exif(source)
-    elif not isinstance(source, bytes) and _read_chunks(source, lambda kind, length: kind == b"eXIf", past_pixels=True):
-        with open(source, "rb") as f:
-            source = _without_exif(f.read())
+    try:
+        return _ffmpeg16(source, channels)
+    except SyntaxError:
+        # FFmpeg (libavcodec 62) refuses the whole picture for an ancillary chunk it
+        # cannot parse (an eXIf begun with JPEG's Exif\0\0 header, empty or damaged;
+        # an ICC profile of an unknown compression), where Pillow reads the 8-bit one,
+        # less a damaged chunk as libpng leaves it out (``mended``). The pixels do not
+        # depend on them, nor on the EXIF, whose orientation Pillow reads: tried again
+        # without them, which costs nothing where FFmpeg takes the file.
+        if not isinstance(source, bytes):
+            with open(source, "rb") as f:
+                source = f.read()
+        bare = _without_exif(mended(source)[0])
+        if bare == source:
+            raise
+        return _ffmpeg16(bare, channels)
+
+
+def _ffmpeg16(source: str | os.PathLike | bytes, channels: int) -> np.ndarray:
+    import av  # only this rare case needs it
+
     try:
         with av.open(io.BytesIO(source) if isinstance(source, bytes) else ffmpeg_name(source)) as container:
             frame = next(container.decode(video=0), None)

@@ -154,21 +154,24 @@ def test_sixteen_bit_colour_png_round_trips_exactly(channels, name, tmp_path, mo
 TIFF_EXIF = b"MM" + struct.pack(">HIHHHI4sI", 42, 8, 1, 0x010F, 2, 4, b"Cam\0", 0)  # Make, in its entry
 
 
-@pytest.mark.parametrize("body", [b"Exif\0\0" + TIFF_EXIF, b"not an exif", TIFF_EXIF[:12]],
-                         ids=["jpegs-exif-header", "no-exif", "cut-short"])
+@pytest.mark.parametrize("kind, body", [(b"eXIf", b"Exif\0\0" + TIFF_EXIF), (b"eXIf", b"not an exif"),
+                                        (b"eXIf", TIFF_EXIF[:12]), (b"iCCP", b"ICC Profile\0\1" + zlib.compress(b"x"))],
+                         ids=["jpegs-exif-header", "no-exif", "cut-short", "unknown-profile-compression"])
 @pytest.mark.parametrize("colour_type", [0, 2, 4, 6])
-def test_a_sixteen_bit_png_whose_exif_ffmpeg_cannot_parse_is_read_as_an_eight_bit_one_is(colour_type, body, tmp_path):
+def test_a_sixteen_bit_png_with_a_chunk_ffmpeg_cannot_parse_is_read_as_an_eight_bit_one_is(colour_type, kind, body,
+                                                                                          tmp_path):
     # FFmpeg (libavcodec 62), which reads the 16-bit PNGs Pillow reads in 8 bits
     # only, refused the picture for an eXIf it cannot parse (begun with JPEG's
-    # Exif\0\0 header, damaged), 'Invalid data found when processing input', where
-    # Pillow reads the same 8-bit PNG, and the EXIF too where it can. The pixels do
-    # not depend on it: the orientation is Pillow's to read.
+    # Exif\0\0 header, damaged) or a profile libpng and ncnn-sr leave out, 'Invalid
+    # data found when processing input', where Pillow reads the same 8-bit PNG, and
+    # the EXIF too where it can. The pixels do not depend on them: the orientation
+    # is Pillow's to read.
     channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
     values = np.random.default_rng(1).integers(0, 65536, (5, 7, channels)).astype(np.uint16)
-    (tmp_path / "e.png").write_bytes(png_bytes(values, 16, colour_type, png_chunk(b"eXIf", body)))
+    (tmp_path / "e.png").write_bytes(png_bytes(values, 16, colour_type, png_chunk(kind, body)))
     arr, info = read_image(tmp_path / "e.png")
     assert arr.dtype == np.uint16 and np.array_equal(arr, values[:, :, [0, 0, 0, 1]] if colour_type == 4 else values)
-    (tmp_path / "e8.png").write_bytes(png_bytes((values >> 8).astype(np.uint8), 8, colour_type, png_chunk(b"eXIf", body)))
+    (tmp_path / "e8.png").write_bytes(png_bytes((values >> 8).astype(np.uint8), 8, colour_type, png_chunk(kind, body)))
     assert info.exif == read_image(tmp_path / "e8.png")[1].exif
 
 
