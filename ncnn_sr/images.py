@@ -32,7 +32,7 @@ from .pixels import check_image, is_grey_colour, to_eight_bit
 from .signatures import cut_in_header, cut_riff
 from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, TEXT_KINDS, colour_chunks, cut_palette_alpha, \
-    grey_key_in_8_bits, palette_missing, png16, png_header, read_png16, text_chunks, write_png8
+    grey_key_in_8_bits, has_keyword, palette_missing, png16, png_header, read_png16, text_chunks, write_png8
 from .png import SIGNATURE as PNG_SIGNATURE, mended as mended_png, refusal as png_refusal
 
 log = logging.getLogger("ncnn_sr")
@@ -944,7 +944,7 @@ def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str
     texts = info.text_chunks
     if not isinstance(texts, (tuple, list)) or not all(
             isinstance(p, (tuple, list)) and len(p) == 2 and p[0] in TEXT_KINDS and isinstance(p[1], bytes)
-            and 1 <= p[1].find(b"\x00") <= 79
+            and has_keyword(p[1])
             for p in texts):  # written as given, another chunk or one without its keyword would break the png
         raise InputError(f"{path}: info.text_chunks must be (kind, data) pairs of bytes, the kind tEXt, zTXt or "
                          f"iTXt, the data a keyword of 1 to 79 bytes and a NUL byte before the rest; "

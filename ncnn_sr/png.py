@@ -153,7 +153,16 @@ def text_chunks(path: str | os.PathLike) -> tuple[tuple[bytes, bytes], ...]:
     png written from it carries, compressed or not as it was. () for a file that
     cannot be walked."""
     found = _read_chunks(path, lambda kind, length: kind in TEXT_KINDS, past_pixels=True)
-    return tuple((kind, data) for kind, data in found if data.split(b"\x00", 1)[0] != PNG_XMP_KEY)
+    # One without its keyword is damaged: libpng leaves it out, and written back it
+    # would make the png invalid.
+    return tuple((kind, data) for kind, data in found
+                 if has_keyword(data) and data.split(b"\x00", 1)[0] != PNG_XMP_KEY)
+
+
+def has_keyword(data: bytes) -> bool:
+    """Whether the text chunk's ``data`` starts with a keyword of 1 to 79 bytes and
+    the NUL byte after it, as PNG has each one."""
+    return 1 <= data.find(b"\x00") <= 79
 
 
 def _read_chunks(path: str | os.PathLike, wanted, past_pixels: bool) -> tuple[tuple[bytes, bytes], ...]:

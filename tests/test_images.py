@@ -418,6 +418,25 @@ def test_a_pngs_text_chunks_are_kept_in_a_png_written_from_it(depth, tmp_path):
         assert read_image(tmp_path / f"o.{fmt}")[0].shape == arr.shape
 
 
+@pytest.mark.parametrize("after_pixels", [False, True])
+@pytest.mark.parametrize("body", [b"no separator", b"\x00no keyword", b"k" * 80 + b"\x00too long a keyword"],
+                         ids=["no-nul", "empty-keyword", "long-keyword"])
+def test_a_text_chunk_without_a_keyword_is_left_out_not_the_picture(body, after_pixels, tmp_path):
+    # Kept as read, it failed the picture once upscaled, blamed on the output in the
+    # words of the library's check of info.text_chunks: "o.png: info.text_chunks
+    # must be (kind, data) pairs of bytes...". libpng leaves such a chunk out.
+    bad = png_chunk(b"tEXt", body)
+    good = [png_chunk(kind, text) for kind, text in AI_TEXT[:2]]
+    data = png_bytes(picture(6, 8), 8, 2, *good, *([] if after_pixels else [bad]))
+    if after_pixels:
+        data = data[:-12] + bad + data[-12:]
+    (tmp_path / "t.png").write_bytes(data)
+    arr, info = read_image(tmp_path / "t.png")
+    assert info.text_chunks == AI_TEXT[:2]
+    write_image(tmp_path / "o.png", arr, info)
+    assert text_in(tmp_path / "o.png") == list(AI_TEXT[:2])
+
+
 def test_a_pngs_xmp_is_kept_once_beside_its_text(tmp_path):
     xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><tiff:Orientation>1</tiff:Orientation></x:xmpmeta>'
     path = save_with_xmp(tmp_path / "x.png", rgb_image(), xmp)
