@@ -20,6 +20,10 @@ SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_CHUNK_SIZES = {b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"cICP": 4}
 # PNG's text chunks: Latin-1, compressed Latin-1, and UTF-8 (compressed or not).
 TEXT_KINDS = (b"tEXt", b"zTXt", b"iTXt")
+# The text chunks whose keyword says they hold the XMP, or the EXIF as ImageMagick
+# writes it, which Pillow reads as the picture's: written from ImageInfo.xmp and
+# .exif, their orientation reset where the picture was turned, not copied as they were.
+_CARRIED_ELSEWHERE = (PNG_XMP_KEY, b"Raw profile type exif")
 
 # zlib level for PNG: 1, the fastest, as OpenCV's default (what Real-ESRGAN's own
 # scripts write with). Level 6 (Pillow's default) took 3.3 s to write a 2048x2048
@@ -147,8 +151,9 @@ def colour_chunks(path: str | os.PathLike) -> tuple[tuple[bytes, bytes], ...]:
 
 def text_chunks(path: str | os.PathLike) -> tuple[tuple[bytes, bytes], ...]:
     """The text chunks (tEXt, zTXt, iTXt) of the PNG at ``path`` as (kind, data)
-    pairs, in the file's order, before its pixels or after them, but its XMP's
-    (``ImageInfo.xmp`` carries it): what a picture made by Stable Diffusion (its
+    pairs, in the file's order, before its pixels or after them, but its XMP's and
+    the EXIF ImageMagick writes as text (``ImageInfo.xmp`` and ``.exif`` carry
+    them) and those without a keyword: what a picture made by Stable Diffusion (its
     "parameters") or ComfyUI (its "prompt" and "workflow") was made with, which a
     png written from it carries, compressed or not as it was. () for a file that
     cannot be walked."""
@@ -156,7 +161,7 @@ def text_chunks(path: str | os.PathLike) -> tuple[tuple[bytes, bytes], ...]:
     # One without its keyword is damaged: libpng leaves it out, and written back it
     # would make the png invalid.
     return tuple((kind, data) for kind, data in found
-                 if has_keyword(data) and data.split(b"\x00", 1)[0] != PNG_XMP_KEY)
+                 if has_keyword(data) and data.split(b"\x00", 1)[0] not in _CARRIED_ELSEWHERE)
 
 
 def has_keyword(data: bytes) -> bool:

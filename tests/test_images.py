@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image, ImageChops, ImageCms
+from PIL import Image, ImageChops, ImageCms, PngImagePlugin
 
 from conftest import adam7_rows, ctrl_c_once_made, picture, png_bytes, png_chunk, png_data
 from ncnn_sr import InputError, budget, read_image, write_image
@@ -435,6 +435,28 @@ def test_a_text_chunk_without_a_keyword_is_left_out_not_the_picture(body, after_
     assert info.text_chunks == AI_TEXT[:2]
     write_image(tmp_path / "o.png", arr, info)
     assert text_in(tmp_path / "o.png") == list(AI_TEXT[:2])
+
+
+def test_an_exif_imagemagick_wrote_as_png_text_goes_once_as_exif_with_its_orientation_reset(tmp_path):
+    # ImageMagick writes a PNG's EXIF as a text chunk, "Raw profile type exif", which
+    # Pillow reads as its EXIF: the picture was turned by it and its EXIF written
+    # as eXIf, orientation 1, but the text was copied too, orientation 6 and all,
+    # which tools reading it (ImageMagick, exiv2's) took to turn the picture again.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "Cam"
+    body = exif.tobytes()
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif", f"\nexif\n{len(body):8}\n{body.hex()}\n", zip=True)
+    info.add_text("parameters", "a cat")
+    rgb_image(4, 6).save(tmp_path / "m.png", pnginfo=info)
+    arr, info = read_image(tmp_path / "m.png")
+    assert arr.shape[:2] == (6, 4) and [data.split(b"\0")[0] for _, data in info.text_chunks] == [b"parameters"]
+    write_image(tmp_path / "o.png", arr, info)
+    with Image.open(tmp_path / "o.png") as written:
+        written.load()
+        assert "Raw profile type exif" not in written.info and written.info["parameters"] == "a cat"
+        assert written.getexif()[0x0112] == 1 and written.getexif()[0x010F] == "Cam"
 
 
 def test_a_pngs_xmp_is_kept_once_beside_its_text(tmp_path):
