@@ -77,7 +77,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     """Upscale a picture, or each picture of a folder, with the Real-ESRGAN models:
     the flags, defaults and output names of the C++ realesrgan-ncnn-vulkan."""
     setup_logging(PROG, verbose)
-    # A FIFO's reader sees its end however the run ends: the drop-in writes files only.
+    # A FIFO's reader sees its end however the run ends, the picture written or not.
     pipe = OutputPipe(output_path)
     click.get_current_context().call_on_close(pipe.close)
     output_folder = names_a_folder(output_path)  # "out/": Path() drops the slash
@@ -107,7 +107,11 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
         # float() makes 1e400 infinite: the number typed is positive, and too large.
         large = " is too large:" if factor is not None and factor > 0 else ":"
         _refuse(f"invalid scale argument: -s {scale}{large} give a positive number, such as 2, 3 or 4")
-    # The reference reads a pipe (-i <(...), /dev/stdin) as it reads any file.
+    # The reference reads a pipe (-i <(...), /dev/stdin) as it reads any file, and writes
+    # into one named as a picture (a FIFO out.png) as into a file; one named otherwise
+    # (-o >(...) is /dev/fd/63) it refuses by its extension, as the run does here.
+    pipe_out = not output_folder and str(output_path) != STDIO and is_stream(output_path, reading=False) \
+        and output_path.suffix.lower().lstrip(".") in REFERENCE_FORMATS
     piped = video_in = None
     if str(input_path) != STDIO and is_stream(input_path, reading=True) and is_video_path(output_path) \
             and not output_folder:
@@ -116,14 +120,14 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             video_in = VideoInput(input_path, dash=False)
         except InputError as e:
             _refuse(command_words(e, FLAGS))
-    elif str(input_path) != STDIO and is_stream(input_path, reading=True):
+    elif str(input_path) != STDIO and is_stream(input_path, reading=True) or pipe_out:
         try:
-            piped = Streams(input_path, output_path, None, output_folder, dash=False)
+            piped = Streams(input_path, output_path, None, output_folder, dash=False, pipe_out=pipe_out)
         except InputError as e:
             _refuse(command_words(e, FLAGS))
         click.get_current_context().call_on_close(piped.close)  # an interrupt leaves by os._exit, past finally
         name_streams(piped.aliases)
-        input_path = piped.input
+        input_path, output_path = piped.input, piped.output
     # -t "$TILE" with TILE unset: the reference's atoi reads "" as 0 (auto), and so
     # each empty entry of a list ("0," is 0,0).
     tile = ",".join(part if part.strip() else "0" for part in tile.split(","))
@@ -150,7 +154,14 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             empty_folder_ok=True,
             warn_model_elsewhere=False,  # refused above, or its default folder, passed over unsaid
         )
-        _run(opts, video_in)
+        code = _run(opts, video_in)
+        if code == 0 and piped is not None:
+            pipe.reached = piped.output.exists()  # else the picture went to NAME.jpg.png, and the pipe is ended
+            try:
+                piped.deliver()
+            except InputError as e:
+                _refuse(command_words(e, FLAGS))
+        sys.exit(code)
     finally:
         if piped is not None:
             piped.close()
@@ -158,9 +169,9 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             video_in.close()
 
 
-def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
+def _run(opts: RunOptions, video_in: VideoInput | None = None) -> int:
     """Runs the flags ``opts`` as the reference would: only its output formats, and
-    JPEGs at its quality. Exits with the run's status."""
+    JPEGs at its quality. Returns the run's status (exits on a bad flag)."""
     # Here, as the work starts: numpy, ncnn and Pillow load with it, not for --help or a usage error.
     from .batch_cli import run, run_video
 
@@ -189,8 +200,8 @@ def _run(opts: RunOptions, video_in: VideoInput | None = None) -> None:
     jpeg = (opts.output.suffix if single else f".{fmt or 'png'}").lower() in (".jpg", ".jpeg")
     opts = replace(opts, fmt=fmt, quality=REFERENCE_JPEG_QUALITY if jpeg else None)
     if video:
-        sys.exit(run_video(PROG, opts, EncodeOptions(), src=video_in, flags=FlagNames("ncnn-sr video")))
-    sys.exit(run(PROG, opts, flags=FLAGS))
+        return run_video(PROG, opts, EncodeOptions(), src=video_in, flags=FlagNames("ncnn-sr video"))
+    return run(PROG, opts, flags=FLAGS)
 
 
 def reference_jobs(jobs: str) -> str:

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import InputError, cannot_write
-from .files import WINDOWS_CONSOLE, windows_device
+from .files import WINDOWS_CONSOLE, atomic_write, windows_device
 from .signals import HeldInterrupts, ctrl_c_signals
 
 STDIO = "-"
@@ -120,13 +120,17 @@ class Streams:
     ``output_folder`` says the output was written as a folder's, "out/");
     ``deliver()`` then hands the output to its stream; ``aliases`` maps each temporary
     path to the stream's words. A context manager: the files go when it ends.
-    ``dash`` False is the drop-in's way, the reference's: ``-`` is a file's name, and
-    the output is a file, never a stream; the messages offer only what it takes."""
+    ``dash`` False is the drop-in's way, the reference's: ``-`` is a file's name, the
+    output is a stream only where ``pipe_out`` says (a FIFO named as a picture, which
+    the reference fopens and writes into), and the messages offer only what it takes."""
 
     def __init__(self, input_path: str | os.PathLike, output_path: str | os.PathLike, fmt: str | None,
-                 output_folder: bool = False, dash: bool = True):
-        self._out_stream = _standard(os.fspath(output_path), False) \
-            if dash and is_stream(output_path, False) else None
+                 output_folder: bool = False, dash: bool = True, pipe_out: bool = False):
+        self._dash = dash
+        if dash:
+            self._out_stream = _standard(os.fspath(output_path), False) if is_stream(output_path, False) else None
+        else:
+            self._out_stream = os.fspath(output_path) if pipe_out else None
         self._folder = None
         self.aliases: dict[str, str] = {}
         self.input, self.output = Path(input_path), Path(output_path)
@@ -159,8 +163,9 @@ class Streams:
             if self._out_stream is not None:
                 self.output = self._folder / f"output.{self._format(fmt)}"
                 words = shown(self._out_stream, reading=False)
-                # A jpg asked for a picture with transparency is written as png (pipeline).
-                self.aliases[f"{self.output}.png"] = f"{words} (as png)"
+                # A jpg asked for a picture with transparency is written as png (pipeline):
+                # the reference writes it as the file NAME.jpg.png beside the pipe.
+                self.aliases[f"{self.output}.png"] = f"{words} (as png)" if dash else f"{words}.png"
                 self.aliases[str(self.output)] = words
         except BaseException:
             self.close()
@@ -197,10 +202,15 @@ class Streams:
             return output_format(f"x.{fmt}") if fmt else "png"
 
     def deliver(self) -> None:
-        """Hand the finished output to its stream."""
+        """Hand the finished output to its stream (for the drop-in, a picture written
+        as png where a jpg was asked goes to the file NAME.jpg.png instead)."""
         if self._out_stream is None:
             return
         made_as = self.output if self.output.exists() else Path(f"{self.output}.png")  # see the aliases
+        if made_as != self.output and not self._dash:
+            with open(made_as, "rb") as made:
+                atomic_write(f"{self._out_stream}.png", lambda file: shutil.copyfileobj(made, file))
+            return
         try:
             with open(made_as, "rb") as made:
                 if self._out_stream == STDIO:

@@ -101,7 +101,7 @@ def test_fifos_as_a_shell_gives_them_for_process_substitution(tmp_path):
     (False, ["-i", ""], "-i is empty"),
     (False, ["-i", "pics"], "the pictures of a folder cannot all go to"),
     (True, ["-i", "text.png"], "text.png failed: not a picture"),
-    (True, ["-i", "in.png"], "not a regular file"),  # the drop-in writes files only
+    (True, ["-i", "in.png", "-t", "5"], "invalid tilesize argument"),
     ("video", ["-i", ""], "-i is empty"),
     ("video", ["-i", "pics"], "the videos of a folder cannot all go to"),
 ])
@@ -126,6 +126,61 @@ def test_a_fifo_given_as_the_output_of_a_failed_run_is_closed_for_its_reader(dro
         pytest.fail(f"the reader of the FIFO was still waiting 10 s after the run: {proc.stderr}")
     assert got == [b""]
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and said in proc.stderr, proc.stderr
+
+
+def _drain(fifo, got):
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)
+    reader.start()
+    return reader
+
+
+def test_the_drop_in_writes_into_a_fifo_named_as_a_picture_as_the_reference_does(tmp_path):
+    # The reference fopens -o and writes into a named pipe; the drop-in refused it
+    # ('cannot write out.png: not a regular file'), and its reader got nothing.
+    Image.fromarray(picture(6, 8)).save(tmp_path / "in.png")
+    fifo = tmp_path / "out.JPG"
+    os.mkfifo(fifo)
+    got = []
+    reader = _drain(fifo, got)
+    proc = subprocess.run([DROPIN, "-i", "in.png", "-o", fifo.name, "-f", "png", *FAST], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    reader.join(10)
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(io.BytesIO(got[0])) as im:  # its name's format, whatever -f says, as for a file
+        assert im.format == "JPEG" and im.size == (16, 12)
+    assert "-f png ignored: out.JPG is written as jpg" in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.png", "out.JPG"] and fifo.is_fifo()
+
+
+def test_the_drop_in_writes_a_picture_with_alpha_asked_into_a_jpg_fifo_beside_it_as_png(tmp_path):
+    # As the reference, which writes out.jpg.png as a file and leaves the pipe alone:
+    # its reader sees the end, and the warning names the file written.
+    Image.fromarray(picture(6, 8, channels=4)).save(tmp_path / "in.png")
+    fifo = tmp_path / "out.jpg"
+    os.mkfifo(fifo)
+    got = []
+    reader = _drain(fifo, got)
+    proc = subprocess.run([DROPIN, "-i", "in.png", "-o", fifo.name, *FAST], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    reader.join(10)
+    assert proc.returncode == 0, proc.stderr
+    assert got == [b""]
+    assert "has alpha channel" in proc.stderr and "writing out.jpg.png" in proc.stderr, proc.stderr
+    with Image.open(tmp_path / "out.jpg.png") as im:
+        assert im.format == "PNG" and im.mode == "RGBA" and im.size == (16, 12)
+
+
+def test_the_drop_in_refuses_a_fifo_named_as_no_picture_as_the_reference_does(tmp_path):
+    Image.fromarray(picture(6, 8)).save(tmp_path / "in.png")
+    fifo = tmp_path / "out"
+    os.mkfifo(fifo)
+    got = []
+    reader = _drain(fifo, got)
+    proc = subprocess.run([DROPIN, "-i", "in.png", "-o", fifo.name, *FAST], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    reader.join(10)
+    assert proc.returncode == 1 and "out has no extension" in proc.stderr and proc.stderr.count("\n") == 1
+    assert got == [b""]
 
 
 def test_a_folder_and_a_stream_do_not_go_together(tmp_path):
