@@ -19,7 +19,7 @@ from .console import name_streams, setup_logging
 from .errors import FlagNames, InputError, command_words
 from .flags import REFERENCE_JOBS, OnePathCommand, RunOptions, path_flag
 from .path_names import names_a_folder, video_by_its_output
-from .streams import STDIO, OutputPipe, Streams, VideoInput, is_stream
+from .streams import STDIO, OutputPipe, Streams, VideoInput, VideoOutput, is_stream
 from .typed_numbers import decimal_number
 from .video_options import EncodeOptions, is_video_input, is_video_path
 
@@ -154,7 +154,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             empty_folder_ok=True,
             warn_model_elsewhere=False,  # refused above, or its default folder, passed over unsaid
         )
-        code = _run(opts, video_in)
+        code = _run(opts, video_in, pipe)
         if code == 0 and piped is not None:
             pipe.reached = piped.output.exists()  # else the picture went to NAME.jpg.png, and the pipe is ended
             try:
@@ -169,9 +169,10 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             video_in.close()
 
 
-def _run(opts: RunOptions, video_in: VideoInput | None = None) -> int:
+def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int:
     """Runs the flags ``opts`` as the reference would: only its output formats, and
-    JPEGs at its quality. Returns the run's status (exits on a bad flag)."""
+    JPEGs at its quality; a video into a FIFO (``pipe``) as ncnn-sr video writes one.
+    Returns the run's status (exits on a bad flag)."""
     # Here, as the work starts: numpy, ncnn and Pillow load with it, not for --help or a usage error.
     from .batch_cli import run, run_video
 
@@ -200,7 +201,21 @@ def _run(opts: RunOptions, video_in: VideoInput | None = None) -> int:
     jpeg = (opts.output.suffix if single else f".{fmt or 'png'}").lower() in (".jpg", ".jpeg")
     opts = replace(opts, fmt=fmt, quality=REFERENCE_JPEG_QUALITY if jpeg else None)
     if video:
-        return run_video(PROG, opts, EncodeOptions(), src=video_in, flags=FlagNames("ncnn-sr video"))
+        video_out = None
+        # Named as a video, as a picture's pipe is named as a picture: /dev/stdout and
+        # /dev/fd/63 stay refused, which name no container.
+        if not into_folder and is_video_path(opts.output) and is_stream(opts.output, reading=False):
+            try:
+                video_out = VideoOutput(opts.output)  # Matroska, as it is made, as ncnn-sr video -o >(...)
+            except InputError as e:
+                _refuse(command_words(e, FLAGS))
+            pipe.reached = True
+        try:
+            return run_video(PROG, opts, EncodeOptions(), src=video_in, dst=video_out,
+                             flags=FlagNames("ncnn-sr video"))
+        finally:
+            if video_out is not None:
+                video_out.close()
     return run(PROG, opts, flags=FLAGS)
 
 

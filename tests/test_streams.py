@@ -183,6 +183,22 @@ def test_the_drop_in_refuses_a_fifo_named_as_no_picture_as_the_reference_does(tm
     assert got == [b""]
 
 
+def test_the_drop_in_writes_a_video_into_a_fifo_as_ncnn_sr_video_does(tmp_path):
+    # It refused the pipe ('cannot write out.mkv: not a regular file'), where ncnn-sr
+    # video -o >(...) and the drop-in's picture into a FIFO write into it.
+    clip = make_clip(tmp_path / "in.mp4", frames=3, width=16, height=12)
+    fifo = tmp_path / "out.mkv"
+    os.mkfifo(fifo)
+    got = []
+    reader = _drain(fifo, got)
+    proc = subprocess.run([DROPIN, "-i", clip.name, "-o", fifo.name, *FAST], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    reader.join(30)
+    assert proc.returncode == 0, proc.stderr
+    frames, size, kinds = decoded(got[0])
+    assert len(frames) == 3 and size == (32, 24) and kinds == ["video", "audio"]
+
+
 def test_a_folder_and_a_stream_do_not_go_together(tmp_path):
     (tmp_path / "pics").mkdir()
     Image.fromarray(picture(6, 6)).save(tmp_path / "pics" / "a.png")
