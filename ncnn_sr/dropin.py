@@ -97,6 +97,9 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     if model_path != DEFAULT_MODEL_FOLDER and not model_path.exists():
         click.echo(f"{PROG}: error: model folder {model_path} does not exist", err=True)
         sys.exit(1)
+    if model_path != DEFAULT_MODEL_FOLDER and not model_path.is_dir():
+        # Else said to lack the model, as a path through the file (in.png/NAME.param).
+        _refuse(f"model folder {model_path} is not a folder")
     if click.get_current_context().get_parameter_source("model_path") is ParameterSource.DEFAULT \
             and not model_path.is_dir():
         # No -m given: a file named models where the command runs is no model folder of

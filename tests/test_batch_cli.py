@@ -1052,6 +1052,17 @@ def test_a_model_folder_given_to_the_dropin_that_does_not_exist_is_an_error(tmp_
     assert size_of(tmp_path / "o.png") == (16, 16)
 
 
+def test_a_file_given_to_the_dropin_as_its_model_folder_is_said_to_be_none(tmp_path):
+    # It said "file in.png/realesr-animevideov3-x2.param not found in the -m folder;
+    # leave -m out", a path through a file, as if a folder lacked the model.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-s", "2", "-m", "in.png", cwd=tmp_path,
+               check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == "realesrgan-ncnn-vulkan: error: model folder in.png is not a folder\n"
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_a_model_folder_given_to_the_dropin_without_the_model_is_refused_as_the_reference_fails(tmp_path):
     # -m mine ran the installed model in its stead, unsaid, where the reference looks
     # in mine alone and fails; mine's model was meant.
