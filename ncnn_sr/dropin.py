@@ -189,15 +189,17 @@ def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int
     fmt = opts.fmt
     if fmt is not None and video:
         # One file, from a pipe too, named by its extension (a folder is refused by the run).
-        if not into_folder:
+        if not into_folder and fmt.strip():
             log.warning("-f %s ignored: %s is written as its extension says", fmt, opts.output)
         fmt = None
     elif fmt is not None and fmt.lower() not in REFERENCE_FORMATS:
         if not single:
             also = " (ncnn-sr writes gif and avif)" if fmt.lower() in ("gif", "avif") else ""
             _refuse(f"invalid format argument: -f {fmt}: give png, jpg or webp{also}")
-        # The reference takes a file's format from its extension, whatever -f says.
-        log.warning("-f %s ignored: %s is written as its extension says", fmt, opts.output)
+        # The reference takes a file's format from its extension, whatever -f says; an
+        # empty -f ("$FMT" unset) asked for nothing, and it says nothing.
+        if fmt.strip():
+            log.warning("-f %s ignored: %s is written as its extension says", fmt, opts.output)
         fmt = None
     # A quality would make WebP lossy: it is given only where the outputs are JPEGs
     # (a file takes its own extension, a folder -f's).

@@ -1310,6 +1310,14 @@ def test_an_unknown_format_is_refused_for_a_folder_and_ignored_for_a_file_as_by_
     assert size_of(tmp_path / "o.png") == (32, 24)
 
 
+def test_an_empty_format_for_a_file_is_passed_over_unsaid_as_by_the_reference(tmp_path):
+    # -f "$FMT" with FMT unset: the reference takes the file's extension without a
+    # word; the drop-in warned "-f  ignored: o.png is written as its extension says".
+    pictures(tmp_path, ["a.png"])
+    proc = run(DROPIN, "-i", "a.png", "-o", "o.png", "-f", "", *X2_CPU, cwd=tmp_path)
+    assert "warning" not in proc.stderr and size_of(tmp_path / "o.png") == (32, 24)
+
+
 @pytest.mark.parametrize("fmt", ["jpg", "bmp"])
 @pytest.mark.parametrize("piped", [False, True])
 def test_a_format_given_for_a_video_is_said_to_be_ignored(fmt, piped, tmp_path):
