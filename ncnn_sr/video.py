@@ -33,7 +33,8 @@ import numpy as np
 
 from . import cover_atom, isobmff, timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
-from .errors import FlagNames, InputError, cannot_write, describe, in_one_line, write_error_type
+from .errors import (FlagNames, InputError, SettingError, cannot_write, describe, file_path, in_one_line,
+                     write_error_type)
 from .resample import resize
 from .signals import HeldInterrupts, ctrl_c_signals
 from .files import check_named_as_file, ffmpeg_name, mode_for, temp_stem, write_target
@@ -599,9 +600,20 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     that cannot be used (raised before any file is opened), ``src`` when it cannot be
     read or decoded, ``dst`` when the video cannot be encoded or written.
     """
+    # Each was a bare TypeError or AttributeError, some once the input was open.
+    if not isinstance(src, VideoInput):
+        src = file_path(src, "upscale_video")
+    if not callable(frames):
+        raise SettingError(f"upscale_video's frames must be a function of the decoded frames, got {describe(frames)}")
+    if not isinstance(options, EncodeOptions):
+        raise SettingError(f"upscale_video's options must be EncodeOptions, got {describe(options)}")
+    if progress is not None and not callable(progress):
+        raise SettingError(f"upscale_video's progress must be a function of the frames done, or None, "
+                           f"got {describe(progress)}")
     piped = isinstance(dst, VideoOutput)  # written as it is made, not renamed into place
-    if not piped and isinstance(dst, (str, bytes, os.PathLike)):
-        check_named_as_file(os.fsdecode(dst), "the video, such as out.mp4")  # "out.mp4/" was written as out.mp4
+    if not piped:
+        dst = file_path(dst, "upscale_video")
+        check_named_as_file(dst, "the video, such as out.mp4")  # "out.mp4/" was written as out.mp4
     dst = dst if piped else Path(dst)
     encoder = video_encoder(dst, options, flags)
     part = None
@@ -1615,6 +1627,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     first_shape = None
     frames = frames_fn(decoded())
     try:
+        if not isinstance(frames, Iterable):  # None was a bare TypeError
+            raise InputError(f"cannot write {dst}: the frames function gave {describe(frames)}, not the frames: "
+                             "an iterable of them is wanted")
         index = -1
         for index, image in enumerate(frames):
             _check_frame(image, index, first_shape, dst)

@@ -3961,6 +3961,36 @@ def test_a_frames_function_that_gives_more_or_fewer_frames_than_it_takes_is_refu
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
+def same(frames):
+    return frames
+
+
+@pytest.mark.parametrize("src, dst, frames, options, progress, said", [
+    (None, "out.mp4", same, EncodeOptions(), None, "upscale_video needs a file's path, got None"),
+    ("in.mp4", None, same, EncodeOptions(), None, "upscale_video needs a file's path, got None"),
+    ("in.mp4", 5, same, EncodeOptions(), None, "upscale_video needs a file's path, got 5"),
+    ("in.mp4", "out.mp4", None, EncodeOptions(), None,
+     "upscale_video's frames must be a function of the decoded frames, got None"),
+    ("in.mp4", "out.mp4", same, "fast", None, "upscale_video's options must be EncodeOptions, got 'fast'"),
+    ("in.mp4", "out.mp4", same, {"crf": 16}, None,
+     "upscale_video's options must be EncodeOptions, got {'crf': 16}"),
+    ("in.mp4", "out.mp4", same, EncodeOptions(), 5,
+     "upscale_video's progress must be a function of the frames done, or None, got 5"),
+    ("in.mp4", "out.mp4", lambda frames: None, EncodeOptions(), None,
+     "cannot write out.mp4: the frames function gave None, not the frames: an iterable of them is wanted"),
+])
+def test_upscale_video_given_arguments_it_cannot_use_says_so_in_one_line(src, dst, frames, options, progress, said,
+                                                                         tmp_path, monkeypatch):
+    # found by a check of the library's faults: each was a bare TypeError or
+    # AttributeError ("'str' object has no attribute 'codec'"), some once the input was open
+    monkeypatch.chdir(tmp_path)
+    make_clip(tmp_path / "in.mp4", frames=2)
+    with pytest.raises(InputError) as refused:
+        upscale_video(src, dst, frames, options, progress)
+    assert str(refused.value) == said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
 def test_a_video_the_user_cannot_read_is_said_to_be_unreadable_not_no_video(tmp_path):
     # It was "not a video FFmpeg can read (Permission denied)", of a good video.
     make_clip(tmp_path / "v.mp4", frames=2, width=16, height=16, audio=None)
