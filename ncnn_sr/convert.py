@@ -270,6 +270,9 @@ def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, tri
     does not run is a ModelError, and replaces nothing."""
     if not isinstance(model, ConvertedModel):
         raise ModelError(f"the model must be a ConvertedModel, got {describe(model)}")
+    for value, what in ((overwrite, "overwrite"), (trial, "trial")):
+        if not isinstance(value, (bool, np.bool_)):  # overwrite="no" is true: it replaced the model there
+            raise SettingError(f"{what} must be True or False, got {describe(value)}")
     folder = Path(file_path(folder, "write_model", ModelError, "a folder's path"))
     check_target(folder, name, overwrite)
     if not folder.is_dir():  # else the error named a hidden temporary file in it

@@ -130,7 +130,8 @@ class SettingError(InputError, ValueError):
     """A setting the library cannot run with, given to an Upscaler or its upscale, a
     Pipeline, a Lane, ordered_map, a Job, plan_jobs, EncodeOptions, upscale_video (its
     frames function, options or progress), model_name_for (a scale), convert_weights
-    (a scale or fp16), interpolate_weights (a weight), mix_models or denoised_model: an
+    (a scale or fp16), interpolate_weights (a weight), write_model (overwrite or
+    trial), fetch_model (force or progress), mix_models or denoised_model: an
     InputError as the library's other refusals, and a ValueError, as these were raised
     first."""
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .errors import ModelError, NcnnSrError, Option, describe, file_path
+from .errors import ModelError, NcnnSrError, Option, SettingError, describe, file_path
 from .files import check_folder, folder_made
 from .download import Downloaded, Source, download_part, partial_path, verify_file
 from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, resolve_model
@@ -66,6 +66,11 @@ def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str
     model could not be written (a full disk)."""
     from . import checkpoint, convert  # numpy and the converter: only a fetch needs them
 
+    # force="no", being true, fetched the model again; progress=5 failed once the download began.
+    if not isinstance(force, bool):
+        raise SettingError(f"force must be True or False, got {describe(force)}")
+    if progress is not None and not callable(progress):
+        raise SettingError(f"progress must be a function of (done, total), or None, got {describe(progress)}")
     source = source_of(name) if source is None else source
     entry = catalog()[name]
     folder = fetched_model_folder() if folder is None else Path(file_path(folder, "fetch_model", ModelError,

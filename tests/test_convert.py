@@ -963,6 +963,19 @@ def test_numpy_numbers_are_taken_and_a_non_bool_fp16_or_a_non_string_name_refuse
         name_scale(None)
 
 
+@pytest.mark.parametrize("flag", ["overwrite", "trial"])
+def test_write_model_refuses_a_flag_that_is_no_bool_and_leaves_the_pair_there(flag, tmp_path):
+    # found by a check of the library's faults: overwrite="no", being true, replaced
+    # the model there, as fp16="no" stored fp16 before convert_weights refused it
+    old = write_model(convert_weights(random_compact(seed=1)), tmp_path, "m", trial=False)
+    before = old.param_path.read_bytes(), old.bin_path.read_bytes()
+    with pytest.raises(SettingError) as refused:
+        write_model(convert_weights(random_compact(seed=2)), tmp_path, "m", **{flag: "no"})
+    assert str(refused.value) == f"{flag} must be True or False, got 'no'"
+    assert (old.param_path.read_bytes(), old.bin_path.read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.param"]
+
+
 def test_writing_into_a_missing_folder_names_the_model_not_a_temporary_file(tmp_path):
     with pytest.raises(InputError) as e:
         write_model(convert_weights(random_compact()), tmp_path / "missing", "x")

@@ -21,7 +21,7 @@ from test_convert import random_compact, random_rrdb
 
 from ncnn_sr import Upscaler, cli, fetch
 from ncnn_sr.download import DownloadError, Source, download, partial_path
-from ncnn_sr.errors import FlagNames, InputError, ModelError
+from ncnn_sr.errors import FlagNames, InputError, ModelError, SettingError
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -295,6 +295,20 @@ def test_a_fetched_model_broken_since_is_named_with_force_to_mend_it(server, tmp
         fetch.fetch_model("realesr-general-x4v3", tmp_path, source=source)
     assert caught.value.said(FlagNames()).endswith("fetch it again with --force")  # as ncnn-sr fetch says it
     assert fetch.fetch_model("realesr-general-x4v3", tmp_path, source=source, force=True).bin_path.stat().st_size > 100
+
+
+@pytest.mark.parametrize("setting, said", [
+    ({"force": "no"}, "force must be True or False, got 'no'"),
+    ({"progress": 5}, "progress must be a function of (done, total), or None, got 5"),
+])
+def test_a_force_or_progress_it_cannot_use_is_refused_before_the_download(setting, said, server, tmp_path):
+    # found by a check of the library's faults: force="no", being true, fetched a
+    # model there again, and progress=5 was a bare TypeError once the download began
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    with pytest.raises(SettingError) as refused:
+        fetch.fetch_model("realesr-general-x4v3", tmp_path / "models", source=source, **setting)
+    assert str(refused.value) == said
+    assert server.ranges_asked == [] and os.listdir(tmp_path) == ["w.pth"]
 
 
 def test_force_over_a_write_protected_fetched_model_is_refused_before_the_download(server, tmp_path):
