@@ -14,13 +14,17 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from .errors import InputError, SettingError, describe
+
 
 class Repeats:
-    """``upscale`` (a function from an iterable of frames to an iterator of their
+    """``upscale`` (a function from an iterable of frames to an iterable of their
     outputs, in order) run over ``frames`` less their repeats; ``count`` says how many
     frames were repeats once the outputs have all been taken."""
 
-    def __init__(self, upscale: Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]]):
+    def __init__(self, upscale: Callable[[Iterable[np.ndarray]], Iterable[np.ndarray]]):
+        if not callable(upscale):  # else a bare TypeError once a video was open
+            raise SettingError(f"Repeats needs a function of the frames, got {describe(upscale)}")
         self.upscale = upscale
         self.count = 0
 
@@ -41,7 +45,10 @@ class Repeats:
                     yield frame
 
         outputs = self.upscale(unrepeated())
-        return self._in_order(outputs, repeats)
+        if not isinstance(outputs, Iterable):
+            raise InputError(f"Repeats' function gave {describe(outputs)}, not the outputs: an iterable of them is wanted")
+        # iter(): a list, as upscale_video takes from its frames function, was no iterator for next()
+        return self._in_order(iter(outputs), repeats)
 
     def _in_order(self, outputs: Iterator[np.ndarray], repeats: collections.deque) -> Iterator[np.ndarray]:
         last = None

@@ -10,6 +10,7 @@ import pytest
 
 from media import make_clip
 from ncnn_sr.engine import Upscaler
+from ncnn_sr.errors import InputError, SettingError
 from ncnn_sr.lanes import Lane, ordered_map
 from ncnn_sr.repeats import Repeats
 from ncnn_sr.video import upscale_video
@@ -41,6 +42,21 @@ def test_repeats_get_their_predecessors_output_and_only_new_frames_are_upscaled(
 def test_no_frames_and_one_frame():
     assert list(Repeats(lambda fs: (f for f in fs))([])) == []
     assert len(list(Repeats(lambda fs: (f for f in fs))([frame(5)]))) == 1
+
+
+def test_a_function_that_gives_a_list_is_taken_and_what_is_no_function_or_gives_no_frames_refused():
+    # found by a check of the library's faults: a list of outputs, which upscale_video
+    # takes from its frames function, was a bare TypeError ("'list' object is not an
+    # iterator") through Repeats, as None was; Repeats(5) failed only once a video was open
+    frames = [frame(1), frame(1), frame(2)]
+    repeats = Repeats(lambda fs: [f * 2 for f in fs])
+    assert [int(o[0, 0, 0]) for o in repeats(frames)] == [2, 2, 4] and repeats.count == 1
+    with pytest.raises(SettingError) as refused:
+        Repeats(5)
+    assert str(refused.value) == "Repeats needs a function of the frames, got 5"
+    with pytest.raises(InputError) as refused:
+        list(Repeats(lambda fs: None)(frames))
+    assert str(refused.value) == "Repeats' function gave None, not the outputs: an iterable of them is wanted"
 
 
 def test_an_upscaler_that_fails_fails_the_run_and_is_closed_when_the_run_is():
