@@ -152,6 +152,9 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     done: dict[int, object] = {}
     ready = threading.Condition()
     total = [None]  # how many items there were, once the feeder knows
+    # Whether the feeder stopped at the cancel, an item taken and not handed on: the
+    # items it handed on are then not all there were.
+    cut = [False]
     several = len({id(lane.upscaler) for lane in lanes}) > 1
     upscalers = {id(lane.upscaler) for lane in serving}
     down: set[int] = set()  # the ids of the upscalers taken out
@@ -183,8 +186,10 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
             for item in items:
                 while not slots.acquire(timeout=0.1):
                     if cancel.is_set():
+                        cut[0] = True
                         return
                 if cancel.is_set():
+                    cut[0] = True
                     return
                 todo.put((count, item))
                 count += 1
@@ -250,6 +255,8 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
                         raise Cancelled
                     ready.wait(0.1)
                 if index not in done:
+                    if cut[0]:  # ended as if the items ran out, without a word
+                        raise Cancelled
                     return  # every item was yielded
                 result = done.pop(index)
             slots.release()

@@ -1053,6 +1053,19 @@ def test_ordered_map_cancelled_from_outside_ends_with_cancelled():
     assert got == list(range(len(got))) and len(got) <= 6
 
 
+def test_ordered_map_cancelled_before_it_starts_ends_with_cancelled_not_as_if_the_items_ran_out():
+    # found by a check of the README's claims: the feeder, stopped by the cancel with
+    # an item taken, counted the items it had handed on as all there were, and the
+    # generator ended without a word, as if no frame had come (0 of 3 in most runs)
+    frames = [np.zeros((2, 2, 3), np.uint8)] * 3
+    for _ in range(20):
+        cancel = threading.Event()
+        cancel.set()
+        with pytest.raises(workers_mod.Cancelled):
+            within(30, lambda: list(ordered_map([Lane(SlowFake(0), 1)], frames, lambda up, f: up.upscale(f),
+                                                cancel=cancel)))
+
+
 def test_a_ctrl_c_out_of_a_worker_s_start_in_ordered_map_still_stops_its_threads(monkeypatch):
     # Thread.start waits for the thread to run, and a Ctrl-C can come out of that wait
     # with it running: before the try that sets the cancel, the feeder took the video's
