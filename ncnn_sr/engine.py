@@ -27,7 +27,7 @@ from .choices import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .devices import Device
 from .dysample import offsets_of
 from .errors import DeviceError, InputError, ModelError, SettingError, describe, no_path
-from .fixed import Fixed
+from .fixed import Fixed, FixedArguments
 from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
 from .netsplit import network_reach, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, bicubic_net, group_norm_weights
@@ -99,7 +99,7 @@ def checked_tile(tile) -> int:
     return tile
 
 
-class Upscaler(TileChoice, WindowRunner, StagedRun):
+class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
     """One model on one device.
 
     ``model`` is a catalog name, a ``.param`` path or a ``ModelSpec``; a spec made by
@@ -150,8 +150,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun):
     InputError and a ValueError) for a setting of the wrong kind or out of range.
 
     ``spec``, ``tta``, ``alpha``, ``tile_pad`` and ``overlap`` read back as attributes,
-    fixed when it is made: setting one is an AttributeError. ``tile`` alone may be set
-    later, checked as here.
+    fixed when it is made: setting one, or another argument (``precision``), is an
+    AttributeError. ``tile`` alone may be set later, checked as here.
     """
 
     def __init__(self, model: str | bytes | os.PathLike | ModelSpec, device: str | int | Device = "auto",

@@ -1,6 +1,15 @@
 """Settings fixed when an object is made, read back as its attributes."""
 from __future__ import annotations
 
+import functools
+import inspect
+
+
+def _refused(obj, name: str, argument: str) -> AttributeError:
+    kind = type(obj).__name__
+    article = "an" if kind[0] in "AEIOU" else "a"
+    return AttributeError(f"{article} {kind}'s {name} is fixed when it is made: make another with {argument}=")
+
 
 class Fixed:
     """A setting read as an attribute, kept in the owner's ``_name``; set, an
@@ -20,7 +29,24 @@ class Fixed:
         return self if obj is None else getattr(obj, self._slot)
 
     def __set__(self, obj, value) -> None:
-        kind = type(obj).__name__
-        article = "an" if kind[0] in "AEIOU" else "a"
-        raise AttributeError(f"{article} {kind}'s {self._name} is fixed when it is made: "
-                             f"make another with {self._argument}=")
+        raise _refused(obj, self._name, self._argument)
+
+
+@functools.lru_cache(maxsize=None)
+def _arguments(cls: type) -> frozenset[str]:
+    return frozenset(inspect.signature(cls.__init__).parameters) - {"self"}
+
+
+class FixedArguments:
+    """Refuses, as a Fixed setting is refused, setting an argument of the
+    constructor that the object keeps under another name (an Upscaler's precision, a
+    Pipeline's scale): that made an attribute nothing reads, and the object went on
+    as it was made, without a word. A Fixed setting, and a property with a setter
+    (an Upscaler's tile), are left to themselves."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if not name.startswith("_") and name in _arguments(type(self)):
+            held = getattr(type(self), name, None)
+            if not isinstance(held, Fixed) and not (isinstance(held, property) and held.fset is not None):
+                raise _refused(self, name, name)
+        super().__setattr__(name, value)

@@ -36,7 +36,7 @@ from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .failover import Failover, tried
-from .fixed import Fixed
+from .fixed import Fixed, FixedArguments
 from .images import checked_quality, write_image
 from .jobs import Job, Plan
 from .lanes import Lane, UpscalingFailed, check_lanes, ordered_map, whole_at_least_1
@@ -75,7 +75,7 @@ def _not_jobs(given) -> SettingError:
     return SettingError(f"jobs must be Jobs, as plan_jobs gives them, got {describe(given)}")
 
 
-class Pipeline(Loading, Failover):
+class Pipeline(Loading, Failover, FixedArguments):
     """Runs jobs through the ``lanes``: ``load_workers`` threads read pictures, each
     lane's workers upscale them on its Upscaler, ``save_workers`` threads write them,
     and the queues between hold at most ``queue_size`` pictures. Each picture is
@@ -128,7 +128,8 @@ class Pipeline(Loading, Failover):
     A failure's hint names the option that gets past it as the library's argument
     ("metadata=False"), or, given a command's ``flags``, as its flag ("--no-metadata").
     ``lanes`` (a tuple), ``load_workers`` and ``save_workers`` read back as attributes,
-    fixed when it is made: setting one is an AttributeError."""
+    fixed when it is made: setting one, or another argument (``scale``), is an
+    AttributeError."""
 
     lanes = Fixed("The lanes, a tuple: each an Upscaler and its proc workers.")
     load_workers = Fixed("The threads that read pictures.")

@@ -1078,6 +1078,18 @@ def test_an_upscalers_setting_fixed_when_made_refuses_a_change(cpu_upscalers, na
     assert getattr(up, name) is before
 
 
+@pytest.mark.parametrize("name", ["model", "device", "precision", "exact", "threads", "concurrency", "model_path"])
+def test_an_upscalers_other_arguments_set_later_are_refused_not_taken_without_effect(cpu_upscalers, name):
+    # found by a check of the README's claims: up.precision = "fp32" made an attribute
+    # nothing reads, and the calls went on in the precision it was made with, without
+    # a word (up.device's refusal said only that a property has no setter)
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    with pytest.raises(AttributeError) as refused:
+        setattr(up, name, "fp32")
+    assert str(refused.value) == f"an Upscaler's {name} is fixed when it is made: make another with {name}="
+    assert name not in vars(up)
+
+
 @pytest.mark.parametrize("tile, said", [("64", "tile must be a whole number, got '64'"),
                                         (None, "tile must be a whole number, got None"),
                                         (True, "tile must be a whole number, got True"),

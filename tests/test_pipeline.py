@@ -1014,6 +1014,18 @@ def test_a_pipelines_settings_are_fixed_when_it_is_made(name, cpu_lane):
     assert getattr(p, name) == before and p.load_workers == 2 and p.lanes == (cpu_lane,)
 
 
+@pytest.mark.parametrize("name", ["scale", "width", "quality", "metadata", "skip_existing", "on_outcome",
+                                  "animation_memory"])
+def test_a_pipelines_other_arguments_set_later_are_refused_not_taken_without_effect(name, cpu_lane):
+    # found by a check of the README's claims: p.scale = 2 made an attribute nothing
+    # reads, and the next run upscaled at the scale it was made with, without a word
+    p = Pipeline([cpu_lane])
+    with pytest.raises(AttributeError) as refused:
+        setattr(p, name, 2)
+    assert str(refused.value) == f"a Pipeline's {name} is fixed when it is made: make another with {name}="
+    assert name not in vars(p)
+
+
 def test_a_none_among_the_jobs_is_refused_not_taken_for_their_end(tmp_path, cpu_lane):
     # found by a check of the library's faults: None ended the jobs, so run([None, job])
     # upscaled nothing and said ok=0, failed=0, the job after it lost without a word.
