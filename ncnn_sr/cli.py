@@ -515,6 +515,18 @@ def _fail(message: str, code: int = 1) -> None:
 _NAME_WIDTH = 26
 
 
+# The picture options ncnn-sr video has not got, and the video ones upscale has not.
+video.elsewhere = {
+    **dict.fromkeys(("-f", "--format"), "for videos: the container is the output's extension (-o out.mkv)"),
+    "--quality": "for videos: their quality is --crf (lower is better) or --bitrate",
+    "--suffix": "for videos: each keeps its name in the output folder",
+    "--alpha": "for videos: they are written opaque",
+    "--no-metadata": "for videos: their tags go along with them"}
+upscale.elsewhere = {name: "for pictures: it is an option of 'ncnn-sr video'"
+                     for p in video.params for name in (*p.opts, *p.secondary_opts)
+                     if not any(name in (*q.opts, *q.secondary_opts) for q in upscale.params)}
+
+
 @main.command("models")
 @click.option("-m", "--model-path", type=HomePath(path_type=Path, exists=True, file_okay=False), default=None,
               help="Folder to look in first; the custom models in it are listed too.")

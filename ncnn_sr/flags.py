@@ -35,11 +35,17 @@ class UsageCommand(click.Command):
     def __init__(self, *args, known_as: dict[str, str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.known_as = known_as or {}  # other names of its options, said where given: {"--scale": "-s"}
+        # Another command's options, with what to say of them: click offered the options
+        # spelt alike ("--quality" to ncnn-sr video: "Did you mean '--quiet'?").
+        self.elsewhere: dict[str, str] = {}
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)
         except click.NoSuchOption as e:
+            if e.option_name in self.elsewhere:
+                raise click.NoSuchOption(e.option_name, f"No such option '{e.option_name}' "
+                                         f"{self.elsewhere[e.option_name]}", ctx=ctx) from None
             # Click offers only names spelt alike: "-I" got no word of "-i".
             if not e.possibilities:
                 names = {name for p in self.get_params(ctx) for name in (*p.opts, *p.secondary_opts)}

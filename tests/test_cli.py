@@ -1366,6 +1366,23 @@ def test_an_unknown_option_in_another_case_or_ncnn_srs_long_form_names_the_one_m
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
 
 
+@pytest.mark.parametrize("command, flag, said", [
+    (["upscale"], "--crf", "No such option '--crf' for pictures: it is an option of 'ncnn-sr video'"),
+    (["upscale"], "--fps", "No such option '--fps' for pictures: it is an option of 'ncnn-sr video'"),
+    (["video"], "--quality", "No such option '--quality' for videos: their quality is --crf (lower is better) "
+                             "or --bitrate"),
+    (["video"], "-f", "No such option '-f' for videos: the container is the output's extension (-o out.mkv)"),
+    (["video"], "--no-metadata", "No such option '--no-metadata' for videos: their tags go along with them"),
+])
+def test_an_option_of_the_other_command_is_said_to_be_its(command, flag, said, tmp_path):
+    # found by a check of the help against behaviour: ncnn-sr video --quality 5 said
+    # "Did you mean '--quiet'?", and -i photo.png --fps 5 "Did you mean one of: '--fp32', '--gpu'?"
+    Image.fromarray(picture(6, 6)).save(tmp_path / "a.png")
+    proc = run(*command, "-i", "a.png", "-o", "out.png", flag, "5", "-g", "-1", check_ok=False, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.splitlines()[-1] == f"Error: {said}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
 def test_the_dropin_takes_the_last_of_a_path_flag_given_twice_as_the_reference(tmp_path):
     # The reference's getopt keeps the last value; scripts written for it run alike.
     for name in ("a.png", "b.png"):
