@@ -56,7 +56,7 @@ def video_kind(head: bytes) -> str | None:
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "AVI"
     signatures = {b"FLV\x01": "FLV", b"\x00\x00\x01\xba": "MPEG-PS", b"nut/multimedia container": "NUT",
-                  b"\x30\x26\xb2\x75\x8e\x66\xcf\x11": "ASF"}
+                  b"\x30\x26\xb2\x75\x8e\x66\xcf\x11": "ASF", b"YUV4MPEG2 ": "YUV4MPEG2"}
     return next((kind for signature, kind in signatures.items() if head.startswith(signature)), None)
 
 

@@ -357,6 +357,26 @@ def test_a_video_on_standard_input_in_picture_mode_says_to_use_the_video_command
         f"ncnn-sr: error: standard input is a video ({kind}), not a picture: upscale it with 'ncnn-sr video'"]
 
 
+def test_a_y4m_video_given_as_a_picture_says_to_use_the_video_command(tmp_path):
+    # found by a run of the README's commands: the README names .y4m among the videos
+    # ncnn-sr -i takes by their output's name; with a picture's output it was "not a
+    # picture, or a format Pillow cannot read", piped in or not
+    clip = tmp_path / "tape.y4m"
+    with av.open(str(clip), "w", format="yuv4mpegpipe") as out:
+        stream = out.add_stream("rawvideo", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(np.full((24, 32, 3), 50 * i, np.uint8), format="rgb24")
+            out.mux(stream.encode(frame.reformat(format="yuv420p")))
+        out.mux(stream.encode())
+    piped = command(tmp_path, "-i", "-", "-o", "-", stdin=clip.read_bytes())
+    named = command(tmp_path, "-i", clip, "-o", tmp_path / "out.png")
+    for proc, name in ((piped, "standard input"), (named, clip)):
+        assert proc.returncode == 1 and proc.stderr.decode().splitlines()[-1] == \
+            f"ncnn-sr: error: {name} is a video (YUV4MPEG2), not a picture: upscale it with 'ncnn-sr video'"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tape.y4m", "tmp"]
+
+
 def test_sound_in_an_mp4_on_standard_input_in_picture_mode_is_not_called_a_video(tmp_path):
     # An .m4a was "a video (MP4) ...: upscale it with 'ncnn-sr video'", which then said
     # it has no video stream.
