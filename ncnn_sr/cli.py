@@ -904,7 +904,9 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
         except NcnnSrError as e:
             if debug:
                 raise
-            click.echo(f"{PROG}: error: {name}: {command_words(e)}", err=True)
+            words = command_words(e)
+            said = words.startswith((f"{name}:", f"{name!r} ", f"model {name} ", f"model {name}:"))  # not twice
+            click.echo(f"{PROG}: error: {words if said else f'{name}: {words}'}", err=True)
             failed = True
         except KeyboardInterrupt:
             # Before the entry point's "interrupted": what a long download brought is not lost.

@@ -367,6 +367,8 @@ def test_the_command_lists_what_it_can_fetch(tmp_path):
 def test_the_command_refuses_what_it_cannot_fetch_in_one_line(server, tmp_path):
     proc = run("fetch", "realesrgan-x4plus", "-o", tmp_path / "m", check_ok=False)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "cannot be fetched" in proc.stderr
+    # It named the model twice: "error: realesrgan-x4plus: 'realesrgan-x4plus' cannot be fetched".
+    assert proc.stderr.startswith("ncnn-sr: error: 'realesrgan-x4plus' cannot be fetched: ")
     (tmp_path / "mine.pth").write_bytes(b"not the official weights")
     proc = run("fetch", "realesrnet-x4plus", "--from", tmp_path / "mine.pth", "-o", tmp_path / "m", check_ok=False)
     assert proc.returncode == 1 and "is 24 bytes where the file pinned is 67040989" in proc.stderr
