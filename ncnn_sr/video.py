@@ -598,7 +598,9 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
 
     Errors are InputErrors that name the file at fault: an encoder or pixel format
     that cannot be used (raised before any file is opened), ``src`` when it cannot be
-    read or decoded, ``dst`` when the video cannot be encoded or written.
+    read or decoded, ``dst`` when the video cannot be encoded or written. Arguments
+    of the wrong kind (a path that is none, ``frames``, ``options`` or ``progress``
+    that cannot be used) are refused first, in one line.
     """
     # Each was a bare TypeError or AttributeError, some once the input was open.
     if not isinstance(src, VideoInput):
