@@ -10,7 +10,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, Option
 from .param_file import PARAM_MAGIC
 
 INPUT_BLOB, OUTPUT_BLOB = "data", "output"
@@ -70,8 +70,8 @@ class Net:
         if not self._fp16:
             return _TAG_FP32 + raw(w)
         if np.abs(w).max(initial=0) > _FP16_MAX:
-            raise ModelError(f"weight {source} holds values too large for fp16: "
-                             "keep float32 weights (--fp32, fp16=False)")
+            raise ModelError(f"weight {source} holds values too large for fp16: keep float32 weights (",
+                             Option("--fp32", "fp16=False"), ")")
         data = w.astype("<f2").tobytes()
         return _TAG_FP16 + data + bytes(-len(data) % 4)
 

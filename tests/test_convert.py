@@ -403,7 +403,7 @@ def test_a_names_scale_that_one_upsampling_cannot_give_is_no_answer(caplog):
 def test_one_upsampling_is_x2_or_x3_only():
     _, renamed = one_upsampling_state()
     with pytest.raises(ModelError, match=r"^RRDBNet \(ESRGAN names\) with one upsampling convolution is x2 or x3, "
-                                         r"not x4 \(--scale, scale=\)$"):
+                                         r"not x4 \(scale=\)$"):
         convert_weights(renamed, scale=4)
 
 
@@ -412,7 +412,7 @@ def test_one_upsampling_is_x2_or_x3_only():
 def test_a_scale_the_keys_contradict_is_refused_and_a_names_is_ignored(state, keys_say):
     assert convert_weights(state, scale=keys_say).scale == keys_say
     assert convert_weights(state, scale_hint=3).scale == keys_say
-    with pytest.raises(ModelError, match=fr"x{keys_say}: its keys say x{keys_say}, not x3 \(--scale, scale=\); "
+    with pytest.raises(ModelError, match=fr"x{keys_say}: its keys say x{keys_say}, not x3 \(scale=\); "
                                          "a scale is chosen only for ESRGAN names with one upsampling convolution"):
         convert_weights(state, scale=3)
 
@@ -706,7 +706,7 @@ def test_non_finite_weights_are_refused():
 def test_weights_too_large_for_fp16_are_refused_unless_fp32():
     state = random_compact()
     state["body.2.weight"][0, 0, 0, 0] = 1e6
-    with pytest.raises(ModelError, match=r"too large for fp16: keep float32 weights \(--fp32, fp16=False\)$"):
+    with pytest.raises(ModelError, match=r"too large for fp16: keep float32 weights \(fp16=False\)$"):
         convert_weights(state)
     assert convert_weights(state, fp16=False).scale == 2
 
@@ -916,7 +916,7 @@ def test_a_model_that_fails_its_trial_is_named_by_its_name_not_its_temporary_one
 
 def test_an_existing_model_is_replaced_only_when_asked(tmp_path):
     write_model(convert_weights(random_compact()), tmp_path, "m")
-    with pytest.raises(ModelError, match=r"m.param exists: replace it \(--force, overwrite=True\)"):
+    with pytest.raises(ModelError, match=r"m.param exists: replace it \(overwrite=True\), or give another name$"):
         write_model(convert_weights(random_compact(seed=7)), tmp_path, "m")
     write_model(convert_weights(random_compact(seed=7)), tmp_path, "m", overwrite=True)
     assert (tmp_path / "m.bin").read_bytes() == convert_weights(random_compact(seed=7)).weights
