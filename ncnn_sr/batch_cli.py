@@ -28,7 +28,8 @@ from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError
 from .files import check_folder, check_writable, make_folder
 from .flags import REFERENCE_JOBS, RunOptions
 from .images import frame_count, one_size, output_format
-from .jobs import OutputIsInput, Plan, check_reachable, existing_output, plan_jobs, plan_videos, video_output_name
+from .jobs import (OutputIsInput, Plan, check_reachable, existing_output, has_sub_folders, plan_jobs, plan_videos,
+                   video_output_name)
 from .lanes import Lane, UpscalingFailed, ordered_map
 from .loading import ANIMATED_FORMATS
 from .models import known_scale, lacks_model, resolve_model
@@ -318,13 +319,6 @@ def _device_hint() -> str:
 
 
 # --- running ---------------------------------------------------------------------------
-
-def _has_sub_folders(folder: Path) -> bool:
-    try:
-        return any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(folder))
-    except OSError:
-        return False
-
 
 def _written_since(path: Path, moment: float) -> bool:
     try:
@@ -723,7 +717,7 @@ def _check_plan(prog: str, opts: RunOptions, plan: Plan) -> None:
     """InputError where ``plan`` holds no picture; a warning where --quality sets
     none of its outputs."""
     if not plan.jobs:
-        deeper = prog == "ncnn-sr" and not opts.recursive and _has_sub_folders(opts.input)  # the drop-in has no -r
+        deeper = prog == "ncnn-sr" and not opts.recursive and has_sub_folders(opts.input)  # the drop-in has no -r
         raise InputError(f"{opts.input}: no pictures found{' (-r looks in its sub-folders too)' if deeper else ''}")
     if opts.quality is not None and all(output_format(job.target) in ("png", "gif") for job in plan.jobs):
         log.warning("--quality ignored: it sets jpg, webp and avif quality; PNG is lossless, GIF a palette")

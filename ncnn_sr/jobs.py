@@ -495,8 +495,17 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
             planned.append((path, dst / path.parent.relative_to(src) / name))
         jobs += sorted(planned)
     if not jobs:
-        raise InputError(f"{src}: no videos in it{'' if recursive else ' (-r looks in its sub-folders too)'}")
+        deeper = not recursive and has_sub_folders(src)  # else -r was named of a folder with none
+        raise InputError(f"{src}: no videos in it{' (-r looks in its sub-folders too)' if deeper else ''}")
     return jobs
+
+
+def has_sub_folders(folder: Path) -> bool:
+    """Whether ``folder`` holds a sub-folder -r would walk (not a hidden one)."""
+    try:
+        return any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(folder))
+    except OSError:
+        return False
 
 
 def video_output_name(src: Path, encode) -> str:

@@ -168,10 +168,15 @@ def test_folder_mistakes_are_one_line_errors_before_anything_runs(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     (src / "notes.txt").write_text("x")
-    for out, message in [(tmp_path / "out", f"{src}: no videos in it (-r looks in its sub-folders too)"),
+    for out, message in [(tmp_path / "out", f"{src}: no videos in it"),
                          (src, f"{src} is the input folder: the videos would be written over; choose another")]:
         proc = run(NCNN_SR, "video", "-i", src, "-o", out, *X2, check_ok=False)
         assert proc.returncode == 1 and proc.stderr == f"ncnn-sr: error: {message}\n"
+    # -r is named where it could help, as for pictures: it was named of a folder without sub-folders too.
+    (src / "sub").mkdir()
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2, check_ok=False)
+    assert proc.stderr == f"ncnn-sr: error: {src}: no videos in it (-r looks in its sub-folders too)\n"
+    (src / "sub").rmdir()
     make_clip(src / "a.mp4", frames=2, audio=None)
     (tmp_path / "file.mp4").write_text("")
     proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "file.mp4", *X2, check_ok=False)
