@@ -11,6 +11,7 @@ report instead.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from typing import Callable, TypeVar
 
@@ -42,16 +43,39 @@ def _next(events: queue.Queue) -> tuple:
             continue
 
 
-def _answer(answers: queue.Queue, stop: threading.Event) -> bool:
-    """The caller's answer to a progress report; False once the caller has left
-    (``stop``), though its answer never came: a second Ctrl-C can land in its
-    clean-up before the answer is put, and the helper waited for it for ever."""
+def _answer(answers: queue.Queue, left: Callable[[], bool]) -> bool:
+    """The caller's answer to a progress report; False once the caller has ``left``,
+    though its answer never came: a second Ctrl-C can land in its clean-up before the
+    answer is put, and the helper waited for it for ever."""
     while True:
         try:
             return answers.get(timeout=POLL_SECONDS)
         except queue.Empty:
-            if stop.is_set():
+            if left():
                 return False
+
+
+def _inside(thread: int, frame) -> bool:
+    """Whether the thread ``thread`` still runs inside ``frame``."""
+    at = sys._current_frames().get(thread)
+    while at is not None:
+        if at is frame:
+            return True
+        at = at.f_back
+    return False
+
+
+def _tell_helper(stop: threading.Event, answers: queue.Queue, left: Callable[[], None]) -> None:
+    """The caller's clean-up as it leaves, each step tried though a Ctrl-C lands in
+    the one before (Python's own handler raises at each): one is on its way out
+    already. One landing between the steps still skips the rest; the helper then
+    sees the caller gone from its frame."""
+    # answers.put: where the work waits on a progress this thread left.
+    for step in (stop.set, lambda: answers.put(False), left):
+        try:
+            step()
+        except KeyboardInterrupt:
+            pass
 
 
 def run(work: Callable[[Report], T], progress: Report | None, left: Callable[[], None]) -> T:
@@ -64,13 +88,20 @@ def run(work: Callable[[Report], T], progress: Report | None, left: Callable[[],
     events: queue.Queue = queue.Queue()
     answers: queue.Queue = queue.Queue()
     stop = threading.Event()
+    # The frame too: a Ctrl-C can land in the caller's finally before it sets stop.
+    # Held in a list the helper empties as it ends: this frame holds the list, and kept
+    # in a cycle with it, the picture and its result waited for a full collection.
+    caller, here = threading.get_ident(), [sys._getframe()]
+
+    def gone() -> bool:
+        return stop.is_set() or not _inside(caller, here[0])
 
     def report(done: int, total: int) -> None:
         if stop.is_set():
             raise Abandoned
         if progress is not None:
             events.put(("progress", (done, total)))
-            if not _answer(answers, stop):
+            if not _answer(answers, gone):
                 raise Abandoned
 
     def helper() -> None:
@@ -78,6 +109,8 @@ def run(work: Callable[[Report], T], progress: Report | None, left: Callable[[],
             events.put(("done", work(report)))
         except BaseException as e:  # a Ctrl-C's or exit's too: it goes on in the caller's thread
             events.put(("raised", e))
+        finally:
+            here.clear()
 
     over = False
     try:
@@ -103,6 +136,4 @@ def run(work: Callable[[Report], T], progress: Report | None, left: Callable[[],
             return value
     finally:
         if not over:
-            stop.set()
-            answers.put(False)  # where the work waits on a progress this thread left
-            left()
+            _tell_helper(stop, answers, left)

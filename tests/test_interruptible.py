@@ -1,6 +1,7 @@
 """The helper-thread call that lets a Ctrl-C out of a long upscale at once."""
 import queue
 import threading
+import types
 
 import pytest
 
@@ -84,3 +85,85 @@ def test_a_second_ctrl_c_that_loses_the_helper_s_answer_still_stops_the_work(mon
     with pytest.raises(KeyboardInterrupt):
         interruptible.run(_work_until_stopped(started, ended), progress, lambda: None)
     assert ended.wait(10), "the helper waited for ever on an answer"
+
+
+def test_a_ctrl_c_landing_in_the_callers_clean_up_still_stops_the_work_and_says_so(monkeypatch):
+    # A third Ctrl-C (Python's own handler raises at each) landing in the caller's
+    # finally before it told the helper: the helper waited for ever on a progress
+    # answer, and so did close(), at Python's exit too.
+    import _thread
+    started, ended, left = threading.Event(), threading.Event(), []
+
+    class CtrlCInSet(threading.Event):
+        landed = False
+
+        def set(self):
+            if not CtrlCInSet.landed:
+                CtrlCInSet.landed = True
+                raise KeyboardInterrupt  # as a Ctrl-C landing as the caller sets it
+            super().set()
+    monkeypatch.setattr(interruptible, "threading", types.SimpleNamespace(**{**vars(threading), "Event": CtrlCInSet}))
+
+    def work(report):
+        started.set()
+        try:
+            report(1, 3)
+            _thread.interrupt_main()  # the first Ctrl-C, while the caller waits
+            threading.Event().wait(0.5)
+            report(2, 3)
+            report(3, 3)
+            return "finished"
+        finally:
+            ended.set()
+    with pytest.raises(KeyboardInterrupt):
+        interruptible.run(work, lambda done, total: None, lambda: left.append(1))
+    assert CtrlCInSet.landed
+    assert ended.wait(10), "the helper waited for ever on an answer"
+    assert left == [1]
+
+
+def test_a_caller_gone_without_its_clean_up_still_stops_the_work(monkeypatch):
+    # A Ctrl-C landing before any step of the clean-up: the helper sees its caller
+    # has left the call's frame.
+    import _thread
+    ended = threading.Event()
+
+    def no_clean_up(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(interruptible, "_tell_helper", no_clean_up)
+
+    def work(report):
+        try:
+            report(1, 3)
+            _thread.interrupt_main()
+            threading.Event().wait(0.5)
+            report(2, 3)
+            return "finished"
+        finally:
+            ended.set()
+    with pytest.raises(KeyboardInterrupt):
+        interruptible.run(work, lambda done, total: None, lambda: None)
+    assert ended.wait(10), "the helper waited for ever on an answer"
+
+
+def test_the_call_keeps_nothing_alive_once_it_has_returned():
+    # The frame the helper watches is not kept in a cycle with it: the picture and
+    # its result (hundreds of MB) waited for the next full collection.
+    import gc
+    import weakref
+
+    class Result:
+        pass
+    gc.disable()
+    try:
+        out = interruptible.run(lambda report: (report(1, 1), Result())[1], lambda done, total: None,
+                                lambda: None)
+        result = weakref.ref(out)
+        del out
+        for _ in range(100):
+            if result() is None:
+                break
+            threading.Event().wait(0.01)  # the helper thread's own end
+        assert result() is None
+    finally:
+        gc.enable()
