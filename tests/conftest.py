@@ -6,23 +6,26 @@ skip them on purpose on a machine without Vulkan.
 """
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-# Models fetched on this machine (~/.local/share/ncnn-sr/models) would change what
-# -n finds; the tests, and the commands they start, look in a folder of their own.
-os.environ["NCNN_SR_FETCHED_MODELS"] = tempfile.mkdtemp(prefix="ncnn-sr-fetched-")
-atexit.register(shutil.rmtree, os.environ["NCNN_SR_FETCHED_MODELS"], ignore_errors=True)
+
+@pytest.fixture(scope="session", autouse=True)
+def _fetched_models_of_its_own(tmp_path_factory):
+    """Models fetched on this machine (~/.local/share/ncnn-sr/models) would change what
+    -n finds; the tests, and the commands they start, look in a folder of their own.
+    Under pytest's own temporary folder, which pytest prunes: one made in /tmp and
+    removed at exit stayed there whenever the session was killed (a timeout's SIGTERM,
+    pytest-timeout's os._exit)."""
+    os.environ["NCNN_SR_FETCHED_MODELS"] = str(tmp_path_factory.mktemp("fetched"))
 
 
 @pytest.fixture(autouse=True)

@@ -713,3 +713,10 @@ def test_a_folder_or_weights_that_is_no_path_is_a_one_line_model_error_before_an
             fetch.fetch_model("realesrgan-x2plus", **kwargs)
         assert str(refused.value) == f"fetch_model needs {said}"
     assert not (tmp_path / "m").exists()
+
+
+def test_the_suite_s_own_fetched_models_folder_is_under_pytest_s_temporary_folder(tmp_path_factory):
+    # Made in /tmp and removed at exit, it stayed there whenever a session was killed
+    # (a timeout's SIGTERM, pytest-timeout's os._exit): 14 were left on one machine.
+    folder = Path(os.environ["NCNN_SR_FETCHED_MODELS"])
+    assert folder.is_dir() and folder.is_relative_to(tmp_path_factory.getbasetemp())
