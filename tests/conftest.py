@@ -17,6 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# Until the session's folder is made (below), as the test modules are collected, a
+# folder that is not there: not this machine's.
+os.environ["NCNN_SR_FETCHED_MODELS"] = os.path.join(os.path.dirname(__file__), "no-fetched-models-yet")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _fetched_models_of_its_own(tmp_path_factory):
