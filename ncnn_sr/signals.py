@@ -34,8 +34,8 @@ def ctrl_c_signals() -> list[int]:
 
 class HeldInterrupts:
     """The stop signals ``signals`` (default: every one, Ctrl-C, SIGTERM and SIGHUP)
-    noted rather than raised until ``release``, which raises KeyboardInterrupt if one
-    came meanwhile; as a context manager, released as its block ends. The library holds
+    noted rather than raised until ``release``, which hands the first that came
+    meanwhile to its own handler (KeyboardInterrupt where it has none); as a context manager, released as its block ends. The library holds
     ``ctrl_c_signals()``, which raise KeyboardInterrupt anyway: a program's own
     handler is left in place. Python runs signal handlers in the main thread alone, so
     elsewhere this holds nothing. (Blocking the signals in this thread would not do:
@@ -43,6 +43,7 @@ class HeldInterrupts:
 
     def __init__(self, signals: list[int] | None = None):
         self.noted = False
+        self._first = None  # the first signal noted
         self._saved: dict = {}
         if threading.current_thread() is threading.main_thread():
             try:
@@ -64,11 +65,20 @@ class HeldInterrupts:
         self.release()
 
     def _note(self, signum, frame) -> None:
+        if not self.noted:
+            self._first = signum
         self.noted = True
 
     def release(self) -> None:
-        for sig, handler in self._saved.items():
+        saved, self._saved = self._saved, {}
+        for sig, handler in saved.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-        self._saved = {}
         if self.noted:
-            raise KeyboardInterrupt
+            # Handed to the handler it came for, as if it came now: the commands'
+            # raises once, then ignores the signals that land in its clean-up; raised
+            # bare, past it, the next one was raised there too (a partial file left).
+            self.noted = False
+            handler = saved.get(self._first)
+            if not callable(handler):  # SIG_DFL or SIG_IGN, held all the same (signals=None)
+                raise KeyboardInterrupt
+            handler(self._first, None)

@@ -1433,6 +1433,35 @@ def test_a_signal_as_the_hold_is_set_leaves_every_handler_as_it_was(monkeypatch)
     assert handlers == (signal.default_int_handler, raising)
 
 
+def test_a_signal_held_is_handed_to_the_handler_it_came_for_as_the_hold_ends():
+    # The commands' handler raises once and ignores the signals after it, so that a
+    # second Ctrl-C does not break off the first one's clean-up (a partial file's
+    # removal). A signal held was raised as a bare KeyboardInterrupt at the release,
+    # past that handler, which then raised the next signal too, inside the clean-up.
+    import os
+    import signal
+
+    seen = []
+
+    def once(signum, frame):
+        seen.append(signum)
+        if len(seen) == 1:
+            raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGUSR1, once)
+    try:
+        held = HeldInterrupts([signal.SIGUSR1])
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.05)  # Python runs the handler here: it only takes note
+        with pytest.raises(KeyboardInterrupt):
+            held.release()
+        assert seen == [signal.SIGUSR1]
+        os.kill(os.getpid(), signal.SIGUSR1)  # a second one, in the first one's clean-up
+        time.sleep(0.05)
+        assert seen == [signal.SIGUSR1] * 2
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
 def test_a_worker_that_cannot_start_gives_the_ctrl_c_back(tmp_path, monkeypatch, cpu_lane):
     # Ctrl-C is held while the workers start; a thread that could not start (too many
     # threads) left it held for good: every later Ctrl-C of the process was noted,
