@@ -212,6 +212,33 @@ def test_a_part_is_judged_by_its_own_frames_rate(tmp_path):
     assert track_end(tmp_path / "variable.mp4") == pytest.approx(1.34, abs=0.001)
 
 
+def bytes_read() -> int:
+    """What this process has read so far, through any file."""
+    with open("/proc/self/io") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("rchar:"))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="counts the bytes read in /proc/self/io")
+def test_a_part_near_the_end_is_judged_without_reading_the_file_from_its_beginning(tmp_path):
+    # found by QA: the rate check read the file from its start to the part's, which
+    # for --start 50:00 of a 6.3 GB hour took 3.9 s (page cache) to 6.5 s before a frame
+    clip = tmp_path / "long.mp4"
+    rng = np.random.RandomState(0)
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=5)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.codec_context.gop_size = 10
+        encode_all(out, video, [av.VideoFrame.from_ndarray(rng.randint(0, 256, (48, 64, 3), np.uint8), format="rgb24")
+                                for _ in range(500)])
+    size = clip.stat().st_size
+    before = bytes_read()
+    options = EncodeOptions(start=Fraction(85), duration=Fraction(1))
+    assert upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames, options) == 5
+    # The part, the seek margin and what follows it before the run stops, read twice:
+    # about a quarter of the file, where the whole of it was read once more.
+    assert bytes_read() - before < size / 2
+
+
 def test_a_rate_that_turns_variable_late_in_a_pipe_keeps_its_length_in_an_mp4(tmp_path):
     # A pipe is looked at as far ahead as the bytes it may hold for the run (PEEK_BYTES).
     from ncnn_sr.streams import VideoInput
