@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -1003,8 +1004,12 @@ def _say_timecode_dropped(out, video_out, dst) -> None:
                     label)
 
 
-# How much of a pipe is held for the run while its frames' times are looked at.
+# How much of a pipe is held for the run while its frames' times are looked at, and
+# for how long it is read ahead: no further than a file piped in (cat) comes in that
+# time, so that a live source (a camera, an encoder's output) is upscaled as it comes,
+# not once it has sent minutes of video (64 MiB at 2 Mbit/s: 4.5 minutes).
 PEEK_BYTES = 64 * 2 ** 20
+PEEK_SECONDS = 2
 # The most frames H.264 and H.265 decode before one shown earlier (their reorder depth).
 MOST_REORDERED = 16
 
@@ -1020,12 +1025,13 @@ class _Ahead:
         self.ended = False  # whether the container's every packet was read
 
     def read(self) -> Iterator:
+        until = time.monotonic() + PEEK_SECONDS
         try:
             for packet in _demuxed(self.inp):
                 self.held.append(packet)
                 self.size += packet.size
                 yield packet
-                if self.size > PEEK_BYTES:
+                if self.size > PEEK_BYTES or time.monotonic() > until:
                     return
             self.ended = True
         except av.error.FFmpegError as e:
@@ -1052,8 +1058,8 @@ def _variable_rate(src, video_in, ahead: _Ahead, window: Window | None = None,
     # from the page cache), little beside upscaling it; a part's from a keyframe
     # before it, not from the file's start (a part at 50 minutes of a 6.3 GB hour:
     # 3.9 s, 6.5 s from the disk, became 0.11 s). A pipe is looked at as far as
-    # it can be held for the run (PEEK_BYTES): a rate that turns variable past that is
-    # not seen. Neither the mp4's index (decoding times only) nor a switch of encoder
+    # it can be held for the run (PEEK_BYTES) and comes in PEEK_SECONDS: a rate that
+    # turns variable past that is not seen. Neither the mp4's index (decoding times only) nor a switch of encoder
     # at the first uneven frame (its B-frames already out) would answer it.
     base = video_in.time_base
     if not base:

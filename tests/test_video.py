@@ -257,6 +257,52 @@ def test_a_rate_that_turns_variable_late_in_a_pipe_keeps_its_length_in_an_mp4(tm
     assert track_end(tmp_path / "out.mp4") == pytest.approx(13.34, abs=0.001)
 
 
+def test_a_pipe_that_sends_slowly_is_upscaled_as_it_comes_into_an_mp4(tmp_path):
+    # found by QA: the rate check read a pipe ahead to its end (or 64 MiB) before the
+    # first frame was upscaled: a live source's whole stream, minutes of a camera's
+    # (64 MiB at 2 Mbit/s), was waited for before any work began
+    from ncnn_sr.streams import VideoInput
+    # PCM makes it 400 kB: FFmpeg reads a pipe 32 kB at a time.
+    data = make_clip(tmp_path / "in.mkv", frames=48, width=64, height=64, b_frames=3, audio="pcm_s16le",
+                     layout="stereo").read_bytes()
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    upscaling, early = threading.Event(), threading.Event()
+
+    def send() -> None:
+        # Half at once, then the rest as a live source sends it, over half a minute,
+        # until a frame is upscaled: then all that is left.
+        half = len(data) // 2
+        with open(fifo, "wb") as f:
+            f.write(data[:half])
+            step = -(-half // 120)
+            for at in range(half, len(data), step):
+                if upscaling.is_set():
+                    early.set()
+                    f.write(data[at:])
+                    break
+                f.write(data[at:at + step])
+                f.flush()
+                time.sleep(0.25)
+
+    def frames(decoded):
+        for frame in decoded:
+            upscaling.set()
+            yield frame
+
+    writer = threading.Thread(target=send)
+    writer.start()
+    src = VideoInput(fifo)
+    try:
+        assert upscale_video(src, tmp_path / "out.mp4", frames) == 48
+    finally:
+        src.close()
+        writer.join(40)
+    assert early.is_set()  # the first frames were upscaled while the rest was still to come
+    assert frame_times(tmp_path / "out.mp4")[0] == pytest.approx([i / 24 for i in range(48)], abs=1e-3)
+    assert reordered(tmp_path / "out.mp4")  # judged by what came in time: a constant rate
+
+
 def test_a_constant_rate_keeps_its_b_frames_in_an_mp4(tmp_path):
     clip = make_clip(tmp_path / "cfr.mp4", frames=12, width=16, height=16, audio=None, b_frames=3)
     assert upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames) == 12
