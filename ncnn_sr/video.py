@@ -41,7 +41,7 @@ from .signals import HeldInterrupts, ctrl_c_signals
 from .files import check_named_as_file, ffmpeg_name, mode_for, temp_stem, write_target
 from .streams import VideoInput, VideoOutput
 from .video_options import EncodeOptions
-from .video_window import Window
+from .video_window import INTERLEAVED_WITHIN, Window
 from .video_codecs import (CONSTANT_QUALITY, DEFAULT_CRF, JPEG_ENCODERS, QP2LAMBDA, QUANTISED, QUANTISER,
                            QUIET_X265, RATE_PER_FRAME, SVT_AV1_ONE_THREAD, VP8_CEILING, X265_CUTREE_NARROWEST,
                            X265_FEWEST_REORDERED, _frame_rates, _matrix_read, _nearest_rate, _open_saying_why,
@@ -292,11 +292,6 @@ def _demuxed(container, *streams) -> Iterator:
         except (StopIteration, IndexError):
             return
         yield packet
-
-
-# How far apart in time a file's streams' packets may lie: muxers interleave them
-# within a second or so (Matroska's clusters hold up to a few seconds).
-INTERLEAVED_WITHIN = Fraction(10)
 
 
 def _length(container, start: Fraction | None = None, src=None) -> Fraction | None:

@@ -11,6 +11,7 @@ import functools
 import io
 import itertools
 import logging
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,7 +24,7 @@ from av.subtitles.codeccontext import SubtitleCodecContext
 
 from . import cover_atom
 from .errors import one_line
-from .video_window import Window
+from .video_window import INTERLEAVED_WITHIN, Window
 
 log = logging.getLogger("ncnn_sr")
 
@@ -479,32 +480,52 @@ def _starts_late(stream, sound_from: Fraction) -> Fraction | None:
     return late if late > NOTICED_EARLY else None
 
 
-def _pauses(inp, stream, reopen: bool) -> bool:
-    """Whether the sound ``stream`` pauses: a packet of it starts more than
-    RESYNC_AFTER past where those before it end. Read in a second opening of the
-    file, so that ``inp`` stays at its start; False where it cannot be opened again
-    (a pipe) or its packets state no durations."""
+def _pauses(inp, stream, reopen: bool, window: Window | None = None) -> bool:
+    """Whether the sound ``stream`` pauses (in ``window``, where only a part is
+    wanted): a packet of it starts more than RESYNC_AFTER past where those before it
+    end. Read in a second opening of the file, so that ``inp`` stays at its start;
+    False where it cannot be opened again (a pipe) or its packets state no durations."""
     if not reopen:
         return False
     # An mp4 or .mov states a pause as the duration of the packet before it, which
     # runs to the next: more than twice a frame (its codec's, else the most common
     # length of its first packets, where its header states none: Opus, FLAC) is not
     # sound but a pause. HE-AAC's packets hold twice the frame its header states.
-    ctx = stream.codec_context
-    frame = Fraction(ctx.frame_size, ctx.sample_rate) if ctx.frame_size and ctx.sample_rate else None
+    # In ticks of the stream's time base: Fractions made for each of a film's
+    # 170000 packets took 20 s.
+    ctx, base = stream.codec_context, stream.time_base
+    if base is None:
+        return False
+    frame = Fraction(ctx.frame_size, ctx.sample_rate) / base if ctx.frame_size and ctx.sample_rate else None
+    # Gaps of whole ticks past these are past RESYNC_AFTER and NOTICED_EARLY.
+    resync, noticed = math.floor(Fraction(RESYNC_AFTER) / base), math.floor(NOTICED_EARLY / base)
+    # A part's sound from its start to its end: a pause that runs into it too, and its
+    # first sound, where none came before, as a late start.
+    first = math.floor(window.start / base) if window is not None else None
+    last = math.ceil(window.end / base) if window is not None and window.end is not None else math.inf
+    end = None
     try:
         with av.open(inp.name, **READ_TAGS) as again:
-            timed = ((packet.pts * packet.time_base, packet.duration * packet.time_base)
-                     for packet in again.demux(again.streams[stream.index])
-                     if packet.pts is not None and packet.time_base is not None and packet.duration)
-            first = list(itertools.islice(timed, 256))
-            if frame is None and first:
-                frame = collections.Counter(duration for _, duration in first).most_common(1)[0][0]
-            end = None
-            for start, duration in itertools.chain(first, timed):
-                if end is not None and start - end > RESYNC_AFTER:
-                    return True
-                end = max(end or start, start + (duration if duration <= 2 * frame else frame))
+            if window is not None and window.start > INTERLEAVED_WITHIN:
+                # Landing late is no fault: the sound then seems to start late in the part.
+                again.seek(math.floor((window.start - INTERLEAVED_WITHIN) * av.time_base), backward=True)
+            timed = ((packet.pts, packet.duration) for packet in again.demux(again.streams[stream.index])
+                     if packet.pts is not None and packet.duration)
+            ahead = list(itertools.islice(timed, 256))
+            if frame is None and ahead:
+                frame = collections.Counter(duration for _, duration in ahead).most_common(1)[0][0]
+            twice = 2 * frame if frame is not None else 0
+            for start, duration in itertools.chain(ahead, timed):
+                if start >= last:
+                    return False
+                if first is None or start > first:
+                    since, allowed = end, resync
+                    if first is not None and (end is None or end < first):
+                        since, allowed = first, (noticed if end is None else resync)
+                    if since is not None and start - since > allowed:
+                        return True
+                reach = start + (duration if duration <= twice else frame)
+                end = reach if end is None else max(end, reach)
     except (av.error.FFmpegError, OSError):
         return False
     return False
@@ -579,7 +600,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         # A pause, copied there, was lost too: the sound after it played early.
         paused = (stream.type == "audio" and out.format.name in OFFSET_DROPPING_MUXERS and gaps is None
                   and late is None and not unplayed and not headerless and takes(out, stream)
-                  and _pauses(inp, stream, reopen))
+                  and _pauses(inp, stream, reopen, window))
         # FFmpeg's FLV muxer takes a sound track after the first only of a codec with an
         # enhanced FLV FourCC: "Unsupported multi-track audio codec" (PCM, say).
         unfourcc = (out.format.name == "flv" and stream.type == "audio" and name not in _FLV_FOURCC

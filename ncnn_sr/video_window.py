@@ -14,6 +14,10 @@ from fractions import Fraction
 
 from .video_options import MAX_SECONDS
 
+# How far apart in time a file's streams' packets may lie: muxers interleave them
+# within a second or so (Matroska's clusters hold up to a few seconds).
+INTERLEAVED_WITHIN = Fraction(10)
+
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
 
 

@@ -239,6 +239,48 @@ def test_a_part_near_the_end_is_judged_without_reading_the_file_from_its_beginni
     assert bytes_read() - before < size / 2
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="counts the bytes read in /proc/self/io")
+def test_a_part_near_the_end_into_an_avi_is_looked_at_for_pauses_without_reading_the_file_from_its_beginning(
+        tmp_path):
+    # found by QA: an .avi's (or .ogv's) look for pauses in the sound read every sound
+    # packet of the file: 24 s for --start 50:00 --duration 2 of a 6.3 GB hour, 1.9 s into an mp4
+    clip = tmp_path / "long.mkv"
+    rng = np.random.RandomState(0)
+    with av.open(str(clip), "w") as out:  # interleaved as a camera's: 100 s of video, and sound beside it
+        video = out.add_stream("libx264", rate=5)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.codec_context.gop_size = 10
+        sound = out.add_stream("aac", rate=48000)
+        sound.layout = "mono"
+        for i in range(500):
+            image = rng.randint(0, 256, (48, 64, 3), np.uint8)
+            out.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            for j in range(i * 9600 // 1024, (i + 1) * 9600 // 1024):
+                frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.int16), format="s16p", layout="mono")
+                frame.sample_rate, frame.pts = 48000, j * 1024
+                out.mux(sound.encode(frame))
+        out.mux(video.encode())
+        out.mux(sound.encode())
+    size = clip.stat().st_size
+    before = bytes_read()
+    options = EncodeOptions(start=Fraction(85), duration=Fraction(1))
+    assert upscale_video(clip, tmp_path / "out.avi", lambda frames: frames, options) == 5
+    assert bytes_read() - before < size / 2
+    with av.open(str(tmp_path / "out.avi")) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"  # copied: no pause
+
+
+def test_a_pause_at_the_start_of_a_part_is_found_for_an_avi(tmp_path):
+    # Sound from 0 to 50 s and again from 85.5 s: a part from 85 s starts with half a
+    # second of silence, which an .avi would drop from a copy.
+    clip = make_clip(tmp_path / "long.mp4", frames=500, rate=Fraction(5), width=16, height=16, gop=10,
+                     sound_spans=[(0.0, 50.0), (85.5, 100.0)])
+    options = EncodeOptions(start=Fraction(85), duration=Fraction(2))
+    assert upscale_video(clip, tmp_path / "out.avi", lambda frames: frames, options) == 10
+    with av.open(str(tmp_path / "out.avi")) as c:
+        assert c.streams.audio[0].codec_context.name != "aac"  # re-encoded, led by silence
+
+
 def test_a_rate_that_turns_variable_late_in_a_pipe_keeps_its_length_in_an_mp4(tmp_path):
     # A pipe is looked at as far ahead as the bytes it may hold for the run (PEEK_BYTES).
     from ncnn_sr.streams import VideoInput
