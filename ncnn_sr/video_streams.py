@@ -484,7 +484,7 @@ def _pauses(inp, stream, reopen: bool, window: Window | None = None) -> bool:
     """Whether the sound ``stream`` pauses (in ``window``, where only a part is
     wanted): a packet of it starts more than RESYNC_AFTER past where those before it
     end. Read in a second opening of the file, so that ``inp`` stays at its start;
-    False where it cannot be opened again (a pipe) or its packets state no durations."""
+    False where it cannot be opened again (a pipe)."""
     if not reopen:
         return False
     # An mp4 or .mov states a pause as the duration of the packet before it, which
@@ -510,12 +510,18 @@ def _pauses(inp, stream, reopen: bool, window: Window | None = None) -> bool:
                 # Landing late is no fault: the sound then seems to start late in the part.
                 again.seek(math.floor((window.start - INTERLEAVED_WITHIN) * av.time_base), backward=True)
             timed = ((packet.pts, packet.duration) for packet in again.demux(again.streams[stream.index])
-                     if packet.pts is not None and packet.duration)
+                     if packet.pts is not None and packet.size)
             ahead = list(itertools.islice(timed, 256))
-            if frame is None and ahead:
-                frame = collections.Counter(duration for _, duration in ahead).most_common(1)[0][0]
-            twice = 2 * frame if frame is not None else 0
+            if frame is None:
+                # A Matroska's blocks state none where FFmpeg read no frame size (its
+                # sound far behind its video): then the most common step between them.
+                lengths = [d for _, d in ahead if d] or [b - a for (a, _), (b, _) in zip(ahead, ahead[1:]) if b > a]
+                if not lengths:
+                    return False
+                frame = collections.Counter(lengths).most_common(1)[0][0]
+            twice = 2 * frame
             for start, duration in itertools.chain(ahead, timed):
+                duration = duration or frame  # one stated, or a frame's
                 if start >= last:
                     return False
                 if first is None or start > first:

@@ -2851,6 +2851,21 @@ def test_a_pause_in_sound_that_could_be_copied_is_kept_in_an_ogv_or_avi(src, aud
     assert tone_onsets(tmp_path / name) == [pytest.approx(delay, abs=0.01), pytest.approx(0.35 + delay, abs=0.04)]
 
 
+def test_a_pause_in_sound_whose_packets_state_no_durations_is_kept_in_an_avi(tmp_path):
+    # found by QA: a Matroska whose sound comes after its video (FFmpeg reads no frame
+    # size for it then, so its AAC blocks have no durations) was copied into an .avi:
+    # a pause of 10 s failed the run as "cannot encode: Invalid argument" (the AVI
+    # muxer's "Too large number of skipped frames"), a shorter one was lost unsaid
+    clip = make_clip(tmp_path / "in.mkv", frames=40, rate=Fraction(2), width=16, height=16,
+                     sound_spans=[(0.0, 5.0), (15.5, 20.0)])
+    with av.open(str(clip)) as c:
+        assert not any(p.duration for p in c.demux(audio=0))
+    upscale_video(clip, tmp_path / "out.avi", lambda frames: frames)
+    assert audio_stream(tmp_path / "out.avi")[0] == "mp3float"  # re-encoded, its pause kept
+    assert tone_onsets(tmp_path / "out.avi") == [pytest.approx(1105 / 48000, abs=0.01),
+                                                 pytest.approx(15.5 + 1105 / 48000, abs=0.04)]
+
+
 def test_flac_that_starts_late_is_re_encoded_into_an_avi_at_48_khz(tmp_path):
     # FLAC's encoder ends with an empty packet (its header's update) a few samples on
     # from the last: an AVI times FLAC by whole 4608-sample blocks, where both fell in
