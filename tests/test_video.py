@@ -3365,6 +3365,18 @@ def test_sound_of_more_channels_than_the_encoder_takes_is_downmixed_to_stereo(au
     assert sound_seconds(tmp_path / name) == pytest.approx(sound_seconds(clip), abs=0.05)
 
 
+@pytest.mark.parametrize("layout, kept", [("5.1(side)", "5.1"), ("5.0(side)", "5.0")])
+def test_surround_with_side_speakers_keeps_its_channels_in_opus(layout, kept, tmp_path):
+    # found by QA: AC3's 5.1 (side speakers, as films' tracks have it) into a .webm
+    # was downmixed to stereo: Opus takes 5.1 with back speakers, which ffmpeg puts
+    # the side ones into, as here
+    clip = make_clip(tmp_path / "in.mkv", frames=3, audio="ac3", layout=layout)
+    upscale_video(clip, tmp_path / "out.webm", lambda frames: frames)
+    with av.open(str(tmp_path / "out.webm")) as c:
+        assert c.streams.audio[0].codec_context.layout.name == kept
+    assert sound_seconds(tmp_path / "out.webm") == pytest.approx(sound_seconds(clip), abs=0.05)
+
+
 def test_stereo_pcm_whose_channels_are_unnamed_is_copied_into_a_mov(tmp_path):
     # A Matroska or AVI file's PCM sound names no channels, which the mov muxer
     # refused only when it wrote its trailer, after every frame was upscaled.
