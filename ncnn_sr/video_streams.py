@@ -886,17 +886,21 @@ def _keep_depth(ctx, source) -> None:
 
 
 def _layout_for(encoder: str, rate: int, bit_rate: int, layout: av.AudioLayout) -> av.AudioLayout:
-    """``layout``, else the usual layout of as many channels (Opus takes 5.1 with back
-    speakers, not AC3's side ones, which the resampler moves there, as ffmpeg does),
-    or where ``encoder`` takes fewer channels (MP3, MPEG audio and WMA take at most
-    two) stereo, else mono, as ffmpeg downmixes for them; PyAV does not list an
-    encoder's layouts, so they are tried."""
-    try:
-        usual = [av.AudioLayout(f"{layout.nb_channels}c")]
-    except ValueError:  # no usual layout of that many (9 or more)
-        usual = []
-    tries = [layout] + [candidate for candidate in usual if candidate.name != layout.name] \
-        + [av.AudioLayout(name) for name in ("stereo", "mono") if av.AudioLayout(name).nb_channels < layout.nb_channels]
+    """``layout``, else one of as many channels: its side speakers at the back, then
+    the usual one (Opus takes 5.1 with back speakers, not AC3's side ones, which the
+    resampler moves there, as ffmpeg does); where ``encoder`` takes fewer channels
+    (MP3, MPEG audio and WMA take at most two) stereo, else mono, as ffmpeg downmixes
+    for them. PyAV does not list an encoder's layouts, so they are tried."""
+    tries = [layout]
+    for name in (layout.name.replace("(side)", ""), f"{layout.nb_channels}c"):  # quad(side): quad, before 4.0
+        try:
+            candidate = av.AudioLayout(name)
+        except ValueError:  # no usual layout of that many (9 or more)
+            continue
+        if candidate.nb_channels == layout.nb_channels and candidate.name not in {t.name for t in tries}:
+            tries.append(candidate)
+    tries += [av.AudioLayout(name) for name in ("stereo", "mono") if av.AudioLayout(name).nb_channels
+              < layout.nb_channels]
     for candidate in tries:
         ctx = av.codec.Codec(encoder, "w").create()
         ctx.sample_rate, ctx.layout, ctx.bit_rate = rate, candidate, bit_rate

@@ -3365,7 +3365,7 @@ def test_sound_of_more_channels_than_the_encoder_takes_is_downmixed_to_stereo(au
     assert sound_seconds(tmp_path / name) == pytest.approx(sound_seconds(clip), abs=0.05)
 
 
-@pytest.mark.parametrize("layout, kept", [("5.1(side)", "5.1"), ("5.0(side)", "5.0")])
+@pytest.mark.parametrize("layout, kept", [("5.1(side)", "5.1"), ("5.0(side)", "5.0"), ("quad(side)", "quad")])
 def test_surround_with_side_speakers_keeps_its_channels_in_opus(layout, kept, tmp_path):
     # found by QA: AC3's 5.1 (side speakers, as films' tracks have it) into a .webm
     # was downmixed to stereo: Opus takes 5.1 with back speakers, which ffmpeg puts
