@@ -298,6 +298,13 @@ def _refuse_terminal(path: str, reading: bool, dash: bool = True) -> None:
         raise InputError(f"{shown(path, reading)} is a terminal: {what}")
 
 
+class ReadInterrupted(KeyboardInterrupt, Exception):
+    """A Ctrl-C that came as FFmpeg waited for a stream (a live source that has sent
+    too little yet): PyAV passes on only Exceptions from a read, raised again once
+    FFmpeg returns; a KeyboardInterrupt it printed as a traceback and took for the
+    stream's end, and the command failed as 'not a video FFmpeg can read'."""
+
+
 class VideoInput:
     """A video read from a stream, as a file object PyAV reads without seeking, once:
     the container the command's look at it opens is the one its run goes on with
@@ -342,6 +349,8 @@ class VideoInput:
             return self._file.read(size)
         except OSError as e:
             raise InputError(f"cannot read {self.words}: {e.strerror or e}") from None
+        except KeyboardInterrupt:
+            raise ReadInterrupted from None
 
     def peek(self, size: int) -> bytes:
         """Its first ``size`` bytes (fewer where it ends sooner), read now where not

@@ -1554,6 +1554,30 @@ def test_ctrl_c_stops_at_once_and_leaves_no_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]
 
 
+@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/wchan"), reason="tells a read pipe's wait by wchan")
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_ctrl_c_while_ffmpeg_waits_for_a_pipe_is_an_interruption(suffix, tmp_path):
+    # found by QA: a Ctrl-C as FFmpeg waited for standard input (a live source that
+    # had sent too little yet) printed a KeyboardInterrupt traceback (PyAV passes on
+    # only Exceptions from a read), then "not a video FFmpeg can read", status 1
+    data = make_clip(tmp_path / "in.mkv", frames=48, width=64, height=64, audio="pcm_s16le",
+                     layout="stereo").read_bytes()
+    proc = subprocess.Popen([NCNN_SR, "video", "-i", "-", "-o", str(tmp_path / f"out{suffix}"), *X2],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(data[:20000])  # its first bytes: FFmpeg reads 32 kB at a time
+    proc.stdin.flush()
+    deadline = time.monotonic() + 120
+    wchan = Path(f"/proc/{proc.pid}/wchan")
+    while "pipe_read" not in wchan.read_text():  # waiting for more
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)  # FFmpeg's, not the look's, as the first bytes are there
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1].decode()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("ncnn-sr: interrupted") and "Traceback" not in err, err
+
+
 def test_library_call_with_any_frame_function(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=5)
 
