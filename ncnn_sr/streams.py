@@ -298,11 +298,12 @@ def _refuse_terminal(path: str, reading: bool, dash: bool = True) -> None:
         raise InputError(f"{shown(path, reading)} is a terminal: {what}")
 
 
-class ReadInterrupted(KeyboardInterrupt, Exception):
-    """A Ctrl-C that came as FFmpeg waited for a stream (a live source that has sent
-    too little yet): PyAV passes on only Exceptions from a read, raised again once
-    FFmpeg returns; a KeyboardInterrupt it printed as a traceback and took for the
-    stream's end, and the command failed as 'not a video FFmpeg can read'."""
+class Interrupted(KeyboardInterrupt, Exception):
+    """A Ctrl-C that came as FFmpeg waited for a stream: to read (a live source that
+    has sent too little yet) or to write (a reader that stopped reading). PyAV passes
+    on only Exceptions from its reads and writes, raised again once FFmpeg returns; a
+    KeyboardInterrupt it printed as a traceback and took for the stream's end (the
+    command failed as 'not a video FFmpeg can read') or lost (it waited on, for ever)."""
 
 
 class VideoInput:
@@ -350,7 +351,7 @@ class VideoInput:
         except OSError as e:
             raise InputError(f"cannot read {self.words}: {e.strerror or e}") from None
         except KeyboardInterrupt:
-            raise ReadInterrupted from None
+            raise Interrupted from None
 
     def peek(self, size: int) -> bytes:
         """Its first ``size`` bytes (fewer where it ends sooner), read now where not
@@ -409,12 +410,16 @@ class VideoOutput:
             return self.file.write(data)
         except OSError as e:
             raise self._failed(e) from None
+        except KeyboardInterrupt:
+            raise Interrupted from None
 
     def flush(self) -> None:
         try:
             self.file.flush()
         except OSError as e:
             raise self._failed(e) from None
+        except KeyboardInterrupt:
+            raise Interrupted from None
 
     def seekable(self) -> bool:
         return self._origin is not None

@@ -1578,6 +1578,34 @@ def test_a_ctrl_c_while_ffmpeg_waits_for_a_pipe_is_an_interruption(suffix, tmp_p
     assert err.strip().splitlines()[-1].startswith("ncnn-sr: interrupted") and "Traceback" not in err, err
 
 
+@pytest.mark.skipif(not os.path.exists(f"/proc/{os.getpid()}/wchan"), reason="tells a written pipe's wait by wchan")
+def test_a_ctrl_c_while_standard_output_waits_for_its_reader_is_an_interruption(tmp_path):
+    # found by QA: -o - to a reader that had stopped reading (a paused player): a
+    # Ctrl-C as the muxer waited to write was lost in PyAV's write (it passes on only
+    # Exceptions), and the command went on waiting, for ever
+    clip = make_clip(tmp_path / "in.mkv", frames=48, width=64, height=64, audio="pcm_s16le", layout="stereo")
+    unread, written = os.pipe()
+    try:
+        proc = subprocess.Popen([NCNN_SR, "video", "-i", str(clip), "-o", "-", *X2], stdout=written,
+                                stderr=subprocess.PIPE)
+        os.close(written)
+        deadline = time.monotonic() + 120
+        wchan = Path(f"/proc/{proc.pid}/wchan")
+        while "pipe_write" not in wchan.read_text():  # the pipe is full
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        try:
+            err = proc.communicate(timeout=60)[1].decode()
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    finally:
+        os.close(unread)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("ncnn-sr: interrupted") and "Traceback" not in err, err
+
+
 def test_library_call_with_any_frame_function(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=5)
 
