@@ -2429,13 +2429,14 @@ def test_a_colour_matrix_ffmpeg_cannot_convert_is_named(tmp_path):
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
-def deep_clip(path, level: int = 514, frames: int = 3, width: int = 32, height: int = 24):
-    """A lossless 10-bit H.264 clip of flat grey frames at 10-bit luma ``level``:
-    between two 8-bit levels when it is not a multiple of 4."""
+def deep_clip(path, level: int = 514, frames: int = 3, width: int = 32, height: int = 24, codec: str = "libx264"):
+    """A lossless 10-bit H.264 (or ``codec``: libx265) clip of flat grey frames at
+    10-bit luma ``level``: between two 8-bit levels when it is not a multiple of 4."""
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=24)
+        video = out.add_stream(codec, rate=24)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p10le"
-        video.codec_context.options = {"qp": "0"}
+        video.codec_context.options = ({"qp": "0"} if codec == "libx264"
+                                       else {"x265-params": "lossless=1:log-level=error"})
         video.codec_context.colorspace, video.codec_context.color_range = 1, ColorRange.MPEG
         planes = [np.full((height, width), level, "<u2"), np.full((height // 2, width // 2), 512, "<u2"),
                   np.full((height // 2, width // 2), 512, "<u2")]
@@ -2487,6 +2488,24 @@ def test_the_command_writes_ten_bit_video_from_ten_bit_input(tmp_path):
     with av.open(str(out)) as c:
         ctx = c.streams.video[0].codec_context
         assert (ctx.pix_fmt, ctx.width) == ("yuv420p10le", 64)
+
+
+def test_ten_bit_hevc_made_ten_bit_h264_by_default_is_said(tmp_path):
+    # A phone's 10-bit HEVC (HDR) plays on the phone; its High 10 H.264 upscale plays
+    # in few players (no hardware decoder, browser or Apple player), unsaid before.
+    clip = deep_clip(tmp_path / "in.mkv", width=16, height=16, codec="libx265")
+    out = tmp_path / "out.mp4"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    assert proc.returncode == 0, proc.stderr
+    assert (f"{clip} is 10-bit HEVC: writing 10-bit H.264 (High 10), which hardware decoders, browsers and "
+            "Apple's players mostly cannot play; --codec libx265 keeps its 10 bits in a form they play, "
+            "--pix-fmt yuv420p writes 8-bit H.264") in proc.stderr
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+    # Asked for, either way, it is not said again.
+    for asked in (["--codec", "libx264"], ["--pix-fmt", "yuv420p10le"]):
+        proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "asked.mkv", *X2, *asked)
+        assert "warning" not in proc.stderr, asked
 
 
 @pytest.mark.parametrize("codec, name, pix_fmt", [("huffyuv", "out.avi", "yuv422p"),
