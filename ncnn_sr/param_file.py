@@ -122,8 +122,8 @@ def _parse(param_bytes: bytes, name: str, path) -> ParamGraph:
     except (ValueError, IndexError):
         raise bad from None
     for layer in layers:
-        _check_inputs(layer, name)
-        _check_ranges(layer, name)
+        _check_inputs(layer, name, what)
+        _check_ranges(layer, name, what)
     inputs = [t for layer in layers if layer.type == "Input" for t in layer.tops]
     consumed = {b for layer in layers for b in layer.bottoms}
     produced = [t for layer in layers for t in layer.tops if t not in consumed]
@@ -136,7 +136,7 @@ def _parse(param_bytes: bytes, name: str, path) -> ParamGraph:
     return ParamGraph(tuple(layers), inputs[0], produced[-1])
 
 
-def _check_inputs(layer: Layer, name: str) -> None:
+def _check_inputs(layer: Layer, name: str, what: str) -> None:
     # ncnn hands a layer the inputs the file lists and takes the count on trust: a
     # BinaryOp given one input (a damaged type name) reads a second that is not there.
     count = len(layer.bottoms)
@@ -157,10 +157,10 @@ def _check_inputs(layer: Layer, name: str) -> None:
         return
     if not fits:
         raise ModelError(f"model {name}: layer {layer.name} ({layer.type}) has {count} inputs where it takes "
-                         f"{needed}: a damaged .param file")
+                         f"{needed}: {what} is damaged")
 
 
-def _check_ranges(layer: Layer, name: str) -> None:
+def _check_ranges(layer: Layer, name: str, what: str) -> None:
     for keys, low, high in _RANGES.get(layer.type, ()):
         for key in keys:
             value = layer.params.get(key)
@@ -172,7 +172,7 @@ def _check_ranges(layer: Layer, name: str) -> None:
                 fits = True
             if not fits:
                 raise ModelError(f"model {name}: layer {layer.name} ({layer.type}) has {key}={value}, "
-                                 f"which no network has (from {low} to {high}): a damaged .param file")
+                                 f"which no network has (from {low} to {high}): {what} is damaged")
 
 
 # What one CPU window's peak resident memory is, per input pixel, over the float32

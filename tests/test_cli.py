@@ -161,9 +161,9 @@ def test_a_model_name_with_a_folder_in_it_is_in_the_m_folder_as_for_the_dropin(t
 @pytest.mark.parametrize("sizes, said", [
     # Refused as it is read: ncnn takes such sizes on trust.
     ("1=100000.0 2=100000.0", "model broken: layer up (Interp) has 1=100000.0, which no network has (from 0 to 64): "
-                              "a damaged .param file"),
+                              "{param} is damaged"),
     ("1=-2.0 2=-2.0", "model broken: layer up (Interp) has 1=-2.0, which no network has (from 0 to 64): "
-                      "a damaged .param file"),  # was "error: out of memory"
+                      "{param} is damaged"),  # was "error: out of memory"
     # Sizes a network may have, too large to run: ncnn's pool kept the failed buffer and said so on stderr.
     ("3=65536 4=65536", "model broken: failed on a 32x32 test input: ncnn error -100 on CPU"),
 ])
@@ -175,7 +175,7 @@ def test_custom_model_with_a_broken_layer_fails_in_one_line(sizes, said, tmp_pat
     proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "broken", "-m", tmp_path, "-g", "-1",
                check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr.splitlines() == [f"ncnn-sr: error: {said}"]
+    assert proc.stderr.splitlines() == [f"ncnn-sr: error: {said.format(param=tmp_path / 'broken.param')}"]
     assert not (tmp_path / "out.png").exists()
 
 
