@@ -34,8 +34,8 @@ from models_ncnn import CATALOG_PATH
 
 from .errors import (ModelError, ModelMissing, Option, SettingError, broken_link, describe, file_path, in_one_line,
                      no_path, shell_word, stand_in)
-from .param_file import (check_bin_size, check_picture_channels, cpu_bytes_estimate, input_alignment, parse_param,
-                         starts_as_param)
+from .param_file import (binary_param, check_bin_size, check_picture_channels, cpu_bytes_estimate, input_alignment,
+                         parse_param, starts_as_param)
 
 log = logging.getLogger("ncnn_sr")
 
@@ -373,6 +373,8 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
         except ModelMissing as e:
             if as_path.name == text:  # -m models -n mine.param: a path, read where the command runs
                 for folder, _ in model_folders(model_path):
+                    if os.path.lexists(folder / text) and text.lower().endswith(".param.bin"):
+                        raise ModelError(binary_param(folder / text)) from None
                     if os.path.lexists(folder / text):
                         raise ModelMissing(*e.pieces, f" ({folder / text} is in a model folder: ",
                                            Option(f"-n {as_path.stem}", f"the name {as_path.stem!r}", everywhere=True),
@@ -462,7 +464,9 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
 
 def _resolve_path(path: Path) -> ModelSpec:
     if path.name.lower().endswith(".param.bin"):
-        raise ModelError(_binary_param(path))
+        if not os.path.lexists(path):  # a path mistyped: no file to say is binary
+            raise ModelMissing(f"file {path} not found")
+        raise ModelError(binary_param(path))
     stem, upper = path, False
     if path.suffix.lower() in _MODEL_SUFFIXES:
         stem = path.with_suffix("")
@@ -528,11 +532,6 @@ def _models_in(folder: Path) -> tuple:
                          f"{names[0]!r} with model_path={str(folder)!r}", everywhere=True), f"{others})")
 
 
-def _binary_param(path: Path) -> str:
-    return (f"{path} is a binary param file (ncnn2mem's .param.bin), which ncnn-sr does not read: "
-            "give the text .param it was made from")
-
-
 def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
     def said(*named: Path) -> str:
         # A model given by its path has that path for its source: naming it again said it twice.
@@ -546,7 +545,7 @@ def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
             raise ModelError(f"model {name}: {p} is {broken_link(p)}{said(p)}")
     binary = param.with_name(param.name + bin_.suffix)
     if not param.exists() and binary.is_file():
-        raise ModelError(f"model {name}: {_binary_param(binary)}")
+        raise ModelError(f"model {name}: {binary_param(binary)}")
     for p, other in ((param, bin_), (bin_, param)):
         if not p.exists():
             near = near_name(p)

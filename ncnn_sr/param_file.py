@@ -74,8 +74,15 @@ def _parsed(param_bytes: bytes) -> ParamGraph:
     return _parse(param_bytes, "model", None)
 
 
+def binary_param(what) -> str:
+    return (f"{what} is a binary param file (ncnn2mem's .param.bin), which ncnn-sr does not read: "
+            "give the text .param it was made from")
+
+
 def _parse(param_bytes: bytes, name: str, path) -> ParamGraph:
     what = "the .param file" if path is None else str(path)
+    if param_bytes[:4] == PARAM_MAGIC.to_bytes(4, "little"):  # ncnn2mem's, renamed .param
+        raise ModelError(f"model {name}: {binary_param(what)}")
     try:
         text = param_bytes.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -720,6 +720,30 @@ def test_a_binary_param_file_is_said_to_be_one_not_a_missing_param(tmp_path):
         resolve_model(bin_)
 
 
+def test_a_binary_param_path_not_there_or_in_a_model_folder_is_named_where_it_is(tmp_path, monkeypatch):
+    # A mistyped gone.param.bin was "a binary param file", and -m models -n mine.param.bin
+    # named mine.param.bin where the command ran, which held none.
+    with pytest.raises(ModelMissing) as caught:
+        resolve_model(tmp_path / "gone.param.bin")
+    assert str(caught.value) == f"file {tmp_path / 'gone.param.bin'} not found"
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mine.param.bin").write_bytes(b"\xdd\x85\x76\x00" + b"\0" * 60)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError) as caught:
+        resolve_model("mine.param.bin", "models")
+    assert str(caught.value).startswith(f"{Path('models', 'mine.param.bin')} is a binary param file")
+
+
+def test_a_binary_param_file_named_as_a_text_one_is_said_to_be_binary(tmp_path):
+    # ncnn2mem's output renamed NAME.param: it was "not text (is it a .bin?)".
+    param, _ = copy_model("realesr-animevideov3-x2", tmp_path, "mine")
+    param.write_bytes(b"\xdd\x85\x76\x00" + b"\0" * 60)
+    with pytest.raises(ModelError) as caught:
+        resolve_model(param)
+    assert str(caught.value) == (f"model mine: {param} is a binary param file (ncnn2mem's .param.bin), which "
+                                 "ncnn-sr does not read: give the text .param it was made from")
+
+
 def test_a_model_given_by_path_with_upper_case_extensions_is_used(tmp_path):
     # MODEL.PARAM was "not an ncnn model: give a .param file".
     param, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "MODEL")
