@@ -439,8 +439,11 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
     known = {*catalog(), *(e.family for e in catalog().values()), *custom_model_names(model_path)}
     # A space pasted at an end looks like no difference in the list of every name.
     meant = sorted(n for n in known if n.lower() == text.strip().lower())
+    meant = meant or sorted(n for n in known if _without_ncnn(n).lower() == text.strip().lower())
     if meant:  # on Linux, where file names are case-sensitive, as the catalog's are everywhere
-        why = [] if meant[0] == text.strip() else ["names are case-sensitive"]
+        pnnx = _without_ncnn(meant[0]) != meant[0] and not text.lower().endswith(_PNNX_INFIX)
+        why = ["pnnx names its files NAME.ncnn.param and NAME.ncnn.bin"] if pnnx else \
+            [] if meant[0] == text.strip() else ["names are case-sensitive"]
         why += [] if text == text.strip() else ["it has a space at an end"]
         raise ModelError(f"unknown model '{text}': {' and '.join(why)}: did you mean '{meant[0]}'?")
     if model_path is not None and not os.path.isdir(_model_folder(model_path)):
@@ -555,13 +558,22 @@ def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
             raise ModelMissing(f"model {name}: file {p} not found{said(p)}{meant}")
 
 
+_PNNX_INFIX = ".ncnn"
+
+
+def _without_ncnn(stem: str) -> str:
+    """``stem`` less the ".ncnn" pnnx puts in its files' names (NAME.ncnn.param)."""
+    return stem[:-len(_PNNX_INFIX)] if stem.lower().endswith(_PNNX_INFIX) else stem
+
+
 def near_name(path: Path) -> Path | None:
-    """The file beside where ``path`` is not whose name differs from its only in case or
+    """The file beside where ``path`` is not whose name differs from its only in case,
     in spaces around the stem (my.param for my.PARAM, My.param or 'my .param'), as
-    a name typed where case does not count, or pasted with a space, has it."""
+    a name typed where case does not count, or pasted with a space, has it, or in
+    the ".ncnn" pnnx adds (my.ncnn.param)."""
     def key(name: str) -> str:
         stem, suffix = os.path.splitext(name)
-        return f"{stem.strip()}{suffix}".lower()
+        return f"{_without_ncnn(stem.strip())}{suffix}".lower()
 
     try:
         near = sorted(e for e in os.listdir(path.parent) if e != path.name and key(e) == key(path.name))

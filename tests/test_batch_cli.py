@@ -1093,6 +1093,18 @@ def test_a_model_in_the_dropins_folder_named_in_another_case_is_offered(name, th
     assert not (tmp_path / "o.png").exists()
 
 
+def test_pnnxs_files_in_the_dropins_folder_are_offered_for_their_name_without_ncnn(tmp_path):
+    # pnnx writes NAME.ncnn.param: -n NAME said only "not found in the -m folder".
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    copy_model("realesr-animevideov3-x2", tmp_path / "mine", "x2.ncnn")
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-m", "mine", "-n", "x2", cwd=tmp_path,
+               check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"realesrgan-ncnn-vulkan: error: model x2: file {Path('mine', 'x2.param')} not "
+                           f"found in the -m folder: did you mean {Path('mine', 'x2.ncnn.param')}?\n")
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_the_dropins_own_models_folder_without_the_model_is_passed_over_unsaid(tmp_path):
     # The reference looks beside itself next, where its models are: the installed ones here.
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")

@@ -596,6 +596,20 @@ def test_a_name_typed_with_a_space_at_an_end_names_the_one_meant(tmp_path, typed
         resolve_model(typed, tmp_path)
 
 
+def test_a_name_of_pnnxs_files_without_their_ncnn_names_the_one_meant(tmp_path):
+    # pnnx writes NAME.ncnn.param and NAME.ncnn.bin: -m models -n NAME listed every
+    # catalog name, and a path to NAME.param was "not found", the pair beside it unsaid.
+    copy_model("realesr-animevideov3-x2", tmp_path, "4x_mine.ncnn")
+    with pytest.raises(ModelError) as caught:
+        resolve_model("4x_mine", tmp_path)
+    assert str(caught.value) == ("unknown model '4x_mine': pnnx names its files NAME.ncnn.param and NAME.ncnn.bin: "
+                                 "did you mean '4x_mine.ncnn'?")
+    with pytest.raises(ModelError) as caught:
+        resolve_model(tmp_path / "4x_mine.param")
+    assert str(caught.value).endswith(f": did you mean {tmp_path / '4x_mine.ncnn.param'}?")
+    assert resolve_model("4x_mine.ncnn", tmp_path).name == "4x_mine.ncnn"
+
+
 def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
     (tmp_path / "resize.param").write_text("7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1=2.0 2=2.0\n")
     (tmp_path / "resize.bin").write_bytes(b"")
