@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 PARAM_MAGIC = 7767517
+PNNX_MAGIC = 7767518  # the first line of pnnx's own NAME.pnnx.param, which ncnn cannot read
 
 
 def starts_as_param(data: bytes) -> bool:
@@ -97,6 +98,9 @@ def _parse(param_bytes: bytes, name: str, path) -> ParamGraph:
                          "which ncnn cannot read: save it as plain UTF-8")
     lines = [ln.split() for ln in text.splitlines() if ln.strip()]
     bad = ModelError(f"model {name}: {what} is not an ncnn param file")
+    if lines and lines[0] == [str(PNNX_MAGIC)] and "pnnx." in text:  # pnnx.Input: not a digit damaged
+        raise ModelError(f"model {name}: {what} is pnnx's own graph, not an ncnn param file: give the "
+                         "NAME.ncnn.param pnnx wrote beside it")
     if len(lines) < 2 or lines[0] != [str(PARAM_MAGIC)] or len(lines[1]) != 2:
         raise bad
     try:

@@ -610,6 +610,18 @@ def test_a_name_of_pnnxs_files_without_their_ncnn_names_the_one_meant(tmp_path):
     assert resolve_model("4x_mine.ncnn", tmp_path).name == "4x_mine.ncnn"
 
 
+def test_pnnxs_own_graph_is_told_from_its_ncnn_one(tmp_path):
+    # pnnx writes NAME.pnnx.param (its own graph, magic 7767518) beside NAME.ncnn.param:
+    # -n NAME.pnnx, which `ncnn-sr models` lists, was "not an ncnn param file".
+    (tmp_path / "m.pnnx.param").write_text("7767518\n2 1\npnnx.Input in 0 1 0 #0=(1,3,32,32)f32\n"
+                                           "pnnx.Output out 1 0 0 #0=(1,3,32,32)f32\n")
+    (tmp_path / "m.pnnx.bin").write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip, as pnnx's bin is one
+    with pytest.raises(ModelError) as caught:
+        resolve_model("m.pnnx", tmp_path)
+    assert str(caught.value) == (f"model m.pnnx: {tmp_path / 'm.pnnx.param'} is pnnx's own graph, not an ncnn "
+                                 "param file: give the NAME.ncnn.param pnnx wrote beside it")
+
+
 def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
     (tmp_path / "resize.param").write_text("7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1=2.0 2=2.0\n")
     (tmp_path / "resize.bin").write_bytes(b"")
