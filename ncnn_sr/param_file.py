@@ -534,6 +534,6 @@ def check_bin_size(graph: ParamGraph, bin_bytes: bytes, name: str = "model", pat
     if offset != len(bin_bytes):
         raise ModelError(
             f"model {name}: {what} holds {len(bin_bytes)} bytes but its .param declares {offset}: "
-            "the bin of another model"
+            f"the bin of another model, or {len(bin_bytes) - offset} bytes added at its end"
         )
     return True
