@@ -622,6 +622,21 @@ def test_pnnxs_own_graph_is_told_from_its_ncnn_one(tmp_path):
                                  "param file: give the NAME.ncnn.param pnnx wrote beside it")
 
 
+@pytest.mark.parametrize("typed, meant, why", [
+    ("RealESRGAN_x4plus", "realesrgan-x4plus", "it is Real-ESRGAN's PyTorch name"),
+    ("RealESRGAN_x4plus_anime_6B", "realesrgan-x4plus-anime", "it is Real-ESRGAN's PyTorch name"),
+    ("RealESRNet_x4plus", "realesrnet-x4plus", "it is Real-ESRGAN's PyTorch name"),
+    ("realesrgan_x2plus", "realesrgan-x2plus", "names are written with hyphens"),
+    ("realesr_animevideov3", "realesr-animevideov3", "names are written with hyphens"),
+])
+def test_real_esrgans_pytorch_names_name_the_model_meant(typed, meant, why):
+    # found by a user audit: -n RealESRGAN_x4plus, as Real-ESRGAN's inference script
+    # takes it, got the list of every name, realesrgan-x4plus among nine.
+    with pytest.raises(ModelError) as caught:
+        resolve_model(typed)
+    assert str(caught.value) == f"unknown model '{typed}': {why}: did you mean '{meant}'?"
+
+
 def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
     (tmp_path / "resize.param").write_text("7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1=2.0 2=2.0\n")
     (tmp_path / "resize.bin").write_bytes(b"")
