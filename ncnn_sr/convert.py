@@ -56,9 +56,6 @@ from .files import atomic_write, mode_for, name_fault, temp_stem, write_protecte
 from .models import ModelSpec, catalog, model_name_for, resolve_model
 from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, counted, shape_of
 
-# Each error names the command's flag, or the library's argument (Option).
-SCALE = Option("--scale", "scale=")
-
 log = logging.getLogger("ncnn_sr")
 
 _RESIDUAL = "0=1 -23301=2,2.000000e-01,1.000000e+00"  # Eltwise sum: 0.2 * first + second
@@ -153,8 +150,9 @@ def name_scale(name: str) -> int | None:
 
 def _scale_checked(model: ConvertedModel, scale: int | None) -> ConvertedModel:
     if scale is not None and model.scale != scale:
-        raise ModelError(f"{model.architecture}: its keys say x{model.scale}, not x{scale} (", SCALE,
-                         "); a scale is chosen only for ESRGAN names with one upsampling convolution, x2 or x3")
+        raise ModelError(f"{model.architecture}: its keys say x{model.scale}, not x{scale} (",
+                         Option(f"--scale {scale}", f"scale={scale}"), "); a scale is chosen only for ESRGAN names "
+                         "with one upsampling convolution, x2 or x3")
     return model
 
 
@@ -497,7 +495,8 @@ def _one_upsampling(names: str, scale: int | None, hint: int | None) -> tuple[tu
     and shapes, so only the caller can tell."""
     if scale is not None:
         if scale not in (2, 3):
-            raise ModelError(f"{names} with one upsampling convolution is x2 or x3, not x{scale} (", SCALE, ")")
+            raise ModelError(f"{names} with one upsampling convolution is x2 or x3, not x{scale} (",
+                             Option(f"--scale {scale}", f"scale={scale}"), ")")
         return (scale,), ""
     if hint in (2, 3):
         return (hint,), " (as its name says; its keys allow x2 or x3)"

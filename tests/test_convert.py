@@ -12,7 +12,7 @@ import pytest
 from ncnn_sr import convert as convert_mod
 from ncnn_sr.convert import ConvertedModel, convert_weights, interpolate_weights, name_scale, write_model
 from ncnn_sr.engine import Upscaler
-from ncnn_sr.errors import InputError, ModelError, SettingError
+from ncnn_sr.errors import FlagNames, InputError, ModelError, SettingError
 from ncnn_sr.models import ModelSpec, resolve_model
 from ncnn_sr.network import SplitNetwork
 from ncnn_sr.param_file import input_alignment, parse_param, weight_ends
@@ -401,10 +401,12 @@ def test_a_names_scale_that_one_upsampling_cannot_give_is_no_answer(caplog):
 
 
 def test_one_upsampling_is_x2_or_x3_only():
+    # It said "(--scale, scale=)", the flag and the argument, to a command and a caller alike.
     _, renamed = one_upsampling_state()
     with pytest.raises(ModelError, match=r"^RRDBNet \(ESRGAN names\) with one upsampling convolution is x2 or x3, "
-                                         r"not x4 \(scale=\)$"):
+                                         r"not x4 \(scale=4\)$") as caught:
         convert_weights(renamed, scale=4)
+    assert caught.value.said(FlagNames()).endswith("not x4 (--scale 4)")
 
 
 @pytest.mark.parametrize("state, keys_say", [(random_rrdb(), 4), (random_compact(), 2),
@@ -412,7 +414,7 @@ def test_one_upsampling_is_x2_or_x3_only():
 def test_a_scale_the_keys_contradict_is_refused_and_a_names_is_ignored(state, keys_say):
     assert convert_weights(state, scale=keys_say).scale == keys_say
     assert convert_weights(state, scale_hint=3).scale == keys_say
-    with pytest.raises(ModelError, match=fr"x{keys_say}: its keys say x{keys_say}, not x3 \(scale=\); "
+    with pytest.raises(ModelError, match=fr"x{keys_say}: its keys say x{keys_say}, not x3 \(scale=3\); "
                                          "a scale is chosen only for ESRGAN names with one upsampling convolution"):
         convert_weights(state, scale=3)
 

@@ -394,7 +394,7 @@ def test_a_scale_the_keys_contradict_writes_nothing(tmp_path):
     proc = run("convert", "-i", weights_file(tmp_path), "--scale", "3", check_ok=False)
     assert proc.returncode == 1
     assert proc.stderr == "ncnn-sr: error: SRVGGNetCompact, 2 convolutions, 8 features, x2: its keys say x2, not x3 " \
-                          "(--scale); a scale is chosen only for ESRGAN names with one upsampling " \
+                          "(--scale 3); a scale is chosen only for ESRGAN names with one upsampling " \
                           "convolution, x2 or x3\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
 
