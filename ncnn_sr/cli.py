@@ -756,6 +756,10 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
                               f"one): give the converted one another name{derived}")
         if os.path.exists(target) and not os.path.isdir(target):
             raise NcnnSrError(f"{target} is not a folder: -o names the folder to write NAME.param and NAME.bin in")
+        if not os.path.lexists(target) and target.suffix.lower() in (".param", ".bin"):
+            # -o models/Mine.param: a folder so named was made, the model written in it.
+            raise NcnnSrError(f"{target} is named like a model's file: -o names the folder to write NAME.param and "
+                              f"NAME.bin in (-o {shell_word(str(target.parent))} -n {shell_word(target.stem)})")
         for given, flag in ((None if url is not None else path, "-i"), (other, "--dni")):
             # pytorch_model.bin, as Hugging Face names weights: NAME.bin is the weights
             # themselves, which --force (that the refusal suggested) wrote the model over.

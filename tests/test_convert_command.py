@@ -247,6 +247,20 @@ def test_an_output_that_is_a_file_is_named_as_not_a_folder(tmp_path):
                           "NAME.param and NAME.bin in\n"
 
 
+@pytest.mark.parametrize("given", ["Mine.param", "Mine.BIN"])
+def test_an_output_named_like_a_model_file_is_refused_with_the_folder_and_name_meant(tmp_path, given):
+    # found by a user audit: -o models/Mine.param made a folder Mine.param and wrote
+    # models/Mine.param/4x-Mine.param in it.
+    proc = run("convert", "-i", weights_file(tmp_path), "-o", tmp_path / "models" / given, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: {tmp_path / 'models' / given} is named like a model's file: -o names " \
+                          f"the folder to write NAME.param and NAME.bin in (-o {tmp_path / 'models'} -n Mine)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
+    (tmp_path / "models" / given).mkdir(parents=True)  # a folder so named, there already, is one
+    run("convert", "-i", weights_file(tmp_path), "-o", tmp_path / "models" / given)
+    assert (tmp_path / "models" / given / "4x-Mine.param").is_file()
+
+
 def test_a_read_only_output_folder_is_one_line_and_leaves_nothing(tmp_path):
     # It was a traceback: the temporary files' cleanup met the read-only file system.
     from test_batch_cli import READ_ONLY, library_in_read_only, run_read_only
