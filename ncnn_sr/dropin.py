@@ -64,7 +64,8 @@ FLAGS = FlagNames("ncnn-sr")
               metavar="model-path",
               help="folder path to the pre-trained models (the default falls back to the installed models)")
 @click.option("-n", "model", default="realesr-animevideov3", show_default=True, metavar="model-name",
-              help="model name: realesr-animevideov3 | realesrgan-x4plus | realesrgan-x4plus-anime | realesrnet-x4plus")
+              help="model name: realesr-animevideov3 | realesrgan-x4plus | realesrgan-x4plus-anime | realesrnet-x4plus "
+                   "(fetch it first: ncnn-sr fetch realesrnet-x4plus)")
 @click.option("-g", "gpu", default="auto", show_default=True, metavar="gpu-id",
               help="gpu device to use, -1 for the CPU; can be 0,1,2 for multi-gpu")
 @click.option("-j", "jobs", default=REFERENCE_JOBS, show_default=True, metavar="load:proc:save",

@@ -271,6 +271,17 @@ def test_dropin_help_names_each_flags_value_as_the_reference_does():
                      "-v": "verbose", "-h,": "--help"}
 
 
+def test_dropin_help_says_which_model_it_names_must_be_fetched_first():
+    # It listed realesrnet-x4plus beside the installed models, as the reference does,
+    # and -n realesrnet-x4plus then failed: it is not in the model package.
+    from ncnn_sr.models import catalog
+    words = " ".join(run(DROPIN, "-h").stdout.split())
+    listed = words.split("model name: ")[1].split(" [default")[0]
+    for name, entry in catalog().items():
+        if name in listed.replace(",", " ").replace("(", " ").split() and entry.package_files is None:
+            assert f"ncnn-sr fetch {name}" in listed, listed
+
+
 def test_a_dropin_folder_run_says_failed_only_where_a_picture_failed(tmp_path):
     # Wrappers of the reference (Upscayl) take "failed" on stderr for a failure, as the
     # reference says it only then ("decode image ... failed"): the drop-in's summary of
