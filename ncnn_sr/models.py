@@ -366,6 +366,8 @@ def resolve_model(model: str | bytes | os.PathLike | ModelSpec,
 def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSpec:
     if not text.strip():  # else a folder's hidden ".param" and ".bin" would be that model
         raise ModelError("no model given: give a model's name or a .param file's path")
+    if text[:8].lower().startswith(("http://", "https://")):  # Path() made its // one /, a file not found
+        _refuse_address(text)
     as_path = Path(text)
     if _named_by_path(text):
         try:
@@ -432,6 +434,8 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
         for suffix in suffixes:
             if (folder / f"{text}{suffix}").is_file():
                 _refuse_non_model(folder / f"{text}{suffix}")
+    if as_path.suffix.lower() in PYTORCH_SUFFIXES:  # else "4x.pth.param and 4x.pth.bin" were offered
+        raise ModelMissing(f"file {text} not found (PyTorch weights, which run once converted)")
     variants = sorted(e.name for e in catalog().values() if e.family == text)
     if variants:  # the commands pick one by -s; a library call names it
         raise ModelError(f"{text} is a family of models: give one of {', '.join(variants)}, "
@@ -474,6 +478,16 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
                      f"; a custom model is given by its .param path, or by its name when {text}.param and "
                      f"{text}.bin are in a ", MODEL_FOLDER, f" or {ENV_MODEL_PATH} folder"
                      + (f" ({absent})" if absent else ""))
+
+
+def _refuse_address(text: str) -> NoReturn:
+    if os.path.splitext(text.split("?")[0])[1].lower() in PYTORCH_SUFFIXES:
+        raise ModelError(f"{text} is PyTorch weights' web address, not an ncnn model: ",
+                         Option(f"convert them with ncnn-sr convert -i {shell_word(text)}",
+                                "once downloaded, convert them with write_model(convert_weights(read_weights(path)), "
+                                "folder, name)", everywhere=True), ", then give the .param it writes")
+    raise ModelError(f"{text} is a web address: a model is run from its files here; download its .param and .bin, "
+                     "then give the .param's path")
 
 
 def _resolve_path(path: Path) -> ModelSpec:

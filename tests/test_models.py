@@ -637,6 +637,32 @@ def test_real_esrgans_pytorch_names_name_the_model_meant(typed, meant, why):
     assert str(caught.value) == f"unknown model '{typed}': {why}: did you mean '{meant}'?"
 
 
+@pytest.mark.parametrize("address", ["https://example.org/models/4x-Foo.param", "HTTP://example.org/4x-Foo.bin"])
+def test_a_models_web_address_is_said_to_be_one(address):
+    # found by a user audit: it was "file https:/example.org/models/4x-Foo.param not
+    # found", the address's // made one /.
+    with pytest.raises(ModelError) as caught:
+        resolve_model(address)
+    assert str(caught.value) == (f"{address} is a web address: a model is run from its files here; download its "
+                                 ".param and .bin, then give the .param's path")
+
+
+def test_weights_to_convert_given_by_address_or_a_name_not_there_say_what_they_are(tmp_path, monkeypatch):
+    # -n 4x-Foo.pth, where no such file is, listed every catalog name and spoke of
+    # 4x-Foo.pth.param; by its address it was 'file https:/.../4x-Foo.pth.param not found'.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError) as caught:
+        resolve_model("https://example.org/4x-Foo.pth")
+    said = str(caught.value)
+    assert said.startswith("https://example.org/4x-Foo.pth is PyTorch weights' web address, not an ncnn model: ")
+    assert "read_weights" in said and "https:/e" not in said
+    assert caught.value.said(FlagNames()).endswith("convert them with ncnn-sr convert -i "
+                                                   "https://example.org/4x-Foo.pth, then give the .param it writes")
+    with pytest.raises(ModelMissing) as caught:
+        resolve_model("4x-Foo.pth")
+    assert str(caught.value) == "file 4x-Foo.pth not found (PyTorch weights, which run once converted)"
+
+
 def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
     (tmp_path / "resize.param").write_text("7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1=2.0 2=2.0\n")
     (tmp_path / "resize.bin").write_bytes(b"")
