@@ -141,8 +141,20 @@ def _read_weights(path: Path) -> dict[str, np.ndarray]:
         raise ModelError(f"{path} is an ncnn model already (its .param): upscale with it as it is, ",
                          Option(f"-n {path}", f"Upscaler({str(path)!r})", everywhere=True))
     else:
+        param = Path(path).with_suffix(".param")
+        if Path(path).suffix.lower() == ".bin" and _starts_as_param_file(param):  # an ncnn model's weights
+            raise ModelError(f"{path} is the weights of the ncnn model {param}: upscale with it as it is, ",
+                             Option(f"-n {param}", f"Upscaler({str(param)!r})", everywhere=True))
         raise ModelError(f"{path} is not a PyTorch (.pth) or safetensors checkpoint")
     return _state_dict(path, tensors)
+
+
+def _starts_as_param_file(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return starts_as_param(f.read(16))
+    except OSError:
+        return False
 
 
 # --- the pickle -------------------------------------------------------------------

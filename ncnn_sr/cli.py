@@ -735,6 +735,9 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
     if not path.name:
         _fail(f"{url} names no file: give the address of the weights themselves")
     file_name = path.name  # the downloaded copy's name is hidden
+    if url is not None and path.suffix.lower() == ".param":  # else "-n URL" was offered, once downloaded
+        _fail(f"{url} is an ncnn model's .param, which runs as it is once downloaded with its .bin: give the "
+              ".param's path to -n")
     # A name refused that the user never typed needs its source, and the way to another.
     derived = " (the name is the weights' file's: -n NAME gives another)" if name is None else ""
     name = path.stem if name is None else name

@@ -242,6 +242,18 @@ def test_a_file_standing_in_for_a_checkpoint_is_named_as_what_it_is(tmp_path, na
     assert refusal(path) == f"{path} {words.format(path=path)}"
 
 
+def test_an_ncnn_models_bin_given_for_a_checkpoint_names_its_param(tmp_path):
+    # found by a user audit: convert -i m.bin, beside m.param, said only "not a PyTorch
+    # (.pth) or safetensors checkpoint", where the model runs as it is.
+    (tmp_path / "m.param").write_bytes(b"7767517\n2 2\nInput in0 0 1 data\n")
+    (tmp_path / "m.bin").write_bytes(b"\x47\x6b\x30\x01" + bytes(64))
+    param = tmp_path / "m.param"
+    assert refusal(tmp_path / "m.bin") == (f"{tmp_path / 'm.bin'} is the weights of the ncnn model {param}: "
+                                           f"upscale with it as it is, Upscaler('{param}')")
+    (tmp_path / "m.param").write_bytes(b"not a param")  # pytorch_model.bin beside some other m.param
+    assert refusal(tmp_path / "m.bin").endswith("is not a PyTorch (.pth) or safetensors checkpoint")
+
+
 def test_a_device_or_pipe_is_refused_unread(tmp_path):
     # /dev/zero has no end: read whole, it filled the memory.
     assert refusal("/dev/zero") == "/dev/zero is not a regular file (a device or a pipe): give a checkpoint file"

@@ -434,6 +434,18 @@ def test_convert_takes_weights_by_address_and_deletes_them_once_converted(server
     assert "use it with: ncnn-sr -i IN -o OUT -n " in proc.stdout
 
 
+def test_convert_given_an_ncnn_models_address_says_to_download_it_and_asks_nothing(server, tmp_path):
+    # found by a user audit: it downloaded the .param, then said "upscale with it as it
+    # is, -n http://...": -n takes no address.
+    server.files["/models/4x-Mine.param"] = b"7767517\n2 2\nInput in0 0 1 data\n"
+    address = server.url("/models/4x-Mine.param")
+    proc = run("convert", "-i", address, "-o", tmp_path / "out", check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: {address} is an ncnn model's .param, which runs as it is once " \
+                          "downloaded with its .bin: give the .param's path to -n\n"
+    assert not (tmp_path / "out").exists() and not server.ranges_asked  # asked for nothing
+
+
 def test_convert_refuses_weights_other_than_their_sha256_and_writes_nothing(server, tmp_path):
     data = weights_bytes(tmp_path, random_compact(upscale=4))
     server.files["/m.pth"] = data
