@@ -145,6 +145,8 @@ def _read_weights(path: Path) -> dict[str, np.ndarray]:
         if Path(path).suffix.lower() == ".bin" and _starts_as_param_file(param):  # an ncnn model's weights
             raise ModelError(f"{path} is the weights of the ncnn model {param}: upscale with it as it is, ",
                              Option(f"-n {param}", f"Upscaler({str(param)!r})", everywhere=True))
+        if Path(path).suffix.lower() == ".onnx":  # a protobuf, with no magic number to tell it by
+            raise ModelError(f"{path} is an ONNX model, not PyTorch weights: pnnx converts it to ncnn")
         raise ModelError(f"{path} is not a PyTorch (.pth) or safetensors checkpoint")
     return _state_dict(path, tensors)
 

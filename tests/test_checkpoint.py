@@ -254,6 +254,13 @@ def test_an_ncnn_models_bin_given_for_a_checkpoint_names_its_param(tmp_path):
     assert refusal(tmp_path / "m.bin").endswith("is not a PyTorch (.pth) or safetensors checkpoint")
 
 
+def test_an_onnx_model_given_for_a_checkpoint_names_what_converts_it(tmp_path):
+    # It was "not a PyTorch (.pth) or safetensors checkpoint", where -n m.onnx names pnnx.
+    (tmp_path / "m.onnx").write_bytes(b"\x08\x07\x12\x07pytorch\x1a\x052.1.0")
+    assert refusal(tmp_path / "m.onnx") == f"{tmp_path / 'm.onnx'} is an ONNX model, not PyTorch weights: pnnx " \
+                                           "converts it to ncnn"
+
+
 def test_a_device_or_pipe_is_refused_unread(tmp_path):
     # /dev/zero has no end: read whole, it filled the memory.
     assert refusal("/dev/zero") == "/dev/zero is not a regular file (a device or a pipe): give a checkpoint file"
