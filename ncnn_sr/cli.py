@@ -26,7 +26,7 @@ from .choices import ALPHA_MODES, MAX_CONTEXT, MAX_SIDE, MIN_TILE, PRECISIONS
 from .console import bar_fits, name_streams, setup_logging
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word
 from .files import check_folder, check_writable, folder_made, write_target
-from .flags import HomePath, OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
+from .flags import HomePath, ModelText, OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
 from .path_names import is_picture_suffix, names_a_folder, suffix_fault, video_by_its_output
 from .signals import HeldInterrupts, ctrl_c_signals
 from .streams import OutputPipe, Streams, VideoInput, VideoOutput, is_stream, shown
@@ -364,7 +364,7 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(readable=False),
               help="Output picture (png, jpg, webp, gif, avif) or folder (made if missing; out/ is always a folder); "
                    "- writes standard output.")
-@click.option("-n", "--model", default=DEFAULT_MODEL, show_default=True,
+@click.option("-n", "--model", default=DEFAULT_MODEL, show_default=True, type=ModelText(),
               help="Model name (NAME of a NAME.param in the -m folder too, sub/NAME in its sub-folder), a family "
                    "such as realesr-animevideov3, or a .param path.")
 @_shared_options
@@ -423,7 +423,7 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
                    "(made if missing; out/ is always a folder), for a folder of videos too: each video keeps "
                    "its name and container there (else .mkv, or for a codec Matroska cannot hold, the first "
                    "of .mp4, .mov, .webm, .avi that can). - writes Matroska to standard output.")
-@click.option("-n", "--model", default="realesr-animevideov3", show_default=True,
+@click.option("-n", "--model", default="realesr-animevideov3", show_default=True, type=ModelText(),
               help="Model name, a family, or a .param path.")
 @_shared_options
 @click.option("--codec", default=None, help="Video encoder (default libx264; libvpx-vp9 for .webm).")

@@ -17,7 +17,7 @@ from click.core import ParameterSource
 from . import models as models_mod
 from .console import name_streams, setup_logging
 from .errors import FlagNames, InputError, command_words
-from .flags import REFERENCE_JOBS, OnePathCommand, RunOptions, path_flag
+from .flags import REFERENCE_JOBS, ModelText, OnePathCommand, RunOptions, path_flag
 from .path_names import names_a_folder, video_by_its_output
 from .streams import STDIO, OutputPipe, Streams, VideoInput, VideoOutput, is_stream
 from .typed_numbers import decimal_number
@@ -64,6 +64,7 @@ FLAGS = FlagNames("ncnn-sr")
               metavar="model-path",
               help="folder path to the pre-trained models (the default falls back to the installed models)")
 @click.option("-n", "model", default="realesr-animevideov3", show_default=True, metavar="model-name",
+              type=ModelText(),
               help="model name: realesr-animevideov3 | realesrgan-x4plus | realesrgan-x4plus-anime | realesrnet-x4plus "
                    "(fetch it first: ncnn-sr fetch realesrnet-x4plus)")
 @click.option("-g", "gpu", default="auto", show_default=True, metavar="gpu-id",

@@ -174,6 +174,19 @@ class HomePath(click.Path):
         return super().convert(value, param, ctx)
 
 
+class ModelText(click.ParamType):
+    """A -n value: a model's name, or a .param path whose leading ~ or ~user is made
+    the home folder, as -m's is: "~/models/mine.param" (quoted, or from a config) was
+    a file not found."""
+
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and _tilde_part(value) is not None:
+            value = os.path.expanduser(value)
+        return value
+
+
 def _file_address_path(text: str) -> str | None:
     """The path a file: address (file:///home/me/a%20b.png) names on this machine, or
     None for any other text, or one of another machine's."""

@@ -397,6 +397,33 @@ def test_a_tilde_left_unexpanded_in_the_model_folder_is_the_home_folder(tmp_path
     assert proc.returncode == 0, proc.stderr
     assert Image.open(home / "out.png").size == (12, 12)
 
+
+@pytest.mark.parametrize("command", [[CMD], [CMD, "video"], [sys.executable, "-c", DROPIN_MAIN]])
+def test_a_tilde_left_unexpanded_in_a_models_path_is_the_home_folder(command, tmp_path):
+    # found by a user audit: -n "~/models/mine.param" (quoted, or from a config) was
+    # "file ~/models/mine.param not found", where -m "~/models" took the home folder.
+    import av
+
+    from test_models import copy_model
+
+    home = tmp_path / "home"
+    copy_model("realesr-animevideov3-x2", home / "models", "mine")
+    env = {**os.environ, "HOME": str(home)}
+    given, made = ("in.png", "out.png") if command[-1] != "video" else ("in.mkv", "out.mkv")
+    if command[-1] == "video":
+        with av.open(str(tmp_path / given), "w") as box:
+            stream = box.add_stream("ffv1", rate=5)
+            stream.width, stream.height, stream.pix_fmt = 6, 6, "bgr0"
+            box.mux(stream.encode(av.VideoFrame.from_ndarray(picture(6, 6), format="rgb24").reformat(format="bgr0")))
+            box.mux(stream.encode())
+    else:
+        Image.fromarray(picture(6, 6)).save(tmp_path / given)
+    proc = subprocess.run([*command, "-i", given, "-o", made, "-n", "~/models/mine.param", "-g", "-1"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / made).stat().st_size > 0
+
+
 def test_a_picture_skipped_as_existing_says_so_without_verbose(tmp_path):
     # Only -v said anything: a script's log could not tell a skip from a run.
     Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
