@@ -674,6 +674,10 @@ def _comma_list(ctx, param, value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def _model_list(ctx, param, value: str) -> list[str]:
+    return [ModelText().convert(part, param, ctx) for part in _comma_list(ctx, param, value)]
+
+
 def _sha256(ctx, param, value: str | None) -> str | None:
     """A flag's sha256 in lower case; a usage error (status 2) where it is none."""
     from .download import checked_sha256
@@ -947,7 +951,7 @@ def _download_bar(name: str, quiet: bool):
 
 @main.command("bench")
 @click.option("-n", "--model", "models", default=f"{DEFAULT_MODEL},realesr-animevideov3-x2", show_default=True,
-              callback=_comma_list, help="Models (names, families or .param paths), comma-separated.")
+              callback=_model_list, help="Models (names, families or .param paths), comma-separated.")
 @click.option("-g", "--gpu", default="auto", show_default=True, callback=_gpu,
               help="Devices, comma-separated: 0,-1 (or gpu0,cpu).")
 @click.option("-t", "--tile", "tiles", default="auto,200", show_default=True, callback=_bench_tiles,

@@ -101,6 +101,17 @@ def test_a_model_family_is_benchmarked_as_its_default_variant(tmp_path):
     assert row["model"] == "realesr-animevideov3-x4" and row["mps"] > 0
 
 
+def test_a_models_path_with_a_tilde_left_unexpanded_is_in_the_home_folder(tmp_path):
+    # found by a user audit: -n "~/models/mine.param" was "file ~/models/mine.param not
+    # found", as upscale's -n was.
+    from test_models import copy_model
+
+    copy_model("realesr-animevideov3-x2", tmp_path / "models", "mine")
+    done = bench_command("-n", "realesr-animevideov3-x2,~/models/mine.param", "-g", "-1", "-t", "whole", "--size",
+                         "16x12", "--repeat", "1", env={**os.environ, "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.parametrize("args, message", [
     (["-t", "10"], "give tile sizes >= 32, auto or whole"),
     (["--size", "big"], "give WIDTHxHEIGHT"),
