@@ -236,10 +236,16 @@ def model_folders(model_path: str | bytes | os.PathLike | None = None) -> list[t
         folders.append((_model_folder(model_path), f"model folder {os.fsdecode(model_path)}"))
     for part in os.environ.get(ENV_MODEL_PATH, "").split(os.pathsep):
         if part:
-            folders.append((Path(part), f"{ENV_MODEL_PATH} folder {part}"))
+            folders.append((_home_made(part), f"{ENV_MODEL_PATH} folder {part}"))
     fetched = fetched_model_folder()
     folders.append((fetched, f"fetched models folder {fetched}"))
     return folders
+
+
+def _home_made(folder: str) -> Path:
+    """A variable's folder, its leading ~ or ~user the home folder: no shell made it
+    one where the value came from a service's unit, a .env file or quotes."""
+    return Path(os.path.expanduser(folder))
 
 
 def fetched_model_folder() -> Path:
@@ -249,7 +255,7 @@ def fetched_model_folder() -> Path:
     Windows). It need not exist."""
     given = os.environ.get(ENV_FETCHED)
     if given:
-        return Path(given)
+        return _home_made(given)
     import platformdirs  # only a lookup that reaches this far needs it
 
     return Path(platformdirs.user_data_dir("ncnn-sr", appauthor=False)) / "models"

@@ -11,7 +11,8 @@ import pytest
 
 from ncnn_sr import ModelError, ModelSpec, NcnnSrError, Upscaler, catalog, model_name_for, resolve_model
 from ncnn_sr.errors import FlagNames, ModelMissing, SettingError
-from ncnn_sr.models import DEFAULT_CPU_BYTES_PER_PIXEL, custom_model_names, package_folder, param_sha256
+from ncnn_sr.models import (DEFAULT_CPU_BYTES_PER_PIXEL, custom_model_names, fetched_model_folder, package_folder,
+                            param_sha256)
 from ncnn_sr.param_file import check_bin_size, cpu_bytes_estimate, parse_param
 
 PACKAGED = [n for n, e in catalog().items() if e.package_files]
@@ -661,6 +662,19 @@ def test_weights_to_convert_given_by_address_or_a_name_not_there_say_what_they_a
     with pytest.raises(ModelMissing) as caught:
         resolve_model("4x-Foo.pth")
     assert str(caught.value) == "file 4x-Foo.pth not found (PyTorch weights, which run once converted)"
+
+
+def test_a_tilde_in_the_model_folder_variables_is_the_home_folder(tmp_path, monkeypatch):
+    # found by a user audit: NCNN_SR_MODEL_PATH="~/models" (from a systemd unit, a
+    # .env or quoted) was "~/models is not a folder", and NCNN_SR_FETCHED_MODELS="~/f"
+    # had fetch make a folder named ~ where it ran.
+    copy_model("realesr-animevideov3-x2", tmp_path / "models", "mine")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NCNN_SR_MODEL_PATH", os.pathsep.join(["/nowhere", "~/models"]))
+    monkeypatch.setenv("NCNN_SR_FETCHED_MODELS", "~/fetched")
+    monkeypatch.chdir(tmp_path / "models")
+    assert resolve_model("mine").param_path == tmp_path / "models" / "mine.param"
+    assert fetched_model_folder() == tmp_path / "fetched"
 
 
 def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
