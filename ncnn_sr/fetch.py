@@ -22,10 +22,30 @@ def fetchable() -> dict[str, CatalogEntry]:
     return {name: entry for name, entry in catalog().items() if entry.download is not None}
 
 
+def _meant(name: str) -> str | None:
+    """The model to fetch that ``name`` spells otherwise: in another case, with _ for -,
+    or as Real-ESRGAN names its weights (RealESRNet_x4plus.pth)."""
+    def key(text: str) -> str:
+        text = text.strip().lower()
+        return text.removesuffix(".pth").replace("_", "-")
+
+    for model, entry in fetchable().items():
+        if key(name) in (key(model), key(entry.download[0].rsplit("/", 1)[-1])):
+            return model
+    return None
+
+
 def source_of(name: str) -> Source:
     """Where model ``name``'s weights are published, and what they must be."""
     entry = fetchable().get(name)
     if entry is None:
+        known = catalog().get(name) if isinstance(name, str) else None
+        if known is not None:  # packaged: the list of the others did not say so
+            raise ModelError(f"{describe(name)} cannot be fetched: it comes with ncnn-sr (",
+                             Option(f"-n {name}", f"the name {name!r}", everywhere=True), " runs it)")
+        meant = _meant(name) if isinstance(name, str) else None
+        if meant is not None:
+            raise ModelError(f"{describe(name)} cannot be fetched: did you mean '{meant}'?")
         names = ", ".join(fetchable())
         raise ModelError(f"{describe(name)} cannot be fetched: the models to fetch are {names} "
                          "(the others come with ncnn-sr, or are converted from a file with ncnn-sr convert)")
