@@ -140,6 +140,8 @@ TOKENS = ["0", "1", "2", "-1", "99999", "in0", "out0", "Convolution", "Crop", "S
 def _mutate_bytes(data: bytes, rng: random.Random) -> bytes:
     data = bytearray(data)
     for _ in range(rng.choice([1, 1, 2, 4, 8])):
+        if not data:  # emptied by a deletion: a case of its own, with nothing left to change
+            break
         at, kind = rng.randrange(len(data)), rng.random()
         if kind < 0.5:
             data[at] = rng.randrange(256)
