@@ -35,11 +35,12 @@ def ctrl_c_signals() -> list[int]:
 class HeldInterrupts:
     """The stop signals ``signals`` (default: every one, Ctrl-C, SIGTERM and SIGHUP)
     noted rather than raised until ``release``, which hands the first that came
-    meanwhile to its own handler (KeyboardInterrupt where it has none); as a context manager, released as its block ends. The library holds
-    ``ctrl_c_signals()``, which raise KeyboardInterrupt anyway: a program's own
-    handler is left in place. Python runs signal handlers in the main thread alone, so
-    elsewhere this holds nothing. (Blocking the signals in this thread would not do:
-    another thread, OpenMP's or OpenBLAS's, takes them.)"""
+    meanwhile to its own handler (KeyboardInterrupt where it has none); as a context
+    manager, released as its block ends. The library holds ``ctrl_c_signals()``, which
+    raise KeyboardInterrupt anyway: a program's own handler is left in place. Python
+    runs signal handlers in the main thread alone, so elsewhere this holds nothing.
+    (Blocking the signals in this thread would not do: another thread, OpenMP's or
+    OpenBLAS's, takes them.)"""
 
     def __init__(self, signals: list[int] | None = None):
         self.noted = False

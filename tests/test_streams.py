@@ -128,41 +128,37 @@ def test_a_fifo_given_as_the_output_of_a_failed_run_is_closed_for_its_reader(dro
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and said in proc.stderr, proc.stderr
 
 
-def _drain(fifo, got):
+def _drop_in_into_fifo(tmp_path, name: str, *args: str):
+    """The drop-in run from ``tmp_path`` with ``-o`` a FIFO ``name`` there that a thread
+    reads to its end: the run and what the reader got ([bytes], [] if it got no end)."""
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    got = []
     reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)
     reader.start()
-    return reader
+    proc = subprocess.run([DROPIN, *args, "-o", name, *FAST], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    reader.join(10)
+    return proc, got
 
 
 def test_the_drop_in_writes_into_a_fifo_named_as_a_picture_as_the_reference_does(tmp_path):
     # The reference fopens -o and writes into a named pipe; the drop-in refused it
     # ('cannot write out.png: not a regular file'), and its reader got nothing.
     Image.fromarray(picture(6, 8)).save(tmp_path / "in.png")
-    fifo = tmp_path / "out.JPG"
-    os.mkfifo(fifo)
-    got = []
-    reader = _drain(fifo, got)
-    proc = subprocess.run([DROPIN, "-i", "in.png", "-o", fifo.name, "-f", "png", *FAST], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=300)
-    reader.join(10)
+    proc, got = _drop_in_into_fifo(tmp_path, "out.JPG", "-i", "in.png", "-f", "png")
     assert proc.returncode == 0, proc.stderr
     with Image.open(io.BytesIO(got[0])) as im:  # its name's format, whatever -f says, as for a file
         assert im.format == "JPEG" and im.size == (16, 12)
     assert "-f png ignored: out.JPG is written as jpg" in proc.stderr
-    assert sorted(os.listdir(tmp_path)) == ["in.png", "out.JPG"] and fifo.is_fifo()
+    assert sorted(os.listdir(tmp_path)) == ["in.png", "out.JPG"] and (tmp_path / "out.JPG").is_fifo()
 
 
 def test_the_drop_in_writes_a_picture_with_alpha_asked_into_a_jpg_fifo_beside_it_as_png(tmp_path):
     # As the reference, which writes out.jpg.png as a file and leaves the pipe alone:
     # its reader sees the end, and the warning names the file written.
     Image.fromarray(picture(6, 8, channels=4)).save(tmp_path / "in.png")
-    fifo = tmp_path / "out.jpg"
-    os.mkfifo(fifo)
-    got = []
-    reader = _drain(fifo, got)
-    proc = subprocess.run([DROPIN, "-i", "in.png", "-o", fifo.name, *FAST], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300)
-    reader.join(10)
+    proc, got = _drop_in_into_fifo(tmp_path, "out.jpg", "-i", "in.png")
     assert proc.returncode == 0, proc.stderr
     assert got == [b""]
     assert "has alpha channel" in proc.stderr and "writing out.jpg.png" in proc.stderr, proc.stderr
@@ -172,13 +168,7 @@ def test_the_drop_in_writes_a_picture_with_alpha_asked_into_a_jpg_fifo_beside_it
 
 def test_the_drop_in_refuses_a_fifo_named_as_no_picture_as_the_reference_does(tmp_path):
     Image.fromarray(picture(6, 8)).save(tmp_path / "in.png")
-    fifo = tmp_path / "out"
-    os.mkfifo(fifo)
-    got = []
-    reader = _drain(fifo, got)
-    proc = subprocess.run([DROPIN, "-i", "in.png", "-o", fifo.name, *FAST], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300)
-    reader.join(10)
+    proc, got = _drop_in_into_fifo(tmp_path, "out", "-i", "in.png")
     assert proc.returncode == 1 and "out has no extension" in proc.stderr and proc.stderr.count("\n") == 1
     assert got == [b""]
 
@@ -187,13 +177,7 @@ def test_the_drop_in_writes_a_video_into_a_fifo_as_ncnn_sr_video_does(tmp_path):
     # It refused the pipe ('cannot write out.mkv: not a regular file'), where ncnn-sr
     # video -o >(...) and the drop-in's picture into a FIFO write into it.
     clip = make_clip(tmp_path / "in.mp4", frames=3, width=16, height=12)
-    fifo = tmp_path / "out.mkv"
-    os.mkfifo(fifo)
-    got = []
-    reader = _drain(fifo, got)
-    proc = subprocess.run([DROPIN, "-i", clip.name, "-o", fifo.name, *FAST], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300)
-    reader.join(30)
+    proc, got = _drop_in_into_fifo(tmp_path, "out.mkv", "-i", clip.name)
     assert proc.returncode == 0, proc.stderr
     frames, size, kinds = decoded(got[0])
     assert len(frames) == 3 and size == (32, 24) and kinds == ["video", "audio"]
