@@ -9,8 +9,9 @@ nothing there. The run's messages name the stream, not the temporary file.
 
 A video streams instead (``VideoInput``, ``VideoOutput``), as it may be longer than
 the disk holds twice and may come from a program still making it: read as it comes,
-and written as it is made, as Matroska, which needs no going back. A failed run
-leaves what was written of it there.
+and written as it is made, in a container that needs no going back: the one its name
+says where it can be (``STREAMED``), else Matroska. A failed run leaves what was
+written of it there.
 """
 from __future__ import annotations
 
@@ -384,20 +385,41 @@ class VideoInput:
         return self.words
 
 
-class VideoOutput:
-    """A video written to a stream, as Matroska (``name`` says so to FFmpeg's guess
-    of a format from a name, ``suffix`` to the choice of codecs): the file object PyAV
-    writes, whose failures are InputErrors naming the stream. Standard output
-    redirected to a file is written from where it stood, and gone back in to finish
-    the video (its duration, its index), unless the file is written at its end
-    (``>> f``), where a write cannot go back."""
+# An MP4's index (moov) goes at its end, once every frame's place is known, or first,
+# gone back to; fragmented, an empty one goes first and each keyframe's run of frames
+# after it in a box (moof) of its own, placed from that box, as it is made. The index
+# waits for the first run (delay_moov) to hold the edit lists that start the picture
+# at 0 and cut the AAC priming: without them every stream of a video with B-frames
+# started 2 frames late (83 ms at 24 fps), the priming played.
+_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+delay_moov+default_base_moof"}
+# The containers a stream named with their suffix is written in, as it is made: FFmpeg's
+# muxer, its settings and the container's name. Others go back to finish the video
+# (an AVI's header holds its length and frame count, its index comes last: one of 1 s
+# written into a pipe read back as 137 s long).
+STREAMED = {".mkv": ("matroska", None, "Matroska"), ".webm": ("webm", None, "WebM"),
+            ".ts": ("mpegts", None, "MPEG-TS"), ".mp4": ("mp4", _FRAGMENTED, "MP4"),
+            ".m4v": ("ipod", _FRAGMENTED, "MP4"), ".mov": ("mov", _FRAGMENTED, "QuickTime")}
 
-    suffix = ".mkv"
-    name = "output.mkv"
+
+class VideoOutput:
+    """A video written to a stream, in the container its name says where ``STREAMED``
+    has it, else as Matroska (``unkept``: the suffix that said another): ``format``
+    and ``options`` for FFmpeg's muxer, ``kind`` its name in words, ``name`` and
+    ``suffix`` for what looks at a file's name (the choice of codecs, what the
+    container holds). It is the file object PyAV writes, whose failures are
+    InputErrors naming the stream. Standard output redirected to a file is written
+    from where it stood, and gone back in to finish the video (its duration, its
+    index), unless the file is written at its end (``>> f``), where a write cannot go
+    back."""
 
     def __init__(self, path: str | os.PathLike):
         self._stream = _standard(os.fspath(path), False)
         self.words = shown(self._stream, reading=False)
+        asked = os.path.splitext(self._stream)[1].lower()  # none for -, /dev/stdout, /dev/fd/63
+        self.unkept = asked if asked and asked not in STREAMED else None
+        self.suffix = asked if asked in STREAMED else ".mkv"
+        self.name = f"output{self.suffix}"
+        self.format, self.options, self.kind = STREAMED[self.suffix]
         _refuse_terminal(self._stream, False)
         try:
             self.file = sys.stdout.buffer if self._stream == STDIO else _open_output(self._stream)

@@ -640,7 +640,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                 # A Ctrl-C as mkstemp made it is raised once ``part`` names it, for the removal below.
                 with HeldInterrupts(ctrl_c_signals()):
                     part = _part_file(final, dst.suffix)
-            out = (av.open(dst, "w", format="matroska") if piped
+            if piped and dst.unkept:
+                log.warning("%s is a pipe, which %s cannot be written into: writing %s (%s) into it", dst,
+                            dst.unkept, dst.kind, dst.suffix)
+            out = (av.open(dst, "w", format=dst.format, container_options=dst.options) if piped
                    else av.open(ffmpeg_name(part), "w", container_options=_muxer_options(dst)))
         except (av.error.FFmpegError, ValueError, OSError) as e:
             raise _cannot_write(dst, e) from None

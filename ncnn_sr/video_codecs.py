@@ -441,8 +441,8 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, flags: FlagNa
     if such and own not in QUANTISED and av.codec.CodecContext.create(own, "w").bit_rate:
         # FFmpeg's default rate, 200 kb/s, is all such an encoder has without one.
         such += " with a --bitrate"
-    if isinstance(dst, VideoOutput):  # a stream gets Matroska, whatever else a file could be
-        raise InputError(f"{dst} is Matroska, which {problem} {encoder.canonical_name} video: "
+    if isinstance(dst, VideoOutput):  # a stream is written in its one container, whatever else a file could be
+        raise InputError(f"{dst} is {dst.kind}, which {problem} {encoder.canonical_name} video: "
                          f"choose another {flags.another('codec', '--codec')}{such}")
     able = [suffix for suffix in _OFFERED if _holds_encoded(video_streams.muxer_for(Path(suffix)), codec, raw)
             and not (paletted and not _palette_kept(encoder.name, video_streams.muxer_for(Path(suffix))))]

@@ -183,6 +183,61 @@ def test_the_drop_in_writes_a_video_into_a_fifo_as_ncnn_sr_video_does(tmp_path):
     assert len(frames) == 3 and size == (32, 24) and kinds == ["video", "audio"]
 
 
+def _into_fifo(tmp_path, name: str, clip, *args) -> tuple[subprocess.CompletedProcess, bytes]:
+    """ncnn-sr video's run of ``clip`` into a FIFO named ``name``, and what its reader got."""
+    fifo = tmp_path / name
+    os.mkfifo(fifo)
+    got = []
+    reader = _drain(fifo, got)
+    proc = video_command("-i", clip, "-o", fifo, *args)
+    reader.join(30)
+    return proc, got[0]
+
+
+@pytest.mark.parametrize("name, first", [
+    ("out.mp4", b"ftypiso5"), ("out.MOV", b"ftypqt  "), ("out.m4v", b"ftypM4V "),  # as fragmented MP4
+    ("out.webm", b"webm"), ("out.mkv", b"matroska"), ("out.ts", b"G")])
+def test_a_video_into_a_fifo_is_written_in_the_container_its_name_says(name, first, tmp_path):
+    # A reader of out.mp4 got Matroska, whatever the name said, without a word.
+    sound = "libopus" if name == "out.webm" else "aac"  # one it holds, not re-encoded with a warning
+    proc, got = _into_fifo(tmp_path, name, make_clip(tmp_path / "in.mp4", frames=3, width=16, height=12, audio=sound))
+    assert proc.returncode == 0, proc.stderr
+    assert first in got[:40] and proc.stderr.decode().count("\n") == 1  # the one line that says it wrote it
+    frames, size, kinds = decoded(got)
+    assert len(frames) == 3 and size == (32, 24) and kinds == ["video", "audio"]
+
+
+def test_an_mp4_into_a_fifo_reads_back_as_the_file_would(tmp_path):
+    # Fragmented: each keyframe's run of frames in a box of its own, an empty index first.
+    clip = make_clip(tmp_path / "in.mp4", frames=24, b_frames=2, gop=8)
+    proc, got = _into_fifo(tmp_path, "out.mp4", clip)
+    assert proc.returncode == 0, proc.stderr
+    assert video_command("-i", clip, "-o", tmp_path / "file.mp4").returncode == 0
+    (tmp_path / "got.mp4").write_bytes(got)
+    for read in (tmp_path / "got.mp4", io.BytesIO(got)):  # sought in, and as it comes
+        with av.open(read) as c, av.open(tmp_path / "file.mp4") as f:
+            assert c.format.name == f.format.name
+            # FFmpeg's reader counts in a fragmented MP4's length the AAC priming its
+            # edit list cuts (1024 samples), which the file's index leaves out.
+            assert 0 <= c.duration - f.duration <= 1024 * 1_000_000 // 48000 + 1
+            assert [(p.pts, p.duration, bytes(p)) for p in c.demux(audio=0)] == \
+                [(p.pts, p.duration, bytes(p)) for p in f.demux(audio=0)]
+    frames = decoded(got)[0]
+    assert frames == decoded((tmp_path / "file.mp4").read_bytes())[0] and len(frames) == 24
+
+
+def test_a_video_into_a_fifo_named_as_a_container_that_goes_back_is_matroska_with_a_warning(tmp_path):
+    # An AVI's header holds its length, filled in once the video ends: a 1 s AVI written
+    # into a pipe read back as 137 s long.
+    proc, got = _into_fifo(tmp_path, "out.avi", make_clip(tmp_path / "in.mp4", frames=3, width=16, height=12))
+    assert proc.returncode == 0, proc.stderr
+    assert got.startswith(b"\x1a\x45\xdf\xa3") and len(decoded(got)[0]) == 3
+    said = proc.stderr.decode().splitlines()
+    assert len(said) == 2 and said[0] == (
+        f"ncnn-sr: warning: {tmp_path / 'out.avi'} is a pipe, which .avi cannot be written into: writing Matroska "
+        "(.mkv) into it")
+
+
 def test_a_folder_and_a_stream_do_not_go_together(tmp_path):
     (tmp_path / "pics").mkdir()
     Image.fromarray(picture(6, 6)).save(tmp_path / "pics" / "a.png")
