@@ -685,6 +685,14 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                 + [(index, target.stream) for index, target in mapping.items()])
     _hold_languages(out, dst, labelled)
     _name_lost_titles(out, dst, labelled)
+    if one_way and out.format.name in MOV_FAMILY:
+        # Fragmented, as a pipe gets it, an MP4 gives each stream a track: the cover's
+        # one, without a frame, read back as a video of no codec. A .m4v's or .mov's
+        # cover is put in once the file is written, which a pipe is not.
+        for picture in pictures:
+            log.warning("%s written into a pipe cannot hold cover art: dropping stream %d, a picture attached to "
+                        "the file (a .mkv output keeps it)", dst.suffix, picture.index)
+        pictures = []
     # The muxers of a .m4v and a .mov write no cover art: it is put in after them.
     boxed = [picture for picture in pictures if out.format.name in cover_atom.MUXERS
              and picture.codec_context is not None and _codec_name(picture) in cover_atom.KINDS]

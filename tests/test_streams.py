@@ -17,6 +17,7 @@ from conftest import ctrl_c_once_made, picture
 from media import make_clip
 from test_batch_cli import DROPIN
 from test_cli import CMD, FAST
+from test_video import with_cover_art
 
 
 def png_bytes(h: int, w: int, seed: int = 0) -> bytes:
@@ -224,6 +225,21 @@ def test_an_mp4_into_a_fifo_reads_back_as_the_file_would(tmp_path):
                 [(p.pts, p.duration, bytes(p)) for p in f.demux(audio=0)]
     frames = decoded(got)[0]
     assert frames == decoded((tmp_path / "file.mp4").read_bytes())[0] and len(frames) == 24
+
+
+@pytest.mark.parametrize("name", ["out.mp4", "out.mov"])
+def test_cover_art_into_an_mp4_fifo_is_dropped_with_a_warning(name, tmp_path):
+    # A fragmented MP4 gives each stream a track: the cover's, without a frame, was
+    # read back as a video of no codec beside the cover; a .mov's cover, put in once
+    # a file is written, was dropped without a word.
+    clip = with_cover_art(make_clip(tmp_path / "plain.mp4", frames=3, width=16, height=16), tmp_path / "in.mp4")
+    proc, got = _into_fifo(tmp_path, name, clip)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.decode().splitlines()[:-1] == [
+        f"ncnn-sr: warning: {name[-4:]} written into a pipe cannot hold cover art: dropping stream 2, a picture "
+        "attached to the file (a .mkv output keeps it)"]
+    with av.open(io.BytesIO(got)) as c:
+        assert [(s.type, s.codec_context.name) for s in c.streams] == [("video", "h264"), ("audio", "aac")]
 
 
 def test_a_video_into_a_fifo_named_as_a_container_that_goes_back_is_matroska_with_a_warning(tmp_path):
