@@ -426,14 +426,17 @@ class VideoOutput:
         except OSError as e:
             raise InputError(f"cannot write {self.words}: {e.strerror or e}") from None
         self._origin = None if _appends(self.file) else _file_start(self.file)  # None: one way
+        self.written = 0  # bytes, wherever they went
 
     def write(self, data) -> int:
         try:
-            return self.file.write(data)
+            done = self.file.write(data)
         except OSError as e:
             raise self._failed(e) from None
         except KeyboardInterrupt:
             raise Interrupted from None
+        self.written += done
+        return done
 
     def flush(self) -> None:
         try:

@@ -677,6 +677,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         try:
             out.close()
             if piped:
+                if out.format.name == "mpegts":  # a .ts, of 188-byte packets
+                    dst.write(_transport_padding(dst.written))
                 dst.flush()
             elif out.format.name == "mpegts":
                 _pad_transport_stream(part)
@@ -735,18 +737,25 @@ TS_FEWEST_PACKETS = 12  # 12 x 188 bytes > 11 x 204
 TS_NULL_PACKET = b"\x47\x1f\xff\x10" + b"\xff" * (TS_PACKET - 4)
 
 
-def _pad_transport_stream(path: Path) -> None:
-    """Fill an MPEG-TS of 188-byte packets at ``path`` with null packets to
-    ``TS_FEWEST_PACKETS``, so that it is read back as one. (An .m2ts, of 192-byte
-    packets, is written in units of 32 of them.)"""
-    size = path.stat().st_size
+def _transport_padding(size: int) -> bytes:
+    """The null packets that fill an MPEG-TS of ``size`` bytes in 188-byte packets
+    to ``TS_FEWEST_PACKETS``, so that it is read back as one."""
     if size % TS_PACKET or size >= TS_PACKET * TS_FEWEST_PACKETS:
+        return b""
+    return TS_NULL_PACKET * (TS_FEWEST_PACKETS - size // TS_PACKET)
+
+
+def _pad_transport_stream(path: Path) -> None:
+    """Fill an MPEG-TS of 188-byte packets at ``path`` to ``TS_FEWEST_PACKETS``.
+    (An .m2ts, of 192-byte packets, is written in units of 32 of them.)"""
+    padding = _transport_padding(path.stat().st_size)
+    if not padding:
         return
     with open(path, "r+b") as f:
         if f.read(1) != TS_NULL_PACKET[:1]:
             return
         f.seek(0, os.SEEK_END)
-        f.write(TS_NULL_PACKET * (TS_FEWEST_PACKETS - size // TS_PACKET))
+        f.write(padding)
 
 
 # FFmpeg's AVI muxer counts a faster video in 1/600 s, two frames in one slot, which

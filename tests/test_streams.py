@@ -227,6 +227,17 @@ def test_an_mp4_into_a_fifo_reads_back_as_the_file_would(tmp_path):
     assert frames == decoded((tmp_path / "file.mp4").read_bytes())[0] and len(frames) == 24
 
 
+def test_a_tiny_mpeg_ts_into_a_fifo_is_read_back_as_one(tmp_path):
+    # As a file is: 9 packets of 188 bytes were read as an MPEG program stream, which
+    # found no frame ("not a video FFmpeg can read (End of file)").
+    proc, got = _into_fifo(tmp_path, "out.ts", make_clip(tmp_path / "in.mp4", frames=2, width=16, height=16,
+                                                          audio=None))
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "got.ts").write_bytes(got)
+    with av.open(tmp_path / "got.ts") as c:
+        assert c.format.name == "mpegts" and len(list(c.decode(video=0))) == 2
+
+
 @pytest.mark.parametrize("name", ["out.mp4", "out.mov"])
 def test_cover_art_into_an_mp4_fifo_is_dropped_with_a_warning(name, tmp_path):
     # A fragmented MP4 gives each stream a track: the cover's, without a frame, was
