@@ -602,7 +602,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     encoder can write it (``video_frames.mastering_options``), else with a warning.
 
     ``src`` may be a ``streams.VideoInput`` and ``dst`` a ``streams.VideoOutput``: a
-    video read as it comes and written as it is made (Matroska), where a failure
+    video read as it comes and written as it is made (in ``dst.format``), where a failure
     leaves what was written. ``flags``: how the hints of the command run name its options.
 
     Errors are InputErrors that name the file at fault: an encoder or pixel format
