@@ -393,12 +393,14 @@ class VideoInput:
 # started 2 frames late (83 ms at 24 fps), the priming played.
 _FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+delay_moov+default_base_moof"}
 # The containers a stream named with their suffix is written in, as it is made: FFmpeg's
-# muxer, its settings and the container's name. Others go back to finish the video
-# (an AVI's header holds its length and frame count, its index comes last: one of 1 s
-# written into a pipe read back as 137 s long).
+# muxer, its settings and the container's name. Others get Matroska, with a warning:
+# some go back to finish the video (an AVI's header holds its length and frame count,
+# its index comes last: one of 1 s written into a pipe read back as 137 s long).
+_TS = ("mpegts", None, "MPEG-TS")  # of 192-byte packets for the name output.m2ts, as a file
 STREAMED = {".mkv": ("matroska", None, "Matroska"), ".webm": ("webm", None, "WebM"),
-            ".ts": ("mpegts", None, "MPEG-TS"), ".mp4": ("mp4", _FRAGMENTED, "MP4"),
-            ".m4v": ("ipod", _FRAGMENTED, "MP4"), ".mov": ("mov", _FRAGMENTED, "QuickTime")}
+            ".ts": _TS, ".mts": _TS, ".m2ts": _TS,
+            ".mp4": ("mp4", _FRAGMENTED, "MP4"), ".m4v": ("ipod", _FRAGMENTED, "MP4"),
+            ".mov": ("mov", _FRAGMENTED, "QuickTime")}
 
 
 class VideoOutput:

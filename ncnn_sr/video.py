@@ -677,7 +677,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         try:
             out.close()
             if piped:
-                if out.format.name == "mpegts":  # a .ts, of 188-byte packets
+                if out.format.name == "mpegts":  # not an .m2ts, written in units of 32 192-byte packets
                     dst.write(_transport_padding(dst.written))
                 dst.flush()
             elif out.format.name == "mpegts":

@@ -197,13 +197,17 @@ def _into_fifo(tmp_path, name: str, clip, *args) -> tuple[subprocess.CompletedPr
 
 @pytest.mark.parametrize("name, first", [
     ("out.mp4", b"ftypiso5"), ("out.MOV", b"ftypqt  "), ("out.m4v", b"ftypM4V "),  # as fragmented MP4
-    ("out.webm", b"webm"), ("out.mkv", b"matroska"), ("out.ts", b"G")])
+    ("out.webm", b"webm"), ("out.mkv", b"matroska"), ("out.ts", b"G"), ("out.mts", b"G"),
+    ("out.m2ts", b"G@\x11")])
 def test_a_video_into_a_fifo_is_written_in_the_container_its_name_says(name, first, tmp_path):
     # A reader of out.mp4 got Matroska, whatever the name said, without a word.
     sound = "libopus" if name == "out.webm" else "aac"  # one it holds, not re-encoded with a warning
     proc, got = _into_fifo(tmp_path, name, make_clip(tmp_path / "in.mp4", frames=3, width=16, height=12, audio=sound))
     assert proc.returncode == 0, proc.stderr
     assert first in got[:40] and proc.stderr.decode().count("\n") == 1  # the one line that says it wrote it
+    if name.endswith("ts"):  # of 188-byte packets, or 192 in an .m2ts, as a file's
+        size = 192 if name == "out.m2ts" else 188
+        assert len(got) % size == 0 and got[size - 188::size] == b"G" * (len(got) // size)
     frames, size, kinds = decoded(got)
     assert len(frames) == 3 and size == (32, 24) and kinds == ["video", "audio"]
 
