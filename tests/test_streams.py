@@ -129,18 +129,24 @@ def test_a_fifo_given_as_the_output_of_a_failed_run_is_closed_for_its_reader(dro
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and said in proc.stderr, proc.stderr
 
 
-def _drop_in_into_fifo(tmp_path, name: str, *args: str):
-    """The drop-in run from ``tmp_path`` with ``-o`` a FIFO ``name`` there that a thread
-    reads to its end: the run and what the reader got ([bytes], [] if it got no end)."""
-    fifo = tmp_path / name
+def _read_during(fifo, run):
+    """``run()`` as a thread reads the FIFO ``fifo`` (made here) to its end: what
+    ``run`` gave, and what the reader got ([bytes], [] where it got no end)."""
     os.mkfifo(fifo)
     got = []
     reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)
     reader.start()
-    proc = subprocess.run([DROPIN, *args, "-o", name, *FAST], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=300)
-    reader.join(10)
+    proc = run()
+    reader.join(30)
     return proc, got
+
+
+def _drop_in_into_fifo(tmp_path, name: str, *args: str):
+    """The drop-in run from ``tmp_path`` with ``-o`` a FIFO ``name`` there: the run and
+    what its reader got."""
+    return _read_during(tmp_path / name, lambda: subprocess.run([DROPIN, *args, "-o", name, *FAST],
+                                                                capture_output=True, text=True, cwd=tmp_path,
+                                                                timeout=300))
 
 
 def test_the_drop_in_writes_into_a_fifo_named_as_a_picture_as_the_reference_does(tmp_path):
@@ -186,12 +192,7 @@ def test_the_drop_in_writes_a_video_into_a_fifo_as_ncnn_sr_video_does(tmp_path):
 
 def _into_fifo(tmp_path, name: str, clip, *args) -> tuple[subprocess.CompletedProcess, bytes]:
     """ncnn-sr video's run of ``clip`` into a FIFO named ``name``, and what its reader got."""
-    fifo = tmp_path / name
-    os.mkfifo(fifo)
-    got = []
-    reader = _drain(fifo, got)
-    proc = video_command("-i", clip, "-o", fifo, *args)
-    reader.join(30)
+    proc, got = _read_during(tmp_path / name, lambda: video_command("-i", clip, "-o", tmp_path / name, *args))
     return proc, got[0]
 
 
