@@ -651,8 +651,8 @@ def _pixel_format(codec: str, video_in, src, muxer: str | None = None, chosen: b
     10-bit source upscaled in 8 bits would band) where ``codec`` can (into a ``muxer``
     output), else in 8. ``chosen``: ``codec`` is the default, not asked for."""
     pix_fmt = _default_format(codec, video_in.codec_context.pix_fmt, muxer, src)
-    source = video_in.codec_context.name
-    if chosen and codec == "libx264" and depth(pix_fmt) > 8 and source != "h264":
+    if chosen and codec == "libx264" and depth(pix_fmt) > 8 and video_in.codec_context.name != "h264":
+        source = video_in.codec_context.name
         # A phone's 10-bit HEVC plays where it was shot; H.264's High 10 plays in few
         # players (no hardware decoder, browser or Apple player), unlike its 8-bit form.
         kept = ("--codec libx265 keeps its 10 bits in a form they play, "
