@@ -435,6 +435,11 @@ def _warn_if_truncated(container, src, reach: _Reach) -> None:
     if reach.cut_short:
         log.warning("%s ends in a %s packet cut short, at %.2f s: it may be truncated", src, reach.cut_short, reached)
         return
+    if container.format.name == "mpegts":
+        # MPEG-TS states no length: FFmpeg measures it to the last timestamps at the
+        # file's end, a cut one's too (or gives none), so it tells nothing of a cut; and
+        # packets with no duration fall a frame short of it, all of a 1-frame clip.
+        return
     total = _length(container, start)
     if total is None:
         return  # a file without a duration (a live recording) gives nothing to measure against

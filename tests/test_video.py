@@ -1291,6 +1291,22 @@ def test_a_cut_off_video_is_upscaled_with_a_warning_that_it_may_be_truncated(tmp
     assert "s of the 2.5" in warnings[0] and "s its container gives: it may be truncated" in warnings[0]
 
 
+@pytest.mark.parametrize("frames", [1, 3])
+def test_a_short_mpeg_ts_whose_packets_state_no_duration_is_not_said_to_be_truncated(frames, tmp_path, caplog):
+    # MPEG-TS states no length: FFmpeg measures it to the file's last timestamps, a
+    # frame past where packets with no duration reach. 1 frame 'ended at 0.00 s of the
+    # 0.00 s its container gives: it may be truncated', 3 at 0.08 s of 0.12 s.
+    clip = make_clip(tmp_path / "in.ts", frames=frames, width=64, height=48, audio=None,
+                     frame_ms=[40 * i for i in range(frames)])
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames, EncodeOptions())
+    assert "truncated" not in caplog.text
+    assert len(frame_times(tmp_path / "out.mkv")[0]) == frames
+    if frames == 1:
+        proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "x2.mkv", *X2)
+        assert "truncated" not in proc.stderr and ": 1 frame in " in proc.stderr, proc.stderr
+
+
 def test_a_cut_off_matroska_video_that_starts_late_is_said_to_be_truncated(tmp_path):
     # Matroska's duration runs from 0, not from its first frame, at 10 s here.
     frame_ms = [10000 + 40 * i for i in range(60)]
