@@ -82,10 +82,59 @@ def _refusal(path: str | os.PathLike) -> str | None:
     return None
 
 
+def too_long_for_pillow(kind: bytes, data: bytes) -> bool:
+    """Whether the text chunk (``kind``, ``data``) is compressed text longer once
+    decompressed than Pillow reads (``PngImagePlugin.MAX_TEXT_CHUNK``, 1 MB): it
+    refuses the whole picture for one (a large ComfyUI workflow, say), before its
+    pixels or after them, where libpng reads it. Such a chunk is carried whole into
+    a png as read (``text_chunks``), so Pillow need not see it (``without_long_text``)."""
+    rest = data.partition(b"\x00")[2]
+    if kind == b"zTXt" and rest[:1] == b"\x00":
+        packed = rest[1:]
+    elif kind == b"iTXt" and rest[:2] == b"\x01\x00" and len(parts := rest[2:].split(b"\x00", 2)) == 3:
+        packed = parts[2]
+    else:
+        return False
+    inflate = zlib.decompressobj()
+    try:  # as far as Pillow goes, and one step past it
+        inflate.decompress(packed, PngImagePlugin.MAX_TEXT_CHUNK)
+    except zlib.error:
+        return False
+    return bool(inflate.unconsumed_tail)
+
+
+def has_long_text(path: str | os.PathLike) -> bool:
+    """Whether the PNG at ``path`` holds a text chunk ``too_long_for_pillow``, its
+    checksum right or not (Pillow checks none past the pixels)."""
+    return any(too_long_for_pillow(kind, data) for kind, data in
+               _read_chunks(path, lambda kind, length: kind in (b"zTXt", b"iTXt"), past_pixels=True, checked=False))
+
+
+def without_long_text(data: bytes) -> bytes:
+    """The PNG ``data`` less its text chunks ``too_long_for_pillow``; ``data`` itself
+    where it has none. One before the pixels whose checksum is wrong stays, for
+    ``mended`` to leave out as damaged, and with a warning."""
+    parts, at, start, past_pixels = [], len(SIGNATURE), 0, False
+    while at + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        end = at + 12 + length
+        if end > len(data) or kind == b"IEND":
+            break
+        past_pixels = past_pixels or kind == b"IDAT"
+        if kind in (b"zTXt", b"iTXt") and too_long_for_pillow(kind, data[at + 8:end - 4]) and (
+                past_pixels or data[end - 4:end] == struct.pack(">I", zlib.crc32(data[at + 4:end - 4]))):
+            parts.append(data[start:at])
+            start = end
+        at = end
+    return b"".join(parts) + data[start:] if parts else data
+
+
 def mended(data: bytes) -> tuple[bytes, tuple[str, ...]]:
     """The PNG ``data`` less the damaged ancillary chunks before its pixels, and each
     one's kind with what is wrong with it ("gAMA (a wrong checksum)"), in the
-    file's order; ``data`` and () where none is. Pillow refuses the whole picture
+    file's order; ``data`` and () where none is. Text too long for Pillow, which is
+    no damage, is left out too, before the pixels and after them, without a word
+    (``without_long_text``). Pillow refuses the whole picture
     for one (a text chunk whose checksum is wrong, a physical size cut short, a
     profile of an unknown compression), where libpng and browsers leave the chunk
     out and show the picture. A critical chunk (IHDR, PLTE) damaged so stays, for
@@ -93,6 +142,7 @@ def mended(data: bytes) -> tuple[bytes, tuple[str, ...]]:
     no chunk: those are left as they are."""
     if not data.startswith(SIGNATURE):
         return data, ()
+    data = without_long_text(data)  # no damage: kept whole in a png written from it
     chunks, at = [], len(SIGNATURE)  # (kind, bytes) of each chunk before the pixels
     while at + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, at)
@@ -160,8 +210,9 @@ def text_chunks(path: str | os.PathLike) -> tuple[tuple[bytes, bytes], ...]:
     found = _read_chunks(path, lambda kind, length: kind in TEXT_KINDS, past_pixels=True)
     # One without its keyword is damaged: libpng leaves it out, and written back it
     # would make the png invalid.
-    return tuple((kind, data) for kind, data in found
-                 if has_keyword(data) and data.split(b"\x00", 1)[0] not in _CARRIED_ELSEWHERE)
+    # An XMP too long for Pillow is not read as the picture's: it is carried as it is.
+    return tuple((kind, data) for kind, data in found if has_keyword(data) and (
+        data.split(b"\x00", 1)[0] not in _CARRIED_ELSEWHERE or too_long_for_pillow(kind, data)))
 
 
 def has_keyword(data: bytes) -> bool:
@@ -170,10 +221,12 @@ def has_keyword(data: bytes) -> bool:
     return 1 <= data.find(b"\x00") <= 79
 
 
-def _read_chunks(path: str | os.PathLike, wanted, past_pixels: bool) -> tuple[tuple[bytes, bytes], ...]:
+def _read_chunks(path: str | os.PathLike, wanted, past_pixels: bool,
+                 checked: bool = True) -> tuple[tuple[bytes, bytes], ...]:
     """The chunks of the PNG at ``path`` that ``wanted(kind, length)`` takes, as
     (kind, data) pairs in the file's order, up to its pixels or, ``past_pixels``, to
-    its end; one whose checksum is wrong is left out, as ``mended`` leaves it."""
+    its end; one whose checksum is wrong is left out, as ``mended`` leaves it, where
+    ``checked``."""
     found = []
     try:
         with open(path, "rb") as f:
@@ -183,7 +236,7 @@ def _read_chunks(path: str | os.PathLike, wanted, past_pixels: bool) -> tuple[tu
                 length = struct.unpack(">I", head[:4])[0]
                 if wanted(head[4:], length):
                     data, crc = f.read(length), f.read(4)
-                    if crc == struct.pack(">I", zlib.crc32(head[4:] + data)):
+                    if not checked or crc == struct.pack(">I", zlib.crc32(head[4:] + data)):
                         found.append((head[4:], data))
                 else:
                     f.seek(length + 4, os.SEEK_CUR)

@@ -437,6 +437,32 @@ def test_a_text_chunk_without_a_keyword_is_left_out_not_the_picture(body, after_
     assert text_in(tmp_path / "o.png") == list(AI_TEXT[:2])
 
 
+# A ComfyUI workflow past 1 MB once decompressed: Pillow refuses a picture for it
+# (PngImagePlugin.MAX_TEXT_CHUNK), where libpng reads it.
+LONG_TEXT = b'{"nodes": [' + b'{"id": 1}, ' * 120_000 + b"]}"
+
+
+@pytest.mark.parametrize("after_pixels", [False, True])
+@pytest.mark.parametrize("kind, body", [(b"zTXt", b"workflow\x00\x00" + zlib.compress(LONG_TEXT)),
+                                        (b"iTXt", b"workflow\x00\x01\x00\x00\x00" + zlib.compress(LONG_TEXT))], ids=["zTXt", "iTXt"])
+def test_a_text_chunk_past_pillows_limit_is_kept_whole_and_the_picture_read(kind, body, after_pixels, tmp_path,
+                                                                            caplog):
+    # Before the pixels it was read with "a damaged chunk left out" and yet copied
+    # into the png; after them the picture failed as "broken or truncated picture
+    # (Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK)".
+    long, good = png_chunk(kind, body), png_chunk(*AI_TEXT[0])
+    data = png_bytes(picture(6, 8), 8, 2, good, *([] if after_pixels else [long]))
+    if after_pixels:
+        data = data[:-12] + long + data[-12:]
+    (tmp_path / "t.png").write_bytes(data)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, info = read_image(tmp_path / "t.png")
+    assert caplog.text == ""
+    assert np.array_equal(arr, picture(6, 8)) and info.text_chunks == (AI_TEXT[0], (kind, body))
+    write_image(tmp_path / "o.png", arr, info)
+    assert text_in(tmp_path / "o.png") == [AI_TEXT[0], (kind, body)]
+
+
 def test_an_exif_imagemagick_wrote_as_png_text_goes_once_as_exif_with_its_orientation_reset(tmp_path):
     # ImageMagick writes a PNG's EXIF as a text chunk, "Raw profile type exif", which
     # Pillow reads as its EXIF: the picture was turned by it and its EXIF written
