@@ -442,25 +442,39 @@ def test_a_text_chunk_without_a_keyword_is_left_out_not_the_picture(body, after_
 LONG_TEXT = b'{"nodes": [' + b'{"id": 1}, ' * 120_000 + b"]}"
 
 
+@pytest.mark.parametrize("depth", [8, 16])
 @pytest.mark.parametrize("after_pixels", [False, True])
 @pytest.mark.parametrize("kind, body", [(b"zTXt", b"workflow\x00\x00" + zlib.compress(LONG_TEXT)),
                                         (b"iTXt", b"workflow\x00\x01\x00\x00\x00" + zlib.compress(LONG_TEXT))], ids=["zTXt", "iTXt"])
-def test_a_text_chunk_past_pillows_limit_is_kept_whole_and_the_picture_read(kind, body, after_pixels, tmp_path,
-                                                                            caplog):
+def test_a_text_chunk_past_pillows_limit_is_kept_whole_and_the_picture_read(kind, body, after_pixels, depth,
+                                                                            tmp_path, caplog):
     # Before the pixels it was read with "a damaged chunk left out" and yet copied
     # into the png; after them the picture failed as "broken or truncated picture
     # (Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK)".
     long, good = png_chunk(kind, body), png_chunk(*AI_TEXT[0])
-    data = png_bytes(picture(6, 8), 8, 2, good, *([] if after_pixels else [long]))
+    samples = picture(6, 8).astype(np.uint16) * 257 if depth == 16 else picture(6, 8)
+    data = png_bytes(samples, depth, 2, good, *([] if after_pixels else [long]))
     if after_pixels:
         data = data[:-12] + long + data[-12:]
     (tmp_path / "t.png").write_bytes(data)
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
         arr, info = read_image(tmp_path / "t.png")
     assert caplog.text == ""
-    assert np.array_equal(arr, picture(6, 8)) and info.text_chunks == (AI_TEXT[0], (kind, body))
+    assert np.array_equal(arr, samples) and info.text_chunks == (AI_TEXT[0], (kind, body))
     write_image(tmp_path / "o.png", arr, info)
     assert text_in(tmp_path / "o.png") == [AI_TEXT[0], (kind, body)]
+    assert np.array_equal(read_image(tmp_path / "o.png")[0], samples)
+
+
+def test_an_xmp_past_pillows_limit_is_kept_as_it_is(tmp_path):
+    # Pillow cannot read it as the picture's XMP: it was lost, with a warning
+    # calling it damaged.
+    xmp = (b"iTXt", png_mod.PNG_XMP_KEY + b"\x00\x01\x00\x00\x00" + zlib.compress(b"<x:xmpmeta>" + LONG_TEXT))
+    (tmp_path / "x.png").write_bytes(png_bytes(picture(6, 8), 8, 2, png_chunk(*xmp)))
+    arr, info = read_image(tmp_path / "x.png")
+    assert info.text_chunks == (xmp,) and not info.xmp
+    write_image(tmp_path / "o.png", arr, info)
+    assert text_in(tmp_path / "o.png") == [xmp]
 
 
 def test_an_exif_imagemagick_wrote_as_png_text_goes_once_as_exif_with_its_orientation_reset(tmp_path):
