@@ -32,8 +32,8 @@ from .pixels import check_image, is_grey_colour, to_eight_bit
 from .signatures import cut_in_header, cut_riff
 from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, TEXT_KINDS, colour_chunks, cut_palette_alpha, \
-    grey_key_in_8_bits, has_keyword, has_long_text, palette_missing, png16, png_header, read_png16, text_chunks, \
-    without_long_text, write_png8
+    grey_key_in_8_bits, has_keyword, has_refused_text, palette_missing, png16, png_header, read_png16, text_chunks, \
+    without_refused_text, write_png8
 from .png import SIGNATURE as PNG_SIGNATURE, mended as mended_png, refusal as png_refusal
 
 log = logging.getLogger("ncnn_sr")
@@ -298,13 +298,20 @@ def _open(path: str) -> tuple[Image.Image, tiff16.GreyAlpha | None]:
         return Image.open(io.BytesIO(rewritten[0])), rewritten[1]
 
 
+def _warn_of_dropped(path: str, dropped: tuple[str, ...], warn: bool) -> None:
+    if warn and dropped:
+        log.warning("%s: %s left out, as libpng leaves %s out: %s", path,
+                    f"{len(dropped)} damaged chunks" if len(dropped) > 1 else "a damaged chunk",
+                    "them" if len(dropped) > 1 else "it", ", ".join(dropped))
+
+
 def open_mended(path: str, warn: bool = False) -> Image.Image:
     """The picture at ``path`` opened by Pillow; a PNG that Pillow refuses for a
     damaged ancillary chunk before its pixels is opened without it (``png.mended``),
     as libpng and browsers show it, with a warning naming them where ``warn``; one
-    whose text is too long for Pillow, without that text and without a word. An
-    AVIF that names AVIF among its compatible brands alone is opened by Pillow's AVIF
-    reader (``avif.brand_passed_by``)."""
+    with text Pillow refuses, before or after its pixels, without that text (named
+    where damaged, not where only too long). An AVIF that names AVIF among its
+    compatible brands alone is opened by Pillow's AVIF reader (``avif.brand_passed_by``)."""
     try:
         im = Image.open(path)
     except (UnidentifiedImageError, ValueError):  # a ValueError: a PNG chunk cut short, say
@@ -323,23 +330,23 @@ def open_mended(path: str, warn: bool = False) -> Image.Image:
         if len(data) == len(whole):  # nothing left out: the refusal stands
             raise
         im = Image.open(io.BytesIO(data))  # still refused: a critical chunk is damaged too
-        if warn and dropped:
-            log.warning("%s: %s left out, as libpng leaves %s out: %s", path,
-                        f"{len(dropped)} damaged chunks" if len(dropped) > 1 else "a damaged chunk",
-                        "them" if len(dropped) > 1 else "it", ", ".join(dropped))
+        _warn_of_dropped(path, dropped, warn)
         return im
     # The brands are looked at only where Pillow's choice may be wrong: a file is
     # opened once more for it, which a JPEG or PNG was spared.
     if im.format == "HEIF" and avif.brand_passed_by(path):
         im.close()
         return _avif_by_brand(path)
-    if im.format == "PNG" and has_long_text(path):
+    if im.format == "PNG" and has_refused_text(path):
         # Pillow reads the text past the pixels only as it loads them, and would
         # refuse the picture then: it is opened without that text, which a png
-        # written from it carries whole all the same (``text_chunks``).
+        # written from it carries whole all the same where it is only long
+        # (``text_chunks``); a damaged one is named.
         im.close()
         with open(path, "rb") as f:
-            return Image.open(io.BytesIO(without_long_text(f.read())))
+            data, dropped = without_refused_text(f.read())
+        _warn_of_dropped(path, dropped, warn)
+        return Image.open(io.BytesIO(data))
     if im.format == "TIFF":
         # Pillow (13.0) memory-maps a one-strip uncompressed grey, palette or 16-bit
         # grey TIFF opened by its path at the size its orientation turns it to, not

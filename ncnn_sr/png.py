@@ -87,7 +87,7 @@ def too_long_for_pillow(kind: bytes, data: bytes) -> bool:
     decompressed than Pillow reads (``PngImagePlugin.MAX_TEXT_CHUNK``, 1 MB): it
     refuses the whole picture for one (a large ComfyUI workflow, say), before its
     pixels or after them, where libpng reads it. Such a chunk is carried whole into
-    a png as read (``text_chunks``), so Pillow need not see it (``without_long_text``)."""
+    a png as read (``text_chunks``), so Pillow need not see it (``without_refused_text``)."""
     rest = data.partition(b"\x00")[2]
     if kind == b"zTXt" and rest[:1] == b"\x00":
         packed = rest[1:]
@@ -103,38 +103,59 @@ def too_long_for_pillow(kind: bytes, data: bytes) -> bool:
     return bool(inflate.unconsumed_tail)
 
 
-def has_long_text(path: str | os.PathLike) -> bool:
-    """Whether the PNG at ``path`` holds a text chunk ``too_long_for_pillow``, its
-    checksum right or not (Pillow checks none past the pixels)."""
-    return any(too_long_for_pillow(kind, data) for kind, data in
+def unknown_compression(kind: bytes, data: bytes) -> str | None:
+    """Pillow's words refusing a picture for the text chunk (``kind``, ``data``), a
+    zTXt of a compression PNG does not define, before its pixels or after them;
+    None for any other. No reader can read it: libpng leaves it out, damaged."""
+    method = data.partition(b"\x00")[2][:1]
+    if kind == b"zTXt" and method not in (b"", b"\x00"):
+        return f"Unknown compression method {method[0]} in zTXt chunk"
+    return None
+
+
+def _refused(kind: bytes, data: bytes) -> bool:
+    return kind in (b"zTXt", b"iTXt") and (too_long_for_pillow(kind, data)
+                                           or unknown_compression(kind, data) is not None)
+
+
+def has_refused_text(path: str | os.PathLike) -> bool:
+    """Whether the PNG at ``path`` holds a text chunk ``too_long_for_pillow`` or of
+    an ``unknown_compression``, its checksum right or not (Pillow checks none past
+    the pixels)."""
+    return any(_refused(kind, data) for kind, data in
                _read_chunks(path, lambda kind, length: kind in (b"zTXt", b"iTXt"), past_pixels=True, checked=False))
 
 
-def without_long_text(data: bytes) -> bytes:
-    """The PNG ``data`` less its text chunks ``too_long_for_pillow``; ``data`` itself
-    where it has none. One before the pixels whose checksum is wrong stays, for
-    ``mended`` to leave out as damaged, and with a warning."""
-    parts, at, start, past_pixels = [], len(SIGNATURE), 0, False
+def without_refused_text(data: bytes) -> tuple[bytes, tuple[str, ...]]:
+    """The PNG ``data`` less its text chunks ``too_long_for_pillow`` and of an
+    ``unknown_compression``, and what is wrong with each of the latter ("zTXt
+    (Unknown compression method 1 in zTXt chunk)"); ``data`` itself and () where it
+    has none. One before the pixels whose checksum is wrong stays, for ``mended`` to
+    leave out for its checksum."""
+    parts, dropped, at, start, past_pixels = [], [], len(SIGNATURE), 0, False
     while at + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, at)
         end = at + 12 + length
         if end > len(data) or kind == b"IEND":
             break
         past_pixels = past_pixels or kind == b"IDAT"
-        if kind in (b"zTXt", b"iTXt") and too_long_for_pillow(kind, data[at + 8:end - 4]) and (
+        body = data[at + 8:end - 4]
+        if _refused(kind, body) and (
                 past_pixels or data[end - 4:end] == struct.pack(">I", zlib.crc32(data[at + 4:end - 4]))):
             parts.append(data[start:at])
             start = end
+            if (why := unknown_compression(kind, body)) is not None:
+                dropped.append(f"{kind.decode('latin-1')} ({why})")
         at = end
-    return b"".join(parts) + data[start:] if parts else data
+    return (b"".join(parts) + data[start:] if parts else data), tuple(dropped)
 
 
 def mended(data: bytes) -> tuple[bytes, tuple[str, ...]]:
     """The PNG ``data`` less the damaged ancillary chunks before its pixels, and each
     one's kind with what is wrong with it ("gAMA (a wrong checksum)"), in the
-    file's order; ``data`` and () where none is. Text too long for Pillow, which is
-    no damage, is left out too, before the pixels and after them, without a word
-    (``without_long_text``). Pillow refuses the whole picture
+    file's order; ``data`` and () where none is. Text Pillow refuses is left out
+    too, before the pixels and after them (``without_refused_text``); text too long
+    for it is no damage, not named. Pillow refuses the whole picture
     for one (a text chunk whose checksum is wrong, a physical size cut short, a
     profile of an unknown compression), where libpng and browsers leave the chunk
     out and show the picture. A critical chunk (IHDR, PLTE) damaged so stays, for
@@ -142,7 +163,7 @@ def mended(data: bytes) -> tuple[bytes, tuple[str, ...]]:
     no chunk: those are left as they are."""
     if not data.startswith(SIGNATURE):
         return data, ()
-    data = without_long_text(data)  # no damage: kept whole in a png written from it
+    data, unread = without_refused_text(data)  # text too long is no damage: kept in a png
     chunks, at = [], len(SIGNATURE)  # (kind, bytes) of each chunk before the pixels
     while at + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, at)
@@ -159,7 +180,7 @@ def mended(data: bytes) -> tuple[bytes, tuple[str, ...]]:
         return bool(kind[0] & 0x20) and not (animated and kind == b"fcTL")
 
     pixels = data[at:at + 8]  # the IDAT's length and kind, where Pillow stops opening
-    dropped, kept = [], []
+    dropped, kept = list(unread), []
     for kind, whole in chunks:
         if droppable(kind) and whole[-4:] != struct.pack(">I", zlib.crc32(whole[4:-4])):
             dropped.append(f"{kind.decode('latin-1')} (a wrong checksum)")
@@ -208,11 +229,12 @@ def text_chunks(path: str | os.PathLike) -> tuple[tuple[bytes, bytes], ...]:
     png written from it carries, compressed or not as it was. () for a file that
     cannot be walked."""
     found = _read_chunks(path, lambda kind, length: kind in TEXT_KINDS, past_pixels=True)
-    # One without its keyword is damaged: libpng leaves it out, and written back it
-    # would make the png invalid.
+    # One without its keyword or of an unknown compression is damaged: libpng leaves
+    # it out, and written back it would make the png invalid (Pillow refuses it).
     # An XMP too long for Pillow is not read as the picture's: it is carried as it is.
-    return tuple((kind, data) for kind, data in found if has_keyword(data) and (
-        data.split(b"\x00", 1)[0] not in _CARRIED_ELSEWHERE or too_long_for_pillow(kind, data)))
+    return tuple((kind, data) for kind, data in found
+                 if has_keyword(data) and unknown_compression(kind, data) is None and (
+                     data.split(b"\x00", 1)[0] not in _CARRIED_ELSEWHERE or too_long_for_pillow(kind, data)))
 
 
 def has_keyword(data: bytes) -> bool:

@@ -466,6 +466,27 @@ def test_a_text_chunk_past_pillows_limit_is_kept_whole_and_the_picture_read(kind
     assert np.array_equal(read_image(tmp_path / "o.png")[0], samples)
 
 
+@pytest.mark.parametrize("after_pixels", [False, True])
+def test_a_ztxt_of_an_unknown_compression_is_left_out_as_the_warning_says(after_pixels, tmp_path, caplog):
+    # No reader can read it (libpng leaves it out). Before the pixels it was "left
+    # out" yet copied into the png, which Pillow then refused whole; after them the
+    # picture failed as "broken or truncated picture (Unknown compression method 1 ...)".
+    bad, good = png_chunk(b"zTXt", b"workflow\x00\x01" + zlib.compress(b"{}")), png_chunk(*AI_TEXT[0])
+    data = png_bytes(picture(6, 8), 8, 2, good, *([] if after_pixels else [bad]))
+    if after_pixels:
+        data = data[:-12] + bad + data[-12:]
+    (tmp_path / "t.png").write_bytes(data)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, info = read_image(tmp_path / "t.png")
+    assert caplog.text.count("t.png: a damaged chunk left out, as libpng leaves it out: "
+                             "zTXt (Unknown compression method 1 in zTXt chunk)") == 1
+    assert np.array_equal(arr, picture(6, 8)) and info.text_chunks == (AI_TEXT[0],)
+    write_image(tmp_path / "o.png", arr, info)
+    assert text_in(tmp_path / "o.png") == [AI_TEXT[0]]
+    with Image.open(tmp_path / "o.png") as written:
+        written.load()
+
+
 def test_an_xmp_past_pillows_limit_is_kept_as_it_is(tmp_path):
     # Pillow cannot read it as the picture's XMP: it was lost, with a warning
     # calling it damaged.
