@@ -14,25 +14,12 @@ from typing import Callable
 from .errors import ModelError, NcnnSrError, Option, SettingError, describe, file_path
 from .files import check_folder, folder_made
 from .download import Downloaded, Source, download_part, partial_path, verify_file
-from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, resolve_model
+from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, resolve_model, spelt_otherwise
 
 
 def fetchable() -> dict[str, CatalogEntry]:
     """The catalog's models that can be fetched, by name."""
     return {name: entry for name, entry in catalog().items() if entry.download is not None}
-
-
-def _meant(name: str) -> str | None:
-    """The model to fetch that ``name`` spells otherwise: in another case, with _ for -,
-    or as Real-ESRGAN names its weights (RealESRNet_x4plus.pth)."""
-    def key(text: str) -> str:
-        text = text.strip().lower()
-        return text.removesuffix(".pth").replace("_", "-")
-
-    for model, entry in fetchable().items():
-        if key(name) in (key(model), key(entry.download[0].rsplit("/", 1)[-1])):
-            return model
-    return None
 
 
 def source_of(name: str) -> Source:
@@ -43,9 +30,9 @@ def source_of(name: str) -> Source:
         if known is not None:  # packaged: the list of the others did not say so
             raise ModelError(f"{describe(name)} cannot be fetched: it comes with ncnn-sr (",
                              Option(f"-n {name}", f"the name {name!r}", everywhere=True), " runs it)")
-        meant = _meant(name) if isinstance(name, str) else None
-        if meant is not None:
-            raise ModelError(f"{describe(name)} cannot be fetched: did you mean '{meant}'?")
+        other = spelt_otherwise(name, fetchable()) if isinstance(name, str) else None
+        if other is not None:  # RealESRNet_x4plus(.pth), as Real-ESRGAN names the weights
+            raise ModelError(f"{describe(name)} cannot be fetched: did you mean '{other[0]}'?")
         names = ", ".join(fetchable())
         raise ModelError(f"{describe(name)} cannot be fetched: the models to fetch are {names} "
                          "(the others come with ncnn-sr, or are converted from a file with ncnn-sr convert)")

@@ -426,6 +426,20 @@ _PYTORCH_NAMES = {"RealESRGAN_x4plus": "realesrgan-x4plus", "RealESRNet_x4plus":
                   "RealESRGAN_x2plus": "realesrgan-x2plus", "RealESRGAN_x4plus_anime_6B": "realesrgan-x4plus-anime"}
 
 
+def spelt_otherwise(text: str, names) -> tuple[str, str] | None:
+    """The one of ``names`` that ``text`` spells otherwise, and how: as Real-ESRGAN's
+    inference script and weights name it (RealESRGAN_x4plus, RealESRNet_x4plus.pth),
+    or with _ for - (in any case); None where it is none of them."""
+    plain = text.strip()
+    bare = plain[:-len(".pth")] if plain.lower().endswith(".pth") else plain
+    if _PYTORCH_NAMES.get(bare) in names:
+        return _PYTORCH_NAMES[bare], "it is Real-ESRGAN's PyTorch name"
+    hyphened = bare.lower().replace("_", "-")
+    if hyphened in names:
+        return hyphened, "names are written with hyphens"
+    return None
+
+
 def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> NoReturn:
     """The ModelError for ``text``, a name no model folder holds and the catalog does
     not know: why it is no model (a folder, a file of another kind, a family's name, a
@@ -455,12 +469,8 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
     # A space pasted at an end looks like no difference in the list of every name.
     meant = sorted(n for n in known if n.lower() == text.strip().lower())
     meant = meant or sorted(n for n in known if _without_ncnn(n).lower() == text.strip().lower())
-    if not meant and text.strip() in _PYTORCH_NAMES:  # -n RealESRGAN_x4plus, as Real-ESRGAN's script takes it
-        raise ModelError(f"unknown model '{text}': it is Real-ESRGAN's PyTorch name: "
-                         f"did you mean '{_PYTORCH_NAMES[text.strip()]}'?")
-    hyphened = text.strip().lower().replace("_", "-")
-    if not meant and hyphened in known:
-        raise ModelError(f"unknown model '{text}': names are written with hyphens: did you mean '{hyphened}'?")
+    if not meant and (other := spelt_otherwise(text, known)):  # -n RealESRGAN_x4plus, as Real-ESRGAN's script
+        raise ModelError(f"unknown model '{text}': {other[1]}: did you mean '{other[0]}'?")
     if meant:  # on Linux, where file names are case-sensitive, as the catalog's are everywhere
         pnnx = _without_ncnn(meant[0]) != meant[0] and not text.lower().endswith(_PNNX_INFIX)
         why = ["pnnx names its files NAME.ncnn.param and NAME.ncnn.bin"] if pnnx else \
