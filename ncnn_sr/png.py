@@ -82,25 +82,63 @@ def _refusal(path: str | os.PathLike) -> str | None:
     return None
 
 
+def _packed(kind: bytes, data: bytes) -> bytes | None:
+    """The compressed text of the text chunk (``kind``, ``data``), None where its text is not compressed."""
+    rest = data.partition(b"\x00")[2]
+    if kind == b"zTXt" and rest[:1] == b"\x00":
+        return rest[1:]
+    if kind == b"iTXt" and rest[:2] == b"\x01\x00" and len(parts := rest[2:].split(b"\x00", 2)) == 3:
+        return parts[2]
+    return None
+
+
+def _inflated(packed: bytes) -> tuple[int, bool]:
+    """How long the compressed text ``packed`` is once decompressed, as far as
+    Pillow goes (0 where zlib refuses it, as Pillow then reads none), and whether
+    it goes on past that."""
+    inflate = zlib.decompressobj()
+    try:  # as far as Pillow goes, and one step past it
+        text = inflate.decompress(packed, PngImagePlugin.MAX_TEXT_CHUNK)
+    except zlib.error:
+        return 0, False
+    return len(text), bool(inflate.unconsumed_tail)
+
+
 def too_long_for_pillow(kind: bytes, data: bytes) -> bool:
     """Whether the text chunk (``kind``, ``data``) is compressed text longer once
     decompressed than Pillow reads (``PngImagePlugin.MAX_TEXT_CHUNK``, 1 MB): it
     refuses the whole picture for one (a large ComfyUI workflow, say), before its
     pixels or after them, where libpng reads it. Such a chunk is carried whole into
     a png as read (``text_chunks``), so Pillow need not see it (``without_refused_text``)."""
+    return (packed := _packed(kind, data)) is not None and _inflated(packed)[1]
+
+
+def _text_memory(kind: bytes, data: bytes) -> int:
+    """At most what Pillow counts of the text chunk (``kind``, ``data``) against
+    ``PngImagePlugin.MAX_TEXT_MEMORY``: its text's length, decompressed."""
+    if (packed := _packed(kind, data)) is not None:
+        return _inflated(packed)[0]
     rest = data.partition(b"\x00")[2]
-    if kind == b"zTXt" and rest[:1] == b"\x00":
-        packed = rest[1:]
-    elif kind == b"iTXt" and rest[:2] == b"\x01\x00" and len(parts := rest[2:].split(b"\x00", 2)) == 3:
-        packed = parts[2]
-    else:
-        return False
-    inflate = zlib.decompressobj()
-    try:  # as far as Pillow goes, and one step past it
-        inflate.decompress(packed, PngImagePlugin.MAX_TEXT_CHUNK)
-    except zlib.error:
-        return False
-    return bool(inflate.unconsumed_tail)
+    return len(rest if kind == b"tEXt" else rest[2:].split(b"\x00", 2)[-1])
+
+
+def _hidden(chunks: list[tuple[bytes, bytes]]) -> set[int]:
+    """The indices of the text ``chunks`` (kind, data) Pillow is not to see: those
+    it refuses alone (``too_long_for_pillow``, ``unknown_compression``) and, where
+    the rest hold more text than it reads in all (``PngImagePlugin.MAX_TEXT_MEMORY``,
+    64 MB, for which it refuses the whole picture), all but the XMP and EXIF it
+    reads as the picture's, which are ``text_chunks``' to carry whole all the same;
+    then those too, as far as they go past it."""
+    hidden = {i for i, (kind, data) in enumerate(chunks) if _refused(kind, data)}
+    sizes = {i: _text_memory(*chunk) for i, chunk in enumerate(chunks) if i not in hidden}
+    if sum(sizes.values()) <= PngImagePlugin.MAX_TEXT_MEMORY:
+        return hidden
+    total = 0
+    for i, size in sizes.items():
+        total += size if chunks[i][1].split(b"\x00", 1)[0] in _CARRIED_ELSEWHERE else 0
+        if total > PngImagePlugin.MAX_TEXT_MEMORY or chunks[i][1].split(b"\x00", 1)[0] not in _CARRIED_ELSEWHERE:
+            hidden.add(i)
+    return hidden
 
 
 def unknown_compression(kind: bytes, data: bytes) -> str | None:
@@ -119,35 +157,40 @@ def _refused(kind: bytes, data: bytes) -> bool:
 
 
 def has_refused_text(path: str | os.PathLike) -> bool:
-    """Whether the PNG at ``path`` holds a text chunk ``too_long_for_pillow`` or of
-    an ``unknown_compression``, its checksum right or not (Pillow checks none past
-    the pixels)."""
-    return any(_refused(kind, data) for kind, data in
-               _read_chunks(path, lambda kind, length: kind in (b"zTXt", b"iTXt"), past_pixels=True, checked=False))
+    """Whether the PNG at ``path`` holds text Pillow is not to see (``_hidden``),
+    its checksum right or not (Pillow checks none past the pixels)."""
+    return bool(_hidden(list(_read_chunks(path, lambda kind, length: kind in TEXT_KINDS,
+                                          past_pixels=True, checked=False))))
 
 
 def without_refused_text(data: bytes) -> tuple[bytes, tuple[str, ...]]:
-    """The PNG ``data`` less its text chunks ``too_long_for_pillow`` and of an
-    ``unknown_compression``, and what is wrong with each of the latter ("zTXt
-    (Unknown compression method 1 in zTXt chunk)"); ``data`` itself and () where it
-    has none. One before the pixels whose checksum is wrong stays, for ``mended`` to
+    """The PNG ``data`` less the text chunks Pillow is not to see (``_hidden``),
+    and what is wrong with each of an ``unknown_compression`` ("zTXt (Unknown
+    compression method 1 in zTXt chunk)"); ``data`` itself and () where it has
+    none. One before the pixels whose checksum is wrong stays, for ``mended`` to
     leave out for its checksum."""
-    parts, dropped, at, start, past_pixels = [], [], len(SIGNATURE), 0, False
+    spans, at, past_pixels = [], len(SIGNATURE), False  # (start, end, kind, body) of each text chunk
     while at + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, at)
         end = at + 12 + length
         if end > len(data) or kind == b"IEND":
             break
         past_pixels = past_pixels or kind == b"IDAT"
-        body = data[at + 8:end - 4]
-        if _refused(kind, body) and (
+        if kind in TEXT_KINDS and (
                 past_pixels or data[end - 4:end] == struct.pack(">I", zlib.crc32(data[at + 4:end - 4]))):
+            spans.append((at, end, kind, data[at + 8:end - 4]))
+        at = end
+    hidden = _hidden([(kind, body) for _, _, kind, body in spans])
+    if not hidden:
+        return data, ()
+    parts, dropped, start = [], [], 0
+    for i, (at, end, kind, body) in enumerate(spans):
+        if i in hidden:
             parts.append(data[start:at])
             start = end
             if (why := unknown_compression(kind, body)) is not None:
                 dropped.append(f"{kind.decode('latin-1')} ({why})")
-        at = end
-    return (b"".join(parts) + data[start:] if parts else data), tuple(dropped)
+    return b"".join(parts) + data[start:], tuple(dropped)
 
 
 def mended(data: bytes) -> tuple[bytes, tuple[str, ...]]:
@@ -229,12 +272,13 @@ def text_chunks(path: str | os.PathLike) -> tuple[tuple[bytes, bytes], ...]:
     png written from it carries, compressed or not as it was. () for a file that
     cannot be walked."""
     found = _read_chunks(path, lambda kind, length: kind in TEXT_KINDS, past_pixels=True)
+    hidden = _hidden(list(found))
     # One without its keyword or of an unknown compression is damaged: libpng leaves
     # it out, and written back it would make the png invalid (Pillow refuses it).
-    # An XMP too long for Pillow is not read as the picture's: it is carried as it is.
-    return tuple((kind, data) for kind, data in found
+    # An XMP Pillow is not given (too long) is not read as the picture's: it is carried as it is.
+    return tuple((kind, data) for i, (kind, data) in enumerate(found)
                  if has_keyword(data) and unknown_compression(kind, data) is None and (
-                     data.split(b"\x00", 1)[0] not in _CARRIED_ELSEWHERE or too_long_for_pillow(kind, data)))
+                     data.split(b"\x00", 1)[0] not in _CARRIED_ELSEWHERE or i in hidden))
 
 
 def has_keyword(data: bytes) -> bool:

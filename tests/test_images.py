@@ -466,6 +466,34 @@ def test_a_text_chunk_past_pillows_limit_is_kept_whole_and_the_picture_read(kind
     assert np.array_equal(read_image(tmp_path / "o.png")[0], samples)
 
 
+# More text than Pillow reads in all (PngImagePlugin.MAX_TEXT_MEMORY, 64 MB once
+# decompressed), each chunk within its 1 MB: 66 zTXt and iTXt of 1 MB each.
+MUCH_TEXT = [(kind, b"note%d\x00" % i + head + zlib.compress(b"x" * 1_040_000, 9))
+             for i, (kind, head) in enumerate([(b"zTXt", b"\x00"), (b"iTXt", b"\x01\x00\x00\x00")] * 33)]
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+@pytest.mark.parametrize("after_pixels", [False, True])
+def test_more_text_than_pillow_reads_in_all_is_kept_and_the_picture_read(after_pixels, depth, tmp_path, caplog):
+    # The picture failed as "broken or truncated picture (Too much memory used in
+    # text chunks: 67600024>MAX_TEXT_MEMORY)", before its pixels or after them.
+    xmp = (b"iTXt", png_mod.PNG_XMP_KEY + b"\x00\x00\x00\x00\x00<x:xmpmeta>t</x:xmpmeta>")
+    samples = picture(6, 8).astype(np.uint16) * 257 if depth == 16 else picture(6, 8)
+    texts = [png_chunk(*xmp)] + [png_chunk(*text) for text in MUCH_TEXT]
+    data = png_bytes(samples, depth, 2, *([] if after_pixels else texts))
+    if after_pixels:
+        data = data[:-12] + b"".join(texts) + data[-12:]
+    (tmp_path / "t.png").write_bytes(data)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, info = read_image(tmp_path / "t.png")
+    assert caplog.text == ""
+    assert np.array_equal(arr, samples) and info.text_chunks == tuple(MUCH_TEXT)
+    assert info.xmp == b"<x:xmpmeta>t</x:xmpmeta>"  # still Pillow's to read
+    write_image(tmp_path / "o.png", arr, info)
+    assert text_in(tmp_path / "o.png")[1:] == MUCH_TEXT
+    assert np.array_equal(read_image(tmp_path / "o.png")[0], samples)
+
+
 @pytest.mark.parametrize("after_pixels", [False, True])
 def test_a_ztxt_of_an_unknown_compression_is_left_out_as_the_warning_says(after_pixels, tmp_path, caplog):
     # No reader can read it (libpng leaves it out). Before the pixels it was "left
