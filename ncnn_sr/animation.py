@@ -14,9 +14,9 @@ from . import avif
 from .errors import InputError, describe, in_one_line
 from .apng import animate, frames_as_shown as apng_frames
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, frames_as_shown as gif_frames, has_clear_pixels, to_palette
-from .images import (FORMATS, GREY_MODES, ImageInfo, check_fits, checked_metadata, checked_write, count_frames,
-                     file_path, open_mended, pillow_warnings, png_file, promised_write, read_image, reading,
-                     save_options, sized, write_bytes, write_still)
+from .images import (FORMATS, GREY_MODES, ImageInfo, check_fits, checked_metadata, checked_write, comment_option,
+                     count_frames, file_path, open_mended, pillow_warnings, png_file, promised_write, read_image,
+                     reading, save_options, sized, write_bytes, write_still)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
 from .png import mended as mended_png
 from .pixels import check_image, to_eight_bit
@@ -305,7 +305,7 @@ def _encode_frames(f, animation: Animation, info: ImageInfo | None, fmt: str, qu
     if fmt == "gif":
         clear = any(has_clear_pixels(frame) for frame in frames)
         pictures = [to_palette(frame, transparent=clear) for frame in frames]
-        options = dict(GIF_OPTIONS, **_gif_loop(plays))
+        options = dict(GIF_OPTIONS, **_gif_loop(plays), **comment_option(info, fmt))
         durations = _centiseconds(durations)
         if clear:
             # Each frame is whole: the one before must be cleared, or it shows

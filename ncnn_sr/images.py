@@ -89,7 +89,10 @@ class ImageInfo:
     (kind, data) pairs in the file's order: what a Stable Diffusion picture's
     "parameters" or ComfyUI's "prompt" and "workflow" say it was made with. A png
     written with this info carries them; no other format holds them (a jpg, webp,
-    gif or avif is written without them).
+    gif or avif is written without them);
+    ``comment`` is a JPEG's comment (its COM segment) or a GIF's (its comment
+    extension), which a jpg (up to 65533 bytes) or a gif written with this info
+    carries; png, webp and avif have no place for it.
     """
 
     mode: str
@@ -101,6 +104,7 @@ class ImageInfo:
     xmp: bytes | None = None
     colour_chunks: tuple[tuple[bytes, bytes], ...] = ()
     text_chunks: tuple[tuple[bytes, bytes], ...] = ()
+    comment: bytes | None = None
 
 
 def only_an_extension(path: str | os.PathLike) -> bool:
@@ -236,7 +240,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         info = replace(info, dpi=resolution(im, exif, orientation if tiff_turn == 1 else tiff_turn),
                        xmp=upright_xmp(xmp),
                        colour_chunks=_colour_chunks(im, path),
-                       text_chunks=text_chunks(path) if im.format == "PNG" else ())
+                       text_chunks=text_chunks(path) if im.format == "PNG" else (),
+                       comment=_comment(im))
     if deep:
         arr = read_png16(path, 4 if arr.shape[2] == 4 else 3)
         if arr.shape[2] == 3 and colour_type == 0:
@@ -355,6 +360,12 @@ def open_mended(path: str, warn: bool = False) -> Image.Image:
         # strip instead, as it reads any other TIFF.
         im.filename = ""
     return im
+
+
+def _comment(im: Image.Image) -> bytes | None:
+    """A JPEG's or GIF's comment (the first frame's, for a GIF), None where it has none."""
+    comment = im.info.get("comment") if im.format in ("JPEG", "MPO", "GIF") else None
+    return comment if isinstance(comment, bytes) and comment else None
 
 
 def _avif_by_brand(path: str) -> Image.Image:
@@ -946,8 +957,8 @@ def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str
         raise InputError(f"{path}: metadata must be True or False, got {describe(metadata)}")
     if info is None or not metadata:  # left out: nothing to refuse
         return info and replace(info, icc_profile=None, exif=None, dpi=None, xmp=None, colour_chunks=(),
-                                text_chunks=())
-    for field in ("icc_profile", "exif", "xmp"):
+                                text_chunks=(), comment=None)
+    for field in ("icc_profile", "exif", "xmp", "comment"):
         value = getattr(info, field)
         if value is not None and not isinstance(value, bytes):  # Pillow takes a str and writes garbage, or crashes
             raise InputError(f"{path}: info.{field} must be bytes or None, got {type(value).__name__}")
@@ -1031,8 +1042,8 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
     if sixteen and not (fmt == "png" and channels == 1):
         image = to_eight_bit(image)  # jpg/webp/gif/avif are 8-bit
         sixteen = False
-    if fmt == "gif":  # which holds none of the metadata
-        to_palette(image).save(f, format="GIF", **GIF_OPTIONS)
+    if fmt == "gif":  # which holds none of the metadata but a comment
+        to_palette(image).save(f, format="GIF", **GIF_OPTIONS, **comment_option(info, fmt))
         return
     if fmt == "png" and not sixteen and not grey_alpha:  # Pillow makes grey+alpha of that
         icc, exif, dpi, xmp, colour, text = _kept_metadata(info, fmt, grey=channels < 3)
@@ -1080,6 +1091,15 @@ def _kept_metadata(info: ImageInfo | None, fmt: str, grey: bool = False) -> tupl
     return icc, exif, dpi, xmp, colour, text
 
 
+def comment_option(info: ImageInfo | None, fmt: str) -> dict:
+    """Pillow's save option for the comment of ``info`` where ``fmt`` holds it: a
+    gif any, a jpg one of a segment's 65533 bytes at most (a GIF's may be longer)."""
+    comment = info.comment if info else None
+    if comment and (fmt == "gif" or fmt == "jpg" and len(comment) <= MAX_JPEG_EXIF):
+        return {"comment": comment}
+    return {}
+
+
 def save_options(info: ImageInfo | None, fmt: str, quality: int | None, grey: bool = False) -> dict:
     """Pillow's save options for png, jpg, webp or avif: the metadata of ``info`` that
     ``fmt`` holds, and its quality or compression. ``grey``: the pixels are grey."""
@@ -1097,6 +1117,7 @@ def save_options(info: ImageInfo | None, fmt: str, quality: int | None, grey: bo
         options["dpi"] = dpi
     if xmp:
         options.update(xmp_option(xmp, fmt))
+    options.update(comment_option(info, fmt))
     if colour:  # Pillow writes them before the pixels, and sRGB only without a profile, as PNG asks
         chunks = options.setdefault("pnginfo", PngInfo())
         for kind, data in colour:

@@ -1032,3 +1032,13 @@ def test_what_is_no_path_is_refused_naming_write_frames_for_one_frame_as_for_man
         write_frames(f, animation)
     assert str(refused.value) == f"write_frames needs a file's path, got an open file: give its path, {f.name!r}"
     assert [p.name for p in tmp_path.iterdir()] == ["a.gif"] and not (tmp_path / "a.gif").stat().st_size
+
+
+def test_an_animated_gifs_comment_is_kept_in_a_gif(tmp_path):
+    frames = [Image.fromarray(picture(6, 8) // (i + 1)) for i in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=[100, 200, 300],
+                   loop=0, comment=b"made by Jane")
+    animation, info = read_frames(tmp_path / "a.gif")
+    write_frames(tmp_path / "o.gif", animation, info)
+    with Image.open(tmp_path / "o.gif") as written:
+        assert written.info["comment"] == b"made by Jane" and written.n_frames == 3

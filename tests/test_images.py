@@ -1071,6 +1071,30 @@ def test_an_xmp_too_large_for_jpeg_is_left_out_and_png_keeps_it(tmp_path):
     assert "xmp" not in Image.open(tmp_path / "o.jpg").info and Image.open(tmp_path / "o.png").info["xmp"] == info.xmp
 
 
+@pytest.mark.parametrize("source", ["JPEG", "GIF"])
+def test_a_jpeg_or_gif_comment_is_kept_where_the_output_holds_one(source, tmp_path):
+    # A camera's or an editor's comment (COM in JPEG, a comment extension in GIF)
+    # was lost in every output, a jpg written from a jpg too.
+    rgb_image().save(tmp_path / "in.img", format=source, comment=b"shot by Jane")
+    arr, info = read_image(tmp_path / "in.img")
+    assert info.comment == b"shot by Jane"
+    for fmt in ("jpg", "gif", "png", "webp"):
+        write_image(tmp_path / f"o.{fmt}", arr, info)
+        with Image.open(tmp_path / f"o.{fmt}") as written:
+            assert written.info.get("comment") == (b"shot by Jane" if fmt in ("jpg", "gif") else None)
+    write_image(tmp_path / "bare.jpg", arr, info, metadata=False)
+    assert "comment" not in Image.open(tmp_path / "bare.jpg").info
+
+
+def test_a_comment_too_long_for_jpeg_is_left_out_of_a_jpg(tmp_path):
+    # A GIF's comment has no limit; one JPEG segment holds 65533 bytes.
+    info = images_mod.ImageInfo("RGB", "GIF", comment=b"x" * 70000)
+    write_image(tmp_path / "o.jpg", picture(4, 4), info)
+    write_image(tmp_path / "o.gif", picture(4, 4), info)
+    assert "comment" not in Image.open(tmp_path / "o.jpg").info
+    assert Image.open(tmp_path / "o.gif").info["comment"] == info.comment
+
+
 def test_no_metadata_drops_the_xmp(tmp_path):
     arr, info = read_image(save_with_xmp(tmp_path / "i.png", rgb_image(), xmp_packet()))
     write_image(tmp_path / "o.png", arr, info, metadata=False)
