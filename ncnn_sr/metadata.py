@@ -26,6 +26,10 @@ PNG_XMP_KEY = b"XML:com.adobe.xmp"
 EXIF_ORIENTATION = 0x0112
 _EXIF_X_RESOLUTION = 0x011A
 _EXIF_Y_RESOLUTION = 0x011B
+_EXIF_RESOLUTION_UNIT = 0x0128
+# Formats that state their resolution in their EXIF alone, which Pillow does not read
+# as their dpi (it does for a JPEG without JFIF's).
+_EXIF_RESOLUTION_ONLY = frozenset({"WEBP", "AVIF", "HEIF"})
 # The tags of a TIFF's first directory that EXIF holds too, describing the picture
 # (not its file): description, make, model, orientation, software, date, artist,
 # copyright, and the Exif and GPS directories.
@@ -171,8 +175,25 @@ def resolution(im: Image.Image, exif: Image.Exif | None, orientation: int) -> tu
         return None  # Pillow's stand-in 72 for a JPEG with EXIF that states none
     if im.format == "TIFF" and not {_EXIF_X_RESOLUTION, _EXIF_Y_RESOLUTION} <= set(getattr(im, "tag_v2", {})):
         return None  # Pillow's stand-in 1 for a TIFF without resolution tags
-    dpi = dpi_pair(im.info.get("dpi"))
+    if im.format in _EXIF_RESOLUTION_ONLY:
+        dpi = _exif_dpi(exif)
+    else:
+        dpi = dpi_pair(im.info.get("dpi"))
     return dpi[::-1] if dpi and orientation in _QUARTER_TURNS else dpi
+
+
+def _exif_dpi(exif: Image.Exif | None) -> tuple[float, float] | None:
+    """The dots per inch ``exif`` states, across and down as stored: in inches
+    unless its unit says centimetres (3); None without a unit (1) or a resolution."""
+    if not exif or _EXIF_X_RESOLUTION not in exif:
+        return None
+    per_cm = {2: 1.0, 3: 2.54}.get(exif.get(_EXIF_RESOLUTION_UNIT, 2))
+    across = exif[_EXIF_X_RESOLUTION]
+    try:
+        pair = dpi_pair((float(across), float(exif.get(_EXIF_Y_RESOLUTION, across))))
+    except (TypeError, ValueError, ZeroDivisionError):  # a rational of 0/0, a text: none stated
+        return None
+    return pair and per_cm and (pair[0] * per_cm, pair[1] * per_cm)
 
 
 def dpi_pair(value) -> tuple[float, float] | None:

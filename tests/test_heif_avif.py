@@ -681,3 +681,23 @@ def test_an_animated_avif_whose_track_has_no_timescale_is_a_broken_picture(tmp_p
     (tmp_path / "a.avif").write_bytes(bytes(data))
     with pytest.raises(InputError, match=r"a\.avif: broken or truncated picture \(division by zero\)$"):
         read_image(tmp_path / "a.avif")
+
+
+@pytest.mark.parametrize("unit, x, y, dpi", [(2, 300.0, 150.0, (300, 150)), (3, 118.11, 59.055, (300, 150)),
+                                              (None, 300.0, 150.0, (300, 150)), (1, 300.0, 150.0, None)],
+                         ids=["inch", "cm", "no-unit", "unitless"])
+@pytest.mark.parametrize("fmt", ["webp", "avif", "heic"])
+def test_the_resolution_a_webp_avif_or_heif_states_in_its_exif_is_kept(fmt, unit, x, y, dpi, tmp_path):
+    # They state none of their own, only in the EXIF, as a JPEG without JFIF does,
+    # whose resolution Pillow reads from it: a png from a 300 dpi JPEG said 300 dpi,
+    # from the same WebP, AVIF or HEIC photo none. EXIF's unit is the inch unless stated.
+    exif = Image.Exif()
+    exif.update({0x011A: x, 0x011B: y, ARTIST: "Jane Doe"})
+    if unit is not None:
+        exif[0x0128] = unit
+    Image.fromarray(picture(6, 8)).save(tmp_path / f"i.{fmt}", exif=exif.tobytes(), quality=90)
+    arr, info = read_image(tmp_path / f"i.{fmt}")
+    assert info.dpi == (None if dpi is None else pytest.approx(dpi, abs=0.01))
+    write_image(tmp_path / "o.png", arr, info)
+    written = Image.open(tmp_path / "o.png").info.get("dpi")
+    assert (written and tuple(round(d) for d in written)) == (dpi and tuple(dpi))
