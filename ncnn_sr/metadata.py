@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import struct
 
 import numpy as np
 from PIL import Image
@@ -27,6 +28,8 @@ EXIF_ORIENTATION = 0x0112
 _EXIF_X_RESOLUTION = 0x011A
 _EXIF_Y_RESOLUTION = 0x011B
 _EXIF_RESOLUTION_UNIT = 0x0128
+# IFD1's JPEGInterchangeFormat and JPEGInterchangeFormatLength: where its thumbnail lies.
+_THUMBNAIL = (0x0201, 0x0202)
 # Formats that state their resolution in their EXIF alone, which Pillow does not read
 # as their dpi (it does for a JPEG without JFIF's).
 _EXIF_RESOLUTION_ONLY = frozenset({"WEBP", "AVIF", "HEIF"})
@@ -96,12 +99,58 @@ def exif_to_write(im: Image.Image, exif: Image.Exif | None) -> bytes | None:
         exif = None
     if not exif:
         return None
+    raw = im.info.get("exif")
+    if im.format != "TIFF" and isinstance(raw, bytes) and (kept := upright_in_place(raw)) is not None:
+        return kept
     if EXIF_ORIENTATION in exif:
         exif[EXIF_ORIENTATION] = 1
     try:
         return exif.tobytes()
     except Exception:  # a tag Pillow read but cannot write back
         return None
+
+
+def upright_in_place(data: bytes) -> bytes | None:
+    """The EXIF block ``data`` (as its file holds it) with its orientation set to 1,
+    without its thumbnail (IFD1: the picture unturned, and small), "Exif\\0\\0"
+    before it; every other byte where it was. Pillow writes each part anew at
+    another offset, and a maker note's own offsets (Canon's, Sony's, Panasonic's
+    count from the TIFF header) then pointed elsewhere: its lens and settings read
+    as garbage. None where it cannot be walked, or is more than a JPEG holds once
+    its thumbnail is left out (Pillow's, smaller, is written then)."""
+    base = 6 if data.startswith(b"Exif\x00\x00") else 0
+    out = bytearray(data)
+    try:
+        order, version, first = header(out, base)
+        first_directory = Directory(out, order, first, base)
+        if version != 42:
+            return None
+        if EXIF_ORIENTATION in first_directory:
+            first_directory.put(out, EXIF_ORIENTATION, SHORT, 1)
+        next_at = base + first + 2 + 12 * len(first_directory.entries)
+        second = struct.unpack_from(order + "I", out, next_at)[0]
+        if second:
+            struct.pack_into(order + "I", out, next_at, 0)
+            _drop_thumbnail(out, order, second, base)
+    except (ValueError, struct.error):
+        return None
+    kept = bytes(out) if base else b"Exif\x00\x00" + bytes(out)
+    return kept if len(kept) <= MAX_JPEG_EXIF else None
+
+
+def _drop_thumbnail(out: bytearray, order: str, offset: int, base: int) -> None:
+    """Zeroes the thumbnail the directory at ``offset`` names, or cuts ``out`` where
+    it starts where it ends the block (as cameras write it)."""
+    try:
+        directory = Directory(out, order, offset, base)
+    except ValueError:
+        return
+    start, length = directory.first(_THUMBNAIL[0], None), directory.first(_THUMBNAIL[1], None)
+    if start and length and base + start + length <= len(out):
+        if not out[base + start + length:].strip(b"\x00"):
+            del out[base + start:]
+        else:
+            out[base + start:base + start + length] = bytes(length)
 
 
 def sized_exif(exif: bytes | None, width: int, height: int) -> bytes | None:

@@ -21,13 +21,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image, ImageChops, ImageCms, PngImagePlugin
+from PIL import ExifTags, Image, ImageChops, ImageCms, PngImagePlugin
 
 from conftest import adam7_rows, ctrl_c_once_made, picture, png_bytes, png_chunk, png_data
 from ncnn_sr import InputError, budget, read_image, write_image
 from ncnn_sr import files as files_mod
 from ncnn_sr import images as images_mod
 from ncnn_sr import png as png_mod
+from ncnn_sr.metadata import exif_body
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
@@ -1093,6 +1094,58 @@ def test_a_comment_too_long_for_jpeg_is_left_out_of_a_jpg(tmp_path):
     write_image(tmp_path / "o.gif", picture(4, 4), info)
     assert "comment" not in Image.open(tmp_path / "o.jpg").info
     assert Image.open(tmp_path / "o.gif").info["comment"] == info.comment
+
+
+def camera_exif(orientation: int) -> bytes:
+    """A camera's EXIF (little-endian): Make, Orientation, an Exif directory with a
+    maker note whose own directory points at its model by an offset from the TIFF
+    header (as Canon's and Sony's do), an Interop directory, and a thumbnail (IFD1)."""
+    def directory(entries, next_at=0):
+        return struct.pack("<H", len(entries)) + b"".join(
+            struct.pack("<HHI", tag, kind, count) + value for tag, kind, count, value in entries) + struct.pack("<I", next_at)
+    exif_at, note_at, date_at, interop_at, ifd1_at, thumb_at = 50, 92, 132, 152, 170, 200
+    thumb = b"\xff\xd8" + b"\x11" * 20 + b"\xff\xd9"
+    note = (directory([(0x0006, 2, 16, struct.pack("<I", note_at + 18))]) + b"EOS 5D Mark IV\x00\x00").ljust(40, b"\x00")
+    data = (b"II*\x00" + struct.pack("<I", 8)
+            + directory([(0x010F, 2, 4, b"Can\x00"), (0x0112, 3, 1, struct.pack("<HH", orientation, 0)),
+                         (0x8769, 4, 1, struct.pack("<I", exif_at))], ifd1_at)
+            + directory([(0x9003, 2, 20, struct.pack("<I", date_at)), (0x927C, 7, 40, struct.pack("<I", note_at)),
+                         (0xA005, 4, 1, struct.pack("<I", interop_at))])
+            + note + b"2024:05:06 07:08:09\x00" + directory([(0x0001, 2, 4, b"R98\x00")]))
+    data += directory([(0x0201, 4, 1, struct.pack("<I", thumb_at)), (0x0202, 4, 1, struct.pack("<I", len(thumb)))])
+    assert len(data) == thumb_at
+    return b"Exif\x00\x00" + data + thumb
+
+
+def maker_note_model(exif: bytes) -> bytes:
+    """The model a camera_exif's maker note names, found as a reader finds it."""
+    data = exif_body(exif)
+    first = struct.unpack_from("<I", data, 4)[0]
+
+    def entry(directory_at, tag):  # the 4 bytes of the tag's value
+        for at in range(directory_at + 2, directory_at + 2 + 12 * struct.unpack_from("<H", data, directory_at)[0], 12):
+            if struct.unpack_from("<H", data, at)[0] == tag:
+                return struct.unpack_from("<I", data, at + 8)[0]
+    note = entry(entry(first, 0x8769), 0x927C)
+    return data[entry(note, 0x0006):][:16]
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_a_cameras_maker_note_still_reads_once_its_orientation_is_reset(fmt, tmp_path):
+    # Pillow writes the EXIF anew, each part at another offset: a maker note's own
+    # offsets (Canon's, Sony's, Panasonic's count from the TIFF header) then point
+    # elsewhere, and the lens and camera settings in it read as garbage.
+    exif = camera_exif(6)
+    assert maker_note_model(exif) == b"EOS 5D Mark IV\x00\x00"
+    arr, info = read_image(save(tmp_path / f"i.{fmt.lower()}", rgb_image(), format=fmt, exif=exif))
+    assert arr.shape[:2] == (8, 6) and maker_note_model(info.exif) == b"EOS 5D Mark IV\x00\x00"
+    write_image(tmp_path / "o.jpg", arr, info)
+    with Image.open(tmp_path / "o.jpg") as written:
+        kept = written.getexif()
+        assert kept[0x0112] == 1 and kept.get_ifd(0x8769)[0x9003] == "2024:05:06 07:08:09"
+        assert kept.get_ifd(0x8769)[0xA005] and not kept.get_ifd(ExifTags.IFD.IFD1)  # the thumbnail was the turned picture's
+        assert maker_note_model(written.info["exif"]) == b"EOS 5D Mark IV\x00\x00"
+        assert b"\x11" * 20 not in written.info["exif"]
 
 
 def test_no_metadata_drops_the_xmp(tmp_path):
