@@ -348,7 +348,7 @@ class Loading:
             raise InputError(f"{item.job.source}: {refused}")  # which picture: the folder says the same for each
 
     def _check_jpeg_metadata(self, item: Item) -> None:
-        """EXIF and XMP too large for ``item``'s JPEG: left out with a note each, but an
+        """EXIF, XMP and a comment too large for ``item``'s JPEG: left out with a note each, but an
         EXIF only when ``drop_oversized_exif`` (else write_image fails the picture)."""
         exif, xmp = item.info.exif, item.info.xmp
         if xmp:  # as write_image writes it, stating the output's size: a digit more fitted no more
@@ -368,6 +368,10 @@ class Loading:
             item.info = replace(item.info, xmp=None)
             item.notes.append(f"{item.job.source}: its XMP ({len(xmp)} bytes) is too large for JPEG, which holds "
                               f"at most {MAX_JPEG_XMP}: writing {item.target} without it")
+        if (comment := item.info.comment) and len(comment) > MAX_JPEG_EXIF:  # a GIF's, which has no limit
+            item.info = replace(item.info, comment=None)
+            item.notes.append(f"{item.job.source}: its comment ({len(comment)} bytes) is too large for JPEG, which "
+                              f"holds at most {MAX_JPEG_EXIF}: writing {item.target} without it")
 
     def _check_alpha(self, item: Item) -> None:
         if item.pixels.shape[2] == 4 and alpha_target(item.target) != item.target:

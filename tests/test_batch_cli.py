@@ -1440,6 +1440,16 @@ def test_an_xmp_too_large_for_jpeg_is_left_out_with_a_warning(cmd, tmp_path):
     assert "XMP" not in proc.stderr and len(Image.open(tmp_path / "o.png").info["xmp"]) == 70037
 
 
+def test_a_gif_comment_too_large_for_jpeg_is_left_out_with_a_warning(tmp_path):
+    Image.fromarray(picture(8, 8)).save(tmp_path / "long.gif", comment=b"x" * 70000)
+    proc = run(NCNN_SR, "-i", "long.gif", "-o", "o.jpg", "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
+               cwd=tmp_path)
+    assert [line for line in proc.stderr.splitlines() if "comment" in line] == [
+        "ncnn-sr: warning: long.gif: its comment (70000 bytes) is too large for JPEG, which holds at most "
+        "65533: writing o.jpg without it"]
+    assert size_of(tmp_path / "o.jpg") == (16, 16) and "comment" not in Image.open(tmp_path / "o.jpg").info
+
+
 def test_an_xmp_that_outgrows_jpeg_once_it_states_the_new_size_is_left_out_with_a_warning(tmp_path):
     # Checked at the input's size, it fitted; its size grown a digit, the jpg was
     # written without it, without a word.
