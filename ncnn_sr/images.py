@@ -24,9 +24,9 @@ from .files import atomic_write, check_named_as_file, file_in_the_way
 from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
-from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, dpi_pair, exif_body,
-                       exif_to_write, fitting_dpi, fitting_profile, is_exif, orient, readable_exif, resolution,
-                       sized_exif, sized_xmp, upright_xmp, xmp_option)
+from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, app13_segment, dpi_pair,
+                       exif_body, exif_to_write, fitting_dpi, fitting_profile, is_exif, orient, photoshop_resources,
+                       readable_exif, resolution, sized_exif, sized_xmp, upright_xmp, xmp_option)
 from .path_names import NOT_PICTURES
 from .pixels import check_image, is_grey_colour, to_eight_bit
 from .signatures import cut_in_header, cut_riff
@@ -92,7 +92,9 @@ class ImageInfo:
     gif or avif is written without them);
     ``comment`` is a JPEG's comment (its COM segment) or a GIF's (its comment
     extension), which a jpg (up to 65533 bytes) or a gif written with this info
-    carries; png, webp and avif have no place for it.
+    carries; png, webp and avif have no place for it; ``photoshop`` is a JPEG's
+    IPTC record (a photo agency's caption, keywords, copyright) as Photoshop image
+    resources (``metadata.photoshop_resources``), which a jpg written with this info carries.
     """
 
     mode: str
@@ -105,6 +107,7 @@ class ImageInfo:
     colour_chunks: tuple[tuple[bytes, bytes], ...] = ()
     text_chunks: tuple[tuple[bytes, bytes], ...] = ()
     comment: bytes | None = None
+    photoshop: bytes | None = None
 
 
 def only_an_extension(path: str | os.PathLike) -> bool:
@@ -241,7 +244,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
                        xmp=upright_xmp(xmp),
                        colour_chunks=_colour_chunks(im, path),
                        text_chunks=text_chunks(path) if im.format == "PNG" else (),
-                       comment=_comment(im))
+                       comment=_comment(im), photoshop=photoshop_resources(
+                           segment for marker, segment in getattr(im, "applist", ()) if marker == "APP13"))
     if deep:
         arr = read_png16(path, 4 if arr.shape[2] == 4 else 3)
         if arr.shape[2] == 3 and colour_type == 0:
@@ -957,8 +961,8 @@ def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str
         raise InputError(f"{path}: metadata must be True or False, got {describe(metadata)}")
     if info is None or not metadata:  # left out: nothing to refuse
         return info and replace(info, icc_profile=None, exif=None, dpi=None, xmp=None, colour_chunks=(),
-                                text_chunks=(), comment=None)
-    for field in ("icc_profile", "exif", "xmp", "comment"):
+                                text_chunks=(), comment=None, photoshop=None)
+    for field in ("icc_profile", "exif", "xmp", "comment", "photoshop"):
         value = getattr(info, field)
         if value is not None and not isinstance(value, bytes):  # Pillow takes a str and writes garbage, or crashes
             raise InputError(f"{path}: info.{field} must be bytes or None, got {type(value).__name__}")
@@ -1118,6 +1122,8 @@ def save_options(info: ImageInfo | None, fmt: str, quality: int | None, grey: bo
     if xmp:
         options.update(xmp_option(xmp, fmt))
     options.update(comment_option(info, fmt))
+    if fmt == "jpg" and info and info.photoshop and (segment := app13_segment(info.photoshop)):
+        options["extra"] = segment
     if colour:  # Pillow writes them before the pixels, and sRGB only without a profile, as PNG asks
         chunks = options.setdefault("pnginfo", PngInfo())
         for kind, data in colour:

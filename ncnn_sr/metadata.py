@@ -42,6 +42,12 @@ _TIFF_EXIF_TAGS = (0x010E, 0x010F, 0x0110, EXIF_ORIENTATION, 0x0131, 0x0132, 0x0
 # the Exif directory (PixelXDimension, PixelYDimension): across first.
 _FIRST_SIZE = (0x0100, 0x0101)
 _EXIF_SIZE = (0xA002, 0xA003)
+# A JPEG's APP13 segment holds Photoshop's image resources after this name. Those
+# kept: IPTC-NAA (a photo agency's caption, keywords, copyright) and its digest; the
+# others describe the picture as it was (thumbnails, paths, slices) or copy its EXIF
+# and XMP, unturned.
+PHOTOSHOP_SIGNATURE = b"Photoshop 3.0\x00"
+_KEPT_RESOURCES = frozenset({0x0404, 0x0425})
 # Orientations that turn the picture a quarter: across and down trade places.
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 # The dots per inch each format can state, least and most: JFIF's density is a 16-bit
@@ -151,6 +157,33 @@ def _drop_thumbnail(out: bytearray, order: str, offset: int, base: int) -> None:
             del out[base + start:]
         else:
             out[base + start:base + start + length] = bytes(length)
+
+
+def photoshop_resources(segments) -> bytes | None:
+    """The resources of a JPEG's APP13 ``segments`` (their bytes after the marker and
+    length) that a jpg written from it carries (``_KEPT_RESOURCES``), in their order;
+    None where it has none. A resource cut short ends the reading."""
+    data = b"".join(segment[len(PHOTOSHOP_SIGNATURE):] for segment in segments
+                    if segment.startswith(PHOTOSHOP_SIGNATURE))
+    kept, at = [], 0
+    while at + 12 <= len(data) and data[at:at + 4] == b"8BIM":
+        code, named = struct.unpack_from(">HB", data, at + 4)
+        sized_at = at + 6 + ((named + 2) & ~1)  # the name, a Pascal string padded to even
+        if sized_at + 4 > len(data):
+            break
+        size = struct.unpack_from(">I", data, sized_at)[0]
+        if sized_at + 4 + size > len(data):
+            break
+        if code in _KEPT_RESOURCES:
+            kept.append(data[at:sized_at + 4 + size] + b"\x00" * (size % 2))
+        at = sized_at + 4 + size + size % 2
+    return b"".join(kept) or None
+
+
+def app13_segment(resources: bytes) -> bytes | None:
+    """The APP13 marker segment holding Photoshop ``resources``, None where one segment cannot hold them."""
+    payload = PHOTOSHOP_SIGNATURE + resources
+    return b"\xff\xed" + struct.pack(">H", len(payload) + 2) + payload if len(payload) <= MAX_JPEG_EXIF else None
 
 
 def sized_exif(exif: bytes | None, width: int, height: int) -> bytes | None:

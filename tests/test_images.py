@@ -1148,6 +1148,35 @@ def test_a_cameras_maker_note_still_reads_once_its_orientation_is_reset(fmt, tmp
         assert b"\x11" * 20 not in written.info["exif"]
 
 
+def photoshop_resource(code: int, data: bytes) -> bytes:
+    """One Photoshop image resource (8BIM, its id, an empty name, its size, its data padded to even)."""
+    return b"8BIM" + struct.pack(">HHI", code, 0, len(data)) + data + b"\x00" * (len(data) % 2)
+
+
+# An IPTC record: the caption (2:120), its keywords (2:25) and copyright (2:116).
+IPTC = b"".join(b"\x1c\x02" + bytes([tag]) + struct.pack(">H", len(text)) + text
+                for tag, text in ((120, b"Harbour at dawn"), (25, b"boats"), (116, b"(c) Jane Doe")))
+
+
+def test_a_jpegs_iptc_caption_and_copyright_are_kept_in_a_jpg(tmp_path):
+    # Photo agencies' captions, keywords and copyright (IPTC, in the Photoshop APP13
+    # segment) were lost, jpg to jpg too. Its thumbnail and its paths, which are the
+    # picture's as it was, and the EXIF and XMP copies, which are not turned, stay out.
+    resources = (photoshop_resource(0x0404, IPTC) + photoshop_resource(0x040C, b"\xff\xd8stale\xff\xd9")
+                 + photoshop_resource(0x07D0, b"path" * 7))
+    data = io.BytesIO()
+    rgb_image().save(data, format="JPEG", quality=95)
+    app13 = b"Photoshop 3.0\x00" + resources
+    data = data.getvalue()[:2] + b"\xff\xed" + struct.pack(">H", len(app13) + 2) + app13 + data.getvalue()[2:]
+    (tmp_path / "i.jpg").write_bytes(data)
+    arr, info = read_image(tmp_path / "i.jpg")
+    write_image(tmp_path / "o.jpg", arr, info)
+    with Image.open(tmp_path / "o.jpg") as written:
+        assert written.info["photoshop"] == {0x0404: IPTC}
+    write_image(tmp_path / "bare.jpg", arr, info, metadata=False)
+    assert "photoshop" not in Image.open(tmp_path / "bare.jpg").info
+
+
 def test_no_metadata_drops_the_xmp(tmp_path):
     arr, info = read_image(save_with_xmp(tmp_path / "i.png", rgb_image(), xmp_packet()))
     write_image(tmp_path / "o.png", arr, info, metadata=False)
