@@ -24,9 +24,10 @@ from .files import atomic_write, check_named_as_file, file_in_the_way
 from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
-from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, app13_segment, dpi_pair,
-                       exif_body, exif_to_write, fitting_dpi, fitting_profile, is_exif, orient, photoshop_resources,
-                       readable_exif, resolution, sized_exif, sized_xmp, upright_xmp, xmp_option)
+from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, RAW_XMP_KEY, app13_segment,
+                       dpi_pair, exif_body, exif_to_write, fitting_dpi, fitting_profile, is_exif, orient,
+                       photoshop_resources, raw_profile, readable_exif, resolution, sized_exif, sized_xmp,
+                       upright_xmp, xmp_option)
 from .path_names import NOT_PICTURES
 from .pixels import check_image, is_grey_colour, to_eight_bit
 from .signatures import cut_in_header, cut_riff
@@ -240,10 +241,15 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             if (arr[:, :, 3] == 255).all():
                 arr = np.ascontiguousarray(arr[:, :, :3])
         xmp = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
+        texts = text_chunks(path) if im.format == "PNG" else ()
+        if not xmp and (xmp := raw_profile(im.info.get(RAW_XMP_KEY.decode()))):
+            # ImageMagick's, which it and exiv2 read as the XMP: carried as the XMP,
+            # its orientation reset as the EXIF's, not copied as text still saying the old.
+            texts = tuple((kind, data) for kind, data in texts if data.split(b"\x00", 1)[0] != RAW_XMP_KEY)
         info = replace(info, dpi=resolution(im, exif, orientation if tiff_turn == 1 else tiff_turn),
                        xmp=upright_xmp(xmp),
                        colour_chunks=_colour_chunks(im, path),
-                       text_chunks=text_chunks(path) if im.format == "PNG" else (),
+                       text_chunks=texts,
                        comment=_comment(im), photoshop=photoshop_resources(
                            segment for marker, segment in getattr(im, "applist", ()) if marker == "APP13"))
     if deep:

@@ -24,6 +24,8 @@ _XMP_ORIENTATION = re.compile(rb'(tiff:Orientation(?:="|>))[0-9]')
 _XMP_WIDTH = re.compile(rb'((?:exif:PixelXDimension|tiff:ImageWidth)(?:="|>)\s*)[0-9]+')
 _XMP_HEIGHT = re.compile(rb'((?:exif:PixelYDimension|tiff:ImageLength)(?:="|>)\s*)[0-9]+')
 PNG_XMP_KEY = b"XML:com.adobe.xmp"
+# The PNG text chunk in which ImageMagick writes the XMP, as hex digits.
+RAW_XMP_KEY = b"Raw profile type xmp"
 EXIF_ORIENTATION = 0x0112
 _EXIF_X_RESOLUTION = 0x011A
 _EXIF_Y_RESOLUTION = 0x011B
@@ -239,6 +241,17 @@ def _tiff_exif(tags: Image.Exif) -> Image.Exif | None:
         elif tag in tags:
             kept[tag] = tags[tag]
     return kept or None
+
+
+def raw_profile(text) -> bytes | None:
+    """The bytes of a profile ImageMagick wrote as PNG text (a line naming it, one
+    its length, then hex digits), as Pillow reads its EXIF so; None where ``text`` is none."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return bytes.fromhex("".join(text.split("\n")[3:])) or None
+    except ValueError:
+        return None
 
 
 def upright_xmp(xmp) -> bytes | None:

@@ -549,6 +549,32 @@ def test_an_exif_imagemagick_wrote_as_png_text_goes_once_as_exif_with_its_orient
         assert written.getexif()[0x0112] == 1 and written.getexif()[0x010F] == "Cam"
 
 
+def test_an_xmp_imagemagick_wrote_as_png_text_is_the_pictures_xmp_its_orientation_reset(tmp_path):
+    # ImageMagick writes a PNG's XMP as a text chunk too ("Raw profile type xmp"),
+    # which exiv2 and exiftool read as its XMP: it was copied as text, still saying
+    # 6 and the old size, beside an EXIF reset to 1 on the turned picture, and a
+    # jpg or webp got no XMP at all.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    body = exif.tobytes()
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description tiff:Orientation="6" '
+           b'exif:PixelXDimension="6" dc:creator="Jane"/></x:xmpmeta>')
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif", f"\nexif\n{len(body):8}\n{body.hex()}\n", zip=True)
+    info.add_text("Raw profile type xmp", f"\nxmp\n{len(xmp):8}\n{xmp.hex()}\n", zip=True)
+    info.add_text("parameters", "a cat")
+    rgb_image(4, 6).save(tmp_path / "m.png", pnginfo=info)
+    arr, info = read_image(tmp_path / "m.png")
+    assert arr.shape[:2] == (6, 4) and [data.split(b"\0")[0] for _, data in info.text_chunks] == [b"parameters"]
+    assert info.xmp == xmp.replace(b'Orientation="6"', b'Orientation="1"')
+    for fmt in ("png", "jpg"):
+        write_image(tmp_path / f"o.{fmt}", arr, info)
+        with Image.open(tmp_path / f"o.{fmt}") as written:
+            written.load()
+            assert "Raw profile type xmp" not in written.info
+            assert b'tiff:Orientation="1"' in written.info["xmp"] and b'PixelXDimension="4"' in written.info["xmp"]
+
+
 def test_a_pngs_xmp_is_kept_once_beside_its_text(tmp_path):
     xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><tiff:Orientation>1</tiff:Orientation></x:xmpmeta>'
     path = save_with_xmp(tmp_path / "x.png", rgb_image(), xmp)
