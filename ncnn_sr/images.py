@@ -32,9 +32,9 @@ from .path_names import NOT_PICTURES
 from .pixels import check_image, is_grey_colour, to_eight_bit
 from .signatures import cut_in_header, cut_riff
 from .video_options import video_kind
-from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, TEXT_KINDS, colour_chunks, cut_palette_alpha, \
-    grey_key_in_8_bits, has_keyword, has_refused_text, palette_missing, png16, png_header, read_png16, text_chunks, \
-    without_refused_text, write_png8
+from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, TEXT_KINDS, colour_chunks, comment_chunk, \
+    cut_palette_alpha, grey_key_in_8_bits, has_keyword, has_refused_text, palette_missing, png16, png_header, \
+    read_png16, text_chunks, without_refused_text, write_png8
 from .png import SIGNATURE as PNG_SIGNATURE, mended as mended_png, refusal as png_refusal
 
 log = logging.getLogger("ncnn_sr")
@@ -93,7 +93,8 @@ class ImageInfo:
     gif or avif is written without them);
     ``comment`` is a JPEG's comment (its COM segment) or a GIF's (its comment
     extension), which a jpg (up to 65533 bytes) or a gif written with this info
-    carries; png, webp and avif have no place for it; ``photoshop`` is a JPEG's
+    carries, and a png as its Comment text chunk (where its text has none, as
+    ImageMagick writes it); webp and avif have no place for it; ``photoshop`` is a JPEG's
     IPTC record (a photo agency's caption, keywords, copyright) as Photoshop image
     resources (``metadata.photoshop_resources``), which a jpg written with this info carries.
     """
@@ -1098,6 +1099,9 @@ def _kept_metadata(info: ImageInfo | None, fmt: str, grey: bool = False) -> tupl
     xmp = info.xmp if info and not (fmt == "jpg" and len(info.xmp or b"") > MAX_JPEG_XMP) else None
     colour = tuple(info.colour_chunks) if info and fmt == "png" else ()
     text = tuple(info.text_chunks) if info and fmt == "png" else ()
+    if fmt == "png" and info and info.comment and not any(
+            data.split(b"\x00", 1)[0] == b"Comment" for _, data in text):
+        text += (comment_chunk(info.comment),)
     return icc, exif, dpi, xmp, colour, text
 
 

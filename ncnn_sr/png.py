@@ -281,6 +281,22 @@ def text_chunks(path: str | os.PathLike) -> tuple[tuple[bytes, bytes], ...]:
                      data.split(b"\x00", 1)[0] not in _CARRIED_ELSEWHERE or i in hidden))
 
 
+def comment_chunk(comment: bytes) -> tuple[bytes, bytes]:
+    """A JPEG's or GIF's ``comment`` as PNG's Comment text chunk (kind, data), as
+    ImageMagick writes it: tEXt, which is Latin-1, but iTXt for UTF-8 past ASCII;
+    NUL bytes (a C string's end) left out, as no PNG text holds one."""
+    text = comment.replace(b"\x00", b"")
+    try:
+        text.decode("ascii")
+    except UnicodeDecodeError:
+        try:
+            text.decode("utf-8")
+            return b"iTXt", b"Comment\x00\x00\x00\x00\x00" + text
+        except UnicodeDecodeError:
+            pass
+    return b"tEXt", b"Comment\x00" + text
+
+
 def has_keyword(data: bytes) -> bool:
     """Whether the text chunk's ``data`` starts with a keyword of 1 to 79 bytes and
     the NUL byte after it, as PNG has each one."""

@@ -1105,10 +1105,16 @@ def test_a_jpeg_or_gif_comment_is_kept_where_the_output_holds_one(source, tmp_pa
     rgb_image().save(tmp_path / "in.img", format=source, comment=b"shot by Jane")
     arr, info = read_image(tmp_path / "in.img")
     assert info.comment == b"shot by Jane"
-    for fmt in ("jpg", "gif", "png", "webp"):
+    for fmt in ("jpg", "gif", "webp"):
         write_image(tmp_path / f"o.{fmt}", arr, info)
         with Image.open(tmp_path / f"o.{fmt}") as written:
             assert written.info.get("comment") == (b"shot by Jane" if fmt in ("jpg", "gif") else None)
+    write_image(tmp_path / "o.png", arr, info)  # as PNG's Comment text, as ImageMagick writes it
+    assert text_in(tmp_path / "o.png") == [(b"tEXt", b"Comment\x00shot by Jane")]
+    write_image(tmp_path / "u.png", arr, replace(info, comment="é by Jane".encode()))
+    assert text_in(tmp_path / "u.png") == [(b"iTXt", "Comment\x00\x00\x00\x00\x00é by Jane".encode())]
+    write_image(tmp_path / "own.png", arr, replace(info, text_chunks=((b"tEXt", b"Comment\x00its own"),)))
+    assert text_in(tmp_path / "own.png") == [(b"tEXt", b"Comment\x00its own")]
     write_image(tmp_path / "bare.jpg", arr, info, metadata=False)
     assert "comment" not in Image.open(tmp_path / "bare.jpg").info
 
