@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError, features
-from PIL.PngImagePlugin import PngInfo
+from PIL.PngImagePlugin import PngInfo, iTXt
 
 from .errors import HintedInputError, InputError, Option, describe, file_path, in_one_line
 from .files import atomic_write, check_named_as_file, file_in_the_way
@@ -91,8 +91,8 @@ class ImageInfo:
     "parameters" or ComfyUI's "prompt" and "workflow" say it was made with. A png
     written with this info carries them; no other format holds them (a jpg, webp,
     gif or avif is written without them);
-    ``comment`` is a JPEG's comment (its COM segment) or a GIF's (its comment
-    extension), which a jpg (up to 65533 bytes) or a gif written with this info
+    ``comment`` is a JPEG's comment (its COM segment), a GIF's (its comment
+    extension) or a PNG's Comment text, which a jpg (up to 65533 bytes) or a gif written with this info
     carries, and a png as its Comment text chunk (where its text has none, as
     ImageMagick writes it); webp and avif have no place for it; ``photoshop`` is a JPEG's
     IPTC record (a photo agency's caption, keywords, copyright) as Photoshop image
@@ -374,8 +374,12 @@ def open_mended(path: str, warn: bool = False) -> Image.Image:
 
 
 def _comment(im: Image.Image) -> bytes | None:
-    """A JPEG's or GIF's comment (the first frame's, for a GIF), None where it has none."""
+    """A JPEG's or GIF's comment (the first frame's, for a GIF), or a PNG's Comment
+    text (GIMP's "Created with GIMP", a JPEG's as ImageMagick writes it) in UTF-8 or
+    Latin-1 as its chunk has it; None where it has none."""
     comment = im.info.get("comment") if im.format in ("JPEG", "MPO", "GIF") else None
+    if im.format == "PNG" and isinstance(text := im.info.get("Comment"), str):
+        comment = text.encode("utf-8" if isinstance(text, iTXt) else "latin-1", "replace")
     return comment if isinstance(comment, bytes) and comment else None
 
 

@@ -1119,6 +1119,19 @@ def test_a_jpeg_or_gif_comment_is_kept_where_the_output_holds_one(source, tmp_pa
     assert "comment" not in Image.open(tmp_path / "bare.jpg").info
 
 
+def test_a_pngs_comment_text_is_the_comment_of_a_jpg_or_gif(tmp_path):
+    # GIMP writes "Created with GIMP" so, ImageMagick a JPEG's comment: lost in a jpg.
+    text = PngImagePlugin.PngInfo()
+    text.add_itxt("Comment", "\u732b by Jane")
+    arr, info = read_image(save(tmp_path / "i.png", rgb_image(), pnginfo=text))
+    assert info.comment == "\u732b by Jane".encode()
+    for fmt in ("jpg", "gif"):
+        write_image(tmp_path / f"o.{fmt}", arr, info)
+        assert Image.open(tmp_path / f"o.{fmt}").info["comment"] == "\u732b by Jane".encode()
+    write_image(tmp_path / "o.png", arr, info)
+    assert [data.split(b"\x00")[0] for _, data in text_in(tmp_path / "o.png")] == [b"Comment"]
+
+
 def test_a_comment_too_long_for_jpeg_is_left_out_of_a_jpg(tmp_path):
     # A GIF's comment has no limit; one JPEG segment holds 65533 bytes.
     info = images_mod.ImageInfo("RGB", "GIF", comment=b"x" * 70000)
