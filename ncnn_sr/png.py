@@ -130,6 +130,10 @@ def _hidden(chunks: list[tuple[bytes, bytes]]) -> set[int]:
     reads as the picture's, which are ``text_chunks``' to carry whole all the same;
     then those too, as far as they go past it."""
     hidden = {i for i, (kind, data) in enumerate(chunks) if _refused(kind, data)}
+    most = sum(PngImagePlugin.MAX_TEXT_CHUNK if _packed(kind, data) is not None else len(data)
+               for i, (kind, data) in enumerate(chunks) if i not in hidden)
+    if most <= PngImagePlugin.MAX_TEXT_MEMORY:  # as with any picture of fewer than 64 compressed chunks
+        return hidden  # without decompressing them again
     sizes = {i: _text_memory(*chunk) for i, chunk in enumerate(chunks) if i not in hidden}
     if sum(sizes.values()) <= PngImagePlugin.MAX_TEXT_MEMORY:
         return hidden
