@@ -753,7 +753,7 @@ def _on_tile(prog: str, opts: RunOptions, count: int, state: _RunState) -> Calla
     plan, progress = state.plan, state.progress
     # A folder's bar on a terminal says more than a tile's line, which would scroll it away.
     on_tile = tile_percent if opts.reference_stderr and progress.bar is None else None
-    if progress.bar is not None:
+    if progress.bar is not None or progress.plain and on_tile is None:
         on_tile = progress.tile
     elif on_tile is None and not plan.folder_mode and not opts.quiet:
         frames = frame_count(plan.jobs[0].source) if count > 1 else 1  # an animation written whole

@@ -174,6 +174,7 @@ class Progress(_Meter):
         self.plain = show and not quiet and self.bar is None
         self.folder_mode = show
         self._parts: dict[int, float] = {}  # each proc worker's share of its picture done, by thread
+        self.said = 0.0  # the count of the last plain line
         self._lock = threading.Lock()  # outcomes come from the save workers, tiles from the proc workers
 
     def tile(self, done: int, total: int) -> None:
@@ -184,14 +185,37 @@ class Progress(_Meter):
             # (0): the picture failed, was cancelled or went to another device, its
             # share left counted beside its outcome, or the other device's share.
             self._parts[threading.get_ident()] = done / total if done < total else 0.0
-            self._move_bar()
+            if self.bar is not None:
+                self._move_bar()
+            elif self.plain and 0 < done < total:
+                # Off a terminal too: a few photos on the CPU, minutes each, left a log
+                # silent between them. A picture's last tile is told by its outcome's line.
+                self._plain_line(self._shown())
+
+    def _shown(self) -> float:
+        # Never past the total: an animation's frames each count as the whole picture.
+        return min(self.done + sum(self._parts.values()), self.total)
 
     def _move_bar(self) -> None:
-        # Never back (a share drops to 0 before its outcome comes, and an animation's
-        # frames each count as the whole picture), never past the total.
-        shown = min(self.done + sum(self._parts.values()), self.total)
+        # Never back: a share drops to 0 before its outcome comes.
+        shown = self._shown()
         if shown > self.bar.n:
             self.bar.update(shown - self.bar.n)
+
+    def _plain_line(self, shown: float) -> None:
+        """The count ``shown``, a fraction while pictures are in work, with rate and
+        ETA, where none was said in the last few seconds; never less than said before."""
+        now = time.monotonic()
+        if now - self.last_line < self.PLAIN_EVERY and shown < self.total or shown < self.said:
+            return
+        self.last_line, self.said = now, shown
+        # Skipped pictures take no time: counted in the rate, a resumed batch's ETA was
+        # a fraction of what was left.
+        rate = (shown - self.skipped) / max(now - self.started, 1e-9)
+        pace = f", {rate:.2f}/s, ETA {(self.total - shown) / rate:.0f} s" if rate > 0 else ""
+        # Cut, not rounded: 1.97 of 2 is not "2.0/2".
+        count = f"{shown:.0f}" if shown == int(shown) else f"{int(shown * 10) / 10:.1f}"
+        echo(f"{self.prog}: {count}/{self.total} pictures{pace}")
 
     def __call__(self, outcome: Outcome) -> None:
         self.done += 1
@@ -223,14 +247,8 @@ class Progress(_Meter):
             with self._lock:
                 self._move_bar()
         elif self.plain:
-            now = time.monotonic()
-            if now - self.last_line >= self.PLAIN_EVERY or self.done == self.total:
-                self.last_line = now
-                # Skipped pictures take no time: counted in the rate, a resumed batch's
-                # ETA was a fraction of what was left.
-                rate = (self.done - self.skipped) / max(now - self.started, 1e-9)
-                pace = f", {rate:.2f}/s, ETA {(self.total - self.done) / rate:.0f} s" if rate else ""
-                echo(f"{self.prog}: {self.done}/{self.total} pictures{pace}")
+            with self._lock:
+                self._plain_line(self.done)
 
 
 class FrameProgress(_Meter):

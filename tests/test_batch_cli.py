@@ -409,6 +409,23 @@ def test_a_single_picture_off_a_terminal_says_its_tiles_every_few_seconds(monkey
     assert re.fullmatch(r"ncnn-sr: 4/4 tiles, done in \d+ s", lines[-1])
 
 
+def test_a_folder_off_a_terminal_says_the_share_of_tiles_done_every_few_seconds(tmp_path, in_process, monkeypatch):
+    # A folder's plain line came only as a picture was done: a few photos on the CPU,
+    # minutes each, left a log (nohup, docker run -t) silent between them, where the
+    # bar on a terminal moves by each tile. (--tile-pad: the CPU runs a small picture whole.)
+    from ncnn_sr import console
+
+    monkeypatch.setattr(console._Meter, "PLAIN_EVERY", 0)
+    pictures(tmp_path / "in", ["a.png", "b.png"], size=(64, 64))
+    status, said = in_process("-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
+                              "-g", "-1", "-j", "1:1:1", "-t", "32", "--tile-pad", "10")
+    assert status == 0, said
+    counts = [float(line.split()[1].split("/")[0]) for line in said.splitlines()
+              if re.fullmatch(r"ncnn-sr: [\d.]+/2 pictures, [\d.]+/s, ETA \d+ s", line)]
+    assert any(0 < count < 1 for count in counts) and any(1 < count < 2 for count in counts), said
+    assert counts == sorted(counts) and counts[-1] == 2, said  # never back, and the last line the whole count
+
+
 def test_a_single_picture_done_before_its_first_line_says_nothing(monkeypatch, capsys):
     from ncnn_sr import console
 
