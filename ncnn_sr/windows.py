@@ -41,20 +41,20 @@ class WindowRunner:
     _windows_ahead = GPU_WINDOWS_IN_FLIGHT  # an instance may lower it (tools, tests)
 
     def _window_output(self, net: Network, rgb: np.ndarray, alpha: np.ndarray | None,
-                       wy: int, wx: int, height: int, width: int, keep: tuple) -> np.ndarray:
+                       wy: int, wx: int, height: int, width: int, keep: tuple, tick=None) -> np.ndarray:
         """Float output (RGB, plus alpha if any) of the box ``keep`` (y0, y1, x0, x1,
         in the window) of the window ``[wy, wy + height) × [wx, wx + width)`` of the
-        mirror-padded picture."""
+        mirror-padded picture; ``tick()``, if given, after each TTA pass."""
         s = self._scale
         window = (slice(wy, wy + height), slice(wx, wx + width))
-        colour = self._infer(net, to_float(rgb[window]), keep)
+        colour = self._infer(net, to_float(rgb[window]), keep, tick)
         expected = ((keep[1] - keep[0]) * s, (keep[3] - keep[2]) * s)
         if colour.shape[:2] != expected:
             raise ModelError(f"model {self.spec.name}: gave {colour.shape[1]}x{colour.shape[0]} for a box of "
                              f"{keep[3] - keep[2]}x{keep[1] - keep[0]}: its scale is not {s}")
         if alpha is None:
             return colour
-        a = self._upscale_alpha(net, to_float(alpha[window]))
+        a = self._upscale_alpha(net, to_float(alpha[window]), tick)
         return np.concatenate([colour, crop_output(a, keep, s)], axis=2)
 
     def _place_tiles(self, grid, net, rgb, alpha, out, progress) -> None:
@@ -63,6 +63,21 @@ class WindowRunner:
         s, p, channels = self._scale, self._border, out.shape[2]
         boxes = [(t.y0, t.x0, t.height + 2 * p, t.width + 2 * p, (p, p + t.height, p, p + t.width))
                  for t in grid.tiles]
+        if len(boxes) == 1 and self.tta:
+            # One window, minutes of eight passes on the CPU for a photo: each is told,
+            # so a bar moves and a cancel stops between them (the last is told once placed).
+            total = self._tta_passes(alpha)
+            done = 0
+
+            def tick() -> None:
+                nonlocal done
+                done += 1
+                if done < total:
+                    progress(done, total)
+            quantize_into(self._window_output(net, rgb, alpha, *boxes[0], tick), channels,
+                          out[grid.tiles[0].out_slices(s)])
+            progress(total, total)
+            return
         with contextlib.closing(self._window_outputs(net, rgb, alpha, boxes)) as outputs:
             for done, (t, own) in enumerate(zip(grid.tiles, outputs), 1):
                 quantize_into(own, channels, out[t.out_slices(s)])
@@ -168,7 +183,12 @@ class WindowRunner:
                 quantize_into(top, channels, out[y0:y0 + rise])
             carry = bottom
 
-    def _infer(self, net: Network, window: np.ndarray, keep: tuple | None = None) -> np.ndarray:
+    def _tta_passes(self, alpha: np.ndarray | None) -> int:
+        """The network runs of one window with TTA: the colour's, and the alpha's
+        where the model upscales it."""
+        return TTA_COUNT * (2 if alpha is not None and self.alpha == "model" else 1)
+
+    def _infer(self, net: Network, window: np.ndarray, keep: tuple | None = None, tick=None) -> np.ndarray:
         height, width, a = window.shape[0], window.shape[1], self._alignment
         if height % a or width % a:
             # Whole blocks, reflected at the bottom and right as the network pads itself,
@@ -184,10 +204,12 @@ class WindowRunner:
         for k in range(TTA_COUNT):
             result = tta_inverse(net.run(tta_forward(window, k)), k)
             total = result if total is None else total + result
+            if tick is not None:
+                tick()
         total *= np.float32(1.0 / TTA_COUNT)
         return crop_output(total, keep, self._scale)
 
-    def _upscale_alpha(self, net: Network, window: np.ndarray) -> np.ndarray:
+    def _upscale_alpha(self, net: Network, window: np.ndarray, tick=None) -> np.ndarray:
         if self.alpha == "bicubic":
             return self._alpha_net.run(window)
-        return self._infer(net, np.repeat(window, 3, axis=2)).mean(axis=2, keepdims=True)
+        return self._infer(net, np.repeat(window, 3, axis=2), tick=tick).mean(axis=2, keepdims=True)

@@ -577,6 +577,32 @@ def test_progress_is_called_per_tile_and_can_stop_the_work(cpu_upscalers):
 
 
 
+
+def test_tta_on_one_window_tells_each_pass_and_can_stop_between_them(cpu_upscalers):
+    # A picture run as one window (a 500x666 photo with -x on the CPU) told nothing for
+    # its eight passes, minutes, and a cancel waited for all of them.
+    up = cpu_upscalers(FAST, tta=True)
+    calls = []
+    up.upscale(picture(20, 30), progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(done, 8) for done in range(1, 9)]
+    calls.clear()  # the alpha through the network too: eight passes more
+    cpu_upscalers(FAST, tta=True, alpha="model").upscale(picture(20, 30, 4),
+                                                        progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(done, 16) for done in range(1, 17)]
+    passes = []
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(done, total):
+        passes.append(done)
+        if done == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        up.upscale(picture(20, 30), progress=stop_after_two)
+    assert passes == [1, 2]
+
 # --- seam-free tiling ------------------------------------------------------------------
 
 def test_context_past_the_networks_reach_is_cut_and_the_output_kept():
