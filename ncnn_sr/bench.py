@@ -36,12 +36,13 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
 
 from .errors import InputError
-from .files import atomic_write
+from .files import atomic_write, check_writable, write_target
 
 _FLOAT_OFF = dict(use_fp16_packed=False, use_fp16_storage=False, use_fp16_arithmetic=False,
                   use_bf16_storage=False, use_bf16_packed=False)
@@ -509,6 +510,22 @@ def run(picture: np.ndarray, models: list[str], devices: list[int], tiles: list,
 def report(rows: list[dict]) -> str:
     """The markdown table and the ratio summary."""
     return "\n".join([markdown(rows), ""] + ratio_summary(rows)).rstrip()
+
+
+def result_path(path: str) -> str:
+    """The file results named ``path`` go to (what a link points to), checked before
+    the runs: InputError where it cannot be written, which after them lost them."""
+    real = os.path.abspath(write_target(path))  # never a device, FIFO or folder
+    folder = os.path.dirname(real)
+    if not os.path.isdir(folder):
+        raise InputError(f"{path!r}: folder {folder} does not exist")
+    try:
+        # A file made, not os.access: that passes root, read-only mounts and any
+        # folder on Windows.
+        check_writable(Path(folder))
+    except InputError as e:
+        raise InputError(f"{path!r}: {e}") from None
+    return real
 
 
 def save(rows: list[dict], size: tuple[int, int], repeat: int, rounds: int, json_path: str | None = None,

@@ -25,7 +25,7 @@ from . import models as models_mod
 from .choices import ALPHA_MODES, MAX_CONTEXT, MAX_SIDE, MIN_TILE, PRECISIONS
 from .console import bar_fits, name_streams, setup_logging
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word
-from .files import check_folder, check_writable, folder_made, write_target
+from .files import check_folder, folder_made
 from .flags import HomePath, ModelText, OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
 from .path_names import is_picture_suffix, names_a_folder, suffix_fault, video_by_its_output
 from .signals import HeldInterrupts, ctrl_c_signals
@@ -653,20 +653,12 @@ def _result_file(ctx, param, value: str | None) -> str | None:
     if value is not None:
         if not value:
             raise click.BadParameter("give a file name")
+        from .bench import result_path
+
         try:
-            real = os.path.abspath(write_target(value))  # what a link points to; never a device or FIFO
+            return result_path(value)
         except NcnnSrError as e:
             raise click.BadParameter(command_words(e)) from None
-        folder = os.path.dirname(real)
-        if not os.path.isdir(folder):
-            raise click.BadParameter(f"{value!r}: folder {folder} does not exist")
-        try:
-            # A file made, not os.access: that passes root, read-only mounts and any
-            # folder on Windows, and the runs were lost at the end.
-            check_writable(Path(folder))
-        except NcnnSrError as e:
-            raise click.BadParameter(f"{value!r}: {command_words(e)}") from None
-        return real
     return value
 
 

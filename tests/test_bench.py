@@ -572,6 +572,14 @@ def test_python_share_counts_windows_running_together_once(gpu, tmp_path, monkey
     (["--size", "32x32", "--tiles", "16"], "tile"),
     (["--size", "32x32", "--models", "nosuch"], "unknown model 'nosuch'"),
     (["--size", "32x32", "--devices", "7"], "invalid gpu device 7"),
+    # found by the bench audit: --repeat 0 (or -2) was a ValueError's traceback from the
+    # first child's empty output, --rounds 0 an empty table and exit status 0, and a
+    # result file that cannot be written failed only after every run
+    (["--size", "32x32", "--repeat", "0"], "argument --repeat: '0': give a whole number >= 1"),
+    (["--size", "32x32", "--rounds", "-2"], "argument --rounds: '-2': give a whole number >= 1"),
+    (["--size", "32x32", "--json", "/nonexistent/rows.json"], "folder /nonexistent does not exist"),
+    (["--size", "32x32", "--markdown", "/proc/table.md"], "cannot write into /proc"),
+    (["--size", "32x32", "--json", "same.out", "--markdown", "same.out"], "--json and --markdown name the same file"),
 ])
 def test_the_bench_tool_refuses_a_wrong_argument_in_one_line_before_any_run(args, said):
     # found by a tools audit: each was a traceback (an InputError or a ValueError from
@@ -583,6 +591,21 @@ def test_the_bench_tool_refuses_a_wrong_argument_in_one_line_before_any_run(args
     lines = done.stderr.strip().splitlines()[-1:]  # after ncnn's own on the Vulkan devices
     assert lines[0].startswith("bench.py: ") and said in lines[0] and "Traceback" not in done.stderr, done.stderr
     assert "running" not in done.stdout + done.stderr
+
+
+def test_the_bench_tool_refuses_a_result_file_that_is_its_picture_before_any_run(tmp_path):
+    # found by the bench audit: `ncnn-sr bench` refuses it; the tool wrote its rows over
+    # the picture they had timed
+    picture = tmp_path / "in.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(picture)
+    before = picture.read_bytes()
+    tool = os.path.join(os.path.dirname(__file__), "..", "tools", "bench.py")
+    done = subprocess.run([sys.executable, tool, "--models", MODEL, "--repeat", "1", "--image", str(picture),
+                           "--markdown", str(picture)], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "running" not in done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "bench.py: --markdown names the --image picture, which it " \
+        "would write over"
+    assert picture.read_bytes() == before
 
 
 def test_a_model_the_cpp_code_lacks_reads_as_such_not_failed(tmp_path):

@@ -10,6 +10,7 @@ Tile 0 is the whole picture as one tile, "auto" the engine's own choice.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ncnn_sr import bench
@@ -28,6 +29,19 @@ def tile_value(text: str):
     return int(text)
 
 
+def runs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:  # 0 timed no run: a traceback, or for --rounds an empty table
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
+    return int(text)
+
+
+def same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one of them is not there
+        return False
+
+
 class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's usage block buries the one line that matters
         raise SystemExit(f"{self.prog}: error: {message}")
@@ -43,8 +57,8 @@ def main() -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--size", type=wxh, default="256x256", help="WxH of the synthetic picture")
     src.add_argument("--image", help="a picture file instead of the synthetic one (as 8-bit RGB)")
-    p.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported")
-    p.add_argument("--rounds", type=int, default=1,
+    p.add_argument("--repeat", type=runs, default=3, help="timed runs; the best is reported")
+    p.add_argument("--rounds", type=runs, default=1,
                    help="alternate the C++ code and ours this many times; ratios get a median")
     p.add_argument("--tiling", nargs="+", choices=list(bench.TILINGS), default=["reference"],
                    help="reference: 10 px context, no blending (what the C++ code does); seamless: our default; "
@@ -53,7 +67,16 @@ def main() -> None:
     p.add_argument("--json", help="write all rows here")
     p.add_argument("--markdown", help="write the table here")
     args = p.parse_args()
+    # As `ncnn-sr bench`: a result file that cannot be written is refused before the
+    # runs, not after them, and none may be the picture they time.
+    for path, flag in ((args.json, "--json"), (args.markdown, "--markdown")):
+        if path is not None and args.image is not None and same_file(path, args.image):
+            raise SystemExit(f"bench.py: {flag} names the --image picture, which it would write over")
     try:
+        json_path, markdown_path = (None if path is None else bench.result_path(path)
+                                    for path in (args.json, args.markdown))
+        if json_path is not None and json_path == markdown_path:
+            raise SystemExit("bench.py: --json and --markdown name the same file")
         # As `ncnn-sr bench`: a family is its default variant, a wrong name refused before any run.
         names = bench.checked_models(args.models)
         devices = list(dict.fromkeys(get_device(index).index for index in args.devices))
@@ -70,7 +93,7 @@ def main() -> None:
         rows = bench.run(picture, names, devices, args.tiles, args.precisions, repeat=args.repeat,
                          rounds=args.rounds, tilings=args.tiling, reference_python=reference)
         print(bench.report(rows))
-        bench.save(rows, size, args.repeat, args.rounds, args.json, args.markdown)
+        bench.save(rows, size, args.repeat, args.rounds, json_path, markdown_path)
     except NcnnSrError as e:
         raise SystemExit(f"bench.py: {e}") from None
     if any("error" in row for row in rows):
