@@ -20,6 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from . import models as models_mod
 from .choices import ALPHA_MODES, MAX_CONTEXT, MAX_SIDE, MIN_TILE, PRECISIONS
@@ -988,6 +989,9 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
         raise click.BadParameter("give at least one model", param_hint="'-n' / '--model'")
     if json_path is not None and json_path == markdown_path:
         raise click.BadParameter("--json and --markdown name the same file", param_hint="'--markdown'")
+    if image is not None and click.get_current_context().get_parameter_source("size") is not ParameterSource.DEFAULT:
+        raise click.BadParameter("--size is the synthetic picture's: -i's is timed at its own size",
+                                 param_hint="'--size'")
     for path, flag in ((json_path, "--json"), (markdown_path, "--markdown")):
         if path is not None and image is not None and _same_file(path, image):
             # Written once the runs are done, it replaced the picture they timed.
