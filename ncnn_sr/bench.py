@@ -4,6 +4,8 @@ Each (model, device, tile, precision) runs in a fresh child process (``python -m
 ncnn_sr.bench CONFIG``) so that its peak memory is its own. The child builds an
 Upscaler, warms it up on a 32x32 crop, then times ``upscale(picture)`` ``repeat``
 times and keeps the best. A row holds:
+  - tile_ran: where the engine ran out of memory and halved the tile, the tile it
+    ran at (a row whose device fell back to the CPU fails: it has no figure of it);
   - mps: input megapixels per second of the best run; runs_s: every run's seconds;
   - rss_mb: the child's peak resident memory;
   - device_mb: on a Vulkan device, the peak device-local memory the process held
@@ -42,7 +44,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .errors import InputError
+from .errors import DeviceError, InputError
 from .files import atomic_write, check_writable, write_target
 
 _FLOAT_OFF = dict(use_fp16_packed=False, use_fp16_storage=False, use_fp16_arithmetic=False,
@@ -182,11 +184,17 @@ def child(cfg: dict) -> dict:
         runs.append(seconds)
         if seconds < best:
             best, share = seconds, 1 - in_run[0] / seconds
+    if up.device.index != cfg["device"]:
+        raise DeviceError(f"{up.device} ran out of memory and fell back to the CPU: no figure of device "
+                          f"{cfg['device']}")
     np.save(cfg["output"], out)
+    ran = {}
+    if up.tile != tile:  # halved after running out of memory: the figures are of that tile
+        ran["tile_ran"] = up.tile
     # Every run's time, not the best alone: their spread tells whether two figures differ.
     return {"seconds": best, "runs_s": runs, "mps": w * h / 1e6 / best, "python_share": share,
             "device_mb": None if device_peak is None else device_peak.stop(),
-            "flags": applied, "skipped_flags": sorted(set(flags) - set(applied))}
+            "flags": applied, "skipped_flags": sorted(set(flags) - set(applied)), **ran}
 
 
 # --- parent -----------------------------------------------------------------------------
@@ -414,7 +422,8 @@ def markdown(rows: list[dict]) -> str:
         device_mb = _fmt(r.get("device_mb"), ".0f")
         if r["device"] >= 0 and r.get("device_mb") is None and "error" not in r:
             device_mb = "unknown"  # a driver without VK_EXT_memory_budget, where the CPU has none to tell
-        cells = [r["model"], r["device"], _tile_name(r["tile"]), r["tiling"], r["precision"], r["round"],
+        tile = _tile_name(r["tile"]) + (f" → {r['tile_ran']}" if "tile_ran" in r else "")
+        cells = [r["model"], r["device"], tile, r["tiling"], r["precision"], r["round"],
                  _fmt(r.get("mps"), ".4g") if "error" not in r else "failed", _fmt(r.get("rss_mb"), ".0f"),
                  device_mb, _fmt(share, ".1f"), quality,
                  cpp, _fmt(r.get("ratio"))]

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from ncnn_sr import InputError, bench, gpu_memory
+from ncnn_sr.errors import DeviceError
 
 MODEL = "realesr-animevideov3-x2"
 
@@ -581,6 +582,46 @@ def test_python_share_counts_windows_running_together_once(gpu, tmp_path, monkey
     row = bench.child({"model": MODEL, "device": gpu, "tile": 32, "tiling": "reference", "precision": "default",
                        "repeat": 1, "picture": str(tmp_path / "in.npy"), "output": str(tmp_path / "out.npy")})
     assert 0 <= row["python_share"] < 1
+
+
+def _failing_extract(monkeypatch, fails):
+    """Network.extract failing as ncnn does out of memory, where ``fails(net, inputs)``:
+    the driver's answer, which no small machine gives on cue. (child() wraps extract
+    for its own process; put back afterwards.)"""
+    from ncnn_sr import network
+
+    real = network.Network.extract
+
+    def extract(self, inputs, output):
+        if fails(self, inputs):
+            raise network.NetFailure(f"ncnn error -100 on {self.device}")
+        return real(self, inputs, output)
+
+    monkeypatch.setattr(network.ncnn, "Net", network.ncnn.Net)
+    monkeypatch.setattr(network.Network, "extract", extract)
+
+
+def test_a_tile_halved_after_running_out_of_memory_is_the_rows_tile(tmp_path, monkeypatch):
+    # found by the bench audit: the engine halves the tile and runs on, its warning in
+    # the child's stderr, which a run that ends well never shows; the row kept the tile
+    # asked for, beside figures of half of it
+    _failing_extract(monkeypatch, lambda net, inputs: max(next(iter(inputs.values())).shape[1:]) > 60)
+    np.save(tmp_path / "in.npy", np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    row = bench.child({"model": MODEL, "device": -1, "tile": 0, "tiling": "reference", "precision": "default",
+                       "repeat": 1, "picture": str(tmp_path / "in.npy"), "output": str(tmp_path / "out.npy")})
+    assert row["tile_ran"] == 32
+    table_row = dict(model=MODEL, device=-1, tile=0, tiling="reference", precision="default", round=1, **row)
+    assert bench.markdown([table_row]).splitlines()[-1].split(" | ")[2] == "whole → 32"
+
+
+def test_a_row_whose_device_ran_out_and_fell_back_to_the_cpu_fails(gpu, tmp_path, monkeypatch):
+    # found by the bench audit: the row gave the CPU's figures as the GPU's
+    _failing_extract(monkeypatch, lambda net, inputs: net.device.is_gpu)
+    np.save(tmp_path / "in.npy", np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8))
+    with pytest.raises(DeviceError, match=r"ran out of memory and fell back to the CPU: no figure of "
+                                                r"device \d"):
+        bench.child({"model": MODEL, "device": gpu, "tile": 0, "tiling": "reference", "precision": "default",
+                     "repeat": 1, "picture": str(tmp_path / "in.npy"), "output": str(tmp_path / "out.npy")})
 
 
 @pytest.mark.parametrize("args, said", [
