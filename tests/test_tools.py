@@ -396,6 +396,41 @@ def test_a_tool_refuses_a_size_it_cannot_make_without_a_traceback(tool, size, sa
     assert said in done.stderr.splitlines()[-1]
 
 
+@pytest.mark.parametrize("tool, args, said", [
+    ("bench_batch.py", ["--rounds", "0"], "argument --rounds: '0': give a whole number >= 1"),
+    ("bench_batch.py", ["--counts", "2", "0"], "argument --counts: '0': give a whole number >= 1"),
+    ("bench_batch.py", ["--json", "/nonexistent/rows.json"],
+     "argument --json: '/nonexistent/rows.json': folder /nonexistent does not exist"),
+    ("bench_video.py", ["--seconds", "0"], "argument --seconds: '0': give seconds > 0"),
+    ("bench_video.py", ["--json", "/proc/rows.json"], "argument --json: '/proc/rows.json': cannot write into /proc"),
+    ("bench_start.py", ["--old", ".", "--rounds", "0"], "argument --rounds: '0': give a whole number >= 1"),
+    ("bench_start.py", ["--old", "/nonexistent"], "--old /nonexistent: no ncnn_sr package there"),
+])
+def test_a_benchmark_tool_refuses_a_wrong_argument_before_its_runs(tool, args, said):
+    # found by the bench audit: --rounds 0 was statistics' traceback once the runs were
+    # done (bench_batch, bench_start), --counts 0 the raw child's, --json into a missing
+    # folder an OSError after every run, and bench_start's --old /nonexistent a figure:
+    # the installed package's, timed as the old code
+    done = subprocess.run([sys.executable, f"tools/{tool}", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert said in done.stderr.splitlines()[-1] and not done.stdout
+
+
+def test_bench_start_refuses_to_time_a_case_that_fails(tmp_path):
+    # found by the bench audit: a run's exit status was never looked at, so a tree whose
+    # command broke was timed as a fast start
+    package = tmp_path / "ncnn_sr"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text("import sys\nsys.exit(3)\n")
+    done = subprocess.run([sys.executable, "tools/bench_start.py", "--old", str(tmp_path), "--cases", "help",
+                           "--rounds", "1"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1] == f"bench_start.py: case help with {tmp_path}: exit status 3, not 0"
+    assert "| help |" not in done.stdout
+
+
 def test_each_python_example_of_the_readme_runs_as_written(tmp_path):
     # The examples are what a new user pastes first. Each runs verbatim, in a fresh
     # process, on tiny files named as the examples name theirs; the last one reads

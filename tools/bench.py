@@ -18,7 +18,7 @@ from ncnn_sr.devices import MIN_TILE, get_device
 from ncnn_sr.errors import NcnnSrError
 from ncnn_sr.images import read_image
 
-from measure import wxh
+from measure import positive, wxh
 
 
 def tile_value(text: str):
@@ -26,12 +26,6 @@ def tile_value(text: str):
         return text
     if not text.isdigit() or 0 < int(text) < MIN_TILE:
         raise argparse.ArgumentTypeError(f"{text!r}: give tile sizes >= {MIN_TILE}, 0 or auto")
-    return int(text)
-
-
-def runs(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:  # 0 timed no run: a traceback, or for --rounds an empty table
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
     return int(text)
 
 
@@ -57,8 +51,8 @@ def main() -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--size", type=wxh, default="256x256", help="WxH of the synthetic picture")
     src.add_argument("--image", help="a picture file instead of the synthetic one (as 8-bit RGB)")
-    p.add_argument("--repeat", type=runs, default=3, help="timed runs; the best is reported")
-    p.add_argument("--rounds", type=runs, default=1,
+    p.add_argument("--repeat", type=positive, default=3, help="timed runs; the best is reported")
+    p.add_argument("--rounds", type=positive, default=1,
                    help="alternate the C++ code and ours this many times; ratios get a median")
     p.add_argument("--tiling", nargs="+", choices=list(bench.TILINGS), default=["reference"],
                    help="reference: 10 px context, no blending (what the C++ code does); seamless: our default; "

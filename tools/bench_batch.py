@@ -24,7 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from measure import COMMAND_HELP, as_installed, megabytes, ncnn_sr_command, shown_mb, timed_child, wxh
+from measure import (COMMAND_HELP, as_installed, megabytes, ncnn_sr_command, positive, result_file, shown_mb,
+                     timed_child, write_result, wxh)
 
 RAW_CHILD = """
 import json, os, sys, time
@@ -62,9 +63,9 @@ def main() -> int:
     ap.add_argument("--device", default="-1")
     ap.add_argument("--jobs", default="1:2:2", help="the command's -j (auto: its default)")
     ap.add_argument("--size", type=wxh, default="192x144", help="WxH of each picture")
-    ap.add_argument("--counts", type=int, nargs="+", default=[10, 100])
-    ap.add_argument("--rounds", type=int, default=1, help="alternate raw and command this many times")
-    ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--counts", type=positive, nargs="+", default=[10, 100])
+    ap.add_argument("--rounds", type=positive, default=1, help="alternate raw and command this many times")
+    ap.add_argument("--json", type=result_file, help="also write the results here")
     ap.add_argument("--command", help=COMMAND_HELP)
     args = ap.parse_args()
     width, height = args.size
@@ -94,7 +95,7 @@ def main() -> int:
         print(f"{count} pictures: median ratio {statistics.median(ratios):.3f} over {len(ratios)} round(s) "
               f"({ratios[0]:.3f}-{ratios[-1]:.3f})")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+        write_result(args.json, json.dumps(rows, indent=2))
     return 0
 
 

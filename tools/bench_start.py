@@ -35,16 +35,32 @@ CASES = {
 }
 
 
-def timed(tree: str, args: list[str], folder: str) -> tuple[float, float]:
-    """(wall, CPU) seconds of one run of ``args`` with ``tree``'s ncnn_sr."""
+# The exit status each case ends with; a run that ends otherwise broke, and is no figure.
+EXPECTED = {"usage-error": 2}
+
+
+def timed(tree: str, case: str, folder: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run of ``case`` with ``tree``'s ncnn_sr; exits
+    where it ends otherwise than the case does."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = tree
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, *args], cwd=folder, env=env, capture_output=True)
+    done = subprocess.run([sys.executable, *CASES[case]], cwd=folder, env=env, capture_output=True)
     wall = time.perf_counter() - start
+    if done.returncode != EXPECTED.get(case, 0):
+        raise SystemExit(f"bench_start.py: case {case} with {tree}: exit status {done.returncode}, "
+                         f"not {EXPECTED.get(case, 0)}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def positive(text: str) -> int:
+    # measure.positive's rule; not imported, as measure imports ncnn_sr and this script
+    # loads neither tree's ncnn_sr itself
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
+    return int(text)
 
 
 def main() -> None:
@@ -53,8 +69,12 @@ def main() -> None:
     parser.add_argument("--new", default=str(Path(__file__).resolve().parent.parent),
                         help="the tree of the code after (default: this one)")
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=positive, default=7)
     args = parser.parse_args()
+    for flag, tree in (("--old", args.old), ("--new", args.new)):
+        # Else Python found the installed ncnn_sr, timed in that tree's place.
+        if not os.path.isfile(os.path.join(tree, "ncnn_sr", "__init__.py")):
+            parser.error(f"{flag} {tree}: no ncnn_sr package there")
     from PIL import Image
 
     trees = {"old": os.path.abspath(args.old), "new": os.path.abspath(args.new)}
@@ -63,11 +83,11 @@ def main() -> None:
         print("| case | old wall | new wall | old CPU | new CPU |\n|---|---|---|---|---|")
         for case in args.cases:
             for tree in trees.values():  # bytecode written, files cached: untimed
-                timed(tree, CASES[case], folder)
+                timed(tree, case, folder)
             runs: dict[str, list] = {name: [] for name in trees}
             for _ in range(args.rounds):
                 for name, tree in trees.items():
-                    runs[name].append(timed(tree, CASES[case], folder))
+                    runs[name].append(timed(tree, case, folder))
             wall = {name: statistics.median(w for w, _ in r) for name, r in runs.items()}
             cpu = {name: statistics.median(c for _, c in r) for name, r in runs.items()}
             print(f"| {case} | {wall['old']:.3f} | {wall['new']:.3f} | {cpu['old']:.3f} | {cpu['new']:.3f} |",

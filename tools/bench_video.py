@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 from fractions import Fraction
 from pathlib import Path
 
-from measure import COMMAND_HELP, as_installed, megabytes, ncnn_sr_command, shown_mb, timed_child, wxh
+from measure import (COMMAND_HELP, as_installed, megabytes, ncnn_sr_command, result_file, shown_mb, timed_child,
+                     write_result, wxh)
 
 RAW_CHILD = """
 import json, sys, time
@@ -37,6 +39,16 @@ for f in frames:
     up.upscale(f)
 print(json.dumps({"seconds": time.perf_counter() - start, "frames": len(frames)}))
 """
+
+
+def seconds_value(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):  # 0 made a clip of no frames, which the command refused
+        raise argparse.ArgumentTypeError(f"{text!r}: give seconds > 0")
+    return seconds
 
 
 def make_clip(path: Path, seconds: float, width: int, height: int, rate: Fraction) -> int:
@@ -83,9 +95,9 @@ def main() -> int:
     ap.add_argument("--jobs", default="1:2:2")
     ap.add_argument("--size", type=wxh, default="640x480")
     ap.add_argument("--rate", default="24000/1001")
-    ap.add_argument("--seconds", type=float, nargs="+", default=[5, 10])
+    ap.add_argument("--seconds", type=seconds_value, nargs="+", default=[5, 10])
     ap.add_argument("--raw-for", type=float, nargs="*", default=[10], help="clip lengths to also time the raw engine on")
-    ap.add_argument("--json", type=Path)
+    ap.add_argument("--json", type=result_file)
     ap.add_argument("--command", help=COMMAND_HELP)
     args = ap.parse_args()
     width, height = args.size
@@ -125,7 +137,7 @@ def main() -> int:
         print(f"| {r['seconds']:g} s {r['size']} @ {r['rate']} | {r['frames']} | {raw} | {r['command_fps']:.3f} "
               f"| {ratio} | {shown_mb(r['command_peak_rss_mb'])} |")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+        write_result(args.json, json.dumps(rows, indent=2))
     return 0
 
 

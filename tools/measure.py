@@ -11,8 +11,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from ncnn_sr.bench import run_child
+from ncnn_sr.bench import result_path, run_child
 from ncnn_sr.errors import NcnnSrError
+from ncnn_sr.files import atomic_write
 
 COMMAND_HELP = ("how to start the command, e.g. 'python3 -m ncnn_sr' where no ncnn-sr script is installed "
                 "(default: the ncnn-sr beside this Python, else on PATH)")
@@ -24,6 +25,28 @@ def wxh(text: str) -> tuple[int, int]:
     if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
         raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, such as 256x256")
     return int(w), int(h)
+
+
+def positive(text: str) -> int:
+    """An argparse type: a count of runs, pictures or rounds, at least 1 (0 timed
+    nothing, and the tables' medians failed once the runs were done)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
+    return int(text)
+
+
+def result_file(text: str) -> str:
+    """An argparse type: a file the results can be written to, checked before the
+    runs (ncnn_sr.bench.result_path), not found unwritable after them."""
+    try:
+        return result_path(text)
+    except NcnnSrError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def write_result(path: str, text: str) -> None:
+    """``text`` into ``path``, whole or not at all."""
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def ncnn_sr_command(text: str | None) -> list[str]:
