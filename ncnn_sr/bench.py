@@ -334,7 +334,10 @@ def reference_path(reference_python: str) -> str:
     file given is that file (its link kept: a venv's python is one); a bare name that
     is no file here is a program on PATH, as a shell finds python3."""
     if os.sep not in reference_python and not os.path.exists(reference_python):
-        reference_python = shutil.which(reference_python) or reference_python
+        found = shutil.which(reference_python)
+        if found is None:  # else "cannot run" a file in the current folder, which nobody named
+            raise InputError(f"--reference-python {reference_python}: no such file here nor program on PATH")
+        reference_python = found
     reference_python = os.path.abspath(reference_python)
     check_reference(reference_python)
     return reference_python

@@ -240,6 +240,17 @@ def test_a_reference_python_that_cannot_run_the_reference_is_refused_before_any_
     assert done.returncode == 1 and f"--reference-python {ignores}: not a Python with" in done.stderr, done.stderr
 
 
+def test_a_reference_python_named_but_not_on_path_is_said_so(tmp_path):
+    # found by the bench audit: a bare name on no PATH read "cannot run
+    # /the/current/folder/NAME", a file nobody named
+    done = subprocess.run([sys.executable, "-m", "ncnn_sr", "bench", "--reference-python", "no-such-python3",
+                           "--size", "16x12"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(bench.__file__))})
+    assert done.returncode == 1 and not any(line.startswith("running ") for line in done.stderr.splitlines())
+    assert done.stderr.splitlines()[-1] == "ncnn-sr: error: --reference-python no-such-python3: no such file here " \
+        "nor program on PATH"
+
+
 def test_a_reference_python_that_waits_for_input_is_refused_without_waiting(tmp_path, monkeypatch):
     # A wrapper that ignores its arguments starts Python's prompt, which read the
     # terminal (here: a pipe left open) forever.
