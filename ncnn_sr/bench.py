@@ -407,8 +407,8 @@ def _tile_name(tile) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ["model", "device", "tile", "tiling", "precision", "round", "MP/s", "peak RSS MB", "device MB",
-            "python share %", "PSNR vs fp32", "C++ MP/s", "ratio vs C++"]
+    head = ["model", "device", "tile", "tiling", "precision", "round", "input MP/s", "peak RSS MB", "device MB",
+            "python share %", "PSNR vs fp32", "C++ input MP/s", "ratio vs C++"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         if r.get("psnr") is None:

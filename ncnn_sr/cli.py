@@ -973,7 +973,7 @@ def _download_bar(name: str, quiet: bool):
 def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image: Path | None,
           size: tuple[int, int], repeat: int, rounds: int, tilings: list[str], reference_python: str | None,
           json_path: str | None, markdown_path: str | None) -> None:
-    """Measure speed (MP/s), peak memory and precision on this machine, each
+    """Measure speed (input MP/s), peak memory and precision on this machine, each
     configuration in a fresh process."""
     # Here, not at the top: the other commands' start would load them for nothing.
     from . import bench as bench_mod

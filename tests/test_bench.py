@@ -56,6 +56,9 @@ def test_bench_reports_speed_memory_python_share_and_precision(tmp_path):
     assert rows[0]["flags"]["use_bf16_storage"] is False and rows[1]["flags"]["use_bf16_storage"] is True
     table = out_md.read_text()
     assert "| model | device | tile | tiling |" in table and "| whole |" in table and "| 32 |" in table
+    # found by the bench audit: "MP/s" alone, where an x4 model's output is 16 times the
+    # megapixels its input is, and other tools count the output
+    assert "| input MP/s |" in table and "| C++ input MP/s |" in table
     assert table.split("\n\n", 1)[1] in done.stdout
 
 
