@@ -12,8 +12,10 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -429,6 +431,38 @@ def test_bench_start_refuses_to_time_a_case_that_fails(tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.splitlines()[-1] == f"bench_start.py: case help with {tmp_path}: exit status 3, not 0"
     assert "| help |" not in done.stdout
+
+
+@pytest.mark.parametrize("tool", ["bench.py", "bench_batch.py", "bench_video.py", "bench_start.py"])
+def test_a_benchmark_tool_stopped_by_ctrl_c_says_so_in_one_line_and_writes_nothing(tmp_path, tool):
+    # found by the bench audit: each printed KeyboardInterrupt's traceback. The tool is
+    # stopped while a child of its own waits (a stand-in that marks its start), so the
+    # interrupt lands in the run, not in the imports.
+    marker, hang = tmp_path / "started", tmp_path / "hang"
+    hang.write_text(f'#!/bin/sh\ntouch "{marker}"\nexec sleep 60\n')
+    hang.chmod(0o755)
+    rows = tmp_path / "rows.json"
+    if tool == "bench.py":
+        args = ["--models", "realesr-animevideov3-x2", "--size", "16x16", "--reference-python", str(hang),
+                "--json", str(rows)]
+    elif tool == "bench_start.py":
+        (tmp_path / "ncnn_sr").mkdir()
+        (tmp_path / "ncnn_sr" / "__init__.py").write_text("")
+        (tmp_path / "ncnn_sr" / "__main__.py").write_text(f"import os\nos.execv({str(hang)!r}, ['hang'])\n")
+        args = ["--old", str(tmp_path), "--cases", "help", "--rounds", "1"]
+    else:
+        args = ["--command", str(hang), "--size", "16x16", "--json", str(rows)]
+        args += ["--counts", "2"] if tool == "bench_batch.py" else ["--seconds", "0.1"]
+    child = subprocess.Popen([sys.executable, f"tools/{tool}", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), child.communicate()
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130 and "Traceback" not in err, err
+    assert err.splitlines()[-1] == f"{tool}: interrupted" and not rows.exists()
 
 
 def test_each_python_example_of_the_readme_runs_as_written(tmp_path):

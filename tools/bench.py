@@ -18,7 +18,7 @@ from ncnn_sr.devices import MIN_TILE, get_device
 from ncnn_sr.errors import NcnnSrError
 from ncnn_sr.images import read_image
 
-from measure import positive, wxh
+from measure import positive, run_main, wxh
 
 
 def tile_value(text: str):
@@ -95,4 +95,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

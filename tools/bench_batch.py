@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from measure import (COMMAND_HELP, as_installed, megabytes, ncnn_sr_command, positive, result_file, shown_mb,
-                     timed_child, write_result, wxh)
+                     run_main, timed_child, write_result, wxh)
 
 RAW_CHILD = """
 import json, os, sys, time
@@ -118,4 +118,4 @@ def one_round(command: list[str], folder: Path, out: Path, args, width: int, hei
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -95,4 +95,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("bench_start.py: interrupted", file=sys.stderr)
+        sys.exit(130)

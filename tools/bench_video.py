@@ -23,7 +23,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from measure import (COMMAND_HELP, as_installed, megabytes, ncnn_sr_command, result_file, shown_mb, timed_child,
-                     write_result, wxh)
+                     run_main, write_result, wxh)
 
 RAW_CHILD = """
 import json, sys, time
@@ -142,4 +142,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -88,9 +88,13 @@ def shown_mb(mb: float | None) -> str:
 
 def run_main(main) -> None:
     """Exits with ``main()``'s status; a model, device or file given wrong is the one
-    line the library or the system says, not a traceback that hides it."""
+    line the library or the system says, not a traceback that hides it, and Ctrl-C
+    one line too."""
     try:
         code = main()
     except (NcnnSrError, OSError) as e:
         raise SystemExit(f"{Path(sys.argv[0]).name}: {e}") from None
+    except KeyboardInterrupt:  # its children are ended (bench.run_child); the one line, as ncnn-sr's
+        print(f"{Path(sys.argv[0]).name}: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
     raise SystemExit(code)
