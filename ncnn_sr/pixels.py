@@ -16,11 +16,8 @@ def check_image(image: np.ndarray) -> np.ndarray:
     taken as H×W×1. Anything else is an InputError."""
     if not isinstance(image, np.ndarray):
         if type(image).__module__.startswith("PIL.") and isinstance(getattr(image, "mode", None), str):
-            # np.asarray of it gives its mode's own values: a P image's palette indices
-            # (taken as grey), a CMYK one's inks (taken as RGBA).
-            raise InputError(f"expected a numpy array, got a Pillow {image.mode} image: give "
-                             'np.asarray(image.convert("RGB")) ("RGBA" to keep its alpha, "L" for grey), '
-                             "or read the file with read_image")
+            raise InputError(f"expected a numpy array, got a Pillow {image.mode} image: "
+                             f"{_pillow_pixels(image.mode)}")
         hint = ": give np.asarray(pixels, np.uint8)" if isinstance(image, (list, tuple)) else ""
         raise InputError(f"expected a numpy array, got {type(image).__name__}{hint}")
     image = np.asarray(image)  # a subclass (np.matrix) cannot take a third axis
@@ -39,6 +36,25 @@ def check_image(image: np.ndarray) -> np.ndarray:
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise InputError(f"picture of shape {given} has no pixels")
     return image
+
+
+_READ = ", or read the file with read_image"
+
+
+def _pillow_pixels(mode: str) -> str:
+    """How the pixels of a Pillow image of ``mode`` go in, for a message."""
+    # convert() clips deeper grey to 0..255 rather than scaling it: a 16-bit grey PNG
+    # (I;16) given as convert("L") came out white wherever it was past level 255.
+    if mode.startswith("I;16"):
+        return f"give np.asarray(image), its 16-bit grey as it is{_READ}"
+    if mode == "I":
+        return f"give np.asarray(image).astype(np.uint16) where its values are 16-bit grey (0 to 65535){_READ}"
+    if mode == "F":
+        # read_image refuses float pixels too
+        return "float pixels, whose range only you know: give them scaled to np.uint16 (0 to 65535)"
+    # np.asarray of the others gives their mode's own values: a P image's palette
+    # indices (taken as grey), a CMYK one's inks (taken as RGBA).
+    return f'give np.asarray(image.convert("RGB")) ("RGBA" to keep its alpha, "L" for grey){_READ}'
 
 
 def _conversion(dtype: np.dtype) -> str:

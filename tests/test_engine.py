@@ -1,6 +1,7 @@
 """The engine on ncnn's CPU path, with the real models on small pictures."""
 
 import os
+import re
 import sys
 import threading
 
@@ -272,6 +273,33 @@ def test_a_pillow_image_is_an_input_error_that_says_how_to_give_its_pixels(mode,
     with pytest.raises(InputError, match=rf"^expected a numpy array, got a Pillow {mode} image: "
                                          r"give np.asarray\(image.convert\(\"RGB\"\)\)"):
         cpu_upscalers(FAST).upscale(image)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I"])
+def test_a_16_bit_pillow_image_is_told_to_go_in_at_16_bits(mode, cpu_upscalers, tmp_path):
+    # found by a library audit: a 16-bit grey PNG opens as I;16, and the hint was
+    # image.convert("L"), which Pillow clips: every level past 255 came out white.
+    grey = (np.arange(16, dtype=np.uint16).reshape(4, 4) * 4000)
+    Image.fromarray(grey).save(tmp_path / "grey16.png")
+    image = Image.open(tmp_path / "grey16.png")
+    image = image if mode == "I;16" else image.convert("I") if mode == "I" else Image.frombytes(
+        mode, image.size, grey.astype(">u2").tobytes())
+    with pytest.raises(InputError) as caught:
+        cpu_upscalers(FAST).upscale(image)
+    message = str(caught.value)
+    assert message.startswith(f"expected a numpy array, got a Pillow {mode} image: give ")
+    assert "convert" not in message and "\n" not in message
+    hint = re.search(r"give (np\.asarray\(image\)[^ ,]*)", message).group(1)
+    given = eval(hint, {"np": np, "image": image})
+    assert np.array_equal(given, grey)
+    assert np.array_equal(cpu_upscalers(FAST).upscale(given), cpu_upscalers(FAST).upscale(grey))
+
+
+def test_a_float_pillow_image_is_not_told_to_convert_to_8_bits(cpu_upscalers):
+    # Its values may be anything: convert("L") clips them to 0..255 unseen.
+    with pytest.raises(InputError, match=r"^expected a numpy array, got a Pillow F image: float pixels") as caught:
+        cpu_upscalers(FAST).upscale(Image.new("F", (4, 4)))
+    assert "convert(" not in str(caught.value)
 
 
 @pytest.mark.parametrize("kwargs", [
