@@ -136,7 +136,9 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
 
 
 def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: bool, suffix: str) -> Plan:
-    given, fmt = fmt, format_named(fmt, dst) if fmt else None
+    # "" is no format, as write_image takes it; anything else not a str is refused
+    # there (an array's truth was ambiguous, and 0 or False planned png unsaid).
+    given, fmt = fmt, None if fmt is None or (isinstance(fmt, str) and not fmt) else format_named(fmt, dst)
     if not src.exists():
         raise InputError(f"{src} is {broken_link(src)}" if src.is_symlink() else f"{src}: file not found")
     if not src.is_file() and not src.is_dir():

@@ -2540,6 +2540,18 @@ def test_plan_jobs_given_a_format_it_cannot_write_names_the_format(tmp_path):
                                   "use png, jpg, webp, gif or avif")
 
 
+@pytest.mark.parametrize("fmt", [np.zeros(2), 0, False, b"png"])
+def test_plan_jobs_given_a_format_that_is_no_name_says_so_in_one_line(fmt, tmp_path):
+    # found by a library audit: an array was numpy's "truth value of an array is
+    # ambiguous" ValueError, and 0 or False planned png outputs without a word.
+    from ncnn_sr.jobs import plan_jobs
+
+    Image.fromarray(picture(4, 4)).save(tmp_path / "a.png")
+    with pytest.raises(InputError, match=r"^fmt must be a format's name \(png, jpg, webp, gif or avif\), got "):
+        plan_jobs(tmp_path / "a.png", tmp_path / "out", fmt=fmt, folder=True)
+    assert plan_jobs(tmp_path / "a.png", tmp_path / "out", fmt="", folder=True).jobs[0].target == tmp_path / "out" / "a.png"
+
+
 def test_a_writer_takes_a_format_in_capitals_or_with_its_dot(tmp_path):
     for n, fmt in enumerate(("PNG", ".jpg", "JPEG")):
         write_image(tmp_path / f"out{n}.dat", picture(4, 4), fmt=fmt)
