@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from . import budget as host_memory
 from .choices import DEVICE_SPECS, MIN_TILE
-from .errors import DeviceError
+from .errors import DeviceError, describe
 from .openmp import ncnn
 from .typed_numbers import whole_number
 
@@ -265,7 +265,7 @@ def get_device(spec: str | int | Device = "auto") -> Device:
         return spec
     if not (isinstance(spec, str) or _whole(spec)):
         # int() made 1.5 GPU 1 and False GPU 0; None and nan raised bare errors.
-        raise DeviceError(f"invalid gpu device {spec!r}: {DEVICE_SPECS}")
+        raise DeviceError(f"invalid gpu device {describe(spec)}: {DEVICE_SPECS}")
     if isinstance(spec, str):
         if spec.strip().lower() in ("auto", ""):
             device, notice = explain_auto()

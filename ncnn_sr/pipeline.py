@@ -152,13 +152,13 @@ class Pipeline(Loading, Failover, FixedArguments):
         for name, value in (("load_workers", load_workers), ("save_workers", save_workers),
                             ("queue_size", queue_size)):
             if not whole_at_least_1(value):
-                raise SettingError(f"{name} must be a whole number, at least 1, got {value!r}")
+                raise SettingError(f"{name} must be a whole number, at least 1, got {describe(value)}")
         for name, value in (("metadata", metadata), ("skip_existing", skip_existing),
                             ("keep_opaque_alpha", keep_opaque_alpha), ("drop_oversized_exif", drop_oversized_exif),
                             ("animate", animate)):
             # A truthy "no" skipped every existing output, or kept the metadata asked away.
             if not isinstance(value, (bool, np.bool_)):
-                raise SettingError(f"{name} must be True or False, got {value!r}")
+                raise SettingError(f"{name} must be True or False, got {describe(value)}")
         if on_outcome is not None and not callable(on_outcome):
             raise SettingError(f"on_outcome must be a function of an Outcome, or None, got {describe(on_outcome)}")
         if on_tile is not None and not callable(on_tile):
@@ -167,7 +167,7 @@ class Pipeline(Loading, Failover, FixedArguments):
             raise SettingError(f"flags must be FlagNames or None, got {describe(flags)}")
         if animation_memory is not None and not whole_at_least_1(animation_memory):
             raise SettingError(f"animation_memory must be a whole number of bytes, at least 1, or None, "
-                               f"got {animation_memory!r}")
+                               f"got {describe(animation_memory)}")
         # Once here: else each picture of the batch failed on the same setting, one by one.
         # How large or small a scale may be is each picture's to say.
         try:

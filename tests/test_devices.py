@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from ncnn_sr import devices, openmp
@@ -149,6 +150,14 @@ def test_a_device_name_with_a_line_break_is_refused_in_one_line():
     with pytest.raises(devices.DeviceError) as refused:
         devices.get_device("gp\nu")
     assert str(refused.value).startswith("invalid gpu device 'gp\\nu': ")
+
+
+def test_a_device_that_is_no_name_or_index_is_named_by_its_type_in_one_line():
+    # found by a library audit: an array's repr was printed whole, over many lines
+    with pytest.raises(devices.DeviceError) as refused:
+        devices.get_device(np.zeros((2, 2)))
+    assert str(refused.value).startswith("invalid gpu device an object of type ndarray: ")
+    assert "\n" not in str(refused.value)
 
 
 def test_a_device_made_by_hand_for_a_gpu_that_is_not_there_is_a_device_error(monkeypatch):

@@ -990,6 +990,15 @@ def test_settings_a_pipeline_cannot_run_with_are_input_errors_and_value_errors(s
     assert str(refused.value) == said and isinstance(refused.value, ValueError)
 
 
+@pytest.mark.parametrize("name", ["load_workers", "save_workers", "queue_size", "metadata", "skip_existing",
+                                  "keep_opaque_alpha", "drop_oversized_exif", "animate", "animation_memory"])
+def test_an_array_given_as_a_pipelines_setting_is_named_by_its_type(name, cpu_lane):
+    # found by a library audit: its repr was printed whole, over many lines
+    with pytest.raises(SettingError) as refused:
+        Pipeline([cpu_lane], **{name: np.zeros((2, 2))})
+    assert str(refused.value).endswith("got an object of type ndarray") and "\n" not in str(refused.value)
+
+
 @pytest.mark.parametrize("jobs, got", [
     (None, "None"), ("in.png", "'in.png'"), (["in.png"], "'in.png'"), ([("in.png", "o.png")], "('in.png', 'o.png')"),
 ])
