@@ -85,6 +85,12 @@ class NcnnSrError(Exception):
         goes on with ``more``, text and Options."""
         return self._saying(*self.pieces, *more)
 
+    def __reduce__(self):
+        # pickle and copy rebuild it without its __init__, which subclasses give other
+        # arguments: HintedInputError's could not be unpickled, so a multiprocessing
+        # Pool's result thread died on it and pool.map waited for ever.
+        return _rebuilt, (type(self), self.args), self.__dict__
+
     def _saying(self, *parts) -> NcnnSrError:
         # Made without its own __init__, which may take other arguments (HintedInputError's).
         copy = type(self).__new__(type(self))
@@ -92,6 +98,11 @@ class NcnnSrError(Exception):
         NcnnSrError.__init__(copy, *parts)
         copy.__cause__, copy.__suppress_context__ = self.__cause__, self.__suppress_context__
         return copy
+
+
+def _rebuilt(cls: type[NcnnSrError], args: tuple) -> NcnnSrError:
+    """An error of ``cls`` saying ``args``, its attributes yet to be set (pickle's state)."""
+    return cls.__new__(cls, *args)
 
 
 def command_words(e: BaseException, flags: FlagNames = FlagNames()) -> str:

@@ -70,6 +70,12 @@ class UpscalingFailed(NcnnSrError):
         self.upscalers, self.error, self.every_device = list(upscalers), error, every_device
         self.__cause__ = error
 
+    def __reduce__(self):
+        # Its upscalers as their devices, which are all it says of them: an Upscaler
+        # cannot be pickled, and this error crosses a process pool so.
+        rebuild, args, state = super().__reduce__()
+        return rebuild, args, {**state, "upscalers": [getattr(up, "device", up) for up in self.upscalers]}
+
     @property
     def devices(self) -> list:
         """Each device it failed on, once, in that order."""

@@ -717,6 +717,32 @@ def test_an_exif_too_large_for_jpeg_is_an_input_error_and_png_keeps_it(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["i.png", "o.png", "o2.jpg"]
 
 
+@pytest.mark.parametrize("duplicate", ["pickle", "copy"])
+def test_the_jpeg_exif_error_crosses_a_process_pool(duplicate, tmp_path):
+    # found by a library audit: write_image's EXIF error could not be unpickled (its
+    # __init__ takes the option too), so a multiprocessing Pool's result thread died on
+    # it and pool.map waited for ever; ProcessPoolExecutor said BrokenProcessPool.
+    import copy
+    import pickle
+
+    from ncnn_sr.errors import FlagNames
+
+    arr, info = read_image(save(tmp_path / "i.png", rgb_image(), exif=_long_exif()))
+    with pytest.raises(InputError) as refused:
+        write_image(tmp_path / "o.jpg", arr, info)
+    error = refused.value
+    again = pickle.loads(pickle.dumps(error)) if duplicate == "pickle" else copy.copy(error)
+    assert type(again) is type(error) and str(again) == str(error) and again.args == error.args
+    assert again.said(FlagNames()) == error.said(FlagNames()) and again.said(FlagNames()).endswith("(--no-metadata)")
+    assert again.option == error.option
+
+
+def _long_exif() -> bytes:
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70000  # too large for JPEG
+    return exif.tobytes()
+
+
 GAMMA = png_chunk(b"gAMA", struct.pack(">I", 100000))  # linear light
 CHROMATICITIES = png_chunk(b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000))
 STANDARD_RGB = png_chunk(b"sRGB", b"\x01")

@@ -1171,6 +1171,23 @@ def test_ordered_map_raises_once_every_device_has_failed(lanes, warnings):
     assert isinstance(failed.__cause__, RuntimeError) and failed.error is failed.__cause__
 
 
+def test_an_upscaling_failure_crosses_a_process_pool_naming_its_devices(cpu_lane):
+    # found by a library audit: it could not be unpickled (its __init__ takes the
+    # upscalers), so a multiprocessing Pool's result thread died on it and pool.map
+    # waited for ever; and an Upscaler, which it held, cannot be pickled at all.
+    import pickle
+
+    def broken(up, frame):
+        raise RuntimeError("vkQueueSubmit failed")
+    with pytest.raises(UpscalingFailed) as failed:
+        list(ordered_map([cpu_lane], [np.zeros((2, 2, 3), np.uint8)], broken))
+    again = pickle.loads(pickle.dumps(failed.value))
+    assert type(again) is UpscalingFailed and str(again) == str(failed.value)
+    assert again.devices == failed.value.devices == [cpu_lane.upscaler.device]
+    assert repr(again.error) == "RuntimeError('vkQueueSubmit failed')" and not again.every_device
+    assert str(again.about("clip.mp4")) == f"clip.mp4: {failed.value}"
+
+
 def test_ordered_map_keeps_a_device_that_failed_a_frame_done_elsewhere_out_for_the_maps_sharing_out(warnings):
     # A folder's videos each met the lost GPU again: each lost a frame to it, and warned.
     frames = [np.full((2, 2, 3), i, np.uint8) for i in range(12)]
