@@ -594,7 +594,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                   progress: Callable[[int], None] | None = None, flags: FlagNames = FlagNames()) -> int:
     """Upscale ``src`` into ``dst``; ``frames`` maps decoded RGB frames (H×W×3 uint8,
     or uint16 when the output's pixel format holds more than 8 bits) to output frames
-    of the same type, in order and all of one size; at a constant rate only the frames
+    of the same type, one for each it is given, in order and all of one size; it takes
+    them all (one that stops early is an InputError); at a constant rate only the frames
     it shows are given (none that a lower rate drops). Returns the frames written.
 
     Audio and subtitles are copied packet for packet when the output container can
@@ -1664,7 +1665,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # frames at one time show as one.
     last_pts, unordered = None, 0
     first_shape = None
-    frames = frames_fn(decoded())
+    source = decoded()
+    frames = frames_fn(source)
     try:
         if not isinstance(frames, Iterable):  # None was a bare TypeError
             raise InputError(f"cannot write {dst}: the frames function gave {describe(frames)}, not the frames: "
@@ -1724,6 +1726,11 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         if stamps:  # else a shorter video went out on the first frames' times, unsaid
             raise InputError(f"cannot write {dst}: the frames function gave {index + 1} frames for the "
                              f"{index + 1 + len(stamps)} it was given: one frame out for each in is wanted")
+        # One that stops taking them (islice) wrote the first frames alone, unsaid, and
+        # one that takes none had the source said to have no video frames.
+        if next(source, None) is not None:
+            raise InputError(f"cannot write {dst}: the frames function took {index + 1} frames and stopped before "
+                             "the video's end: one frame out for each in is wanted")
         encode(None)
         mux_side(None)
         for e in cut_sound.values():

@@ -1,6 +1,7 @@
 """Video in one command: size, frames, timestamps, sound and subtitles, on clips the
 tests make with PyAV; the real model on the CPU."""
 import io
+import itertools
 import logging
 import os
 import re
@@ -4177,6 +4178,10 @@ def each_frame_twice(frames):
     (each_frame_twice, "gave a frame more than the 1 it was given"),
     (lambda frames: (f for i, f in enumerate(frames) if i % 2 == 0), "gave 2 frames for the 4 it was given"),
     (lambda frames: (f for f in frames if False), "gave 0 frames for the 4 it was given"),
+    # found by a library audit: one that stopped taking frames wrote the first ones
+    # without a word, and one that took none said the source "has no decodable video frames"
+    (lambda frames: itertools.islice(frames, 2), "took 2 frames and stopped before the video's end"),
+    (lambda frames: iter(()), "took 0 frames and stopped before the video's end"),
 ])
 def test_a_frames_function_that_gives_more_or_fewer_frames_than_it_takes_is_refused(proc, said, tmp_path):
     # found by a bug hunt: one frame more was a bare IndexError ("pop from an empty
