@@ -293,6 +293,12 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         return self._net.device
 
     @property
+    def closed(self) -> bool:
+        """Whether ``close()`` has been called (or its ``with`` block has ended): its
+        calls from then on raise InputError."""
+        return self._closed
+
+    @property
     def stages(self) -> bool:
         """Whether a tiled run may go in exact stages (the whole picture's output): False
         for a network that has none (SRVGGNetCompact, SPAN...), where ``exact=False``

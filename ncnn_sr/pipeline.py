@@ -229,9 +229,15 @@ class Pipeline(Loading, Failover, FixedArguments):
         the summary says so. A Pipeline may run again, unless a run of it was
         interrupted inside a picture (``Summary.abandoned``) or could not start its
         worker threads; one run at a time: a run asked for while one is under way
-        (from another thread, or from a callback) is an InputError."""
+        (from another thread, or from a callback) is an InputError, as is a run whose
+        lanes hold a closed Upscaler."""
         if self._abandoned is not None:
             raise InputError(f"this Pipeline's run {self._abandoned}: make a new Pipeline to run again")
+        for lane in self.lanes:
+            # Else every picture failed on it, one by one.
+            if getattr(lane.upscaler, "closed", False) is True:
+                raise InputError(f"a pipeline's lane holds a closed Upscaler ({lane.upscaler!r}): make another, "
+                                 "or run the pipeline inside its with block")
         # Each run resets and fills the one summary, cancel and queues: two at once
         # counted each other's pictures, and the second's start undid the first's cancel.
         mine = False

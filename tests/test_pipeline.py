@@ -1171,6 +1171,22 @@ def test_ordered_map_raises_once_every_device_has_failed(lanes, warnings):
     assert isinstance(failed.__cause__, RuntimeError) and failed.error is failed.__cause__
 
 
+def test_a_pipeline_whose_upscaler_is_closed_refuses_to_run_in_one_line(tmp_path, cpu_lane):
+    # found by a library audit: the run went on, failing every picture of the folder
+    # one by one on "this Upscaler is closed" (an Upscaler's with block ended first).
+    jobs = folder_of(tmp_path, 3)
+    with Upscaler(MODEL, device=-1, threads=1) as up:
+        pass
+    assert up.closed and not cpu_lane.upscaler.closed
+    pipeline = Pipeline([cpu_lane, Lane(up, 1)])
+    with pytest.raises(InputError) as refused:
+        pipeline.run(jobs)
+    assert str(refused.value) == (f"a pipeline's lane holds a closed Upscaler ({up!r}): make another, or run "
+                                  "the pipeline inside its with block")
+    assert not (tmp_path / "out").exists()
+    assert Pipeline([cpu_lane]).run(jobs).ok == 3
+
+
 def test_an_upscaling_failure_crosses_a_process_pool_naming_its_devices(cpu_lane):
     # found by a library audit: it could not be unpickled (its __init__ takes the
     # upscalers), so a multiprocessing Pool's result thread died on it and pool.map
