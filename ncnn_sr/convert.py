@@ -368,7 +368,9 @@ def _trial_run(param: Path, scale: int, name: str) -> None:
         with Upscaler(replace(resolve_model(param), name=name), device="cpu") as upscaler:
             measured = upscaler.scale
     except NcnnSrError as e:
-        raise ModelError("the converted model does not run: ", *e.pieces) from None
+        # A custom model's failure names its .param: here a hidden temporary one.
+        pieces = [piece.replace(f"{param} ", "") if isinstance(piece, str) else piece for piece in e.pieces]
+        raise ModelError("the converted model does not run: ", *pieces) from None
     if measured != scale:
         raise ModelError(f"the converted model gives x{measured}, where its architecture says x{scale}")
 

@@ -618,7 +618,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
             except NetFailure:
                 break
         if failed is not None and (len(runs) < 2 or self._whole_upscale(runs[0][1], runs[0][0])):
-            raise ModelError(f"model {self.spec.name}: failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: "
+            raise ModelError(f"{self.spec.said}failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: "
                              f"{failed}") from None
         self._not_whole(*runs[0], *(runs[1] if len(runs) == 2 else (None, 0)))
 
@@ -636,7 +636,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
                 continue
             if out.shape == (size * self._scale, size * self._scale, 3):
                 return block
-        raise ModelError(f"model {self.spec.name}: upscales a {PROBE_SIZE}x{PROBE_SIZE} picture x{self._scale} but "
+        raise ModelError(f"{self.spec.said}upscales a {PROBE_SIZE}x{PROBE_SIZE} picture x{self._scale} but "
                          f"no picture of {PROBE_SIZE + 1} to {PROBE_SIZE * 2} pixels a side likewise: not an "
                          "upscaler of any picture")
 
@@ -650,7 +650,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         upscales but crops its border (as Real-CUGAN's, which need a padding of
         their own) from any other."""
         oh, ow, channels = out.shape
-        said = f"model {self.spec.name}: turns a {size}x{size} RGB picture into {ow}x{oh}x{channels}"
+        said = f"{self.spec.said}turns a {size}x{size} RGB picture into {ow}x{oh}x{channels}"
         if larger is not None and oh == ow and channels == 3 and larger.shape == (larger.shape[0],) * 2 + (3,):
             grown = larger.shape[0] - oh
             scale, rest = divmod(grown, larger_size - size)
@@ -672,7 +672,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         except MemoryError:
             # A tiny input: what ncnn cannot allocate here is a broken layer's (a
             # negative or absurd Interp scale), not this machine's lack of memory.
-            raise ModelError(f"model {self.spec.name}: failed on a {size}x{size} test input: "
+            raise ModelError(f"{self.spec.said}failed on a {size}x{size} test input: "
                              "its layers ask for an impossible amount of memory") from None
 
     def runs_whole(self, height: int, width: int, calls: int | None = None) -> bool:
@@ -709,8 +709,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         if isinstance(failure, NonFinite) and not net.device.is_gpu:
             # Halving the tile down to 32 px only to say "the CPU ran out of memory"
             # blamed the wrong thing, after as many runs again.
-            raise ModelError(f"model {self.spec.name}: gave NaN or infinite values on the CPU: its weights are "
-                             "broken, or not those of its .param")
+            weights = "its weights" if self.spec.verified else f"its weights ({self.spec.bin_path})"
+            raise ModelError(f"{self.spec.said}gave NaN or infinite values on the CPU: {weights} are broken, or "
+                             "not those of its .param")
         with self._lock:
             if self._net is not net:
                 return  # another thread already moved on; retry with its choice

@@ -138,6 +138,14 @@ class ModelSpec:
         if self.prepadding < 0:
             raise ModelError(f"model {self.name}: prepadding must not be negative")
 
+    @property
+    def said(self) -> str:
+        """How a message on what its network does begins: "model NAME: ", and its
+        .param after that where no catalog hash vouches for the files ("model mine:
+        models/mine.param "): a user with several custom models, or a copy of one
+        under another folder, was told the name alone."""
+        return f"model {self.name}: " if self.verified else f"model {self.name}: {self.param_path} "
+
 
 @functools.lru_cache(maxsize=1)
 def _catalog_document() -> dict:

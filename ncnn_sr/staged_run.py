@@ -118,7 +118,7 @@ class StagedRun:
         q = p // u  # the border in cells (p is 0 or a multiple of u: tiles and pads are whole blocks)
         for row, col, scale, colour in net.head(features, (q, cells_y - q, q, cells_x - q)):
             if scale != s * u:
-                raise ModelError(f"model {self.spec.name}: upscales by {scale // u} in parts, not {s}")
+                raise ModelError(f"{self.spec.said}upscales by {scale // u} in parts, not {s}")
             # The piece's pixels in the picture: its cells' blocks, the last cut at the picture's side.
             y0, y1 = row.start * u, min(row.end * u, height - p)
             x0, x1 = col.start * u, min(col.end * u, width - p)

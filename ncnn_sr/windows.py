@@ -50,7 +50,7 @@ class WindowRunner:
         colour = self._infer(net, to_float(rgb[window]), keep, tick)
         expected = ((keep[1] - keep[0]) * s, (keep[3] - keep[2]) * s)
         if colour.shape[:2] != expected:
-            raise ModelError(f"model {self.spec.name}: gave {colour.shape[1]}x{colour.shape[0]} for a box of "
+            raise ModelError(f"{self.spec.said}gave {colour.shape[1]}x{colour.shape[0]} for a box of "
                              f"{keep[3] - keep[2]}x{keep[1] - keep[0]}: its scale is not {s}")
         if alpha is None:
             return colour

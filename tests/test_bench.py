@@ -378,7 +378,7 @@ def test_a_model_that_is_no_upscaler_fails_its_row_in_one_line(tmp_path):
     done = bench_command("-n", str(tmp_path / "down.param"), "-g", "-1", "--size", "8x8", "-t", "whole",
                          "--repeat", "1")
     assert done.returncode == 1
-    assert "failed: model down: turns a 32x32 RGB picture into 16x16x3" in done.stderr
+    assert f"failed: model down: {tmp_path / 'down.param'} turns a 32x32 RGB picture into 16x16x3" in done.stderr
     assert "Traceback" not in done.stderr and 'File "' not in done.stderr
 
 
@@ -557,7 +557,8 @@ def test_a_failed_row_on_the_gpu_gives_its_reason_alone(gpu, tmp_path):
     done = bench_command("-n", str(tmp_path / "down.param"), "-g", str(gpu), "--size", "8x8", "-t", "whole",
                          "--repeat", "1")
     assert done.returncode == 1
-    assert "  failed: model down: turns a 32x32 RGB picture into 16x16x3: not a whole-number RGB upscaler " \
+    assert f"  failed: model down: {tmp_path / 'down.param'} turns a 32x32 RGB picture into 16x16x3: not a " \
+           "whole-number RGB upscaler " \
            "(exit status 1)" in done.stderr.splitlines()
 
 

@@ -165,7 +165,7 @@ def test_a_model_name_with_a_folder_in_it_is_in_the_m_folder_as_for_the_dropin(t
     ("1=-2.0 2=-2.0", "model broken: layer up (Interp) has 1=-2.0, which no network has (from 0 to 64): "
                       "{param} is damaged"),  # was "error: out of memory"
     # Sizes a network may have, too large to run: ncnn's pool kept the failed buffer and said so on stderr.
-    ("3=65536 4=65536", "model broken: failed on a 32x32 test input: ncnn error -100 on CPU"),
+    ("3=65536 4=65536", "model broken: {param} failed on a 32x32 test input: ncnn error -100 on CPU"),
 ])
 def test_custom_model_with_a_broken_layer_fails_in_one_line(sizes, said, tmp_path):
     Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")

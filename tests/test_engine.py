@@ -497,7 +497,9 @@ def test_custom_model_overflowing_on_the_cpu_is_a_model_error_not_out_of_memory(
     runs = []
     real = network_mod.Network.extract
     monkeypatch.setattr(network_mod.Network, "extract", lambda self, *a: (runs.append(1), real(self, *a))[1])
-    with pytest.raises(ModelError, match="model overflow-x2: gave NaN or infinite values on the CPU"):
+    with pytest.raises(ModelError, match=f"^model overflow-x2: {re.escape(str(param))} gave NaN or infinite values on "
+                                         f"the CPU: its weights \\({re.escape(str(tmp_path / 'overflow-x2.bin'))}\\) "
+                                         "are broken, or not those of its .param$"):
         up.upscale(picture(40, 40))
     assert len(runs) == 1
     up.close()
@@ -522,7 +524,7 @@ def test_custom_model_of_no_whole_scale_is_named_in_the_error(tmp_path, factor, 
     (tmp_path / "odd.bin").write_bytes(b"")
     param = tmp_path / "odd.param"
     param.write_text(f"7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1={factor} 2={factor}\n")
-    with pytest.raises(ModelError, match=rf"^model odd: turns a 32x32 RGB picture into {size}x{size}x3: "
+    with pytest.raises(ModelError, match=rf"^model odd: {re.escape(str(param))} turns a 32x32 RGB picture into {size}x{size}x3: "
                                          "not a whole-number RGB upscaler$"):
         Upscaler(str(param), device=-1)
 
@@ -534,7 +536,8 @@ def test_a_model_whose_output_is_cropped_to_nothing_is_one_line(tmp_path):
     (tmp_path / "gone.param").write_text(
         "7767517\n3 3\nInput in0 0 1 data\nInterp up 1 1 data up 0=1 1=2.0 2=2.0\n"
         "Crop crop 1 1 up output -23309=2,300,300 -23310=2,-300,-300 -23311=2,-2,-1\n")
-    with pytest.raises(ModelError, match=r"^model gone: failed on a 32x32 test input: ncnn gave an output of "
+    with pytest.raises(ModelError, match=rf"^model gone: {re.escape(str(tmp_path / 'gone.param'))} failed on a 32x32 "
+                                         r"test input: ncnn gave an output of "
                                          r"-536x-536x3 on CPU$"):
         Upscaler(str(tmp_path / "gone.param"), device=-1)
 
@@ -552,7 +555,7 @@ def test_a_model_that_crops_its_border_is_refused_as_one_needing_its_own_padding
     (tmp_path / "cropped.param").write_text(
         "7767517\n3 3\nInput in0 0 1 data\nInterp up 1 1 data up 0=1 1=2.0 2=2.0\n"
         f"Crop crop 1 1 up output -23309=2,{crop},{crop} -23310=2,-{crop},-{crop} -23311=2,-2,-1\n")
-    with pytest.raises(ModelError, match=rf"^model cropped: {said} of the input from each side of its output, as "
+    with pytest.raises(ModelError, match=rf"^model cropped: {re.escape(str(tmp_path / 'cropped.param'))} {said} of the input from each side of its output, as "
                                          r"Real-CUGAN's do: it needs a padding of its own, which ncnn-sr does not "
                                          "give$"):
         Upscaler(str(tmp_path / "cropped.param"), device=-1)
