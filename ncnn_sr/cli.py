@@ -754,12 +754,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
             # the official weights, their sha256 checked.
             raise NcnnSrError(f"{name} is the name of a catalog model ({PROG} fetch {name} installs the official "
                               f"one): give the converted one another name{derived}")
-        if os.path.exists(target) and not os.path.isdir(target):
-            raise NcnnSrError(f"{target} is not a folder: -o names the folder to write NAME.param and NAME.bin in")
-        if not os.path.lexists(target) and target.suffix.lower() in (".param", ".bin"):
-            # -o models/Mine.param: a folder so named was made, the model written in it.
-            raise NcnnSrError(f"{target} is named like a model's file: -o names the folder to write NAME.param and "
-                              f"NAME.bin in (-o {shell_word(str(target.parent))} -n {shell_word(target.stem)})")
+        _check_output_folder(target, renamed=True)
         for given, flag in ((None if url is not None else path, "-i"), (other, "--dni")):
             # pytorch_model.bin, as Hugging Face names weights: NAME.bin is the weights
             # themselves, which --force (that the refusal suggested) wrote the model over.
@@ -813,6 +808,18 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
     click.echo(f"use it with: {PROG} -i IN -o OUT -n {shell_word(str(spec.param_path))}")
 
 
+def _check_output_folder(target: Path, renamed: bool) -> None:
+    """An NcnnSrError unless ``target``, -o, may be the folder models are written in;
+    ``renamed``: the command's -n names the model, which the folder's name meant."""
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise NcnnSrError(f"{target} is not a folder: -o names the folder to write NAME.param and NAME.bin in")
+    if not os.path.lexists(target) and target.suffix.lower() in (".param", ".bin"):
+        # -o models/Mine.param: a folder so named was made, the model written in it.
+        name = f" -n {shell_word(target.stem)}" if renamed else ""
+        raise NcnnSrError(f"{target} is named like a model's file: -o names the folder to write NAME.param and "
+                          f"NAME.bin in (-o {shell_word(str(target.parent))}{name})")
+
+
 def _same_file(a, b) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -827,7 +834,7 @@ def _same_file(a, b) -> bool:
                    "(one model only).")
 @click.option("--url", default=None,
               help="A mirror of the weights (one model only); they must still be the ones the catalog pins.")
-@click.option("-o", "--output", "folder", type=HomePath(file_okay=False, path_type=Path), default=None,
+@click.option("-o", "--output", "folder", type=HomePath(path_type=Path), default=None,
               help="Install in this folder (then pass it with -m) instead of the fetched models folder.")
 @click.option("--all", "every", is_flag=True, help="Fetch every model it can (144 MB in all).")
 @click.option("--force", is_flag=True, help="Fetch and convert again a model that is there already.")
@@ -844,6 +851,11 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
     from . import convert as convert_mod, download as download_mod, fetch as fetch_mod  # only this command needs them
 
     setup_logging(PROG, verbose=False)
+    if folder is not None:
+        try:
+            _check_output_folder(folder, renamed=False)  # as convert's -o; the list cannot be installed there either
+        except NcnnSrError as e:
+            _fail(command_words(e))
     where = folder or models_mod.fetched_model_folder()
     # A folder the user never typed: where it comes from is part of what to mend.
     named = f" (the fetched models folder {models_mod.ENV_FETCHED} names)" \

@@ -417,6 +417,39 @@ def test_a_file_where_the_models_go_is_one_line_before_any_download(server, tmp_
     assert f"into {where})" in listed.stdout and listed.stderr == proc.stderr.replace("error", "warning")
 
 
+def test_an_output_that_is_a_file_is_named_as_not_a_folder_as_convert_names_it(server, tmp_path):
+    # found by a user audit: click's own "Invalid value for '-o' / '--output': Directory
+    # 'afile' is a file." with its usage lines, where convert says what -o names.
+    (tmp_path / "afile").write_bytes(b"x")
+    server.files["/mirror.pth"] = b"weights"
+    for names in (["realesr-general-x4v3", "--url", server.url("/mirror.pth")], []):
+        proc = run("fetch", *names, "-o", tmp_path / "afile", check_ok=False)
+        assert proc.returncode == 1 and proc.stdout == ""
+        assert proc.stderr == f"ncnn-sr: error: {tmp_path / 'afile'} is not a folder: -o names the folder to " \
+                              "write NAME.param and NAME.bin in\n"
+    assert server.ranges_asked == [] and (tmp_path / "afile").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("given", ["realesr-general-x4v3.param", "Mine.BIN"])
+def test_an_output_named_like_a_model_file_is_refused_with_the_folder_meant(server, tmp_path, monkeypatch, given):
+    # found by a user audit: fetch -o models/x.param made a folder x.param and installed
+    # the model in it, where convert refuses such an -o.
+    server.files["/mirror.pth"] = b"weights"
+    target = tmp_path / "models" / given
+    for names in (["realesr-general-x4v3", "--url", server.url("/mirror.pth")], []):
+        proc = run("fetch", *names, "-o", target, check_ok=False)
+        assert proc.returncode == 1 and proc.stdout == ""
+        assert proc.stderr == f"ncnn-sr: error: {target} is named like a model's file: -o names the folder to " \
+                              f"write NAME.param and NAME.bin in (-o {tmp_path / 'models'})\n"
+    assert server.ranges_asked == [] and list(tmp_path.iterdir()) == []
+    target.mkdir(parents=True)  # a folder so named, there already, is one
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    monkeypatch.setattr(fetch, "source_of", lambda name: source)
+    result = CliRunner().invoke(cli.main, ["fetch", "realesr-general-x4v3", "-o", str(target), "-q"])
+    assert result.exit_code == 0, result.output
+    assert (target / "realesr-general-x4v3.param").is_file()
+
+
 def test_a_read_only_folder_for_the_models_is_one_line_before_any_download(server, tmp_path, monkeypatch):
     # It was a traceback: the kept bytes' cleanup met the read-only file system.
     from test_batch_cli import READ_ONLY, run_read_only
