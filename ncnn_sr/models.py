@@ -299,6 +299,20 @@ def in_model_folder(model: str, folder: str | os.PathLike) -> str:
     return str(Path(folder) / model)
 
 
+def _where_run(text: str, model_path: str | bytes | os.PathLike | None) -> Path | None:
+    """The .param that ``text``, a path ``in_model_folder`` took into the model folder
+    ``model_path``, names where the command runs, if that is a file: what a user who
+    took -n for a path meant. None otherwise."""
+    if model_path is None or Path(text).suffix.lower() in _MODEL_SUFFIXES:
+        return None
+    try:
+        given = Path(text).relative_to(Path(os.fsdecode(model_path)))
+    except ValueError:
+        return None
+    here = given.parent / f"{given.name}.param"
+    return here if not given.is_absolute() and here.is_file() else None
+
+
 def lacks_model(folder: str | os.PathLike, model: object) -> bool:
     """Whether the model folder ``folder`` holds neither file of the model ``model``
     names, so that ``resolve_model`` looks past it to the next folder or the package.
@@ -395,6 +409,11 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
                         raise ModelMissing(*e.pieces, f" ({folder / text} is in a model folder: ",
                                            Option(f"-n {as_path.stem}", f"the name {as_path.stem!r}", everywhere=True),
                                            " runs it)") from None
+            here = _where_run(text, model_path)
+            if here is not None:  # -m models -n mine/x, for mine/x.param where the command runs
+                raise ModelMissing(*e.pieces, f" ({here} is where the command runs: ",
+                                   Option(f"-n {shell_word(str(here))}", f"the path {str(here)!r}", everywhere=True),
+                                   " runs it)") from None
             stem = as_path.stem
             if stem in catalog() or model_name_for(stem) != stem:
                 # -n realesrgan-x4plus.param, the C++ tool's models/ file: the name runs it.

@@ -61,6 +61,28 @@ def test_a_missing_model_by_its_path_names_the_path_once(tmp_path):
     assert error == [f"realesrgan-ncnn-vulkan: error: model nosuch: file {Path('root/sub/nosuch.param')} not found"]
 
 
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+def test_a_model_in_the_m_folder_not_there_names_the_one_where_the_command_runs(tmp_path, cmd):
+    # found by a user audit: -m models -n mine/x (x.param in mine/ where the command ran)
+    # said only "file models/mine/x.param not found", as if no x.param were anywhere.
+    from test_cli import in_place_first_model
+
+    pictures(tmp_path, ["in.png"])
+    (tmp_path / "models").mkdir()
+    (tmp_path / "mine").mkdir()
+    in_place_first_model(tmp_path / "mine")
+    proc = run(cmd, "-i", "in.png", "-o", "out.png", "-m", "models", "-n", "mine/inplace-x2", "-g", "-1",
+               cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and not (tmp_path / "out.png").exists()
+    name = Path(cmd).name
+    meant = Path("mine/inplace-x2.param")
+    assert proc.stderr.splitlines() == [
+        f"{name}: error: model inplace-x2: file {Path('models/mine/inplace-x2.param')} not found ({meant} is where "
+        f"the command runs: -n {meant} runs it)"]
+    run(cmd, "-i", "in.png", "-o", "out.png", "-m", "models", "-n", meant, "-s", "2", "-g", "-1", cwd=tmp_path)
+    assert size_of(tmp_path / "out.png") == (32, 24)
+
+
 # --- the reference's calls, verbatim ---------------------------------------------------
 
 def test_classic_call_default_model_x4(tmp_path):
