@@ -426,7 +426,14 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
         param, bin_ = _pair_in(folder, text)
         # A link that leads nowhere is there too: passed over, it was an "unknown model".
         if os.path.lexists(param) or os.path.lexists(bin_):
-            return _checked_spec(text, param, bin_, entry, source)
+            try:
+                return _checked_spec(text, param, bin_, entry, source)
+            except ModelError as e:
+                if entry is None or entry.download is None or folder != fetched_model_folder():
+                    raise
+                # Fetched by ncnn-sr: not the user's files to mend, as a damaged package's are not.
+                raise e.extended("; ", Option(f"'ncnn-sr fetch {text} --force'", f"fetch_model({text!r}, force=True)",
+                                              everywhere=True), " fetches it again") from None
 
     if entry is not None and entry.package_files is not None:
         folder = package_folder()

@@ -309,6 +309,32 @@ def test_a_fetched_model_broken_since_is_named_with_force_to_mend_it(server, tmp
     assert fetch.fetch_model("realesr-general-x4v3", tmp_path, source=source, force=True).bin_path.stat().st_size > 100
 
 
+def test_a_fetched_model_broken_since_says_how_to_fetch_it_again_where_it_is_run(server, tmp_path, monkeypatch):
+    # found by a user audit: -n realesr-general-x4v3 and 'ncnn-sr models' said only that
+    # its bin was too short, where a damaged package's model says to reinstall it, and
+    # only the list of 'ncnn-sr fetch' said --force.
+    from ncnn_sr.models import resolve_model
+
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    spec = fetch.fetch_model("realesr-general-x4v3", tmp_path / "fetched", source=source)
+    monkeypatch.setenv("NCNN_SR_FETCHED_MODELS", str(tmp_path / "fetched"))
+    spec.bin_path.write_bytes(spec.bin_path.read_bytes()[:100])
+    again = "; 'ncnn-sr fetch realesr-general-x4v3 --force' fetches it again"
+    with pytest.raises(ModelError, match=r"is too short for its \.param .*; fetch_model\('realesr-general-x4v3', "
+                                         r"force=True\) fetches it again$") as caught:
+        resolve_model("realesr-general-x4v3")
+    assert caught.value.said(FlagNames()).endswith(again)
+    spec.bin_path.unlink()
+    with pytest.raises(ModelError) as caught:
+        resolve_model("realesr-general-x4v3")
+    assert caught.value.said(FlagNames()).endswith(f"not found beside {spec.param_path} (fetched models folder "
+                                                   f"{tmp_path / 'fetched'}){again}")
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesr-general-x4v3", "-g", "-1",
+               check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.endswith(f"{again}\n") and not (tmp_path / "out.png").exists()
+
+
 @pytest.mark.parametrize("setting, said", [
     ({"force": "no"}, "force must be True or False, got 'no'"),
     ({"progress": 5}, "progress must be a function of (done, total), or None, got 5"),
