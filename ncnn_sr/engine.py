@@ -618,9 +618,19 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
             except NetFailure:
                 break
         if failed is not None and (len(runs) < 2 or self._whole_upscale(runs[0][1], runs[0][0])):
+            if isinstance(failed, NonFinite):  # from a black picture: the weights' doing
+                raise ModelError(f"{self.spec.said}gave NaN or infinite values for a black {PROBE_SIZE}x{PROBE_SIZE} "
+                                 f"test input on {self._net.device}: {self._weights} are broken, or not those of its "
+                                 ".param")
             raise ModelError(f"{self.spec.said}failed on a {PROBE_SIZE}x{PROBE_SIZE} test input: "
                              f"{failed}") from None
         self._not_whole(*runs[0], *(runs[1] if len(runs) == 2 else (None, 0)))
+
+    @property
+    def _weights(self) -> str:
+        """The weights, as the NaN errors name them: with their .bin where no catalog
+        hash vouches for it."""
+        return "its weights" if self.spec.verified else f"its weights ({self.spec.bin_path})"
 
     def _probe_block(self) -> int:
         """The smallest block (1, 2, 4 ... 32 pixels) whose multiples a custom model
@@ -709,9 +719,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         if isinstance(failure, NonFinite) and not net.device.is_gpu:
             # Halving the tile down to 32 px only to say "the CPU ran out of memory"
             # blamed the wrong thing, after as many runs again.
-            weights = "its weights" if self.spec.verified else f"its weights ({self.spec.bin_path})"
-            raise ModelError(f"{self.spec.said}gave NaN or infinite values on the CPU: {weights} are broken, or "
-                             "not those of its .param")
+            raise ModelError(f"{self.spec.said}gave NaN or infinite values on the CPU: {self._weights} are broken, "
+                             "or not those of its .param")
         with self._lock:
             if self._net is not net:
                 return  # another thread already moved on; retry with its choice

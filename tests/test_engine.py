@@ -505,6 +505,22 @@ def test_custom_model_overflowing_on_the_cpu_is_a_model_error_not_out_of_memory(
     up.close()
 
 
+def test_custom_model_whose_weights_give_nan_on_the_test_input_names_its_bin(tmp_path):
+    # found by a user audit: NaN weights (or another model's bin of the same size) said
+    # "failed on a 32x32 test input: non-finite output on CPU", naming neither file.
+    import struct
+
+    (tmp_path / "nan.bin").write_bytes(struct.pack("<I9f3f", 0, *[float("nan")] * 9, 0, 0, 0))
+    param = tmp_path / "nan.param"
+    param.write_text("7767517\n3 3\nInput data 0 1 data\nConvolution conv 1 1 data c 0=3 1=1 5=1 6=9\n"
+                     "Interp up 1 1 c output 0=1 1=2.0 2=2.0\n")
+    with pytest.raises(ModelError, match=f"^model nan: {re.escape(str(param))} gave NaN or infinite values for a "
+                                         f"black 32x32 test input on CPU: its weights "
+                                         f"\\({re.escape(str(tmp_path / 'nan.bin'))}\\) are broken, or not those "
+                                         "of its .param$"):
+        Upscaler(str(param), device=-1)
+
+
 def test_custom_model_whose_output_is_no_picture_is_a_model_error(tmp_path):
     # A classifier given by mistake: its scores, transposed as a picture, were a bare
     # ValueError and a traceback.
