@@ -402,10 +402,12 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
             return _resolve_path(as_path)
         except ModelMissing as e:
             if as_path.name == text:  # -m models -n mine.param: a path, read where the command runs
-                for folder, _ in model_folders(model_path):
+                for folder, source in model_folders(model_path):
                     if os.path.lexists(folder / text) and text.lower().endswith(".param.bin"):
                         raise ModelError(binary_param(folder / text)) from None
                     if os.path.lexists(folder / text):
+                        # Half a pair there: what -n NAME would say, not that it runs.
+                        _check_pair(as_path.stem, *_pair_in(folder, as_path.stem), source)
                         raise ModelMissing(*e.pieces, f" ({folder / text} is in a model folder: ",
                                            Option(f"-n {as_path.stem}", f"the name {as_path.stem!r}", everywhere=True),
                                            " runs it)") from None

@@ -292,6 +292,20 @@ def test_a_bare_param_name_not_here_but_in_the_model_folder_says_how_to_run_it(t
                                              f"({tmp_path / 'models' / 'mine.param'} is in a model folder: -n mine runs it)"
 
 
+@pytest.mark.parametrize("given, gone", [("mine.param", "mine.bin"), ("mine.bin", "mine.param")])
+def test_a_bare_file_name_in_the_model_folder_without_its_pair_says_what_is_missing(tmp_path, monkeypatch, given,
+                                                                                     gone):
+    # found by a user audit: -m models -n mine.param said "-n mine runs it" of a .param
+    # without its .bin, and -n mine then failed on that.
+    copy_model("realesr-animevideov3-x2", tmp_path / "models", "mine")
+    (tmp_path / "models" / gone).unlink()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelError) as caught:
+        resolve_model(given, "models")
+    assert str(caught.value) == f"model mine: file {Path('models', gone)} not found beside {Path('models', given)} " \
+                                "(model folder models)"
+
+
 @pytest.mark.parametrize("given, name", [("realesrgan-x4plus.param", "realesrgan-x4plus"),
                                          ("models/realesr-animevideov3-x2.bin", "realesr-animevideov3-x2"),
                                          ("realesr-animevideov3.param", "realesr-animevideov3")])
