@@ -368,8 +368,10 @@ def _trial_run(param: Path, scale: int, name: str) -> None:
         with Upscaler(replace(resolve_model(param), name=name), device="cpu") as upscaler:
             measured = upscaler.scale
     except NcnnSrError as e:
-        # A custom model's failure names its .param: here a hidden temporary one.
-        pieces = [piece.replace(f"{param} ", "") if isinstance(piece, str) else piece for piece in e.pieces]
+        # A custom model's failure names its .param and .bin: here a hidden temporary pair.
+        pieces = list(e.pieces)
+        for hidden in (f"{param} ", f" ({param.with_suffix('.bin')})"):
+            pieces = [piece.replace(hidden, "") if isinstance(piece, str) else piece for piece in pieces]
         raise ModelError("the converted model does not run: ", *pieces) from None
     if measured != scale:
         raise ModelError(f"the converted model gives x{measured}, where its architecture says x{scale}")

@@ -916,6 +916,21 @@ def test_a_model_that_fails_its_trial_is_named_by_its_name_not_its_temporary_one
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_model_whose_trial_gives_nan_names_no_hidden_file(tmp_path):
+    # The trial's error names a custom model's files: here the hidden pair it was tried as.
+    import struct
+
+    conv = ("7767517\n3 3\nInput data 0 1 data\nConvolution conv 1 1 data c 0=3 1=1 5=1 6=9\n"
+            "Interp up 1 1 c output 0=1 1=2.0 2=2.0\n")
+    nan = struct.pack("<I9f3f", 0, *[float("nan")] * 9, 0, 0, 0)
+    wrong = replace(convert_weights(random_compact()), param=conv, weights=nan, scale=2)
+    with pytest.raises(ModelError) as refused:
+        write_model(wrong, tmp_path, "m")
+    assert str(refused.value) == "the converted model does not run: model m: gave NaN or infinite values for a black " \
+                                 "32x32 test input on CPU: its weights are broken, or not those of its .param"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_existing_model_is_replaced_only_when_asked(tmp_path):
     write_model(convert_weights(random_compact()), tmp_path, "m")
     with pytest.raises(ModelError, match=r"m.param exists: replace it \(overwrite=True\), or give another name$"):
