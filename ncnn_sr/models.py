@@ -35,7 +35,7 @@ from models_ncnn import CATALOG_PATH
 from .errors import (ModelError, ModelMissing, Option, SettingError, broken_link, describe, file_path, in_one_line,
                      no_path, shell_word, stand_in)
 from .param_file import (binary_param, check_bin_size, check_picture_channels, cpu_bytes_estimate, input_alignment,
-                         parse_param, starts_as_param)
+                         output_scale, parse_param, starts_as_param)
 
 log = logging.getLogger("ncnn_sr")
 
@@ -697,6 +697,16 @@ def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None
 
     # Every catalog model has weights; a custom one may have none (an Interp alone).
     graph = _checked_files(name, param, bin_, source, bin_needed=entry is not None, verify=verify)
+    made = None if entry is None or verified else output_scale(graph, entry.output_blob)
+    if made is not None and made != entry.scale:
+        # No hash to tell (a fetch-only model's): run at the catalog's scale, each
+        # picture failed alike, after the load.
+        why = f"{param} upscales x{made:g}, where {name} is x{entry.scale}"
+        if not custom_if_other:
+            raise ModelError(f"model {name}: {why} (another model so named?); give its .param path to use it as a "
+                             "custom model")
+        log.warning("%s: running it as a custom model", why)
+        entry = None
     alignment = input_alignment(graph)
     if entry is not None:
         return ModelSpec(name, param, bin_, entry.scale, entry.input_blob, entry.output_blob,

@@ -216,36 +216,16 @@ def cpu_bytes_estimate(graph: ParamGraph) -> int | None:
     for i, layer in enumerate(graph.layers):
         p, kind = layer.params, layer.type
         below = [shape.get(b) for b in layer.bottoms]
-        if kind == "Input":
-            c, s = 3.0, 1.0
-        elif None in below or not below:
+        made = _layer_shape(layer, below)
+        if made is None:
             return None
-        elif kind in ("Convolution", "ConvolutionDepthWise"):
-            stride = max(1, int(p.get(3, 1)))
-            c, s = float(p.get(0, 0)), below[0][1] / stride
+        c, s = made
+        if kind == "Convolution":
             k_w = int(p.get(1, 0))
             k_h = int(p.get(11, k_w))
-            if (k_w, k_h) not in ((1, 1), (3, 3)) and not int(p.get(31, 0)) & 32 and kind == "Convolution":
+            if (k_w, k_h) not in ((1, 1), (3, 3)) and not int(p.get(31, 0)) & 32:
                 inputs = int(p.get(6, 0)) / max(1.0, c)  # per output channel, the weights span them all
                 column = max(column, inputs * 4 * below[0][1] ** 2)
-        elif kind == "Deconvolution":
-            c, s = float(p.get(0, 0)), below[0][1] * max(1, int(p.get(3, 1)))
-        elif kind == "Concat" and int(p.get(0, 0)) == 0:
-            c, s = sum(b[0] for b in below), below[0][1]
-        elif kind == "PixelShuffle":
-            r = max(1, int(p.get(0, 1)))
-            c, s = below[0][0] / (r * r), below[0][1] * r
-        elif kind == "Reorg":
-            r = max(1, int(p.get(0, 1)))
-            c, s = below[0][0] * r * r, below[0][1] / r
-        elif kind == "Interp" and not int(p.get(3, 0)) and not int(p.get(4, 0)) and not p.get(5, 0):
-            c, s = below[0][0], below[0][1] * max(float(p.get(1, 1.0)), float(p.get(2, 1.0)))
-        elif kind in _SAME_SHAPE:
-            c, s = below[0]
-        elif kind == "GridSample" and len(below) == 2:  # the input's channels where the grid says
-            c, s = below[0][0], below[1][1]
-        else:
-            return None
         shares = _channel_slices(layer, c) if kind == "Slice" else None
         for top, share in zip(layer.tops, shares or [c] * len(layer.tops)):
             shape[top] = (share, s)
@@ -255,6 +235,48 @@ def cpu_bytes_estimate(graph: ParamGraph) -> int | None:
             if last_use.get(b) == i:
                 live.pop(b, None)
     return int(MEMORY_OVER_LIVE_MAPS * peak + column) or None
+
+
+def _layer_shape(layer: Layer, below: list) -> tuple[float, float] | None:
+    """The channels and the scale against the input of what ``layer`` makes from
+    ``below``, its inputs' (each such a pair, or None where not worked out); None
+    where it is not worked out here."""
+    p, kind = layer.params, layer.type
+    if kind == "Input":
+        return 3.0, 1.0
+    if None in below or not below:
+        return None
+    if kind in ("Convolution", "ConvolutionDepthWise"):
+        return float(p.get(0, 0)), below[0][1] / max(1, int(p.get(3, 1)))
+    if kind == "Deconvolution":
+        return float(p.get(0, 0)), below[0][1] * max(1, int(p.get(3, 1)))
+    if kind == "Concat" and int(p.get(0, 0)) == 0:
+        return sum(b[0] for b in below), below[0][1]
+    if kind == "PixelShuffle":
+        r = max(1, int(p.get(0, 1)))
+        return below[0][0] / (r * r), below[0][1] * r
+    if kind == "Reorg":
+        r = max(1, int(p.get(0, 1)))
+        return below[0][0] * r * r, below[0][1] / r
+    if kind == "Interp" and not int(p.get(3, 0)) and not int(p.get(4, 0)) and not p.get(5, 0):
+        return below[0][0], below[0][1] * max(float(p.get(1, 1.0)), float(p.get(2, 1.0)))
+    if kind in _SAME_SHAPE:
+        return below[0]
+    if kind == "GridSample" and len(below) == 2:  # the input's channels where the grid says
+        return below[0][0], below[1][1]
+    return None
+
+
+def output_scale(graph: ParamGraph, output_blob: str) -> float | None:
+    """The scale of ``output_blob`` against the input picture, as the layers' own
+    numbers give it; None where a layer's is not worked out here. Nothing is run."""
+    shape: dict[str, tuple[float, float]] = {}
+    for layer in graph.layers:
+        made = _layer_shape(layer, [shape.get(b) for b in layer.bottoms])
+        for top in layer.tops:
+            if made is not None:
+                shape[top] = made
+    return shape[output_blob][1] if output_blob in shape else None
 
 
 def _channel_slices(layer: Layer, channels: float) -> list[float] | None:

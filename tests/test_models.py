@@ -184,6 +184,23 @@ def test_a_model_given_by_path_with_a_catalog_name_and_other_weights_is_a_custom
     assert resolve_model(untouched).verified
 
 
+def test_a_catalog_name_without_a_hash_whose_files_upscale_otherwise_is_refused_as_it_loads(tmp_path, caplog):
+    # found by a user audit: an x4 model saved as realesrgan-x2plus (a fetch-only model,
+    # which the catalog pins no hash of) ran at the catalog's x2 and failed each picture
+    # alike, after loading: "in.png: model realesrgan-x2plus: ... gave 128x96 for a box
+    # of 32x24: its scale is not 2", a folder of them one by one.
+    param, _ = copy_model("realesr-animevideov3-x4", tmp_path, "realesrgan-x2plus")
+    with pytest.raises(ModelError) as refused:
+        resolve_model("realesrgan-x2plus", tmp_path)
+    assert str(refused.value) == f"model realesrgan-x2plus: {param} upscales x4, where realesrgan-x2plus is x2 " \
+                                 "(another model so named?); give its .param path to use it as a custom model"
+    spec = resolve_model(param)  # the path says "this one", as for other weights
+    assert not spec.verified and spec.scale is None
+    assert f"{param} upscales x4, where realesrgan-x2plus is x2: running it as a custom model" in caplog.text
+    same, _ = copy_model("realesrgan-x4plus", tmp_path / "x4", "realesrnet-x4plus")  # one network, other weights
+    assert resolve_model("realesrnet-x4plus", tmp_path / "x4").scale == 4
+
+
 # Each names the .bin: "the .bin file" alone left open which copy, of the -m folder's,
 # NCNN_SR_MODEL_PATH's, the fetched models' and the package's.
 def test_truncated_bin_is_a_clear_error(tmp_path):
