@@ -4,9 +4,11 @@ this user gets."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -86,19 +88,20 @@ def write_protected(path: Path) -> bool:
     return path.is_file() and not os.access(path, os.W_OK, effective_ids=_EFFECTIVE)
 
 
-def write_target(path: str | os.PathLike) -> Path:
+def write_target(path: str | os.PathLike, pipe: bool = False) -> Path:
     """The file a write to ``path`` by renaming over it should replace: the file a
     link points to (renamed over, the link itself would become a plain file), else
     ``path``. InputError for a device, FIFO or folder there, which renaming would
     replace rather than write to (as root, -o /dev/null.png made /dev/null a file),
-    and for a file this user may not write."""
+    and for a file this user may not write. ``pipe``: a FIFO is taken, to be written
+    into (``atomic_write``)."""
     target = Path(path)
     try:
         if target.is_symlink():
             if not target.exists() and link_loops(target):  # realpath stops in the loop: the link was replaced
                 raise InputError(f"cannot write {os.fspath(path)}: it is {broken_link(target)}")
             target = Path(os.path.realpath(target))
-        regular = target.is_file() or not target.exists()
+        regular = target.is_file() or not target.exists() or pipe and is_fifo(target)
         folder = target.is_dir()
         protected = write_protected(target)
     except OSError as e:  # a name too long for the file system, say
@@ -114,6 +117,26 @@ def write_target(path: str | os.PathLike) -> Path:
         raise InputError(f"cannot write {os.fspath(path)}: it is write-protected (read-only): make it writable "
                          "to replace it")
     return target
+
+
+def is_fifo(path: Path) -> bool:
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _reader_of(target: Path, named) -> int:
+    """The FIFO ``target`` opened to write, as a descriptor that blocks; opened without
+    blocking, so that one nothing reads is refused: the write would wait for ever."""
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ENXIO:
+            raise InputError(f"cannot write {named}: it is a pipe (FIFO) that nothing reads") from None
+        raise cannot_write(named, e) from None
+    os.set_blocking(fd, True)
+    return fd
 
 
 def file_in_the_way(path: str | os.PathLike) -> Path | None:
@@ -170,21 +193,26 @@ def temp_stem(name: str, folder: str | os.PathLike | None = None) -> str:
 
 
 def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | None = None,
-                 mode: int | None = None) -> None:
+                 mode: int | None = None, pipe: bool = False) -> None:
     """``encode(binary file)`` writes ``path`` whole or not at all: into a hidden
     temporary file beside it (beside what a link points to), renamed over it once
     complete, with ``mode`` (default ``mode_for(path)``). Failures to write are
     InputErrors naming the file (``shown`` where the caller's own path is a temporary
-    one the user never asked for)."""
-    target = write_target(path)
+    one the user never asked for). ``pipe``: a FIFO there gets the complete file's
+    bytes, as a shell's > writes into it; one that nothing reads is refused."""
+    target = write_target(path, pipe)
     named = target if shown is None else shown
     folder = target.parent
     mode = mode_for(target) if mode is None else mode
-    tmp = None
+    tmp = reader = None
     try:
+        if pipe and is_fifo(target):
+            reader = _reader_of(target, named)  # before the work: nothing is made for a FIFO nothing reads
         with HeldInterrupts(ctrl_c_signals()):  # see _make_a_file
             fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(target.name, folder)}.", suffix=".part", dir=folder)
     except BaseException as e:
+        if reader is not None:
+            os.close(reader)  # its reader sees the end
         if tmp is not None:  # made, and a Ctrl-C came meanwhile
             os.close(fd)
             os.unlink(tmp)
@@ -198,11 +226,18 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
             raise cannot_write(named, e) from None
         raise
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "w+b") as f:
             encode(_PythonWrites(f))
-            if hasattr(os, "fchmod"):  # Windows before Python 3.13 has none (nor modes past read-only)
+            if reader is not None:
+                f.seek(0)
+                with open(reader, "wb", closefd=False) as into:
+                    shutil.copyfileobj(f, into)
+            elif hasattr(os, "fchmod"):  # Windows before Python 3.13 has none (nor modes past read-only)
                 os.fchmod(f.fileno(), mode)
-        os.replace(tmp, target)
+        if reader is None:
+            os.replace(tmp, target)
+        else:
+            os.unlink(tmp)
     except BaseException as e:
         try:
             os.unlink(tmp)
@@ -211,6 +246,9 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
         if isinstance(e, OSError) and not isinstance(e, InputError):
             raise cannot_write(named, e) from None
         raise
+    finally:
+        if reader is not None:
+            os.close(reader)
 
 
 def make_folder(folder: Path) -> None:

@@ -884,7 +884,7 @@ def promised_write(path: str, encode: Callable, need: int, what: str, beside: st
     # writers in other threads take their share of it at the same time.
     with budget.WRITERS.promise(need, refusal):
         try:
-            atomic_write(path, encode)
+            atomic_write(path, encode, pipe=True)  # a FIFO among the outputs gets its picture
         except MemoryError:  # the temporary file is gone: atomic_write removes it on any failure
             raise InputError(f"{path}: not enough memory to write {what} (about {need / 2**30:.1f} GB beside "
                              f"{beside})") from None

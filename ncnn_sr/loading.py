@@ -287,7 +287,7 @@ class Loading:
         photo on the CPU."""
         try:
             check_reachable(item.target, file=True)  # a file where -r mirrors a sub-folder, say
-            write_target(item.target)
+            write_target(item.target, pipe=True)
             self._check_folder(item)  # a read-only sub-folder -r mirrors into, say
         except NcnnSrError as e:
             item.error = e.said(self._flags)

@@ -2180,11 +2180,24 @@ def test_a_link_that_points_at_itself_is_refused_not_replaced_by_a_file(tmp_path
     assert link.is_symlink() and os.listdir(tmp_path) == ["out.png"]
 
 
-def test_a_fifo_or_a_device_is_not_replaced_by_a_file(tmp_path):
+def test_a_fifo_is_written_into_not_replaced_by_a_file(tmp_path):
     fifo = tmp_path / "out.png"
     os.mkfifo(fifo)
-    with pytest.raises(InputError, match="not a regular file"):
+    # Nothing reads it: opened to write, it would wait for ever.
+    with pytest.raises(InputError, match=r"out\.png: it is a pipe \(FIFO\) that nothing reads$"):
         write_image(fifo, np.zeros((4, 4, 3), np.uint8))
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(os.listdir(tmp_path)) == ["out.png"]
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    while not got and reader.is_alive():  # until the reader waits on the pipe
+        try:
+            write_image(fifo, picture(4, 5))
+            break
+        except InputError:
+            time.sleep(0.01)
+    reader.join(10)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(got[0]))), picture(4, 5))
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and sorted(os.listdir(tmp_path)) == ["out.png"]
 
 

@@ -180,6 +180,57 @@ def test_the_drop_in_refuses_a_fifo_named_as_no_picture_as_the_reference_does(tm
     assert got == [b""]
 
 
+def _folder_run(tmp_path, drop_in: bool, fifo: str | None):
+    """The pictures a, b and c of a folder upscaled into the folder out, where ``fifo``
+    (of out) is a FIFO read as the run goes, else nothing: the run, what the reader
+    got, and the folder's names."""
+    (tmp_path / "pics").mkdir(exist_ok=True)
+    for i, name in enumerate("abc"):
+        Image.fromarray(picture(6, 8, seed=i)).save(tmp_path / "pics" / f"{name}.png")
+    out = tmp_path / ("into" if fifo else "out")
+    out.mkdir()
+    cmd = [DROPIN, *FAST] if drop_in else [CMD, *FAST]
+
+    def run():
+        return subprocess.run([*cmd, "-i", "pics", "-o", out.name], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=120)
+
+    proc, got = _read_during(out / fifo, run) if fifo else (run(), [])
+    return proc, got, sorted(os.listdir(out))
+
+
+@pytest.mark.parametrize("drop_in", [False, True])
+def test_a_fifo_in_the_output_folder_gets_its_picture_as_a_file_there_would(drop_in, tmp_path):
+    # The reference fopens out/b.png and writes into it, as both write a FIFO given as
+    # -o; it was refused per picture ('cannot write out/b.png: not a regular file').
+    proc, got, names = _folder_run(tmp_path, drop_in, "b.png")
+    assert proc.returncode == 0, proc.stderr
+    assert names == ["a.png", "b.png", "c.png"] and (tmp_path / "into" / "b.png").is_fifo()
+    assert _folder_run(tmp_path, drop_in, None)[0].returncode == 0
+    assert got == [(tmp_path / "out" / "b.png").read_bytes()]
+    assert (tmp_path / "into" / "a.png").read_bytes() == (tmp_path / "out" / "a.png").read_bytes()
+
+
+@pytest.mark.parametrize("drop_in", [False, True])
+def test_a_fifo_in_the_output_folder_that_nothing_reads_fails_its_picture_without_waiting(drop_in, tmp_path):
+    # Opened to write, a FIFO waits for a reader: the run would wait for ever.
+    (tmp_path / "kept").mkdir()
+    os.mkfifo(tmp_path / "kept" / "b.png")
+    (tmp_path / "pics").mkdir()
+    for i, name in enumerate("abc"):
+        Image.fromarray(picture(6, 8, seed=i)).save(tmp_path / "pics" / f"{name}.png")
+    cmd = [DROPIN, *FAST] if drop_in else [CMD, *FAST]
+    proc = subprocess.run([*cmd, "-i", "pics", "-o", "kept"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=60)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if ": error: " in line]
+    fifo = os.path.join("kept", "b.png")
+    assert len(errors) == 1 and errors[0].endswith(f"cannot write {fifo}: it is a pipe (FIFO) that nothing reads"), \
+        proc.stderr
+    assert sorted(os.listdir(tmp_path / "kept")) == ["a.png", "b.png", "c.png"]
+    assert (tmp_path / "kept" / "b.png").is_fifo()
+
+
 def test_the_drop_in_writes_a_video_into_a_fifo_as_ncnn_sr_video_does(tmp_path):
     # It refused the pipe ('cannot write out.mkv: not a regular file'), where ncnn-sr
     # video -o >(...) and the drop-in's picture into a FIFO write into it.
