@@ -1056,6 +1056,22 @@ def test_ctrl_c_while_the_command_loads_is_one_line_and_status_130(loading, tmp_
     assert proc.returncode == 130 and proc.stderr == "ncnn-sr: interrupted\n"
 
 
+@pytest.mark.parametrize("script", [os.path.join("bin", "ncnn-sr"), os.path.join("bin", "realesrgan-ncnn-vulkan.exe"),
+                                    os.path.join("ncnn_sr", "__main__.py")])
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_as_the_entry_point_itself_loads_is_one_line_and_status_130(script, sig, tmp_path):
+    # 0.04-0.085 s into a start (2 busy cores), before its handlers were set: Python's
+    # own Ctrl-C handler printed a traceback (status -2), SIGTERM killed it (-15).
+    prog = os.path.basename(script).split(".")[0].replace("__main__", "ncnn-sr")
+    lands = (f"import os, signal, sys\nsys.argv = [{script!r}, '--version']\n"
+             "class Land:\n    def find_spec(self, name, path=None, target=None):\n"
+             f"        if name == 'ncnn_sr.signals':\n            os.kill(os.getpid(), signal.{sig})\n"
+             "sys.meta_path.insert(0, Land())\n"
+             f"from ncnn_sr.entry import {prog.replace('-', '_')} as main\nmain()\n")
+    proc = subprocess.run([sys.executable, "-c", lands], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr, proc.stdout) == (130, f"{prog}: interrupted\n", "")
+
+
 def test_ctrl_c_while_click_reads_the_arguments_is_one_line_and_status_130(tmp_path):
     # click's own answer was "Aborted!" and status 1.
     proc = run_entry(tmp_path, "import click\n@click.command()\ndef main():\n    raise KeyboardInterrupt\n")
