@@ -324,7 +324,7 @@ def check_folder(folder: str | os.PathLike) -> None:
     in its way, or a folder no file can be made in, failed a model's fetch or
     conversion only after its download or its work. Nothing is left made."""
     folder = Path(folder)
-    said = f"cannot write in {folder}"
+    said = f"cannot write into {folder}"
     there = next(p for p in (folder, *folder.parents) if _present(p, said))  # the root is there
     if not there.is_dir():
         what = broken_link(there) if there.is_symlink() and not there.exists() else "a file, not a folder"

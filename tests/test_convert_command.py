@@ -270,7 +270,7 @@ def test_a_read_only_output_folder_is_one_line_and_leaves_nothing(tmp_path):
     out = tmp_path / "models"
     proc = run_read_only(out, [CMD, "convert", "-i", str(source), "-o", str(out)])
     assert proc.returncode == 1
-    assert proc.stderr == f"ncnn-sr: error: cannot write in {out}: {READ_ONLY}\n"
+    assert proc.stderr == f"ncnn-sr: error: cannot write into {out}: {READ_ONLY}\n"
     assert list(out.iterdir()) == []
     # The library's write_model too: an InputError naming the file, not an OSError.
     proc = library_in_read_only(out, "from ncnn_sr import convert_weights, read_weights, write_model",
@@ -310,7 +310,7 @@ def test_weights_in_a_read_only_folder_and_no_output_folder_say_to_give_one(tmp_
     source = weights_file(shelf)
     proc = run_read_only(shelf, [CMD, "convert", "-i", str(source)])
     assert proc.returncode == 1
-    assert proc.stderr == f"ncnn-sr: error: cannot write in {shelf}: {READ_ONLY} (-o FOLDER writes the model " \
+    assert proc.stderr == f"ncnn-sr: error: cannot write into {shelf}: {READ_ONLY} (-o FOLDER writes the model " \
                           "elsewhere)\n"
     assert [p.name for p in shelf.iterdir()] == ["4x-Mine.pth"]
 
@@ -327,7 +327,7 @@ def test_a_name_or_folder_too_long_for_the_file_system_is_one_line_and_leaves_no
     for args in (("convert", "-i", source, "-o", folder), ("fetch", "realesr-general-x4v3", "-o", folder)):
         proc = run(*args, check_ok=False)
         assert proc.returncode == 1
-        assert proc.stderr.endswith(f"cannot write in {folder}: File name too long\n")
+        assert proc.stderr.endswith(f"cannot write into {folder}: File name too long\n")
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
 

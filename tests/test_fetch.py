@@ -435,7 +435,7 @@ def test_a_file_where_the_models_go_is_one_line_before_any_download(server, tmp_
         flags = ["-o", where]
     proc = run("fetch", "realesr-general-x4v3", "--url", source.url, *flags, check_ok=False)
     assert proc.returncode == 1 and server.ranges_asked == []
-    assert proc.stderr.startswith(f"ncnn-sr: error: cannot write in {where}: ") and \
+    assert proc.stderr.startswith(f"ncnn-sr: error: cannot write into {where}: ") and \
         proc.stderr.count("\n") == 1, proc.stderr
     assert "is a file" in proc.stderr and (tmp_path / "afile").read_bytes() == b"x"
     assert ("NCNN_SR_FETCHED_MODELS" in proc.stderr) == (given == "environment")  # what to mend
@@ -485,7 +485,7 @@ def test_a_read_only_folder_for_the_models_is_one_line_before_any_download(serve
     monkeypatch.setenv("NCNN_SR_FETCHED_MODELS", str(folder))
     proc = run_read_only(folder, [CMD, "fetch", "realesr-general-x4v3", "--url", source.url])
     assert proc.returncode == 1 and server.ranges_asked == []
-    assert proc.stderr == f"ncnn-sr: error: cannot write in {folder}: {READ_ONLY} (the fetched models folder " \
+    assert proc.stderr == f"ncnn-sr: error: cannot write into {folder}: {READ_ONLY} (the fetched models folder " \
                           "NCNN_SR_FETCHED_MODELS names)\n"
     assert os.listdir(folder) == []
 
@@ -569,19 +569,19 @@ def test_a_download_into_a_read_only_folder_is_one_line(server, tmp_path):
     out = tmp_path / "out"
     proc = run_read_only(out, [CMD, "convert", "-i", server.url("/m.pth"), "-o", str(out)])
     assert proc.returncode == 1 and server.ranges_asked == []
-    assert proc.stderr == f"ncnn-sr: error: cannot write in {out}: {READ_ONLY}\n"
+    assert proc.stderr == f"ncnn-sr: error: cannot write into {out}: {READ_ONLY}\n"
     assert list(out.iterdir()) == []
     # The library's download() too: an InputError, said before the server is asked
     # (it was asked first), as the command says it.
     proc = library_in_read_only(out, "from ncnn_sr.download import Source, download",
                                 f"download(Source({server.url('/m.pth')!r}), {str(out / 'm.pth')!r})")
-    assert proc.stderr == f"refused: cannot write in {out}: {READ_ONLY}\n"
+    assert proc.stderr == f"refused: cannot write into {out}: {READ_ONLY}\n"
     assert list(out.iterdir()) == [] and server.ranges_asked == []
 
 
 @pytest.mark.parametrize("target, said", [
     ("no/f.bin", "cannot write {t}/no/f.bin: there is no folder {t}/no"),
-    ("afile/f.bin", "cannot write in {t}/afile: it is a file, not a folder"),
+    ("afile/f.bin", "cannot write into {t}/afile: it is a file, not a folder"),
     ("dir", "cannot write {t}/dir: a folder of that name is there"),
 ])
 def test_a_download_that_cannot_be_written_is_refused_before_the_server_is_asked(server, tmp_path, target, said):

@@ -211,7 +211,7 @@ def test_a_pipeline_runs_again_into_a_folder_that_became_writable(tmp_path, cpu_
     real = loading_mod.check_writable
 
     def refused(folder):
-        raise InputError(f"cannot write in {folder}: read-only")
+        raise InputError(f"cannot write into {folder}: read-only")
 
     monkeypatch.setattr(loading_mod, "check_writable", refused)
     p = Pipeline([cpu_lane])

@@ -340,7 +340,7 @@ def test_a_video_into_a_read_only_folder_is_one_line_before_a_model_loads(folder
     proc = run_read_only(out, [NCNN_SR, "video", "-i", tmp_path / "in" / ("" if folder_run else "a.mp4"), "-o",
                                out / ("" if folder_run else "a.mp4"), "-n", "no-such-model", "-s", "2", "-g", "-1"])
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [f"ncnn-sr: error: cannot write in {out}: {READ_ONLY}"]
+    assert proc.stderr.strip().splitlines() == [f"ncnn-sr: error: cannot write into {out}: {READ_ONLY}"]
 
 
 def test_a_video_onto_a_full_disk_is_one_line_before_a_model_loads(tmp_path):
@@ -356,7 +356,7 @@ def test_a_video_onto_a_full_disk_is_one_line_before_a_model_loads(tmp_path):
                                          f'ls -A "{disk}" >&2; exit $status')
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [f"ncnn-sr: error: cannot write in {disk}: No space left on device",
+    assert proc.stderr.strip().splitlines() == [f"ncnn-sr: error: cannot write into {disk}: No space left on device",
                                                 "fill"]
 
 
