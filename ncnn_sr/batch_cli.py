@@ -25,7 +25,7 @@ from .console import FrameProgress, Progress, TileBar, echo, stream_aliases, til
 from .engine import Upscaler
 from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, os_reason,
                      shell_word, write_error_type)
-from .files import check_folder, check_writable, make_folder
+from .files import check_folder, check_writable, is_fifo, make_folder, reader_of
 from .flags import REFERENCE_JOBS, RunOptions
 from .images import frame_count, one_size, output_format
 from .jobs import (OutputIsInput, Plan, check_reachable, existing_output, has_sub_folders, plan_jobs, plan_videos,
@@ -36,6 +36,7 @@ from .models import known_scale, lacks_model, resolve_model
 from .outcomes import Outcome, Summary, skipped_outcomes
 from .pipeline import Pipeline
 from .repeats import Repeats
+from .streams import VideoOutput
 from .typed_numbers import whole_number
 from .video_options import VIDEO_CONTAINERS, is_video_path
 from .workers import Cancelled
@@ -517,10 +518,17 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
         # A full disk stops a folder's run, as a write to it does (see cannot_write).
         raise write_error_type(e)(f"cannot make the folder of {dst}: {os_reason(e)}") from None
     start = time.monotonic()
+    # A FIFO among the outputs gets the video as it is made, as -o fifo.mp4 does; one
+    # that nothing reads fails it at once, where opening it would wait for ever.
+    piped = VideoOutput(dst, open(reader_of(dst, dst), "wb")) if isinstance(dst, Path) and is_fifo(dst) else None
     try:
-        written = video.upscale_video(src, dst, frames, encode, progress=bar, flags=flags)
+        written = video.upscale_video(src, dst if piped is None else piped, frames, encode, progress=bar,
+                                      flags=flags)
     except UpscalingFailed as e:
         raise e.about(src) from e.error  # the line names the video, as a picture's does
+    finally:
+        if piped is not None:
+            piped.close()
     seconds = time.monotonic() - start
     bar.close()
     reused = f"; {frames.count} repeated the frame before, upscaled once" if frames.count else ""

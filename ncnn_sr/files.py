@@ -126,7 +126,7 @@ def is_fifo(path: Path) -> bool:
         return False
 
 
-def _reader_of(target: Path, named) -> int:
+def reader_of(target: Path, named) -> int:
     """The FIFO ``target`` opened to write, as a descriptor that blocks; opened without
     blocking, so that one nothing reads is refused: the write would wait for ever."""
     try:
@@ -207,7 +207,7 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
     tmp = reader = None
     try:
         if pipe and is_fifo(target):
-            reader = _reader_of(target, named)  # before the work: nothing is made for a FIFO nothing reads
+            reader = reader_of(target, named)  # before the work: nothing is made for a FIFO nothing reads
         with HeldInterrupts(ctrl_c_signals()):  # see _make_a_file
             fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(target.name, folder)}.", suffix=".part", dir=folder)
     except BaseException as e:

@@ -412,9 +412,9 @@ class VideoOutput:
     InputErrors naming the stream. Standard output redirected to a file is written
     from where it stood, and gone back in to finish the video (its duration, its
     index), unless the file is written at its end (``>> f``), where a write cannot go
-    back."""
+    back. ``file``: the stream opened already (a FIFO opened once a reader was found)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, file=None):
         self._stream = _standard(os.fspath(path), False)
         self.words = shown(self._stream, reading=False)
         asked = os.path.splitext(self._stream)[1].lower()  # none for -, /dev/stdout, /dev/fd/63
@@ -422,9 +422,10 @@ class VideoOutput:
         self.suffix = asked if asked in STREAMED else ".mkv"
         self.name = f"output{self.suffix}"
         self.format, self.options, self.kind = STREAMED[self.suffix]
-        _refuse_terminal(self._stream, False)
+        if file is None:
+            _refuse_terminal(self._stream, False)
         try:
-            self.file = sys.stdout.buffer if self._stream == STDIO else _open_output(self._stream)
+            self.file = file or (sys.stdout.buffer if self._stream == STDIO else _open_output(self._stream))
         except OSError as e:
             raise InputError(f"cannot write {self.words}: {e.strerror or e}") from None
         self._origin = None if _appends(self.file) else _file_start(self.file)  # None: one way

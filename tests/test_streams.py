@@ -231,6 +231,30 @@ def test_a_fifo_in_the_output_folder_that_nothing_reads_fails_its_picture_withou
     assert (tmp_path / "kept" / "b.png").is_fifo()
 
 
+def test_a_fifo_in_a_video_folder_run_gets_its_video_as_it_is_made(tmp_path):
+    # As -o fifo.mp4 gets it, and a picture folder's FIFO its picture; it was refused
+    # ('cannot write out/b.mp4: not a regular file') and its reader waited for ever.
+    (tmp_path / "clips").mkdir()
+    for name in "abc":
+        make_clip(tmp_path / "clips" / f"{name}.mp4", frames=3, width=16, height=12)
+    (tmp_path / "out").mkdir()
+    proc, got = _read_during(tmp_path / "out" / "b.mp4",
+                             lambda: video_command("-i", tmp_path / "clips", "-o", tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    frames, size, kinds = decoded(got[0])
+    assert len(frames) == 3 and size == (32, 24) and kinds == ["video", "audio"]
+    assert f"wrote {tmp_path / 'out' / 'b.mp4'}: 3 frames" in proc.stderr.decode()
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.mp4", "b.mp4", "c.mp4"] and (tmp_path / "out" / "b.mp4").is_fifo()
+    # Nothing reads it: the video fails at once, the others are written.
+    for name in "ac":
+        (tmp_path / "out" / f"{name}.mp4").unlink()
+    proc = video_command("-i", tmp_path / "clips", "-o", tmp_path / "out")
+    errors = [line for line in proc.stderr.decode().splitlines() if ": error: " in line]
+    assert proc.returncode == 1 and errors == [
+        f"ncnn-sr: error: cannot write {tmp_path / 'out' / 'b.mp4'}: it is a pipe (FIFO) that nothing reads"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.mp4", "b.mp4", "c.mp4"]
+
+
 def test_the_drop_in_writes_a_video_into_a_fifo_as_ncnn_sr_video_does(tmp_path):
     # It refused the pipe ('cannot write out.mkv: not a regular file'), where ncnn-sr
     # video -o >(...) and the drop-in's picture into a FIFO write into it.
