@@ -226,6 +226,11 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
             raise cannot_write(named, e) from None
         raise
     try:
+        if reader is not None:
+            # Read back through its descriptor alone: a write into a pipe waits on its
+            # reader, which a Ctrl-C does not wait for (the pipeline), and the process's
+            # hard exit then left the file behind.
+            os.unlink(tmp)
         with os.fdopen(fd, "w+b") as f:
             encode(_PythonWrites(f))
             if reader is not None:
@@ -236,8 +241,6 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
                 os.fchmod(f.fileno(), mode)
         if reader is None:
             os.replace(tmp, target)
-        else:
-            os.unlink(tmp)
     except BaseException as e:
         try:
             os.unlink(tmp)

@@ -36,6 +36,7 @@ from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .failover import Failover, tried
+from .files import is_fifo
 from .fixed import Fixed, FixedArguments
 from .images import checked_quality, write_image
 from .jobs import Job, Plan
@@ -505,15 +506,19 @@ class Pipeline(Loading, Failover, FixedArguments):
             item = to_save.get()
             if item is STOP:
                 return
+            # A FIFO's reader may never read what is written into it (a paused player):
+            # a Ctrl-C does not wait for that save, which leaves no file (atomic_write).
+            piped = is_fifo(item.target)
             with self._report_lock:
                 saving = not self._cancel.is_set()
-                self._saving += saving
+                self._saving += saving and not piped
             try:
                 if saving:
-                    self._save_one(item)
+                    with self._unwaitable() if piped else contextlib.nullcontext():
+                        self._save_one(item)
             finally:
                 with self._report_lock:
-                    self._saving -= saving
+                    self._saving -= saving and not piped
                 item.pixels = item.animation = None
                 self._budget.give(item.reserved)
                 if item.held:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import pty
+import select
+import signal
 import subprocess
 import threading
 
@@ -229,6 +231,31 @@ def test_a_fifo_in_the_output_folder_that_nothing_reads_fails_its_picture_withou
         proc.stderr
     assert sorted(os.listdir(tmp_path / "kept")) == ["a.png", "b.png", "c.png"]
     assert (tmp_path / "kept" / "b.png").is_fifo()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_as_a_fifo_in_the_output_folder_waits_on_its_reader_ends_the_run(sig, tmp_path):
+    # A save under way is waited for on Ctrl-C, to leave no file half-written: one into
+    # a FIFO whose reader stopped reading (a paused player) was waited for until the
+    # reader went, for ever where it never did.
+    (tmp_path / "pics").mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (160, 200, 3), dtype=np.uint8)  # 0.4 MB as a PNG, x2
+    Image.fromarray(noise).save(tmp_path / "pics" / "b.png")
+    (tmp_path / "out").mkdir()
+    os.mkfifo(tmp_path / "out" / "b.png")
+    proc = subprocess.Popen([CMD, "-i", "pics", "-o", "out", *FAST], stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    reader = os.open(tmp_path / "out" / "b.png", os.O_RDONLY)  # and reads nothing once the pipe holds some
+    try:
+        assert select.select([reader], [], [], 120)[0], "nothing was written into the FIFO"
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+        os.close(reader)
+    assert proc.returncode == 130, err
+    said = [line for line in err.splitlines() if "ETA" not in line]
+    assert said == ["ncnn-sr: interrupted: 0 upscaled, 0 skipped, 0 failed, 1 not done; no partial files were left"]
+    assert os.listdir(tmp_path / "out") == ["b.png"] and (tmp_path / "out" / "b.png").is_fifo()
 
 
 def test_a_fifo_in_a_video_folder_run_gets_its_video_as_it_is_made(tmp_path):
