@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +36,7 @@ from .models import known_scale, lacks_model, resolve_model
 from .outcomes import Outcome, Summary, skipped_outcomes
 from .pipeline import Pipeline
 from .repeats import Repeats
-from .streams import VideoOutput
+from .streams import OutputPipe, VideoOutput
 from .typed_numbers import whole_number
 from .video_options import VIDEO_CONTAINERS, is_video_path
 from .workers import Cancelled
@@ -556,8 +556,10 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     failed_everywhere = 0  # videos in a row, none done between, failed on every device in service
     out: set[int] = set()  # ordered_map's devices out for good, across the videos
     bar = None
+    pipes: dict[Path, OutputPipe] = {}  # see _RunState.pipes
     try:
         jobs = plan_videos(opts.input, opts.output, encode, opts.recursive, opts.output_folder)
+        pipes = {dst: OutputPipe(dst) for _, dst in jobs if is_fifo(dst)}
         if not all(opts.skip_existing and dst.exists() for _, dst in jobs):
             check_folder(opts.output)
         else:
@@ -605,9 +607,12 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                 continue
             done += 1
             failed_everywhere = 0
+            if dst in pipes:
+                pipes[dst].reached = True
             if not opts.quiet:
                 echo(f"{prog}: {line}")
     except KeyboardInterrupt:
+        _end_pipes(pipes)
         _stop_interrupted(bar, f"{prog}: interrupted: {_videos(done)} upscaled, {skipped} skipped, {failed} "
                                "failed; no partial files were left")
     except (NcnnSrError, OSError) as e:
@@ -615,10 +620,19 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
             raise
         _say_failed(prog, bar, e, flags)
         return EXIT_FAILED
+    finally:
+        _end_pipes(pipes)
     if not opts.quiet:
         echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped{_failed(failed, opts)} in "
              f"{time.monotonic() - began:.1f} s")
     return EXIT_FAILED if failed else 0
+
+
+def _end_pipes(pipes: dict[Path, OutputPipe]) -> None:
+    """Each FIFO among a folder's outputs that got nothing ended for its reader, which
+    waited for ever on an output that failed or was not done."""
+    for pipe in pipes.values():
+        pipe.close()
 
 
 # How many videos in a row, none done between, may fail on every device in service
@@ -689,8 +703,15 @@ class _RunState:
     progress: Progress | None = None
     tiles: TileBar | None = None
     new_folder: Path | None = None
+    # FIFOs among a folder's outputs, until their picture is written into them.
+    pipes: dict[Path, OutputPipe] = field(default_factory=dict)
+
+    def written(self, outcome: Outcome) -> None:
+        if outcome.status == "ok" and outcome.output in self.pipes:
+            self.pipes[outcome.output].reached = True
 
     def close(self) -> None:
+        _end_pipes(self.pipes)
         if self.progress is not None:
             self.progress.close()
         if self.tiles is not None:
@@ -783,9 +804,14 @@ def _upscale_all(prog: str, opts: RunOptions, out_folder: Path, flags: FlagNames
     _say_lanes(opts, lanes)
     progress = state.progress = _run_progress(prog, opts, plan)
     on_tile = _on_tile(prog, opts, count, state)
+
+    def on_outcome(outcome: Outcome) -> None:
+        state.written(outcome)
+        progress(outcome)
+
     pipeline = Pipeline(lanes, load, save, scale=opts.scale, width=opts.width, height=opts.height,
                         quality=opts.quality, metadata=opts.metadata, skip_existing=opts.skip_existing,
-                        on_outcome=progress, keep_opaque_alpha=opts.keep_opaque_alpha,
+                        on_outcome=on_outcome, keep_opaque_alpha=opts.keep_opaque_alpha,
                         drop_oversized_exif=opts.drop_oversized_exif, animate=opts.animate, on_tile=on_tile,
                         flags=flags)
     progress.stopped = lambda: pipeline.stopped
@@ -824,6 +850,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
     state = _RunState()
     try:
         state.plan = plan = _plan(opts, flags)
+        if plan.folder_mode:
+            state.pipes = {job.target: OutputPipe(job.target) for job in plan.jobs if is_fifo(job.target)}
         _say_plan(prog, plan)
         if not plan.jobs and opts.empty_folder_ok and not plan.unlisted:
             log.warning(f"{opts.input}: no pictures found: nothing to do")

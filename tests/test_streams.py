@@ -233,6 +233,24 @@ def test_a_fifo_in_the_output_folder_that_nothing_reads_fails_its_picture_withou
     assert (tmp_path / "kept" / "b.png").is_fifo()
 
 
+@pytest.mark.parametrize("drop_in", [False, True])
+def test_a_fifo_in_the_output_folder_of_a_picture_that_failed_is_ended_for_its_reader(drop_in, tmp_path):
+    # As a FIFO given as -o is (c7fc06a): its reader (cat out/b.png > b.png) waited for
+    # ever for a writer that never came.
+    (tmp_path / "pics").mkdir()
+    Image.fromarray(picture(6, 8)).save(tmp_path / "pics" / "a.png")
+    (tmp_path / "pics" / "b.png").write_text("not a picture")
+    (tmp_path / "out").mkdir()
+    cmd = [DROPIN, *FAST] if drop_in else [CMD, *FAST]
+    proc, got = _read_during(tmp_path / "out" / "b.png", lambda: subprocess.run(
+        [*cmd, "-i", "pics", "-o", "out"], capture_output=True, text=True, cwd=tmp_path, timeout=120))
+    ended = list(got)
+    if not ended:
+        os.close(os.open(tmp_path / "out" / "b.png", os.O_WRONLY | os.O_NONBLOCK))  # let the reader go
+    assert ended == [b""] and proc.returncode == 1 and "b.png" in proc.stderr, proc.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "b.png"]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_stop_signal_as_a_fifo_in_the_output_folder_waits_on_its_reader_ends_the_run(sig, tmp_path):
     # A save under way is waited for on Ctrl-C, to leave no file half-written: one into
@@ -280,6 +298,15 @@ def test_a_fifo_in_a_video_folder_run_gets_its_video_as_it_is_made(tmp_path):
     assert proc.returncode == 1 and errors == [
         f"ncnn-sr: error: cannot write {tmp_path / 'out' / 'b.mp4'}: it is a pipe (FIFO) that nothing reads"]
     assert sorted(os.listdir(tmp_path / "out")) == ["a.mp4", "b.mp4", "c.mp4"]
+    # A video that fails: its reader sees the end, as a picture's does.
+    (tmp_path / "clips" / "b.mp4").write_bytes(b"not a video")
+    (tmp_path / "out" / "b.mp4").unlink()
+    proc, got = _read_during(tmp_path / "out" / "b.mp4", lambda: video_command("-i", tmp_path / "clips", "-o",
+                                                                                tmp_path / "out"))
+    ended = list(got)
+    if not ended:
+        os.close(os.open(tmp_path / "out" / "b.mp4", os.O_WRONLY | os.O_NONBLOCK))  # let the reader go
+    assert ended == [b""] and proc.returncode == 1
 
 
 def test_the_drop_in_writes_a_video_into_a_fifo_as_ncnn_sr_video_does(tmp_path):
