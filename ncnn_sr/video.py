@@ -1136,8 +1136,13 @@ class _Spacing:
         return self.high is not None and self.high - self.low > self.tolerance
 
 
+# Encoders whose stream states the encoder's time base as its frame rate unless told
+# the rate is constant.
+STATED_RATE_FROM_TICK = ("libx264", "libx264rgb")
+
+
 def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fraction, colour: ColourTags,
-               variable: bool = False):
+               variable: bool = False, steady: bool = False):
     source_rate = _source_rate(video_in)
     rate = options.fps or source_rate
     stream = out.add_stream(codec, rate=rate)
@@ -1189,6 +1194,12 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
         # frames, and the track ended at the last decoded frame's, short of the last
         # shown (1.14 s of frames read as 1.01 s). Without them the order is the same.
         opts["bf"] = "0"
+    if steady and codec in STATED_RATE_FROM_TICK:
+        # x264 states the time base as the rate in its VUI unless told the rate is
+        # constant: the input's tick, 12800 fps for 25 (an mp4's 1/12800), 24000 for
+        # 23.976, which a reader of the stream copied out bare (mkvmerge, MP4Box) took.
+        # The frames keep their times; a variable rate keeps the tick (fixed_frame_rate 0).
+        opts = _merged(opts, {"x264-params": "force-cfr=1"})
     stream.codec_context.options = opts
     if out.format.name in video_streams.MOV_FAMILY and av.codec.Codec(codec, "w").canonical_name == "hevc":
         # FFmpeg's default tag, hev1, is not played by QuickTime, Safari or iOS; hvc1
@@ -1315,9 +1326,12 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # Frames that keep their times, where a rate of its own does not space them evenly.
     ahead = _Ahead(inp)
     origin = Fraction(0) if window is None else window.start - options.start  # where the file starts
-    variable = constant is None and out.format.name in video_streams.MOV_FAMILY \
+    uneven = constant is None and (out.format.name in video_streams.MOV_FAMILY or codec in STATED_RATE_FROM_TICK) \
         and _variable_rate(src, video_in, ahead, window, origin)
-    video_out = _video_out(out, video_in, codec, options, time_base, colour, variable)
+    variable = uneven and out.format.name in video_streams.MOV_FAMILY
+    # The frames are written at the rate the stream is opened with: --fps's, or the input's own.
+    steady = constant is not None or (not uneven and options.rate_factor(video_in.codec_context.field_order) == 1)
+    video_out = _video_out(out, video_in, codec, options, time_base, colour, variable, steady)
     # A timecode on the file itself counts frames as the video's does.
     out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate,
                                      options.start))

@@ -108,6 +108,35 @@ def test_an_avi_from_an_elementary_stream_is_written_at_the_streams_own_rate(tmp
         assert len(list(c.decode(video=0))) == 6
 
 
+def stated_rate(path) -> Fraction:
+    """The frame rate the video stream of ``path`` states in its own headers (H.264's
+    or HEVC's VUI timing), as a reader of it copied out bare (ffmpeg -c copy out.h264,
+    then mkvmerge or MP4Box) takes it."""
+    with av.open(str(path)) as c:
+        video = c.streams.video[0]
+        bare = path.with_suffix("." + video.codec_context.name)
+        with av.open(str(bare), "w", format=video.codec_context.name) as out:
+            copy = out.add_stream_from_template(video)
+            for packet in c.demux(video):
+                if packet.size:
+                    packet.stream = copy
+                    out.mux(packet)
+    with av.open(str(bare)) as c:
+        return c.streams.video[0].codec_context.framerate
+
+
+@pytest.mark.parametrize("codec", ["libx264", "libx265"])
+@pytest.mark.parametrize("rate, suffix, fps", [(Fraction(24000, 1001), ".mp4", None), (Fraction(25), ".mkv", None),
+                                               (Fraction(30), ".mp4", None), (Fraction(25), ".mp4", Fraction(30))])
+def test_the_video_states_its_own_frame_rate(codec, rate, suffix, fps, tmp_path):
+    # x264 takes its timing from the encoder's time base, the input's tick: its VUI said
+    # 24000 fps for 23.976 (an mp4's 1/24000), 12800 for 25, 15360 for 30, where the
+    # container said the rate.
+    clip = make_clip(tmp_path / "in.mp4", frames=6, width=64, height=48, rate=rate, audio=None)
+    upscale_video(clip, tmp_path / f"out{suffix}", lambda frames: frames, EncodeOptions(codec=codec, fps=fps))
+    assert stated_rate(tmp_path / f"out{suffix}") == (fps or rate)
+
+
 def test_a_variable_frame_rate_keeps_each_frame_time(tmp_path):
     ms = [0, 40, 50, 130, 140, 300, 310, 420]
     clip = make_clip(tmp_path / "vfr.mp4", frames=len(ms), frame_ms=ms)
