@@ -1377,6 +1377,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
 
     def decoded() -> Iterator[np.ndarray]:
         count = 0
+        stamped = None  # the time (s) and count of the last frame decoded with a time of its own
         # Frames handed on, which the side packets are muxed beside: not those decoded,
         # as film leaves four of five, and a part none before its start.
         handed = 0
@@ -1522,8 +1523,15 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     if reorder and late[0] is None and packet.is_keyframe and None not in (packet.pts, packet.dts):
                         late[0] = packet.pts - packet.dts
                     for frame in frames:
-                        if frame.pts is None:  # no timestamps at all: count frames at the stream's rate
-                            frame.pts, frame.time_base = round(count / rate / video_in.time_base), video_in.time_base
+                        if frame.pts is None:
+                            # A frame after the last with a time (small frames share an MPEG
+                            # program stream's packet, which states its first frame's
+                            # only), as ffmpeg places it; with no times at all, counted
+                            # at the stream's rate.
+                            after = count / rate if stamped is None else stamped[0] + (count - stamped[1]) / rate
+                            frame.pts, frame.time_base = round(after / video_in.time_base), video_in.time_base
+                        else:
+                            stamped = (frame.pts * frame.time_base, count)
                         count += 1
                         held.append(frame)
                         stamp = frame.pts

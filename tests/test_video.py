@@ -137,6 +137,19 @@ def test_the_video_states_its_own_frame_rate(codec, rate, suffix, fps, tmp_path)
     assert stated_rate(tmp_path / f"out{suffix}") == (fps or rate)
 
 
+@pytest.mark.parametrize("b_frames", [0, 2])
+def test_h264_in_an_mpeg_program_stream_keeps_the_frames_its_packets_state_no_time_for(b_frames, tmp_path, caplog):
+    # Small frames share a PES packet, whose one time stamp is its first frame's: the
+    # others had none, and were counted at the rate from 0, before the first (0.5 s
+    # in), then left out as stamped no later than the frame before: 28 of 60 frames.
+    clip = make_clip(tmp_path / "in.mpg", frames=24, width=64, height=48, audio=None, b_frames=b_frames)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames)
+    assert caplog.text == ""
+    times, _ = frame_times(tmp_path / "out.mkv")  # on the file's timeline, which starts near 0.5 s
+    assert [t - times[0] for t in times] == pytest.approx([i / 24 for i in range(24)], abs=1e-3)
+
+
 def test_a_variable_frame_rate_keeps_each_frame_time(tmp_path):
     ms = [0, 40, 50, 130, 140, 300, 310, 420]
     clip = make_clip(tmp_path / "vfr.mp4", frames=len(ms), frame_ms=ms)
