@@ -973,10 +973,18 @@ _ELEMENTARY = frozenset({"h264", "hevc", "vvc", "mpegvideo", "m4v", "cavsvideo",
                          "avs2", "avs3", "dirac"})
 
 
+# Codecs whose every stream states its rate, one of a few standard ones (MPEG-1 and
+# -2's sequence header): where FFmpeg has no average (a single frame), its guess was
+# a field's, twice the rate.
+_RATE_IN_HEADER = ("mpeg1video", "mpeg2video")
+
+
 def _known_rate(video_in) -> Fraction | None:
-    """The input's frame rate: its average, else FFmpeg's guess; None if neither."""
+    """The input's frame rate: its average, else the rate its codec states (MPEG-1
+    and -2's), else FFmpeg's guess; None if none."""
     average = None if video_in.container.format.name in _ELEMENTARY else video_in.average_rate
-    rate = average or video_in.guessed_rate
+    stated = video_in.codec_context.framerate if video_in.codec_context.name in _RATE_IN_HEADER else None
+    rate = average or stated or video_in.guessed_rate
     return Fraction(rate) if rate else None
 
 

@@ -150,6 +150,23 @@ def test_h264_in_an_mpeg_program_stream_keeps_the_frames_its_packets_state_no_ti
     assert [t - times[0] for t in times] == pytest.approx([i / 24 for i in range(24)], abs=1e-3)
 
 
+@pytest.mark.parametrize("rate", [Fraction(24), Fraction(25), Fraction(30000, 1001)])
+def test_a_one_frame_mpeg_program_stream_keeps_the_rate_its_sequence_header_states(rate, tmp_path):
+    # One frame gives FFmpeg no average rate, and its guess is twice the rate (a field's):
+    # a 24 fps still came out as 1 frame lasting 1/48 s in an .mp4, 2 frames in an .mpg.
+    clip = tmp_path / "in.mpg"
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("mpeg2video", rate=rate)
+        video.width, video.height, video.pix_fmt = 32, 24, "yuv420p"
+        encode_all(out, video, [av.VideoFrame.from_ndarray(picture(24, 32), format="rgb24")])
+    upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+    upscale_video(clip, tmp_path / "out.mpg", lambda frames: frames, EncodeOptions(codec="mpeg2video"))
+    for name in ("out.mp4", "out.mpg"):
+        with av.open(str(tmp_path / name)) as c:
+            durations = [p.duration * p.time_base for p in c.demux(video=0) if p.size]
+        assert durations == [1 / rate], name
+
+
 def test_a_variable_frame_rate_keeps_each_frame_time(tmp_path):
     ms = [0, 40, 50, 130, 140, 300, 310, 420]
     clip = make_clip(tmp_path / "vfr.mp4", frames=len(ms), frame_ms=ms)
