@@ -1334,11 +1334,14 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # Frames that keep their times, where a rate of its own does not space them evenly.
     ahead = _Ahead(inp)
     origin = Fraction(0) if window is None else window.start - options.start  # where the file starts
-    uneven = constant is None and (out.format.name in video_streams.MOV_FAMILY or codec in STATED_RATE_FROM_TICK) \
-        and _variable_rate(src, video_in, ahead, window, origin)
+    # Read ahead for it from a pipe only where an mp4 needs it: a live source waits.
+    judged = out.format.name in video_streams.MOV_FAMILY or (
+        codec in STATED_RATE_FROM_TICK and not (isinstance(src, VideoInput) and not src.seekable()))
+    uneven = constant is None and judged and _variable_rate(src, video_in, ahead, window, origin)
     variable = uneven and out.format.name in video_streams.MOV_FAMILY
     # The frames are written at the rate the stream is opened with: --fps's, or the input's own.
-    steady = constant is not None or (not uneven and options.rate_factor(video_in.codec_context.field_order) == 1)
+    steady = constant is not None or (
+        judged and not uneven and options.rate_factor(video_in.codec_context.field_order) == 1)
     video_out = _video_out(out, video_in, codec, options, time_base, colour, variable, steady)
     # A timecode on the file itself counts frames as the video's does.
     out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate,
