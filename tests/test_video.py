@@ -1,5 +1,6 @@
 """Video in one command: size, frames, timestamps, sound and subtitles, on clips the
 tests make with PyAV; the real model on the CPU."""
+import gc
 import io
 import itertools
 import logging
@@ -24,7 +25,7 @@ from PIL import Image
 from conftest import as_a_user, ctrl_c_once_made, picture
 from media import (HDR10, add_mov_text, add_subtitles, encode_all, hdr_metadata, make_clip, make_hdr_clip,
                    make_turning_stream, packets)
-from ncnn_sr import InputError
+from ncnn_sr import InputError, video_frames
 from ncnn_sr.lanes import Lane, ordered_map
 from ncnn_sr.video import EncodeOptions, upscale_video
 from ncnn_sr.video_streams import sample_rate_for
@@ -68,6 +69,29 @@ def test_output_is_scaled_with_every_frame_and_the_sound_copied(tmp_path):
     assert times_out == pytest.approx(times_in, abs=1e-3)
     assert audio_stream(tmp_path / "out.mp4") == audio_stream(clip)
     assert packets(tmp_path / "out.mp4", "audio") == packets(clip, "audio")  # copied, not re-encoded
+
+
+@pytest.mark.parametrize("rotation", [0, -90])
+def test_decoded_frames_are_freed_as_the_run_goes(rotation, tmp_path, monkeypatch):
+    # PyAV's frame and its side data hold each other: a frame whose display matrix was
+    # read is freed by a full collection alone, which comes by object counts, whatever
+    # its pixels (a 1080p run held 706 MB after 600 frames, 143 MB without the reads).
+    clip = make_clip(tmp_path / "in.mp4", frames=120, audio=None, rotation=rotation)
+    monkeypatch.setattr(video_frames, "SIDE_DATA_HELD", 16 * 32 * 24 * 3 // 2)  # 16 frames' bytes
+    live = []
+
+    def frames(images):
+        for image in images:
+            live.append(sum(isinstance(o, av.VideoFrame) for o in gc.get_objects()))
+            yield image
+
+    gc.collect()
+    gc.disable()  # collections come only as the run makes them
+    try:
+        assert upscale_video(clip, tmp_path / "out.mkv", frames) == 120
+    finally:
+        gc.enable()
+    assert max(live) < 60
 
 
 def test_a_24000_1001_rate_keeps_every_timestamp(tmp_path):
