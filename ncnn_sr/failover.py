@@ -9,7 +9,7 @@ import threading
 from typing import Callable
 
 from .engine import Upscaler
-from .lanes import UpscalingFailed
+from .lanes import UpscalingFailed, lane_names
 from .loading import Item
 from .outcomes import Summary
 
@@ -43,6 +43,7 @@ class Failover:
         self._out: set[int] = set()
         self._at_fault_in_row = 0
         self._lost_said: dict[int, str] = {}  # each one down's entry in Summary.lost
+        self._names = lane_names(self._upscalers)  # "CPU lane 2" where two lanes share the CPU
 
     def _done_on(self, upscaler: Upscaler, item: Item, pictures: tuple) -> None:
         """``item``, whose ``pictures`` ``upscaler`` has upscaled: counted, none found at
@@ -63,8 +64,8 @@ class Failover:
                 back = [up for up in self._upscalers if id(up) in self._down and id(up) not in self._out]
             leaving, back, last = self._out_of_service(leaving, back)
         for up in leaving:
-            log.warning("%s takes no more pictures: %s, which it failed, was done on %s%s", up.device,
-                        item.job.source, upscaler.device, "; no device is left" if last else "")
+            log.warning("%s takes no more pictures: %s, which it failed, was done on %s%s", self._names[id(up)],
+                        item.job.source, self._names[id(upscaler)], "; no device is left" if last else "")
         if gone:
             # A picture given back waiting for one of them, having failed on every
             # device in service, now fails: an idle worker takes it at once, not once
@@ -98,11 +99,12 @@ class Failover:
                 item.again = True
                 if all(id(up) in down or up is upscaler for up in self._upscalers):
                     back = [up for up in self._upscalers if id(up) in down and id(up) not in out and up is not upscaler]
-                    why = (f"{upscaler.device}, the last device in service, failed {item.job.source}, which the "
-                           "others have not had")
+                    why = (f"{self._names[id(upscaler)]}, the last device in service, failed {item.job.source}, "
+                           "which the others have not had")
             else:
                 leaving, back = [], [up for up in before if id(up) in down and id(up) not in out]
-                why = f"{item.job.source} failed on {upscaler.device} too, so the picture was more likely at fault"
+                why = (f"{item.job.source} failed on {self._names[id(upscaler)]} too, so the picture was more likely "
+                       "at fault")
             leaving, back, last = self._settle(item, leaving, back)
         self._tell(leaving, back, last, error, why)
 
@@ -116,7 +118,7 @@ class Failover:
             self._out.update(map(id, self._upscalers))
         for up in leaving:
             if id(up) not in self._down:
-                self._lost_said[id(up)] = f"{up.device}: {item.failure!r}"
+                self._lost_said[id(up)] = f"{self._names[id(up)]}: {item.failure!r}"
         return self._out_of_service(leaving, back)
 
     def _out_of_service(self, leaving: list, back: list) -> tuple[list, list, bool]:
@@ -140,10 +142,10 @@ class Failover:
         """Warn of each Upscaler ``leaving`` (failed with ``error``) and ``back`` (for
         ``why``), and wake the proc workers to it."""
         for up in leaving:
-            log.warning("%s failed (%r): %s", up.device, error,
+            log.warning("%s failed (%r): %s", self._names[id(up)], error,
                         "no device is left" if last else "it takes no more pictures, the other devices go on")
         for up in back:
-            log.warning("%s takes pictures again: %s", up.device, why)
+            log.warning("%s takes pictures again: %s", self._names[id(up)], why)
         if leaving or back:
             self._wake_procs()  # those waiting for a device in service that has not had a picture look again
 
@@ -182,10 +184,10 @@ class Failover:
         return any(id(up) not in self._out and not tried(item, up) and not (stuck and id(up) in self._down)
                    for up in self._upscalers)
 
-    @staticmethod
-    def _failed_on_said(item: Item) -> str:
+    def _failed_on_said(self, item: Item) -> str:
         # In ordered_map's words, which a video's frame fails with.
-        return str(UpscalingFailed(item.failed_on, item.failure, every_device=False, about=item.job.source))
+        return str(UpscalingFailed(item.failed_on, item.failure, every_device=False, about=item.job.source,
+                                   names=self._names))
 
     def _devices(self) -> list:
         """Each lane's device, once, in the lanes' order."""

@@ -64,17 +64,22 @@ class UpscalingFailed(NcnnSrError):
     of videos stops then). One lane alone failing says no more of it than of the
     item."""
 
-    def __init__(self, upscalers: list, error: Exception, every_device: bool, about=None):
-        where = ", then on ".join(str(getattr(up, "device", up)) for up in dict.fromkeys(upscalers))
+    def __init__(self, upscalers: list, error: Exception, every_device: bool, about=None,
+                 names: dict[int, str] | None = None):
+        # ``names``: lane_names' of the lanes, where two may share a device.
+        self.names = {id(up): (names or {}).get(id(up)) or str(getattr(up, "device", up)) for up in upscalers}
+        where = ", then on ".join(self.names[id(up)] for up in dict.fromkeys(upscalers))
         super().__init__(f"{'' if about is None else f'{about}: '}upscaling failed on {where}: {error!r}")
         self.upscalers, self.error, self.every_device = list(upscalers), error, every_device
         self.__cause__ = error
 
     def __reduce__(self):
         # Its upscalers as their devices, which are all it says of them: an Upscaler
-        # cannot be pickled, and this error crosses a process pool so.
+        # cannot be pickled, and this error crosses a process pool so. Its names are
+        # by the upscalers' ids, which mean nothing elsewhere.
         rebuild, args, state = super().__reduce__()
-        return rebuild, args, {**state, "upscalers": [getattr(up, "device", up) for up in self.upscalers]}
+        return rebuild, args, {**state, "upscalers": [getattr(up, "device", up) for up in self.upscalers],
+                               "names": {}}
 
     @property
     def devices(self) -> list:
@@ -83,7 +88,20 @@ class UpscalingFailed(NcnnSrError):
 
     def about(self, item) -> UpscalingFailed:
         """This failure, its line naming ``item`` (the video) first."""
-        return UpscalingFailed(self.upscalers, self.error, self.every_device, about=item)
+        return UpscalingFailed(self.upscalers, self.error, self.every_device, about=item, names=self.names)
+
+
+def lane_names(upscalers: Iterable) -> dict[int, str]:
+    """Each of ``upscalers``' name in messages, by its id: its device, and where two
+    lanes share that device (-g -1,-1), which of those it is ("CPU lane 2"): the
+    lines read "failed on CPU, then on CPU"."""
+    upscalers = list({id(up): up for up in upscalers}.values())
+    devices = [getattr(up, "device", up) for up in upscalers]
+    names = {}
+    for up, device in zip(upscalers, devices):
+        same = [other for other, its in zip(upscalers, devices) if its == device]
+        names[id(up)] = str(device) if len(same) < 2 else f"{device} lane {same.index(up) + 1}"
+    return names
 
 
 class _Failed:
@@ -162,6 +180,7 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
     # items it handed on are then not all there were.
     cut = [False]
     several = len({id(lane.upscaler) for lane in lanes}) > 1
+    names = lane_names(lane.upscaler for lane in lanes)
     upscalers = {id(lane.upscaler) for lane in serving}
     down: set[int] = set()  # the ids of the upscalers taken out
     out_in_turn: list = []  # the upscalers taken out, in that order
@@ -175,15 +194,14 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
         Under ``ready``: two lanes that fail at once leave one in service."""
         with ready:
             if not several or not any(up != id(upscaler) and up not in down for up in upscalers):
-                return UpscalingFailed(out_in_turn + [upscaler], error, every_device=several)
+                return UpscalingFailed(out_in_turn + [upscaler], error, every_device=several, names=names)
             first = id(upscaler) not in down
             if first:
                 down.add(id(upscaler))
                 out_in_turn.append(upscaler)
             failed_on.setdefault(index, []).append(upscaler)
         if first:
-            log.warning("%s failed (%r): it takes no more frames, the other devices go on",
-                        getattr(upscaler, "device", upscaler), error)
+            log.warning("%s failed (%r): it takes no more frames, the other devices go on", names[id(upscaler)], error)
         return None
 
     def feed() -> None:

@@ -576,6 +576,52 @@ def test_a_picture_that_fails_on_two_devices_fails_alone_and_both_devices_go_on(
     assert gpu.count >= 2 and cpu.count >= 2  # the later pictures spread over both again
 
 
+def test_two_lanes_on_one_device_are_named_apart_in_failover_messages(tmp_path, warnings):
+    # With -g -1,-1 the lines read "CPU takes pictures again: p failed on CPU too" and
+    # "upscaling failed on CPU, then on CPU": which lane was which went unsaid.
+    jobs = folder_of(tmp_path, 12, size=(4, 4))
+    Image.fromarray(picture(5, 5)).save(jobs[0].source)
+    one, two = Picky(CPU), Picky(CPU)
+    summary = within(60, lambda: Pipeline([Lane(one, 1), Lane(two, 1)]).run(jobs))
+    assert (summary.ok, summary.failed, summary.stopped, summary.lost) == (11, 1, None, [])
+    first, second = ("CPU lane 1", "CPU lane 2") if warnings[0].startswith("CPU lane 1") else \
+        ("CPU lane 2", "CPU lane 1")
+    assert summary.failures[0].message == (f"{jobs[0].source}: upscaling failed on {first}, then on {second}: "
+                                           "ValueError('odd picture')")
+    assert warnings == [f"{first} failed (ValueError('odd picture')): it takes no more pictures, the other devices "
+                        "go on",
+                        f"{first} takes pictures again: {jobs[0].source} failed on {second} too, so the picture was "
+                        "more likely at fault"]
+
+
+def test_a_lost_lane_sharing_its_device_is_named_as_that_lane(tmp_path, warnings):
+    jobs = folder_of(tmp_path, 6, size=(4, 4))
+    gpu = fake_gpu()
+    good, broken = SlowFake(0.02), Broken(device=gpu)
+    good.device = gpu
+    summary = within(60, lambda: Pipeline([Lane(good, 1), Lane(broken, 1)]).run(jobs))
+    assert (summary.ok, summary.failed, summary.stopped) == (6, 0, None)
+    assert summary.lost == ["GPU 0 (fake) lane 2: RuntimeError('vkQueueSubmit failed')"]
+    assert warnings == ["GPU 0 (fake) lane 2 failed (RuntimeError('vkQueueSubmit failed')): it takes no more "
+                        "pictures, the other devices go on"]
+
+
+def test_ordered_map_names_two_lanes_on_one_device_apart(warnings):
+    frames = [np.zeros((2, 2, 3), np.uint8)] * 40
+    broken = [Lane(Broken(0.01, CPU), 1) for _ in range(2)]
+
+    def drain():
+        with pytest.raises(UpscalingFailed) as failed:
+            list(ordered_map(broken, frames, lambda up, frame: up.upscale(frame), window=4))
+        return failed.value
+    failed = within(60, drain)
+    first = "CPU lane 1" if failed.upscalers[0] is broken[0].upscaler else "CPU lane 2"
+    second = {"CPU lane 1": "CPU lane 2", "CPU lane 2": "CPU lane 1"}[first]
+    assert str(failed) == f"upscaling failed on {first}, then on {second}: RuntimeError('vkQueueSubmit failed')"
+    assert str(failed.about("a.mp4")) == f"a.mp4: {failed}"
+    assert warnings == [f"{first} failed (RuntimeError('vkQueueSubmit failed')): it takes no more frames, the other "
+                        "devices go on"]
+
 def test_a_lost_device_stays_out_though_a_picture_it_failed_was_at_fault(tmp_path):
     # Back in service once its bad picture failed elsewhere too, it fails its next one:
     # out for good, that picture done elsewhere.
@@ -2218,7 +2264,7 @@ def test_an_animation_whose_frame_fails_on_a_helping_device_is_done_again_by_the
     lanes = [Lane(Watched(cpu_lane.upscaler, "a", calls, meet), 1), Lane(Watched(cpu_lane.upscaler, "b", calls, meet,
                                                                                  lost), 1)]
     summary = within(60, lambda: Pipeline(lanes).run(jobs))
-    assert (summary.ok, summary.failed, summary.lost) == (1, 0, ["CPU: RuntimeError('device lost')"])
+    assert (summary.ok, summary.failed, summary.lost) == (1, 0, ["CPU lane 2: RuntimeError('device lost')"])
     assert [name for name, _ in calls].count("b") == 1  # its one frame, then no more
     assert summary.pixels_in == 5 * 12 * 16
     written = read_frames(tmp_path / "out.webp")[0]
