@@ -579,7 +579,15 @@ def _catalog_row(name: str, scale: int, model_path: Path | None) -> tuple[str, i
     if entry.download and spec.param_path.parent == models_mod.fetched_model_folder():
         return name, scale, "fetched", (f"{spec.source} (converted from the official "
                                         f"{entry.download[0].rsplit('/', 1)[-1]}, its sha256 checked)")
-    return name, scale, "unverified", f"{spec.source} (no catalog hash; sizes checked)"
+    return name, scale, "unverified", f"{spec.source} (no catalog hash; {_sizes_said(spec)})"
+
+
+def _sizes_said(spec: models_mod.ModelSpec) -> str:
+    # A layer type the size check does not know stops it: "sizes checked" claimed the rest.
+    layer = models_mod.unsized_layer(spec)
+    if layer is None:
+        return "sizes checked"
+    return f"sizes not checked from layer {layer.name} ({layer.type}) on, its weights' layout not known here"
 
 
 def _custom_row(name: str, model_path: Path | None) -> tuple[str, str, str, str]:
@@ -591,7 +599,7 @@ def _custom_row(name: str, model_path: Path | None) -> tuple[str, str, str, str]
         # The command maps a family name to a catalog variant before any lookup.
         return name, "?", "shadowed", (f"{spec.source}: -n {name} picks the catalog's {name} models; "
                                        f"-n {spec.param_path} runs this one")
-    return name, "?", "unverified", f"{spec.source} (custom; sizes checked; scale measured when first loaded)"
+    return name, "?", "unverified", f"{spec.source} (custom; {_sizes_said(spec)}; scale measured when first loaded)"
 
 
 @main.command("devices")

@@ -35,7 +35,7 @@ from models_ncnn import CATALOG_PATH
 from .errors import (ModelError, ModelMissing, Option, SettingError, broken_link, describe, file_path, in_one_line,
                      no_path, shell_word, stand_in)
 from .param_file import (binary_param, check_bin_size, check_picture_channels, cpu_bytes_estimate, input_alignment,
-                         output_scale, parse_param, starts_as_param)
+                         output_scale, parse_param, starts_as_param, unsized)
 
 log = logging.getLogger("ncnn_sr")
 
@@ -715,6 +715,13 @@ def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None
     return ModelSpec(name, param, bin_, None, graph.input_blob, graph.output_blob,
                      DEFAULT_PREPADDING, False, source, cpu_bytes_estimate(graph) or DEFAULT_CPU_BYTES_PER_PIXEL,
                      alignment=alignment)
+
+
+def unsized_layer(spec: ModelSpec):
+    """The first layer of ``spec``'s network (a param_file.Layer) whose weights the
+    size check could not size, stopping there (ncnn's loader still refuses a short
+    .bin); None where every layer's weights were checked."""
+    return unsized(parse_param(_read(spec.param_path, spec.name), spec.name, spec.param_path))
 
 
 def check_files(spec: ModelSpec) -> int:

@@ -489,6 +489,13 @@ def weight_ends(graph: ParamGraph, bin_bytes: bytes) -> Iterator[tuple[Layer, in
         yield layer, offset
 
 
+def unsized(graph: ParamGraph) -> Layer | None:
+    """The first layer whose weights are not known here (a type the size check does
+    not know, an int8 convolution): check_bin_size stops there. None when every
+    layer's are known."""
+    return next((layer for layer in graph.layers if weight_blobs(layer) is None), None)
+
+
 def weight_arrays(graph: ParamGraph, bin_bytes: bytes) -> Iterator[tuple[int, str, int]]:
     """Each weight blob of the bin as (offset of its values, numpy dtype, count):
     "<f2" for float16, "<f4" for float32; a ModelError at an int8 or quantized blob,

@@ -505,6 +505,19 @@ def test_models_lists_the_custom_pairs_of_the_model_folder_after_the_catalog(tmp
     assert f"file {tmp_path / 'half.bin'} not found beside {tmp_path / 'half.param'}" in rows["half"][3]
 
 
+def test_models_says_which_weights_of_a_custom_model_its_size_check_could_not_size(tmp_path):
+    # A layer type the size check does not know stops it there ("unknown"): the row
+    # said "sizes checked" all the same.
+    (tmp_path / "foo-x2.bin").write_bytes(b"\0" * 12)
+    (tmp_path / "foo-x2.param").write_text("7767517\n3 3\nInput in0 0 1 data\nFooLayer foo 1 1 data mid 0=3\n"
+                                           "Interp up 1 1 mid output 0=1 1=2.0 2=2.0\n")
+    in_place_first_model(tmp_path)
+    rows = _rows(run("models", "-m", tmp_path).stdout)
+    assert rows["foo-x2"][1:3] == ["x?", "unverified"]
+    assert rows["foo-x2"][3] == (f"model folder {tmp_path} (custom; sizes not checked from layer foo (FooLayer) on, "
+                                 "its weights' layout not known here; scale measured when first loaded)")
+    assert rows["inplace-x2"][3] == f"model folder {tmp_path} (custom; sizes checked; scale measured when first loaded)"
+
 def test_models_widens_the_name_column_for_a_long_custom_name(tmp_path):
     param = in_place_first_model(tmp_path)
     long_name = "a-custom-model-with-a-rather-long-name-x2"
