@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from . import models as models_mod
+from . import fetch_record, models as models_mod
 from .choices import ALPHA_MODES, MAX_CONTEXT, MAX_SIDE, MIN_TILE, PRECISIONS
 from .console import bar_fits, name_streams, setup_logging
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word
@@ -576,9 +576,22 @@ def _catalog_row(name: str, scale: int, model_path: Path | None) -> tuple[str, i
     if spec.verified:
         return name, scale, "verified", spec.source
     entry = models_mod.catalog()[name]
-    if entry.download and spec.param_path.parent == models_mod.fetched_model_folder():
-        return name, scale, "fetched", (f"{spec.source} (converted from the official "
-                                        f"{entry.download[0].rsplit('/', 1)[-1]}, its sha256 checked)")
+    if entry.download:
+        # Only what fetch recorded writing, unchanged since, is called fetched: any
+        # pair in the fetched models folder was, a pair put there by hand too.
+        record = fetch_record.recorded(name, spec.param_path, spec.bin_path)
+        again = f"'{PROG} fetch {name} --force' fetches"
+        if record is not None and record.changed is not None:
+            return name, scale, "unverified", (f"{spec.source} ({record.changed} changed since {PROG} fetch wrote "
+                                               f"it: {again} it again; {_sizes_said(spec)})")
+        if record is not None:
+            # fetch_model(source=...) in the library takes other weights than the catalog pins.
+            weights = f"the official {record.weights}, its sha256 checked" \
+                if record.weights_sha256 == entry.download[1] else f"{record.weights}, not the catalog's weights"
+            return name, scale, "fetched", f"{spec.source} (converted from {weights})"
+        if spec.param_path.parent == models_mod.fetched_model_folder():
+            return name, scale, "unverified", (f"{spec.source} (no record of {PROG} fetch writing it: {again} the "
+                                               f"official one; {_sizes_said(spec)})")
     return name, scale, "unverified", f"{spec.source} (no catalog hash; {_sizes_said(spec)})"
 
 

@@ -7,6 +7,7 @@ run, into the fetched models folder, which model lookups search
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Callable
@@ -14,7 +15,10 @@ from typing import Callable
 from .errors import ModelError, NcnnSrError, Option, SettingError, describe, file_path
 from .files import check_folder, folder_made
 from .download import Downloaded, Source, download_part, partial_path, verify_file
+from .fetch_record import write_record
 from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, resolve_model, spelt_otherwise
+
+log = logging.getLogger("ncnn_sr")
 
 
 def fetchable() -> dict[str, CatalogEntry]:
@@ -99,7 +103,16 @@ def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str
             else:
                 path = downloaded.path = download_part(source, folder / f".{name}.pth", progress)
             model = convert.convert_weights(checkpoint.read_weights(path), scale=entry.scale)
-            return convert.write_model(model, folder, name, overwrite=force)
+            spec = convert.write_model(model, folder, name, overwrite=force)
+            # What `ncnn-sr models` calls fetched: a pair put there otherwise has no record.
+            official = entry.download[0].rsplit("/", 1)[-1]
+            given = official if source.sha256 == entry.download[1] else \
+                weights.name if weights is not None else source.url.rsplit("/", 1)[-1]
+            try:
+                write_record(folder, name, given, source.sha256, spec.param_path, spec.bin_path)
+            except ModelError as e:  # the model is there and runs: only its listing suffers
+                log.warning("%s; 'ncnn-sr models' will not list it as fetched", e)
+            return spec
     except NcnnSrError as e:  # a full disk, say: the weights stay, whole, for the next fetch
         if downloaded.kept is None:
             raise

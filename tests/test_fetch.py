@@ -270,7 +270,9 @@ def test_a_fetched_model_is_converted_installed_and_found_by_name(server, tmp_pa
     source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
     spec = fetch.fetch_model("realesr-general-x4v3", folder, source=source)
     assert spec.param_path == folder / "realesr-general-x4v3.param" and spec.scale == 4
-    assert sorted(os.listdir(folder)) == ["realesr-general-x4v3.bin", "realesr-general-x4v3.param"]
+    # With the record of what was written, for 'ncnn-sr models' to call it fetched.
+    assert sorted(os.listdir(folder)) == [".realesr-general-x4v3.fetched.json", "realesr-general-x4v3.bin",
+                                          "realesr-general-x4v3.param"]
     assert fetch.fetch_model("realesr-general-x4v3", folder, source=source) == spec  # there already
     assert len(server.ranges_asked) == 1
 
@@ -283,8 +285,68 @@ def test_a_fetched_model_is_converted_installed_and_found_by_name(server, tmp_pa
         assert im.size == (28, 24)
     listed = subprocess.run([CMD, "models"], capture_output=True, text=True, env=env).stdout
     line = next(row for row in listed.splitlines() if row.startswith("realesr-general-x4v3 "))
-    assert " fetched " in line and "converted from the official realesr-general-x4v3.pth" in line
+    # The test's weights are not the official ones the catalog pins, and are not said to be.
+    assert line.split()[2] == "fetched" and line.endswith("(converted from general.pth, not the catalog's weights)")
 
+
+
+def _listed(folder: Path, name: str, *flags) -> str:
+    env = {**os.environ, "NCNN_SR_FETCHED_MODELS": str(folder)}
+    listed = subprocess.run([CMD, "models", *flags], capture_output=True, text=True, env=env).stdout
+    return next(row for row in listed.splitlines() if row.startswith(f"{name} "))
+
+
+def test_a_model_put_by_hand_in_the_fetched_folder_is_not_said_to_be_fetched(tmp_path):
+    # Any pair there was "converted from the official realesr-general-x4v3.pth, its
+    # sha256 checked": nothing recorded what fetch had written.
+    from ncnn_sr import convert
+
+    folder = tmp_path / "fetched"
+    folder.mkdir()
+    convert.write_model(convert.convert_weights(random_compact(upscale=4), scale=4), folder, "realesr-general-x4v3")
+    line = _listed(folder, "realesr-general-x4v3")
+    assert line.split()[2] == "unverified" and "converted" not in line
+    assert line.endswith(f"fetched models folder {folder} (no record of ncnn-sr fetch writing it: "
+                         "'ncnn-sr fetch realesr-general-x4v3 --force' fetches the official one; sizes checked)")
+
+
+def test_a_fetched_model_changed_since_is_said_to_be_so(server, tmp_path):
+    folder = tmp_path / "fetched"
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    spec = fetch.fetch_model("realesr-general-x4v3", folder, source=source)
+    assert _listed(folder, "realesr-general-x4v3").split()[2] == "fetched"
+    weights = bytearray(spec.bin_path.read_bytes())
+    weights[-2:] = b"\0\0"  # same size: every other check passes
+    spec.bin_path.write_bytes(bytes(weights))
+    line = _listed(folder, "realesr-general-x4v3")
+    assert line.split()[2] == "unverified" and "converted" not in line
+    assert line.endswith(f"fetched models folder {folder} ({spec.bin_path} changed since ncnn-sr fetch wrote it: "
+                         "'ncnn-sr fetch realesr-general-x4v3 --force' fetches it again; sizes checked)")
+
+
+def test_a_model_fetched_into_another_folder_is_listed_as_fetched_there(server, tmp_path):
+    # fetch -o models, then models -m models: "no catalog hash", as any other pair.
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    fetch.fetch_model("realesr-general-x4v3", tmp_path / "models", source=source)
+    line = _listed(tmp_path / "fetched", "realesr-general-x4v3", "-m", tmp_path / "models")
+    assert line.split(None, 3)[2:] == ["fetched", f"model folder {tmp_path / 'models'} (converted from general.pth, "
+                                       "not the catalog's weights)"]
+
+
+def test_a_model_recorded_as_converted_from_the_pinned_weights_is_listed_as_the_official_one(tmp_path):
+    from ncnn_sr import convert, models
+    from ncnn_sr.fetch_record import write_record
+
+    folder = tmp_path / "fetched"
+    folder.mkdir()
+    spec = convert.write_model(convert.convert_weights(random_compact(upscale=4), scale=4), folder,
+                               "realesr-general-x4v3")
+    url, sha256, _ = models.catalog()["realesr-general-x4v3"].download
+    write_record(folder, "realesr-general-x4v3", "realesr-general-x4v3.pth", sha256, spec.param_path, spec.bin_path)
+    line = _listed(folder, "realesr-general-x4v3")
+    assert line.split()[2] == "fetched"
+    assert line.endswith(f"fetched models folder {folder} (converted from the official realesr-general-x4v3.pth, "
+                         "its sha256 checked)")
 
 def test_an_x2_rrdbnet_is_fetched_at_its_scale(server, tmp_path):
     source = pinned(server, "/x2.pth", weights_bytes(tmp_path, random_rrdb(in_ch=12)))
@@ -714,7 +776,7 @@ def test_fetch_keeps_weights_downloaded_whole_when_the_model_cannot_be_written(s
     assert proc.stderr == (f"refused: cannot write {out / 'realesr-general-x4v3.bin'}: No space left on device (the "
                            f"downloaded weights are kept in {kept}: fetch it again to use them)\n")
     assert proc.stdout == (".realesr-general-x4v3.pth.download\n.realesr-general-x4v3.pth.download.from\n"
-                           "realesr-general-x4v3.bin\nrealesr-general-x4v3.param\n")
+                           ".realesr-general-x4v3.fetched.json\nrealesr-general-x4v3.bin\nrealesr-general-x4v3.param\n")
     assert server.ranges_asked == [None]  # whole and pinned: the server was not asked again
 
 
@@ -781,7 +843,8 @@ def test_a_model_is_fetched_into_a_folder_whose_path_is_not_utf8_and_loads(serve
     source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
     folder = tmp_path / os.fsdecode(b"mod\xe8les")
     assert fetch.fetch_model("realesr-general-x4v3", folder, source=source).scale == 4
-    assert sorted(os.listdir(folder)) == ["realesr-general-x4v3.bin", "realesr-general-x4v3.param"]
+    assert sorted(os.listdir(folder)) == [".realesr-general-x4v3.fetched.json", "realesr-general-x4v3.bin",
+                                          "realesr-general-x4v3.param"]
     with Upscaler("realesr-general-x4v3", device="cpu", model_path=folder) as up:
         assert up.upscale(picture(5, 6)).shape == (20, 24, 3)
 
