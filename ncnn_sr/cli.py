@@ -848,6 +848,15 @@ def _same_file(a, b) -> bool:
         return False
 
 
+def _not_fetched(name: str, spec: models_mod.ModelSpec) -> str | None:
+    """How model ``name``'s pair ``spec`` differs from what fetch recorded writing;
+    None where it is just that."""
+    record = fetch_record.recorded(name, spec.param_path, spec.bin_path)
+    if record is None:
+        return f"not written by {PROG} fetch"
+    return None if record.changed is None else f"{record.changed.name} changed since {PROG} fetch wrote it"
+
+
 @main.command("fetch")
 @click.argument("names", nargs=-1)
 @click.option("--from", "weights", type=HomePath(dir_okay=False, path_type=Path), default=None,
@@ -894,7 +903,9 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
             try:
                 spec = fetch_mod.installed(name, where)
                 kept = fetch_mod.pending_bytes(name, where)
-                state = f"fetched: {spec.param_path}" if spec is not None else \
+                other = None if spec is None else _not_fetched(name, spec)
+                state = f"there, {other}: {spec.param_path}" if other is not None else \
+                    f"fetched: {spec.param_path}" if spec is not None else \
                     f"not fetched ({kept / 1e6:.1f} MB of a download kept)" if kept else "not fetched"
             except NcnnSrError as e:
                 state = f"unusable: {command_words(e)}"
@@ -922,7 +933,11 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
             fetch_mod.source_of(name)  # an unknown name fails before any download
             spec = fetch_mod.installed(name, where) if not force else None
             if spec is not None:
-                click.echo(f"{name}: fetched already ({spec.param_path}); --force fetches it again")
+                other = _not_fetched(name, spec)
+                if other is None:
+                    click.echo(f"{name}: fetched already ({spec.param_path}); --force fetches it again")
+                else:  # put there by hand: "fetched already" vouched for it
+                    click.echo(f"{name}: there already ({spec.param_path}), {other}; --force fetches the official one")
                 continue
             source = fetch_mod.mirrored(name, url) if url is not None else fetch_mod.source_of(name)
             try:

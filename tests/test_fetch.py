@@ -310,6 +310,23 @@ def test_a_model_put_by_hand_in_the_fetched_folder_is_not_said_to_be_fetched(tmp
                          "'ncnn-sr fetch realesr-general-x4v3 --force' fetches the official one; sizes checked)")
 
 
+
+def test_fetch_does_not_call_a_model_put_by_hand_fetched(tmp_path):
+    # Its list said "fetched: PATH", and 'ncnn-sr fetch NAME' "fetched already".
+    from ncnn_sr import convert
+
+    folder = tmp_path / "fetched"
+    folder.mkdir()
+    convert.write_model(convert.convert_weights(random_compact(upscale=4), scale=4), folder, "realesr-general-x4v3")
+    env = {**os.environ, "NCNN_SR_FETCHED_MODELS": str(folder)}
+    listed = subprocess.run([CMD, "fetch"], capture_output=True, text=True, env=env).stdout
+    line = next(row for row in listed.splitlines() if row.startswith("realesr-general-x4v3 "))
+    assert line.endswith(f"  there, not written by ncnn-sr fetch: {folder / 'realesr-general-x4v3.param'}")
+    proc = subprocess.run([CMD, "fetch", "realesr-general-x4v3"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and proc.stdout == (
+        f"realesr-general-x4v3: there already ({folder / 'realesr-general-x4v3.param'}), not written by ncnn-sr "
+        "fetch; --force fetches the official one\n")
+
 def test_a_fetched_model_changed_since_is_said_to_be_so(server, tmp_path):
     folder = tmp_path / "fetched"
     source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
@@ -322,6 +339,9 @@ def test_a_fetched_model_changed_since_is_said_to_be_so(server, tmp_path):
     assert line.split()[2] == "unverified" and "converted" not in line
     assert line.endswith(f"fetched models folder {folder} ({spec.bin_path} changed since ncnn-sr fetch wrote it: "
                          "'ncnn-sr fetch realesr-general-x4v3 --force' fetches it again; sizes checked)")
+    env = {**os.environ, "NCNN_SR_FETCHED_MODELS": str(folder)}
+    listed = subprocess.run([CMD, "fetch"], capture_output=True, text=True, env=env).stdout
+    assert f"  there, realesr-general-x4v3.bin changed since ncnn-sr fetch wrote it: {spec.param_path}\n" in listed
 
 
 def test_a_model_fetched_into_another_folder_is_listed_as_fetched_there(server, tmp_path):
