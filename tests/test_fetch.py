@@ -368,6 +368,19 @@ def test_a_model_recorded_as_converted_from_the_pinned_weights_is_listed_as_the_
     assert line.endswith(f"fetched models folder {folder} (converted from the official realesr-general-x4v3.pth, "
                          "its sha256 checked)")
 
+
+def test_a_record_that_cannot_be_written_leaves_the_model_installed_and_says_so(server, tmp_path, caplog):
+    folder = tmp_path / "fetched"
+    (folder / ".realesr-general-x4v3.fetched.json").mkdir(parents=True)  # in the record's way
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    spec = fetch.fetch_model("realesr-general-x4v3", folder, source=source)
+    assert spec.scale == 4 and spec.bin_path.is_file()
+    record = folder / ".realesr-general-x4v3.fetched.json"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"model realesr-general-x4v3: cannot write {record}: Is a directory; 'ncnn-sr models' will not list it as "
+        "fetched"]
+    assert sorted(os.listdir(folder)) == [record.name, "realesr-general-x4v3.bin", "realesr-general-x4v3.param"]
+
 def test_an_x2_rrdbnet_is_fetched_at_its_scale(server, tmp_path):
     source = pinned(server, "/x2.pth", weights_bytes(tmp_path, random_rrdb(in_ch=12)))
     spec = fetch.fetch_model("realesrgan-x2plus", tmp_path / "m", source=source)
