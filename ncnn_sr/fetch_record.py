@@ -8,9 +8,11 @@ Standard library only: ``ncnn-sr models`` reads it.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
@@ -22,7 +24,7 @@ _CHUNK = 1 << 20
 
 def record_path(folder: Path, name: str) -> Path:
     """Where model ``name``'s record is, in ``folder``: hidden, as the download kept
-    for it is (``.NAME.pth.part``), and no .param for the lookups to list."""
+    for it is (``.NAME.pth.download``), and no .param for the lookups to list."""
     return folder / f".{name}.fetched.json"
 
 
@@ -53,9 +55,13 @@ def write_record(folder: Path, name: str, weights: str, weights_sha256: str, par
                 json.dump(record, f, indent=1)
                 f.flush()
                 os.fsync(f.fileno())
+            # Readable by whoever may read the model (mkstemp's is 600): in a folder
+            # others share, they read no record, and were told it was none of fetch's.
+            os.chmod(temp, stat.S_IMODE(param.stat().st_mode))
             os.replace(temp, target)
         except BaseException:
-            os.unlink(temp)
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
             raise
     except OSError as e:
         raise ModelError(f"model {name}: cannot write {target}: {e.strerror}") from None

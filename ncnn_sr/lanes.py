@@ -93,14 +93,14 @@ class UpscalingFailed(NcnnSrError):
 
 def lane_names(upscalers: Iterable) -> dict[int, str]:
     """Each of ``upscalers``' name in messages, by its id: its device, and where two
-    lanes share that device (-g -1,-1), which of those it is ("CPU lane 2"): the
-    lines read "failed on CPU, then on CPU"."""
+    lanes share that device (-g -1,-1), which of those it is ("CPU lane 2"), where
+    the lines read "failed on CPU, then on CPU"."""
     upscalers = list({id(up): up for up in upscalers}.values())
     devices = [getattr(up, "device", up) for up in upscalers]
     names = {}
     for up, device in zip(upscalers, devices):
         same = [other for other, its in zip(upscalers, devices) if its == device]
-        names[id(up)] = str(device) if len(same) < 2 else f"{device} lane {same.index(up) + 1}"
+        names[id(up)] = str(device) if len(same) < 2 else f"{device} lane {list(map(id, same)).index(id(up)) + 1}"
     return names
 
 

@@ -273,6 +273,8 @@ def test_a_fetched_model_is_converted_installed_and_found_by_name(server, tmp_pa
     # With the record of what was written, for 'ncnn-sr models' to call it fetched.
     assert sorted(os.listdir(folder)) == [".realesr-general-x4v3.fetched.json", "realesr-general-x4v3.bin",
                                           "realesr-general-x4v3.param"]
+    # As readable as the model it vouches for (mkstemp made it 600: others read no record).
+    assert (folder / ".realesr-general-x4v3.fetched.json").stat().st_mode == spec.param_path.stat().st_mode
     assert fetch.fetch_model("realesr-general-x4v3", folder, source=source) == spec  # there already
     assert len(server.ranges_asked) == 1
 
