@@ -853,7 +853,7 @@ def _not_fetched(name: str, spec: models_mod.ModelSpec) -> str | None:
     None where it is just that."""
     record = fetch_record.recorded(name, spec.param_path, spec.bin_path)
     if record is None:
-        return f"not written by {PROG} fetch"
+        return f"no record of {PROG} fetch writing it"  # by hand, or by a fetch that kept none
     return None if record.changed is None else f"{record.changed.name} changed since {PROG} fetch wrote it"
 
 
@@ -936,7 +936,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
                 other = _not_fetched(name, spec)
                 if other is None:
                     click.echo(f"{name}: fetched already ({spec.param_path}); --force fetches it again")
-                else:  # put there by hand: "fetched already" vouched for it
+                else:  # put there by hand, perhaps: "fetched already" vouched for it
                     click.echo(f"{name}: there already ({spec.param_path}), {other}; --force fetches the official one")
                 continue
             source = fetch_mod.mirrored(name, url) if url is not None else fetch_mod.source_of(name)
