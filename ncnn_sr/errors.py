@@ -229,8 +229,15 @@ def in_one_line(function):
         except NcnnSrError as e:
             shown = e.escaped()
             if shown is e:
+                # A local naming the error raised would hold it in a cycle through its
+                # traceback, with every frame's locals (the picture read): freed by a
+                # full collection alone.
+                del shown
                 raise
-            raise shown.with_traceback(e.__traceback__) from e.__cause__
+            try:
+                raise shown.with_traceback(e.__traceback__) from e.__cause__
+            finally:
+                del shown
     return wrapper
 
 

@@ -1,6 +1,7 @@
 """Reading and writing pictures: every mode, depth, metadata, broken files, atomic writes."""
 import contextlib
 import fractions
+import gc
 import io
 import itertools
 import re
@@ -1458,6 +1459,23 @@ def test_truncated_picture_is_an_input_error(tmp_path):
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="cut.png: broken or truncated"):
         read_image(tmp_path / "cut.png")
+
+
+def test_a_picture_that_fails_to_read_is_freed_at_once(tmp_path):
+    # A refusal must not hold the picture in a reference cycle, which only a full
+    # collection frees: a folder of broken 3 MP JPEGs held 9 MB for each, until
+    # Python's collection came by its counts of objects.
+    data = save(tmp_path / "whole.jpg", rgb_image(64, 64)).read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    gc.collect()
+    gc.disable()  # what a cycle holds stays, as it does between collections
+    try:
+        for _ in range(5):
+            with pytest.raises(InputError, match="broken or truncated"):
+                read_image(tmp_path / "cut.jpg")
+        assert sum(isinstance(o, Image.Image) for o in gc.get_objects()) == 0
+    finally:
+        gc.enable()
 
 
 def test_a_jpeg_claiming_far_more_pixels_than_its_data_holds_is_broken_or_truncated(tmp_path):
