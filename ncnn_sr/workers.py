@@ -152,15 +152,18 @@ class Frames:
                 index = self._next
                 self._next += 1
                 self._running += 1
-            result = error = None
+            result = None
             try:
                 result = self._upscale(upscaler, self._frames[index])
             except BaseException as e:  # the owner's worker raises it, as if it were its own
-                error = e
+                # Kept in no local: this frame, in the error's traceback, would hold it
+                # in a cycle (with every frame upscaled, through result's frame) that
+                # only a full collection frees.
+                with self._changed:
+                    self._error = self._error or e
             with self._changed:
                 self._running -= 1
                 self._done[index] = result
-                self._error = self._error or error
                 self._changed.notify_all()
 
     def result(self) -> tuple[np.ndarray, ...]:
@@ -168,10 +171,14 @@ class Frames:
         raised. Calls for help still queued then find nothing left, and hold no frame."""
         with self._changed:
             self._changed.wait_for(lambda: self._running == 0)
-            done, self._done, self._frames = tuple(self._done), [], ()
-            if self._error is not None:
+            if self._error is None:
+                done, self._done, self._frames = tuple(self._done), [], ()
+                return done
+            self._done, self._frames = [], ()
+            try:
                 raise self._error
-            return done
+            finally:
+                self._error = None  # else held in a cycle through this frame, in its traceback
 
 
 class Worker:

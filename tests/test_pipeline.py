@@ -1,7 +1,9 @@
 """The load → proc → save pipeline as a library."""
+import gc
 import os
 import threading
 import time
+import weakref
 from types import SimpleNamespace
 from pathlib import Path
 
@@ -2252,6 +2254,30 @@ def test_a_frame_failing_on_another_worker_fails_its_animation_alone(tmp_path, c
     assert summary.failures[0].job.source.name == "a.gif"
     assert summary.pixels_in == 10 * 12  # the failed animation's frames are not counted
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["b.png"]
+
+
+def test_a_failed_animations_frames_are_freed_with_it(tmp_path, cpu_lane):
+    # Its error held the frames upscaled before it in a cycle through its traceback,
+    # which only a full collection frees: with failover, they stayed as the animation
+    # was upscaled again on another device.
+    jobs, frames = animated_job(tmp_path, count=5, duration=[50] * 5)
+    results = []
+
+    class Kept(Watched):
+        def upscale(self, image, progress=None, **kw):
+            if np.array_equal(image, frames[3]):
+                raise MemoryError
+            result = super().upscale(image, progress=progress, **kw)
+            results.append(weakref.ref(result))
+            return result
+
+    gc.collect()
+    gc.disable()  # what a cycle holds stays, as it does between collections
+    try:
+        assert Pipeline([Lane(Kept(cpu_lane.upscaler, "a", []), 1)]).run(jobs).failed == 1
+        assert len(results) == 3 and sum(r() is not None for r in results) == 0
+    finally:
+        gc.enable()
 
 
 def test_an_animation_whose_frame_fails_on_a_helping_device_is_done_again_by_the_others(tmp_path, cpu_lane):
