@@ -132,7 +132,12 @@ def run(work: Callable[[Report], T], progress: Report | None, left: Callable[[],
                 continue
             over = True
             if kind == "raised":
-                raise value
+                try:
+                    raise value
+                finally:
+                    # A local naming the error held this frame in a cycle through
+                    # its traceback, and the work's frames (the picture) with it.
+                    del value
             return value
     finally:
         if not over:

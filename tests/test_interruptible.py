@@ -167,3 +167,32 @@ def test_the_call_keeps_nothing_alive_once_it_has_returned():
         assert result() is None
     finally:
         gc.enable()
+
+
+def test_a_failed_call_keeps_nothing_alive_once_it_has_raised():
+    # The error, raised again from a local of the caller's frame, held that frame in
+    # a cycle through its traceback, and with it the work's own frames: the picture
+    # and what was made of it waited for the next full collection.
+    import gc
+    import weakref
+
+    class Picture:
+        pass
+    made = []
+
+    def fails(report):
+        picture = Picture()
+        made.append(weakref.ref(picture))
+        raise RuntimeError("vkQueueSubmit failed")
+    gc.collect()
+    gc.disable()
+    try:
+        with pytest.raises(RuntimeError, match="vkQueueSubmit"):
+            interruptible.run(fails, None, lambda: None)
+        for _ in range(100):
+            if made[0]() is None:
+                break
+            threading.Event().wait(0.01)  # the helper thread's own end
+        assert made[0]() is None
+    finally:
+        gc.enable()
