@@ -259,6 +259,9 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
                         out.update(map(id, failed_on.pop(index, ())))
                     done[index] = result
                     ready.notify_all()
+                # A failure left in a local is held by this frame, in its traceback: a
+                # cycle, freed by a full collection alone.
+                del result
             finally:
                 todo.done()
 
@@ -285,7 +288,10 @@ def ordered_map(lanes: list[Lane], items: Iterable, work: Callable, window: int 
                 result = done.pop(index)
             slots.release()
             if isinstance(result, _Failed):
-                raise result.error
+                try:
+                    raise result.error
+                finally:
+                    del result  # else held by this frame, in the error's traceback: a cycle
             yield result
             index += 1
     except KeyboardInterrupt:

@@ -1401,7 +1401,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         def video_damaged() -> None:
             e, refusal[0] = refusal[0], None
             if not options.skip_damaged:
-                raise e
+                try:
+                    raise e
+                finally:
+                    del e  # else held by this frame, in its traceback: a cycle, with the decoding's frames
             damaged[0] += 1
 
         def timed(frame) -> tuple:

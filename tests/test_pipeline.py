@@ -1159,6 +1159,38 @@ def test_a_ctrl_c_out_of_a_worker_s_start_in_ordered_map_still_stops_its_threads
     assert all(w.done.wait(30) for w in made), "a worker went on after the Ctrl-C"
 
 
+@pytest.mark.parametrize("where", ["items", "work"])
+def test_ordered_maps_failure_is_freed_once_dropped(where):
+    # It was held in a cycle through its traceback (the consumer's frame, or the
+    # worker's, kept it in a local), and with it the frames it ran through, a video's
+    # decoding, until a full collection: in a folder of videos, each failed one's.
+    def items():
+        for i in range(6):
+            if where == "items" and i == 3:
+                raise InputError("a damaged frame")
+            yield np.full((2, 2, 3), i, np.uint8)
+
+    def work(up, frame):
+        if where == "work" and frame[0, 0, 0] == 3:
+            raise InputError("a damaged frame")
+        return up.upscale(frame)
+
+    gc.collect()
+    gc.disable()  # what a cycle holds stays, as it does between collections
+    try:
+        with pytest.raises(InputError, match="a damaged frame") as raised:
+            list(ordered_map([Lane(SlowFake(0), 1)], items(), work))
+        error = weakref.ref(raised.value)
+        del raised
+        for _ in range(100):
+            if error() is None:
+                break
+            time.sleep(0.01)  # the worker threads' own end
+        assert error() is None
+    finally:
+        gc.enable()
+
+
 def test_ordered_map_hands_the_items_of_a_device_that_fails_to_another(warnings):
     # A video with -g 0,-1 failed whole on one Vulkan error, minutes into its frames.
     frames = [np.full((2, 2, 3), i, np.uint8) for i in range(30)]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -3728,6 +3729,23 @@ def test_frames_that_change_size_midway_are_scaled_to_the_first_ones_size_with_a
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     assert [f.shape for f in frames] == [(96, 128, 3)] * 8
     assert [round(f.mean() / 60) for f in frames] == [1] * 4 + [3] * 4
+
+
+def test_a_damaged_videos_error_is_freed_once_dropped(tmp_path):
+    # It was held in a cycle through its traceback, with the decoding's frames and
+    # what they held, until a full collection: in a folder of videos, each failed
+    # one's while the next ran.
+    clip = garble_video_packet(make_clip(tmp_path / "in.mp4", frames=12), tmp_path / "broken.mkv", 6)
+    gc.collect()
+    gc.disable()  # what a cycle holds stays, as it does between collections
+    try:
+        with pytest.raises(InputError, match="a damaged file") as raised:
+            upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames)
+        errors = [weakref.ref(raised.value), weakref.ref(raised.value.__context__)]  # and FFmpeg's within
+        del raised
+        assert [error() for error in errors] == [None, None]
+    finally:
+        gc.enable()
 
 
 def test_skip_damaged_upscales_the_rest_of_a_damaged_video_and_says_so(tmp_path):
