@@ -106,8 +106,12 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
         # may hold a line break: the message stays one line, with them escaped.
         shown = e.escaped()
         if shown is e:
+            del shown  # else held by this frame, in its traceback: a cycle, with the tensors read
             raise
-        raise shown from None
+        try:
+            raise shown from None
+        finally:
+            del shown
 
 
 def _read_weights(path: Path) -> dict[str, np.ndarray]:

@@ -1,10 +1,12 @@
 """read_weights: PyTorch (zip and legacy) and safetensors checkpoints, read without torch."""
 import argparse
 import collections
+import gc
 import io
 import json
 import os
 import pickle
+import weakref
 import zipfile
 
 import numpy as np
@@ -182,6 +184,23 @@ def test_a_truncated_file_is_refused(tmp_path, kind):
     for size in (len(data) - 1, len(data) // 2, 20):
         path.write_bytes(data[:size])
         refusal(path)
+
+
+def test_a_refusal_is_freed_once_dropped(tmp_path):
+    # It was held in a cycle through its traceback (a local of read_weights named it),
+    # with the reading's frames and the tensors read so far, until a full collection.
+    path = save_zip(tmp_path / "m.pth", {"w": tensor(np.ones(64, np.float32))})
+    path.write_bytes(path.read_bytes()[:-1])
+    gc.collect()
+    gc.disable()  # what a cycle holds stays, as it does between collections
+    try:
+        with pytest.raises(ModelError) as raised:
+            read_weights(path)
+        error = weakref.ref(raised.value)
+        del raised
+        assert error() is None
+    finally:
+        gc.enable()
 
 
 def test_a_storage_shorter_than_its_tensor_is_refused(tmp_path):
