@@ -556,6 +556,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     failed_everywhere = 0  # videos in a row, none done between, failed on every device in service
     out: set[int] = set()  # ordered_map's devices out for good, across the videos
     bar = None
+    new_folder = None  # the folders made for the video in work, taken back if it is not done
     pipes: dict[Path, OutputPipe] = {}  # see _RunState.pipes
     try:
         jobs = plan_videos(opts.input, opts.output, encode, opts.recursive, opts.output_folder)
@@ -613,6 +614,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                 echo(f"{prog}: {line}")
     except KeyboardInterrupt:
         _end_pipes(pipes)
+        if new_folder is not None:
+            _remove_empty_folders(new_folder)
         _stop_interrupted(bar, f"{prog}: interrupted: {_videos(done)} upscaled, {skipped} skipped, {failed} "
                                "failed; no partial files were left")
     except (NcnnSrError, OSError) as e:

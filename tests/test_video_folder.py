@@ -248,6 +248,34 @@ def test_ctrl_c_in_a_folder_run_stops_at_once_and_leaves_no_partial_video(tmp_pa
     assert sorted(p.name for p in out.iterdir()) == ["a.mp4"]
 
 
+
+def test_ctrl_c_in_a_folder_run_takes_back_the_folders_made_for_the_video_it_stopped(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    src = tmp_path / "in"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    make_clip(src / "a.mp4", frames=2, audio=None)
+    make_clip(src / "sub" / "deeper" / "b.mp4", frames=48, width=96, height=72, audio=None)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([NCNN_SR, "video", "-i", str(src), "-o", str(out), "-r", "-n", "realesrgan-x4plus-anime",
+                             "-g", "-1", "-j", "1:1:1"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.startswith(".b") for p in out.rglob("*")):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    # out/sub/deeper was made for b.mp4 alone, as a single video's folder is, and goes with it.
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["a.mp4"]
+
+
 def the_mkv_and_a_vob_of_its_name(src: Path) -> tuple[str, str]:
     # c.vob (which holds no H.264) became c.mkv, the very output of c.mkv beside it.
     make_clip(src / "c.mkv", frames=2, audio=None)  # 32x24
