@@ -454,7 +454,9 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     # A/x.mp4 and a/x.mp4 are one file there.
     kept: dict[str, Path] = {}
     fallback = None  # the container of the videos whose own cannot hold the encoder's video
+    pictures = 0
     for folder, entries in folders:
+        pictures += sum(1 for e in entries if is_picture_name(Path(e.name)) and _holds(e.is_file))
         planned = []
         moved = []  # those made .mkv (or another of FALLBACK_CONTAINERS), with their own's refusal
         rel = folder.relative_to(src)
@@ -496,6 +498,12 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
             kept[_one_file_name((rel / name).as_posix())] = path
             planned.append((path, dst / path.parent.relative_to(src) / name))
         jobs += sorted(planned)
+    if pictures:
+        # As a folder of pictures names 'ncnn-sr video' for its clips: a GIF among the
+        # clips was left out unsaid, and a folder of GIFs was "no videos in it".
+        logging.getLogger("ncnn_sr").warning(
+            "%s picture%s in %s left out: a video folder run upscales videos; 'ncnn-sr -i %s -o OUT_FOLDER' "
+            "upscales its pictures", pictures, "s" if pictures > 1 else "", src, src)
     if not jobs:
         deeper = not recursive and has_sub_folders(src)  # else -r was named of a folder with none
         raise InputError(f"{src}: no videos in it{' (-r looks in its sub-folders too)' if deeper else ''}")

@@ -208,6 +208,29 @@ def test_a_picture_folder_run_names_the_video_command_for_the_videos_it_leaves(t
            "upscales its videos" in proc.stderr
 
 
+
+def test_a_video_folder_run_names_the_picture_command_for_the_pictures_it_leaves(tmp_path):
+    # As a folder of pictures names 'ncnn-sr video' for its videos: a GIF or a PNG among
+    # the clips was left out without a word, and a folder of GIFs was "no videos in it".
+    from PIL import Image
+
+    from conftest import picture
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(picture(12, 16)).save(src / "a.png")
+    Image.fromarray(picture(12, 16)).save(src / "b.gif")
+    Image.fromarray(picture(12, 16)).save(src / ".hidden.png")
+    note = f"2 pictures in {src} left out: a video folder run upscales videos; 'ncnn-sr -i {src} -o OUT_FOLDER' " \
+           "upscales its pictures"
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"ncnn-sr: warning: {note}", f"ncnn-sr: error: {src}: no videos in it"]
+    make_clip(src / "clip.mp4", frames=2, audio=None)
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2)
+    assert f"ncnn-sr: warning: {note}" in proc.stderr.splitlines() and names(tmp_path / "out") == ["clip.mp4"]
+
+
 def test_progress_past_its_estimated_total_raises_the_total_and_gives_no_negative_eta(monkeypatch, capsys):
     from ncnn_sr import console
 
