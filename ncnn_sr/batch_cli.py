@@ -574,6 +574,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                 continue
             new_folder = None
             try:
+                check_reachable(dst, file=True)  # a link to nowhere, as a single video's -o is checked
                 info = video.probe(src)
                 _check_encodable(opts, info, src, dst, video_codecs.video_encoder(dst, encode), encode, lanes)
                 if lanes is None:

@@ -380,6 +380,22 @@ def test_a_pipe_or_a_link_to_nowhere_named_as_a_video_in_the_folder_is_left_out_
         f"{src / 'c.mkv'} is a link to {tmp_path / 'moved.mkv'}, which does not exist: left out"]
 
 
+
+def test_a_folders_video_whose_output_is_a_link_to_nowhere_says_so_as_a_single_videos(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        make_clip(src / name, frames=2, audio=None)
+    (out / "a.mp4").symlink_to(tmp_path / "gone" / "x.mp4")
+    proc = run(NCNN_SR, "video", "-i", src, "-o", out, *X2, check_ok=False)
+    assert proc.returncode == 1
+    # It was "cannot write out/a.mp4: No such file or directory".
+    assert proc.stderr.splitlines()[0] == f"ncnn-sr: error: cannot write {out / 'a.mp4'}: it is a link to " \
+                                          f"{tmp_path / 'gone' / 'x.mp4'}, which does not exist"
+    assert "1 upscaled, 0 skipped, 1 failed" in proc.stderr and not (tmp_path / "gone").exists()
+
+
 @pytest.mark.parametrize("folder_run", [False, True])
 def test_a_video_into_a_read_only_folder_is_one_line_before_a_model_loads(folder_run, tmp_path):
     # Found only as the output was opened, once the model had loaded (pictures are
