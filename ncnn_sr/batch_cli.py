@@ -558,6 +558,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     bar = None
     new_folder = None  # the folders made for the video in work, taken back if it is not done
     pipes: dict[Path, OutputPipe] = {}  # see _RunState.pipes
+    jobs: list[tuple[Path, Path]] = []
     try:
         jobs = plan_videos(opts.input, opts.output, encode, opts.recursive, opts.output_folder)
         pipes = {dst: OutputPipe(dst) for _, dst in jobs if is_fifo(dst)}
@@ -617,8 +618,9 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         _end_pipes(pipes)
         if new_folder is not None:
             _remove_empty_folders(new_folder)
+        left = len(jobs) - done - skipped - failed  # the one stopped too, as a folder of pictures counts
         _stop_interrupted(bar, f"{prog}: interrupted: {_videos(done)} upscaled, {skipped} skipped, {failed} "
-                               "failed; no partial files were left")
+                               f"failed, {left} not done; no partial files were left")
     except (NcnnSrError, OSError) as e:
         if debug:
             raise
