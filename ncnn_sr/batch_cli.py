@@ -569,7 +569,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
             # to do); a mistake in the flags or the model is still one.
             check_run(opts)
         lanes = None
-        for src, dst in jobs:
+        for place, (src, dst) in enumerate(jobs, 1):
             if opts.skip_existing and dst.exists():
                 skipped += 1
                 continue
@@ -580,7 +580,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                 _check_encodable(opts, info, src, dst, video_codecs.video_encoder(dst, encode), encode, lanes)
                 if lanes is None:
                     lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
-                bar = FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
+                bar = FrameProgress(prog, video.frames_out(info, encode), opts.quiet, f"{place}/{len(jobs)}",
+                                    src.relative_to(opts.input).as_posix())
                 new_folder = _first_missing(dst.parent)  # taken back if no video comes of the run
                 line = _one_video(opts, src, dst, encode, lanes, bar, out=out)
             except (ModelError, DeviceError):

@@ -253,12 +253,14 @@ class Progress(_Meter):
 
 class FrameProgress(_Meter):
     """Frames done, frames per second and ETA: a bar on a terminal, else a plain line
-    every few seconds."""
+    every few seconds. A folder's video is told by ``place`` ("2/24") and ``name``:
+    a season's log said hours of frames of no video named."""
 
-    def __init__(self, prog: str, total: int | None, quiet: bool):
-        super().__init__(prog, None if quiet else _open_bar(prog, total, "frame"))
+    def __init__(self, prog: str, total: int | None, quiet: bool, place: str = "", name: str = ""):
+        super().__init__(prog, None if quiet else _open_bar(f"{prog} {place}" if place else prog, total, "frame"))
         self.total, self.quiet = total, quiet
         self.done = 0
+        self.which = f" video {place} ({name}):" if place else ""
 
     def __call__(self, done: int) -> None:
         step, self.done = done - self.done, done
@@ -277,7 +279,7 @@ class FrameProgress(_Meter):
                 fps = done / max(now - self.started, 1e-9)
                 eta = f", ETA {(self.total - done) / fps:.0f} s" if self.total and fps else ""
                 of = f"/{self.total}" if self.total else ""
-                echo(f"{self.prog}: {done}{of} frames, {fps:.2f} fps{eta}")
+                echo(f"{self.prog}:{self.which} {done}{of} frames, {fps:.2f} fps{eta}")
 
 
 class TileBar(_Meter):

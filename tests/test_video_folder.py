@@ -241,6 +241,26 @@ def test_progress_past_its_estimated_total_raises_the_total_and_gives_no_negativ
     assert bar.total == 3 and "ETA -" not in capsys.readouterr().err
 
 
+
+def test_a_folder_runs_progress_lines_name_the_video_and_its_place_in_the_folder(tmp_path, in_process, monkeypatch):
+    # A season's log said "ncnn-sr: 8000/34000 frames, ..." for hours, of no video named
+    # and with no word of how many were left.
+    import re
+
+    from ncnn_sr import console
+
+    monkeypatch.setattr(console._Meter, "PLAIN_EVERY", 0)
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    make_clip(src / "a b.mp4", frames=2, audio=None)
+    make_clip(src / "sub" / "c.mkv", frames=2, audio=None)
+    status, said = in_process("video", "-i", src, "-o", tmp_path / "out", "-r", *X2)
+    assert status == 0
+    frames = [line for line in said.splitlines() if " frames, " in line]
+    assert {re.sub(r": \d+/2 frames, .*", "", line) for line in frames} == \
+        {"ncnn-sr: video 1/2 (a b.mp4)", "ncnn-sr: video 2/2 (sub/c.mkv)"}, said
+
+
 def test_ctrl_c_in_a_folder_run_stops_at_once_and_leaves_no_partial_video(tmp_path):
     import signal
     import subprocess
