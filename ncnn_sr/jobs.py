@@ -238,24 +238,31 @@ def _unless_overwriting(plan: Plan) -> Plan:
     path or link): the reference tool overwrote it, and the picture was lost. A JPEG
     target counts with the ``name.jpg.png`` it becomes if its picture has alpha,
     which is known only once the picture is read."""
-    sources = {}
-    for job in plan.jobs:
-        with contextlib.suppress(OSError):
-            st = job.source.stat()
-            sources[(st.st_dev, st.st_ino)] = job.source
-    for job in plan.jobs:
-        for target in dict.fromkeys((job.target, alpha_target(job.target))):
-            try:
-                st = target.stat()
-            except OSError:
-                continue  # not there yet: it cannot be an input
-            same = sources.get((st.st_dev, st.st_ino))
-            if same is not None:
-                also = "" if same == target else f" ({same})"
-                why = "" if target == job.target else f", where {job.target} goes if its picture has transparency,"
-                raise OutputIsInput(f"output {target}{why} is an input{also}: it would be overwritten; "
-                                    "choose another output")
+    check_outputs_not_inputs([job.source for job in plan.jobs],
+                             [(target, job.target) for job in plan.jobs
+                              for target in dict.fromkeys((job.target, alpha_target(job.target)))])
     return plan
+
+
+def check_outputs_not_inputs(sources: list[Path], targets: list[tuple[Path, Path]]) -> None:
+    """OutputIsInput if a file of ``targets`` ((file, the job's output it stands for))
+    is one of ``sources`` by any path or link."""
+    known = {}
+    for source in sources:
+        with contextlib.suppress(OSError):
+            st = source.stat()
+            known[(st.st_dev, st.st_ino)] = source
+    for target, output in targets:
+        try:
+            st = target.stat()
+        except OSError:
+            continue  # not there yet: it cannot be an input
+        same = known.get((st.st_dev, st.st_ino))
+        if same is not None:
+            also = "" if same == target else f" ({same})"
+            why = "" if target == output else f", where {output} goes if its picture has transparency,"
+            raise OutputIsInput(f"output {target}{why} is an input{also}: it would be overwritten; "
+                                "choose another output")
 
 
 def _walk(src: Path, dst: Path, recursive: bool, unlisted: list[str], kind: str = "pictures"):
@@ -507,6 +514,8 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     if not jobs:
         deeper = not recursive and has_sub_folders(src)  # else -r was named of a folder with none
         raise InputError(f"{src}: no videos in it{' (-r looks in its sub-folders too)' if deeper else ''}")
+    # An output that is a link to an input (out/a.mkv to in/a.mkv) was written over it.
+    check_outputs_not_inputs([path for path, _ in jobs], [(target, target) for _, target in jobs])
     return jobs
 
 

@@ -419,6 +419,26 @@ def test_a_folders_video_whose_output_is_a_link_to_nowhere_says_so_as_a_single_v
     assert "1 upscaled, 0 skipped, 1 failed" in proc.stderr and not (tmp_path / "gone").exists()
 
 
+
+@pytest.mark.parametrize("linked", ["a.mkv", "b.mkv"])
+def test_a_folders_video_whose_output_is_an_input_by_a_link_is_refused_before_anything_is_written(linked, tmp_path):
+    # As a folder of pictures refuses it, and a single video's -o: out/a.mkv, a link to
+    # in/a.mkv (or to in/b.mkv, the next to be read), was written over with a's output.
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    for name in ("a.mkv", "b.mkv"):
+        make_clip(src / name, frames=2, audio=None)
+    (out / "a.mkv").symlink_to(src / linked)
+    before = {name: (src / name).read_bytes() for name in ("a.mkv", "b.mkv")}
+    proc = run(NCNN_SR, "video", "-i", src, "-o", out, *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == f"ncnn-sr: error: output {out / 'a.mkv'} is an input ({src / linked}): it would be " \
+                          "overwritten; choose another output\n"
+    assert {name: (src / name).read_bytes() for name in ("a.mkv", "b.mkv")} == before
+    assert sorted(os.listdir(out)) == ["a.mkv"]
+
+
 @pytest.mark.parametrize("folder_run", [False, True])
 def test_a_video_into_a_read_only_folder_is_one_line_before_a_model_loads(folder_run, tmp_path):
     # Found only as the output was opened, once the model had loaded (pictures are
