@@ -572,6 +572,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         for place, (src, dst) in enumerate(jobs, 1):
             if opts.skip_existing and dst.exists():
                 skipped += 1
+                if opts.verbose:  # as a single video says it, which -v's line per file is
+                    echo(f"{prog}: {dst} exists: skipped (--skip-existing)")
                 continue
             new_folder = None
             try:

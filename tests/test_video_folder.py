@@ -67,6 +67,22 @@ def test_skip_existing_leaves_a_single_videos_output_as_a_single_pictures(comman
     assert (tmp_path / "out.mp4").read_bytes() == b"done before"
 
 
+
+def test_verbose_says_each_video_skipped_as_a_single_video_skipped_says_it(tmp_path):
+    # -v is "a line per file": a folder's skipped videos had none, a folder of pictures' have.
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.mp4", "b.mkv"):
+        make_clip(src / name, frames=2, audio=None)
+    run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2)
+    (tmp_path / "out" / "b.mkv").unlink()
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", "--skip-existing", "-v", *X2)
+    assert f"ncnn-sr: {tmp_path / 'out' / 'a.mp4'} exists: skipped (--skip-existing)" in proc.stderr.splitlines()
+    assert "b.mkv exists" not in proc.stderr
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", "--skip-existing", *X2)
+    assert "exists: skipped" not in proc.stderr
+
+
 def test_a_folder_of_videos_all_skipped_loads_no_model_and_still_refuses_an_unknown_one(tmp_path, in_process, loads):
     # An unknown model was no error where every video was skipped: a typo in a script
     # went unseen until it had work to do.
