@@ -580,6 +580,11 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                 check_reachable(dst, file=True)  # a link to nowhere, as a single video's -o is checked
                 info = video.probe(src)
                 _check_encodable(opts, info, src, dst, video_codecs.video_encoder(dst, encode), encode, lanes)
+                one = None if lanes is None else _one_worker_for(opts, lanes, (info.height, info.width))
+                if one is not None and one != (lanes[0].workers == 1):
+                    # As this video alone would run: its frames, not the first's, choose.
+                    lanes[0].upscaler.close()
+                    lanes = None
                 if lanes is None:
                     lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
                 bar = FrameProgress(prog, video.frames_out(info, encode), opts.quiet, f"{place}/{len(jobs)}",
@@ -635,6 +640,22 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped{_failed(failed, opts)} in "
              f"{time.monotonic() - began:.1f} s")
     return EXIT_FAILED if failed else 0
+
+
+def _one_worker_for(opts: RunOptions, lanes: list[Lane], frame: tuple[int, int]) -> bool | None:
+    """Whether build_lanes gives pictures of ``frame`` (height, width) one CPU worker
+    with all the cores (True) or the workers asked (False); None where it has no such
+    choice: not one lane, on the CPU, with an automatic tile and several workers."""
+    if len(lanes) != 1 or lanes[0].upscaler.device.is_gpu:
+        return None
+    asked = _asked(opts, find_auto=False)
+    if len(asked.chosen) != 1 or asked.tiles[0] != 0:
+        return None
+    workers = _capped_workers(asked.chosen, asked.procs, os.cpu_count() or 1, said=False)[0]
+    if workers < 2:
+        return None
+    up = lanes[0].upscaler
+    return up.runs_whole(*frame, calls=1) and not up.runs_whole(*frame, calls=workers)
 
 
 def _end_pipes(pipes: dict[Path, OutputPipe]) -> None:
