@@ -541,14 +541,14 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
 
 def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: FlagNames = FlagNames()) -> int:
     """Each video in the folder ``opts.input`` (its sub-folders too with
-    ``opts.recursive``) into the folder ``opts.output``, the model loaded once. A
-    video that fails is one line and the run goes on; the exit status is 1 if any
-    failed. A full disk stops the run at the first video it fails, in one line: every
-    later one would be upscaled only to fail alike; so do the devices, once more videos
-    in a row than can be in work at once (one: see FAILED_EVERYWHERE) fail on each in
-    service, none done between. A device out for good (one that failed a frame another
-    then did) is out for the rest of the folder. Ctrl-C stops at once, leaving no
-    partial file."""
+    ``opts.recursive``) into the folder ``opts.output``, the model loaded once (see
+    _one_worker_for). A video that fails is one line and the run goes on; the exit
+    status is 1 if any failed. A full disk stops the run at the first video it fails,
+    in one line: every later one would be upscaled only to fail alike; so do the
+    devices, once more videos in a row than can be in work at once (one: see
+    FAILED_EVERYWHERE) fail on each in service, none done between. A device out for
+    good (one that failed a frame another then did) is out for the rest of the
+    folder. Ctrl-C stops at once, leaving no partial file."""
     from . import video, video_codecs
 
     began = time.monotonic()
