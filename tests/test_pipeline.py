@@ -561,39 +561,25 @@ class Picky(SlowFake):
         return super().upscale(image)
 
 
-def test_a_picture_that_fails_on_two_devices_fails_alone_and_both_devices_go_on(tmp_path, warnings):
-    # The first device was out for the rest of the run, which went on at half speed.
+# The first device was out for the rest of the run, which went on at half speed. Two
+# lanes on one device (-g -1,-1) are named apart: the lines read "CPU takes pictures
+# again: p failed on CPU too" and "upscaling failed on CPU, then on CPU".
+@pytest.mark.parametrize("devices, names", [((fake_gpu, lambda: CPU), ("GPU 0 (fake)", "CPU")),
+                                            ((lambda: CPU, lambda: CPU), ("CPU lane 1", "CPU lane 2"))])
+def test_a_picture_that_fails_on_two_devices_fails_alone_and_both_devices_go_on(devices, names, tmp_path, warnings):
     jobs = folder_of(tmp_path, 12, size=(4, 4))
     Image.fromarray(picture(5, 5)).save(jobs[0].source)
-    gpu, cpu = Picky(fake_gpu()), Picky(CPU)
-    summary = within(60, lambda: Pipeline([Lane(gpu, 1), Lane(cpu, 1)]).run(jobs))
-    assert (summary.ok, summary.failed, summary.stopped, summary.lost) == (11, 1, None, [])
-    first, second = ("GPU 0 (fake)", "CPU") if warnings[0].startswith("GPU") else ("CPU", "GPU 0 (fake)")
-    assert summary.failures[0].message == (f"{jobs[0].source}: upscaling failed on {first}, then on {second}: "
-                                           "ValueError('odd picture')")
-    assert warnings == [f"{first} failed (ValueError('odd picture')): it takes no more pictures, the other devices "
-                        "go on",
-                        f"{first} takes pictures again: {jobs[0].source} failed on {second} too, so the picture was "
-                        "more likely at fault"]
-    assert gpu.count >= 2 and cpu.count >= 2  # the later pictures spread over both again
-
-
-def test_two_lanes_on_one_device_are_named_apart_in_failover_messages(tmp_path, warnings):
-    # With -g -1,-1 the lines read "CPU takes pictures again: p failed on CPU too" and
-    # "upscaling failed on CPU, then on CPU": which lane was which went unsaid.
-    jobs = folder_of(tmp_path, 12, size=(4, 4))
-    Image.fromarray(picture(5, 5)).save(jobs[0].source)
-    one, two = Picky(CPU), Picky(CPU)
+    one, two = (Picky(make()) for make in devices)
     summary = within(60, lambda: Pipeline([Lane(one, 1), Lane(two, 1)]).run(jobs))
     assert (summary.ok, summary.failed, summary.stopped, summary.lost) == (11, 1, None, [])
-    first, second = ("CPU lane 1", "CPU lane 2") if warnings[0].startswith("CPU lane 1") else \
-        ("CPU lane 2", "CPU lane 1")
+    first, second = names if warnings[0].startswith(names[0]) else names[::-1]
     assert summary.failures[0].message == (f"{jobs[0].source}: upscaling failed on {first}, then on {second}: "
                                            "ValueError('odd picture')")
     assert warnings == [f"{first} failed (ValueError('odd picture')): it takes no more pictures, the other devices "
                         "go on",
                         f"{first} takes pictures again: {jobs[0].source} failed on {second} too, so the picture was "
                         "more likely at fault"]
+    assert one.count >= 2 and two.count >= 2  # the later pictures spread over both again
 
 
 def test_a_lost_lane_sharing_its_device_is_named_as_that_lane(tmp_path, warnings):
