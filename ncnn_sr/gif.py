@@ -97,6 +97,20 @@ def frame_count(data: bytes) -> int:
     return count
 
 
+def cut_short(data: bytes) -> str | None:
+    """Where the GIF ``data`` is cut short, in words ("GIF: cut short after frame 2"),
+    its blocks walked; None where they run whole (a missing trailer is no cut)."""
+    whole = 0
+    try:
+        for _ in _images(data):
+            whole += 1
+    except EOFError:
+        return f"GIF: cut short after frame {whole}" if whole else "GIF: cut short in its first frame"
+    except SyntaxError:
+        return None
+    return None
+
+
 def _images(data: bytes) -> Iterator[tuple[int, bytes, int]]:
     """Where each image of the GIF ``data`` starts (its descriptor), the graphic
     control extension before it (b"" if none), and where it ends."""

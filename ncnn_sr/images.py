@@ -413,6 +413,8 @@ def reading(path: str):
             raise InputError(f"{path}: broken or truncated picture ({reason})") from None
         if (kind := _netpbm_kind(path)) is not None:
             raise InputError(f"{path}: {kind}") from None
+        if (reason := _cut_gif(path)) is not None:  # Pillow: 'no more images in GIF file'
+            raise InputError(f"{path}: broken or truncated picture ({reason})") from None
         if (reason := _header_refusal(path)) is not None:  # another format's, cut short so
             raise InputError(f"{path}: {reason}") from None
         if (reason := _cut_in_header(path)) is not None:  # too short for any reader to know it
@@ -430,7 +432,7 @@ def reading(path: str):
         if "Ghostscript" in str(e):  # the file may be whole: what reads it is missing
             raise InputError(f"{path}: an EPS or PostScript picture, which Pillow reads through Ghostscript: "
                              "install Ghostscript (gs), or convert it to png") from None
-        raise InputError(f"{path}: broken or truncated picture ({_cut_riff(path) or _one_line(e)})") from None
+        raise InputError(f"{path}: broken or truncated picture ({_cut_words(path) or _one_line(e)})") from None
     except (SyntaxError, ValueError, EOFError, TypeError, RuntimeError, IndexError, struct.error,
             ZeroDivisionError) as e:
         # Pillow's plugins say "broken" in these too: a TIFF frame without its size
@@ -439,7 +441,7 @@ def reading(path: str):
         # between two frames (IndexError, reading a byte past its end) or inside a
         # frame's image descriptor (struct.error, counting the frames), an animated
         # AVIF whose track's timescale is 0 (ZeroDivisionError, timing its frames).
-        raise InputError(f"{path}: broken or truncated picture ({_cut_riff(path) or _one_line(e)})") from None
+        raise InputError(f"{path}: broken or truncated picture ({_cut_words(path) or _one_line(e)})") from None
 
 
 def _video_kind(path: str) -> str | None:
@@ -453,6 +455,23 @@ def _video_kind(path: str) -> str | None:
 def _cut_riff(path: str) -> str | None:
     """``cut_riff``'s words for the file at ``path``."""
     return _judged_head(path, 12, cut_riff)
+
+
+def _cut_words(path: str) -> str | None:
+    """Where the file at ``path`` is cut short, in words, for a WebP or other RIFF
+    file or a GIF: Pillow's own words were of its reading ('index out of range')."""
+    return _cut_riff(path) or _cut_gif(path)
+
+
+def _cut_gif(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            if f.read(6) not in (b"GIF87a", b"GIF89a"):
+                return None
+            f.seek(0)
+            return gif.cut_short(f.read())
+    except OSError:
+        return None
 
 
 def _cut_in_header(path: str) -> str | None:

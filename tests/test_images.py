@@ -2075,8 +2075,32 @@ def test_a_gif_cut_short_between_frames_is_broken_or_truncated(tmp_path):
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
     whole = (tmp_path / "a.gif").read_bytes()
     (tmp_path / "cut.gif").write_bytes(whole[:int(len(whole) * 0.8)])
-    with pytest.raises(InputError, match=r"cut.gif: broken or truncated picture \(index out of range\)"):
+    with pytest.raises(InputError, match=r"cut.gif: broken or truncated picture \(GIF: cut short after frame 3\)$"):
         read_image(tmp_path / "cut.gif")
+
+
+def test_a_gif_cut_anywhere_says_after_which_frame(tmp_path):
+    # Pillow's words, by where the cut fell: 'index out of range', 'unpack_from
+    # requires a buffer of at least 2 bytes...', 'image file is truncated (27 bytes
+    # not processed)', or the walk's own 'GIF cut short'.
+    from ncnn_sr.animation import read_frames
+    frames = [Image.new("RGB", (8, 6), (60 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50)  # a control each
+    whole = (tmp_path / "a.gif").read_bytes()
+    starts = [m.start() for m in re.finditer(b"\x21\xf9\x04", whole)]  # each frame's control extension
+    refused = 0
+    for size in range(starts[0], len(whole)):
+        (tmp_path / "cut.gif").write_bytes(whole[:size])
+        before = max(sum(start < size for start in starts) - 1, 0)
+        said = (rf"^\S*cut.gif: broken or truncated picture \(GIF: cut short after frame {before}\)$" if before
+                else r"^\S*cut.gif: broken or truncated picture \(GIF: cut short in its first frame\)$")
+        for read in (read_image, read_frames):
+            try:
+                read(tmp_path / "cut.gif")
+            except InputError as e:
+                assert re.match(said, str(e)), (size, str(e))
+                refused += 1
+    assert refused > 100
 
 
 @pytest.mark.parametrize("kept", range(1, 9))
