@@ -518,7 +518,10 @@ _NAME_WIDTH = 26
 
 # The picture options ncnn-sr video has not got, and the video ones upscale has not.
 video.elsewhere = {
-    **dict.fromkeys(("-f", "--format"), "for videos: the container is the output's extension (-o out.mkv)"),
+    # A folder run has no container to give: jobs.plan_videos keeps each video's own.
+    **dict.fromkeys(("-f", "--format"), "for videos: one video's container is its output's extension (-o out.mkv); "
+                                        "a folder's videos each keep their own where it holds the --codec, "
+                                        "else .mkv (or another that holds it)"),
     "--quality": "for videos: their quality is --crf (lower is better) or --bitrate",
     "--suffix": "for videos: each keeps its name in the output folder",
     "--alpha": "for videos: they are written opaque",

@@ -1427,7 +1427,10 @@ def test_an_unknown_option_in_another_case_or_ncnn_srs_long_form_names_the_one_m
     (["upscale"], "--fps", "No such option '--fps' for pictures: it is an option of 'ncnn-sr video'"),
     (["video"], "--quality", "No such option '--quality' for videos: their quality is --crf (lower is better) "
                              "or --bitrate"),
-    (["video"], "-f", "No such option '-f' for videos: the container is the output's extension (-o out.mkv)"),
+    # A folder run was told of -o out.mkv too, which names no folder.
+    (["video"], "-f", "No such option '-f' for videos: one video's container is its output's extension "
+                      "(-o out.mkv); a folder's videos each keep their own where it holds the --codec, "
+                      "else .mkv (or another that holds it)"),
     (["video"], "--no-metadata", "No such option '--no-metadata' for videos: their tags go along with them"),
 ])
 def test_an_option_of_the_other_command_is_said_to_be_its(command, flag, said, tmp_path):
