@@ -645,13 +645,16 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
 def _one_worker_for(opts: RunOptions, lanes: list[Lane], frame: tuple[int, int]) -> bool | None:
     """Whether build_lanes gives pictures of ``frame`` (height, width) one CPU worker
     with all the cores (True) or the workers asked (False); None where it has no such
-    choice: not one lane, on the CPU, with an automatic tile and several workers."""
+    choice: not one lane, on the CPU (-g -1, or auto finding it), with an automatic
+    tile and several workers."""
     if len(lanes) != 1 or lanes[0].upscaler.device.is_gpu:
         return None
     asked = _asked(opts, find_auto=False)
-    if len(asked.chosen) != 1 or asked.tiles[0] != 0:
+    # -g auto (no device listed) found the lane's device, the CPU here, as it loaded.
+    chosen = asked.chosen or [lanes[0].upscaler.device]
+    if len(chosen) != 1 or asked.tiles[0] != 0:
         return None
-    workers = _capped_workers(asked.chosen, asked.procs, os.cpu_count() or 1, said=False)[0]
+    workers = _capped_workers(chosen, asked.procs, os.cpu_count() or 1, said=False)[0]
     if workers < 2:
         return None
     up = lanes[0].upscaler
