@@ -30,7 +30,7 @@ from .files import check_folder, folder_made
 from .flags import HomePath, ModelText, OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
 from .path_names import is_picture_suffix, names_a_folder, suffix_fault, video_by_its_output
 from .signals import HeldInterrupts, ctrl_c_signals
-from .streams import OutputPipe, Streams, VideoInput, VideoOutput, is_stream, shown
+from .streams import DeliveryInterrupted, OutputPipe, Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
 from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path
 
@@ -387,7 +387,7 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
     opts = _run_options(metadata=not no_metadata, what="a picture or folder path", **options)
     pipe.path = opts.output
     # Once the flags are read: numpy, ncnn and Pillow load with the work, not for a usage error.
-    from .batch_cli import run, video_instead
+    from .batch_cli import _stop_interrupted, run, video_instead
 
     if is_video_input(opts.input) and os.path.isfile(opts.input):  # a name too long: False, no OSError
         # Named here, a video was "not a picture" or its .mkv output "unsupported".
@@ -412,6 +412,8 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
                 streams.deliver()
             except NcnnSrError as e:
                 _fail(command_words(e))
+            except DeliveryInterrupted as e:  # as other runs interrupted say it
+                _stop_interrupted(None, f"{PROG}: interrupted: {e.words}")
     sys.exit(code)
 
 

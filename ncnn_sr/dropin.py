@@ -19,7 +19,7 @@ from .console import name_streams, setup_logging
 from .errors import FlagNames, InputError, command_words
 from .flags import REFERENCE_JOBS, ModelText, OnePathCommand, RunOptions, path_flag
 from .path_names import names_a_folder, video_by_its_output
-from .streams import STDIO, OutputPipe, Streams, VideoInput, VideoOutput, is_stream
+from .streams import STDIO, DeliveryInterrupted, OutputPipe, Streams, VideoInput, VideoOutput, is_stream
 from .typed_numbers import decimal_number
 from .video_options import EncodeOptions, is_video_input, is_video_path
 
@@ -166,6 +166,9 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
                 piped.deliver()
             except InputError as e:
                 _refuse(command_words(e, FLAGS))
+            except DeliveryInterrupted as e:  # as other runs interrupted say it
+                from .batch_cli import _stop_interrupted  # loaded by the run
+                _stop_interrupted(None, f"{PROG}: interrupted: {e.words}")
         sys.exit(code)
     finally:
         if piped is not None:

@@ -212,14 +212,23 @@ class Streams:
             with open(made_as, "rb") as made:
                 atomic_write(f"{self._out_stream}.png", lambda file: shutil.copyfileobj(made, file))
             return
+        reached = False
         try:
             with open(made_as, "rb") as made:
                 if self._out_stream == STDIO:
+                    reached = True
                     shutil.copyfileobj(made, sys.stdout.buffer)
                     sys.stdout.buffer.flush()
                 else:
-                    with _open_output(self._out_stream) as stream:
-                        shutil.copyfileobj(made, stream)
+                    # Unbuffered: closed on a Ctrl-C, a buffer flushed into a reader that
+                    # stopped reading would wait on it.
+                    with _open_output(self._out_stream, buffering=0) as stream:
+                        reached = True
+                        _copy(made, stream)
+        except KeyboardInterrupt:
+            # A FIFO's open waits for its reader: until then nothing reached it.
+            raise DeliveryInterrupted(f"{shown(self._out_stream, reading=False)} got only part of the picture"
+                                      if reached else "no output was written") from None
         except BrokenPipeError:
             if self._out_stream == STDIO:  # nothing reads it any more; Python would complain again flushing at exit
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -259,12 +268,21 @@ class OutputPipe:
             pass
 
 
-def _open_output(path: str, check: bool = False):
+def _copy(source, stream) -> None:
+    """``source`` to its end into the unbuffered ``stream``, whose writes into a pipe
+    may take part of what they are given."""
+    while chunk := source.read(shutil.COPY_BUFSIZE):
+        view = memoryview(chunk)
+        while view:
+            view = view[stream.write(view):]
+
+
+def _open_output(path: str, check: bool = False, buffering: int = -1):
     """A stream named by its path, opened to write (``check``: only whether it can be,
     as an InputError). A descriptor's name is written through the descriptor itself:
     opened anew, a file the shell opened with ``3>>`` would lose what it held."""
     if not _DESCRIPTOR.fullmatch(path):
-        return None if check else open(path, "wb")
+        return None if check else open(path, "wb", buffering=buffering)
     number = 2 if path == "/dev/stderr" else int(path.rsplit("/", 1)[1])
     if check:
         try:
@@ -272,7 +290,7 @@ def _open_output(path: str, check: bool = False):
         except OSError as e:
             raise InputError(f"cannot write {path}: {e.strerror or e}") from None
         return None
-    return open(number, "wb", closefd=False)
+    return open(number, "wb", buffering=buffering, closefd=False)
 
 
 def _file_start(file) -> int | None:
@@ -297,6 +315,15 @@ def _refuse_terminal(path: str, reading: bool, dash: bool = True) -> None:
         what = f"pipe a video in ({_stdin_flag(dash)} < in.mkv)" if reading \
             else "send the video to a file or a pipe (-o - | ...)"
         raise InputError(f"{shown(path, reading)} is a terminal: {what}")
+
+
+class DeliveryInterrupted(KeyboardInterrupt):
+    """A Ctrl-C as ``Streams.deliver`` handed the output to its stream: its words say
+    how far it got ("no output was written")."""
+
+    def __init__(self, words: str):
+        super().__init__(words)
+        self.words = words
 
 
 class Interrupted(KeyboardInterrupt, Exception):

@@ -8,7 +8,9 @@ import pty
 import select
 import signal
 import subprocess
+import sys
 import threading
+import time
 
 import av
 import numpy as np
@@ -974,3 +976,55 @@ def test_a_folder_named_dash_is_a_folder_for_input_and_output(tmp_path):
     proc = command(tmp_path, "-i", "in/-/a.png", "-o", "-/", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == b"" and (tmp_path / "-" / "a.png").is_file()
+
+
+def _waits_to_open(pid: int) -> bool:
+    """Whether the process ``pid`` waits in open() for a FIFO's other end (Linux)."""
+    with open(f"/proc/{pid}/wchan") as f:
+        return f.read() == "wait_for_partner"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/wchan"), reason="needs Linux's /proc/PID/wchan")
+@pytest.mark.parametrize("drop_in", [False, True])
+def test_ctrl_c_as_a_fifo_output_waits_for_its_reader_says_no_output_was_written(drop_in, tmp_path):
+    # Both commands said only "interrupted", where a picture's run interrupted says
+    # whether its output was written.
+    from test_cli import DROPIN_MAIN
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    os.mkfifo(tmp_path / "out.png")
+    cmd = [sys.executable, "-c", DROPIN_MAIN] if drop_in else [CMD]
+    proc = subprocess.Popen([*cmd, "-i", "in.png", "-o", "out.png", *FAST], stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while not _waits_to_open(proc.pid):
+            assert time.monotonic() < deadline and proc.poll() is None, "the run never waited for its reader"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    prog = "realesrgan-ncnn-vulkan" if drop_in else "ncnn-sr"
+    assert proc.returncode == 130 and err.splitlines()[-1] == f"{prog}: interrupted: no output was written", err
+    assert sorted(os.listdir(tmp_path)) == ["in.png", "out.png"] and (tmp_path / "out.png").is_fifo()
+
+
+def test_ctrl_c_as_a_fifo_outputs_reader_stopped_reading_says_it_got_part_and_ends(tmp_path):
+    # The picture's bytes left in the writer's buffer were flushed as the stream closed,
+    # into a reader that read no more: the command waited on it for ever.
+    noise = np.random.default_rng(0).integers(0, 256, (160, 200, 3), dtype=np.uint8)  # 0.4 MB as a PNG, x2
+    Image.fromarray(noise).save(tmp_path / "in.png")
+    os.mkfifo(tmp_path / "out.png")
+    proc = subprocess.Popen([CMD, "-i", "in.png", "-o", "out.png", *FAST], stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    reader = os.open(tmp_path / "out.png", os.O_RDONLY)  # and reads nothing once the pipe holds some
+    try:
+        assert select.select([reader], [], [], 120)[0], "nothing was written into the FIFO"
+        time.sleep(0.5)  # the pipe full, the writer waits on it
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+        os.close(reader)
+    assert proc.returncode == 130 and err.splitlines()[-1] == "ncnn-sr: interrupted: out.png got only part of the " \
+                                                              "picture", err
