@@ -31,7 +31,7 @@ from .fixed import Fixed, FixedArguments
 from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
 from .netsplit import network_reach, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, bicubic_net, group_norm_weights
-from .param_file import parse_param
+from .param_file import largest_fixed_blob, parse_param
 from .pixels import check_image, is_grey_colour, make_grey
 from .resample import resize, resize_bytes, target_size
 from .staged_run import StagedRun
@@ -219,7 +219,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         self._last_size: tuple = ()
         self._tile = tile
         self._pid = os.getpid()
-        self._net = self._load(devices.get_device(device))
+        chosen = devices.get_device(device)
+        if chosen.is_gpu:
+            self._check_fixed_blob(chosen)
+        self._net = self._load(chosen)
         try:
             # Not a software device (lavapipe: kind "cpu"), which computes on the CPU in
             # float32 anyway and took seconds for realesrgan-x4plus's test picture.
@@ -538,6 +541,22 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         self.close()
 
     # --- internals ---------------------------------------------------------------------
+
+    def _check_fixed_blob(self, device: Device) -> None:
+        """A ModelError where a layer that fixes the size of its output (an Interp's
+        3= and 4=) makes a blob larger than ``device``'s heap: ncnn does not check the
+        buffer it fails to make ("vkCreateBuffer failed -2" on lavapipe, then a
+        segfault). The CPU's run fails cleanly instead (ncnn error -100)."""
+        s = self.spec
+        fixed = largest_fixed_blob(parse_param(s.param_path.read_bytes(), s.name, s.param_path))
+        if fixed is None:
+            return
+        layer, channels, height, width = fixed
+        # fp16 storage (ncnn's default on GPUs) or bf16 at the least: a lower bound.
+        size = channels * height * width * (4 if self._precision == "fp32" else 2)
+        if size > device.heap_budget_mb * 2**20:
+            raise ModelError(f"{s.said}layer {layer.name} ({layer.type}) makes a {width}x{height}x{channels} blob "
+                             f"({size // 2**20} MB), more than the {device.heap_budget_mb} MB of {device}")
 
     def _load(self, device: Device, precision: str | None = None) -> Network | SplitNetwork:
         s = self.spec

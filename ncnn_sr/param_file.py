@@ -279,6 +279,31 @@ def output_scale(graph: ParamGraph, output_blob: str) -> float | None:
     return shape[output_blob][1] if output_blob in shape else None
 
 
+def largest_fixed_blob(graph: ParamGraph) -> tuple[Layer, int, int, int] | None:
+    """The Interp layer whose output size its own numbers fix (3=height 4=width),
+    whatever the picture, with the largest output, as (layer, channels, height,
+    width); its channels where worked out here, else 1 (a least). None where no
+    layer fixes its size."""
+    shape: dict[str, tuple[float, float]] = {}
+    fixed_channels: dict[str, int] = {}  # the tops of those layers: their size is not the picture's
+    largest, most = None, 0
+    for layer in graph.layers:
+        below = [shape.get(b) for b in layer.bottoms]
+        made = _layer_shape(layer, below)
+        for top in layer.tops:
+            if made is not None:
+                shape[top] = made
+        p = layer.params
+        if layer.type == "Interp" and isinstance(p.get(3), int) and isinstance(p.get(4), int) \
+                and p[3] > 0 and p[4] > 0 and layer.bottoms:
+            first = layer.bottoms[0]
+            channels = max(1, int(below[0][0])) if below[0] is not None else fixed_channels.get(first, 1)
+            fixed_channels.update((top, channels) for top in layer.tops)
+            if channels * p[3] * p[4] > most:
+                largest, most = (layer, channels, p[3], p[4]), channels * p[3] * p[4]
+    return largest
+
+
 def _channel_slices(layer: Layer, channels: float) -> list[float] | None:
     """The channels of each output of a Slice along the channels, -233 sharing what
     the others leave; None for another Slice."""

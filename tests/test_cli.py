@@ -179,6 +179,24 @@ def test_custom_model_with_a_broken_layer_fails_in_one_line(sizes, said, tmp_pat
     assert not (tmp_path / "out.png").exists()
 
 
+@pytest.mark.vulkan
+def test_custom_model_with_a_layer_too_large_for_the_gpu_is_refused_before_it_runs(tmp_path, gpu):
+    # ncnn did not check the buffer it could not make: "vkCreateBuffer failed -2", then
+    # a segfault (exit 139) and no error line on lavapipe.
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    (tmp_path / "broken.param").write_text("7767517\n2 2\nInput data 0 1 data\n"
+                                           "Interp up 1 1 data output 0=2 3=65536 4=65536\n")
+    (tmp_path / "broken.bin").write_bytes(b"")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "broken", "-m", tmp_path,
+               "-g", str(gpu), check_ok=False)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if "software Vulkan device" not in line]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"ncnn-sr: error: model broken: {tmp_path / 'broken.param'} layer up (Interp) "
+                               "makes a 65536x65536x3 blob (24576 MB), more than the ")
+    assert not (tmp_path / "out.png").exists()
+
+
 # mode made -> mode of the output file
 MODES = {
     "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "P": "RGB", "CMYK": "RGB", "I;16": "I;16",

@@ -13,7 +13,7 @@ from ncnn_sr import ModelError, ModelSpec, NcnnSrError, Upscaler, catalog, model
 from ncnn_sr.errors import FlagNames, ModelMissing, SettingError
 from ncnn_sr.models import (DEFAULT_CPU_BYTES_PER_PIXEL, custom_model_names, fetched_model_folder, package_folder,
                             param_sha256)
-from ncnn_sr.param_file import check_bin_size, cpu_bytes_estimate, parse_param
+from ncnn_sr.param_file import check_bin_size, cpu_bytes_estimate, largest_fixed_blob, parse_param
 
 PACKAGED = [n for n, e in catalog().items() if e.package_files]
 
@@ -1066,6 +1066,22 @@ def test_a_large_kernel_run_as_sgemm_adds_its_column_buffer():
                 f"Convolution c 1 1 data out 0=8 1=17 4=8 5=0 6={8 * 3 * 17 * 17}{mask}\n").encode()
     with_sgemm, without = (cpu_bytes_estimate(parse_param(text(m))) for m in ("", " 31=32"))
     assert with_sgemm - without == 3 * 17 * 17 * 4  # three input channels, 17x17 taps, float32
+
+
+@pytest.mark.parametrize("layers, largest", [
+    # A size of its own, whatever the picture: its channels are those of its input.
+    ("Convolution c 1 1 data f 0=16 1=3 4=1 5=0 6=432\nInterp a 1 1 f out 0=2 3=40 4=50\n", ("a", 16, 40, 50)),
+    ("Interp a 1 1 data f 0=2 3=8 4=8\nInterp b 1 1 f out 0=2 3=20 4=10\n", ("b", 3, 20, 10)),
+    ("Softmax s 1 1 data f\nInterp a 1 1 f out 0=2 3=9 4=9\n", ("a", 1, 9, 9)),  # channels not known: 1
+    # Scaled by the picture, or one side only fixed (ncnn scales the other): none.
+    ("Interp a 1 1 data out 0=2 1=2.0 2=2.0\n", None),
+    ("Interp a 1 1 data out 0=2 3=64\n", None),
+])
+def test_the_largest_blob_of_a_size_fixed_by_its_layer_is_found(layers, largest):
+    count = layers.count("\n") + 1
+    graph = parse_param(f"7767517\n{count} {count + 1}\nInput in 0 1 data\n{layers}".encode())
+    found = largest_fixed_blob(graph)
+    assert (found if found is None else (found[0].name, *found[1:])) == largest
 
 
 def test_a_model_whose_path_is_not_utf8_loads_and_upscales(tmp_path):
