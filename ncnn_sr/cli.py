@@ -32,7 +32,7 @@ from .path_names import is_picture_suffix, names_a_folder, suffix_fault, video_b
 from .signals import HeldInterrupts, ctrl_c_signals
 from .streams import DeliveryInterrupted, OutputPipe, Streams, VideoInput, VideoOutput, is_stream, shown
 from .typed_numbers import decimal_number, ratio, whole_number
-from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path
+from .video_options import DEINTERLACE_MODES, EncodeOptions, is_video_input, is_video_path, parse_time
 
 PROG = "ncnn-sr"
 DEFAULT_MODEL = "realesrgan-x4plus"
@@ -177,8 +177,6 @@ def _suffix(ctx, param, value: str) -> str:
 def _time(ctx, param, value):
     if value is None:
         return None
-    from .video_window import parse_time  # a video's --start, --duration or --end only: not at every start
-
     try:
         seconds = parse_time(value)
     except ValueError as e:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import re
 import sys
 from dataclasses import dataclass
 from fractions import Fraction
@@ -134,6 +135,31 @@ def _is_bool(value) -> bool:
     return isinstance(value, bool) or (np is not None and isinstance(value, np.bool_))
 
 
+_CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
+
+
+def parse_time(text: str) -> Fraction:
+    """Seconds from "90", "90.5", "1:30" or "1:02:03.5" (as ffmpeg's -ss takes
+    them); ValueError for anything else, negative times included."""
+    text = text.strip()
+    found = _CLOCK.match(text)
+    try:
+        if found is None:
+            seconds = Fraction(text)
+        else:
+            hours, minutes, secs = found.groups()
+            if int(minutes) > 59 and hours is not None or Fraction(secs) >= 60:
+                raise ValueError
+            seconds = int(hours or 0) * 3600 + int(minutes) * 60 + Fraction(secs)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"{text!r} is not a time: give seconds (90, 2.5) or [H:]M:S (1:30, 1:02:03.5)") from None
+    if seconds < 0:
+        raise ValueError(f"{text!r} is before the start: times count from 0")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"{text!r} is longer than any video ({MAX_SECONDS} s at most)")
+    return seconds
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     """How the upscaled video is encoded. ``codec`` None picks libx264, or libvpx-vp9
@@ -143,8 +169,9 @@ class EncodeOptions:
     ``deinterlace`` is which frames are made whole before upscaling: "auto" those the
     video flags as interlaced, "on" all, "off" none, "film" 3:2 pulldown undone (see
     ``deinterlace``); ``field_rate`` makes a frame of each field instead of each frame
-    (50i to 50p). ``start`` and ``duration`` (seconds) take a part of the video only:
-    from ``start`` into it, for ``duration`` (None: to its end). ``skip_damaged``
+    (50i to 50p). ``start`` and ``duration`` take a part of the video only: from
+    ``start`` into it, for ``duration`` (None: to its end), each in seconds or a
+    time as the command takes it ("1:30", "00:01:30.5": ``parse_time``). ``skip_damaged``
     skips video packets the decoder refuses as damaged, with a warning, where
     otherwise the first is an error. ``keep_width`` and ``keep_height``: see below."""
 
@@ -184,9 +211,15 @@ class EncodeOptions:
             value = getattr(self, name)
             if value is None and name == "duration":
                 continue
+            if isinstance(value, str):  # as the command's --start and --duration take it
+                try:
+                    value = parse_time(value)
+                except ValueError as e:
+                    raise SettingError(f"{name}: {e}") from None
             if (isinstance(value, bool) or not isinstance(value, (int, float, Fraction))
                     or isinstance(value, float) and not math.isfinite(value) or abs(value) > MAX_SECONDS):
-                raise SettingError(f"{name} must be a number of seconds, up to {MAX_SECONDS}, not {describe(value)}")
+                raise SettingError(f"{name} must be a number of seconds or a time such as '1:30', up to "
+                                   f"{MAX_SECONDS} seconds, not {describe(value)}")
             # A float as the decimal it was written as: 0.2 is a hair over 1/5 in binary,
             # which left out the frame at 0.2 s.
             object.__setattr__(self, name, Fraction(str(value)) if isinstance(value, float) else Fraction(value))

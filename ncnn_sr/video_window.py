@@ -8,40 +8,12 @@ time stamps, which may not start at 0: an MPEG program stream starts near 0.5 s)
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from fractions import Fraction
-
-from .video_options import MAX_SECONDS
 
 # How far apart in time a file's streams' packets may lie: muxers interleave them
 # within a second or so (Matroska's clusters hold up to a few seconds).
 INTERLEAVED_WITHIN = Fraction(10)
-
-_CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
-
-
-def parse_time(text: str) -> Fraction:
-    """Seconds from "90", "90.5", "1:30" or "1:02:03.5" (as ffmpeg's -ss takes
-    them); ValueError for anything else, negative times included."""
-    text = text.strip()
-    found = _CLOCK.match(text)
-    try:
-        if found is None:
-            seconds = Fraction(text)
-        else:
-            hours, minutes, secs = found.groups()
-            if int(minutes) > 59 and hours is not None or Fraction(secs) >= 60:
-                raise ValueError
-            seconds = int(hours or 0) * 3600 + int(minutes) * 60 + Fraction(secs)
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"{text!r} is not a time: give seconds (90, 2.5) or [H:]M:S (1:30, 1:02:03.5)") from None
-    if seconds < 0:
-        raise ValueError(f"{text!r} is before the start: times count from 0")
-    if seconds > MAX_SECONDS:
-        raise ValueError(f"{text!r} is longer than any video ({MAX_SECONDS} s at most)")
-    return seconds
-
 
 @dataclass(frozen=True)
 class Window:

@@ -4258,7 +4258,12 @@ def test_frames_a_frames_function_gives_wrong_are_refused_in_one_line(bad, said,
     ({"deinterlace": None}, "deinterlace must be one of auto, on, off, film, not None"),
     # An array printed over many lines is named by its type: the message keeps one line.
     ({"fps": np.zeros((9, 9))}, "fps must be a positive number of frames a second, not an object of type ndarray"),
-    ({"start": np.zeros((9, 9))}, "start must be a number of seconds, up to 1000000000, not an object of type ndarray"),
+    ({"start": np.zeros((9, 9))}, "start must be a number of seconds or a time such as '1:30', up to 1000000000 "
+                                  "seconds, not an object of type ndarray"),
+    # A time as the command takes it, read by the command's parser, and refused in its words.
+    ({"start": "1:3x"}, "start: '1:3x' is not a time: give seconds (90, 2.5) or [H:]M:S (1:30, 1:02:03.5)"),
+    ({"duration": "-5"}, "duration: '-5' is before the start: times count from 0"),
+    ({"duration": "0:00"}, "duration must be more than 0 seconds, not 0.0"),
     ({"codec": np.zeros((9, 9))}, "codec must be an encoder's name, not an object of type ndarray"),
 ])
 def test_encode_options_of_the_wrong_kind_are_refused_in_one_line(setting, said):
@@ -4267,6 +4272,17 @@ def test_encode_options_of_the_wrong_kind_are_refused_in_one_line(setting, said)
     with pytest.raises(InputError) as refused:  # as the library's other refusals; a ValueError as it was
         EncodeOptions(**setting)
     assert str(refused.value) == said and isinstance(refused.value, ValueError)
+
+
+@pytest.mark.parametrize("start, duration, seconds", [
+    ("1:30", "00:01:30.5", (Fraction(90), Fraction(181, 2))),
+    ("90", "2.5", (Fraction(90), Fraction(5, 2))),
+    ("1:02:03.5", None, (Fraction(7447, 2), None)),
+])
+def test_encode_options_take_times_as_the_command_does(start, duration, seconds):
+    # "1:30" was refused ("start must be a number of seconds") where --start 1:30 ran.
+    options = EncodeOptions(start=start, duration=duration)
+    assert (options.start, options.duration) == seconds
 
 
 def each_frame_twice(frames):

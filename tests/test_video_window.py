@@ -10,7 +10,8 @@ import pytest
 
 from media import add_subtitles, make_clip
 from ncnn_sr.video import EncodeOptions, upscale_video
-from ncnn_sr.video_window import Window, parse_time
+from ncnn_sr.video_options import parse_time
+from ncnn_sr.video_window import Window
 from test_video import NCNN_SR, X2, frame_times, one_line_failure, remux_with, run, stored_frames
 
 
@@ -179,7 +180,7 @@ def test_a_part_of_one_or_two_frames_encodes_with_x265(tmp_path):
         assert len(frame_times(out)[0]) == frames
 
 
-@pytest.mark.parametrize("bad", [dict(start=-1), dict(duration=0), dict(start=float("nan")), dict(duration="2"),
+@pytest.mark.parametrize("bad", [dict(start=-1), dict(duration=0), dict(start=float("nan")), dict(duration="2 s"),
                                  dict(start=Fraction(10 ** 999)), dict(duration=True)])
 def test_a_part_the_library_cannot_take_is_refused(bad):
     with pytest.raises(ValueError):
