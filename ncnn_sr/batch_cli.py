@@ -412,12 +412,12 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
         line = _one_video(opts, src, dst, encode, lanes, bar, flags)
     except KeyboardInterrupt:
         if not to_file:
-            _stop_interrupted(bar, f"{prog}: interrupted: {dst} got only part of the video")
+            stop_interrupted(bar, f"{prog}: interrupted: {dst} got only part of the video")
         # After the finished video was renamed into place, or before.
         whole = _written_since(opts.output, began)
         if not whole and new_folder is not None:
             _remove_empty_folders(new_folder)
-        _stop_interrupted(bar, f"{prog}: interrupted after {opts.output} was written whole" if whole
+        stop_interrupted(bar, f"{prog}: interrupted after {opts.output} was written whole" if whole
                           else f"{prog}: interrupted: no output was written")
     except (NcnnSrError, OSError) as e:
         if debug:
@@ -468,7 +468,7 @@ def _say_failed(prog: str, bar: FrameProgress | None, e: Exception, flags: FlagN
     echo(f"{prog}: error: {said}")
 
 
-def _stop_interrupted(bar: FrameProgress | None, message: str) -> None:
+def stop_interrupted(bar: FrameProgress | None, message: str) -> None:
     """Say ``message`` and end the process at once: Ctrl-C does not wait for a tile
     in progress."""
     if bar is not None:
@@ -627,7 +627,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         if new_folder is not None:
             _remove_empty_folders(new_folder)
         left = len(jobs) - done - skipped - failed  # the one stopped too, as a folder of pictures counts
-        _stop_interrupted(bar, f"{prog}: interrupted: {_videos(done)} upscaled, {skipped} skipped, {failed} "
+        stop_interrupted(bar, f"{prog}: interrupted: {_videos(done)} upscaled, {skipped} skipped, {failed} "
                                f"failed, {left} not done; no partial files were left")
     except (NcnnSrError, OSError) as e:
         if debug:
@@ -864,7 +864,7 @@ def _ended(prog: str, opts: RunOptions, plan: Plan, summary: Summary) -> int:
                    f"{_failed(summary.failed, opts)}, {left} not done; no partial files were left") \
             if plan.folder_mode else _picture_interrupted(prog, plan.jobs[0].target, summary.ok > 0)
         if summary.abandoned:
-            _stop_interrupted(None, message)
+            stop_interrupted(None, message)
         echo(message)
         return EXIT_INTERRUPTED
     unlisted = len(plan.unlisted)

@@ -335,7 +335,7 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
                                  param_hint="'-dn' / '--denoise'")
     try:
         # Gone as the command ends, however it ends: an interrupt leaves by os._exit, past atexit, closing
-        # the command's context first (batch_cli._stop_interrupted). A Ctrl-C landing in mkdtemp once it
+        # the command's context first (batch_cli.stop_interrupted). A Ctrl-C landing in mkdtemp once it
         # had made the folder, or before its removal was set, left it behind: it waits until then.
         with HeldInterrupts(ctrl_c_signals()):
             folder = tempfile.mkdtemp(prefix="ncnn-sr-denoise-")
@@ -385,7 +385,7 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
     opts = _run_options(metadata=not no_metadata, what="a picture or folder path", **options)
     pipe.path = opts.output
     # Once the flags are read: numpy, ncnn and Pillow load with the work, not for a usage error.
-    from .batch_cli import _stop_interrupted, run, video_instead
+    from .batch_cli import run, stop_interrupted, video_instead
 
     if is_video_input(opts.input) and os.path.isfile(opts.input):  # a name too long: False, no OSError
         # Named here, a video was "not a picture" or its .mkv output "unsupported".
@@ -411,7 +411,7 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
             except NcnnSrError as e:
                 _fail(command_words(e))
             except DeliveryInterrupted as e:  # as other runs interrupted say it
-                _stop_interrupted(None, f"{PROG}: interrupted: {e.words}")
+                stop_interrupted(None, f"{PROG}: interrupted: {e.words}")
     sys.exit(code)
 
 

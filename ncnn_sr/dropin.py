@@ -167,8 +167,8 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             except InputError as e:
                 _refuse(command_words(e, FLAGS))
             except DeliveryInterrupted as e:  # as other runs interrupted say it
-                from .batch_cli import _stop_interrupted  # loaded by the run
-                _stop_interrupted(None, f"{PROG}: interrupted: {e.words}")
+                from .batch_cli import stop_interrupted  # loaded by the run
+                stop_interrupted(None, f"{PROG}: interrupted: {e.words}")
         sys.exit(code)
     finally:
         if piped is not None:
