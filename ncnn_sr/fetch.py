@@ -16,7 +16,7 @@ from .errors import ModelError, NcnnSrError, Option, SettingError, describe, fil
 from .files import check_folder, folder_made
 from .download import Downloaded, Source, download_part, partial_path, verify_file
 from .fetch_record import write_record
-from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, resolve_model, spelt_otherwise
+from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, misspelt, resolve_model, spelt_otherwise
 
 log = logging.getLogger("ncnn_sr")
 
@@ -37,6 +37,14 @@ def source_of(name: str) -> Source:
         other = spelt_otherwise(name, fetchable()) if isinstance(name, str) else None
         if other is not None:  # RealESRNet_x4plus(.pth), as Real-ESRGAN names the weights
             raise ModelError(f"{describe(name)} cannot be fetched: did you mean '{other[0]}'?")
+        # realesrnet-x4pls, a letter off; of every catalog name, so that a packaged
+        # model's misspelt is not taken for the fetchable one nearest to it.
+        close = misspelt(name, catalog()) if isinstance(name, str) else None
+        if close is not None and close in fetchable():
+            raise ModelError(f"{describe(name)} cannot be fetched: did you mean '{close}'?")
+        if close is not None:
+            raise ModelError(f"{describe(name)} cannot be fetched: did you mean '{close}'? It comes with ncnn-sr (",
+                             Option(f"-n {close}", f"the name {close!r}", everywhere=True), " runs it)")
         names = ", ".join(fetchable())
         raise ModelError(f"{describe(name)} cannot be fetched: the models to fetch are {names} "
                          "(the others come with ncnn-sr, or are converted from a file with ncnn-sr convert)")

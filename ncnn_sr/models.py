@@ -20,12 +20,14 @@ import hashlib
 import importlib.util
 import json
 import contextlib
+import difflib
 import errno
 import logging
 import math
 import mmap
 import numbers
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NoReturn
@@ -476,6 +478,25 @@ def spelt_otherwise(text: str, names) -> tuple[str, str] | None:
     return None
 
 
+def misspelt(text: str, names) -> str | None:
+    """The one of ``names`` that ``text`` is a typing slip of (a letter left out, added
+    or changed: realesrgan-x4pls), else None. A family's name with a scale it has no
+    file for (realesr-animevideov3-x9) is no slip of its -x4: -s picks that scale."""
+    typed = text.strip().lower()
+    if any(re.fullmatch(rf"{re.escape(family)}-x\d+", typed) for family in _families()):
+        return None
+    # 0.85: a letter or a few off in names of 17 to 24 letters, as the catalog's are
+    # (realesrgan-x4 is realesrgan-x4plus), while realesrgan alone (0.74 from
+    # realesrgan-x4plus) names no one model.
+    by_lower = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(typed, by_lower, n=1, cutoff=0.85)
+    return by_lower[close[0]] if close else None
+
+
+def _families() -> set[str]:
+    return {e.family for e in catalog().values() if e.family != e.name}
+
+
 def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> NoReturn:
     """The ModelError for ``text``, a name no model folder holds and the catalog does
     not know: why it is no model (a folder, a file of another kind, a family's name, a
@@ -507,6 +528,8 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
     meant = meant or sorted(n for n in known if _without_ncnn(n).lower() == text.strip().lower())
     if not meant and (other := spelt_otherwise(text, known)):  # -n RealESRGAN_x4plus, as Real-ESRGAN's script
         raise ModelError(f"unknown model '{text}': {other[1]}: did you mean '{other[0]}'?")
+    if not meant and (close := misspelt(text, known)):  # -n realesrgan-x4pls: the list of nine left it to spot
+        raise ModelError(f"unknown model '{text}': did you mean '{close}'?")
     if meant:  # on Linux, where file names are case-sensitive, as the catalog's are everywhere
         pnnx = _without_ncnn(meant[0]) != meant[0] and not text.lower().endswith(_PNNX_INFIX)
         why = ["pnnx names its files NAME.ncnn.param and NAME.ncnn.bin"] if pnnx else \
@@ -519,7 +542,7 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
                          "is not there")
     names = ", ".join(sorted(catalog()))
     # The name most typed (the drop-in's default) is a family's, not in that list.
-    families = sorted({e.family for e in catalog().values() if e.family != e.name})
+    families = sorted(_families())
     picked = [part for f in families for part in (
         f"; {f}, whose -x2, -x3 or -x4 ",
         Option("the commands pick by -s", f"model_name_for({f!r}, scale) picks", everywhere=True))]

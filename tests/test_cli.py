@@ -1670,3 +1670,44 @@ def test_every_path_flag_of_click_takes_a_tilde_as_the_home_folder(tmp_path, mon
     assert HomePath(path_type=Path).convert("~nosuchuser9/r.json", None, None) == Path("~nosuchuser9/r.json")
     (tmp_path / "~").mkdir()  # a folder so named where the command runs is the one meant
     assert HomePath(dir_okay=False).convert("~/r.json", None, None) == "~/r.json"
+
+
+@pytest.mark.parametrize("command, typed, meant", [
+    ([CMD], "realesrgan-x4pls", "realesrgan-x4plus"),
+    ([CMD], "realesr-animevideo", "realesr-animevideov3"),
+    ([CMD, "video"], "realesr-animevidev3", "realesr-animevideov3"),
+    ([sys.executable, "-c", DROPIN_MAIN], "realesrgan-x4plus-anme", "realesrgan-x4plus-anime"),
+])
+def test_a_misspelt_model_name_names_the_one_meant(command, typed, meant, tmp_path):
+    # found by a first-use audit: -n realesrgan-x4pls got the list of every name (nine,
+    # and a family), where the one meant differs by a letter; before any model was
+    # looked for, the auto device's notice came first, so the error was no single line.
+    from media import make_clip
+
+    video = command[-1] == "video"
+    given, out = ("a.mp4", "out.mp4") if video else ("a.png", "out.png")
+    if video:
+        make_clip(tmp_path / given, frames=2, audio=None)
+    else:
+        Image.fromarray(picture(6, 6)).save(tmp_path / given)
+    proc = subprocess.run([*command, "-i", given, "-o", out, "-n", typed], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    prog = "ncnn-sr" if command[0] == CMD else "realesrgan-ncnn-vulkan"
+    assert proc.returncode == 1
+    assert proc.stderr == f"{prog}: error: unknown model '{typed}': did you mean '{meant}'?\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [given]
+
+
+def test_a_family_with_a_scale_it_has_no_file_for_is_not_taken_for_a_misspelling(tmp_path):
+    # realesr-animevideov3-x9 is no typo of -x4: the family's -s 9 is what runs it.
+    Image.fromarray(picture(6, 6)).save(tmp_path / "a.png")
+    proc = run("-i", "a.png", "-o", "out.png", "-n", "realesr-animevideov3-x9", "-g", "-1", check_ok=False,
+               cwd=tmp_path)
+    assert proc.returncode == 1 and "did you mean" not in proc.stderr
+    assert "realesr-animevideov3, whose -x2, -x3 or -x4 the commands pick by -s" in proc.stderr
+
+
+def test_fetch_names_the_model_meant_by_a_misspelt_name(tmp_path):
+    proc = run("fetch", "realesrnet-x4pls", check_ok=False, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr == "ncnn-sr: error: 'realesrnet-x4pls' cannot be fetched: did you mean 'realesrnet-x4plus'?\n"
