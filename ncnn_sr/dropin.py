@@ -52,9 +52,9 @@ FLAGS = FlagNames("ncnn-sr")
                          "--verbose": "-v"},  # ncnn-sr's long names, which the reference has not
                options_metavar="-i infile -o outfile [options]...")  # the reference's usage line
 @click.option("-i", "input_path", required=True, type=click.Path(readable=False), metavar="input-path",
-              help="input image path (jpg/png/webp) or directory")
+              help="input image path (jpg/png/webp) or directory, or a video (mp4, mkv...)")
 @click.option("-o", "output_path", required=True, type=click.Path(readable=False), metavar="output-path",
-              help="output image path (jpg/png/webp) or directory")
+              help="output image path (jpg/png/webp) or directory, or a video (out.mp4)")
 @click.option("-s", "scale", default="4", show_default=True, metavar="scale",
               help="upscale ratio, any value: realesr-animevideov3 has x2, x3 and x4 files; other "
                    "ratios and models resample the model's output (Lanczos)")
@@ -76,8 +76,8 @@ FLAGS = FlagNames("ncnn-sr")
 @click.option("-v", "verbose", is_flag=True, help="verbose output")
 def main(input_path: str, output_path: str, scale: str, tile: str, model_path: str, model: str,
          gpu: str, jobs: str, tta: bool, fmt: str | None, verbose: bool) -> None:
-    """Upscale a picture, or each picture of a folder, with the Real-ESRGAN models:
-    the flags, defaults and output names of the C++ realesrgan-ncnn-vulkan."""
+    """Upscale a picture, each picture of a folder, or a video, with the Real-ESRGAN
+    models: the flags, defaults and output names of the C++ realesrgan-ncnn-vulkan."""
     setup_logging(PROG, verbose)
     # A FIFO's reader sees its end however the run ends, the picture written or not.
     pipe = OutputPipe(output_path)

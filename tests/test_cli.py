@@ -1711,3 +1711,14 @@ def test_fetch_names_the_model_meant_by_a_misspelt_name(tmp_path):
     proc = run("fetch", "realesrnet-x4pls", check_ok=False, cwd=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr == "ncnn-sr: error: 'realesrnet-x4pls' cannot be fetched: did you mean 'realesrnet-x4plus'?\n"
+
+
+def test_the_dropins_help_says_it_takes_a_video_too():
+    # found by a first-use audit: the README shows realesrgan-ncnn-vulkan -i clip.mp4
+    # -o out.mp4, which it runs, but its -h spoke of pictures alone (jpg/png/webp).
+    proc = subprocess.run([sys.executable, "-c", DROPIN_MAIN, "-h"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0
+    help_text = " ".join(proc.stdout.split())
+    assert "Upscale a picture, each picture of a folder, or a video" in help_text
+    assert "input image path (jpg/png/webp) or directory, or a video (mp4, mkv...)" in help_text
+    assert "output image path (jpg/png/webp) or directory, or a video" in help_text
