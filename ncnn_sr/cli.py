@@ -223,7 +223,8 @@ _SHARED_OPTIONS = [
                  help="Output height (keeps the aspect ratio alone)."),
     click.option("-t", "--tile", default="0", show_default=True, help="Tile size, >=32 or 0 = auto; one per device: 0,200."),
     click.option("--tile-pad", type=WholeNumber(min=0, max=MAX_CONTEXT), default=None,
-                 help="Context pixels around each tile; alone, it selects the reference tiling (no blending)."),
+                 help="Context pixels around each tile (default 10); alone, it selects the reference tiling (no "
+                      "blending)."),
     click.option("--overlap", type=WholeNumber(min=0, max=MAX_CONTEXT), default=None,
                  help="Pixels neighbouring tiles share and blend (default 16; 0: the reference tiling). "
                       f"On the CPU and integrated GPUs, {_STAGED_MODELS} tile exactly instead while memory "

@@ -1722,3 +1722,14 @@ def test_the_dropins_help_says_it_takes_a_video_too():
     assert "Upscale a picture, each picture of a folder, or a video" in help_text
     assert "input image path (jpg/png/webp) or directory, or a video (mp4, mkv...)" in help_text
     assert "output image path (jpg/png/webp) or directory, or a video" in help_text
+
+
+@pytest.mark.parametrize("command", ["upscale", "video"])
+def test_the_help_gives_the_tile_pads_default(command):
+    # found by a first-use audit: --overlap said its default (16), --tile-pad none,
+    # though every model the catalog has, and a custom one, pads by 10.
+    from ncnn_sr.models import DEFAULT_PREPADDING, catalog
+
+    assert {entry.prepadding for entry in catalog().values()} == {DEFAULT_PREPADDING} == {10}
+    help_text = " ".join(run(command, "--help").stdout.split())
+    assert "--tile-pad INTEGER RANGE Context pixels around each tile (default 10);" in help_text
