@@ -107,6 +107,15 @@ def per_device(values: list[int], count: int, error: str) -> list[int]:
     return values
 
 
+def _misfit(said: str, given: int, what: str, auto: bool, count: int) -> str:
+    """A list of ``given`` values, one per device, for ``count`` devices: -t 0,200 was
+    refused as "...; one per device: 0,200 (only the default device is used)", the
+    very list given named as the example."""
+    devices_said = "-g auto uses one device" if auto else f"-g gives {count} device{'s' if count > 1 else ''}"
+    fix = "list the devices with -g (0,1)" if auto else "one per device"
+    return f"{said} gives {given} {what}s, one per device, but {devices_said}: give one {what}, or {fix}"
+
+
 def build_lanes(opts: RunOptions, pictures: int | None = None,
                 frame: tuple[int, int] | Callable[[], tuple[int, int] | None] | None = None,
                 items: int | None = None) -> tuple[list[Lane], int, int]:
@@ -210,11 +219,12 @@ def _asked(opts: RunOptions, find_auto: bool = True) -> _Asked:
     if None in indices:
         raise UsageError(f"invalid gpu device '{opts.gpu}': {devices.DEVICE_SPECS}, or several devices as 0,1")
     count = 1 if auto else len(indices)
-    listed = " (only the default device is used)" if auto else f" (-g gives {count} device{'s' if count > 1 else ''})"
-    tiles = per_device(int_list(opts.tile, BAD_TILE), count, BAD_TILE + listed)
+    tiles = int_list(opts.tile, BAD_TILE)
+    tiles = per_device(tiles, count, _misfit("invalid tilesize argument: -t", len(tiles), "tile size", auto, count))
     if any(t != 0 and t < devices.MIN_TILE for t in tiles):
         raise UsageError(BAD_TILE)
-    procs = per_device(procs, count, BAD_PROCS + listed)
+    procs = per_device(procs, count, _misfit("invalid jobs_proc thread count argument: -j", len(procs), "proc count",
+                                             auto, count))
     chosen = [devices.get_device("auto")] if auto and find_auto else []
     for index in indices:
         try:
