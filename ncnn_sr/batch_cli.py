@@ -420,6 +420,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
         encoder = video_codecs.video_encoder(dst, encode, flags)  # a bad --codec or --preset before a model loads
         info = video.probe(src)
         _check_encodable(opts, info, src, dst, encoder, encode, flags=flags)  # and frames it cannot code
+        video.check_start(src, encode, info.duration)  # as the devices' notices and a model load would not say
         lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
         if to_file:
             new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run

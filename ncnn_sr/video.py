@@ -902,6 +902,16 @@ def _origin(inp, src=None) -> Fraction:
     return min(times, default=Fraction(0))
 
 
+def check_start(src, options: EncodeOptions, length) -> None:
+    """InputError where ``options.start`` is at or past the end of ``src``, which lasts
+    ``length`` seconds (None: unknown). The commands check it from ``probe``'s duration
+    before a model loads: that counts from the start time FFmpeg gives, else from 0, so
+    it is never shorter than the part's timeline, which may count from a late first frame."""
+    if length is not None and options.start >= length:
+        raise InputError(f"{src}: starting at {float(options.start):g} s (--start) is past its end, at "
+                         f"{float(length):.3f} s")
+
+
 def _window(inp, src, options: EncodeOptions) -> Window:
     """The part of the input that ``options`` asks for, on its timeline."""
     if (inp.start_time is None and isinstance(src, VideoInput) and not src.seekable()
@@ -910,10 +920,7 @@ def _window(inp, src, options: EncodeOptions) -> Window:
         raise InputError(f"{src} does not say where its video starts, which a part (--start, --duration) counts "
                          "from, and a pipe cannot be read twice to find it: redirect a file to it (-i - < in.mkv)")
     origin = _origin(inp, src)
-    total = _length(inp, origin, src)
-    if total is not None and options.start >= total:
-        raise InputError(f"{src}: starting at {float(options.start):g} s (--start) is past its end, at "
-                         f"{float(total):.3f} s")
+    check_start(src, options, _length(inp, origin, src))
     start = origin + options.start
     return Window(start, None if options.duration is None else start + options.duration)
 

@@ -1737,3 +1737,15 @@ def test_the_help_gives_the_tile_pads_default(command):
     assert {entry.prepadding for entry in catalog().values()} == {DEFAULT_PREPADDING} == {10}
     help_text = " ".join(run(command, "--help").stdout.split())
     assert "--tile-pad INTEGER RANGE Context pixels around each tile (default 10);" in help_text
+
+
+def test_a_start_past_a_videos_end_is_refused_before_a_device_is_looked_at(tmp_path):
+    # found by a first-use audit (the README's --start 12:30 on a shorter clip): the
+    # refusal came after the auto device's notice, once the model had loaded on it.
+    from media import make_clip
+
+    make_clip(tmp_path / "a.mp4", frames=12, audio=None)
+    proc = run("video", "-i", "a.mp4", "-o", "out.mp4", "--start", "12:30", check_ok=False, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr == "ncnn-sr: error: a.mp4: starting at 750 s (--start) is past its end, at 0.500 s\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
