@@ -54,6 +54,10 @@ DEFAULT_AVIF_QUALITY = 90
 # Modes of grey pictures: their colour is written back grey (with alpha, as LA, where
 # R, G and B are equal: the engine keeps them so).
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
+# Modes read as RGBA (alpha beside grey too: the engine has no other form of it).
+ALPHA_MODES = frozenset({"RGBA", "RGBa", "PA", "LA", "La"})
+# Grey that read_image gives in 16 bits (32-bit integer grey is taken to 16 bits).
+_DEEP_GREY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 # Formats whose frames are an animation. Any other's further frames are none: an MPO
 # (a phone's JPEG) adds a preview or a second view of the same shot, a PSD's are the
 # layers of the composite that is read, a HEIF's are a burst or a collection, whose
@@ -570,20 +574,35 @@ def upright_sizes(path) -> tuple[tuple[int, int], ...]:
     header: one size where its turn is known before decoding, both ways round where
     it is not (a PNG's EXIF may follow its pixels, which Pillow reads only then);
     () where the header cannot be read (the picture fails later, in its own words)."""
+    return header_layout(path)[0]
+
+
+def header_layout(path) -> tuple[tuple[tuple[int, int], ...], str | None, int]:
+    """``upright_sizes(path)``, the Pillow mode the header states ("RGBA" where it
+    states a transparent colour, as a PNG's tRNS; None where it cannot be read) and
+    the bytes a sample read_image gives at least: 2 for a 16-bit PNG (other than
+    palette) and 16-bit grey, else 1 (a 16-bit TIFF is read in 16 bits only where its
+    layout allows). What a result takes in memory is counted from these before the
+    pixels are read."""
     try:
         _check_regular(path)  # as header_size
         with pillow_warnings():
             im = open_mended(path)
             with im:
-                size = im.height, im.width
+                size, mode = (im.height, im.width), im.mode
+                if "transparency" in im.info and mode not in ALPHA_MODES:
+                    mode = "RGBA"  # as _to_array reads it
+                depth, colour_type = png_header(path) if im.format == "PNG" else (8, None)
+                deep = mode in _DEEP_GREY_MODES or (depth == 16 and colour_type != 3)
+                itemsize = 2 if deep else 1
                 if im.format == "PNG" and "exif" not in im.info:
-                    return size, size[::-1]
+                    return (size, size[::-1]), mode, itemsize
                 # Pillow states a TIFF's size upright already, and turns it as it loads it.
                 exif = readable_exif(im) if im.format != "TIFF" else None
     except Exception:  # noqa: BLE001
-        return ()
+        return (), None, 1
     turned = exif is not None and exif.get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn
-    return (size[::-1] if turned else size,)
+    return (size[::-1] if turned else size,), mode, itemsize
 
 
 def frame_count(path) -> int:
@@ -797,7 +816,7 @@ def _to_array(im: Image.Image, name: str, frames: int, exif: bytes | None) -> tu
     """The pixels as read (``read_image`` turns them upright) and their ImageInfo."""
     mode, fmt = im.mode, im.format
     icc = im.info.get("icc_profile") or None
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+    if mode in _DEEP_GREY_MODES:
         arr = np.asarray(im)
         if arr.min() < 0 or arr.max() > 65535:
             raise InputError(f"{name}: 32-bit integer pixels outside the 16-bit range are not supported")

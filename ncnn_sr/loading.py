@@ -17,8 +17,8 @@ from .animation import Animation, frames_write_bytes, read_frames
 from .budget import MemoryBudget
 from .errors import FlagNames, InputError, NcnnSrError, cannot_write
 from .files import check_writable, write_target
-from .images import (FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadata, output_format, read_image,
-                     upright_sizes, write_bytes)
+from .images import (ALPHA_MODES, FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadata, header_layout,
+                     output_format, read_image, write_bytes)
 from .icc import unstated as unstated_colour
 from .jobs import Job, alpha_target, check_reachable, output_key
 from .lanes import Lane
@@ -234,22 +234,33 @@ class Loading:
         WebP stating 8388609x9 pixels took a minute to decode before it was refused.
         A target width or height depends on the picture's orientation: where its
         header does not tell it, only what neither way round could be is refused."""
-        sizes = upright_sizes(item.job.source)
+        sizes, mode, itemsize = header_layout(item.job.source)
         # A jpg target becomes a png where the pixels hold transparency (_check_alpha),
         # which they are not yet read to tell: only what that png could not hold either
         # is refused here.
         fmt = output_format(alpha_target(item.target))
-        errors = []
+        errors, fitting = [], []
         for size in sizes:
             try:
                 out_height, out_width = self._output_size(*size)
                 check_size(out_height, out_width, 3, fmt, str(item.target))
+                fitting.append((out_height, out_width))
             except NcnnSrError as e:
                 errors.append(e)
         if sizes and len(errors) == len(sizes):
             e = errors[0]
             said = e.said(self._flags)
             item.error = said if str(item.target) in said else f"{item.job.source}: {said}"
+        elif fitting and mode is not None and not (mode in ALPHA_MODES and alpha_target(item.target) != item.target):
+            # The refusal _check_memory would make once the pixels are read, made before
+            # the minute a large 16-bit photo takes to read: at the fewest channels and
+            # bytes a sample they may come to. Not for a jpg target of a picture with
+            # alpha, which it writes as a png unless its alpha is opaque.
+            channels = 4 if mode in ALPHA_MODES else 1 if mode in GREY_MODES else 3
+            fmt = output_format(item.target)
+            refusals = [self._memory_refusal(item, *size, channels, itemsize, fmt, False)[1] for size in fitting]
+            if all(refusals):
+                item.error = refusals[0]
 
     def _check_output(self, item: Item) -> None:
         self._check_alpha(item)
@@ -317,17 +328,25 @@ class Loading:
         png that fitted was killed while Pillow copied it. What fits is ``item.need``,
         which the loader holds (waiting for room beside the stills in flight) until it
         is saved or has failed."""
-        if self._memory is None:
-            return
-        channels, itemsize = item.pixels.shape[2], item.pixels.itemsize
-        need = height * width * channels * itemsize + write_bytes(
-            height, width, channels, itemsize, fmt, self._quality, grey=item.info.mode in GREY_MODES)
-        available = self._memory.total
-        if need > available:
-            item.error = (f"{item.job.source}: its {width}x{height} result written as {FORMATS[fmt]} needs about "
-                          f"{need / 2**30:.1f} GB of memory, more than the {available / 2**30:.1f} GB available")
-        else:
+        need, item.error = self._memory_refusal(item, height, width, item.pixels.shape[2], item.pixels.itemsize,
+                                                fmt, item.info.mode in GREY_MODES)
+        if not item.error:
             item.need = need
+
+    def _memory_refusal(self, item: Item, height: int, width: int, channels: int, itemsize: int, fmt: str,
+                        grey: bool) -> tuple[int, str]:
+        """The bytes ``item``'s result of ``height`` x ``width`` x ``channels`` takes with
+        its writing as ``fmt``, and its failure where that is more than the run's
+        memory ("" where it fits or the memory is unknown)."""
+        if self._memory is None:
+            return 0, ""
+        need = height * width * channels * itemsize + write_bytes(
+            height, width, channels, itemsize, fmt, self._quality, grey=grey)
+        available = self._memory.total
+        if need <= available:
+            return need, ""
+        return need, (f"{item.job.source}: its {width}x{height} result written as {FORMATS[fmt]} needs about "
+                      f"{need / 2**30:.1f} GB of memory, more than the {available / 2**30:.1f} GB available")
 
     def _check_folder(self, item: Item) -> None:
         """InputError naming ``item``'s picture unless a file can be made in its

@@ -414,6 +414,43 @@ def test_a_result_whose_writing_cannot_fit_in_memory_fails_before_it_is_upscaled
     assert sizes == [(4, 4)] and os.listdir(tmp_path / "out") == ["small.png"]
 
 
+def test_a_result_too_large_for_memory_is_refused_from_its_header_before_its_pixels_are_read(tmp_path, monkeypatch):
+    # A 13000x13000 16-bit RGBA png at -s 4 was refused ('its 52000x52000 result
+    # written as PNG needs about 100.7 GB of memory, more than the 22.9 GB available')
+    # only once its pixels were read: 50 s and 4 GB of memory spent on a refusal its
+    # header could tell (size, channels and depth). Here read_image never runs for it.
+    from ncnn_sr.images import write_bytes, write_image
+    src = tmp_path / "in"
+    src.mkdir()
+    write_image(src / "deep.png", np.full((20, 20, 4), 40000, np.uint16))
+    need = 40 * 40 * 4 * 2 + write_bytes(40, 40, 4, 2, "png")
+    monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: need - 1)
+    reads = []
+    real = loading_mod.read_image
+    monkeypatch.setattr(loading_mod, "read_image", lambda path: reads.append(path) or real(path))
+    summary = Pipeline([Lane(Doubling(lambda: 0), 1)]).run(plan_jobs(src, tmp_path / "out").jobs)
+    assert summary.failed == 1 and reads == []
+    assert summary.failures[0].message == (f"{src / 'deep.png'}: its 40x40 result written as PNG needs about 0.0 GB "
+                                           "of memory, more than the 0.0 GB available")
+    assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+
+
+def test_the_header_memory_check_refuses_no_jpg_target_that_fits_as_the_png_its_transparency_makes(tmp_path,
+                                                                                                   monkeypatch):
+    # A jpg target of a picture with transparency is written as a png, which takes
+    # less memory than the jpg of its colour would (8-bit: 4 bytes a pixel against
+    # 15): its header cannot tell which it becomes, so it refuses neither.
+    from ncnn_sr.images import write_bytes
+    src = tmp_path / "in"
+    src.mkdir()
+    pixels = picture(20, 20, channels=4)
+    pixels[:, :, 3] = 100
+    Image.fromarray(pixels).save(src / "clear.png")
+    monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: 40 * 40 * 4 + write_bytes(40, 40, 4, 1, "png"))
+    summary = Pipeline([Lane(Doubling(lambda: 0), 1)]).run([Job(src / "clear.png", tmp_path / "out.jpg")])
+    assert summary.ok == 1 and (tmp_path / "out.jpg.png").exists()
+
+
 class Doubling(SlowFake):
     """A stand-in at scale 2 (each pixel repeated), which records each picture's or
     frame's height and what ``watch()`` says as it starts."""
