@@ -10,8 +10,9 @@ sample with the one of the same channel before it, is undone here: described as 
 the predictor would difference neighbouring samples of different channels.
 
 Only what that rewriting keeps exact is taken: a classic (not Big) TIFF, RGB with
-16 bits per sample, samples interleaved, 3 or 4 of them (the fourth unassociated
-alpha), predictor none or horizontal. Anything else gives None, and the caller keeps
+16 bits per sample, samples interleaved, 3 or 4 of them (the fourth alpha,
+premultiplied or not: premultiplied colour is divided by it, as Pillow divides 8-bit
+RGBa), predictor none or horizontal. Anything else gives None, and the caller keeps
 Pillow's 8 bits.
 
 Grey with alpha in 16 bits Pillow cannot open at all. Its pixels are 4 bytes, as
@@ -68,7 +69,7 @@ def read16(data: bytes) -> np.ndarray | None:
     rewritten = _as_grey(data)
     if rewritten is None:
         return None
-    grey, samples, predictor, tile_width, orientation = rewritten
+    grey, samples, predictor, tile_width, orientation, premultiplied = rewritten
     with _Rows(io.BytesIO(grey)) as im:
         if im.mode not in ("I;16", "I;16B", "I;16L", "I;16N"):
             return None
@@ -78,6 +79,8 @@ def read16(data: bytes) -> np.ndarray | None:
     pixels = np.ascontiguousarray(rows.reshape(height, width, samples))
     if predictor == 2:
         _undo_predictor(pixels, tile_width)
+    if premultiplied:
+        pixels[:, :, :3] = _unpremultiplied(pixels[:, :, :3], pixels[:, :, 3:])
     return orient(pixels, orientation)
 
 
@@ -100,11 +103,11 @@ def _directory(data: bytes) -> Directory | None:
         return None
 
 
-def _as_grey(data: bytes) -> tuple[bytes, int, int, int | None, int] | None:
+def _as_grey(data: bytes) -> tuple[bytes, int, int, int | None, int, bool] | None:
     """``data`` with its first directory describing 16-bit grey rows of width x
     samples, the samples per pixel, the predictor taken out, the tile width in
-    pixels (None in strips), and the orientation taken out; None where that would
-    not be the same picture."""
+    pixels (None in strips), the orientation taken out, and whether its alpha is
+    premultiplied; None where that would not be the same picture."""
     tiff = _directory(data)
     if tiff is None:
         return None
@@ -114,7 +117,7 @@ def _as_grey(data: bytes) -> tuple[bytes, int, int, int | None, int] | None:
     extra = tiff.values(_EXTRA) or ()
     if samples not in (3, 4) or len(bits) != samples or any(b != 16 for b in bits) or width is None \
             or tiff.first(_PHOTOMETRIC, None) != _RGB or tiff.first(_PLANAR, 1) != 1 \
-            or extra not in ((), (_UNASSOCIATED_ALPHA,)) or len(extra) != samples - 3:
+            or extra not in ((), (_ASSOCIATED_ALPHA,), (_UNASSOCIATED_ALPHA,)) or len(extra) != samples - 3:
         return None
     predictor = tiff.first(_PREDICTOR, 1)
     if predictor not in (1, 2):
@@ -136,7 +139,7 @@ def _as_grey(data: bytes) -> tuple[bytes, int, int, int | None, int] | None:
         at = tiff.entry(_EXTRA).at
         out[at:at + 2] = struct.pack(tiff.order + "H", _IGNORED)
     orientation = _upright(tiff, out)
-    return bytes(out), samples, predictor, tile and tile[0], orientation
+    return bytes(out), samples, predictor, tile and tile[0], orientation, extra == (_ASSOCIATED_ALPHA,)
 
 
 def _upright(tiff: Directory, out: bytearray) -> int:
@@ -210,8 +213,13 @@ def grey_alpha_pixels(raw: np.ndarray, layout: GreyAlpha) -> np.ndarray:
     if layout.extra == _UNSPECIFIED:
         return orient(grey, layout.orientation)
     if layout.extra == _ASSOCIATED_ALPHA:
-        wide = alpha.astype(np.uint64)
-        # Clear where alpha is 0; a grey over its alpha (a damaged file) is white.
-        grey = np.where(wide > 0, np.minimum((grey * np.uint64(65535) + wide // 2) // np.maximum(wide, 1), 65535),
-                        0).astype(np.uint16)
+        grey = _unpremultiplied(grey, alpha)
     return orient(np.concatenate([grey, grey, grey, alpha], axis=2), layout.orientation)
+
+
+def _unpremultiplied(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """16-bit H×W×C ``colour`` premultiplied by the H×W×1 ``alpha``, divided by it
+    (rounded): 0 where alpha is 0; a colour over its alpha (a damaged file) is white."""
+    wide = alpha.astype(np.uint64)
+    return np.where(wide > 0, np.minimum((colour * np.uint64(65535) + wide // 2) // np.maximum(wide, 1), 65535),
+                    0).astype(np.uint16)

@@ -214,11 +214,29 @@ def test_a_16_bit_tiff_with_an_orientation_is_turned_as_pillow_turns_its_8_bits(
 @pytest.mark.parametrize("change", [
     {284: (SHORT, [2])},  # one plane per channel
     {317: (SHORT, [3])},  # the floating-point predictor
-    {338: (SHORT, [1])},  # associated (premultiplied) alpha
+    {338: (SHORT, [0])},  # an unspecified fourth sample
 ])
 def test_a_layout_not_read_exactly_is_left_to_pillow(change):
     samples = RGBA if 338 in change else SAMPLES
     assert tiff16.read16(tiff(samples, extra=change)) is None
+
+
+def test_a_16_bit_rgb_and_premultiplied_alpha_tiff_reads_its_colour_divided_by_its_alpha(tmp_path, caplog):
+    # A compositor's export (associated alpha, extra samples 1) was read in 8 bits with
+    # 'a 16-bit TIFF of a layout read here in 8 bits only', where 16-bit grey with
+    # premultiplied alpha was read in 16.
+    colour, alpha = RGBA[:, :, :3].astype(np.int64), RGBA[:, :, 3:].astype(np.int64)
+    alpha[0, 0], alpha[0, 1] = 0, 65535
+    premultiplied = np.concatenate([(colour * alpha + 32767) // 65535, alpha], axis=2).astype(np.uint16)
+    (tmp_path / "in.tif").write_bytes(tiff(premultiplied, compression=8, predictor=2, extra={338: (SHORT, [1])}))
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        image, info = read_image(tmp_path / "in.tif")
+    assert "8 bits" not in caplog.text
+    assert image.dtype == np.uint16 and image.shape == (9, 10, 4) and info.mode == "RGBA"
+    assert np.array_equal(image[:, :, 3:], alpha) and (image[0, 0, :3] == 0).all()
+    assert np.array_equal(image[0, 1, :3], colour[0, 1])
+    seen = alpha[:, :, 0] > 4096  # where the premultiplied colour keeps enough levels to compare
+    assert np.abs(image[:, :, :3].astype(np.int64) - colour)[seen].max() <= 16
 
 
 def test_the_command_reads_a_16_bit_tiff_as_the_same_16_bit_png(tmp_path, caplog):
@@ -234,10 +252,10 @@ def test_the_command_reads_a_16_bit_tiff_as_the_same_16_bit_png(tmp_path, caplog
 
 
 def test_a_16_bit_tiff_of_another_layout_is_read_in_8_bits_with_a_warning(tmp_path, caplog):
-    # Premultiplied alpha: Pillow reads it (in 8 bits), this module does not.
-    (tmp_path / "premultiplied.tif").write_bytes(tiff(RGBA, extra={338: (SHORT, [1])}))
+    # The floating-point predictor: Pillow reads it (in 8 bits), this module does not.
+    (tmp_path / "other.tif").write_bytes(tiff(RGBA, extra={317: (SHORT, [3])}))
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
-        image, _ = read_image(tmp_path / "premultiplied.tif")
+        image, _ = read_image(tmp_path / "other.tif")
     assert image.dtype == np.uint8 and "read here in 8 bits only" in caplog.text
 
 
