@@ -818,8 +818,10 @@ def _to_array(im: Image.Image, name: str, frames: int, exif: bytes | None) -> tu
     icc = im.info.get("icc_profile") or None
     if mode in _DEEP_GREY_MODES:
         arr = np.asarray(im)
-        if arr.min() < 0 or arr.max() > 65535:
-            raise InputError(f"{name}: 32-bit integer pixels outside the 16-bit range are not supported")
+        low, high = int(arr.min()), int(arr.max())
+        if low < 0 or high > 65535:
+            raise InputError(f"{name}: 32-bit integer pixels from {low} to {high}, past the 16-bit range "
+                             f"(0 to 65535), {pnm.FLOAT_ADVICE}")
         grey = arr.astype(np.uint16)[:, :, None]
         key = im.info.get("transparency")
         if isinstance(key, int):  # a PNG's tRNS grey level, which Pillow leaves aside at 16 bits

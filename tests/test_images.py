@@ -2058,6 +2058,17 @@ def test_a_picture_between_pillows_warning_and_its_limit_is_read(tmp_path, monke
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
 
 
+def test_32_bit_integer_pixels_past_16_bits_are_refused_with_their_range_and_what_to_do(tmp_path):
+    # A scientific 32-bit TIFF was refused as '32-bit integer pixels outside the 16-bit
+    # range are not supported': neither how far outside nor what to do, as float
+    # pixels are told.
+    Image.fromarray(np.array([[0, 70000], [5, -3]], np.int32)).save(tmp_path / "deep.tif")
+    with pytest.raises(InputError) as caught:
+        read_image(tmp_path / "deep.tif")
+    assert str(caught.value) == (f"{tmp_path / 'deep.tif'}: 32-bit integer pixels from -3 to 70000, past the "
+                                 "16-bit range (0 to 65535), which is not supported: convert it to a 16-bit png or tiff")
+
+
 def test_a_picture_over_pillows_limit_names_the_limit(tmp_path, monkeypatch):
     save(tmp_path / "big.png", Image.new("RGB", (50, 41)))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
