@@ -417,6 +417,8 @@ def reading(path: str):
             raise InputError(f"{path}: broken or truncated picture ({reason})") from None
         if (kind := _netpbm_kind(path)) is not None:
             raise InputError(f"{path}: {kind}") from None
+        if (kind := _judged_head(path, 26, _unread_psd)) is not None:
+            raise InputError(f"{path}: {kind}") from None
         if (reason := _cut_gif(path)) is not None:  # Pillow: 'no more images in GIF file'
             raise InputError(f"{path}: broken or truncated picture ({reason})") from None
         if (reason := _header_refusal(path)) is not None:  # another format's, cut short so
@@ -490,6 +492,26 @@ def _judged_head(path: str, count: int, judge: Callable[[bytes, int], str | None
             return judge(f.read(count), os.fstat(f.fileno()).st_size)
     except OSError:
         return None
+
+
+# Photoshop's colour modes, by their number in a PSD's header.
+_PSD_COLOURS = {0: "bitmap", 1: "grey", 2: "palette", 3: "RGB", 4: "CMYK", 7: "multichannel", 8: "duotone", 9: "Lab"}
+
+
+def _unread_psd(head: bytes, size: int) -> str | None:
+    """What to say of a whole PSD (or PSB) header ``head`` that Pillow cannot read:
+    it reads 8-bit (and 1-bit) PSDs alone, and Photoshop saves 16 and 32 bits a
+    sample too; None for any other file."""
+    if len(head) < 26 or head[:4] != b"8BPS":
+        return None
+    version, depth, colour = struct.unpack(">H", head[4:6])[0], *struct.unpack(">HH", head[22:26])
+    if version == 2:
+        return "a PSB (Photoshop's large document format), which Pillow cannot read: save it as a png or tiff"
+    if version != 1 or depth not in (16, 32) or colour not in _PSD_COLOURS:
+        return None
+    kind = f"{depth}-bit (float)" if depth == 32 else f"{depth}-bit"
+    return (f"a {kind} {_PSD_COLOURS[colour]} PSD, which Pillow cannot read (it reads 8-bit ones): "
+            "save it as a 16-bit png or tiff")
 
 
 def _netpbm_kind(path: str) -> str | None:

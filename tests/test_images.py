@@ -2069,6 +2069,34 @@ def test_32_bit_integer_pixels_past_16_bits_are_refused_with_their_range_and_wha
                                  "16-bit range (0 to 65535), which is not supported: convert it to a 16-bit png or tiff")
 
 
+def psd_file(version: int, colour_mode: int, depth: int, channels: int = 3, height: int = 4, width: int = 5) -> bytes:
+    """A PSD (PSB where ``version`` is 2) of one flat picture, its samples all 0."""
+    head = b"8BPS" + struct.pack(">H6sHIIHH", version, b"\0" * 6, channels, height, width, depth, colour_mode)
+    lengths = struct.pack(">I", 0) * 2 + (struct.pack(">Q", 0) if version == 2 else struct.pack(">I", 0))
+    return head + lengths + struct.pack(">H", 0) + bytes(channels * height * width * depth // 8)
+
+
+@pytest.mark.parametrize("version,colour_mode,depth,said", [
+    (1, 3, 16, "a 16-bit RGB PSD, which Pillow cannot read (it reads 8-bit ones): save it as a 16-bit png or tiff"),
+    (1, 1, 32, "a 32-bit (float) grey PSD, which Pillow cannot read (it reads 8-bit ones): "
+               "save it as a 16-bit png or tiff"),
+    (2, 3, 8, "a PSB (Photoshop's large document format), which Pillow cannot read: save it as a png or tiff"),
+])
+def test_a_psd_pillow_cannot_read_is_named_with_what_to_do(tmp_path, version, colour_mode, depth, said):
+    # Photoshop's 16-bit document was 'broken or truncated picture, or a kind of PSD
+    # Pillow cannot read ((3, 16))': it is whole, and (3, 16) says nothing to a user.
+    (tmp_path / "doc.psd").write_bytes(psd_file(version, colour_mode, depth))
+    with pytest.raises(InputError) as caught:
+        read_image(tmp_path / "doc.psd")
+    assert str(caught.value) == f"{tmp_path / 'doc.psd'}: {said}"
+
+
+def test_an_8_bit_psd_is_read(tmp_path):
+    (tmp_path / "doc.psd").write_bytes(psd_file(1, 3, 8))
+    image, info = read_image(tmp_path / "doc.psd")
+    assert image.shape == (4, 5, 3) and image.dtype == np.uint8 and info.format == "PSD"
+
+
 def test_a_picture_over_pillows_limit_names_the_limit(tmp_path, monkeypatch):
     save(tmp_path / "big.png", Image.new("RGB", (50, 41)))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
