@@ -30,7 +30,7 @@ from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KE
                        upright_xmp, xmp_option)
 from .path_names import NOT_PICTURES
 from .pixels import check_image, is_grey_colour, to_eight_bit
-from .signatures import cut_in_header, cut_riff
+from .signatures import UNREAD_HEAD, cut_in_header, cut_riff, unread_format
 from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, TEXT_KINDS, colour_chunks, comment_chunk, \
     cut_palette_alpha, grey_key_in_8_bits, has_keyword, has_refused_text, palette_missing, png16, png_header, \
@@ -418,6 +418,8 @@ def reading(path: str):
         if (kind := _netpbm_kind(path)) is not None:
             raise InputError(f"{path}: {kind}") from None
         if (kind := _judged_head(path, 26, _unread_psd)) is not None:
+            raise InputError(f"{path}: {kind}") from None
+        if (kind := _judged_head(path, UNREAD_HEAD, unread_format)) is not None:
             raise InputError(f"{path}: {kind}") from None
         if (reason := _cut_gif(path)) is not None:  # Pillow: 'no more images in GIF file'
             raise InputError(f"{path}: broken or truncated picture ({reason})") from None

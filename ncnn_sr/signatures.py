@@ -37,6 +37,28 @@ def cut_in_header(head: bytes) -> str | None:
     return None
 
 
+# Picture formats Pillow has no reader for, by their first bytes, with what to say of
+# them: what they are, and what to convert them to.
+_TO_16_BITS = "which Pillow cannot read: convert it to a 16-bit png or tiff"
+_JPEG_XL = "a JPEG XL picture, which Pillow cannot read: convert it to png (djxl)"
+_UNREAD = (
+    (b"\x76\x2f\x31\x01", f"an OpenEXR picture (float pixels), {_TO_16_BITS}"),
+    (b"\xff\x0a", _JPEG_XL),  # its bare codestream
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", _JPEG_XL),  # its ISO container
+    (b"#?RADIANCE\n", f"a Radiance HDR picture (float pixels), {_TO_16_BITS}"),
+    (b"#?RGBE\n", f"a Radiance HDR picture (float pixels), {_TO_16_BITS}"),
+    (b"SDPX", f"a DPX picture, {_TO_16_BITS}"),
+    (b"XPDS", f"a DPX picture, {_TO_16_BITS}"),  # little-endian
+)
+UNREAD_HEAD = max(len(signature) for signature, _ in _UNREAD)
+
+
+def unread_format(head: bytes, size: int = 0) -> str | None:
+    """What to say of a file whose first bytes are ``head`` (UNREAD_HEAD of them)
+    where it is a picture format Pillow lacks; None otherwise."""
+    return next((said for signature, said in _UNREAD if head.startswith(signature)), None)
+
+
 def _words(fmt: str, size: int) -> str:
     return f"{fmt}: cut short at {size} byte{'s' if size != 1 else ''}, inside its header"
 

@@ -2097,6 +2097,23 @@ def test_an_8_bit_psd_is_read(tmp_path):
     assert image.shape == (4, 5, 3) and image.dtype == np.uint8 and info.format == "PSD"
 
 
+@pytest.mark.parametrize("head,said", [
+    (b"\x76\x2f\x31\x01\x02\x00\x00\x00", "an OpenEXR picture (float pixels), which Pillow cannot read: "
+                                          "convert it to a 16-bit png or tiff"),
+    (b"\xff\x0a\xfa\x7f", "a JPEG XL picture, which Pillow cannot read: convert it to png (djxl)"),
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", "a JPEG XL picture, which Pillow cannot read: convert it to png (djxl)"),
+    (b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n", "a Radiance HDR picture (float pixels), which Pillow cannot read: "
+                                             "convert it to a 16-bit png or tiff"),
+    (b"SDPX\x00\x00\x08\x00", "a DPX picture, which Pillow cannot read: convert it to a 16-bit png or tiff"),
+])
+def test_a_picture_format_pillow_lacks_is_named_with_what_to_convert_it_to(tmp_path, head, said):
+    # An EXR render or a JPEG XL photo was 'not a picture, or a format Pillow cannot read'.
+    (tmp_path / "in.pic").write_bytes(head + bytes(200))
+    with pytest.raises(InputError) as caught:
+        read_image(tmp_path / "in.pic")
+    assert str(caught.value) == f"{tmp_path / 'in.pic'}: {said}"
+
+
 def test_a_picture_over_pillows_limit_names_the_limit(tmp_path, monkeypatch):
     save(tmp_path / "big.png", Image.new("RGB", (50, 41)))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
