@@ -7,6 +7,7 @@ import io
 import logging
 import numbers
 import os
+import re
 import stat
 import struct
 import threading
@@ -430,8 +431,10 @@ def reading(path: str):
         if (kind := _video_kind(path)) is not None:  # piped in, say, with no name to tell
             raise InputError(f"{path} is a video ({kind}), not a picture: upscale it with 'ncnn-sr video'") from None
         raise InputError(f"{path}: not a picture, or a format Pillow cannot read") from None
-    except Image.DecompressionBombError:
-        raise InputError(f"{path}: too many pixels (over {pixel_limit()}): refusing a possible decompression bomb") from None
+    except Image.DecompressionBombError as e:
+        size = str(e) if re.fullmatch(r"\d+x\d+", str(e)) else _stated_size(path)  # the former: _read's own
+        said = f"{size}, over {pixel_limit()}" if size else f"over {pixel_limit()}"
+        raise InputError(f"{path}: too many pixels ({said}): refusing a possible decompression bomb") from None
     except OSError as e:
         if e.errno is not None:
             # The system's refusal (too many open files, an I/O error), not the file's
@@ -557,6 +560,29 @@ def _header_refusal(path: str) -> str | None:
                 return None
     except OSError:
         return None
+    return None
+
+
+def _stated_size(path: str) -> str | None:
+    """The "WxH" the header of the picture at ``path`` states, read by the first of
+    Pillow's readers that takes it, without Image.open's pixel limit (which refused
+    it); None where none does."""
+    try:
+        with open(path, "rb") as f:
+            prefix = f.read(16)
+            for fmt in Image.ID:
+                factory, accept = Image.OPEN[fmt]
+                try:
+                    known = accept is not None and accept(prefix)
+                    if not known or isinstance(known, str):  # a str: Pillow lacks its library
+                        continue
+                    f.seek(0)
+                    with pillow_warnings(), factory(f, path) as im:
+                        return f"{im.width}x{im.height}"
+                except Exception:  # noqa: BLE001 - the next reader may take it
+                    continue
+    except OSError:
+        pass
     return None
 
 
