@@ -230,8 +230,9 @@ class Loading:
 
     def _check_header(self, item: Item) -> None:
         """Fail ``item`` before its pixels are read if the size its header states
-        cannot be upscaled at the scale asked, or written as its format: a damaged
-        WebP stating 8388609x9 pixels took a minute to decode before it was refused.
+        cannot be upscaled at the scale asked, or written as its format, or its result
+        cannot fit in memory: a damaged WebP stating 8388609x9 pixels took a minute
+        to decode before it was refused.
         A target width or height depends on the picture's orientation: where its
         header does not tell it, only what neither way round could be is refused."""
         sizes, mode, itemsize = header_layout(item.job.source)
