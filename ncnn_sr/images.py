@@ -443,7 +443,12 @@ def reading(path: str):
         if "Ghostscript" in str(e):  # the file may be whole: what reads it is missing
             raise InputError(f"{path}: an EPS or PostScript picture, which Pillow reads through Ghostscript: "
                              "install Ghostscript (gs), or convert it to png") from None
-        raise InputError(f"{path}: broken or truncated picture ({_cut_words(path) or _one_line(e)})") from None
+        if (cut := _cut_words(path)) is None and _one_line(e).lower().startswith("unsupported"):
+            # Pillow's readers say so of a variant they lack (a 64-bit BMP), and of a
+            # damaged header field.
+            raise InputError(f"{path}: broken or truncated picture, or a kind Pillow cannot read "
+                             f"({_one_line(e)})") from None
+        raise InputError(f"{path}: broken or truncated picture ({cut or _one_line(e)})") from None
     except (SyntaxError, ValueError, EOFError, TypeError, RuntimeError, IndexError, struct.error,
             ZeroDivisionError) as e:
         # Pillow's plugins say "broken" in these too: a TIFF frame without its size

@@ -2114,6 +2114,18 @@ def test_a_picture_format_pillow_lacks_is_named_with_what_to_convert_it_to(tmp_p
     assert str(caught.value) == f"{tmp_path / 'in.pic'}: {said}"
 
 
+def test_a_whole_picture_of_a_kind_pillow_does_not_support_is_not_only_called_broken(tmp_path):
+    # A whole 64-bit BMP was 'broken or truncated picture (Unsupported BMP pixel depth
+    # (64))': Pillow's "Unsupported" is of a kind it lacks as often as of damage.
+    rows = bytes(4 * 4 * 8)
+    head = struct.pack("<IiiHHIIiiII", 40, 4, 4, 1, 64, 0, len(rows), 0, 0, 0, 0)
+    (tmp_path / "deep.bmp").write_bytes(b"BM" + struct.pack("<IHHI", 54 + len(rows), 0, 0, 54) + head + rows)
+    with pytest.raises(InputError) as caught:
+        read_image(tmp_path / "deep.bmp")
+    assert str(caught.value) == (f"{tmp_path / 'deep.bmp'}: broken or truncated picture, or a kind Pillow cannot "
+                                 "read (Unsupported BMP pixel depth (64))")
+
+
 def test_a_picture_over_pillows_limit_names_its_size_and_the_limit(tmp_path, monkeypatch):
     # Its size was left out ('too many pixels (over 178956970)'), which tells neither how
     # far over a 30000x30000 scan is nor that a damaged header states 8388609x9.
