@@ -2066,7 +2066,8 @@ def test_32_bit_integer_pixels_past_16_bits_are_refused_with_their_range_and_wha
     with pytest.raises(InputError) as caught:
         read_image(tmp_path / "deep.tif")
     assert str(caught.value) == (f"{tmp_path / 'deep.tif'}: 32-bit integer pixels from -3 to 70000, past the "
-                                 "16-bit range (0 to 65535), which is not supported: convert it to a 16-bit png or tiff")
+                                 "16-bit range (0 to 65535), which is not supported: "
+                                 "convert it to a 16-bit png or tiff")
 
 
 def psd_file(version: int, colour_mode: int, depth: int, channels: int = 3, height: int = 4, width: int = 5) -> bytes:
