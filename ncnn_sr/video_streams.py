@@ -56,33 +56,67 @@ class _SampleClock:
     first at its source's time, each next where the one before ends, unless the source
     jumps ahead by more than RESYNC_AFTER, a gap in the sound, where it follows the
     source again. A jump back is not followed (the output's time cannot run back): the
-    sound runs on, late by the overlap."""
+    sound runs on, late by the overlap. ``priming``: the samples the encoder leads
+    with, where the output plays them (PRIMING_PLAYED): every time is that much
+    earlier, so that the silence that leads the sound is that much shorter."""
 
-    def __init__(self, rate: int):
-        self.rate = rate
+    def __init__(self, rate: int, priming: int = 0):
+        self.rate, self.priming = rate, priming
         self.next: int | None = None
+
+    def _source(self, frame) -> int | None:
+        """The sample ``frame`` starts at in its source, less the priming; None where
+        it says no time."""
+        if frame.pts is None or frame.time_base is None:
+            return None
+        return round(frame.pts * frame.time_base * self.rate) - self.priming
 
     def silence_before(self, frame, start: int) -> int:
         """The samples of silence that keep ``frame`` at its time where the output
         times sound by its samples alone: from ``start`` to the first frame; to a
         later one, across a gap stamp() would follow. 0 where it says no time."""
-        if frame.pts is None or frame.time_base is None:
+        source = self._source(frame)
+        if source is None:
             return 0
-        source = round(frame.pts * frame.time_base * self.rate)
         if self.next is None:
             return max(0, source - start)
         return source - self.next if source - self.next > RESYNC_AFTER * self.rate else 0
 
     def stamp(self, frame) -> None:
-        source = None
-        if frame.pts is not None and frame.time_base is not None:
-            source = round(frame.pts * frame.time_base * self.rate)
+        source = self._source(frame)
         if self.next is None:
             self.next = 0 if source is None else source
         elif source is not None and source - self.next > RESYNC_AFTER * self.rate:
             self.next = source
         frame.pts, frame.time_base = self.next, Fraction(1, self.rate)
         self.next += frame.samples
+
+
+# Muxers that play an encoder's priming, the samples it leads its sound with (1105 of
+# MP3's at 48 kHz, 256 of AC3's), which an mp4's edit list, Matroska's shift of every
+# stream and Ogg's Opus header cut: an AVI plays each stream from its first packet, so
+# re-encoded sound came that much late (23 ms of MP3). Where silence leads the sound
+# (it starts late), the silence is that much shorter; else it stays late, less than
+# BT.1359 notices (125 ms), as copied AAC (21 ms) and MP3 do, and as ffmpeg writes them.
+PRIMING_PLAYED = frozenset({"avi"})
+
+
+@functools.cache
+def encoder_priming(encoder: str, rate: int, layout: str, sample_format: str, bit_rate: int) -> int:
+    """The samples of priming ``encoder`` leads its sound with at these settings, as
+    the time before 0 it stamps its first packet with; 0 where it does not open."""
+    ctx = av.codec.Codec(encoder, "w").create()
+    ctx.sample_rate, ctx.layout, ctx.format, ctx.bit_rate = rate, layout, sample_format, bit_rate
+    ctx.time_base = Fraction(1, rate)
+    try:
+        ctx.open()
+        silence = silent_frame(sample_format, layout, ctx.frame_size or 1024, rate)
+        silence.time_base = ctx.time_base
+        packets = ctx.encode(silence) + ctx.encode(None)
+    except av.error.FFmpegError:
+        return 0
+    first = next((p for p in packets if p.pts is not None and p.time_base is not None), None)
+    return max(0, -round(first.pts * first.time_base * rate)) if first is not None else 0
 
 
 # Muxers that time PCM sound by its samples alone, whatever its packets' times (a
@@ -643,7 +677,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             ctx = o.codec_context
             _keep_depth(ctx, stream.codec_context)
             resampler = av.AudioResampler(format=ctx.format, layout=ctx.layout, rate=ctx.sample_rate)
-            mapping[stream.index] = SideOutput(o, resampler, _SampleClock(ctx.sample_rate))
+            priming = (encoder_priming(target, ctx.sample_rate, ctx.layout.name, ctx.format.name, ctx.bit_rate or 0)
+                       if out.format.name in PRIMING_PLAYED else 0)
+            mapping[stream.index] = SideOutput(o, resampler, _SampleClock(ctx.sample_rate, priming))
             resampled = f", resampled from {source_rate} to {rate} Hz" if rate != source_rate else ""
             if layout.nb_channels != source_layout.nb_channels:
                 resampled += f", downmixed from {source_layout.name} to {layout.name}"
