@@ -119,8 +119,10 @@ def _images(data: bytes) -> Iterator[tuple[int, bytes, int]]:
     pos = 13 + _palette_size(data[10])
     control, seen = b"", False
     while True:
-        if pos >= len(data) and seen:
-            break  # a GIF without its trailer, which viewers and Pillow show as it is
+        if pos >= len(data) and seen and not control:
+            # A GIF without its trailer, which viewers and Pillow show as it is; not
+            # where a graphic control extension came last: its frame is cut off.
+            break
         kind = _byte(data, pos)
         if kind == 0x3B:  # trailer
             break

@@ -2948,3 +2948,25 @@ def test_a_hinted_error_escaped_onto_one_line_keeps_its_type_and_its_hint_for_ea
     said = caught.value.said(FlagNames())
     assert "o\\n.jpg: its EXIF" in said and said.endswith("(--no-metadata)") and "\n" not in said
     assert not (tmp_path / "o\n.jpg").exists()
+
+
+@pytest.mark.parametrize("trailer, said", [
+    (b"", "broken or truncated picture (GIF: cut short after frame 2)"),
+    (b";", None),  # a control extension its file ends after: no frame missing
+])
+def test_a_gif_cut_right_after_a_frames_control_extension_is_truncated(trailer, said, tmp_path):
+    # found by QA: cut at the end of the third frame's graphic control extension, before
+    # its image, the file was read as 2 frames without a word (exit 0): the walk took
+    # the end for a missing trailer, which it is only after a whole frame
+    from ncnn_sr.animation import read_frames
+    frames = [Image.new("RGB", (8, 6), (60 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50)
+    whole = (tmp_path / "a.gif").read_bytes()
+    third = [m.start() for m in re.finditer(b"\x21\xf9\x04", whole)][2]
+    (tmp_path / "cut.gif").write_bytes(whole[:third + 8] + trailer)
+    if said is None:
+        assert len(read_frames(tmp_path / "cut.gif")[0].frames) == 2
+        return
+    with pytest.raises(InputError) as caught:
+        read_frames(tmp_path / "cut.gif")
+    assert str(caught.value) == f"{tmp_path / 'cut.gif'}: {said}"
