@@ -787,6 +787,19 @@ def _constant_rate(dst: Path | VideoOutput, encoder: str, factor: Fraction) -> b
     return factor != 1 or video_streams.muxer_for(dst) in FRAME_COUNTING_MUXERS or encoder in RATE_PER_FRAME
 
 
+def _avi_lead(seconds: float, time_base: Fraction, settled: list) -> list:
+    """The (frame, slot) pairs of an AVI's first frame, shown ``seconds`` after its
+    sound's start, with its picture in the slots before it too: the AVI muxer writes
+    the first frame in the first slot whatever its time, and sound that started before
+    the picture (a .ts recording's, whose picture waits for a keyframe) came that much
+    late. Held there, as ffmpeg's constant rate holds it; the slot nearest its time.
+    (Without sound, nothing is placed against it: an .m2v's first frame, guessed a
+    frame in, was shown twice.)"""
+    frame, slot = settled[0]
+    ahead = round(Fraction(seconds) / time_base)
+    return [(frame, slot - k) for k in range(ahead, 0, -1)] + settled
+
+
 def _silence_before(out, target, frame, zero: Fraction) -> None:
     """Silence before ``frame``, a sound frame of ``target`` to an Ogg or AVI output,
     as long as it starts after ``zero``, where the picture starts, or after a gap: Ogg
@@ -1363,12 +1376,16 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     side, covers, boxed = video_streams.carry_over(inp, video_in, out, dst, window, one_way,
                                                    reopen=not isinstance(src, VideoInput),
                                                    sound_from=(window.start if window is not None else zero))
+    # Whether sound goes along, which an AVI plays from ``zero``: its picture is placed against it.
+    sounded = any(target.stream.type == "audio" for target in side.values())
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
     stamps: collections.deque = collections.deque()
     side_packets: collections.deque = collections.deque()
     upright = Upright(src, video_in.metadata)
     reach = _Reach()
     first: list[_FirstFrame] = []  # set before the first frame is handed on
+    # Where the first frame handed on is shown, in seconds on the output's timeline.
+    first_at: list[float] = []
     sar = video_in.sample_aspect_ratio  # the container's, else the codec's, as players take it
     # Frames go through the upscaler in 16 bits when the output holds more than 8.
     deep = depth(options.pix_fmt) > 8
@@ -1444,6 +1461,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             slots ``taken`` (None: at its own time)."""
             nonlocal handed, resized
             handed += 1
+            if not first_at:
+                first_at.append(stamp[1])
             stamps.append((stamp[0], taken, frame.duration * frame.time_base if frame.duration else None))
             image = upright(to_rgb(frame, deep), frame) if image is None else image
             if (image.shape[1], image.shape[0]) != first[0].shown:
@@ -1761,6 +1780,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 settled, unordered = [], unordered + 1
             elif not constant:
                 last_pts = pts
+            if not written and settled and out.format.name == "avi" and sounded:
+                settled = _avi_lead(first_at[0], time_base, settled)
             for kept, slot in settled:
                 encode(kept, slot)
             written += len(settled)

@@ -3194,6 +3194,36 @@ def test_an_avi_from_an_mpeg_program_stream_starts_its_picture_with_its_sound(tm
         assert c.streams.video[0].frames == 8
 
 
+def shown_from(path, colour) -> float:
+    """When the first video frame of about ``colour`` (RGB) is shown (s): an AVI's by
+    its slot, its frame rate's count; another's by its time."""
+    with av.open(str(path)) as c:
+        slots = c.format.name == "avi"
+        rate = c.streams.video[0].average_rate
+        for k, f in enumerate(c.decode(video=0)):
+            if np.abs(f.to_ndarray(format="rgb24").astype(int) - colour).max() < 12:
+                return k / rate if slots else float(f.pts * f.time_base)
+    raise AssertionError(f"no frame of {colour}")
+
+
+@pytest.mark.parametrize("options", [EncodeOptions(), EncodeOptions(fps=Fraction(24))])
+def test_an_avi_keeps_sound_that_starts_before_the_picture_ahead_of_it(options, tmp_path):
+    # found by QA: sound 0.2 s ahead of the picture (a .ts recording's, whose picture
+    # waits for a keyframe) played in an .avi from the picture's first frame, 0.2 s
+    # late: the AVI muxer writes its first frame in the first slot, whatever its time.
+    # Its first frame now fills the slots before it, as ffmpeg's constant rate does.
+    colours = [(40 + 15 * i, 200 - 10 * i, 90) for i in range(12)]
+    clip = make_clip(tmp_path / "in.mkv", frames=12, audio="pcm_s16le", colours=colours,
+                     frame_ms=[200 + round(i * 1000 / 24) for i in range(12)])
+    # Five slots (0.2 s at 24 fps) hold the first frame before its own.
+    assert upscale_video(clip, tmp_path / "out.avi", lambda frames: frames, options) == 12 + 5
+    ahead = shown_from(clip, colours[1]) - tone_onset(clip)
+    assert ahead == pytest.approx(0.2 + 1 / 24, abs=0.002)
+    # A slot is 1/24 s: the picture lands within half of one of its time.
+    assert shown_from(tmp_path / "out.avi", colours[1]) - tone_onset(tmp_path / "out.avi") == pytest.approx(
+        ahead, abs=1 / 48)
+
+
 @pytest.mark.parametrize("name, fps", [("out.avi", None), ("out.mp4", Fraction(24))])
 def test_millisecond_stamps_at_a_constant_rate_keep_every_frame_once(name, fps, tmp_path):
     # A Matroska frame at 42 ms, 1/24 s rounded up, went to the slot after its own:
