@@ -1376,6 +1376,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     side, covers, boxed = video_streams.carry_over(inp, video_in, out, dst, window, one_way,
                                                    reopen=not isinstance(src, VideoInput),
                                                    sound_from=(window.start if window is not None else zero))
+    # Copied sound an edit list cuts, left out where the output would play it (a part's is cut at its start).
+    cut = video_streams.EditCut() if window is None and out.format.name in video_streams.PRIMING_PLAYED else None
     # Whether sound goes along, which an AVI plays from ``zero``: its picture is placed against it.
     sounded = any(target.stream.type == "audio" for target in side.values())
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
@@ -1626,12 +1628,15 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     out.mux(video_streams.encoded_cue(cue, packet, target.stream))
                     fed.add(target.stream.index)
             elif target.resampler is None:
-                for filler in target.gaps.fill(packet) if target.gaps is not None else ():
-                    filler.stream = target.stream
-                    out.mux(filler)
-                packet.stream = target.stream
-                out.mux(packet)
-                fed.add(target.stream.index)
+                kept = [packet] if cut is None or packet.stream.type != "audio" else \
+                    cut.passed(packet, pcm=target.gaps is not None)
+                for copied in kept:
+                    for filler in target.gaps.fill(copied) if target.gaps is not None else ():
+                        filler.stream = target.stream
+                        out.mux(filler)
+                    copied.stream = target.stream
+                    out.mux(copied)
+                    fed.add(target.stream.index)
             else:
                 index = packet.stream.index
                 if index in cut_sound:  # more of it came: that packet was damaged, not cut off

@@ -119,6 +119,32 @@ def encoder_priming(encoder: str, rate: int, layout: str, sample_format: str, bi
     return max(0, -round(first.pts * first.time_base * rate)) if first is not None else 0
 
 
+class EditCut:
+    """The copied sound packets to write into an output that plays every packet it is
+    given (PRIMING_PLAYED: an AVI), by stream: not those an mp4's edit list cuts (which
+    FFmpeg flags discarded: sound before the picture's start, 0.3 s of it played and
+    the rest came that much late), but the last of them before the rest, for the
+    decoder to start from (AAC's overlap, MP3's bit reservoir), which plays as the
+    priming does, a packet late (21 ms of AAC's): its first packet after the cut came
+    out damaged without it. PCM needs none before it."""
+
+    def __init__(self):
+        self.held: dict[int, object] = {}
+        self.begun: set[int] = set()
+
+    def passed(self, packet, pcm: bool) -> list:
+        index = packet.stream.index
+        if index in self.begun:
+            return [packet]
+        if packet.is_discard:
+            if not pcm:
+                self.held[index] = packet
+            return []
+        self.begun.add(index)
+        before = self.held.pop(index, None)
+        return [packet] if before is None else [before, packet]
+
+
 # Muxers that time PCM sound by its samples alone, whatever its packets' times (a
 # QuickTime file's stts of a tick a sample, an AVI's stream): a pause in it, copied,
 # was lost, and the sound after it played early.
