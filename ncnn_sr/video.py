@@ -1376,8 +1376,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     side, covers, boxed = video_streams.carry_over(inp, video_in, out, dst, window, one_way,
                                                    reopen=not isinstance(src, VideoInput),
                                                    sound_from=(window.start if window is not None else zero))
-    # Copied sound an edit list cuts, left out where the output would play it (a part's is cut at its start).
-    cut = video_streams.EditCut() if window is None and out.format.name in video_streams.PRIMING_PLAYED else None
+    # Copied sound an edit list cuts, left out where the output would play it (a part's
+    # is cut at its start).
+    cut = (video_streams.EditCut() if window is None and out.format.name in video_streams.OFFSET_DROPPING_MUXERS
+           else None)
     # Whether sound goes along, which an AVI plays from ``zero``: its picture is placed against it.
     sounded = any(target.stream.type == "audio" for target in side.values())
     # Filled by the decoding thread, read here: appends and pops of a deque are atomic.
@@ -1629,7 +1631,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     fed.add(target.stream.index)
             elif target.resampler is None:
                 kept = [packet] if cut is None or packet.stream.type != "audio" else \
-                    cut.passed(packet, pcm=target.gaps is not None)
+                    cut.passed(packet)
                 for copied in kept:
                     for filler in target.gaps.fill(copied) if target.gaps is not None else ():
                         filler.stream = target.stream

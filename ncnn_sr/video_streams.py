@@ -121,23 +121,25 @@ def encoder_priming(encoder: str, rate: int, layout: str, sample_format: str, bi
 
 class EditCut:
     """The copied sound packets to write into an output that plays every packet it is
-    given (PRIMING_PLAYED: an AVI), by stream: not those an mp4's edit list cuts (which
-    FFmpeg flags discarded: sound before the picture's start, 0.3 s of it played and
-    the rest came that much late), but the last of them before the rest, for the
-    decoder to start from (AAC's overlap, MP3's bit reservoir), which plays as the
-    priming does, a packet late (21 ms of AAC's): its first packet after the cut came
-    out damaged without it. PCM needs none before it."""
+    given (OFFSET_DROPPING_MUXERS: an AVI, Ogg), by stream: not those an mp4's edit
+    list cuts (which FFmpeg flags discarded: sound before the picture's start, 0.3 s
+    of it played and the rest came that much late), but the last of them before the
+    rest, for the decoder to start from (AAC's overlap, MP3's bit reservoir), which
+    plays as the priming does, a packet late (21 ms of AAC's): its first packet after
+    the cut came out damaged without it. PCM and lossless codecs (FLAC) code each packet alone:
+    none goes before (one of FLAC's is 96 ms)."""
 
     def __init__(self):
         self.held: dict[int, object] = {}
         self.begun: set[int] = set()
 
-    def passed(self, packet, pcm: bool) -> list:
+    def passed(self, packet) -> list:
         index = packet.stream.index
         if index in self.begun:
             return [packet]
         if packet.is_discard:
-            if not pcm:
+            codec = packet.stream.codec_context.codec
+            if not (codec.lossless or codec.name.startswith("pcm_")):
                 self.held[index] = packet
             return []
         self.begun.add(index)
@@ -703,8 +705,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             ctx = o.codec_context
             _keep_depth(ctx, stream.codec_context)
             resampler = av.AudioResampler(format=ctx.format, layout=ctx.layout, rate=ctx.sample_rate)
-            priming = (encoder_priming(target, ctx.sample_rate, ctx.layout.name, ctx.format.name, ctx.bit_rate or 0)
-                       if out.format.name in PRIMING_PLAYED else 0)
+            priming = 0 if out.format.name not in PRIMING_PLAYED else \
+                encoder_priming(target, ctx.sample_rate, ctx.layout.name, ctx.format.name, ctx.bit_rate or 0)
             mapping[stream.index] = SideOutput(o, resampler, _SampleClock(ctx.sample_rate, priming))
             resampled = f", resampled from {source_rate} to {rate} Hz" if rate != source_rate else ""
             if layout.nb_channels != source_layout.nb_channels:
