@@ -97,7 +97,8 @@ class _SampleClock:
 # stream and Ogg's Opus header cut: an AVI plays each stream from its first packet, so
 # re-encoded sound came that much late (23 ms of MP3). Where silence leads the sound
 # (it starts late), the silence is that much shorter; else it stays late, less than
-# BT.1359 notices (125 ms), as copied AAC (21 ms) and MP3 do, and as ffmpeg writes them.
+# BT.1359 notices (125 ms), as copied AAC (21 ms) and MP3 do: cutting the priming would
+# lose sound, and ffmpeg -c copy moves the picture a whole frame later instead.
 PRIMING_PLAYED = frozenset({"avi"})
 
 
