@@ -1630,8 +1630,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     out.mux(video_streams.encoded_cue(cue, packet, target.stream))
                     fed.add(target.stream.index)
             elif target.resampler is None:
-                kept = [packet] if cut is None or packet.stream.type != "audio" else \
-                    cut.passed(packet)
+                kept = [packet] if cut is None or packet.stream.type != "audio" else cut.passed(packet)
                 for copied in kept:
                     for filler in target.gaps.fill(copied) if target.gaps is not None else ():
                         filler.stream = target.stream

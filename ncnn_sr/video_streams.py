@@ -127,8 +127,8 @@ class EditCut:
     of it played and the rest came that much late), but the last of them before the
     rest, for the decoder to start from (AAC's overlap, MP3's bit reservoir), which
     plays as the priming does, a packet late (21 ms of AAC's): its first packet after
-    the cut came out damaged without it. PCM and lossless codecs (FLAC) code each packet alone:
-    none goes before (one of FLAC's is 96 ms)."""
+    the cut came out damaged without it. PCM and lossless codecs (FLAC) code each
+    packet alone: none goes before them (one of FLAC's is 96 ms)."""
 
     def __init__(self):
         self.held: dict[int, object] = {}
