@@ -32,7 +32,7 @@ import av
 import av.logging
 import numpy as np
 
-from . import cover_atom, isobmff, timecode, video_streams
+from . import cover_atom, gif, isobmff, timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import (FlagNames, InputError, SettingError, cannot_write, describe, file_path, in_one_line,
                      write_error_type)
@@ -435,6 +435,16 @@ def _warn_if_truncated(container, src, reach: _Reach) -> None:
     if reach.cut_short:
         log.warning("%s ends in a %s packet cut short, at %.2f s: it may be truncated", src, reach.cut_short, reached)
         return
+    if container.format.name == "gif" and isinstance(src, (str, os.PathLike)):
+        # FFmpeg ends a GIF cut right after a frame's control extension, before its
+        # image, as at a whole file's end (its blocks' walk tells).
+        try:
+            cut = gif.cut_short(Path(src).read_bytes())
+        except OSError:
+            cut = None
+        if cut:
+            log.warning("%s is cut short (%s): it may be truncated", src, cut)
+            return
     if container.format.name == "mpegts":
         # MPEG-TS states no length: FFmpeg measures it to the last timestamps at the
         # file's end, a cut one's too (or gives none), so it tells nothing of a cut; and

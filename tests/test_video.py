@@ -4449,3 +4449,18 @@ def test_a_file_name_with_a_line_break_is_escaped_in_upscale_videos_errors(tmp_p
         upscale_video(tmp_path / "in.mp4", tmp_path / "no\nfolder" / "o.mp4", lambda frames: frames)
     assert "no\\nfolder" in str(caught.value) and "\n" not in str(caught.value)
     assert not (tmp_path / "no\nfolder").exists()
+
+
+def test_a_gif_cut_right_after_a_frames_control_extension_is_said_to_be_truncated(tmp_path, caplog):
+    # found by QA: a GIF cut at the end of its third frame's graphic control extension,
+    # before that frame's image, was made a video of 2 frames without a word: FFmpeg's
+    # reader ends there as at a whole file's end (one cut inside a frame was said to be)
+    frames = [Image.new("RGB", (16, 12), (60 * i, 0, 0)) for i in range(3)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50)
+    whole = (tmp_path / "a.gif").read_bytes()
+    third = [m.start() for m in re.finditer(b"\x21\xf9\x04", whole)][2]
+    (tmp_path / "cut.gif").write_bytes(whole[:third + 8])
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert upscale_video(tmp_path / "cut.gif", tmp_path / "out.mp4", lambda frames: frames) == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'cut.gif'} is cut short (GIF: cut short after frame 2): it may be truncated"]
