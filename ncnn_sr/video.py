@@ -20,6 +20,7 @@ import heapq
 import itertools
 import logging
 import math
+import mmap
 import os
 import tempfile
 import time
@@ -439,8 +440,10 @@ def _warn_if_truncated(container, src, reach: _Reach) -> None:
         # FFmpeg ends a GIF cut right after a frame's control extension, before its
         # image, as at a whole file's end (its blocks' walk tells).
         try:
-            cut = gif.cut_short(Path(src).read_bytes())
-        except OSError:
+            # Mapped, not read: a GIF a video is made of may be hundreds of MB.
+            with open(src, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                cut = gif.cut_short(data)
+        except (OSError, ValueError):  # ValueError: an empty file, which cannot be mapped
             cut = None
         if cut:
             log.warning("%s is cut short (%s): it may be truncated", src, cut)
