@@ -130,6 +130,10 @@ def check_shapes(weights: Mapping[str, np.ndarray], lookup: Mapping[str, str], s
         shown = ", ".join(spare[:3]) + (", ..." if len(spare) > 3 else "")
         raise ModelError(f"{architecture}: keys not known for it ({shown}): another variant of the architecture?")
     for key, shape in shapes.items():
+        kind = np.asarray(weights[lookup[key]]).dtype
+        if kind.kind in "biu":  # a quantized model's: its scales are elsewhere, read as numbers it upscaled to noise
+            raise ModelError(f"{architecture}: {lookup[key]} holds {kind} values, not floating-point weights (a "
+                             "quantized model?): convert takes float32, float16, bfloat16 or float64 ones")
         try:
             a = np.asarray(weights[lookup[key]], dtype=np.float32)
         except (TypeError, ValueError):

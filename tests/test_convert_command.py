@@ -416,3 +416,15 @@ def test_a_scale_the_keys_contradict_writes_nothing(tmp_path):
 def test_a_name_that_contradicts_the_keys_is_no_error(tmp_path):
     proc = run("convert", "-i", weights_file(tmp_path, "3x_Compact.pth"))
     assert proc.stderr == "" and proc.stdout.splitlines()[0].endswith(", x2")
+
+
+@pytest.mark.parametrize("dtype", ["int32", "uint8"])
+def test_weights_stored_as_integers_are_refused_not_converted_as_numbers(tmp_path, dtype):
+    # found by a user audit: a safetensors of int32 weights (a quantized model, whose
+    # scales are elsewhere) became a model, exit 0, that upscales to noise.
+    state = {k: (v * 100).astype(dtype) for k, v in random_compact().items()}
+    proc = run("convert", "-i", save_safetensors(tmp_path / "q.safetensors", state), check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.endswith(f"x2: body.0.weight holds {dtype} values, not floating-point weights "
+                                "(a quantized model?): convert takes float32, float16, bfloat16 or float64 ones\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.safetensors"]
