@@ -800,8 +800,16 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         # Read before a download: a --dni that cannot be read failed only once the weights had come.
         second = None if other is None else \
             checkpoint.read_weights(path_flag(PROG, "--dni", other, "the model to interpolate with"))
-        with folder_made(target), downloaded:
+        # Two conversions of one address into one folder at once: one after the other.
+        held = download_mod.one_at_a_time(target, lambda: logging.getLogger("ncnn_sr").warning(
+            "another download into %s is under way (another ncnn-sr convert?): waiting for it to end", target)) \
+            if url is not None else contextlib.nullcontext()
+        with folder_made(target), held, downloaded:
             if url is not None:
+                try:  # the other may have written it meanwhile
+                    convert_mod.check_target(target, name, force)
+                except NcnnSrError as e:
+                    raise e.extended(derived) from None
                 with _download_bar(file_name, quiet=False) as progress:
                     path = downloaded.path = download_mod.download_part(download_mod.Source(url, sha256),
                                                                         target / f".{file_name}", progress)

@@ -171,6 +171,36 @@ class Downloaded:
         return False
 
 
+@contextlib.contextmanager
+def one_at_a_time(folder: Path, waiting: Callable[[], None] | None = None):
+    """Held around a download into ``folder`` and the use of what came (a ``with``
+    block, outside ``Downloaded``'s): another process doing the same there waits for it
+    to end, ``waiting`` called first. Two fetches of one model at once each appended to
+    the same part, so neither's sha256 matched: one blamed the server, the other read a
+    part the first had deleted (a traceback). Where the folder cannot be locked
+    (Windows, some network file systems), nothing is held."""
+    try:
+        import fcntl
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):
+        fd = None
+    if fd is None:  # yielded out of the except clause, the block's own errors would seem caused by this one
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting is not None:
+                waiting()
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a Ctrl-C still ends the wait
+        except OSError:  # a file system without locks
+            pass
+        yield
+    finally:
+        os.close(fd)  # which lets the lock go
+
+
 def _check_target(target: Path) -> None:
     """InputError unless ``target`` can be written, said before the server is asked:
     a missing folder, a folder in the file's place or a folder no file can be made in
@@ -309,7 +339,10 @@ def _length(response, done: int) -> int | None:
 def _check_digest(source: Source, part: Path) -> None:
     if source.sha256 is None:
         return
-    digest = file_sha256(part)
+    try:
+        digest = file_sha256(part)
+    except OSError as e:  # removed by hand meanwhile, say: it was a traceback
+        raise DownloadError(f"cannot download {source.url}: cannot read {part}: {e.strerror or e}") from None
     if digest != source.sha256:
         _forget(part)
         raise DownloadError(f"{source.url} is not the file pinned (its sha256 is {digest}, not {source.sha256}); "

@@ -14,7 +14,7 @@ from typing import Callable
 
 from .errors import ModelError, NcnnSrError, Option, SettingError, describe, file_path
 from .files import check_folder, folder_made
-from .download import Downloaded, Source, download_part, partial_path, verify_file
+from .download import Downloaded, Source, download_part, one_at_a_time, partial_path, verify_file
 from .fetch_record import write_record
 from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, misspelt, resolve_model, spelt_otherwise
 
@@ -103,8 +103,16 @@ def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str
     check_folder(folder)
     convert.check_target(folder, name, force)  # a file it cannot replace: said before the download
     downloaded = Downloaded(refused=ModelError)  # weights refused: no later fetch could use them
+    def waiting() -> None:
+        log.warning("%s: another download into %s is under way (another ncnn-sr fetch?): waiting for it to end",
+                    name, folder)
+
     try:
-        with folder_made(folder), downloaded:
+        with folder_made(folder), one_at_a_time(folder, waiting), downloaded:
+            if not force:  # the other fetch may have installed it meanwhile
+                present = installed(name, folder)
+                if present is not None:
+                    return present
             if weights is not None:
                 path = weights
                 verify_file(path, source.sha256, source.size)

@@ -902,3 +902,70 @@ def test_the_suite_s_own_fetched_models_folder_is_under_pytest_s_temporary_folde
     # (a timeout's SIGTERM, pytest-timeout's os._exit): 14 were left on one machine.
     folder = Path(os.environ["NCNN_SR_FETCHED_MODELS"])
     assert folder.is_dir() and folder.is_relative_to(tmp_path_factory.getbasetemp())
+
+
+def _fetching(source: Source, folder: Path) -> subprocess.Popen:
+    """ncnn-sr fetch realesr-general-x4v3 -o ``folder`` in a process of its own, the
+    catalog's source being ``source``."""
+    import sys
+
+    script = (f"from ncnn_sr import fetch\nfrom ncnn_sr.download import Source\n"
+              f"fetch.source_of = lambda name: Source({source.url!r}, {source.sha256!r}, {source.size})\n"
+              f"from ncnn_sr.entry import _run\n_run('ncnn_sr.cli', 'ncnn-sr')\n")
+    return subprocess.Popen([sys.executable, "-c", script, "fetch", "realesr-general-x4v3", "-o", str(folder), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_fetches_of_a_model_at_once_wait_for_each_other_and_both_succeed(server, tmp_path):
+    # found by a user audit: the second appended to the first's download as it came, so
+    # neither's sha256 matched: one said the server's file was 'not the file pinned', the
+    # other printed a traceback (FileNotFoundError: the first had deleted the part).
+    data = weights_bytes(tmp_path, random_compact(upscale=4))
+    source = pinned(server, "/general.pth", data)
+    server.pause_after = 1000  # the first is downloading as the second starts
+    folder = tmp_path / "models"
+    first = _fetching(source, folder)
+    part = partial_path(folder / ".realesr-general-x4v3.pth")
+    while not (part.exists() and part.stat().st_size >= 1000) and first.poll() is None:
+        threading.Event().wait(0.05)
+    second = _fetching(source, folder)
+    said = second.stderr.readline()  # what it says as it waits (nothing: on after the server's pause ends)
+    server.go_on.set()
+    outs = [first.communicate(timeout=120), second.communicate(timeout=120)]
+    assert said == f"ncnn-sr: warning: realesr-general-x4v3: another download into {folder} is under way (another " \
+                   "ncnn-sr fetch?): waiting for it to end\n"
+    assert [first.returncode, second.returncode] == [0, 0], outs
+    assert outs[0][1] == "" and outs[1][1] == ""
+    assert sorted(os.listdir(folder)) == [".realesr-general-x4v3.fetched.json", "realesr-general-x4v3.bin",
+                                          "realesr-general-x4v3.param"]
+    assert server.ranges_asked == [None]  # the second found the model there, and downloaded nothing
+    assert _listed(folder, "realesr-general-x4v3").split()[2] == "fetched"
+
+
+def test_two_conversions_of_one_address_at_once_wait_for_each_other_and_neither_breaks(server, tmp_path):
+    # found by a user audit, as two fetches of one model: the second went on from the
+    # first's part as it came, so the two wrote one file at once.
+    import sys
+
+    data = weights_bytes(tmp_path, random_compact())
+    server.files["/4x-Mine.pth"] = data
+    server.pause_after = 1000
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "ncnn_sr", "convert", "-i", server.url("/4x-Mine.pth"), "-o", str(out)]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    part = out / ".4x-Mine.pth.download"
+    while not (part.exists() and part.stat().st_size >= 1000) and first.poll() is None:
+        threading.Event().wait(0.05)
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said = second.stderr.readline()
+    server.go_on.set()
+    outs = [first.communicate(timeout=120), second.communicate(timeout=120)]
+    assert said == f"ncnn-sr: warning: another download into {out} is under way (another ncnn-sr convert?): " \
+                   "waiting for it to end\n"
+    assert first.returncode == 0 and outs[0][1] == "", outs
+    # The second then finds the model written: refused before it downloads anything.
+    assert second.returncode == 1 and outs[1][1] == f"ncnn-sr: error: {out / '4x-Mine.param'} exists: replace it " \
+                                                    "(--force), or give another name (the name is the weights' " \
+                                                    "file's: -n NAME gives another)\n", outs
+    assert sorted(os.listdir(out)) == ["4x-Mine.bin", "4x-Mine.param"] and server.ranges_asked == [None]
+
