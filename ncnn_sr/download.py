@@ -131,7 +131,7 @@ def download_part(source: Source, target: str | os.PathLike,
     except OSError as e:  # the network's: a failed write is an InputError already
         kept = part.stat().st_size if part.exists() else 0
         again = " (the bytes received are kept: run it again to go on from them)" if kept else ""
-        raise DownloadError(f"cannot download {source.url}: {_reason(e)}{again}") from None
+        raise DownloadError(f"cannot download {source.url}: {_reason(e, _proxy(source.url))}{again}") from None
     except http.client.HTTPException as e:  # a connection dropped midway: IncompleteRead
         raise DownloadError(f"cannot download {source.url}: the connection broke ({type(e).__name__}); "
                             "run it again to go on from the bytes received") from None
@@ -265,7 +265,9 @@ def _fetch(source: Source, part: Path, done: int, validator: str, progress) -> i
             headers["If-Range"] = validator
     request = urllib.request.Request(source.url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=TIMEOUT)
+        # An opener of its own: urlopen's reads the proxy settings once, at its first
+        # call, so that a message could name another proxy than the one asked.
+        response = urllib.request.build_opener().open(request, timeout=TIMEOUT)
     except urllib.error.HTTPError as e:
         if e.code == 416 and done:  # the range starts at the end: what is kept is all there is
             return done
@@ -377,10 +379,32 @@ def verify_file(path: Path, sha256: str | None, size: int | None = None) -> None
         raise DownloadError(f"{path} is not the file pinned (its sha256 is {digest}, not {sha256})")
 
 
-def _reason(e: OSError) -> str:
+def _proxy(url: str) -> str | None:
+    """The proxy urllib asks for ``url`` (from http_proxy, https_proxy, no_proxy), as
+    a message names it: "http://host:port (http_proxy)", without the password its
+    address may hold; None where it asks the server itself."""
+    parts = urllib.parse.urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme.lower())
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    given = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    try:
+        port = f":{given.port}" if given.port is not None else ""
+    except ValueError:  # a port that is no number: urllib's own error says so
+        port = ""
+    return f"{given.scheme}://{given.hostname or ''}{port} ({parts.scheme.lower()}_proxy)"
+
+
+def _reason(e: OSError, proxy: str | None = None) -> str:
+    """Why the connection failed. Through a ``proxy`` that cannot be reached, the
+    proxy is named: the server's address alone was blamed ("Connection refused"), and
+    an unknown proxy host was told to set the proxy that was set."""
     reason = getattr(e, "reason", e)
     if isinstance(reason, socket.timeout) or isinstance(e, socket.timeout):
-        return f"no answer in {TIMEOUT:g} s"
+        return f"no answer in {TIMEOUT:g} s" + (f" (through the proxy {proxy})" if proxy else "")
+    if proxy is not None and isinstance(reason, OSError) and not isinstance(e, urllib.error.HTTPError):
+        said = "its host is unknown" if isinstance(reason, socket.gaierror) else reason.strerror or str(reason)
+        return f"the proxy {proxy} cannot be reached: {said}"
     if isinstance(reason, socket.gaierror):
         return "the host is unknown (no network, or a proxy needed: https_proxy is honoured)"
     if isinstance(reason, OSError):

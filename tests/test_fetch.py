@@ -969,3 +969,27 @@ def test_two_conversions_of_one_address_at_once_wait_for_each_other_and_neither_
                                                     "file's: -n NAME gives another)\n", outs
     assert sorted(os.listdir(out)) == ["4x-Mine.bin", "4x-Mine.param"] and server.ranges_asked == [None]
 
+
+def test_a_proxy_that_cannot_be_reached_is_named_not_the_server(server, tmp_path, monkeypatch):
+    # found by a user audit: through a proxy that refused, 'cannot download URL: Connection
+    # refused' blamed the server; through one whose host is unknown, the advice was to set
+    # the proxy that was set. Its password is not shown.
+    free = Server()  # bound, then closed: nothing listens on its port
+    port = free.server_address[1]
+    free.server_close()
+    url = server.url("/f.bin")
+    monkeypatch.setenv("http_proxy", f"http://user:secret@127.0.0.1:{port}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    with pytest.raises(DownloadError) as refused:
+        download(Source(url), tmp_path / "x")
+    assert str(refused.value) == f"cannot download {url}: the proxy http://127.0.0.1:{port} (http_proxy) cannot be " \
+                                 "reached: Connection refused"
+    monkeypatch.setenv("http_proxy", "http://proxy.invalid:3128")
+    with pytest.raises(DownloadError) as refused:
+        download(Source(url), tmp_path / "x")
+    assert str(refused.value) == f"cannot download {url}: the proxy http://proxy.invalid:3128 (http_proxy) cannot " \
+                                 "be reached: its host is unknown"
+    monkeypatch.setenv("no_proxy", "127.0.0.1")  # passed by: the server itself, as before
+    server.files["/f.bin"] = DATA
+    assert download(Source(url), tmp_path / "x").read_bytes() == DATA
