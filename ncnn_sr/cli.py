@@ -918,7 +918,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
                 other = None if spec is None else _not_fetched(name, spec)
                 state = f"there, {other}: {spec.param_path}" if other is not None else \
                     f"fetched: {spec.param_path}" if spec is not None else \
-                    f"not fetched ({kept / 1e6:.1f} MB of a download kept)" if kept else "not fetched"
+                    f"not fetched ({_amount(kept)} of a download kept)" if kept else "not fetched"
             except NcnnSrError as e:
                 state = f"unusable: {command_words(e)}"
             click.echo(f"{name:{_NAME_WIDTH}} x{entry.scale}  {entry.download[2] / 1e6:5.1f} MB  {state}")
@@ -959,8 +959,8 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
             convert_mod.check_target(where, name, force)  # before "downloading": it would refuse the model after
             if weights is None and not quiet:  # a log has no bar: say what takes the time
                 kept = fetch_mod.pending_bytes(name, where)
-                going_on = f", going on from the {kept / 1e6:.1f} MB kept" if kept else ""
-                click.echo(f"{name}: downloading {source.url} ({source.size / 1e6:.1f} MB{going_on})", err=True)
+                going_on = f", going on from the {_amount(kept)} kept" if kept else ""
+                click.echo(f"{name}: downloading {source.url} ({_amount(source.size)}{going_on})", err=True)
             with _download_bar(name, quiet) as progress:
                 spec = fetch_mod.fetch_model(name, where, weights=weights, force=force, progress=progress,
                                              source=source)
@@ -976,13 +976,20 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
             # Before the entry point's "interrupted": what a long download brought is not lost.
             kept = fetch_mod.pending_bytes(name, where) if weights is None else 0
             if kept:
-                click.echo(f"{PROG}: {name}: the {kept / 1e6:.1f} MB downloaded are kept: the same command goes on "
+                click.echo(f"{PROG}: {name}: the {_amount(kept)} downloaded are kept: the same command goes on "
                            "from them", err=True)
             raise
     if failed:
         sys.exit(1)
     if folder is not None:
         click.echo(f"use it with: {PROG} -i IN -o OUT -m {shell_word(str(folder))} -n NAME")
+
+
+def _amount(size: int) -> str:
+    """A number of bytes as the fetch command says it: a download stopped in its first
+    second kept some thousands, which "0.0 MB" called none."""
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB" if size >= 1000 else \
+        f"{size} bytes"
 
 
 @contextlib.contextmanager

@@ -485,7 +485,8 @@ def test_the_command_fetches_and_says_so_the_second_time(server, tmp_path, monke
     folder = tmp_path / "models"
     result = CliRunner().invoke(cli.main, ["fetch", "realesr-general-x4v3", "-o", str(folder)])
     assert result.exit_code == 0, result.output
-    assert f"realesr-general-x4v3: downloading {source.url} (0.0 MB)" in result.output  # on stderr, for logs
+    size = f"{source.size / 1e3:.0f} kB"  # it said "0.0 MB"
+    assert f"realesr-general-x4v3: downloading {source.url} ({size})" in result.output  # on stderr, for logs
     assert f"realesr-general-x4v3: {folder / 'realesr-general-x4v3.param'} and realesr-general-x4v3.bin" in result.output
     assert f"-m {folder} -n NAME" in result.output
     again = CliRunner().invoke(cli.main, ["fetch", "realesr-general-x4v3", "-o", str(folder)])
@@ -783,9 +784,10 @@ def test_ctrl_c_in_a_fetch_after_the_download_says_the_weights_are_kept(server, 
 
     with pytest.raises(click.exceptions.Abort):
         cli.main.main(["fetch", "realesr-general-x4v3", "-o", str(folder), "-q"], standalone_mode=False)
-    size = f"{len(data) / 1e6:.1f}"
+    size = f"{len(data) / 1e3:.0f} kB"  # it said "0.0 MB"
+    assert len(data) < 100_000
     # (click adds a line of its own after a KeyboardInterrupt)
-    assert capsys.readouterr().err.startswith(f"ncnn-sr: realesr-general-x4v3: the {size} MB downloaded are kept: "
+    assert capsys.readouterr().err.startswith(f"ncnn-sr: realesr-general-x4v3: the {size} downloaded are kept: "
                                               "the same command goes on from them\n")
     assert fetch.pending_bytes("realesr-general-x4v3", folder) == len(data)
     monkeypatch.undo()
@@ -993,3 +995,18 @@ def test_a_proxy_that_cannot_be_reached_is_named_not_the_server(server, tmp_path
     monkeypatch.setenv("no_proxy", "127.0.0.1")  # passed by: the server itself, as before
     server.files["/f.bin"] = DATA
     assert download(Source(url), tmp_path / "x").read_bytes() == DATA
+
+
+def test_a_few_kilobytes_kept_are_said_in_kilobytes_not_as_none(server, tmp_path, monkeypatch):
+    # found by a user audit: a fetch stopped by Ctrl-C in its first second kept 15000
+    # bytes, which the list and the next fetch called "0.0 MB".
+    data = weights_bytes(tmp_path, random_compact(convs=16, feat=64, upscale=4))
+    source = pinned(server, "/general.pth", data)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    kept(folder / ".realesr-general-x4v3.pth", data[:15_000], source.url)
+    assert "4.9 MB  not fetched (15 kB of a download kept)\n" in run("fetch", "-o", folder).stdout
+    monkeypatch.setattr(fetch, "source_of", lambda name: source)
+    result = CliRunner().invoke(cli.main, ["fetch", "realesr-general-x4v3", "-o", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert f"realesr-general-x4v3: downloading {source.url} (2.5 MB, going on from the 15 kB kept)" in result.output
