@@ -958,7 +958,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
                 _fail(f"{command_words(e)}{named}")
             convert_mod.check_target(where, name, force)  # before "downloading": it would refuse the model after
             if weights is None and not quiet:  # a log has no bar: say what takes the time
-                kept = fetch_mod.pending_bytes(name, where)
+                kept = fetch_mod.pending_bytes(name, where, source)
                 going_on = f", going on from the {_amount(kept)} kept" if kept else ""
                 click.echo(f"{name}: downloading {source.url} ({_amount(source.size)}{going_on})", err=True)
             with _download_bar(name, quiet) as progress:

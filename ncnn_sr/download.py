@@ -142,6 +142,19 @@ def download_part(source: Source, target: str | os.PathLike,
     return part
 
 
+def kept_bytes(target: str | os.PathLike, source: Source) -> int:
+    """Bytes kept from an earlier download of ``source`` to ``target`` that the next
+    goes on from; 0 for bytes from another address (which it starts afresh without),
+    and more than the size pinned. Reads only: nothing is removed."""
+    part = partial_path(Path(target))
+    try:
+        size = part.stat().st_size
+        came_from = _origin(part).read_text(encoding="utf-8").split("\n")[0]
+    except (OSError, UnicodeDecodeError):
+        return 0
+    return size if came_from == source.url and (source.size is None or size <= source.size) else 0
+
+
 def discard(part: Path) -> None:
     """Remove a file ``download_part`` gave, and its record."""
     _forget(part)

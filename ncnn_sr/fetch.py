@@ -14,7 +14,7 @@ from typing import Callable
 
 from .errors import ModelError, NcnnSrError, Option, SettingError, describe, file_path
 from .files import check_folder, folder_made
-from .download import Downloaded, Source, download_part, one_at_a_time, partial_path, verify_file
+from .download import Downloaded, Source, download_part, kept_bytes, one_at_a_time, partial_path, verify_file
 from .fetch_record import write_record
 from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, misspelt, resolve_model, spelt_otherwise
 
@@ -136,9 +136,12 @@ def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str
             from None
 
 
-def pending_bytes(name: str, folder: str | os.PathLike | None = None) -> int:
-    """Bytes of model ``name``'s weights kept from a download cut short."""
+def pending_bytes(name: str, folder: str | os.PathLike | None = None, source: Source | None = None) -> int:
+    """Bytes of model ``name``'s weights kept from a download cut short; with
+    ``source``, only those a download of it goes on from (a mirror's starts afresh)."""
     folder = fetched_model_folder() if folder is None else Path(folder)
+    if source is not None:
+        return kept_bytes(folder / f".{name}.pth", source)
     try:
         return partial_path(folder / f".{name}.pth").stat().st_size
     except OSError:

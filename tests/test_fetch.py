@@ -1010,3 +1010,19 @@ def test_a_few_kilobytes_kept_are_said_in_kilobytes_not_as_none(server, tmp_path
     result = CliRunner().invoke(cli.main, ["fetch", "realesr-general-x4v3", "-o", str(folder)])
     assert result.exit_code == 0, result.output
     assert f"realesr-general-x4v3: downloading {source.url} (2.5 MB, going on from the 15 kB kept)" in result.output
+
+
+def test_bytes_kept_from_another_address_are_not_said_to_be_gone_on_from(server, tmp_path, monkeypatch):
+    # found by a user audit: after a download from the official address was cut short,
+    # a fetch from a mirror (--url) said 'going on from the 1.2 MB kept', then started
+    # afresh, as it must: those bytes came from another address.
+    data = weights_bytes(tmp_path, random_compact(convs=16, feat=64, upscale=4))
+    source = pinned(server, "/mirror.pth", data)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    kept(folder / ".realesr-general-x4v3.pth", data[:1_200_000], server.url("/official.pth"))
+    monkeypatch.setattr(fetch, "source_of", lambda name: source)
+    result = CliRunner().invoke(cli.main, ["fetch", "realesr-general-x4v3", "-o", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert f"realesr-general-x4v3: downloading {source.url} (2.5 MB)\n" in result.output
+    assert server.ranges_asked == [None]
