@@ -1026,3 +1026,15 @@ def test_bytes_kept_from_another_address_are_not_said_to_be_gone_on_from(server,
     assert result.exit_code == 0, result.output
     assert f"realesr-general-x4v3: downloading {source.url} (2.5 MB)\n" in result.output
     assert server.ranges_asked == [None]
+
+
+def test_downloads_one_at_a_time_hold_nothing_where_there_are_no_locks(tmp_path, monkeypatch):
+    # Windows has no fcntl: a fetch there runs as it did, unlocked.
+    import sys
+
+    from ncnn_sr.download import one_at_a_time
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)
+    with one_at_a_time(tmp_path, waiting=lambda: pytest.fail("nothing to wait for")):
+        with one_at_a_time(tmp_path, waiting=lambda: pytest.fail("nothing to wait for")):
+            pass
