@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__
-from .errors import InputError, NcnnSrError, cannot_write, describe
+from .errors import InputError, NcnnSrError, cannot_write, describe, is_web_page
 from .files import check_folder, write_target
 
 CHUNK = 1 << 20
@@ -136,6 +136,9 @@ def download_part(source: Source, target: str | os.PathLike,
         raise DownloadError(f"cannot download {source.url}: the connection broke ({type(e).__name__}); "
                             "run it again to go on from the bytes received") from None
     if source.size is not None and done < source.size:
+        if _begins_a_web_page(part):  # sent without its length: not the start of the file to go on from
+            _forget(part)
+            raise _web_page(source)
         raise DownloadError(f"cannot download {source.url}: the server stopped after {done} of {source.size} "
                             "bytes; run it again to go on from them")
     _check_digest(source, part)
@@ -295,6 +298,8 @@ def _fetch(source: Source, part: Path, done: int, validator: str, progress) -> i
         total = _length(response, done)
         if source.size is not None and total is not None and total != source.size:
             _forget(part)
+            if is_web_page(response.read(64)):
+                raise _web_page(source)
             raise DownloadError(f"{source.url} is {total} bytes where the file pinned is {source.size}: "
                                 "it is another file")
         try:
@@ -324,6 +329,21 @@ def _fetch(source: Source, part: Path, done: int, validator: str, progress) -> i
     if total is not None and done < total:  # the connection closed early, without a word from http.client
         raise http.client.IncompleteRead(b"", total - done)
     return done
+
+
+def _web_page(source: Source) -> DownloadError:
+    # A network's sign-in page was "N bytes where the file pinned is M: it is another
+    # file", or, sent without its length, kept to go on from.
+    return DownloadError(f"{source.url} sent a web page (HTML), not the file: a sign-in page of the network or a "
+                         "proxy, or an error page? (open the address in a browser to see it)")
+
+
+def _begins_a_web_page(part: Path) -> bool:
+    try:
+        with open(part, "rb") as f:
+            return is_web_page(f.read(64))
+    except OSError:
+        return False
 
 
 def _write_failed(part: Path, e: OSError, total: int | None) -> InputError:

@@ -337,10 +337,15 @@ def stand_in(path, data) -> str | None:
     of the file. Else None."""
     if data[:len(_LFS_POINTER)] == _LFS_POINTER:
         return f"{path} is a Git LFS pointer, not the file itself (cloned without git-lfs? run 'git lfs pull' there)"
-    start = bytes(data[:64]).removeprefix(b"\xef\xbb\xbf").lstrip().lower()
-    if start.startswith((b"<!doctype html", b"<html")):
+    if is_web_page(data):
         return f"{path} is a web page (HTML), not the file itself: download it from its raw or release link"
     return None
+
+
+def is_web_page(data) -> bool:
+    """Whether ``data``, a file's first bytes, begin an HTML page."""
+    start = bytes(data[:64]).removeprefix(b"\xef\xbb\xbf").lstrip().lower()
+    return start.startswith((b"<!doctype html", b"<html"))
 
 
 # What no retry can get past: the disk full (or over quota), or mounted read-only.

@@ -40,6 +40,7 @@ class Server(http.server.ThreadingHTTPServer):
         self.etag: str | None = None  # sent as ETag; an If-Range naming another gets the whole file
         self.if_range_asked: list[str | None] = []
         self.redirects: dict[str, str | None] = {}  # path -> Location (None: a redirect naming none)
+        self.lengths = True  # False: no Content-Length, the body ends as the connection closes
 
     def handle_error(self, request, client_address):
         pass  # a client that hangs up midway, as some tests do
@@ -77,7 +78,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("ETag", server.etag)
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.send_header("Content-Length", str(len(data) - start))
+        if server.lengths:
+            self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
         body = data[start:]
         if server.cut_after is not None:
@@ -1038,3 +1040,20 @@ def test_downloads_one_at_a_time_hold_nothing_where_there_are_no_locks(tmp_path,
     with one_at_a_time(tmp_path, waiting=lambda: pytest.fail("nothing to wait for")):
         with one_at_a_time(tmp_path, waiting=lambda: pytest.fail("nothing to wait for")):
             pass
+
+
+@pytest.mark.parametrize("lengths", [True, False])
+def test_a_web_page_sent_for_pinned_weights_is_said_to_be_one_and_nothing_is_kept(server, tmp_path, lengths):
+    # found by a user audit: a network's sign-in page (or an error page) sent for the
+    # weights was 'is 480 bytes where the file pinned is 4885111: it is another file';
+    # sent without its length, 'the server stopped after 480 of 4885111 bytes; run it
+    # again to go on from them', the page kept to go on from.
+    server.lengths = lengths
+    page = b"<!DOCTYPE html>\n<html><body>Sign in to the network</body></html>\n" * 8
+    server.files["/w.pth"] = page
+    source = Source(server.url("/w.pth"), "ab" * 32, 4_885_111)
+    with pytest.raises(DownloadError) as refused:
+        download(source, tmp_path / "w.pth")
+    assert str(refused.value) == f"{source.url} sent a web page (HTML), not the file: a sign-in page of the " \
+                                 "network or a proxy, or an error page? (open the address in a browser to see it)"
+    assert os.listdir(tmp_path) == []
