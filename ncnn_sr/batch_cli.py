@@ -23,8 +23,8 @@ import click
 from . import devices
 from .console import FrameProgress, Progress, TileBar, echo, stream_aliases, tile_percent
 from .engine import Upscaler
-from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, os_reason,
-                     shell_word, write_error_type)
+from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, failed_words,
+                     os_reason, shell_word, write_error_type)
 from .files import check_folder, check_writable, is_fifo, make_folder, reader_of
 from .flags import REFERENCE_JOBS, RunOptions
 from .images import frame_count, one_size, output_format
@@ -929,8 +929,14 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
     except NcnnSrError as e:
         if debug:
             raise
-        echo(f"{prog}: error: {command_words(e, flags)}")
+        echo(f"{prog}: error: {said_failed(opts, command_words(e, flags))}")
         return EXIT_FAILED
     finally:
         state.close()
     return _ended(prog, opts, state.plan, state.summary)
+
+
+def said_failed(opts: RunOptions, words: str) -> str:
+    """``words`` of an error that ended the run of ``opts`` before any output, said to
+    have failed where stderr is the reference's (``failed_words``)."""
+    return failed_words(opts.input, words) if opts.reference_stderr else words

@@ -16,7 +16,7 @@ from click.core import ParameterSource
 
 from . import models as models_mod
 from .console import name_streams, setup_logging
-from .errors import FlagNames, InputError, command_words
+from .errors import FlagNames, InputError, command_words, failed_words
 from .flags import REFERENCE_JOBS, ModelText, OnePathCommand, RunOptions, path_flag
 from .path_names import names_a_folder, video_by_its_output
 from .streams import STDIO, DeliveryInterrupted, OutputPipe, Streams, VideoInput, VideoOutput, is_stream
@@ -96,12 +96,14 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     model_path = path_flag(PROG, "-m", model_path, "a model folder")
     # The reference opens MODELDIR/NAME.param: a name in a sub-folder is the model folder's.
     model_file = models_mod.in_model_folder(model, model_path)
+    # The reference fails to open the model's file in such a folder, and says so.
     if model_path != DEFAULT_MODEL_FOLDER and not model_path.exists():
-        click.echo(f"{PROG}: error: model folder {model_path} does not exist", err=True)
+        click.echo(f"{PROG}: error: {failed_words(input_path, f'model folder {model_path} does not exist')}",
+                   err=True)
         sys.exit(1)
     if model_path != DEFAULT_MODEL_FOLDER and not model_path.is_dir():
         # Else said to lack the model, as a path through the file (in.png/NAME.param).
-        _refuse(f"model folder {model_path} is not a folder")
+        _refuse(failed_words(input_path, f"model folder {model_path} is not a folder"))
     if click.get_current_context().get_parameter_source("model_path") is ParameterSource.DEFAULT \
             and not model_path.is_dir():
         # No -m given: a file named models where the command runs is no model folder of
@@ -147,7 +149,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             # The folder's file named in another case was meant, not the installed model.
             hint = f": did you mean {near}?" if near is not None else \
                 "; leave -m out to run the installed one" if name in models_mod.catalog() else ""
-            _refuse(f"model {name}: file {param} not found in the -m folder{hint}")
+            _refuse(failed_words(input_path, f"model {name}: file {param} not found in the -m folder{hint}"))
         opts = RunOptions(
             input=input_path, output=output_path, output_folder=output_folder,
             model=name, model_path=model_path, gpu=gpu, tile=tile,

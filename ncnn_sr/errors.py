@@ -152,6 +152,19 @@ class NoRoom(InputError):
     written either."""
 
 
+def failed_words(subject, words: str) -> str:
+    """``words`` of an error that ended a run on ``subject`` (its input's path) before
+    any output, said as the drop-in says a picture that failed: "a.png failed: file not
+    found". The reference says "failed" wherever it cannot read a picture, write one or
+    open a model file ("decode image a.png failed"), and its wrappers (Upscayl) take
+    stderr without that word for a success, whatever the exit status: they announced an
+    output never written. Words that say it already, or the reference's "invalid ..."
+    of a bad flag (which they look for too), are kept as they are."""
+    if "failed" in words or words.startswith("invalid "):
+        return words
+    return f"{subject} failed: {words.removeprefix(f'{subject}: ')}"
+
+
 def one_line(text: str) -> str:
     """``text`` with its unprintable characters (line breaks above all) escaped: a
     name from a user's file, in a message, keeps the message one line."""

@@ -59,7 +59,8 @@ def test_a_missing_model_by_its_path_names_the_path_once(tmp_path):
                check_ok=False)
     assert proc.returncode != 0 and not (tmp_path / "out.png").exists()
     error = [line for line in proc.stderr.splitlines() if "error" in line]
-    assert error == [f"realesrgan-ncnn-vulkan: error: model nosuch: file {Path('root/sub/nosuch.param')} not found"]
+    assert error == [f"realesrgan-ncnn-vulkan: error: in.png failed: model nosuch: file "
+                     f"{Path('root/sub/nosuch.param')} not found"]
 
 
 @pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
@@ -77,9 +78,10 @@ def test_a_model_in_the_m_folder_not_there_names_the_one_where_the_command_runs(
     assert proc.returncode == 1 and not (tmp_path / "out.png").exists()
     name = Path(cmd).name
     meant = Path("mine/inplace-x2.param")
+    failed = "in.png failed: " if cmd == DROPIN else ""  # in the reference's word
     assert proc.stderr.splitlines() == [
-        f"{name}: error: model inplace-x2: file {Path('models/mine/inplace-x2.param')} not found ({meant} is where "
-        f"the command runs: -n {meant} runs it)"]
+        f"{name}: error: {failed}model inplace-x2: file {Path('models/mine/inplace-x2.param')} not found ({meant} "
+        f"is where the command runs: -n {meant} runs it)"]
     run(cmd, "-i", "in.png", "-o", "out.png", "-m", "models", "-n", meant, "-s", "2", "-g", "-1", cwd=tmp_path)
     assert size_of(tmp_path / "out.png") == (32, 24)
 
@@ -324,6 +326,37 @@ def test_a_picture_the_dropin_fails_is_said_to_have_failed_as_by_the_reference(t
     proc = run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-g", "-1", "-s", "2", check_ok=False)
     assert proc.returncode == 1 and proc.stderr == \
         f"realesrgan-ncnn-vulkan: error: {tmp_path / 'in.png'} failed: not a picture: the file is empty (0 bytes)\n"
+
+
+@pytest.mark.parametrize("args", [["-i", "gone.png", "-o", "o.png"],  # the reference: "decode image ... failed"
+                                  ["-i", "in.png", "-o", "in.png"],  # refused, where the reference writes over it
+                                  ["-i", "in.png", "-o", "in.png/o.png"],  # "encode image ... failed"
+                                  ["-i", "in", "-o", "in.png/out"],
+                                  ["-i", "in.png", "-o", "o.png", "-n", "nosuch"],  # ncnn: "fopen ... failed"
+                                  ["-i", "in.png", "-o", "o.png", "-m", "gone"],
+                                  ["-i", "in.png", "-o", "o.png", "-m", "in.png"],
+                                  ["-i", "in.png", "-o", "o.png", "-m", "mine"]],
+                         ids=["missing input", "output is the input", "output unwritable", "folder unwritable",
+                              "unknown model", "model folder missing", "model folder a file", "model not in folder"])
+def test_a_dropin_run_that_writes_nothing_says_failed_as_the_reference_does(args, tmp_path):
+    # Upscayl takes the drop-in's stderr without "failed" (or "invalid gpu") for a
+    # success, whatever the exit status, as the reference says "failed" wherever it
+    # cannot read, write or load: it announced an output never written, and for its
+    # "double upscayl" (-i out.png -o out.png) the first pass's picture as the second's.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    pictures(tmp_path / "in", ["a.png"], size=(8, 8))
+    (tmp_path / "mine").mkdir()
+    proc = run(DROPIN, *args, "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("realesrgan-ncnn-vulkan: error: ") and "failed" in proc.stderr, proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_missing_input_is_said_to_have_failed_by_the_dropin_in_one_naming(tmp_path):
+    # As a picture that cannot be read is said to ("in.png failed: not a picture"), not
+    # its name twice.
+    proc = run(DROPIN, "-i", "gone.png", "-o", "o.png", "-g", "-1", cwd=tmp_path, check_ok=False)
+    assert proc.stderr == "realesrgan-ncnn-vulkan: error: gone.png failed: file not found\n"
 
 
 def test_empty_words_among_the_dropins_arguments_are_passed_over_as_by_the_reference(tmp_path):
@@ -1042,7 +1075,8 @@ def test_a_picture_into_a_read_only_folder_is_one_line_before_a_model_loads(cmd,
     proc = run_read_only(out, [cmd, "-i", str(tmp_path / "a.png"), "-o", str(out / "b.png"), "-n",
                                "realesr-animevideov3", "-s", "2", "-g", "-1", "-v"])
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [f"{os.path.basename(cmd)}: error: cannot write into {out}: "
+    failed = f"{tmp_path / 'a.png'} failed: " if cmd == DROPIN else ""  # in the reference's word
+    assert proc.stderr.strip().splitlines() == [f"{os.path.basename(cmd)}: error: {failed}cannot write into {out}: "
                                                 f"{READ_ONLY}"]
 
 
@@ -1096,7 +1130,7 @@ def test_a_model_folder_given_to_the_dropin_that_does_not_exist_is_an_error(tmp_
     proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-s", "2", "-m", tmp_path / "nonexistent",
                cwd=tmp_path, check_ok=False)
     assert proc.returncode == 1
-    said = f"realesrgan-ncnn-vulkan: error: model folder {tmp_path / 'nonexistent'} does not exist"
+    said = f"realesrgan-ncnn-vulkan: error: in.png failed: model folder {tmp_path / 'nonexistent'} does not exist"
     assert proc.stderr.strip() == said
     assert not (tmp_path / "o.png").exists()
     run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-s", "2", "-m", "models", cwd=tmp_path)
@@ -1110,7 +1144,7 @@ def test_a_file_given_to_the_dropin_as_its_model_folder_is_said_to_be_none(tmp_p
     proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-s", "2", "-m", "in.png", cwd=tmp_path,
                check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr == "realesrgan-ncnn-vulkan: error: model folder in.png is not a folder\n"
+    assert proc.stderr == "realesrgan-ncnn-vulkan: error: in.png failed: model folder in.png is not a folder\n"
     assert not (tmp_path / "o.png").exists()
 
 
@@ -1123,7 +1157,7 @@ def test_a_model_folder_given_to_the_dropin_without_the_model_is_refused_as_the_
     proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-s", "2", "-m", "mine", cwd=tmp_path,
                check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr == (f"realesrgan-ncnn-vulkan: error: model realesr-animevideov3-x2: file "
+    assert proc.stderr == (f"realesrgan-ncnn-vulkan: error: in.png failed: model realesr-animevideov3-x2: file "
                            f"{Path('mine/realesr-animevideov3-x2.param')} not found in the -m folder; leave -m out "
                            "to run the installed one\n")
     assert not (tmp_path / "o.png").exists()
@@ -1139,7 +1173,8 @@ def test_a_model_in_the_dropins_folder_named_in_another_case_is_offered(name, th
     proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-m", "mine", "-n", name, cwd=tmp_path,
                check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr == (f"realesrgan-ncnn-vulkan: error: model {name}: file {Path('mine', name + '.param')} not "
+    assert proc.stderr == (f"realesrgan-ncnn-vulkan: error: in.png failed: model {name}: file "
+                           f"{Path('mine', name + '.param')} not "
                            f"found in the -m folder: did you mean {Path('mine', there + '.param')}?\n")
     assert not (tmp_path / "o.png").exists()
 
@@ -1151,7 +1186,8 @@ def test_pnnxs_files_in_the_dropins_folder_are_offered_for_their_name_without_nc
     proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "-1", "-m", "mine", "-n", "x2", cwd=tmp_path,
                check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr == (f"realesrgan-ncnn-vulkan: error: model x2: file {Path('mine', 'x2.param')} not "
+    assert proc.stderr == (f"realesrgan-ncnn-vulkan: error: in.png failed: model x2: file {Path('mine', 'x2.param')} "
+                           "not "
                            f"found in the -m folder: did you mean {Path('mine', 'x2.ncnn.param')}?\n")
     assert not (tmp_path / "o.png").exists()
 
@@ -1174,7 +1210,7 @@ def test_a_file_named_models_where_the_dropin_runs_is_passed_over_as_a_missing_f
     proc = run(DROPIN, "-i", "in.png", "-o", "p.png", "-g", "-1", "-s", "2", "-m", "models/", cwd=tmp_path,
                check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr == "realesrgan-ncnn-vulkan: error: model folder models is not a folder\n"
+    assert proc.stderr == "realesrgan-ncnn-vulkan: error: in.png failed: model folder models is not a folder\n"
     assert not (tmp_path / "p.png").exists()
 
 @pytest.mark.parametrize("folder", [None, "mine"])
@@ -1520,9 +1556,10 @@ def test_a_folder_into_a_missing_output_named_like_a_picture_is_refused(cmd, tmp
     pictures(tmp_path / "in", ["a.png"])
     proc = run(cmd, "-i", "in", "-o", "out.png", "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr.strip().endswith("error: in is a folder but out.png is named like a picture: input and "
-                                        "output must both be files or both be folders (out.png/ makes a folder "
-                                        "of that name)")
+    failed = "in failed: " if cmd == DROPIN else ""  # in the reference's word
+    assert proc.stderr.strip().endswith(f"error: {failed}in is a folder but out.png is named like a picture: input "
+                                        "and output must both be files or both be folders (out.png/ makes a "
+                                        "folder of that name)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 
@@ -1533,7 +1570,8 @@ def test_a_folder_into_a_missing_output_named_like_a_video_is_refused(cmd, tmp_p
     pictures(tmp_path / "in", ["a.png"])
     proc = run(cmd, "-i", "in", "-o", "out.mp4", "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr.strip().endswith("error: in is a folder but out.mp4 is named like a video: a folder's "
+    failed = "in failed: " if cmd == DROPIN else ""  # in the reference's word
+    assert proc.stderr.strip().endswith(f"error: {failed}in is a folder but out.mp4 is named like a video: a folder's "
                                         "pictures are written into a folder (out.mp4/ makes a folder of that "
                                         "name)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
@@ -1557,7 +1595,8 @@ def test_an_output_that_is_the_input_picture_is_refused(cmd, output, said, tmp_p
     before = contents(tmp_path)
     proc = run(cmd, "-i", "in/a.png", "-o", output, "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr.strip().endswith(f"error: {said}: it would be overwritten; choose another output")
+    failed = f"{Path('in/a.png')} failed: " if cmd == DROPIN else ""  # in the reference's word
+    assert proc.stderr.strip().endswith(f"error: {failed}{said}: it would be overwritten; choose another output")
     assert contents(tmp_path) == before
 
 
@@ -1576,9 +1615,10 @@ def test_a_folder_into_itself_is_told_how_outputs_go_beside_their_inputs(cmd, hi
     # Outputs beside the inputs were wanted: the error said only to choose another output.
     pictures(tmp_path / "in", ["a.png"])
     proc = run(cmd, "-i", "in", "-o", "in", "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
+    failed = "in failed: " if cmd == DROPIN else ""  # in the reference's word
     assert proc.returncode == 1 and proc.stderr.strip().endswith(
-        f"error: output {Path('in/a.png')} is an input: it would be overwritten; choose another output, or name the "
-        f"outputs apart: {hint}")
+        f"error: {failed}output {Path('in/a.png')} is an input: it would be overwritten; choose another output, or "
+        f"name the outputs apart: {hint}")
     run(NCNN_SR, "-i", "in", "-o", "in", "-g", "-1", "-s", "2", "--suffix", "_x2", cwd=tmp_path)
     assert sorted(p.name for p in (tmp_path / "in").iterdir()) == ["a.png", "a_x2.png"]
 
@@ -1724,7 +1764,8 @@ def test_an_output_folder_that_cannot_be_made_is_one_line_before_any_work(cmd, t
                "-g", "-1", check_ok=False)
     assert proc.returncode == 1
     name = os.path.basename(cmd)
-    assert proc.stderr.strip() == (f"{name}: error: cannot make the folder /proc/ncnn-sr-new/out: "
+    failed = f"{tmp_path / 'in'} failed: " if cmd == DROPIN else ""  # in the reference's word
+    assert proc.stderr.strip() == (f"{name}: error: {failed}cannot make the folder /proc/ncnn-sr-new/out: "
                                    "No such file or directory")
 
 
@@ -1788,8 +1829,9 @@ def test_an_output_that_is_a_link_to_nowhere_is_one_line_before_any_work(cmd, so
     before = contents(tmp_path)
     proc = run(cmd, "-i", source, "-o", "out", "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
     into = "into " if source == "in" else ""
+    failed = f"{Path(source)} failed: " if cmd == DROPIN else ""  # in the reference's word
     assert proc.returncode == 1
-    assert proc.stderr == (f"{Path(cmd).name}: error: cannot write {into}out: "
+    assert proc.stderr == (f"{Path(cmd).name}: error: {failed}cannot write {into}out: "
                            "it is a link to /nonexistent/dir, which does not exist\n")
     assert contents(tmp_path) == before
 
@@ -1966,8 +2008,9 @@ def test_an_output_that_is_only_an_extension_is_refused_as_a_name_missing(cmd, s
     assert proc.returncode == 1
     said = proc.stderr.splitlines()[-1]
     if source == "in":
-        assert said.endswith("error: in is a folder but .png is named like a picture: input and output must both "
-                             "be files or both be folders (.png/ makes a folder of that name)")
+        failed = "in failed: " if cmd == DROPIN else ""  # in the reference's word
+        assert said.endswith(f"error: {failed}in is a folder but .png is named like a picture: input and output must "
+                             "both be files or both be folders (.png/ makes a folder of that name)")
     else:
         assert said.endswith("error: .png is an extension without a name: name the output picture, such as out.png")
     assert sorted(os.listdir(tmp_path)) == ["in", "in.png"]
@@ -2661,8 +2704,9 @@ def test_a_model_error_names_the_commands_flags_not_the_librarys_arguments(tmp_p
     proc = run(cmd, *given, "-i", source, "-o", output, "-n", "pics", "-g", "-1", cwd=tmp_path, check_ok=False)
     prog = Path(cmd).name
     assert proc.returncode == 1
-    assert proc.stderr.strip() == (f"{prog}: error: pics is a folder, not a model: pass the folder with -m and the "
-                                   "model's name with -n"), proc.stderr
+    failed = "in.png failed: " if cmd == DROPIN else ""  # in the reference's word
+    assert proc.stderr.strip() == (f"{prog}: error: {failed}pics is a folder, not a model: pass the folder with -m "
+                                   "and the model's name with -n"), proc.stderr
     proc = run(cmd, *given, "-i", source, "-o", output, "-n", "nope", "-g", "-1", cwd=tmp_path, check_ok=False)
     assert proc.returncode == 1 and "the commands pick by -s" in proc.stderr
     assert proc.stderr.strip().endswith("are in a -m or NCNN_SR_MODEL_PATH folder"), proc.stderr
