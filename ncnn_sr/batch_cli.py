@@ -438,7 +438,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
     except (NcnnSrError, OSError) as e:
         if debug:
             raise
-        _say_failed(prog, bar, e, flags)
+        _say_failed(prog, bar, e, flags, opts)
         if new_folder is not None:
             _remove_empty_folders(new_folder)
         return EXIT_FAILED
@@ -476,12 +476,14 @@ def _naming(e: Exception, src: Path, dst: Path) -> Exception:
     return NcnnSrError(f"{src}: ", *e.pieces)
 
 
-def _say_failed(prog: str, bar: FrameProgress | None, e: Exception, flags: FlagNames = FlagNames()) -> None:
+def _say_failed(prog: str, bar: FrameProgress | None, e: Exception, flags: FlagNames = FlagNames(),
+                opts: RunOptions | None = None) -> None:
+    """``e``'s line; given the run's ``opts``, as an error that ended the run (said_failed)."""
     if bar is not None:
         bar.close()
     # An OSError here is from looking at a path (a name too long, say).
     said = command_words(e, flags) if isinstance(e, NcnnSrError) else f"{e.filename}: {os_reason(e)}"
-    echo(f"{prog}: error: {said}")
+    echo(f"{prog}: error: {said if opts is None else said_failed(opts, said)}")
 
 
 def stop_interrupted(bar: FrameProgress | None, message: str) -> None:
@@ -648,7 +650,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     except (NcnnSrError, OSError) as e:
         if debug:
             raise
-        _say_failed(prog, bar, e, flags)
+        _say_failed(prog, bar, e, flags, opts)
         return EXIT_FAILED
     finally:
         _end_pipes(pipes)

@@ -352,6 +352,13 @@ def test_a_dropin_run_that_writes_nothing_says_failed_as_the_reference_does(args
     assert not (tmp_path / "o.png").exists()
 
 
+def test_a_video_the_dropin_cannot_run_is_said_to_have_failed_too(tmp_path):
+    # The drop-in takes a video too; its errors said "gone.mp4: file not found" alone.
+    proc = run(DROPIN, "-i", "gone.mp4", "-o", "o.mp4", "-g", "-1", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr == "realesrgan-ncnn-vulkan: error: gone.mp4 failed: file not found\n"
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_a_missing_input_is_said_to_have_failed_by_the_dropin_in_one_naming(tmp_path):
     # As a picture that cannot be read is said to ("in.png failed: not a picture"), not
     # its name twice.
