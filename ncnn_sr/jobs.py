@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cut_short import is_cut_short
 from .errors import InputError, SettingError, broken_link, describe
 from .images import FORMATS, file_path, format_named, only_an_extension, output_format, special_kind
 from .path_names import is_picture_suffix, names_a_folder, suffix_fault
@@ -88,14 +89,27 @@ def alpha_target(target: Path) -> Path:
 
 def existing_output(target: Path) -> Path | None:
     """The output --skip-existing finds for ``target``: that file, or its picture with
-    transparency (``alpha_target``), where it is there and not empty."""
+    transparency (``alpha_target``), where it is there, not empty and not cut short
+    (``is_cut_short``)."""
+    return next((p for p, short in _outputs_there(target) if not short), None)
+
+
+def cut_short_output(target: Path) -> Path | None:
+    """The file ``existing_output`` finds for ``target`` but for its end missing, or None."""
+    return next((p for p, short in _outputs_there(target) if short), None)
+
+
+def _outputs_there(target: Path) -> list[tuple[Path, bool]]:
+    """(file, whether it is cut short) for ``target`` and its picture with transparency,
+    each that is there and not empty."""
+    there = []
     for candidate in dict.fromkeys((target, alpha_target(target))):  # one look when they are one
         try:
             if candidate.is_file() and candidate.stat().st_size > 0:
-                return candidate
+                there.append((candidate, is_cut_short(candidate)))
         except OSError:
             pass  # a name too long, say: writing it will fail and say why
-    return None
+    return there
 
 
 def is_picture_name(path: Path) -> bool:

@@ -20,7 +20,7 @@ from .files import check_writable, write_target
 from .images import (ALPHA_MODES, FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadata, header_layout,
                      output_format, read_image, write_bytes)
 from .icc import unstated as unstated_colour
-from .jobs import Job, alpha_target, check_reachable, output_key
+from .jobs import Job, alpha_target, check_reachable, cut_short_output, output_key
 from .lanes import Lane
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
 from .outcomes import Outcome, found_output
@@ -108,6 +108,8 @@ class Loading:
                 self._report(Outcome(job, "skipped", "output exists", existing))
                 continue
             item = Item(job, job.target)
+            if self._skip_existing and existing is None and (cut := cut_short_output(job.target)) is not None:
+                item.notes.append(f"{cut} is there but cut short (its end is missing): written again")
             if missing is not None:
                 item.notes.append(f"{existing} is written again: {missing} is missing, so it may be the output of "
                                   f"another {job.source.stem}.* picture, named when that one sorted first")

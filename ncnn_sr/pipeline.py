@@ -82,7 +82,7 @@ class Pipeline(Loading, Failover, FixedArguments):
     and the queues between hold at most ``queue_size`` pictures. Each picture is
     upscaled as ``Upscaler.upscale`` does with ``scale``, ``width`` and ``height``,
     and written as ``write_image`` does with ``quality`` and ``metadata``; with
-    ``skip_existing`` a job whose output is there (not empty) is skipped.
+    ``skip_existing`` a job whose output is there (not empty, nor cut short) is skipped.
 
     ``on_outcome`` is called once for each job the run finishes (ok, skipped or
     failed: ``Summary.done`` of them), from a save or load thread, never from two

@@ -599,6 +599,33 @@ def test_skip_existing_leaves_done_outputs(tmp_path):
     assert "1 upscaled, 1 skipped, 0 failed" in proc.stderr
 
 
+@pytest.mark.parametrize("fmt", ["png", "jpg", "webp", "gif", "avif"])
+def test_skip_existing_writes_again_an_output_cut_short(tmp_path, fmt):
+    # An output whose end is missing (a copy or another tool stopped while writing it,
+    # a disk that filled) was taken for done: the picture was never upscaled again.
+    pictures(tmp_path / "in", ["a.png", "b.png"])
+    args = ["-i", tmp_path / "in", "-o", tmp_path / "out", "-f", fmt, *X2_CPU]
+    run(NCNN_SR, *args)
+    cut, whole = tmp_path / "out" / f"a.{fmt}", tmp_path / "out" / f"b.{fmt}"
+    cut.write_bytes(cut.read_bytes()[:cut.stat().st_size // 2])
+    kept = whole.stat().st_mtime_ns
+    proc = run(NCNN_SR, *args, "--skip-existing")
+    assert "1 upscaled, 1 skipped, 0 failed" in proc.stderr
+    assert f"warning: {cut} is there but cut short (its end is missing): written again" in proc.stderr
+    assert size_of(cut) == (32, 24) and whole.stat().st_mtime_ns == kept
+
+
+def test_skip_existing_leaves_a_file_it_cannot_tell_is_cut_short(tmp_path):
+    # Only a file that starts as a picture of its format is judged by its end: one
+    # that does not (made by hand, say) is left as it is.
+    pictures(tmp_path / "in", ["a.png"])
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").write_bytes(b"\x89PN")  # shorter than a PNG's signature
+    proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "--skip-existing", *X2_CPU)
+    assert "0 upscaled, 1 skipped, 0 failed" in proc.stderr and "cut short" not in proc.stderr
+    assert (tmp_path / "out" / "a.png").read_bytes() == b"\x89PN"
+
+
 def test_a_folder_whose_every_output_is_there_is_skipped_without_loading_the_model(tmp_path, in_process, loads):
     # A finished batch resumed loaded the model, seconds on a GPU, for no picture (and
     # -g 0 on lavapipe warned that it was slow).
