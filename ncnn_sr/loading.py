@@ -355,9 +355,7 @@ class Loading:
         """InputError naming ``item``'s picture unless a file can be made in its
         output's folder, or where that is not made yet, in the nearest folder above it
         that is there (the one it is made in)."""
-        folder = item.target.parent
-        while not folder.is_dir() and folder.parent != folder:
-            folder = folder.parent
+        folder = _nearest_folder(item.target)
         with self._unwritable_lock:
             if folder not in self._unwritable:
                 try:
@@ -368,6 +366,20 @@ class Loading:
             refused = self._unwritable[folder]
         if refused is not None:
             raise InputError(f"{item.job.source}: {refused}")  # which picture: the folder says the same for each
+
+    def _look_again_at_folder(self, item: Item) -> None:
+        """After ``item``'s write failed: where its folder was found writable, look
+        again, for the pictures still to be read to fail before they are upscaled if
+        it is not now. A folder made read-only during the run (chmod) failed each of
+        them only as it was written, after its upscaling."""
+        folder = _nearest_folder(item.target)
+        with self._unwritable_lock:
+            if folder not in self._unwritable or self._unwritable[folder] is not None:
+                return
+            try:
+                check_writable(folder)
+            except InputError as e:
+                self._unwritable[folder] = e.said(self._flags)
 
     def _check_jpeg_metadata(self, item: Item) -> None:
         """EXIF, XMP and a comment too large for ``item``'s JPEG: left out with a note each, but an
@@ -411,3 +423,12 @@ class Loading:
                     # "has alpha channel" to find the output under its .png name.
                     what = "alpha channel (fully opaque)" if opaque else "alpha channel transparency"
                 item.notes.append(f"{item.job.source} has {what}, which JPEG cannot store: writing {item.target}")
+
+
+def _nearest_folder(target: Path) -> Path:
+    """The folder ``target`` is made in: its own, or where that is not made yet, the
+    nearest folder above it that is there."""
+    folder = target.parent
+    while not folder.is_dir() and folder.parent != folder:
+        folder = folder.parent
+    return folder

@@ -552,6 +552,7 @@ class Pipeline(Loading, Failover, FixedArguments):
         else:
             self._report(Outcome(item.job, "ok", output=item.target, notes=tuple(item.notes)))
             return
+        self._look_again_at_folder(item)
         self._report(Outcome(item.job, "failed", failure, notes=tuple(item.notes)))
 
     def _report(self, outcome: Outcome) -> None:

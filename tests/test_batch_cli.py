@@ -1130,6 +1130,56 @@ def test_recursive_pictures_bound_for_a_read_only_sub_folder_fail_before_they_ar
     assert size_of(out / "a.png") == (32, 24)
 
 
+# The library run as a user runs it: the output folder made read-only (chmod) once the
+# first picture is written; each upscale counted, by its one tile.
+_MADE_READ_ONLY = """
+import sys
+from pathlib import Path
+from ncnn_sr import Upscaler
+from ncnn_sr.jobs import plan_jobs
+from ncnn_sr.pipeline import Lane, Pipeline
+
+out = Path(sys.argv[2])
+upscales = []
+
+def written(outcome):
+    if outcome.status == "ok":
+        out.chmod(0o555)
+
+with Upscaler("realesr-animevideov3-x2", device=-1, threads=1) as up:
+    summary = Pipeline([Lane(up, 1)], 1, 1, queue_size=1, on_outcome=written,
+                       on_tile=lambda done, total: upscales.append(done)).run(plan_jobs(sys.argv[1], out).jobs)
+print(summary.ok, summary.failed, len(upscales))
+for failure in summary.failures:
+    print(failure.message)
+"""
+
+
+def test_pictures_bound_for_a_folder_made_read_only_during_the_run_are_not_upscaled(tmp_path):
+    # Its folder was found writable once, when the first picture was checked: each
+    # later picture was upscaled, only to fail as it was written (578 of 600 pictures
+    # of 32x32, a line each, after the chmod).
+    from conftest import as_a_user
+
+    names = [f"p{i:02d}.png" for i in range(12)]
+    pictures(tmp_path / "in", names)
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        proc = subprocess.run(as_a_user([sys.executable, "-c", _MADE_READ_ONLY, str(tmp_path / "in"), str(out)]),
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        out.chmod(0o755)
+    assert proc.returncode == 0, proc.stderr
+    counts, *failures = proc.stdout.splitlines()
+    ok, failed, upscaled = map(int, counts.split())
+    assert (ok, failed) == (1, 11), proc.stdout
+    # Those in flight as it changed (read, upscaled, waiting to be saved) fail as they
+    # are written; none read after the first failure is upscaled.
+    assert upscaled <= 8, proc.stdout  # 5 here: the first, and 4 in flight
+    assert failures[-1] == f"{tmp_path / 'in' / names[-1]}: cannot write into {out}: Permission denied"
+
+
 def test_a_folder_run_whose_pictures_are_all_done_in_a_read_only_folder_is_not_refused(tmp_path):
     # A finished batch run again with --skip-existing writes nothing: it was refused.
     pictures(tmp_path / "in", ["a.png", "b.jpg"])
