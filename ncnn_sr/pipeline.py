@@ -266,6 +266,8 @@ class Pipeline(Loading, Failover, FixedArguments):
         self._start_loading()  # no loader runs between runs
         self._summary = Summary()
         self._errors = []
+        self._written_into: set = set()  # the output folders this run has written in
+        self._folders_lock = threading.Lock()
         asked = self._animation_memory
         self._budget = MemoryBudget(min(MAX_ANIMATION_MEMORY, budget.available_memory() // 2)
                                      if asked is None else asked)
@@ -529,10 +531,7 @@ class Pipeline(Loading, Failover, FixedArguments):
             self._report(Outcome(item.job, "failed", item.error, notes=tuple(item.notes)))
             return
         try:
-            try:
-                item.target.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise cannot_write(item.target, e) from None
+            self._make_folder_of(item)
             if item.animation is None:
                 write_image(item.target, item.pixels, item.info, quality=self._quality, metadata=self._metadata)
             else:
@@ -550,10 +549,27 @@ class Pipeline(Loading, Failover, FixedArguments):
         except Exception as e:  # a batch outlives any one file, and counts it as failed
             failure = f"cannot write {item.target}: {e!r}"
         else:
+            self._written_into.add(item.target.parent)
             self._report(Outcome(item.job, "ok", output=item.target, notes=tuple(item.notes)))
             return
         self._look_again_at_folder(item)
         self._report(Outcome(item.job, "failed", failure, notes=tuple(item.notes)))
+
+    def _make_folder_of(self, item: Item) -> None:
+        """Make ``item``'s output folder where it is missing (-r mirrors sub-folders as
+        their pictures come), with a note where this run wrote there before: made
+        again in silence, a folder removed during the run (by hand, or a drive's
+        mount gone) lost its outputs while every picture was said done."""
+        folder = item.target.parent
+        with self._folders_lock:  # two saves into one missing folder: one note
+            if not folder.is_dir():
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise cannot_write(item.target, e) from None
+                if folder in self._written_into:
+                    item.notes.append(f"{folder} was removed during the run: made again (what was written there "
+                                      "before is gone)")
 
     def _report(self, outcome: Outcome) -> None:
         with self._report_lock:

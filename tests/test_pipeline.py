@@ -1736,6 +1736,27 @@ def test_a_worker_dying_in_an_unforeseen_way_ends_the_run_with_its_error(tmp_pat
         within(60, lambda: Pipeline([cpu_lane]).run(jobs))
 
 
+def test_an_output_folder_removed_during_the_run_is_made_again_with_a_note(tmp_path, cpu_lane):
+    # It was made again in silence: the run said every picture upscaled, and the
+    # outputs written before were not there.
+    import shutil
+
+    jobs = folder_of(tmp_path, 4)
+    out = tmp_path / "out"
+    outcomes = []
+
+    def told(outcome):
+        outcomes.append(outcome)
+        if len(outcomes) == 1:
+            shutil.rmtree(out)
+
+    summary = Pipeline([cpu_lane], save_workers=1, queue_size=1, on_outcome=told).run(jobs)
+    assert (summary.ok, summary.failed) == (4, 0)
+    assert sorted(p.name for p in out.iterdir()) == sorted(o.output.name for o in outcomes[1:])
+    assert [note for outcome in outcomes for note in outcome.notes] == [
+        f"{out} was removed during the run: made again (what was written there before is gone)"]
+
+
 def test_skip_existing_with_a_name_too_long_fails_that_picture_alone(tmp_path, cpu_lane):
     # Looking for the existing output raised in the loader, which died: every later
     # picture was lost and the summary did not add up.
