@@ -399,7 +399,11 @@ def reading(path: str):
     try:
         yield
     except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
+        # A folder's pictures listed, then the folder removed (a drive unplugged): each
+        # said "file not found" alone, hundreds of lines that did not say why.
+        folder = os.path.dirname(path)
+        gone = f": its folder {folder} is not there" if folder and not os.path.isdir(folder) else ""
+        raise InputError(f"{path}: file not found{gone}") from None
     except IsADirectoryError:
         raise InputError(f"{path}: is a folder, not a picture") from None
     except NotADirectoryError as e:

@@ -1757,6 +1757,26 @@ def test_an_output_folder_removed_during_the_run_is_made_again_with_a_note(tmp_p
         f"{out} was removed during the run: made again (what was written there before is gone)"]
 
 
+def test_pictures_whose_folder_was_removed_during_the_run_say_so(tmp_path, cpu_lane):
+    # Each said "file not found" alone, hundreds of lines that did not say why (a
+    # folder removed, a drive unplugged).
+    import shutil
+
+    jobs = folder_of(tmp_path, 12)
+    outcomes = []
+
+    def told(outcome):
+        outcomes.append(outcome)
+        if len(outcomes) == 1:
+            shutil.rmtree(tmp_path / "in")
+
+    summary = Pipeline([cpu_lane], load_workers=1, save_workers=1, queue_size=1, on_outcome=told).run(jobs)
+    assert summary.ok + summary.failed == 12 and summary.failed >= 4  # those read before it, at most 8, are done
+    for failure in summary.failures:
+        assert failure.message == f"{failure.job.source}: file not found: its folder {tmp_path / 'in'} is not there", \
+            failure.message
+
+
 def test_skip_existing_with_a_name_too_long_fails_that_picture_alone(tmp_path, cpu_lane):
     # Looking for the existing output raised in the loader, which died: every later
     # picture was lost and the summary did not add up.
