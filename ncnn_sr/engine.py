@@ -16,6 +16,7 @@ import logging
 import math
 import numbers
 import os
+import platform
 import threading
 import weakref
 from typing import Callable
@@ -31,7 +32,7 @@ from .fixed import Fixed, FixedArguments
 from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
 from .netsplit import network_reach, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, bicubic_net, group_norm_weights
-from .param_file import largest_fixed_blob, parse_param
+from .param_file import fixed_blobs, parse_param
 from .pixels import check_image, is_grey_colour, make_grey
 from .resample import resize, resize_bytes, target_size
 from .staged_run import StagedRun
@@ -220,8 +221,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         self._tile = tile
         self._pid = os.getpid()
         chosen = devices.get_device(device)
-        if chosen.is_gpu:
-            self._check_fixed_blob(chosen)
+        self._check_fixed_sizes(chosen)
         self._net = self._load(chosen)
         try:
             # Not a software device (lavapipe: kind "cpu"), which computes on the CPU in
@@ -542,21 +542,28 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
 
     # --- internals ---------------------------------------------------------------------
 
-    def _check_fixed_blob(self, device: Device) -> None:
-        """A ModelError where a layer that fixes the size of its output (an Interp's
-        3= and 4=) makes a blob larger than ``device``'s heap: ncnn does not check the
-        buffer it fails to make ("vkCreateBuffer failed -2" on lavapipe, then a
-        segfault). The CPU's run fails cleanly instead (ncnn error -100)."""
+    def _check_fixed_sizes(self, device: Device) -> None:
+        """A ModelError where a blob a layer makes whatever the picture (an Interp's
+        3= and 4=, a Padding's pads: fixed_blobs) is larger than ``device``'s heap,
+        or on the CPU than the memory available: ncnn does not check the GPU buffer
+        it fails to make ("vkCreateBuffer failed -2" on lavapipe, then a segfault),
+        and on the CPU it segfaulted or filled the memory as it went."""
         s = self.spec
-        fixed = largest_fixed_blob(parse_param(s.param_path.read_bytes(), s.name, s.param_path))
-        if fixed is None:
-            return
-        layer, channels, height, width = fixed
-        # fp16 storage (ncnn's default on GPUs) or bf16 at the least: a lower bound.
-        size = channels * height * width * (4 if self._precision == "fp32" else 2)
-        if size > device.heap_budget_mb * 2**20:
-            raise ModelError(f"{s.said}layer {layer.name} ({layer.type}) makes a {width}x{height}x{channels} blob "
-                             f"({size // 2**20} MB), more than the {device.heap_budget_mb} MB of {device}")
+        graph = parse_param(s.param_path.read_bytes(), s.name, s.param_path)
+        if device.is_gpu:
+            room, where = device.heap_budget_mb * 2**20, f"{device.heap_budget_mb} MB of {device}"
+        else:
+            room = budget.memory_limit()
+            where = f"{(room or 0) // 2**20} MB of memory available"
+        # Bytes a value takes at the least: ncnn's default fp16 storage on GPUs and ARM
+        # CPUs (bf16 where asked), float32 on other CPUs, which have no fp16 storage.
+        half = device.is_gpu or self._precision == "bf16" or platform.machine().lower().startswith(("arm", "aarch"))
+        value = 2 if half and self._precision != "fp32" else 4
+        # The first too large: the layer to mend, where the rest grow from it.
+        for layer, channels, height, width in fixed_blobs(graph) if room is not None else ():
+            if channels * height * width * value > room:
+                raise ModelError(f"{s.said}layer {layer.name} ({layer.type}) makes a {width}x{height}x{channels} "
+                                 f"blob ({channels * height * width * value // 2**20} MB), more than the {where}")
 
     def _load(self, device: Device, precision: str | None = None) -> Network | SplitNetwork:
         s = self.spec

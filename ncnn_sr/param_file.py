@@ -279,29 +279,138 @@ def output_scale(graph: ParamGraph, output_blob: str) -> float | None:
     return shape[output_blob][1] if output_blob in shape else None
 
 
+def fixed_blobs(graph: ParamGraph) -> Iterator[tuple[Layer, int, int, int]]:
+    """The blobs each run makes however small the picture, in the layers' order: the
+    network's on a one-pixel picture, which leaves what its layers' own numbers fix
+    (an Interp's 3= and 4=, pads, a Tile's repeats, a Fold's size, a MemoryData's
+    weights), each as (layer, channels, height, width). Channels are 1 (a least)
+    where not worked out here; layers whose shapes are not worked out here, and those
+    after them, are passed over."""
+    for layer, shapes in _one_pixel_shapes(graph):
+        for c, h, w in shapes:
+            yield layer, c, h, w
+
+
 def largest_fixed_blob(graph: ParamGraph) -> tuple[Layer, int, int, int] | None:
-    """The Interp layer whose output size its own numbers fix (3=height 4=width),
-    whatever the picture, with the largest output, as (layer, channels, height,
-    width); its channels where worked out here, else 1 (a least). None where no
-    layer fixes its size."""
-    shape: dict[str, tuple[float, float]] = {}
-    fixed_channels: dict[str, int] = {}  # the tops of those layers: their size is not the picture's
-    largest, most = None, 0
+    """The largest of fixed_blobs; None for a graph of no layer."""
+    return max(fixed_blobs(graph), key=lambda blob: blob[1] * blob[2] * blob[3], default=None)
+
+
+def _fixes_size(layer: Layer) -> bool:
+    """Whether ``layer`` makes a blob of a size of its own, whatever its input's."""
+    p = layer.params
+    if layer.type == "Interp":
+        return int(p.get(3, 0)) > 0 and int(p.get(4, 0)) > 0 and not int(p.get(5, 0))
+    if layer.type == "Fold":
+        return int(p.get(20, 0)) > 0
+    return layer.type == "MemoryData"
+
+
+def _one_pixel_shapes(graph: ParamGraph, only: str | None = None) -> Iterator[tuple[Layer, list]]:
+    """Each layer with the (channels, height, width) of the blobs it makes on a
+    one-pixel RGB picture (a deconvolution's also before its pad is cut: ncnn makes
+    both); with ``only``, that blob's maker alone. Sides are a pixel at the least.
+    Layers not worked out here, and those that take their blobs, are left out."""
+    shape: dict[str, tuple[int, int, int]] = {}
     for layer in graph.layers:
         below = [shape.get(b) for b in layer.bottoms]
-        made = _layer_shape(layer, below)
-        for top in layer.tops:
-            if made is not None:
-                shape[top] = made
-        p = layer.params
-        if layer.type == "Interp" and isinstance(p.get(3), int) and isinstance(p.get(4), int) \
-                and p[3] > 0 and p[4] > 0 and layer.bottoms:
-            first = layer.bottoms[0]
-            channels = max(1, int(below[0][0])) if below[0] is not None else fixed_channels.get(first, 1)
-            fixed_channels.update((top, channels) for top in layer.tops)
-            if channels * p[3] * p[4] > most:
-                largest, most = (layer, channels, p[3], p[4]), channels * p[3] * p[4]
-    return largest
+        made = _pixel_shapes(layer, below)
+        if made is None:
+            continue
+        made = [(max(1, c), max(1, h), max(1, w)) for c, h, w in made]
+        for top, size in zip(layer.tops, made[-len(layer.tops):] if len(made) >= len(layer.tops) else []):
+            shape[top] = size
+        if only is None:
+            yield layer, made
+        elif only in layer.tops and only in shape:
+            yield layer, [shape[only]]
+            return
+
+
+def _out_side(side: int, kernel: int, dilation: int, stride: int, pads: tuple[int, int]) -> int:
+    if pads[0] in _SPECIAL_PADS:
+        return -(-side // stride)  # 'same': the input's, over the stride
+    return (side + pads[0] + pads[1] - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _pixel_shapes(layer: Layer, below: list) -> list | None:
+    """The shapes ``layer`` makes from ``below`` (see _one_pixel_shapes), or None."""
+    p, kind = layer.params, layer.type
+
+    def n(key, default=0):
+        value = p.get(key, default)
+        return int(value) if isinstance(value, (int, float)) else default
+
+    if kind == "Input":
+        return [(3, 1, 1)]
+    if kind == "MemoryData":
+        return [(max(1, n(2)) * max(1, n(11)), max(1, n(1)), max(1, n(0)))]
+    known = below[0] if below else None
+    if kind == "Interp" and _fixes_size(layer):
+        return [(known[0] if known else 1, n(3), n(4))]
+    if kind == "Fold" and _fixes_size(layer):
+        return [(1, n(21, n(20)), n(20))]
+    if known is None or None in below:
+        return None
+    c, h, w = known
+    if kind == "Interp":
+        if n(5) and len(below) > 1:
+            return [(c, below[1][1], below[1][2])]
+        return [(c, int(h * float(p.get(1, 1.0))), int(w * float(p.get(2, 1.0))))]
+    if kind == "Padding" and len(below) == 1:
+        return [(c + n(7) + n(8), h + n(0) + n(1), w + n(2) + n(3))]
+    if kind in ("Convolution", "ConvolutionDepthWise", "Pooling"):
+        pooling = kind == "Pooling"
+        if pooling and n(4):
+            return [(c, 1, 1)]  # global
+        if pooling and n(7):
+            return [(c, n(18, n(8)), n(8))]  # adaptive
+        k_w, d_w, s_w = (n(1, 1), 1, n(2, 1)) if pooling else (n(1, 1), n(2, 1), n(3, 1))
+        k_h, d_h, s_h = (n(11, k_w), 1, n(12, s_w)) if pooling else (n(11, k_w), n(12, d_w), n(13, s_w))
+        left = n(3) if pooling else n(4)
+        top = n(13, left) if pooling else n(14, left)
+        right, bottom = (n(14, left), n(15, top)) if pooling else (n(15, left), n(16, top))
+        channels = c if pooling else n(0)
+        return [(channels, _out_side(h, k_h, d_h, max(1, s_h), (top, bottom)),
+                 _out_side(w, k_w, d_w, max(1, s_w), (left, right)))]
+    if kind in ("Deconvolution", "DeconvolutionDepthWise"):
+        k_w, d_w, s_w = n(1, 1), n(2, 1), n(3, 1)
+        k_h, d_h, s_h = n(11, k_w), n(12, d_w), n(13, s_w)
+        full = (n(0), (h - 1) * s_h + d_h * (k_h - 1) + 1 + n(19, n(18)),
+                (w - 1) * s_w + d_w * (k_w - 1) + 1 + n(18))
+        left, top = n(4), n(14, n(4))
+        right, bottom = n(15, left), n(16, top)
+        if max(left, top, right, bottom) > 0:
+            return [full, (full[0], full[1] - top - bottom, full[2] - left - right)]
+        if n(20) > 0 and n(21, n(20)) > 0:
+            return [full, (full[0], n(21, n(20)), n(20))]
+        return [full]
+    if kind == "Tile":
+        repeats = p.get(2)
+        if isinstance(repeats, list) and 0 < len(repeats) <= 3 and all(isinstance(r, int) for r in repeats):
+            times = [1] * (3 - len(repeats)) + repeats
+        elif 2 not in p and 0 <= n(0) <= 2:
+            times = [1, 1, 1]
+            times[n(0)] = n(1, 1)
+        else:
+            return None
+        return [(c * times[0], h * times[1], w * times[2])]
+    if kind == "PixelShuffle":
+        r = max(1, n(0, 1))
+        return [(c // (r * r), h * r, w * r)]
+    if kind == "Reorg":
+        r = max(1, n(0, 1))
+        return [(c * r * r, h // r, w // r)]
+    if kind == "Concat" and n(0) == 0:
+        return [(sum(b[0] for b in below), h, w)]
+    if kind in ("BinaryOp", "Eltwise"):  # broadcast
+        return [tuple(max(side) for side in zip(*below))]
+    if kind == "Slice":
+        shares = _channel_slices(layer, c)
+        return None if shares is None else [(int(share), h, w) for share in shares]
+    if kind in _SAME_SHAPE and kind not in ("Crop", "Padding", "Reduction"):
+        return [known] * max(1, len(layer.tops))
+    return None
 
 
 def _channel_slices(layer: Layer, channels: float) -> list[float] | None:

@@ -2,6 +2,7 @@
 
 import os
 import re
+import struct
 import sys
 import threading
 
@@ -343,6 +344,46 @@ def test_a_result_larger_than_the_memory_available_is_an_input_error(cpu_upscale
         up.upscale(picture(400, 400))  # the native result alone
     monkeypatch.setattr(engine_mod.budget, "memory_limit", lambda: None)  # unknown: no refusal on a guess
     assert up.upscale(picture(10, 10), scale=30).shape == (300, 300, 3)
+
+
+def test_a_custom_model_with_a_fixed_blob_larger_than_the_memory_is_refused_before_it_loads(tmp_path, monkeypatch):
+    # A map of 4096x4096 whatever the picture (96 MB in float16, 192 MB in float32),
+    # brought back to the picture's size: it upscales while the memory holds it. Where
+    # it did not, a convolution's output of 17 GB (3 to 64 channels, pads of 4096)
+    # segfaulted ncnn beside 23 GB available, and one of 10 GB was filled.
+    (tmp_path / "big.param").write_text("7767517\n5 6\nInput data 0 1 data\nSplit s 1 2 data d e\n"
+                                        "Interp big 1 1 d f 0=2 3=4096 4=4096\nInterp back 2 1 f e g 0=2 5=1\n"
+                                        "Interp up 1 1 g out 0=2 1=2.0 2=2.0\n")
+    (tmp_path / "big.bin").write_bytes(b"")
+    with Upscaler(str(tmp_path / "big.param"), device=-1) as up:
+        assert up.upscale(picture(6, 7)).shape == (12, 14, 3)
+    monkeypatch.setattr(engine_mod.budget, "memory_limit", lambda: 64 << 20)
+    with pytest.raises(ModelError, match=r" layer big \(Interp\) makes a 4096x4096x3 blob \((96|192) MB\), more than "
+                                         r"the 64 MB of memory available$"):
+        Upscaler(str(tmp_path / "big.param"), device=-1)
+    monkeypatch.setattr(engine_mod.budget, "memory_limit", lambda: None)  # unknown: no refusal on a guess
+    Upscaler(str(tmp_path / "big.param"), device=-1).close()
+
+
+@pytest.mark.parametrize("layer, said", [
+    ("Padding p 1 1 data a 0=4096 1=4096 2=4096 3=4096 7=4096 8=4096", "layer p (Padding) makes a 8193x8193x8195 blob"),
+    ("Convolution p 1 1 data a 0=64 1=1 4=4096 6=192", "layer p (Convolution) makes a 8193x8193x64 blob"),
+    ("Deconvolution p 1 1 data a 0=3 1=1 18=30000 19=30000 6=9", "layer p (Deconvolution) makes a 30001x30001x3 blob"),
+    ("Tile p 1 1 data a -23302=3,1,30000,30000", "layer p (Tile) makes a 30000x30000x3 blob"),
+    ("Fold p 1 1 data a 1=1 20=40000 21=40000", "layer p (Fold) makes a 40000x40000x1 blob"),
+])
+def test_a_custom_model_with_a_fixed_blob_larger_than_the_gpu_heap_is_refused_before_it_loads(
+        layer, said, tmp_path, monkeypatch):
+    # Only an Interp's 3= and 4= were checked: ncnn makes no check of the Vulkan buffer
+    # it fails to make, and lavapipe segfaulted on a 65536x65536 Interp's.
+    (tmp_path / "big.param").write_text(f"7767517\n3 3\nInput data 0 1 data\n{layer}\n"
+                                        "Interp up 1 1 a out 0=2 1=2.0 2=2.0\n")
+    (tmp_path / "big.bin").write_bytes(struct.pack("<I9f", 0, 1, 0, 0, 0, 1, 0, 0, 0, 1) if "Deconv" in layer else
+                                       struct.pack("<I", 0) + bytes(192 * 4) if "Convolution" in layer else b"")
+    lavapipe = engine_mod.devices.Device(0, "lavapipe", "cpu", 1024)
+    monkeypatch.setattr(engine_mod.devices, "get_device", lambda spec: lavapipe)
+    with pytest.raises(ModelError, match=re.escape(said) + r" \(\d+ MB\), more than the 1024 MB of "):
+        Upscaler(str(tmp_path / "big.param"), device=0)
 
 
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix

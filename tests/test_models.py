@@ -1073,9 +1073,21 @@ def test_a_large_kernel_run_as_sgemm_adds_its_column_buffer():
     ("Convolution c 1 1 data f 0=16 1=3 4=1 5=0 6=432\nInterp a 1 1 f out 0=2 3=40 4=50\n", ("a", 16, 40, 50)),
     ("Interp a 1 1 data f 0=2 3=8 4=8\nInterp b 1 1 f out 0=2 3=20 4=10\n", ("b", 3, 20, 10)),
     ("Softmax s 1 1 data f\nInterp a 1 1 f out 0=2 3=9 4=9\n", ("a", 1, 9, 9)),  # channels not known: 1
-    # Scaled by the picture, or one side only fixed (ncnn scales the other): none.
-    ("Interp a 1 1 data out 0=2 1=2.0 2=2.0\n", None),
-    ("Interp a 1 1 data out 0=2 3=64\n", None),
+    # Scaled by the picture: what a one-pixel picture makes; one side only fixed, ncnn scales both.
+    ("Interp a 1 1 data out 0=2 1=2.0 2=2.0\n", ("a", 3, 2, 2)),
+    ("Interp a 1 1 data out 0=2 3=64\n", ("in", 3, 1, 1)),
+    # Pads, an output pad, a fold's size, a tile's repeats and weights held in the .bin:
+    # each fixed by the layer's numbers, and ncnn allocated or failed to make them unchecked.
+    ("Padding p 1 1 data out 0=4096 1=4096 2=10 3=20 7=5 8=6\n", ("p", 14, 8193, 31)),
+    ("Convolution c 1 1 data out 0=64 1=1 4=100 14=50 6=192\n", ("c", 64, 101, 201)),
+    ("Convolution c 1 1 data out 0=8 1=3 4=-233 6=216\n", ("c", 8, 1, 1)),  # 'same' padding
+    ("Deconvolution d 1 1 data out 0=4 1=3 3=2 18=1000 19=500 6=108\n", ("d", 4, 503, 1003)),
+    ("Deconvolution d 1 1 data out 0=4 1=3 3=2 4=1 6=108\n", ("d", 4, 3, 3)),  # before its pad is cut
+    ("Fold f 1 1 data out 1=2 11=2 20=3000 21=2000\n", ("f", 1, 2000, 3000)),
+    ("Tile t 1 1 data out -23302=3,2,300,400\n", ("t", 6, 300, 400)),
+    ("Tile t 1 1 data out 0=1 1=700\n", ("t", 3, 700, 1)),
+    ("MemoryData m 0 1 out 0=50 1=40 2=8\n", ("m", 8, 40, 50)),
+    ("Reorg r 1 1 data out 0=2\n", ("r", 12, 1, 1)),  # a pixel at the least on each side
 ])
 def test_the_largest_blob_of_a_size_fixed_by_its_layer_is_found(layers, largest):
     count = layers.count("\n") + 1
