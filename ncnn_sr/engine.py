@@ -32,7 +32,7 @@ from .fixed import Fixed, FixedArguments
 from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
 from .netsplit import network_reach, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, bicubic_net, group_norm_weights
-from .param_file import fixed_blobs, parse_param
+from .param_file import fixed_blobs, fixed_output, parse_param
 from .pixels import check_image, is_grey_colour, make_grey
 from .resample import resize, resize_bytes, target_size
 from .staged_run import StagedRun
@@ -547,7 +547,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         3= and 4=, a Padding's pads: fixed_blobs) is larger than ``device``'s heap,
         or on the CPU than the memory available: ncnn does not check the GPU buffer
         it fails to make ("vkCreateBuffer failed -2" on lavapipe, then a segfault),
-        and on the CPU it segfaulted or filled the memory as it went."""
+        and on the CPU it segfaulted or filled the memory as it went. Likewise where
+        the network's output is of a size of its own: not an upscaler, which its test
+        runs took minutes and gigabytes to find at 8192x8192."""
         s = self.spec
         graph = parse_param(s.param_path.read_bytes(), s.name, s.param_path)
         if device.is_gpu:
@@ -564,6 +566,12 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
             if channels * height * width * value > room:
                 raise ModelError(f"{s.said}layer {layer.name} ({layer.type}) makes a {width}x{height}x{channels} "
                                  f"blob ({channels * height * width * value // 2**20} MB), more than the {where}")
+        output = fixed_output(graph, s.output_blob)
+        if output is not None:
+            layer, height, width = output
+            size = f"a {width}x{height} output" if width else "an output of a size of its own"
+            raise ModelError(f"{s.said}makes {size} whatever the picture (layer {layer.name}, {layer.type}, "
+                             "fixes its size): not an upscaler")
 
     def _load(self, device: Device, precision: str | None = None) -> Network | SplitNetwork:
         s = self.spec

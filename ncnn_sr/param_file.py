@@ -296,6 +296,31 @@ def largest_fixed_blob(graph: ParamGraph) -> tuple[Layer, int, int, int] | None:
     return max(fixed_blobs(graph), key=lambda blob: blob[1] * blob[2] * blob[3], default=None)
 
 
+def fixed_output(graph: ParamGraph, output_blob: str) -> tuple[Layer, int, int] | None:
+    """Where the size of ``output_blob`` is the same whatever the picture: the layer
+    whose own numbers fix it and the (height, width) it makes (0, 0 where not worked
+    out here); None where the picture's size reaches it (or a layer not known here
+    may pass it on)."""
+    fixer: dict[str, Layer | None] = {}  # blob -> the layer that fixed its size, None for the picture's
+    for layer in graph.layers:
+        below = [fixer.get(b) for b in layer.bottoms]
+        if _fixes_size(layer):
+            made = layer
+        elif layer.type == "Interp" and int(layer.params.get(5, 0)) and len(below) > 1:
+            made = below[1]  # the size of its second input
+        elif not below or None in below:
+            made = None
+        else:
+            made = below[0]
+        for top in layer.tops:
+            fixer[top] = made
+    layer = fixer.get(output_blob)
+    if layer is None:
+        return None
+    shape = next((shapes for _, shapes in _one_pixel_shapes(graph, output_blob)), None)
+    return (layer, *shape[0][1:]) if shape else (layer, 0, 0)
+
+
 def _fixes_size(layer: Layer) -> bool:
     """Whether ``layer`` makes a blob of a size of its own, whatever its input's."""
     p = layer.params

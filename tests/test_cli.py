@@ -196,6 +196,21 @@ def test_custom_model_with_a_layer_larger_than_the_memory_is_refused_before_it_r
     assert not (tmp_path / "out.png").exists()
 
 
+def test_custom_model_whose_output_size_is_fixed_is_refused_before_it_runs(tmp_path):
+    # Not an upscaler of any picture, found by running it: test pictures of 32 to 64
+    # pixels, each made 8192x8192 (2.4 GB and 15 s on the CPU, 200 s on lavapipe).
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    (tmp_path / "fixed.param").write_text("7767517\n2 2\nInput data 0 1 data\n"
+                                          "Interp up 1 1 data output 0=2 3=512 4=640\n")
+    (tmp_path / "fixed.bin").write_bytes(b"")
+    proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "fixed", "-m", tmp_path, "-g", "-1",
+               check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"ncnn-sr: error: model fixed: {tmp_path / 'fixed.param'} makes a 640x512 output "
+                           "whatever the picture (layer up, Interp, fixes its size): not an upscaler\n")
+    assert not (tmp_path / "out.png").exists()
+
+
 @pytest.mark.vulkan
 def test_custom_model_with_a_layer_too_large_for_the_gpu_is_refused_before_it_runs(tmp_path, gpu):
     # ncnn did not check the buffer it could not make: "vkCreateBuffer failed -2", then

@@ -13,7 +13,7 @@ from ncnn_sr import ModelError, ModelSpec, NcnnSrError, Upscaler, catalog, model
 from ncnn_sr.errors import FlagNames, ModelMissing, SettingError
 from ncnn_sr.models import (DEFAULT_CPU_BYTES_PER_PIXEL, custom_model_names, fetched_model_folder, package_folder,
                             param_sha256)
-from ncnn_sr.param_file import check_bin_size, cpu_bytes_estimate, largest_fixed_blob, parse_param
+from ncnn_sr.param_file import check_bin_size, cpu_bytes_estimate, fixed_output, largest_fixed_blob, parse_param
 
 PACKAGED = [n for n, e in catalog().items() if e.package_files]
 
@@ -1094,6 +1094,22 @@ def test_the_largest_blob_of_a_size_fixed_by_its_layer_is_found(layers, largest)
     graph = parse_param(f"7767517\n{count} {count + 1}\nInput in 0 1 data\n{layers}".encode())
     found = largest_fixed_blob(graph)
     assert (found if found is None else (found[0].name, *found[1:])) == largest
+
+
+@pytest.mark.parametrize("layers, fixed", [
+    ("Interp a 1 1 data out 0=2 3=40 4=50\n", ("a", 40, 50)),
+    ("Interp a 1 1 data f 0=2 3=40 4=50\nConvolution c 1 1 f out 0=3 1=3 4=1 6=81\n", ("a", 40, 50)),
+    ("MemoryData m 0 1 out 0=50 1=40 2=3\n", ("m", 40, 50)),
+    # The picture's size, or a size taken from a blob of the picture's: an upscaler.
+    ("Interp a 1 1 data out 0=2 1=2.0 2=2.0\n", None),
+    ("Split s 1 2 data d e\nInterp a 1 1 d f 0=2 3=4096 4=4096\nInterp b 2 1 f e out 0=2 5=1\n", None),
+    ("MemoryData m 0 1 w 0=1 1=1 2=3\nBinaryOp b 2 1 data w out 0=2\n", None),
+])
+def test_an_output_whose_size_is_fixed_by_a_layer_is_found(layers, fixed):
+    count = layers.count("\n") + 1
+    graph = parse_param(f"7767517\n{count} {count + 1}\nInput in 0 1 data\n{layers}".encode())
+    found = fixed_output(graph, graph.output_blob)
+    assert (found if found is None else (found[0].name, *found[1:])) == fixed
 
 
 def test_a_model_whose_path_is_not_utf8_loads_and_upscales(tmp_path):
