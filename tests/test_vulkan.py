@@ -1,5 +1,6 @@
 """The Vulkan path, on whatever device there is (lavapipe in CI): tiny inputs only."""
 import logging
+import re
 import subprocess
 import sys
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import load_interrupted, picture, psnr, upscale_in_threads
-from ncnn_sr import Upscaler, get_device, list_devices
+from ncnn_sr import ModelError, Upscaler, get_device, list_devices
 from ncnn_sr import engine as engine_mod
 from ncnn_sr import interruptible
 from ncnn_sr import network as network_mod
@@ -166,6 +167,32 @@ def test_custom_model_that_starts_in_place_runs_on_the_gpu(gpu, tmp_path):
     assert proc.returncode == 0, proc.stderr
     with Image.open(tmp_path / "in.png") as a, Image.open(tmp_path / "out.png") as b:
         assert np.array_equal(np.asarray(b)[::2, ::2], np.asarray(a))
+
+
+@pytest.mark.parametrize("layer, said", [
+    ("Padding p 1 1 data a 0=4096 1=4096 2=4096 3=4096 7=4096 8=4096", "layer p (Padding) makes a 8193x8193x8195 blob"),
+    ("Tile p 1 1 data a -23302=3,1,30000,30000", "layer p (Tile) makes a 30000x30000x3 blob"),
+    ("Fold p 1 1 data a 1=1 20=40000 21=40000", "layer p (Fold) makes a 40000x40000x1 blob"),
+])
+def test_custom_model_with_a_fixed_blob_of_any_layer_too_large_for_the_gpu_is_refused(gpu, tmp_path, layer, said):
+    # Only an Interp's 3= and 4= were checked against the heap; ncnn does not check the
+    # Vulkan buffer it fails to make (a 65536x65536 Interp's segfaulted lavapipe).
+    (tmp_path / "big.param").write_text(f"7767517\n3 3\nInput data 0 1 data\n{layer}\n"
+                                        "Interp up 1 1 a out 0=2 1=2.0 2=2.0\n")
+    (tmp_path / "big.bin").write_bytes(b"")
+    with pytest.raises(ModelError, match=re.escape(said) + r" \(\d+ MB\), more than the \d+ MB of "):
+        Upscaler(str(tmp_path / "big.param"), device=gpu)
+
+
+def test_custom_model_whose_output_size_is_fixed_is_refused_before_it_loads_on_the_gpu(gpu, tmp_path):
+    # Its test runs made an 8192x8192 output each (over 200 s and 4.4 GB on lavapipe),
+    # to end on "not an upscaler of any picture".
+    (tmp_path / "fixed.param").write_text("7767517\n2 2\nInput data 0 1 data\n"
+                                          "Interp up 1 1 data out 0=2 3=8192 4=8192\n")
+    (tmp_path / "fixed.bin").write_bytes(b"")
+    with pytest.raises(ModelError, match=r"makes a 8192x8192 output whatever the picture \(layer up, "
+                                         r"Interp, fixes its size\): not an upscaler$"):
+        Upscaler(str(tmp_path / "fixed.param"), device=gpu)
 
 
 # --- exact tiling by stages on the GPU ---------------------------------------------------
