@@ -544,28 +544,36 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
 
     def _check_fixed_sizes(self, device: Device) -> None:
         """A ModelError where a blob a layer makes whatever the picture (an Interp's
-        3= and 4=, a Padding's pads: fixed_blobs) is larger than ``device``'s heap,
-        or on the CPU than the memory available: ncnn does not check the GPU buffer
-        it fails to make ("vkCreateBuffer failed -2" on lavapipe, then a segfault),
-        and on the CPU it segfaulted or filled the memory as it went. Likewise where
-        the network's output is of a size of its own: not an upscaler, which its test
+        3= and 4=, a Padding's pads: fixed_blobs), or for the test picture a model of
+        no known scale is run on first, is larger than ``device``'s heap, or on the
+        CPU than half the memory available: ncnn does not check the GPU buffer it
+        fails to make ("vkCreateBuffer failed -2" on lavapipe, then a segfault), and
+        on the CPU it segfaulted or filled the memory as it went. Likewise where the
+        network's output is of a size of its own: not an upscaler, which its test
         runs took minutes and gigabytes to find at 8192x8192."""
         s = self.spec
         graph = parse_param(s.param_path.read_bytes(), s.name, s.param_path)
         if device.is_gpu:
-            room, where = device.heap_budget_mb * 2**20, f"{device.heap_budget_mb} MB of {device}"
+            room, where = device.heap_budget_mb * 2**20, f"the {device.heap_budget_mb} MB of {device}"
         else:
-            room = budget.memory_limit()
-            where = f"{(room or 0) // 2**20} MB of memory available"
+            # Half: a layer's workspace comes beside its output (an x1024 deconvolution's
+            # 12 GB output for the 32x32 test picture took 21.7 GB before Linux killed it).
+            memory = budget.memory_limit()
+            room, where = memory and memory // 2, f"half the {(memory or 0) // 2**20} MB of memory available"
         # Bytes a value takes at the least: ncnn's default fp16 storage on GPUs and ARM
         # CPUs (bf16 where asked), float32 on other CPUs, which have no fp16 storage.
         half = device.is_gpu or self._precision == "bf16" or platform.machine().lower().startswith(("arm", "aarch"))
         value = 2 if half and self._precision != "fp32" else 4
-        # The first too large: the layer to mend, where the rest grow from it.
-        for layer, channels, height, width in fixed_blobs(graph) if room is not None else ():
-            if channels * height * width * value > room:
-                raise ModelError(f"{s.said}layer {layer.name} ({layer.type}) makes a {width}x{height}x{channels} "
-                                 f"blob ({channels * height * width * value // 2**20} MB), more than the {where}")
+        # Whatever the picture, then for the test picture (_probe_scale) where it runs;
+        # none where the memory is not known.
+        sides = () if not room else (1,) if s.scale else (1, PROBE_SIZE)
+        for side in sides:
+            # The first too large: the layer to mend, where the rest grow from it.
+            for layer, channels, height, width in fixed_blobs(graph, side):
+                if channels * height * width * value > room:
+                    test = f" from its {side}x{side} test picture" if side > 1 else ""
+                    raise ModelError(f"{s.said}layer {layer.name} ({layer.type}) makes a {width}x{height}x{channels} "
+                                     f"blob ({channels * height * width * value // 2**20} MB){test}, more than {where}")
         output = fixed_output(graph, s.output_blob)
         if output is not None:
             layer, height, width = output

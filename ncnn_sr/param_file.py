@@ -279,14 +279,14 @@ def output_scale(graph: ParamGraph, output_blob: str) -> float | None:
     return shape[output_blob][1] if output_blob in shape else None
 
 
-def fixed_blobs(graph: ParamGraph) -> Iterator[tuple[Layer, int, int, int]]:
-    """The blobs each run makes however small the picture, in the layers' order: the
-    network's on a one-pixel picture, which leaves what its layers' own numbers fix
-    (an Interp's 3= and 4=, pads, a Tile's repeats, a Fold's size, a MemoryData's
-    weights), each as (layer, channels, height, width). Channels are 1 (a least)
-    where not worked out here; layers whose shapes are not worked out here, and those
-    after them, are passed over."""
-    for layer, shapes in _one_pixel_shapes(graph):
+def fixed_blobs(graph: ParamGraph, side: int = 1) -> Iterator[tuple[Layer, int, int, int]]:
+    """The blobs a run on a ``side`` × ``side`` picture makes, in the layers' order,
+    each as (layer, channels, height, width). On one pixel, the least any run
+    makes, they are what the layers' own numbers fix (an Interp's 3= and 4=, pads,
+    a Tile's repeats, a Fold's size, a MemoryData's weights, a deconvolution's
+    kernel). Channels are 1 (a least) where not worked out here; layers whose shapes
+    are not worked out here, and those after them, are passed over."""
+    for layer, shapes in _shapes(graph, side):
         for c, h, w in shapes:
             yield layer, c, h, w
 
@@ -317,7 +317,7 @@ def fixed_output(graph: ParamGraph, output_blob: str) -> tuple[Layer, int, int] 
     layer = fixer.get(output_blob)
     if layer is None:
         return None
-    shape = next((shapes for _, shapes in _one_pixel_shapes(graph, output_blob)), None)
+    shape = next((shapes for _, shapes in _shapes(graph, 1, output_blob)), None)
     return (layer, *shape[0][1:]) if shape else (layer, 0, 0)
 
 
@@ -331,15 +331,16 @@ def _fixes_size(layer: Layer) -> bool:
     return layer.type == "MemoryData"
 
 
-def _one_pixel_shapes(graph: ParamGraph, only: str | None = None) -> Iterator[tuple[Layer, list]]:
+def _shapes(graph: ParamGraph, side: int, only: str | None = None) -> Iterator[tuple[Layer, list]]:
     """Each layer with the (channels, height, width) of the blobs it makes on a
-    one-pixel RGB picture (a deconvolution's also before its pad is cut: ncnn makes
-    both); with ``only``, that blob's maker alone. Sides are a pixel at the least.
-    Layers not worked out here, and those that take their blobs, are left out."""
+    ``side`` × ``side`` RGB picture (a deconvolution's also before its pad is cut:
+    ncnn makes both); with ``only``, that blob's maker alone. Sides are a pixel at
+    the least. Layers not worked out here, and those that take their blobs, are
+    left out."""
     shape: dict[str, tuple[int, int, int]] = {}
     for layer in graph.layers:
         below = [shape.get(b) for b in layer.bottoms]
-        made = _pixel_shapes(layer, below)
+        made = [(3, side, side)] if layer.type == "Input" else _layer_shapes(layer, below)
         if made is None:
             continue
         made = [(max(1, c), max(1, h), max(1, w)) for c, h, w in made]
@@ -358,16 +359,14 @@ def _out_side(side: int, kernel: int, dilation: int, stride: int, pads: tuple[in
     return (side + pads[0] + pads[1] - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _pixel_shapes(layer: Layer, below: list) -> list | None:
-    """The shapes ``layer`` makes from ``below`` (see _one_pixel_shapes), or None."""
+def _layer_shapes(layer: Layer, below: list) -> list | None:
+    """The shapes ``layer`` makes from ``below`` (see _shapes), or None."""
     p, kind = layer.params, layer.type
 
     def n(key, default=0):
         value = p.get(key, default)
         return int(value) if isinstance(value, (int, float)) else default
 
-    if kind == "Input":
-        return [(3, 1, 1)]
     if kind == "MemoryData":
         return [(max(1, n(2)) * max(1, n(11)), max(1, n(1)), max(1, n(0)))]
     known = below[0] if below else None

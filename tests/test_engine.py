@@ -359,10 +359,22 @@ def test_a_custom_model_with_a_fixed_blob_larger_than_the_memory_is_refused_befo
         assert up.upscale(picture(6, 7)).shape == (12, 14, 3)
     monkeypatch.setattr(engine_mod.budget, "memory_limit", lambda: 64 << 20)
     with pytest.raises(ModelError, match=r" layer big \(Interp\) makes a 4096x4096x3 blob \((96|192) MB\), more than "
-                                         r"the 64 MB of memory available$"):
+                                         r"half the 64 MB of memory available$"):
         Upscaler(str(tmp_path / "big.param"), device=-1)
     monkeypatch.setattr(engine_mod.budget, "memory_limit", lambda: None)  # unknown: no refusal on a guess
     Upscaler(str(tmp_path / "big.param"), device=-1).close()
+
+
+def fake_lavapipe(monkeypatch) -> None:
+    """A 1024 MB software Vulkan device as GPU 0, where no model may load: on a
+    machine without Vulkan ncnn ran the GPU's network on the CPU, where such a model
+    segfaulted or filled the memory."""
+    lavapipe = engine_mod.devices.Device(0, "lavapipe", "cpu", 1024)
+    monkeypatch.setattr(engine_mod.devices, "get_device", lambda spec: lavapipe)
+
+    def load(*args, **kwargs):
+        raise AssertionError("loaded: not refused first")
+    monkeypatch.setattr(Upscaler, "_load", load)
 
 
 @pytest.mark.parametrize("layer, said", [
@@ -380,10 +392,23 @@ def test_a_custom_model_with_a_fixed_blob_larger_than_the_gpu_heap_is_refused_be
                                         "Interp up 1 1 a out 0=2 1=2.0 2=2.0\n")
     (tmp_path / "big.bin").write_bytes(struct.pack("<I9f", 0, 1, 0, 0, 0, 1, 0, 0, 0, 1) if "Deconv" in layer else
                                        struct.pack("<I", 0) + bytes(192 * 4) if "Convolution" in layer else b"")
-    lavapipe = engine_mod.devices.Device(0, "lavapipe", "cpu", 1024)
-    monkeypatch.setattr(engine_mod.devices, "get_device", lambda spec: lavapipe)
+    fake_lavapipe(monkeypatch)
     with pytest.raises(ModelError, match=re.escape(said) + r" \(\d+ MB\), more than the 1024 MB of "):
         Upscaler(str(tmp_path / "big.param"), device=0)
+
+
+def test_a_custom_model_whose_test_picture_needs_more_than_the_gpu_heap_is_refused_before_it_loads(
+        tmp_path, monkeypatch):
+    # An x1024 deconvolution: 6 MB for a one-pixel picture, 6 GB for the 32x32 test
+    # picture a model of no known scale is run on, whose GPU buffer ncnn does not check.
+    weights = 3 * 3 * 1024 * 1024
+    (tmp_path / "wide.param").write_text("7767517\n2 2\nInput data 0 1 data\n"
+                                         f"Deconvolution d 1 1 data out 0=3 1=1024 3=1024 6={weights}\n")
+    (tmp_path / "wide.bin").write_bytes(bytes(4 + 4 * weights))
+    fake_lavapipe(monkeypatch)
+    with pytest.raises(ModelError, match=r" layer d \(Deconvolution\) makes a 32768x32768x3 blob \(6144 MB\) from "
+                                         r"its 32x32 test picture, more than the 1024 MB of "):
+        Upscaler(str(tmp_path / "wide.param"), device=0)
 
 
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix

@@ -13,7 +13,8 @@ from ncnn_sr import ModelError, ModelSpec, NcnnSrError, Upscaler, catalog, model
 from ncnn_sr.errors import FlagNames, ModelMissing, SettingError
 from ncnn_sr.models import (DEFAULT_CPU_BYTES_PER_PIXEL, custom_model_names, fetched_model_folder, package_folder,
                             param_sha256)
-from ncnn_sr.param_file import check_bin_size, cpu_bytes_estimate, fixed_output, largest_fixed_blob, parse_param
+from ncnn_sr.param_file import (check_bin_size, cpu_bytes_estimate, fixed_blobs, fixed_output, largest_fixed_blob,
+                                parse_param)
 
 PACKAGED = [n for n, e in catalog().items() if e.package_files]
 
@@ -1094,6 +1095,19 @@ def test_the_largest_blob_of_a_size_fixed_by_its_layer_is_found(layers, largest)
     graph = parse_param(f"7767517\n{count} {count + 1}\nInput in 0 1 data\n{layers}".encode())
     found = largest_fixed_blob(graph)
     assert (found if found is None else (found[0].name, *found[1:])) == largest
+
+
+@pytest.mark.parametrize("layers, side, largest", [
+    # On a picture of ``side`` pixels: the stride and the kernel grow with it.
+    ("Deconvolution d 1 1 data out 0=3 1=1024 3=1024 6=9437184\n", 1, ("d", 3, 1024, 1024)),
+    ("Deconvolution d 1 1 data out 0=3 1=1024 3=1024 6=9437184\n", 32, ("d", 3, 32768, 32768)),
+    ("Padding p 1 1 data out 0=4 1=4 2=4 3=4\n", 32, ("p", 3, 40, 40)),
+])
+def test_the_blobs_of_a_picture_of_a_given_side_are_worked_out(layers, side, largest):
+    count = layers.count("\n") + 1
+    graph = parse_param(f"7767517\n{count} {count + 1}\nInput in 0 1 data\n{layers}".encode())
+    found = max(fixed_blobs(graph, side), key=lambda blob: blob[1] * blob[2] * blob[3])
+    assert (found[0].name, *found[1:]) == largest
 
 
 @pytest.mark.parametrize("layers, fixed", [
