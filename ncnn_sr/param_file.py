@@ -306,7 +306,7 @@ def fixed_output(graph: ParamGraph, output_blob: str) -> tuple[Layer, int, int] 
         below = [fixer.get(b) for b in layer.bottoms]
         if _fixes_size(layer):
             made = layer
-        elif layer.type == "Interp" and int(layer.params.get(5, 0)) and len(below) > 1:
+        elif layer.type == "Interp" and _whole(layer.params, 5) and len(below) > 1:
             made = below[1]  # the size of its second input
         elif not below or None in below:
             made = None
@@ -321,13 +321,20 @@ def fixed_output(graph: ParamGraph, output_blob: str) -> tuple[Layer, int, int] 
     return (layer, *shape[0][1:]) if shape else (layer, 0, 0)
 
 
+def _whole(params: dict, key: int, default: int = 0) -> int:
+    """The param ``key`` as a whole number; ``default`` for an array where a number
+    belongs (a damaged file, which ncnn reads as it may)."""
+    value = params.get(key, default)
+    return int(value) if isinstance(value, (int, float)) else default
+
+
 def _fixes_size(layer: Layer) -> bool:
     """Whether ``layer`` makes a blob of a size of its own, whatever its input's."""
     p = layer.params
     if layer.type == "Interp":
-        return int(p.get(3, 0)) > 0 and int(p.get(4, 0)) > 0 and not int(p.get(5, 0))
+        return _whole(p, 3) > 0 and _whole(p, 4) > 0 and not _whole(p, 5)
     if layer.type == "Fold":
-        return int(p.get(20, 0)) > 0
+        return _whole(p, 20) > 0
     return layer.type == "MemoryData"
 
 
@@ -364,8 +371,7 @@ def _layer_shapes(layer: Layer, below: list) -> list | None:
     p, kind = layer.params, layer.type
 
     def n(key, default=0):
-        value = p.get(key, default)
-        return int(value) if isinstance(value, (int, float)) else default
+        return _whole(p, key, default)
 
     if kind == "MemoryData":
         return [(max(1, n(2)) * max(1, n(11)), max(1, n(1)), max(1, n(0)))]

@@ -1118,6 +1118,9 @@ def test_the_blobs_of_a_picture_of_a_given_side_are_worked_out(layers, side, lar
     ("Interp a 1 1 data out 0=2 1=2.0 2=2.0\n", None),
     ("Split s 1 2 data d e\nInterp a 1 1 d f 0=2 3=4096 4=4096\nInterp b 2 1 f e out 0=2 5=1\n", None),
     ("MemoryData m 0 1 w 0=1 1=1 2=3\nBinaryOp b 2 1 data w out 0=2\n", None),
+    # An array where a number belongs (a damaged file): not a size of its own, no TypeError.
+    ("Fold f 1 1 data out 1=1 -23320=1,5\n", None),
+    ("Split s 1 2 data d e\nInterp a 2 1 d e out 0=2 -23305=1,1\n", None),
 ])
 def test_an_output_whose_size_is_fixed_by_a_layer_is_found(layers, fixed):
     count = layers.count("\n") + 1
