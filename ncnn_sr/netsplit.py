@@ -178,10 +178,12 @@ def _unshuffled(layers, input_blob: str, output_blob: str):
         if layer.type != "Padding" or layer.bottoms[0] not in names or i + 1 >= len(layers):
             return None
         reorg = layers[i + 1]
+        if reorg.type != "Reorg":  # its numbers, read below, are a Reorg's (ranged as it was parsed)
+            return None
         p, r = layer.params, reorg.params
         s = int(r.get(0, 1))
         pads = tuple(int(p.get(k, 0)) for k in range(4))
-        if reorg.type != "Reorg" or reorg.bottoms != layer.tops or int(r.get(1, 0)) != 0 or s < 2 \
+        if reorg.bottoms != layer.tops or int(r.get(1, 0)) != 0 or s < 2 \
                 or pads != (0, s - 1, 0, s - 1) or int(p.get(4, 0)) != 2:
             return None
         crop = next((j for j, c in enumerate(layers) if output_blob in c.tops), None)

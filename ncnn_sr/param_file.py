@@ -547,20 +547,26 @@ _ONE_INPUT = frozenset("""
 # The values ncnn takes on trust: a kernel, stride or pad of 2^31 (one damaged
 # digit) makes it index or allocate out of bounds and kill the process. Each is
 # (keys, lowest, highest) by layer type, far wider than any network needs; pads may
-# also be ncnn's -233 and -234 ("same" padding).
+# also be ncnn's -233 and -234 ("same" padding). Also the numbers this package reads
+# itself (axes, modes, flags: an array there, of a damaged file, was a TypeError's
+# traceback) and the sizes a Fold fixes.
 _SIZES_ = (1, 11, 2, 12, 3, 13)  # kernel, dilation and stride, in w and h
 _PADS = (4, 14, 15, 16)
 _COUNTS = ((0,), 0, 1 << 20)
 _RANGES = {
-    **{t: [((0, 7), 0, 1 << 16), (_SIZES_, 1, 1024), (_PADS, 0, 4096), ((5,), 0, 1), ((6,), 0, 1 << 34)]
+    **{t: [((0, 7), 0, 1 << 16), (_SIZES_, 1, 1024), (_PADS, 0, 4096), ((5,), 0, 1), ((6,), 0, 1 << 34),
+           ((31,), 0, 1 << 20)]  # 31=: the feature mask, a few bits
        for t in _CONVOLUTIONS},
-    "Pooling": [((0, 4, 5), 0, 3), ((1, 11, 2, 12), 1, 4096), ((3, 13, 14, 15), 0, 4096)],
-    "Padding": [((0, 1, 2, 3, 7, 8), 0, 4096)],
+    "Pooling": [((0, 4, 5), 0, 3), ((1, 11, 2, 12), 1, 4096), ((3, 13, 14, 15), 0, 4096), ((7,), 0, 1)],
+    "Padding": [((0, 1, 2, 3, 7, 8), 0, 4096), ((4,), 0, 2)],
     "PixelShuffle": [((0,), 1, 64)],
-    "Reorg": [((0,), 1, 64)],
-    "Interp": [((1, 2), 0, 64), ((3, 4), 0, 1 << 16)],
+    "Reorg": [((0,), 1, 64), ((1,), 0, 1)],
+    "Interp": [((1, 2), 0, 64), ((3, 4), 0, 1 << 16), ((0,), 0, 3), ((5, 6), 0, 1)],
     "InnerProduct": [_COUNTS, ((1,), 0, 1), ((2,), 0, 1 << 34)],
-    "GroupNorm": [((0, 1), 0, 1 << 20)],
+    "GroupNorm": [((0, 1), 0, 1 << 20), ((2,), 0, 1), ((3,), 0, 1)],
+    "Concat": [((0,), -4, 4)],  # axes
+    "Slice": [((1,), -4, 4)],  # axis
+    "Fold": [((1, 11, 2, 12, 3, 13), 1, 1024), ((20, 21), 0, 1 << 20)],
     "Normalize": [((3,), 0, 1 << 20)],
     "MemoryData": [((0, 1, 2, 11), 0, 1 << 20)],
     **{t: [_COUNTS] for t in ("PReLU", "BatchNorm", "Bias", "Scale", "InstanceNorm", "LayerNorm")},

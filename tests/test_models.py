@@ -280,6 +280,23 @@ def test_a_damaged_number_in_a_layer_is_a_clear_error_before_ncnn_reads_it(tmp_p
     assert str(caught.value).endswith(f": {param} is damaged")
 
 
+@pytest.mark.parametrize("layer, said", [
+    # Arrays where a number belongs (a damaged file): each was read with int() or
+    # float() on its way to ncnn, and the command ended in a TypeError's traceback.
+    ("Slice s 1 1 data out -23301=2,2,1", "layer s (Slice) has 1=[2, 1]"),
+    ("Concat s 1 1 data out -23300=2,0,0", "layer s (Concat) has 0=[0, 0]"),
+    ("Padding s 1 1 data out 0=1 -23304=2,0,1", "layer s (Padding) has 4=[0, 1]"),
+    ("Pooling s 1 1 data out 1=2 2=2 -23307=2,1,1", "layer s (Pooling) has 7=[1, 1]"),
+    ("Interp s 1 1 data out 0=2 -23306=2,1,1", "layer s (Interp) has 6=[1, 1]"),
+    ("GroupNorm s 1 1 data out 0=1 1=3 3=0 -23302=2,0.1,0.1", "layer s (GroupNorm) has 2=[0.1, 0.1]"),
+    ("Fold s 1 1 data out 1=1 -23320=1,5", "layer s (Fold) has 20=[5]"),
+    ("Convolution s 1 1 data out 0=3 1=1 6=9 -23331=2,2.5,0", "layer s (Convolution) has 31=[2.5, 0]"),
+])
+def test_an_array_where_a_layer_takes_a_number_is_a_clear_error(layer, said):
+    with pytest.raises(ModelError, match=re.escape(said) + r", which no network has \(from .*\): .* is damaged$"):
+        parse_param(f"7767517\n2 2\nInput in 0 1 data\n{layer}\n".encode(), "m", "m.param")
+
+
 def test_missing_bin_is_a_clear_error(tmp_path):
     param, bin_ = copy_model("realesr-animevideov3-x4", tmp_path, "custom")
     bin_.unlink()
@@ -1118,9 +1135,6 @@ def test_the_blobs_of_a_picture_of_a_given_side_are_worked_out(layers, side, lar
     ("Interp a 1 1 data out 0=2 1=2.0 2=2.0\n", None),
     ("Split s 1 2 data d e\nInterp a 1 1 d f 0=2 3=4096 4=4096\nInterp b 2 1 f e out 0=2 5=1\n", None),
     ("MemoryData m 0 1 w 0=1 1=1 2=3\nBinaryOp b 2 1 data w out 0=2\n", None),
-    # An array where a number belongs (a damaged file): not a size of its own, no TypeError.
-    ("Fold f 1 1 data out 1=1 -23320=1,5\n", None),
-    ("Split s 1 2 data d e\nInterp a 2 1 d e out 0=2 -23305=1,1\n", None),
 ])
 def test_an_output_whose_size_is_fixed_by_a_layer_is_found(layers, fixed):
     count = layers.count("\n") + 1

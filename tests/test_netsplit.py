@@ -259,3 +259,12 @@ def test_a_network_resampling_with_aligned_corners_keeps_the_context_asked_for(t
     assert network_reach(param.read_bytes(), "output") is None
     assert network_reach(param.read_bytes().replace(b" 6=1", b""), "output") == 2
     assert Upscaler(str(param), device=-1, tile=32, tile_pad=60).tile_pad == 60
+
+
+def test_a_padding_first_before_a_layer_whose_first_number_is_an_array_is_no_traceback():
+    # The unshuffle check read the layer after a first Padding as a Reorg's stride
+    # before it looked at its type: a ReLU's -23300= array (a damaged file) gave a
+    # TypeError's traceback, for ncnn-sr and the drop-in alike.
+    param = (b"7767517\n3 3\nInput in 0 1 data\nPadding p 1 1 data a 1=1 3=1\n"
+             b"ReLU r 1 1 a out -23300=2,0,64\n")
+    assert plan_network(param, "data", "out") is None
