@@ -27,14 +27,15 @@ from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError
                      os_reason, shell_word, write_error_type)
 from .files import check_folder, check_writable, is_fifo, make_folder, reader_of
 from .flags import REFERENCE_JOBS, RunOptions
-from .images import frame_count, one_size, output_format
-from .jobs import (OutputIsInput, Plan, check_reachable, existing_output, has_sub_folders, plan_jobs, plan_videos,
+from .images import check_picture, frame_count, header_layout, one_size, output_format
+from .jobs import (Job, OutputIsInput, Plan, check_reachable, existing_output, has_sub_folders, plan_jobs, plan_videos,
                    video_output_name)
 from .lanes import Lane, UpscalingFailed, ordered_map
-from .loading import ANIMATED_FORMATS
+from .loading import ANIMATED_FORMATS, sizes_fitting
 from .models import ModelSpec, known_scale, lacks_model, resolve_model
 from .outcomes import Outcome, Summary, skipped_outcomes
 from .pipeline import Pipeline
+from .resample import target_size
 from .repeats import Repeats
 from .streams import OutputPipe, VideoOutput
 from .typed_numbers import whole_number
@@ -118,7 +119,8 @@ def _misfit(said: str, given: int, what: str, auto: bool, count: int) -> str:
 
 def build_lanes(opts: RunOptions, pictures: int | None = None,
                 frame: tuple[int, int] | Callable[[], tuple[int, int] | None] | None = None,
-                items: int | None = None) -> tuple[list[Lane], int, int]:
+                items: int | None = None,
+                before_devices: Callable[[ModelSpec], None] | None = None) -> tuple[list[Lane], int, int]:
     """One Upscaler per device with its proc workers; also the load and save counts
     (capped at the CPU count, as the reference does). With ``pictures`` known (each
     frame of an animation counts: its frames are shared by the workers), no lane gets
@@ -126,6 +128,7 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     the cores, so one picture with two workers would use half of them. With ``items``
     known too (the pictures, an animation one), a device no picture would reach
     gets no lane, and its model is not loaded (see _lanes_with_work).
+    ``before_devices`` is given the model found, before the devices are looked at.
     With every picture of one size (``frame``, height and width: a video's; or a
     function that finds it, called only where it matters), the CPU gets one worker
     with all the cores where that runs each picture as one window and more workers,
@@ -134,6 +137,8 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     # device's notice, no longer the one line. Found once for every lane, each of which
     # checked its files' sha256 again (0.08 s for realesrgan-x4plus).
     spec = resolve_model(opts.model, opts.model_path)
+    if before_devices is not None:
+        before_devices(spec)
     asked = _asked(opts)
     load, save, procs, tiles, chosen = asked.load, asked.save, asked.procs, asked.tiles, asked.chosen
     if items is not None and pictures is not None:
@@ -851,7 +856,9 @@ def _upscale_all(prog: str, opts: RunOptions, out_folder: Path, flags: FlagNames
     count = _pictures(plan.jobs, opts.animate)
     lanes, load, save = build_lanes(opts, pictures=count,
                                     frame=lambda: one_size([job.source for job in plan.jobs]),
-                                    items=len(plan.jobs))
+                                    items=len(plan.jobs),
+                                    before_devices=None if plan.folder_mode else
+                                    lambda spec: _check_picture(opts, plan.jobs[0], spec, flags))
     _say_lanes(opts, lanes)
     progress = state.progress = _run_progress(prog, opts, plan)
     on_tile = _on_tile(prog, opts, count, state)
@@ -867,6 +874,24 @@ def _upscale_all(prog: str, opts: RunOptions, out_folder: Path, flags: FlagNames
                         flags=flags)
     progress.stopped = lambda: pipeline.stopped
     state.summary = pipeline.run(plan.jobs)
+
+
+def _check_picture(opts: RunOptions, job: Job, spec: ModelSpec, flags: FlagNames) -> None:
+    """The InputError that a run's one picture would fail on as it is read, or as its
+    header's size is checked (its output too large for its format), where either is
+    known before the devices are looked at and the model loads: the auto device's
+    notice (no Vulkan device) came first, two lines for one mistake, after the
+    seconds a model takes to load. Its pixels are read only where its end is missing."""
+    check_picture(job.source)
+    resize = (opts.scale, opts.width, opts.height)
+    if all(value is None for value in resize):
+        if spec.scale is None:  # a custom model, not yet run: its scale is unknown
+            return
+        resize = (spec.scale, None, None)
+    sizes = header_layout(job.source)[0]
+    refusal = sizes_fitting(job, sizes, lambda height, width: target_size(height, width, *resize), flags)[1]
+    if refusal is not None:
+        raise InputError(refusal)
 
 
 def _ended(prog: str, opts: RunOptions, plan: Plan, summary: Summary) -> int:

@@ -30,6 +30,7 @@ from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KE
                        photoshop_resources, raw_profile, readable_exif, resolution, sized_exif, sized_xmp,
                        upright_xmp, xmp_option)
 from .path_names import NOT_PICTURES
+from .cut_short import is_cut_short
 from .pixels import check_image, is_grey_colour, to_eight_bit
 from .signatures import UNREAD_HEAD, cut_in_header, cut_riff, unread_format
 from .video_options import video_kind
@@ -611,6 +612,22 @@ def one_size(paths, most: int = 500) -> tuple[int, int] | None:
             return None
         found = tuple(sorted(size))
     return found
+
+
+@in_one_line
+def check_picture(path) -> None:
+    """The InputError reading the picture at ``path`` would end in, found from its
+    header (missing, empty, not a picture, a header broken or of too many pixels), or
+    for a file whose end is missing (``is_cut_short``: a download cut short) by
+    reading it whole; nothing for a picture that looks whole. For a run of one
+    picture, before the devices and the model: their notices came before its error."""
+    path = file_path(path, "check_picture")
+    with reading(path):
+        _check_regular(path)
+        with pillow_warnings():
+            open_mended(path).close()
+    if is_cut_short(path):
+        read_image(path)  # its failure, in the words a read says it; a reader may take it whole
 
 
 def header_size(path) -> tuple[int, int] | None:

@@ -66,6 +66,29 @@ def _read(item: Item, read: Callable, flags: FlagNames | None) -> tuple | None:
     return None
 
 
+def sizes_fitting(job: Job, sizes, output_size: Callable[[int, int], tuple[int, int]],
+                  flags: FlagNames | None) -> tuple[list[tuple[int, int]], str | None]:
+    """The output sizes (height, width), by ``output_size``, of ``sizes`` (``job``'s
+    picture's as its header states them, either way round) that its target can hold,
+    and where none can, what refuses the first, in words."""
+    # A jpg target becomes a png where the pixels hold transparency (_check_alpha),
+    # which they are not yet read to tell: only what that png could not hold either
+    # is refused here.
+    fmt = output_format(alpha_target(job.target))
+    errors, fitting = [], []
+    for size in sizes:
+        try:
+            out_height, out_width = output_size(*size)
+            check_size(out_height, out_width, 3, fmt, str(job.target))
+            fitting.append((out_height, out_width))
+        except NcnnSrError as e:
+            errors.append(e)
+    if not sizes or fitting:
+        return fitting, None
+    said = errors[0].said(flags)
+    return fitting, said if str(job.target) in said else f"{job.source}: {said}"
+
+
 class Loading:
     """The load workers of a Pipeline, of which it is a part, and their checks of each
     picture. What they take of the Pipeline is declared here, and nothing more (a test
@@ -238,22 +261,9 @@ class Loading:
         A target width or height depends on the picture's orientation: where its
         header does not tell it, only what neither way round could be is refused."""
         sizes, mode, itemsize = header_layout(item.job.source)
-        # A jpg target becomes a png where the pixels hold transparency (_check_alpha),
-        # which they are not yet read to tell: only what that png could not hold either
-        # is refused here.
-        fmt = output_format(alpha_target(item.target))
-        errors, fitting = [], []
-        for size in sizes:
-            try:
-                out_height, out_width = self._output_size(*size)
-                check_size(out_height, out_width, 3, fmt, str(item.target))
-                fitting.append((out_height, out_width))
-            except NcnnSrError as e:
-                errors.append(e)
-        if sizes and len(errors) == len(sizes):
-            e = errors[0]
-            said = e.said(self._flags)
-            item.error = said if str(item.target) in said else f"{item.job.source}: {said}"
+        fitting, refusal = sizes_fitting(item.job, sizes, self._output_size, self._flags)
+        if refusal is not None:
+            item.error = refusal
         elif fitting and mode is not None and not (mode in ALPHA_MODES and alpha_target(item.target) != item.target):
             # The refusal _check_memory would make once the pixels are read, made before
             # the minute a large 16-bit photo takes to read: at the fewest channels and

@@ -1782,3 +1782,45 @@ def test_a_start_past_a_videos_end_is_refused_before_a_device_is_looked_at(tmp_p
     assert proc.returncode == 1
     assert proc.stderr == "ncnn-sr: error: a.mp4: starting at 750 s (--start) is past its end, at 0.500 s\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
+
+
+def _cut_short(tmp_path, name: str) -> None:
+    """``name``, a picture of noise whose second half is missing (a download cut short)."""
+    Image.fromarray(picture(40, 40)).save(tmp_path / "whole" / name)
+    data = (tmp_path / "whole" / name).read_bytes()
+    (tmp_path / name).write_bytes(data[:len(data) // 2])
+
+
+@pytest.mark.parametrize("dropin", [False, True])
+@pytest.mark.parametrize("given, said", [
+    ("broken.png", "{src}: broken or truncated picture (Truncated File Read)"),
+    ("empty.png", "{src}: not a picture: the file is empty (0 bytes)"),
+    ("text.png", "{src}: not a picture, or a format Pillow cannot read"),
+    ("cut.png", "{src}: broken or truncated picture (image file is truncated)"),
+    ("cut.jpg", "{src}: broken or truncated picture ("),
+    ("wide.png", "{out}: 20000x64 is too large for WebP, which holds at most 16383 pixels a side; write png"),
+])
+def test_a_picture_that_cannot_be_upscaled_is_said_before_the_devices(given, said, dropin, tmp_path):
+    # found by an audit: on a machine without a Vulkan device, one broken, empty or
+    # cut-short picture, or one whose output its format cannot hold, got the auto
+    # device's notice ("no Vulkan device found: running on the CPU") before its error,
+    # two lines for one mistake, and only after the model had loaded.
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nxxxxgarbage")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("hello")
+    _cut_short(tmp_path, "cut.png")
+    _cut_short(tmp_path, "cut.jpg")
+    Image.new("RGB", (5000, 16)).save(tmp_path / "wide.png")
+    command = [sys.executable, "-c", DROPIN_MAIN, "-n", "realesr-animevideov3-x4"] if dropin else \
+        [CMD, "-n", "realesr-animevideov3", "-s", "4"]
+    env = {**os.environ, "VK_ICD_FILENAMES": "/nonexistent"}  # no Vulkan device: the notice would come
+    proc = subprocess.run([*command, "-i", tmp_path / given, "-o", tmp_path / "out.webp"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    src = tmp_path / given
+    said = said.format(src=src, out=tmp_path / "out.webp")
+    line = f"realesrgan-ncnn-vulkan: error: {src} failed: {said.removeprefix(f'{src}: ')}" if dropin else \
+        f"ncnn-sr: error: {said}"
+    assert proc.returncode == 1
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith(line), proc.stderr
+    assert not (tmp_path / "out.webp").exists()
