@@ -97,16 +97,20 @@ def _parse(param_bytes: bytes, name: str, path) -> ParamGraph:
         raise ModelError(f"model {name}: {what} begins with a byte-order mark (saved as 'UTF-8 with BOM'), "
                          "which ncnn cannot read: save it as plain UTF-8")
     lines = [ln.split() for ln in text.splitlines() if ln.strip()]
-    bad = ModelError(f"model {name}: {what} is not an ncnn param file")
+    # Made as raised, not kept in a local: this frame, in the error's traceback, held it
+    # in a cycle, and with it the file's text and the frames it went through.
+    def bad() -> ModelError:
+        return ModelError(f"model {name}: {what} is not an ncnn param file")
+
     if lines and lines[0] == [str(PNNX_MAGIC)] and "pnnx." in text:  # pnnx.Input: not a digit damaged
         raise ModelError(f"model {name}: {what} is pnnx's own graph, not an ncnn param file: give the "
                          "NAME.ncnn.param pnnx wrote beside it")
     if len(lines) < 2 or lines[0] != [str(PARAM_MAGIC)] or len(lines[1]) != 2:
-        raise bad
+        raise bad()
     try:
         layer_count = int(lines[1][0])
     except ValueError:
-        raise bad from None
+        raise bad() from None
     if layer_count != len(lines) - 2:
         held = len(lines) - 2
         why = "truncated?" if held < layer_count else "a layer added by hand, the count not raised?"
@@ -131,7 +135,7 @@ def _parse(param_bytes: bytes, name: str, path) -> ParamGraph:
                     params[k] = _number(value)
             layers.append(Layer(ltype, lname, bottoms, tops, params))
     except (ValueError, IndexError):
-        raise bad from None
+        raise bad() from None
     for layer in layers:
         _check_inputs(layer, name, what)
         _check_ranges(layer, name, what)

@@ -1096,7 +1096,13 @@ class _Ahead:
         yield from self.held
         self.held = []
         if self.error is not None:
-            raise self.error
+            # Taken out: kept, it held this frame (in its traceback, with ``self``) in a
+            # cycle, and with it the frames it went through, the decoding's.
+            error, self.error = self.error, None
+            try:
+                raise error
+            finally:
+                del error
         if not self.ended:  # read again at its end, FFmpeg says End of file
             yield from _demuxed(self.inp)
 
@@ -1783,7 +1789,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 video_out.codec_context.colorspace = colour.matrix
                 refused_size = _size_refusal(dst, codec, options, size)
                 if refused_size:  # the command refuses most before its model loads (check_size)
-                    raise refused_size
+                    try:
+                        raise refused_size
+                    finally:
+                        del refused_size  # else held by this frame, in its traceback: a cycle, with the frames
                 try:
                     # Now, not on the first mux (maybe of a sound packet), so that options
                     # the encoder refuses (a bad preset, a tiny bitrate) are blamed on it.

@@ -268,3 +268,26 @@ def test_a_padding_first_before_a_layer_whose_first_number_is_an_array_is_no_tra
     param = (b"7767517\n3 3\nInput in 0 1 data\nPadding p 1 1 data a 1=1 3=1\n"
              b"ReLU r 1 1 a out -23300=2,0,64\n")
     assert plan_network(param, "data", "out") is None
+
+
+@pytest.mark.parametrize("text", [b"7767517\nx 1\nInput in 0 1 in\n", b"123\n1 1\nInput in 0 1 in\n",
+                                  b"7767517\n1 1\nInput in zero 1 in\n"])
+def test_a_damaged_params_refusal_is_freed_once_dropped(text):
+    # It was kept in a local ('bad') of the parsing's frame, in its own traceback: a
+    # cycle that held that frame (the file's text and rows) and the frames it went
+    # through, a caller's weights among them, until a full collection.
+    import gc
+    import weakref
+
+    from ncnn_sr.errors import ModelError
+
+    gc.collect()
+    gc.disable()  # what a cycle holds stays, as it does between collections
+    try:
+        with pytest.raises(ModelError, match="is not an ncnn param file") as raised:
+            parse_param(text, "damaged")
+        error = weakref.ref(raised.value)
+        del raised
+        assert error() is None
+    finally:
+        gc.enable()

@@ -4464,3 +4464,47 @@ def test_a_gif_cut_right_after_a_frames_control_extension_is_said_to_be_truncate
         assert upscale_video(tmp_path / "cut.gif", tmp_path / "out.mp4", lambda frames: frames) == 2
     assert [r.getMessage() for r in caplog.records] == [
         f"{tmp_path / 'cut.gif'} is cut short (GIF: cut short after frame 2): it may be truncated"]
+
+
+def test_a_frame_the_encoder_refuses_for_its_size_frees_its_error_once_dropped(tmp_path):
+    # The refusal was kept in a local of the encoding's frame, in its own traceback: a
+    # cycle that held that frame's locals (the frame upscaled, the frames function's
+    # generator and what it decoded) until a full collection.
+    clip = make_clip(tmp_path / "in.mp4", frames=3)
+    wide = np.zeros((2, 16400, 3), np.uint8)  # past x264's 16384 a side
+
+    def frames_fn(frames):
+        for _ in frames:
+            yield wide
+
+    gc.collect()
+    gc.disable()  # what a cycle holds stays, as it does between collections
+    try:
+        with pytest.raises(InputError, match="libx264 encodes frames of at most") as raised:
+            upscale_video(clip, tmp_path / "out.mkv", frames_fn)
+        error = weakref.ref(raised.value)
+        del raised
+        assert error() is None
+    finally:
+        gc.enable()
+
+
+def test_a_piped_videos_error_met_ahead_frees_itself_once_dropped():
+    # _Ahead kept the error it raised, and its raising frame (in the error's traceback)
+    # kept _Ahead: a cycle holding the frames the error went through, the decoding's,
+    # until a full collection.
+    from ncnn_sr.video import _Ahead
+
+    ahead = _Ahead(None)
+    ahead.error = av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+    gc.collect()
+    gc.disable()  # what a cycle holds stays, as it does between collections
+    try:
+        with pytest.raises(av.error.InvalidDataError) as raised:
+            list(ahead.packets())
+        error = weakref.ref(raised.value)
+        del raised
+        assert error() is None
+        assert ahead.error is None
+    finally:
+        gc.enable()
