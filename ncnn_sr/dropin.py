@@ -83,17 +83,20 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     pipe = OutputPipe(output_path)
     click.get_current_context().call_on_close(pipe.close)
     output_folder = names_a_folder(output_path)  # "out/": Path() drops the slash
-    input_path = path_flag(PROG, "-i", input_path, PATHS, folders=True)
-    output_path = pipe.path = path_flag(PROG, "-o", output_path, PATHS)
+    # Each refusal of a run's paths says it failed, as the run's errors do (failed_words).
+    input_path = path_flag(PROG, "-i", input_path, PATHS, folders=True, failed=input_path)
+    output_path = pipe.path = path_flag(PROG, "-o", output_path, PATHS, failed=input_path)
+    given = input_path  # the input as named, a pipe's too (replaced by the file it is read into)
     # "-" is a file's name here, as for the reference (a file or folder so named is
     # taken): ncnn-sr's standard streams would otherwise be "not found", or a folder "-".
     if str(input_path) == STDIO and not os.path.lexists(STDIO):
-        _refuse("-i -: no file named - here: the drop-in reads standard input as -i /dev/stdin")
+        _refuse(failed_words(input_path, "-: no file named - here: the drop-in reads standard input as -i /dev/stdin"))
     if str(output_path) == STDIO and not output_path.is_dir():
-        _refuse("-o -: the drop-in writes files, not standard output: give the output picture's name or a folder")
+        _refuse(failed_words(input_path, "-o -: the drop-in writes files, not standard output: give the output "
+                                         "picture's name or a folder"))
     # Path("") is the current folder: an unset variable (-m "$MODELS") ran the installed
     # models unsaid, where the reference looks for /NAME.param and fails.
-    model_path = path_flag(PROG, "-m", model_path, "a model folder")
+    model_path = path_flag(PROG, "-m", model_path, "a model folder", failed=input_path)
     # The reference opens MODELDIR/NAME.param: a name in a sub-folder is the model folder's.
     model_file = models_mod.in_model_folder(model, model_path)
     # The reference fails to open the model's file in such a folder, and says so.
@@ -126,12 +129,12 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
         try:
             video_in = VideoInput(input_path, dash=False)
         except InputError as e:
-            _refuse(command_words(e, FLAGS))
+            _refuse(failed_words(given, command_words(e, FLAGS)))
     elif str(input_path) != STDIO and is_stream(input_path, reading=True) or pipe_out:
         try:
             piped = Streams(input_path, output_path, None, output_folder, dash=False, pipe_out=pipe_out)
         except InputError as e:
-            _refuse(command_words(e, FLAGS))
+            _refuse(failed_words(given, command_words(e, FLAGS)))
         click.get_current_context().call_on_close(piped.close)  # an interrupt leaves by os._exit, past finally
         name_streams(piped.aliases)
         input_path, output_path = piped.input, piped.output
@@ -167,7 +170,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             try:
                 piped.deliver()
             except InputError as e:
-                _refuse(command_words(e, FLAGS))
+                _refuse(failed_words(given, command_words(e, FLAGS)))
             except DeliveryInterrupted as e:  # as other runs interrupted say it
                 from .batch_cli import stop_interrupted  # loaded by the run
                 stop_interrupted(None, f"{PROG}: interrupted: {e.words}")
@@ -220,7 +223,7 @@ def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int
             try:
                 video_out = VideoOutput(opts.output)  # as it is made, as ncnn-sr video -o fifo.mkv
             except InputError as e:
-                _refuse(command_words(e, FLAGS))
+                _refuse(failed_words(opts.input, command_words(e, FLAGS)))
             pipe.reached = True
         try:
             return run_video(PROG, opts, EncodeOptions(), src=video_in, dst=video_out,
@@ -271,7 +274,7 @@ def _check_picture_name(source: Path, output: Path) -> None:
     else:
         also = " (ncnn-sr writes gif and avif)" if suffix in (".gif", ".avif") else ""
         problem = f"unsupported output format '{suffix}' for {output}: use png, jpg or webp{also}"
-    click.echo(f"{PROG}: error: {problem}", err=True)
+    click.echo(f"{PROG}: error: {failed_words(source, problem)}", err=True)
     sys.exit(1)
 
 

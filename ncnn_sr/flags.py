@@ -16,7 +16,7 @@ import click
 
 from .choices import DEVICE_SPECS
 from .entry import EXIT_FAILED
-from .errors import one_line, shell_word
+from .errors import failed_words, one_line, shell_word
 from .path_names import names_a_folder
 from .streams import STDIO
 
@@ -148,19 +148,26 @@ def _tilde_part(text: str) -> str | None:
     return first if first.startswith("~") and not os.path.lexists(first) else None
 
 
-def _home_path(prog: str, text: str) -> str:
+def _home_path(prog: str, text: str, failed=None) -> str:
     """``text`` with a leading ~ or ~user made the home folder it names, as a shell
     would have: quoted ("~/x.png") or from a config, it made a folder named ~ where the
-    command ran."""
+    command ran. ``failed``: as for path_flag."""
     first = _tilde_part(text)
     if first is None:
         return text
     home = os.path.expanduser(text)
     if home == text:  # ~user of no user
-        click.echo(f"{prog}: error: {text}: no user named {first[1:]} for {first}: write ./{text} for a folder "
-                   "of that name", err=True)
-        sys.exit(EXIT_FAILED)
+        _refuse(prog, f"{text}: no user named {first[1:]} for {first}: write ./{text} for a folder of that name",
+                failed)
     return home
+
+
+def _refuse(prog: str, words: str, failed=None) -> None:
+    """Exit status 1 after ``words``, said to have failed (failed_words) where
+    ``failed`` names the input of a run that ends here; on one line, whatever the
+    names in it hold."""
+    click.echo(one_line(f"{prog}: error: {words if failed is None else failed_words(failed, words)}"), err=True)
+    sys.exit(EXIT_FAILED)
 
 
 class HomePath(click.Path):
@@ -202,41 +209,39 @@ def _file_address_path(text: str) -> str | None:
     return urllib.parse.unquote(parts.path)
 
 
-def path_flag(prog: str, flag: str, text: str, what: str, folders: bool = False) -> Path:
+def path_flag(prog: str, flag: str, text: str, what: str, folders: bool = False, failed=None) -> Path:
     """A path flag's value, or a one-line error and exit status 1 when it is empty:
     Path("") is the current folder, and an unset variable in a script (-i "$IN")
     upscaled whatever was there, or wrote into it. ``folders``: the flag takes a
-    folder of files too, which a pattern left unexpanded meant."""
+    folder of files too, which a pattern left unexpanded meant. ``failed``: the input
+    (its path) of a run whose refusal here says it failed, as the drop-in's do: its
+    wrappers take stderr without "failed" for a success. An empty value is a flag error
+    (the reference prints its usage), said as it is."""
     if not text:
         click.echo(f"{prog}: error: {flag} is empty: give {what}", err=True)
         sys.exit(EXIT_FAILED)
-    text = _home_path(prog, text)
+    text = _home_path(prog, text, failed)
     local = _file_address_path(text)
     if local is not None and not os.path.lexists(text):
         # A file manager's copied link: no download, the path was meant.
-        click.echo(f"{prog}: error: {text} is a file's address: give its path, {shell_word(local)}", err=True)
-        sys.exit(EXIT_FAILED)
+        _refuse(prog, f"{text} is a file's address: give its path, {shell_word(local)}", failed)
     if folders and any(c in text for c in "*?") and not os.path.lexists(text):
         # Windows's cmd expands no pattern, nor does any shell a quoted one. A "[" alone
         # is no sign of one: "[Group] Title - 01.mkv" is a common name.
         folder = shell_word(os.path.dirname(text) or ".")
-        click.echo(f"{prog}: error: {text}: file not found: a pattern is not expanded here (quoted, or in Windows's "
-                   f"cmd): give their folder, {flag} {folder}", err=True)
-        sys.exit(EXIT_FAILED)
+        _refuse(prog, f"{text}: file not found: a pattern is not expanded here (quoted, or in Windows's cmd): "
+                      f"give their folder, {flag} {folder}", failed)
     if _WEB_ADDRESS.match(text) and not os.path.lexists(text):
         # Said whole and as what it is: as a path its // became / ("https:/x.org/a.jpg:
         # file not found"), and an output made a folder named "s3:".
         how = "write here, then upload" if flag == "-o" else "download it first"
-        click.echo(f"{prog}: error: {text} is a web address, not a file: {how}", err=True)
-        sys.exit(EXIT_FAILED)
+        _refuse(prog, f"{text} is a web address, not a file: {how}", failed)
     if flag in ("-i", "--dni") and names_a_folder(text) and os.path.exists(os.path.normpath(text)) \
             and not os.path.isdir(text):
         # "a.png/": Path() drops the separator, and the file was read, where a shell or
         # the system refuses it (ENOTDIR). An output so named is a folder to make; a
         # model folder (-m) is refused in words of its own.
-        click.echo(f"{prog}: error: {one_line(text)}: not a folder ({one_line(os.path.normpath(text))} is a file)",
-                   err=True)
-        sys.exit(EXIT_FAILED)
+        _refuse(prog, f"{text}: not a folder ({os.path.normpath(text)} is a file)", failed)
     if text != STDIO and Path(text) == Path(STDIO):
         # "./-" or "-/" names the file or folder "-", as for cat ./-: Path() drops the
         # "./" and the slash, which left "-", standard input or output.

@@ -335,9 +335,23 @@ def test_a_picture_the_dropin_fails_is_said_to_have_failed_as_by_the_reference(t
                                   ["-i", "in.png", "-o", "o.png", "-n", "nosuch"],  # ncnn: "fopen ... failed"
                                   ["-i", "in.png", "-o", "o.png", "-m", "gone"],
                                   ["-i", "in.png", "-o", "o.png", "-m", "in.png"],
-                                  ["-i", "in.png", "-o", "o.png", "-m", "mine"]],
+                                  ["-i", "in.png", "-o", "o.png", "-m", "mine"],
+                                  # the refusals of a path flag, before the run
+                                  ["-i", "*.png", "-o", "out"],  # a pattern left unexpanded
+                                  ["-i", "in.png/", "-o", "out"],  # a folder that is a file
+                                  ["-i", "https://x.org/a.png", "-o", "o.png"],
+                                  ["-i", "file:///gone/a.png", "-o", "o.png"],
+                                  ["-i", "~nosuchuser/a.png", "-o", "o.png"],
+                                  ["-i", "in.png", "-o", "o.png", "-m", "~nosuchuser/models"],
+                                  ["-i", "-", "-o", "o.png"],
+                                  ["-i", "in.png", "-o", "-"],
+                                  ["-i", "in.png", "-o", "o.bmp"],
+                                  ["-i", "in.png", "-o", "o"]],
                          ids=["missing input", "output is the input", "output unwritable", "folder unwritable",
-                              "unknown model", "model folder missing", "model folder a file", "model not in folder"])
+                              "unknown model", "model folder missing", "model folder a file", "model not in folder",
+                              "pattern", "folder a file", "web address", "file address", "no such user",
+                              "model folder of no such user", "dash input", "dash output", "output format",
+                              "no extension"])
 def test_a_dropin_run_that_writes_nothing_says_failed_as_the_reference_does(args, tmp_path):
     # Upscayl takes the drop-in's stderr without "failed" (or "invalid gpu") for a
     # success, whatever the exit status, as the reference says "failed" wherever it
@@ -350,6 +364,26 @@ def test_a_dropin_run_that_writes_nothing_says_failed_as_the_reference_does(args
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("realesrgan-ncnn-vulkan: error: ") and "failed" in proc.stderr, proc.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_dropin_run_refused_a_terminal_says_failed_too(tmp_path):
+    # Upscayl-style wrappers read "failed" in stderr, as for any run that writes
+    # nothing: -i /dev/stdin on a terminal said "standard input is a terminal" alone.
+    import pty
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    main, other = pty.openpty()
+    try:
+        for args, said in ((["-i", "/dev/stdin", "-o", "o.png"], "/dev/stdin failed: standard input is a terminal"),
+                           (["-i", "/dev/stdin", "-o", "o.mp4"], "/dev/stdin failed: standard input is a terminal"),
+                           (["-i", "in.png", "-o", "/dev/stdout"], "in.png failed: /dev/stdout has no extension")):
+            proc = subprocess.run([DROPIN, *args, "-g", "-1", "-s", "2"], stdin=other, stdout=other,
+                                  stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=300)
+            assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+            assert proc.stderr.startswith(f"realesrgan-ncnn-vulkan: error: {said}"), proc.stderr
+    finally:
+        os.close(main)
+        os.close(other)
+    assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
 
 def test_a_video_the_dropin_cannot_run_is_said_to_have_failed_too(tmp_path):
@@ -1530,8 +1564,8 @@ def test_a_gif_output_is_refused_by_the_dropin_as_by_the_reference(tmp_path):
 
 
 @pytest.mark.parametrize("output, said", [
-    ("o.bmp", "unsupported output format '.bmp' for o.bmp: use png, jpg or webp"),
-    ("o", "o has no extension and is not a folder: name the output picture .png, .jpg or .webp, "
+    ("o.bmp", "in.png failed: unsupported output format '.bmp' for o.bmp: use png, jpg or webp"),
+    ("o", "in.png failed: o has no extension and is not a folder: name the output picture .png, .jpg or .webp, "
           "or write o/ for a folder (made if missing)"),
 ])
 def test_the_dropin_names_only_the_formats_it_writes(output, said, tmp_path):
@@ -2417,11 +2451,11 @@ def test_the_drop_in_reads_a_pipe_path_as_the_reference_reads_any_file(tmp_path)
 
 
 @pytest.mark.parametrize("args, said", [
-    (["-i", "-", "-o", "o.png"], "-i -: no file named - here: the drop-in reads standard input as -i /dev/stdin"),
-    (["-i", "in.png", "-o", "-"], "-o -: the drop-in writes files, not standard output: give the output picture's "
-                                  "name or a folder"),
-    (["-i", "in", "-o", "-"], "-o -: the drop-in writes files, not standard output: give the output picture's "
-                              "name or a folder"),
+    (["-i", "-", "-o", "o.png"], "- failed: no file named - here: the drop-in reads standard input as -i /dev/stdin"),
+    (["-i", "in.png", "-o", "-"], "in.png failed: -o -: the drop-in writes files, not standard output: give the "
+                                  "output picture's name or a folder"),
+    (["-i", "in", "-o", "-"], "in failed: -o -: the drop-in writes files, not standard output: give the output "
+                              "picture's name or a folder"),
 ])
 def test_a_dash_for_a_standard_stream_is_refused_by_the_drop_in_with_what_to_give(args, said, tmp_path):
     # The drop-in reads "-" as a file's name, as the reference: -i - said "-: file not

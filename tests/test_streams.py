@@ -445,13 +445,14 @@ def test_the_drop_ins_stream_hints_name_only_what_it_takes(tmp_path):
     drop_in = [DROPIN, "-i", "/dev/stdin", *FAST]
     proc = subprocess.run([*drop_in, "-o", tmp_path / "pics"], input=png_bytes(6, 6), capture_output=True, timeout=300)
     assert proc.returncode == 1 and proc.stderr.decode().splitlines() == [
-        "realesrgan-ncnn-vulkan: error: a picture from standard input needs an output file's name, not a folder"]
+        "realesrgan-ncnn-vulkan: error: /dev/stdin failed: a picture from standard input needs an output file's name, "
+        "not a folder"]
     main, other = pty.openpty()
     try:
         for output, what, example in (("o.png", "picture", "in.jpg"), ("o.mkv", "video", "in.mkv")):
             proc = subprocess.run([*drop_in, "-o", tmp_path / output], stdin=other, capture_output=True, timeout=300)
             assert proc.returncode == 1 and proc.stderr.decode().splitlines() == [
-                f"realesrgan-ncnn-vulkan: error: standard input is a terminal: pipe a {what} in "
+                f"realesrgan-ncnn-vulkan: error: /dev/stdin failed: standard input is a terminal: pipe a {what} in "
                 f"(-i /dev/stdin < {example})"]
     finally:
         os.close(main)
