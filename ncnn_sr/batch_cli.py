@@ -22,6 +22,7 @@ import click
 
 from . import devices
 from .console import FrameProgress, Progress, TileBar, echo, stream_aliases, tile_percent
+from .cut_short import video_fault
 from .engine import Upscaler
 from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, failed_words,
                      os_reason, shell_word, write_error_type)
@@ -415,7 +416,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
             if (src is opts.input and opts.output.exists() and opts.input.exists()
                     and os.path.samefile(opts.input, opts.output)):
                 raise InputError(f"output {opts.output} is the input: it would be overwritten; choose another output")
-            if opts.skip_existing and opts.output.exists():  # as for a single picture
+            if opts.skip_existing and _finished(opts.output):  # as for a single picture
                 check_run(opts)
                 if not opts.quiet:
                     echo(f"{prog}: {opts.output} exists: skipped (--skip-existing)")
@@ -562,6 +563,20 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
             f"({upscaled}{rate:.2f} fps{reused})")
 
 
+def _finished(dst: Path) -> bool:
+    """Whether the video ``dst`` is there for --skip-existing to skip: one that is
+    empty, cut short or that FFmpeg cannot open (another tool's, or a copy, stopped
+    while writing it; a disk that filled) is said and written again, as a picture cut
+    short is. This run's own writing never leaves one: a video is written into a hidden
+    file and renamed into place once complete."""
+    if not dst.exists():
+        return False
+    fault = video_fault(dst)
+    if fault is not None:
+        log.warning("%s %s: written again (--skip-existing)", dst, fault)
+    return fault is None
+
+
 def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: FlagNames = FlagNames()) -> int:
     """Each video in the folder ``opts.input`` (its sub-folders too with
     ``opts.recursive``) into the folder ``opts.output``, the model loaded once (see
@@ -585,7 +600,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     try:
         jobs = plan_videos(opts.input, opts.output, encode, opts.recursive, opts.output_folder)
         pipes = {dst: OutputPipe(dst) for _, dst in jobs if is_fifo(dst)}
-        if not all(opts.skip_existing and dst.exists() for _, dst in jobs):
+        done_before = {dst for _, dst in jobs if opts.skip_existing and _finished(dst)}
+        if len(done_before) < len(jobs):
             check_folder(opts.output)
         else:
             # No model loads for videos all skipped (build_lanes is called for the first
@@ -593,7 +609,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
             check_run(opts)
         lanes = None
         for place, (src, dst) in enumerate(jobs, 1):
-            if opts.skip_existing and dst.exists():
+            if dst in done_before:
                 skipped += 1
                 if opts.verbose:  # as a single video says it, which -v's line per file is
                     echo(f"{prog}: {dst} exists: skipped (--skip-existing)")

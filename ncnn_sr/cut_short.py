@@ -6,6 +6,7 @@ in moments; a file that does not start as one of these formats is not judged."""
 from __future__ import annotations
 
 import os
+import stat
 
 _PNG = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: empty, with its CRC
@@ -61,3 +62,90 @@ def _boxes_fill(f, size: int) -> bool:
             return False
         at += length
     return at == size
+
+
+_EBML, _SEGMENT = 0x1A45DFA3, 0x18538067
+
+
+def video_fault(path: str | os.PathLike) -> str | None:
+    """Why the video file ``path``, there, is no finished output, or None: it is empty,
+    its container is cut short (an mp4's or mov's boxes, a Matroska or WebM segment,
+    running past the file's end), or FFmpeg cannot open it (an mp4 whose moov box never
+    came). A file that is not a plain file, or cannot be read, is not judged."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if st.st_size == 0:
+            return "is empty"
+        with open(path, "rb") as f:
+            head = f.read(16)
+            cut = not _boxes_fill(f, st.st_size) if head[4:8] == b"ftyp" else \
+                _segment_cut(f, st.st_size) if head.startswith(_EBML.to_bytes(4, "big")) else False
+    except OSError:
+        return None
+    if cut:
+        return "is cut short (its end is missing)"
+    import av  # here, as the videos are run: loaded with them
+    try:
+        av.open(os.fspath(path)).close()
+    except av.error.InvalidDataError as e:
+        return f"cannot be opened as a video ({e.strerror or e})"
+    except (av.error.FFmpegError, OSError):
+        return None  # not the file's fault, or not known to be
+    return None
+
+
+def _segment_cut(f, size: int) -> bool:
+    """Whether the Matroska (WebM) file ``f`` of ``size`` bytes ends before its Segment
+    or, where the Segment's size is left unknown (written as it was made), its last
+    element states. An element of unknown size ends the look: nothing says where."""
+    header = _element(f, 0, size)
+    if header is None:
+        return True
+    at = header[1] + header[2]
+    segment = _element(f, at, size)
+    if segment is None or segment[0] != _SEGMENT:
+        return segment is None
+    _, start, length = segment
+    if length is not None:
+        return start + length > size
+    at = start
+    while at < size:
+        element = _element(f, at, size)
+        if element is None:
+            return True
+        _, start, length = element
+        if length is None:
+            return False
+        at = start + length
+    return at > size
+
+
+def _element(f, at: int, size: int) -> tuple[int, int, int | None] | None:
+    """(id, where its data starts, its size or None where unknown) of the EBML element
+    at ``at``; None where its header runs past ``size``."""
+    f.seek(at)
+    data = f.read(16)
+    ident = _vint(data, 0, keep_marker=True)
+    if ident is None:
+        return None
+    value, used = ident
+    length = _vint(data, used)
+    if length is None:
+        return None
+    count, more = length
+    unknown = count == (1 << (7 * more)) - 1
+    start = at + used + more
+    return (value, start, None if unknown else count) if start <= size else None
+
+
+def _vint(data: bytes, at: int, keep_marker: bool = False) -> tuple[int, int] | None:
+    """(value, its length in bytes) of the EBML variable-size integer at ``at``."""
+    if at >= len(data) or data[at] == 0:
+        return None
+    length = 9 - data[at].bit_length()
+    if at + length > len(data):
+        return None
+    value = int.from_bytes(data[at:at + length], "big")
+    return (value if keep_marker else value & ((1 << (7 * length)) - 1)), length

@@ -27,6 +27,13 @@ def videos(folder: Path) -> Path:
     return folder
 
 
+def done_before(path: Path) -> bytes:
+    """A finished video at ``path``, as an earlier run left it, whose bytes it returns:
+    --skip-existing writes one that is empty, cut short or no video again."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return make_clip(path, frames=1, width=8, height=8, audio=None).read_bytes()
+
+
 def names(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
@@ -61,11 +68,46 @@ def test_skip_existing_leaves_a_single_videos_output_as_a_single_pictures(comman
     # A script resuming video by video (for f in *.mkv; do ncnn-sr video -i "$f" ...
     # --skip-existing) upscaled every one again, over its output, without a word.
     clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
-    (tmp_path / "out.mp4").write_bytes(b"done before")
+    done = done_before(tmp_path / "out.mp4")
     proc = run(NCNN_SR, *command, "-i", clip, "-o", tmp_path / "out.mp4", "--skip-existing", *X2)
     assert proc.stderr == f"ncnn-sr: {tmp_path / 'out.mp4'} exists: skipped (--skip-existing)\n"
-    assert (tmp_path / "out.mp4").read_bytes() == b"done before"
+    assert (tmp_path / "out.mp4").read_bytes() == done
 
+
+
+def test_skip_existing_writes_again_a_video_output_empty_cut_short_or_unreadable(tmp_path):
+    # Each output that was there was skipped, whatever it held: one emptied, copied in
+    # part, or whose writer (another tool, a disk that filled) stopped before the end
+    # stayed so, and the run said all were done.
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.mp4", "b.mkv", "c.mp4", "d.webm", "e.mkv"):
+        make_clip(src / name, frames=2, width=16, height=12, audio=None)
+    out = tmp_path / "out"
+    run(NCNN_SR, "video", "-i", src, "-o", out, *X2)
+    whole = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "a.mp4").write_bytes(b"")
+    (out / "b.mkv").write_bytes(whole["b.mkv"][:-20])  # its last frame cut off
+    (out / "c.mp4").write_bytes(whole["c.mp4"][:len(whole["c.mp4"]) // 2])  # no moov box: FFmpeg cannot open it
+    (out / "d.webm").write_bytes(whole["d.webm"][:-1])
+    proc = run(NCNN_SR, "video", "-i", src, "-o", out, "--skip-existing", *X2)
+    said = [line for line in proc.stderr.splitlines() if "written again" in line]
+    assert said == [f"ncnn-sr: warning: {out / 'a.mp4'} is empty: written again (--skip-existing)",
+                    f"ncnn-sr: warning: {out / 'b.mkv'} is cut short (its end is missing): written again "
+                    "(--skip-existing)",
+                    f"ncnn-sr: warning: {out / 'c.mp4'} is cut short (its end is missing): written again "
+                    "(--skip-existing)",
+                    f"ncnn-sr: warning: {out / 'd.webm'} is cut short (its end is missing): written again "
+                    "(--skip-existing)"], proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("ncnn-sr: 5 videos: 4 upscaled, 1 skipped, 0 failed in ")
+    assert (out / "e.mkv").read_bytes() == whole["e.mkv"]
+    for name in whole:
+        assert frame_times(out / name)[1] == (32, 24), name
+    # A file FFmpeg cannot open, and a single video's output, alike.
+    (out / "e.mkv").write_bytes(b"not a video")
+    proc = run(NCNN_SR, "video", "-i", src / "e.mkv", "-o", out / "e.mkv", "--skip-existing", *X2)
+    assert proc.stderr.startswith(f"ncnn-sr: warning: {out / 'e.mkv'} cannot be opened as a video ("), proc.stderr
+    assert frame_times(out / "e.mkv")[1] == (32, 24)
 
 
 def test_verbose_says_each_video_skipped_as_a_single_video_skipped_says_it(tmp_path):
@@ -89,20 +131,20 @@ def test_a_folder_of_videos_all_skipped_loads_no_model_and_still_refuses_an_unkn
     (tmp_path / "in").mkdir()
     make_clip(tmp_path / "in" / "a.mp4", frames=2, audio=None)
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "a.mp4").write_bytes(b"done before")
+    done = done_before(tmp_path / "out" / "a.mp4")
     args = ["video", "-i", tmp_path / "in", "-o", tmp_path / "out", "--skip-existing", *X2]
     status, said = in_process(*args)
     assert status == 0 and loads == [], said
     assert said.splitlines()[-1].startswith("ncnn-sr: 1 video: 0 upscaled, 1 skipped, 0 failed in ")
     status, said = in_process(*args, "-n", "nosuch")
     assert status == 1 and said.startswith("ncnn-sr: error: unknown model 'nosuch': ") and said.count("\n") == 1
-    assert (tmp_path / "out" / "a.mp4").read_bytes() == b"done before" and loads == []
+    assert (tmp_path / "out" / "a.mp4").read_bytes() == done and loads == []
 
 
 @pytest.mark.parametrize("command", [["video"], []])
 def test_a_single_video_skipped_still_refuses_an_unknown_model(command, tmp_path, in_process):
     clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
-    (tmp_path / "out.mp4").write_bytes(b"done before")
+    done_before(tmp_path / "out.mp4")
     status, said = in_process(*command, "-i", clip, "-o", tmp_path / "out.mp4", "--skip-existing", *X2, "-n", "nosuch")
     assert status == 1 and said.startswith("ncnn-sr: error: unknown model 'nosuch': ") and said.count("\n") == 1
 
@@ -129,10 +171,10 @@ def test_a_single_video_into_a_folder_is_named_as_a_folders_video(tmp_path):
 def test_skip_existing_leaves_a_single_videos_output_in_a_folder(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "in.mp4").write_bytes(b"done before")
+    done = done_before(tmp_path / "out" / "in.mp4")
     proc = run(NCNN_SR, "-i", clip, "-o", tmp_path / "out", "--skip-existing", *X2)
     assert proc.stderr == f"ncnn-sr: {tmp_path / 'out' / 'in.mp4'} exists: skipped (--skip-existing)\n"
-    assert (tmp_path / "out" / "in.mp4").read_bytes() == b"done before"
+    assert (tmp_path / "out" / "in.mp4").read_bytes() == done
 
 
 def test_a_single_video_into_its_own_folder_is_refused_as_its_own_output(tmp_path):
