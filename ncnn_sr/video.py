@@ -22,7 +22,6 @@ import logging
 import math
 import mmap
 import os
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -33,7 +32,7 @@ import av
 import av.logging
 import numpy as np
 
-from . import cover_atom, gif, isobmff, timecode, video_streams
+from . import cover_atom, gif, isobmff, part_files, timecode, video_streams
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import (FlagNames, InputError, SettingError, cannot_write, describe, file_path, in_one_line,
                      write_error_type)
@@ -646,7 +645,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         check_named_as_file(dst, "the video, such as out.mp4")  # "out.mp4/" was written as out.mp4
     dst = dst if piped else Path(dst)
     encoder = video_encoder(dst, options, flags)
-    part = None
+    part = lock = None
     if not piped:
         final = write_target(dst)
     inp = _open_input(src)
@@ -658,7 +657,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             if not piped:
                 # A Ctrl-C as mkstemp made it is raised once ``part`` names it, for the removal below.
                 with HeldInterrupts(ctrl_c_signals()):
-                    part = _part_file(final, dst.suffix)
+                    part, lock = _part_file(final, dst.suffix)
             if piped and dst.unkept:
                 log.warning("%s is a pipe, which %s cannot be written into: writing %s (%s) into it", dst,
                             dst.unkept, dst.kind, dst.suffix)
@@ -728,6 +727,9 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         if piped and _broken_pipe(e):
             raise dst.closed_early() from None
         raise
+    finally:
+        if lock is not None:
+            os.close(lock)  # the part is in place, or removed
     inp.close()
     return written
 
@@ -888,15 +890,18 @@ def _muxer_options(dst: Path) -> dict | None:
     return None
 
 
-def _part_file(final: Path, suffix: str) -> Path:
+def _part_file(final: Path, suffix: str) -> tuple[Path, int | None]:
     """A new empty file beside ``final``, hidden, to write its video into: of this run
     alone, as two runs writing one output at once (over one folder with
     --skip-existing, say) each wrote into the other's; and with ``suffix``, which says
-    the container, whatever a link named ``final`` points to."""
-    handle, name = tempfile.mkstemp(prefix=f".{temp_stem(final.stem, final.parent)}.ncnn-sr-part.", suffix=suffix,
-                                    dir=final.parent)
-    os.close(handle)
-    return Path(name)
+    the container, whatever a link named ``final`` points to. With it, the descriptor
+    that locks it while it is written (part_files), to close once it is renamed or
+    removed. Those a run killed while writing ``final`` left are removed first."""
+    stem = temp_stem(final.stem, final.parent)
+    for name, size in part_files.remove_stale(final.parent, stem, suffix):
+        shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size} bytes"
+        log.warning("%s: removed %s (%s), left by a run killed while writing it", final, name, shown)
+    return part_files.new_part(final.parent, stem, suffix)
 
 
 def _broken_pipe(e: BaseException) -> bool:

@@ -4439,6 +4439,36 @@ def test_a_ctrl_c_as_the_video_s_part_file_is_made_leaves_nothing(tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no part file is taken for stale")
+def test_a_part_file_a_killed_run_left_is_removed_by_the_next_writing_that_output(tmp_path, caplog):
+    # A run killed outright (SIGKILL, a crash) left its hidden part file, which no
+    # later run removed: gigabytes for a long video, a new one for each run killed.
+    # Only a part whose writer is gone (its lock free) and that is not empty is
+    # removed: not another run's in progress, nor another version's (never locked).
+    import fcntl
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=8, height=8, audio=None)
+    stale, other_run, older, just_made, other_output = (
+        tmp_path / ".out.ncnn-sr-part-locked.a1b2c3d4.mp4", tmp_path / ".out.ncnn-sr-part-locked.e5f6g7h8.mp4",
+        tmp_path / ".out.ncnn-sr-part.a1b2c3d4.mp4", tmp_path / ".out.ncnn-sr-part-locked.i9j0k1l2.mp4",
+        tmp_path / ".out.ncnn-sr-part-locked.m3n4o5p6.mkv")
+    for path in (stale, other_run, older, other_output):
+        path.write_bytes(b"\0" * 1000)
+    just_made.write_bytes(b"")
+    held = os.open(other_run, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+            upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+    finally:
+        os.close(held)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (clip, tmp_path / "out.mp4", other_run, older, just_made, other_output))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'out.mp4'}: removed {stale.name} (1000 bytes), left by a run killed while writing it"]
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].frames == 2
+
+
 def test_a_file_name_with_a_line_break_is_escaped_in_upscale_videos_errors(tmp_path):
     # read_image's and the model errors' were escaped; a video's kept the raw line break.
     with pytest.raises(InputError) as caught:
