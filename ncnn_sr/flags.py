@@ -220,7 +220,9 @@ def path_flag(prog: str, flag: str, text: str, what: str, folders: bool = False,
     if not text:
         click.echo(f"{prog}: error: {flag} is empty: give {what}", err=True)
         sys.exit(EXIT_FAILED)
-    text = _home_path(prog, text, failed)
+    given, text = text, _home_path(prog, text, failed)
+    if failed == given:
+        failed = text  # the input named as the words below name it ("~/x*.png" expanded)
     local = _file_address_path(text)
     if local is not None and not os.path.lexists(text):
         # A file manager's copied link: no download, the path was meant.
