@@ -801,10 +801,10 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         second = None if other is None else \
             checkpoint.read_weights(path_flag(PROG, "--dni", other, "the model to interpolate with"))
         # Two conversions of one address into one folder at once: one after the other.
-        held = download_mod.one_at_a_time(target, lambda: logging.getLogger("ncnn_sr").warning(
+        made = download_mod.one_at_a_time(target, lambda: logging.getLogger("ncnn_sr").warning(
             "another download into %s is under way (another ncnn-sr convert?): waiting for it to end", target)) \
-            if url is not None else contextlib.nullcontext()
-        with folder_made(target), held, downloaded:
+            if url is not None else folder_made(target)
+        with made, downloaded:
             if url is not None:
                 try:  # the other may have written it meanwhile
                     convert_mod.check_target(target, name, force)
@@ -972,6 +972,9 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
             said = words.startswith((f"{name}:", f"{name!r} ", f"model {name} ", f"model {name}:"))  # not twice
             click.echo(f"{PROG}: error: {words if said else f'{name}: {words}'}", err=True)
             failed = True
+        except download_mod.WaitStopped:  # what is kept there is the other's
+            click.echo(f"{PROG}: {name}: stopped waiting: the other download into {where} goes on", err=True)
+            raise
         except KeyboardInterrupt:
             # Before the entry point's "interrupted": what a long download brought is not lost.
             kept = fetch_mod.pending_bytes(name, where) if weights is None else 0

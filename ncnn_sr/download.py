@@ -25,7 +25,7 @@ from typing import Callable
 
 from . import __version__
 from .errors import InputError, NcnnSrError, cannot_write, describe, is_web_page
-from .files import check_folder, write_target
+from .files import check_folder, folder_made, write_target
 
 CHUNK = 1 << 20
 # Seconds a connection may stay silent (to connect, or between two reads).
@@ -187,34 +187,73 @@ class Downloaded:
         return False
 
 
+class WaitStopped(KeyboardInterrupt):
+    """A Ctrl-C while ``one_at_a_time`` waited for another process: the bytes kept in
+    the folder are that one's download, which goes on."""
+
+
 @contextlib.contextmanager
 def one_at_a_time(folder: Path, waiting: Callable[[], None] | None = None):
-    """Held around a download into ``folder`` and the use of what came (a ``with``
-    block, outside ``Downloaded``'s): another process doing the same there waits for it
-    to end, ``waiting`` called first. Two fetches of one model at once each appended to
-    the same part, so neither's sha256 matched: one blamed the server, the other read a
-    part the first had deleted (a traceback). Where the folder cannot be locked
-    (Windows, some network file systems), nothing is held."""
+    """Make ``folder`` (as ``folder_made``) and hold it around a download into it and
+    the use of what came (a ``with`` block, outside ``Downloaded``'s): another process
+    doing the same there waits for it to end, ``waiting`` called first. Two fetches of
+    one model at once each appended to the same part, so neither's sha256 matched: one
+    blamed the server, the other read a part the first had deleted (a traceback).
+    Where the folder cannot be locked (Windows, some network file systems), nothing
+    is held."""
+    while True:
+        fd = None
+        try:
+            # On a failure the folders made are taken back while this process still
+            # holds them: taken back once it had let go, an empty one was removed under
+            # the download of the process that had just taken it. Stopped while
+            # waiting, it leaves them to the one it waited for.
+            with folder_made(folder, kept_on=WaitStopped):
+                fd = _held(folder, waiting)
+                if fd is not None and not _same_file(fd, folder):
+                    # Taken back by the one waited for (it failed, leaving it empty):
+                    # what is held is gone, so a third would not have waited.
+                    waiting = None  # said once
+                    continue
+                yield
+                return
+        finally:
+            if fd is not None:
+                os.close(fd)  # which lets the lock go
+
+
+def _held(folder: Path, waiting: Callable[[], None] | None) -> int | None:
+    """A descriptor of ``folder`` locked for this process, waited for; None where it
+    cannot be locked. WaitStopped on a Ctrl-C while waiting."""
     try:
         import fcntl
         fd = os.open(folder, os.O_RDONLY)
     except (ImportError, OSError):
-        fd = None
-    if fd is None:  # yielded out of the except clause, the block's own errors would seem caused by this one
-        yield
-        return
+        return None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            if waiting is not None:
-                waiting()
-            fcntl.flock(fd, fcntl.LOCK_EX)  # a Ctrl-C still ends the wait
+            try:
+                if waiting is not None:
+                    waiting()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except KeyboardInterrupt:
+                raise WaitStopped from None
         except OSError:  # a file system without locks
             pass
-        yield
-    finally:
-        os.close(fd)  # which lets the lock go
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        there, held = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _check_target(target: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import ModelError, NcnnSrError, Option, SettingError, describe, file_path
-from .files import check_folder, folder_made
+from .files import check_folder
 from .download import Downloaded, Source, download_part, kept_bytes, one_at_a_time, partial_path, verify_file
 from .fetch_record import write_record
 from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, misspelt, resolve_model, spelt_otherwise
@@ -108,7 +108,7 @@ def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str
                     name, folder)
 
     try:
-        with folder_made(folder), one_at_a_time(folder, waiting), downloaded:
+        with one_at_a_time(folder, waiting), downloaded:  # which makes the folder
             if not force:  # the other fetch may have installed it meanwhile
                 present = installed(name, folder)
                 if present is not None:

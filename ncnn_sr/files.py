@@ -263,17 +263,18 @@ def make_folder(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def folder_made(folder: str | os.PathLike):
+def folder_made(folder: str | os.PathLike, kept_on: type[BaseException] | tuple[type[BaseException], ...] = ()):
     """Make ``folder`` and its missing parents for what the block writes there; when
     the block fails or is interrupted, take the folders it made back, as far as they
-    are empty (one holding a download's kept bytes stays)."""
+    are empty (one holding a download's kept bytes stays), unless with one of
+    ``kept_on`` (another process uses them)."""
     folder = Path(folder)
     made = [p for p in (folder, *folder.parents) if not os.path.lexists(p)]  # innermost first
     make_folder(folder)
     try:
         yield folder
-    except BaseException:
-        for p in made:
+    except BaseException as e:
+        for p in made if not isinstance(e, kept_on) else ():
             try:
                 p.rmdir()
             except OSError:

@@ -41,6 +41,9 @@ class Server(http.server.ThreadingHTTPServer):
         self.if_range_asked: list[str | None] = []
         self.redirects: dict[str, str | None] = {}  # path -> Location (None: a redirect naming none)
         self.lengths = True  # False: no Content-Length, the body ends as the connection closes
+        self.asked = threading.Event()  # set as a request comes
+        self.answer = threading.Event()  # clear: each request waits for it before any answer
+        self.answer.set()
 
     def handle_error(self, request, client_address):
         pass  # a client that hangs up midway, as some tests do
@@ -52,6 +55,8 @@ class Server(http.server.ThreadingHTTPServer):
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         server: Server = self.server
+        server.asked.set()
+        server.answer.wait(10)
         if self.path in server.redirects:
             self.send_response(302)
             if server.redirects[self.path] is not None:
@@ -1057,3 +1062,90 @@ def test_a_web_page_sent_for_pinned_weights_is_said_to_be_one_and_nothing_is_kep
     assert str(refused.value) == f"{source.url} sent a web page (HTML), not the file: a sign-in page of the " \
                                  "network or a proxy, or an error page? (open the address in a browser to see it)"
     assert os.listdir(tmp_path) == []
+
+
+def test_ctrl_c_while_waiting_for_another_fetch_says_so_and_the_other_goes_on(server, tmp_path):
+    # found by a user audit: the one waiting said 'the 1 kB downloaded are kept: the same
+    # command goes on from them', of the bytes the other process was downloading.
+    import signal
+
+    data = weights_bytes(tmp_path, random_compact(upscale=4))
+    source = pinned(server, "/general.pth", data)
+    server.pause_after = 1000
+    folder = tmp_path / "models"
+    first = _fetching(source, folder)
+    part = partial_path(folder / ".realesr-general-x4v3.pth")
+    while not (part.exists() and part.stat().st_size >= 1000) and first.poll() is None:
+        threading.Event().wait(0.05)
+    second = _fetching(source, folder)
+    said = second.stderr.readline()
+    assert said.endswith("waiting for it to end\n")
+    second.send_signal(signal.SIGINT)
+    out, err = second.communicate(timeout=60)
+    server.go_on.set()
+    outs = first.communicate(timeout=120)
+    assert second.returncode == 130 and err == (f"ncnn-sr: realesr-general-x4v3: stopped waiting: the other download "
+                                                f"into {folder} goes on\n\nncnn-sr: interrupted\n"), err  # click's line break after ^C
+    assert first.returncode == 0 and outs[1] == "", outs
+    assert _listed(folder, "realesr-general-x4v3").split()[2] == "fetched"
+
+
+def test_a_fetch_stopped_waiting_leaves_the_folder_it_made_to_the_one_downloading(server, tmp_path, monkeypatch):
+    # found by a user audit: a fetch that made the folder and waited for another, stopped
+    # before the other had written anything, removed the folder, empty, that the other
+    # then could not write its download into. The other runs in a process of its own,
+    # started once this one has made the folder; its answer is held until this one stops.
+    from ncnn_sr import fetch, files
+
+    data = weights_bytes(tmp_path, random_compact(upscale=4))
+    source = pinned(server, "/general.pth", data)
+    server.answer.clear()
+    folder = tmp_path / "models"
+    others = []
+    made, held = files.make_folder, fetch.one_at_a_time
+
+    def started_meanwhile(where):
+        made(where)
+        if where == folder and not others:
+            others.append(_fetching(source, where))
+            assert server.asked.wait(60)  # it holds the folder, and has written nothing
+
+    def stopped_waiting(where, waiting):
+        def stopped():
+            waiting()
+            raise KeyboardInterrupt
+        return held(where, stopped)
+
+    monkeypatch.setattr(files, "make_folder", started_meanwhile)
+    monkeypatch.setattr(fetch, "one_at_a_time", stopped_waiting)
+    monkeypatch.setattr(fetch, "source_of", lambda name: source)
+    with pytest.raises(KeyboardInterrupt):
+        fetch.fetch_model("realesr-general-x4v3", folder, source=source)
+    assert folder.is_dir()
+    server.answer.set()
+    outs = others[0].communicate(timeout=120)
+    assert others[0].returncode == 0 and outs[1] == "", outs
+    assert _listed(folder, "realesr-general-x4v3").split()[2] == "fetched"
+
+
+def test_a_download_that_waited_for_one_that_failed_finds_its_folder_again(tmp_path):
+    # The one waited for made the folder and, failing before it wrote anything, took it
+    # back: the one that waited held a folder gone, and could write nothing into it.
+    from ncnn_sr.download import one_at_a_time
+
+    folder = tmp_path / "models"
+    entered, fail = threading.Event(), threading.Event()
+
+    def failing():
+        with pytest.raises(RuntimeError), one_at_a_time(folder):
+            entered.set()
+            fail.wait(10)
+            raise RuntimeError("no network")
+
+    first = threading.Thread(target=failing)
+    first.start()
+    entered.wait(10)
+    with one_at_a_time(folder, waiting=fail.set):  # a lock of its own, though in one process
+        (folder / "part").write_bytes(b"x")
+    first.join()
+    assert os.listdir(folder) == ["part"]
