@@ -656,10 +656,9 @@ def upright_sizes(path) -> tuple[tuple[int, int], ...]:
 def header_layout(path) -> tuple[tuple[tuple[int, int], ...], str | None, int]:
     """``upright_sizes(path)``, the Pillow mode the header states ("RGBA" where it
     states a transparent colour, as a PNG's tRNS; None where it cannot be read) and
-    the bytes a sample read_image gives at least: 2 for a 16-bit PNG (other than
-    palette) and 16-bit grey, else 1 (a 16-bit TIFF is read in 16 bits only where its
-    layout allows). What a result takes in memory is counted from these before the
-    pixels are read."""
+    the bytes a sample read_image gives at least: 2 for 16-bit grey and what is read
+    in 16 bits (``_read_deep``), else 1. What a result takes in memory is counted
+    from these before the pixels are read."""
     try:
         _check_regular(path)  # as header_size
         with pillow_warnings():
@@ -669,7 +668,7 @@ def header_layout(path) -> tuple[tuple[tuple[int, int], ...], str | None, int]:
                 if "transparency" in im.info and mode not in ALPHA_MODES:
                     mode = "RGBA"  # as _to_array reads it
                 depth, colour_type = png_header(path) if im.format == "PNG" else (8, None)
-                deep = mode in _DEEP_GREY_MODES or (depth == 16 and colour_type != 3)
+                deep = mode in _DEEP_GREY_MODES or (depth == 16 and colour_type != 3) or _read_deep(im, path)
                 itemsize = 2 if deep else 1
                 if im.format == "PNG" and "exif" not in im.info:
                     return (size, size[::-1]), mode, itemsize
@@ -679,6 +678,19 @@ def header_layout(path) -> tuple[tuple[tuple[int, int], ...], str | None, int]:
         return (), None, 1
     turned = exif is not None and exif.get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn
     return (size[::-1] if turned else size,), mode, itemsize
+
+
+def _read_deep(im: Image.Image, path: str) -> bool:
+    """Whether read_image reads the colour of the open, not yet loaded, picture ``im``
+    (at ``path``) in 16 bits, told from its header alone: a 16-bit TIFF, JPEG 2000 or
+    PPM, a 10- or 12-bit HEIF. Counted as 8 bits, a large one was refused for its
+    memory only once its pixels were read (minutes, GBs). Not a deep AVIF: FFmpeg
+    reads it in 16 bits only where its picture is Pillow's, which a grid of tiles (a
+    large one, often) is not. A deep JPEG 2000 is counted in 16 bits though one
+    FFmpeg cannot decode is read in 8: what its header cannot tell, and rare."""
+    if im.format == "JPEG2000":
+        return im.mode in ("RGB", "RGBA") and jpeg2000.bits(path) > 8
+    return heif.is_deep(im) or tiff16.reads_deep(im) or pnm.deep_samples(im) is not None
 
 
 def frame_count(path) -> int:

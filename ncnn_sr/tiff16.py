@@ -51,6 +51,21 @@ def is_deep(im: Image.Image) -> bool:
     return len(bits) >= 3 and all(b == 16 for b in bits)
 
 
+def reads_deep(im: Image.Image) -> bool:
+    """Whether ``read16`` reads the open TIFF ``im`` in 16 bits (its layout one it
+    reads exactly, as ``_as_grey`` tells from the file), from Pillow's reading of its
+    tags: the memory a result takes is counted from it before the pixels are read."""
+    if not is_deep(im):
+        return False
+    tags = im.tag_v2
+    extra = tags.get(_EXTRA, ())
+    extra = extra if isinstance(extra, tuple) else (extra,)
+    samples = tags.get(_SAMPLES, 1)
+    return samples in (3, 4) and len(tags.get(_BITS)) == samples and tags.get(_PHOTOMETRIC) == _RGB \
+        and tags.get(_PLANAR, 1) == 1 and tags.get(_PREDICTOR, 1) in (1, 2) and len(extra) == samples - 3 \
+        and extra in ((), (_ASSOCIATED_ALPHA,), (_UNASSOCIATED_ALPHA,))
+
+
 class _Rows(TiffImagePlugin.TiffImageFile):
     """The rewritten TIFF, opened without Pillow's decompression-bomb check, which
     would count its samples as pixels and refuse (or warn of) a 16-bit photo a third

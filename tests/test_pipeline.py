@@ -435,6 +435,32 @@ def test_a_result_too_large_for_memory_is_refused_from_its_header_before_its_pix
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
 
 
+@pytest.mark.parametrize("name", ["deep.tif", "deep.ppm", "deep.jp2", "deep.heic"])
+def test_a_deep_picture_too_large_for_memory_is_refused_from_its_header_in_its_depth(name, tmp_path, monkeypatch):
+    # Found by a user audit: the header check counted a 16-bit TIFF, JPEG 2000 or PPM
+    # and a 10-bit HEIF in 8 bits, so a large one whose 16-bit result could not fit was
+    # refused only once its pixels were read (minutes and GBs for a large one).
+    from test_heif_avif import heic16
+    from test_images import jpeg2000
+    from test_tiff16 import tiff
+    from ncnn_sr.images import write_bytes
+    src = tmp_path / "in"
+    src.mkdir()
+    samples = np.random.default_rng(0).integers(0, 1 << 16, (20, 20, 3), dtype=np.uint16)
+    write = {"deep.tif": lambda path: path.write_bytes(tiff(samples)),
+             "deep.ppm": lambda path: path.write_bytes(b"P6 20 20 65535\n" + samples.astype(">u2").tobytes()),
+             "deep.jp2": lambda path: jpeg2000(path, samples, 16), "deep.heic": lambda path: heic16(path, samples)}
+    write[name](src / name)
+    need = 40 * 40 * 3 * 2 + write_bytes(40, 40, 3, 2, "png")
+    monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: need - 1)
+    reads = []
+    real = loading_mod.read_image
+    monkeypatch.setattr(loading_mod, "read_image", lambda path: reads.append(path) or real(path))
+    summary = Pipeline([Lane(Doubling(lambda: 0), 1)]).run(plan_jobs(src, tmp_path / "out").jobs)
+    assert summary.failed == 1 and reads == []
+    assert summary.failures[0].message.startswith(f"{src / name}: its 40x40 result written as PNG needs about")
+
+
 def test_the_header_memory_check_refuses_no_jpg_target_that_fits_as_the_png_its_transparency_makes(tmp_path,
                                                                                                    monkeypatch):
     # A jpg target of a picture with transparency is written as a png, which takes

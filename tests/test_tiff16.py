@@ -118,6 +118,7 @@ def test_a_16_bit_rgb_tiff_reads_as_its_16_bit_samples(layout):
     data = tiff(SAMPLES, **layout)
     with Image.open(io.BytesIO(data)) as im:
         assert im.mode == "RGB" and tiff16.is_deep(im)  # Pillow's own: 8 bits
+        assert tiff16.reads_deep(im)  # as the header's memory check counts it
     assert np.array_equal(tiff16.read16(data), SAMPLES)
 
 
@@ -218,7 +219,10 @@ def test_a_16_bit_tiff_with_an_orientation_is_turned_as_pillow_turns_its_8_bits(
 ])
 def test_a_layout_not_read_exactly_is_left_to_pillow(change):
     samples = RGBA if 338 in change else SAMPLES
-    assert tiff16.read16(tiff(samples, extra=change)) is None
+    data = tiff(samples, extra=change)
+    assert tiff16.read16(data) is None
+    with Image.open(io.BytesIO(data)) as im:  # counted in 8 bits by the header's memory check
+        assert not tiff16.reads_deep(im)
 
 
 def test_a_16_bit_rgb_and_premultiplied_alpha_tiff_reads_its_colour_divided_by_its_alpha(tmp_path, caplog):
