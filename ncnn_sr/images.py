@@ -199,6 +199,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         if grey_alpha is not None:  # its orientation taken out: tiff16 turns it
             tiff_turn = grey_alpha.orientation
         deep_ppm = pnm.deep_samples(im)  # from its tile, which loading clears
+        if deep_ppm is not None:
+            pnm.decode_fast(im, deep_ppm)
         _check_not_preview(im, path)
         jpeg_read = _check_jpeg_data(im, path, ended)
         im.load()

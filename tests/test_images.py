@@ -243,6 +243,23 @@ def test_a_sixteen_bit_ppm_is_read_in_sixteen_bits(maxval, tmp_path):
     assert np.array_equal(read_image(tmp_path / "o.png")[0], want)
 
 
+@pytest.mark.parametrize("maxval", [65535, 4095])
+def test_a_sixteen_bit_ppm_is_not_decoded_by_pillows_python_decoder_too(maxval, tmp_path, monkeypatch):
+    # Found by a user audit: its samples were decoded twice, by Pillow's decoder (in
+    # Python: 24 s of a 4000x3000 photo) for 8-bit pixels then thrown away, and by
+    # pnm.read16 (1 s), whose 16 bits are kept.
+    from PIL import PpmImagePlugin
+
+    def refused(self, buffer):
+        raise AssertionError("Pillow's Python decoder")
+    monkeypatch.setattr(PpmImagePlugin.PpmDecoder, "decode", refused)
+    samples = np.random.default_rng(0).integers(0, maxval + 1, (5, 7, 3)).astype(np.uint16)
+    (tmp_path / "c.ppm").write_bytes(b"P6\n7 5\n%d\n" % maxval + samples.astype(">u2").tobytes())
+    arr, info = read_image(tmp_path / "c.ppm")
+    assert np.array_equal(arr, (samples.astype(np.uint32) * 65535 + maxval // 2) // maxval)
+    assert info.format == "PPM" and info.mode == "RGB"
+
+
 def test_a_plain_sixteen_bit_ppm_is_read_in_sixteen_bits(tmp_path):
     # The text form (P3) of a deep PPM: Pillow reads it in 8 bits too.
     samples = np.random.default_rng(0).integers(0, 1024, (5, 7, 3)).astype(np.uint16)
