@@ -220,6 +220,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         self._last_size: tuple = ()
         self._tile = tile
         self._pid = os.getpid()
+        self._gpu_tiles: dict = {}  # (heap, the heap's tile) -> the automatic GPU tile
         chosen = devices.get_device(device)
         self._check_fixed_sizes(chosen)
         self._net = self._load(chosen)
@@ -552,7 +553,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         network's output is of a size of its own: not an upscaler, which its test
         runs took minutes and gigabytes to find at 8192x8192."""
         s = self.spec
-        graph = parse_param(s.param_path.read_bytes(), s.name, s.param_path)
+        graph = self._graph = parse_param(s.param_path.read_bytes(), s.name, s.param_path)
         if device.is_gpu:
             room, where = device.heap_budget_mb * 2**20, f"the {device.heap_budget_mb} MB of {device}"
         else:
@@ -567,11 +568,16 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         # Whatever the picture, then for the test picture (_probe_scale) where it runs;
         # none where the memory is not known.
         sides = () if not room else (1,) if s.scale else (1, PROBE_SIZE)
+        # On a GPU, then the window of the smallest tile, to which the automatic tile
+        # shrinks for such a model (tile_choice.gpu_fitting_tile).
+        smallest = devices.MIN_TILE + self._window_extra
+        sides += (smallest,) if room and device.is_gpu else ()
         for side in sides:
             # The first too large: the layer to mend, where the rest grow from it.
             for layer, channels, height, width in fixed_blobs(graph, side):
                 if channels * height * width * value > room:
-                    test = f" from its {side}x{side} test picture" if side > 1 else ""
+                    test = (f" from the {side}x{side} window of a {devices.MIN_TILE} px tile, the smallest" if side == smallest
+                            else f" from its {side}x{side} test picture" if side > 1 else "")
                     raise ModelError(f"{s.said}layer {layer.name} ({layer.type}) makes a {width}x{height}x{channels} "
                                      f"blob ({channels * height * width * value // 2**20} MB){test}, more than {where}")
         output = fixed_output(graph, s.output_blob)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import budget, devices, staged
+from .choices import MIN_TILE
 from .netsplit import NetPlan
 from .network import Network, SplitNetwork
+from .param_file import ParamGraph, fixed_blobs
 from .staged_run import tta_bytes
 
 # Side of the pieces a split network's head runs on (netsplit) on the CPU, and what its
@@ -34,6 +36,31 @@ STAGE_MAP_CAP = 768 << 20
 EXACT_WORTH = 1.10
 # Rows of the band a staged run holds, as assumed when the automatic tile is chosen.
 STAGE_BAND = 256
+# The largest blob of a window at the automatic GPU tile takes at most this share of
+# the heap (beside it: the blob it is made from, a layer's workspace, the weights), so
+# that a custom model making much per input pixel (an x32 deconvolution of 256
+# channels: 512 kB a pixel) gets smaller tiles than the heap's rule. No packaged model
+# comes near it: realesrgan-x4plus's largest, a 4x map of 64 channels, is 99 MB at the
+# reference's 200 px tiles, which take a heap over 1900 MB.
+GPU_BLOB_SHARE = 4
+
+
+def largest_blob_bytes(graph: ParamGraph, side: int, value: int) -> int:
+    """Bytes of the largest blob a ``side`` x ``side`` window makes, at ``value``
+    bytes a number (a lower bound: see param_file.fixed_blobs)."""
+    return max((c * h * w for _, c, h, w in fixed_blobs(graph, side)), default=0) * value
+
+
+def gpu_fitting_tile(graph: ParamGraph, heap_mb: int, start: int, extra: int, value: int) -> int:
+    """The largest tile from ``start`` down, by 16 px, whose window (the tile and
+    ``extra``) makes no blob larger than a GPU_BLOB_SHARE of a ``heap_mb`` heap;
+    MIN_TILE where none does (the load refused a model whose window there does not
+    fit the whole heap)."""
+    room = (heap_mb << 20) // GPU_BLOB_SHARE
+    for tile in range(start, MIN_TILE, -16):
+        if largest_blob_bytes(graph, tile + extra, value) <= room:
+            return tile
+    return MIN_TILE
 
 
 class TileChoice:
@@ -47,7 +74,7 @@ class TileChoice:
         ``runs_whole``."""
         share = share or self._concurrency
         if net.device.is_gpu:  # the maps stay in the host's memory
-            return devices.gpu_tile_for(net.device, reference_rule=self.overlap == 0), isinstance(net, SplitNetwork)
+            return self._gpu_tile(net.device), isinstance(net, SplitNetwork)
         if not isinstance(net, SplitNetwork):
             return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
                                          share=share, overlap=self.overlap, border=self._border), False
@@ -75,6 +102,23 @@ class TileChoice:
             if self._staged_cost(net.plan, staged_tile) <= EXACT_WORTH * self._blended_cost(full):
                 return staged_tile, True
         return full, False
+
+    def _gpu_tile(self, device: devices.Device) -> int:
+        """The heap's tile, less where the model's blobs need it (gpu_fitting_tile).
+        ncnn does not check the buffers it fails to make: a window too large for
+        lavapipe's heap printed "vkCreateBuffer failed -2" and segfaulted."""
+        start = devices.gpu_tile_for(device, reference_rule=self.overlap == 0)
+        key = (device.heap_budget_mb, start)
+        if key not in self._gpu_tiles:
+            self._gpu_tiles[key] = gpu_fitting_tile(self._graph, device.heap_budget_mb, start,
+                                                    self._window_extra, 4 if self._precision == "fp32" else 2)
+        return self._gpu_tiles[key]
+
+    @property
+    def _window_extra(self) -> int:
+        """How much longer than its tile a window may be: its context on both sides,
+        the overlap and the rounding to the alignment (tiles.blend_spans)."""
+        return 2 * self.tile_pad + self.overlap + self._alignment - 1
 
     def _blended_cost(self, tile: int) -> float:
         """Network runs per pixel of blended windows of ``tile`` (one axis, squared)."""

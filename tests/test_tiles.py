@@ -192,3 +192,43 @@ def test_a_rise_and_a_fall_over_the_same_pixels_sum_to_one():
     assert np.allclose(left[-6:] + right[:6], 1.0)
     assert (left[:-6] == 1).all() and (right[6:] == 1).all()
     assert (np.diff(right[:6]) > 0).all()
+
+
+BLOWING_UP = ("7767517\n4 4\nInput data 0 1 data\nDeconvolution d 1 1 data a 0=32 1=16 3=16 6=24576\n"
+              "Pooling p 1 1 a b 0=1 1=4 2=4\nConvolution c 1 1 b out 0=3 1=1 6=96\n")
+
+
+def test_the_gpu_auto_tile_shrinks_until_a_custom_models_largest_blob_fits_a_quarter_of_the_heap():
+    from ncnn_sr.param_file import parse_param
+    from ncnn_sr.tile_choice import gpu_fitting_tile, largest_blob_bytes
+    # 32 maps at 16 times the size: 16 kB a pixel in fp16, 296 MB for the 136x136 window of
+    # lavapipe's 100 px tile (10 px context, 16 overlap): 84 px tiles' 120x120 is 225 MB.
+    graph = parse_param(BLOWING_UP.encode())
+    assert largest_blob_bytes(graph, 136, 2) == 136 * 136 * 16 * 16 * 32 * 2
+    assert gpu_fitting_tile(graph, 1024, 100, 36, 2) == 84
+    assert gpu_fitting_tile(graph, 1024, 100, 36, 4) == 52  # float32
+    assert gpu_fitting_tile(graph, 4096, 100, 36, 2) == 100
+    assert gpu_fitting_tile(graph, 100, 32, 36, 2) == 32  # the least: the load checked the whole heap
+
+
+def test_the_catalogs_gpu_auto_tiles_are_the_heaps_own():
+    from ncnn_sr import devices, models
+    from ncnn_sr.engine import DEFAULT_OVERLAP
+    from ncnn_sr.errors import ModelMissing
+    from ncnn_sr.param_file import parse_param
+    from ncnn_sr.tile_choice import gpu_fitting_tile
+    checked = 0
+    for name in models.catalog():
+        try:
+            spec = models.resolve_model(name)
+        except ModelMissing:
+            continue
+        graph = parse_param(spec.param_path.read_bytes())
+        for heap, discrete in ((100, False), (191, False), (551, False), (1901, False), (16_000, True)):
+            for overlap in (DEFAULT_OVERLAP, 0):
+                start = devices.gpu_auto_tile(heap, discrete and overlap > 0)
+                extra = 2 * spec.prepadding + overlap + spec.alignment - 1
+                for value in (2, 4):
+                    assert gpu_fitting_tile(graph, heap, start, extra, value) == start, (name, heap, overlap, value)
+        checked += 1
+    assert checked >= 5

@@ -476,3 +476,32 @@ def test_a_ctrl_c_while_a_model_loads_on_a_gpu_ends_the_load_at_the_next_read(gp
     # ncnn holds the GIL while it loads a model, compiling a shader per layer on a GPU:
     # a Ctrl-C waited seconds for the whole load.
     assert load_interrupted(monkeypatch, get_device(gpu)) <= 4
+
+
+def blowing_up_model(folder, name: str, channels: int) -> str:
+    """An x4 custom model that makes ``channels`` maps at 32 times the picture's size
+    (an x32 deconvolution, then a 1x1 convolution) before it pools them back."""
+    c = channels
+    (folder / f"{name}.param").write_text(
+        "7767517\n5 5\nInput data 0 1 data\nDeconvolution d 1 1 data a 0=3 1=32 3=32 6=9216\n"
+        f"Convolution w 1 1 a b 0={c} 1=1 6={3 * c}\nPooling p 1 1 b e 0=1 1=8 2=8\n"
+        f"Convolution c 1 1 e out 0=3 1=1 6={3 * c}\n")
+    (folder / f"{name}.bin").write_bytes(bytes(4 + 4 * 9216) + bytes(4 + 12 * c) + bytes(4 + 12 * c))
+    return str(folder / f"{name}.param")
+
+
+def test_the_auto_tile_shrinks_to_a_custom_models_blobs_or_the_model_is_refused(gpu, tmp_path):
+    # The auto tile came from the heap alone: an x32 deconvolution of 256 maps on a
+    # 100x100 picture (lavapipe's 100 px tile) asked for a 5 GB buffer, ncnn printed
+    # "vkCreateBuffer failed -2" and the process segfaulted after 140 s.
+    device = get_device(gpu)
+    heap = device.heap_budget_mb << 20
+    per_channel = (68 * 32) ** 2 * 2  # the 68x68 window of a 32 px tile (10 px context, 16 overlap), fp16
+    too_wide = blowing_up_model(tmp_path, "too-wide", heap // per_channel + 1)
+    with pytest.raises(ModelError, match=r"layer w \(Convolution\) makes a 2176x2176x\d+ blob \(\d+ MB\) from the "
+                                         r"68x68 window of a 32 px tile, the smallest, more than the \d+ MB of GPU"):
+        Upscaler(too_wide, device=gpu)
+    # Half the heap at the smallest tile: more than a quarter of it at the heap's own.
+    with Upscaler(blowing_up_model(tmp_path, "wide", heap // per_channel // 2), device=gpu) as up:
+        tile = up._auto_tile(up._net, 1000, 1000)[0]
+        assert tile == 32 < engine_mod.devices.gpu_tile_for(device)
