@@ -220,7 +220,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         self._last_size: tuple = ()
         self._tile = tile
         self._pid = os.getpid()
-        self._gpu_tiles: dict = {}  # (heap, the heap's tile) -> the automatic GPU tile
+        # (heap, the heap's tile) -> the automatic GPU tile; "cpu" -> the bytes per pixel
+        # of the largest blob's (tile_choice)
+        self._blob_memo: dict = {}
         chosen = devices.get_device(device)
         self._check_fixed_sizes(chosen)
         self._net = self._load(chosen)

@@ -43,12 +43,25 @@ STAGE_BAND = 256
 # comes near it: realesrgan-x4plus's largest, a 4x map of 64 channels, is 99 MB at the
 # reference's 200 px tiles, which take a heap over 1900 MB.
 GPU_BLOB_SHARE = 4
+# On the CPU a window takes at least this many times its largest float32 blob: the
+# layer's input beside it, and its workspace. An x32 deconvolution to 64 maps (256 kB a
+# pixel), whose Pooling no estimate knows (the 64 kB a pixel of custom models), peaked
+# at 5.2 GB on a 100x100 picture run whole: 520 kB a pixel.
+CPU_OVER_LARGEST_BLOB = 2
+# The side of the test picture that per-pixel figure is worked out on: sides grow with
+# it (a pad, a kernel's reach), less so on larger pictures.
+BLOB_SIDE = 64
 
 
 def largest_blob_bytes(graph: ParamGraph, side: int, value: int) -> int:
     """Bytes of the largest blob a ``side`` x ``side`` window makes, at ``value``
     bytes a number (a lower bound: see param_file.fixed_blobs)."""
     return max((c * h * w for _, c, h, w in fixed_blobs(graph, side)), default=0) * value
+
+
+def cpu_blob_bytes_per_pixel(graph: ParamGraph) -> int:
+    """Bytes per input pixel a CPU window takes at least, from its largest blob."""
+    return CPU_OVER_LARGEST_BLOB * largest_blob_bytes(graph, BLOB_SIDE, 4) // BLOB_SIDE ** 2
 
 
 def gpu_fitting_tile(graph: ParamGraph, heap_mb: int, start: int, extra: int, value: int) -> int:
@@ -76,7 +89,10 @@ class TileChoice:
         if net.device.is_gpu:  # the maps stay in the host's memory
             return self._gpu_tile(net.device), isinstance(net, SplitNetwork)
         if not isinstance(net, SplitNetwork):
-            return devices.cpu_auto_tile(height, width, self.spec.cpu_bytes_per_pixel, self.tile_pad,
+            if "cpu" not in self._blob_memo:
+                self._blob_memo["cpu"] = cpu_blob_bytes_per_pixel(self._graph)
+            per_pixel = max(self.spec.cpu_bytes_per_pixel, self._blob_memo["cpu"])
+            return devices.cpu_auto_tile(height, width, per_pixel, self.tile_pad,
                                          share=share, overlap=self.overlap, border=self._border), False
         # RRDBNet's parts, measured; a network lighter than them whole (RealPLKSR, cut
         # only before its pixel shuffle) is held to its own estimate.
@@ -109,10 +125,10 @@ class TileChoice:
         lavapipe's heap printed "vkCreateBuffer failed -2" and segfaulted."""
         start = devices.gpu_tile_for(device, reference_rule=self.overlap == 0)
         key = (device.heap_budget_mb, start)
-        if key not in self._gpu_tiles:
-            self._gpu_tiles[key] = gpu_fitting_tile(self._graph, device.heap_budget_mb, start,
+        if key not in self._blob_memo:
+            self._blob_memo[key] = gpu_fitting_tile(self._graph, device.heap_budget_mb, start,
                                                     self._window_extra, 4 if self._precision == "fp32" else 2)
-        return self._gpu_tiles[key]
+        return self._blob_memo[key]
 
     @property
     def _window_extra(self) -> int:

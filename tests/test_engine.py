@@ -1397,3 +1397,19 @@ def test_an_open_file_or_a_files_contents_as_the_model_or_its_folder_is_said_as_
         Upscaler("realesr-animevideov3-x2", device=-1, model_path=memoryview(b"models"))
     assert str(refused.value) == ("model_path must be a folder's path, got 6 bytes (a memoryview): a file's contents? "
                                   "save them to a file and give its path")
+
+
+def test_the_cpu_auto_tile_counts_a_custom_models_largest_blob(tmp_path, monkeypatch):
+    # An x16 deconvolution to 64 maps (64 kB a pixel in float32), then a Pooling, which
+    # the estimate does not know: custom models' 64 kB a pixel ran a 150x150 picture
+    # whole. An x32 one of 64 maps peaked at 5.2 GB on 100x100, against the 1.5 GB cap.
+    (tmp_path / "pooled.param").write_text(
+        "7767517\n4 4\nInput data 0 1 data\nDeconvolution d 1 1 data a 0=64 1=16 3=16 6=49152\n"
+        "Pooling p 1 1 a b 0=1 1=4 2=4\nConvolution c 1 1 b out 0=3 1=1 6=192\n")
+    (tmp_path / "pooled.bin").write_bytes(bytes(4 + 4 * 49152) + struct.pack("<I", 0) + bytes(192 * 4))
+    monkeypatch.setattr(engine_mod.devices.host_memory, "available_memory", lambda: 8 << 30)
+    with Upscaler(str(tmp_path / "pooled.param"), device=-1) as up:
+        assert up.spec.cpu_bytes_per_pixel == 64_000 and up.scale == 4
+        tile = up._auto_tile(up._net, 150, 150)[0]
+        assert 32 <= tile < 150
+        assert up._auto_tile(up._net, 40, 40)[0] == 0

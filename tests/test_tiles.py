@@ -232,3 +232,20 @@ def test_the_catalogs_gpu_auto_tiles_are_the_heaps_own():
                     assert gpu_fitting_tile(graph, heap, start, extra, value) == start, (name, heap, overlap, value)
         checked += 1
     assert checked >= 5
+
+
+def test_the_cpu_bytes_per_pixel_of_a_largest_blob_are_within_the_catalogs_own():
+    from ncnn_sr import models
+    from ncnn_sr.errors import ModelMissing
+    from ncnn_sr.param_file import parse_param
+    from ncnn_sr.tile_choice import cpu_blob_bytes_per_pixel
+    assert cpu_blob_bytes_per_pixel(parse_param(BLOWING_UP.encode())) == 2 * 32 * 16 * 16 * 4
+    checked = 0
+    for name in models.catalog():
+        try:
+            spec = models.resolve_model(name)
+        except ModelMissing:
+            continue
+        assert cpu_blob_bytes_per_pixel(parse_param(spec.param_path.read_bytes())) < spec.cpu_bytes_per_pixel, name
+        checked += 1
+    assert checked >= 5
