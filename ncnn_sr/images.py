@@ -539,6 +539,21 @@ def _netpbm_kind(path: str) -> str | None:
         return None
 
 
+def _readers_taking(f):
+    """(format, reader) for each of Pillow's readers whose check takes the first bytes
+    of the open file ``f``, which is rewound for each."""
+    prefix = f.read(16)
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        try:
+            known = accept is not None and accept(prefix)
+        except Exception:  # noqa: BLE001 - a check that fails on these bytes knows them not
+            continue
+        if known and not isinstance(known, str):  # a str: Pillow lacks its library
+            f.seek(0)
+            yield fmt, factory
+
+
 def _header_refusal(path: str) -> str | None:
     """Why the reader of the format whose signature starts the file at ``path``
     refuses it, as "broken or truncated picture (...)": a JPEG cut short between two
@@ -549,16 +564,9 @@ def _header_refusal(path: str) -> str | None:
     no reader knows the file's first bytes."""
     try:
         with open(path, "rb") as f:
-            prefix = f.read(16)
-            for fmt in Image.ID:
-                factory, accept = Image.OPEN[fmt]
-                try:
-                    known = accept is not None and accept(prefix)
-                except Exception:  # noqa: BLE001 - a check that fails on these bytes knows them not
+            for fmt, factory in _readers_taking(f):
+                if fmt in NOT_PICTURES:
                     continue
-                if not known or isinstance(known, str) or fmt in NOT_PICTURES:  # a str: Pillow lacks its library
-                    continue
-                f.seek(0)
                 try:
                     with pillow_warnings():
                         factory(f, path).close()
@@ -581,14 +589,8 @@ def _stated_size(path: str) -> str | None:
     it); None where none does."""
     try:
         with open(path, "rb") as f:
-            prefix = f.read(16)
-            for fmt in Image.ID:
-                factory, accept = Image.OPEN[fmt]
+            for _, factory in _readers_taking(f):
                 try:
-                    known = accept is not None and accept(prefix)
-                    if not known or isinstance(known, str):  # a str: Pillow lacks its library
-                        continue
-                    f.seek(0)
                     with pillow_warnings(), factory(f, path) as im:
                         return f"{im.width}x{im.height}"
                 except Exception:  # noqa: BLE001 - the next reader may take it
