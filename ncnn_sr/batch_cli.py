@@ -796,7 +796,7 @@ def _plan(opts: RunOptions, flags: FlagNames) -> Plan:
     """The run's jobs."""
     try:
         plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive, folder=opts.output_folder,
-                         suffix=opts.suffix)
+                         suffix=opts.suffix, in_place=opts.in_place_ok)
     except OutputIsInput as e:
         if _same_folder(opts.input, opts.output):
             # Outputs beside their inputs were wanted: the way there was not said.

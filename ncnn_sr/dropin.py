@@ -163,6 +163,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             reference_stderr=True,
             empty_folder_ok=True,
             warn_model_elsewhere=False,  # refused above, or its default folder, passed over unsaid
+            in_place_ok=True,
         )
         code = _run(opts, video_in, pipe)
         if code == 0 and piped is not None:

@@ -308,3 +308,7 @@ class RunOptions:
     # it is given so, as the reference fails, and passes over its default models folder
     # unsaid, as the reference then looks beside itself, where its models are.
     warn_model_elsewhere: bool = True
+    # One picture whose output is itself is replaced by its upscaled self, as the
+    # reference does and Upscayl's "double upscayl" relies on (its second pass is
+    # -i out.png -o out.png); ncnn-sr refuses it, the picture would be lost.
+    in_place_ok: bool = False

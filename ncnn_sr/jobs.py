@@ -38,11 +38,13 @@ from .video_options import is_video_path
 class Job:
     """One picture: read from ``source``, written to ``target``. ``stem_siblings``:
     where the folder's other inputs of its stem go, when this one took the stem's
-    plain name (a.png of a.jpg, beside a.png which goes to a.png.png)."""
+    plain name (a.png of a.jpg, beside a.png which goes to a.png.png). ``in_place``:
+    the picture may be replaced by its output (plan_jobs' in_place)."""
 
     source: Path
     target: Path
     stem_siblings: tuple[Path, ...] = ()
+    in_place: bool = False
 
     def __post_init__(self) -> None:
         # Made by hand with str paths, as open() takes them: the run failed inside on a
@@ -118,7 +120,8 @@ def is_picture_name(path: Path) -> bool:
 
 
 def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
-              fmt: str | None = None, recursive: bool = False, folder: bool = False, suffix: str = "") -> Plan:
+              fmt: str | None = None, recursive: bool = False, folder: bool = False, suffix: str = "",
+              in_place: bool = False) -> Plan:
     """Plan a run from an input file or folder and an output file or folder.
 
     A file into a folder becomes ``folder/stem.FORMAT`` (``stemSUFFIX.FORMAT`` with
@@ -132,7 +135,9 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
     ("out.png" is refused, as the reference refuses it) or a video ("out.mp4"). A plan whose output would replace one of its
     own inputs is refused whole (InputError), as are a path that cannot be looked at
     and an output that cannot be reached (a link to nothing on its way, or a file
-    where a folder must be).
+    where a folder must be). ``in_place`` lets a file input be replaced by its output,
+    as the reference does and its wrappers rely on: the output is written aside and
+    renamed over the input once whole.
     """
     # As str: None was a bare TypeError from pathlib, and bytes were refused.
     input_path, output_path = file_path(input_path, "plan_jobs"), file_path(output_path, "plan_jobs")
@@ -140,17 +145,18 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
         raise SettingError(f"suffix must be a str, got {describe(suffix)}")
     if fault := suffix_fault(suffix):  # "/../x" planned outputs outside the output folder
         raise SettingError(f"suffix {fault}, got {suffix!r}")
-    for name, value in (("recursive", recursive), ("folder", folder)):
+    for name, value in (("recursive", recursive), ("folder", folder), ("in_place", in_place)):
         if not isinstance(value, (bool, np.bool_)):  # a truthy "no" took the subfolders too
             raise SettingError(f"{name} must be True or False, got {describe(value)}")
     try:
         return _plan(Path(input_path), Path(output_path), fmt, recursive, folder or names_a_folder(output_path),
-                     suffix)
+                     suffix, in_place)
     except OSError as e:  # a name too long for the file system, say
         raise InputError(f"{e.filename or input_path}: {e.strerror or e}") from None
 
 
-def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: bool, suffix: str) -> Plan:
+def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: bool, suffix: str,
+          in_place: bool) -> Plan:
     # "" is no format, as write_image takes it; anything else not a str is refused
     # there (an array's truth was ambiguous, and 0 or False planned png unsaid).
     given, fmt = fmt, None if fmt is None or (isinstance(fmt, str) and not fmt) else format_named(fmt, dst)
@@ -172,7 +178,8 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
             notes += (f"--suffix {suffix} ignored: the output is named, {dst}",)
         if recursive:  # a script's -r over what it took for a folder
             notes += (f"-r ignored: {src} is not a folder",)
-        return _unless_overwriting(Plan((Job(src, dst),), notes, False))
+        plan = Plan((Job(src, dst, in_place=in_place),), notes, False)
+        return plan if in_place else _unless_overwriting(plan)
     check_reachable(dst, file=False)
     if dst.exists() and not dst.is_dir():
         raise InputError(f"{src} is a folder but {dst} is a file: "

@@ -157,7 +157,7 @@ class Loading:
         both before the run)."""
         job = item.job
         with contextlib.suppress(OSError):
-            if os.path.samefile(job.source, job.target):
+            if not job.in_place and os.path.samefile(job.source, job.target):
                 item.error = f"{job.source}: its output is the input: it would be overwritten; choose another output"
                 return
         key = output_key(job.target)
