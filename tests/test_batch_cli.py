@@ -2142,7 +2142,9 @@ def test_an_output_that_is_only_an_extension_is_refused_as_a_name_missing(cmd, s
         assert said.endswith(f"error: {failed}in is a folder but .png is named like a picture: input and output must "
                              "both be files or both be folders (.png/ makes a folder of that name)")
     else:
-        assert said.endswith("error: .png is an extension without a name: name the output picture, such as out.png")
+        failed = "in.png failed: " if cmd == DROPIN else ""  # in the reference's word
+        assert said.endswith(f"error: {failed}.png is an extension without a name: name the output picture, "
+                             "such as out.png")
     assert sorted(os.listdir(tmp_path)) == ["in", "in.png"]
 
 
