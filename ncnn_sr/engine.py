@@ -36,7 +36,7 @@ from .param_file import fixed_blobs, fixed_output, parse_param
 from .pixels import check_image, is_grey_colour, make_grey
 from .resample import resize, resize_bytes, target_size
 from .staged_run import StagedRun
-from .tile_choice import HEAD_PIECE, TileChoice
+from .tile_choice import HEAD_PIECE, TileChoice, first_oversized_blob, largest_fitting_tile
 from .tiles import mirror_pad, tile_grid
 from .windows import WindowRunner
 
@@ -225,6 +225,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         self._blob_memo: dict = {}
         chosen = devices.get_device(device)
         self._check_fixed_sizes(chosen)
+        self._check_given_tile(tile, chosen)
         self._net = self._load(chosen)
         try:
             # Not a software device (lavapipe: kind "cpu"), which computes on the CPU in
@@ -327,6 +328,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
     def tile(self, tile: int) -> None:
         tile = checked_tile(tile)
         with self._lock:
+            self._check_given_tile(tile, self._net.device)
             self._tile = tile
 
     def upscale(self, image: np.ndarray, scale: float | None = None,
@@ -588,6 +590,27 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
             size = f"a {width}x{height} output" if width else "an output of a size of its own"
             raise ModelError(f"{s.said}makes {size} whatever the picture (layer {layer.name}, {layer.type}, "
                              "fixes its size): not an upscaler")
+
+    def _check_given_tile(self, tile: int, device: Device) -> None:
+        """A ModelError where the window of a ``tile`` given (not 0) makes a blob of a
+        custom model larger than ``device``'s whole heap (the automatic tile keeps to a
+        quarter: the user asked for this one), naming the largest tile that fits: ncnn
+        does not check the buffer it fails to make ("vkCreateBuffer failed -2" on
+        lavapipe, then a segfault). The catalog's models are left to their tiles as
+        before: their runs at any tile are known, and on a host-memory GPU cut in pieces."""
+        if not tile or not device.is_gpu or self.spec.verified:
+            return
+        room, value = device.heap_budget_mb << 20, 4 if self._precision == "fp32" else 2
+        side = tile + self._window_extra
+        blob = first_oversized_blob(self._graph, side, room, value)
+        if blob is None:
+            return
+        layer, channels, height, width = blob
+        fits = largest_fitting_tile(self._graph, room, tile - 1, self._window_extra, value)
+        raise ModelError(f"{self.spec.said}layer {layer.name} ({layer.type}) makes a {width}x{height}x{channels} blob "
+                         f"({channels * height * width * value >> 20} MB) from the {side}x{side} window of a {tile} px "
+                         f"tile, more than the {device.heap_budget_mb} MB of {device}: "
+                         + (f"the largest tile that fits is {fits} px" if fits else "no tile fits"))
 
     def _load(self, device: Device, precision: str | None = None) -> Network | SplitNetwork:
         s = self.spec

@@ -76,6 +76,27 @@ def gpu_fitting_tile(graph: ParamGraph, heap_mb: int, start: int, extra: int, va
     return MIN_TILE
 
 
+def largest_fitting_tile(graph: ParamGraph, room: int, high: int, extra: int, value: int) -> int:
+    """The largest tile up to ``high`` whose window (the tile and ``extra``) makes no
+    blob larger than ``room`` bytes; 0 where not even MIN_TILE's does. Bisected: a
+    blob grows with its window, and a tile may be given in the thousands."""
+    low, best = MIN_TILE, 0
+    while low <= high:
+        mid = (low + high) // 2
+        if largest_blob_bytes(graph, mid + extra, value) <= room:
+            best, low = mid, mid + 1
+        else:
+            high = mid - 1
+    return best
+
+
+def first_oversized_blob(graph: ParamGraph, side: int, room: int, value: int):
+    """The first blob (layer, channels, height, width) a ``side`` x ``side`` window
+    makes larger than ``room`` bytes, or None: the layer to mend, as the rest grow
+    from it."""
+    return next(((layer, c, h, w) for layer, c, h, w in fixed_blobs(graph, side) if c * h * w * value > room), None)
+
+
 class TileChoice:
     """The tile an Upscaler runs a picture with when asked for none (``tile=0``)."""
 

@@ -249,3 +249,47 @@ def test_the_cpu_bytes_per_pixel_of_a_largest_blob_are_within_the_catalogs_own()
         assert cpu_blob_bytes_per_pixel(parse_param(spec.param_path.read_bytes())) < spec.cpu_bytes_per_pixel, name
         checked += 1
     assert checked >= 5
+
+
+def test_a_given_tile_is_checked_against_a_custom_models_blobs_and_the_catalogs_are_left_alone():
+    from types import SimpleNamespace
+    from ncnn_sr import models
+    from ncnn_sr.engine import DEFAULT_OVERLAP, Upscaler
+    from ncnn_sr.errors import ModelError, ModelMissing
+    from ncnn_sr.param_file import parse_param
+    from ncnn_sr.tile_choice import largest_blob_bytes, largest_fitting_tile
+    class Lavapipe:  # its heap, as GPU 0 reports it
+        is_gpu, heap_budget_mb = True, 1024
+
+        def __str__(self):
+            return "GPU 0"
+
+    lavapipe = Lavapipe()
+    graph = parse_param(BLOWING_UP.encode())
+    room = 1024 << 20
+    # Bisected as the step-by-one search finds it: 16 kB a pixel in fp16 fits 1 GB up to a 256x256 window.
+    assert largest_fitting_tile(graph, room, 400, 36, 2) == 220 == max(
+        t for t in range(32, 401) if largest_blob_bytes(graph, t + 36, 2) <= room)
+    assert largest_fitting_tile(graph, room, 100, 36, 2) == 100
+    assert largest_fitting_tile(graph, 1 << 20, 400, 36, 2) == 0
+    custom = SimpleNamespace(spec=SimpleNamespace(verified=False, said="model x: "), _precision="default",
+                             _window_extra=36, _graph=graph)
+    Upscaler._check_given_tile(custom, 220, lavapipe)
+    with pytest.raises(ModelError, match=r"^model x: layer d \(Deconvolution\) makes a 4112x4112x32 blob \(1032 MB\) "
+                                         r"from the 257x257 window of a 221 px tile, more than the 1024 MB of "
+                                         r"GPU 0: the largest tile that fits is 220 px$"):
+        Upscaler._check_given_tile(custom, 221, lavapipe)
+    # The catalog's models keep any tile given, on the CPU or a GPU: realesrgan-x4plus's
+    # 4x maps of 64 channels at -t 2000 are 8 GB, which it has run in pieces.
+    checked = 0
+    for name in ("realesr-animevideov3-x4", "realesrgan-x4plus"):
+        try:
+            spec = models.resolve_model(name)
+        except ModelMissing:
+            continue
+        catalog = SimpleNamespace(spec=spec, _precision="default", _graph=parse_param(spec.param_path.read_bytes()),
+                                  _window_extra=2 * spec.prepadding + DEFAULT_OVERLAP + spec.alignment - 1)
+        for tile in (32, 200, 2000, 10_000):
+            Upscaler._check_given_tile(catalog, tile, lavapipe)
+        checked += 1
+    assert checked

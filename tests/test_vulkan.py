@@ -505,3 +505,22 @@ def test_the_auto_tile_shrinks_to_a_custom_models_blobs_or_the_model_is_refused(
     with Upscaler(blowing_up_model(tmp_path, "wide", heap // per_channel // 2), device=gpu) as up:
         tile = up._auto_tile(up._net, 1000, 1000)[0]
         assert tile == 32 < engine_mod.devices.gpu_tile_for(device)
+
+
+def test_a_given_tile_whose_window_makes_a_custom_models_blob_larger_than_the_heap_is_refused(gpu, tmp_path):
+    # A tile given (-t 400) was not checked against the model's blobs: the window of a
+    # 100x100 picture made an x32 deconvolution's 256 maps 8 GB, past lavapipe's heap.
+    device = get_device(gpu)
+    heap = device.heap_budget_mb << 20
+    channels = heap // ((68 * 32) ** 2 * 2) // 2  # half the heap at the 32 px tile's window
+    wide = blowing_up_model(tmp_path, "wide", channels)
+    fits = max(t for t in range(32, 400) if ((t + 36) * 32) ** 2 * channels * 2 <= heap)
+    # The first too large: the deconvolution's 3 maps, from which the rest grow.
+    with pytest.raises(ModelError, match=r"layer d \(Deconvolution\) makes a 13952x13952x3 blob \(\d+ MB\) "
+                                         r"from the 436x436 window of a 400 px tile, more than the \d+ MB of GPU .*: "
+                                         rf"the largest tile that fits is {fits} px$"):
+        Upscaler(wide, device=gpu, tile=400)
+    with Upscaler(wide, device=gpu, tile=fits) as up:
+        with pytest.raises(ModelError, match=f"the largest tile that fits is {fits} px"):
+            up.tile = fits + 1
+        assert up.tile == fits
