@@ -711,14 +711,23 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         any other size rows and columns too many, which were cropped away unseen: a
         garbled border. Windows of such a model are made of whole blocks, reflected
         at their bottom and right, as for a pixel unshuffle."""
+        short = None  # the first run that failed for memory, (size, failure)
         for block in (1, 2, 4, 8, 16, 32):
             size = PROBE_SIZE + block
             try:
                 out = self._probe(size)
-            except NetFailure:
+            except NetFailure as failure:
+                if failure.out_of_memory and short is None:
+                    short = size, failure
                 continue
             if out.shape == (size * self._scale, size * self._scale, 3):
                 return block
+        if short is not None:
+            # The memory's doing, not the model's: an x32 deconvolution to 256 maps on the
+            # CPU under ulimit -v 2400000 failed each with ncnn error -100.
+            size, failure = short
+            raise DeviceError(f"{self.spec.said}could not be run on a {size}x{size} test picture: "
+                              f"{self._net.device} ran out of memory ({failure})")
         raise ModelError(f"{self.spec.said}upscales a {PROBE_SIZE}x{PROBE_SIZE} picture x{self._scale} but "
                          f"no picture of {PROBE_SIZE + 1} to {PROBE_SIZE * 2} pixels a side likewise: not an "
                          "upscaler of any picture")

@@ -123,6 +123,14 @@ def _load_weights(net, bin_: str | None, stop: Callable[[], bool]) -> int:
 class NetFailure(Exception):
     """ncnn returned an error for one run: on a device that is out of memory."""
 
+    def __init__(self, message: str, code: int | None = None):
+        super().__init__(message)
+        self.code = code  # ncnn's: -100 where a layer could not allocate its output
+
+    @property
+    def out_of_memory(self) -> bool:
+        return self.code == -100
+
 
 class UnevenScale(ModelError):
     """A split network's head gave a piece no whole multiple of its input's size."""
@@ -236,7 +244,7 @@ class Network:
             del ex, out
         if ret != 0:
             self._failed = True
-            raise NetFailure(f"ncnn error {ret} on {self.device}")
+            raise NetFailure(f"ncnn error {ret} on {self.device}", ret)
         if result is None:
             raise NetFailure(f"ncnn gave an output of {shape[2]}x{shape[1]}x{shape[0]} on {self.device}")
         if result.ndim != 3:  # a classifier's scores, say: transposed as a picture, a bare ValueError

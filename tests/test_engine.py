@@ -1413,3 +1413,25 @@ def test_the_cpu_auto_tile_counts_a_custom_models_largest_blob(tmp_path, monkeyp
         tile = up._auto_tile(up._net, 150, 150)[0]
         assert 32 <= tile < 150
         assert up._auto_tile(up._net, 40, 40)[0] == 0
+
+
+def test_a_custom_model_whose_block_probes_run_out_of_memory_is_said_to_not_blamed(tmp_path, monkeypatch):
+    # The 33 to 64 px test runs of a model of no known scale failing for memory (an x32
+    # deconvolution to 256 maps on the CPU under ulimit -v 2400000: ncnn error -100 for
+    # each) was "upscales a 32x32 picture x4 but no picture of 33 to 64 pixels a side
+    # likewise: not an upscaler", blaming the model.
+    (tmp_path / "wide.param").write_text(
+        "7767517\n5 5\nInput data 0 1 data\nDeconvolution d 1 1 data a 0=3 1=32 3=32 6=9216\n"
+        "Convolution w 1 1 a b 0=4 1=1 6=12\nPooling p 1 1 b e 0=1 1=8 2=8\nConvolution c 1 1 e out 0=3 1=1 6=12\n")
+    (tmp_path / "wide.bin").write_bytes(bytes(4 + 4 * 9216) + bytes(4 + 48) + bytes(4 + 48))
+    run = network_mod.Network.run
+
+    def short_of_memory(self, array):
+        if array.shape[0] > 32:
+            raise network_mod.NetFailure(f"ncnn error -100 on {self.device}", -100)
+        return run(self, array)
+
+    monkeypatch.setattr(network_mod.Network, "run", short_of_memory)
+    with pytest.raises(DeviceError, match=r"^model wide: .*wide\.param could not be run on a 33x33 test picture: "
+                                          r"CPU ran out of memory \(ncnn error -100 on CPU\)$"):
+        Upscaler(str(tmp_path / "wide.param"), device=-1)
