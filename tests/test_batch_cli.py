@@ -329,7 +329,7 @@ def test_a_picture_the_dropin_fails_is_said_to_have_failed_as_by_the_reference(t
 
 
 @pytest.mark.parametrize("args", [["-i", "gone.png", "-o", "o.png"],  # the reference: "decode image ... failed"
-                                  ["-i", "in.png", "-o", "in.png"],  # refused, where the reference writes over it
+                                  ["-i", "in", "-o", "in"],  # refused, where the reference writes over them
                                   ["-i", "in.png", "-o", "in.png/o.png"],  # "encode image ... failed"
                                   ["-i", "in", "-o", "in.png/out"],
                                   ["-i", "in.png", "-o", "o.png", "-n", "nosuch"],  # ncnn: "fopen ... failed"
@@ -347,7 +347,7 @@ def test_a_picture_the_dropin_fails_is_said_to_have_failed_as_by_the_reference(t
                                   ["-i", "in.png", "-o", "-"],
                                   ["-i", "in.png", "-o", "o.bmp"],
                                   ["-i", "in.png", "-o", "o"]],
-                         ids=["missing input", "output is the input", "output unwritable", "folder unwritable",
+                         ids=["missing input", "folder into itself", "output unwritable", "folder unwritable",
                               "unknown model", "model folder missing", "model folder a file", "model not in folder",
                               "pattern", "folder a file", "web address", "file address", "no such user",
                               "model folder of no such user", "dash input", "dash output", "output format",
@@ -355,8 +355,7 @@ def test_a_picture_the_dropin_fails_is_said_to_have_failed_as_by_the_reference(t
 def test_a_dropin_run_that_writes_nothing_says_failed_as_the_reference_does(args, tmp_path):
     # Upscayl takes the drop-in's stderr without "failed" (or "invalid gpu") for a
     # success, whatever the exit status, as the reference says "failed" wherever it
-    # cannot read, write or load: it announced an output never written, and for its
-    # "double upscayl" (-i out.png -o out.png) the first pass's picture as the second's.
+    # cannot read, write or load: it announced an output never written.
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
     pictures(tmp_path / "in", ["a.png"], size=(8, 8))
     (tmp_path / "mine").mkdir()
