@@ -925,20 +925,26 @@ def _fetching(source: Source, folder: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_two_fetches_of_a_model_at_once_wait_for_each_other_and_both_succeed(server, tmp_path):
-    # found by a user audit: the second appended to the first's download as it came, so
-    # neither's sha256 matched: one said the server's file was 'not the file pinned', the
-    # other printed a traceback (FileNotFoundError: the first had deleted the part).
+def _second_fetch_waiting(server, tmp_path):
+    # A second fetch of one model, started while the first downloads (the server
+    # pauses after 1000 bytes until go_on is set); its first line is what it says.
     data = weights_bytes(tmp_path, random_compact(upscale=4))
     source = pinned(server, "/general.pth", data)
-    server.pause_after = 1000  # the first is downloading as the second starts
+    server.pause_after = 1000
     folder = tmp_path / "models"
     first = _fetching(source, folder)
     part = partial_path(folder / ".realesr-general-x4v3.pth")
     while not (part.exists() and part.stat().st_size >= 1000) and first.poll() is None:
         threading.Event().wait(0.05)
     second = _fetching(source, folder)
-    said = second.stderr.readline()  # what it says as it waits (nothing: on after the server's pause ends)
+    return folder, first, second, second.stderr.readline()
+
+
+def test_two_fetches_of_a_model_at_once_wait_for_each_other_and_both_succeed(server, tmp_path):
+    # found by a user audit: the second appended to the first's download as it came, so
+    # neither's sha256 matched: one said the server's file was 'not the file pinned', the
+    # other printed a traceback (FileNotFoundError: the first had deleted the part).
+    folder, first, second, said = _second_fetch_waiting(server, tmp_path)
     server.go_on.set()
     outs = [first.communicate(timeout=120), second.communicate(timeout=120)]
     assert said == f"ncnn-sr: warning: realesr-general-x4v3: another download into {folder} is under way (another " \
@@ -1069,16 +1075,7 @@ def test_ctrl_c_while_waiting_for_another_fetch_says_so_and_the_other_goes_on(se
     # command goes on from them', of the bytes the other process was downloading.
     import signal
 
-    data = weights_bytes(tmp_path, random_compact(upscale=4))
-    source = pinned(server, "/general.pth", data)
-    server.pause_after = 1000
-    folder = tmp_path / "models"
-    first = _fetching(source, folder)
-    part = partial_path(folder / ".realesr-general-x4v3.pth")
-    while not (part.exists() and part.stat().st_size >= 1000) and first.poll() is None:
-        threading.Event().wait(0.05)
-    second = _fetching(source, folder)
-    said = second.stderr.readline()
+    folder, first, second, said = _second_fetch_waiting(server, tmp_path)
     assert said.endswith("waiting for it to end\n")
     second.send_signal(signal.SIGINT)
     out, err = second.communicate(timeout=60)

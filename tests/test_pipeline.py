@@ -414,6 +414,18 @@ def test_a_result_whose_writing_cannot_fit_in_memory_fails_before_it_is_upscaled
     assert sizes == [(4, 4)] and os.listdir(tmp_path / "out") == ["small.png"]
 
 
+def _run_refused_from_header(src, out, need, monkeypatch):
+    # One byte less memory than a doubled picture of src needs: its one picture is
+    # refused, and its pixels are never read.
+    monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: need - 1)
+    reads = []
+    real = loading_mod.read_image
+    monkeypatch.setattr(loading_mod, "read_image", lambda path: reads.append(path) or real(path))
+    summary = Pipeline([Lane(Doubling(lambda: 0), 1)]).run(plan_jobs(src, out).jobs)
+    assert summary.failed == 1 and reads == []
+    return summary
+
+
 def test_a_result_too_large_for_memory_is_refused_from_its_header_before_its_pixels_are_read(tmp_path, monkeypatch):
     # A 13000x13000 16-bit RGBA png at -s 4 was refused ('its 52000x52000 result
     # written as PNG needs about 100.7 GB of memory, more than the 22.9 GB available')
@@ -424,12 +436,7 @@ def test_a_result_too_large_for_memory_is_refused_from_its_header_before_its_pix
     src.mkdir()
     write_image(src / "deep.png", np.full((20, 20, 4), 40000, np.uint16))
     need = 40 * 40 * 4 * 2 + write_bytes(40, 40, 4, 2, "png")
-    monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: need - 1)
-    reads = []
-    real = loading_mod.read_image
-    monkeypatch.setattr(loading_mod, "read_image", lambda path: reads.append(path) or real(path))
-    summary = Pipeline([Lane(Doubling(lambda: 0), 1)]).run(plan_jobs(src, tmp_path / "out").jobs)
-    assert summary.failed == 1 and reads == []
+    summary = _run_refused_from_header(src, tmp_path / "out", need, monkeypatch)
     assert summary.failures[0].message == (f"{src / 'deep.png'}: its 40x40 result written as PNG needs about 0.0 GB "
                                            "of memory, more than the 0.0 GB available")
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
@@ -452,12 +459,7 @@ def test_a_deep_picture_too_large_for_memory_is_refused_from_its_header_in_its_d
              "deep.jp2": lambda path: jpeg2000(path, samples, 16), "deep.heic": lambda path: heic16(path, samples)}
     write[name](src / name)
     need = 40 * 40 * 3 * 2 + write_bytes(40, 40, 3, 2, "png")
-    monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: need - 1)
-    reads = []
-    real = loading_mod.read_image
-    monkeypatch.setattr(loading_mod, "read_image", lambda path: reads.append(path) or real(path))
-    summary = Pipeline([Lane(Doubling(lambda: 0), 1)]).run(plan_jobs(src, tmp_path / "out").jobs)
-    assert summary.failed == 1 and reads == []
+    summary = _run_refused_from_header(src, tmp_path / "out", need, monkeypatch)
     assert summary.failures[0].message.startswith(f"{src / name}: its 40x40 result written as PNG needs about")
 
 
