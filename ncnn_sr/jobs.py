@@ -7,9 +7,11 @@ takes ``name.FORMAT`` from another; names are compared as case-insensitive
 file systems compare them (macOS, Windows, exFAT and NTFS drives), where ``A.png``
 and ``a.png`` are one file, and so are ``A/x.png`` and ``a/x.png`` of two subfolders
 whose names differ only by case; and as macOS compares them, where a composed
-``\u00e9`` and an ``e`` with a combining accent are one letter. Only files with a picture extension are taken (hidden
-files never); ``recursive`` mirrors the folder tree in the output. A folder of videos
-(``plan_videos``) keeps each video's name, and its container where it can.
+``\u00e9`` and an ``e`` with a combining accent are one letter. Only files with a
+picture extension are taken, and files with no extension whose first bytes are a
+picture's (hidden files never; the others are named in one note); ``recursive``
+mirrors the folder tree in the output. A folder of videos (``plan_videos``) keeps
+each video's name, and its container where it can.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from .cut_short import is_cut_short
 from .errors import InputError, SettingError, broken_link, describe
 from .images import FORMATS, file_path, format_named, only_an_extension, output_format, special_kind
 from .path_names import is_picture_suffix, names_a_folder, suffix_fault
+from .signatures import PICTURE_HEAD, picture_format
 from .video_options import is_video_path
 
 
@@ -200,10 +203,13 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
     # one file where case is not told apart.
     taken: dict[str, tuple[str, str]] = {}
     videos = 0
+    not_pictures: list[str] = []  # files named as no picture nor video, below src
+    sniffed = False  # whether one of them has no extension, and was read
     for folder, entries in _walk(src, dst, recursive, unlisted):
         # Each entry looked at once, by what scandir told (a stat only for links and
         # what is neither file nor folder): a folder of 20000 frames took 16 s to plan.
         names, broken, special = [], [], []
+        within = "" if folder == src else f"{folder.relative_to(src)}{os.sep}"
         for e in entries:
             is_file = _holds(e.is_file)
             if is_picture_name(Path(e.name)):
@@ -213,8 +219,20 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
                     broken.append(f"{e.path} is {broken_link(Path(e.path))}: left out")
                 elif not _holds(e.is_dir) and (kind := special_kind(e.path)) is not None:
                     special.append(f"{e.path} is {kind}, not a picture file: left out")
-            elif is_file and is_video_path(e.name) and not e.name.startswith("."):
+            elif not is_file or e.name.startswith("."):
+                continue  # .DS_Store, our own .part files: left out unsaid
+            elif is_video_path(e.name):
                 videos += 1
+            elif Path(e.name).suffix:
+                not_pictures.append(within + e.name)
+            elif picture_format(_head(e.path)) is not None:
+                # A picture named without an extension (a scraper's, a phone's export),
+                # which the reference reads as it reads any file. Only these are opened
+                # to plan: a folder of 20000 frames has no head read.
+                names.append(e.name)
+            else:
+                not_pictures.append(within + e.name)
+                sniffed = True
         notes += broken + special
         if suffix and _same_folder(folder, dst / folder.relative_to(src)):
             names = _left_out_outputs(folder, names, suffix, notes)
@@ -222,6 +240,14 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
         _name_outputs(folder, names, dst, folder.relative_to(src), fmt or "png", jobs, notes, taken, suffix,
                       folders)
     jobs = _with_stem_siblings(jobs, dst, fmt or "png", suffix)
+    if not_pictures:
+        # One line for the run: they were left out without a word, and a folder of
+        # sidecar files (.json, .xmp beside each photo) must not bury the run in lines.
+        count = len(not_pictures)
+        shown = ", ".join(not_pictures[:3]) + (", ..." if count > 3 else "")
+        words = "not pictures by their names" if count > 1 else "not a picture by its name"
+        notes.append(f"{count} file{'s' if count > 1 else ''} in {src} left out: {words}"
+                     f"{' or first bytes' if sniffed else ''} ({shown})")
     if videos:
         # Left out without a word, a folder of clips ended in "no pictures found".
         notes.append(f"{videos} video{'s' if videos > 1 else ''} in {src} left out: a folder run upscales "
@@ -325,6 +351,22 @@ def _walk(src: Path, dst: Path, recursive: bool, unlisted: list[str], kind: str 
             for e in entries:
                 if _holds(e.is_dir) and not e.name.startswith("."):
                     heapq.heappush(waiting, (links + e.is_symlink(), next(order), Path(e.path)))
+
+
+def _head(path: str) -> bytes:
+    """The first bytes of the file at ``path`` that ``picture_format`` asks; none where
+    it cannot be read. Opened without waiting: a FIFO put in a file's place since the
+    folder was listed has no writer to wait for."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return b""
+    try:
+        return os.read(fd, PICTURE_HEAD)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def _holds(test) -> bool:

@@ -1,6 +1,8 @@
-"""Files cut short inside the signature or the first header fields of a picture
-format: too few bytes for Pillow's readers to recognise the format, which then
-said "not a picture" of a download that stopped a few bytes in."""
+"""Pictures by their first bytes: files cut short inside the signature or the first
+header fields of a picture format (too few bytes for Pillow's readers to recognise
+the format, which then said "not a picture" of a download that stopped a few bytes
+in), formats Pillow lacks, and the formats read, for files named without an
+extension."""
 from __future__ import annotations
 
 # Each format's first bytes, and how many of them a file must hold to be taken for
@@ -71,3 +73,37 @@ def cut_riff(head: bytes, size: int) -> str | None:
         return None
     stated = int.from_bytes(head[4:8], "little") + 8
     return f"WebP: cut short, {size} of the {stated} bytes its header states" if size < stated else None
+
+
+# Enough of a file's first bytes for ``picture_format``: an ISO file's ftyp box with
+# its first compatible brands.
+PICTURE_HEAD = 32
+# The BMP info header's sizes (its versions), 4 bytes in past the 14-byte file header:
+# "BM" alone starts texts too.
+_BMP_INFO_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
+# HEIF's and AVIF's brands (ISO/IEC 23008-12, AV1 in HEIF); an MP4's are others.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1",
+                          b"msf1", b"avif", b"avis"})
+
+
+def picture_format(head: bytes) -> str | None:
+    """The picture format, of those read here, that a file whose first bytes are
+    ``head`` (PICTURE_HEAD of them, or the whole file) is ("PNG"); None where it is
+    none of them. For a file whose name says nothing (no extension): a text or other
+    data must not be taken for a picture, so each format's whole signature is asked,
+    and BMP's two letters with its header's size."""
+    for fmt, signature, _ in _SIGNATURES:
+        if head.startswith(signature):
+            if fmt != "BMP" or int.from_bytes(head[14:18], "little") in _BMP_INFO_SIZES:
+                return fmt
+    if head[:4] == b"RIFF" and head[8:16] in (b"WEBPVP8 ", b"WEBPVP8L", b"WEBPVP8X"):
+        return "WebP"
+    if head.startswith(b"\xff\x4f\xff\x51"):  # a bare JPEG 2000 codestream (.j2k)
+        return "JPEG 2000"
+    if head[4:8] == b"ftyp":
+        # The major brand, then (past the minor version) the compatible ones read.
+        size = min(int.from_bytes(head[:4], "big"), len(head))
+        brands = {head[8:12]} | {head[at:at + 4] for at in range(16, size - 3, 4)}
+        if brands & _HEIF_BRANDS:
+            return "HEIF or AVIF"
+    return None

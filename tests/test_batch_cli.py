@@ -2437,6 +2437,49 @@ def test_videos_in_a_folder_are_left_out_with_a_word(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
 
 
+def _scraped_folder(folder: Path) -> Path:
+    """Pictures named as a scraper or a phone's export leaves them: d is a png with no
+    extension, and d.png is another picture of its stem."""
+    pictures(folder, ["a.jfif", "b.jpe", "c.JPG", "e.tif", "g.webp", "d.png"], size=(16, 16))
+    Image.fromarray(picture(16, 16, seed=9)).save(folder / "d", "PNG")
+    (folder / "f.heic.txt").write_text("not a picture")
+    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    return folder
+
+
+def test_a_folder_takes_pictures_without_an_extension_and_says_what_it_leaves_out(tmp_path):
+    # d and f.heic.txt were left out without a word, even with -v ("5 pictures: 5
+    # upscaled"): the reference reads every file of a folder by its content.
+    src = _scraped_folder(tmp_path / "fin")
+    out = tmp_path / "fout"
+    args = ["-i", src, "-o", out, "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+    proc = run(NCNN_SR, *args, "-v")
+    assert f"ncnn-sr: warning: 1 file in {src} left out: not a picture by its name (f.heic.txt)\n" in proc.stderr
+    assert "ncnn-sr: 7 pictures: 7 upscaled, 0 skipped, 0 failed" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "d.png", "d.png.png", "e.png",
+                                                     "g.png"]
+    assert size_of(out / "d.png") == (32, 32)
+    proc = run(NCNN_SR, *args, "--skip-existing")
+    assert "7 pictures: 0 upscaled, 7 skipped" in proc.stderr
+    # d.png.png gone: it is written again, and d.png with it (d took the plain name, as
+    # a.bmp added beside a.jpg takes a.png), not taken for d.png's output.
+    (out / "d.png.png").unlink()
+    proc = run(NCNN_SR, *args, "--skip-existing")
+    assert "7 pictures: 2 upscaled, 5 skipped" in proc.stderr
+
+
+def test_dropin_takes_pictures_without_an_extension_and_says_what_it_leaves_out(tmp_path):
+    # The reference reads every file of a folder: a folder of extension-less pictures
+    # gave nothing here, with status 0 and "failed" nowhere.
+    src = _scraped_folder(tmp_path / "fin")
+    proc = run(DROPIN, "-i", src, "-o", tmp_path / "fout", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
+               "-f", "jpg")
+    assert f"1 file in {src} left out: not a picture by its name (f.heic.txt)" in proc.stderr
+    assert "failed" not in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "fout").iterdir()) == ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "d.png.jpg",
+                                                                     "e.jpg", "g.jpg"]
+
+
 def test_quality_for_png_outputs_is_said_to_be_ignored(tmp_path):
     pictures(tmp_path / "in", ["a.png"])
     args = ["-n", "realesr-animevideov3", "-s", "2", "-g", "-1", "--quality", "50"]

@@ -2029,6 +2029,113 @@ def test_a_link_to_nowhere_in_the_input_folder_is_noted(tmp_path):
     assert plan.notes == (f"{src / 'b.png'} is a link to {tmp_path / 'gone.png'}, which does not exist: left out",)
 
 
+def _folder_of_names(tmp_path, pictures, others=()):
+    """A folder "in" of ``pictures`` (name: Pillow format, or None for the name's own)
+    and of ``others`` (name: bytes)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, fmt in pictures.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(picture(4, 4)).save(src / name, fmt)
+    for name, data in dict(others).items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(data)
+    return src
+
+
+def test_a_picture_without_an_extension_is_taken_by_its_first_bytes(tmp_path):
+    # A png saved as "d" (a scraper's, a phone's export) was left out without a word, as
+    # was every other file not named as a picture: the reference reads every file.
+    formats = {"d": "PNG", "e": "JPEG", "f": "WEBP", "g": "TIFF", "h": "BMP", "i": "GIF", "a.jfif": "JPEG"}
+    src = _folder_of_names(tmp_path, formats, {"f.heic.txt": b"hello", "README": b"BM but a text\n",
+                                               "notes.txt": b"", ".DS_Store": b"\0\0\0\1Bud1",
+                                               ".hidden": b"\x89PNG\r\n\x1a\n"})
+    plan = plan_jobs(src, tmp_path / "out", fmt="jpg")
+    out = tmp_path / "out"
+    assert [(j.source.name, j.target) for j in plan.jobs] == [(n, out / f"{Path(n).stem}.jpg") for n in sorted(formats)]
+    assert plan.notes == (f"3 files in {src} left out: not pictures by their names or first bytes "
+                          "(README, f.heic.txt, notes.txt)",)
+
+
+def test_the_first_bytes_of_each_format_read_tell_a_picture_without_an_extension(tmp_path):
+    import io
+
+    from ncnn_sr import heif
+    from ncnn_sr.signatures import PICTURE_HEAD, picture_format
+
+    heif.register()
+    im = Image.fromarray(picture(8, 8))
+    for fmt, options, said in [("PNG", {}, "PNG"), ("JPEG", {}, "JPEG"), ("WEBP", {}, "WebP"),
+                               ("WEBP", {"lossless": True}, "WebP"), ("TIFF", {}, "TIFF"), ("BMP", {}, "BMP"),
+                               ("GIF", {}, "GIF"), ("JPEG2000", {}, "JPEG 2000"),
+                               ("JPEG2000", {"no_jp2": True}, "JPEG 2000"), ("HEIF", {}, "HEIF or AVIF"),
+                               ("AVIF", {}, "HEIF or AVIF")]:
+        data = io.BytesIO()
+        im.save(data, fmt, **options)
+        assert picture_format(data.getvalue()[:PICTURE_HEAD]) == said, (fmt, options)
+    # Texts and files of other kinds that start alike are none.
+    mp4 = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+    wav = b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00"
+    for head in (b"BMW service notes, 2024 ....", b"", b"GIF", mp4, wav, b"\xff\xd8", b"\x89PNG"):
+        assert picture_format(head) is None, head
+
+
+def test_files_not_named_as_pictures_are_said_in_one_note_per_run(tmp_path):
+    others = {name: b"x" for name in ("b.txt", "c.json", "sub/d.xmp", "sub/e.heic.txt", ".part", "sub/.DS_Store")}
+    src = _folder_of_names(tmp_path, {"a.png": None, "sub/f.png": None}, others)
+    assert plan_jobs(src, tmp_path / "out", recursive=True).notes == (
+        f"4 files in {src} left out: not pictures by their names (b.txt, c.json, sub/d.xmp, ...)",)
+    assert plan_jobs(src, tmp_path / "out").notes == (
+        f"2 files in {src} left out: not pictures by their names (b.txt, c.json)",)
+    (src / "c.json").unlink()
+    assert plan_jobs(src, tmp_path / "out").notes == (
+        f"1 file in {src} left out: not a picture by its name (b.txt)",)
+    # Videos keep their own note, and are not among these.
+    (src / "clip.mp4").write_bytes(b"not looked at")
+    assert plan_jobs(src, tmp_path / "out").notes == (
+        f"1 file in {src} left out: not a picture by its name (b.txt)",
+        f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o OUT_FOLDER' "
+        "upscales its videos")
+
+
+def test_only_files_without_an_extension_are_opened_to_plan_a_folder(tmp_path, monkeypatch):
+    # A folder of 20000 frames must not have 20000 heads read before the run starts.
+    src = _folder_of_names(tmp_path, {f"p{i}.png": None for i in range(30)} | {"d": "PNG", "x.y/z": "PNG"},
+                           {f"n{i}.txt": b"x" for i in range(30)} | {"README": b"text", ".d": b"x"})
+    opened = []
+    real = jobs_mod._head
+
+    def head(path):
+        opened.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(jobs_mod, "_head", head)
+    plan = plan_jobs(src, tmp_path / "out", recursive=True)
+    assert sorted(opened) == ["README", "d", "z"]
+    assert {j.source.name: j.target.name for j in plan.jobs if not j.source.name.startswith("p")} == \
+        {"d": "d.png", "z": "z.png"}
+
+
+def test_a_picture_without_an_extension_beside_one_of_its_stem_takes_the_name_by_sorted_order(tmp_path):
+    # d (a png's bytes) and d.png both want d.png: as a.bmp beside a.jpg, the first in
+    # sorted order takes it, and the other is told.
+    src = _folder_of_names(tmp_path, {"d": "PNG", "d.png": None})
+    out = tmp_path / "out"
+    plan = plan_jobs(src, out)
+    assert [(j.source.name, j.target.name, j.stem_siblings) for j in plan.jobs] == [
+        ("d", "d.png", (out / "d.png.png",)), ("d.png", "d.png.png", ())]
+    assert plan.notes == (f"both {src / 'd'} and {src / 'd.png'} would output d.png: d.png will output d.png.png",)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_pipe_without_an_extension_is_not_opened_to_plan_a_folder(tmp_path):
+    # Opening a FIFO to read its first bytes waits for a writer that never comes.
+    src = one_picture(tmp_path)
+    os.mkfifo(src / "pipe")
+    plan = within(20, lambda: plan_jobs(src, tmp_path / "out"))
+    assert [job.source.name for job in plan.jobs] == ["a.png"] and plan.notes == ()
+
+
 def test_a_link_that_breaks_during_a_run_is_named_as_one_not_as_a_file(tmp_path, cpu_lane):
     # "out/sub is a file, not a folder": it was a link whose folder went away.
     src = one_picture(tmp_path)
