@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from . import fetch_record, models as models_mod
+from . import __version__, fetch_record, models as models_mod
 from .choices import ALPHA_MODES, MAX_CONTEXT, MAX_SIDE, MIN_TILE, PRECISIONS
 from .console import bar_fits, name_streams, setup_logging
 from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word
@@ -89,7 +89,10 @@ def _names_a_file(word: str) -> bool:
 
 
 @click.group(cls=_DefaultToUpscale, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="ncnn-sr")
+# The version is the package's own, not looked up among the installed distributions:
+# that loaded importlib.metadata and searched them at each --version, and failed with
+# a traceback where none is installed (a checkout run as python -m ncnn_sr).
+@click.version_option(__version__)
 def main() -> None:
     """Upscale pictures with Real-ESRGAN models on any Vulkan GPU, or on the CPU.
 

@@ -127,6 +127,22 @@ def test_pictures_and_bench_run_without_pyav(tmp_path):
     assert proc.returncode == 0
 
 
+def test_version_is_the_packages_own_where_no_distribution_is_installed(tmp_path):
+    """A checkout run as ``python -m ncnn_sr`` (PYTHONPATH, no pip install) has no
+    installed distribution to read a version from: --version was a RuntimeError
+    traceback ("'ncnn-sr' is not installed"), and beside an older install it gave
+    that install's version, not the one running."""
+    code = ("import importlib.metadata as md, sys\n"
+            "def not_installed(name): raise md.PackageNotFoundError(name)\n"
+            "md.version = not_installed\n"
+            "sys.argv = ['ncnn-sr', '--version']\n"
+            "from ncnn_sr.entry import ncnn_sr\n"
+            "ncnn_sr()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    import ncnn_sr
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, f"ncnn-sr, version {ncnn_sr.__version__}\n", "")
+
+
 def in_place_first_model(folder: Path) -> Path:
     """A weightless x2 model whose first layer works in place on the input (a scalar
     multiply, as converted models that normalise their input start with)."""

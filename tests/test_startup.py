@@ -69,6 +69,7 @@ def test_help_loads_no_rare_module_and_not_every_picture_reader(tmp_path):
 
 @pytest.mark.parametrize("command, args, code", [
     ("ncnn-sr", ["--help"], 0),
+    ("ncnn-sr", ["--version"], 0),
     ("ncnn-sr", ["upscale", "--help"], 0),
     ("ncnn-sr", ["video", "-h"], 0),
     ("ncnn-sr", ["models"], 0),
@@ -87,6 +88,14 @@ def test_help_usage_errors_and_the_model_listing_load_nothing_of_the_work(comman
     assert "ncnn_sr.entry" in modules  # what was run is seen
     assert sorted(modules & WORK) == []
     assert not (tmp_path / "b.png").exists()
+
+
+def test_version_reads_no_installed_distributions_metadata(tmp_path):
+    # click's package_name lookup loaded importlib.metadata and searched the installed
+    # distributions: a sixth of --version's start (0.108 s of CPU, 0.089 s without).
+    modules = loaded(tmp_path, "ncnn-sr", "--version")
+    assert "ncnn_sr.cli" in modules  # what was run is seen
+    assert "importlib.metadata" not in modules
 
 
 def test_a_picture_on_the_cpu_loads_no_rare_module_and_not_every_picture_reader(tmp_path):
