@@ -7,12 +7,14 @@ import contextlib
 import errno
 import hashlib
 import io
+import logging
 import os
 import shutil
 import stat
 import tempfile
 from pathlib import Path
 
+from . import part_files
 from .errors import InputError, broken_link, cannot_write, link_loops, os_reason
 from .signals import HeldInterrupts, ctrl_c_signals
 
@@ -192,6 +194,17 @@ def temp_stem(name: str, folder: str | os.PathLike | None = None) -> str:
     return f"{name[:_TEMP_NAME_CHARS]}~{hashlib.sha256(whole).hexdigest()[:12]}"
 
 
+def _said_removed(folder: Path, sizes: list[int]) -> None:
+    """Warn of the part files of ``sizes`` removed from ``folder`` (part_files), by the
+    folder's whole path: the current one was ".: removed ..."."""
+    size = sum(sizes)
+    shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size} byte{'s' * (size != 1)}"
+    one = len(sizes) == 1
+    what, who = ("a hidden part file", "a run") if one else (f"{len(sizes)} hidden part files", "a run or runs")
+    logging.getLogger("ncnn_sr").warning("%s: removed %s (%s) left by %s killed while writing there",
+                                         os.path.abspath(folder), what, shown, who)
+
+
 def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | None = None,
                  mode: int | None = None, pipe: bool = False) -> None:
     """``encode(binary file)`` writes ``path`` whole or not at all: into a hidden
@@ -204,13 +217,22 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
     named = target if shown is None else shown
     folder = target.parent
     mode = mode_for(target) if mode is None else mode
-    tmp = reader = None
+    tmp = reader = lock = None
     try:
         if pipe and is_fifo(target):
             reader = reader_of(target, named)  # before the work: nothing is made for a FIFO nothing reads
+        if (removed := part_files.sweep_once(folder)):
+            _said_removed(folder, removed)
         with HeldInterrupts(ctrl_c_signals()):  # see _make_a_file
-            fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(target.name, folder)}.", suffix=".part", dir=folder)
+            # Locked while written (part_files): one a run killed outright left is
+            # told from another run's in progress, and removed by the next run here.
+            # Written through mkstemp's own descriptor: opened again by name, os.open's
+            # was in text mode on Windows, each \n written a \r\n (the picture corrupt).
+            tmp, fd, locked = part_files.open_part(folder, temp_stem(target.name, folder), ".part")
+            lock = os.dup(fd) if locked else None  # holds the lock once the file object closes fd
     except BaseException as e:
+        if lock is not None:
+            os.close(lock)
         if reader is not None:
             os.close(reader)  # its reader sees the end
         if tmp is not None:  # made, and a Ctrl-C came meanwhile
@@ -250,6 +272,8 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
             raise cannot_write(named, e) from None
         raise
     finally:
+        if lock is not None:
+            os.close(lock)  # after the rename: until then the part is this run's
         if reader is not None:
             os.close(reader)
 

@@ -1,9 +1,10 @@
-"""A video's part file (the hidden file it is written into, renamed into place once
-complete) that a run killed outright (SIGKILL, a crash, the power) left behind: it is
-locked (flock) for as long as its writer lives, so a later run writing the same
-output tells one whose writer is gone, and removes it. Such a file was never cleaned:
-a 4K video killed midway left gigabytes hidden in the output folder, and each rerun
-killed again added its own. A file is removed only where it is proven this package's
+"""A video's or picture's part file (the hidden file it is written into, renamed into
+place once complete) that a run killed outright (SIGKILL, a crash, the power) left
+behind: it is locked (flock) for as long as its writer lives, so a later run writing
+the same output (a video), or into the same folder (pictures, ``sweep_once``), tells
+one whose writer is gone, and removes it. Such a file was never cleaned: a 4K video
+killed midway left gigabytes hidden in the output folder, and each rerun killed
+again added its own. A file is removed only where it is proven this package's
 and stale: named as only this module names them, not empty (its writer locks it
 before anything is written), and free to lock. Where the system has no flock
 (Windows), or the file system takes no lock, none is removed."""
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+import threading
 from pathlib import Path
 
 try:
@@ -25,19 +27,28 @@ MARK = "ncnn-sr-part-locked"
 _RANDOM = 8  # the characters tempfile.mkstemp puts between prefix and suffix
 
 
-def new_part(folder: Path, stem: str, suffix: str) -> tuple[Path, int | None]:
+def open_part(folder: Path, stem: str, suffix: str) -> tuple[Path, int, bool]:
     """A new empty hidden file in ``folder`` for the output ``stem + suffix`` (``stem``
-    as temp_stem makes it), locked; and the descriptor that holds the lock, to close
-    once the file is renamed into place or removed (None where no lock was taken)."""
+    as temp_stem makes it), its descriptor (binary, as mkstemp opens it), and whether
+    it is locked: the lock holds until that descriptor and its copies are closed."""
     handle, name = tempfile.mkstemp(prefix=f".{stem}.{MARK}.", suffix=suffix, dir=folder)
-    if fcntl is not None:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return Path(name), handle
-        except OSError:
-            pass  # a file system that takes no lock: the file is never taken for stale
+    if fcntl is None:
+        return Path(name), handle, False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return Path(name), handle, True
+    except OSError:
+        return Path(name), handle, False  # a file system that takes no lock: never taken for stale
+
+
+def new_part(folder: Path, stem: str, suffix: str) -> tuple[Path, int | None]:
+    """``open_part``'s file, and the descriptor that holds its lock, to close once the
+    file is renamed into place or removed (None where no lock was taken)."""
+    name, handle, locked = open_part(folder, stem, suffix)
+    if locked:
+        return name, handle
     os.close(handle)
-    return Path(name), None
+    return name, None
 
 
 def remove_stale(folder: Path, stem: str, suffix: str) -> list[tuple[str, int]]:
@@ -59,6 +70,46 @@ def remove_stale(folder: Path, stem: str, suffix: str) -> list[tuple[str, int]]:
         size = _remove_if_stale(path)
         if size is not None:
             removed.append((name, size))
+    return removed
+
+
+# Folders already swept of stale picture parts this run (one listing per folder, not
+# one per picture: a folder of 20000 outputs was to be listed 20000 times), by their
+# path as asked (resolving it for each picture cost an lstat per part of the path) and
+# as resolved (one folder named two ways is swept once).
+_asked: set[str] = set()
+_swept: set[str] = set()
+_swept_lock = threading.Lock()  # pictures are written from several threads
+
+
+def sweep_once(folder: Path) -> list[int]:
+    """Remove, the first time this run asks of ``folder``, every stale part file there
+    named as new_part names a picture's (any stem, suffix ".part"); the size of each."""
+    if fcntl is None:
+        return []
+    asked = os.path.abspath(folder)
+    with _swept_lock:
+        if asked in _asked:
+            return []
+        _asked.add(asked)
+        key = os.path.realpath(asked)
+        if key in _swept:
+            return []
+        _swept.add(key)
+    middle, end = f".{MARK}.", ".part"
+    try:
+        entries = [e.name for e in os.scandir(folder)]
+    except OSError:
+        return []  # writing there says why
+    removed = []
+    for name in entries:
+        if not (name.startswith(".") and name.endswith(end)):
+            continue
+        at = name.rfind(middle)
+        if at < 2 or len(name) != at + len(middle) + _RANDOM + len(end):
+            continue
+        if (size := _remove_if_stale(os.path.join(folder, name))) is not None:
+            removed.append(size)
     return removed
 
 

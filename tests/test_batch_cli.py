@@ -2898,3 +2898,47 @@ def test_a_folder_s_video_refusal_that_names_no_video_says_its_video_first(refus
     from ncnn_sr.batch_cli import _naming
 
     assert command_words(_naming(refusal, Path("in/a.mp4"), Path("out/a.mkv"))) == said
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no part file is taken for stale")
+def test_picture_parts_a_killed_run_left_are_removed_once_by_the_next_run_into_that_folder(tmp_path):
+    # A run killed outright (SIGKILL, the power) left each picture's hidden part file,
+    # which no later run removed. Only parts named as this version names them, not
+    # empty and free to lock go: not one another live run holds, nor any other file.
+    pictures(tmp_path / "in", ["a.png", "b.png"], size=(12, 12))
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [out / f".{n}.png.ncnn-sr-part-locked.{r}.part" for n, r in (("a", "a1b2c3d4"), ("x", "e5f6g7h8"))]
+    live, empty = out / ".b.png.ncnn-sr-part-locked.i9j0k1l2.part", out / ".c.png.ncnn-sr-part-locked.m3n4o5p6.part"
+    older, foreign = out / ".a.png.q7r8s9t0.part", out / "notes.ncnn-sr-part-locked.u1v2w3x4.part"
+    video = out / ".v.ncnn-sr-part-locked.y5z6a7b8.mp4"  # a video's: removed by the next run writing v.mp4
+    for path in (*stale, live, older, foreign, video):
+        path.write_bytes(b"\0" * 100)
+    empty.write_bytes(b"")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()", str(live)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        result = run(NCNN_SR, "-i", tmp_path / "in", "-o", out, "-n", "realesrgan-x4plus-anime", "-g", "-1")
+    finally:
+        holder.communicate("")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["a.png", "b.png", live.name, empty.name, older.name, foreign.name, video.name])
+    assert result.stderr.count("removed") == 1
+    assert f"{out}: removed 2 hidden part files (200 bytes) left by a run or runs killed while writing there" \
+        in result.stderr
+
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no part file is taken for stale")
+def test_the_parts_removed_from_the_current_folder_are_said_removed_from_it_by_its_path(tmp_path):
+    # Writing a.png into the current folder, the warning began ".: removed ...".
+    pictures(tmp_path, ["in.png"], size=(12, 12))
+    (tmp_path / ".a.png.ncnn-sr-part-locked.a1b2c3d4.part").write_bytes(b"\0" * 2_500_000)
+    result = run(DROPIN, "-i", "in.png", "-o", "a.png", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
+                 cwd=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "in.png"]
+    assert f"realesrgan-ncnn-vulkan: warning: {tmp_path}: removed a hidden part file (2.5 MB) left by a run killed " \
+           "while writing there\n" in result.stderr

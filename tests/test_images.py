@@ -2987,3 +2987,42 @@ def test_a_gif_cut_right_after_a_frames_control_extension_is_truncated(trailer, 
     with pytest.raises(InputError) as caught:
         read_frames(tmp_path / "cut.gif")
     assert str(caught.value) == f"{tmp_path / 'cut.gif'}: {said}"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no folder is swept")
+def test_a_folder_written_into_again_is_neither_swept_nor_resolved_again(tmp_path, monkeypatch):
+    # Each picture written resolved its folder's path (os.path.realpath: one lstat per
+    # part of the path, 7 for each of 2000 pictures 7 folders deep) to find it swept
+    # already; the same folder named apart (through a link) is still swept once.
+    (tmp_path / "link").symlink_to(tmp_path)
+    resolved, real = [], os.path.realpath
+    monkeypatch.setattr(os.path, "realpath", lambda path, **kw: resolved.append(path) or real(path, **kw))
+    listed, scandir = [], os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: listed.append(path) or scandir(path))
+    for _ in range(3):
+        files_mod.atomic_write(tmp_path / "a.png", lambda f: f.write(b"whole"))
+        files_mod.atomic_write(tmp_path / "link" / "b.png", lambda f: f.write(b"whole"))
+    assert len(listed) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "b.png", "link"]
+    assert len(resolved) == 2, resolved  # the folder as named each way, once
+
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock")
+def test_a_picture_s_part_is_locked_until_it_is_renamed_into_place(tmp_path, monkeypatch):
+    # A part free to lock is taken for one a killed run left (part_files): were its
+    # lock let go before the rename, another run sweeping the folder could remove it.
+    import fcntl
+    renamed, replace = [], os.replace
+
+    def checked(src, dst):
+        fd = os.open(src, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        renamed.append(Path(src).name)
+        replace(src, dst)
+    monkeypatch.setattr(os, "replace", checked)
+    files_mod.atomic_write(tmp_path / "a.png", lambda f: f.write(b"whole"))
+    assert len(renamed) == 1 and (tmp_path / "a.png").read_bytes() == b"whole"

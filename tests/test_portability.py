@@ -419,3 +419,20 @@ def test_a_model_below_a_non_ascii_folder_is_read_by_python_where_fopen_cannot_o
         with Upscaler(spec.name, device=-1) as packaged:  # an ASCII path goes to ncnn as it is
             assert np.array_equal(mine.upscale(image), packaged.upscale(image))
     assert said == [True, False]
+
+
+def test_without_flock_a_picture_is_written_through_the_descriptor_its_part_was_made_with(tmp_path, monkeypatch):
+    # Where there is no flock (Windows), the part was closed once made and opened again
+    # by its name: os.open there opens in text mode unless told O_BINARY, and each
+    # \n written became \r\n, every picture corrupt. It is opened once, by mkstemp.
+    from ncnn_sr import part_files
+
+    monkeypatch.setattr(part_files, "fcntl", None)
+    opened, real_open = [], os.open
+    monkeypatch.setattr(os, "open", lambda path, *args, **kwargs: opened.append(os.fspath(path)) or
+                        real_open(path, *args, **kwargs))
+    whole = bytes(range(256)) * 4
+    files_mod.atomic_write(tmp_path / "a.png", lambda f: f.write(whole))
+    assert (tmp_path / "a.png").read_bytes() == whole
+    parts = [Path(p).name for p in opened if Path(p).parent == tmp_path]
+    assert len(parts) == 1 and parts[0].startswith(".a.png.") and parts[0].endswith(".part"), opened
