@@ -165,6 +165,12 @@ class _PythonWrites:
 
     def __init__(self, file):
         self._file = file
+        self.wrote = False
+
+    def write(self, data) -> int:
+        written = self._file.write(data)
+        self.wrote = self.wrote or written > 0  # see atomic_write's first byte
+        return written
 
     def fileno(self) -> int:
         raise io.UnsupportedOperation("fileno")
@@ -229,6 +235,13 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
             # Written through mkstemp's own descriptor: opened again by name, os.open's
             # was in text mode on Windows, each \n written a \r\n (the picture corrupt).
             tmp, fd, locked = part_files.open_part(folder, temp_stem(target.name, folder), ".part")
+            if locked:
+                # Not empty from now on: an empty part may be one just made, not yet
+                # locked, and is never taken for stale; a small picture's bytes wait in
+                # the buffer until the end, and a run killed meanwhile left empty parts
+                # (2 of 9 kills of a folder run of 16x16 pictures) that no run removed. The
+                # encoder writes over this byte (or the file is cut back to nothing).
+                os.pwrite(fd, b"\0", 0)
             lock = os.dup(fd) if locked else None  # holds the lock once the file object closes fd
     except BaseException as e:
         if lock is not None:
@@ -254,7 +267,9 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
             # hard exit then left the file behind.
             os.unlink(tmp)
         with os.fdopen(fd, "w+b") as f:
-            encode(_PythonWrites(f))
+            encode(writes := _PythonWrites(f))
+            if not writes.wrote:
+                f.truncate(0)
             if reader is not None:
                 f.seek(0)
                 with open(reader, "wb", closefd=False) as into:
