@@ -915,7 +915,8 @@ def _ended(prog: str, opts: RunOptions, plan: Plan, summary: Summary) -> int:
     total = len(plan.jobs)
     if summary.stopped is not None and plan.folder_mode:
         _say_stopped(prog, summary.stopped, summary.ok, summary.skipped, summary.failed, total - summary.done,
-                     "a device works again" if summary.devices_failed else "it can be written")
+                     "a device works again" if summary.devices_failed else "it is back" if summary.input_gone else
+                     "it can be written")
         return EXIT_FAILED
     if summary.cancelled:
         left = total - summary.done

@@ -148,8 +148,8 @@ class SettingError(InputError, ValueError):
 
 
 class NoRoom(InputError):
-    """An output's file system is full or read-only: no later output there can be
-    written either."""
+    """An output's file system is full or read-only, or its folder was removed or made
+    read-only during the run: no later output there can be written either."""
 
 
 def failed_words(subject, words: str) -> str:

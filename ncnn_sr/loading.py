@@ -111,6 +111,7 @@ class Loading:
     _budget: MemoryBudget
     _put: Callable[..., None]
     _report: Callable[[Outcome], None]
+    _stop: Callable[..., bool]
 
     def _start_loading(self) -> None:
         """Nothing claimed yet, as each run starts."""
@@ -120,6 +121,8 @@ class Loading:
         self._unwritable_lock = threading.Lock()
         self._targets: set[str] = set()  # this run's outputs so far, as absolute paths
         self._targets_lock = threading.Lock()  # the loaders claim them
+        # The folders this run read a picture in, and those above them: they were there.
+        self._read_in: set[Path] = set()
 
     def _load(self, next_job, to_proc: ProcQueue) -> None:
         while not self._halt.is_set():
@@ -140,7 +143,14 @@ class Loading:
             if not item.error:
                 self._check_header(item)
             read = None if item.error else _read(item, read_image, self._flags)
+            if item.error and (gone := self._input_gone(job)) is not None:
+                # Every later picture of that folder would fail alike, a line each
+                # (255 of 300 pictures, the folder renamed during the run).
+                if self._stop(gone, input_gone=True):
+                    self._report(Outcome(job, "failed", gone, notes=tuple(item.notes)))
+                return
             if read:
+                self._was_there(job.source.parent)
                 item.pixels, item.info = read
                 self._check_output(item)
                 if not item.error and self._animated(item) and not self._read_frames(item):
@@ -150,6 +160,26 @@ class Loading:
                         return  # cancelled while waiting for room
                     item.held = item.need
             self._put(to_proc, item)
+
+    def _was_there(self, folder: Path) -> None:
+        """Mark ``folder``, which a picture was read in, and those above it as there."""
+        while folder not in self._read_in:
+            self._read_in.add(folder)
+            if folder.parent == folder:
+                return
+            folder = folder.parent
+
+    def _input_gone(self, job: Job) -> str | None:
+        """Why ``job``'s picture, which could not be read, and others after it cannot
+        be: the folder of it that this run read pictures in is gone (removed, renamed,
+        a drive unplugged); else None. A folder never seen (a Job made by hand) is the
+        picture's failure alone."""
+        folder = job.source.parent
+        if folder.is_dir():
+            return None
+        while not folder.parent.is_dir() and folder.parent != folder:
+            folder = folder.parent  # the one that went, where its parent is still there
+        return f"{folder} was removed or renamed during the run" if folder in self._read_in else None
 
     def _check_overwrite(self, item: Item) -> None:
         """Fail ``item`` whose output is its input, or an earlier job's output of this
@@ -377,19 +407,20 @@ class Loading:
         if refused is not None:
             raise InputError(f"{item.job.source}: {refused}")  # which picture: the folder says the same for each
 
-    def _look_again_at_folder(self, item: Item) -> None:
-        """After ``item``'s write failed: where its folder was found writable, look
-        again, for the pictures still to be read to fail before they are upscaled if
-        it is not now. A folder made read-only during the run (chmod) failed each of
-        them only as it was written, after its upscaling."""
+    def _refused_now(self, item: Item) -> str | None:
+        """After ``item``'s write failed: where its folder was found writable, why it
+        is not now (made read-only during the run: chmod), else None. Not kept for the
+        pictures read after: the run stops for it, and a picture that failed on it
+        meanwhile was a line of its own beside the stop's."""
         folder = _nearest_folder(item.target)
         with self._unwritable_lock:
-            if folder not in self._unwritable or self._unwritable[folder] is not None:
-                return
-            try:
-                check_writable(folder)
-            except InputError as e:
-                self._unwritable[folder] = e.said(self._flags)
+            if self._unwritable.get(folder, "") is not None:
+                return None
+        try:
+            check_writable(folder)
+        except InputError as e:
+            return e.said(self._flags)
+        return None
 
     def _check_jpeg_metadata(self, item: Item) -> None:
         """EXIF, XMP and a comment too large for ``item``'s JPEG: left out with a note each, but an

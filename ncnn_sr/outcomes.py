@@ -32,9 +32,12 @@ class Summary:
     skipped: int = 0
     failed: int = 0
     cancelled: bool = False
-    stopped: str | None = None  # why the run ended early on its own (a full disk, every device failed)
+    stopped: str | None = None  # why the run ended early on its own (a full disk, a folder gone, every device failed)
     # The run stopped because every device had failed, not for want of room.
     devices_failed: bool = False
+    # The run stopped because a folder of its pictures was removed or renamed: those
+    # read before it were still upscaled and written.
+    input_gone: bool = False
     # Each device out of the run at its end, with what it failed on: "GPU 0 (...): RuntimeError(...)".
     lost: list[str] = field(default_factory=list)
     # Ctrl-C left a worker inside ncnn, whose tile may take minutes (or inside the

@@ -87,10 +87,11 @@ class Pipeline(Loading, Failover, FixedArguments):
     ``on_outcome`` is called once for each job the run finishes (ok, skipped or
     failed: ``Summary.done`` of them), from a save or load thread, never from two
     threads at once; an exception from it (a closed stderr, say) is raised by ``run``
-    once every job is done. A run ended early (``cancel()``, Ctrl-C, a full disk, every
-    device failed) finishes no more jobs, and tells of none of those it had not
-    finished: ``Summary.cancelled`` or ``stopped`` says why, and the jobs, which may be
-    a lazy iterator, are not read to the end to tell of each. ``on_tile(done,
+    once every job is done. A run ended early (``cancel()``, Ctrl-C, a full disk, an
+    output folder removed or made read-only, a folder of pictures removed, every device
+    failed) starts no more jobs, and tells of none of those it did not finish:
+    ``Summary.cancelled`` or ``stopped`` says why, and the jobs, which may be a lazy
+    iterator, are not read to the end to tell of each. ``on_tile(done,
     total)`` is called from the proc threads, several at once, after each tile of a
     picture or frame; an exception from it fails that picture, naming ``on_tile``, and
     is no device's failure (see below). Where the upscale of
@@ -347,14 +348,21 @@ class Pipeline(Loading, Failover, FixedArguments):
             raise self._errors[0]
         return self._summary
 
-    def _stop(self, reason: str) -> bool:
+    def _stop(self, reason: str, input_gone: bool = False) -> bool:
         """End the run early for ``reason``, which the summary gives: no more pictures
-        are started, those in progress are dropped. False where it had ended already."""
+        are started, those in progress are dropped, but where ``input_gone`` (a folder
+        of pictures went), whose outputs can still be written: those upscaled are.
+        False where it had ended already."""
         with self._report_lock:
             first = self._summary.stopped is None
             if first:
                 self._summary.stopped = reason
-        self.cancel()
+                self._summary.input_gone = input_gone
+        if input_gone:
+            self._halt.set()
+            self._wake_procs()
+        else:
+            self.cancel()
         return first
 
     def _crashed(self, error: BaseException) -> None:
@@ -530,6 +538,7 @@ class Pipeline(Loading, Failover, FixedArguments):
         if item.error:
             self._report(Outcome(item.job, "failed", item.error, notes=tuple(item.notes)))
             return
+        stops = False  # whether no later picture could be written either
         try:
             self._make_folder_of(item)
             if item.animation is None:
@@ -537,13 +546,7 @@ class Pipeline(Loading, Failover, FixedArguments):
             else:
                 write_frames(item.target, item.animation, item.info, quality=self._quality, metadata=self._metadata)
         except NoRoom as e:
-            failure = e.said(self._flags)
-            # Every later picture would be upscaled only to fail alike: stop, and
-            # say how to go on once there is room. Another save that ran out of room
-            # beside the one that stopped the run is a picture in progress, dropped
-            # as the others: the stop says it once, and --skip-existing redoes it.
-            if not self._stop(failure):
-                return
+            failure, stops = e.said(self._flags), True
         except NcnnSrError as e:
             failure = e.said(self._flags)
         except Exception as e:  # a batch outlives any one file, and counts it as failed
@@ -552,24 +555,41 @@ class Pipeline(Loading, Failover, FixedArguments):
             self._written_into.add(item.target.parent)
             self._report(Outcome(item.job, "ok", output=item.target, notes=tuple(item.notes)))
             return
-        self._look_again_at_folder(item)
+        if not stops and (changed := self._folder_changed(item)) is not None:
+            failure, stops = changed, True
+        # A full disk, or a folder removed or made read-only: every later picture would
+        # be upscaled only to fail alike, a line each (249 of 300 pictures after a
+        # chmod): stop, and say how to go on once it can be written. Another save that
+        # failed beside the one that stopped the run is a picture in progress, dropped
+        # as the others: the stop says it once, and --skip-existing redoes it.
+        if stops and not self._stop(failure):
+            return
         self._report(Outcome(item.job, "failed", failure, notes=tuple(item.notes)))
+
+    def _folder_changed(self, item: Item) -> str | None:
+        """After ``item``'s write failed: why no later picture can be written in its
+        folder, where this run wrote there, or found it writable, and it is now gone or
+        read-only; else None (the failure is the picture's)."""
+        folder = item.target.parent
+        if folder in self._written_into and not folder.is_dir():
+            return _removed(folder)
+        return self._refused_now(item)
 
     def _make_folder_of(self, item: Item) -> None:
         """Make ``item``'s output folder where it is missing (-r mirrors sub-folders as
-        their pictures come), with a note where this run wrote there before: made
-        again in silence, a folder removed during the run (by hand, or a drive's
-        mount gone) lost its outputs while every picture was said done."""
+        their pictures come), unless this run wrote there before: then it was removed
+        during the run (by hand, or a drive's mount gone), and NoRoom stops the run.
+        Made again, the outputs written before were gone while every picture was said
+        done."""
         folder = item.target.parent
-        with self._folders_lock:  # two saves into one missing folder: one note
+        with self._folders_lock:  # two saves into one missing folder: one made
             if not folder.is_dir():
+                if folder in self._written_into:
+                    raise NoRoom(_removed(folder))
                 try:
                     folder.mkdir(parents=True, exist_ok=True)
                 except OSError as e:
                     raise cannot_write(item.target, e) from None
-                if folder in self._written_into:
-                    item.notes.append(f"{folder} was removed during the run: made again (what was written there "
-                                      "before is gone)")
 
     def _report(self, outcome: Outcome) -> None:
         with self._report_lock:
@@ -637,6 +657,11 @@ class Pipeline(Loading, Failover, FixedArguments):
             while stops_sent[id(next_queue)] < len(readers):
                 self._put(next_queue, STOP, readers)
                 stops_sent[id(next_queue)] += 1
+
+
+def _removed(folder) -> str:
+    """Why no picture can be written in ``folder``, which this run wrote in and is gone."""
+    return f"{folder} was removed during the run (what was written there is gone)"
 
 
 class _FailedOn(Exception):

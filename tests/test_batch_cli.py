@@ -1183,15 +1183,17 @@ with Upscaler("realesr-animevideov3-x2", device=-1, threads=1) as up:
     summary = Pipeline([Lane(up, 1)], 1, 1, queue_size=1, on_outcome=written,
                        on_tile=lambda done, total: upscales.append(done)).run(plan_jobs(sys.argv[1], out).jobs)
 print(summary.ok, summary.failed, len(upscales))
+print(summary.stopped)
 for failure in summary.failures:
     print(failure.message)
 """
 
 
-def test_pictures_bound_for_a_folder_made_read_only_during_the_run_are_not_upscaled(tmp_path):
+def test_a_folder_made_read_only_during_the_run_stops_it(tmp_path):
     # Its folder was found writable once, when the first picture was checked: each
     # later picture was upscaled, only to fail as it was written (578 of 600 pictures
-    # of 32x32, a line each, after the chmod).
+    # of 32x32, a line each, after the chmod); then, once the folder was looked at
+    # again, each failed before it was upscaled, still a line each (565 lines of 600).
     from conftest import as_a_user
 
     names = [f"p{i:02d}.png" for i in range(12)]
@@ -1204,13 +1206,79 @@ def test_pictures_bound_for_a_folder_made_read_only_during_the_run_are_not_upsca
     finally:
         out.chmod(0o755)
     assert proc.returncode == 0, proc.stderr
-    counts, *failures = proc.stdout.splitlines()
+    counts, stopped, *failures = proc.stdout.splitlines()
     ok, failed, upscaled = map(int, counts.split())
-    assert (ok, failed) == (1, 11), proc.stdout
-    # Those in flight as it changed (read, upscaled, waiting to be saved) fail as they
-    # are written; none read after the first failure is upscaled.
+    assert (ok, failed) == (1, 1), proc.stdout
+    assert stopped == f"cannot write into {out}: Permission denied" and failures == [stopped]
     assert upscaled <= 8, proc.stdout  # 5 here: the first, and 4 in flight
-    assert failures[-1] == f"{tmp_path / 'in' / names[-1]}: cannot write into {out}: Permission denied"
+    assert sorted(os.listdir(out)) == ["p00.png"]  # no temporary file left
+
+
+# A command run as a user runs it, its folder broken once the second picture is
+# written: made read-only, the output folder removed, or the input folder renamed.
+_BROKEN_MID_RUN = """
+import os, shutil, sys, threading
+from ncnn_sr import pipeline
+
+action, folder, prog, *args = sys.argv[1:]
+real, lock, written = pipeline.write_image, threading.Lock(), []
+
+def write_image(*given, **options):
+    real(*given, **options)
+    with lock:
+        written.append(given[0])
+        if len(written) == 2:
+            {"chmod": lambda: os.chmod(folder, 0o555), "remove": lambda: shutil.rmtree(folder),
+             "rename": lambda: os.rename(folder, folder + ".moved")}[action]()
+
+pipeline.write_image = write_image
+sys.argv = [prog, *args]
+from ncnn_sr import entry
+entry.ncnn_sr() if prog == "ncnn-sr" else entry.realesrgan_ncnn_vulkan()
+"""
+
+
+@pytest.mark.parametrize("prog", ["ncnn-sr", "realesrgan-ncnn-vulkan"])
+@pytest.mark.parametrize("action", ["chmod", "remove", "rename"])
+def test_a_folder_broken_during_a_run_stops_it_in_one_line(tmp_path, prog, action):
+    # Each later picture failed in a line of its own: 249 lines of 300 pictures with the
+    # output folder made read-only 4 s in, 255 with the input folder renamed; the output
+    # folder removed was made again, and the last line said 299 of 300 upscaled where
+    # 281 files were there.
+    from conftest import as_a_user
+
+    pictures(tmp_path / "in", [f"p{i:02d}.png" for i in range(24)])
+    src, out = tmp_path / "in", tmp_path / "out"
+    out.mkdir()
+    broken = src if action == "rename" else out
+    cmd = [sys.executable, "-c", _BROKEN_MID_RUN, action, str(broken), prog, "-i", str(src), "-o", str(out),
+           "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+    try:
+        proc = subprocess.run(as_a_user(cmd), capture_output=True, text=True, timeout=300)
+    finally:
+        if out.exists():
+            out.chmod(0o755)
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if not line.endswith("%")]  # the drop-in's progress
+    cause = {"chmod": f"cannot write into {out}: Permission denied",
+             "remove": f"{out} was removed during the run (what was written there is gone)",
+             "rename": f"{src} was removed or renamed during the run"}[action]
+    once = "it is back" if action == "rename" else "it can be written"
+    how = "the same command" if prog == "ncnn-sr" else "ncnn-sr"
+    said = re.fullmatch(rf"{re.escape(prog)}: stopped: {re.escape(cause)}; (\d+) upscaled, 0 skipped, 1 failed, "
+                        rf"(\d+) not done; once {once}, {how} with --skip-existing goes on from there", lines[-1])
+    assert said, lines
+    # The drop-in says the picture that stopped it in the reference's word, which its
+    # wrappers look for, as it does on a full disk.
+    failed = [line for line in lines[:-1] if "error" in line or "failed" in line]
+    assert len(failed) == (prog != "ncnn-sr"), lines
+    upscaled, left = map(int, said.groups())
+    assert upscaled >= 2 and upscaled + 1 + left == 24
+    if action != "remove":  # what was written is there, whole, and nothing else
+        written = sorted(os.listdir(out))
+        assert len(written) == upscaled and all(size_of(out / name) == (32, 24) for name in written), written
+    else:
+        assert not out.exists()
 
 
 def test_a_folder_run_whose_pictures_are_all_done_in_a_read_only_folder_is_not_refused(tmp_path):

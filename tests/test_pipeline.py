@@ -1764,12 +1764,14 @@ def test_a_worker_dying_in_an_unforeseen_way_ends_the_run_with_its_error(tmp_pat
         within(60, lambda: Pipeline([cpu_lane]).run(jobs))
 
 
-def test_an_output_folder_removed_during_the_run_is_made_again_with_a_note(tmp_path, cpu_lane):
-    # It was made again in silence: the run said every picture upscaled, and the
-    # outputs written before were not there.
+def test_an_output_folder_removed_during_the_run_stops_it(tmp_path, cpu_lane):
+    # It was made again with a note, and the run went on: its last line said every
+    # picture upscaled while those written before were gone (rm -rf of the output
+    # folder 4 s into 300 pictures: '299 upscaled', 281 files there), and a picture
+    # whose write met the folder gone failed alone in a line of its own.
     import shutil
 
-    jobs = folder_of(tmp_path, 4)
+    jobs = folder_of(tmp_path, 12)
     out = tmp_path / "out"
     outcomes = []
 
@@ -1778,16 +1780,17 @@ def test_an_output_folder_removed_during_the_run_is_made_again_with_a_note(tmp_p
         if len(outcomes) == 1:
             shutil.rmtree(out)
 
-    summary = Pipeline([cpu_lane], save_workers=1, queue_size=1, on_outcome=told).run(jobs)
-    assert (summary.ok, summary.failed) == (4, 0)
-    assert sorted(p.name for p in out.iterdir()) == sorted(o.output.name for o in outcomes[1:])
-    assert [note for outcome in outcomes for note in outcome.notes] == [
-        f"{out} was removed during the run: made again (what was written there before is gone)"]
+    summary = within(60, lambda: Pipeline([cpu_lane], load_workers=1, save_workers=1, queue_size=1,
+                                          on_outcome=told).run(jobs))
+    assert summary.stopped == f"{out} was removed during the run (what was written there is gone)"
+    assert not summary.cancelled and summary.ok == 1 and summary.failed == 1 and summary.done < len(jobs)
+    assert summary.failures[0].message == summary.stopped
+    assert not out.exists()  # not made again for the pictures after
 
 
-def test_pictures_whose_folder_was_removed_during_the_run_say_so(tmp_path, cpu_lane):
-    # Each said "file not found" alone, hundreds of lines that did not say why (a
-    # folder removed, a drive unplugged).
+def test_a_folder_of_pictures_removed_during_the_run_stops_it(tmp_path, cpu_lane):
+    # Each later picture failed in a line of its own, "file not found: its folder ... is
+    # not there" (255 lines of 300 pictures, the folder renamed 4 s in).
     import shutil
 
     jobs = folder_of(tmp_path, 12)
@@ -1798,11 +1801,26 @@ def test_pictures_whose_folder_was_removed_during_the_run_say_so(tmp_path, cpu_l
         if len(outcomes) == 1:
             shutil.rmtree(tmp_path / "in")
 
-    summary = Pipeline([cpu_lane], load_workers=1, save_workers=1, queue_size=1, on_outcome=told).run(jobs)
-    assert summary.ok + summary.failed == 12 and summary.failed >= 4  # those read before it, at most 8, are done
-    for failure in summary.failures:
-        assert failure.message == f"{failure.job.source}: file not found: its folder {tmp_path / 'in'} is not there", \
-            failure.message
+    summary = within(60, lambda: Pipeline([cpu_lane], load_workers=1, save_workers=1, queue_size=1,
+                                          on_outcome=told).run(jobs))
+    assert summary.stopped == f"{tmp_path / 'in'} was removed or renamed during the run"
+    assert summary.input_gone and not summary.cancelled and not summary.devices_failed
+    assert summary.failed == 1 and summary.failures[0].message == summary.stopped
+    # Those read before it are still upscaled and written: their output folder is there.
+    assert summary.ok >= 1 and summary.done < len(jobs)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        o.output.name for o in outcomes if o.status == "ok")
+
+
+def test_a_picture_whose_folder_was_never_there_fails_alone(tmp_path, cpu_lane):
+    # Jobs made by hand may name a folder that is not there: that is no folder removed
+    # during the run, and the run goes on with the others.
+    jobs = list(folder_of(tmp_path, 3, size=(4, 4)))
+    jobs[1] = Job(tmp_path / "nowhere" / "a.png", tmp_path / "out" / "a.png")
+    summary = within(60, lambda: Pipeline([cpu_lane], load_workers=1).run(jobs))
+    assert summary.stopped is None and (summary.ok, summary.failed) == (2, 1)
+    assert summary.failures[0].message == f"{jobs[1].source}: file not found: its folder {tmp_path / 'nowhere'} " \
+        "is not there"
 
 
 def test_skip_existing_with_a_name_too_long_fails_that_picture_alone(tmp_path, cpu_lane):
