@@ -913,6 +913,8 @@ def _check_picture(opts: RunOptions, job: Job, spec: ModelSpec, flags: FlagNames
 def _ended(prog: str, opts: RunOptions, plan: Plan, summary: Summary) -> int:
     """Say how a run that was not cut short by an exception ended; its exit status."""
     total = len(plan.jobs)
+    for left in summary.left_behind:
+        log.warning(left)
     if summary.stopped is not None and plan.folder_mode:
         _say_stopped(prog, summary.stopped, summary.ok, summary.skipped, summary.failed, total - summary.done,
                      "a device works again" if summary.devices_failed else "it is back" if summary.input_gone else

@@ -279,18 +279,30 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
         if reader is None:
             os.replace(tmp, target)
     except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError) and not isinstance(e, InputError):
-            raise cannot_write(named, e) from None
-        raise
+        left = _remove_part(tmp)
+        error = cannot_write(named, e) if isinstance(e, OSError) and not isinstance(e, InputError) else e
+        if left is not None and isinstance(error, InputError):
+            error.left_behind = left  # for the caller to say: the error is the picture's
+        if error is e:
+            raise
+        raise error from None
     finally:
         if lock is not None:
             os.close(lock)  # after the rename: until then the part is this run's
         if reader is not None:
             os.close(reader)
+
+
+def _remove_part(tmp: str) -> str | None:
+    """Remove ``tmp``, a write's temporary file; where it cannot be (its folder made
+    read-only meanwhile), what is left, in words, for the caller to say."""
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass  # gone with its folder
+    except OSError as e:
+        return f"{tmp}: a temporary file that could not be removed ({os_reason(e)})"
+    return None
 
 
 def make_folder(folder: Path) -> None:

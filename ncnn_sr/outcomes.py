@@ -38,6 +38,10 @@ class Summary:
     # The run stopped because a folder of its pictures was removed or renamed: those
     # read before it were still upscaled and written.
     input_gone: bool = False
+    # Each hidden temporary file of a write that failed and that could not be removed
+    # (its folder made read-only meanwhile), in words: "OUT/.a.png.x1y2.part: a
+    # temporary file that could not be removed (Permission denied)".
+    left_behind: list[str] = field(default_factory=list)
     # Each device out of the run at its end, with what it failed on: "GPU 0 (...): RuntimeError(...)".
     lost: list[str] = field(default_factory=list)
     # Ctrl-C left a worker inside ncnn, whose tile may take minutes (or inside the

@@ -547,8 +547,10 @@ class Pipeline(Loading, Failover, FixedArguments):
                 write_frames(item.target, item.animation, item.info, quality=self._quality, metadata=self._metadata)
         except NoRoom as e:
             failure, stops = e.said(self._flags), True
+            self._left(e)
         except NcnnSrError as e:
             failure = e.said(self._flags)
+            self._left(e)
         except Exception as e:  # a batch outlives any one file, and counts it as failed
             failure = f"cannot write {item.target}: {e!r}"
         else:
@@ -565,6 +567,14 @@ class Pipeline(Loading, Failover, FixedArguments):
         if stops and not self._stop(failure):
             return
         self._report(Outcome(item.job, "failed", failure, notes=tuple(item.notes)))
+
+    def _left(self, error: NcnnSrError) -> None:
+        """The temporary file that ``error``'s write left, if any, kept for the summary:
+        said with the picture's failure, it went unsaid where the run stopped."""
+        left = getattr(error, "left_behind", None)
+        if left is not None:
+            with self._report_lock:
+                self._summary.left_behind.append(left)
 
     def _folder_changed(self, item: Item) -> str | None:
         """After ``item``'s write failed: why no later picture can be written in its

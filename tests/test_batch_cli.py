@@ -1215,13 +1215,23 @@ def test_a_folder_made_read_only_during_the_run_stops_it(tmp_path):
 
 
 # A command run as a user runs it, its folder broken once the second picture is
-# written: made read-only, the output folder removed, or the input folder renamed.
+# written: made read-only, the output folder removed, or the input folder renamed; or
+# its disk full from the third picture on.
 _BROKEN_MID_RUN = """
-import os, shutil, sys, threading
-from ncnn_sr import pipeline
+import errno, os, shutil, sys, threading
+from ncnn_sr import images, pipeline
 
 action, folder, prog, *args = sys.argv[1:]
 real, lock, written = pipeline.write_image, threading.Lock(), []
+encode, encoded = images._encode, []
+
+def full(*given):
+    with lock:
+        encoded.append(given)
+        refused = action == "full" and len(encoded) > 2
+    if refused:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    encode(*given)
 
 def write_image(*given, **options):
     real(*given, **options)
@@ -1229,9 +1239,9 @@ def write_image(*given, **options):
         written.append(given[0])
         if len(written) == 2:
             {"chmod": lambda: os.chmod(folder, 0o555), "remove": lambda: shutil.rmtree(folder),
-             "rename": lambda: os.rename(folder, folder + ".moved")}[action]()
+             "rename": lambda: os.rename(folder, folder + ".moved"), "full": lambda: None}[action]()
 
-pipeline.write_image = write_image
+pipeline.write_image, images._encode = write_image, full
 sys.argv = [prog, *args]
 from ncnn_sr import entry
 entry.ncnn_sr() if prog == "ncnn-sr" else entry.realesrgan_ncnn_vulkan()
@@ -1239,7 +1249,7 @@ entry.ncnn_sr() if prog == "ncnn-sr" else entry.realesrgan_ncnn_vulkan()
 
 
 @pytest.mark.parametrize("prog", ["ncnn-sr", "realesrgan-ncnn-vulkan"])
-@pytest.mark.parametrize("action", ["chmod", "remove", "rename"])
+@pytest.mark.parametrize("action", ["chmod", "remove", "rename", "full"])
 def test_a_folder_broken_during_a_run_stops_it_in_one_line(tmp_path, prog, action):
     # Each later picture failed in a line of its own: 249 lines of 300 pictures with the
     # output folder made read-only 4 s in, 255 with the input folder renamed; the output
@@ -1260,12 +1270,13 @@ def test_a_folder_broken_during_a_run_stops_it_in_one_line(tmp_path, prog, actio
             out.chmod(0o755)
     assert proc.returncode == 1, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if not line.endswith("%")]  # the drop-in's progress
-    cause = {"chmod": f"cannot write into {out}: Permission denied",
-             "remove": f"{out} was removed during the run (what was written there is gone)",
-             "rename": f"{src} was removed or renamed during the run"}[action]
+    cause = {"chmod": re.escape(f"cannot write into {out}: Permission denied"),
+             "remove": re.escape(f"{out} was removed during the run (what was written there is gone)"),
+             "rename": re.escape(f"{src} was removed or renamed during the run"),
+             "full": re.escape(f"cannot write {out}{os.sep}") + r"p\d\d\.png: No space left on device"}[action]
     once = "it is back" if action == "rename" else "it can be written"
     how = "the same command" if prog == "ncnn-sr" else "ncnn-sr"
-    said = re.fullmatch(rf"{re.escape(prog)}: stopped: {re.escape(cause)}; (\d+) upscaled, 0 skipped, 1 failed, "
+    said = re.fullmatch(rf"{re.escape(prog)}: stopped: {cause}; (\d+) upscaled, 0 skipped, 1 failed, "
                         rf"(\d+) not done; once {once}, {how} with --skip-existing goes on from there", lines[-1])
     assert said, lines
     # The drop-in says the picture that stopped it in the reference's word, which its
@@ -1275,8 +1286,15 @@ def test_a_folder_broken_during_a_run_stops_it_in_one_line(tmp_path, prog, actio
     upscaled, left = map(int, said.groups())
     assert upscaled >= 2 and upscaled + 1 + left == 24
     if action != "remove":  # what was written is there, whole, and nothing else
-        written = sorted(os.listdir(out))
+        # A picture being written as the folder was made read-only leaves its hidden
+        # temporary file, which cannot be removed there: named in a warning.
+        left = sorted(name for name in os.listdir(out) if name.startswith("."))
+        for name in left:
+            assert f"{prog}: warning: {out / name}: a temporary file that could not be removed (Permission " \
+                f"denied)" in lines, lines
+        written = sorted(name for name in os.listdir(out) if not name.startswith("."))
         assert len(written) == upscaled and all(size_of(out / name) == (32, 24) for name in written), written
+        assert not left or action == "chmod"
     else:
         assert not out.exists()
 

@@ -1812,6 +1812,32 @@ def test_a_folder_of_pictures_removed_during_the_run_stops_it(tmp_path, cpu_lane
         o.output.name for o in outcomes if o.status == "ok")
 
 
+def test_a_temporary_file_that_cannot_be_removed_is_named_in_the_summary(tmp_path, cpu_lane, monkeypatch):
+    # A folder made read-only while a picture was being written refuses both its rename
+    # and the removal of its temporary file: the hidden .part stayed without a word
+    # (one of 24 pictures, the folder made read-only after the second).
+    import errno
+
+    from ncnn_sr import files as files_mod
+    jobs = folder_of(tmp_path, 3, size=(4, 4))
+    real_unlink = os.unlink
+
+    def replace(src, dst):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    def unlink(path, *args, **kwargs):
+        if str(path).endswith(".part") and "p001" in str(path):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_unlink(path, *args, **kwargs)
+    monkeypatch.setattr(files_mod.os, "replace", replace)
+    monkeypatch.setattr(files_mod.os, "unlink", unlink)
+    summary = within(60, lambda: Pipeline([cpu_lane], load_workers=1, save_workers=1).run(jobs))
+    left = [p for p in (tmp_path / "out").iterdir()]
+    assert len(left) == 1 and left[0].name.startswith(".p001.png.") and left[0].name.endswith(".part")
+    assert summary.left_behind == [f"{left[0]}: a temporary file that could not be removed (Permission denied)"]
+    assert summary.failed == 3 and summary.stopped is None  # the folder is writable: each picture's own failure
+
+
 def test_a_picture_whose_folder_was_never_there_fails_alone(tmp_path, cpu_lane):
     # Jobs made by hand may name a folder that is not there: that is no folder removed
     # during the run, and the run goes on with the others.
