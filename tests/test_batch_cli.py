@@ -1257,6 +1257,8 @@ def test_a_folder_broken_during_a_run_stops_it_in_one_line(tmp_path, prog, actio
     # 281 files were there.
     from conftest import as_a_user
 
+    if os.name == "nt" and action != "full":
+        pytest.skip("Windows ignores a folder's read-only mode, and moves no folder with a file open in it")
     pictures(tmp_path / "in", [f"p{i:02d}.png" for i in range(24)])
     src, out = tmp_path / "in", tmp_path / "out"
     out.mkdir()
