@@ -26,7 +26,8 @@ from .cut_short import video_fault
 from .engine import Upscaler
 from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, failed_words,
                      os_reason, shell_word, write_error_type)
-from .files import check_folder, check_writable, is_fifo, make_folder, reader_of
+from .files import (check_folder, check_writable, gone_folder, is_fifo, make_folder, mark_there, moved_words, reader_of,
+                    removed_words)
 from .flags import REFERENCE_JOBS, RunOptions
 from .images import check_picture, frame_count, header_layout, one_size, output_format
 from .jobs import (Job, OutputIsInput, Plan, check_reachable, existing_output, has_sub_folders, plan_jobs, plan_videos,
@@ -581,8 +582,9 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     """Each video in the folder ``opts.input`` (its sub-folders too with
     ``opts.recursive``) into the folder ``opts.output``, the model loaded once (see
     _one_worker_for). A video that fails is one line and the run goes on; the exit
-    status is 1 if any failed. A full disk stops the run at the first video it fails,
-    in one line: every later one would be upscaled only to fail alike; so do the
+    status is 1 if any failed. A full disk, or a folder it read or wrote videos in
+    removed or made read-only, stops the run at the first video it fails, in one line:
+    every later one would fail alike; so do the
     devices, once more videos in a row than can be in work at once (one: see
     FAILED_EVERYWHERE) fail on each in service, none done between. A device out for
     good (one that failed a frame another then did) is out for the rest of the
@@ -597,6 +599,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     new_folder = None  # the folders made for the video in work, taken back if it is not done
     pipes: dict[Path, OutputPipe] = {}  # see _RunState.pipes
     jobs: list[tuple[Path, Path]] = []
+    read_in: set[Path] = set()  # the folders a video was read in, and those above them (mark_there)
+    written_into: set[Path] = set()  # the folders a video was written in
     try:
         jobs = plan_videos(opts.input, opts.output, encode, opts.recursive, opts.output_folder)
         pipes = {dst: OutputPipe(dst) for _, dst in jobs if is_fifo(dst)}
@@ -616,8 +620,12 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                 continue
             new_folder = None
             try:
+                if dst.parent in written_into and not dst.parent.is_dir():
+                    # Made again, it said every video done while those before were gone.
+                    raise NoRoom(removed_words(dst.parent))
                 check_reachable(dst, file=True)  # a link to nowhere, as a single video's -o is checked
                 info = video.probe(src)
+                mark_there(src.parent, read_in)
                 _check_encodable(opts, info, src, dst, video_codecs.video_encoder(dst, encode), encode, lanes)
                 one = None if lanes is None else _one_worker_for(opts, lanes, (info.height, info.width))
                 if one is not None and one != (lanes[0].workers == 1):
@@ -639,10 +647,14 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                     _remove_empty_folders(new_folder)
                 failed += 1
                 left = len(jobs) - done - skipped - failed
-                if isinstance(e, NoRoom):
+                # A full disk, or a folder removed or made read-only: every later video
+                # would fail alike, a line each.
+                broken = (command_words(e, flags), "it can be written") if isinstance(e, NoRoom) else \
+                    _folder_broken(src, dst, read_in, written_into, flags)
+                if broken is not None:
                     if bar is not None:
                         bar.close()
-                    _say_stopped(prog, command_words(e, flags), done, skipped, failed, left, "it can be written")
+                    _say_stopped(prog, broken[0], done, skipped, failed, left, broken[1])
                     return EXIT_FAILED
                 _say_failed(prog, bar, _naming(e, src, dst), flags)
                 failed_everywhere += isinstance(e, UpscalingFailed) and e.every_device
@@ -656,6 +668,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                     return EXIT_FAILED
                 continue
             done += 1
+            written_into.add(dst.parent)
             failed_everywhere = 0
             if dst in pipes:
                 pipes[dst].reached = True
@@ -679,6 +692,23 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped{_failed(failed, opts)} in "
              f"{time.monotonic() - began:.1f} s")
     return EXIT_FAILED if failed else 0
+
+
+def _folder_broken(src: Path, dst: Path, read_in: set, written_into: set,
+                   flags: FlagNames) -> tuple[str, str] | None:
+    """After the video ``src`` failed to become ``dst``: why no later one can be done,
+    where a folder this run read or wrote videos in is gone or read-only now, and what
+    mends it, in words; else None (the failure is the video's)."""
+    out = dst.parent
+    if out in written_into:
+        if not out.is_dir():
+            return removed_words(out), "it can be written"
+        try:
+            check_writable(out)
+        except InputError as e:
+            return command_words(e, flags), "it can be written"
+    gone = gone_folder(src.parent, read_in)
+    return None if gone is None else (moved_words(gone), "it is back")
 
 
 def _one_worker_for(opts: RunOptions, lanes: list[Lane], frame: tuple[int, int]) -> bool | None:

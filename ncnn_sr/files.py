@@ -385,3 +385,33 @@ def check_folder(folder: str | os.PathLike) -> None:
         what = broken_link(there) if there.is_symlink() and not there.exists() else "a file, not a folder"
         raise InputError(f"{said}: {'it' if there == folder else there} is {what}")
     _make_a_file(there, said)  # permissions alone do not tell (a read-only mount, root)
+
+
+def mark_there(folder: Path, there: set) -> None:
+    """Add ``folder``, which a run read or wrote in, and those above it to ``there``."""
+    while folder not in there:
+        there.add(folder)
+        if folder.parent == folder:
+            return
+        folder = folder.parent
+
+
+def gone_folder(folder: Path, there: set) -> Path | None:
+    """The folder on ``folder``'s path that ``there`` (see mark_there) holds and that is
+    gone now (removed, renamed, a drive unplugged): the topmost missing one, whose
+    parent is still there. None where ``folder`` is there, or never was seen."""
+    if folder.is_dir():
+        return None
+    while not folder.parent.is_dir() and folder.parent != folder:
+        folder = folder.parent
+    return folder if folder in there else None
+
+
+def removed_words(folder: Path) -> str:
+    """Why no output can be written in ``folder``, which a run wrote in and is gone."""
+    return f"{folder} was removed during the run (what was written there is gone)"
+
+
+def moved_words(folder: Path) -> str:
+    """Why no input can be read in ``folder``, which a run read in and is gone."""
+    return f"{folder} was removed or renamed during the run"

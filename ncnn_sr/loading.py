@@ -16,7 +16,7 @@ from . import avif
 from .animation import Animation, frames_write_bytes, read_frames
 from .budget import MemoryBudget
 from .errors import FlagNames, InputError, NcnnSrError, cannot_write
-from .files import check_writable, write_target
+from .files import check_writable, gone_folder, mark_there, moved_words, write_target
 from .images import (ALPHA_MODES, FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadata, header_layout,
                      output_format, read_image, write_bytes)
 from .icc import unstated as unstated_colour
@@ -150,7 +150,7 @@ class Loading:
                     self._report(Outcome(job, "failed", gone, notes=tuple(item.notes)))
                 return
             if read:
-                self._was_there(job.source.parent)
+                mark_there(job.source.parent, self._read_in)
                 item.pixels, item.info = read
                 self._check_output(item)
                 if not item.error and self._animated(item) and not self._read_frames(item):
@@ -161,25 +161,12 @@ class Loading:
                     item.held = item.need
             self._put(to_proc, item)
 
-    def _was_there(self, folder: Path) -> None:
-        """Mark ``folder``, which a picture was read in, and those above it as there."""
-        while folder not in self._read_in:
-            self._read_in.add(folder)
-            if folder.parent == folder:
-                return
-            folder = folder.parent
-
     def _input_gone(self, job: Job) -> str | None:
         """Why ``job``'s picture, which could not be read, and others after it cannot
-        be: the folder of it that this run read pictures in is gone (removed, renamed,
-        a drive unplugged); else None. A folder never seen (a Job made by hand) is the
-        picture's failure alone."""
-        folder = job.source.parent
-        if folder.is_dir():
-            return None
-        while not folder.parent.is_dir() and folder.parent != folder:
-            folder = folder.parent  # the one that went, where its parent is still there
-        return f"{folder} was removed or renamed during the run" if folder in self._read_in else None
+        be: a folder of it that this run read pictures in is gone; else None. A folder
+        never seen (a Job made by hand) is the picture's failure alone."""
+        gone = gone_folder(job.source.parent, self._read_in)
+        return None if gone is None else moved_words(gone)
 
     def _check_overwrite(self, item: Item) -> None:
         """Fail ``item`` whose output is its input, or an earlier job's output of this

@@ -36,7 +36,7 @@ from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .failover import Failover, tried
-from .files import is_fifo
+from .files import is_fifo, removed_words
 from .fixed import Fixed, FixedArguments
 from .images import checked_quality, write_image
 from .jobs import Job, Plan
@@ -582,7 +582,7 @@ class Pipeline(Loading, Failover, FixedArguments):
         read-only; else None (the failure is the picture's)."""
         folder = item.target.parent
         if folder in self._written_into and not folder.is_dir():
-            return _removed(folder)
+            return removed_words(folder)
         return self._refused_now(item)
 
     def _make_folder_of(self, item: Item) -> None:
@@ -595,7 +595,7 @@ class Pipeline(Loading, Failover, FixedArguments):
         with self._folders_lock:  # two saves into one missing folder: one made
             if not folder.is_dir():
                 if folder in self._written_into:
-                    raise NoRoom(_removed(folder))
+                    raise NoRoom(removed_words(folder))
                 try:
                     folder.mkdir(parents=True, exist_ok=True)
                 except OSError as e:
@@ -667,11 +667,6 @@ class Pipeline(Loading, Failover, FixedArguments):
             while stops_sent[id(next_queue)] < len(readers):
                 self._put(next_queue, STOP, readers)
                 stops_sent[id(next_queue)] += 1
-
-
-def _removed(folder) -> str:
-    """Why no picture can be written in ``folder``, which this run wrote in and is gone."""
-    return f"{folder} was removed during the run (what was written there is gone)"
 
 
 class _FailedOn(Exception):

@@ -619,3 +619,63 @@ def test_recursive_follows_linked_sub_folders_as_a_picture_folder_run_does(tmp_p
     jobs = plan_videos(src, tmp_path / "out", EncodeOptions(), recursive=True)
     assert sorted((s.relative_to(src).as_posix(), d.relative_to(tmp_path / "out").as_posix()) for s, d in jobs) == [
         ("a.mp4", "a.mp4"), ("shared/deeper/c.mp4", "shared/deeper/c.mp4"), ("sub/b.mp4", "sub/b.mp4")]
+
+
+# A folder of videos run as a user runs it, its folder broken once the second video is
+# written: made read-only, the output folder removed, or the input folder renamed.
+_VIDEOS_BROKEN_MID_RUN = """
+import os, shutil, sys
+from ncnn_sr import batch_cli
+
+action, folder, *args = sys.argv[1:]
+real, done = batch_cli._one_video, []
+
+def one_video(*given, **options):
+    line = real(*given, **options)
+    done.append(line)
+    if len(done) == 2:
+        {"chmod": lambda: os.chmod(folder, 0o555), "remove": lambda: shutil.rmtree(folder),
+         "rename": lambda: os.rename(folder, folder + ".moved")}[action]()
+    return line
+
+batch_cli._one_video = one_video
+sys.argv = ["ncnn-sr", "video", *args]
+from ncnn_sr import entry
+entry.ncnn_sr()
+"""
+
+
+@pytest.mark.parametrize("action", ["chmod", "remove", "rename"])
+def test_a_folder_broken_during_a_run_of_videos_stops_it_in_one_line(tmp_path, action):
+    # Each later video failed in a line of its own ('cannot write out/v2.mp4: Permission
+    # denied', one for each of 4 after a chmod following the second of 6).
+    import sys
+
+    from conftest import as_a_user
+
+    if os.name == "nt":
+        pytest.skip("Windows ignores a folder's read-only mode, and moves no folder with a file open in it")
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    for i in range(5):
+        make_clip(src / f"v{i}.mp4", frames=2, audio=None)
+    broken = src if action == "rename" else out
+    cmd = [sys.executable, "-c", _VIDEOS_BROKEN_MID_RUN, action, str(broken), "-i", str(src), "-o", str(out), *X2]
+    try:
+        proc = subprocess.run(as_a_user(cmd), capture_output=True, text=True, timeout=300)
+    finally:
+        if out.exists():
+            out.chmod(0o755)
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "frames/s" not in line]
+    cause = {"chmod": f"cannot write into {out}: Permission denied",
+             "remove": f"{out} was removed during the run (what was written there is gone)",
+             "rename": f"{src} was removed or renamed during the run"}[action]
+    once = "it is back" if action == "rename" else "it can be written"
+    assert lines[2:] == [f"ncnn-sr: stopped: {cause}; 2 upscaled, 0 skipped, 1 failed, 2 not done; once {once}, "
+                         "the same command with --skip-existing goes on from there"], lines
+    if action != "remove":
+        assert sorted(os.listdir(out)) == ["v0.mp4", "v1.mp4"]
+    else:
+        assert not out.exists()  # not made again for the videos after
