@@ -61,6 +61,16 @@ def as_a_user(cmd: list) -> list:
     return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", *cmd]
 
 
+def run_breaking_a_folder(cmd: list, out) -> subprocess.CompletedProcess:
+    """``cmd`` run as a user (as_a_user), which may make its output folder ``out``
+    read-only: its mode is given back after, so that pytest can remove it."""
+    try:
+        return subprocess.run(as_a_user(cmd), capture_output=True, text=True, timeout=300)
+    finally:
+        if out.exists():
+            out.chmod(0o755)
+
+
 def picture(height: int, width: int, channels: int = 3, seed: int = 0, dtype=np.uint8) -> np.ndarray:
     """A natural-ish picture: smooth colour waves, a hard-edged block, mild noise."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)

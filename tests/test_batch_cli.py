@@ -1194,17 +1194,13 @@ def test_a_folder_made_read_only_during_the_run_stops_it(tmp_path):
     # later picture was upscaled, only to fail as it was written (578 of 600 pictures
     # of 32x32, a line each, after the chmod); then, once the folder was looked at
     # again, each failed before it was upscaled, still a line each (565 lines of 600).
-    from conftest import as_a_user
+    from conftest import run_breaking_a_folder
 
     names = [f"p{i:02d}.png" for i in range(12)]
     pictures(tmp_path / "in", names)
     out = tmp_path / "out"
     out.mkdir()
-    try:
-        proc = subprocess.run(as_a_user([sys.executable, "-c", _MADE_READ_ONLY, str(tmp_path / "in"), str(out)]),
-                              capture_output=True, text=True, timeout=300)
-    finally:
-        out.chmod(0o755)
+    proc = run_breaking_a_folder([sys.executable, "-c", _MADE_READ_ONLY, str(tmp_path / "in"), str(out)], out)
     assert proc.returncode == 0, proc.stderr
     counts, stopped, *failures = proc.stdout.splitlines()
     ok, failed, upscaled = map(int, counts.split())
@@ -1255,7 +1251,7 @@ def test_a_folder_broken_during_a_run_stops_it_in_one_line(tmp_path, prog, actio
     # output folder made read-only 4 s in, 255 with the input folder renamed; the output
     # folder removed was made again, and the last line said 299 of 300 upscaled where
     # 281 files were there.
-    from conftest import as_a_user
+    from conftest import run_breaking_a_folder
 
     if os.name == "nt" and action != "full":
         pytest.skip("Windows ignores a folder's read-only mode, and moves no folder with a file open in it")
@@ -1265,11 +1261,7 @@ def test_a_folder_broken_during_a_run_stops_it_in_one_line(tmp_path, prog, actio
     broken = src if action == "rename" else out
     cmd = [sys.executable, "-c", _BROKEN_MID_RUN, action, str(broken), prog, "-i", str(src), "-o", str(out),
            "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
-    try:
-        proc = subprocess.run(as_a_user(cmd), capture_output=True, text=True, timeout=300)
-    finally:
-        if out.exists():
-            out.chmod(0o755)
+    proc = run_breaking_a_folder(cmd, out)
     assert proc.returncode == 1, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if not line.endswith("%")]  # the drop-in's progress
     cause = {"chmod": re.escape(f"cannot write into {out}: Permission denied"),

@@ -651,7 +651,7 @@ def test_a_folder_broken_during_a_run_of_videos_stops_it_in_one_line(tmp_path, a
     # denied', one for each of 4 after a chmod following the second of 6).
     import sys
 
-    from conftest import as_a_user
+    from conftest import run_breaking_a_folder
 
     if os.name == "nt":
         pytest.skip("Windows ignores a folder's read-only mode, and moves no folder with a file open in it")
@@ -662,11 +662,7 @@ def test_a_folder_broken_during_a_run_of_videos_stops_it_in_one_line(tmp_path, a
         make_clip(src / f"v{i}.mp4", frames=2, audio=None)
     broken = src if action == "rename" else out
     cmd = [sys.executable, "-c", _VIDEOS_BROKEN_MID_RUN, action, str(broken), "-i", str(src), "-o", str(out), *X2]
-    try:
-        proc = subprocess.run(as_a_user(cmd), capture_output=True, text=True, timeout=300)
-    finally:
-        if out.exists():
-            out.chmod(0o755)
+    proc = run_breaking_a_folder(cmd, out)
     assert proc.returncode == 1, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "frames/s" not in line]
     cause = {"chmod": f"cannot write into {out}: Permission denied",
