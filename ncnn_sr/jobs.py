@@ -11,7 +11,8 @@ whose names differ only by case; and as macOS compares them, where a composed
 picture extension are taken, and files with no extension whose first bytes are a
 picture's (hidden files never; the others are named in one note); ``recursive``
 mirrors the folder tree in the output. A folder of videos (``plan_videos``) keeps
-each video's name, and its container where it can.
+each video's name, and its container where it can (a file with no extension whose
+first bytes are a video's is taken too; the others are named in one note).
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from .cut_short import is_cut_short
 from .errors import InputError, SettingError, broken_link, describe
 from .images import FORMATS, file_path, format_named, only_an_extension, output_format, special_kind
 from .path_names import is_picture_suffix, names_a_folder, suffix_fault
-from .signatures import PICTURE_HEAD, picture_format
+from .signatures import VIDEO_HEAD, picture_format, video_container
 from .video_options import is_video_path
 
 
@@ -225,11 +226,13 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
                 videos += 1
             elif Path(e.name).suffix:
                 not_pictures.append(within + e.name)
-            elif picture_format(_head(e.path)) is not None:
+            elif picture_format(head := _head(e.path)) is not None:
                 # A picture named without an extension (a scraper's, a phone's export),
                 # which the reference reads as it reads any file. Only these are opened
                 # to plan: a folder of 20000 frames has no head read.
                 names.append(e.name)
+            elif video_container(head) is not None:
+                videos += 1  # a clip a downloader left without its extension: 'ncnn-sr video' takes it
             else:
                 not_pictures.append(within + e.name)
                 sniffed = True
@@ -241,13 +244,7 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
                       folders)
     jobs = _with_stem_siblings(jobs, dst, fmt or "png", suffix)
     if not_pictures:
-        # One line for the run: they were left out without a word, and a folder of
-        # sidecar files (.json, .xmp beside each photo) must not bury the run in lines.
-        count = len(not_pictures)
-        shown = ", ".join(not_pictures[:3]) + (", ..." if count > 3 else "")
-        words = "not pictures by their names" if count > 1 else "not a picture by its name"
-        notes.append(f"{count} file{'s' if count > 1 else ''} in {src} left out: {words}"
-                     f"{' or first bytes' if sniffed else ''} ({shown})")
+        notes.append(_left_out(src, not_pictures, "picture", sniffed))
     if videos:
         # Left out without a word, a folder of clips ended in "no pictures found".
         notes.append(f"{videos} video{'s' if videos > 1 else ''} in {src} left out: a folder run upscales "
@@ -353,16 +350,28 @@ def _walk(src: Path, dst: Path, recursive: bool, unlisted: list[str], kind: str 
                     heapq.heappush(waiting, (links + e.is_symlink(), next(order), Path(e.path)))
 
 
+def _left_out(src: Path, names: list[str], kind: str, sniffed: bool) -> str:
+    """The note of the files ``names`` (below ``src``) left out as no ``kind`` by their
+    names (or, with ``sniffed``, by their first bytes for some). One line for the run:
+    they were left out without a word, and a folder of sidecar files (.json, .xmp
+    beside each photo, .nfo beside each episode) must not bury the run in lines."""
+    count = len(names)
+    shown = ", ".join(names[:3]) + (", ..." if count > 3 else "")
+    words = f"not {kind}s by their names" if count > 1 else f"not a {kind} by its name"
+    return f"{count} file{'s' if count > 1 else ''} in {src} left out: {words}{' or first bytes' if sniffed else ''} " \
+           f"({shown})"
+
+
 def _head(path: str) -> bytes:
-    """The first bytes of the file at ``path`` that ``picture_format`` asks; none where
-    it cannot be read. Opened without waiting: a FIFO put in a file's place since the
-    folder was listed has no writer to wait for."""
+    """The first bytes of the file at ``path`` that ``picture_format`` and
+    ``video_container`` ask; none where it cannot be read. Opened without waiting: a
+    FIFO put in a file's place since the folder was listed has no writer to wait for."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return b""
     try:
-        return os.read(fd, PICTURE_HEAD)
+        return os.read(fd, VIDEO_HEAD)
     except OSError:
         return b""
     finally:
@@ -546,13 +555,38 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     kept: dict[str, Path] = {}
     fallback = None  # the container of the videos whose own cannot hold the encoder's video
     pictures = 0
+    others: list[str] = []  # files below src neither videos nor pictures, said in one note
+    subtitles: list[str] = []  # those of them beside a video of their stem
+    sniffed = False  # whether one of the others has no extension, and was read
     for folder, entries in folders:
-        pictures += sum(1 for e in entries if is_picture_name(Path(e.name)) and _holds(e.is_file))
         planned = []
         moved = []  # those made .mkv (or another of FALLBACK_CONTAINERS), with their own's refusal
         rel = folder.relative_to(src)
-        for path in (Path(e.path) for e in entries):
-            if path.name.startswith(".") or not is_video_path(path):
+        within = "" if folder == src else f"{rel}{os.sep}"
+        left = []  # this folder's others
+        for e in entries:
+            path = Path(e.path)
+            if path.name.startswith("."):
+                continue  # .DS_Store, our own .part files: left out unsaid
+            if not is_video_path(path):
+                if not _holds(e.is_file):
+                    continue  # a folder; a pipe or a link to nowhere not named as a video
+                if path.suffix:
+                    picture = is_picture_name(path)
+                else:
+                    # A clip a downloader left without its extension: told by its first
+                    # bytes, as FFmpeg tells it. Only these are opened to plan: a folder
+                    # of 20000 files with extensions has no head read.
+                    head = _head(e.path)
+                    if video_container(head) is not None:
+                        moved.append((path, None))  # its container unnamed: written as .mkv
+                        continue
+                    picture = picture_format(head) is not None
+                    sniffed = sniffed or not picture
+                if picture:
+                    pictures += 1
+                else:
+                    left.append(e.name)
                 continue
             if not path.is_file():
                 # Left out without a word, as a picture folder's were: a pipe named
@@ -580,15 +614,38 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
         for path, refusal in moved:
             fallback = fallback or _fallback_container(encode)
             if fallback is None:  # every such video would fail: said before any model loads
-                raise InputError(f"{path}: {refusal}")
+                raise InputError(f"{path}: {refusal or _container_refusal(FALLBACK_CONTAINERS[0], encode)}")
             suffix = fallback
             name = f"{path.stem}{suffix}"
             first = kept.get(_one_file_name((rel / name).as_posix()))
             if first is not None:
-                name = _renamed(path, name, first, f"{path.name}{suffix}")
+                # NAME.vob.mkv; for a NAME with no extension, NAME-2.mkv (or the first
+                # number after that no other output has).
+                renamed, n = f"{path.name}{suffix}", 1
+                while renamed == name or _one_file_name((rel / renamed).as_posix()) in kept:
+                    n += 1
+                    renamed = f"{path.name}-{n}{suffix}"
+                name = _renamed(path, name, first, renamed)
             kept[_one_file_name((rel / name).as_posix())] = path
             planned.append((path, dst / path.parent.relative_to(src) / name))
+        # Subtitles in files of their own beside a video (ep1.srt, ep1.en.ass) are not
+        # read: its output does not carry them, which a season's folder is to be told.
+        stems = {source.stem.casefold() if is_video_path(source) else source.name.casefold()
+                 for source, _ in planned}
+        for name in left:
+            # Each stem the name could have: ep1.en.srt is ep1.en's, or ep1's.
+            parts = name.casefold().split(".")
+            beside = Path(name).suffix.lower() in SUBTITLE_SUFFIXES and \
+                any(".".join(parts[:n]) in stems for n in range(1, len(parts)))
+            (subtitles if beside else others).append(within + name)
         jobs += sorted(planned)
+    if subtitles:
+        count = len(subtitles)
+        logging.getLogger("ncnn_sr").warning(
+            "%d subtitle file%s in %s not carried: subtitles in separate files are not read; copy them beside the "
+            "outputs (%s%s)", count, "s" if count > 1 else "", src, ", ".join(subtitles[:3]), ", ..." * (count > 3))
+    if others:
+        logging.getLogger("ncnn_sr").warning("%s", _left_out(src, others, "video", sniffed))
     if pictures:
         # As a folder of pictures names 'ncnn-sr video' for its clips: a GIF among the
         # clips was left out unsaid, and a folder of GIFs was "no videos in it".
@@ -615,10 +672,11 @@ def video_output_name(src: Path, encode) -> str:
     """The name the video ``src`` takes in an output folder, as a folder's video does
     where no other's output has it: NAME in its own container (lowercase) where the
     encoder that ``encode`` picks can be written there, else in the first of
-    FALLBACK_CONTAINERS that can hold it; InputError where none can."""
+    FALLBACK_CONTAINERS that can hold it (also where it has no extension to keep, as
+    a clip a downloader left); InputError where none can."""
     suffix = src.suffix.lower()
-    refusal = _container_refusal(suffix, encode)
-    if refusal is not None:
+    refusal = _container_refusal(suffix or FALLBACK_CONTAINERS[0], encode)
+    if refusal is not None or not suffix:
         suffix = _fallback_container(encode)
         if suffix is None:
             raise InputError(f"{src}: {refusal}")
@@ -636,6 +694,9 @@ def _container_refusal(suffix: str, encode) -> InputError | None:
         return e
     return None
 
+
+# Files of subtitles a player reads beside a video of their stem (.idx with its .sub).
+SUBTITLE_SUFFIXES = frozenset({".srt", ".ass", ".ssa", ".vtt", ".sub", ".idx", ".sup"})
 
 # Where a folder's video goes whose own container cannot hold the encoder's video:
 # Matroska, which holds any sound and subtitles, else the first common one that can

@@ -2,7 +2,7 @@
 header fields of a picture format (too few bytes for Pillow's readers to recognise
 the format, which then said "not a picture" of a download that stopped a few bytes
 in), formats Pillow lacks, and the formats read, for files named without an
-extension."""
+extension; and, for those files too, the video containers FFmpeg reads."""
 from __future__ import annotations
 
 # Each format's first bytes, and how many of them a file must hold to be taken for
@@ -106,4 +106,42 @@ def picture_format(head: bytes) -> str | None:
         brands = {head[8:12]} | {head[at:at + 4] for at in range(16, size - 3, 4)}
         if brands & _HEIF_BRANDS:
             return "HEIF or AVIF"
+    return None
+
+
+# Enough of a file's first bytes for ``video_container``: an MPEG transport stream's
+# third sync byte (at 376, or 388 in a .m2ts's 192-byte packets) and an ftyp box's
+# brands.
+VIDEO_HEAD = 512
+# The brands of an ISO file that is no video: sound alone (iTunes, Flash), a camera's
+# raw picture (Canon's CR3).
+_NOT_VIDEO_BRANDS = frozenset({b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"F4B ", b"crx "})
+# An Ogg stream's first packet (past its page's 27-byte header and segment table) for a video: Theora, VP8, Dirac, or the Skeleton that
+# comes first where there is one. Vorbis, Opus or FLAC alone is sound.
+_OGG_VIDEO = (b"\x80theora", b"OVP80", b"BBCD", b"fishead")
+_ASF = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")  # ASF's header object GUID (.wmv, .asf)
+
+
+def video_container(head: bytes) -> str | None:
+    """The container a file whose first bytes are ``head`` (VIDEO_HEAD of them, or the
+    whole file) is ("MP4 or QuickTime"), of those FFmpeg reads a video from; None for
+    others, a HEIF or AVIF picture and an ISO or Ogg file of sound alone among them.
+    For a file whose name says nothing (no extension)."""
+    if head[4:8] == b"ftyp":
+        size = min(int.from_bytes(head[:4], "big"), len(head))
+        brands = {head[8:12]} | {head[at:at + 4] for at in range(16, size - 3, 4)}
+        return None if brands & _HEIF_BRANDS or head[8:12] in _NOT_VIDEO_BRANDS else "MP4 or QuickTime"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "Matroska or WebM"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    if head.startswith(b"FLV\x01"):
+        return "FLV"
+    if head.startswith(b"OggS") and len(head) > 26 and head[27 + head[26]:].startswith(_OGG_VIDEO):
+        return "Ogg"
+    if head.startswith(_ASF):
+        return "ASF"
+    for first, packet in ((0, 188), (4, 192)):  # MPEG-TS, and .m2ts's timestamped packets
+        if len(head) > first + 2 * packet and all(head[first + n * packet] == 0x47 for n in range(3)):
+            return "MPEG transport stream"
     return None

@@ -40,14 +40,21 @@ def names(folder: Path) -> list[str]:
 
 def make_vob(path, width: int, height: int) -> None:
     """Two frames of MPEG-2 in a .vob (which holds MPEG-2, and not H.264)."""
-    with av.open(str(path), "w", format="vob") as out:
-        stream = out.add_stream("mpeg2video", rate=25)
+    make_in(path, "vob", "mpeg2video", width, height, frames=2)
+
+
+def make_in(path, container: str, codec: str, width: int = 16, height: int = 16, frames: int = 3) -> Path:
+    """A video of ``frames`` black frames in FFmpeg's ``container`` whatever the name
+    of ``path`` (none, say), coded by ``codec``."""
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=25)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(2):
+        for i in range(frames):
             frame = av.VideoFrame(width, height, "yuv420p")
             frame.pts = i
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
+    return Path(path)
 
 
 def test_each_video_of_a_folder_is_upscaled_into_the_output_folder_and_a_broken_one_is_one_line(tmp_path):
@@ -72,7 +79,6 @@ def test_skip_existing_leaves_a_single_videos_output_as_a_single_pictures(comman
     proc = run(NCNN_SR, *command, "-i", clip, "-o", tmp_path / "out.mp4", "--skip-existing", *X2)
     assert proc.stderr == f"ncnn-sr: {tmp_path / 'out.mp4'} exists: skipped (--skip-existing)\n"
     assert (tmp_path / "out.mp4").read_bytes() == done
-
 
 
 def test_skip_existing_writes_again_a_video_output_empty_cut_short_or_unreadable(tmp_path):
@@ -168,6 +174,15 @@ def test_a_single_video_into_a_folder_is_named_as_a_folders_video(tmp_path):
     assert frame_times(tmp_path / "out" / "dvd.mkv")[1] == (64, 48)
 
 
+def test_a_single_video_without_an_extension_into_a_folder_is_named_as_a_folders_video(tmp_path):
+    # It was refused as out/clip having "no extension to say its video container",
+    # where the same clip in a folder of videos becomes clip.mkv.
+    make_in(tmp_path / "clip", "mp4", "libx264")
+    run(NCNN_SR, "video", "-i", tmp_path / "clip", "-o", f"{tmp_path / 'out'}{os.sep}", *X2)
+    assert names(tmp_path / "out") == ["clip.mkv"]
+    assert frame_times(tmp_path / "out" / "clip.mkv")[1] == (32, 32)
+
+
 def test_skip_existing_leaves_a_single_videos_output_in_a_folder(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
     (tmp_path / "out").mkdir()
@@ -226,14 +241,17 @@ def test_folder_mistakes_are_one_line_errors_before_anything_runs(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     (src / "notes.txt").write_text("x")
-    for out, message in [(tmp_path / "out", f"{src}: no videos in it"),
-                         (src, f"{src} is the input folder: the videos would be written over; choose another")]:
+    # The file that is there is named before the error, as pictures among no videos are.
+    left = f"ncnn-sr: warning: 1 file in {src} left out: not a video by its name (notes.txt)\n"
+    for out, said in [(tmp_path / "out", f"{left}ncnn-sr: error: {src}: no videos in it\n"),
+                      (src, f"ncnn-sr: error: {src} is the input folder: the videos would be written over; "
+                            "choose another\n")]:
         proc = run(NCNN_SR, "video", "-i", src, "-o", out, *X2, check_ok=False)
-        assert proc.returncode == 1 and proc.stderr == f"ncnn-sr: error: {message}\n"
+        assert proc.returncode == 1 and proc.stderr == said
     # -r is named where it could help, as for pictures: it was named of a folder without sub-folders too.
     (src / "sub").mkdir()
     proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2, check_ok=False)
-    assert proc.stderr == f"ncnn-sr: error: {src}: no videos in it (-r looks in its sub-folders too)\n"
+    assert proc.stderr == f"{left}ncnn-sr: error: {src}: no videos in it (-r looks in its sub-folders too)\n"
     (src / "sub").rmdir()
     make_clip(src / "a.mp4", frames=2, audio=None)
     (tmp_path / "file.mp4").write_text("")
@@ -264,7 +282,6 @@ def test_a_picture_folder_run_names_the_video_command_for_the_videos_it_leaves(t
     proc = run(NCNN_SR, "-i", src, "-o", tmp_path / "out", *X2)
     assert f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o OUT_FOLDER' " \
            "upscales its videos" in proc.stderr
-
 
 
 def test_a_video_folder_run_names_the_picture_command_for_the_pictures_it_leaves(tmp_path):
@@ -299,7 +316,6 @@ def test_progress_past_its_estimated_total_raises_the_total_and_gives_no_negativ
     assert bar.total == 3 and "ETA -" not in capsys.readouterr().err
 
 
-
 def test_a_folder_runs_progress_lines_name_the_video_and_its_place_in_the_folder(tmp_path, in_process, monkeypatch):
     # A season's log said "ncnn-sr: 8000/34000 frames, ..." for hours, of no video named
     # and with no word of how many were left.
@@ -317,7 +333,6 @@ def test_a_folder_runs_progress_lines_name_the_video_and_its_place_in_the_folder
     frames = [line for line in said.splitlines() if " frames, " in line]
     assert {re.sub(r": \d+/2 frames, .*", "", line) for line in frames} == \
         {"ncnn-sr: video 1/2 (a b.mp4)", "ncnn-sr: video 2/2 (sub/c.mkv)"}, said
-
 
 
 @pytest.mark.parametrize("gpu", ["-1", "auto"])  # auto too, where it finds the CPU (no hardware Vulkan device)
@@ -380,7 +395,6 @@ def test_ctrl_c_in_a_folder_run_stops_at_once_and_leaves_no_partial_video(tmp_pa
     assert err.splitlines()[-1] == "ncnn-sr: interrupted: 1 video upscaled, 0 skipped, 0 failed, 2 not done; " \
                                    "no partial files were left"
     assert sorted(p.name for p in out.iterdir()) == ["a.mp4"]
-
 
 
 def test_ctrl_c_in_a_folder_run_takes_back_the_folders_made_for_the_video_it_stopped(tmp_path):
@@ -491,7 +505,6 @@ def test_a_pipe_or_a_link_to_nowhere_named_as_a_video_in_the_folder_is_left_out_
         f"{src / 'c.mkv'} is a link to {tmp_path / 'moved.mkv'}, which does not exist: left out"]
 
 
-
 def test_a_folders_video_whose_output_is_a_link_to_nowhere_says_so_as_a_single_videos(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
@@ -505,7 +518,6 @@ def test_a_folders_video_whose_output_is_a_link_to_nowhere_says_so_as_a_single_v
     assert proc.stderr.splitlines()[0] == f"ncnn-sr: error: cannot write {out / 'a.mp4'}: it is a link to " \
                                           f"{tmp_path / 'gone' / 'x.mp4'}, which does not exist"
     assert "1 upscaled, 0 skipped, 1 failed" in proc.stderr and not (tmp_path / "gone").exists()
-
 
 
 @pytest.mark.parametrize("linked", ["a.mkv", "b.mkv"])
@@ -675,3 +687,143 @@ def test_a_folder_broken_during_a_run_of_videos_stops_it_in_one_line(tmp_path, a
         assert sorted(os.listdir(out)) == ["v0.mp4", "v1.mp4"]
     else:
         assert not out.exists()  # not made again for the videos after
+
+
+# Each container read, as FFmpeg's muxer names it, with an encoder it holds.
+CONTAINERS = {"mp4": "libx264", "mov": "libx264", "matroska": "libx264", "webm": "libvpx-vp9", "avi": "mpeg4",
+              "mpegts": "mpeg2video", "flv": "flv", "ogg": "libvpx", "asf": "wmv2"}
+# Frames enough for FFmpeg to tell the video a transport stream: one of 3 tiny frames
+# (7 to 13 packets) was read as a program stream, and no video, in 50 of 60 made.
+FRAMES = {"mpegts": 12}
+
+
+def test_a_video_without_an_extension_in_a_folder_is_taken_by_its_first_bytes_into_mkv(tmp_path):
+    # A clip a downloader left without its extension was left out without a word, and a
+    # folder of them was "no videos in it". Each container read is told by its first
+    # bytes, and goes into .mkv, as a video whose own container cannot be kept.
+    from PIL import Image
+
+    from conftest import picture
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for container, codec in CONTAINERS.items():
+        make_in(src / f"clip_{container}", container, codec, frames=FRAMES.get(container, 3))
+    Image.fromarray(picture(12, 16)).save(src / "poster", "PNG")
+    (src / "notes").write_text("ftyp, not a video\n")
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2)
+    assert names(tmp_path / "out") == sorted(f"clip_{container}.mkv" for container in CONTAINERS)
+    for container in CONTAINERS:
+        times, size = frame_times(tmp_path / "out" / f"clip_{container}.mkv")
+        assert (len(times), size) == (FRAMES.get(container, 3), (32, 32)), container
+    assert proc.stderr.splitlines()[:2] == [
+        f"ncnn-sr: warning: 1 file in {src} left out: not a video by its name or first bytes (notes)",
+        f"ncnn-sr: warning: 1 picture in {src} left out: a video folder run upscales videos; 'ncnn-sr -i {src} "
+        "-o OUT_FOLDER' upscales its pictures"]
+    assert proc.stderr.splitlines()[-1].startswith(f"ncnn-sr: {len(CONTAINERS)} videos: {len(CONTAINERS)} upscaled")
+
+
+def test_the_first_bytes_of_sound_or_a_picture_in_a_video_container_are_no_video(tmp_path):
+    from ncnn_sr.signatures import VIDEO_HEAD, video_container
+
+    for container, codec in (("ipod", "aac"), ("ogg", "libopus"), ("ogg", "flac")):
+        with av.open(str(tmp_path / "sound"), "w", format=container) as out:
+            stream = out.add_stream(codec, rate=48000)
+            for i in range(3):
+                frame = av.AudioFrame.from_ndarray(np.zeros((1, 960), np.int16), format="s16", layout="mono")
+                frame.sample_rate, frame.pts = 48000, i * 960
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode())
+        assert video_container((tmp_path / "sound").read_bytes()[:VIDEO_HEAD]) is None, (container, codec)
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic"
+    avif = b"\x00\x00\x00\x20ftypavif\x00\x00\x00\x00avifmif1miafMA1B"
+    for head in (heic, avif, b"", b"\x47" * 300, b"RIFF\x24\x00\x00\x00WAVEfmt ", b"OggS"):
+        assert video_container(head) is None, head
+    for container, codec in CONTAINERS.items():
+        head = make_in(tmp_path / container, container, codec).read_bytes()[:VIDEO_HEAD]
+        assert video_container(head) is not None, container
+
+
+def test_files_neither_videos_nor_pictures_are_said_in_one_note_and_subtitles_beside_a_video_in_their_own(
+        tmp_path, caplog):
+    # A season folder's subtitles, .nfo and texts were left out without a word: the
+    # subtitles beside a video most of all, which an output does not carry.
+    from ncnn_sr.jobs import plan_videos
+    from ncnn_sr.video_options import EncodeOptions
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    make_in(src / "ep1.mp4", "mp4", "libx264")
+    make_in(src / "sub" / "ep2", "matroska", "libx264")
+    for name in ("ep1.srt", "ep1.en.ass", "sub/ep2.vtt", "other.srt", "show.nfo", "notes", "poster.jpg",
+                 ".hidden.txt", "sub/.DS_Store", "sub/readme.txt"):
+        (src / name).write_text("x")
+    with caplog.at_level("WARNING", logger="ncnn_sr"):
+        jobs = plan_videos(src, tmp_path / "out", EncodeOptions(), recursive=True)
+    assert jobs == [(src / "ep1.mp4", tmp_path / "out" / "ep1.mp4"), (src / "sub" / "ep2", tmp_path / "out" / "sub" / "ep2.mkv")]
+    sub = f"sub{os.sep}"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"3 subtitle files in {src} not carried: subtitles in separate files are not read; copy them beside the "
+        f"outputs (ep1.en.ass, ep1.srt, {sub}ep2.vtt)",
+        f"4 files in {src} left out: not videos by their names or first bytes (notes, other.srt, show.nfo, ...)",
+        f"1 picture in {src} left out: a video folder run upscales videos; 'ncnn-sr -i {src} -o OUT_FOLDER' "
+        "upscales its pictures"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ncnn_sr"):
+        plan_videos(src, tmp_path / "out", EncodeOptions())
+    assert [r.getMessage() for r in caplog.records][:2] == [
+        f"2 subtitle files in {src} not carried: subtitles in separate files are not read; copy them beside the "
+        "outputs (ep1.en.ass, ep1.srt)",
+        f"3 files in {src} left out: not videos by their names or first bytes (notes, other.srt, show.nfo)"]
+
+
+def test_only_files_without_an_extension_are_opened_to_plan_a_folder_of_videos(tmp_path, monkeypatch):
+    # A folder of 20000 files must not have 20000 first bytes read to plan.
+    from ncnn_sr import jobs
+    from ncnn_sr.video_options import EncodeOptions
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_in(src / "a.mp4", "mp4", "libx264")
+    make_in(src / "b", "mp4", "libx264")
+    for name in ("a.srt", "c.txt", "d.jpg", "e"):
+        (src / name).write_text("x")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(src / "f")  # no writer: opening it to wait for one would hang
+    opened = []
+    head = jobs._head
+    monkeypatch.setattr(jobs, "_head", lambda path, *size: opened.append(Path(path).name) or head(path, *size))
+    assert jobs.plan_videos(src, tmp_path / "out", EncodeOptions()) == [
+        (src / "a.mp4", tmp_path / "out" / "a.mp4"), (src / "b", tmp_path / "out" / "b.mkv")]
+    assert sorted(opened) == ["b", "e"]
+
+
+def test_a_video_without_an_extension_beside_the_mkv_of_its_name_gets_an_output_of_its_own(tmp_path, caplog):
+    from ncnn_sr.jobs import plan_videos
+    from ncnn_sr.video_options import EncodeOptions
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("clip", "clip.mkv", "clip-2.mkv", "other", "other.mp4"):
+        make_in(src / name, "matroska", "libx264")
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="ncnn_sr"):
+        jobs = plan_videos(src, out, EncodeOptions())
+    assert sorted(jobs) == [(src / "clip", out / "clip-3.mkv"), (src / "clip-2.mkv", out / "clip-2.mkv"),
+                            (src / "clip.mkv", out / "clip.mkv"), (src / "other", out / "other.mkv"),
+                            (src / "other.mp4", out / "other.mp4")]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{src / 'clip'} would output clip.mkv, as {src / 'clip.mkv'} does: it will output clip-3.mkv"]
+
+
+def test_a_picture_folder_run_counts_a_video_without_an_extension_among_the_videos_it_leaves(tmp_path):
+    from ncnn_sr.jobs import plan_jobs
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_in(src / "clip", "mp4", "libx264")
+    (src / "notes").write_text("x")
+    assert plan_jobs(src, tmp_path / "out", fmt="png").notes[-2:] == (
+        f"1 file in {src} left out: not a picture by its name or first bytes (notes)",
+        f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o OUT_FOLDER' "
+        "upscales its videos")
