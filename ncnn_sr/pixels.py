@@ -2,6 +2,8 @@
 rounding back, and colour to grey."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .errors import InputError
@@ -32,7 +34,7 @@ def check_image(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
         raise InputError(f"expected an H×W×C array with C in 1, 3 or 4, got shape {image.shape}")
     if image.dtype not in SUPPORTED_DTYPES:
-        raise InputError(f"expected uint8 or uint16 pixels, got {image.dtype}{_conversion(image.dtype)}")
+        raise InputError(f"expected uint8 or uint16 pixels, got {image.dtype}{_conversion(image)}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise InputError(f"picture of shape {given} has no pixels")
     return image
@@ -57,16 +59,40 @@ def _pillow_pixels(mode: str) -> str:
     return f'give np.asarray(image.convert("RGB")) ("RGBA" to keep its alpha, "L" for grey){_READ}'
 
 
-def _conversion(dtype: np.dtype) -> str:
-    """How pixels of ``dtype`` become ones the engine takes, as the end of a message:
-    float pixels and the int64 of np.array of Python ints are the usual mistakes."""
+def _conversion(image: np.ndarray) -> str:
+    """How the pixels of ``image`` become ones the engine takes, as the end of a
+    message: float pixels and the int64 of np.array of Python ints are the usual
+    mistakes."""
+    dtype = image.dtype
     if dtype.kind == "f":
-        return ": float pixels in [0, 1] convert with (image * 255).round().astype(np.uint8), or * 65535 to np.uint16"
+        return _float_conversion(image)
     if dtype.kind == "b":
         return ": a mask is black and white as image.astype(np.uint8) * 255"
     if dtype.kind in "iu":
         return ": image.astype(np.uint8) keeps values 0 to 255, np.uint16 ones to 65535"
     return ""
+
+
+# Values looked at to tell the range of float pixels.
+_RANGE_SAMPLE = 1 << 20
+
+
+def _float_conversion(image: np.ndarray) -> str:
+    """The conversion of float pixels, by the range they are in: ones of 0 to 255
+    told to be multiplied by 255 wrapped round in the cast (200.0 became 56)."""
+    # A sample of a large picture tells its range (on an error path, and the array
+    # may be a huge broadcast); fmax passes NaN over.
+    step = max(1, math.isqrt(image.size // _RANGE_SAMPLE))
+    sample = image[::step, ::step].ravel()
+    top = float(np.fmax.reduce(sample)) if sample.size else 0.0
+    top = 0.0 if math.isnan(top) else top
+    if top <= 1:
+        return ": float pixels in [0, 1] convert with (image * 255).round().astype(np.uint8), or * 65535 to np.uint16"
+    if top <= 255:
+        return f": float pixels of 0 to 255 (these reach {top:g}) convert with image.round().astype(np.uint8)"
+    if top <= 65535:
+        return f": float pixels of 0 to 65535 (these reach {top:g}) convert with image.round().astype(np.uint16)"
+    return f": float pixels reaching {top:g}, whose range only you know: give them scaled to np.uint16 (0 to 65535)"
 
 
 def max_value(dtype: np.dtype) -> int:

@@ -260,6 +260,22 @@ def test_pixels_of_a_wrong_kind_are_refused_in_a_line_that_says_how_to_give_them
     cpu_upscalers(FAST).upscale(eval(hint, {"np": np, "image": image, "pixels": pixels}))
 
 
+@pytest.mark.parametrize("top, dtype", [(255, np.uint8), (200, np.uint8), (65535, np.uint16), (1000, np.uint16)])
+@pytest.mark.parametrize("kind", [np.float64, np.float32])
+def test_float_pixels_beyond_1_are_told_a_conversion_that_keeps_their_values(top, dtype, kind, cpu_upscalers):
+    # found by a library audit: float pixels of 0 to 255 (an OpenCV or numpy
+    # computation's) were told (image * 255).round().astype(np.uint8), which
+    # multiplied them again and wrapped round: 200.0 came out as 56, a wrong picture
+    # and no error.
+    values = np.linspace(0, top, 48).round().reshape(4, 4, 3).astype(dtype)
+    image = values.astype(kind)
+    with pytest.raises(InputError) as caught:
+        cpu_upscalers(FAST).upscale(image)
+    message = str(caught.value)
+    hint = re.search(r"convert with (.+?)(?:, |$)", message).group(1)
+    assert "\n" not in message and np.array_equal(eval(hint, {"np": np, "image": image}), values), message
+
+
 def test_an_empty_grey_picture_is_named_by_the_shape_it_was_given(cpu_upscalers):
     # It said (16, 0, 1), the axis the engine adds, for an H×W array of shape (16, 0).
     with pytest.raises(InputError, match=r"^picture of shape \(16, 0\) has no pixels$"):
