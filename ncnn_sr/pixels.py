@@ -19,7 +19,7 @@ def check_image(image: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray):
         if type(image).__module__.startswith("PIL.") and isinstance(getattr(image, "mode", None), str):
             raise InputError(f"expected a numpy array, got a Pillow {image.mode} image: "
-                             f"{_pillow_pixels(image.mode)}")
+                             f"{_pillow_pixels(image)}")
         hint = ": give np.asarray(pixels, np.uint8)" if isinstance(image, (list, tuple)) else ""
         raise InputError(f"expected a numpy array, got {type(image).__name__}{hint}")
     image = np.asarray(image)  # a subclass (np.matrix) cannot take a third axis
@@ -43,8 +43,9 @@ def check_image(image: np.ndarray) -> np.ndarray:
 _READ = ", or read the file with read_image"
 
 
-def _pillow_pixels(mode: str) -> str:
-    """How the pixels of a Pillow image of ``mode`` go in, for a message."""
+def _pillow_pixels(image) -> str:
+    """How the pixels of the Pillow ``image`` go in, for a message."""
+    mode = image.mode
     # convert() clips deeper grey to 0..255 rather than scaling it: a 16-bit grey PNG
     # (I;16) given as convert("L") came out white wherever it was past level 255.
     if mode.startswith("I;16"):
@@ -54,9 +55,16 @@ def _pillow_pixels(mode: str) -> str:
     if mode == "F":
         # read_image refuses float pixels too
         return "float pixels, whose range only you know: give them scaled to np.uint16 (0 to 65535)"
-    # np.asarray of the others gives their mode's own values: a P image's palette
-    # indices (taken as grey), a CMYK one's inks (taken as RGBA).
-    return f'give np.asarray(image.convert("RGB")) ("RGBA" to keep its alpha, "L" for grey){_READ}'
+    # Converted as read_image reads them: alpha (a transparent colour too) and grey
+    # kept, neither of which convert("RGB") keeps: grey given as colour is tinted by
+    # the network. np.asarray of the others gives their mode's own values: a P
+    # image's palette indices (taken as grey), a CMYK one's inks (taken as RGBA).
+    transparent = "transparency" in getattr(image, "info", {})
+    if mode in ("RGB", "RGBA", "L") and not transparent:
+        return f"give np.asarray(image){_READ}"
+    if mode in ("RGBA", "RGBa", "LA", "La", "PA") or transparent:
+        return f'give np.asarray(image.convert("RGBA")){_READ}'
+    return f'give np.asarray(image.convert("{"L" if mode == "1" else "RGB"}")){_READ}'
 
 
 def _conversion(image: np.ndarray) -> str:

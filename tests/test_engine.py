@@ -282,7 +282,7 @@ def test_an_empty_grey_picture_is_named_by_the_shape_it_was_given(cpu_upscalers)
         cpu_upscalers(FAST).upscale(np.zeros((16, 0), np.uint8))
 
 
-@pytest.mark.parametrize("mode", ["P", "CMYK", "RGB"])
+@pytest.mark.parametrize("mode", ["P", "CMYK"])
 def test_a_pillow_image_is_an_input_error_that_says_how_to_give_its_pixels(mode, cpu_upscalers):
     # Its mode's own values (palette indices, inks) are no pixels the engine takes: the
     # error said only "got Image", and np.asarray of a P or CMYK image is upscaled as grey or RGBA.
@@ -290,6 +290,28 @@ def test_a_pillow_image_is_an_input_error_that_says_how_to_give_its_pixels(mode,
     with pytest.raises(InputError, match=rf"^expected a numpy array, got a Pillow {mode} image: "
                                          r"give np.asarray\(image.convert\(\"RGB\"\)\)"):
         cpu_upscalers(FAST).upscale(image)
+
+
+@pytest.mark.parametrize("mode, target", [
+    ("RGB", "RGB"), ("RGBA", "RGBA"), ("L", "L"), ("1", "L"), ("LA", "RGBA"), ("PA", "RGBA"),
+    ("P", "RGB"), ("P transparent", "RGBA"), ("CMYK", "RGB"), ("YCbCr", "RGB"), ("RGBX", "RGB"),
+])
+def test_a_pillow_image_is_told_the_pixels_that_keep_its_alpha_and_its_grey(mode, target, cpu_upscalers):
+    # found by a library audit: every Pillow image was told np.asarray(image.convert("RGB")),
+    # which dropped an RGBA or LA image's alpha without a word, and gave a grey (L)
+    # picture as colour, which the network tints (read_image keeps it grey)
+    rgba = picture(4, 4, 4)
+    rgba[:2, :, 3] = 0
+    image = Image.fromarray(rgba).convert(mode) if "A" in mode else Image.fromarray(rgba[:, :, :3]).convert(mode.split()[0])
+    if mode == "P transparent":
+        image.info["transparency"] = int(np.asarray(image)[0, 0])
+    with pytest.raises(InputError) as caught:
+        cpu_upscalers(FAST).upscale(image)
+    message = str(caught.value)
+    hint = re.search(r"give (.+?)(?:,| \(|$)", message).group(1)
+    given = eval(hint, {"np": np, "image": image})
+    assert np.array_equal(given, np.asarray(image.convert(target))), message
+    assert cpu_upscalers(FAST).upscale(given).shape == (16, 16, *given.shape[2:])
 
 
 @pytest.mark.parametrize("mode", ["I;16", "I;16B", "I"])
