@@ -490,8 +490,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
     def close(self) -> None:
         """Free the networks now rather than when the object is collected. Calls in
         progress in other threads finish first (freeing a network under a running
-        extraction crashed the process); later calls raise InputError. Called from
-        inside a call (its ``progress``), it returns at once, and the networks are
+        extraction crashed the process); later calls, and a ``with`` of it, raise
+        InputError. Called from inside a call (its ``progress``), it returns at once, and the networks are
         freed when the last call ends: waiting there would wait for itself forever.
         A call whose caller a Ctrl-C took out of it is not waited for either: it frees
         them as it ends, at its next tile. As Python exits, every Upscaler is closed,
@@ -540,6 +540,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
                          "share this one between threads, or make one per process")
 
     def __enter__(self) -> Upscaler:
+        # As a closed file is refused at its with: a block would run up to its first call.
+        if self._closed:
+            raise InputError("this Upscaler is closed")
         return self
 
     def __exit__(self, *exc) -> None:

@@ -506,6 +506,20 @@ def test_a_closed_upscaler_refuses_to_run():
         up.upscale(picture(4, 4))
 
 
+def test_a_closed_upscaler_is_refused_at_the_start_of_a_with_block():
+    # found by a library audit: a second "with up:" entered without a word, and ran
+    # its block up to the first upscale, which said the Upscaler was closed; a closed
+    # file is refused at its with, as here.
+    up = Upscaler(FAST, device=-1)
+    with up:
+        up.upscale(picture(4, 4))
+    ran = []
+    with pytest.raises(InputError, match="^this Upscaler is closed$"):
+        with up:
+            ran.append(True)
+    assert ran == [] and up.closed
+
+
 def test_one_upscaler_serves_several_threads_at_once(cpu_upscalers):
     up = cpu_upscalers(FAST, tile=32)
     images = [picture(40, 36, seed=s) for s in range(4)]
