@@ -32,12 +32,26 @@ def check_image(image: np.ndarray) -> np.ndarray:
         raise InputError(f"expected an H×W×C array with C in 1, 3 or 4, got shape {image.shape}: grey with "
                          "alpha goes in as RGBA, image[:, :, [0, 0, 0, 1]]")
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise InputError(f"expected an H×W×C array with C in 1, 3 or 4, got shape {image.shape}")
+        raise InputError(f"expected an H×W×C array with C in 1, 3 or 4, got shape {image.shape}{_layout(image.shape)}")
     if image.dtype not in SUPPORTED_DTYPES:
         raise InputError(f"expected uint8 or uint16 pixels, got {image.dtype}{_conversion(image)}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise InputError(f"picture of shape {given} has no pixels")
     return image
+
+
+def _layout(shape: tuple[int, ...]) -> str:
+    """How an array of ``shape`` in another usual layout goes in, as the end of a
+    message: PyTorch's C×H×W (a tensor's .numpy()) and batches N×H×W×C or N×C×H×W."""
+    colours = (1, 3, 4)
+    if len(shape) == 3 and shape[0] in colours:
+        return ": a C×H×W picture (PyTorch's layout) goes in as image.transpose(1, 2, 0)"
+    if len(shape) != 4 or (shape[3] not in colours and shape[1] not in colours):
+        return ""
+    one = "image[0]" if shape[0] == 1 else "image[i]"
+    if shape[3] not in colours:
+        one += ".transpose(1, 2, 0)"
+    return f": {'a batch of one' if shape[0] == 1 else 'each picture of a batch'} goes in as {one}"
 
 
 _READ = ", or read the file with read_image"

@@ -276,6 +276,22 @@ def test_float_pixels_beyond_1_are_told_a_conversion_that_keeps_their_values(top
     assert "\n" not in message and np.array_equal(eval(hint, {"np": np, "image": image}), values), message
 
 
+@pytest.mark.parametrize("layout", ["CHW", "NHWC", "NCHW", "batch of 2"])
+def test_a_picture_in_pytorch_s_or_a_batch_s_layout_is_told_how_it_goes_in(layout, cpu_upscalers):
+    # found by a library audit: a C×H×W picture (a torch tensor's .numpy()) or a
+    # batch of one was refused with its shape alone
+    hwc = picture(5, 6)
+    image = {"CHW": hwc.transpose(2, 0, 1), "NHWC": hwc[None], "NCHW": hwc.transpose(2, 0, 1)[None],
+             "batch of 2": np.stack([hwc, hwc])}[layout]
+    with pytest.raises(InputError) as caught:
+        cpu_upscalers(FAST).upscale(image)
+    message = str(caught.value)
+    hint = re.search(r"goes in as (.+)$", message).group(1)
+    i = 0  # the index a batch's hint names
+    given = eval(hint, {"np": np, "image": image, "i": i})
+    assert "\n" not in message and np.array_equal(given, hwc), message
+
+
 def test_an_empty_grey_picture_is_named_by_the_shape_it_was_given(cpu_upscalers):
     # It said (16, 0, 1), the axis the engine adds, for an H×W array of shape (16, 0).
     with pytest.raises(InputError, match=r"^picture of shape \(16, 0\) has no pixels$"):
