@@ -3,6 +3,7 @@ rounding back, and colour to grey."""
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -20,8 +21,7 @@ def check_image(image: np.ndarray) -> np.ndarray:
         if type(image).__module__.startswith("PIL.") and isinstance(getattr(image, "mode", None), str):
             raise InputError(f"expected a numpy array, got a Pillow {image.mode} image: "
                              f"{_pillow_pixels(image)}")
-        hint = ": give np.asarray(pixels, np.uint8)" if isinstance(image, (list, tuple)) else ""
-        raise InputError(f"expected a numpy array, got {type(image).__name__}{hint}")
+        raise InputError(f"expected a numpy array, got {_not_array(image)}")
     image = np.asarray(image)  # a subclass (np.matrix) cannot take a third axis
     if image.dtype.kind == "u" and not image.dtype.isnative:
         image = image.astype(image.dtype.newbyteorder("="))  # big-endian uint16, as in 16-bit PNGs
@@ -38,6 +38,25 @@ def check_image(image: np.ndarray) -> np.ndarray:
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise InputError(f"picture of shape {given} has no pixels")
     return image
+
+
+def _not_array(value) -> str:
+    """What ``value``, given in a picture's place, is, and how its pixels go in, for
+    a message: a type's bare name told "got Tensor", or "got ndarray" for CuPy's."""
+    kind = type(value)
+    if isinstance(value, (list, tuple)):
+        return f"{kind.__name__}: give np.asarray(pixels, np.uint8)"
+    if isinstance(value, (str, os.PathLike)):
+        return f"{'a path' if isinstance(value, os.PathLike) else kind.__name__}: read the picture with read_image(path)"
+    if isinstance(value, np.generic):
+        return f"a numpy {value.dtype} scalar ({value.item()!r}): give an H×W×C array"
+    package = kind.__module__.split(".")[0]
+    name = kind.__name__ if package == "builtins" else f"a {package}.{kind.__name__}"
+    if hasattr(value, "__array__") or hasattr(value, "__array_interface__"):
+        return f"{name}: give np.asarray(image)"  # a torch tensor, an xarray, a JAX array
+    if hasattr(value, "__cuda_array_interface__"):
+        return f"{name}, in a GPU's memory: give its pixels as a numpy array (CuPy's image.get())"
+    return name
 
 
 def _layout(shape: tuple[int, ...]) -> str:

@@ -5,6 +5,7 @@ import re
 import struct
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -290,6 +291,36 @@ def test_a_picture_in_pytorch_s_or_a_batch_s_layout_is_told_how_it_goes_in(layou
     i = 0  # the index a batch's hint names
     given = eval(hint, {"np": np, "image": image, "i": i})
     assert "\n" not in message and np.array_equal(given, hwc), message
+
+
+class _Tensor:
+    """What a torch.Tensor, an xarray or a JAX array is to numpy: an object that
+    gives its pixels through __array__."""
+    __module__ = "torch"
+
+    def __init__(self, pixels):
+        self.pixels = pixels
+
+    def __array__(self, dtype=None, copy=None):
+        return self.pixels
+
+
+def test_an_array_of_another_library_or_a_numpy_scalar_is_told_what_to_give(cpu_upscalers):
+    # found by a library audit: a torch tensor was refused as "got Tensor", a cupy
+    # array as "expected a numpy array, got ndarray" and np.uint8(3) as "got uint8",
+    # though each is a numpy thing or goes into one.
+    hwc = picture(5, 6)
+    with pytest.raises(InputError) as caught:
+        cpu_upscalers(FAST).upscale(_Tensor(hwc))
+    message = str(caught.value)
+    assert message.startswith("expected a numpy array, got a torch._Tensor: give "), message
+    hint = re.search(r": give (.+?)(?:,|$)", message).group(1)
+    assert np.array_equal(eval(hint, {"np": np, "image": _Tensor(hwc)}), hwc)
+    with pytest.raises(InputError, match=r"^expected a numpy array, got a numpy uint8 scalar \(3\): give an H×W×C"):
+        cpu_upscalers(FAST).upscale(np.uint8(3))
+    for path in ("photo.png", Path("photo.png")):
+        with pytest.raises(InputError, match=r": read the picture with read_image\(path\)$"):
+            cpu_upscalers(FAST).upscale(path)
 
 
 def test_an_empty_grey_picture_is_named_by_the_shape_it_was_given(cpu_upscalers):
