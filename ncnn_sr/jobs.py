@@ -8,11 +8,13 @@ file systems compare them (macOS, Windows, exFAT and NTFS drives), where ``A.png
 and ``a.png`` are one file, and so are ``A/x.png`` and ``a/x.png`` of two subfolders
 whose names differ only by case; and as macOS compares them, where a composed
 ``\u00e9`` and an ``e`` with a combining accent are one letter. Only files with a
-picture extension are taken, and files with no extension whose first bytes are a
-picture's (hidden files never; the others are named in one note); ``recursive``
-mirrors the folder tree in the output. A folder of videos (``plan_videos``) keeps
-each video's name, and its container where it can (a file with no extension whose
-first bytes are a video's is taken too; the others are named in one note).
+picture extension are taken, and files whose name says nothing of them (no
+extension, or a last suffix that is none: photo.jpg_large) whose first bytes are a
+picture's (hidden files never; the others are named in one note, raw photos in one
+of their own); ``recursive`` mirrors the folder tree in the output. A folder of
+videos (``plan_videos``) keeps each video's name, and its container where it can (a
+file whose name says nothing of it whose first bytes are a video's is taken too; the
+others are named in one note).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ import numpy as np
 from .cut_short import is_cut_short
 from .errors import InputError, SettingError, broken_link, describe
 from .images import FORMATS, file_path, format_named, only_an_extension, output_format, special_kind
-from .path_names import is_picture_suffix, names_a_folder, suffix_fault
+from .path_names import RAW_ADVICE, RAW_SUFFIXES, is_picture_suffix, names_a_folder, says_its_kind, suffix_fault
 from .signatures import VIDEO_HEAD, picture_format, video_container
 from .video_options import is_video_path
 
@@ -169,6 +171,10 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
     if not src.is_file() and not src.is_dir():
         raise InputError(f"{src} is neither a file nor a folder")
     if src.is_file():
+        if src.suffix.lower() in RAW_SUFFIXES:
+            # As a folder leaves it out: Pillow reads its preview (a DNG's 256 pixels,
+            # a CR2's camera JPEG), or nothing it can tell, in place of the photo.
+            raise InputError(f"{src} is a raw photo, which is not read here: {RAW_ADVICE.format('it')}")
         named = not (into_folder or dst.is_dir())
         if not named:
             dst = dst / f"{src.stem}{suffix}.{fmt or 'png'}"
@@ -205,7 +211,8 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
     taken: dict[str, tuple[str, str]] = {}
     videos = 0
     not_pictures: list[str] = []  # files named as no picture nor video, below src
-    sniffed = False  # whether one of them has no extension, and was read
+    raws: list[str] = []  # raw photos, below src
+    sniffed = False  # whether one of them was read, its name saying nothing
     for folder, entries in _walk(src, dst, recursive, unlisted):
         # Each entry looked at once, by what scandir told (a stat only for links and
         # what is neither file nor folder): a folder of 20000 frames took 16 s to plan.
@@ -224,12 +231,14 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
                 continue  # .DS_Store, our own .part files: left out unsaid
             elif is_video_path(e.name):
                 videos += 1
-            elif Path(e.name).suffix:
-                not_pictures.append(within + e.name)
+            elif (extension := Path(e.name).suffix) and says_its_kind(extension):
+                (raws if extension.lower() in RAW_SUFFIXES else not_pictures).append(within + e.name)
             elif picture_format(head := _head(e.path)) is not None:
-                # A picture named without an extension (a scraper's, a phone's export),
-                # which the reference reads as it reads any file. Only these are opened
-                # to plan: a folder of 20000 frames has no head read.
+                # A picture whose name says nothing of it: no extension (a scraper's, a
+                # phone's export), or a last suffix that is none (Twitter's .jpg_large, a
+                # backup's .png~, wget's .1), which the reference reads as it reads any
+                # file. Only these are opened to plan: a folder of 20000 frames, or of
+                # frames and their .json, has no head read.
                 names.append(e.name)
             elif video_container(head) is not None:
                 videos += 1  # a clip a downloader left without its extension: 'ncnn-sr video' takes it
@@ -245,6 +254,10 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
     jobs = _with_stem_siblings(jobs, dst, fmt or "png", suffix)
     if not_pictures:
         notes.append(_left_out(src, not_pictures, "picture", sniffed))
+    if raws:
+        # Said apart: they are pictures, and "not pictures by their names" misled.
+        notes.append(f"{len(raws)} raw photo{'s' if len(raws) > 1 else ''} in {src} left out ({_first_names(raws)}): "
+                     f"raw photos are not read here; {RAW_ADVICE.format('them')}")
     if videos:
         # Left out without a word, a folder of clips ended in "no pictures found".
         notes.append(f"{videos} video{'s' if videos > 1 else ''} in {src} left out: a folder run upscales "
@@ -356,10 +369,13 @@ def _left_out(src: Path, names: list[str], kind: str, sniffed: bool) -> str:
     they were left out without a word, and a folder of sidecar files (.json, .xmp
     beside each photo, .nfo beside each episode) must not bury the run in lines."""
     count = len(names)
-    shown = ", ".join(names[:3]) + (", ..." if count > 3 else "")
     words = f"not {kind}s by their names" if count > 1 else f"not a {kind} by its name"
     return f"{count} file{'s' if count > 1 else ''} in {src} left out: {words}{' or first bytes' if sniffed else ''} " \
-           f"({shown})"
+           f"({_first_names(names)})"
+
+
+def _first_names(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
 def _head(path: str) -> bytes:
@@ -571,12 +587,12 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
             if not is_video_path(path):
                 if not _holds(e.is_file):
                     continue  # a folder; a pipe or a link to nowhere not named as a video
-                if path.suffix:
-                    picture = is_picture_name(path)
-                else:
-                    # A clip a downloader left without its extension: told by its first
-                    # bytes, as FFmpeg tells it. Only these are opened to plan: a folder
-                    # of 20000 files with extensions has no head read.
+                picture = bool(path.suffix) and is_picture_name(path)
+                if not picture and not (path.suffix and says_its_kind(path.suffix)):
+                    # A clip whose name says nothing of it (a downloader's without its
+                    # extension, Show.S01E01.1080p, a tool's clip.mp4_original): told by
+                    # its first bytes, as FFmpeg tells it. Only these are opened to plan:
+                    # a folder of 20000 files named by their kinds has no head read.
                     head = _head(e.path)
                     if video_container(head) is not None:
                         moved.append((path, None))  # its container unnamed: written as .mkv

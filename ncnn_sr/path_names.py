@@ -43,6 +43,60 @@ def is_picture_suffix(suffix: str) -> bool:
     return fmt not in NOT_PICTURES if fmt is not None else suffix.lower() in picture_suffixes()
 
 
+# Extensions of files found beside pictures and videos that Python's own table of
+# types (mimetypes) lacks, or lacked in 3.10: sidecars (an export's .json, .xmp, Apple's
+# .aae edits, a camera's .thm thumbnail and GoPro's .lrv low-resolution copy, an
+# episode's .nfo and checksums, raw developers' edits: RawTherapee's .pp3, DxO's .dop,
+# Capture One's .cos), subtitles, texts, Windows' desktop.ini, Thumbs.db and links, and
+# downloads not finished (Firefox's .part, Chrome's .crdownload): each is left out by
+# its name, unopened, where a thumbnail or a download cut short could be taken for a
+# picture by its first bytes. The commonest (.json, .txt) are here too, so that a
+# folder of photos and their sidecars loads no table.
+SIDECAR_SUFFIXES = frozenset({
+    ".json", ".txt", ".xml", ".xmp", ".aae", ".thm", ".lrv", ".nfo", ".sfv", ".md5", ".sha1", ".sha256", ".ini",
+    ".db", ".md", ".log", ".yml", ".yaml", ".url", ".lnk", ".pp3", ".dop", ".cos", ".srt", ".ass", ".ssa", ".vtt",
+    ".sub", ".idx", ".sup", ".part", ".crdownload", ".partial", ".tmp"})
+# Camera raw photos. Most start as a TIFF whose first image is a preview (a DNG's
+# 256-pixel one, a CR2's camera JPEG), which Pillow reads in place of the photo.
+RAW_SUFFIXES = frozenset({
+    ".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf", ".pef",
+    ".srw", ".3fr", ".erf", ".kdc", ".dcr", ".mos", ".mrw", ".x3f", ".iiq", ".rwl", ".fff"})
+RAW_ADVICE = "develop {} to a 16-bit TIFF or PNG first (darktable, RawTherapee, dcraw -6 -T)"
+
+
+@functools.lru_cache(maxsize=256)  # asked of each file of a folder, of a few suffixes
+def says_its_kind(suffix: str) -> bool:
+    """Whether the extension ``suffix`` (".json") names a kind of file: one of
+    SIDECAR_SUFFIXES or RAW_SUFFIXES, or one Python's own table of types knows. A
+    name whose last suffix is none of these (Twitter's photo.jpg_large, a backup's
+    image.png~, wget's pic.jpeg.1, clip.1080p) says nothing of what the file is: a
+    folder run reads its first bytes, as a name with no extension's. Pictures' and
+    videos' extensions are asked apart (is_picture_suffix, is_video_path)."""
+    folded = suffix.lower()
+    return folded in SIDECAR_SUFFIXES or folded in RAW_SUFFIXES or folded in _types_known()
+
+
+@functools.lru_cache(maxsize=1)
+def _types_known() -> frozenset[str]:
+    """The extensions of Python's own table of types (149 in 3.11). Not the system's
+    files that mimetypes.init() reads as well (/etc/mime.types, 74 kB on Debian: 1550
+    types, 3 ms): one more file opened for each folder run, a plan that differs from
+    one machine to the next, and a table that names a picture's backups (.bak, .old)
+    "x-trash", and .ogg sound, where their first bytes tell. Imported only here: a run
+    that plans no folder, or one of pictures and their sidecars alone, never loads
+    it."""
+    import mimetypes
+
+    # The tables before init() (types_map is replaced by the system's once any code
+    # calls guess_type); the public ones where a Python names them otherwise.
+    tables = [getattr(mimetypes, private, None) or getattr(mimetypes, public)
+              for private, public in (("_types_map_default", "types_map"),
+                                      ("_common_types_default", "common_types"),
+                                      ("_encodings_map_default", "encodings_map"),
+                                      ("_suffix_map_default", "suffix_map"))]
+    return frozenset(ext.lower() for table in tables for ext in table)
+
+
 def video_by_its_output(src: str | os.PathLike, dst: str | os.PathLike | None) -> bool:
     """Whether the file ``src``, named as neither a picture nor a video (clip.nut,
     film.rmvb, tape.y4m), is a video, as ``dst`` is named as one (out.mkv): read as a

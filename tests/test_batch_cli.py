@@ -2560,6 +2560,31 @@ def test_dropin_takes_pictures_without_an_extension_and_says_what_it_leaves_out(
                                                                      "e.jpg", "g.jpg"]
 
 
+def test_a_folder_takes_pictures_whose_suffix_is_no_extension_as_a_single_one_is_taken(tmp_path):
+    # photo.jpg_large and image.png~ were "left out: not pictures by their names" in a
+    # folder, where the same file given alone was upscaled (by its content) into
+    # out/photo.png; a raw photo was read as its preview alone, or said to be no picture.
+    src = pictures(tmp_path / "fin", ["photo.jpg", "b.png"], size=(16, 16))
+    Image.fromarray(picture(16, 16, seed=7)).save(src / "photo.jpg_large", "JPEG")
+    Image.fromarray(picture(16, 16, seed=8)).save(src / "image.png~", "PNG")
+    Image.fromarray(picture(16, 16, seed=9)).save(src / "raw.dng", "TIFF")
+    out = tmp_path / "fout"
+    fast = ["-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+    proc = run(NCNN_SR, "-i", src, "-o", out, *fast)
+    assert f"warning: 1 raw photo in {src} left out (raw.dng): raw photos are not read here" in proc.stderr
+    assert "4 pictures: 4 upscaled, 0 skipped, 0 failed" in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["b.png", "image.png", "photo.jpg_large.png", "photo.png"]
+    assert size_of(out / "photo.jpg_large.png") == (32, 32)
+    # Alone, each goes where it would in a folder, and the raw photo is refused alike.
+    run(NCNN_SR, "-i", src / "photo.jpg_large", "-o", f"{tmp_path / 'one'}{os.sep}", *fast)
+    assert [p.name for p in (tmp_path / "one").iterdir()] == ["photo.png"]
+    proc = run(NCNN_SR, "-i", src / "raw.dng", "-o", tmp_path / "raw.png", *fast, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr == (
+        f"ncnn-sr: error: {src / 'raw.dng'} is a raw photo, which is not read here: develop it to a 16-bit TIFF or "
+        "PNG first (darktable, RawTherapee, dcraw -6 -T)\n")
+    assert not (tmp_path / "raw.png").exists()
+
+
 def test_quality_for_png_outputs_is_said_to_be_ignored(tmp_path):
     pictures(tmp_path / "in", ["a.png"])
     args = ["-n", "realesr-animevideov3", "-s", "2", "-g", "-1", "--quality", "50"]

@@ -2180,6 +2180,40 @@ def test_a_pipe_without_an_extension_is_not_opened_to_plan_a_folder(tmp_path):
     assert [job.source.name for job in plan.jobs] == ["a.png"] and plan.notes == ()
 
 
+# Names browsers, scrapers and tools give pictures, whose last suffix is no extension.
+NOT_EXTENSIONS = {"photo.jpg_large": "JPEG", "tw.jpg:large": "JPEG", "image.png~": "PNG", "pic.jpeg.1": "JPEG",
+                  "IMG_0001.JPG_original": "JPEG", "page.php": "PNG", "x.jpg?w=800": "JPEG"}
+
+
+def test_a_picture_whose_suffix_is_no_extension_is_taken_by_its_first_bytes(tmp_path, monkeypatch):
+    # Twitter's photo.jpg_large, a backup's image.png~, wget's pic.jpeg.1, exiftool's
+    # IMG_0001.JPG_original, a page.php that is a png: all were "left out: not pictures
+    # by their names", where the reference reads every file by its content.
+    src = _folder_of_names(tmp_path, NOT_EXTENSIONS | {"IMG_0001.JPG": "JPEG"},
+                           {"notes.1": b"a text", "c.json": b"\x89PNG\r\n\x1a\n", "d.xmp": b"<x/>",
+                            "e.nfo": b"\xff\xd8\xff\xe0", "f.jpg.part": b"\xff\xd8\xff\xe0"})
+    # Raw photos: each a TIFF whose first image is its preview, not the photo.
+    for name in ("raw.dng", "shot.NEF", "g.cr2"):
+        Image.fromarray(picture(4, 4)).save(src / name, "TIFF")
+    opened = []
+    real = jobs_mod._head
+    monkeypatch.setattr(jobs_mod, "_head", lambda path: opened.append(Path(path).name) or real(path))
+    out = tmp_path / "out"
+    plan = plan_jobs(src, out)
+    assert [(j.source.name, j.target.name) for j in plan.jobs] == [
+        ("IMG_0001.JPG", "IMG_0001.png"), ("IMG_0001.JPG_original", "IMG_0001.JPG_original.png"),
+        ("image.png~", "image.png"), ("page.php", "page.png"), ("photo.jpg_large", "photo.png"),
+        ("pic.jpeg.1", "pic.jpeg.png"), ("tw.jpg:large", "tw.png"), ("x.jpg?w=800", "x.png")]
+    assert plan.notes == (
+        f"both {src / 'IMG_0001.JPG'} and {src / 'IMG_0001.JPG_original'} would output IMG_0001.png: "
+        "IMG_0001.JPG_original will output IMG_0001.JPG_original.png",
+        f"5 files in {src} left out: not pictures by their names or first bytes (c.json, d.xmp, e.nfo, ...)",
+        f"3 raw photos in {src} left out (g.cr2, raw.dng, shot.NEF): raw photos are not read here; develop them to a "
+        "16-bit TIFF or PNG first (darktable, RawTherapee, dcraw -6 -T)")
+    # Only the names that say nothing are read: no sidecar's, nor a raw photo's.
+    assert sorted(opened) == sorted([*NOT_EXTENSIONS, "notes.1"])
+
+
 def test_a_link_that_breaks_during_a_run_is_named_as_one_not_as_a_file(tmp_path, cpu_lane):
     # "out/sub is a file, not a folder": it was a link whose folder went away.
     src = one_picture(tmp_path)

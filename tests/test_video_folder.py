@@ -827,3 +827,41 @@ def test_a_picture_folder_run_counts_a_video_without_an_extension_among_the_vide
         f"1 file in {src} left out: not a picture by its name or first bytes (notes)",
         f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o OUT_FOLDER' "
         "upscales its videos")
+
+
+def test_a_video_whose_suffix_is_no_extension_is_taken_by_its_first_bytes(tmp_path, caplog, monkeypatch):
+    # A clip saved without its extension but with dots in its name (Show.S01E01.1080p),
+    # or with a suffix a tool added (exiftool's clip.mp4_original, a backup's clip.mkv~),
+    # was "left out: not a video by its name". Its output is named as any file's, by its
+    # name up to the last dot, in .mkv; sidecars known by their names are not opened.
+    from PIL import Image
+
+    from conftest import picture
+    from ncnn_sr import jobs
+    from ncnn_sr.video_options import EncodeOptions
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_in(src / "Show.S01E01.1080p", "mp4", "libx264")
+    make_in(src / "Show.S01E01.1080p.srt", "mp4", "libx264")  # known by its name: not opened
+    make_in(src / "clip.mp4_original", "mp4", "libx264")
+    make_in(src / "clip.mp4", "mp4", "libx264")
+    make_in(src / "b.mkv~", "matroska", "libx264")
+    make_in(src / "GL010001.LRV", "mp4", "libx264")  # a GoPro's low-resolution copy of its video
+    Image.fromarray(picture(12, 16)).save(src / "poster.jpg_large", "JPEG")
+    (src / "notes.1").write_text("not a video")
+    opened = []
+    head = jobs._head
+    monkeypatch.setattr(jobs, "_head", lambda path: opened.append(Path(path).name) or head(path))
+    out = tmp_path / "out"
+    with caplog.at_level("WARNING", logger="ncnn_sr"):
+        planned = jobs.plan_videos(src, out, EncodeOptions())
+    assert planned == [(src / "Show.S01E01.1080p", out / "Show.S01E01.mkv"), (src / "b.mkv~", out / "b.mkv"),
+                       (src / "clip.mp4", out / "clip.mp4"), (src / "clip.mp4_original", out / "clip.mkv")]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"1 subtitle file in {src} not carried: subtitles in separate files are not read; copy them beside the "
+        "outputs (Show.S01E01.1080p.srt)",
+        f"2 files in {src} left out: not videos by their names or first bytes (GL010001.LRV, notes.1)",
+        f"1 picture in {src} left out: a video folder run upscales videos; 'ncnn-sr -i {src} -o OUT_FOLDER' "
+        "upscales its pictures"]
+    assert sorted(opened) == ["Show.S01E01.1080p", "b.mkv~", "clip.mp4_original", "notes.1", "poster.jpg_large"]
