@@ -688,9 +688,11 @@ def video_output_name(src: Path, encode) -> str:
     """The name the video ``src`` takes in an output folder, as a folder's video does
     where no other's output has it: NAME in its own container (lowercase) where the
     encoder that ``encode`` picks can be written there, else in the first of
-    FALLBACK_CONTAINERS that can hold it (also where it has no extension to keep, as
-    a clip a downloader left); InputError where none can."""
-    suffix = src.suffix.lower()
+    FALLBACK_CONTAINERS that can hold it (also where it has no container's extension
+    to keep, as a clip a downloader left, or Show.S01E01.1080p); InputError where none
+    can."""
+    # A suffix that is no container's (.1080p) was kept as the output's, and refused.
+    suffix = src.suffix.lower() if is_video_path(src) else ""
     refusal = _container_refusal(suffix or FALLBACK_CONTAINERS[0], encode)
     if refusal is not None or not suffix:
         suffix = _fallback_container(encode)

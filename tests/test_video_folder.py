@@ -183,6 +183,14 @@ def test_a_single_video_without_an_extension_into_a_folder_is_named_as_a_folders
     assert frame_times(tmp_path / "out" / "clip.mkv")[1] == (32, 32)
 
 
+def test_a_single_video_whose_suffix_is_no_extension_into_a_folder_is_named_as_a_folders_video(tmp_path):
+    # It was refused as "unsupported video container '.1080p' for out/Show.S01E01.1080p",
+    # where in a folder of videos the same clip becomes Show.S01E01.mkv.
+    make_in(tmp_path / "Show.S01E01.1080p", "mp4", "libx264")
+    run(NCNN_SR, "video", "-i", tmp_path / "Show.S01E01.1080p", "-o", f"{tmp_path / 'out'}{os.sep}", *X2)
+    assert names(tmp_path / "out") == ["Show.S01E01.mkv"]
+    assert frame_times(tmp_path / "out" / "Show.S01E01.mkv")[1] == (32, 32)
+
 def test_skip_existing_leaves_a_single_videos_output_in_a_folder(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
     (tmp_path / "out").mkdir()
