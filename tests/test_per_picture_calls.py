@@ -1,0 +1,30 @@
+"""What each picture of a folder run costs beyond the network: the checks a loader or
+saver makes once a picture look at its own file, not again at every folder above it.
+Counted calls, not times (a folder of 2000 16x16 pictures spent as much CPU on
+these as on the network)."""
+import os
+
+from ncnn_sr import files, jobs
+
+
+def _counting(monkeypatch, module, names=("stat", "lstat")):
+    calls = []
+    for name in names:
+        real = getattr(os, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls.append((_name, os.fspath(args[0])))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module.os, name, counted)
+    return calls
+
+
+def test_check_reachable_looks_at_the_output_not_every_folder_above(tmp_path, monkeypatch):
+    folder = tmp_path / "a" / "b" / "c"
+    folder.mkdir(parents=True)
+    calls = _counting(monkeypatch, jobs)
+    jobs.check_reachable(folder / "p.png", file=True)
+    # Its folder is there: so is every folder above it. 10 stats at /tmp/x/p.png, more the deeper.
+    assert len(calls) <= 3, calls
+    assert not any(path in (os.fspath(tmp_path), os.fspath(tmp_path / "a")) for _, path in calls)
