@@ -42,8 +42,13 @@ def target_size(height: int, width: int, scale: float | None = None,
     # The decimal the scale was written as (repr is the shortest that reads back as the
     # same float): 25 px at 0.58 is 14.5, which rounds up, where the float product is
     # 14.499999999999998.
-    exact = Fraction(repr(scale))
-    sides = _half_up(height * exact), _half_up(width * exact)
+    if scale.is_integer() and type(height) is int and type(width) is int:
+        # The model's own scale, as every picture of a folder run asks: exact as it is
+        # (parsing its decimal took 17 us, 4 times a picture).
+        sides = height * int(scale), width * int(scale)
+    else:
+        exact = Fraction(repr(scale))
+        sides = _half_up(height * exact), _half_up(width * exact)
     if min(sides) < 1:
         # -s 1e-300 gave a 1x1 picture. A side rounds to 1 from half a pixel.
         least = decimal.Context(prec=3, rounding=decimal.ROUND_CEILING).divide(1, 2 * min(height, width))

@@ -28,3 +28,16 @@ def test_check_reachable_looks_at_the_output_not_every_folder_above(tmp_path, mo
     # Its folder is there: so is every folder above it. 10 stats at /tmp/x/p.png, more the deeper.
     assert len(calls) <= 3, calls
     assert not any(path in (os.fspath(tmp_path), os.fspath(tmp_path / "a")) for _, path in calls)
+
+
+def test_target_size_at_a_whole_scale_takes_no_fraction(monkeypatch):
+    from ncnn_sr import resample
+
+    def refused(*args):
+        raise AssertionError("a Fraction made")
+
+    monkeypatch.setattr(resample, "Fraction", refused)
+    # 4 calls a picture in a folder run, each parsing the scale's decimal (17 us).
+    assert resample.target_size(16, 9, 2.0) == (32, 18)
+    assert resample.target_size(3, 5, 4) == (12, 20)
+
