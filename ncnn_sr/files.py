@@ -103,9 +103,15 @@ def write_target(path: str | os.PathLike, pipe: bool = False) -> Path:
             if not target.exists() and link_loops(target):  # realpath stops in the loop: the link was replaced
                 raise InputError(f"cannot write {os.fspath(path)}: it is {broken_link(target)}")
             target = Path(os.path.realpath(target))
-        regular = target.is_file() or not target.exists() or pipe and is_fifo(target)
-        folder = target.is_dir()
-        protected = write_protected(target)
+        # Each question asked once, and only where the answers before leave it open:
+        # asked of each picture twice (the loader's check, the write), these took 5
+        # stats a new file.
+        if target.is_file():
+            regular, folder, protected = True, False, not os.access(target, os.W_OK, effective_ids=_EFFECTIVE)
+        elif not target.exists():
+            regular, folder, protected = True, False, False
+        else:
+            regular, folder, protected = pipe and is_fifo(target), target.is_dir(), False
     except OSError as e:  # a name too long for the file system, say
         raise cannot_write(os.fspath(path), e) from None
     if folder:

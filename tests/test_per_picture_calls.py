@@ -41,3 +41,13 @@ def test_target_size_at_a_whole_scale_takes_no_fraction(monkeypatch):
     assert resample.target_size(16, 9, 2.0) == (32, 18)
     assert resample.target_size(3, 5, 4) == (12, 20)
 
+
+
+def test_write_target_looks_at_a_new_file_once_a_question(tmp_path, monkeypatch):
+    (tmp_path / "there.png").write_bytes(b"x")
+    for name, most in (("new.png", 3), ("there.png", 2)):
+        calls = _counting(monkeypatch, files)
+        assert files.write_target(tmp_path / name, pipe=True) == tmp_path / name
+        monkeypatch.undo()
+        # Called twice a picture (the loader's check, the write): 5 stats each for a new file.
+        assert len(calls) <= most, (name, calls)
