@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import part_files
 from .errors import InputError, broken_link, cannot_write, link_loops, os_reason
-from .signals import HeldInterrupts, ctrl_c_signals
+from .signals import HeldInterrupts, ctrl_c_signals, held_ctrl_c
 
 
 def ffmpeg_name(path: str | os.PathLike) -> str:
@@ -235,7 +235,7 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
             reader = reader_of(target, named)  # before the work: nothing is made for a FIFO nothing reads
         if (removed := part_files.sweep_once(folder)):
             _said_removed(folder, removed)
-        with HeldInterrupts(ctrl_c_signals()):  # see _make_a_file
+        with held_ctrl_c():  # see _make_a_file
             # Locked while written (part_files): one a run killed outright left is
             # told from another run's in progress, and removed by the next run here.
             # Written through mkstemp's own descriptor: opened again by name, os.open's
