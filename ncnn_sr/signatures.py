@@ -101,10 +101,7 @@ def picture_format(head: bytes) -> str | None:
     if head.startswith(b"\xff\x4f\xff\x51"):  # a bare JPEG 2000 codestream (.j2k)
         return "JPEG 2000"
     if head[4:8] == b"ftyp":
-        # The major brand, then (past the minor version) the compatible ones read.
-        size = min(int.from_bytes(head[:4], "big"), len(head))
-        brands = {head[8:12]} | {head[at:at + 4] for at in range(16, size - 3, 4)}
-        if brands & _HEIF_BRANDS:
+        if _brands(head) & _HEIF_BRANDS:
             return "HEIF or AVIF"
     return None
 
@@ -128,9 +125,7 @@ def video_container(head: bytes) -> str | None:
     others, a HEIF or AVIF picture and an ISO or Ogg file of sound alone among them.
     For a file whose name says nothing (no extension)."""
     if head[4:8] == b"ftyp":
-        size = min(int.from_bytes(head[:4], "big"), len(head))
-        brands = {head[8:12]} | {head[at:at + 4] for at in range(16, size - 3, 4)}
-        return None if brands & _HEIF_BRANDS or head[8:12] in _NOT_VIDEO_BRANDS else "MP4 or QuickTime"
+        return None if _brands(head) & _HEIF_BRANDS or head[8:12] in _NOT_VIDEO_BRANDS else "MP4 or QuickTime"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "Matroska or WebM"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
@@ -145,3 +140,10 @@ def video_container(head: bytes) -> str | None:
         if len(head) > first + 2 * packet and all(head[first + n * packet] == 0x47 for n in range(3)):
             return "MPEG transport stream"
     return None
+
+
+def _brands(head: bytes) -> set[bytes]:
+    """The brands of the ftyp box that ``head`` starts with: the major one, then (past
+    the minor version) the compatible ones ``head`` holds."""
+    size = min(int.from_bytes(head[:4], "big"), len(head))
+    return {head[8:12]} | {head[at:at + 4] for at in range(16, size - 3, 4)}
