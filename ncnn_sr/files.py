@@ -87,7 +87,11 @@ def write_protected(path: Path) -> bool:
     """Whether ``path`` is a file this user may not write. Renaming over a file needs
     no leave of the file's own: a picture its owner made read-only was replaced, where
     cp, a shell's > and the reference tool's fopen refuse (root may, as there)."""
-    return path.is_file() and not os.access(path, os.W_OK, effective_ids=_EFFECTIVE)
+    return path.is_file() and _not_writable(path)
+
+
+def _not_writable(path: Path) -> bool:
+    return not os.access(path, os.W_OK, effective_ids=_EFFECTIVE)
 
 
 def write_target(path: str | os.PathLike, pipe: bool = False) -> Path:
@@ -107,7 +111,7 @@ def write_target(path: str | os.PathLike, pipe: bool = False) -> Path:
         # asked of each picture twice (the loader's check, the write), these took 5
         # stats a new file.
         if target.is_file():
-            regular, folder, protected = True, False, not os.access(target, os.W_OK, effective_ids=_EFFECTIVE)
+            regular, folder, protected = True, False, _not_writable(target)
         elif not target.exists():
             regular, folder, protected = True, False, False
         else:
