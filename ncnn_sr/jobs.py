@@ -35,7 +35,8 @@ import numpy as np
 from .cut_short import is_cut_short
 from .errors import InputError, SettingError, broken_link, describe
 from .images import FORMATS, file_path, format_named, only_an_extension, output_format, special_kind
-from .path_names import RAW_ADVICE, RAW_SUFFIXES, is_picture_suffix, names_a_folder, says_its_kind, suffix_fault
+from .path_names import (RAW_ADVICE, RAW_SUFFIXES, is_picture_suffix, names_a_folder, says_its_kind, split_name,
+                         suffix_fault)
 from .signatures import VIDEO_HEAD, picture_format, video_container
 from .video_options import is_video_path
 
@@ -177,7 +178,7 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
             raise InputError(f"{src} is a raw photo, which is not read here: {RAW_ADVICE.format('it')}")
         named = not (into_folder or dst.is_dir())
         if not named:
-            dst = dst / f"{src.stem}{suffix}.{fmt or 'png'}"
+            dst = dst / f"{split_name(src.name)[0]}{suffix}.{fmt or 'png'}"
         check_reachable(dst, file=True)
         written = output_format(dst)
         # The reference's rule, but said: a script's -f is otherwise lost without a word.
@@ -468,9 +469,9 @@ def _output_names(name: str, suffix: str, fmt: str) -> set[str]:
     output beside it: stem, suffix, format; on a stem clash with its own extension
     too (a_x4.jpg.png), the format repeated where that was taken; and each of those
     as a picture with transparency names it when the format is JPEG (a_x4.jpg.png)."""
-    path = Path(name)
-    renamed = f"{path.stem}{suffix}{path.suffix}"
-    named = [f"{path.stem}{suffix}.{fmt}"] + [renamed + f".{fmt}" * times for times in range(1, _RENAMED_AGAIN + 1)]
+    stem, extension = split_name(name)
+    renamed = f"{stem}{suffix}{extension}"
+    named = [f"{stem}{suffix}.{fmt}"] + [renamed + f".{fmt}" * times for times in range(1, _RENAMED_AGAIN + 1)]
     return {_one_file_name(str(alpha)) for target in named for alpha in (Path(target), alpha_target(Path(target)))}
 
 
@@ -492,11 +493,11 @@ def _name_outputs(folder: Path, names: list[str], dst: Path, rel: Path, fmt: str
     for name in folders:  # x.jpg's x.png beside the mirrored folder x.png: one of them failed
         taken.setdefault(key(name), (folder / name, below(name) + "/"))
     for name in names:
-        source, named = folder / name, Path(name)
-        wanted = f"{named.stem}{suffix}.{fmt}"
+        source, (stem, extension) = folder / name, split_name(name)
+        wanted = f"{stem}{suffix}.{fmt}"
         first = taken.get(key(wanted))
         if first is not None:
-            renamed = f"{named.stem}{suffix}{named.suffix}.{fmt}"
+            renamed = f"{stem}{suffix}{extension}.{fmt}"
             # Case-sensitively a renamed output is always free; ignoring case, a name
             # sorted earlier ("A.jpg.webp") may hold it.
             while key(renamed) in taken:
@@ -521,7 +522,7 @@ def _with_stem_siblings(jobs: list[Job], dst: Path, fmt: str, suffix: str = "") 
         return below[folder]
 
     def plain(job: Job) -> str:  # as _name_outputs compares names: below dst, casefolded
-        return _one_file_name(f"{within(job.target.parent)}{job.source.stem}{suffix}.{fmt}")
+        return _one_file_name(f"{within(job.target.parent)}{split_name(job.source.name)[0]}{suffix}.{fmt}")
 
     keys = [plain(job) for job in jobs]
     groups: dict[str, list[Job]] = defaultdict(list)
@@ -639,7 +640,7 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
             if fallback is None:  # every such video would fail: said before any model loads
                 raise InputError(f"{path}: {refusal or _container_refusal(FALLBACK_CONTAINERS[0], encode)}")
             suffix = fallback
-            name = f"{path.stem}{suffix}"
+            name = f"{split_name(path.name)[0]}{suffix}"
             first = kept.get(_one_file_name((rel / name).as_posix()))
             if first is not None:
                 # NAME.vob.mkv; for a NAME with no extension, NAME-2.mkv (or the first
@@ -705,7 +706,7 @@ def video_output_name(src: Path, encode) -> str:
         suffix = _fallback_container(encode)
         if suffix is None:
             raise InputError(f"{src}: {refusal}")
-    return f"{src.stem}{suffix}"
+    return f"{split_name(src.name)[0]}{suffix}"
 
 
 def _container_refusal(suffix: str, encode) -> InputError | None:

@@ -24,6 +24,7 @@ from .jobs import Job, alpha_target, check_reachable, cut_short_output, output_k
 from .lanes import Lane
 from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
 from .outcomes import Outcome, found_output
+from .path_names import split_name
 from .pixels import is_grey_colour
 from .resample import target_size
 from .workers import ProcQueue
@@ -138,7 +139,7 @@ class Loading:
                 item.notes.append(f"{cut} is there but cut short (its end is missing): written again")
             if missing is not None:
                 item.notes.append(f"{existing} is written again: {missing} is missing, so it may be the output of "
-                                  f"another {job.source.stem}.* picture, named when that one sorted first")
+                                  f"another {split_name(job.source.name)[0]}.* picture, named when that one sorted first")
             self._check_overwrite(item)
             if not item.error:
                 self._check_header(item)

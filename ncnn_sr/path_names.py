@@ -97,6 +97,15 @@ def _types_known() -> frozenset[str]:
     return frozenset(ext.lower() for table in tables for ext in table)
 
 
+def split_name(name: str) -> tuple[str, str]:
+    """``name`` as its stem and its extension, split at its last dot, as the reference
+    names outputs: "photo." is ("photo", "."), where pathlib (before Python 3.14) gave
+    the stem "photo.", and photo..png was written. A leading dot starts a hidden
+    name, not an extension (".x": (".x", ""))."""
+    at = name.rfind(".")
+    return (name[:at], name[at:]) if at > 0 else (name, "")
+
+
 def video_by_its_output(src: str | os.PathLike, dst: str | os.PathLike | None) -> bool:
     """Whether the file ``src``, named as neither a picture nor a video (clip.nut,
     film.rmvb, tape.y4m), is a video, as ``dst`` is named as one (out.mkv): read as a

@@ -2799,3 +2799,30 @@ def test_plan_jobs_refuses_a_suffix_or_switch_the_command_would_refuse(given, sa
         plan_jobs(tmp_path / "in", tmp_path / "out", **given)
     assert str(refused.value) == said
     assert not (tmp_path / "out").exists()
+
+
+def test_a_name_ending_in_a_dot_outputs_the_part_before_its_last_dot(tmp_path):
+    # The reference names an output by the part of its input's name before the last
+    # dot: "photo." gives photo.png, where pathlib's stem (the whole name, before
+    # Python 3.14) wrote photo..png, and "a.." a...png.
+    src = _folder_of_names(tmp_path, {"photo.": "PNG", "a..": "PNG", "b.png": None})
+    out = tmp_path / "out"
+    plan = plan_jobs(src, out)
+    assert [(j.source.name, j.target.name) for j in plan.jobs] == [
+        ("a..", "a..png"), ("b.png", "b.png"), ("photo.", "photo.png")]
+    one = plan_jobs(src / "photo.", f"{out}{os.sep}", suffix="_x2")
+    assert [j.target for j in one.jobs] == [out / "photo_x2.png"]
+
+
+def test_a_name_ending_in_a_dot_clashes_with_the_picture_of_its_stem(tmp_path):
+    # photo. and photo.png both output photo.png: the first in sorted order takes it,
+    # the other is renamed, as a.bmp beside a.jpg; "photo" (no dot) and "photo." alike.
+    src = _folder_of_names(tmp_path, {"photo.": "PNG", "photo.png": None, "d": "PNG", "d.": "PNG"})
+    out = tmp_path / "out"
+    plan = plan_jobs(src, out)
+    assert [(j.source.name, j.target.name, j.stem_siblings) for j in plan.jobs] == [
+        ("d", "d.png", (out / "d..png",)), ("d.", "d..png", ()),
+        ("photo.", "photo.png", (out / "photo.png.png",)), ("photo.png", "photo.png.png", ())]
+    assert plan.notes == (f"both {src / 'd'} and {src / 'd.'} would output d.png: d. will output d..png",
+                          f"both {src / 'photo.'} and {src / 'photo.png'} would output photo.png: photo.png will "
+                          "output photo.png.png")

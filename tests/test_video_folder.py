@@ -873,3 +873,16 @@ def test_a_video_whose_suffix_is_no_extension_is_taken_by_its_first_bytes(tmp_pa
         f"1 picture in {src} left out: a video folder run upscales videos; 'ncnn-sr -i {src} -o OUT_FOLDER' "
         "upscales its pictures"]
     assert sorted(opened) == ["Show.S01E01.1080p", "b.mkv~", "clip.mp4_original", "notes.1", "poster.jpg_large"]
+
+
+def test_a_video_named_with_a_dot_at_its_end_outputs_the_part_before_it(tmp_path):
+    # As a picture: "clip." went to clip..mkv, where the reference's rule (the part
+    # before the last dot) gives clip.mkv.
+    from ncnn_sr.jobs import plan_videos, video_output_name
+    from ncnn_sr.video_options import EncodeOptions
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_in(src / "clip.", "matroska", "libx264")
+    assert plan_videos(src, tmp_path / "out", EncodeOptions()) == [(src / "clip.", tmp_path / "out" / "clip.mkv")]
+    assert video_output_name(src / "clip.", EncodeOptions()) == "clip.mkv"
