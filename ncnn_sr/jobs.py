@@ -34,6 +34,7 @@ import numpy as np
 
 from .cut_short import is_cut_short
 from .errors import InputError, SettingError, broken_link, describe
+from .files import ffmpeg_name
 from .images import FORMATS, file_path, format_named, only_an_extension, output_format, special_kind
 from .path_names import (RAW_ADVICE, RAW_SUFFIXES, is_picture_suffix, names_a_folder, says_its_kind, split_name,
                          suffix_fault)
@@ -241,7 +242,7 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
                 # file. Only these are opened to plan: a folder of 20000 frames, or of
                 # frames and their .json, has no head read.
                 names.append(e.name)
-            elif video_container(head) is not None:
+            elif video_container(head) is not None and not _sound_alone(e.path):
                 videos += 1  # a clip a downloader left without its extension: 'ncnn-sr video' takes it
             else:
                 not_pictures.append(within + e.name)
@@ -602,7 +603,7 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
                     # its first bytes, as FFmpeg tells it. Only these are opened to plan:
                     # a folder of 20000 files named by their kinds has no head read.
                     head = _head(e.path)
-                    if video_container(head) is not None:
+                    if video_container(head) is not None and not _sound_alone(e.path):
                         moved.append((path, None))  # its container unnamed: written as .mkv
                         continue
                     picture = picture_format(head) is not None
@@ -682,6 +683,20 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     # An output that is a link to an input (out/a.mkv to in/a.mkv) was written over it.
     check_outputs_not_inputs([path for path, _ in jobs], [(target, target) for _, target in jobs])
     return jobs
+
+
+def _sound_alone(path: str) -> bool:
+    """Whether FFmpeg reads the file at ``path`` and finds no moving picture in it:
+    sound alone, or with its album art (a .wma, .mka or .m4a saved without its
+    extension starts as a .wmv, .mkv or .mp4 does). A file it cannot read is left
+    to the run, which says why, as a video named so."""
+    import av  # only for a file whose name says nothing and whose first bytes are a video's
+
+    try:
+        with av.open(ffmpeg_name(path), metadata_errors="replace") as container:
+            return all(s.disposition & av.stream.Disposition.attached_pic for s in container.streams.video)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+        return False
 
 
 def has_sub_folders(folder: Path) -> bool:

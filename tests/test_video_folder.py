@@ -886,3 +886,54 @@ def test_a_video_named_with_a_dot_at_its_end_outputs_the_part_before_it(tmp_path
     make_in(src / "clip.", "matroska", "libx264")
     assert plan_videos(src, tmp_path / "out", EncodeOptions()) == [(src / "clip.", tmp_path / "out" / "clip.mkv")]
     assert video_output_name(src / "clip.", EncodeOptions()) == "clip.mkv"
+
+
+def make_sound(path, container: str, codec: str) -> Path:
+    """A tenth of a second of silence coded by ``codec`` in FFmpeg's ``container``,
+    whatever the name of ``path``, and no video."""
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=48000, layout="stereo")
+        stream.codec_context.options = {"strict": "experimental"}  # FFmpeg's own vorbis
+        stream.bit_rate = 64000
+        for i in range(5):
+            frame = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, i * 1024
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return Path(path)
+
+
+# Sound alone in a container that holds video as well, as FFmpeg's muxer names it,
+# with an encoder of sound it holds.
+SOUND = {"asf": "wmav2", "matroska": "libopus", "mp4": "aac", "ogg": "vorbis", "avi": "mp3", "mpegts": "mp2"}
+
+
+def test_sound_without_an_extension_in_a_folder_of_videos_is_left_out_with_the_other_non_videos(tmp_path, caplog):
+    # A .wma (ASF) saved without its extension has the first bytes of a .wmv, a .mka
+    # those of a .mkv: each was taken for a video, and failed on its own ("has no video
+    # stream") after the others, where a sound file named so is left out in one note.
+    from ncnn_sr.jobs import plan_jobs, plan_videos
+    from ncnn_sr.video_options import EncodeOptions
+
+    src = tmp_path / "in"
+    src.mkdir()
+    made = []
+    for container, codec in SOUND.items():
+        if codec in av.codecs_available:
+            made.append(make_sound(src / f"song_{container}", container, codec).name)
+    assert "song_asf" in made
+    make_in(src / "clip", "matroska", "libx264")
+    (src / "notes").write_text("not a video")
+    with caplog.at_level("WARNING", logger="ncnn_sr"):
+        jobs = plan_videos(src, tmp_path / "out", EncodeOptions())
+    assert jobs == [(src / "clip", tmp_path / "out" / "clip.mkv")]
+    left = sorted(["notes", *made])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{len(left)} files in {src} left out: not videos by their names or first bytes "
+        f"({', '.join(left[:3])}, ...)"]
+    # A folder of pictures counted each among the videos it left for 'ncnn-sr video'.
+    notes = plan_jobs(src, tmp_path / "pictures").notes
+    assert notes == (f"{len(left)} files in {src} left out: not pictures by their names or first bytes "
+                     f"({', '.join(left[:3])}, ...)",
+                     f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o "
+                     "OUT_FOLDER' upscales its videos")
