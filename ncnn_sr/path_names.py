@@ -44,14 +44,13 @@ def is_picture_suffix(suffix: str) -> bool:
 
 
 # Extensions of files found beside pictures and videos that Python's own table of
-# types (mimetypes) lacks, or lacked in 3.10: sidecars (an export's .json, .xmp, Apple's
-# .aae edits, a camera's .thm thumbnail and GoPro's .lrv low-resolution copy, an
-# episode's .nfo and checksums, raw developers' edits: RawTherapee's .pp3, DxO's .dop,
+# types (KNOWN_SUFFIXES below) lacks, or lacked in 3.10: sidecars (an export's .json,
+# .xmp, Apple's .aae edits, a camera's .thm thumbnail and GoPro's .lrv low-resolution
+# copy, an episode's .nfo and checksums, raw developers' edits: RawTherapee's .pp3, DxO's .dop,
 # Capture One's .cos), subtitles, texts, Windows' desktop.ini, Thumbs.db and links, and
 # downloads not finished (Firefox's .part, Chrome's .crdownload): each is left out by
 # its name, unopened, where a thumbnail or a download cut short could be taken for a
-# picture by its first bytes. The commonest (.json, .txt) are here too, so that a
-# folder of photos and their sidecars loads no table.
+# picture by its first bytes.
 SIDECAR_SUFFIXES = frozenset({
     ".json", ".txt", ".xml", ".xmp", ".aae", ".thm", ".lrv", ".nfo", ".sfv", ".md5", ".sha1", ".sha256", ".ini",
     ".db", ".md", ".log", ".yml", ".yaml", ".url", ".lnk", ".pp3", ".dop", ".cos", ".srt", ".ass", ".ssa", ".vtt",
@@ -64,37 +63,39 @@ RAW_SUFFIXES = frozenset({
 RAW_ADVICE = "develop {} to a 16-bit TIFF or PNG first (darktable, RawTherapee, dcraw -6 -T)"
 
 
-@functools.lru_cache(maxsize=256)  # asked of each file of a folder, of a few suffixes
+# The extensions of Python 3.11's own table of types (mimetypes' defaults, before the
+# system's files are read), written out, less those above: that table grows with each
+# Python (3.13 added .md, .markdown and .rst; 3.14 .flac, .m4a and .mka among others;
+# 3.15 .toml), and a suffix it lacked was opened to be told by its first bytes, so that
+# a folder run upscaled other pictures under each Python. Not the system's table
+# (/etc/mime.types: 1550 types on Debian) either: it differs from one machine to the
+# next, and names a picture's backups (.bak, .old) "x-trash", where their first bytes
+# tell. Pictures' and videos' extensions here are asked apart first.
+KNOWN_SUFFIXES = frozenset({
+    ".3g2", ".3gp", ".3gpp", ".3gpp2", ".a", ".aac", ".adts", ".ai", ".aif", ".aifc", ".aiff", ".au", ".avi",
+    ".avif", ".bat", ".bcpio", ".bin", ".bmp", ".br", ".bz2", ".c", ".cdf", ".cpio", ".csh", ".css", ".csv", ".dll",
+    ".doc", ".dot", ".dvi", ".eml", ".eps", ".etx", ".exe", ".gif", ".gtar", ".gz", ".h", ".h5", ".hdf", ".heic",
+    ".heif", ".htm", ".html", ".ico", ".ief", ".jpe", ".jpeg", ".jpg", ".js", ".ksh", ".latex", ".loas", ".m1v",
+    ".m3u", ".m3u8", ".man", ".me", ".mht", ".mhtml", ".mid", ".midi", ".mif", ".mjs", ".mov", ".movie", ".mp2",
+    ".mp3", ".mp4", ".mpa", ".mpe", ".mpeg", ".mpg", ".ms", ".n3", ".nc", ".nq", ".nt", ".nws", ".o", ".obj",
+    ".oda", ".opus", ".p12", ".p7c", ".pbm", ".pct", ".pdf", ".pfx", ".pgm", ".pic", ".pict", ".pl", ".png", ".pnm",
+    ".pot", ".ppa", ".ppm", ".pps", ".ppt", ".ps", ".pwz", ".py", ".pyc", ".pyo", ".qt", ".ra", ".ram", ".ras",
+    ".rdf", ".rgb", ".roff", ".rtf", ".rtx", ".sgm", ".sgml", ".sh", ".shar", ".snd", ".so", ".src", ".sv4cpio",
+    ".sv4crc", ".svg", ".svgz", ".swf", ".t", ".tar", ".taz", ".tbz2", ".tcl", ".tex", ".texi", ".texinfo", ".tgz",
+    ".tif", ".tiff", ".tr", ".trig", ".tsv", ".txz", ".tz", ".ustar", ".vcf", ".wasm", ".wav", ".webm",
+    ".webmanifest", ".webp", ".wiz", ".wsdl", ".xbm", ".xlb", ".xls", ".xpdl", ".xpm", ".xsl", ".xul", ".xwd",
+    ".xz", ".z", ".zip"})
+
+
 def says_its_kind(suffix: str) -> bool:
     """Whether the extension ``suffix`` (".json") names a kind of file: one of
-    SIDECAR_SUFFIXES or RAW_SUFFIXES, or one Python's own table of types knows. A
-    name whose last suffix is none of these (Twitter's photo.jpg_large, a backup's
-    image.png~, wget's pic.jpeg.1, clip.1080p) says nothing of what the file is: a
-    folder run reads its first bytes, as a name with no extension's. Pictures' and
-    videos' extensions are asked apart (is_picture_suffix, is_video_path)."""
+    SIDECAR_SUFFIXES, RAW_SUFFIXES or KNOWN_SUFFIXES. A name whose last suffix is
+    none of these (Twitter's photo.jpg_large, a backup's image.png~, wget's
+    pic.jpeg.1, clip.1080p) says nothing of what the file is: a folder run reads its
+    first bytes, as a name with no extension's. Pictures' and videos' extensions
+    are asked apart (is_picture_suffix, is_video_path)."""
     folded = suffix.lower()
-    return folded in SIDECAR_SUFFIXES or folded in RAW_SUFFIXES or folded in _types_known()
-
-
-@functools.lru_cache(maxsize=1)
-def _types_known() -> frozenset[str]:
-    """The extensions of Python's own table of types (149 in 3.11). Not the system's
-    files that mimetypes.init() reads as well (/etc/mime.types, 74 kB on Debian: 1550
-    types, 3 ms): one more file opened for each folder run, a plan that differs from
-    one machine to the next, and a table that names a picture's backups (.bak, .old)
-    "x-trash", and .ogg sound, where their first bytes tell. Imported only here: a run
-    that plans no folder, or one of pictures and their sidecars alone, never loads
-    it."""
-    import mimetypes
-
-    # The tables before init() (types_map is replaced by the system's once any code
-    # calls guess_type); the public ones where a Python names them otherwise.
-    tables = [getattr(mimetypes, private, None) or getattr(mimetypes, public)
-              for private, public in (("_types_map_default", "types_map"),
-                                      ("_common_types_default", "common_types"),
-                                      ("_encodings_map_default", "encodings_map"),
-                                      ("_suffix_map_default", "suffix_map"))]
-    return frozenset(ext.lower() for table in tables for ext in table)
+    return folded in SIDECAR_SUFFIXES or folded in RAW_SUFFIXES or folded in KNOWN_SUFFIXES
 
 
 def split_name(name: str) -> tuple[str, str]:

@@ -2826,3 +2826,38 @@ def test_a_name_ending_in_a_dot_clashes_with_the_picture_of_its_stem(tmp_path):
     assert plan.notes == (f"both {src / 'd'} and {src / 'd.'} would output d.png: d. will output d..png",
                           f"both {src / 'photo.'} and {src / 'photo.png'} would output photo.png: photo.png will "
                           "output photo.png.png")
+
+
+# Suffixes Python 3.11's own table of types knows, which a folder run leaves out by
+# their names, and suffixes it does not, whose files are opened to be told by their
+# first bytes (3.13's table knows .rst and .markdown, 3.14's .flac, 3.15's .toml).
+KNOWN_BY_NAME = (".json", ".txt", ".xmp", ".nfo", ".pdf", ".mp4", ".mp3", ".zip", ".html", ".csv", ".doc", ".wav",
+                 ".py", ".gz", ".tar", ".svg", ".opus", ".aac", ".webmanifest", ".JSON", ".Pdf")
+TOLD_BY_BYTES = (".rst", ".markdown", ".docx", ".flac", ".woff2", ".7z", ".1", ".php", ".jpg_large", ".1080p",
+                 ".png~", ".toml")
+
+
+def test_the_suffixes_told_by_their_names_are_the_same_whatever_the_python(monkeypatch):
+    # Python's own table of types (mimetypes) grows with each version: a page.rst holding
+    # a png was upscaled under Python 3.11 and left out unopened under 3.13, and a
+    # folder run upscaled other pictures under each Python.
+    import mimetypes
+
+    from ncnn_sr import path_names
+
+    def answers():
+        for cached in ("says_its_kind", "_types_known"):  # as they were cached before
+            getattr(getattr(path_names, cached, None), "cache_clear", lambda: None)()
+        return {ext: path_names.says_its_kind(ext) for ext in KNOWN_BY_NAME + TOLD_BY_BYTES}
+
+    expected = {ext: ext in KNOWN_BY_NAME for ext in KNOWN_BY_NAME + TOLD_BY_BYTES}
+    assert answers() == expected
+    # A later Python's table, as far as the table is read: the same answers.
+    newer = {**mimetypes._types_map_default, **{ext: "application/octet-stream" for ext in TOLD_BY_BYTES}}
+    for name in ("_types_map_default", "types_map"):
+        monkeypatch.setattr(mimetypes, name, newer)
+    try:
+        assert answers() == expected
+    finally:
+        monkeypatch.undo()
+        answers()
