@@ -47,12 +47,18 @@ class Job:
     """One picture: read from ``source``, written to ``target``. ``stem_siblings``:
     where the folder's other inputs of its stem go, when this one took the stem's
     plain name (a.png of a.jpg, beside a.png which goes to a.png.png). ``in_place``:
-    the picture may be replaced by its output (plan_jobs' in_place)."""
+    the picture may be replaced by its output (plan_jobs' in_place). ``clash_name``:
+    for one of a folder that took the plain name, the name its output takes, in the
+    target's folder, where another of its stem sorts first (a.png.png of a.png,
+    beside a.jpg's a.png): an output there is this picture's, from a run when that
+    other was there; "" where another input's output has that name, and for a
+    picture alone."""
 
     source: Path
     target: Path
     stem_siblings: tuple[Path, ...] = ()
     in_place: bool = False
+    clash_name: str = ""
 
     def __post_init__(self) -> None:
         # Made by hand with str paths, as open() takes them: the run failed inside on a
@@ -68,6 +74,8 @@ class Job:
             raise SettingError(f"a Job's stem_siblings must be a path or a sequence of paths, "
                                f"got {describe(self.stem_siblings)}") from None
         object.__setattr__(self, "stem_siblings", tuple(_job_path(p, "a Job's stem sibling") for p in given))
+        if not isinstance(self.clash_name, str):  # else a bare TypeError in --skip-existing's look
+            raise SettingError(f"a Job's clash_name must be a str, got {describe(self.clash_name)}")
 
 
 def _job_path(path, what: str) -> Path:
@@ -493,20 +501,26 @@ def _name_outputs(folder: Path, names: list[str], dst: Path, rel: Path, fmt: str
 
     for name in folders:  # x.jpg's x.png beside the mirrored folder x.png: one of them failed
         taken.setdefault(key(name), (folder / name, below(name) + "/"))
+    named = []
     for name in names:
         source, (stem, extension) = folder / name, split_name(name)
         wanted = f"{stem}{suffix}.{fmt}"
+        clash_name = f"{stem}{suffix}{extension}.{fmt}"
         first = taken.get(key(wanted))
         if first is not None:
-            renamed = f"{stem}{suffix}{extension}.{fmt}"
+            renamed = clash_name
             # Case-sensitively a renamed output is always free; ignoring case, a name
             # sorted earlier ("A.jpg.webp") may hold it.
             while key(renamed) in taken:
                 renamed = f"{renamed}.{fmt}"
             notes.append(_clash_note(first, source, below(wanted), renamed))
-            wanted = renamed
+            wanted, clash_name = renamed, ""
         taken[key(wanted)] = (source, below(wanted))
-        jobs.append(Job(source, out_folder / wanted))
+        named.append((source, wanted, clash_name))
+    for source, wanted, clash_name in named:
+        # a.png's a.png.png is the output of an input a.png.png where there is one.
+        jobs.append(Job(source, out_folder / wanted,
+                        clash_name=clash_name if clash_name and key(clash_name) not in taken else ""))
 
 
 def _with_stem_siblings(jobs: list[Job], dst: Path, fmt: str, suffix: str = "") -> list[Job]:

@@ -62,7 +62,12 @@ def found_output(job: Job) -> tuple[Path | None, Path | None]:
     the first output of another input of its stem that is not there yet (or None). Each
     input added since the last run adds one such output; one that sorts first takes
     the stem's plain name, which then held another input's picture: the job is skipped
-    only where its output is there and no such one is missing."""
+    only where its output is there and no such one is missing. Its output is first
+    looked for at its ``clash_name``, where an earlier run wrote it while another input
+    of its stem took the plain name: that other removed since, the plain name holds
+    its picture, which was taken for this one's."""
+    if job.clash_name and (earlier := existing_output(job.target.with_name(job.clash_name))) is not None:
+        return earlier, None  # where it is, as the names do not move
     existing = existing_output(job.target)
     if existing is None:
         return None, None

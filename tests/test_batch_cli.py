@@ -753,6 +753,32 @@ def test_skip_existing_after_a_picture_of_the_same_stem_sorting_first_was_added_
     assert "0 upscaled, 3 skipped, 0 failed" in again.stderr
 
 
+def test_skip_existing_after_a_picture_of_the_same_stem_sorting_first_was_removed_takes_none_for_another(tmp_path):
+    # a.jpg made a.png and a.png made a.png.png; a.jpg removed, a.png took the plain
+    # name a.png, where a.jpg's picture was: skipped as done, its own output never
+    # looked at. Its output stays where the earlier run put it, and a.png is left.
+    colours = {"a.jpg": (255, 0, 0), "a.png": (0, 255, 0)}
+    (tmp_path / "in").mkdir()
+    for name, colour in colours.items():
+        Image.new("RGB", (8, 8), colour).save(tmp_path / "in" / name)
+    out = tmp_path / "out"
+    args = ["-i", tmp_path / "in", "-o", out, "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+    run(NCNN_SR, *args)
+    (tmp_path / "in" / "a.jpg").unlink()
+    for _ in range(2):  # and again: nothing moves
+        proc = run(NCNN_SR, *args, "--skip-existing", "-v")
+        assert "0 upscaled, 1 skipped, 0 failed" in proc.stderr
+        assert f"{tmp_path / 'in' / 'a.png'} -> {out / 'a.png.png'} skipped (output exists)" in proc.stderr
+        assert sorted(p.name for p in out.iterdir()) == ["a.png", "a.png.png"]
+        for output, source in (("a.png", "a.jpg"), ("a.png.png", "a.png")):
+            with Image.open(out / output) as im:
+                assert np.abs(np.asarray(im.convert("RGB"), int)[4, 4] - colours[source]).max() < 16, output
+    # Without --skip-existing every picture is written at its name of this run.
+    run(NCNN_SR, *args)
+    with Image.open(out / "a.png") as im:
+        assert np.abs(np.asarray(im.convert("RGB"), int)[4, 4] - colours["a.png"]).max() < 16
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_interrupted_batch_leaves_no_partial_file_and_resumes(sig, tmp_path):
     count = 10

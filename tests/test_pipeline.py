@@ -2861,3 +2861,20 @@ def test_the_suffixes_told_by_their_names_are_the_same_whatever_the_python(monke
     finally:
         monkeypatch.undo()
         answers()
+
+
+def test_skip_existing_takes_no_other_input_s_output_for_a_picture_s_earlier_clash_name(tmp_path):
+    # a.png's output is a.png.png where an a.jpg takes a.png; an input named a.png.png
+    # outputs a.png.png too: with a.png's own output missing, a.png was not to be
+    # skipped for that other's.
+    from ncnn_sr.outcomes import found_output
+
+    src = _folder_of_names(tmp_path, {"a.png": None, "a.png.png": "PNG", "b.png": None})
+    out = tmp_path / "out"
+    jobs = plan_jobs(src, out).jobs
+    assert [(j.source.name, j.target.name, j.clash_name) for j in jobs] == [
+        ("a.png", "a.png", ""), ("a.png.png", "a.png.png", "a.png.png.png"), ("b.png", "b.png", "b.png.png")]
+    out.mkdir()
+    Image.fromarray(picture(4, 4)).save(out / "a.png.png")
+    Image.fromarray(picture(4, 4)).save(out / "b.png.png")  # b.png's, when a b.jpg was there
+    assert [found_output(job) for job in jobs] == [(None, None), (out / "a.png.png", None), (out / "b.png.png", None)]
