@@ -31,7 +31,7 @@ from .files import (check_folder, check_writable, gone_folder, is_fifo, make_fol
 from .flags import REFERENCE_JOBS, RunOptions
 from .images import check_picture, frame_count, header_layout, one_size, output_format
 from .jobs import (Job, OutputIsInput, Plan, check_reachable, existing_output, has_sub_folders, plan_jobs, plan_videos,
-                   video_output_name)
+                   video_clash_outputs, video_output_name)
 from .lanes import Lane, UpscalingFailed, ordered_map
 from .loading import ANIMATED_FORMATS, sizes_fitting
 from .models import ModelSpec, known_scale, lacks_model, resolve_model
@@ -578,6 +578,22 @@ def _finished(dst: Path) -> bool:
     return fault is None
 
 
+def _done_before(jobs: list[tuple[Path, Path]]) -> dict[Path, Path]:
+    """Each output of ``jobs`` that --skip-existing finds done, with the file found:
+    first where an earlier run wrote it while another video of its name was there
+    (c.vob.mkv of c.vob, beside c.mkv), as the names do not move: that other
+    removed, c.vob took c.mkv, and was skipped for that other's video."""
+    clashes = video_clash_outputs(jobs)
+    done = {}
+    for _, dst in jobs:
+        earlier = clashes.get(dst)
+        if earlier is not None and earlier.is_file() and video_fault(earlier) is None:
+            done[dst] = earlier
+        elif _finished(dst):
+            done[dst] = dst
+    return done
+
+
 def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: FlagNames = FlagNames()) -> int:
     """Each video in the folder ``opts.input`` (its sub-folders too with
     ``opts.recursive``) into the folder ``opts.output``, the model loaded once (see
@@ -604,7 +620,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     try:
         jobs = plan_videos(opts.input, opts.output, encode, opts.recursive, opts.output_folder)
         pipes = {dst: OutputPipe(dst) for _, dst in jobs if is_fifo(dst)}
-        done_before = {dst for _, dst in jobs if opts.skip_existing and _finished(dst)}
+        done_before = _done_before(jobs) if opts.skip_existing else {}
         if len(done_before) < len(jobs):
             check_folder(opts.output)
         else:
@@ -616,7 +632,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
             if dst in done_before:
                 skipped += 1
                 if opts.verbose:  # as a single video says it, which -v's line per file is
-                    echo(f"{prog}: {dst} exists: skipped (--skip-existing)")
+                    echo(f"{prog}: {done_before[dst]} exists: skipped (--skip-existing)")
                 continue
             new_folder = None
             try:

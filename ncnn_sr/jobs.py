@@ -713,6 +713,22 @@ def _sound_alone(path: str) -> bool:
         return False
 
 
+def video_clash_outputs(jobs: list[tuple[Path, Path]]) -> dict[Path, Path]:
+    """For each video of ``jobs`` (plan_videos') that took its plain name, where its
+    output goes while another of that name takes it (c.vob.mkv of c.vob, beside
+    c.mkv): a finished video there is this one's, from a run when that other was
+    there, and the file at the plain name that other's. None for a name another
+    job's output has, nor for a video named without an extension (its clash name is
+    numbered)."""
+    targets = {_one_file_name(str(target)) for _, target in jobs}
+    clashes = {}
+    for source, target in jobs:
+        clash = target.with_name(f"{source.name}{target.suffix}")  # _renamed's names
+        if clash != target and _one_file_name(str(clash)) not in targets:
+            clashes[target] = clash
+    return clashes
+
+
 def has_sub_folders(folder: Path) -> bool:
     """Whether ``folder`` holds a sub-folder -r would walk (not a hidden one)."""
     try:

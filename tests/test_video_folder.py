@@ -937,3 +937,21 @@ def test_sound_without_an_extension_in_a_folder_of_videos_is_left_out_with_the_o
                      f"({', '.join(left[:3])}, ...)",
                      f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o "
                      "OUT_FOLDER' upscales its videos")
+
+
+def test_skip_existing_after_a_video_of_the_same_name_was_removed_takes_none_for_another(tmp_path):
+    # c.mkv kept its name and c.vob went to c.vob.mkv; c.mkv removed, c.vob took c.mkv,
+    # where c.mkv's video was: skipped as done, its own output never looked at. As a
+    # picture's: found where the earlier run wrote it, and c.mkv is left as it is.
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_in(src / "c.mkv", "matroska", "libx264", frames=2)
+    make_vob(src / "c.vob", 16, 16)
+    run(NCNN_SR, "video", "-i", src, "-o", out, *X2)
+    assert names(out) == ["c.mkv", "c.vob.mkv"]
+    before = (out / "c.mkv").read_bytes()
+    (src / "c.mkv").unlink()
+    proc = run(NCNN_SR, "video", "-i", src, "-o", out, "--skip-existing", "-v", *X2)
+    assert f"ncnn-sr: {out / 'c.vob.mkv'} exists: skipped (--skip-existing)" in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("ncnn-sr: 1 video: 0 upscaled, 1 skipped, 0 failed")
+    assert names(out) == ["c.mkv", "c.vob.mkv"] and (out / "c.mkv").read_bytes() == before
