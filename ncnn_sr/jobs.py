@@ -704,8 +704,10 @@ def _sound_alone(path: str) -> bool:
     sound alone, or with its album art (a .wma, .mka or .m4a saved without its
     extension starts as a .wmv, .mkv or .mp4 does). A file it cannot read is left
     to the run, which says why, as a video named so."""
-    import av  # only for a file whose name says nothing and whose first bytes are a video's
-
+    try:
+        import av  # only for a file whose name says nothing and whose first bytes are a video's
+    except ImportError:  # a picture run, which needs no PyAV: counted among the videos, by its first bytes
+        return False
     try:
         with av.open(ffmpeg_name(path), metadata_errors="replace") as container:
             return all(s.disposition & av.stream.Disposition.attached_pic for s in container.streams.video)

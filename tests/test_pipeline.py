@@ -2878,3 +2878,18 @@ def test_skip_existing_takes_no_other_input_s_output_for_a_picture_s_earlier_cla
     Image.fromarray(picture(4, 4)).save(out / "a.png.png")
     Image.fromarray(picture(4, 4)).save(out / "b.png.png")  # b.png's, when a b.jpg was there
     assert [found_output(job) for job in jobs] == [(None, None), (out / "a.png.png", None), (out / "b.png.png", None)]
+
+
+def test_a_folder_of_pictures_beside_a_file_with_a_video_s_first_bytes_is_planned_without_pyav(tmp_path, monkeypatch):
+    # Whether such a file holds a moving picture is asked of FFmpeg: where PyAV is
+    # missing (a picture run needs none), the plan failed on its ImportError.
+    import sys
+
+    from ncnn_sr.signatures import _ASF
+
+    src = _folder_of_names(tmp_path, {"a.png": None}, {"clip": _ASF + bytes(100)})
+    monkeypatch.setitem(sys.modules, "av", None)  # import av: ImportError
+    plan = plan_jobs(src, tmp_path / "out")
+    assert [j.source.name for j in plan.jobs] == ["a.png"]
+    assert plan.notes == (f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o "
+                          "OUT_FOLDER' upscales its videos",)
