@@ -4,8 +4,8 @@ console.py), and the exit status. The flags themselves, which the commands read
 before this module and the engine load, are flags.py's.
 
 Exit status: 0 when every picture was upscaled or skipped, 1 when any failed, a
-folder could not be listed, or the run could not start, 130 when interrupted
-(Ctrl-C or SIGTERM).
+folder could not be listed, or the run could not start, 128 + the signal when
+interrupted (signals.interrupted_status: 130 on Ctrl-C, 143 on SIGTERM).
 """
 from __future__ import annotations
 
@@ -40,13 +40,14 @@ from .pipeline import Pipeline
 from .resample import target_size
 from .repeats import Repeats
 from .streams import OutputPipe, VideoOutput
+from .signals import interrupted_status
 from .typed_numbers import whole_number
 from .video_options import VIDEO_CONTAINERS, is_video_path
 from .workers import Cancelled
 
 log = logging.getLogger("ncnn_sr")
 
-EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+EXIT_FAILED = 1
 
 
 class UsageError(NcnnSrError):
@@ -501,7 +502,7 @@ def stop_interrupted(bar: FrameProgress | None, message: str) -> None:
     echo(message)
     sys.stderr.flush()
     _close_command()
-    os._exit(EXIT_INTERRUPTED)
+    os._exit(interrupted_status())
 
 
 def _close_command() -> None:
@@ -974,7 +975,7 @@ def _ended(prog: str, opts: RunOptions, plan: Plan, summary: Summary) -> int:
         if summary.abandoned:
             stop_interrupted(None, message)
         echo(message)
-        return EXIT_INTERRUPTED
+        return interrupted_status()
     unlisted = len(plan.unlisted)
     if plan.folder_mode and not opts.quiet:
         rate = summary.ok / summary.seconds if summary.seconds else 0.0
@@ -1017,7 +1018,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
         else:
             echo(_picture_interrupted(prog, opts.output if plan is None else plan.jobs[0].target,
                                       summary is not None and summary.ok > 0))
-        return EXIT_INTERRUPTED
+        return interrupted_status()
     except NcnnSrError as e:
         if debug:
             raise

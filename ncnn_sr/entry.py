@@ -1,5 +1,5 @@
 """The commands' entry points. A Ctrl-C, SIGTERM or SIGHUP at any moment of a command's life
-ends it in one line with status 130, or, once its work is done, changes nothing:
+ends it in one line with status 128 + the signal (130, 143, 129), or, once its work is done, changes nothing:
 - from the first moment, SIGTERM, and SIGHUP (a closed terminal, a dropped SSH
   session) where nohup does not ignore it, and on Windows Ctrl-Break, are taken as Ctrl-C;
 - while the command's module, and its ncnn and numpy, load, and while click reads
@@ -55,9 +55,9 @@ import gc
 import importlib
 import signal
 
-from .signals import raising_ctrl_c, stop_signals
+from .signals import interrupted_status, note_stop, raising_ctrl_c, stop_signals
 
-EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+EXIT_FAILED = 1
 
 
 _last_signal = [signal.SIGINT]
@@ -72,6 +72,7 @@ def _as_ctrl_c(signum, frame) -> None:
         return
     _stopping[0] = True
     _last_signal[0] = signum
+    note_stop(signum)
     raise KeyboardInterrupt
 
 
@@ -101,7 +102,7 @@ def _interrupted(prog: str) -> None:
         sys.stderr.flush()
     except OSError:  # after SIGHUP the terminal may be gone
         pass
-    os._exit(EXIT_INTERRUPTED)  # native libraries may be half loaded or running: no teardown
+    os._exit(interrupted_status())  # native libraries may be half loaded or running: no teardown
 
 
 def _caused_by_ctrl_c(error: BaseException) -> bool:
@@ -218,6 +219,7 @@ def _run(module: str, prog: str) -> None:
     for sig in stopping:
         signal.signal(sig, _as_ctrl_c)
     if _early:  # held as this module loaded
+        note_stop(_early[0])
         _interrupted(prog)
     sys.unraisablehook = _unraisable
     try:

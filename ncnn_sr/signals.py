@@ -16,6 +16,27 @@ def stop_signals() -> list[int]:
     return [sig for sig in found if signal.getsignal(sig) is not signal.SIG_IGN]
 
 
+# The stop signal that is ending the command, for its exit status (interrupted_status).
+_stopped_by: list[int] = []
+
+
+def note_stop(signum: int) -> None:
+    """Keep ``signum`` as the signal that stops the command (the first one only)."""
+    if not _stopped_by:
+        _stopped_by.append(signum)
+
+
+def interrupted_status() -> int:
+    """The exit status of a command a stop signal ended: 128 + the signal, as a shell
+    says of a process that died of it, and as the reference (no handler) gives: 130
+    for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP. Every stop gave 130, and a service
+    manager, or a script that tells Ctrl-C from a stop, took a SIGTERM for Ctrl-C.
+    130 where none was noted (Python's own SIGINT handler) or on Windows's Ctrl-Break."""
+    signum = _stopped_by[0] if _stopped_by else signal.SIGINT
+    named = [getattr(signal, name, None) for name in ("SIGINT", "SIGTERM", "SIGHUP")]
+    return 128 + signum if signum in named else 128 + signal.SIGINT
+
+
 def raising_ctrl_c(handler):
     """``handler``, a signal handler that raises KeyboardInterrupt as Python's SIGINT
     handler does, marked so (see ``ctrl_c_signals``)."""
