@@ -7,13 +7,18 @@ killed midway left gigabytes hidden in the output folder, and each rerun killed
 again added its own. A file is removed only where it is proven this package's
 and stale: named as only this module names them, not empty (its writer locks it
 before anything is written), and free to lock. Where the system has no flock
-(Windows), or the file system takes no lock, none is removed."""
+(Windows), or the file system takes no lock, none is removed.
+
+A run's temporary folder (standard input's copy, standard output's picture) is
+proven alike by a lock file in it (``lock_folder``, ``remove_stale_folders``)."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 try:
@@ -76,10 +81,32 @@ def remove_stale(folder: Path, stem: str, suffix: str) -> list[tuple[str, int]]:
 # Folders already swept of stale picture parts this run (one listing per folder, not
 # one per picture: a folder of 20000 outputs was to be listed 20000 times), by their
 # path as asked (resolving it for each picture cost an lstat per part of the path) and
-# as resolved (one folder named two ways is swept once).
-_asked: set[str] = set()
-_swept: set[str] = set()
+# as resolved (one folder named two ways is swept once). Forgotten as a run starts
+# (forget_swept), and the least recently asked beyond KEEP_SWEPT: kept for the
+# process's life, they grew in a library user's long-lived process with every folder
+# written into, and a folder swept once was never swept again, days later.
+KEEP_SWEPT = 256  # a folder forgotten and asked again is listed once more
+_asked: OrderedDict[str, None] = OrderedDict()
+_swept: OrderedDict[str, None] = OrderedDict()
 _swept_lock = threading.Lock()  # pictures are written from several threads
+
+
+def forget_swept() -> None:
+    """Sweep every folder again the next time it is asked of: a run starts."""
+    with _swept_lock:
+        _asked.clear()
+        _swept.clear()
+
+
+def _seen(kept: OrderedDict, key: str) -> bool:
+    """Whether ``kept`` holds ``key``; it does from now on, as the most recent."""
+    if key in kept:
+        kept.move_to_end(key)
+        return True
+    kept[key] = None
+    if len(kept) > KEEP_SWEPT:
+        kept.popitem(last=False)
+    return False
 
 
 def sweep_once(folder: Path) -> list[int]:
@@ -89,13 +116,8 @@ def sweep_once(folder: Path) -> list[int]:
         return []
     asked = os.path.abspath(folder)
     with _swept_lock:
-        if asked in _asked:
+        if _seen(_asked, asked) or _seen(_swept, os.path.realpath(asked)):
             return []
-        _asked.add(asked)
-        key = os.path.realpath(asked)
-        if key in _swept:
-            return []
-        _swept.add(key)
     middle, end = f".{MARK}.", ".part"
     try:
         entries = [e.name for e in os.scandir(folder)]
@@ -111,6 +133,79 @@ def sweep_once(folder: Path) -> list[int]:
         if (size := _remove_if_stale(os.path.join(folder, name))) is not None:
             removed.append(size)
     return removed
+
+
+# The file in a temporary folder that its run holds locked for the folder's life.
+FOLDER_LOCK = ".ncnn-sr-lock"
+
+
+def lock_folder(folder: Path) -> int | None:
+    """Mark ``folder``, just made, as a live run's: a file in it locked until the
+    descriptor returned is closed (None where no lock could be taken). Locked before
+    its one byte is written: an empty one may be a lock not yet taken."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(os.path.join(folder, FOLDER_LOCK), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, b"\0")
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def remove_stale_folders(parent: str, prefix: str) -> int:
+    """Remove the folders in ``parent`` named ``prefix`` and mkdtemp's 8 characters,
+    this user's, whose lock (lock_folder) no live run holds; how many. A folder with
+    no lock file (an earlier version's, or another program's) is left alone."""
+    if fcntl is None:
+        return 0
+    try:
+        entries = [e.name for e in os.scandir(parent)]
+    except OSError:
+        return 0
+    removed = 0
+    for name in entries:
+        if name.startswith(prefix) and len(name) == len(prefix) + _RANDOM:
+            removed += _remove_folder_if_stale(os.path.join(parent, name))
+    return removed
+
+
+def _remove_folder_if_stale(folder: str) -> bool:
+    try:
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return False
+        fd = os.open(os.path.join(folder, FOLDER_LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        lock = os.fstat(fd)
+        if not stat.S_ISREG(lock.st_mode) or lock.st_size == 0:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # its run lives
+        # Its other files first, the lock last: a removal cut short is found again.
+        with os.scandir(folder) as it:
+            for entry in it:
+                if entry.name != FOLDER_LOCK:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
+        os.unlink(os.path.join(folder, FOLDER_LOCK))
+        os.rmdir(folder)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _remove_if_stale(path: str) -> int | None:

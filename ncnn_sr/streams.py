@@ -27,6 +27,7 @@ from pathlib import Path
 
 from .errors import InputError, cannot_write
 from .files import WINDOWS_CONSOLE, atomic_write, windows_device
+from .part_files import lock_folder, remove_stale_folders
 from .signals import HeldInterrupts, ctrl_c_signals
 
 STDIO = "-"
@@ -37,6 +38,21 @@ MAX_STREAM_BYTES = 2 << 30
 _STANDARD = {"/dev/stdin": True, "/dev/stdout": False}
 _WINDOWS = os.name == "nt"
 _DESCRIPTOR = re.compile(r"/dev/(fd/\d+|stderr)|/proc/self/fd/\d+")
+
+
+_PREFIX = "ncnn-sr-stream-"  # the temporary folders' names, and mkdtemp's 8 characters
+_swept = []  # whether this process removed the stale ones
+
+
+def _remove_stale_once(parent: Path) -> None:
+    """Remove, once a process, the temporary folders in ``parent`` of runs that died
+    without removing theirs (SIGKILL, a crash, the power): each stayed for good, as
+    large as its picture. Only those locked by a run that is gone (part_files)."""
+    if _swept:
+        return
+    _swept.append(parent)
+    # Not held from Ctrl-C: a folder half removed keeps its lock file, and is found again.
+    remove_stale_folders(str(parent), _PREFIX)
 
 
 def _stdin_flag(dash: bool) -> str:
@@ -132,7 +148,7 @@ class Streams:
             self._out_stream = _standard(os.fspath(output_path), False) if is_stream(output_path, False) else None
         else:
             self._out_stream = os.fspath(output_path) if pipe_out else None
-        self._folder = None
+        self._folder = self._lock = None
         self.aliases: dict[str, str] = {}
         self.input, self.output = Path(input_path), Path(output_path)
         in_stream = _standard(os.fspath(input_path), True) if is_stream(input_path, True) else None
@@ -156,7 +172,9 @@ class Streams:
             # A Ctrl-C landing in mkdtemp once it had made the folder, or before this
             # try, left it behind: it waits until the folder is ours to remove.
             with HeldInterrupts(ctrl_c_signals()):
-                self._folder = Path(tempfile.mkdtemp(prefix="ncnn-sr-stream-"))
+                self._folder = Path(tempfile.mkdtemp(prefix=_PREFIX))
+                self._lock = lock_folder(self._folder)
+            _remove_stale_once(self._folder.parent)
             if in_stream is not None:
                 self.input = self._folder / "input"
                 self._read(in_stream)
@@ -241,6 +259,9 @@ class Streams:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def __enter__(self) -> Streams:
         return self

@@ -1029,3 +1029,43 @@ def test_ctrl_c_as_a_fifo_outputs_reader_stopped_reading_says_it_got_part_and_en
         os.close(reader)
     assert proc.returncode == 130 and err.splitlines()[-1] == "ncnn-sr: interrupted: out.png got only part of the " \
                                                               "picture", err
+
+
+def _stream_folders(folder) -> list[str]:
+    return sorted(p for p in os.listdir(folder) if p.startswith("ncnn-sr-stream-"))
+
+
+def _reading_stdin(tmp_path, env) -> tuple[subprocess.Popen, str]:
+    """A run of ``-i -`` waiting on standard input, and its temporary folder, once made."""
+    before = set(_stream_folders(env["TMPDIR"]))
+    proc = subprocess.Popen([CMD, "-i", "-", "-o", tmp_path / "o.png", *FAST], stdin=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 120
+    while not (made := set(_stream_folders(env["TMPDIR"])) - before):
+        assert proc.poll() is None and time.monotonic() < deadline, "no temporary folder was made"
+        time.sleep(0.02)
+    return proc, made.pop()
+
+
+def test_a_stream_folder_a_killed_run_left_goes_with_the_next_run_not_a_live_ones(tmp_path):
+    # A run reading -i - (or writing -o -) that SIGKILL ended left its ncnn-sr-stream-*
+    # in $TMPDIR, as large as the picture, for good: each such kill added one.
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    killed, stale = _reading_stdin(tmp_path, env)
+    killed.kill()
+    killed.communicate(timeout=60)
+    (temp / stale / "input").write_bytes(b"x" * 1000)  # as a picture read halfway
+    live, alive = _reading_stdin(tmp_path, env)
+    # Named as ours but not locked (an earlier version's, or not ours at all): kept.
+    (temp / "ncnn-sr-stream-abcd1234").mkdir()
+    (temp / "ncnn-sr-stream-other").mkdir()
+    try:
+        proc = command(tmp_path, "-i", "-", "-o", "-", stdin=png_bytes(8, 8))  # its TMPDIR is temp
+        assert proc.returncode == 0 and proc.stdout.startswith(b"\x89PNG"), proc.stderr
+        assert proc.stderr == b""  # silently
+        assert _stream_folders(temp) == sorted([alive, "ncnn-sr-stream-abcd1234", "ncnn-sr-stream-other"])
+    finally:
+        live.kill()
+        live.communicate(timeout=60)
