@@ -30,7 +30,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from . import budget
+from . import budget, part_files
 from .animation import write_frames
 from .budget import MemoryBudget
 from .engine import Upscaler
@@ -269,6 +269,7 @@ class Pipeline(Loading, Failover, FixedArguments):
         self._errors = []
         self._written_into: set = set()  # the output folders this run has written in
         self._folders_lock = threading.Lock()
+        part_files.forget_swept()  # each run sweeps its folders of killed runs' parts anew
         asked = self._animation_memory
         self._budget = MemoryBudget(min(MAX_ANIMATION_MEMORY, budget.available_memory() // 2)
                                      if asked is None else asked)

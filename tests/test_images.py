@@ -3034,3 +3034,22 @@ def test_a_picture_s_part_is_locked_until_it_is_renamed_into_place(tmp_path, mon
     monkeypatch.setattr(os, "replace", checked)
     files_mod.atomic_write(tmp_path / "a.png", lambda f: f.write(b"whole"))
     assert len(renamed) == 1 and (tmp_path / "a.png").read_bytes() == b"whole"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no folder is swept")
+def test_the_folders_kept_as_swept_are_bounded(tmp_path, monkeypatch):
+    # Kept for the process's life, one entry per folder ever written into: a library user
+    # writing into many folders over days grew them without end.
+    from ncnn_sr import part_files
+    part_files.forget_swept()
+    listed, scandir = [], os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path: listed.append(path) or scandir(path))
+    many = part_files.KEEP_SWEPT + 50
+    for i in range(many):
+        (tmp_path / str(i)).mkdir()
+        part_files.sweep_once(tmp_path / str(i))
+        part_files.sweep_once(tmp_path / "0")  # asked again and again: kept as the others come
+    assert len(listed) == many
+    assert max(len(part_files._asked), len(part_files._swept)) <= part_files.KEEP_SWEPT
+    part_files.sweep_once(tmp_path / "1")  # long forgotten: listed again, once
+    assert len(listed) == many + 1

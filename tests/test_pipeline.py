@@ -2893,3 +2893,18 @@ def test_a_folder_of_pictures_beside_a_file_with_a_video_s_first_bytes_is_planne
     assert [j.source.name for j in plan.jobs] == ["a.png"]
     assert plan.notes == (f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o "
                           "OUT_FOLDER' upscales its videos",)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no folder is swept")
+def test_each_run_of_a_long_lived_process_sweeps_its_folders_again(tmp_path, cpu_lane):
+    # The folders swept of stale part files were kept for the process's life: a part a
+    # killed run left in a folder this process had swept before (an hour or a day
+    # earlier, a library user's long-lived service) was never removed.
+    jobs = folder_of(tmp_path, 2)
+    pipeline = Pipeline([cpu_lane])
+    assert pipeline.run(jobs).ok == 2
+    stale = tmp_path / "out" / ".p000.png.ncnn-sr-part-locked.abcd1234.part"  # as a run SIGKILL ended left it
+    stale.write_bytes(b"x" * 100)
+    assert pipeline.run(jobs).ok == 2
+    assert not stale.exists()
+    assert Pipeline([cpu_lane]).run(jobs).ok == 2 and sorted(os.listdir(tmp_path / "out")) == ["p000.png", "p001.png"]
