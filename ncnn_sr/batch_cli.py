@@ -26,8 +26,8 @@ from .cut_short import video_fault
 from .engine import Upscaler
 from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, failed_words,
                      os_reason, shell_word, write_error_type)
-from .files import (check_folder, check_writable, gone_folder, is_fifo, make_folder, mark_there, moved_words, reader_of,
-                    removed_words)
+from .files import (broken_output, check_folder, check_writable, gone_folder, is_fifo, make_folder, mark_there,
+                    moved_words, reader_of, removed_words)
 from .flags import REFERENCE_JOBS, RunOptions
 from .images import check_picture, frame_count, header_layout, one_size, output_format
 from .jobs import (Job, OutputIsInput, Plan, check_reachable, existing_output, has_sub_folders, plan_jobs, plan_videos,
@@ -717,15 +717,11 @@ def _folder_broken(src: Path, dst: Path, read_in: set, written_into: set,
     where a folder this run read or wrote videos in is gone or read-only now, and what
     mends it, in words; else None (the failure is the video's)."""
     out = dst.parent
-    if out in written_into:
-        if not out.is_dir():
-            return removed_words(out), "it can be written"
-        try:
-            check_writable(out)
-        except InputError as e:
-            return command_words(e, flags), "it can be written"
+    refused = broken_output(out, written_into, out if out in written_into else None)
+    if refused is not None:
+        return command_words(refused, flags), "it can be written"
     gone = gone_folder(src.parent, read_in)
-    return None if gone is None else (moved_words(gone), "it is back")
+    return None if gone is None else (moved_words(gone[0]), "it is back")
 
 
 def _one_worker_for(opts: RunOptions, lanes: list[Lane], frame: tuple[int, int]) -> bool | None:
@@ -981,9 +977,10 @@ def _ended(prog: str, opts: RunOptions, plan: Plan, summary: Summary) -> int:
         rate = summary.ok / summary.seconds if summary.seconds else 0.0
         folders = f", {unlisted} folder{'s' if unlisted > 1 else ''} not listed" if unlisted else ""
         failed = _failed(summary.failed, opts)
+        lost = f", {summary.not_done} not done" if summary.not_done else ""  # a sub-folder gone: its line said so
         echo(f"{prog}: {total} picture{'' if total == 1 else 's'}: {summary.ok} upscaled, {summary.skipped} skipped"
-             f"{failed}{folders} in {summary.seconds:.1f} s ({rate:.2f} pictures/s)")
-    return EXIT_FAILED if summary.failed or unlisted else 0
+             f"{failed}{lost}{folders} in {summary.seconds:.1f} s ({rate:.2f} pictures/s)")
+    return EXIT_FAILED if summary.failed or summary.not_done or unlisted else 0
 
 
 def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = FlagNames()) -> int:

@@ -175,6 +175,7 @@ class Progress(_Meter):
         self.folder_mode = show
         self._parts: dict[int, float] = {}  # each proc worker's share of its picture done, by thread
         self.said = 0.0  # the count of the last plain line
+        self._gone: set[str] = set()  # the gone sub-folders said
         self._lock = threading.Lock()  # outcomes come from the save workers, tiles from the proc workers
 
     def tile(self, done: int, total: int) -> None:
@@ -228,6 +229,11 @@ class Progress(_Meter):
             # The folder's line that says the run stopped names it (the drop-in's wrappers
             # look for "failed"); a single picture's run has no such line.
             pass
+        elif outcome.status == "not done":
+            if outcome.message not in self._gone:  # a sub-folder gone: one line for all its pictures
+                self._gone.add(outcome.message)
+                echo(f"{self.prog}: error: {outcome.message}: its pictures not yet read are not done; "
+                     "the other folders go on")
         elif outcome.status == "failed":
             message = outcome.message
             if self.say_failed:

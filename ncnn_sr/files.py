@@ -406,15 +406,37 @@ def mark_there(folder: Path, there: set) -> None:
         folder = folder.parent
 
 
-def gone_folder(folder: Path, there: set) -> Path | None:
-    """The folder on ``folder``'s path that ``there`` (see mark_there) holds and that is
-    gone now (removed, renamed, a drive unplugged): the topmost missing one, whose
-    parent is still there. None where ``folder`` is there, or never was seen."""
+def gone_folder(folder: Path, there: set, listed_in: Path | None = None) -> tuple[Path, bool] | None:
+    """The folder on ``folder``'s path that is gone now (removed, renamed, a drive
+    unplugged): the topmost missing one, whose parent is still there; and whether the
+    run stops for it. False for a sub-folder of ``listed_in``, the folder a plan listed
+    the run's pictures below (-r): its pictures alone are lost. True for one that
+    ``there`` (see mark_there) holds, a folder the run read in: its input. None where
+    ``folder`` is there, or the missing one is neither (a Job made by hand naming a
+    folder never there: the picture's failure alone)."""
     if folder.is_dir():
         return None
     while not folder.parent.is_dir() and folder.parent != folder:
         folder = folder.parent
-    return folder if folder in there else None
+    if listed_in is not None and listed_in in folder.parents:
+        return folder, False
+    return (folder, True) if folder in there else None
+
+
+def broken_output(folder: Path, written_into: set, checked: Path | None) -> InputError | None:
+    """After a write into ``folder`` failed: why no later output can be written there
+    either, the run's cause to stop (pictures: pipeline; videos: batch_cli), else None
+    (the failure is the file's). Gone where the run wrote there (``written_into``), as
+    said in removed_words (made again, what was written before would be lost unsaid);
+    refusing a file now in ``checked``, a folder the run found writable (chmod)."""
+    if folder in written_into and not folder.is_dir():
+        return InputError(removed_words(folder))
+    if checked is not None:
+        try:
+            check_writable(checked)
+        except InputError as e:
+            return e
+    return None
 
 
 def removed_words(folder: Path) -> str:

@@ -52,13 +52,16 @@ class Job:
     target's folder, where another of its stem sorts first (a.png.png of a.png,
     beside a.jpg's a.png): an output there is this picture's, from a run when that
     other was there; "" where another input's output has that name, and for a
-    picture alone."""
+    picture alone. ``listed_in``: the folder a plan listed it below (its run's input
+    folder): a sub-folder of it gone during the run is its own pictures' loss alone,
+    the run goes on; None for a Job made by hand."""
 
     source: Path
     target: Path
     stem_siblings: tuple[Path, ...] = ()
     in_place: bool = False
     clash_name: str = ""
+    listed_in: Path | None = None
 
     def __post_init__(self) -> None:
         # Made by hand with str paths, as open() takes them: the run failed inside on a
@@ -260,7 +263,7 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
             names = _left_out_outputs(folder, names, suffix, notes)
         folders = [e.name for e in entries if recursive and _holds(e.is_dir) and not e.name.startswith(".")]
         _name_outputs(folder, names, dst, folder.relative_to(src), fmt or "png", jobs, notes, taken, suffix,
-                      folders)
+                      folders, src)
     jobs = _with_stem_siblings(jobs, dst, fmt or "png", suffix)
     if not_pictures:
         notes.append(_left_out(src, not_pictures, "picture", sniffed))
@@ -485,9 +488,10 @@ def _output_names(name: str, suffix: str, fmt: str) -> set[str]:
 
 
 def _name_outputs(folder: Path, names: list[str], dst: Path, rel: Path, fmt: str, jobs: list[Job], notes: list[str],
-                  taken: dict[str, tuple[Path, str]], suffix: str = "", folders: list[str] = ()) -> None:
-    """Jobs for the pictures ``names`` of ``folder``, written to ``dst / rel`` as
-    stem, ``suffix``, format. ``taken``: each output path below ``dst`` so far,
+                  taken: dict[str, tuple[Path, str]], suffix: str = "", folders: list[str] = (),
+                  listed_in: Path | None = None) -> None:
+    """Jobs for the pictures ``names`` of ``folder``, listed below ``listed_in``,
+    written to ``dst / rel`` as stem, ``suffix``, format. ``taken``: each output path below ``dst`` so far,
     casefolded, with its input and that path (a folder's ending in "/"); the
     sub-folders ``folders``, mirrored there, take their names first."""
     within = rel.as_posix()
@@ -520,7 +524,8 @@ def _name_outputs(folder: Path, names: list[str], dst: Path, rel: Path, fmt: str
     for source, wanted, clash_name in named:
         # a.png's a.png.png is the output of an input a.png.png where there is one.
         jobs.append(Job(source, out_folder / wanted,
-                        clash_name=clash_name if clash_name and key(clash_name) not in taken else ""))
+                        clash_name=clash_name if clash_name and key(clash_name) not in taken else "",
+                        listed_in=listed_in))
 
 
 def _with_stem_siblings(jobs: list[Job], dst: Path, fmt: str, suffix: str = "") -> list[Job]:

@@ -146,9 +146,15 @@ class Loading:
             read = None if item.error else _read(item, read_image, self._flags)
             if item.error and (gone := self._input_gone(job)) is not None:
                 # Every later picture of that folder would fail alike, a line each
-                # (255 of 300 pictures, the folder renamed during the run).
-                if self._stop(gone, input_gone=True):
-                    self._report(Outcome(job, "failed", gone, notes=tuple(item.notes)))
+                # (255 of 300 pictures, the folder renamed during the run). A sub-folder
+                # (-r) is its own pictures' loss alone: said once (the console, by its
+                # words), the run goes on with the other folders.
+                words, stops = gone
+                if not stops:
+                    self._report(Outcome(job, "not done", words))
+                    continue
+                if self._stop(words, input_gone=True):
+                    self._report(Outcome(job, "failed", words, notes=tuple(item.notes)))
                 return
             if read:
                 mark_there(job.source.parent, self._read_in)
@@ -162,12 +168,13 @@ class Loading:
                     item.held = item.need
             self._put(to_proc, item)
 
-    def _input_gone(self, job: Job) -> str | None:
+    def _input_gone(self, job: Job) -> tuple[str, bool] | None:
         """Why ``job``'s picture, which could not be read, and others after it cannot
-        be: a folder of it that this run read pictures in is gone; else None. A folder
-        never seen (a Job made by hand) is the picture's failure alone."""
-        gone = gone_folder(job.source.parent, self._read_in)
-        return None if gone is None else moved_words(gone)
+        be: a folder of it is gone (files.gone_folder); and whether the run stops for it
+        (the folder it was given, which it read pictures in) or goes on (a sub-folder).
+        Else None: a folder never seen (a Job made by hand) is the picture's failure alone."""
+        gone = gone_folder(job.source.parent, self._read_in, job.listed_in)
+        return None if gone is None else (moved_words(gone[0]), gone[1])
 
     def _check_overwrite(self, item: Item) -> None:
         """Fail ``item`` whose output is its input, or an earlier job's output of this
@@ -395,20 +402,12 @@ class Loading:
         if refused is not None:
             raise InputError(f"{item.job.source}: {refused}")  # which picture: the folder says the same for each
 
-    def _refused_now(self, item: Item) -> str | None:
-        """After ``item``'s write failed: where its folder was found writable, why it
-        is not now (made read-only during the run: chmod), else None. Not kept for the
-        pictures read after: the run stops for it, and a picture that failed on it
-        meanwhile was a line of its own beside the stop's."""
+    def _found_writable(self, item: Item) -> Path | None:
+        """The folder ``item`` is made in, where this run found it writable (asked again
+        once a write failed there: made read-only during the run, chmod); else None."""
         folder = _nearest_folder(item.target)
         with self._unwritable_lock:
-            if self._unwritable.get(folder, "") is not None:
-                return None
-        try:
-            check_writable(folder)
-        except InputError as e:
-            return e.said(self._flags)
-        return None
+            return folder if folder in self._unwritable and self._unwritable[folder] is None else None
 
     def _check_jpeg_metadata(self, item: Item) -> None:
         """EXIF, XMP and a comment too large for ``item``'s JPEG: left out with a note each, but an

@@ -36,7 +36,7 @@ from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .failover import Failover, tried
-from .files import is_fifo, removed_words
+from .files import broken_output, is_fifo, removed_words
 from .fixed import Fixed, FixedArguments
 from .images import checked_quality, write_image
 from .jobs import Job, Plan
@@ -85,7 +85,7 @@ class Pipeline(Loading, Failover, FixedArguments):
     ``skip_existing`` a job whose output is there (not empty, nor cut short) is skipped.
 
     ``on_outcome`` is called once for each job the run finishes (ok, skipped or
-    failed: ``Summary.done`` of them), from a save or load thread, never from two
+    failed: ``Summary.done`` of them; "not done", its sub-folder gone), from a save or load thread, never from two
     threads at once; an exception from it (a closed stderr, say) is raised by ``run``
     once every job is done. A run ended early (``cancel()``, Ctrl-C, a full disk, an
     output folder removed or made read-only, a folder of pictures removed, every device
@@ -579,12 +579,10 @@ class Pipeline(Loading, Failover, FixedArguments):
 
     def _folder_changed(self, item: Item) -> str | None:
         """After ``item``'s write failed: why no later picture can be written in its
-        folder, where this run wrote there, or found it writable, and it is now gone or
-        read-only; else None (the failure is the picture's)."""
-        folder = item.target.parent
-        if folder in self._written_into and not folder.is_dir():
-            return removed_words(folder)
-        return self._refused_now(item)
+        folder (files.broken_output, which a folder of videos asks too); else None
+        (the failure is the picture's)."""
+        refused = broken_output(item.target.parent, self._written_into, self._found_writable(item))
+        return None if refused is None else refused.said(self._flags)
 
     def _make_folder_of(self, item: Item) -> None:
         """Make ``item``'s output folder where it is missing (-r mirrors sub-folders as
@@ -609,6 +607,10 @@ class Pipeline(Loading, Failover, FixedArguments):
                 s.ok += 1
             elif outcome.status == "skipped":
                 s.skipped += 1
+            elif outcome.status == "not done":
+                s.not_done += 1
+                if outcome.message not in s.gone_folders:
+                    s.gone_folders.append(outcome.message)
             else:
                 s.failed += 1
                 s.failures.append(outcome)

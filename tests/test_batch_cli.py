@@ -3103,3 +3103,38 @@ def test_the_parts_removed_from_the_current_folder_are_said_removed_from_it_by_i
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "in.png"]
     assert f"realesrgan-ncnn-vulkan: warning: {tmp_path}: removed a hidden part file (2.5 MB) left by a run killed " \
            "while writing there\n" in result.stderr
+
+
+_SUB_FOLDER_GONE = """
+import shutil, sys
+from ncnn_sr import pipeline
+
+gone, *args = sys.argv[1:]
+real = pipeline.Pipeline.run
+
+def run(self, jobs):
+    shutil.rmtree(gone)  # listed by the plan, removed as the run starts: before any of its pictures is read
+    return real(self, jobs)
+
+pipeline.Pipeline.run = run
+sys.argv = ["ncnn-sr", *args]
+from ncnn_sr import entry
+entry.ncnn_sr()
+"""
+
+
+def test_a_sub_folder_removed_during_a_run_is_one_line_and_the_others_are_done(tmp_path):
+    # -r: a sub-folder removed before any of its pictures was read failed each picture
+    # alone, a line each ("file not found"), counted failed.
+    for sub, count in (("a", 4), ("b", 5), ("c", 3)):
+        pictures(tmp_path / "in" / sub, [f"p{i}.png" for i in range(count)])
+    src, out = tmp_path / "in", tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", _SUB_FOLDER_GONE, str(src / "b"), "-i", str(src), "-o", str(out),
+                           "-r", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "ETA" not in line]  # the plain progress lines
+    assert lines[:-1] == [f"ncnn-sr: error: {src / 'b'} was removed or renamed during the run: its pictures not "
+                          "yet read are not done; the other folders go on"], lines
+    assert lines[-1].startswith("ncnn-sr: 12 pictures: 7 upscaled, 0 skipped, 0 failed, 5 not done in "), lines
+    assert sorted(os.listdir(out)) == ["a", "c"] and len(os.listdir(out / "a")) == 4 and len(os.listdir(out / "c")) == 3

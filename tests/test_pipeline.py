@@ -2908,3 +2908,35 @@ def test_each_run_of_a_long_lived_process_sweeps_its_folders_again(tmp_path, cpu
     assert pipeline.run(jobs).ok == 2
     assert not stale.exists()
     assert Pipeline([cpu_lane]).run(jobs).ok == 2 and sorted(os.listdir(tmp_path / "out")) == ["p000.png", "p001.png"]
+
+
+@pytest.mark.parametrize("removed", ["b", "a"])  # one not read yet, the one being read
+def test_a_sub_folder_removed_during_the_run_is_one_line_and_the_run_goes_on(removed, tmp_path, cpu_lane):
+    # -r: a sub-folder removed during the run before any picture of it was read failed
+    # each of its pictures alone, a line each ("file not found"), and counted them failed;
+    # one removed as its pictures were read stopped the whole run, the other folders undone.
+    import shutil
+
+    for sub in "abc":
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(picture(10, 12, seed=i)).save(tmp_path / "in" / sub / f"p{i}.png")
+    jobs = plan_jobs(tmp_path / "in", tmp_path / "out", recursive=True).jobs
+    outcomes = []
+
+    def told(outcome):
+        outcomes.append(outcome)
+        if len(outcomes) == 1:
+            shutil.rmtree(tmp_path / "in" / removed)
+
+    summary = within(60, lambda: Pipeline([cpu_lane], load_workers=1, save_workers=1, queue_size=1,
+                                          on_outcome=told).run(jobs))
+    gone = f"{tmp_path / 'in' / removed} was removed or renamed during the run"
+    assert summary.stopped is None and not summary.cancelled and summary.failed == 0
+    assert summary.gone_folders == [gone] and summary.ok + summary.not_done == 18 and summary.done == summary.ok
+    lost = [o for o in outcomes if o.status == "not done"]
+    assert {o.job.source.parent.name for o in lost} == {removed} and {o.message for o in lost} == {gone}
+    assert (len(lost) == 6) == (removed == "b") and 0 < len(lost) < 7
+    written = {sub: sorted(os.listdir(tmp_path / "out" / sub)) for sub in os.listdir(tmp_path / "out")}
+    assert written["c"] == [f"p{i}.png" for i in range(6)]
+    assert sum(map(len, written.values())) == summary.ok
