@@ -13,7 +13,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import urllib.parse
 from dataclasses import replace
 from fractions import Fraction
@@ -328,10 +327,19 @@ def _run_options(input_path: str, output_path: str, model: str, fp32: bool, prec
                       precision="fp32" if fp32 else precision, **rest)
 
 
+_DENOISE_PREFIX = "ncnn-sr-denoise-"  # a -dn mix's temporary model folder, and mkdtemp's characters
+
+
+def _remove_folder(folder: Path, lock: int | None) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    if lock is not None:
+        os.close(lock)  # the lock last: a folder half removed is still a live run's
+
+
 def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod.ModelSpec:
     """realesr-general-x4v3 mixed with its weak-denoise training at ``strength``, as a
     model in a temporary folder that lasts as long as the command."""
-    from . import mixing
+    from . import mixing, part_files
 
     general, weak = mixing.DENOISE_MODELS
     if name != general:
@@ -342,8 +350,10 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
         # the command's context first (batch_cli.stop_interrupted). A Ctrl-C landing in mkdtemp once it
         # had made the folder, or before its removal was set, left it behind: it waits until then.
         with HeldInterrupts(ctrl_c_signals()):
-            folder = tempfile.mkdtemp(prefix="ncnn-sr-denoise-")
-            click.get_current_context().call_on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
+            folder, lock = part_files.temporary_folder(_DENOISE_PREFIX)
+            click.get_current_context().call_on_close(lambda: _remove_folder(folder, lock))
+        # Those of runs killed outright (SIGKILL) as their model was mixed or ran: each stayed for good.
+        part_files.sweep_folders_once(folder.parent, _DENOISE_PREFIX)
         spec = mixing.denoised_model(strength, folder, model_path)
         # As -m without the named model warns (build_lanes): a mix is no name it can look up.
         used = (general,) if strength == 1 else (general, weak)

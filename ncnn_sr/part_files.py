@@ -9,8 +9,9 @@ and stale: named as only this module names them, not empty (its writer locks it
 before anything is written), and free to lock. Where the system has no flock
 (Windows), or the file system takes no lock, none is removed.
 
-A run's temporary folder (standard input's copy, standard output's picture) is
-proven alike by a lock file in it (``lock_folder``, ``remove_stale_folders``)."""
+A run's temporary folder (standard input's copy, standard output's picture, a
+denoise mix's model) is proven alike by a lock file in it (``temporary_folder``,
+``sweep_folders_once``)."""
 from __future__ import annotations
 
 import os
@@ -137,6 +138,28 @@ def sweep_once(folder: Path) -> list[int]:
 
 # The file in a temporary folder that its run holds locked for the folder's life.
 FOLDER_LOCK = ".ncnn-sr-lock"
+
+
+def temporary_folder(prefix: str) -> tuple[Path, int | None]:
+    """A new temporary folder named ``prefix`` and mkdtemp's characters, marked as a
+    live run's (lock_folder), and the descriptor that holds its lock, to close once
+    the folder is removed (None where no lock was taken)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    return folder, lock_folder(folder)
+
+
+_folders_swept: set[str] = set()  # the prefixes whose stale folders this process removed
+
+
+def sweep_folders_once(parent: Path, prefix: str) -> None:
+    """Remove, once a process for each ``prefix``, the stale temporary folders of
+    ``prefix`` in ``parent`` (remove_stale_folders): one a run killed outright left
+    (SIGKILL, a crash, the power) stayed for good, as large as what it held."""
+    if prefix in _folders_swept:
+        return
+    _folders_swept.add(prefix)
+    # Not held from Ctrl-C: a folder half removed keeps its lock file, and is found again.
+    remove_stale_folders(str(parent), prefix)
 
 
 def lock_folder(folder: Path) -> int | None:

@@ -22,12 +22,11 @@ import re
 import shutil
 import stat
 import sys
-import tempfile
 from pathlib import Path
 
 from .errors import InputError, cannot_write
 from .files import WINDOWS_CONSOLE, atomic_write, windows_device
-from .part_files import lock_folder, remove_stale_folders
+from .part_files import sweep_folders_once, temporary_folder
 from .signals import HeldInterrupts, ctrl_c_signals
 
 STDIO = "-"
@@ -41,18 +40,6 @@ _DESCRIPTOR = re.compile(r"/dev/(fd/\d+|stderr)|/proc/self/fd/\d+")
 
 
 _PREFIX = "ncnn-sr-stream-"  # the temporary folders' names, and mkdtemp's 8 characters
-_swept = []  # whether this process removed the stale ones
-
-
-def _remove_stale_once(parent: Path) -> None:
-    """Remove, once a process, the temporary folders in ``parent`` of runs that died
-    without removing theirs (SIGKILL, a crash, the power): each stayed for good, as
-    large as its picture. Only those locked by a run that is gone (part_files)."""
-    if _swept:
-        return
-    _swept.append(parent)
-    # Not held from Ctrl-C: a folder half removed keeps its lock file, and is found again.
-    remove_stale_folders(str(parent), _PREFIX)
 
 
 def _stdin_flag(dash: bool) -> str:
@@ -172,9 +159,9 @@ class Streams:
             # A Ctrl-C landing in mkdtemp once it had made the folder, or before this
             # try, left it behind: it waits until the folder is ours to remove.
             with HeldInterrupts(ctrl_c_signals()):
-                self._folder = Path(tempfile.mkdtemp(prefix=_PREFIX))
-                self._lock = lock_folder(self._folder)
-            _remove_stale_once(self._folder.parent)
+                self._folder, self._lock = temporary_folder(_PREFIX)
+            # Those of runs killed outright (SIGKILL): each stayed, as large as its picture.
+            sweep_folders_once(self._folder.parent, _PREFIX)
             if in_stream is not None:
                 self.input = self._folder / "input"
                 self._read(in_stream)

@@ -253,3 +253,29 @@ def test_a_folder_that_is_no_path_is_a_one_line_model_error_naming_the_function(
     (tmp_path / "b").mkdir()
     assert write_model(model, os.fsencode(tmp_path / "b"), "b").param_path == tmp_path / "b" / "b.param"
     assert mix_models(spec, spec, 0.5, os.fsencode(tmp_path / "b"), "c").param_path == tmp_path / "b" / "c.param"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no folder is proven stale")
+def test_a_denoise_folder_a_killed_run_left_goes_with_the_next_denoise_run(tmp_path):
+    # -dn mixes its model into $TMPDIR/ncnn-sr-denoise-*: a run SIGKILL ended left it
+    # for good, a model's size each time.
+    import fcntl
+
+    pair(tmp_path, upscale=4)
+    Image.fromarray(picture(8, 9)).save(tmp_path / "in.png")
+    temp = tmp_path / "tmp"
+    for name in ("ncnn-sr-denoise-stale123", "ncnn-sr-denoise-alive123", "ncnn-sr-denoise-nolock12"):
+        (temp / name).mkdir(parents=True)
+        (temp / name / "realesr-general-x4v3.bin").write_bytes(b"\0" * 1000)
+    for name in ("ncnn-sr-denoise-stale123", "ncnn-sr-denoise-alive123"):  # as a run of it locked it
+        (temp / name / ".ncnn-sr-lock").write_bytes(b"\0")
+    alive = os.open(temp / "ncnn-sr-denoise-alive123" / ".ncnn-sr-lock", os.O_RDONLY)
+    try:
+        fcntl.flock(alive, fcntl.LOCK_EX | fcntl.LOCK_NB)  # its run lives (here, this test)
+        proc = subprocess.run([sys.executable, "-m", "ncnn_sr", "-i", tmp_path / "in.png", "-o", tmp_path / "o.png",
+                               "-m", tmp_path, "-n", "realesr-general-x4v3", "-dn", "0.5", "-g", "-1"],
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(temp)})
+    finally:
+        os.close(alive)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert sorted(os.listdir(temp)) == ["ncnn-sr-denoise-alive123", "ncnn-sr-denoise-nolock12"]

@@ -9,6 +9,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -899,7 +900,7 @@ def test_standard_input_past_the_largest_picture_is_refused_before_the_disk_fill
     monkeypatch.setattr(streams, "MAX_STREAM_BYTES", 5 << 20)
     monkeypatch.setattr(streams.sys, "stdin", type("Stdin", (), {"buffer": Endless(), "isatty": lambda self: False})())
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    monkeypatch.setattr(streams.tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "tempdir", None)
     with pytest.raises(InputError, match="standard input holds more than"):
         streams.Streams("-", tmp_path / "o.png", None)
     assert os.listdir(tmp_path) == []
@@ -912,7 +913,7 @@ def test_a_ctrl_c_as_standard_input_s_folder_is_made_leaves_no_folder(tmp_path, 
 
     stdin = type("Stdin", (), {"buffer": io.BytesIO(png_bytes(4, 4)), "isatty": lambda self: False})()
     monkeypatch.setattr(streams.sys, "stdin", stdin)
-    monkeypatch.setattr(streams.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     ctrl_c_once_made(monkeypatch, "ncnn-sr-stream-")
     with pytest.raises(KeyboardInterrupt):
         streams.Streams("-", tmp_path / "o.png", None)
