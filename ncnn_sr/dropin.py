@@ -95,7 +95,10 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
         _refuse(failed_words(input_path, "-o -: the drop-in writes files, not standard output: give the output "
                                          "picture's name or a folder"))
     # Path("") is the current folder: an unset variable (-m "$MODELS") ran the installed
-    # models unsaid, where the reference looks for /NAME.param and fails.
+    # models unsaid, where the reference looks for /NAME.param and fails, saying so: not
+    # the usage an empty -i or -o gets from it, so this one says "failed".
+    if not model_path:
+        _refuse(failed_words(input_path, "-m is empty: give a model folder"))
     model_path = path_flag(PROG, "-m", model_path, "a model folder", failed=input_path)
     # The reference opens MODELDIR/NAME.param: a name in a sub-folder is the model folder's.
     model_file = models_mod.in_model_folder(model, model_path)

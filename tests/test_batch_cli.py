@@ -1456,10 +1456,13 @@ def test_a_dropin_model_name_with_a_slash_is_found_in_the_model_folder_as_by_the
 def test_an_empty_model_folder_is_refused_by_the_dropin(tmp_path):
     # An unset variable (-m "$MODELS") read as the current folder, and the installed
     # models ran in its stead, unsaid; the reference looks for /NAME.param and fails.
+    # Found by a docs audit: the refusal lacked "failed", which the reference's
+    # "fopen /NAME.param failed" has and the README promises of every error that ends
+    # a run before anything is written (Upscayl takes stderr without it for a success).
     Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
     proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-m", "", "-s", "2", "-g", "-1", cwd=tmp_path, check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr == "realesrgan-ncnn-vulkan: error: -m is empty: give a model folder\n"
+    assert proc.stderr == "realesrgan-ncnn-vulkan: error: in.png failed: -m is empty: give a model folder\n"
     assert not (tmp_path / "o.png").exists()
 
 
