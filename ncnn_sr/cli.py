@@ -751,7 +751,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
     -i may be an https:// address: the weights are downloaded beside the model,
     converted and deleted. Writes NAME.param and NAME.bin once they have run on a
     small picture on the CPU, and says how to use them: -n and the .param's path
-    (or -m FOLDER -n NAME)."""
+    (-m FOLDER -n NAME finds them too)."""
     from . import checkpoint, convert as convert_mod  # only this command needs them
     from . import download as download_mod
 
