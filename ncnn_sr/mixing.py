@@ -21,12 +21,13 @@ from .param_file import parse_param, weight_arrays
 DENOISE_MODELS = ("realesr-general-x4v3", "realesr-general-wdn-x4v3")
 
 
-def mix_models(first: ModelSpec, second: ModelSpec, weight: float, folder: str | os.PathLike,
-               name: str) -> ModelSpec:
+def mix_models(first: str | bytes | os.PathLike | ModelSpec, second: str | bytes | os.PathLike | ModelSpec,
+               weight: float, folder: str | os.PathLike, name: str) -> ModelSpec:
     """``weight`` x ``first``'s weights + (1 - ``weight``) x ``second``'s, written as
-    ``name``.param and .bin in ``folder``; its checked spec. Both must be one network
-    (the same .param) with bins of the same layout. ``name`` is a plain file name,
-    as ``write_model`` takes one; a pair of that name there is replaced as
+    ``name``.param and .bin in ``folder``; its checked spec. ``first`` and ``second``
+    are models as ``resolve_model`` takes them: a name, a .param path or a ModelSpec.
+    Both must be one network (the same .param) with bins of the same layout.
+    ``name`` is a plain file name, as ``write_model`` takes one; a pair of that name there is replaced as
     ``write_model`` replaces one: the names hold the old pair or the new, never one
     file of each."""
     from .convert import ConvertedModel, check_target, write_model  # the converter's modules: only a mix needs them
