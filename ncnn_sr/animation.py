@@ -82,7 +82,7 @@ def _whole(value) -> bool:
 
 
 @in_one_line  # a file name may hold a line break
-def read_frames(path: str | os.PathLike, info: ImageInfo | None = None) -> tuple[Animation, ImageInfo]:
+def read_frames(path: str | bytes | os.PathLike, info: ImageInfo | None = None) -> tuple[Animation, ImageInfo]:
     """Every frame of a picture as a viewer shows it, and its ImageInfo (that of
     ``read_image``, whose ``frames`` is the frame count). ``info``, what
     ``read_image`` already gave for this file, spares an animation that first read.
@@ -178,7 +178,7 @@ def _plays(im: Image.Image, path: str) -> int:
 # --- writing ---------------------------------------------------------------------------
 
 @in_one_line
-def write_frames(path: str | os.PathLike, animation: Animation, info: ImageInfo | None = None,
+def write_frames(path: str | bytes | os.PathLike, animation: Animation, info: ImageInfo | None = None,
                  fmt: str | None = None, quality: int | None = None, metadata: bool = True) -> None:
     """Write an Animation as an animated webp, png (APNG) or gif (``fmt``, else from
     the file name), with its durations and play count, and the metadata of ``info``

@@ -76,7 +76,7 @@ _BAD_PICKLE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError
                AttributeError, OverflowError, struct.error, RecursionError, MemoryError)
 
 
-def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def read_weights(path: str | bytes | os.PathLike) -> dict[str, np.ndarray]:
     """The tensors of the checkpoint at ``path``, by name ("conv_first.weight").
 
     The state dict is the checkpoint's ``params_ema``, else ``params``, else

@@ -254,7 +254,7 @@ def _shape_text(shape: tuple) -> str:
     return "x".join(map(str, shape)) or "a scalar"
 
 
-def write_model(model: ConvertedModel, folder: str | os.PathLike, name: str, trial: bool = True,
+def write_model(model: ConvertedModel, folder: str | bytes | os.PathLike, name: str, trial: bool = True,
                 overwrite: bool = False) -> ModelSpec:
     """Write ``NAME.param`` and ``NAME.bin`` in ``folder`` and return their checked
     spec, as ``resolve_model`` gives it for the .param's path, with the model's scale.

@@ -71,7 +71,8 @@ def installed(name: str, folder: str | os.PathLike | None = None) -> ModelSpec |
         raise ModelError(*e.pieces, ": fetch it again with ", Option("--force", "force=True")) from None
 
 
-def fetch_model(name: str, folder: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
+def fetch_model(name: str, folder: str | bytes | os.PathLike | None = None,
+                weights: str | bytes | os.PathLike | None = None,
                 force: bool = False, progress: Callable[[int, int | None], None] | None = None,
                 source: Source | None = None) -> ModelSpec:
     """Download model ``name``'s official weights (or take ``weights``, a copy of

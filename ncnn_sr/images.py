@@ -168,7 +168,7 @@ def _format_key(ext: str, path: str | os.PathLike) -> str:
 # --- reading ---------------------------------------------------------------------------
 
 @in_one_line  # a file name may hold a line break
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
+def read_image(path: str | bytes | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     """A picture as an H×W×C array (C in 1, 3, 4; uint8, or uint16 where it is read in
     16 bits: 16-bit PNG, TIFF and PPM, 10- or 12-bit HEIF and AVIF, deeper JPEG 2000)
     and its ImageInfo. Animated pictures give their first frame (``frames`` says how
@@ -970,7 +970,7 @@ def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
 # --- writing ---------------------------------------------------------------------------
 
 @in_one_line
-def write_image(path: str | os.PathLike, image: np.ndarray, info: ImageInfo | None = None,
+def write_image(path: str | bytes | os.PathLike, image: np.ndarray, info: ImageInfo | None = None,
                 fmt: str | None = None, quality: int | None = None, metadata: bool = True) -> None:
     """Write an H×W×C uint8/uint16 array as png, jpg, webp, gif or avif (``fmt``, else
     from the file name), keeping ICC, EXIF, XMP and the resolution from ``info`` when

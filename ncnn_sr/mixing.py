@@ -22,7 +22,7 @@ DENOISE_MODELS = ("realesr-general-x4v3", "realesr-general-wdn-x4v3")
 
 
 def mix_models(first: str | bytes | os.PathLike | ModelSpec, second: str | bytes | os.PathLike | ModelSpec,
-               weight: float, folder: str | os.PathLike, name: str) -> ModelSpec:
+               weight: float, folder: str | bytes | os.PathLike, name: str) -> ModelSpec:
     """``weight`` x ``first``'s weights + (1 - ``weight``) x ``second``'s, written as
     ``name``.param and .bin in ``folder``; its checked spec. ``first`` and ``second``
     are models as ``resolve_model`` takes them: a name, a .param path or a ModelSpec.
@@ -65,8 +65,8 @@ def mix_models(first: str | bytes | os.PathLike | ModelSpec, second: str | bytes
     return replace(spec, scale=first.scale, prepadding=first.prepadding, cpu_bytes_per_pixel=first.cpu_bytes_per_pixel)
 
 
-def denoised_model(strength: float, folder: str | os.PathLike,
-                   model_path: str | os.PathLike | None = None) -> ModelSpec:
+def denoised_model(strength: float, folder: str | bytes | os.PathLike,
+                   model_path: str | bytes | os.PathLike | None = None) -> ModelSpec:
     """Real-ESRGAN's denoise strength: realesr-general-x4v3 mixed with its
     weak-denoise training, ``strength`` of the first, written in ``folder`` (kept as
     long as the model is used); 1 is realesr-general-x4v3 itself, from where it is."""
