@@ -173,7 +173,13 @@ class EncodeOptions:
     ``start`` into it, for ``duration`` (None: to its end), each in seconds or a
     time as the command takes it ("1:30", "00:01:30.5": ``parse_time``). ``skip_damaged``
     skips video packets the decoder refuses as damaged, with a warning, where
-    otherwise the first is an error. ``keep_width`` and ``keep_height``: see below."""
+    otherwise the first is an error. ``preset`` is the encoder's own (None: its
+    default); ``bitrate`` is in bits a second; ``fps`` a
+    constant output rate, frames repeated or dropped to keep the duration (None keeps
+    each frame's time). ``keep_width`` and ``keep_height`` say that the frames' width
+    or height was asked for (``--width``, ``--height``): where the output holds no
+    sample aspect ratio and anamorphic frames are stretched to square samples, the
+    other side is what changes; with both, nothing is stretched."""
 
     codec: str | None = None
     crf: int | None = None
@@ -186,9 +192,6 @@ class EncodeOptions:
     start: Fraction = Fraction(0)
     duration: Fraction | None = None
     skip_damaged: bool = False
-    # The frames' width or height was asked for (--width, --height): where the output
-    # holds no sample aspect ratio and anamorphic frames are stretched to square samples,
-    # the other side is what changes; both asked, nothing is stretched.
     keep_width: bool = False
     keep_height: bool = False
 

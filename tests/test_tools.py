@@ -301,6 +301,7 @@ def test_help_of_the_upscaler_and_the_pipeline_names_each_of_their_arguments():
     from ncnn_sr import Upscaler
     from ncnn_sr.engine import ALPHA_MODES, PRECISIONS
     from ncnn_sr.pipeline import Pipeline
+    from ncnn_sr.video import EncodeOptions
 
     doc = inspect.getdoc(Upscaler)
     unnamed = [name for name in inspect.signature(Upscaler).parameters if f"``{name}``" not in doc]
@@ -308,6 +309,12 @@ def test_help_of_the_upscaler_and_the_pipeline_names_each_of_their_arguments():
                 if f"``{name}``" not in inspect.getdoc(Pipeline)]
     unnamed += [f"{name}={value!r}" for name, values in (("alpha", ALPHA_MODES), ("precision", PRECISIONS))
                 for value in values if f'"{value}"' not in doc]
+    # found by a docs audit: help(EncodeOptions), which the README's video example
+    # makes, said nothing of preset or fps, and of keep_width "see below", which
+    # pointed to a comment in the source
+    unnamed += [f"EncodeOptions' {name}" for name in inspect.signature(EncodeOptions).parameters
+                if f"``{name}``" not in inspect.getdoc(EncodeOptions)]
+    assert "see below" not in inspect.getdoc(EncodeOptions)
     assert unnamed == []
 
 
