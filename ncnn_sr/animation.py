@@ -1,5 +1,5 @@
-"""Animated pictures (GIF, WebP, APNG): every frame as a viewer shows it, and
-written back so. Knows nothing of ncnn."""
+"""Animated pictures (GIF, WebP, APNG, AVIF): every frame as a viewer shows it,
+and written back so (as WebP, APNG or GIF). Knows nothing of ncnn."""
 from __future__ import annotations
 
 import numbers

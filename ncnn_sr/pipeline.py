@@ -105,9 +105,9 @@ class Pipeline(Loading, Failover, FixedArguments):
     ``drop_oversized_exif``: it is then written without its EXIF, with a note. An
     XMP packet too large for a JPEG output is left out of it, with a note.
 
-    An animated picture (GIF, WebP, APNG) asked as png, webp or gif is upscaled frame
-    by frame into an animation of every frame, unless ``animate`` is false; a jpg
-    gets its first frame, with a note. Its frames are shared by the proc workers of
+    An animated picture (GIF, WebP, APNG, AVIF) asked as png, webp or gif is upscaled
+    frame by frame into an animation of every frame, unless ``animate`` is false; a
+    jpg or an avif gets its first frame, with a note. Its frames are shared by the proc workers of
     every lane on its kind of device, which take them before new pictures; one that fails fails the
     picture, as a still's failure does. Animations in flight hold at most
     ``animation_memory`` bytes together (default: MAX_ANIMATION_MEMORY, at most half
