@@ -96,7 +96,8 @@ def main() -> None:
     """Upscale pictures with Real-ESRGAN models on any Vulkan GPU, or on the CPU.
 
     Run `ncnn-sr upscale --help` for the options; `ncnn-sr -i IN -o OUT` is short
-    for `ncnn-sr upscale -i IN -o OUT`.
+    for `ncnn-sr upscale -i IN -o OUT`, or for `ncnn-sr video -i IN -o OUT` where
+    IN is a video.
     """
 
 
