@@ -387,7 +387,8 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
 @click.option("--quality", type=WholeNumber(1, 100), default=None,
               help="jpg/webp/avif quality (default: jpg 95, avif 90; webp lossless without it).")
 @click.option("-r", "--recursive", is_flag=True, help="Walk sub-folders too; their tree is mirrored in the output.")
-@click.option("--skip-existing", is_flag=True, help="Leave outputs that already exist (resume a batch).")
+@click.option("--skip-existing", is_flag=True,
+              help="Leave outputs that already exist (resume a batch); one empty or cut short is written again.")
 @click.option("--suffix", default="", callback=_suffix,
               help="Added to each output's name in folder mode (photo.jpg -> photo_x4.png), so outputs may go "
                    "beside their inputs: -i shots -o shots --suffix _x4.")
@@ -466,7 +467,9 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 @click.option("--skip-damaged", is_flag=True,
               help="Skip video packets a damaged file holds (a warning counts them) instead of stopping there.")
 @click.option("-r", "--recursive", is_flag=True, help="With a folder: its sub-folders' videos too, tree mirrored.")
-@click.option("--skip-existing", is_flag=True, help="Leave a video whose output exists (with a folder, each).")
+@click.option("--skip-existing", is_flag=True,
+              help="Leave a video whose output exists (with a folder, each); one empty, cut short or that FFmpeg "
+                   "cannot open is written again.")
 def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str | None, bitrate: int | None,
           fps: Fraction | None, deinterlace: str, field_rate: bool, start: Fraction | None, duration: Fraction | None,
           end: Fraction | None, skip_damaged: bool, debug: bool, **options) -> None:
