@@ -21,13 +21,13 @@ from typing import Callable
 import click
 
 from . import devices
-from .console import FrameProgress, Progress, TileBar, echo, stream_aliases, tile_percent
+from .console import FrameProgress, Progress, TileBar, echo, stream_aliases, sub_folder_gone, tile_percent
 from .cut_short import video_fault
 from .engine import Upscaler
 from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, failed_words,
                      os_reason, shell_word, write_error_type)
-from .files import (broken_output, check_folder, check_writable, gone_folder, is_fifo, make_folder, mark_there,
-                    moved_words, reader_of, removed_words)
+from .files import (broken_output, check_folder, check_writable, input_gone, is_fifo, make_folder, mark_there,
+                    reader_of, removed_words)
 from .flags import REFERENCE_JOBS, RunOptions
 from .images import check_picture, frame_count, header_layout, one_size, output_format
 from .jobs import (Job, OutputIsInput, Plan, check_reachable, existing_output, has_sub_folders, plan_jobs, plan_videos,
@@ -605,11 +605,16 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     devices, once more videos in a row than can be in work at once (one: see
     FAILED_EVERYWHERE) fail on each in service, none done between. A device out for
     good (one that failed a frame another then did) is out for the rest of the
-    folder. Ctrl-C stops at once, leaving no partial file."""
+    folder. A sub-folder (-r) removed or renamed during the run is one line instead, its
+    videos not yet read not done, and the run goes on with the others, as a folder of
+    pictures does (files.input_gone decides for both). Ctrl-C stops at once, leaving
+    no partial file."""
     from . import video, video_codecs
 
     began = time.monotonic()
     done = skipped = failed = 0
+    not_done = 0  # the videos of sub-folders gone during the run (-r), as Summary.not_done
+    gone_said: set[str] = set()  # those sub-folders, in words: one line each
     failed_everywhere = 0  # videos in a row, none done between, failed on every device in service
     out: set[int] = set()  # ordered_map's devices out for good, across the videos
     bar = None
@@ -662,12 +667,22 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                     raise
                 if new_folder is not None:
                     _remove_empty_folders(new_folder)
-                failed += 1
-                left = len(jobs) - done - skipped - failed
                 # A full disk, or a folder removed or made read-only: every later video
                 # would fail alike, a line each.
                 broken = (command_words(e, flags), "it can be written") if isinstance(e, NoRoom) else \
-                    _folder_broken(src, dst, read_in, written_into, flags)
+                    _folder_broken(src, dst, read_in, written_into, flags, opts.input)
+                if broken is not None and broken[1] is None:
+                    # A sub-folder gone: its videos alone are lost, said once (each failed
+                    # alone, "file not found", or stopped the run, the others undone).
+                    not_done += 1
+                    if broken[0] not in gone_said:
+                        gone_said.add(broken[0])
+                        if bar is not None:
+                            bar.close()
+                        echo(sub_folder_gone(prog, broken[0], "videos"))
+                    continue
+                failed += 1
+                left = len(jobs) - done - skipped - failed  # a gone sub-folder's videos too, as for pictures
                 if broken is not None:
                     if bar is not None:
                         bar.close()
@@ -706,22 +721,24 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     finally:
         _end_pipes(pipes)
     if not opts.quiet:
-        echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped{_failed(failed, opts)} in "
+        lost = f", {not_done} not done" if not_done else ""  # a sub-folder gone: its line said so
+        echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped{_failed(failed, opts)}{lost} in "
              f"{time.monotonic() - began:.1f} s")
-    return EXIT_FAILED if failed else 0
+    return EXIT_FAILED if failed or not_done else 0
 
 
-def _folder_broken(src: Path, dst: Path, read_in: set, written_into: set,
-                   flags: FlagNames) -> tuple[str, str] | None:
+def _folder_broken(src: Path, dst: Path, read_in: set, written_into: set, flags: FlagNames,
+                   listed_in: Path) -> tuple[str, str | None] | None:
     """After the video ``src`` failed to become ``dst``: why no later one can be done,
     where a folder this run read or wrote videos in is gone or read-only now, and what
-    mends it, in words; else None (the failure is the video's)."""
+    mends it, in words; None for what mends it where the folder gone is a sub-folder of
+    ``listed_in`` (-r), whose videos alone are lost; else None (the failure is the video's)."""
     out = dst.parent
     refused = broken_output(out, written_into, out if out in written_into else None)
     if refused is not None:
         return command_words(refused, flags), "it can be written"
-    gone = gone_folder(src.parent, read_in)
-    return None if gone is None else (moved_words(gone[0]), "it is back")
+    gone = input_gone(src.parent, read_in, listed_in)
+    return None if gone is None else (gone[0], "it is back" if gone[1] else None)
 
 
 def _one_worker_for(opts: RunOptions, lanes: list[Lane], frame: tuple[int, int]) -> bool | None:

@@ -161,6 +161,13 @@ class _Meter:
             self.bar = None
 
 
+def sub_folder_gone(prog: str, words: str, what: str) -> str:
+    """The one line of a sub-folder (-r) gone during a folder's run, ``words`` saying
+    which (files.input_gone), for all its ``what`` (pictures, videos) left: the run
+    goes on with the other folders."""
+    return f"{prog}: error: {words}: its {what} not yet read are not done; the other folders go on"
+
+
 class Progress(_Meter):
     """A bar with count, rate and ETA on a terminal; otherwise a plain line at most
     every few seconds. ``-v`` adds a line per file, ``--quiet`` shows errors only."""
@@ -232,8 +239,7 @@ class Progress(_Meter):
         elif outcome.status == "not done":
             if outcome.message not in self._gone:  # a sub-folder gone: one line for all its pictures
                 self._gone.add(outcome.message)
-                echo(f"{self.prog}: error: {outcome.message}: its pictures not yet read are not done; "
-                     "the other folders go on")
+                echo(sub_folder_gone(self.prog, outcome.message, "pictures"))
         elif outcome.status == "failed":
             message = outcome.message
             if self.say_failed:

@@ -423,6 +423,16 @@ def gone_folder(folder: Path, there: set, listed_in: Path | None = None) -> tupl
     return (folder, True) if folder in there else None
 
 
+def input_gone(folder: Path, read_in: set, listed_in: Path | None = None) -> tuple[str, bool] | None:
+    """After a file of ``folder`` could not be read: why, where a folder of it is gone
+    (gone_folder, ``read_in`` its ``there``), in words, and whether the run stops for
+    it (the folder given) or goes on (a sub-folder of ``listed_in``). The decision of a
+    folder of pictures (loading) and of one of videos (batch_cli) alike. None: the
+    failure is the file's alone."""
+    gone = gone_folder(folder, read_in, listed_in)
+    return None if gone is None else (moved_words(gone[0]), gone[1])
+
+
 def broken_output(folder: Path, written_into: set, checked: Path | None) -> InputError | None:
     """After a write into ``folder`` failed: why no later output can be written there
     either, the run's cause to stop (pictures: pipeline; videos: batch_cli), else None

@@ -16,7 +16,7 @@ from . import avif
 from .animation import Animation, frames_write_bytes, read_frames
 from .budget import MemoryBudget
 from .errors import FlagNames, InputError, NcnnSrError, cannot_write
-from .files import check_writable, gone_folder, mark_there, moved_words, write_target
+from .files import check_writable, input_gone, mark_there, write_target
 from .images import (ALPHA_MODES, FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadata, header_layout,
                      output_format, read_image, write_bytes)
 from .icc import unstated as unstated_colour
@@ -170,11 +170,10 @@ class Loading:
 
     def _input_gone(self, job: Job) -> tuple[str, bool] | None:
         """Why ``job``'s picture, which could not be read, and others after it cannot
-        be: a folder of it is gone (files.gone_folder); and whether the run stops for it
+        be: a folder of it is gone (files.input_gone); and whether the run stops for it
         (the folder it was given, which it read pictures in) or goes on (a sub-folder).
         Else None: a folder never seen (a Job made by hand) is the picture's failure alone."""
-        gone = gone_folder(job.source.parent, self._read_in, job.listed_in)
-        return None if gone is None else (moved_words(gone[0]), gone[1])
+        return input_gone(job.source.parent, self._read_in, job.listed_in)
 
     def _check_overwrite(self, item: Item) -> None:
         """Fail ``item`` whose output is its input, or an earlier job's output of this

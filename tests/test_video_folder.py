@@ -697,6 +697,38 @@ def test_a_folder_broken_during_a_run_of_videos_stops_it_in_one_line(tmp_path, a
         assert not out.exists()  # not made again for the videos after
 
 
+@pytest.mark.parametrize("removed", ["b", "a"])  # one not read yet, the one being read
+def test_a_sub_folder_of_videos_removed_during_the_run_is_one_line_and_the_others_are_done(tmp_path, removed):
+    # -r: a sub-folder removed before its videos were read failed each alone, a line
+    # each ("in/b/v0.mp4: file not found"), counted failed; one removed while its videos
+    # were read stopped the whole run, the other folders undone. As a picture folder run
+    # does: one line, its videos counted as not done, the run goes on.
+    import sys
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    for sub, count in (("a", 3), ("b", 3), ("c", 2)):
+        (src / sub).mkdir(parents=True)
+        for i in range(count):
+            make_clip(src / sub / f"v{i}.mp4", frames=2, width=16, height=16, audio=None)
+    # Removed once the second video (a/v1) is written: a/v2 and b's three are left.
+    cmd = [sys.executable, "-c", _VIDEOS_BROKEN_MID_RUN, "remove", str(src / removed), "-i", str(src), "-o",
+           str(out), "-r", *X2]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "frames/s" not in line]
+    lost = 1 if removed == "a" else 3
+    gone = [f"ncnn-sr: error: {src / removed} was removed or renamed during the run: its videos not yet read are "
+            "not done; the other folders go on"]
+    wrote = [line.split(":")[1].strip().removeprefix("wrote ") for line in lines if ": wrote " in line]
+    assert [line for line in lines if ": wrote " not in line][:-1] == gone, lines
+    assert lines[-1].startswith(f"ncnn-sr: 8 videos: {8 - lost} upscaled, 0 skipped, 0 failed, {lost} not done in "), \
+        lines
+    assert wrote == [str(out / sub / f"v{i}.mp4") for sub, count in (("a", 3), ("b", 3), ("c", 2))
+                     for i in range(count) if not (sub == removed or sub == "a" and i == 2 and removed == "a")
+                     or sub == "a" and i < 2]
+    assert names(out) == sorted(Path(path).relative_to(out).as_posix() for path in wrote)
+
+
 # Each container read, as FFmpeg's muxer names it, with an encoder it holds.
 CONTAINERS = {"mp4": "libx264", "mov": "libx264", "matroska": "libx264", "webm": "libvpx-vp9", "avi": "mpeg4",
               "mpegts": "mpeg2video", "flv": "flv", "ogg": "libvpx", "asf": "wmv2"}
