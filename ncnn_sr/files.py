@@ -433,6 +433,17 @@ def input_gone(folder: Path, read_in: set, listed_in: Path | None = None) -> tup
     return None if gone is None else (moved_words(gone[0]), gone[1])
 
 
+def went_with_input(output: Path, source: Path, listed_in: Path | None) -> str | None:
+    """Where the output folder ``output`` went with the sub-folder of ``listed_in`` (-r)
+    that held the input folder ``source``, as in place (-o the same as -i: a sub-folder
+    is its own outputs' folder): that sub-folder's loss alone, in input_gone's words,
+    and the run goes on (the other sub-folders' outputs are in them); else None."""
+    gone = gone_folder(source, set(), listed_in)
+    if gone is None or gone[1] or not (gone[0] == output or gone[0] in output.parents):
+        return None
+    return moved_words(gone[0])
+
+
 def broken_output(folder: Path, written_into: set, checked: Path | None) -> InputError | None:
     """After a write into ``folder`` failed: why no later output can be written there
     either, the run's cause to stop (pictures: pipeline; videos: batch_cli), else None

@@ -36,7 +36,7 @@ from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .failover import Failover, tried
-from .files import broken_output, is_fifo, removed_words
+from .files import broken_output, is_fifo, removed_words, went_with_input
 from .fixed import Fixed, FixedArguments
 from .images import checked_quality, write_image
 from .jobs import Job, Plan
@@ -558,6 +558,11 @@ class Pipeline(Loading, Failover, FixedArguments):
             self._written_into.add(item.target.parent)
             self._report(Outcome(item.job, "ok", output=item.target, notes=tuple(item.notes)))
             return
+        if (lost := self._went_with_input(item)) is not None:
+            # In place (-r, -o the same as -i): the sub-folder removed was this picture's
+            # output folder, and no other's: it stopped the whole run, the others undone.
+            self._report(Outcome(item.job, "not done", lost))
+            return
         if not stops and (changed := self._folder_changed(item)) is not None:
             failure, stops = changed, True
         # A full disk, or a folder removed or made read-only: every later picture would
@@ -584,15 +589,23 @@ class Pipeline(Loading, Failover, FixedArguments):
         refused = broken_output(item.target.parent, self._written_into, self._found_writable(item))
         return None if refused is None else refused.said(self._flags)
 
+    def _went_with_input(self, item: Item) -> str | None:
+        """After ``item``'s write failed: where its output folder went with its input's
+        sub-folder (files.went_with_input), its loss alone, in words; else None."""
+        return went_with_input(item.target.parent, item.job.source.parent, item.job.listed_in)
+
     def _make_folder_of(self, item: Item) -> None:
         """Make ``item``'s output folder where it is missing (-r mirrors sub-folders as
         their pictures come), unless this run wrote there before: then it was removed
         during the run (by hand, or a drive's mount gone), and NoRoom stops the run.
         Made again, the outputs written before were gone while every picture was said
-        done."""
+        done. Nor where it went with its input's sub-folder (in place): made again, it
+        held outputs alone, where the pictures were removed or moved away."""
         folder = item.target.parent
         with self._folders_lock:  # two saves into one missing folder: one made
             if not folder.is_dir():
+                if self._went_with_input(item) is not None:
+                    raise InputError(removed_words(folder))  # _save_one says it as the sub-folder's
                 if folder in self._written_into:
                     raise NoRoom(removed_words(folder))
                 try:

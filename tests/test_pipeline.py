@@ -2940,3 +2940,46 @@ def test_a_sub_folder_removed_during_the_run_is_one_line_and_the_run_goes_on(rem
     written = {sub: sorted(os.listdir(tmp_path / "out" / sub)) for sub in os.listdir(tmp_path / "out")}
     assert written["c"] == [f"p{i}.png" for i in range(6)]
     assert sum(map(len, written.values())) == summary.ok
+
+
+@pytest.mark.parametrize("removed", ["a", "b"])  # once an output was written into it; as its first is written
+def test_a_sub_folder_removed_during_a_run_in_place_is_its_own_loss(removed, tmp_path, cpu_lane, monkeypatch):
+    # -r in place (-o the same as -i, --suffix): a sub-folder removed once an output was
+    # written into it, its own output folder, stopped the whole run ("in/a was removed
+    # during the run (what was written there is gone)"), b and c undone, though their
+    # outputs go into b and c. One removed as its first picture was written stopped the
+    # run too, or was made again for a picture read before, holding outputs alone.
+    import shutil
+
+    from ncnn_sr import pipeline
+
+    src = tmp_path / "in"
+    for sub in "abc":
+        (src / sub).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(picture(10, 12, seed=i)).save(src / sub / f"p{i}.png")
+    jobs = plan_jobs(src, src, recursive=True, suffix="_x2").jobs
+    outcomes = []
+
+    def told(outcome):
+        outcomes.append(outcome)
+        if removed == "a" and len(outcomes) == 1:
+            shutil.rmtree(src / "a")
+
+    def write_image(target, *args, **kwargs):
+        if removed == "b" and Path(target).parent == src / "b" and not outcomes[-1].job.source.parent.name == "b":
+            shutil.rmtree(src / "b")  # once: b's first picture is read and upscaled, none written
+        return real(target, *args, **kwargs)
+
+    real = pipeline.write_image
+    monkeypatch.setattr(pipeline, "write_image", write_image)
+    summary = within(60, lambda: Pipeline([cpu_lane], load_workers=1, save_workers=1, queue_size=1,
+                                          on_outcome=told).run(jobs))
+    gone = f"{src / removed} was removed or renamed during the run"
+    assert summary.stopped is None and not summary.cancelled and summary.failed == 0, summary.stopped
+    assert summary.gone_folders == [gone] and summary.ok + summary.not_done == 18
+    assert summary.ok == 12 + (removed == "a") and not (src / removed).exists()
+    assert {o.job.source.parent.name for o in outcomes if o.status == "not done"} == {removed}
+    for sub in {"a", "b", "c"} - {removed}:
+        pairs = [(f"p{i}.png", f"p{i}_x2.png") for i in range(6)]
+        assert sorted(os.listdir(src / sub)) == sorted(name for pair in pairs for name in pair)
