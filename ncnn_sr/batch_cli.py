@@ -441,7 +441,11 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
         whole = _written_since(opts.output, began)
         if not whole and new_folder is not None:
             _remove_empty_folders(new_folder)
+        from .video_pieces import kept_words  # what a rerun goes on from
+
+        kept = None if whole else kept_words(opts.output)
         stop_interrupted(bar, f"{prog}: interrupted after {opts.output} was written whole" if whole
+                          else f"{prog}: interrupted: {opts.output} is not written yet; {kept}" if kept
                           else f"{prog}: interrupted: no output was written")
     except (NcnnSrError, OSError) as e:
         if debug:
@@ -549,7 +553,7 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
     piped = VideoOutput(dst, open(reader_of(dst, dst), "wb")) if isinstance(dst, Path) and is_fifo(dst) else None
     try:
         written = video.upscale_video(src, dst if piped is None else piped, frames, encode, progress=bar,
-                                      flags=flags)
+                                      flags=flags, settings=_frame_settings(opts))
     except UpscalingFailed as e:
         raise e.about(src) from e.error  # the line names the video, as a picture's does
     finally:
@@ -563,6 +567,14 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
     upscaled = f"{bar.done} upscaled, " if bar.done != written else ""
     return (f"wrote {dst}: {written} frame{'s' * (written != 1)} in {seconds:.1f} s "
             f"({upscaled}{rate:.2f} fps{reused})")
+
+
+def _frame_settings(opts: RunOptions) -> dict:
+    """What makes a video's upscaled frames, for a stopped run's kept work to be taken
+    as this run's (video_pieces): not the device or tile size, which change only
+    where tiles blend, a little."""
+    return {"model": opts.model, "scale": opts.scale, "width": opts.width, "height": opts.height, "tta": opts.tta,
+            "precision": opts.precision, "exact": opts.exact, "tile_pad": opts.tile_pad, "overlap": opts.overlap}
 
 
 def _finished(dst: Path) -> bool:
@@ -622,6 +634,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     pipes: dict[Path, OutputPipe] = {}  # see _RunState.pipes
     jobs: list[tuple[Path, Path]] = []
     read_in: set[Path] = set()  # the folders a video was read in, and those above them (mark_there)
+    working = None  # the output being written, whose work a Ctrl-C keeps (video_pieces)
     written_into: set[Path] = set()  # the folders a video was written in
     try:
         jobs = plan_videos(opts.input, opts.output, encode, opts.recursive, opts.output_folder)
@@ -659,7 +672,9 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                 bar = FrameProgress(prog, video.frames_out(info, encode), opts.quiet, f"{place}/{len(jobs)}",
                                     src.relative_to(opts.input).as_posix())
                 new_folder = _first_missing(dst.parent)  # taken back if no video comes of the run
+                working = dst
                 line = _one_video(opts, src, dst, encode, lanes, bar, out=out)
+                working = None
             except (ModelError, DeviceError):
                 raise  # the model's or the device's: every video would fail alike
             except (NcnnSrError, OSError) as e:
@@ -711,8 +726,12 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         if new_folder is not None:
             _remove_empty_folders(new_folder)
         left = len(jobs) - done - skipped - failed  # the one stopped too, as a folder of pictures counts
+        from .video_pieces import kept_words  # what a rerun goes on from
+
+        kept = kept_words(working) if working is not None else None
         stop_interrupted(bar, f"{prog}: interrupted: {_videos(done)} upscaled, {skipped} skipped, {failed} "
-                               f"failed, {left} not done; no partial files were left")
+                              f"failed, {left} not done; " + (f"of {working}, {kept}" if kept
+                                                              else "no partial files were left"))
     except (NcnnSrError, OSError) as e:
         if debug:
             raise

@@ -32,7 +32,7 @@ import av
 import av.logging
 import numpy as np
 
-from . import cover_atom, gif, isobmff, part_files, timecode, video_streams
+from . import cover_atom, gif, isobmff, part_files, timecode, video_pieces, video_streams
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import (FlagNames, InputError, SettingError, cannot_write, describe, file_path, in_one_line,
                      write_error_type)
@@ -603,7 +603,8 @@ def _check_frame(image, index: int, first: tuple | None, dst: Path) -> None:
 def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                   frames: Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]],
                   options: EncodeOptions = EncodeOptions(),
-                  progress: Callable[[int], None] | None = None, flags: FlagNames = FlagNames()) -> int:
+                  progress: Callable[[int], None] | None = None, flags: FlagNames = FlagNames(),
+                  settings: dict | None = None) -> int:
     """Upscale ``src`` into ``dst``; ``frames`` maps decoded RGB frames (H×W×3 uint8,
     or uint16 when the output's pixel format holds more than 8 bits) to output frames
     of the same type, one for each it is given, in order and all of one size; it takes
@@ -622,6 +623,12 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     ``src`` may be a ``streams.VideoInput`` and ``dst`` a ``streams.VideoOutput``: a
     video read as it comes and written as it is made (in ``dst.format``), where a failure
     leaves what was written. ``flags``: how the hints of the command run name its options.
+
+    ``settings`` (what makes ``frames``'s pictures: the model, the scale, as strings)
+    has the encoded video kept in pieces beside ``dst`` while it is written
+    (``video_pieces``): a run stopped midway, run again with the same source, settings
+    and options, goes on from the last whole piece. None keeps nothing (a stream, an
+    encoder or container not in video_pieces' lists keeps nothing either).
 
     Errors are InputErrors that name the file at fault: an encoder or pixel format
     that cannot be used (raised before any file is opened), ``src`` when it cannot be
@@ -645,7 +652,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         check_named_as_file(dst, "the video, such as out.mp4")  # "out.mp4/" was written as out.mp4
     dst = dst if piped else Path(dst)
     encoder = video_encoder(dst, options, flags)
-    part = lock = None
+    part = lock = work = None
     if not piped:
         final = write_target(dst)
     inp = _open_input(src)
@@ -675,8 +682,16 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         if options.deinterlace == "film" and _source_rate(video_in) not in TELECINE_RATES:
             log.warning("%s is %s fps, not 29.97 or 30 as telecined film is: --deinterlace film drops one "
                         "frame in five of it all the same", src, _rate_text(_source_rate(video_in)))
+        asked = options
         options = replace(options, fps=_checked_rate(dst, encoder, options.fps, _source_rate(video_in),
                                                      _stated_rate(video_in), factor, flags, _standard_rate))
+        if settings is not None and not piped:
+            work = _open_work(src, final, dst, encoder, asked, settings, options.fps or _source_rate(video_in) * factor)
+            if work is not None and work.kept:
+                total = _frame_count(video_in, options)
+                of = f" of {max(len(work.kept), math.ceil(total / work.every))}" if total else ""
+                log.warning("%s: going on from %s (%d%s pieces kept from a stopped run)", final,
+                            video_pieces.clock(work.kept[-1].seconds), len(work.kept), of)
         try:
             lead = CUE_LEAD if inp.streams.subtitles else SEEK_MARGIN
             # A pipe cannot be sought in: its frames before the part are read and left out.
@@ -688,7 +703,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                 video_in = _video_stream(inp, src)
                 _decode_in_order(video_in)
             written, boxed = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress, window,
-                                        flags)
+                                        flags, work)
         except BaseException:
             _close_discarded(out)
             raise
@@ -713,9 +728,13 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                 os.replace(part, final)
             except OSError as e:  # on Windows, an output open in a player cannot be replaced
                 raise cannot_write(final, e) from None
+            if work is not None:
+                work.remove()
     except KeyboardInterrupt:
         if part is not None:
             _remove(part)
+        if work is not None:
+            work.keep_or_remove()  # for the same command to go on from
         # Ctrl-C does not wait for the frame workers, which may still be demuxing the
         # input: closing it under them could crash the process before the command's
         # own quick exit. The container closes itself once they let go of it.
@@ -723,6 +742,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     except BaseException as e:
         if part is not None:
             _remove(part)
+        if work is not None:
+            work.remove()
         inp.close()
         if piped and _broken_pipe(e):
             raise dst.closed_early() from None
@@ -732,6 +753,24 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             os.close(lock)  # the part is in place, or removed
     inp.close()
     return written
+
+
+def _open_work(src, final: Path, dst: Path, encoder: str, options: EncodeOptions, settings: dict,
+               rate: Fraction) -> video_pieces.Work | None:
+    """The pieces ``final`` is kept in while written (video_pieces), None where it
+    cannot be: a stream read in, an encoder or container whose pieces were not
+    checked to join."""
+    source = video_pieces.source_identity(src)
+    if source is None or encoder not in video_pieces.ENCODERS \
+            or video_streams.muxer_for(dst) not in video_pieces.MUXERS:
+        return None
+    from . import __version__
+
+    record = {"source": source, "settings": {str(k): str(v) for k, v in settings.items()},
+              "options": repr(options), "encoder": encoder, "output": dst.suffix.lower(),
+              "versions": [__version__, av.__version__, repr(av.library_versions)], "rate": str(rate)}
+    every = max(1, round(video_pieces.piece_seconds() * rate))
+    return video_pieces.open_work(final, record, every)
 
 
 def _cannot_write(dst, e: Exception) -> InputError:
@@ -1260,6 +1299,42 @@ def _video_out(out, video_in, codec: str, options: EncodeOptions, time_base: Fra
     return stream
 
 
+def _not_frames(dst, frames) -> InputError:
+    return InputError(f"cannot write {dst}: the frames function gave {describe(frames)}, not the frames: "
+                      "an iterable of them is wanted")
+
+
+def _after_kept(source: Iterator, kept: int, frames_fn, dst) -> Iterator:
+    """The frames for the output: None for each of the first ``kept`` of ``source``,
+    whose packets are copied from kept pieces; then ``frames_fn``'s of the rest."""
+    for _ in range(kept):
+        next(source)
+        yield None
+    frames = frames_fn(source)
+    if not isinstance(frames, Iterable):
+        raise _not_frames(dst, frames)
+    yield from frames
+
+
+# What an encoder is set up with before it opens, for the next piece's to be alike.
+_SETUP = ("width", "height", "pix_fmt", "time_base", "framerate", "bit_rate", "colorspace", "color_primaries",
+          "color_trc", "color_range", "sample_aspect_ratio", "flags", "flags2")
+
+
+def _setup_of(ctx) -> dict:
+    setup = {name: value for name in _SETUP if (value := getattr(ctx, name, None)) is not None}
+    setup["options"] = dict(ctx.options)
+    return setup
+
+
+def _like(codec: str, setup: dict):
+    """A new encoder ``codec``, not yet open, set up as ``setup`` (``_setup_of``) says."""
+    ctx = av.CodecContext.create(codec, "w")
+    for name, value in setup.items():
+        setattr(ctx, name, value)
+    return ctx
+
+
 def _frame_count(video_in, options: EncodeOptions = EncodeOptions()) -> int | None:
     """The frames written of ``video_in``: those it says it holds, or its duration
     gives at its own rate or at ``options.fps``, of the part ``options`` asks for;
@@ -1359,8 +1434,11 @@ _ALPHA_DROPPED = "%s has transparency (an alpha channel), which the video made o
 
 
 def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress, window: Window | None,
-               flags: FlagNames) -> tuple[int, list[tuple[str, bytes]]]:
-    """The frames written, and the cover pictures to put into the file once closed."""
+               flags: FlagNames, work: video_pieces.Work | None = None) -> tuple[int, list[tuple[str, bytes]]]:
+    """The frames written, and the cover pictures to put into the file once closed.
+    With ``work``, the encoded video is kept in its pieces too, and the frames its kept
+    pieces hold are copied from them, not upscaled."""
+    kept = work.resumed if work is not None else 0
     rate = _source_rate(video_in)
     time_base = Fraction(1, 1) / options.fps if options.fps else encoder_time_base(codec, video_in.time_base)
     grid = None if options.fps else _RateGrid.fitting(video_in, codec, out.format.name)
@@ -1492,6 +1570,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             if not first_at:
                 first_at.append(stamp[1])
             stamps.append((stamp[0], taken, frame.duration * frame.time_base if frame.duration else None))
+            if handed <= kept:
+                return None  # its packets are kept: not upscaled again
             image = upright(to_rgb(frame, deep), frame) if image is None else image
             if (image.shape[1], image.shape[0]) != first[0].shown:
                 # One video stream holds frames of one size (a recording whose source
@@ -1728,12 +1808,23 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     def refused(e: Exception, said: str | None = None, frames: tuple[int, int] | None = None) -> InputError:
         return refused_open(dst, codec, _reason(e), said, frames)
 
+    coder = [video_out.codec_context]  # the encoder of the piece in work
+    setup: list[dict] = []  # how it was set up, for the next piece's
+    copying: list = [iter(())]  # the packets of the kept piece being copied
+
+    def mux_video(packets) -> None:
+        for packet in packets:
+            packet.stream = video_out
+            if work is not None:
+                work.add(packet)
+        out.mux(packets)
+
     def encode(frame, pts: int | None = None) -> None:
         """Encode one frame, or with None flush the encoder."""
         if frame is not None:
             frame.pts, frame.time_base = pts, time_base
         try:
-            packets = video_out.encode(frame)
+            packets = coder[0].encode(frame)
         except av.error.FFmpegError as e:
             # VC-2 refuses a frame its share of the rate cannot code, and says nothing.
             short = codec in RATE_PER_FRAME and options.bitrate and isinstance(e, av.error.ArgumentError)
@@ -1743,7 +1834,42 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             length = lengths.pop(packet.pts, None)
             if length is not None and not reordered[0]:
                 packet.duration = length
-        out.mux(packets)
+        mux_video(packets)
+
+    def copy(count: int | None) -> None:
+        """Mux the next ``count`` packets of the kept piece being copied (None: all
+        that are left), in place of encoding frames again."""
+        for packet in itertools.islice(copying[0], count):
+            packet.stream = video_out
+            out.mux(packet)
+
+    def next_piece(at: int, seconds: float) -> None:
+        """Frame ``at`` starts a piece: the one before is finished, copied or
+        encoded, and a new encoder, set up alike, takes the frames from here."""
+        nonlocal work
+        if at < kept:
+            copy(None)
+            copying[0] = work.packets(work.kept[at // work.every], time_base)
+            return
+        if at == kept:
+            copy(None)  # the stream's own encoder, never fed, goes on from here
+            work.start(at)
+            return
+        fresh = _like(codec, setup[0])
+        try:
+            _open_saying_why(fresh)
+        except av.error.FFmpegError:
+            fresh = None  # a hardware encoder's sessions all taken, say: one piece from here
+        if fresh is None or fresh.extradata != coder[0].extradata:
+            log.info("%s: %s made other headers when started again: the rest of the video is written in one "
+                     "piece, and a stopped run cannot go on from it", dst, codec)
+            work.stop()
+            work = None
+            return
+        encode(None)
+        work.close_piece(at, seconds)
+        coder[0] = fresh
+        work.start(at)
 
     # A variable rate's frame durations, by their times, for their packets: an mp4 or
     # .mov ends its track with the last one's, where the muxer's guess is a frame at
@@ -1757,15 +1883,19 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # frames at one time show as one.
     last_pts, unordered = None, 0
     first_shape = None
+    at = 0.0
     source = decoded()
-    frames = frames_fn(source)
+    frames = _after_kept(source, kept, frames_fn, dst) if kept else frames_fn(source)
     try:
         if not isinstance(frames, Iterable):  # None was a bare TypeError
-            raise InputError(f"cannot write {dst}: the frames function gave {describe(frames)}, not the frames: "
-                             "an iterable of them is wanted")
+            raise _not_frames(dst, frames)
         index = -1
         for index, image in enumerate(frames):
-            _check_frame(image, index, first_shape, dst)
+            resumed = index < kept  # its packets are copied from a kept piece
+            if resumed:
+                image = np.empty((*work.record["shape"], 3), np.uint8)  # its size alone is looked at
+            else:
+                _check_frame(image, index, first_shape, dst)
             first_shape = first_shape or image.shape[:2]
             if not stamps:  # each frame out takes the times of one in (a bare IndexError)
                 raise InputError(f"cannot write {dst}: the frames function gave a frame more than the {index} it was "
@@ -1798,15 +1928,31 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                         raise refused_size
                     finally:
                         del refused_size  # else held by this frame, in its traceback: a cycle, with the frames
+                setup.append(_setup_of(video_out.codec_context))
                 try:
                     # Now, not on the first mux (maybe of a sound packet), so that options
                     # the encoder refuses (a bad preset, a tiny bitrate) are blamed on it.
                     _open_saying_why(video_out.codec_context)
                 except av.error.FFmpegError as e:
                     raise refused(e, getattr(e, "said", None), size) from None
-            if stretched:
-                image = resize(image[:, :, :3], stretched[1], stretched[0])
-            frame = coded(np.ascontiguousarray(fit(image[:, :, :3], size)), options.pix_fmt, colour)
+                if work is not None and not work.opened(image.shape[:2], video_out.codec_context.extradata):
+                    work.remove()
+                    raise InputError(f"cannot write {dst}: the work kept from a stopped run does not join what "
+                                     f"{codec} makes now (its headers differ): it is removed; run again to start "
+                                     "over")
+                if kept:
+                    copying[0] = work.packets(work.kept[0], time_base)
+                elif work is not None:
+                    work.start(0)
+            if resumed:
+                frame = None
+            else:
+                if stretched:
+                    image = resize(image[:, :, :3], stretched[1], stretched[0])
+                frame = coded(np.ascontiguousarray(fit(image[:, :, :3], size)), options.pix_fmt, colour)
+            at = float((taken[0] if constant and taken else pts) * time_base)  # where the frame is shown
+            if work is not None and index and index % work.every == 0:
+                next_piece(index, at)
             mux_side(index)
             settled = [(frame, k) for k in taken] if constant else [(frame, pts)]
             if not constant and last_pts is not None and pts <= last_pts:
@@ -1815,8 +1961,11 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 last_pts = pts
             if not written and settled and out.format.name == "avi" and sounded:
                 settled = _avi_lead(first_at[0], time_base, settled)
-            for kept, slot in settled:
-                encode(kept, slot)
+            if resumed:
+                copy(len(settled))
+            else:
+                for shown_frame, slot in settled:
+                    encode(shown_frame, slot)
             written += len(settled)
             if progress is not None:
                 progress(index + 1)
@@ -1828,7 +1977,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         if next(source, None) is not None:
             raise InputError(f"cannot write {dst}: the frames function took {index + 1} frames and stopped before "
                              "the video's end: one frame out for each in is wanted")
+        copy(None)
         encode(None)
+        if work is not None and work.writing:
+            work.close_piece(index + 1, at)
         mux_side(None)
         for e in cut_sound.values():
             if not reach.complete:  # a part that ends before the file: more may have come

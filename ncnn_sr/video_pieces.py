@@ -1,0 +1,397 @@
+"""A video's encoded frames kept in pieces beside its output, so that a run stopped
+midway (Ctrl-C, a kill, a crash, the power) goes on where it got to when the same
+command is run again: hours of upscaling on a CPU were lost to one Ctrl-C.
+
+While a run writes its output, each video packet the encoder makes is also written
+into the piece in work; every ``every`` frames handed to the upscaler the encoder is
+closed and a new one, set up alike, opened, so that each piece starts on a keyframe
+and holds all its frames' packets. A piece is written under a temporary name and
+renamed once whole, so a piece cut off by a kill is never taken for one. The pieces
+and a record of what makes the output (``record.json``: the source file, the
+settings, the encoder, the versions) live in a hidden folder named from the output.
+A rerun whose record matches copies the kept pieces' packets in place of upscaling
+and encoding their frames, and upscales from the first frame after them; the sound,
+subtitles and everything else are made over the whole length as in one run, so they
+stay in sync. A record that differs (a changed source, another model) starts over,
+said in one line. Knows nothing of ncnn.
+
+The piece format is this module's own (a packet's times, flags and bytes, in the
+encoder's time base): a container's muxer would round or move the times."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import struct
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+
+from .errors import cannot_write
+from .files import temp_stem
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock, and no resume (see open_work)
+    fcntl = None
+
+log = logging.getLogger("ncnn_sr")
+
+# About how much of the video, in seconds of its frames, goes in one piece: a stop
+# loses at most that much upscaling, and each piece costs an encoder's restart (a
+# keyframe; measured: under 1% in size at 60 s). NCNN_SR_PIECE_SECONDS sets another
+# (the tests' tiny clips take a fraction of a second).
+PIECE_SECONDS = 60.0
+# Encoders whose restarts are known to make identical headers (extradata), and the
+# muxers whose joined output was checked: others are written in one piece, no resume.
+ENCODERS = frozenset({"libx264", "libx264rgb", "libx265", "libsvtav1", "libaom-av1", "libvpx", "libvpx-vp9",
+                      "ffv1", "mpeg4"})
+MUXERS = frozenset({"mp4", "mov", "matroska", "webm"})
+
+_MAGIC = b"ncnn-sr piece 1\n"
+_PACKET = struct.Struct("<qqqBI")  # pts, dts, duration, keyframe, size; then the bytes
+_END = struct.Struct("<qqqd")  # first frame, end frame, packets, seconds at the end; after a packet of size 0
+_NONE = -(1 << 63)  # a time not known
+
+
+def work_folder(final: Path) -> Path:
+    """The hidden folder beside ``final`` that holds its pieces."""
+    return final.parent / f".{temp_stem(final.name, final.parent)}.ncnn-sr-pieces"
+
+
+def piece_seconds() -> float:
+    try:
+        seconds = float(os.environ.get("NCNN_SR_PIECE_SECONDS", PIECE_SECONDS))
+    except ValueError:
+        return PIECE_SECONDS
+    return seconds if seconds > 0 else PIECE_SECONDS
+
+
+@dataclass
+class Piece:
+    """A whole piece: frames ``first`` to ``end`` (handed to the upscaler, counted
+    from the output's first), ``packets`` of them, ``seconds`` the output's time at
+    ``end``."""
+
+    path: Path
+    first: int
+    end: int
+    packets: int
+    seconds: float
+
+
+@dataclass
+class Work:
+    """The pieces of one output: those kept from a stopped run (``kept``), and the
+    one in work. Made by ``open_work``; the folder is locked while it lives."""
+
+    output: Path
+    folder: Path
+    record: dict
+    every: int  # frames a piece
+    kept: list[Piece] = field(default_factory=list)
+    lock: int | None = None
+    _file: object = None
+    _first = 0
+    _packets = 0
+    _number = 0
+
+    @property
+    def resumed(self) -> int:
+        """Frames the kept pieces hold, from the output's first."""
+        return self.kept[-1].end if self.kept else 0
+
+    def packets(self, piece: Piece, time_base: Fraction) -> Iterator[av.Packet]:
+        """The packets of the kept ``piece``, in the order they were made."""
+        with open(piece.path, "rb") as f:
+            f.read(len(_MAGIC))
+            while True:
+                pts, dts, duration, key, size = _PACKET.unpack(f.read(_PACKET.size))
+                if not size and key == 2:
+                    return
+                packet = av.Packet(f.read(size))
+                packet.time_base = time_base
+                packet.pts = None if pts == _NONE else pts
+                packet.dts = None if dts == _NONE else dts
+                packet.duration = 0 if duration == _NONE else duration
+                packet.is_keyframe = bool(key)
+                yield packet
+
+    def opened(self, shape: tuple[int, int], extradata: bytes | None) -> bool:
+        """Whether an encoder opened on frames of ``shape`` (height, width), making
+        the headers ``extradata``, makes pieces that join those kept; it is recorded."""
+        made = {"shape": list(shape), "extradata": (extradata or b"").hex()}
+        if self.kept:
+            return all(self.record.get(k) == v for k, v in made.items())
+        self.record.update(made)
+        try:
+            _write_record(self.folder, self.record)
+        except OSError as e:
+            raise cannot_write(self.output, e) from None
+        return True
+
+    def start(self, first: int) -> None:
+        """Begin the piece of the frames from ``first`` on."""
+        try:
+            self._file = open(self.folder / f"piece-{self._number:05d}.tmp", "wb")
+            self._file.write(_MAGIC)
+        except OSError as e:  # the disk the output goes to is full, say
+            raise cannot_write(self.output, e) from None
+        self._first, self._packets = first, 0
+
+    def add(self, packet) -> None:
+        """Keep ``packet``, made by the encoder of the piece in work."""
+        if self._file is None:
+            return
+        data = bytes(packet)
+        pts, dts, duration = (_NONE if v is None else v for v in (packet.pts, packet.dts, packet.duration))
+        try:
+            self._file.write(_PACKET.pack(pts, dts, duration, int(packet.is_keyframe), len(data)))
+            self._file.write(data)
+        except OSError as e:
+            raise cannot_write(self.output, e) from None
+        self._packets += 1
+
+    def close_piece(self, end: int, seconds: float) -> None:
+        """The piece in work is whole, up to frame ``end``: made lasting, under its own name."""
+        if self._file is None:
+            return
+        f, self._file = self._file, None
+        try:
+            with f:
+                f.write(_PACKET.pack(0, 0, 0, 2, 0))
+                f.write(_END.pack(self._first, end, self._packets, seconds))
+                f.flush()
+                os.fsync(f.fileno())
+            name = self.folder / f"piece-{self._number:05d}.bin"
+            os.replace(self.folder / f"piece-{self._number:05d}.tmp", name)
+        except OSError as e:
+            raise cannot_write(self.output, e) from None
+        _sync_folder(self.folder)
+        self._number += 1
+
+    def keep_or_remove(self) -> None:
+        """As a run stops: the folder kept where it holds a whole piece, else removed."""
+        if _whole_pieces_quietly(self.folder):
+            self.release()
+        else:
+            self.remove()
+
+    def stop(self) -> None:
+        """No more pieces this run (an encoder whose restart would not join): the
+        output is still written, in one piece from here, and nothing is kept."""
+        self.drop_piece()
+        self.remove()
+
+    def drop_piece(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    @property
+    def writing(self) -> bool:
+        return self._file is not None
+
+    def release(self) -> None:
+        """Let go of the folder (its lock), leaving what is in it."""
+        self.drop_piece()
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
+
+    def remove(self) -> None:
+        """The folder and all in it gone: the output is complete, or it failed."""
+        self.release()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _sync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def source_identity(src) -> dict | None:
+    """What tells the file ``src`` from another, or from itself changed; None for a stream."""
+    if not isinstance(src, (str, os.PathLike)):
+        return None
+    try:
+        st = os.stat(src)
+    except OSError:
+        return None
+    return {"path": os.path.abspath(src), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def open_work(final: Path, record: dict, every: int) -> Work | None:
+    """The pieces of ``final``, made of what ``record`` says, ``every`` frames each:
+    those a stopped run of the same record left are kept; a folder of another record
+    is emptied, saying why. None where pieces cannot be kept: no flock (Windows), or
+    another run holds the folder. An InputError (NoRoom where the disk is full) where
+    the folder cannot be written, as the output then could not either."""
+    if fcntl is None:
+        return None
+    folder = work_folder(final)
+    try:
+        folder.mkdir(exist_ok=True)
+        lock = os.open(folder, os.O_RDONLY)
+    except OSError as e:
+        raise cannot_write(final, e) from None
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock)
+        log.warning("%s: another run is writing it (%s is in use): this one keeps no work", final, folder.name)
+        return None
+    record = json.loads(json.dumps({**record, "every": every}))  # as read back
+    work = Work(final, folder, record, every, lock=lock)
+    try:
+        return _taken_up(work)
+    except OSError as e:  # the disk is full, say: as writing the output would fail
+        work.remove()
+        raise cannot_write(final, e) from None
+
+
+def _taken_up(work: Work) -> Work:
+    """``work``, its folder's kept pieces in it where its record is the same; else
+    the folder emptied and the record written."""
+    final, folder, record = work.output, work.folder, work.record
+    old = _read_record(folder)
+    made = {k: old.pop(k) for k in _MADE if k in old} if old is not None else {}
+    if old is not None and old != record:
+        key = next((k for k in record if old.get(k) != record[k]), None) or next(iter(old))
+        log.warning("%s: starting over: the work kept from a stopped run was made with another %s", final,
+                    _WHAT.get(key, key))
+        old = None
+    if old is None or len(made) < len(_MADE):  # none, another's, or one whose encoder never opened
+        _empty(folder)
+        _write_record(folder, record)
+        return work
+    work.kept = _whole_pieces(folder)
+    work.record.update(made)
+    work._number = len(work.kept)
+    return work
+
+
+# What the record gets once the encoder opens: the frames' size, and the headers
+# (extradata) every piece's encoder made.
+_MADE = ("shape", "extradata")
+
+
+_WHAT = {"source": "source file (changed since)", "settings": "model or settings", "options": "video options",
+         "encoder": "encoder", "output": "output container", "versions": "ncnn-sr, PyAV or FFmpeg version",
+         "every": "piece length", "rate": "frame rate"}
+
+
+def _read_record(folder: Path) -> dict | None:
+    try:
+        with open(folder / "record.json", encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _write_record(folder: Path, record: dict) -> None:
+    temp = folder / "record.json.tmp"
+    with open(temp, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, folder / "record.json")
+    _sync_folder(folder)
+
+
+def _empty(folder: Path) -> None:
+    for entry in os.scandir(folder):
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+
+
+def _whole_pieces(folder: Path) -> list[Piece]:
+    """The whole pieces in ``folder`` that follow on from the first frame, one after
+    another; any other file of a piece (one cut off, one after a gap) is removed."""
+    pieces: list[Piece] = []
+    names = sorted(e.name for e in os.scandir(folder) if e.name.startswith("piece-"))
+    for name in names:
+        path = folder / name
+        piece = _read_end(path) if name == f"piece-{len(pieces):05d}.bin" else None
+        if piece is not None and piece.first == (pieces[-1].end if pieces else 0):
+            pieces.append(piece)
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            pass
+    return pieces
+
+
+def _read_end(path: Path) -> Piece | None:
+    """The piece at ``path``, where it is whole: its packets all there, its end after them."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(_MAGIC)) != _MAGIC:
+                return None
+            count = 0
+            while True:
+                head = f.read(_PACKET.size)
+                if len(head) < _PACKET.size:
+                    return None
+                *_, key, size = _PACKET.unpack(head)
+                if key == 2 and not size:
+                    break
+                f.seek(size, os.SEEK_CUR)
+                count += 1
+            end = f.read(_END.size)
+            if len(end) < _END.size or f.read(1):
+                return None
+            first, last, packets, seconds = _END.unpack(end)
+    except OSError:
+        return None
+    if packets != count or last <= first:
+        return None
+    return Piece(path, first, last, packets, seconds)
+
+
+def kept_words(final: Path) -> str | None:
+    """What a stopped run of ``final`` kept, to say as it stops; None where nothing is."""
+    pieces = _whole_pieces_quietly(work_folder(final))
+    if not pieces:
+        return None
+    return (f"the work up to {clock(pieces[-1].seconds)} is kept in {work_folder(final).name}: "
+            "run the same command again to go on")
+
+
+def _whole_pieces_quietly(folder: Path) -> list[Piece]:
+    try:
+        names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".bin"))
+    except OSError:
+        return []
+    pieces = []
+    for name in names:
+        piece = _read_end(folder / name)
+        if piece is None or piece.first != (pieces[-1].end if pieces else 0):
+            break
+        pieces.append(piece)
+    return pieces
+
+
+def clock(seconds: float) -> str:
+    """``seconds`` as HH:MM:SS."""
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"

@@ -1,0 +1,158 @@
+"""A video run stopped midway goes on from where it got to when run again
+(video_pieces): the finished file is the one a single run makes."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+
+from media import make_clip
+from ncnn_sr import InputError
+from ncnn_sr.video import EncodeOptions, upscale_video
+
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="no flock: no work is kept")
+
+SETTINGS = {"model": "realesr-animevideov3-x2"}
+X2 = ["-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
+
+
+@pytest.fixture
+def short_pieces(monkeypatch):
+    monkeypatch.setenv("NCNN_SR_PIECE_SECONDS", "0.5")  # 6 frames a piece at 12 fps
+
+
+def upscaled(up, stop_at: int | None = None):
+    """A frames function through ``up``; a Ctrl-C at frame ``stop_at``."""
+    def frames(decoded):
+        for index, image in enumerate(decoded):
+            if index == stop_at:
+                raise KeyboardInterrupt
+            yield up.upscale(image)
+    return frames
+
+
+def contents(path: Path) -> dict:
+    """What a player sees of ``path``: its frames' times and pixels, its sound packets, its length."""
+    with av.open(str(path)) as c:
+        frames = [(f.pts, f.to_ndarray(format="rgb24").tobytes()) for f in c.decode(video=0)]
+        length = c.duration
+    with av.open(str(path)) as c:
+        sound = [(p.pts, p.duration) for p in c.demux(audio=0) if p.size]
+    return {"frames": frames, "sound": sound, "length": length}
+
+
+@pytest.mark.parametrize("suffix, codec", [(".mkv", "ffv1"), (".mp4", "libx264")])
+def test_a_video_stopped_midway_goes_on_into_the_video_one_run_makes(suffix, codec, tmp_path, cpu_upscalers,
+                                                                    short_pieces, caplog):
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    clip = make_clip(tmp_path / "in.mp4", frames=36, rate=Fraction(12))
+    options = EncodeOptions(codec=codec)
+    upscale_video(clip, tmp_path / f"whole{suffix}", upscaled(up), options, settings=SETTINGS)
+    out = tmp_path / f"out{suffix}"
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(clip, out, upscaled(up, stop_at=17), options, settings=SETTINGS)
+    assert not out.exists()
+    work = tmp_path / f".out{suffix}.ncnn-sr-pieces"
+    assert sorted(p.name for p in work.iterdir() if p.suffix == ".bin") == ["piece-00000.bin", "piece-00001.bin"]
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, out, upscaled(up), options, settings=SETTINGS)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{out}: going on from 00:00:01 (2 of 6 pieces kept from a stopped run)"]
+    whole, resumed = contents(tmp_path / f"whole{suffix}"), contents(out)
+    assert len(resumed["frames"]) == 72 // 2
+    assert resumed == whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", f"out{suffix}", f"whole{suffix}"]
+
+
+def test_a_rerun_with_another_model_starts_over(tmp_path, cpu_upscalers, short_pieces, caplog):
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    clip = make_clip(tmp_path / "in.mp4", frames=24, rate=Fraction(12), audio=None)
+    out = tmp_path / "out.mkv"
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(clip, out, upscaled(up, stop_at=13), settings={"model": "realesr-animevideov3-x3"})
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert upscale_video(clip, out, upscaled(up), settings=SETTINGS) == 24
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{out}: starting over: the work kept from a stopped run was made with another model or settings"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv"]
+
+
+def test_a_run_that_fails_midway_leaves_no_work_behind(tmp_path, cpu_upscalers, short_pieces):
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    clip = make_clip(tmp_path / "in.mp4", frames=24, rate=Fraction(12), audio=None)
+
+    def failing(decoded):
+        for index, image in enumerate(decoded):
+            if index == 15:
+                raise InputError("the model failed")
+            yield up.upscale(image)
+
+    with pytest.raises(InputError):
+        upscale_video(clip, tmp_path / "out.mp4", failing, settings=SETTINGS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_a_run_without_settings_keeps_no_work(tmp_path, short_pieces):
+    # A library caller's frames function is not known to make the same frames again.
+    clip = make_clip(tmp_path / "in.mp4", frames=24, rate=Fraction(12), audio=None)
+
+    def stopping(decoded):
+        for index, image in enumerate(decoded):
+            if index == 15:
+                raise KeyboardInterrupt
+            yield image
+
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(clip, tmp_path / "out.mp4", stopping)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def command(clip: Path, out: Path) -> subprocess.Popen:
+    env = {**os.environ, "NCNN_SR_PIECE_SECONDS": "0.5"}
+    return subprocess.Popen([sys.executable, "-m", "ncnn_sr", "video", "-i", str(clip), "-o", str(out), *X2],
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def stopped_after_pieces(clip: Path, out: Path, how: int) -> str:
+    """Run the command on ``clip``, stopped by the signal ``how`` once two pieces are whole; its stderr."""
+    proc = command(clip, out)
+    work = out.parent / f".{out.name}.ncnn-sr-pieces"
+    deadline = time.monotonic() + 120
+    while not (work / "piece-00001.bin").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.01)
+    proc.send_signal(how)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == (130 if how == signal.SIGINT else -how), err
+    assert not out.exists()
+    return err
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_the_same_command_goes_on_after_a_ctrl_c_or_a_kill(how, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=120, width=64, height=48, rate=Fraction(12))
+    whole = tmp_path / "whole.mp4"
+    proc = command(clip, whole)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    out = tmp_path / "out.mp4"
+    err = stopped_after_pieces(clip, out, how)
+    if how == signal.SIGINT:
+        assert err.strip().splitlines()[-1].startswith(f"ncnn-sr: interrupted: {out} is not written yet; the work "
+                                                       "up to 00:00:"), err
+        assert err.strip().endswith("is kept in .out.mp4.ncnn-sr-pieces: run the same command again to go on"), err
+    proc = command(clip, out)
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 0, err
+    assert "going on from 00:00:" in err and "pieces kept from a stopped run" in err
+    resumed, one_run = contents(out), contents(whole)
+    assert [t for t, _ in resumed["frames"]] == [t for t, _ in one_run["frames"]]
+    assert (resumed["sound"], resumed["length"]) == (one_run["sound"], one_run["length"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4", "whole.mp4"]
