@@ -6,7 +6,9 @@ and rates like 24000/1001 stay in sync with the sound; ``fps`` instead makes a
 constant rate, repeating or dropping frames so that the duration stays the same.
 Re-encoded sound keeps its source's times too: where it starts, and its gaps.
 The output is written under a temporary name and renamed at the end: an error or
-Ctrl-C leaves no output file at all. What a frame shows, and how a picture is coded
+Ctrl-C leaves no output file at all; the encoded video is kept meanwhile in pieces
+beside it (``video_pieces``), which a Ctrl-C or a kill leaves for the same run to go
+on from. What a frame shows, and how a picture is coded
 back into a frame, colour included, is ``video_frames``; what goes along from the
 other streams (sound, subtitles, attachments, chapters, tags) is ``video_streams``;
 which encoder, pixel format, rate and sizes the output takes is ``video_codecs``.

@@ -94,11 +94,11 @@ class Work:
     record: dict
     every: int  # frames a piece
     kept: list[Piece] = field(default_factory=list)
-    lock: int | None = None
-    _file: object = None
-    _first = 0
-    _packets = 0
-    _number = 0
+    lock: int | None = None  # the folder's descriptor, flocked
+    _file: object = field(default=None, repr=False)  # the piece in work, under its .tmp name
+    _first: int = field(default=0, repr=False)  # its first frame
+    _packets: int = field(default=0, repr=False)  # and how many packets it has
+    _number: int = field(default=0, repr=False)  # its place among the pieces
 
     @property
     def resumed(self) -> int:

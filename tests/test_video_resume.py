@@ -138,7 +138,7 @@ def stopped_after_pieces(clip: Path, out: Path, how: int) -> str:
 
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
 def test_the_same_command_goes_on_after_a_ctrl_c_or_a_kill(how, tmp_path):
-    clip = make_clip(tmp_path / "in.mp4", frames=120, width=64, height=48, rate=Fraction(12))
+    clip = make_clip(tmp_path / "in.mp4", frames=72, width=64, height=48, rate=Fraction(12))
     whole = tmp_path / "whole.mp4"
     proc = command(clip, whole)
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
