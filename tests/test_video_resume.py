@@ -85,6 +85,22 @@ def test_a_rerun_with_another_model_starts_over(tmp_path, cpu_upscalers, short_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv"]
 
 
+def test_a_rerun_on_a_source_changed_since_starts_over(tmp_path, cpu_upscalers, short_pieces, caplog):
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    clip = make_clip(tmp_path / "in.mp4", frames=24, rate=Fraction(12), audio=None)
+    out = tmp_path / "out.mkv"
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(clip, out, upscaled(up, stop_at=13), settings=SETTINGS)
+    make_clip(clip, frames=24, rate=Fraction(12), audio=None, colours=[(200, 10, 10)])  # another video, one name
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert upscale_video(clip, out, upscaled(up), settings=SETTINGS) == 24
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{out}: starting over: the work kept from a stopped run was made with another source file (changed since)"]
+    with av.open(str(out)) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    assert abs(int(first[..., 0].mean()) - 200) < 8  # the new video's frames, none of the old
+
+
 def test_a_run_that_fails_midway_leaves_no_work_behind(tmp_path, cpu_upscalers, short_pieces):
     up = cpu_upscalers("realesr-animevideov3-x2")
     clip = make_clip(tmp_path / "in.mp4", frames=24, rate=Fraction(12), audio=None)
