@@ -478,8 +478,8 @@ def video(codec: str | None, crf: int | None, preset: str | None, pix_fmt: str |
     A run stopped midway (Ctrl-C, a kill, a crash) goes on from where it got to when
     the same command is run again: the encoded video is kept in pieces of about a
     minute in a hidden folder beside the output (.NAME.EXT.ncnn-sr-pieces) until it is
-    written. Only for libx264, libx265, libsvtav1, libaom-av1, libvpx, libvpx-vp9, ffv1
-    and mpeg4 into .mp4, .mov, .mkv or .webm, and not from or to a pipe."""
+    written. Only for libx264, libx265, libsvtav1, libvpx, libvpx-vp9, ffv1 and mpeg4
+    into .mp4, .mov, .mkv or .webm, and not from or to a pipe."""
     if end is not None:
         if duration is not None:
             raise click.UsageError("--end and --duration both say where the part ends: give one")
