@@ -1857,6 +1857,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             copy(None)  # the stream's own encoder, never fed, goes on from here
             work.start(at)
             return
+        if work.given_up:  # no pieces kept: the encoder goes on as in one piece
+            work = None
+            return
         fresh = _like(codec, setup[0])
         try:
             _open_saying_why(fresh)

@@ -99,6 +99,7 @@ class Work:
     _first: int = field(default=0, repr=False)  # its first frame
     _packets: int = field(default=0, repr=False)  # and how many packets it has
     _number: int = field(default=0, repr=False)  # its place among the pieces
+    given_up: bool = False  # no room for the pieces: none is kept this run, the video still written
 
     @property
     def resumed(self) -> int:
@@ -131,16 +132,19 @@ class Work:
         try:
             _write_record(self.folder, self.record)
         except OSError as e:
-            raise cannot_write(self.output, e) from None
+            self._give_up(e)
         return True
 
     def start(self, first: int) -> None:
         """Begin the piece of the frames from ``first`` on."""
+        if self.given_up:
+            return
         try:
             self._file = open(self.folder / f"piece-{self._number:05d}.tmp", "wb")
             self._file.write(_MAGIC)
-        except OSError as e:  # the disk the output goes to is full, say
-            raise cannot_write(self.output, e) from None
+        except OSError as e:
+            self._give_up(e)
+            return
         self._first, self._packets = first, 0
 
     def add(self, packet) -> None:
@@ -153,7 +157,8 @@ class Work:
             self._file.write(_PACKET.pack(pts, dts, duration, int(packet.is_keyframe), len(data)))
             self._file.write(data)
         except OSError as e:
-            raise cannot_write(self.output, e) from None
+            self._give_up(e)
+            return
         self._packets += 1
 
     def close_piece(self, end: int, seconds: float) -> None:
@@ -170,9 +175,19 @@ class Work:
             name = self.folder / f"piece-{self._number:05d}.bin"
             os.replace(self.folder / f"piece-{self._number:05d}.tmp", name)
         except OSError as e:
-            raise cannot_write(self.output, e) from None
+            self._give_up(e)
+            return
         _sync_folder(self.folder)
         self._number += 1
+
+    def _give_up(self, e: OSError) -> None:
+        """The pieces cannot be written (their disk is full, say): the video is, all
+        the same, in the room they held, and a stop from here loses the run. Keeping
+        the work is not worth failing a run that would otherwise finish."""
+        log.warning("%s: no room to keep the work beside it (%s): it is still written, but a stop from here "
+                    "loses the run", self.output, e.strerror or e)
+        self.given_up = True
+        self.stop()
 
     def keep_or_remove(self) -> None:
         """As a run stops: the folder kept where it holds a whole piece, else removed."""

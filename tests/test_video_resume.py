@@ -2,6 +2,8 @@
 (video_pieces): the finished file is the one a single run makes."""
 from __future__ import annotations
 
+import errno
+import io
 import logging
 import os
 import signal
@@ -114,6 +116,38 @@ def test_a_run_that_fails_midway_leaves_no_work_behind(tmp_path, cpu_upscalers, 
     with pytest.raises(InputError):
         upscale_video(clip, tmp_path / "out.mp4", failing, settings=SETTINGS)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+@pytest.mark.parametrize("room", [0, 200])
+def test_a_disk_too_full_for_the_pieces_still_gets_the_video(room, tmp_path, cpu_upscalers, short_pieces,
+                                                            monkeypatch, caplog):
+    # The pieces double what a run writes: a disk with room for the video alone failed
+    # the run ('cannot write out.mp4: No space left on device') that, without them,
+    # would have finished. Now they are given up, and their room with them.
+    from ncnn_sr import video_pieces
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    clip = make_clip(tmp_path / "in.mp4", frames=24, rate=Fraction(12))
+    lossless = EncodeOptions(codec="ffv1")  # pieced or not, the same pixels
+    upscale_video(clip, tmp_path / "whole.mkv", upscaled(up), lossless, settings=SETTINGS)
+
+    class Full(io.FileIO):  # a disk that takes ``room`` bytes of a piece, then no more
+        def write(self, data):
+            if self.tell() + len(data) > room:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return super().write(data)
+
+    def piece_open(path, mode="r", *args, **kwargs):
+        return Full(path, "wb") if str(path).endswith(".tmp") and mode == "wb" else open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(video_pieces, "open", piece_open, raising=False)
+    out = tmp_path / "out.mkv"
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, out, upscaled(up), lossless, settings=SETTINGS)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{out}: no room to keep the work beside it (No space left on device): it is still written, but a stop "
+        "from here loses the run"]
+    assert contents(out) == contents(tmp_path / "whole.mkv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv", "whole.mkv"]
 
 
 def test_a_run_without_settings_keeps_no_work(tmp_path, short_pieces):
