@@ -101,21 +101,44 @@ def write_target(path: str | os.PathLike, pipe: bool = False) -> Path:
     replace rather than write to (as root, -o /dev/null.png made /dev/null a file),
     and for a file this user may not write. ``pipe``: a FIFO is taken, to be written
     into (``atomic_write``)."""
+    return _write_target(path, pipe)[0]
+
+
+# What _write_target says of a target behind a link: its file is not looked at again.
+_UNKNOWN = -1
+
+
+def _write_target(path: str | os.PathLike, pipe: bool) -> tuple[Path, int | None]:
+    """``write_target(path, pipe)``, and the st_mode of the file it names as found
+    (None: nothing there; _UNKNOWN behind a link), for ``atomic_write`` to ask no
+    more of it."""
     target = Path(path)
     try:
-        if target.is_symlink():
+        # One lstat answers each question of a name that is no link: a new file
+        # (each picture's, asked of twice: the loader's check, the write) took 3.
+        try:
+            found = os.lstat(target).st_mode
+        except (OSError, ValueError) as e:
+            if isinstance(e, OSError) and not _nothing_there(e):
+                raise
+            found = None  # as Path.is_symlink, is_file and exists each take it
+        if found is not None and stat.S_ISLNK(found):
             if not target.exists() and link_loops(target):  # realpath stops in the loop: the link was replaced
                 raise InputError(f"cannot write {os.fspath(path)}: it is {broken_link(target)}")
-            target = Path(os.path.realpath(target))
-        # Each question asked once, and only where the answers before leave it open:
-        # asked of each picture twice (the loader's check, the write), these took 5
-        # stats a new file.
-        if target.is_file():
-            regular, folder, protected = True, False, _not_writable(target)
-        elif not target.exists():
+            target, found = Path(os.path.realpath(target)), _UNKNOWN
+            # Each question asked once, and only where the answers before leave it open.
+            if target.is_file():
+                regular, folder, protected = True, False, _not_writable(target)
+            elif not target.exists():
+                regular, folder, protected = True, False, False
+            else:
+                regular, folder, protected = pipe and is_fifo(target), target.is_dir(), False
+        elif found is None:
             regular, folder, protected = True, False, False
+        elif stat.S_ISREG(found):
+            regular, folder, protected = True, False, _not_writable(target)
         else:
-            regular, folder, protected = pipe and is_fifo(target), target.is_dir(), False
+            regular, folder, protected = pipe and stat.S_ISFIFO(found), stat.S_ISDIR(found), False
     except OSError as e:  # a name too long for the file system, say
         raise cannot_write(os.fspath(path), e) from None
     if folder:
@@ -128,7 +151,16 @@ def write_target(path: str | os.PathLike, pipe: bool = False) -> Path:
     if protected:
         raise InputError(f"cannot write {os.fspath(path)}: it is write-protected (read-only): make it writable "
                          "to replace it")
-    return target
+    return target, found
+
+
+# The errors for which pathlib's is_symlink, is_file and exists answer False (Python 3.11).
+_ABSENT_ERRNOS = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)
+_ABSENT_WINERRORS = (21, 123, 1921)  # not ready, an invalid name, links too deep
+
+
+def _nothing_there(e: OSError) -> bool:
+    return e.errno in _ABSENT_ERRNOS or getattr(e, "winerror", None) in _ABSENT_WINERRORS
 
 
 def is_fifo(path: Path) -> bool:
@@ -229,13 +261,19 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
     InputErrors naming the file (``shown`` where the caller's own path is a temporary
     one the user never asked for). ``pipe``: a FIFO there gets the complete file's
     bytes, as a shell's > writes into it; one that nothing reads is refused."""
-    target = write_target(path, pipe)
+    target, found = _write_target(path, pipe)
     named = target if shown is None else shown
     folder = target.parent
-    mode = mode_for(target) if mode is None else mode
+    if found == _UNKNOWN:  # behind a link: its file asked of once for both
+        try:
+            found = os.stat(target).st_mode
+        except OSError:
+            found = None
+    if mode is None:  # that of the file there, which its owner may have made private; else a new file's
+        mode = _FILE_MODE if found is None else stat.S_IMODE(found) & 0o777  # never a set-id bit
     tmp = reader = lock = None
     try:
-        if pipe and is_fifo(target):
+        if pipe and found is not None and stat.S_ISFIFO(found):
             reader = reader_of(target, named)  # before the work: nothing is made for a FIFO nothing reads
         if (removed := part_files.sweep_once(folder)):
             _said_removed(folder, removed)
