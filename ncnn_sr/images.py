@@ -37,7 +37,7 @@ from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, TEXT_KINDS, colour_chunks, comment_chunk, \
     cut_palette_alpha, grey_key_in_8_bits, has_keyword, has_refused_text, palette_missing, png16, png_header, \
     read_png16, text_chunks, without_refused_text, write_png8
-from .png import SIGNATURE as PNG_SIGNATURE, mended as mended_png, refusal as png_refusal
+from .png import SIGNATURE as PNG_SIGNATURE, mended as mended_png, refusal as png_refusal, walked as walked_png
 
 log = logging.getLogger("ncnn_sr")
 
@@ -181,7 +181,7 @@ def read_image(path: str | bytes | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     InputError saying what to give instead (the reader opens the file again by its
     path for its checks and deeper samples)."""
     path = file_path(path, "read_image")
-    with reading(path):
+    with reading(path), walked_png(path):
         return _read(path)
 
 
@@ -671,7 +671,7 @@ def header_layout(path) -> tuple[tuple[tuple[int, int], ...], str | None, int]:
     from these before the pixels are read."""
     try:
         _check_regular(path)  # as header_size
-        with pillow_warnings():
+        with pillow_warnings(), walked_png(path):
             im = open_mended(path)
             with im:
                 size, mode = (im.height, im.width), im.mode

@@ -26,6 +26,7 @@ from .metadata import MAX_JPEG_EXIF, MAX_JPEG_XMP, sized_xmp
 from .outcomes import Outcome, found_output
 from .path_names import split_name
 from .pixels import is_grey_colour
+from .png import walked as walked_png
 from .resample import target_size
 from .workers import ProcQueue
 
@@ -141,9 +142,10 @@ class Loading:
                 item.notes.append(f"{existing} is written again: {missing} is missing, so it may be the output of "
                                   f"another {split_name(job.source.name)[0]}.* picture, named when that one sorted first")
             self._check_overwrite(item)
-            if not item.error:
-                self._check_header(item)
-            read = None if item.error else _read(item, read_image, self._flags)
+            with walked_png(job.source):  # its header checked, then read: its chunks walked once for both
+                if not item.error:
+                    self._check_header(item)
+                read = None if item.error else _read(item, read_image, self._flags)
             if item.error and (gone := self._input_gone(job)) is not None:
                 # Every later picture of that folder would fail alike, a line each
                 # (255 of 300 pictures, the folder renamed during the run). A sub-folder

@@ -2,9 +2,11 @@
 written here), the header's depth and colour type, low-bit grey transparency."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
+import threading
 import zlib
 
 import numpy as np
@@ -34,10 +36,75 @@ _CARRIED_ELSEWHERE = (PNG_XMP_KEY, b"Raw profile type exif")
 PNG_COMPRESS_LEVEL = 1
 
 
+# The PNG this thread walks once for what reading a picture asks of its file (``walked``).
+_walk = threading.local()
+_UNWALKED = object()  # asked of, and not walked (an OSError): each question reads it alone
+
+
+@contextlib.contextmanager
+def walked(path: str | os.PathLike):
+    """Within the block, in this thread, the questions here about the file at ``path``
+    (``png_header``, ``has_refused_text``, ``colour_chunks``, ``text_chunks``) are
+    answered from one walk of its chunks, made at the first: reading a picture asked
+    them of its file in 6 walks, each opening it anew (its header checked before its
+    pixels are read, then the read), in a folder run of small pictures as much work
+    as decoding them. The answers are those each walk gave; a walk that fails
+    leaves each to its own."""
+    name = os.fspath(path)
+    if getattr(_walk, "name", None) == name:  # inside a block of its own already
+        yield
+        return
+    before = getattr(_walk, "name", None), getattr(_walk, "found", None)
+    _walk.name, _walk.found = name, None
+    try:
+        yield
+    finally:
+        _walk.name, _walk.found = before
+
+
+def _walk_of(path: str | os.PathLike):
+    """The one walk of ``path`` (``_walk_once``) where a ``walked`` block is for it, else None."""
+    if getattr(_walk, "name", None) is None or os.fspath(path) != _walk.name:
+        return None
+    if _walk.found is None:
+        _walk.found = _walk_once(path)
+    return None if _walk.found is _UNWALKED else _walk.found
+
+
+def _walk_once(path: str | os.PathLike):
+    """The first 26 bytes of the file at ``path`` (as ``png_header`` reads them), and
+    (kind, length, data, checksum right, before the pixels) for each of its chunks
+    that ``colour_chunks`` or the text questions take, to its end (None where it is no
+    PNG); _UNWALKED on an OSError."""
+    chunks = []
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+            if head[:len(SIGNATURE)] != SIGNATURE:
+                return head, None
+            f.seek(len(SIGNATURE))
+            before_pixels = True
+            while len(chunk_head := f.read(8)) == 8 and chunk_head[4:] != b"IEND":
+                kind, length = chunk_head[4:], struct.unpack(">I", chunk_head[:4])[0]
+                before_pixels = before_pixels and kind != b"IDAT"
+                if kind in TEXT_KINDS or COLOUR_CHUNK_SIZES.get(kind) == length:
+                    data, crc = f.read(length), f.read(4)
+                    chunks.append((kind, length, data, crc == struct.pack(">I", zlib.crc32(kind + data)),
+                                   before_pixels))
+                else:
+                    f.seek(length + 4, os.SEEK_CUR)
+    except OSError:
+        return _UNWALKED
+    return head, chunks
+
+
 def png_header(path: str | os.PathLike) -> tuple[int, int | None]:
     """A PNG's bit depth and colour type, from its IHDR (8 and None where unreadable)."""
-    with open(path, "rb") as f:
-        head = f.read(26)
+    if (walk := _walk_of(path)) is not None:
+        head = walk[0]
+    else:
+        with open(path, "rb") as f:
+            head = f.read(26)
     return (head[24], head[25]) if len(head) == 26 and head[12:16] == b"IHDR" else (8, None)
 
 
@@ -313,6 +380,11 @@ def _read_chunks(path: str | os.PathLike, wanted, past_pixels: bool,
     (kind, data) pairs in the file's order, up to its pixels or, ``past_pixels``, to
     its end; one whose checksum is wrong is left out, as ``mended`` leaves it, where
     ``checked``."""
+    if (walk := _walk_of(path)) is not None:
+        # The walk took every text chunk and every colour chunk of its size: all
+        # that the ``wanted`` of the questions here take.
+        return tuple((kind, data) for kind, length, data, right, before_pixels in walk[1] or ()
+                     if (past_pixels or before_pixels) and wanted(kind, length) and (right or not checked))
     found = []
     try:
         with open(path, "rb") as f:

@@ -101,3 +101,73 @@ def test_a_write_in_a_save_thread_looks_up_no_signal_handler(tmp_path, monkeypat
     assert looked == []
     files.atomic_write(tmp_path / "q.png", lambda f: f.write(b"y"))  # the main thread's are held
     assert looked
+
+
+def _png_with_chunks(path, damaged=True):
+    """A PNG whose colour and text chunks lie before its pixels and after them, and
+    where ``damaged``, a text chunk among them with a wrong checksum and a colour
+    chunk of a wrong size."""
+    import io
+    import struct
+    import zlib
+
+    import numpy as np
+    from PIL import Image
+
+    from ncnn_sr.png import chunk
+
+    out = io.BytesIO()
+    Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3)).save(out, format="PNG")
+    data = out.getvalue()
+    at = data.index(b"IDAT") - 4
+    end = data.index(b"IEND") - 4
+    bad = bytearray(chunk(b"tEXt", b"Broken\x00checksum"))
+    bad[-1] ^= 0xFF
+    before = (chunk(b"gAMA", struct.pack(">I", 45455)) + chunk(b"tEXt", b"A\x00one")
+              + chunk(b"zTXt", b"B\x00\x00" + zlib.compress(b"two")))
+    if damaged:
+        before += chunk(b"cHRM", b"\x00" * 7) + bytes(bad)
+    after = chunk(b"iTXt", b"C\x00\x00\x00\x00\x00three") + chunk(b"sRGB", b"\x00")
+    path.write_bytes(data[:at] + before + data[at:end] + after + data[end:])
+    return path
+
+
+def test_a_png_read_after_its_header_check_is_opened_three_times(tmp_path, monkeypatch):
+    import builtins
+
+    from ncnn_sr import images, png
+
+    path = _png_with_chunks(tmp_path / "p.png", damaged=False)
+    opened = []
+    real = builtins.open
+
+    def counted(file, *args, **kwargs):
+        opened.append(os.fspath(file) if isinstance(file, (str, os.PathLike)) else file)
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counted)
+    with png.walked(path):  # as the loader checks a picture's header, then reads it
+        images.header_layout(path)
+        images.read_image(path)
+    monkeypatch.undo()
+    # Pillow's header, then its pixels; the chunks walked once for both. It was 8:
+    # the text Pillow refuses, the depth, and the colour and text chunks each looked
+    # for in a walk of their own, in the header check and the read.
+    assert opened.count(os.fspath(path)) == 3, opened
+
+
+def test_a_png_walked_once_gives_what_each_walk_gave(tmp_path):
+    from ncnn_sr import images, png
+
+    path = _png_with_chunks(tmp_path / "p.png")
+    questions = (png.png_header, png.has_refused_text, png.colour_chunks, png.text_chunks,
+                 lambda p: png._read_chunks(p, lambda kind, length: kind in png.TEXT_KINDS, True, checked=False))
+    alone = [ask(path) for ask in questions]
+    assert alone[2] == ((b"gAMA", (45455).to_bytes(4, "big")),)  # before the pixels, and of its size
+    assert [kind for kind, _ in alone[3]] == [b"tEXt", b"zTXt", b"iTXt"]  # the damaged one left out
+    with png.walked(path):
+        assert [ask(path) for ask in questions] == alone
+        assert images.read_image(path)[1] == images.read_image(os.fspath(path))[1]
+    assert images.read_image(path)[1].text_chunks == alone[3]
+    with png.walked(tmp_path / "other.png"):  # a block for another file answers nothing of this one
+        assert [ask(path) for ask in questions] == alone
