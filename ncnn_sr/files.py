@@ -233,13 +233,19 @@ def temp_stem(name: str, folder: str | os.PathLike | None = None) -> str:
     """``name`` as the start of a temporary name beside it in ``folder``: itself, or
     cut short."""
     whole = os.fsencode(name)
-    hashed = f"~{hashlib.sha256(whole).hexdigest()[:12]}"
-    if (_WINDOWS and folder is not None and len(hashed) < len(name)
+    if (_WINDOWS and folder is not None and len(name) > _HASHED_CHARS
             and len(os.path.abspath(os.path.join(folder, name))) > _WINDOWS_LONG_PATH):
-        return hashed  # only where shorter: a short name's hash lengthened its temporary path
+        return f"~{_hashed(whole)}"  # only where shorter: a short name's hash lengthened its temporary path
     if len(whole) <= _TEMP_NAME_BYTES:
-        return name
-    return f"{name[:_TEMP_NAME_CHARS]}~{hashlib.sha256(whole).hexdigest()[:12]}"
+        return name  # as each picture's name is: no hash made for it
+    return f"{name[:_TEMP_NAME_CHARS]}~{_hashed(whole)}"
+
+
+_HASHED_CHARS = 13  # "~" and 12 hex digits
+
+
+def _hashed(whole: bytes) -> str:
+    return hashlib.sha256(whole).hexdigest()[:12]
 
 
 def _said_removed(folder: Path, sizes: list[int]) -> None:
@@ -275,14 +281,18 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
     try:
         if pipe and found is not None and stat.S_ISFIFO(found):
             reader = reader_of(target, named)  # before the work: nothing is made for a FIFO nothing reads
-        if (removed := part_files.sweep_once(folder)):
+        # Its whole path found once for both (each found it, asking the system for
+        # the current folder, each picture); its ".." left as they are, for the system
+        # to follow, as it did for the folder named.
+        where = folder if folder.is_absolute() else Path(os.getcwd()) / folder
+        if (removed := part_files.sweep_once(where)):
             _said_removed(folder, removed)
         with held_ctrl_c():  # see _make_a_file
             # Locked while written (part_files): one a run killed outright left is
             # told from another run's in progress, and removed by the next run here.
             # Written through mkstemp's own descriptor: opened again by name, os.open's
             # was in text mode on Windows, each \n written a \r\n (the picture corrupt).
-            tmp, fd, locked = part_files.open_part(folder, temp_stem(target.name, folder), ".part")
+            tmp, fd, locked = part_files.open_part(where, temp_stem(target.name, folder), ".part")
             if locked:
                 # Not empty from now on: an empty part may be one just made, not yet
                 # locked, and is never taken for stale; a small picture's bytes wait in

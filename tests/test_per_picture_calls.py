@@ -69,6 +69,25 @@ def test_a_write_looks_at_its_new_file_once(tmp_path, monkeypatch):
     assert calls == [("lstat", os.fspath(tmp_path / "p.png"))], calls
 
 
+def test_a_write_by_a_relative_name_asks_for_the_current_folder_once(tmp_path, monkeypatch):
+    import hashlib
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    files.atomic_write("out/first.png", lambda f: f.write(b"x"))  # the folder swept of stale parts
+    asked, hashed = [], []
+    real_getcwd, real_sha256 = os.getcwd, hashlib.sha256
+    monkeypatch.setattr(os, "getcwd", lambda: asked.append(1) or real_getcwd())
+    monkeypatch.setattr(hashlib, "sha256", lambda *a: hashed.append(a) or real_sha256(*a))
+    files.atomic_write("out/p.png", lambda f: f.write(b"y"))
+    monkeypatch.undo()
+    assert (tmp_path / "out" / "p.png").read_bytes() == b"y"
+    assert not [name for name in os.listdir(tmp_path / "out") if name.endswith(".part")]
+    # The sweep of stale parts and mkstemp each made the folder whole (a getcwd
+    # each), and the part's name a hash that a short name never uses.
+    assert (len(asked), hashed) == (1, []), (asked, hashed)
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/meminfo"), reason="Linux's /proc/meminfo")
 def test_available_memory_is_read_without_a_text_file(monkeypatch):
     from ncnn_sr import budget
