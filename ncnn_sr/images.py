@@ -37,7 +37,8 @@ from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, TEXT_KINDS, colour_chunks, comment_chunk, \
     cut_palette_alpha, grey_key_in_8_bits, has_keyword, has_refused_text, palette_missing, png16, png_header, \
     read_png16, text_chunks, without_refused_text, write_png8
-from .png import SIGNATURE as PNG_SIGNATURE, mended as mended_png, refusal as png_refusal, walked as walked_png
+from .png import SIGNATURE as PNG_SIGNATURE, keep_opened, mended as mended_png, refusal as png_refusal, take_opened, \
+    walked as walked_png
 
 log = logging.getLogger("ncnn_sr")
 
@@ -335,7 +336,11 @@ def open_mended(path: str, warn: bool = False) -> Image.Image:
     as libpng and browsers show it, with a warning naming them where ``warn``; one
     with text Pillow refuses, before or after its pixels, without that text (named
     where damaged, not where only too long). An AVIF that names AVIF among its
-    compatible brands alone is opened by Pillow's AVIF reader (``avif.brand_passed_by``)."""
+    compatible brands alone is opened by Pillow's AVIF reader (``avif.brand_passed_by``).
+    The picture header_layout opened just so, in a ``png.walked`` block, is taken as
+    it is."""
+    if (kept := take_opened(path)) is not None:
+        return kept
     try:
         im = Image.open(path)
     except (UnidentifiedImageError, ValueError):  # a ValueError: a PNG chunk cut short, say
@@ -672,8 +677,8 @@ def header_layout(path) -> tuple[tuple[tuple[int, int], ...], str | None, int]:
     try:
         _check_regular(path)  # as header_size
         with pillow_warnings(), walked_png(path):
-            im = open_mended(path)
-            with im:
+            im = kept = open_mended(path)
+            try:
                 size, mode = (im.height, im.width), im.mode
                 if "transparency" in im.info and mode not in ALPHA_MODES:
                     mode = "RGBA"  # as _to_array reads it
@@ -681,9 +686,18 @@ def header_layout(path) -> tuple[tuple[tuple[int, int], ...], str | None, int]:
                 deep = mode in _DEEP_GREY_MODES or (depth == 16 and colour_type != 3) or _read_deep(im, path)
                 itemsize = 2 if deep else 1
                 if im.format == "PNG" and "exif" not in im.info:
+                    # Opened by its name alone (no text Pillow refuses, nothing mended)
+                    # and looked at no more than a new opening: in a block for the
+                    # read that follows (as the loader's), that read takes it, where
+                    # Pillow opened each picture twice.
+                    if im.filename == os.fspath(path) and keep_opened(path, im):
+                        kept = None
                     return (size, size[::-1]), mode, itemsize
                 # Pillow states a TIFF's size upright already, and turns it as it loads it.
                 exif = readable_exif(im) if im.format != "TIFF" else None
+            finally:
+                if kept is not None:
+                    kept.close()
     except Exception:  # noqa: BLE001
         return (), None, 1
     turned = exif is not None and exif.get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)  # a quarter turn

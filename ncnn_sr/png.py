@@ -54,12 +54,34 @@ def walked(path: str | os.PathLike):
     if getattr(_walk, "name", None) == name:  # inside a block of its own already
         yield
         return
-    before = getattr(_walk, "name", None), getattr(_walk, "found", None)
-    _walk.name, _walk.found = name, None
+    before = getattr(_walk, "name", None), getattr(_walk, "found", None), getattr(_walk, "opened", None)
+    _walk.name, _walk.found, _walk.opened = name, None, None
     try:
         yield
     finally:
-        _walk.name, _walk.found = before
+        if _walk.opened is not None:  # kept, and no read took it
+            _walk.opened.close()
+        _walk.name, _walk.found, _walk.opened = before
+
+
+def keep_opened(path: str | os.PathLike, im) -> bool:
+    """Keep Pillow's open, not yet loaded, picture ``im`` of the file at ``path`` for
+    the next ``take_opened(path)`` of this thread's ``walked`` block for that file,
+    which closes it at its end where none takes it: True; False (nothing kept) outside
+    such a block."""
+    if getattr(_walk, "name", None) != os.fspath(path) or _walk.opened is not None:
+        return False
+    _walk.opened = im
+    return True
+
+
+def take_opened(path: str | os.PathLike):
+    """The picture ``keep_opened`` kept of the file at ``path`` in this thread's
+    ``walked`` block, now the caller's to close; else None."""
+    if getattr(_walk, "name", None) != os.fspath(path):
+        return None
+    im, _walk.opened = _walk.opened, None
+    return im
 
 
 def _walk_of(path: str | os.PathLike):

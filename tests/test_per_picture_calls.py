@@ -152,7 +152,7 @@ def _png_with_chunks(path, damaged=True):
     return path
 
 
-def test_a_png_read_after_its_header_check_is_opened_three_times(tmp_path, monkeypatch):
+def test_a_png_read_after_its_header_check_is_opened_twice(tmp_path, monkeypatch):
     import builtins
 
     from ncnn_sr import images, png
@@ -170,10 +170,39 @@ def test_a_png_read_after_its_header_check_is_opened_three_times(tmp_path, monke
         images.header_layout(path)
         images.read_image(path)
     monkeypatch.undo()
-    # Pillow's header, then its pixels; the chunks walked once for both. It was 8:
-    # the text Pillow refuses, the depth, and the colour and text chunks each looked
-    # for in a walk of their own, in the header check and the read.
-    assert opened.count(os.fspath(path)) == 3, opened
+    # Pillow's opening, which the read takes from the header check, and the chunks
+    # walked once for both. It was 8: Pillow's in each, and the text Pillow refuses,
+    # the depth, and the colour and text chunks each looked for in a walk of their
+    # own, in the header check and the read.
+    assert opened.count(os.fspath(path)) == 2, opened
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="Linux's /proc/self/fd")
+def test_a_png_opened_for_its_header_is_read_as_if_opened_anew_or_closed(tmp_path):
+    import numpy as np
+
+    from ncnn_sr import images, png
+
+    def open_files():
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                found.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:  # the listing's own, closed since
+                pass
+        return found
+
+    path = _png_with_chunks(tmp_path / "p.png", damaged=False)
+    pixels, info = images.read_image(path)
+    with png.walked(path):
+        images.header_layout(path)
+        assert open_files().count(os.fspath(path)) == 1  # kept for the read
+        again, again_info = images.read_image(path)
+        assert open_files().count(os.fspath(path)) == 0
+    assert np.array_equal(again, pixels) and again_info == info
+    with png.walked(path):
+        assert images.header_layout(path) == images.header_layout(os.fspath(path))
+    assert open_files().count(os.fspath(path)) == 0  # no read took it: closed with the block
 
 
 def test_a_png_walked_once_gives_what_each_walk_gave(tmp_path):
