@@ -220,3 +220,27 @@ def test_a_png_walked_once_gives_what_each_walk_gave(tmp_path):
     assert images.read_image(path)[1].text_chunks == alone[3]
     with png.walked(tmp_path / "other.png"):  # a block for another file answers nothing of this one
         assert [ask(path) for ask in questions] == alone
+
+
+def _sequential_jpeg(scans):
+    """The markers of a sequential JPEG of 3 components whose scans code ``scans``
+    (each a tuple of component ids), each followed by a little data."""
+    import struct
+
+    frame = bytes((8, 0, 16, 0, 16, 3, 1, 0x11, 0, 2, 0x11, 1, 3, 0x11, 1))
+    data = b"\xff\xd8" + b"\xff\xc0" + struct.pack(">H", 2 + len(frame)) + frame
+    for ids in scans:
+        body = bytes((len(ids), *(b for c in ids for b in (c, 0)), 0, 63, 0))
+        data += b"\xff\xda" + struct.pack(">H", 2 + len(body)) + body + b"\x12\x34\x56"
+    return data + b"\xff\xd9"
+
+
+def test_a_sequential_jpeg_missing_a_component_is_told_without_counting_bits():
+    from ncnn_sr import jpeg
+
+    assert jpeg.missing_scans(_sequential_jpeg([(1, 2, 3)])) is None
+    assert jpeg.missing_scans(_sequential_jpeg([(1,), (2,), (3,)])) is None
+    assert jpeg.missing_scans(_sequential_jpeg([(1,), (3,)])) == (
+        "JPEG: its data stops at an end marker after 2 scans, before its picture is whole", True)
+    said, whole = jpeg.missing_scans(_sequential_jpeg([(1,)]), ended=False)
+    assert whole and "after 1 scans" in said
