@@ -562,9 +562,11 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
     seconds = time.monotonic() - start
     bar.close()
     reused = f"; {frames.count} repeated the frame before, upscaled once" if frames.count else ""
-    rate = bar.done / seconds if seconds > 0 else 0.0  # a clock that ticks every 15 ms (Windows) can read 0
+    rate = bar.made / seconds if seconds > 0 else 0.0  # a clock that ticks every 15 ms (Windows) can read 0
     # The rate is of frames upscaled, which a constant rate (--fps, an .avi, MPEG-2) repeats or drops.
-    upscaled = f"{bar.done} upscaled, " if bar.done != written else ""
+    upscaled = f"{bar.made} upscaled, " if bar.made != written else ""
+    if bar.kept:
+        upscaled = f"{bar.kept} kept from a stopped run, {bar.made} upscaled, "
     return (f"wrote {dst}: {written} frame{'s' * (written != 1)} in {seconds:.1f} s "
             f"({upscaled}{rate:.2f} fps{reused})")
 

@@ -272,9 +272,24 @@ class FrameProgress(_Meter):
         super().__init__(prog, None if quiet else _open_bar(f"{prog} {place}" if place else prog, total, "frame"))
         self.total, self.quiet = total, quiet
         self.done = 0
+        self.kept = 0  # frames a stopped run's kept work held: done, but not by this run
         self.which = f" video {place} ({name}):" if place else ""
 
+    @property
+    def made(self) -> int:
+        """The frames this run upscaled."""
+        return self.done - self.kept
+
     def __call__(self, done: int) -> None:
+        if not self.done and done > 1:
+            # A run going on from kept work starts past it: its rate and ETA are of the
+            # frames it upscales, not the kept ones it copied in a moment.
+            self.kept = self.done = done - 1
+            self.started = time.monotonic()
+            if self.bar is not None:  # its clock and rate from here, its count past the kept
+                self.bar.reset(self.bar.total)
+                self.bar.initial = self.bar.n = self.bar.last_print_n = self.kept
+                self.bar.refresh()
         step, self.done = done - self.done, done
         if self.total and done > self.total:
             # The total is the container's word, or a deinterlacer's rate times it
@@ -288,7 +303,7 @@ class FrameProgress(_Meter):
             now = time.monotonic()
             if now - self.last_line >= self.PLAIN_EVERY:
                 self.last_line = now
-                fps = done / max(now - self.started, 1e-9)
+                fps = self.made / max(now - self.started, 1e-9)
                 eta = f", ETA {(self.total - done) / fps:.0f} s" if self.total and fps else ""
                 of = f"/{self.total}" if self.total else ""
                 echo(f"{self.prog}:{self.which} {done}{of} frames, {fps:.2f} fps{eta}")

@@ -630,7 +630,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     has the encoded video kept in pieces beside ``dst`` while it is written
     (``video_pieces``): a run stopped midway, run again with the same source, settings
     and options, goes on from the last whole piece. None keeps nothing (a stream, an
-    encoder or container not in video_pieces' lists keeps nothing either).
+    encoder or container not in video_pieces' lists keeps nothing either) ``progress`` is then
+    not called for the frames the kept pieces hold: its first count is past them.
 
     Errors are InputErrors that name the file at fault: an encoder or pixel format
     that cannot be used (raised before any file is opened), ``src`` when it cannot be
@@ -1972,7 +1973,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 for shown_frame, slot in settled:
                     encode(shown_frame, slot)
             written += len(settled)
-            if progress is not None:
+            if progress is not None and not resumed:  # kept frames are not this run's work
                 progress(index + 1)
         if stamps:  # else a shorter video went out on the first frames' times, unsaid
             raise InputError(f"cannot write {dst}: the frames function gave {index + 1} frames for the "

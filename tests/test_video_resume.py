@@ -6,6 +6,7 @@ import errno
 import io
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -202,6 +203,10 @@ def test_the_same_command_goes_on_after_a_ctrl_c_or_a_kill(how, tmp_path):
     err = proc.communicate(timeout=300)[1]
     assert proc.returncode == 0, err
     assert "going on from 00:00:" in err and "pieces kept from a stopped run" in err
+    # Its rate is of the frames it upscaled: the kept ones, copied in a moment, made it many times too high.
+    kept, made = map(int, re.search(r"wrote .*: 72 frames in [\d.]+ s \((\d+) kept from a stopped run, (\d+) "
+                                    r"upscaled, [\d.]+ fps[;)]", err).groups())
+    assert kept >= 12 and kept % 6 == 0 and kept + made == 72, err
     resumed, one_run = contents(out), contents(whole)
     assert [t for t, _ in resumed["frames"]] == [t for t, _ in one_run["frames"]]
     assert (resumed["sound"], resumed["length"]) == (one_run["sound"], one_run["length"])
