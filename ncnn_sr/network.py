@@ -27,10 +27,6 @@ from .tiles import pieces
 
 log = logging.getLogger("ncnn_sr")
 
-# The smallest share of a free pool buffer that a CPU net's request must fill to be
-# given it (ncnn's PoolAllocator.set_size_compare_ratio; see Network.__init__).
-POOL_SIZE_RATIO = 0.5
-
 
 def crop_output(result: np.ndarray, keep: tuple | None, scale: int) -> np.ndarray:
     """The output of box ``keep`` (y0, y1, x0, x1, in input pixels) of an H×W×C output
@@ -187,14 +183,6 @@ class Network:
             # ncnn's own pools keep every buffer until the net is freed (370 MB after
             # one 300x300 animevideov3 picture); owning them lets ``trim`` give it back.
             self._pools = (ncnn.PoolAllocator(), ncnn.PoolAllocator())
-            for pool in self._pools:
-                # ncnn's pools hand out any free buffer at least as large as asked (a
-                # ratio of 0), so a small blob took a large one and the next large blob
-                # a new buffer: two proc workers sharing an animation's 480x270 frames
-                # (realesr-animevideov3 x2) peaked at 871 MB RSS, 673 with buffers at
-                # most twice the size asked; one thread's 320x180 frames grew the
-                # pools with each frame (test_engine's ..._no_more_memory_than_the_first).
-                pool.set_size_compare_ratio(POOL_SIZE_RATIO)
             net.opt.blob_allocator, net.opt.workspace_allocator = self._pools
         with devices.captured_stderr() as ncnn_said:
             loaded = _load_param(net, param, param_text)
