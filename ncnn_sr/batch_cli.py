@@ -9,6 +9,7 @@ interrupted (signals.interrupted_status: 130 on Ctrl-C, 143 on SIGTERM).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -553,7 +554,7 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
     piped = VideoOutput(dst, open(reader_of(dst, dst), "wb")) if isinstance(dst, Path) and is_fifo(dst) else None
     try:
         written = video.upscale_video(src, dst if piped is None else piped, frames, encode, progress=bar,
-                                      flags=flags, settings=_frame_settings(opts))
+                                      flags=flags, settings=_frame_settings(opts, lanes[0].upscaler.spec))
     except UpscalingFailed as e:
         raise e.about(src) from e.error  # the line names the video, as a picture's does
     finally:
@@ -571,12 +572,28 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
             f"({upscaled}{rate:.2f} fps{reused})")
 
 
-def _frame_settings(opts: RunOptions) -> dict:
+def _frame_settings(opts: RunOptions, spec: ModelSpec) -> dict:
     """What makes a video's upscaled frames, for a stopped run's kept work to be taken
     as this run's (video_pieces): not the device or tile size, which change only
-    where tiles blend, a little."""
-    return {"model": opts.model, "scale": opts.scale, "width": opts.width, "height": opts.height, "tta": opts.tta,
-            "precision": opts.precision, "exact": opts.exact, "tile_pad": opts.tile_pad, "overlap": opts.overlap}
+    where tiles blend, a little. The model by its files' bytes: a name says nothing of
+    which -m folder it came from, or of weights retrained since under the same name."""
+    return {"model": opts.model, "weights": _files_hash(spec.param_path, spec.bin_path), "scale": opts.scale,
+            "width": opts.width, "height": opts.height, "tta": opts.tta, "precision": opts.precision,
+            "exact": opts.exact, "tile_pad": opts.tile_pad, "overlap": opts.overlap}
+
+
+def _files_hash(*paths: Path) -> str:
+    """The sha256 of the files ``paths`` one after another ("" where one cannot be
+    read: no kept work is then taken up). A 64 MB model takes about 0.1 s, once a video."""
+    digest = hashlib.sha256()
+    try:
+        for path in paths:
+            with open(path, "rb") as f:
+                while block := f.read(1 << 20):
+                    digest.update(block)
+    except OSError:
+        return ""
+    return digest.hexdigest()
 
 
 def _finished(dst: Path) -> bool:

@@ -166,15 +166,15 @@ def test_a_run_without_settings_keeps_no_work(tmp_path, short_pieces):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
-def command(clip: Path, out: Path) -> subprocess.Popen:
+def command(clip: Path, out: Path, flags: list[str] = X2) -> subprocess.Popen:
     env = {**os.environ, "NCNN_SR_PIECE_SECONDS": "0.5"}
-    return subprocess.Popen([sys.executable, "-m", "ncnn_sr", "video", "-i", str(clip), "-o", str(out), *X2],
+    return subprocess.Popen([sys.executable, "-m", "ncnn_sr", "video", "-i", str(clip), "-o", str(out), *flags],
                             stderr=subprocess.PIPE, text=True, env=env)
 
 
-def stopped_after_pieces(clip: Path, out: Path, how: int) -> str:
+def stopped_after_pieces(clip: Path, out: Path, how: int, flags: list[str] = X2) -> str:
     """Run the command on ``clip``, stopped by the signal ``how`` once two pieces are whole; its stderr."""
-    proc = command(clip, out)
+    proc = command(clip, out, flags)
     work = out.parent / f".{out.name}.ncnn-sr-pieces"
     deadline = time.monotonic() + 120
     while not (work / "piece-00001.bin").exists():
@@ -211,3 +211,23 @@ def test_the_same_command_goes_on_after_a_ctrl_c_or_a_kill(how, tmp_path):
     assert [t for t, _ in resumed["frames"]] == [t for t, _ in one_run["frames"]]
     assert (resumed["sound"], resumed["length"]) == (one_run["sound"], one_run["length"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4", "whole.mp4"]
+
+
+def test_a_rerun_with_another_model_of_the_same_name_starts_over(tmp_path):
+    # The record named the model alone: -m another folder, or weights retrained under
+    # the same name, went on from frames of the old weights, joined to the new ones'.
+    from ncnn_sr.models import resolve_model
+    for folder, name in (("a", "realesrgan-x4plus"), ("b", "realesrgan-x4plus-anime")):
+        spec = resolve_model(name)
+        (tmp_path / folder).mkdir()
+        for path, suffix in ((spec.param_path, ".param"), (spec.bin_path, ".bin")):
+            (tmp_path / folder / f"m{suffix}").write_bytes(path.read_bytes())
+    clip = make_clip(tmp_path / "in.mp4", frames=36, width=16, height=12, rate=Fraction(12), audio=None)
+    out = tmp_path / "out.mkv"
+    flags = ["-n", "m", "-s", "4", "-g", "-1"]
+    stopped_after_pieces(clip, out, signal.SIGKILL, [*flags, "-m", str(tmp_path / "a")])
+    proc = command(clip, out, [*flags, "-m", str(tmp_path / "b")])
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 0, err
+    assert "starting over: the work kept from a stopped run was made with another model or settings" in err, err
+    assert "going on from" not in err, err
