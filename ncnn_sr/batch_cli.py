@@ -9,7 +9,6 @@ interrupted (signals.interrupted_status: 130 on Ctrl-C, 143 on SIGTERM).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
@@ -27,6 +26,7 @@ from .cut_short import video_fault
 from .engine import Upscaler
 from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, failed_words,
                      os_reason, shell_word, write_error_type)
+from .fetch_record import file_sha256
 from .files import (broken_output, check_folder, check_writable, input_gone, is_fifo, make_folder, mark_there,
                     reader_of, removed_words)
 from .flags import REFERENCE_JOBS, RunOptions
@@ -577,23 +577,18 @@ def _frame_settings(opts: RunOptions, spec: ModelSpec) -> dict:
     as this run's (video_pieces): not the device or tile size, which change only
     where tiles blend, a little. The model by its files' bytes: a name says nothing of
     which -m folder it came from, or of weights retrained since under the same name."""
-    return {"model": opts.model, "weights": _files_hash(spec.param_path, spec.bin_path), "scale": opts.scale,
+    return {"model": opts.model, "weights": _weights_of(spec), "scale": opts.scale,
             "width": opts.width, "height": opts.height, "tta": opts.tta, "precision": opts.precision,
             "exact": opts.exact, "tile_pad": opts.tile_pad, "overlap": opts.overlap}
 
 
-def _files_hash(*paths: Path) -> str:
-    """The sha256 of the files ``paths`` one after another ("" where one cannot be
-    read: no kept work is then taken up). A 64 MB model takes about 0.1 s, once a video."""
-    digest = hashlib.sha256()
+def _weights_of(spec: ModelSpec) -> str:
+    """The sha256 of the model's .param and .bin ("" where one cannot be read: no kept
+    work is then taken up). A 64 MB model takes about 0.1 s, once a video."""
     try:
-        for path in paths:
-            with open(path, "rb") as f:
-                while block := f.read(1 << 20):
-                    digest.update(block)
+        return f"{file_sha256(spec.param_path)} {file_sha256(spec.bin_path)}"
     except OSError:
         return ""
-    return digest.hexdigest()
 
 
 def _finished(dst: Path) -> bool:
