@@ -191,7 +191,7 @@ class Work:
 
     def keep_or_remove(self) -> None:
         """As a run stops: the folder kept where it holds a whole piece, else removed."""
-        if _whole_pieces_quietly(self.folder):
+        if _whole_pieces(self.folder, tidy=False):
             self.release()
         else:
             self.remove()
@@ -338,21 +338,25 @@ def _empty(folder: Path) -> None:
             pass
 
 
-def _whole_pieces(folder: Path) -> list[Piece]:
+def _whole_pieces(folder: Path, tidy: bool = True) -> list[Piece]:
     """The whole pieces in ``folder`` that follow on from the first frame, one after
-    another; any other file of a piece (one cut off, one after a gap) is removed."""
+    another ([] where it cannot be listed); with ``tidy``, any other file of a piece
+    (one cut off, one after a gap) is removed."""
+    try:
+        names = sorted(e.name for e in os.scandir(folder) if e.name.startswith("piece-"))
+    except OSError:
+        return []
     pieces: list[Piece] = []
-    names = sorted(e.name for e in os.scandir(folder) if e.name.startswith("piece-"))
     for name in names:
         path = folder / name
         piece = _read_end(path) if name == f"piece-{len(pieces):05d}.bin" else None
         if piece is not None and piece.first == (pieces[-1].end if pieces else 0):
             pieces.append(piece)
-            continue
-        try:
-            path.unlink()
-        except OSError:
-            pass
+        elif tidy:
+            try:
+                path.unlink()
+            except OSError:
+                pass
     return pieces
 
 
@@ -385,25 +389,11 @@ def _read_end(path: Path) -> Piece | None:
 
 def kept_words(final: Path) -> str | None:
     """What a stopped run of ``final`` kept, to say as it stops; None where nothing is."""
-    pieces = _whole_pieces_quietly(work_folder(final))
+    pieces = _whole_pieces(work_folder(final), tidy=False)
     if not pieces:
         return None
     return (f"the work up to {clock(pieces[-1].seconds)} is kept in {work_folder(final).name}: "
             "run the same command again to go on")
-
-
-def _whole_pieces_quietly(folder: Path) -> list[Piece]:
-    try:
-        names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".bin"))
-    except OSError:
-        return []
-    pieces = []
-    for name in names:
-        piece = _read_end(folder / name)
-        if piece is None or piece.first != (pieces[-1].end if pieces else 0):
-            break
-        pieces.append(piece)
-    return pieces
 
 
 def clock(seconds: float) -> str:
