@@ -630,8 +630,9 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     has the encoded video kept in pieces beside ``dst`` while it is written
     (``video_pieces``): a run stopped midway, run again with the same source, settings
     and options, goes on from the last whole piece. None keeps nothing (a stream, an
-    encoder or container not in video_pieces' lists keeps nothing either) ``progress`` is then
-    not called for the frames the kept pieces hold: its first count is past them.
+    encoder or container not in video_pieces' lists keeps nothing either).
+    ``progress`` is then not called for the frames the kept pieces hold: its first
+    count is past them.
 
     Errors are InputErrors that name the file at fault: an encoder or pixel format
     that cannot be used (raised before any file is opened), ``src`` when it cannot be
