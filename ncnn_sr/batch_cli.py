@@ -400,6 +400,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
     bar = None
     began = time.time()
     new_folder = None
+    working = None  # the output being written, whose work a failed device keeps (video_pieces)
     try:
         if to_file:
             if opts.output_folder or opts.output.is_dir():
@@ -434,6 +435,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
         if to_file:
             new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
         bar = FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
+        working = opts.output if to_file else None
         line = _one_video(opts, src, dst, encode, lanes, bar, flags)
     except KeyboardInterrupt:
         if not to_file:
@@ -452,6 +454,8 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
         if debug:
             raise
         _say_failed(prog, bar, e, flags, opts)
+        if working is not None:
+            _say_kept(prog, working, e)
         if new_folder is not None:
             _remove_empty_folders(new_folder)
         return EXIT_FAILED
@@ -497,6 +501,21 @@ def _say_failed(prog: str, bar: FrameProgress | None, e: Exception, flags: FlagN
     # An OSError here is from looking at a path (a name too long, say).
     said = command_words(e, flags) if isinstance(e, NcnnSrError) else f"{e.filename}: {os_reason(e)}"
     echo(f"{prog}: error: {said if opts is None else said_failed(opts, said)}")
+
+
+def _say_kept(prog: str, dst: Path, e: Exception) -> None:
+    """After the run of the video ``dst`` failed with ``e``: what of it is kept, where
+    anything is (video.upscale_video keeps the whole pieces where the device failed,
+    as for a stop), and how to go on. Where GPUs alone failed, the CPU (-g -1) or
+    smaller tiles (-t) go on too: they make the same frames but for rounding
+    (_frame_settings)."""
+    from .video_pieces import kept_words
+
+    gpu = isinstance(e, UpscalingFailed) and all(getattr(d, "is_gpu", False) for d in e.devices)
+    kept = kept_words(dst, "run the same command again, or with -g -1 (the CPU) or a smaller -t," if gpu
+                      else "run the same command again")
+    if kept:
+        echo(f"{prog}: {dst} is not written yet; {kept}")
 
 
 def stop_interrupted(bar: FrameProgress | None, message: str) -> None:
@@ -574,8 +593,13 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
 
 def _frame_settings(opts: RunOptions, spec: ModelSpec) -> dict:
     """What makes a video's upscaled frames, for a stopped run's kept work to be taken
-    as this run's (video_pieces): not the device or tile size, which change only
-    where tiles blend, a little. The model by its files' bytes: a name says nothing of
+    as this run's (video_pieces): not the device or tile size, which change them by
+    rounding alone, so that a run whose GPU failed goes on on the CPU or in smaller
+    tiles. A GPU's default fp16 is 54-57 dB from the CPU's fp32, at most 2 levels off
+    (docs/benchmarks.md; lavapipe 57.4 dB), far under the encoder's own loss (libx264
+    at crf 18 in yuv420p: 34.7 dB on the same frames), and one run on both (-g 0,-1),
+    or the engine's own fall back to the CPU, joins them alike; tiles change them
+    where they blend, a little. The model by its files' bytes: a name says nothing of
     which -m folder it came from, or of weights retrained since under the same name."""
     return {"model": opts.model, "weights": _weights_of(spec), "scale": opts.scale,
             "width": opts.width, "height": opts.height, "tta": opts.tta, "precision": opts.precision,
@@ -694,6 +718,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
             except (NcnnSrError, OSError) as e:
                 if debug:
                     raise
+                failed_at, working = working, None  # what the device's failure kept of it is said below
                 if new_folder is not None:
                     _remove_empty_folders(new_folder)
                 # A full disk, or a folder removed or made read-only: every later video
@@ -718,6 +743,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                     _say_stopped(prog, broken[0], done, skipped, failed, left, broken[1])
                     return EXIT_FAILED
                 _say_failed(prog, bar, _naming(e, src, dst), flags)
+                if failed_at is not None:
+                    _say_kept(prog, failed_at, e)
                 failed_everywhere += isinstance(e, UpscalingFailed) and e.every_device
                 if failed_everywhere > FAILED_EVERYWHERE:
                     # As a folder of pictures stops: every later video would fail on them alike.
@@ -750,6 +777,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         if debug:
             raise
         _say_failed(prog, bar, e, flags, opts)
+        if working is not None:  # a DeviceError, which stops the folder
+            _say_kept(prog, working, e)
         return EXIT_FAILED
     finally:
         _end_pipes(pipes)

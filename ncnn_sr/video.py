@@ -24,6 +24,7 @@ import logging
 import math
 import mmap
 import os
+import sys
 import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -36,8 +37,8 @@ import numpy as np
 
 from . import cover_atom, gif, isobmff, part_files, timecode, video_pieces, video_streams
 from .deinterlace import Deinterlacer, TooSmall
-from .errors import (FlagNames, InputError, SettingError, cannot_write, describe, file_path, in_one_line,
-                     write_error_type)
+from .errors import (DeviceError, FlagNames, InputError, SettingError, cannot_write, describe, file_path,
+                     in_one_line, write_error_type)
 from .resample import resize
 from .signals import HeldInterrupts, ctrl_c_signals
 from .files import check_named_as_file, ffmpeg_name, mode_for, temp_stem, write_target
@@ -628,9 +629,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
 
     ``settings`` (what makes ``frames``'s pictures: the model, the scale, as strings)
     has the encoded video kept in pieces beside ``dst`` while it is written
-    (``video_pieces``): a run stopped midway, run again with the same source, settings
-    and options, goes on from the last whole piece. None keeps nothing (a stream, an
-    encoder or container not in video_pieces' lists keeps nothing either).
+    (``video_pieces``): a run stopped midway, or whose ``frames`` failed for its device
+    (a DeviceError, or ordered_map's UpscalingFailed), run again with the same source,
+    settings and options, goes on from the last whole piece. None keeps nothing (a
+    stream, an encoder or container not in video_pieces' lists keeps nothing either).
     ``progress`` is then not called for the frames the kept pieces hold: its first
     count is past them.
 
@@ -747,7 +749,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         if part is not None:
             _remove(part)
         if work is not None:
-            work.remove()
+            if _device_failed(e):
+                work.keep_or_remove()  # for a rerun on another device, or with smaller tiles, to go on from
+            else:
+                work.remove()
         inp.close()
         if piped and _broken_pipe(e):
             raise dst.closed_early() from None
@@ -757,6 +762,18 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             os.close(lock)  # the part is in place, or removed
     inp.close()
     return written
+
+
+def _device_failed(e: BaseException) -> bool:
+    """Whether ``frames`` failed for its device, not for the video: a DeviceError (the
+    CPU out of memory even in the smallest tiles), or ordered_map's UpscalingFailed (a
+    frame that failed in an unforeseen way, a Vulkan error or a lost device, on each
+    device in service). A rerun on another device, or with smaller tiles, makes the
+    same frames but for rounding (batch_cli's _frame_settings), so the whole pieces
+    are kept for it, as for a stop. UpscalingFailed is looked up only where lanes is
+    loaded: this module knows nothing of ncnn, and without lanes none is raised."""
+    lanes = sys.modules.get(f"{__package__}.lanes")
+    return isinstance(e, DeviceError) or (lanes is not None and isinstance(e, lanes.UpscalingFailed))
 
 
 def _open_work(src, final: Path, dst: Path, encoder: str, options: EncodeOptions, settings: dict,

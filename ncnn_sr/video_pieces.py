@@ -1,6 +1,7 @@
 """A video's encoded frames kept in pieces beside its output, so that a run stopped
-midway (Ctrl-C, a kill, a crash, the power) goes on where it got to when the same
-command is run again: hours of upscaling on a CPU were lost to one Ctrl-C.
+midway (Ctrl-C, a kill, a crash, the power, a device that failed) goes on where it
+got to when the same command is run again: hours of upscaling on a CPU were lost to
+one Ctrl-C.
 
 While a run writes its output, each video packet the encoder makes is also written
 into the piece in work; every ``every`` frames handed to the upscaler the encoder is
@@ -387,13 +388,13 @@ def _read_end(path: Path) -> Piece | None:
     return Piece(path, first, last, packets, seconds)
 
 
-def kept_words(final: Path) -> str | None:
-    """What a stopped run of ``final`` kept, to say as it stops; None where nothing is."""
+def kept_words(final: Path, again: str = "run the same command again") -> str | None:
+    """What a stopped run of ``final`` kept, to say as it stops, with how to go on
+    (``again``, "to go on"); None where nothing is."""
     pieces = _whole_pieces(work_folder(final), tidy=False)
     if not pieces:
         return None
-    return (f"the work up to {clock(pieces[-1].seconds)} is kept in {work_folder(final).name}: "
-            "run the same command again to go on")
+    return f"the work up to {clock(pieces[-1].seconds)} is kept in {work_folder(final).name}: {again} to go on"
 
 
 def clock(seconds: float) -> str:

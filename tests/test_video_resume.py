@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from media import make_clip
@@ -32,12 +33,12 @@ def short_pieces(monkeypatch):
     monkeypatch.setenv("NCNN_SR_PIECE_SECONDS", "0.5")  # 6 frames a piece at 12 fps
 
 
-def upscaled(up, stop_at: int | None = None):
-    """A frames function through ``up``; a Ctrl-C at frame ``stop_at``."""
+def upscaled(up, stop_at: int | None = None, error: BaseException = KeyboardInterrupt()):
+    """A frames function through ``up``; a Ctrl-C (or ``error``) at frame ``stop_at``."""
     def frames(decoded):
         for index, image in enumerate(decoded):
             if index == stop_at:
-                raise KeyboardInterrupt
+                raise error
             yield up.upscale(image)
     return frames
 
@@ -231,3 +232,115 @@ def test_a_rerun_with_another_model_of_the_same_name_starts_over(tmp_path):
     assert proc.returncode == 0, err
     assert "starting over: the work kept from a stopped run was made with another model or settings" in err, err
     assert "going on from" not in err, err
+
+
+@pytest.mark.parametrize("failure", ["DeviceError", "UpscalingFailed"])
+def test_a_run_whose_device_fails_midway_keeps_its_whole_pieces_for_a_rerun(failure, tmp_path, cpu_upscalers,
+                                                                            short_pieces):
+    # Any error but a stop removed the work: a GPU lost 50 minutes into a video lost them
+    # all, though a rerun on the CPU, or with smaller tiles, makes the same frames but
+    # for rounding. As the engine (DeviceError) or ordered_map (UpscalingFailed) raise them.
+    from ncnn_sr import DeviceError
+    from ncnn_sr.lanes import UpscalingFailed
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    error = DeviceError("the CPU ran out of memory even with 32px tiles") if failure == "DeviceError" else \
+        UpscalingFailed([up], RuntimeError("vkQueueSubmit failed: VK_ERROR_DEVICE_LOST"), every_device=False)
+    clip = make_clip(tmp_path / "in.mp4", frames=36, rate=Fraction(12))
+    lossless = EncodeOptions(codec="ffv1")
+    upscale_video(clip, tmp_path / "whole.mkv", upscaled(up), lossless, settings=SETTINGS)
+    out = tmp_path / "out.mkv"
+    with pytest.raises(type(error)):
+        upscale_video(clip, out, upscaled(up, stop_at=17, error=error), lossless, settings=SETTINGS)
+    assert not out.exists()
+    work = tmp_path / ".out.mkv.ncnn-sr-pieces"
+    assert sorted(p.name for p in work.iterdir() if p.suffix == ".bin") == ["piece-00000.bin", "piece-00001.bin"]
+    upscale_video(clip, out, upscaled(up), lossless, settings=SETTINGS)
+    assert contents(out) == contents(tmp_path / "whole.mkv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv", "whole.mkv"]
+
+
+def device_lost_after(monkeypatch, calls: int) -> None:
+    """Every Upscaler's device lost after ``calls`` pictures, as a Vulkan error from ncnn."""
+    from ncnn_sr import engine
+    real, made = engine.Upscaler.upscale, []
+
+    def upscale(self, image, *args, **kwargs):
+        made.append(None)
+        if len(made) > calls:
+            raise RuntimeError("vkQueueSubmit failed: VK_ERROR_DEVICE_LOST")
+        return real(self, image, *args, **kwargs)
+    monkeypatch.setattr(engine.Upscaler, "upscale", upscale)
+
+
+def test_the_command_says_what_a_failed_device_left_and_a_rerun_with_smaller_tiles_goes_on(
+        tmp_path, in_process, monkeypatch, short_pieces):
+    clip = make_clip(tmp_path / "in.mp4", frames=36, width=32, height=24, rate=Fraction(12))
+    lossless = ["--codec", "ffv1"]
+    status, said = in_process("video", "-i", clip, "-o", tmp_path / "whole.mkv", *X2, *lossless)
+    assert status == 0, said
+    out = tmp_path / "out.mkv"
+    with monkeypatch.context() as m:
+        device_lost_after(m, 20)
+        status, said = in_process("video", "-i", clip, "-o", out, *X2, *lossless)
+    assert status == 1, said
+    assert said.splitlines()[-2:] == [
+        f"ncnn-sr: error: {clip}: upscaling failed on CPU: RuntimeError('vkQueueSubmit failed: "
+        "VK_ERROR_DEVICE_LOST')",
+        f"ncnn-sr: {out} is not written yet; the work up to 00:00:01 is kept in .out.mkv.ncnn-sr-pieces: run the "
+        "same command again to go on"], said
+    assert not out.exists()
+    status, said = in_process("video", "-i", clip, "-o", out, *X2, *lossless, "-t", "32")
+    assert status == 0, said
+    # 2 or 3: the pieces the encoder closed before the failure came out, frames in flight
+    assert re.search(rf"{re.escape(str(out))}: going on from 00:00:01 \([23] of 6 pieces kept from a stopped run\)",
+                     said), said
+    assert contents(out) == contents(tmp_path / "whole.mkv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv", "whole.mkv"]
+
+
+def test_after_a_gpu_fails_the_command_offers_the_cpu_where_the_rerun_goes_on(tmp_path, in_process, monkeypatch,
+                                                                             short_pieces, gpu):
+    # The GPU's frames (fp16 by default) are not the CPU's to the bit: the joined video
+    # is within rounding of a run on the CPU alone, as a run on both (-g 0,-1) is.
+    from conftest import psnr
+    clip = make_clip(tmp_path / "in.mp4", frames=24, width=16, height=12, rate=Fraction(12))
+    out = tmp_path / "out.mkv"
+    flags = ["-n", "realesr-animevideov3", "-s", "2", "--codec", "ffv1"]
+    status, said = in_process("video", "-i", clip, "-o", tmp_path / "cpu.mkv", *flags, "-g", "-1")
+    assert status == 0, said
+    with monkeypatch.context() as m:
+        device_lost_after(m, 14)
+        status, said = in_process("video", "-i", clip, "-o", out, *flags, "-g", gpu)
+    assert status == 1, said
+    assert said.splitlines()[-1] == (
+        f"ncnn-sr: {out} is not written yet; the work up to 00:00:01 is kept in .out.mkv.ncnn-sr-pieces: run the "
+        "same command again, or with -g -1 (the CPU) or a smaller -t, to go on"), said
+    status, said = in_process("video", "-i", clip, "-o", out, *flags, "-g", "-1")
+    assert status == 0, said
+    assert f"{out}: going on from 00:00:01 (2 of 4 pieces kept from a stopped run)" in said, said
+    joined, cpu = contents(out), contents(tmp_path / "cpu.mkv")
+    assert [t for t, _ in joined["frames"]] == [t for t, _ in cpu["frames"]]
+    assert (joined["sound"], joined["length"]) == (cpu["sound"], cpu["length"])
+    assert min(psnr(*(np.frombuffer(f, np.uint8) for f in pair))
+               for pair in zip((f for _, f in joined["frames"]), (f for _, f in cpu["frames"]))) > 50
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cpu.mkv", "in.mp4", "out.mkv"]
+
+
+def test_a_folder_of_videos_says_what_a_failed_device_left_of_the_video_it_failed(tmp_path, in_process, monkeypatch,
+                                                                                 short_pieces):
+    (tmp_path / "in").mkdir()
+    clip = make_clip(tmp_path / "in" / "a.mp4", frames=24, width=16, height=12, rate=Fraction(12), audio=None)
+    with monkeypatch.context() as m:
+        device_lost_after(m, 14)
+        status, said = in_process("video", "-i", tmp_path / "in", "-o", tmp_path / "out", *X2)
+    assert status == 1, said
+    lines = said.splitlines()
+    assert lines[-3:-1] == [
+        f"ncnn-sr: error: {clip}: upscaling failed on CPU: RuntimeError('vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')",
+        f"ncnn-sr: {tmp_path / 'out' / 'a.mp4'} is not written yet; the work up to 00:00:01 is kept in "
+        ".a.mp4.ncnn-sr-pieces: run the same command again to go on"], said
+    assert lines[-1].startswith("ncnn-sr: 1 video: 0 upscaled, 0 skipped, 1 failed in "), said
+    status, said = in_process("video", "-i", tmp_path / "in", "-o", tmp_path / "out", *X2)
+    assert status == 0, said
+    assert "going on from 00:00:01 (2 of 4 pieces kept from a stopped run)" in said, said
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.mp4"]
