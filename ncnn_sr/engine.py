@@ -28,7 +28,7 @@ from .choices import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .devices import Device
 from .dysample import offsets_of
 from .errors import DeviceError, InputError, ModelError, SettingError, describe, no_path
-from .fixed import Fixed, FixedArguments
+from .fixed import Fixed, FixedArguments, read_only
 from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
 from .netsplit import network_reach, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, bicubic_net, group_norm_weights
@@ -152,7 +152,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
 
     ``spec``, ``tta``, ``alpha``, ``tile_pad`` and ``overlap`` read back as attributes,
     fixed when it is made: setting one, or another argument (``precision``), is an
-    AttributeError. ``tile`` alone may be set later, checked as here.
+    AttributeError, as is setting ``scale``, ``alignment``, ``stages`` or ``closed``,
+    read back only; each says what to do instead. ``tile`` alone may be set later,
+    checked as here.
     """
 
     def __init__(self, model: str | bytes | os.PathLike | ModelSpec, device: str | int | Device = "auto",
@@ -267,7 +269,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
                       "network's blocks, and with the reference rule cut to how far the network sees.")
     overlap = Fixed("The pixels over which neighbouring tiles are blended; 0: the reference rule.")
 
-    @property
+    @read_only("is its model's: give upscale() a scale= for results of another size, "
+               "or make another with another model=")
     def scale(self) -> int:
         """The model's native scale."""
         return self._scale
@@ -288,7 +291,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         does 16 % less work (docs/benchmarks.md, "Borders")."""
         return self.tile_pad if self.overlap == 0 else 0
 
-    @property
+    @read_only("is its model's: make another with another model=")
     def alignment(self) -> int:
         """The multiple of which every window's start in the picture is: the stride of
         the pixel unshuffle the network opens with, 1 for networks without one."""
@@ -299,13 +302,13 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         """Where the network runs now (the CPU after an out-of-memory fallback)."""
         return self._net.device
 
-    @property
+    @read_only("is read back only: close() closes it")
     def closed(self) -> bool:
         """Whether ``close()`` has been called (or its ``with`` block has ended): its
         calls from then on raise InputError."""
         return self._closed
 
-    @property
+    @read_only("follows from how it was made: make another with exact= (or overlap=)")
     def stages(self) -> bool:
         """Whether a tiled run may go in exact stages (the whole picture's output): False
         for a network that has none (SRVGGNetCompact, SPAN...), where ``exact=False``

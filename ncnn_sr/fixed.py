@@ -5,10 +5,14 @@ import functools
 import inspect
 
 
-def _refused(obj, name: str, argument: str) -> AttributeError:
+def _owner(obj) -> str:
+    """``obj``'s kind as the refusals name it: "an Upscaler", "a Pipeline"."""
     kind = type(obj).__name__
-    article = "an" if kind[0] in "AEIOU" else "a"
-    return AttributeError(f"{article} {kind}'s {name} is fixed when it is made: make another with {argument}=")
+    return f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind}"
+
+
+def _refused(obj, name: str, argument: str) -> AttributeError:
+    return AttributeError(f"{_owner(obj)}'s {name} is fixed when it is made: make another with {argument}=")
 
 
 class Fixed:
@@ -30,6 +34,25 @@ class Fixed:
 
     def __set__(self, obj, value) -> None:
         raise _refused(obj, self._name, self._argument)
+
+
+class ReadOnly(property):
+    """A property read back only, that is no argument of the constructor (an
+    Upscaler's scale, the model's); set, an AttributeError that says what it is and
+    what to do instead, where a property's own said only that it "has no setter"."""
+
+    def __init__(self, fget, instead: str):
+        super().__init__(fget)
+        self._instead = instead
+
+    def __set__(self, obj, value) -> None:
+        raise AttributeError(f"{_owner(obj)}'s {self.fget.__name__} {self._instead}")
+
+
+def read_only(instead: str):
+    """Makes a method a ReadOnly property, refused when set with ``instead``: "is its
+    model's: make another with another model=" after "an Upscaler's scale"."""
+    return lambda fget: ReadOnly(fget, instead)
 
 
 @functools.lru_cache(maxsize=None)

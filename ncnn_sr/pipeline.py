@@ -37,7 +37,7 @@ from .engine import Upscaler
 from .errors import FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .failover import Failover, tried
 from .files import broken_output, is_fifo, removed_words, went_with_input
-from .fixed import Fixed, FixedArguments
+from .fixed import Fixed, FixedArguments, read_only
 from .images import checked_quality, write_image
 from .jobs import Job, Plan
 from .lanes import Lane, UpscalingFailed, check_lanes, ordered_map, whole_at_least_1
@@ -219,7 +219,7 @@ class Pipeline(Loading, Failover, FixedArguments):
         self._halt.set()
         self._wake_procs()  # those out of service, waiting for it, drain the queue
 
-    @property
+    @read_only("is its run's to say: cancel() stops a run")
     def stopped(self) -> str | None:
         """Why the run in progress ended early on its own (a full disk), as its summary
         will say, or None: ``on_outcome`` hears of the picture that stopped it after.

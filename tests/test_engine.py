@@ -1328,6 +1328,35 @@ def test_an_upscalers_other_arguments_set_later_are_refused_not_taken_without_ef
     assert name not in vars(up)
 
 
+@pytest.mark.parametrize("name, said", [
+    ("scale", "an Upscaler's scale is its model's: give upscale() a scale= for results of another size, "
+              "or make another with another model="),
+    ("alignment", "an Upscaler's alignment is its model's: make another with another model="),
+    ("stages", "an Upscaler's stages follows from how it was made: make another with exact= (or overlap=)"),
+    ("closed", "an Upscaler's closed is read back only: close() closes it")])
+def test_an_upscalers_attributes_that_are_no_arguments_say_what_to_do_when_set(cpu_upscalers, name, said):
+    # found by a check of the library's faults: up.scale = 2 was Python's own "property
+    # 'scale' of 'Upscaler' object has no setter", where every setting fixed when it is
+    # made says what to do instead.
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    before = getattr(up, name)
+    with pytest.raises(AttributeError) as refused:
+        setattr(up, name, before)
+    assert str(refused.value) == said
+    assert getattr(up, name) == before and name not in vars(up)
+
+
+def test_every_public_attribute_of_an_upscaler_that_cannot_be_set_says_why(cpu_upscalers):
+    # So that one added later cannot fall back on Python's "has no setter".
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    for name, held in vars(Upscaler).items():
+        if not name.startswith("_") and isinstance(held, property) and held.fset is None:
+            with pytest.raises(AttributeError) as refused:
+                setattr(up, name, getattr(up, name))
+            assert str(refused.value).startswith(f"an Upscaler's {name} "), name
+            assert "setter" not in str(refused.value), name
+
+
 @pytest.mark.parametrize("tile, said", [("64", "tile must be a whole number, got '64'"),
                                         (None, "tile must be a whole number, got None"),
                                         (True, "tile must be a whole number, got True"),

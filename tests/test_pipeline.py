@@ -1136,6 +1136,16 @@ def test_a_pipelines_other_arguments_set_later_are_refused_not_taken_without_eff
     assert name not in vars(p)
 
 
+def test_a_pipelines_stopped_set_says_what_to_do_instead(cpu_lane):
+    # found by a check of the library's faults, as an Upscaler's scale: p.stopped = "x"
+    # was Python's own "property 'stopped' of 'Pipeline' object has no setter".
+    p = Pipeline([cpu_lane])
+    with pytest.raises(AttributeError) as refused:
+        p.stopped = "disk full"
+    assert str(refused.value) == "a Pipeline's stopped is its run's to say: cancel() stops a run"
+    assert p.stopped is None and "stopped" not in vars(p)
+
+
 def test_a_none_among_the_jobs_is_refused_not_taken_for_their_end(tmp_path, cpu_lane):
     # found by a check of the library's faults: None ended the jobs, so run([None, job])
     # upscaled nothing and said ok=0, failed=0, the job after it lost without a word.
