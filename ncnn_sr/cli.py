@@ -926,13 +926,13 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
     named = f" (the fetched models folder {models_mod.ENV_FETCHED} names)" \
         if folder is None and os.environ.get(models_mod.ENV_FETCHED) else ""
     if every and names:
-        _fail("--all fetches every model: name none", 2)
+        raise click.UsageError("--all fetches every model: name none")
     names = tuple(fetch_mod.fetchable()) if every else names
     if not names and (weights is not None or url is not None):  # else the list below, and they go unused
         given = "--from" if weights is not None else "--url"
-        _fail(f"{given} gives the weights of one model: name it ({PROG} fetch NAME {given} ...)", 2)
+        raise click.UsageError(f"{given} gives the weights of one model: name it ({PROG} fetch NAME {given} ...)")
     if not names and force:
-        _fail("--force fetches again the models named: name them, or give --all", 2)
+        raise click.UsageError("--force fetches again the models named: name them, or give --all")
     if not names:
         for name, entry in fetch_mod.fetchable().items():
             try:
@@ -952,7 +952,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
             click.echo(f"{PROG}: warning: {command_words(e)}{named}", err=True)
         return
     if weights is not None and url is not None:
-        _fail("--from and --url are two places to take the weights from: give one", 2)
+        raise click.UsageError("--from and --url are two places to take the weights from: give one")
     if url is not None and not download_mod.is_url(url):
         _fail(f"--url takes an http or https address, not {url!r} (a file here is --from FILE)", 2)
     try:
@@ -961,7 +961,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
     except NcnnSrError as e:
         _fail(command_words(e), 2)
     if (weights is not None or url is not None) and len(set(names)) > 1:
-        _fail(f"{'--from' if weights else '--url'} gives the weights of one model: name only that one", 2)
+        raise click.UsageError(f"{'--from' if weights else '--url'} gives the weights of one model: name only that one")
     failed = False
     for name in dict.fromkeys(names):
         try:

@@ -825,21 +825,38 @@ def test_fetch_keeps_weights_downloaded_whole_when_the_model_cannot_be_written(s
     assert server.ranges_asked == [None]  # whole and pinned: the server was not asked again
 
 
+FETCH_USAGE = "Usage: ncnn-sr fetch [OPTIONS] [NAMES]...\nTry 'ncnn-sr fetch --help' for help.\n\nError: "
+
+
 @pytest.mark.parametrize("given", [["--from", "RealESRNet_x4plus.pth"], ["--url", "https://example.org/a.pth"]])
 def test_weights_given_without_the_model_they_are_for_is_a_usage_error(tmp_path, given):
     # found by a README audit: `ncnn-sr fetch --from FILE` without a NAME listed the
-    # models and exited 0, installing nothing, as if the weights had been taken
+    # models and exited 0, installing nothing, as if the weights had been taken. Then
+    # its error came without the Usage: lines every other usage error shows (a missing
+    # -i, a flag without its value), as a failure of the fetch would.
     proc = run("fetch", *given, "-o", tmp_path / "m", check_ok=False)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert f"{given[0]} gives the weights of one model: name it" in proc.stderr
-    assert proc.stderr.count("\n") == 1 and not (tmp_path / "m").exists()
+    assert proc.stderr == (f"{FETCH_USAGE}{given[0]} gives the weights of one model: name it "
+                           f"(ncnn-sr fetch NAME {given[0]} ...)\n")
+    assert not (tmp_path / "m").exists()
 
 
-def test_force_without_a_model_to_fetch_again_is_a_usage_error(tmp_path):
-    # `ncnn-sr fetch --force` listed the models and exited 0, fetching nothing again
-    proc = run("fetch", "--force", "-o", tmp_path / "m", check_ok=False)
-    assert proc.returncode == 2 and proc.stdout == "" and proc.stderr.count("\n") == 1
-    assert "--force fetches again the models named: name them, or give --all" in proc.stderr
+@pytest.mark.parametrize("given, said", [
+    (["--force"], "--force fetches again the models named: name them, or give --all"),
+    (["--all", "realesrnet-x4plus"], "--all fetches every model: name none"),
+    (["realesrnet-x4plus", "--from", "a.pth", "--url", "https://example.org/a.pth"],
+     "--from and --url are two places to take the weights from: give one"),
+    (["realesrnet-x4plus", "realesr-general-x4v3", "--url", "https://example.org/a.pth"],
+     "--url gives the weights of one model: name only that one"),
+])
+def test_fetch_arguments_that_do_not_go_together_are_usage_errors(tmp_path, given, said):
+    # `ncnn-sr fetch --force` listed the models and exited 0, fetching nothing again;
+    # then these said so without the Usage: lines of every other usage error.
+    (tmp_path / "a.pth").write_bytes(b"x")
+    proc = run("fetch", *given, "-o", tmp_path / "m", check_ok=False, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"{FETCH_USAGE}{said}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pth"]
 
 
 def test_fetch_url_takes_an_address(tmp_path):
