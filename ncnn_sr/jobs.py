@@ -29,6 +29,7 @@ import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -678,12 +679,7 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
             name = f"{split_name(path.name)[0]}{suffix}"
             first = kept.get(_one_file_name((rel / name).as_posix()))
             if first is not None:
-                # NAME.vob.mkv; for a NAME with no extension, NAME-2.mkv (or the first
-                # number after that no other output has).
-                renamed, n = f"{path.name}{suffix}", 1
-                while renamed == name or _one_file_name((rel / renamed).as_posix()) in kept:
-                    n += 1
-                    renamed = f"{path.name}-{n}{suffix}"
+                renamed = _moved_clash_name(path, name, lambda other: _one_file_name((rel / other).as_posix()) in kept)
                 name = _renamed(path, name, first, renamed)
             kept[_one_file_name((rel / name).as_posix())] = path
             planned.append((path, dst / path.parent.relative_to(src) / name))
@@ -738,17 +734,36 @@ def _sound_alone(path: str) -> bool:
 def video_clash_outputs(jobs: list[tuple[Path, Path]]) -> dict[Path, Path]:
     """For each video of ``jobs`` (plan_videos') that took its plain name, where its
     output goes while another of that name takes it (c.vob.mkv of c.vob, beside
-    c.mkv): a finished video there is this one's, from a run when that other was
-    there, and the file at the plain name that other's. None for a name another
-    job's output has, nor for a video named without an extension (its clash name is
-    numbered)."""
+    c.mkv; clip-2.mkv of clip, a video without an extension, beside clip.mkv): a
+    finished video there is this one's, from a run when that other was there, and
+    the file at the plain name that other's. None for a name another job's output
+    has."""
     targets = {_one_file_name(str(target)) for _, target in jobs}
     clashes = {}
     for source, target in jobs:
-        clash = target.with_name(f"{source.name}{target.suffix}")  # _renamed's names
+        if target.suffix == source.suffix.lower():  # in its own container: a.MP4.mp4 beside a.mp4
+            clash = target.with_name(f"{source.name}{target.suffix}")
+        elif target.name == f"{split_name(source.name)[0]}{target.suffix}":  # made .mkv, at its plain name
+            clash = target.with_name(_moved_clash_name(
+                source, target.name, lambda other: _one_file_name(str(target.with_name(other))) in targets))
+        else:
+            continue  # named so already, as another took its plain name
         if clash != target and _one_file_name(str(clash)) not in targets:
             clashes[target] = clash
     return clashes
+
+
+def _moved_clash_name(path: Path, name: str, taken: Callable[[str], bool]) -> str:
+    """The name the video ``path`` made ``name``'s container (.mkv) takes where another
+    output has ``name``: NAME.vob.mkv; for a NAME with no extension, NAME-2.mkv (or
+    the first number after that whose name is not ``taken``). As plan_videos names
+    it and video_clash_outputs finds it again."""
+    suffix = Path(name).suffix
+    renamed, n = f"{path.name}{suffix}", 1
+    while renamed == name or taken(renamed):
+        n += 1
+        renamed = f"{path.name}-{n}{suffix}"
+    return renamed
 
 
 def has_sub_folders(folder: Path) -> bool:

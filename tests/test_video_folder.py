@@ -984,3 +984,40 @@ def test_skip_existing_after_a_video_of_the_same_name_was_removed_takes_none_for
     assert f"ncnn-sr: {out / 'c.vob.mkv'} exists: skipped (--skip-existing)" in proc.stderr
     assert proc.stderr.splitlines()[-1].startswith("ncnn-sr: 1 video: 0 upscaled, 1 skipped, 0 failed")
     assert names(out) == ["c.mkv", "c.vob.mkv"] and (out / "c.mkv").read_bytes() == before
+
+
+@pytest.mark.parametrize("keep_the_others", [True, False], ids=["its-output-kept", "its-output-removed"])
+def test_skip_existing_finds_the_numbered_output_of_a_video_without_an_extension(tmp_path, keep_the_others):
+    # clip.mkv kept its name and clip (a Matroska clip without an extension) went to
+    # clip-2.mkv; clip.mkv removed, clip took clip.mkv again and its numbered output
+    # was never looked at, as c.vob's c.vob.mkv is: it was upscaled again where
+    # clip.mkv's output was gone, and skipped for clip.mkv's video where it was kept.
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_in(src / "clip.mkv", "matroska", "libx264", frames=2)
+    make_in(src / "clip", "matroska", "libx264", frames=2)
+    run(NCNN_SR, "video", "-i", src, "-o", out, *X2)
+    assert names(out) == ["clip-2.mkv", "clip.mkv"]
+    ours = (out / "clip-2.mkv").read_bytes()
+    (src / "clip.mkv").unlink()
+    if not keep_the_others:
+        (out / "clip.mkv").unlink()
+    proc = run(NCNN_SR, "video", "-i", src, "-o", out, "--skip-existing", "-v", *X2)
+    assert f"ncnn-sr: {out / 'clip-2.mkv'} exists: skipped (--skip-existing)" in proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("ncnn-sr: 1 video: 0 upscaled, 1 skipped, 0 failed")
+    assert names(out) == (["clip-2.mkv", "clip.mkv"] if keep_the_others else ["clip-2.mkv"])
+    assert (out / "clip-2.mkv").read_bytes() == ours
+
+
+def test_the_numbered_output_looked_for_is_the_one_the_plan_would_give():
+    # As plan_videos numbers it: the first number no other output of the run has.
+    from ncnn_sr.jobs import video_clash_outputs
+
+    src, out = Path("in"), Path("out")
+    assert video_clash_outputs([(src / "clip", out / "clip.mkv")]) == {out / "clip.mkv": out / "clip-2.mkv"}
+    assert video_clash_outputs([(src / "clip", out / "clip.mkv"), (src / "clip-2.mkv", out / "clip-2.mkv")])[
+        out / "clip.mkv"] == out / "clip-3.mkv"
+    # One named so already, as another took its plain name, has none.
+    assert out / "clip-2.mkv" not in video_clash_outputs([(src / "clip", out / "clip-2.mkv"),
+                                                          (src / "clip.mkv", out / "clip.mkv")])
+    assert video_clash_outputs([(src / "Show.1080p", out / "Show.mkv")]) == {out / "Show.mkv": out / "Show.1080p.mkv"}
