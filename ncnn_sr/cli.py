@@ -229,7 +229,7 @@ _SHARED_OPTIONS = [
                  help="Context pixels around each tile (default 10); alone, it selects the reference tiling (no "
                       "blending)."),
     click.option("--overlap", type=WholeNumber(min=0, max=MAX_CONTEXT), default=None,
-                 help="Pixels neighbouring tiles share and blend (default 16; 0: the reference tiling). "
+                 help="Pixels neighbouring tiles share and blend (default 15; 0: the reference tiling). "
                       f"On the CPU and integrated GPUs, {_STAGED_MODELS} tile exactly instead while memory "
                       "allows."),
     click.option("--exact/--blend", "exact", default=None,

@@ -52,10 +52,13 @@ log = logging.getLogger("ncnn_sr")
 # tiles (docs/benchmarks.md). Otherwise seams are blended over
 # this many pixels, and windows grow by it within a budget of (tile + overlap + 2*pad)
 # / (tile + 2*pad) per axis over the reference rule: with 200 px tiles and the 10 px
-# context, at most 15% more compute for 55-61 dB tiled-vs-whole PSNR on
-# realesrgan-x4plus, against 45-51 dB (docs/benchmarks.md). Asking for a tile_pad alone selects the
+# context, 235/220 per axis, at most 14.1% more compute in 2-D, for 60-63 dB
+# tiled-vs-whole PSNR on realesrgan-x4plus's synthetic test pictures (53.5 and 49.5
+# dB on a detailed photo), against 40-50 dB for the reference rule. 16 px gave
+# 236/220, 15.07% in 2-D, over issue 6's 15%, for 0.3-1.2 dB more
+# (docs/benchmarks.md, 2026-12-04). Asking for a tile_pad alone selects the
 # reference rule.
-DEFAULT_OVERLAP = 16
+DEFAULT_OVERLAP = 15
 # Pixels around a pixel that the bicubic upscale of an alpha channel reads.
 BICUBIC_REACH = 2
 # Side of the blank picture a custom model is run on once to learn its scale.
@@ -130,7 +133,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
     run their trunk in stages over the whole picture, which gives the whole picture's
     output at any tile size while the feature map fits in the host's memory;
     otherwise, and on discrete GPUs, neighbouring tiles overlap by
-    ``DEFAULT_OVERLAP`` (16) pixels and are blended. ``exact``: True stages on discrete
+    ``DEFAULT_OVERLAP`` (15) pixels and are blended. ``exact``: True stages on discrete
     GPUs too, False never stages. ``tile_pad`` alone selects the reference
     tool's rule (each tile cropped out of a run padded by ``tile_pad`` pixels, no
     blending), and ``overlap`` sets the blend width explicitly (0: the reference

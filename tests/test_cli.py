@@ -1795,6 +1795,8 @@ def test_the_help_gives_the_tile_pads_default(command):
     assert {entry.prepadding for entry in catalog().values()} == {DEFAULT_PREPADDING} == {10}
     help_text = " ".join(run(command, "--help").stdout.split())
     assert "--tile-pad INTEGER RANGE Context pixels around each tile (default 10);" in help_text
+    from ncnn_sr.engine import DEFAULT_OVERLAP  # the engine's, which the help cannot import (ncnn)
+    assert f"Pixels neighbouring tiles share and blend (default {DEFAULT_OVERLAP}; 0:" in help_text
 
 
 def test_a_start_past_a_videos_end_is_refused_before_a_device_is_looked_at(tmp_path):

@@ -186,6 +186,25 @@ def test_blend_spans_whose_context_outgrows_the_picture_split_it_without_seams()
     assert blend_spans(65, 32, 40, 16, border=0) == (65, [Span(0, 0, 65, 0, 0)])
 
 
+def test_the_default_blended_windows_of_200_px_tiles_cost_at_most_15_percent_more_than_the_reference_rule():
+    # Issue 6's bound, strictly: with overlap 16 the budget was 236/220 per axis, 1.1507
+    # in 2-D, which 400x400 and 2600x2600 pictures reached (1.149-1.151 measured).
+    from ncnn_sr.engine import Upscaler
+    checked = 0
+    for name, spec, _ in _installed_catalog():
+        up = Upscaler(name, device=-1, tile=200)
+        p = up.tile_pad
+        ratios = []
+        for size in range(33, 2601):  # the windows' total on one axis against the reference rule's
+            length, spans = blend_spans(size, up.tile, p, up.overlap, up._border, up.alignment)
+            ratios.append(len(spans) * length / (size + 2 * p * -(-size // up.tile)))
+        # A picture's windows are its rows' spans times its columns': the worst
+        # picture of 33-2600 px a side is the worst axis on both.
+        assert max(ratios) ** 2 <= 1.15, (name, max(ratios) ** 2, 33 + ratios.index(max(ratios)))
+        checked += 1
+    assert checked
+
+
 def test_a_rise_and_a_fall_over_the_same_pixels_sum_to_one():
     left = ramp_weights(20, 0, 6)
     right = ramp_weights(14, 6, 0)

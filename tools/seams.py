@@ -24,6 +24,7 @@ from PIL import Image
 from ncnn_sr import Upscaler
 from ncnn_sr import network
 from ncnn_sr.bench import psnr
+from ncnn_sr.engine import DEFAULT_OVERLAP
 from ncnn_sr.models import resolve_model
 from ncnn_sr.param_file import parse_param
 
@@ -85,7 +86,8 @@ def main() -> None:
     ap.add_argument("--device", type=int, default=-1)
     ap.add_argument("--tile", type=int, default=200)
     ap.add_argument("--pad", type=int, default=10)
-    ap.add_argument("--overlaps", type=int, nargs="+", default=[16], help="blend widths to measure")
+    ap.add_argument("--overlaps", type=int, nargs="+", default=[DEFAULT_OVERLAP],
+                    help="blend widths to measure")
     ap.add_argument("--precision", default="default", help="default, fp32 or bf16 (every row)")
     args = ap.parse_args()
     image = np.asarray(Image.open(args.image).convert("RGB"))
