@@ -52,9 +52,9 @@ log = logging.getLogger("ncnn_sr")
 # tiles (docs/benchmarks.md). Otherwise seams are blended over
 # this many pixels, and windows grow by it within a budget of (tile + overlap + 2*pad)
 # / (tile + 2*pad) per axis over the reference rule: with 200 px tiles and the 10 px
-# context, 235/220 per axis, at most 14.1% more compute in 2-D, for 60-63 dB
+# context, 235/220 per axis, at most 14.1% more compute in 2-D, for 60-64 dB
 # tiled-vs-whole PSNR on realesrgan-x4plus's synthetic test pictures (53.5 and 49.5
-# dB on a detailed photo), against 40-50 dB for the reference rule. 16 px gave
+# dB on a detailed photo), against 40-55 dB for the reference rule. 16 px gave
 # 236/220, 15.07% in 2-D, over issue 6's 15%, for 0.3-1.2 dB more
 # (docs/benchmarks.md, 2026-12-04). Asking for a tile_pad alone selects the
 # reference rule.
