@@ -163,9 +163,13 @@ class _Meter:
 
 def sub_folder_gone(prog: str, words: str, what: str) -> str:
     """The one line of a sub-folder (-r) gone during a folder's run, ``words`` saying
-    which (files.input_gone), for all its ``what`` (pictures, videos) left: the run
-    goes on with the other folders."""
-    return f"{prog}: error: {words}: its {what} not yet read are not done; the other folders go on"
+    which (files.input_gone, or files.output_gone of an output sub-folder, whose
+    ``what`` already read are lost too), for all its ``what`` (pictures, videos) left:
+    the run goes on with the other folders."""
+    from .files import REMOVED  # not at the top: files loads more than --help needs
+
+    step = "written" if words.endswith(REMOVED) else "read"
+    return f"{prog}: error: {words}: its {what} not yet {step} are not done; the other folders go on"
 
 
 class Progress(_Meter):

@@ -468,7 +468,10 @@ def gone_folder(folder: Path, there: set, listed_in: Path | None = None) -> tupl
         folder = folder.parent
     if listed_in is not None and listed_in in folder.parents:
         return folder, False
-    return (folder, True) if folder in there else None
+    # Looked at again once found in ``there``: a folder is added to it once made (a
+    # save's output folder), which may be after the look above, as another thread
+    # made it; it was taken for removed.
+    return (folder, True) if folder in there and not folder.is_dir() else None
 
 
 def input_gone(folder: Path, read_in: set, listed_in: Path | None = None) -> tuple[str, bool] | None:
@@ -492,14 +495,29 @@ def went_with_input(output: Path, source: Path, listed_in: Path | None) -> str |
     return moved_words(gone[0])
 
 
+def output_gone(folder: Path, written_into: set, written_below: Path | None = None) -> tuple[str, bool] | None:
+    """Where the output folder ``folder`` is gone and the run wrote in it, or found
+    outputs there (``written_into``, see mark_there): why, in removed_words naming the
+    topmost folder gone, and whether the run stops for it (the folder given, or one
+    above it: every later output would be lost alike) or goes on (a sub-folder of
+    ``written_below``, the folder a plan mirrored its sub-folders into, -r: its own
+    outputs alone are lost). Made again, what was written there before would be gone
+    unsaid. None where ``folder`` is there, or was never there in this run: it is made
+    as the outputs come (-r mirrors sub-folders so)."""
+    gone = gone_folder(folder, written_into)
+    if gone is None:
+        return None
+    return removed_words(gone[0]), written_below is None or written_below not in gone[0].parents
+
+
 def broken_output(folder: Path, written_into: set, checked: Path | None) -> InputError | None:
     """After a write into ``folder`` failed: why no later output can be written there
     either, the run's cause to stop (pictures: pipeline; videos: batch_cli), else None
-    (the failure is the file's). Gone where the run wrote there (``written_into``), as
-    said in removed_words (made again, what was written before would be lost unsaid);
-    refusing a file now in ``checked``, a folder the run found writable (chmod)."""
-    if folder in written_into and not folder.is_dir():
-        return InputError(removed_words(folder))
+    (the failure is the file's). Gone where the run wrote there (output_gone; a
+    sub-folder's loss alone is asked before); refusing a file now in ``checked``, a
+    folder the run found writable (chmod)."""
+    if (gone := output_gone(folder, written_into)) is not None:
+        return InputError(gone[0])
     if checked is not None:
         try:
             check_writable(checked)
@@ -508,9 +526,14 @@ def broken_output(folder: Path, written_into: set, checked: Path | None) -> Inpu
     return None
 
 
+# How removed_words ends: said of a sub-folder (console.sub_folder_gone), its outputs are
+# lost as they are written, not as they are read.
+REMOVED = "was removed during the run (what was written there is gone)"
+
+
 def removed_words(folder: Path) -> str:
     """Why no output can be written in ``folder``, which a run wrote in and is gone."""
-    return f"{folder} was removed during the run (what was written there is gone)"
+    return f"{folder} {REMOVED}"
 
 
 def moved_words(folder: Path) -> str:

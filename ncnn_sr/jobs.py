@@ -81,6 +81,20 @@ class Job:
         if not isinstance(self.clash_name, str):  # else a bare TypeError in --skip-existing's look
             raise SettingError(f"a Job's clash_name must be a str, got {describe(self.clash_name)}")
 
+    @property
+    def written_below(self) -> Path | None:
+        """The folder a plan mirrored ``listed_in``'s sub-folders into (its run's output
+        folder): a sub-folder of it gone during the run is its own pictures' loss
+        alone, the run goes on. The target's folder less as many folders as the
+        source's lies below ``listed_in``; None for a Job made by hand."""
+        if self.listed_in is None:
+            return None
+        try:
+            depth = len(self.source.parent.relative_to(self.listed_in).parts)
+            return self.target.parents[depth]
+        except (ValueError, IndexError):  # a source not below it, made by hand
+            return None
+
 
 def _job_path(path, what: str) -> Path:
     """``path`` as a Path; a SettingError, as jobs' other refusals of an argument,

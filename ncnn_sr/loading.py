@@ -114,6 +114,8 @@ class Loading:
     _put: Callable[..., None]
     _report: Callable[[Outcome], None]
     _stop: Callable[..., bool]
+    _lost_alone: Callable[[Job], str | None]
+    _outputs_lost: bool
 
     def _start_loading(self) -> None:
         """Nothing claimed yet, as each run starts."""
@@ -131,6 +133,12 @@ class Loading:
             job = next_job()
             if job is None:
                 return
+            if self._outputs_lost and (lost := self._lost_alone(job)) is not None:
+                # Its output sub-folder went (-r), as a save found: read and upscaled,
+                # it would be lost as it is written (see Pipeline._save_one). Asked
+                # once one is found: a look at the folder for each picture otherwise.
+                self._report(Outcome(job, "not done", lost))
+                continue
             existing, missing = found_output(job) if self._skip_existing else (None, None)
             if existing is not None and missing is None:
                 self._report(Outcome(job, "skipped", "output exists", existing))

@@ -14,7 +14,9 @@ class Outcome:
     """What became of one job: ``status`` is ok, skipped or failed, or "not done"
     where its sub-folder (below the folder its plan listed, ``Job.listed_in``) went
     during the run before it was read, or in place (its output folder too) before
-    it was written (``message`` says which, the same for each picture of it);
+    it was written, or where its output sub-folder (below ``Job.written_below``),
+    which the run wrote in, went before it was written (``message`` says which, the
+    same for each picture of it);
     ``output`` is the file written (it can differ from the job's target, e.g.
     alpha → png); ``notes`` are warnings about an item that still succeeded."""
 
@@ -42,7 +44,7 @@ class Summary:
     # read before it were still upscaled and written.
     input_gone: bool = False
     # The pictures not done since their sub-folder went before they were read (-r), or
-    # in place before they were written (see Outcome), and
+    # it or their output sub-folder before they were written (see Outcome), and
     # each such folder in words ("IN/sub was removed or renamed during the run"): the
     # run went on with the other folders. Not in ``done``.
     not_done: int = 0

@@ -36,7 +36,7 @@ from .budget import MemoryBudget
 from .engine import Upscaler
 from .errors import FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .failover import Failover, tried
-from .files import broken_output, is_fifo, removed_words, went_with_input
+from .files import broken_output, is_fifo, mark_there, output_gone, went_with_input
 from .fixed import Fixed, FixedArguments, read_only
 from .images import checked_quality, write_image
 from .jobs import Job, Plan
@@ -267,7 +267,8 @@ class Pipeline(Loading, Failover, FixedArguments):
         self._start_loading()  # no loader runs between runs
         self._summary = Summary()
         self._errors = []
-        self._written_into: set = set()  # the output folders this run has written in
+        self._written_into: set = set()  # the output folders this run has written in, and those above them
+        self._outputs_lost = False  # whether a sub-folder's loss alone was found (_lost_alone)
         self._folders_lock = threading.Lock()
         part_files.forget_swept()  # each run sweeps its folders of killed runs' parts anew
         asked = self._animation_memory
@@ -537,7 +538,11 @@ class Pipeline(Loading, Failover, FixedArguments):
 
     def _save_one(self, item: Item) -> None:
         if item.error:
-            self._report(Outcome(item.job, "failed", item.error, notes=tuple(item.notes)))
+            # A loader's look at its output folder (check_writable) met the folder
+            # as it was removed, file by file (rm -rf): its sub-folder's loss, said once.
+            lost = self._lost_alone(item.job)
+            self._report(Outcome(item.job, "failed", item.error, notes=tuple(item.notes)) if lost is None else
+                         Outcome(item.job, "not done", lost))
             return
         stops = False  # whether no later picture could be written either
         try:
@@ -555,12 +560,12 @@ class Pipeline(Loading, Failover, FixedArguments):
         except Exception as e:  # a batch outlives any one file, and counts it as failed
             failure = f"cannot write {item.target}: {e!r}"
         else:
-            self._written_into.add(item.target.parent)
             self._report(Outcome(item.job, "ok", output=item.target, notes=tuple(item.notes)))
             return
-        if (lost := self._went_with_input(item)) is not None:
-            # In place (-r, -o the same as -i): the sub-folder removed was this picture's
-            # output folder, and no other's: it stopped the whole run, the others undone.
+        if (lost := self._lost_alone(item.job)) is not None:
+            # -r: the sub-folder removed was this picture's output folder (or one above
+            # it, below the run's), and no other's: it stopped the whole run, the others
+            # undone; in place (-o the same as -i), its input's sub-folder too.
             self._report(Outcome(item.job, "not done", lost))
             return
         if not stops and (changed := self._folder_changed(item)) is not None:
@@ -589,29 +594,44 @@ class Pipeline(Loading, Failover, FixedArguments):
         refused = broken_output(item.target.parent, self._written_into, self._found_writable(item))
         return None if refused is None else refused.said(self._flags)
 
-    def _went_with_input(self, item: Item) -> str | None:
-        """After ``item``'s write failed: where its output folder went with its input's
-        sub-folder (files.went_with_input), its loss alone, in words; else None."""
-        return went_with_input(item.target.parent, item.job.source.parent, item.job.listed_in)
+    def _lost_alone(self, job: Job) -> str | None:
+        """Where ``job``'s output folder is missing: why its picture alone (and the
+        others of its sub-folder) cannot be written, the run going on, in words: it
+        went with its input's sub-folder (in place, files.went_with_input), or it is an
+        output sub-folder (-r) this run wrote in, gone (files.output_gone); else None.
+        Once one is found, the loaders ask it of each picture (``_outputs_lost``)."""
+        folder = job.target.parent
+        if folder.is_dir():
+            return None
+        lost = went_with_input(folder, job.source.parent, job.listed_in)
+        if lost is None and (gone := output_gone(folder, self._written_into, job.written_below)) is not None \
+                and not gone[1]:
+            lost = gone[0]
+        if lost is not None:
+            self._outputs_lost = True
+        return lost
 
     def _make_folder_of(self, item: Item) -> None:
         """Make ``item``'s output folder where it is missing (-r mirrors sub-folders as
         their pictures come), unless this run wrote there before: then it was removed
-        during the run (by hand, or a drive's mount gone), and NoRoom stops the run.
+        during the run (by hand, or a drive's mount gone), and NoRoom stops the run,
+        but for a sub-folder's loss alone (_lost_alone: in place, its input went too).
         Made again, the outputs written before were gone while every picture was said
-        done. Nor where it went with its input's sub-folder (in place): made again, it
-        held outputs alone, where the pictures were removed or moved away."""
+        done; in place, it held outputs alone, where the pictures were removed or moved
+        away. The folder is marked written in before the write: removed just after it,
+        before the picture's outcome, it was made again in silence for the next."""
         folder = item.target.parent
         with self._folders_lock:  # two saves into one missing folder: one made
             if not folder.is_dir():
-                if self._went_with_input(item) is not None:
-                    raise InputError(removed_words(folder))  # _save_one says it as the sub-folder's
-                if folder in self._written_into:
-                    raise NoRoom(removed_words(folder))
+                if (lost := self._lost_alone(item.job)) is not None:
+                    raise InputError(lost)  # _save_one says it as the sub-folder's
+                if (gone := output_gone(folder, self._written_into)) is not None:
+                    raise NoRoom(gone[0])
                 try:
                     folder.mkdir(parents=True, exist_ok=True)
                 except OSError as e:
                     raise cannot_write(item.target, e) from None
+            mark_there(folder, self._written_into)
 
     def _report(self, outcome: Outcome) -> None:
         with self._report_lock:
@@ -620,6 +640,9 @@ class Pipeline(Loading, Failover, FixedArguments):
                 s.ok += 1
             elif outcome.status == "skipped":
                 s.skipped += 1
+                # Removed during the run, its folder is not made again in silence for
+                # the pictures left, the skipped ones gone (see _make_folder_of).
+                mark_there(outcome.output.parent, self._written_into)
             elif outcome.status == "not done":
                 s.not_done += 1
                 if outcome.message not in s.gone_folders:

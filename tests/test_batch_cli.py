@@ -3141,3 +3141,42 @@ def test_a_sub_folder_removed_during_a_run_is_one_line_and_the_others_are_done(t
                           "yet read are not done; the other folders go on"], lines
     assert lines[-1].startswith("ncnn-sr: 12 pictures: 7 upscaled, 0 skipped, 0 failed, 5 not done in "), lines
     assert sorted(os.listdir(out)) == ["a", "c"] and len(os.listdir(out / "a")) == 4 and len(os.listdir(out / "c")) == 3
+
+
+_OUTPUT_SUB_FOLDER_GONE = """
+import shutil, sys
+from pathlib import Path
+from ncnn_sr import pipeline
+
+gone, *args = sys.argv[1:]
+real = pipeline.write_image
+
+def write_image(target, *given, **options):
+    real(target, *given, **options)
+    if Path(target).parent == Path(gone):
+        shutil.rmtree(gone)  # once its first output is written: its other pictures are left
+
+pipeline.write_image = write_image
+sys.argv = ["ncnn-sr", *args]
+from ncnn_sr import entry
+entry.ncnn_sr()
+"""
+
+
+def test_an_output_sub_folder_removed_during_a_run_is_one_line_and_the_others_are_done(tmp_path):
+    # -r: an output sub-folder removed once its first output was written stopped the
+    # whole run ("stopped: out/a was removed during the run (what was written there is
+    # gone); 1 upscaled, 0 skipped, 1 failed, 10 not done"), b and c undone, though
+    # their outputs go into folders of their own.
+    for sub, count in (("a", 4), ("b", 5), ("c", 3)):
+        pictures(tmp_path / "in" / sub, [f"p{i}.png" for i in range(count)])
+    src, out = tmp_path / "in", tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", _OUTPUT_SUB_FOLDER_GONE, str(out / "a"), "-i", str(src), "-o",
+                           str(out), "-r", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1", "-j", "1:1:1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "ETA" not in line]  # the plain progress lines
+    assert lines[:-1] == [f"ncnn-sr: error: {out / 'a'} was removed during the run (what was written there is "
+                          "gone): its pictures not yet written are not done; the other folders go on"], lines
+    assert lines[-1].startswith("ncnn-sr: 12 pictures: 9 upscaled, 0 skipped, 0 failed, 3 not done in "), lines
+    assert sorted(os.listdir(out)) == ["b", "c"] and len(os.listdir(out / "b")) == 5 and len(os.listdir(out / "c")) == 3

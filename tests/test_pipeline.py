@@ -3006,6 +3006,57 @@ def test_a_sub_folder_removed_during_a_run_in_place_is_its_own_loss(removed, tmp
         assert sorted(os.listdir(src / sub)) == sorted(name for pair in pairs for name in pair)
 
 
+@pytest.mark.parametrize("removed", ["a", "a/x", "skipped", "out"])
+def test_an_output_sub_folder_removed_during_the_run_is_one_line_and_the_run_goes_on(removed, tmp_path, cpu_lane):
+    # -r: an output sub-folder removed once an output was written into it stopped the
+    # whole run ("out/a was removed during the run (what was written there is gone)"),
+    # b and c undone, though their outputs go into folders of their own; one whose
+    # outputs --skip-existing found there was made again in silence for the pictures
+    # left, the skipped ones gone while counted skipped. The folder given (-o) still
+    # stops the run: every later picture would be lost alike.
+    import shutil
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    subs = {"a/x" if removed == "a/x" else "a": 6, "b": 6, "c": 6}
+    for sub, count in subs.items():
+        (src / sub).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(picture(10, 12, seed=i)).save(src / sub / f"p{i}.png")
+    if removed == "skipped":  # a stopped run's outputs: a's first three
+        (out / "a").mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(picture(20, 24, seed=i)).save(out / "a" / f"p{i}.png")
+    jobs = plan_jobs(src, out, recursive=True).jobs
+    gone = out if removed == "out" else out / "a"
+    outcomes, removed_once = [], []
+
+    def told(outcome):  # removed as its first output is told (-r plans a/x after b and c)
+        outcomes.append(outcome)
+        if outcome.output is not None and gone in outcome.output.parents and not removed_once:
+            while gone.exists():  # a loader may make a file there meanwhile (check_writable)
+                shutil.rmtree(gone, ignore_errors=True)
+            removed_once.append(gone)
+
+    summary = within(60, lambda: Pipeline([cpu_lane], load_workers=1, save_workers=1, queue_size=1,
+                                          skip_existing=removed == "skipped", on_outcome=told).run(jobs))
+    words = f"{gone} was removed during the run (what was written there is gone)"
+    if removed == "out":
+        # The stop's picture failed; one a loader looked at the folder for as it went
+        # may too ("cannot write into out: No such file or directory").
+        assert summary.stopped == words and words in [o.message for o in summary.failures] and summary.done < 18
+        assert not out.exists()  # not made again for the pictures after
+        return
+    assert summary.stopped is None and not summary.cancelled and summary.failed == 0, summary.stopped
+    assert summary.gone_folders == [words] and summary.ok + summary.skipped + summary.not_done == 18
+    assert (summary.ok, summary.skipped, summary.not_done) == ((12, 1, 5) if removed == "skipped" else (13, 0, 5))
+    lost = [o for o in outcomes if o.status == "not done"]
+    assert {o.job.source.parent.relative_to(src).as_posix() for o in lost} == {"a/x" if removed == "a/x" else "a"}
+    assert {o.message for o in lost} == {words}
+    assert sorted(os.listdir(out)) == ["b", "c"]  # a not made again for the pictures left
+    for sub in "bc":
+        assert sorted(os.listdir(out / sub)) == [f"p{i}.png" for i in range(6)]
+
+
 def test_an_animation_run_holds_its_frames_in_python_about_once(tmp_path, cpu_lane):
     # Issue #6 (memory that does not grow with the picture beyond the output): the
     # numpy side of a run held the input frames, the upscaled frames once and a
