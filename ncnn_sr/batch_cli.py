@@ -28,7 +28,7 @@ from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError
                      os_reason, shell_word, write_error_type)
 from .fetch_record import file_sha256
 from .files import (broken_output, check_folder, check_writable, input_gone, is_fifo, make_folder, mark_there,
-                    reader_of, removed_words)
+                    output_gone, reader_of)
 from .flags import REFERENCE_JOBS, RunOptions
 from .images import check_picture, frame_count, header_layout, one_size, output_format
 from .jobs import (Job, OutputIsInput, Plan, check_reachable, existing_output, has_sub_folders, plan_jobs, plan_videos,
@@ -657,8 +657,9 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     good (one that failed a frame another then did) is out for the rest of the
     folder. A sub-folder (-r) removed or renamed during the run is one line instead, its
     videos not yet read not done, and the run goes on with the others, as a folder of
-    pictures does (files.input_gone decides for both). Ctrl-C stops at once, leaving
-    no partial file."""
+    pictures does (files.input_gone decides for both); an output sub-folder removed
+    too, its videos not yet written not done (files.output_gone). Ctrl-C stops at
+    once, leaving no partial file."""
     from . import video, video_codecs
 
     began = time.monotonic()
@@ -688,14 +689,16 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         for place, (src, dst) in enumerate(jobs, 1):
             if dst in done_before:
                 skipped += 1
+                mark_there(dst.parent, written_into)  # removed, it is not made again in silence
                 if opts.verbose:  # as a single video says it, which -v's line per file is
                     echo(f"{prog}: {done_before[dst]} exists: skipped (--skip-existing)")
                 continue
             new_folder = None
             try:
-                if dst.parent in written_into and not dst.parent.is_dir():
+                if (gone := output_gone(dst.parent, written_into, opts.output)) is not None:
                     # Made again, it said every video done while those before were gone.
-                    raise NoRoom(removed_words(dst.parent))
+                    # A sub-folder's (-r) is its own videos' loss alone (_folder_broken).
+                    raise NoRoom(gone[0]) if gone[1] else InputError(gone[0])
                 check_reachable(dst, file=True)  # a link to nowhere, as a single video's -o is checked
                 info = video.probe(src)
                 mark_there(src.parent, read_in)
@@ -724,7 +727,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                 # A full disk, or a folder removed or made read-only: every later video
                 # would fail alike, a line each.
                 broken = (command_words(e, flags), "it can be written") if isinstance(e, NoRoom) else \
-                    _folder_broken(src, dst, read_in, written_into, flags, opts.input)
+                    _folder_broken(src, dst, read_in, written_into, flags, opts.input, opts.output)
                 if broken is not None and broken[1] is None:
                     # A sub-folder gone: its videos alone are lost, said once (each failed
                     # alone, "file not found", or stopped the run, the others undone).
@@ -756,7 +759,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                     return EXIT_FAILED
                 continue
             done += 1
-            written_into.add(dst.parent)
+            mark_there(dst.parent, written_into)
             failed_everywhere = 0
             if dst in pipes:
                 pipes[dst].reached = True
@@ -790,12 +793,16 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
 
 
 def _folder_broken(src: Path, dst: Path, read_in: set, written_into: set, flags: FlagNames,
-                   listed_in: Path) -> tuple[str, str | None] | None:
+                   listed_in: Path, written_below: Path) -> tuple[str, str | None] | None:
     """After the video ``src`` failed to become ``dst``: why no later one can be done,
     where a folder this run read or wrote videos in is gone or read-only now, and what
     mends it, in words; None for what mends it where the folder gone is a sub-folder of
-    ``listed_in`` (-r), whose videos alone are lost; else None (the failure is the video's)."""
+    ``listed_in`` or of ``written_below`` (-r), whose videos alone are lost; else None
+    (the failure is the video's)."""
     out = dst.parent
+    gone = output_gone(out, written_into, written_below)
+    if gone is not None and not gone[1]:
+        return gone[0], None
     refused = broken_output(out, written_into, out if out in written_into else None)
     if refused is not None:
         return command_words(refused, flags), "it can be written"

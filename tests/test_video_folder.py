@@ -729,6 +729,38 @@ def test_a_sub_folder_of_videos_removed_during_the_run_is_one_line_and_the_other
     assert names(out) == sorted(Path(path).relative_to(out).as_posix() for path in wrote)
 
 
+@pytest.mark.parametrize("removed", ["a", "b"])  # once a video was written into it; once one was skipped there
+def test_an_output_sub_folder_of_videos_removed_during_the_run_is_one_line_and_the_others_are_done(tmp_path, removed):
+    # -r: an output sub-folder removed once a video was written into it stopped the
+    # whole run ("stopped: out/a was removed during the run (what was written there is
+    # gone)"), b and c undone, though their outputs go into folders of their own; one
+    # whose output --skip-existing found there was made again in silence for the videos
+    # left, the skipped one gone while counted skipped. As a folder of pictures does:
+    # one line, its videos left counted as not done.
+    import sys
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    for sub, count in (("a", 3 if removed == "a" else 2), ("b", 3), ("c", 2)):
+        (src / sub).mkdir(parents=True)
+        for i in range(count):
+            make_clip(src / sub / f"v{i}.mp4", frames=2, width=16, height=16, audio=None)
+    (out / "b").mkdir(parents=True)
+    make_clip(out / "b" / "v0.mp4", frames=2, width=32, height=32, audio=None)  # a stopped run's
+    # Removed once the second video (a/v1) is written: a/v2 is left, or b's two not done.
+    cmd = [sys.executable, "-c", _VIDEOS_BROKEN_MID_RUN, "remove", str(out / removed), "-i", str(src), "-o",
+           str(out), "-r", "--skip-existing", *X2]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "frames/s" not in line and ": wrote " not in line]
+    assert lines[:-1] == [f"ncnn-sr: error: {out / removed} was removed during the run (what was written there is "
+                          "gone): its videos not yet written are not done; the other folders go on"], lines
+    counts = "8 videos: 6 upscaled, 1 skipped, 0 failed, 1 not done" if removed == "a" else \
+        "7 videos: 4 upscaled, 1 skipped, 0 failed, 2 not done"
+    assert lines[-1].startswith(f"ncnn-sr: {counts} in "), lines
+    kept = ["b/v0.mp4", "b/v1.mp4", "b/v2.mp4"] if removed == "a" else ["a/v0.mp4", "a/v1.mp4"]
+    assert names(out) == kept + ["c/v0.mp4", "c/v1.mp4"]
+
+
 # Each container read, as FFmpeg's muxer names it, with an encoder it holds.
 CONTAINERS = {"mp4": "libx264", "mov": "libx264", "matroska": "libx264", "webm": "libvpx-vp9", "avi": "mpeg4",
               "mpegts": "mpeg2video", "flv": "flv", "ogg": "libvpx", "asf": "wmv2"}
