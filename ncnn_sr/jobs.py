@@ -169,9 +169,9 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
     ("out.png" is refused, as the reference refuses it) or a video ("out.mp4"). A plan whose output would replace one of its
     own inputs is refused whole (InputError), as are a path that cannot be looked at
     and an output that cannot be reached (a link to nothing on its way, or a file
-    where a folder must be). ``in_place`` lets a file input be replaced by its output,
-    as the reference does and its wrappers rely on: the output is written aside and
-    renamed over the input once whole.
+    where a folder must be). ``in_place`` lets a file input be replaced by its output
+    named as the input, as the reference does and its wrappers rely on: the output is
+    written aside and renamed over the input once whole.
     """
     # As str: None was a bare TypeError from pathlib, and bytes were refused.
     input_path, output_path = file_path(input_path, "plan_jobs"), file_path(output_path, "plan_jobs")
@@ -216,6 +216,9 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
             notes += (f"--suffix {suffix} ignored: the output is named, {dst}",)
         if recursive:  # a script's -r over what it took for a folder
             notes += (f"-r ignored: {src} is not a folder",)
+        # Only a picture named as its own output is replaced: one whose output folder
+        # is its own (-o .) got its name from the run, and was lost unasked.
+        in_place = in_place and named
         plan = Plan((Job(src, dst, in_place=in_place),), notes, False)
         return plan if in_place else _unless_overwriting(plan)
     check_reachable(dst, file=False)

@@ -1816,6 +1816,11 @@ def contents(folder: Path) -> dict:
     (NCNN_SR, "in/a.png", "output in/a.png is an input"),
     (NCNN_SR, "in/../in/a.png", "output in/../in/a.png is an input (in/a.png)"),
     (NCNN_SR, "in", "output in/a.png is an input"),
+    # The drop-in replaces a picture named as its output, as the reference does; one
+    # whose output folder is its own (-o ., where the reference refuses a folder for a
+    # file) was replaced too, by a name the user never gave.
+    (DROPIN, "in", "in/a.png failed: output in/a.png is an input"),
+    (DROPIN, "in/", "in/a.png failed: output in/a.png is an input"),
 ])
 def test_an_output_that_is_the_input_picture_is_refused(cmd, output, said, tmp_path):
     # The reference tool wrote over the input, and exited 0.
