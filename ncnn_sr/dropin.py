@@ -74,6 +74,10 @@ FLAGS = FlagNames("ncnn-sr")
 @click.option("-x", "tta", is_flag=True, help="enable tta mode")
 @click.option("-f", "fmt", default=None, metavar="format", help="output image format (jpg/png/webp, default=ext/png)")
 @click.option("-v", "verbose", is_flag=True, help="verbose output")
+# The reference's getopt reads -help as -h, and prints its usage: here -h took the
+# other letters for options too, and "No such option '-e'" named one never typed.
+@click.option("-help", "help_word", is_flag=True, hidden=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, _, given: _usage(ctx) if given else None)
 def main(input_path: str, output_path: str, scale: str, tile: str, model_path: str, model: str,
          gpu: str, jobs: str, tta: bool, fmt: str | None, verbose: bool) -> None:
     """Upscale a picture, each picture of a folder, or a video, with the Real-ESRGAN
@@ -280,6 +284,13 @@ def _check_picture_name(source: Path, output: Path) -> None:
         problem = f"unsupported output format '{suffix}' for {output}: use png, jpg or webp{also}"
     click.echo(f"{PROG}: error: {failed_words(source, problem)}", err=True)
     sys.exit(1)
+
+
+def _usage(ctx: click.Context) -> None:
+    """Prints the help, as -h does, and exits 0."""
+    if not ctx.resilient_parsing:  # shell completion reads the flags without running them
+        click.echo(ctx.get_help(), color=ctx.color)
+        ctx.exit()
 
 
 def _refuse(message: str) -> None:

@@ -417,6 +417,14 @@ def test_dropin_help_answers_help_with_two_dashes_too():
     assert proc.stdout == run(DROPIN, "-h").stdout and proc.stderr == ""
 
 
+def test_dropin_help_answers_help_with_one_dash_as_the_references_getopt():
+    # The reference's getopt reads -help as -h, its usage, and stops there: the drop-in
+    # said "No such option '-e'", a letter never typed.
+    proc = run(DROPIN, "-help")
+    assert proc.stdout == run(DROPIN, "-h").stdout and proc.stderr == ""
+    assert not re.search(r"(?<![-\w])-help", proc.stdout)  # -h and --help are the names shown
+
+
 def test_cpu_is_accepted_by_the_dropin(tmp_path):
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
     run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-g", "-1", "-s", "2")
