@@ -943,14 +943,21 @@ def _say_plan(prog: str, plan: Plan) -> None:
         echo(f"{prog}: error: {line}")
 
 
-def _check_plan(prog: str, opts: RunOptions, plan: Plan) -> None:
+def _check_plan(opts: RunOptions, plan: Plan, flags: FlagNames) -> None:
     """InputError where ``plan`` holds no picture; a warning where --quality sets
     none of its outputs."""
     if not plan.jobs:
-        deeper = prog == "ncnn-sr" and not opts.recursive and has_sub_folders(opts.input)  # the drop-in has no -r
-        raise InputError(f"{opts.input}: no pictures found{' (-r looks in its sub-folders too)' if deeper else ''}")
+        raise InputError(f"{opts.input}: no pictures found{_deeper(opts, flags)}")
     if opts.quality is not None and all(output_format(job.target) in ("png", "gif") for job in plan.jobs):
         log.warning("--quality ignored: it sets jpg, webp and avif quality; PNG is lossless, GIF a palette")
+
+
+def _deeper(opts: RunOptions, flags: FlagNames) -> str:
+    """What to add where a folder run found no picture: that -r (``flags``' -r, the
+    drop-in having none) looks in the sub-folders, where there are any to look in."""
+    if opts.recursive or not has_sub_folders(opts.input):
+        return ""
+    return f" ({flags('-r')} looks in its sub-folders too)"
 
 
 def _skip_all(prog: str, opts: RunOptions, skipped: list[Outcome], state: _RunState) -> None:
@@ -1079,9 +1086,9 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
             state.pipes = {job.target: OutputPipe(job.target) for job in plan.jobs if is_fifo(job.target)}
         _say_plan(prog, plan)
         if not plan.jobs and opts.empty_folder_ok and not plan.unlisted:
-            log.warning(f"{opts.input}: no pictures found: nothing to do")
+            log.warning(f"{opts.input}: no pictures found{_deeper(opts, flags)}: nothing to do")
             return 0
-        _check_plan(prog, opts, plan)
+        _check_plan(opts, plan, flags)
         # A picture's missing folders are made as a folder's are, and taken back alike.
         out_folder = opts.output if plan.folder_mode else plan.jobs[0].target.parent
         state.new_folder = _first_missing(out_folder)

@@ -209,15 +209,17 @@ def test_a_folder_whose_pictures_are_all_in_sub_folders_says_how_to_take_them(tm
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("inside", [[], ["sub/a.png"]])
-def test_the_drop_in_runs_a_folder_with_no_pictures_as_the_reference_does(inside, tmp_path):
+@pytest.mark.parametrize("inside, deeper", [([], ""), (["sub/a.png"], " ('ncnn-sr -r' looks in its sub-folders too)")])
+def test_the_drop_in_runs_a_folder_with_no_pictures_as_the_reference_does(inside, deeper, tmp_path):
     # The reference runs it and exits 0: a script looping over frame folders under
-    # `set -e` stopped at the first empty one.
+    # `set -e` stopped at the first empty one. Pictures in sub-folders alone were
+    # passed over unsaid (the drop-in has no -r): ncnn-sr's takes them.
     (tmp_path / "in").mkdir()
     pictures(tmp_path / "in", inside)
     proc = run(DROPIN, "-i", tmp_path / "in", "-o", tmp_path / "out", *X2_CPU)
     assert proc.returncode == 0
-    assert proc.stderr.strip().splitlines()[-1].endswith(f"{tmp_path / 'in'}: no pictures found: nothing to do")
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        f"{tmp_path / 'in'}: no pictures found{deeper}: nothing to do")
     assert not (tmp_path / "out").exists()
 
 
