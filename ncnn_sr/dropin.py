@@ -206,9 +206,13 @@ def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int
         _check_picture_name(opts.input, opts.output)
     fmt = opts.fmt
     if fmt is not None and video:
-        # One file, from a pipe too, named by its extension (a folder is refused by the run).
-        if not into_folder and fmt.strip():
+        # One file, from a pipe too, named by its extension; into a folder, a video too
+        # (-o frames/ -f jpg wrote frames/clip.mp4 unsaid, where jpg frames were meant).
+        if fmt.strip() and not into_folder:
             log.warning("-f %s ignored: %s is written as its extension says", fmt, opts.output)
+        elif fmt.strip():
+            log.warning("-f %s ignored: the video %s is written into %s as a video", fmt, opts.input.name,
+                        opts.output)
         fmt = None
     elif fmt is not None and fmt.lower() not in REFERENCE_FORMATS:
         if not single:

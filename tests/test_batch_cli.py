@@ -1677,6 +1677,17 @@ def test_a_format_given_for_a_video_is_said_to_be_ignored(fmt, piped, tmp_path):
         assert c.streams.video[0].width == 64
 
 
+def test_a_format_given_for_a_video_into_a_folder_is_said_to_be_ignored(tmp_path):
+    # -i clip.mp4 -o frames/ -f jpg wrote frames/clip.mp4 and said nothing of -f: jpg
+    # frames were wanted, as the reference's frame-folder recipe makes them.
+    make_clip(tmp_path / "clip.mp4", frames=2, audio=None)
+    proc = run(DROPIN, "-i", "clip.mp4", "-o", "frames/", "-f", "jpg", *X2_CPU, cwd=tmp_path)
+    said = proc.stderr.splitlines()
+    assert said[0] == f"realesrgan-ncnn-vulkan: warning: -f jpg ignored: the video clip.mp4 is written into " \
+                      f"{Path('frames')} as a video", said
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["clip.mp4"]
+
+
 def test_a_gif_output_is_refused_by_the_dropin_as_by_the_reference(tmp_path):
     pictures(tmp_path, ["in.png"])
     proc = run(DROPIN, "-i", "in.png", "-o", "o.gif", "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
