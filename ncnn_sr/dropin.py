@@ -266,7 +266,7 @@ def _check_picture_name(source: Path, output: Path) -> None:
     """Exits with the drop-in's words where the one picture's (``source``'s) ``output``
     names no format the reference writes."""
     from .batch_cli import video_instead
-    from .images import nameless, only_an_extension
+    from .images import nameless, no_extension, only_an_extension
 
     # ".png" alone (an unset "$NAME.png") is read as the extension it is, and refused.
     alone = not output.suffix and only_an_extension(output)
@@ -278,8 +278,7 @@ def _check_picture_name(source: Path, output: Path) -> None:
     if alone and suffix.lstrip(".") in REFERENCE_FORMATS:
         problem = nameless(output)
     elif not suffix:
-        problem = (f"{output} has no extension and is not a folder: name the output picture .png, .jpg "
-                   f"or .webp, or write {output}{os.sep} for a folder (made if missing)")
+        problem = no_extension(output, ".png, .jpg or .webp")
     elif is_video_path(output) and source.is_file():
         instead = video_instead(source, output, "use png, jpg or webp")
         problem = f"unsupported output format '{suffix}' for {output}: {instead}"

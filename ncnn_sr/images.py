@@ -131,14 +131,22 @@ def nameless(path: str | os.PathLike) -> str:
     return f"{path} is an extension without a name: name the output picture, such as out{Path(path).name}"
 
 
+def no_extension(path: str | os.PathLike, extensions: str) -> str:
+    """What to say of an output named without an extension, ``extensions`` being those
+    to name it with: a name not there yet may be meant as a folder, made if missing; a
+    file or device there cannot become one (-o notes offered notes/, -o /dev/null
+    /dev/null/)."""
+    folder = "" if os.path.lexists(path) else f", or write {path}{os.sep} for a folder (made if missing)"
+    return f"{path} has no extension and is not a folder: name the output picture {extensions}{folder}"
+
+
 def output_format(path: str | os.PathLike) -> str:
     """The format key (png, jpg, webp, gif, avif) a file name asks for; InputError otherwise."""
     ext = Path(path).suffix.lower().lstrip(".")
     if not ext and only_an_extension(path):
         raise InputError(nameless(path))
     if not ext:
-        raise InputError(f"{path} has no extension and is not a folder: name the output picture "
-                         f".png, .jpg, .webp, .gif or .avif, or write {path}{os.sep} for a folder (made if missing)")
+        raise InputError(no_extension(path, ".png, .jpg, .webp, .gif or .avif"))
     if ext not in FORMATS:
         raise InputError(f"unsupported output format '.{ext}' for {path}: use png, jpg, webp, gif or avif")
     return _format_key(ext, path)

@@ -2264,6 +2264,21 @@ def test_an_output_name_without_extension_says_what_to_give(tmp_path):
     assert [p.name for p in (tmp_path / "newdir").iterdir()] == ["in.png"]
 
 
+@pytest.mark.parametrize("cmd, formats", [(NCNN_SR, ".png, .jpg, .webp, .gif or .avif"),
+                                          (DROPIN, ".png, .jpg or .webp")])
+def test_an_output_without_extension_that_is_a_file_is_not_offered_as_a_folder(cmd, formats, tmp_path):
+    # "or write notes/ for a folder (made if missing)": a file is there, and no folder
+    # can be made under it (the drop-in's -o /dev/null was offered /dev/null/ too).
+    pictures(tmp_path, ["in.png"])
+    (tmp_path / "notes").write_text("mine")
+    proc = run(cmd, "-i", "in.png", "-o", "notes", *X2_CPU, cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1
+    failed = "in.png failed: " if cmd == DROPIN else ""
+    assert proc.stderr == f"{Path(cmd).name}: error: {failed}notes has no extension and is not a folder: name the " \
+                          f"output picture {formats}\n"
+    assert (tmp_path / "notes").read_text() == "mine"
+
+
 @pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
 @pytest.mark.parametrize("source", ["in.png", "in"])
 def test_an_output_that_is_only_an_extension_is_refused_as_a_name_missing(cmd, source, tmp_path):
