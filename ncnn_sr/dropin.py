@@ -4,10 +4,12 @@ correctly, ``-g -1`` runs on the CPU, a missing output folder is made, and a fai
 picture gives a non-zero exit status."""
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -190,6 +192,34 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             video_in.close()
 
 
+class _NcnnSrOptions(Mapping):
+    """ncnn-sr's options that the drop-in has not, each with where it is, for the
+    drop-in's "No such option" (UsageCommand.elsewhere): -r said nothing more, and the
+    sub-folders the reference's users ask for seemed out of reach. Read from ncnn-sr's
+    commands only when an unknown option is met, not on every run."""
+
+    def __getitem__(self, name: str) -> str:
+        return _ncnn_sr_options()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_ncnn_sr_options())
+
+    def __len__(self) -> int:
+        return len(_ncnn_sr_options())
+
+
+@functools.cache
+def _ncnn_sr_options() -> dict[str, str]:
+    from .cli import upscale, video
+
+    where = {}
+    for command, name in ((video, "'ncnn-sr video'"), (upscale, "ncnn-sr")):  # where both have one, ncnn-sr
+        where.update(dict.fromkeys((n for p in command.params for n in (*p.opts, *p.secondary_opts)), name))
+    # ncnn-sr's long names of the drop-in's own options are offered as those (--scale: -s).
+    return {option: f"(an option of {name}: the drop-in takes the reference's flags only)"
+            for option, name in where.items() if option not in main.known_as}
+
+
 def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int:
     """Runs the flags ``opts`` as the reference would: only its output formats, and
     JPEGs at its quality; a video into a FIFO (``pipe``) as ncnn-sr video writes one.
@@ -312,6 +342,9 @@ def _reachable(output: Path) -> bool:
     except (InputError, OSError):
         return False
     return True
+
+
+main.elsewhere = _NcnnSrOptions()
 
 
 if __name__ == "__main__":  # python -m ncnn_sr.dropin, where the installed command is not on PATH
