@@ -975,9 +975,10 @@ def _skip_all(prog: str, opts: RunOptions, skipped: list[Outcome], state: _RunSt
 
 def _say_lanes(opts: RunOptions, lanes: list[Lane]) -> None:
     """Each lane's model, device and workers, and the resampling of its results (-v)."""
+    tta = ", TTA (8 runs a tile)" if opts.tta else ""  # else -x was seen to take only in the time it took
     for lane in lanes:
-        log.info("%s x%d on %s, %d proc worker(s)", lane.upscaler.spec.name, lane.upscaler.scale,
-                 lane.upscaler.device, lane.workers)
+        log.info("%s x%d on %s, %d proc worker(s)%s", lane.upscaler.spec.name, lane.upscaler.scale,
+                 lane.upscaler.device, lane.workers, tta)
     native = lanes[0].upscaler.scale
     if opts.scale is not None and opts.scale != native and opts.width is None and opts.height is None:
         log.info("%s is a x%d model: its output is resampled to x%g (Lanczos)", lanes[0].upscaler.spec.name,

@@ -277,6 +277,16 @@ def test_dropin_says_when_it_resamples_the_models_output(tmp_path):
     assert "resampled" not in native.stderr
 
 
+def test_verbose_says_whether_tta_is_on(tmp_path):
+    # -x -v said nothing of TTA: whether a script's -x took was known only from the time.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-x", *X2_CPU, "-v")
+    assert "realesrgan-ncnn-vulkan: realesr-animevideov3-x2 x2 on CPU, 1 proc worker(s), TTA (8 runs a tile)" \
+        in proc.stderr.splitlines()
+    plain = run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", *X2_CPU, "-v")
+    assert "TTA" not in plain.stderr
+
+
 def test_dropin_help_gives_the_references_usage_line_once():
     # Click's "Usage: realesrgan-ncnn-vulkan [OPTIONS]" came first, then the
     # reference's usage line again as the description.
