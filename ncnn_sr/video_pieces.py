@@ -204,9 +204,13 @@ class Work:
         self.remove()
 
     def drop_piece(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        """The piece in work let go of, unfinished: its .tmp is never taken for one."""
+        f, self._file = self._file, None
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass  # the bytes a full disk refused, flushed again: the piece is dropped all the same
 
     @property
     def writing(self) -> bool:

@@ -125,7 +125,9 @@ def test_a_disk_too_full_for_the_pieces_still_gets_the_video(room, tmp_path, cpu
                                                             monkeypatch, caplog):
     # The pieces double what a run writes: a disk with room for the video alone failed
     # the run ('cannot write out.mp4: No space left on device') that, without them,
-    # would have finished. Now they are given up, and their room with them.
+    # would have finished. Now they are given up, and their room with them. Giving up
+    # closed the piece, whose buffer flushed the refused bytes again: that refusal
+    # ended the run ("ncnn-sr: error: None: No space left on device").
     from ncnn_sr import video_pieces
     up = cpu_upscalers("realesr-animevideov3-x2")
     clip = make_clip(tmp_path / "in.mp4", frames=24, rate=Fraction(12))
@@ -138,8 +140,10 @@ def test_a_disk_too_full_for_the_pieces_still_gets_the_video(room, tmp_path, cpu
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return super().write(data)
 
-    def piece_open(path, mode="r", *args, **kwargs):
-        return Full(path, "wb") if str(path).endswith(".tmp") and mode == "wb" else open(path, mode, *args, **kwargs)
+    def piece_open(path, mode="r", *args, **kwargs):  # buffered, as open's "wb" is
+        if str(path).endswith(".tmp") and mode == "wb":
+            return io.BufferedWriter(Full(path, "wb"))
+        return open(path, mode, *args, **kwargs)
 
     monkeypatch.setattr(video_pieces, "open", piece_open, raising=False)
     out = tmp_path / "out.mkv"
