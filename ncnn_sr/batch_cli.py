@@ -498,8 +498,10 @@ def _say_failed(prog: str, bar: FrameProgress | None, e: Exception, flags: FlagN
     """``e``'s line; given the run's ``opts``, as an error that ended the run (said_failed)."""
     if bar is not None:
         bar.close()
-    # An OSError here is from looking at a path (a name too long, say).
-    said = command_words(e, flags) if isinstance(e, NcnnSrError) else f"{e.filename}: {os_reason(e)}"
+    # An OSError here is from looking at a path (a name too long, say), which it names;
+    # one that names none is said without its "None".
+    said = (command_words(e, flags) if isinstance(e, NcnnSrError)
+            else f"{e.filename}: {os_reason(e)}" if e.filename else os_reason(e))
     echo(f"{prog}: error: {said if opts is None else said_failed(opts, said)}")
 
 

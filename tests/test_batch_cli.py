@@ -3103,6 +3103,17 @@ def test_a_folder_s_video_refusal_that_names_no_video_says_its_video_first(refus
     assert command_words(_naming(refusal, Path("in/a.mp4"), Path("out/a.mkv"))) == said
 
 
+def test_a_video_run_s_os_error_that_names_no_file_is_said_without_none(capsys):
+    # A refusal of a write that was not a path's (a buffer flushed on close) was said
+    # as "ncnn-sr: error: None: No space left on device".
+    from ncnn_sr.batch_cli import _say_failed
+
+    _say_failed("ncnn-sr", None, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    _say_failed("ncnn-sr", None, OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), "a" * 300))
+    assert capsys.readouterr().err.splitlines() == ["ncnn-sr: error: No space left on device",
+                                                     f"ncnn-sr: error: {'a' * 300}: File name too long"]
+
+
 @pytest.mark.skipif(os.name == "nt", reason="no flock: no part file is taken for stale")
 def test_picture_parts_a_killed_run_left_are_removed_once_by_the_next_run_into_that_folder(tmp_path):
     # A run killed outright (SIGKILL, the power) left each picture's hidden part file,
