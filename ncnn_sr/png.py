@@ -164,10 +164,29 @@ def _refusal(path: str | os.PathLike) -> str | None:
         if len(head) < 8:
             return "PNG cut short before its pixels"  # Pillow's words: a buffer's size, or none
         f.seek(0)
+        data = f.read()
         try:  # what is damaged past mending, as ``mended`` leaves it
-            PngImagePlugin.PngImageFile(io.BytesIO(mended(f.read())[0])).close()
+            PngImagePlugin.PngImageFile(io.BytesIO(mended(data)[0])).close()
         except Exception as e:  # noqa: BLE001 - only its words are wanted
-            return " ".join(str(e).split()) or type(e).__name__
+            return _header_words(data) or " ".join(str(e).split()) or type(e).__name__
+    return None
+
+
+# The bit depths each colour type may have, by the PNG specification.
+_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+
+
+def _header_words(data: bytes) -> str | None:
+    """What is wrong with the header (IHDR) of the PNG ``data`` in words, where it
+    states no pixels or a depth its colour type does not take (zeroed by a bad block,
+    say), for which Pillow says only "not identified by this driver"; None else."""
+    if data[12:16] != b"IHDR" or len(data) < 26:
+        return None
+    width, height, depth, colour = struct.unpack_from(">IIBB", data, 16)
+    if not width or not height:
+        return f"PNG: its header states {width}x{height} pixels"
+    if depth not in _DEPTHS.get(colour, ()):
+        return f"PNG: its header states {depth}-bit samples of colour type {colour}, which PNG does not define"
     return None
 
 

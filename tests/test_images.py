@@ -1848,6 +1848,22 @@ def test_a_png_broken_before_its_pixels_is_broken_not_an_unknown_format(tmp_path
             read_image(tmp_path / name)
 
 
+@pytest.mark.parametrize("width, height, depth, colour, said", [
+    (0, 24, 8, 2, "0x24 pixels"), (32, 0, 8, 2, "32x0 pixels"),
+    (32, 24, 16, 3, "16-bit samples of colour type 3, which PNG does not define"),
+    (32, 24, 8, 5, "8-bit samples of colour type 5, which PNG does not define")])
+def test_a_png_whose_header_states_what_png_has_not_says_what(tmp_path, width, height, depth, colour, said):
+    # A header of zeroed or changed bytes (a disk's bad block), its checksum right:
+    # "broken or truncated picture (not identified by this driver)", Pillow's words.
+    data = bytearray(png_bytes(picture(24, 32), 8, 2))
+    struct.pack_into(">IIBB", data, 16, width, height, depth, colour)
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+    (tmp_path / "z.png").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=rf"^\S*z.png: broken or truncated picture \(PNG: its header states "
+                                         rf"{re.escape(said)}\)$"):
+        read_image(tmp_path / "z.png")
+
+
 def damaged(chunk: bytes) -> bytes:
     """The PNG ``chunk`` with a wrong checksum."""
     return chunk[:-4] + bytes(b ^ 0xFF for b in chunk[-4:])
