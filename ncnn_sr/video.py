@@ -277,7 +277,9 @@ def _video_stream(container, path):
         # A song with its album art: said as no video alone, the picture it holds was a puzzle.
         cover = ", only a cover picture (a still attached to the file)" if container.streams.video else ""
         raise InputError(f"{path}: has no video stream{cover}")
-    decodable = next((s for s in moving if s.codec_context is not None), None)
+    # An animated AVIF's still picture comes first, its animation after it.
+    animated = [s for s in moving if not video_streams.still_item(container, s)]
+    decodable = next((s for s in animated or moving if s.codec_context is not None), None)
     if decodable is None:  # a codec FFmpeg does not know, or a damaged header
         raise InputError(f"{path}: cannot decode its video: FFmpeg knows no decoder for it")
     return decodable

@@ -600,6 +600,13 @@ def _pauses(inp, stream, reopen: bool, window: Window | None = None) -> bool:
     return False
 
 
+def still_item(inp, stream) -> bool:
+    """Whether the video ``stream`` of ``inp`` is the still picture of an animated AVIF
+    or HEIF, an item FFmpeg gives as a stream of one frame with no duration (a track of
+    the mov family, the animation beside it, has one), not a moving picture."""
+    return inp.format.name.startswith("mov") and stream.frames == 1 and stream.duration is None
+
+
 def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                one_way: bool = False, reopen: bool = True,
                sound_from: Fraction = Fraction(0)) -> tuple[dict[int, SideOutput], list, list[tuple[str, bytes]]]:
@@ -633,6 +640,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             else:  # a picture attached for another use (a logo, say), like any other file
                 log.warning("%s cannot hold attachments: dropping stream %d (%s; a .mkv output keeps it)", dst.suffix,
                             extra.index, extra.metadata["filename"])
+            continue
+        elif still_item(inp, extra):  # an animated AVIF's still: its first frame again, said by none
             continue
         elif extra.codec_context is None:  # passed over for a later one that can be decoded
             log.warning("dropping video stream %d: FFmpeg knows no codec for it", extra.index)

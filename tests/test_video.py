@@ -1355,8 +1355,11 @@ def test_the_video_upscaled_is_never_a_cover_picture_listed_first():
         def __init__(self, disposition):
             self.disposition = disposition
             self.codec_context = SimpleNamespace()  # a decoder FFmpeg has
+            self.frames, self.duration = 24, 12288  # a track's: no still picture of an AVIF
 
     class Container:
+        format = SimpleNamespace(name="mov,mp4,m4a,3gp,3g2,mj2")
+
         class streams:
             video = [Stream(av.stream.Disposition.attached_pic), Stream(av.stream.Disposition.default)]
 
@@ -2706,6 +2709,22 @@ def test_a_gif_is_said_to_lose_transparency_only_where_it_has_some(transparent, 
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
         assert upscale_video(tmp_path / "in.gif", tmp_path / "out.mp4", lambda frames: frames) == 3
     assert ("has transparency (an alpha channel)" in caplog.text) is transparent, caplog.text
+
+
+def test_an_animated_avif_makes_a_video_of_its_animation_not_of_its_still_picture(tmp_path, caplog):
+    # FFmpeg gives an AVIF's still picture (an item: one frame, no duration) as video
+    # stream 0 and its animation as stream 1: 'ncnn-sr video' upscaled the still alone,
+    # "dropping video stream 1: only video stream 0 is upscaled", a video of 1 frame
+    # of 3, as the hint 'ncnn-sr -i a.avif -o out.mp4' gives had it run.
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    images = [Image.fromarray(np.full((16, 16, 3), c, np.uint8)) for c in colours]
+    images[0].save(tmp_path / "a.avif", save_all=True, append_images=images[1:], duration=100)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert upscale_video(tmp_path / "a.avif", tmp_path / "out.mp4", lambda frames: frames) == 3
+    assert not caplog.records, caplog.text
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        means = [f.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0) for f in c.decode(video=0)]
+    assert [int(np.argmax(m)) for m in means] == [0, 1, 2]
 
 
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
