@@ -30,7 +30,7 @@ from .fetch_record import file_sha256
 from .files import (broken_output, check_folder, check_writable, input_gone, is_fifo, make_folder, mark_there,
                     output_gone, reader_of)
 from .flags import REFERENCE_JOBS, RunOptions
-from .images import check_picture, frame_count, header_layout, one_size, output_format
+from .images import ANIMATED_WEBP, animated_webp, check_picture, frame_count, header_layout, one_size, output_format
 from .jobs import (Job, OutputIsInput, Plan, check_reachable, existing_output, has_sub_folders, plan_jobs, plan_videos,
                    video_clash_outputs, video_output_name)
 from .lanes import Lane, UpscalingFailed, ordered_map
@@ -61,6 +61,8 @@ def video_instead(source: Path, target: Path, formats: str) -> str:
     """What to do with the picture ``source`` whose output ``target`` is named as a
     video (out.mp4): an animation makes one with ``ncnn-sr video``, written out; a
     still picture is written as one of ``formats``."""
+    if animated_webp(source):
+        return f"{source} is {ANIMATED_WEBP}: write webp, png or gif"
     if frame_count(source) > 1:
         command = f"ncnn-sr video -i {shell_word(str(source))} -o {shell_word(str(target))}"
         return f"{source}'s frames make a video with: {command}"

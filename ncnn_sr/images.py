@@ -738,6 +738,23 @@ def frame_count(path) -> int:
         return 1
 
 
+# What an animated WebP is to ``ncnn-sr video`` (``animated_webp``).
+ANIMATED_WEBP = "an animated WebP, whose frames FFmpeg cannot decode into a video"
+
+
+def animated_webp(path) -> bool:
+    """Whether ``path`` is an animated WebP, whose frames FFmpeg's WebP decoder, of
+    still ones alone, does not decode: ``ncnn-sr video`` cannot read it."""
+    try:
+        _check_regular(path)  # as frame_count
+        with pillow_warnings():
+            im = open_mended(path)
+            with im:
+                return im.format == "WEBP" and count_frames(im, path) > 1
+    except Exception:  # noqa: BLE001 - one that cannot be read fails later, in its own words
+        return False
+
+
 def _check_not_preview(im: Image.Image, path: str) -> None:
     """InputError where the open TIFF ``im`` (at ``path``) starts with a reduced-
     resolution image (NewSubfileType bit 0): a raw photo's DNG starts with its

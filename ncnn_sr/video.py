@@ -181,7 +181,11 @@ def _still_picture(container, path) -> InputError:
     a still picture to upscale as one; one of a kind FFmpeg decodes and Pillow, which
     reads the pictures ``ncnn-sr upscale`` takes, does not (DPX, EXR, PAM), to convert
     first; or no picture at all, only named as one."""
+    from .images import ANIMATED_WEBP, animated_webp  # Pillow, only for a picture given as a video
+
     kind = container.format.name
+    if kind == "webp_pipe" and not isinstance(path, VideoInput) and animated_webp(path):
+        return InputError(f"{path}: {ANIMATED_WEBP}: upscale it as a picture, into a webp, png or gif")
     if isinstance(path, VideoInput) or _a_picture(path):
         return InputError(f"{path}: a still picture ({kind.removesuffix('_pipe')}), not a video: "
                           "upscale it as a picture")

@@ -1352,6 +1352,21 @@ def test_an_animation_given_a_videos_name_is_told_the_video_command_written_out(
     assert run(*shlex.split(command.removeprefix("ncnn-sr ")), *FAST).returncode == 0
 
 
+def test_an_animated_webp_given_a_videos_name_is_not_sent_to_the_video_command(tmp_path):
+    # It was told "ncnn-sr video -i a.webp -o out.mp4", which FFmpeg cannot decode:
+    # that said "a still picture (webp), not a video: upscale it as a picture".
+    webp = animation(tmp_path / "a.webp")
+    proc = run("-i", webp, "-o", tmp_path / "out.mp4", *FAST, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"ncnn-sr: error: unsupported output format '.mp4' for {tmp_path / 'out.mp4'}: {webp} is "
+                           "an animated WebP, whose frames FFmpeg cannot decode into a video: write webp, png or gif\n")
+    proc = run("video", "-i", webp, "-o", tmp_path / "out.mp4", *FAST, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"ncnn-sr: error: {webp}: an animated WebP, whose frames FFmpeg cannot decode into a "
+                           "video: upscale it as a picture, into a webp, png or gif\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.webp"]
+
+
 def test_a_still_picture_given_a_videos_name_is_told_what_makes_videos(tmp_path):
     Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
     proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.mov", *FAST, check_ok=False)
