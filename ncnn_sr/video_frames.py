@@ -132,12 +132,36 @@ _side_data_held = [0]
 
 def side_data(frame, kind: str) -> bytes | None:
     """The bytes of ``frame``'s side data of ``kind`` (PyAV's name of its type), or None."""
-    data = frame.side_data.get(kind)
+    try:
+        held = frame.side_data
+    except ValueError:  # a type PyAV has no name for
+        _name_unknown_side_data()
+        held = frame.side_data
+    data = held.get(kind)
     _side_data_held[0] += sum(plane.buffer_size for plane in frame.planes)
     if _side_data_held[0] >= SIDE_DATA_HELD:
         _side_data_held[0] = 0
         gc.collect()
     return None if data is None else bytes(data)
+
+
+def _name_unknown_side_data() -> None:
+    """Let PyAV name a frame's side data of a type its enum lacks (UNKNOWN_31), as it
+    names every entry to list them: FFmpeg 8 gives an MJPEG frame that holds EXIF (a
+    camera's clip), and a HEIF picture, the side data EXIF (31), which PyAV 18 does
+    not know, and reading any of the frame's side data raised "ValueError: 31 is not
+    a valid Type". None of those is read here."""
+    from av.sidedata.sidedata import Type
+
+    def missing(cls, value):
+        if not isinstance(value, int):
+            return None
+        unknown = object.__new__(cls)
+        unknown._name_, unknown._value_ = f"UNKNOWN_{value}", value
+        return cls._value2member_map_.setdefault(value, unknown)
+
+    if "_missing_" not in vars(Type):
+        Type._missing_ = classmethod(missing)
 
 
 def _right_angle(turn: float) -> int | None:

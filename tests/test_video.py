@@ -2727,6 +2727,28 @@ def test_an_animated_avif_makes_a_video_of_its_animation_not_of_its_still_pictur
     assert [int(np.argmax(m)) for m in means] == [0, 1, 2]
 
 
+def test_frames_with_side_data_pyav_has_no_name_for_are_upscaled(tmp_path):
+    # FFmpeg 8 gives each MJPEG frame that holds EXIF (a camera's clip) the frame side
+    # data EXIF, type 31, which PyAV's enum of types lacks: reading a frame's display
+    # matrix raised "ValueError: 31 is not a valid Type", a traceback for the run.
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    exif = Image.Exif()
+    exif[0x010F] = "Camera"
+    with av.open(str(tmp_path / "cam.avi"), "w") as out:
+        stream = out.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuvj420p"
+        for i, colour in enumerate(colours):
+            jpeg = io.BytesIO()
+            Image.fromarray(np.full((24, 32, 3), colour, np.uint8)).save(jpeg, "JPEG", exif=exif.tobytes())
+            packet = av.Packet(jpeg.getvalue())
+            packet.stream, packet.pts, packet.dts, packet.time_base = stream, i, i, Fraction(1, 10)
+            out.mux(packet)
+    assert upscale_video(tmp_path / "cam.avi", tmp_path / "out.mkv", lambda frames: frames) == 3
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        means = [f.to_ndarray(format="rgb24").reshape(-1, 3).mean(axis=0) for f in c.decode(video=0)]
+    assert [int(np.argmax(m)) for m in means] == [0, 1, 2]
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_chapters_are_kept(suffix, tmp_path):
     marks = [(0, 60, "Opening"), (60, 125, "Part A")]
