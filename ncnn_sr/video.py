@@ -173,6 +173,13 @@ def _open_input(path):
             raise _still_picture(container, path)
         finally:
             container.close()
+    # A still HEIF or AVIF comes through FFmpeg's mp4 reader, as a video of one frame: a
+    # HEIC's at its coded size (whole blocks of 64 pixels), cropped by none.
+    moving = _moving(container)
+    if moving and all(video_streams.still_item(container, s) for s in moving):
+        brand = container.metadata.get("major_brand", "").strip() or "heif"
+        container.close()
+        raise InputError(f"{path}: a still picture ({brand}), not a video: upscale it as a picture")
     return container
 
 
@@ -272,11 +279,17 @@ def _index_last(peek) -> bool:
     return False
 
 
+def _moving(container) -> list:
+    """The video streams of ``container`` that are not a still picture attached to the
+    file (an mp4's cover art)."""
+    return [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+
+
 def _video_stream(container, path):
     """The video to upscale: the first video stream that is not a still picture
     attached to the file (an mp4's cover art may come first) and that FFmpeg can
     decode (a later one is upscaled where the first is of a codec it does not know)."""
-    moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    moving = _moving(container)
     if not moving:
         # A song with its album art: said as no video alone, the picture it holds was a puzzle.
         cover = ", only a cover picture (a still attached to the file)" if container.streams.video else ""

@@ -3364,6 +3364,23 @@ def test_a_still_picture_named_like_a_video_is_refused(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("name, kind", [("photo.heic", "heic"), ("photo.avif", "avif")])
+def test_a_still_heif_or_avif_is_refused_as_a_still_picture(name, kind, tmp_path):
+    # FFmpeg reads one through its mp4 reader, as a video of one frame: a HEIC's was
+    # its coded size (the 64x64 block of a 30x20 photo, cropped by none) and upscaled
+    # so, 'wrote out.mp4: 1 frame', where a JPEG is told to be upscaled as a picture.
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    still = tmp_path / name
+    Image.fromarray(picture(20, 30)).save(still)
+    out = tmp_path / "out.mp4"
+    proc = run(NCNN_SR, "video", "-i", still, "-o", out, *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"ncnn-sr: error: {still}: a still picture ({kind}), not a video: upscale it as a picture"
+    assert not out.exists()
+
+
 def test_a_file_only_named_as_a_picture_is_not_called_one(tmp_path):
     # FFmpeg's image2 reader takes a file by its name: a text file named .png was called
     # "a still picture (image2)", to be upscaled as one, which then failed as no picture.
