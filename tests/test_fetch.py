@@ -56,7 +56,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         server: Server = self.server
         server.asked.set()
-        server.answer.wait(10)
+        server.answer.wait(120)  # a bound against a hang: 10 s could pass on a loaded machine
         if self.path in server.redirects:
             self.send_response(302)
             if server.redirects[self.path] is not None:
@@ -92,7 +92,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if server.pause_after is not None:
             self.wfile.write(body[:server.pause_after])
             self.wfile.flush()
-            server.go_on.wait(10)
+            server.go_on.wait(120)  # a bound against a hang, as answer's
             body = body[server.pause_after:]
         self.wfile.write(body)
         self.wfile.flush()
