@@ -1245,7 +1245,7 @@ def test_ordered_maps_failure_is_freed_once_dropped(where):
             list(ordered_map([Lane(SlowFake(0), 1)], items(), work))
         error = weakref.ref(raised.value)
         del raised
-        for _ in range(100):
+        for _ in range(3000):  # a bound against a hang: 1 s could pass on a loaded machine
             if error() is None:
                 break
             time.sleep(0.01)  # the worker threads' own end
