@@ -1153,12 +1153,12 @@ def test_a_download_that_waited_for_one_that_failed_finds_its_folder_again(tmp_p
     def failing():
         with pytest.raises(RuntimeError), one_at_a_time(folder):
             entered.set()
-            fail.wait(10)
+            fail.wait(120)  # set as the other waits: a bound against a hang, not a timing
             raise RuntimeError("no network")
 
     first = threading.Thread(target=failing)
     first.start()
-    entered.wait(10)
+    assert entered.wait(120)
     with one_at_a_time(folder, waiting=fail.set):  # a lock of its own, though in one process
         (folder / "part").write_bytes(b"x")
     first.join()
