@@ -361,7 +361,7 @@ def test_a_large_discrete_gpu_tiles_at_400_px_and_keeps_three_windows_in_flight(
     up = Upscaler(MODEL, device=big)
     tile, _ = up._auto_tile(up._net, 2000, 3000)
     assert tile == 400
-    boxes = [(0, 0, tile + 36, tile + 36, None)] * 20  # 10 px of context a side and the 16 px blend
+    boxes = [(0, 0, tile + WINDOW_EXTRA, tile + WINDOW_EXTRA, None)] * 20
     assert up._windows_in_flight(up._net, boxes) == windows_mod.GPU_WINDOWS_IN_FLIGHT
 
 
@@ -478,6 +478,10 @@ def test_a_ctrl_c_while_a_model_loads_on_a_gpu_ends_the_load_at_the_next_read(gp
     assert load_interrupted(monkeypatch, get_device(gpu)) <= 4
 
 
+# What the default blended windows add to a tile: 10 px of context a side and the blend.
+WINDOW_EXTRA = 2 * 10 + engine_mod.DEFAULT_OVERLAP
+
+
 def blowing_up_model(folder, name: str, channels: int) -> str:
     """An x4 custom model that makes ``channels`` maps at 32 times the picture's size
     (an x32 deconvolution, then a 1x1 convolution) before it pools them back."""
@@ -496,10 +500,12 @@ def test_the_auto_tile_shrinks_to_a_custom_models_blobs_or_the_model_is_refused(
     # "vkCreateBuffer failed -2" and the process segfaulted after 140 s.
     device = get_device(gpu)
     heap = device.heap_budget_mb << 20
-    per_channel = (68 * 32) ** 2 * 2  # the 68x68 window of a 32 px tile (10 px context, 16 overlap), fp16
+    smallest = 32 + WINDOW_EXTRA  # the window of a 32 px tile
+    per_channel = (smallest * 32) ** 2 * 2  # fp16
     too_wide = blowing_up_model(tmp_path, "too-wide", heap // per_channel + 1)
-    with pytest.raises(ModelError, match=r"layer w \(Convolution\) makes a 2176x2176x\d+ blob \(\d+ MB\) from the "
-                                         r"68x68 window of a 32 px tile, the smallest, more than the \d+ MB of GPU"):
+    with pytest.raises(ModelError, match=rf"layer w \(Convolution\) makes a {smallest * 32}x{smallest * 32}x\d+ blob "
+                                         rf"\(\d+ MB\) from the {smallest}x{smallest} window of a 32 px tile, the "
+                                         r"smallest, more than the \d+ MB of GPU"):
         Upscaler(too_wide, device=gpu)
     # Half the heap at the smallest tile: more than a quarter of it at the heap's own.
     with Upscaler(blowing_up_model(tmp_path, "wide", heap // per_channel // 2), device=gpu) as up:
@@ -512,12 +518,13 @@ def test_a_given_tile_whose_window_makes_a_custom_models_blob_larger_than_the_he
     # 100x100 picture made an x32 deconvolution's 256 maps 8 GB, past lavapipe's heap.
     device = get_device(gpu)
     heap = device.heap_budget_mb << 20
-    channels = heap // ((68 * 32) ** 2 * 2) // 2  # half the heap at the 32 px tile's window
+    channels = heap // (((32 + WINDOW_EXTRA) * 32) ** 2 * 2) // 2  # half the heap at the 32 px tile's window
     wide = blowing_up_model(tmp_path, "wide", channels)
-    fits = max(t for t in range(32, 400) if ((t + 36) * 32) ** 2 * channels * 2 <= heap)
+    fits = max(t for t in range(32, 400) if ((t + WINDOW_EXTRA) * 32) ** 2 * channels * 2 <= heap)
+    side = 400 + WINDOW_EXTRA
     # The first too large: the deconvolution's 3 maps, from which the rest grow.
-    with pytest.raises(ModelError, match=r"layer d \(Deconvolution\) makes a 13952x13952x3 blob \(\d+ MB\) "
-                                         r"from the 436x436 window of a 400 px tile, more than the \d+ MB of GPU .*: "
+    with pytest.raises(ModelError, match=rf"layer d \(Deconvolution\) makes a {side * 32}x{side * 32}x3 blob \(\d+ MB\) "
+                                         rf"from the {side}x{side} window of a 400 px tile, more than the \d+ MB of GPU .*: "
                                          rf"the largest tile that fits is {fits} px$"):
         Upscaler(wide, device=gpu, tile=400)
     with Upscaler(wide, device=gpu, tile=fits) as up:
