@@ -1790,13 +1790,18 @@ def test_an_output_folder_removed_during_the_run_stops_it(tmp_path, cpu_lane):
     def told(outcome):
         outcomes.append(outcome)
         if len(outcomes) == 1:
-            shutil.rmtree(out)
+            while out.exists():  # a loader may make a file there meanwhile (check_writable)
+                shutil.rmtree(out, ignore_errors=True)
 
     summary = within(60, lambda: Pipeline([cpu_lane], load_workers=1, save_workers=1, queue_size=1,
                                           on_outcome=told).run(jobs))
     assert summary.stopped == f"{out} was removed during the run (what was written there is gone)"
-    assert not summary.cancelled and summary.ok == 1 and summary.failed == 1 and summary.done < len(jobs)
-    assert summary.failures[0].message == summary.stopped
+    assert not summary.cancelled and summary.ok == 1 and summary.done < len(jobs)
+    # The stop's picture failed; one a loader looked at the folder for as it went may
+    # too ("cannot write into out: No such file or directory"), as rm -rf empties it.
+    said = [o.message for o in summary.failures]
+    assert said.count(summary.stopped) == 1 and all(m == summary.stopped or "cannot write into" in m for m in said)
+    assert summary.failed <= 2, said
     assert not out.exists()  # not made again for the pictures after
 
 
