@@ -120,9 +120,10 @@ def blend_spans(size: int, tile: int, pad: int, overlap: int, border: int | None
     Every window starts at a multiple of ``align`` in the picture (its index less the
     border), for networks whose output depends on that phase
     (``param_file.input_alignment``); the border must be a multiple of it. For that
-    the windows may be longer than the budget by less than ``align``, or by as many
-    ``align`` as keep neighbours from leaving a gap. Returns (window length, spans
-    in order)."""
+    the windows are shorter than the budget by less than ``align`` (the room they
+    move in a multiple of it), which narrows the room neighbours share; only where
+    rounded steps would leave a gap between two kept parts are they longer, by as
+    many ``align`` as close it. Returns (window length, spans in order)."""
     b = pad if border is None else border
     if align < 1 or b % align:
         raise ValueError(f"border {b} is not a multiple of the alignment {align}")
@@ -132,7 +133,9 @@ def blend_spans(size: int, tile: int, pad: int, overlap: int, border: int | None
     cell = -(-size // n)
     budget = (size + 2 * pad * n) * (tile + overlap + 2 * pad) // ((tile + 2 * pad) * n)
     length = min(max(budget, cell + 2 * pad), size + 2 * b)
-    length += (size + 2 * b - length) % align  # the room the windows move in, a multiple of it
+    # The room the windows move in, a multiple of it: rounded up, the windows outgrew the
+    # budget (1.157 in 2-D at alignment 2, 1.189 at 4, with 200 px tiles and a 15 px blend).
+    length -= -(size + 2 * b - length) % align
     while True:
         room = size + 2 * b - length
         if room == 0:  # every window would be the whole axis (without a border, context as
