@@ -120,7 +120,14 @@ class ModelMissing(ModelError):
     """A model whose files are not there (as against there but unusable)."""
 
 
-class DeviceError(NcnnSrError):
+class DeviceFailure(NcnnSrError):
+    """The device failed, not the work: the same work may succeed on another device,
+    or with smaller tiles. A DeviceError, or lanes' UpscalingFailed (a frame that
+    failed in an unforeseen way on each device in service); here, so that what
+    recognises both (video's kept pieces) need not import lanes, which loads ncnn."""
+
+
+class DeviceError(DeviceFailure):
     """A device that does not exist or cannot run the model."""
 
 

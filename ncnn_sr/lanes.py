@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Callable
 
 from .engine import Upscaler
-from .errors import NcnnSrError, SettingError, describe
+from .errors import DeviceFailure, NcnnSrError, SettingError, describe
 from .workers import STOP, Cancelled, ProcQueue, Worker, join_workers
 
 log = logging.getLogger("ncnn_sr")
@@ -54,7 +54,7 @@ def check_lanes(lanes, user: str) -> list[Lane]:
     return lanes
 
 
-class UpscalingFailed(NcnnSrError):
+class UpscalingFailed(DeviceFailure):
     """An item of ordered_map's (a video's frame) that failed in an unforeseen way (not
     an NcnnSrError, memory or Cancelled) on ``upscalers``, in that order; ``error`` is
     the last failure, and the cause. ``every_device``: of several lanes, it failed on

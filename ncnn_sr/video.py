@@ -24,7 +24,6 @@ import logging
 import math
 import mmap
 import os
-import sys
 import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -37,7 +36,7 @@ import numpy as np
 
 from . import cover_atom, gif, isobmff, part_files, timecode, video_pieces, video_streams
 from .deinterlace import Deinterlacer, TooSmall
-from .errors import (DeviceError, FlagNames, InputError, SettingError, cannot_write, describe, file_path,
+from .errors import (DeviceFailure, FlagNames, InputError, SettingError, cannot_write, describe, file_path,
                      in_one_line, write_error_type)
 from .resample import resize
 from .signals import HeldInterrupts, ctrl_c_signals
@@ -649,7 +648,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     ``settings`` (what makes ``frames``'s pictures: the model, the scale, as strings)
     has the encoded video kept in pieces beside ``dst`` while it is written
     (``video_pieces``): a run stopped midway, or whose ``frames`` failed for its device
-    (a DeviceError, or ordered_map's UpscalingFailed), run again with the same source,
+    (a DeviceFailure: a DeviceError, or ordered_map's UpscalingFailed), run again with the same source,
     settings and options, goes on from the last whole piece. None keeps nothing (a
     stream, an encoder or container not in video_pieces' lists keeps nothing either).
     ``progress`` is then not called for the frames the kept pieces hold: its first
@@ -784,15 +783,13 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
 
 
 def _device_failed(e: BaseException) -> bool:
-    """Whether ``frames`` failed for its device, not for the video: a DeviceError (the
-    CPU out of memory even in the smallest tiles), or ordered_map's UpscalingFailed (a
-    frame that failed in an unforeseen way, a Vulkan error or a lost device, on each
-    device in service). A rerun on another device, or with smaller tiles, makes the
-    same frames but for rounding (batch_cli's _frame_settings), so the whole pieces
-    are kept for it, as for a stop. UpscalingFailed is looked up only where lanes is
-    loaded: this module knows nothing of ncnn, and without lanes none is raised."""
-    lanes = sys.modules.get(f"{__package__}.lanes")
-    return isinstance(e, DeviceError) or (lanes is not None and isinstance(e, lanes.UpscalingFailed))
+    """Whether ``frames`` failed for its device, not for the video: a DeviceFailure, a
+    DeviceError (the CPU out of memory even in the smallest tiles) or ordered_map's
+    UpscalingFailed (a frame that failed in an unforeseen way, a Vulkan error or a
+    lost device, on each device in service). A rerun on another device, or with
+    smaller tiles, makes the same frames but for rounding (batch_cli's
+    _frame_settings), so the whole pieces are kept for it, as for a stop."""
+    return isinstance(e, DeviceFailure)
 
 
 def _open_work(src, final: Path, dst: Path, encoder: str, options: EncodeOptions, settings: dict,
