@@ -9,7 +9,6 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -192,24 +191,12 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             video_in.close()
 
 
-class _NcnnSrOptions(Mapping):
+@functools.cache
+def _ncnn_sr_options() -> dict[str, str]:
     """ncnn-sr's options that the drop-in has not, each with where it is, for the
     drop-in's "No such option" (UsageCommand.elsewhere): -r said nothing more, and the
     sub-folders the reference's users ask for seemed out of reach. Read from ncnn-sr's
     commands only when an unknown option is met, not on every run."""
-
-    def __getitem__(self, name: str) -> str:
-        return _ncnn_sr_options()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(_ncnn_sr_options())
-
-    def __len__(self) -> int:
-        return len(_ncnn_sr_options())
-
-
-@functools.cache
-def _ncnn_sr_options() -> dict[str, str]:
     from .cli import upscale, video
 
     where = {}
@@ -344,7 +331,7 @@ def _reachable(output: Path) -> bool:
     return True
 
 
-main.elsewhere = _NcnnSrOptions()
+main.elsewhere = _ncnn_sr_options
 
 
 if __name__ == "__main__":  # python -m ncnn_sr.dropin, where the installed command is not on PATH

@@ -10,7 +10,7 @@ import sys
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import click
 
@@ -36,16 +36,19 @@ class UsageCommand(click.Command):
         super().__init__(*args, **kwargs)
         self.known_as = known_as or {}  # other names of its options, said where given: {"--scale": "-s"}
         # Another command's options, with what to say of them: click offered the options
-        # spelt alike ("--quality" to ncnn-sr video: "Did you mean '--quiet'?").
-        self.elsewhere: dict[str, str] = {}
+        # spelt alike ("--quality" to ncnn-sr video: "Did you mean '--quiet'?"). Or a
+        # function that returns them, called only when an unknown option is met (the
+        # drop-in's are read from ncnn-sr's commands, which a run need not load).
+        self.elsewhere: dict[str, str] | Callable[[], dict[str, str]] = {}
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)
         except click.NoSuchOption as e:
-            if e.option_name in self.elsewhere:
+            elsewhere = self.elsewhere() if callable(self.elsewhere) else self.elsewhere
+            if e.option_name in elsewhere:
                 raise click.NoSuchOption(e.option_name, f"No such option '{e.option_name}' "
-                                         f"{self.elsewhere[e.option_name]}", ctx=ctx) from None
+                                         f"{elsewhere[e.option_name]}", ctx=ctx) from None
             # Click offers only names spelt alike: "-I" got no word of "-i".
             if not e.possibilities:
                 names = {name for p in self.get_params(ctx) for name in (*p.opts, *p.secondary_opts)}
