@@ -3185,11 +3185,9 @@ def test_the_parts_removed_from_the_current_folder_are_said_removed_from_it_by_i
            "while writing there\n" in result.stderr
 
 
-_SUB_FOLDER_GONE = """
-import shutil, sys
-from ncnn_sr import pipeline
-
-gone, *args = sys.argv[1:]
+# Ways to remove the folder ``gone`` during ncnn-sr's run, code that replaces one of
+# pipeline's functions (run_with_a_folder_removed).
+_REMOVED_AS_THE_RUN_STARTS = """
 real = pipeline.Pipeline.run
 
 def run(self, jobs):
@@ -3197,35 +3195,8 @@ def run(self, jobs):
     return real(self, jobs)
 
 pipeline.Pipeline.run = run
-sys.argv = ["ncnn-sr", *args]
-from ncnn_sr import entry
-entry.ncnn_sr()
 """
-
-
-def test_a_sub_folder_removed_during_a_run_is_one_line_and_the_others_are_done(tmp_path):
-    # -r: a sub-folder removed before any of its pictures was read failed each picture
-    # alone, a line each ("file not found"), counted failed.
-    for sub, count in (("a", 4), ("b", 5), ("c", 3)):
-        pictures(tmp_path / "in" / sub, [f"p{i}.png" for i in range(count)])
-    src, out = tmp_path / "in", tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-c", _SUB_FOLDER_GONE, str(src / "b"), "-i", str(src), "-o", str(out),
-                           "-r", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if "ETA" not in line]  # the plain progress lines
-    assert lines[:-1] == [f"ncnn-sr: error: {src / 'b'} was removed or renamed during the run: its pictures not "
-                          "yet read are not done; the other folders go on"], lines
-    assert lines[-1].startswith("ncnn-sr: 12 pictures: 7 upscaled, 0 skipped, 0 failed, 5 not done in "), lines
-    assert sorted(os.listdir(out)) == ["a", "c"] and len(os.listdir(out / "a")) == 4 and len(os.listdir(out / "c")) == 3
-
-
-_OUTPUT_SUB_FOLDER_GONE = """
-import shutil, sys
-from pathlib import Path
-from ncnn_sr import pipeline
-
-gone, *args = sys.argv[1:]
+_REMOVED_ONCE_WRITTEN_INTO = """
 real = pipeline.write_image
 
 def write_image(target, *given, **options):
@@ -3234,10 +3205,35 @@ def write_image(target, *given, **options):
         shutil.rmtree(gone)  # once its first output is written: its other pictures are left
 
 pipeline.write_image = write_image
-sys.argv = ["ncnn-sr", *args]
-from ncnn_sr import entry
-entry.ncnn_sr()
 """
+
+
+def run_with_a_folder_removed(tmp_path: Path, hook: str, gone: str, *flags) -> tuple[Path, Path, list[str]]:
+    """ncnn-sr -r over in/a, in/b and in/c (4, 5 and 3 pictures) into out, below
+    ``tmp_path``, with ``flags``, in a fresh Python where ``hook`` removes the folder
+    ``gone`` (a path below ``tmp_path``) during the run. Its exit status, 1, is
+    asserted. Returns in, out and what it said, the plain progress lines left out."""
+    for sub, count in (("a", 4), ("b", 5), ("c", 3)):
+        pictures(tmp_path / "in" / sub, [f"p{i}.png" for i in range(count)])
+    src, out = tmp_path / "in", tmp_path / "out"
+    script = (f"import shutil, sys\nfrom pathlib import Path\nfrom ncnn_sr import pipeline\n\n"
+              f"gone, *args = sys.argv[1:]\n{hook}\n"
+              f"sys.argv = ['ncnn-sr', *args]\nfrom ncnn_sr import entry\nentry.ncnn_sr()\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / gone), "-i", str(src), "-o", str(out), "-r",
+                           "-n", "realesr-animevideov3", "-s", "2", "-g", "-1", *flags],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    return src, out, [line for line in proc.stderr.splitlines() if "ETA" not in line]
+
+
+def test_a_sub_folder_removed_during_a_run_is_one_line_and_the_others_are_done(tmp_path):
+    # -r: a sub-folder removed before any of its pictures was read failed each picture
+    # alone, a line each ("file not found"), counted failed.
+    src, out, lines = run_with_a_folder_removed(tmp_path, _REMOVED_AS_THE_RUN_STARTS, "in/b")
+    assert lines[:-1] == [f"ncnn-sr: error: {src / 'b'} was removed or renamed during the run: its pictures not "
+                          "yet read are not done; the other folders go on"], lines
+    assert lines[-1].startswith("ncnn-sr: 12 pictures: 7 upscaled, 0 skipped, 0 failed, 5 not done in "), lines
+    assert sorted(os.listdir(out)) == ["a", "c"] and len(os.listdir(out / "a")) == 4 and len(os.listdir(out / "c")) == 3
 
 
 def test_an_output_sub_folder_removed_during_a_run_is_one_line_and_the_others_are_done(tmp_path):
@@ -3245,14 +3241,7 @@ def test_an_output_sub_folder_removed_during_a_run_is_one_line_and_the_others_ar
     # whole run ("stopped: out/a was removed during the run (what was written there is
     # gone); 1 upscaled, 0 skipped, 1 failed, 10 not done"), b and c undone, though
     # their outputs go into folders of their own.
-    for sub, count in (("a", 4), ("b", 5), ("c", 3)):
-        pictures(tmp_path / "in" / sub, [f"p{i}.png" for i in range(count)])
-    src, out = tmp_path / "in", tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-c", _OUTPUT_SUB_FOLDER_GONE, str(out / "a"), "-i", str(src), "-o",
-                           str(out), "-r", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1", "-j", "1:1:1"],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if "ETA" not in line]  # the plain progress lines
+    src, out, lines = run_with_a_folder_removed(tmp_path, _REMOVED_ONCE_WRITTEN_INTO, "out/a", "-j", "1:1:1")
     assert lines[:-1] == [f"ncnn-sr: error: {out / 'a'} was removed during the run (what was written there is "
                           "gone): its pictures not yet written are not done; the other folders go on"], lines
     assert lines[-1].startswith("ncnn-sr: 12 pictures: 9 upscaled, 0 skipped, 0 failed, 3 not done in "), lines
