@@ -452,6 +452,10 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
         stop_interrupted(bar, f"{prog}: interrupted after {opts.output} was written whole" if whole
                           else f"{prog}: interrupted: {opts.output} is not written yet; {kept}" if kept
                           else f"{prog}: interrupted: no output was written")
+    except MemoryError:
+        if working is None or not _said_out_of_memory(prog, bar, working):
+            raise  # entry's line
+        return EXIT_FAILED
     except (NcnnSrError, OSError) as e:
         if debug:
             raise
@@ -520,6 +524,24 @@ def _say_kept(prog: str, dst: Path, e: Exception) -> None:
                       else "run the same command again")
     if kept:
         echo(f"{prog}: {dst} is not written yet; {kept}")
+
+
+def _said_out_of_memory(prog: str, bar: FrameProgress | None, dst: Path) -> bool:
+    """After the run of the video ``dst`` ran out of the host's memory (a frame that
+    could not be allocated): where its whole pieces are kept (video.upscale_video keeps
+    them, as for a failed device), entry's line for it said with what is kept and how
+    to go on, in one line. Smaller tiles, or fewer proc workers and so fewer frames in
+    work at once, need less; neither changes the frames (_frame_settings). False where
+    nothing is kept, for entry's own line."""
+    from .video_pieces import kept_words
+
+    kept = kept_words(dst, "run the same command again, or with a smaller -t or -j 1:1:1,")
+    if kept is None:
+        return False
+    if bar is not None:
+        bar.close()
+    echo(f"{prog}: error: out of memory; {dst} is not written yet; {kept}")
+    return True
 
 
 def stop_interrupted(bar: FrameProgress | None, message: str) -> None:
@@ -780,6 +802,10 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         stop_interrupted(bar, f"{prog}: interrupted: {_videos(done)} upscaled, {skipped} skipped, {failed} "
                               f"failed, {left} not done; " + (f"of {working}, {kept}" if kept
                                                               else "no partial files were left"))
+    except MemoryError:
+        if working is None or not _said_out_of_memory(prog, bar, working):
+            raise  # entry's line
+        return EXIT_FAILED
     except (NcnnSrError, OSError) as e:
         if debug:
             raise

@@ -648,7 +648,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     ``settings`` (what makes ``frames``'s pictures: the model, the scale, as strings)
     has the encoded video kept in pieces beside ``dst`` while it is written
     (``video_pieces``): a run stopped midway, or whose ``frames`` failed for its device
-    (a DeviceFailure: a DeviceError, or ordered_map's UpscalingFailed), run again with the same source,
+    (a DeviceFailure: a DeviceError, or ordered_map's UpscalingFailed) or the host's
+    memory (a MemoryError: a frame that could not be allocated), run again with the same source,
     settings and options, goes on from the last whole piece. None keeps nothing (a
     stream, an encoder or container not in video_pieces' lists keeps nothing either).
     ``progress`` is then not called for the frames the kept pieces hold: its first
@@ -767,8 +768,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         if part is not None:
             _remove(part)
         if work is not None:
-            if _device_failed(e):
-                work.keep_or_remove()  # for a rerun on another device, or with smaller tiles, to go on from
+            if _device_failed(e) or isinstance(e, MemoryError):
+                # For a rerun on another device, or with smaller tiles or fewer frames
+                # in work at once (the host's memory), to go on from.
+                work.keep_or_remove()
             else:
                 work.remove()
         inp.close()

@@ -238,17 +238,21 @@ def test_a_rerun_with_another_model_of_the_same_name_starts_over(tmp_path):
     assert "going on from" not in err, err
 
 
-@pytest.mark.parametrize("failure", ["DeviceError", "UpscalingFailed"])
-def test_a_run_whose_device_fails_midway_keeps_its_whole_pieces_for_a_rerun(failure, tmp_path, cpu_upscalers,
-                                                                            short_pieces):
+@pytest.mark.parametrize("failure", ["DeviceError", "UpscalingFailed", "MemoryError"])
+def test_a_run_whose_device_or_memory_fails_midway_keeps_its_whole_pieces_for_a_rerun(failure, tmp_path,
+                                                                                      cpu_upscalers, short_pieces):
     # Any error but a stop removed the work: a GPU lost 50 minutes into a video lost them
     # all, though a rerun on the CPU, or with smaller tiles, makes the same frames but
     # for rounding. As the engine (DeviceError) or ordered_map (UpscalingFailed) raise them.
+    # The host out of memory (numpy or PyAV unable to allocate a frame) lost them too,
+    # though a rerun with smaller tiles or fewer workers needs less.
     from ncnn_sr import DeviceError
     from ncnn_sr.lanes import UpscalingFailed
     up = cpu_upscalers("realesr-animevideov3-x2")
-    error = DeviceError("the CPU ran out of memory even with 32px tiles") if failure == "DeviceError" else \
-        UpscalingFailed([up], RuntimeError("vkQueueSubmit failed: VK_ERROR_DEVICE_LOST"), every_device=False)
+    lost = RuntimeError("vkQueueSubmit failed: VK_ERROR_DEVICE_LOST")
+    error = {"DeviceError": lambda: DeviceError("the CPU ran out of memory even with 32px tiles"),
+             "UpscalingFailed": lambda: UpscalingFailed([up], lost, every_device=False),
+             "MemoryError": lambda: MemoryError("Unable to allocate 3.00 MiB for an array")}[failure]()
     clip = make_clip(tmp_path / "in.mp4", frames=36, rate=Fraction(12))
     lossless = EncodeOptions(codec="ffv1")
     upscale_video(clip, tmp_path / "whole.mkv", upscaled(up), lossless, settings=SETTINGS)
@@ -348,3 +352,72 @@ def test_a_folder_of_videos_says_what_a_failed_device_left_of_the_video_it_faile
     assert status == 0, said
     assert "going on from 00:00:01 (2 of 4 pieces kept from a stopped run)" in said, said
     assert sorted(os.listdir(tmp_path / "out")) == ["a.mp4"]
+
+
+def memory_short_after(monkeypatch, calls: int) -> None:
+    """Every Upscaler out of host memory after ``calls`` pictures, as numpy says it."""
+    from ncnn_sr import engine
+    real, made = engine.Upscaler.upscale, []
+
+    def upscale(self, image, *args, **kwargs):
+        made.append(None)
+        if len(made) > calls:
+            raise MemoryError("Unable to allocate 3.00 MiB for an array with shape (48, 64, 3) and data type float32")
+        return real(self, image, *args, **kwargs)
+    monkeypatch.setattr(engine.Upscaler, "upscale", upscale)
+
+
+OUT_OF_MEMORY = ("ncnn-sr: error: out of memory; {out} is not written yet; the work up to 00:00:01 is kept in "
+                 "{work}: run the same command again, or with a smaller -t or -j 1:1:1, to go on")
+
+
+def test_a_video_out_of_memory_says_in_one_line_what_is_kept_and_a_rerun_goes_on(tmp_path, in_process, monkeypatch,
+                                                                                 short_pieces):
+    # It said "ncnn-sr: error: out of memory", the work removed: hours of upscaling
+    # lost to a frame the host could not allocate, which fewer frames in work at once
+    # (-j) or smaller tiles (-t) would have had room for.
+    clip = make_clip(tmp_path / "in.mp4", frames=36, width=32, height=24, rate=Fraction(12))
+    lossless = ["--codec", "ffv1"]
+    status, said = in_process("video", "-i", clip, "-o", tmp_path / "whole.mkv", *X2, *lossless)
+    assert status == 0, said
+    out = tmp_path / "out.mkv"
+    with monkeypatch.context() as m:
+        memory_short_after(m, 20)
+        status, said = in_process("video", "-i", clip, "-o", out, *X2, *lossless)
+    assert status == 1, said
+    assert said.splitlines()[-1] == OUT_OF_MEMORY.format(out=out, work=".out.mkv.ncnn-sr-pieces"), said
+    assert "error" not in "\n".join(said.splitlines()[:-1]), said
+    assert not out.exists()
+    status, said = in_process("video", "-i", clip, "-o", out, *X2, *lossless, "-t", "32", "-j", "1:1:1")
+    assert status == 0, said
+    assert re.search(rf"{re.escape(str(out))}: going on from 00:00:01 \([23] of 6 pieces kept from a stopped run\)",
+                     said), said
+    assert contents(out) == contents(tmp_path / "whole.mkv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv", "whole.mkv"]
+
+
+def test_a_folder_of_videos_out_of_memory_says_what_is_kept_of_the_video_it_stopped_at(tmp_path, in_process,
+                                                                                      monkeypatch, short_pieces):
+    (tmp_path / "in").mkdir()
+    make_clip(tmp_path / "in" / "a.mp4", frames=24, width=16, height=12, rate=Fraction(12), audio=None)
+    with monkeypatch.context() as m:
+        memory_short_after(m, 14)
+        status, said = in_process("video", "-i", tmp_path / "in", "-o", tmp_path / "out", *X2)
+    assert status == 1, said
+    assert said.splitlines()[-1] == OUT_OF_MEMORY.format(out=tmp_path / "out" / "a.mp4",
+                                                          work=".a.mp4.ncnn-sr-pieces"), said
+    status, said = in_process("video", "-i", tmp_path / "in", "-o", tmp_path / "out", *X2)
+    assert status == 0, said
+    assert "going on from 00:00:01 (2 of 4 pieces kept from a stopped run)" in said, said
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.mp4"]
+
+
+def test_a_video_out_of_memory_with_no_work_kept_says_so_as_before(tmp_path, in_process, monkeypatch, short_pieces):
+    # Nothing whole to go on from (the first piece not done): entry's own line.
+    clip = make_clip(tmp_path / "in.mp4", frames=24, width=16, height=12, rate=Fraction(12), audio=None)
+    with monkeypatch.context() as m:
+        memory_short_after(m, 2)
+        status, said = in_process("video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert status == 1
+    assert "is kept in" not in said, said
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
