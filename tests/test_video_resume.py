@@ -267,17 +267,23 @@ def test_a_run_whose_device_or_memory_fails_midway_keeps_its_whole_pieces_for_a_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv", "whole.mkv"]
 
 
-def device_lost_after(monkeypatch, calls: int) -> None:
-    """Every Upscaler's device lost after ``calls`` pictures, as a Vulkan error from ncnn."""
+def upscaling_fails_after(monkeypatch, calls: int, kind: type, message: str) -> None:
+    """Every Upscaler raising ``kind(message)`` after ``calls`` pictures (a new one each
+    time: the frames' threads may raise at once)."""
     from ncnn_sr import engine
     real, made = engine.Upscaler.upscale, []
 
     def upscale(self, image, *args, **kwargs):
         made.append(None)
         if len(made) > calls:
-            raise RuntimeError("vkQueueSubmit failed: VK_ERROR_DEVICE_LOST")
+            raise kind(message)
         return real(self, image, *args, **kwargs)
     monkeypatch.setattr(engine.Upscaler, "upscale", upscale)
+
+
+def device_lost_after(monkeypatch, calls: int) -> None:
+    """Every Upscaler's device lost after ``calls`` pictures, as a Vulkan error from ncnn."""
+    upscaling_fails_after(monkeypatch, calls, RuntimeError, "vkQueueSubmit failed: VK_ERROR_DEVICE_LOST")
 
 
 def test_the_command_says_what_a_failed_device_left_and_a_rerun_with_smaller_tiles_goes_on(
@@ -356,15 +362,8 @@ def test_a_folder_of_videos_says_what_a_failed_device_left_of_the_video_it_faile
 
 def memory_short_after(monkeypatch, calls: int) -> None:
     """Every Upscaler out of host memory after ``calls`` pictures, as numpy says it."""
-    from ncnn_sr import engine
-    real, made = engine.Upscaler.upscale, []
-
-    def upscale(self, image, *args, **kwargs):
-        made.append(None)
-        if len(made) > calls:
-            raise MemoryError("Unable to allocate 3.00 MiB for an array with shape (48, 64, 3) and data type float32")
-        return real(self, image, *args, **kwargs)
-    monkeypatch.setattr(engine.Upscaler, "upscale", upscale)
+    upscaling_fails_after(monkeypatch, calls, MemoryError,
+                          "Unable to allocate 3.00 MiB for an array with shape (48, 64, 3) and data type float32")
 
 
 OUT_OF_MEMORY = ("ncnn-sr: error: out of memory; {out} is not written yet; the work up to 00:00:01 is kept in "
