@@ -24,8 +24,8 @@ from . import devices
 from .console import FrameProgress, Progress, TileBar, echo, stream_aliases, sub_folder_gone, tile_percent
 from .cut_short import video_fault
 from .engine import Upscaler
-from .errors import (DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words, failed_words,
-                     os_reason, shell_word, write_error_type)
+from .errors import (CpuOutOfMemory, DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words,
+                     failed_words, os_reason, shell_word, write_error_type)
 from .fetch_record import file_sha256
 from .files import (broken_output, check_folder, check_writable, input_gone, is_fifo, make_folder, mark_there,
                     output_gone, reader_of)
@@ -516,11 +516,14 @@ def _say_kept(prog: str, dst: Path, e: Exception) -> None:
     anything is (video.upscale_video keeps the whole pieces where the device failed,
     as for a stop), and how to go on. Where GPUs alone failed, the CPU (-g -1) or
     smaller tiles (-t) go on too: they make the same frames but for rounding
-    (_frame_settings)."""
+    (_frame_settings). Where the CPU ran out of memory with the smallest tiles, the
+    same command on the same host likely runs out at the same place: fewer proc
+    workers (-j), fewer frames in work at once, need less, as _said_out_of_memory's."""
     from .video_pieces import kept_words
 
     gpu = isinstance(e, UpscalingFailed) and all(getattr(d, "is_gpu", False) for d in e.devices)
     kept = kept_words(dst, "run the same command again, or with -g -1 (the CPU) or a smaller -t," if gpu
+                      else "run the same command again, or with -j 1:1:1," if isinstance(e, CpuOutOfMemory)
                       else "run the same command again")
     if kept:
         echo(f"{prog}: {dst} is not written yet; {kept}")

@@ -27,7 +27,7 @@ from . import budget, device_check, devices, interruptible
 from .choices import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .devices import Device
 from .dysample import offsets_of
-from .errors import DeviceError, InputError, ModelError, SettingError, describe, no_path
+from .errors import CpuOutOfMemory, DeviceError, InputError, ModelError, SettingError, describe, no_path
 from .fixed import Fixed, FixedArguments, read_only
 from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
 from .netsplit import network_reach, plan_network
@@ -832,7 +832,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
                 # running extraction crashes the process); the last call out frees it.
                 self._retired.append(net)
                 return
-        raise DeviceError(f"the CPU ran out of memory even with {devices.MIN_TILE}px tiles")
+        raise CpuOutOfMemory(f"the CPU ran out of memory even with {devices.MIN_TILE}px tiles")
 
     def _why_not_staged(self, channels: int) -> str:
         """What kept a tiled run from exact stages, for a warning."""

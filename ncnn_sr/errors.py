@@ -131,6 +131,11 @@ class DeviceError(DeviceFailure):
     """A device that does not exist or cannot run the model."""
 
 
+class CpuOutOfMemory(DeviceError):
+    """The CPU out of memory even with the smallest tiles: smaller tiles cannot mend
+    it, fewer pictures in work at once (a command's -j) may."""
+
+
 class InputError(NcnnSrError):
     """A picture or array the engine cannot take, or an output it cannot write."""
 

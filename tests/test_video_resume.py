@@ -360,6 +360,40 @@ def test_a_folder_of_videos_says_what_a_failed_device_left_of_the_video_it_faile
     assert sorted(os.listdir(tmp_path / "out")) == ["a.mp4"]
 
 
+def cpu_memory_short_after(monkeypatch, calls: int) -> None:
+    """ncnn out of memory on the CPU after ``calls`` windows, each failing run after:
+    the engine's "the CPU ran out of memory even with 32px tiles"."""
+    from ncnn_sr import network
+    real, made = network.Network.run, []
+
+    def run(self, image, keep=None):
+        made.append(None)
+        if len(made) > calls:
+            raise network.NetFailure("injected out of memory")
+        return real(self, image, keep)
+    monkeypatch.setattr(network.Network, "run", run)
+
+
+def test_a_video_whose_cpu_ran_out_of_memory_offers_fewer_workers_not_the_same_run(tmp_path, in_process,
+                                                                                  monkeypatch, short_pieces):
+    # It said "run the same command again to go on", which on the same host runs out at
+    # the same place; its tiles are the smallest already (32 px), fewer frames in work
+    # at once (-j 1:1:1) need less, as the host's own out-of-memory line says.
+    clip = make_clip(tmp_path / "in.mp4", frames=24, width=16, height=12, rate=Fraction(12), audio=None)
+    out = tmp_path / "out.mkv"
+    with monkeypatch.context() as m:
+        cpu_memory_short_after(m, 13)
+        status, said = in_process("video", "-i", clip, "-o", out, *X2, "--codec", "ffv1")
+    assert status == 1, said
+    assert said.splitlines()[-2:] == [
+        "ncnn-sr: error: the CPU ran out of memory even with 32px tiles",
+        f"ncnn-sr: {out} is not written yet; the work up to 00:00:01 is kept in .out.mkv.ncnn-sr-pieces: run the "
+        "same command again, or with -j 1:1:1, to go on"], said
+    status, said = in_process("video", "-i", clip, "-o", out, *X2, "--codec", "ffv1", "-j", "1:1:1")
+    assert status == 0, said
+    assert re.search(r"going on from 00:00:01 \([23] of 4 pieces kept from a stopped run\)", said), said
+
+
 def memory_short_after(monkeypatch, calls: int) -> None:
     """Every Upscaler out of host memory after ``calls`` pictures, as numpy says it."""
     upscaling_fails_after(monkeypatch, calls, MemoryError,
