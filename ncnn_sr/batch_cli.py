@@ -27,8 +27,8 @@ from .engine import Upscaler
 from .errors import (CpuOutOfMemory, DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words,
                      failed_words, os_reason, shell_word, write_error_type)
 from .fetch_record import file_sha256
-from .files import (broken_output, check_folder, check_writable, input_gone, is_fifo, make_folder, mark_there,
-                    output_gone, reader_of)
+from .files import (REMOVED, broken_output, check_folder, check_writable, input_gone, is_fifo, make_folder,
+                    mark_there, output_gone, reader_of)
 from .flags import REFERENCE_JOBS, RunOptions
 from .images import ANIMATED_WEBP, animated_webp, check_picture, frame_count, header_layout, one_size, output_format
 from .jobs import (Job, OutputIsInput, Plan, check_reachable, existing_output, has_sub_folders, plan_jobs, plan_videos,
@@ -880,10 +880,15 @@ FAILED_EVERYWHERE = 1
 
 def _say_stopped(prog: str, reason: str, ok: int, skipped: int, failed: int, left: int, when: str) -> None:
     """The one line of a folder's run that stopped early for ``reason``, which counts
-    what it did and says how to go on ``when`` the cause is mended."""
-    how = "the same command with --skip-existing" if prog == "ncnn-sr" else "ncnn-sr with --skip-existing"
-    echo(f"{prog}: stopped: {reason}; {ok} upscaled, {skipped} skipped, {failed} failed, {left} not done; "
-         f"once {when}, {how} goes on from there")
+    what it did and says how to go on ``when`` the cause is mended. Where the output
+    folder was removed (files.removed_words), what the run wrote went with it: there is
+    nothing for --skip-existing to go on from; the same command makes it again."""
+    if reason.endswith(REMOVED):
+        then = "nothing is left to go on from: the same command starts over"
+    else:
+        how = "the same command with --skip-existing" if prog == "ncnn-sr" else "ncnn-sr with --skip-existing"
+        then = f"once {when}, {how} goes on from there"
+    echo(f"{prog}: stopped: {reason}; {ok} upscaled, {skipped} skipped, {failed} failed, {left} not done; {then}")
 
 
 def _failed(count: int, opts: RunOptions) -> str:

@@ -1334,8 +1334,11 @@ def test_a_folder_broken_during_a_run_stops_it_in_one_line(tmp_path, prog, actio
              "full": re.escape(f"cannot write {out}{os.sep}") + r"p\d\d\.png: No space left on device"}[action]
     once = "it is back" if action == "rename" else "it can be written"
     how = "the same command" if prog == "ncnn-sr" else "ncnn-sr"
+    # Removed, what was written went with it: nothing for --skip-existing to go on from.
+    then = ("nothing is left to go on from: the same command starts over" if action == "remove"
+            else f"once {once}, {how} with --skip-existing goes on from there")
     said = re.fullmatch(rf"{re.escape(prog)}: stopped: {cause}; (\d+) upscaled, 0 skipped, 1 failed, "
-                        rf"(\d+) not done; once {once}, {how} with --skip-existing goes on from there", lines[-1])
+                        rf"(\d+) not done; {then}", lines[-1])
     assert said, lines
     # The drop-in says the picture that stopped it in the reference's word, which its
     # wrappers look for, as it does on a full disk.
@@ -3201,7 +3204,7 @@ real = pipeline.write_image
 
 def write_image(target, *given, **options):
     real(target, *given, **options)
-    if Path(target).parent == Path(gone):
+    if Path(gone) in Path(target).parents and Path(gone).is_dir():
         shutil.rmtree(gone)  # once its first output is written: its other pictures are left
 
 pipeline.write_image = write_image
@@ -3246,3 +3249,14 @@ def test_an_output_sub_folder_removed_during_a_run_is_one_line_and_the_others_ar
                           "gone): its pictures not yet written are not done; the other folders go on"], lines
     assert lines[-1].startswith("ncnn-sr: 12 pictures: 9 upscaled, 0 skipped, 0 failed, 3 not done in "), lines
     assert sorted(os.listdir(out)) == ["b", "c"] and len(os.listdir(out / "b")) == 5 and len(os.listdir(out / "c")) == 3
+
+
+def test_the_output_folder_removed_during_a_run_says_the_same_command_starts_over(tmp_path):
+    # -r: the output folder (-o) removed once its first picture was written said "once
+    # it can be written, the same command with --skip-existing goes on from there",
+    # though what it had written went with the folder: nothing to go on from.
+    src, out, lines = run_with_a_folder_removed(tmp_path, _REMOVED_ONCE_WRITTEN_INTO, "out", "-j", "1:1:1")
+    assert re.fullmatch(rf"ncnn-sr: stopped: {re.escape(str(out))} was removed during the run \(what was written "
+                        r"there is gone\); 1 upscaled, 0 skipped, 1 failed, 10 not done; nothing is left to go on "
+                        r"from: the same command starts over", lines[-1]), lines
+    assert len(lines) == 1 and not out.exists(), lines

@@ -689,8 +689,9 @@ def test_a_folder_broken_during_a_run_of_videos_stops_it_in_one_line(tmp_path, a
              "remove": f"{out} was removed during the run (what was written there is gone)",
              "rename": f"{src} was removed or renamed during the run"}[action]
     once = "it is back" if action == "rename" else "it can be written"
-    assert lines[2:] == [f"ncnn-sr: stopped: {cause}; 2 upscaled, 0 skipped, 1 failed, 2 not done; once {once}, "
-                         "the same command with --skip-existing goes on from there"], lines
+    then = ("nothing is left to go on from: the same command starts over" if action == "remove"
+            else f"once {once}, the same command with --skip-existing goes on from there")
+    assert lines[2:] == [f"ncnn-sr: stopped: {cause}; 2 upscaled, 0 skipped, 1 failed, 2 not done; {then}"], lines
     if action != "remove":
         assert sorted(os.listdir(out)) == ["v0.mp4", "v1.mp4"]
     else:
