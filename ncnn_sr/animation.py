@@ -12,6 +12,7 @@ from PIL import Image
 
 from . import avif
 from .errors import InputError, describe, in_one_line
+from .fixed import fixed_fields
 from .apng import animate, frames_as_shown as apng_frames
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, frames_as_shown as gif_frames, has_clear_pixels, to_palette
 from .images import (FORMATS, GREY_MODES, ImageInfo, check_fits, checked_metadata, checked_write, comment_option,
@@ -22,6 +23,7 @@ from .png import mended as mended_png
 from .pixels import check_image, to_eight_bit
 
 
+@fixed_fields("anim")
 @dataclass(frozen=True)
 class Animation:
     """The frames of an animated picture and their timing.

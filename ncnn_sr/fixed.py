@@ -1,6 +1,7 @@
 """Settings fixed when an object is made, read back as its attributes."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 
@@ -73,3 +74,25 @@ class FixedArguments:
             if not isinstance(held, Fixed) and not (isinstance(held, property) and held.fset is not None):
                 raise _refused(self, name, name)
         super().__setattr__(name, value)
+
+
+def fixed_fields(name: str, owner: str | None = None):
+    """A decorator, over ``@dataclass(frozen=True)``, for a record users read and may
+    set: a field set is refused as a Fixed setting is, saying how to make another
+    (``dataclasses.replace(name, field=...)``, ``name`` what the docs call one),
+    where dataclasses said only "cannot assign to field 'exif'". ``owner``: how the
+    refusal names the record's kind, where ``_owner``'s article reads wrong
+    ("EncodeOptions'"). Still a FrozenInstanceError; a name that is no field is
+    refused as dataclasses refuses it."""
+    def decorate(cls):
+        frozen, fields = cls.__setattr__, frozenset(f.name for f in dataclasses.fields(cls))
+
+        def __setattr__(self, field: str, value) -> None:
+            if field not in fields:
+                return frozen(self, field, value)  # a subclass's own attribute may be set
+            whose = owner or f"{_owner(self)}'s"
+            raise dataclasses.FrozenInstanceError(f"{whose} {field} is fixed when it is made: make another with "
+                                                  f"dataclasses.replace({name}, {field}=...)")
+        cls.__setattr__ = __setattr__
+        return cls
+    return decorate

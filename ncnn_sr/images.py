@@ -22,6 +22,7 @@ from PIL.PngImagePlugin import PngInfo, iTXt
 
 from .errors import HintedInputError, InputError, Option, describe, file_path, in_one_line
 from .files import atomic_write, check_named_as_file, file_in_the_way
+from .fixed import fixed_fields
 from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
@@ -76,6 +77,7 @@ _NEW_SUBFILE_TYPE, _DNG_VERSION = 254, 50706
 _SILENT_FORMATS = frozenset({"MPO", "PSD", "HEIF"})
 
 
+@fixed_fields("info")
 @dataclass(frozen=True)
 class ImageInfo:
     """What a picture was, besides its pixels, so it can be written back alike.

@@ -12,11 +12,13 @@ from typing import Callable
 
 from .engine import Upscaler
 from .errors import DeviceFailure, NcnnSrError, SettingError, describe
+from .fixed import fixed_fields
 from .workers import STOP, Cancelled, ProcQueue, Worker, join_workers
 
 log = logging.getLogger("ncnn_sr")
 
 
+@fixed_fields("lane")
 @dataclass(frozen=True)
 class Lane:
     """One device's Upscaler and how many proc workers share it."""

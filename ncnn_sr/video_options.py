@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from .errors import SettingError, describe
+from .fixed import fixed_fields
 
 # "auto": the frames a video flags as interlaced (DVDs, TV recordings, camcorder
 # footage); "on": every frame, for a video that does not flag them; "off": none;
@@ -160,6 +161,7 @@ def parse_time(text: str) -> Fraction:
     return seconds
 
 
+@fixed_fields("options", "EncodeOptions'")
 @dataclass(frozen=True)
 class EncodeOptions:
     """How the upscaled video is encoded. ``codec`` None picks libx264, or libvpx-vp9

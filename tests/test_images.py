@@ -329,6 +329,46 @@ def test_exif_orientation_is_applied_and_reset(tmp_path):
     assert out_exif.get(0x0112, 1) == 1 and out_exif[0x013B] == "Jane Doe"
 
 
+def test_an_infos_exif_set_to_drop_it_says_to_make_another_with_replace(tmp_path):
+    # found by a check of the library's messages: info.exif = None (to keep a photo's
+    # GPS and camera out of the upscaled copy) was dataclasses' "cannot assign to field
+    # 'exif'", where an Upscaler's settings say what to do instead.
+    im = rgb_image(4, 6)
+    exif = im.getexif()
+    exif[0x013B] = "Jane Doe"  # Artist
+    _, info = read_image(save(tmp_path / "o.jpg", im, exif=exif.tobytes(), quality=95))
+    with pytest.raises(AttributeError) as refused:
+        info.exif = None
+    assert str(refused.value) == ("an ImageInfo's exif is fixed when it is made: make another with "
+                                  "dataclasses.replace(info, exif=...)")
+    assert info.exif is not None
+    write_image(tmp_path / "out.jpg", np.zeros((6, 4, 3), np.uint8), replace(info, exif=None))
+    with Image.open(tmp_path / "out.jpg") as written:
+        assert 0x013B not in written.getexif()
+
+
+@pytest.mark.parametrize("kind", ["Animation", "EncodeOptions", "Lane"])
+def test_the_librarys_other_records_set_later_say_to_make_another_with_replace(kind, cpu_upscalers):
+    from ncnn_sr import Animation
+    from ncnn_sr.lanes import Lane
+    from ncnn_sr.video import EncodeOptions
+
+    made, said, field, value = {
+        "Animation": (lambda: Animation((np.zeros((2, 2, 3), np.uint8),), (100,)), "an Animation's", "durations",
+                      (50,)),
+        "EncodeOptions": (lambda: EncodeOptions(), "EncodeOptions'", "crf", 16),
+        "Lane": (lambda: Lane(cpu_upscalers("realesr-animevideov3-x2"), 1), "a Lane's", "workers", 2)}[kind]
+    record = made()
+    name = {"Animation": "anim", "EncodeOptions": "options", "Lane": "lane"}[kind]
+    with pytest.raises(AttributeError) as refused:
+        setattr(record, field, value)
+    assert str(refused.value) == (f"{said} {field} is fixed when it is made: make another with "
+                                  f"dataclasses.replace({name}, {field}=...)")
+    assert getattr(replace(record, **{field: value}), field) == value
+    with pytest.raises(AttributeError, match="cannot assign to field 'other'"):
+        record.other = 1  # no field of it: as dataclasses says it
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_every_exif_orientation_turns_the_pixels_as_pillow_does(orientation, tmp_path):
     from PIL import ImageOps
