@@ -4,6 +4,13 @@ correctly, ``-g -1`` runs on the CPU, a missing output folder is made, and a fai
 picture gives a non-zero exit status."""
 from __future__ import annotations
 
+if __name__ == "__main__":  # python -m ncnn_sr.dropin, where the installed command is not on PATH
+    # First, as the installed command starts: the entry point holds a stop signal from
+    # here on, and runs this module as its command (it exits). The imports below, run
+    # first, left a Ctrl-C landing among them a traceback and SIGTERM a silent death.
+    from .entry import realesrgan_ncnn_vulkan
+    realesrgan_ncnn_vulkan()
+
 import functools
 import logging
 import math
@@ -332,8 +339,3 @@ def _reachable(output: Path) -> bool:
 
 
 main.elsewhere = _ncnn_sr_options
-
-
-if __name__ == "__main__":  # python -m ncnn_sr.dropin, where the installed command is not on PATH
-    from .entry import realesrgan_ncnn_vulkan
-    realesrgan_ncnn_vulkan()

@@ -30,14 +30,15 @@ def _hold_from_the_start() -> None:
     sets the commands' handlers, is held for ``_run`` to end the command with: Python's
     Ctrl-C handler printed a traceback (status -2) and SIGTERM killed it unsaid (-15),
     0.04 to 0.085 s into a start on two busy cores. Only in a command's own process,
-    started by its script (bin/ncnn-sr, Scripts\\ncnn-sr.exe) or ``python -m ncnn_sr``:
-    a program that imports this module keeps its handlers."""
+    started by its script (bin/ncnn-sr, Scripts\\ncnn-sr.exe), ``python -m ncnn_sr``
+    or ``python -m ncnn_sr.dropin``: a program that imports this module keeps its
+    handlers."""
     started = (getattr(sys, "argv", None) or [""])[0] or ""
     name = os.path.basename(started)
     for suffix in (".exe", "-script.pyw", "-script.py"):
         name = name.removesuffix(suffix)
     ours = name in ("ncnn-sr", "realesrgan-ncnn-vulkan") or \
-        name == "__main__.py" and os.path.basename(os.path.dirname(started)) == "ncnn_sr"
+        name in ("__main__.py", "dropin.py") and os.path.basename(os.path.dirname(started)) == "ncnn_sr"
     for sig_name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK") if ours else ():
         sig = getattr(_signal, sig_name, None)
         try:

@@ -1161,6 +1161,22 @@ def test_a_signal_as_the_entry_point_itself_loads_is_one_line_and_its_status(scr
     assert (proc.returncode, proc.stderr, proc.stdout) == (status, f"{prog}: interrupted\n", "")
 
 
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_as_python_m_ncnn_sr_dropin_loads_is_one_line_and_its_status(sig):
+    # README's way to run the drop-in where its command is not on PATH: dropin.py, run
+    # as __main__, loaded click and its own modules before it reached the entry point,
+    # and no signal was held meanwhile: a Ctrl-C 0.05-0.1 s in was a traceback (-2),
+    # SIGTERM killed it unsaid. runpy with alter_sys is what python -m runs.
+    lands = ("import os, runpy, signal, sys\nsys.argv = ['-m', '--version']\n"
+             "class Land:\n    def find_spec(self, name, path=None, target=None):\n"
+             f"        if name == 'ncnn_sr.flags':\n            os.kill(os.getpid(), signal.{sig})\n"
+             "sys.meta_path.insert(0, Land())\n"
+             "runpy.run_module('ncnn_sr.dropin', run_name='__main__', alter_sys=True)\n")
+    proc = subprocess.run([sys.executable, "-c", lands], capture_output=True, text=True, timeout=60)
+    status = 128 + getattr(signal, sig)
+    assert (proc.returncode, proc.stderr, proc.stdout) == (status, "realesrgan-ncnn-vulkan: interrupted\n", "")
+
+
 def test_ctrl_c_while_click_reads_the_arguments_is_one_line_and_status_130(tmp_path):
     # click's own answer was "Aborted!" and status 1.
     proc = run_entry(tmp_path, "import click\n@click.command()\ndef main():\n    raise KeyboardInterrupt\n")
