@@ -89,6 +89,8 @@ class OnePathCommand(UsageCommand):
             raise
         if not (self.last_path_wins or ctx.resilient_parsing):
             self._one_path_each(ctx, given)
+        if not ctx.resilient_parsing:
+            self._one_side_each(ctx, given)
         if self.empty_words:
             rest = [word for word in rest if word]
         if rest and not ctx.resilient_parsing:
@@ -121,6 +123,24 @@ class OnePathCommand(UsageCommand):
             if sum(flag in getattr(p, "opts", ()) for p in order) > 1:
                 ctx.fail(f"{flag} is given twice, and only the last would be used: -i and -o take one path each"
                          f"{self.several}")
+
+    def _one_side_each(self, ctx: click.Context, args: list[str]) -> None:
+        """A flag and its opposite both given (--exact --blend) are refused: click kept
+        the last, unsaid, where -v with -q is refused as contradicting. The words are
+        walked as _paths_not_options walks them, so an option's value (--suffix --blend)
+        is no flag."""
+        options = {name: p for p in self.get_params(ctx) for name in (*p.opts, *p.secondary_opts)
+                   if isinstance(p, click.Option)}
+        sides: dict[str, str] = {}  # the first flag given of each pair
+        at = 0
+        while at < len(args) and args[at] != "--":
+            word = args[at]
+            option = options.get(word)
+            if option is not None and option.is_flag and option.secondary_opts:
+                first = sides.setdefault(option.name, word)
+                if (first in option.secondary_opts) != (word in option.secondary_opts):
+                    ctx.fail(f"{first} and {word} contradict each other: give one")
+            at += 2 if option is not None and not option.is_flag and not option.count else 1
 
     def _paths_without_flags(self, ctx: click.Context, args: list[str], missing: click.MissingParameter) -> None:
         """``upscale in.png out.png``: click stops at the missing -i, the paths unsaid.

@@ -1412,6 +1412,27 @@ def test_verbose_and_quiet_together_are_a_usage_error(command, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
 
 
+@pytest.mark.parametrize("command", [[], ["video"]])
+@pytest.mark.parametrize("flags", [["--exact", "--blend"], ["--blend", "-g", "-1", "--exact"]])
+def test_exact_and_blend_together_are_a_usage_error(command, flags, tmp_path):
+    # found by a new user's audit: click kept the last of the two, unsaid, where -v with
+    # -q, and --exact with the reference tiling, are refused as contradicting.
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    proc = run(*command, "-i", tmp_path / "in.png", "-o", tmp_path / "o.png", *FAST, *flags, check_ok=False)
+    assert proc.returncode == 2 and "Usage:" in proc.stderr
+    first, second = [flag for flag in flags if flag in ("--exact", "--blend")]
+    assert proc.stderr.splitlines()[-1] == f"Error: {first} and {second} contradict each other: give one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_a_flag_given_twice_the_same_way_or_as_another_flags_value_is_no_contradiction(tmp_path):
+    (tmp_path / "in").mkdir()
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in" / "p.png")
+    run("-i", tmp_path / "in" / "p.png", "-o", tmp_path / "a.png", *FAST, "--blend", "--blend")
+    run("-i", tmp_path / "in", "-o", tmp_path / "b", *FAST, "--exact", "--suffix", "--blend")  # a suffix's text
+    assert (tmp_path / "a.png").is_file() and [p.name for p in (tmp_path / "b").iterdir()] == ["p--blend.png"]
+
+
 def test_a_side_at_a_half_pixel_rounds_up(tmp_path):
     # 3 px at 1.5 gave 4 (round() takes halves to even) where 5 px gave 8.
     Image.fromarray(picture(3, 5)).save(tmp_path / "in.png")
