@@ -945,7 +945,9 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
             except NcnnSrError as e:
                 state = f"unusable: {command_words(e)}"
             click.echo(f"{name:{_NAME_WIDTH}} x{entry.scale}  {entry.download[2] / 1e6:5.1f} MB  {state}")
-        click.echo(f"fetch one with: {PROG} fetch NAME (into {where})")
+        # With -o, the command offered installs there too, as the list is of that folder.
+        elsewhere = "" if folder is None else f" -o {shell_word(str(folder))}"
+        click.echo(f"fetch one with: {PROG} fetch NAME{elsewhere} (into {where})")
         try:
             check_folder(where)
         except NcnnSrError as e:  # the list is still true; the offer is not

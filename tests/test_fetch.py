@@ -21,7 +21,7 @@ from test_convert import random_compact, random_rrdb
 
 from ncnn_sr import Upscaler, cli, fetch
 from ncnn_sr.download import DownloadError, Source, download, partial_path
-from ncnn_sr.errors import FlagNames, InputError, ModelError, SettingError
+from ncnn_sr.errors import FlagNames, InputError, ModelError, SettingError, shell_word
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -506,6 +506,10 @@ def test_the_command_lists_what_it_can_fetch(tmp_path):
     assert [line.split()[0] for line in proc.stdout.splitlines()[:4]] == list(fetch.fetchable())
     assert "67.0 MB  not fetched\n" in proc.stdout and f"into {tmp_path}" in proc.stdout
     assert "4.9 MB  not fetched (1.5 MB of a download kept)" in proc.stdout
+    # found by a new user's audit: the command offered was "ncnn-sr fetch NAME", which
+    # installs in the fetched models folder, not in the -o folder the list is of.
+    assert proc.stdout.splitlines()[-1] == f"fetch one with: ncnn-sr fetch NAME -o {shell_word(str(tmp_path))} " \
+                                           f"(into {tmp_path})"
 
 
 def test_the_command_refuses_what_it_cannot_fetch_in_one_line(server, tmp_path):
