@@ -403,6 +403,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
     began = time.time()
     new_folder = None
     working = None  # the output being written, whose work a failed device keeps (video_pieces)
+    length = None  # its seconds, where known: for the room a full disk's rerun needs
     try:
         if to_file:
             if opts.output_folder or opts.output.is_dir():
@@ -431,6 +432,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
             check_folder(_written_in(opts.output))
         encoder = video_codecs.video_encoder(dst, encode, flags)  # a bad --codec or --preset before a model loads
         info = video.probe(src)
+        length = _length_out(info, encode)
         _check_encodable(opts, info, src, dst, encoder, encode, flags=flags)  # and frames it cannot code
         video.check_start(src, encode, info.duration)  # as the devices' notices and a model load would not say
         lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
@@ -459,8 +461,10 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
     except (NcnnSrError, OSError) as e:
         if debug:
             raise
-        _say_failed(prog, bar, e, flags, opts)
-        if working is not None:
+        full = _kept_on_full_disk(working, e, length) if working is not None else None
+        then = f"{full[0]}: once {full[1]}, run the same command again to go on" if full else None
+        _say_failed(prog, bar, e, flags, opts, then)
+        if working is not None and full is None:
             _say_kept(prog, working, e)
         if new_folder is not None:
             _remove_empty_folders(new_folder)
@@ -499,16 +503,39 @@ def _naming(e: Exception, src: Path, dst: Path) -> Exception:
     return NcnnSrError(f"{src}: ", *e.pieces)
 
 
+def _length_out(info, encode) -> float | None:
+    """The seconds of the video ``info`` describes that ``encode`` writes, where known."""
+    return float(encode.part_seconds(info.duration)) if info.duration else None
+
+
+def _kept_on_full_disk(dst: Path, e: Exception, length: float | None) -> tuple[str, str] | None:
+    """Where the run of the video ``dst`` (``length`` seconds, where known) stopped
+    as its disk filled (``e``), and video.upscale_video kept its whole pieces for a
+    rerun: what is kept, and the room to make for the rerun to go on to the end, in
+    words; None where nothing is kept, or ``e`` is another failure."""
+    from .video import disk_full
+    from .video_pieces import amount, kept_on_full_disk
+
+    kept = kept_on_full_disk(dst, length) if disk_full(e) else None
+    if kept is None:
+        return None
+    words, more = kept
+    # The pieces' measure is the picture's alone: its sound and container come on top.
+    return words, f"over {amount(more)} more is free on its disk" if more else "more room is free on its disk"
+
+
 def _say_failed(prog: str, bar: FrameProgress | None, e: Exception, flags: FlagNames = FlagNames(),
-                opts: RunOptions | None = None) -> None:
-    """``e``'s line; given the run's ``opts``, as an error that ended the run (said_failed)."""
+                opts: RunOptions | None = None, then: str | None = None) -> None:
+    """``e``'s line; given the run's ``opts``, as an error that ended the run
+    (said_failed); ``then``, what is kept and how to go on, after it."""
     if bar is not None:
         bar.close()
     # An OSError here is from looking at a path (a name too long, say), which it names;
     # one that names none is said without its "None".
     said = (command_words(e, flags) if isinstance(e, NcnnSrError)
             else f"{e.filename}: {os_reason(e)}" if e.filename else os_reason(e))
-    echo(f"{prog}: error: {said if opts is None else said_failed(opts, said)}")
+    said = said if opts is None else said_failed(opts, said)
+    echo(f"{prog}: error: {said}" + (f"; {then}" if then else ""))
 
 
 def _say_kept(prog: str, dst: Path, e: Exception) -> None:
@@ -703,6 +730,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     jobs: list[tuple[Path, Path]] = []
     read_in: set[Path] = set()  # the folders a video was read in, and those above them (mark_there)
     working = None  # the output being written, whose work a Ctrl-C keeps (video_pieces)
+    length = None  # its seconds, where known: for the room a full disk's rerun needs
     written_into: set[Path] = set()  # the folders a video was written in
     try:
         jobs = plan_videos(opts.input, opts.output, encode, opts.recursive, opts.output_folder)
@@ -730,6 +758,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                     raise NoRoom(gone[0]) if gone[1] else InputError(gone[0])
                 check_reachable(dst, file=True)  # a link to nowhere, as a single video's -o is checked
                 info = video.probe(src)
+                length = _length_out(info, encode)
                 mark_there(src.parent, read_in)
                 _check_encodable(opts, info, src, dst, video_codecs.video_encoder(dst, encode), encode, lanes)
                 one = None if lanes is None else _one_worker_for(opts, lanes, (info.height, info.width))
@@ -755,7 +784,9 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                     _remove_empty_folders(new_folder)
                 # A full disk, or a folder removed or made read-only: every later video
                 # would fail alike, a line each.
-                broken = (command_words(e, flags), "it can be written") if isinstance(e, NoRoom) else \
+                full = _kept_on_full_disk(failed_at, e, length) if failed_at is not None else None
+                broken = (f"{command_words(e, flags)}; {full[0]}", full[1]) if full else \
+                    (command_words(e, flags), "it can be written") if isinstance(e, NoRoom) else \
                     _folder_broken(src, dst, read_in, written_into, flags, opts.input, opts.output)
                 if broken is not None and broken[1] is None:
                     # A sub-folder gone: its videos alone are lost, said once (each failed

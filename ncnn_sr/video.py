@@ -649,7 +649,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     has the encoded video kept in pieces beside ``dst`` while it is written
     (``video_pieces``): a run stopped midway, or whose ``frames`` failed for its device
     (a DeviceFailure: a DeviceError, or ordered_map's UpscalingFailed) or the host's
-    memory (a MemoryError: a frame that could not be allocated), run again with the same source,
+    memory (a MemoryError: a frame that could not be allocated), or whose output's disk
+    filled (a NoRoom of ENOSPC or EDQUOT: ``disk_full``), run again with the same source,
     settings and options, goes on from the last whole piece. None keeps nothing (a
     stream, an encoder or container not in video_pieces' lists keeps nothing either).
     ``progress`` is then not called for the frames the kept pieces hold: its first
@@ -768,9 +769,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         if part is not None:
             _remove(part)
         if work is not None:
-            if _device_failed(e) or isinstance(e, MemoryError):
+            if _device_failed(e) or isinstance(e, MemoryError) or disk_full(e):
                 # For a rerun on another device, or with smaller tiles or fewer frames
-                # in work at once (the host's memory), to go on from.
+                # in work at once (the host's memory), or once room is made on the
+                # disk, to go on from.
                 work.keep_or_remove()
             else:
                 work.remove()
@@ -793,6 +795,19 @@ def _device_failed(e: BaseException) -> bool:
     smaller tiles, makes the same frames but for rounding (batch_cli's
     _frame_settings), so the whole pieces are kept for it, as for a stop."""
     return isinstance(e, DeviceFailure)
+
+
+# A write refused for these is the disk's room, which a rerun can have once room is made.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(e: BaseException) -> bool:
+    """Whether ``e`` is the output's write refused for a full disk (ENOSPC, or the
+    user's quota): the whole pieces beside it are kept, as for a stop, often hours of
+    upscaling that a rerun once room is made copies instead of making again. (Where
+    the pieces' own write was refused first, they were given up to make room for the
+    video, and nothing is left to keep.)"""
+    return isinstance(e, InputError) and getattr(e.__cause__ or e.__context__, "errno", None) in DISK_FULL
 
 
 def _open_work(src, final: Path, dst: Path, encoder: str, options: EncodeOptions, settings: dict,

@@ -208,13 +208,18 @@ class Work:
         self.remove()
 
     def drop_piece(self) -> None:
-        """The piece in work let go of, unfinished: its .tmp is never taken for one."""
+        """The piece in work let go of, unfinished, and its .tmp removed: it is never
+        taken for one, and on a full disk its room is the rerun's."""
         f, self._file = self._file, None
         if f is not None:
             try:
                 f.close()
             except OSError:
                 pass  # the bytes a full disk refused, flushed again: the piece is dropped all the same
+            try:
+                os.unlink(self.folder / f"piece-{self._number:05d}.tmp")
+            except OSError:
+                pass  # the next run's _whole_pieces tidies it
 
     @property
     def writing(self) -> bool:
@@ -403,6 +408,42 @@ def kept_words(final: Path, again: str = "run the same command again") -> str | 
     if not pieces:
         return None
     return f"the work up to {clock(pieces[-1].seconds)} is kept in {work_folder(final).name}: {again} to go on"
+
+
+def kept_on_full_disk(final: Path, length: float | None) -> tuple[str, int | None] | None:
+    """What a run of ``final`` that its full disk stopped kept, in words, and about how
+    many bytes more its disk must have free for the same command to go on from it to
+    the end (None where not known: ``length``, the output's seconds, is not); None
+    where nothing is kept. The pieces are written beside the video as it is made, each
+    about as large: at the end the disk holds both, twice the video, of which the kept
+    pieces are there already. The pieces' rate so far stands for the rest. It counts
+    the picture alone: the video's sound and container, not in the pieces, come on
+    top (small beside upscaled frames, but for a tiny clip)."""
+    folder = work_folder(final)
+    pieces = _whole_pieces(folder, tidy=False)
+    if not pieces:
+        return None
+    size = 0
+    for piece in pieces:
+        try:
+            size += piece.path.stat().st_size
+        except OSError:
+            pass
+    more = None
+    if length and pieces[-1].seconds > 0:
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            free = 0
+        video = size * max(length / pieces[-1].seconds, 1.0)
+        more = max(0, round(2 * video - size - free))
+    return f"the work up to {clock(pieces[-1].seconds)} is kept in {folder.name} ({amount(size)})", more
+
+
+def amount(size: float) -> str:
+    """A number of bytes in words: 1.2 GB, 350 MB, 12 kB."""
+    return (f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB" if size >= 1e6
+            else f"{max(size, 1000) / 1e3:.0f} kB")
 
 
 def clock(seconds: float) -> str:

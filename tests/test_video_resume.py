@@ -454,3 +454,102 @@ def test_a_video_out_of_memory_with_no_work_kept_says_so_as_before(tmp_path, in_
     assert status == 1
     assert "is kept in" not in said, said
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def disk_full(monkeypatch, packets: int | None) -> None:
+    """The output's disk full after ``packets`` video packets are muxed into it, or
+    (None) as it closes, its trailer (the end of a run): FFmpeg's ENOSPC, as a muxer
+    meets it."""
+    from ncnn_sr import video
+    real_open = av.open
+
+    class Full:
+        def __init__(self, container):
+            self._real, self._muxed = container, 0
+
+        def __getattr__(self, name):
+            return getattr(self._real, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+        def mux(self, packets_in):
+            for packet in packets_in if isinstance(packets_in, list) else [packets_in]:
+                if packets is not None and packet.stream.type == "video":
+                    self._muxed += 1
+                    if self._muxed > packets:
+                        av.error.err_check(-errno.ENOSPC)
+                self._real.mux(packet)
+
+        def close(self):
+            self._real.close()
+            if packets is None:
+                av.error.err_check(-errno.ENOSPC)
+
+    def opening(file, mode="r", *args, **kwargs):
+        made = real_open(file, mode, *args, **kwargs)
+        return Full(made) if mode == "w" and "ncnn-sr-part" in str(file) else made  # the output's part file
+    monkeypatch.setattr(video.av, "open", opening)
+
+
+@pytest.mark.parametrize("packets", [14, None], ids=["midway", "at_the_end"])
+def test_a_disk_that_fills_under_the_video_keeps_its_whole_pieces_for_a_rerun(packets, tmp_path, cpu_upscalers,
+                                                                           short_pieces, monkeypatch):
+    # The output's write refused (ENOSPC, or its trailer at the very end of a run of
+    # hours) removed the pieces with the partial video: all the upscaling lost, where
+    # a rerun once room is made could copy them.
+    from ncnn_sr.errors import NoRoom
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    clip = make_clip(tmp_path / "in.mp4", frames=36, rate=Fraction(12))
+    lossless = EncodeOptions(codec="ffv1")
+    upscale_video(clip, tmp_path / "whole.mkv", upscaled(up), lossless, settings=SETTINGS)
+    out = tmp_path / "out.mkv"
+    with monkeypatch.context() as m:
+        disk_full(m, packets)
+        with pytest.raises(NoRoom, match="No space left on device"):
+            upscale_video(clip, out, upscaled(up), lossless, settings=SETTINGS)
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.mkv.ncnn-sr-pieces", "in.mp4", "whole.mkv"]
+    work = tmp_path / ".out.mkv.ncnn-sr-pieces"
+    kept = sorted(p.name for p in work.iterdir() if p.name.startswith("piece-"))
+    assert kept == [f"piece-{i:05d}.bin" for i in range(2 if packets else 6)]
+    made = []
+    upscale_video(clip, out, upscaled(up), lossless, settings=SETTINGS, progress=made.append)
+    assert len(made) == (36 - 12 if packets else 0)  # at the end, the rerun only copies: no frame upscaled
+    assert contents(out) == contents(tmp_path / "whole.mkv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv", "whole.mkv"]
+
+
+def test_the_command_says_in_one_line_what_a_full_disk_left_and_the_room_to_make(tmp_path, in_process, monkeypatch,
+                                                                               short_pieces):
+    # It said "error: cannot write out.mkv: No space left on device", the work removed
+    # with the partial video: a run of hours lost to the last megabytes of its disk.
+    clip = make_clip(tmp_path / "in.mp4", frames=36, width=32, height=24, rate=Fraction(12))
+    lossless = ["--codec", "ffv1"]
+    status, said = in_process("video", "-i", clip, "-o", tmp_path / "whole.mkv", *X2, *lossless)
+    assert status == 0, said
+    out = tmp_path / "out.mkv"
+
+    class Usage:
+        free = 0  # the room the removed partial video gave back, and no more
+    monkeypatch.setattr("shutil.disk_usage", lambda path: Usage)
+    with monkeypatch.context() as m:
+        disk_full(m, None)  # at the very end: its trailer
+        status, said = in_process("video", "-i", clip, "-o", out, *X2, *lossless)
+    assert status == 1, said
+    line = said.splitlines()[-1]
+    kept = re.fullmatch(rf"ncnn-sr: error: cannot write {re.escape(str(out))}: No space left on device; the work up "
+                        r"to 00:00:02 is kept in \.out\.mkv\.ncnn-sr-pieces \((\d+) kB\): once over (\d+) kB more is "
+                        r"free on its disk, run the same command again to go on", line)
+    assert kept, said
+    assert "error" not in "\n".join(said.splitlines()[:-1]), said
+    assert int(kept[1]) <= int(kept[2]) <= int(kept[1]) * 1.1  # the video, as large again: the pieces are there
+    assert not out.exists()
+    status, said = in_process("video", "-i", clip, "-o", out, *X2, *lossless)
+    assert status == 0, said
+    assert f"{out}: going on from 00:00:02 (6 of 6 pieces kept from a stopped run)" in said, said
+    assert contents(out) == contents(tmp_path / "whole.mkv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv", "whole.mkv"]
