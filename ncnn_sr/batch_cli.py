@@ -643,8 +643,10 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
     upscaled = f"{bar.made} upscaled, " if bar.made != written else ""
     if bar.kept:
         upscaled = f"{bar.kept} kept from a stopped run, {bar.made} upscaled, "
-    return (f"wrote {dst}: {written} frame{'s' * (written != 1)} in {seconds:.1f} s "
-            f"({upscaled}{rate:.2f} fps{reused})")
+    said = f"wrote {dst}: {written} frame{'s' * (written != 1)} in {seconds:.1f} s"
+    if written and not bar.done:  # none went through the bar, which counts the kept from the first upscaled
+        return f"{said} (all kept from a stopped run)"
+    return f"{said} ({upscaled}{rate:.2f} fps{reused})"
 
 
 def _frame_settings(opts: RunOptions, spec: ModelSpec) -> dict:

@@ -551,5 +551,8 @@ def test_the_command_says_in_one_line_what_a_full_disk_left_and_the_room_to_make
     status, said = in_process("video", "-i", clip, "-o", out, *X2, *lossless)
     assert status == 0, said
     assert f"{out}: going on from 00:00:02 (6 of 6 pieces kept from a stopped run)" in said, said
+    # It said "(0 upscaled, 0.00 fps)": no frame went through the bar, which counts the kept ones from the first.
+    assert re.search(rf"wrote {re.escape(str(out))}: 36 frames in [\d.]+ s \(all kept from a stopped run\)$", said,
+                     re.M), said
     assert contents(out) == contents(tmp_path / "whole.mkv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv", "whole.mkv"]
