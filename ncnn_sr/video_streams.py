@@ -97,9 +97,15 @@ class _SampleClock:
 # stream and Ogg's Opus header cut: an AVI plays each stream from its first packet, so
 # re-encoded sound came that much late (23 ms of MP3). Where silence leads the sound
 # (it starts late), the silence is that much shorter; else it stays late, less than
-# BT.1359 notices (125 ms), as copied AAC (21 ms) and MP3 do: cutting the priming would
-# lose sound, and ffmpeg -c copy moves the picture a whole frame later instead.
+# BT.1359 notices (125 ms), as copied AAC (21 ms) and MP3 do, with a warning: cutting
+# the priming would damage the sound's first 16 ms (AAC's decoder needs the packet
+# before), and ffmpeg -c copy moves the picture a whole frame later instead.
 PRIMING_PLAYED = frozenset({"avi"})
+# The priming copied sound leads with there, in samples, where it is long enough to
+# say (a warning): FFmpeg's AAC encoder's (Apple's, 2112, cut to a packet's by the
+# mp4's edit list, plays about as long) and LAME's. AC3's 5 ms goes unsaid.
+_COPIED_PRIMING = {"aac": 1024, "mp3": 1105}
+PRIMING_SAID = Fraction(1, 100)
 
 
 @functools.cache
@@ -534,6 +540,22 @@ def _raw_round_trip(muxer: str, pix_fmt: str) -> bool:
 NOTICED_EARLY = Fraction(45, 1000)
 
 
+def _note_priming(late_by: dict[tuple[str, int], list[int]], name: str, priming: Fraction, stream,
+                  sound_from: Fraction) -> None:
+    """Add the sound ``stream``, going out as codec ``name``, to ``late_by`` where the
+    ``priming`` (s) its output plays first puts it PRIMING_SAID or more late against
+    the picture, which starts at ``sound_from``: less what it starts late by, which
+    is lost there (copied) or silence short of the priming (re-encoded). An AVI holds
+    no edit list or initial padding to cut the priming by, and moves the picture only
+    by whole frames; cutting it damages the sound's first 16 ms (AAC's decoder needs
+    the packet before), so it stays, and is said."""
+    start = Fraction(0) if stream.start_time is None or stream.time_base is None else \
+        stream.start_time * stream.time_base
+    late = priming - max(Fraction(0), start - sound_from)
+    if late >= PRIMING_SAID:
+        late_by.setdefault((name, round(1000 * late)), []).append(stream.index)
+
+
 def _starts_late(stream, sound_from: Fraction) -> Fraction | None:
     """How long after ``sound_from`` (seconds of the input) the sound ``stream``
     starts, where that is more than NOTICED_EARLY; else None."""
@@ -655,6 +677,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
     # What is done to the streams a container cannot hold, by what is said of it: one
     # line for several streams alike (two srt tracks into an .avi), in their words.
     left: dict[tuple[str, str, bool], list[int]] = {}
+    # Sound an AVI plays its encoder's priming of (PRIMING_PLAYED), by codec and
+    # milliseconds late: one line for streams alike.
+    late_by: dict[tuple[str, int], list[int]] = {}
     for stream in list(inp.streams.audio) + list(inp.streams.subtitles):
         if stream.codec_context is None:  # a codec FFmpeg does not know, or a damaged header
             log.warning("dropping %s stream %d: FFmpeg knows no codec for it", stream.type, stream.index)
@@ -699,6 +724,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                 # file gets it from the first packet, going back for it.
                 o.codec_context.extradata = aac_config(stream.codec_context)
             mapping[stream.index] = SideOutput(o, gaps=gaps)
+            if stream.type == "audio" and out.format.name in PRIMING_PLAYED:
+                priming = Fraction(_COPIED_PRIMING.get(name, 0), stream.codec_context.sample_rate)
+                _note_priming(late_by, name, priming, stream, sound_from)
         elif stream.type == "audio" and (target := ((late is not None or paused) and _own_encoder(out.format.name, name))
                                           or sound_encoder(out)):
             if lead and av.codec.Codec(target, "w").canonical_name not in _FLV_HEADED:
@@ -718,6 +746,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             priming = 0 if out.format.name not in PRIMING_PLAYED else \
                 encoder_priming(target, ctx.sample_rate, ctx.layout.name, ctx.format.name, ctx.bit_rate or 0)
             mapping[stream.index] = SideOutput(o, resampler, _SampleClock(ctx.sample_rate, priming))
+            if late is None:  # else silence leads it, shorter by the priming
+                _note_priming(late_by, av.codec.Codec(target, "w").canonical_name,
+                              Fraction(priming, ctx.sample_rate), stream, sound_from)
             resampled = f", resampled from {source_rate} to {rate} Hz" if rate != source_rate else ""
             if layout.nb_channels != source_layout.nb_channels:
                 resampled += f", downmixed from {source_layout.name} to {layout.name}"
@@ -754,6 +785,11 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
     for (before, after, kept), indexes in left.items():
         hint = f" (a .mkv output keeps {'it' if len(indexes) == 1 else 'them'})" if kept else ""
         log.warning("%s %s%s%s", before, _streams(indexes), after, hint)
+    for (name, ms), indexes in late_by.items():
+        one = len(indexes) == 1
+        log.warning("%s plays the priming of %s sound: audio %s %s %d ms late against the picture "
+                    "(a .mkv or .mp4 output keeps %s in step)", dst.suffix, name, _streams(indexes),
+                    "comes" if one else "come", ms, "it" if one else "them")
     _name_lost_flags(inp, mapping, out, dst)
     labelled = ([(video_in.index, s) for s in out.streams.video[:1]]
                 + [(index, target.stream) for index, target in mapping.items()])
