@@ -24,7 +24,8 @@ from click.core import ParameterSource
 from . import __version__, fetch_record, models as models_mod
 from .choices import ALPHA_MODES, MAX_CONTEXT, MAX_SIDE, MIN_TILE, PRECISIONS
 from .console import bar_fits, name_streams, setup_logging
-from .errors import InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word
+from .errors import (InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word,
+                     shown_repr)
 from .files import check_folder, folder_made
 from .flags import HomePath, ModelText, OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
 from .path_names import is_picture_suffix, names_a_folder, suffix_fault, video_by_its_output
@@ -77,8 +78,8 @@ class _DefaultToUpscale(click.Group):
         word = args[0] if args else ""
         if word and self.get_command(ctx, word) is None and _names_a_file(word):
             output = args[1] if len(args) > 1 and not args[1].startswith("-") else "OUTPUT"
-            raise click.UsageError(f"No such command {word!r}: to upscale it, use -i/-o: {ctx.command_path} -i "
-                                   f"{shell_word(word)} -o {shell_word(output)}", ctx)
+            raise click.UsageError(f"No such command {shown_repr(word)}: to upscale it, use -i/-o: "
+                                   f"{ctx.command_path} -i {shell_word(word)} -o {shell_word(output)}", ctx)
         return super().resolve_command(ctx, args)
 
 
@@ -532,8 +533,13 @@ def _output_pipe(output: str) -> OutputPipe:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"{PROG}: error: {message}", err=True)
+    _say(f"{PROG}: error: {message}", err=True)
     sys.exit(code)
+
+
+def _say(line: str, err: bool = False) -> None:
+    """``line``, which names a file, on one line, as every message says a name."""
+    click.echo(one_line(line), err=err)
 
 
 # Wide enough for every catalog name; a longer custom name widens the column.
@@ -578,7 +584,7 @@ def list_models(model_path: Path | None) -> None:
         there = next((p for p in (folder, *folder.parents) if os.path.lexists(p)), folder) \
             if folder == fetched else folder
         if not there.is_dir():
-            click.echo(f"{PROG}: warning: {source} is not a folder: no model is looked up there", err=True)
+            _say(f"{PROG}: warning: {source} is not a folder: no model is looked up there", err=True)
     rows = [_catalog_row(name, entry.scale, model_path) for name, entry in models_mod.catalog().items()]
     rows += [_custom_row(name, model_path) for name in models_mod.custom_model_names(model_path)]
     # A file's name may hold a line break: each model stays on its line.
@@ -847,8 +853,8 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
             spec = convert_mod.write_model(model, target, name, overwrite=force)
     except KeyboardInterrupt:
         if downloaded.kept is not None:  # before the entry point's "interrupted"
-            click.echo(f"{PROG}: the downloaded weights are kept in {downloaded.kept}: the same command takes "
-                       "them from there", err=True)
+            _say(f"{PROG}: the downloaded weights are kept in {downloaded.kept}: the same command takes "
+                 "them from there", err=True)
         raise
     except NcnnSrError as e:
         if debug:
@@ -860,7 +866,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
             said += f" (the downloaded weights are kept in {downloaded.kept}: the same command takes them from there)"
         _fail(said)
     mixed = "" if other is None else f", {dni_weight:g} of {file_name} and {1 - dni_weight:g} of {Path(other).name}"
-    click.echo(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}{mixed}")
+    _say(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}{mixed}")
     click.echo(f"use it with: {PROG} -i IN -o OUT -n {shell_word(str(spec.param_path))}")
 
 
@@ -972,9 +978,9 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
             if spec is not None:
                 other = _not_fetched(name, spec)
                 if other is None:
-                    click.echo(f"{name}: fetched already ({spec.param_path}); --force fetches it again")
+                    _say(f"{name}: fetched already ({spec.param_path}); --force fetches it again")
                 else:  # put there by hand, perhaps: "fetched already" vouched for it
-                    click.echo(f"{name}: there already ({spec.param_path}), {other}; --force fetches the official one")
+                    _say(f"{name}: there already ({spec.param_path}), {other}; --force fetches the official one")
                 continue
             source = fetch_mod.mirrored(name, url) if url is not None else fetch_mod.source_of(name)
             try:
@@ -989,23 +995,23 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
             with _download_bar(name, quiet) as progress:
                 spec = fetch_mod.fetch_model(name, where, weights=weights, force=force, progress=progress,
                                              source=source)
-            click.echo(f"{name}: {spec.param_path} and {spec.bin_path.name}")
+            _say(f"{name}: {spec.param_path} and {spec.bin_path.name}")
         except NcnnSrError as e:
             if debug:
                 raise
             words = command_words(e)
             said = words.startswith((f"{name}:", f"{name!r} ", f"model {name} ", f"model {name}:"))  # not twice
-            click.echo(f"{PROG}: error: {words if said else f'{name}: {words}'}", err=True)
+            _say(f"{PROG}: error: {words if said else f'{name}: {words}'}", err=True)
             failed = True
         except download_mod.WaitStopped:  # what is kept there is the other's
-            click.echo(f"{PROG}: {name}: stopped waiting: the other download into {where} goes on", err=True)
+            _say(f"{PROG}: {name}: stopped waiting: the other download into {where} goes on", err=True)
             raise
         except KeyboardInterrupt:
             # Before the entry point's "interrupted": what a long download brought is not lost.
             kept = fetch_mod.pending_bytes(name, where) if weights is None else 0
             if kept:
-                click.echo(f"{PROG}: {name}: the {_amount(kept)} downloaded are kept: the same command goes on "
-                           "from them", err=True)
+                _say(f"{PROG}: {name}: the {_amount(kept)} downloaded are kept: the same command goes on "
+                     "from them", err=True)
             raise
     if failed:
         sys.exit(1)

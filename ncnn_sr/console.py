@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Callable
 
 import click
 
+from .errors import NOT_UTF8
+
 if TYPE_CHECKING:  # outcomes loads the planning, and Pillow with it: not for --help
     from .outcomes import Outcome
 
@@ -44,8 +46,11 @@ _bar = None  # the live progress bar, which other lines must not tear
 # A file name may hold a newline or a terminal's escape codes: shown as escapes, every
 # message stays one line and the terminal stays as it was. The 8-bit codes too (U+0080
 # to U+009F), which some terminals (xterm) take as C1 codes: U+0085 a line break, U+009B
-# the start of an escape sequence.
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]} | {9: "\\t", 10: "\\n", 13: "\\r"}
+# the start of an escape sequence. Its bytes that are not UTF-8 as errors.shown_bytes
+# says them (\\xe9): here, as a stream in ASCII (LC_ALL=C with PYTHONUTF8=0) is one
+# click writes through its own wrapper, which made them "?".
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]} | {9: "\\t", 10: "\\n", 13: "\\r"} \
+    | NOT_UTF8
 
 
 # Temporary files standing in for streams (``streams``), and the words messages use for them.

@@ -24,7 +24,7 @@ from click.core import ParameterSource
 
 from . import models as models_mod
 from .console import name_streams, setup_logging
-from .errors import FlagNames, InputError, command_words, failed_words
+from .errors import FlagNames, InputError, command_words, failed_words, one_line
 from .flags import REFERENCE_JOBS, ModelText, OnePathCommand, RunOptions, path_flag
 from .path_names import names_a_folder, video_by_its_output
 from .streams import STDIO, DeliveryInterrupted, OutputPipe, Streams, VideoInput, VideoOutput, is_stream
@@ -116,8 +116,8 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     model_file = models_mod.in_model_folder(model, model_path)
     # The reference fails to open the model's file in such a folder, and says so.
     if model_path != DEFAULT_MODEL_FOLDER and not model_path.exists():
-        click.echo(f"{PROG}: error: {failed_words(input_path, f'model folder {model_path} does not exist')}",
-                   err=True)
+        missing = failed_words(input_path, f"model folder {model_path} does not exist")
+        click.echo(one_line(f"{PROG}: error: {missing}"), err=True)
         sys.exit(1)
     if model_path != DEFAULT_MODEL_FOLDER and not model_path.is_dir():
         # Else said to lack the model, as a path through the file (in.png/NAME.param).
@@ -309,7 +309,7 @@ def _check_picture_name(source: Path, output: Path) -> None:
     else:
         also = " (ncnn-sr writes gif and avif)" if suffix in (".gif", ".avif") else ""
         problem = f"unsupported output format '{suffix}' for {output}: use png, jpg or webp{also}"
-    click.echo(f"{PROG}: error: {failed_words(source, problem)}", err=True)
+    click.echo(one_line(f"{PROG}: error: {failed_words(source, problem)}"), err=True)
     sys.exit(1)
 
 

@@ -180,11 +180,15 @@ def _cannot_write_stdout(prog: str, error: StandardOutputError) -> int:
 def _spells_any_name(stream) -> None:
     """Characters ``stream``'s encoding lacks written as escapes (\\u6a21), not raised:
     a file's name Windows's code page cannot spell (a Japanese name, cp1252, output
-    sent to a file) failed the command with a traceback, after its work. (Standard
-    error does so already, whatever PYTHONIOENCODING says.)"""
+    sent to a file) failed the command with a traceback, after its work; and a name's
+    bytes that are not UTF-8 as those bytes (\\xe9), where standard error said
+    Python's \\udce9 and standard output, in the C locale, the raw byte, which a
+    terminal shows as a broken character."""
+    from .errors import STREAM_ERRORS
+
     try:
-        if stream.errors == "strict":
-            stream.reconfigure(errors="backslashreplace")
+        if stream.errors in ("strict", "backslashreplace", "surrogateescape"):
+            stream.reconfigure(errors=STREAM_ERRORS)
     except (AttributeError, ValueError):  # no such stream, or not a plain text one
         pass
 
@@ -214,6 +218,7 @@ def _run(module: str, prog: str) -> None:
     if sys.stderr is None:
         _stderr_to_devnull()
     _spells_any_name(sys.stdout)
+    _spells_any_name(sys.stderr)
     if sys.stdout is not None:
         sys.stdout = _MarkedOutput(sys.stdout)
     stopping = stop_signals()

@@ -1,8 +1,10 @@
 """Errors a user can cause. Each message is the one line the command prints."""
 from __future__ import annotations
 
+import codecs
 import errno
 import functools
+import itertools
 import ntpath
 import os
 import re
@@ -177,10 +179,47 @@ def failed_words(subject, words: str) -> str:
     return f"{subject} failed: {words.removeprefix(f'{subject}: ')}"
 
 
+# A file's name may hold bytes that are not UTF-8 (Latin-1's b"caf\xe9.png" from an
+# old archive, or any byte past ASCII where Python reads names as ASCII), which Python
+# holds as surrogates (os.fsdecode: "caf\udce9.png"). A message shows each as the byte
+# it stands for, \xe9, as a shell's $'...' writes it, not as Python's \udce9,
+# which names no byte a user or a file has.
+NOT_UTF8 = {c: f"\\x{c - 0xDC00:02x}" for c in range(0xDC80, 0xDD00)}
+
+
+def shown_bytes(text: str) -> str:
+    """``text`` with the bytes of a name that are not UTF-8 as \\xe9 (``NOT_UTF8``):
+    the one way every message says them."""
+    return text.translate(NOT_UTF8)
+
+
+def shown_repr(text: str) -> str:
+    """``repr(text)``, as a message quotes a name, with the bytes of a name that are
+    not UTF-8 as shown_bytes says them (\\xe9), not as repr's \\udce9."""
+    return re.sub(r"(?<!\\)((?:\\\\)*)\\udc([89a-f][0-9a-f])", r"\1\\x\2", repr(text))
+
+
+def _stream_escapes(e: UnicodeError) -> tuple[str, int]:
+    # What a stream cannot encode: a name's byte that is not UTF-8 as shown_bytes says
+    # it, a character the stream's encoding lacks (a Japanese name to cp1252) as
+    # Python's backslashreplace does (\u6a21).
+    if not isinstance(e, UnicodeEncodeError):
+        raise e
+    return "".join(NOT_UTF8.get(ord(c)) or c.encode("ascii", "backslashreplace").decode("ascii")
+                   for c in e.object[e.start:e.end]), e.end
+
+
+# The error handler the commands' standard output and error write with (entry.py).
+STREAM_ERRORS = "ncnn_sr.names"
+codecs.register_error(STREAM_ERRORS, _stream_escapes)
+
+
 def one_line(text: str) -> str:
     """``text`` with its unprintable characters (line breaks above all) escaped: a
-    name from a user's file, in a message, keeps the message one line."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    name from a user's file, in a message, keeps the message one line. A name's bytes
+    that are not UTF-8 are said as shown_bytes says them."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in shown_bytes(text))
 
 
 _WINDOWS = os.name == "nt"
@@ -199,10 +238,19 @@ def shell_word(text: str) -> str:
     expands %name% inside double quotes as well, in double quotes with each % left
     outside them."""
     if not _WINDOWS:
-        return shlex.quote(text)
+        return _posix_word(text)
     if text and all(c.isalnum() or c in _PLAIN for c in text):
         return text
     return _powershell_word(text) if _in_powershell() else _cmd_word(text)
+
+
+def _posix_word(text: str) -> str:
+    """``text`` quoted for a POSIX shell, a name's bytes that are not UTF-8 in $'...'
+    (caf$'\\xe9'.png, as ls quotes them), which bash, zsh and ksh read back as those
+    bytes: in single quotes, as shown_bytes says them, they were four characters."""
+    pieces = re.split(r"([\udc80-\udcff]+)", text)
+    return "".join(f"$'{shown_bytes(piece)}'" if odd else shlex.quote(piece) if piece else ""
+                   for odd, piece in zip(itertools.cycle((False, True)), pieces)) or shlex.quote(text)
 
 
 def _in_powershell() -> bool:

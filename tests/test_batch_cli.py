@@ -21,7 +21,7 @@ from conftest import picture, png_bytes, png_chunk
 from ncnn_sr.animation import read_frames
 from ncnn_sr.errors import HintedInputError, InputError, Option, command_words
 from media import bomb_png, make_clip
-from test_cli import installed
+from test_cli import LATIN1, LOCALES, installed, run_in_locale
 from test_models import copy_model
 from test_pipeline import within
 
@@ -3260,3 +3260,25 @@ def test_the_output_folder_removed_during_a_run_says_the_same_command_starts_ove
                         r"there is gone\); 1 upscaled, 0 skipped, 1 failed, 10 not done; nothing is left to go on "
                         r"from: the same command starts over", lines[-1]), lines
     assert len(lines) == 1 and not out.exists(), lines
+
+
+@pytest.mark.parametrize("env", LOCALES)
+def test_pictures_named_in_latin1_are_written_and_said_by_their_bytes(env, tmp_path):
+    # A folder's messages named caf\xe9.png as Python's caf\udce9.png: its progress,
+    # the picture that failed, and the drop-in's single picture.
+    pictures(tmp_path / "in", [f"{LATIN1}.png"])
+    (tmp_path / "in" / os.fsdecode(b"bad\xe9.png")).write_bytes(b"not a picture")
+    proc = run_in_locale(env, "-i", tmp_path / "in", "-o", tmp_path / "out", "-v", *X2_CPU, cmd=NCNN_SR)
+    said = proc.stderr.decode("ascii")
+    assert f"ncnn-sr: error: {tmp_path}/in/bad\\xe9.png: not a picture" in said
+    assert f"{tmp_path}/in/caf\\xe9.png -> {tmp_path}/out/caf\\xe9.png done" in said
+    assert os.listdir(os.fsencode(tmp_path / "out")) == [b"caf\xe9.png"]
+    proc = run_in_locale(env, "-i", tmp_path / "in" / os.fsdecode(b"bad\xe9.png"), "-o", tmp_path / "o.png", *X2_CPU,
+                         cmd=DROPIN)
+    assert proc.returncode != 0 and not (tmp_path / "o.png").exists()
+    assert proc.stderr.decode("ascii").splitlines() == [
+        f"realesrgan-ncnn-vulkan: error: {tmp_path}/in/bad\\xe9.png failed: {tmp_path}/in/bad\\xe9.png: not a picture, "
+        "or a format Pillow cannot read"]
+    run_in_locale(env, "-i", tmp_path / "in" / f"{LATIN1}.png", "-o", tmp_path / f"{LATIN1}.webp", *X2_CPU,
+                  cmd=DROPIN)
+    assert size_of(tmp_path / f"{LATIN1}.webp") == (32, 24)

@@ -612,6 +612,67 @@ def test_models_lists_a_custom_model_whose_name_holds_a_line_break_on_one_line(t
     assert _rows(out)["a\\nb"][1:3] == ["x?", "unverified"]
 
 
+# How each locale runs a command: UTF-8; the C locale (Python's UTF-8 mode); ASCII, as
+# Python without its UTF-8 mode reads the C locale; UTF-8 names to a stream that
+# takes ASCII alone.
+LOCALES = [{"LC_ALL": "C.UTF-8"}, {"LC_ALL": "C"}, {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"},
+           {"LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "ascii"}]
+LATIN1 = os.fsdecode(b"caf\xe9")  # a Latin-1 name from an old archive: its \xe9 is no UTF-8
+
+
+def run_in_locale(env: dict, *args, cmd: str = CMD, cwd=None) -> subprocess.CompletedProcess:
+    """``cmd`` run with ``args`` in the locale ``env`` sets, what it says as bytes,
+    checked to hold no traceback and no Python escape of a name's bytes."""
+    proc = subprocess.run([cmd, *map(str, args)], capture_output=True, timeout=300, cwd=cwd,
+                          env={**os.environ, **env})
+    assert b"Traceback" not in proc.stderr, proc.stderr
+    # Python's escape for the byte it could not decode, which no shell or file reads
+    assert b"\\udc" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    return proc
+
+
+@pytest.mark.parametrize("env", LOCALES)
+def test_models_lists_a_model_named_in_latin1_by_its_bytes(env, tmp_path):
+    # Its name, and its folder's, were listed as caf\udce9 in mod\udce8les: Python's
+    # escapes, not the bytes the name holds, as ls -b or $'...' say them.
+    folder = tmp_path / os.fsdecode(b"mod\xe8les")
+    folder.mkdir()
+    param = in_place_first_model(folder)
+    param.rename(folder / f"{LATIN1}.param")
+    (folder / "inplace-x2.bin").rename(folder / f"{LATIN1}.bin")
+    out = run_in_locale(env, "models", "-m", folder).stdout.decode("ascii")
+    row = next(line for line in out.splitlines() if line.startswith("caf"))
+    assert row.split()[:3] == ["caf\\xe9", "x?", "unverified"] and f"{tmp_path}/mod\\xe8les (custom" in row
+
+
+@pytest.mark.parametrize("env", LOCALES)
+def test_a_model_folder_named_in_latin1_that_is_not_there_is_named_by_its_bytes(env, tmp_path):
+    missing = tmp_path / os.fsdecode(b"mod\xe8les")
+    proc = run_in_locale({**env, "NCNN_SR_MODEL_PATH": str(missing)}, "models")
+    assert proc.stderr.decode("ascii") == f"ncnn-sr: warning: NCNN_SR_MODEL_PATH folder {tmp_path}/mod\\xe8les is " \
+        "not a folder: no model is looked up there\n"
+
+
+@pytest.mark.parametrize("env", LOCALES)
+def test_a_picture_named_in_latin1_that_is_not_there_is_named_by_its_bytes(env, tmp_path):
+    proc = run_in_locale(env, "-i", tmp_path / f"{LATIN1}.png", "-o", tmp_path / "o.png", *FAST)
+    assert proc.returncode != 0 and not (tmp_path / "o.png").exists()
+    assert proc.stderr.decode("ascii").splitlines() == [f"ncnn-sr: error: {tmp_path}/caf\\xe9.png: file not found"]
+
+
+@pytest.mark.parametrize("env", LOCALES[:3])
+def test_a_picture_named_in_latin1_without_i_is_offered_as_the_shell_reads_it_back(env, tmp_path):
+    # The command offered held 'caf\udce9.png', which a shell reads as those ten characters.
+    (tmp_path / f"{LATIN1}.png").write_bytes(b"x")
+    proc = run_in_locale(env, f"{LATIN1}.png", cwd=tmp_path)
+    last = proc.stderr.decode("ascii").splitlines()[-1]
+    assert last == ("Error: No such command 'caf\\xe9.png': to upscale it, use -i/-o: "
+                    "ncnn-sr -i caf$'\\xe9'.png -o OUTPUT")
+    word = last.split(" -i ")[1].removesuffix(" -o OUTPUT")
+    said = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, check=True).stdout
+    assert said == b"caf\xe9.png"
+
+
 def test_models_lists_the_custom_models_of_the_env_folders_and_warns_of_a_missing_one(tmp_path):
     in_place_first_model(tmp_path)
     missing = tmp_path / "not-there"

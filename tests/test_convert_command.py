@@ -340,7 +340,10 @@ def test_a_name_and_folder_that_are_not_utf8_make_a_model_that_loads(tmp_path):
     proc = subprocess.run([CMD, "convert", "-i", source, "-o", folder], capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     param = folder / f"{latin}.param"
-    assert proc.stdout.startswith(os.fsencode(param) + b" and caf\xe9.bin: SRVGGNetCompact")
+    # its bytes as every message says them (\xe9), and as a shell reads them back
+    assert proc.stdout.decode("ascii").splitlines() == [
+        f"{tmp_path}/mod\\xe8les/caf\\xe9.param and caf\\xe9.bin: SRVGGNetCompact, 2 convolutions, 8 features, x2",
+        f"use it with: ncnn-sr -i IN -o OUT -n {tmp_path}/mod$'\\xe8'les/caf$'\\xe9'.param"]
     assert sorted(os.listdir(folder)) == [f"{latin}.bin", f"{latin}.param"]
     for given, where in ((param, None), (latin, folder)):
         with Upscaler(given, device="cpu", model_path=where) as up:

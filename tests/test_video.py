@@ -31,7 +31,7 @@ from ncnn_sr.lanes import Lane, ordered_map
 from ncnn_sr.video import EncodeOptions, upscale_video
 from ncnn_sr.video_streams import sample_rate_for
 from ncnn_sr.video_frames import ColourTags, encodable_size, output_colour, to_rgb
-from test_cli import installed
+from test_cli import LATIN1, LOCALES, installed, run_in_locale
 
 NCNN_SR = installed("ncnn-sr")
 DROPIN = installed("realesrgan-ncnn-vulkan")
@@ -4633,3 +4633,18 @@ def test_a_piped_videos_error_met_ahead_frees_itself_once_dropped():
         assert ahead.error is None
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("env", LOCALES)
+def test_a_video_named_in_latin1_is_written_and_said_by_its_bytes(env, tmp_path):
+    # "wrote out\udce9.mp4" and "bad\udce9.mp4: not a video": Python's escapes.
+    clip = make_clip(tmp_path / f"{LATIN1}.mp4", frames=2, width=16, height=16, audio=None)
+    out = tmp_path / os.fsdecode(b"out\xe9.mp4")
+    said = run_in_locale(env, "video", "-i", clip, "-o", out, *X2).stderr.decode("ascii")
+    assert f"ncnn-sr: wrote {tmp_path}/out\\xe9.mp4: 2 frames in " in said, said
+    assert sorted(os.listdir(os.fsencode(tmp_path))) == [b"caf\xe9.mp4", b"out\xe9.mp4"]
+    bad = tmp_path / os.fsdecode(b"bad\xe9.mp4")
+    bad.write_bytes(b"not a video" * 100)
+    proc = run_in_locale(env, "video", "-i", bad, "-o", tmp_path / "o.mp4", *X2)
+    assert proc.returncode != 0 and not (tmp_path / "o.mp4").exists()
+    assert proc.stderr.decode("ascii").startswith(f"ncnn-sr: error: {tmp_path}/bad\\xe9.mp4: not a video")
