@@ -15,6 +15,7 @@ import functools
 import logging
 import math
 import os
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -23,12 +24,13 @@ import click
 from click.core import ParameterSource
 
 from . import models as models_mod
+from .choices import MIN_TILE
 from .console import name_streams, setup_logging
 from .errors import FlagNames, InputError, command_words, failed_words, one_line
 from .flags import REFERENCE_JOBS, ModelText, OnePathCommand, RunOptions, path_flag
 from .path_names import names_a_folder, video_by_its_output
 from .streams import STDIO, DeliveryInterrupted, OutputPipe, Streams, VideoInput, VideoOutput, is_stream
-from .typed_numbers import decimal_number
+from .typed_numbers import decimal_number, whole_number
 from .video_options import EncodeOptions, is_video_input, is_video_path
 
 log = logging.getLogger("ncnn_sr")
@@ -128,6 +130,9 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
         # the user's, as a missing one is not.
         model_path = None
     factor = decimal_number(scale)
+    if factor is None and (read := atoi_reading(scale, least=1)) is not None:
+        factor = float(read)
+        _warn_read("-s", scale, str(read))
     if factor is None or not (factor > 0 and math.isfinite(factor)):
         # float() makes 1e400 infinite: the number typed is positive, and too large.
         large = " is too large:" if factor is not None and factor > 0 else ":"
@@ -155,8 +160,11 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
         input_path, output_path = piped.input, piped.output
     # -t "$TILE" with TILE unset: the reference's atoi reads "" as 0 (auto), and so
     # each empty entry of a list ("0," is 0,0).
-    tile = ",".join(part if part.strip() else "0" for part in tile.split(","))
-    jobs = reference_jobs(jobs)
+    empties = ",".join(part if part.strip() else "0" for part in tile.split(","))
+    # A number followed by letters (-t 200px) as the reference's atoi reads it, said.
+    tile = _read_as_atoi("-t", tile, reference_tiles(empties), empties)
+    gpu = _read_as_atoi("-g", gpu, reference_gpus(gpu))
+    jobs = _read_as_atoi("-j", jobs, reference_jobs(jobs, atoi=True), reference_jobs(jobs))
     try:
         name = models_mod.model_name_for(model_file, factor)
         if model_path is not None and model_path != DEFAULT_MODEL_FOLDER and models_mod.lacks_model(model_path, name):
@@ -270,20 +278,86 @@ def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int
     return run(PROG, opts, flags=FLAGS)
 
 
-def reference_jobs(jobs: str) -> str:
+def reference_jobs(jobs: str, atoi: bool = False) -> str:
     """``-j`` as the reference reads it, with sscanf("%d:%*[^:]:%d"): a load or save
     count left out or empty ("1:2", "1:2:", ":2:2") is its default. An empty proc
-    count stays empty: the reference's atoi reads 0 there, which both refuse."""
+    count stays empty: the reference's atoi reads 0 there, which both refuse. With
+    ``atoi``, a count followed by letters is read as its number (atoi_reading): a
+    load count so is read before the colon sscanf stops at, which leaves the save
+    count at its default ("3x:1:4" is 3:1:2)."""
     parts = jobs.split(":")
     if len(parts) not in (2, 3):
         return jobs  # no proc list, or more than three parts: refused as it is
     defaults = REFERENCE_JOBS.split(":")
     if len(parts) == 2:
         parts.append("")
+    if atoi:
+        load, save = atoi_reading(parts[0], least=1), atoi_reading(parts[2], least=1)
+        parts = [parts[0] if load is None else str(load), reference_tiles(parts[1], procs=True),
+                 defaults[2] if load is not None else parts[2] if save is None else str(save)]
     for i in (0, 2):
         if not parts[i].strip():
             parts[i] = defaults[i]
     return ":".join(parts)
+
+
+# What C's atoi reads at the start of a flag's value: spaces, a sign and digits.
+_LEADING_WHOLE = re.compile(r"\s*([+-]?[0-9]{1,4000})")
+
+
+def atoi_reading(text: str, least: int = 0) -> int | None:
+    """The number the reference's atoi reads from ``text``, a number followed by
+    letters ("2x", "200px", "3 savers"), which the reference reads as that number;
+    None for a plain number (read as it is), for no number at the start, and where a
+    digit follows ("2.5x", "2_0x", "32.0"): the number typed goes on past what the
+    reference reads (2, where 2.5 or 20 was meant), and is refused, as is the 0 it
+    reads where no number starts (-s x2 ran it without a model file). None too below
+    ``least``: refused as typed, in one line, not read and then refused."""
+    found = _LEADING_WHOLE.match(text)
+    if found is None or whole_number(text) is not None or any(c.isdigit() for c in text[found.end():]):
+        return None
+    number = int(found[1])
+    return number if number >= least else None
+
+
+def reference_tiles(tiles: str, procs: bool = False) -> str:
+    """A comma list of -t (or with ``procs``, of -j's proc counts) as the reference's
+    atoi reads each entry: a number followed by letters as its number, and for -t a
+    word that holds no digit ("auto", "abc") as 0, auto, the default, which the
+    output does not depend on. A word holding a digit, or a number that is refused
+    (a tile under MIN_TILE), is left as typed, to be refused."""
+    read = []
+    for part in tiles.split(","):
+        number = atoi_reading(part, least=1 if procs else 0)
+        if number is not None and (procs or number == 0 or number >= MIN_TILE):
+            read.append(str(number))
+        elif not procs and part.strip() and not any(c.isdigit() for c in part):
+            read.append("0")
+        else:
+            read.append(part)
+    return ",".join(read)
+
+
+def reference_gpus(gpus: str) -> str:
+    """A comma list of -g as the reference's atoi reads each device: a number
+    followed by letters ("0x") as its number. A word ("abc"), which it reads as GPU
+    0, is left to be refused: it names no device, and GPU 0 is not always the one
+    -g auto picks; and so is a negative number, which the reference refuses."""
+    return ",".join(str(number) if (number := atoi_reading(part)) is not None and number >= 0 else part
+                    for part in gpus.split(","))
+
+
+def _read_as_atoi(flag: str, given: str, read: str, plain: str | None = None) -> str:
+    """``read``, the value of ``flag`` as the reference reads the value ``given``,
+    with a warning where it differs from ``plain``, ``given`` as read without atoi's
+    leniency (``given`` itself by default)."""
+    if read != (given if plain is None else plain):
+        _warn_read(flag, given, f"{read} (auto)" if read == "0" else read)
+    return read
+
+
+def _warn_read(flag: str, given: str, read: str) -> None:
+    log.warning("%s %s read as %s, as %s reads it", flag, given, read, PROG)
 
 
 def _check_picture_name(source: Path, output: Path) -> None:

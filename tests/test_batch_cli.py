@@ -1512,7 +1512,7 @@ def test_an_empty_model_folder_is_refused_by_the_dropin(tmp_path):
     (["-j", "1:2,2:2"], "invalid jobs_proc thread count argument"),
     (["-t", "16"], "invalid tilesize argument"),
     (["-t", "0,0,0"], "invalid tilesize argument"),
-    (["-t", "big"], "invalid tilesize argument"),
+    (["-t", "16px"], "invalid tilesize argument"),  # read as 16, as the reference reads it
     (["-g", "9"], "invalid gpu device"),
     (["-g", "x"], "invalid gpu device"),
     (["-s", "0"], "invalid scale argument"),
@@ -1547,6 +1547,63 @@ def test_a_number_flag_takes_plain_ascii_digits_as_the_references_atoi(cmd, flag
     else:
         assert proc.returncode == 1, proc.stderr
         assert said in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("flags, read", [
+    (["-s", "2x"], "-s 2x read as 2"),
+    (["-s", " +2 times"], "-s  +2 times read as 2"),
+    (["-t", "32px"], "-t 32px read as 32"),
+    (["-t", "abc"], "-t abc read as 0 (auto)"),
+    (["-t", "auto"], "-t auto read as 0 (auto)"),
+    (["-g", "-1,-1", "-t", "0,48px"], "-t 0,48px read as 0,48"),
+    (["-j", "1:2x:2"], "-j 1:2x:2 read as 1:2:2"),
+    (["-j", "1:2:3 savers"], "-j 1:2:3 savers read as 1:2:3"),
+    # sscanf stops at the x, before the save count: its default
+    (["-j", "3x:1:4"], "-j 3x:1:4 read as 3:1:2"),
+    (["-g", "-1,-1", "-j", "1:1x,2y"], "-j 1:1x,2y read as 1:1,2:2"),
+])
+def test_dropin_numbers_followed_by_letters_are_read_as_the_references_atoi(flags, read, tmp_path):
+    # Scripts written for the reference ran: its atoi reads -s 2x as 2, -t 200px as 200
+    # and a word as 0 (auto). The drop-in refused them as invalid.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    args = ["-i", "in.png", "-o", "o.png", "-n", "realesr-animevideov3", *flags]
+    args += [] if "-s" in flags else ["-s", "2"]
+    args += [] if "-g" in flags else ["-g", "-1"]
+    proc = run(DROPIN, *args, cwd=tmp_path)
+    assert proc.stderr.splitlines()[0] == f"realesrgan-ncnn-vulkan: warning: {read}, as realesrgan-ncnn-vulkan reads it"
+    assert size_of(tmp_path / "o.png") == (16, 16)
+
+
+def test_dropin_gpu_followed_by_letters_is_read_as_the_references_atoi(tmp_path):
+    # -g 9x is the reference's GPU 9, which this machine has not (as -g 9).
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "9x", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.splitlines()[0] == \
+        "realesrgan-ncnn-vulkan: warning: -g 9x read as 9, as realesrgan-ncnn-vulkan reads it"
+    assert "invalid gpu device 9: this machine has " in proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("flags, said", [
+    # the reference's 0: no model file (-x0), a crash
+    (["-s", "x2"], "invalid scale argument: -s x2: give a positive number, such as 2, 3 or 4"),
+    # its 2, where 2.5, 20 or 25 was typed
+    (["-s", "2.5x"], "invalid scale argument: -s 2.5x: give a positive number, such as 2, 3 or 4"),
+    (["-s", "2_0x"], "invalid scale argument: -s 2_0x: give a positive number, such as 2, 3 or 4"),
+    (["-s", "2,5"], "invalid scale argument: -s 2,5: give a positive number, such as 2, 3 or 4"),
+    (["-s", "0x"], "invalid scale argument: -s 0x: give a positive number, such as 2, 3 or 4"),
+    (["-t", "32.5"], "invalid tilesize argument"),
+    (["-t", "\u0663\u0662px"], "invalid tilesize argument"),
+    # its GPU 0, where the word named none; its refusal of -1
+    (["-g", "abc"], "invalid gpu device 'abc'"),
+    (["-g", "-1x"], "invalid gpu device '-1x'"),
+    (["-j", "1:2.5:2"], "invalid jobs_proc thread count argument"),
+])
+def test_dropin_numbers_the_references_atoi_reads_as_another_are_refused(flags, said, tmp_path):
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.png", *flags, cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and said in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / "o.png").exists()
 
 
@@ -1603,8 +1660,7 @@ def test_dropin_empty_entry_of_a_tile_list_is_auto_as_the_references_atoi(tile, 
     assert not (tmp_path / "p.png").exists()
 
 
-@pytest.mark.parametrize("cmd", [DROPIN, NCNN_SR])
-@pytest.mark.parametrize("tile", ["32.0", "abc"])
+@pytest.mark.parametrize("cmd, tile", [(DROPIN, "32.0"), (NCNN_SR, "32.0"), (NCNN_SR, "abc")])
 def test_a_tile_size_that_is_no_whole_number_is_told_so(cmd, tile, tmp_path):
     # "must be 0 (auto) or at least 32" left 32.0 looking right.
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
