@@ -97,12 +97,12 @@ class _SampleClock:
 # stream and Ogg's Opus header cut: an AVI plays each stream from its first packet, so
 # re-encoded sound came that much late (23 ms of MP3). Where silence leads the sound
 # (it starts late), the silence is that much shorter; else it stays late, less than
-# BT.1359 notices (125 ms), as copied AAC (21 ms) and MP3 do, with a warning: cutting
+# BT.1359 notices (125 ms), as copied AAC (21 ms) and MP3 do, said with -v: cutting
 # the priming would damage the sound's first 16 ms (AAC's decoder needs the packet
 # before), and ffmpeg -c copy moves the picture a whole frame later instead.
 PRIMING_PLAYED = frozenset({"avi"})
 # The priming copied sound leads with there, in samples, where it is long enough to
-# say (a warning): FFmpeg's AAC encoder's (Apple's, 2112, cut to a packet's by the
+# say (-v): FFmpeg's AAC encoder's (Apple's, 2112, cut to a packet's by the
 # mp4's edit list, plays about as long) and LAME's. AC3's 5 ms goes unsaid.
 _COPIED_PRIMING = {"aac": 1024, "mp3": 1105}
 PRIMING_SAID = Fraction(1, 100)
@@ -787,7 +787,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         log.warning("%s %s%s%s", before, _streams(indexes), after, hint)
     for (name, ms), indexes in late_by.items():
         one = len(indexes) == 1
-        log.warning("%s plays the priming of %s sound: audio %s %s %d ms late against the picture "
+        # Said with -v, not as a warning: 21-25 ms late is under what viewers notice
+        # (ITU-R BT.1359: 125 ms late), and every .avi of AAC or MP3 sound has it.
+        log.info("%s plays the priming of %s sound: audio %s %s %d ms late against the picture "
                     "(a .mkv or .mp4 output keeps %s in step)", dst.suffix, name, _streams(indexes),
                     "comes" if one else "come", ms, "it" if one else "them")
     _name_lost_flags(inp, mapping, out, dst)

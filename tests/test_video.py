@@ -1773,8 +1773,7 @@ def rgb_frames(path):
 def test_paletted_video_gets_a_palette_of_each_frames_own_colours(name, flags, tmp_path):
     # A GIF in a .mov was GIF's fixed 3-3-2 palette, rgb8 (21 dB from the frames, bands
     # of 8 reds); msrle and --pix-fmt pal8 were refused, as swscale makes no palette.
-    # No sound: an .avi's AAC is said to come its priming late.
-    clip = make_clip(tmp_path / "in.mp4", frames=4, audio=None)
+    clip = make_clip(tmp_path / "in.mp4", frames=4)
     run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "rgb.mov", *X2, "--codec", "png", "-q")
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / name, *X2, *flags)
     assert "warning" not in proc.stderr
@@ -3024,9 +3023,9 @@ def test_aac_or_mp3_sound_in_an_avi_comes_its_priming_late_and_says_so(src, audi
     # plays, and the sound comes that much late against the picture. Cutting it
     # would damage the sound's first 16 ms (the decoder needs the packet before);
     # moving the picture is possible only by whole frames (42 ms at 24 fps). Within
-    # a frame, then, not within 2 ms, and said in a warning, where before it was not.
+    # a frame, then, not within 2 ms, and said (with -v: under what viewers notice).
     clip = make_clip(tmp_path / src, frames=6, audio=audio)
-    caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.INFO)
     upscale_video(clip, tmp_path / "out.avi", lambda frames: frames)
     assert audio_stream(tmp_path / "out.avi")[0] == codec
     offset = tone_onset(tmp_path / "out.avi") - tone_onset(clip)
@@ -3042,7 +3041,7 @@ def test_sound_in_an_avi_with_no_priming_played_is_not_said_to_be_late(src, audi
     # PCM has none; sound that starts late is led by silence short of the priming.
     spans = [(0.1, 0.3)] if audio == "aac" else None
     clip = make_clip(tmp_path / src, frames=8, audio=audio, sound_spans=spans)
-    caplog.set_level(logging.WARNING)
+    caplog.set_level(logging.INFO)
     upscale_video(clip, tmp_path / "out.avi", lambda frames: frames)
     assert tone_onset(tmp_path / "out.avi") == pytest.approx(tone_onset(clip), abs=0.002)
     assert not [r for r in caplog.records if "late against the picture" in r.getMessage()]
