@@ -1158,6 +1158,9 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
             state.pipes = {job.target: OutputPipe(job.target) for job in plan.jobs if is_fifo(job.target)}
         _say_plan(prog, plan)
         if not plan.jobs and opts.empty_folder_ok and not plan.unlisted:
+            # As the reference checks its flags and loads its model before it finds the
+            # folder empty: a typo tried on an empty folder passed, with status 0.
+            check_run(opts)
             log.warning(f"{opts.input}: no pictures found{_deeper(opts, flags)}: nothing to do")
             return 0
         _check_plan(opts, plan, flags)

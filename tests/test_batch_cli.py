@@ -223,6 +223,22 @@ def test_the_drop_in_runs_a_folder_with_no_pictures_as_the_reference_does(inside
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("flag, said", [(["-t", "16"], "invalid tilesize argument"),
+                                        (["-j", "1:0:2"], "invalid jobs_proc thread count argument"),
+                                        (["-g", "-1,-1", "-t", "32,32,32"], "invalid tilesize argument"),
+                                        (["-n", "realesrgan-x4pls"], "unknown model 'realesrgan-x4pls'")])
+def test_the_drop_in_refuses_a_bad_flag_or_model_for_a_folder_with_no_pictures_too(flag, said, tmp_path):
+    # The reference checks its flags and loads its model before it finds the folder
+    # empty: the drop-in said "nothing to do" and exited 0, so a typo tried on an empty
+    # folder passed, to fail on the first folder with pictures.
+    (tmp_path / "in").mkdir()
+    proc = run(DROPIN, "-i", tmp_path / "in", "-o", tmp_path / "out", *X2_CPU, *flag, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("realesrgan-ncnn-vulkan: error: ") \
+        and said in proc.stderr and "nothing to do" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_recursive_output_inside_the_input_is_not_walked_again(tmp_path):
     pictures(tmp_path / "in", ["a.png"])
     args = ["-i", tmp_path / "in", "-o", tmp_path / "in" / "big", "-r", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
