@@ -214,11 +214,11 @@ class _Asked:
     chosen: list[devices.Device]
 
 
-def _asked(opts: RunOptions, find_auto: bool = True) -> _Asked:
+def _asked(opts: RunOptions, find_auto: bool = True, look_up: bool = True) -> _Asked:
     """``opts``' -j, -g and -t, or the UsageError of the first that is wrong; each device
-    given by index is looked up (one that is not there is wrong), the auto device only
-    where ``find_auto``: its notice (no hardware Vulkan device) says where pictures
-    would run."""
+    given by index is looked up where ``look_up`` (one that is not there is wrong), the
+    auto device only where ``find_auto`` too: its notice (no hardware Vulkan device)
+    says where pictures would run."""
     auto_jobs = opts.jobs.strip().lower() == "auto"
     load, procs, save = parse_jobs(REFERENCE_JOBS if auto_jobs else opts.jobs)
     # Every flag is checked before a device is looked at, whose notices (a software
@@ -236,8 +236,8 @@ def _asked(opts: RunOptions, find_auto: bool = True) -> _Asked:
         raise UsageError(BAD_TILE)
     procs = per_device(procs, count, _misfit("invalid jobs_proc thread count argument: -j", len(procs), "proc count",
                                              auto, count))
-    chosen = [devices.get_device("auto")] if auto and find_auto else []
-    for index in indices:
+    chosen = [devices.get_device("auto")] if auto and find_auto and look_up else []
+    for index in indices if look_up else ():
         try:
             chosen.append(devices.get_device(index))
         except NcnnSrError:
@@ -1154,12 +1154,17 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
     state = _RunState()
     try:
         state.plan = plan = _plan(opts, flags)
+        # -t, -j and -g as written before the plan's notes, as the reference checks its
+        # flags before it lists the folder: a bad -t came after the warnings of the files
+        # left out. The devices are looked up later, as there (no Vulkan yet for a picture
+        # that is broken).
+        _asked(opts, look_up=False)
         if plan.folder_mode:
             state.pipes = {job.target: OutputPipe(job.target) for job in plan.jobs if is_fifo(job.target)}
         _say_plan(prog, plan)
         if not plan.jobs and opts.empty_folder_ok and not plan.unlisted:
-            # As the reference checks its flags and loads its model before it finds the
-            # folder empty: a typo tried on an empty folder passed, with status 0.
+            # As the reference looks its devices up and loads its model before it finds
+            # the folder empty: a typo tried on an empty folder passed, with status 0.
             check_run(opts)
             log.warning(f"{opts.input}: no pictures found{_deeper(opts, flags)}: nothing to do")
             return 0

@@ -226,6 +226,7 @@ def test_the_drop_in_runs_a_folder_with_no_pictures_as_the_reference_does(inside
 @pytest.mark.parametrize("flag, said", [(["-t", "16"], "invalid tilesize argument"),
                                         (["-j", "1:0:2"], "invalid jobs_proc thread count argument"),
                                         (["-g", "-1,-1", "-t", "32,32,32"], "invalid tilesize argument"),
+                                        (["-g", "9"], "invalid gpu device 9"),
                                         (["-n", "realesrgan-x4pls"], "unknown model 'realesrgan-x4pls'")])
 def test_the_drop_in_refuses_a_bad_flag_or_model_for_a_folder_with_no_pictures_too(flag, said, tmp_path):
     # The reference checks its flags and loads its model before it finds the folder
@@ -236,6 +237,21 @@ def test_the_drop_in_refuses_a_bad_flag_or_model_for_a_folder_with_no_pictures_t
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("realesrgan-ncnn-vulkan: error: ") \
         and said in proc.stderr and "nothing to do" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [DROPIN, NCNN_SR], ids=["drop-in", "ncnn-sr"])
+@pytest.mark.parametrize("flag, said", [(["-t", "16"], "invalid tilesize argument"),
+                                        (["-j", "1:0:2"], "invalid jobs_proc thread count argument"),
+                                        (["-g", "0,x"], "invalid gpu device '0,x'")])
+def test_a_bad_flag_is_one_line_before_the_folders_notes(command, flag, said, tmp_path):
+    # The reference checks its flags before it lists the folder: a bad -t came after
+    # the warnings of the files left out and the names that clash, no longer one line.
+    pictures(tmp_path / "in", ["a.png", "a.jpg"])
+    (tmp_path / "in" / "notes.txt").write_text("not a picture")
+    proc = run(command, "-i", tmp_path / "in", "-o", tmp_path / "out", *X2_CPU, *flag, check_ok=False)
+    assert proc.returncode == 1
+    assert len(proc.stderr.splitlines()) == 1 and said in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
 
 
