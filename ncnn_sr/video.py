@@ -685,7 +685,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     try:
         video_in = _video_stream(inp, src)
         _decode_in_order(video_in)
-        window = _window(inp, src, options) if options.trims else None
+        window = _window(inp, src, options) if options.trims else _clock_window(inp)
         try:
             if not piped:
                 # A Ctrl-C as mkstemp made it is raised once ``part`` names it, for the removal below.
@@ -1014,7 +1014,13 @@ def _origin(inp, src=None) -> Fraction:
     B-frames) and ``src`` is a file (standard input redirected from one too), the
     earliest time among its first packets."""
     if inp.start_time is not None:
-        return Fraction(inp.start_time, av.time_base)
+        # Each stream's own start, exactly: the file's is rounded to the microsecond, so
+        # could lie past the first packet, which a part then left out (a .ts's first
+        # sound packet, 21 ms of AAC, with --start or --duration).
+        starts = [s.start_time * s.time_base for s in inp.streams if s.start_time is not None and s.time_base]
+        exact = min(starts, default=None)
+        rounded = Fraction(inp.start_time, av.time_base)
+        return exact if exact is not None and abs(exact - rounded) < Fraction(1, av.time_base) else rounded
     # Read in a second opening of the file, so that ``inp`` stays where it is.
     with _reopened(src) as again:
         if again is None:
@@ -1059,6 +1065,22 @@ SEEK_MARGIN = Fraction(2)
 # one to an input with subtitles aims this far back; decoding that much more video
 # costs little beside upscaling the part.
 CUE_LEAD = Fraction(60)
+
+
+# Containers whose times are a clock's readings, not the video's own: an MPEG-TS
+# (a broadcast recording, a stream's later segment) or program stream starts where
+# the clock stood, 1000 s say, or 0.5 s.
+_CLOCKED = frozenset({"mpegts", "mpeg"})
+
+
+def _clock_window(inp) -> Window | None:
+    """The whole of ``inp`` as a part from its first time, where that time is a
+    clock's reading (_CLOCKED) past 0, so that the output starts at 0 as ffmpeg's
+    does: it kept the clock, and a .ts whose clock read 1000 s at its start made an mp4
+    of 1000 s of nothing (an empty edit) before its picture. None otherwise."""
+    if inp.format.name not in _CLOCKED or inp.start_time is None or inp.start_time <= 0:
+        return None
+    return Window(_origin(inp))
 
 
 def _seek(inp, video_in, start: Fraction, origin: Fraction, margin: Fraction = SEEK_MARGIN) -> bool:

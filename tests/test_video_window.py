@@ -83,6 +83,36 @@ def test_a_part_of_an_mpeg_ts_counts_from_its_start_and_is_found_though_its_seek
     assert all(np.array_equal(a, b) for a, b in zip(frames, stored_frames(clip)[96:102]))
 
 
+def clocked_ts(src, dst, seconds: int):
+    """``src`` remuxed into an MPEG-TS whose clock reads ``seconds`` at its start, as
+    a broadcast recording's or a stream's later segment does."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in inp.streams}
+        packets = sorted((p for p in inp.demux() if p.size), key=lambda p: p.dts * p.time_base)
+        for packet in packets:
+            packet.pts, packet.dts = (t + round(seconds / packet.time_base) for t in (packet.pts, packet.dts))
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    return dst
+
+
+@pytest.mark.parametrize("suffix, part", [(".mp4", {}), (".mkv", {}), (".mp4", {"duration": Fraction(10)})])
+def test_a_transport_stream_whose_clock_starts_late_starts_at_0(suffix, part, tmp_path):
+    # found by QA: a .ts whose clock read 1000 s at its start made a 1 s clip into an
+    # mp4 of 1001 s, its first 1000 s an empty edit (nothing shown), and an .mkv that
+    # said it lasted 1001 s; ffmpeg starts its output at 0. Sound keeps its lead: a
+    # part lost its first packet, the file's start rounded to the microsecond past it.
+    clip = clocked_ts(make_clip(tmp_path / "in.mp4", frames=24), tmp_path / "in.ts", 1000)
+    out = tmp_path / f"out{suffix}"
+    upscale_video(clip, out, lambda frames: frames, EncodeOptions(**part))
+    with av.open(str(out)) as c:
+        assert c.duration / av.time_base < 1.1
+        starts = {s.type: float(s.start_time * s.time_base) for s in c.streams}
+        assert len(list(c.decode(video=0))) == 24
+    assert starts["audio"] == pytest.approx(0, abs=0.002)
+    assert starts["video"] == pytest.approx(0.021, abs=0.002)  # AAC's priming came first
+
+
 def test_a_cue_shown_across_the_start_is_kept_from_0_and_later_ones_move(tmp_path):
     clip = add_subtitles(make_clip(tmp_path / "plain.mp4", frames=48, audio=None), tmp_path / "in.mkv",
                          [("00:00:00,500", "00:00:01,500", "across"), ("00:00:01,700", "00:00:01,800", "in"),
