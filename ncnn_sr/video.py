@@ -147,6 +147,10 @@ def _open_input(path):
             raise InputError(f"{path}: {_iso_kind(path.peek(12))} whose index (moov) follows its frames cannot be "
                              "read as it comes: give it as a file, or remux it with its index first "
                              "(ffmpeg -movflags faststart)")
+    elif _missing(path):
+        # FFmpeg would read a name with %d in it as a numbered sequence of pictures
+        # (f_%04d.png: f_0001.png, ...), then refused as "a still picture".
+        raise InputError(f"{path}: file not found")
     try:
         container = av.open(path if isinstance(path, VideoInput) else ffmpeg_name(path), **video_streams.READ_TAGS)
     except FileNotFoundError:
@@ -180,6 +184,18 @@ def _open_input(path):
         container.close()
         raise InputError(f"{path}: a still picture ({brand}), not a video: upscale it as a picture")
     return container
+
+
+def _missing(path) -> bool:
+    """Whether no file is named ``path`` (a folder on the way unreadable is left to
+    FFmpeg, which says permission denied)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except (OSError, ValueError):
+        pass
+    return False
 
 
 def _still_picture(container, path) -> InputError:

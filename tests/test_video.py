@@ -4563,6 +4563,18 @@ def test_a_part_file_a_killed_run_left_is_removed_by_the_next_writing_that_outpu
         assert c.streams.video[0].frames == 2
 
 
+def test_a_name_ffmpeg_reads_as_a_numbered_sequence_of_pictures_is_a_file_not_found(tmp_path):
+    # found by QA: -i 'f_%04d.png' beside f_0001.png... was opened by FFmpeg as the
+    # pictures' sequence, then refused as "a still picture (png), not a video, of a kind
+    # ncnn-sr upscale does not read either: convert it (to PNG or TIFF, say)".
+    for i in range(1, 4):
+        Image.fromarray(picture(8, 8, seed=i)).save(tmp_path / f"f_{i:04d}.png")
+    with pytest.raises(InputError) as caught:
+        upscale_video(tmp_path / "f_%04d.png", tmp_path / "o.mp4", lambda frames: frames)
+    assert str(caught.value) == f"{tmp_path}/f_%04d.png: file not found"
+    assert not (tmp_path / "o.mp4").exists()
+
+
 def test_a_file_name_with_a_line_break_is_escaped_in_upscale_videos_errors(tmp_path):
     # read_image's and the model errors' were escaped; a video's kept the raw line break.
     with pytest.raises(InputError) as caught:
