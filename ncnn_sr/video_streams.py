@@ -455,6 +455,26 @@ def _copied(out, stream):
     return copy
 
 
+def _time_by_frames(copy, inp, stream) -> None:
+    """Have an AVI time the copied sound ``stream`` (into ``copy``) by its frames, a
+    chunk each, where FFmpeg read no frame size for it (FLAC, E-AC3, a Matroska's AAC
+    stored after its video): its muxer timed it by the sample instead, and wrote an
+    empty chunk for each sample a packet held (48000 a second: a 20 s clip's AAC made
+    a 23 MB file, most of it index). The frame's length is what the first packets
+    decode to, read in a second opening of ``inp``; PyAV sets it only as an option of
+    a codec context it opens (a decoder, never used)."""
+    if stream.codec_context.frame_size or _codec_name(stream).startswith("pcm_"):  # PCM is timed by its bytes
+        return
+    try:
+        with av.open(inp.name, **READ_TAGS) as again:
+            lengths = [frame.samples for frame in itertools.islice(again.decode(again.streams[stream.index]), 8)]
+        if lengths:  # the most common: FLAC's last block is shorter
+            copy.codec_context.options = {"frame_size": str(collections.Counter(lengths).most_common(1)[0][0])}
+            copy.codec_context.open()
+    except (av.error.FFmpegError, OSError):
+        pass  # timed by the sample, as before
+
+
 def takes_encoded(muxer: str, encoder: str, **settings) -> bool:
     """Whether a ``muxer`` output can hold what ``encoder`` makes with ``settings``
     (a sound's ``rate``, say)."""
@@ -719,6 +739,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             # its muxer moves every stream later instead, by the priming (21 ms at 48
             # kHz), which then plays, as with ffmpeg -c copy. The streams stay in step.
             o = _labelled(_copied(out, stream), stream)
+            if out.format.name == "avi" and stream.type == "audio" and reopen:
+                _time_by_frames(o, inp, stream)
             if one_way and name == "aac" and not stream.codec_context.extradata:
                 # Matroska written to a pipe needs the stream's header at its start; a
                 # file gets it from the first packet, going back for it.

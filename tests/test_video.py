@@ -3127,6 +3127,25 @@ def test_flac_that_starts_late_is_re_encoded_into_an_avi_at_48_khz(tmp_path):
     assert tone_onsets(tmp_path / "out.avi") == [pytest.approx(0.13, abs=0.002)]
 
 
+@pytest.mark.parametrize("audio, layout", [("flac", "mono"), ("eac3", "stereo")])
+def test_sound_whose_frames_length_ffmpeg_does_not_know_is_copied_into_an_avi_a_chunk_a_packet(audio, layout,
+                                                                                             tmp_path):
+    # found by QA: FLAC or E-AC3 from a Matroska (or its AAC where FFmpeg read no frame
+    # size) was timed in an AVI by its samples, and its muxer wrote an empty chunk for
+    # each sample a packet held: 48000 chunks a second, a 1 s clip of 14 kB of FLAC
+    # 1.2 MB, a 20 s one of AAC 23 MB, most of it index.
+    clip = make_clip(tmp_path / "in.mkv", frames=24, audio=audio, layout=layout)
+    with av.open(str(clip)) as c:
+        assert c.streams.audio[0].codec_context.frame_size == 0
+    upscale_video(clip, tmp_path / "out.avi", lambda frames: frames)
+    sound = packets(clip, "audio")
+    assert [data for _, data in packets(tmp_path / "out.avi", "audio")] == [data for _, data in sound]
+    with av.open(str(tmp_path / "out.avi")) as c:
+        assert c.streams.audio[0].frames == len(sound)
+        assert sum(f.samples for f in c.decode(audio=0)) == pytest.approx(48000, abs=1536)
+    assert (tmp_path / "out.avi").stat().st_size < 3 * clip.stat().st_size
+
+
 def test_sound_that_starts_after_a_short_video_ends_starts_as_late_in_an_avi(tmp_path):
     # a QA report: 6 frames (0.25 s) whose sound starts at 0.3 s, after the last one,
     # played early in an .avi, which plays each stream from its first packet
