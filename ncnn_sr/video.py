@@ -1102,7 +1102,7 @@ def _clock_window(inp) -> Window | None:
 def _seek(inp, video_in, start: Fraction, origin: Fraction, margin: Fraction = SEEK_MARGIN) -> bool:
     """Move the input to a keyframe at or before ``start``, so that a part late in a
     long video is not decoded from the beginning. Each try looks at the first video
-    packet it lands on, and aims further back if that is past ``start``. False when
+    packet it lands on, and aims further back if that is past ``start`` or no keyframe. False when
     the input has moved but not to such a place (it cannot seek, or lands late even
     aiming at its beginning): it must be read again from the beginning. True also
     where ``start`` is too near the beginning to seek at all."""
@@ -1112,7 +1112,9 @@ def _seek(inp, video_in, start: Fraction, origin: Fraction, margin: Fraction = S
         try:
             inp.seek(target, backward=True)
             landed = next((p for p in inp.demux(video_in) if p.pts is not None or p.dts is not None), None)
-            if landed is not None:
+            # An MPEG-TS's seek lands on any packet near its aim: one between keyframes
+            # decodes nothing up to the next (none, in a clip of one), so is no place.
+            if landed is not None and landed.is_keyframe:
                 stamp = landed.pts if landed.pts is not None else landed.dts
                 if stamp * landed.time_base <= start:
                     inp.seek(target, backward=True)  # back to that keyframe, the packet looked at unread

@@ -83,6 +83,16 @@ def test_a_part_of_an_mpeg_ts_counts_from_its_start_and_is_found_though_its_seek
     assert all(np.array_equal(a, b) for a, b in zip(frames, stored_frames(clip)[96:102]))
 
 
+def test_a_part_of_an_mpeg_ts_whose_only_keyframe_is_its_first_is_found(tmp_path):
+    # found by QA: a seek into an MPEG-TS lands on any packet near its aim, here one
+    # between keyframes, taken for a place to decode from: nothing decoded from it up
+    # to the end, and --start 3 of a 4 s clip was "no video frame from 3 s on".
+    clip = make_clip(tmp_path / "in.ts", frames=96, rate=Fraction(24), audio=None)  # x264's keyframe every 250
+    frames = seen(clip, tmp_path / "out.mp4", start=Fraction(3), duration=Fraction(1, 4))
+    assert len(frames) == 6
+    assert all(np.array_equal(a, b) for a, b in zip(frames, stored_frames(clip)[72:78]))
+
+
 def clocked_ts(src, dst, seconds: int):
     """``src`` remuxed into an MPEG-TS whose clock reads ``seconds`` at its start, as
     a broadcast recording's or a stream's later segment does."""
