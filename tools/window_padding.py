@@ -97,7 +97,7 @@ def main() -> None:
     ap.add_argument("--paddings", nargs="+", choices=list(PADDINGS), default=list(PADDINGS))
     args = ap.parse_args()
     spec = resolve_model(args.model)
-    text = spec.param_path.read_text()
+    text = spec.param_path.read_text(encoding="utf-8")
     image = np.asarray(Image.open(args.image).convert("RGB"))
 
     def net(param_text: str) -> Network:
