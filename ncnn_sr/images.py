@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError, features
+from PIL import Image, ImageFile, JpegImagePlugin, UnidentifiedImageError, features
 from PIL.PngImagePlugin import PngInfo, iTXt
 
 from .errors import HintedInputError, InputError, Option, describe, file_path, in_one_line
@@ -1258,17 +1258,41 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         f.write(avif.stating_colour(encoded.getvalue(), coded[0], coded[1]))
         return
     try:
-        im.save(f, format=FORMATS[fmt], **options)
+        if options.get("optimize"):
+            save_optimized_jpeg(im, f, options)
+        else:
+            im.save(f, format=FORMATS[fmt], **options)
     except OSError as e:
-        # An optimized JPEG is held whole in a buffer Pillow sizes by the picture (one
-        # byte a pixel under quality 95): grain at quality 90+ outgrows it and libjpeg
-        # fails ("Suspension not allowed here"). Without optimizing it streams.
+        # Past even save_optimized_jpeg's buffer libjpeg fails ("Suspension not allowed
+        # here", on fd 2). Without optimizing it streams.
         if not options.get("optimize") or e.errno is not None:
             raise
         f.seek(0)
         f.truncate()
         options["optimize"] = False
         im.save(f, format=FORMATS[fmt], **options)
+
+
+# Bytes a sample an optimized JPEG's buffer holds: black and white grain at quality
+# 100 takes 1.6 a sample (4.7 bytes an RGB pixel), random grey levels 1.4.
+_OPTIMIZED_JPEG_BYTES = 2
+
+
+def save_optimized_jpeg(im: Image.Image, f, options: dict) -> None:
+    """``im.save(f, "JPEG", **options)`` with ``optimize``, in a buffer that holds it.
+    libjpeg writes an optimized JPEG's data in one go at its end, into a buffer Pillow
+    sizes by the picture (a byte a pixel, 2 at quality 95+): grain at quality 90+
+    outgrew it, and libjpeg printed "Suspension not allowed here" on fd 2 before
+    failing. Pillow takes no buffer size but its global ImageFile.MAXBLOCK, which
+    other threads' writes read too (an APNG's chunks are the buffer's size), so its
+    encoder is called here as its JPEG writer calls it: the writer, given a pixel of
+    the picture's mode and the same options, sets the encoder's settings."""
+    pixel, head = Image.new(im.mode, (1, 1)), io.BytesIO()
+    pixel.save(head, format="JPEG", **options)  # its metadata, tables and a block
+    im.encoderconfig = pixel.encoderconfig
+    room = _OPTIMIZED_JPEG_BYTES * len(im.getbands()) * im.width * im.height + len(head.getvalue())
+    tile = ImageFile._Tile("jpeg", (0, 0, *im.size), 0, JpegImagePlugin.RAWMODE[im.mode])
+    ImageFile._save(im, f, [tile], room)
 
 
 def _kept_metadata(info: ImageInfo | None, fmt: str, grey: bool = False) -> tuple:

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import ExifTags, Image, ImageChops, ImageCms, PngImagePlugin
+from PIL import ExifTags, Image, ImageChops, ImageCms, ImageFile, PngImagePlugin
 
 from conftest import adam7_rows, ctrl_c_once_made, picture, png_bytes, png_chunk, png_data
 from ncnn_sr import InputError, budget, read_image, write_image
@@ -2398,6 +2398,23 @@ def test_a_grainy_jpeg_at_high_quality_is_written(tmp_path):
     back, _ = read_image(tmp_path / "grain.jpg")
     assert back.shape == (300, 400, 3) and os.path.getsize(tmp_path / "grain.jpg") > 300 * 400
     assert sorted(os.listdir(tmp_path)) == ["grain.jpg"]
+
+
+@pytest.mark.parametrize("quality, grey", [(92, False), (100, False), (100, True)])
+def test_a_grainy_jpeg_at_high_quality_is_written_optimized_without_a_word_from_libjpeg(quality, grey, tmp_path,
+                                                                                          capfd, monkeypatch):
+    # Pillow's buffer (2 bytes a pixel at quality 95+) was outgrown: libjpeg printed
+    # "Suspension not allowed here" on fd 2 before the file was written unoptimized.
+    # Black and white grain takes the most (4.7 bytes a pixel at quality 100).
+    rng = np.random.default_rng(0)
+    grain = (rng.integers(0, 2, (300, 400, 1 if grey else 3)) * 255).astype(np.uint8)
+    write_image(tmp_path / "grain.jpg", grain, quality=quality)
+    assert capfd.readouterr().err == ""
+    optimized = io.BytesIO()
+    monkeypatch.setattr(ImageFile, "MAXBLOCK", 10 * grain.size)  # room for all of it
+    Image.fromarray(grain[:, :, 0] if grey else grain).save(
+        optimized, "JPEG", quality=quality, subsampling=0, optimize=True)
+    assert open(tmp_path / "grain.jpg", "rb").read() == optimized.getvalue()
 
 
 def test_a_name_too_long_for_the_file_system_is_an_input_error(tmp_path):
