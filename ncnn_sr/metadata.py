@@ -37,9 +37,11 @@ _THUMBNAIL = (0x0201, 0x0202)
 _EXIF_RESOLUTION_ONLY = frozenset({"WEBP", "AVIF", "HEIF"})
 # The tags of a TIFF's first directory that EXIF holds too, describing the picture
 # (not its file): description, make, model, orientation, software, date, artist,
-# copyright, and the Exif and GPS directories.
+# host computer, copyright, Windows' title, comment, author, keywords and subject
+# (XPTitle...), its rating (stars and percent), and the Exif and GPS directories.
 _SUB_DIRECTORIES = (0x8769, 0x8825)
-_TIFF_EXIF_TAGS = (0x010E, 0x010F, 0x0110, EXIF_ORIENTATION, 0x0131, 0x0132, 0x013B, 0x8298, *_SUB_DIRECTORIES)
+_TIFF_EXIF_TAGS = (0x010E, 0x010F, 0x0110, EXIF_ORIENTATION, 0x0131, 0x0132, 0x013B, 0x013C, 0x8298,
+                   *range(0x9C9B, 0x9CA0), 0x4746, 0x4749, *_SUB_DIRECTORIES)
 # The picture's size, stated in the first directory (ImageWidth, ImageLength) and in
 # the Exif directory (PixelXDimension, PixelYDimension): across first.
 _FIRST_SIZE = (0x0100, 0x0101)

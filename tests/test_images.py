@@ -714,6 +714,27 @@ def test_a_tiffs_exif_is_kept_without_the_tags_of_its_own_layout(tmp_path):
         assert not {256, 257, 273, 279} & set(exif)  # the TIFF's size, strips and their sizes
 
 
+@pytest.mark.parametrize("fmt", ["png", "jpg"])
+def test_a_tiffs_windows_title_tags_rating_and_host_computer_are_kept_as_a_jpegs_are(fmt, tmp_path):
+    # Windows writes a picture's title, comment, author, tags and subject (XPTitle...)
+    # and its stars (Rating) in the first directory; a JPEG's kept them, a TIFF's were
+    # left out with the tags of its file's layout.
+    from PIL import TiffImagePlugin
+
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    descriptive = {0x9C9B: "Title", 0x9C9C: "Comment", 0x9C9D: "Author", 0x9C9E: "tag1;tag2", 0x9C9F: "Subject"}
+    for tag, text in descriptive.items():
+        tags[tag] = text.encode("utf-16-le") + b"\0\0"
+    tags[0x4746], tags[0x4749], tags[0x013C], tags[0x010F] = 4, 75, "darkroom", "Canon"
+    arr, info = read_image(save(tmp_path / "i.tiff", rgb_image(), tiffinfo=tags))
+    write_image(tmp_path / f"o.{fmt}", arr, info)
+    with Image.open(tmp_path / f"o.{fmt}") as out:
+        exif = out.getexif()
+        assert {tag: bytes(exif[tag]).decode("utf-16-le").rstrip("\0") for tag in descriptive} == descriptive
+        assert (exif[0x4746], exif[0x4749], exif[0x013C], exif[0x010F]) == (4, 75, "darkroom", "Canon")
+        assert not {256, 257, 258, 273, 279} & set(exif)
+
+
 @pytest.mark.parametrize("fmt", ["jpg", "png", "webp", "png16"])
 def test_the_exif_size_of_the_picture_is_that_of_the_picture_written(fmt, tmp_path):
     # The EXIF's PixelXDimension and PixelYDimension (Pillow's ExifImageWidth and
