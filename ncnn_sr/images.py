@@ -1289,10 +1289,14 @@ def save_optimized_jpeg(im: Image.Image, f, options: dict) -> None:
     the picture's mode and the same options, sets the encoder's settings."""
     pixel, head = Image.new(im.mode, (1, 1)), io.BytesIO()
     pixel.save(head, format="JPEG", **options)  # its metadata, tables and a block
-    im.encoderconfig = pixel.encoderconfig
-    room = _OPTIMIZED_JPEG_BYTES * len(im.getbands()) * im.width * im.height + len(head.getvalue())
-    tile = ImageFile._Tile("jpeg", (0, 0, *im.size), 0, JpegImagePlugin.RAWMODE[im.mode])
-    ImageFile._save(im, f, [tile], room)
+    try:  # Pillow's own names (11 to 13): another Pillow may lack them
+        config, encode = pixel.encoderconfig, ImageFile._save
+        tile = ImageFile._Tile("jpeg", (0, 0, *im.size), 0, JpegImagePlugin.RAWMODE[im.mode])
+    except (AttributeError, KeyError, TypeError):
+        im.save(f, format="JPEG", **options)  # Pillow's buffer: grain may still outgrow it, as _encode mends
+        return
+    im.encoderconfig = config
+    encode(im, f, [tile], _OPTIMIZED_JPEG_BYTES * len(im.getbands()) * im.width * im.height + len(head.getvalue()))
 
 
 def _kept_metadata(info: ImageInfo | None, fmt: str, grey: bool = False) -> tuple:
