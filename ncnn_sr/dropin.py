@@ -124,10 +124,12 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     if model_path != DEFAULT_MODEL_FOLDER and not model_path.is_dir():
         # Else said to lack the model, as a path through the file (in.png/NAME.param).
         _refuse(failed_words(input_path, f"model folder {model_path} is not a folder"))
-    if click.get_current_context().get_parameter_source("model_path") is ParameterSource.DEFAULT \
+    if model_path == DEFAULT_MODEL_FOLDER and not os.path.lexists(model_path) or \
+            click.get_current_context().get_parameter_source("model_path") is ParameterSource.DEFAULT \
             and not model_path.is_dir():
         # No -m given: a file named models where the command runs is no model folder of
-        # the user's, as a missing one is not.
+        # the user's, as a missing one is not. A missing models folder, given or not, is
+        # passed over here: the Upscaler refuses a model_path that is not there.
         model_path = None
     factor = decimal_number(scale)
     if factor is None and (read := atoi_reading(scale, least=1)) is not None:

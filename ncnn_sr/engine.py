@@ -29,7 +29,7 @@ from .devices import Device
 from .dysample import offsets_of
 from .errors import CpuOutOfMemory, DeviceError, InputError, ModelError, SettingError, describe, no_path
 from .fixed import Fixed, FixedArguments, read_only
-from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
+from .models import PATH_TYPES, ModelSpec, existing_model_folder, mapped, resolve_model
 from .netsplit import network_reach, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, bicubic_net, group_norm_weights
 from .param_file import fixed_blobs, fixed_output, parse_param
@@ -108,8 +108,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
 
     ``model`` is a catalog name, a ``.param`` path or a ``ModelSpec``; a spec made by
     hand has its files checked as ``resolve_model`` checks a custom model's. A name
-    is looked for in ``model_path`` (a folder) first, then where ``resolve_model``
-    looks. ``device`` is ``"auto"``, an index (-1 or ``"cpu"`` for the CPU), or
+    is looked for in ``model_path`` (a folder, which must be there, as the commands'
+    -m must) first, then where ``resolve_model`` looks. ``device`` is ``"auto"``, an index (-1 or ``"cpu"`` for the CPU), or
     anything else ``get_device`` takes.
 
     ``upscale`` takes H×W×C arrays (C in 1, 3, 4) or H×W grey ones, uint8 or uint16,
@@ -150,7 +150,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
     gives the network's output for the picture at its own phase.
 
     Raises ModelError for a model unknown, missing (ModelMissing), damaged or not an
-    upscaler; DeviceError for a device that is not there; SettingError (an
+    upscaler, or a ``model_path`` that is not there or no folder; DeviceError for a device that is not there; SettingError (an
     InputError and a ValueError) for a setting of the wrong kind or out of range.
 
     ``spec``, ``tta``, ``alpha``, ``tile_pad`` and ``overlap`` read back as attributes,
@@ -171,6 +171,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
             raise SettingError(f"device must be 'auto', an index or a Device, got {describe(device)}")
         if model_path is not None and (not isinstance(model_path, PATH_TYPES) or not os.fspath(model_path)):
             raise SettingError(f"model_path must be a folder's path, got {no_path(model_path)}")
+        if model_path is not None:
+            existing_model_folder(model_path)  # else passed over for the installed model, unsaid
         tile = checked_tile(tile)
         for name, value in (("tile_pad", tile_pad), ("overlap", overlap), ("threads", threads),
                             ("concurrency", concurrency)):

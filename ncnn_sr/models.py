@@ -290,6 +290,22 @@ def _model_folder(model_path: str | bytes | os.PathLike) -> Path:
     return folder
 
 
+@in_one_line  # a folder's name may hold a line break
+def existing_model_folder(model_path: str | bytes | os.PathLike) -> Path:
+    """The model folder a library caller gives (the Upscaler's ``model_path``), which
+    must be there, as the commands' -m must: one that is not there was passed over
+    for the next folder, and the installed model of the name ran in its stead without
+    a word. A ModelError otherwise, before any model is looked up."""
+    folder = _model_folder(model_path)
+    try:
+        folder.stat()
+    except (FileNotFoundError, NotADirectoryError):  # a path through a file too
+        raise ModelError(f"model folder {folder} does not exist") from None
+    except OSError as e:  # a folder on the way that cannot be searched, a name too long
+        raise ModelError(f"model folder {folder}: {e.strerror or e}") from None
+    return folder
+
+
 def in_model_folder(model: str, folder: str | os.PathLike) -> str:
     """``-n`` as the reference tool reads it with its model folder: a relative name
     with a folder in it (``sub/x``) is ``folder/sub/x``, as it opens

@@ -1527,6 +1527,24 @@ def test_an_open_file_or_a_files_contents_as_the_model_or_its_folder_is_said_as_
                                   "save them to a file and give its path")
 
 
+@pytest.mark.parametrize("folder, said", [("nodir", "does not exist"), ("file", "is not a folder"),
+                                          ("file/sub", "does not exist")])
+@pytest.mark.parametrize("by", ["name", "path", "spec"])
+def test_a_model_path_that_is_no_folder_is_refused_before_anything_loads(tmp_path, monkeypatch, folder, said, by):
+    # found by a check of the library's settings: model_path="nodir" was passed over
+    # for the next folder, and the installed realesrgan-x4plus ran without a word, where
+    # both commands refuse -m nodir. Now refused whatever names the model, as -m is.
+    from ncnn_sr.models import resolve_model
+    (tmp_path / "file").write_text("")
+    spec = resolve_model("realesr-animevideov3-x2")
+    model = {"name": "realesr-animevideov3-x2", "path": str(spec.param_path), "spec": spec}[by]
+    monkeypatch.setattr(engine_mod, "resolve_model", lambda *a: pytest.fail("looked the model up"))
+    monkeypatch.setattr(engine_mod.devices, "get_device", lambda *a: pytest.fail("looked the device up"))
+    with pytest.raises(ModelError) as refused:
+        Upscaler(model, device=-1, model_path=tmp_path / folder)
+    assert str(refused.value) == f"model folder {tmp_path / folder} {said}"
+
+
 def test_the_cpu_auto_tile_counts_a_custom_models_largest_blob(tmp_path, monkeypatch):
     # An x16 deconvolution to 64 maps (64 kB a pixel in float32), then a Pooling, which
     # the estimate does not know: custom models' 64 kB a pixel ran a 150x150 picture
