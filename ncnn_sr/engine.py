@@ -68,6 +68,9 @@ PROBE_SIZE = 32
 # After a picture whose upscaled size is at least this, ncnn's buffers are handed back.
 TRIM_AFTER_OUTPUT_BYTES = 64 << 20
 
+# What every use of an Upscaler after close() raises (an InputError).
+CLOSED = "this Upscaler is closed: make another"
+
 
 # Upscalers made and not yet collected, closed as Python exits (_close_at_exit).
 _made: weakref.WeakSet[Upscaler] = weakref.WeakSet()
@@ -329,13 +332,15 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         """The tile size asked for, or shrunk to after running out of memory; 0 is auto.
         Set, it is checked as the constructor checks it (a SettingError), and is the
         tile of every call that starts, or retries after running out of memory, from
-        then on."""
+        then on; set once it is closed, an InputError."""
         return self._tile
 
     @tile.setter
     def tile(self, tile: int) -> None:
         tile = checked_tile(tile)
         with self._lock:
+            if self._closed:  # taken, and read back, it changed nothing
+                raise InputError(CLOSED)
             self._check_given_tile(tile, self._net.device)
             self._tile = tile
 
@@ -378,7 +383,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         if scale is not None or width is not None or height is not None:
             wanted = target_size(h, w, scale, width, height)
         if self._closed:
-            raise InputError("this Upscaler is closed")
+            raise InputError(CLOSED)
         if self._pid != os.getpid():
             # Its network is the parent's: ncnn's threads and a GPU's state do not
             # cross a fork, and ncnn waited for them for ever.
@@ -392,7 +397,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         try:
             with self._lock:
                 if self._closed:
-                    raise InputError("this Upscaler is closed")
+                    raise InputError(CLOSED)
                 # ncnn's pools keep every buffer; they fit only runs of the same shape.
                 # With nothing else in flight, a picture of another size starts from
                 # empty pools instead of piling new buffers on the old.
@@ -498,8 +503,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
     def close(self) -> None:
         """Free the networks now rather than when the object is collected. Calls in
         progress in other threads finish first (freeing a network under a running
-        extraction crashed the process); later calls, and a ``with`` of it, raise
-        InputError. Called from inside a call (its ``progress``), it returns at once, and the networks are
+        extraction crashed the process); later calls, a ``with`` of it and its tile
+        set raise InputError. Called from inside a call (its ``progress``), it returns at once, and the networks are
         freed when the last call ends: waiting there would wait for itself forever.
         A call whose caller a Ctrl-C took out of it is not waited for either: it frees
         them as it ends, at its next tile. As Python exits, every Upscaler is closed,
@@ -550,7 +555,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
     def __enter__(self) -> Upscaler:
         # As a closed file is refused at its with: a block would run up to its first call.
         if self._closed:
-            raise InputError("this Upscaler is closed")
+            raise InputError(CLOSED)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -782,7 +787,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
         """Whether a ``height`` × ``width`` picture runs as one window here (an
         automatic tile that fits it whole, or a tile at least as large), with
         ``calls`` pictures at once sharing the memory (default: the concurrency it
-        was made for)."""
+        was made for). An InputError once it is closed."""
         for name, value in (("height", height), ("width", width), ("calls", calls)):
             # Else a bare TypeError or "math domain error", or an answer for -5 rows.
             if (value is not None or name != "calls") and (
@@ -790,6 +795,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
                 what = "a whole number of pixels" if name != "calls" else "a whole number"
                 raise SettingError(f"{name} must be {what}, at least 1, got {describe(value)}")
         with self._lock:
+            if self._closed:  # its network is freed
+                raise InputError(CLOSED)
             net, tile = self._net, self._tile
         if tile:
             return tile >= max(height, width)

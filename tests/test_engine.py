@@ -542,8 +542,8 @@ def test_closing_while_other_threads_upscale_lets_their_calls_finish():
     for t in threads:
         t.join()
     size = 24 * up.scale
-    assert len(results) == 18 and set(results) <= {(size, size, 3), "this Upscaler is closed"}
-    assert "this Upscaler is closed" in results
+    assert len(results) == 18 and set(results) <= {(size, size, 3), "this Upscaler is closed: make another"}
+    assert "this Upscaler is closed: make another" in results
 
 
 def test_a_closed_upscaler_refuses_to_run():
@@ -561,10 +561,25 @@ def test_a_closed_upscaler_is_refused_at_the_start_of_a_with_block():
     with up:
         up.upscale(picture(4, 4))
     ran = []
-    with pytest.raises(InputError, match="^this Upscaler is closed$"):
+    with pytest.raises(InputError, match="^this Upscaler is closed: make another$"):
         with up:
             ran.append(True)
     assert ran == [] and up.closed
+
+
+def test_a_closed_upscaler_refuses_every_further_use_its_tile_set_too():
+    # found by a check of the library's settings: after close(), up.tile = 64 was taken
+    # and read back 64, and runs_whole answered from the freed network, where upscale
+    # and a with of it said it was closed. Reading it back is still allowed.
+    up = Upscaler(FAST, device=-1, tile=48)
+    up.close()
+    closed = "^this Upscaler is closed: make another$"
+    for use in (lambda: setattr(up, "tile", 64), lambda: up.runs_whole(8, 8), lambda: up.upscale(picture(4, 4)),
+                lambda: up.__enter__()):
+        with pytest.raises(InputError, match=closed):
+            use()
+    assert up.tile == 48 and up.closed and up.scale == 4 and up.spec.name == FAST and "closed" in repr(up)
+    up.close()  # closing again does nothing
 
 
 def test_one_upscaler_serves_several_threads_at_once(cpu_upscalers):
