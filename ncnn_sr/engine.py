@@ -28,7 +28,7 @@ from .choices import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
 from .devices import Device
 from .dysample import offsets_of
 from .errors import CpuOutOfMemory, DeviceError, InputError, ModelError, SettingError, describe, no_path
-from .fixed import Fixed, FixedArguments, read_only
+from .fixed import DeclaredOnly, Fixed, read_only
 from .models import PATH_TYPES, ModelSpec, existing_model_folder, mapped, resolve_model
 from .netsplit import network_reach, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, bicubic_net, group_norm_weights
@@ -106,7 +106,7 @@ def checked_tile(tile) -> int:
     return tile
 
 
-class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
+class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
     """One model on one device.
 
     ``model`` is a catalog name, a ``.param`` path or a ``ModelSpec``; a spec made by
@@ -160,7 +160,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, FixedArguments):
     fixed when it is made: setting one, or another argument (``precision``), is an
     AttributeError, as is setting ``scale``, ``alignment``, ``stages`` or ``closed``,
     read back only; each says what to do instead. ``tile`` alone may be set later,
-    checked as here.
+    checked as here. A public name it does not declare (``up.tiles``) is an
+    AttributeError naming the one meant (DeclaredOnly); a subclass's declared names
+    may be set.
     """
 
     def __init__(self, model: str | bytes | os.PathLike | ModelSpec, device: str | int | Device = "auto",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import inspect
 
@@ -73,6 +74,44 @@ class FixedArguments:
             held = getattr(type(self), name, None)
             if not isinstance(held, Fixed) and not (isinstance(held, property) and held.fset is not None):
                 raise _refused(self, name, name)
+        super().__setattr__(name, value)
+
+
+def _declared(cls: type, name: str) -> bool:
+    """Whether ``cls`` or a class it is made from declares ``name``: as a class
+    attribute, a property or a method, or annotated alone (``note: str``)."""
+    return hasattr(cls, name) or any(name in inspect.get_annotations(c) for c in cls.__mro__)
+
+
+def _settable(cls: type) -> list[str]:
+    """The public properties of ``cls`` that may be set (an Upscaler's tile)."""
+    return sorted(name for name in dir(cls) if not name.startswith("_") and type(getattr(cls, name)) is property
+                  and getattr(cls, name).fset is not None)
+
+
+def _undeclared(obj, name: str) -> AttributeError:
+    cls = type(obj)
+    names = {n for n in dir(cls) if not n.startswith("_")} | _arguments(cls)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.7) or \
+        difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.7)
+    said = f"{_owner(obj)} has no setting {name!r}"
+    if close:
+        return AttributeError(f"{said}: did you mean {close[0]!r}?")
+    settable = _settable(cls)
+    return AttributeError(f"{said} (only its {' and '.join(settable)} may be set once it is made)" if settable
+                          else said)
+
+
+class DeclaredOnly(FixedArguments):
+    """FixedArguments that also refuses a public name its class does not declare:
+    ``up.tiles = 64``, meant for ``tile``, made an attribute nothing reads, and the
+    Upscaler went on with the tile it had, without a word. Private names (``_x``) and
+    the names a subclass declares (a class attribute, a property, an annotation) are
+    still set; a method may be replaced."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if not name.startswith("_") and name not in _arguments(type(self)) and not _declared(type(self), name):
+            raise _undeclared(self, name)
         super().__setattr__(name, value)
 
 

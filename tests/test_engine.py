@@ -1372,6 +1372,41 @@ def test_every_public_attribute_of_an_upscaler_that_cannot_be_set_says_why(cpu_u
             assert "setter" not in str(refused.value), name
 
 
+@pytest.mark.parametrize("name, said", [
+    ("tiles", "an Upscaler has no setting 'tiles': did you mean 'tile'?"),
+    ("Tile", "an Upscaler has no setting 'Tile': did you mean 'tile'?"),
+    ("precison", "an Upscaler has no setting 'precison': did you mean 'precision'?"),
+    ("colour", "an Upscaler has no setting 'colour' (only its tile may be set once it is made)")])
+def test_an_upscalers_setting_it_does_not_have_is_refused_with_the_one_meant(cpu_upscalers, name, said):
+    # found by a check of the library's settings: up.tiles = 64, meant for tile, made an
+    # attribute nothing reads, and the calls went on with the tile it had, without a word.
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    with pytest.raises(AttributeError) as refused:
+        setattr(up, name, 64)
+    assert str(refused.value) == said and name not in vars(up) and up.tile == 0
+
+
+def test_an_upscalers_private_names_and_a_subclasss_own_may_still_be_set():
+    class Labelled(Upscaler):
+        label = None  # declared here: a subclass's own settings
+        note: str
+
+        @property
+        def shown(self) -> str:
+            return self._shown
+
+        @shown.setter
+        def shown(self, value: str) -> None:
+            self._shown = value
+
+    with Labelled("realesr-animevideov3-x2", device=-1) as up:
+        up.label, up.note, up.shown, up._cache = "a", "b", "c", {}
+        assert (up.label, up.note, up.shown, up._cache) == ("a", "b", "c", {})
+        up.upscale = lambda image, **kw: image  # a method replaced, as tests and wrappers do
+        with pytest.raises(AttributeError, match="^a Labelled has no setting 'labels': did you mean 'label'\\?$"):
+            up.labels = "x"
+
+
 @pytest.mark.parametrize("tile, said", [("64", "tile must be a whole number, got '64'"),
                                         (None, "tile must be a whole number, got None"),
                                         (True, "tile must be a whole number, got True"),
