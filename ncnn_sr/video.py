@@ -311,6 +311,9 @@ def _video_stream(container, path):
         raise InputError(f"{path}: has no video stream{cover}")
     # An animated AVIF's still picture comes first, its animation after it.
     animated = [s for s in moving if not video_streams.still_item(container, s)]
+    if len(animated) > 1 and not isinstance(path, VideoInput):  # a stream is not read twice (carry_over's too)
+        # An mp4's cover art remuxed into a .mkv, a track of one picture: never the video beside it.
+        animated = [s for s in animated if not video_streams.still_track(container, s)] or animated
     decodable = next((s for s in animated or moving if s.codec_context is not None), None)
     if decodable is None:  # a codec FFmpeg does not know, or a damaged header
         raise InputError(f"{path}: cannot decode its video: FFmpeg knows no decoder for it")

@@ -649,6 +649,30 @@ def still_item(inp, stream) -> bool:
     return inp.format.name.startswith("mov") and stream.frames == 1 and stream.duration is None
 
 
+# How many packets into a file the second picture of a JPEG or PNG track is looked
+# for: a video's comes within its first frames, as its packets are interleaved.
+STILL_LOOK = 256
+
+
+def still_track(inp, stream) -> bool:
+    """Whether the video ``stream`` of ``inp`` is cover art kept as a track of one JPEG
+    or PNG picture: FFmpeg's Matroska muxer writes an mp4's or an MP3's cover so
+    (ffmpeg -i in.mp4 -c copy out.mkv), read back as a video stream like any other,
+    not as an attached picture. Told by its codec, and by its second picture, which
+    does not come in the file's first packets; read in a second opening, so ``inp``
+    must be a file, not a stream."""
+    if stream.codec_context is None or _codec_name(stream) not in _COVER_FILES:
+        return False
+    pictures = 0
+    try:
+        with av.open(inp.name, **READ_TAGS) as again:
+            for packet in itertools.islice(again.demux(), STILL_LOOK):  # all streams': a bounded read
+                pictures += packet.stream.index == stream.index and packet.size > 0
+    except (av.error.FFmpegError, IndexError):  # a damaged file's end; IndexError: a stream new midway
+        pass  # what was read says it
+    return pictures == 1
+
+
 def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                one_way: bool = False, reopen: bool = True,
                sound_from: Fraction = Fraction(0)) -> tuple[dict[int, SideOutput], list, list[tuple[str, bytes]]]:
@@ -684,6 +708,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                             extra.index, extra.metadata["filename"])
             continue
         elif still_item(inp, extra):  # an animated AVIF's still: its first frame again, said by none
+            continue
+        elif reopen and still_track(inp, extra):
+            pictures.append(extra)
             continue
         elif extra.codec_context is None:  # passed over for a later one that can be decoded
             log.warning("dropping video stream %d: FFmpeg knows no codec for it", extra.index)

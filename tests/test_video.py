@@ -1369,6 +1369,48 @@ def test_the_video_upscaled_is_never_a_cover_picture_listed_first():
         video_mod._video_stream(Container, "in.mp4")
 
 
+@pytest.mark.parametrize("first", [True, False])
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_cover_art_kept_as_a_matroska_track_is_cover_art_not_the_video(tmp_path, first, suffix):
+    # found by an audit: FFmpeg's Matroska muxer writes an mp4's cover art (ffmpeg -i
+    # in.mp4 -c copy out.mkv) as a JPEG track of one frame, read back as a video stream
+    # like any other; listed first, its one 8x8 picture was upscaled and the video left out.
+    plain = make_clip(tmp_path / "plain.mp4", frames=3, width=16, height=16)
+    if first:
+        clip = with_cover_art(plain, tmp_path / "in.mkv")
+    else:  # an mp4's cover comes after the video and sound, as a remux keeps it
+        clip = remux_with(with_cover_art(plain, tmp_path / "in.mp4"), tmp_path / "in.mkv", dispositions={2: 0})
+    with av.open(str(clip)) as c:  # not marked as a cover: a track
+        assert [s.disposition & av.stream.Disposition.attached_pic for s in c.streams.video] == [0, 0]
+        [cover] = [s for s in c.streams.video if s.codec_context.name == "mjpeg"]
+        picture = bytes(next(c.demux(cover)))
+    out = tmp_path / f"out{suffix}"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    assert "dropping" not in proc.stderr
+    times, size = frame_times(out)
+    assert (len(times), size) == (3, (32, 32))
+    covers, dispositions = _cover_bytes(out)
+    assert covers == [picture]  # kept as cover art, as it is
+    assert dispositions[1:] == [av.stream.Disposition.attached_pic]  # after the video
+    if suffix == ".mkv":
+        with av.open(str(out)) as c:
+            assert c.streams.video[1].metadata["filename"] == "cover.jpg"
+
+
+def test_a_matroska_video_of_one_jpeg_track_alone_is_still_upscaled(tmp_path):
+    # A cover track is only told from the video beside it: alone, it is upscaled as before.
+    clip = tmp_path / "in.mkv"
+    with av.open(str(clip), "w") as out:
+        still = out.add_stream("mjpeg", rate=1)
+        still.width = still.height = 8
+        still.pix_fmt = "yuvj420p"
+        for packet in [*still.encode(av.VideoFrame.from_ndarray(np.zeros((8, 8, 3), np.uint8), format="rgb24")),
+                       *still.encode()]:
+            out.mux(packet)
+    run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2)
+    assert frame_times(tmp_path / "out.mkv")[1] == (16, 16)
+
+
 def test_a_cut_off_video_is_upscaled_with_a_warning_that_it_may_be_truncated(tmp_path):
     # FFmpeg ends the streams of a cut-off file quietly, as if it were whole.
     whole = make_clip(tmp_path / "whole.mkv", frames=60).read_bytes()
