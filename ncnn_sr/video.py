@@ -152,7 +152,8 @@ def _open_input(path):
         # (f_%04d.png: f_0001.png, ...), then refused as "a still picture".
         raise InputError(f"{path}: file not found")
     try:
-        container = av.open(path if isinstance(path, VideoInput) else ffmpeg_name(path), **video_streams.READ_TAGS)
+        container = av.open(path, **video_streams.READ_TAGS) if isinstance(path, VideoInput) \
+            else video_streams.open_file(ffmpeg_name(path))
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except PermissionError:  # PyAV's is one too; else "not a video FFmpeg can read", of a good one
@@ -395,7 +396,8 @@ def _reopened(src):
         if at is not None:
             src.seek(0)
         try:
-            again = av.open(src if at is not None else ffmpeg_name(src), **video_streams.READ_TAGS)
+            again = av.open(src, **video_streams.READ_TAGS) if at is not None \
+                else video_streams.open_file(ffmpeg_name(src))
         except (av.error.FFmpegError, OSError):
             yield None
             return

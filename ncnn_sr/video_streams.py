@@ -33,6 +33,43 @@ log = logging.getLogger("ncnn_sr")
 # the whole video as one FFmpeg cannot read.
 READ_TAGS = {"metadata_errors": "replace"}
 
+# How far FFmpeg reads into a file, a second time, to learn the parameters of a
+# stream it found none of in its first look (5 MB, 5 s): an MPEG-TS whose sound
+# starts 10 s into its packets, say. Bounded: a stream that never comes (a damaged
+# file's) costs that read, kept in memory, at each opening of the file.
+PROBE_FURTHER = {"probesize": str(64 << 20), "analyzeduration": str(60 * 1_000_000)}
+
+
+def unprobed(container) -> bool:
+    """Whether FFmpeg learnt no parameters of a sound or picture stream of
+    ``container`` (a sound's channels or rate, a picture's size) in what it read."""
+    for stream in container.streams:
+        context = stream.codec_context
+        if context is None or stream.disposition & av.stream.Disposition.attached_pic:
+            continue
+        if stream.type == "audio" and not (context.layout.nb_channels and context.sample_rate):
+            return True
+        if stream.type == "video" and not context.width:
+            return True
+    return False
+
+
+def open_file(name: str):
+    """The file ``name`` opened for reading, read further a second time where FFmpeg's
+    first look learnt too little of a stream (``unprobed``): its sound was else
+    dropped as a damaged file's. A stream (a pipe) cannot be opened twice."""
+    container = av.open(name, **READ_TAGS)
+    if unprobed(container):
+        container.close()
+        container = av.open(name, options=PROBE_FURTHER, **READ_TAGS)
+    return container
+
+
+def reopened(inp):
+    """A second opening of the file ``inp`` was opened from, read as far as it was."""
+    return av.open(inp.name, options=dict(inp.options), **READ_TAGS)
+
+
 # FFmpeg's muxers of QuickTime's file format (mp4, mov, m4v, 3gp).
 MOV_FAMILY = frozenset({"mp4", "mov", "ipod", "3gp", "3g2"})
 
@@ -466,7 +503,7 @@ def _time_by_frames(copy, inp, stream) -> None:
     if stream.codec_context.frame_size or _codec_name(stream).startswith("pcm_"):  # PCM is timed by its bytes
         return
     try:
-        with av.open(inp.name, **READ_TAGS) as again:
+        with reopened(inp) as again:
             lengths = [frame.samples for frame in itertools.islice(again.decode(again.streams[stream.index]), 8)]
         if lengths:  # the most common: FLAC's last block is shorter
             copy.codec_context.options = {"frame_size": str(collections.Counter(lengths).most_common(1)[0][0])}
@@ -610,7 +647,7 @@ def _pauses(inp, stream, reopen: bool, window: Window | None = None) -> bool:
     last = math.ceil(window.end / base) if window is not None and window.end is not None else math.inf
     end = None
     try:
-        with av.open(inp.name, **READ_TAGS) as again:
+        with reopened(inp) as again:
             if window is not None and window.start > INTERLEAVED_WITHIN:
                 # Landing late is no fault: the sound then seems to start late in the part.
                 again.seek(math.floor((window.start - INTERLEAVED_WITHIN) * av.time_base), backward=True)
@@ -665,7 +702,7 @@ def still_track(inp, stream) -> bool:
         return False
     pictures = 0
     try:
-        with av.open(inp.name, **READ_TAGS) as again:
+        with reopened(inp) as again:
             for packet in itertools.islice(again.demux(), STILL_LOOK):  # all streams': a bounded read
                 pictures += packet.stream.index == stream.index and packet.size > 0
     except (av.error.FFmpegError, IndexError):  # a damaged file's end; IndexError: a stream new midway
@@ -733,8 +770,14 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             continue
         if stream.type == "audio" and stream.codec_context.layout.nb_channels == 0:
             # Neither copied (a muxer refuses it: EINVAL, blamed on the output) nor re-encoded.
-            log.warning("dropping audio stream %d: its header states no channels, as a damaged file's does",
-                        stream.index)
+            # A file was read further for it (open_file); a stream cannot be read again.
+            if reopen:
+                log.warning("dropping audio stream %d: its header states no channels, as a damaged file's does",
+                            stream.index)
+            else:
+                log.warning("dropping audio stream %d: no channels stated in what FFmpeg read of it first, as a "
+                            "damaged file's header, or sound that starts late in a pipe, which is not read again "
+                            "(give it as a file)", stream.index)
             continue
         # Sound by its codec's name, not its decoder's (mp3float for MP3); subtitles by
         # their decoder's, which says srt where the codec's is subrip.
@@ -1203,7 +1246,7 @@ def _picture(inp, stream, reopen: bool):
     start. A stream cannot be opened again, and loses nothing: the pictures come
     before any other packet."""
     if reopen:
-        with av.open(inp.name, **READ_TAGS) as again:
+        with reopened(inp) as again:
             packet = next(again.demux(again.streams[stream.index]))
         # Its data outlives ``again``: FFmpeg's demuxers give reference-counted packets,
         # "valid indefinitely" (av_read_frame), which PyAV's Packet holds a reference of.

@@ -1411,6 +1411,27 @@ def test_a_matroska_video_of_one_jpeg_track_alone_is_still_upscaled(tmp_path):
     assert frame_times(tmp_path / "out.mkv")[1] == (16, 16)
 
 
+def test_sound_that_starts_after_ffmpegs_first_look_is_kept(tmp_path):
+    # found by an audit: an MPEG-TS whose first sound packet comes after the 5 s FFmpeg
+    # reads to learn its streams' parameters had its sound dropped as "its header
+    # states no channels, as a damaged file's does", though all of it decodes.
+    clip = make_clip(tmp_path / "late.ts", frames=40, width=16, height=16, rate=Fraction(2))
+    with av.open(str(clip)) as c:  # what FFmpeg's first look makes of it
+        assert c.streams.audio[0].codec_context.layout.nb_channels == 0
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2)
+    assert "dropping" not in proc.stderr
+    with av.open(str(tmp_path / "out.mp4")) as c:  # all 20 s of it
+        assert sum(frame.samples for frame in c.decode(audio=0)) == pytest.approx(20 * 48000, abs=2048)
+    # A pipe, read once, is not read again: said so.
+    proc = subprocess.run([NCNN_SR, "video", "-i", "-", "-o", tmp_path / "piped.mp4", *X2],
+                          stdin=subprocess.Popen(["cat", clip], stdout=subprocess.PIPE).stdout,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert ("dropping audio stream 1: no channels stated in what FFmpeg read of it first, as a damaged "
+            "file's header, or sound that starts late in a pipe, which is not read again (give it as a file)"
+            ) in proc.stderr
+
+
 def test_a_cut_off_video_is_upscaled_with_a_warning_that_it_may_be_truncated(tmp_path):
     # FFmpeg ends the streams of a cut-off file quietly, as if it were whole.
     whole = make_clip(tmp_path / "whole.mkv", frames=60).read_bytes()
