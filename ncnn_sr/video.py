@@ -25,7 +25,7 @@ import math
 import mmap
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -842,8 +842,10 @@ def _open_work(src, final: Path, dst: Path, encoder: str, options: EncodeOptions
         return None
     from . import __version__
 
+    # Each setting and option apart, for a changed one to be named (video_pieces.made_with).
     record = {"source": source, "settings": {str(k): str(v) for k, v in settings.items()},
-              "options": repr(options), "encoder": encoder, "output": dst.suffix.lower(),
+              "options": {str(k): str(v) for k, v in asdict(options).items()}, "encoder": encoder,
+              "output": dst.suffix.lower(),
               "versions": [__version__, av.__version__, repr(av.library_versions)], "rate": str(rate)}
     every = max(1, round(video_pieces.piece_seconds() * rate))
     return video_pieces.open_work(final, record, every)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import struct
 from dataclasses import dataclass, field
@@ -299,8 +300,8 @@ def _taken_up(work: Work) -> Work:
     made = {k: old.pop(k) for k in _MADE if k in old} if old is not None else {}
     if old is not None and old != record:
         key = next((k for k in record if old.get(k) != record[k]), None) or next(iter(old))
-        log.warning("%s: starting over: the work kept from a stopped run was made with another %s", final,
-                    _WHAT.get(key, key))
+        log.warning("%s: starting over: the kept work (%s) was made %s", final, folder.name,
+                    made_with(key, old.get(key), record.get(key)))
         old = None
     if old is None or len(made) < len(_MADE):  # none, another's, or one whose encoder never opened
         _empty(folder)
@@ -317,9 +318,54 @@ def _taken_up(work: Work) -> Work:
 _MADE = ("shape", "extradata")
 
 
-_WHAT = {"source": "source file (changed since)", "settings": "model or settings", "options": "video options",
-         "encoder": "encoder", "output": "output container", "versions": "ncnn-sr, PyAV or FFmpeg version",
-         "every": "piece length", "rate": "frame rate"}
+# How the kept work was made, where the record's field ``key`` differs, in words
+# that follow "was made".
+_WHAT = {"source": "from another source file (changed since)", "settings": "with another model or settings",
+         "options": "with other video options", "encoder": "with another encoder",
+         "output": "into another output container", "versions": "by another ncnn-sr, PyAV or FFmpeg version",
+         "every": "in pieces of another length", "rate": "at another frame rate"}
+
+# The settings and video options of a record (each value as str() gives it) by the
+# command's flag that sets them: -n, -s and -x the drop-in takes alike.
+_FLAGS = {"model": "-n", "scale": "-s", "width": "--width", "height": "--height", "tta": "-x",
+          "precision": "--precision", "tile_pad": "--tile-pad", "overlap": "--overlap",
+          "codec": "--codec", "crf": "--crf", "preset": "--preset", "pix_fmt": "--pix-fmt", "bitrate": "--bitrate",
+          "fps": "--fps", "deinterlace": "--deinterlace", "field_rate": "--field-rate", "start": "--start",
+          "duration": "--duration", "skip_damaged": "--skip-damaged", "keep_width": "--width",
+          "keep_height": "--height"}
+_BOOLEANS = ("True", "False")
+
+
+def made_with(key: str, old, new) -> str:
+    """How the kept work was made, where its record's field ``key`` was ``old`` and
+    this run's is ``new``: the one setting or option that differs, by its flag
+    ("with --crf 18, not 20"), where the two say which; else ``_WHAT``'s words."""
+    if key in ("settings", "options") and isinstance(old, dict) and isinstance(new, dict):
+        name = next((k for k in (*new, *old) if old.get(k) != new.get(k)), None)
+        if name == "weights":
+            return "with other model files (its .param or .bin changed since)"
+        if name == "exact":  # --exact/--blend: None, neither given
+            said = {"True": "--exact", "False": "--blend"}
+            return f"with {said.get(old.get(name), 'the default')}, not {said.get(new.get(name), 'the default')}"
+        if name in _FLAGS:
+            return _flag_change(_FLAGS[name], old.get(name, "None"), new.get(name, "None"))
+    return _WHAT.get(key, f"with another {key}")
+
+
+def _flag_change(flag: str, old: str, new: str) -> str:
+    """"with --crf 18, not 20", as ``flag`` was ``old`` and is ``new`` (str()s)."""
+    if old in _BOOLEANS and new in _BOOLEANS:
+        return f"with {flag}, not without it" if old == "True" else f"without {flag}, not with it"
+    if old == "None":
+        return f"with the default {flag}, not {flag} {_shown(new)}"
+    return f"with {flag} {_shown(old)}, not {'the default' if new == 'None' else _shown(new)}"
+
+
+def _shown(value: str) -> str:
+    """A value as the command takes it: a fraction (a rate, seconds) as a decimal."""
+    if re.fullmatch(r"-?\d+/\d+", value):
+        return format(float(Fraction(value)), "g")
+    return value
 
 
 def _read_record(folder: Path) -> dict | None:

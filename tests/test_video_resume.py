@@ -85,8 +85,45 @@ def test_a_rerun_with_another_model_starts_over(tmp_path, cpu_upscalers, short_p
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
         assert upscale_video(clip, out, upscaled(up), settings=SETTINGS) == 24
     assert [r.getMessage() for r in caplog.records] == [
-        f"{out}: starting over: the work kept from a stopped run was made with another model or settings"]
+        f"{out}: starting over: the kept work (.out.mkv.ncnn-sr-pieces) was made with -n realesr-animevideov3-x3, "
+        "not realesr-animevideov3-x2"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv"]
+
+
+def test_a_rerun_with_another_crf_names_it(tmp_path, cpu_upscalers, short_pieces, caplog):
+    # found by an audit: "made with another video options", ungrammatical, named none
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    clip = make_clip(tmp_path / "in.mp4", frames=24, rate=Fraction(12), audio=None)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(clip, out, upscaled(up, stop_at=13), EncodeOptions(crf=18), settings=SETTINGS)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        assert upscale_video(clip, out, upscaled(up), EncodeOptions(crf=20), settings=SETTINGS) == 24
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{out}: starting over: the kept work (.out.mp4.ncnn-sr-pieces) was made with --crf 18, not 20"]
+
+
+@pytest.mark.parametrize("key, old, new, words", [
+    ("options", {"crf": "None"}, {"crf": "20"}, "with the default --crf, not --crf 20"),
+    ("options", {"crf": "20"}, {"crf": "None"}, "with --crf 20, not the default"),
+    ("options", {"fps": "30000/1001"}, {"fps": "25"}, "with --fps 29.97, not 25"),
+    ("options", {"start": "7/2"}, {"start": "0"}, "with --start 3.5, not 0"),
+    ("options", {"skip_damaged": "False"}, {"skip_damaged": "True"}, "without --skip-damaged, not with it"),
+    ("options", {"field_rate": "True"}, {"field_rate": "False"}, "with --field-rate, not without it"),
+    ("options", {"deinterlace": "off"}, {"deinterlace": "auto"}, "with --deinterlace off, not auto"),
+    ("options", {"pix_fmt": "yuv420p"}, {"pix_fmt": "yuv444p"}, "with --pix-fmt yuv420p, not yuv444p"),
+    ("settings", {"model": "a"}, {"model": "b"}, "with -n a, not b"),
+    ("settings", {"scale": "2", "tta": "False"}, {"scale": "2", "tta": "True"}, "without -x, not with it"),
+    ("settings", {"exact": "True"}, {"exact": "None"}, "with --exact, not the default"),
+    ("settings", {"weights": "1 2"}, {"weights": "1 3"}, "with other model files (its .param or .bin changed since)"),
+    ("options", "EncodeOptions(crf=18)", {"crf": "18"}, "with other video options"),  # an older record's
+    ("rate", "24", "25", "at another frame rate"),
+    ("source", {"size": 1}, {"size": 2}, "from another source file (changed since)"),
+])
+def test_what_made_the_kept_work_is_said_in_the_commands_words(key, old, new, words):
+    from ncnn_sr.video_pieces import made_with
+
+    assert made_with(key, old, new) == words
 
 
 def test_a_rerun_on_a_source_changed_since_starts_over(tmp_path, cpu_upscalers, short_pieces, caplog):
@@ -99,7 +136,8 @@ def test_a_rerun_on_a_source_changed_since_starts_over(tmp_path, cpu_upscalers, 
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
         assert upscale_video(clip, out, upscaled(up), settings=SETTINGS) == 24
     assert [r.getMessage() for r in caplog.records] == [
-        f"{out}: starting over: the work kept from a stopped run was made with another source file (changed since)"]
+        f"{out}: starting over: the kept work (.out.mkv.ncnn-sr-pieces) was made from another source file "
+        "(changed since)"]
     with av.open(str(out)) as c:
         first = next(c.decode(video=0)).to_ndarray(format="rgb24")
     assert abs(int(first[..., 0].mean()) - 200) < 8  # the new video's frames, none of the old
@@ -234,7 +272,7 @@ def test_a_rerun_with_another_model_of_the_same_name_starts_over(tmp_path):
     proc = command(clip, out, [*flags, "-m", str(tmp_path / "b")])
     err = proc.communicate(timeout=300)[1]
     assert proc.returncode == 0, err
-    assert "starting over: the work kept from a stopped run was made with another model or settings" in err, err
+    assert "starting over: the kept work (.out.mkv.ncnn-sr-pieces) was made with other model files" in err, err
     assert "going on from" not in err, err
 
 
