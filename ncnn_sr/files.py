@@ -294,11 +294,12 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
             # was in text mode on Windows, each \n written a \r\n (the picture corrupt).
             tmp, fd, locked = part_files.open_part(where, temp_stem(target.name, folder), ".part")
             if locked:
-                # Not empty from now on: an empty part may be one just made, not yet
-                # locked, and is never taken for stale; a small picture's bytes wait in
-                # the buffer until the end, and a run killed meanwhile left empty parts
-                # (2 of 9 kills of a folder run of 16x16 pictures) that no run removed. The
-                # encoder writes over this byte (or the file is cut back to nothing).
+                # Not empty from now on: earlier versions never took an empty part for
+                # stale (it might have been one just made, not yet locked), and a small
+                # picture's bytes wait in the buffer until the end: a run killed
+                # meanwhile left empty parts (2 of 9 kills of a folder run of 16x16
+                # pictures) that no run of theirs removed. The encoder writes over this
+                # byte (or the file is cut back to nothing).
                 os.pwrite(fd, b"\0", 0)
             lock = os.dup(fd) if locked else None  # holds the lock once the file object closes fd
     except BaseException as e:

@@ -5,9 +5,12 @@ the same output (a video), or into the same folder (pictures, ``sweep_once``), t
 one whose writer is gone, and removes it. Such a file was never cleaned: a 4K video
 killed midway left gigabytes hidden in the output folder, and each rerun killed
 again added its own. A file is removed only where it is proven this package's
-and stale: named as only this module names them, not empty (its writer locks it
-before anything is written), and free to lock. Where the system has no flock
-(Windows), or the file system takes no lock, none is removed.
+and stale: named as only this module names them, and free to lock. A part takes
+that name once its writer holds its lock (made under another, ``NEW``, then linked):
+free to lock, it is a killed run's even where empty, as a video's is until FFmpeg's
+first flush (a kill while the first frames were upscaled left one that no run
+removed). Where the system has no flock (Windows), or the file system takes no lock,
+none is removed.
 
 A run's temporary folder (standard input's copy, standard output's picture, a
 denoise mix's model) is proven alike by a lock file in it (``temporary_folder``,
@@ -30,21 +33,48 @@ except ImportError:  # Windows
 # Between the output's stem and mkstemp's 8 characters. Part files of earlier versions,
 # never locked (".a.ncnn-sr-part.1a2b3c4d.mp4"), are named apart and left alone.
 MARK = "ncnn-sr-part-locked"
+# A part's name from its making until its lock is taken: never swept, as it may be
+# another run's, not yet locked. Renamed to MARK's once locked.
+NEW = "ncnn-sr-part-new"
 _RANDOM = 8  # the characters tempfile.mkstemp puts between prefix and suffix
 
 
 def open_part(folder: Path, stem: str, suffix: str) -> tuple[Path, int, bool]:
     """A new empty hidden file in ``folder`` for the output ``stem + suffix`` (``stem``
     as temp_stem makes it), its descriptor (binary, as mkstemp opens it), and whether
-    it is locked: the lock holds until that descriptor and its copies are closed."""
-    handle, name = tempfile.mkstemp(prefix=f".{stem}.{MARK}.", suffix=suffix, dir=folder)
+    it is locked: the lock holds until that descriptor and its copies are closed. A
+    locked one is named with MARK, taken only once locked; an unlocked one keeps NEW."""
+    handle, name = tempfile.mkstemp(prefix=f".{stem}.{NEW}.", suffix=suffix, dir=folder)
     if fcntl is None:
         return Path(name), handle, False
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return Path(name), handle, True
     except OSError:
         return Path(name), handle, False  # a file system that takes no lock: never taken for stale
+    return _named_locked(Path(name)), handle, True
+
+
+def _named_locked(made: Path) -> Path:
+    """``made`` (NEW's name), now locked, under MARK's: where it cannot be (a name
+    taken, one chance in 36**8), under NEW's still, never swept."""
+    locked = made.with_name(made.name.replace(f".{NEW}.", f".{MARK}.", 1))
+    try:
+        os.link(made, locked)  # never over another file of that name, as a rename would be
+    except FileExistsError:
+        return made
+    except OSError:  # a file system of no hard links (FAT, exFAT)
+        if os.path.lexists(locked):
+            return made
+        try:
+            os.rename(made, locked)
+        except OSError:
+            return made
+        return locked
+    try:
+        os.unlink(made)
+    except OSError:  # the folder taken from under it: the next write says why
+        pass
+    return locked
 
 
 def new_part(folder: Path, stem: str, suffix: str) -> tuple[Path, int | None]:
@@ -239,8 +269,8 @@ def _remove_if_stale(path: str) -> int | None:
         return None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
-            return None  # empty: maybe made this instant, not yet locked by its writer
+        if not stat.S_ISREG(st.st_mode):
+            return None  # empty or not: named a part once its writer held it (open_part)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -3208,13 +3208,14 @@ def test_a_video_run_s_os_error_that_names_no_file_is_said_without_none(capsys):
 @pytest.mark.skipif(os.name == "nt", reason="no flock: no part file is taken for stale")
 def test_picture_parts_a_killed_run_left_are_removed_once_by_the_next_run_into_that_folder(tmp_path):
     # A run killed outright (SIGKILL, the power) left each picture's hidden part file,
-    # which no later run removed. Only parts named as this version names them, not
-    # empty and free to lock go: not one another live run holds, nor any other file.
+    # which no later run removed. Only parts named as this version names them once
+    # locked, and free to lock, go: not one another live run holds, nor one just made
+    # (not yet locked: part_files.NEW's name), nor any other file.
     pictures(tmp_path / "in", ["a.png", "b.png"], size=(12, 12))
     out = tmp_path / "out"
     out.mkdir()
     stale = [out / f".{n}.png.ncnn-sr-part-locked.{r}.part" for n, r in (("a", "a1b2c3d4"), ("x", "e5f6g7h8"))]
-    live, empty = out / ".b.png.ncnn-sr-part-locked.i9j0k1l2.part", out / ".c.png.ncnn-sr-part-locked.m3n4o5p6.part"
+    live, empty = out / ".b.png.ncnn-sr-part-locked.i9j0k1l2.part", out / ".c.png.ncnn-sr-part-new.m3n4o5p6.part"
     older, foreign = out / ".a.png.q7r8s9t0.part", out / "notes.ncnn-sr-part-locked.u1v2w3x4.part"
     video = out / ".v.ncnn-sr-part-locked.y5z6a7b8.mp4"  # a video's: removed by the next run writing v.mp4
     for path in (*stale, live, older, foreign, video):

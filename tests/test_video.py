@@ -4619,13 +4619,14 @@ def test_a_ctrl_c_as_the_video_s_part_file_is_made_leaves_nothing(tmp_path, monk
 def test_a_part_file_a_killed_run_left_is_removed_by_the_next_writing_that_output(tmp_path, caplog):
     # A run killed outright (SIGKILL, a crash) left its hidden part file, which no
     # later run removed: gigabytes for a long video, a new one for each run killed.
-    # Only a part whose writer is gone (its lock free) and that is not empty is
-    # removed: not another run's in progress, nor another version's (never locked).
+    # Only a part whose writer is gone (its lock free) is removed: not another run's
+    # in progress, nor one just made (not yet locked, under part_files.NEW's name),
+    # nor another version's (never locked).
     import fcntl
     clip = make_clip(tmp_path / "in.mp4", frames=2, width=8, height=8, audio=None)
     stale, other_run, older, just_made, other_output = (
         tmp_path / ".out.ncnn-sr-part-locked.a1b2c3d4.mp4", tmp_path / ".out.ncnn-sr-part-locked.e5f6g7h8.mp4",
-        tmp_path / ".out.ncnn-sr-part.a1b2c3d4.mp4", tmp_path / ".out.ncnn-sr-part-locked.i9j0k1l2.mp4",
+        tmp_path / ".out.ncnn-sr-part.a1b2c3d4.mp4", tmp_path / ".out.ncnn-sr-part-new.i9j0k1l2.mp4",
         tmp_path / ".out.ncnn-sr-part-locked.m3n4o5p6.mkv")
     for path in (stale, other_run, older, other_output):
         path.write_bytes(b"\0" * 1000)
@@ -4643,6 +4644,34 @@ def test_a_part_file_a_killed_run_left_is_removed_by_the_next_writing_that_outpu
         f"{tmp_path / 'out.mp4'}: removed {stale.name} (1000 bytes), left by a run killed while writing it"]
     with av.open(str(tmp_path / "out.mp4")) as c:
         assert c.streams.video[0].frames == 2
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no part file is taken for stale")
+def test_an_empty_part_file_a_run_killed_before_its_first_write_left_is_removed_by_the_next(tmp_path, caplog):
+    # FFmpeg writes nothing into the part until its first flush (after the first
+    # frames are upscaled and coded: minutes for a long 4K video on a CPU): a SIGKILL
+    # before then left an empty part, which no later run removed, as an empty part
+    # may be one just made, not yet locked by its writer. A part is now locked before
+    # it takes a name of a part (part_files), so one empty and free is a killed run's.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=8, height=8, audio=None)
+    out = tmp_path / "out.mp4"
+    child = ("import sys\nfrom ncnn_sr.video import upscale_video\n"
+             "def frames(decoded):\n    print('upscaling', flush=True)\n    sys.stdin.read()\n    yield from decoded\n"
+             "upscale_video(sys.argv[1], sys.argv[2], frames)\n")
+    proc = subprocess.Popen([sys.executable, "-c", child, str(clip), str(out)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "upscaling\n"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.communicate("")
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+    assert [p.stat().st_size for p in left] == [0], left
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, out, lambda frames: frames)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{out}: removed {left[0].name} (0 bytes), left by a run killed while writing it"]
 
 
 def test_a_name_ffmpeg_reads_as_a_numbered_sequence_of_pictures_is_a_file_not_found(tmp_path):
