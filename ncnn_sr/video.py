@@ -734,8 +734,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                                                      _stated_rate(video_in), factor, flags, _standard_rate))
         if settings is not None and not piped:
             work = _open_work(src, final, dst, encoder, asked, settings, options.fps or _source_rate(video_in) * factor)
+            if work is not None:
+                work.total, work.video = _frame_count(video_in, options), part
             if work is not None and work.kept:
-                total = _frame_count(video_in, options)
+                total = work.total
                 of = f" of {max(len(work.kept), math.ceil(total / work.every))}" if total else ""
                 log.warning("%s: going on from %s (%d%s pieces kept from a stopped run)", final,
                             video_pieces.clock(work.kept[-1].seconds), len(work.kept), of)
@@ -827,7 +829,9 @@ def disk_full(e: BaseException) -> bool:
     user's quota): the whole pieces beside it are kept, as for a stop, often hours of
     upscaling that a rerun once room is made copies instead of making again. (Where
     the pieces' own write was refused first, they were given up to make room for the
-    video, and nothing is left to keep.)"""
+    video, and nothing is left to keep; or, where that room was too small for the
+    rest of the video at their rate, the run stopped there, as for the video's, with
+    its whole pieces: video_pieces.Work._give_up.)"""
     return isinstance(e, InputError) and getattr(e.__cause__ or e.__context__, "errno", None) in DISK_FULL
 
 

@@ -24,6 +24,7 @@ matroska and webm do not write (libvpx's alpha block additions come of yuva inpu
 never encoded here; a new extradata would fail the headers' check)."""
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -106,6 +107,8 @@ class Work:
     _packets: int = field(default=0, repr=False)  # and how many packets it has
     _number: int = field(default=0, repr=False)  # its place among the pieces
     given_up: bool = False  # no room for the pieces: none is kept this run, the video still written
+    total: int | None = None  # frames to the end, where known: whether the video fits once they are given up
+    video: Path | None = None  # the file the video is written into, for the same
 
     @property
     def resumed(self) -> int:
@@ -189,11 +192,41 @@ class Work:
     def _give_up(self, e: OSError) -> None:
         """The pieces cannot be written (their disk is full, say): the video is, all
         the same, in the room they held, and a stop from here loses the run. Keeping
-        the work is not worth failing a run that would otherwise finish."""
+        the work is not worth failing a run that would otherwise finish; but where the
+        rest of the video needs more than their room, at their rate so far
+        (``_no_room_for_the_rest``), it would fail later all the same, with nothing
+        kept: the run stops now, as for the video's own write refused (NoRoom), its
+        whole pieces kept for a rerun."""
+        if _disk_full(e) and self._no_room_for_the_rest():
+            self.drop_piece()
+            raise cannot_write(self.output, e) from e
         log.warning("%s: no room to keep the work beside it (%s): it is still written, but a stop from here "
                     "loses the run", self.output, e.strerror or e)
         self.given_up = True
         self.stop()
+
+    def _no_room_for_the_rest(self) -> bool:
+        """Whether the video, at the whole pieces' rate so far over its ``total``
+        frames, needs more than the disk's room with the pieces removed, past what
+        its file holds already (False where not known: no whole piece, no ``total``
+        or ``video``). Its file, not the frames done, says what it holds: a muxer
+        holds packets back (an mp4 on a 240 kB disk had most of it taken by 197 kB
+        of pieces, its file far behind them)."""
+        pieces = _whole_pieces(self.folder, tidy=False)
+        if not pieces or not self.total or self.video is None:
+            return False
+        try:
+            size = sum(piece.path.stat().st_size for piece in pieces)
+            free = shutil.disk_usage(self.folder).free
+            written = os.stat(self.video).st_size
+        except OSError:
+            return False
+        try:
+            in_work = os.stat(self.folder / f"piece-{self._number:05d}.tmp").st_size
+        except OSError:
+            in_work = 0
+        rest = size * max(self.total / pieces[-1].end, 1.0) - written
+        return rest > free + size + in_work
 
     def keep_or_remove(self) -> None:
         """As a run stops: the folder kept where it holds a whole piece, else removed."""
@@ -237,6 +270,10 @@ class Work:
         """The folder and all in it gone: the output is complete, or it failed."""
         self.release()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _disk_full(e: OSError) -> bool:
+    return e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _sync_folder(folder: Path) -> None:

@@ -194,6 +194,46 @@ def test_a_disk_too_full_for_the_pieces_still_gets_the_video(room, tmp_path, cpu
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv", "whole.mkv"]
 
 
+def test_pieces_given_up_where_the_video_would_not_fit_in_their_room_either_are_kept(tmp_path, cpu_upscalers,
+                                                                                     short_pieces, monkeypatch, caplog):
+    # The pieces' write refused gave them all up, the kept ones with them, for the video
+    # to be written in their room: where that room is clearly too small for the rest of
+    # the video (by the pieces' rate so far), the video fails later all the same, and
+    # hours of work were lost with nothing kept. They are kept then, and the run stops
+    # at once with the full disk's error, for a rerun once room is made.
+    from ncnn_sr import video_pieces
+    from ncnn_sr.errors import NoRoom
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    clip = make_clip(tmp_path / "in.mp4", frames=36, rate=Fraction(12))
+    lossless = EncodeOptions(codec="ffv1")
+    upscale_video(clip, tmp_path / "whole.mkv", upscaled(up), lossless, settings=SETTINGS)
+
+    class Full(io.FileIO):  # the disk full as the second piece is written
+        def write(self, data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def piece_open(path, mode="r", *args, **kwargs):
+        if str(path).endswith("piece-00001.tmp") and mode == "wb":
+            return io.BufferedWriter(Full(path, "wb"))
+        return open(path, mode, *args, **kwargs)
+
+    class Usage:
+        free = 0
+    out = tmp_path / "out.mkv"
+    with monkeypatch.context() as m:
+        m.setattr(video_pieces, "open", piece_open, raising=False)
+        m.setattr("shutil.disk_usage", lambda path: Usage)
+        with pytest.raises(NoRoom, match="No space left on device"):
+            upscale_video(clip, out, upscaled(up), lossless, settings=SETTINGS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.mkv.ncnn-sr-pieces", "in.mp4", "whole.mkv"]
+    kept = sorted(p.name for p in (tmp_path / ".out.mkv.ncnn-sr-pieces").iterdir() if p.name.startswith("piece-"))
+    assert kept == ["piece-00000.bin"]
+    made = []
+    upscale_video(clip, out, upscaled(up), lossless, settings=SETTINGS, progress=made.append)
+    assert len(made) == 36 - 6
+    assert contents(out) == contents(tmp_path / "whole.mkv")
+
+
 def test_a_run_without_settings_keeps_no_work(tmp_path, short_pieces):
     # A library caller's frames function is not known to make the same frames again.
     clip = make_clip(tmp_path / "in.mp4", frames=24, rate=Fraction(12), audio=None)
