@@ -36,7 +36,7 @@ import numpy as np
 
 from . import cover_atom, gif, isobmff, part_files, timecode, video_pieces, video_streams
 from .deinterlace import Deinterlacer, TooSmall
-from .errors import (DeviceFailure, FlagNames, InputError, SettingError, cannot_write, describe, file_path,
+from .errors import (DeviceFailure, FlagNames, InputError, NoRoom, SettingError, cannot_write, describe, file_path,
                      in_one_line, write_error_type)
 from .resample import resize
 from .signals import HeldInterrupts, ctrl_c_signals
@@ -737,10 +737,23 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             if work is not None:
                 work.total, work.video = _frame_count(video_in, options), part
             if work is not None and work.kept:
+                short = work.room_short()
+                if short is not None and short[0] < short[2]:
+                    # The kept pieces, copied into the video first, would not fit: the
+                    # rerun would fail again as it copied them, got no further.
+                    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    raise NoRoom(f"cannot write {final}: its disk has {video_pieces.amount(short[0])} free, less "
+                                 f"than the {video_pieces.amount(short[2])} of work kept to copy into it") from full
                 total = work.total
                 of = f" of {max(len(work.kept), math.ceil(total / work.every))}" if total else ""
                 log.warning("%s: going on from %s (%d%s pieces kept from a stopped run)", final,
                             video_pieces.clock(work.kept[-1].seconds), len(work.kept), of)
+                if short is not None:
+                    # Said before the upscaling, not as the disk fills again. Not a stop:
+                    # what is made until then is kept too, for the next rerun.
+                    log.warning("%s: its disk has %s free, about %s too little to go on to the end (the video and "
+                                "its pieces beside it, reckoned from those kept): going on, keeping the work as it "
+                                "goes", final, video_pieces.amount(short[0]), video_pieces.amount(short[1]))
         try:
             lead = CUE_LEAD if inp.streams.subtitles else SEEK_MARGIN
             # A pipe cannot be sought in: its frames before the part are read and left out.

@@ -228,6 +228,24 @@ class Work:
         rest = size * max(self.total / pieces[-1].end, 1.0) - written
         return rest > free + size + in_work
 
+    def room_short(self) -> tuple[int, int, int] | None:
+        """Where a rerun's disk lacks the room to go on from the kept pieces to the
+        end: its free bytes, about how many more it needs (kept_on_full_disk's
+        reckoning: the video and its pieces, each at the kept pieces' rate over
+        ``total`` frames, or the kept ones alone where it is not known, less the kept
+        ones there already), and the kept pieces' bytes; None where it has the room,
+        or it is not known."""
+        if not self.kept:
+            return None
+        try:
+            size = sum(piece.path.stat().st_size for piece in self.kept)
+            free = shutil.disk_usage(self.folder).free
+        except OSError:
+            return None
+        video = size * max((self.total or 0) / self.kept[-1].end, 1.0)
+        short = round(2 * video - size - free)
+        return (free, short, size) if short > 0 else None
+
     def keep_or_remove(self) -> None:
         """As a run stops: the folder kept where it holds a whole piece, else removed."""
         if _whole_pieces(self.folder, tidy=False):

@@ -601,6 +601,74 @@ def test_a_disk_that_fills_under_the_video_keeps_its_whole_pieces_for_a_rerun(pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv", "whole.mkv"]
 
 
+def test_a_rerun_whose_disk_still_lacks_the_room_to_finish_says_so_before_it_upscales(tmp_path, cpu_upscalers,
+                                                                                     short_pieces, monkeypatch,
+                                                                                     caplog):
+    # A rerun after a full disk, no room made, said nothing until its disk filled
+    # again. It says up front what is short, by the kept pieces' reckoning, and goes
+    # on where it can get further (the copy of the kept work fits): what it makes
+    # before the disk fills is kept too, for the next rerun.
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    clip = make_clip(tmp_path / "in.mp4", frames=36, rate=Fraction(12))
+    lossless = EncodeOptions(codec="ffv1")
+    upscale_video(clip, tmp_path / "whole.mkv", upscaled(up), lossless, settings=SETTINGS)
+    out = tmp_path / "out.mkv"
+    with monkeypatch.context() as m:
+        disk_full(m, 14)
+        with pytest.raises(InputError, match="No space left on device"):
+            upscale_video(clip, out, upscaled(up), lossless, settings=SETTINGS)
+    kept = sum(p.stat().st_size for p in (tmp_path / ".out.mkv.ncnn-sr-pieces").glob("piece-*.bin"))
+
+    class Usage:
+        free = kept + 1000
+    monkeypatch.setattr("shutil.disk_usage", lambda path: Usage)
+    made = []
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, out, upscaled(up), lossless, settings=SETTINGS, progress=made.append)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and said[0] == f"{out}: going on from 00:00:01 (2 of 6 pieces kept from a stopped run)"
+    short = re.fullmatch(rf"{re.escape(str(out))}: its disk has \d+ kB free, about (\d+) kB too little to go on to the "
+                         r"end \(the video and its pieces beside it, reckoned from those kept\): going on, keeping "
+                         r"the work as it goes", said[1])
+    assert short, said
+    assert 4 * kept / 1000 - 3 <= int(short[1]) <= 4 * kept / 1000 + 1  # the video (3 times the kept), its pieces
+    assert len(made) == 36 - 12  # it went on
+    assert contents(out) == contents(tmp_path / "whole.mkv")
+
+
+def test_a_rerun_whose_disk_cannot_even_take_the_kept_work_stops_before_it_upscales(tmp_path, cpu_upscalers,
+                                                                                   short_pieces, monkeypatch):
+    # Its disk with less room than the kept pieces, which it copies into the video
+    # first, the rerun failed again as it copied them, having got no further (on a
+    # 300 kB tmpfs: 'No space left on device; the work up to 00:00:03 is kept ...
+    # (229 kB): once over 495 kB more is free', run after run). It stops before
+    # upscaling, with the full disk's error, the work kept.
+    from ncnn_sr.errors import NoRoom
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    clip = make_clip(tmp_path / "in.mp4", frames=36, rate=Fraction(12))
+    lossless = EncodeOptions(codec="ffv1")
+    out = tmp_path / "out.mkv"
+    with monkeypatch.context() as m:
+        disk_full(m, 14)
+        with pytest.raises(NoRoom):
+            upscale_video(clip, out, upscaled(up), lossless, settings=SETTINGS)
+    work = tmp_path / ".out.mkv.ncnn-sr-pieces"
+    before = sorted(p.name for p in work.iterdir())
+    kept = sum(p.stat().st_size for p in work.glob("piece-*.bin"))
+
+    class Usage:
+        free = kept - 1000
+    made = []
+    with monkeypatch.context() as m:
+        m.setattr("shutil.disk_usage", lambda path: Usage)
+        with pytest.raises(NoRoom) as caught:
+            upscale_video(clip, out, upscaled(up), lossless, settings=SETTINGS, progress=made.append)
+    assert re.fullmatch(rf"cannot write {re.escape(str(out))}: its disk has \d+ kB free, less than the \d+ kB of "
+                        r"work kept to copy into it", str(caught.value)), caught.value
+    assert made == [] and sorted(p.name for p in work.iterdir()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.mkv.ncnn-sr-pieces", "in.mp4"]
+
+
 def test_the_command_says_in_one_line_what_a_full_disk_left_and_the_room_to_make(tmp_path, in_process, monkeypatch,
                                                                                short_pieces):
     # It said "error: cannot write out.mkv: No space left on device", the work removed
@@ -613,8 +681,8 @@ def test_the_command_says_in_one_line_what_a_full_disk_left_and_the_room_to_make
 
     class Usage:
         free = 0  # the room the removed partial video gave back, and no more
-    monkeypatch.setattr("shutil.disk_usage", lambda path: Usage)
     with monkeypatch.context() as m:
+        m.setattr("shutil.disk_usage", lambda path: Usage)
         disk_full(m, None)  # at the very end: its trailer
         status, said = in_process("video", "-i", clip, "-o", out, *X2, *lossless)
     assert status == 1, said
@@ -626,7 +694,7 @@ def test_the_command_says_in_one_line_what_a_full_disk_left_and_the_room_to_make
     assert "error" not in "\n".join(said.splitlines()[:-1]), said
     assert int(kept[1]) <= int(kept[2]) <= int(kept[1]) * 1.1  # the video, as large again: the pieces are there
     assert not out.exists()
-    status, said = in_process("video", "-i", clip, "-o", out, *X2, *lossless)
+    status, said = in_process("video", "-i", clip, "-o", out, *X2, *lossless)  # room made
     assert status == 0, said
     assert f"{out}: going on from 00:00:02 (6 of 6 pieces kept from a stopped run)" in said, said
     # It said "(0 upscaled, 0.00 fps)": no frame went through the bar, which counts the kept ones from the first.
