@@ -24,6 +24,7 @@ from click.core import ParameterSource
 from . import __version__, fetch_record, models as models_mod
 from .choices import ALPHA_MODES, MAX_CONTEXT, MAX_SIDE, MIN_TILE, PRECISIONS
 from .console import bar_fits, name_streams, setup_logging
+from .entry import output_is_a_listing
 from .errors import (InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word,
                      shown_repr)
 from .files import check_folder, folder_made
@@ -577,6 +578,7 @@ def list_models(model_path: Path | None) -> None:
     model named like a family (realesr-animevideov3) is listed as shadowed: -n
     NAME picks the catalog's model, its .param path picks this one.
     """
+    output_is_a_listing()
     fetched = models_mod.fetched_model_folder()
     for folder, source in models_mod.model_folders(model_path):
         # The fetched models folder need not be there yet (fetch makes it), unless a
@@ -654,6 +656,7 @@ def list_devices() -> None:
     RRDBNet models) and the CPU."""
     from . import devices as devices_mod  # ncnn, which the other listings do without
 
+    output_is_a_listing()
     try:
         auto, why = devices_mod.explain_auto()
         for d in devices_mod.list_devices():
@@ -940,6 +943,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
     if not names and force:
         raise click.UsageError("--force fetches again the models named: name them, or give --all")
     if not names:
+        output_is_a_listing()
         for name, entry in fetch_mod.fetchable().items():
             try:
                 spec = fetch_mod.installed(name, where)

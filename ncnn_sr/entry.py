@@ -58,7 +58,21 @@ import signal
 
 from .signals import interrupted_status, note_stop, raising_ctrl_c, stop_signals
 
+EXIT_OK = 0
 EXIT_FAILED = 1
+
+# Whether all standard output has held so far is a listing (help, --version, models,
+# devices, fetch's list): a reader that closed it early (| head -1) took what it wanted,
+# and the command ends with status 0, as the help did where its one write fit in the
+# pipe before the reader left. Help and --version are printed as a command's options
+# are read, before it starts; a command starting clears it, a listing sets it again.
+_listing = [True]
+
+
+def output_is_a_listing(listing: bool = True) -> None:
+    """Says whether what the command writes to standard output from here on is a
+    listing, which its reader may stop reading at any line."""
+    _listing[0] = listing
 
 
 _last_signal = [signal.SIGINT]
@@ -193,6 +207,14 @@ def _spells_any_name(stream) -> None:
         pass
 
 
+def _reader_went_away() -> bool:
+    """Whether click ended the command for a broken pipe (| head): it exits 1 then,
+    with the standard streams wrapped so that their flush at exit says nothing."""
+    from click.utils import PacifyFlushWrapper
+
+    return isinstance(sys.stdout, PacifyFlushWrapper)
+
+
 def _stderr_to_devnull() -> None:
     """Standard error closed before Python started (2>&-, some daemons' launchers)
     leaves sys.stderr None, which every message and progress line failed on: the
@@ -254,13 +276,14 @@ def _run(module: str, prog: str) -> None:
         _out_of_memory(prog)
     except BrokenPipeError:
         # Its reader went away (| head): there is no one left to tell, and the
-        # interpreter's own flush at exit would print a traceback about it.
-        os._exit(EXIT_FAILED)
+        # interpreter's own flush at exit would print a traceback about it. Work cut
+        # short by it failed (fetch's second model was not fetched); a listing did not.
+        os._exit(EXIT_OK if _listing[0] else EXIT_FAILED)
     except click.exceptions.ClickException as e:
         e.show()
         code = e.exit_code
     except SystemExit as e:
-        code = e.code
+        code = EXIT_OK if _listing[0] and _reader_went_away() else e.code
     except StandardOutputError as e:  # help or a listing sent to a full disk (> list.txt)
         code = _cannot_write_stdout(prog, e)
     finally:

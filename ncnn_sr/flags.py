@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 import click
 
 from .choices import DEVICE_SPECS
-from .entry import EXIT_FAILED
+from .entry import EXIT_FAILED, output_is_a_listing
 from .errors import failed_words, one_line, shell_word
 from .path_names import names_a_folder
 from .streams import STDIO
@@ -40,6 +40,10 @@ class UsageCommand(click.Command):
         # function that returns them, called only when an unknown option is met (the
         # drop-in's are read from ncnn-sr's commands, which a run need not load).
         self.elsewhere: dict[str, str] | Callable[[], dict[str, str]] = {}
+
+    def invoke(self, ctx: click.Context):
+        output_is_a_listing(False)  # its help was printed, if asked for; a listing says so again
+        return super().invoke(ctx)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:

@@ -1342,6 +1342,23 @@ def test_standard_output_on_a_full_disk_is_one_line_and_status_1(command, prog):
     assert proc.stderr == f"{prog}: error: cannot write standard output: No space left on device\n"
 
 
+@pytest.mark.parametrize("command", [["ncnn-sr", "models"], ["ncnn-sr", "devices"], ["ncnn-sr", "fetch"],
+                                     ["ncnn-sr", "-h"], ["ncnn-sr", "models", "-h"], ["ncnn-sr", "--version"],
+                                     ["realesrgan-ncnn-vulkan", "-h"]])
+def test_a_listing_whose_reader_went_away_is_status_0_without_a_word(command):
+    # ncnn-sr models | head -1 was status 1, where ncnn-sr -h | head -1 was 0 (its one
+    # write fit in the pipe before head closed it): the reader took what it wanted. A
+    # pipe closed before the command starts breaks its first write, whatever the timing.
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([installed(command[0]), *command[1:]], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
 def test_an_os_error_that_is_not_standard_outputs_is_still_a_traceback(tmp_path):
     # A bug's OSError must not be taken for standard output's.
     proc = run_entry(tmp_path, "import click\n@click.command()\ndef main():\n    open('/nonexistent/x')\n")
