@@ -43,7 +43,11 @@ from .png import SIGNATURE as PNG_SIGNATURE, keep_opened, mended as mended_png, 
 
 log = logging.getLogger("ncnn_sr")
 
-FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF", "avif": "AVIF"}
+FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "jfif": "JPEG", "jpe": "JPEG", "apng": "PNG", "webp": "WEBP",
+           "gif": "GIF", "avif": "AVIF"}
+# The other names of a format, as extensions: each is read, and was refused as an
+# output's (-o out.jfif). An .apng is a PNG, animated where its picture is.
+_SAME_AS = {"jpeg": "jpg", "jfif": "jpg", "jpe": "jpg", "apng": "png"}
 # The longest side each format can hold (libjpeg's limit, WebP's 14-bit sizes, GIF's
 # 16-bit ones; AVIF's is what libavif reads by default: a longer side was written
 # and then refused by its readers, Pillow's and browsers').
@@ -154,6 +158,12 @@ def output_format(path: str | os.PathLike) -> str:
     return _format_key(ext, path)
 
 
+def named_format(path: str | os.PathLike) -> str | None:
+    """The format key a file name's extension names (jpg for .jfif), else None."""
+    ext = Path(path).suffix.lower().lstrip(".")
+    return _SAME_AS.get(ext, ext) if ext in FORMATS else None
+
+
 def format_named(fmt: str, path: str | os.PathLike) -> str:
     """The format key (png, jpg, webp, gif, avif) of a ``fmt`` argument, in any case,
     with or without its dot, for writing ``path``; InputError otherwise."""
@@ -173,7 +183,7 @@ def _format_key(ext: str, path: str | os.PathLike) -> str:
         # Pillow's wheels have libavif; a Pillow built without it failed each save with a KeyError.
         raise InputError(f"cannot write {path}: this Pillow was built without AVIF (libavif); "
                          "use png, jpg or webp, or install Pillow's wheel")
-    return "jpg" if ext == "jpeg" else ext
+    return _SAME_AS.get(ext, ext)
 
 
 # --- reading ---------------------------------------------------------------------------

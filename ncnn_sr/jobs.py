@@ -36,7 +36,7 @@ import numpy as np
 from .cut_short import is_cut_short
 from .errors import InputError, SettingError, broken_link, describe
 from .files import ffmpeg_name
-from .images import FORMATS, file_path, format_named, only_an_extension, output_format, special_kind
+from .images import FORMATS, file_path, format_named, named_format, only_an_extension, output_format, special_kind
 from .path_names import (RAW_ADVICE, RAW_SUFFIXES, is_picture_suffix, names_a_folder, says_its_kind, split_name,
                          suffix_fault)
 from .signatures import VIDEO_HEAD, picture_format, video_container
@@ -119,7 +119,7 @@ def alpha_target(target: Path) -> Path:
     """Where a picture with transparency goes: its target, or, when that is a JPEG,
     ``name.jpg.png`` (the reference tool's rule). A png or webp target's
     ``name.png.png`` is another input's name on a stem clash, never this one's."""
-    if target.suffix.lower() in (".jpg", ".jpeg"):
+    if named_format(target) == "jpg":  # .jfif and .jpe too
         return Path(f"{target}.png")
     return target
 

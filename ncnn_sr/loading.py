@@ -18,7 +18,7 @@ from .budget import MemoryBudget
 from .errors import FlagNames, InputError, NcnnSrError, cannot_write
 from .files import check_writable, input_gone, mark_there, write_target
 from .images import (ALPHA_MODES, FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadata, header_layout,
-                     output_format, read_image, write_bytes)
+                     named_format, output_format, read_image, write_bytes)
 from .icc import unstated as unstated_colour
 from .jobs import Job, alpha_target, check_reachable, cut_short_output, output_key
 from .lanes import Lane
@@ -318,7 +318,7 @@ class Loading:
                 f"{item.target.suffix} holds no animation"
             why = "" if not self._animate else f" ({held}: write webp, png or gif for every frame)"
             item.notes.append(f"{item.job.source} has {item.info.frames} frames: upscaling the first only{why}")
-        if self._metadata and item.target.suffix.lower() in (".jpg", ".jpeg"):
+        if self._metadata and named_format(item.target) == "jpg":
             self._check_jpeg_metadata(item)
         if self._metadata:
             self._check_colour(item)
@@ -328,7 +328,7 @@ class Loading:
         """A note where ``item``'s output holds colour as an ICC profile only and its
         cICP is one (HDR) that no profile written here states (an avif states it in
         its nclx)."""
-        fmt = item.target.suffix.lower().lstrip(".").replace("jpeg", "jpg")
+        fmt = named_format(item.target)
         if fmt not in ("jpg", "webp") or item.info.icc_profile:
             return
         if coded := unstated_colour(item.info.colour_chunks):

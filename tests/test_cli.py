@@ -1461,6 +1461,29 @@ def test_an_animated_webp_given_a_videos_name_is_not_sent_to_the_video_command(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.webp"]
 
 
+@pytest.mark.parametrize("output, written", [("out.jfif", "JPEG"), ("out.JPE", "JPEG"), ("out.apng", "PNG")])
+def test_jpeg_and_png_extensions_that_are_read_are_written_too(output, written, tmp_path):
+    # .jfif, .jpe and .apng inputs were read, and refused as outputs: "unsupported
+    # output format '.jfif' ...: use png, jpg, webp, gif or avif".
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    run("-i", tmp_path / "in.png", "-o", tmp_path / output, *FAST)
+    with Image.open(tmp_path / output) as im:
+        assert (im.format, im.size) == (written, (12, 12))
+
+
+def test_an_animation_into_an_apng_is_an_animated_png(tmp_path):
+    run("-i", animation(tmp_path / "in.gif"), "-o", tmp_path / "out.apng", *FAST)
+    with Image.open(tmp_path / "out.apng") as im:
+        assert (im.format, im.size, im.n_frames) == ("PNG", (12, 12), 2)
+
+
+def test_a_picture_with_transparency_into_a_jfif_goes_beside_it_as_a_png_as_into_a_jpg(tmp_path):
+    Image.fromarray(picture(6, 6, channels=4)).save(tmp_path / "in.png")
+    for output in ("out.jpg", "out.jfif"):
+        run("-i", tmp_path / "in.png", "-o", tmp_path / output, *FAST)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.jfif.png", "out.jpg.png"]
+
+
 def test_a_still_picture_given_a_videos_name_is_told_what_makes_videos(tmp_path):
     Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
     proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.mov", *FAST, check_ok=False)
