@@ -1139,12 +1139,13 @@ def _ended(prog: str, opts: RunOptions, plan: Plan, summary: Summary) -> int:
         return interrupted_status()
     unlisted = len(plan.unlisted)
     if plan.folder_mode and not opts.quiet:
-        rate = summary.ok / summary.seconds if summary.seconds else 0.0
+        # No speed of a run that upscaled nothing (its outputs there already, or all failed).
+        rate = f" ({summary.ok / summary.seconds:.2f} pictures/s)" if summary.ok and summary.seconds else ""
         folders = f", {unlisted} folder{'s' if unlisted > 1 else ''} not listed" if unlisted else ""
         failed = _failed(summary.failed, opts)
         lost = f", {summary.not_done} not done" if summary.not_done else ""  # a sub-folder gone: its line said so
         echo(f"{prog}: {total} picture{'' if total == 1 else 's'}: {summary.ok} upscaled, {summary.skipped} skipped"
-             f"{failed}{lost}{folders} in {summary.seconds:.1f} s ({rate:.2f} pictures/s)")
+             f"{failed}{lost}{folders} in {summary.seconds:.1f} s{rate}")
     return EXIT_FAILED if summary.failed or summary.not_done or unlisted else 0
 
 

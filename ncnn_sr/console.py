@@ -225,6 +225,8 @@ class Progress(_Meter):
         now = time.monotonic()
         if now - self.last_line < self.PLAIN_EVERY and shown < self.total or shown < self.said:
             return
+        if shown <= self.skipped:  # outputs there already: "2/2 pictures" of a run that upscaled none
+            return
         self.last_line, self.said = now, shown
         # Skipped pictures take no time: counted in the rate, a resumed batch's ETA was
         # a fraction of what was left.

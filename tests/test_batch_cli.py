@@ -699,6 +699,17 @@ def test_skip_existing_leaves_done_outputs(tmp_path):
     assert "1 upscaled, 1 skipped, 0 failed" in proc.stderr
 
 
+def test_a_folder_whose_outputs_are_all_there_says_no_progress_and_no_speed(tmp_path):
+    # It said "2/2 pictures" and "... in 0.0 s (0.00 pictures/s)", of a run that
+    # upscaled nothing.
+    pictures(tmp_path / "in", ["a.png", "b.png"])
+    args = ["-i", tmp_path / "in", "-o", tmp_path / "out", *X2_CPU]
+    run(NCNN_SR, *args)
+    proc = run(NCNN_SR, *args, "--skip-existing")
+    assert re.fullmatch(r"ncnn-sr: 2 pictures: 0 upscaled, 2 skipped, 0 failed in \d+\.\d s\n", proc.stderr), \
+        proc.stderr
+
+
 @pytest.mark.parametrize("fmt", ["png", "jpg", "webp", "gif", "avif"])
 def test_skip_existing_writes_again_an_output_cut_short(tmp_path, fmt):
     # An output whose end is missing (a copy or another tool stopped while writing it,
@@ -2469,9 +2480,8 @@ def test_plain_progress_leaves_skipped_pictures_out_of_its_rate(tmp_path):
     args = ["-i", tmp_path / "in", "-o", tmp_path / "out", *X2_CPU, "--skip-existing"]
     first = run(NCNN_SR, *args)
     assert re.search(r"^ncnn-sr: 3/3 pictures, \d+\.\d\d/s, ETA 0 s$", first.stderr, re.M), first.stderr
-    again = run(NCNN_SR, *args)
-    assert again.stderr.splitlines()[0] == "ncnn-sr: 3/3 pictures"
-    assert "0 upscaled, 3 skipped, 0 failed" in again.stderr
+    again = run(NCNN_SR, *args)  # all skipped: no progress line at all
+    assert again.stderr.splitlines()[0].startswith("ncnn-sr: 3 pictures: 0 upscaled, 3 skipped, 0 failed in ")
 
 
 def test_progress_on_a_terminal_is_a_bar(tmp_path):
