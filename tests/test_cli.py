@@ -741,6 +741,27 @@ def test_the_readme_names_the_picture_options_video_lacks():
                      for p in lacks}, (named, [p.opts for p in lacks])
 
 
+def test_the_readme_names_the_options_that_fetch_convert_and_ncnn_sr_itself_list():
+    # found by an audit: --help lists ncnn-sr --version and fetch -q/--quiet, which
+    # the README did not name. --debug is told once, for every command; -h is -h.
+    import re
+
+    from ncnn_sr.cli import main
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+
+    def unnamed(command, text: str) -> list:
+        return [p.opts for p in command.params if p.opts[0].startswith("-") and p.name not in ("help", "debug")
+                and not any(re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text) for flag in p.opts)]
+
+    sections = {"fetch": "### Models ncnn-sr does not come with: `ncnn-sr fetch`",
+                "convert": "### Your own models: `ncnn-sr convert`"}
+    for name, title in sections.items():
+        section = readme.split(title, 1)[1].split("\n#", 1)[0]
+        assert unnamed(main.commands[name], section) == [], name
+    assert unnamed(main, readme) == []
+
+
 def test_upscale_help_says_how_pipes_are_given_as_video_help_does():
     # found by a README audit: -i -, -o - and -f for standard output were in the README
     # and in video's --help, not in upscale's

@@ -167,6 +167,10 @@ def check(here: Path, command: str, done: subprocess.CompletedProcess) -> None:
     elif command == "ncnn-sr convert -i 4x-MyModel.pth -o models/":
         # writes models/4x-MyModel.param and .bin
         assert (here / "models" / "4x-MyModel.param").is_file() and (here / "models" / "4x-MyModel.bin").is_file()
+    elif command == "ncnn-sr --version":
+        from ncnn_sr import __version__
+
+        assert said.endswith(f", version {__version__}\n"), said  # run here as python -m ncnn_sr
     elif command == "ncnn-sr fetch":
         # what it can fetch, and what is fetched
         assert any(line.split()[:1] == ["realesrnet-x4plus"] and line.endswith("not fetched")
