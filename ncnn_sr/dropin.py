@@ -26,7 +26,7 @@ from click.core import ParameterSource
 from . import models as models_mod
 from .choices import MIN_TILE
 from .console import name_streams, setup_logging
-from .errors import FlagNames, InputError, command_words, failed_words, one_line
+from .errors import FlagNames, InputError, command_words, failed_words, one_line, shell_word
 from .flags import REFERENCE_JOBS, ModelText, OnePathCommand, RunOptions, path_flag
 from .path_names import names_a_folder, video_by_its_output
 from .streams import STDIO, DeliveryInterrupted, OutputPipe, Streams, VideoInput, VideoOutput, is_stream
@@ -138,7 +138,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     if factor is None or not (factor > 0 and math.isfinite(factor)):
         # float() makes 1e400 infinite: the number typed is positive, and too large.
         large = " is too large:" if factor is not None and factor > 0 else ":"
-        _refuse(f"invalid scale argument: -s {scale}{large} give a positive number, such as 2, 3 or 4")
+        _refuse(f"invalid scale argument: -s {shell_word(scale)}{large} give a positive number, such as 2, 3 or 4")
     # The reference reads a pipe (-i <(...), /dev/stdin) as it reads any file, and writes
     # into one named as a picture (a FIFO out.png) as into a file; one named otherwise
     # (-o >(...) is /dev/fd/63) it refuses by its extension, as the run does here.
@@ -243,19 +243,19 @@ def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int
         # One file, from a pipe too, named by its extension; into a folder, a video too
         # (-o frames/ -f jpg wrote frames/clip.mp4 unsaid, where jpg frames were meant).
         if fmt.strip() and not into_folder:
-            log.warning("-f %s ignored: %s is written as its extension says", fmt, opts.output)
+            log.warning("-f %s ignored: %s is written as its extension says", shell_word(fmt), opts.output)
         elif fmt.strip():
-            log.warning("-f %s ignored: the video %s is written into %s as a video", fmt, opts.input.name,
+            log.warning("-f %s ignored: the video %s is written into %s as a video", shell_word(fmt), opts.input.name,
                         opts.output)
         fmt = None
     elif fmt is not None and fmt.lower() not in REFERENCE_FORMATS:
         if not single:
             also = " (ncnn-sr writes gif and avif)" if fmt.lower() in ("gif", "avif") else ""
-            _refuse(f"invalid format argument: -f {fmt}: give png, jpg or webp{also}")
+            _refuse(f"invalid format argument: -f {shell_word(fmt)}: give png, jpg or webp{also}")
         # The reference takes a file's format from its extension, whatever -f says; an
         # empty -f ("$FMT" unset) asked for nothing, and it says nothing.
         if fmt.strip():
-            log.warning("-f %s ignored: %s is written as its extension says", fmt, opts.output)
+            log.warning("-f %s ignored: %s is written as its extension says", shell_word(fmt), opts.output)
         fmt = None
     # A quality would make WebP lossy: it is given only where the outputs are JPEGs
     # (a file takes its own extension, a folder -f's).
@@ -359,7 +359,8 @@ def _read_as_atoi(flag: str, given: str, read: str, plain: str | None = None) ->
 
 
 def _warn_read(flag: str, given: str, read: str) -> None:
-    log.warning("%s %s read as %s, as %s reads it", flag, given, read, PROG)
+    # As a word to type (-s '2 x'): "-s  +2 times read as 2" left its bounds unseen.
+    log.warning("%s %s read as %s, as %s reads it", flag, shell_word(given), read, PROG)
 
 
 def _check_picture_name(source: Path, output: Path) -> None:

@@ -1572,7 +1572,7 @@ def test_bad_flag_values_use_the_reference_wording(flags, wording, tmp_path):
 @pytest.mark.parametrize("cmd", [DROPIN, NCNN_SR])
 @pytest.mark.parametrize("flags, said", [
     (["-s", "2_0"], "invalid scale argument: -s 2_0: give a positive number, such as 2, 3 or 4"),
-    (["-s", "\u0662"], "invalid scale argument: -s \u0662: give a positive number, such as 2, 3 or 4"),
+    (["-s", "\u0662"], "invalid scale argument: -s '\u0662': give a positive number, such as 2, 3 or 4"),
     (["-t", "3_2"], "invalid tilesize argument"),
     (["-t", "\u0663\u0662"], "invalid tilesize argument"),
     (["-j", "1:1_0:1"], "invalid jobs_proc thread count argument"),
@@ -1595,13 +1595,13 @@ def test_a_number_flag_takes_plain_ascii_digits_as_the_references_atoi(cmd, flag
 
 @pytest.mark.parametrize("flags, read", [
     (["-s", "2x"], "-s 2x read as 2"),
-    (["-s", " +2 times"], "-s  +2 times read as 2"),
+    (["-s", " +2 times"], "-s ' +2 times' read as 2"),
     (["-t", "32px"], "-t 32px read as 32"),
     (["-t", "abc"], "-t abc read as 0 (auto)"),
     (["-t", "auto"], "-t auto read as 0 (auto)"),
     (["-g", "-1,-1", "-t", "0,48px"], "-t 0,48px read as 0,48"),
     (["-j", "1:2x:2"], "-j 1:2x:2 read as 1:2:2"),
-    (["-j", "1:2:3 savers"], "-j 1:2:3 savers read as 1:2:3"),
+    (["-j", "1:2:3 savers"], "-j '1:2:3 savers' read as 1:2:3"),
     # sscanf stops at the x, before the save count: its default
     (["-j", "3x:1:4"], "-j 3x:1:4 read as 3:1:2"),
     (["-g", "-1,-1", "-j", "1:1x,2y"], "-j 1:1x,2y read as 1:1,2:2"),
@@ -1648,6 +1648,33 @@ def test_dropin_numbers_the_references_atoi_reads_as_another_are_refused(flags, 
     proc = run(DROPIN, "-i", "in.png", "-o", "o.png", *flags, cwd=tmp_path, check_ok=False)
     assert proc.returncode == 1 and said in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["-s", ""], "error: invalid scale argument: -s '': give a positive number, such as 2, 3 or 4"),
+    (["-s", " "], "error: invalid scale argument: -s ' ': give a positive number, such as 2, 3 or 4"),
+    (["-s", "1e400"], "error: invalid scale argument: -s 1e400 is too large: give a positive number, such as 2, 3 "
+                      "or 4"),
+    (["-f", ""], "error: invalid format argument: -f '': give png, jpg or webp"),
+    (["-f", "x y"], "error: invalid format argument: -f 'x y': give png, jpg or webp"),
+])
+def test_dropin_says_a_value_given_as_a_shell_word(flags, said, tmp_path):
+    # -s "" was "invalid scale argument: -s : give ...", the empty value unseen.
+    pictures(tmp_path / "in", ["a.png"])
+    proc = run(DROPIN, "-i", tmp_path / "in", "-o", tmp_path / "out", *flags, check_ok=False)
+    assert (proc.returncode, proc.stderr) == (1, f"realesrgan-ncnn-vulkan: {said}\n")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags, said", [
+    (["-t", "a b"], "-t 'a b' read as 0 (auto), as realesrgan-ncnn-vulkan reads it"),
+    (["-f", "we bp"], "-f 'we bp' ignored: o.png is written as its extension says"),
+])
+def test_dropin_warns_of_a_value_given_as_a_shell_word(flags, said, tmp_path):
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.png", *X2_CPU, *flags, cwd=tmp_path)
+    assert proc.stderr.splitlines()[0] == f"realesrgan-ncnn-vulkan: warning: {said}"
+    assert size_of(tmp_path / "o.png") == (16, 16)
 
 
 @pytest.mark.parametrize("jobs", ["1:2", "1: 1"])
@@ -1741,7 +1768,7 @@ def test_a_gpu_named_as_devices_write_it_is_that_index(cmd, spec, tmp_path):
 
 @pytest.mark.parametrize("flags, said", [
     (["-s", "0"], "invalid scale argument: -s 0: give a positive number, such as 2, 3 or 4"),
-    (["-s", "x\n2"], "invalid scale argument: -s x\\n2: give a positive number, such as 2, 3 or 4"),
+    (["-s", "x\n2"], "invalid scale argument: -s 'x\\n2': give a positive number, such as 2, 3 or 4"),
     (["-f", "bmp"], "invalid format argument: -f bmp: give png, jpg or webp"),
     (["-f", "gif"], "invalid format argument: -f gif: give png, jpg or webp (ncnn-sr writes gif and avif)"),
 ])
