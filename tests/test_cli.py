@@ -1380,6 +1380,20 @@ def test_a_listing_whose_reader_went_away_is_status_0_without_a_word(command):
     assert (proc.returncode, proc.stderr) == (0, "")
 
 
+def test_a_picture_whose_reader_went_away_still_fails(tmp_path):
+    # A listing cut short is status 0; a picture sent to no one (-o -) is not written.
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([CMD, "-i", tmp_path / "in.png", "-o", "-", "-f", "png", *FAST], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: standard output was closed before the picture "
+                                                 "was written\n")
+
+
 def test_an_os_error_that_is_not_standard_outputs_is_still_a_traceback(tmp_path):
     # A bug's OSError must not be taken for standard output's.
     proc = run_entry(tmp_path, "import click\n@click.command()\ndef main():\n    open('/nonexistent/x')\n")
