@@ -210,8 +210,10 @@ def _spells_any_name(stream) -> None:
 def _reader_went_away() -> bool:
     """Whether click ended the command for a broken pipe (| head): it exits 1 then,
     with the standard streams wrapped so that their flush at exit says nothing."""
-    from click.utils import PacifyFlushWrapper
-
+    try:
+        from click.utils import PacifyFlushWrapper
+    except ImportError:  # a click that moved it: its exit status stands, 1
+        return False
     return isinstance(sys.stdout, PacifyFlushWrapper)
 
 
