@@ -364,12 +364,21 @@ def device_lost_after(monkeypatch, calls: int) -> None:
     upscaling_fails_after(monkeypatch, calls, RuntimeError, "vkQueueSubmit failed: VK_ERROR_DEVICE_LOST")
 
 
+LOSSLESS = ["--codec", "ffv1"]
+
+
+def clip_and_one_run(tmp_path, in_process) -> Path:
+    """A clip of 36 frames (4 pieces), and the video one run of the command makes of
+    it, uninterrupted: whole.mkv, lossless."""
+    clip = make_clip(tmp_path / "in.mp4", frames=36, width=32, height=24, rate=Fraction(12))
+    status, said = in_process("video", "-i", clip, "-o", tmp_path / "whole.mkv", *X2, *LOSSLESS)
+    assert status == 0, said
+    return clip
+
+
 def test_the_command_says_what_a_failed_device_left_and_a_rerun_with_smaller_tiles_goes_on(
         tmp_path, in_process, monkeypatch, short_pieces):
-    clip = make_clip(tmp_path / "in.mp4", frames=36, width=32, height=24, rate=Fraction(12))
-    lossless = ["--codec", "ffv1"]
-    status, said = in_process("video", "-i", clip, "-o", tmp_path / "whole.mkv", *X2, *lossless)
-    assert status == 0, said
+    clip, lossless = clip_and_one_run(tmp_path, in_process), LOSSLESS
     out = tmp_path / "out.mkv"
     with monkeypatch.context() as m:
         device_lost_after(m, 20)
@@ -487,10 +496,7 @@ def test_a_video_out_of_memory_says_in_one_line_what_is_kept_and_a_rerun_goes_on
     # It said "ncnn-sr: error: out of memory", the work removed: hours of upscaling
     # lost to a frame the host could not allocate, which fewer frames in work at once
     # (-j) or smaller tiles (-t) would have had room for.
-    clip = make_clip(tmp_path / "in.mp4", frames=36, width=32, height=24, rate=Fraction(12))
-    lossless = ["--codec", "ffv1"]
-    status, said = in_process("video", "-i", clip, "-o", tmp_path / "whole.mkv", *X2, *lossless)
-    assert status == 0, said
+    clip, lossless = clip_and_one_run(tmp_path, in_process), LOSSLESS
     out = tmp_path / "out.mkv"
     with monkeypatch.context() as m:
         memory_short_after(m, 20)
@@ -673,10 +679,7 @@ def test_the_command_says_in_one_line_what_a_full_disk_left_and_the_room_to_make
                                                                                short_pieces):
     # It said "error: cannot write out.mkv: No space left on device", the work removed
     # with the partial video: a run of hours lost to the last megabytes of its disk.
-    clip = make_clip(tmp_path / "in.mp4", frames=36, width=32, height=24, rate=Fraction(12))
-    lossless = ["--codec", "ffv1"]
-    status, said = in_process("video", "-i", clip, "-o", tmp_path / "whole.mkv", *X2, *lossless)
-    assert status == 0, said
+    clip, lossless = clip_and_one_run(tmp_path, in_process), LOSSLESS
     out = tmp_path / "out.mkv"
 
     class Usage:
