@@ -87,9 +87,15 @@ def parse_ncnn_sr(words: list[str]) -> None:
     --bogus`` to upscale, unparsed."""
     import warnings
 
+    import click
+
     from ncnn_sr.cli import main
 
-    ctx = main.make_context("ncnn-sr", [NUMBERS.get(w, w) for w in words])
+    try:
+        ctx = main.make_context("ncnn-sr", [NUMBERS.get(w, w) for w in words])
+    except click.exceptions.Exit as e:  # --version or --help, which end the command as read
+        assert e.exit_code == 0, words
+        return
     with warnings.catch_warnings():  # protected_args: click 9 folds it into args
         warnings.simplefilter("ignore", DeprecationWarning)
         rest = [*getattr(ctx, "protected_args", ()), *ctx.args]
