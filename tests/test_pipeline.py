@@ -15,7 +15,7 @@ from conftest import picture, png_bytes, stored_delays
 from ncnn_sr import InputError, Upscaler
 from ncnn_sr.errors import FlagNames, SettingError, describe
 from ncnn_sr.signals import HeldInterrupts
-from ncnn_sr import jobs as jobs_mod, loading as loading_mod, pipeline as pipeline_mod, workers as workers_mod
+from ncnn_sr import jobs as jobs_mod, loading as loading_mod, part_files, pipeline as pipeline_mod, workers as workers_mod
 from ncnn_sr.animation import read_frames
 from ncnn_sr.devices import CPU
 from ncnn_sr.jobs import Job, plan_jobs
@@ -1843,7 +1843,9 @@ def test_a_temporary_file_that_cannot_be_removed_is_named_in_the_summary(tmp_pat
         raise PermissionError(errno.EACCES, "Permission denied")
 
     def unlink(path, *args, **kwargs):
-        if str(path).endswith(".part") and "p001" in str(path):
+        # The part as written (its name once locked): the name it was made under is
+        # unlinked as it is locked, before the folder turns read-only here.
+        if str(path).endswith(".part") and "p001" in str(path) and part_files.MARK in str(path):
             raise PermissionError(errno.EACCES, "Permission denied")
         return real_unlink(path, *args, **kwargs)
     monkeypatch.setattr(files_mod.os, "replace", replace)
