@@ -9,7 +9,6 @@ over a poor connection may never arrive in one go. Knows nothing of models.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import http.client
 import os
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__
-from .errors import InputError, NcnnSrError, cannot_write, describe, is_web_page
+from .errors import DISK_FULL, InputError, NcnnSrError, cannot_write, describe, is_web_page
 from .files import check_folder, folder_made, write_target
 
 CHUNK = 1 << 20
@@ -389,7 +388,7 @@ def _write_failed(part: Path, e: OSError, total: int | None) -> InputError:
     """The error for bytes that could not be written to ``part``: on a full disk, what
     is kept there (the next call goes on from it, which no message said)."""
     error = cannot_write(part, e)
-    if e.errno not in (errno.ENOSPC, errno.EDQUOT):  # a disk full, or a quota reached
+    if e.errno not in DISK_FULL:
         return error
     try:
         kept = part.stat().st_size

@@ -421,8 +421,11 @@ def is_web_page(data) -> bool:
     return start.startswith((b"<!doctype html", b"<html"))
 
 
+# A write refused for the disk's room: full, or the user's quota reached. Room made,
+# the same write goes through (a kept download, a video's kept pieces).
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 # What no retry can get past: the disk full (or over quota), or mounted read-only.
-NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+NO_ROOM = DISK_FULL | {errno.EROFS}
 
 
 def write_error_type(e: BaseException) -> type[InputError]:

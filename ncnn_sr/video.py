@@ -36,7 +36,7 @@ import numpy as np
 
 from . import cover_atom, gif, isobmff, part_files, timecode, video_pieces, video_streams
 from .deinterlace import Deinterlacer, TooSmall
-from .errors import (DeviceFailure, FlagNames, InputError, NoRoom, SettingError, cannot_write, describe, file_path,
+from .errors import (DISK_FULL, DeviceFailure, FlagNames, InputError, NoRoom, SettingError, cannot_write, describe, file_path,
                      in_one_line, write_error_type)
 from .resample import resize
 from .signals import HeldInterrupts, ctrl_c_signals
@@ -831,10 +831,6 @@ def _device_failed(e: BaseException) -> bool:
     smaller tiles, makes the same frames but for rounding (batch_cli's
     _frame_settings), so the whole pieces are kept for it, as for a stop."""
     return isinstance(e, DeviceFailure)
-
-
-# A write refused for these is the disk's room, which a rerun can have once room is made.
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def disk_full(e: BaseException) -> bool:

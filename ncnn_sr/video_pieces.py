@@ -24,7 +24,6 @@ matroska and webm do not write (libvpx's alpha block additions come of yuva inpu
 never encoded here; a new extradata would fail the headers' check)."""
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -38,7 +37,7 @@ from typing import Iterator
 
 import av
 
-from .errors import cannot_write
+from .errors import DISK_FULL, cannot_write
 from .files import temp_stem
 
 try:
@@ -197,7 +196,7 @@ class Work:
         (``_no_room_for_the_rest``), it would fail later all the same, with nothing
         kept: the run stops now, as for the video's own write refused (NoRoom), its
         whole pieces kept for a rerun."""
-        if _disk_full(e) and self._no_room_for_the_rest():
+        if e.errno in DISK_FULL and self._no_room_for_the_rest():
             self.drop_piece()
             raise cannot_write(self.output, e) from e
         log.warning("%s: no room to keep the work beside it (%s): it is still written, but a stop from here "
@@ -242,8 +241,7 @@ class Work:
             free = shutil.disk_usage(self.folder).free
         except OSError:
             return None
-        video = size * max((self.total or 0) / self.kept[-1].end, 1.0)
-        short = round(2 * video - size - free)
+        short = room_to_finish(size, self.kept[-1].end, self.total or 0, free)
         return (free, short, size) if short > 0 else None
 
     def keep_or_remove(self) -> None:
@@ -288,10 +286,6 @@ class Work:
         """The folder and all in it gone: the output is complete, or it failed."""
         self.release()
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _disk_full(e: OSError) -> bool:
-    return e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _sync_folder(folder: Path) -> None:
@@ -515,10 +509,8 @@ def kept_on_full_disk(final: Path, length: float | None) -> tuple[str, int | Non
     """What a run of ``final`` that its full disk stopped kept, in words, and about how
     many bytes more its disk must have free for the same command to go on from it to
     the end (None where not known: ``length``, the output's seconds, is not); None
-    where nothing is kept. The pieces are written beside the video as it is made, each
-    about as large: at the end the disk holds both, twice the video, of which the kept
-    pieces are there already. The pieces' rate so far stands for the rest. It counts
-    the picture alone: the video's sound and container, not in the pieces, come on
+    where nothing is kept. The room is room_to_finish's, the pieces' rate so far
+    standing for the rest. It counts the picture alone: the video's sound and container, not in the pieces, come on
     top (small beside upscaled frames, but for a tiny clip)."""
     folder = work_folder(final)
     pieces = _whole_pieces(folder, tidy=False)
@@ -536,9 +528,18 @@ def kept_on_full_disk(final: Path, length: float | None) -> tuple[str, int | Non
             free = shutil.disk_usage(folder).free
         except OSError:
             free = 0
-        video = size * max(length / pieces[-1].seconds, 1.0)
-        more = max(0, round(2 * video - size - free))
+        more = max(0, room_to_finish(size, pieces[-1].seconds, length, free))
     return f"the work up to {clock(pieces[-1].seconds)} is kept in {folder.name} ({amount(size)})", more
+
+
+def room_to_finish(kept: int, done: float, whole: float, free: int) -> int:
+    """About how many bytes more than ``free`` a run needs to go on from ``kept``
+    bytes of pieces, which hold ``done`` of the video's ``whole`` (frames or seconds),
+    to its end: the pieces are written beside the video as it is made, each about as
+    large, so the disk holds both at the end, twice the video at the kept pieces' rate,
+    of which the kept pieces are there already. Negative where it has the room."""
+    video = kept * max(whole / done, 1.0)
+    return round(2 * video - kept - free)
 
 
 def amount(size: float) -> str:
