@@ -26,10 +26,10 @@ from .fixed import fixed_fields
 from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
-from .metadata import (EXIF_ORIENTATION, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY, RAW_XMP_KEY, app13_segment,
-                       dpi_pair, exif_body, exif_to_write, fitting_dpi, fitting_profile, is_exif, orient,
-                       photoshop_resources, raw_profile, readable_exif, resolution, sized_exif, sized_xmp,
-                       upright_xmp, xmp_option)
+from .metadata import (EXIF_ORIENTATION, EXIF_RESOLUTION_FORMATS, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY,
+                       RAW_XMP_KEY, app13_segment, dpi_pair, exif_body, exif_stating, exif_to_write, fitting_dpi,
+                       fitting_profile, is_exif, orient, photoshop_resources, raw_profile, readable_exif, resolution,
+                       sized_exif, sized_xmp, upright_xmp, xmp_option)
 from .path_names import NOT_PICTURES
 from .cut_short import is_cut_short
 from .pixels import check_image, is_grey_colour, to_eight_bit
@@ -1025,8 +1025,9 @@ def write_image(path: str | bytes | os.PathLike, image: np.ndarray, info: ImageI
                 fmt: str | None = None, quality: int | None = None, metadata: bool = True) -> None:
     """Write an H×W×C uint8/uint16 array as png, jpg, webp, gif or avif (``fmt``, else
     from the file name), keeping ICC, EXIF, XMP and the resolution from ``info`` when
-    ``metadata`` is true, where the format holds them (webp and avif state no
-    resolution, gif none of them), and a PNG's text chunks in a png alone. JPEG holds at most MAX_JPEG_EXIF bytes of EXIF and
+    ``metadata`` is true, where the format holds them (webp and avif state the
+    resolution in their EXIF, made where there is none: ``metadata.exif_stating``;
+    gif none of them), and a PNG's text chunks in a png alone. JPEG holds at most MAX_JPEG_EXIF bytes of EXIF and
     MAX_JPEG_XMP of XMP (``ncnn_sr.metadata``): a larger EXIF is an InputError, a
     larger XMP packet is left out of a jpg without a word (measured as written, its
     stated size the output's: ``metadata.sized_xmp``; the commands warn of it).
@@ -1317,6 +1318,8 @@ def _kept_metadata(info: ImageInfo | None, fmt: str, grey: bool = False) -> tupl
     if not icc and info:
         icc = colour_profile(info.colour_chunks, grey, fmt)
     dpi = fitting_dpi(info.dpi if info else None, fmt)
+    if dpi and fmt in EXIF_RESOLUTION_FORMATS:  # which state it in their EXIF alone
+        exif, dpi = exif_stating(exif, dpi), None
     xmp = info.xmp if info and not (fmt == "jpg" and len(info.xmp or b"") > MAX_JPEG_XMP) else None
     colour = tuple(info.colour_chunks) if info and fmt == "png" else ()
     text = tuple(info.text_chunks) if info and fmt == "png" else ()

@@ -6,13 +6,14 @@ import math
 import numbers
 import re
 import struct
+from fractions import Fraction
 
 import numpy as np
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from PIL.TiffImagePlugin import PREFIXES as TIFF_HEADERS  # the first 4 bytes of the TIFFs Pillow reads
 
-from .tiff_directory import LONG, SHORT, Directory, header
+from .tiff_directory import LONG, RATIONAL, SHORT, Directory, header
 
 # JPEG holds EXIF in one APP1 marker segment; Pillow refuses more with a bare ValueError.
 MAX_JPEG_EXIF = 65533
@@ -54,10 +55,19 @@ PHOTOSHOP_SIGNATURE = b"Photoshop 3.0\x00"
 _KEPT_RESOURCES = frozenset({0x0404, 0x0425})
 # Orientations that turn the picture a quarter: across and down trade places.
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
+# The most a rational's denominator is written with: a PNG's 299.9994 dpi (its pixels
+# a metre) is stated as 299999/1000.
+_RATIONAL_DENOMINATOR = 1000
 # The dots per inch each format can state, least and most: JFIF's density is a 16-bit
 # whole number, PNG's pHYs 31-bit pixels per metre (both rounded). WebP and AVIF
-# state none.
-_DPI_RANGE = {"jpg": (0.5, 65535.49), "png": (0.5 * 0.0254, (2**31 - 1.5) * 0.0254)}
+# state theirs in their EXIF alone (``exif_stating``): rationals of 32-bit parts.
+_EXIF_DPI_RANGE = (1 / _RATIONAL_DENOMINATOR, (2**32 - 1) / _RATIONAL_DENOMINATOR)
+_DPI_RANGE = {"jpg": (0.5, 65535.49), "png": (0.5 * 0.0254, (2**31 - 1.5) * 0.0254),
+              "webp": _EXIF_DPI_RANGE, "avif": _EXIF_DPI_RANGE}
+# Formats whose resolution ``fitting_dpi`` gives goes in their EXIF.
+EXIF_RESOLUTION_FORMATS = frozenset({"webp", "avif"})
+# An EXIF block with no entries, which ``exif_stating`` gives a resolution.
+_EMPTY_EXIF = b"Exif\x00\x00II*\x00" + struct.pack("<IHI", 8, 0, 0)
 # EXIF orientation -> the numpy steps that undo it, as Pillow's exif_transpose does.
 _ORIENT = {
     2: lambda a: a[:, ::-1],
@@ -207,6 +217,45 @@ def sized_exif(exif: bytes | None, width: int, height: int) -> bytes | None:
     except ValueError:
         return exif
     return bytes(data)
+
+
+def exif_stating(exif: bytes | None, dpi: tuple[float, float]) -> bytes | None:
+    """``exif`` stating the resolution ``dpi`` (dots per inch across and down, within
+    ``_EXIF_DPI_RANGE``), as a WebP or AVIF holds one: in its EXIF alone. Where it
+    states that already it is given back as it is; where it states none (a TIFF's,
+    a PNG's or a JFIF's is not in its EXIF) or another, its first directory is written
+    anew at its end with the resolution, every other byte where it was (a maker
+    note's offsets still point at what they name). An EXIF block of the resolution
+    alone where ``exif`` is None; ``exif`` as it is where it cannot be walked."""
+    if exif:
+        try:
+            stated = Image.Exif()
+            stated.load(exif)
+            if (now := _exif_dpi(stated)) and all(math.isclose(a, b, rel_tol=1e-4) for a, b in zip(now, dpi)):
+                return exif
+        except Exception:  # damage Pillow cannot read past: the EXIF goes as it came
+            return exif
+    base = 6 if (exif or _EMPTY_EXIF).startswith(b"Exif\x00\x00") else 0
+    out = bytearray(exif or _EMPTY_EXIF)
+    try:
+        order, _, first = header(out, base)
+        directory = Directory(out, order, first, base)
+        next_at = base + first + 2 + 12 * len(directory.entries)
+        following = struct.unpack_from(order + "I", out, next_at)[0]
+    except (ValueError, struct.error):
+        return exif
+    entries = [bytes(out[entry.at:entry.at + 12]) for entry in directory.entries
+               if entry.tag not in (_EXIF_X_RESOLUTION, _EXIF_Y_RESOLUTION, _EXIF_RESOLUTION_UNIT)]
+    out += b"\0" * (len(out) % 2)  # values start on a word boundary
+    for tag, value in zip((_EXIF_X_RESOLUTION, _EXIF_Y_RESOLUTION), dpi):
+        rational = Fraction(value).limit_denominator(_RATIONAL_DENOMINATOR)
+        entries.append(struct.pack(order + "HHII", tag, RATIONAL, 1, len(out) - base))
+        out += struct.pack(order + "II", rational.numerator, rational.denominator)
+    entries.append(struct.pack(order + "HHIHH", _EXIF_RESOLUTION_UNIT, SHORT, 1, 2, 0))  # inches
+    entries.sort(key=lambda entry: struct.unpack_from(order + "H", entry)[0])  # TIFF asks them in tag order
+    struct.pack_into(order + "I", out, base + 4, len(out) - base)
+    out += struct.pack(order + "H", len(entries)) + b"".join(entries) + struct.pack(order + "I", following)
+    return bytes(out)
 
 
 def sized_xmp(xmp: bytes | None, width: int, height: int) -> bytes | None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-SHORT, LONG = 3, 4
+# Entry types: 16- and 32-bit whole numbers, and a fraction of two 32-bit ones.
+SHORT, LONG, RATIONAL = 3, 4, 5
 
 
 def header(data: bytes, base: int = 0) -> tuple[str, int, int]:

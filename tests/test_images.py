@@ -1069,6 +1069,59 @@ def test_the_resolution_is_kept_as_the_same_dots_per_inch(src, out, tmp_path):
     assert dpi_of(tmp_path / f"o.{out}") == (300, 150)
 
 
+
+def exif_dpi_of(path) -> tuple[float, float] | None:
+    """The resolution a picture's EXIF states, in dots per inch (a WebP's or AVIF's only place for it)."""
+    with Image.open(path) as im:
+        exif = im.getexif()
+    if 0x011A not in exif:
+        return None
+    per_inch = {2: 1, 3: 2.54}[exif.get(0x0128, 2)]
+    return tuple(round(float(exif[tag]) * per_inch, 1) for tag in (0x011A, 0x011B))
+
+
+@pytest.mark.parametrize("out", ["webp", "avif"])
+@pytest.mark.parametrize("src", ["png", "jpg", "tiff", "bmp"])
+def test_the_resolution_is_kept_in_a_webp_or_avifs_exif(src, out, tmp_path):
+    # WebP and AVIF state a resolution in their EXIF alone: a TIFF's, PNG's, BMP's or
+    # JFIF's, which is not in its EXIF, was lost there.
+    arr, info = read_image(save(tmp_path / f"i.{src}", rgb_image(), dpi=(300, 150)))
+    write_image(tmp_path / f"o.{out}", arr, info)
+    assert exif_dpi_of(tmp_path / f"o.{out}") == (300, 150)
+    assert read_image(tmp_path / f"o.{out}")[1].dpi == pytest.approx((300, 150), rel=1e-4)
+
+
+@pytest.mark.parametrize("out", ["webp", "avif"])
+def test_a_turned_tiffs_resolution_and_exif_are_kept_upright_in_a_webp_or_avif(out, tmp_path):
+    exif = rgb_image().getexif()
+    exif[0x0112] = 6  # rotated 90° clockwise
+    exif[0x013B] = "Jane Doe"
+    arr, info = read_image(save(tmp_path / "i.tif", rgb_image(), dpi=(300, 150), exif=exif.tobytes()))
+    write_image(tmp_path / f"o.{out}", arr, info)
+    assert exif_dpi_of(tmp_path / f"o.{out}") == (150, 300)
+    with Image.open(tmp_path / f"o.{out}") as written:
+        assert written.getexif()[0x013B] == "Jane Doe" and written.getexif().get(0x0112, 1) == 1
+
+
+def test_a_resolution_added_to_a_cameras_exif_in_a_webp_leaves_its_maker_note_readable(tmp_path):
+    # A JPEG stating its resolution in JFIF alone, beside a camera's EXIF: the EXIF
+    # gets it in place, its maker note's offsets still pointing at what they name.
+    arr, info = read_image(save(tmp_path / "i.jpg", rgb_image(), dpi=(300, 150), exif=camera_exif(6)))
+    write_image(tmp_path / "o.webp", arr, info)
+    assert exif_dpi_of(tmp_path / "o.webp") == (150, 300)
+    with Image.open(tmp_path / "o.webp") as written:
+        kept = written.getexif()
+        assert kept[0x0112] == 1 and kept[0x010F] == "Can" and kept.get_ifd(0x8769)[0x9003] == "2024:05:06 07:08:09"
+        assert maker_note_model(written.info["exif"]) == b"EOS 5D Mark IV\x00\x00"
+
+
+def test_a_webp_is_given_no_resolution_without_one_or_metadata(tmp_path):
+    arr, info = read_image(save(tmp_path / "i.png", rgb_image()))
+    write_image(tmp_path / "o.webp", arr, info)
+    arr, info = read_image(save(tmp_path / "dpi.png", rgb_image(), dpi=(300, 150)))
+    write_image(tmp_path / "bare.webp", arr, info, metadata=False)
+    assert exif_dpi_of(tmp_path / "o.webp") is None and exif_dpi_of(tmp_path / "bare.webp") is None
+
 def test_a_sixteen_bit_colour_png_keeps_its_resolution(tmp_path):
     write_image(tmp_path / "i.png", picture(4, 5, dtype=np.uint16), images_mod.ImageInfo("RGB", "PNG", dpi=(300, 150)))
     arr, info = read_image(tmp_path / "i.png")
@@ -1325,6 +1378,7 @@ def test_a_jpegs_iptc_caption_and_copyright_are_kept_in_a_jpg(tmp_path):
         assert written.info["photoshop"] == {0x0404: IPTC}
     write_image(tmp_path / "bare.jpg", arr, info, metadata=False)
     assert "photoshop" not in Image.open(tmp_path / "bare.jpg").info
+
 
 
 def test_no_metadata_drops_the_xmp(tmp_path):
