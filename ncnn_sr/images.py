@@ -29,7 +29,7 @@ from .icc import cicp_chunks, for_format as colour_profile
 from .metadata import (EXIF_ORIENTATION, EXIF_RESOLUTION_FORMATS, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY,
                        RAW_XMP_KEY, app13_segment, dpi_pair, exif_body, exif_stating, exif_to_write, fitting_dpi,
                        fitting_profile, is_exif, orient, photoshop_resources, raw_profile, readable_exif, resolution,
-                       sized_exif, sized_xmp, upright_xmp, xmp_option)
+                       sized_exif, sized_xmp, tiff_photoshop, upright_xmp, xmp_option)
 from .path_names import NOT_PICTURES
 from .cut_short import is_cut_short
 from .pixels import check_image, is_grey_colour, to_eight_bit
@@ -109,7 +109,9 @@ class ImageInfo:
     carries, and a png as its Comment text chunk (where its text has none, as
     ImageMagick writes it); webp and avif have no place for it; ``photoshop`` is a JPEG's
     IPTC record (a photo agency's caption, keywords, copyright) as Photoshop image
-    resources (``metadata.photoshop_resources``), which a jpg written with this info carries.
+    resources (``metadata.photoshop_resources``), or a TIFF's (its IPTC-NAA tag's, else
+    its PhotoshopInfo tag's: ``metadata.tiff_photoshop``), which a jpg written with this
+    info carries.
     """
 
     mode: str
@@ -280,8 +282,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
                        xmp=upright_xmp(xmp),
                        colour_chunks=_colour_chunks(im, path),
                        text_chunks=texts,
-                       comment=_comment(im), photoshop=photoshop_resources(
-                           segment for marker, segment in getattr(im, "applist", ()) if marker == "APP13"))
+                       comment=_comment(im), photoshop=_photoshop(im))
     if deep:
         arr = read_png16(path, 4 if arr.shape[2] == 4 else 3)
         if arr.shape[2] == 3 and colour_type == 0:
@@ -414,6 +415,14 @@ def _comment(im: Image.Image) -> bytes | None:
     if im.format == "PNG" and isinstance(text := im.info.get("Comment"), str):
         comment = text.encode("utf-8" if isinstance(text, iTXt) else "latin-1", "replace")
     return comment if isinstance(comment, bytes) and comment else None
+
+
+def _photoshop(im: Image.Image) -> bytes | None:
+    """``ImageInfo.photoshop`` of the open picture ``im``: a JPEG's from its APP13
+    segments, a TIFF's from its IPTC-NAA or PhotoshopInfo tag."""
+    if im.format == "TIFF":
+        return tiff_photoshop(getattr(im, "tag_v2", None))
+    return photoshop_resources(segment for marker, segment in getattr(im, "applist", ()) if marker == "APP13")
 
 
 def _avif_by_brand(path: str) -> Image.Image:

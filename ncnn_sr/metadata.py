@@ -53,6 +53,10 @@ _EXIF_SIZE = (0xA002, 0xA003)
 # and XMP, unturned.
 PHOTOSHOP_SIGNATURE = b"Photoshop 3.0\x00"
 _KEPT_RESOURCES = frozenset({0x0404, 0x0425})
+# A TIFF's IPTC-NAA tag (the record a JPEG's Photoshop resource 0x0404 holds) and its
+# PhotoshopInfo tag (Photoshop's image resources, as a JPEG's APP13 segment holds them).
+_IPTC_NAA, _PHOTOSHOP_INFO = 33723, 34377
+_IPTC_RESOURCE = 0x0404
 # Orientations that turn the picture a quarter: across and down trade places.
 _QUARTER_TURNS = frozenset({5, 6, 7, 8})
 # The most a rational's denominator is written with: a PNG's 299.9994 dpi (its pixels
@@ -192,6 +196,27 @@ def photoshop_resources(segments) -> bytes | None:
             kept.append(data[at:sized_at + 4 + size] + b"\x00" * (size % 2))
         at = sized_at + 4 + size + size % 2
     return b"".join(kept) or None
+
+
+def tiff_photoshop(tags) -> bytes | None:
+    """The Photoshop resources a jpg written from a TIFF of ``tags`` (its first
+    directory, Pillow's ``tag_v2``) carries: the record of its IPTC-NAA tag as the IPTC
+    resource, else the kept resources of its PhotoshopInfo tag; None where it has
+    neither."""
+    iptc, resources = _stored(tags, _IPTC_NAA), _stored(tags, _PHOTOSHOP_INFO)
+    if iptc:
+        return b"8BIM" + struct.pack(">HHI", _IPTC_RESOURCE, 0, len(iptc)) + iptc + b"\x00" * (len(iptc) % 2)
+    return photoshop_resources([PHOTOSHOP_SIGNATURE + resources]) if resources else None
+
+
+def _stored(tags, tag: int) -> bytes | None:
+    """The bytes of ``tag`` as the TIFF stores them, whatever its type: Photoshop types
+    its IPTC as longs, which Pillow reads as numbers (its getiptcinfo reads these
+    bytes too)."""
+    stored = getattr(tags, "_tagdata", {}).get(tag)
+    if stored is None and tags is not None:
+        stored = tags.get(tag)
+    return stored if isinstance(stored, bytes) and stored else None
 
 
 def app13_segment(resources: bytes) -> bytes | None:

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import ExifTags, Image, ImageChops, ImageCms, ImageFile, PngImagePlugin
+from PIL import ExifTags, Image, ImageChops, ImageCms, ImageFile, IptcImagePlugin, PngImagePlugin
 
 from conftest import adam7_rows, ctrl_c_once_made, picture, png_bytes, png_chunk, png_data
 from ncnn_sr import InputError, budget, read_image, write_image
@@ -1380,6 +1380,40 @@ def test_a_jpegs_iptc_caption_and_copyright_are_kept_in_a_jpg(tmp_path):
     assert "photoshop" not in Image.open(tmp_path / "bare.jpg").info
 
 
+
+def tiff_with_iptc_as_longs(path) -> bytes:
+    """A TIFF whose IPTC-NAA tag is typed as longs, as Photoshop writes it; the
+    record it holds, padded to whole longs."""
+    padded = IPTC + b"\x00" * (-len(IPTC) % 4)
+    data = io.BytesIO()
+    rgb_image().save(data, format="TIFF", tiffinfo={33723: padded})
+    data = bytearray(data.getvalue())
+    first = struct.unpack_from("<I", data, 4)[0]
+    for at in range(first + 2, first + 2 + 12 * struct.unpack_from("<H", data, first)[0], 12):
+        if struct.unpack_from("<H", data, at)[0] == 33723:
+            struct.pack_into("<HI", data, at + 2, 4, len(padded) // 4)
+    path.write_bytes(data)
+    return padded
+
+
+@pytest.mark.parametrize("typed", ["undefined", "longs", "photoshop"])
+def test_a_tiffs_iptc_caption_and_copyright_are_kept_in_a_jpg(typed, tmp_path):
+    # A TIFF holds IPTC in its IPTC-NAA tag (or among Photoshop's resources), a JPEG
+    # as Photoshop's resource in APP13: it was lost in a jpg.
+    src, record = tmp_path / "i.tif", IPTC
+    if typed == "longs":
+        record = tiff_with_iptc_as_longs(src)
+    else:
+        tag = {"undefined": (33723, IPTC),
+               "photoshop": (34377, photoshop_resource(0x0404, IPTC) + photoshop_resource(0x040C, b"thumbnail"))}[typed]
+        save(src, rgb_image(), tiffinfo=dict([tag]))
+    arr, info = read_image(src)
+    write_image(tmp_path / "o.jpg", arr, info)
+    with Image.open(tmp_path / "o.jpg") as written:
+        assert written.info["photoshop"] == {0x0404: record}
+        assert IptcImagePlugin.getiptcinfo(written)[2, 120] == b"Harbour at dawn"
+    write_image(tmp_path / "bare.jpg", arr, info, metadata=False)
+    assert "photoshop" not in Image.open(tmp_path / "bare.jpg").info
 
 def test_no_metadata_drops_the_xmp(tmp_path):
     arr, info = read_image(save_with_xmp(tmp_path / "i.png", rgb_image(), xmp_packet()))
