@@ -129,7 +129,8 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
             and not model_path.is_dir():
         # No -m given: a file named models where the command runs is no model folder of
         # the user's, as a missing one is not. A missing models folder, given or not, is
-        # passed over here: the Upscaler refuses a model_path that is not there.
+        # passed over here: resolve_model, and so the Upscaler, refuses a model_path that is
+        # not there.
         model_path = None
     factor = decimal_number(scale)
     if factor is None and (read := atoi_reading(scale, least=1)) is not None:

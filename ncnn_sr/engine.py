@@ -29,7 +29,7 @@ from .devices import Device
 from .dysample import offsets_of
 from .errors import CpuOutOfMemory, DeviceError, InputError, ModelError, SettingError, describe, no_path
 from .fixed import DeclaredOnly, Fixed, read_only
-from .models import PATH_TYPES, ModelSpec, existing_model_folder, mapped, resolve_model
+from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
 from .netsplit import network_reach, plan_network
 from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, bicubic_net, group_norm_weights
 from .param_file import fixed_blobs, fixed_output, parse_param
@@ -176,8 +176,6 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             raise SettingError(f"device must be 'auto', an index or a Device, got {describe(device)}")
         if model_path is not None and (not isinstance(model_path, PATH_TYPES) or not os.fspath(model_path)):
             raise SettingError(f"model_path must be a folder's path, got {no_path(model_path)}")
-        if model_path is not None:
-            existing_model_folder(model_path)  # else passed over for the installed model, unsaid
         tile = checked_tile(tile)
         for name, value in (("tile_pad", tile_pad), ("overlap", overlap), ("threads", threads),
                             ("concurrency", concurrency)):
@@ -208,6 +206,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         self._concurrency = concurrency
         # A ModelSpec made by hand gets its files checked there too: it skipped them, and
         # the bin of another model, or one with bytes to spare, loaded and ran without a word.
+        # A model_path not there is refused there, whatever names the model: it was passed
+        # over for the installed model, unsaid.
         self._spec = resolve_model(model, model_path)
         self._tta = tta
         self._alpha = alpha

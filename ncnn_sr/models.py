@@ -1,6 +1,7 @@
 """Model catalog, file resolution and checks done before ncnn ever parses a file.
 
-Resolution order for a model name: an explicit model folder (``model_path``), then
+Resolution order for a model name: an explicit model folder (``model_path``, which
+must be there), then
 each folder in ``NCNN_SR_MODEL_PATH``, then the folder ``ncnn-sr fetch`` installs
 models in (``fetched_model_folder``), then the installed model package. A name
 that is a path to a ``.param`` file (or to a ``NAME.param``/``NAME.bin`` pair
@@ -292,8 +293,8 @@ def _model_folder(model_path: str | bytes | os.PathLike) -> Path:
 
 @in_one_line  # a folder's name may hold a line break
 def existing_model_folder(model_path: str | bytes | os.PathLike) -> Path:
-    """The model folder a library caller gives (the Upscaler's ``model_path``), which
-    must be there, as the commands' -m must: one that is not there was passed over
+    """The model folder a library caller gives (``resolve_model``'s ``model_path``, and
+    so the Upscaler's), which must be there, as the commands' -m must: one that is not there was passed over
     for the next folder, and the installed model of the name ran in its stead without
     a word. A ModelError otherwise, before any model is looked up."""
     folder = _model_folder(model_path)
@@ -386,12 +387,17 @@ def resolve_model(model: str | bytes | os.PathLike | ModelSpec,
                   model_path: str | bytes | os.PathLike | None = None) -> ModelSpec:
     """Find and check a model's files; see the module docstring for the order. A
     ModelSpec, as the Upscaler takes one, is returned once ``check_files`` passes it,
-    with the alignment its param says (``model_path`` plays no part: its files are
-    named).
+    with the alignment its param says (``model_path`` is not looked in: its files are
+    named). ``model_path``, given, must be a folder that is there, whatever names the
+    model, as the commands' -m must be: one that is not was passed over for the next
+    folder, and the installed model of the name was returned without a word.
 
     Raises ModelError with a one-line reason when the model is unknown, missing,
-    corrupt or inconsistent, or a path on the way cannot be looked at.
+    corrupt or inconsistent, ``model_path`` is no folder or not there, or a path on
+    the way cannot be looked at.
     """
+    if model_path is not None:
+        existing_model_folder(model_path)  # before any model is looked up
     if isinstance(model, ModelSpec):
         alignment = check_files(model)
         return model if alignment == model.alignment else replace(model, alignment=alignment)
@@ -516,7 +522,7 @@ def _families() -> set[str]:
 def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> NoReturn:
     """The ModelError for ``text``, a name no model folder holds and the catalog does
     not know: why it is no model (a folder, a file of another kind, a family's name, a
-    name in other case, a model folder not there), else the names there are."""
+    name in other case), else the names there are."""
     as_path = Path(text)
     if as_path.suffix:  # "model.pth": a file name, not a name of the catalog's
         _refuse_non_model(as_path)
@@ -552,10 +558,6 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
             [] if meant[0] == text.strip() else ["names are case-sensitive"]
         why += [] if text == text.strip() else ["it has a space at an end"]
         raise ModelError(f"unknown model '{text}': {' and '.join(why)}: did you mean '{meant[0]}'?")
-    if model_path is not None and not os.path.isdir(_model_folder(model_path)):
-        # The commands check their -m; a library caller's mistyped folder went unsaid.
-        raise ModelError(f"unknown model '{text}': the model folder {os.fsdecode(model_path)} it would be in "
-                         "is not there")
     names = ", ".join(sorted(catalog()))
     # The name most typed (the drop-in's default) is a family's, not in that list.
     families = sorted(_families())

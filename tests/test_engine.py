@@ -1583,12 +1583,14 @@ def test_an_open_file_or_a_files_contents_as_the_model_or_its_folder_is_said_as_
 def test_a_model_path_that_is_no_folder_is_refused_before_anything_loads(tmp_path, monkeypatch, folder, said, by):
     # found by a check of the library's settings: model_path="nodir" was passed over
     # for the next folder, and the installed realesrgan-x4plus ran without a word, where
-    # both commands refuse -m nodir. Now refused whatever names the model, as -m is.
-    from ncnn_sr.models import resolve_model
+    # both commands refuse -m nodir. Now refused whatever names the model, as -m is, by
+    # resolve_model (the one check), before it looks the model up.
+    from ncnn_sr import models as models_mod
     (tmp_path / "file").write_text("")
-    spec = resolve_model("realesr-animevideov3-x2")
+    spec = models_mod.resolve_model("realesr-animevideov3-x2")
     model = {"name": "realesr-animevideov3-x2", "path": str(spec.param_path), "spec": spec}[by]
-    monkeypatch.setattr(engine_mod, "resolve_model", lambda *a: pytest.fail("looked the model up"))
+    monkeypatch.setattr(models_mod, "_resolve", lambda *a: pytest.fail("looked the model up"))
+    monkeypatch.setattr(models_mod, "check_files", lambda *a: pytest.fail("looked the model up"))
     monkeypatch.setattr(engine_mod.devices, "get_device", lambda *a: pytest.fail("looked the device up"))
     with pytest.raises(ModelError) as refused:
         Upscaler(model, device=-1, model_path=tmp_path / folder)

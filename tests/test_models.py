@@ -764,12 +764,6 @@ def test_a_model_folder_holding_a_nul_byte_is_refused(tmp_path):
         resolve_model("realesr-animevideov3-x2", f"{tmp_path}/a\0b")
 
 
-def test_a_model_folder_that_is_not_there_is_passed_over(tmp_path, monkeypatch):
-    # drop-in's -m defaults to "models", which need not exist.
-    monkeypatch.delenv("NCNN_SR_MODEL_PATH", raising=False)
-    assert resolve_model("realesr-animevideov3-x2", tmp_path / "absent").param_path.parent == package_folder()
-
-
 def _models_command(*args, env=None):
     import subprocess
     import sys
@@ -1186,10 +1180,33 @@ def test_an_unknown_name_looked_for_in_a_model_folder_that_is_not_there_says_so(
     # names, and the folder mistyped went unsaid.
     with pytest.raises(ModelError) as caught:
         resolve_model("mine", tmp_path / "modles")
-    assert str(caught.value) == f"unknown model 'mine': the model folder {tmp_path / 'modles'} it would be in is not there"
+    assert str(caught.value) == f"model folder {tmp_path / 'modles'} does not exist"
     (tmp_path / "modles").mkdir()
     with pytest.raises(ModelError, match="^unknown model 'mine': known models are"):
         resolve_model("mine", tmp_path / "modles")
+
+
+@pytest.mark.parametrize("folder, said", [("nodir", "does not exist"), ("file", "is not a folder"),
+                                          ("file/sub", "does not exist")])
+@pytest.mark.parametrize("by", ["name", "path", "spec"])
+def test_resolve_model_refuses_a_model_folder_that_is_not_there_before_any_model_is_looked_up(
+        tmp_path, monkeypatch, folder, said, by):
+    # found by a check of the library's settings: resolve_model(name, "nodir") passed the
+    # folder over for the next, and gave the installed model of the name without a word,
+    # where the Upscaler and both commands refuse it. Now refused whatever names the
+    # model, as the Upscaler refuses it, in the same words.
+    from ncnn_sr import models as models_mod
+    (tmp_path / "file").write_text("")
+    spec = resolve_model("realesr-animevideov3-x2")
+    model = {"name": "realesr-animevideov3-x2", "path": str(spec.param_path), "spec": spec}[by]
+    monkeypatch.setattr(models_mod, "_resolve", lambda *a: pytest.fail("looked the model up"))
+    monkeypatch.setattr(models_mod, "check_files", lambda *a: pytest.fail("looked the model up"))
+    with pytest.raises(ModelError) as refused:
+        resolve_model(model, tmp_path / folder)
+    assert str(refused.value) == f"model folder {tmp_path / folder} {said}"
+    with pytest.raises(ModelError) as refused:
+        resolve_model(model, os.fsencode(tmp_path / folder))
+    assert str(refused.value) == f"model folder {tmp_path / folder} {said}"
 
 
 def test_a_files_contents_or_an_open_file_as_the_model_or_its_folder_is_said_as_read_image_says_it(tmp_path):
