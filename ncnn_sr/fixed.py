@@ -98,14 +98,16 @@ def _undeclared(obj, name: str) -> AttributeError:
     if close:
         return AttributeError(f"{said}: did you mean {close[0]!r}?")
     settable = _settable(cls)
+    # A Pipeline has none: saying so spares a look for the setting's right name.
     return AttributeError(f"{said} (only its {' and '.join(settable)} may be set once it is made)" if settable
-                          else said)
+                          else f"{said} (none of its settings may be set once it is made)")
 
 
 class DeclaredOnly(FixedArguments):
     """FixedArguments that also refuses a public name its class does not declare:
     ``up.tiles = 64``, meant for ``tile``, made an attribute nothing reads, and the
-    Upscaler went on with the tile it had, without a word. Private names (``_x``) and
+    Upscaler went on with the tile it had, without a word (a Pipeline's ``p.quallity``
+    with its quality). Private names (``_x``) and
     the names a subclass declares (a class attribute, a property, an annotation) are
     still set; a method may be replaced."""
 

@@ -37,7 +37,7 @@ from .engine import Upscaler
 from .errors import FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
 from .failover import Failover, tried
 from .files import broken_output, is_fifo, mark_there, output_gone, went_with_input
-from .fixed import Fixed, FixedArguments, read_only
+from .fixed import DeclaredOnly, Fixed, read_only
 from .images import checked_quality, write_image
 from .jobs import Job, Plan
 from .lanes import Lane, UpscalingFailed, check_lanes, ordered_map, whole_at_least_1
@@ -76,7 +76,7 @@ def _not_jobs(given) -> SettingError:
     return SettingError(f"jobs must be Jobs, as plan_jobs gives them, got {describe(given)}")
 
 
-class Pipeline(Loading, Failover, FixedArguments):
+class Pipeline(Loading, Failover, DeclaredOnly):
     """Runs jobs through the ``lanes``: ``load_workers`` threads read pictures, each
     lane's workers upscale them on its Upscaler, ``save_workers`` threads write them,
     and the queues between hold at most ``queue_size`` pictures. Each picture is
@@ -131,7 +131,8 @@ class Pipeline(Loading, Failover, FixedArguments):
     ("metadata=False"), or, given a command's ``flags``, as its flag ("--no-metadata").
     ``lanes`` (a tuple), ``load_workers`` and ``save_workers`` read back as attributes,
     fixed when it is made: setting one, or another argument (``scale``), is an
-    AttributeError."""
+    AttributeError, as is a public name it does not declare (``p.quallity``, naming the
+    one meant: DeclaredOnly); a subclass's declared names and private ones may be set."""
 
     lanes = Fixed("The lanes, a tuple: each an Upscaler and its proc workers.")
     load_workers = Fixed("The threads that read pictures.")

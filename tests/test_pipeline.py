@@ -1146,6 +1146,47 @@ def test_a_pipelines_stopped_set_says_what_to_do_instead(cpu_lane):
     assert p.stopped is None and "stopped" not in vars(p)
 
 
+@pytest.mark.parametrize("name, said", [
+    ("quallity", "a Pipeline has no setting 'quallity': did you mean 'quality'?"),
+    ("Metadata", "a Pipeline has no setting 'Metadata': did you mean 'metadata'?"),
+    ("load_worker", "a Pipeline has no setting 'load_worker': did you mean 'load_workers'?"),
+    ("on_outcomes", "a Pipeline has no setting 'on_outcomes': did you mean 'on_outcome'?"),
+    ("tiles", "a Pipeline has no setting 'tiles' (none of its settings may be set once it is made)")])
+def test_a_pipelines_setting_it_does_not_have_is_refused_with_the_one_meant(name, said, cpu_lane):
+    # found by a check of the library's settings, as an Upscaler's: p.quallity = 90 (or
+    # p.tiles = 64) made an attribute nothing reads, and the next run went on with the
+    # settings it was made with, without a word.
+    p = Pipeline([cpu_lane])
+    with pytest.raises(AttributeError) as refused:
+        setattr(p, name, 64)
+    assert str(refused.value) == said and name not in vars(p)
+
+
+def test_a_pipelines_private_names_and_a_subclasss_own_may_still_be_set(tmp_path, cpu_lane):
+    class Labelled(Pipeline):
+        label = None  # declared here: a subclass's own settings
+        note: str
+
+        @property
+        def shown(self) -> str:
+            return self._shown
+
+        @shown.setter
+        def shown(self, value: str) -> None:
+            self._shown = value
+
+    p = Labelled([cpu_lane])
+    p.label, p.note, p.shown, p._cache = "a", "b", "c", {}
+    assert (p.label, p.note, p.shown, p._cache) == ("a", "b", "c", {})
+    p._on_outcome = None  # as the tests here set its private names
+    run = p.run
+    p.run = lambda jobs: run(jobs)  # a method replaced, as tests and wrappers do
+    Image.fromarray(picture(8, 8)).save(tmp_path / "a.png")
+    assert p.run([Job(tmp_path / "a.png", tmp_path / "b.png")]).ok == 1
+    with pytest.raises(AttributeError, match="^a Labelled has no setting 'labels': did you mean 'label'\\?$"):
+        p.labels = "x"
+
+
 def test_a_none_among_the_jobs_is_refused_not_taken_for_their_end(tmp_path, cpu_lane):
     # found by a check of the library's faults: None ended the jobs, so run([None, job])
     # upscaled nothing and said ok=0, failed=0, the job after it lost without a word.
