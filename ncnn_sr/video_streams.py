@@ -492,23 +492,49 @@ def _copied(out, stream):
     return copy
 
 
-def _time_by_frames(copy, inp, stream) -> None:
-    """Have an AVI time the copied sound ``stream`` (into ``copy``) by its frames, a
-    chunk each, where FFmpeg read no frame size for it (FLAC, E-AC3, a Matroska's AAC
-    stored after its video): its muxer timed it by the sample instead, and wrote an
-    empty chunk for each sample a packet held (48000 a second: a 20 s clip's AAC made
-    a 23 MB file, most of it index). The frame's length is what the first packets
-    decode to, read in a second opening of ``inp``; PyAV sets it only as an option of
-    a codec context it opens (a decoder, never used)."""
-    if stream.codec_context.frame_size or _codec_name(stream).startswith("pcm_"):  # PCM is timed by its bytes
-        return
+def _frame_length(inp, stream, reopen: bool) -> int | None:
+    """The samples in a frame of the sound ``stream``, for an AVI to time its copy by,
+    a chunk each, where FFmpeg read none (FLAC, E-AC3, a Matroska's AAC stored after
+    its video): its muxer timed it by the sample instead, and wrote an empty chunk for
+    each sample a packet held (48000 a second: a 20 s clip's AAC made a 23 MB file,
+    most of it index). FLAC's header states it; else it is what the first packets
+    decode to, read in a second opening of ``inp`` (where ``reopen``). 0 where none is
+    needed (FFmpeg read it, or PCM, timed by its bytes); None where it cannot be
+    known: the input cannot be read again (a pipe)."""
+    if stream.codec_context.frame_size or _codec_name(stream).startswith("pcm_"):
+        return 0
+    stated = _flac_block_size(stream.codec_context.extradata) if _codec_name(stream) == "flac" else None
+    if stated or not reopen:
+        return stated
     try:
         with reopened(inp) as again:
             lengths = [frame.samples for frame in itertools.islice(again.decode(again.streams[stream.index]), 8)]
-        if lengths:  # the most common: FLAC's last block is shorter
-            copy.codec_context.options = {"frame_size": str(collections.Counter(lengths).most_common(1)[0][0])}
-            copy.codec_context.open()
     except (av.error.FFmpegError, OSError):
+        return 0  # timed by the sample, as before
+    # The most common: FLAC's last block is shorter.
+    return collections.Counter(lengths).most_common(1)[0][0] if lengths else 0
+
+
+def _flac_block_size(header: bytes | None) -> int | None:
+    """The samples in every block of FLAC whose ``header`` (its STREAMINFO, alone or
+    after the "fLaC" marker and the block's own header, as FFmpeg keeps it) states
+    them: its least block size (the last block's aside) and its most, the same."""
+    if header and header[:4] == b"fLaC":
+        header = header[8:]
+    if not header or len(header) < 34:
+        return None
+    least, most = int.from_bytes(header[0:2], "big"), int.from_bytes(header[2:4], "big")
+    return most if least == most and most >= 16 else None  # FLAC's blocks hold 16 samples at least
+
+
+def _time_by_frames(copy, length: int) -> None:
+    """Have an AVI time the copied sound ``copy`` by its frames of ``length`` samples
+    (_frame_length). PyAV sets that only as an option of a codec context it opens (a
+    decoder, never used)."""
+    try:
+        copy.codec_context.options = {"frame_size": str(length)}
+        copy.codec_context.open()
+    except av.error.FFmpegError:
         pass  # timed by the sample, as before
 
 
@@ -801,16 +827,22 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         # The first of more sound tracks in an .flv, which it reads back first only with a tag ahead.
         lead = (out.format.name == "flv" and stream.type == "audio" and len(sounds) > 1 and stream is sounds[0])
         unheaded = lead and name not in _FLV_HEADED
+        # Sound an AVI would copy, by the length of its frames (_frame_length); unknown
+        # in a pipe, it is re-encoded, as an encoder's frames have one.
+        framing = (_frame_length(inp, stream, reopen)
+                   if out.format.name == "avi" and stream.type == "audio" and not unplayed and not headerless
+                   and late is None and not paused and takes(out, stream) else 0)
+        unframed = framing is None
         if not unplayed and not headerless and late is None and not paused and not unfourcc and not unheaded \
-                and takes(out, stream):
+                and not unframed and takes(out, stream):
             # An mp4's AAC opens with its encoder's priming, before 0, which an edit list
             # cuts. Matroska cuts it only by a CodecDelay, written from the stream's
             # initial padding, which PyAV cannot set and FFmpeg's mp4 reader leaves at 0:
             # its muxer moves every stream later instead, by the priming (21 ms at 48
             # kHz), which then plays, as with ffmpeg -c copy. The streams stay in step.
             o = _labelled(_copied(out, stream), stream)
-            if out.format.name == "avi" and stream.type == "audio" and reopen:
-                _time_by_frames(o, inp, stream)
+            if framing:
+                _time_by_frames(o, framing)
             if one_way and name == "aac" and not stream.codec_context.extradata:
                 # Matroska written to a pipe needs the stream's header at its start; a
                 # file gets it from the first packet, going back for it.
@@ -819,7 +851,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             if stream.type == "audio" and out.format.name in PRIMING_PLAYED:
                 priming = Fraction(_COPIED_PRIMING.get(name, 0), stream.codec_context.sample_rate)
                 _note_priming(late_by, name, priming, stream, sound_from)
-        elif stream.type == "audio" and (target := ((late is not None or paused) and _own_encoder(out.format.name, name))
+        elif stream.type == "audio" and (target := ((late is not None or paused or unframed)
+                                                     and _own_encoder(out.format.name, name))
                                           or sound_encoder(out)):
             if lead and av.codec.Codec(target, "w").canonical_name not in _FLV_HEADED:
                 target = _FLV_LEAD_ENCODER
@@ -854,6 +887,10 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             if unfourcc and takes(out, stream):
                 what = (f"{dst.suffix} holds {name} audio as its first sound track only: re-encoding audio",
                         f" to {target}{resampled}", False)
+            if unframed:
+                what = (f"{dst.suffix} would index {name} audio read from a pipe or standard input sample by sample, "
+                        "its frames' length not stated: re-encoding audio",
+                        f" to {target}{resampled} (given as a file, it is copied)", False)
             if paused:
                 what = (f"{dst.suffix} times sound by its samples alone: re-encoding audio",
                         f", which pauses, to {target}{resampled}, its pauses filled with silence", False)

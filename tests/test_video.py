@@ -3209,6 +3209,49 @@ def test_sound_whose_frames_length_ffmpeg_does_not_know_is_copied_into_an_avi_a_
     assert (tmp_path / "out.avi").stat().st_size < 3 * clip.stat().st_size
 
 
+@pytest.mark.parametrize("audio, layout", [("flac", "mono"), ("eac3", "stereo")])
+def test_sound_whose_frames_length_ffmpeg_does_not_know_is_not_timed_by_the_sample_in_an_avi_from_a_pipe(
+        audio, layout, tmp_path, caplog):
+    # found by QA: the frame's length (above) was read in a second opening of the
+    # input, which a pipe has not: its AVI was as bloated as before (1.2 MB a second).
+    # FLAC's header states it, and FLAC is copied; E-AC3 is re-encoded, as itself.
+    clip = make_clip(tmp_path / "in.mkv", frames=24, audio=audio, layout=layout)
+    upscale_piped(clip, tmp_path / "out.avi")
+    assert audio_stream(tmp_path / "out.avi")[0] == audio
+    copied = [data for _, data in packets(tmp_path / "out.avi", "audio")] == [data for _, data in packets(clip, "audio")]
+    assert copied == (audio == "flac")
+    assert ("re-encoding audio stream 1 to eac3 (given as a file, it is copied)" in caplog.text) == (audio == "eac3")
+    with av.open(str(tmp_path / "out.avi")) as c:
+        assert c.streams.audio[0].codec_context.layout.name == layout
+        assert sum(f.samples for f in c.decode(audio=0)) == pytest.approx(48000, abs=1536)
+    assert (tmp_path / "out.avi").stat().st_size < 3 * clip.stat().st_size
+
+
+def test_flacs_block_size_is_read_from_its_header_where_every_block_has_it():
+    from ncnn_sr.video_streams import _flac_block_size
+    info = bytes.fromhex("12001200") + bytes(30)  # STREAMINFO: least and most 4608 samples
+    assert _flac_block_size(info) == 4608
+    assert _flac_block_size(b"fLaC" + bytes.fromhex("80000022") + info) == 4608  # after the marker, as in a file
+    assert _flac_block_size(bytes.fromhex("10001200") + bytes(30)) is None  # blocks of 4096 to 4608: a variable size
+    assert _flac_block_size(info[:20]) is None and _flac_block_size(None) is None
+
+
+def upscale_piped(clip: Path, dst: Path) -> int:
+    """``clip`` upscaled (its frames as they are) into ``dst``, read from a pipe."""
+    from ncnn_sr.streams import VideoInput
+    fifo = clip.with_name(clip.name + ".fifo")
+    os.mkfifo(fifo)
+    data = clip.read_bytes()
+    writer = threading.Thread(target=lambda: open(fifo, "wb").write(data))
+    writer.start()
+    src = VideoInput(fifo)
+    try:
+        return upscale_video(src, dst, lambda frames: frames)
+    finally:
+        src.close()
+        writer.join(10)
+
+
 def test_sound_that_starts_after_a_short_video_ends_starts_as_late_in_an_avi(tmp_path):
     # a QA report: 6 frames (0.25 s) whose sound starts at 0.3 s, after the last one,
     # played early in an .avi, which plays each stream from its first packet
