@@ -312,9 +312,12 @@ def _video_stream(container, path):
         raise InputError(f"{path}: has no video stream{cover}")
     # An animated AVIF's still picture comes first, its animation after it.
     animated = [s for s in moving if not video_streams.still_item(container, s)]
-    if len(animated) > 1 and not isinstance(path, VideoInput):  # a stream is not read twice (carry_over's too)
-        # An mp4's cover art remuxed into a .mkv, a track of one picture: never the video beside it.
-        animated = [s for s in animated if not video_streams.still_track(container, s)] or animated
+    if len(animated) > 1:
+        # An mp4's cover art remuxed into a .mkv, a track of one picture: never the video
+        # beside it. Looked for in a stream's first packets, read ahead of its run: it
+        # cannot be opened again (a pipe, or standard input, which is one opening).
+        ahead = _ahead_of(path, container, start=True).read if isinstance(path, VideoInput) else None
+        animated = [s for s in animated if not video_streams.still_track(container, s, ahead)] or animated
     decodable = next((s for s in animated or moving if s.codec_context is not None), None)
     if decodable is None:  # a codec FFmpeg does not know, or a damaged header
         raise InputError(f"{path}: cannot decode its video: FFmpeg knows no decoder for it")
@@ -759,7 +762,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             # A pipe cannot be sought in: its frames before the part are read and left out.
             one_way = isinstance(src, VideoInput) and not src.seekable()
             origin = None if window is None else window.start - options.start  # where the file starts
-            if window is not None and not one_way and not _seek(inp, video_in, window.start, origin, lead):
+            if window is not None and not one_way and not _seek(inp, video_in, window.start, origin, lead,
+                                                                 _ahead_of(src, inp)):
                 inp.close()  # read again from the beginning, the only place known to be right
                 inp = _open_input(src)
                 video_in = _video_stream(inp, src)
@@ -1119,14 +1123,18 @@ def _clock_window(inp) -> Window | None:
     return Window(_origin(inp))
 
 
-def _seek(inp, video_in, start: Fraction, origin: Fraction, margin: Fraction = SEEK_MARGIN) -> bool:
+def _seek(inp, video_in, start: Fraction, origin: Fraction, margin: Fraction = SEEK_MARGIN,
+          ahead: _Ahead | None = None) -> bool:
     """Move the input to a keyframe at or before ``start``, so that a part late in a
     long video is not decoded from the beginning. Each try looks at the first video
     packet it lands on, and aims further back if that is past ``start`` or no keyframe. False when
     the input has moved but not to such a place (it cannot seek, or lands late even
     aiming at its beginning): it must be read again from the beginning. True also
-    where ``start`` is too near the beginning to seek at all."""
+    where ``start`` is too near the beginning to seek at all. ``ahead``: what was read
+    of ``inp`` ahead of its run, which is not read again once it has moved."""
     first = margin
+    if ahead is not None and start - margin > origin:
+        ahead.sought()
     while start - margin > origin:
         target = int((start - margin) * av.time_base)
         try:
@@ -1229,16 +1237,22 @@ MOST_REORDERED = 16
 
 
 class _Ahead:
-    """The packets of a container that cannot be read twice (a pipe), read ahead of
-    its run to look at; the run reads them first (``packets``), and an error met
-    among them where it would have met it."""
+    """The packets of a container that cannot be read twice (a pipe, standard input),
+    read ahead of its run to look at; the run reads them first (``packets``), and an
+    error met among them where it would have met it."""
 
     def __init__(self, inp):
         self.inp, self.held, self.error = inp, [], None
         self.size = 0
         self.ended = False  # whether the container's every packet was read
+        self.before: list | None = None  # those read before it was sought in (``sought``)
 
     def read(self) -> Iterator:
+        """Its packets: those read ahead already, then more, held too, for as long as
+        PEEK_SECONDS and PEEK_BYTES allow."""
+        yield from list(self.held)
+        if self.ended or self.error is not None or self.size > PEEK_BYTES:
+            return
         until = time.monotonic() + PEEK_SECONDS
         try:
             for packet in _demuxed(self.inp):
@@ -1251,9 +1265,18 @@ class _Ahead:
         except av.error.FFmpegError as e:
             self.error = e
 
+    def sought(self) -> None:
+        """The container was sought in (standard input redirected from a file, for a
+        part of it): its run reads on from there, not what was read ahead before."""
+        self.before, self.held, self.size, self.ended, self.error = self.held, [], 0, False, None
+
+    def first(self) -> list:
+        """The container's first packets, as far as they were read ahead."""
+        return self.held if self.before is None else self.before
+
     def packets(self) -> Iterator:
         yield from self.held
-        self.held = []
+        self.held, self.before = [], None
         if self.error is not None:
             # Taken out: kept, it held this frame (in its traceback, with ``self``) in a
             # cycle, and with it the frames it went through, the decoding's.
@@ -1264,6 +1287,17 @@ class _Ahead:
                 del error
         if not self.ended:  # read again at its end, FFmpeg says End of file
             yield from _demuxed(self.inp)
+
+
+def _ahead_of(src, inp, start: bool = False) -> _Ahead | None:
+    """What was read of ``inp``, opened from the stream ``src``, ahead of its run
+    (``_video_stream``'s look for a cover track), kept on ``src`` for the run; None
+    where nothing was, or with ``start`` a new ``_Ahead`` there to read ahead."""
+    if not isinstance(src, VideoInput):
+        return None
+    if start and (src.ahead is None or src.ahead.inp is not inp):
+        src.ahead = _Ahead(inp)
+    return src.ahead if src.ahead is not None and src.ahead.inp is inp else None
 
 
 def _variable_rate(src, video_in, ahead: _Ahead, window: Window | None = None,
@@ -1569,7 +1603,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     if has_alpha(video_in) and not gif_alpha[0]:
         log.warning(_ALPHA_DROPPED, src)
     # Frames that keep their times, where a rate of its own does not space them evenly.
-    ahead = _Ahead(inp)
+    ahead = _ahead_of(src, inp) or _Ahead(inp)  # read first: what the look at its video streams read
     origin = Fraction(0) if window is None else window.start - options.start  # where the file starts
     # Read ahead for it from a pipe only where an mp4 needs it: a live source waits.
     judged = out.format.name in video_streams.MOV_FAMILY or (
@@ -1592,7 +1626,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     zero = max(_origin(inp), Fraction(0)) if window is None and out.format.name == "avi" else Fraction(0)
     side, covers, boxed = video_streams.carry_over(inp, video_in, out, dst, window, one_way,
                                                    reopen=not isinstance(src, VideoInput),
-                                                   sound_from=(window.start if window is not None else zero))
+                                                   sound_from=(window.start if window is not None else zero),
+                                                   held=ahead.first())
     # Copied sound an edit list cuts, left out where the output would play it (a part's
     # is cut at its start).
     cut = (video_streams.EditCut() if window is None and out.format.name in video_streams.OFFSET_DROPPING_MUXERS

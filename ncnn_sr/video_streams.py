@@ -717,19 +717,21 @@ def still_item(inp, stream) -> bool:
 STILL_LOOK = 256
 
 
-def still_track(inp, stream) -> bool:
+def still_track(inp, stream, ahead: Callable[[], Iterable] | None = None) -> bool:
     """Whether the video ``stream`` of ``inp`` is cover art kept as a track of one JPEG
     or PNG picture: FFmpeg's Matroska muxer writes an mp4's or an MP3's cover so
     (ffmpeg -i in.mp4 -c copy out.mkv), read back as a video stream like any other,
     not as an attached picture. Told by its codec, and by its second picture, which
-    does not come in the file's first packets; read in a second opening, so ``inp``
-    must be a file, not a stream."""
+    does not come in the file's first packets: read in a second opening of the file,
+    or where ``inp`` is a stream, which cannot be opened again, among ``ahead()``, its
+    first packets read ahead of its run, which reads them again."""
     if stream.codec_context is None or _codec_name(stream) not in _COVER_FILES:
         return False
     pictures = 0
     try:
-        with reopened(inp) as again:
-            for packet in itertools.islice(again.demux(), STILL_LOOK):  # all streams': a bounded read
+        with contextlib.nullcontext() if ahead is not None else reopened(inp) as again:
+            packets = ahead() if ahead is not None else again.demux()
+            for packet in itertools.islice(packets, STILL_LOOK):  # all streams': a bounded read
                 pictures += packet.stream.index == stream.index and packet.size > 0
     except (av.error.FFmpegError, IndexError):  # a damaged file's end; IndexError: a stream new midway
         pass  # what was read says it
@@ -737,8 +739,8 @@ def still_track(inp, stream) -> bool:
 
 
 def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
-               one_way: bool = False, reopen: bool = True,
-               sound_from: Fraction = Fraction(0)) -> tuple[dict[int, SideOutput], list, list[tuple[str, bytes]]]:
+               one_way: bool = False, reopen: bool = True, sound_from: Fraction = Fraction(0),
+               held: list | None = None) -> tuple[dict[int, SideOutput], list, list[tuple[str, bytes]]]:
     """Set up in ``out`` what goes along with the upscaled ``video_in``: chapters (of
     the part in ``window``, where only a part is wanted), attachments, cover art, and
     outputs for the input's audio and subtitles, returned by input stream index, with
@@ -749,7 +751,10 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
     going back (a pipe); ``reopen``: ``inp`` can be opened again by its name (it is
     not a stream). ``sound_from``: the input's time the output's picture starts at,
     where sound that starts later is re-encoded for an output that would play it
-    from there (OFFSET_DROPPING_MUXERS)."""
+    from there (OFFSET_DROPPING_MUXERS). ``held``: of a stream, its first packets,
+    read ahead of the run (which reads them again) to tell a cover track by
+    (``still_track``), whose picture, and an attached one, is taken from them."""
+    held = held or []
     chapters = inp.chapters()
     if window is not None:
         chapters = window.chapters(chapters)
@@ -763,7 +768,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             continue
         if extra.disposition & av.stream.Disposition.attached_pic:
             if _is_attached_file(inp, extra) and out.format.name == "matroska":
-                _attach_picture(inp, extra, out, reopen)
+                _attach_picture(inp, extra, out, reopen, held)
             elif not _is_attached_file(inp, extra) or extra.metadata["filename"] in _COVER_NAMES:
                 pictures.append(extra)
             else:  # a picture attached for another use (a logo, say), like any other file
@@ -772,7 +777,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             continue
         elif still_item(inp, extra):  # an animated AVIF's still: its first frame again, said by none
             continue
-        elif reopen and still_track(inp, extra):
+        elif (reopen or held) and still_track(inp, extra, None if reopen else lambda: iter(held)):
             pictures.append(extra)
             continue
         elif extra.codec_context is None:  # passed over for a later one that can be decoded
@@ -938,7 +943,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
     boxed = [picture for picture in pictures if out.format.name in cover_atom.MUXERS
              and picture.codec_context is not None and _codec_name(picture) in cover_atom.KINDS]
     covers = [packet for picture in pictures
-              if picture not in boxed and (packet := _cover(inp, picture, out, dst, reopen)) is not None]
+              if picture not in boxed and (packet := _cover(inp, picture, out, dst, reopen, held)) is not None]
     _attachments(inp, out, dst)
     for stream in inp.streams.data:
         if "timecode" in stream.metadata and "timecode" in video_in.metadata:
@@ -947,7 +952,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
             continue  # an mp4's chapter track, which FFmpeg reads as data: the chapters go along
         kind = stream.name or "of unknown kind"  # a data stream has no codec context, but its codec's name
         log.warning("dropping data stream %d (%s)", stream.index, kind)
-    return mapping, covers, [(_codec_name(picture), bytes(_picture(inp, picture, reopen))) for picture in boxed]
+    return mapping, covers, [(_codec_name(picture), bytes(_picture(inp, picture, reopen, held)))
+                              for picture in boxed]
 
 
 # The track flags players choose by, and the muxers that write each: FFmpeg's WebM
@@ -1277,11 +1283,16 @@ def _is_attached_file(inp, stream) -> bool:
     return inp.format.name.startswith("matroska") and "filename" in stream.metadata
 
 
-def _picture(inp, stream, reopen: bool):
+def _picture(inp, stream, reopen: bool, held: list = ()):
     """The packet of the attached picture ``stream``: the demuxer holds the picture as
     its one packet, which comes first; read apart, so as to leave ``inp`` at its
     start. A stream cannot be opened again, and loses nothing: the pictures come
-    before any other packet."""
+    before any other packet. Of a cover track (``still_track``), its one picture.
+    Where ``inp`` is a stream whose first packets were read ahead (``held``), taken
+    from them, a copy: the run reads them again, and the picture's is muxed apart."""
+    kept = next((p for p in held if p.stream.index == stream.index and p.size), None)
+    if kept is not None:
+        return _copy(kept)
     if reopen:
         with reopened(inp) as again:
             packet = next(again.demux(again.streams[stream.index]))
@@ -1294,9 +1305,18 @@ def _picture(inp, stream, reopen: bool):
     return next(inp.demux(stream))
 
 
-def _attach_picture(inp, stream, out, reopen: bool) -> None:
+def _copy(packet):
+    """A packet of the same bytes and times as ``packet``, of the same stream."""
+    copy = av.Packet(bytes(packet))
+    copy.stream = packet.stream
+    copy.pts, copy.dts, copy.duration, copy.time_base = packet.pts, packet.dts, packet.duration, packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    return copy
+
+
+def _attach_picture(inp, stream, out, reopen: bool, held: list) -> None:
     out.add_attachment(stream.metadata["filename"], stream.metadata.get("mimetype") or "application/octet-stream",
-                       bytes(_picture(inp, stream, reopen)))
+                       bytes(_picture(inp, stream, reopen, held)))
 
 
 # The pictures a Matroska file holds as cover art, attachments named cover.jpg or
@@ -1305,7 +1325,7 @@ _COVER_FILES = {"mjpeg": ("jpg", "image/jpeg"), "png": ("png", "image/png")}
 _COVER_NAMES = frozenset(f"cover.{extension}" for extension, _ in _COVER_FILES.values())
 
 
-def _cover(inp, stream, out, dst: Path, reopen: bool):
+def _cover(inp, stream, out, dst: Path, reopen: bool, held: list):
     """Keep the cover picture ``stream`` of ``inp`` (an mp4's, an MP3's, a .mkv's
     cover.jpg) in ``out`` as it is, where it can hold it: a Matroska output as an
     attachment, another as an attached picture stream, whose packet is returned to mux;
@@ -1316,10 +1336,10 @@ def _cover(inp, stream, out, dst: Path, reopen: bool):
         extension, mimetype = _COVER_FILES[codec]
         name = "cover" if not any(a.name.startswith("cover.") for a in out.streams.attachments) \
             else f"cover-{stream.index}"
-        out.add_attachment(f"{name}.{extension}", mimetype, bytes(_picture(inp, stream, reopen)))
+        out.add_attachment(f"{name}.{extension}", mimetype, bytes(_picture(inp, stream, reopen, held)))
         return None
     if muxer != "matroska" and codec is not None and holds(muxer, codec):
-        packet = _picture(inp, stream, reopen)
+        packet = _picture(inp, stream, reopen, held)
         if _holds_picture(muxer, stream, packet):
             packet.stream = out.add_stream_from_template(stream)
             packet.stream.disposition = av.stream.Disposition.attached_pic

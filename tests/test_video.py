@@ -1375,7 +1375,17 @@ def test_cover_art_kept_as_a_matroska_track_is_cover_art_not_the_video(tmp_path,
     # found by an audit: FFmpeg's Matroska muxer writes an mp4's cover art (ffmpeg -i
     # in.mp4 -c copy out.mkv) as a JPEG track of one frame, read back as a video stream
     # like any other; listed first, its one 8x8 picture was upscaled and the video left out.
-    plain = make_clip(tmp_path / "plain.mp4", frames=3, width=16, height=16)
+    clip, picture = _cover_track_clip(tmp_path, first)
+    out = tmp_path / f"out{suffix}"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    _check_cover_track_kept(proc, clip, out, picture, suffix)
+
+
+def _cover_track_clip(tmp_path, first, frames=3, rate=Fraction(24)):
+    """A .mkv of ``frames`` of 16x16 video at ``rate`` and its sound, with an mp4's
+    cover art as FFmpeg's Matroska muxer keeps it, a JPEG track of one picture (listed
+    ``first``, or after the others, as a remux of an mp4 has it); and its bytes."""
+    plain = make_clip(tmp_path / "plain.mp4", frames=frames, width=16, height=16, rate=rate)
     if first:
         clip = with_cover_art(plain, tmp_path / "in.mkv")
     else:  # an mp4's cover comes after the video and sound, as a remux keeps it
@@ -1384,17 +1394,47 @@ def test_cover_art_kept_as_a_matroska_track_is_cover_art_not_the_video(tmp_path,
         assert [s.disposition & av.stream.Disposition.attached_pic for s in c.streams.video] == [0, 0]
         [cover] = [s for s in c.streams.video if s.codec_context.name == "mjpeg"]
         picture = bytes(next(c.demux(cover)))
-    out = tmp_path / f"out{suffix}"
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    return clip, picture
+
+
+def _check_cover_track_kept(proc, clip, out, picture, suffix, frames=3):
+    """That the command ``proc`` upscaled the video of ``clip``, a ``_cover_track_clip``,
+    into ``out`` (``frames`` of it: all of them, its sound copied), its cover
+    ``picture`` kept as cover art, as it is."""
     assert "dropping" not in proc.stderr
     times, size = frame_times(out)
-    assert (len(times), size) == (3, (32, 32))
+    assert (len(times), size) == (frames, (32, 32))
     covers, dispositions = _cover_bytes(out)
     assert covers == [picture]  # kept as cover art, as it is
     assert dispositions[1:] == [av.stream.Disposition.attached_pic]  # after the video
     if suffix == ".mkv":
         with av.open(str(out)) as c:
             assert c.streams.video[1].metadata["filename"] == "cover.jpg"
+    if frames == 3:
+        assert [data for _, data in packets(out, "audio")] == [data for _, data in packets(clip, "audio")]
+
+
+@pytest.mark.parametrize("first", [True, False])
+@pytest.mark.parametrize("suffix, given", [(".mp4", "pipe"), (".mkv", "pipe"), (".mp4", "file"),
+                                           (".mp4", "file, a part")])
+def test_a_cover_track_read_from_standard_input_is_cover_art_not_the_video(tmp_path, first, suffix, given):
+    # found by review: a stream cannot be opened a second time to look for the cover
+    # track's second picture, so a cover listed first was upscaled as the video (one
+    # frame), and the video dropped. Its first packets are read ahead instead, then
+    # read again by the run: from a pipe, and from standard input redirected from the
+    # file, gone back in too (a part: the run then reads on from where it is sought to).
+    part = given == "file, a part"
+    clip, picture = _cover_track_clip(tmp_path, first, *((20, Fraction(4)) if part else ()))
+    out = tmp_path / f"out{suffix}"
+    with open(clip, "rb") as source:
+        feed = subprocess.Popen(["cat"], stdin=source, stdout=subprocess.PIPE) if given == "pipe" else None
+        proc = subprocess.run([NCNN_SR, "video", "-i", "-", "-o", out, *X2, *["--start", "3"] * part],
+                              stdin=feed.stdout if feed else source, capture_output=True, text=True, timeout=300)
+        if feed:
+            feed.stdout.close()
+            feed.wait()
+    assert proc.returncode == 0, proc.stderr
+    _check_cover_track_kept(proc, clip, out, picture, suffix, frames=8 if part else 3)
 
 
 def test_a_matroska_video_of_one_jpeg_track_alone_is_still_upscaled(tmp_path):
@@ -2873,15 +2913,23 @@ def _picture_file(name, kind):
     return name, f"image/{kind.lower()}", buffer.getvalue()
 
 
+@pytest.mark.parametrize("piped", [False, True])
 @pytest.mark.parametrize("name, kind", [("cover.jpg", "JPEG"), ("cover.png", "PNG")])
-def test_a_matroska_cover_becomes_the_cover_art_of_an_mp4(tmp_path, name, kind):
+def test_a_matroska_cover_becomes_the_cover_art_of_an_mp4(tmp_path, name, kind, piped):
     # a .mkv's cover.jpg was dropped from an .mp4 output, which holds
-    # cover art, as if it were any attached file
+    # cover art, as if it were any attached file; piped in, it was dropped too, as one
+    # the .mp4 "cannot hold": looked for past the packets the run had read ahead
     cover = _picture_file(name, kind)
     clip = remux_with(make_clip(tmp_path / "plain.mkv", frames=3, audio=None), tmp_path / "in.mkv",
                       [cover, _picture_file("logo.png", "PNG")])
     out = tmp_path / "out.mp4"
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    if piped:
+        proc = subprocess.run([NCNN_SR, "video", "-i", "-", "-o", out, *X2], input=clip.read_bytes(),
+                              capture_output=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        proc.stderr = proc.stderr.decode()
+    else:
+        proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
     assert "dropping stream 1" not in proc.stderr
     assert ".mp4 cannot hold attachments: dropping stream 2 (logo.png; a .mkv output keeps it)" in proc.stderr
     covers, dispositions = _cover_bytes(out)
