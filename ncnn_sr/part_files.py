@@ -9,19 +9,24 @@ and stale: named as only this module names them, and free to lock. A part takes
 that name once its writer holds its lock (made under another, ``NEW``, then linked):
 free to lock, it is a killed run's even where empty, as a video's is until FFmpeg's
 first flush (a kill while the first frames were upscaled left one that no run
-removed). Where the system has no flock (Windows), or the file system takes no lock,
-none is removed.
+removed). One under NEW's name, unlocked for the instant between its making and its
+lock, is a killed run's where also empty and older than NEW_AGE; a writer that
+stood still longer in that instant finds its part gone once locked, and makes
+another (open_part). Where the system has no flock (Windows), or the file system
+takes no lock, none is removed.
 
 A run's temporary folder (standard input's copy, standard output's picture, a
 denoise mix's model) is proven alike by a lock file in it (``temporary_folder``,
 ``sweep_folders_once``)."""
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 
@@ -33,40 +38,62 @@ except ImportError:  # Windows
 # Between the output's stem and mkstemp's 8 characters. Part files of earlier versions,
 # never locked (".a.ncnn-sr-part.1a2b3c4d.mp4"), are named apart and left alone.
 MARK = "ncnn-sr-part-locked"
-# A part's name from its making until its lock is taken: never swept, as it may be
-# another run's, not yet locked. Renamed to MARK's once locked.
+# A part's name from its making until its lock is taken: renamed to MARK's once
+# locked, which a live run does within microseconds. A SIGKILL in between left it
+# empty, and no run removed it: one empty, unlocked and older than NEW_AGE seconds
+# is a killed run's.
 NEW = "ncnn-sr-part-new"
+NEW_AGE = 60
 _RANDOM = 8  # the characters tempfile.mkstemp puts between prefix and suffix
+# Parts open_part makes in a row before it gives up: it makes another only where a
+# sweep took the last for a killed run's, its writer standing still for NEW_AGE
+# seconds between making and locking it; ten in a row is a file system that says
+# each lock is held.
+_TRIES = 10
 
 
 def open_part(folder: Path, stem: str, suffix: str) -> tuple[Path, int, bool]:
     """A new empty hidden file in ``folder`` for the output ``stem + suffix`` (``stem``
     as temp_stem makes it), its descriptor (binary, as mkstemp opens it), and whether
     it is locked: the lock holds until that descriptor and its copies are closed. A
-    locked one is named with MARK, taken only once locked; an unlocked one keeps NEW."""
-    handle, name = tempfile.mkstemp(prefix=f".{stem}.{NEW}.", suffix=suffix, dir=folder)
-    if fcntl is None:
-        return Path(name), handle, False
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return Path(name), handle, False  # a file system that takes no lock: never taken for stale
-    return _named_locked(Path(name)), handle, True
+    locked one is named with MARK, taken only once locked; an unlocked one keeps NEW.
+    One a sweep removed before it was locked (_remove_if_stale: unlocked, it seemed a
+    killed run's) is made again: written into, it was lost at its rename."""
+    for _ in range(_TRIES):
+        handle, name = tempfile.mkstemp(prefix=f".{stem}.{NEW}.", suffix=suffix, dir=folder)
+        if fcntl is None:
+            return Path(name), handle, False
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # held by a sweep, which goes on to remove it
+        except OSError:
+            return Path(name), handle, False  # a file system that takes no lock: never taken for stale
+        else:
+            if (locked := _named_locked(Path(name))) is not None:
+                return locked, handle, True
+        os.close(handle)
+    raise BlockingIOError(errno.EAGAIN, f"each part file made was removed as stale ({_TRIES} made)", str(folder))
 
 
-def _named_locked(made: Path) -> Path:
+def _named_locked(made: Path) -> Path | None:
     """``made`` (NEW's name), now locked, under MARK's: where it cannot be (a name
-    taken, one chance in 36**8), under NEW's still, never swept."""
+    taken, one chance in 36**8), under NEW's still, never swept as its lock is held.
+    None where ``made`` is gone: swept before it was locked."""
     locked = made.with_name(made.name.replace(f".{NEW}.", f".{MARK}.", 1))
     try:
         os.link(made, locked)  # never over another file of that name, as a rename would be
     except FileExistsError:
         return made
+    except FileNotFoundError:
+        return None  # or its folder removed: the next try says so
     except OSError:  # a file system of no hard links (FAT, exFAT)
         if os.path.lexists(locked):
             return made
         try:
             os.rename(made, locked)
+        except FileNotFoundError:
+            return None
         except OSError:
             return made
         return locked
@@ -92,21 +119,29 @@ def remove_stale(folder: Path, stem: str, suffix: str) -> list[tuple[str, int]]:
     writer is gone; (name, bytes) of each removed."""
     if fcntl is None:
         return []
-    prefix = f".{stem}.{MARK}."
     removed = []
     try:
         entries = [e.name for e in os.scandir(folder)]
     except OSError:
         return []  # writing there says why
     for name in entries:
-        if not (name.startswith(prefix) and name.endswith(suffix)
-                and len(name) == len(prefix) + _RANDOM + len(suffix)):
+        if (named := _named_part(name, suffix)) is None or named[0] != stem:
             continue
-        path = os.path.join(folder, name)
-        size = _remove_if_stale(path)
-        if size is not None:
+        if (size := _remove_if_stale(os.path.join(folder, name), named[1] == NEW)) is not None:
             removed.append((name, size))
     return removed
+
+
+def _named_part(name: str, suffix: str) -> tuple[str, str] | None:
+    """The stem and the mark (MARK or NEW) of ``name`` where open_part names a part
+    so, with ``suffix``; else None."""
+    if not (name.startswith(".") and name.endswith(suffix)):
+        return None
+    head = name[:len(name) - _RANDOM - len(suffix)]  # ".{stem}.{mark}."
+    for mark in (MARK, NEW):
+        if head.endswith(f".{mark}."):
+            return head[1:-len(mark) - 2], mark
+    return None
 
 
 # Folders already swept of stale picture parts this run (one listing per folder, not
@@ -149,19 +184,15 @@ def sweep_once(folder: Path) -> list[int]:
     with _swept_lock:
         if _seen(_asked, asked) or _seen(_swept, os.path.realpath(asked)):
             return []
-    middle, end = f".{MARK}.", ".part"
     try:
         entries = [e.name for e in os.scandir(folder)]
     except OSError:
         return []  # writing there says why
     removed = []
     for name in entries:
-        if not (name.startswith(".") and name.endswith(end)):
+        if (named := _named_part(name, ".part")) is None or not named[0]:
             continue
-        at = name.rfind(middle)
-        if at < 2 or len(name) != at + len(middle) + _RANDOM + len(end):
-            continue
-        if (size := _remove_if_stale(os.path.join(folder, name))) is not None:
+        if (size := _remove_if_stale(os.path.join(folder, name), named[1] == NEW)) is not None:
             removed.append(size)
     return removed
 
@@ -261,8 +292,9 @@ def _remove_folder_if_stale(folder: str) -> bool:
         os.close(fd)
 
 
-def _remove_if_stale(path: str) -> int | None:
-    """Remove ``path`` where its writer is gone; its size, else None."""
+def _remove_if_stale(path: str, new: bool = False) -> int | None:
+    """Remove ``path`` where its writer is gone; its size, else None. ``new``: it is
+    named NEW's, and only one empty and older than NEW_AGE can be a killed run's."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError:
@@ -270,7 +302,9 @@ def _remove_if_stale(path: str) -> int | None:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            return None  # empty or not: named a part once its writer held it (open_part)
+            return None  # MARK's, empty or not, is named a part once its writer held it (open_part)
+        if new and (st.st_size or time.time() - st.st_mtime < NEW_AGE):
+            return None  # may be one just made, not yet locked; one written into was never killed so
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

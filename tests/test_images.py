@@ -1,5 +1,6 @@
 """Reading and writing pictures: every mode, depth, metadata, broken files, atomic writes."""
 import contextlib
+import errno
 import fractions
 import gc
 import io
@@ -3216,6 +3217,79 @@ def test_a_picture_s_part_is_locked_until_it_is_renamed_into_place(tmp_path, mon
     monkeypatch.setattr(os, "replace", checked)
     files_mod.atomic_write(tmp_path / "a.png", lambda f: f.write(b"whole"))
     assert len(renamed) == 1 and (tmp_path / "a.png").read_bytes() == b"whole"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no part file is taken for stale")
+def test_an_empty_part_a_run_killed_as_it_made_it_left_is_removed_by_the_next_run_there(tmp_path, caplog):
+    # A part is made under part_files.NEW's name, then locked and named as a part: a
+    # SIGKILL in between left an empty file under NEW's name that no run removed, as a
+    # live run's is there unlocked for that instant too. One empty, free to lock, and
+    # older than part_files.NEW_AGE is a killed run's: not one just made, nor one
+    # written into, nor one its writer holds (a part whose locked name was taken).
+    import fcntl
+    killed, just_made, written, held = (tmp_path / f".{n}.png.ncnn-sr-part-new.{r}.part" for n, r in (
+        ("a", "a1b2c3d4"), ("b", "e5f6g7h8"), ("c", "i9j0k1l2"), ("d", "m3n4o5p6")))
+    for path in (killed, just_made, held):
+        path.write_bytes(b"")
+    written.write_bytes(b"\0")
+    for path in (killed, written, held):
+        os.utime(path, (time.time() - 3600,) * 2)
+    holder = os.open(held, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+            files_mod.atomic_write(tmp_path / "x.png", lambda f: f.write(b"whole"))
+    finally:
+        os.close(holder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([just_made.name, written.name, held.name, "x.png"])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path}: removed a hidden part file (0 bytes) left by a run killed while writing there"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no part file is taken for stale")
+def test_a_part_taken_for_a_killed_run_s_before_its_writer_locked_it_is_made_anew(tmp_path, monkeypatch):
+    # A writer that stood still (Ctrl-Z, say) between making its part and locking it
+    # for longer than part_files.NEW_AGE had it removed by another run's sweep, and
+    # wrote into a file of no name: its picture was lost at the rename. Finding it
+    # gone once locked, it makes another.
+    from ncnn_sr import part_files
+    made, mkstemp = [], tempfile.mkstemp
+
+    def swept(*args, **kwargs):
+        handle, name = mkstemp(*args, **kwargs)
+        made.append(name)
+        if len(made) == 1:
+            os.utime(name, (time.time() - 3600,) * 2)
+            part_files.forget_swept()
+            part_files.sweep_once(tmp_path)  # another run's sweep
+        return handle, name
+    monkeypatch.setattr(tempfile, "mkstemp", swept)
+    files_mod.atomic_write(tmp_path / "a.png", lambda f: f.write(b"whole"))
+    assert len(made) == 2 and os.listdir(tmp_path) == ["a.png"] and (tmp_path / "a.png").read_bytes() == b"whole"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no part file is taken for stale")
+def test_a_part_whose_lock_a_sweep_holds_as_its_writer_locks_it_is_made_anew(tmp_path, monkeypatch):
+    # The sweep that removes a part its writer has not yet locked holds its lock for
+    # that instant: the writer, refused it, took the part for one on a file system of
+    # no locks, kept it, and lost it as the sweep went on to remove it.
+    import fcntl
+    made, mkstemp, flock = [], tempfile.mkstemp, fcntl.flock
+
+    def kept(*args, **kwargs):
+        handle, name = mkstemp(*args, **kwargs)
+        made.append(name)
+        return handle, name
+
+    def held(fd, how):
+        if len(made) == 1 and os.path.exists(made[0]):
+            os.unlink(made[0])  # as the sweep holding it goes on to
+            raise BlockingIOError(errno.EWOULDBLOCK, os.strerror(errno.EWOULDBLOCK))
+        return flock(fd, how)
+    monkeypatch.setattr(tempfile, "mkstemp", kept)
+    monkeypatch.setattr(fcntl, "flock", held)
+    files_mod.atomic_write(tmp_path / "a.png", lambda f: f.write(b"whole"))
+    assert len(made) == 2 and os.listdir(tmp_path) == ["a.png"] and (tmp_path / "a.png").read_bytes() == b"whole"
 
 
 @pytest.mark.skipif(os.name == "nt", reason="no flock: no folder is swept")

@@ -4738,6 +4738,24 @@ def test_a_part_file_a_killed_run_left_is_removed_by_the_next_writing_that_outpu
 
 
 @pytest.mark.skipif(os.name == "nt", reason="no flock: no part file is taken for stale")
+def test_an_empty_part_file_a_run_killed_as_it_made_it_left_is_removed_by_the_next(tmp_path, caplog):
+    # Killed between making its part (under part_files.NEW's name) and locking it, a
+    # run left an empty file that no later run removed, as a live run's is there
+    # unlocked for that instant too: one older than part_files.NEW_AGE is a killed
+    # run's, and removed by the next run writing that output; one just made is not.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=8, height=8, audio=None)
+    killed, just_made = tmp_path / ".out.ncnn-sr-part-new.a1b2c3d4.mp4", tmp_path / ".out.ncnn-sr-part-new.e5f6g7h8.mp4"
+    killed.write_bytes(b"")
+    just_made.write_bytes(b"")
+    os.utime(killed, (time.time() - 3600,) * 2)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", "out.mp4", just_made.name])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'out.mp4'}: removed {killed.name} (0 bytes), left by a run killed while writing it"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no part file is taken for stale")
 def test_an_empty_part_file_a_run_killed_before_its_first_write_left_is_removed_by_the_next(tmp_path, caplog):
     # FFmpeg writes nothing into the part until its first flush (after the first
     # frames are upscaled and coded: minutes for a long 4K video on a CPU): a SIGKILL
