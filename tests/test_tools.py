@@ -601,3 +601,39 @@ def test_the_fuzzers_byte_mutations_go_on_past_a_file_they_emptied():
     rng = random.Random(0)
     for _ in range(2000):
         fuzz._mutate_bytes(b"abc", rng)
+
+
+def test_seams_unshuffled_model_sees_each_colour_s_sub_pixels_mean(tmp_path):
+    # docs/benchmarks.md's seam table of aligned models came from a script that was not
+    # kept; seams.py --unshuffle makes those models: conv_first widened to the
+    # unshuffled channels, so on the unshuffled planes it gives what the original
+    # gives on the picture averaged over each block of s x s pixels.
+    import numpy as np
+    from test_convert import pixel_unshuffle
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import seams
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    rng = np.random.default_rng(0)
+    weight, picture = rng.normal(size=(5, 3, 1, 1)).astype(np.float32), rng.uniform(size=(3, 8, 12))
+    for by in (2, 4):
+        wide = seams.widened(weight, by)
+        means = picture.reshape(3, 8 // by, by, 12 // by, by).mean(axis=(2, 4))
+        np.testing.assert_allclose(np.einsum("oc,chw->ohw", wide[:, :, 0, 0], pixel_unshuffle(picture, by)),
+                                   np.einsum("oc,chw->ohw", weight[:, :, 0, 0], means), rtol=1e-5)
+    spec = seams.unshuffled_model("realesrgan-x4plus-anime", 4, tmp_path)
+    assert (spec.scale, spec.alignment) == (1, 4)
+
+
+def test_seams_unshuffles_only_an_rrdbnet_and_says_so_in_one_line(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (16, 16)).save(tmp_path / "p.png")
+    done = subprocess.run([sys.executable, "tools/seams.py", "--image", str(tmp_path / "p.png"), "--model",
+                           "realesr-animevideov3-x2", "--unshuffle", "2"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == ("seams.py: --unshuffle takes an RRDBNet x4 model (realesrgan-x4plus or "
+                                   "realesrgan-x4plus-anime), not realesr-animevideov3-x2")

@@ -12,11 +12,22 @@ actually fed in), against the reference rule's.
 
     python tools/seams.py --image photo.png --model realesrgan-x4plus --tile 200
     python tools/seams.py --image photo.png --device 0 --precision fp32
+
+With --unshuffle 2 or 4 the model (an RRDBNet: realesrgan-x4plus or
+realesrgan-x4plus-anime) is first made into one that pixel-unshuffles its input, as
+Real-ESRGAN's x2 and x1 models do (alignment 2 or 4): its conv_first widened to the
+unshuffled channels, each sub-pixel weighted 1/s², converted with fp32 weights into a
+temporary folder (its scale is 4/s).
+
+    python tools/seams.py --image photo.png --tile 112 --precision fp32 --unshuffle 2
 """
 from __future__ import annotations
 
 import argparse
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -24,8 +35,10 @@ from PIL import Image
 from ncnn_sr import Upscaler
 from ncnn_sr import network
 from ncnn_sr.bench import psnr
+from ncnn_sr.convert import convert_weights, write_model
 from ncnn_sr.engine import DEFAULT_OVERLAP
-from ncnn_sr.models import resolve_model
+from ncnn_sr.errors import ModelError
+from ncnn_sr.models import ModelSpec, resolve_model
 from ncnn_sr.param_file import parse_param
 
 from measure import run_main
@@ -79,6 +92,33 @@ def run(up: Upscaler, image: np.ndarray, counter: MacCounter) -> tuple[np.ndarra
         network.Network.extract = real_extract
 
 
+def widened(weight: np.ndarray, by: int) -> np.ndarray:
+    """``conv_first``'s weight (out, 3, k, k) for the picture pixel-unshuffled by ``by``:
+    input channel c * by² + i (sub-pixel i of colour c, as the unshuffle orders them)
+    gets colour c's weight over by², so a flat picture gives the features it gave."""
+    return np.repeat(weight, by * by, axis=1) / np.float32(by * by)
+
+
+def unshuffled_model(name: str, by: int, folder: str) -> ModelSpec:
+    """Model ``name`` (an RRDBNet x4) made into one that pixel-unshuffles its input by
+    ``by``, written in ``folder`` with fp32 weights."""
+    tests = str(Path(__file__).resolve().parent.parent / "tests")  # the suite's reader of shipped weights
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    from test_convert import rrdb_state
+
+    spec = resolve_model(name)
+    layers = parse_param(spec.param_path.read_bytes()).layers
+    convs = [layer for layer in layers if layer.type == "Convolution"]
+    # conv_first, 15 a block, conv_body, two upsamplings', conv_hr and conv_last; no PReLU.
+    if spec.scale != 4 or len(convs) < 21 or (len(convs) - 6) % 15 or any(x.type == "PReLU" for x in layers):
+        raise ModelError(f"--unshuffle takes an RRDBNet x4 model (realesrgan-x4plus or "
+                         f"realesrgan-x4plus-anime), not {name}")
+    state = rrdb_state(name)
+    state["conv_first.weight"] = widened(state["conv_first.weight"], by)
+    return write_model(convert_weights(state, fp16=False), folder, f"{name}-unshuffled-by-{by}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", required=True)
@@ -89,15 +129,26 @@ def main() -> None:
     ap.add_argument("--overlaps", type=int, nargs="+", default=[DEFAULT_OVERLAP],
                     help="blend widths to measure")
     ap.add_argument("--precision", default="default", help="default, fp32 or bf16 (every row)")
+    ap.add_argument("--unshuffle", type=int, choices=(2, 4),
+                    help="measure the model made to pixel-unshuffle its input by 2 or 4 (see above)")
     args = ap.parse_args()
     image = np.asarray(Image.open(args.image).convert("RGB"))
-    counter = MacCounter(resolve_model(args.model).param_path.read_bytes())
+    if not args.unshuffle:
+        return measure(args, image, args.model)
+    with tempfile.TemporaryDirectory() as folder:
+        return measure(args, image, unshuffled_model(args.model, args.unshuffle, folder))
+
+
+def measure(args: argparse.Namespace, image: np.ndarray, model: str | ModelSpec) -> None:
+    """Print the table for ``model`` (a name, or the spec of one made here)."""
+    counter = MacCounter(resolve_model(model).param_path.read_bytes())
     whole_tile = max(image.shape[:2]) + 32
     wholes = {}
     for border, options in (("mirrored", dict(tile_pad=args.pad)), ("bare", dict(tile_pad=0))):
-        up = Upscaler(args.model, device=args.device, tile=whole_tile, precision=args.precision, **options)
+        up = Upscaler(model, device=args.device, tile=whole_tile, precision=args.precision, **options)
         wholes[border], _, seconds = run(up, image, counter)
-    print(f"{args.model}, {image.shape[1]}x{image.shape[0]}, {args.tile} px tiles, device {args.device}, "
+    shown = args.model + (f", unshuffled by {args.unshuffle} (alignment {up.alignment})" if args.unshuffle else "")
+    print(f"{shown}, {image.shape[1]}x{image.shape[0]}, {args.tile} px tiles, device {args.device}, "
           f"precision {args.precision}; whole picture {seconds:.1f} s")
     rows = [("reference rule", dict(tile_pad=args.pad))]
     rows += [(f"blended, overlap {o}", dict(tile_pad=args.pad, overlap=o, exact=False)) for o in args.overlaps]
@@ -105,7 +156,7 @@ def main() -> None:
     print("| tiling | compute | time | PSNR dB | max diff |\n|---|---|---|---|---|")
     base_macs = base_time = None
     for name, options in rows:
-        up = Upscaler(args.model, device=args.device, tile=args.tile, precision=args.precision, **options)
+        up = Upscaler(model, device=args.device, tile=args.tile, precision=args.precision, **options)
         out, macs, seconds = run(up, image, counter)
         base_macs, base_time = base_macs or macs, base_time or seconds
         whole = wholes["mirrored" if up.overlap == 0 else "bare"]
