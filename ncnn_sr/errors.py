@@ -428,6 +428,17 @@ DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 NO_ROOM = DISK_FULL | {errno.EROFS}
 
 
+def out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is the host out of memory, whoever met it: a MemoryError (numpy's
+    for a frame; PyAV raises FFmpeg's ENOMEM as one too), or FFmpeg's or the system's
+    ENOMEM as the cause of the one-line error it was said in ("in.mp4: cannot decode:
+    Cannot allocate memory"). Not the file's fault, nor the device's: the same run with
+    more memory free, or needing less, gets past it. A bare MemoryError behind another
+    error is not looked at: a damaged file's size, past any memory, says so."""
+    return isinstance(e, MemoryError) or any(getattr(c, "errno", None) == errno.ENOMEM
+                                             for c in (e, e.__cause__ or e.__context__))
+
+
 def write_error_type(e: BaseException) -> type[InputError]:
     """The error type for a write that failed with ``e``: NoRoom where its disk is full
     or read-only, which no later output there gets past either, else InputError."""

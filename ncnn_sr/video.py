@@ -37,7 +37,7 @@ import numpy as np
 from . import cover_atom, gif, isobmff, part_files, timecode, video_pieces, video_streams
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import (DISK_FULL, DeviceFailure, FlagNames, InputError, NoRoom, SettingError, cannot_write, describe, file_path,
-                     in_one_line, write_error_type)
+                     in_one_line, out_of_memory, write_error_type)
 from .resample import resize
 from .signals import HeldInterrupts, ctrl_c_signals
 from .files import check_named_as_file, ffmpeg_name, mode_for, temp_stem, write_target
@@ -673,16 +673,19 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     has the encoded video kept in pieces beside ``dst`` while it is written
     (``video_pieces``): a run stopped midway, or whose ``frames`` failed for its device
     (a DeviceFailure: a DeviceError, or ordered_map's UpscalingFailed) or the host's
-    memory (a MemoryError: a frame that could not be allocated), or whose output's disk
-    filled (a NoRoom of ENOSPC or EDQUOT: ``disk_full``), run again with the same source,
-    settings and options, goes on from the last whole piece. None keeps nothing (a
-    stream, an encoder or container not in video_pieces' lists keeps nothing either).
+    memory (a MemoryError: a frame that could not be allocated; FFmpeg's ENOMEM as it
+    decodes, encodes or writes, or a write's, is raised as one: ``out_of_memory``), or
+    whose output's disk filled (a NoRoom of ENOSPC or EDQUOT: ``disk_full``), run again
+    with the same source, settings and options, goes on from the last whole piece.
+    None keeps nothing (a stream, an encoder or container not in video_pieces' lists
+    keeps nothing either).
     ``progress`` is then not called for the frames the kept pieces hold: its first
     count is past them.
 
     Errors are InputErrors that name the file at fault: an encoder or pixel format
     that cannot be used (raised before any file is opened), ``src`` when it cannot be
-    read or decoded, ``dst`` when the video cannot be encoded or written. Arguments
+    read or decoded, ``dst`` when the video cannot be encoded or written; but the
+    host out of memory, whoever met it, is a MemoryError, as said above. Arguments
     of the wrong kind (a path that is none, ``frames``, ``options`` or ``progress``
     that cannot be used) are refused first, in one line.
     """
@@ -808,8 +811,9 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     except BaseException as e:
         if part is not None:
             _remove(part)
+        memory = out_of_memory(e)
         if work is not None:
-            if _device_failed(e) or isinstance(e, MemoryError) or disk_full(e):
+            if _device_failed(e) or memory or disk_full(e):
                 # For a rerun on another device, or with smaller tiles or fewer frames
                 # in work at once (the host's memory), or once room is made on the
                 # disk, to go on from.
@@ -819,6 +823,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         inp.close()
         if piped and _broken_pipe(e):
             raise dst.closed_early() from None
+        if memory and not isinstance(e, MemoryError):
+            # FFmpeg's ENOMEM, said as the input's or output's error: the host's memory
+            # all the same, which the command says with what is kept.
+            raise MemoryError(str(e.escaped() if isinstance(e, InputError) else e)) from e
         raise
     finally:
         if lock is not None:

@@ -37,7 +37,7 @@ from typing import Iterator
 
 import av
 
-from .errors import DISK_FULL, cannot_write
+from .errors import DISK_FULL, cannot_write, out_of_memory
 from .files import temp_stem
 
 try:
@@ -195,7 +195,13 @@ class Work:
         rest of the video needs more than their room, at their rate so far
         (``_no_room_for_the_rest``), it would fail later all the same, with nothing
         kept: the run stops now, as for the video's own write refused (NoRoom), its
-        whole pieces kept for a rerun."""
+        whole pieces kept for a rerun. A write refused for the host's memory
+        (ENOMEM) stops the run as any out of memory does (a MemoryError), the whole
+        pieces kept: going on keeping nothing, it would most likely run out further on,
+        all lost."""
+        if out_of_memory(e):
+            self.drop_piece()
+            raise MemoryError(f"cannot keep the work beside {self.output}: {e.strerror or e}") from e
         if e.errno in DISK_FULL and self._no_room_for_the_rest():
             self.drop_piece()
             raise cannot_write(self.output, e) from e

@@ -540,10 +540,123 @@ def test_a_video_out_of_memory_with_no_work_kept_says_so_as_before(tmp_path, in_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
-def disk_full(monkeypatch, packets: int | None) -> None:
+def decoding_short_of_memory_after(monkeypatch, packets: int) -> None:
+    """FFmpeg out of memory as it decodes the video packet after the first
+    ``packets``: PyAV's av.error.MemoryError (ENOMEM), as its decoder raises it."""
+    from ncnn_sr import video
+    real, decoded = video._demuxed, []
+
+    class Short:
+        def __init__(self, packet):
+            self._real = packet
+
+        def __getattr__(self, name):
+            return getattr(self._real, name)
+
+        def decode(self):
+            decoded.append(None)
+            if len(decoded) > packets:
+                av.error.err_check(-errno.ENOMEM)
+            return self._real.decode()
+
+    def demuxed(container, *streams):
+        for packet in real(container, *streams):
+            yield Short(packet) if packet.stream.type == "video" else packet
+    monkeypatch.setattr(video, "_demuxed", demuxed)
+
+
+def pieces_short_of_memory_after(monkeypatch, pieces: int) -> None:
+    """The pieces' own files refused with ENOMEM (an OSError: the kernel out of
+    memory for the write) once ``pieces`` are begun."""
+    from ncnn_sr import video_pieces
+    begun = []
+
+    def opening(file, mode="r", *args, **kwargs):
+        if mode == "wb" and str(file).endswith(".tmp"):
+            begun.append(None)
+            if len(begun) > pieces:
+                raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+        return open(file, mode, *args, **kwargs)
+    monkeypatch.setattr(video_pieces, "open", opening, raising=False)
+
+
+@pytest.mark.parametrize("where", ["decoding", "muxing", "pieces"])
+def test_ffmpeg_or_a_write_out_of_memory_keeps_the_whole_pieces_as_our_own_does(where, tmp_path, in_process,
+                                                                              monkeypatch, short_pieces):
+    # FFmpeg's own ENOMEM (av.error.MemoryError) as it decoded the input or muxed the
+    # output said "cannot decode: Cannot allocate memory" (or "cannot encode: ..."),
+    # the work removed; a write of the pieces refused with ENOMEM gave them up, and
+    # the run went on keeping nothing. The host out of memory is the same whoever met
+    # it: the whole pieces kept and said in one line, as for a frame numpy could not
+    # allocate.
+    clip, lossless = clip_and_one_run(tmp_path, in_process), LOSSLESS
+    out = tmp_path / "out.mkv"
+    with monkeypatch.context() as m:
+        {"decoding": lambda: decoding_short_of_memory_after(m, 16),
+         "muxing": lambda: disk_full(m, 14, errno.ENOMEM),
+         "pieces": lambda: pieces_short_of_memory_after(m, 2)}[where]()
+        status, said = in_process("video", "-i", clip, "-o", out, *X2, *lossless)
+    assert status == 1, said
+    assert said.splitlines()[-1] == OUT_OF_MEMORY.format(out=out, work=".out.mkv.ncnn-sr-pieces"), said
+    assert "error" not in "\n".join(said.splitlines()[:-1]), said
+    assert "no room" not in said, said
+    assert not out.exists()
+    status, said = in_process("video", "-i", clip, "-o", out, *X2, *lossless, "-t", "32", "-j", "1:1:1")
+    assert status == 0, said
+    assert re.search(rf"{re.escape(str(out))}: going on from 00:00:01 \(2 of 6 pieces kept from a stopped run\)",
+                     said), said
+    assert contents(out) == contents(tmp_path / "whole.mkv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv", "whole.mkv"]
+
+
+def said_as(error: BaseException, said: type = InputError) -> BaseException:
+    """``error`` said in one line as ``said``, as video's wrappers say it (from None)."""
+    try:
+        try:
+            raise error
+        except BaseException:
+            raise said("in.mp4: cannot decode: it") from None
+    except said as e:
+        return e
+
+
+def test_out_of_memory_is_the_hosts_memory_whoever_met_it_and_nothing_else():
+    from ncnn_sr.errors import out_of_memory
+    try:
+        av.error.err_check(-errno.ENOMEM)
+    except av.error.FFmpegError as e:
+        ffmpegs = e
+    enomem = OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+    assert out_of_memory(MemoryError("Unable to allocate 3.00 MiB")) and out_of_memory(ffmpegs)
+    assert out_of_memory(enomem) and out_of_memory(said_as(ffmpegs)) and out_of_memory(said_as(enomem))
+    # A damaged file's size past any memory (a MemoryError behind the file's error),
+    # a full disk, a broken input: not the host's memory.
+    assert not out_of_memory(said_as(MemoryError()))
+    assert not out_of_memory(said_as(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))))
+    assert not out_of_memory(InputError("in.mp4: cannot decode: Invalid data found when processing input"))
+
+
+def test_upscale_video_raises_ffmpegs_out_of_memory_as_a_memory_error_and_keeps_the_pieces(tmp_path, cpu_upscalers,
+                                                                                         short_pieces, monkeypatch):
+    # The library's caller is told the host ran out of memory, as for numpy's, not
+    # that the input cannot be decoded: the same source, once memory is free, decodes.
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    clip = make_clip(tmp_path / "in.mp4", frames=36, rate=Fraction(12))
+    lossless = EncodeOptions(codec="ffv1")
+    out = tmp_path / "out.mkv"
+    with monkeypatch.context() as m:
+        decoding_short_of_memory_after(m, 16)
+        with pytest.raises(MemoryError, match=f"{re.escape(str(clip))}: cannot decode: Cannot allocate memory"):
+            upscale_video(clip, out, upscaled(up), lossless, settings=SETTINGS)
+    assert not out.exists()
+    work = tmp_path / ".out.mkv.ncnn-sr-pieces"
+    assert sorted(p.name for p in work.iterdir() if p.suffix == ".bin") == ["piece-00000.bin", "piece-00001.bin"]
+
+
+def disk_full(monkeypatch, packets: int | None, code: int = errno.ENOSPC) -> None:
     """The output's disk full after ``packets`` video packets are muxed into it, or
     (None) as it closes, its trailer (the end of a run): FFmpeg's ENOSPC, as a muxer
-    meets it."""
+    meets it (or the error ``code``: ENOMEM, FFmpeg out of memory as it muxes)."""
     from ncnn_sr import video
     real_open = av.open
 
@@ -565,13 +678,13 @@ def disk_full(monkeypatch, packets: int | None) -> None:
                 if packets is not None and packet.stream.type == "video":
                     self._muxed += 1
                     if self._muxed > packets:
-                        av.error.err_check(-errno.ENOSPC)
+                        av.error.err_check(-code)
                 self._real.mux(packet)
 
         def close(self):
             self._real.close()
             if packets is None:
-                av.error.err_check(-errno.ENOSPC)
+                av.error.err_check(-code)
 
     def opening(file, mode="r", *args, **kwargs):
         made = real_open(file, mode, *args, **kwargs)
