@@ -868,6 +868,8 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
         if downloaded.kept is not None:
             said += f" (the downloaded weights are kept in {downloaded.kept}: the same command takes them from there)"
         _fail(said)
+    # The model is written: what is said of it may go unread (| head -1), and fails nothing.
+    output_is_a_listing()
     mixed = "" if other is None else f", {dni_weight:g} of {file_name} and {1 - dni_weight:g} of {Path(other).name}"
     _say(f"{spec.param_path} and {spec.bin_path.name}: {model.architecture}{mixed}")
     click.echo(f"use it with: {PROG} -i IN -o OUT -n {shell_word(str(spec.param_path))}")
@@ -1086,6 +1088,9 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
     from .images import read_image
 
     setup_logging(PROG, verbose=False)  # the library's warnings as the other commands give them
+    # Its lines tell of the runs: a reader gone (| head -1), before them too, stops
+    # neither the runs nor the saving of their rows (--json, --markdown).
+    output_is_a_listing()
     for values, known, flag in ((precisions, bench_mod.PRECISIONS, "'--precision'"),
                                 (tilings, bench_mod.TILINGS, "'--tiling'")):
         if not values or any(v not in known for v in values):

@@ -9,7 +9,9 @@ ends it in one line with status 128 + the signal (130, 143, 129), or, once its w
 - once the command has returned, they are ignored: the interpreter's own teardown,
   interrupted, died by the signal or printed a traceback after the work was done.
 Memory running out anywhere a command does not handle it is one line and status 1, and
-so is standard output that cannot be written (help or a listing sent to a full disk).
+so is standard output that cannot be written (help or a listing sent to a full disk). A
+reader of a listing that goes away (| head -1) changes nothing either: the rest of it
+goes unwritten, and the command goes on to its end.
 """
 from __future__ import annotations
 
@@ -62,16 +64,20 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 
 # Whether all standard output has held so far is a listing (help, --version, models,
-# devices, fetch's list): a reader that closed it early (| head -1) took what it wanted,
-# and the command ends with status 0, as the help did where its one write fit in the
-# pipe before the reader left. Help and --version are printed as a command's options
-# are read, before it starts; a command starting clears it, a listing sets it again.
+# devices, fetch's list, what convert and bench tell of their work): a reader that
+# closed it early (| head -1) took what it wanted, and the command goes on, its output
+# dropped, to the status it would have had, as the help did where its one write fit in
+# the pipe before the reader left. Help and --version are printed as a command's
+# options are read, before it starts; a command starting clears it, a listing sets it
+# again.
 _listing = [True]
 
 
 def output_is_a_listing(listing: bool = True) -> None:
     """Says whether what the command writes to standard output from here on is a
-    listing, which its reader may stop reading at any line."""
+    listing, which its reader may stop reading at any line: its reader gone, the
+    rest goes to /dev/null, and the command's work and its status are as they would
+    have been (a bench read by | head -1 ended at its first line, its runs unmade)."""
     _listing[0] = listing
 
 
@@ -151,8 +157,8 @@ class _MarkedOutput:
     """Standard output, or the bytes under it (``buffer``), whose write errors are
     StandardOutputErrors: it is written by code of many hands (click's help and echo,
     which may write the bytes underneath, print), and an OSError does not say which
-    file it came from. A broken pipe is left as it is: any reader gone ends the command
-    alike."""
+    file it came from. A broken pipe is left as it is, to end the command, but in a
+    listing, whose reader took what it wanted: the command goes on, writing nowhere."""
 
     def __init__(self, stream):
         self._stream = stream
@@ -176,17 +182,32 @@ class _MarkedOutput:
         try:
             return method(*args)
         except BrokenPipeError:
-            raise
+            if not _listing[0] or not _stdout_to_devnull():
+                raise
+            return method(*args)  # what was held for the reader, to /dev/null
         except OSError as e:
             raise StandardOutputError(e.errno, e.strerror) from e
 
 
-def _cannot_write_stdout(prog: str, error: StandardOutputError) -> int:
-    # What stdout holds would fail again at the interpreter's exit, as "Exception ignored".
+def _stdout_to_devnull() -> bool:
+    """Standard output's file, which failed a write, made /dev/null: what it still
+    holds, and what is written to it from here on, goes nowhere, where it would fail
+    again, at the interpreter's exit too, as "Exception ignored". Whether it could be."""
     try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return False
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
-        pass
+        return False
+    finally:
+        os.close(devnull)
+    return True
+
+
+def _cannot_write_stdout(prog: str, error: StandardOutputError) -> int:
+    _stdout_to_devnull()
     sys.stderr.write(f"{prog}: error: cannot write standard output: {error.strerror or error}\n")
     return EXIT_FAILED
 
@@ -279,7 +300,8 @@ def _run(module: str, prog: str) -> None:
     except BrokenPipeError:
         # Its reader went away (| head): there is no one left to tell, and the
         # interpreter's own flush at exit would print a traceback about it. Work cut
-        # short by it failed (fetch's second model was not fetched); a listing did not.
+        # short by it failed (fetch's second model was not fetched); a listing did not
+        # (its output dropped as written, _MarkedOutput: this one came past it).
         os._exit(EXIT_OK if _listing[0] else EXIT_FAILED)
     except click.exceptions.ClickException as e:
         e.show()

@@ -692,3 +692,28 @@ def test_a_model_the_cpp_code_lacks_reads_as_such_not_failed(tmp_path):
                                                print))
     cells = bench.markdown([row]).splitlines()[-1].split(" | ")
     assert cells[-2] == "no such model"
+
+
+@pytest.mark.parametrize("failing", [False, True])
+def test_a_bench_whose_reader_went_away_still_runs_and_saves_its_rows(tmp_path, failing):
+    # ncnn-sr bench --json rows.json | head -1 ended at its first line, status 1: the
+    # runs were never made, nor the rows saved. The reader took what it wanted; the
+    # work goes on, and its status is the runs' (a failed row is still 1).
+    model = MODEL
+    if failing:  # a model that is no upscaler fails its row
+        model = str(tmp_path / "down.param")
+        (tmp_path / "down.param").write_text("7767517\n2 2\nInput data 0 1 data\n"
+                                             "Interp up 1 1 data output 0=2 1=0.5 2=0.5\n")
+        (tmp_path / "down.bin").write_bytes(b"")
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "ncnn_sr", "bench", "-n", model, "-g", "-1", "-t", "whole",
+                               "--size", "8x6", "--repeat", "1", "--json", "rows.json", "--markdown", "table.md"],
+                              stdout=write, stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=600)
+    finally:
+        os.close(write)
+    assert done.returncode == (1 if failing else 0), done.stderr
+    assert "Broken pipe" not in done.stderr and "Traceback" not in done.stderr
+    assert len(json.loads((tmp_path / "rows.json").read_text())["rows"]) == 1
+    assert (tmp_path / "table.md").read_text().splitlines()[1] == "picture: 8x6, best of 1"

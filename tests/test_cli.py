@@ -1380,6 +1380,29 @@ def test_a_listing_whose_reader_went_away_is_status_0_without_a_word(command):
     assert (proc.returncode, proc.stderr) == (0, "")
 
 
+@pytest.mark.parametrize("status", [0, 3])
+def test_a_listings_reader_gone_ends_neither_the_command_nor_its_work(status, tmp_path):
+    # The lines a command writes once it says they are a listing (as convert and bench
+    # tell of their work) may go unread: the work they come before is still done, and
+    # the command ends as it would have, not status 1 at the first line.
+    (tmp_path / "standin.py").write_text(
+        "import sys, click\nfrom ncnn_sr.entry import output_is_a_listing\n"
+        "@click.command()\ndef main():\n    output_is_a_listing()\n    click.echo('first line')\n"
+        "    print('x' * 100000)\n    open('done', 'w').close()\n"
+        f"    click.echo('the end')\n    sys.exit({status})\n")
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-c", "from ncnn_sr.entry import _run; _run('standin', 'ncnn-sr')"],
+                              stdout=write, stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=60,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+                                  str(tmp_path), os.environ.get("PYTHONPATH")]))})
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (status, "")
+    assert (tmp_path / "done").exists()
+
+
 def test_a_picture_whose_reader_went_away_still_fails(tmp_path):
     # A listing cut short is status 0; a picture sent to no one (-o -) is not written.
     Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")

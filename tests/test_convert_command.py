@@ -431,3 +431,18 @@ def test_weights_stored_as_integers_are_refused_not_converted_as_numbers(tmp_pat
     assert proc.stderr.endswith(f"x2: body.0.weight holds {dtype} values, not floating-point weights "
                                 "(a quantized model?): convert takes float32, float16, bfloat16 or float64 ones\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.safetensors"]
+
+
+def test_a_conversion_whose_reader_went_away_is_status_0_without_a_word(tmp_path):
+    # ncnn-sr convert ... | head -1 was status 1, the model written: its lines tell of
+    # work done, as a listing's do, and the reader took what it wanted. A pipe closed
+    # before the command starts breaks its first write, whatever the timing.
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([CMD, "convert", "-i", weights_file(tmp_path), "-o", tmp_path / "models"],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert (tmp_path / "models" / "4x-Mine.bin").read_bytes() == convert_weights(random_compact()).weights
