@@ -287,17 +287,22 @@ def reference_jobs(jobs: str, atoi: bool = False) -> str:
     count stays empty: the reference's atoi reads 0 there, which both refuse. With
     ``atoi``, a count followed by letters is read as its number (atoi_reading): a
     load count so is read before the colon sscanf stops at, which leaves the save
-    count at its default ("3x:1:4" is 3:1:2)."""
+    count at its default ("3x:1:4" is 3:1:2). And more than three parts are read as
+    the reference reads them: the save count from the third ("1:2:2:2" is 1:2:2),
+    and a proc count from each comma item of all that follows the first colon, by
+    atoi, which stops at a colon ("1:2:3:4,5" is 1:2,5:3)."""
     parts = jobs.split(":")
-    if len(parts) not in (2, 3):
+    if len(parts) < 2 or len(parts) > 3 and not atoi:
         return jobs  # no proc list, or more than three parts: refused as it is
     defaults = REFERENCE_JOBS.split(":")
     if len(parts) == 2:
         parts.append("")
     if atoi:
-        load, save = atoi_reading(parts[0], least=1), atoi_reading(parts[2], least=1)
-        parts = [parts[0] if load is None else str(load), reference_tiles(parts[1], procs=True),
-                 defaults[2] if load is not None else parts[2] if save is None else str(save)]
+        procs = ",".join(item.split(":")[0] for item in jobs.split(":", 1)[1].split(","))
+        saves = parts[2].split(",")[0]  # sscanf's %d stops at a comma: the proc list's parser reads on
+        load, save = atoi_reading(parts[0], least=1), atoi_reading(saves, least=1)
+        parts = [parts[0] if load is None else str(load), reference_tiles(procs, procs=True),
+                 defaults[2] if load is not None else saves if save is None else str(save)]
     for i in (0, 2):
         if not parts[i].strip():
             parts[i] = defaults[i]

@@ -1605,6 +1605,10 @@ def test_a_number_flag_takes_plain_ascii_digits_as_the_references_atoi(cmd, flag
     # sscanf stops at the x, before the save count: its default
     (["-j", "3x:1:4"], "-j 3x:1:4 read as 3:1:2"),
     (["-g", "-1,-1", "-j", "1:1x,2y"], "-j 1:1x,2y read as 1:1,2:2"),
+    # sscanf reads the save count from the third part; atoi, the proc count up to its colon
+    (["-j", "1:2:2:2"], "-j 1:2:2:2 read as 1:2:2"),
+    (["-j", "1:2:3:4"], "-j 1:2:3:4 read as 1:2:3"),
+    (["-g", "-1,-1", "-j", "2:1,1:3:"], "-j 2:1,1:3: read as 2:1,1:3"),
 ])
 def test_dropin_numbers_followed_by_letters_are_read_as_the_references_atoi(flags, read, tmp_path):
     # Scripts written for the reference ran: its atoi reads -s 2x as 2, -t 200px as 200
@@ -1700,7 +1704,21 @@ def test_dropin_jobs_with_an_empty_load_or_save_count_keep_the_default_as_the_re
     assert size_of(tmp_path / "o.png") == (16, 16)
 
 
-@pytest.mark.parametrize("jobs", ["1::2", "1:,2:2", "::"])
+@pytest.mark.parametrize("jobs, read", [("1:2:2:2", "1:2:2"), ("1:2,2:2:9", "1:2,2:2"), ("1:2:3x:4", "1:2:3"),
+                                         ("1:2::4", "1:2:2"), ("1:2:3:4,5", "1:2,5:3"), ("3x:1:4:5", "3:1:2"),
+                                         ("1:2:2,3", "1:2,3:2")])
+def test_dropin_jobs_of_more_than_three_parts_are_read_as_the_reference_reads_them(jobs, read):
+    # -j 1:2:2:2 was refused; the reference's sscanf("%d:%*[^:]:%d") reads the load and
+    # save counts from the first and third parts (%d stops at a comma), and its
+    # comma-list parser a proc count from each comma item of what follows the first
+    # colon, with atoi, which stops at a colon.
+    from ncnn_sr import dropin
+
+    assert dropin.reference_jobs(jobs, atoi=True) == read
+    assert dropin.reference_jobs(jobs) == jobs  # as typed: refused, unless read so, with a warning
+
+
+@pytest.mark.parametrize("jobs", ["1::2", "1:,2:2", "::", "1::2:2"])
 def test_dropin_empty_proc_count_is_refused_as_zero_by_the_reference(jobs, tmp_path):
     # The reference's atoi reads an empty proc count as 0, which it refuses.
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
