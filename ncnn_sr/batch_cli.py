@@ -228,7 +228,8 @@ def _asked(opts: RunOptions, find_auto: bool = True, look_up: bool = True) -> _A
     # also in a list (0,cpu)
     indices = [] if auto else [devices.named_index(part) for part in opts.gpu.split(",")]
     if None in indices:
-        raise UsageError(f"invalid gpu device '{opts.gpu}': {devices.DEVICE_SPECS}, or several devices as 0,1")
+        raise UsageError(f"invalid gpu device: -g {shell_word(opts.gpu)}: {devices.DEVICE_SPECS}, or several "
+                         "devices as 0,1")
     count = 1 if auto else len(indices)
     tiles = int_list(opts.tile, BAD_TILE)
     tiles = per_device(tiles, count, _misfit("invalid tilesize argument: -t", len(tiles), "tile size", auto, count))

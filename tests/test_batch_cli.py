@@ -243,7 +243,7 @@ def test_the_drop_in_refuses_a_bad_flag_or_model_for_a_folder_with_no_pictures_t
 @pytest.mark.parametrize("command", [DROPIN, NCNN_SR], ids=["drop-in", "ncnn-sr"])
 @pytest.mark.parametrize("flag, said", [(["-t", "16"], "invalid tilesize argument"),
                                         (["-j", "1:0:2"], "invalid jobs_proc thread count argument"),
-                                        (["-g", "0,x"], "invalid gpu device '0,x'")])
+                                        (["-g", "0,x"], "invalid gpu device: -g 0,x: ")])
 def test_a_bad_flag_is_one_line_before_the_folders_notes(command, flag, said, tmp_path):
     # The reference checks its flags before it lists the folder: a bad -t came after
     # the warnings of the files left out and the names that clash, no longer one line.
@@ -1577,8 +1577,8 @@ def test_bad_flag_values_use_the_reference_wording(flags, wording, tmp_path):
     (["-t", "\u0663\u0662"], "invalid tilesize argument"),
     (["-j", "1:1_0:1"], "invalid jobs_proc thread count argument"),
     (["-j", "\u0661:2:2"], "invalid thread count argument"),
-    (["-g", "0_0"], "invalid gpu device '0_0'"),
-    (["-g", "-1,\u0660"], "invalid gpu device '-1,\u0660'"),
+    (["-g", "0_0"], "invalid gpu device: -g 0_0: "),
+    (["-g", "-1,\u0660"], "invalid gpu device: -g '-1,\u0660': "),
 ])
 def test_a_number_flag_takes_plain_ascii_digits_as_the_references_atoi(cmd, flags, said, tmp_path):
     # Python's int() and float() read -s 2_0 as 20 and Arabic-Indic digits as digits:
@@ -1643,8 +1643,8 @@ def test_dropin_gpu_followed_by_letters_is_read_as_the_references_atoi(tmp_path)
     (["-t", "32.5"], "invalid tilesize argument"),
     (["-t", "\u0663\u0662px"], "invalid tilesize argument"),
     # its GPU 0, where the word named none; its refusal of -1
-    (["-g", "abc"], "invalid gpu device 'abc'"),
-    (["-g", "-1x"], "invalid gpu device '-1x'"),
+    (["-g", "abc"], "invalid gpu device: -g abc: "),
+    (["-g", "-1x"], "invalid gpu device: -g -1x: "),
     (["-j", "1:2.5:2"], "invalid jobs_proc thread count argument"),
 ])
 def test_dropin_numbers_the_references_atoi_reads_as_another_are_refused(flags, said, tmp_path):
@@ -1661,6 +1661,11 @@ def test_dropin_numbers_the_references_atoi_reads_as_another_are_refused(flags, 
                       "or 4"),
     (["-f", ""], "error: invalid format argument: -f '': give png, jpg or webp"),
     (["-f", "x y"], "error: invalid format argument: -f 'x y': give png, jpg or webp"),
+    # the devices are read as the reference's atoi reads them: these name none
+    (["-g", "0 1"], "error: invalid gpu device: -g '0 1': give auto, cpu, -1 or a device index (0 or gpu0), or "
+                    "several devices as 0,1"),
+    (["-g", "0,, "], "error: invalid gpu device: -g '0,, ': give auto, cpu, -1 or a device index (0 or gpu0), or "
+                     "several devices as 0,1"),
 ])
 def test_dropin_says_a_value_given_as_a_shell_word(flags, said, tmp_path):
     # -s "" was "invalid scale argument: -s : give ...", the empty value unseen.

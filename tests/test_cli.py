@@ -510,7 +510,7 @@ def test_a_picture_skipped_as_existing_says_so_without_verbose(tmp_path):
                     "device: give one tile size, or list the devices with -g (0,1)"),
     (["-j", "1:2,2:2"], "invalid jobs_proc thread count argument: -j gives 2 proc counts, one per device, but -g "
                         "auto uses one device: give one proc count, or list the devices with -g (0,1)"),
-    (["-g", "gpu"], "invalid gpu device 'gpu': give auto, cpu, -1 or a device index (0 or gpu0), or several "
+    (["-g", "gpu"], "invalid gpu device: -g gpu: give auto, cpu, -1 or a device index (0 or gpu0), or several "
                     "devices as 0,1"),
     (["-g", "0,-1", "-t", "0,0,0"], "invalid tilesize argument: -t gives 3 tile sizes, one per device, but -g "
                                     "gives 2 devices: give one tile size, or one per device"),
