@@ -17,7 +17,9 @@ takes no lock, none is removed.
 
 A run's temporary folder (standard input's copy, standard output's picture, a
 denoise mix's model) is proven alike by a lock file in it (``temporary_folder``,
-``sweep_folders_once``)."""
+``sweep_folders_once``), and takes its name once that is locked and written (made
+under NEW_FOLDER's, then renamed): one under NEW_FOLDER's, unlocked and older than
+NEW_AGE, is a killed run's."""
 from __future__ import annotations
 
 import errno
@@ -199,14 +201,50 @@ def sweep_once(folder: Path) -> list[int]:
 
 # The file in a temporary folder that its run holds locked for the folder's life.
 FOLDER_LOCK = ".ncnn-sr-lock"
+# Between a temporary folder's prefix and mkdtemp's characters from its making until
+# its lock file is locked and written ("ncnn-sr-stream-new-1a2b3c4d"), renamed then
+# (without it: "ncnn-sr-stream-1a2b3c4d"), which a live run does within microseconds.
+# A SIGKILL in between left a folder with no lock file, or an empty one, that no run
+# removed, as a live run's looks so for that instant: one under this name, holding
+# no more than its lock file, free to lock and older than NEW_AGE, is a killed run's.
+NEW_FOLDER = "new-"
 
 
 def temporary_folder(prefix: str) -> tuple[Path, int | None]:
     """A new temporary folder named ``prefix`` and mkdtemp's characters, marked as a
-    live run's (lock_folder), and the descriptor that holds its lock, to close once
-    the folder is removed (None where no lock was taken)."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
-    return folder, lock_folder(folder)
+    live run's (lock_folder) before it takes that name, and the descriptor that holds
+    its lock, to close once the folder is removed (None where no lock was taken).
+    One a sweep removed before it was named (_remove_new_folder_if_stale: unlocked,
+    it seemed a killed run's) is made again."""
+    if fcntl is None:
+        return Path(tempfile.mkdtemp(prefix=prefix)), None
+    for _ in range(_TRIES):
+        made = Path(tempfile.mkdtemp(prefix=prefix + NEW_FOLDER))
+        lock = lock_folder(made)
+        # Named even where no lock was taken (no room for its file, a file system that
+        # takes none): under its own name, one with no lock file, or an empty one, is kept.
+        if (folder := _named_folder(made, prefix)) is not None:
+            return folder, lock
+        if lock is not None:
+            os.close(lock)
+    raise BlockingIOError(errno.EAGAIN, f"each temporary folder made was removed as stale ({_TRIES} made)",
+                          tempfile.gettempdir())
+
+
+def _named_folder(made: Path, prefix: str) -> Path | None:
+    """``made`` (NEW_FOLDER's name) under its own: where that is taken (one chance in
+    37**8), under NEW_FOLDER's still, never swept while its lock is held. None where
+    ``made`` is gone: swept before it was named."""
+    named = made.with_name(prefix + made.name[len(prefix + NEW_FOLDER):])
+    if os.path.lexists(named):  # a rename would take the place of an empty folder
+        return made
+    try:
+        os.rename(made, named)
+    except FileNotFoundError:
+        return None
+    except OSError:  # taken meanwhile, and not empty
+        return made
+    return named
 
 
 _folders_swept: set[str] = set()  # the prefixes whose stale folders this process removed
@@ -226,7 +264,7 @@ def sweep_folders_once(parent: Path, prefix: str) -> None:
 def lock_folder(folder: Path) -> int | None:
     """Mark ``folder``, just made, as a live run's: a file in it locked until the
     descriptor returned is closed (None where no lock could be taken). Locked before
-    its one byte is written: an empty one may be a lock not yet taken."""
+    its one byte is written: an empty one is a lock not taken, or not yet."""
     if fcntl is None:
         return None
     try:
@@ -245,7 +283,9 @@ def lock_folder(folder: Path) -> int | None:
 def remove_stale_folders(parent: str, prefix: str) -> int:
     """Remove the folders in ``parent`` named ``prefix`` and mkdtemp's 8 characters,
     this user's, whose lock (lock_folder) no live run holds; how many. A folder with
-    no lock file (an earlier version's, or another program's) is left alone."""
+    no lock file, or an empty one (an earlier version's, whose run may live, or
+    another program's), is left alone. So are those of NEW_FOLDER's name, but where
+    a run was killed making them (_remove_new_folder_if_stale)."""
     if fcntl is None:
         return 0
     try:
@@ -254,8 +294,12 @@ def remove_stale_folders(parent: str, prefix: str) -> int:
         return 0
     removed = 0
     for name in entries:
-        if name.startswith(prefix) and len(name) == len(prefix) + _RANDOM:
+        if not name.startswith(prefix):
+            continue
+        if len(name) == len(prefix) + _RANDOM:
             removed += _remove_folder_if_stale(os.path.join(parent, name))
+        elif len(name) == len(prefix + NEW_FOLDER) + _RANDOM and name.startswith(prefix + NEW_FOLDER):
+            removed += _remove_new_folder_if_stale(os.path.join(parent, name))
     return removed
 
 
@@ -283,6 +327,40 @@ def _remove_folder_if_stale(folder: str) -> bool:
                         shutil.rmtree(entry.path, ignore_errors=True)
                     else:
                         os.unlink(entry.path)
+        os.unlink(os.path.join(folder, FOLDER_LOCK))
+        os.rmdir(folder)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _remove_new_folder_if_stale(folder: str) -> bool:
+    """Remove ``folder`` (NEW_FOLDER's name) where a run was killed making it: this
+    user's, older than NEW_AGE, holding nothing but its lock file, if that, free to
+    lock. A live run's is renamed within microseconds; one that stood still longer
+    makes another (temporary_folder)."""
+    try:
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or time.time() - st.st_mtime < NEW_AGE:
+            return False  # the lock file's making changes the folder's time
+        held = os.listdir(folder)
+        if not held:
+            os.rmdir(folder)  # not where its lock file was made meanwhile
+            return True
+        if held != [FOLDER_LOCK]:
+            return False  # more than a run making it holds: not a run's, or not ours
+        fd = os.open(os.path.join(folder, FOLDER_LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # its run lives, about to name it
         os.unlink(os.path.join(folder, FOLDER_LOCK))
         os.rmdir(folder)
         return True

@@ -1042,7 +1042,8 @@ def _reading_stdin(tmp_path, env) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([CMD, "-i", "-", "-o", tmp_path / "o.png", *FAST], stdin=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 120
-    while not (made := set(_stream_folders(env["TMPDIR"])) - before):
+    # Not one under the name it has for the instant before its lock (ncnn-sr-stream-new-*).
+    while not (made := {p for p in _stream_folders(env["TMPDIR"]) if "-new-" not in p} - before):
         assert proc.poll() is None and time.monotonic() < deadline, "no temporary folder was made"
         time.sleep(0.02)
     return proc, made.pop()
@@ -1070,3 +1071,130 @@ def test_a_stream_folder_a_killed_run_left_goes_with_the_next_run_not_a_live_one
     finally:
         live.kill()
         live.communicate(timeout=60)
+
+
+_PREFIX = "ncnn-sr-stream-"
+
+
+def _killed_making_a_folder(temp, step: str) -> list[str]:
+    """What part_files.temporary_folder left in ``temp`` where SIGKILL ended its run
+    just after ``step`` (a function named as module.name) made its first call."""
+    code = ("import fcntl, os, signal, sys, tempfile\n"
+            "from ncnn_sr import part_files\n"
+            "tempfile.tempdir = sys.argv[1]\n"
+            "module, name = sys.argv[2].split('.')\n"
+            "real = getattr(sys.modules[module], name)\n"
+            "def then_killed(*args, **kwargs):\n"
+            "    real(*args, **kwargs)\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "setattr(sys.modules[module], name, then_killed)\n"
+            f"part_files.temporary_folder({_PREFIX!r})\n")
+    proc = subprocess.run([sys.executable, "-c", code, temp, step], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return sorted(os.listdir(temp))
+
+
+def _aged(folder) -> None:
+    """``folder`` and what it holds as last changed past part_files.NEW_AGE ago."""
+    from ncnn_sr import part_files
+
+    then = time.time() - part_files.NEW_AGE - 5
+    for path in [*folder.iterdir(), folder]:
+        os.utime(path, (then, then), follow_symlinks=False)
+
+
+_MAKING = ("os.mkdir", "os.open", "fcntl.flock", "os.write")  # mkdtemp; the lock file made, locked, written
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no folder is proven stale")
+@pytest.mark.parametrize("step", _MAKING)
+def test_a_stream_folder_a_run_was_killed_making_goes_with_a_sweep_once_old(tmp_path, step):
+    # A SIGKILL between mkdtemp and the lock file's one byte left a folder with no lock
+    # file, or an empty one, that no run removed: a live run's looks so for that instant.
+    from ncnn_sr import part_files
+
+    left = _killed_making_a_folder(tmp_path, step)
+    assert len(left) == 1 and left[0].startswith(_PREFIX)
+    if step != "os.write":  # one just made may be a live run's: kept
+        assert part_files.remove_stale_folders(str(tmp_path), _PREFIX) == 0
+        assert os.listdir(tmp_path) == left
+    _aged(tmp_path / left[0])
+    assert part_files.remove_stale_folders(str(tmp_path), _PREFIX) == 1
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no folder is proven stale")
+def test_an_old_stream_folder_being_made_whose_lock_is_held_is_kept(tmp_path, monkeypatch):
+    import fcntl
+
+    from ncnn_sr import part_files
+
+    left = _killed_making_a_folder(tmp_path, "os.open")  # its lock file there, empty, not yet locked
+    folder = tmp_path / left[0]
+    _aged(folder)
+    held = os.open(folder / part_files.FOLDER_LOCK, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # by its run, that stood still until now
+        assert part_files.remove_stale_folders(str(tmp_path), _PREFIX) == 0
+    finally:
+        os.close(held)
+    assert os.listdir(tmp_path) == left and os.listdir(folder) == [part_files.FOLDER_LOCK]
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    live, lock = part_files.temporary_folder(_PREFIX)  # a live run's, as old
+    try:
+        _aged(live)
+        assert part_files.remove_stale_folders(str(tmp_path), _PREFIX) == 1  # the one above, its lock let go
+        assert os.listdir(tmp_path) == [live.name] and os.listdir(live) == [part_files.FOLDER_LOCK]
+    finally:
+        os.close(lock)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no folder is proven stale")
+def test_old_folders_not_named_as_a_run_s_being_made_are_kept(tmp_path):
+    # An empty folder named as a run's (an earlier version's, which made no lock file,
+    # or another program's) may be live; so may one of another name.
+    from ncnn_sr import part_files
+
+    for name in ("ncnn-sr-stream-abcd1234", "ncnn-sr-stream-other", "other-abcd1234", "ncnn-sr-denoise-abcd1234"):
+        (tmp_path / name).mkdir()
+        _aged(tmp_path / name)
+    kept = sorted(os.listdir(tmp_path))
+    left = _killed_making_a_folder(tmp_path, "os.mkdir")
+    (made,) = set(left) - set(kept)
+    (tmp_path / made / "input").write_bytes(b"x")  # not what a run being made holds
+    _aged(tmp_path / made)
+    assert part_files.remove_stale_folders(str(tmp_path), _PREFIX) == 0
+    assert sorted(os.listdir(tmp_path)) == left
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no folder is proven stale")
+@pytest.mark.parametrize("step", ["open", "flock"])
+def test_a_run_whose_folder_was_swept_as_it_stood_still_making_it_makes_another(tmp_path, monkeypatch, step):
+    # Standing still past NEW_AGE between mkdtemp and its lock (here: as it was to make
+    # or to lock its lock file), its folder looked like a killed run's to another run.
+    import fcntl
+
+    from ncnn_sr import part_files
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    real = {"open": os.open, "flock": fcntl.flock}[step]
+    swept = []
+
+    def swept_first(path_or_fd, *args, **kwargs):
+        if not swept and (step == "flock" or os.fspath(path_or_fd).endswith(part_files.FOLDER_LOCK)):
+            swept.append(True)
+            for folder in tmp_path.iterdir():
+                _aged(folder)
+            swept.append(part_files.remove_stale_folders(str(tmp_path), _PREFIX))
+        return real(path_or_fd, *args, **kwargs)
+    monkeypatch.setattr(os if step == "open" else fcntl, step, swept_first)
+    folder, lock = part_files.temporary_folder(_PREFIX)
+    monkeypatch.undo()
+    try:
+        assert swept == [True, 1]
+        assert os.listdir(tmp_path) == [folder.name] and os.listdir(folder) == [part_files.FOLDER_LOCK]
+        assert lock is not None and part_files.remove_stale_folders(str(tmp_path), _PREFIX) == 0
+        assert (folder / part_files.FOLDER_LOCK).read_bytes() == b"\0"
+    finally:
+        os.close(lock)
+    assert part_files.remove_stale_folders(str(tmp_path), _PREFIX) == 1  # once its run is gone
