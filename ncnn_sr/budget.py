@@ -114,23 +114,102 @@ WRITERS = WriterRoom()
 
 
 def _linux_available() -> int | None:
-    """MemAvailable: what Linux can hand out now, caches it would drop included."""
+    """What Linux can hand out now: MemAvailable, or less where the cgroups this
+    process is in (a container's, a service's) leave less under their limit."""
+    found, room = _meminfo_available(), _cgroup_room()
+    return found if room is None else room if found is None else min(found, room)
+
+
+def _read(path: str) -> bytes | None:
+    """The file at ``path``, a small one of /proc or /sys, whole; None where it cannot
+    be read."""
     # Read by its descriptor: read 3 times a picture, a text file object took 7 system
     # calls a read, each letting the run's other threads in (120-145 us of CPU a read
-    # in a folder run of 16x16 pictures, 75-90 us so). The file is some 1.5 kB, its
-    # third line this one: a read gives it whole.
+    # in a folder run of 16x16 pictures, 75-90 us so). These files are a few kB at
+    # most: a read gives them whole.
     try:
-        fd = os.open("/proc/meminfo", os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
         try:
-            head = os.read(fd, 1 << 16)
+            return os.read(fd, 1 << 16)
         finally:
             os.close(fd)
-        for line in head.split(b"\n"):
+    except OSError:
+        return None
+
+
+def _meminfo_available() -> int | None:
+    """MemAvailable: what Linux can hand out now, caches it would drop included."""
+    head = _read("/proc/meminfo")  # its third line this one
+    try:
+        for line in (head or b"").split(b"\n"):
             if line.startswith(b"MemAvailable:"):
                 return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
+    except (IndexError, ValueError):
         pass
     return None
+
+
+# Where the cgroups are: /proc/self/cgroup names this process's, under the folders
+# Docker, Kubernetes and systemd mount v2's one hierarchy and v1's memory controller at.
+PROC_CGROUP = "/proc/self/cgroup"
+CGROUP_V2 = "/sys/fs/cgroup"
+CGROUP_V1 = "/sys/fs/cgroup/memory"
+# Each version's files: the limit, what is used, and in its stat the file cache
+# (which the kernel drops before it kills; v1's total_ lines count its sub-groups).
+_V2_FILES = ("memory.max", "memory.current", "memory.stat", (b"active_file", b"inactive_file"))
+_V1_FILES = ("memory.limit_in_bytes", "memory.usage_in_bytes", "memory.stat",
+             (b"total_active_file", b"total_inactive_file"))
+# v1 states no limit as 2**63 - 1 rounded to a page; v2 as "max", which int() refuses.
+_NO_LIMIT = 1 << 60
+
+
+@functools.lru_cache(maxsize=1)
+def _cgroup_limits() -> tuple[tuple[int, str, str, tuple[bytes, ...]], ...]:
+    """(limit, usage file, stat file, the stat's file cache lines) of each cgroup this
+    process is in, itself and those above it, whose memory has a limit: none on a
+    desktop, whose /proc/meminfo alone says what there is. Looked for once a process:
+    a limit is set as a container or service starts."""
+    limits = []
+    for line in (_read(PROC_CGROUP) or b"").decode("utf-8", "replace").splitlines():
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and not controllers:
+            root, files = CGROUP_V2, _V2_FILES
+        elif "memory" in controllers.split(","):
+            root, files = CGROUP_V1, _V1_FILES
+        else:
+            continue
+        # Its folder and those above it, to the root: without a cgroup namespace the
+        # path is the host's (/docker/ID), and the container's own is mounted at the root.
+        parts = [p for p in path.split("/") if p]
+        for depth in range(len(parts), -1, -1):
+            folder = os.path.join(root, *parts[:depth])
+            try:
+                limit = int(_read(os.path.join(folder, files[0])) or b"")
+            except ValueError:  # none there, or "max"
+                continue
+            if limit < _NO_LIMIT:
+                limits.append((limit, os.path.join(folder, files[1]), os.path.join(folder, files[2]), files[3]))
+    return tuple(limits)
+
+
+def _cgroup_room() -> int | None:
+    """Bytes the cgroups of this process can still take before the kernel kills
+    (their limit less what they use, their file cache counted as room); None where
+    none has a limit."""
+    rooms = []
+    for limit, usage_file, stat_file, cache_lines in _cgroup_limits():
+        try:
+            used = int(_read(usage_file) or b"")
+        except ValueError:
+            continue
+        cache = 0
+        for line in (_read(stat_file) or b"").split(b"\n"):
+            name, _, value = line.partition(b" ")
+            if name in cache_lines and value.strip().isdigit():
+                cache += int(value)
+        rooms.append(max(0, limit - used + min(cache, used)))
+    return min(rooms, default=None)
 
 
 def _memory_status_type():
@@ -225,7 +304,7 @@ def _macos_available() -> int | None:
 
 def available_memory() -> int:
     """Bytes of memory available to this process now (a guess of 4 GiB where unknown)."""
-    found = _linux_available() or _windows_available() or _macos_available() or _pages("SC_AVPHYS_PAGES")
+    found = _first(_linux_available, _windows_available, _macos_available, lambda: _pages("SC_AVPHYS_PAGES"))
     return found if found is not None else 4 << 30
 
 
@@ -234,7 +313,17 @@ def memory_limit() -> int | None:
     Linux or Windows says is available, elsewhere (macOS) the machine's whole memory
     (the free-page count there leaves out caches a run would get back); None where
     neither is known."""
-    return _linux_available() or _windows_available() or _pages("SC_PHYS_PAGES")
+    return _first(_linux_available, _windows_available, lambda: _pages("SC_PHYS_PAGES"))
+
+
+def _first(*sources: Callable[[], int | None]) -> int | None:
+    """The first count of bytes a source knows, asking each in turn: one that knows
+    none (None) sends on to the next; 0, a full container's room, is an answer."""
+    for source in sources:
+        found = source()
+        if found is not None:
+            return found
+    return None
 
 
 def _pages(name: str) -> int | None:

@@ -2062,3 +2062,32 @@ def test_a_picture_that_cannot_be_upscaled_is_said_before_the_devices(given, sai
     assert proc.returncode == 1
     assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith(line), proc.stderr
     assert not (tmp_path / "out.webp").exists()
+
+
+def test_a_result_too_large_for_the_containers_memory_is_refused_in_one_line(tmp_path, monkeypatch):
+    # In a container (docker run --memory), /proc/meminfo is the host's: a result that
+    # fitted the host's memory but not the container's was upscaled, and the kernel
+    # killed the run (exit 137, no word, a part file left). Its cgroup's room counts.
+    from click.testing import CliRunner
+    from ncnn_sr import budget, cli
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    (tmp_path / "self_cgroup").write_text("0::/\n")
+    (cgroup / "memory.max").write_text(f"{64 << 20}\n")
+    (cgroup / "memory.current").write_text(f"{(64 << 20) - 30000}\n")  # 30000 bytes left: 40x40 x2 does not fit
+    (cgroup / "memory.stat").write_text("anon 0\nactive_file 0\ninactive_file 0\n")
+    monkeypatch.setattr(budget, "PROC_CGROUP", str(tmp_path / "self_cgroup"))
+    monkeypatch.setattr(budget, "CGROUP_V2", str(cgroup))
+    budget._cgroup_limits.cache_clear()
+    Image.fromarray(picture(40, 40)).save(tmp_path / "in.png")
+    out = tmp_path / "out" / "big.png"
+    try:
+        result = CliRunner().invoke(cli.main, ["-i", str(tmp_path / "in.png"), "-o", str(out), "-g", "-1",
+                                               "-n", "realesr-animevideov3", "-s", "2"])
+    finally:
+        budget._cgroup_limits.cache_clear()
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"ncnn-sr: error: {tmp_path / 'in.png'}: its 80x80 result written as PNG needs about 0.0 GB of memory, "
+        "more than the 0.0 GB available"]
+    assert not out.exists()

@@ -101,7 +101,7 @@ def test_available_memory_is_read_without_a_text_file(monkeypatch):
     # Read 3 times a picture: a text file object took 7 system calls a read (each
     # letting the other threads in), 130 us in a folder run's loaded threads.
     monkeypatch.setattr(builtins, "open", refused)
-    found = budget._linux_available()
+    found = budget._meminfo_available()
     monkeypatch.undo()
     assert abs(found - stated) < 256 << 20
 

@@ -134,6 +134,97 @@ def test_vm_statistics_record_has_macos_layout():
     assert record.inactive_count.offset == 8 and record.purgeable_count.offset == 88
 
 
+MiB = 1 << 20
+
+
+def _cgroups(tmp_path, monkeypatch, membership, files, meminfo=64 << 30):
+    """A machine of ``meminfo`` bytes available whose process is in the cgroups
+    ``membership`` (/proc/self/cgroup's lines) and whose cgroup folders (v2's
+    "unified/...", v1's "memory/...") hold ``files``, {path: text}."""
+    (tmp_path / "cgroup").write_text(membership)
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    monkeypatch.setattr(budget, "PROC_CGROUP", str(tmp_path / "cgroup"))
+    monkeypatch.setattr(budget, "CGROUP_V2", str(tmp_path / "unified"))
+    monkeypatch.setattr(budget, "CGROUP_V1", str(tmp_path / "memory"))
+    monkeypatch.setattr(budget, "_meminfo_available", lambda: meminfo)
+    budget._cgroup_limits.cache_clear()
+
+
+@pytest.fixture
+def fresh_cgroups():
+    """The cgroups found once a process are looked for again after the test."""
+    yield
+    budget._cgroup_limits.cache_clear()
+
+
+def test_memory_in_a_container_is_what_its_cgroup_leaves(tmp_path, monkeypatch, fresh_cgroups):
+    # docker run --memory 512m: /proc/meminfo is the host's, 64 GB available, and a
+    # result that fitted there but not in the container was upscaled, and the run
+    # killed by the kernel (exit 137, no word, its part file left) instead of the
+    # one line naming the need. The room is the limit less what the cgroup uses,
+    # its file cache (which the kernel drops before it kills) counted as room.
+    _cgroups(tmp_path, monkeypatch, "0::/\n", {
+        "unified/memory.max": "536870912\n",
+        "unified/memory.current": f"{300 * MiB}\n",
+        "unified/memory.stat": f"anon {150 * MiB}\nfile {150 * MiB}\nactive_file {50 * MiB}\n"
+                               f"inactive_file {100 * MiB}\nslab 0\n"})
+    assert budget.available_memory() == budget.memory_limit() == 362 * MiB
+
+
+def test_memory_in_a_cgroup_v1_container_is_its_own_mount(tmp_path, monkeypatch, fresh_cgroups):
+    # cgroup v1 without a cgroup namespace: /proc/self/cgroup names the host's path
+    # (/docker/ID), while the container's own cgroup is mounted at the root.
+    _cgroups(tmp_path, monkeypatch, "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/\n", {
+        "memory/memory.limit_in_bytes": f"{1024 * MiB}\n",
+        "memory/memory.usage_in_bytes": f"{1000 * MiB}\n",
+        "memory/memory.stat": f"cache {90 * MiB}\nactive_file 0\ntotal_active_file {40 * MiB}\n"
+                              f"total_inactive_file {50 * MiB}\n",
+        "unified/cgroup.procs": "1\n"})
+    assert budget.available_memory() == 114 * MiB
+
+
+def test_the_lowest_limit_of_the_cgroups_above_wins(tmp_path, monkeypatch, fresh_cgroups):
+    # A service's slice limits all its services together: its room, not the
+    # service's own larger one, is what there is.
+    _cgroups(tmp_path, monkeypatch, "0::/app.slice/sr.service\n", {
+        "unified/app.slice/memory.max": f"{1024 * MiB}\n",
+        "unified/app.slice/memory.current": f"{800 * MiB}\n",
+        "unified/app.slice/memory.stat": "inactive_file 0\nactive_file 0\n",
+        "unified/app.slice/sr.service/memory.max": f"{4096 * MiB}\n",
+        "unified/app.slice/sr.service/memory.current": f"{100 * MiB}\n",
+        "unified/app.slice/sr.service/memory.stat": "inactive_file 0\nactive_file 0\n"})
+    assert budget.available_memory() == 224 * MiB
+
+
+@pytest.mark.parametrize("files", [
+    {"unified/memory.max": "max\n", "unified/memory.current": "1000\n", "unified/memory.stat": ""},
+    {"memory/memory.limit_in_bytes": "9223372036854771712\n", "memory/memory.usage_in_bytes": "1000\n",
+     "memory/memory.stat": ""},
+    {}])
+def test_a_cgroup_without_a_limit_leaves_the_machines_memory(files, tmp_path, monkeypatch, fresh_cgroups):
+    _cgroups(tmp_path, monkeypatch, "4:memory:/\n0::/\n", files, meminfo=5 << 30)
+    assert budget.available_memory() == budget.memory_limit() == 5 << 30
+
+
+def test_a_limit_above_the_machines_memory_leaves_the_machines(tmp_path, monkeypatch, fresh_cgroups):
+    _cgroups(tmp_path, monkeypatch, "0::/\n", {
+        "unified/memory.max": f"{8192 * MiB}\n", "unified/memory.current": "0\n",
+        "unified/memory.stat": ""}, meminfo=100 * MiB)
+    assert budget.available_memory() == 100 * MiB
+
+
+def test_cgroup_files_are_read_without_a_text_file(tmp_path, monkeypatch, fresh_cgroups):
+    # Read 3 times a picture, as /proc/meminfo is (see test_per_picture_calls).
+    import builtins
+    _cgroups(tmp_path, monkeypatch, "0::/\n", {
+        "unified/memory.max": f"{512 * MiB}\n", "unified/memory.current": f"{12 * MiB}\n",
+        "unified/memory.stat": "inactive_file 0\n"})
+    monkeypatch.setattr(builtins, "open", lambda *a, **k: pytest.fail("a file object made"))
+    assert budget.available_memory() == 500 * MiB
+
+
 def test_bench_child_runs_without_wait4_and_process_groups(monkeypatch):
     # Windows has no os.wait4 (the peak memory came from it) nor os.killpg: every
     # bench row failed there with an AttributeError.
