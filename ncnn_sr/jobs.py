@@ -612,13 +612,17 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     such a video where none can, for a folder without videos, an output that is a file,
     and the input folder itself as the output (outputs would overwrite inputs), and
     for an output not there yet named like a video, unless ``folder`` (it was given
-    with a trailing separator)."""
+    with a trailing separator). A folder without videos says so first: a folder of
+    frames into out.mp4 was sent to give an output folder, to be told then that it
+    held no videos."""
     if dst.exists() and not dst.is_dir():
-        raise InputError(f"{src} is a folder but {dst} is a file: give an output folder for its videos")
-    if not dst.exists() and is_video_path(dst) and not folder:
+        output_refused = f"{src} is a folder but {dst} is a file: give an output folder for its videos"
+    elif not dst.exists() and is_video_path(dst) and not folder:
         # As for pictures: a folder named out.mp4 was made without a word.
-        raise InputError(f"{src} is a folder but {dst} is named like a video: give an output folder for its "
-                         f"videos ({dst}{os.sep} makes a folder of that name)")
+        output_refused = (f"{src} is a folder but {dst} is named like a video: give an output folder for its "
+                          f"videos ({dst}{os.sep} makes a folder of that name)")
+    else:
+        output_refused = None  # said once the folder is known to hold videos (see above)
     if dst.exists() and os.path.samefile(src, dst):
         raise InputError(f"{dst} is the input folder: the videos would be written over; choose another")
     # The pictures' walk, so that -r follows linked folders alike, each folder once.
@@ -727,6 +731,8 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     if not jobs:
         deeper = not recursive and has_sub_folders(src)  # else -r was named of a folder with none
         raise InputError(f"{src}: no videos in it{' (-r looks in its sub-folders too)' if deeper else ''}")
+    if output_refused is not None:
+        raise InputError(output_refused)
     # An output that is a link to an input (out/a.mkv to in/a.mkv) was written over it.
     check_outputs_not_inputs([path for path, _ in jobs], [(target, target) for _, target in jobs])
     return jobs

@@ -473,6 +473,30 @@ def test_a_folder_into_an_output_named_like_a_video_is_refused_unless_it_ends_in
     assert names(tmp_path / "out.mp4") == ["a.mp4"]
 
 
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "a-file"])
+def test_a_folder_of_frames_into_a_video_says_it_holds_no_videos(tmp_path, existing):
+    # The reference's recipe leaves a folder of frames: 'ncnn-sr video -i frames -o
+    # out.mp4' was told to give out.mp4/ (or another folder) for its videos, and that
+    # run then found none. The folder's want of videos is said first.
+    from PIL import Image
+
+    from conftest import picture
+
+    src = tmp_path / "frames"
+    src.mkdir()
+    for n in range(3):
+        Image.fromarray(picture(12, 16)).save(src / f"frame{n:08d}.png")
+    if existing:
+        (tmp_path / "out.mp4").write_bytes(b"")
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        f"ncnn-sr: warning: 3 pictures in {src} left out: a video folder run upscales videos; "
+        f"'ncnn-sr -i {src} -o OUT_FOLDER' upscales its pictures",
+        f"ncnn-sr: error: {src}: no videos in it"]
+    assert sorted(os.listdir(tmp_path)) == (["frames", "out.mp4"] if existing else ["frames"])
+
+
 @pytest.mark.parametrize("names, outputs", [
     (("A/x.mp4", "a/x.mp4"), ("A/x.mp4", "a/x.mp4.mp4")),
     (("cafe\u0301.mp4", "caf\u00e9.mp4"), ("cafe\u0301.mp4", "caf\u00e9.mp4.mp4")),
