@@ -152,8 +152,9 @@ def _open_input(path):
         # (f_%04d.png: f_0001.png, ...), then refused as "a still picture".
         raise InputError(f"{path}: file not found")
     try:
+        # Standard input redirected from a file is read further as the file is.
         container = av.open(path, **video_streams.READ_TAGS) if isinstance(path, VideoInput) \
-            else video_streams.open_file(ffmpeg_name(path))
+            and not path.seekable() else video_streams.open_file(_named(path))
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except PermissionError:  # PyAV's is one too; else "not a video FFmpeg can read", of a good one
@@ -386,6 +387,11 @@ def _packets_end(src, after: Fraction) -> Fraction | None:
     return max(ends, default=None)
 
 
+def _named(src):
+    """What FFmpeg opens ``src`` by: the name of a file, or the stream itself."""
+    return src if isinstance(src, VideoInput) else ffmpeg_name(src)
+
+
 @contextlib.contextmanager
 def _reopened(src):
     """A second opening of the file ``src`` (standard input redirected from one too),
@@ -399,8 +405,7 @@ def _reopened(src):
         if at is not None:
             src.seek(0)
         try:
-            again = av.open(src, **video_streams.READ_TAGS) if at is not None \
-                else video_streams.open_file(ffmpeg_name(src))
+            again = video_streams.open_file(_named(src))
         except (av.error.FFmpegError, OSError):
             yield None
             return
@@ -1633,7 +1638,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     # from before 0: an mp4's sound may start there, with its encoder's priming.)
     zero = max(_origin(inp), Fraction(0)) if window is None and out.format.name == "avi" else Fraction(0)
     side, covers, boxed = video_streams.carry_over(inp, video_in, out, dst, window, one_way,
-                                                   reopen=not isinstance(src, VideoInput),
+                                                   reopen=not isinstance(src, VideoInput) or src.seekable(),
                                                    sound_from=(window.start if window is not None else zero),
                                                    held=ahead.first())
     # Copied sound an edit list cuts, left out where the output would play it (a part's

@@ -54,20 +54,39 @@ def unprobed(container) -> bool:
     return False
 
 
-def open_file(name: str):
+def open_file(name):
     """The file ``name`` opened for reading, read further a second time where FFmpeg's
     first look learnt too little of a stream (``unprobed``): its sound was else
-    dropped as a damaged file's. A stream (a pipe) cannot be opened twice."""
+    dropped as a damaged file's. ``name`` may be a file object that can be gone back
+    in (standard input redirected from a file), read from its start; a stream (a
+    pipe) cannot be opened twice."""
     container = av.open(name, **READ_TAGS)
     if unprobed(container):
         container.close()
+        if not isinstance(name, str):
+            name.seek(0)
         container = av.open(name, options=PROBE_FURTHER, **READ_TAGS)
     return container
 
 
+@contextlib.contextmanager
 def reopened(inp):
-    """A second opening of the file ``inp`` was opened from, read as far as it was."""
-    return av.open(inp.name, options=dict(inp.options), **READ_TAGS)
+    """A second opening of the file ``inp`` was opened from, read as far as it was: by
+    its name, or where it was opened from a file object that can be gone back in
+    (standard input redirected from a file, ``< in.mkv``), that, from its start, then
+    left where ``inp`` read it to, which it reads on from."""
+    if inp.file is None:
+        with av.open(inp.name, options=dict(inp.options), **READ_TAGS) as again:
+            yield again
+        return
+    source = inp.file.file  # PyAV's wrapper's
+    at = source.tell()
+    source.seek(0)
+    try:
+        with av.open(source, options=dict(inp.options), **READ_TAGS) as again:
+            yield again
+    finally:
+        source.seek(at)
 
 
 # FFmpeg's muxers of QuickTime's file format (mp4, mov, m4v, 3gp).
@@ -748,8 +767,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
     (codec, bytes) to put in once the file is written (``cover_atom``); the file's
     tags, which may hold a timecode to re-time, are the caller's. What is left out is
     named in a warning, one for streams alike. ``one_way``: ``out`` is written without
-    going back (a pipe); ``reopen``: ``inp`` can be opened again by its name (it is
-    not a stream). ``sound_from``: the input's time the output's picture starts at,
+    going back (a pipe); ``reopen``: ``inp`` can be opened again (``reopened``): a
+    file, or standard input redirected from one, not a pipe. ``sound_from``: the input's time the output's picture starts at,
     where sound that starts later is re-encoded for an output that would play it
     from there (OFFSET_DROPPING_MUXERS). ``held``: of a stream, its first packets,
     read ahead of the run (which reads them again) to tell a cover track by
@@ -893,7 +912,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                 what = (f"{dst.suffix} holds {name} audio as its first sound track only: re-encoding audio",
                         f" to {target}{resampled}", False)
             if unframed:
-                what = (f"{dst.suffix} would index {name} audio read from a pipe or standard input sample by sample, "
+                what = (f"{dst.suffix} would index {name} audio read from a pipe sample by sample, "
                         "its frames' length not stated: re-encoding audio",
                         f" to {target}{resampled} (given as a file, it is copied)", False)
             if paused:

@@ -3275,6 +3275,49 @@ def test_sound_whose_frames_length_ffmpeg_does_not_know_is_not_timed_by_the_samp
     assert (tmp_path / "out.avi").stat().st_size < 3 * clip.stat().st_size
 
 
+def test_sound_whose_frames_length_ffmpeg_does_not_know_is_copied_into_an_avi_from_standard_input_from_a_file(
+        tmp_path, caplog):
+    # found by review: standard input redirected from a file (< in.mkv) was taken for
+    # a pipe, not read a second time for the frame's length: its E-AC3 was re-encoded,
+    # "given as a file, it is copied". It is that file, opened again.
+    from ncnn_sr.streams import VideoInput
+    clip = make_clip(tmp_path / "in.mkv", frames=24, audio="eac3", layout="stereo")
+    src = VideoInput(clip)  # a file, read as standard input redirected from it is
+    try:
+        assert src.seekable()
+        upscale_video(src, tmp_path / "out.avi", lambda frames: frames)
+    finally:
+        src.close()
+    _check_copied_a_chunk_a_packet(clip, tmp_path / "out.avi", "stereo")
+    assert "re-encoding" not in caplog.text
+
+
+def test_sound_that_starts_after_ffmpegs_first_look_is_kept_from_standard_input_from_a_file(tmp_path):
+    # found by review: standard input redirected from a file was not read further for
+    # sound FFmpeg's first look learnt nothing of (as a file is, open_file): dropped.
+    from ncnn_sr.streams import VideoInput
+    clip = make_clip(tmp_path / "late.ts", frames=40, width=16, height=16, rate=Fraction(2))
+    src = VideoInput(clip)
+    try:
+        upscale_video(src, tmp_path / "out.mp4", lambda frames: frames)
+    finally:
+        src.close()
+    with av.open(str(tmp_path / "out.mp4")) as c:  # all 20 s of it
+        assert sum(frame.samples for frame in c.decode(audio=0)) == pytest.approx(20 * 48000, abs=2048)
+
+
+def _check_copied_a_chunk_a_packet(clip: Path, out: Path, layout: str, seconds: int = 1) -> None:
+    """That the sound of ``clip`` is copied into the .avi ``out`` byte for byte, a chunk
+    a packet, not timed by the sample (a chunk a sample, most of the file index)."""
+    sound = packets(clip, "audio")
+    assert [data for _, data in packets(out, "audio")] == [data for _, data in sound]
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].frames == len(sound)
+        assert c.streams.audio[0].codec_context.layout.name == layout
+        assert sum(f.samples for f in c.decode(audio=0)) == pytest.approx(seconds * 48000, abs=1536)
+    assert out.stat().st_size < 3 * clip.stat().st_size
+
+
 def test_flacs_block_size_is_read_from_its_header_where_every_block_has_it():
     from ncnn_sr.video_streams import _flac_block_size
     info = bytes.fromhex("12001200") + bytes(30)  # STREAMINFO: least and most 4608 samples
