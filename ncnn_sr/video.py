@@ -1640,7 +1640,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     side, covers, boxed = video_streams.carry_over(inp, video_in, out, dst, window, one_way,
                                                    reopen=not isinstance(src, VideoInput) or src.seekable(),
                                                    sound_from=(window.start if window is not None else zero),
-                                                   held=ahead.first())
+                                                   held=ahead.first(), ahead=ahead.read)
     # Copied sound an edit list cuts, left out where the output would play it (a part's
     # is cut at its start).
     cut = (video_streams.EditCut() if window is None and out.format.name in video_streams.OFFSET_DROPPING_MUXERS

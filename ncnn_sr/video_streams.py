@@ -511,18 +511,19 @@ def _copied(out, stream):
     return copy
 
 
-def _frame_length(inp, stream, reopen: bool) -> int | None:
+def _frame_length(inp, stream, reopen: bool, ahead: Callable[[], Iterable] | None = None) -> int | None:
     """The samples in a frame of the sound ``stream``, for an AVI to time its copy by,
     a chunk each, where FFmpeg read none (FLAC, E-AC3, a Matroska's AAC stored after
     its video): its muxer timed it by the sample instead, and wrote an empty chunk for
     each sample a packet held (48000 a second: a 20 s clip's AAC made a 23 MB file,
-    most of it index). FLAC's header states it; else it is what the first packets
-    decode to, read in a second opening of ``inp`` (where ``reopen``). 0 where none is
-    needed (FFmpeg read it, or PCM, timed by its bytes); None where it cannot be
-    known: the input cannot be read again (a pipe)."""
+    most of it index). Its header states it (FLAC's, AAC's: _stated_frame_length),
+    or E-AC3's first packet, among ``ahead()``, where ``inp`` is a pipe; else it is
+    what the first packets decode to, read in a second opening of ``inp`` (where
+    ``reopen``). 0 where none is needed (FFmpeg read it, or PCM, timed by its bytes);
+    None where it cannot be known: the input cannot be read again (a pipe)."""
     if stream.codec_context.frame_size or _codec_name(stream).startswith("pcm_"):
         return 0
-    stated = _flac_block_size(stream.codec_context.extradata) if _codec_name(stream) == "flac" else None
+    stated = _stated_frame_length(stream, None if reopen else ahead)
     if stated or not reopen:
         return stated
     try:
@@ -532,6 +533,82 @@ def _frame_length(inp, stream, reopen: bool) -> int | None:
         return 0  # timed by the sample, as before
     # The most common: FLAC's last block is shorter.
     return collections.Counter(lengths).most_common(1)[0][0] if lengths else 0
+
+
+def _stated_frame_length(stream, ahead: Callable[[], Iterable] | None) -> int | None:
+    """The samples in a frame of the sound ``stream`` as its header states them (its
+    codec's extradata: FLAC's STREAMINFO, AAC's AudioSpecificConfig), or with
+    ``ahead``, the packets read ahead of the run, as its first packet's do (AC-3's
+    and E-AC3's syncframes); None where they do not, or no packet of it came."""
+    name, ctx = _codec_name(stream), stream.codec_context
+    if name == "flac":
+        return _flac_block_size(ctx.extradata)
+    if name == "aac":
+        return _aac_frame_length(ctx.extradata, ctx.sample_rate)
+    if name in ("ac3", "eac3") and ahead is not None:
+        first = next((packet for packet in itertools.islice(ahead(), STILL_LOOK)
+                      if packet.stream.index == stream.index and packet.size), None)
+        return _ac3_frame_length(bytes(first)) if first is not None else None
+    return None
+
+
+def _ac3_frame_length(data: bytes) -> int | None:
+    """The samples a packet of AC-3 or E-AC3 ``data`` holds, as its syncframes'
+    headers state (ATSC A/52): an AC-3 syncframe holds 6 blocks of 256 samples; an
+    E-AC3 one 1, 2, 3 or 6 (its numblkscod), and a packet may hold several, counted
+    for its first independent substream (the others play at the same time)."""
+    samples, at = 0, 0
+    while at + 6 <= len(data) and data[at:at + 2] == b"\x0b\x77":
+        bsid = data[at + 5] >> 3
+        if bsid <= 10:  # AC-3's, one a packet
+            return 1536
+        if bsid > 16:
+            return None
+        kind, substream = data[at + 2] >> 6, (data[at + 2] >> 3) & 7
+        if kind != 1 and substream == 0:  # not a dependent substream, nor another program
+            samples += 256 * (6 if data[at + 4] >> 6 == 3 else (1, 2, 3, 6)[(data[at + 4] >> 4) & 3])
+        at += ((data[at + 2] & 7) << 8 | data[at + 3]) * 2 + 2  # frmsiz: its 16-bit words, less one
+    return samples or None
+
+
+# The sampling rates AAC's AudioSpecificConfig indexes (ISO/IEC 14496-3, 1.6.3.4).
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+# Its object types whose GASpecificConfig states 1024 samples a frame, or 960
+# (frameLengthFlag): AAC Main, LC, SSR, LTP, Scalable, and the ER forms of LC, LTP
+# and Scalable (ER AAC LD's are 512 or 480).
+_AAC_OF_1024 = frozenset({1, 2, 3, 4, 6, 17, 19, 20})
+
+
+def _aac_frame_length(config: bytes | None, rate: int) -> int | None:
+    """The samples at ``rate``, the stream's, in a frame of AAC whose
+    AudioSpecificConfig is ``config``: 1024 (or 960) of its core's rate, twice as many
+    where SBR (HE-AAC) doubles the rate the stream states. None where it does not say."""
+    if not config or not rate:
+        return None
+    bits, at = "".join(f"{byte:08b}" for byte in config), 0
+
+    def take(n: int) -> int:
+        nonlocal at
+        at += n
+        return int(bits[at - n:at].ljust(n, "0"), 2)
+
+    def kind() -> int:
+        first = take(5)
+        return 32 + take(6) if first == 31 else first
+
+    def sampling() -> int:
+        index = take(4)
+        return take(24) if index == 15 else _AAC_RATES[index] if index < len(_AAC_RATES) else 0
+
+    object_type, core = kind(), sampling()
+    take(4)  # channelConfiguration
+    if object_type in (5, 29):  # SBR (and PS) stated first: the rate it doubles to, then the core's type
+        sampling()
+        object_type = kind()
+    frame = 960 if take(1) else 1024
+    if object_type not in _AAC_OF_1024 or not core or at > len(bits) or frame * rate % core:
+        return None
+    return frame * rate // core
 
 
 def _flac_block_size(header: bytes | None) -> int | None:
@@ -759,7 +836,8 @@ def still_track(inp, stream, ahead: Callable[[], Iterable] | None = None) -> boo
 
 def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                one_way: bool = False, reopen: bool = True, sound_from: Fraction = Fraction(0),
-               held: list | None = None) -> tuple[dict[int, SideOutput], list, list[tuple[str, bytes]]]:
+               held: list | None = None, ahead: Callable[[], Iterable] | None = None
+               ) -> tuple[dict[int, SideOutput], list, list[tuple[str, bytes]]]:
     """Set up in ``out`` what goes along with the upscaled ``video_in``: chapters (of
     the part in ``window``, where only a part is wanted), attachments, cover art, and
     outputs for the input's audio and subtitles, returned by input stream index, with
@@ -772,7 +850,9 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
     where sound that starts later is re-encoded for an output that would play it
     from there (OFFSET_DROPPING_MUXERS). ``held``: of a stream, its first packets,
     read ahead of the run (which reads them again) to tell a cover track by
-    (``still_track``), whose picture, and an attached one, is taken from them."""
+    (``still_track``), whose picture, and an attached one, is taken from them.
+    ``ahead``: of a stream, reads on ahead of the run (held for it too), for the first
+    packet of sound whose frames' length it states (``_frame_length``)."""
     held = held or []
     chapters = inp.chapters()
     if window is not None:
@@ -852,8 +932,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
         lead = (out.format.name == "flv" and stream.type == "audio" and len(sounds) > 1 and stream is sounds[0])
         unheaded = lead and name not in _FLV_HEADED
         # Sound an AVI would copy, by the length of its frames (_frame_length); unknown
-        # in a pipe, it is re-encoded, as an encoder's frames have one.
-        framing = (_frame_length(inp, stream, reopen)
+        # in a pipe (no header states it), it is re-encoded, as an encoder's frames have one.
+        framing = (_frame_length(inp, stream, reopen, ahead)
                    if out.format.name == "avi" and stream.type == "audio" and not unplayed and not headerless
                    and late is None and not paused and takes(out, stream) else 0)
         unframed = framing is None

@@ -3262,17 +3262,24 @@ def test_sound_whose_frames_length_ffmpeg_does_not_know_is_not_timed_by_the_samp
         audio, layout, tmp_path, caplog):
     # found by QA: the frame's length (above) was read in a second opening of the
     # input, which a pipe has not: its AVI was as bloated as before (1.2 MB a second).
-    # FLAC's header states it, and FLAC is copied; E-AC3 is re-encoded, as itself.
+    # FLAC's header states it; E-AC3's first packet does (its syncframe's blocks), and
+    # it was re-encoded, as itself. Both are copied.
     clip = make_clip(tmp_path / "in.mkv", frames=24, audio=audio, layout=layout)
     upscale_piped(clip, tmp_path / "out.avi")
-    assert audio_stream(tmp_path / "out.avi")[0] == audio
-    copied = [data for _, data in packets(tmp_path / "out.avi", "audio")] == [data for _, data in packets(clip, "audio")]
-    assert copied == (audio == "flac")
-    assert ("re-encoding audio stream 1 to eac3 (given as a file, it is copied)" in caplog.text) == (audio == "eac3")
-    with av.open(str(tmp_path / "out.avi")) as c:
-        assert c.streams.audio[0].codec_context.layout.name == layout
-        assert sum(f.samples for f in c.decode(audio=0)) == pytest.approx(48000, abs=1536)
-    assert (tmp_path / "out.avi").stat().st_size < 3 * clip.stat().st_size
+    _check_copied_a_chunk_a_packet(clip, tmp_path / "out.avi", layout)
+    assert "re-encoding" not in caplog.text
+
+
+def test_a_matroskas_aac_whose_frames_length_ffmpeg_does_not_know_is_copied_into_an_avi_from_a_pipe(tmp_path,
+                                                                                                  caplog):
+    # Its sound stored after its video, FFmpeg reads no frame size for it: its header
+    # (AudioSpecificConfig) states 1024 samples a frame. It was re-encoded, as MP3.
+    clip = make_clip(tmp_path / "in.mkv", frames=40, rate=Fraction(2), width=16, height=16)
+    with av.open(str(clip)) as c:
+        assert c.streams.audio[0].codec_context.frame_size == 0
+    upscale_piped(clip, tmp_path / "out.avi")
+    _check_copied_a_chunk_a_packet(clip, tmp_path / "out.avi", "mono", seconds=20)
+    assert "re-encoding" not in caplog.text
 
 
 def test_sound_whose_frames_length_ffmpeg_does_not_know_is_copied_into_an_avi_from_standard_input_from_a_file(
@@ -3325,6 +3332,34 @@ def test_flacs_block_size_is_read_from_its_header_where_every_block_has_it():
     assert _flac_block_size(b"fLaC" + bytes.fromhex("80000022") + info) == 4608  # after the marker, as in a file
     assert _flac_block_size(bytes.fromhex("10001200") + bytes(30)) is None  # blocks of 4096 to 4608: a variable size
     assert _flac_block_size(info[:20]) is None and _flac_block_size(None) is None
+
+
+def test_the_frames_length_of_aac_and_e_ac3_is_read_from_their_headers():
+    from ncnn_sr.video_streams import _aac_frame_length, _ac3_frame_length
+
+    def bits(text: str) -> bytes:
+        text = text.replace(" ", "")
+        return int(text.ljust(-(-len(text) // 8) * 8, "0"), 2).to_bytes(-(-len(text) // 8), "big")
+
+    # AudioSpecificConfig: object type, rate index, channels, then frameLengthFlag.
+    assert _aac_frame_length(bytes.fromhex("1188"), 48000) == 1024  # AAC-LC at 48 kHz, mono
+    assert _aac_frame_length(bytes.fromhex("118c"), 48000) == 960
+    # HE-AAC stated first (type 5): its core at 24 kHz, doubled to the 48 kHz stated.
+    assert _aac_frame_length(bits("00101 0110 0010 0011 00010 0"), 48000) == 2048
+    assert _aac_frame_length(bits("00010 0110 0010 0"), 48000) == 2048  # SBR found by decoding only
+    assert _aac_frame_length(bits("10111 0011 0001 0"), 48000) is None  # ER AAC LD: 512 or 480
+    assert _aac_frame_length(b"\x11", 48000) is None and _aac_frame_length(None, 48000) is None
+
+    def syncframe(blocks_code: int, dependent: bool = False, words: int = 8) -> bytes:
+        head = bytes([0x0B, 0x77, (1 << 6 if dependent else 0) | ((words - 1) >> 8), (words - 1) & 0xFF,
+                      blocks_code << 4, 16 << 3])
+        return head + bytes(words * 2 - len(head))
+
+    assert _ac3_frame_length(syncframe(3)) == 1536
+    assert _ac3_frame_length(syncframe(0)) == 256
+    assert _ac3_frame_length(syncframe(1) + syncframe(1, dependent=True) + syncframe(1)) == 1024
+    assert _ac3_frame_length(bytes.fromhex("0b77") + bytes([0, 0, 0, 8 << 3])) == 1536  # AC-3 (bsid 8)
+    assert _ac3_frame_length(b"\x00" * 8) is None
 
 
 def upscale_piped(clip: Path, dst: Path) -> int:
