@@ -27,7 +27,7 @@ from .console import bar_fits, name_streams, setup_logging
 from .entry import output_is_a_listing
 from .errors import (InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word,
                      shown_repr)
-from .files import check_folder, folder_made
+from .files import check_folder, folder_made, same_file
 from .flags import HomePath, ModelText, OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
 from .path_names import is_picture_suffix, names_a_folder, suffix_fault, video_by_its_output
 from .signals import HeldInterrupts, ctrl_c_signals
@@ -816,7 +816,7 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
             # pytorch_model.bin, as Hugging Face names weights: NAME.bin is the weights
             # themselves, which --force (that the refusal suggested) wrote the model over.
             for written in (target / f"{name}.param", target / f"{name}.bin"):
-                if given is not None and _same_file(written, given):
+                if given is not None and same_file(written, given):
                     raise NcnnSrError(f"{written} is the weights to convert ({flag}): give the model another name "
                                       "(-n) or folder (-o)")
         # Before the download or the work: what would refuse it afterwards. The folder
@@ -885,13 +885,6 @@ def _check_output_folder(target: Path, renamed: bool) -> None:
         name = f" -n {shell_word(target.stem)}" if renamed else ""
         raise NcnnSrError(f"{target} is named like a model's file: -o names the folder to write NAME.param and "
                           f"NAME.bin in (-o {shell_word(str(target.parent))}{name})")
-
-
-def _same_file(a, b) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):  # one of them is not there (or not a valid path)
-        return False
 
 
 def _not_fetched(name: str, spec: models_mod.ModelSpec) -> str | None:
@@ -1103,7 +1096,7 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
         raise click.BadParameter("--size is the synthetic picture's: -i's is timed at its own size",
                                  param_hint="'--size'")
     for path, flag in ((json_path, "--json"), (markdown_path, "--markdown")):
-        if path is not None and image is not None and _same_file(path, image):
+        if path is not None and image is not None and same_file(path, image):
             # Written once the runs are done, it replaced the picture they timed.
             raise click.BadParameter(f"{flag} names the -i picture, which it would write over", param_hint=f"'{flag}'")
     try:

@@ -191,6 +191,15 @@ def file_in_the_way(path: str | os.PathLike) -> Path | None:
     return next((p for p in (*own, *Path(path).parents) if p.exists() and not p.is_dir()), None)
 
 
+def same_file(a, b) -> bool:
+    """Whether ``a`` and ``b`` are one file, by any path or link; False where either is
+    not there (or no valid path)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
 def check_named_as_file(path: str, wanted: str) -> None:
     """InputError where ``path`` is written as a folder's, ending in a separator (or a
     separator and a dot): Path() drops them, and "out/" was written as a file named

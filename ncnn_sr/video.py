@@ -36,11 +36,11 @@ import numpy as np
 
 from . import cover_atom, gif, isobmff, part_files, timecode, video_pieces, video_streams
 from .deinterlace import Deinterlacer, TooSmall
-from .errors import (DISK_FULL, DeviceFailure, FlagNames, InputError, NoRoom, SettingError, cannot_write, describe, file_path,
-                     in_one_line, out_of_memory, write_error_type)
+from .errors import (DISK_FULL, DeviceFailure, FlagNames, InputError, NoRoom, Option, SettingError, cannot_write,
+                     describe, file_path, in_one_line, out_of_memory, write_error_type)
 from .resample import resize
 from .signals import HeldInterrupts, ctrl_c_signals
-from .files import check_named_as_file, ffmpeg_name, mode_for, temp_stem, write_target
+from .files import check_named_as_file, ffmpeg_name, mode_for, same_file, temp_stem, write_target
 from .streams import VideoInput, VideoOutput
 from .video_options import EncodeOptions
 from .video_window import INTERLEAVED_WITHIN, Window
@@ -688,7 +688,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     count is past them.
 
     Errors are InputErrors that name the file at fault: an encoder or pixel format
-    that cannot be used (raised before any file is opened), ``src`` when it cannot be
+    that cannot be used (raised before any file is opened), a ``dst`` that is ``src``
+    (by any path or link: renamed into place, the upscale replaced it), ``src`` when it cannot be
     read or decoded, ``dst`` when the video cannot be encoded or written; but the
     host out of memory, whoever met it, is a MemoryError, as said above. Arguments
     of the wrong kind (a path that is none, ``frames``, ``options`` or ``progress``
@@ -713,6 +714,11 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     part = lock = work = None
     if not piped:
         final = write_target(dst)
+        if not isinstance(src, VideoInput) and same_file(src, final):
+            # Renamed into place at the end, the upscale replaced the source: it was lost
+            # (the command refuses it before; a link's file is the one replaced).
+            raise InputError(f"cannot write {dst}: it is the input, {src}, which it would overwrite: choose another ",
+                             Option("-o", "dst", everywhere=True))
     inp = _open_input(src)
     try:
         video_in = _video_stream(inp, src)

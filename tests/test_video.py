@@ -2182,6 +2182,26 @@ def test_a_write_the_file_system_refuses_is_a_one_line_error(tmp_path):
     one_line_failure(proc, tmp_path, f"cannot write {tmp_path / 'out.mp4'}: File too large")
 
 
+@pytest.mark.parametrize("named", ["same", "spelt", "symlink", "hardlink"])
+def test_a_dst_that_is_the_src_is_refused_and_the_source_kept(named, tmp_path):
+    # The command refuses it; the library wrote the upscale over the source, which was
+    # lost (through a link too: the file it points to was replaced).
+    clip = make_clip(tmp_path / "in.mp4", frames=4)
+    kept = clip.read_bytes()
+    dst = {"same": clip, "spelt": tmp_path / "." / "in.mp4", "symlink": tmp_path / "link.mp4",
+           "hardlink": tmp_path / "hard.mp4"}[named]
+    if named == "symlink":
+        dst.symlink_to(clip.name)
+    if named == "hardlink":
+        os.link(clip, dst)
+    called = []
+    with pytest.raises(InputError) as e:
+        upscale_video(clip, dst, lambda frames: called.append(1) or frames)
+    assert str(e.value) == f"cannot write {dst}: it is the input, {clip}, which it would overwrite: choose another dst"
+    assert clip.read_bytes() == kept and not called
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"in.mp4", dst.name})
+
+
 def test_two_runs_writing_one_output_at_once_each_write_a_file_of_their_own(tmp_path):
     # They wrote one hidden file: the second emptied the first's, each then wrote into
     # the other's, and the one to finish last failed naming that file, not found, after
