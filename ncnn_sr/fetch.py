@@ -28,18 +28,21 @@ def fetchable() -> dict[str, CatalogEntry]:
 
 def source_of(name: str) -> Source:
     """Where model ``name``'s weights are published, and what they must be."""
+    if not isinstance(name, str):
+        # A Path of a fetchable name was told the models to fetch, its own among them.
+        raise ModelError(f"a model's name must be a string, got {describe(name)}")
     entry = fetchable().get(name)
     if entry is None:
-        known = catalog().get(name) if isinstance(name, str) else None
+        known = catalog().get(name)
         if known is not None:  # packaged: the list of the others did not say so
             raise ModelError(f"{describe(name)} cannot be fetched: it comes with ncnn-sr (",
                              Option(f"-n {name}", f"the name {name!r}", everywhere=True), " runs it)")
-        other = spelt_otherwise(name, fetchable()) if isinstance(name, str) else None
+        other = spelt_otherwise(name, fetchable())
         if other is not None:  # RealESRNet_x4plus(.pth), as Real-ESRGAN names the weights
             raise ModelError(f"{describe(name)} cannot be fetched: did you mean '{other[0]}'?")
         # realesrnet-x4pls, a letter off; of every catalog name, so that a packaged
         # model's misspelt is not taken for the fetchable one nearest to it.
-        close = misspelt(name, catalog()) if isinstance(name, str) else None
+        close = misspelt(name, catalog())
         if close is not None and close in fetchable():
             raise ModelError(f"{describe(name)} cannot be fetched: did you mean '{close}'?")
         if close is not None:
@@ -78,7 +81,9 @@ def fetch_model(name: str, folder: str | bytes | os.PathLike | None = None,
     """Download model ``name``'s official weights (or take ``weights``, a copy of
     them already here), check them, convert them and install the model in
     ``folder`` (default: the fetched models folder); return its spec. ``source``
-    replaces the catalog's (``mirrored`` gives a mirror of it).
+    replaces the catalog's (``mirrored`` gives a mirror of it). ``name`` must
+    be a fetchable catalog model's name (a str), with a ``source`` too: any other is
+    a ModelError.
 
     A model already there is returned as it is, unless ``force``. Nothing takes the
     model's name unless the whole chain succeeds; a download cut short keeps its
@@ -91,7 +96,12 @@ def fetch_model(name: str, folder: str | bytes | os.PathLike | None = None,
         raise SettingError(f"force must be True or False, got {describe(force)}")
     if progress is not None and not callable(progress):
         raise SettingError(f"progress must be a function of (done, total), or None, got {describe(progress)}")
-    source = source_of(name) if source is None else source
+    # The name checked with a source given too: one not in the catalog was a bare KeyError.
+    pinned = source_of(name)
+    if source is not None and not isinstance(source, Source):  # else a bare AttributeError
+        raise SettingError(f"fetch_model's source must be a Source (mirrored(name, url) gives a mirror's), "
+                           f"or None, got {describe(source)}")
+    source = pinned if source is None else source
     entry = catalog()[name]
     folder = fetched_model_folder() if folder is None else Path(file_path(folder, "fetch_model", ModelError,
                                                                           "a folder's path"))

@@ -21,7 +21,7 @@ from test_convert import random_compact, random_rrdb
 
 from ncnn_sr import Upscaler, cli, fetch
 from ncnn_sr.download import DownloadError, Source, download, partial_path
-from ncnn_sr.errors import FlagNames, InputError, ModelError, SettingError, shell_word
+from ncnn_sr.errors import FlagNames, InputError, ModelError, SettingError, describe, shell_word
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -270,6 +270,40 @@ def test_a_fetchable_models_other_spelling_names_it(given):
     with pytest.raises(ModelError) as caught:
         fetch.source_of(given)
     assert str(caught.value) == f"'{given}' cannot be fetched: did you mean 'realesrnet-x4plus'?"
+
+
+@pytest.mark.parametrize("given", [Path("realesrnet-x4plus"), b"realesrnet-x4plus", None, 4])
+def test_a_name_that_is_no_string_is_refused_as_such(given, tmp_path):
+    # found by a library audit: a Path of a fetchable name was told the models to fetch,
+    # its own among them, as if its name were unknown.
+    with pytest.raises(ModelError) as caught:
+        fetch.fetch_model(given, tmp_path)
+    assert str(caught.value) == f"a model's name must be a string, got {describe(given)}"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("given, message", [
+    ("nope", "'nope' cannot be fetched: the models to fetch are realesrnet-x4plus, "),
+    (Path("realesrnet-x4plus"), "a model's name must be a string, got PosixPath('realesrnet-x4plus')"),
+    ("realesrgan-x4plus", "'realesrgan-x4plus' cannot be fetched: it comes with ncnn-sr "),
+])
+def test_a_name_with_a_source_of_its_own_is_checked_as_without(given, message, tmp_path):
+    # found by a library audit: with a source, a name not in the catalog was a bare
+    # KeyError, a packaged one "the name of a catalog model: give the converted one another name".
+    source = Source("http://127.0.0.1:9/x.pth", "0" * 64, 10)
+    with pytest.raises(ModelError) as caught:
+        fetch.fetch_model(given, tmp_path / "models", source=source)
+    assert str(caught.value).startswith(message)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_source_that_is_no_source_is_refused_before_anything_is_made(tmp_path):
+    # It was a bare AttributeError ('str' object has no attribute 'url').
+    with pytest.raises(SettingError) as caught:
+        fetch.fetch_model("realesrnet-x4plus", tmp_path / "models", source="https://example.com/x.pth")
+    assert str(caught.value) == ("fetch_model's source must be a Source (mirrored(name, url) gives a mirror's), "
+                                 "or None, got 'https://example.com/x.pth'")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_fetched_model_is_converted_installed_and_found_by_name(server, tmp_path):
