@@ -969,6 +969,9 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
         _fail(command_words(e), 2)
     if (weights is not None or url is not None) and len(set(names)) > 1:
         raise click.UsageError(f"{'--from' if weights else '--url'} gives the weights of one model: name only that one")
+    # Its lines tell of the downloads, which are the work: a reader gone (| head -1)
+    # stops none of them, nor changes the status.
+    output_is_a_listing()
     failed = False
     for name in dict.fromkeys(names):
         try:

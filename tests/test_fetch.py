@@ -534,6 +534,31 @@ def test_the_command_fetches_and_says_so_the_second_time(server, tmp_path, monke
     assert again.exit_code == 0 and "fetched already" in again.output
 
 
+@pytest.mark.parametrize("quiet", [False, True], ids=["said", "quiet"])
+def test_a_fetch_whose_reader_went_away_fetches_every_model_named(quiet, server, tmp_path):
+    # ncnn-sr fetch A B | head -1 was status 1 once A's line met the closed pipe, B
+    # not fetched: its lines tell of work done, as a listing's do, and the downloads
+    # are the work. A pipe closed before the command starts breaks its first write.
+    import sys
+
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    folder = tmp_path / "models"
+    script = (f"from ncnn_sr import fetch\nfrom ncnn_sr.download import Source\n"
+              f"fetch.source_of = lambda name: Source({source.url!r}, {source.sha256!r}, {source.size})\n"
+              f"from ncnn_sr.entry import _run\n_run('ncnn_sr.cli', 'ncnn-sr')\n")
+    names = ["realesr-general-x4v3", "realesr-general-wdn-x4v3"]
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-c", script, "fetch", *names, "-o", folder, *["-q"] * quiet],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=300)
+    finally:
+        os.close(write)
+    assert proc.returncode == 0, proc.stderr
+    assert "error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert all((folder / f"{name}.param").is_file() and (folder / f"{name}.bin").is_file() for name in names)
+
+
 def test_the_command_lists_what_it_can_fetch(tmp_path):
     partial_path(tmp_path / ".realesr-general-x4v3.pth").write_bytes(bytes(1_500_000))  # cut short earlier
     proc = run("fetch", "-o", tmp_path)
