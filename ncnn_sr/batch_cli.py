@@ -25,7 +25,7 @@ from .console import FrameProgress, Progress, TileBar, echo, stream_aliases, sub
 from .cut_short import video_fault
 from .engine import Upscaler
 from .errors import (CpuOutOfMemory, DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words,
-                     failed_words, os_reason, shell_word, write_error_type)
+                     failed_words, host_out_of_memory, os_reason, out_of_memory, shell_word, write_error_type)
 from .fetch_record import file_sha256
 from .files import (REMOVED, broken_output, check_folder, check_writable, input_gone, is_fifo, make_folder,
                     mark_there, output_gone, reader_of)
@@ -460,6 +460,8 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
             raise  # entry's line
         return EXIT_FAILED
     except (NcnnSrError, OSError) as e:
+        if out_of_memory(e):
+            raise host_out_of_memory(e) from e  # entry's line: not the file's fault
         if debug:
             raise
         full = _kept_on_full_disk(working, e, length) if working is not None else None
@@ -780,6 +782,10 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
             except (ModelError, DeviceError):
                 raise  # the model's or the device's: every video would fail alike
             except (NcnnSrError, OSError) as e:
+                if out_of_memory(e):
+                    # The system's ENOMEM, said as a file's error (a path looked up):
+                    # every later video would fail alike. Said as below.
+                    raise host_out_of_memory(e) from e
                 if debug:
                     raise
                 failed_at, working = working, None  # what the device's failure kept of it is said below
@@ -844,6 +850,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
             raise  # entry's line
         return EXIT_FAILED
     except (NcnnSrError, OSError) as e:
+        if out_of_memory(e):
+            raise host_out_of_memory(e) from e
         if debug:
             raise
         _say_failed(prog, bar, e, flags, opts)
@@ -1192,6 +1200,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
                                       summary is not None and summary.ok > 0))
         return interrupted_status()
     except NcnnSrError as e:
+        if out_of_memory(e):
+            raise host_out_of_memory(e) from e  # entry's line: not the picture's fault
         if debug:
             raise
         echo(f"{prog}: error: {said_failed(opts, command_words(e, flags))}")

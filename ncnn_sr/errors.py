@@ -439,6 +439,14 @@ def out_of_memory(e: BaseException) -> bool:
                                              for c in (e, e.__cause__ or e.__context__))
 
 
+def host_out_of_memory(e: BaseException) -> MemoryError:
+    """``e``, FFmpeg's or the system's ENOMEM (``out_of_memory``) said as a file's
+    error ("in.mp4: cannot decode: Cannot allocate memory"), as the MemoryError it is,
+    in the same words: the host's memory, not the file's fault, which the commands
+    say as such (and a folder's later files would meet alike)."""
+    return MemoryError(str(e.escaped() if isinstance(e, NcnnSrError) else e))
+
+
 def write_error_type(e: BaseException) -> type[InputError]:
     """The error type for a write that failed with ``e``: NoRoom where its disk is full
     or read-only, which no later output there gets past either, else InputError."""

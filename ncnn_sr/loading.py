@@ -15,7 +15,7 @@ import numpy as np
 from . import avif
 from .animation import Animation, frames_write_bytes, read_frames
 from .budget import MemoryBudget
-from .errors import FlagNames, InputError, NcnnSrError, cannot_write
+from .errors import FlagNames, InputError, NcnnSrError, cannot_write, host_out_of_memory, out_of_memory
 from .files import check_writable, input_gone, mark_there, write_target
 from .images import (ALPHA_MODES, FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadata, header_layout,
                      named_format, output_format, read_image, write_bytes)
@@ -62,6 +62,11 @@ def _read(item: Item, read: Callable, flags: FlagNames | None) -> tuple | None:
     try:
         return read(item.job.source)
     except NcnnSrError as e:
+        if out_of_memory(e):
+            # The system's ENOMEM as the file was read: the host's memory, not the
+            # picture's fault, which every later picture would meet alike. The run
+            # stops (Pipeline.run raises it), as the command says.
+            raise host_out_of_memory(e) from e
         item.error = e.said(flags)
     except Exception as e:  # a batch outlives any one file
         item.error = f"{item.job.source}: cannot read: {e!r}"

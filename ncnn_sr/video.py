@@ -37,7 +37,7 @@ import numpy as np
 from . import cover_atom, gif, isobmff, part_files, timecode, video_pieces, video_streams
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import (DISK_FULL, DeviceFailure, FlagNames, InputError, NoRoom, Option, SettingError, cannot_write,
-                     describe, file_path, in_one_line, out_of_memory, write_error_type)
+                     describe, file_path, host_out_of_memory, in_one_line, out_of_memory, write_error_type)
 from .resample import resize
 from .signals import HeldInterrupts, ctrl_c_signals
 from .files import check_named_as_file, ffmpeg_name, mode_for, same_file, temp_stem, write_target
@@ -104,8 +104,10 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                          len(container.streams.audio), len(container.streams.subtitles),
                          v.codec_context.field_order, v.codec_context.pix_fmt,
                          not v.sample_aspect_ratio or v.sample_aspect_ratio == 1, _stated_rate(v))
-    except BaseException:
+    except BaseException as e:
         container.close()
+        if out_of_memory(e) and not isinstance(e, MemoryError):
+            raise host_out_of_memory(e) from e
         raise
     if isinstance(path, VideoInput):
         path.opened = container  # only its header was read: it cannot be read again
@@ -159,6 +161,10 @@ def _open_input(path):
         raise InputError(f"{path}: file not found") from None
     except PermissionError:  # PyAV's is one too; else "not a video FFmpeg can read", of a good one
         raise InputError(f"{path}: permission denied") from None
+    except (MemoryError, OSError) as e:
+        if out_of_memory(e):  # FFmpeg's ENOMEM (PyAV's MemoryError) or the system's: not the file's fault
+            raise MemoryError(f"{path}: cannot open: {_reason(e)}") from e
+        raise
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as e:
         if isinstance(path, VideoInput) and isinstance(e, av.error.NotImplementedError):
             # FFmpeg's reader of the kind (an APNG's) asked to go back in it: a stream cannot.
@@ -835,9 +841,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         if piped and _broken_pipe(e):
             raise dst.closed_early() from None
         if memory and not isinstance(e, MemoryError):
-            # FFmpeg's ENOMEM, said as the input's or output's error: the host's memory
-            # all the same, which the command says with what is kept.
-            raise MemoryError(str(e.escaped() if isinstance(e, InputError) else e)) from e
+            # The command says it with what is kept.
+            raise host_out_of_memory(e) from e
         raise
     finally:
         if lock is not None:

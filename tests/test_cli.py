@@ -1351,6 +1351,40 @@ def test_running_out_of_memory_is_one_line_and_status_1(module_text, tmp_path):
     assert proc.returncode == 1 and proc.stderr == "ncnn-sr: error: out of memory\n"
 
 
+# ``ncnn-sr ARGS`` whose pictures in a folder named in meet the system's ENOMEM as
+# Pillow opens them, each opening counted on stdout.
+_PICTURES_OUT_OF_MEMORY = """
+import errno, os, sys
+from PIL import Image
+
+def opening(fp, *given, **options):
+    if isinstance(fp, (str, os.PathLike)) and os.path.basename(os.path.dirname(os.path.abspath(fp))) == "in":
+        print("opened", flush=True)
+        raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM), os.fspath(fp))
+    return real(fp, *given, **options)
+
+real, Image.open = Image.open, opening
+sys.argv = ["ncnn-sr", *sys.argv[1:]]
+from ncnn_sr import entry
+entry.ncnn_sr()
+"""
+
+
+@pytest.mark.parametrize("folder", [False, True], ids=["picture", "folder"])
+def test_the_system_out_of_memory_as_a_picture_is_read_is_the_hosts_not_the_pictures(folder, tmp_path):
+    # It said "in/a.png: cannot read: Cannot allocate memory", the picture's fault,
+    # and a folder's run read each later picture, failing alike, a line each.
+    (tmp_path / "in").mkdir()
+    for name in "abcdef":
+        Image.fromarray(picture(6, 7)).save(tmp_path / "in" / f"{name}.png")
+    given = tmp_path / "in" if folder else tmp_path / "in" / "a.png"
+    proc = subprocess.run([sys.executable, "-c", _PICTURES_OUT_OF_MEMORY, "-i", given, "-o",
+                           tmp_path / ("out" if folder else "out.png"), *FAST],
+                          capture_output=True, text=True, timeout=300)
+    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in"]
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device that is always full")
 @pytest.mark.parametrize("command, prog", [(["ncnn-sr", "-h"], "ncnn-sr"), (["ncnn-sr", "models"], "ncnn-sr"),
                                            (["realesrgan-ncnn-vulkan", "-h"], "realesrgan-ncnn-vulkan")])

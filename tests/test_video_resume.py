@@ -672,6 +672,78 @@ def test_upscale_video_raises_ffmpegs_out_of_memory_as_a_memory_error_and_keeps_
     assert sorted(p.name for p in work.iterdir() if p.suffix == ".bin") == ["piece-00000.bin", "piece-00001.bin"]
 
 
+# ``ncnn-sr video ARGS`` whose inputs' opening meets ENOMEM (``kind``: FFmpeg's, as
+# PyAV raises it, or the system's), or (``path``) the look at an output's path does,
+# each counted on stdout.
+_OPENED_OUT_OF_MEMORY = """
+import errno, os, sys
+import av
+from ncnn_sr import batch_cli
+kind, *args = sys.argv[1:]
+
+def opening(file, mode="r", *given, **options):
+    if mode == "r" and kind != "path":
+        print("opened", flush=True)
+        if kind == "ffmpeg":
+            av.error.err_check(-errno.ENOMEM)
+        raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+    return real(file, mode, *given, **options)
+
+def looking(path, *given, **options):
+    if kind == "path":
+        print("opened", flush=True)
+        raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM), str(path))
+    return look(path, *given, **options)
+
+real, av.open = av.open, opening
+look, batch_cli.check_reachable = batch_cli.check_reachable, looking
+sys.argv = ["ncnn-sr", "video", *args]
+from ncnn_sr import entry
+entry.ncnn_sr()
+"""
+
+
+@pytest.mark.parametrize("kind", ["ffmpeg", "system", "path"])
+@pytest.mark.parametrize("folder", [False, True], ids=["video", "folder"])
+def test_out_of_memory_as_an_input_opens_is_the_hosts_not_the_files(kind, folder, tmp_path):
+    # It said "in.mp4: not a video FFmpeg can read (Cannot allocate memory)" (or
+    # "out.mkv: Cannot allocate memory"), the file's fault, and a folder's run tried
+    # each later video, failing alike.
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        make_clip(src / name, frames=2, audio=None)
+    given = src if folder else src / "a.mp4"
+    proc = subprocess.run([sys.executable, "-c", _OPENED_OUT_OF_MEMORY, kind, "-i", str(given), "-o",
+                           str(tmp_path / ("out" if folder else "out.mkv")), *X2],
+                          capture_output=True, text=True, timeout=300)
+    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
+    assert proc.stdout == "opened\n"  # the next video not tried
+    assert sorted(os.listdir(tmp_path)) == ["in"]
+
+
+@pytest.mark.parametrize("kind", ["ffmpeg", "system"])
+def test_probe_and_upscale_video_raise_out_of_memory_as_the_input_opens_as_a_memory_error(kind, tmp_path,
+                                                                                      monkeypatch):
+    from ncnn_sr import video
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+
+    def opening(file, mode="r", *given, **options):
+        if mode != "r":
+            return real(file, mode, *given, **options)
+        if kind == "ffmpeg":
+            av.error.err_check(-errno.ENOMEM)
+        raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+    real = av.open
+    monkeypatch.setattr(av, "open", opening)
+    said = f"^{re.escape(str(clip))}: cannot open: Cannot allocate memory$"
+    with pytest.raises(MemoryError, match=said):
+        video.probe(clip)
+    with pytest.raises(MemoryError, match=said):
+        upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames, EncodeOptions(codec="ffv1"))
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
 def disk_full(monkeypatch, packets: int | None, code: int = errno.ENOSPC) -> None:
     """The output's disk full after ``packets`` video packets are muxed into it, or
     (None) as it closes, its trailer (the end of a run): FFmpeg's ENOSPC, as a muxer
