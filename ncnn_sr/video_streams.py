@@ -821,6 +821,9 @@ def still_track(inp, stream, ahead: Callable[[], Iterable] | None = None) -> boo
     does not come in the file's first packets: read in a second opening of the file,
     or where ``inp`` is a stream, which cannot be opened again, among ``ahead()``, its
     first packets read ahead of its run, which reads them again."""
+    # JPEG and PNG alone: a cover of another kind (an mp4's BMP, an MP3's GIF, TIFF or
+    # WebP) has neither a Matroska codec ID nor a VFW fourcc (ff_codec_bmp_tags), and
+    # the muxer refuses it as a track ("No bmp codec tag found").
     if stream.codec_context is None or _codec_name(stream) not in _COVER_FILES:
         return False
     pictures = 0
