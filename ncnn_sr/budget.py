@@ -10,6 +10,11 @@ import sys
 import threading
 from typing import Callable, Iterator
 
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None
+
 
 class MemoryBudget:
     """Bytes that work in flight may hold together (a Pipeline's animations, whose
@@ -115,9 +120,10 @@ WRITERS = WriterRoom()
 
 def _linux_available() -> int | None:
     """What Linux can hand out now: MemAvailable, or less where the cgroups this
-    process is in (a container's, a service's) leave less under their limit."""
-    found, room = _meminfo_available(), _cgroup_room()
-    return found if room is None else room if found is None else min(found, room)
+    process is in (a container's, a service's) leave less under their limit, or its
+    own caps (ulimit -v, ulimit -d) less under theirs."""
+    known = [found for found in (_meminfo_available(), _cgroup_room(), _cap_room()) if found is not None]
+    return min(known, default=None)
 
 
 def _read(path: str) -> bytes | None:
@@ -209,6 +215,46 @@ def _cgroup_room() -> int | None:
             if name in cache_lines and value.strip().isdigit():
                 cache += int(value)
         rooms.append(max(0, limit - used + min(cache, used)))
+    return min(rooms, default=None)
+
+
+# This process's status: what it has mapped under each cap below.
+PROC_STATUS = "/proc/self/status"
+# Each cap a process may have on its own memory, and the status line that counts what
+# the kernel checks it against: ulimit -v's address space, ulimit -d's private
+# writable mappings (since Linux 4.7; the heap alone before, which VmData over-counts).
+_CAPS = (("RLIMIT_AS", b"VmSize:"), ("RLIMIT_DATA", b"VmData:"))
+
+
+def _cap_room() -> int | None:
+    """Bytes this process can still map before a cap of its own (ulimit -v or -d) makes
+    an allocation fail: the cap less what it has under it, which counts memory reserved
+    and never touched (OpenMP's thread stacks, malloc's arenas), as the kernel does.
+    None where no cap is set or what is under it is unknown."""
+    if resource is None:
+        return None
+    caps = []
+    for name, line in _CAPS:
+        which = getattr(resource, name, None)
+        if which is None:
+            continue
+        try:
+            soft = resource.getrlimit(which)[0]
+        except (OSError, ValueError):
+            continue
+        if soft != resource.RLIM_INFINITY:
+            caps.append((soft, line))
+    if not caps:  # the usual case: the status file is not read
+        return None
+    rooms = []
+    status = b"\n" + (_read(PROC_STATUS) or b"")
+    for soft, name in caps:
+        start = status.find(b"\n" + name)  # found, not split in lines: read 3 times a picture
+        if start >= 0:
+            try:
+                rooms.append(max(0, soft - int(status[start + 1:].split(None, 2)[1]) * 1024))
+            except (IndexError, ValueError):
+                pass
     return min(rooms, default=None)
 
 

@@ -2125,3 +2125,22 @@ def test_a_result_too_large_for_the_containers_memory_is_refused_in_one_line(tmp
         f"ncnn-sr: error: {tmp_path / 'in.png'}: its 80x80 result written as PNG needs about 0.0 GB of memory, "
         "more than the 0.0 GB available"]
     assert not out.exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="Linux's /proc/self/status")
+def test_a_result_too_large_for_the_processs_address_space_cap_is_refused_in_one_line(tmp_path):
+    # Under ulimit -v (RLIMIT_AS), a result that fitted the machine's memory but not the
+    # cap was upscaled, and failed midway: "not enough memory for its result". The
+    # cap's room counts: 30000x30000 (2.5 GB, 5.9 with its PNG's writing) cannot fit in
+    # 4 GB of address space.
+    import resource
+    cap = 4 << 30
+    Image.fromarray(picture(40, 40)).save(tmp_path / "in.png")
+    out = tmp_path / "out" / "big.png"
+    proc = subprocess.run([CMD, "-i", tmp_path / "in.png", "-o", out, "--width", "30000", *FAST], capture_output=True,
+                          text=True, timeout=300, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)))
+    assert proc.returncode == 1
+    assert re.fullmatch(rf"ncnn-sr: error: {re.escape(str(tmp_path / 'in.png'))}: its 30000x30000 result written as "
+                        r"PNG needs about 5\.\d GB of memory, more than the [0-3]\.\d GB available\n", proc.stderr), \
+        proc.stderr
+    assert not out.exists()

@@ -149,6 +149,7 @@ def _cgroups(tmp_path, monkeypatch, membership, files, meminfo=64 << 30):
     monkeypatch.setattr(budget, "CGROUP_V2", str(tmp_path / "unified"))
     monkeypatch.setattr(budget, "CGROUP_V1", str(tmp_path / "memory"))
     monkeypatch.setattr(budget, "_meminfo_available", lambda: meminfo)
+    monkeypatch.setattr(budget, "PROC_STATUS", str(tmp_path / "status"))  # none: the shell's ulimit -v unread
     budget._cgroup_limits.cache_clear()
 
 
@@ -223,6 +224,64 @@ def test_cgroup_files_are_read_without_a_text_file(tmp_path, monkeypatch, fresh_
         "unified/memory.stat": "inactive_file 0\n"})
     monkeypatch.setattr(builtins, "open", lambda *a, **k: pytest.fail("a file object made"))
     assert budget.available_memory() == 500 * MiB
+
+
+def _capped(tmp_path, monkeypatch, caps, status):
+    """A process whose soft limits are ``caps`` ({"RLIMIT_AS": bytes, ...}; the others
+    unlimited) and whose /proc/self/status reads ``status`` (None: not there)."""
+    import resource
+    real = resource.getrlimit
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (
+        next((soft for name, soft in caps.items() if getattr(resource, name) == which), resource.RLIM_INFINITY)
+        if which in (resource.RLIMIT_AS, resource.RLIMIT_DATA) else real(which), resource.RLIM_INFINITY))
+    if status is not None:
+        (tmp_path / "status").write_text(status)
+
+
+STATUS = f"Name:\tncnn-sr\nVmPeak:\t{900 << 10} kB\nVmSize:\t{512 << 10} kB\nVmData:\t{100 << 10} kB\nThreads:\t3\n"
+
+
+@pytest.mark.parametrize("caps,available", [
+    ({"RLIMIT_AS": 2048 * MiB}, 1536 * MiB),  # ulimit -v 2097152: its cap less the 512 MB of VmSize
+    ({"RLIMIT_DATA": 1024 * MiB}, 924 * MiB),  # ulimit -d: less the 100 MB of VmData
+    ({"RLIMIT_AS": 2048 * MiB, "RLIMIT_DATA": 1800 * MiB}, 1536 * MiB),  # the lower room wins
+    ({"RLIMIT_AS": 400 * MiB}, 0),  # a cap lowered below what is mapped already leaves none
+    ({"RLIMIT_AS": 128 << 30}, 64 << 30),  # a cap above the machine's memory leaves the machine's
+    ({}, 64 << 30)])
+def test_memory_under_a_process_cap_is_what_the_cap_leaves(caps, available, tmp_path, monkeypatch, fresh_cgroups):
+    # ulimit -v (RLIMIT_AS): a result too large for the cap but not for the machine
+    # was upscaled, and failed midway with "not enough memory for its result" (a
+    # MemoryError) instead of the one line naming its need and what is available.
+    _cgroups(tmp_path, monkeypatch, "0::/\n", {})
+    _capped(tmp_path, monkeypatch, caps, STATUS)
+    assert budget.available_memory() == budget.memory_limit() == available
+
+
+def test_a_cap_whose_use_is_unknown_leaves_the_machines_memory(tmp_path, monkeypatch, fresh_cgroups):
+    # No /proc/self/status (not Linux, or a /proc not mounted): the cap less what? No guess.
+    _cgroups(tmp_path, monkeypatch, "0::/\n", {}, meminfo=5 << 30)
+    _capped(tmp_path, monkeypatch, {"RLIMIT_AS": 1 << 30}, None)
+    assert budget.available_memory() == budget.memory_limit() == 5 << 30
+    _capped(tmp_path, monkeypatch, {"RLIMIT_AS": 1 << 30}, "Name:\tncnn-sr\nVmSize:\tmany kB\n")
+    assert budget.available_memory() == 5 << 30
+
+
+def test_the_lower_of_a_cgroups_room_and_a_process_cap_wins(tmp_path, monkeypatch, fresh_cgroups):
+    _cgroups(tmp_path, monkeypatch, "0::/\n", {
+        "unified/memory.max": f"{1024 * MiB}\n", "unified/memory.current": f"{900 * MiB}\n",
+        "unified/memory.stat": ""})
+    _capped(tmp_path, monkeypatch, {"RLIMIT_AS": 2048 * MiB}, STATUS)
+    assert budget.available_memory() == 124 * MiB
+    _capped(tmp_path, monkeypatch, {"RLIMIT_AS": 600 * MiB}, STATUS)
+    assert budget.available_memory() == 88 * MiB
+
+
+def test_a_process_cap_is_read_without_a_text_file(tmp_path, monkeypatch, fresh_cgroups):
+    import builtins
+    _cgroups(tmp_path, monkeypatch, "0::/\n", {})
+    _capped(tmp_path, monkeypatch, {"RLIMIT_AS": 2048 * MiB}, STATUS)
+    monkeypatch.setattr(builtins, "open", lambda *a, **k: pytest.fail("a file object made"))
+    assert budget.available_memory() == 1536 * MiB
 
 
 def test_bench_child_runs_without_wait4_and_process_groups(monkeypatch):
