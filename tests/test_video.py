@@ -4889,8 +4889,26 @@ def test_a_name_ffmpeg_reads_as_a_numbered_sequence_of_pictures_is_a_file_not_fo
         Image.fromarray(picture(8, 8, seed=i)).save(tmp_path / f"f_{i:04d}.png")
     with pytest.raises(InputError) as caught:
         upscale_video(tmp_path / "f_%04d.png", tmp_path / "o.mp4", lambda frames: frames)
-    assert str(caught.value) == f"{tmp_path}/f_%04d.png: file not found"
+    assert str(caught.value) == (f"{tmp_path}/f_%04d.png: file not found: ncnn-sr video takes a video, not "
+                                 f"numbered pictures: ncnn-sr -i {tmp_path} -o OUT_FOLDER upscales them, for "
+                                 "ffmpeg to join into a video")
     assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("name,hint", [
+    ("f%d.png", ": ncnn-sr video takes a video, not numbered pictures: ncnn-sr -i . -o OUT_FOLDER upscales them, "
+                "for ffmpeg to join into a video"),
+    ("my frames/f%02d.png", ": ncnn-sr video takes a video, not numbered pictures: "
+                            "ncnn-sr -i 'my frames' -o OUT_FOLDER upscales them, for ffmpeg to join into a video"),
+    ("100%.mp4", ""), ("a%s.mp4", ""), ("%dx.mkv/a.mp4", "")])
+def test_a_missing_numbered_sequence_of_pictures_is_told_how_to_upscale_it(name, hint, tmp_path, monkeypatch):
+    # ncnn-sr video -i 'frames/f%02d.png' -o out.mp4: "file not found" alone, where the
+    # name says what was meant, a folder of frames, which ncnn-sr upscale takes. A
+    # name without a printf number (%d, %02d) in it is not told so.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as caught:
+        upscale_video(name, tmp_path / "o.mp4", lambda frames: frames)
+    assert str(caught.value) == f"{name}: file not found{hint}"
 
 
 def test_a_file_name_with_a_line_break_is_escaped_in_upscale_videos_errors(tmp_path):
