@@ -37,6 +37,7 @@ from .lanes import Lane, UpscalingFailed, ordered_map
 from .loading import ANIMATED_FORMATS, sizes_fitting
 from .models import ModelSpec, known_scale, lacks_model, resolve_model
 from .outcomes import Outcome, Summary, skipped_outcomes
+from .path_names import numbered_pictures_hint
 from .pipeline import Pipeline
 from .resample import target_size
 from .repeats import Repeats
@@ -1001,8 +1002,8 @@ class _RunState:
             _remove_empty_folders(self.new_folder)
 
 
-def _plan(opts: RunOptions, flags: FlagNames) -> Plan:
-    """The run's jobs."""
+def _plan(prog: str, opts: RunOptions, flags: FlagNames) -> Plan:
+    """The run's jobs; ``prog`` names the command in hints."""
     try:
         plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive, folder=opts.output_folder,
                          suffix=opts.suffix, in_place=opts.in_place_ok)
@@ -1011,6 +1012,14 @@ def _plan(opts: RunOptions, flags: FlagNames) -> Plan:
             # Outputs beside their inputs were wanted: the way there was not said.
             raise InputError(f"{e}, or name the outputs apart: {flags(f'--suffix {_scale_suffix(opts)}')}") \
                 from None
+        raise
+    except InputError as e:
+        # A name FFmpeg reads as numbered pictures (frames/f%02d.png) is no file here,
+        # where their folder is what is taken.
+        hint = numbered_pictures_hint(opts.input, "-i takes a file or a folder", prog) \
+            if str(e) == f"{opts.input}: file not found" else ""
+        if hint:
+            raise e.extended(hint) from None
         raise
     return plan
 
@@ -1163,7 +1172,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
     ``flags`` name them."""
     state = _RunState()
     try:
-        state.plan = plan = _plan(opts, flags)
+        state.plan = plan = _plan(prog, opts, flags)
         # -t, -j and -g as written before the plan's notes, as the reference checks its
         # flags before it lists the folder: a bad -t came after the warnings of the files
         # left out. The devices are looked up later, as there (no Vulkan yet for a picture

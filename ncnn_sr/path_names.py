@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 
+from .errors import shell_word
 from .files import name_fault
 from .video_options import is_video_path
 
@@ -130,3 +132,20 @@ def suffix_fault(suffix: str) -> str | None:
         return "needs a letter or digit: dots alone make names that hide or mean other files"
     fault = name_fault(f"a{suffix}.png")
     return None if fault is None else f"is added to a file's name: {fault}"  # else each picture failed to be written
+
+
+# FFmpeg's number in a picture sequence's name: %d, or %0Nd and %Nd for N digits.
+_PRINTF_NUMBER = re.compile(r"%\d*d")
+
+
+def numbered_pictures_hint(path: str | os.PathLike, takes: str, command: str = "ncnn-sr") -> str:
+    """What to do instead, where ``path``, not found, names a numbered sequence of
+    pictures as FFmpeg does (frames/f%02d.png): ``command`` (the drop-in's own name
+    in its words) upscales their folder; ``takes`` says what the input is instead
+    ("ncnn-sr video takes a video"). "" for another name (100%.png, a%s.png, a
+    pattern in a folder's name only)."""
+    if not _PRINTF_NUMBER.search(os.path.basename(os.fspath(path))):
+        return ""
+    folder = shell_word(os.path.dirname(os.fspath(path)) or ".")
+    return (f": {takes}, not numbered pictures: {command} -i {folder} -o OUT_FOLDER upscales them, "
+            "for ffmpeg to join into a video")

@@ -24,7 +24,6 @@ import logging
 import math
 import mmap
 import os
-import re
 import time
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
@@ -38,11 +37,11 @@ import numpy as np
 from . import cover_atom, gif, isobmff, part_files, timecode, video_pieces, video_streams
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import (DISK_FULL, DeviceFailure, FlagNames, InputError, NoRoom, Option, SettingError, cannot_write,
-                     describe, file_path, host_out_of_memory, in_one_line, out_of_memory, shell_word,
-                     write_error_type)
+                     describe, file_path, host_out_of_memory, in_one_line, out_of_memory, write_error_type)
 from .resample import resize
 from .signals import HeldInterrupts, ctrl_c_signals
 from .files import check_named_as_file, ffmpeg_name, mode_for, same_file, temp_stem, write_target
+from .path_names import numbered_pictures_hint
 from .streams import VideoInput, VideoOutput
 from .video_options import EncodeOptions
 from .video_window import INTERLEAVED_WITHIN, Window
@@ -154,7 +153,7 @@ def _open_input(path):
     elif _missing(path):
         # FFmpeg would read a name with %d in it as a numbered sequence of pictures
         # (f_%04d.png: f_0001.png, ...), then refused as "a still picture".
-        raise InputError(f"{path}: file not found{_numbered_pictures_hint(path)}")
+        raise InputError(f"{path}: file not found{numbered_pictures_hint(path, 'ncnn-sr video takes a video')}")
     try:
         # Standard input redirected from a file is read further as the file is.
         container = av.open(path, **video_streams.READ_TAGS) if isinstance(path, VideoInput) \
@@ -194,20 +193,6 @@ def _open_input(path):
         container.close()
         raise InputError(f"{path}: a still picture ({brand}), not a video: upscale it as a picture")
     return container
-
-
-def _numbered_pictures_hint(path) -> str:
-    """What to do instead, where ``path`` names a numbered sequence of pictures as
-    FFmpeg does (frames/f%02d.png): upscale their folder; "" for another name."""
-    if not _PRINTF_NUMBER.search(os.path.basename(os.fspath(path))):
-        return ""
-    folder = shell_word(os.path.dirname(os.fspath(path)) or ".")
-    return (f": ncnn-sr video takes a video, not numbered pictures: ncnn-sr -i {folder} -o OUT_FOLDER "
-            "upscales them, for ffmpeg to join into a video")
-
-
-# FFmpeg's number in a picture sequence's name: %d, or %0Nd and %Nd for N digits.
-_PRINTF_NUMBER = re.compile(r"%\d*d")
 
 
 def _missing(path) -> bool:

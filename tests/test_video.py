@@ -27,6 +27,7 @@ from conftest import as_a_user, ctrl_c_once_made, picture
 from media import (HDR10, add_mov_text, add_subtitles, encode_all, hdr_metadata, make_clip, make_hdr_clip,
                    make_turning_stream, packets)
 from ncnn_sr import InputError, video_frames
+from ncnn_sr.errors import shell_word
 from ncnn_sr.lanes import Lane, ordered_map
 from ncnn_sr.video import EncodeOptions, upscale_video
 from ncnn_sr.video_streams import sample_rate_for
@@ -4909,6 +4910,25 @@ def test_a_missing_numbered_sequence_of_pictures_is_told_how_to_upscale_it(name,
     with pytest.raises(InputError) as caught:
         upscale_video(name, tmp_path / "o.mp4", lambda frames: frames)
     assert str(caught.value) == f"{name}: file not found{hint}"
+
+
+@pytest.mark.parametrize("command,output", [(NCNN_SR, "out.mp4"), (DROPIN, "out.png"), (DROPIN, "out.mp4")],
+                         ids=["ncnn-sr", "dropin-png", "dropin-mp4"])
+def test_a_missing_numbered_sequence_of_pictures_is_told_how_to_upscale_it_as_pictures(command, output, tmp_path):
+    # ncnn-sr -i 'frames/f%02d.png' -o out.mp4 (the pictures' way, not ncnn-sr video's)
+    # and the drop-in said "file not found" alone: the same hint as ncnn-sr video's,
+    # each command naming its own folder form.
+    (tmp_path / "my frames").mkdir()
+    Image.fromarray(picture(8, 8)).save(tmp_path / "my frames" / "f01.png")
+    src = tmp_path / "my frames" / "f%02d.png"
+    proc = run(command, "-i", src, "-o", tmp_path / output, "-s", "2", "-g", "-1", check_ok=False)
+    name = os.path.basename(command)
+    said = (f"file not found: -i takes a file or a folder, not numbered pictures: {name} -i "
+            f"{shell_word(str(tmp_path / 'my frames'))} -o OUT_FOLDER upscales them, for ffmpeg to join into a video")
+    assert proc.returncode == 1
+    assert proc.stderr == (f"ncnn-sr: error: {src}: {said}\n" if command == NCNN_SR
+                           else f"realesrgan-ncnn-vulkan: error: {src} failed: {said}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my frames"]
 
 
 def test_a_file_name_with_a_line_break_is_escaped_in_upscale_videos_errors(tmp_path):
