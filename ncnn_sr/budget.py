@@ -126,6 +126,20 @@ def _linux_available() -> int | None:
     return min(known, default=None)
 
 
+# What holds the memory to less than the machine has, in a refusal's words.
+_CGROUP_WHY = "its container's or service's memory limit"
+
+
+def _linux_named() -> tuple[int, str] | None:
+    """``_linux_available()``'s figure and what holds it there where that is not the
+    machine's memory: "ulimit -v" or "ulimit -d" (``_CAPS``), or _CGROUP_WHY; "" where
+    it is. Read for a refusal's words only, beside _linux_available, which is read 3
+    times a picture and names nothing."""
+    known = [(found, why) for found, why in ((_meminfo_available(), ""), (_cgroup_room(), _CGROUP_WHY),
+                                             _cap_named() or (None, "")) if found is not None]
+    return min(known, key=lambda named: named[0], default=None)  # the machine's where they are equal
+
+
 def _read(path: str) -> bytes | None:
     """The file at ``path``, a small one of /proc or /sys, whole; None where it cannot
     be read."""
@@ -220,10 +234,11 @@ def _cgroup_room() -> int | None:
 
 # This process's status: what it has mapped under each cap below.
 PROC_STATUS = "/proc/self/status"
-# Each cap a process may have on its own memory, and the status line that counts what
-# the kernel checks it against: ulimit -v's address space, ulimit -d's private
-# writable mappings (since Linux 4.7; the heap alone before, which VmData over-counts).
-_CAPS = (("RLIMIT_AS", b"VmSize:"), ("RLIMIT_DATA", b"VmData:"))
+# Each cap a process may have on its own memory, the status line that counts what the
+# kernel checks it against (ulimit -v's address space, ulimit -d's private writable
+# mappings: since Linux 4.7; the heap alone before, which VmData over-counts), and the
+# cap as a refusal names it.
+_CAPS = (("RLIMIT_AS", b"VmSize:", "ulimit -v"), ("RLIMIT_DATA", b"VmData:", "ulimit -d"))
 
 
 def _cap_room() -> int | None:
@@ -231,10 +246,17 @@ def _cap_room() -> int | None:
     an allocation fail: the cap less what it has under it, which counts memory reserved
     and never touched (OpenMP's thread stacks, malloc's arenas), as the kernel does.
     None where no cap is set or what is under it is unknown."""
+    named = _cap_named()
+    return None if named is None else named[0]
+
+
+def _cap_named() -> tuple[int, str] | None:
+    """``_cap_room()``'s bytes and the cap that leaves them, as the shell sets it
+    ("ulimit -v"); None as there."""
     if resource is None:
         return None
     caps = []
-    for name, line in _CAPS:
+    for name, line, why in _CAPS:
         which = getattr(resource, name, None)
         if which is None:
             continue
@@ -243,16 +265,16 @@ def _cap_room() -> int | None:
         except (OSError, ValueError):
             continue
         if soft != resource.RLIM_INFINITY:
-            caps.append((soft, line))
+            caps.append((soft, line, why))
     if not caps:  # the usual case: the status file is not read
         return None
     rooms = []
     status = b"\n" + (_read(PROC_STATUS) or b"")
-    for soft, name in caps:
+    for soft, name, why in caps:
         start = status.find(b"\n" + name)  # found, not split in lines: read 3 times a picture
         if start >= 0:
             try:
-                rooms.append(max(0, soft - int(status[start + 1:].split(None, 2)[1]) * 1024))
+                rooms.append((max(0, soft - int(status[start + 1:].split(None, 2)[1]) * 1024), why))
             except (IndexError, ValueError):
                 pass
     return min(rooms, default=None)
@@ -360,6 +382,28 @@ def memory_limit() -> int | None:
     (the free-page count there leaves out caches a run would get back); None where
     neither is known."""
     return _first(_linux_available, _windows_available, lambda: _pages("SC_PHYS_PAGES"))
+
+
+def memory_limit_named() -> tuple[int | None, str]:
+    """``memory_limit()``'s bytes and what holds them there where that is not the
+    machine's memory (``_linux_named``); for a refusal's words only, as it costs more."""
+    named = _linux_named()
+    return named if named is not None else (_first(_windows_available, lambda: _pages("SC_PHYS_PAGES")), "")
+
+
+def room_words(need: int, available: int) -> str:
+    """The room a refusal of ``need`` bytes, more than ``available`` (memory_limit()'s,
+    perhaps as a run started, with what others hold beside it), names: "the 3.8 GB
+    available", or where a cap of the process's own or its cgroup's limit leaves less
+    than ``need`` now, that room and what leaves it: "the 3.8 GB this process may still
+    use (ulimit -v)", which a user whose machine has 64 GB is not puzzled by. Read
+    again here, not with ``available``: memory_limit() is read 3 times a picture. A
+    figure no cap or cgroup holds now (memory freed since, or a test's) is said as it
+    was."""
+    found, why = memory_limit_named()
+    if why and found is not None and need > found:
+        return f"the {found / 2**30:.1f} GB this process may still use ({why})"
+    return f"the {available / 2**30:.1f} GB available"
 
 
 def _first(*sources: Callable[[], int | None]) -> int | None:

@@ -1077,7 +1077,7 @@ def promised_write(path: str, encode: Callable, need: int, what: str, beside: st
     words where they are not available, or run out."""
     def refusal(available: int) -> InputError:
         return InputError(f"{path}: writing {what} needs about {need / 2**30:.1f} GB of memory beside {beside}, "
-                          f"more than the {available / 2**30:.1f} GB available")
+                          f"more than {budget.room_words(need, available)}")
 
     # Past what is available, Linux kills the process rather than failing an allocation;
     # writers in other threads take their share of it at the same time.

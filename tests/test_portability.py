@@ -172,6 +172,7 @@ def test_memory_in_a_container_is_what_its_cgroup_leaves(tmp_path, monkeypatch, 
         "unified/memory.stat": f"anon {150 * MiB}\nfile {150 * MiB}\nactive_file {50 * MiB}\n"
                                f"inactive_file {100 * MiB}\nslab 0\n"})
     assert budget.available_memory() == budget.memory_limit() == 362 * MiB
+    assert budget.memory_limit_named() == (362 * MiB, "its container's or service's memory limit")
 
 
 def test_memory_in_a_cgroup_v1_container_is_its_own_mount(tmp_path, monkeypatch, fresh_cgroups):
@@ -241,20 +242,24 @@ def _capped(tmp_path, monkeypatch, caps, status):
 STATUS = f"Name:\tncnn-sr\nVmPeak:\t{900 << 10} kB\nVmSize:\t{512 << 10} kB\nVmData:\t{100 << 10} kB\nThreads:\t3\n"
 
 
-@pytest.mark.parametrize("caps,available", [
-    ({"RLIMIT_AS": 2048 * MiB}, 1536 * MiB),  # ulimit -v 2097152: its cap less the 512 MB of VmSize
-    ({"RLIMIT_DATA": 1024 * MiB}, 924 * MiB),  # ulimit -d: less the 100 MB of VmData
-    ({"RLIMIT_AS": 2048 * MiB, "RLIMIT_DATA": 1800 * MiB}, 1536 * MiB),  # the lower room wins
-    ({"RLIMIT_AS": 400 * MiB}, 0),  # a cap lowered below what is mapped already leaves none
-    ({"RLIMIT_AS": 128 << 30}, 64 << 30),  # a cap above the machine's memory leaves the machine's
-    ({}, 64 << 30)])
-def test_memory_under_a_process_cap_is_what_the_cap_leaves(caps, available, tmp_path, monkeypatch, fresh_cgroups):
+@pytest.mark.parametrize("caps,available,why", [
+    ({"RLIMIT_AS": 2048 * MiB}, 1536 * MiB, "ulimit -v"),  # ulimit -v 2097152: its cap less the 512 MB of VmSize
+    ({"RLIMIT_DATA": 1024 * MiB}, 924 * MiB, "ulimit -d"),  # ulimit -d: less the 100 MB of VmData
+    ({"RLIMIT_AS": 2048 * MiB, "RLIMIT_DATA": 1800 * MiB}, 1536 * MiB, "ulimit -v"),  # the lower room wins
+    ({"RLIMIT_AS": 2048 * MiB, "RLIMIT_DATA": 1500 * MiB}, 1400 * MiB, "ulimit -d"),
+    ({"RLIMIT_AS": 400 * MiB}, 0, "ulimit -v"),  # a cap lowered below what is mapped already leaves none
+    ({"RLIMIT_AS": 128 << 30}, 64 << 30, ""),  # a cap above the machine's memory leaves the machine's
+    ({}, 64 << 30, "")])
+def test_memory_under_a_process_cap_is_what_the_cap_leaves(caps, available, why, tmp_path, monkeypatch,
+                                                           fresh_cgroups):
     # ulimit -v (RLIMIT_AS): a result too large for the cap but not for the machine
     # was upscaled, and failed midway with "not enough memory for its result" (a
     # MemoryError) instead of the one line naming its need and what is available.
+    # A refusal names the cap that leaves less than the machine has.
     _cgroups(tmp_path, monkeypatch, "0::/\n", {})
     _capped(tmp_path, monkeypatch, caps, STATUS)
     assert budget.available_memory() == budget.memory_limit() == available
+    assert budget.memory_limit_named() == (available, why)
 
 
 def test_a_cap_whose_use_is_unknown_leaves_the_machines_memory(tmp_path, monkeypatch, fresh_cgroups):
@@ -262,8 +267,10 @@ def test_a_cap_whose_use_is_unknown_leaves_the_machines_memory(tmp_path, monkeyp
     _cgroups(tmp_path, monkeypatch, "0::/\n", {}, meminfo=5 << 30)
     _capped(tmp_path, monkeypatch, {"RLIMIT_AS": 1 << 30}, None)
     assert budget.available_memory() == budget.memory_limit() == 5 << 30
+    assert budget.memory_limit_named() == (5 << 30, "")
     _capped(tmp_path, monkeypatch, {"RLIMIT_AS": 1 << 30}, "Name:\tncnn-sr\nVmSize:\tmany kB\n")
     assert budget.available_memory() == 5 << 30
+    assert budget.memory_limit_named() == (5 << 30, "")
 
 
 def test_the_lower_of_a_cgroups_room_and_a_process_cap_wins(tmp_path, monkeypatch, fresh_cgroups):
@@ -272,8 +279,29 @@ def test_the_lower_of_a_cgroups_room_and_a_process_cap_wins(tmp_path, monkeypatc
         "unified/memory.stat": ""})
     _capped(tmp_path, monkeypatch, {"RLIMIT_AS": 2048 * MiB}, STATUS)
     assert budget.available_memory() == 124 * MiB
+    assert budget.memory_limit_named() == (124 * MiB, "its container's or service's memory limit")
     _capped(tmp_path, monkeypatch, {"RLIMIT_AS": 600 * MiB}, STATUS)
     assert budget.available_memory() == 88 * MiB
+    assert budget.memory_limit_named() == (88 * MiB, "ulimit -v")
+
+
+def test_a_refusal_names_the_cap_or_cgroup_that_leaves_less_than_the_machine(tmp_path, monkeypatch, fresh_cgroups):
+    # "needs about 5.9 GB of memory, more than the 3.8 GB available" puzzled a user
+    # whose machine has 64 GB: where a cap (ulimit -v) or a cgroup's limit is what
+    # leaves too little, the refusal says so.
+    _cgroups(tmp_path, monkeypatch, "0::/\n", {})
+    _capped(tmp_path, monkeypatch, {"RLIMIT_AS": 2048 * MiB}, STATUS)
+    assert budget.room_words(1600 * MiB, 1536 * MiB) == "the 1.5 GB this process may still use (ulimit -v)"
+    # Read again as it is worded: a figure the cap does not hold (one as a run began,
+    # with what others hold beside it) is said as it was.
+    assert budget.room_words(1000 * MiB, 900 * MiB) == "the 0.9 GB available"
+    _capped(tmp_path, monkeypatch, {}, STATUS)
+    assert budget.room_words(100 << 30, 64 << 30) == "the 64.0 GB available"
+    _cgroups(tmp_path, monkeypatch, "0::/\n", {
+        "unified/memory.max": f"{4096 * MiB}\n", "unified/memory.current": f"{200 * MiB}\n",
+        "unified/memory.stat": ""})
+    assert budget.room_words(6 << 30, 3900 * MiB) == \
+        "the 3.8 GB this process may still use (its container's or service's memory limit)"
 
 
 def test_a_process_cap_is_read_without_a_text_file(tmp_path, monkeypatch, fresh_cgroups):
