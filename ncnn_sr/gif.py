@@ -31,14 +31,15 @@ def has_clear_pixels(image: np.ndarray) -> bool:
     return image.shape[2] == 4 and bool((image[:, :, 3] < ALPHA_CUT).any())
 
 
-def to_palette(image: np.ndarray, transparent: bool | None = None) -> Image.Image:
+def to_palette(image: np.ndarray, transparent: bool | None = None, kept: np.ndarray | None = None) -> Image.Image:
     """An 8-bit H×W×C array (C in 1, 3, 4) as a GIF frame: its colours reduced to a
     palette of 255 (median cut, Floyd-Steinberg dithered), and, where C is 4,
     TRANSPARENT_INDEX wherever alpha is under ALPHA_CUT. The frame has that
     transparent index (its ``info["transparency"]``) when ``transparent`` says so
     (None: when it has such pixels); an animation gives all its frames one if any
     has such pixels, as Pillow reads the frames after the first as opaque unless the
-    first has one."""
+    first has one. ``kept``, an H×W boolean array, is where the frame is transparent
+    too, to leave the one before showing there (with ``transparent``)."""
     rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[:, :, :3]
     reduced = Image.fromarray(np.ascontiguousarray(rgb)).quantize(
         TRANSPARENT_INDEX, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
@@ -47,11 +48,43 @@ def to_palette(image: np.ndarray, transparent: bool | None = None) -> Image.Imag
     indices = np.asarray(reduced).copy()
     if image.shape[2] == 4:
         indices[image[:, :, 3] < ALPHA_CUT] = TRANSPARENT_INDEX
+    if kept is not None:
+        indices[kept] = TRANSPARENT_INDEX
     frame = Image.fromarray(indices, "P")
     palette = reduced.getpalette()[:3 * TRANSPARENT_INDEX]
     frame.putpalette(palette + [0] * (3 * 256 - len(palette)))
     frame.info["transparency"] = TRANSPARENT_INDEX
     return frame
+
+
+# A pixel of an opaque animation that moved no more than this, in each channel, from
+# the colour it was last drawn in is left as drawn: upscaled frames of a background
+# that stays still differ by a level or two near what moves.
+KEPT_WITHIN = 2
+
+
+def animation_to_palette(frames: list[np.ndarray]) -> tuple[list[Image.Image], int]:
+    """8-bit H×W×C frames of one shape (C in 3, 4) as GIF frames (``to_palette``),
+    and the disposal they are written with. Where any frame has pixels a GIF shows
+    transparent, each is whole, over a canvas cleared (2) before it. Else each frame
+    after the first is left as it is (1) and draws only the pixels that changed
+    (past KEPT_WITHIN), the others transparent: dithered whole with a palette of its
+    own, a background that stayed still came out in other dots every frame, and
+    shimmered."""
+    if any(has_clear_pixels(frame) for frame in frames):
+        return [to_palette(frame, transparent=True) for frame in frames], 2
+    drawn = np.array(frames[0][:, :, :3])  # each pixel's colour when it was last drawn
+    # The first frame without a transparent index: read alone (a still of it, jpg say),
+    # it is opaque.
+    pictures = [to_palette(frames[0], transparent=False)]
+    for frame in frames[1:]:
+        kept = np.ones(frame.shape[:2], bool)
+        for channel in range(3):  # one at a time, and unsigned: less memory
+            now, then = frame[:, :, channel], drawn[:, :, channel]
+            kept &= np.maximum(now, then) - np.minimum(now, then) <= KEPT_WITHIN
+        pictures.append(to_palette(frame, transparent=True, kept=kept))
+        np.copyto(drawn, frame[:, :, :3], where=~kept[:, :, None])
+    return pictures, 1
 
 
 # --- reading --------------------------------------------------------------------------

@@ -592,6 +592,43 @@ def test_gif_keeps_every_frame_closely_its_duration_and_its_transparency(tmp_pat
         assert np.abs(got[:, :, :3].astype(int) - want[:, :, :3])[shown].mean() < 6
 
 
+def still_background_and_a_moving_box(count=4) -> Animation:
+    """Opaque frames of one smooth background (more colours than a GIF palette
+    holds) with a small box that moves along its top rows."""
+    y, x = np.mgrid[0:40, 0:48]
+    background = np.stack([x * 5, y * 6, 128 + x - y], axis=2).clip(0, 255).astype(np.uint8)
+    frames = []
+    for i in range(count):
+        frame = background.copy()
+        frame[2:8, 4 + 8 * i:12 + 8 * i] = (255, 255, 0) if i % 2 else (255, 0, 255)
+        frames.append(frame)
+    return Animation(tuple(frames), (100,) * count)
+
+
+def test_a_gif_s_background_that_stays_still_is_drawn_once_not_dithered_again_each_frame(tmp_path):
+    # found by an animation user's audit: each frame was reduced to a palette of its
+    # own and dithered whole, so a background that stayed still changed in 98 % of its
+    # pixels from frame to frame (a mean of 11 levels): it shimmered.
+    anim = still_background_and_a_moving_box()
+    write_frames(tmp_path / "a.gif", anim)
+    back = read_frames(tmp_path / "a.gif")[0]
+    assert len(back.frames) == 4 and back.durations == anim.durations
+    for got, want in zip(back.frames, anim.frames):
+        assert np.abs(got.astype(int) - want).mean() < 4
+    for got in back.frames[1:]:
+        assert np.array_equal(got[10:], back.frames[0][10:])
+    assert read_image(tmp_path / "a.gif")[0].shape[2] == 3  # its first frame alone is opaque (a jpg of it)
+
+
+def test_a_gif_keeps_two_equal_frames_as_one_where_the_frames_after_them_are_drawn_over(tmp_path):
+    anim = still_background_and_a_moving_box(3)
+    frames = anim.frames[:1] * 2 + anim.frames[1:]
+    write_frames(tmp_path / "a.gif", Animation(frames, (30, 40, 50, 60)))
+    back = read_frames(tmp_path / "a.gif")[0]
+    assert back.durations == (70, 50, 60)
+    assert all(np.abs(got.astype(int) - want).mean() < 4 for got, want in zip(back.frames, anim.frames))
+
+
 @pytest.mark.parametrize("kind, longest", [("gif", 655350), ("png", 655350), ("png16", 655350), ("webp", 2**24 - 1)])
 @pytest.mark.parametrize("merged", [False, True])
 def test_a_frame_longer_than_the_format_holds_is_refused_in_words(kind, longest, merged, tmp_path):
