@@ -8,6 +8,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from PIL import Image
@@ -34,7 +35,7 @@ class _Frame:
     height: int
     left: int
     top: int
-    duration: int
+    duration: Fraction  # milliseconds, exactly as its delay says
     dispose: int
     blend: int
     data: bytes
@@ -43,7 +44,8 @@ class _Frame:
 def frames_as_shown(data: bytes, deep: bool = False) -> tuple[list[np.ndarray], list[int]]:
     """Every frame of the APNG ``data`` as browsers show it, 8-bit RGBA of the canvas
     size (16-bit where ``deep`` and the APNG is 16-bit), and each frame's duration in
-    milliseconds (its delay rounded to the nearest, a denominator of 0 read as 100).
+    milliseconds (a denominator of 0 read as 100), each frame ending at the
+    millisecond nearest its end, so the whole keeps its length.
 
     The frames are those acTL counts; a default image without an fcTL before it is
     no frame of the animation and is left out. The canvas starts clear; each frame
@@ -57,7 +59,19 @@ def frames_as_shown(data: bytes, deep: bool = False) -> tuple[list[np.ndarray], 
     byte), but by FFmpeg in 16 bits where ``deep``. A broken file raises what Pillow
     raises, SyntaxError, or EOFError."""
     shown = list(_shown(data, deep))
-    return [frame for frame, _ in shown], [duration for _, duration in shown]
+    return [frame for frame, _ in shown], _milliseconds([duration for _, duration in shown])
+
+
+def _milliseconds(durations: list[Fraction]) -> list[int]:
+    """Exact durations as whole milliseconds, each frame ending at the millisecond
+    nearest its end: rounded one by one, a 60 fps APNG's 1/60 s was 17 ms a frame and
+    played 2 % slow, a 30 fps one's 33 ms 1 % fast."""
+    ends = []
+    elapsed = Fraction(0)
+    for duration in durations:
+        elapsed += duration
+        ends.append(int(elapsed + Fraction(1, 2)))  # halves up, as the GIF writer rounds
+    return [end - start for start, end in zip([0] + ends, ends)]
 
 
 def first_as_shown(data: bytes) -> np.ndarray:
@@ -67,8 +81,8 @@ def first_as_shown(data: bytes) -> np.ndarray:
 
 
 def _shown(data: bytes, deep: bool = False) -> Iterator[tuple[np.ndarray, int]]:
-    """Each frame of the APNG ``data`` composed on the canvas, with its duration, one
-    at a time, in 16 bits where ``deep`` and the APNG is 16-bit."""
+    """Each frame of the APNG ``data`` composed on the canvas, with its exact duration,
+    one at a time, in 16 bits where ``deep`` and the APNG is 16-bit."""
     header, decoding, frames = _split(data)
     width, height = struct.unpack_from(">II", header)
     deep = deep and header[8] == 16
@@ -164,7 +178,7 @@ def _next(body: bytes, expected: int) -> int:
     return expected + 1
 
 
-def _control(body: bytes, header: bytes) -> tuple[int, ...]:
+def _control(body: bytes, header: bytes) -> tuple[int | Fraction, ...]:
     """The fields of an fcTL as ``_Frame`` takes them, checked against the canvas."""
     if len(body) < 26:
         raise SyntaxError("broken APNG: fcTL cut short")
@@ -175,8 +189,7 @@ def _control(body: bytes, header: bytes) -> tuple[int, ...]:
                           f"outside its {canvas_width}x{canvas_height} canvas")
     if dispose > DISPOSE_PREVIOUS or blend > BLEND_OVER:
         raise SyntaxError(f"broken APNG: unknown dispose_op {dispose} or blend_op {blend}")
-    # As a float, then rounded, as the durations were read before (through Pillow).
-    duration = round(num / (den or DEFAULT_DENOMINATOR) * 1000)
+    duration = Fraction(num * 1000, den or DEFAULT_DENOMINATOR)
     return width, height, left, top, duration, dispose, blend
 
 

@@ -403,6 +403,19 @@ def test_a_sixteen_bit_apng_frame_blended_over_the_one_before_is_composed_in_six
     assert anim.frames[1].dtype == np.uint16 and tuple(anim.frames[1][0, 0]) == (32767, 0, 32768)  # opaque: RGB
 
 
+@pytest.mark.parametrize("fps, count, want", [(30, 3, [33, 34, 33]), (60, 6, [17, 16, 17, 17, 16, 17]),
+                                               (30000 / 1001, 3, [33, 34, 33])])
+def test_apng_frames_of_a_fraction_of_a_millisecond_end_at_the_nearest_one_keeping_the_length(fps, count, want,
+                                                                                               tmp_path):
+    # found by an animation user's audit: each delay was rounded alone, so a 60 fps
+    # APNG (FFmpeg writes 1/60) was read as 17 ms frames and played 2 % slow in the
+    # WebP, APNG or GIF written, a 30 fps one 1 % fast (33 ms).
+    num, den = (1001, 30000) if fps != int(fps) else (1, fps)
+    frames = [(picture(4, 4, channels=4, seed=i), 0, 0, 0, 0, (num, den)) for i in range(count)]
+    (tmp_path / "a.png").write_bytes(apng_bytes(frames))
+    assert list(read_frames(tmp_path / "a.png")[0].durations) == want
+
+
 def test_webp_frames_are_read_as_they_were_written(tmp_path):
     frames = [Image.fromarray(picture(6, 8, seed=i)) for i in range(3)]
     anim = read_frames(save_animation(tmp_path / "a.webp", frames, duration=[40, 50, 60], lossless=True))[0]
