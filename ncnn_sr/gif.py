@@ -144,6 +144,34 @@ def cut_short(data: bytes) -> str | None:
     return None
 
 
+# Photoshop's and ExifTool's XMP in a GIF: an application extension whose data is the
+# packet as it is, then a "magic trailer" (1, 255 down to 0: 257 bytes) that brings a
+# reader walking it as sub-blocks to the terminator after it.
+_XMP_APPLICATION = b"\x0bXMP DataXMP"
+_XMP_TRAILER = 257
+
+
+def xmp(data: bytes) -> bytes | None:
+    """The XMP packet of the GIF ``data`` (its first "XMP DataXMP" extension), or
+    None where it has none, or its blocks are broken before one. Pillow reads none."""
+    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
+        return None
+    pos = 13 + _palette_size(data[10])
+    try:
+        while (kind := _byte(data, pos)) in (0x21, 0x2C):
+            if kind == 0x2C:  # an image: past its descriptor, palette, LZW code size and data
+                pos = _skip_blocks(data, pos + 10 + _palette_size(_byte(data, pos + 9)) + 1)
+                continue
+            end = _skip_blocks(data, pos + 2)
+            if _byte(data, pos + 1) == 0xFF and data[pos + 2:pos + 14] == _XMP_APPLICATION:
+                packet = data[pos + 14:end - 1 - _XMP_TRAILER]
+                return packet if b"<x:xmpmeta" in packet else None
+            pos = end
+    except EOFError:
+        pass
+    return None
+
+
 def _images(data: bytes) -> Iterator[tuple[int, bytes, int]]:
     """Where each image of the GIF ``data`` starts (its descriptor), the graphic
     control extension before it (b"" if none), and where it ends."""

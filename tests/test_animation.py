@@ -1084,6 +1084,37 @@ def test_what_is_no_path_is_refused_naming_write_frames_for_one_frame_as_for_man
     assert [p.name for p in tmp_path.iterdir()] == ["a.gif"] and not (tmp_path / "a.gif").stat().st_size
 
 
+XMP_PACKET = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+              b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+              b'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:creator>Jane Doe</dc:creator></rdf:Description>'
+              b'</rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
+
+
+def with_gif_xmp(data: bytes, packet: bytes = XMP_PACKET) -> bytes:
+    """The GIF ``data`` with an XMP packet before its first frame, as Photoshop and
+    ExifTool write it: an application extension "XMP DataXMP" whose data is the
+    packet as it is, then the 258-byte "magic trailer" (1, 255 down to 0) that
+    keeps a reader walking it as sub-blocks on track, then the terminator."""
+    trailer = bytes([1, *range(255, -1, -1)])
+    at = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)  # past the screen and global palette
+    return data[:at] + b"\x21\xff\x0bXMP DataXMP" + packet + trailer + b"\x00" + data[at:]
+
+
+@pytest.mark.parametrize("frames", [1, 3])
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+def test_a_gifs_xmp_is_kept_in_a_png_or_webp(frames, fmt, tmp_path):
+    # found by an animation user's audit: Pillow reads no XMP from a GIF, so its
+    # creator and rights were left out of every output.
+    pictures = [Image.fromarray(picture(6, 8) // (i + 1)) for i in range(frames)]
+    save_animation(tmp_path / "plain.gif", pictures, duration=100, loop=0)
+    (tmp_path / "a.gif").write_bytes(with_gif_xmp((tmp_path / "plain.gif").read_bytes()))
+    animation, info = read_frames(tmp_path / "a.gif")
+    assert len(animation.frames) == frames and info.xmp == XMP_PACKET
+    write_frames(tmp_path / f"o.{fmt}", animation, info)
+    with Image.open(tmp_path / f"o.{fmt}") as written:
+        assert b"<dc:creator>Jane Doe</dc:creator>" in written.info["xmp"]
+
+
 def test_an_animated_gifs_comment_is_kept_in_a_gif(tmp_path):
     frames = [Image.fromarray(picture(6, 8) // (i + 1)) for i in range(3)]
     frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=[100, 200, 300],
