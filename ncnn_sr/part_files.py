@@ -308,32 +308,9 @@ def _remove_folder_if_stale(folder: str) -> bool:
         st = os.lstat(folder)
         if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
             return False
-        fd = os.open(os.path.join(folder, FOLDER_LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
-    try:
-        lock = os.fstat(fd)
-        if not stat.S_ISREG(lock.st_mode) or lock.st_size == 0:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False  # its run lives
-        # Its other files first, the lock last: a removal cut short is found again.
-        with os.scandir(folder) as it:
-            for entry in it:
-                if entry.name != FOLDER_LOCK:
-                    if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.path, ignore_errors=True)
-                    else:
-                        os.unlink(entry.path)
-        os.unlink(os.path.join(folder, FOLDER_LOCK))
-        os.rmdir(folder)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+    return _remove_once_unlocked(folder, made=False)
 
 
 def _remove_new_folder_if_stale(folder: str) -> bool:
@@ -351,16 +328,37 @@ def _remove_new_folder_if_stale(folder: str) -> bool:
             return True
         if held != [FOLDER_LOCK]:
             return False  # more than a run making it holds: not a run's, or not ours
+    except OSError:
+        return False
+    return _remove_once_unlocked(folder, made=True)
+
+
+def _remove_once_unlocked(folder: str, made: bool) -> bool:
+    """Remove ``folder`` where its lock file is free to lock: its run is gone. A run's
+    folder of its own name (not ``made``: renamed once locked and written) has a lock
+    file of one byte, and its other files go first, the lock last, so a removal cut
+    short is found again; one a run was making (``made``) holds the lock file alone,
+    empty or not."""
+    try:
         fd = os.open(os.path.join(folder, FOLDER_LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        lock = os.fstat(fd)
+        if not stat.S_ISREG(lock.st_mode) or (lock.st_size == 0 and not made):
             return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            return False  # its run lives, about to name it
+            return False  # its run lives (one being made: about to name it)
+        if not made:
+            with os.scandir(folder) as it:
+                for entry in it:
+                    if entry.name != FOLDER_LOCK:
+                        if entry.is_dir(follow_symlinks=False):
+                            shutil.rmtree(entry.path, ignore_errors=True)
+                        else:
+                            os.unlink(entry.path)
         os.unlink(os.path.join(folder, FOLDER_LOCK))
         os.rmdir(folder)
         return True
