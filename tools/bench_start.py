@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -94,9 +95,24 @@ def main() -> None:
                   flush=True)
 
 
+# The stop signal that ended the run, for its exit status (128 + it, as a shell says).
+_stopped_by = [signal.SIGINT]
+
+
+def _stopped(signum, frame):
+    """SIGTERM and SIGHUP stop the run as Ctrl-C does, its timed child killed with it
+    (subprocess.run's doing): by their default the tool died alone (measure.run_main,
+    which this script does not import, does the same for the other tools)."""
+    _stopped_by[0] = signum
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name) and signal.getsignal(getattr(signal, name)) is not signal.SIG_IGN:
+            signal.signal(getattr(signal, name), _stopped)
     try:
         main()
     except KeyboardInterrupt:
         print("bench_start.py: interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(128 + _stopped_by[0])

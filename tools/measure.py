@@ -8,12 +8,14 @@ import argparse
 import os
 import shlex
 import shutil
+import signal
 import sys
 from pathlib import Path
 
 from ncnn_sr.bench import result_path, run_child
 from ncnn_sr.errors import NcnnSrError
 from ncnn_sr.files import atomic_write
+from ncnn_sr.signals import interrupted_status, note_stop, raising_ctrl_c, stop_signals
 
 COMMAND_HELP = ("how to start the command, e.g. 'python3 -m ncnn_sr' where no ncnn-sr script is installed "
                 "(default: the ncnn-sr beside this Python, else on PATH)")
@@ -86,15 +88,27 @@ def shown_mb(mb: float | None) -> str:
     return "-" if mb is None else f"{mb:.0f}"
 
 
+@raising_ctrl_c
+def _stopped(signum, frame):
+    note_stop(signum)
+    raise KeyboardInterrupt
+
+
 def run_main(main) -> None:
     """Exits with ``main()``'s status; a model, device or file given wrong is the one
     line the library or the system says, not a traceback that hides it, and Ctrl-C
-    one line too."""
+    one line too. SIGTERM and SIGHUP stop it as Ctrl-C does: by their default a tool
+    died at once and left the children it measures (bench.run_child, each in a
+    session of its own) running on: the device script's dry run, its budget spent
+    (timeout's SIGTERM), found a raw-engine child at 80 % of a CPU 50 minutes later."""
+    for sig in stop_signals():
+        if sig != signal.SIGINT:
+            signal.signal(sig, _stopped)
     try:
         code = main()
     except (NcnnSrError, OSError) as e:
         raise SystemExit(f"{Path(sys.argv[0]).name}: {e}") from None
     except KeyboardInterrupt:  # its children are ended (bench.run_child); the one line, as ncnn-sr's
         print(f"{Path(sys.argv[0]).name}: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+        raise SystemExit(interrupted_status()) from None
     raise SystemExit(code)
