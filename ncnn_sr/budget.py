@@ -122,8 +122,8 @@ def _linux_available() -> int | None:
     """What Linux can hand out now: MemAvailable, or less where the cgroups this
     process is in (a container's, a service's) leave less under their limit, or its
     own caps (ulimit -v, ulimit -d) less under theirs."""
-    known = [found for found in (_meminfo_available(), _cgroup_room(), _cap_room()) if found is not None]
-    return min(known, default=None)
+    named = _linux_named()
+    return None if named is None else named[0]
 
 
 # What holds the memory to less than the machine has, in a refusal's words.
@@ -133,8 +133,7 @@ _CGROUP_WHY = "its container's or service's memory limit"
 def _linux_named() -> tuple[int, str] | None:
     """``_linux_available()``'s figure and what holds it there where that is not the
     machine's memory: "ulimit -v" or "ulimit -d" (``_CAPS``), or _CGROUP_WHY; "" where
-    it is. Read for a refusal's words only, beside _linux_available, which is read 3
-    times a picture and names nothing."""
+    it is. The same reads as the figure alone."""
     known = [(found, why) for found, why in ((_meminfo_available(), ""), (_cgroup_room(), _CGROUP_WHY),
                                              _cap_named() or (None, "")) if found is not None]
     return min(known, key=lambda named: named[0], default=None)  # the machine's where they are equal
@@ -241,18 +240,12 @@ PROC_STATUS = "/proc/self/status"
 _CAPS = (("RLIMIT_AS", b"VmSize:", "ulimit -v"), ("RLIMIT_DATA", b"VmData:", "ulimit -d"))
 
 
-def _cap_room() -> int | None:
+def _cap_named() -> tuple[int, str] | None:
     """Bytes this process can still map before a cap of its own (ulimit -v or -d) makes
     an allocation fail: the cap less what it has under it, which counts memory reserved
-    and never touched (OpenMP's thread stacks, malloc's arenas), as the kernel does.
-    None where no cap is set or what is under it is unknown."""
-    named = _cap_named()
-    return None if named is None else named[0]
-
-
-def _cap_named() -> tuple[int, str] | None:
-    """``_cap_room()``'s bytes and the cap that leaves them, as the shell sets it
-    ("ulimit -v"); None as there."""
+    and never touched (OpenMP's thread stacks, malloc's arenas), as the kernel does;
+    with the cap that leaves them, as the shell sets it ("ulimit -v"). None where no
+    cap is set or what is under it is unknown."""
     if resource is None:
         return None
     caps = []
