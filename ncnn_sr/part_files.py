@@ -80,29 +80,24 @@ def open_part(folder: Path, stem: str, suffix: str) -> tuple[Path, int, bool]:
 
 def _named_locked(made: Path) -> Path | None:
     """``made`` (NEW's name), now locked, under MARK's: where it cannot be (a name
-    taken, one chance in 36**8), under NEW's still, never swept as its lock is held.
-    None where ``made`` is gone: swept before it was locked."""
+    taken, one chance in 37**8; a folder made read-only meanwhile), under NEW's
+    still, never swept as its lock is held. None where ``made`` is gone: swept
+    before it was locked.
+
+    One rename, so that the part has one name whatever befalls the folder: a link
+    to MARK's name, then the unlink of NEW's, left it under both where the folder
+    was made read-only between them, and a run warned of one. Nothing takes MARK's
+    name between the check and the rename: only the file of NEW's name, ``made``,
+    is ever renamed to it."""
     locked = made.with_name(made.name.replace(f".{NEW}.", f".{MARK}.", 1))
-    try:
-        os.link(made, locked)  # never over another file of that name, as a rename would be
-    except FileExistsError:
+    if os.path.lexists(locked):  # a rename would take its place
         return made
+    try:
+        os.rename(made, locked)
     except FileNotFoundError:
         return None  # or its folder removed: the next try says so
-    except OSError:  # a file system of no hard links (FAT, exFAT)
-        if os.path.lexists(locked):
-            return made
-        try:
-            os.rename(made, locked)
-        except FileNotFoundError:
-            return None
-        except OSError:
-            return made
-        return locked
-    try:
-        os.unlink(made)
-    except OSError:  # the folder taken from under it: the next write says why
-        pass
+    except OSError:
+        return made
     return locked
 
 
