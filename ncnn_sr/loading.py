@@ -208,7 +208,9 @@ class Loading:
                          "overwritten; choose another output"
 
     def _animated(self, item: Item) -> bool:
-        return self._animate and item.info.frames > 1 and output_format(item.target) in ANIMATED_FORMATS
+        # The format asked for, not the png a jpg with transparency becomes: -f jpg
+        # makes stills, whichever frame holds the transparency.
+        return self._animate and item.info.frames > 1 and output_format(item.job.target) in ANIMATED_FORMATS
 
     def _read_frames(self, item: Item) -> bool:
         """Every frame of ``item``'s picture, once the animations' budget and the run's
@@ -315,11 +317,9 @@ class Loading:
 
     def _check_output(self, item: Item) -> None:
         self._check_alpha(item)
-        # After the alpha check: a jpg target with transparency becomes a png, which
-        # holds an animation.
         if item.info.frames > 1 and not self._animated(item):
-            held = "ncnn-sr writes avif still" if item.target.suffix.lower() == ".avif" else \
-                f"{item.target.suffix} holds no animation"
+            asked = item.job.target.suffix  # .jpg, where transparency makes the file name.jpg.png
+            held = "ncnn-sr writes avif still" if asked.lower() == ".avif" else f"{asked} holds no animation"
             why = "" if not self._animate else f" ({held}: write webp, png or gif for every frame)"
             item.notes.append(f"{item.job.source} has {item.info.frames} frames: upscaling the first only{why}")
         if self._metadata and named_format(item.target) == "jpg":

@@ -109,7 +109,8 @@ class Pipeline(Loading, Failover, DeclaredOnly):
 
     An animated picture (GIF, WebP, APNG, AVIF) asked as png, webp or gif is upscaled
     frame by frame into an animation of every frame, unless ``animate`` is false; a
-    jpg or an avif gets its first frame, with a note. Its frames are shared by the proc workers of
+    jpg or an avif gets its first frame, with a note (a still ``name.jpg.png``
+    where that frame has transparency). Its frames are shared by the proc workers of
     every lane on its kind of device, which take them before new pictures; one that fails fails the
     picture, as a still's failure does. Animations in flight hold at most
     ``animation_memory`` bytes together (default: MAX_ANIMATION_MEMORY, at most half

@@ -1135,6 +1135,49 @@ def test_an_animated_gif_asked_as_jpg_warns_which_formats_keep_every_frame(tmp_p
     assert size_of(tmp_path / "o.jpg") == (32, 24)
 
 
+def transparent_animated_gif(path: Path, count: int = 3) -> Path:
+    frames = []
+    for i in range(count):
+        pixels = picture(12, 16, channels=4, seed=i)
+        pixels[..., 3] = 255
+        pixels[3:7, 2 + i:6 + i, 3] = 0  # a hole that moves
+        frames.append(Image.fromarray(pixels))
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=80, loop=0, disposal=2)
+    return path
+
+
+def test_an_animation_with_transparency_asked_as_jpg_is_its_first_frame_as_a_png_beside_it(tmp_path):
+    # A jpg asked for is a still of the first frame; transparency sends that still to
+    # o.jpg.png, as any picture's. It went there as an APNG of every frame, said only
+    # as transparency, where an opaque animation (or one clear in a later frame alone)
+    # gave its first frame: what -f jpg made hung on the first frame's alpha.
+    transparent_animated_gif(tmp_path / "anim.gif")
+    proc = run(NCNN_SR, "-i", "anim.gif", "-o", "o.jpg", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
+               cwd=tmp_path)
+    assert proc.stderr == ("ncnn-sr: warning: anim.gif has transparency, which JPEG cannot store: writing o.jpg.png\n"
+                           "ncnn-sr: warning: anim.gif has 3 frames: upscaling the first only (.jpg holds no "
+                           "animation: write webp, png or gif for every frame)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anim.gif", "o.jpg.png"]
+    with Image.open(tmp_path / "o.jpg.png") as im:
+        assert (im.format, getattr(im, "n_frames", 1), im.mode, im.size) == ("PNG", 1, "RGBA", (32, 24))
+        assert not getattr(im, "is_animated", False)
+
+
+def test_a_folder_of_animations_asked_as_jpg_gives_a_still_of_each_and_counts_each_once(tmp_path):
+    (tmp_path / "in").mkdir()
+    animated_gif(tmp_path / "in" / "opaque.gif")
+    transparent_animated_gif(tmp_path / "in" / "clear.gif")
+    proc = run(NCNN_SR, "-i", "in", "-o", "out", "-f", "jpg", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
+               cwd=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clear.jpg.png", "opaque.jpg"]
+    for name in ("clear.jpg.png", "opaque.jpg"):
+        with Image.open(tmp_path / "out" / name) as im:
+            assert getattr(im, "n_frames", 1) == 1 and im.size == (32, 24)
+    for name in ("clear.gif", "opaque.gif"):
+        assert f"{name} has 3 frames: upscaling the first only (.jpg holds no animation" in proc.stderr
+    assert "2 pictures: 2 upscaled, 0 skipped, 0 failed" in proc.stderr
+
+
 def test_a_sixteen_bit_apng_written_as_an_animation_keeps_sixteen_bits(tmp_path):
     # "16-bit stays 16-bit in PNG output" held for a still, not for an APNG's frames,
     # which came out 8-bit (with a warning).
