@@ -253,7 +253,21 @@ class Loading:
                 item.notes.append(f"{item.job.source}: a {bits}-bit animation: its frames are read in 8 bits "
                                   f"(a still png keeps {bits})")
             self._check_gif_delays(item)
+            self._check_gif_alpha(item, item.animation.frames)
         return True
+
+    @staticmethod
+    def _check_gif_alpha(item: Item, frames) -> None:
+        # A GIF pixel is clear or opaque: a shadow or glass of alpha under half comes
+        # out clear, a whole picture of it empty. Only the source's own partial alpha
+        # is said: a clear-or-opaque picture's edges, partly clear once upscaled, are
+        # cut back to what it was.
+        if output_format(item.target) != "gif" or frames[0].shape[2] != 4:
+            return
+        full = np.iinfo(frames[0].dtype).max
+        if any(((frame[:, :, 3] > 0) & (frame[:, :, 3] < full)).any() for frame in frames):
+            item.notes.append(f"{item.job.source} has partial transparency, which GIF cannot store: writing "
+                              f"{item.target} clear where under half opaque, opaque elsewhere (png or webp keep it)")
 
     @staticmethod
     def _check_gif_delays(item: Item) -> None:
@@ -317,6 +331,8 @@ class Loading:
 
     def _check_output(self, item: Item) -> None:
         self._check_alpha(item)
+        if not self._animated(item):  # an animation's frames are looked at once read
+            self._check_gif_alpha(item, (item.pixels,))
         if item.info.frames > 1 and not self._animated(item):
             asked = item.job.target.suffix  # .jpg, where transparency makes the file name.jpg.png
             held = "ncnn-sr writes avif still" if asked.lower() == ".avif" else f"{asked} holds no animation"

@@ -105,7 +105,9 @@ class Pipeline(Loading, Failover, DeclaredOnly):
     ``keep_opaque_alpha`` (the reference tool's rule: any alpha channel makes a png).
     An EXIF block too large for a JPEG output fails that picture, unless
     ``drop_oversized_exif``: it is then written without its EXIF, with a note. An
-    XMP packet too large for a JPEG output is left out of it, with a note.
+    XMP packet too large for a JPEG output is left out of it, with a note. A picture
+    or animation with partial transparency asked as GIF, which cuts alpha at half,
+    gets a note.
 
     An animated picture (GIF, WebP, APNG, AVIF) asked as png, webp or gif is upscaled
     frame by frame into an animation of every frame, unless ``animate`` is false; a

@@ -1178,6 +1178,45 @@ def test_a_folder_of_animations_asked_as_jpg_gives_a_still_of_each_and_counts_ea
     assert "2 pictures: 2 upscaled, 0 skipped, 0 failed" in proc.stderr
 
 
+def half_clear(count: int) -> list:
+    """``count`` frames 12x16 whose every pixel is a little under half opaque, as a
+    shadow or a glass sticker's: GIF, clear or opaque, makes all of them clear."""
+    frames = []
+    for i in range(count):
+        pixels = picture(12, 16, channels=4, seed=i)
+        pixels[..., 3] = 100
+        frames.append(Image.fromarray(pixels))
+    return frames
+
+
+@pytest.mark.parametrize("source", ["still.png", "anim.png", "anim.webp"])
+def test_partial_transparency_asked_as_gif_is_said_to_be_cut_at_half(source, tmp_path):
+    # GIF holds a pixel clear or opaque: these pictures came out wholly clear, an
+    # empty GIF, without a word.
+    frames = half_clear(1 if source.startswith("still") else 3)
+    frames[0].save(tmp_path / source, save_all=len(frames) > 1, append_images=frames[1:], duration=80, loop=0,
+                   lossless=True)
+    proc = run(NCNN_SR, "-i", source, "-o", "o.gif", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
+               cwd=tmp_path)
+    assert proc.stderr == (f"ncnn-sr: warning: {source} has partial transparency, which GIF cannot store: "
+                           "writing o.gif clear where under half opaque, opaque elsewhere (png or webp keep it)\n")
+    with Image.open(tmp_path / "o.gif") as im:  # what the warning is for
+        assert (np.asarray(im.convert("RGBA"))[..., 3] == 0).all()
+
+
+@pytest.mark.parametrize("source", ["anim.gif", "anim.webp"])
+def test_transparency_that_is_clear_or_opaque_asked_as_gif_is_kept_without_a_word(source, tmp_path):
+    transparent_animated_gif(tmp_path / "anim.gif")
+    if source != "anim.gif":
+        with Image.open(tmp_path / "anim.gif") as im:
+            im.save(tmp_path / source, save_all=True, lossless=True)
+    proc = run(NCNN_SR, "-i", source, "-o", "o.gif", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
+               cwd=tmp_path)
+    assert proc.stderr == ""
+    written = read_frames(tmp_path / "o.gif")[0]
+    assert len(written.frames) == 3 and all((f[..., 3] == 0).any() for f in written.frames)
+
+
 def test_a_sixteen_bit_apng_written_as_an_animation_keeps_sixteen_bits(tmp_path):
     # "16-bit stays 16-bit in PNG output" held for a still, not for an APNG's frames,
     # which came out 8-bit (with a warning).
