@@ -165,7 +165,7 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
     # each empty entry of a list ("0," is 0,0).
     empties = ",".join(part if part.strip() else "0" for part in tile.split(","))
     # A number followed by letters (-t 200px) as the reference's atoi reads it, said.
-    tile = _read_as_atoi("-t", tile, reference_tiles(empties), empties)
+    tile = _read_as_atoi("-t", tile, reference_tiles(empties), empties, zero_is_auto=True)
     gpu = _read_as_atoi("-g", gpu, reference_gpus(gpu))
     jobs = _read_as_atoi("-j", jobs, reference_jobs(jobs, atoi=True), reference_jobs(jobs))
     try:
@@ -355,12 +355,13 @@ def reference_gpus(gpus: str) -> str:
                     for part in gpus.split(","))
 
 
-def _read_as_atoi(flag: str, given: str, read: str, plain: str | None = None) -> str:
+def _read_as_atoi(flag: str, given: str, read: str, plain: str | None = None, zero_is_auto: bool = False) -> str:
     """``read``, the value of ``flag`` as the reference reads the value ``given``,
     with a warning where it differs from ``plain``, ``given`` as read without atoi's
-    leniency (``given`` itself by default)."""
+    leniency (``given`` itself by default). ``zero_is_auto``: a 0 read is said to be
+    auto, as -t's is; -g's 0 is a device, GPU 0, which -g auto may not pick."""
     if read != (given if plain is None else plain):
-        _warn_read(flag, given, f"{read} (auto)" if read == "0" else read)
+        _warn_read(flag, given, f"{read} (auto)" if zero_is_auto and read == "0" else read)
     return read
 
 

@@ -1714,6 +1714,16 @@ def test_dropin_gpu_followed_by_letters_is_read_as_the_references_atoi(tmp_path)
     assert not (tmp_path / "o.png").exists()
 
 
+def test_dropin_gpu_zero_followed_by_letters_is_gpu_zero_not_auto(tmp_path):
+    # The reference's atoi reads -g 0x as GPU 0, a device: the warning called it
+    # "0 (auto)", as -t 0x is, and -g auto may pick another device (or the CPU).
+    # Said first, whether this machine has a GPU 0 or not (refused then, as -g 0).
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", "in.png", "-o", "o.png", "-g", "0x", "-s", "2", cwd=tmp_path, check_ok=False)
+    assert proc.stderr.splitlines()[0] == \
+        "realesrgan-ncnn-vulkan: warning: -g 0x read as 0, as realesrgan-ncnn-vulkan reads it"
+
+
 @pytest.mark.parametrize("flags, said", [
     # the reference's 0: no model file (-x0), a crash
     (["-s", "x2"], "invalid scale argument: -s x2: give a positive number, such as 2, 3 or 4"),
