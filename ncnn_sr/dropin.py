@@ -243,11 +243,13 @@ def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int
     if fmt is not None and video:
         # One file, from a pipe too, named by its extension; into a folder, a video too
         # (-o frames/ -f jpg wrote frames/clip.mp4 unsaid, where jpg frames were meant).
-        if fmt.strip() and not into_folder:
-            log.warning("-f %s ignored: %s is written as its extension says", shell_word(fmt), opts.output)
-        elif fmt.strip():
+        # A file not named as a video is refused by the run: "written as its extension
+        # says" went above that error, of a video never written.
+        if fmt.strip() and into_folder:
             log.warning("-f %s ignored: the video %s is written into %s as a video", shell_word(fmt), opts.input.name,
                         opts.output)
+        elif fmt.strip() and is_video_path(opts.output):
+            log.warning("-f %s ignored: %s is written as its extension says", shell_word(fmt), opts.output)
         fmt = None
     elif fmt is not None and fmt.lower() not in REFERENCE_FORMATS:
         if not single:

@@ -1946,6 +1946,20 @@ def test_a_format_given_for_a_video_is_said_to_be_ignored(fmt, piped, tmp_path):
         assert c.streams.video[0].width == 64
 
 
+@pytest.mark.parametrize("output, said", [
+    ("o.bmp", "unsupported video container '.bmp' for o.bmp"),
+    ("frames", "frames has no extension to say its video container"),
+])
+def test_a_video_output_refused_gets_no_word_of_the_format_ignored(output, said, tmp_path):
+    # -i clip.mp4 -o o.bmp -f jpg warned "-f jpg ignored: o.bmp is written as its
+    # extension says" above the error that wrote nothing: two lines, the first untrue.
+    make_clip(tmp_path / "clip.mp4", frames=2, audio=None)
+    proc = run(DROPIN, "-i", "clip.mp4", "-o", output, "-f", "jpg", *X2_CPU, cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(f"realesrgan-ncnn-vulkan: error: clip.mp4 failed: {said}"), proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
 def test_a_format_given_for_a_video_into_a_folder_is_said_to_be_ignored(tmp_path):
     # -i clip.mp4 -o frames/ -f jpg wrote frames/clip.mp4 and said nothing of -f: jpg
     # frames were wanted, as the reference's frame-folder recipe makes them.
