@@ -234,6 +234,9 @@ def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int
 
     into_folder = opts.output_folder or opts.output.is_dir()
     single = opts.input.is_file() and not into_folder
+    # A missing input is a file to -f, as for the reference, which reads it to fail: taken
+    # for a folder, -f bmp (which a file output ignores) was refused, the file unsaid.
+    one_file = single or not into_folder and not os.path.lexists(opts.input)
     # A video read as it comes (video_in) may be a file too: standard input redirected from one.
     video = video_in is not None or is_video_input(opts.input) or single and video_by_its_output(opts.input,
                                                                                                  opts.output)
@@ -252,12 +255,13 @@ def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int
             log.warning("-f %s ignored: %s is written as its extension says", shell_word(fmt), opts.output)
         fmt = None
     elif fmt is not None and fmt.lower() not in REFERENCE_FORMATS:
-        if not single:
+        if not one_file:
             also = " (ncnn-sr writes gif and avif)" if fmt.lower() in ("gif", "avif") else ""
             _refuse(f"invalid format argument: -f {shell_word(fmt)}: give png, jpg or webp{also}")
         # The reference takes a file's format from its extension, whatever -f says; an
-        # empty -f ("$FMT" unset) asked for nothing, and it says nothing.
-        if fmt.strip():
+        # empty -f ("$FMT" unset) asked for nothing, and it says nothing; nor is a
+        # missing input's output, never written, said to be written so.
+        if fmt.strip() and single:
             log.warning("-f %s ignored: %s is written as its extension says", shell_word(fmt), opts.output)
         fmt = None
     # A quality would make WebP lossy: it is given only where the outputs are JPEGs

@@ -443,6 +443,16 @@ def test_a_missing_input_is_said_to_have_failed_by_the_dropin_in_one_naming(tmp_
     assert proc.stderr == "realesrgan-ncnn-vulkan: error: gone.png failed: file not found\n"
 
 
+@pytest.mark.parametrize("fmt", ["bmp", ""])
+def test_a_missing_input_with_a_format_a_file_ignores_is_said_missing(fmt, tmp_path):
+    # A file output takes its extension's format whatever -f says, as for the
+    # reference: a missing input was taken for a folder, and -f refused
+    # ("invalid format argument: -f bmp"), the missing file unsaid and no "failed".
+    proc = run(DROPIN, "-i", "gone.png", "-o", "o.png", "-f", fmt, "-g", "-1", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr == "realesrgan-ncnn-vulkan: error: gone.png failed: file not found\n"
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_empty_words_among_the_dropins_arguments_are_passed_over_as_by_the_reference(tmp_path):
     # Wrappers build the argument list with "" for a flag they leave out (Upscayl's
     # cond ? "-s" : ""), which the reference's getopt leaves aside as operands: the
