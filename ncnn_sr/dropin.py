@@ -234,9 +234,10 @@ def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int
 
     into_folder = opts.output_folder or opts.output.is_dir()
     single = opts.input.is_file() and not into_folder
-    # A missing input is a file to -f, as for the reference, which reads it to fail: taken
-    # for a folder, -f bmp (which a file output ignores) was refused, the file unsaid.
-    one_file = single or not into_folder and not os.path.lexists(opts.input)
+    # A missing input (or /dev/null) is a file to -f, as for the reference, which reads
+    # it to fail: taken for a folder, -f bmp (which a file output ignores) was refused,
+    # what is wrong with the input unsaid.
+    one_file = not into_folder and not opts.input.is_dir()
     # A video read as it comes (video_in) may be a file too: standard input redirected from one.
     video = video_in is not None or is_video_input(opts.input) or single and video_by_its_output(opts.input,
                                                                                                  opts.output)

@@ -443,13 +443,18 @@ def test_a_missing_input_is_said_to_have_failed_by_the_dropin_in_one_naming(tmp_
     assert proc.stderr == "realesrgan-ncnn-vulkan: error: gone.png failed: file not found\n"
 
 
+@pytest.mark.parametrize("source, said", [
+    ("gone.png", "gone.png failed: file not found"),
+    pytest.param(os.devnull, f"{os.devnull} failed: {os.devnull} is neither a file nor a folder",
+                 marks=pytest.mark.skipif(os.name == "nt", reason="nul is no path to check")),
+])
 @pytest.mark.parametrize("fmt", ["bmp", ""])
-def test_a_missing_input_with_a_format_a_file_ignores_is_said_missing(fmt, tmp_path):
+def test_an_input_that_is_no_picture_with_a_format_a_file_ignores_is_said_so(source, said, fmt, tmp_path):
     # A file output takes its extension's format whatever -f says, as for the
-    # reference: a missing input was taken for a folder, and -f refused
-    # ("invalid format argument: -f bmp"), the missing file unsaid and no "failed".
-    proc = run(DROPIN, "-i", "gone.png", "-o", "o.png", "-f", fmt, "-g", "-1", cwd=tmp_path, check_ok=False)
-    assert proc.returncode == 1 and proc.stderr == "realesrgan-ncnn-vulkan: error: gone.png failed: file not found\n"
+    # reference: a missing input (or a device) was taken for a folder, and -f refused
+    # ("invalid format argument: -f bmp"), what was wrong unsaid and no "failed".
+    proc = run(DROPIN, "-i", source, "-o", "o.png", "-f", fmt, "-g", "-1", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr == f"realesrgan-ncnn-vulkan: error: {said}\n"
     assert not (tmp_path / "o.png").exists()
 
 
