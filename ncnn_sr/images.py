@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import numbers
 import os
 import re
@@ -33,7 +34,7 @@ from .metadata import (EXIF_ORIENTATION, EXIF_RESOLUTION_FORMATS, MAX_JPEG_EXIF,
 from .path_names import NOT_PICTURES
 from .cut_short import is_cut_short
 from .pixels import check_image, is_grey_colour, to_eight_bit
-from .signatures import UNREAD_HEAD, cut_in_header, cut_riff, unread_format
+from .signatures import UNREAD_HEAD, WEBP_HEAD, cut_in_header, cut_riff, unread_format, webp_canvas
 from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, TEXT_KINDS, colour_chunks, comment_chunk, \
     cut_palette_alpha, grey_key_in_8_bits, has_keyword, has_refused_text, palette_missing, png16, png_header, \
@@ -199,7 +200,8 @@ def read_image(path: str | bytes | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     a TIFF's pages with a warning;
     ``animation.read_frames`` reads them all). A GIF's first frame is as browsers
     show it: clear where it leaves the screen uncovered. Every failure is an
-    InputError naming the file. ``path`` is a file's path (str, bytes or
+    InputError naming the file, but the memory's: a MemoryError, whoever met it
+    (Pillow's readers say some as a broken file's). ``path`` is a file's path (str, bytes or
     os.PathLike), as ``write_image``'s is: a file's contents, or an open file, is an
     InputError saying what to give instead (the reader opens the file again by its
     path for its checks and deeper samples)."""
@@ -226,7 +228,12 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             pnm.decode_fast(im, deep_ppm)
         _check_not_preview(im, path)
         jpeg_read = _check_jpeg_data(im, path, ended)
-        im.load()
+        try:
+            im.load()
+        except OSError as e:
+            if e.errno is None and _DECODER_BROKEN.fullmatch(str(e)) and not _room_to_decode(im):
+                raise MemoryError(f"{path}: not enough memory to read it") from None
+            raise
         if jpeg_read is not None:
             _check_jpeg_end(im, path, *jpeg_read, ended)
         # Loading runs outside the warnings guard (decoding is slow and the guard is
@@ -484,6 +491,10 @@ def reading(path: str):
             # The system's refusal (too many open files, an I/O error), not the file's
             # content: Pillow's own complaints about a broken picture have no errno.
             raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+        if _DECODER_OUT_OF_MEMORY.fullmatch(str(e)) or _webp_without_room(path, e):
+            # Pillow's reader out of memory, said as a file's complaint: the host's
+            # memory, which later pictures would meet alike, not the file's fault.
+            raise MemoryError(f"{path}: not enough memory to read it") from None
         if "Ghostscript" in str(e):  # the file may be whole: what reads it is missing
             raise InputError(f"{path}: an EPS or PostScript picture, which Pillow reads through Ghostscript: "
                              "install Ghostscript (gs), or convert it to png") from None
@@ -502,6 +513,50 @@ def reading(path: str):
         # frame's image descriptor (struct.error, counting the frames), an animated
         # AVIF whose track's timescale is 0 (ZeroDivisionError, timing its frames).
         raise InputError(f"{path}: broken or truncated picture ({_cut_words(path) or _one_line(e)})") from None
+
+
+# Pillow's words for its decoders' statuses, as its versions say them (the status
+# named, or its number): out of memory (IMAGING_CODEC_MEMORY, -9: zlib's, say), and
+# broken data (-2), which is what libjpeg's out of memory comes to as well.
+_DECODER_OUT_OF_MEMORY = re.compile(r"(out of memory( error)?|decoder error -9) when reading image file")
+_DECODER_BROKEN = re.compile(r"(broken data stream|decoding error|decoder error -2) when reading image file")
+
+
+def _room_for(*sizes: int) -> bool:
+    """Whether blocks of ``sizes`` bytes can be had now, beside what the process
+    holds: asked of the allocator, and given back untouched."""
+    try:
+        blocks = [np.empty(size, np.uint8) for size in sizes]
+    except MemoryError:
+        return False
+    del blocks
+    return True
+
+
+def _room_to_decode(im: Image.Image) -> bool:
+    """Whether the memory the decoder of ``im``, whose picture is made, takes beside
+    it can be had now: False where it cannot, and the decoder's failure was that.
+    A progressive JPEG's decoder (libjpeg) holds the coefficients of the whole
+    picture, 2 bytes a sample of each channel at its sampling, and where it cannot
+    get them Pillow says "broken data stream". True where nothing is known."""
+    layers = getattr(im, "layer", None)
+    if im.format != "JPEG" or not im.info.get("progressive") or not layers:
+        return True
+    wide, high = max(layer[1] for layer in layers), max(layer[2] for layer in layers)
+    blocks = sum(math.ceil(im.width * across / wide / 8) * math.ceil(im.height * down / high / 8)
+                 for _, across, down, _ in layers)
+    return _room_for(blocks * 64 * 2)
+
+
+def _webp_without_room(path: str, e: OSError) -> bool:
+    """Whether Pillow's WebP reader failed at ``path`` with ``e`` for want of memory:
+    libwebp's decoder takes two canvases of 4 bytes a pixel as it is made, and
+    Pillow says "could not create decoder object" where it cannot be, as of a WebP
+    it cannot parse. A whole file whose canvases cannot be had now failed for that."""
+    if str(e) != "could not create decoder object" or _cut_riff(path) is not None:
+        return False
+    canvas = _judged_head(path, WEBP_HEAD, lambda head, size: webp_canvas(head))
+    return canvas is not None and not _room_for(canvas[0] * canvas[1] * 4, canvas[0] * canvas[1] * 4)
 
 
 def _video_kind(path: str) -> str | None:

@@ -75,6 +75,27 @@ def cut_riff(head: bytes, size: int) -> str | None:
     return f"WebP: cut short, {size} of the {stated} bytes its header states" if size < stated else None
 
 
+# A WebP's first bytes that hold its canvas's size, whichever its first chunk.
+WEBP_HEAD = 30
+
+
+def webp_canvas(head: bytes) -> tuple[int, int] | None:
+    """The (width, height) of the canvas the WebP whose first bytes are ``head``
+    (WEBP_HEAD of them) states: its VP8X chunk's, else its one picture's (lossy VP8 or
+    lossless VP8L). None where ``head`` is no WebP's, or too short to tell."""
+    if len(head) < WEBP_HEAD or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return None
+    chunk = head[12:16]
+    if chunk == b"VP8X":
+        return 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
+    if chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":  # past a key frame's start code
+        return int.from_bytes(head[26:28], "little") & 0x3FFF, int.from_bytes(head[28:30], "little") & 0x3FFF
+    if chunk == b"VP8L" and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + (bits >> 14 & 0x3FFF)
+    return None
+
+
 # Enough of a file's first bytes for ``picture_format``: an ISO file's ftyp box with
 # its first compatible brands.
 PICTURE_HEAD = 32

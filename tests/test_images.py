@@ -1546,6 +1546,53 @@ def test_a_disk_filling_up_midway_is_an_error_and_leaves_no_file(fmt, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+# read_image of ``path`` under an address-space cap of ``margin`` bytes past what the
+# process holds once warmed up by reading ``warm`` (a small picture of the same kind):
+# its outcome's type on stdout.
+_READ_SHORT_OF_MEMORY = """
+import resource, sys
+from ncnn_sr import read_image
+path, warm, margin = sys.argv[1], sys.argv[2], int(sys.argv[3])
+read_image(warm)
+with open("/proc/self/status") as f:
+    held = next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+resource.setrlimit(resource.RLIMIT_AS, (held + margin if hard < 0 else min(held + margin, hard), hard))
+try:
+    read_image(path)
+except Exception as e:
+    print(type(e).__name__, e)
+else:
+    print("read")
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+@pytest.mark.parametrize("fmt, options, margins_mb", [
+    # Pillow's 64 MB picture made, libjpeg's 48 MB of a progressive JPEG's coefficients not.
+    ("jpg", {"progressive": True}, (76, 88, 100)),
+    # Pillow's reader asks libwebp for its two 64 MB canvases as it opens the file.
+    ("webp", {"quality": 50, "method": 0}, (16, 48, 80, 112)),
+])
+def test_a_picture_read_short_of_memory_is_a_memory_error_not_a_broken_picture(fmt, options, margins_mb, tmp_path):
+    # Both were "broken or truncated picture (broken data stream when reading image
+    # file)", "(could not create decoder object)": the file blamed, a folder's run
+    # going on to fail each later picture alike. Each is out of memory, as a bare
+    # MemoryError where the memory ran out first at Pillow's own picture.
+    flat = np.zeros((4000, 4000, 3), np.uint8)
+    flat[::97] = 200
+    save(tmp_path / f"big.{fmt}", Image.fromarray(flat), **options)
+    save(tmp_path / f"warm.{fmt}", Image.fromarray(picture(16, 16)), **options)
+    for margin in margins_mb:
+        proc = subprocess.run([sys.executable, "-c", _READ_SHORT_OF_MEMORY, str(tmp_path / f"big.{fmt}"),
+                               str(tmp_path / f"warm.{fmt}"), str(margin << 20)], capture_output=True, text=True,
+                              timeout=120)
+        assert proc.stdout.split(" ", 1)[0] == "MemoryError", (margin, proc.stdout, proc.stderr)
+    proc = subprocess.run([sys.executable, "-c", _READ_SHORT_OF_MEMORY, str(tmp_path / f"big.{fmt}"),
+                           str(tmp_path / f"warm.{fmt}"), str(400 << 20)], capture_output=True, text=True, timeout=120)
+    assert proc.stdout == "read\n", proc.stderr  # with room, the same picture reads
+
+
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
