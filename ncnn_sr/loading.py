@@ -68,6 +68,11 @@ def _read(item: Item, read: Callable, flags: FlagNames | None) -> tuple | None:
             # stops (Pipeline.run raises it), as the command says.
             raise host_out_of_memory(e) from e
         item.error = e.said(flags)
+    except MemoryError:
+        # Pillow's, for its picture, or a decoder's out of memory (read_image): not
+        # the picture's fault either, as above. Its header said its result fits
+        # (Loader._check_header), so another picture's read would meet it alike.
+        raise
     except Exception as e:  # a batch outlives any one file
         item.error = f"{item.job.source}: cannot read: {e!r}"
     return None

@@ -1385,6 +1385,44 @@ def test_the_system_out_of_memory_as_a_picture_is_read_is_the_hosts_not_the_pict
     assert sorted(os.listdir(tmp_path)) == ["in"]
 
 
+# ``ncnn-sr ARGS`` whose pictures in a folder named in run out of memory as Pillow
+# decodes them (argv[1]: "bare", Pillow's MemoryError for its picture; "status", a
+# decoder's out-of-memory status, an OSError with no errno), each decoding counted.
+_PILLOW_OUT_OF_MEMORY = """
+import os, sys
+from PIL import ImageFile
+
+def loading(self):
+    if os.path.basename(os.path.dirname(os.path.abspath(self.filename or "."))) == "in":
+        print("decoding", flush=True)
+        raise MemoryError if kind == "bare" else ImageFile._get_oserror(-9, encoder=False)
+    return real(self)
+
+real, ImageFile.ImageFile.load = ImageFile.ImageFile.load, loading
+kind = sys.argv.pop(1)
+sys.argv = ["ncnn-sr", *sys.argv[1:]]
+from ncnn_sr import entry
+entry.ncnn_sr()
+"""
+
+
+@pytest.mark.parametrize("kind", ["bare", "status"])
+@pytest.mark.parametrize("folder", [False, True], ids=["picture", "folder"])
+def test_pillow_out_of_memory_as_a_picture_is_decoded_is_the_hosts_not_the_pictures(kind, folder, tmp_path):
+    # It said "in/a.png: cannot read: MemoryError()", or "in/a.png: broken or truncated
+    # picture (out of memory when reading image file)", the picture's fault, and a
+    # folder's run decoded each later picture, failing alike, a line each.
+    (tmp_path / "in").mkdir()
+    for name in "abcdef":
+        Image.fromarray(picture(6, 7)).save(tmp_path / "in" / f"{name}.png")
+    given = tmp_path / "in" if folder else tmp_path / "in" / "a.png"
+    proc = subprocess.run([sys.executable, "-c", _PILLOW_OUT_OF_MEMORY, kind, "-i", given, "-o",
+                           tmp_path / ("out" if folder else "out.png"), *FAST],
+                          capture_output=True, text=True, timeout=300)
+    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
+    assert proc.stdout.count("decoding") <= 2  # the folder's loader may have read ahead one
+    assert sorted(os.listdir(tmp_path)) == ["in"]
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device that is always full")
 @pytest.mark.parametrize("command, prog", [(["ncnn-sr", "-h"], "ncnn-sr"), (["ncnn-sr", "models"], "ncnn-sr"),
                                            (["realesrgan-ncnn-vulkan", "-h"], "realesrgan-ncnn-vulkan")])
