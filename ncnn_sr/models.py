@@ -36,7 +36,7 @@ from typing import NoReturn
 from models_ncnn import CATALOG_PATH
 
 from .errors import (ModelError, ModelMissing, Option, SettingError, broken_link, describe, file_path, in_one_line,
-                     no_path, shell_word, stand_in)
+                     no_path, out_of_memory, shell_word, stand_in)
 from .param_file import (binary_param, check_bin_size, check_picture_channels, cpu_bytes_estimate, input_alignment,
                          output_scale, parse_param, starts_as_param, unsized)
 
@@ -803,14 +803,22 @@ def mapped(path: Path, name: str):
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 yield data
     except OSError as e:
-        raise ModelError(f"model {name}: cannot read {path}: {e.strerror}") from None
+        raise _unread(e, path, name) from None
 
 
 def _read(path: Path, name: str) -> bytes:
     try:
         return path.read_bytes()
     except OSError as e:
-        raise ModelError(f"model {name}: cannot read {path}: {e.strerror}") from None
+        raise _unread(e, path, name) from None
+
+
+def _unread(e: OSError, path: Path, name: str) -> ModelError | MemoryError:
+    """The error for model ``name``'s file ``path``, which could not be read for ``e``:
+    the system's ENOMEM (a mapping past a ulimit -v) is the host's memory, not the
+    model's fault, whose package it said to reinstall."""
+    words = f"model {name}: cannot read {path}: {e.strerror}"
+    return MemoryError(words) if out_of_memory(e) else ModelError(words)
 
 
 def _check_sha(name: str, path: Path, actual: str, expected: str, custom_hint: bool = True) -> None:

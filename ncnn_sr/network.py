@@ -18,7 +18,7 @@ import numpy as np
 from . import devices
 from .devices import Device
 from .dysample import SAMPLE_REACH, Offsets
-from .errors import ModelError, os_reason
+from .errors import ModelError, os_reason, out_of_memory
 from .netsplit import NetPlan
 from .openmp import claim_threads, ncnn
 from .param_file import layer_weights, parse_param
@@ -108,7 +108,9 @@ def _load_param(net, param: str, param_text: str | None) -> int:
     if param_text is None and _read_by_python(param):
         try:
             param_text = Path(param).read_bytes()
-        except OSError:
+        except OSError as e:
+            if out_of_memory(e):  # the host's memory, not the model's fault
+                raise MemoryError(f"cannot read {param}: {os_reason(e)}") from e
             return -1  # said as ncnn's own failure to open it is
     return net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
 
@@ -206,6 +208,8 @@ class Network:
                 loaded = _load_weights(net, bin_, lambda: held.noted)
                 said = because(ncnn_said())
         except OSError as e:
+            if out_of_memory(e):  # the host's memory, not the model's fault
+                raise MemoryError(f"{self._said}cannot read {bin_}: {os_reason(e)}") from e
             loaded, said = -1, f" ({os_reason(e)})"
         finally:
             held.release()

