@@ -384,7 +384,7 @@ def memory_limit_named() -> tuple[int | None, str]:
     return named if named is not None else (_first(_windows_available, lambda: _pages("SC_PHYS_PAGES")), "")
 
 
-def room_words(need: int, available: int) -> str:
+def room_words(need: int, available: int, half: bool = False) -> str:
     """The room a refusal of ``need`` bytes, more than ``available`` (memory_limit()'s,
     perhaps as a run started, with what others hold beside it), names: "the 3.8 GB
     available", or where a cap of the process's own or its cgroup's limit leaves less
@@ -392,11 +392,12 @@ def room_words(need: int, available: int) -> str:
     use (ulimit -v)", which a user whose machine has 64 GB is not puzzled by. Read
     again here, not with ``available``: memory_limit() is read 3 times a picture. A
     figure no cap or cgroup holds now (memory freed since, or a test's) is said as it
-    was."""
+    was. ``half``: the refusal was of more than half of it ("half the 3.8 GB ...")."""
     found, why = memory_limit_named()
-    if why and found is not None and need > found:
-        return f"the {found / 2**30:.1f} GB this process may still use ({why})"
-    return f"the {available / 2**30:.1f} GB available"
+    share = "half " if half else ""
+    if why and found is not None and need > (found // 2 if half else found):
+        return f"{share}the {found / 2**30:.1f} GB this process may still use ({why})"
+    return f"{share}the {available / 2**30:.1f} GB available"
 
 
 def _first(*sources: Callable[[], int | None]) -> int | None:

@@ -577,12 +577,20 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         s = self.spec
         graph = self._graph = parse_param(s.param_path.read_bytes(), s.name, s.param_path)
         if device.is_gpu:
-            room, where = device.heap_budget_mb * 2**20, f"the {device.heap_budget_mb} MB of {device}"
+            room = device.heap_budget_mb * 2**20
+
+            def where(need: int) -> str:
+                return f"the {device.heap_budget_mb} MB of {device}"
         else:
             # Half: a layer's workspace comes beside its output (an x1024 deconvolution's
             # 12 GB output for the 32x32 test picture took 21.7 GB before Linux killed it).
             memory = budget.memory_limit()
-            room, where = memory and memory // 2, f"half the {(memory or 0) // 2**20} MB of memory available"
+            room = memory and memory // 2
+
+            def where(need: int) -> str:
+                # As every refusal of memory names it: a cap (ulimit -v) or a cgroup's
+                # limit that binds, where the machine has gigabytes free.
+                return budget.room_words(need, memory, half=True)
         # Bytes a value takes at the least: ncnn's default fp16 storage on GPUs and ARM
         # CPUs (bf16 where asked), float32 on other CPUs, which have no fp16 storage.
         half = device.is_gpu or self._precision == "bf16" or platform.machine().lower().startswith(("arm", "aarch"))
@@ -597,11 +605,12 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         for side in sides:
             # The first too large: the layer to mend, where the rest grow from it.
             for layer, channels, height, width in fixed_blobs(graph, side):
-                if channels * height * width * value > room:
+                need = channels * height * width * value
+                if need > room:
                     test = (f" from the {side}x{side} window of a {devices.MIN_TILE} px tile, the smallest" if side == smallest
                             else f" from its {side}x{side} test picture" if side > 1 else "")
                     raise ModelError(f"{s.said}layer {layer.name} ({layer.type}) makes a {width}x{height}x{channels} "
-                                     f"blob ({channels * height * width * value // 2**20} MB){test}, more than {where}")
+                                     f"blob ({need // 2**20} MB){test}, more than {where(need)}")
         output = fixed_output(graph, s.output_blob)
         if output is not None:
             layer, height, width = output

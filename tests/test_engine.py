@@ -442,9 +442,15 @@ def test_a_custom_model_with_a_fixed_blob_larger_than_the_memory_is_refused_befo
     (tmp_path / "big.bin").write_bytes(b"")
     with Upscaler(str(tmp_path / "big.param"), device=-1) as up:
         assert up.upscale(picture(6, 7)).shape == (12, 14, 3)
-    monkeypatch.setattr(engine_mod.budget, "memory_limit", lambda: 64 << 20)
+    monkeypatch.setattr(engine_mod.budget, "memory_limit", lambda: 128 << 20)
+    monkeypatch.setattr(engine_mod.budget, "memory_limit_named", lambda: (128 << 20, ""))
     with pytest.raises(ModelError, match=r" layer big \(Interp\) makes a 4096x4096x3 blob \((96|192) MB\), more than "
-                                         r"half the 64 MB of memory available$"):
+                                         r"half the 0.1 GB available$"):
+        Upscaler(str(tmp_path / "big.param"), device=-1)
+    # Named as budget.room_words names what binds in every refusal of memory: it said
+    # "half the 128 MB of memory available" of a cap, on a machine of gigabytes free.
+    monkeypatch.setattr(engine_mod.budget, "memory_limit_named", lambda: (128 << 20, "ulimit -v"))
+    with pytest.raises(ModelError, match=r"\), more than half the 0.1 GB this process may still use \(ulimit -v\)$"):
         Upscaler(str(tmp_path / "big.param"), device=-1)
     monkeypatch.setattr(engine_mod.budget, "memory_limit", lambda: None)  # unknown: no refusal on a guess
     Upscaler(str(tmp_path / "big.param"), device=-1).close()
