@@ -5,10 +5,12 @@ import codecs
 import errno
 import functools
 import itertools
+import mmap
 import ntpath
 import os
 import re
 import shlex
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -445,6 +447,29 @@ def host_out_of_memory(e: BaseException) -> MemoryError:
     in the same words: the host's memory, not the file's fault, which the commands
     say as such (and a folder's later files would meet alike)."""
     return MemoryError(str(e.escaped() if isinstance(e, NcnnSrError) else e))
+
+
+def start_thread(thread: threading.Thread) -> None:
+    """``thread`` started, or a MemoryError where the system could not start it for
+    want of memory for its stack (mapped as it starts: past a ulimit -v), which Python
+    says as "RuntimeError: can't start new thread", as it says a limit on threads."""
+    try:
+        thread.start()
+    except RuntimeError as e:
+        if _room_for_a_stack():
+            raise
+        raise MemoryError(f"cannot start a thread: no memory for its stack ({e})") from e
+
+
+def _room_for_a_stack() -> bool:
+    # A thread's stack as the system maps it: the size threading.stack_size sets, else
+    # at least glibc's least default (its RLIMIT_STACK where that is finite, as a rule).
+    size = threading.stack_size() or 2 << 20
+    try:
+        mmap.mmap(-1, size).close()
+    except OSError:
+        return False
+    return True
 
 
 def write_error_type(e: BaseException) -> type[InputError]:

@@ -15,6 +15,7 @@ import sys
 import threading
 from typing import Callable, TypeVar
 
+from .errors import start_thread
 from .signals import ctrl_c_signals
 
 T = TypeVar("T")
@@ -117,7 +118,7 @@ def run(work: Callable[[Report], T], progress: Report | None, left: Callable[[],
         # Started inside the try: a Ctrl-C can come out of start() with the helper
         # already running, and must reach it too (else it waits for ever on a
         # progress answer, and close() on it).
-        threading.Thread(target=helper, name="ncnn_sr upscale", daemon=True).start()
+        start_thread(threading.Thread(target=helper, name="ncnn_sr upscale", daemon=True))
         while True:
             kind, value = _next(events)
             if kind == "progress":

@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from .engine import Upscaler
+from .errors import start_thread
 
 
 STOP = None  # the sentinel a worker ends on
@@ -201,7 +202,7 @@ class Worker:
                 self.done.set()
 
         self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
+        start_thread(self.thread)
 
 
 def join_workers(workers: list[Worker]) -> None:

@@ -1484,6 +1484,20 @@ def test_a_model_whose_weights_the_memory_cannot_map_is_out_of_memory_not_a_pack
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+def test_threads_the_memory_cannot_hold_are_out_of_memory_not_a_traceback(tmp_path):
+    # Each thread's stack is mapped as it starts: past a cap (ulimit -v) Python said
+    # "RuntimeError: can't start new thread", a traceback. Stacks of 256 MB (as
+    # threading.stack_size sets) under a cap 80 MB past the loaded command: the
+    # model loads and runs, its worker threads cannot start.
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    script = _CAPPED_COMMAND.replace("import resource, sys\n", "import resource, sys, threading\n"
+                                     "threading.stack_size(256 << 20)\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(80 << 20), "-i", tmp_path / "in.png", "-o",
+                           tmp_path / "out.png", *FAST], capture_output=True, text=True, timeout=300)
+    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 def test_a_model_with_a_fixed_blob_past_a_cap_names_the_cap(tmp_path):
     # A 4096x4096x3 map whatever the picture (192 MB in float32), under a cap 256 MB
     # past the loaded command: "more than half the 254 MB of memory available", where
