@@ -230,8 +230,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         jpeg_read = _check_jpeg_data(im, path, ended)
         try:
             im.load()
-        except OSError as e:
-            if e.errno is None and _DECODER_BROKEN.fullmatch(str(e)) and not _room_to_decode(im):
+        except (OSError, RuntimeError) as e:
+            if getattr(e, "errno", None) is None and not _room_to_decode(im, str(e)):
                 raise MemoryError(f"{path}: not enough memory to read it") from None
             raise
         if jpeg_read is not None:
@@ -491,7 +491,7 @@ def reading(path: str):
             # The system's refusal (too many open files, an I/O error), not the file's
             # content: Pillow's own complaints about a broken picture have no errno.
             raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
-        if _DECODER_OUT_OF_MEMORY.fullmatch(str(e)) or _webp_without_room(path, e):
+        if _said_out_of_memory(str(e)) or _webp_without_room(path, e):
             # Pillow's reader out of memory, said as a file's complaint: the host's
             # memory, which later pictures would meet alike, not the file's fault.
             raise MemoryError(f"{path}: not enough memory to read it") from None
@@ -506,6 +506,8 @@ def reading(path: str):
         raise InputError(f"{path}: broken or truncated picture ({cut or _one_line(e)})") from None
     except (SyntaxError, ValueError, EOFError, TypeError, RuntimeError, IndexError, struct.error,
             ZeroDivisionError) as e:
+        if isinstance(e, RuntimeError) and _said_out_of_memory(str(e)):  # libavif's, as OSError's above
+            raise MemoryError(f"{path}: not enough memory to read it") from None
         # Pillow's plugins say "broken" in these too: a TIFF frame without its size
         # (TypeError), a DDS of an unknown pixel format (NotImplementedError, a
         # RuntimeError), an AVIF libavif cannot decode (RuntimeError), a GIF cut short
@@ -520,6 +522,17 @@ def reading(path: str):
 # broken data (-2), which is what libjpeg's out of memory comes to as well.
 _DECODER_OUT_OF_MEMORY = re.compile(r"(out of memory( error)?|decoder error -9) when reading image file")
 _DECODER_BROKEN = re.compile(r"(broken data stream|decoding error|decoder error -2) when reading image file")
+# libavif's words for AVIF_RESULT_OUT_OF_MEMORY, after what failed ("Pixel allocation
+# failed: Out of memory").
+_LIBAVIF_OUT_OF_MEMORY = re.compile(r": Out of memory$")
+# libavif's words where its AV1 decoder (dav1d) failed, for broken data or for want
+# of memory for its frames.
+_AV1_FAILED = "Decoding of color planes failed"
+
+
+def _said_out_of_memory(words: str) -> bool:
+    """Whether a reader's complaint ``words``, with no errno, says it ran out of memory."""
+    return bool(_DECODER_OUT_OF_MEMORY.fullmatch(words) or _LIBAVIF_OUT_OF_MEMORY.search(words))
 
 
 def _room_for(*sizes: int) -> bool:
@@ -533,14 +546,20 @@ def _room_for(*sizes: int) -> bool:
     return True
 
 
-def _room_to_decode(im: Image.Image) -> bool:
-    """Whether the memory the decoder of ``im``, whose picture is made, takes beside
-    it can be had now: False where it cannot, and the decoder's failure was that.
-    A progressive JPEG's decoder (libjpeg) holds the coefficients of the whole
-    picture, 2 bytes a sample of each channel at its sampling, and where it cannot
-    get them Pillow says "broken data stream". True where nothing is known."""
+def _room_to_decode(im: Image.Image, words: str) -> bool:
+    """Whether the memory the decoder of ``im`` takes can be had now, where it failed
+    saying ``words``: False where it cannot, and the decoder's failure was that (or
+    said so). A progressive JPEG's decoder (libjpeg) holds the coefficients of the
+    whole picture, 2 bytes a sample of each channel at its sampling, beside Pillow's
+    picture, and where it cannot get them Pillow says "broken data stream"; an AVIF's
+    AV1 decoder its frames (a 4:2:0 one at least, 1.5 bytes a pixel) before libavif's
+    RGBA (4). True where nothing is known."""
+    if _said_out_of_memory(words):
+        return False
+    if im.format == "AVIF" and words.endswith(_AV1_FAILED):
+        return _room_for(im.width * im.height * 3 // 2, im.width * im.height * 4)
     layers = getattr(im, "layer", None)
-    if im.format != "JPEG" or not im.info.get("progressive") or not layers:
+    if im.format != "JPEG" or not im.info.get("progressive") or not layers or not _DECODER_BROKEN.fullmatch(words):
         return True
     wide, high = max(layer[1] for layer in layers), max(layer[2] for layer in layers)
     blocks = sum(math.ceil(im.width * across / wide / 8) * math.ceil(im.height * down / high / 8)

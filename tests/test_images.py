@@ -23,7 +23,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import ExifTags, Image, ImageChops, ImageCms, ImageFile, IptcImagePlugin, PngImagePlugin
+from PIL import ExifTags, Image, ImageChops, ImageCms, ImageFile, IptcImagePlugin, PngImagePlugin, features
 
 from conftest import adam7_rows, ctrl_c_once_made, picture, png_bytes, png_chunk, png_data
 from ncnn_sr import InputError, budget, read_image, write_image
@@ -1573,12 +1573,17 @@ else:
     ("jpg", {"progressive": True}, (76, 88, 100)),
     # Pillow's reader asks libwebp for its two 64 MB canvases as it opens the file.
     ("webp", {"quality": 50, "method": 0}, (16, 48, 80, 112)),
+    # dav1d's frames, then libavif's 64 MB of RGBA.
+    pytest.param("avif", {"quality": 50, "speed": 10}, (8, 16, 32, 48),
+                 marks=pytest.mark.skipif(not features.check("avif"), reason="needs Pillow's AVIF reader")),
 ])
 def test_a_picture_read_short_of_memory_is_a_memory_error_not_a_broken_picture(fmt, options, margins_mb, tmp_path):
-    # Both were "broken or truncated picture (broken data stream when reading image
-    # file)", "(could not create decoder object)": the file blamed, a folder's run
-    # going on to fail each later picture alike. Each is out of memory, as a bare
-    # MemoryError where the memory ran out first at Pillow's own picture.
+    # Each was "broken or truncated picture (broken data stream when reading image
+    # file)", "(could not create decoder object)", "(Failed to decode frame 0:
+    # Decoding of color planes failed)" or "(Pixel allocation failed: Out of memory)":
+    # the file blamed, a folder's run going on to fail each later picture alike. Each
+    # is out of memory, as a bare MemoryError where the memory ran out first at
+    # Pillow's own picture.
     flat = np.zeros((4000, 4000, 3), np.uint8)
     flat[::97] = 200
     save(tmp_path / f"big.{fmt}", Image.fromarray(flat), **options)
