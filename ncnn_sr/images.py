@@ -201,8 +201,8 @@ def read_image(path: str | bytes | os.PathLike) -> tuple[np.ndarray, ImageInfo]:
     ``animation.read_frames`` reads them all). A GIF's first frame is as browsers
     show it: clear where it leaves the screen uncovered. Every failure is an
     InputError naming the file, but the memory's: a MemoryError, whoever met it
-    (Pillow's readers say some as a broken file's). ``path`` is a file's path (str, bytes or
-    os.PathLike), as ``write_image``'s is: a file's contents, or an open file, is an
+    (Pillow's readers say some as a broken file's). ``path`` is a file's path (str,
+    bytes or os.PathLike), as ``write_image``'s is: a file's contents, or an open file, is an
     InputError saying what to give instead (the reader opens the file again by its
     path for its checks and deeper samples)."""
     path = file_path(path, "read_image")

@@ -94,8 +94,8 @@ class Pipeline(Loading, Failover, DeclaredOnly):
     iterator, are not read to the end to tell of each. The system out of memory as a
     picture is read (ENOMEM, said as "cannot read"; Pillow's MemoryError) fails no
     picture, which every later one would fail alike: the run stops, and ``run`` raises
-    it as a MemoryError. ``on_tile(done,
-    total)`` is called from the proc threads, several at once, after each tile of a
+    it as a MemoryError. ``on_tile(done, total)`` is called from the proc threads,
+    several at once, after each tile of a
     picture or frame; an exception from it fails that picture, naming ``on_tile``, and
     is no device's failure (see below). Where the upscale of
     one it was told of ends without its result (failed, cancelled, or gone to another
