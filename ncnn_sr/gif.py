@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
+from PIL import GifImagePlugin, Image
 
 # GIF has no partial transparency: alpha below this is transparent, the rest opaque
 # (the middle of the range, as gifsicle and ImageMagick cut it).
@@ -57,34 +58,157 @@ def to_palette(image: np.ndarray, transparent: bool | None = None, kept: np.ndar
     return frame
 
 
-# A pixel of an opaque animation that moved no more than this, in each channel, from
-# the colour it was last drawn in is left as drawn: upscaled frames of a background
-# that stays still differ by a level or two near what moves.
+# A pixel that moved no more than this, in each channel, from the colour it was last
+# drawn in is left as drawn: upscaled frames of a background that stays still differ
+# by a level or two near what moves.
 KEPT_WITHIN = 2
 
 
-def animation_to_palette(frames: list[np.ndarray]) -> tuple[list[Image.Image], int]:
-    """8-bit H×W×C frames of one shape (C in 3, 4) as GIF frames (``to_palette``),
-    and the disposal they are written with. Where any frame has pixels a GIF shows
-    transparent, each is whole, over a canvas cleared (2) before it. Else each frame
-    after the first is left as it is (1) and draws only the pixels that changed
-    (past KEPT_WITHIN), the others transparent: dithered whole with a palette of its
-    own, a background that stayed still came out in other dots every frame, and
-    shimmered."""
-    if any(has_clear_pixels(frame) for frame in frames):
-        return [to_palette(frame, transparent=True) for frame in frames], 2
+class Frame(NamedTuple):
+    """A frame as written: its palette picture, cut to its box, where the box lies on
+    the canvas, and how the frame is disposed of before the next is drawn."""
+    picture: Image.Image
+    left: int
+    top: int
+    disposal: int
+
+
+def animation_to_palette(frames: list[np.ndarray]) -> list[Frame]:
+    """8-bit H×W×C frames of one shape (C in 3, 4) as GIF frames (``to_palette``).
+    The first is drawn whole; each after it draws only the pixels that changed (past
+    KEPT_WITHIN) or that the canvas does not show, the others transparent, and is
+    cut to the box of those: dithered whole with a palette of its own, a background
+    that stayed still came out in other dots every frame, and shimmered. Where a
+    pixel the canvas shows must turn clear, the frame before is disposed to the
+    background (2), which clears its box, widened to every such pixel, and the
+    frame draws all it shows there; the others are left as they are (1). Where any
+    frame has clear pixels, the last clears all the canvas shows, as the first
+    frame, drawn again, expects."""
+    any_clear = any(has_clear_pixels(frame) for frame in frames)
     drawn = np.array(frames[0][:, :, :3])  # each pixel's colour when it was last drawn
-    # The first frame without a transparent index: read alone (a still of it, jpg say),
-    # it is opaque.
-    pictures = [to_palette(frames[0], transparent=False)]
+    shows = _opaque(frames[0])  # where the canvas shows a pixel
+    # The first frame of an opaque animation without a transparent index: read alone
+    # (a still of it, jpg say), it is opaque.
+    pictures = [to_palette(_reduced(frames[0], shows), transparent=any_clear, kept=~shows)]
+    # The colours the canvas shows, which only a canvas cleared in part draws again.
+    seen = np.array(pictures[0].convert("RGB")) if any_clear else None
+    boxes: list[tuple[int, int, int, int] | None] = [(0, 0, *shows.shape)]
+    disposals = []
     for frame in frames[1:]:
-        kept = np.ones(frame.shape[:2], bool)
+        clear = ~_opaque(frame)
+        to_clear = _box(shows & clear)
+        disposals.append(1 if to_clear is None else 2)
+        unchanged = ~clear
         for channel in range(3):  # one at a time, and unsigned: less memory
             now, then = frame[:, :, channel], drawn[:, :, channel]
-            kept &= np.maximum(now, then) - np.minimum(now, then) <= KEPT_WITHIN
-        pictures.append(to_palette(frame, transparent=True, kept=kept))
-        np.copyto(drawn, frame[:, :, :3], where=~kept[:, :, None])
-    return pictures, 1
+            unchanged &= np.maximum(now, then) - np.minimum(now, then) <= KEPT_WITHIN
+        # Pixels cleared with the box but unchanged are drawn again in the colours they
+        # showed, which the palette holds exactly where they and the new ones are 255
+        # colours at most: dithered anew, a sticker moving through a clear surround
+        # shimmered wherever its box was cleared. They keep the colour they were
+        # drawn for, as the pixels left as drawn do.
+        again = cleared = None
+        if to_clear is not None:
+            box = boxes[-1] = _union(boxes[-1], to_clear)
+            cleared = np.s_[box[0]:box[2], box[1]:box[3]]
+            again = shows[cleared] & unchanged[cleared]
+            shows[cleared] = False
+        draw = ~(shows & unchanged | clear)
+        del clear, unchanged  # the palette search beside them takes the most memory
+        before = None if again is None else drawn[cleared].copy()
+        np.copyto(drawn, frame[:, :, :3], where=draw[:, :, None])
+        if again is not None:
+            np.copyto(drawn[cleared], before, where=again[:, :, None])
+        reduced = _reduced(frame, draw, seen, cleared, again)
+        del before, again
+        # The box of the frame before is now as it is written.
+        pictures[-1] = _cut(pictures[-1], boxes[-1])
+        picture = to_palette(reduced, transparent=True, kept=~draw)
+        del reduced
+        pictures.append(picture)
+        if seen is not None:
+            palette = np.array(picture.getpalette(), np.uint8).reshape(-1, 3)
+            seen[draw] = palette[np.asarray(picture)[draw]]
+        shows |= draw
+        boxes.append(_box(draw))
+    disposals.append(1)
+    if any_clear:
+        disposals[-1] = 2
+        boxes[-1] = _union(boxes[-1], _box(shows))
+    pictures[-1] = _cut(pictures[-1], boxes[-1])
+    return [Frame(picture, box[1] if box else 0, box[0] if box else 0, disposal)
+            for picture, box, disposal in zip(pictures, boxes, disposals)]
+
+
+def write_animation(f, frames: list[Frame], durations: list[int], **options) -> None:
+    """Write ``frames`` (``animation_to_palette``) as a GIF to the file ``f``, each
+    shown for its duration in ``durations`` (ms), with Pillow's save ``options`` for
+    the file (loop, comment, optimize). Pillow writes the first frame, as a still,
+    and each after it alone, in its box: its own writer of an animation cuts each
+    frame to what differs from the one before, and after a frame disposed to the
+    background, to what differs from the background colour, so an opaque black edge
+    there was not drawn and showed clear."""
+    first = frames[0]
+    head = io.BytesIO()
+    first.picture.save(head, format="GIF", duration=durations[0], disposal=first.disposal, interlace=False,
+                       **options)
+    # 89a whatever the first frame needs: the frames after it have graphic controls.
+    f.write(b"GIF89a" + head.getbuffer()[6:-1])  # less the trailer
+    for frame, duration in zip(frames[1:], durations[1:]):
+        for data in GifImagePlugin.getdata(frame.picture, (frame.left, frame.top), duration=duration,
+                                           disposal=frame.disposal, transparency=TRANSPARENT_INDEX,
+                                           include_color_table=True):
+            f.write(data)
+    f.write(b";")
+
+
+def _cut(picture: Image.Image, box: tuple[int, int, int, int] | None) -> Image.Image:
+    """``picture`` cut to ``box``; to one transparent pixel where None (a frame that
+    draws nothing: without a frame there, the one before would show for both times)."""
+    top, left, bottom, right = box or (0, 0, 1, 1)
+    if (top, left, bottom, right) == (0, 0, picture.height, picture.width):
+        return picture
+    return picture.crop((left, top, right, bottom))
+
+
+def _reduced(frame: np.ndarray, draw: np.ndarray, seen: np.ndarray | None = None, cleared=None,
+             again: np.ndarray | None = None) -> np.ndarray:
+    """The colours ``to_palette`` reduces for ``frame``: ``seen`` at the pixels
+    ``again`` of the box ``cleared`` (a slice), and at every pixel not drawn
+    (``draw``) the colour of one drawn, to take no place in the palette (a clear
+    one's took one); the pixels not drawn are its ``kept``. ``frame`` itself where
+    it is drawn whole."""
+    whole = bool(draw.all())
+    if whole and again is None:
+        return frame
+    reduced = np.array(frame[:, :, :3])
+    if again is not None:
+        np.copyto(reduced[cleared], seen[cleared], where=again[:, :, None])
+    if not whole and draw.any():
+        reduced[~draw] = reduced.reshape(-1, 3)[np.argmax(draw)].copy()
+    return reduced
+
+
+def _opaque(image: np.ndarray) -> np.ndarray:
+    """Where an 8-bit H×W×C array shows in a GIF."""
+    if image.shape[2] != 4:
+        return np.ones(image.shape[:2], bool)
+    return image[:, :, 3] >= ALPHA_CUT
+
+
+def _box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The box (top, left, bottom, right) of the true pixels of ``mask``; None where none is."""
+    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
+        return None
+    return int(rows[0]), int(columns[0]), int(rows[-1]) + 1, int(columns[-1]) + 1
+
+
+def _union(one, other):
+    """The box that holds both boxes, either of which may be None."""
+    if one is None or other is None:
+        return other if one is None else one
+    return min(one[0], other[0]), min(one[1], other[1]), max(one[2], other[2]), max(one[3], other[3])
 
 
 # --- reading --------------------------------------------------------------------------

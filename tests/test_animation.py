@@ -633,6 +633,67 @@ def test_a_gif_s_background_that_stays_still_is_drawn_once_not_dithered_again_ea
     assert read_image(tmp_path / "a.gif")[0].shape[2] == 3  # its first frame alone is opaque (a jpg of it)
 
 
+def sticker(count=6, square_in="body", hole_from=None) -> tuple[Animation, np.ndarray]:
+    """A still textured disc (more colours than a GIF palette holds) in a clear
+    surround, with a small opaque square that moves over the disc ("body") or through
+    the surround ("surround"), and from frame ``hole_from`` on a clear hole in the
+    disc; and where the disc stays still, far from both."""
+    y, x = np.mgrid[0:64, 0:64]
+    body = np.zeros((64, 64, 4), np.uint8)
+    grain = np.random.default_rng(0).integers(-12, 13, (64, 64, 3))
+    body[:, :, :3] = (np.stack([x * 3 + 40, y * 3 + 20, 140 + x - y], axis=2) + grain).clip(0, 255)
+    disc = (x - 32) ** 2 + (y - 36) ** 2 < 22 ** 2
+    body[:, :, 3] = disc * 255
+    frames = []
+    for i in range(count):
+        frame = body.copy()
+        if hole_from is not None and i >= hole_from:
+            frame[30:40, 26:38, 3] = 0
+        top, left = (24, 14 + 5 * i) if square_in == "body" else (2, 2 + 9 * i)
+        frame[top:top + 6, left:left + 6] = (255, 255, 0, 255) if i % 2 else (255, 0, 255, 255)
+        frames.append(frame)
+    still = disc.copy()
+    still[:42] = False
+    return Animation(tuple(frames), (100,) * count), still
+
+
+@pytest.mark.parametrize("square_in, hole_from", [("body", None), ("surround", None), ("body", 3)])
+def test_a_gif_s_still_body_in_a_clear_surround_is_drawn_once_not_dithered_again_each_frame(
+        square_in, hole_from, tmp_path):
+    # found by an animation user's audit: where any frame had a clear pixel, every
+    # frame was written whole over a cleared canvas, dithered with a palette of its
+    # own: a sticker's still body changed in 99.5 % of its pixels from frame to frame.
+    # A frame draws only what changed unless a pixel the canvas shows must turn
+    # clear in it: then the frame before clears its box (disposal 2), and this one
+    # draws all it shows there. Clear stays clear, and opaque opaque, in every frame.
+    anim, still = sticker(square_in=square_in, hole_from=hole_from)
+    write_frames(tmp_path / "a.gif", anim)
+    back = read_frames(tmp_path / "a.gif")[0]
+    assert len(back.frames) == 6 and back.durations == anim.durations
+    for got, want in zip(back.frames, anim.frames):
+        assert np.array_equal(got[:, :, 3] == 255, want[:, :, 3] >= 128)
+        assert np.array_equal(got[:, :, 3] == 0, want[:, :, 3] < 128)
+        shown = want[:, :, 3] >= 128
+        assert np.abs(got[:, :, :3].astype(int) - want[:, :, :3])[shown].mean() < 6
+    for got in back.frames[1:]:
+        assert np.array_equal(got[still], back.frames[0][still])
+
+
+def test_a_gif_frame_s_opaque_black_edge_after_a_cleared_canvas_is_drawn(tmp_path):
+    # found with the test above: Pillow's writer cut a frame after one disposed to
+    # the background to the box of what differed from its background colour, an
+    # opaque black, so a black column on its edge was not drawn and showed clear.
+    frames = [picture(16, 16, channels=4, seed=i) for i in range(2)]
+    for frame in frames:
+        frame[:, :, 3] = 255
+        frame[6:9, 6:9, 3] = 0
+    frames[1][:, 0, :3] = 0
+    write_frames(tmp_path / "a.gif", Animation(tuple(frames), (30, 30)))
+    back = read_frames(tmp_path / "a.gif")[0]
+    assert [np.array_equal(got[:, :, 3], want[:, :, 3]) for got, want in zip(back.frames, frames)] == [True, True]
+    assert (back.frames[1][:, 0, :3] == 0).all()
+
+
 def test_a_gif_keeps_two_equal_frames_as_one_where_the_frames_after_them_are_drawn_over(tmp_path):
     anim = still_background_and_a_moving_box(3)
     frames = anim.frames[:1] * 2 + anim.frames[1:]
