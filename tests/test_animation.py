@@ -679,6 +679,20 @@ def test_a_gif_s_still_body_in_a_clear_surround_is_drawn_once_not_dithered_again
         assert np.array_equal(got[still], back.frames[0][still])
 
 
+def test_a_gif_with_clear_pixels_ends_on_a_clear_canvas_for_its_first_frame_drawn_again(tmp_path):
+    # Its frames after the first are left on the canvas where nothing turns clear:
+    # the first, shown again as it loops, is drawn whole and expects the canvas clear.
+    from ncnn_sr.gif import _images
+    anim, _ = sticker()
+    write_frames(tmp_path / "a.gif", anim)
+    data = (tmp_path / "a.gif").read_bytes()
+    *_, (pos, control, _) = _images(data)
+    assert (control[3] >> 2) & 7 == 2
+    left, top, width, height = struct.unpack_from("<HHHH", data, pos + 1)
+    rows, columns = np.nonzero(anim.frames[-1][:, :, 3] >= 128)
+    assert top <= rows.min() and top + height > rows.max() and left <= columns.min() and left + width > columns.max()
+
+
 def test_a_gif_frame_s_opaque_black_edge_after_a_cleared_canvas_is_drawn(tmp_path):
     # found with the test above: Pillow's writer cut a frame after one disposed to
     # the background to the box of what differed from its background colour, an
