@@ -155,11 +155,28 @@ def write_animation(f, frames: list[Frame], durations: list[int], **options) -> 
     # 89a whatever the first frame needs: the frames after it have graphic controls.
     f.write(b"GIF89a" + head.getbuffer()[6:-1])  # less the trailer
     for frame, duration in zip(frames[1:], durations[1:]):
-        for data in GifImagePlugin.getdata(frame.picture, (frame.left, frame.top), duration=duration,
-                                           disposal=frame.disposal, transparency=TRANSPARENT_INDEX,
+        picture, transparent = _fewest_colours(frame.picture)
+        for data in GifImagePlugin.getdata(picture, (frame.left, frame.top), duration=duration,
+                                           disposal=frame.disposal, transparency=transparent,
                                            include_color_table=True):
             f.write(data)
     f.write(b";")
+
+
+def _fewest_colours(picture: Image.Image) -> tuple[Image.Image, int]:
+    """``picture`` (``to_palette``'s, with a transparent index) with only the colours
+    it draws in its palette, and its transparent index, after them: a frame that
+    draws a small square carried all 256 entries, 768 bytes, more than half of a
+    sticker's file. Each frame says its own transparent index."""
+    indices = np.asarray(picture)
+    colours = np.flatnonzero(np.bincount(indices.ravel(), minlength=256)[:TRANSPARENT_INDEX])
+    renumbered = np.zeros(256, np.uint8)
+    renumbered[colours] = np.arange(colours.size)
+    renumbered[TRANSPARENT_INDEX] = colours.size
+    fewer = Image.fromarray(renumbered[indices], "P")
+    palette = np.array(picture.getpalette(), np.uint8).reshape(-1, 3)[colours]
+    fewer.putpalette(palette.tobytes() + bytes(3))  # the transparent entry's colour
+    return fewer, int(colours.size)
 
 
 def _cut(picture: Image.Image, box: tuple[int, int, int, int] | None) -> Image.Image:

@@ -693,6 +693,24 @@ def test_a_gif_with_clear_pixels_ends_on_a_clear_canvas_for_its_first_frame_draw
     assert top <= rows.min() and top + height > rows.max() and left <= columns.min() and left + width > columns.max()
 
 
+def test_a_gif_frame_that_draws_few_colours_carries_a_palette_of_few(tmp_path):
+    # Each frame after the first carried all 256 entries of its palette, 768 bytes,
+    # though it drew a small square: more than half of a sticker's file.
+    from ncnn_sr.gif import _images
+    frames = []
+    for i in range(4):
+        frame = np.full((32, 40, 3), (20, 90, 160), np.uint8)
+        frame[4:10, 4 + 6 * i:10 + 6 * i] = (255, 255, 0) if i % 2 else (255, 0, 255)
+        frames.append(frame)
+    anim = Animation(tuple(frames), (100,) * 4)
+    write_frames(tmp_path / "a.gif", anim)
+    data = (tmp_path / "a.gif").read_bytes()
+    entries = [2 << (data[pos + 9] & 7) if data[pos + 9] & 0x80 else 0 for pos, _, _ in _images(data)]
+    assert entries[1:] == [4, 4, 4]  # the square's colour, the background's, the transparent one
+    back = read_frames(tmp_path / "a.gif")[0]
+    assert all(np.array_equal(got[:, :, :3], want) for got, want in zip(back.frames, frames))
+
+
 def test_a_gif_frame_s_opaque_black_edge_after_a_cleared_canvas_is_drawn(tmp_path):
     # found with the test above: Pillow's writer cut a frame after one disposed to
     # the background to the box of what differed from its background colour, an
