@@ -243,9 +243,9 @@ _LONGEST_FRAME = {"gif": ("GIF", 655350), "png": ("an APNG", 655350), "webp": ("
 # memory, and GIF's palette search takes a working set of its own (26 bytes a pixel for
 # a still of 9-36 megapixels in write_bytes) beside the byte a pixel of each frame's
 # palette picture, the colours each pixel was last drawn in and, where frames have clear
-# pixels, the colours the canvas shows (``gif.animation_to_palette``: 56.9 and 61.0 for 2
-# and 6 opaque frames of 1 megapixel, 56.2 and 60.8 for RGBA ones, 59.8 and 65.8 for 6
-# of 2 megapixels).
+# pixels, the colours the canvas shows (``gif.animation_to_palette``: 56.9-57.5 and
+# 61.0-61.8 for 2 and 6 opaque frames of 1 megapixel, 56.2-56.8 and 60.8-61.3 for RGBA
+# ones; 6 of 2 megapixels 59.8-60.2 opaque, 60.0-65.8 RGBA, over runs of the same).
 _FRAMES_WRITE_BYTES = {"png": {3: (11, 9), 4: (10, 5)}, "gif": {3: (57, 1), 4: (61, 1)},
                        "webp": {3: (29, 13), 4: (22, 12)}, "webp-lossy": {3: (16, 7), 4: (37, 4)}}
 
