@@ -17,8 +17,8 @@ from .apng import animate, frames_as_shown as apng_frames
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, animation_to_palette as gif_pictures, frames_as_shown as gif_frames
 from .gif import write_animation as write_gif
 from .images import (FORMATS, GREY_MODES, ImageInfo, check_fits, checked_metadata, checked_write, comment_option,
-                     count_frames, file_path, open_mended, pillow_warnings, png_file, promised_write, read_image,
-                     reading, save_options, sized, write_bytes, write_still)
+                     count_frames, decoding, file_path, open_mended, pillow_warnings, png_file, promised_write,
+                     read_image, reading, save_options, sized, write_bytes, write_still)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
 from .png import mended as mended_png
 from .pixels import check_image, to_eight_bit
@@ -101,7 +101,8 @@ def read_frames(path: str | bytes | os.PathLike, info: ImageInfo | None = None) 
     play it, so a GIF written back has 10 hundredths there, which plays alike. A
     still picture (an MPO's, PSD's or TIFF's further frames are no animation) gives
     ``read_image``'s pixels as its one frame, shown once. Every failure, a broken
-    frame midway included, is an InputError naming the file."""
+    frame midway included, is an InputError naming the file, but for the memory
+    running out, a MemoryError naming it."""
     path = file_path(path, "read_frames")
     if info is not None and not isinstance(info, ImageInfo):
         raise InputError(f"info must be the ImageInfo read_image gave, got {describe(info)}")
@@ -144,7 +145,9 @@ def _read_all(path: str, info: ImageInfo) -> Animation:
             frames, durations = [], []
             for index in range(count):
                 im.seek(index)
-                frames.append(np.asarray(im.convert("RGBA")))
+                with decoding(im, path):  # a WebP's frame is decoded as it is first used
+                    shown = im.convert("RGBA")
+                frames.append(np.asarray(shown))
                 durations.append(round(im.info.get("duration") or 0))
         fmt = im.format
     if all(frame[:, :, 3].min() == np.iinfo(frame.dtype).max for frame in frames):

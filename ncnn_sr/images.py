@@ -228,12 +228,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             pnm.decode_fast(im, deep_ppm)
         _check_not_preview(im, path)
         jpeg_read = _check_jpeg_data(im, path, ended)
-        try:
+        with decoding(im, path):
             im.load()
-        except (OSError, RuntimeError) as e:
-            if getattr(e, "errno", None) is None and not _room_to_decode(im, str(e)):
-                raise MemoryError(f"{path}: not enough memory to read it") from None
-            raise
         if jpeg_read is not None:
             _check_jpeg_end(im, path, *jpeg_read, ended)
         # Loading runs outside the warnings guard (decoding is slow and the guard is
@@ -546,6 +542,19 @@ def _room_for(*sizes: int) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def decoding(im: Image.Image, path: str):
+    """A failure to decode ``im``, read from ``path``, that was the memory's turned
+    into a MemoryError naming the file: judged while ``im`` and what it holds are as
+    they were when the decoder failed (closing it frees its picture)."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        if getattr(e, "errno", None) is None and not _room_to_decode(im, str(e)):
+            raise MemoryError(f"{path}: not enough memory to read it") from None
+        raise
+
+
 def _room_to_decode(im: Image.Image, words: str) -> bool:
     """Whether the memory the decoder of ``im`` takes can be had now, where it failed
     saying ``words``: False where it cannot, and the decoder's failure was that (or
@@ -553,9 +562,15 @@ def _room_to_decode(im: Image.Image, words: str) -> bool:
     whole picture, 2 bytes a sample of each channel at its sampling, beside Pillow's
     picture, and where it cannot get them Pillow says "broken data stream"; an AVIF's
     AV1 decoder its frames (a 4:2:0 one at least, 1.5 bytes a pixel) before libavif's
-    RGBA (4). True where nothing is known."""
+    RGBA (4). libwebp decodes a WebP's frame into its canvas, and where it cannot
+    get the frame's memory beside it Pillow says "failed to read next frame", as of
+    a broken frame: a lossless frame's is the most, its pixels and 17 rows more, 4
+    bytes a pixel, as wide as the canvas at most (asked for as one block: one a bit
+    smaller may fit where a frame read before was freed). True where nothing is known."""
     if _said_out_of_memory(words):
         return False
+    if im.format == "WEBP" and words == "failed to read next frame":
+        return _room_for((im.height + 17) * im.width * 4)
     if im.format == "AVIF" and words.endswith(_AV1_FAILED):
         return _room_for(im.width * im.height * 3 // 2, im.width * im.height * 4)
     layers = getattr(im, "layer", None)

@@ -30,6 +30,7 @@ from ncnn_sr import InputError, budget, read_image, write_image
 from ncnn_sr import files as files_mod
 from ncnn_sr import images as images_mod
 from ncnn_sr import png as png_mod
+from ncnn_sr.animation import read_frames
 from ncnn_sr.metadata import exif_body
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -1597,6 +1598,73 @@ def test_a_picture_read_short_of_memory_is_a_memory_error_not_a_broken_picture(f
                            str(tmp_path / f"warm.{fmt}"), str(400 << 20)], capture_output=True, text=True, timeout=120)
     assert proc.stdout == "read\n", proc.stderr  # with room, the same picture reads
 
+
+
+# read_frames of the animated WebP ``path`` with its address space capped at ``margin``
+# bytes past what the process holds as Pillow asks libwebp for a frame the ``at``th
+# time (from 0: read_image's first frame, then read_frames' each): past 1, the memory
+# runs out midway, frames read before it. Its outcome on stdout.
+_FRAMES_SHORT_OF_MEMORY = """
+import resource, sys
+from PIL import WebPImagePlugin
+from ncnn_sr.animation import read_frames
+path, at, margin = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+decode, calls = WebPImagePlugin.WebPImageFile._get_next, []
+def capped_at_frame(im):
+    calls.append(None)
+    if len(calls) == at + 1:
+        with open("/proc/self/status") as f:
+            held = next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        resource.setrlimit(resource.RLIMIT_AS, (held + margin if hard < 0 else min(held + margin, hard), hard))
+    return decode(im)
+WebPImagePlugin.WebPImageFile._get_next = capped_at_frame
+try:
+    anim, info = read_frames(path)
+except Exception as e:
+    print(type(e).__name__, e)
+else:
+    print("read", len(anim.frames))
+"""
+
+
+def big_lossless_webp(path, count: int):
+    """An animated lossless WebP of ``count`` 2000x2000 frames: 16 MB of RGBA each,
+    which libwebp's lossless decoder takes again beside its canvases (of too many
+    colours for a palette, which it would decode in far less)."""
+    y, x = np.mgrid[:2000, :2000]
+    frames = [Image.fromarray(np.dstack([x + index, y, x + y]).astype(np.uint8)) for index in range(count)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], lossless=True, method=0, duration=100)
+    return path
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+def test_an_animated_webp_read_short_of_memory_midway_is_a_memory_error_not_a_broken_picture(tmp_path):
+    # libwebp failing to get a frame's memory is Pillow's "failed to read next frame",
+    # as of a broken frame: it was "broken or truncated picture (failed to read next
+    # frame)", a folder's run going on to fail each later animation alike.
+    path = big_lossless_webp(tmp_path / "a.webp", 4)
+    for at, margin_mb in ((0, 4), (2, 8), (3, 4), (3, 12)):
+        proc = subprocess.run([sys.executable, "-c", _FRAMES_SHORT_OF_MEMORY, str(path), str(at), str(margin_mb << 20)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.stdout == f"MemoryError {path}: not enough memory to read it\n", (at, proc.stdout, proc.stderr)
+    proc = subprocess.run([sys.executable, "-c", _FRAMES_SHORT_OF_MEMORY, str(path), "2", str(400 << 20)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout == "read 4\n", proc.stderr  # with room, the same animation reads
+
+
+def test_an_animated_webp_with_a_broken_frame_is_still_a_broken_picture(tmp_path):
+    # Told from memory running out: a whole file whose frame libwebp cannot decode,
+    # with room to, and one cut short, say the file is at fault.
+    path = big_lossless_webp(tmp_path / "a.webp", 3)
+    whole = path.read_bytes()
+    last = whole.rfind(b"VP8L") + 8 + 5  # into the last frame's pixels, past its header
+    (tmp_path / "bad.webp").write_bytes(whole[:last] + bytes(len(whole) - last))
+    (tmp_path / "cut.webp").write_bytes(whole[:len(whole) * 9 // 10])
+    with pytest.raises(InputError, match=r"bad\.webp: broken or truncated picture \(failed to read next frame\)$"):
+        read_frames(tmp_path / "bad.webp")
+    with pytest.raises(InputError, match=r"cut\.webp: broken or truncated picture \(WebP: cut short"):
+        read_frames(tmp_path / "cut.webp")
 
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
