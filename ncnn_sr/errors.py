@@ -163,6 +163,12 @@ class SettingError(InputError, ValueError):
     as these were raised first."""
 
 
+class WriteOutOfMemory(InputError):
+    """An output's writing that ran out of memory once begun (Pillow's MemoryError, or
+    an encoder's out-of-memory status): the host's memory, which later outputs would
+    meet alike, not the picture's fault; ``out_of_memory`` says so of it."""
+
+
 class NoRoom(InputError):
     """An output's file system is full or read-only, or its folder was removed or made
     read-only during the run: no later output there can be written either."""
@@ -436,9 +442,10 @@ def out_of_memory(e: BaseException) -> bool:
     ENOMEM as the cause of the one-line error it was said in ("in.mp4: cannot decode:
     Cannot allocate memory"). Not the file's fault, nor the device's: the same run with
     more memory free, or needing less, gets past it. A bare MemoryError behind another
-    error is not looked at: a damaged file's size, past any memory, says so."""
-    return isinstance(e, MemoryError) or any(getattr(c, "errno", None) == errno.ENOMEM
-                                             for c in (e, e.__cause__ or e.__context__))
+    error is not looked at: a damaged file's size, past any memory, says so. A
+    WriteOutOfMemory is one too."""
+    return isinstance(e, (MemoryError, WriteOutOfMemory)) or any(getattr(c, "errno", None) == errno.ENOMEM
+                                                                 for c in (e, e.__cause__ or e.__context__))
 
 
 def host_out_of_memory(e: BaseException) -> MemoryError:

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageFile, JpegImagePlugin, UnidentifiedImageError, features
 from PIL.PngImagePlugin import PngInfo, iTXt
 
-from .errors import HintedInputError, InputError, Option, describe, file_path, in_one_line
+from .errors import HintedInputError, InputError, Option, WriteOutOfMemory, describe, file_path, in_one_line
 from .files import atomic_write, check_named_as_file, file_in_the_way
 from .fixed import fixed_fields
 from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
@@ -1143,8 +1143,10 @@ def write_image(path: str | bytes | os.PathLike, image: np.ndarray, info: ImageI
     GIF is 8-bit with a palette of 255 colours (``gif.to_palette``): alpha is cut to
     transparent or opaque.
     Writing that needs more memory than is available is an InputError before it
-    begins; calls in other threads share that memory, one waiting for those in
-    progress where it would not fit beside them (``budget.WRITERS``).
+    begins, and one that runs out of it all the same (its encoder's words for that
+    included) a WriteOutOfMemory, an InputError; calls in other threads share that
+    memory, one waiting for those in progress where it would not fit beside them
+    (``budget.WRITERS``).
     """
     write_still(path, image, info, fmt, quality, metadata, "write_image")
 
@@ -1171,14 +1173,36 @@ def promised_write(path: str, encode: Callable, need: int, what: str, beside: st
         return InputError(f"{path}: writing {what} needs about {need / 2**30:.1f} GB of memory beside {beside}, "
                           f"more than {budget.room_words(need, available)}")
 
+    def encoding(f) -> None:
+        try:
+            encode(f)
+        except (OSError, ValueError, RuntimeError) as e:
+            if getattr(e, "errno", None) is None and _ENCODER_OUT_OF_MEMORY.fullmatch(str(e)):
+                raise MemoryError from e  # not "cannot write PATH: out of memory when writing image file"
+            raise
+
     # Past what is available, Linux kills the process rather than failing an allocation;
     # writers in other threads take their share of it at the same time.
     with budget.WRITERS.promise(need, refusal):
         try:
-            atomic_write(path, encode, pipe=True)  # a FIFO among the outputs gets its picture
+            atomic_write(path, encoding, pipe=True)  # a FIFO among the outputs gets its picture
         except MemoryError:  # the temporary file is gone: atomic_write removes it on any failure
-            raise InputError(f"{path}: not enough memory to write {what} (about {need / 2**30:.1f} GB beside "
-                             f"{beside})") from None
+            # Promised, and run out all the same: the host's memory is short of what it
+            # seemed, which later writes would meet alike (a WriteOutOfMemory stops a run).
+            raise WriteOutOfMemory(f"{path}: not enough memory to write {what} (about {need / 2**30:.1f} GB "
+                                   f"beside {beside})") from None
+
+
+# Pillow's words where an encoder ran out of memory: its codecs' status
+# (IMAGING_CODEC_MEMORY, -9, named or numbered, as its versions say it: zlib's for a
+# PNG, say), libwebp's VP8_ENC_ERROR_OUT_OF_MEMORY (1) and
+# VP8_ENC_ERROR_BITSTREAM_OUT_OF_MEMORY (2) as its WebP writer says them of a still
+# and, through libwebp's animation encoder, of a frame, and that encoder's
+# WEBP_MUX_MEMORY_ERROR (-3) as it assembles the file; and where that encoder could
+# not be made, which its options (Pillow's) and the canvas's size (check_fits) pass.
+_ENCODER_OUT_OF_MEMORY = re.compile(r"(out of memory|encoder error -9) when writing image file|encoding error [12]"
+                                    r"|ERROR adding frame\. WebPEncodingError: [12]\.|ERROR assembling WebP: -3\."
+                                    r"|could not create encoder object")
 
 
 def checked_write(path, fmt: str | None, quality, info, what: str) -> tuple[str, str, int | None]:

@@ -34,7 +34,8 @@ from . import budget, part_files
 from .animation import write_frames
 from .budget import MemoryBudget
 from .engine import Upscaler
-from .errors import FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe
+from .errors import (FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe,
+                     host_out_of_memory, out_of_memory)
 from .failover import Failover, tried
 from .files import broken_output, is_fifo, mark_there, output_gone, went_with_input
 from .fixed import DeclaredOnly, Fixed, read_only
@@ -94,7 +95,7 @@ class Pipeline(Loading, Failover, DeclaredOnly):
     iterator, are not read to the end to tell of each. The system out of memory as a
     picture is read (ENOMEM, said as "cannot read"; Pillow's MemoryError) fails no
     picture, which every later one would fail alike: the run stops, and ``run`` raises
-    it as a MemoryError. ``on_tile(done, total)`` is called from the proc threads,
+    it as a MemoryError; so as a picture is written. ``on_tile(done, total)`` is called from the proc threads,
     several at once, after each tile of a
     picture or frame; an exception from it fails that picture, naming ``on_tile``, and
     is no device's failure (see below). Where the upscale of
@@ -562,6 +563,11 @@ class Pipeline(Loading, Failover, DeclaredOnly):
             failure, stops = e.said(self._flags), True
             self._left(e)
         except NcnnSrError as e:
+            if out_of_memory(e):
+                # The host's memory, run out as it was written (an encoder's, or the
+                # system's ENOMEM): every later picture would fail alike, a line each.
+                # The run stops, as where a picture is read (loading._read).
+                raise host_out_of_memory(e) from e
             failure = e.said(self._flags)
             self._left(e)
         except Exception as e:  # a batch outlives any one file, and counts it as failed

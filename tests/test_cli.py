@@ -1423,6 +1423,44 @@ def test_pillow_out_of_memory_as_a_picture_is_decoded_is_the_hosts_not_the_pictu
     assert proc.stdout.count("decoding") <= 2  # the folder's loader may have read ahead one
     assert sorted(os.listdir(tmp_path)) == ["in"]
 
+# ``ncnn-sr ARGS`` whose outputs run out of memory as Pillow encodes them (argv[1]:
+# "bare", Pillow's MemoryError; "status", an encoder's out-of-memory status, an
+# OSError with no errno), each encoding counted.
+_PILLOW_OUT_OF_MEMORY_WRITING = """
+import sys
+from PIL import ImageFile
+
+def encoding(*given, **options):
+    print("encoding", flush=True)
+    raise MemoryError if kind == "bare" else ImageFile._get_oserror(-9, encoder=True)
+
+ImageFile._save = encoding
+kind = sys.argv.pop(1)
+sys.argv = ["ncnn-sr", *sys.argv[1:]]
+from ncnn_sr import entry
+entry.ncnn_sr()
+"""
+
+
+@pytest.mark.parametrize("kind", ["bare", "status"])
+@pytest.mark.parametrize("folder", [False, True], ids=["picture", "folder"])
+def test_pillow_out_of_memory_as_a_picture_is_encoded_is_the_hosts_not_the_pictures(kind, folder, tmp_path):
+    # It said "cannot write out/a.jpg: out of memory when writing image file", or
+    # "out/a.jpg: not enough memory to write a 14x12 picture as JPEG (...)", the
+    # picture's failure, and a folder's run upscaled and encoded each later picture,
+    # failing alike, a line each.
+    (tmp_path / "in").mkdir()
+    for name in "abcdef":
+        Image.fromarray(picture(6, 7)).save(tmp_path / "in" / f"{name}.png")
+    given = tmp_path / "in" if folder else tmp_path / "in" / "a.png"
+    proc = subprocess.run([sys.executable, "-c", _PILLOW_OUT_OF_MEMORY_WRITING, kind, "-i", given, "-o",
+                           tmp_path / ("out" if folder else "out.jpg"), "-f", "jpg", *FAST],
+                          capture_output=True, text=True, timeout=300)
+    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
+    # Two save threads may each have begun one, each tried again without optimizing.
+    assert proc.stdout.count("encoding") <= 4, proc.stdout
+    assert sorted(os.listdir(tmp_path)) == ["in"]
+
 # ``ncnn-sr ARGS`` whose model's loading meets the system's ENOMEM (argv[1]: as its
 # weights are mapped, its .param read, or its weights opened for ncnn).
 _MODEL_OUT_OF_MEMORY = """

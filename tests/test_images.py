@@ -3055,6 +3055,74 @@ def test_a_picture_that_cannot_be_encoded_for_lack_of_memory_is_an_input_error(t
     assert os.listdir(tmp_path) == []
 
 
+
+# write_image (argv[2] "still") or write_frames (3 frames: "frames") of a 1000x1000
+# picture to the WebP argv[1] with the address space capped at argv[3] bytes past what
+# the process holds as libwebp's encoder is called: its outcome on stdout.
+_WEBP_WRITTEN_SHORT_OF_MEMORY = """
+import resource, sys
+import numpy as np
+from PIL import WebPImagePlugin
+from ncnn_sr import write_image
+from ncnn_sr.animation import Animation, write_frames
+path, kind, margin = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+def capped(encoder):
+    def encoding(*args, **kwargs):
+        with open("/proc/self/status") as f:
+            held = next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        resource.setrlimit(resource.RLIMIT_AS, (held + margin if hard < 0 else min(held + margin, hard), hard))
+        return encoder(*args, **kwargs)
+    return encoding
+
+name = "WebPEncode" if kind == "still" else "WebPAnimEncoder"
+setattr(WebPImagePlugin._webp, name, capped(getattr(WebPImagePlugin._webp, name)))
+# Made with no large temporaries: freed, they stay in the heap the encoder would take.
+frames = []
+for index in range(1 if kind == "still" else 3):
+    frame = np.empty((1000, 1000, 3), np.uint8)
+    frame[:, :, 0] = np.arange(index, 1000 + index, dtype=np.uint16).astype(np.uint8)
+    frame[:, :, 1] = np.arange(1000, dtype=np.uint16).astype(np.uint8)[:, None]
+    for row in range(1000):
+        frame[row, :, 2] = np.arange(row, row + 1000, dtype=np.uint16).astype(np.uint8)
+    frames.append(frame)
+try:
+    if kind == "still":
+        write_image(path, frames[0])
+    else:
+        write_frames(path, Animation(tuple(frames), (100,) * 3))
+except Exception as e:
+    print(type(e).__name__, e)
+else:
+    print("written")
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+@pytest.mark.parametrize("kind, margins_mb, said", [
+    # libwebp's encoder out of memory (under 4 MB: Pillow's own picture, a MemoryError).
+    ("still", (4, 8, 16), "a 1000x1000 picture as WEBP"),
+    # The animation encoder not made (under 12 MB), then out of memory for a frame.
+    ("frames", (0, 8, 16), "3 1000x1000 frames as WEBP"),
+])
+def test_a_webp_written_short_of_memory_is_out_of_memory_not_an_encoder_error(kind, margins_mb, said, tmp_path):
+    # libwebp's VP8_ENC_ERROR_OUT_OF_MEMORY came out as Pillow said it, "ValueError:
+    # encoding error 1" (a still) or "RuntimeError: ERROR adding frame.
+    # WebPEncodingError: 1." (an animation), as did "RuntimeError: could not create
+    # encoder object": a command's "cannot write out.webp: ValueError('encoding error
+    # 1')" for the picture, a folder's run going on to fail each later one alike. Each is the writing's out of memory (an InputError that
+    # stops a run: test_cli), no file left.
+    for margin in margins_mb:
+        proc = subprocess.run([sys.executable, "-c", _WEBP_WRITTEN_SHORT_OF_MEMORY, str(tmp_path / "o.webp"), kind,
+                               str(margin << 20)], capture_output=True, text=True, timeout=120)
+        assert proc.stdout.startswith(f"WriteOutOfMemory {tmp_path / 'o.webp'}: not enough memory to "
+                                      f"write {said} (about "), (margin, proc.stdout, proc.stderr)
+        assert os.listdir(tmp_path) == []
+    proc = subprocess.run([sys.executable, "-c", _WEBP_WRITTEN_SHORT_OF_MEMORY, str(tmp_path / "o.webp"), kind,
+                           str(400 << 20)], capture_output=True, text=True, timeout=120)
+    assert proc.stdout == "written\n", proc.stderr  # with room, the same picture is written
+
 def test_a_picture_whose_writing_cannot_fit_in_memory_is_refused_before_it_is_encoded(tmp_path, monkeypatch):
     # Linux kills a process that takes more than there is, rather than failing its
     # allocation: a 70000x70000 png was killed while Pillow copied it. An 8x6 RGB png
