@@ -231,6 +231,7 @@ def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int
     Returns the run's status (exits on a bad flag)."""
     # Here, as the work starts: numpy, ncnn and Pillow load with it, not for --help or a usage error.
     from .batch_cli import run, run_video
+    from .images import named_format
 
     into_folder = opts.output_folder or opts.output.is_dir()
     single = opts.input.is_file() and not into_folder
@@ -261,9 +262,13 @@ def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int
             _refuse(f"invalid format argument: -f {shell_word(fmt)}: give png, jpg or webp{also}")
         # The reference takes a file's format from its extension, whatever -f says; an
         # empty -f ("$FMT" unset) asked for nothing, and it says nothing; nor is a
-        # missing input's output, never written, said to be written so.
+        # missing input's output, never written, said to be written so. Said as the
+        # run says a -f of the reference's formats ignored (jobs.plan_jobs): the format
+        # named, where the extension names one (an output out of reach may not).
         if fmt.strip() and single:
-            log.warning("-f %s ignored: %s is written as its extension says", shell_word(fmt), opts.output)
+            written = named_format(opts.output)
+            log.warning("-f %s ignored: %s is written as %s", shell_word(fmt), opts.output,
+                        "its extension says" if written is None else f"{written}, as its extension says")
         fmt = None
     # A quality would make WebP lossy: it is given only where the outputs are JPEGs
     # (a file takes its own extension, a folder -f's).

@@ -1784,7 +1784,7 @@ def test_dropin_says_a_value_given_as_a_shell_word(flags, said, tmp_path):
 
 @pytest.mark.parametrize("flags, said", [
     (["-t", "a b"], "-t 'a b' read as 0 (auto), as realesrgan-ncnn-vulkan reads it"),
-    (["-f", "we bp"], "-f 'we bp' ignored: o.png is written as its extension says"),
+    (["-f", "we bp"], "-f 'we bp' ignored: o.png is written as png, as its extension says"),
 ])
 def test_dropin_warns_of_a_value_given_as_a_shell_word(flags, said, tmp_path):
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
@@ -1928,8 +1928,20 @@ def test_an_unknown_format_is_refused_for_a_folder_and_ignored_for_a_file_as_by_
     assert proc.returncode == 1 and "invalid format argument" in proc.stderr
     assert not (tmp_path / "out").exists()
     proc = run(DROPIN, "-i", "in/a.png", "-o", "o.png", "-f", "gif", "-g", "-1", "-s", "2", cwd=tmp_path)
-    assert "warning: -f gif ignored: o.png is written as its extension says" in proc.stderr
+    assert "warning: -f gif ignored: o.png is written as png, as its extension says" in proc.stderr
     assert size_of(tmp_path / "o.png") == (32, 24)
+
+
+@pytest.mark.parametrize("fmt, output", [("gif", "o.png"), ("avif", "o.webp"), ("bmp", "o.jpeg"), ("jpg", "o.png")])
+def test_the_dropin_says_the_format_a_file_is_written_as_whichever_format_it_ignores(fmt, output, tmp_path):
+    # -f jpg said "o.png is written as png, as its extension says", -f gif (which the
+    # drop-in writes into no folder) "o.png is written as its extension says".
+    pictures(tmp_path, ["a.png"])
+    proc = run(DROPIN, "-i", "a.png", "-o", output, "-f", fmt, *X2_CPU, cwd=tmp_path)
+    written = {"o.png": "png", "o.webp": "webp", "o.jpeg": "jpg"}[output]
+    assert proc.stderr.splitlines()[0] == (f"realesrgan-ncnn-vulkan: warning: -f {fmt} ignored: {output} is written "
+                                           f"as {written}, as its extension says")
+    assert size_of(tmp_path / output) == (32, 24)
 
 
 def test_an_empty_format_for_a_file_is_passed_over_unsaid_as_by_the_reference(tmp_path):
