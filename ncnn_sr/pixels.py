@@ -48,6 +48,17 @@ def _not_array(value) -> str:
         return f"{kind.__name__}: give np.asarray(pixels, np.uint8)"
     if isinstance(value, (str, os.PathLike)):
         return f"{'a path' if isinstance(value, os.PathLike) else kind.__name__}: read the picture with read_image(path)"
+    # A picture fetched over the web, or opened, is a file's bytes, not its pixels:
+    # read_image decodes them as the commands do (orientation, palettes, 16 bits).
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return (f"{memoryview(value).nbytes} bytes (a {kind.__name__}): a file's contents? save them to a file "
+                "and read the picture with read_image(path)")
+    if hasattr(value, "read"):
+        name = getattr(value, "name", None)
+        if isinstance(name, (str, bytes)) and name:
+            return f"an open file: read the picture with read_image(path), its path {os.fsdecode(name)!r}"
+        return (f"an open file with no name (a {kind.__name__}): save its contents to a file and read the "
+                "picture with read_image(path)")
     if isinstance(value, np.generic):
         return f"a numpy {value.dtype} scalar ({value.item()!r}): give an H×W×C array"
     package = kind.__module__.split(".")[0]

@@ -1,5 +1,6 @@
 """The engine on ncnn's CPU path, with the real models on small pictures."""
 
+import io
 import os
 import re
 import struct
@@ -321,6 +322,28 @@ def test_an_array_of_another_library_or_a_numpy_scalar_is_told_what_to_give(cpu_
     for path in ("photo.png", Path("photo.png")):
         with pytest.raises(InputError, match=r": read the picture with read_image\(path\)$"):
             cpu_upscalers(FAST).upscale(path)
+
+
+def test_a_files_contents_or_an_open_file_is_told_to_be_read_with_read_image(cpu_upscalers, tmp_path):
+    # found by a library audit: bytes from a web request said only "expected a numpy
+    # array, got bytes", and an open file "got a _io.BufferedReader", where a str
+    # path was told to go through read_image.
+    path = tmp_path / "photo.png"
+    Image.fromarray(picture(5, 6)).save(path)
+    data = path.read_bytes()
+    up = cpu_upscalers(FAST)
+    for given in (data, bytearray(data), memoryview(data)):
+        with pytest.raises(InputError, match=rf"^expected a numpy array, got {len(data)} bytes \(a "
+                                             rf"{type(given).__name__}\): a file's contents\? save them to a "
+                                             r"file and read the picture with read_image\(path\)$"):
+            up.upscale(given)
+    with open(path, "rb") as f, pytest.raises(
+            InputError, match=rf"^expected a numpy array, got an open file: read the picture with "
+                              rf"read_image\(path\), its path {re.escape(repr(str(path)))}$"):
+        up.upscale(f)
+    with pytest.raises(InputError, match=r"^expected a numpy array, got an open file with no name \(a BytesIO\): "
+                                         r"save its contents to a file and read the picture with read_image\(path\)$"):
+        up.upscale(io.BytesIO(data))
 
 
 def test_an_empty_grey_picture_is_named_by_the_shape_it_was_given(cpu_upscalers):
