@@ -12,6 +12,7 @@ arguments.
 from __future__ import annotations
 
 import atexit
+import inspect
 import logging
 import math
 import numbers
@@ -104,6 +105,24 @@ def checked_tile(tile) -> int:
     if tile != 0 and tile < devices.MIN_TILE:
         raise SettingError(f"tile size must be 0 (auto) or at least {devices.MIN_TILE}, got {tile}")
     return tile
+
+
+def checked_progress(progress) -> None:
+    """A SettingError unless ``progress`` is None or can be called with (done, total):
+    one that cannot was a bare TypeError from the first tile, after that tile's work."""
+    if progress is None:
+        return
+    wanted = f"progress must be a function of (done, total), got {describe(progress)}"
+    if not callable(progress):
+        raise SettingError(wanted)
+    try:
+        signature = inspect.signature(progress)
+    except (TypeError, ValueError):
+        return  # a builtin, whose arguments cannot be looked at: called as given
+    try:
+        signature.bind(0, 0)
+    except TypeError as e:
+        raise SettingError(f"{wanted}: {e}") from None
 
 
 class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
@@ -372,14 +391,14 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         Raises InputError for a picture it cannot take (float pixels, 2 channels, no
         pixels), a closed Upscaler, or a result larger than the memory available;
         SettingError (an InputError and a ValueError) for a ``scale``, ``width``,
-        ``height`` or ``progress`` of the wrong kind; DeviceError where even 32 px
-        tiles do not fit on the CPU; ModelError where the model gives NaN there.
+        ``height`` or ``progress`` of the wrong kind (a ``progress`` that cannot be
+        called with (done, total)); DeviceError where even 32 px tiles do not fit on
+        the CPU; ModelError where the model gives NaN there.
         """
         # An H×W picture came back H×W×1, which Pillow's fromarray refuses.
         flat = isinstance(image, np.ndarray) and image.ndim == 2
         image = check_image(image)
-        if progress is not None and not callable(progress):
-            raise SettingError(f"progress must be a function of (done, total), got {describe(progress)}")
+        checked_progress(progress)
         h, w = image.shape[:2]
         wanted = None
         if scale is not None or width is not None or height is not None:

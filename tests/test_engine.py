@@ -1,5 +1,6 @@
 """The engine on ncnn's CPU path, with the real models on small pictures."""
 
+import functools
 import io
 import os
 import re
@@ -1062,6 +1063,33 @@ def test_a_progress_that_is_no_function_is_an_input_error_before_any_work(cpu_up
     monkeypatch.setattr(up, "_upscale_native", lambda *a: pytest.fail("ran"))
     with pytest.raises(InputError, match="progress must be a function"):
         up.upscale(picture(8, 8), progress=5)
+
+
+class _Report:
+    def __call__(self, done, total, *more):
+        pass
+
+
+def test_a_progress_that_cannot_take_done_and_total_is_a_setting_error_before_any_work(cpu_upscalers, monkeypatch):
+    # found by a library audit: progress=lambda: ... (or a one-argument function) was a
+    # bare TypeError ("takes 0 positional arguments but 2 were given") from the first
+    # tile, after that tile's work, which on the CPU can be minutes.
+    up = cpu_upscalers(FAST)
+    # Whatever can be called with (done, total) still runs, as may a builtin, whose
+    # arguments cannot be looked at.
+    for fine in (lambda done, total: None, lambda *a: None, lambda done, total, extra=1: None, _Report(),
+                 functools.partial(lambda what, done, total: None, "x"), print):
+        assert up.upscale(picture(4, 4), progress=fine).shape == (4 * up.scale, 4 * up.scale, 3)
+    monkeypatch.setattr(up, "_upscale_native", lambda *a: pytest.fail("ran"))
+    for wrong, said in ((lambda: None, "too many positional arguments"),
+                        (lambda done: None, "too many positional arguments"),
+                        (lambda done, total, what: None, "missing a required argument: 'what'"),
+                        (lambda *, done, total: None, "too many positional arguments")):
+        with pytest.raises(SettingError) as refused:
+            up.upscale(picture(8, 8), progress=wrong)
+        assert str(refused.value).startswith("progress must be a function of (done, total), got "), refused.value
+        assert str(refused.value).endswith(f": {said}"), refused.value
+        assert "\n" not in str(refused.value)
 
 
 def test_closing_from_inside_a_call_returns_and_frees_the_networks_when_the_call_ends():
