@@ -37,6 +37,10 @@ class Fixed:
     def __set__(self, obj, value) -> None:
         raise _refused(obj, self._name, self._argument)
 
+    def __delete__(self, obj) -> None:
+        # Without it, Python's refusal said only "__delete__".
+        raise _refused(obj, self._name, self._argument)
+
 
 class ReadOnly(property):
     """A property read back only, that is no argument of the constructor (an

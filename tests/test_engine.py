@@ -1388,6 +1388,20 @@ def test_an_upscalers_setting_fixed_when_made_refuses_a_change(cpu_upscalers, na
     assert getattr(up, name) is before
 
 
+@pytest.mark.parametrize("name, argument", [("tta", "tta"), ("alpha", "alpha"), ("tile_pad", "tile_pad"),
+                                            ("overlap", "overlap"), ("spec", "model")])
+def test_an_upscalers_setting_fixed_when_made_refuses_a_del_as_it_refuses_a_change(cpu_upscalers, name, argument):
+    # found by a library audit: del up.tta was an AttributeError whose whole message
+    # was "__delete__", where setting it says what to do instead.
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    before = getattr(up, name)
+    with pytest.raises(AttributeError) as refused:
+        delattr(up, name)
+    assert str(refused.value) == (f"an Upscaler's {name} is fixed when it is made: "
+                                  f"make another with {argument}=")
+    assert getattr(up, name) is before
+
+
 @pytest.mark.parametrize("name", ["model", "device", "precision", "exact", "threads", "concurrency", "model_path"])
 def test_an_upscalers_other_arguments_set_later_are_refused_not_taken_without_effect(cpu_upscalers, name):
     # found by a check of the README's claims: up.precision = "fp32" made an attribute

@@ -1122,6 +1122,11 @@ def test_a_pipelines_settings_are_fixed_when_it_is_made(name, cpu_lane):
         setattr(p, name, before)
     assert str(refused.value) == f"a Pipeline's {name} is fixed when it is made: make another with {name}="
     assert getattr(p, name) == before and p.load_workers == 2 and p.lanes == (cpu_lane,)
+    # del was an AttributeError whose whole message was "__delete__" (a library audit)
+    with pytest.raises(AttributeError) as refused:
+        delattr(p, name)
+    assert str(refused.value) == f"a Pipeline's {name} is fixed when it is made: make another with {name}="
+    assert getattr(p, name) == before
 
 
 @pytest.mark.parametrize("name", ["scale", "width", "quality", "metadata", "skip_existing", "on_outcome",
