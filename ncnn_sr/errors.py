@@ -341,6 +341,18 @@ def nul_in_path(name: str, given, what: str) -> str:
     return f"{what} needs a file's path, got {len(given)} {unit} holding a NUL byte: a file's contents? give its path"
 
 
+def file_contents(name: str, given) -> str | None:
+    """What ``given`` (``name`` decoded) is where it is a file's contents given in a
+    name's or path's place (``Upscaler(param.read_text())``), for a message; None for
+    anything else. Such a name, long and holding a NUL byte or line breaks, was
+    printed whole: kilobytes of escapes on one line."""
+    if len(repr(name)) <= 200 or ("\0" not in name and "\n" not in name):
+        return None
+    unit = "bytes" if isinstance(given, bytes) else "characters"
+    held = "holding a NUL byte" if "\0" in name else f"over {name.count(chr(10)) + 1} lines"
+    return f"{len(given)} {unit} {held}: a file's contents? save them to a file and give its path"
+
+
 def file_path(path, what: str, error: type[NcnnSrError] = InputError, kind: str = "a file's path") -> str:
     """``path`` as a str; ``error`` (read_weights' is a ModelError) for what is no
     usable path (None, a number, an array given in the path's place, a name holding

@@ -35,8 +35,8 @@ from typing import NoReturn
 
 from models_ncnn import CATALOG_PATH
 
-from .errors import (ModelError, ModelMissing, Option, SettingError, broken_link, describe, file_path, in_one_line,
-                     no_path, out_of_memory, shell_word, stand_in)
+from .errors import (ModelError, ModelMissing, Option, SettingError, broken_link, describe, file_contents, file_path,
+                     in_one_line, no_path, out_of_memory, shell_word, stand_in)
 from .param_file import (binary_param, check_bin_size, check_picture_channels, cpu_bytes_estimate, input_alignment,
                          output_scale, parse_param, starts_as_param, unsized)
 
@@ -279,6 +279,9 @@ def _model_folder(model_path: str | bytes | os.PathLike) -> Path:
     # "" was the folder the process runs in, where both commands refuse -m "".
     if not isinstance(model_path, PATH_TYPES) or not os.fspath(model_path):
         raise ModelError(f"the model folder must be a folder's path, got {no_path(model_path)}")
+    contents = file_contents(os.fsdecode(model_path), model_path)
+    if contents:
+        raise ModelError(f"the model folder must be a folder's path, got {contents}")
     folder = Path(os.fsdecode(model_path))
     if "\0" in str(folder):
         raise ModelError(f"model folder {str(folder)!r} is not a valid path (it holds a NUL byte)")
@@ -404,6 +407,9 @@ def resolve_model(model: str | bytes | os.PathLike | ModelSpec,
     if not isinstance(model, PATH_TYPES):
         raise ModelError(f"the model must be a name, a .param file's path or a ModelSpec, got {no_path(model)}")
     text = os.fsdecode(model)
+    contents = file_contents(text, model)
+    if contents:
+        raise ModelError(f"the model must be a name, a .param file's path or a ModelSpec, got {contents}")
     try:
         return _resolve(text, model_path)
     except OSError as e:  # a name too long for the file system, say

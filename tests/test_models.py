@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from ncnn_sr import ModelError, ModelSpec, NcnnSrError, Upscaler, catalog, model_name_for, resolve_model
 from ncnn_sr.errors import FlagNames, ModelMissing, SettingError
@@ -1226,6 +1227,36 @@ def test_a_files_contents_or_an_open_file_as_the_model_or_its_folder_is_said_as_
         resolve_model("custom", memoryview(b"models"))
     assert str(refused.value) == ("the model folder must be a folder's path, got 6 bytes (a memoryview): "
                                   "a file's contents? save them to a file and give its path")
+
+
+def test_a_files_contents_as_bytes_or_text_for_the_model_or_its_folder_is_said_in_a_short_line(tmp_path):
+    # found by a library audit: Upscaler(param.read_text()) or Upscaler(png_bytes) was
+    # "unknown model '...'" or "model name '...' is too long for a file name" with
+    # the whole file escaped on one line (3374 characters for realesr-animevideov3-x2's
+    # .param), as read_image once printed a file's contents given as its path.
+    param, _ = copy_model("realesr-animevideov3-x2", tmp_path, "custom")
+    text = param.read_text()
+    picture = tmp_path / "p.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(picture)
+    png = picture.read_bytes()
+    must = "the model must be a name, a .param file's path or a ModelSpec, got"
+    lines = text.count("\n") + 1
+    for given, said in ((text, f"{len(text)} characters over {lines} lines"),
+                        (text.encode(), f"{len(text.encode())} bytes over {lines} lines"),
+                        (png, f"{len(png)} bytes holding a NUL byte")):
+        with pytest.raises(ModelError) as refused:
+            resolve_model(given)
+        assert str(refused.value) == f"{must} {said}: a file's contents? save them to a file and give its path"
+        with pytest.raises(ModelError) as refused:
+            Upscaler(given, device=-1)
+        assert str(refused.value) == f"{must} {said}: a file's contents? save them to a file and give its path"
+    with pytest.raises(ModelError) as refused:
+        Upscaler("custom", device=-1, model_path=png)
+    assert str(refused.value) == (f"the model folder must be a folder's path, got {len(png)} bytes holding a NUL "
+                                  "byte: a file's contents? save them to a file and give its path")
+    # A short name with a NUL byte is still said as it is.
+    with pytest.raises(ModelError, match=r"^unknown model 'a\\x00b'"):
+        resolve_model("a\0b")
 
 
 def test_a_model_spec_made_by_hand_refuses_what_is_no_files_path_saying_what_it_got(tmp_path):
