@@ -384,7 +384,13 @@ def memory_limit_named() -> tuple[int | None, str]:
     return named if named is not None else (_first(_windows_available, lambda: _pages("SC_PHYS_PAGES")), "")
 
 
-def room_words(need: int, available: int, half: bool = False) -> str:
+def cap_room() -> tuple[int, str] | None:
+    """Bytes this process can still map under a cap of its own (ulimit -v or -d), with
+    the cap as a refusal names it; None where none is set (``_cap_named``)."""
+    return _cap_named()
+
+
+def room_words(need: int, available: int, half: bool = False, mb: bool = False) -> str:
     """The room a refusal of ``need`` bytes, more than ``available`` (memory_limit()'s,
     perhaps as a run started, with what others hold beside it), names: "the 3.8 GB
     available", or where a cap of the process's own or its cgroup's limit leaves less
@@ -392,12 +398,16 @@ def room_words(need: int, available: int, half: bool = False) -> str:
     use (ulimit -v)", which a user whose machine has 64 GB is not puzzled by. Read
     again here, not with ``available``: memory_limit() is read 3 times a picture. A
     figure no cap or cgroup holds now (memory freed since, or a test's) is said as it
-    was. ``half``: the refusal was of more than half of it ("half the 3.8 GB ...")."""
+    was. ``half``: the refusal was of more than half of it ("half the 3.8 GB ...").
+    ``mb``: said in MB, for needs too small for a tenth of a GB to tell apart."""
     found, why = memory_limit_named()
     share = "half " if half else ""
+
+    def amount(count: int) -> str:
+        return f"{count >> 20} MB" if mb else f"{count / 2**30:.1f} GB"
     if why and found is not None and need > (found // 2 if half else found):
-        return f"{share}the {found / 2**30:.1f} GB this process may still use ({why})"
-    return f"{share}the {available / 2**30:.1f} GB available"
+        return f"{share}the {amount(found)} this process may still use ({why})"
+    return f"{share}the {amount(available)} available"
 
 
 def _first(*sources: Callable[[], int | None]) -> int | None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import os
+import platform
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -15,10 +18,10 @@ from typing import Callable
 
 import numpy as np
 
-from . import devices
+from . import budget, devices
 from .devices import Device
 from .dysample import SAMPLE_REACH, Offsets
-from .errors import ModelError, os_reason, out_of_memory
+from .errors import CpuOutOfMemory, ModelError, os_reason, out_of_memory
 from .netsplit import NetPlan
 from .openmp import claim_threads, ncnn
 from .param_file import layer_weights, parse_param
@@ -122,6 +125,83 @@ def _load_weights(net, bin_: str | None, stop: Callable[[], bool]) -> int:
         return net.load_model(_WeightsReader(file, stop))
 
 
+# What a CPU load maps besides its weights (measured 5-16 MB at one thread for
+# animevideov3, x4plus-anime and x4plus), taken at its least.
+_LOAD_BASE = 4 << 20
+# An OpenMP thread's stack where neither OMP_STACKSIZE nor a finite RLIMIT_STACK sets
+# it: glibc's default on x86-64.
+_GLIBC_STACK = 2 << 20
+
+
+def _refuse_a_load_past_the_cap(name: str, param: str, param_text, threads: int, precision: str) -> None:
+    """A CpuOutOfMemory where a cap of the process's own (ulimit -v) leaves less room
+    than loading the weights on the CPU surely maps. ncnn does not check its
+    allocations there: short of room it crashed the process (a segfault inside
+    load_model, or libgomp's "Thread creation failed" and exit(1)), with no message.
+    Nothing is checked without such a cap: the machine's memory is not mapped ahead."""
+    capped = budget.cap_room()
+    if capped is None:
+        return
+    need = _load_need(param, param_text, threads, precision)
+    if need > capped[0]:
+        raise CpuOutOfMemory(f"out of memory: {name} needs about {need >> 20} MB of address space to load on the "
+                             f"CPU with {threads} thread{'s' if threads != 1 else ''}, more than "
+                             f"{budget.room_words(need, capped[0], mb=True)}")
+
+
+def _load_need(param: str, param_text, threads: int, precision: str) -> int:
+    """Bytes of address space a CPU load of the model surely maps, erring low: a wrong
+    refusal stops a run that would have gone through. Measured (VmSize's growth, the
+    same as the least cap that let it load) at 1 and 2 threads: animevideov3 18 and 27
+    MB, x4plus-anime 73 and 81, x4plus 271 and 279. Most of it is the 3x3
+    convolutions' weights, which x86 ncnn keeps transformed for Winograd's method:
+    4.2x their float32 bytes in x4plus (36/9 for 6x6 tiles, F(4,3)); counted here at
+    the least transform's 16/9 (F(2,3)), which ncnn takes for other channel counts.
+    Other layers' weights are left out. Each thread past the first adds its OpenMP
+    stack (8-9 MB measured, an 8 MB stack each)."""
+    try:
+        text = param_text if param_text is not None else Path(param).read_bytes()
+        graph = parse_param(text.encode() if isinstance(text, str) else bytes(text))
+    except (OSError, ModelError):
+        return 0  # the load says what is wrong with it
+    count = 0
+    for layer in graph.layers:
+        p = layer.params
+        if layer.type != "Convolution" or not isinstance(p.get(6), int) or not isinstance(p.get(0), int):
+            continue
+        kernel, stride, dilation = (p.get(k, 1) for k in (1, 3, 2))
+        square = (kernel, stride, dilation) == (p.get(11, kernel), p.get(13, stride), p.get(12, dilation))
+        outputs = p[0]
+        # 3x3, stride and dilation 1: the first layer's 3 channels, or other thin ones, ncnn
+        # may run otherwise, and are left out.
+        if square and (kernel, stride, dilation) == (3, 1, 1) and outputs >= 8 and p[6] >= 8 * 9 * outputs:
+            count += p[6]
+    # Weights as the CPU keeps them: bf16 where asked, fp16 on ARM, else float32.
+    value = 2 if precision == "bf16" or platform.machine().lower().startswith(("arm", "aarch")) else 4
+    return _LOAD_BASE + count * value * 16 // 9 + max(threads - 1, 0) * _omp_stack()
+
+
+def _omp_stack() -> int:
+    """The stack libgomp gives each thread it starts: OMP_STACKSIZE's (or
+    GOMP_STACKSIZE's: a number, in kB unless B, K, M or G follows), else the
+    threads' default, the stack limit (ulimit -s) where finite. 0 where the setting
+    cannot be read, erring low as _load_need does."""
+    for variable in ("OMP_STACKSIZE", "GOMP_STACKSIZE"):
+        text = os.environ.get(variable)
+        if text is not None:
+            found = re.fullmatch(r"\s*(\d+)\s*([bkmg]?)\s*", text, re.IGNORECASE)
+            if found is None:
+                return 0
+            shift = {"b": 0, "": 10, "k": 10, "m": 20, "g": 30}[found[2].lower()]
+            return int(found[1]) << shift
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    except (ImportError, OSError, ValueError):
+        return 0
+    return _GLIBC_STACK if soft == resource.RLIM_INFINITY else soft
+
+
 class NetFailure(Exception):
     """ncnn returned an error for one run: on a device that is out of memory."""
 
@@ -198,6 +278,8 @@ class Network:
         if output_blob not in {blob.name for blob in net.blobs()}:
             raise ModelError(f"{self._said}{param} has no blob '{output_blob}' "
                              f"(its outputs: {', '.join(net.output_names())})")
+        if not device.is_gpu and bin_ is not None:
+            _refuse_a_load_past_the_cap(name or param, param, param_text, net.opt.num_threads, precision)
         # A Ctrl-C waited for the whole load (seconds on a GPU, compiling its shaders):
         # noted, it ends the load at the next read, and is raised once ncnn has returned.
         # Only signals that raise KeyboardInterrupt anyway are held: the engine does not

@@ -1522,6 +1522,23 @@ def test_a_model_whose_weights_the_memory_cannot_map_is_out_of_memory_not_a_pack
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+@pytest.mark.parametrize("model, margin_mb", [("realesrgan-x4plus", 64), ("realesr-animevideov3", 8)])
+def test_a_model_whose_load_a_cap_cannot_hold_is_refused_not_a_crash(model, margin_mb, tmp_path):
+    # ncnn does not check its allocations as it loads weights on the CPU: x4plus (271
+    # MB of address space at one thread) under a cap 64 MB past the loaded command
+    # crashed with a segfault; animevideov3 at 8 MB ended in libgomp's "Thread
+    # creation failed", said where stderr was captured: exit 1, no message at all.
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    proc = subprocess.run([sys.executable, "-c", _CAPPED_COMMAND, str(margin_mb << 20), "-i", tmp_path / "in.png",
+                           "-o", tmp_path / "out.png", "-n", model, "-s", "2", "-g", "-1"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert re.fullmatch(rf"ncnn-sr: error: out of memory: {model}\S* needs about \d+ MB of address space to load on "
+                        r"the CPU with \d+ threads?, more than the \d+ MB this process may still use \(ulimit -v\)\n",
+                        proc.stderr), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 def test_threads_the_memory_cannot_hold_are_out_of_memory_not_a_traceback(tmp_path):
     # Each thread's stack is mapped as it starts: past a cap (ulimit -v) Python said
     # "RuntimeError: can't start new thread", a traceback. Stacks of 256 MB (as
