@@ -149,6 +149,50 @@ def _refuse_a_load_past_the_cap(name: str, param: str, param_text, threads: int,
                              f"{budget.room_words(need, capped[0], mb=True)}")
 
 
+# A net of one ReLU, which runs its channels in an OpenMP loop: libgomp starts its
+# team of threads for the calling thread at its first loop.
+_ONE_LOOP = "7767517\n2 2\nInput in 0 1 in\nReLU relu 1 1 in out\n"
+
+
+def _start_threads(name: str, threads: int) -> None:
+    """ncnn's OpenMP threads started for this thread before its load, whose stderr is
+    captured: libgomp that cannot start one prints "Thread creation failed" and
+    calls exit(1), and inside the capture that left the command ending with no word.
+    A CpuOutOfMemory where their stacks cannot be mapped now (past a ulimit -v);
+    libgomp's own line, heard, where they fail for another reason. Each thread keeps
+    its team, started once: later loops and loads reuse it."""
+    if threads <= 1:
+        return
+    stacks = (threads - 1) * _omp_stack()
+    if stacks and not _mappable(stacks):
+        capped = budget.cap_room()
+        room = budget.room_words(stacks, capped[0] if capped else 0, mb=True)
+        raise CpuOutOfMemory(f"out of memory: {name} cannot start its {threads - 1} OpenMP "
+                             f"thread{'s' if threads > 2 else ''} to load on the CPU: their stacks take "
+                             f"{stacks >> 20} MB, more than {room}")
+    net = ncnn.Net()
+    net.opt.num_threads = threads
+    net.load_param_mem(_ONE_LOOP)
+    net.load_model(ncnn.DataReaderFromEmpty())
+    ex = net.create_extractor()
+    ex.input("in", ncnn.Mat(np.zeros((threads, 1, 1), np.float32)).clone())
+    ex.extract("out")
+    del ex
+    net.clear()
+
+
+def _mappable(size: int) -> bool:
+    """Whether ``size`` bytes of address space can be mapped now. Asked outside any
+    handler: an error raised inside one has the ENOMEM as its context, which the
+    commands take for a bare MemoryError, their message lost."""
+    import mmap
+    try:
+        mmap.mmap(-1, size).close()
+    except OSError:
+        return False
+    return True
+
+
 def _load_need(param: str, param_text, threads: int, precision: str) -> int:
     """Bytes of address space a CPU load of the model surely maps, erring low: a wrong
     refusal stops a run that would have gone through. Measured (VmSize's growth, the
@@ -280,6 +324,7 @@ class Network:
                              f"(its outputs: {', '.join(net.output_names())})")
         if not device.is_gpu and bin_ is not None:
             _refuse_a_load_past_the_cap(name or param, param, param_text, net.opt.num_threads, precision)
+            _start_threads(name or param, net.opt.num_threads)
         # A Ctrl-C waited for the whole load (seconds on a GPU, compiling its shaders):
         # noted, it ends the load at the next read, and is raised once ncnn has returned.
         # Only signals that raise KeyboardInterrupt anyway are held: the engine does not

@@ -1539,6 +1539,26 @@ def test_a_model_whose_load_a_cap_cannot_hold_is_refused_not_a_crash(model, marg
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: ncnn starts no OpenMP threads")
+def test_openmp_threads_a_cap_cannot_hold_as_a_model_loads_are_said_not_swallowed(tmp_path):
+    # libgomp says "Thread creation failed" and calls exit(1) where it cannot start
+    # its threads, and it started them inside the weights' load, whose stderr is
+    # captured for ncnn's complaints: exit 1 and no message at all. The load's
+    # estimate is left out here (its stacks are counted there): threads of 512 MB
+    # stacks under a cap 80 MB past the loaded command.
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    script = _CAPPED_COMMAND.replace("entry.ncnn_sr()", "from ncnn_sr import network\n"
+                                     "network._load_need = lambda *given: 0\nentry.ncnn_sr()")
+    proc = subprocess.run([sys.executable, "-c", script, str(80 << 20), "-i", tmp_path / "in.png", "-o",
+                           tmp_path / "out.png", *FAST], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_STACKSIZE": "512M"})
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert re.fullmatch(r"ncnn-sr: error: out of memory: realesr-animevideov3-x2 cannot start its \d+ OpenMP threads? "
+                        r"to load on the CPU: their stacks take \d+ MB, more than the \d+ MB this process may still "
+                        r"use \(ulimit -v\)\n", proc.stderr), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 def test_threads_the_memory_cannot_hold_are_out_of_memory_not_a_traceback(tmp_path):
     # Each thread's stack is mapped as it starts: past a cap (ulimit -v) Python said
     # "RuntimeError: can't start new thread", a traceback. Stacks of 256 MB (as
