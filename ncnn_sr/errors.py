@@ -482,13 +482,31 @@ def start_thread(thread: threading.Thread) -> None:
 
 def _room_for_a_stack() -> bool:
     # A thread's stack as the system maps it: the size threading.stack_size sets, else
-    # at least glibc's least default (its RLIMIT_STACK where that is finite, as a rule).
-    size = threading.stack_size() or 2 << 20
+    # the threads' default. 2 MB alone fitted where the 8 MB stacks of a stack limit
+    # of 8 MB did not, and the traceback went through.
+    size = threading.stack_size() or default_thread_stack()
     try:
         mmap.mmap(-1, size).close()
     except OSError:
         return False
     return True
+
+
+# glibc's default thread stack on x86-64 where the stack limit is unlimited; other
+# machines' are larger, and taking the least errs towards trying.
+_LEAST_DEFAULT_STACK = 2 << 20
+
+
+def default_thread_stack() -> int:
+    """The stack glibc gives a thread not told its size: the stack limit (ulimit -s)
+    where finite, as it stands now (glibc reads it as the process starts), else
+    _LEAST_DEFAULT_STACK. The same where the limit cannot be read (Windows)."""
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    except (ImportError, OSError, ValueError):
+        return _LEAST_DEFAULT_STACK
+    return _LEAST_DEFAULT_STACK if soft == resource.RLIM_INFINITY else soft
 
 
 def write_error_type(e: BaseException) -> type[InputError]:

@@ -21,7 +21,7 @@ import numpy as np
 from . import budget, devices
 from .devices import Device
 from .dysample import SAMPLE_REACH, Offsets
-from .errors import CpuOutOfMemory, ModelError, os_reason, out_of_memory
+from .errors import CpuOutOfMemory, ModelError, default_thread_stack, os_reason, out_of_memory
 from .netsplit import NetPlan
 from .openmp import claim_threads, ncnn
 from .param_file import layer_weights, parse_param
@@ -128,11 +128,6 @@ def _load_weights(net, bin_: str | None, stop: Callable[[], bool]) -> int:
 # What a CPU load maps besides its weights (measured 5-16 MB at one thread for
 # animevideov3, x4plus-anime and x4plus), taken at its least.
 _LOAD_BASE = 4 << 20
-# An OpenMP thread's stack where neither OMP_STACKSIZE nor a finite RLIMIT_STACK sets
-# it: glibc's default on x86-64.
-_GLIBC_STACK = 2 << 20
-
-
 def _refuse_a_load_past_the_cap(name: str, param: str, param_text, threads: int, precision: str) -> None:
     """A CpuOutOfMemory where a cap of the process's own (ulimit -v) leaves less room
     than loading the weights on the CPU surely maps. ncnn does not check its
@@ -228,8 +223,8 @@ def _load_need(param: str, param_text, threads: int, precision: str) -> int:
 def _omp_stack() -> int:
     """The stack libgomp gives each thread it starts: OMP_STACKSIZE's (or
     GOMP_STACKSIZE's: a number, in kB unless B, K, M or G follows), else the
-    threads' default, the stack limit (ulimit -s) where finite. 0 where the setting
-    cannot be read, erring low as _load_need does."""
+    threads' default. 0 where the setting cannot be read, erring low as _load_need
+    does."""
     for variable in ("OMP_STACKSIZE", "GOMP_STACKSIZE"):
         text = os.environ.get(variable)
         if text is not None:
@@ -238,12 +233,7 @@ def _omp_stack() -> int:
                 return 0
             shift = {"b": 0, "": 10, "k": 10, "m": 20, "g": 30}[found[2].lower()]
             return int(found[1]) << shift
-    try:
-        import resource
-        soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
-    except (ImportError, OSError, ValueError):
-        return 0
-    return _GLIBC_STACK if soft == resource.RLIM_INFINITY else soft
+    return default_thread_stack()
 
 
 class NetFailure(Exception):

@@ -1576,6 +1576,24 @@ def test_threads_the_memory_cannot_hold_are_out_of_memory_not_a_traceback(tmp_pa
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+def test_threads_of_the_default_stack_the_memory_cannot_hold_are_out_of_memory_not_a_traceback(tmp_path):
+    # A thread's stack is glibc's default, the stack limit (ulimit -s) the process
+    # started with: the check for room for it mapped 2 MB, which fitted, and so let
+    # "RuntimeError: can't start new thread" through as a traceback (animevideov3 at
+    # 24-48 MB of room under 8 MB stacks). Here stacks of 64 MB under a cap 48 MB past
+    # the loaded command, OpenMP's on small stacks of their own: the model loads.
+    import resource
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    hard = resource.getrlimit(resource.RLIMIT_STACK)[1]
+    stack = 64 << 20 if hard == resource.RLIM_INFINITY else min(64 << 20, hard)
+    proc = subprocess.run([sys.executable, "-c", _CAPPED_COMMAND, str(48 << 20), "-i", tmp_path / "in.png", "-o",
+                           tmp_path / "out.png", *FAST], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_STACKSIZE": "256K"},
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_STACK, (stack, hard)))
+    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 def test_a_model_with_a_fixed_blob_past_a_cap_names_the_cap(tmp_path):
     # A 4096x4096x3 map whatever the picture (192 MB in float32), under a cap 256 MB
     # past the loaded command: "more than half the 254 MB of memory available", where
