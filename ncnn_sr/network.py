@@ -12,6 +12,7 @@ import os
 import platform
 import re
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -149,21 +150,27 @@ def _refuse_a_load_past_the_cap(name: str, param: str, param_text, threads: int,
 _ONE_LOOP = "7767517\n2 2\nInput in 0 1 in\nReLU relu 1 1 in out\n"
 
 
-def _start_threads(name: str, threads: int) -> None:
-    """ncnn's OpenMP threads started for this thread before its load, whose stderr is
-    captured: libgomp that cannot start one prints "Thread creation failed" and
-    calls exit(1), and inside the capture that left the command ending with no word.
-    A CpuOutOfMemory where their stacks cannot be mapped now (past a ulimit -v);
-    libgomp's own line, heard, where they fail for another reason. Each thread keeps
-    its team, started once: later loops and loads reuse it."""
-    if threads <= 1:
+# The most OpenMP threads each thread has started a team of (see _start_threads).
+_teams = threading.local()
+
+
+def _start_threads(name: str, threads: int, doing: str = "load") -> None:
+    """ncnn's ``threads`` OpenMP threads (the caller and a team of the rest) started
+    for this thread, as ncnn would at its first loop: libgomp that cannot start one
+    prints "Thread creation failed" and calls exit(1), which skips the command's
+    ending, and inside a capture of stderr (a load's) leaves it without a word. A
+    CpuOutOfMemory where their stacks cannot be mapped now (past a ulimit -v);
+    libgomp's own line, heard, where they fail for another reason. A thread keeps
+    its team: later loops and loads reuse it, and nothing is done again. ``doing``:
+    what they are started for, in the refusal's words."""
+    if threads <= getattr(_teams, "threads", 1):
         return
     stacks = (threads - 1) * _omp_stack()
     if stacks and not _mappable(stacks):
         capped = budget.cap_room()
-        room = budget.room_words(stacks, capped[0] if capped else 0, mb=True)
+        room = budget.room_words(stacks, capped[0] if capped else budget.memory_limit() or 0, mb=True)
         raise CpuOutOfMemory(f"out of memory: {name} cannot start its {threads - 1} OpenMP "
-                             f"thread{'s' if threads > 2 else ''} to load on the CPU: their stacks take "
+                             f"thread{'s' if threads > 2 else ''} to {doing} on the CPU: their stacks take "
                              f"{stacks >> 20} MB, more than {room}")
     net = ncnn.Net()
     net.opt.num_threads = threads
@@ -174,6 +181,7 @@ def _start_threads(name: str, threads: int) -> None:
     ex.extract("out")
     del ex
     net.clear()
+    _teams.threads = threads
 
 
 def _mappable(size: int) -> bool:
@@ -315,6 +323,7 @@ class Network:
         if not device.is_gpu and bin_ is not None:
             _refuse_a_load_past_the_cap(name or param, param, param_text, net.opt.num_threads, precision)
             _start_threads(name or param, net.opt.num_threads)
+        self._name, self._threads = name or param, 1 if device.is_gpu else net.opt.num_threads
         # A Ctrl-C waited for the whole load (seconds on a GPU, compiling its shaders):
         # noted, it ends the load at the next read, and is raised once ncnn has returned.
         # Only signals that raise KeyboardInterrupt anyway are held: the engine does not
@@ -341,6 +350,8 @@ class Network:
         # the call ends. A Ctrl-C between two lines here left them in the traceback's
         # frame, alive when release freed the pools: ncnn printed "pool allocator
         # destroyed too early", and freeing them afterwards crashed the process.
+        if self._threads > getattr(_teams, "threads", 1):  # this thread's first CPU call, as a rule
+            _start_threads(self._name, self._threads, "run")
         ex = out = None
         try:
             ex = self._net.create_extractor()

@@ -1559,6 +1559,26 @@ def test_openmp_threads_a_cap_cannot_hold_as_a_model_loads_are_said_not_swallowe
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: ncnn starts no OpenMP threads")
+def test_openmp_threads_a_cap_cannot_hold_as_a_worker_starts_are_out_of_memory_not_libgomps_exit(tmp_path):
+    # Each thread that calls ncnn starts a team of OpenMP threads of its own at its
+    # first call: a worker's, past a cap (ulimit -v), ended the command in libgomp's
+    # "Thread creation failed" and exit(1), which skips the command's own ending (its
+    # partial files left). OpenMP stacks of 32 MB under a cap 88 MB past the loaded
+    # command: the model loads, a worker's team cannot start.
+    Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
+    proc = subprocess.run([sys.executable, "-c", _CAPPED_COMMAND, str(88 << 20), "-i", tmp_path / "in.png", "-o",
+                           tmp_path / "out.png", *FAST], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_STACKSIZE": "32M"})
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    # Said of the picture where a worker met it (a folder's others may go through
+    # workers whose teams started), else of the load.
+    assert re.fullmatch(rf"ncnn-sr: error: ({re.escape(str(tmp_path / 'in.png'))}: )?out of memory: "
+                        r"realesr-animevideov3-x2 cannot start its \d+ OpenMP threads? to (load|run) on the CPU: their stacks take \d+ MB, more than the \d+ MB this process may "
+                        r"still use \(ulimit -v\)\n", proc.stderr), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 def test_threads_the_memory_cannot_hold_are_out_of_memory_not_a_traceback(tmp_path):
     # Each thread's stack is mapped as it starts: past a cap (ulimit -v) Python said
     # "RuntimeError: can't start new thread", a traceback. Stacks of 256 MB (as
