@@ -1538,6 +1538,34 @@ def test_a_model_whose_load_a_cap_cannot_hold_is_refused_not_a_crash(model, marg
                         proc.stderr), proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
+# A model (argv[1]) loaded on the CPU with argv[2] threads: the address space the load
+# took (VmSize's growth), then what the refusal under a cap takes it to need.
+_LOAD_GROWTH = """
+import sys
+from ncnn_sr import devices, models, network
+spec, threads = models.resolve_model(sys.argv[1]), int(sys.argv[2])
+def size():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+before = size()
+net = network.Network(str(spec.param_path), str(spec.bin_path), devices.CPU, spec.input_blob, spec.output_blob,
+                      threads=threads, name=spec.name)
+print(size() - before, network._load_need(str(spec.param_path), None, threads, "default"))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+@pytest.mark.parametrize("model", ["realesr-animevideov3-x2", "realesrgan-x4plus-anime", "realesrgan-x4plus"])
+def test_a_loads_estimate_under_a_cap_errs_low(model):
+    # A wrong refusal stops a run that would have gone through: the estimate stays
+    # under what each load takes (measured 18/27, 73/81 and 271/279 MB at 1/2 threads),
+    # and still refuses what surely cannot fit (over a third of it).
+    for threads in (1, 2):
+        proc = subprocess.run([sys.executable, "-c", _LOAD_GROWTH, model, str(threads)], capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "OMP_STACKSIZE": "8M"})
+        took, estimate = map(int, proc.stdout.split())
+        assert took // 3 < estimate <= took, (threads, took >> 20, estimate >> 20)
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: ncnn starts no OpenMP threads")
 def test_openmp_threads_a_cap_cannot_hold_as_a_model_loads_are_said_not_swallowed(tmp_path):
