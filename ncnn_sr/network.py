@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import mmap
 import os
 import platform
 import re
@@ -129,6 +130,8 @@ def _load_weights(net, bin_: str | None, stop: Callable[[], bool]) -> int:
 # What a CPU load maps besides its weights (measured 5-16 MB at one thread for
 # animevideov3, x4plus-anime and x4plus), taken at its least.
 _LOAD_BASE = 4 << 20
+
+
 def _refuse_a_load_past_the_cap(name: str, param: str, param_text, threads: int, precision: str) -> None:
     """A CpuOutOfMemory where a cap of the process's own (ulimit -v) leaves less room
     than loading the weights on the CPU surely maps. ncnn does not check its
@@ -188,7 +191,6 @@ def _mappable(size: int) -> bool:
     """Whether ``size`` bytes of address space can be mapped now. Asked outside any
     handler: an error raised inside one has the ENOMEM as its context, which the
     commands take for a bare MemoryError, their message lost."""
-    import mmap
     try:
         mmap.mmap(-1, size).close()
     except OSError:
@@ -205,7 +207,7 @@ def _load_need(param: str, param_text, threads: int, precision: str) -> int:
     4.2x their float32 bytes in x4plus (36/9 for 6x6 tiles, F(4,3)); counted here at
     the least transform's 16/9 (F(2,3)), which ncnn takes for other channel counts.
     Other layers' weights are left out. Each thread past the first adds its OpenMP
-    stack (8-9 MB measured, an 8 MB stack each)."""
+    stack (8-9 MB measured, an 8 MB stack each) where this thread has not started it."""
     try:
         text = param_text if param_text is not None else Path(param).read_bytes()
         graph = parse_param(text.encode() if isinstance(text, str) else bytes(text))
@@ -225,7 +227,9 @@ def _load_need(param: str, param_text, threads: int, precision: str) -> int:
             count += p[6]
     # Weights as the CPU keeps them: bf16 where asked, fp16 on ARM, else float32.
     value = 2 if precision == "bf16" or platform.machine().lower().startswith(("arm", "aarch")) else 4
-    return _LOAD_BASE + count * value * 16 // 9 + max(threads - 1, 0) * _omp_stack()
+    # The stacks of a team this thread started already are mapped already.
+    starting = max(threads - max(getattr(_teams, "threads", 1), 1), 0)
+    return _LOAD_BASE + count * value * 16 // 9 + starting * _omp_stack()
 
 
 def _omp_stack() -> int:

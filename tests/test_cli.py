@@ -1547,10 +1547,11 @@ spec, threads = models.resolve_model(sys.argv[1]), int(sys.argv[2])
 def size():
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+estimate = network._load_need(str(spec.param_path), None, threads, "default")
 before = size()
 net = network.Network(str(spec.param_path), str(spec.bin_path), devices.CPU, spec.input_blob, spec.output_blob,
                       threads=threads, name=spec.name)
-print(size() - before, network._load_need(str(spec.param_path), None, threads, "default"))
+print(size() - before, estimate)
 """
 
 
