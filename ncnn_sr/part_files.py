@@ -22,10 +22,12 @@ under NEW_FOLDER's, then renamed): one under NEW_FOLDER's, unlocked and older th
 NEW_AGE, is a killed run's."""
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -86,19 +88,51 @@ def _named_locked(made: Path) -> Path | None:
 
     One rename, so that the part has one name whatever befalls the folder: a link
     to MARK's name, then the unlink of NEW's, left it under both where the folder
-    was made read-only between them, and a run warned of one. Nothing takes MARK's
-    name between the check and the rename: only the file of NEW's name, ``made``,
-    is ever renamed to it."""
+    was made read-only between them, and a run warned of one."""
     locked = made.with_name(made.name.replace(f".{NEW}.", f".{MARK}.", 1))
-    if os.path.lexists(locked):  # a rename would take its place
-        return made
     try:
-        os.rename(made, locked)
+        _rename_no_replace(made, locked)
+    except FileExistsError:
+        return made
     except FileNotFoundError:
         return None  # or its folder removed: the next try says so
     except OSError:
         return made
     return locked
+
+
+def _renameat2():
+    """Linux's renameat2, which renames without replacing in one call; None where
+    the C library has none (before glibc 2.28, other systems)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        call = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    call.restype = ctypes.c_int
+    return call
+
+
+_RENAMEAT2 = _renameat2()
+_AT_FDCWD, _RENAME_NOREPLACE = -100, 1
+
+
+def _rename_no_replace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst``; FileExistsError where ``dst`` is there. Without
+    renameat2 (or a file system that refuses its flag), a check, then a rename:
+    nothing takes MARK's name between the two, as only the file of NEW's name
+    (``src``, ours) is ever renamed to it."""
+    if _RENAMEAT2 is not None:
+        if _RENAMEAT2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS):
+            raise OSError(code, os.strerror(code), os.fspath(src), None, os.fspath(dst))
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fspath(dst))
+    os.rename(src, dst)
 
 
 def new_part(folder: Path, stem: str, suffix: str) -> tuple[Path, int | None]:

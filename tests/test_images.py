@@ -3451,6 +3451,27 @@ def test_a_part_in_a_folder_made_read_only_as_it_was_named_is_left_under_one_nam
         f"(Permission denied)"
 
 
+@pytest.mark.skipif(os.name == "nt", reason="no flock")
+@pytest.mark.parametrize("renameat2", [True, False])
+def test_a_part_is_never_named_over_a_file_of_its_locked_name(tmp_path, monkeypatch, renameat2):
+    # One chance in 37**8: the locked name is another run's part. Renamed over it, that
+    # run's picture would be this one's. Linux's renameat2 refuses in the same call;
+    # without it (an old C library, another system) a check comes first.
+    from ncnn_sr import part_files
+    if not renameat2:
+        monkeypatch.setattr(part_files, "_RENAMEAT2", None)
+    elif part_files._RENAMEAT2 is None:
+        pytest.skip("no renameat2 in this C library")
+    made = tmp_path / ".a.png.ncnn-sr-part-new.a1b2c3d4.part"
+    taken = tmp_path / ".a.png.ncnn-sr-part-locked.a1b2c3d4.part"
+    made.write_bytes(b"mine")
+    taken.write_bytes(b"another run's")
+    assert part_files._named_locked(made) == made
+    assert made.read_bytes() == b"mine" and taken.read_bytes() == b"another run's"
+    taken.unlink()
+    assert part_files._named_locked(made) == taken and taken.read_bytes() == b"mine" and not made.exists()
+
+
 @pytest.mark.skipif(os.name == "nt", reason="no flock: no part file is taken for stale")
 def test_a_part_taken_for_a_killed_run_s_before_its_writer_locked_it_is_made_anew(tmp_path, monkeypatch):
     # A writer that stood still (Ctrl-Z, say) between making its part and locking it
