@@ -1406,22 +1406,29 @@ entry.ncnn_sr()
 """
 
 
+def _pillow_out_of_memory(script: str, kind: str, folder: bool, tmp_path, suffix: str, *more) -> str:
+    """``script`` run on six small pictures (a folder of them, or the first), which
+    must end in the out-of-memory line alone with nothing written; its stdout."""
+    (tmp_path / "in").mkdir()
+    for name in "abcdef":
+        Image.fromarray(picture(6, 7)).save(tmp_path / "in" / f"{name}.png")
+    given = tmp_path / "in" if folder else tmp_path / "in" / "a.png"
+    proc = subprocess.run([sys.executable, "-c", script, kind, "-i", given, "-o",
+                           tmp_path / ("out" if folder else f"out{suffix}"), *more, *FAST],
+                          capture_output=True, text=True, timeout=300)
+    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in"]
+    return proc.stdout
+
+
 @pytest.mark.parametrize("kind", ["bare", "status"])
 @pytest.mark.parametrize("folder", [False, True], ids=["picture", "folder"])
 def test_pillow_out_of_memory_as_a_picture_is_decoded_is_the_hosts_not_the_pictures(kind, folder, tmp_path):
     # It said "in/a.png: cannot read: MemoryError()", or "in/a.png: broken or truncated
     # picture (out of memory when reading image file)", the picture's fault, and a
     # folder's run decoded each later picture, failing alike, a line each.
-    (tmp_path / "in").mkdir()
-    for name in "abcdef":
-        Image.fromarray(picture(6, 7)).save(tmp_path / "in" / f"{name}.png")
-    given = tmp_path / "in" if folder else tmp_path / "in" / "a.png"
-    proc = subprocess.run([sys.executable, "-c", _PILLOW_OUT_OF_MEMORY, kind, "-i", given, "-o",
-                           tmp_path / ("out" if folder else "out.png"), *FAST],
-                          capture_output=True, text=True, timeout=300)
-    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
-    assert proc.stdout.count("decoding") <= 2  # the folder's loader may have read ahead one
-    assert sorted(os.listdir(tmp_path)) == ["in"]
+    said = _pillow_out_of_memory(_PILLOW_OUT_OF_MEMORY, kind, folder, tmp_path, ".png")
+    assert said.count("decoding") <= 2  # the folder's loader may have read ahead one
 
 # ``ncnn-sr ARGS`` whose outputs run out of memory as Pillow encodes them (argv[1]:
 # "bare", Pillow's MemoryError; "status", an encoder's out-of-memory status, an
@@ -1449,17 +1456,9 @@ def test_pillow_out_of_memory_as_a_picture_is_encoded_is_the_hosts_not_the_pictu
     # "out/a.jpg: not enough memory to write a 14x12 picture as JPEG (...)", the
     # picture's failure, and a folder's run upscaled and encoded each later picture,
     # failing alike, a line each.
-    (tmp_path / "in").mkdir()
-    for name in "abcdef":
-        Image.fromarray(picture(6, 7)).save(tmp_path / "in" / f"{name}.png")
-    given = tmp_path / "in" if folder else tmp_path / "in" / "a.png"
-    proc = subprocess.run([sys.executable, "-c", _PILLOW_OUT_OF_MEMORY_WRITING, kind, "-i", given, "-o",
-                           tmp_path / ("out" if folder else "out.jpg"), "-f", "jpg", *FAST],
-                          capture_output=True, text=True, timeout=300)
-    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
+    said = _pillow_out_of_memory(_PILLOW_OUT_OF_MEMORY_WRITING, kind, folder, tmp_path, ".jpg", "-f", "jpg")
     # Two save threads may each have begun one, each tried again without optimizing.
-    assert proc.stdout.count("encoding") <= 4, proc.stdout
-    assert sorted(os.listdir(tmp_path)) == ["in"]
+    assert said.count("encoding") <= 4, said
 
 # ``ncnn-sr ARGS`` whose model's loading meets the system's ENOMEM (argv[1]: as its
 # weights are mapped, its .param read, or its weights opened for ncnn).

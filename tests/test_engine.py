@@ -1373,30 +1373,19 @@ def test_an_upscalers_setting_given_an_array_is_named_by_its_type_on_one_line(na
     assert str(refused.value) == f"{said}, got an object of type ndarray"
 
 
+@pytest.mark.parametrize("change", ["set", "del"])
 @pytest.mark.parametrize("name, argument", [("tta", "tta"), ("alpha", "alpha"), ("tile_pad", "tile_pad"),
                                             ("overlap", "overlap"), ("spec", "model")])
-def test_an_upscalers_setting_fixed_when_made_refuses_a_change(cpu_upscalers, name, argument):
+def test_an_upscalers_setting_fixed_when_made_refuses_a_change(cpu_upscalers, name, argument, change):
     # found by a check of the library's faults: up.tta = "no" turned TTA on unchecked,
     # and a tile_pad set later skipped its rounding to the network's blocks and its
-    # cut to the network's reach. Calls read these throughout, from any thread.
+    # cut to the network's reach. Calls read these throughout, from any thread. A del
+    # (found by a library audit) was an AttributeError whose whole message was
+    # "__delete__", where setting it says what to do instead.
     up = cpu_upscalers("realesr-animevideov3-x2")
     before = getattr(up, name)
     with pytest.raises(AttributeError) as refused:
-        setattr(up, name, before)
-    assert str(refused.value) == (f"an Upscaler's {name} is fixed when it is made: "
-                                  f"make another with {argument}=")
-    assert getattr(up, name) is before
-
-
-@pytest.mark.parametrize("name, argument", [("tta", "tta"), ("alpha", "alpha"), ("tile_pad", "tile_pad"),
-                                            ("overlap", "overlap"), ("spec", "model")])
-def test_an_upscalers_setting_fixed_when_made_refuses_a_del_as_it_refuses_a_change(cpu_upscalers, name, argument):
-    # found by a library audit: del up.tta was an AttributeError whose whole message
-    # was "__delete__", where setting it says what to do instead.
-    up = cpu_upscalers("realesr-animevideov3-x2")
-    before = getattr(up, name)
-    with pytest.raises(AttributeError) as refused:
-        delattr(up, name)
+        setattr(up, name, before) if change == "set" else delattr(up, name)
     assert str(refused.value) == (f"an Upscaler's {name} is fixed when it is made: "
                                   f"make another with {argument}=")
     assert getattr(up, name) is before
