@@ -254,7 +254,8 @@ def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int
             log.warning("-f %s ignored: the video %s is written into %s as a video", shell_word(fmt), opts.input.name,
                         opts.output)
         elif fmt.strip() and is_video_path(opts.output):
-            log.warning("-f %s ignored: %s is written as its extension says", shell_word(fmt), opts.output)
+            log.warning("-f %s ignored: %s is written as %s, as its extension says", shell_word(fmt), opts.output,
+                        opts.output.suffix[1:].lower())
         fmt = None
     elif fmt is not None and fmt.lower() not in REFERENCE_FORMATS:
         if not one_file:

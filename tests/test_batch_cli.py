@@ -1956,20 +1956,22 @@ def test_an_empty_format_for_a_file_is_passed_over_unsaid_as_by_the_reference(tm
 @pytest.mark.parametrize("piped", [False, True])
 def test_a_format_given_for_a_video_is_said_to_be_ignored(fmt, piped, tmp_path):
     # A video's file output takes its extension's format whatever -f says, as a
-    # picture's: -f jpg was ignored unsaid, and -f bmp refused from a pipe.
+    # picture's: -f jpg was ignored unsaid, and -f bmp refused from a pipe. The
+    # container is named, as a picture's format is ("is written as its extension
+    # says" named none).
     clip = make_clip(tmp_path / "in.mkv", frames=2, audio=None)
     source = "/dev/stdin" if piped else str(clip)
-    proc = subprocess.run([DROPIN, "-i", source, "-o", str(tmp_path / "o.mkv"), "-f", fmt, *X2_CPU],
+    proc = subprocess.run([DROPIN, "-i", source, "-o", str(tmp_path / "o.MKV"), "-f", fmt, *X2_CPU],
                           input=clip.read_bytes() if piped else None, capture_output=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     said = proc.stderr.decode().splitlines()
-    assert said[0] == f"realesrgan-ncnn-vulkan: warning: -f {fmt} ignored: {tmp_path / 'o.mkv'} is written as its " \
-                      "extension says"
+    assert said[0] == f"realesrgan-ncnn-vulkan: warning: -f {fmt} ignored: {tmp_path / 'o.MKV'} is written as mkv, " \
+                      "as its extension says"
     # Past the warning only the closing line, and on a loaded machine the plain
     # progress line written every 5 s.
     assert said[-1].startswith("realesrgan-ncnn-vulkan: wrote ")
     assert all(re.fullmatch(r"realesrgan-ncnn-vulkan: \d+(/\d+)? frames, .* fps.*", line) for line in said[1:-1]), said
-    with av.open(str(tmp_path / "o.mkv")) as c:
+    with av.open(str(tmp_path / "o.MKV")) as c:
         assert c.streams.video[0].width == 64
 
 
