@@ -1406,7 +1406,24 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         f.seek(0)
         f.truncate()
         options["optimize"] = False
-        im.save(f, format=FORMATS[fmt], **options)
+        try:
+            im.save(f, format=FORMATS[fmt], **options)
+        except OSError as again:
+            # libjpeg out of memory (its "Insufficient memory" on fd 2) reaches Pillow as
+            # a broken stream, as an error of its options would. A pixel with the same
+            # options written tells them apart: where it is, the picture's size failed.
+            if again.errno is not None or not _jpeg_options_hold(im.mode, options):
+                raise
+            raise MemoryError from again
+
+
+def _jpeg_options_hold(mode: str, options: dict) -> bool:
+    """Whether a pixel of ``mode`` is written as a JPEG with ``options``."""
+    try:
+        Image.new(mode, (1, 1)).save(io.BytesIO(), format="JPEG", **options)
+    except OSError:
+        return False
+    return True
 
 
 # Bytes a sample an optimized JPEG's buffer holds: black and white grain at quality

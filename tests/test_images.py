@@ -3123,6 +3123,87 @@ def test_a_webp_written_short_of_memory_is_out_of_memory_not_an_encoder_error(ki
                            str(400 << 20)], capture_output=True, text=True, timeout=120)
     assert proc.stdout == "written\n", proc.stderr  # with room, the same picture is written
 
+
+# write_image of a 2000x2000 picture to the JPEG argv[1] with the address space capped
+# at argv[2] bytes past what the process holds as the optimized encode starts; its
+# unoptimized retry, where argv[3] is given, with the heap filled but for argv[3]
+# freed blocks of 1000 bytes, as another thread may have taken the memory meanwhile
+# (the retry otherwise fits in what the failed encode freed). Its outcome on stdout.
+_JPEG_WRITTEN_SHORT_OF_MEMORY = """
+import resource, sys
+import numpy as np
+from PIL import ImageFile
+from ncnn_sr import write_image
+path, margin = sys.argv[1], int(sys.argv[2])
+room = int(sys.argv[3]) if len(sys.argv) > 3 else None
+encode, encodes = ImageFile._save, []
+
+def cap(margin):
+    with open("/proc/self/status") as f:
+        held = next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    resource.setrlimit(resource.RLIMIT_AS, (held + margin if hard < 0 else min(held + margin, hard), hard))
+
+def capped(im, fp, tile, bufsize=0):
+    if im.size == (1, 1):  # the optimized encode's head
+        return encode(im, fp, tile, bufsize)
+    encodes.append(None)
+    if len(encodes) == 1:
+        cap(margin)
+    elif room is not None:
+        cap(0)
+        filler = []
+        try:
+            while True:
+                filler.append(bytes(1000))
+        except MemoryError:
+            pass
+        del filler[len(filler) - room:]
+        try:
+            return encode(im, fp, tile, bufsize)
+        finally:
+            del filler
+    return encode(im, fp, tile, bufsize)
+
+ImageFile._save = capped
+# Made with no large temporaries: freed, they stay in the heap the encoder would take.
+frame = np.empty((2000, 2000, 3), np.uint8)
+frame[:, :, 0] = np.arange(2000, dtype=np.uint16).astype(np.uint8)
+frame[:, :, 1] = np.arange(2000, dtype=np.uint16).astype(np.uint8)[:, None]
+for row in range(2000):
+    frame[row, :, 2] = np.arange(row, row + 2000, dtype=np.uint16).astype(np.uint8)
+try:
+    write_image(path, frame, quality=95)
+except Exception as e:
+    print(type(e).__name__, e)
+else:
+    print("written", len(encodes))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+def test_a_jpeg_whose_unoptimized_retry_runs_out_of_memory_is_out_of_memory_not_a_broken_stream(tmp_path):
+    # Past Pillow's buffer, libjpeg's coefficients for optimizing (its "Insufficient
+    # memory (case 4)" on fd 2) fail the encode, and the unoptimized retry takes little.
+    # Where that retry ran out too, libjpeg's failure read "cannot write o.jpg: broken
+    # data stream when writing image file": the picture blamed, a folder's run going on
+    # to fail each later one alike. It is the writing's out of memory (an InputError that
+    # stops a run), no file left, however little the retry found (where Pillow's buffer
+    # did not fit, a MemoryError already).
+    target = tmp_path / "o.jpg"
+    for room in range(0, 210, 10):
+        proc = subprocess.run([sys.executable, "-c", _JPEG_WRITTEN_SHORT_OF_MEMORY, str(target), str(30 << 20),
+                               str(room)], capture_output=True, text=True, timeout=120)
+        assert proc.stdout.startswith(f"WriteOutOfMemory {target}: not enough memory to write a 2000x2000 "
+                                      f"picture as JPEG (about "), (room, proc.stdout, proc.stderr)
+        assert os.listdir(tmp_path) == []
+    # Without the filled heap the retry is written: unoptimized, after the failed encode.
+    proc = subprocess.run([sys.executable, "-c", _JPEG_WRITTEN_SHORT_OF_MEMORY, str(target), str(30 << 20)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout == "written 2\n", proc.stderr
+    assert read_image(target)[0].shape == (2000, 2000, 3)
+
+
 def test_a_picture_whose_writing_cannot_fit_in_memory_is_refused_before_it_is_encoded(tmp_path, monkeypatch):
     # Linux kills a process that takes more than there is, rather than failing its
     # allocation: a 70000x70000 png was killed while Pillow copied it. An 8x6 RGB png
