@@ -368,8 +368,11 @@ class TileBar(_Meter):
 
 def tile_percent(done: int, total: int) -> None:
     """A picture's tiles done as the reference says them: a line such as '25.00%'."""
+    from .tiles import TtaPasses  # not at the top: tiles loads numpy, which --help does without
     if not done:
         return  # no tile: an upscale that ended without its result (see Pipeline)
+    if isinstance(total, TtaPasses) and done < total:
+        return  # a pass of TTA's over a picture of one tile: the reference says the tile once
     try:
         echo(f"{done / total * 100:.2f}%")
     except OSError:

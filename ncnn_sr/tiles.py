@@ -237,6 +237,12 @@ def mirror_pad(image: np.ndarray, pad: int) -> np.ndarray:
 TTA_COUNT = 8
 
 
+class TtaPasses(int):
+    """The ``total`` a progress callback is told where a picture runs as one window
+    with TTA: its passes, each told so a bar moves and a cancel stops between them,
+    where the reference counts the one tile (``console.tile_percent``)."""
+
+
 def tta_forward(image: np.ndarray, k: int) -> np.ndarray:
     """Symmetry ``k`` (0..7) of an H×W(×C) array: bit 2 transposes, bit 0 flips
     left-right, bit 1 flips up-down, in that order."""

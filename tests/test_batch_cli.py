@@ -518,6 +518,18 @@ def test_dropin_prints_a_percentage_per_tile_on_stderr_as_the_reference(tmp_path
     assert [line for line in folder.stderr.splitlines() if line.endswith("%")] == ["100.00%"] * 2
 
 
+def test_dropin_with_tta_prints_a_percentage_per_tile_not_per_pass(tmp_path):
+    # The reference runs a tile's eight flips of -x together and prints its line once;
+    # a picture of one tile printed eight (12.50% ... 100.00%), a line per pass.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-g", "-1", "-s", "2", "-x")
+    assert proc.stderr.splitlines() == ["100.00%"]
+    Image.fromarray(picture(40, 70)).save(tmp_path / "wide.png")
+    proc = run(DROPIN, "-i", tmp_path / "wide.png", "-o", tmp_path / "out.png", "-g", "-1", "-s", "2", "-t", "32",
+               "-x")
+    assert proc.stderr.splitlines() == ["16.67%", "33.33%", "50.00%", "66.67%", "83.33%", "100.00%"]
+
+
 def test_the_dropins_percentages_leave_out_an_upscale_that_ended_without_its_result(capsys):
     # Told (0, total) for it, they would print 0.00% before its error.
     from ncnn_sr.console import tile_percent
