@@ -390,6 +390,17 @@ def cap_room() -> tuple[int, str] | None:
     return _cap_named()
 
 
+def size_words(count: int) -> str:
+    """``count`` bytes as a refusal says them: "1.2 GB", or in MB below a GB (kB below
+    a MB), where a tenth of a GB told nothing ("needs about 0.0 GB, more than the 0.0 GB
+    available")."""
+    if count >= 2**30:
+        return f"{count / 2**30:.1f} GB"
+    if count >= 10 << 20:
+        return f"{count >> 20} MB"
+    return f"{count / 2**20:.1f} MB" if count >= 2**20 else f"{max(count, 0) >> 10} kB"
+
+
 def room_words(need: int, available: int, half: bool = False, mb: bool = False) -> str:
     """The room a refusal of ``need`` bytes, more than ``available`` (memory_limit()'s,
     perhaps as a run started, with what others hold beside it), names: "the 3.8 GB
@@ -399,12 +410,12 @@ def room_words(need: int, available: int, half: bool = False, mb: bool = False) 
     again here, not with ``available``: memory_limit() is read 3 times a picture. A
     figure no cap or cgroup holds now (memory freed since, or a test's) is said as it
     was. ``half``: the refusal was of more than half of it ("half the 3.8 GB ...").
-    ``mb``: said in MB, for needs too small for a tenth of a GB to tell apart."""
+    ``mb``: said in MB, whatever the size (size_words says a GB and more in GB)."""
     found, why = memory_limit_named()
     share = "half " if half else ""
 
     def amount(count: int) -> str:
-        return f"{count >> 20} MB" if mb else f"{count / 2**30:.1f} GB"
+        return f"{count >> 20} MB" if mb else size_words(count)
     if why and found is not None and need > (found // 2 if half else found):
         return f"{share}the {amount(found)} this process may still use ({why})"
     return f"{share}the {amount(available)} available"

@@ -514,7 +514,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         available = budget.memory_limit()
         if available is not None and need > available:
             size = f"{image.shape[1] * s}x{image.shape[0] * s}" if wanted is None else f"{wanted[1]}x{wanted[0]}"
-            raise InputError(f"a {size} result needs about {need / 2**30:.1f} GB of memory, "
+            raise InputError(f"a {size} result needs about {budget.size_words(need)} of memory, "
                              f"more than {budget.room_words(need, available)}")
 
     def _trim(self) -> None:

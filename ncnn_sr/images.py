@@ -1170,7 +1170,7 @@ def promised_write(path: str, encode: Callable, need: int, what: str, beside: st
     ``what`` beside ``beside``, once budget.WRITERS has them; an InputError in those
     words where they are not available, or run out."""
     def refusal(available: int) -> InputError:
-        return InputError(f"{path}: writing {what} needs about {need / 2**30:.1f} GB of memory beside {beside}, "
+        return InputError(f"{path}: writing {what} needs about {budget.size_words(need)} of memory beside {beside}, "
                           f"more than {budget.room_words(need, available)}")
 
     def encoding(f) -> None:
@@ -1189,7 +1189,7 @@ def promised_write(path: str, encode: Callable, need: int, what: str, beside: st
         except MemoryError:  # the temporary file is gone: atomic_write removes it on any failure
             # Promised, and run out all the same: the host's memory is short of what it
             # seemed, which later writes would meet alike (a WriteOutOfMemory stops a run).
-            raise WriteOutOfMemory(f"{path}: not enough memory to write {what} (about {need / 2**30:.1f} GB "
+            raise WriteOutOfMemory(f"{path}: not enough memory to write {what} (about {budget.size_words(need)} "
                                    f"beside {beside})") from None
 
 
@@ -1412,7 +1412,8 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
             # libjpeg out of memory (its "Insufficient memory" on fd 2) reaches Pillow as
             # a broken stream, as an error of its options would. A pixel with the same
             # options written tells them apart: where it is, the picture's size failed.
-            if again.errno is not None or not _jpeg_options_hold(im.mode, options):
+            if again.errno is not None or (not _ENCODER_OUT_OF_MEMORY.fullmatch(str(again))
+                                           and not _jpeg_options_hold(im.mode, options)):
                 raise
             raise MemoryError from again
 

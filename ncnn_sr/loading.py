@@ -14,7 +14,7 @@ import numpy as np
 
 from . import avif
 from .animation import Animation, frames_write_bytes, read_frames
-from .budget import MemoryBudget, room_words
+from .budget import MemoryBudget, room_words, size_words
 from .errors import FlagNames, InputError, NcnnSrError, cannot_write, host_out_of_memory, out_of_memory
 from .files import check_writable, input_gone, mark_there, write_target
 from .images import (ALPHA_MODES, FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadata, header_layout,
@@ -231,7 +231,7 @@ class Loading:
             # FFmpeg reads animated GIF and APNG, not animated WebP.
             video = ", or make a video of it (ncnn-sr video)" if item.info.format in ("GIF", "PNG") else ""
             item.error = (f"{item.job.source}: its {item.info.frames} frames upscaled need about "
-                          f"{need / 2**30:.1f} GB of memory, more than the {room / 2**30:.1f} GB "
+                          f"{size_words(need)} of memory, more than the {size_words(room)} "
                           f"animations may take: ask for a smaller size{video}")
             return True
         # The run's memory holds their writing too, as a still's (``_check_memory``);
@@ -239,7 +239,7 @@ class Loading:
         held = need + self._frames_writing(item)
         if self._memory is not None and held > self._memory.total:
             item.error = (f"{item.job.source}: its {item.info.frames} frames upscaled and their writing need about "
-                          f"{held / 2**30:.1f} GB of memory, more than {room_words(held, self._memory.total)}")
+                          f"{size_words(held)} of memory, more than {room_words(held, self._memory.total)}")
             return True
         if not self._budget.take(need, self._halt):
             return False
@@ -418,7 +418,7 @@ class Loading:
         if need <= available:
             return need, ""
         return need, (f"{item.job.source}: its {width}x{height} result written as {FORMATS[fmt]} needs about "
-                      f"{need / 2**30:.1f} GB of memory, more than {room_words(need, available)}")
+                      f"{size_words(need)} of memory, more than {room_words(need, available)}")
 
     def _check_folder(self, item: Item) -> None:
         """InputError naming ``item``'s picture unless a file can be made in its

@@ -1655,7 +1655,7 @@ def test_a_model_with_a_fixed_blob_past_a_cap_names_the_cap(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert re.fullmatch(r"ncnn-sr: error: model big: \S+ layer big \(Interp\) makes a 4096x4096x3 blob \(192 MB\), "
-                        r"more than half the 0\.\d GB this process may still use \(ulimit -v\)\n", proc.stderr)
+                        r"more than half the \d+ MB this process may still use \(ulimit -v\)\n", proc.stderr)
     assert not (tmp_path / "out.png").exists()
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device that is always full")
@@ -2396,8 +2396,8 @@ def test_a_result_too_large_for_the_containers_memory_is_refused_in_one_line(tmp
         budget._cgroup_limits.cache_clear()
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines() == [
-        f"ncnn-sr: error: {tmp_path / 'in.png'}: its 80x80 result written as PNG needs about 0.0 GB of memory, "
-        "more than the 0.0 GB this process may still use (its container's or service's memory limit)"]
+        f"ncnn-sr: error: {tmp_path / 'in.png'}: its 80x80 result written as PNG needs about 43 kB of memory, "
+        "more than the 29 kB this process may still use (its container's or service's memory limit)"]
     assert not out.exists()
 
 

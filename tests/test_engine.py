@@ -447,7 +447,7 @@ def test_a_result_larger_than_the_memory_available_is_an_input_error(cpu_upscale
     up = cpu_upscalers("realesr-animevideov3-x2")
     monkeypatch.setattr(engine_mod.budget, "memory_limit", lambda: 1 << 20)
     assert up.upscale(picture(10, 10), scale=3).shape == (30, 30, 3)
-    with pytest.raises(InputError, match="more than the 0.0 GB available"):
+    with pytest.raises(InputError, match=r"needs about 1\.3 MB of memory, more than the 1\.0 MB available"):
         up.upscale(picture(10, 10), scale=30)
     with pytest.raises(InputError, match="needs about"):
         up.upscale(picture(400, 400))  # the native result alone
@@ -469,12 +469,12 @@ def test_a_custom_model_with_a_fixed_blob_larger_than_the_memory_is_refused_befo
     monkeypatch.setattr(engine_mod.budget, "memory_limit", lambda: 128 << 20)
     monkeypatch.setattr(engine_mod.budget, "memory_limit_named", lambda: (128 << 20, ""))
     with pytest.raises(ModelError, match=r" layer big \(Interp\) makes a 4096x4096x3 blob \((96|192) MB\), more than "
-                                         r"half the 0.1 GB available$"):
+                                         r"half the 128 MB available$"):
         Upscaler(str(tmp_path / "big.param"), device=-1)
     # Named as budget.room_words names what binds in every refusal of memory: it said
     # "half the 128 MB of memory available" of a cap, on a machine of gigabytes free.
     monkeypatch.setattr(engine_mod.budget, "memory_limit_named", lambda: (128 << 20, "ulimit -v"))
-    with pytest.raises(ModelError, match=r"\), more than half the 0.1 GB this process may still use \(ulimit -v\)$"):
+    with pytest.raises(ModelError, match=r"\), more than half the 128 MB this process may still use \(ulimit -v\)$"):
         Upscaler(str(tmp_path / "big.param"), device=-1)
     monkeypatch.setattr(engine_mod.budget, "memory_limit", lambda: None)  # unknown: no refusal on a guess
     Upscaler(str(tmp_path / "big.param"), device=-1).close()

@@ -3050,7 +3050,7 @@ def test_a_picture_that_cannot_be_encoded_for_lack_of_memory_is_an_input_error(t
         raise MemoryError
 
     monkeypatch.setattr(Image.Image, "save", no_memory)
-    with pytest.raises(InputError, match=r"a\.jpg: not enough memory to write a 8x6 picture as JPEG \(about 0\.0 GB"):
+    with pytest.raises(InputError, match=r"a\.jpg: not enough memory to write a 8x6 picture as JPEG \(about \d+ kB"):
         write_image(tmp_path / "a.jpg", picture(6, 8))
     assert os.listdir(tmp_path) == []
 
@@ -3210,8 +3210,8 @@ def test_a_picture_whose_writing_cannot_fit_in_memory_is_refused_before_it_is_en
     # takes 4 bytes a pixel beside the picture (Pillow's copy), an RGBA one none.
     from ncnn_sr import budget
     monkeypatch.setattr(budget, "memory_limit", lambda: 100)
-    with pytest.raises(InputError, match=r"a\.png: writing a 8x6 picture as PNG needs about 0\.0 GB of memory beside "
-                                         r"the picture, more than the 0\.0 GB available"):
+    with pytest.raises(InputError, match=r"a\.png: writing a 8x6 picture as PNG needs about \d+ kB of memory beside "
+                                         r"the picture, more than the \d+ kB available"):
         write_image(tmp_path / "a.png", picture(6, 8))
     assert os.listdir(tmp_path) == []
     write_image(tmp_path / "b.png", picture(6, 8, channels=4))
@@ -3279,7 +3279,7 @@ def test_a_writer_that_cannot_fit_even_alone_is_refused_at_once_while_others_wri
     try:
         first.start()
         assert begun.wait(30)
-        with pytest.raises(InputError, match=r"c\.png: writing a 10x20 picture as PNG needs about 0\.0 GB"):
+        with pytest.raises(InputError, match=r"c\.png: writing a 10x20 picture as PNG needs about \d+ kB"):
             write_image(tmp_path / "c.png", picture(20, 10))
         assert encoded == [6]
     finally:

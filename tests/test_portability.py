@@ -294,7 +294,7 @@ def test_a_refusal_names_the_cap_or_cgroup_that_leaves_less_than_the_machine(tmp
     assert budget.room_words(1600 * MiB, 1536 * MiB) == "the 1.5 GB this process may still use (ulimit -v)"
     # Read again as it is worded: a figure the cap does not hold (one as a run began,
     # with what others hold beside it) is said as it was.
-    assert budget.room_words(1000 * MiB, 900 * MiB) == "the 0.9 GB available"
+    assert budget.room_words(1000 * MiB, 900 * MiB) == "the 900 MB available"
     _capped(tmp_path, monkeypatch, {}, STATUS)
     assert budget.room_words(100 << 30, 64 << 30) == "the 64.0 GB available"
     _cgroups(tmp_path, monkeypatch, "0::/\n", {
