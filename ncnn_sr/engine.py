@@ -107,12 +107,13 @@ def checked_tile(tile) -> int:
     return tile
 
 
-def checked_progress(progress) -> None:
+def checked_progress(progress, wanted: str = "progress must be a function of (done, total)") -> None:
     """A SettingError unless ``progress`` is None or can be called with (done, total):
-    one that cannot was a bare TypeError from the first tile, after that tile's work."""
+    one that cannot was a bare TypeError from the first tile, after that tile's work.
+    ``wanted`` begins its message (a Pipeline's ``on_tile`` names itself)."""
     if progress is None:
         return
-    wanted = f"progress must be a function of (done, total), got {describe(progress)}"
+    wanted = f"{wanted}, got {describe(progress)}"
     if not callable(progress):
         raise SettingError(wanted)
     try:

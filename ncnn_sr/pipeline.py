@@ -33,7 +33,7 @@ import numpy as np
 from . import budget, part_files
 from .animation import write_frames
 from .budget import MemoryBudget
-from .engine import Upscaler
+from .engine import Upscaler, checked_progress
 from .errors import (FlagNames, InputError, NcnnSrError, NoRoom, SettingError, cannot_write, describe,
                      host_out_of_memory, out_of_memory)
 from .failover import Failover, tried
@@ -171,8 +171,8 @@ class Pipeline(Loading, Failover, DeclaredOnly):
                 raise SettingError(f"{name} must be True or False, got {describe(value)}")
         if on_outcome is not None and not callable(on_outcome):
             raise SettingError(f"on_outcome must be a function of an Outcome, or None, got {describe(on_outcome)}")
-        if on_tile is not None and not callable(on_tile):
-            raise SettingError(f"on_tile must be a function of (done, total), or None, got {describe(on_tile)}")
+        # Else a wrong one failed each picture as it ran, after its upscale's work.
+        checked_progress(on_tile, "on_tile must be a function of (done, total), or None")
         if flags is not None and not isinstance(flags, FlagNames):
             raise SettingError(f"flags must be FlagNames or None, got {describe(flags)}")
         if animation_memory is not None and not whole_at_least_1(animation_memory):

@@ -3131,3 +3131,16 @@ def test_an_animation_run_holds_its_frames_in_python_about_once(tmp_path, cpu_la
     assert summary.ok == 1 and read_frames(tmp_path / "b.png")[0].frames[0].shape == (192, 256, 3)
     output = 16 * 192 * 256 * 3
     assert peak < 2 * output, (peak, output)
+
+
+@pytest.mark.parametrize("wrong, said", [(lambda: None, "too many positional arguments"),
+                                         (lambda done: None, "too many positional arguments"),
+                                         (lambda done, total, what: None, "missing a required argument: 'what'")])
+def test_an_on_tile_that_cannot_take_done_and_total_is_refused_as_the_pipeline_is_made(wrong, said):
+    # found by a library audit: each picture failed at run time, after its upscale,
+    # with a TypeError from on_tile, where an Upscaler's progress is refused up front.
+    with pytest.raises(SettingError) as refused:
+        Pipeline([Lane(SlowFake(0), 1)], on_tile=wrong)
+    assert str(refused.value) == f"on_tile must be a function of (done, total), or None, got {describe(wrong)}: {said}"
+    for fine in (None, lambda done, total: None, lambda *a: None, print):
+        Pipeline([Lane(SlowFake(0), 1)], on_tile=fine)
