@@ -374,7 +374,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         With no ``scale``, ``width`` or ``height`` the result is at the model's native
         scale. Otherwise the model runs at its native scale and the result is resampled
         (Lanczos) to ``scale`` × the input, or to ``width``/``height`` (one alone keeps
-        the aspect ratio).
+        the aspect ratio). ``scale`` is any real number but a bool (an int, a float, a
+        Fraction, numpy's) or a Decimal.
 
         ``image`` is H×W×C (C in 1, 3, 4) or H×W grey, uint8 or uint16, any strides
         or byte order; a numpy subclass (a masked array, np.matrix) is taken as its

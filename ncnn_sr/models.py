@@ -24,7 +24,6 @@ import contextlib
 import difflib
 import errno
 import logging
-import math
 import mmap
 import numbers
 import os
@@ -35,10 +34,11 @@ from typing import NoReturn
 
 from models_ncnn import CATALOG_PATH
 
-from .errors import (ModelError, ModelMissing, Option, SettingError, broken_link, describe, file_contents, file_path,
+from .errors import (ModelError, ModelMissing, Option, broken_link, describe, file_contents, file_path,
                      in_one_line, no_path, out_of_memory, shell_word, stand_in)
 from .param_file import (binary_param, check_bin_size, check_picture_channels, cpu_bytes_estimate, input_alignment,
                          output_scale, parse_param, starts_as_param, unsized)
+from .typed_numbers import checked_scale
 
 log = logging.getLogger("ncnn_sr")
 
@@ -201,9 +201,7 @@ def model_name_for(name: str, scale: float | None = None) -> str:
     # Else None came back None, and a scale of 0, nan or "2" picked the x4 model unsaid.
     if not isinstance(name, str):
         raise ModelError(f"a model's name must be a string, got {describe(name)}")
-    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, numbers.Real)
-                              or not 0 < scale < math.inf):
-        raise SettingError(f"scale must be a positive number, got {describe(scale)}")
+    checked_scale(scale)
     known = catalog()
     if name in known:
         return name

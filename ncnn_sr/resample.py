@@ -12,6 +12,7 @@ from PIL import Image
 from .choices import MAX_SIDE
 from .errors import InputError, SettingError, describe
 from .pixels import quantize, to_float
+from .typed_numbers import checked_scale
 
 
 def target_size(height: int, width: int, scale: float | None = None,
@@ -65,16 +66,10 @@ def checked_resize(scale: float | None = None, out_width: int | None = None,
     100 px tall picture 2 px instead of 200); a SettingError unless they make a
     setting whatever the picture: a positive scale, or a width and/or height of 1 to
     ``MAX_SIDE`` pixels, or none of them."""
-    for name, value, kinds in (("scale", scale, numbers.Real), ("width", out_width, numbers.Integral),
-                               ("height", out_height, numbers.Integral)):
-        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
-            raise SettingError(f"{name} must be a number, got {describe(value)}" if name == "scale" else
-                               f"{name} must be a whole number of pixels, got {describe(value)}")
-    if scale is not None:
-        try:
-            scale = float(scale)
-        except OverflowError:  # an int or Fraction past float's range
-            scale = math.inf
+    scale = checked_scale(scale)
+    for name, value in (("width", out_width), ("height", out_height)):
+        if value is not None and (not isinstance(value, numbers.Integral) or isinstance(value, bool)):
+            raise SettingError(f"{name} must be a whole number of pixels, got {describe(value)}")
     out_width = None if out_width is None else int(out_width)
     out_height = None if out_height is None else int(out_height)
     if out_width is not None or out_height is not None:
@@ -85,8 +80,6 @@ def checked_resize(scale: float | None = None, out_width: int | None = None,
                 raise SettingError(f"target size must be at least 1 pixel, got {v}")
             if v is not None and v > MAX_SIDE:  # before the division, which overflowed on 10**400
                 raise SettingError(f"target size must be at most {MAX_SIDE} pixels a side, got {v}")
-    elif scale is not None and not (scale > 0 and math.isfinite(scale)):
-        raise SettingError(f"scale must be a positive number, got {scale}")
     return scale, out_width, out_height
 
 

@@ -1,4 +1,5 @@
-"""Numbers as a user types them on a command line: ASCII digits only.
+"""Numbers as a user types them on a command line: ASCII digits only; and the
+scale a library caller gives.
 
 Python's int(), float() and Fraction() also take "2_0" (twenty) and other scripts'
 digits ("\u0662"), so a typo ran at another scale, tile, rate or device without a
@@ -6,8 +7,13 @@ word. The C++ tool reads its flags with atoi/atof, which take neither.
 """
 from __future__ import annotations
 
+import decimal
+import math
+import numbers
 import re
 from fractions import Fraction
+
+from .errors import SettingError, describe
 
 _WHOLE = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
@@ -45,3 +51,27 @@ def ratio(text: str) -> Fraction | None:
         return Fraction(text.strip().replace(" ", ""))
     except (ValueError, ZeroDivisionError):
         return None
+
+
+def checked_scale(scale) -> float | None:
+    """``scale`` as a float, None as None; a SettingError unless it is a positive,
+    finite number. Any real number but a bool is one (ints, floats, Fractions,
+    numpy's), and a Decimal too, which the numbers module does not count as real but
+    which is how an exact decimal such as 1.5 is written: it was refused where
+    Fraction(3, 2) was taken. A string ("2") is not, as no other number setting
+    takes one. The wrong kind and the wrong value are told apart in the same words
+    wherever a scale is given."""
+    if scale is None:
+        return None
+    if isinstance(scale, bool) or not isinstance(scale, (numbers.Real, decimal.Decimal)):
+        raise SettingError(f"scale must be a number, got {describe(scale)}")
+    try:
+        value = float(scale)
+    except OverflowError:  # an int or Fraction past float's range
+        value = math.inf
+    except ValueError:  # a Decimal's signalling NaN
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        text = str(scale)
+        raise SettingError(f"scale must be a positive number, got {text if len(text) <= 60 else f'{value:g}'}")
+    return value

@@ -6,6 +6,8 @@ import os
 import re
 import struct
 import sys
+from decimal import Decimal
+from fractions import Fraction
 import threading
 from pathlib import Path
 
@@ -1707,3 +1709,18 @@ def test_runs_whole_answers_what_the_run_does_where_blended_tiles_merge_into_one
         assert up.runs_whole(height, width) == (calls == [1])
         if (height, width) == (40, 40):
             assert calls == [1] and np.array_equal(out, whole.upscale(image))
+
+
+def test_upscale_takes_a_decimal_scale_as_the_same_fraction(cpu_upscalers):
+    # found by a library audit: Decimal("1.5") was refused ("scale must be a number")
+    # while Fraction(3, 2) was taken
+    up, image = cpu_upscalers("realesr-animevideov3-x2"), picture(7, 9)
+    out = up.upscale(image, scale=Decimal("1.5"))
+    assert out.shape == (11, 14, 3) and np.array_equal(out, up.upscale(image, scale=Fraction(3, 2)))
+    for wrong, said in ((Decimal("-1.5"), "scale must be a positive number, got -1.5"),
+                        (Decimal("sNaN"), "scale must be a positive number, got sNaN"),
+                        (Decimal("Infinity"), "scale must be a positive number, got Infinity"),
+                        (True, "scale must be a number, got True")):
+        with pytest.raises(SettingError) as refused:
+            up.upscale(image, scale=wrong)
+        assert str(refused.value) == said

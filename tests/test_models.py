@@ -4,6 +4,8 @@ import re
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -58,12 +60,17 @@ def test_a_param_is_parsed_once_for_its_checks_plan_and_reach_and_its_faults_nam
 @pytest.mark.parametrize("name, scale, said", [
     (None, 2, "a model's name must be a string, got None"),
     (5, None, "a model's name must be a string, got 5"),
-    ("realesr-animevideov3", "2", "scale must be a positive number, got '2'"),
+    # found by a library audit: the wrong kind was "must be a positive number" here,
+    # "must be a number" in upscale; the words are now upscale's
+    ("realesr-animevideov3", "2", "scale must be a number, got '2'"),
     ("realesr-animevideov3", 0, "scale must be a positive number, got 0"),
     ("realesr-animevideov3", -2, "scale must be a positive number, got -2"),
     ("realesr-animevideov3", float("nan"), "scale must be a positive number, got nan"),
     ("realesr-animevideov3", float("inf"), "scale must be a positive number, got inf"),
-    ("realesr-animevideov3", True, "scale must be a positive number, got True"),
+    ("realesr-animevideov3", True, "scale must be a number, got True"),
+    ("realesr-animevideov3", Decimal("-1.5"), "scale must be a positive number, got -1.5"),
+    ("realesr-animevideov3", Decimal("NaN"), "scale must be a positive number, got NaN"),
+    ("realesr-animevideov3", Decimal("sNaN"), "scale must be a positive number, got sNaN"),
 ])
 def test_model_name_for_refuses_a_name_or_scale_of_the_wrong_kind(name, scale, said):
     # found by a bug hunt: None came back None, and a scale of 0, nan or "2" picked
@@ -1288,3 +1295,9 @@ def test_an_empty_model_folder_is_refused_as_the_commands_refuse_it(tmp_path, mo
     with pytest.raises(SettingError) as refused:
         Upscaler("custom", device=-1, model_path="")
     assert str(refused.value) == "model_path must be a folder's path, got ''"
+
+
+@pytest.mark.parametrize("scale", [2, 2.0, Fraction(2), Decimal("2"), np.float32(2), np.int64(2)])
+def test_model_name_for_takes_a_scale_of_any_kind_of_real_number(scale):
+    # found by a library audit: Decimal("2") was refused while Fraction(2) was taken
+    assert model_name_for("realesr-animevideov3", scale) == "realesr-animevideov3-x2"

@@ -1074,7 +1074,7 @@ def test_an_output_where_a_folder_is_fails_before_it_is_upscaled(tmp_path):
     ({"animation_memory": "4e9"}, "animation_memory must be a whole number of bytes, at least 1, or None, got '4e9'"),
     ({"animation_memory": 0}, "animation_memory must be a whole number of bytes, at least 1, or None, got 0"),
     # found by a library audit: these were InputErrors alone, which an except ValueError missed.
-    ({"scale": -1}, "scale must be a positive number, got -1.0"),
+    ({"scale": -1}, "scale must be a positive number, got -1"),
     ({"width": "3"}, "width must be a whole number of pixels, got '3'"),
     ({"quality": 500}, "quality must be a whole number from 1 to 100, got 500"),
 ])
@@ -2738,7 +2738,7 @@ def test_plan_jobs_takes_paths_as_bytes(tmp_path):
 
 
 @pytest.mark.parametrize("setting, said", [
-    ({"scale": 0}, "scale must be a positive number, got 0.0"),
+    ({"scale": 0}, "scale must be a positive number, got 0"),
     ({"width": "20"}, "width must be a whole number of pixels, got '20'"),
     ({"quality": 500}, "quality must be a whole number from 1 to 100, got 500"),
 ])
