@@ -267,7 +267,9 @@ def get_device(spec: str | int | Device = "auto") -> Device:
         # int() made 1.5 GPU 1 and False GPU 0; None and nan raised bare errors.
         raise DeviceError(f"invalid gpu device {describe(spec)}: {DEVICE_SPECS}")
     if isinstance(spec, str):
-        if spec.strip().lower() in ("auto", ""):
+        # Not "": a device read from an unset variable ran wherever auto found, unsaid
+        # (ncnn-sr's -g refuses it too; the drop-in's rule is its own).
+        if spec.strip().lower() == "auto":
             device, notice = explain_auto()
             if notice:
                 why = " (slower)" if notice == NO_VULKAN else ", which is faster"

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from . import budget, device_check, devices, interruptible
-from .choices import ALPHA_MODES, MAX_CONTEXT, PRECISIONS
+from .choices import ALPHA_MODES, DEVICE_SPECS, MAX_CONTEXT, PRECISIONS
 from .devices import Device
 from .dysample import offsets_of
 from .errors import CpuOutOfMemory, DeviceError, InputError, ModelError, SettingError, describe, no_path
@@ -133,7 +133,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
     hand has its files checked as ``resolve_model`` checks a custom model's. A name
     is looked for in ``model_path`` (a folder, which must be there, as the commands'
     -m must) first, then where ``resolve_model`` looks. ``device`` is ``"auto"``, an index (-1 or ``"cpu"`` for the CPU), or
-    anything else ``get_device`` takes.
+    anything else ``get_device`` takes; not ``""``, which ``ncnn-sr -g`` refuses too.
 
     ``upscale`` takes H×W×C arrays (C in 1, 3, 4) or H×W grey ones, uint8 or uint16,
     and returns the same axes, channel count and dtype. It may be called from
@@ -194,6 +194,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             raise SettingError(f"model must be a name, a .param path or a ModelSpec, got {no_path(model)}")
         if not isinstance(device, (str, numbers.Integral, Device)) or isinstance(device, bool):
             raise SettingError(f"device must be 'auto', an index or a Device, got {describe(device)}")
+        if isinstance(device, str) and not device.strip():
+            raise SettingError(f"device is empty: {DEVICE_SPECS}, got {device!r}")
         if model_path is not None and (not isinstance(model_path, PATH_TYPES) or not os.fspath(model_path)):
             raise SettingError(f"model_path must be a folder's path, got {no_path(model_path)}")
         tile = checked_tile(tile)

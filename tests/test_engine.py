@@ -1724,3 +1724,21 @@ def test_upscale_takes_a_decimal_scale_as_the_same_fraction(cpu_upscalers):
         with pytest.raises(SettingError) as refused:
             up.upscale(image, scale=wrong)
         assert str(refused.value) == said
+
+
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_device_is_refused_as_the_commands_empty_g_is(empty, monkeypatch):
+    # found by a library audit: device="" ran on the automatic device, undocumented,
+    # where ncnn-sr's -g "" is refused ("-g is empty"): a device read from an unset
+    # variable ran wherever auto found, unsaid. (The drop-in's -g "" runs, as the
+    # reference's does: its own rule, not the library's.)
+    from ncnn_sr import devices
+
+    monkeypatch.setattr(devices, "explain_auto", lambda: pytest.fail("looked for the auto device"))
+    with pytest.raises(SettingError) as refused:
+        Upscaler("realesr-animevideov3-x2", device=empty)
+    assert str(refused.value) == ("device is empty: give auto, cpu, -1 or a device index (0 or gpu0), "
+                                  f"got {empty!r}")
+    with pytest.raises(devices.DeviceError) as refused:
+        devices.get_device(empty)
+    assert str(refused.value) == f"invalid gpu device {empty!r}: give auto, cpu, -1 or a device index (0 or gpu0)"
