@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -269,3 +270,43 @@ def test_native_output_is_captured_where_python_has_no_standard_error(monkeypatc
     with devices.captured_stderr() as said:
         os.write(2, b"a native complaint\n")
         assert said() == "a native complaint\n"
+
+
+@pytest.mark.parametrize("pread", [True, False], ids=["pread", "no-pread"])
+def test_captures_of_native_output_that_overlap_in_two_threads_give_fd_2_back(capfd, monkeypatch, pread):
+    # Loads in two threads at once (a Pipeline's lanes, a library user's threads) each
+    # took fd 2 and gave back what it found: the one that began second and ended last
+    # gave back the first one's capture, a deleted file, and every later line of the
+    # process (errors, warnings, progress) went into it. (Windows has no os.pread.)
+    if not pread:
+        monkeypatch.delattr(os, "pread", raising=False)
+    before = os.fstat(2)
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    heard = {}
+
+    def first():
+        with devices.captured_stderr() as said:
+            os.write(2, b"first\n")
+            first_in.set()
+            second_in.wait(10)
+            heard["first"] = said()
+        first_out.set()
+
+    def second():
+        first_in.wait(10)
+        with devices.captured_stderr() as said:
+            second_in.set()
+            first_out.wait(10)
+            os.write(2, b"second\n")
+            heard["second"] = said()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+    assert heard == {"first": "first\n", "second": "second\n"}
+    os.write(2, b"heard\n")
+    assert capfd.readouterr().err == "heard\n"
