@@ -38,7 +38,7 @@ from .pixels import check_image, is_grey_colour, make_grey
 from .resample import resize, resize_bytes, target_size
 from .staged_run import StagedRun
 from .tile_choice import HEAD_PIECE, TileChoice, first_oversized_blob, largest_fitting_tile
-from .tiles import blend_spans, mirror_pad, tile_grid
+from .tiles import mirror_pad, tile_grid
 from .windows import WindowRunner
 
 log = logging.getLogger("ncnn_sr")
@@ -819,8 +819,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
 
     def runs_whole(self, height: int, width: int, calls: int | None = None) -> bool:
         """Whether a ``height`` × ``width`` picture runs as one window here (an
-        automatic tile that fits it whole, a tile at least as large, or blended tiles
-        whose windows grow to the whole picture), with
+        automatic tile that fits it whole, or a tile at least as large), with
         ``calls`` pictures at once sharing the memory (default: the concurrency it
         was made for). An InputError once it is closed."""
         for name, value in (("height", height), ("width", width), ("calls", calls)):
@@ -833,29 +832,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             if self._closed:  # its network is freed
                 raise InputError(CLOSED)
             net, tile = self._net, self._tile
-        if not tile:
-            tile = self._auto_tile(net, height, width, calls)[0]
-        return self._one_window(height, width, tile)
-
-    def _aligned_tile(self, tile: int) -> int:
-        """``tile`` (not 0) rounded down to whole blocks, which keep the next tile's
-        window at the picture's phase."""
-        return max(self._alignment, tile - tile % self._alignment)
-
-    def _one_window(self, height: int, width: int, tile: int) -> bool:
-        """Whether ``tile`` (0: none) runs a ``height`` × ``width`` picture as one
-        window: ``_run_tiles`` and ``runs_whole`` both ask here. Blended tiles merge
-        into one where the blending budget makes a window as long as the padded
-        picture on both axes (realesr-animevideov3-x2's 32 px tiles of a 40x40 picture)."""
-        if not tile:
-            return True
-        tile = self._aligned_tile(tile)
-        if len(tile_grid(height, width, tile)) == 1:
-            return True
-        if self.overlap == 0:
-            return False
-        return all(len(blend_spans(size, tile, self.tile_pad, self.overlap, self._border, self._alignment)[1]) == 1
-                   for size in (height, width))
+        if tile:
+            return tile >= max(height, width)
+        return self._auto_tile(net, height, width, calls)[0] == 0
 
     def _upscale_native(self, image: np.ndarray, progress) -> np.ndarray:
         while True:
@@ -924,12 +903,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         # float copy of a 12 MP picture would cost 140 MB for the whole run.
         rgb = mirror_pad(np.repeat(image, 3, axis=2) if channels == 1 else image[:, :, :3], self._border)
         alpha = self._pad_alpha(image[:, :, 3:]) if channels == 4 else None
-        if self._one_window(h, w, tile):
-            # As one tile: stages and GroupNorm's warning are for windows that do not
-            # see the whole picture, and TTA's passes are told one by one.
-            tile = 0
-        else:
-            tile = self._aligned_tile(tile)
+        if tile:  # tiles of whole blocks keep the next tile's window at the picture's phase
+            tile = max(self._alignment, tile - tile % self._alignment)
         grid = tile_grid(h, w, tile)
         out = np.empty((h * self._scale, w * self._scale, channels), image.dtype)
         longest = tile + 2 * self.tile_pad + self.overlap  # the window the tile's memory is for

@@ -21,20 +21,12 @@ log = logging.getLogger("ncnn_sr")
 @fixed_fields("lane")
 @dataclass(frozen=True)
 class Lane:
-    """One device's Upscaler and how many proc workers share it; a SettingError for
-    anything else in the Upscaler's place (any object with an ``upscale`` method
-    will do)."""
+    """One device's Upscaler and how many proc workers share it."""
 
     upscaler: Upscaler
     workers: int
 
     def __post_init__(self) -> None:
-        # An Upscaler, or a stand-in with its upscale (a wrapper, a test's fake). None
-        # was taken, as work that ignores its upscaler may be given to ordered_map,
-        # and each item then failed as "upscaling failed on None", a device's failure;
-        # the class itself, unmade, has an upscale too.
-        if isinstance(self.upscaler, type) or not callable(getattr(self.upscaler, "upscale", None)):
-            raise SettingError(f"a lane needs an Upscaler, got {describe(self.upscaler)}")
         if not whole_at_least_1(self.workers):  # "2" raised a bare TypeError; 1.5 failed later
             raise SettingError(f"a lane needs a whole number of proc workers, at least 1, got {describe(self.workers)}")
 

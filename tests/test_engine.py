@@ -1697,20 +1697,6 @@ def test_a_custom_model_whose_block_probes_run_out_of_memory_is_said_to_not_blam
         Upscaler(str(tmp_path / "wide.param"), device=-1)
 
 
-@pytest.mark.parametrize("height, width", [(40, 40), (33, 64), (40, 70), (64, 64), (70, 70)])
-def test_runs_whole_answers_what_the_run_does_where_blended_tiles_merge_into_one_window(height, width):
-    # 32 px tiles of a 40x40 picture merge into one window, the blending budget making
-    # each window the picture's length: runs_whole said False, its run one window.
-    calls = []
-    with Upscaler("realesr-animevideov3-x2", device=-1, tile=32) as up, \
-            Upscaler("realesr-animevideov3-x2", device=-1) as whole:
-        image = picture(height, width)
-        out = up.upscale(image, progress=lambda done, total: calls.append(total))
-        assert up.runs_whole(height, width) == (calls == [1])
-        if (height, width) == (40, 40):
-            assert calls == [1] and np.array_equal(out, whole.upscale(image))
-
-
 def test_upscale_takes_a_decimal_scale_as_the_same_fraction(cpu_upscalers):
     # found by a library audit: Decimal("1.5") was refused ("scale must be a number")
     # while Fraction(3, 2) was taken
