@@ -1291,6 +1291,7 @@ def test_a_phone_mpo_jpeg_is_one_picture_without_a_frames_warning(tmp_path):
     assert "frames" not in proc.stderr and "warning" not in proc.stderr
     assert size_of(tmp_path / "o.png") == (16, 16)
 
+
 def test_a_multi_page_tiff_gives_its_first_page_as_one_picture(tmp_path):
     pages = [Image.fromarray(picture(8, 8, seed=i)) for i in range(3)]
     pages[0].save(tmp_path / "scan.tiff", save_all=True, append_images=pages[1:])
@@ -1444,6 +1445,7 @@ def full(*given):
     if refused:
         raise OSError(errno.ENOSPC, "No space left on device")
     encode(*given)
+
 
 def write_image(*given, **options):
     real(*given, **options)
@@ -1628,6 +1630,7 @@ def test_a_file_named_models_where_the_dropin_runs_is_passed_over_as_a_missing_f
     assert proc.returncode == 1
     assert proc.stderr == "realesrgan-ncnn-vulkan: error: in.png failed: model folder models is not a folder\n"
     assert not (tmp_path / "p.png").exists()
+
 
 @pytest.mark.parametrize("folder", [None, "mine"])
 def test_a_dropin_model_name_with_a_slash_is_found_in_the_model_folder_as_by_the_reference(folder, tmp_path):
@@ -2055,6 +2058,7 @@ def test_an_exif_too_large_for_jpeg_is_left_out_by_the_dropin_and_refused_by_ncn
     run(NCNN_SR, "-i", "big.png", "-o", "n.jpg", "-g", "-1", "-s", "2", "-n", "realesr-animevideov3",
         "--no-metadata", cwd=tmp_path)
 
+
 def test_an_hdr_cicp_that_no_profile_states_is_left_out_of_a_jpg_with_a_warning(tmp_path):
     # BT.2020 PQ: a jpg or webp holds colour as an ICC profile only, and no
     # profile of a matrix and curves states HDR; png keeps the chunk, avif its nclx.
@@ -2267,6 +2271,7 @@ def test_ncnn_sr_drops_an_opaque_alpha_channel_and_writes_the_jpg_asked_for(mode
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "o.jpg"]
     with Image.open(tmp_path / "o.jpg") as im:
         assert im.size == (16, 16) and im.mode == ("L" if mode == "LA" else "RGB")
+
 
 def test_a_folder_into_itself_without_clashes_is_allowed(tmp_path):
     pictures(tmp_path / "in", ["a.jpg"])

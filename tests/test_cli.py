@@ -297,6 +297,7 @@ def test_the_input_is_found_in_each_of_clicks_forms_to_route_videos(args, source
 
     assert _input_of(["-n", "x", *args, "-o", "out.mp4"]) == source
 
+
 def test_target_width(tmp_path):
     Image.fromarray(picture(10, 20)).save(tmp_path / "in.png")
     run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", "realesr-animevideov3-x2", "--width", "30", "-g", "-1")
@@ -591,6 +592,7 @@ def test_models_says_which_weights_of_a_custom_model_its_size_check_could_not_si
     assert rows["foo-x2"][3] == (f"model folder {tmp_path} (custom; sizes not checked from layer foo (FooLayer) on, "
                                  "its weights' layout not known here; scale measured when first loaded)")
     assert rows["inplace-x2"][3] == f"model folder {tmp_path} (custom; sizes checked; scale measured when first loaded)"
+
 
 def test_models_widens_the_name_column_for_a_long_custom_name(tmp_path):
     param = in_place_first_model(tmp_path)
@@ -1430,6 +1432,7 @@ def test_pillow_out_of_memory_as_a_picture_is_decoded_is_the_hosts_not_the_pictu
     said = _pillow_out_of_memory(_PILLOW_OUT_OF_MEMORY, kind, folder, tmp_path, ".png")
     assert said.count("decoding") <= 2  # the folder's loader may have read ahead one
 
+
 # ``ncnn-sr ARGS`` whose outputs run out of memory as Pillow encodes them (argv[1]:
 # "bare", Pillow's MemoryError; "status", an encoder's out-of-memory status, an
 # OSError with no errno), each encoding counted.
@@ -1459,6 +1462,7 @@ def test_pillow_out_of_memory_as_a_picture_is_encoded_is_the_hosts_not_the_pictu
     said = _pillow_out_of_memory(_PILLOW_OUT_OF_MEMORY_WRITING, kind, folder, tmp_path, ".jpg", "-f", "jpg")
     # Two save threads may each have begun one, each tried again without optimizing.
     assert said.count("encoding") <= 4, said
+
 
 # ``ncnn-sr ARGS`` whose model's loading meets the system's ENOMEM (argv[1]: as its
 # weights are mapped, its .param read, or its weights opened for ncnn).
@@ -1520,6 +1524,7 @@ def test_a_model_whose_weights_the_memory_cannot_map_is_out_of_memory_not_a_pack
     assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 @pytest.mark.parametrize("model, margin_mb", [("realesrgan-x4plus", 64), ("realesr-animevideov3", 8)])
 def test_a_model_whose_load_a_cap_cannot_hold_is_refused_not_a_crash(model, margin_mb, tmp_path):
@@ -1566,6 +1571,7 @@ def test_a_loads_estimate_under_a_cap_errs_low(model):
         took, estimate = map(int, proc.stdout.split())
         assert took // 3 < estimate <= took, (threads, took >> 20, estimate >> 20)
 
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: ncnn starts no OpenMP threads")
 def test_openmp_threads_a_cap_cannot_hold_as_a_model_loads_are_said_not_swallowed(tmp_path):
@@ -1585,6 +1591,7 @@ def test_openmp_threads_a_cap_cannot_hold_as_a_model_loads_are_said_not_swallowe
                         r"to load on the CPU: their stacks take \d+ MB, more than the \d+ MB this process may still "
                         r"use \(ulimit -v\)\n", proc.stderr), proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: ncnn starts no OpenMP threads")
@@ -1606,6 +1613,7 @@ def test_openmp_threads_a_cap_cannot_hold_as_a_worker_starts_are_out_of_memory_n
                         r"still use \(ulimit -v\)\n", proc.stderr), proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 def test_threads_the_memory_cannot_hold_are_out_of_memory_not_a_traceback(tmp_path):
     # Each thread's stack is mapped as it starts: past a cap (ulimit -v) Python said
@@ -1622,6 +1630,7 @@ def test_threads_the_memory_cannot_hold_are_out_of_memory_not_a_traceback(tmp_pa
                           env={**os.environ, "OMP_STACKSIZE": "256K"})
     assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 def test_threads_of_the_default_stack_the_memory_cannot_hold_are_out_of_memory_not_a_traceback(tmp_path):
@@ -1641,6 +1650,7 @@ def test_threads_of_the_default_stack_the_memory_cannot_hold_are_out_of_memory_n
     assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 def test_a_model_with_a_fixed_blob_past_a_cap_names_the_cap(tmp_path):
     # A 4096x4096x3 map whatever the picture (192 MB in float32), under a cap 256 MB
@@ -1657,6 +1667,7 @@ def test_a_model_with_a_fixed_blob_past_a_cap_names_the_cap(tmp_path):
     assert re.fullmatch(r"ncnn-sr: error: model big: \S+ layer big \(Interp\) makes a 4096x4096x3 blob \(192 MB\), "
                         r"more than half the \d+ MB this process may still use \(ulimit -v\)\n", proc.stderr)
     assert not (tmp_path / "out.png").exists()
+
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full, a device that is always full")
 @pytest.mark.parametrize("command, prog", [(["ncnn-sr", "-h"], "ncnn-sr"), (["ncnn-sr", "models"], "ncnn-sr"),

@@ -1124,6 +1124,7 @@ def test_a_webp_is_given_no_resolution_without_one_or_metadata(tmp_path):
     write_image(tmp_path / "bare.webp", arr, info, metadata=False)
     assert exif_dpi_of(tmp_path / "o.webp") is None and exif_dpi_of(tmp_path / "bare.webp") is None
 
+
 def test_a_sixteen_bit_colour_png_keeps_its_resolution(tmp_path):
     write_image(tmp_path / "i.png", picture(4, 5, dtype=np.uint16), images_mod.ImageInfo("RGB", "PNG", dpi=(300, 150)))
     arr, info = read_image(tmp_path / "i.png")
@@ -1417,6 +1418,7 @@ def test_a_tiffs_iptc_caption_and_copyright_are_kept_in_a_jpg(typed, tmp_path):
     write_image(tmp_path / "bare.jpg", arr, info, metadata=False)
     assert "photoshop" not in Image.open(tmp_path / "bare.jpg").info
 
+
 def test_no_metadata_drops_the_xmp(tmp_path):
     arr, info = read_image(save_with_xmp(tmp_path / "i.png", rgb_image(), xmp_packet()))
     write_image(tmp_path / "o.png", arr, info, metadata=False)
@@ -1665,6 +1667,7 @@ def test_an_animated_webp_with_a_broken_frame_is_still_a_broken_picture(tmp_path
         read_frames(tmp_path / "bad.webp")
     with pytest.raises(InputError, match=r"cut\.webp: broken or truncated picture \(WebP: cut short"):
         read_frames(tmp_path / "cut.webp")
+
 
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
@@ -3143,6 +3146,7 @@ def cap(margin):
         held = next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
     hard = resource.getrlimit(resource.RLIMIT_AS)[1]
     resource.setrlimit(resource.RLIMIT_AS, (held + margin if hard < 0 else min(held + margin, hard), hard))
+
 
 def capped(im, fp, tile, bufsize=0):
     if im.size == (1, 1):  # the optimized encode's head

@@ -677,6 +677,7 @@ def test_ordered_map_names_two_lanes_on_one_device_apart(warnings):
     assert warnings == [f"{first} failed (RuntimeError('vkQueueSubmit failed')): it takes no more frames, the other "
                         "devices go on"]
 
+
 def test_a_lost_device_stays_out_though_a_picture_it_failed_was_at_fault(tmp_path):
     # Back in service once its bad picture failed elsewhere too, it fails its next one:
     # out for good, that picture done elsewhere.
