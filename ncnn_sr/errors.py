@@ -475,16 +475,19 @@ def start_thread(thread: threading.Thread) -> None:
     try:
         thread.start()
     except RuntimeError as e:
-        if _room_for_a_stack():
+        # A thread's stack as the system maps it: the size threading.stack_size sets,
+        # else the threads' default. 2 MB alone fitted where the 8 MB stacks of a
+        # stack limit of 8 MB did not, and the traceback went through.
+        if mappable(threading.stack_size() or default_thread_stack()):
             raise
         raise MemoryError(f"cannot start a thread: no memory for its stack ({e})") from e
 
 
-def _room_for_a_stack() -> bool:
-    # A thread's stack as the system maps it: the size threading.stack_size sets, else
-    # the threads' default. 2 MB alone fitted where the 8 MB stacks of a stack limit
-    # of 8 MB did not, and the traceback went through.
-    size = threading.stack_size() or default_thread_stack()
+def mappable(size: int) -> bool:
+    """Whether ``size`` bytes of address space can be mapped now (past a ulimit -v they
+    cannot), as a thread's stack is. Ask outside any exception handler where a refusal
+    follows: one raised inside it has the handled error as its context, which
+    out_of_memory looks at."""
     try:
         mmap.mmap(-1, size).close()
     except OSError:

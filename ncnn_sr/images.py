@@ -490,7 +490,7 @@ def reading(path: str):
         if _said_out_of_memory(str(e)) or _webp_without_room(path, e):
             # Pillow's reader out of memory, said as a file's complaint: the host's
             # memory, which later pictures would meet alike, not the file's fault.
-            raise MemoryError(f"{path}: not enough memory to read it") from None
+            raise _short_of_memory(path) from None
         if "Ghostscript" in str(e):  # the file may be whole: what reads it is missing
             raise InputError(f"{path}: an EPS or PostScript picture, which Pillow reads through Ghostscript: "
                              "install Ghostscript (gs), or convert it to png") from None
@@ -503,7 +503,7 @@ def reading(path: str):
     except (SyntaxError, ValueError, EOFError, TypeError, RuntimeError, IndexError, struct.error,
             ZeroDivisionError) as e:
         if isinstance(e, RuntimeError) and _said_out_of_memory(str(e)):  # libavif's, as OSError's above
-            raise MemoryError(f"{path}: not enough memory to read it") from None
+            raise _short_of_memory(path) from None
         # Pillow's plugins say "broken" in these too: a TIFF frame without its size
         # (TypeError), a DDS of an unknown pixel format (NotImplementedError, a
         # RuntimeError), an AVIF libavif cannot decode (RuntimeError), a GIF cut short
@@ -524,6 +524,11 @@ _LIBAVIF_OUT_OF_MEMORY = re.compile(r": Out of memory$")
 # libavif's words where its AV1 decoder (dav1d) failed, for broken data or for want
 # of memory for its frames.
 _AV1_FAILED = "Decoding of color planes failed"
+
+
+def _short_of_memory(path: str) -> MemoryError:
+    """The error of a read of ``path`` that the memory fell short of, whoever said so."""
+    return MemoryError(f"{path}: not enough memory to read it")
 
 
 def _said_out_of_memory(words: str) -> bool:
@@ -551,7 +556,7 @@ def decoding(im: Image.Image, path: str):
         yield
     except (OSError, RuntimeError) as e:
         if getattr(e, "errno", None) is None and not _room_to_decode(im, str(e)):
-            raise MemoryError(f"{path}: not enough memory to read it") from None
+            raise _short_of_memory(path) from None
         raise
 
 

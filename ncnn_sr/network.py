@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
-import mmap
 import os
 import platform
 import re
@@ -23,7 +22,7 @@ import numpy as np
 from . import budget, devices
 from .devices import Device
 from .dysample import SAMPLE_REACH, Offsets
-from .errors import CpuOutOfMemory, ModelError, default_thread_stack, os_reason, out_of_memory
+from .errors import CpuOutOfMemory, ModelError, default_thread_stack, mappable, os_reason, out_of_memory
 from .netsplit import NetPlan
 from .openmp import claim_threads, ncnn
 from .param_file import layer_weights, parse_param
@@ -169,7 +168,7 @@ def _start_threads(name: str, threads: int, doing: str = "load") -> None:
     if threads <= getattr(_teams, "threads", 1):
         return
     stacks = (threads - 1) * _omp_stack()
-    if stacks and not _mappable(stacks):
+    if stacks and not mappable(stacks):
         capped = budget.cap_room()
         room = budget.room_words(stacks, capped[0] if capped else budget.memory_limit() or 0, mb=True)
         raise CpuOutOfMemory(f"out of memory: {name} cannot start its {threads - 1} OpenMP "
@@ -185,17 +184,6 @@ def _start_threads(name: str, threads: int, doing: str = "load") -> None:
     del ex
     net.clear()
     _teams.threads = threads
-
-
-def _mappable(size: int) -> bool:
-    """Whether ``size`` bytes of address space can be mapped now. Asked outside any
-    handler: an error raised inside one has the ENOMEM as its context, which the
-    commands take for a bare MemoryError, their message lost."""
-    try:
-        mmap.mmap(-1, size).close()
-    except OSError:
-        return False
-    return True
 
 
 def _load_need(param: str, param_text, threads: int, precision: str) -> int:
