@@ -1513,14 +1513,22 @@ entry.ncnn_sr()
 """
 
 
+def _run_capped(tmp_path, margin: int, *args, script: str = _CAPPED_COMMAND, omp_stack: str | None = None,
+                **run) -> subprocess.CompletedProcess:
+    """``script`` (``ncnn-sr ARGS`` under a cap ``margin`` bytes past the loaded
+    command) on tmp_path/in.png into tmp_path/out.png, with ``args`` after them,
+    OpenMP's threads on stacks of ``omp_stack`` where given."""
+    env = {**os.environ, "OMP_STACKSIZE": omp_stack} if omp_stack else None
+    return subprocess.run([sys.executable, "-c", script, str(margin), "-i", tmp_path / "in.png", "-o",
+                           tmp_path / "out.png", *args], capture_output=True, text=True, timeout=300, env=env, **run)
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 def test_a_model_whose_weights_the_memory_cannot_map_is_out_of_memory_not_a_package_to_reinstall(tmp_path):
     # realesrgan-x4plus's 33 MB of weights, mapped to check them, under a cap 8 MB past
     # the loaded command: "cannot read ...: Cannot allocate memory; reinstall it".
     Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
-    proc = subprocess.run([sys.executable, "-c", _CAPPED_COMMAND, str(8 << 20), "-i", tmp_path / "in.png", "-o",
-                           tmp_path / "out.png", "-n", "realesrgan-x4plus", "-g", "-1"],
-                          capture_output=True, text=True, timeout=300)
+    proc = _run_capped(tmp_path, 8 << 20, "-n", "realesrgan-x4plus", "-g", "-1")
     assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
@@ -1533,9 +1541,7 @@ def test_a_model_whose_load_a_cap_cannot_hold_is_refused_not_a_crash(model, marg
     # crashed with a segfault; animevideov3 at 8 MB ended in libgomp's "Thread
     # creation failed", said where stderr was captured: exit 1, no message at all.
     Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
-    proc = subprocess.run([sys.executable, "-c", _CAPPED_COMMAND, str(margin_mb << 20), "-i", tmp_path / "in.png",
-                           "-o", tmp_path / "out.png", "-n", model, "-s", "2", "-g", "-1"],
-                          capture_output=True, text=True, timeout=300)
+    proc = _run_capped(tmp_path, margin_mb << 20, "-n", model, "-s", "2", "-g", "-1")
     assert proc.returncode == 1, (proc.returncode, proc.stderr)
     assert re.fullmatch(rf"ncnn-sr: error: out of memory: {model}\S* needs about \d+ MB of address space to load on "
                         r"the CPU with \d+ threads?, more than the \d+ MB this process may still use \(ulimit -v\)\n",
@@ -1583,9 +1589,7 @@ def test_openmp_threads_a_cap_cannot_hold_as_a_model_loads_are_said_not_swallowe
     Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
     script = _CAPPED_COMMAND.replace("entry.ncnn_sr()", "from ncnn_sr import network\n"
                                      "network._load_need = lambda *given: 0\nentry.ncnn_sr()")
-    proc = subprocess.run([sys.executable, "-c", script, str(80 << 20), "-i", tmp_path / "in.png", "-o",
-                           tmp_path / "out.png", *FAST], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_STACKSIZE": "512M"})
+    proc = _run_capped(tmp_path, 80 << 20, *FAST, script=script, omp_stack="512M")
     assert proc.returncode == 1, (proc.returncode, proc.stderr)
     assert re.fullmatch(r"ncnn-sr: error: out of memory: realesr-animevideov3-x2 cannot start its \d+ OpenMP threads? "
                         r"to load on the CPU: their stacks take \d+ MB, more than the \d+ MB this process may still "
@@ -1602,9 +1606,7 @@ def test_openmp_threads_a_cap_cannot_hold_as_a_worker_starts_are_out_of_memory_n
     # partial files left). OpenMP stacks of 32 MB under a cap 88 MB past the loaded
     # command: the model loads, a worker's team cannot start.
     Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
-    proc = subprocess.run([sys.executable, "-c", _CAPPED_COMMAND, str(88 << 20), "-i", tmp_path / "in.png", "-o",
-                           tmp_path / "out.png", *FAST], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_STACKSIZE": "32M"})
+    proc = _run_capped(tmp_path, 88 << 20, *FAST, omp_stack="32M")
     assert proc.returncode == 1, (proc.returncode, proc.stderr)
     # Said of the picture where a worker met it (a folder's others may go through
     # workers whose teams started), else of the load.
@@ -1625,9 +1627,7 @@ def test_threads_the_memory_cannot_hold_are_out_of_memory_not_a_traceback(tmp_pa
                                      "threading.stack_size(256 << 20)\n")
     # OpenMP's threads (ncnn's, one fewer than the cores) on small stacks of their own:
     # on a machine of many cores their default ones would fill the cap first.
-    proc = subprocess.run([sys.executable, "-c", script, str(80 << 20), "-i", tmp_path / "in.png", "-o",
-                           tmp_path / "out.png", *FAST], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_STACKSIZE": "256K"})
+    proc = _run_capped(tmp_path, 80 << 20, *FAST, script=script, omp_stack="256K")
     assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
@@ -1643,10 +1643,8 @@ def test_threads_of_the_default_stack_the_memory_cannot_hold_are_out_of_memory_n
     Image.fromarray(picture(6, 7)).save(tmp_path / "in.png")
     hard = resource.getrlimit(resource.RLIMIT_STACK)[1]
     stack = 64 << 20 if hard == resource.RLIM_INFINITY else min(64 << 20, hard)
-    proc = subprocess.run([sys.executable, "-c", _CAPPED_COMMAND, str(48 << 20), "-i", tmp_path / "in.png", "-o",
-                           tmp_path / "out.png", *FAST], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_STACKSIZE": "256K"},
-                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_STACK, (stack, hard)))
+    proc = _run_capped(tmp_path, 48 << 20, *FAST, omp_stack="256K",
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_STACK, (stack, hard)))
     assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
@@ -1660,9 +1658,7 @@ def test_a_model_with_a_fixed_blob_past_a_cap_names_the_cap(tmp_path):
     (tmp_path / "big.param").write_text("7767517\n3 3\nInput data 0 1 data\nInterp big 1 1 data f 0=2 3=4096 4=4096\n"
                                         "Interp up 1 1 f output 0=2 1=2.0 2=2.0\n")
     (tmp_path / "big.bin").write_bytes(b"")
-    proc = subprocess.run([sys.executable, "-c", _CAPPED_COMMAND, str(256 << 20), "-i", tmp_path / "in.png", "-o",
-                           tmp_path / "out.png", "-n", "big", "-m", tmp_path, "-g", "-1"],
-                          capture_output=True, text=True, timeout=300)
+    proc = _run_capped(tmp_path, 256 << 20, "-n", "big", "-m", tmp_path, "-g", "-1")
     assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert re.fullmatch(r"ncnn-sr: error: model big: \S+ layer big \(Interp\) makes a 4096x4096x3 blob \(192 MB\), "
                         r"more than half the \d+ MB this process may still use \(ulimit -v\)\n", proc.stderr)
