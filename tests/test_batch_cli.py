@@ -1447,12 +1447,18 @@ def full(*given):
     encode(*given)
 
 
+def remove():
+    # Again until it is gone, as a user would run rm -rf again: the other save thread's
+    # part, made while rmtree emptied the folder, left it there ("Directory not empty").
+    while os.path.exists(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+
 def write_image(*given, **options):
     real(*given, **options)
     with lock:
         written.append(given[0])
         if len(written) == 2:
-            {"chmod": lambda: os.chmod(folder, 0o555), "remove": lambda: shutil.rmtree(folder),
+            {"chmod": lambda: os.chmod(folder, 0o555), "remove": remove,
              "rename": lambda: os.rename(folder, folder + ".moved"), "full": lambda: None}[action]()
 
 pipeline.write_image, images._encode = write_image, full
