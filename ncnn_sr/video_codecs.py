@@ -622,6 +622,8 @@ def _matrix_read(codec: str, muxer: str, pix_fmt: str, matrix: int) -> int:
             if codec == "libx265":
                 stream.codec_context.options = dict(QUIET_X265)
             frame = av.VideoFrame(64, 64, pix_fmt)
+            for plane in frame.planes:  # PyAV leaves them unset: encoders read them, valgrind flags it
+                plane.update(bytes(plane.buffer_size))
             frame.pts, frame.colorspace = 0, matrix
             probe_output.mux(stream.encode(frame))
             probe_output.mux(stream.encode())
