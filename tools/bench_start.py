@@ -47,10 +47,20 @@ def timed(tree: str, case: str, folder: str) -> tuple[float, float]:
     env["PYTHONPATH"] = tree
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, *CASES[case]], cwd=folder, env=env, capture_output=True)
+    with subprocess.Popen([sys.executable, *CASES[case]], cwd=folder, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as child:
+        try:
+            child.communicate()
+        except BaseException:
+            # subprocess.run waits a quarter of a second for a child it killed on
+            # Ctrl-C and leaves it unreaped after: a zombie under an init that reaps
+            # nothing, still there for whoever looks (the tools' Ctrl-C test, loaded).
+            child.kill()
+            child.wait()
+            raise
     wall = time.perf_counter() - start
-    if done.returncode != EXPECTED.get(case, 0):
-        raise SystemExit(f"bench_start.py: case {case} with {tree}: exit status {done.returncode}, "
+    if child.returncode != EXPECTED.get(case, 0):
+        raise SystemExit(f"bench_start.py: case {case} with {tree}: exit status {child.returncode}, "
                          f"not {EXPECTED.get(case, 0)}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -101,7 +111,7 @@ _stopped_by = [signal.SIGINT]
 
 def _stopped(signum, frame):
     """SIGTERM and SIGHUP stop the run as Ctrl-C does, its timed child killed with it
-    (subprocess.run's doing): by their default the tool died alone (measure.run_main,
+    (``timed``'s doing): by their default the tool died alone (measure.run_main,
     which this script does not import, does the same for the other tools)."""
     _stopped_by[0] = signum
     raise KeyboardInterrupt
