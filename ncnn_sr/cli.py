@@ -78,7 +78,10 @@ class _DefaultToUpscale(click.Group):
         # "ncnn-sr in.png out.png" was "No such command 'in.png'", with no word of -i/-o.
         word = args[0] if args else ""
         if word and self.get_command(ctx, word) is None and _names_a_file(word):
-            output = args[1] if len(args) > 1 and not args[1].startswith("-") else "OUTPUT"
+            # An -o given beside the bare input is the output meant: OUTPUT in its place
+            # asked the user to retype what they had given.
+            output = (args[1] if len(args) > 1 and not args[1].startswith("-")
+                      else _input_of(args[1:], "-o", "--output") or "OUTPUT")
             raise click.UsageError(f"No such command {shown_repr(word)}: to upscale it, use -i/-o: "
                                    f"{ctx.command_path} -i {shell_word(word)} -o {shell_word(output)}", ctx)
         return super().resolve_command(ctx, args)

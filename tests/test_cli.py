@@ -1924,6 +1924,11 @@ def test_a_mistyped_command_is_said_to_be_one(tmp_path):
     (["clip.mkv"], "ncnn-sr -i clip.mkv -o OUTPUT"),  # named like a video
     (["shots", "big"], "ncnn-sr -i shots -o big"),  # a folder there is
     (["my photo.heic.bak", "o.png"], "ncnn-sr -i 'my photo.heic.bak' -o o.png"),  # a file there is
+    # The -o given beside the bare input is the call's, not OUTPUT (found by a README
+    # walk: "ncnn-sr in.png -o out.png" was told "-o OUTPUT"), in each of click's forms.
+    (["in.png", "-o", "out.png"], "ncnn-sr -i in.png -o out.png"),
+    (["in.png", "-s", "2", "--output=big/"], "ncnn-sr -i in.png -o big/"),
+    (["in.png", "-oout.png"], "ncnn-sr -i in.png -o out.png"),
 ])
 def test_paths_given_without_i_and_o_are_told_how(args, hint, tmp_path):
     # It said "No such command 'in.png'" and no more.
