@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from .cut_short import is_cut_short
-from .errors import InputError, SettingError, broken_link, describe
+from .errors import InputError, SettingError, broken_link, describe, shell_word
 from .files import ffmpeg_name
 from .images import FORMATS, file_path, format_named, named_format, only_an_extension, output_format, special_kind
 from .path_names import (RAW_ADVICE, RAW_SUFFIXES, is_picture_suffix, names_a_folder, says_its_kind, split_name,
@@ -291,8 +291,10 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
                      f"raw photos are not read here; {RAW_ADVICE.format('them')}")
     if videos:
         # Left out without a word, a folder of clips ended in "no pictures found".
+        # The command quoted as the shell reads it back: in quotes of its own, a folder
+        # with a space ("my clips") or a Latin-1 byte went in as two paths, or another.
         notes.append(f"{videos} video{'s' if videos > 1 else ''} in {src} left out: a folder run upscales "
-                     f"pictures; 'ncnn-sr video -i {src} -o OUT_FOLDER' upscales its videos")
+                     f"pictures; ncnn-sr video -i {shell_word(str(src))} -o OUT_FOLDER upscales its videos")
     return _unless_overwriting(Plan(tuple(jobs), tuple(notes), True, tuple(unlisted)))
 
 
@@ -726,8 +728,8 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
         # As a folder of pictures names 'ncnn-sr video' for its clips: a GIF among the
         # clips was left out unsaid, and a folder of GIFs was "no videos in it".
         logging.getLogger("ncnn_sr").warning(
-            "%s picture%s in %s left out: a video folder run upscales videos; 'ncnn-sr -i %s -o OUT_FOLDER' "
-            "upscales its pictures", pictures, "s" if pictures > 1 else "", src, src)
+            "%s picture%s in %s left out: a video folder run upscales videos; ncnn-sr -i %s -o OUT_FOLDER "
+            "upscales its pictures", pictures, "s" if pictures > 1 else "", src, shell_word(str(src)))
     if not jobs:
         deeper = not recursive and has_sub_folders(src)  # else -r was named of a folder with none
         raise InputError(f"{src}: no videos in it{' (-r looks in its sub-folders too)' if deeper else ''}")

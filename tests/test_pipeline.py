@@ -2204,7 +2204,7 @@ def test_files_not_named_as_pictures_are_said_in_one_note_per_run(tmp_path):
     (src / "clip.mp4").write_bytes(b"not looked at")
     assert plan_jobs(src, tmp_path / "out").notes == (
         f"1 file in {src} left out: not a picture by its name (b.txt)",
-        f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o OUT_FOLDER' "
+        f"1 video in {src} left out: a folder run upscales pictures; ncnn-sr video -i {src} -o OUT_FOLDER "
         "upscales its videos")
 
 
@@ -2957,8 +2957,8 @@ def test_a_folder_of_pictures_beside_a_file_with_a_video_s_first_bytes_is_planne
     monkeypatch.setitem(sys.modules, "av", None)  # import av: ImportError
     plan = plan_jobs(src, tmp_path / "out")
     assert [j.source.name for j in plan.jobs] == ["a.png"]
-    assert plan.notes == (f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o "
-                          "OUT_FOLDER' upscales its videos",)
+    assert plan.notes == (f"1 video in {src} left out: a folder run upscales pictures; ncnn-sr video -i {src} -o "
+                          "OUT_FOLDER upscales its videos",)
 
 
 @pytest.mark.skipif(os.name == "nt", reason="no flock: no folder is swept")

@@ -288,7 +288,7 @@ def test_a_picture_folder_run_names_the_video_command_for_the_videos_it_leaves(t
     Image.fromarray(picture(12, 16)).save(src / "a.png")
     make_clip(src / "clip.mp4", frames=2, audio=None)
     proc = run(NCNN_SR, "-i", src, "-o", tmp_path / "out", *X2)
-    assert f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o OUT_FOLDER' " \
+    assert f"1 video in {src} left out: a folder run upscales pictures; ncnn-sr video -i {src} -o OUT_FOLDER " \
            "upscales its videos" in proc.stderr
 
 
@@ -304,7 +304,7 @@ def test_a_video_folder_run_names_the_picture_command_for_the_pictures_it_leaves
     Image.fromarray(picture(12, 16)).save(src / "a.png")
     Image.fromarray(picture(12, 16)).save(src / "b.gif")
     Image.fromarray(picture(12, 16)).save(src / ".hidden.png")
-    note = f"2 pictures in {src} left out: a video folder run upscales videos; 'ncnn-sr -i {src} -o OUT_FOLDER' " \
+    note = f"2 pictures in {src} left out: a video folder run upscales videos; ncnn-sr -i {src} -o OUT_FOLDER " \
            "upscales its pictures"
     proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2, check_ok=False)
     assert proc.returncode == 1
@@ -492,7 +492,7 @@ def test_a_folder_of_frames_into_a_video_says_it_holds_no_videos(tmp_path, exist
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [
         f"ncnn-sr: warning: 3 pictures in {src} left out: a video folder run upscales videos; "
-        f"'ncnn-sr -i {src} -o OUT_FOLDER' upscales its pictures",
+        f"ncnn-sr -i {src} -o OUT_FOLDER upscales its pictures",
         f"ncnn-sr: error: {src}: no videos in it"]
     assert sorted(os.listdir(tmp_path)) == (["frames", "out.mp4"] if existing else ["frames"])
 
@@ -815,8 +815,8 @@ def test_a_video_without_an_extension_in_a_folder_is_taken_by_its_first_bytes_in
         assert (len(times), size) == (FRAMES.get(container, 3), (32, 32)), container
     assert proc.stderr.splitlines()[:2] == [
         f"ncnn-sr: warning: 1 file in {src} left out: not a video by its name or first bytes (notes)",
-        f"ncnn-sr: warning: 1 picture in {src} left out: a video folder run upscales videos; 'ncnn-sr -i {src} "
-        "-o OUT_FOLDER' upscales its pictures"]
+        f"ncnn-sr: warning: 1 picture in {src} left out: a video folder run upscales videos; ncnn-sr -i {src} "
+        "-o OUT_FOLDER upscales its pictures"]
     assert proc.stderr.splitlines()[-1].startswith(f"ncnn-sr: {len(CONTAINERS)} videos: {len(CONTAINERS)} upscaled")
 
 
@@ -863,7 +863,7 @@ def test_files_neither_videos_nor_pictures_are_said_in_one_note_and_subtitles_be
         f"3 subtitle files in {src} not carried: subtitles in separate files are not read; copy them beside the "
         f"outputs (ep1.en.ass, ep1.srt, {sub}ep2.vtt)",
         f"4 files in {src} left out: not videos by their names or first bytes (notes, other.srt, show.nfo, ...)",
-        f"1 picture in {src} left out: a video folder run upscales videos; 'ncnn-sr -i {src} -o OUT_FOLDER' "
+        f"1 picture in {src} left out: a video folder run upscales videos; ncnn-sr -i {src} -o OUT_FOLDER "
         "upscales its pictures"]
     caplog.clear()
     with caplog.at_level("WARNING", logger="ncnn_sr"):
@@ -922,7 +922,7 @@ def test_a_picture_folder_run_counts_a_video_without_an_extension_among_the_vide
     (src / "notes").write_text("x")
     assert plan_jobs(src, tmp_path / "out", fmt="png").notes[-2:] == (
         f"1 file in {src} left out: not a picture by its name or first bytes (notes)",
-        f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o OUT_FOLDER' "
+        f"1 video in {src} left out: a folder run upscales pictures; ncnn-sr video -i {src} -o OUT_FOLDER "
         "upscales its videos")
 
 
@@ -959,7 +959,7 @@ def test_a_video_whose_suffix_is_no_extension_is_taken_by_its_first_bytes(tmp_pa
         f"1 subtitle file in {src} not carried: subtitles in separate files are not read; copy them beside the "
         "outputs (Show.S01E01.1080p.srt)",
         f"2 files in {src} left out: not videos by their names or first bytes (GL010001.LRV, notes.1)",
-        f"1 picture in {src} left out: a video folder run upscales videos; 'ncnn-sr -i {src} -o OUT_FOLDER' "
+        f"1 picture in {src} left out: a video folder run upscales videos; ncnn-sr -i {src} -o OUT_FOLDER "
         "upscales its pictures"]
     assert sorted(opened) == ["Show.S01E01.1080p", "b.mkv~", "clip.mp4_original", "notes.1", "poster.jpg_large"]
 
@@ -1021,8 +1021,8 @@ def test_sound_without_an_extension_in_a_folder_of_videos_is_left_out_with_the_o
     # A folder of pictures counted each among the videos it left for 'ncnn-sr video'.
     notes = plan_jobs(src, tmp_path / "pictures").notes
     assert notes == (f"{len(left)} files in {src} left out: not pictures by their names or first bytes ({named})",
-                     f"1 video in {src} left out: a folder run upscales pictures; 'ncnn-sr video -i {src} -o "
-                     "OUT_FOLDER' upscales its videos")
+                     f"1 video in {src} left out: a folder run upscales pictures; ncnn-sr video -i {src} -o "
+                     "OUT_FOLDER upscales its videos")
 
 
 def test_skip_existing_after_a_video_of_the_same_name_was_removed_takes_none_for_another(tmp_path):
@@ -1078,3 +1078,29 @@ def test_the_numbered_output_looked_for_is_the_one_the_plan_would_give():
     assert out / "clip-2.mkv" not in video_clash_outputs([(src / "clip", out / "clip-2.mkv"),
                                                           (src / "clip.mkv", out / "clip.mkv")])
     assert video_clash_outputs([(src / "Show.1080p", out / "Show.mkv")]) == {out / "Show.mkv": out / "Show.1080p.mkv"}
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the names are POSIX shell words")
+@pytest.mark.parametrize("name", ["my clips", os.fsdecode(b"caf\xe9")])
+def test_the_command_a_mixed_folder_names_for_what_it_leaves_out_can_be_copied(tmp_path, caplog, name):
+    # found by a README walk: "a command offered to copy quotes such a byte as the shell
+    # reads it back", but these two put the folder in as it is: "ncnn-sr video -i my
+    # clips -o OUT_FOLDER" named two paths, and caf\xe9 a folder "cafxe9".
+    from PIL import Image
+
+    from conftest import picture
+    from ncnn_sr.jobs import plan_jobs, plan_videos
+    from ncnn_sr.video import EncodeOptions
+
+    src = tmp_path / name
+    src.mkdir()
+    Image.fromarray(picture(12, 16)).save(src / "a.png")
+    make_clip(src / "clip.mp4", frames=2, audio=None)
+    with caplog.at_level("WARNING", logger="ncnn_sr"):
+        plan_videos(src, tmp_path / "out", EncodeOptions())
+    for note, command, then in [(plan_jobs(src, tmp_path / "out").notes[-1], "ncnn-sr video -i ", " upscales its videos"),
+                                (caplog.records[-1].getMessage(), "ncnn-sr -i ", " upscales its pictures")]:
+        assert " left out: a " in note and note.endswith(f" -o OUT_FOLDER{then}"), note
+        word = note.split(command, 1)[1].removesuffix(f" -o OUT_FOLDER{then}")
+        said = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, check=True).stdout
+        assert said == os.fsencode(src), note
