@@ -634,7 +634,8 @@ def _refuse_non_model(path: Path) -> None:
     if path.is_file():
         if path.suffix.lower() in PYTORCH_SUFFIXES:
             raise ModelError(f"{path} holds PyTorch weights, not an ncnn model: convert them once with ",
-                             Option(f"'ncnn-sr convert -i {path}'",
+                             # Quoted as the shell reads it back, to be copied: 'my model.pth'.
+                             Option(f"ncnn-sr convert -i {shell_word(str(path))}",
                                     "write_model(convert_weights(read_weights(path)), folder, name)", everywhere=True),
                              ", then give the .param it writes")
         raise ModelError(f"{path} is not an ncnn model: give a .param file with its .bin beside it "

@@ -201,12 +201,17 @@ def test_a_sha256_that_is_none_is_a_usage_error(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pth"]
 
 
-def test_an_upscale_given_the_weights_says_how_to_convert_them(tmp_path):
-    source = weights_file(tmp_path)
+@pytest.mark.parametrize("name", ["4x-Mine.pth", "my model.pth", os.fsdecode(b"caf\xe9.pth")])
+def test_an_upscale_given_the_weights_says_how_to_convert_them(tmp_path, name):
+    # The command is one to copy: a name with a space ('my model.pth') or a Latin-1
+    # byte went in as it was, two words or another name (found by a README walk).
+    source = weights_file(tmp_path, name)
     Image.fromarray(picture(4, 4)).save(tmp_path / "in.png")
     proc = run("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-n", source, "-g", "-1", check_ok=False)
     assert proc.returncode != 0
-    assert f"convert them once with 'ncnn-sr convert -i {source}'" in proc.stderr
+    said = proc.stderr.split("convert them once with ncnn-sr convert -i ", 1)[1].split(", then give the .param")[0]
+    read = subprocess.run(["bash", "-c", f"printf %s {said}"], capture_output=True, check=True).stdout
+    assert read == os.fsencode(source), proc.stderr
 
 
 def test_dni_interpolates_two_trainings_as_real_esrgans_denoise_strength(tmp_path):

@@ -495,7 +495,7 @@ def test_a_model_file_of_another_kind_is_not_an_ncnn_model(tmp_path, monkeypatch
                                                    "convert them once with write_model(convert_weights(read_weights(")
                        ) as caught:
         resolve_model(name)
-    assert "not an ncnn model: convert them once with 'ncnn-sr convert -i " in caught.value.said(FlagNames())
+    assert "not an ncnn model: convert them once with ncnn-sr convert -i " in caught.value.said(FlagNames())
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
@@ -510,7 +510,7 @@ def test_pytorch_weights_of_the_name_in_a_model_folder_say_to_convert_them(tmp_p
                                          "PyTorch weights, not an ncnn model: convert them once with write_model"
                        ) as caught:
         resolve_model(f"4x-Mine{suffix if given else ''}", tmp_path / "models")
-    assert "convert them once with 'ncnn-sr convert -i " in caught.value.said(FlagNames())
+    assert "convert them once with ncnn-sr convert -i " in caught.value.said(FlagNames())
 
 
 def test_a_model_file_of_another_kind_in_a_model_folder_is_named_not_unknown(tmp_path):
