@@ -102,11 +102,19 @@ def _open_bar(prog: str, total: int | None, unit: str, fraction: bool = False):
         return None
     from tqdm import tqdm
 
-    shape = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]" \
-        if fraction else None
     _bar = tqdm(total=total, unit=unit, file=_BarStream(sys.stderr), dynamic_ncols=True, desc=prog, leave=False,
-                bar_format=shape)
+                bar_format=FRACTION_SHAPE if fraction else None)
     return _bar
+
+
+# A bar's shape where its count has fractions (pictures, tiles in work): to a tenth.
+FRACTION_SHAPE = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
+
+
+def fraction_words(count: float) -> str:
+    """``count`` as a progress line says it: whole, or cut (not rounded) to a tenth,
+    as 1.97 of 2 is not "2.0/2"."""
+    return f"{count:.0f}" if count == int(count) else f"{int(count * 10) / 10:.1f}"
 
 
 class _BarStream:
@@ -232,9 +240,7 @@ class Progress(_Meter):
         # a fraction of what was left.
         rate = (shown - self.skipped) / max(now - self.started, 1e-9)
         pace = f", {rate:.2f}/s, ETA {(self.total - shown) / rate:.0f} s" if rate > 0 else ""
-        # Cut, not rounded: 1.97 of 2 is not "2.0/2".
-        count = f"{shown:.0f}" if shown == int(shown) else f"{int(shown * 10) / 10:.1f}"
-        echo(f"{self.prog}: {count}/{self.total} pictures{pace}")
+        echo(f"{self.prog}: {fraction_words(shown)}/{self.total} pictures{pace}")
 
     def __call__(self, outcome: Outcome) -> None:
         self.done += 1
@@ -339,6 +345,11 @@ class TileBar(_Meter):
             self.calls += 1
             # One picture's count starts again where a tile size that ran out of memory was shrunk.
             count, whole = (done if self.frames == 1 else self.calls), total * self.frames
+            tiles = getattr(total, "tiles", None)  # tiles.Steps: steps of that many tiles
+            if tiles is not None:
+                count, whole = count * tiles / total, tiles * self.frames
+                if self.bar is not None and self.bar.bar_format is None:
+                    self.bar.bar_format = FRACTION_SHAPE
             if self.bar is None:
                 self._plain_line(count, whole)
                 return
@@ -348,7 +359,7 @@ class TileBar(_Meter):
             if not known:
                 self.bar.refresh()  # the total, at once
 
-    def _plain_line(self, count: int, whole: int) -> None:
+    def _plain_line(self, count: float, whole: int) -> None:
         """Off a terminal (a log, nohup), a line every few seconds, as a folder's run and
         a video's write: a photo on the CPU said nothing for minutes. Once done, a last
         line where one was said, else the log's last word was "2/4 tiles", as if the
@@ -363,16 +374,21 @@ class TileBar(_Meter):
             return
         self.last_line, self.partial = now, True
         rate = count / max(now - self.started, 1e-9)
-        echo(f"{self.prog}: {count}/{whole} tiles, {rate:.2f}/s, ETA {(whole - count) / rate:.0f} s")
+        echo(f"{self.prog}: {fraction_words(count)}/{whole} tiles, {rate:.2f}/s, ETA {(whole - count) / rate:.0f} s")
 
 
 def tile_percent(done: int, total: int) -> None:
-    """A picture's tiles done as the reference says them: a line such as '25.00%'."""
-    from .tiles import TtaPasses  # not at the top: tiles loads numpy, which --help does without
+    """A picture's tiles done as the reference says them: a line such as '25.00%'.
+    Steps of tiles (``tiles.Steps``: a staged run's windows, TTA's passes over one
+    window) say a line as each tile's worth is done, as the reference does its tiles."""
     if not done:
         return  # no tile: an upscale that ended without its result (see Pipeline)
-    if isinstance(total, TtaPasses) and done < total:
-        return  # a pass of TTA's over a picture of one tile: the reference says the tile once
+    tiles = getattr(total, "tiles", None)
+    if tiles is not None:
+        finished = done * tiles // total
+        if finished == (done - 1) * tiles // total:
+            return  # within a tile
+        done, total = finished, tiles
     try:
         echo(f"{done / total * 100:.2f}%")
     except OSError:

@@ -386,7 +386,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         RGBA of equal R, G and B (grey with alpha), whose grey is the luma of the
         colour result.
 
-        ``progress(done, total)`` is called after each tile, in the caller's thread; an
+        ``progress(done, total)`` is called after each tile, in the caller's thread, or
+        after each step of the tiles where the work goes in smaller steps (a staged
+        run's windows, TTA's passes over a picture of one window): ``total`` is then a
+        ``tiles.Steps``, an int whose ``tiles`` is the tile count the steps make up. An
         exception it raises stops the work and comes out of ``upscale`` (that is how a
         batch cancels). In the main thread a Ctrl-C (KeyboardInterrupt) comes out at
         once, though ncnn may be running a window then: the work runs in a helper
@@ -915,7 +918,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
                         "their output differs from the whole picture's (%s)", self.spec.name, tile,
                         self._why_not_staged(channels))
         if maps is not None:
-            self._run_stages(net, rgb, alpha, out, longest, maps[0], progress)
+            self._run_stages(net, rgb, alpha, out, longest, maps[0], progress, len(grid))
         elif self.overlap == 0 or len(grid) == 1:
             self._place_tiles(grid, net, rgb, alpha, out, progress)
         else:

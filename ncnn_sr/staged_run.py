@@ -14,7 +14,7 @@ from . import staged
 from .errors import ModelError
 from .network import SplitNetwork
 from .pixels import quantize_into, to_float
-from .tiles import TTA_COUNT, pieces, tta_forward
+from .tiles import TTA_COUNT, Steps, pieces, tta_forward
 
 
 # Bytes of float pixels rounded at a time at the end of a staged TTA run.
@@ -48,9 +48,11 @@ class StagedRun:
     """The staged run of an Upscaler: ``_run_stages``."""
 
     def _run_stages(self, net: SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, out: np.ndarray,
-                    longest: int, dtype, progress) -> None:
+                    longest: int, dtype, progress, tiles: int) -> None:
         """Exact tiling (``staged``): the trunk stage by stage over the whole picture,
-        then the head piece by piece; with TTA, once per symmetry, summed in float."""
+        then the head piece by piece; with TTA, once per symmetry, summed in float.
+        ``progress`` is told each window, out of ``Steps`` that make up the ``tiles``
+        of the picture's grid."""
         s, p, channels = self._scale, self._border, out.shape[2]
         height, width = rgb.shape[0] - 2 * p, rgb.shape[1] - 2 * p
         c, u = net.plan.head_context, net.plan.unshuffle
@@ -63,6 +65,7 @@ class StagedRun:
         total = windows(*rgb.shape[:2])
         if self.tta:  # four passes transposed
             total = 4 * (total + windows(rgb.shape[1], rgb.shape[0]))
+        total = Steps(total, tiles)
         done = 0
 
         def tick() -> None:

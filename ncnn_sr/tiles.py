@@ -237,10 +237,20 @@ def mirror_pad(image: np.ndarray, pad: int) -> np.ndarray:
 TTA_COUNT = 8
 
 
-class TtaPasses(int):
-    """The ``total`` a progress callback is told where a picture runs as one window
-    with TTA: its passes, each told so a bar moves and a cancel stops between them,
-    where the reference counts the one tile (``console.tile_percent``)."""
+class Steps(int):
+    """The ``total`` a progress callback is told where what it counts are steps of the
+    picture's ``tiles``, not tiles: a staged run's windows of every stage and pass, or
+    the TTA passes of a picture run as one window. Each step is told, so a bar moves
+    and a cancel stops between them; a display says the tiles they make up
+    (``console.TileBar``, and ``console.tile_percent``, a line a tile as the reference
+    prints): told as tiles, a picture of 6 tiles said 192 with TTA."""
+
+    tiles: int
+
+    def __new__(cls, steps: int, tiles: int) -> Steps:
+        made = super().__new__(cls, steps)
+        made.tiles = tiles
+        return made
 
 
 def tta_forward(image: np.ndarray, k: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from .errors import ModelError
 from .network import Network, crop_output
 from .pixels import quantize_into, to_float
-from .tiles import TTA_COUNT, TtaPasses, blend_spans, ramp_weights, tta_forward, tta_inverse
+from .tiles import TTA_COUNT, Steps, blend_spans, ramp_weights, tta_forward, tta_inverse
 
 # Windows one call keeps in flight on a GPU that does not compute in the host's
 # memory. The C++ code runs its tiles one after another, so the GPU idles while the
@@ -66,7 +66,7 @@ class WindowRunner:
         if len(boxes) == 1 and self.tta:
             # One window, minutes of eight passes on the CPU for a photo: each is told,
             # so a bar moves and a cancel stops between them (the last is told once placed).
-            total = TtaPasses(self._tta_passes(alpha))
+            total = Steps(self._tta_passes(alpha), tiles=1)
             done = 0
 
             def tick() -> None:

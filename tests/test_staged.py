@@ -175,6 +175,29 @@ def test_staged_progress_counts_every_window_and_can_stop_the_work(ups):
         ups(tile=32).upscale(picture(44, 70), progress=stop)
 
 
+def test_a_staged_tta_run_says_its_tiles_not_each_window_of_each_pass(ups, monkeypatch, capsys):
+    # Its 6 tiles were said as "1/192 tiles" ... "192/192 tiles": each window of each
+    # stage of each of the eight passes counted as a tile.
+    from ncnn_sr import console
+
+    calls = []
+    ups(tile=32, tta=True).upscale(picture(44, 70), progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1][0] == calls[-1][1] > 6 and calls[-1][1].tiles == 6  # a 2 x 3 grid of 32 px tiles
+    monkeypatch.setattr(console._Meter, "PLAIN_EVERY", 0)
+    tiles = console.TileBar("ncnn-sr")
+    for done, total in calls:
+        tiles(done, total)
+    tiles.close()
+    lines = capsys.readouterr().err.splitlines()
+    counts = [float(line.split()[1].split("/")[0]) for line in lines]
+    assert all(line.split()[1].endswith("/6") for line in lines), lines
+    assert counts == sorted(counts) and counts[0] < 1 and lines[-1].startswith("ncnn-sr: 6/6 tiles, done in")
+    # The reference's lines (the drop-in's, which never stages): one a tile, to 100.00%.
+    for done, total in calls:
+        console.tile_percent(done, total)
+    assert capsys.readouterr().err.splitlines() == ["16.67%", "33.33%", "50.00%", "66.67%", "83.33%", "100.00%"]
+
+
 def test_the_automatic_tile_leaves_room_for_the_maps(ups, monkeypatch):
     monkeypatch.setattr(engine_mod.budget, "available_memory", lambda: 8 << 30)
     up = ups(tile=0)
