@@ -724,7 +724,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     once, leaving no partial file."""
     from . import video, video_codecs
 
-    began = time.monotonic()
+    began = command_start(time.monotonic())  # its summary's time is the whole command's, as a folder of pictures'
     done = skipped = failed = 0
     not_done = 0  # the videos of sub-folders gone during the run (-r), as Summary.not_done
     gone_said: set[str] = set()  # those sub-folders, in words: one line each
@@ -982,6 +982,8 @@ class _RunState:
 
     plan: Plan | None = None
     summary: Summary | None = None
+    started: float = 0.0  # the command's start (command_start), for the summary's time
+    load_seconds: float | None = None  # the lanes' making: the devices looked up, the model loaded on them
     progress: Progress | None = None
     tiles: TileBar | None = None
     new_folder: Path | None = None
@@ -1096,11 +1098,13 @@ def _upscale_all(prog: str, opts: RunOptions, out_folder: Path, flags: FlagNames
     check_writable(out_folder if plan.folder_mode else _written_in(plan.jobs[0].target))
     # A folder of pictures of one size (a camera's, a video's frames) is planned as a video's.
     count = _pictures(plan.jobs, opts.animate)
+    loading = time.monotonic()
     lanes, load, save = build_lanes(opts, pictures=count,
                                     frame=lambda: one_size([job.source for job in plan.jobs]),
                                     items=len(plan.jobs),
                                     before_devices=None if plan.folder_mode else
                                     lambda spec: _check_picture(opts, plan.jobs[0], spec, flags))
+    state.load_seconds = time.monotonic() - loading
     _say_lanes(opts, lanes)
     progress = state.progress = _run_progress(prog, opts, plan)
     on_tile = _on_tile(prog, opts, count, state)
@@ -1136,8 +1140,28 @@ def _check_picture(opts: RunOptions, job: Job, spec: ModelSpec, flags: FlagNames
         raise InputError(refusal)
 
 
-def _ended(prog: str, opts: RunOptions, plan: Plan, summary: Summary) -> int:
+def command_start(fallback: float) -> float:
+    """When the command started, as its entry point timed it (entry.command_started),
+    else ``fallback`` (a run called in-process, with no entry point)."""
+    entry = sys.modules.get(f"{__package__}.entry")  # not imported here: loading it holds the stop signals
+    started = None if entry is None else entry.command_started()
+    return fallback if started is None else started
+
+
+def _took(seconds: float, load: float | None, summary: Summary) -> str:
+    """A folder's time as its summary says it: the whole run's ``seconds``, which a
+    user sets beside the wall time they saw, the model's ``load`` among them said
+    apart, and the speed of the upscaling after it."""
+    if load is None:  # no model loaded: every output there already (--skip-existing)
+        return f"{seconds:.1f} s"
+    # No speed of a run that upscaled nothing (all failed).
+    rate = f", then {summary.ok / summary.seconds:.2f} pictures/s" if summary.ok and summary.seconds else ""
+    return f"{seconds:.1f} s: model load {load:.1f} s{rate}"
+
+
+def _ended(prog: str, opts: RunOptions, state: _RunState) -> int:
     """Say how a run that was not cut short by an exception ended; its exit status."""
+    plan, summary = state.plan, state.summary
     total = len(plan.jobs)
     for left in summary.left_behind:
         log.warning(left)
@@ -1157,20 +1181,19 @@ def _ended(prog: str, opts: RunOptions, plan: Plan, summary: Summary) -> int:
         return interrupted_status()
     unlisted = len(plan.unlisted)
     if plan.folder_mode and not opts.quiet:
-        # No speed of a run that upscaled nothing (its outputs there already, or all failed).
-        rate = f" ({summary.ok / summary.seconds:.2f} pictures/s)" if summary.ok and summary.seconds else ""
+        took = _took(time.monotonic() - state.started, state.load_seconds, summary)
         folders = f", {unlisted} folder{'s' if unlisted > 1 else ''} not listed" if unlisted else ""
         failed = _failed(summary.failed, opts)
         lost = f", {summary.not_done} not done" if summary.not_done else ""  # a sub-folder gone: its line said so
         echo(f"{prog}: {total} picture{'' if total == 1 else 's'}: {summary.ok} upscaled, {summary.skipped} skipped"
-             f"{failed}{lost}{folders} in {summary.seconds:.1f} s{rate}")
+             f"{failed}{lost}{folders} in {took}")
     return EXIT_FAILED if summary.failed or summary.not_done or unlisted else 0
 
 
 def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = FlagNames()) -> int:
     """Plan, build lanes, run, report; returns the exit status. Hints name options as
     ``flags`` name them."""
-    state = _RunState()
+    state = _RunState(started=command_start(time.monotonic()))
     try:
         state.plan = plan = _plan(prog, opts, flags)
         # -t, -j and -g as written before the plan's notes, as the reference checks its
@@ -1217,7 +1240,7 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
         return EXIT_FAILED
     finally:
         state.close()
-    return _ended(prog, opts, state.plan, state.summary)
+    return _ended(prog, opts, state)
 
 
 def said_failed(opts: RunOptions, words: str) -> str:

@@ -57,8 +57,13 @@ import _thread
 import gc
 import importlib
 import signal
+import time
 
 from .signals import interrupted_status, note_stop, raising_ctrl_c, stop_signals
+
+# As the command's script starts: this is the first of its modules to load.
+_loaded = time.monotonic()
+_command_started: list[float] = []  # set by _run: a command is running through here
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -254,7 +259,15 @@ def _stderr_to_devnull() -> None:
     sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
 
 
+def command_started() -> float | None:
+    """When the command run by its entry point started (``time.monotonic()``), for
+    the time its closing line says, which a user sets beside the wall time they saw;
+    None where no command runs through an entry point (one called in-process)."""
+    return _command_started[0] if _command_started else None
+
+
 def _run(module: str, prog: str) -> None:
+    _command_started[:] = [_loaded]
     # numpy's OpenBLAS starts a thread per core as it loads, each spinning a while for
     # work that never comes (ncnn computes the networks; numpy's few products are of
     # 3-vectors): 0.04 s of CPU at every start, taken from the command's own loading
