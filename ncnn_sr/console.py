@@ -384,12 +384,12 @@ def tile_percent(done: int, total: int) -> None:
     if not done:
         return  # no tile: an upscale that ended without its result (see Pipeline)
     tiles = getattr(total, "tiles", None)
-    if tiles is not None:
-        finished = done * tiles // total
-        if finished == (done - 1) * tiles // total:
-            return  # within a tile
-        done, total = finished, tiles
+    if tiles is None:
+        finished, tiles = range(done, done + 1), total
+    else:  # the tiles this step finished: none within a tile, several where steps are fewer than tiles
+        finished = range((done - 1) * tiles // total + 1, done * tiles // total + 1)
     try:
-        echo(f"{done / total * 100:.2f}%")
+        for tile in finished:
+            echo(f"{tile / tiles * 100:.2f}%")
     except OSError:
         pass  # stderr is gone: the picture is still worth finishing

@@ -538,6 +538,19 @@ def test_the_dropins_percentages_leave_out_an_upscale_that_ended_without_its_res
     assert capsys.readouterr().err == "25.00%\n"
 
 
+def test_the_dropins_percentages_say_each_tile_once_whatever_steps_make_them_up(capsys):
+    # Steps of tiles (a staged run's windows, TTA's passes): a line a tile, to 100.00%,
+    # where fewer steps than tiles would have left some tiles unsaid.
+    from ncnn_sr.console import tile_percent
+    from ncnn_sr.tiles import Steps
+
+    for total, tiles in ((3, 4), (8, 1), (10, 4)):
+        for done in range(1, total + 1):
+            tile_percent(done, Steps(total, tiles))
+        lines = capsys.readouterr().err.splitlines()
+        assert lines == [f"{k / tiles * 100:.2f}%" for k in range(1, tiles + 1)], (total, tiles, lines)
+
+
 class GoneTerminal(io.StringIO):
     """Standard error on a terminal that went away (a closed pipe beneath it) once
     ``gone`` is set: each write then fails."""
