@@ -61,7 +61,8 @@ import time
 
 from .signals import interrupted_status, note_stop, raising_ctrl_c, stop_signals
 
-# As the command's script starts: this is the first of its modules to load.
+# As the command's script starts: before this module, only the package's own
+# __init__ (which loads nothing) and Python's.
 _loaded = time.monotonic()
 _command_started: list[float] = []  # set by _run: a command is running through here
 
