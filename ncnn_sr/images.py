@@ -11,6 +11,7 @@ import os
 import re
 import stat
 import struct
+import sys
 import threading
 import warnings
 from dataclasses import dataclass, replace
@@ -21,12 +22,14 @@ import numpy as np
 from PIL import Image, ImageFile, JpegImagePlugin, UnidentifiedImageError, features
 from PIL.PngImagePlugin import PngInfo, iTXt
 
-from .errors import HintedInputError, InputError, Option, WriteOutOfMemory, describe, file_path, in_one_line
+from .errors import HintedInputError, InputError, Option, WriteOutOfMemory, describe, file_path, in_one_line, \
+    mappable
 from .files import atomic_write, check_named_as_file, file_in_the_way
 from .fixed import fixed_fields
 from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
+from .native_stderr import captured_stderr
 from .metadata import (EXIF_ORIENTATION, EXIF_RESOLUTION_FORMATS, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY,
                        RAW_XMP_KEY, app13_segment, dpi_pair, exif_body, exif_stating, exif_to_write, fitting_dpi,
                        fitting_profile, is_exif, orient, photoshop_resources, raw_profile, readable_exif, resolution,
@@ -1398,29 +1401,40 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         im.save(encoded, format="AVIF", **options)
         f.write(avif.stating_colour(encoded.getvalue(), coded[0], coded[1]))
         return
+    optimize = options.get("optimize")
     try:
-        if options.get("optimize"):
-            save_optimized_jpeg(im, f, options)
+        if optimize:
+            with captured_stderr() if _short_for_optimizing(im, options) else contextlib.nullcontext():
+                save_optimized_jpeg(im, f, options)
         else:
             im.save(f, format=FORMATS[fmt], **options)
     except OSError as e:
         # Past even save_optimized_jpeg's buffer libjpeg fails ("Suspension not allowed
-        # here", on fd 2). Without optimizing it streams.
-        if not options.get("optimize") or e.errno is not None:
+        # here"), or short of memory for its coefficients ("Insufficient memory (case
+        # 4)"), both on fd 2. Without optimizing it streams.
+        if not optimize or e.errno is not None:
             raise
         f.seek(0)
         f.truncate()
         options["optimize"] = False
-        try:
-            im.save(f, format=FORMATS[fmt], **options)
-        except OSError as again:
-            # libjpeg out of memory (its "Insufficient memory" on fd 2) reaches Pillow as
-            # a broken stream, as an error of its options would. A pixel with the same
-            # options written tells them apart: where it is, the picture's size failed.
-            if again.errno is not None or (not _ENCODER_OUT_OF_MEMORY.fullmatch(str(again))
-                                           and not _jpeg_options_hold(im.mode, options)):
-                raise
-            raise MemoryError from again
+        # Rare, so always kept quiet: a retry that fails short of memory is told as
+        # WriteOutOfMemory's one line, not libjpeg's too.
+        with captured_stderr() as libjpeg_said:
+            try:
+                im.save(f, format=FORMATS[fmt], **options)
+                return
+            except OSError as again:
+                # libjpeg out of memory (its "Insufficient memory") reaches Pillow as a
+                # broken stream, as an error of its options would. A pixel with the
+                # same options written tells them apart: where it is, the picture's
+                # size failed.
+                if again.errno is None and (_ENCODER_OUT_OF_MEMORY.fullmatch(str(again))
+                                            or _jpeg_options_hold(im.mode, options)):
+                    raise MemoryError from again
+                failure, said = again, libjpeg_said()
+        if said and sys.stderr is not None:  # not memory: libjpeg's words on it are the user's
+            sys.stderr.write(said)
+        raise failure
 
 
 def _jpeg_options_hold(mode: str, options: dict) -> bool:
@@ -1430,6 +1444,20 @@ def _jpeg_options_hold(mode: str, options: dict) -> bool:
     except OSError:
         return False
     return True
+
+
+def _short_for_optimizing(im: Image.Image, options: dict) -> bool:
+    """Whether an optimized JPEG of ``im`` may not find its memory: where it does not,
+    libjpeg prints "Insufficient memory (case 4)" on fd 2 as it fails, an error line
+    for a picture the unoptimized retry then writes. Address space for twice what the
+    encode takes at once (save_optimized_jpeg's buffer and libjpeg's coefficients, 2
+    bytes a sample, chroma quartered at 4:2:0), and 64 MB for other threads meanwhile,
+    says it will: no capture of fd 2 then, which would also swallow the lines other
+    threads write (a warning, the progress bar) while it lasts."""
+    bands, pixels = len(im.getbands()), im.width * im.height
+    samples = pixels * bands if options.get("subsampling") == 0 else pixels + pixels * (bands - 1) // 4
+    need = _OPTIMIZED_JPEG_BYTES * bands * pixels + 2 * samples
+    return not mappable(2 * need + (64 << 20))
 
 
 # Bytes a sample an optimized JPEG's buffer holds: black and white grain at quality
