@@ -3,6 +3,7 @@ Vulkan instance of the process."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import math
 import numbers
@@ -335,25 +336,60 @@ def likely_faster(device: Device) -> int:
 # --- memory ------------------------------------------------------------------------------
 
 _heap_pinned = False
+_mallopt = None  # glibc's, once steady_heap found it
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_STEADY_THRESHOLD = 1 << 20
+# glibc's own starting threshold: a buffer of a weights' size gets a mapping of its own.
+_APART_THRESHOLD = 128 << 10
+_apart_lock = threading.Lock()
+_loads_apart = 0
 
 
 def steady_heap() -> None:
     """Pin glibc's mmap threshold at 1 MiB, once per process. Left dynamic, it rises
     after each large free, so freed tile and picture buffers stay in the heap and RSS
     creeps up tile after tile; pinned, they go back to the system when freed."""
-    global _heap_pinned
+    global _heap_pinned, _mallopt
     if _heap_pinned or not sys.platform.startswith("linux"):
         return
     _heap_pinned = True
     try:
         import ctypes
 
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 1 << 20)
-        libc.mallopt(m_trim_threshold, 1 << 20)
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+        mallopt(_M_MMAP_THRESHOLD, _STEADY_THRESHOLD)
+        mallopt(_M_TRIM_THRESHOLD, _STEADY_THRESHOLD)
     except (OSError, AttributeError):  # not glibc
-        pass
+        return
+    _mallopt = mallopt
+
+
+@contextlib.contextmanager
+def weights_mapped_apart():
+    """The heap pinned (steady_heap), with buffers of 128 KiB and more each mapped
+    apart meanwhile: ncnn's weights as a CPU load keeps them (a 64x64 3x3
+    convolution's 576 KiB, for Winograd's method) then take their own size. Under
+    the 1 MiB threshold they came from the heap, and under a cap (ulimit -v), once
+    it could not grow in place, glibc mapped 1 MiB for each: a load that fitted in
+    10 MB of room in one process crashed inside ncnn at 16 MB in another, as other
+    allocations had left the heap. Loads in other threads meanwhile share it: the
+    threshold goes back to 1 MiB as the last of them ends."""
+    global _loads_apart
+    steady_heap()
+    if _mallopt is None:
+        yield
+        return
+    with _apart_lock:
+        _loads_apart += 1
+        if _loads_apart == 1:
+            _mallopt(_M_MMAP_THRESHOLD, _APART_THRESHOLD)
+    try:
+        yield
+    finally:
+        with _apart_lock:
+            _loads_apart -= 1
+            if _loads_apart == 0:
+                _mallopt(_M_MMAP_THRESHOLD, _STEADY_THRESHOLD)
 
 
 # --- tile sizes --------------------------------------------------------------------------

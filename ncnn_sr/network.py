@@ -25,7 +25,7 @@ from .dysample import SAMPLE_REACH, Offsets
 from .errors import CpuOutOfMemory, ModelError, default_thread_stack, mappable, os_reason, out_of_memory
 from .netsplit import NetPlan
 from .openmp import claim_threads, ncnn
-from .param_file import layer_weights, parse_param
+from .param_file import layer_weights, parse_param, weight_blobs
 from .signals import HeldInterrupts, ctrl_c_signals
 from .tiles import pieces
 
@@ -126,25 +126,32 @@ def _load_weights(net, bin_: str | None, stop: Callable[[], bool]) -> int:
         return net.load_model(_WeightsReader(file, stop))
 
 
-# What a CPU load maps besides its weights (measured 5-16 MB at one thread for
-# animevideov3, x4plus-anime and x4plus), taken at its least.
-_LOAD_BASE = 4 << 20
+# What a CPU load maps for each convolution beyond its weights (the layer's objects,
+# the transform's buffers, the heap's steps): the least room each shipped model loaded
+# in held 7.3 (x4plus-anime), 8.4 (x4plus) and 16.7 KiB (animevideov3) a convolution
+# past them, and 64 KiB less crashed animevideov3's load, at 13.1.
+_PER_CONVOLUTION = 14 << 10
+# What a thread past the first maps beside its stack (its guard page, its own data):
+# a second thread took 7.9 to 8.3 MiB more room than one, with 8 MiB stacks.
+_PER_THREAD = 320 << 10
 
 
-def _refuse_a_load_past_the_cap(name: str, param: str, param_text, threads: int, precision: str) -> None:
+def _refuse_a_load_past_the_cap(name: str, param: str, param_text, threads: int, precision: str) -> bool:
     """A CpuOutOfMemory where a cap of the process's own (ulimit -v) leaves less room
-    than loading the weights on the CPU surely maps. ncnn does not check its
-    allocations there: short of room it crashed the process (a segfault inside
-    load_model, or libgomp's "Thread creation failed" and exit(1)), with no message.
-    Nothing is checked without such a cap: the machine's memory is not mapped ahead."""
+    than loading the weights on the CPU maps. ncnn does not check its allocations
+    there: short of room it crashed the process (a segfault inside load_model, or
+    libgomp's "Thread creation failed" and exit(1)), with no message. Nothing is
+    checked without such a cap: the machine's memory is not mapped ahead. Whether
+    there is one."""
     capped = budget.cap_room()
     if capped is None:
-        return
+        return False
     need = _load_need(param, param_text, threads, precision)
     if need > capped[0]:
         raise CpuOutOfMemory(f"out of memory: {name} needs about {need >> 20} MB of address space to load on the "
                              f"CPU with {threads} thread{'s' if threads != 1 else ''}, more than "
                              f"{budget.room_words(need, capped[0], mb=True)}")
+    return True
 
 
 # A net of one ReLU, which runs its channels in an OpenMP loop: libgomp starts its
@@ -187,37 +194,50 @@ def _start_threads(name: str, threads: int, doing: str = "load") -> None:
 
 
 def _load_need(param: str, param_text, threads: int, precision: str) -> int:
-    """Bytes of address space a CPU load of the model surely maps, erring low: a wrong
-    refusal stops a run that would have gone through. Measured (VmSize's growth, the
-    same as the least cap that let it load) at 1 and 2 threads: animevideov3 18 and 27
-    MB, x4plus-anime 73 and 81, x4plus 271 and 279. Most of it is the 3x3
-    convolutions' weights, which x86 ncnn keeps transformed for Winograd's method:
-    4.2x their float32 bytes in x4plus (36/9 for 6x6 tiles, F(4,3)); counted here at
-    the least transform's 16/9 (F(2,3)), which ncnn takes for other channel counts.
-    Other layers' weights are left out. Each thread past the first adds its OpenMP
-    stack (8-9 MB measured, an 8 MB stack each) where this thread has not started it."""
+    """Bytes of address space a CPU load of the model maps at its peak: the least room
+    past the process's size (a cap, ulimit -v) in which it loaded, bisected in 64 KiB
+    steps with its weights mapped apart (devices.weights_mapped_apart), at 1 and 2
+    threads: animevideov3-x2 9.75 MiB (and loaded and ran a 16x16 picture there
+    too), x4plus-anime 68.8 and 76.8 (ran from 83.5 and 91.6), x4plus 257.5 and
+    265.4 (ran from 272.6 and 280.6). Less crashed inside ncnn, which does not check
+    its allocations there. Most of it is the 3x3 convolutions' weights, which x86
+    ncnn keeps transformed for Winograd's method: 64 values for each pair of input
+    and output channels (F(6,3)) where both counts are 32 or fewer, else 36
+    (F(4,3)), and none where both are 8 or fewer; other machines' ncnn is not
+    measured, and its transform is counted at the least one's 16 (F(2,3)), erring
+    low as before. Other layers keep their weights as the .bin holds them. Each
+    thread past the first adds its OpenMP stack and _PER_THREAD where this thread
+    has not started it."""
     try:
         text = param_text if param_text is not None else Path(param).read_bytes()
         graph = parse_param(text.encode() if isinstance(text, str) else bytes(text))
     except (OSError, ModelError):
         return 0  # the load says what is wrong with it
-    count = 0
+    x86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+    values = convolutions = 0
     for layer in graph.layers:
+        try:
+            blobs = weight_blobs(layer) or []
+        except (TypeError, ValueError):  # a param of the wrong kind: the load says so
+            blobs = []
+        kept = sum(max(count, 0) for count, _ in blobs)
         p = layer.params
-        if layer.type != "Convolution" or not isinstance(p.get(6), int) or not isinstance(p.get(0), int):
-            continue
-        kernel, stride, dilation = (p.get(k, 1) for k in (1, 3, 2))
-        square = (kernel, stride, dilation) == (p.get(11, kernel), p.get(13, stride), p.get(12, dilation))
-        outputs = p[0]
-        # 3x3, stride and dilation 1: the first layer's 3 channels, or other thin ones, ncnn
-        # may run otherwise, and are left out.
-        if square and (kernel, stride, dilation) == (3, 1, 1) and outputs >= 8 and p[6] >= 8 * 9 * outputs:
-            count += p[6]
+        if layer.type == "Convolution" and isinstance(p.get(6), int) and isinstance(p.get(0), int) and p[0] > 0 \
+                and not p.get(8, 0):  # int8 weights are not transformed so
+            convolutions += 1
+            kernel, stride, dilation = (p.get(k, 1) for k in (1, 3, 2))
+            square = (kernel, stride, dilation) == (p.get(11, kernel), p.get(13, stride), p.get(12, dilation))
+            outputs, inputs = p[0], p[6] // (9 * p[0])
+            if square and (kernel, stride, dilation) == (3, 1, 1) and p[6] == 9 * outputs * inputs \
+                    and max(inputs, outputs) > 8:
+                per_pair = (64 if max(inputs, outputs) <= 32 else 36) if x86 else 16
+                kept += (per_pair - 9) * inputs * outputs
+        values += kept
     # Weights as the CPU keeps them: bf16 where asked, fp16 on ARM, else float32.
     value = 2 if precision == "bf16" or platform.machine().lower().startswith(("arm", "aarch")) else 4
     # The stacks of a team this thread started already are mapped already.
     starting = max(threads - max(getattr(_teams, "threads", 1), 1), 0)
-    return _LOAD_BASE + count * value * 16 // 9 + starting * _omp_stack()
+    return values * value + convolutions * _PER_CONVOLUTION + starting * (_omp_stack() + _PER_THREAD)
 
 
 def _omp_stack() -> int:
@@ -312,8 +332,9 @@ class Network:
         if output_blob not in {blob.name for blob in net.blobs()}:
             raise ModelError(f"{self._said}{param} has no blob '{output_blob}' "
                              f"(its outputs: {', '.join(net.output_names())})")
+        capped = False
         if not device.is_gpu and bin_ is not None:
-            _refuse_a_load_past_the_cap(name or param, param, param_text, net.opt.num_threads, precision)
+            capped = _refuse_a_load_past_the_cap(name or param, param, param_text, net.opt.num_threads, precision)
             _start_threads(name or param, net.opt.num_threads)
         self._name, self._threads = name or param, 1 if device.is_gpu else net.opt.num_threads
         # A Ctrl-C waited for the whole load (seconds on a GPU, compiling its shaders):
@@ -322,7 +343,11 @@ class Network:
         # take over a library user's own handlers.
         held = HeldInterrupts(ctrl_c_signals())
         try:
-            with devices.captured_stderr() as ncnn_said:
+            # Only under a cap: the weights' own mappings took 0.2-0.3 s more to load
+            # x4plus (0.94-1.10 s against 0.58-1.06), and without one the heap's way
+            # crashes nothing.
+            apart = devices.weights_mapped_apart() if capped else contextlib.nullcontext()
+            with devices.captured_stderr() as ncnn_said, apart:
                 loaded = _load_weights(net, bin_, lambda: held.noted)
                 said = because(ncnn_said())
         except OSError as e:
