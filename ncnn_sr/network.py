@@ -148,9 +148,10 @@ def _refuse_a_load_past_the_cap(name: str, param: str, param_text, threads: int,
         return False
     need = _load_need(param, param_text, threads, precision)
     if need > capped[0]:
-        raise CpuOutOfMemory(f"out of memory: {name} needs about {need >> 20} MB of address space to load on the "
-                             f"CPU with {threads} thread{'s' if threads != 1 else ''}, more than "
-                             f"{budget.room_words(need, capped[0], mb=True)}")
+        # Rounded up, as the room is down: "needs about 267 MB, more than the 267 MB" read as no shortage.
+        raise CpuOutOfMemory(f"out of memory: {name} needs about {(need + (1 << 20) - 1) >> 20} MB of address "
+                             f"space to load on the CPU with {threads} thread{'s' if threads != 1 else ''}, more "
+                             f"than {budget.room_words(need, capped[0], mb=True)}")
     return True
 
 
