@@ -50,6 +50,9 @@ def _not_array(value) -> str:
         return f"{'a path' if isinstance(value, os.PathLike) else kind.__name__}: read the picture with read_image(path)"
     # A picture fetched over the web, or opened, is a file's bytes, not its pixels:
     # read_image decodes them as the commands do (orientation, palettes, 16 bits).
+    if isinstance(value, memoryview) and value.ndim > 1:
+        # Rows and columns: another library's pixel buffer, not a file's bytes.
+        return f"a memoryview of shape {value.shape}: give np.asarray(image)"
     if isinstance(value, (bytes, bytearray, memoryview)):
         return (f"{memoryview(value).nbytes} bytes (a {kind.__name__}): a file's contents? save them to a file "
                 "and read the picture with read_image(path)")

@@ -75,11 +75,12 @@ def checked_resize(scale: float | None = None, out_width: int | None = None,
     if out_width is not None or out_height is not None:
         if scale is not None:
             raise SettingError("give a scale or a target width/height, not both")
-        for v in (out_width, out_height):
+        # Named: given both, "target size" left the caller to find which was wrong.
+        for name, v in (("width", out_width), ("height", out_height)):
             if v is not None and v < 1:
-                raise SettingError(f"target size must be at least 1 pixel, got {v}")
+                raise SettingError(f"{name} must be at least 1 pixel, got {v}")
             if v is not None and v > MAX_SIDE:  # before the division, which overflowed on 10**400
-                raise SettingError(f"target size must be at most {MAX_SIDE} pixels a side, got {v}")
+                raise SettingError(f"{name} must be at most {MAX_SIDE} pixels a side, got {v}")
     return scale, out_width, out_height
 
 

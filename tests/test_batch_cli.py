@@ -2575,7 +2575,7 @@ def test_recursive_walks_a_link_to_a_folder_outside_the_tree_under_the_links_nam
     (DROPIN, ["-s", "inf"], 1, "invalid scale argument"),
     (DROPIN, ["-s", "1e400"], 1, "invalid scale argument: -s 1e400 is too large: give a positive number"),
     (NCNN_SR, ["-s", "1e10"], 1, "a 16x12 picture at scale 1e+10 is too large: at most 262144 pixels a side"),
-    (NCNN_SR, ["--width", "300000"], 1, "target size must be at most 262144 pixels a side, got 300000"),
+    (NCNN_SR, ["--width", "300000"], 1, "width must be at most 262144 pixels a side, got 300000"),
     # A 1x1 picture was written without a word.
     (NCNN_SR, ["-s", "1e-300"], 1, "in.png: a 16x12 picture at scale 1e-300 would be under 1 pixel a side: give a "
                                    "scale of at least 0.0417\n"),

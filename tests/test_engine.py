@@ -349,6 +349,17 @@ def test_a_files_contents_or_an_open_file_is_told_to_be_read_with_read_image(cpu
         up.upscale(io.BytesIO(data))
 
 
+def test_a_memoryview_of_pixels_is_told_to_go_in_as_an_array(cpu_upscalers):
+    # found by a library audit: a memoryview of an H×W×3 array (a buffer another
+    # library exports) was asked whether it was "a file's contents"
+    hwc = picture(5, 6)
+    with pytest.raises(InputError) as refused:
+        cpu_upscalers(FAST).upscale(memoryview(hwc))
+    message = str(refused.value)
+    assert message == "expected a numpy array, got a memoryview of shape (5, 6, 3): give np.asarray(image)"
+    assert np.array_equal(eval(message.rsplit("give ", 1)[1], {"np": np, "image": memoryview(hwc)}), hwc)
+
+
 def test_an_empty_grey_picture_is_named_by_the_shape_it_was_given(cpu_upscalers):
     # It said (16, 0, 1), the axis the engine adds, for an H×W array of shape (16, 0).
     with pytest.raises(InputError, match=r"^picture of shape \(16, 0\) has no pixels$"):
@@ -545,6 +556,19 @@ def test_bad_target_sizes_are_input_errors(cpu_upscalers):
                    {"width": 5.5}, {"height": "10"}):
         with pytest.raises(InputError):
             up.upscale(picture(4, 4), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, said", [
+    ({"width": 0}, "width must be at least 1 pixel, got 0"),
+    ({"height": -5}, "height must be at least 1 pixel, got -5"),
+    ({"width": 8, "height": 300000}, "height must be at most 262144 pixels a side, got 300000"),
+])
+def test_a_target_side_out_of_range_is_named(kwargs, said, cpu_upscalers):
+    # found by a library audit: width=0 said "target size must be at least 1 pixel",
+    # which left a caller giving both to find which of them it was
+    with pytest.raises(SettingError) as refused:
+        cpu_upscalers(FAST).upscale(picture(4, 4), **kwargs)
+    assert str(refused.value) == said
 
 
 @pytest.mark.parametrize("kwargs", [{"width": 10**400}, {"height": 10**400}])
