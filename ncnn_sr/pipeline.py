@@ -219,6 +219,29 @@ class Pipeline(Loading, Failover, DeclaredOnly):
         self._running = False  # a run is under way; set under _run_lock
         self._run_lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        # The lanes and the workers always; of the rest, what was given otherwise than
+        # by default, as a log line or a debugger needs it.
+        given = [("width", self._resize["width"], None), ("height", self._resize["height"], None),
+                 ("scale", self._resize["scale"], None), ("quality", self._quality, None),
+                 ("metadata", self._metadata, True), ("skip_existing", self._skip_existing, False),
+                 ("keep_opaque_alpha", self._keep_opaque_alpha, False),
+                 ("drop_oversized_exif", self._drop_oversized_exif, False), ("animate", self._animate, True),
+                 ("animation_memory", self._animation_memory, None), ("queue_size", self._queue_size, 8)]
+        parts = [f"lanes=[{', '.join(map(repr, self._lanes))}]", f"load_workers={self._load_workers}",
+                 f"save_workers={self._save_workers}"]
+        parts += [f"{name}={value!r}" for name, value, default in given if value != default]
+        if self._running:
+            parts.append("running")
+        return f"<{type(self).__name__} {' '.join(parts)}>"
+
+    def __reduce_ex__(self, protocol):
+        # pickle and copy both come here. A copy shared the original's cancel, halt and
+        # run lock but not its count of runs: the two ran at once, each clearing the
+        # other's cancel, and a cancel() of either stopped both.
+        raise InputError("a Pipeline cannot be copied or pickled: its runs share one cancel and its lanes hold "
+                         "networks loaded on devices; make another with the same lanes, or one per process")
+
     def cancel(self) -> None:
         """Stop soon: no new picture is started, work in progress stops after its
         current tile, and nothing half-written is left. It stops the run in progress;

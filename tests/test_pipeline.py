@@ -1142,6 +1142,32 @@ def test_a_pipelines_other_arguments_set_later_are_refused_not_taken_without_eff
     assert name not in vars(p)
 
 
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_a_pipeline_is_refused_copied_or_pickled_in_its_own_words(how, cpu_lane):
+    # found by a library audit: copy.copy(p) shared the original's cancel, halt and
+    # run lock but not its "running" flag, so the copy ran beside the original,
+    # each run cleared the other's cancel and a cancel() of one stopped both; a
+    # deepcopy or pickle was refused in the words of the Upscaler in its lanes.
+    import copy
+    import pickle
+    p = Pipeline([cpu_lane])
+    with pytest.raises(InputError) as refused:
+        {"copy": copy.copy, "deepcopy": copy.deepcopy, "pickle": pickle.dumps}[how](p)
+    assert str(refused.value) == ("a Pipeline cannot be copied or pickled: its runs share one cancel and its "
+                                  "lanes hold networks loaded on devices; make another with the same lanes, "
+                                  "or one per process")
+
+
+def test_a_pipelines_repr_names_its_lanes_and_the_settings_it_was_given(cpu_lane):
+    # found by a library audit: it was <ncnn_sr.pipeline.Pipeline object at 0x7f...>,
+    # no help in a log line or a debugger
+    lane = repr(cpu_lane)
+    assert repr(Pipeline([cpu_lane])) == f"<Pipeline lanes=[{lane}] load_workers=1 save_workers=2>"
+    p = Pipeline([cpu_lane, cpu_lane], save_workers=3, width=50, quality=90, metadata=False, skip_existing=True)
+    assert repr(p) == (f"<Pipeline lanes=[{lane}, {lane}] load_workers=1 save_workers=3 width=50 quality=90 "
+                       "metadata=False skip_existing=True>")
+
+
 def test_a_pipelines_stopped_set_says_what_to_do_instead(cpu_lane):
     # found by a check of the library's faults, as an Upscaler's scale: p.stopped = "x"
     # was Python's own "property 'stopped' of 'Pipeline' object has no setter".
