@@ -234,6 +234,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         self._tta = tta
         self._alpha = alpha
         self._tile_pad = self.spec.prepadding if tile_pad is None else tile_pad
+        self._pad_given = tile_pad is not None
         self._align_to(self.spec.alignment)
         if overlap is None:
             overlap = DEFAULT_OVERLAP if tile_pad is None else 0
@@ -570,6 +571,14 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             parts.append(f"tile={tile or 'auto'}")
         if getattr(self, "tta", False):
             parts.append("tta")
+        # The rest where given otherwise than by default, so that two of one model tell
+        # apart; tile_pad as it is used (cut to the network's reach), where given.
+        others = (("alpha", "bicubic"), ("precision", "default"), ("threads", None), ("tile_pad", None),
+                  ("overlap", DEFAULT_OVERLAP), ("exact", None))
+        for name, default in others:
+            value = getattr(self, f"_{name}", default)
+            if value != default and (name != "tile_pad" or getattr(self, "_pad_given", False)):
+                parts.append(f"{name}={value}")
         if getattr(self, "_closed", False):
             parts.append("closed")
         return f"<Upscaler {' '.join(parts)}>"

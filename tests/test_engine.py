@@ -1195,6 +1195,18 @@ def test_an_upscalers_repr_names_its_model_scale_device_and_state():
     assert repr(Upscaler.__new__(Upscaler)) == "<Upscaler ?>"  # a constructor that failed half way
 
 
+def test_an_upscalers_repr_names_the_settings_given_otherwise_than_by_default():
+    # found by a library audit: two Upscalers of one model, one with alpha="model",
+    # fp32 and the reference tiling, had the same repr in a log line
+    up = Upscaler("realesr-animevideov3-x2", device=-1, alpha="model", precision="fp32", threads=1, tile_pad=10)
+    assert repr(up) == ("<Upscaler 'realesr-animevideov3-x2' x2 on CPU tile=auto alpha=model precision=fp32 "
+                        "threads=1 tile_pad=10 overlap=0>")
+    up.close()
+    up = Upscaler("realesr-animevideov3-x2", device=-1, overlap=4, exact=False)
+    assert repr(up) == "<Upscaler 'realesr-animevideov3-x2' x2 on CPU tile=auto overlap=4 exact=False>"
+    up.close()
+
+
 def test_closing_twice_does_nothing_and_an_unclosed_upscaler_is_freed_when_collected(capfd):
     import gc
     import weakref
