@@ -57,7 +57,7 @@ class Animation:
         durations = tuple(self.durations) if isinstance(self.durations, Iterable) else None
         if durations is None or len(durations) != len(frames) or not all(_whole(d) for d in durations):
             raise InputError(f"an animation needs one whole number of milliseconds (0 or more) per frame, "
-                             f"got {describe(self.durations)} for {len(frames)} frames")
+                             f"got {describe(self.durations)} for its {len(frames)} frame{'' if len(frames) == 1 else 's'}")
         if not _whole(self.plays):
             raise InputError(f"plays must be a whole number, 0 or more, got {describe(self.plays)}")
         object.__setattr__(self, "frames", frames)

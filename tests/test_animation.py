@@ -541,6 +541,9 @@ def test_a_frame_broken_midway_is_an_input_error_naming_the_file(tmp_path):
     (np.array(3, np.uint8), (0,), 0, "needs a sequence of one or more frames, got a 0-d array$"),
     ((np.zeros((4, 4, 3), np.uint8),), 40, 0, r"one whole number of milliseconds \(0 or more\) per frame, got 40"),
     ((np.zeros((4, 4, 3), np.uint8),), None, 0, "one whole number of milliseconds .* got None"),
+    # "got (-1,) for 1 frames" (a library audit)
+    ((np.zeros((4, 4, 3), np.uint8),), (-1,), 0, r"per frame, got \(-1,\) for its 1 frame$"),
+    ((np.zeros((4, 4, 3), np.uint8),) * 2, (5,), 0, r"per frame, got \(5,\) for its 2 frames$"),
 ])
 def test_an_animation_that_cannot_be_is_refused_in_words(frames, durations, plays, said):
     with pytest.raises(InputError, match=said):
