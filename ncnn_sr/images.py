@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image, ImageFile, JpegImagePlugin, UnidentifiedImageError, features
 from PIL.PngImagePlugin import PngInfo, iTXt
 
-from .errors import HintedInputError, InputError, Option, WriteOutOfMemory, describe, file_path, in_one_line, \
-    mappable
+from .errors import (HintedInputError, InputError, Option, SettingError, WriteOutOfMemory, describe, file_path,
+                     in_one_line, mappable)
 from .files import atomic_write, check_named_as_file, file_in_the_way
 from .fixed import fixed_fields
 from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
@@ -1228,7 +1228,7 @@ def checked_write(path, fmt: str | None, quality, info, what: str) -> tuple[str,
     fmt = format_named(fmt, path) if fmt is not None and fmt != "" else output_format(path)
     quality = checked_quality(quality, path)
     if info is not None and not isinstance(info, ImageInfo):
-        raise InputError(f"info must be the ImageInfo read_image gave, got {type(info).__name__}")
+        raise SettingError(f"info must be the ImageInfo read_image gave, got {type(info).__name__}")
     if info is not None and not isinstance(info.mode, str):  # a list failed "in GREY_MODES" with a TypeError
         raise InputError(f"{path}: info.mode must be Pillow's mode of the picture read, as a str (such as RGB "
                          f"or L), got {describe(info.mode)}")
@@ -1292,7 +1292,7 @@ NO_METADATA = Option(flag="--no-metadata", argument="metadata=False")
 def checked_metadata(info: ImageInfo | None, metadata: bool, fmt: str, path: str) -> ImageInfo | None:
     """``info`` with its metadata, checked, or without it (``metadata`` false)."""
     if not isinstance(metadata, (bool, np.bool_)):  # "no" is true: the EXIF meant to go was kept
-        raise InputError(f"{path}: metadata must be True or False, got {describe(metadata)}")
+        raise SettingError(f"{path}: metadata must be True or False, got {describe(metadata)}")
     if info is None or not metadata:  # left out: nothing to refuse
         return info and replace(info, icc_profile=None, exif=None, dpi=None, xmp=None, colour_chunks=(),
                                 text_chunks=(), comment=None, photoshop=None)
@@ -1348,7 +1348,7 @@ def checked_quality(quality, path: str | None = None) -> int | None:
     if quality is None:
         return None
     if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 1 <= quality <= 100:
-        raise InputError(f"{f'{path}: ' if path else ''}quality must be a whole number from 1 to 100, "
+        raise SettingError(f"{f'{path}: ' if path else ''}quality must be a whole number from 1 to 100, "
                          f"got {describe(quality)}")
     return int(quality)
 

@@ -30,7 +30,8 @@ from ncnn_sr import InputError, budget, read_image, write_image
 from ncnn_sr import files as files_mod
 from ncnn_sr import images as images_mod
 from ncnn_sr import png as png_mod
-from ncnn_sr.animation import read_frames
+from ncnn_sr.animation import Animation, read_frames, write_frames
+from ncnn_sr.errors import SettingError
 from ncnn_sr.metadata import exif_body
 
 SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -2938,7 +2939,7 @@ def test_a_metadata_flag_that_is_not_true_or_false_is_an_input_error(writer, tmp
              "write_frames": lambda m: write_frames(tmp_path / "o.png", Animation((image, image), (10, 10)), info,
                                                     metadata=m)}[writer]
     for flag in ("no", 0, None):
-        with pytest.raises(InputError, match=rf"o.png: metadata must be True or False, got {flag!r}$"):
+        with pytest.raises(SettingError, match=rf"o.png: metadata must be True or False, got {flag!r}$"):
             write(flag)
     assert not list(tmp_path.iterdir())
 
@@ -2946,8 +2947,23 @@ def test_a_metadata_flag_that_is_not_true_or_false_is_an_input_error(writer, tmp
 @pytest.mark.parametrize("quality, said", [("90", "'90'"), (50.5, "50.5"), (True, "True"), (0, "0"), (101, "101")])
 @pytest.mark.parametrize("fmt", ["jpg", "webp"])
 def test_a_quality_that_is_not_a_whole_number_from_1_to_100_is_an_input_error(quality, said, fmt, tmp_path):
-    with pytest.raises(InputError, match=f"o.{fmt}: quality must be a whole number from 1 to 100, got {said}$"):
+    # A SettingError, a ValueError too, as a Pipeline's quality is (a library audit:
+    # a bare InputError, which an `except ValueError` around the settings missed)
+    with pytest.raises(SettingError, match=f"o.{fmt}: quality must be a whole number from 1 to 100, got {said}$"):
         write_image(tmp_path / f"o.{fmt}", picture(4, 4), quality=quality)
+    with pytest.raises(SettingError, match=f"o.{fmt}: quality must be a whole number from 1 to 100, got {said}$"):
+        write_frames(tmp_path / f"o.{fmt}", Animation((picture(4, 4),) * 2, (10, 10)), quality=quality)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("writer", ["write_image", "write_frames"])
+def test_an_info_not_read_image_s_is_a_setting_error(writer, tmp_path):
+    image = picture(4, 4)
+    write = {"write_image": lambda: write_image(tmp_path / "o.png", image, {"exif": b""}),
+             "write_frames": lambda: write_frames(tmp_path / "o.png", Animation((image, image), (10, 10)),
+                                                  {"exif": b""})}[writer]
+    with pytest.raises(SettingError, match="^info must be the ImageInfo read_image gave, got "):
+        write()
     assert not list(tmp_path.iterdir())
 
 
