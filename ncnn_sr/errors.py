@@ -158,9 +158,10 @@ class SettingError(InputError, ValueError):
     Pipeline, a Lane, ordered_map, a Job, plan_jobs, EncodeOptions, upscale_video (its
     frames function, options or progress), model_name_for (a scale), convert_weights
     (a scale or fp16), interpolate_weights (a weight), write_model (overwrite or
-    trial), fetch_model (force or progress), Repeats (its function), mix_models or
-    denoised_model: an InputError as the library's other refusals, and a ValueError,
-    as these were raised first."""
+    trial), fetch_model (force or progress), Repeats (its function), mix_models,
+    denoised_model, write_image or write_frames (quality, metadata or info): an
+    InputError as the library's other refusals, and a ValueError, as these were
+    raised first."""
 
 
 class WriteOutOfMemory(InputError):
