@@ -165,7 +165,10 @@ def _open_input(path):
     except (MemoryError, OSError) as e:
         if out_of_memory(e):  # FFmpeg's ENOMEM (PyAV's MemoryError) or the system's: not the file's fault
             raise MemoryError(f"{path}: cannot open: {_reason(e)}") from e
-        raise
+        if not _ends_too_soon(path, e):
+            raise
+        raise InputError(f"{path}: not a video FFmpeg can read (it ends too soon, as a copy or download cut "
+                         "short does)") from None
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as e:
         if isinstance(path, VideoInput) and isinstance(e, av.error.NotImplementedError):
             # FFmpeg's reader of the kind (an APNG's) asked to go back in it: a stream cannot.
@@ -193,6 +196,29 @@ def _open_input(path):
         container.close()
         raise InputError(f"{path}: a still picture ({brand}), not a video: upscale it as a picture")
     return container
+
+
+def _ends_too_soon(path, error: OSError) -> bool:
+    """Whether FFmpeg's EIO ``error`` on opening ``path`` is its word for data that ends
+    within what it was reading (Matroska cut inside its header: "File ended prematurely"),
+    rather than a disk that failed a read: the file's bytes read again without an error.
+    A stream's read that failed comes out as Python's own error, not FFmpeg's."""
+    if not isinstance(error, av.error.FFmpegError) or error.errno != errno.EIO:
+        return False
+    if isinstance(path, VideoInput) or not os.path.isfile(path):  # a named pipe's writer is gone: read once
+        return True
+    try:
+        with open(path, "rb") as f:
+            # What an open reads: the header and a few MB of probing, and Matroska's index
+            # near the end; not the whole of a film.
+            left = 64 << 20
+            while left > 0 and (chunk := f.read(min(left, 1 << 20))):
+                left -= len(chunk)
+            f.seek(max(f.tell(), os.fstat(f.fileno()).st_size - (1 << 20)))
+            f.read()
+    except OSError:
+        return False
+    return True
 
 
 def _missing(path) -> bool:

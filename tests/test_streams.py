@@ -655,12 +655,19 @@ def test_a_full_disk_on_standard_output_is_one_line(tmp_path):
             "ncnn-sr: error: cannot write standard output: No space left on device"]
 
 
+def _mkv_header_cut(tmp_path):
+    return make_clip(tmp_path / "whole.mkv", frames=3).read_bytes()[:300]
+
+
 @pytest.mark.parametrize("given, said", [
     (b"", "standard input is empty: no video came"),  # as for a picture, not "Invalid data found"
     (b"no video at all", "standard input: not a video FFmpeg can read"),
+    # Matroska cut inside its header: it said "<none>: Input/output error".
+    (_mkv_header_cut, "standard input: not a video FFmpeg can read (it ends too soon, as a copy or download cut "
+                      "short does)"),
 ])
 def test_what_is_no_video_on_standard_input_is_one_line(given, said, tmp_path):
-    proc = video_command("-i", "-", "-o", "-", stdin=given)
+    proc = video_command("-i", "-", "-o", "-", stdin=given(tmp_path) if callable(given) else given)
     assert proc.returncode == 1 and proc.stdout == b""
     lines = proc.stderr.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"ncnn-sr: error: {said}"), proc.stderr

@@ -1700,6 +1700,10 @@ def test_the_drop_in_names_the_command_that_writes_a_container_h264_cannot_go_in
     # Named by what its file type says, whatever its name: a mov was called an mp4.
     (lambda p: _first_half(make_clip(p.with_name("whole.mov"), frames=24), p),
      "a mov (QuickTime) without its index (moov), as one cut off before its end is: FFmpeg cannot find its frames"),
+    # A Matroska download cut inside its header (tracks, attached fonts): FFmpeg's EIO
+    # came out as "file:PATH: Input/output error", which reads as a failing disk.
+    (lambda p: p.write_bytes(make_clip(p.with_name("whole.mkv"), frames=24).read_bytes()[:300]),
+     "not a video FFmpeg can read (it ends too soon, as a copy or download cut short does)"),
 ])
 def test_inputs_that_are_not_videos_are_one_line_errors(make, message, tmp_path):
     src = tmp_path / "in.mp4"
