@@ -74,6 +74,7 @@ class VideoInfo:
     pix_fmt: str | None = None  # the decoder's
     square: bool = True  # whether its samples are square (or of no stated shape)
     stated_rate: Fraction | None = None  # the rate its header states (a bare stream's: FFmpeg's guess)
+    guessed_rate: Fraction | None = None  # FFmpeg's guess of its rate (ffmpeg's, for a constant rate)
 
 
 def frames_out(info: VideoInfo, options: EncodeOptions) -> int | None:
@@ -104,7 +105,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                          frames or None, float(length) if length else None,
                          len(container.streams.audio), len(container.streams.subtitles),
                          v.codec_context.field_order, v.codec_context.pix_fmt,
-                         not v.sample_aspect_ratio or v.sample_aspect_ratio == 1, _stated_rate(v))
+                         not v.sample_aspect_ratio or v.sample_aspect_ratio == 1, _stated_rate(v),
+                         Fraction(v.guessed_rate) if v.guessed_rate else None)
     except BaseException as e:
         container.close()
         if out_of_memory(e) and not isinstance(e, MemoryError):
@@ -781,7 +783,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                         "frame in five of it all the same", src, _rate_text(_source_rate(video_in)))
         asked = options
         options = replace(options, fps=_checked_rate(dst, encoder, options.fps, _source_rate(video_in),
-                                                     _stated_rate(video_in), factor, flags, _standard_rate))
+                                                     _stated_rate(video_in), factor, flags, _standard_rate,
+                                                     video_in.guessed_rate))
         if settings is not None and not piped:
             work = _open_work(src, final, dst, encoder, asked, settings, options.fps or _source_rate(video_in) * factor)
             if work is not None:
@@ -1029,12 +1032,13 @@ def check_rate(info: VideoInfo, dst: Path | VideoOutput, encoder: str, options: 
     """Before any model loads: the InputError ``upscale_video`` would meet where ``dst``
     cannot tell apart the times of frames at the rate it would write ``info``'s at."""
     _checked_rate(dst, encoder, options.fps, info.rate or Fraction(25), info.stated_rate,
-                  options.rate_factor(info.field_order), flags)
+                  options.rate_factor(info.field_order), flags, guessed=info.guessed_rate)
 
 
 def _checked_rate(dst: Path | VideoOutput, encoder: str, fps: Fraction | None, source: Fraction,
                   stated: Fraction | None, factor: Fraction, flags: FlagNames,
-                  listed: Callable[[str, Fraction], Fraction] = _nearest_rate) -> Fraction | None:
+                  listed: Callable[[str, Fraction], Fraction] = _nearest_rate,
+                  guessed: Fraction | None = None) -> Fraction | None:
     """The constant rate ``dst`` is written at, None where frames keep their own
     times: ``fps`` (--fps); else, for an encoder that keeps to a list of rates, the
     one ``listed`` picks for the input's ``source`` rate times ``factor`` (a frame per
@@ -1044,10 +1048,23 @@ def _checked_rate(dst: Path | VideoOutput, encoder: str, fps: Fraction | None, s
     if fps is None and _frame_rates(encoder):
         fps = listed(encoder, source * factor)
     elif fps is None and _constant_rate(dst, encoder, factor):
-        fps = source * factor
+        fps = _slot_rate(source, guessed) * factor
     check_encoder_rate(dst, encoder, fps or source, flags)
     _check_fastest(dst, fps or (stated and stated * factor), flags)
     return fps
+
+
+def _slot_rate(source: Fraction, guessed) -> Fraction:
+    """The rate an output that counts frames (an AVI, an Ogg) is written at for an
+    input of ``source`` frames a second on average: FFmpeg's ``guessed`` rate (ffmpeg's
+    own choice) where it is higher, as a variable rate's is. A phone's 30 fps with two
+    frames missing in 30 averages 28.1 fps: frames that came 1/30 s apart fell into one
+    slot, and two were dropped. A guess over four times the average, or over 240 fps
+    (as fast as cameras film), is taken for the tick of the frames' times, not a rate
+    they come at."""
+    if guessed and source < guessed <= min(4 * source, 240):
+        return Fraction(guessed)
+    return source
 
 
 def _check_fastest(dst: Path | VideoOutput, rate: Fraction | None, flags: FlagNames) -> None:

@@ -3093,6 +3093,20 @@ def test_an_ogv_is_written_at_the_frame_rate_of_its_input(tmp_path):
         assert [f.time for f in c.decode(video=0)] == pytest.approx([0, 1 / 24, 2 / 24, 3 / 24])
 
 
+@pytest.mark.parametrize("name, options", [("out.avi", EncodeOptions()), ("out.ogv", EncodeOptions(codec="libvpx"))])
+def test_a_variable_rate_into_an_avi_or_ogv_keeps_every_frame(name, options, tmp_path):
+    # found by QA: a phone's 30 fps with two frames missing averages 28.1 fps, which it
+    # was written at: frames 1/30 s apart fell into one slot, and 2 of the 30 were
+    # dropped (ffmpeg writes it at 29.97, FFmpeg's guess of its rate, each frame kept).
+    ms = [round(i * 1000 / 30) + (33 if i >= 10 else 0) + (34 if i >= 20 else 0) for i in range(30)]
+    clip = make_clip(tmp_path / "in.mp4", frames=30, frame_ms=ms, rate=Fraction(30), audio=None)
+    counted.seen = 0
+    written = upscale_video(clip, tmp_path / name, counted, options)
+    assert counted.seen == 30 and written == 32  # the two missing ones' slots show the frame before
+    with av.open(str(tmp_path / name)) as c:
+        assert c.streams.video[0].time_base == Fraction(1001, 30000)  # a frame a tick
+
+
 def test_sound_that_starts_late_starts_as_late_in_an_ogv(tmp_path):
     # Ogg counts a sound stream's samples from 0: its first time was lost, and sound
     # 0.1 s late in the input played 0.1 s early against the picture.
