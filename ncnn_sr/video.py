@@ -74,7 +74,7 @@ class VideoInfo:
     pix_fmt: str | None = None  # the decoder's
     square: bool = True  # whether its samples are square (or of no stated shape)
     stated_rate: Fraction | None = None  # the rate its header states (a bare stream's: FFmpeg's guess)
-    guessed_rate: Fraction | None = None  # FFmpeg's guess of its rate (ffmpeg's, for a constant rate)
+    guessed_rate: Fraction | None = None  # FFmpeg's guess of its rate beside an average (see _slot_rate)
 
 
 def frames_out(info: VideoInfo, options: EncodeOptions) -> int | None:
@@ -106,7 +106,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                          len(container.streams.audio), len(container.streams.subtitles),
                          v.codec_context.field_order, v.codec_context.pix_fmt,
                          not v.sample_aspect_ratio or v.sample_aspect_ratio == 1, _stated_rate(v),
-                         Fraction(v.guessed_rate) if v.guessed_rate else None)
+                         _guessed_rate(v))
     except BaseException as e:
         container.close()
         if out_of_memory(e) and not isinstance(e, MemoryError):
@@ -784,7 +784,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         asked = options
         options = replace(options, fps=_checked_rate(dst, encoder, options.fps, _source_rate(video_in),
                                                      _stated_rate(video_in), factor, flags, _standard_rate,
-                                                     video_in.guessed_rate))
+                                                     _guessed_rate(video_in)))
         if settings is not None and not piped:
             work = _open_work(src, final, dst, encoder, asked, settings, options.fps or _source_rate(video_in) * factor)
             if work is not None:
@@ -1046,7 +1046,7 @@ def _checked_rate(dst: Path | VideoOutput, encoder: str, fps: Fraction | None, s
     InputError where ``encoder`` cannot encode at it, or ``dst`` cannot tell apart
     the times of frames at it (with none, at the ``stated`` rate times ``factor``)."""
     if fps is None and _frame_rates(encoder):
-        fps = listed(encoder, source * factor)
+        fps = listed(encoder, _slot_rate(source, guessed) * factor)
     elif fps is None and _constant_rate(dst, encoder, factor):
         fps = _slot_rate(source, guessed) * factor
     check_encoder_rate(dst, encoder, fps or source, flags)
@@ -1054,15 +1054,26 @@ def _checked_rate(dst: Path | VideoOutput, encoder: str, fps: Fraction | None, s
     return fps
 
 
+def _guessed_rate(video_in) -> Fraction | None:
+    """FFmpeg's guess of ``video_in``'s rate, where its container states an average
+    too: without one (a bare stream's, an MPEG program stream of one frame), the guess
+    may be twice the rate, a field's, and is what ``_known_rate`` took already if it
+    had nothing better."""
+    if video_in.container.format.name in _ELEMENTARY or not video_in.average_rate or not video_in.guessed_rate:
+        return None
+    return Fraction(video_in.guessed_rate)
+
+
 def _slot_rate(source: Fraction, guessed) -> Fraction:
-    """The rate an output that counts frames (an AVI, an Ogg) is written at for an
-    input of ``source`` frames a second on average: FFmpeg's ``guessed`` rate (ffmpeg's
-    own choice) where it is higher, as a variable rate's is. A phone's 30 fps with two
-    frames missing in 30 averages 28.1 fps: frames that came 1/30 s apart fell into one
-    slot, and two were dropped. A guess over four times the average, or over 240 fps
-    (as fast as cameras film), is taken for the tick of the frames' times, not a rate
-    they come at."""
-    if guessed and source < guessed <= min(4 * source, 240):
+    """The rate an output that counts frames (an AVI, an Ogg) is written at, or the
+    one an encoder of standard rates takes the nearest of, for an input of ``source``
+    frames a second on average: FFmpeg's ``guessed`` rate (ffmpeg's own choice) where
+    it is higher, as a variable rate's is. A phone's 30 fps with two frames missing in
+    30 averages 28.1 fps: frames that came 1/30 s apart fell into one slot, and two were
+    dropped. A guess over four times the average, or over 240 fps (as fast as cameras
+    film), is taken for the tick of the frames' times, not a rate they come at; one of
+    twice it for a field's rate."""
+    if guessed and source < guessed <= min(4 * source, 240) and guessed != 2 * source:
         return Fraction(guessed)
     return source
 
