@@ -21,12 +21,20 @@ log = logging.getLogger("ncnn_sr")
 @fixed_fields("lane")
 @dataclass(frozen=True)
 class Lane:
-    """One device's Upscaler and how many proc workers share it."""
+    """One device's Upscaler and how many proc workers share it. Anything with an
+    Upscaler's ``upscale`` method may stand in for one (a wrapper, a fake); anything
+    else is a SettingError."""
 
     upscaler: Upscaler
     workers: int
 
     def __post_init__(self) -> None:
+        # Lane(None, 1) was taken, and ordered_map then failed each item as "upscaling
+        # failed on None", a device's failure. The class itself has an upscale, which
+        # fails once called without an Upscaler.
+        if isinstance(self.upscaler, type) or not callable(getattr(self.upscaler, "upscale", None)):
+            raise SettingError("a lane needs an Upscaler (or anything with its upscale method), got "
+                               f"{describe(self.upscaler)}")
         if not whole_at_least_1(self.workers):  # "2" raised a bare TypeError; 1.5 failed later
             raise SettingError(f"a lane needs a whole number of proc workers, at least 1, got {describe(self.workers)}")
 

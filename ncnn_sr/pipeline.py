@@ -152,12 +152,7 @@ class Pipeline(Loading, Failover, DeclaredOnly):
                  keep_opaque_alpha: bool = False, drop_oversized_exif: bool = False, animate: bool = True,
                  animation_memory: int | None = None, on_tile: Callable[[int, int], None] | None = None,
                  flags: FlagNames | None = None):
-        lanes = check_lanes(lanes, "a pipeline")
-        for lane in lanes:
-            # ordered_map's lanes may hold anything its function takes; a pipeline's
-            # "up" (or None) was a bare AttributeError once the run began.
-            if not callable(getattr(lane.upscaler, "upscale", None)):
-                raise SettingError(f"a pipeline's lanes need an Upscaler each, got {describe(lane.upscaler)}")
+        lanes = check_lanes(lanes, "a pipeline")  # each Lane has checked its upscaler
         # "2" was a bare TypeError, and 1.5 one in run.
         for name, value in (("load_workers", load_workers), ("save_workers", save_workers),
                             ("queue_size", queue_size)):

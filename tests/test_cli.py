@@ -1011,6 +1011,14 @@ def test_exact_and_blend_reach_the_engine(flag, exact):
     assert lane.upscaler._exact is exact
 
 
+class NoNetwork:
+    """build_lanes' Upscaler where only its plan of lanes is under test: no model is
+    loaded, and a Lane takes it for its upscale method."""
+
+    def upscale(self, image, **kw):
+        return image
+
+
 def test_the_cpu_listed_twice_shares_its_cores_and_memory_between_both_lanes(monkeypatch):
     # Each lane split the cores among its own workers only: -g -1,-1 ran twice as many
     # threads as cores, and each call planned its tiles with twice its share of memory.
@@ -1018,7 +1026,7 @@ def test_the_cpu_listed_twice_shares_its_cores_and_memory_between_both_lanes(mon
     from ncnn_sr.batch_cli import RunOptions, build_lanes
 
     made = []
-    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or object())
+    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or NoNetwork())
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None,
                       gpu="-1,-1", tile="0", jobs="1:1,3:1", tta=False, fmt=None)
@@ -1043,7 +1051,7 @@ def test_a_device_listed_several_times_runs_no_more_workers_than_one_lane_would(
     from ncnn_sr.batch_cli import RunOptions, build_lanes
 
     made = []
-    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or object())
+    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or NoNetwork())
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     real = devices.get_device
     monkeypatch.setattr(devices, "get_device", lambda spec: devices.Device(0, "fake", "discrete", 8000)
@@ -1088,7 +1096,7 @@ def test_a_device_no_picture_would_reach_gets_no_lane(monkeypatch, gpu, items, p
     from ncnn_sr.batch_cli import RunOptions, build_lanes
 
     made = []
-    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or object())
+    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or NoNetwork())
     fake_devices(monkeypatch)
     opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None,
                       gpu=gpu, tile="0", jobs="1:1:2", tta=False, fmt=None)
@@ -1103,7 +1111,7 @@ def test_a_software_vulkan_device_is_said_to_be_slow_only_where_it_runs(monkeypa
     from ncnn_sr import batch_cli
     from ncnn_sr.batch_cli import RunOptions, build_lanes
 
-    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: object())
+    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: NoNetwork())
     fake_devices(monkeypatch)
     opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None,
                       gpu=gpu, tile="0", jobs="1:1:2", tta=False, fmt=None)
@@ -1123,7 +1131,7 @@ def test_the_cpu_listed_twice_runs_as_many_calls_at_once_as_there_are_pictures(m
     from ncnn_sr.batch_cli import RunOptions, build_lanes
 
     made = []
-    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or object())
+    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or NoNetwork())
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     opts = RunOptions(input=Path("a"), output=Path("b"), model="realesr-animevideov3-x2", model_path=None,
                       gpu="-1,-1", tile="0", jobs="1:2:1", tta=False, fmt=None)
@@ -1139,7 +1147,7 @@ def test_a_gpu_listed_twice_shares_its_memory_between_both_lanes(monkeypatch):
     from ncnn_sr.batch_cli import RunOptions, build_lanes
 
     made = []
-    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or object())
+    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: made.append(kw) or NoNetwork())
     real = devices.get_device
     monkeypatch.setattr(devices, "get_device", lambda spec: devices.Device(int(spec), "fake", "discrete", 8000)
                         if str(spec) in ("0", "1") else real(spec))
@@ -1167,7 +1175,7 @@ def test_jobs_auto_gives_a_discrete_gpu_more_savers(monkeypatch, kind, gpu, jobs
     from ncnn_sr import batch_cli, devices
     from ncnn_sr.batch_cli import RunOptions, build_lanes
 
-    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: object())
+    monkeypatch.setattr(batch_cli, "Upscaler", lambda model, **kw: NoNetwork())
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     real = devices.get_device
     monkeypatch.setattr(devices, "get_device", lambda spec: devices.Device(0, "fake", kind, 8000)

@@ -1590,6 +1590,15 @@ def test_a_lane_refuses_workers_that_are_no_whole_number(workers, cpu_lane):
     assert "\n" not in str(refused.value)
 
 
+class Unused:
+    """A lane's upscaler where the work given to ordered_map does not use it."""
+
+    device = CPU
+
+    def upscale(self, image, **kw):
+        return image
+
+
 def slowly(upscaler, item):
     time.sleep(0.2)
     return item
@@ -1597,7 +1606,7 @@ def slowly(upscaler, item):
 
 def test_closing_the_ordered_map_waits_for_its_threads():
     before = set(threading.enumerate())
-    results = ordered_map([Lane(None, 2)], range(50), slowly)
+    results = ordered_map([Lane(Unused(), 2)], range(50), slowly)
     assert next(results) == 0
     results.close()
     assert set(threading.enumerate()) - before == set()
@@ -1611,8 +1620,8 @@ def test_a_failure_ends_the_ordered_map_with_its_threads():
             raise ValueError("item 2 broke")
         return slowly(upscaler, item)
 
-    with pytest.raises(UpscalingFailed, match=r"^upscaling failed on None: ValueError\('item 2 broke'\)$") as failed:
-        list(ordered_map([Lane(None, 2)], range(50), fails_on_two))
+    with pytest.raises(UpscalingFailed, match=r"^upscaling failed on CPU: ValueError\('item 2 broke'\)$") as failed:
+        list(ordered_map([Lane(Unused(), 2)], range(50), fails_on_two))
     assert set(threading.enumerate()) - before == set()
     assert isinstance(failed.value.__cause__, ValueError) and not failed.value.every_device
 
@@ -2800,10 +2809,22 @@ def test_a_job_of_the_wrong_kind_is_a_setting_error(fields, said):
     assert str(refused.value) == said and isinstance(refused.value, (InputError, ValueError))
 
 
-def test_a_pipeline_lane_without_an_upscaler_is_a_setting_error(tmp_path):
-    # A lane of "up" (or None, which ordered_map allows) was a bare AttributeError in run.
-    with pytest.raises(InputError, match="a pipeline's lanes need an Upscaler each, got 'up'"):
-        Pipeline([Lane("up", 1)])
+@pytest.mark.parametrize("given", ["up", None, object(), SimpleNamespace(upscale=2), Upscaler])
+def test_a_lane_of_what_cannot_upscale_is_a_setting_error_as_it_is_made(given):
+    # A Pipeline's lane of "up" was a bare AttributeError in run, and ordered_map took
+    # Lane(None, 1), then failed each item as "upscaling failed on None", a device's
+    # failure (a library audit). The class itself has an upscale, but no network.
+    with pytest.raises(SettingError) as refused:
+        Lane(given, 1)
+    assert str(refused.value) == f"a lane needs an Upscaler (or anything with its upscale method), got {describe(given)}"
+    assert "\n" not in str(refused.value)
+
+
+def test_a_lane_takes_any_stand_in_with_an_upscale_method():
+    # The command's tests and tools put fakes and wrappers in lanes: only what cannot
+    # upscale at all is refused.
+    for stand_in in (SlowFake(0), SimpleNamespace(upscale=lambda image: image)):
+        assert Lane(stand_in, 2).upscaler is stand_in
 
 
 def test_a_job_that_would_write_over_its_input_or_another_jobs_output_fails_alone(tmp_path, cpu_lane):

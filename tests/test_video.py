@@ -2078,7 +2078,7 @@ def test_an_encoder_error_stops_the_frame_workers_before_returning(tmp_path):
         return image
 
     def frames(decoded):
-        return ordered_map([Lane(None, 2)], decoded, slowly)
+        return ordered_map([Lane(SimpleNamespace(upscale=lambda image: image), 2)], decoded, slowly)
 
     with pytest.raises(InputError, match="cannot encode"):
         upscale_video(clip, tmp_path / "out.mp4", frames, EncodeOptions(bitrate=1))
