@@ -830,10 +830,12 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
                              "its layers ask for an impossible amount of memory") from None
 
     def runs_whole(self, height: int, width: int, calls: int | None = None) -> bool:
-        """Whether a ``height`` × ``width`` picture runs as one window here (an
-        automatic tile that fits it whole, or a tile at least as large), with
-        ``calls`` pictures at once sharing the memory (default: the concurrency it
-        was made for). An InputError once it is closed."""
+        """Whether an RGB ``height`` × ``width`` picture runs as one window here, one
+        network run (TTA's passes aside), as ``upscale`` runs it: a tile, asked for or
+        automatic, that covers it, or blended windows of a smaller one that grow to
+        the whole picture; never a staged run. ``calls`` pictures at once share the
+        memory (default: the concurrency it was made for). An InputError once it is
+        closed."""
         for name, value in (("height", height), ("width", width), ("calls", calls)):
             # Else a bare TypeError or "math domain error", or an answer for -5 rows.
             if (value is not None or name != "calls") and (
@@ -844,9 +846,19 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             if self._closed:  # its network is freed
                 raise InputError(CLOSED)
             net, tile = self._net, self._tile
-        if tile:
-            return tile >= max(height, width)
-        return self._auto_tile(net, height, width, calls)[0] == 0
+        stages = True
+        if tile == 0:
+            tile, stages = self._auto_tile(net, height, width, calls)
+        # As _run_tiles decides: an automatic tile of 32 px, or -t 32, ran a 40x40
+        # picture as one blended window (realesr-animevideov3-x2), where this said
+        # False, and a CPU lane kept two workers for pictures one worker runs whole.
+        grid, _, maps = self._layout(net, height, width, tile, stages)
+        if len(grid) == 1:
+            return True
+        if maps is not None or self.overlap == 0:
+            return False
+        _, rows, _, cols = self._blend_layout(grid)
+        return len(rows) == len(cols) == 1
 
     def _upscale_native(self, image: np.ndarray, progress) -> np.ndarray:
         while True:
@@ -909,18 +921,26 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             return mirror_pad(alpha, self._border)
         return np.pad(alpha, ((self._border, self._border), (self._border, self._border), (0, 0)), mode="edge")
 
+    def _layout(self, net: Network, h: int, w: int, tile: int, stages: bool, channels: int = 3):
+        """How ``tile`` (0: none) runs an ``h`` × ``w`` picture of ``channels``: its
+        grid, the window the tile's memory is for, and the maps of a staged run (None
+        where it runs windows). _run_tiles runs it; runs_whole reads it."""
+        if tile:  # tiles of whole blocks keep the next tile's window at the picture's phase
+            tile = max(self._alignment, tile - tile % self._alignment)
+        grid = tile_grid(h, w, tile)
+        longest = tile + 2 * self.tile_pad + self.overlap
+        maps = self._stage_maps(net, h, w, longest, channels) if stages and len(grid) > 1 else None
+        return grid, longest, maps
+
     def _run_tiles(self, image: np.ndarray, net: Network, tile: int, progress, stages: bool = True) -> np.ndarray:
         h, w, channels = image.shape
         # Padded at the picture's own depth and made float one window at a time: a
         # float copy of a 12 MP picture would cost 140 MB for the whole run.
         rgb = mirror_pad(np.repeat(image, 3, axis=2) if channels == 1 else image[:, :, :3], self._border)
         alpha = self._pad_alpha(image[:, :, 3:]) if channels == 4 else None
-        if tile:  # tiles of whole blocks keep the next tile's window at the picture's phase
-            tile = max(self._alignment, tile - tile % self._alignment)
-        grid = tile_grid(h, w, tile)
+        grid, longest, maps = self._layout(net, h, w, tile, stages, channels)
+        tile = grid.tile
         out = np.empty((h * self._scale, w * self._scale, channels), image.dtype)
-        longest = tile + 2 * self.tile_pad + self.overlap  # the window the tile's memory is for
-        maps = self._stage_maps(net, h, w, longest, channels) if stages and len(grid) > 1 else None
         if maps is None and len(grid) > 1 and getattr(net, "norms", None) and not self._norm_warned:
             self._norm_warned = True
             log.warning("%s normalises over the whole picture (GroupNorm), which tiles of %d px do not see: "

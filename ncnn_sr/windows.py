@@ -138,9 +138,8 @@ class WindowRunner:
         next window in its row. Pixels one window alone covers go straight to ``out``,
         so no float copy of a whole row of output is ever held (160 MB for a row of
         200 px tiles across a 4000 px picture at x4)."""
-        p, b, channels = self.tile_pad, self._border, out.shape[2]
-        height, rows = blend_spans(grid.height, grid.tile, p, self.overlap, b, self._alignment)
-        width, cols = blend_spans(grid.width, grid.tile, p, self.overlap, b, self._alignment)
+        b, channels = self._border, out.shape[2]
+        height, rows, width, cols = self._blend_layout(grid)
         depth = 3 if alpha is None else 4
         total = len(rows) * len(cols)
         boxes = [(row.window, col.window, height, width, (row.start + b - row.window, row.end + b - row.window,
@@ -148,6 +147,15 @@ class WindowRunner:
                  for row in rows for col in cols]
         with contextlib.closing(self._window_outputs(net, rgb, alpha, boxes)) as outputs:
             self._blend_rows(rows, cols, outputs, out, channels, depth, total, progress)
+
+    def _blend_layout(self, grid) -> tuple[int, list, int, list]:
+        """The blended windows of ``grid``: their height and row spans, their width and
+        column spans (``tiles.blend_spans``). One span on both axes is one window of
+        the whole picture, however many tiles the grid has."""
+        p, b, a = self.tile_pad, self._border, self._alignment
+        height, rows = blend_spans(grid.height, grid.tile, p, self.overlap, b, a)
+        width, cols = blend_spans(grid.width, grid.tile, p, self.overlap, b, a)
+        return height, rows, width, cols
 
     def _blend_rows(self, rows, cols, outputs, out, channels, depth, total, progress) -> None:
         s, width_out = self._scale, out.shape[1]

@@ -2395,22 +2395,23 @@ def test_a_video_whose_folder_cannot_be_made_is_one_line(tmp_path):
 
 
 def test_a_folder_of_one_size_gets_one_cpu_worker_where_two_would_tile(tmp_path, monkeypatch, capsys):
-    # As a video's frames (test_cli): 8 MB let one worker run 24x32 pictures whole, not two.
+    # As a video's frames (test_cli): 48 MB let one worker run 96x64 pictures whole, not
+    # two, whose 32 px tiles stay several blended windows.
     from ncnn_sr import batch_cli, budget, console
 
-    pictures(tmp_path / "in", ["a.png", "b.png", "c.png"], size=(24, 32))
-    monkeypatch.setattr(budget, "available_memory", lambda: 8 << 20)
+    pictures(tmp_path / "in", ["a.png", "b.png", "c.png"], size=(64, 96))
+    monkeypatch.setattr(budget, "available_memory", lambda: 48 << 20)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     opts = batch_cli.RunOptions(input=tmp_path / "in", output=tmp_path / "out", model="realesr-animevideov3-x2",
                                 model_path=None, gpu="-1", tile="0", jobs="1:2:2", tta=False, fmt=None, verbose=True)
     console.setup_logging("ncnn-sr", verbose=True)
     assert batch_cli.run("ncnn-sr", opts) == 0
     said = capsys.readouterr().err
-    assert "one proc worker on CPU with all its cores: 32x24 pictures fit one window for one, not for 2" in said
+    assert "one proc worker on CPU with all its cores: 96x64 pictures fit one window for one, not for 2" in said
     assert "realesr-animevideov3-x2 x2 on CPU, 1 proc worker(s)" in said
     assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "b.png", "c.png"]
     # Pictures of two sizes keep the two workers.
-    pictures(tmp_path / "in", ["d.png"], size=(24, 40))
+    pictures(tmp_path / "in", ["d.png"], size=(64, 104))
     assert batch_cli.run("ncnn-sr", opts) == 0
     assert "2 proc worker(s)" in capsys.readouterr().err
 

@@ -1296,6 +1296,40 @@ def test_runs_whole_refuses_sizes_and_counts_of_the_wrong_kind(args, kwargs, sai
     assert str(refused.value) == said
 
 
+def one_window(up: Upscaler, height: int, width: int) -> bool:
+    """Whether ``up`` ran a ``height`` × ``width`` picture as one window, as its
+    progress tells: blended windows, tiles and a staged run's windows and pieces
+    are each told, one window alone as (1, 1)."""
+    told = []
+    up.upscale(np.zeros((height, width, 3), np.uint8), progress=lambda done, total: told.append((done, total)))
+    return told == [(1, 1)]
+
+
+@pytest.mark.parametrize("tile, memory, overlap", [(32, None, None), (48, None, None), (64, None, None),
+                                                   (32, None, 0), (0, 1 << 20, None), (0, 4 << 20, None),
+                                                   (0, 16 << 20, None)])
+def test_runs_whole_says_whether_upscale_runs_one_window(tile, memory, overlap, monkeypatch):
+    # found by a library audit: with tile=32 (or an automatic 32 px tile) a 40x40
+    # picture ran as one blended window, its windows grown to the whole picture, where
+    # runs_whole said False; the CLI kept two CPU workers for frames one worker ran whole.
+    if memory is not None:  # an automatic tile of 32 to 64 px for these pictures
+        monkeypatch.setattr(engine_mod.budget, "available_memory", lambda: memory)
+    sizes = (8, 24, 40, 56, 72, 88)
+    with Upscaler("realesr-animevideov3-x2", device=-1, threads=1, tile=tile, overlap=overlap) as up:
+        said = {(h, w): up.runs_whole(h, w) for h in sizes for w in sizes}
+        ran = {(h, w): one_window(up, h, w) for h in sizes for w in sizes}
+    assert said == ran
+    assert any(ran.values()) and not all(ran.values())
+
+
+@pytest.mark.parametrize("exact, whole", [(None, False), (False, True)])
+def test_runs_whole_says_false_for_a_staged_run_and_true_for_its_blended_window(exact, whole):
+    # 32 px tiles of a 40x40 picture: RRDBNet's staged run goes window by window over
+    # the trunk, where without stages its blended windows grow to one.
+    with Upscaler("realesrgan-x4plus-anime", device=-1, threads=1, tile=32, exact=exact) as up:
+        assert up.runs_whole(40, 40) is one_window(up, 40, 40) is whole
+
+
 # A process forked after ncnn ran inherits its OpenMP runtime without the threads and its
 # Vulkan instance without the driver's state: ncnn waited there for ever. Each script runs
 # in a fresh Python, so that this test process's own ncnn plays no part.

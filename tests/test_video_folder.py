@@ -347,26 +347,26 @@ def test_a_folder_runs_progress_lines_name_the_video_and_its_place_in_the_folder
 def test_each_video_of_a_folder_gets_the_cpu_workers_its_own_frames_would(gpu, tmp_path, monkeypatch, capsys):
     # The first video's size chose them for the whole folder: a 640x480 clip after a
     # 32x24 one ran on two workers over blended tiles, 22 % slower than alone (25.0 s
-    # against 20.4 s for 6 frames, 2 cores) and not the frames it gets alone. Here 8 MB
-    # lets one worker run 32x24 whole, not two, and two run 16x16 whole.
+    # against 20.4 s for 6 frames, 2 cores) and not the frames it gets alone. Here 48 MB
+    # lets one worker run 96x64 whole, not two, and two run 16x16 whole.
     from ncnn_sr import batch_cli, budget, console, devices
     from ncnn_sr.video_options import EncodeOptions
 
     if gpu == "auto" and devices.get_device("auto").is_gpu:
         pytest.skip("auto finds a GPU here")
-    monkeypatch.setattr(budget, "available_memory", lambda: 8 << 20)
+    monkeypatch.setattr(budget, "available_memory", lambda: 48 << 20)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     src = tmp_path / "in"
     src.mkdir()
     make_clip(src / "a.mp4", frames=2, width=16, height=16, audio=None)
-    make_clip(src / "b.mp4", frames=2, width=32, height=24, audio=None)
+    make_clip(src / "b.mp4", frames=2, width=96, height=64, audio=None)
     make_clip(src / "c.mp4", frames=2, width=16, height=16, audio=None)
     opts = batch_cli.RunOptions(input=src, output=tmp_path / "out", model="realesr-animevideov3-x2", model_path=None,
                                 gpu=gpu, tile="0", jobs="1:2:2", tta=False, fmt=None, verbose=True)
     console.setup_logging("ncnn-sr", verbose=True)
     assert batch_cli.run_video("ncnn-sr", opts, EncodeOptions()) == 0
     said = capsys.readouterr().err
-    assert said.count("one proc worker on CPU with all its cores: 32x24 pictures fit one window for one, not for 2") \
+    assert said.count("one proc worker on CPU with all its cores: 96x64 pictures fit one window for one, not for 2") \
         == 1, said
     assert said.count("loading realesr-animevideov3-x2 on CPU") == 4, said  # a's, b's (twice), c's
     assert sorted(os.listdir(tmp_path / "out")) == ["a.mp4", "b.mp4", "c.mp4"]
