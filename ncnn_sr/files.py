@@ -347,7 +347,7 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
         if reader is None:
             os.replace(tmp, target)
     except BaseException as e:
-        left = _remove_part(tmp)
+        left = remove_part(tmp)
         error = cannot_write(named, e) if isinstance(e, OSError) and not isinstance(e, InputError) else e
         if left is not None and isinstance(error, InputError):
             error.left_behind = left  # for the caller to say: the error is the picture's
@@ -361,7 +361,7 @@ def atomic_write(path: str | os.PathLike, encode, shown: str | os.PathLike | Non
             os.close(reader)
 
 
-def _remove_part(tmp: str) -> str | None:
+def remove_part(tmp: str | os.PathLike) -> str | None:
     """Remove ``tmp``, a write's temporary file; where it cannot be (its folder made
     read-only meanwhile), what is left, in words, for the caller to say."""
     try:

@@ -40,7 +40,7 @@ from .errors import (DISK_FULL, DeviceFailure, FlagNames, InputError, NoRoom, Op
                      describe, file_path, host_out_of_memory, in_one_line, out_of_memory, write_error_type)
 from .resample import resize
 from .signals import HeldInterrupts, ctrl_c_signals
-from .files import check_named_as_file, ffmpeg_name, mode_for, same_file, temp_stem, write_target
+from .files import check_named_as_file, ffmpeg_name, mode_for, remove_part, same_file, temp_stem, write_target
 from .path_names import numbered_pictures_hint
 from .streams import VideoInput, VideoOutput
 from .video_options import EncodeOptions
@@ -715,8 +715,10 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     (a DeviceFailure: a DeviceError, or ordered_map's UpscalingFailed) or the host's
     memory (a MemoryError: a frame that could not be allocated; FFmpeg's ENOMEM as it
     decodes, encodes or writes, or a write's, is raised as one: ``out_of_memory``), or
-    whose output's disk filled (a NoRoom of ENOSPC or EDQUOT: ``disk_full``), run again
-    with the same source, settings and options, goes on from the last whole piece.
+    whose output's disk filled (a NoRoom of ENOSPC or EDQUOT: ``disk_full``), or whose
+    whole video could not be renamed into place (its folder made read-only meanwhile),
+    run again with the same source, settings and options, goes on from the last whole
+    piece.
     None keeps nothing (a stream, an encoder or container not in video_pieces' lists
     keeps nothing either).
     ``progress`` is then not called for the frames the kept pieces hold: its first
@@ -747,6 +749,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     dst = dst if piped else Path(dst)
     encoder = video_encoder(dst, options, flags)
     part = lock = work = None
+    unplaced = False  # the whole video made, and not renamed into place
     if not piped:
         final = write_target(dst)
         if not isinstance(src, VideoInput) and same_file(src, final):
@@ -843,6 +846,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                 os.chmod(part, mode_for(final))  # FFmpeg made it as a new file; the one replaced may be private
                 os.replace(part, final)
             except OSError as e:  # on Windows, an output open in a player cannot be replaced
+                unplaced = True
                 raise cannot_write(final, e) from None
             if work is not None:
                 work.remove()
@@ -860,10 +864,12 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             _remove(part)
         memory = out_of_memory(e)
         if work is not None:
-            if _device_failed(e) or memory or disk_full(e):
+            if _device_failed(e) or memory or disk_full(e) or unplaced:
                 # For a rerun on another device, or with smaller tiles or fewer frames
                 # in work at once (the host's memory), or once room is made on the
-                # disk, to go on from.
+                # disk, or once the output can be replaced (its folder made read-only
+                # as the video ended, a player holding it open on Windows), to go on
+                # from: all of it, copied in a moment.
                 work.keep_or_remove()
             else:
                 work.remove()
@@ -1240,10 +1246,11 @@ def _close_discarded(out) -> None:
 
 
 def _remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
+    # A part its folder, made read-only meanwhile, holds on to is named, as a picture's
+    # is: hidden, it was found by no one (the whole video, where the rename failed).
+    left = remove_part(path)
+    if left is not None:
+        log.warning("%s", left)
 
 
 # FFmpeg's readers of bare streams (.h264, .hevc, .m2v, ...), whose average frame rate
