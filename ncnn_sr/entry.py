@@ -132,6 +132,36 @@ def _interrupted(prog: str) -> None:
     os._exit(interrupted_status())  # native libraries may be half loaded or running: no teardown
 
 
+class _PastClick(BaseException):
+    """A stop signal's KeyboardInterrupt carried out of the command past click's main,
+    which writes an empty line for one, to end the line a terminal echoed ^C on: in a
+    log, or after a service manager's SIGTERM, a stray line before "interrupted"."""
+
+
+def _carried_past_click(method):
+    def carried(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise _PastClick from None
+        except Exception as e:
+            # As where the command's module loads (_run): ncnn, numpy and Pillow load
+            # once the flags are read, and one interrupted in its C code reports this.
+            if _caused_by_ctrl_c(e):
+                raise _PastClick from None
+            raise
+    return carried
+
+
+def _interrupted_past_click(prog: str) -> None:
+    try:
+        if sys.stderr.isatty():  # the terminal's ^C line ended, as click would
+            sys.stderr.write("\n")
+    except (OSError, ValueError):
+        pass
+    _interrupted(prog)
+
+
 def _caused_by_ctrl_c(error: BaseException) -> bool:
     seen = set()
     while error is not None and id(error) not in seen:
@@ -305,8 +335,14 @@ def _run(module: str, prog: str) -> None:
     # all of it at each full collection, and several times in the interpreter's
     # teardown (75 ms of a one-picture run on 2 cores, 15 ms without).
     gc.freeze()
+    # Reading the arguments, and the command's work: what click's main runs. The
+    # instance's own, for this process alone (it ends here).
+    main.make_context = _carried_past_click(main.make_context)
+    main.invoke = _carried_past_click(main.invoke)
     try:
         code = main(standalone_mode=False)
+    except _PastClick:
+        _interrupted_past_click(prog)
     except (click.exceptions.Abort, KeyboardInterrupt):
         _interrupted(prog)
     except MemoryError:

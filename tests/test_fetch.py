@@ -1162,7 +1162,7 @@ def test_ctrl_c_while_waiting_for_another_fetch_says_so_and_the_other_goes_on(se
     server.go_on.set()
     outs = first.communicate(timeout=120)
     assert second.returncode == 130 and err == (f"ncnn-sr: realesr-general-x4v3: stopped waiting: the other download "
-                                                f"into {folder} goes on\n\nncnn-sr: interrupted\n"), err  # click's line break after ^C
+                                                f"into {folder} goes on\nncnn-sr: interrupted\n"), err
     assert first.returncode == 0 and outs[1] == "", outs
     assert _listed(folder, "realesr-general-x4v3").split()[2] == "fetched"
 
