@@ -749,7 +749,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     dst = dst if piped else Path(dst)
     encoder = video_encoder(dst, options, flags)
     part = lock = work = None
-    unplaced = False  # the whole video made, and not renamed into place
+    unplaced = placed = False  # the whole video made, and not renamed into place; renamed
     if not piped:
         final = write_target(dst)
         if not isinstance(src, VideoInput) and same_file(src, final):
@@ -844,17 +844,24 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
         if not piped:
             try:
                 os.chmod(part, mode_for(final))  # FFmpeg made it as a new file; the one replaced may be private
-                os.replace(part, final)
+                # Held as it is renamed, so that ``placed`` says whether it was: a stop
+                # landing just after kept the pieces beside the finished video.
+                with HeldInterrupts(ctrl_c_signals()):
+                    os.replace(part, final)
+                    placed = True
             except OSError as e:  # on Windows, an output open in a player cannot be replaced
                 unplaced = True
                 raise cannot_write(final, e) from None
             if work is not None:
                 work.remove()
     except KeyboardInterrupt:
-        if part is not None:
+        if part is not None and not placed:
             _remove(part)
         if work is not None:
-            work.keep_or_remove()  # for the same command to go on from
+            if placed:
+                work.remove()  # nothing is left to go on to
+            else:
+                work.keep_or_remove()  # for the same command to go on from
         # Ctrl-C does not wait for the frame workers, which may still be demuxing the
         # input: closing it under them could crash the process before the command's
         # own quick exit. The container closes itself once they let go of it.

@@ -988,3 +988,22 @@ def test_an_output_folder_made_read_only_as_the_video_ends_keeps_the_work_and_na
     assert f"{out}: going on from 00:00:02 (6 of 6 pieces kept from a stopped run)" in said, said
     assert (got := contents(out)) == (wanted := contents(tmp_path / "whole.mkv")), differences(got, wanted)
     assert sorted(p.name for p in folder.iterdir()) == ["out.mkv"]
+
+
+def test_a_ctrl_c_as_the_finished_video_is_renamed_into_place_leaves_no_pieces_beside_it(tmp_path, cpu_upscalers,
+                                                                                       short_pieces, monkeypatch):
+    # Landing once the rename was done, it kept the pieces, for a rerun, beside the
+    # finished video: a hidden folder as large as the video, which a rerun with
+    # --skip-existing, skipping the video, never removed.
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    clip = make_clip(tmp_path / "in.mp4", frames=24, rate=Fraction(12), audio=None)
+    real = os.replace
+
+    def replace(src, dst, *given, **options):
+        real(src, dst, *given, **options)
+        if ".ncnn-sr-part-" in os.fspath(src):
+            os.kill(os.getpid(), signal.SIGINT)  # handled as the next few steps run
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(clip, tmp_path / "out.mp4", upscaled(up), settings=SETTINGS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
