@@ -749,7 +749,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     dst = dst if piped else Path(dst)
     encoder = video_encoder(dst, options, flags)
     part = lock = work = None
-    unplaced = placed = False  # the whole video made, and not renamed into place; renamed
+    unplaced = placed = False  # the finished video refused its rename into place; renamed there
     if not piped:
         final = write_target(dst)
         if not isinstance(src, VideoInput) and same_file(src, final):
