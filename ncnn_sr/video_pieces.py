@@ -205,8 +205,9 @@ class Work:
         if e.errno in DISK_FULL and self._no_room_for_the_rest():
             self.drop_piece()
             raise cannot_write(self.output, e) from e
-        log.warning("%s: no room to keep the work beside it (%s): it is still written, but a stop from here "
-                    "loses the run", self.output, e.strerror or e)
+        # "No room" where it is the disk's (the common cause), the cause alone elsewhere.
+        log.warning("%s: %s the work beside it (%s): it is still written, but a stop from here loses the run",
+                    self.output, "no room to keep" if e.errno in DISK_FULL else "cannot keep", e.strerror or e)
         self.given_up = True
         self.stop()
 

@@ -775,6 +775,29 @@ def test_probe_and_upscale_video_raise_out_of_memory_as_the_input_opens_as_a_mem
     assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
 
 
+def test_pieces_refused_for_another_cause_than_room_say_that_cause(tmp_path, cpu_upscalers, short_pieces,
+                                                                   monkeypatch, caplog):
+    # Their folder made read-only (or removed with the output's) was said as "no room
+    # to keep the work beside it (Permission denied)", as if the disk were full.
+    from ncnn_sr import video_pieces
+    up = cpu_upscalers("realesr-animevideov3-x2")
+    clip = make_clip(tmp_path / "in.mp4", frames=24, rate=Fraction(12), audio=None)
+
+    def piece_open(path, mode="r", *args, **kwargs):
+        if str(path).endswith(".tmp") and mode == "wb":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(video_pieces, "open", piece_open, raising=False)
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, out, upscaled(up), settings=SETTINGS)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{out}: cannot keep the work beside it (Permission denied): it is still written, but a stop from here "
+        "loses the run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
+
+
 def disk_full(monkeypatch, packets: int | None, code: int = errno.ENOSPC) -> None:
     """The output's disk full after ``packets`` video packets are muxed into it, or
     (None) as it closes, its trailer (the end of a run): FFmpeg's ENOSPC, as a muxer
