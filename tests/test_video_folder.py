@@ -722,6 +722,51 @@ def test_a_folder_broken_during_a_run_of_videos_stops_it_in_one_line(tmp_path, a
         assert not out.exists()  # not made again for the videos after
 
 
+# A folder of videos run as a user runs it, its output folder made read-only once the
+# first video's frames are all encoded: before any video is written there.
+_READ_ONLY_IN_THE_FIRST_VIDEO = """
+import os, sys
+from ncnn_sr import video
+
+real, folder = video._transcode, sys.argv[1]
+
+def transcode(*given, **options):
+    done = real(*given, **options)
+    os.chmod(folder, 0o555)
+    return done
+
+video._transcode = transcode
+sys.argv = ["ncnn-sr", "video", *sys.argv[2:]]
+from ncnn_sr import entry
+entry.ncnn_sr()
+"""
+
+
+def test_an_output_folder_made_read_only_before_any_video_is_written_there_stops_the_run(tmp_path):
+    # Only a folder a video was written in was looked at once a video failed: each
+    # later one failed in a line of its own ('cannot write out/v1.mp4: Permission
+    # denied', one for each of 3), as a folder of pictures does not.
+    import sys
+
+    from conftest import run_breaking_a_folder
+
+    if os.name == "nt":
+        pytest.skip("Windows ignores a folder's read-only mode")
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    for i in range(4):
+        make_clip(src / f"v{i}.mp4", frames=2, audio=None)
+    cmd = [sys.executable, "-c", _READ_ONLY_IN_THE_FIRST_VIDEO, str(out), "-i", str(src), "-o", str(out), *X2]
+    proc = run_breaking_a_folder(cmd, out)
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "frames/s" not in line and ": warning: " not in line]
+    assert lines == [f"ncnn-sr: stopped: cannot write into {out}: Permission denied; 0 upscaled, 0 skipped, 1 "
+                     "failed, 3 not done; once it can be written, the same command with --skip-existing goes on "
+                     "from there"], proc.stderr
+    assert [name for name in os.listdir(out) if not name.startswith(".")] == []
+
+
 @pytest.mark.parametrize("removed", ["b", "a"])  # one not read yet, the one being read
 def test_a_sub_folder_of_videos_removed_during_the_run_is_one_line_and_the_others_are_done(tmp_path, removed):
     # -r: a sub-folder removed before its videos were read failed each alone, a line
