@@ -855,10 +855,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         grid, _, maps = self._layout(net, height, width, tile, stages)
         if len(grid) == 1:
             return True
-        if maps is not None or self.overlap == 0:
-            return False
-        _, rows, _, cols = self._blend_layout(grid)
-        return len(rows) == len(cols) == 1
+        return maps is None and self._blends_whole(grid)
 
     def _upscale_native(self, image: np.ndarray, progress) -> np.ndarray:
         while True:
@@ -941,7 +938,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         grid, longest, maps = self._layout(net, h, w, tile, stages, channels)
         tile = grid.tile
         out = np.empty((h * self._scale, w * self._scale, channels), image.dtype)
-        if maps is None and len(grid) > 1 and getattr(net, "norms", None) and not self._norm_warned:
+        # Blended windows grown to the whole picture are its own run: nothing to say.
+        if maps is None and len(grid) > 1 and getattr(net, "norms", None) and not self._norm_warned \
+                and not self._blends_whole(grid):
             self._norm_warned = True
             log.warning("%s normalises over the whole picture (GroupNorm), which tiles of %d px do not see: "
                         "their output differs from the whole picture's (%s)", self.spec.name, tile,

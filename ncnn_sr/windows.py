@@ -64,24 +64,27 @@ class WindowRunner:
         boxes = [(t.y0, t.x0, t.height + 2 * p, t.width + 2 * p, (p, p + t.height, p, p + t.width))
                  for t in grid.tiles]
         if len(boxes) == 1 and self.tta:
-            # One window, minutes of eight passes on the CPU for a photo: each is told,
-            # so a bar moves and a cancel stops between them (the last is told once placed).
-            total = Steps(self._tta_passes(alpha), tiles=1)
-            done = 0
-
-            def tick() -> None:
-                nonlocal done
-                done += 1
-                if done < total:
-                    progress(done, total)
-            quantize_into(self._window_output(net, rgb, alpha, *boxes[0], tick), channels,
-                          out[grid.tiles[0].out_slices(s)])
-            progress(total, total)
+            self._one_window_passes(net, rgb, alpha, boxes[0], out[grid.tiles[0].out_slices(s)], progress)
             return
         with contextlib.closing(self._window_outputs(net, rgb, alpha, boxes)) as outputs:
             for done, (t, own) in enumerate(zip(grid.tiles, outputs), 1):
                 quantize_into(own, channels, out[t.out_slices(s)])
                 progress(done, len(grid))
+
+    def _one_window_passes(self, net, rgb, alpha, box: tuple, out, progress) -> None:
+        """The one window ``box`` of a picture, with TTA, into ``out``: minutes of eight
+        passes on the CPU for a photo, each told (``Steps`` of one tile), so a bar moves
+        and a cancel stops between them; the last is told once placed."""
+        total = Steps(self._tta_passes(alpha), tiles=1)
+        done = 0
+
+        def tick() -> None:
+            nonlocal done
+            done += 1
+            if done < total:
+                progress(done, total)
+        quantize_into(self._window_output(net, rgb, alpha, *box, tick), out.shape[2], out)
+        progress(total, total)
 
     def _window_outputs(self, net: Network, rgb: np.ndarray, alpha: np.ndarray | None, boxes: list):
         """``_window_output`` of each box (wy, wx, height, width, keep), in order. On a
@@ -145,6 +148,12 @@ class WindowRunner:
         boxes = [(row.window, col.window, height, width, (row.start + b - row.window, row.end + b - row.window,
                                                           col.start + b - col.window, col.end + b - col.window))
                  for row in rows for col in cols]
+        if total == 1 and self.tta:
+            # Grown to the whole picture (a 40x40 one in tiles of 32 px): one window with
+            # no seam, whose passes are told as a grid of one tile's are; told once at
+            # the end, its bar stood still and a cancel waited for all eight.
+            self._one_window_passes(net, rgb, alpha, boxes[0], out, progress)
+            return
         with contextlib.closing(self._window_outputs(net, rgb, alpha, boxes)) as outputs:
             self._blend_rows(rows, cols, outputs, out, channels, depth, total, progress)
 
@@ -156,6 +165,13 @@ class WindowRunner:
         height, rows = blend_spans(grid.height, grid.tile, p, self.overlap, b, a)
         width, cols = blend_spans(grid.width, grid.tile, p, self.overlap, b, a)
         return height, rows, width, cols
+
+    def _blends_whole(self, grid) -> bool:
+        """Whether ``grid``, run as blended windows, is one window of the whole picture."""
+        if self.overlap == 0:
+            return False  # the reference rule: a window a tile
+        _, rows, _, cols = self._blend_layout(grid)
+        return len(rows) == len(cols) == 1
 
     def _blend_rows(self, rows, cols, outputs, out, channels, depth, total, progress) -> None:
         s, width_out = self._scale, out.shape[1]

@@ -886,6 +886,35 @@ def test_tta_on_one_window_tells_each_pass_and_can_stop_between_them(cpu_upscale
         up.upscale(picture(20, 30), progress=stop_after_two)
     assert passes == [1, 2]
 
+
+def test_tta_on_blended_windows_grown_to_one_tells_each_pass_as_one_tile_does(cpu_upscalers):
+    # Tiles of 32 px blend a 40x40 picture as one window: it told its eight passes once,
+    # all at the end, where a grid of one tile tells each, and a cancel waited for all.
+    up = cpu_upscalers("realesr-animevideov3-x2", tile=32, tta=True)
+    assert up.runs_whole(40, 40)
+    image = picture(40, 40)
+    calls = []
+    got = up.upscale(image, progress=lambda done, total: calls.append((done, total, getattr(total, "tiles", None))))
+    assert calls == [(done, 8, 1) for done in range(1, 9)]
+    assert np.array_equal(got, cpu_upscalers("realesr-animevideov3-x2", tile=64, tta=True).upscale(image))
+    calls.clear()  # the alpha through the network too: eight passes more
+    cpu_upscalers("realesr-animevideov3-x2", tile=32, tta=True, alpha="model").upscale(
+        picture(40, 40, 4), progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(done, 16) for done in range(1, 17)]
+    passes = []
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(done, total):
+        passes.append(done)
+        if done == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        up.upscale(image, progress=stop_after_two)
+    assert passes == [1, 2]
+
 # --- seam-free tiling ------------------------------------------------------------------
 
 def test_context_past_the_networks_reach_is_cut_and_the_output_kept():

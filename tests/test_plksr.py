@@ -573,6 +573,21 @@ def test_groupnorm_tiles_without_stages_are_said_to_differ(tmp_path, caplog):
     assert len(said) == 1 and "exact tiling was turned off" in said[0]
 
 
+def test_groupnorm_tiles_blended_into_one_window_are_not_said_to_differ(tmp_path, caplog):
+    # Tiles of 32 px blend a 40x40 picture as one window, the whole picture's run: it
+    # was said to differ from the whole picture's all the same.
+    spec = plksr_model(tmp_path, blocks=2, kernel=7)
+    image = two_halves(40, 40)
+    with Upscaler(spec, device=-1, tile=400, precision="fp32") as whole, \
+            Upscaler(spec, device=-1, tile=32, exact=False, precision="fp32") as tiled:
+        assert tiled.runs_whole(40, 40)
+        assert np.array_equal(tiled.upscale(image), whole.upscale(image))
+        assert not [r for r in caplog.records if "GroupNorm" in r.getMessage()]
+        tiled.upscale(two_halves(40, 70))  # blended windows of their own: said
+    said = [r.getMessage() for r in caplog.records if "GroupNorm" in r.getMessage()]
+    assert len(said) == 1 and "exact tiling was turned off" in said[0]
+
+
 def test_the_large_kernel_runs_without_sgemm_and_the_model_is_estimated_light(tmp_path):
     spec = plksr_model(tmp_path)
     lines = spec.param_path.read_text().splitlines()
