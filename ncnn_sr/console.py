@@ -377,17 +377,36 @@ class TileBar(_Meter):
         echo(f"{self.prog}: {fraction_words(count)}/{whole} tiles, {rate:.2f}/s, ETA {(whole - count) / rate:.0f} s")
 
 
+# Per thread, as each upscales one picture at a time (Pipeline's proc workers): how far
+# tile_percent has said the picture it upscales is done, as (tiles, out of), or None.
+_percent_said = threading.local()
+
+
 def tile_percent(done: int, total: int) -> None:
     """A picture's tiles done as the reference says them: a line such as '25.00%'.
     Steps of tiles (``tiles.Steps``: a staged run's windows, TTA's passes over one
-    window) say a line as each tile's worth is done, as the reference does its tiles."""
+    window) say a line as each tile's worth is done, as the reference does its tiles.
+
+    Never less than a line said before of the same picture: a tile size that ran out of
+    memory is halved and the picture starts again (the reference never retries), and it
+    said 50.00% then 6.25%. The retry says nothing until it passes that line, so the
+    lines only go on, as a wrapper that reads them as a bar expects; the warning before
+    them says why they paused. A line of a restart would be one the reference never
+    writes, in the lines such a wrapper reads."""
+    said = getattr(_percent_said, "mark", None)
     if not done:
-        return  # no tile: an upscale that ended without its result (see Pipeline)
+        _percent_said.mark = None  # an upscale that ended without its result (see Pipeline): no line
+        return
     tiles = getattr(total, "tiles", None)
     if tiles is None:
         finished, tiles = range(done, done + 1), total
     else:  # the tiles this step finished: none within a tile, several where steps are fewer than tiles
         finished = range((done - 1) * tiles // total + 1, done * tiles // total + 1)
+    if said is not None:
+        finished = [tile for tile in finished if tile * said[1] > said[0] * tiles]
+    if finished:
+        # A picture done leaves no mark: the next one starts from nothing.
+        _percent_said.mark = None if finished[-1] >= tiles else (finished[-1], tiles)
     try:
         for tile in finished:
             echo(f"{tile / tiles * 100:.2f}%")

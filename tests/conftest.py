@@ -36,7 +36,8 @@ def _fetched_models_of_its_own(tmp_path_factory):
 def _logger_as_it_was():
     """A test that runs a command in-process sets the "ncnn_sr" logger up as the
     command does (its own handler, not propagated): later tests' caplog would see
-    nothing. The notices logged once a process are forgotten too."""
+    nothing. The notices logged once a process are forgotten too, and the percent
+    line the drop-in's tile_percent said last."""
     import logging
 
     import sys
@@ -46,6 +47,10 @@ def _logger_as_it_was():
     devices = sys.modules.get("ncnn_sr.devices")  # not imported here: ncnn loads slowly
     if devices is not None:
         devices.forget_warnings()  # each test may look for the once-a-process notices
+    console = sys.modules.get("ncnn_sr.console")
+    if console is not None:
+        # How far the drop-in's percent lines went, which a test's picture left unfinished.
+        console._percent_said.mark = None
     yield
     log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
 

@@ -551,6 +551,59 @@ def test_the_dropins_percentages_say_each_tile_once_whatever_steps_make_them_up(
         assert lines == [f"{k / tiles * 100:.2f}%" for k in range(1, tiles + 1)], (total, tiles, lines)
 
 
+def test_the_dropins_percentages_never_go_back_within_a_picture(capsys):
+    # A tile size that ran out of memory is halved and the picture starts again: it said
+    # 50.00%, then 6.25%. Silent until the retry passes where it was, the lines go on
+    # as the reference's do (a wrapper reading them as a bar sees it only move on), the
+    # warning before them saying why they paused; a picture's end, or an upscale that
+    # ended without its result (0, total), starts the next picture's lines afresh.
+    from ncnn_sr.console import tile_percent
+    from ncnn_sr.tiles import Steps
+
+    for done in (1, 2):
+        tile_percent(done, 4)
+    for done in range(1, 17):
+        tile_percent(done, 16)
+    assert capsys.readouterr().err.splitlines() == ["25.00%", "50.00%", *(f"{k * 6.25:.2f}%" for k in range(9, 17))]
+    tile_percent(1, 2)  # the next picture
+    tile_percent(0, 2)  # it failed
+    for done in range(1, 17):  # a picture of one tile, 16 steps (TTA, the alpha through the model)
+        tile_percent(done, Steps(16, 1))
+    assert capsys.readouterr().err.splitlines() == ["50.00%", "100.00%"]
+
+
+_OUT_OF_MEMORY_ONCE = """
+import sys
+from ncnn_sr import network
+runs, real = [0], network.Network.run
+
+def run(self, image, keep=None):
+    runs[0] += 1
+    if runs[0] == 3:  # two of its four tiles done
+        raise network.NetFailure("injected out of memory")
+    return real(self, image, keep)
+
+network.Network.run = run
+sys.argv = ["realesrgan-ncnn-vulkan", *sys.argv[1:]]
+from ncnn_sr.entry import realesrgan_ncnn_vulkan
+sys.exit(realesrgan_ncnn_vulkan())
+"""
+
+
+def test_the_dropins_percentages_go_on_past_an_out_of_memory_retry(tmp_path):
+    (tmp_path / "oom.py").write_text(_OUT_OF_MEMORY_ONCE)
+    Image.fromarray(picture(128, 128)).save(tmp_path / "in.png")
+    run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "whole.png", "-g", "-1", "-s", "2", "-t", "32", "-n",
+        "realesr-animevideov3")
+    proc = run(sys.executable, tmp_path / "oom.py", "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-g", "-1",
+               "-s", "2", "-t", "64", "-n", "realesr-animevideov3")
+    lines = proc.stderr.splitlines()
+    assert lines[:2] == ["25.00%", "50.00%"] and "retrying with 32px tiles" in lines[2]
+    assert lines[3:] == [f"{k * 6.25:.2f}%" for k in range(9, 17)]
+    with Image.open(tmp_path / "out.png") as got, Image.open(tmp_path / "whole.png") as want:
+        assert np.array_equal(np.asarray(got), np.asarray(want))  # the retry's picture, whole
+
+
 class GoneTerminal(io.StringIO):
     """Standard error on a terminal that went away (a closed pipe beneath it) once
     ``gone`` is set: each write then fails."""
