@@ -640,7 +640,7 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
         if piped is not None:
             piped.close()
     seconds = time.monotonic() - start
-    bar.close()
+    bar.finish()
     reused = f"; {frames.count} repeated the frame before, upscaled once" if frames.count else ""
     rate = bar.made / seconds if seconds > 0 else 0.0  # a clock that ticks every 15 ms (Windows) can read 0
     # The rate is of frames upscaled, which a constant rate (--fps, an .avi, MPEG-2) repeats or drops.

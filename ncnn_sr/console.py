@@ -326,6 +326,16 @@ class FrameProgress(_Meter):
                 echo(f"{self.prog}:{self.which} {done}{of} frames, {fps:.2f} fps{eta}")
 
 
+    def finish(self) -> None:
+        """Close it once the video is written: a total that was a guess (a container's
+        length, a deinterlacer's rate times it) is what was done, where the bar
+        ended at "30/31 frames", as if a frame were lost."""
+        if self.bar is not None and self.done and self.bar.total != self.done:
+            self.total = self.bar.total = self.done
+            self.bar.refresh()
+        self.close()
+
+
 class TileBar(_Meter):
     """A single picture's tiles as a bar on a terminal: a photo on the CPU takes
     minutes, in which nothing was shown. Opened before the first tile is done. An

@@ -24,6 +24,7 @@ import logging
 import math
 import mmap
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
@@ -75,6 +76,9 @@ class VideoInfo:
     square: bool = True  # whether its samples are square (or of no stated shape)
     stated_rate: Fraction | None = None  # the rate its header states (a bare stream's: FFmpeg's guess)
     guessed_rate: Fraction | None = None  # FFmpeg's guess of its rate beside an average (see _slot_rate)
+    # Its video track's own length, where the container states it apart from its other
+    # streams' (duration is the longest's, a sound that runs on past the picture).
+    video_duration: float | None = None
 
 
 def frames_out(info: VideoInfo, options: EncodeOptions) -> int | None:
@@ -84,11 +88,12 @@ def frames_out(info: VideoInfo, options: EncodeOptions) -> int | None:
     if not info.frames:
         return None
     frames = info.frames
-    if options.trims and info.duration and info.rate:
-        frames = options.part_seconds(info.duration) * info.rate
+    seconds = info.video_duration or info.duration
+    if options.trims and seconds and info.rate:
+        frames = options.part_seconds(seconds) * info.rate
     frames *= options.rate_factor(info.field_order)
-    if options.fps and info.duration:
-        frames = min(frames, options.part_seconds(info.duration) * options.fps)
+    if options.fps and seconds:
+        frames = min(frames, options.part_seconds(seconds) * options.fps)
     return round(frames)
 
 
@@ -100,13 +105,17 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         v = _video_stream(container, path)
         rate = _known_rate(v)
         length = _length(container, src=path)
-        frames = v.frames or (round(float(length) * rate) if length and rate else None)
+        own = _video_length(container, v)
+        if own is not None and length is not None:
+            own = min(own, length)
+        seconds = own or length
+        frames = v.frames or (round(float(seconds) * rate) if seconds and rate else None)
         info = VideoInfo(v.codec_context.width, v.codec_context.height, rate,
                          frames or None, float(length) if length else None,
                          len(container.streams.audio), len(container.streams.subtitles),
                          v.codec_context.field_order, v.codec_context.pix_fmt,
                          not v.sample_aspect_ratio or v.sample_aspect_ratio == 1, _stated_rate(v),
-                         _guessed_rate(v))
+                         _guessed_rate(v), float(own) if own else None)
     except BaseException as e:
         container.close()
         if out_of_memory(e) and not isinstance(e, MemoryError):
@@ -400,6 +409,24 @@ def _length(container, start: Fraction | None = None, src=None) -> Fraction | No
         rate = next((r for v in container.streams.video if (r := _known_rate(v))), None)
         total += 1 / rate if rate else 0
     return total if total > 0 else None
+
+
+def _video_length(container, v) -> Fraction | None:
+    """How long the video stream ``v`` lasts from ``container``'s first timestamp, as
+    _length counts, where the container states it apart from its other streams: a
+    Matroska (WebM) track's DURATION tag (HH:MM:SS.nnnnnnnnn), where it ends, which
+    FFmpeg's muxer writes for each track, ahead of the frames, so a pipe has it too.
+    Its length alone counted the frames of a clip with no frame count: 39 of a 30-frame
+    clip (1.25 s at 24 fps) whose sound ran to 1.6 s. None where it is not stated."""
+    if not container.format.name.startswith("matroska"):
+        return None
+    stated = next((value for key, value in v.metadata.items() if key.upper() == "DURATION"), None)
+    said = re.fullmatch(r"\s*(\d+):(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*", stated) if stated else None
+    if said is None:
+        return None
+    end = int(said[1]) * 3600 + int(said[2]) * 60 + Fraction(said[3])
+    seconds = end - _origin(container)
+    return seconds if seconds > 0 else None
 
 
 # How far before the end a file's duration gives its last packets are looked for.

@@ -261,6 +261,57 @@ def test_progress_counts_the_frames_of_the_part_at_the_rate_made():
     assert frames_out(VideoInfo(64, 48, None, None, None, 0, 0), EncodeOptions()) is None
 
 
+def test_progress_counts_the_frames_of_the_video_not_of_a_sound_that_runs_on(tmp_path):
+    # `cat clip.mkv | ncnn-sr video -i - ...` counted the frames of a Matroska clip with
+    # no frame count by its container's length, which its longer sound makes: 39 for a
+    # clip of 30 (1.25 s at 24 fps, the sound to 1.6 s). Its video track's own length
+    # (the DURATION tag FFmpeg writes for each track) counts them, from a pipe too.
+    import os
+    import threading
+
+    from ncnn_sr.streams import VideoInput
+    from ncnn_sr.video import frames_out, probe
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=30, sound_spans=[(0, 1.6)])
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: open(fifo, "wb").write(clip.read_bytes()))
+    writer.start()
+    src = VideoInput(fifo)
+    try:
+        piped = probe(src)
+    finally:
+        src.close()
+        writer.join(10)
+    assert not src.seekable()
+    for info in (piped, probe(clip)):
+        assert info.duration == pytest.approx(1.6, abs=0.05)  # the container's, as long as its sound
+        assert frames_out(info, EncodeOptions()) == 30
+        assert frames_out(info, EncodeOptions(start=Fraction(1, 2))) == 18
+        assert frames_out(info, EncodeOptions(fps=Fraction(12))) == 15
+
+
+def test_a_frame_bar_whose_total_was_too_many_ends_at_the_frames_done(monkeypatch):
+    # Where the total is a guess that overshoots, the bar ended at "30/31 frames",
+    # which reads as a frame lost.
+    import io
+    import sys
+
+    from ncnn_sr import console
+
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    monkeypatch.setattr(console, "bar_fits", lambda stream: True)
+    bar = console.FrameProgress("ncnn-sr", 31, quiet=False)
+    bar.bar.mininterval = 0  # each frame redraws it
+    for done in range(1, 31):
+        bar(done)
+    bar.finish()
+    drawn = [part for part in stderr.getvalue().split("\r") if "frame" in part]
+    assert "30/30" in drawn[-1] and "30/31" not in drawn[-1], drawn[-3:]
+    assert bar.bar is None  # closed
+
+
 def test_a_part_near_the_start_of_a_long_video_stops_reading_soon_after_it(tmp_path, monkeypatch):
     # A subtitle track whose last cue comes early never goes past the part's end:
     # the file was read to its end to see that.
