@@ -697,7 +697,7 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
         for path, refusal in moved:
             fallback = fallback or _fallback_container(encode)
             if fallback is None:  # every such video would fail: said before any model loads
-                raise InputError(f"{path}: {refusal or _container_refusal(FALLBACK_CONTAINERS[0], encode)}")
+                raise _of_file(path, refusal or _container_refusal(FALLBACK_CONTAINERS[0], encode))
             suffix = fallback
             name = f"{split_name(path.name)[0]}{suffix}"
             first = kept.get(_one_file_name((rel / name).as_posix()))
@@ -812,7 +812,7 @@ def video_output_name(src: Path, encode) -> str:
     if refusal is not None or not suffix:
         suffix = _fallback_container(encode)
         if suffix is None:
-            raise InputError(f"{src}: {refusal}")
+            raise _of_file(src, refusal)
     return f"{split_name(src.name)[0]}{suffix}"
 
 
@@ -835,6 +835,13 @@ SUBTITLE_SUFFIXES = frozenset({".srt", ".ass", ".ssa", ".vtt", ".sub", ".idx", "
 # Matroska, which holds any sound and subtitles, else the first common one that can
 # (.avi for HuffYUV or Ut Video, .mov for QuickTime RLE).
 FALLBACK_CONTAINERS = (".mkv", ".mp4", ".mov", ".webm", ".avi")
+
+
+def _of_file(path: Path, refusal: InputError) -> InputError:
+    """``refusal`` of the encoder's container said of the video at ``path``, its type
+    and the options it names kept: in an f-string, the command printed the library's
+    words (codec='smc') for its own flag."""
+    return type(refusal)(f"{path}: ", *refusal.pieces)
 
 
 def _fallback_container(encode) -> str | None:

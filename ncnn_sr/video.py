@@ -1118,6 +1118,11 @@ def _slot_rate(source: Fraction, guessed) -> Fraction:
     return source
 
 
+def _fps(flags: FlagNames, rate: int) -> Option:
+    """A rate to give, as ``flags``' command takes it (--fps 1000) or EncodeOptions (fps=1000)."""
+    return Option(flag=flags(f"--fps {rate}"), argument=f"fps={rate}", everywhere=True)
+
+
 def _check_fastest(dst: Path | VideoOutput, rate: Fraction | None, flags: FlagNames) -> None:
     """An InputError if a ``dst`` of video at ``rate`` frames a second cannot tell its frames' times apart."""
     if rate is None:
@@ -1125,11 +1130,11 @@ def _check_fastest(dst: Path | VideoOutput, rate: Fraction | None, flags: FlagNa
     muxer = video_streams.muxer_for(dst)
     if muxer == "avi" and rate > AVI_FASTEST:
         raise InputError(f"{dst}: an .avi holds at most {AVI_FASTEST} frames a second, not {_rate_text(rate)}: "
-                         f"give {flags(f'--fps {AVI_FASTEST}')} or less, or write another container")
+                         "give ", _fps(flags, AVI_FASTEST), " or less, or write another container")
     if muxer in MILLISECOND_MUXERS and rate > MILLISECOND_FASTEST:
         raise InputError(f"{dst}: {dst.suffix} stamps frames in whole milliseconds, so holds at most "
-                         f"{MILLISECOND_FASTEST} frames a second, not {_rate_text(rate)}: give "
-                         f"{flags(f'--fps {MILLISECOND_FASTEST}')} or less, or write .mp4 or .mov")
+                         f"{MILLISECOND_FASTEST} frames a second, not {_rate_text(rate)}: give ",
+                         _fps(flags, MILLISECOND_FASTEST), " or less, or write .mp4 or .mov")
 
 
 def _muxer_options(dst: Path) -> dict | None:

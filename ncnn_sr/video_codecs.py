@@ -21,7 +21,7 @@ import av
 from av.video.reformatter import ColorRange
 
 from . import video_streams
-from .errors import FlagNames, InputError
+from .errors import FlagNames, InputError, Option, SettingError
 from .resample import target_size
 from .streams import VideoOutput
 from .video_options import COMMON_CONTAINERS, EncodeOptions
@@ -237,8 +237,44 @@ def _nearest_rate(codec: str, source: Fraction) -> Fraction:
     return min(_frame_rates(codec), key=lambda r: abs(r - source))
 
 
+def _said(command: str, library: str) -> Option:
+    """Words of a refusal that read ``command`` to a command's user, who typed its
+    flags, and ``library`` to the library's caller, who gave EncodeOptions' fields.
+    ``command`` is said as it is by every command (everywhere): a flag the drop-in has
+    not is given here as its FlagNames say it, as the drop-in hands them to the run
+    and prints with its own."""
+    return Option(flag=command, argument=library, everywhere=True)
+
+
+def _shown(value) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def refusal(options: EncodeOptions, fields: tuple[str, ...], *parts) -> InputError:
+    """The one-line refusal of what ``options``' ``fields`` ask of the encoder, in
+    ``parts`` (text and Options). The library's caller reads each field given as it
+    gave it first ("crf=99: libx264 takes crf 0 to 51"), a command's user the flags
+    the parts name. A SettingError (a ValueError too) where a field was given, as
+    EncodeOptions' own refusals are; else an InputError: the output's name asked for
+    what cannot be (an .ogv of the default h264)."""
+    given = [name for name in fields if getattr(options, name) not in (None, "")]
+    shown = ", ".join(f"{name}={_shown(getattr(options, name))}" for name in given)
+    return (SettingError if given else InputError)(_said("", f"{shown}: " if shown else ""), *parts)
+
+
+# The encoder settings as the hints name them: the command's flags, EncodeOptions' fields.
+CRF = Option(flag="--crf", argument="crf", everywhere=True)
+BITRATE = Option(flag="--bitrate", argument="bitrate", everywhere=True)
+PRESET = Option(flag="--preset", argument="preset", everywhere=True)
+
+
+def _another_codec(flags: FlagNames) -> Option:
+    """"another codec", as ``flags``' command offers it."""
+    return _said(flags.another("codec", "--codec"), "codec")
+
+
 def _check_preset(codec: str, encoder: str, pix_fmt: str, preset: str) -> None:
-    """InputError unless the encoder ``codec`` (FFmpeg's ``encoder``) takes ``preset``.
+    """SettingError unless the encoder ``codec`` (FFmpeg's ``encoder``) takes ``preset``.
     x264's and x265's names are listed, as they print their own complaint on an open;
     SVT-AV1's numbers, -2 to 13, are taken without an open, as it prints its banner on
     every one. Any other encoder is asked by opening it: one without a preset option
@@ -246,14 +282,15 @@ def _check_preset(codec: str, encoder: str, pix_fmt: str, preset: str) -> None:
     only once frames reach it."""
     if encoder in ("libx264", "libx264rgb", "libx265"):
         if preset not in X264_X265_PRESETS:
-            raise InputError(f"{codec} has no preset '{preset}': use one of {', '.join(X264_X265_PRESETS)}")
+            raise refusal(EncodeOptions(preset=preset), ("preset",), f"{codec} has no ",
+                          _said(f"preset '{preset}'", "such preset"), f": use one of {', '.join(X264_X265_PRESETS)}")
     elif not (encoder == "libsvtav1" and preset.lstrip("-").isdigit() and -2 <= int(preset) <= 13):
         _open_with_preset(codec, pix_fmt, preset)
 
 
 @functools.lru_cache(maxsize=None)
 def _open_with_preset(codec: str, pix_fmt: str, preset: str) -> None:
-    """InputError unless ``codec`` opens on a small picture with only ``preset`` set,
+    """SettingError unless ``codec`` opens on a small picture with only ``preset`` set,
     and uses it. Kept once it passes: the command checks its options before a model
     loads and upscale_video again before it opens a file, and each open costs an
     encoder's start."""
@@ -262,24 +299,26 @@ def _open_with_preset(codec: str, pix_fmt: str, preset: str) -> None:
     try:
         ctx.open()
     except (av.error.FFmpegError, ValueError) as e:
-        raise InputError(f"{codec} has no preset '{preset}' ({_reason(e)})") from None
+        raise refusal(EncodeOptions(preset=preset), ("preset",), f"{codec} has no ",
+                      _said(f"preset '{preset}'", "such preset"), f" ({_reason(e)})") from None
     if "preset" in ctx.options:  # left unused: the encoder has no such option
-        raise InputError(f"{codec} has no presets: leave --preset out")
+        raise refusal(EncodeOptions(preset=preset), ("preset",), f"{codec} has no presets: leave ", PRESET, " out")
 
 
-def _check_crf(codec: str, encoder: str, pix_fmt: str, crf: int, bitrate: int | None) -> None:
-    """InputError unless the encoder ``codec`` (FFmpeg's ``encoder``) takes ``crf``,
-    and ``bitrate`` beside it. An encoder not listed is opened with it, as for a
+def _check_crf(codec: str, encoder: str, pix_fmt: str, options: EncodeOptions) -> None:
+    """SettingError unless the encoder ``codec`` (FFmpeg's ``encoder``) takes
+    ``options``' crf, and its bitrate beside it. An encoder not listed is opened with it, as for a
     preset: one without a crf option (MPEG-4, a hardware encoder) ignored it without
     a word."""
     if encoder in CRF_RANGES:
         low, high = CRF_RANGES[encoder]
-        if not low <= crf <= high:
-            raise InputError(f"{codec} takes --crf {low} to {high} (lower is better), not {crf}")
-        if bitrate is not None and encoder in CRF_OR_BITRATE:
-            raise InputError(f"{codec} takes --crf or --bitrate, not both")
+        if not low <= options.crf <= high:
+            raise refusal(options, ("crf",), f"{codec} takes ", CRF, f" {low} to {high} (lower is better)",
+                          _said(f", not {options.crf}", ""))
+        if options.bitrate is not None and encoder in CRF_OR_BITRATE:
+            raise refusal(options, ("crf", "bitrate"), f"{codec} takes ", CRF, " or ", BITRATE, ", not both")
     elif not _opens_with_crf(codec, pix_fmt):
-        raise InputError(f"{codec} has no constant quality (--crf): give a --bitrate")
+        raise refusal(options, ("crf",), f"{codec} has no constant quality (", CRF, "): give a ", BITRATE)
 
 
 @functools.lru_cache(maxsize=None)
@@ -367,9 +406,10 @@ def _rate_text(rate: Fraction) -> str:
 
 def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, flags: FlagNames = FlagNames()) -> str:
     """The name of the video encoder ``options`` choose for ``dst`` (FFmpeg's encoder's
-    own: libx264 for ``--codec h264``, so later choices need not look it up); InputError unless
-    it is a video encoder that can encode ``options.pix_fmt`` into a file of the kind
-    ``dst``'s name asks for. ``flags``: how the command's hints name its options (the
+    own: libx264 for ``--codec h264``, so later choices need not look it up); a SettingError
+    unless it is a video encoder that can encode ``options.pix_fmt`` into a file of the
+    kind ``dst``'s name asks for (an InputError where ``options`` asked nothing: the
+    default encoder into a container that cannot hold it; see ``refusal``). ``flags``: how the command's hints name its options (the
     drop-in has no --codec)."""
     codec = options.codec or ("libvpx-vp9" if dst.suffix.lower() == ".webm" else "libx264")
     try:
@@ -379,10 +419,11 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, flags: FlagNa
         why = "" if reason.strip("'") == codec else f" ({reason})"  # PyAV's reason is the name alone
         known = [name for name in _COMMON_ENCODERS if name in av.codecs_available]
         hint = f": this FFmpeg's video encoders include {', '.join(known)}" if known else ""
-        raise InputError(f"unknown video encoder '{codec}'{why}{hint}") from None
+        raise refusal(options, ("codec",), "unknown video encoder", _said(f" '{codec}'", ""), f"{why}{hint}") from None
     if encoder.type != "video":
         article = "an" if encoder.type[0] in "aeiou" else "a"
-        raise InputError(f"'{codec}' is {article} {encoder.type} encoder, not a video encoder")
+        raise refusal(options, ("codec",), _said(f"'{codec}' is ", ""),
+                      f"{article} {encoder.type} encoder, not a video encoder")
     if encoder.name == "libsvtav1":
         # Before any SVT-AV1 encoder opens (the preset check below may open one).
         os.environ.setdefault(*QUIET_SVT_AV1)
@@ -400,32 +441,35 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, flags: FlagNa
         av.VideoFormat(pix_fmt)
     except ValueError:
         hint = f": {codec} takes {listed}" if takes else ""
-        raise InputError(f"unknown pixel format '{pix_fmt}'{hint}") from None
+        raise refusal(options, ("pix_fmt",), "unknown pixel format", _said(f" '{pix_fmt}'", ""), hint) from None
     if takes and pix_fmt not in takes:
         into = f" into {dst.suffix}" if raw else ""
-        raise InputError(f"{codec} cannot encode {pix_fmt} pixels{into}: it takes {listed}")
+        raise refusal(options, ("codec", "pix_fmt"), f"{codec} cannot encode {pix_fmt} pixels{into}: it takes {listed}")
     paletted = av.VideoFormat(pix_fmt).has_palette
     if paletted and not _palette_kept(encoder.name, muxer) and (muxer is None or _holds_encoded(muxer, codec, raw)):
         drawn = _listed_formats([f for f in takes if not av.VideoFormat(f).has_palette])
         if encoder.name in ONE_PALETTE:
             where = "write .avi, or " if encoder.name in PALETTE_PER_FRAME["avi"] else ""
-            raise InputError(f"{dst.suffix} keeps one palette for all {codec} frames, which would show those after "
-                             f"the first in its colours: {where}choose another {flags.another('codec', '--codec')}")
-        raise InputError(f"{codec} cannot encode {pix_fmt} pixels here (frames get a palette of their own only "
-                         f"in gif, png or apng, or msrle in .avi)" + (f": it takes {drawn}" if drawn else ""))
+            raise refusal(options, ("codec", "pix_fmt"), f"{dst.suffix} keeps one palette for all {codec} frames, "
+                          f"which would show those after the first in its colours: {where}choose another ",
+                          _another_codec(flags))
+        raise refusal(options, ("codec", "pix_fmt"), f"{codec} cannot encode {pix_fmt} pixels here (frames get a "
+                      "palette of their own only in gif, png or apng, or msrle in .avi)"
+                      + (f": it takes {drawn}" if drawn else ""))
     if options.preset:
         _check_preset(codec, encoder.name, pix_fmt, options.preset)
     if options.crf is not None or options.bitrate is not None:
         # They encoded the same file whatever the bitrate, without a word.
         if encoder.lossless and not encoder.lossy:
-            raise InputError(f"{codec} is lossless: leave --crf and --bitrate out")
+            raise refusal(options, ("crf", "bitrate"), f"{codec} is lossless: leave ", CRF, " and ", BITRATE, " out")
         if encoder.name in PROFILE_RATE:
-            raise InputError(f"{codec} has no --crf or --bitrate: its profile sets its rate")
+            raise refusal(options, ("crf", "bitrate"), f"{codec} has no ", CRF, " or ", BITRATE,
+                          ": its profile sets its rate")
     if options.crf is not None:
-        _check_crf(codec, encoder.name, pix_fmt, options.crf, options.bitrate)
+        _check_crf(codec, encoder.name, pix_fmt, options)
     rates = _frame_rates(codec)
     if rates and options.fps is not None and options.fps not in rates:
-        raise InputError(f"{codec} cannot encode {options.fps} fps: it takes {_listed_rates(rates)}")
+        raise refusal(options, ("fps",), f"{codec} cannot encode {options.fps} fps: it takes {_listed_rates(rates)}")
     if muxer is None:
         return encoder.name
     if not _holds_encoded(muxer, codec, raw) or (dst.suffix.lower() == ".m2ts"
@@ -437,18 +481,18 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, flags: FlagNa
     else:
         return encoder.name
     own = video_streams.OWN_VIDEO.get(muxer)
-    such = f", such as {own}" if own and own != encoder.name else ""
+    such = [f", such as {own}"] if own and own != encoder.name else []
     if such and own not in QUANTISED and av.codec.CodecContext.create(own, "w").bit_rate:
         # FFmpeg's default rate, 200 kb/s, is all such an encoder has without one.
-        such += " with a --bitrate"
+        such += [" with a ", BITRATE]
     if isinstance(dst, VideoOutput):  # a stream is written in its one container, whatever else a file could be
-        raise InputError(f"{dst} is {dst.kind}, which {problem} {encoder.canonical_name} video: "
-                         f"choose another {flags.another('codec', '--codec')}{such}")
+        raise refusal(options, ("codec",), f"{dst} is {dst.kind}, which {problem} {encoder.canonical_name} video: "
+                      "choose another ", _another_codec(flags), *such)
     able = [suffix for suffix in _OFFERED if _holds_encoded(video_streams.muxer_for(Path(suffix)), codec, raw)
             and not (paletted and not _palette_kept(encoder.name, video_streams.muxer_for(Path(suffix))))]
     where = f"write {_either(able)}, or " if able else ""
-    raise InputError(f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another "
-                     f"{flags.another('codec', '--codec')}{such}")
+    raise refusal(options, ("codec",), f"{dst.suffix} {problem} {encoder.canonical_name} video: {where}choose another ",
+                  _another_codec(flags), *such)
 
 
 def svt_av1_stalls(size: tuple[int, int]) -> bool:
@@ -460,8 +504,8 @@ def check_encoder_rate(dst, encoder: str, rate: Fraction, flags: FlagNames = Fla
     """An InputError if ``encoder`` cannot encode frames at ``rate``, the rate it is opened at."""
     if encoder == "libsvtav1" and rate > SVT_AV1_FASTEST:
         raise InputError(f"{dst}: libsvtav1 encodes at most {SVT_AV1_FASTEST} frames a second, not "
-                         f"{_rate_text(rate)}: give {flags(f'--fps {SVT_AV1_FASTEST}')} or less, or another "
-                         f"{flags.another('codec', '--codec')}")
+                         f"{_rate_text(rate)}: give ", _said(flags(f"--fps {SVT_AV1_FASTEST}"), f"fps={SVT_AV1_FASTEST}"),
+                         " or less, or another ", _another_codec(flags))
 
 
 def _palette_kept(encoder: str, muxer: str | None) -> bool:
@@ -502,8 +546,8 @@ def check_size(info: VideoInfo, dst: Path | VideoOutput, encoder: str, options: 
 def _size_refusal(dst, codec: str, options: EncodeOptions, size: tuple[int, int]) -> InputError | None:
     """Why ``codec`` cannot code frames of ``size`` (width, height), if it cannot."""
     if codec == "libsvtav1" and options.bitrate and min(size) < SVT_AV1_RATE_SIDE:
-        return InputError(f"{dst}: libsvtav1 keeps to a --bitrate only on frames of {SVT_AV1_RATE_SIDE}x"
-                          f"{SVT_AV1_RATE_SIDE} pixels or more, not {size[0]}x{size[1]}: give a --crf instead")
+        return InputError(f"{dst}: libsvtav1 keeps to a ", BITRATE, f" only on frames of {SVT_AV1_RATE_SIDE}x"
+                          f"{SVT_AV1_RATE_SIDE} pixels or more, not {size[0]}x{size[1]}: give a ", CRF, " instead")
     too_large = _too_large(dst, codec, size)
     if too_large:
         return too_large
@@ -512,7 +556,7 @@ def _size_refusal(dst, codec: str, options: EncodeOptions, size: tuple[int, int]
         sides = [f"{n} pixels {way}" for n, has, way in zip(least, size, ("wide", "high")) if has < n]
         return InputError(f"{dst}: {codec} codes {size[0]}x{size[1]} {options.pix_fmt} frames wrong (they read "
                           f"back as another picture, or none): give frames at least {' and '.join(sides)}, or "
-                          "another --codec")
+                          "another ", _another_codec(FlagNames()))
     return None
 
 
@@ -530,15 +574,15 @@ def _too_large(dst, codec: str, size: tuple[int, int]) -> InputError | None:
         roomier = _roomier(dst, codec, size)
         such = f", such as {roomier}" if roomier else ""
         return InputError(f"{dst}: {codec} encodes frames of at most {most[0]}x{most[1]} pixels, not {width}x{height}: "
-                          f"upscale less, or choose another --codec{such}")
+                          "upscale less, or choose another ", _another_codec(FlagNames()), such)
     least = LEAST_SIDES.get(codec)
     if least and (width < least[0] or height < least[1]):
         return InputError(f"{dst}: {codec} encodes frames of at least {least[0]}x{least[1]} pixels, not "
-                          f"{width}x{height}: upscale more, or choose another --codec")
+                          f"{width}x{height}: upscale more, or choose another ", _another_codec(FlagNames()))
     if codec == "mpeg2video" and (width % MPEG2_SIDE_STEP == 0 or height % MPEG2_SIDE_STEP == 0):
         return InputError(f"{dst}: mpeg2video encodes no frames {MPEG2_SIDE_STEP} pixels wide or high, or a multiple "
-                          f"of it, as {width}x{height}: upscale to another size (--width, --height), or choose "
-                          "another --codec")
+                          f"of it, as {width}x{height}: upscale to another size", _said(" (--width, --height)", ""),
+                          ", or choose another ", _another_codec(FlagNames()))
     return None
 
 

@@ -1948,6 +1948,70 @@ def test_an_encoder_setting_the_encoder_cannot_take_is_a_one_line_error(codec, n
     one_line_failure(proc, tmp_path, message)
 
 
+# The library's caller gave EncodeOptions' fields, not the command's flags: each
+# refusal of them named --crf, --preset, --codec, which upscale_video takes none of.
+@pytest.mark.parametrize("name, options, library, command", [
+    ("out.mp4", EncodeOptions(crf=99), "crf=99: libx264 takes crf 0 to 51 (lower is better)",
+     "libx264 takes --crf 0 to 51 (lower is better), not 99"),
+    ("out.mp4", EncodeOptions(preset="nope"), "preset='nope': libx264 has no such preset: use one of ultrafast, ",
+     "libx264 has no preset 'nope': use one of ultrafast, "),
+    ("out.webm", EncodeOptions(preset="slow"), "preset='slow': libvpx-vp9 has no presets: leave preset out",
+     "libvpx-vp9 has no presets: leave --preset out"),
+    ("out.mp4", EncodeOptions(codec="mpeg4", crf=30), "crf=30: mpeg4 has no constant quality (crf): give a bitrate",
+     "mpeg4 has no constant quality (--crf): give a --bitrate"),
+    ("out.mkv", EncodeOptions(codec="libx264", crf=20, bitrate=100_000),
+     "crf=20, bitrate=100000: libx264 takes crf or bitrate, not both", "libx264 takes --crf or --bitrate, not both"),
+    ("out.mkv", EncodeOptions(codec="ffv1", bitrate=100_000),
+     "bitrate=100000: ffv1 is lossless: leave crf and bitrate out", "ffv1 is lossless: leave --crf and --bitrate out"),
+    ("out.mov", EncodeOptions(codec="prores_ks", crf=20),
+     "crf=20: prores_ks has no crf or bitrate: its profile sets its rate",
+     "prores_ks has no --crf or --bitrate: its profile sets its rate"),
+    ("out.mp4", EncodeOptions(codec="nope"), "codec='nope': unknown video encoder: this FFmpeg's video encoders include ",
+     "unknown video encoder 'nope': this FFmpeg's video encoders include "),
+    ("out.mp4", EncodeOptions(codec="aac"), "codec='aac': an audio encoder, not a video encoder",
+     "'aac' is an audio encoder, not a video encoder"),
+    ("out.mp4", EncodeOptions(pix_fmt="nope"), "pix_fmt='nope': unknown pixel format: libx264 takes yuv420p",
+     "unknown pixel format 'nope': libx264 takes yuv420p"),
+    ("out.mp4", EncodeOptions(pix_fmt="rgb24"), "pix_fmt='rgb24': libx264 cannot encode rgb24 pixels: it takes yuv420p",
+     "libx264 cannot encode rgb24 pixels: it takes yuv420p"),
+    ("out.mov", EncodeOptions(codec="libvpx"), "codec='libvpx': .mov cannot hold vp8 video: write .mkv, .webm or .avi, "
+     "or choose another codec", ".mov cannot hold vp8 video: write .mkv, .webm or .avi, or choose another --codec"),
+    ("out.mpg", EncodeOptions(codec="mpeg1video", fps=Fraction(10)),
+     "fps=10: mpeg1video cannot encode 10 fps: it takes 24000/1001", "mpeg1video cannot encode 10 fps: it takes 24000/1001"),
+])
+def test_an_encoder_setting_refused_names_it_as_the_library_s_caller_gave_it(name, options, library, command):
+    from ncnn_sr import video_codecs
+    from ncnn_sr.errors import SettingError, command_words
+    with pytest.raises(SettingError) as e:
+        video_codecs.video_encoder(Path(name), options)
+    assert isinstance(e.value, ValueError)
+    assert str(e.value).startswith(library) and "--" not in str(e.value), str(e.value)
+    assert command in command_words(e.value) and "=" not in command_words(e.value), command_words(e.value)
+
+
+def test_a_container_refused_for_the_default_encoder_is_the_output_s_fault_not_a_setting_s():
+    # No setting was given: the name asked for a container h264 cannot go in.
+    from ncnn_sr import video_codecs
+    from ncnn_sr.errors import SettingError
+    with pytest.raises(InputError) as e:
+        video_codecs.video_encoder(Path("out.ogv"), EncodeOptions())
+    assert not isinstance(e.value, SettingError)
+    assert str(e.value) == ".ogv cannot hold h264 video: write .mp4, .mkv, .mov or .avi, or choose another codec, such as libvpx"
+
+
+def test_upscale_video_refuses_a_crf_the_encoder_cannot_take_as_a_setting_before_any_frame(tmp_path):
+    from ncnn_sr.errors import SettingError
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    # Taken when made: the encoder, and so its range, is known only with the output.
+    options = EncodeOptions(codec="nope", preset="nope", pix_fmt="nope", crf=99)
+    asked = []
+    for options, said in ((options, "codec='nope': unknown video encoder"),
+                          (EncodeOptions(crf=99), "crf=99: libx264 takes crf 0 to 51 (lower is better)")):
+        with pytest.raises(SettingError, match=re.escape(said)):
+            upscale_video(clip, tmp_path / "out.mp4", lambda frames: asked.append(1) or frames, options)
+    assert asked == [] and sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
 @pytest.mark.parametrize("codec", ["libx264", "libx265", "libsvtav1"])
 def test_a_crf_and_a_bitrate_together_are_refused_where_the_encoder_cannot_take_both(codec, tmp_path):
     # x264 and x265 encoded at the crf and dropped the bitrate without a word; SVT-AV1
@@ -3556,7 +3620,7 @@ def test_a_millisecond_stamped_container_of_a_video_of_more_than_1000_fps_is_ref
     with pytest.raises(InputError) as e:
         upscale_video(clip, tmp_path / f"out{suffix}", lambda frames: frames)
     assert str(e.value) == (f"{tmp_path / f'out{suffix}'}: {suffix} stamps frames in whole milliseconds, so holds at "
-                            "most 1000 frames a second, not 2000: give --fps 1000 or less, or write .mp4 or .mov")
+                            "most 1000 frames a second, not 2000: give fps=1000 or less, or write .mp4 or .mov")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
     assert upscale_video(clip, tmp_path / f"out{suffix}", lambda frames: frames, EncodeOptions(fps=Fraction(1000))) == 2
     with av.open(str(tmp_path / f"out{suffix}")) as c:
@@ -3567,7 +3631,7 @@ def test_a_wmv_of_a_video_of_more_than_1000_fps_is_refused_naming_fps(tmp_path):
     # ASF stamps in milliseconds too: its muxer refused the shared stamps, after the
     # model had loaded, as a bare "cannot encode: Invalid argument".
     clip = make_clip(tmp_path / "in.mp4", frames=4, rate=Fraction(2000), audio=None)
-    with pytest.raises(InputError, match=r"\.wmv stamps frames in whole milliseconds, .* not 2000: give --fps 1000"):
+    with pytest.raises(InputError, match=r"\.wmv stamps frames in whole milliseconds, .* not 2000: give fps=1000"):
         upscale_video(clip, tmp_path / "out.wmv", lambda frames: frames, EncodeOptions(codec="wmv2"))
 
 
@@ -4413,7 +4477,7 @@ def test_frames_too_large_for_x264_are_refused_before_the_run():
     options = EncodeOptions()
     _check_size(8192, 12, "out.mkv", "libx264", options)
     with pytest.raises(InputError, match=r"out\.mkv: libx264 encodes frames of at most 16384x16384 pixels, not "
-                                         r"18000x32: upscale less, or choose another --codec, such as libx265$"):
+                                         r"18000x32: upscale less, or choose another codec, such as libx265$"):
         _check_size(9000, 16, "out.mkv", "libx264", options)
 
 
