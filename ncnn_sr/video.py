@@ -46,7 +46,7 @@ from .path_names import numbered_pictures_hint
 from .streams import VideoInput, VideoOutput
 from .video_options import EncodeOptions
 from .video_window import INTERLEAVED_WITHIN, Window
-from .video_codecs import (CONSTANT_QUALITY, DEFAULT_CRF, JPEG_ENCODERS, QP2LAMBDA, QUANTISED, QUANTISER,
+from .video_codecs import (BITRATE, CONSTANT_QUALITY, DEFAULT_CRF, JPEG_ENCODERS, QP2LAMBDA, QUANTISED, QUANTISER,
                            QUIET_X265, RATE_PER_FRAME, SVT_AV1_ONE_THREAD, VP8_CEILING, X265_CUTREE_NARROWEST,
                            X265_FEWEST_REORDERED, _frame_rates, _matrix_read, _nearest_rate, _open_saying_why,
                            _pixel_format, _rate_text, _reason, _size_refusal, _standard_rate, check_encoder_rate,
@@ -508,8 +508,11 @@ DAMAGE = (av.error.InvalidDataError, av.error.UndefinedError)
 
 
 def _cannot_decode(src, e: Exception, flags: FlagNames) -> InputError:
-    damaged = f" (a damaged file? {flags('--skip-damaged')} upscales the rest)" if isinstance(e, DAMAGE) else ""
-    return InputError(f"{src}: cannot decode: {_reason(e)}{damaged}")
+    if not isinstance(e, DAMAGE):
+        return InputError(f"{src}: cannot decode: {_reason(e)}")
+    return InputError(f"{src}: cannot decode: {_reason(e)} (a damaged file? ",
+                      Option(flag=flags("--skip-damaged"), argument="skip_damaged=True", everywhere=True),
+                      " upscales the rest)")
 
 
 # An input whose packets stop before this share of the duration its container gives
@@ -1989,7 +1992,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         except (av.error.FFmpegError, UnsupportedColour) as e:
             raise _cannot_decode(src, e, flags) from None
         except TooSmall as e:
-            raise InputError(f"{src}: {e}: {flags('--deinterlace off')} upscales them as they are") from None
+            raise InputError(f"{src}: {e}: ", Option(flag=flags("--deinterlace off"), argument="deinterlace='off'",
+                                                      everywhere=True), " upscales them as they are") from None
 
     def mux_side(up_to: int | None) -> None:
         if covers:  # first: a muxer waits for a packet of each stream before it writes any
@@ -2080,7 +2084,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 fed.add(target.stream.index)
         return target
 
-    def refused(e: Exception, said: str | None = None, frames: tuple[int, int] | None = None) -> InputError:
+    def refused(e: Exception, said: str | tuple | None = None, frames: tuple[int, int] | None = None) -> InputError:
         return refused_open(dst, codec, _reason(e), said, frames)
 
     coder = [video_out.codec_context]  # the encoder of the piece in work
@@ -2103,7 +2107,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         except av.error.FFmpegError as e:
             # VC-2 refuses a frame its share of the rate cannot code, and says nothing.
             short = codec in RATE_PER_FRAME and options.bitrate and isinstance(e, av.error.ArgumentError)
-            raise refused(e, "too few bits for each frame's slices: give a higher --bitrate" if short else None) \
+            raise refused(e, ("too few bits for each frame's slices: give a higher ", BITRATE) if short else None) \
                 from None
         for packet in packets:
             length = lengths.pop(packet.pts, None)

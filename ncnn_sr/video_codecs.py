@@ -356,17 +356,20 @@ def _open_saying_why(ctx) -> None:
         av.logging.set_skip_repeated(skipped)
 
 
-def refused_open(dst, codec: str, reason: str, said: str | None = None,
+def refused_open(dst, codec: str, reason: str, said: str | tuple | None = None,
                  size: tuple[int, int] | None = None) -> InputError:
     """The one line for ``codec`` refusing to open on the frames of ``dst``: FFmpeg's
     ``reason``, and what its log ``said`` (``_open_saying_why``) or what it needs;
     and the (width, height) ``size`` of the frames, where FFmpeg's reason may be
-    their size and not say it ("input must be at least 256x120")."""
+    their size and not say it ("input must be at least 256x120"). ``said`` may be in
+    pieces, text and Options, where it is ours and names a setting."""
+    said = (said,) if isinstance(said, str) else said or ()
     needs = next((what for end, what in HARDWARE_NEEDS.items() if codec.endswith(end)), None)
-    hint = f" ({codec} needs {needs}; libx264 runs anywhere)" if needs else f" ({said})" if said else ""
-    named = size and f"{size[0]}x{size[1]}" in f"{reason} {said}"  # H.263's and Cinepak's reasons name it
+    hint = (f" ({codec} needs {needs}; libx264 runs anywhere)",) if needs else (" (", *said, ")") if said else ()
+    text = "".join(p.flag if isinstance(p, Option) else p for p in said)
+    named = size and f"{size[0]}x{size[1]}" in f"{reason} {text}"  # H.263's and Cinepak's reasons name it
     frames = f": the upscaled frames are {size[0]}x{size[1]}" if size and not needs and not named else ""
-    return InputError(f"{dst}: cannot encode with {codec}: {reason}{hint}{frames}")
+    return InputError(f"{dst}: cannot encode with {codec}: {reason}", *hint, frames)
 
 
 @functools.lru_cache(maxsize=None)
@@ -409,8 +412,8 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, flags: FlagNa
     own: libx264 for ``--codec h264``, so later choices need not look it up); a SettingError
     unless it is a video encoder that can encode ``options.pix_fmt`` into a file of the
     kind ``dst``'s name asks for (an InputError where ``options`` asked nothing: the
-    default encoder into a container that cannot hold it; see ``refusal``). ``flags``: how the command's hints name its options (the
-    drop-in has no --codec)."""
+    default encoder into a container that cannot hold it; see ``refusal``). ``flags``:
+    how the command's hints name its options (the drop-in has no --codec)."""
     codec = options.codec or ("libvpx-vp9" if dst.suffix.lower() == ".webm" else "libx264")
     try:
         encoder = av.codec.Codec(codec, "w")
@@ -504,7 +507,8 @@ def check_encoder_rate(dst, encoder: str, rate: Fraction, flags: FlagNames = Fla
     """An InputError if ``encoder`` cannot encode frames at ``rate``, the rate it is opened at."""
     if encoder == "libsvtav1" and rate > SVT_AV1_FASTEST:
         raise InputError(f"{dst}: libsvtav1 encodes at most {SVT_AV1_FASTEST} frames a second, not "
-                         f"{_rate_text(rate)}: give ", _said(flags(f"--fps {SVT_AV1_FASTEST}"), f"fps={SVT_AV1_FASTEST}"),
+                         f"{_rate_text(rate)}: give ",
+                         _said(flags(f"--fps {SVT_AV1_FASTEST}"), f"fps={SVT_AV1_FASTEST}"),
                          " or less, or another ", _another_codec(flags))
 
 
@@ -617,7 +621,7 @@ def _opening_refusal(dst, codec: str, pix_fmt: str, size: tuple[int, int], bitra
     if reason and codec == "libx265" and min(size) >= X265_LEAST_SIDE:
         # In place of FFmpeg's "Cannot open libx265 encoder.", as x265's own word is quieted.
         said = (f"x265 codes frames under {X265_SMALL_BLOCKS} pixels a side only up to some 4000 pixels the other "
-                "way: upscale more, or choose another --codec")
+                "way: upscale more, or choose another ", _another_codec(FlagNames()))
     return refused_open(dst, codec, reason, said, size) if reason else None
 
 

@@ -242,7 +242,7 @@ def test_frames_too_small_to_deinterlace_are_said_to_be_so_not_undecodable(mode,
     # all a 16x2 video said, which upscales as it is with --deinterlace off.
     clip = unflagged_fields(tmp_path / "in.mkv", width=16, height=2)
     with pytest.raises(InputError, match=r"in.mkv: its 16x2 frames are too small to deinterlace \(bwdif takes "
-                                         r"5x7 and up in yuv420p\): --deinterlace off upscales them as they are"):
+                                         r"5x7 and up in yuv420p\): deinterlace='off' upscales them as they are"):
         seen(clip, tmp_path / "out.mkv", mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]
     assert len(seen(clip, tmp_path / "out.mkv", "off")) == 4

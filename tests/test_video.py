@@ -1966,7 +1966,8 @@ def test_an_encoder_setting_the_encoder_cannot_take_is_a_one_line_error(codec, n
     ("out.mov", EncodeOptions(codec="prores_ks", crf=20),
      "crf=20: prores_ks has no crf or bitrate: its profile sets its rate",
      "prores_ks has no --crf or --bitrate: its profile sets its rate"),
-    ("out.mp4", EncodeOptions(codec="nope"), "codec='nope': unknown video encoder: this FFmpeg's video encoders include ",
+    ("out.mp4", EncodeOptions(codec="nope"),
+     "codec='nope': unknown video encoder: this FFmpeg's video encoders include ",
      "unknown video encoder 'nope': this FFmpeg's video encoders include "),
     ("out.mp4", EncodeOptions(codec="aac"), "codec='aac': an audio encoder, not a video encoder",
      "'aac' is an audio encoder, not a video encoder"),
@@ -1977,7 +1978,8 @@ def test_an_encoder_setting_the_encoder_cannot_take_is_a_one_line_error(codec, n
     ("out.mov", EncodeOptions(codec="libvpx"), "codec='libvpx': .mov cannot hold vp8 video: write .mkv, .webm or .avi, "
      "or choose another codec", ".mov cannot hold vp8 video: write .mkv, .webm or .avi, or choose another --codec"),
     ("out.mpg", EncodeOptions(codec="mpeg1video", fps=Fraction(10)),
-     "fps=10: mpeg1video cannot encode 10 fps: it takes 24000/1001", "mpeg1video cannot encode 10 fps: it takes 24000/1001"),
+     "fps=10: mpeg1video cannot encode 10 fps: it takes 24000/1001",
+     "mpeg1video cannot encode 10 fps: it takes 24000/1001"),
 ])
 def test_an_encoder_setting_refused_names_it_as_the_library_s_caller_gave_it(name, options, library, command):
     from ncnn_sr import video_codecs
@@ -1996,7 +1998,8 @@ def test_a_container_refused_for_the_default_encoder_is_the_output_s_fault_not_a
     with pytest.raises(InputError) as e:
         video_codecs.video_encoder(Path("out.ogv"), EncodeOptions())
     assert not isinstance(e.value, SettingError)
-    assert str(e.value) == ".ogv cannot hold h264 video: write .mp4, .mkv, .mov or .avi, or choose another codec, such as libvpx"
+    assert str(e.value) == (".ogv cannot hold h264 video: write .mp4, .mkv, .mov or .avi, or choose another codec, "
+                            "such as libvpx")
 
 
 def test_upscale_video_refuses_a_crf_the_encoder_cannot_take_as_a_setting_before_any_frame(tmp_path):
@@ -2185,6 +2188,17 @@ def test_the_drop_in_names_the_command_that_skips_damaged_packets(tmp_path):
     assert proc.stderr.rstrip().endswith("(a damaged file? 'ncnn-sr video --skip-damaged' upscales the rest)")
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, check_ok=False)
     assert proc.stderr.rstrip().endswith("(a damaged file? --skip-damaged upscales the rest)"), proc.stderr
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("out", ".out"))]
+
+
+def test_the_library_names_the_field_that_skips_damaged_packets(tmp_path):
+    # It said --skip-damaged, a flag upscale_video has not: EncodeOptions' field is it.
+    from ncnn_sr.errors import command_words
+    clip = garble_video_packet(make_clip(tmp_path / "in.mp4", frames=12), tmp_path / "broken.mkv", 6)
+    with pytest.raises(InputError) as e:
+        upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+    assert str(e.value).endswith("(a damaged file? skip_damaged=True upscales the rest)"), str(e.value)
+    assert command_words(e.value).endswith("(a damaged file? --skip-damaged upscales the rest)")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(("out", ".out"))]
 
 
@@ -4498,7 +4512,8 @@ def test_frames_under_32_pixels_high_and_wide_across_x265_refuses_are_refused_be
     options = EncodeOptions()
     _check_size(500, 8, "out.mkv", "libx265", options)
     with pytest.raises(InputError, match=r"out\.mkv: cannot encode with libx265: .*x265 codes frames under 32 pixels a "
-                                         r"side only up to some 4000 pixels the other way.*6000x16"):
+                                         r"side only up to some 4000 pixels the other way: upscale more, or "
+                                         r"choose another codec\).*6000x16"):
         _check_size(3000, 8, "out.mkv", "libx265", options)
 
 
