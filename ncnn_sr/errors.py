@@ -156,7 +156,7 @@ class HintedInputError(InputError):
 class SettingError(InputError, ValueError):
     """A setting the library cannot run with, given to an Upscaler or its upscale, a
     Pipeline, a Lane, ordered_map, a Job, plan_jobs, EncodeOptions, upscale_video (its
-    frames function, options or progress), model_name_for (a scale), convert_weights
+    frames function, options, an encoder's setting the encoder cannot take, or progress), model_name_for (a scale), convert_weights
     (a scale or fp16), interpolate_weights (a weight), write_model (overwrite or
     trial), fetch_model (force or progress), Repeats (its function), mix_models,
     denoised_model, write_image or write_frames (quality, metadata or info): an
