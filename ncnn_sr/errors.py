@@ -156,12 +156,12 @@ class HintedInputError(InputError):
 class SettingError(InputError, ValueError):
     """A setting the library cannot run with, given to an Upscaler or its upscale, a
     Pipeline, a Lane, ordered_map, a Job, plan_jobs, EncodeOptions, upscale_video (its
-    frames function, options, an encoder's setting the encoder cannot take, or progress), model_name_for (a scale), convert_weights
-    (a scale or fp16), interpolate_weights (a weight), write_model (overwrite or
-    trial), fetch_model (force or progress), Repeats (its function), mix_models,
-    denoised_model, write_image or write_frames (quality, metadata or info): an
-    InputError as the library's other refusals, and a ValueError, as these were
-    raised first."""
+    frames function, options, one its encoder cannot take, or progress),
+    model_name_for (a scale), convert_weights (a scale or fp16), interpolate_weights
+    (a weight), write_model (overwrite or trial), fetch_model (force or progress),
+    Repeats (its function), mix_models, denoised_model, write_image or write_frames
+    (quality, metadata or info): an InputError as the library's other refusals, and a
+    ValueError, as these were raised first."""
 
 
 class WriteOutOfMemory(InputError):

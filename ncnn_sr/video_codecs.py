@@ -307,9 +307,9 @@ def _open_with_preset(codec: str, pix_fmt: str, preset: str) -> None:
 
 def _check_crf(codec: str, encoder: str, pix_fmt: str, options: EncodeOptions) -> None:
     """SettingError unless the encoder ``codec`` (FFmpeg's ``encoder``) takes
-    ``options``' crf, and its bitrate beside it. An encoder not listed is opened with it, as for a
-    preset: one without a crf option (MPEG-4, a hardware encoder) ignored it without
-    a word."""
+    ``options``' crf, and its bitrate beside it. An encoder not listed is opened with
+    it, as for a preset: one without a crf option (MPEG-4, a hardware encoder) ignored
+    it without a word."""
     if encoder in CRF_RANGES:
         low, high = CRF_RANGES[encoder]
         if not low <= options.crf <= high:
