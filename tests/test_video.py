@@ -2097,7 +2097,8 @@ def test_an_encoder_is_opened_once_to_check_a_preset_however_often_it_is_checked
 
 
 def test_the_encoder_is_checked_before_any_file_is_opened(tmp_path):
-    with pytest.raises(InputError, match="'aac' is an audio encoder"):
+    from ncnn_sr.errors import SettingError
+    with pytest.raises(SettingError, match="codec='aac': an audio encoder"):
         upscale_video(tmp_path / "missing.mp4", tmp_path / "out.mp4", lambda frames: frames,
                       EncodeOptions(codec="aac"))
     assert list(tmp_path.iterdir()) == []
