@@ -236,6 +236,22 @@ def test_a_codec_no_container_can_take_for_a_folders_video_is_refused_before_any
     assert not (tmp_path / "out").exists()
 
 
+def test_plan_videos_refuses_a_codec_no_container_can_take_as_a_setting_named_as_given(tmp_path):
+    # Said in an f-string, the refusal lost its pieces: the library's caller read the
+    # command's --codec, and a plain InputError for the setting given.
+    from ncnn_sr.errors import SettingError, command_words
+    from ncnn_sr.jobs import plan_videos
+    from ncnn_sr.video_options import EncodeOptions
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.mp4").write_bytes(b"")  # planned by its name: never read
+    with pytest.raises(SettingError) as e:
+        plan_videos(src, tmp_path / "out", EncodeOptions(codec="smc"))
+    assert str(e.value) == f"{src / 'a.mp4'}: codec='smc': .mp4 cannot hold smc video: choose another codec"
+    assert command_words(e.value) == f"{src / 'a.mp4'}: .mp4 cannot hold smc video: choose another --codec"
+
+
 def test_an_output_folder_inside_the_input_is_not_walked(tmp_path):
     src = tmp_path / "in"
     src.mkdir()
