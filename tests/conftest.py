@@ -66,6 +66,27 @@ def as_a_user(cmd: list) -> list:
     return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", *cmd]
 
 
+# `python -c` of the video command as a user runs it, its output folder (argv[1])
+# made read-only once a video's frames are all encoded: the video is whole in its
+# temporary file, which can be neither renamed into place nor removed.
+READ_ONLY_ONCE_ENCODED = """
+import os, sys
+from ncnn_sr import video
+
+real, folder = video._transcode, sys.argv[1]
+
+def transcode(*given, **options):
+    done = real(*given, **options)
+    os.chmod(folder, 0o555)
+    return done
+
+video._transcode = transcode
+sys.argv = ["ncnn-sr", "video", *sys.argv[2:]]
+from ncnn_sr import entry
+entry.ncnn_sr()
+"""
+
+
 def run_breaking_a_folder(cmd: list, out) -> subprocess.CompletedProcess:
     """``cmd`` run as a user (as_a_user), which may make its output folder ``out``
     read-only: its mode is given back after, so that pytest can remove it."""

@@ -861,16 +861,17 @@ def test_progress_is_called_per_tile_and_can_stop_the_work(cpu_upscalers):
 
 
 
-def test_tta_on_one_window_tells_each_pass_and_can_stop_between_them(cpu_upscalers):
-    # A picture run as one window (a 500x666 photo with -x on the CPU) told nothing for
-    # its eight passes, minutes, and a cancel waited for all of them.
-    up = cpu_upscalers(FAST, tta=True)
+def _passes_told_one_by_one(cpu_upscalers, model: str, size: tuple[int, int], **settings) -> None:
+    """TTA over a picture that runs as one window tells each of its passes (eight, or
+    sixteen with the alpha through the network), as a tile of one, and a progress that
+    raises stops it between them."""
+    up = cpu_upscalers(model, tta=True, **settings)
     calls = []
-    up.upscale(picture(20, 30), progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(done, 8) for done in range(1, 9)]
-    calls.clear()  # the alpha through the network too: eight passes more
-    cpu_upscalers(FAST, tta=True, alpha="model").upscale(picture(20, 30, 4),
-                                                        progress=lambda done, total: calls.append((done, total)))
+    up.upscale(picture(*size), progress=lambda done, total: calls.append((done, total, getattr(total, "tiles", 1))))
+    assert calls == [(done, 8, 1) for done in range(1, 9)]
+    calls.clear()
+    cpu_upscalers(model, tta=True, alpha="model", **settings).upscale(
+        picture(*size, 4), progress=lambda done, total: calls.append((done, total)))
     assert calls == [(done, 16) for done in range(1, 17)]
     passes = []
 
@@ -883,37 +884,24 @@ def test_tta_on_one_window_tells_each_pass_and_can_stop_between_them(cpu_upscale
             raise Stop
 
     with pytest.raises(Stop):
-        up.upscale(picture(20, 30), progress=stop_after_two)
+        up.upscale(picture(*size), progress=stop_after_two)
     assert passes == [1, 2]
+
+
+def test_tta_on_one_window_tells_each_pass_and_can_stop_between_them(cpu_upscalers):
+    # A picture run as one window (a 500x666 photo with -x on the CPU) told nothing for
+    # its eight passes, minutes, and a cancel waited for all of them.
+    _passes_told_one_by_one(cpu_upscalers, FAST, (20, 30))
 
 
 def test_tta_on_blended_windows_grown_to_one_tells_each_pass_as_one_tile_does(cpu_upscalers):
     # Tiles of 32 px blend a 40x40 picture as one window: it told its eight passes once,
     # all at the end, where a grid of one tile tells each, and a cancel waited for all.
-    up = cpu_upscalers("realesr-animevideov3-x2", tile=32, tta=True)
-    assert up.runs_whole(40, 40)
+    assert cpu_upscalers("realesr-animevideov3-x2", tile=32).runs_whole(40, 40)
+    _passes_told_one_by_one(cpu_upscalers, "realesr-animevideov3-x2", (40, 40), tile=32)
     image = picture(40, 40)
-    calls = []
-    got = up.upscale(image, progress=lambda done, total: calls.append((done, total, getattr(total, "tiles", None))))
-    assert calls == [(done, 8, 1) for done in range(1, 9)]
+    got = cpu_upscalers("realesr-animevideov3-x2", tile=32, tta=True).upscale(image)
     assert np.array_equal(got, cpu_upscalers("realesr-animevideov3-x2", tile=64, tta=True).upscale(image))
-    calls.clear()  # the alpha through the network too: eight passes more
-    cpu_upscalers("realesr-animevideov3-x2", tile=32, tta=True, alpha="model").upscale(
-        picture(40, 40, 4), progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(done, 16) for done in range(1, 17)]
-    passes = []
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_two(done, total):
-        passes.append(done)
-        if done == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        up.upscale(image, progress=stop_after_two)
-    assert passes == [1, 2]
 
 # --- seam-free tiling ------------------------------------------------------------------
 

@@ -738,25 +738,6 @@ def test_a_folder_broken_during_a_run_of_videos_stops_it_in_one_line(tmp_path, a
         assert not out.exists()  # not made again for the videos after
 
 
-# A folder of videos run as a user runs it, its output folder made read-only once the
-# first video's frames are all encoded: before any video is written there.
-_READ_ONLY_IN_THE_FIRST_VIDEO = """
-import os, sys
-from ncnn_sr import video
-
-real, folder = video._transcode, sys.argv[1]
-
-def transcode(*given, **options):
-    done = real(*given, **options)
-    os.chmod(folder, 0o555)
-    return done
-
-video._transcode = transcode
-sys.argv = ["ncnn-sr", "video", *sys.argv[2:]]
-from ncnn_sr import entry
-entry.ncnn_sr()
-"""
-
 
 def test_an_output_folder_made_read_only_before_any_video_is_written_there_stops_the_run(tmp_path):
     # Only a folder a video was written in was looked at once a video failed: each
@@ -764,7 +745,7 @@ def test_an_output_folder_made_read_only_before_any_video_is_written_there_stops
     # denied', one for each of 3), as a folder of pictures does not.
     import sys
 
-    from conftest import run_breaking_a_folder
+    from conftest import READ_ONLY_ONCE_ENCODED, run_breaking_a_folder
 
     if os.name == "nt":
         pytest.skip("Windows ignores a folder's read-only mode")
@@ -773,7 +754,7 @@ def test_an_output_folder_made_read_only_before_any_video_is_written_there_stops
     out.mkdir()
     for i in range(4):
         make_clip(src / f"v{i}.mp4", frames=2, audio=None)
-    cmd = [sys.executable, "-c", _READ_ONLY_IN_THE_FIRST_VIDEO, str(out), "-i", str(src), "-o", str(out), *X2]
+    cmd = [sys.executable, "-c", READ_ONLY_ONCE_ENCODED, str(out), "-i", str(src), "-o", str(out), *X2]
     proc = run_breaking_a_folder(cmd, out)
     assert proc.returncode == 1, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "frames/s" not in line and ": warning: " not in line]

@@ -965,37 +965,18 @@ def test_the_command_says_in_one_line_what_a_full_disk_left_and_the_room_to_make
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv", "whole.mkv"]
 
 
-# The command, its output folder made read-only once the last frame is encoded: the
-# video is whole in its temporary file, which can be neither renamed nor removed.
-_READ_ONLY_AS_THE_VIDEO_ENDS = """
-import os, sys
-from ncnn_sr import video
-
-real, folder = video._transcode, sys.argv[1]
-
-def transcode(*given, **options):
-    done = real(*given, **options)
-    os.chmod(folder, 0o555)
-    return done
-
-video._transcode = transcode
-sys.argv = ["ncnn-sr", "video", *sys.argv[2:]]
-from ncnn_sr import entry
-entry.ncnn_sr()
-"""
-
 
 def test_an_output_folder_made_read_only_as_the_video_ends_keeps_the_work_and_names_what_is_left(
         tmp_path, in_process, short_pieces):
     # The whole video was left in a hidden temporary file, unsaid, and its pieces were
     # removed: a rerun, once the folder could be written again, upscaled it all again.
-    from conftest import run_breaking_a_folder
+    from conftest import READ_ONLY_ONCE_ENCODED, run_breaking_a_folder
 
     clip = clip_and_one_run(tmp_path, in_process)
     folder = tmp_path / "out"
     folder.mkdir()
     out = folder / "out.mkv"
-    proc = run_breaking_a_folder([sys.executable, "-c", _READ_ONLY_AS_THE_VIDEO_ENDS, str(folder), "-i", str(clip),
+    proc = run_breaking_a_folder([sys.executable, "-c", READ_ONLY_ONCE_ENCODED, str(folder), "-i", str(clip),
                                   "-o", str(out), *X2, *LOSSLESS], folder)
     assert proc.returncode == 1, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if " frames, " not in line]
