@@ -881,7 +881,9 @@ def _folder_broken(src: Path, dst: Path, read_in: set, written_into: set, flags:
         return gone[0], None
     # The output folder given was found writable as the run started (check_folder),
     # as one a video was written in was: refusing a file now, it was made read-only.
-    refused = broken_output(out, written_into, out if out in written_into or out == written_below else None)
+    # Not yet made (no video written), it is no cause: the failure is the video's.
+    given = out == written_below and out.is_dir()
+    refused = broken_output(out, written_into, out if out in written_into or given else None)
     if refused is not None:
         return command_words(refused, flags), "it can be written"
     gone = input_gone(src.parent, read_in, listed_in)
