@@ -142,11 +142,10 @@ def _carried_past_click(method):
     def carried(*args, **kwargs):
         try:
             return method(*args, **kwargs)
-        except KeyboardInterrupt:
-            raise _PastClick from None
-        except Exception as e:
-            # As where the command's module loads (_run): ncnn, numpy and Pillow load
-            # once the flags are read, and one interrupted in its C code reports this.
+        except (KeyboardInterrupt, Exception) as e:
+            # Or, as where the command's module loads (_run), an error a Ctrl-C caused:
+            # ncnn, numpy and Pillow load once the flags are read, and one interrupted
+            # in its C code reports an ImportError or a RuntimeError.
             if _caused_by_ctrl_c(e):
                 raise _PastClick from None
             raise

@@ -136,23 +136,19 @@ _PER_CONVOLUTION = 14 << 10
 _PER_THREAD = 320 << 10
 
 
-def _refuse_a_load_past_the_cap(name: str, param: str, param_text, threads: int, precision: str) -> bool:
-    """A CpuOutOfMemory where a cap of the process's own (ulimit -v) leaves less room
-    than loading the weights on the CPU maps. ncnn does not check its allocations
-    there: short of room it crashed the process (a segfault inside load_model, or
-    libgomp's "Thread creation failed" and exit(1)), with no message. Nothing is
-    checked without such a cap: the machine's memory is not mapped ahead. Whether
-    there is one."""
-    capped = budget.cap_room()
-    if capped is None:
-        return False
+def _refuse_a_load_past_the_cap(name: str, param: str, param_text, threads: int, precision: str,
+                                room: int) -> None:
+    """A CpuOutOfMemory where ``room``, what a cap of the process's own (ulimit -v)
+    leaves, is less than loading the weights on the CPU maps. ncnn does not check its
+    allocations there: short of room it crashed the process (a segfault inside
+    load_model, or libgomp's "Thread creation failed" and exit(1)), with no message.
+    Without such a cap nothing is checked: the machine's memory is not mapped ahead."""
     need = _load_need(param, param_text, threads, precision)
-    if need > capped[0]:
+    if need > room:
         # Rounded up, as the room is down: "needs about 267 MB, more than the 267 MB" read as no shortage.
         raise CpuOutOfMemory(f"out of memory: {name} needs about {(need + (1 << 20) - 1) >> 20} MB of address "
                              f"space to load on the CPU with {threads} thread{'s' if threads != 1 else ''}, more "
-                             f"than {budget.room_words(need, capped[0], mb=True)}")
-    return True
+                             f"than {budget.room_words(need, room, mb=True)}")
 
 
 # A net of one ReLU, which runs its channels in an OpenMP loop: libgomp starts its
@@ -333,9 +329,12 @@ class Network:
         if output_blob not in {blob.name for blob in net.blobs()}:
             raise ModelError(f"{self._said}{param} has no blob '{output_blob}' "
                              f"(its outputs: {', '.join(net.output_names())})")
-        capped = False
+        capped = None  # a cap of the process's own (ulimit -v) on a CPU load: (room, its name)
         if not device.is_gpu and bin_ is not None:
-            capped = _refuse_a_load_past_the_cap(name or param, param, param_text, net.opt.num_threads, precision)
+            capped = budget.cap_room()
+            if capped is not None:
+                _refuse_a_load_past_the_cap(name or param, param, param_text, net.opt.num_threads, precision,
+                                            capped[0])
             _start_threads(name or param, net.opt.num_threads)
         self._name, self._threads = name or param, 1 if device.is_gpu else net.opt.num_threads
         # A Ctrl-C waited for the whole load (seconds on a GPU, compiling its shaders):
@@ -347,7 +346,7 @@ class Network:
             # Only under a cap: the weights' own mappings took 0.2-0.3 s more to load
             # x4plus (0.94-1.10 s against 0.58-1.06), and without one the heap's way
             # crashes nothing.
-            apart = devices.weights_mapped_apart() if capped else contextlib.nullcontext()
+            apart = devices.weights_mapped_apart() if capped is not None else contextlib.nullcontext()
             with devices.captured_stderr() as ncnn_said, apart:
                 loaded = _load_weights(net, bin_, lambda: held.noted)
                 said = because(ncnn_said())
