@@ -26,7 +26,7 @@ from .errors import (HintedInputError, InputError, Option, SettingError, WriteOu
                      in_one_line, mappable)
 from .files import atomic_write, check_named_as_file, file_in_the_way
 from .fixed import fixed_fields
-from . import apng, avif, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
+from . import apng, avif, bmp, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, to_palette
 from .icc import cicp_chunks, for_format as colour_profile
 from .native_stderr import captured_stderr
@@ -262,6 +262,9 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             log.warning("%s: its transparency (tRNS) has entries past the 256 colours a palette holds: "
                         "those are left out", path)
         arr, info = _to_array(im, path, frames, exif_bytes)
+        if im.format == "BMP" and arr.shape[2] == 3 and (alpha := bmp.reserved_alpha(path)) is not None \
+                and alpha.shape == arr.shape[:2]:
+            arr, info = np.dstack([arr, alpha]), replace(info, mode="RGBA")
         if grey_alpha is not None:
             arr = tiff16.grey_alpha_pixels(arr, grey_alpha)
             info = replace(info, mode="LA" if arr.shape[2] == 4 else "I;16")

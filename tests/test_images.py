@@ -2434,6 +2434,43 @@ def test_a_whole_picture_of_a_kind_pillow_does_not_support_is_not_only_called_br
                                  "read (Unsupported BMP pixel depth (64))")
 
 
+def bmp32(pixels: np.ndarray, top_down: bool = False, info_size: int = 40) -> bytes:
+    """``pixels`` (H×W×4, RGBA) as a 32-bit BMP without masks (BI_RGB), each pixel's
+    fourth byte its alpha, as Pillow writes RGBA and as Windows' reserved byte holds it."""
+    height, width = pixels.shape[:2]
+    rows = np.ascontiguousarray((pixels if top_down else pixels[::-1])[:, :, [2, 1, 0, 3]]).tobytes()
+    head = struct.pack("<IiiHHIIiiII", info_size, width, -height if top_down else height, 1, 32, 0, len(rows),
+                       2835, 2835, 0, 0).ljust(info_size, b"\0")
+    return b"BM" + struct.pack("<IHHI", 14 + info_size + len(rows), 0, 0, 14 + info_size) + head + rows
+
+
+@pytest.mark.parametrize("top_down, info_size", [(False, 40), (True, 40), (False, 124)])
+def test_a_32_bit_bmp_keeps_the_alpha_its_fourth_bytes_hold(top_down, info_size, tmp_path):
+    # found by a picture audit: an RGBA picture Pillow itself saved as BMP was read
+    # opaque (Pillow reads a 32-bit BMP without masks as RGB), its clear pixels black,
+    # where browsers and the reference tool's stb_image read that byte as alpha.
+    pixels = picture(6, 10, 4)
+    (tmp_path / "a.bmp").write_bytes(bmp32(pixels, top_down, info_size))
+    arr, info = read_image(tmp_path / "a.bmp")
+    assert arr.shape == (6, 10, 4)
+    np.testing.assert_array_equal(arr, pixels)
+
+
+def test_a_32_bit_bmp_whose_fourth_bytes_are_all_0_is_opaque(tmp_path):
+    # Windows leaves the reserved byte 0: no alpha, or every such picture would be clear.
+    pixels = picture(6, 10, 4)
+    pixels[:, :, 3] = 0
+    (tmp_path / "a.bmp").write_bytes(bmp32(pixels))
+    arr, _ = read_image(tmp_path / "a.bmp")
+    np.testing.assert_array_equal(arr, pixels[:, :, :3])
+
+
+def test_an_rgba_picture_pillow_saved_as_bmp_keeps_its_alpha(tmp_path):
+    pixels = picture(5, 7, 4)
+    Image.fromarray(pixels).save(tmp_path / "a.bmp")
+    np.testing.assert_array_equal(read_image(tmp_path / "a.bmp")[0], pixels)
+
+
 def test_a_picture_over_pillows_limit_names_its_size_and_the_limit(tmp_path, monkeypatch):
     # Its size was left out ('too many pixels (over 178956970)'), which tells neither how
     # far over a 30000x30000 scan is nor that a damaged header states 8388609x9.
