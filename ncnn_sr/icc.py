@@ -192,6 +192,38 @@ def profile(chromaticities, curve, grey: bool) -> bytes:
     return _assemble(b"GRAY" if grey else b"RGB ", tags)
 
 
+def colour_from_grey(grey_icc: bytes) -> bytes | None:
+    """An RGB profile showing grey pixels written as colour (R = G = B) as the GRAY
+    profile ``grey_icc`` shows them: its grey tone curve (kTRC) on each channel, and
+    sRGB's colorants, whose sum is the connection space's white, where a grey
+    profile puts its greys; None where it has no such curve (a lookup table's)."""
+    tone = _tag(grey_icc, b"kTRC")
+    if tone is None or tone[:4] not in (b"curv", b"para"):
+        return None
+    white = SRGB_CHROMATICITIES[0]
+    colorants = _to_d50(white) @ _rgb_to_xyz(*SRGB_CHROMATICITIES)
+    tags = [(b"desc", _text_description(b"RGB of a grey profile's curve")), (b"cprt", _text(b"No copyright, use freely")),
+            (b"wtpt", _xyz_tag(D50))]
+    tags += [(kind, _xyz_tag(colorants[:, i])) for i, kind in enumerate((b"rXYZ", b"gXYZ", b"bXYZ"))]
+    tags += [(kind, tone) for kind in (b"rTRC", b"gTRC", b"bTRC")]
+    made = _assemble(b"RGB ", tags)
+    # A parametric curve is ICC.1 version 4's: the profile states the grey one's version.
+    return made[:8] + grey_icc[8:12] + made[12:] if tone[:4] == b"para" else made
+
+
+def _tag(data: bytes, signature: bytes) -> bytes | None:
+    """The tag ``signature`` of the ICC profile ``data``; None where it has none or
+    its tag table is damaged."""
+    if len(data) < 132:
+        return None
+    count = struct.unpack_from(">I", data, 128)[0]
+    for at in range(132, min(132 + 12 * count, len(data) - 11), 12):
+        kind, offset, size = struct.unpack_from(">4sII", data, at)
+        if kind == signature:
+            return data[offset:offset + size] if offset + size <= len(data) and size >= 12 else None
+    return None
+
+
 def _s15(value: float) -> bytes:
     return struct.pack(">i", round(value * 65536))
 
@@ -215,7 +247,11 @@ def _text(words: bytes) -> bytes:
 
 def _description(grey: bool, curve) -> bytes:
     named = {_srgb_to_light: b", sRGB curve", _bt709_to_light: b", BT.709 curve"}
-    words = (b"Grey" if grey else b"RGB") + (named[curve] if callable(curve) else b", gamma %.3f" % curve)
+    return _text_description((b"Grey" if grey else b"RGB") +
+                             (named.get(curve, b", sampled curve") if callable(curve) else b", gamma %.3f" % curve))
+
+
+def _text_description(words: bytes) -> bytes:
     # ASCII, then an empty Unicode and an empty ScriptCode description (67 bytes).
     return b"desc\0\0\0\0" + struct.pack(">I", len(words) + 1) + words + b"\0" + bytes(4 + 4 + 2 + 1 + 67)
 

@@ -1378,7 +1378,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
             image = image[:, :, [0, 3]]
         # Pillow has no 16-bit colour or grey+alpha modes
         icc, exif, dpi, xmp, colour, text = _kept_metadata(info, fmt, grey=image.shape[2] == 2)
-        f.write(png16(image, fitting_profile(icc, grey=image.shape[2] == 2), exif, dpi, xmp, colour, text))
+        f.write(png16(image, fitting_profile(icc, grey=image.shape[2] == 2, grey_pixels=grey), exif, dpi, xmp, colour, text))
         return
     if sixteen and not (fmt == "png" and channels == 1):
         image = to_eight_bit(image)  # jpg/webp/gif/avif are 8-bit
@@ -1388,7 +1388,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         return
     if fmt == "png" and not sixteen and not grey_alpha:  # Pillow makes grey+alpha of that
         icc, exif, dpi, xmp, colour, text = _kept_metadata(info, fmt, grey=channels < 3)
-        write_png8(f, image, fitting_profile(icc, grey=channels < 3), exif, dpi, xmp, colour, text)
+        write_png8(f, image, fitting_profile(icc, grey=channels < 3, grey_pixels=grey), exif, dpi, xmp, colour, text)
         return
     if channels == 1:
         im = Image.fromarray(image[:, :, 0].astype("<u2") if sixteen else image[:, :, 0])
@@ -1525,7 +1525,7 @@ def save_options(info: ImageInfo | None, fmt: str, quality: int | None, grey: bo
     written_grey = grey and fmt not in ("webp", "avif")
     icc, exif, dpi, xmp, colour, text = _kept_metadata(info, fmt, written_grey)
     options: dict = {}
-    icc = fitting_profile(icc, grey=written_grey)
+    icc = fitting_profile(icc, grey=written_grey, grey_pixels=grey)
     if icc:
         options["icc_profile"] = icc
     if exif:

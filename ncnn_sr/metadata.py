@@ -13,6 +13,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from PIL.TiffImagePlugin import PREFIXES as TIFF_HEADERS  # the first 4 bytes of the TIFFs Pillow reads
 
+from .icc import colour_from_grey
 from .tiff_directory import LONG, RATIONAL, SHORT, Directory, header
 
 # JPEG holds EXIF in one APP1 marker segment; Pillow refuses more with a bare ValueError.
@@ -393,12 +394,17 @@ def fitting_dpi(dpi, fmt: str) -> tuple[float, float] | None:
     return pair if pair and least <= min(pair) and max(pair) <= most else None
 
 
-def fitting_profile(icc: bytes | None, grey: bool) -> bytes | None:
+def fitting_profile(icc: bytes | None, grey: bool, grey_pixels: bool = False) -> bytes | None:
     """``icc``, unless its colour space (header bytes 16-20) is another than the
     pixels' (GRAY for grey ones, RGB for colour): a grey picture's GRAY profile in a
     WebP (which has no grey) or a 16-bit RGBA PNG made colour-managed readers fail
     (LittleCMS builds no transform), and so would another picture's CMYK or Lab one;
-    the picture shows the same without it."""
+    the picture shows the same without it. A GRAY profile of ``grey_pixels`` written as
+    colour (a webp or avif, which have no grey) is made an RGB one of its curve
+    (``icc.colour_from_grey``), where it has one: left out, a linear grey's mid grey
+    showed 60 levels darker (sRGB 128 for 188)."""
+    if icc is not None and icc[16:20] == b"GRAY" and grey_pixels and not grey:
+        return colour_from_grey(icc)
     if icc is not None and icc[16:20] != (b"GRAY" if grey else b"RGB "):
         return None
     return icc

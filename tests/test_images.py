@@ -29,6 +29,7 @@ from conftest import adam7_rows, ctrl_c_once_made, picture, png_bytes, png_chunk
 from ncnn_sr import InputError, budget, read_image, write_image
 from ncnn_sr import files as files_mod
 from ncnn_sr import images as images_mod
+from ncnn_sr import icc as icc_mod
 from ncnn_sr import png as png_mod
 from ncnn_sr.animation import Animation, read_frames, write_frames
 from ncnn_sr.errors import SettingError
@@ -936,6 +937,31 @@ def test_a_grey_pngs_gamma_becomes_a_profile_of_the_written_pixels_colour_space(
     assert icc and icc[16:20] == space
     shown = as_srgb(grey if space == b"GRAY" else grey.repeat(3, axis=2), icc)
     assert np.abs(shown - srgb_encoded(grey / 255.0)).max() <= 2
+
+
+@pytest.mark.parametrize("fmt", ["webp", "avif"])
+@pytest.mark.parametrize("curve", [1.0, lambda v: v ** 1.8], ids=["gamma-1.0", "sampled"])
+def test_a_grey_pictures_own_grey_profile_becomes_a_colour_one_where_its_pixels_are_written_as_colour(
+        fmt, curve, tmp_path):
+    # found by a picture audit: a grey JPEG's GRAY profile (a linear one here; a
+    # Photoshop scan's Dot Gain 20%) was left out of a webp or avif, which write grey
+    # as colour: colour-managed viewers showed its mid grey (128) as sRGB 128, not 188.
+    grey_icc = icc_mod.profile(icc_mod.SRGB_CHROMATICITIES, curve, grey=True)
+    grey = LEVELS[:1, :, :1]
+    src = save(tmp_path / "i.jpg", Image.fromarray(grey[:, :, 0]), icc_profile=grey_icc, quality=100)
+    arr, info = read_image(src)
+    write_image(tmp_path / f"o.{fmt}", arr, info)
+    with Image.open(tmp_path / f"o.{fmt}") as im:
+        icc = im.info.get("icc_profile")
+    assert icc and icc[16:20] == b"RGB "
+    assert np.abs(as_srgb(grey.repeat(3, axis=2), icc) - as_srgb(grey, grey_icc)).max() <= 1
+
+
+def test_a_grey_profile_without_a_grey_curve_is_still_left_out_of_colour_pixels(tmp_path):
+    # A lookup-table GRAY profile (no kTRC) has no colour form made here: left out, as before.
+    info = images_mod.ImageInfo("L", "JPEG", icc_profile=GREY_ICC)
+    write_image(tmp_path / "o.webp", picture(4, 6, 1), info)
+    assert Image.open(tmp_path / "o.webp").info.get("icc_profile") is None
 
 
 @pytest.mark.parametrize("chunks", [(STANDARD_RGB,), (GAMMA, STANDARD_RGB), (), (CHROMATICITIES,),
