@@ -94,9 +94,27 @@ def readable_exif(im: Image.Image) -> Image.Exif | None:
     """The picture's EXIF, or None where it cannot be parsed: a corrupt EXIF block
     (cameras and editors write some) costs the metadata, not the picture."""
     try:
-        return im.getexif()
+        exif = im.getexif()
     except Exception:
         return None
+    raw = im.info.get("exif")
+    if EXIF_ORIENTATION not in exif and isinstance(raw, bytes) and (stated := _stated_orientation(raw)):
+        # Pillow stops reading a directory at the first value cut short, and loses the
+        # entries after it; browsers read the orientation's entry alone, and turn it.
+        exif[EXIF_ORIENTATION] = stated
+    return exif
+
+
+def _stated_orientation(data: bytes) -> int | None:
+    """The orientation (1 to 8) the first directory of the EXIF block ``data`` states
+    in its own entry, whatever the rest holds; None where it states none."""
+    base = 6 if data.startswith(b"Exif\x00\x00") else 0
+    try:
+        order, version, first = header(data, base)
+        stated = Directory(data, order, first, base).first(EXIF_ORIENTATION, None) if version == 42 else None
+    except (ValueError, struct.error):
+        return None
+    return stated if stated in range(1, 9) else None
 
 
 def exif_body(data: bytes) -> bytes:

@@ -30,6 +30,7 @@ from ncnn_sr import InputError, budget, read_image, write_image
 from ncnn_sr import files as files_mod
 from ncnn_sr import images as images_mod
 from ncnn_sr import icc as icc_mod
+from ncnn_sr import metadata as metadata_mod
 from ncnn_sr import png as png_mod
 from ncnn_sr.animation import Animation, read_frames, write_frames
 from ncnn_sr.errors import SettingError
@@ -387,6 +388,26 @@ def test_every_exif_orientation_turns_the_pixels_as_pillow_does(orientation, tmp
     out = Image.Exif()
     out.load(info.exif)
     assert out[0x0112] == 1
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_an_orientation_pillow_loses_past_a_tag_cut_short_is_still_applied(fmt, tmp_path):
+    # found by a picture audit: Pillow stops reading a directory at the first value
+    # cut short (the Model's text, here, which the block ends before), and the
+    # orientation after it was lost: the picture came out sideways, where browsers,
+    # which read the orientation's entry alone, show it upright.
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F], exif[0x0110] = 6, "Maker", "A long model name"
+    block = exif.tobytes()[:-8]
+    Image.fromarray(picture(10, 30)).save(tmp_path / "p", fmt, exif=block)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's "Truncated File Read", as it opens a JPEG
+        with Image.open(tmp_path / "p") as pillow:
+            assert 0x0112 not in pillow.getexif()  # as Pillow reads it
+    arr, info = read_image(tmp_path / "p")
+    assert arr.shape[:2] == (30, 10)
+    assert images_mod.upright_sizes(tmp_path / "p") == ((30, 10),)
+    assert metadata_mod._stated_orientation(info.exif) == 1  # written back upright
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
