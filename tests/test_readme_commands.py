@@ -65,9 +65,12 @@ def _animation(path: Path, seed: int, **kwargs) -> None:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    """The README's inputs, tiny: photo.jpg is 32x24, the other pictures 16x16; the
-    clips 32x24 (6 frames), DVD ones 32x32 and 48x32, film.mkv 12 min 40 s at 1 fps."""
+    """The README's inputs, tiny: docs/sample.jpg is the README's own (128x96), photo.jpg
+    32x24, the other pictures 16x16; the clips 32x24 (6 frames), DVD ones 32x32 and
+    48x32, film.mkv 12 min 40 s at 1 fps."""
     here = tmp_path_factory.mktemp("readme")
+    (here / "docs").mkdir()
+    (here / "docs" / "sample.jpg").write_bytes((ROOT / "docs" / "sample.jpg").read_bytes())  # the README's own
     Image.fromarray(picture(24, 32)).save(here / "photo.jpg")
     for name in ("anime.png", "input.jpg", "shots/a.jpg", "shots/sub/b.png", "input_folder/x.png",
                  "input_folder/y.jpg"):
@@ -138,6 +141,7 @@ def check(here: Path, command: str, done: subprocess.CompletedProcess) -> None:
     told = done.stderr.decode(errors="replace")
     x4, x2 = (64, 64), (32, 32)
     pictures = {
+        "ncnn-sr -i docs/sample.jpg -o sample_x4.png": ("sample_x4.png", (512, 384)),  # x4 with realesrgan-x4plus
         "ncnn-sr -i photo.jpg -o photo_x4.png": ("photo_x4.png", (128, 96)),  # realesrgan-x4plus, x4
         "ncnn-sr -i anime.png -o anime_x2.png -n realesr-animevideov3 -s 2": ("anime_x2.png", x2),
         "ncnn-sr -i photo.jpg -o photo.png -s 2.5": ("photo.png", (80, 60)),
