@@ -163,6 +163,29 @@ def test_each_command_the_readme_shows_parses(tmp_path, monkeypatch):
             raise AssertionError(f"{' '.join(words)}: {e.format_message()}") from None
 
 
+def test_each_tool_the_readme_names_is_there_and_takes_the_options_the_readme_gives():
+    # found by a README audit: it gave fuzz.py's targets as param|checkpoint|picture,
+    # where the tool fuzzes videos too (--target video): a list of choices the README
+    # spells out is the tool's whole list, and an option it shows one the tool takes.
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())  # a name across a line break too
+    named = re.findall(r"`(?:python3? )?tools/(\w+\.py)([^`]*)`", text)
+    assert len(named) >= 8, named
+    for tool, args in named:
+        assert (ROOT / "tools" / tool).is_file(), f"the README names tools/{tool}, which is not there"
+        if not args.strip():
+            continue
+        done = subprocess.run([sys.executable, f"tools/{tool}", "--help"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0, done.stderr[-2000:]
+        told = " ".join(done.stdout.split())
+        for option, value in re.findall(r"(--[\w-]+)(?: ([^\s-]\S*))?", args):
+            assert option in told, f"tools/{tool} has no {option}: {told}"
+            if "|" in value:
+                choices = re.search(rf"{option} \{{([^}}]*)\}}", told)
+                assert choices, f"tools/{tool} lists no choices for {option}: {told}"
+                assert sorted(value.split("|")) == sorted(choices[1].split(",")), f"tools/{tool} {option}"
+
+
 def test_ci_runs_the_readme_s_test_command_as_the_readme_gives_it():
     # The README tells a new user one command to run the tests, and .ci/run says it
     # runs that command: it reads it from between the README's markers.
