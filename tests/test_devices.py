@@ -253,6 +253,23 @@ def test_the_vulkan_instance_of_the_parent_is_refused_in_a_forked_child(gpu):
     assert "child status 0" in out
 
 
+def test_a_gpu_upscaler_runs_in_a_child_forked_after_the_parent_used_the_cpu_alone(gpu):
+    from test_engine import run_forked
+
+    # found by a README audit: it said a new Upscaler on a GPU is refused in any child
+    # whose parent had used ncnn. Only the Vulkan instance, or threads the parent's
+    # ncnn ran, do not cross the fork: a parent that ran one CPU thread leaves the child
+    # free to make its own instance, and one that ran two leaves it threads=1.
+    out = run_forked("Upscaler('realesr-animevideov3-x2', device=-1, threads=1).upscale(img)",
+                     "Upscaler('realesr-animevideov3-x2', device=0).upscale(img)")
+    assert "child ran" in out and "child status 0" in out
+    parent = "Upscaler('realesr-animevideov3-x2', device=-1, threads=2).upscale(img)"
+    out = run_forked(parent, "Upscaler('realesr-animevideov3-x2', device=0, threads=2).upscale(img)")
+    assert "child refused: DeviceError ncnn ran OpenMP threads in the parent of this forked process" in out
+    out = run_forked(parent, "Upscaler('realesr-animevideov3-x2', device=0, threads=1).upscale(img)")
+    assert "child ran" in out and "child status 0" in out
+
+
 def test_a_child_forked_after_the_vulkan_instance_was_made_ends_with_its_own_status(gpu):
     from test_engine import run_forked
 
