@@ -160,8 +160,8 @@ class SettingError(InputError, ValueError):
     model_name_for (a scale), convert_weights (a scale or fp16), interpolate_weights
     (a weight), write_model (overwrite or trial), fetch_model (force or progress),
     Repeats (its function), mix_models, denoised_model, write_image or write_frames
-    (quality, metadata or info): an InputError as the library's other refusals, and a
-    ValueError, as these were raised first."""
+    (fmt, quality, metadata or info): an InputError as the library's other refusals,
+    and a ValueError, as these were raised first."""
 
 
 class WriteOutOfMemory(InputError):

@@ -172,14 +172,15 @@ def named_format(path: str | os.PathLike) -> str | None:
 
 def format_named(fmt: str, path: str | os.PathLike) -> str:
     """The format key (png, jpg, webp, gif, avif) of a ``fmt`` argument, in any case,
-    with or without its dot, for writing ``path``; InputError otherwise."""
+    with or without its dot, for writing ``path``; a SettingError for a ``fmt`` of
+    another kind or format, as for the writers' other settings (``quality=0``)."""
     # Checked as itself: read as the name "x.FMT", a wrong one was refused as the file
     # "x.bmp", which the caller never named.
     if not isinstance(fmt, str):
-        raise InputError(f"fmt must be a format's name (png, jpg, webp, gif or avif), got {describe(fmt)}")
+        raise SettingError(f"fmt must be a format's name (png, jpg, webp, gif or avif), got {describe(fmt)}")
     key = fmt.lower().removeprefix(".")
     if key not in FORMATS:
-        raise InputError(f"cannot write {path}: unsupported format {fmt!r} (fmt): use png, jpg, webp, gif or avif")
+        raise SettingError(f"cannot write {path}: unsupported format {fmt!r} (fmt): use png, jpg, webp, gif or avif")
     return _format_key(key, path)
 
 

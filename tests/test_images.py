@@ -3101,9 +3101,15 @@ def test_a_writer_given_a_folder_or_a_name_without_extension_says_so(writer, tmp
 def test_a_writer_given_a_format_it_cannot_write_names_the_format_not_a_made_up_file(fmt, said, tmp_path):
     # found by a library audit: fmt="bmp" was refused as "unsupported output format
     # '.bmp' for x.bmp", a file the caller never named, and fmt=3 as the file "x.3".
+    # A README audit: it is a setting the writer cannot run with, a SettingError (a
+    # ValueError) as the README says of write_image's and write_frames', as quality=0
+    # is; it was a bare InputError.
     out = tmp_path / "out.dat"
-    with pytest.raises(InputError) as refused:
+    with pytest.raises(SettingError) as refused:
         write_image(out, picture(4, 4), fmt=fmt)
+    assert str(refused.value) == said.format(out=out)
+    with pytest.raises(SettingError) as refused:
+        write_frames(out, Animation((picture(4, 4), picture(4, 4, seed=1)), (100, 100)), fmt=fmt)
     assert str(refused.value) == said.format(out=out)
     assert list(tmp_path.iterdir()) == []
 
@@ -3112,7 +3118,7 @@ def test_plan_jobs_given_a_format_it_cannot_write_names_the_format(tmp_path):
     from ncnn_sr.jobs import plan_jobs
 
     Image.fromarray(picture(4, 4)).save(tmp_path / "a.png")
-    with pytest.raises(InputError) as refused:
+    with pytest.raises(SettingError) as refused:
         plan_jobs(tmp_path / "a.png", tmp_path / "out", fmt="bmp")
     assert str(refused.value) == (f"cannot write {tmp_path / 'out'}: unsupported format 'bmp' (fmt): "
                                   "use png, jpg, webp, gif or avif")
@@ -3125,7 +3131,7 @@ def test_plan_jobs_given_a_format_that_is_no_name_says_so_in_one_line(fmt, tmp_p
     from ncnn_sr.jobs import plan_jobs
 
     Image.fromarray(picture(4, 4)).save(tmp_path / "a.png")
-    with pytest.raises(InputError, match=r"^fmt must be a format's name \(png, jpg, webp, gif or avif\), got "):
+    with pytest.raises(SettingError, match=r"^fmt must be a format's name \(png, jpg, webp, gif or avif\), got "):
         plan_jobs(tmp_path / "a.png", tmp_path / "out", fmt=fmt, folder=True)
     assert plan_jobs(tmp_path / "a.png", tmp_path / "out", fmt="", folder=True).jobs[0].target == tmp_path / "out" / "a.png"
 
