@@ -80,6 +80,12 @@ class Job:
         object.__setattr__(self, "stem_siblings", tuple(_job_path(p, "a Job's stem sibling") for p in given))
         if not isinstance(self.clash_name, str):  # else a bare TypeError in --skip-existing's look
             raise SettingError(f"a Job's clash_name must be a str, got {describe(self.clash_name)}")
+        if not isinstance(self.in_place, (bool, np.bool_)):
+            # in_place="no" is true: the run replaced the picture by its output.
+            raise SettingError(f"a Job's in_place must be True or False, got {describe(self.in_place)}")
+        if self.listed_in is not None:
+            object.__setattr__(self, "listed_in",
+                               Path(file_path(self.listed_in, "a Job's listed_in", SettingError, "a folder's path")))
 
     @property
     def written_below(self) -> Path | None:

@@ -2801,6 +2801,10 @@ def test_a_job_made_of_str_paths_runs_as_one_of_paths(tmp_path, cpu_upscalers):
     # found by a check of the library's faults: a bare TypeError ('int' object is not iterable)
     ({"stem_siblings": 5}, "a Job's stem_siblings must be a path or a sequence of paths, got 5"),
     ({"stem_siblings": [None]}, "a Job's stem sibling needs a file's path, got None"),
+    # found by a README audit: in_place="no", which is true, let the run replace the
+    # picture by its output, as in_place=True does
+    ({"in_place": "no"}, "a Job's in_place must be True or False, got 'no'"),
+    ({"listed_in": 5}, "a Job's listed_in needs a folder's path, got 5"),
 ])
 def test_a_job_of_the_wrong_kind_is_a_setting_error(fields, said):
     # A SettingError (an InputError and a ValueError), as jobs' other refusals of an argument are.
