@@ -29,6 +29,8 @@ __all__ = sorted(_HOMES) + ["__version__"]
 
 
 def __getattr__(name: str):
+    """Import a public name from its module on first use, so that importing the
+    package itself stays instant."""
     if name not in _HOMES:
         raise AttributeError(f"module 'ncnn_sr' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
@@ -37,4 +39,5 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
+    """The package's names, with the public ones not imported yet."""
     return sorted(set(globals()) | set(_HOMES))
