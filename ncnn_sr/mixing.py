@@ -13,8 +13,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from .errors import ModelError, SettingError, describe, file_path
-from .models import ModelSpec, resolve_model
+from .errors import ModelError, SettingError, describe, file_path, no_path
+from .models import PATH_TYPES, ModelSpec, resolve_model
 from .param_file import parse_param, weight_arrays
 
 # Real-ESRGAN's --denoise_strength picks these two: its strength is the first's share.
@@ -33,6 +33,11 @@ def mix_models(first: str | bytes | os.PathLike | ModelSpec, second: str | bytes
     from .convert import ConvertedModel, check_target, write_model  # the converter's modules: only a mix needs them
 
     _check_weight(weight)
+    for which, model in (("first", first), ("second", second)):
+        # resolve_model's words said "the model", which of two it did not, nor whose.
+        if not isinstance(model, (ModelSpec, *PATH_TYPES)):
+            raise ModelError(f"mix_models' {which} must be a model's name, a .param file's path or a ModelSpec, "
+                             f"got {no_path(model)}")
     folder = file_path(folder, "mix_models", ModelError, "a folder's path")
     # Before anything is written: "" left a hidden ".param" and ".bin" behind, and
     # "../x" wrote beside the folder.

@@ -175,6 +175,22 @@ def test_numpy_weights_mix_and_bools_do_not(tmp_path):
             mix_models(first, second, weight, tmp_path, "m")
 
 
+@pytest.mark.parametrize("which", ["first", "second"])
+@pytest.mark.parametrize("given, said", [(3, "3"), (None, "None"),
+                                         (bytearray(b"7767517\n"), "8 bytes (a bytearray): a file's contents?")])
+def test_a_mix_of_what_is_no_model_names_mix_models_and_which_one(tmp_path, which, given, said):
+    # found by a README audit: the README says a path of the wrong kind given to
+    # mix_models is a ModelError naming the function; it was resolve_model's "the model
+    # must be ...", which named neither mix_models nor which of its two models.
+    _, _, first, second = pair(tmp_path, upscale=4)
+    models = {"first": first, "second": second, which: given}
+    with pytest.raises(ModelError) as refused:
+        mix_models(models["first"], models["second"], 0.5, tmp_path, "m")
+    assert str(refused.value).startswith(f"mix_models' {which} must be a model's name, a .param file's path or "
+                                         f"a ModelSpec, got {said}"), str(refused.value)
+    assert not (tmp_path / "m.param").exists()
+
+
 @pytest.mark.parametrize("name", ["", ".hidden", "../outside", "sub/m", None, "m.param", "realesrgan-x4plus"])
 def test_a_mix_needs_a_plain_name_and_writes_nothing_without_one(tmp_path, name):
     _, _, first, second = pair(tmp_path, upscale=4)
