@@ -1012,7 +1012,7 @@ def _plan(prog: str, opts: RunOptions, flags: FlagNames) -> Plan:
     """The run's jobs; ``prog`` names the command in hints."""
     try:
         plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive, folder=opts.output_folder,
-                         suffix=opts.suffix, in_place=opts.in_place_ok)
+                         suffix=opts.suffix, in_place=opts.in_place_ok, skip_existing=opts.skip_existing)
     except OutputIsInput as e:
         if _same_folder(opts.input, opts.output):
             # Outputs beside their inputs were wanted: the way there was not said.

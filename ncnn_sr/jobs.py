@@ -161,7 +161,7 @@ def is_picture_name(path: Path) -> bool:
 
 def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
               fmt: str | None = None, recursive: bool = False, folder: bool = False, suffix: str = "",
-              in_place: bool = False) -> Plan:
+              in_place: bool = False, skip_existing: bool = False) -> Plan:
     """Plan a run from an input file or folder and an output file or folder.
 
     A file into a folder becomes ``folder/stem.FORMAT`` (``stemSUFFIX.FORMAT`` with
@@ -177,7 +177,11 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
     and an output that cannot be reached (a link to nothing on its way, or a file
     where a folder must be). ``in_place`` lets a file input be replaced by its output
     named as the input, as the reference does and its wrappers rely on: the output is
-    written aside and renamed over the input once whole.
+    written aside and renamed over the input once whole. ``skip_existing`` says the
+    run keeps the outputs there: a folder into itself without a suffix then leaves
+    out, with a note, a picture named as another's output in this run's format
+    (a.webp beside a.png, for webp), as a suffix's run does; otherwise that picture
+    is an input the run would overwrite, and the plan is refused.
     """
     # As str: None was a bare TypeError from pathlib, and bytes were refused.
     input_path, output_path = file_path(input_path, "plan_jobs"), file_path(output_path, "plan_jobs")
@@ -185,18 +189,19 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
         raise SettingError(f"suffix must be a str, got {describe(suffix)}")
     if fault := suffix_fault(suffix):  # "/../x" planned outputs outside the output folder
         raise SettingError(f"suffix {fault}, got {suffix!r}")
-    for name, value in (("recursive", recursive), ("folder", folder), ("in_place", in_place)):
+    for name, value in (("recursive", recursive), ("folder", folder), ("in_place", in_place),
+                        ("skip_existing", skip_existing)):
         if not isinstance(value, (bool, np.bool_)):  # a truthy "no" took the subfolders too
             raise SettingError(f"{name} must be True or False, got {describe(value)}")
     try:
         return _plan(Path(input_path), Path(output_path), fmt, recursive, folder or names_a_folder(output_path),
-                     suffix, in_place)
+                     suffix, in_place, skip_existing)
     except OSError as e:  # a name too long for the file system, say
         raise InputError(f"{e.filename or input_path}: {e.strerror or e}") from None
 
 
 def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: bool, suffix: str,
-          in_place: bool) -> Plan:
+          in_place: bool, skip_existing: bool = False) -> Plan:
     # "" is no format, as write_image takes it; anything else not a str is refused
     # there (an array's truth was ambiguous, and 0 or False planned png unsaid).
     given, fmt = fmt, None if fmt is None or (isinstance(fmt, str) and not fmt) else format_named(fmt, dst)
@@ -250,6 +255,7 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
     not_pictures: list[str] = []  # files named as no picture nor video, below src
     raws: list[str] = []  # raw photos, below src
     sniffed = False  # whether one of them was read, its name saying nothing
+    kept_aside: set[Path] = set()  # pictures left out as outputs of an earlier run, without a suffix
     for folder, entries in _walk(src, dst, recursive, unlisted):
         # Each entry looked at once, by what scandir told (a stat only for links and
         # what is neither file nor folder): a folder of 20000 frames took 16 s to plan.
@@ -283,12 +289,20 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
                 not_pictures.append(within + e.name)
                 sniffed = True
         notes += broken + special
-        if suffix and _same_folder(folder, dst / folder.relative_to(src)):
-            names = _left_out_outputs(folder, names, suffix, notes)
+        if (suffix or skip_existing) and _same_folder(folder, dst / folder.relative_to(src)):
+            # Without a suffix an earlier run's outputs are told only by this run's
+            # format: in all of them, a.png and a.webp would each be the other's.
+            kept = _left_out_outputs(folder, names, suffix, notes, None if suffix else [fmt or "png"])
+            if not suffix:
+                # As the jobs name their outputs: through dst, which may be spelt apart from src.
+                kept_aside.update(dst / folder.relative_to(src) / name for name in set(names) - set(kept))
+            names = kept
         folders = [e.name for e in entries if recursive and _holds(e.is_dir) and not e.name.startswith(".")]
         _name_outputs(folder, names, dst, folder.relative_to(src), fmt or "png", jobs, notes, taken, suffix,
                       folders, src)
     jobs = _with_stem_siblings(jobs, dst, fmt or "png", suffix)
+    if kept_aside:
+        _unless_writing_over(jobs, kept_aside)
     if not_pictures:
         notes.append(_left_out(src, not_pictures, "picture", sniffed))
     if raws:
@@ -369,6 +383,22 @@ def _unless_overwriting(plan: Plan) -> Plan:
                              [(target, job.target) for job in plan.jobs
                               for target in dict.fromkeys((job.target, alpha_target(job.target)))])
     return plan
+
+
+def _unless_writing_over(jobs: list[Job], kept_aside: set[Path]) -> None:
+    """OutputIsInput if a job of ``jobs`` that --skip-existing would not skip has its
+    output at a picture of ``kept_aside``: without a suffix such a picture may be one
+    of its own (a.png beside a.jpg), and a.bmp added since, taking a.png, or one cut
+    short, would be written over it."""
+    from .outcomes import found_output  # it imports this module
+
+    for job in jobs:
+        aside = [target for target in (job.target, alpha_target(job.target)) if target in kept_aside]
+        if not aside:
+            continue
+        existing, missing = found_output(job)
+        if existing is None or missing is not None:
+            raise OutputIsInput(f"output {aside[0]} is an input: it would be overwritten; choose another output")
 
 
 def check_outputs_not_inputs(sources: list[Path], targets: list[tuple[Path, Path]]) -> None:
@@ -496,16 +526,23 @@ def output_key(path: str | os.PathLike) -> str:
     return _one_file_name(whole) if _NAMES_FOLDED else whole
 
 
-def _left_out_outputs(folder: Path, names: list[str], suffix: str, notes: list[str]) -> list[str]:
+def _left_out_outputs(folder: Path, names: list[str], suffix: str, notes: list[str],
+                      formats: list[str] | None = None) -> list[str]:
     """``names`` less the outputs of an earlier run into the same folder: a_x4.png
     beside a.jpg, for suffix _x4, would otherwise be upscaled again, as would the
     names a stem clash or transparency gave (``_output_names``). That run may have
-    written another format (-f jpg, then -f webp): each is looked for."""
-    formats = {output_format(f"x.{fmt}") for fmt in FORMATS}
-    outputs_of = set().union(*(_output_names(name, suffix, fmt) for name in names for fmt in formats))
+    written another format (-f jpg, then -f webp): each is looked for, unless
+    ``formats`` names those to look for. A name is never left out as its own output
+    (a.png, for png, without a suffix)."""
+    formats = {output_format(f"x.{fmt}") for fmt in formats or FORMATS}
+    outputs_of: dict[str, set[str]] = defaultdict(set)
+    for name in names:
+        for fmt in formats:
+            for output in _output_names(name, suffix, fmt):
+                outputs_of[output].add(name)
     kept, outputs = [], []
     for name in names:
-        (outputs if _one_file_name(name) in outputs_of else kept).append(name)
+        (outputs if outputs_of.get(_one_file_name(name), set()) - {name} else kept).append(name)
     if outputs:
         shown = ", ".join(outputs[:2]) + (", ..." if len(outputs) > 2 else "")
         notes.append(f"{len(outputs)} picture{'s' if len(outputs) > 1 else ''} in {folder} named as the output of "

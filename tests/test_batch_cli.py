@@ -2354,6 +2354,51 @@ def test_a_folder_into_itself_without_clashes_is_allowed(tmp_path):
 X2_CPU = ["-n", "realesr-animevideov3", "-s", "2", "-g", "-1"]
 
 
+def test_a_folder_into_itself_without_a_suffix_resumes_with_skip_existing(tmp_path):
+    # found by a user audit: -i in -o in -f webp ran, and the same command with
+    # --skip-existing (a cron job's, or one resuming after Ctrl-C) was refused, every
+    # time: "output in/a.webp is an input: it would be overwritten".
+    pictures(tmp_path / "in", ["a.png", "b.jpg"])
+    args = ["-i", tmp_path / "in", "-o", tmp_path / "in", "-f", "webp", *X2_CPU]
+    run(NCNN_SR, *args)
+    written = {name: os.stat(tmp_path / "in" / name).st_mtime_ns for name in ("a.webp", "b.webp")}
+    pictures(tmp_path / "in", ["c.bmp"])  # added since
+    proc = run(NCNN_SR, *args, "--skip-existing")
+    assert "3 pictures: 1 upscaled, 2 skipped, 0 failed" in proc.stderr
+    assert f"2 pictures in {tmp_path / 'in'} named as the output of another (a.webp, b.webp) left out" \
+        in proc.stderr
+    assert sorted(os.listdir(tmp_path / "in")) == ["a.png", "a.webp", "b.jpg", "b.webp", "c.bmp", "c.webp"]
+    assert {name: os.stat(tmp_path / "in" / name).st_mtime_ns for name in written} == written
+    # Without it a.webp may be a picture of its own, which a.png's output would replace.
+    refused = run(NCNN_SR, *args, check_ok=False)
+    assert refused.returncode == 1 and "is an input: it would be overwritten" in refused.stderr
+    assert {name: os.stat(tmp_path / "in" / name).st_mtime_ns for name in written} == written
+
+
+def test_a_picture_of_its_own_named_as_another_s_output_is_kept_by_skip_existing(tmp_path):
+    # a.webp beside a.png before any run: left out, and a.png's output, there, is not
+    # written over it.
+    pictures(tmp_path, ["a.png", "a.webp", "b.png"])
+    kept = (tmp_path / "a.webp").read_bytes()
+    proc = run(NCNN_SR, "-i", tmp_path, "-o", tmp_path, "-f", "webp", "--skip-existing", *X2_CPU)
+    assert "2 pictures: 1 upscaled, 1 skipped, 0 failed" in proc.stderr and "(a.webp) left out" in proc.stderr
+    assert (tmp_path / "a.webp").read_bytes() == kept and size_of(tmp_path / "b.webp") == (32, 24)
+
+
+@pytest.mark.parametrize("names,fmt", [(["a.bmp", "a.jpg", "a.png"], "png"), (["a.png", "a.webp"], "webp")])
+def test_skip_existing_never_writes_over_a_picture_it_left_out_as_another_s_output(names, fmt, tmp_path):
+    # a.png may be a picture of its own: a.bmp, sorting first, takes its name and, a.jpg's
+    # a.jpg.png missing, would write it again; a.webp cut short would be written again.
+    pictures(tmp_path, names)
+    if fmt == "webp":
+        (tmp_path / "a.webp").write_bytes((tmp_path / "a.webp").read_bytes()[:60])
+    kept = {name: (tmp_path / name).read_bytes() for name in names}
+    proc = run(NCNN_SR, "-i", tmp_path, "-o", tmp_path, "-f", fmt, "--skip-existing", *X2_CPU, check_ok=False)
+    assert proc.returncode == 1
+    assert f"output {tmp_path / f'a.{fmt}'} is an input: it would be overwritten" in proc.stderr
+    assert {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)} == kept
+
+
 def test_a_suffix_names_the_outputs_and_lets_them_go_beside_their_inputs(tmp_path):
     pictures(tmp_path / "in", ["a.jpg", "b.png", "sub/c.webp"])
     run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "in", "--suffix", "_x2", "-r", *X2_CPU)
