@@ -436,7 +436,9 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
         info = video.probe(src)
         length = _length_out(info, encode)
         _check_encodable(opts, info, src, dst, encoder, encode, flags=flags)  # and frames it cannot code
-        video.check_start(src, encode, info.duration)  # as the devices' notices and a model load would not say
+        # Before the devices' notices and a model load, which would not say it; from the
+        # video's own end where its sound runs on past it.
+        video.check_start(src, encode, info.duration, info.video_duration)
         lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
         if to_file:
             new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run

@@ -105,11 +105,13 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         v = _video_stream(container, path)
         rate = _known_rate(v)
         length = _length(container, src=path)
-        own = _video_length(container, v)
+        own = _video_length(container, v, src=path)
         if own is not None and length is not None:
             own = min(own, length)
-        seconds = own or length
-        frames = v.frames or (round(float(seconds) * rate) if seconds and rate else None)
+        # Its frames span its own time alone: an MPEG-TS's picture starts 21 ms after
+        # its AAC sound's priming, and 1.27 s to its end made 31 frames of 30.
+        seconds = own - _lead(container, v) if own else length
+        frames = v.frames or (round(float(seconds) * rate) if seconds and seconds > 0 and rate else None)
         info = VideoInfo(v.codec_context.width, v.codec_context.height, rate,
                          frames or None, float(length) if length else None,
                          len(container.streams.audio), len(container.streams.subtitles),
@@ -411,31 +413,51 @@ def _length(container, start: Fraction | None = None, src=None) -> Fraction | No
     return total if total > 0 else None
 
 
-def _video_length(container, v) -> Fraction | None:
-    """How long the video stream ``v`` lasts from ``container``'s first timestamp, as
-    _length counts, where the container states it apart from its other streams: a
-    Matroska (WebM) track's DURATION tag (HH:MM:SS.nnnnnnnnn), where it ends, which
-    FFmpeg's muxer writes for each track, ahead of the frames, so a pipe has it too.
-    Its length alone counted the frames of a clip with no frame count: 39 of a 30-frame
-    clip (1.25 s at 24 fps) whose sound ran to 1.6 s. None where it is not stated."""
-    if not container.format.name.startswith("matroska"):
+def _video_length(container, v, start: Fraction | None = None, src=None) -> Fraction | None:
+    """How long the video stream ``v`` lasts from ``container``'s first timestamp
+    (``start`` seconds, else its start time), as _length counts, where the container
+    states it apart from its other streams: a Matroska (WebM) track's DURATION tag
+    (HH:MM:SS.nnnnnnnnn), where it ends, which FFmpeg's muxer writes for each track,
+    ahead of the frames, so a pipe has it too; the stream's own duration where
+    _OWN_DURATION trusts it; a NUT file's last video packets, which ``src``, the file
+    it was opened from, is read again for. Its length alone counted the frames of a
+    clip with no frame count: 39 of a 30-frame clip (1.25 s at 24 fps) whose sound ran
+    to 1.6 s. None where it is not stated (a pipe's MPEG-TS or NUT)."""
+    origin = _origin(container) if start is None else start
+    name = container.format.name
+    end = None
+    if name.startswith("matroska"):
+        stated = next((value for key, value in v.metadata.items() if key.upper() == "DURATION"), None)
+        said = re.fullmatch(r"\s*(\d+):(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*", stated) if stated else None
+        if said is not None:
+            end = int(said[1]) * 3600 + int(said[2]) * 60 + Fraction(said[3])
+    elif name in _OWN_DURATION and v.duration and v.start_time is not None and v.time_base:
+        end = (v.start_time + v.duration) * v.time_base
+    elif name == "nut" and src is not None and (whole := _length(container, origin)) is not None:
+        # NUT states no stream's length, only where its last packet of any is: a video
+        # that ends over TAIL before its sound is not found there, and stays unknown.
+        end = _packets_end(src, origin + whole - TAIL, v.index)
+    if end is None:
         return None
-    stated = next((value for key, value in v.metadata.items() if key.upper() == "DURATION"), None)
-    said = re.fullmatch(r"\s*(\d+):(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*", stated) if stated else None
-    if said is None:
-        return None
-    end = int(said[1]) * 3600 + int(said[2]) * 60 + Fraction(said[3])
-    seconds = end - _origin(container)
+    seconds = end - origin
     return seconds if seconds > 0 else None
+
+
+def _lead(container, v) -> Fraction:
+    """How long after ``container``'s first timestamp its video stream ``v`` starts."""
+    if v.start_time is None or not v.time_base:
+        return Fraction(0)
+    return max(v.start_time * v.time_base - _origin(container), Fraction(0))
 
 
 # How far before the end a file's duration gives its last packets are looked for.
 TAIL = Fraction(2)
 
 
-def _packets_end(src, after: Fraction) -> Fraction | None:
-    """Where the latest packet of ``src`` from ``after`` seconds on ends, in a second
-    opening of it; None where it cannot be read again."""
+def _packets_end(src, after: Fraction, index: int | None = None) -> Fraction | None:
+    """Where the latest packet of ``src`` (of its stream ``index`` alone, where
+    given) from ``after`` seconds on ends, in a second opening of it; None where it
+    cannot be read again, or has no such packet."""
     with _reopened(src) as again:
         if again is None:
             return None
@@ -443,7 +465,7 @@ def _packets_end(src, after: Fraction) -> Fraction | None:
             if after > 0:
                 again.seek(math.floor(after * av.time_base), backward=True)
             ends = [time + Fraction(packet.duration or 0) * packet.time_base for packet in _demuxed(again)
-                    if (time := _packet_time(packet)) is not None]
+                    if (index is None or packet.stream.index == index) and (time := _packet_time(packet)) is not None]
         except av.error.FFmpegError:
             return None
     return max(ends, default=None)
@@ -690,6 +712,13 @@ class _RateGrid:
 _MOV_READER = "mov,mp4,m4a,3gp,3g2,mj2"
 
 
+# The containers whose streams' durations are each its own (_video_length): mp4's and
+# its kin's, an AVI's (its frame count), and an MPEG-TS file's, which FFmpeg measures
+# to each stream's last timestamps (a pipe's it cannot read to the end: none). Others'
+# may be the container's, or guessed from its bitrate, shorter than the picture.
+_OWN_DURATION = frozenset({_MOV_READER, "avi", "mpegts"})
+
+
 def _stream_end(video_in) -> Fraction | None:
     """Where the video track ``video_in`` ends, in seconds on its timeline, as its
     container states it; None where it states none."""
@@ -791,7 +820,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     try:
         video_in = _video_stream(inp, src)
         _decode_in_order(video_in)
-        window = _window(inp, src, options) if options.trims else _clock_window(inp)
+        window = _window(inp, video_in, src, options) if options.trims else _clock_window(inp)
         try:
             if not piped:
                 # A Ctrl-C as mkstemp made it is raised once ``part`` names it, for the removal below.
@@ -1200,17 +1229,26 @@ def _origin(inp, src=None) -> Fraction:
     return min(times, default=Fraction(0))
 
 
-def check_start(src, options: EncodeOptions, length) -> None:
+def check_start(src, options: EncodeOptions, length, video=None) -> None:
     """InputError where ``options.start`` is at or past the end of ``src``, which lasts
-    ``length`` seconds (None: unknown). The commands check it from ``probe``'s duration
-    before a model loads: that counts from the start time FFmpeg gives, else from 0, so
-    it is never shorter than the part's timeline, which may count from a late first frame."""
+    ``length`` seconds (None: unknown), its video ``video`` seconds where known apart
+    (a sound that runs on past the picture): no frame of it would come. The commands
+    check it from ``probe``'s durations before a model loads: those count from the
+    start time FFmpeg gives, else from 0, so they are never shorter than the part's
+    timeline, which may count from a late first frame."""
+    if video is not None and (length is None or video < length):
+        if options.start < video:
+            return
+        if length is not None and round(video, 3) < round(length, 3):
+            raise InputError(f"{src}: starting at {float(options.start):g} s (--start) is past the end of its video, "
+                             f"at {float(video):.3f} s (the file goes on to {float(length):.3f} s)")
+        length = video
     if length is not None and options.start >= length:
         raise InputError(f"{src}: starting at {float(options.start):g} s (--start) is past its end, at "
                          f"{float(length):.3f} s")
 
 
-def _window(inp, src, options: EncodeOptions) -> Window:
+def _window(inp, video_in, src, options: EncodeOptions) -> Window:
     """The part of the input that ``options`` asks for, on its timeline."""
     if (inp.start_time is None and isinstance(src, VideoInput) and not src.seekable()
             and inp.format.name not in _ELEMENTARY):  # a bare stream's frames count from 0
@@ -1218,7 +1256,7 @@ def _window(inp, src, options: EncodeOptions) -> Window:
         raise InputError(f"{src} does not say where its video starts, which a part (--start, --duration) counts "
                          "from, and a pipe cannot be read twice to find it: redirect a file to it (-i - < in.mkv)")
     origin = _origin(inp, src)
-    check_start(src, options, _length(inp, origin, src))
+    check_start(src, options, _length(inp, origin, src), _video_length(inp, video_in, origin, src))
     start = origin + options.start
     return Window(start, None if options.duration is None else start + options.duration)
 

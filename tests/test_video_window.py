@@ -1,6 +1,7 @@
 """A part of a video (--start, --duration): the frames, sound, cues, chapters and
 timecode of that part, moved to start at 0; the times users type; the errors. Clips
 made with PyAV; the real model on the CPU for the command."""
+import re
 from fractions import Fraction
 from types import SimpleNamespace
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from media import add_subtitles, make_clip
+from ncnn_sr import InputError
 from ncnn_sr.video import EncodeOptions, upscale_video
 from ncnn_sr.video_options import parse_time
 from ncnn_sr.video_window import Window
@@ -289,6 +291,39 @@ def test_progress_counts_the_frames_of_the_video_not_of_a_sound_that_runs_on(tmp
         assert frames_out(info, EncodeOptions()) == 30
         assert frames_out(info, EncodeOptions(start=Fraction(1, 2))) == 18
         assert frames_out(info, EncodeOptions(fps=Fraction(12))) == 15
+
+
+@pytest.mark.parametrize("suffix, ends", [(".mkv", 1.25), (".mp4", 1.25), (".avi", 1.25),
+                                          # from the file's first time, the sound's 62 ms in
+                                          (".ts", 1.271), (".nut", 1.271)])
+def test_a_start_past_the_picture_but_not_its_longer_sound_is_refused_before_the_model_loads(suffix, ends, tmp_path):
+    # The early check read the container's length, the sound's (1.6 s): --start 1.5 of
+    # a 30-frame clip (1.25 s at 24 fps) passed it and was refused once the model had
+    # loaded ("no video frame from 1.5 s (--start) on"). An unknown model, which only
+    # loading finds, shows which comes first.
+    clip = make_clip(tmp_path / f"in{suffix}", frames=30, sound_spans=[(0, 1.6)])
+    said = f"{clip}: starting at 1.5 s (--start) is past the end of its video, at {ends:.3f} s (the file goes on to "
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", "--start", "1.5", "-n", "no-such-model",
+               "-s", "2", "-g", "-1", check_ok=False)
+    one_line_failure(proc, tmp_path, said)
+    with pytest.raises(InputError, match=re.escape(said)):  # the library's own check, before any frame
+        seen(clip, tmp_path / "out.mkv", start=Fraction(3, 2))
+    assert len(seen(clip, tmp_path / "out.mkv", start=Fraction(1))) == 6  # a start inside the picture still is one
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".nut"])
+def test_progress_counts_the_frames_of_a_transport_stream_or_nut_not_of_its_longer_sound(suffix, tmp_path):
+    # Their frame totals came from the container's length, the sound's: "x/39 frames"
+    # for a 30-frame clip (1.25 s at 24 fps) whose sound ran to 1.6 s. An MPEG-TS file's
+    # streams are each measured to their last packets (FFmpeg's); a NUT file's video
+    # is, from its last seconds.
+    from ncnn_sr.video import frames_out, probe
+
+    info = probe(make_clip(tmp_path / f"clip{suffix}", frames=30, sound_spans=[(0, 1.6)]))
+    assert info.duration == pytest.approx(1.6, abs=0.05)  # the container's, as long as its sound
+    assert info.frames == frames_out(info, EncodeOptions()) == 30
+    assert frames_out(info, EncodeOptions(start=Fraction(1, 2))) in (18, 19)  # 0.77 s: 18.5 frames' time
+    assert frames_out(info, EncodeOptions(fps=Fraction(12))) == 15
 
 
 def test_a_frame_bar_whose_total_was_too_many_ends_at_the_frames_done(monkeypatch):
