@@ -406,6 +406,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
     new_folder = None
     working = None  # the output being written, whose work a failed device keeps (video_pieces)
     length = None  # its seconds, where known: for the room a full disk's rerun needs
+    made: set[Path] = set()  # the output's folder and those above it, once the run has made or found it
     try:
         if to_file:
             if opts.output_folder or opts.output.is_dir():
@@ -444,7 +445,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
             new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
         bar = FrameProgress(prog, video.frames_out(info, encode), opts.quiet)
         working = opts.output if to_file else None
-        line = _one_video(opts, src, dst, encode, lanes, bar, flags)
+        line = _one_video(opts, src, dst, encode, lanes, bar, flags, made=made)
     except KeyboardInterrupt:
         if not to_file:
             stop_interrupted(bar, f"{prog}: interrupted: {dst} got only part of the video")
@@ -467,6 +468,10 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
             raise host_out_of_memory(e) from e  # entry's line: not the file's fault
         if debug:
             raise
+        if working is not None and (gone := output_gone(working.parent, made)) is not None:
+            # Its write's "No such file or directory" named the video, not why, where a
+            # folder's run (and its pictures') says the folder went, and all in it.
+            e, working = InputError(gone[0]), None
         full = _kept_on_full_disk(working, e, length) if working is not None else None
         then = f"{full[0]}: once {full[1]}, run the same command again to go on" if full else None
         _say_failed(prog, bar, e, flags, opts, then)
@@ -605,10 +610,11 @@ def _close_command() -> None:
 
 
 def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane], bar: FrameProgress,
-               flags: FlagNames = FlagNames(), out: set[int] | None = None) -> str:
+               flags: FlagNames = FlagNames(), out: set[int] | None = None, made: set[Path] | None = None) -> str:
     """Upscale ``src`` into ``dst`` through ``lanes``, less those ``out`` for good
     (ordered_map's, shared by a folder's videos), its progress on ``bar`` (closed when
-    done); the line that says what was written."""
+    done); the line that says what was written. ``made`` gets the output's folder once
+    it is there (files.mark_there), for a failure to tell it removed after."""
     from . import video
 
     window = 2 * sum(lane.workers for lane in lanes) + 2
@@ -626,6 +632,8 @@ def _one_video(opts: RunOptions, src: Path, dst: Path, encode, lanes: list[Lane]
     try:
         if isinstance(dst, Path):  # else a stream
             dst.parent.mkdir(parents=True, exist_ok=True)
+            if made is not None:
+                mark_there(dst.parent, made)
     except OSError as e:
         # A full disk stops a folder's run, as a write to it does (see cannot_write).
         raise write_error_type(e)(f"cannot make the folder of {dst}: {os_reason(e)}") from None

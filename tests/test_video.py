@@ -2137,6 +2137,44 @@ def test_a_video_that_fails_after_its_folder_was_made_takes_the_folder_back(tmp_
     assert sorted(os.listdir(tmp_path)) == ["broken.mkv", "in.mp4"]
 
 
+@pytest.mark.parametrize("removed, when", [("gone", "frame"), ("out", "encoded")])
+def test_a_single_videos_output_folder_removed_during_its_run_is_one_line_as_for_pictures(removed, when, tmp_path,
+                                                                                         in_process, monkeypatch):
+    # It said "cannot write out/gone/v.mp4: No such file or directory", where a folder's
+    # run says the folder was removed during the run. The folder the run made (gone),
+    # removed as the second frame is upscaled; or the one given (out), once the video is
+    # encoded, before its part file is renamed into place.
+    import shutil
+
+    from ncnn_sr import console, video
+
+    clip = make_clip(tmp_path / "in.mp4", frames=12, audio=None)
+    (tmp_path / "out").mkdir()
+    folder = tmp_path / "out" / removed if removed == "gone" else tmp_path / "out"
+    if when == "frame":
+        counted = console.FrameProgress.__call__
+
+        def count(self, done):
+            if done == 2:
+                shutil.rmtree(folder)
+            return counted(self, done)
+        monkeypatch.setattr(console.FrameProgress, "__call__", count)
+    else:
+        transcode = video._transcode
+
+        def encoded(*given, **options):
+            done = transcode(*given, **options)
+            shutil.rmtree(folder)
+            return done
+        monkeypatch.setattr(video, "_transcode", encoded)
+    status, said = in_process("video", "-i", clip, "-o", tmp_path / "out" / "gone" / "v.mp4", *X2)
+    assert status == 1
+    assert [line for line in said.splitlines() if " frames, " not in line] == [
+        f"ncnn-sr: error: {folder} was removed during the run (what was written there is gone)"], said
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == \
+        ["in.mp4"] + ["out"] * (removed == "gone")  # and no part file
+
+
 def test_an_encoder_error_stops_the_frame_workers_before_returning(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=20)
     before = set(threading.enumerate())
