@@ -108,7 +108,7 @@ def _open_bar(prog: str, total: int | None, unit: str, fraction: bool = False):
 
 
 # A bar's shape where its count has fractions (pictures, tiles in work): to a tenth.
-FRACTION_SHAPE = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]"
+FRACTION_SHAPE = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
 
 def fraction_words(count: float) -> str:
@@ -195,6 +195,7 @@ class Progress(_Meter):
         self.say_failed = say_failed
         self.stopped: Callable[[], str | None] = lambda: None  # why the run stopped early, once it has
         self.done = self.skipped = 0
+        self._ended: dict[str, int] = {}  # the outcomes so far, by status
         self.plain = show and not quiet and self.bar is None
         self.folder_mode = show
         self._parts: dict[int, float] = {}  # each proc worker's share of its picture done, by thread
@@ -240,11 +241,24 @@ class Progress(_Meter):
         # a fraction of what was left.
         rate = (shown - self.skipped) / max(now - self.started, 1e-9)
         pace = f", {rate:.2f}/s, ETA {(self.total - shown) / rate:.0f} s" if rate > 0 else ""
-        echo(f"{self.prog}: {fraction_words(shown)}/{self.total} pictures{pace}")
+        ended = f" ({self._ended_words()})" if self._any_failed() else ""
+        echo(f"{self.prog}: {fraction_words(shown)}/{self.total} pictures{ended}{pace}")
+
+    def _any_failed(self) -> bool:
+        """Whether a picture failed, or was not done (its sub-folder gone)."""
+        return bool(self._ended.get("failed") or self._ended.get("not done"))
+
+    def _ended_words(self) -> str:
+        """The outcomes so far in the summary line's words: "2 upscaled, 1 failed"."""
+        counts = [f"{self._ended.get('ok', 0)} upscaled"]
+        counts += [f"{self._ended[status]} {status}" for status in ("skipped", "failed", "not done")
+                   if self._ended.get(status)]
+        return ", ".join(counts)
 
     def __call__(self, outcome: Outcome) -> None:
         self.done += 1
         self.skipped += outcome.status == "skipped"
+        self._ended[outcome.status] = self._ended.get(outcome.status, 0) + 1
         for note in outcome.notes:
             if not self.quiet:
                 echo(f"{self.prog}: warning: {note}")
@@ -274,6 +288,10 @@ class Progress(_Meter):
             echo(f"{self.prog}: {outcome.output} exists: skipped (--skip-existing)")
         if self.bar is not None:
             with self._lock:
+                if self._any_failed():
+                    # A count of pictures finished, which reached 6/6 with one failed
+                    # (a full disk): the bar says which ended how, as the summary will.
+                    self.bar.set_postfix_str(self._ended_words())  # drawn now: the count may not move
                 self._move_bar()
         elif self.plain:
             with self._lock:

@@ -1586,6 +1586,44 @@ def test_a_folder_broken_during_a_run_stops_it_in_one_line(tmp_path, prog, actio
         assert not out.exists()
 
 
+@pytest.mark.parametrize("prog", ["ncnn-sr", "realesrgan-ncnn-vulkan"])
+def test_a_folders_last_count_says_the_picture_a_full_disk_failed(tmp_path, prog):
+    # Its last picture failed on a full disk, the count said "3/3 pictures", as if all
+    # were written, above "stopped: ...; 2 upscaled, 0 skipped, 1 failed, 0 not done".
+    pictures(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run(sys.executable, "-c", _BROKEN_MID_RUN, "full", out, prog, "-i", tmp_path / "in", "-o", out,
+               "-n", "realesr-animevideov3", "-s", "2", "-g", "-1", "-j", "1:1:1", check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    counts = [line for line in lines if re.match(rf"{re.escape(prog)}: [\d.]+/3 pictures", line)]
+    assert re.fullmatch(rf"{re.escape(prog)}: 3/3 pictures \(2 upscaled, 1 failed\), [\d.]+/s, ETA 0 s", counts[-1]), \
+        lines
+    assert re.fullmatch(rf"{re.escape(prog)}: stopped: .*; 2 upscaled, 0 skipped, 1 failed, 0 not done; .*",
+                        lines[-1]), lines
+    assert sorted(os.listdir(out)) == ["a.png", "b.png"]
+
+
+def test_a_folders_bar_says_the_pictures_that_failed(monkeypatch):
+    # On a terminal the bar stood at 3/3 with one of them failed.
+    from types import SimpleNamespace
+
+    from ncnn_sr.console import Progress
+    from ncnn_sr.outcomes import Outcome
+
+    stderr = GoneTerminal()  # a terminal, never gone
+    monkeypatch.setattr(sys, "stderr", stderr)
+    progress = Progress("ncnn-sr", 3, False, False, show=True)
+    progress.bar.mininterval = 0  # each outcome redraws it
+    job = SimpleNamespace(source=Path("c.png"))
+    for status in ("ok", "skipped", "failed"):
+        progress(Outcome(job, status, "cannot write c.png: No space left on device" if status == "failed" else ""))
+    drawn = stderr.getvalue().split("\r")[-1]
+    assert re.search(r" 3(\.0)?/3 .*, 1 upscaled, 1 skipped, 1 failed\]", drawn), drawn
+    progress.close()
+
+
 def test_a_folder_run_whose_pictures_are_all_done_in_a_read_only_folder_is_not_refused(tmp_path):
     # A finished batch run again with --skip-existing writes nothing: it was refused.
     pictures(tmp_path / "in", ["a.png", "b.jpg"])
@@ -2890,12 +2928,15 @@ def test_a_folders_bar_drops_the_share_of_a_picture_that_failed_midway(tmp_path)
         def update(self, step):
             self.n += step
 
+        def set_postfix_str(self, words):
+            self.postfix = words
+
     pictures(tmp_path, ["a.png"])
     progress = Progress("ncnn-sr", 2, verbose=False, quiet=True, show=True)
     progress.bar = Bar(n=0.0)
     summary = Pipeline([Lane(Refusing(), 1)], on_outcome=progress, on_tile=progress.tile).run(
         [Job(tmp_path / "a.png", tmp_path / "out.png")])
-    assert summary.failed == 1 and progress.bar.n == 1.0
+    assert summary.failed == 1 and progress.bar.n == 1.0 and progress.bar.postfix == "0 upscaled, 1 failed"
 
 
 def test_verbose_names_each_file_and_debug_shows_tracebacks(tmp_path):
