@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 import time
+from fractions import Fraction
 from typing import TYPE_CHECKING, Callable
 
 import click
@@ -358,29 +359,50 @@ class TileBar(_Meter):
     """A single picture's tiles as a bar on a terminal: a photo on the CPU takes
     minutes, in which nothing was shown. Opened before the first tile is done. An
     animation's ``frames`` (of one size) count each frame's tiles, whichever worker
-    upscales it."""
+    upscales it.
+
+    Never back: a tile size that ran out of memory is halved and the picture starts
+    again, and a picture (a frame) whose device failed starts again on another; the
+    bar went from 2/4 to 1/16. It holds its place until the work passes it (the
+    warning before says why it paused), then goes on in the new tiling's count (9/16)."""
 
     def __init__(self, prog: str, frames: int = 1):
         super().__init__(prog, _open_bar(prog, None, "tile"))
-        self.frames, self.calls = frames, 0
+        self.frames = frames
         self.lock = threading.Lock()
         self.partial = False  # a plain line of a count not yet finished was written
+        self._finished = 0  # frames whose last tile was told
+        self._parts: dict[int, Fraction] = {}  # the share done of the frame each thread upscales
+        self._shown = Fraction(0)  # of the whole picture: the most it was ever
+        self._tiles = 0  # a frame's, in the finest tiling told
 
     def __call__(self, done: int, total: int) -> None:
-        if not done:  # no tile: an upscale that ended without its result (see Pipeline)
-            return
         with self.lock:
-            self.calls += 1
-            # One picture's count starts again where a tile size that ran out of memory was shrunk.
-            count, whole = (done if self.frames == 1 else self.calls), total * self.frames
+            me = threading.get_ident()
+            if not done:  # an upscale that ended without its result (see Pipeline): its share is lost
+                self._parts.pop(me, None)
+                return
+            if done >= total:
+                self._parts.pop(me, None)
+                self._finished += 1
+            else:
+                self._parts[me] = Fraction(done, int(total))
+            now = (self._finished + sum(self._parts.values(), Fraction(0))) / self.frames
+            if now <= self._shown:
+                return  # not past where it was: held, the warning before says why
+            self._shown = min(Fraction(1), now)
             tiles = getattr(total, "tiles", None)  # tiles.Steps: steps of that many tiles
-            if tiles is not None:
-                count, whole = count * tiles / total, tiles * self.frames
-                if self.bar is not None and self.bar.bar_format is None:
-                    self.bar.bar_format = FRACTION_SHAPE
+            # In the finest tiling told: frames in work at once, on the tile size before
+            # and after one ran out of memory, flipped it between 2/12 and 11/48.
+            self._tiles = max(self._tiles, int(total) if tiles is None else tiles)
+            whole = self._tiles * self.frames
+            exact = self._shown * whole
+            count = int(exact) if exact.denominator == 1 else float(exact)
             if self.bar is None:
                 self._plain_line(count, whole)
                 return
+            if (tiles is not None or exact.denominator != 1) and self.bar.bar_format is None:
+                self.bar.bar_format = FRACTION_SHAPE  # a share of another tiling's tiles
             known = self.bar.total is not None
             self.bar.total = whole
             self.bar.update(count - self.bar.n)

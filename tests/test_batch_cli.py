@@ -647,6 +647,56 @@ def test_a_bar_whose_stderr_is_gone_loses_no_picture(tmp_path, monkeypatch, bar)
     assert stderr.getvalue().count("ncnn-sr") == 1  # the bar as it opened, nothing after
 
 
+def _shares(lines: list[str]) -> list[float]:
+    """The share of a picture's tiles each of a TileBar's plain lines says ("2.5/16 tiles")."""
+    counts = [re.match(r"ncnn-sr: ([\d.]+)/(\d+) tiles", line) for line in lines]
+    return [float(count[1]) / int(count[2]) for count in counts if count]
+
+
+def test_a_pictures_tile_bar_keeps_its_place_past_an_out_of_memory_retry(monkeypatch):
+    # A tile size that ran out of memory is halved and the picture starts again: the
+    # bar went from 2/4 back to 1/16. It stays where it was, in the new tiling's
+    # count (8/16), until the retry passes it. An animation's frames alike.
+    from ncnn_sr.console import TileBar
+
+    monkeypatch.setattr(sys, "stderr", GoneTerminal())  # a terminal, never gone
+    for frames, told in ((1, [(1, 4), (2, 4), *((done, 16) for done in range(1, 17))]),
+                         (2, [*((done, 4) for done in range(1, 5)), (1, 4), (2, 4),
+                              *((done, 16) for done in range(1, 17))])):
+        tiles = TileBar("ncnn-sr", frames)
+        shares = []
+        for done, total in told:
+            tiles(done, total)
+            shares.append(tiles.bar.n / tiles.bar.total)
+        assert shares == sorted(shares), (frames, shares)
+        assert (tiles.bar.n, tiles.bar.total) == (16 * frames, 16 * frames), frames  # whole, in the new tiling
+        tiles.close()
+
+
+def test_a_single_pictures_tile_lines_never_go_back_past_an_out_of_memory_retry(tmp_path, in_process, monkeypatch):
+    # Off a terminal, the same: "2/4 tiles", then "1/16 tiles".
+    from ncnn_sr import console, network
+
+    monkeypatch.setattr(console._Meter, "PLAIN_EVERY", 0)
+    runs, real = [0], network.Network.run
+
+    def run_once_short(self, image, keep=None):
+        runs[0] += 1
+        if runs[0] == 3:  # two of its four tiles done
+            raise network.NetFailure("injected out of memory")
+        return real(self, image, keep)
+    monkeypatch.setattr(network.Network, "run", run_once_short)
+    Image.fromarray(picture(128, 128)).save(tmp_path / "in.png")
+    status, said = in_process("-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-g", "-1", "-s", "2",
+                              "-t", "64", "-n", "realesr-animevideov3")
+    assert status == 0, said
+    lines = said.splitlines()
+    assert "retrying with 32px tiles" in lines[2], lines
+    shares = _shares(lines)
+    assert shares[:2] == [0.25, 0.5] and shares == sorted(shares) and shares[-1] == 1, lines
+    assert re.fullmatch(r"ncnn-sr: 16/16 tiles, done in \d+ s", lines[-1]), lines
+
+
 def test_a_single_picture_off_a_terminal_says_its_tiles_every_few_seconds(monkeypatch, capsys):
     # A folder's run and a video's write a plain line every few seconds where stderr is
     # no terminal (a log, nohup); a single photo, minutes on the CPU, said nothing at all.
