@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import click
 
 from .errors import NOT_UTF8
+from .in_work import PerPicture
 
 if TYPE_CHECKING:  # outcomes loads the planning, and Pillow with it: not for --help
     from .outcomes import Outcome
@@ -427,9 +428,10 @@ class TileBar(_Meter):
         echo(f"{self.prog}: {fraction_words(count)}/{whole} tiles, {rate:.2f}/s, ETA {(whole - count) / rate:.0f} s")
 
 
-# Per thread, as each upscales one picture at a time (Pipeline's proc workers): how far
-# tile_percent has said the picture it upscales is done, as (tiles, out of), or None.
-_percent_said = threading.local()
+# By picture (in_work), as a Pipeline's proc workers upscale one picture at a time
+# each, and one whose device failed goes on in another thread: how far tile_percent
+# has said the picture is done, as (tiles, out of), or None.
+_percent_said = PerPicture()
 
 
 def tile_percent(done: int, total: int) -> None:
@@ -443,9 +445,11 @@ def tile_percent(done: int, total: int) -> None:
     lines only go on, as a wrapper that reads them as a bar expects; the warning before
     them says why they paused. A line of a restart would be one the reference never
     writes, in the lines such a wrapper reads."""
-    said = getattr(_percent_said, "mark", None)
+    said = _percent_said.get()
     if not done:
-        _percent_said.mark = None  # an upscale that ended without its result (see Pipeline): no line
+        # An upscale that ended without its result (see Pipeline): no line. Its picture
+        # may go on on another device, from where its lines were, not from 0.00%.
+        _percent_said.upscale_ended()
         return
     tiles = getattr(total, "tiles", None)
     if tiles is None:
@@ -456,7 +460,7 @@ def tile_percent(done: int, total: int) -> None:
         finished = [tile for tile in finished if tile * said[1] > said[0] * tiles]
     if finished:
         # A picture done leaves no mark: the next one starts from nothing.
-        _percent_said.mark = None if finished[-1] >= tiles else (finished[-1], tiles)
+        _percent_said.set(None if finished[-1] >= tiles else (finished[-1], tiles))
     try:
         for tile in finished:
             echo(f"{tile / tiles * 100:.2f}%")

@@ -30,7 +30,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from . import budget, part_files
+from . import budget, in_work, part_files
 from .animation import write_frames
 from .budget import MemoryBudget
 from .engine import Upscaler, checked_progress
@@ -100,7 +100,9 @@ class Pipeline(Loading, Failover, DeclaredOnly):
     picture or frame; an exception from it fails that picture, naming ``on_tile``, and
     is no device's failure (see below). Where the upscale of
     one it was told of ends without its result (failed, cancelled, or gone to another
-    device), it is told ``(0, total)`` from the same thread: none of it is done.
+    device), it is told ``(0, total)`` from the same thread: none of it is done. While
+    it runs, ``in_work`` names the picture in work, the same whichever device takes it,
+    for a display that keeps what it said of each picture (``in_work.PerPicture``).
 
     A picture with transparency asked as JPEG is written as ``name.jpg.png``, with a
     note; a fully opaque alpha channel is dropped and the JPEG written, unless
@@ -491,7 +493,7 @@ class Pipeline(Loading, Failover, DeclaredOnly):
                 told = total
 
             try:
-                with self._unwaitable():
+                with self._unwaitable(), in_work.upscaling(picture):
                     return upscaler.upscale(picture, progress=progress, **self._resize)
             except BaseException as e:
                 if told:

@@ -50,7 +50,7 @@ def _logger_as_it_was():
     console = sys.modules.get("ncnn_sr.console")
     if console is not None:
         # How far the drop-in's percent lines went, which a test's picture left unfinished.
-        console._percent_said.mark = None
+        console._percent_said.set(None)
     yield
     log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
 

@@ -697,6 +697,76 @@ def test_a_single_pictures_tile_lines_never_go_back_past_an_out_of_memory_retry(
     assert re.fullmatch(r"ncnn-sr: 16/16 tiles, done in \d+ s", lines[-1]), lines
 
 
+def test_what_a_display_keeps_of_a_picture_follows_it_across_threads_and_goes_with_it():
+    # Kept by the thread, a picture gone to another device started its lines again;
+    # kept for good, a freed picture's id, which a new one can take, would hold its mark.
+    import gc
+    from ncnn_sr.in_work import PerPicture, upscaling
+
+    kept, picture, seen = PerPicture(), np.ones((4, 4, 3), np.uint8), []
+    with upscaling(picture):
+        kept.set((2, 4))
+        kept.upscale_ended()  # it fails here, and may go on elsewhere
+
+    def elsewhere():
+        with upscaling(picture):
+            seen.append(kept.get())
+        seen.append(kept.get())  # this thread, no picture named: nothing
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert seen == [(2, 4), None] and kept.get() is None
+    kept.set((1, 3))  # a thread's own, where no picture is named
+    kept.upscale_ended()
+    assert kept.get() is None
+    del picture
+    gc.collect()
+    assert kept._by_picture == {}
+
+
+@pytest.mark.parametrize("display", ["percent lines", "tile lines"])
+def test_a_pictures_progress_goes_on_where_it_was_on_another_device(tmp_path, monkeypatch, capsys, display):
+    # A picture whose device failed goes to another, where it starts again: the
+    # drop-in's lines said 25.00%, 50.00%, then 25.00% again (their mark was the
+    # failed thread's); a single picture's tile lines 2/4, then 1/4.
+    from ncnn_sr import Upscaler, console, network
+    from ncnn_sr.jobs import plan_jobs
+    from ncnn_sr.lanes import Lane
+    from ncnn_sr.pipeline import Pipeline
+
+    real, lost, failing = network.Network.run, [], set()
+
+    def run_lost_once(self, image, keep=None):
+        if threading.get_ident() in failing:
+            failing.clear()
+            lost.append(image.shape)
+            raise RuntimeError("injected lost device")
+        return real(self, image, keep)
+    monkeypatch.setattr(network.Network, "run", run_lost_once)
+    monkeypatch.setattr(console._Meter, "PLAIN_EVERY", 0)
+    pictures(tmp_path / "in", ["a.png"], size=(128, 128))
+    display = console.tile_percent if display == "percent lines" else console.TileBar("ncnn-sr")
+
+    def on_tile(done: int, total: int) -> None:
+        display(done, total)
+        if not lost and done * 2 == total:  # its device is lost once half of it is done
+            failing.add(threading.get_ident())
+    outcomes = []
+    with Upscaler("realesr-animevideov3-x2", device=-1, tile=64, threads=1) as one, \
+            Upscaler("realesr-animevideov3-x2", device=-1, tile=64, threads=1) as other:
+        Pipeline([Lane(one, 1), Lane(other, 1)], on_tile=on_tile, on_outcome=outcomes.append).run(
+            plan_jobs(tmp_path / "in", tmp_path / "out").jobs)
+    assert [outcome.status for outcome in outcomes] == ["ok"] and len(lost) == 1
+    lines = capsys.readouterr().err.splitlines()
+    if display is console.tile_percent:
+        shares = [float(line[:-1]) / 100 for line in lines if line.endswith("%")]
+    else:
+        shares = _shares(lines)
+    # Its tiles there need not be those of the first device (its tile size, its memory):
+    # the second's first line says more than half.
+    assert 0.5 in shares and shares == sorted(set(shares)) and shares[-1] == 1, lines
+
+
 def test_a_single_picture_off_a_terminal_says_its_tiles_every_few_seconds(monkeypatch, capsys):
     # A folder's run and a video's write a plain line every few seconds where stderr is
     # no terminal (a log, nohup); a single photo, minutes on the CPU, said nothing at all.
