@@ -150,9 +150,8 @@ def build_lanes(opts: RunOptions, pictures: int | None = None,
     load, save, procs, tiles, chosen = asked.load, asked.save, asked.procs, asked.tiles, asked.chosen
     if items is not None and pictures is not None:
         kept = _lanes_with_work(chosen, items, pictures)
-        for index, device in enumerate(chosen):
-            if index not in kept:
-                log.info("%s is left out: no picture of this run would reach it", device)
+        for name in _left_out(chosen, kept):
+            log.info("%s is left out: no picture of this run would reach it", name)
         chosen, tiles, procs = ([values[index] for index in kept] for values in (chosen, tiles, procs))
     # Of the lanes that run only: -g -1,0 with one picture warned of GPU 0 (lavapipe),
     # then left it out.
@@ -311,6 +310,21 @@ def _capped_workers(chosen: list[devices.Device], procs: list[int], cpus: int,
             using = "+".join(str(capped[i]) for i in lanes)
             log.info("%d proc workers on %s: using %s, %s", asked, device, using, why)
     return capped
+
+
+def _left_out(chosen: list[devices.Device], kept: list[int]) -> list[str]:
+    """The lanes of ``chosen`` not ``kept``, each named as the failure lines name
+    it (lanes.lane_names): the device, once, where none of its lanes is kept; else
+    which of its lanes ("CPU lane 2"). "GPU 0 is left out" was said of -g 0,0's second
+    lane, before the one picture ran on GPU 0."""
+    named = []
+    for index, device in enumerate(chosen):
+        same = [i for i, other in enumerate(chosen) if other == device]
+        running = any(i in kept for i in same)
+        if index in kept or (not running and index != same[0]):
+            continue
+        named.append(f"{device} lane {same.index(index) + 1}" if running else str(device))
+    return named
 
 
 def _lanes_with_work(chosen: list[devices.Device], items: int, pictures: int) -> list[int]:

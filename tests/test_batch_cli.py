@@ -859,12 +859,25 @@ def test_two_cpu_lanes_share_a_folder(tmp_path):
     assert proc.stderr.count("proc worker(s)") == 2
 
 
+def test_a_lane_left_out_is_named_apart_from_the_lanes_of_its_device_that_run():
+    from ncnn_sr.batch_cli import _left_out
+    from ncnn_sr.devices import CPU, Device
+
+    gpu = Device(0, "card", "discrete", 8000)
+    assert _left_out([gpu, gpu], kept=[0]) == [f"{gpu} lane 2"]
+    # A device none of whose lanes runs is said once, as a device.
+    assert _left_out([CPU, CPU, gpu], kept=[2]) == ["CPU"]
+    assert _left_out([gpu, CPU, CPU, gpu], kept=[2]) == [str(gpu), "CPU lane 1"]
+
+
 def test_one_picture_with_two_devices_loads_the_model_on_the_first_alone(tmp_path):
     pictures(tmp_path / "in", ["a.png"])
     flags = ["-n", "realesr-animevideov3", "-s", "2", "-v"]
     two = run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "two.png", *flags, "-g", "-1,-1")
     assert two.stderr.count("loading realesr-animevideov3-x2 on CPU") == 1, two.stderr
-    assert "ncnn-sr: CPU is left out: no picture of this run would reach it" in two.stderr.splitlines()
+    # Named as the failure lines name two lanes of one device: "CPU is left out" was said
+    # of the device the picture then ran on.
+    assert "ncnn-sr: CPU lane 2 is left out: no picture of this run would reach it" in two.stderr.splitlines()
     run(NCNN_SR, "-i", tmp_path / "in" / "a.png", "-o", tmp_path / "one.png", *flags, "-g", "-1")
     assert np.array_equal(np.asarray(Image.open(tmp_path / "two.png")), np.asarray(Image.open(tmp_path / "one.png")))
 
