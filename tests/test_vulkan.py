@@ -153,6 +153,32 @@ def test_gpu_and_cpu_together_from_the_command_line(gpu, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "on GPU" in proc.stderr and "on CPU" in proc.stderr
     assert len(list((tmp_path / "out").iterdir())) == 3
+    # Each picture is one lane's own result, whichever lane took it (fp16 storage on
+    # the GPU: the two differ).
+    on_gpu, on_cpu = Upscaler(MODEL, device=gpu), Upscaler(MODEL, device=-1)
+    for i in range(3):
+        got, image = np.asarray(Image.open(tmp_path / "out" / f"p{i}.png")), picture(8, 8, seed=i)
+        assert np.array_equal(got, on_gpu.upscale(image)) or np.array_equal(got, on_cpu.upscale(image))
+
+
+def test_two_lanes_on_one_gpu_give_each_picture_as_one_lane_does(gpu, tmp_path):
+    # Two networks of one model on one device, run at once from four workers.
+    from PIL import Image
+
+    from test_cli import installed
+
+    (tmp_path / "in").mkdir()
+    images = [picture(8, 8, seed=i) for i in range(4)]
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(tmp_path / "in" / f"p{i}.png")
+    proc = subprocess.run([installed("ncnn-sr"), "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-n",
+                           "realesr-animevideov3", "-s", "2", "-g", f"{gpu},{gpu}", "-t", "32,32", "-j", "1:2,2:2",
+                           "-v"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("proc worker(s)") == 2
+    up = Upscaler(MODEL, device=gpu)
+    for i, image in enumerate(images):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / f"p{i}.png")), up.upscale(image))
 
 
 def test_custom_model_that_starts_in_place_runs_on_the_gpu(gpu, tmp_path):
