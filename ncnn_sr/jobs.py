@@ -660,7 +660,8 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     for an output not there yet named like a video, unless ``folder`` (it was given
     with a trailing separator). A folder without videos says so first: a folder of
     frames into out.mp4 was sent to give an output folder, to be told then that it
-    held no videos."""
+    held no videos. An output refused is said alone: the notes of what the folder
+    leaves out are logged only once it is taken."""
     if dst.exists() and not dst.is_dir():
         output_refused = f"{src} is a folder but {dst} is a file: give an output folder for its videos"
     elif not dst.exists() and is_video_path(dst) and not folder:
@@ -674,8 +675,9 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     # The pictures' walk, so that -r follows linked folders alike, each folder once.
     unlisted: list[str] = []
     folders = sorted(_walk(src, dst, recursive, unlisted, "videos"), key=lambda walked: walked[0])
-    for line in unlisted:
-        logging.getLogger("ncnn_sr").warning("%s", line)
+    # Held until the output is taken: 'video -i FOLDER -o out.mp4' printed them, then
+    # refused the output, a usage mistake said last among lines of little use to it.
+    told = list(unlisted)
     jobs = []
     # Outputs below dst, as one file where case is not told apart, across folders:
     # A/x.mp4 and a/x.mp4 are one file there.
@@ -722,7 +724,7 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
                 said = f"{path} is {broken_link(path)}" if path.is_symlink() and not path.exists() else \
                     None if kind is None else f"{path} is {kind}, not a video file"
                 if said is not None:
-                    logging.getLogger("ncnn_sr").warning("%s: left out", said)
+                    told.append(f"{said}: left out")
                 continue
             suffix = path.suffix.lower()
             refusal = _container_refusal(suffix, encode)
@@ -732,7 +734,7 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
             name = f"{path.stem}{suffix}"
             first = kept.get(_one_file_name((rel / name).as_posix()))
             if first is not None:  # a.MP4 beside a.mp4, or A.mp4 where case is not told apart
-                name = _renamed(path, name, first, f"{path.name}{suffix}")
+                name = _renamed(path, name, first, f"{path.name}{suffix}", told)
             kept[_one_file_name((rel / name).as_posix())] = path
             planned.append((path, dst / path.parent.relative_to(src) / name))
         # A video made .mkv whose name another output has (c.vob beside c.mkv) takes
@@ -747,7 +749,7 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
             first = kept.get(_one_file_name((rel / name).as_posix()))
             if first is not None:
                 renamed = _moved_clash_name(path, name, lambda other: _one_file_name((rel / other).as_posix()) in kept)
-                name = _renamed(path, name, first, renamed)
+                name = _renamed(path, name, first, renamed, told)
             kept[_one_file_name((rel / name).as_posix())] = path
             planned.append((path, dst / path.parent.relative_to(src) / name))
         # Subtitles in files of their own beside a video (ep1.srt, ep1.en.ass) are not
@@ -763,22 +765,26 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
         jobs += sorted(planned)
     if subtitles:
         count = len(subtitles)
-        logging.getLogger("ncnn_sr").warning(
-            "%d subtitle file%s in %s not carried: subtitles in separate files are not read; copy them beside the "
-            "outputs (%s%s)", count, "s" if count > 1 else "", src, ", ".join(subtitles[:3]), ", ..." * (count > 3))
+        told.append(f"{count} subtitle file{'s' if count > 1 else ''} in {src} not carried: subtitles in separate "
+                    f"files are not read; copy them beside the outputs ({', '.join(subtitles[:3])}"
+                    f"{', ...' * (count > 3)})")
     if others:
-        logging.getLogger("ncnn_sr").warning("%s", _left_out(src, others, "video", sniffed))
+        told.append(_left_out(src, others, "video", sniffed))
     if pictures:
         # As a folder of pictures names 'ncnn-sr video' for its clips: a GIF among the
         # clips was left out unsaid, and a folder of GIFs was "no videos in it".
-        logging.getLogger("ncnn_sr").warning(
-            "%s picture%s in %s left out: a video folder run upscales videos; ncnn-sr -i %s -o OUT_FOLDER "
-            "upscales its pictures", pictures, "s" if pictures > 1 else "", src, shell_word(str(src)))
+        told.append(f"{pictures} picture{'s' if pictures > 1 else ''} in {src} left out: a video folder run upscales "
+                    f"videos; ncnn-sr -i {shell_word(str(src))} -o OUT_FOLDER upscales its pictures")
     if not jobs:
+        # Said before it: they tell why a folder of frames, or of GIFs, holds no videos.
+        for line in told:
+            logging.getLogger("ncnn_sr").warning("%s", line)
         deeper = not recursive and has_sub_folders(src)  # else -r was named of a folder with none
         raise InputError(f"{src}: no videos in it{' (-r looks in its sub-folders too)' if deeper else ''}")
     if output_refused is not None:
         raise InputError(output_refused)
+    for line in told:
+        logging.getLogger("ncnn_sr").warning("%s", line)
     # An output that is a link to an input (out/a.mkv to in/a.mkv) was written over it.
     check_outputs_not_inputs([path for path, _ in jobs], [(target, target) for _, target in jobs])
     return jobs
@@ -894,7 +900,6 @@ def _fallback_container(encode) -> str | None:
     return next((suffix for suffix in FALLBACK_CONTAINERS if _container_refusal(suffix, encode) is None), None)
 
 
-def _renamed(path: Path, name: str, other: Path, renamed: str) -> str:
-    logging.getLogger("ncnn_sr").warning("%s would output %s, as %s does: it will output %s", path, name, other,
-                                         renamed)
+def _renamed(path: Path, name: str, other: Path, renamed: str, told: list[str]) -> str:
+    told.append(f"{path} would output {name}, as {other} does: it will output {renamed}")
     return renamed

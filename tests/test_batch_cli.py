@@ -2387,6 +2387,18 @@ def test_a_folder_into_a_missing_output_named_like_a_picture_is_refused(cmd, nam
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 
+@pytest.mark.parametrize("out", ["x.png", "x.mp4"])
+def test_a_folder_into_a_file_name_is_refused_alone_before_any_note_of_what_it_leaves_out(out, tmp_path):
+    # As a video folder's (an audit's): the notes of its clips and other files are of
+    # no use to a command refused, and are not said.
+    pictures(tmp_path / "in", ["a.png"])
+    for name in ("clip.mp4", "notes.txt", "photo.dng"):
+        (tmp_path / "in" / name).write_bytes(b"x")
+    proc = run(NCNN_SR, "-i", "in", "-o", out, "-g", "-1", "-s", "2", cwd=tmp_path, check_ok=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1 and f"error: in is a folder but {out} is named like a" in proc.stderr
+
+
 @pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
 def test_a_folder_into_a_missing_output_named_like_a_video_is_refused(cmd, tmp_path):
     # -i tmp_frames -o out.mp4 made a folder named out.mp4 of pictures, in silence; the

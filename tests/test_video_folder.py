@@ -490,6 +490,30 @@ def test_a_folder_into_an_output_named_like_a_video_is_refused_unless_it_ends_in
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["new", "a-file"])
+def test_a_folder_into_a_video_name_is_refused_alone_before_any_note_of_what_it_leaves_out(tmp_path, existing):
+    # An audit's: 'ncnn-sr video -i FOLDER -o out.mp4' printed the notes of the
+    # folder's other files (not videos, pictures, a clash of names) before refusing
+    # the output, which the picture folder's run refuses in one line.
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=2, audio=None)
+    make_clip(src / "a.MP4", frames=2, audio=None)  # a second that would output a.mp4
+    (src / "notes.txt").write_text("x")
+    (src / "a.en.srt").write_text("x")
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(src / "still.png")
+    out = tmp_path / "out.mp4"
+    if existing:
+        out.write_bytes(b"x")
+    proc = run(NCNN_SR, "video", "-i", src, "-o", out, *X2, check_ok=False)
+    said = f"{out} is a file" if existing else f"{out} is named like a video"
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1 and f"error: {src} is a folder but {said}" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["in", "out.mp4"] if existing else ["in"])
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "a-file"])
 def test_a_folder_of_frames_into_a_video_says_it_holds_no_videos(tmp_path, existing):
     # The reference's recipe leaves a folder of frames: 'ncnn-sr video -i frames -o
     # out.mp4' was told to give out.mp4/ (or another folder) for its videos, and that
