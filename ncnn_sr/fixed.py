@@ -8,9 +8,10 @@ import inspect
 
 
 def _owner(obj) -> str:
-    """``obj``'s kind as the refusals name it: "an Upscaler", "a Pipeline"."""
-    kind = type(obj).__name__
-    return f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind}"
+    """``obj``'s kind as the refusals name it: "this Upscaler", "this Pipeline". Not
+    with an article: one chosen by the name's first letter read wrong for a user's
+    subclass ("an U", "an Unit", "a HDUpscaler"), where the name's sound decides."""
+    return f"this {type(obj).__name__}"
 
 
 def _refused(obj, name: str, argument: str) -> AttributeError:
@@ -57,7 +58,7 @@ class ReadOnly(property):
 
 def read_only(instead: str):
     """Makes a method a ReadOnly property, refused when set with ``instead``: "is its
-    model's: make another with another model=" after "an Upscaler's scale"."""
+    model's: make another with another model=" after "this Upscaler's scale"."""
     return lambda fget: ReadOnly(fget, instead)
 
 
@@ -126,7 +127,7 @@ def fixed_fields(name: str, owner: str | None = None):
     set: a field set is refused as a Fixed setting is, saying how to make another
     (``dataclasses.replace(name, field=...)``, ``name`` what the docs call one),
     where dataclasses said only "cannot assign to field 'exif'". ``owner``: how the
-    refusal names the record's kind, where ``_owner``'s article reads wrong
+    refusal names the record's kind, where ``_owner``'s possessive reads wrong
     ("EncodeOptions'"). Still a FrozenInstanceError; a name that is no field is
     refused as dataclasses refuses it."""
     def decorate(cls):

@@ -1475,7 +1475,7 @@ def test_an_upscalers_setting_fixed_when_made_refuses_a_change(cpu_upscalers, na
     before = getattr(up, name)
     with pytest.raises(AttributeError) as refused:
         setattr(up, name, before) if change == "set" else delattr(up, name)
-    assert str(refused.value) == (f"an Upscaler's {name} is fixed when it is made: "
+    assert str(refused.value) == (f"this Upscaler's {name} is fixed when it is made: "
                                   f"make another with {argument}=")
     assert getattr(up, name) is before
 
@@ -1488,16 +1488,16 @@ def test_an_upscalers_other_arguments_set_later_are_refused_not_taken_without_ef
     up = cpu_upscalers("realesr-animevideov3-x2")
     with pytest.raises(AttributeError) as refused:
         setattr(up, name, "fp32")
-    assert str(refused.value) == f"an Upscaler's {name} is fixed when it is made: make another with {name}="
+    assert str(refused.value) == f"this Upscaler's {name} is fixed when it is made: make another with {name}="
     assert name not in vars(up)
 
 
 @pytest.mark.parametrize("name, said", [
-    ("scale", "an Upscaler's scale is its model's: give upscale() a scale= for results of another size, "
+    ("scale", "this Upscaler's scale is its model's: give upscale() a scale= for results of another size, "
               "or make another with another model="),
-    ("alignment", "an Upscaler's alignment is its model's: make another with another model="),
-    ("stages", "an Upscaler's stages follows from how it was made: make another with exact= (or overlap=)"),
-    ("closed", "an Upscaler's closed is read back only: close() closes it")])
+    ("alignment", "this Upscaler's alignment is its model's: make another with another model="),
+    ("stages", "this Upscaler's stages follows from how it was made: make another with exact= (or overlap=)"),
+    ("closed", "this Upscaler's closed is read back only: close() closes it")])
 def test_an_upscalers_attributes_that_are_no_arguments_say_what_to_do_when_set(cpu_upscalers, name, said):
     # found by a check of the library's faults: up.scale = 2 was Python's own "property
     # 'scale' of 'Upscaler' object has no setter", where every setting fixed when it is
@@ -1517,15 +1517,15 @@ def test_every_public_attribute_of_an_upscaler_that_cannot_be_set_says_why(cpu_u
         if not name.startswith("_") and isinstance(held, property) and held.fset is None:
             with pytest.raises(AttributeError) as refused:
                 setattr(up, name, getattr(up, name))
-            assert str(refused.value).startswith(f"an Upscaler's {name} "), name
+            assert str(refused.value).startswith(f"this Upscaler's {name} "), name
             assert "setter" not in str(refused.value), name
 
 
 @pytest.mark.parametrize("name, said", [
-    ("tiles", "an Upscaler has no setting 'tiles': did you mean 'tile'?"),
-    ("Tile", "an Upscaler has no setting 'Tile': did you mean 'tile'?"),
-    ("precison", "an Upscaler has no setting 'precison': did you mean 'precision'?"),
-    ("colour", "an Upscaler has no setting 'colour' (only its tile may be set once it is made)")])
+    ("tiles", "this Upscaler has no setting 'tiles': did you mean 'tile'?"),
+    ("Tile", "this Upscaler has no setting 'Tile': did you mean 'tile'?"),
+    ("precison", "this Upscaler has no setting 'precison': did you mean 'precision'?"),
+    ("colour", "this Upscaler has no setting 'colour' (only its tile may be set once it is made)")])
 def test_an_upscalers_setting_it_does_not_have_is_refused_with_the_one_meant(cpu_upscalers, name, said):
     # found by a check of the library's settings: up.tiles = 64, meant for tile, made an
     # attribute nothing reads, and the calls went on with the tile it had, without a word.
@@ -1552,8 +1552,25 @@ def test_an_upscalers_private_names_and_a_subclasss_own_may_still_be_set():
         up.label, up.note, up.shown, up._cache = "a", "b", "c", {}
         assert (up.label, up.note, up.shown, up._cache) == ("a", "b", "c", {})
         up.upscale = lambda image, **kw: image  # a method replaced, as tests and wrappers do
-        with pytest.raises(AttributeError, match="^a Labelled has no setting 'labels': did you mean 'label'\\?$"):
+        with pytest.raises(AttributeError, match="^this Labelled has no setting 'labels': did you mean 'label'\\?$"):
             up.labels = "x"
+
+
+@pytest.mark.parametrize("kind", ["U", "Unit", "Enhancer", "HDUpscaler"])
+def test_a_subclasss_refusals_name_it_with_no_article_guessed_from_its_first_letter(kind):
+    # An audit's: the article was chosen by the name's first letter, "an U has no
+    # setting 'x'" (and "a HDUpscaler's", "an Unit's"), which a name's sound decides.
+    made = type(kind, (Upscaler,), {"label": None})
+    with made("realesr-animevideov3-x2", device=-1) as up:
+        with pytest.raises(AttributeError) as refused:
+            up.labels = "x"
+        assert str(refused.value) == f"this {kind} has no setting 'labels': did you mean 'label'?"
+        with pytest.raises(AttributeError) as refused:
+            up.precision = "fp32"
+        assert str(refused.value) == f"this {kind}'s precision is fixed when it is made: make another with precision="
+        with pytest.raises(AttributeError) as refused:
+            up.scale = 2
+        assert str(refused.value).startswith(f"this {kind}'s scale is its model's: ")
 
 
 @pytest.mark.parametrize("tile, said", [("64", "tile must be a whole number, got '64'"),

@@ -344,7 +344,7 @@ def test_an_infos_exif_set_to_drop_it_says_to_make_another_with_replace(tmp_path
     _, info = read_image(save(tmp_path / "o.jpg", im, exif=exif.tobytes(), quality=95))
     with pytest.raises(AttributeError) as refused:
         info.exif = None
-    assert str(refused.value) == ("an ImageInfo's exif is fixed when it is made: make another with "
+    assert str(refused.value) == ("this ImageInfo's exif is fixed when it is made: make another with "
                                   "dataclasses.replace(info, exif=...)")
     assert info.exif is not None
     write_image(tmp_path / "out.jpg", np.zeros((6, 4, 3), np.uint8), replace(info, exif=None))
@@ -359,10 +359,10 @@ def test_the_librarys_other_records_set_later_say_to_make_another_with_replace(k
     from ncnn_sr.video import EncodeOptions
 
     made, said, field, value = {
-        "Animation": (lambda: Animation((np.zeros((2, 2, 3), np.uint8),), (100,)), "an Animation's", "durations",
+        "Animation": (lambda: Animation((np.zeros((2, 2, 3), np.uint8),), (100,)), "this Animation's", "durations",
                       (50,)),
         "EncodeOptions": (lambda: EncodeOptions(), "EncodeOptions'", "crf", 16),
-        "Lane": (lambda: Lane(cpu_upscalers("realesr-animevideov3-x2"), 1), "a Lane's", "workers", 2)}[kind]
+        "Lane": (lambda: Lane(cpu_upscalers("realesr-animevideov3-x2"), 1), "this Lane's", "workers", 2)}[kind]
     record = made()
     name = {"Animation": "anim", "EncodeOptions": "options", "Lane": "lane"}[kind]
     with pytest.raises(AttributeError) as refused:

@@ -1121,12 +1121,12 @@ def test_a_pipelines_settings_are_fixed_when_it_is_made(name, cpu_lane):
     before = getattr(p, name)
     with pytest.raises(AttributeError) as refused:
         setattr(p, name, before)
-    assert str(refused.value) == f"a Pipeline's {name} is fixed when it is made: make another with {name}="
+    assert str(refused.value) == f"this Pipeline's {name} is fixed when it is made: make another with {name}="
     assert getattr(p, name) == before and p.load_workers == 2 and p.lanes == (cpu_lane,)
     # del was an AttributeError whose whole message was "__delete__" (a library audit)
     with pytest.raises(AttributeError) as refused:
         delattr(p, name)
-    assert str(refused.value) == f"a Pipeline's {name} is fixed when it is made: make another with {name}="
+    assert str(refused.value) == f"this Pipeline's {name} is fixed when it is made: make another with {name}="
     assert getattr(p, name) == before
 
 
@@ -1138,7 +1138,7 @@ def test_a_pipelines_other_arguments_set_later_are_refused_not_taken_without_eff
     p = Pipeline([cpu_lane])
     with pytest.raises(AttributeError) as refused:
         setattr(p, name, 2)
-    assert str(refused.value) == f"a Pipeline's {name} is fixed when it is made: make another with {name}="
+    assert str(refused.value) == f"this Pipeline's {name} is fixed when it is made: make another with {name}="
     assert name not in vars(p)
 
 
@@ -1174,16 +1174,16 @@ def test_a_pipelines_stopped_set_says_what_to_do_instead(cpu_lane):
     p = Pipeline([cpu_lane])
     with pytest.raises(AttributeError) as refused:
         p.stopped = "disk full"
-    assert str(refused.value) == "a Pipeline's stopped is its run's to say: cancel() stops a run"
+    assert str(refused.value) == "this Pipeline's stopped is its run's to say: cancel() stops a run"
     assert p.stopped is None and "stopped" not in vars(p)
 
 
 @pytest.mark.parametrize("name, said", [
-    ("quallity", "a Pipeline has no setting 'quallity': did you mean 'quality'?"),
-    ("Metadata", "a Pipeline has no setting 'Metadata': did you mean 'metadata'?"),
-    ("load_worker", "a Pipeline has no setting 'load_worker': did you mean 'load_workers'?"),
-    ("on_outcomes", "a Pipeline has no setting 'on_outcomes': did you mean 'on_outcome'?"),
-    ("tiles", "a Pipeline has no setting 'tiles' (none of its settings may be set once it is made)")])
+    ("quallity", "this Pipeline has no setting 'quallity': did you mean 'quality'?"),
+    ("Metadata", "this Pipeline has no setting 'Metadata': did you mean 'metadata'?"),
+    ("load_worker", "this Pipeline has no setting 'load_worker': did you mean 'load_workers'?"),
+    ("on_outcomes", "this Pipeline has no setting 'on_outcomes': did you mean 'on_outcome'?"),
+    ("tiles", "this Pipeline has no setting 'tiles' (none of its settings may be set once it is made)")])
 def test_a_pipelines_setting_it_does_not_have_is_refused_with_the_one_meant(name, said, cpu_lane):
     # found by a check of the library's settings, as an Upscaler's: p.quallity = 90 (or
     # p.tiles = 64) made an attribute nothing reads, and the next run went on with the
@@ -1215,7 +1215,7 @@ def test_a_pipelines_private_names_and_a_subclasss_own_may_still_be_set(tmp_path
     p.run = lambda jobs: run(jobs)  # a method replaced, as tests and wrappers do
     Image.fromarray(picture(8, 8)).save(tmp_path / "a.png")
     assert p.run([Job(tmp_path / "a.png", tmp_path / "b.png")]).ok == 1
-    with pytest.raises(AttributeError, match="^a Labelled has no setting 'labels': did you mean 'label'\\?$"):
+    with pytest.raises(AttributeError, match="^this Labelled has no setting 'labels': did you mean 'label'\\?$"):
         p.labels = "x"
 
 
