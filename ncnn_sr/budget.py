@@ -392,13 +392,26 @@ def cap_room() -> tuple[int, str] | None:
 
 def size_words(count: int) -> str:
     """``count`` bytes as a refusal says them: "1.2 GB", or in MB below a GB (kB below
-    a MB), where a tenth of a GB told nothing ("needs about 0.0 GB, more than the 0.0 GB
-    available")."""
+    a MB, bytes below a kB), where a tenth of a GB told nothing ("needs about 0.0 GB,
+    more than the 0.0 GB available"), nor "0 kB" (Pipeline(animation_memory=1000))."""
     if count >= 2**30:
         return f"{count / 2**30:.1f} GB"
     if count >= 10 << 20:
         return f"{count >> 20} MB"
-    return f"{count / 2**20:.1f} MB" if count >= 2**20 else f"{max(count, 0) >> 10} kB"
+    if count >= 2**20:
+        return f"{count / 2**20:.1f} MB"
+    return f"{count >> 10} kB" if count >= 2**10 else bytes_words(max(count, 0))
+
+
+def bytes_words(count: int) -> str:
+    """``count`` bytes, under a kB, in words: "1 byte", "900 bytes"."""
+    return f"{count} byte{'' if count == 1 else 's'}"
+
+
+def mb_words(count: int) -> str:
+    """``count`` bytes in whole MB, as a refusal that compares them with others in MB
+    says them, or as size_words says them below a MB, where "0 MB" called some none."""
+    return f"{count >> 20} MB" if count >= 2**20 else size_words(count)
 
 
 def room_words(need: int, available: int, half: bool = False, mb: bool = False) -> str:
@@ -415,7 +428,7 @@ def room_words(need: int, available: int, half: bool = False, mb: bool = False) 
     share = "half " if half else ""
 
     def amount(count: int) -> str:
-        return f"{count >> 20} MB" if mb else size_words(count)
+        return mb_words(count) if mb else size_words(count)
     if why and found is not None and need > (found // 2 if half else found):
         return f"{share}the {amount(found)} this process may still use ({why})"
     return f"{share}the {amount(available)} available"

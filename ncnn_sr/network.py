@@ -177,7 +177,7 @@ def _start_threads(name: str, threads: int, doing: str = "load") -> None:
         room = budget.room_words(stacks, capped[0] if capped else budget.memory_limit() or 0, mb=True)
         raise CpuOutOfMemory(f"out of memory: {name} cannot start its {threads - 1} OpenMP "
                              f"thread{'s' if threads > 2 else ''} to {doing} on the CPU: their stacks take "
-                             f"{stacks >> 20} MB, more than {room}")
+                             f"{budget.mb_words(stacks)}, more than {room}")
     net = ncnn.Net()
     net.opt.num_threads = threads
     net.load_param_mem(_ONE_LOOP)

@@ -37,6 +37,7 @@ from typing import Iterator
 
 import av
 
+from .budget import bytes_words
 from .errors import DISK_FULL, cannot_write, out_of_memory
 from .files import temp_stem
 
@@ -550,9 +551,11 @@ def room_to_finish(kept: int, done: float, whole: float, free: int) -> int:
 
 
 def amount(size: float) -> str:
-    """A number of bytes in words: 1.2 GB, 350 MB, 12 kB."""
-    return (f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB" if size >= 1e6
-            else f"{max(size, 1000) / 1e3:.0f} kB")
+    """A number of bytes in words: 1.2 GB, 350 MB, 12 kB, 900 bytes (a disk with none
+    free had "1 kB free")."""
+    if size < 1000:
+        return bytes_words(max(round(size), 0))
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
 
 
 def clock(seconds: float) -> str:

@@ -2504,6 +2504,18 @@ def test_an_animation_over_the_memory_budget_fails_in_words_and_writes_nothing(t
     assert Pipeline([cpu_lane], animation_memory=20736).run(jobs).ok == 1
 
 
+def test_an_animation_memory_under_a_kb_is_said_in_bytes_in_its_refusal(tmp_path, cpu_lane):
+    # An audit's: Pipeline(animation_memory=1000) refused "more than the 0 kB
+    # animations may take".
+    jobs, _ = animated_job(tmp_path)
+    summary = Pipeline([cpu_lane], animation_memory=1000).run(jobs)
+    assert summary.failed == 1
+    assert summary.failures[0].message.startswith(
+        f"{jobs[0].source}: its 3 frames upscaled need about 20 kB of memory, more than the 1000 bytes animations may "
+        "take: ")
+    assert not list(tmp_path.glob("out*"))
+
+
 def test_an_animation_whose_writing_does_not_fit_beside_its_frames_fails_before_it_is_upscaled(
         tmp_path, cpu_lane, monkeypatch):
     # Its frames fitted the run's memory, their writing was left to write_frames:

@@ -614,3 +614,30 @@ def test_without_flock_a_picture_is_written_through_the_descriptor_its_part_was_
     assert (tmp_path / "a.png").read_bytes() == whole
     parts = [Path(p).name for p in opened if Path(p).parent == tmp_path]
     assert len(parts) == 1 and parts[0].startswith(".a.png.") and parts[0].endswith(".part"), opened
+
+
+@pytest.mark.parametrize("count, said", [(0, "0 bytes"), (1, "1 byte"), (1000, "1000 bytes"), (1023, "1023 bytes"),
+                                         (1024, "1 kB"), (20736, "20 kB"), (MiB, "1.0 MB"), (12 * MiB, "12 MB"),
+                                         (3 << 30, "3.0 GB")])
+def test_an_amount_of_memory_below_a_kb_is_said_in_bytes_not_as_none(count, said):
+    # An audit's: Pipeline(animation_memory=1000) refused an animation as needing
+    # "more than the 0 kB animations may take".
+    assert budget.size_words(count) == said
+
+
+def test_a_room_said_in_mb_is_said_in_a_smaller_unit_below_a_mb(monkeypatch):
+    # "more than the 0 MB available", of a room under a MB (the OpenMP threads' stacks'
+    # refusal says both in MB, so that they compare).
+    monkeypatch.setattr(budget, "memory_limit_named", lambda: (None, None))
+    assert budget.room_words(MiB, 600 << 10, mb=True) == "the 600 kB available"
+    assert budget.room_words(MiB, 900, mb=True) == "the 900 bytes available"
+    assert budget.room_words(3 << 30, 2 << 30, mb=True) == "the 2048 MB available"
+
+
+@pytest.mark.parametrize("size, said", [(0, "0 bytes"), (1, "1 byte"), (999, "999 bytes"), (1000, "1 kB"),
+                                        (12_000, "12 kB"), (350e6, "350 MB"), (1.2e9, "1.2 GB")])
+def test_a_videos_kept_work_and_its_disks_room_below_a_kb_are_said_in_bytes(size, said):
+    # A full disk's room was said "1 kB free" when none was: under a kB read as one.
+    from ncnn_sr.video_pieces import amount
+
+    assert amount(size) == said
