@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from . import avif
-from .errors import InputError, describe, in_one_line
+from .errors import InputError, describe, in_one_line, with_article
 from .fixed import fixed_fields
 from .apng import animate, frames_as_shown as apng_frames
 from .gif import SAVE_OPTIONS as GIF_OPTIONS, animation_to_palette as gif_pictures, frames_as_shown as gif_frames
@@ -45,7 +45,7 @@ class Animation:
                 raise InputError("an animation needs a sequence of one or more frames, got a 0-d array")
             shape = "x".join(map(str, given.shape))
             picture = ", or one picture as (picture,)" if given.ndim < 4 else ""
-            raise InputError(f"an animation needs a sequence of one or more frames, got a {shape} array: give its "
+            raise InputError(f"an animation needs a sequence of one or more frames, got {with_article(shape)} array: give its "
                              f"frames as tuple(frames){picture}")
         if isinstance(given, (str, bytes)) or not isinstance(given, Iterable) or not (frames := tuple(given)):
             raise InputError(f"an animation needs a sequence of one or more frames, got {describe(given)}")

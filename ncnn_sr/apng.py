@@ -13,6 +13,7 @@ from fractions import Fraction
 import numpy as np
 from PIL import Image
 
+from .errors import with_article
 from .png import SIGNATURE, cut_palette_alpha, grey_key_in_8_bits, read_png16
 
 # What the file says after showing a frame (fcTL dispose_op), and how the frame is
@@ -185,7 +186,7 @@ def _control(body: bytes, header: bytes) -> tuple[int | Fraction, ...]:
     _, width, height, left, top, num, den, dispose, blend = struct.unpack_from(">IIIIIHHBB", body)
     canvas_width, canvas_height = struct.unpack_from(">II", header)
     if not (width and height and left + width <= canvas_width and top + height <= canvas_height):
-        raise SyntaxError(f"broken APNG: a {width}x{height} frame at {left},{top} "
+        raise SyntaxError(f"broken APNG: {with_article(f'{width}x{height}')} frame at {left},{top} "
                           f"outside its {canvas_width}x{canvas_height} canvas")
     if dispose > DISPOSE_PREVIOUS or blend > BLEND_OVER:
         raise SyntaxError(f"broken APNG: unknown dispose_op {dispose} or blend_op {blend}")

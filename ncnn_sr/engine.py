@@ -28,7 +28,7 @@ from . import budget, device_check, devices, interruptible
 from .choices import ALPHA_MODES, DEVICE_SPECS, MAX_CONTEXT, PRECISIONS
 from .devices import Device
 from .dysample import offsets_of
-from .errors import CpuOutOfMemory, DeviceError, InputError, ModelError, SettingError, describe, no_path
+from .errors import CpuOutOfMemory, DeviceError, InputError, ModelError, SettingError, describe, no_path, with_article
 from .fixed import DeclaredOnly, Fixed, read_only
 from .models import PATH_TYPES, ModelSpec, mapped, resolve_model
 from .netsplit import network_reach, plan_network
@@ -522,7 +522,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         available = budget.memory_limit()
         if available is not None and need > available:
             size = f"{image.shape[1] * s}x{image.shape[0] * s}" if wanted is None else f"{wanted[1]}x{wanted[0]}"
-            raise InputError(f"a {size} result needs about {budget.size_words(need)} of memory, "
+            raise InputError(f"{with_article(size)} result needs about {budget.size_words(need)} of memory, "
                              f"more than {budget.room_words(need, available)}")
 
     def _trim(self) -> None:
@@ -644,12 +644,13 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
                 if need > room:
                     test = (f" from the {side}x{side} window of a {devices.MIN_TILE} px tile, the smallest" if side == smallest
                             else f" from its {side}x{side} test picture" if side > 1 else "")
-                    raise ModelError(f"{s.said}layer {layer.name} ({layer.type}) makes a {width}x{height}x{channels} "
+                    raise ModelError(f"{s.said}layer {layer.name} ({layer.type}) makes "
+                                     f"{with_article(f'{width}x{height}x{channels}')} "
                                      f"blob ({need // 2**20} MB){test}, more than {where(need)}")
         output = fixed_output(graph, s.output_blob)
         if output is not None:
             layer, height, width = output
-            size = f"a {width}x{height} output" if width else "an output of a size of its own"
+            size = f"{with_article(f'{width}x{height}')} output" if width else "an output of a size of its own"
             raise ModelError(f"{s.said}makes {size} whatever the picture (layer {layer.name}, {layer.type}, "
                              "fixes its size): not an upscaler")
 
@@ -669,8 +670,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             return
         layer, channels, height, width = blob
         fits = largest_fitting_tile(self._graph, room, tile - 1, self._window_extra, value)
-        raise ModelError(f"{self.spec.said}layer {layer.name} ({layer.type}) makes a {width}x{height}x{channels} blob "
-                         f"({channels * height * width * value >> 20} MB) from the {side}x{side} window of a {tile} px "
+        raise ModelError(f"{self.spec.said}layer {layer.name} ({layer.type}) makes "
+                         f"{with_article(f'{width}x{height}x{channels}')} blob "
+                         f"({channels * height * width * value >> 20} MB) from the {side}x{side} window of "
+                         f"{with_article(str(tile))} px "
                          f"tile, more than the {device.heap_budget_mb} MB of {device}: "
                          + (f"the largest tile that fits is {fits} px" if fits else "no tile fits"))
 

@@ -323,6 +323,52 @@ def in_one_line(function):
     return wrapper
 
 
+# Initialisms whose first letter's name begins with a vowel sound, said as a word
+# that does not: "a HEIF", not "an H-E-I-F".
+_SAID_AS_WORDS = frozenset({"HEIF", "HEIC", "FLAC", "LUT", "NEF", "RAW"})
+# Lowercase names spelled out letter by letter, or begun so ("an ndarray", "an mmap").
+_SPELLED = ("nd", "mm", "mp3", "mp4", "mkv", "svg", "hdr", "rgb", "hevc", "h26", "exr", "fp16", "fp32")
+# Words begun with a vowel whose first sound is none ("a one"), and with an h that is
+# not said ("an hour").
+_SAID_WITH_YOU = ("one", "once", "eu", "ewe")
+_SILENT_H = ("hour", "honest", "honour", "honor", "heir")
+
+
+def with_article(phrase: str) -> str:
+    """``phrase`` after "a" or "an", as its first sound asks, where a message builds
+    one from a number or a name: "an 8x6 picture", "an 11000x20 result", "an RGBA
+    picture", "an HTTPResponse", "a uint8 array", "an xarray.DataArray", "a U". The
+    first letter alone read "a 8x6 picture" and "an U". A number is said as English
+    says it (eight, eleven, eighteen, eighty ..., eleven thousand); a name in
+    capitals, letter by letter unless it is said as a word (HEIF, FLAC)."""
+    word = phrase.lstrip("(['\"")
+    digits = re.match(r"\d+", word)
+    if digits:
+        run = digits[0]
+        vowel = run[0] == "8" or (len(run) % 3 == 2 and run[:2] in ("11", "18"))
+        return f"{'an' if vowel else 'a'} {phrase}"
+    capitals = re.match(r"[A-Z]+(?![a-z])|[A-Z]+(?=[A-Z][a-z])", word)
+    initialism = capitals[0] if capitals and (len(capitals[0]) > 1 or not word[1:2].isalpha()) else None
+    if initialism is not None and initialism not in _SAID_AS_WORDS and \
+            not any(word.startswith(w) for w in _SAID_AS_WORDS):
+        vowel = initialism[0] in "AEFHILMNORSX"  # "ay", "eff", "aitch", "el", "em", "ess", "ex" ...
+    else:
+        lower = word.lower()
+        if lower.startswith(_SAID_WITH_YOU):
+            vowel = False
+        elif lower.startswith(_SPELLED + _SILENT_H):
+            vowel = True
+        elif lower[:1] == "u":
+            # "you" before a single consonant and a vowel, or a vowel (unit, user, uint8);
+            # "uh" before two consonants (unsigned, upscaler, umbrella).
+            vowel = not re.match(r"u([aeiou]|[b-df-hj-np-tv-z][aeiouy])", lower)
+        elif lower[:1] == "x":
+            vowel = not lower.startswith("xy")  # "ex" (xarray, xml), but "zy" (xylene)
+        else:
+            vowel = lower[:1] in ("a", "e", "i", "o")
+    return f"{'an' if vowel else 'a'} {phrase}"
+
+
 def describe(value) -> str:
     """A value a user gave, for a one-line message: its repr, or its type where the
     repr is long (an array passed by mistake prints over many lines)."""
@@ -378,10 +424,10 @@ def no_path(given) -> str:
         name = getattr(given, "name", None)
         if isinstance(name, (str, bytes)) and name:
             return f"an open file: give its path, {os.fsdecode(name)!r}"
-        return f"an open file with no name (a {type(given).__name__}): give a file's path"
+        return f"an open file with no name ({with_article(type(given).__name__)}): give a file's path"
     if isinstance(given, (bytearray, memoryview)):
-        return (f"{memoryview(given).nbytes} bytes (a {type(given).__name__}): a file's contents? save them to a "
-                "file and give its path")
+        return (f"{memoryview(given).nbytes} bytes ({with_article(type(given).__name__)}): a file's contents? save "
+                "them to a file and give its path")
     return describe(given)
 
 

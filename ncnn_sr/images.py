@@ -23,7 +23,7 @@ from PIL import Image, ImageFile, JpegImagePlugin, UnidentifiedImageError, featu
 from PIL.PngImagePlugin import PngInfo, iTXt
 
 from .errors import (HintedInputError, InputError, Option, SettingError, WriteOutOfMemory, describe, file_path,
-                     in_one_line, mappable)
+                     in_one_line, mappable, with_article)
 from .files import atomic_write, check_named_as_file, file_in_the_way
 from .fixed import fixed_fields
 from . import apng, avif, bmp, budget, gif, heif, jpeg, jpeg2000, pnm, tiff16
@@ -315,7 +315,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         try:
             arr = jpeg2000.read16(path, deep_jpeg2000, arr.shape[2])
         except SyntaxError as e:  # what FFmpeg's decoder lacks, OpenJPEG's (Pillow's) may have
-            log.warning("%s: a %d-bit JPEG 2000 read here in 8 bits only (%s)", path, deep_jpeg2000, e)
+            log.warning("%s: %s read here in 8 bits only (%s)", path,
+                        with_article(f"{deep_jpeg2000}-bit JPEG 2000"), e)
     elif deep_ppm is not None:
         arr = pnm.read16(path, *arr.shape[1::-1], *deep_ppm)
     elif info.format == "AVIF" and (bits := avif.bit_depth(path)) > 8:
@@ -327,7 +328,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             why = {4: "its transparency is read by Pillow alone, which gives 8",
                    1: "a grey one is read by Pillow alone, which gives 8"}.get(
                        arr.shape[2], "Pillow gives 8, and FFmpeg cannot decode it as libavif does")
-            log.warning("%s: a %d-bit AVIF, read here in 8 bits only (%s)", path, bits, why)
+            log.warning("%s: %s, read here in 8 bits only (%s)", path, with_article(f"{bits}-bit AVIF"), why)
     return orient(arr, orientation), info
 
 
@@ -891,7 +892,8 @@ def _check_not_preview(im: Image.Image, path: str) -> None:
         return
     why = ("it is a raw photo (DNG), which is not read here: develop it to a 16-bit TIFF or PNG first "
            "(darktable, RawTherapee, dcraw -6 -T)" if _DNG_VERSION in tags else "save the picture on its own first")
-    raise InputError(f"{path}: its first image is a {im.width}x{im.height} preview, not the picture: {why}")
+    raise InputError(f"{path}: its first image is {with_article(f'{im.width}x{im.height}')} preview, not the picture: "
+                     f"{why}")
 
 
 def _with_end_marker(im: Image.Image) -> tuple[Image.Image, bool]:
@@ -987,10 +989,11 @@ def _warn_of_pages(im: Image.Image, path: str) -> None:
         if isinstance(e, OSError) and e.errno is not None:  # the system's refusal: reading's words
             raise
         im.seek(0)
-        log.warning("%s: a %s whose pages after the first cannot be read: reading the first only", path, im.format)
+        log.warning("%s: %s whose pages after the first cannot be read: reading the first only", path,
+                    with_article(im.format))
         return
     if pages > 1:
-        log.warning("%s: a %s of %d pages: reading the first only", path, im.format, pages)
+        log.warning("%s: %s of %d pages: reading the first only", path, with_article(im.format), pages)
 
 
 def count_frames(im: Image.Image, path: str) -> int:
@@ -1174,7 +1177,7 @@ def write_still(path, image, info, fmt, quality, metadata, what: str) -> None:
     need = write_bytes(height, width, image.shape[2] if image.ndim == 3 else 1, image.itemsize, fmt, quality,
                        grey=info is not None and info.mode in GREY_MODES)
     promised_write(path, lambda f: _encode(f, image, info, fmt, quality), need,
-                   f"a {width}x{height} picture as {FORMATS[fmt]}", "the picture")
+                   f"{with_article(f'{width}x{height}')} picture as {FORMATS[fmt]}", "the picture")
 
 
 def promised_write(path: str, encode: Callable, need: int, what: str, beside: str) -> None:

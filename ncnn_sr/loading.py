@@ -15,7 +15,7 @@ import numpy as np
 from . import avif
 from .animation import Animation, frames_write_bytes, read_frames
 from .budget import MemoryBudget, room_words, size_words
-from .errors import FlagNames, InputError, NcnnSrError, cannot_write, host_out_of_memory, out_of_memory
+from .errors import FlagNames, InputError, NcnnSrError, cannot_write, host_out_of_memory, out_of_memory, with_article
 from .files import check_writable, input_gone, mark_there, write_target
 from .images import (ALPHA_MODES, FORMATS, GREY_MODES, ImageInfo, check_size, checked_metadata, header_layout,
                      named_format, output_format, read_image, write_bytes)
@@ -255,7 +255,7 @@ class Loading:
                 # A deep AVIF's frames are read in 8 bits where FFmpeg's reading is
                 # not libavif's: said, as a still png keeps its 10 or 12.
                 bits = avif.bit_depth(str(item.job.source)) if item.info.format == "AVIF" else 16
-                item.notes.append(f"{item.job.source}: a {bits}-bit animation: its frames are read in 8 bits "
+                item.notes.append(f"{item.job.source}: {with_article(f'{bits}-bit')} animation: its frames are read in 8 bits "
                                   f"(a still png keeps {bits})")
             self._check_gif_delays(item)
             self._check_gif_alpha(item, item.animation.frames)

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, with_article
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16)
 # ITU-R BT.601 luma, as Pillow and OpenCV turn RGB into grey.
@@ -54,18 +54,18 @@ def _not_array(value) -> str:
         # Rows and columns: another library's pixel buffer, not a file's bytes.
         return f"a memoryview of shape {value.shape}: give np.asarray(image)"
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return (f"{memoryview(value).nbytes} bytes (a {kind.__name__}): a file's contents? save them to a file "
+        return (f"{memoryview(value).nbytes} bytes ({with_article(kind.__name__)}): a file's contents? save them to a file "
                 "and read the picture with read_image(path)")
     if hasattr(value, "read"):
         name = getattr(value, "name", None)
         if isinstance(name, (str, bytes)) and name:
             return f"an open file: read the picture with read_image(path), its path {os.fsdecode(name)!r}"
-        return (f"an open file with no name (a {kind.__name__}): save its contents to a file and read the "
+        return (f"an open file with no name ({with_article(kind.__name__)}): save its contents to a file and read the "
                 "picture with read_image(path)")
     if isinstance(value, np.generic):
         return f"a numpy {value.dtype} scalar ({value.item()!r}): give an H×W×C array"
     package = kind.__module__.split(".")[0]
-    name = kind.__name__ if package == "builtins" else f"a {package}.{kind.__name__}"
+    name = kind.__name__ if package == "builtins" else with_article(f"{package}.{kind.__name__}")
     if hasattr(value, "__array__") or hasattr(value, "__array_interface__"):
         return f"{name}: give np.asarray(image)"  # a torch tensor, an xarray, a JAX array
     if hasattr(value, "__cuda_array_interface__"):

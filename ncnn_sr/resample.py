@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .choices import MAX_SIDE
-from .errors import InputError, SettingError, describe
+from .errors import InputError, SettingError, describe, with_article
 from .pixels import quantize, to_float
 from .typed_numbers import checked_scale
 
@@ -27,18 +27,18 @@ def target_size(height: int, width: int, scale: float | None = None,
         if out_width is None:
             out_width = _half_up(Fraction(width * out_height, height))
             if out_width < 1:
-                raise InputError(f"a {width}x{height} picture {_pixels(out_height)} tall would be under 1 pixel "
+                raise InputError(f"{with_article(f'{width}x{height}')} picture {_pixels(out_height)} tall would be under 1 pixel "
                                  "wide: give a width too, to stretch it")
         if out_height is None:
             out_height = _half_up(Fraction(height * out_width, width))
             if out_height < 1:
-                raise InputError(f"a {width}x{height} picture {_pixels(out_width)} wide would be under 1 pixel "
+                raise InputError(f"{with_article(f'{width}x{height}')} picture {_pixels(out_width)} wide would be under 1 pixel "
                                  "tall: give a height too, to stretch it")
         return _checked(out_height, out_width)
     if scale is None:
         raise InputError("scale must be a positive number, got None")
     if max(height, width) * scale > MAX_SIDE:
-        raise InputError(f"a {width}x{height} picture at scale {scale:g} is too large: "
+        raise InputError(f"{with_article(f'{width}x{height}')} picture at scale {scale:g} is too large: "
                          f"at most {MAX_SIDE} pixels a side")
     # The decimal the scale was written as (repr is the shortest that reads back as the
     # same float): 25 px at 0.58 is 14.5, which rounds up, where the float product is
@@ -54,7 +54,7 @@ def target_size(height: int, width: int, scale: float | None = None,
         # -s 1e-300 gave a 1x1 picture. A side rounds to 1 from half a pixel.
         least = decimal.Context(prec=3, rounding=decimal.ROUND_CEILING).divide(1, 2 * min(height, width))
         which = "a side" if max(sides) < 1 else "tall" if sides[0] < 1 else "wide"
-        raise InputError(f"a {width}x{height} picture at scale {scale:g} would be under 1 pixel {which}: "
+        raise InputError(f"{with_article(f'{width}x{height}')} picture at scale {scale:g} would be under 1 pixel {which}: "
                          f"give a scale of at least {least:f}")
     return _checked(*sides)
 
@@ -96,7 +96,7 @@ def _half_up(value: Fraction) -> int:
 
 def _checked(height: int, width: int) -> tuple[int, int]:
     if max(height, width) > MAX_SIDE:
-        raise InputError(f"a {width}x{height} result is too large: at most {MAX_SIDE} pixels a side")
+        raise InputError(f"{with_article(f'{width}x{height}')} result is too large: at most {MAX_SIDE} pixels a side")
     return height, width
 
 

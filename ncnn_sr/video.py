@@ -38,7 +38,8 @@ import numpy as np
 from . import cover_atom, gif, isobmff, part_files, timecode, video_pieces, video_streams
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import (DISK_FULL, DeviceFailure, FlagNames, InputError, NoRoom, Option, SettingError, cannot_write,
-                     describe, file_path, host_out_of_memory, in_one_line, out_of_memory, write_error_type)
+                     describe, file_path, host_out_of_memory, in_one_line, out_of_memory, with_article,
+                     write_error_type)
 from .resample import resize
 from .signals import HeldInterrupts, ctrl_c_signals
 from .files import check_named_as_file, ffmpeg_name, mode_for, remove_part, same_file, temp_stem, write_target
@@ -732,7 +733,7 @@ def _check_frame(image, index: int, first: tuple | None, dst: Path) -> None:
     first one's size: a float frame was a bare ValueError from PyAV, and one of another
     size was cropped or padded to the first one's without a word."""
     if not isinstance(image, np.ndarray):
-        what = f"is {describe(image)}" if not hasattr(image, "__len__") else f"is a {type(image).__name__}"
+        what = f"is {describe(image)}" if not hasattr(image, "__len__") else f"is {with_article(type(image).__name__)}"
     elif image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype not in (np.uint8, np.uint16):
         what = f"is {image.dtype} of shape {'x'.join(map(str, image.shape))}"
     elif first is not None and image.shape[:2] != first:

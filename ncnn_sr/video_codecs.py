@@ -21,7 +21,7 @@ import av
 from av.video.reformatter import ColorRange
 
 from . import video_streams
-from .errors import FlagNames, InputError, Option, SettingError
+from .errors import FlagNames, InputError, Option, SettingError, with_article
 from .resample import target_size
 from .streams import VideoOutput
 from .video_options import COMMON_CONTAINERS, EncodeOptions
@@ -424,9 +424,8 @@ def video_encoder(dst: Path | VideoOutput, options: EncodeOptions, flags: FlagNa
         hint = f": this FFmpeg's video encoders include {', '.join(known)}" if known else ""
         raise refusal(options, ("codec",), "unknown video encoder", _said(f" '{codec}'", ""), f"{why}{hint}") from None
     if encoder.type != "video":
-        article = "an" if encoder.type[0] in "aeiou" else "a"
         raise refusal(options, ("codec",), _said(f"'{codec}' is ", ""),
-                      f"{article} {encoder.type} encoder, not a video encoder")
+                      f"{with_article(encoder.type)} encoder, not a video encoder")
     if encoder.name == "libsvtav1":
         # Before any SVT-AV1 encoder opens (the preset check below may open one).
         os.environ.setdefault(*QUIET_SVT_AV1)

@@ -208,7 +208,7 @@ def test_custom_model_with_a_layer_larger_than_the_memory_is_refused_before_it_r
     assert proc.returncode == 1
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
     assert re.fullmatch(f"ncnn-sr: error: model broken: {re.escape(str(tmp_path / 'broken.param'))} layer p "
-                        r"\(Padding\) makes a 8193x8193x8195 blob \(\d+ MB\), more than half the [\d.]+ GB "
+                        r"\(Padding\) makes an 8193x8193x8195 blob \(\d+ MB\), more than half the [\d.]+ GB "
                         r"(available|this process may still use \(.+\))\n", proc.stderr)
     assert not (tmp_path / "out.png").exists()
 

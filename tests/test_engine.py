@@ -327,6 +327,19 @@ def test_an_array_of_another_library_or_a_numpy_scalar_is_told_what_to_give(cpu_
             cpu_upscalers(FAST).upscale(path)
 
 
+def test_what_is_given_in_a_pictures_place_takes_the_article_its_name_is_said_with(cpu_upscalers):
+    # An audit's: "got a xarray.DataArray", "an open file with no name (a
+    # HTTPResponse)", the article chosen by the first letter.
+    array = type("DataArray", (_Tensor,), {"__module__": "xarray.core.dataarray"})
+    with pytest.raises(InputError, match=r"^expected a numpy array, got an xarray\.DataArray: give "):
+        cpu_upscalers(FAST).upscale(array(picture(5, 6)))
+    response = type("HTTPResponse", (io.RawIOBase,), {"readable": lambda self: True})
+    with pytest.raises(InputError, match=r"^expected a numpy array, got an open file with no name \(an HTTPResponse\)"):
+        cpu_upscalers(FAST).upscale(response())
+    with pytest.raises(InputError, match=r"^an 8x6 picture at scale 1e-09 would be under 1 pixel a side: "):
+        cpu_upscalers(FAST).upscale(picture(6, 8), scale=1e-9)
+
+
 def test_a_files_contents_or_an_open_file_is_told_to_be_read_with_read_image(cpu_upscalers, tmp_path):
     # found by a library audit: bytes from a web request said only "expected a numpy
     # array, got bytes", and an open file "got a _io.BufferedReader", where a str
@@ -506,8 +519,8 @@ def fake_lavapipe(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("layer, said", [
-    ("Padding p 1 1 data a 0=4096 1=4096 2=4096 3=4096 7=4096 8=4096", "layer p (Padding) makes a 8193x8193x8195 blob"),
-    ("Convolution p 1 1 data a 0=64 1=1 4=4096 6=192", "layer p (Convolution) makes a 8193x8193x64 blob"),
+    ("Padding p 1 1 data a 0=4096 1=4096 2=4096 3=4096 7=4096 8=4096", "layer p (Padding) makes an 8193x8193x8195 blob"),
+    ("Convolution p 1 1 data a 0=64 1=1 4=4096 6=192", "layer p (Convolution) makes an 8193x8193x64 blob"),
     ("Deconvolution p 1 1 data a 0=3 1=1 18=30000 19=30000 6=9", "layer p (Deconvolution) makes a 30001x30001x3 blob"),
     ("Tile p 1 1 data a -23302=3,1,30000,30000", "layer p (Tile) makes a 30000x30000x3 blob"),
     ("Fold p 1 1 data a 1=1 20=40000 21=40000", "layer p (Fold) makes a 40000x40000x1 blob"),

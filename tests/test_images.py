@@ -3159,7 +3159,7 @@ def test_a_picture_that_cannot_be_encoded_for_lack_of_memory_is_an_input_error(t
         raise MemoryError
 
     monkeypatch.setattr(Image.Image, "save", no_memory)
-    with pytest.raises(InputError, match=r"a\.jpg: not enough memory to write a 8x6 picture as JPEG \(about \d+ bytes "):
+    with pytest.raises(InputError, match=r"a\.jpg: not enough memory to write an 8x6 picture as JPEG \(about \d+ bytes "):
         write_image(tmp_path / "a.jpg", picture(6, 8))
     assert os.listdir(tmp_path) == []
 
@@ -3337,7 +3337,7 @@ def test_a_picture_whose_writing_cannot_fit_in_memory_is_refused_before_it_is_en
     # takes 4 bytes a pixel beside the picture (Pillow's copy), an RGBA one none.
     from ncnn_sr import budget
     monkeypatch.setattr(budget, "memory_limit", lambda: 100)
-    with pytest.raises(InputError, match=r"a\.png: writing a 8x6 picture as PNG needs about 192 bytes of memory "
+    with pytest.raises(InputError, match=r"a\.png: writing an 8x6 picture as PNG needs about 192 bytes of memory "
                                          r"beside the picture, more than the 100 bytes available"):
         write_image(tmp_path / "a.png", picture(6, 8))
     assert os.listdir(tmp_path) == []

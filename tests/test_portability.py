@@ -641,3 +641,20 @@ def test_a_videos_kept_work_and_its_disks_room_below_a_kb_are_said_in_bytes(size
     from ncnn_sr.video_pieces import amount
 
     assert amount(size) == said
+
+
+@pytest.mark.parametrize("phrase, said", [
+    ("8x6 picture", "an 8x6 picture"), ("80x60 picture", "an 80x60 picture"), ("800 px tile", "an 800 px tile"),
+    ("11x4 picture", "an 11x4 picture"), ("18-bit JPEG 2000", "an 18-bit JPEG 2000"), ("11000x20 result", "an 11000x20 result"),
+    ("16-bit AVIF", "a 16-bit AVIF"), ("1100x8 picture", "a 1100x8 picture"), ("110x8 picture", "a 110x8 picture"),
+    ("6x8x3 array", "a 6x8x3 array"), ("118x4", "a 118x4"), ("(8, 6) array", "an (8, 6) array"),
+    ("RGBA picture", "an RGBA picture"), ("HTTPResponse", "an HTTPResponse"), ("HDUpscaler", "an HDUpscaler"),
+    ("MPO", "an MPO"), ("TIFF", "a TIFF"), ("HEIF", "a HEIF"), ("JPEG", "a JPEG"), ("U", "a U"), ("X", "an X"),
+    ("uint8 array", "a uint8 array"), ("Unit", "a Unit"), ("Upscaler", "an Upscaler"), ("unsigned", "an unsigned"),
+    ("array", "an array"), ("ndarray", "an ndarray"), ("mmap", "an mmap"), ("xarray.DataArray", "an xarray.DataArray"),
+    ("torch.Tensor", "a torch.Tensor"), ("BytesIO", "a BytesIO"), ("IOBase", "an IOBase"), ("one", "a one"),
+    ("hour", "an hour"), ("bytearray", "a bytearray"), ("European", "a European"), ("sound", "a sound")])
+def test_a_phrase_takes_the_article_its_first_sound_asks(phrase, said):
+    # An audit's: articles chosen by a first letter read "a 8x6 picture", "a
+    # HTTPResponse", "a xarray.DataArray", "an U".
+    assert errors.with_article(phrase) == said

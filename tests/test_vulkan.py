@@ -196,7 +196,7 @@ def test_custom_model_that_starts_in_place_runs_on_the_gpu(gpu, tmp_path):
 
 
 @pytest.mark.parametrize("layer, said", [
-    ("Padding p 1 1 data a 0=4096 1=4096 2=4096 3=4096 7=4096 8=4096", "layer p (Padding) makes a 8193x8193x8195 blob"),
+    ("Padding p 1 1 data a 0=4096 1=4096 2=4096 3=4096 7=4096 8=4096", "layer p (Padding) makes an 8193x8193x8195 blob"),
     ("Tile p 1 1 data a -23302=3,1,30000,30000", "layer p (Tile) makes a 30000x30000x3 blob"),
     ("Fold p 1 1 data a 1=1 20=40000 21=40000", "layer p (Fold) makes a 40000x40000x1 blob"),
 ])
@@ -216,7 +216,7 @@ def test_custom_model_whose_output_size_is_fixed_is_refused_before_it_loads_on_t
     (tmp_path / "fixed.param").write_text("7767517\n2 2\nInput data 0 1 data\n"
                                           "Interp up 1 1 data out 0=2 3=8192 4=8192\n")
     (tmp_path / "fixed.bin").write_bytes(b"")
-    with pytest.raises(ModelError, match=r"makes a 8192x8192 output whatever the picture \(layer up, "
+    with pytest.raises(ModelError, match=r"makes an 8192x8192 output whatever the picture \(layer up, "
                                          r"Interp, fixes its size\): not an upscaler$"):
         Upscaler(str(tmp_path / "fixed.param"), device=gpu)
 
@@ -529,7 +529,7 @@ def test_the_auto_tile_shrinks_to_a_custom_models_blobs_or_the_model_is_refused(
     smallest = 32 + WINDOW_EXTRA  # the window of a 32 px tile
     per_channel = (smallest * 32) ** 2 * 2  # fp16
     too_wide = blowing_up_model(tmp_path, "too-wide", heap // per_channel + 1)
-    with pytest.raises(ModelError, match=rf"layer w \(Convolution\) makes a {smallest * 32}x{smallest * 32}x\d+ blob "
+    with pytest.raises(ModelError, match=rf"layer w \(Convolution\) makes an? {smallest * 32}x{smallest * 32}x\d+ blob "
                                          rf"\(\d+ MB\) from the {smallest}x{smallest} window of a 32 px tile, the "
                                          r"smallest, more than the \d+ MB of GPU"):
         Upscaler(too_wide, device=gpu)
@@ -549,7 +549,7 @@ def test_a_given_tile_whose_window_makes_a_custom_models_blob_larger_than_the_he
     fits = max(t for t in range(32, 400) if ((t + WINDOW_EXTRA) * 32) ** 2 * channels * 2 <= heap)
     side = 400 + WINDOW_EXTRA
     # The first too large: the deconvolution's 3 maps, from which the rest grow.
-    with pytest.raises(ModelError, match=rf"layer d \(Deconvolution\) makes a {side * 32}x{side * 32}x3 blob \(\d+ MB\) "
+    with pytest.raises(ModelError, match=rf"layer d \(Deconvolution\) makes an? {side * 32}x{side * 32}x3 blob \(\d+ MB\) "
                                          rf"from the {side}x{side} window of a 400 px tile, more than the \d+ MB of GPU .*: "
                                          rf"the largest tile that fits is {fits} px$"):
         Upscaler(wide, device=gpu, tile=400)
