@@ -14,7 +14,7 @@ from . import avif
 from .errors import InputError, describe, in_one_line, with_article
 from .fixed import fixed_fields
 from .apng import animate, frames_as_shown as apng_frames
-from .gif import SAVE_OPTIONS as GIF_OPTIONS, animation_to_palette as gif_pictures, frames_as_shown as gif_frames
+from .gif import animation_to_palette as gif_pictures, frames_as_shown as gif_frames
 from .gif import write_animation as write_gif
 from .images import (FORMATS, GREY_MODES, ImageInfo, check_fits, checked_metadata, checked_write, comment_option,
                      count_frames, decoding, file_path, open_mended, pillow_warnings, png_file, promised_write,
@@ -318,7 +318,7 @@ def _encode_frames(f, animation: Animation, info: ImageInfo | None, fmt: str, qu
         # second would draw nothing.
         kept, durations = _shown(frames, _centiseconds(durations))
         write_gif(f, gif_pictures([frames[index] for index in kept]), durations,
-                  **GIF_OPTIONS, **_gif_loop(plays), **comment_option(info, fmt))
+                  **_gif_loop(plays), **comment_option(info, fmt))
         return
     if fmt == "png":
         # Past a minute, to the hundredth, as apng.animate writes it: Pillow's writer

@@ -140,43 +140,133 @@ def animation_to_palette(frames: list[np.ndarray]) -> list[Frame]:
             for picture, box, disposal in zip(pictures, boxes, disposals)]
 
 
-def write_animation(f, frames: list[Frame], durations: list[int], **options) -> None:
+def write_animation(f, frames: list[Frame], durations: list[int], loop: int | None = None,
+                    comment: str | bytes | None = None) -> None:
     """Write ``frames`` (``animation_to_palette``) as a GIF to the file ``f``, each
-    shown for its duration in ``durations`` (ms), with Pillow's save ``options`` for
-    the file (loop, comment, optimize). Pillow writes the first frame, as a still,
-    and each after it alone, in its box: its own writer of an animation cuts each
-    frame to what differs from the one before, and after a frame disposed to the
-    background, to what differs from the background colour, so an opaque black edge
-    there was not drawn and showed clear."""
-    first = frames[0]
-    head = io.BytesIO()
-    first.picture.save(head, format="GIF", duration=durations[0], disposal=first.disposal, interlace=False,
-                       **options)
-    # 89a whatever the first frame needs: the frames after it have graphic controls.
-    f.write(b"GIF89a" + head.getbuffer()[6:-1])  # less the trailer
-    for frame, duration in zip(frames[1:], durations[1:]):
-        picture, transparent = _fewest_colours(frame.picture)
+    shown for its duration in ``durations`` (ms), repeated ``loop`` times after the
+    first showing (0: for ever; None: no count, shown once), with ``comment``.
+    Each frame is written alone, in its box, by Pillow's encoder: its own writer of
+    an animation cuts each frame to what differs from the one before, and after a
+    frame disposed to the background, to what differs from the background colour,
+    so an opaque black edge there was not drawn and showed clear.
+
+    The global table holds the colours that most frames draw exactly
+    (``_shared_colours``): those frames carry no table of their own, the others one
+    of only the colours they draw (``_fewest_colours``)."""
+    colours, clear, sharing = _shared_colours([frame.picture for frame in frames])
+    table = _table(colours, clear)
+    width, height = frames[0].picture.size
+    f.write(b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80 | _table_bits(len(table) // 3) - 1, 0, 0))
+    f.write(table)
+    if loop is not None:
+        f.write(b"!\xff\x0bNETSCAPE2.0\x03\x01" + struct.pack("<H", loop) + b"\x00")
+    if comment:
+        text = comment.encode() if isinstance(comment, str) else bytes(comment)
+        f.write(b"!\xfe" + b"".join(bytes([len(text[i:i + 255])]) + text[i:i + 255]
+                                    for i in range(0, len(text), 255)) + b"\x00")
+    for index, (frame, duration) in enumerate(zip(frames, durations)):
+        own = index not in sharing
+        picture, transparent = _fewest_colours(frame.picture, None if own else colours)
         for data in GifImagePlugin.getdata(picture, (frame.left, frame.top), duration=duration,
                                            disposal=frame.disposal, transparency=transparent,
-                                           include_color_table=True):
+                                           include_color_table=own):
             f.write(data)
     f.write(b";")
 
 
-def _fewest_colours(picture: Image.Image) -> tuple[Image.Image, int]:
-    """``picture`` (``to_palette``'s, with a transparent index) with only the colours
-    it draws in its palette, and its transparent index, after them: a frame that
-    draws a small square carried all 256 entries, 768 bytes, more than half of a
-    sticker's file. Each frame says its own transparent index."""
-    indices = np.asarray(picture)
-    colours = np.flatnonzero(np.bincount(indices.ravel(), minlength=256)[:TRANSPARENT_INDEX])
+def _used(picture: Image.Image) -> tuple[np.ndarray, int | None]:
+    """The palette indices ``picture`` draws in (its transparent one left out) and its
+    transparent index, None where it has none."""
+    transparent = picture.info.get("transparency")
+    # Pillow's count: numpy's took a copy of the pixels, and 8 bytes a pixel more.
+    used = np.flatnonzero(picture.histogram())
+    return (used if transparent is None else used[used != transparent]), transparent
+
+
+def _numbers(rgb: np.ndarray) -> np.ndarray:
+    """N×3 colours as 24-bit numbers."""
+    rgb = rgb.astype(np.uint32)
+    return rgb[:, 0] << 16 | rgb[:, 1] << 8 | rgb[:, 2]
+
+
+def _colours(picture: Image.Image) -> np.ndarray:
+    """The colours ``picture`` draws, as sorted 24-bit numbers."""
+    used, _ = _used(picture)
+    return np.unique(_numbers(np.array(picture.getpalette(), np.uint8).reshape(-1, 3)[used]))
+
+
+def _table(colours: np.ndarray, clear: bool) -> bytes:
+    """The colour table of ``colours`` (24-bit numbers), with a transparent entry after
+    them where ``clear``, padded to a size GIF holds (2, 4 ... 256 entries)."""
+    rgb = np.stack([colours >> 16, colours >> 8 & 255, colours & 255], axis=1).astype(np.uint8)
+    table = rgb.tobytes() + (bytes(3) if clear else b"")
+    return table + bytes((3 << _table_bits(len(table) // 3)) - len(table))
+
+
+def _table_bits(entries: int) -> int:
+    """The bits of the GIF colour table size that holds ``entries``."""
+    return max(1, (max(entries, 1) - 1).bit_length())
+
+
+def _shared_colours(pictures: list[Image.Image]) -> tuple[np.ndarray, bool, set[int]]:
+    """The colours of the global table (sorted 24-bit numbers), whether it needs a
+    transparent entry, and the frames (by index) that use it, which must draw no
+    colour outside it. Colours are reduced for each frame (``to_palette``), but
+    frames that draw alike (a sprite shown again, a disc that blinks) draw the same
+    colours, or most of them: gifsicle put those of two such frames in its global
+    table, where each carried 768 bytes of its own. The frames are gathered while
+    their colours fit in 255 (a transparent entry after them), first those whose
+    colours most frames draw, then in order, and the table that saves the most bytes
+    is kept; where none saves any, the first frame's own colours (as it was)."""
+    sets = [_colours(picture) for picture in pictures]
+    clear = ["transparency" in picture.info for picture in pictures]
+    own = [_table_bytes(colours.size + c) for colours, c in zip(sets, clear)]
+    everything, frames_of = np.unique(np.concatenate(sets), return_counts=True)
+    popular = [-frames_of[np.searchsorted(everything, colours)].mean() if colours.size else -len(sets)
+               for colours in sets]
+    best, saved = (sets[0], clear[0], {0}), 0
+    for order in (np.argsort(popular, kind="stable"), range(len(sets))):
+        colours, members = sets[0][:0], []
+        for index in order:
+            joined = np.union1d(colours, sets[index])
+            if joined.size <= TRANSPARENT_INDEX:
+                colours = joined
+                members.append(int(index))
+        needs_clear = any(clear[i] for i in members)
+        gain = sum(own[i] for i in members) - _table_bytes(colours.size + needs_clear)
+        if gain > saved:
+            best, saved = (colours, needs_clear, set(members)), gain
+    return best
+
+
+def _table_bytes(entries: int) -> int:
+    """The bytes of the GIF colour table that holds ``entries``."""
+    return 3 << _table_bits(entries)
+
+
+def _fewest_colours(picture: Image.Image, shared: np.ndarray | None = None) -> tuple[Image.Image, int | None]:
+    """``picture`` (``to_palette``'s) with only the colours it draws in its palette,
+    and its transparent index, if it has one, after them: a frame that draws a small
+    square carried all 256 entries, 768 bytes, more than half of a sticker's file.
+    Where it uses the global table of the colours ``shared`` (sorted 24-bit numbers,
+    every one it draws among them; a transparent entry after them), its indices are
+    that table's. Each frame says its own transparent index."""
+    used, transparent = _used(picture)
+    rgb = np.array(picture.getpalette(), np.uint8).reshape(-1, 3)[used]
     renumbered = np.zeros(256, np.uint8)
-    renumbered[colours] = np.arange(colours.size)
-    renumbered[TRANSPARENT_INDEX] = colours.size
-    fewer = Image.fromarray(renumbered[indices], "P")
-    palette = np.array(picture.getpalette(), np.uint8).reshape(-1, 3)[colours]
-    fewer.putpalette(palette.tobytes() + bytes(3))  # the transparent entry's colour
-    return fewer, int(colours.size)
+    if shared is None:
+        renumbered[used] = np.arange(used.size)
+        clear = used.size
+    else:
+        renumbered[used] = np.searchsorted(shared, _numbers(rgb))
+        clear = shared.size
+    if transparent is not None:
+        renumbered[transparent] = clear
+    fewer = picture.point(renumbered.tolist())  # one copy: numpy's indexing took three
+    if shared is None:
+        # A table holds one entry at least: a frame that draws nothing has one.
+        fewer.putpalette(rgb.tobytes() + (bytes(3) if transparent is not None or not used.size else b""))
+    return fewer, None if transparent is None else int(clear)
 
 
 def _cut(picture: Image.Image, box: tuple[int, int, int, int] | None) -> Image.Image:
