@@ -387,14 +387,17 @@ def _written_in(target: Path) -> Path:
     return Path(os.path.realpath(target)).parent if target.is_symlink() else target.parent
 
 
-def _remove_empty_folders(root: Path) -> None:
+def _remove_empty_folders(root: Path) -> list[Path]:
     """Take back the folders a run made and left empty (every picture failed, or was
-    interrupted): no output means nothing left behind."""
+    interrupted): no output means nothing left behind. Returns those removed."""
+    removed = []
     for folder, _, _ in sorted(os.walk(root), key=lambda entry: -len(entry[0])):
         try:
             os.rmdir(folder)
         except OSError:
-            pass  # not empty: it holds results
+            continue  # not empty: it holds results
+        removed.append(Path(folder))
+    return removed
 
 
 def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None, dst=None,
@@ -802,7 +805,9 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                                     src.relative_to(opts.input).as_posix())
                 new_folder = _first_missing(dst.parent)  # taken back if no video comes of the run
                 working = dst
-                line = _one_video(opts, src, dst, encode, lanes, bar, out=out)
+                # Marked as made, before any video is written there: removed during the
+                # first, it was made again in silence for the others.
+                line = _one_video(opts, src, dst, encode, lanes, bar, out=out, made=written_into)
                 working = None
             except (ModelError, DeviceError):
                 raise  # the model's or the device's: every video would fail alike
@@ -815,7 +820,9 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                     raise
                 failed_at, working = working, None  # what the device's failure kept of it is said below
                 if new_folder is not None:
-                    _remove_empty_folders(new_folder)
+                    # Taken back by the run itself, they are no folder removed during it:
+                    # the next video makes them again.
+                    written_into.difference_update(_remove_empty_folders(new_folder))
                 # A full disk, or a folder removed or made read-only: every later video
                 # would fail alike, a line each.
                 full = _kept_on_full_disk(failed_at, e, length) if failed_at is not None else None

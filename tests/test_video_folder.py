@@ -1170,3 +1170,64 @@ def test_the_command_a_mixed_folder_names_for_what_it_leaves_out_can_be_copied(t
         word = note.split(command, 1)[1].removesuffix(f" -o OUT_FOLDER{then}")
         said = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, check=True).stdout
         assert said == os.fsencode(src), note
+
+
+@pytest.mark.parametrize("given", [True, False])  # the output folder there, or made by the run
+def test_an_output_folder_removed_during_the_first_video_of_a_folder_stops_the_run(given, tmp_path, in_process,
+                                                                                monkeypatch):
+    # Nothing written there yet, the first video failed alone ("cannot write out/v0.mp4:
+    # No such file or directory"), then the folder was made again in silence for the
+    # others, as a folder of pictures does not: it stops, the folder said removed.
+    import shutil
+
+    from ncnn_sr import console
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    if given:
+        out.mkdir()
+    for i in range(3):
+        make_clip(src / f"v{i}.mp4", frames=6, audio=None)
+    counted, removed = console.FrameProgress.__call__, []
+
+    def count(self, done):
+        if done == 2 and not removed:
+            removed.append(shutil.rmtree(out))
+        return counted(self, done)
+    monkeypatch.setattr(console.FrameProgress, "__call__", count)
+    status, said = in_process("video", "-i", src, "-o", out, *X2)
+    assert status == 1
+    assert [line for line in said.splitlines() if " frames, " not in line] == [
+        f"ncnn-sr: stopped: {out} was removed during the run (what was written there is gone); 0 upscaled, "
+        "0 skipped, 1 failed, 2 not done; nothing is left to go on from: the same command starts over"], said
+    assert not out.exists()  # not made again for the videos after
+
+
+@pytest.mark.parametrize("recursive", [False, True])
+def test_a_folder_the_run_took_back_after_its_first_video_failed_is_made_again_for_the_next(recursive, tmp_path,
+                                                                                        in_process, monkeypatch):
+    # The run removes the folder it made for a video that failed as it was decoded,
+    # empty: that is no folder removed during the run, and the videos after it are
+    # written.
+    from ncnn_sr import video
+    from ncnn_sr.errors import InputError
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    held = src / "a" if recursive else src
+    held.mkdir(parents=True)
+    for name in ("a.mp4", "b.mp4"):
+        make_clip(held / name, frames=2, audio=None)
+    real = video.upscale_video
+
+    def upscale_video(source, *given, **options):
+        if Path(source).name == "a.mp4":
+            raise InputError(f"{source}: cannot decode frame 1")
+        return real(source, *given, **options)
+    monkeypatch.setattr(video, "upscale_video", upscale_video)
+    status, said = in_process("video", "-i", src, "-o", out, *(["-r"] if recursive else []), *X2)
+    assert status == 1
+    lines = said.splitlines()
+    assert lines[0] == f"ncnn-sr: error: {held / 'a.mp4'}: cannot decode frame 1", said
+    assert lines[-1].startswith("ncnn-sr: 2 videos: 1 upscaled, 0 skipped, 1 failed in "), said
+    assert names(out) == [("a/" if recursive else "") + "b.mp4"]
+
