@@ -709,8 +709,9 @@ def _finished(dst: Path) -> bool:
     empty, cut short or that FFmpeg cannot open (another tool's, or a copy, stopped
     while writing it; a disk that filled) is said and written again, as a picture cut
     short is. This run's own writing never leaves one: a video is written into a hidden
-    file and renamed into place once complete."""
-    if not dst.exists():
+    file and renamed into place once complete. A folder of its name is no video done:
+    it was skipped for one, every rerun, where the run refuses it before the upscale."""
+    if not dst.exists() or dst.is_dir():
         return False
     fault = video_fault(dst)
     if fault is not None:

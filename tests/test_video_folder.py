@@ -1231,3 +1231,19 @@ def test_a_folder_the_run_took_back_after_its_first_video_failed_is_made_again_f
     assert lines[-1].startswith("ncnn-sr: 2 videos: 1 upscaled, 0 skipped, 1 failed in "), said
     assert names(out) == [("a/" if recursive else "") + "b.mp4"]
 
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_a_folder_where_a_folders_video_goes_fails_that_video_before_it_is_upscaled(skip, tmp_path):
+    # --skip-existing took the folder out/v0.mp4 for the video done: "2 videos: 1
+    # upscaled, 1 skipped", exit 0, and no video was ever written there.
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(2):
+        make_clip(src / f"v{i}.mp4", frames=2, audio=None)
+    (out / "v0.mp4").mkdir(parents=True)
+    proc = run(NCNN_SR, "video", "-i", src, "-o", out, *X2, *(["--skip-existing"] if skip else []), check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == f"ncnn-sr: error: cannot write {out / 'v0.mp4'}: a folder of that name is there", lines
+    assert lines[-1].startswith("ncnn-sr: 2 videos: 1 upscaled, 0 skipped, 1 failed in "), lines
+    assert names(out) == ["v1.mp4"] and (out / "v0.mp4").is_dir()
