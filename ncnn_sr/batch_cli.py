@@ -31,8 +31,8 @@ from .files import (REMOVED, broken_output, check_folder, check_writable, input_
                     mark_there, output_gone, reader_of)
 from .flags import REFERENCE_JOBS, RunOptions
 from .images import ANIMATED_WEBP, animated_webp, check_picture, frame_count, header_layout, one_size, output_format
-from .jobs import (Job, OutputIsInput, Plan, check_reachable, existing_output, has_sub_folders, plan_jobs, plan_videos,
-                   video_clash_outputs, video_output_name)
+from .jobs import (Job, OutputIsInput, Plan, check_reachable, existing_output, has_sub_folders, hidden_left_out,
+                   plan_jobs, plan_videos, video_clash_outputs, video_output_name)
 from .lanes import Lane, UpscalingFailed, ordered_map
 from .loading import ANIMATED_FORMATS, sizes_fitting
 from .models import ModelSpec, known_scale, lacks_model, resolve_model
@@ -1074,7 +1074,8 @@ def _check_plan(opts: RunOptions, plan: Plan, flags: FlagNames) -> None:
     """InputError where ``plan`` holds no picture; a warning where --quality sets
     none of its outputs."""
     if not plan.jobs:
-        raise InputError(f"{opts.input}: no pictures found{_deeper(opts, flags)}")
+        raise InputError(f"{opts.input}: no pictures found{_deeper(opts, flags)}"
+                         f"{hidden_left_out(plan.hidden, 'picture')}")
     if opts.quality is not None and all(output_format(job.target) in ("png", "gif") for job in plan.jobs):
         log.warning("--quality ignored: it sets jpg, webp and avif quality; PNG is lossless, GIF a palette")
 
@@ -1244,7 +1245,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
             # As the reference looks its devices up and loads its model before it finds
             # the folder empty: a typo tried on an empty folder passed, with status 0.
             check_run(opts)
-            log.warning(f"{opts.input}: no pictures found{_deeper(opts, flags)}: nothing to do")
+            log.warning(f"{opts.input}: no pictures found{_deeper(opts, flags)}"
+                        f"{hidden_left_out(plan.hidden, 'picture')}: nothing to do")
             return 0
         _check_plan(opts, plan, flags)
         # A picture's missing folders are made as a folder's are, and taken back alike.

@@ -119,6 +119,7 @@ class Plan:
     notes: tuple[str, ...]
     folder_mode: bool
     unlisted: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()  # the hidden files named as pictures, left out: said where no picture is found
 
 
 def alpha_target(target: Path) -> Path:
@@ -257,6 +258,7 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
     raws: list[str] = []  # raw photos, below src
     sniffed = False  # whether one of them was read, its name saying nothing
     kept_aside: set[Path] = set()  # pictures left out as outputs of an earlier run, without a suffix
+    hidden: list[str] = []  # files named as pictures but hidden (.a.png), below src
     for folder, entries in _walk(src, dst, recursive, unlisted):
         # Each entry looked at once, by what scandir told (a stat only for links and
         # what is neither file nor folder): a folder of 20000 frames took 16 s to plan.
@@ -272,6 +274,8 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
                 elif not _holds(e.is_dir) and (kind := special_kind(e.path)) is not None:
                     special.append(f"{e.path} is {kind}, not a picture file: left out")
             elif not is_file or e.name.startswith("."):
+                if is_file and is_picture_suffix(Path(e.name).suffix):
+                    hidden.append(within + e.name)
                 continue  # .DS_Store, our own .part files: left out unsaid
             elif is_video_path(e.name):
                 videos += 1
@@ -316,7 +320,7 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
         # with a space ("my clips") or a Latin-1 byte went in as two paths, or another.
         notes.append(f"{videos} video{'s' if videos > 1 else ''} in {src} left out: a folder run upscales "
                      f"pictures; ncnn-sr video -i {shell_word(str(src))} -o OUT_FOLDER upscales its videos")
-    return _unless_overwriting(Plan(tuple(jobs), tuple(notes), True, tuple(unlisted)))
+    return _unless_overwriting(Plan(tuple(jobs), tuple(notes), True, tuple(unlisted), tuple(hidden)))
 
 
 def check_reachable(output: Path, file: bool) -> None:
@@ -464,6 +468,16 @@ def _left_out(src: Path, names: list[str], kind: str, sniffed: bool) -> str:
     words = f"not {kind}s by their names" if count > 1 else f"not a {kind} by its name"
     return f"{count} file{'s' if count > 1 else ''} in {src} left out: {words}{' or first bytes' if sniffed else ''} " \
            f"({_first_names(names)})"
+
+
+def hidden_left_out(names, kind: str) -> str:
+    """What to add where a folder run found no ``kind`` (picture, video) but hidden
+    files named as one (``names``): it said "no pictures found" alone, the folder's
+    .a.png unsaid, where the files named as no picture are counted."""
+    if not names:
+        return ""
+    count = len(names)
+    return f"; {count} hidden {kind}{'s' if count > 1 else ''} left out ({_first_names(list(names))})"
 
 
 def _first_names(names: list[str]) -> str:
@@ -687,6 +701,7 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     others: list[str] = []  # files below src neither videos nor pictures, said in one note
     subtitles: list[str] = []  # those of them beside a video of their stem
     sniffed = False  # whether one of the others has no extension, and was read
+    hidden: list[str] = []  # files named as videos but hidden (.v.mp4), below src
     for folder, entries in folders:
         planned = []
         moved = []  # those made .mkv (or another of FALLBACK_CONTAINERS), with their own's refusal
@@ -696,6 +711,8 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
         for e in entries:
             path = Path(e.path)
             if path.name.startswith("."):
+                if is_video_path(path) and _holds(e.is_file):
+                    hidden.append(within + e.name)
                 continue  # .DS_Store, our own .part files: left out unsaid
             if not is_video_path(path):
                 if not _holds(e.is_file):
@@ -780,7 +797,8 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
         for line in told:
             logging.getLogger("ncnn_sr").warning("%s", line)
         deeper = not recursive and has_sub_folders(src)  # else -r was named of a folder with none
-        raise InputError(f"{src}: no videos in it{' (-r looks in its sub-folders too)' if deeper else ''}")
+        raise InputError(f"{src}: no videos in it{' (-r looks in its sub-folders too)' if deeper else ''}"
+                         f"{hidden_left_out(hidden, 'video')}")
     if output_refused is not None:
         raise InputError(output_refused)
     for line in told:

@@ -223,6 +223,21 @@ def test_the_drop_in_runs_a_folder_with_no_pictures_as_the_reference_does(inside
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+def test_a_folder_of_hidden_pictures_alone_says_they_were_left_out(cmd, tmp_path):
+    # It said "in: no pictures found" alone, where the non-pictures left out are counted:
+    # a folder of pictures named .a.png looked empty.
+    pictures(tmp_path / "in", [".a.png", ".b.png", "sub/.c.png"])
+    (tmp_path / "in" / ".DS_Store").write_bytes(b"\0")  # named as no picture: not one of them
+    proc = run(cmd, "-i", tmp_path / "in", "-o", tmp_path / "out", *X2_CPU, check_ok=False)
+    assert proc.returncode == (1 if cmd == NCNN_SR else 0), proc.stderr
+    deeper = " (-r looks in its sub-folders too)" if cmd == NCNN_SR else " ('ncnn-sr -r' looks in its sub-folders too)"
+    end = "" if cmd == NCNN_SR else ": nothing to do"
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        f"{tmp_path / 'in'}: no pictures found{deeper}; 2 hidden pictures left out (.a.png, .b.png){end}"), proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("flag, said", [(["-t", "16"], "invalid tilesize argument"),
                                         (["-j", "1:0:2"], "invalid jobs_proc thread count argument"),
                                         (["-g", "-1,-1", "-t", "32,32,32"], "invalid tilesize argument"),

@@ -1247,3 +1247,14 @@ def test_a_folder_where_a_folders_video_goes_fails_that_video_before_it_is_upsca
     assert lines[0] == f"ncnn-sr: error: cannot write {out / 'v0.mp4'}: a folder of that name is there", lines
     assert lines[-1].startswith("ncnn-sr: 2 videos: 1 upscaled, 0 skipped, 1 failed in "), lines
     assert names(out) == ["v1.mp4"] and (out / "v0.mp4").is_dir()
+
+
+def test_a_folder_of_hidden_videos_alone_says_they_were_left_out(tmp_path):
+    # It said "in: no videos in it" alone, where the files that are no video are counted.
+    (tmp_path / "in").mkdir()
+    make_clip(tmp_path / "in" / ".v.mp4", frames=2, audio=None)
+    proc = run(NCNN_SR, "video", "-i", tmp_path / "in", "-o", tmp_path / "out", *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"ncnn-sr: error: {tmp_path / 'in'}: no videos in it; 1 hidden video left out (.v.mp4)"), proc.stderr
+    assert not (tmp_path / "out").exists()
