@@ -238,6 +238,43 @@ def test_a_folder_of_hidden_pictures_alone_says_they_were_left_out(cmd, tmp_path
     assert not (tmp_path / "out").exists()
 
 
+# A command run as a user runs it, each picture it upscales said on a line of its own.
+_COUNTING_UPSCALES = """
+import sys
+from ncnn_sr import engine, entry
+
+real = engine.Upscaler.upscale
+
+def upscale(self, image, *given, **options):
+    print("upscaled", image.shape, file=sys.stderr)
+    return real(self, image, *given, **options)
+
+engine.Upscaler.upscale = upscale
+command, *args = sys.argv[1:]
+sys.argv = [command, *args]
+getattr(entry, command.replace("-", "_"))()
+"""
+
+
+@pytest.mark.parametrize("command", ["ncnn-sr", "realesrgan-ncnn-vulkan"])
+def test_a_picture_whose_output_is_a_folder_fails_before_it_is_upscaled_on_every_rerun(command, tmp_path):
+    # Guards the folder run at the command (the Pipeline's own test asks it of a Job):
+    # upscaled first, it failed at the write, minutes of CPU a photo, every rerun.
+    pictures(tmp_path / "in", ["a.png", "b.png"], size=(8, 8))
+    (tmp_path / "out" / "a.png").mkdir(parents=True)
+    skip = ["--skip-existing"] if command == "ncnn-sr" else []
+    failed = f"{tmp_path / 'in' / 'a.png'} failed: " if command != "ncnn-sr" else ""  # in the reference's word
+    for rerun in (False, True):
+        proc = subprocess.run([sys.executable, "-c", _COUNTING_UPSCALES, command, "-i", str(tmp_path / "in"), "-o",
+                               str(tmp_path / "out"), *X2_CPU, *skip], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 1, proc.stderr
+        assert f"{command}: error: {failed}cannot write {tmp_path / 'out' / 'a.png'}: a folder of that name is " \
+               "there" in proc.stderr, proc.stderr
+        # b alone; on --skip-existing's rerun, none.
+        assert proc.stderr.count("upscaled (8, 8, 3)") == (0 if rerun and skip else 1), proc.stderr
+        assert (tmp_path / "out" / "a.png").is_dir() and (tmp_path / "out" / "b.png").is_file()
+
+
 @pytest.mark.parametrize("flag, said", [(["-t", "16"], "invalid tilesize argument"),
                                         (["-j", "1:0:2"], "invalid jobs_proc thread count argument"),
                                         (["-g", "-1,-1", "-t", "32,32,32"], "invalid tilesize argument"),
