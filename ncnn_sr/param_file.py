@@ -141,14 +141,23 @@ def _parse(param_bytes: bytes, name: str, path) -> ParamGraph:
         _check_ranges(layer, name, what)
     inputs = [t for layer in layers if layer.type == "Input" for t in layer.tops]
     consumed = {b for layer in layers for b in layer.bottoms}
-    produced = [t for layer in layers for t in layer.tops if t not in consumed]
+    produced = [t for layer in layers if layer.type != "Input" for t in layer.tops if t not in consumed]
     if not inputs or not produced:
         raise ModelError(f"model {name}: {what} has no input or no output blob")
     fed = [t for t in inputs if t in consumed]
     if len(fed) > 1:  # the others, never fed, come out as garbage or NaN: not the machine's fault
         raise ModelError(f"model {name}: {what} has {len(fed)} inputs ({', '.join(fed)}): "
                          "an upscaler takes one, the picture")
-    return ParamGraph(tuple(layers), inputs[0], produced[-1])
+    return ParamGraph(tuple(layers), (fed or inputs)[0], _picture_output(produced))
+
+
+# Of several outputs, the one the reference extracts by name ("output"), else pnnx's
+# first (out0): a side output listed after the picture ran an x2 model as x1, unsaid.
+_OUTPUT_NAMES = ("output", "out0")
+
+
+def _picture_output(produced: list[str]) -> str:
+    return next((b for b in _OUTPUT_NAMES if b in produced), produced[-1])
 
 
 def _check_inputs(layer: Layer, name: str, what: str) -> None:

@@ -582,6 +582,32 @@ def test_a_model_of_two_inputs_is_refused_naming_them(tmp_path):
         resolve_model("two", tmp_path)
 
 
+@pytest.mark.parametrize("picture, side", [("output", "aux"), ("out0", "out1")])
+def test_of_a_models_outputs_the_one_named_as_the_reference_or_pnnx_names_it_is_the_picture(tmp_path, picture,
+                                                                                           side):
+    # found by a custom-model audit: the last blob no layer takes was the output, and
+    # an x2 model with a side output after it (a 3-channel copy) ran silently as x1,
+    # where the reference extracts "output" (pnnx names its first output out0).
+    (tmp_path / "two.param").write_text(f"7767517\n4 5\nInput in0 0 1 data\nSplit s 1 2 data a b\n"
+                                        f"Interp up 1 1 a {picture} 0=2 1=2.0 2=2.0\n"
+                                        f"Interp side 1 1 b {side} 0=1 1=1.0 2=1.0\n")
+    (tmp_path / "two.bin").write_bytes(b"")
+    assert resolve_model("two", tmp_path).output_blob == picture
+    with Upscaler(tmp_path / "two.param", device=-1) as up:
+        assert up.upscale(np.zeros((3, 5, 3), np.uint8)).shape == (6, 10, 3)
+
+
+def test_the_input_fed_to_a_model_is_the_one_its_layers_take(tmp_path):
+    # An Input no layer takes, listed first, was fed the picture: "failed on a 32x32
+    # test input: ncnn gave an output of 0x0x0".
+    (tmp_path / "spare.param").write_text("7767517\n3 3\nInput in1 0 1 spare\nInput in0 0 1 data\n"
+                                          "Interp up 1 1 data output 0=2 1=2.0 2=2.0\n")
+    (tmp_path / "spare.bin").write_bytes(b"")
+    assert resolve_model("spare", tmp_path).input_blob == "data"
+    with Upscaler(tmp_path / "spare.param", device=-1) as up:
+        assert up.upscale(np.zeros((3, 5, 3), np.uint8)).shape == (6, 10, 3)
+
+
 @pytest.mark.parametrize("channels, said", [(1, " (a grayscale model?)"), (4, " (a model for RGBA?)"), (2, "")])
 def test_a_model_for_pictures_of_other_than_three_channels_is_refused(tmp_path, channels, said):
     # found by a bug hunt: ncnn takes a convolution's input channels from its weights,
