@@ -108,7 +108,7 @@ def _parse(param_bytes: bytes, name: str, path) -> ParamGraph:
     if len(lines) < 2 or lines[0] != [str(PARAM_MAGIC)] or len(lines[1]) != 2:
         raise bad()
     try:
-        layer_count = int(lines[1][0])
+        layer_count, blob_count = int(lines[1][0]), int(lines[1][1])
     except ValueError:
         raise bad() from None
     if layer_count != len(lines) - 2:
@@ -136,6 +136,12 @@ def _parse(param_bytes: bytes, name: str, path) -> ParamGraph:
             layers.append(Layer(ltype, lname, bottoms, tops, params))
     except (ValueError, IndexError):
         raise bad() from None
+    # ncnn numbers each top as a blob of its own and stops past the count declared
+    # ("too many blobs"), where `ncnn-sr models` had listed the file as usable.
+    made = sum(len(layer.tops) for layer in layers)
+    if made > blob_count:
+        raise ModelError(f"model {name}: {what} declares {blob_count} blob{'s' * (blob_count != 1)} but its layers "
+                         f"make {made} (a layer added by hand, the count not raised?)")
     for layer in layers:
         _check_inputs(layer, name, what)
         _check_ranges(layer, name, what)

@@ -269,6 +269,22 @@ def test_a_param_holding_more_layers_than_it_declares_is_not_called_truncated(tm
                                 "hand, the count not raised?)"
 
 
+def test_a_param_whose_layers_make_more_blobs_than_it_declares_is_named_before_ncnn_loads_it(tmp_path):
+    # found by a custom-model audit: `ncnn-sr models` listed such a file as usable, and
+    # only ncnn's load said "too many blobs at layer 1 top 0". Fewer used than declared
+    # is no fault: ncnn leaves the rest empty.
+    text = "7767517\n2 {}\nInput in0 0 1 data\nInterp up 1 1 data output 0=1 1=2.0 2=2.0\n"
+    (tmp_path / "m.bin").write_bytes(b"")
+    (tmp_path / "m.param").write_text(text.format(1))
+    with pytest.raises(ModelError) as caught:
+        resolve_model(tmp_path / "m.param")
+    assert str(caught.value) == f"model m: {tmp_path / 'm.param'} declares 1 blob but its layers make 2 (a layer " \
+                                "added by hand, the count not raised?)"
+    (tmp_path / "m.param").write_text(text.format(3))
+    with Upscaler(tmp_path / "m.param", device=-1) as up:
+        assert up.upscale(np.zeros((3, 5, 3), np.uint8)).shape == (6, 10, 3)
+
+
 @pytest.mark.parametrize("old, new, said", [
     (" 4=1 ", " 4=2147483647 ", "has 4=2147483647, which no network has"),  # made ncnn crash (SIGSEGV)
     (" 0=64 ", " -23300=2,64,64 ", "has 0=[64, 64], which no network has"),  # was a TypeError
@@ -615,7 +631,7 @@ def test_a_model_for_pictures_of_other_than_three_channels_is_refused(tmp_path, 
     weights = np.random.default_rng(0).normal(size=3 * channels * 9).astype(np.float32)
     (tmp_path / "gray.bin").write_bytes(b"\0\0\0\0" + weights.tobytes() + bytes(12))
     (tmp_path / "gray.param").write_text(
-        "7767517\n4 4\nInput in0 0 1 data\nSplit s 1 2 data a b\n"
+        "7767517\n4 5\nInput in0 0 1 data\nSplit s 1 2 data a b\n"
         f"Convolution c 1 1 a x 0=3 1=3 4=1 5=1 6={3 * channels * 9}\nBinaryOp add 2 1 x b output 0=0\n")
     with pytest.raises(ModelError, match=rf"^model gray: {re.escape(str(tmp_path / 'gray.param'))}: layer c "
                                          rf"\(Convolution\) takes {channels} channels? where the picture gives it 3"
