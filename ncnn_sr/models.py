@@ -28,6 +28,7 @@ import mmap
 import numbers
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NoReturn
@@ -352,7 +353,7 @@ def findable(name: str, model_path: str | bytes | os.PathLike | None = None) -> 
         return True
     if _named_by_path(name):
         return os.path.exists(name) or os.path.exists(name + ".param")
-    return name in custom_model_names(model_path)
+    return _composed(name) in map(_composed, custom_model_names(model_path))
 
 
 def _named_by_path(text: str) -> bool:
@@ -622,8 +623,16 @@ def _pair_in(folder: Path, stem: str, upper: bool = False) -> tuple[Path, Path]:
     pair = []
     for path, suffix in zip(named, _MODEL_SUFFIXES):
         cased = [e for e in entries if e[:len(stem)] == stem and e[len(stem):].lower() == suffix]
+        # A name copied from a Mac keeps its accents decomposed (NFD: e and a combining
+        # accent), where one typed elsewhere has them whole (NFC): the same name to read.
+        cased = cased or [e for e in entries if os.path.splitext(e)[1].lower() == suffix
+                          and _composed(os.path.splitext(e)[0]) == _composed(stem)]
         pair.append(path if os.path.lexists(path) or not cased else folder / cased[0])
     return pair[0], pair[1]
+
+
+def _composed(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
 
 
 def _refuse_non_model(path: Path) -> None:

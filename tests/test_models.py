@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 import sys
+import unicodedata
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -14,8 +15,8 @@ from PIL import Image
 
 from ncnn_sr import ModelError, ModelSpec, NcnnSrError, Upscaler, catalog, model_name_for, resolve_model
 from ncnn_sr.errors import FlagNames, ModelMissing, SettingError
-from ncnn_sr.models import (DEFAULT_CPU_BYTES_PER_PIXEL, custom_model_names, fetched_model_folder, package_folder,
-                            param_sha256)
+from ncnn_sr.models import (DEFAULT_CPU_BYTES_PER_PIXEL, custom_model_names, fetched_model_folder, lacks_model,
+                            package_folder, param_sha256)
 from ncnn_sr.param_file import (check_bin_size, cpu_bytes_estimate, fixed_blobs, fixed_output, largest_fixed_blob,
                                 parse_param)
 
@@ -774,6 +775,18 @@ def test_a_tilde_in_the_model_folder_variables_is_the_home_folder(tmp_path, monk
     monkeypatch.chdir(tmp_path / "models")
     assert resolve_model("mine").param_path == tmp_path / "models" / "mine.param"
     assert fetched_model_folder() == tmp_path / "fetched"
+
+
+@pytest.mark.parametrize("on_disk, typed", [("NFD", "NFC"), ("NFC", "NFD")])
+def test_a_name_whose_accents_are_written_otherwise_on_disk_finds_its_model(tmp_path, on_disk, typed):
+    # found by a custom-model audit: models copied from a Mac keep names in NFD (e and a
+    # combining accent), which a name typed elsewhere (NFC, one character) did not match:
+    # "unknown model 'café'", with no hint, though `ncnn-sr models` listed 'café'.
+    copy_model("realesr-animevideov3-x2", tmp_path, unicodedata.normalize(on_disk, "café"))
+    spec = resolve_model(unicodedata.normalize(typed, "café"), tmp_path)
+    assert spec.param_path.name == unicodedata.normalize(on_disk, "café") + ".param"
+    assert spec.bin_path.name == unicodedata.normalize(on_disk, "café") + ".bin"
+    assert not lacks_model(tmp_path, unicodedata.normalize(typed, "café"))
 
 
 def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
