@@ -549,7 +549,8 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
     for folder, _ in model_folders(model_path):
         if os.path.isdir(folder / text):  # -m models -n sub, its models in models/sub: "unknown model" too
             _refuse_non_model(folder / text)
-    known = {*catalog(), *(e.family for e in catalog().values()), *custom_model_names(model_path)}
+    custom = custom_model_names(model_path)
+    known = {*catalog(), *(e.family for e in catalog().values()), *custom}
     # A space pasted at an end looks like no difference in the list of every name.
     meant = sorted(n for n in known if n.lower() == text.strip().lower())
     meant = meant or sorted(n for n in known if _without_ncnn(n).lower() == text.strip().lower())
@@ -572,10 +573,20 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
     # A typo in the variable (a folder not there) is the likely cause: say so here, where it bites.
     absent = "; ".join(f"{source} is not a folder" for folder, source in model_folders()
                        if source.startswith(ENV_MODEL_PATH) and not os.path.isdir(folder))
+    # The catalog's names alone, called the known ones, hid the one meant among a
+    # folder's own (-n my-av3 for my-av2, a slip under misspelt's cutoff).
+    held = "" if not custom else f"; the model folders hold {_listed(custom)}"
     raise ModelError(f"unknown model '{text}': known models are {names}", *picked,
                      f"; a custom model is given by its .param path, or by its name when {text}.param and "
                      f"{text}.bin are in a ", MODEL_FOLDER, f" or {ENV_MODEL_PATH} folder"
-                     + (f" ({absent})" if absent else ""))
+                     + (f" ({absent})" if absent else "") + held)
+
+
+def _listed(names: list[str], most: int = 10) -> str:
+    """``names`` as words: "a and b", or the first ``most`` and how many more."""
+    if len(names) > most:
+        return f"{', '.join(names[:most])} and {len(names) - most} more"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _refuse_address(text: str) -> NoReturn:

@@ -123,7 +123,8 @@ def test_an_unknown_model_names_the_model_path_folders_that_are_not_there(tmp_pa
     assert resolve_model("mine").name == "mine"
     with pytest.raises(ModelError) as caught:
         resolve_model("nope")
-    assert str(caught.value).endswith("are in a model_path or NCNN_SR_MODEL_PATH folder")  # every folder there
+    # Every folder there, and the model it holds named.
+    assert str(caught.value).endswith("are in a model_path or NCNN_SR_MODEL_PATH folder; the model folders hold mine")
 
 
 def test_a_model_name_too_long_for_a_file_name_names_the_name_not_a_pth_file(tmp_path):
@@ -1247,6 +1248,26 @@ def test_an_unknown_name_looked_for_in_a_model_folder_that_is_not_there_says_so(
     (tmp_path / "modles").mkdir()
     with pytest.raises(ModelError, match="^unknown model 'mine': known models are"):
         resolve_model("mine", tmp_path / "modles")
+
+
+def test_an_unknown_name_names_the_custom_models_the_model_folders_hold(tmp_path):
+    # found by a custom-model audit: -m models -n my-av3, for models/my-av2, listed the
+    # catalog's nine as the "known models", and the folder's own, meant, went unsaid
+    # (one letter in six is under the cutoff of a slip's "did you mean").
+    for name in ("my-av2", "other"):
+        copy_model("realesr-animevideov3-x2", tmp_path, name)
+    with pytest.raises(ModelError) as caught:
+        resolve_model("my-av3", tmp_path)
+    said = str(caught.value)
+    assert said.startswith("unknown model 'my-av3': known models are realesr-animevideov3-x2, ")
+    assert said.endswith("; the model folders hold my-av2 and other")
+    for count in (12, 20):
+        for i in range(count):
+            copy_model("realesr-animevideov3-x2", tmp_path, f"m{i:02d}")
+        with pytest.raises(ModelError) as caught:
+            resolve_model("my-av3", tmp_path)
+        assert str(caught.value).endswith("; the model folders hold m00, m01, m02, m03, m04, m05, m06, m07, m08, m09 "
+                                          f"and {count - 10 + 2} more")
 
 
 @pytest.mark.parametrize("folder, said", [("nodir", "does not exist"), ("file", "is not a folder"),
