@@ -736,10 +736,32 @@ def _check_contents(name: str, param: Path, param_bytes: bytes, bin_: Path, bin_
         raise ModelError(f"model {name}: {param} is empty (an interrupted download or copy?)")
     if not bin_bytes and bin_needed:
         raise ModelError(f"model {name}: {bin_} is empty (an interrupted download or copy?)")
+    for path, data in ((param, param_bytes), (bin_, bin_bytes)):
+        # A download preallocated and never filled: its size right, every byte zero. The
+        # bin's zero tags read as float32 weights and were "too short ... truncated".
+        if data and _only_zeros(data):
+            raise ModelError(f"model {name}: {path} holds only zero bytes ({len(data)} of them): a download or copy "
+                             "that never got its data")
     if starts_as_param(bin_bytes):
         if not starts_as_param(param_bytes):
             raise ModelError(f"model {name}: {param} and {bin_} are swapped (the .bin holds the param text)")
         raise ModelError(f"model {name}: {bin_} holds a .param file's text, not weights (a .param copied over it?)")
+
+
+_ZEROS = bytes(1 << 20)
+
+
+def _only_zeros(data) -> bool:
+    """Whether ``data`` (bytes or a mapped file) is all zero bytes: a few pieces looked
+    at first, so that a model's weights are read whole only where those are zero."""
+    def zero(at: int, length: int) -> bool:
+        piece = data[at:at + length]
+        return piece == _ZEROS[:len(piece)]
+
+    size = len(data)
+    if not all(zero(at, 4096) for at in (0, size // 2, max(0, size - 4096))):
+        return False
+    return all(zero(at, len(_ZEROS)) for at in range(0, size, len(_ZEROS)))
 
 
 def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None, source: str,

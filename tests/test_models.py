@@ -796,6 +796,21 @@ def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
     assert resolve_model("resize", tmp_path).output_blob == "output"
 
 
+@pytest.mark.parametrize("which", ["param", "bin"])
+def test_a_model_file_of_only_zero_bytes_is_said_to_hold_nothing(tmp_path, which):
+    # found by a custom-model audit: a download preallocated and never filled (its size
+    # right, its bytes all zero) was "too short for its .param (1247368 bytes, layer
+    # Conv_18 needs more): truncated download", of a bin of the very size it should be;
+    # the zero tags read as float32 weights, twice the float16 ones' size.
+    files = dict(zip(("param", "bin"), copy_model("realesr-animevideov3-x2", tmp_path, "custom")))
+    files[which].write_bytes(bytes(files[which].stat().st_size))
+    with pytest.raises(ModelError) as caught:
+        resolve_model("custom", tmp_path)
+    size = files[which].stat().st_size
+    assert str(caught.value) == f"model custom: {files[which]} holds only zero bytes ({size} of them): a download " \
+                                "or copy that never got its data"
+
+
 def test_a_param_and_bin_swapped_are_said_to_be_swapped(tmp_path):
     param, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "custom")
     text, weights = param.read_bytes(), bin_.read_bytes()
