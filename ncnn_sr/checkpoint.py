@@ -468,6 +468,16 @@ def _read_legacy(path: Path, data: bytes) -> dict:
     return _resolve(path, obj, storage, order)
 
 
+def checkpoint_suffix(data: bytes) -> str | None:
+    """The suffix of the weights ``data``, a file's first kilobytes, begin, in a
+    format read here: ".pth" for PyTorch's zip (its pickle named as torch.save names
+    it) or the legacy format's binary pickle, ".safetensors"; else None."""
+    if _is_safetensors(data):
+        return ".safetensors"
+    zipped = data.startswith(b"PK\x03\x04") and b"data.pkl" in data[:1024]
+    return ".pth" if zipped or data[:2] == b"\x80\x02" else None
+
+
 def _is_safetensors(data: bytes) -> bool:
     # The header's length, then its JSON; a truncated one is still told apart.
     return data[8:9] == b"{" and 2 <= int.from_bytes(data[:8], "little") <= _MAX_HEADER

@@ -697,6 +697,8 @@ def _check_pair(name: str, param: Path, bin_: Path, source: str) -> None:
             near = near_name(p)
             meant = "" if near is None else f": did you mean {near}?"
             if other.exists():  # half a pair is there: it hides any other copy, so it is no mere absence
+                if other == param:
+                    _refuse_weights_as_param(name, param, _head(param))
                 raise ModelError(f"model {name}: file {p} not found beside {other}{said(p, other)}{meant}")
             raise ModelMissing(f"model {name}: file {p} not found{said(p)}{meant}")
 
@@ -742,6 +744,7 @@ def _check_contents(name: str, param: Path, param_bytes: bytes, bin_: Path, bin_
         if data and _only_zeros(data):
             raise ModelError(f"model {name}: {path} holds only zero bytes ({len(data)} of them): a download or copy "
                              "that never got its data")
+    _refuse_weights_as_param(name, param, param_bytes[:4096])
     if starts_as_param(bin_bytes):
         if not starts_as_param(param_bytes):
             raise ModelError(f"model {name}: {param} and {bin_} are swapped (the .bin holds the param text)")
@@ -762,6 +765,22 @@ def _only_zeros(data) -> bool:
     if not all(zero(at, 4096) for at in (0, size // 2, max(0, size - 4096))):
         return False
     return all(zero(at, len(_ZEROS)) for at in range(0, size, len(_ZEROS)))
+
+
+def _refuse_weights_as_param(name: str, param: Path, head: bytes) -> None:
+    """The ModelError for a .param that begins (``head``) as PyTorch weights do: a
+    .pth renamed as if that made a model, which was "not text (is it a .bin?)", or,
+    with no .bin beside it, ".bin not found"."""
+    if starts_as_param(head):
+        return
+    from .checkpoint import checkpoint_suffix  # numpy with it: only for a param that is none
+    suffix = checkpoint_suffix(head)
+    if suffix is not None:
+        weights = param.with_suffix(suffix)
+        raise ModelError(f"model {name}: {param} holds PyTorch weights, not an ncnn model: name it {weights.name} "
+                         "and convert it with ", Option(f"ncnn-sr convert -i {shell_word(str(weights))}",
+                                                        "write_model(convert_weights(read_weights(path)), folder, "
+                                                        "name)", everywhere=True))
 
 
 def _checked_spec(name: str, param: Path, bin_: Path, entry: CatalogEntry | None, source: str,
@@ -851,6 +870,16 @@ def mapped(path: Path, name: str):
                 yield data
     except OSError as e:
         raise _unread(e, path, name) from None
+
+
+def _head(path: Path) -> bytes:
+    """A file's first 4 KB, or nothing where it cannot be read (which its reading
+    says later)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4096)
+    except OSError:
+        return b""
 
 
 def _read(path: Path, name: str) -> bytes:

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from checkpoints import save_legacy, save_safetensors, save_zip, tensor
+
 from ncnn_sr import ModelError, ModelSpec, NcnnSrError, Upscaler, catalog, model_name_for, resolve_model
 from ncnn_sr.errors import FlagNames, ModelMissing, SettingError
 from ncnn_sr.models import (DEFAULT_CPU_BYTES_PER_PIXEL, custom_model_names, fetched_model_folder, lacks_model,
@@ -809,6 +811,28 @@ def test_a_model_file_of_only_zero_bytes_is_said_to_hold_nothing(tmp_path, which
     size = files[which].stat().st_size
     assert str(caught.value) == f"model custom: {files[which]} holds only zero bytes ({size} of them): a download " \
                                 "or copy that never got its data"
+
+
+@pytest.mark.parametrize("save", [save_zip, save_legacy, "safetensors"])
+def test_pytorch_weights_renamed_to_a_param_say_to_convert_them(tmp_path, save):
+    # found by a custom-model audit: 4x-Mine.pth renamed 4x-Mine.param (as if that made
+    # a model) was "4x-Mine.param is not text (is it a .bin?)".
+    param, _ = copy_model("realesr-animevideov3-x2", tmp_path, "4x-Mine")
+    weights = {"conv.weight": np.zeros((3, 3, 3, 3), np.float32)}
+    if save == "safetensors":
+        save_safetensors(param, weights)
+    else:
+        save(param, {k: tensor(v) for k, v in weights.items()})
+    suffix = ".safetensors" if save == "safetensors" else ".pth"
+    for bin_there in (True, False):  # without a .bin, it was ".bin not found beside" the weights
+        if not bin_there:
+            (tmp_path / "4x-Mine.bin").unlink()
+        with pytest.raises(ModelError) as caught:
+            resolve_model("4x-Mine", tmp_path)
+        assert str(caught.value) == f"model 4x-Mine: {param} holds PyTorch weights, not an ncnn model: name it " \
+                                    f"4x-Mine{suffix} and convert it with write_model(convert_weights(" \
+                                    "read_weights(path)), folder, name)"
+        assert caught.value.said(FlagNames()).endswith(f"convert it with ncnn-sr convert -i {tmp_path}/4x-Mine{suffix}")
 
 
 def test_a_param_and_bin_swapped_are_said_to_be_swapped(tmp_path):
