@@ -738,17 +738,19 @@ def _check_contents(name: str, param: Path, param_bytes: bytes, bin_: Path, bin_
         raise ModelError(f"model {name}: {param} is empty (an interrupted download or copy?)")
     if not bin_bytes and bin_needed:
         raise ModelError(f"model {name}: {bin_} is empty (an interrupted download or copy?)")
-    for path, data in ((param, param_bytes), (bin_, bin_bytes)):
-        # A download preallocated and never filled: its size right, every byte zero. The
-        # bin's zero tags read as float32 weights and were "too short ... truncated".
-        if data and _only_zeros(data):
-            raise ModelError(f"model {name}: {path} holds only zero bytes ({len(data)} of them): a download or copy "
-                             "that never got its data")
+    if param_bytes and _only_zeros(param_bytes):
+        _refuse_zeros(name, param, param_bytes)
     _refuse_weights_as_param(name, param, param_bytes[:4096])
     if starts_as_param(bin_bytes):
         if not starts_as_param(param_bytes):
             raise ModelError(f"model {name}: {param} and {bin_} are swapped (the .bin holds the param text)")
         raise ModelError(f"model {name}: {bin_} holds a .param file's text, not weights (a .param copied over it?)")
+
+
+def _refuse_zeros(name: str, path: Path, data) -> NoReturn:
+    # A download preallocated and never filled: its size right, every byte zero.
+    raise ModelError(f"model {name}: {path} holds only zero bytes ({len(data)} of them): a download or copy "
+                     "that never got its data")
 
 
 _ZEROS = bytes(1 << 20)
@@ -852,7 +854,15 @@ def _checked_files(name: str, param: Path, bin_: Path, source: str, bin_needed: 
         if verify is not None:
             verify(param_bytes, bin_bytes)
         graph = parse_param(param_bytes, name, param)
-        check_bin_size(graph, bin_bytes, name, bin_)
+        try:
+            check_bin_size(graph, bin_bytes, name, bin_)
+        except ModelError:
+            # Its zero tags read as float32 weights: "too short ... truncated download", of a
+            # bin the very size it should be. Weights all zero that fit (a test network's)
+            # still run.
+            if bin_bytes and _only_zeros(bin_bytes):
+                _refuse_zeros(name, bin_, bin_bytes)
+            raise
         check_picture_channels(graph, name, param)
     return graph
 
