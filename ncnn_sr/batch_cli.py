@@ -456,7 +456,7 @@ def run_video(prog: str, opts: RunOptions, encode, debug: bool = False, src=None
         _check_encodable(opts, info, src, dst, encoder, encode, flags=flags)  # and frames it cannot code
         # Before the devices' notices and a model load, which would not say it; from the
         # video's own end where its sound runs on past it.
-        video.check_start(src, encode, info.duration, info.video_duration)
+        video.check_start(src, encode, info.duration, info.video_duration, flags)
         lanes, _, _ = build_lanes(opts, frame=(info.height, info.width))
         if to_file:
             new_folder = _first_missing(opts.output.parent)  # taken back if no video comes of the run
@@ -510,7 +510,7 @@ def _check_encodable(opts: RunOptions, info, src, dst, encoder: str, encode, lan
     from . import video, video_codecs
 
     video_codecs.check_size(info, dst, encoder, encode, _frame_scale(opts, lanes), opts.width, opts.height,
-                            lambda: video.sideways(src))
+                            lambda: video.sideways(src), flags)
     video.check_rate(info, dst, encoder, encode, flags)
 
 

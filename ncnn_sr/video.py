@@ -821,7 +821,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
     try:
         video_in = _video_stream(inp, src)
         _decode_in_order(video_in)
-        window = _window(inp, video_in, src, options) if options.trims else _clock_window(inp)
+        window = _window(inp, video_in, src, options, flags) if options.trims else _clock_window(inp)
         try:
             if not piped:
                 # A Ctrl-C as mkstemp made it is raised once ``part`` names it, for the removal below.
@@ -1230,34 +1230,44 @@ def _origin(inp, src=None) -> Fraction:
     return min(times, default=Fraction(0))
 
 
-def check_start(src, options: EncodeOptions, length, video=None) -> None:
+def _part_option(name: str, flags: FlagNames) -> Option:
+    """EncodeOptions' ``name`` (start, duration) as the library's caller gave it, or the
+    flag that sets it as ``flags``' command takes it."""
+    return Option(flag=flags(f"--{name}"), argument=name, everywhere=True)
+
+
+def check_start(src, options: EncodeOptions, length, video=None, flags: FlagNames = FlagNames()) -> None:
     """InputError where ``options.start`` is at or past the end of ``src``, which lasts
     ``length`` seconds (None: unknown), its video ``video`` seconds where known apart
     (a sound that runs on past the picture): no frame of it would come. The commands
     check it from ``probe``'s durations before a model loads: those count from the
     start time FFmpeg gives, else from 0, so they are never shorter than the part's
-    timeline, which may count from a late first frame."""
+    timeline, which may count from a late first frame. ``flags``: how the command's
+    hints name its options."""
     if video is not None and (length is None or video < length):
         if options.start < video:
             return
         if length is not None and round(video, 3) < round(length, 3):
-            raise InputError(f"{src}: starting at {float(options.start):g} s (--start) is past the end of its video, "
-                             f"at {float(video):.3f} s (the file goes on to {float(length):.3f} s)")
+            raise InputError(f"{src}: starting at {float(options.start):g} s (", _part_option("start", flags),
+                             f") is past the end of its video, at {float(video):.3f} s (the file goes on to "
+                             f"{float(length):.3f} s)")
         length = video
     if length is not None and options.start >= length:
-        raise InputError(f"{src}: starting at {float(options.start):g} s (--start) is past its end, at "
-                         f"{float(length):.3f} s")
+        raise InputError(f"{src}: starting at {float(options.start):g} s (", _part_option("start", flags),
+                         f") is past its end, at {float(length):.3f} s")
 
 
-def _window(inp, video_in, src, options: EncodeOptions) -> Window:
+def _window(inp, video_in, src, options: EncodeOptions, flags: FlagNames) -> Window:
     """The part of the input that ``options`` asks for, on its timeline."""
     if (inp.start_time is None and isinstance(src, VideoInput) and not src.seekable()
             and inp.format.name not in _ELEMENTARY):  # a bare stream's frames count from 0
         # Its first frame's time is known only once read, after the part has been needed.
-        raise InputError(f"{src} does not say where its video starts, which a part (--start, --duration) counts "
-                         "from, and a pipe cannot be read twice to find it: redirect a file to it (-i - < in.mkv)")
+        raise InputError(f"{src} does not say where its video starts, which a part (", _part_option("start", flags),
+                         ", ", _part_option("duration", flags), ") counts from, and a pipe cannot be read twice to "
+                         "find it: ", Option(flag="redirect a file to it (-i - < in.mkv)",
+                                             argument="give it as a file", everywhere=True))
     origin = _origin(inp, src)
-    check_start(src, options, _length(inp, origin, src), _video_length(inp, video_in, origin, src))
+    check_start(src, options, _length(inp, origin, src), _video_length(inp, video_in, origin, src), flags)
     start = origin + options.start
     return Window(start, None if options.duration is None else start + options.duration)
 
@@ -2243,7 +2253,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 # Coded as it will be read, else its colours come back shifted.
                 colour = as_read(colour, _matrix_read(codec, out.format.name, options.pix_fmt, colour.matrix), *size)
                 video_out.codec_context.colorspace = colour.matrix
-                refused_size = _size_refusal(dst, codec, options, size)
+                refused_size = _size_refusal(dst, codec, options, size, flags)
                 if refused_size:  # the command refuses most before its model loads (check_size)
                     try:
                         raise refused_size
@@ -2328,8 +2338,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             raise InputError(f"{dst}: cannot encode: {_reason(e)}") from None
         raise
     if written == 0 and window is not None:
-        raise InputError(f"{src}: no video frame from {float(options.start):g} s (--start) on"
-                         + ("" if options.duration is None else f" for {float(options.duration):g} s (--duration)"))
+        until = () if options.duration is None else (f" for {float(options.duration):g} s (",
+                                                     _part_option("duration", flags), ")")
+        raise InputError(f"{src}: no video frame from {float(options.start):g} s (", _part_option("start", flags),
+                         ") on", *until)
     if written == 0:
         raise InputError(f"{src}: has no decodable video frames")
     if unordered:

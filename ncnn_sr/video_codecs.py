@@ -518,14 +518,15 @@ def _palette_kept(encoder: str, muxer: str | None) -> bool:
 
 def check_size(info: VideoInfo, dst: Path | VideoOutput, encoder: str, options: EncodeOptions,
                scale: float | None = None, width: int | None = None, height: int | None = None,
-               sideways: Callable[[], bool | None] | None = None) -> None:
+               sideways: Callable[[], bool | None] | None = None, flags: FlagNames = FlagNames()) -> None:
     """Before any model loads: the InputError the first frame would meet where ``encoder``
     cannot code the frames the upscaler makes of ``info``'s at ``scale``, ``width`` or
     ``height`` (none: the model's scale, unknown here, and nothing is checked). Frames
     turned upright (a phone's) are of the other shape: ``sideways`` tells whether they
     are (``video.sideways``: a frame is decoded), asked only where a frame would be
     refused; where it cannot tell, frames that fit either way round are let through, as
-    are those stretched to their samples' shape, which may come out of another size."""
+    are those stretched to their samples' shape, which may come out of another size.
+    ``flags``: how the command's hints name its options (the drop-in has no --codec)."""
     if (scale is None and width is None and height is None) or not info.square:
         return
     pix_fmt = options.pix_fmt or _default_format(encoder, info.pix_fmt, video_streams.muxer_for(dst))
@@ -535,8 +536,8 @@ def check_size(info: VideoInfo, dst: Path | VideoOutput, encoder: str, options: 
         out_height, out_width = target_size(tall, wide, scale if width is None and height is None else None, width,
                                             height)
         size = encodable_size(out_width, out_height, pix_fmt)
-        refusals.append(_size_refusal(dst, encoder, replace(options, pix_fmt=pix_fmt), size)
-                        or _opening_refusal(dst, encoder, pix_fmt, size, options.bitrate))
+        refusals.append(_size_refusal(dst, encoder, replace(options, pix_fmt=pix_fmt), size, flags)
+                        or _opening_refusal(dst, encoder, pix_fmt, size, options.bitrate, flags))
     if not any(refusals):
         return
     turned = sideways() if sideways is not None else None
@@ -546,12 +547,13 @@ def check_size(info: VideoInfo, dst: Path | VideoOutput, encoder: str, options: 
         raise refusals[turned]
 
 
-def _size_refusal(dst, codec: str, options: EncodeOptions, size: tuple[int, int]) -> InputError | None:
+def _size_refusal(dst, codec: str, options: EncodeOptions, size: tuple[int, int],
+                  flags: FlagNames = FlagNames()) -> InputError | None:
     """Why ``codec`` cannot code frames of ``size`` (width, height), if it cannot."""
     if codec == "libsvtav1" and options.bitrate and min(size) < SVT_AV1_RATE_SIDE:
         return InputError(f"{dst}: libsvtav1 keeps to a ", BITRATE, f" only on frames of {SVT_AV1_RATE_SIDE}x"
                           f"{SVT_AV1_RATE_SIDE} pixels or more, not {size[0]}x{size[1]}: give a ", CRF, " instead")
-    too_large = _too_large(dst, codec, size)
+    too_large = _too_large(dst, codec, size, flags)
     if too_large:
         return too_large
     least = _least_size(codec, options.pix_fmt)
@@ -559,11 +561,11 @@ def _size_refusal(dst, codec: str, options: EncodeOptions, size: tuple[int, int]
         sides = [f"{n} pixels {way}" for n, has, way in zip(least, size, ("wide", "high")) if has < n]
         return InputError(f"{dst}: {codec} codes {size[0]}x{size[1]} {options.pix_fmt} frames wrong (they read "
                           f"back as another picture, or none): give frames at least {' and '.join(sides)}, or "
-                          "another ", _another_codec(FlagNames()))
+                          "another ", _another_codec(flags))
     return None
 
 
-def _too_large(dst, codec: str, size: tuple[int, int]) -> InputError | None:
+def _too_large(dst, codec: str, size: tuple[int, int], flags: FlagNames) -> InputError | None:
     """Why ``codec`` cannot code frames of ``size`` (width, height) for their size
     alone, if it cannot: over FFmpeg's limit or the encoder's (MOST_SIDES), under the
     encoder's (LEAST_SIDES), or a side MPEG-2 refuses."""
@@ -577,15 +579,16 @@ def _too_large(dst, codec: str, size: tuple[int, int]) -> InputError | None:
         roomier = _roomier(dst, codec, size)
         such = f", such as {roomier}" if roomier else ""
         return InputError(f"{dst}: {codec} encodes frames of at most {most[0]}x{most[1]} pixels, not {width}x{height}: "
-                          "upscale less, or choose another ", _another_codec(FlagNames()), such)
+                          "upscale less, or choose another ", _another_codec(flags), such)
     least = LEAST_SIDES.get(codec)
     if least and (width < least[0] or height < least[1]):
         return InputError(f"{dst}: {codec} encodes frames of at least {least[0]}x{least[1]} pixels, not "
-                          f"{width}x{height}: upscale more, or choose another ", _another_codec(FlagNames()))
+                          f"{width}x{height}: upscale more, or choose another ", _another_codec(flags))
     if codec == "mpeg2video" and (width % MPEG2_SIDE_STEP == 0 or height % MPEG2_SIDE_STEP == 0):
         return InputError(f"{dst}: mpeg2video encodes no frames {MPEG2_SIDE_STEP} pixels wide or high, or a multiple "
-                          f"of it, as {width}x{height}: upscale to another size", _said(" (--width, --height)", ""),
-                          ", or choose another ", _another_codec(FlagNames()))
+                          f"of it, as {width}x{height}: upscale to another size",
+                          _said(f" ({flags('--width')}, {flags('--height')})", ""),
+                          ", or choose another ", _another_codec(flags))
     return None
 
 
@@ -611,7 +614,8 @@ def _roomier(dst, codec: str, size: tuple[int, int]) -> str | None:
     return None
 
 
-def _opening_refusal(dst, codec: str, pix_fmt: str, size: tuple[int, int], bitrate: int | None) -> InputError | None:
+def _opening_refusal(dst, codec: str, pix_fmt: str, size: tuple[int, int], bitrate: int | None,
+                     flags: FlagNames) -> InputError | None:
     """The refusal of an encoder of SIZED_ON_OPEN (or OPENED_WHEN_UNDER, of frames so
     small) to open on frames of ``size``, as the first frame would meet it."""
     if codec not in SIZED_ON_OPEN and min(size) >= OPENED_WHEN_UNDER.get(codec, 0):
@@ -620,7 +624,7 @@ def _opening_refusal(dst, codec: str, pix_fmt: str, size: tuple[int, int], bitra
     if reason and codec == "libx265" and min(size) >= X265_LEAST_SIDE:
         # In place of FFmpeg's "Cannot open libx265 encoder.", as x265's own word is quieted.
         said = (f"x265 codes frames under {X265_SMALL_BLOCKS} pixels a side only up to some 4000 pixels the other "
-                "way: upscale more, or choose another ", _another_codec(FlagNames()))
+                "way: upscale more, or choose another ", _another_codec(flags))
     return refused_open(dst, codec, reason, said, size) if reason else None
 
 

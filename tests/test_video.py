@@ -1516,6 +1516,19 @@ def test_a_start_past_the_end_of_a_matroska_video_that_starts_late_is_one_line(t
         f"ncnn-sr: error: {clip}: starting at 1 s (--start) is past its end, at 0.162 s"]
 
 
+def test_a_part_the_video_has_not_names_encode_options_fields_to_the_library(tmp_path):
+    # upscale_video's caller gave EncodeOptions(start=...), and was told "(--start)".
+    clip = make_clip(tmp_path / "in.mp4", frames=6, audio=None)
+    with pytest.raises(InputError) as caught:
+        upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames, EncodeOptions(start=5))
+    assert str(caught.value) == f"{clip}: starting at 5 s (start) is past its end, at 0.250 s"
+    with pytest.raises(InputError) as caught:
+        upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames,
+                      EncodeOptions(start=Fraction(249, 1000), duration=Fraction(1, 1000)))
+    assert str(caught.value) == f"{clip}: no video frame from 0.249 s (start) on for 0.001 s (duration)"
+    assert not [p.name for p in tmp_path.iterdir() if p.name != "in.mp4"]
+
+
 def test_a_part_of_a_matroska_video_ffmpeg_gives_no_start_time_counts_from_its_first_frame(tmp_path):
     # Three frames with B-frames: FFmpeg reads no start time for it (the 4-frame one has 10 s).
     clip = make_clip(tmp_path / "late.mkv", frames=3, frame_ms=[10000, 10040, 10080], audio=None)
@@ -1685,6 +1698,17 @@ def test_the_drop_in_names_the_command_that_writes_a_container_h264_cannot_go_in
     assert proc.stderr.rstrip().endswith(f"write .mp4, .mkv, .mov or .avi, or choose another codec with "
                                          f"'ncnn-sr video --codec', such as {own}"), proc.stderr
     assert not (tmp_path / name).exists()
+
+
+def test_the_drop_in_names_the_command_that_chooses_a_codec_for_frames_too_large(tmp_path):
+    # The size check before the model loads said "choose another --codec", a flag the
+    # drop-in has not: 32x8 at -s 600 is 19200x4800, past libx264's 16384.
+    clip = make_clip(tmp_path / "in.mp4", frames=1, width=32, height=8, audio=None)
+    proc = run(DROPIN, "-i", clip, "-o", tmp_path / "out.mp4", "-s", "600", "-g", "-1", check_ok=False)
+    assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert "libx264 encodes frames of at most 16384x16384 pixels, not 19200x4800: upscale less, or choose another " \
+           "codec with 'ncnn-sr video --codec'" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out.mp4").exists()
 
 
 @pytest.mark.parametrize("make,message", [
