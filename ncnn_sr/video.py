@@ -836,7 +836,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             raise _cannot_write(dst, e) from None
         if not options.pix_fmt:  # "" too, as video_encoder and --codec/--preset take it
             options = replace(options, pix_fmt=_pixel_format(encoder, video_in, src, video_streams.muxer_for(dst),
-                                                                    chosen=not options.codec))
+                                                                    chosen=not options.codec, flags=flags))
         factor = options.rate_factor(video_in.codec_context.field_order)
         if options.field_rate and factor == 1:  # else asked for, and left undone, without a word
             log.warning("%s does not say it is interlaced: --field-rate keeps its %s fps (--deinterlace on "

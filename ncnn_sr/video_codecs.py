@@ -699,21 +699,23 @@ def _either(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
 
 
-def _pixel_format(codec: str, video_in, src, muxer: str | None = None, chosen: bool = False) -> str:
+def _pixel_format(codec: str, video_in, src, muxer: str | None = None, chosen: bool = False,
+                  flags: FlagNames = FlagNames()) -> str:
     """The default output pixel format: 4:2:0, in 10 bits for input deeper than 8 (a
     10-bit source upscaled in 8 bits would band) where ``codec`` can (into a ``muxer``
-    output), else in 8. ``chosen``: ``codec`` is the default, not asked for."""
+    output), else in 8. ``chosen``: ``codec`` is the default, not asked for. ``flags``:
+    how the command's warning names its options (the drop-in has neither it names)."""
     pix_fmt = _default_format(codec, video_in.codec_context.pix_fmt, muxer, src)
     if chosen and codec == "libx264" and depth(pix_fmt) > 8 and video_in.codec_context.name != "h264":
         source = video_in.codec_context.name
         # A phone's 10-bit HEVC plays where it was shot; H.264's High 10 plays in few
         # players (no hardware decoder, browser or Apple player), unlike its 8-bit form.
-        kept = ("--codec libx265 keeps its 10 bits in a form they play, "
+        kept = (f"{flags('--codec libx265')} keeps its 10 bits in a form they play, "
                 if "libx265" in av.codecs_available else "")
         log.warning("%s is %d-bit %s: writing %d-bit H.264 (High 10), which hardware decoders, browsers and "
-                    "Apple's players mostly cannot play; %s--pix-fmt yuv420p writes 8-bit H.264", src,
+                    "Apple's players mostly cannot play; %s%s writes 8-bit H.264", src,
                     depth(video_in.codec_context.pix_fmt), SOURCE_NAMES.get(source, source.upper()),
-                    depth(pix_fmt), kept)
+                    depth(pix_fmt), kept, flags("--pix-fmt yuv420p"))
     return pix_fmt
 
 

@@ -2881,6 +2881,14 @@ def test_ten_bit_hevc_made_ten_bit_h264_by_default_is_said(tmp_path):
         assert "warning" not in proc.stderr, asked
 
 
+def test_ten_bit_hevc_made_ten_bit_h264_by_the_drop_in_names_the_command_that_chooses(tmp_path):
+    # The drop-in, which has no --codec or --pix-fmt, was told to give them.
+    clip = deep_clip(tmp_path / "in.mkv", width=16, height=16, codec="libx265")
+    proc = run(DROPIN, "-i", clip, "-o", tmp_path / "out.mp4", "-s", "2", "-g", "-1")
+    assert ("mostly cannot play; 'ncnn-sr video --codec libx265' keeps its 10 bits in a form they play, "
+            "'ncnn-sr video --pix-fmt yuv420p' writes 8-bit H.264") in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("codec, name, pix_fmt", [("huffyuv", "out.avi", "yuv422p"),
                                                   ("libx264rgb", "out.mkv", "rgb24")])
 def test_ten_bit_input_into_an_encoder_without_4_2_0_or_ten_bits_is_said(codec, name, pix_fmt, tmp_path):
