@@ -50,7 +50,8 @@ def source_of(name: str) -> Source:
                              Option(f"-n {close}", f"the name {close!r}", everywhere=True), " runs it)")
         names = ", ".join(fetchable())
         raise ModelError(f"{describe(name)} cannot be fetched: the models to fetch are {names} "
-                         "(the others come with ncnn-sr, or are converted from a file with ncnn-sr convert)")
+                         "(the others come with ncnn-sr, or are converted from a file with ",
+                         Option("ncnn-sr convert", "read_weights and convert_weights", everywhere=True), ")")
     url, sha256, size = entry.download
     return Source(url, sha256, size)
 

@@ -262,6 +262,15 @@ def test_the_catalog_pins_each_fetchable_model_and_they_are_the_ones_the_package
         fetch.source_of("realesrgan-x3")
 
 
+def test_a_name_not_to_fetch_names_the_library_s_conversion_to_its_caller():
+    # fetch_model's caller was told of "ncnn-sr convert", a command; the command still says it.
+    with pytest.raises(ModelError) as caught:
+        fetch.fetch_model("realesrgan-x3")
+    assert str(caught.value).endswith("(the others come with ncnn-sr, or are converted from a file with "
+                                      "read_weights and convert_weights)")
+    assert caught.value.said(FlagNames()).endswith("or are converted from a file with ncnn-sr convert)")
+
+
 @pytest.mark.parametrize("given", ["RealESRNet_x4plus", "RealESRNet_x4plus.pth", "Realesrnet-x4plus",
                                    "realesrnet_x4plus"])
 def test_a_fetchable_models_other_spelling_names_it(given):
