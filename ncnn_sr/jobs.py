@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from .cut_short import is_cut_short
-from .errors import InputError, SettingError, broken_link, describe, shell_word
+from .errors import InputError, Option, SettingError, broken_link, describe, shell_word
 from .files import ffmpeg_name
 from .images import FORMATS, file_path, format_named, named_format, only_an_extension, output_format, special_kind
 from .path_names import (RAW_ADVICE, RAW_SUFFIXES, is_picture_suffix, names_a_folder, says_its_kind, split_name,
@@ -797,8 +797,9 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
         for line in told:
             logging.getLogger("ncnn_sr").warning("%s", line)
         deeper = not recursive and has_sub_folders(src)  # else -r was named of a folder with none
-        raise InputError(f"{src}: no videos in it{' (-r looks in its sub-folders too)' if deeper else ''}"
-                         f"{hidden_left_out(hidden, 'video')}")
+        # The library's caller gave recursive=, a command's user -r.
+        deeper_hint = (" (", Option("-r", "recursive=True"), " looks in its sub-folders too)") if deeper else ()
+        raise InputError(f"{src}: no videos in it", *deeper_hint, hidden_left_out(hidden, "video"))
     if output_refused is not None:
         raise InputError(output_refused)
     for line in told:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from media import make_clip
+from ncnn_sr.errors import InputError
 from test_batch_cli import READ_ONLY, in_small_disk, run_read_only
 from test_video import NCNN_SR, X2, frame_times, run
 
@@ -259,6 +260,17 @@ def test_an_output_folder_inside_the_input_is_not_walked(tmp_path):
     run(NCNN_SR, "video", "-i", src, "-o", src / "big", "-r", *X2)
     proc = run(NCNN_SR, "video", "-i", src, "-o", src / "big", "-r", *X2)
     assert names(src / "big") == ["a.mp4"] and "1 video: 1 upscaled" in proc.stderr
+
+
+def test_a_folder_of_no_videos_names_recursive_to_plan_videos_caller(tmp_path):
+    # plan_videos' caller was told of -r, the command's flag.
+    from ncnn_sr.jobs import plan_videos
+    from ncnn_sr.video_options import EncodeOptions
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    with pytest.raises(InputError) as caught:
+        plan_videos(tmp_path / "in", tmp_path / "out", EncodeOptions())
+    assert str(caught.value) == f"{tmp_path / 'in'}: no videos in it (recursive=True looks in its sub-folders too)"
 
 
 def test_folder_mistakes_are_one_line_errors_before_anything_runs(tmp_path):
