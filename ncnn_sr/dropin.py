@@ -281,7 +281,7 @@ def _run(opts: RunOptions, video_in: VideoInput | None, pipe: OutputPipe) -> int
         # /dev/fd/63 stay refused, which name no container.
         if not into_folder and is_video_path(opts.output) and is_stream(opts.output, reading=False):
             try:
-                video_out = VideoOutput(opts.output)  # as it is made, as ncnn-sr video -o fifo.mkv
+                video_out = VideoOutput(opts.output, dash=False)  # as it is made, as ncnn-sr video -o fifo.mkv
             except InputError as e:
                 _refuse(failed_words(opts.input, command_words(e, FLAGS)))
             pipe.reached = True

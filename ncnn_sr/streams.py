@@ -149,7 +149,7 @@ class Streams:
                              "give a folder")
         if self._out_stream is not None and _terminal(self._out_stream, reading=False):
             raise InputError(f"{shown(self._out_stream, reading=False)} is a terminal: send the picture to a file "
-                             "or a pipe (-o - > out.png)")
+                             f"or a pipe{' (-o - > out.png)' if dash else ''}")
         if in_stream is not None and _terminal(in_stream, reading=True):
             raise InputError(f"{shown(in_stream, reading=True)} is a terminal: pipe a picture in "
                              f"({_stdin_flag(dash)} < in.jpg)")
@@ -320,8 +320,9 @@ def _appends(file) -> bool:
 
 def _refuse_terminal(path: str, reading: bool, dash: bool = True) -> None:
     if _terminal(path, reading):
+        # The drop-in writes no standard output: -o - is a file's name to it.
         what = f"pipe a video in ({_stdin_flag(dash)} < in.mkv)" if reading \
-            else "send the video to a file or a pipe (-o - | ...)"
+            else f"send the video to a file or a pipe{' (-o - | ...)' if dash else ''}"
         raise InputError(f"{shown(path, reading)} is a terminal: {what}")
 
 
@@ -448,9 +449,10 @@ class VideoOutput:
     InputErrors naming the stream. Standard output redirected to a file is written
     from where it stood, and gone back in to finish the video (its duration, its
     index), unless the file is written at its end (``>> f``), where a write cannot go
-    back. ``file``: the stream opened already (a FIFO opened once a reader was found)."""
+    back. ``file``: the stream opened already (a FIFO opened once a reader was found).
+    ``dash``: the command takes ``-o -`` for standard output (the drop-in does not)."""
 
-    def __init__(self, path: str | os.PathLike, file=None):
+    def __init__(self, path: str | os.PathLike, file=None, dash: bool = True):
         self._stream = _standard(os.fspath(path), False)
         self.words = shown(self._stream, reading=False)
         asked = os.path.splitext(self._stream)[1].lower()  # none for -, /dev/stdout, /dev/fd/63
@@ -459,7 +461,7 @@ class VideoOutput:
         self.name = f"output{self.suffix}"
         self.format, self.options, self.kind = STREAMED[self.suffix]
         if file is None:
-            _refuse_terminal(self._stream, False)
+            _refuse_terminal(self._stream, False, dash)
         try:
             self.file = file or (sys.stdout.buffer if self._stream == STDIO else _open_output(self._stream))
         except OSError as e:

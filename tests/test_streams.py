@@ -461,6 +461,27 @@ def test_the_drop_ins_stream_hints_name_only_what_it_takes(tmp_path):
     assert os.listdir(tmp_path / "pics") == []
 
 
+def test_the_drop_in_writing_into_a_terminal_is_not_offered_dash(tmp_path):
+    # A terminal named as its output (a link out.png to the pty) was told "-o - > out.png"
+    # and "-o - | ...", which the drop-in refuses: it writes files, not standard output.
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    main, other = pty.openpty()
+    try:
+        for name, what in (("out.png", "picture"), ("out.mkv", "video")):
+            (tmp_path / name).symlink_to(os.ttyname(other))
+            source = tmp_path / ("in.png" if what == "picture" else "in.mkv")
+            if what == "video":
+                make_clip(source, frames=2, audio=None)
+            proc = subprocess.run([DROPIN, "-i", source, "-o", tmp_path / name, *FAST], capture_output=True,
+                                  timeout=300)
+            assert proc.returncode == 1 and proc.stderr.decode().splitlines() == [
+                f"realesrgan-ncnn-vulkan: error: {source} failed: {tmp_path / name} is a terminal: send the {what} to "
+                "a file or a pipe"], proc.stderr
+    finally:
+        os.close(main)
+        os.close(other)
+
+
 def video_command(*args, stdin=b"", stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
     return subprocess.run([CMD, "video", *map(str, args), *FAST], input=stdin, stdout=stdout, stderr=subprocess.PIPE,
                           timeout=300)
