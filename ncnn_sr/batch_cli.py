@@ -70,17 +70,22 @@ def video_instead(source: Path, target: Path, formats: str) -> str:
     return f"{formats} ('ncnn-sr video' makes videos, of a video or an animated picture)"
 
 
-def int_list(text: str, error: str) -> list[int]:
+def int_list(text: str, error: str, given: str | None = None) -> list[int]:
+    """The comma list ``text`` of whole numbers; else the UsageError ``error`` naming
+    ``given``, the flag's whole value (``text`` by default)."""
     values = [whole_number(part) for part in text.split(",")]
     if None in values:
-        raise UsageError(error)
+        raise UsageError(error.format(shell_word(text if given is None else given)))
     return values
 
 
-# The reference's wording, then what to give instead.
-BAD_JOBS = "invalid thread count argument: give load:proc:save, each at least 1, such as 1:2:2"
-BAD_PROCS = "invalid jobs_proc thread count argument: give one proc count of at least 1, or one per device: 1:2,2:2"
-BAD_TILE = "invalid tilesize argument: tile size must be 0 (auto) or a whole number of at least 32; one per device: 0,200"
+# The reference's wording, the flag and value refused (as -s's and -g's say them: a
+# wrapper's user could not tell which of its settings was wrong), then what to give.
+BAD_JOBS = "invalid thread count argument: -j {}: give load:proc:save, each at least 1, such as 1:2:2"
+BAD_PROCS = "invalid jobs_proc thread count argument: -j {}: give one proc count of at least 1, or one per device: " \
+            "1:2,2:2"
+BAD_TILE = "invalid tilesize argument: -t {}: tile size must be 0 (auto) or a whole number of at least 32; one per " \
+           "device: 0,200"
 
 
 # -j auto (ncnn-sr's default): the reference's 1:2:2, with more savers where a discrete
@@ -96,13 +101,13 @@ def parse_jobs(text: str) -> tuple[int, list[int], int]:
     """``load:proc:save`` with ``proc`` a comma list, one per device."""
     parts = text.split(":")
     if len(parts) != 3:
-        raise UsageError(BAD_JOBS)
+        raise UsageError(BAD_JOBS.format(shell_word(text)))
     load, save = whole_number(parts[0]), whole_number(parts[2])
     if load is None or save is None or load < 1 or save < 1:
-        raise UsageError(BAD_JOBS)
-    procs = int_list(parts[1], BAD_PROCS)
+        raise UsageError(BAD_JOBS.format(shell_word(text)))
+    procs = int_list(parts[1], BAD_PROCS, text)
     if any(p < 1 for p in procs):
-        raise UsageError(BAD_PROCS)
+        raise UsageError(BAD_PROCS.format(shell_word(text)))
     return load, procs, save
 
 
@@ -234,7 +239,7 @@ def _asked(opts: RunOptions, find_auto: bool = True, look_up: bool = True) -> _A
     tiles = int_list(opts.tile, BAD_TILE)
     tiles = per_device(tiles, count, _misfit("invalid tilesize argument: -t", len(tiles), "tile size", auto, count))
     if any(t != 0 and t < devices.MIN_TILE for t in tiles):
-        raise UsageError(BAD_TILE)
+        raise UsageError(BAD_TILE.format(shell_word(opts.tile)))
     procs = per_device(procs, count, _misfit("invalid jobs_proc thread count argument: -j", len(procs), "proc count",
                                              auto, count))
     chosen = [devices.get_device("auto")] if auto and find_auto and look_up else []

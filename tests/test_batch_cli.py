@@ -1978,6 +1978,22 @@ def test_bad_flag_values_use_the_reference_wording(flags, wording, tmp_path):
 
 @pytest.mark.parametrize("cmd", [DROPIN, NCNN_SR])
 @pytest.mark.parametrize("flags, said", [
+    (["-t", "16"], "invalid tilesize argument: -t 16: tile size must be 0 (auto) or a whole number of at least 32"),
+    (["-t", "2 0"], "invalid tilesize argument: -t '2 0': tile size must be 0 (auto)"),
+    (["-j", "0:2:2"], "invalid thread count argument: -j 0:2:2: give load:proc:save, each at least 1"),
+    (["-j", "1:0:2"], "invalid jobs_proc thread count argument: -j 1:0:2: give one proc count of at least 1"),
+])
+def test_a_bad_tile_or_thread_count_names_the_flag_and_value_given(cmd, flags, said, tmp_path):
+    # -s, -f and -g named the flag and the value refused; -t and -j named neither,
+    # which left a wrapper's user to guess which of its settings was wrong.
+    Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
+    proc = run(cmd, "-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-g", "-1", *flags, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and said in proc.stderr, proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("cmd", [DROPIN, NCNN_SR])
+@pytest.mark.parametrize("flags, said", [
     (["-s", "2_0"], "invalid scale argument: -s 2_0: give a positive number, such as 2, 3 or 4"),
     (["-s", "\u0662"], "invalid scale argument: -s '\u0662': give a positive number, such as 2, 3 or 4"),
     (["-t", "3_2"], "invalid tilesize argument"),
