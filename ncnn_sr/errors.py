@@ -18,9 +18,12 @@ from pathlib import Path
 @dataclass(frozen=True)
 class FlagNames:
     """How a command's hints name ncnn-sr's options: as its own, or, for a command that
-    has not got them (the drop-in), as ``command``'s, which has."""
+    has not got them (the drop-in), as ``command``'s, which has. ``library``: no
+    command's, but the library's caller's, for words that go to the log, not into an
+    error's Options (which say themselves either way): see ``named``."""
 
     command: str | None = None
+    library: bool = False
 
     def __call__(self, flag: str) -> str:
         """``flag`` (with its value, if any: "--deinterlace off") as the user gives it."""
@@ -29,6 +32,11 @@ class FlagNames:
     def another(self, what: str, flag: str) -> str:
         """What follows "choose another" for another ``what`` (a codec), ``flag``'s value."""
         return flag if self.command is None else f"{what} with {self(flag)}"
+
+    def named(self, flag: str, argument: str) -> str:
+        """An option in a warning: ``argument`` as the library's caller gave it, else
+        ``flag`` as this command takes it."""
+        return argument if self.library else self(flag)
 
     def option(self, option: Option) -> str:
         """``option`` as this command says it: as it is where every command takes it."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import functools
 import heapq
 import itertools
 import logging
@@ -748,7 +749,7 @@ def _check_frame(image, index: int, first: tuple | None, dst: Path) -> None:
 def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                   frames: Callable[[Iterable[np.ndarray]], Iterator[np.ndarray]],
                   options: EncodeOptions = EncodeOptions(),
-                  progress: Callable[[int], None] | None = None, flags: FlagNames = FlagNames(),
+                  progress: Callable[[int], None] | None = None, flags: FlagNames = FlagNames(library=True),
                   settings: dict | None = None) -> int:
     """Upscale ``src`` into ``dst``; ``frames`` maps decoded RGB frames (H×W×3 uint8,
     or uint16 when the output's pixel format holds more than 8 bits) to output frames
@@ -767,7 +768,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
 
     ``src`` may be a ``streams.VideoInput`` and ``dst`` a ``streams.VideoOutput``: a
     video read as it comes and written as it is made (in ``dst.format``), where a failure
-    leaves what was written. ``flags``: how the hints of the command run name its options.
+    leaves what was written. ``flags``: how the hints of the command run name its options
+    (by default, the warnings name EncodeOptions' fields, as the errors do).
 
     ``settings`` (what makes ``frames``'s pictures: the model, the scale, as strings)
     has the encoded video kept in pieces beside ``dst`` while it is written
@@ -839,14 +841,17 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                                                                     chosen=not options.codec, flags=flags))
         factor = options.rate_factor(video_in.codec_context.field_order)
         if options.field_rate and factor == 1:  # else asked for, and left undone, without a word
-            log.warning("%s does not say it is interlaced: --field-rate keeps its %s fps (--deinterlace on "
-                        "makes a frame of each field all the same)", src, _rate_text(_source_rate(video_in)))
+            log.warning("%s does not say it is interlaced: %s keeps its %s fps (%s makes a frame of each field all "
+                        "the same)", src, flags.named("--field-rate", "field_rate"), _rate_text(_source_rate(video_in)),
+                        flags.named("--deinterlace on", "deinterlace='on'"))
         if options.deinterlace == "film" and _source_rate(video_in) not in TELECINE_RATES:
-            log.warning("%s is %s fps, not 29.97 or 30 as telecined film is: --deinterlace film drops one "
-                        "frame in five of it all the same", src, _rate_text(_source_rate(video_in)))
+            log.warning("%s is %s fps, not 29.97 or 30 as telecined film is: %s drops one frame in five of it all "
+                        "the same", src, _rate_text(_source_rate(video_in)),
+                        flags.named("--deinterlace film", "deinterlace='film'"))
         asked = options
         options = replace(options, fps=_checked_rate(dst, encoder, options.fps, _source_rate(video_in),
-                                                     _stated_rate(video_in), factor, flags, _standard_rate,
+                                                     _stated_rate(video_in), factor, flags,
+                                                     functools.partial(_standard_rate, flags=flags),
                                                      _guessed_rate(video_in)))
         if settings is not None and not piped:
             work = _open_work(src, final, dst, encoder, asked, settings, options.fps or _source_rate(video_in) * factor)
@@ -1706,7 +1711,7 @@ class _FirstFrame:
 
 
 def _keep_first(video_out, codec: str, first: _FirstFrame, image: np.ndarray, options: EncodeOptions, src,
-                dst: Path) -> tuple[int, int] | None:
+                dst: Path, flags: FlagNames) -> tuple[int, int] | None:
     """Have ``video_out`` keep what ``first`` holds, for output frames like ``image``.
     Where it cannot hold their sample aspect ratio, the (width, height) to stretch the
     frames to, so that square samples show them as the input showed; else None."""
@@ -1720,9 +1725,9 @@ def _keep_first(video_out, codec: str, first: _FirstFrame, image: np.ndarray, op
         video_out.codec_context.sample_aspect_ratio = sar
         return None
     if options.keep_width and options.keep_height:
-        log.warning("%s holds no sample aspect ratio, and --width and --height fix both sides: it will play with "
-                    "square samples, not %s:%s (an .mp4 or .mov output, or H.264 or H.265 video, keeps it)", dst,
-                    sar.numerator, sar.denominator)
+        log.warning("%s holds no sample aspect ratio, and %s fix both sides: it will play with square samples, "
+                    "not %s:%s (an .mp4 or .mov output, or H.264 or H.265 video, keeps it)", dst,
+                    flags.named("--width and --height", "keep_width and keep_height"), sar.numerator, sar.denominator)
         return None
     # Wider (or taller) rather than narrower, unless that side was asked for; a side
     # the pixel format needs even is rounded to the nearest even size, not cropped later.
@@ -1970,7 +1975,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                              _rate_text(rate * options.rate_factor(0)), _rate_text(rate))
                 else:
                     log.info("%s is interlaced: deinterlacing it (bwdif%s, %s keeps the fields)",
-                             src, ", a frame per field" if fields.fields else "", flags("--deinterlace off"))
+                             src, ", a frame per field" if fields.fields else "",
+                             flags.named("--deinterlace off", "deinterlace='off'"))
             return done
 
         try:
@@ -2035,9 +2041,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             yield from shown(fields.finish())
             yield from last_shown()
             if damaged[0]:
-                log.warning("%s: %d damaged video packet%s skipped (--skip-damaged): frames are missing there, "
-                            "up to the next keyframe, and players show the one before", src, damaged[0],
-                            "s" * (damaged[0] > 1))
+                log.warning("%s: %d damaged video packet%s skipped (%s): frames are missing there, up to the next "
+                            "keyframe, and players show the one before", src, damaged[0], "s" * (damaged[0] > 1),
+                            flags.named("--skip-damaged", "skip_damaged"))
         except (av.error.FFmpegError, UnsupportedColour) as e:
             raise _cannot_decode(src, e, flags) from None
         except TooSmall as e:
@@ -2239,7 +2245,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             if variable and length:
                 lengths[pts] = round(length / time_base)
             if size is None:
-                stretched = _keep_first(video_out, codec, first[0], image, options, src, dst) if first else None
+                stretched = _keep_first(video_out, codec, first[0], image, options, src, dst, flags) if first else None
                 shape = stretched or (image.shape[1], image.shape[0])
                 size = encodable_size(*shape, options.pix_fmt)
                 if size != shape:

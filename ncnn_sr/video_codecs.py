@@ -222,13 +222,13 @@ def _listed_rates(rates: list[Fraction]) -> str:
     return ", ".join(map(str, shown)) + (", ..." if len(set(rates)) > len(shown) else "")
 
 
-def _standard_rate(codec: str, source: Fraction) -> Fraction:
+def _standard_rate(codec: str, source: Fraction, flags: FlagNames = FlagNames()) -> Fraction:
     """For an encoder that keeps to a list of rates, the one nearest ``source``: the
     video is then written at that constant rate, as --fps would."""
     rate = _nearest_rate(codec, source)
     if rate != source:
         log.warning("%s encodes only standard frame rates: writing a constant %s fps (the input's is %s); "
-                    "--fps chooses another", codec, rate, _rate_text(Fraction(source)))
+                    "%s chooses another", codec, rate, _rate_text(Fraction(source)), flags.named("--fps", "fps"))
     return rate
 
 
@@ -710,12 +710,12 @@ def _pixel_format(codec: str, video_in, src, muxer: str | None = None, chosen: b
         source = video_in.codec_context.name
         # A phone's 10-bit HEVC plays where it was shot; H.264's High 10 plays in few
         # players (no hardware decoder, browser or Apple player), unlike its 8-bit form.
-        kept = (f"{flags('--codec libx265')} keeps its 10 bits in a form they play, "
+        kept = (f"{flags.named('--codec libx265', 'codec=' + repr('libx265'))} keeps its 10 bits in a form they play, "
                 if "libx265" in av.codecs_available else "")
         log.warning("%s is %d-bit %s: writing %d-bit H.264 (High 10), which hardware decoders, browsers and "
                     "Apple's players mostly cannot play; %s%s writes 8-bit H.264", src,
                     depth(video_in.codec_context.pix_fmt), SOURCE_NAMES.get(source, source.upper()),
-                    depth(pix_fmt), kept, flags("--pix-fmt yuv420p"))
+                    depth(pix_fmt), kept, flags.named("--pix-fmt yuv420p", "pix_fmt='yuv420p'"))
     return pix_fmt
 
 

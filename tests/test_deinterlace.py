@@ -123,7 +123,7 @@ def test_a_frame_per_field_leaves_a_progressive_video_at_its_rate_and_says_so(tm
     clip = make_clip(tmp_path / "in.mkv", frames=3, audio=None)
     frames = seen(clip, tmp_path / "out.mkv", field_rate=True)
     assert len(frames) == 3 and frame_times(tmp_path / "out.mkv")[0] == frame_times(clip)[0]
-    assert "does not say it is interlaced: --field-rate keeps its 24 fps" in caplog.text
+    assert "does not say it is interlaced: field_rate keeps its 24 fps (deinterlace='on' makes" in caplog.text
 
 
 def test_on_with_a_frame_per_field_doubles_frames_the_video_does_not_flag(tmp_path):

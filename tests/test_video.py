@@ -2889,6 +2889,19 @@ def test_ten_bit_hevc_made_ten_bit_h264_by_the_drop_in_names_the_command_that_ch
             "'ncnn-sr video --pix-fmt yuv420p' writes 8-bit H.264") in proc.stderr, proc.stderr
 
 
+def test_upscale_videos_warnings_name_encode_options_fields_to_the_library(tmp_path, caplog):
+    # The library's caller, who gives EncodeOptions, was told of --codec, --pix-fmt,
+    # --field-rate and --deinterlace, the command's flags.
+    clip = deep_clip(tmp_path / "in.mkv", width=16, height=16, codec="libx265")
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+        upscale_video(clip, tmp_path / "fields.mkv", lambda frames: frames, EncodeOptions(field_rate=True))
+    assert ("mostly cannot play; codec='libx265' keeps its 10 bits in a form they play, pix_fmt='yuv420p' writes "
+            "8-bit H.264") in caplog.text
+    assert "does not say it is interlaced: field_rate keeps its 24 fps (deinterlace='on' " in caplog.text
+    assert "--" not in caplog.text, caplog.text
+
+
 @pytest.mark.parametrize("codec, name, pix_fmt", [("huffyuv", "out.avi", "yuv422p"),
                                                   ("libx264rgb", "out.mkv", "rgb24")])
 def test_ten_bit_input_into_an_encoder_without_4_2_0_or_ten_bits_is_said(codec, name, pix_fmt, tmp_path):
