@@ -1048,8 +1048,10 @@ class _RunState:
 def _plan(prog: str, opts: RunOptions, flags: FlagNames) -> Plan:
     """The run's jobs; ``prog`` names the command in hints."""
     try:
+        # The notes' flags as typed: the drop-in's -f is its own, and it gives no --suffix or -r.
         plan = plan_jobs(opts.input, opts.output, opts.fmt, opts.recursive, folder=opts.output_folder,
-                         suffix=opts.suffix, in_place=opts.in_place_ok, skip_existing=opts.skip_existing)
+                         suffix=opts.suffix, in_place=opts.in_place_ok, skip_existing=opts.skip_existing,
+                         flags=FlagNames())
     except OutputIsInput as e:
         if _same_folder(opts.input, opts.output):
             # Outputs beside their inputs were wanted: the way there was not said.

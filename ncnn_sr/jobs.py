@@ -34,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from .cut_short import is_cut_short
-from .errors import InputError, Option, SettingError, broken_link, describe, shell_word
+from .errors import FlagNames, InputError, Option, SettingError, broken_link, describe, shell_word
 from .files import ffmpeg_name
 from .images import FORMATS, file_path, format_named, named_format, only_an_extension, output_format, special_kind
 from .path_names import (RAW_ADVICE, RAW_SUFFIXES, is_picture_suffix, names_a_folder, says_its_kind, split_name,
@@ -162,7 +162,8 @@ def is_picture_name(path: Path) -> bool:
 
 def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
               fmt: str | None = None, recursive: bool = False, folder: bool = False, suffix: str = "",
-              in_place: bool = False, skip_existing: bool = False) -> Plan:
+              in_place: bool = False, skip_existing: bool = False,
+              flags: FlagNames = FlagNames(library=True)) -> Plan:
     """Plan a run from an input file or folder and an output file or folder.
 
     A file into a folder becomes ``folder/stem.FORMAT`` (``stemSUFFIX.FORMAT`` with
@@ -182,7 +183,9 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
     run keeps the outputs there: a folder into itself without a suffix then leaves
     out, with a note, a picture named as another's output in this run's format
     (a.webp beside a.png, for webp), as a suffix's run does; otherwise that picture
-    is an input the run would overwrite, and the plan is refused.
+    is an input the run would overwrite, and the plan is refused. ``flags``: how the
+    notes name the arguments, as a command's flags (by default as this function's
+    parameters).
     """
     # As str: None was a bare TypeError from pathlib, and bytes were refused.
     input_path, output_path = file_path(input_path, "plan_jobs"), file_path(output_path, "plan_jobs")
@@ -196,13 +199,13 @@ def plan_jobs(input_path: str | os.PathLike, output_path: str | os.PathLike,
             raise SettingError(f"{name} must be True or False, got {describe(value)}")
     try:
         return _plan(Path(input_path), Path(output_path), fmt, recursive, folder or names_a_folder(output_path),
-                     suffix, in_place, skip_existing)
+                     suffix, in_place, skip_existing, flags)
     except OSError as e:  # a name too long for the file system, say
         raise InputError(f"{e.filename or input_path}: {e.strerror or e}") from None
 
 
 def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: bool, suffix: str,
-          in_place: bool, skip_existing: bool = False) -> Plan:
+          in_place: bool, skip_existing: bool = False, flags: FlagNames = FlagNames(library=True)) -> Plan:
     # "" is no format, as write_image takes it; anything else not a str is refused
     # there (an array's truth was ambiguous, and 0 or False planned png unsaid).
     given, fmt = fmt, None if fmt is None or (isinstance(fmt, str) and not fmt) else format_named(fmt, dst)
@@ -222,12 +225,13 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
         written = output_format(dst)
         # The reference's rule, but said: a script's -f is otherwise lost without a word.
         # Named as given: -f jpeg was said as "-f jpg", a flag the user never typed.
-        notes = () if fmt in (None, written) else (f"-f {given} ignored: {dst} is written as {written}, "
-                                                   "as its extension says",)
+        notes = () if fmt in (None, written) else (f"{flags.named(f'-f {given}', f'fmt={given!r}')} ignored: {dst} "
+                                                   f"is written as {written}, as its extension says",)
         if suffix and named:
-            notes += (f"--suffix {suffix} ignored: the output is named, {dst}",)
+            notes += (f"{flags.named(f'--suffix {suffix}', f'suffix={suffix!r}')} ignored: the output is named, "
+                      f"{dst}",)
         if recursive:  # a script's -r over what it took for a folder
-            notes += (f"-r ignored: {src} is not a folder",)
+            notes += (f"{flags.named('-r', 'recursive=True')} ignored: {src} is not a folder",)
         # Only a picture named as its own output is replaced: one whose output folder
         # is its own (-o .) got its name from the run, and was lost unasked.
         in_place = in_place and named

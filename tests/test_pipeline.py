@@ -3208,3 +3208,13 @@ def test_an_on_tile_that_cannot_take_done_and_total_is_refused_as_the_pipeline_i
     assert str(refused.value) == f"on_tile must be a function of (done, total), or None, got {describe(wrong)}: {said}"
     for fine in (None, lambda done, total: None, lambda *a: None, print):
         Pipeline([Lane(SlowFake(0), 1)], on_tile=fine)
+
+
+def test_plan_jobs_notes_name_its_arguments_to_the_library(tmp_path):
+    # plan_jobs' caller gave fmt=, suffix= and recursive=, and its notes named the
+    # command's -f, --suffix and -r.
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "in.png")
+    plan = plan_jobs(tmp_path / "in.png", tmp_path / "o.png", "jpeg", recursive=True, suffix="_x")
+    assert plan.notes == (f"fmt='jpeg' ignored: {tmp_path / 'o.png'} is written as png, as its extension says",
+                          f"suffix='_x' ignored: the output is named, {tmp_path / 'o.png'}",
+                          f"recursive=True ignored: {tmp_path / 'in.png'} is not a folder")
