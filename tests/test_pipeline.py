@@ -2063,7 +2063,7 @@ def test_a_format_a_file_output_overrides_is_noted(tmp_path):
     src = one_picture(tmp_path)
     plan = plan_jobs(src / "a.png", tmp_path / "o.jpg", fmt="webp")
     assert plan.jobs[0].target == tmp_path / "o.jpg"
-    assert plan.notes == (f"-f webp ignored: {tmp_path / 'o.jpg'} is written as jpg, as its extension says",)
+    assert plan.notes == (f"fmt='webp' ignored: {tmp_path / 'o.jpg'} is written as jpg, as its extension says",)
     assert plan_jobs(src / "a.png", tmp_path / "o.jpeg", fmt="jpg").notes == ()
 
 
