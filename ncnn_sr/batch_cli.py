@@ -799,7 +799,8 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                 info = video.probe(src)
                 length = _length_out(info, encode)
                 mark_there(src.parent, read_in)
-                _check_encodable(opts, info, src, dst, video_codecs.video_encoder(dst, encode), encode, lanes)
+                _check_encodable(opts, info, src, dst, video_codecs.video_encoder(dst, encode, flags), encode, lanes,
+                                 flags)
                 one = None if lanes is None else _one_worker_for(opts, lanes, (info.height, info.width))
                 if one is not None and one != (lanes[0].workers == 1):
                     # As this video alone would run: its frames, not the first's, choose.
