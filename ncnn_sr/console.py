@@ -382,8 +382,14 @@ class TileBar(_Meter):
     def __call__(self, done: int, total: int) -> None:
         with self.lock:
             me = threading.get_ident()
-            if not done:  # an upscale that ended without its result (see Pipeline): its share is lost
-                self._parts.pop(me, None)
+            if not done:
+                # An upscale that ended without its result (see Pipeline), its last tile
+                # told or not: the picture starts again, on another device or not at
+                # all, and an animation's frames with it, those done too. Each was
+                # counted again as the retry did it, and a frame that failed as it was
+                # resampled twice: the bar stood at 3/3 after the retry's first frame.
+                self._finished = 0
+                self._parts.clear()
                 return
             if done >= total:
                 self._parts.pop(me, None)

@@ -484,20 +484,35 @@ class Pipeline(Loading, Failover, DeclaredOnly):
         """``item``'s picture, or each frame of its animation, upscaled in its place.
         The frames are shared with the other proc workers; this one upscales them too
         until none is left to take, so it never waits for a frame no one has taken."""
+        # Once a frame has failed, the animation fails or starts again elsewhere, and
+        # the frames other workers are on are lost with it: on_tile is told nothing
+        # more of them. Told after the failure's (0, total), a display took their
+        # tiles for the retry's. Under ``telling``, so that no tile is told between
+        # the failure and its (0, total). (They go on to their end: stopped, their
+        # Cancelled could reach Frames before the failure, which it would hide.)
+        telling, failed = threading.Lock(), threading.Event()
+
         def upscale(upscaler: Upscaler, picture: np.ndarray) -> np.ndarray:
             told = 0  # the tiles on_tile was told of, out of how many
 
             def progress(done: int, total: int) -> None:
                 nonlocal told
-                self._raise_if_cancelled(done, total)
-                told = total
+                with telling:
+                    if not failed.is_set():
+                        self._raise_if_cancelled(done, total)
+                        told = total
+                        return
+                if self._cancel.is_set():
+                    raise Cancelled
 
             try:
                 with self._unwaitable(), in_work.upscaling(picture):
                     return upscaler.upscale(picture, progress=progress, **self._resize)
             except BaseException as e:
-                if told:
-                    self._untell(told)
+                with telling:
+                    failed.set()
+                    if told:
+                        self._untell(told)
                 if not isinstance(e, Exception) or isinstance(e, (NcnnSrError, MemoryError, Cancelled, _OnTileFailed)):
                     raise
                 # Which of several devices failed (an animation's frames: the helper's,

@@ -749,6 +749,38 @@ def test_a_single_pictures_tile_lines_never_go_back_past_an_out_of_memory_retry(
     assert re.fullmatch(r"ncnn-sr: 16/16 tiles, done in \d+ s", lines[-1]), lines
 
 
+def test_an_animations_tile_lines_wait_for_the_frames_of_its_retry(tmp_path, in_process, monkeypatch):
+    # A frame that failed after its last tile (as its result was resampled) stayed
+    # counted, as did the frames done beside it, and the animation's retry on the other
+    # lane counted each again: "3/3 tiles, done" came after its first frame of three.
+    from ncnn_sr import console, engine
+
+    monkeypatch.setattr(console._Meter, "PLAIN_EVERY", 0)
+    events, real_line, real_resize = [], console.TileBar._plain_line, engine.resize
+
+    def plain_line(self, count, whole):
+        events.append("whole" if count >= whole else "part")
+        real_line(self, count, whole)
+
+    def resize_failing_once(image, height, width):
+        events.append("resize")
+        if events.count("resize") == 1:
+            raise RuntimeError("injected resize failure")
+        return real_resize(image, height, width)
+    monkeypatch.setattr(console.TileBar, "_plain_line", plain_line)
+    monkeypatch.setattr(engine, "resize", resize_failing_once)
+    # Four frames, the first to be resampled failing: the others cannot all be done before.
+    frames = [Image.fromarray(picture(40, 40, seed=seed)) for seed in range(4)]
+    frames[0].save(tmp_path / "in.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    status, stderr = in_process("-i", tmp_path / "in.gif", "-o", tmp_path / "out.gif", "-g", "-1,-1", "-j", "1:1,1:1",
+                                "-s", "3", "-n", "realesr-animevideov3")
+    assert status == 0, stderr
+    shares = _shares(stderr.splitlines())
+    assert shares == sorted(shares) and shares[-1] == 1, stderr
+    # The retry's last frame is resampled once its last tile is told: none before it.
+    assert events[events.index("whole"):].count("resize") == 1, events
+
+
 def test_what_a_display_keeps_of_a_picture_follows_it_across_threads_and_goes_with_it():
     # Kept by the thread, a picture gone to another device started its lines again;
     # kept for good, a freed picture's id, which a new one can take, would hold its mark.
