@@ -100,7 +100,8 @@ class Pipeline(Loading, Failover, DeclaredOnly):
     picture or frame; an exception from it fails that picture, naming ``on_tile``, and
     is no device's failure (see below). Where the upscale of
     one it was told of ends without its result (failed, cancelled, or gone to another
-    device), it is told ``(0, total)`` from the same thread: none of it is done. While
+    device), it is told ``(0, total)`` from the same thread: none of it is done; once a
+    frame of an animation has failed, it is told nothing more of its other frames. While
     it runs, ``in_work`` names the picture in work, the same whichever device takes it,
     for a display that keeps what it said of each picture (``in_work.PerPicture``).
 
