@@ -101,7 +101,8 @@ class Pipeline(Loading, Failover, DeclaredOnly):
     is no device's failure (see below). Where the upscale of
     one it was told of ends without its result (failed, cancelled, or gone to another
     device), it is told ``(0, total)`` from the same thread: none of it is done; once a
-    frame of an animation has failed, it is told nothing more of its other frames. While
+    frame of an animation has failed, it is told nothing more of its other frames, but
+    ``(0, total)`` as each ends. While
     it runs, ``in_work`` names the picture in work, the same whichever device takes it,
     for a display that keeps what it said of each picture (``in_work.PerPicture``).
 
@@ -508,7 +509,7 @@ class Pipeline(Loading, Failover, DeclaredOnly):
 
             try:
                 with self._unwaitable(), in_work.upscaling(picture):
-                    return upscaler.upscale(picture, progress=progress, **self._resize)
+                    result = upscaler.upscale(picture, progress=progress, **self._resize)
             except BaseException as e:
                 with telling:
                     failed.set()
@@ -520,6 +521,12 @@ class Pipeline(Loading, Failover, DeclaredOnly):
                 # not the owner's), so the line can say so.
                 self._judge(upscaler, item, e)
                 raise _FailedOn(upscaler.device, e) from e
+            with telling:
+                if failed.is_set() and told:
+                    # Lost with the animation: a folder's bar kept the share last told
+                    # of it beside the animation's outcome.
+                    self._untell(told)
+            return result
 
         if item.animation is None:
             pictures = (item.pixels,)

@@ -3184,6 +3184,45 @@ def test_a_folders_bar_drops_the_share_of_a_picture_that_failed_midway(tmp_path)
     assert summary.failed == 1 and progress.bar.n == 1.0 and progress.bar.postfix == "0 upscaled, 1 failed"
 
 
+def test_a_folders_bar_drops_the_share_of_an_animations_frame_lost_with_another(tmp_path):
+    # One frame failed while another worker was on the next: that frame's tiles told
+    # stayed counted beside the animation's outcome, until that worker's next picture.
+    from types import SimpleNamespace
+    from ncnn_sr import InputError
+    from ncnn_sr.console import Progress
+    from ncnn_sr.devices import CPU
+    from ncnn_sr.jobs import Job
+    from ncnn_sr.lanes import Lane
+    from ncnn_sr.pipeline import Pipeline
+
+    failing, untold = threading.Event(), threading.Event()
+
+    class FailingSecondFrame:
+        device, scale = CPU, 1
+
+        def upscale(self, image, progress=None, **kw):
+            progress(1, 4)
+            if image[0, 0, 0] > 128:  # the second frame
+                failing.set()
+                raise InputError("refused at its second tile")
+            assert untold.wait(10)  # the failure has reached the Pipeline
+            progress(2, 4)
+            return image.copy()
+
+    frames = [Image.new("RGB", (8, 8), (value,) * 3) for value in (0, 255)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    progress = Progress("ncnn-sr", 2, verbose=False, quiet=True, show=True)
+    progress.bar = SimpleNamespace(n=0.0, update=lambda step: None, set_postfix_str=lambda words: None)
+    def on_tile(done, total):
+        progress.tile(done, total)
+        if not done:
+            untold.set()
+    summary = Pipeline([Lane(FailingSecondFrame(), 2)], on_outcome=progress, on_tile=on_tile).run(
+        [Job(tmp_path / "a.gif", tmp_path / "out.gif")])
+    assert failing.is_set() and summary.failed == 1
+    assert progress._shown() == 1, progress._parts
+
+
 def test_verbose_names_each_file_and_debug_shows_tracebacks(tmp_path):
     pictures(tmp_path / "in", ["a.png"])
     out = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2",
