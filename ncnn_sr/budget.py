@@ -390,10 +390,19 @@ def cap_room() -> tuple[int, str] | None:
     return _cap_named()
 
 
-def size_words(count: int) -> str:
+def size_words(count: int, up: bool = False, down: bool = False) -> str:
     """``count`` bytes as a refusal says them: "1.2 GB", or in MB below a GB (kB below
     a MB, bytes below a kB), where a tenth of a GB told nothing ("needs about 0.0 GB,
-    more than the 0.0 GB available"), nor "0 kB" (Pipeline(animation_memory=1000))."""
+    more than the 0.0 GB available"), nor "0 kB" (Pipeline(animation_memory=1000)).
+    ``up``, ``down``: rounded so, the need and the room of a refusal, where both
+    rounded alike read as no shortage ("need about 20 kB, more than the 20 kB" of
+    20736 bytes against 20735)."""
+    if up or down:
+        unit, parts = _size_step(count)
+        steps = -(-count * parts // unit) if up else count * parts // unit
+        # Said again as a whole number of steps: one rounded up past its unit's last
+        # (1023.5 kB) reads in the next ("1.0 MB"), not as "1024 kB".
+        count = -(-steps * unit // parts) if up else steps * unit // parts
     if count >= 2**30:
         return f"{count / 2**30:.1f} GB"
     if count >= 10 << 20:
@@ -403,15 +412,29 @@ def size_words(count: int) -> str:
     return f"{count >> 10} kB" if count >= 2**10 else bytes_words(max(count, 0))
 
 
+def _size_step(count: int) -> tuple[int, int]:
+    """The unit size_words says ``count`` in, and the parts of it it tells apart."""
+    if count >= 2**30:
+        return 2**30, 10
+    if count >= 10 << 20:
+        return 2**20, 1
+    if count >= 2**20:
+        return 2**20, 10
+    return (2**10, 1) if count >= 2**10 else (1, 1)
+
+
 def bytes_words(count: int) -> str:
     """``count`` bytes, under a kB, in words: "1 byte", "900 bytes"."""
     return f"{count} byte{'' if count == 1 else 's'}"
 
 
-def mb_words(count: int) -> str:
+def mb_words(count: int, up: bool = False, down: bool = False) -> str:
     """``count`` bytes in whole MB, as a refusal that compares them with others in MB
-    says them, or as size_words says them below a MB, where "0 MB" called some none."""
-    return f"{count >> 20} MB" if count >= 2**20 else size_words(count)
+    says them, or as size_words says them below a MB, where "0 MB" called some none;
+    ``up``, ``down`` as size_words'."""
+    if count >= 2**20:
+        return f"{-(-count >> 20) if up else count >> 20} MB"
+    return size_words(count, up, down)
 
 
 def room_words(need: int, available: int, half: bool = False, mb: bool = False) -> str:
@@ -428,7 +451,8 @@ def room_words(need: int, available: int, half: bool = False, mb: bool = False) 
     share = "half " if half else ""
 
     def amount(count: int) -> str:
-        return mb_words(count) if mb else size_words(count)
+        # Down, as the need beside it is said up (size_words).
+        return mb_words(count, down=True) if mb else size_words(count, down=True)
     if why and found is not None and need > (found // 2 if half else found):
         return f"{share}the {amount(found)} this process may still use ({why})"
     return f"{share}the {amount(available)} available"

@@ -522,7 +522,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         available = budget.memory_limit()
         if available is not None and need > available:
             size = f"{image.shape[1] * s}x{image.shape[0] * s}" if wanted is None else f"{wanted[1]}x{wanted[0]}"
-            raise InputError(f"{with_article(size)} result needs about {budget.size_words(need)} of memory, "
+            raise InputError(f"{with_article(size)} result needs about {budget.size_words(need, up=True)} of memory, "
                              f"more than {budget.room_words(need, available)}")
 
     def _trim(self) -> None:
@@ -646,7 +646,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
                             else f" from its {side}x{side} test picture" if side > 1 else "")
                     raise ModelError(f"{s.said}layer {layer.name} ({layer.type}) makes "
                                      f"{with_article(f'{width}x{height}x{channels}')} "
-                                     f"blob ({need // 2**20} MB){test}, more than {where(need)}")
+                                     f"blob ({budget.mb_words(need, up=True)}){test}, more than {where(need)}")
         output = fixed_output(graph, s.output_blob)
         if output is not None:
             layer, height, width = output
@@ -672,7 +672,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         fits = largest_fitting_tile(self._graph, room, tile - 1, self._window_extra, value)
         raise ModelError(f"{self.spec.said}layer {layer.name} ({layer.type}) makes "
                          f"{with_article(f'{width}x{height}x{channels}')} blob "
-                         f"({channels * height * width * value >> 20} MB) from the {side}x{side} window of "
+                         f"({budget.mb_words(channels * height * width * value, up=True)}) from the {side}x{side} window of "
                          f"{with_article(str(tile))} px "
                          f"tile, more than the {device.heap_budget_mb} MB of {device}: "
                          + (f"the largest tile that fits is {fits} px" if fits else "no tile fits"))

@@ -1185,7 +1185,7 @@ def promised_write(path: str, encode: Callable, need: int, what: str, beside: st
     ``what`` beside ``beside``, once budget.WRITERS has them; an InputError in those
     words where they are not available, or run out."""
     def refusal(available: int) -> InputError:
-        return InputError(f"{path}: writing {what} needs about {budget.size_words(need)} of memory beside {beside}, "
+        return InputError(f"{path}: writing {what} needs about {budget.size_words(need, up=True)} of memory beside {beside}, "
                           f"more than {budget.room_words(need, available)}")
 
     def encoding(f) -> None:

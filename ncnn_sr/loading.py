@@ -231,7 +231,7 @@ class Loading:
             # FFmpeg reads animated GIF and APNG, not animated WebP.
             video = ", or make a video of it (ncnn-sr video)" if item.info.format in ("GIF", "PNG") else ""
             item.error = (f"{item.job.source}: its {item.info.frames} frames upscaled need about "
-                          f"{size_words(need)} of memory, more than the {size_words(room)} "
+                          f"{size_words(need, up=True)} of memory, more than the {size_words(room, down=True)} "
                           f"animations may take: ask for a smaller size{video}")
             return True
         # The run's memory holds their writing too, as a still's (``_check_memory``);
@@ -239,7 +239,7 @@ class Loading:
         held = need + self._frames_writing(item)
         if self._memory is not None and held > self._memory.total:
             item.error = (f"{item.job.source}: its {item.info.frames} frames upscaled and their writing need about "
-                          f"{size_words(held)} of memory, more than {room_words(held, self._memory.total)}")
+                          f"{size_words(held, up=True)} of memory, more than {room_words(held, self._memory.total)}")
             return True
         if not self._budget.take(need, self._halt):
             return False
@@ -418,7 +418,7 @@ class Loading:
         if need <= available:
             return need, ""
         return need, (f"{item.job.source}: its {width}x{height} result written as {FORMATS[fmt]} needs about "
-                      f"{size_words(need)} of memory, more than {room_words(need, available)}")
+                      f"{size_words(need, up=True)} of memory, more than {room_words(need, available)}")
 
     def _check_folder(self, item: Item) -> None:
         """InputError naming ``item``'s picture unless a file can be made in its

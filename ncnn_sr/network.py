@@ -146,7 +146,7 @@ def _refuse_a_load_past_the_cap(name: str, param: str, param_text, threads: int,
     need = _load_need(param, param_text, threads, precision)
     if need > room:
         # Rounded up, as the room is down: "needs about 267 MB, more than the 267 MB" read as no shortage.
-        raise CpuOutOfMemory(f"out of memory: {name} needs about {(need + (1 << 20) - 1) >> 20} MB of address "
+        raise CpuOutOfMemory(f"out of memory: {name} needs about {budget.mb_words(need, up=True)} of address "
                              f"space to load on the CPU with {threads} thread{'s' if threads != 1 else ''}, more "
                              f"than {budget.room_words(need, room, mb=True)}")
 
@@ -177,7 +177,7 @@ def _start_threads(name: str, threads: int, doing: str = "load") -> None:
         room = budget.room_words(stacks, capped[0] if capped else budget.memory_limit() or 0, mb=True)
         raise CpuOutOfMemory(f"out of memory: {name} cannot start its {threads - 1} OpenMP "
                              f"thread{'s' if threads > 2 else ''} to {doing} on the CPU: their stacks take "
-                             f"{budget.mb_words(stacks)}, more than {room}")
+                             f"{budget.mb_words(stacks, up=True)}, more than {room}")
     net = ncnn.Net()
     net.opt.num_threads = threads
     net.load_param_mem(_ONE_LOOP)

@@ -2480,7 +2480,7 @@ def test_a_result_too_large_for_the_containers_memory_is_refused_in_one_line(tmp
         budget._cgroup_limits.cache_clear()
     assert result.exit_code == 1, result.output
     assert result.output.strip().splitlines() == [
-        f"ncnn-sr: error: {tmp_path / 'in.png'}: its 80x80 result written as PNG needs about 43 kB of memory, "
+        f"ncnn-sr: error: {tmp_path / 'in.png'}: its 80x80 result written as PNG needs about 44 kB of memory, "
         "more than the 29 kB this process may still use (its container's or service's memory limit)"]
     assert not out.exists()
 

@@ -411,7 +411,7 @@ def test_a_result_whose_writing_cannot_fit_in_memory_fails_before_it_is_upscaled
     finally:
         up.close()
     assert (summary.ok, summary.failed) == (1, 1)
-    assert summary.failures[0].message == (f"{src / 'big.png'}: its 80x80 result written as PNG needs about 43 kB "
+    assert summary.failures[0].message == (f"{src / 'big.png'}: its 80x80 result written as PNG needs about 44 kB "
                                            "of memory, more than the 29 kB available")
     assert sizes == [(4, 4)] and os.listdir(tmp_path / "out") == ["small.png"]
 
@@ -439,7 +439,7 @@ def test_a_result_too_large_for_memory_is_refused_from_its_header_before_its_pix
     write_image(src / "deep.png", np.full((20, 20, 4), 40000, np.uint16))
     need = 40 * 40 * 4 * 2 + write_bytes(40, 40, 4, 2, "png")
     summary = _run_refused_from_header(src, tmp_path / "out", need, monkeypatch)
-    assert summary.failures[0].message == (f"{src / 'deep.png'}: its 40x40 result written as PNG needs about 62 kB "
+    assert summary.failures[0].message == (f"{src / 'deep.png'}: its 40x40 result written as PNG needs about 63 kB "
                                            "of memory, more than the 62 kB available")
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
 
@@ -2497,8 +2497,10 @@ def test_an_animation_over_the_memory_budget_fails_in_words_and_writes_nothing(t
     # 3 frames × 4 bytes × (12x16 in + 2 × 24x32 out) = 20736 bytes
     summary = Pipeline([cpu_lane], animation_memory=20735).run(jobs)
     assert summary.failed == 1
+    # The need rounded up, the room down: "need about 20 kB, more than the 20 kB" read
+    # as no shortage.
     assert summary.failures[0].message == (
-        f"{jobs[0].source}: its 3 frames upscaled need about 20 kB of memory, more than the 20 kB animations may "
+        f"{jobs[0].source}: its 3 frames upscaled need about 21 kB of memory, more than the 20 kB animations may "
         "take: ask for a smaller size, or make a video of it (ncnn-sr video)")
     assert not list(tmp_path.glob("out*"))
     assert Pipeline([cpu_lane], animation_memory=20736).run(jobs).ok == 1
@@ -2511,7 +2513,7 @@ def test_an_animation_memory_under_a_kb_is_said_in_bytes_in_its_refusal(tmp_path
     summary = Pipeline([cpu_lane], animation_memory=1000).run(jobs)
     assert summary.failed == 1
     assert summary.failures[0].message.startswith(
-        f"{jobs[0].source}: its 3 frames upscaled need about 20 kB of memory, more than the 1000 bytes animations may "
+        f"{jobs[0].source}: its 3 frames upscaled need about 21 kB of memory, more than the 1000 bytes animations may "
         "take: ")
     assert not list(tmp_path.glob("out*"))
 
@@ -2527,7 +2529,7 @@ def test_an_animation_whose_writing_does_not_fit_beside_its_frames_fails_before_
     summary = Pipeline([cpu_lane]).run(jobs)
     assert summary.failed == 1 and summary.pixels_in == 0
     assert summary.failures[0].message == (
-        f"{jobs[0].source}: its 3 frames upscaled and their writing need about 71 kB of memory, more than the "
+        f"{jobs[0].source}: its 3 frames upscaled and their writing need about 72 kB of memory, more than the "
         "71 kB available")
     assert not list(tmp_path.glob("out*"))
     monkeypatch.setattr(pipeline_mod.budget, "memory_limit", lambda: held)

@@ -625,6 +625,26 @@ def test_an_amount_of_memory_below_a_kb_is_said_in_bytes_not_as_none(count, said
     assert budget.size_words(count) == said
 
 
+@pytest.mark.parametrize("need, room, said", [
+    (20736, 20735, ("21 kB", "20 kB")), (MiB + 1, MiB, ("1.1 MB", "1.0 MB")), (MiB, MiB - 1, ("1.0 MB", "1023 kB")),
+    ((1 << 30) + 5 * (1 << 20), (1 << 30) + 4 * (1 << 20), ("1.1 GB", "1.0 GB")),
+    (int(1.27 * 2**30), int(1.26 * 2**30), ("1.3 GB", "1.2 GB")), (2**20 - 100, 2**20 - 200, ("1.0 MB", "1023 kB")),
+    (10 * MiB + 1, 10 * MiB, ("11 MB", "10 MB")), (1001, 1000, ("1001 bytes", "1000 bytes"))])
+def test_a_need_more_than_a_room_reads_larger_than_it(need, room, said):
+    # An audit's: "need about 20 kB of memory, more than the 20 kB animations may
+    # take" (20736 bytes against 20735) read as if nothing were short.
+    assert (budget.size_words(need, up=True), budget.size_words(room, down=True)) == said
+    # and as mb_words says them, MB where either is one or more
+    up, down = budget.mb_words(need, up=True), budget.mb_words(room, down=True)
+    assert up != down and (up.endswith("MB") or not down.endswith("MB"))
+
+
+def test_a_room_said_in_a_refusal_is_rounded_down(monkeypatch):
+    monkeypatch.setattr(budget, "memory_limit_named", lambda: (None, None))
+    assert budget.room_words(2**30, int(1.26 * 2**30)) == "the 1.2 GB available"
+    assert budget.room_words(3 << 30, (2 << 30) - 1, mb=True) == "the 2047 MB available"
+
+
 def test_a_room_said_in_mb_is_said_in_a_smaller_unit_below_a_mb(monkeypatch):
     # "more than the 0 MB available", of a room under a MB (the OpenMP threads' stacks'
     # refusal says both in MB, so that they compare).
