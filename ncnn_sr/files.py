@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from . import part_files
+from .budget import size_words
 from .errors import InputError, broken_link, cannot_write, link_loops, os_reason
 from .signals import HeldInterrupts, ctrl_c_signals, held_ctrl_c
 
@@ -261,7 +262,7 @@ def _said_removed(folder: Path, sizes: list[int]) -> None:
     """Warn of the part files of ``sizes`` removed from ``folder`` (part_files), by the
     folder's whole path: the current one was ".: removed ..."."""
     size = sum(sizes)
-    shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size} byte{'s' * (size != 1)}"
+    shown = size_words(size)  # as a video's part file is said (video._part_file)
     one = len(sizes) == 1
     what, who = ("a hidden part file", "a run") if one else (f"{len(sizes)} hidden part files", "a run or runs")
     logging.getLogger("ncnn_sr").warning("%s: removed %s (%s) left by %s killed while writing there",

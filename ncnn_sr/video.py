@@ -863,8 +863,9 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                     # The kept pieces, copied into the video first, would not fit: the
                     # rerun would fail again as it copied them, got no further.
                     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                    raise NoRoom(f"cannot write {final}: its disk has {video_pieces.amount(short[0])} free, less "
-                                 f"than the {video_pieces.amount(short[2])} of work kept to copy into it") from full
+                    raise NoRoom(f"cannot write {final}: its disk has {video_pieces.amount(short[0], down=True)} free, "
+                                 f"less than the {video_pieces.amount(short[2], up=True)} of work kept to copy into "
+                                 "it") from full
                 total = work.total
                 of = f" of {max(len(work.kept), math.ceil(total / work.every))}" if total else ""
                 log.warning("%s: going on from %s (%d%s pieces kept from a stopped run)", final,
@@ -1195,8 +1196,8 @@ def _part_file(final: Path, suffix: str) -> tuple[Path, int | None]:
     removed. Those a run killed while writing ``final`` left are removed first."""
     stem = temp_stem(final.stem, final.parent)
     for name, size in part_files.remove_stale(final.parent, stem, suffix):
-        shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size} bytes"
-        log.warning("%s: removed %s (%s), left by a run killed while writing it", final, name, shown)
+        log.warning("%s: removed %s (%s), left by a run killed while writing it", final, name,
+                    video_pieces.amount(size))
     return part_files.new_part(final.parent, stem, suffix)
 
 

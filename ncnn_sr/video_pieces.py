@@ -37,7 +37,7 @@ from typing import Iterator
 
 import av
 
-from .budget import bytes_words
+from .budget import size_words
 from .errors import DISK_FULL, cannot_write, out_of_memory
 from .files import temp_stem
 
@@ -550,12 +550,11 @@ def room_to_finish(kept: int, done: float, whole: float, free: int) -> int:
     return round(2 * video - kept - free)
 
 
-def amount(size: float) -> str:
-    """A number of bytes in words: 1.2 GB, 350 MB, 12 kB, 900 bytes (a disk with none
-    free had "1 kB free")."""
-    if size < 1000:
-        return bytes_words(max(round(size), 0))
-    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
+def amount(size: float, up: bool = False, down: bool = False) -> str:
+    """A number of bytes in words, as the memory's refusals say them (size_words, whose
+    ``up`` and ``down`` these are): 1.2 GB, 350 MB, 12 kB, 900 bytes (a disk with none
+    free had "1 kB free"; 999,500 bytes, in kB of 1000, "1000 kB")."""
+    return size_words(round(size), up=up, down=down)
 
 
 def clock(seconds: float) -> str:

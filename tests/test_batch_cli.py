@@ -3957,7 +3957,7 @@ def test_the_parts_removed_from_the_current_folder_are_said_removed_from_it_by_i
     result = run(DROPIN, "-i", "in.png", "-o", "a.png", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
                  cwd=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "in.png"]
-    assert f"realesrgan-ncnn-vulkan: warning: {tmp_path}: removed a hidden part file (2.5 MB) left by a run killed " \
+    assert f"realesrgan-ncnn-vulkan: warning: {tmp_path}: removed a hidden part file (2.4 MB) left by a run killed " \
            "while writing there\n" in result.stderr
 
 

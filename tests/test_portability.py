@@ -654,10 +654,13 @@ def test_a_room_said_in_mb_is_said_in_a_smaller_unit_below_a_mb(monkeypatch):
     assert budget.room_words(3 << 30, 2 << 30, mb=True) == "the 2048 MB available"
 
 
-@pytest.mark.parametrize("size, said", [(0, "0 bytes"), (1, "1 byte"), (999, "999 bytes"), (1000, "1 kB"),
-                                        (12_000, "12 kB"), (350e6, "350 MB"), (1.2e9, "1.2 GB")])
+@pytest.mark.parametrize("size, said", [(0, "0 bytes"), (1, "1 byte"), (999, "999 bytes"), (1000, "1000 bytes"),
+                                        (12_000, "11 kB"), (999_500, "976 kB"), (2**20 - 1, "1023 kB"),
+                                        (350e6, "333 MB"), (1.2e9, "1.1 GB")])
 def test_a_videos_kept_work_and_its_disks_room_below_a_kb_are_said_in_bytes(size, said):
     # A full disk's room was said "1 kB free" when none was: under a kB read as one.
+    # An audit's: 999,500 bytes were said "1000 kB", in kB of 1000 bytes where the
+    # memory's refusals (budget.size_words) say kB of 1024: said as those are.
     from ncnn_sr.video_pieces import amount
 
     assert amount(size) == said

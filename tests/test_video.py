@@ -5022,6 +5022,20 @@ def test_a_part_file_a_killed_run_left_is_removed_by_the_next_writing_that_outpu
 
 
 @pytest.mark.skipif(os.name == "nt", reason="no flock: no part file is taken for stale")
+@pytest.mark.parametrize("size, said", [(1, "1 byte"), (999_500, "976 kB"), (3 << 20, "3.0 MB")])
+def test_a_stale_part_files_size_is_said_as_other_sizes_are(tmp_path, caplog, size, said):
+    # An audit's: a part file of one byte was said removed "(1 bytes)", and the
+    # videos' sizes in MB of 10**6 bytes where the rest are of 2**20 (budget.size_words).
+    clip = make_clip(tmp_path / "in.mp4", frames=2, width=8, height=8, audio=None)
+    stale = tmp_path / ".out.ncnn-sr-part-locked.a1b2c3d4.mp4"
+    stale.write_bytes(b"\0" * size)
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.mp4", lambda frames: frames)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'out.mp4'}: removed {stale.name} ({said}), left by a run killed while writing it"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no flock: no part file is taken for stale")
 def test_an_empty_part_file_a_run_killed_as_it_made_it_left_is_removed_by_the_next(tmp_path, caplog):
     # Killed between making its part (under part_files.NEW's name) and locking it, a
     # run left an empty file that no later run removed, as a live run's is there

@@ -895,7 +895,7 @@ def test_a_rerun_whose_disk_still_lacks_the_room_to_finish_says_so_before_it_ups
                          r"end \(the video and its pieces beside it, reckoned from those kept\): going on, keeping "
                          r"the work as it goes", said[1])
     assert short, said
-    assert 4 * kept / 1000 - 3 <= int(short[1]) <= 4 * kept / 1000 + 1  # the video (3 times the kept), its pieces
+    assert 4 * kept / 1024 - 3 <= int(short[1]) <= 4 * kept / 1024 + 1  # the video (3 times the kept), its pieces
     assert len(made) == 36 - 12  # it went on
     assert (got := contents(out)) == (wanted := contents(tmp_path / "whole.mkv")), differences(got, wanted)
 
