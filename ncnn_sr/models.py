@@ -778,13 +778,18 @@ def _refuse_weights_as_param(name: str, param: Path, head: bytes) -> None:
     """The ModelError for a .param that begins (``head``) as PyTorch weights do: a
     .pth renamed as if that made a model, which was "not text (is it a .bin?)", or,
     with no .bin beside it, ".bin not found"."""
-    if starts_as_param(head):
-        return
-    from .checkpoint import checkpoint_suffix  # numpy with it: only for a param that is none
+    if not starts_as_param(head):
+        _refuse_pytorch_weights(name, param, head, "an ncnn model")
+
+
+def _refuse_pytorch_weights(name: str, path: Path, head: bytes, instead: str) -> None:
+    """The ModelError, saying to convert it, for a model's file ``path`` that begins
+    (``head``) as PyTorch weights do, where ``instead`` was wanted; nothing for another."""
+    from .checkpoint import checkpoint_suffix  # numpy with it: only for a file that is no model's
     suffix = checkpoint_suffix(head)
     if suffix is not None:
-        weights = param.with_suffix(suffix)
-        raise ModelError(f"model {name}: {param} holds PyTorch weights, not an ncnn model: name it {weights.name} "
+        weights = path.with_suffix(suffix)
+        raise ModelError(f"model {name}: {path} holds PyTorch weights, not {instead}: name it {weights.name} "
                          "and convert it with ", Option(f"ncnn-sr convert -i {shell_word(str(weights))}",
                                                         "write_model(convert_weights(read_weights(path)), folder, "
                                                         "name)", everywhere=True))
@@ -867,6 +872,9 @@ def _checked_files(name: str, param: Path, bin_: Path, source: str, bin_needed: 
             # still run.
             if bin_bytes and _only_zeros(bin_bytes):
                 _refuse_zeros(name, bin_, bin_bytes)
+            # A .pth given as the .bin was "the bin of another model". Only of a bin
+            # whose size is wrong: one that fits may begin with any bytes.
+            _refuse_pytorch_weights(name, bin_, bytes(bin_bytes[:4096]), "an ncnn model's")
             raise
         check_picture_channels(graph, name, param)
     return graph

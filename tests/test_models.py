@@ -835,6 +835,25 @@ def test_pytorch_weights_renamed_to_a_param_say_to_convert_them(tmp_path, save):
         assert caught.value.said(FlagNames()).endswith(f"convert it with ncnn-sr convert -i {tmp_path}/4x-Mine{suffix}")
 
 
+@pytest.mark.parametrize("save", [save_zip, save_legacy, "safetensors"])
+def test_pytorch_weights_given_as_a_bin_say_to_convert_them(tmp_path, save):
+    # An audit's: a .pth copied to x.bin beside another model's .param was "holds
+    # 2496265 bytes but its .param declares 646600: the bin of another model".
+    _, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "4x-Mine")
+    weights = {"conv.weight": np.zeros((3, 3, 3, 3), np.float32)}
+    if save == "safetensors":
+        save_safetensors(bin_, weights)
+    else:
+        save(bin_, {k: tensor(v) for k, v in weights.items()})
+    suffix = ".safetensors" if save == "safetensors" else ".pth"
+    with pytest.raises(ModelError) as caught:
+        resolve_model("4x-Mine", tmp_path)
+    assert str(caught.value) == f"model 4x-Mine: {bin_} holds PyTorch weights, not an ncnn model's: name it " \
+                                f"4x-Mine{suffix} and convert it with write_model(convert_weights(" \
+                                "read_weights(path)), folder, name)"
+    assert caught.value.said(FlagNames()).endswith(f"convert it with ncnn-sr convert -i {tmp_path}/4x-Mine{suffix}")
+
+
 def test_a_param_and_bin_swapped_are_said_to_be_swapped(tmp_path):
     param, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "custom")
     text, weights = param.read_bytes(), bin_.read_bytes()
