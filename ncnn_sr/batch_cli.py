@@ -31,7 +31,7 @@ from .files import (REMOVED, broken_output, check_folder, check_writable, input_
                     mark_there, output_gone, reader_of)
 from .flags import REFERENCE_JOBS, RunOptions
 from .images import ANIMATED_WEBP, animated_webp, check_picture, frame_count, header_layout, one_size, output_format
-from .jobs import (Job, OutputIsInput, Plan, check_reachable, existing_output, has_sub_folders, hidden_left_out,
+from .jobs import (Job, OutputIsInput, Plan, check_reachable, existing_output, deeper_holds, hidden_left_out,
                    plan_jobs, plan_videos, video_clash_outputs, video_output_name)
 from .lanes import Lane, UpscalingFailed, ordered_map
 from .loading import ANIMATED_FORMATS, sizes_fitting
@@ -1090,8 +1090,8 @@ def _check_plan(opts: RunOptions, plan: Plan, flags: FlagNames) -> None:
 
 def _deeper(opts: RunOptions, flags: FlagNames) -> str:
     """What to add where a folder run found no picture: that -r (``flags``' -r, the
-    drop-in having none) looks in the sub-folders, where there are any to look in."""
-    if opts.recursive or not has_sub_folders(opts.input):
+    drop-in having none) looks in the sub-folders, where they hold one it takes."""
+    if opts.recursive or not deeper_holds(Path(opts.input), dst=Path(opts.output)):
         return ""
     return f" ({flags('-r')} looks in its sub-folders too)"
 

@@ -800,7 +800,7 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
         # Said before it: they tell why a folder of frames, or of GIFs, holds no videos.
         for line in told:
             logging.getLogger("ncnn_sr").warning("%s", line)
-        deeper = not recursive and has_sub_folders(src)  # else -r was named of a folder with none
+        deeper = not recursive and deeper_holds(src, videos=True, dst=dst)  # else -r was named where it finds none
         # The library's caller gave recursive=, a command's user -r.
         deeper_hint = (" (", Option("-r", "recursive=True"), " looks in its sub-folders too)") if deeper else ()
         raise InputError(f"{src}: no videos in it", *deeper_hint, hidden_left_out(hidden, "video"))
@@ -864,12 +864,38 @@ def _moved_clash_name(path: Path, name: str, taken: Callable[[str], bool]) -> st
     return renamed
 
 
-def has_sub_folders(folder: Path) -> bool:
-    """Whether ``folder`` holds a sub-folder -r would walk (not a hidden one)."""
-    try:
-        return any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(folder))
-    except OSError:
-        return False
+# Entries looked at, at most, for one -r would take below a folder that held none at
+# its top: past them -r is named all the same, as it was of any sub-folder.
+DEEPER_LOOKS = 20000
+
+
+def deeper_holds(folder: Path, videos: bool = False, dst: Path | None = None) -> bool:
+    """Whether a sub-folder of ``folder`` that -r walks (not a hidden one, nor the
+    output folder ``dst``), at any depth, holds a picture -r would take (a video with
+    ``videos``): named as one and not hidden, or of a name that says nothing, by its
+    first bytes. "(-r looks in its sub-folders too)" was said of sub-folders that
+    held none, where -r found nothing either. Stops at the first found; True past
+    DEEPER_LOOKS entries, a huge tree being more likely to hold one than not."""
+    looked, kind = 0, "videos" if videos else "pictures"
+    for below, entries in _walk(folder, dst if dst is not None else folder, True, [], kind):
+        if below == folder:
+            continue  # its own files: the run that asks found none there
+        for e in entries:
+            looked += 1
+            if looked > DEEPER_LOOKS:
+                return True
+            if e.name.startswith(".") or not _holds(e.is_file):
+                continue
+            named = is_video_path(e.name) if videos else is_picture_name(Path(e.name))
+            if named:
+                return True
+            suffix = Path(e.name).suffix
+            if is_video_path(e.name) or is_picture_name(Path(e.name)) or (suffix and says_its_kind(suffix)):
+                continue  # named as what this run does not take
+            head = _head(e.path)
+            if (video_container(head) if videos else picture_format(head)) is not None:
+                return True
+    return False
 
 
 def video_output_name(src: Path, encode) -> str:

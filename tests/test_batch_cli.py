@@ -5,6 +5,7 @@ import io
 import itertools
 import re
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -200,13 +201,36 @@ def test_recursive_picture_whose_output_is_a_sub_folders_name_takes_another(tmp_
            "goes: x.jpg will output x.jpg.png" in proc.stderr
 
 
-def test_a_folder_whose_pictures_are_all_in_sub_folders_says_how_to_take_them(tmp_path):
-    pictures(tmp_path / "in", ["sub/a.png"])
+@pytest.mark.parametrize("inside", [["sub/a.png"], ["sub/deeper/a.png"]])  # two levels down too
+def test_a_folder_whose_pictures_are_all_in_sub_folders_says_how_to_take_them(tmp_path, inside):
+    pictures(tmp_path / "in", inside)
     proc = run(NCNN_SR, "-i", tmp_path / "in", "-o", tmp_path / "out", *X2_CPU, check_ok=False)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].endswith(
         f"{tmp_path / 'in'}: no pictures found (-r looks in its sub-folders too)")
     assert not (tmp_path / "out").exists()
+
+
+def test_what_r_would_take_below_a_folder_is_looked_for_to_the_first_found(tmp_path, monkeypatch):
+    # -r is named only where a sub-folder holds a picture it takes: its name's or,
+    # of a name that says nothing, its first bytes'; not of the output folder's.
+    from ncnn_sr import jobs
+
+    src = tmp_path / "in"
+    (src / "a" / "b").mkdir(parents=True)
+    (src / "a" / "notes.txt").write_text("x")
+    (src / "a" / "b" / ".c.png").write_bytes(b"x")
+    assert not jobs.deeper_holds(src)
+    pictures(src / "out", ["x.png"])
+    assert not jobs.deeper_holds(src, dst=src / "out") and jobs.deeper_holds(src)
+    shutil.rmtree(src / "out")
+    pictures(src / "a" / "b", ["frame.png"])
+    (src / "a" / "b" / "frame.png").rename(src / "a" / "b" / "frame")
+    assert jobs.deeper_holds(src) and not jobs.deeper_holds(src, videos=True)
+    # A huge tree is not walked whole for a hint: past DEEPER_LOOKS entries, -r is named.
+    (src / "a" / "b" / "frame").unlink()
+    monkeypatch.setattr(jobs, "DEEPER_LOOKS", 1)
+    assert jobs.deeper_holds(src)
 
 
 @pytest.mark.parametrize("inside, deeper", [([], ""), (["sub/a.png"], " ('ncnn-sr -r' looks in its sub-folders too)")])
@@ -231,10 +255,11 @@ def test_a_folder_of_hidden_pictures_alone_says_they_were_left_out(cmd, tmp_path
     (tmp_path / "in" / ".DS_Store").write_bytes(b"\0")  # named as no picture: not one of them
     proc = run(cmd, "-i", tmp_path / "in", "-o", tmp_path / "out", *X2_CPU, check_ok=False)
     assert proc.returncode == (1 if cmd == NCNN_SR else 0), proc.stderr
-    deeper = " (-r looks in its sub-folders too)" if cmd == NCNN_SR else " ('ncnn-sr -r' looks in its sub-folders too)"
+    # No "(-r looks in its sub-folders too)", an audit's: its sub-folder holds a
+    # hidden picture alone, which -r leaves out as well.
     end = "" if cmd == NCNN_SR else ": nothing to do"
     assert proc.stderr.strip().splitlines()[-1].endswith(
-        f"{tmp_path / 'in'}: no pictures found{deeper}; 2 hidden pictures left out (.a.png, .b.png){end}"), proc.stderr
+        f"{tmp_path / 'in'}: no pictures found; 2 hidden pictures left out (.a.png, .b.png){end}"), proc.stderr
     assert not (tmp_path / "out").exists()
 
 

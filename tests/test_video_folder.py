@@ -3,6 +3,7 @@ written there, its container (else .mkv); sub-folders with -r; a broken one is o
 line and the rest go on; --skip-existing; the mistakes refused before any model
 loads. Real model on the CPU, tiny clips."""
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -268,9 +269,27 @@ def test_a_folder_of_no_videos_names_recursive_to_plan_videos_caller(tmp_path):
     from ncnn_sr.video_options import EncodeOptions
 
     (tmp_path / "in" / "sub").mkdir(parents=True)
+    (tmp_path / "in" / "sub" / "a.mp4").write_bytes(b"")  # named as a video, as recursive=True takes it
     with pytest.raises(InputError) as caught:
         plan_videos(tmp_path / "in", tmp_path / "out", EncodeOptions())
     assert str(caught.value) == f"{tmp_path / 'in'}: no videos in it (recursive=True looks in its sub-folders too)"
+
+
+@pytest.mark.parametrize("inside", [[], ["sub/.a.mp4"], ["sub/notes.txt", "sub/deeper/x.png"], [".hidden/a.mp4"]])
+def test_a_folder_whose_sub_folders_hold_no_video_names_no_recursive(tmp_path, inside):
+    # An audit's: -r was named where the sub-folders held nothing it would take
+    # (a hidden video, or none), and a run with it found nothing either.
+    from ncnn_sr.jobs import plan_videos
+    from ncnn_sr.video_options import EncodeOptions
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    for name in inside:
+        (tmp_path / "in" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / name).write_bytes(b"x")
+    with pytest.raises(InputError) as caught:
+        plan_videos(tmp_path / "in", tmp_path / "out", EncodeOptions())
+    assert str(caught.value).startswith(f"{tmp_path / 'in'}: no videos in it")
+    assert "recursive=True" not in str(caught.value)
 
 
 def test_folder_mistakes_are_one_line_errors_before_anything_runs(tmp_path):
@@ -285,10 +304,11 @@ def test_folder_mistakes_are_one_line_errors_before_anything_runs(tmp_path):
         proc = run(NCNN_SR, "video", "-i", src, "-o", out, *X2, check_ok=False)
         assert proc.returncode == 1 and proc.stderr == said
     # -r is named where it could help, as for pictures: it was named of a folder without sub-folders too.
-    (src / "sub").mkdir()
+    (src / "sub" / "deeper").mkdir(parents=True)
+    (src / "sub" / "deeper" / "b.mkv").write_bytes(b"")  # two levels down
     proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", *X2, check_ok=False)
     assert proc.stderr == f"{left}ncnn-sr: error: {src}: no videos in it (-r looks in its sub-folders too)\n"
-    (src / "sub").rmdir()
+    shutil.rmtree(src / "sub")
     make_clip(src / "a.mp4", frames=2, audio=None)
     (tmp_path / "file.mp4").write_text("")
     proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "file.mp4", *X2, check_ok=False)
