@@ -261,13 +261,24 @@ def shell_word(text: str) -> str:
     return _powershell_word(text) if _in_powershell() else _cmd_word(text)
 
 
+# What $'...' holds as bash, zsh and ksh read it back: a name's byte that is not UTF-8
+# as shown_bytes says it; a control character in echo's escapes for the common ones,
+# a C0 one or DEL as its byte, a C1 one as its character (\u0085: its byte alone,
+# \x85, is no UTF-8).
+_DOLLAR_QUOTED = NOT_UTF8 | {9: "\\t", 10: "\\n", 13: "\\r"} \
+    | {c: f"\\x{c:02x}" for c in [*range(32), 127] if c not in (9, 10, 13)} \
+    | {c: f"\\u{c:04x}" for c in range(128, 160)}
+
+
 def _posix_word(text: str) -> str:
     """``text`` quoted for a POSIX shell, a name's bytes that are not UTF-8 in $'...'
     (caf$'\\xe9'.png, as ls quotes them), which bash, zsh and ksh read back as those
-    bytes: in single quotes, as shown_bytes says them, they were four characters."""
-    pieces = re.split(r"([\udc80-\udcff]+)", text)
-    return "".join(f"$'{shown_bytes(piece)}'" if odd else shlex.quote(piece) if piece else ""
-                   for odd, piece in zip(itertools.cycle((False, True)), pieces)) or shlex.quote(text)
+    bytes: in single quotes, as shown_bytes says them, they were four characters. Its
+    control characters go in $'...' too ($'\\n'): in single quotes a line break stayed
+    one, which echo then showed as \\n, read back as a backslash and an n."""
+    pieces = re.split(r"([\udc80-\udcff\x00-\x1f\x7f-\x9f]+)", text)
+    return "".join(f"$'{piece.translate(_DOLLAR_QUOTED)}'" if odd else shlex.quote(piece) if piece
+                   else "" for odd, piece in zip(itertools.cycle((False, True)), pieces)) or shlex.quote(text)
 
 
 def _in_powershell() -> bool:

@@ -2281,7 +2281,7 @@ def test_a_gpu_named_as_devices_write_it_is_that_index(cmd, spec, tmp_path):
 
 @pytest.mark.parametrize("flags, said", [
     (["-s", "0"], "invalid scale argument: -s 0: give a positive number, such as 2, 3 or 4"),
-    (["-s", "x\n2"], "invalid scale argument: -s 'x\\n2': give a positive number, such as 2, 3 or 4"),
+    (["-s", "x\n2"], "invalid scale argument: -s x$'\\n'2: give a positive number, such as 2, 3 or 4"),
     (["-f", "bmp"], "invalid format argument: -f bmp: give png, jpg or webp"),
     (["-f", "gif"], "invalid format argument: -f gif: give png, jpg or webp (ncnn-sr writes gif and avif)"),
 ])

@@ -681,3 +681,14 @@ def test_a_phrase_takes_the_article_its_first_sound_asks(phrase, said):
     # An audit's: articles chosen by a first letter read "a 8x6 picture", "a
     # HTTPResponse", "a xarray.DataArray", "an U".
     assert errors.with_article(phrase) == said
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a POSIX shell's words")
+@pytest.mark.parametrize("text", ["a\nb.png", "tab\there.png", "esc\x1b[31m.png", "caf\udce9\nx.png", "it's\r.png"])
+def test_a_posix_word_of_a_name_with_a_control_character_reads_back_as_the_name(text):
+    # In single quotes a line break stayed one, which a message then showed as \n:
+    # 'a\nb.png', which a shell reads back as a backslash and an n.
+    word = errors.shell_word(text)
+    assert word.isprintable(), word
+    said = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, timeout=60).stdout
+    assert said == os.fsencode(text)
