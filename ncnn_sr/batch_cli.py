@@ -761,6 +761,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     done = skipped = failed = 0
     not_done = 0  # the videos of sub-folders gone during the run (-r), as Summary.not_done
     gone_said: set[str] = set()  # those sub-folders, in words: one line each
+    failed_names: list[str] = []  # those failed, as _say_failed_names names them
     failed_everywhere = 0  # videos in a row, none done between, failed on every device in service
     out: set[int] = set()  # ordered_map's devices out for good, across the videos
     bar = None
@@ -847,10 +848,13 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                         echo(sub_folder_gone(prog, broken[0], "videos"))
                     continue
                 failed += 1
+                failed_names.append(_listed_name(src, opts.input))
                 left = len(jobs) - done - skipped - failed  # a gone sub-folder's videos too, as for pictures
                 if broken is not None:
                     if bar is not None:
                         bar.close()
+                    # Not the one the stop's line is about: it is the run's one line.
+                    _say_failed_names(prog, failed_names[:-1])
                     _say_stopped(prog, broken[0], done, skipped, failed, left, broken[1])
                     return EXIT_FAILED
                 _say_failed(prog, bar, _naming(e, src, dst), flags)
@@ -862,6 +866,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
                     # Named as a folder of pictures names them, in the lanes' order; not
                     # "devices", which would hide the module from the whole function.
                     named = ", ".join(map(str, dict.fromkeys(lane.upscaler.device for lane in lanes)))
+                    _say_failed_names(prog, failed_names)
                     _say_stopped(prog, f"every device failed ({named})", done, skipped, failed, left,
                                  "a device works again")
                     return EXIT_FAILED
@@ -881,6 +886,9 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         from .video_pieces import kept_words  # what a rerun goes on from
 
         kept = kept_words(working) if working is not None else None
+        if bar is not None:
+            bar.close()  # above the names, as the line below them closes it
+        _say_failed_names(prog, failed_names)
         stop_interrupted(bar, f"{prog}: interrupted: {_videos(done)} upscaled, {skipped} skipped, {failed} "
                               f"failed, {left} not done; " + (f"of {working}, {kept}" if kept
                                                               else "no partial files were left"))
@@ -901,6 +909,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         _end_pipes(pipes)
     if not opts.quiet:
         lost = f", {not_done} not done" if not_done else ""  # a sub-folder gone: its line said so
+        _say_failed_names(prog, failed_names)
         echo(f"{prog}: {_videos(len(jobs))}: {done} upscaled, {skipped} skipped{_failed(failed, opts)}{lost} in "
              f"{time.monotonic() - began:.1f} s")
     return EXIT_FAILED if failed or not_done else 0
@@ -979,6 +988,44 @@ def _say_stopped(prog: str, reason: str, ok: int, skipped: int, failed: int, lef
 def _failed(count: int, opts: RunOptions) -> str:
     """A summary's failures, left out where none failed and stderr is the reference's."""
     return "" if count == 0 and opts.reference_stderr else f", {count} failed"
+
+
+# A folder's last lines name at most this many of the files that failed, in one line
+# a screen shows; the others are counted.
+NAMED_FAILURES = 10
+
+
+def _say_failed_names(prog: str, names: list[str]) -> None:
+    """The files of a folder's run that failed, ``names`` in its order, said in one line
+    above its last: each had its own error line, which with hundreds of files has
+    scrolled away by the end, and a user looked for the ones to redo. The summary (or
+    the line of a run stopped or interrupted) stays the last line, as wrappers read it.
+    The file whose failure stopped the run is left to the stop's line, which says it.
+    Each name is one word as the shell reads it back: a name holding ", " read as two."""
+    if not names:
+        return
+    shown = ", ".join(shell_word(name) for name in names[:NAMED_FAILURES])
+    more = f", and {len(names) - NAMED_FAILURES} more" if len(names) > NAMED_FAILURES else ""
+    echo(f"{prog}: failed: {shown}{more}")
+
+
+def _listed_name(path: Path, folder: Path) -> str:
+    """``path`` as found in the run's input ``folder`` (sub/b.png), which the user
+    gave once: its full path each time made a line of ten names too long to read."""
+    try:
+        return str(path.relative_to(folder))
+    except ValueError:
+        return str(path)
+
+
+def _failed_pictures(opts: RunOptions, plan: Plan, summary: Summary) -> list[str]:
+    """The pictures of ``summary`` that failed, named in the plan's order (the
+    pipeline reports them as they end, which the workers shuffle); not one that
+    stopped the run (a full disk), which the stop's one line is about."""
+    order = {job: place for place, job in enumerate(plan.jobs)}
+    jobs = sorted((outcome.job for outcome in summary.failures if outcome.message != summary.stopped),
+                  key=lambda job: order.get(job, len(order)))
+    return [_listed_name(job.source, job.listed_in or opts.input) for job in jobs]
 
 
 def _videos(count: int) -> str:
@@ -1210,7 +1257,9 @@ def _ended(prog: str, opts: RunOptions, state: _RunState) -> int:
     total = len(plan.jobs)
     for left in summary.left_behind:
         log.warning(left)
+    failed = _failed_pictures(opts, plan, summary) if plan.folder_mode else []
     if summary.stopped is not None and plan.folder_mode:
+        _say_failed_names(prog, failed)
         _say_stopped(prog, summary.stopped, summary.ok, summary.skipped, summary.failed, total - summary.done,
                      "a device works again" if summary.devices_failed else "it is back" if summary.input_gone else
                      "it can be written")
@@ -1220,6 +1269,7 @@ def _ended(prog: str, opts: RunOptions, state: _RunState) -> int:
         message = (f"{prog}: interrupted: {summary.ok} upscaled, {summary.skipped} skipped"
                    f"{_failed(summary.failed, opts)}, {left} not done; no partial files were left") \
             if plan.folder_mode else _picture_interrupted(prog, plan.jobs[0].target, summary.ok > 0)
+        _say_failed_names(prog, failed)
         if summary.abandoned:
             stop_interrupted(None, message)
         echo(message)
@@ -1228,10 +1278,10 @@ def _ended(prog: str, opts: RunOptions, state: _RunState) -> int:
     if plan.folder_mode and not opts.quiet:
         took = _took(time.monotonic() - state.started, state.load_seconds, summary)
         folders = f", {unlisted} folder{'s' if unlisted > 1 else ''} not listed" if unlisted else ""
-        failed = _failed(summary.failed, opts)
         lost = f", {summary.not_done} not done" if summary.not_done else ""  # a sub-folder gone: its line said so
+        _say_failed_names(prog, failed)
         echo(f"{prog}: {total} picture{'' if total == 1 else 's'}: {summary.ok} upscaled, {summary.skipped} skipped"
-             f"{failed}{lost}{folders} in {took}")
+             f"{_failed(summary.failed, opts)}{lost}{folders} in {took}")
     return EXIT_FAILED if summary.failed or summary.not_done or unlisted else 0
 
 

@@ -440,6 +440,45 @@ def test_a_dropin_folder_run_says_failed_only_where_a_picture_failed(tmp_path):
     assert proc.returncode == 1 and "3 pictures: 2 upscaled, 0 skipped, 1 failed in" in proc.stderr
 
 
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+def test_a_folders_last_lines_name_the_pictures_that_failed(tmp_path, cmd):
+    # Each failure had its own error line alone, scrolled away in a folder of hundreds:
+    # a user had to search for the pictures to redo. They are named above the summary,
+    # which stays the last line, as wrappers read it.
+    src = pictures(tmp_path / "in", ["a.png", "c.png"], size=(8, 8))
+    whole = (src / "a.png").read_bytes()
+    (src / "b.png").write_bytes(whole[: len(whole) // 2])
+    (src / "e.png").write_bytes(b"")
+    proc = run(cmd, "-i", src, "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1",
+               check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    prog = Path(cmd).name
+    lines = proc.stderr.splitlines()
+    assert lines[-2] == f"{prog}: failed: b.png, e.png", lines
+    assert lines[-1].startswith(f"{prog}: 4 pictures: 2 upscaled, 0 skipped, 2 failed in "), lines
+    if cmd == DROPIN:  # which has no -q, as the reference
+        return
+    # -q says errors alone: no summary, and no names above it.
+    quiet = run(cmd, "-i", src, "-o", tmp_path / "out", "-n", "realesr-animevideov3", "-s", "2", "-g", "-1", "-q",
+                check_ok=False)
+    assert quiet.returncode == 1 and "failed: b.png, e.png" not in quiet.stderr, quiet.stderr
+
+
+def test_a_folders_failures_past_ten_are_counted_and_each_name_is_one_shell_word(tmp_path):
+    # Hundreds of names made a line that filled the screen; a name holding ", " read as two.
+    src = pictures(tmp_path / "in", ["ok.png"], size=(8, 8))
+    for name in ["a, b.png", *(f"sub/e{i:02d}.png" for i in range(11))]:
+        (src / name).parent.mkdir(exist_ok=True)
+        (src / name).write_bytes(b"")
+    proc = run(NCNN_SR, "-i", src, "-o", tmp_path / "out", "-r", "-n", "realesr-animevideov3", "-s", "2",
+               "-g", "-1", check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    shown = ", ".join(["'a, b.png'", *(f"sub/e{i:02d}.png" for i in range(9))])
+    assert lines[-2] == f"ncnn-sr: failed: {shown}, and 2 more", lines
+    assert lines[-1].startswith("ncnn-sr: 13 pictures: 1 upscaled, 0 skipped, 12 failed in "), lines
+
+
 def test_a_picture_the_dropin_fails_is_said_to_have_failed_as_by_the_reference(tmp_path):
     # The reference's word for a picture it cannot read or write ("decode image ...
     # failed"), which its wrappers look for; a single picture has no summary to say it.
@@ -1239,6 +1278,28 @@ def test_an_interrupted_dropin_folder_says_failed_only_where_a_picture_failed(tm
     assert "interrupted: " in err and " skipped, " in err and "failed" not in err
 
 
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+def test_an_interrupted_folder_names_the_pictures_that_failed_above_its_last_line(tmp_path, cmd):
+    # As a summary has them named above it: the line after Ctrl-C counted them alone.
+    pictures(tmp_path / "in", [f"p{i}.png" for i in range(10)], size=(40, 40))
+    (tmp_path / "in" / "a.png").write_bytes(b"")
+    proc = subprocess.Popen([cmd, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesrgan-x4plus-anime",
+                             "-g", "-1", "-j", "1:1:1"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "out").is_dir() or not any(p.suffix == ".png" for p in (tmp_path / "out").iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "no output appeared"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    prog = Path(cmd).name
+    lines = err.splitlines()
+    assert lines[-2] == f"{prog}: failed: a.png", lines
+    assert re.fullmatch(rf"{re.escape(prog)}: interrupted: \d+ upscaled, 0 skipped, 1 failed, \d+ not done; "
+                        "no partial files were left", lines[-1]), lines
+
+
 # The command named, run as installed, but for one thing: a call into ncnn's network
 # from a worker thread (a picture's; the model's probes run in the main thread) says so
 # on stderr, then lasts for ever, as one call on a large picture can last minutes and
@@ -1844,7 +1905,26 @@ def test_a_folders_last_count_says_the_picture_a_full_disk_failed(tmp_path, prog
         lines
     assert re.fullmatch(rf"{re.escape(prog)}: stopped: .*; 2 upscaled, 0 skipped, 1 failed, 0 not done; .*",
                         lines[-1]), lines
+    # c.png, which the stop's line is about, is not named again above it.
+    assert not any(line.startswith(f"{prog}: failed:") for line in lines), lines
     assert sorted(os.listdir(out)) == ["a.png", "b.png"]
+
+
+@pytest.mark.parametrize("prog", ["ncnn-sr", "realesrgan-ncnn-vulkan"])
+def test_a_stopped_folder_names_the_pictures_that_failed_on_their_own_above_its_last_line(tmp_path, prog):
+    # As a summary has them named above it: the stop's line counted them alone.
+    pictures(tmp_path / "in", ["a.png", "b.png", "c.png"])
+    (tmp_path / "in" / "0.png").write_bytes(b"")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run(sys.executable, "-c", _BROKEN_MID_RUN, "full", out, prog, "-i", tmp_path / "in", "-o", out,
+               "-n", "realesr-animevideov3", "-s", "2", "-g", "-1", "-j", "1:1:1", check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if not line.endswith("%")]  # the drop-in's progress
+    # Not c.png, which the full disk failed: the stop's line says it.
+    assert lines[-2] == f"{prog}: failed: 0.png", lines
+    assert re.fullmatch(rf"{re.escape(prog)}: stopped: cannot write .*c\.png: No space left on device; 2 upscaled, "
+                        "0 skipped, 2 failed, 0 not done; .*", lines[-1]), lines
 
 
 def test_a_folders_bar_says_the_pictures_that_failed(monkeypatch):
@@ -3773,7 +3853,8 @@ def test_in_a_folder_a_video_that_fails_on_its_one_device_fails_alone_and_the_ot
     lines = said.splitlines()
     assert lines[:2] == [f"ncnn-sr: error: {tmp_path / 'in' / name}: upscaling failed on CPU: "
                          "RuntimeError('vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')" for name in ("a.mp4", "b.mp4")]
-    assert lines[2].startswith("ncnn-sr: 2 videos: 0 upscaled, 0 skipped, 2 failed in ") and len(lines) == 3
+    assert lines[2] == "ncnn-sr: failed: a.mp4, b.mp4"
+    assert lines[3].startswith("ncnn-sr: 2 videos: 0 upscaled, 0 skipped, 2 failed in ") and len(lines) == 4
     assert not (tmp_path / "out").exists()
 
 
@@ -3793,7 +3874,9 @@ def test_a_folder_of_videos_stops_in_one_line_once_every_device_has_failed(tmp_p
     assert lines[:2] in [[f"ncnn-sr: error: {tmp_path / 'in' / name}: upscaling failed on {way}: RuntimeError("
                           "'vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')"
                           for name, way in zip(("a.mp4", "b.mp4"), ways)] for ways in itertools.product(both, both)]
-    assert lines[2:] == ["ncnn-sr: stopped: every device failed (CPU); 0 upscaled, 0 skipped, 2 failed, 1 not done; "
+    # Each failed on its own line, named again above the stop's, which names no video.
+    assert lines[2:] == ["ncnn-sr: failed: a.mp4, b.mp4",
+                         "ncnn-sr: stopped: every device failed (CPU); 0 upscaled, 0 skipped, 2 failed, 1 not done; "
                          "once a device works again, the same command with --skip-existing goes on from there"]
     assert not (tmp_path / "out").exists()
 
@@ -3824,7 +3907,8 @@ def test_in_a_folder_a_video_whose_frame_fails_on_every_device_fails_alone_and_t
         assert line in [f"ncnn-sr: error: {tmp_path / 'in' / name}: upscaling failed on {way}: IndexError('a bug a "
                         "frame meets')" for way in ("CPU lane 1, then on CPU lane 2", "CPU lane 2, then on CPU lane 1")]
     assert lines[1].startswith(f"ncnn-sr: wrote {tmp_path / 'out' / 'b.mp4'}: 2 frames in ")
-    assert lines[-1].startswith("ncnn-sr: 3 videos: 1 upscaled, 0 skipped, 2 failed in ") and len(lines) == 4
+    assert lines[-2] == "ncnn-sr: failed: a.mp4, c.mp4"
+    assert lines[-1].startswith("ncnn-sr: 3 videos: 1 upscaled, 0 skipped, 2 failed in ") and len(lines) == 5
     assert sorted(os.listdir(tmp_path / "out")) == ["b.mp4"]
 
 

@@ -72,6 +72,20 @@ def test_each_video_of_a_folder_is_upscaled_into_the_output_folder_and_a_broken_
     assert proc.stderr.splitlines()[-1].startswith("ncnn-sr: 5 videos: 0 upscaled, 4 skipped, 1 failed in ")
 
 
+def test_a_video_folders_last_lines_name_the_videos_that_failed(tmp_path):
+    # As a folder of pictures names them: each error line scrolls away in a long run.
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    make_clip(src / "a.mp4", frames=1, width=8, height=8, audio=None)
+    (src / "b.mp4").write_text("not a video")
+    (src / "sub" / "c d.mkv").write_bytes(b"")
+    proc = run(NCNN_SR, "video", "-i", src, "-o", tmp_path / "out", "-r", *X2, check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[-2] == "ncnn-sr: failed: b.mp4, 'sub/c d.mkv'", lines
+    assert lines[-1].startswith("ncnn-sr: 3 videos: 1 upscaled, 0 skipped, 2 failed in "), lines
+
+
 @pytest.mark.parametrize("command", [["video"], []])
 def test_skip_existing_leaves_a_single_videos_output_as_a_single_pictures(command, tmp_path):
     # A script resuming video by video (for f in *.mkv; do ncnn-sr video -i "$f" ...
@@ -430,6 +444,7 @@ def test_ctrl_c_in_a_folder_run_stops_at_once_and_leaves_no_partial_video(tmp_pa
     make_clip(src / "a.mp4", frames=2, audio=None)
     make_clip(src / "b.mp4", frames=48, width=96, height=72, audio=None)
     make_clip(src / "c.mp4", frames=2, audio=None)
+    (src / "0.mp4").write_text("not a video")  # named as failed above the last line, as above a summary
     out = tmp_path / "out"
     proc = subprocess.Popen([NCNN_SR, "video", "-i", str(src), "-o", str(out), "-n", "realesrgan-x4plus-anime",
                              "-g", "-1", "-j", "1:1:1"], stderr=subprocess.PIPE, text=True)
@@ -448,8 +463,8 @@ def test_ctrl_c_in_a_folder_run_stops_at_once_and_leaves_no_partial_video(tmp_pa
     # at a load of 9 on two cores).
     assert time.monotonic() - sent < 5 and proc.returncode == 130, err
     # What is left to do counted, as a folder of pictures counts it.
-    assert err.splitlines()[-1] == "ncnn-sr: interrupted: 1 video upscaled, 0 skipped, 0 failed, 2 not done; " \
-                                   "no partial files were left"
+    assert err.splitlines()[-2:] == ["ncnn-sr: failed: 0.mp4", "ncnn-sr: interrupted: 1 video upscaled, 0 skipped, "
+                                     "1 failed, 2 not done; no partial files were left"], err
     assert sorted(p.name for p in out.iterdir()) == ["a.mp4"]
 
 

@@ -486,10 +486,11 @@ def test_a_folder_of_videos_says_what_a_failed_device_left_of_the_video_it_faile
         status, said = in_process("video", "-i", tmp_path / "in", "-o", tmp_path / "out", *X2)
     assert status == 1, said
     lines = said.splitlines()
-    assert lines[-3:-1] == [
+    assert lines[-4:-1] == [
         f"ncnn-sr: error: {clip}: upscaling failed on CPU: RuntimeError('vkQueueSubmit failed: VK_ERROR_DEVICE_LOST')",
         f"ncnn-sr: {tmp_path / 'out' / 'a.mp4'} is not written yet; the work up to 00:00:01 is kept in "
-        ".a.mp4.ncnn-sr-pieces: run the same command again to go on"], said
+        ".a.mp4.ncnn-sr-pieces: run the same command again to go on",
+        "ncnn-sr: failed: a.mp4"], said
     assert lines[-1].startswith("ncnn-sr: 1 video: 0 upscaled, 0 skipped, 1 failed in "), said
     status, said = in_process("video", "-i", tmp_path / "in", "-o", tmp_path / "out", *X2)
     assert status == 0, said
