@@ -138,14 +138,15 @@ def suffix_fault(suffix: str) -> str | None:
 _PRINTF_NUMBER = re.compile(r"%\d*d")
 
 
-def numbered_pictures_hint(path: str | os.PathLike, takes: str, command: str = "ncnn-sr") -> str:
+def numbered_pictures_hint(path: str | os.PathLike, takes: str, command: str = "ncnn-sr", library: bool = False) -> str:
     """What to do instead, where ``path``, not found, names a numbered sequence of
     pictures as FFmpeg does (frames/f%02d.png): ``command`` (the drop-in's own name
-    in its words) upscales their folder; ``takes`` says what the input is instead
-    ("ncnn-sr video takes a video"). "" for another name (100%.png, a%s.png, a
-    pattern in a folder's name only)."""
+    in its words) upscales their folder, or for ``library``, plan_jobs' jobs of it;
+    ``takes`` says what the input is instead ("ncnn-sr video takes a video"). "" for
+    another name (100%.png, a%s.png, a pattern in a folder's name only)."""
     if not _PRINTF_NUMBER.search(os.path.basename(os.fspath(path))):
         return ""
-    folder = shell_word(os.path.dirname(os.fspath(path)) or ".")
-    return (f": {takes}, not numbered pictures: {command} -i {folder} -o OUT_FOLDER upscales them, "
-            "for ffmpeg to join into a video")
+    folder = os.path.dirname(os.fspath(path)) or "."
+    how = f"a Pipeline running plan_jobs({folder!r}, out_folder).jobs" if library \
+        else f"{command} -i {shell_word(folder)} -o OUT_FOLDER"
+    return f": {takes}, not numbered pictures: {how} upscales them, for ffmpeg to join into a video"

@@ -168,7 +168,11 @@ def _open_input(path):
     elif _missing(path):
         # FFmpeg would read a name with %d in it as a numbered sequence of pictures
         # (f_%04d.png: f_0001.png, ...), then refused as "a still picture".
-        raise InputError(f"{path}: file not found{numbered_pictures_hint(path, 'ncnn-sr video takes a video')}")
+        # The commands name the pictures' command, the library's caller plan_jobs.
+        hint = numbered_pictures_hint(path, "ncnn-sr video takes a video")
+        said = (Option(hint, numbered_pictures_hint(path, "upscale_video takes a video", library=True),
+                       everywhere=True),) if hint else ()
+        raise InputError(f"{path}: file not found", *said)
     try:
         # Standard input redirected from a file is read further as the file is.
         container = av.open(path, **video_streams.READ_TAGS) if isinstance(path, VideoInput) \

@@ -5089,26 +5089,43 @@ def test_a_name_ffmpeg_reads_as_a_numbered_sequence_of_pictures_is_a_file_not_fo
         Image.fromarray(picture(8, 8, seed=i)).save(tmp_path / f"f_{i:04d}.png")
     with pytest.raises(InputError) as caught:
         upscale_video(tmp_path / "f_%04d.png", tmp_path / "o.mp4", lambda frames: frames)
-    assert str(caught.value) == (f"{tmp_path}/f_%04d.png: file not found: ncnn-sr video takes a video, not "
-                                 f"numbered pictures: ncnn-sr -i {tmp_path} -o OUT_FOLDER upscales them, for "
-                                 "ffmpeg to join into a video")
+    assert str(caught.value) == (f"{tmp_path}/f_%04d.png: file not found: upscale_video takes a video, not "
+                                 f"numbered pictures: a Pipeline running plan_jobs({str(tmp_path)!r}, out_folder).jobs "
+                                 "upscales them, for ffmpeg to join into a video")
     assert not (tmp_path / "o.mp4").exists()
 
 
 @pytest.mark.parametrize("name,hint", [
-    ("f%d.png", ": ncnn-sr video takes a video, not numbered pictures: ncnn-sr -i . -o OUT_FOLDER upscales them, "
-                "for ffmpeg to join into a video"),
-    ("my frames/f%02d.png", ": ncnn-sr video takes a video, not numbered pictures: "
-                            "ncnn-sr -i 'my frames' -o OUT_FOLDER upscales them, for ffmpeg to join into a video"),
+    ("f%d.png", ": upscale_video takes a video, not numbered pictures: a Pipeline running plan_jobs('.', "
+                "out_folder).jobs upscales them, for ffmpeg to join into a video"),
+    ("my frames/f%02d.png", ": upscale_video takes a video, not numbered pictures: a Pipeline running "
+                            "plan_jobs('my frames', out_folder).jobs upscales them, for ffmpeg to join into a video"),
     ("100%.mp4", ""), ("a%s.mp4", ""), ("%dx.mkv/a.mp4", "")])
 def test_a_missing_numbered_sequence_of_pictures_is_told_how_to_upscale_it(name, hint, tmp_path, monkeypatch):
-    # ncnn-sr video -i 'frames/f%02d.png' -o out.mp4: "file not found" alone, where the
-    # name says what was meant, a folder of frames, which ncnn-sr upscale takes. A
-    # name without a printf number (%d, %02d) in it is not told so.
+    # upscale_video('frames/f%02d.png', ...): "file not found" alone, where the name
+    # says what was meant, a folder of frames, which plan_jobs takes (the library's
+    # caller was told of ncnn-sr -i, a command). A name without a printf number (%d,
+    # %02d) in it is not told so.
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError) as caught:
         upscale_video(name, tmp_path / "o.mp4", lambda frames: frames)
     assert str(caught.value) == f"{name}: file not found{hint}"
+
+
+@pytest.mark.parametrize("command", [NCNN_SR, DROPIN], ids=["ncnn-sr", "dropin"])
+def test_a_missing_numbered_sequence_of_pictures_is_told_the_command_to_video_commands(command, tmp_path,
+                                                                                         monkeypatch):
+    # The commands' words, not upscale_video's caller's: ncnn-sr video and the drop-in
+    # (an .mp4 output is its video) name the pictures' command.
+    monkeypatch.chdir(tmp_path)
+    proc = run(*([NCNN_SR, "video"] if command == NCNN_SR else [DROPIN]), "-i", "my frames/f%02d.mp4",
+               "-o", "o.mp4", "-s", "2", "-g", "-1", check_ok=False)
+    said = ("my frames/f%02d.mp4: file not found: ncnn-sr video takes a video, not numbered pictures: "
+            "ncnn-sr -i 'my frames' -o OUT_FOLDER upscales them, for ffmpeg to join into a video")
+    assert proc.returncode == 1
+    assert proc.stderr == (f"ncnn-sr: error: {said}\n" if command == NCNN_SR
+                           else f"realesrgan-ncnn-vulkan: error: {said.replace(': file', ' failed: file', 1)}\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("command,output", [(NCNN_SR, "out.mp4"), (DROPIN, "out.png"), (DROPIN, "out.mp4")],
