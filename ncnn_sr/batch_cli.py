@@ -773,7 +773,7 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
     length = None  # its seconds, where known: for the room a full disk's rerun needs
     written_into: set[Path] = set()  # the folders a video was written in
     try:
-        jobs = plan_videos(opts.input, opts.output, encode, opts.recursive, opts.output_folder)
+        jobs = plan_videos(opts.input, opts.output, encode, opts.recursive, opts.output_folder, FlagNames())
         pipes = {dst: OutputPipe(dst) for _, dst in jobs if is_fifo(dst)}
         done_before = _done_before(jobs) if opts.skip_existing else {}
         if len(done_before) < len(jobs):

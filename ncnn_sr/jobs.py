@@ -322,8 +322,10 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
         # Left out without a word, a folder of clips ended in "no pictures found".
         # The command quoted as the shell reads it back: in quotes of its own, a folder
         # with a space ("my clips") or a Latin-1 byte went in as two paths, or another.
-        notes.append(f"{videos} video{'s' if videos > 1 else ''} in {src} left out: a folder run upscales "
-                     f"pictures; ncnn-sr video -i {shell_word(str(src))} -o OUT_FOLDER upscales its videos")
+        # The library's caller is named the library's way, a command's user the command.
+        how = "plan_jobs plans pictures; upscale_video upscales a video" if flags.library else \
+            f"a folder run upscales pictures; ncnn-sr video -i {shell_word(str(src))} -o OUT_FOLDER upscales its videos"
+        notes.append(f"{videos} video{'s' if videos > 1 else ''} in {src} left out: {how}")
     return _unless_overwriting(Plan(tuple(jobs), tuple(notes), True, tuple(unlisted), tuple(hidden)))
 
 
@@ -667,8 +669,8 @@ def _clash_note(first: tuple[Path, str], source: Path, wanted: str, renamed: str
             f"file where {alike}: {source.name} will output {renamed}")
 
 
-def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: bool = False
-                ) -> list[tuple[Path, Path]]:
+def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: bool = False,
+                flags: FlagNames = FlagNames(library=True)) -> list[tuple[Path, Path]]:
     """(input, output) for each video in the folder ``src``, sorted, into the folder
     ``dst`` with the same tree: NAME in the input's container where the encoder that
     ``encode`` picks can be written there, else NAME.mkv (which holds any sound and
@@ -679,7 +681,7 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     with a trailing separator). A folder without videos says so first: a folder of
     frames into out.mp4 was sent to give an output folder, to be told then that it
     held no videos. An output refused is said alone: the notes of what the folder
-    leaves out are logged only once it is taken."""
+    leaves out are logged only once it is taken. ``flags``: as plan_jobs'."""
     if dst.exists() and not dst.is_dir():
         output_refused = f"{src} is a folder but {dst} is a file: give an output folder for its videos"
     elif not dst.exists() and is_video_path(dst) and not folder:
@@ -794,8 +796,9 @@ def plan_videos(src: Path, dst: Path, encode, recursive: bool = False, folder: b
     if pictures:
         # As a folder of pictures names 'ncnn-sr video' for its clips: a GIF among the
         # clips was left out unsaid, and a folder of GIFs was "no videos in it".
-        told.append(f"{pictures} picture{'s' if pictures > 1 else ''} in {src} left out: a video folder run upscales "
-                    f"videos; ncnn-sr -i {shell_word(str(src))} -o OUT_FOLDER upscales its pictures")
+        how = f"plan_videos plans videos; plan_jobs({str(src)!r}, out_folder) plans its pictures" if flags.library \
+            else f"a video folder run upscales videos; ncnn-sr -i {shell_word(str(src))} -o OUT_FOLDER upscales its pictures"
+        told.append(f"{pictures} picture{'s' if pictures > 1 else ''} in {src} left out: {how}")
     if not jobs:
         # Said before it: they tell why a folder of frames, or of GIFs, holds no videos.
         for line in told:

@@ -2239,8 +2239,7 @@ def test_files_not_named_as_pictures_are_said_in_one_note_per_run(tmp_path):
     (src / "clip.mp4").write_bytes(b"not looked at")
     assert plan_jobs(src, tmp_path / "out").notes == (
         f"1 file in {src} left out: not a picture by its name (b.txt)",
-        f"1 video in {src} left out: a folder run upscales pictures; ncnn-sr video -i {src} -o OUT_FOLDER "
-        "upscales its videos")
+        f"1 video in {src} left out: plan_jobs plans pictures; upscale_video upscales a video")
 
 
 def test_only_files_without_an_extension_are_opened_to_plan_a_folder(tmp_path, monkeypatch):
@@ -3022,8 +3021,7 @@ def test_a_folder_of_pictures_beside_a_file_with_a_video_s_first_bytes_is_planne
     monkeypatch.setitem(sys.modules, "av", None)  # import av: ImportError
     plan = plan_jobs(src, tmp_path / "out")
     assert [j.source.name for j in plan.jobs] == ["a.png"]
-    assert plan.notes == (f"1 video in {src} left out: a folder run upscales pictures; ncnn-sr video -i {src} -o "
-                          "OUT_FOLDER upscales its videos",)
+    assert plan.notes == (f"1 video in {src} left out: plan_jobs plans pictures; upscale_video upscales a video",)
 
 
 @pytest.mark.skipif(os.name == "nt", reason="no flock: no folder is swept")

@@ -976,8 +976,8 @@ def test_files_neither_videos_nor_pictures_are_said_in_one_note_and_subtitles_be
         f"3 subtitle files in {src} not carried: subtitles in separate files are not read; copy them beside the "
         f"outputs (ep1.en.ass, ep1.srt, {sub}ep2.vtt)",
         f"4 files in {src} left out: not videos by their names or first bytes (notes, other.srt, show.nfo, ...)",
-        f"1 picture in {src} left out: a video folder run upscales videos; ncnn-sr -i {src} -o OUT_FOLDER "
-        "upscales its pictures"]
+        f"1 picture in {src} left out: plan_videos plans videos; plan_jobs({str(src)!r}, out_folder) plans its "
+        "pictures"]
     caplog.clear()
     with caplog.at_level("WARNING", logger="ncnn_sr"):
         plan_videos(src, tmp_path / "out", EncodeOptions())
@@ -1035,8 +1035,7 @@ def test_a_picture_folder_run_counts_a_video_without_an_extension_among_the_vide
     (src / "notes").write_text("x")
     assert plan_jobs(src, tmp_path / "out", fmt="png").notes[-2:] == (
         f"1 file in {src} left out: not a picture by its name or first bytes (notes)",
-        f"1 video in {src} left out: a folder run upscales pictures; ncnn-sr video -i {src} -o OUT_FOLDER "
-        "upscales its videos")
+        f"1 video in {src} left out: plan_jobs plans pictures; upscale_video upscales a video")
 
 
 def test_a_video_whose_suffix_is_no_extension_is_taken_by_its_first_bytes(tmp_path, caplog, monkeypatch):
@@ -1072,8 +1071,8 @@ def test_a_video_whose_suffix_is_no_extension_is_taken_by_its_first_bytes(tmp_pa
         f"1 subtitle file in {src} not carried: subtitles in separate files are not read; copy them beside the "
         "outputs (Show.S01E01.1080p.srt)",
         f"2 files in {src} left out: not videos by their names or first bytes (GL010001.LRV, notes.1)",
-        f"1 picture in {src} left out: a video folder run upscales videos; ncnn-sr -i {src} -o OUT_FOLDER "
-        "upscales its pictures"]
+        f"1 picture in {src} left out: plan_videos plans videos; plan_jobs({str(src)!r}, out_folder) plans its "
+        "pictures"]
     assert sorted(opened) == ["Show.S01E01.1080p", "b.mkv~", "clip.mp4_original", "notes.1", "poster.jpg_large"]
 
 
@@ -1134,8 +1133,7 @@ def test_sound_without_an_extension_in_a_folder_of_videos_is_left_out_with_the_o
     # A folder of pictures counted each among the videos it left for 'ncnn-sr video'.
     notes = plan_jobs(src, tmp_path / "pictures").notes
     assert notes == (f"{len(left)} files in {src} left out: not pictures by their names or first bytes ({named})",
-                     f"1 video in {src} left out: a folder run upscales pictures; ncnn-sr video -i {src} -o "
-                     "OUT_FOLDER upscales its videos")
+                     f"1 video in {src} left out: plan_jobs plans pictures; upscale_video upscales a video")
 
 
 def test_skip_existing_after_a_video_of_the_same_name_was_removed_takes_none_for_another(tmp_path):
@@ -1202,6 +1200,7 @@ def test_the_command_a_mixed_folder_names_for_what_it_leaves_out_can_be_copied(t
     from PIL import Image
 
     from conftest import picture
+    from ncnn_sr.errors import FlagNames
     from ncnn_sr.jobs import plan_jobs, plan_videos
     from ncnn_sr.video import EncodeOptions
 
@@ -1210,8 +1209,9 @@ def test_the_command_a_mixed_folder_names_for_what_it_leaves_out_can_be_copied(t
     Image.fromarray(picture(12, 16)).save(src / "a.png")
     make_clip(src / "clip.mp4", frames=2, audio=None)
     with caplog.at_level("WARNING", logger="ncnn_sr"):
-        plan_videos(src, tmp_path / "out", EncodeOptions())
-    for note, command, then in [(plan_jobs(src, tmp_path / "out").notes[-1], "ncnn-sr video -i ", " upscales its videos"),
+        plan_videos(src, tmp_path / "out", EncodeOptions(), flags=FlagNames())  # the commands' words
+    for note, command, then in [(plan_jobs(src, tmp_path / "out", flags=FlagNames()).notes[-1], "ncnn-sr video -i ",
+                                 " upscales its videos"),
                                 (caplog.records[-1].getMessage(), "ncnn-sr -i ", " upscales its pictures")]:
         assert " left out: a " in note and note.endswith(f" -o OUT_FOLDER{then}"), note
         word = note.split(command, 1)[1].removesuffix(f" -o OUT_FOLDER{then}")
