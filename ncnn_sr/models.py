@@ -442,8 +442,10 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
                                            " runs it)") from None
             here = _where_run(text, model_path)
             if here is not None:  # -m models -n mine/x, for mine/x.param where the command runs
-                raise ModelMissing(*e.pieces, f" ({here} is where the command runs: ",
-                                   Option(f"-n {shell_word(str(here))}", f"the path {str(here)!r}", everywhere=True),
+                # The library's caller ran no command: the folder is its current one.
+                raise ModelMissing(*e.pieces, f" ({here} is ",
+                                   Option(f"where the command runs: -n {shell_word(str(here))}",
+                                          f"in the current folder: the path {str(here)!r}", everywhere=True),
                                    " runs it)") from None
             stem = as_path.stem
             if stem in catalog() or model_name_for(stem) != stem:

@@ -1435,3 +1435,18 @@ def test_an_empty_model_folder_is_refused_as_the_commands_refuse_it(tmp_path, mo
 def test_model_name_for_takes_a_scale_of_any_kind_of_real_number(scale):
     # found by a library audit: Decimal("2") was refused while Fraction(2) was taken
     assert model_name_for("realesr-animevideov3", scale) == "realesr-animevideov3-x2"
+
+
+def test_a_model_path_in_the_model_folder_names_the_one_in_the_current_folder_to_the_library(tmp_path, monkeypatch):
+    # resolve_model("models/mine/x", "models"), x.param in mine/ here: its caller was
+    # told "(mine/x.param is where the command runs: ...)", of a command it never ran.
+    (tmp_path / "models").mkdir()
+    (tmp_path / "mine").mkdir()
+    copy_model("realesr-animevideov3-x2", tmp_path / "mine", "x")
+    monkeypatch.chdir(tmp_path)
+    meant = Path("mine", "x.param")
+    with pytest.raises(ModelMissing) as caught:
+        resolve_model(str(Path("models", "mine", "x")), "models")
+    assert str(caught.value) == (f"model x: file {Path('models', 'mine', 'x.param')} not found ({meant} is in the "
+                                 f"current folder: the path {str(meant)!r} runs it)")
+    assert caught.value.said(FlagNames()).endswith(f" ({meant} is where the command runs: -n {meant} runs it)")
