@@ -858,7 +858,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
                                                      functools.partial(_standard_rate, flags=flags),
                                                      _guessed_rate(video_in)))
         if settings is not None and not piped:
-            work = _open_work(src, final, dst, encoder, asked, settings, options.fps or _source_rate(video_in) * factor)
+            work = _open_work(src, final, dst, encoder, asked, settings, options.fps or _source_rate(video_in) * factor,
+                              flags)
             if work is not None:
                 work.total, work.video = _frame_count(video_in, options), part
             if work is not None and work.kept:
@@ -986,7 +987,7 @@ def disk_full(e: BaseException) -> bool:
 
 
 def _open_work(src, final: Path, dst: Path, encoder: str, options: EncodeOptions, settings: dict,
-               rate: Fraction) -> video_pieces.Work | None:
+               rate: Fraction, flags: FlagNames) -> video_pieces.Work | None:
     """The pieces ``final`` is kept in while written (video_pieces), None where it
     cannot be: a stream read in, an encoder or container whose pieces were not
     checked to join."""
@@ -1002,7 +1003,7 @@ def _open_work(src, final: Path, dst: Path, encoder: str, options: EncodeOptions
               "output": dst.suffix.lower(),
               "versions": [__version__, av.__version__, repr(av.library_versions)], "rate": str(rate)}
     every = max(1, round(video_pieces.piece_seconds() * rate))
-    return video_pieces.open_work(final, record, every)
+    return video_pieces.open_work(final, record, every, flags)
 
 
 def _cannot_write(dst, e: Exception) -> InputError:

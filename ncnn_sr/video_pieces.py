@@ -38,7 +38,7 @@ from typing import Iterator
 import av
 
 from .budget import size_words
-from .errors import DISK_FULL, cannot_write, out_of_memory
+from .errors import DISK_FULL, FlagNames, cannot_write, out_of_memory
 from .files import temp_stem
 
 try:
@@ -320,10 +320,10 @@ def source_identity(src) -> dict | None:
     return {"path": os.path.abspath(src), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def open_work(final: Path, record: dict, every: int) -> Work | None:
+def open_work(final: Path, record: dict, every: int, flags: FlagNames = FlagNames(library=True)) -> Work | None:
     """The pieces of ``final``, made of what ``record`` says, ``every`` frames each:
     those a stopped run of the same record left are kept; a folder of another record
-    is emptied, saying why. None where pieces cannot be kept: no flock (Windows), or
+    is emptied, saying why (naming what differs as ``flags`` do: made_with). None where pieces cannot be kept: no flock (Windows), or
     another run holds the folder. An InputError (NoRoom where the disk is full) where
     the folder cannot be written, as the output then could not either."""
     if fcntl is None:
@@ -343,13 +343,13 @@ def open_work(final: Path, record: dict, every: int) -> Work | None:
     record = json.loads(json.dumps({**record, "every": every}))  # as read back
     work = Work(final, folder, record, every, lock=lock)
     try:
-        return _taken_up(work)
+        return _taken_up(work, flags)
     except OSError as e:  # the disk is full, say: as writing the output would fail
         work.remove()
         raise cannot_write(final, e) from None
 
 
-def _taken_up(work: Work) -> Work:
+def _taken_up(work: Work, flags: FlagNames) -> Work:
     """``work``, its folder's kept pieces in it where its record is the same; else
     the folder emptied and the record written."""
     final, folder, record = work.output, work.folder, work.record
@@ -358,7 +358,7 @@ def _taken_up(work: Work) -> Work:
     if old is not None and old != record:
         key = next((k for k in record if old.get(k) != record[k]), None) or next(iter(old))
         log.warning("%s: starting over: the kept work (%s) was made %s", final, folder.name,
-                    made_with(key, old.get(key), record.get(key)))
+                    made_with(key, old.get(key), record.get(key), flags))
         old = None
     if old is None or len(made) < len(_MADE):  # none, another's, or one whose encoder never opened
         _empty(folder)
@@ -393,20 +393,36 @@ _FLAGS = {"model": "-n", "scale": "-s", "width": "--width", "height": "--height"
 _BOOLEANS = ("True", "False")
 
 
-def made_with(key: str, old, new) -> str:
+def made_with(key: str, old, new, flags: FlagNames = FlagNames()) -> str:
     """How the kept work was made, where its record's field ``key`` was ``old`` and
     this run's is ``new``: the one setting or option that differs, by its flag
-    ("with --crf 18, not 20"), where the two say which; else ``_WHAT``'s words."""
+    ("with --crf 18, not 20"), or for ``flags.library`` as upscale_video's caller gave
+    it ("with crf=18, not 20", "with settings['model'] = 'a', not 'b'"), where the
+    two say which; else ``_WHAT``'s words."""
     if key in ("settings", "options") and isinstance(old, dict) and isinstance(new, dict):
         name = next((k for k in (*new, *old) if old.get(k) != new.get(k)), None)
         if name == "weights":
             return "with other model files (its .param or .bin changed since)"
+        if flags.library and name is not None:
+            return _argument_change(key, name, old.get(name), new.get(name))
         if name == "exact":  # --exact/--blend: None, neither given
             said = {"True": "--exact", "False": "--blend"}
             return f"with {said.get(old.get(name), 'the default')}, not {said.get(new.get(name), 'the default')}"
         if name in _FLAGS:
             return _flag_change(_FLAGS[name], old.get(name, "None"), new.get(name, "None"))
     return _WHAT.get(key, f"with another {key}")
+
+
+def _argument_change(key: str, name: str, old: str | None, new: str | None) -> str:
+    """"with crf=18, not 20" for an EncodeOptions field (the record's str()s, every
+    field there); for a key of upscale_video's ``settings``, which the caller may
+    have left out, "with settings['model'] = 'a', not 'b'" (its values are strs)."""
+    if key == "options":
+        return f"with {name}={old}, not {new}"
+    item = f"settings[{name!r}]"
+    if old is None:
+        return f"without {item}, not with it = {new!r}"
+    return f"with {item} = {old!r}, not {'without it' if new is None else repr(new)}"
 
 
 def _flag_change(flag: str, old: str, new: str) -> str:

@@ -135,13 +135,14 @@ def test_a_rerun_with_another_model_starts_over(tmp_path, cpu_upscalers, short_p
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
         assert upscale_video(clip, out, upscaled(up), settings=SETTINGS) == 24
     assert [r.getMessage() for r in caplog.records] == [
-        f"{out}: starting over: the kept work (.out.mkv.ncnn-sr-pieces) was made with -n realesr-animevideov3-x3, "
-        "not realesr-animevideov3-x2"]
+        f"{out}: starting over: the kept work (.out.mkv.ncnn-sr-pieces) was made with settings['model'] = "
+        "'realesr-animevideov3-x3', not 'realesr-animevideov3-x2'"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mkv"]
 
 
 def test_a_rerun_with_another_crf_names_it(tmp_path, cpu_upscalers, short_pieces, caplog):
-    # found by an audit: "made with another video options", ungrammatical, named none
+    # found by an audit: "made with another video options", ungrammatical, named none.
+    # EncodeOptions' field, to upscale_video's caller, who was told of --crf.
     up = cpu_upscalers("realesr-animevideov3-x2")
     clip = make_clip(tmp_path / "in.mp4", frames=24, rate=Fraction(12), audio=None)
     out = tmp_path / "out.mp4"
@@ -150,7 +151,7 @@ def test_a_rerun_with_another_crf_names_it(tmp_path, cpu_upscalers, short_pieces
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
         assert upscale_video(clip, out, upscaled(up), EncodeOptions(crf=20), settings=SETTINGS) == 24
     assert [r.getMessage() for r in caplog.records] == [
-        f"{out}: starting over: the kept work (.out.mp4.ncnn-sr-pieces) was made with --crf 18, not 20"]
+        f"{out}: starting over: the kept work (.out.mp4.ncnn-sr-pieces) was made with crf=18, not 20"]
 
 
 @pytest.mark.parametrize("key, old, new, words", [
@@ -171,9 +172,42 @@ def test_a_rerun_with_another_crf_names_it(tmp_path, cpu_upscalers, short_pieces
     ("source", {"size": 1}, {"size": 2}, "from another source file (changed since)"),
 ])
 def test_what_made_the_kept_work_is_said_in_the_commands_words(key, old, new, words):
+    from ncnn_sr.errors import FlagNames
     from ncnn_sr.video_pieces import made_with
 
-    assert made_with(key, old, new) == words
+    assert made_with(key, old, new, FlagNames()) == words
+
+
+@pytest.mark.parametrize("key, old, new, words", [
+    ("options", {"crf": "None"}, {"crf": "20"}, "with crf=None, not 20"),
+    ("options", {"fps": "30000/1001"}, {"fps": "25"}, "with fps=30000/1001, not 25"),
+    ("options", {"skip_damaged": "False"}, {"skip_damaged": "True"}, "with skip_damaged=False, not True"),
+    ("options", {"keep_width": "64"}, {"keep_width": "None"}, "with keep_width=64, not None"),
+    ("settings", {"model": "a"}, {"model": "b"}, "with settings['model'] = 'a', not 'b'"),
+    ("settings", {"exact": "True"}, {"exact": "None"}, "with settings['exact'] = 'True', not 'None'"),
+    # The caller's own keys, which no flag sets, are named too.
+    ("settings", {"denoise": "0.5"}, {}, "with settings['denoise'] = '0.5', not without it"),
+    ("settings", {"weights": "1 2"}, {"weights": "1 3"}, "with other model files (its .param or .bin changed since)"),
+    ("rate", "24", "25", "at another frame rate"),
+])
+def test_what_made_the_kept_work_is_said_in_the_library_s_words(key, old, new, words):
+    # upscale_video's caller gave EncodeOptions' fields and its settings' keys, not
+    # the command's flags it was told of ("with --crf 18, not 20").
+    from ncnn_sr.errors import FlagNames
+    from ncnn_sr.video_pieces import made_with
+
+    assert made_with(key, old, new, FlagNames(library=True)) == words
+
+
+def test_a_command_rerun_with_another_crf_names_the_flag(tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=72, width=64, height=48, rate=Fraction(12), audio=None)
+    out = tmp_path / "out.mp4"
+    stopped_after_pieces(clip, out, signal.SIGKILL, [*X2, "--crf", "18"])
+    proc = command(clip, out, [*X2, "--crf", "20"])
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 0, err
+    assert f"ncnn-sr: warning: {out}: starting over: the kept work (.out.mp4.ncnn-sr-pieces) was made with --crf " \
+           "18, not 20\n" in err, err
 
 
 def test_a_rerun_on_a_source_changed_since_starts_over(tmp_path, cpu_upscalers, short_pieces, caplog):
