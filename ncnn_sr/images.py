@@ -484,7 +484,8 @@ def reading(path: str):
         if (reason := _cut_in_header(path)) is not None:  # too short for any reader to know it
             raise InputError(f"{path}: broken or truncated picture ({reason})") from None
         if (kind := _video_kind(path)) is not None:  # piped in, say, with no name to tell
-            raise InputError(f"{path} is a video ({kind}), not a picture: upscale it with 'ncnn-sr video'") from None
+            raise InputError(f"{path} is a video ({kind}), not a picture: upscale it with ",
+                             Option("'ncnn-sr video'", "upscale_video", everywhere=True)) from None
         raise InputError(f"{path}: not a picture, or a format Pillow cannot read") from None
     except Image.DecompressionBombError as e:
         size = str(e) if re.fullmatch(r"\d+x\d+", str(e)) else _stated_size(path)  # the former: _read's own

@@ -600,6 +600,12 @@ def test_a_y4m_video_given_as_a_picture_says_to_use_the_video_command(tmp_path):
         assert proc.returncode == 1 and proc.stderr.decode().splitlines()[-1] == \
             f"ncnn-sr: error: {name} is a video (YUV4MPEG2), not a picture: upscale it with 'ncnn-sr video'"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tape.y4m", "tmp"]
+    # read_image's caller is named the library's function, where it was told of the command.
+    from ncnn_sr import InputError, read_image
+
+    with pytest.raises(InputError) as caught:
+        read_image(clip)
+    assert str(caught.value) == f"{clip} is a video (YUV4MPEG2), not a picture: upscale it with upscale_video"
 
 
 def test_sound_in_an_mp4_on_standard_input_in_picture_mode_is_not_called_a_video(tmp_path):
