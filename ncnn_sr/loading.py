@@ -229,7 +229,8 @@ class Loading:
         room = self._budget.total if self._memory is None else min(self._budget.total, self._memory.total)
         if need > room:
             # FFmpeg reads animated GIF and APNG, not animated WebP.
-            video = ", or make a video of it (ncnn-sr video)" if item.info.format in ("GIF", "PNG") else ""
+            maker = "upscale_video" if self._flags is None else "ncnn-sr video"  # a library run's, or a command's
+            video = f", or make a video of it ({maker})" if item.info.format in ("GIF", "PNG") else ""
             item.error = (f"{item.job.source}: its {item.info.frames} frames upscaled need about "
                           f"{size_words(need, up=True)} of memory, more than the {size_words(room, down=True)} "
                           f"animations may take: ask for a smaller size{video}")
