@@ -271,8 +271,9 @@ def _still_picture(container, path) -> InputError:
         return InputError(f"{path}: not a video, nor a picture (only named as one)")
     video = container.streams.video
     codec = video[0].codec_context.name if video and video[0].codec_context is not None else kind.removesuffix("_pipe")
-    return InputError(f"{path}: a still picture ({codec}), not a video, of a kind ncnn-sr upscale does not read "
-                      "either: convert it (to PNG or TIFF, say) to upscale it")
+    return InputError(f"{path}: a still picture ({codec}), not a video, of a kind ",
+                      Option("ncnn-sr upscale", "read_image", everywhere=True),
+                      " does not read either: convert it (to PNG or TIFF, say) to upscale it")
 
 
 def _decodes(container) -> bool:

@@ -3908,8 +3908,13 @@ def test_a_picture_the_picture_path_cannot_read_is_called_a_picture_to_convert(n
     out = tmp_path / "out.mp4"
     with pytest.raises(InputError) as e:
         upscale_video(still, out, lambda frames: frames)
-    assert str(e.value) == (f"{still}: a still picture ({codec}), not a video, of a kind ncnn-sr upscale does not "
-                            "read either: convert it (to PNG or TIFF, say) to upscale it")
+    # read_image to upscale_video's caller, the pictures' command to ncnn-sr video's user.
+    said = (f"{still}: a still picture ({codec}), not a video, of a kind {{}} does not read either: convert it "
+            "(to PNG or TIFF, say) to upscale it")
+    assert str(e.value) == said.format("read_image")
+    assert not out.exists()
+    proc = run(NCNN_SR, "video", "-i", still, "-o", out, *X2, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr == f"ncnn-sr: error: {said.format('ncnn-sr upscale')}\n"
     assert not out.exists()
 
 
