@@ -666,7 +666,8 @@ def _refuse_non_model(path: Path) -> None:
                                     "write_model(convert_weights(read_weights(path)), folder, name)", everywhere=True),
                              ", then give the .param it writes")
         raise ModelError(f"{path} is not an ncnn model: give a .param file with its .bin beside it "
-                         "(.pth and .safetensors models convert with 'ncnn-sr convert'; .onnx ones with pnnx)")
+                         "(.pth and .safetensors models convert with ",
+                         Option("'ncnn-sr convert'", "convert_weights", everywhere=True), "; .onnx ones with pnnx)")
 
 
 def _models_in(folder: Path) -> tuple:
