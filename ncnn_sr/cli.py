@@ -25,7 +25,7 @@ from . import __version__, fetch_record, models as models_mod
 from .choices import ALPHA_MODES, MAX_CONTEXT, MAX_SIDE, MIN_TILE, PRECISIONS
 from .console import bar_fits, name_streams, setup_logging
 from .entry import output_is_a_listing
-from .errors import (InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word,
+from .errors import (FlagNames, InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word,
                      shown_repr)
 from .files import check_folder, folder_made, same_file
 from .flags import HomePath, ModelText, OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
@@ -855,7 +855,8 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
                 weights = convert_mod.interpolate_weights(weights, second, dni_weight)
             # Models are named by their scale (3x_Name.pth): where the keys cannot tell, that decides.
             model = convert_mod.convert_weights(weights, fp16=not fp32, scale=scale,
-                                                scale_hint=convert_mod.name_scale(Path(file_name).stem))
+                                                scale_hint=convert_mod.name_scale(Path(file_name).stem),
+                                                flags=FlagNames())
             spec = convert_mod.write_model(model, target, name, overwrite=force)
     except KeyboardInterrupt:
         if downloaded.kept is not None:  # before the entry point's "interrupted"

@@ -50,8 +50,8 @@ from typing import Mapping
 import numpy as np
 
 from . import plksr, span
-from .errors import (InputError, ModelError, NcnnSrError, Option, SettingError, cannot_write, describe, file_path,
-                     in_one_line, os_reason)
+from .errors import (FlagNames, InputError, ModelError, NcnnSrError, Option, SettingError, cannot_write, describe,
+                     file_path, in_one_line, os_reason)
 from .files import atomic_write, mode_for, name_fault, temp_stem, write_protected
 from .models import ModelSpec, catalog, model_name_for, resolve_model
 from .ncnn_graph import INPUT_BLOB, Net, check_shapes, conv_shapes, counted, shape_of
@@ -77,7 +77,7 @@ class ConvertedModel:
 
 @in_one_line
 def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True, scale: int | None = None,
-                    scale_hint: int | None = None) -> ConvertedModel:
+                    scale_hint: int | None = None, flags: FlagNames = FlagNames(library=True)) -> ConvertedModel:
     """Convert a state dict (key -> array) of a model this module knows (see its
     docstring) into an ncnn model; weights stored as fp16 (as the shipped models) or,
     with ``fp16=False``, fp32. A layout not known here, a key missing or to spare, a
@@ -88,8 +88,9 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True, scale:
     The keys give the scale, except for ESRGAN names with one upsampling convolution,
     which are x2 or x3 alike: there ``scale`` (2 or 3) decides, else ``scale_hint``
     (the scale the model's name gives, see name_scale) where it is 2 or 3, else x2 with
-    a warning logged. Elsewhere a ``scale`` other than the keys' is a ModelError, and
-    ``scale_hint`` is not used."""
+    a warning logged (naming ``scale`` as ``flags`` say: by default as this argument,
+    a command's as its flag). Elsewhere a ``scale`` other than the keys' is a
+    ModelError, and ``scale_hint`` is not used."""
     for value, what in ((scale, "scale"), (scale_hint, "scale_hint")):
         if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
                                   or value < 1):
@@ -102,7 +103,7 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True, scale:
     keys = list(weights)
     if not keys:
         raise ModelError("the weights are empty: no model to convert")
-    known = _known(weights, scale, scale_hint)
+    known = _known(weights, scale, scale_hint, flags)
     if known is not None:
         return _scale_checked(known(weights, fp16), scale)
     # A trainer's wrapper names the network's weights under its attribute: "generator.",
@@ -112,7 +113,7 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True, scale:
     found = _networks_under_prefixes(weights)
     if len(found) == 1:
         prefix, inner = found[0]
-        model = _scale_checked(_known(inner, scale, scale_hint)(inner, fp16), scale)
+        model = _scale_checked(_known(inner, scale, scale_hint, flags)(inner, fp16), scale)
         return replace(model, architecture=f"{model.architecture}, the weights under {prefix}")
     if found:
         raise ModelError(f"the weights hold several networks, under {', '.join(p for p, _ in found)}: "
@@ -156,9 +157,10 @@ def _scale_checked(model: ConvertedModel, scale: int | None) -> ConvertedModel:
     return model
 
 
-def _known(weights: Mapping[str, np.ndarray], scale: int | None = None, hint: int | None = None):
-    """The converter of the architecture ``weights``' keys name, or None; ``scale`` and
-    ``hint`` as convert_weights takes them."""
+def _known(weights: Mapping[str, np.ndarray], scale: int | None = None, hint: int | None = None,
+           flags: FlagNames = FlagNames(library=True)):
+    """The converter of the architecture ``weights``' keys name, or None; ``scale``,
+    ``hint`` and ``flags`` as convert_weights takes them."""
     if "conv_first.weight" in weights and any(k.startswith("RRDB_trunk.") for k in weights):
         return _esrgan_trunk
     if "conv_first.weight" in weights and any(re.match(r"body\.\d+\.rdb\d\.", k) for k in weights):
@@ -166,7 +168,7 @@ def _known(weights: Mapping[str, np.ndarray], scale: int | None = None, hint: in
         return lambda w, fp16: _rrdbnet(w, {k: k for k in w}, "RRDBNet (Real-ESRGAN names)", fp16,
                                         (2, 2, 2) if "conv_up3.weight" in w else (2, 2))
     if "model.0.weight" in weights and any(k.startswith("model.1.sub.") for k in weights):
-        return functools.partial(_esrgan, scale=scale, hint=hint)
+        return functools.partial(_esrgan, scale=scale, hint=hint, flags=flags)
     if "body.0.weight" in weights and ("body.1.weight" in weights or "body.2.weight" in weights):
         return _compact
     if span.is_span(weights):
@@ -460,7 +462,7 @@ def _rrdbnet(weights: Mapping[str, np.ndarray], lookup: dict[str, str], names: s
 
 
 def _esrgan(weights: Mapping[str, np.ndarray], fp16: bool, scale: int | None = None,
-            hint: int | None = None) -> ConvertedModel:
+            hint: int | None = None, flags: FlagNames = FlagNames(library=True)) -> ConvertedModel:
     """The original ESRGAN names, mapped to BasicSR's. With one upsampling convolution
     the model is x2 or x3 (see _one_upsampling): ``scale`` says which, else ``hint``."""
     names = "RRDBNet (ESRGAN names)"
@@ -486,13 +488,14 @@ def _esrgan(weights: Mapping[str, np.ndarray], fp16: bool, scale: int | None = N
                 for c in range(1, 6):
                     lookup[f"body.{i}.rdb{r}.conv{c}.{end}"] = f"model.1.sub.{i}.RDB{r}.conv{c}.0.{end}"
     if ups == 1:
-        factors, note = _one_upsampling(names, scale, hint)
+        factors, note = _one_upsampling(names, scale, hint, flags)
     else:
         factors, note = (2,) * ups, ""
     return _rrdbnet(weights, lookup, names, fp16, factors, note)
 
 
-def _one_upsampling(names: str, scale: int | None, hint: int | None) -> tuple[tuple[int], str]:
+def _one_upsampling(names: str, scale: int | None, hint: int | None,
+                    flags: FlagNames = FlagNames(library=True)) -> tuple[tuple[int], str]:
     """The upsampling factor of an ESRGAN-named model with one upsampling convolution,
     and a note for its description. ESRGAN's architecture.py makes x2 with one nearest
     x2 and a convolution, and x3 with one nearest x3 and a convolution: the same keys
@@ -504,8 +507,9 @@ def _one_upsampling(names: str, scale: int | None, hint: int | None) -> tuple[tu
         return (scale,), ""
     if hint in (2, 3):
         return (hint,), " (as its name says; its keys allow x2 or x3)"
+    # A warning has no Options: the caller's words are chosen here.
     log.warning("%s with one upsampling convolution is x2 or x3 alike by its keys: converted as x2; "
-                "give --scale 3 (scale=3) for an x3 model", names)
+                "give %s for an x3 model", names, flags.named("--scale 3", "scale=3"))
     return (2,), " (its keys allow x2 or x3)"
 
 

@@ -399,7 +399,7 @@ def test_an_old_esrgan_model_of_no_scale_by_name_is_x2_with_a_warning_naming_sca
     source = weights_file(tmp_path, "Old.pth", one_upsampling_state()[1])
     proc = run("convert", "-i", source)
     assert proc.stderr == "ncnn-sr: warning: RRDBNet (ESRGAN names) with one upsampling convolution is x2 or x3 " \
-                          "alike by its keys: converted as x2; give --scale 3 (scale=3) for an x3 model\n"
+                          "alike by its keys: converted as x2; give --scale 3 for an x3 model\n"
     assert proc.stdout.splitlines()[0].endswith(", x2 (its keys allow x2 or x3)")
     proc = run("convert", "-i", source, "-n", "Old3", "--scale", "3")
     assert proc.stderr == "" and proc.stdout.splitlines()[0].endswith("growth channels, x3")
