@@ -242,9 +242,10 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
         raise InputError(f"{src} is a folder but {dst} is a file: "
                          "input and output must both be files or both be folders")
     if not dst.exists() and not into_folder and (dst.suffix.lower().lstrip(".") in FORMATS
-                                                 or is_picture_suffix(dst.suffix) or only_an_extension(dst)):
+                                                 or (dst.suffix and is_picture_suffix(dst.suffix)) or only_an_extension(dst)):
         # The reference refuses it; a folder named out.png was made instead, in silence,
-        # and so was one named out.tif, a picture read here though not written.
+        # and so was one named out.tif, a picture read here though not written. (A bare
+        # "out" asks nothing of Pillow: its every reader would load for the answer.)
         raise InputError(f"{src} is a folder but {dst} is named like a picture: input and output must both be "
                          f"files or both be folders ({os.path.join(dst, '')} makes a folder of that name)")
     if not dst.exists() and not into_folder and is_video_path(dst):
