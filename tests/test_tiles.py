@@ -323,7 +323,7 @@ def test_a_given_tile_is_checked_against_a_custom_models_blobs_and_the_catalogs_
     custom = SimpleNamespace(spec=SimpleNamespace(verified=False, said="model x: "), _precision="default",
                              _window_extra=36, _graph=graph)
     Upscaler._check_given_tile(custom, 220, lavapipe)
-    with pytest.raises(ModelError, match=r"^model x: layer d \(Deconvolution\) makes a 4112x4112x32 blob \(1032 MB\) "
+    with pytest.raises(ModelError, match=r"^model x: layer d \(Deconvolution\) makes a 4112x4112x32 blob \(1033 MB\) "
                                          r"from the 257x257 window of a 221 px tile, more than the 1024 MB of "
                                          r"GPU 0: the largest tile that fits is 220 px$"):
         Upscaler._check_given_tile(custom, 221, lavapipe)
