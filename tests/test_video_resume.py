@@ -502,7 +502,11 @@ def test_after_a_gpu_fails_the_command_offers_the_cpu_where_the_rerun_goes_on(tm
         "same command again, or with -g -1 (the CPU) or a smaller -t, to go on"), said
     status, said = in_process("video", "-i", clip, "-o", out, *flags, "-g", "-1")
     assert status == 0, said
-    assert f"{out}: going on from 00:00:01 (2 of 4 pieces kept from a stopped run)" in said, said
+    # 2 or 3 pieces: the 15th upscale, where the device goes, is a frame of the third
+    # piece or of the fourth as the two proc threads take them (1 CI run in about 30);
+    # the time said is in whole seconds (1.5 s reads 00:00:01) either way.
+    assert re.search(rf"{re.escape(str(out))}: going on from 00:00:01 \([23] of 4 pieces kept from a stopped run\)",
+                     said), said
     joined, cpu = contents(out), contents(tmp_path / "cpu.mkv")
     assert [t for t, _ in joined["frames"]] == [t for t, _ in cpu["frames"]]
     assert (joined["sound"], joined["length"]) == (cpu["sound"], cpu["length"])
