@@ -820,17 +820,23 @@ def test_a_model_file_of_only_zero_bytes_is_said_to_hold_nothing(tmp_path, which
                                 "or copy that never got its data"
 
 
+def _pytorch_weights_written(save, path) -> str:
+    """A PyTorch file of one small weight written at ``path`` by ``save`` (or as
+    safetensors); the suffix such a file is named with."""
+    weights = {"conv.weight": np.zeros((3, 3, 3, 3), np.float32)}
+    if save == "safetensors":
+        save_safetensors(path, weights)
+        return ".safetensors"
+    save(path, {k: tensor(v) for k, v in weights.items()})
+    return ".pth"
+
+
 @pytest.mark.parametrize("save", [save_zip, save_legacy, "safetensors"])
 def test_pytorch_weights_renamed_to_a_param_say_to_convert_them(tmp_path, save):
     # found by a custom-model audit: 4x-Mine.pth renamed 4x-Mine.param (as if that made
     # a model) was "4x-Mine.param is not text (is it a .bin?)".
     param, _ = copy_model("realesr-animevideov3-x2", tmp_path, "4x-Mine")
-    weights = {"conv.weight": np.zeros((3, 3, 3, 3), np.float32)}
-    if save == "safetensors":
-        save_safetensors(param, weights)
-    else:
-        save(param, {k: tensor(v) for k, v in weights.items()})
-    suffix = ".safetensors" if save == "safetensors" else ".pth"
+    suffix = _pytorch_weights_written(save, param)
     for bin_there in (True, False):  # without a .bin, it was ".bin not found beside" the weights
         if not bin_there:
             (tmp_path / "4x-Mine.bin").unlink()
@@ -847,12 +853,7 @@ def test_pytorch_weights_given_as_a_bin_say_to_convert_them(tmp_path, save):
     # An audit's: a .pth copied to x.bin beside another model's .param was "holds
     # 2496265 bytes but its .param declares 646600: the bin of another model".
     _, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "4x-Mine")
-    weights = {"conv.weight": np.zeros((3, 3, 3, 3), np.float32)}
-    if save == "safetensors":
-        save_safetensors(bin_, weights)
-    else:
-        save(bin_, {k: tensor(v) for k, v in weights.items()})
-    suffix = ".safetensors" if save == "safetensors" else ".pth"
+    suffix = _pytorch_weights_written(save, bin_)
     with pytest.raises(ModelError) as caught:
         resolve_model("4x-Mine", tmp_path)
     assert str(caught.value) == f"model 4x-Mine: {bin_} holds PyTorch weights, not an ncnn model's: name it " \
