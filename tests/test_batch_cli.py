@@ -271,7 +271,8 @@ from ncnn_sr import engine, entry
 real = engine.Upscaler.upscale
 
 def upscale(self, image, *given, **options):
-    print("upscaled", image.shape, file=sys.stderr)
+    # One write: print's several let another thread's error line in between (failed 1 CI run).
+    sys.stderr.write(f"upscaled {image.shape}\\n")
     return real(self, image, *given, **options)
 
 engine.Upscaler.upscale = upscale
