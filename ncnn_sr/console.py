@@ -114,9 +114,13 @@ FRACTION_SHAPE = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} [{elapse
 
 
 def fraction_words(count: float) -> str:
-    """``count`` as a progress line says it: whole, or cut (not rounded) to a tenth,
-    as 1.97 of 2 is not "2.0/2"."""
-    return f"{count:.0f}" if count == int(count) else f"{int(count * 10) / 10:.1f}"
+    """``count`` as a progress line says it: cut (not rounded) to a tenth, as 1.97 of
+    2 is not "2.0/2", and whole where the tenth is: a log said "1/3 pictures", then
+    "1.0/3" of a sixteenth more (or of shares of tiles that summed to 1.0000000000000002),
+    as if the count had changed its kind."""
+    # The nudge keeps a sum a hair under its tenth (0.7 + 0.2 = 0.8999999999999999) in it.
+    tenths = int(count * 10 + 1e-9)
+    return f"{tenths // 10}" if tenths % 10 == 0 else f"{tenths / 10:.1f}"
 
 
 class _BarStream:

@@ -951,6 +951,29 @@ def test_a_folder_off_a_terminal_says_the_share_of_tiles_done_every_few_seconds(
     assert counts == sorted(counts) and counts[-1] == 2, said  # never back, and the last line the whole count
 
 
+@pytest.mark.parametrize("command", ["ncnn-sr", "realesrgan-ncnn-vulkan"])
+def test_a_folder_off_a_terminal_says_a_count_whole_to_its_tenth_as_a_whole_number(command, tmp_path, monkeypatch):
+    # found by a user audit: a log said "1/2 pictures", then "1.0/2 pictures", a
+    # picture and a sixteenth cut to a tenth, as if the count had changed its kind.
+    from click.testing import CliRunner
+    from ncnn_sr import cli, console, dropin
+
+    monkeypatch.setattr(console._Meter, "PLAIN_EVERY", 0)
+    pictures(tmp_path / "in", ["a.png", "b.png"], size=(128, 128))  # 16 tiles of 32 each
+    result = CliRunner().invoke(cli.main if command == "ncnn-sr" else dropin.main,
+                                [str(arg) for arg in ("-i", tmp_path / "in", "-o", tmp_path / "out", "-n",
+                                                      "realesr-animevideov3", "-s", "2", "-g", "-1", "-j", "1:1:1",
+                                                      "-t", "32")])
+    assert result.exit_code == 0, result.stderr
+    counts = [line.split()[1].split("/")[0] for line in result.stderr.splitlines()
+              if re.fullmatch(rf"{command}: [\d.]+/2 pictures, [\d.]+/s, ETA \d+ s", line)]
+    if command == "ncnn-sr":
+        assert "1" in counts and any(count.startswith("1.") and count != "1.0" for count in counts), result.stderr
+        assert not [count for count in counts if count.endswith(".0")], counts
+    else:  # the drop-in tells its tiles in the reference's percent lines, its count whole
+        assert counts and all(count.isdigit() for count in counts), result.stderr
+
+
 def test_a_single_picture_done_before_its_first_line_says_nothing(monkeypatch, capsys):
     from ncnn_sr import console
 
