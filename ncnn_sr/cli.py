@@ -1000,7 +1000,7 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
                 click.echo(f"{name}: downloading {source.url} ({_amount(source.size)}{going_on})", err=True)
             with _download_bar(name, quiet) as progress:
                 spec = fetch_mod.fetch_model(name, where, weights=weights, force=force, progress=progress,
-                                             source=source)
+                                             source=source, flags=FlagNames())
             _say(f"{name}: {spec.param_path} and {spec.bin_path.name}")
         except NcnnSrError as e:
             if debug:

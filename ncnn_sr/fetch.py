@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .errors import ModelError, NcnnSrError, Option, SettingError, describe, file_path
+from .errors import FlagNames, ModelError, NcnnSrError, Option, SettingError, describe, file_path
 from .files import check_folder
 from .download import Downloaded, Source, download_part, kept_bytes, one_at_a_time, partial_path, verify_file
 from .fetch_record import write_record
@@ -78,7 +78,7 @@ def installed(name: str, folder: str | os.PathLike | None = None) -> ModelSpec |
 def fetch_model(name: str, folder: str | bytes | os.PathLike | None = None,
                 weights: str | bytes | os.PathLike | None = None,
                 force: bool = False, progress: Callable[[int, int | None], None] | None = None,
-                source: Source | None = None) -> ModelSpec:
+                source: Source | None = None, flags: FlagNames = FlagNames(library=True)) -> ModelSpec:
     """Download model ``name``'s official weights (or take ``weights``, a copy of
     them already here), check them, convert them and install the model in
     ``folder`` (default: the fetched models folder); return its spec. ``source``
@@ -89,7 +89,8 @@ def fetch_model(name: str, folder: str | bytes | os.PathLike | None = None,
     A model already there is returned as it is, unless ``force``. Nothing takes the
     model's name unless the whole chain succeeds; a download cut short keeps its
     bytes, hidden, for the next call to go on from, and so do whole weights whose
-    model could not be written (a full disk)."""
+    model could not be written (a full disk). Its warnings name the fetch as ``flags``
+    say: by default as this function, the command's as its own."""
     from . import checkpoint, convert  # numpy and the converter: only a fetch needs them
 
     # force="no", being true, fetched the model again; progress=5 failed once the download began.
@@ -116,8 +117,8 @@ def fetch_model(name: str, folder: str | bytes | os.PathLike | None = None,
     convert.check_target(folder, name, force)  # a file it cannot replace: said before the download
     downloaded = Downloaded(refused=ModelError)  # weights refused: no later fetch could use them
     def waiting() -> None:
-        log.warning("%s: another download into %s is under way (another ncnn-sr fetch?): waiting for it to end",
-                    name, folder)
+        log.warning("%s: another download into %s is under way (another %s?): waiting for it to end",
+                    name, folder, flags.named("ncnn-sr fetch", "fetch_model"))
 
     try:
         with one_at_a_time(folder, waiting), downloaded:  # which makes the folder
@@ -139,7 +140,10 @@ def fetch_model(name: str, folder: str | bytes | os.PathLike | None = None,
             try:
                 write_record(folder, name, given, source.sha256, spec.param_path, spec.bin_path)
             except ModelError as e:  # the model is there and runs: only its listing suffers
-                log.warning("%s; 'ncnn-sr models' will not list it as fetched", e)
+                # The record is read by the command's listing alone: a library user is
+                # told what is missing, not of a command.
+                log.warning("%s; %s", e, "the model is installed and runs, with no record that it was fetched"
+                            if flags.library else "'ncnn-sr models' will not list it as fetched")
             return spec
     except NcnnSrError as e:  # a full disk, say: the weights stay, whole, for the next fetch
         if downloaded.kept is None:

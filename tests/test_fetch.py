@@ -429,10 +429,51 @@ def test_a_record_that_cannot_be_written_leaves_the_model_installed_and_says_so(
     spec = fetch.fetch_model("realesr-general-x4v3", folder, source=source)
     assert spec.scale == 4 and spec.bin_path.is_file()
     record = folder / ".realesr-general-x4v3.fetched.json"
+    # In the library's words: a library user had no command to look for (the command's are below).
     assert [r.getMessage() for r in caplog.records] == [
-        f"model realesr-general-x4v3: cannot write {record}: Is a directory; 'ncnn-sr models' will not list it as "
-        "fetched"]
+        f"model realesr-general-x4v3: cannot write {record}: Is a directory; the model is installed and runs, "
+        "with no record that it was fetched"]
     assert sorted(os.listdir(folder)) == [record.name, "realesr-general-x4v3.bin", "realesr-general-x4v3.param"]
+
+
+def test_the_fetch_command_says_a_record_it_cannot_write_in_its_own_words(server, tmp_path, monkeypatch):
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    monkeypatch.setattr(fetch, "source_of", lambda name: source)
+    folder = tmp_path / "fetched"
+    record = folder / ".realesr-general-x4v3.fetched.json"
+    record.mkdir(parents=True)  # in the record's way
+    result = CliRunner().invoke(cli.main, ["fetch", "realesr-general-x4v3", "-o", str(folder), "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"ncnn-sr: warning: model realesr-general-x4v3: cannot write {record}: Is a directory; " \
+                            "'ncnn-sr models' will not list it as fetched\n"
+
+
+def test_a_library_fetch_waiting_for_another_download_says_so_in_the_librarys_words(server, tmp_path, caplog):
+    # found by a user audit: fetch_model, called from a script, asked "another ncnn-sr
+    # fetch?" of a lock another fetch_model held. (The command's words: _second_fetch_waiting.)
+    import fcntl
+
+    source = pinned(server, "/general.pth", weights_bytes(tmp_path, random_compact(upscale=4)))
+    folder = tmp_path / "models"
+    folder.mkdir()
+    other = os.open(folder, os.O_RDONLY)  # held as another fetch holds it
+    fcntl.flock(other, fcntl.LOCK_EX)
+    done = []
+    worker = threading.Thread(target=lambda: done.append(fetch.fetch_model("realesr-general-x4v3", folder,
+                                                                           source=source)))
+    try:
+        worker.start()
+        for _ in range(600):
+            if caplog.records:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        os.close(other)  # which lets it go
+        worker.join(timeout=120)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"realesr-general-x4v3: another download into {folder} is under way (another fetch_model?): "
+        "waiting for it to end"]
+    assert done and done[0].bin_path.is_file()
 
 def test_an_x2_rrdbnet_is_fetched_at_its_scale(server, tmp_path):
     source = pinned(server, "/x2.pth", weights_bytes(tmp_path, random_rrdb(in_ch=12)))
