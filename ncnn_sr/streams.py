@@ -24,7 +24,7 @@ import stat
 import sys
 from pathlib import Path
 
-from .errors import InputError, cannot_write
+from .errors import InputError, Option, cannot_write
 from .files import WINDOWS_CONSOLE, atomic_write, windows_device
 from .part_files import sweep_folders_once, temporary_folder
 from .signals import HeldInterrupts, ctrl_c_signals
@@ -320,10 +320,16 @@ def _appends(file) -> bool:
 
 def _refuse_terminal(path: str, reading: bool, dash: bool = True) -> None:
     if _terminal(path, reading):
-        # The drop-in writes no standard output: -o - is a file's name to it.
-        what = f"pipe a video in ({_stdin_flag(dash)} < in.mkv)" if reading \
-            else f"send the video to a file or a pipe{' (-o - | ...)' if dash else ''}"
-        raise InputError(f"{shown(path, reading)} is a terminal: {what}")
+        # The drop-in writes no standard output: -o - is a file's name to it. A library
+        # caller (upscale_video takes these streams) ran no command: told its own way.
+        if reading:
+            what = Option(f"pipe a video in ({_stdin_flag(dash)} < in.mkv)",
+                          "pipe a video in, or give upscale_video the video's path", everywhere=True)
+        else:
+            what = Option(f"send the video to a file or a pipe{' (-o - | ...)' if dash else ''}",
+                          "send the video to a file or a pipe, or give upscale_video a file's path to write",
+                          everywhere=True)
+        raise InputError(f"{shown(path, reading)} is a terminal: ", what)
 
 
 class DeliveryInterrupted(KeyboardInterrupt):

@@ -461,6 +461,32 @@ def test_the_drop_ins_stream_hints_name_only_what_it_takes(tmp_path):
     assert os.listdir(tmp_path / "pics") == []
 
 
+def test_the_librarys_video_streams_refuse_a_terminal_in_the_librarys_words(monkeypatch):
+    # found by a user audit: upscale_video's VideoInput and VideoOutput (documented there)
+    # told a script "-i - < in.mkv" and "-o - | ...", flags of a command it never ran.
+    from ncnn_sr.errors import InputError
+    from ncnn_sr.streams import VideoInput, VideoOutput
+
+    main, other = pty.openpty()
+    try:
+        terminal = os.ttyname(other)
+        with pytest.raises(InputError) as read:
+            VideoInput(terminal)
+        with pytest.raises(InputError) as written:
+            VideoOutput(terminal)
+        monkeypatch.setattr(sys, "stdin", open(other, closefd=False))
+        with pytest.raises(InputError) as standard:
+            VideoInput("-")
+    finally:
+        os.close(main)
+        os.close(other)
+    assert str(read.value) == f"{terminal} is a terminal: pipe a video in, or give upscale_video the video's path"
+    assert str(written.value) == f"{terminal} is a terminal: send the video to a file or a pipe, or give " \
+                                 "upscale_video a file's path to write"
+    assert str(standard.value) == "standard input is a terminal: pipe a video in, or give upscale_video the " \
+                                  "video's path"
+
+
 def test_the_drop_in_writing_into_a_terminal_is_not_offered_dash(tmp_path):
     # A terminal named as its output (a link out.png to the pty) was told "-o - > out.png"
     # and "-o - | ...", which the drop-in refuses: it writes files, not standard output.
