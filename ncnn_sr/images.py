@@ -1121,7 +1121,13 @@ def _keyed_to_rgba(grey: np.ndarray, key: int) -> np.ndarray:
 
 def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> Image.Image:
     """CMYK through its own ICC profile to sRGB when it has one, else Pillow's naive
-    conversion."""
+    conversion.
+
+    A CMYK JPEG's samples are taken as Adobe's inverted ones (0 for full ink), Adobe
+    (APP14) marker or not, as Pillow reads them: so do libjpeg-turbo's djpeg,
+    ImageMagick, Firefox and Chrome, where libvips alone reads a JPEG without the
+    marker as plain ink. One of plain ink without it comes out dark, as in most
+    viewers; one whose marker a metadata stripper took, as it did with it."""
     if icc:
         # Here, not at the top: littleCMS's binding, for a CMYK picture with a profile
         # alone, was a hundredth of every command's start.

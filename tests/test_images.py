@@ -127,6 +127,31 @@ def test_cmyk_reads_as_rgb(tmp_path):
     assert np.abs(arr.astype(int) - picture(6, 8)).mean() < 20
 
 
+def without_adobe_marker(data: bytes) -> bytes:
+    """The JPEG ``data`` with its Adobe (APP14) segments left out, its samples as they were."""
+    out, pos = bytearray(data[:2]), 2
+    while data[pos + 1] != 0xDA:  # the headers, up to the first scan
+        end = pos + 2 + struct.unpack_from(">H", data, pos + 2)[0]
+        if data[pos + 1] != 0xEE:
+            out += data[pos:end]
+        pos = end
+    return bytes(out + data[pos:])
+
+
+def test_a_cmyk_jpeg_without_an_adobe_marker_reads_as_adobes_inverted_cmyk(tmp_path):
+    # Only Adobe's marker tells a CMYK JPEG's polarity. Without it, most readers
+    # (Pillow, djpeg, ImageMagick, Firefox, Chrome; not libvips) still take Adobe's
+    # inverted samples: a file whose marker a metadata stripper took looks as it did.
+    with_marker = save(tmp_path / "adobe.jpg", rgb_image(16, 16).convert("CMYK"), quality=95)
+    (tmp_path / "bare.jpg").write_bytes(without_adobe_marker(with_marker.read_bytes()))
+    with Image.open(tmp_path / "bare.jpg") as im:
+        assert im.mode == "CMYK" and "adobe" not in im.info
+    arr, info = read_image(tmp_path / "bare.jpg")
+    assert info.mode == "CMYK"
+    assert np.array_equal(arr, read_image(with_marker)[0])
+    assert np.abs(arr.astype(int) - picture(16, 16)).mean() < 20
+
+
 def test_cmyk_with_a_profile_that_is_not_cmyks_reads_as_rgb(tmp_path):
     # ImageCms is imported where a CMYK picture has a profile: littleCMS refuses an
     # RGB profile for CMYK pixels, and Pillow's own conversion is taken instead.
