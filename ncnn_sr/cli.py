@@ -1116,7 +1116,7 @@ def bench(models: list[str], gpu: str, tiles: list, precisions: list[str], image
             picture = bench_mod.rgb8(read_image(image)[0])
         else:
             picture = bench_mod.synthetic_picture(*size)
-        parts = [part.strip() for part in gpu.split(",") if part.strip()] or ["auto"]
+        parts = [part.strip() for part in devices_mod.split_specs(gpu) if part.strip()] or ["auto"]
         indices = list(dict.fromkeys(devices_mod.get_device(part).index for part in parts))
         tilings = list(dict.fromkeys(tilings))
         if reference_python is not None:

@@ -226,6 +226,22 @@ def named_index(text: str) -> int | None:
     return whole_number(text)
 
 
+def split_specs(text: str) -> list[str]:
+    """The devices a comma-separated list ``text`` gives, as ``str.split(",")`` cuts it,
+    but at no comma within brackets: a GPU's name holds commas ("llvmpipe (LLVM 15.0.6,
+    256 bits)"), which the str() of a Device, "GPU 0 (its name)", puts in brackets."""
+    parts, depth, start = [], 0, 0
+    for at, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(depth - 1, 0)  # a stray one closes nothing: later commas still cut
+        elif char == "," and not depth:
+            parts.append(text[start:at])
+            start = at + 1
+    return parts + [text[start:]]
+
+
 def get_device(spec: str | int | Device = "auto") -> Device:
     """A device from ``"auto"``, an index (``-1`` is the CPU; as a string also
     ``"cpu"``, ``"gpu0"``, ``"GPU 0"``, ``"gpu:0"``, or the whole ``str()`` of a

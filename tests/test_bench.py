@@ -129,6 +129,9 @@ def test_a_models_path_with_a_tilde_left_unexpanded_is_in_the_home_folder(tmp_pa
     (["--size", "100000x100000"], "at most 16384 pixels a side"),
     (["-n", "no-such-model"], "unknown model 'no-such-model'"),
     (["-g", "9"], "invalid gpu device 9"),
+    # a name is refused whole, not by its part up to a comma
+    (["-g", "0,llvmpipe (LLVM 15.0.6, 256 bits)"],
+     "invalid gpu device 'llvmpipe (LLVM 15.0.6, 256 bits)': give auto, cpu, -1 or a device index"),
     (["-i", "missing.png"], "missing.png: file not found"),
     (["--json", "no-such-folder/rows.json"], "no-such-folder does not exist"),
     (["-t", "\u00b32"], "give tile sizes >= 32"),  # "³2".isdigit(): int() raised
@@ -545,6 +548,20 @@ def test_bench_runs_on_the_gpu(gpu, tmp_path):
     (row,) = json.loads(out_json.read_text())["rows"]
     assert row["device"] == gpu and row["mps"] > 0 and row["precision"] == "default"
     assert row["device_mb"] is None or row["device_mb"] > 1  # the weights alone are more
+
+
+@pytest.mark.vulkan
+def test_bench_takes_a_gpu_as_str_of_its_device_writes_it_commas_and_all(gpu, tmp_path):
+    # lavapipe's name holds a comma ("llvmpipe (LLVM 15.0.6, 256 bits)"): -g was cut at
+    # it and refused its first half, "GPU 0 (llvmpipe (LLVM 15.0.6".
+    from ncnn_sr import devices
+
+    written = str(devices.get_device(gpu))
+    out_json = tmp_path / "rows.json"
+    done = bench_command("-n", MODEL, "-g", f"{written},cpu", "-t", "whole", "--size", "16x12", "--repeat", "1",
+                         "--json", str(out_json))
+    assert done.returncode == 0, done.stderr
+    assert [row["device"] for row in json.loads(out_json.read_text())["rows"]] == [gpu, -1]
 
 
 @pytest.mark.vulkan

@@ -513,6 +513,9 @@ def test_a_picture_skipped_as_existing_says_so_without_verbose(tmp_path):
                         "auto uses one device: give one proc count, or list the devices with -g (0,1)"),
     (["-g", "gpu"], "invalid gpu device: -g gpu: give auto, cpu, -1 or a device index (0 or gpu0), or several "
                     "devices as 0,1"),
+    # A device's name, commas and all, is refused whole: upscale and video take indices.
+    (["-g", "GPU 0 (llvmpipe (LLVM 15.0.6, 256 bits))"],
+     "invalid gpu device: -g 'GPU 0 (llvmpipe (LLVM 15.0.6, 256 bits))': give auto, cpu, -1 or a device index"),
     (["-g", "0,-1", "-t", "0,0,0"], "invalid tilesize argument: -t gives 3 tile sizes, one per device, but -g "
                                     "gives 2 devices: give one tile size, or one per device"),
     (["-g", "-1", "-t", "0,0"], "invalid tilesize argument: -t gives 2 tile sizes, one per device, but -g gives "

@@ -138,6 +138,19 @@ def test_get_device_takes_the_whole_str_of_a_device():
         assert devices.get_device(f" {str(device).lower()} ") == device
 
 
+@pytest.mark.parametrize("text, parts", [
+    ("0,1", ["0", "1"]),
+    ("-1,cpu,", ["-1", "cpu", ""]),
+    ("GPU 0 (llvmpipe (LLVM 15.0.6, 256 bits)),cpu", ["GPU 0 (llvmpipe (LLVM 15.0.6, 256 bits))", "cpu"]),
+    ("gpu1 (Radeon (a, b), c), 0", ["gpu1 (Radeon (a, b), c)", " 0"]),
+    ("GPU 0 (odd) name), 1", ["GPU 0 (odd) name)", " 1"]),
+])
+def test_a_list_of_devices_is_cut_at_the_commas_outside_a_devices_name(text, parts):
+    # GPU names hold commas ("llvmpipe (LLVM 15.0.6, 256 bits)"), always inside the
+    # brackets of the str() of a Device.
+    assert devices.split_specs(text) == parts
+
+
 def test_get_device_refuses_a_str_of_a_device_whose_name_is_not_that_gpus(monkeypatch):
     # Written on another machine, "GPU 0 (its card)" would run on whatever GPU 0 is here.
     monkeypatch.setattr(devices, "gpu_device", lambda index: fake_gpu(index, "discrete"))
