@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import logging
 import os
 import platform
@@ -119,7 +120,9 @@ def _load_param(net, param: str, param_text: str | None) -> int:
     return net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
 
 
-def _load_weights(net, bin_: str | None, stop: Callable[[], bool]) -> int:
+def _load_weights(net, bin_: str | None, stop: Callable[[], bool], weights: io.BytesIO | None = None) -> int:
+    if weights is not None:
+        return net.load_model(_WeightsReader(weights, stop))
     if bin_ is None:
         return net.load_model(ncnn.DataReaderFromEmpty())
     with open(bin_, "rb") as file:
@@ -281,7 +284,7 @@ class Network:
 
     def __init__(self, param: str, bin_: str | None, device: Device, input_blob: str,
                  output_blob: str, precision: str = "default", threads: int | None = None,
-                 param_text: str | None = None, name: str | None = None):
+                 param_text: str | None = None, name: str | None = None, weights: io.BytesIO | None = None):
         self.device, self.param = device, param
         # Every other model error begins so (models, the engine's probe): these too.
         self._said = f"model {name}: " if name else ""
@@ -307,6 +310,7 @@ class Network:
         if precision in ("fp32", "bf16"):
             net.opt.use_fp16_packed = net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = False
             net.opt.use_bf16_storage = net.opt.use_bf16_packed = precision == "bf16"
+        self.precision = precision
         self._pools: tuple = ()
         if device.is_gpu:
             net.set_vulkan_device(device.index)
@@ -348,7 +352,7 @@ class Network:
             # crashes nothing.
             apart = devices.weights_mapped_apart() if capped is not None else contextlib.nullcontext()
             with devices.captured_stderr() as ncnn_said, apart:
-                loaded = _load_weights(net, bin_, lambda: held.noted)
+                loaded = _load_weights(net, bin_, lambda: held.noted, weights)
                 said = because(ncnn_said())
         except OSError as e:
             if out_of_memory(e):  # the host's memory, not the model's fault
@@ -363,22 +367,43 @@ class Network:
     def extract(self, inputs: dict, output: str) -> np.ndarray:
         """Planar (C×H×W) float32 arrays fed to the named blobs; the named blob out,
         planar float32."""
+        with self.extractor(inputs) as extract:
+            return extract({}, output)
+
+    @contextlib.contextmanager
+    def extractor(self, inputs: dict):
+        """One ncnn Extractor fed ``inputs``, as ``extract(more_inputs, output)``, which
+        ``extract`` is for one output: the blobs it computes are kept between its
+        extractions (resident.py runs the heads of one trunk so)."""
         # The extractor and its output hold buffers of this net's pools: dropped however
         # the call ends. A Ctrl-C between two lines here left them in the traceback's
         # frame, alive when release freed the pools: ncnn printed "pool allocator
         # destroyed too early", and freeing them afterwards crashed the process.
         if self._threads > getattr(_teams, "threads", 1):  # this thread's first CPU call, as a rule
             _start_threads(self._name, self._threads, "run")
-        ex = out = None
+        # Held in a list the caller's function reads it through: emptied here, the
+        # extractor is freed when the block ends, whoever still holds the function.
+        held = [self._net.create_extractor()]
         try:
-            ex = self._net.create_extractor()
-            for name, array in inputs.items():
-                # A Mat that borrows an array's memory has no reference count, and ncnn
-                # dereferences it when an in-place layer (ReLU, a scalar BinaryOp) reads an
-                # input directly: a segfault on custom models that start with one. The copy
-                # owns its memory; it costs a few milliseconds against seconds of network.
-                planar = np.ascontiguousarray(array, dtype=np.float32)  # alive until cloned
-                ex.input(name, ncnn.Mat(planar).clone())
+            self._feed(held[0], inputs)
+            yield lambda more, output: self._extracted(held[0], more, output)
+        finally:
+            held.clear()
+
+    @staticmethod
+    def _feed(ex, inputs: dict) -> None:
+        for name, array in inputs.items():
+            # A Mat that borrows an array's memory has no reference count, and ncnn
+            # dereferences it when an in-place layer (ReLU, a scalar BinaryOp) reads an
+            # input directly: a segfault on custom models that start with one. The copy
+            # owns its memory; it costs a few milliseconds against seconds of network.
+            planar = np.ascontiguousarray(array, dtype=np.float32)  # alive until cloned
+            ex.input(name, ncnn.Mat(planar).clone())
+
+    def _extracted(self, ex, inputs: dict, output: str) -> np.ndarray:
+        out = None
+        try:
+            self._feed(ex, inputs)
             ret, out = ex.extract(output)
             # A GPU's output Mat, downloaded into memory of its own, is viewed, not copied
             # (a pass over the output, a tenth of the host time around a light model); the
@@ -390,6 +415,7 @@ class Network:
             result = None if ret != 0 or min(shape) < 1 else \
                 np.asarray(out) if self.device.is_gpu else np.array(out)
         finally:
+            # Not left in this frame for an error's traceback to keep past the pools.
             del ex, out
         if ret != 0:
             self._failed = True
