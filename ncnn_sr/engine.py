@@ -36,6 +36,7 @@ from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, 
 from .param_file import fixed_blobs, fixed_output, parse_param
 from .pixels import check_image, is_grey_colour, make_grey
 from .resample import resize, resize_bytes, target_size
+from .resident import ResidentNetwork
 from .staged_run import StagedRun
 from .tile_choice import HEAD_PIECE, TileChoice, first_oversized_blob, largest_fitting_tile
 from .tiles import mirror_pad, tile_grid
@@ -154,10 +155,13 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
 
     Tiling: by default seam-free. On the CPU and on integrated GPUs, RRDBNet models
     run their trunk in stages over the whole picture, which gives the whole picture's
-    output at any tile size while the feature map fits in the host's memory;
-    otherwise, and on discrete GPUs, neighbouring tiles overlap by
-    ``DEFAULT_OVERLAP`` (15) pixels and are blended. ``exact``: True stages on discrete
-    GPUs too, False never stages. ``tile_pad`` alone selects the reference
+    output at any tile size while the feature map fits in the host's memory. On a
+    discrete GPU their trunk runs once over the whole picture and the head on pieces
+    of the tile from the map kept on the GPU (resident.py), the whole picture's output
+    too, where that fits in the room tiles would have had. Otherwise neighbouring
+    tiles overlap by ``DEFAULT_OVERLAP`` (15) pixels and are blended. ``exact``: True
+    stages on discrete GPUs too where the trunk does not fit, False never stages nor
+    runs the trunk whole. ``tile_pad`` alone selects the reference
     tool's rule (each tile cropped out of a run padded by ``tile_pad`` pixels, no
     blending), and ``overlap`` sets the blend width explicitly (0: the reference
     rule).
@@ -258,6 +262,12 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         # (heap, the heap's tile) -> the automatic GPU tile; "cpu" -> the bytes per pixel
         # of the largest blob's (tile_choice)
         self._blob_memo: dict = {}
+        # A discrete GPU's split network, run whole-trunk (resident.py) where the picture
+        # fits: its plan and the network it was planned for; the rewritten net, once made.
+        self._resident_plan: tuple | None = None
+        self._resident: ResidentNetwork | None = None
+        self._resident_lock = threading.Lock()
+        self._resident_failed = False
         chosen = devices.get_device(device)
         self._check_fixed_sizes(chosen)
         self._check_given_tile(tile, chosen)
@@ -553,7 +563,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
                 self._release_networks()  # else the last call out frees them
 
     def _release_networks(self) -> None:
-        for net in (getattr(self, "_net", None), getattr(self, "_alpha_net", None)):
+        for net in (getattr(self, "_net", None), getattr(self, "_alpha_net", None), getattr(self, "_resident", None)):
             if net is not None:
                 net.release()
 
@@ -692,6 +702,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         plan = plan_network(param, s.input_blob, s.output_blob)
         if plan is None:
             return net
+        if device.is_gpu and not device.host_memory and not plan.sampled:
+            self._resident_plan = (plan, net)
         normalised = any(stage.norm is not None for stage in plan.stages)
         # A GroupNorm's statistics are the whole picture's: windows alone get them wrong.
         if device.is_gpu and not (device.host_memory or self._exact or normalised):
@@ -858,7 +870,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         grid, _, maps = self._layout(net, height, width, tile, stages)
         if len(grid) == 1:
             return True
-        return maps is None and self._blends_whole(grid)
+        return maps is None and not self._resident_fits(net, height, width, grid.tile) and self._blends_whole(grid)
 
     def _upscale_native(self, image: np.ndarray, progress) -> np.ndarray:
         while True:
@@ -900,6 +912,30 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
                 self._retired.append(net)
                 return
         raise CpuOutOfMemory(f"the CPU ran out of memory even with {devices.MIN_TILE}px tiles")
+
+    def _resident_net(self, net: Network | SplitNetwork, h: int, w: int, tile: int,
+                      channels: int) -> ResidentNetwork | None:
+        """The whole-trunk net (resident.py) with head pieces of ``tile``, where an
+        ``h`` × ``w`` picture of ``channels`` fits it on this GPU; made on first use.
+        None where it does not fit, or could not be made (windows then, as before)."""
+        if not self._resident_fits(net, h, w, tile, channels):
+            return None
+        plan, planned = self._resident_plan
+        with self._resident_lock:
+            if self._resident is None and not self._resident_failed:
+                s = self.spec
+                try:
+                    with mapped(s.bin_path, s.name) as weights:
+                        self._resident = ResidentNetwork.load(s.param_path.read_bytes(), bytes(weights), plan,
+                                                              s.output_blob, planned.device, planned.precision,
+                                                              f"{s.name} (whole trunk)")
+                except (ModelError, NetFailure, MemoryError, OSError) as e:
+                    self._resident = None
+                    log.info("%s: the trunk cannot run whole on %s (%s): blended windows", s.name, planned.device, e)
+                self._resident_failed = self._resident is None
+            if self._resident is None:
+                return None
+            return self._resident.with_piece(max(1, tile // plan.unshuffle))
 
     def _why_not_staged(self, channels: int) -> str:
         """What kept a tiled run from exact stages, for a warning."""
@@ -943,12 +979,15 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         out = np.empty((h * self._scale, w * self._scale, channels), image.dtype)
         # Blended windows grown to the whole picture are its own run: nothing to say.
         if maps is None and len(grid) > 1 and getattr(net, "norms", None) and not self._norm_warned \
-                and not self._blends_whole(grid):
+                and not self._blends_whole(grid) and not self._resident_fits(net, h, w, tile, channels):
             self._norm_warned = True
             log.warning("%s normalises over the whole picture (GroupNorm), which tiles of %d px do not see: "
                         "their output differs from the whole picture's (%s)", self.spec.name, tile,
                         self._why_not_staged(channels))
-        if maps is not None:
+        resident = self._resident_net(net, h, w, tile, channels) if len(grid) > 1 else None
+        if resident is not None:
+            self._run_stages(resident, rgb, alpha, out, longest, None, progress, len(grid))
+        elif maps is not None:
             self._run_stages(net, rgb, alpha, out, longest, maps[0], progress, len(grid))
         elif self.overlap == 0 or len(grid) == 1:
             self._place_tiles(grid, net, rgb, alpha, out, progress)

@@ -13,6 +13,7 @@ import numpy as np
 from . import staged
 from .errors import ModelError
 from .network import SplitNetwork
+from .resident import ResidentNetwork
 from .pixels import quantize_into, to_float
 from .tiles import TTA_COUNT, Steps, pieces, tta_forward
 
@@ -47,10 +48,11 @@ def tta_bytes(height: int, width: int, border: int, unshuffle: int, scale: int, 
 class StagedRun:
     """The staged run of an Upscaler: ``_run_stages``."""
 
-    def _run_stages(self, net: SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, out: np.ndarray,
-                    longest: int, dtype, progress, tiles: int) -> None:
+    def _run_stages(self, net: SplitNetwork | ResidentNetwork, rgb: np.ndarray, alpha: np.ndarray | None,
+                    out: np.ndarray, longest: int, dtype, progress, tiles: int) -> None:
         """Exact tiling (``staged``): the trunk stage by stage over the whole picture,
-        then the head piece by piece; with TTA, once per symmetry, summed in float.
+        or whole on the GPU (a ResidentNetwork), then the head piece by piece; with
+        TTA, once per symmetry, summed in float.
         ``progress`` is told each window, out of ``Steps`` that make up the ``tiles``
         of the picture's grid."""
         s, p, channels = self._scale, self._border, out.shape[2]
@@ -59,6 +61,8 @@ class StagedRun:
 
         def windows(h: int, w: int) -> int:  # in one pass over an h × w padded picture
             h, w, q = -(-h // u), -(-w // u), p // u  # in the trunk's cells
+            if isinstance(net, ResidentNetwork):
+                return net.piece_count(h, w, (q, h - q, q, w - q))
             heads = sum(1 for _ in pieces(h, w, (q, h - q, q, w - q), net.head_piece + 2 * c, c))
             return staged.window_count(net.plan.stages, h, w, longest // u) + heads
 
@@ -106,7 +110,7 @@ class StagedRun:
             band *= np.float32(1.0 / TTA_COUNT)
             quantize_into(band, channels, out[y:y + rows])
 
-    def _staged_pass(self, net: SplitNetwork, rgb: np.ndarray, alpha: np.ndarray | None, longest: int, dtype,
+    def _staged_pass(self, net: SplitNetwork | ResidentNetwork, rgb: np.ndarray, alpha: np.ndarray | None, longest: int, dtype,
                      sink, tick) -> None:
         """One staged run over the mirror-padded picture: ``sink(y0, y1, x0, x1,
         values)`` gets the float output (RGB, plus alpha) of each piece of the picture,
@@ -114,12 +118,17 @@ class StagedRun:
         s, p, u = self._scale, self._border, net.plan.unshuffle
         height, width = rgb.shape[:2]
         blob, picture = net.entry(np.ascontiguousarray(to_float(rgb).transpose(2, 0, 1)))
-        features = staged.run_stages(net.net.extract, picture, blob, net.plan.stages, longest // u, tick, dtype,
-                                     net.norms)
-        del picture
-        _, cells_y, cells_x = features.shape
+        _, cells_y, cells_x = picture.shape
         q = p // u  # the border in cells (p is 0 or a multiple of u: tiles and pads are whole blocks)
-        for row, col, scale, colour in net.head(features, (q, cells_y - q, q, cells_x - q)):
+        box = (q, cells_y - q, q, cells_x - q)
+        if isinstance(net, ResidentNetwork):  # the trunk and the head on the GPU, the map kept there
+            parts = net.run_pieces(picture, box)
+        else:
+            features = staged.run_stages(net.net.extract, picture, blob, net.plan.stages, longest // u, tick, dtype,
+                                         net.norms)
+            parts = net.head(features, box)
+        del picture
+        for row, col, scale, colour in parts:
             if scale != s * u:
                 raise ModelError(f"{self.spec.said}upscales by {scale // u} in parts, not {s}")
             # The piece's pixels in the picture: its cells' blocks, the last cut at the picture's side.

@@ -15,7 +15,9 @@ from .choices import MIN_TILE
 from .netsplit import NetPlan
 from .network import Network, SplitNetwork
 from .param_file import ParamGraph, fixed_blobs
+from .resident import KEPT_MAP_BYTES_PER_CELL, TRUNK_BYTES_PER_CELL, piece_spans
 from .staged_run import tta_bytes
+from .windows import GPU_WINDOW_BYTES_PER_PIXEL, GPU_WINDOWS_IN_FLIGHT
 
 # Side of the pieces a split network's head runs on (netsplit) on the CPU, and what its
 # parts keep per input pixel of a window: realesrgan-x4plus on the CPU measured ~230 MB for
@@ -167,6 +169,35 @@ class TileChoice:
         window = (tile + 2 * self.tile_pad + self.overlap) / plan.unshuffle  # in the trunk's cells
         cells = [max(1, window - 2 * stage.reach) for stage in plan.stages]
         return sum((window / cell) ** 2 for cell in cells) / len(cells)
+
+    def _resident_fits(self, net: Network | SplitNetwork, height: int, width: int, tile: int,
+                       channels: int = 3) -> bool:
+        """Whether an exact run of a ``height`` × ``width`` picture of ``channels`` may
+        keep the trunk's work whole on this GPU (resident.py): the network split, its
+        trunk over the padded picture, or its map and one head piece of ``tile``, in
+        the room blended windows would have had (half the heap budget, shared by the
+        calls at once, and no more than the windows of a tile asked for), and at most
+        resident.COPIES pieces. Not with the reference rule, ``exact=False`` or the
+        alpha channel through the network, as for stages."""
+        held = self._resident_plan
+        if held is None or held[1] is not net and getattr(net, "net", None) is not held[1]:
+            return False
+        if self.overlap == 0 or self._exact is False or (channels == 4 and self.alpha == "model"):
+            return False
+        plan, planned = held
+        u, p, c = plan.unshuffle, self._border, plan.head_context
+        cells_y, cells_x = -(-(height + 2 * p) // u), -(-(width + 2 * p) // u)
+        q = p // u
+        if piece_spans(cells_y, cells_x, (q, cells_y - q, q, cells_x - q), max(1, tile // u), c) is None:
+            return False
+        wide = 2 if planned.precision == "fp32" else 1
+        trunk = cells_y * cells_x * TRUNK_BYTES_PER_CELL * wide
+        piece = ((tile // u + 2 * c) * u) ** 2 * GPU_WINDOW_BYTES_PER_PIXEL
+        need = max(trunk, cells_y * cells_x * KEPT_MAP_BYTES_PER_CELL * wide + piece)
+        room = net.device.heap_budget_mb * 2 ** 20 // (2 * self._concurrency)
+        if self._tile:
+            room = min(room, GPU_WINDOWS_IN_FLIGHT * (tile + self._window_extra) ** 2 * GPU_WINDOW_BYTES_PER_PIXEL)
+        return need <= room
 
     def _stage_budget(self) -> int:
         return min(budget.available_memory() // 4, STAGE_MAP_CAP) // self._concurrency

@@ -246,13 +246,19 @@ def test_a_gpu_in_host_memory_tiles_in_stages_like_the_whole_picture(gpu, monkey
     assert np.abs(reference.astype(int) - whole).max() > 10  # what tiles without stages give
 
 
-def test_a_discrete_gpu_blends_unless_asked_for_exact_tiles(gpu, monkeypatch):
+def test_a_discrete_gpu_stages_only_when_asked_and_its_trunk_cannot_run_whole(gpu, monkeypatch):
+    # Each stage would cross the bus: the trunk runs whole there instead (resident.py,
+    # tests/test_resident.py), or the windows blend.
     from ncnn_sr.devices import Device
 
     here = get_device(gpu)
     discrete = Device(here.index, here.name, "discrete", here.heap_budget_mb)
     image = picture(20, 40)
     runs = staged_runs(monkeypatch)
+    Upscaler(RRDB, device=discrete, tile=32).upscale(image)
+    Upscaler(RRDB, device=discrete, tile=32, exact=True).upscale(image)
+    assert runs == []
+    monkeypatch.setattr("ncnn_sr.tile_choice.TRUNK_BYTES_PER_CELL", 10 ** 9)  # no room for it
     Upscaler(RRDB, device=discrete, tile=32).upscale(image)
     assert runs == []
     Upscaler(RRDB, device=discrete, tile=32, exact=True).upscale(image)
@@ -269,8 +275,12 @@ def test_a_discrete_gpu_stages_a_groupnorm_model_without_being_asked(gpu, tmp_pa
     image = two_halves(36, 40)
     runs = staged_runs(monkeypatch)
     tiled = Upscaler(spec, device=discrete(gpu), tile=32).upscale(image)
-    assert runs == [1]
+    assert runs == []  # its trunk ran whole on the GPU (resident.py), normalised as the network does
     whole = Upscaler(spec, device=gpu).upscale(image)
+    assert psnr(tiled, whole) > 45
+    monkeypatch.setattr("ncnn_sr.tile_choice.TRUNK_BYTES_PER_CELL", 10 ** 9)  # no room for that
+    tiled = Upscaler(spec, device=discrete(gpu), tile=32).upscale(image)
+    assert runs == [1]
     assert psnr(tiled, whole) > 45
 
 
