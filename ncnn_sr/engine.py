@@ -37,6 +37,7 @@ from .param_file import fixed_blobs, fixed_output, parse_param
 from .pixels import check_image, is_grey_colour, make_grey
 from .resample import resize, resize_bytes, target_size
 from .resident import ResidentNetwork
+from .signals import HeldInterrupts, ctrl_c_signals
 from .staged_run import StagedRun
 from .tile_choice import HEAD_PIECE, TileChoice, first_oversized_blob, largest_fitting_tile
 from .tiles import mirror_pad, tile_grid
@@ -48,10 +49,11 @@ log = logging.getLogger("ncnn_sr")
 # memory (integrated GPUs), a network whose trunk ``netsplit`` can cut into stages
 # (RRDBNet) runs them over the whole picture (``staged``): tiled output is the whole
 # picture's, for 2-6% less compute than the reference rule with 200 px tiles, when
-# the stitched feature map fits in memory. A discrete GPU does so only when asked
-# (``exact=True``): each stage's windows cross the bus twice, and on an H200
-# realesrgan-x4plus ran at 0.027 MP/s in stages against 0.38-0.61 blended with 200 px
-# tiles (docs/benchmarks.md). Otherwise seams are blended over
+# the stitched feature map fits in memory. A discrete GPU runs the trunk whole on the
+# GPU instead where it fits (resident.py), and stages only when asked (``exact=True``):
+# each stage's windows cross the bus twice, and on an H200 realesrgan-x4plus ran at
+# 0.027 MP/s in stages against 0.38-0.61 blended with 200 px tiles
+# (docs/benchmarks.md). Otherwise seams are blended over
 # this many pixels, and windows grow by it within a budget of (tile + overlap + 2*pad)
 # / (tile + 2*pad) per axis over the reference rule: with 200 px tiles and the 10 px
 # context, 235/220 per axis, at most 14.1% more compute in 2-D, for 60-64 dB
@@ -77,14 +79,45 @@ CLOSED = "this Upscaler is closed: make another"
 # Upscalers made and not yet collected, closed as Python exits (_close_at_exit).
 _made: weakref.WeakSet[Upscaler] = weakref.WeakSet()
 
+# Said where a Ctrl-C lands as Python's exit waits for a window (_close_at_exit).
+EXIT_WAIT_SAID = "Python exits once ncnn has finished the window it is running: ncnn cannot stop one midway"
+# How often that wait looks for such a Ctrl-C, to say so as it comes.
+EXIT_POLL_SECONDS = 0.1
+
 
 def _close_at_exit() -> None:
-    """Stop the calls still running, in daemon threads, at their next window, and free
-    the networks once they are out: left running, they were inside ncnn while the
-    Vulkan instance was torn down and the process died (SIGSEGV or SIGABRT)."""
-    for up in list(_made):
-        up._exiting = True
-        up.close()
+    """Stop the calls still running, in daemon threads or left by a Ctrl-C, at their
+    next window, and free the networks once they are out: left running, they were
+    inside ncnn while the Vulkan instance was torn down and the process died (SIGSEGV
+    or SIGABRT). The exit waits for the window each is in, which ncnn cannot stop, and
+    Python cannot finish beside it either: a thread coming back from ncnn once Python
+    has begun to finalize is ended by Python inside ncnn's binding, which aborts the
+    process ("terminate called without an active exception", Python 3.11). A Ctrl-C
+    meanwhile is held and dropped, with a line that says why: raised, it came out of
+    the wait, and the teardown went on under the window (SIGSEGV on lavapipe)."""
+    while True:
+        # Again where one lands before all are held: a key held down sends a stream of
+        # them, and one raised as the handlers were looked up skipped the wait.
+        try:
+            held = HeldInterrupts(ctrl_c_signals())
+            break
+        except KeyboardInterrupt:
+            pass
+    try:
+        made = list(_made)
+        for up in made:  # every one first: their windows end side by side
+            up._exiting = True
+        said = False
+        for up in made:
+            with up._lock:
+                while up._running:
+                    up._idle.wait(EXIT_POLL_SECONDS)
+                    if held.noted and not said:
+                        log.warning(EXIT_WAIT_SAID)
+                        said = True
+            up.close()
+    finally:
+        held.release(hand_on=False)  # Python is on its way out already
 
 
 # After devices' teardown is registered (imported above), so this runs before it.
@@ -404,7 +437,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         exception it raises stops the work and comes out of ``upscale`` (that is how a
         batch cancels). In the main thread a Ctrl-C (KeyboardInterrupt) comes out at
         once, though ncnn may be running a window then: the work runs in a helper
-        thread, which stops at its next tile.
+        thread, which stops at its next tile. Python's exit waits for that window.
 
         Raises InputError for a picture it cannot take (float pixels, 2 channels, no
         pixels), a closed Upscaler, or a result larger than the memory available;

@@ -99,10 +99,14 @@ class HeldInterrupts:
             self._first = signum
         self.noted = True
 
-    def release(self) -> None:
+    def release(self, hand_on: bool = True) -> None:
+        """The handlers put back, and the first signal noted handed to its own, unless
+        not ``hand_on``: then it is dropped."""
         saved, self._saved = self._saved, {}
         for sig, handler in saved.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        if not hand_on:
+            self.noted = False
         if self.noted:
             # Handed to the handler it came for, as if it came now: the commands'
             # raises once, then ignores the signals that land in its clean-up; raised

@@ -230,6 +230,56 @@ def exit_while_upscaling(device: int, size: int, wait: float) -> subprocess.Comp
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
 
 
+# The window a Ctrl-C came in, which ncnn cannot stop: the second Ctrl-C lands while
+# Python's exit waits for it (engine._close_at_exit).
+_CTRL_C_TWICE = """
+import os, signal, sys, threading, time
+import numpy as np
+from ncnn_sr import Upscaler
+
+up = Upscaler("realesr-animevideov3-x2", device={device}, threads={threads})
+image = np.zeros(({size}, {size}, 3), np.uint8)
+main = threading.main_thread().ident
+
+def inside(ident, name):
+    frame = sys._current_frames().get(ident)
+    while frame is not None and frame.f_code.co_name != name:
+        frame = frame.f_back
+    return frame is not None
+
+def in_ncnn():
+    return any(t.name == "ncnn_sr upscale" and inside(t.ident, "extract") for t in threading.enumerate())
+
+def first_ctrl_c():
+    while not in_ncnn():
+        time.sleep(0.005)
+    os.kill(os.getpid(), signal.SIGINT)
+
+def second_ctrl_c():
+    while not (inside(main, "_close_at_exit") and inside(main, "wait")):
+        time.sleep(0.005)
+    ran = in_ncnn()
+    os.kill(os.getpid(), signal.SIGINT)
+    os.write(1, b"second Ctrl-C while ncnn ran\\n" if ran else b"second Ctrl-C after ncnn\\n")
+
+threading.Thread(target=first_ctrl_c, daemon=True).start()
+try:
+    up.upscale(image)
+except KeyboardInterrupt:
+    os.write(1, b"interrupted\\n")
+threading.Thread(target=second_ctrl_c, daemon=True).start()
+"""
+
+
+def ctrl_c_twice_as_python_exits(device: int, size: int, threads: int | None = None) -> subprocess.CompletedProcess:
+    """A Python whose Ctrl-C comes out of an upscale while ncnn runs a window of
+    realesr-animevideov3-x2 on a ``size`` px picture, and whose second Ctrl-C lands as
+    its exit waits for that window to end; it catches the first, and says whether
+    ncnn still ran at the second."""
+    code = _CTRL_C_TWICE.format(device=device, size=size, threads=threads)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+
+
 def ctrl_c_once_made(monkeypatch, marker: str) -> None:
     """os.open and os.mkdir send this process a SIGINT once they have made a file or
     a folder whose name holds ``marker``: Python raises it inside tempfile.mkstemp or

@@ -1291,6 +1291,23 @@ def test_exiting_while_a_daemon_thread_upscales_does_not_kill_the_process():
         assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def test_a_second_ctrl_c_while_python_exits_waits_for_the_window_without_a_traceback():
+    # found by a Ctrl-C audit: Python's exit waits for the window the first Ctrl-C
+    # came in (ncnn cannot stop it); a second one meanwhile came out of that wait as
+    # "Exception ignored in atexit callback" and a traceback, and on Vulkan the
+    # instance was torn down under the window: SIGSEGV (see test_vulkan.py)
+    from conftest import ctrl_c_twice_as_python_exits
+
+    # One thread: a window of seconds on any machine.
+    proc = ctrl_c_twice_as_python_exits(-1, 400, threads=1)
+    assert proc.stdout == "interrupted\nsecond Ctrl-C while ncnn ran\n", proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr == EXIT_WAIT_SAID
+
+
+EXIT_WAIT_SAID = "Python exits once ncnn has finished the window it is running: ncnn cannot stop one midway\n"
+
+
 @pytest.mark.parametrize("duplicate", ["pickle", "copy", "deepcopy"])
 def test_an_upscaler_refuses_to_be_copied_or_pickled_in_one_line(duplicate, cpu_upscalers):
     # found by a bug hunt: pickle (a multiprocessing Pool's argument) raised a bare

@@ -477,6 +477,18 @@ def test_exiting_while_a_daemon_thread_upscales_on_the_gpu_does_not_kill_the_pro
         assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def test_a_second_ctrl_c_while_python_exits_does_not_tear_vulkan_down_under_the_window(gpu):
+    # found by a Ctrl-C audit: the second Ctrl-C came out of the exit's wait for the
+    # window the first came in, and the instance's teardown went on under it: SIGSEGV
+    from conftest import ctrl_c_twice_as_python_exits
+    from test_engine import EXIT_WAIT_SAID
+
+    proc = ctrl_c_twice_as_python_exits(gpu, 64)
+    assert proc.stdout == "interrupted\nsecond Ctrl-C while ncnn ran\n", proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stderr == EXIT_WAIT_SAID
+
+
 @pytest.mark.parametrize("kind", ["compact x2", "rrdbnet x2", "rrdbnet x4", "span x2", "realplksr x2",
                                   "realplksr layer-norm x2", "plksr x2"])
 def test_a_converted_model_runs_on_the_gpu_as_on_the_cpu(gpu, tmp_path, kind):
