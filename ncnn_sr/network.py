@@ -526,18 +526,25 @@ class SplitNetwork:
                     row, col = replace(row, window=y0), replace(col, window=x0)
             window = features[:, row.window:row.window + length_y, col.window:col.window + length_x]
             out = self.net.extract({self.plan.cut_blob: window}, self.plan.head_output or self.net.output_blob)
-            s = out.shape[1] // length_y
-            if out.shape[1:] != (length_y * s, length_x * s):
-                raise UnevenScale(f"the head of {self.net.output_blob} gave {out.shape[2]}x{out.shape[1]} "
-                                 f"for {length_x}x{length_y}: not a whole-number upscale")
-            yield row, col, s, out[:, (row.start - row.window) * s:(row.end - row.window) * s,
-                                   (col.start - col.window) * s:(col.end - col.window) * s].transpose(1, 2, 0)
+            yield own_piece(out, row, col, length_y, length_x, self.net.output_blob)
 
     def trim(self) -> None:
         self.net.trim()
 
     def release(self) -> None:
         self.net.release()
+
+
+def own_piece(out: np.ndarray, row, col, length_y: int, length_x: int, blob: str) -> tuple:
+    """(row span, column span, scale, H×W×C output of the piece's own cell) from a
+    head's C×H×W output ``out`` for a window ``length_y`` × ``length_x`` whose spans
+    are ``row`` and ``col``; UnevenScale where it is no whole-number upscale."""
+    s = out.shape[1] // length_y
+    if out.shape[1:] != (length_y * s, length_x * s):
+        raise UnevenScale(f"the head of {blob} gave {out.shape[2]}x{out.shape[1]} "
+                          f"for {length_x}x{length_y}: not a whole-number upscale")
+    return row, col, s, out[:, (row.start - row.window) * s:(row.end - row.window) * s,
+                            (col.start - col.window) * s:(col.end - col.window) * s].transpose(1, 2, 0)
 
 
 def group_norm_weights(plan: NetPlan, param: bytes, weights: bytes) -> dict | None:

@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from .netsplit import NetPlan
-from .network import Network, NetFailure, unshuffle
+from .network import Network, NetFailure, own_piece, unshuffle
 from .param_file import Layer, parse_param, weight_ends
 from .tiles import Span, reach_spans
 
@@ -190,9 +190,7 @@ class ResidentNetwork:
                     marks[f"resident_{edge}_{k}"] = np.zeros(value, np.float32)
                 out = extract(marks, head_output_name(self._output, k))
                 marks.clear()
-                s = out.shape[1] // (y1 - row.window)
-                yield row, col, s, out[:, (row.start - row.window) * s:(row.end - row.window) * s,
-                                       (col.start - col.window) * s:(col.end - col.window) * s].transpose(1, 2, 0)
+                yield own_piece(out, row, col, y1 - row.window, x1 - col.window, self._output)
 
     def trim(self) -> None:
         self.net.trim()

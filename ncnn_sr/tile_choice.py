@@ -188,11 +188,15 @@ class TileChoice:
         u, p, c = plan.unshuffle, self._border, plan.head_context
         cells_y, cells_x = -(-(height + 2 * p) // u), -(-(width + 2 * p) // u)
         q = p // u
-        if piece_spans(cells_y, cells_x, (q, cells_y - q, q, cells_x - q), max(1, tile // u), c) is None:
+        spans = piece_spans(cells_y, cells_x, (q, cells_y - q, q, cells_x - q), max(1, tile // u), c)
+        if spans is None:
             return False
+        # The largest piece's window (pieces grow where the tile would make too many).
+        longest_y, longest_x = (max(min(limit, span.end + c) - span.window for span in side)
+                                for side, limit in zip(spans, (cells_y, cells_x)))
         wide = 2 if planned.precision == "fp32" else 1
         trunk = cells_y * cells_x * TRUNK_BYTES_PER_CELL * wide
-        piece = ((tile // u + 2 * c) * u) ** 2 * GPU_WINDOW_BYTES_PER_PIXEL
+        piece = longest_y * longest_x * u * u * GPU_WINDOW_BYTES_PER_PIXEL
         need = max(trunk, cells_y * cells_x * KEPT_MAP_BYTES_PER_CELL * wide + piece)
         room = net.device.heap_budget_mb * 2 ** 20 // (2 * self._concurrency)
         if self._tile:

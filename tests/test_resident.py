@@ -177,3 +177,25 @@ def test_the_reference_rule_never_runs_the_trunk_whole(gpu, monkeypatch):
     runs = counted_pieces(monkeypatch)
     Upscaler(RRDB, device=discrete(gpu), tile=32, tile_pad=10).upscale(picture(36, 44))
     assert runs == []
+
+
+def test_tta_and_alpha_run_the_trunk_whole_once_a_pass(gpu, monkeypatch):
+    image = picture(20, 40, channels=4)
+    whole = Upscaler(RRDB, device=gpu, precision="fp32", tta=True).upscale(image)
+    runs = counted_pieces(monkeypatch)
+    tiled = Upscaler(RRDB, device=discrete(gpu), tile=32, precision="fp32", tta=True).upscale(image)
+    assert runs == [1] * 8
+    assert tiled.shape == whole.shape and np.abs(tiled.astype(int) - whole).max() <= 1
+
+
+def test_calls_at_once_share_the_net_and_each_gets_its_own_picture(gpu, monkeypatch):
+    from conftest import upscale_in_threads
+
+    images = [picture(20, 40, seed=seed) for seed in (1, 2)]
+    wholes = [Upscaler(RRDB, device=gpu, precision="fp32").upscale(image) for image in images]
+    runs = counted_pieces(monkeypatch)
+    up = Upscaler(RRDB, device=discrete(gpu), tile=32, precision="fp32", concurrency=2)
+    outs = upscale_in_threads(up, images)
+    assert runs == [1, 1]
+    for out, whole in zip(outs, wholes):
+        assert np.abs(out.astype(int) - whole).max() <= 1
