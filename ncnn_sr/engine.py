@@ -387,9 +387,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
     @read_only("follows from how it was made: make another with exact= (or overlap=)")
     def stages(self) -> bool:
         """Whether a tiled run may go in exact stages (the whole picture's output): False
-        for a network that has none (SRVGGNetCompact, SPAN...), where ``exact=False``
-        or a discrete GPU's default blends tiles instead, and with the reference rule
-        (``overlap`` 0), whose output is the reference tool's."""
+        for a network that has none (SRVGGNetCompact, SPAN...), with ``exact=False``,
+        on a discrete GPU not asked for them (it runs the trunk whole where that fits,
+        resident.py, and blends tiles beyond), and with the reference rule (``overlap``
+        0), whose output is the reference tool's."""
         # As _stage_maps decides, but for memory and an alpha channel through the model.
         net = self._net
         return (isinstance(net, SplitNetwork) and bool(net.plan.stages) and self.overlap != 0
@@ -903,7 +904,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         grid, _, maps = self._layout(net, height, width, tile, stages)
         if len(grid) == 1:
             return True
-        return maps is None and not self._resident_fits(net, height, width, grid.tile) and self._blends_whole(grid)
+        return maps is None and self._blends_whole(grid)
 
     def _upscale_native(self, image: np.ndarray, progress) -> np.ndarray:
         while True:
@@ -1017,7 +1018,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             log.warning("%s normalises over the whole picture (GroupNorm), which tiles of %d px do not see: "
                         "their output differs from the whole picture's (%s)", self.spec.name, tile,
                         self._why_not_staged(channels))
-        resident = self._resident_net(net, h, w, tile, channels) if len(grid) > 1 else None
+        # Blended windows grown to the whole picture are one run, exact already.
+        resident = self._resident_net(net, h, w, tile, channels) \
+            if len(grid) > 1 and not self._blends_whole(grid) else None
         if resident is not None:
             self._run_stages(resident, rgb, alpha, out, longest, None, progress, len(grid))
         elif maps is not None:

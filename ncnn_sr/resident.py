@@ -18,7 +18,7 @@ serves every picture size. The heads' weights are a few hundred kB each.
 from __future__ import annotations
 
 import io
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -65,10 +65,16 @@ def _params_text(raw_line: str, layer: Layer) -> str:
 
 
 def rewrite(param: bytes, weights: bytes, plan: NetPlan, output_blob: str, copies: int = COPIES
-            ) -> tuple[str, bytes, str] | None:
-    """The .param text and .bin bytes of the net with ``copies`` heads, and the blob the
-    picture goes in at; None where a layer's weights are not known here (the .bin
-    cannot be cut) or the file's lines do not match its layers."""
+            ) -> tuple[str, bytes, str, list[str]] | None:
+    """The .param text and .bin bytes of the net with ``copies`` heads, the blob the
+    picture goes in at, and a probe blob per stage (one pixel of its output, whose
+    extraction runs the trunk up to it); None where a layer's weights are not known
+    here (the .bin cannot be cut) or the file's lines do not match its layers.
+
+    The probes cut the trunk into one GPU submission a stage: ncnn submits all the
+    layers an extraction needs at once, and the whole trunk of a large picture in one
+    could run for seconds, past a desktop driver's watchdog (2 s on Windows), with no
+    progress said and no Ctrl-C taken until it ends."""
     graph = parse_param(param)
     layers = graph.layers
     lines = [line for line in param.decode("utf-8").splitlines()[2:] if line.split()]
@@ -85,11 +91,24 @@ def rewrite(param: bytes, weights: bytes, plan: NetPlan, output_blob: str, copie
         ends[i], start = (start, end), end
     out_lines, out_bins = [], []
     kept_input = False
+    probed = [stage.target for stage in plan.stages if stage.target != plan.cut_blob]
+    # The next layer reads a stage's output through a Split whose other branch the
+    # probe crops: a blob read by two layers is freed (ncnn's light mode) once the
+    # first has run, and the second would compute the trunk again.
+    rerouted = {blob: f"{blob}_resident" for blob in probed}
     for i in sorted(trunk):
         layer = layers[i]
-        out_lines.append(lines[i])
+        if rerouted.keys() & set(layer.bottoms):
+            out_lines.append(_line(layer, layer.name, [rerouted.get(b, b) for b in layer.bottoms], layer.tops,
+                                   _params_text(lines[i], layer)))
+        else:
+            out_lines.append(lines[i])
         out_bins.append(weights[ends[i][0]:ends[i][1]])
         kept_input |= entry in layer.tops
+        for top in rerouted.keys() & set(layer.tops):
+            j = probed.index(top)
+            out_lines.append(f"Split resident_probe_split_{j} 1 2 {top} {rerouted[top]} {top}_probe")
+            out_lines.append(f"Crop resident_probe_{j} 1 1 {top}_probe resident_probe_{j} 3=1 4=1 5=1")
     if not kept_input:  # an unshuffling net's entry, fed directly
         out_lines.insert(0, f"Input resident_entry 0 1 {entry}")
     cuts = [f"resident_cut_{k}" for k in range(copies)]
@@ -111,7 +130,7 @@ def rewrite(param: bytes, weights: bytes, plan: NetPlan, output_blob: str, copie
         out_bins.append(head_bin)
     blobs = {word for line in out_lines for word in _tops(line)}
     text = f"7767517\n{len(out_lines)} {len(blobs)}\n" + "\n".join(out_lines) + "\n"
-    return text, b"".join(out_bins), entry
+    return text, b"".join(out_bins), entry, [f"resident_probe_{j}" for j in range(len(probed))]
 
 
 def _tops(line: str) -> list[str]:
@@ -145,38 +164,42 @@ class ResidentNetwork:
     piece for a picture whose trunk runs once. ``plan``, ``head_piece`` and ``entry``
     as SplitNetwork's, so a staged run's code takes either."""
 
-    def __init__(self, net: Network, plan: NetPlan, head_piece: int, output_blob: str):
+    def __init__(self, net: Network, plan: NetPlan, head_piece: int, output_blob: str, probes: list[str]):
         self.net, self.plan, self.head_piece = net, plan, head_piece
+        self.probes = probes
         self.device = net.device
         self._output = plan.head_output or output_blob
 
     @classmethod
     def load(cls, param: bytes, weights: bytes, plan: NetPlan, output_blob: str, device, precision: str,
              name: str, head_piece: int = 200) -> ResidentNetwork | None:
-        made = rewrite(param, weights, plan, output_blob)
+        made = rewrite(param, weights, plan, output_blob, COPIES)
         if made is None:
             return None
-        text, binary, entry = made
+        text, binary, entry, probes = made
         net = Network(None, None, device, entry, head_output_name(plan.head_output or output_blob, 0), precision,
                       param_text=text, weights=io.BytesIO(binary), name=name)
-        return cls(net, plan, head_piece, output_blob)
+        return cls(net, plan, head_piece, output_blob, probes)
 
     def with_piece(self, head_piece: int) -> ResidentNetwork:
         """The same net, run in head pieces of ``head_piece`` cells (one call's tile)."""
-        return ResidentNetwork(self.net, self.plan, head_piece, self._output)
+        return ResidentNetwork(self.net, self.plan, head_piece, self._output, self.probes)
 
     def entry(self, planes: np.ndarray) -> tuple[str, np.ndarray]:
         if self.plan.unshuffle > 1:
             return self.net.input_blob, unshuffle(planes, self.plan.unshuffle)
         return self.net.input_blob, planes
 
-    def piece_count(self, height: int, width: int, box: tuple) -> int:
+    def steps(self, height: int, width: int, box: tuple) -> int:
+        """The extractions ``run_pieces`` makes: a stage each, then a head piece each."""
         spans = piece_spans(height, width, box, self.head_piece, self.plan.head_context)
-        return 0 if spans is None else len(spans[0]) * len(spans[1])
+        return len(self.probes) + (0 if spans is None else len(spans[0]) * len(spans[1]))
 
-    def run_pieces(self, picture: np.ndarray, box: tuple) -> Iterator[tuple[Span, Span, int, np.ndarray]]:
+    def run_pieces(self, picture: np.ndarray, box: tuple, tick: Callable[[], None] | None = None
+                   ) -> Iterator[tuple[Span, Span, int, np.ndarray]]:
         """For C×H×W ``picture`` (as ``entry`` gives it), the head's output over ``box``
-        (y0, y1, x0, x1 in trunk cells), piece by piece, as SplitNetwork.head gives it."""
+        (y0, y1, x0, x1 in trunk cells), piece by piece, as SplitNetwork.head gives it;
+        ``tick()`` after each stage of the trunk (an exception it raises stops the run)."""
         _, height, width = picture.shape
         spans = piece_spans(height, width, box, self.head_piece, self.plan.head_context)
         if spans is None:
@@ -184,6 +207,10 @@ class ResidentNetwork:
         rows, cols = spans
         marks: dict[str, np.ndarray] = {}
         with self.net.extractor({self.net.input_blob: picture}) as extract:
+            for probe in self.probes:
+                extract({}, probe)
+                if tick is not None:
+                    tick()
             for k, (row, col) in enumerate((r, c) for r in rows for c in cols):
                 y1, x1 = min(height, row.end + self.plan.head_context), min(width, col.end + self.plan.head_context)
                 for edge, value in (("y0", row.window + 1), ("x0", col.window + 1), ("y1", y1), ("x1", x1)):

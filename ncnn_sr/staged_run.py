@@ -62,7 +62,7 @@ class StagedRun:
         def windows(h: int, w: int) -> int:  # in one pass over an h × w padded picture
             h, w, q = -(-h // u), -(-w // u), p // u  # in the trunk's cells
             if isinstance(net, ResidentNetwork):
-                return net.piece_count(h, w, (q, h - q, q, w - q))
+                return net.steps(h, w, (q, h - q, q, w - q))
             heads = sum(1 for _ in pieces(h, w, (q, h - q, q, w - q), net.head_piece + 2 * c, c))
             return staged.window_count(net.plan.stages, h, w, longest // u) + heads
 
@@ -122,7 +122,7 @@ class StagedRun:
         q = p // u  # the border in cells (p is 0 or a multiple of u: tiles and pads are whole blocks)
         box = (q, cells_y - q, q, cells_x - q)
         if isinstance(net, ResidentNetwork):  # the trunk and the head on the GPU, the map kept there
-            parts = net.run_pieces(picture, box)
+            parts = net.run_pieces(picture, box, tick)
         else:
             features = staged.run_stages(net.net.extract, picture, blob, net.plan.stages, longest // u, tick, dtype,
                                          net.norms)

@@ -75,7 +75,9 @@ def test_the_rewritten_net_has_one_trunk_and_a_head_per_copy():
     spec = resolve_model(RRDB)
     param, weights = spec.param_path.read_bytes(), spec.bin_path.read_bytes()
     plan = plan_network(param, spec.input_blob, spec.output_blob)
-    text, binary, entry = resident_mod.rewrite(param, weights, plan, spec.output_blob, copies=3)
+    text, binary, entry, probes = resident_mod.rewrite(param, weights, plan, spec.output_blob, copies=3)
+    # A probe a stage but the last, whose output is the heads' cut: one GPU submission a stage.
+    assert len(probes) == len(plan.stages) - 1 == 5
     lines = text.splitlines()
     assert lines[0] == "7767517" and int(lines[1].split()[0]) == len(lines) - 2
     assert entry == spec.input_blob
@@ -156,7 +158,8 @@ def test_a_discrete_gpu_runs_the_trunk_whole_and_gives_the_whole_pictures_output
     tiled = up.upscale(image, progress=lambda done, total: steps.append((done, int(total))))
     assert runs == [1] and stage_runs == []
     assert np.abs(tiled.astype(int) - whole).max() <= 1
-    assert steps[-1][0] == steps[-1][1] > 1  # a step a head piece
+    # A step a stage (5 probes of the 6 blocks' outputs), then a step a head piece.
+    assert [done for done, _ in steps] == list(range(1, steps[-1][1] + 1)) and steps[-1][1] > 5 + 1
     blended = Upscaler(RRDB, device=discrete(gpu), tile=32, precision="fp32", exact=False).upscale(image)
     assert runs == [1]
     assert psnr(tiled, whole) > psnr(blended, whole) + 10
@@ -175,12 +178,12 @@ def test_a_picture_whose_trunk_does_not_fit_the_room_blends_as_before(gpu, monke
 
 def test_the_reference_rule_never_runs_the_trunk_whole(gpu, monkeypatch):
     runs = counted_pieces(monkeypatch)
-    Upscaler(RRDB, device=discrete(gpu), tile=32, tile_pad=10).upscale(picture(36, 44))
+    Upscaler(RRDB, device=discrete(gpu), tile=32, tile_pad=10).upscale(picture(20, 40))
     assert runs == []
 
 
 def test_tta_and_alpha_run_the_trunk_whole_once_a_pass(gpu, monkeypatch):
-    image = picture(20, 40, channels=4)
+    image = picture(20, 72, channels=4)  # wider than a blended window: one would be the whole run
     whole = Upscaler(RRDB, device=gpu, precision="fp32", tta=True).upscale(image)
     runs = counted_pieces(monkeypatch)
     tiled = Upscaler(RRDB, device=discrete(gpu), tile=32, precision="fp32", tta=True).upscale(image)
@@ -191,7 +194,7 @@ def test_tta_and_alpha_run_the_trunk_whole_once_a_pass(gpu, monkeypatch):
 def test_calls_at_once_share_the_net_and_each_gets_its_own_picture(gpu, monkeypatch):
     from conftest import upscale_in_threads
 
-    images = [picture(20, 40, seed=seed) for seed in (1, 2)]
+    images = [picture(20, 72, seed=seed) for seed in (1, 2)]
     wholes = [Upscaler(RRDB, device=gpu, precision="fp32").upscale(image) for image in images]
     runs = counted_pieces(monkeypatch)
     up = Upscaler(RRDB, device=discrete(gpu), tile=32, precision="fp32", concurrency=2)
@@ -199,3 +202,13 @@ def test_calls_at_once_share_the_net_and_each_gets_its_own_picture(gpu, monkeypa
     assert runs == [1, 1]
     for out, whole in zip(outs, wholes):
         assert np.abs(out.astype(int) - whole).max() <= 1
+
+
+@pytest.mark.parametrize("scale", [2, 1])
+def test_an_unshuffling_network_runs_its_trunk_whole_in_whole_blocks(gpu, monkeypatch, unshuffled, scale):
+    image = picture(30, 90)
+    whole = Upscaler(unshuffled[scale], device=gpu, precision="fp32").upscale(image)
+    runs = counted_pieces(monkeypatch)
+    tiled = Upscaler(unshuffled[scale], device=discrete(gpu), tile=32, precision="fp32").upscale(image)
+    assert runs == [1]
+    assert tiled.shape == whole.shape and np.abs(tiled.astype(int) - whole).max() <= 1

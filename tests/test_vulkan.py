@@ -253,7 +253,7 @@ def test_a_discrete_gpu_stages_only_when_asked_and_its_trunk_cannot_run_whole(gp
 
     here = get_device(gpu)
     discrete = Device(here.index, here.name, "discrete", here.heap_budget_mb)
-    image = picture(20, 40)
+    image = picture(20, 72)  # wider than one blended window, which would be the whole run
     runs = staged_runs(monkeypatch)
     Upscaler(RRDB, device=discrete, tile=32).upscale(image)
     Upscaler(RRDB, device=discrete, tile=32, exact=True).upscale(image)
@@ -272,7 +272,7 @@ def test_a_discrete_gpu_stages_a_groupnorm_model_without_being_asked(gpu, tmp_pa
     from ncnn_sr.convert import convert_weights, write_model
 
     spec = write_model(convert_weights(random_plksr(blocks=1)), tmp_path, "plksr")
-    image = two_halves(36, 40)
+    image = two_halves(36, 72)
     runs = staged_runs(monkeypatch)
     tiled = Upscaler(spec, device=discrete(gpu), tile=32).upscale(image)
     assert runs == []  # its trunk ran whole on the GPU (resident.py), normalised as the network does

@@ -94,11 +94,11 @@ def run(up: Upscaler, image: np.ndarray, counter: MacCounter) -> tuple[np.ndarra
 
     real_pieces = ResidentNetwork.run_pieces
 
-    def counting_pieces(self, picture, box):
+    def counting_pieces(self, picture, box, tick=None):
         plan = self.plan
         total[0] += counter({self.net.input_blob: picture.shape}, plan.cut_blob)
         height, width = picture.shape[1:]
-        for row, col, s, part in real_pieces(self, picture, box):
+        for row, col, s, part in real_pieces(self, picture, box, tick):
             window = (0, min(height, row.end + plan.head_context) - row.window,
                       min(width, col.end + plan.head_context) - col.window)
             total[0] += counter({plan.cut_blob: window}, plan.head_output or up.spec.output_blob)
