@@ -874,7 +874,8 @@ def test_devices_shows_a_large_gpus_tile_and_the_reference_rules(monkeypatch):
     monkeypatch.setattr(devices, "list_devices", lambda: [big, devices.CPU])
     monkeypatch.setattr(devices, "explain_auto", lambda: (big, None))
     out = CliRunner().invoke(cli.main, ["devices"]).output
-    assert "0  Big GPU  [discrete]  heap budget 143000 MB, auto tile 400 (200 with the reference rule), blended" in out
+    assert "0  Big GPU  [discrete]  heap budget 143000 MB, auto tile 400 (200 with the reference rule), exact tiles" \
+           " where a picture's trunk fits on it, else blended" in out
 
 
 
