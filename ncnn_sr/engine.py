@@ -721,7 +721,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
                          f"tile, more than the {device.heap_budget_mb} MB of {device}: "
                          + (f"the largest tile that fits is {fits} px" if fits else "no tile fits"))
 
-    def _load(self, device: Device, precision: str | None = None) -> Network | SplitNetwork:
+    def _load(self, device: Device, precision: str | None = None) -> Network | SplitNetwork | ResidentNetwork:
         s = self.spec
         log.info("loading %s on %s", s.name, device)
         threads = self._threads
@@ -730,15 +730,23 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             # falling back to the CPU with ncnn's default (every core per call) ran
             # cores x workers threads beside any CPU lane.
             threads = devices.cpu_threads_per_call(self._concurrency)
-        net = Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
-                       precision or self._precision, threads, name=s.name)
         param = s.param_path.read_bytes()
         plan = plan_network(param, s.input_blob, s.output_blob)
+        normalised = plan is not None and any(stage.norm is not None for stage in plan.stages)
+        whole_trunk = device.is_gpu and not device.host_memory and plan is not None and not plan.sampled
+        if whole_trunk and not (self._exact or normalised):
+            # The rewritten net runs windows too (its first head over all of each):
+            # one load, not two, where blending stays the way for pictures too large.
+            resident = self._load_resident(device, precision or self._precision, plan, param)
+            if resident is not None:
+                self._resident_plan, self._resident = (plan, resident), resident
+                return resident
+        net = Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
+                       precision or self._precision, threads, name=s.name)
         if plan is None:
             return net
-        if device.is_gpu and not device.host_memory and not plan.sampled:
+        if whole_trunk:
             self._resident_plan = (plan, net)
-        normalised = any(stage.norm is not None for stage in plan.stages)
         # A GroupNorm's statistics are the whole picture's: windows alone get them wrong.
         if device.is_gpu and not (device.host_memory or self._exact or normalised):
             return net
@@ -957,19 +965,24 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         plan, planned = self._resident_plan
         with self._resident_lock:
             if self._resident is None and not self._resident_failed:
-                s = self.spec
-                try:
-                    with mapped(s.bin_path, s.name) as weights:
-                        self._resident = ResidentNetwork.load(s.param_path.read_bytes(), bytes(weights), plan,
-                                                              s.output_blob, planned.device, planned.precision,
-                                                              f"{s.name} (whole trunk)")
-                except (ModelError, NetFailure, MemoryError, OSError) as e:
-                    self._resident = None
-                    log.info("%s: the trunk cannot run whole on %s (%s): blended windows", s.name, planned.device, e)
+                self._resident = self._load_resident(planned.device, planned.precision, plan)
                 self._resident_failed = self._resident is None
             if self._resident is None:
                 return None
             return self._resident.with_piece(max(1, tile // plan.unshuffle))
+
+    def _load_resident(self, device: Device, precision: str, plan, param: bytes | None = None
+                       ) -> ResidentNetwork | None:
+        """The model's whole-trunk net (resident.py) on ``device``, or None (said at
+        the info level) where it cannot be made; windows blend then."""
+        s = self.spec
+        try:
+            with mapped(s.bin_path, s.name) as weights:
+                return ResidentNetwork.load(param or s.param_path.read_bytes(), bytes(weights), plan, s.output_blob,
+                                            device, precision, s.name, path=str(s.param_path))
+        except (ModelError, NetFailure, MemoryError, OSError) as e:
+            log.info("%s: the trunk cannot run whole on %s (%s): blended windows", s.name, device, e)
+            return None
 
     def _why_not_staged(self, channels: int) -> str:
         """What kept a tiled run from exact stages, for a warning."""

@@ -479,21 +479,8 @@ class SplitNetwork:
         self.offsets = offsets
 
     def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:
-        u = self.plan.unshuffle
         features = self.trunk(image.transpose(2, 0, 1))
-        box = keep or (0, image.shape[0], 0, image.shape[1])
-        cells = (box[0] // u, -(-box[1] // u), box[2] // u, -(-box[3] // u))  # whole blocks
-        out = None
-        for row, col, s, piece in self.head(features, cells):
-            if out is None:
-                out = np.empty(((cells[1] - cells[0]) * s, (cells[3] - cells[2]) * s, piece.shape[2]), np.float32)
-            out[(row.start - cells[0]) * s:(row.end - cells[0]) * s,
-                (col.start - cells[2]) * s:(col.end - cells[2]) * s] = piece
-        if u > 1:  # the box's own pixels of its whole blocks, at the network's scale
-            f = out.shape[0] // (cells[1] - cells[0]) // u
-            y0, x0 = (box[0] - cells[0] * u) * f, (box[2] - cells[2] * u) * f
-            out = out[y0:y0 + (box[1] - box[0]) * f, x0:x0 + (box[3] - box[2]) * f]
-        return out
+        return placed(lambda cells: self.head(features, cells), image.shape, keep, self.plan.unshuffle)
 
     def trunk(self, planes: np.ndarray) -> np.ndarray:
         """The cut blob for C×H×W picture planes (unshuffled first where the plan says)."""
@@ -533,6 +520,25 @@ class SplitNetwork:
 
     def release(self) -> None:
         self.net.release()
+
+
+def placed(head: Callable, shape: tuple, keep: tuple | None, u: int) -> np.ndarray:
+    """The output of box ``keep`` (all of a picture of ``shape`` where None) from the
+    pieces ``head(cells)`` gives for the box's whole blocks of ``u`` pixels, as
+    SplitNetwork.head gives them: placed, and cut to the box's own pixels."""
+    box = keep or (0, shape[0], 0, shape[1])
+    cells = (box[0] // u, -(-box[1] // u), box[2] // u, -(-box[3] // u))  # whole blocks
+    out = None
+    for row, col, s, piece in head(cells):
+        if out is None:
+            out = np.empty(((cells[1] - cells[0]) * s, (cells[3] - cells[2]) * s, piece.shape[2]), np.float32)
+        out[(row.start - cells[0]) * s:(row.end - cells[0]) * s,
+            (col.start - cells[2]) * s:(col.end - cells[2]) * s] = piece
+    if u > 1:  # the box's own pixels of its whole blocks, at the network's scale
+        f = out.shape[0] // (cells[1] - cells[0]) // u
+        y0, x0 = (box[0] - cells[0] * u) * f, (box[2] - cells[2] * u) * f
+        out = out[y0:y0 + (box[1] - box[0]) * f, x0:x0 + (box[3] - box[2]) * f]
+    return out
 
 
 def own_piece(out: np.ndarray, row, col, length_y: int, length_x: int, blob: str) -> tuple:

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .netsplit import NetPlan
-from .network import Network, NetFailure, own_piece, unshuffle
+from .network import Network, NetFailure, own_piece, placed, unshuffle
 from .param_file import Layer, parse_param, weight_ends
 from .tiles import Span, reach_spans
 
@@ -36,6 +36,8 @@ COPIES = 64
 # anime on 128-256 px pictures: 4.4-4.5 kB (8.1 kB in float32), the host's copies in and
 # out included; with room for another device's workspace.
 TRUNK_BYTES_PER_CELL = 6_000
+# The head piece of a window run through the rewritten net: all of it, in one piece.
+WINDOW_PIECE = 1 << 30
 # What stays once the trunk has run: its output, 64 channels, while the head's pieces run.
 KEPT_MAP_BYTES_PER_CELL = 256
 
@@ -172,14 +174,28 @@ class ResidentNetwork:
 
     @classmethod
     def load(cls, param: bytes, weights: bytes, plan: NetPlan, output_blob: str, device, precision: str,
-             name: str, head_piece: int = 200) -> ResidentNetwork | None:
+             name: str, head_piece: int = 200, path: str | None = None) -> ResidentNetwork | None:
+        """The rewritten net of the model whose .param is ``param`` (read from ``path``,
+        which errors name) loaded on ``device``; None where it cannot be rewritten."""
         made = rewrite(param, weights, plan, output_blob, COPIES)
         if made is None:
             return None
         text, binary, entry, probes = made
-        net = Network(None, None, device, entry, head_output_name(plan.head_output or output_blob, 0), precision,
+        net = Network(path, None, device, entry, head_output_name(plan.head_output or output_blob, 0), precision,
                       param_text=text, weights=io.BytesIO(binary), name=name)
         return cls(net, plan, head_piece, output_blob, probes)
+
+    @property
+    def precision(self) -> str:
+        return self.net.precision
+
+    def run(self, image: np.ndarray, keep: tuple | None = None) -> np.ndarray:
+        """An H×W×C float32 window through the whole network, as Network.run: its
+        trunk and one head over all of it, in one extraction. So a discrete GPU that
+        blends windows where a picture's trunk does not fit needs no second net."""
+        whole = ResidentNetwork(self.net, self.plan, WINDOW_PIECE, self._output, [])
+        _, fed = self.entry(image.transpose(2, 0, 1))
+        return placed(lambda cells: whole.run_pieces(fed, cells), image.shape, keep, self.plan.unshuffle)
 
     def with_piece(self, head_piece: int) -> ResidentNetwork:
         """The same net, run in head pieces of ``head_piece`` cells (one call's tile)."""

@@ -133,11 +133,13 @@ def discrete(gpu: int, heap_mb: int | None = None) -> Device:
 
 
 def counted_pieces(monkeypatch) -> list:
+    """[1 for each whole-trunk run]; not the windows the same net runs (one piece each)."""
     runs = []
     real = ResidentNetwork.run_pieces
 
     def run_pieces(self, *args):
-        runs.append(1)
+        if self.head_piece != resident_mod.WINDOW_PIECE:
+            runs.append(1)
         return real(self, *args)
 
     monkeypatch.setattr(ResidentNetwork, "run_pieces", run_pieces)
