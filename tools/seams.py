@@ -27,6 +27,13 @@ default, the trunk run whole on the GPU and the head in pieces (resident.py); it
 compute is the trunk's over the picture and the head's over each piece's window.
 
     python tools/seams.py --image photo.png --device 0 --discrete --precision fp32
+
+--heap-mb sets the stand-in's heap budget (lavapipe reports 1024 MB, whose half holds the
+trunk of a picture of 0.045 megapixels in float32, 0.09 in float16), and --rows picks the rows
+(reference, blended, exact; default all): the whole picture is run only for the
+border rule the rows need.
+
+    python tools/seams.py --image photo.png --device 0 --discrete --heap-mb 8000 --rows exact
 """
 from __future__ import annotations
 
@@ -154,6 +161,9 @@ def main() -> None:
     ap.add_argument("--precision", default="default", help="default, fp32 or bf16 (every row)")
     ap.add_argument("--discrete", action="store_true",
                     help="take the GPU of --device for a discrete one, and measure its default (see above)")
+    ap.add_argument("--heap-mb", type=int, help="with --discrete: the stand-in's heap budget in MB")
+    ap.add_argument("--rows", default="reference,blended,exact",
+                    help="comma-separated: reference, blended, exact (stages, or with --discrete its default)")
     ap.add_argument("--unshuffle", type=int, choices=(2, 4),
                     help="measure the model made to pixel-unshuffle its input by 2 or 4 (see above)")
     args = ap.parse_args()
@@ -161,7 +171,12 @@ def main() -> None:
         if args.device < 0:
             ap.error("--discrete takes a Vulkan device as --device, not the CPU")
         here = get_device(args.device)
-        args.device = Device(here.index, here.name, "discrete", here.heap_budget_mb)
+        args.device = Device(here.index, here.name, "discrete", args.heap_mb or here.heap_budget_mb)
+    elif args.heap_mb:
+        ap.error("--heap-mb sets the heap of --discrete's stand-in")
+    args.rows = args.rows.split(",")
+    if not args.rows or not set(args.rows) <= {"reference", "blended", "exact"}:
+        ap.error(f"--rows takes reference, blended and exact, got {','.join(args.rows)}")
     image = np.asarray(Image.open(args.image).convert("RGB"))
     if not args.unshuffle:
         return measure(args, image, args.model)
@@ -174,20 +189,28 @@ def measure(args: argparse.Namespace, image: np.ndarray, model: str | ModelSpec)
     counter = MacCounter(resolve_model(model).param_path.read_bytes())
     whole_tile = max(image.shape[:2]) + 32
     wholes = {}
-    for border, options in (("mirrored", dict(tile_pad=args.pad)), ("bare", dict(tile_pad=0))):
+    borders = [("mirrored", dict(tile_pad=args.pad))] if "reference" in args.rows else []
+    if set(args.rows) - {"reference"}:
+        borders.append(("bare", dict(tile_pad=0)))
+    whole_macs = {}
+    for border, options in borders:
         up = Upscaler(model, device=args.device, tile=whole_tile, precision=args.precision, **options)
-        wholes[border], _, seconds = run(up, image, counter)
+        wholes[border], whole_macs[border], seconds = run(up, image, counter)
     shown = args.model + (f", unshuffled by {args.unshuffle} (alignment {up.alignment})" if args.unshuffle else "")
     print(f"{shown}, {image.shape[1]}x{image.shape[0]}, {args.tile} px tiles, device {args.device}, "
           f"precision {args.precision}; whole picture {seconds:.1f} s")
-    rows = [("reference rule", dict(tile_pad=args.pad))]
-    rows += [(f"blended, overlap {o}", dict(tile_pad=args.pad, overlap=o, exact=False)) for o in args.overlaps]
-    if getattr(args.device, "discrete", False):
+    rows = [("reference rule", dict(tile_pad=args.pad))] if "reference" in args.rows else []
+    if "blended" in args.rows:
+        rows += [(f"blended, overlap {o}", dict(tile_pad=args.pad, overlap=o, exact=False)) for o in args.overlaps]
+    if "exact" in args.rows and getattr(args.device, "discrete", False):
         rows.append(("whole trunk (a discrete GPU's default)", dict(tile_pad=args.pad, overlap=args.overlaps[0])))
-    else:
+    elif "exact" in args.rows:
         rows.append(("exact stages (where they fit)", dict(tile_pad=args.pad, overlap=args.overlaps[0], exact=True)))
-    print("| tiling | compute | time | PSNR dB | max diff |\n|---|---|---|---|---|")
     base_macs = base_time = None
+    if "reference" not in args.rows:  # the rows' compute and time against the whole picture's instead
+        base_macs, base_time = whole_macs["bare"], seconds
+        print("(compute and time against the whole picture as one run: no reference rule row)")
+    print("| tiling | compute | time | PSNR dB | max diff |\n|---|---|---|---|---|")
     for name, options in rows:
         up = Upscaler(model, device=args.device, tile=args.tile, precision=args.precision, **options)
         out, macs, seconds = run(up, image, counter)
