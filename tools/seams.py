@@ -22,7 +22,7 @@ temporary folder (its scale is 4/s).
     python tools/seams.py --image photo.png --tile 112 --precision fp32 --unshuffle 2
 
 With --discrete the GPU of --device is taken for a discrete one (lavapipe standing
-in: its times say nothing of a real GPU's), and a fourth row is the discrete GPU's
+in: its times say nothing of a real GPU's), and the exact row is the discrete GPU's
 default, the trunk run whole on the GPU and the head in pieces (resident.py); its
 compute is the trunk's over the picture and the head's over each piece's window.
 
