@@ -741,6 +741,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             if resident is not None:
                 self._resident_plan, self._resident = (plan, resident), resident
                 return resident
+            # Not tried again for the first picture that fits: said once.
+            self._resident_failed = True
         net = Network(str(s.param_path), str(s.bin_path), device, s.input_blob, s.output_blob,
                        precision or self._precision, threads, name=s.name)
         if plan is None:
@@ -956,33 +958,38 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         raise CpuOutOfMemory(f"the CPU ran out of memory even with {devices.MIN_TILE}px tiles")
 
     def _resident_net(self, net: Network | SplitNetwork, h: int, w: int, tile: int,
-                      channels: int) -> ResidentNetwork | None:
+                      channels: int, instead: str) -> ResidentNetwork | None:
         """The whole-trunk net (resident.py) with head pieces of ``tile``, where an
         ``h`` × ``w`` picture of ``channels`` fits it on this GPU; made on first use.
-        None where it does not fit, or could not be made (windows then, as before)."""
+        None where it does not fit, or could not be made (then ``instead``, as before,
+        said once)."""
         if not self._resident_fits(net, h, w, tile, channels):
             return None
         plan, planned = self._resident_plan
         with self._resident_lock:
             if self._resident is None and not self._resident_failed:
-                self._resident = self._load_resident(planned.device, planned.precision, plan)
+                self._resident = self._load_resident(planned.device, planned.precision, plan, instead=instead)
                 self._resident_failed = self._resident is None
             if self._resident is None:
                 return None
             return self._resident.with_piece(max(1, tile // plan.unshuffle))
 
-    def _load_resident(self, device: Device, precision: str, plan, param: bytes | None = None
-                       ) -> ResidentNetwork | None:
+    def _load_resident(self, device: Device, precision: str, plan, param: bytes | None = None,
+                       instead: str = "blended windows") -> ResidentNetwork | None:
         """The model's whole-trunk net (resident.py) on ``device``, or None (said at
-        the info level) where it cannot be made; windows blend then."""
+        the info level, with ``instead``, what runs then) where it cannot be made."""
         s = self.spec
+        # Said either way: a net rewrite could not cut went to the tiles unsaid.
+        why = "its .param and .bin could not be rewritten for it"
         try:
             with mapped(s.bin_path, s.name) as weights:
-                return ResidentNetwork.load(param or s.param_path.read_bytes(), bytes(weights), plan, s.output_blob,
+                made = ResidentNetwork.load(param or s.param_path.read_bytes(), bytes(weights), plan, s.output_blob,
                                             device, precision, s.name, path=str(s.param_path))
         except (ModelError, NetFailure, MemoryError, OSError) as e:
-            log.info("%s: the trunk cannot run whole on %s (%s): blended windows", s.name, device, e)
-            return None
+            made, why = None, str(e)
+        if made is None:
+            log.info("%s: the trunk cannot run whole on %s (%s): %s", s.name, device, why, instead)
+        return made
 
     def _why_not_staged(self, channels: int) -> str:
         """What kept a tiled run from exact stages, for a warning."""
@@ -1024,16 +1031,18 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         grid, longest, maps = self._layout(net, h, w, tile, stages, channels)
         tile = grid.tile
         out = np.empty((h * self._scale, w * self._scale, channels), image.dtype)
-        # Blended windows grown to the whole picture are its own run: nothing to say.
-        if maps is None and len(grid) > 1 and getattr(net, "norms", None) and not self._norm_warned \
-                and not self._blends_whole(grid) and not self._resident_fits(net, h, w, tile, channels):
+        # Blended windows grown to the whole picture are one run, exact already.
+        instead = "blended windows" if maps is None else "exact stages"
+        resident = self._resident_net(net, h, w, tile, channels, instead) \
+            if len(grid) > 1 and not self._blends_whole(grid) else None
+        # Said once the whole-trunk net is known to be there: a picture that fitted it
+        # was left unsaid where the net could not be made.
+        if maps is None and resident is None and len(grid) > 1 and getattr(net, "norms", None) \
+                and not self._norm_warned and not self._blends_whole(grid):
             self._norm_warned = True
             log.warning("%s normalises over the whole picture (GroupNorm), which tiles of %d px do not see: "
                         "their output differs from the whole picture's (%s)", self.spec.name, tile,
                         self._why_not_staged(channels))
-        # Blended windows grown to the whole picture are one run, exact already.
-        resident = self._resident_net(net, h, w, tile, channels) \
-            if len(grid) > 1 and not self._blends_whole(grid) else None
         if resident is not None:
             self._run_stages(resident, rgb, alpha, out, longest, None, progress, len(grid))
         elif maps is not None:

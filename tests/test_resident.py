@@ -1,6 +1,8 @@
 """The whole-trunk run of a split network (resident.py): the rewritten net gives the
 whole network's numbers piece by piece, on the CPU here (cheap), and an Upscaler on a
 discrete GPU (lavapipe standing in for one) uses it where the picture fits."""
+import re
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from ncnn_sr import staged
 from ncnn_sr.devices import CPU, Device
 from ncnn_sr.models import resolve_model
 from ncnn_sr.netsplit import plan_network
-from ncnn_sr.network import Network, unshuffle
+from ncnn_sr.network import NetFailure, Network, unshuffle
 from ncnn_sr.resident import ResidentNetwork, piece_spans
 from ncnn_sr.tiles import Span
 
@@ -214,3 +216,132 @@ def test_an_unshuffling_network_runs_its_trunk_whole_in_whole_blocks(gpu, monkey
     tiled = Upscaler(unshuffled[scale], device=discrete(gpu), tile=32, precision="fp32").upscale(image)
     assert runs == [1]
     assert tiled.shape == whole.shape and np.abs(tiled.astype(int) - whole).max() <= 1
+
+
+def test_a_whole_trunk_net_that_cannot_be_made_where_stages_are_asked_for_says_they_run(gpu, monkeypatch, caplog):
+    import logging
+
+    runs = []
+    real = staged.run_stages
+    monkeypatch.setattr(staged, "run_stages", lambda *a, **k: runs.append(1) or real(*a, **k))
+    monkeypatch.setattr(ResidentNetwork, "load", lambda *args, **kwargs: None)
+    with caplog.at_level(logging.INFO, logger="ncnn_sr"):
+        Upscaler(RRDB, device=discrete(gpu), tile=32, exact=True).upscale(picture(20, 72))
+    said = [r.getMessage() for r in caplog.records if "cannot run whole" in r.getMessage()]
+    assert runs == [1] and len(said) == 1 and said[0].endswith(": exact stages") and "blended" not in said[0]
+
+
+@pytest.mark.parametrize("failure", ["raises", "cannot cut"])
+def test_a_whole_trunk_net_that_cannot_be_made_leaves_blended_windows_said_once(gpu, monkeypatch, caplog, failure):
+    import logging
+
+    from ncnn_sr.errors import ModelError
+
+    def load(*args, **kwargs):
+        if failure == "raises":
+            raise ModelError("ncnn could not parse it")
+        return None  # as rewrite gives where a layer's weights are not known
+
+    monkeypatch.setattr(ResidentNetwork, "load", load)
+    image = picture(20, 72)
+    blended = Upscaler(RRDB, device=discrete(gpu), tile=32, exact=False).upscale(image)
+    with caplog.at_level(logging.INFO, logger="ncnn_sr"):
+        # (made as the network loads, the windows' net, or for the first picture that fits)
+        up = Upscaler(RRDB, device=discrete(gpu), tile=32)
+        outs = [up.upscale(image) for _ in range(2)]
+    said = [r for r in caplog.records if "cannot run whole" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO and "blended windows" in said[0].getMessage()
+    assert all(np.array_equal(out, blended) for out in outs)
+
+
+def test_a_groupnorm_network_runs_its_trunk_whole_with_the_whole_pictures_statistics(gpu, monkeypatch, tmp_path):
+    from test_plksr import plksr_model, two_halves
+
+    spec = plksr_model(tmp_path, blocks=2, kernel=7)
+    image = two_halves(40, 90)  # halves of other brightness: tiles alone get other statistics
+    whole = Upscaler(spec, device=gpu, precision="fp32").upscale(image)
+    runs = counted_pieces(monkeypatch)
+    tiled = Upscaler(spec, device=discrete(gpu), tile=32, precision="fp32").upscale(image)
+    assert runs == [1]
+    assert np.abs(tiled.astype(int) - whole).max() <= 1
+    blended = Upscaler(spec, device=discrete(gpu), tile=32, precision="fp32", exact=False).upscale(image)
+    assert np.abs(blended.astype(int) - whole).max() > 10  # what the whole trunk avoids
+
+
+def test_a_groupnorm_network_whose_trunk_net_cannot_be_made_is_said_to_differ(gpu, monkeypatch, tmp_path, caplog):
+    # Its picture fit the whole trunk, so the warning was left out; but the net could
+    # not be made, and with no room for stages it ran blended windows unsaid.
+    import logging
+
+    from test_plksr import plksr_model, two_halves
+
+    spec = plksr_model(tmp_path, blocks=2, kernel=7)
+    monkeypatch.setattr(ResidentNetwork, "load", lambda *args, **kwargs: None)
+    monkeypatch.setattr("ncnn_sr.tile_choice.STAGE_MAP_CAP", 0)
+    up = Upscaler(spec, device=discrete(gpu), tile=32, precision="fp32")
+    assert up._resident_fits(up._net, 40, 90, 32)
+    with caplog.at_level(logging.INFO, logger="ncnn_sr"):
+        up.upscale(two_halves(40, 90))
+    said = [r.getMessage() for r in caplog.records if "GroupNorm" in r.getMessage()]
+    assert len(said) == 1
+
+
+def whole_trunk_extractions(monkeypatch, fail_at: int | None = None) -> list:
+    """The outputs the whole-trunk net is asked for, as they are asked; with
+    ``fail_at``, that one (counted from 1) fails as a GPU out of memory does."""
+    asked = []
+    real = Network._extracted
+
+    def extracted(self, ex, inputs, output):
+        if output.startswith("resident_probe_") or re.search(r"_r[0-9]+$", output):
+            asked.append(output)
+            if len(asked) == fail_at:
+                raise NetFailure("ncnn error -100 on the stand-in", -100)
+        return real(self, ex, inputs, output)
+
+    monkeypatch.setattr(Network, "_extracted", extracted)
+    return asked
+
+
+@pytest.mark.parametrize("fail_at", [3, 7])  # a stage of the trunk; the second head piece (after 5 stages)
+def test_a_gpu_out_of_memory_in_the_whole_trunk_run_halves_the_tile_and_the_picture_comes_out_whole(
+        gpu, monkeypatch, fail_at):
+    image = picture(20, 150)
+    whole = Upscaler(RRDB, device=gpu, precision="fp32").upscale(image)
+    up = Upscaler(RRDB, device=discrete(gpu), tile=64, precision="fp32")
+    runs = counted_pieces(monkeypatch)
+    asked = whole_trunk_extractions(monkeypatch, fail_at=fail_at)
+    out = up.upscale(image)
+    assert asked[fail_at - 1].startswith("output" if fail_at > 5 else "resident_probe_")
+    assert up._tile == 32 and runs == [1, 1]
+    assert np.abs(out.astype(int) - whole).max() <= 1
+
+
+@pytest.mark.parametrize("stop_at", [1, 3])
+def test_a_progress_that_raises_mid_trunk_stops_at_that_stage_and_close_frees_the_net(gpu, monkeypatch, stop_at):
+    class Cancelled(Exception):
+        pass
+
+    def progress(done, total):
+        if done == stop_at:
+            raise Cancelled
+
+    up = Upscaler(RRDB, device=discrete(gpu), tile=32, precision="fp32")
+    asked = whole_trunk_extractions(monkeypatch)
+    with pytest.raises(Cancelled):
+        up.upscale(picture(20, 72), progress=progress)
+    assert asked == [f"resident_probe_{k}" for k in range(stop_at)]
+    resident = up._resident
+    up.close()
+    assert resident.net._net is None
+
+
+def test_a_float32_head_piece_takes_twice_the_room_as_the_trunk_does(gpu):
+    # On the stand-in, realesrgan-x4plus's run of a 128x128 picture in 64 px pieces
+    # (68x68 windows) peaked 77 MB above its start in fp16 and 193 MB in float32, over
+    # the 188 MB its float32 trunk was counted for and the 114 MB of its map and piece.
+    # Here the piece (one 60x68 window) is most of the need: 100 MB counted in fp16.
+    fits = {precision: Upscaler(RRDB, device=discrete(gpu, heap_mb=300), tile=64, precision=precision)
+            for precision in ("default", "fp32")}
+    assert fits["default"]._resident_fits(fits["default"]._net, 60, 70, 64)
+    assert not fits["fp32"]._resident_fits(fits["fp32"]._net, 60, 70, 64)
