@@ -32,9 +32,10 @@ from .tiles import Span, reach_spans
 COPIES = 64
 # Device memory per trunk cell (an input pixel, or a block of an unshuffling net's) of
 # a whole-picture trunk: RRDBNet's dense blocks hold up to 192 channels beside their
-# convolutions' workspace. Measured on lavapipe in ncnn's fp16 storage, realesrgan-x4plus-
-# anime on 128-256 px pictures: 4.4-4.5 kB (8.1 kB in float32), the host's copies in and
-# out included; with room for another device's workspace.
+# convolutions' workspace. Measured on lavapipe, 128-256 px pictures, realesrgan-x4plus
+# and -x4plus-anime alike: 1.7-3.4 kB in ncnn's fp16 storage, 5.3-7.0 kB in float32 (the
+# trunk's own peak; 4.4-4.5 and 8.1 kB with the map's download beside it); with room
+# for another device's workspace. Doubled in float32.
 TRUNK_BYTES_PER_CELL = 6_000
 # The head piece of a window run through the rewritten net: all of it, in one piece.
 WINDOW_PIECE = 1 << 30
