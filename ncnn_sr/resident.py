@@ -58,7 +58,8 @@ def _ancestors(layers: tuple[Layer, ...], blob: str, stop: str | None = None) ->
 
 
 def _line(layer: Layer, name: str, bottoms, tops, params: str) -> str:
-    return " ".join([layer.type, name, str(len(bottoms)), str(len(tops)), *bottoms, *tops, *([params] if params else [])])
+    words = [layer.type, name, str(len(bottoms)), str(len(tops)), *bottoms, *tops]
+    return " ".join([*words, params] if params else words)
 
 
 def _params_text(raw_line: str, layer: Layer) -> str:

@@ -110,8 +110,8 @@ class StagedRun:
             band *= np.float32(1.0 / TTA_COUNT)
             quantize_into(band, channels, out[y:y + rows])
 
-    def _staged_pass(self, net: SplitNetwork | ResidentNetwork, rgb: np.ndarray, alpha: np.ndarray | None, longest: int, dtype,
-                     sink, tick) -> None:
+    def _staged_pass(self, net: SplitNetwork | ResidentNetwork, rgb: np.ndarray, alpha: np.ndarray | None,
+                     longest: int, dtype, sink, tick) -> None:
         """One staged run over the mirror-padded picture: ``sink(y0, y1, x0, x1,
         values)`` gets the float output (RGB, plus alpha) of each piece of the picture,
         in the picture's coordinates."""
