@@ -482,6 +482,10 @@ class SplitNetwork:
         features = self.trunk(image.transpose(2, 0, 1))
         return placed(lambda cells: self.head(features, cells), image.shape, keep, self.plan.unshuffle)
 
+    @property
+    def precision(self) -> str:
+        return self.net.precision
+
     def trunk(self, planes: np.ndarray) -> np.ndarray:
         """The cut blob for C×H×W picture planes (unshuffled first where the plan says)."""
         blob, fed = self.entry(planes)

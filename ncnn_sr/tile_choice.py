@@ -202,7 +202,8 @@ class TileChoice:
         need = max(trunk, cells_y * cells_x * KEPT_MAP_BYTES_PER_CELL * wide + piece)
         room = net.device.heap_budget_mb * 2 ** 20 // (2 * self._concurrency)
         if self._tile:
-            room = min(room, GPU_WINDOWS_IN_FLIGHT * (tile + self._window_extra) ** 2 * GPU_WINDOW_BYTES_PER_PIXEL)
+            room = min(room, GPU_WINDOWS_IN_FLIGHT * (tile + self._window_extra) ** 2 * GPU_WINDOW_BYTES_PER_PIXEL
+                       * wide)
         return need <= room
 
     def _stage_budget(self) -> int:

@@ -128,7 +128,10 @@ class WindowRunner:
         if len(boxes) < 2 or not device.discrete:
             return 1
         largest = max(height * width for _, _, height, width, _ in boxes)  # TTA's passes run one by one
-        room = device.heap_budget_mb * 2**20 // (2 * self._concurrency * largest * GPU_WINDOW_BYTES_PER_PIXEL)
+        # Float32 blobs are twice fp16's: on lavapipe a head piece of realesrgan-x4plus
+        # peaked 193 MB in float32 against 77 in fp16 (docs/benchmarks.md, 2026-12-05).
+        wide = 2 if getattr(net, "precision", None) == "fp32" else 1
+        room = device.heap_budget_mb * 2**20 // (2 * self._concurrency * largest * GPU_WINDOW_BYTES_PER_PIXEL * wide)
         return max(1, min(self._windows_ahead, room, len(boxes)))
 
     def _blend_tiles(self, grid, net, rgb, alpha, out, progress) -> None:

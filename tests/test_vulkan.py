@@ -343,9 +343,10 @@ def test_windows_in_flight_stay_within_the_heap_budget(gpu):
     box = (0, 0, 220, 220, (10, 210, 10, 210))  # a 200 px tile with its context
     up = Upscaler(MODEL, device=discrete(gpu))
 
-    def ahead(kind, budget_mb, boxes, concurrency=1):
+    def ahead(kind, budget_mb, boxes, concurrency=1, precision="default"):
         up._concurrency = concurrency
-        return up._windows_in_flight(type("Net", (), {"device": Device(here.index, "x", kind, budget_mb)}), boxes)
+        net = type("Net", (), {"device": Device(here.index, "x", kind, budget_mb), "precision": precision})
+        return up._windows_in_flight(net, boxes)
 
     assert ahead("discrete", 143_000, [box] * 9) == windows_mod.GPU_WINDOWS_IN_FLIGHT
     assert ahead("discrete", 143_000, [box] * 2) == 2
@@ -355,6 +356,8 @@ def test_windows_in_flight_stay_within_the_heap_budget(gpu):
     assert ahead("discrete", 2_000, [box] * 9) == 1  # a 2 GB card: one 220 px window at a time
     assert ahead("discrete", 5_000, [box] * 9) == 2
     assert ahead("discrete", 5_000, [box] * 9, concurrency=2) == 1  # two calls share the card
+    assert ahead("discrete", 5_000, [box] * 9, precision="fp32") == 1  # float32 blobs are twice as large
+    assert ahead("discrete", 10_000, [box] * 9, precision="fp32") == 2
 
 
 def test_out_of_memory_in_a_window_in_flight_retries_smaller_tiles_and_leaves_no_thread(gpu, monkeypatch, caplog):
