@@ -1289,24 +1289,13 @@ def test_an_interrupted_dropin_folder_says_failed_only_where_a_picture_failed(tm
     # Its summary leaves out "0 failed" for the reference's wrappers, which take the word
     # for a failure; its line after Ctrl-C still said it.
     pictures(tmp_path / "in", [f"p{i}.png" for i in range(10)], size=(40, 40))
-    proc = subprocess.Popen([DROPIN, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesrgan-x4plus-anime",
-                             "-g", "-1", "-j", "1:1:1"], stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "out").is_dir() or not any(p.suffix == ".png" for p in (tmp_path / "out").iterdir()):
-        assert proc.poll() is None and time.monotonic() < deadline, "no output appeared"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    err = ctrl_c_after_the_first_picture(DROPIN, tmp_path)
     assert "interrupted: " in err and " skipped, " in err and "failed" not in err
 
 
-@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
-def test_an_interrupted_folder_names_the_pictures_that_failed_above_its_last_line(tmp_path, cmd):
-    # As a summary has them named above it: the line after Ctrl-C counted them alone.
-    pictures(tmp_path / "in", [f"p{i}.png" for i in range(10)], size=(40, 40))
-    (tmp_path / "in" / "a.png").write_bytes(b"")
+def ctrl_c_after_the_first_picture(cmd, tmp_path) -> str:
+    """``cmd`` upscaling folder in/ into out/ one picture at a time, a Ctrl-C once the
+    first picture is written; its stderr, after checking it ended as a Ctrl-C does."""
     proc = subprocess.Popen([cmd, "-i", tmp_path / "in", "-o", tmp_path / "out", "-n", "realesrgan-x4plus-anime",
                              "-g", "-1", "-j", "1:1:1"], stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -1317,6 +1306,15 @@ def test_an_interrupted_folder_names_the_pictures_that_failed_above_its_last_lin
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
+    return err
+
+
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+def test_an_interrupted_folder_names_the_pictures_that_failed_above_its_last_line(tmp_path, cmd):
+    # As a summary has them named above it: the line after Ctrl-C counted them alone.
+    pictures(tmp_path / "in", [f"p{i}.png" for i in range(10)], size=(40, 40))
+    (tmp_path / "in" / "a.png").write_bytes(b"")
+    err = ctrl_c_after_the_first_picture(cmd, tmp_path)
     prog = Path(cmd).name
     lines = err.splitlines()
     assert lines[-2] == f"{prog}: failed: a.png", lines
