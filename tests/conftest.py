@@ -196,6 +196,27 @@ def gpu():
     return 0
 
 
+def discrete(gpu: int, heap_mb: int | None = None):
+    """This machine's GPU as if it were a discrete one (lavapipe computes in the host's
+    memory), with its heap budget or ``heap_mb``."""
+    from ncnn_sr.devices import Device, get_device
+
+    here = get_device(gpu)
+    return Device(here.index, here.name, "discrete", heap_mb or here.heap_budget_mb)
+
+
+@pytest.fixture(scope="module")
+def unshuffled(tmp_path_factory):
+    """Converted RRDBNets that pixel-unshuffle the picture: x2 (by 2) and x1 (by 4)."""
+    from test_convert import random_rrdb
+
+    from ncnn_sr.convert import convert_weights, write_model
+
+    folder = tmp_path_factory.mktemp("unshuffled")
+    return {s: write_model(convert_weights(random_rrdb(in_ch=3 * u * u, blocks=3, feat=16, grow=8, seed=s)),
+                           folder, f"x{s}") for s, u in ((2, 2), (1, 4))}
+
+
 @pytest.fixture(scope="session")
 def cpu_upscalers():
     """One CPU Upscaler per model name, made on first use and shared."""

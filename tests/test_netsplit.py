@@ -170,18 +170,6 @@ def test_the_cut_network_lets_the_cpu_take_larger_tiles(monkeypatch):
     assert split._auto_tile(split._net, 2000, 2000)[0] >= 2 * whole._auto_tile(whole._net, 2000, 2000)[0]
 
 
-@pytest.fixture(scope="module")
-def unshuffled(tmp_path_factory):
-    """Converted RRDBNets that pixel-unshuffle the picture: x2 (by 2) and x1 (by 4)."""
-    from test_convert import random_rrdb
-
-    from ncnn_sr.convert import convert_weights, write_model
-
-    folder = tmp_path_factory.mktemp("unshuffled")
-    return {s: write_model(convert_weights(random_rrdb(in_ch=3 * u * u, blocks=3, feat=16, grow=8, seed=s)),
-                           folder, f"x{s}") for s, u in ((2, 2), (1, 4))}
-
-
 @pytest.mark.parametrize("scale,by", [(2, 2), (1, 4)])
 def test_an_unshuffling_rrdbnet_is_planned_past_its_unshuffle_and_crop(unshuffled, scale, by):
     spec = unshuffled[scale]

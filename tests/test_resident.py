@@ -6,11 +6,11 @@ import re
 import numpy as np
 import pytest
 
-from conftest import picture, psnr
-from ncnn_sr import Upscaler, get_device
+from conftest import discrete, picture, psnr
+from ncnn_sr import Upscaler
 from ncnn_sr import resident as resident_mod
 from ncnn_sr import staged
-from ncnn_sr.devices import CPU, Device
+from ncnn_sr.devices import CPU
 from ncnn_sr.models import resolve_model
 from ncnn_sr.netsplit import plan_network
 from ncnn_sr.network import NetFailure, Network, unshuffle
@@ -48,18 +48,6 @@ def test_the_heads_of_one_trunk_give_the_whole_networks_output(piece):
     whole, pieces, count, _ = whole_and_pieces(resolve_model(RRDB), picture(30, 41), piece)
     assert (count > 1) == (piece == 12)
     assert np.abs(pieces - whole).max() < 1e-4
-
-
-@pytest.fixture(scope="module")
-def unshuffled(tmp_path_factory):
-    """Converted RRDBNets that pixel-unshuffle the picture: x2 (by 2) and x1 (by 4)."""
-    from test_convert import random_rrdb
-
-    from ncnn_sr.convert import convert_weights, write_model
-
-    folder = tmp_path_factory.mktemp("unshuffled")
-    return {s: write_model(convert_weights(random_rrdb(in_ch=3 * u * u, blocks=2, feat=16, grow=8, seed=s)),
-                           folder, f"x{s}") for s, u in ((2, 2), (1, 4))}
 
 
 @pytest.mark.parametrize("scale", [2, 1])
@@ -117,22 +105,6 @@ def test_unshuffle_is_the_networks_own():
 
 
 # --- an Upscaler on a discrete GPU ----------------------------------------------------------
-
-@pytest.fixture
-def gpu():
-    from ncnn_sr import list_devices
-
-    gpus = [d for d in list_devices() if d.is_gpu]
-    if not gpus:
-        pytest.fail("no Vulkan device: install mesa-vulkan-drivers (lavapipe) to run the GPU tests")
-    return gpus[0].index
-
-
-def discrete(gpu: int, heap_mb: int | None = None) -> Device:
-    """This machine's GPU as if it were a discrete one (lavapipe computes in the host's memory)."""
-    here = get_device(gpu)
-    return Device(here.index, here.name, "discrete", heap_mb or here.heap_budget_mb)
-
 
 def counted_pieces(monkeypatch) -> list:
     """[1 for each whole-trunk run]; not the windows the same net runs (one piece each)."""

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import load_interrupted, picture, psnr, upscale_in_threads
+from conftest import discrete, load_interrupted, picture, psnr, upscale_in_threads
 from ncnn_sr import ModelError, Upscaler, get_device, list_devices
 from ncnn_sr import engine as engine_mod
 from ncnn_sr import interruptible
@@ -282,14 +282,6 @@ def test_a_discrete_gpu_stages_a_groupnorm_model_without_being_asked(gpu, tmp_pa
     tiled = Upscaler(spec, device=discrete(gpu), tile=32).upscale(image)
     assert runs == [1]
     assert psnr(tiled, whole) > 45
-
-
-def discrete(gpu: int):
-    """This machine's GPU as if it were a discrete one (lavapipe computes in the host's memory)."""
-    from ncnn_sr.devices import Device
-
-    here = get_device(gpu)
-    return Device(here.index, here.name, "discrete", here.heap_budget_mb)
 
 
 def count_windows_at_once(monkeypatch) -> list:
