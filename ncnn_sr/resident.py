@@ -18,6 +18,7 @@ serves every picture size. The heads' weights are a few hundred kB each.
 from __future__ import annotations
 
 import io
+import re
 from typing import Callable, Iterator
 
 import numpy as np
@@ -63,9 +64,10 @@ def _line(layer: Layer, name: str, bottoms, tops, params: str) -> str:
 
 
 def _params_text(raw_line: str, layer: Layer) -> str:
-    """The ``key=value`` part of a layer's line, as the file has it."""
-    words = raw_line.split()
-    return " ".join(words[4 + len(layer.bottoms) + len(layer.tops):])
+    """The ``key=value`` part of a layer's line, as the file has it: its own spacing
+    kept, which a quoted string parameter may hold."""
+    named = re.match(r"\s*(?:\S+\s+){%d}" % (4 + len(layer.bottoms) + len(layer.tops)), raw_line + " ")
+    return (raw_line + " ")[named.end():].rstrip() if named else ""
 
 
 def rewrite(param: bytes, weights: bytes, plan: NetPlan, output_blob: str, copies: int = COPIES
@@ -145,6 +147,12 @@ def _tops(line: str) -> list[str]:
 
 def head_output_name(blob: str, copy: int) -> str:
     return f"{blob}_r{copy}"
+
+
+def window_end(span: Span, limit: int, context: int) -> int:
+    """Where the window of the head piece over ``span`` ends: ``context`` cells past
+    it, within a map side of ``limit`` cells."""
+    return min(limit, span.end + context)
 
 
 def piece_spans(height: int, width: int, box: tuple, piece: int, context: int, copies: int = COPIES
@@ -230,7 +238,7 @@ class ResidentNetwork:
                 if tick is not None:
                     tick()
             for k, (row, col) in enumerate((r, c) for r in rows for c in cols):
-                y1, x1 = min(height, row.end + self.plan.head_context), min(width, col.end + self.plan.head_context)
+                y1, x1 = window_end(row, height, self.plan.head_context), window_end(col, width, self.plan.head_context)
                 for edge, value in (("y0", row.window + 1), ("x0", col.window + 1), ("y1", y1), ("x1", x1)):
                     marks[f"resident_{edge}_{k}"] = np.zeros(value, np.float32)
                 out = extract(marks, head_output_name(self._output, k))

@@ -15,7 +15,7 @@ from .choices import MIN_TILE
 from .netsplit import NetPlan
 from .network import Network, SplitNetwork
 from .param_file import ParamGraph, fixed_blobs
-from .resident import KEPT_MAP_BYTES_PER_CELL, TRUNK_BYTES_PER_CELL, piece_spans
+from .resident import KEPT_MAP_BYTES_PER_CELL, TRUNK_BYTES_PER_CELL, piece_spans, window_end
 from .staged_run import tta_bytes
 from .windows import GPU_WINDOW_BYTES_PER_PIXEL, GPU_WINDOWS_IN_FLIGHT
 
@@ -192,7 +192,7 @@ class TileChoice:
         if spans is None:
             return False
         # The largest piece's window (pieces grow where the tile would make too many).
-        longest_y, longest_x = (max(min(limit, span.end + c) - span.window for span in side)
+        longest_y, longest_x = (max(window_end(span, limit, c) - span.window for span in side)
                                 for side, limit in zip(spans, (cells_y, cells_x)))
         wide = 2 if planned.precision == "fp32" else 1
         trunk = cells_y * cells_x * TRUNK_BYTES_PER_CELL * wide

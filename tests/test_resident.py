@@ -81,6 +81,22 @@ def test_the_rewritten_net_has_one_trunk_and_a_head_per_copy():
                                                                    copies=2)[1]) - len(one))
 
 
+def test_the_heads_keep_each_layers_parameters_as_the_file_spells_them():
+    # A quoted string parameter may hold a run of spaces: the copies must not close it up.
+    spec = resolve_model(RRDB)
+    param, weights = spec.param_path.read_bytes(), spec.bin_path.read_bytes()
+    plan = plan_network(param, spec.input_blob, spec.output_blob)
+    head = plan.head_output or spec.output_blob
+    producer = next(line for line in param.decode().splitlines() if line.split()[3:4] == ["1"]
+                    and head in line.split()[4:])
+    spaced = producer.replace(" 1=", "   1=", 1)
+    assert spaced != producer
+    text = resident_mod.rewrite(param.replace(producer.encode(), spaced.encode()), weights, plan,
+                                spec.output_blob, copies=2)[0]
+    copies = [line for line in text.splitlines()[2:] if line.split()[1].startswith(producer.split()[1] + "_r")]
+    assert len(copies) == 2 and all(line.endswith(spaced[spaced.index("0="):]) for line in copies)
+
+
 def test_a_layer_whose_weights_are_unknown_leaves_the_net_as_it_is():
     spec = resolve_model(RRDB)
     param, weights = spec.param_path.read_bytes(), spec.bin_path.read_bytes()
