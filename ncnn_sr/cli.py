@@ -235,11 +235,11 @@ _SHARED_OPTIONS = [
                       "blending)."),
     click.option("--overlap", type=WholeNumber(min=0, max=MAX_CONTEXT), default=None,
                  help="Pixels neighbouring tiles share and blend (default 15; 0: the reference tiling). "
-                      f"On the CPU and integrated GPUs, {_STAGED_MODELS} tile exactly instead while memory "
-                      "allows."),
+                      f"{_STAGED_MODELS} tile exactly instead while memory allows."),
     click.option("--exact/--blend", "exact", default=None,
-                 help=f"Tile {_STAGED_MODELS} exactly (stage by stage, the whole picture's output) or blend. "
-                      "Default: exact on the CPU and integrated GPUs while memory allows, blended on discrete GPUs; a "
+                 help=f"Tile {_STAGED_MODELS} exactly (the whole picture's output) or blend. Default: exact "
+                      "while memory allows (the CPU and integrated GPUs run the trunk in stages; a discrete GPU "
+                      "runs it whole, or blends where it does not fit, and stages only with --exact); a "
                       "RealPLKSR with GroupNorm is exact on every device unless --blend."),
     "gpu",  # each command's own: see _GPU_HELP
     "jobs",  # each command's own: see _JOBS_HELP
