@@ -899,6 +899,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             _close_discarded(out)
             raise
         try:
+            keyed = quicktime_keys(out) if not piped else {}
             out.close()
             if piped:
                 if out.format.name == "mpegts":  # not an .m2ts, written in units of 32 192-byte packets
@@ -909,6 +910,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             elif boxed and not cover_atom.add_covers(part, boxed):
                 log.warning("%s has no moov box to hold cover art: dropping %d cover picture%s", dst.suffix,
                             len(boxed), "s" * (len(boxed) > 1))
+            if keyed and not cover_atom.add_keys(part, keyed, iso=out.format.name != "mov"):
+                log.warning("%s has no moov box to hold QuickTime keys: dropping %s", dst.suffix, ", ".join(keyed))
         except (av.error.FFmpegError, OSError) as e:  # the trailer did not fit on the disk, say
             if piped and _broken_pipe(e):
                 raise dst.closed_early() from None
@@ -1380,6 +1383,16 @@ def _known_rate(video_in) -> Fraction | None:
 def _source_rate(video_in) -> Fraction:
     """The input's frame rate (``_known_rate``), else PAL's 25."""
     return _known_rate(video_in) or Fraction(25)
+
+
+def quicktime_keys(out) -> dict:
+    """The tags of the file ``out`` that its mov or mp4 muxer leaves out, to be put in
+    as QuickTime keys once it is written: those named in reverse DNS, as the keys of
+    a phone's video are (com.apple.quicktime.location.ISO6709, com.android.version),
+    which no iTunes or QuickTime atom of FFmpeg's holds."""
+    if out.format.name not in cover_atom.KEYED_MUXERS:
+        return {}
+    return {key: value for key, value in out.metadata.items() if "." in key}
 
 
 def retimed_tags(tags: dict, source_rate, rate, skipped: Fraction = Fraction(0)) -> dict:

@@ -26,7 +26,7 @@ from PIL import Image
 from conftest import as_a_user, ctrl_c_once_made, picture
 from media import (HDR10, add_mov_text, add_subtitles, encode_all, hdr_metadata, make_clip, make_hdr_clip,
                    make_turning_stream, packets)
-from ncnn_sr import InputError, video_frames
+from ncnn_sr import InputError, isobmff, video_frames
 from ncnn_sr.errors import shell_word
 from ncnn_sr.lanes import Lane, ordered_map
 from ncnn_sr.video import EncodeOptions, upscale_video
@@ -2385,11 +2385,11 @@ def test_videos_whose_names_start_like_a_protocol_are_files(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ep1:pilot.mp4", "pilot:x2.mkv"]
 
 
-def remux_with(src, dst, attachments=(), tags=None, stream_tags=(), dispositions=(), chapters=()):
+def remux_with(src, dst, attachments=(), tags=None, stream_tags=(), dispositions=(), chapters=(), options=None):
     """``src`` remuxed into ``dst`` with (name, mimetype, bytes) attachments (Matroska
-    only), the file's ``tags``, ``stream_tags`` and ``dispositions`` by stream index, and
-    ``chapters`` (start ms, end ms, title)."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+    only), the file's ``tags``, ``stream_tags`` and ``dispositions`` by stream index,
+    ``chapters`` (start ms, end ms, title), and the muxer's ``options``."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", options=options or {}) as out:
         if chapters:
             out.set_chapters([{"id": i, "start": start, "end": end, "time_base": Fraction(1, 1000),
                                "metadata": {"title": title}} for i, (start, end, title) in enumerate(chapters, 1)])
@@ -3932,6 +3932,31 @@ def test_a_huge_picture_named_as_one_is_called_a_picture(side, tmp_path):
     assert proc.returncode == 1
     assert proc.stderr == f"ncnn-sr: error: {big}: a still picture (image2), not a video: upscale it as a picture\n"
     assert not out.exists()
+
+
+# Where and when a phone shot a video, and on what, as an iPhone's .mov holds them:
+# QuickTime keys (a meta box of handler mdta), which FFmpeg reads as these tags.
+PHONE_KEYS = {"com.apple.quicktime.location.ISO6709": "+48.8584+002.2945+035.000/",
+              "com.apple.quicktime.make": "Apple", "com.apple.quicktime.model": "iPhone 15 Pro",
+              "com.apple.quicktime.software": "17.4.1", "com.apple.quicktime.creationdate": "2024-05-01T14:00:00+0200"}
+
+
+@pytest.mark.parametrize("name", ["out.mov", "out.mp4"])
+def test_a_phones_quicktime_keys_go_along_into_an_mov_or_mp4(name, tmp_path):
+    # found by QA: FFmpeg's mov and mp4 muxers write such keys only with -movflags
+    # use_metadata_tags, and then every tag as one (the title too, which players
+    # look for elsewhere): the upscale of a phone's video lost where it was shot.
+    plain = make_clip(tmp_path / "plain.mov", frames=3)
+    clip = remux_with(plain, tmp_path / "phone.mov", options={"movflags": "use_metadata_tags"},
+                      tags={"creation_time": "2024-05-01T12:00:00.000000Z", "title": "Holiday", **PHONE_KEYS})
+    out = tmp_path / name
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    with av.open(str(out)) as c:
+        tags = dict(c.metadata)
+    assert {key: tags.get(key) for key in PHONE_KEYS} == PHONE_KEYS
+    assert tags["creation_time"] == "2024-05-01T12:00:00.000000Z" and tags["title"] == "Holiday"
+    # Where the phone put them, which Apple's players read: in the moov itself.
+    assert b"meta" in dict(isobmff.children(isobmff.top_box(str(out), b"moov")))
 
 
 def test_an_mp4s_default_handler_names_do_not_become_matroska_tags(tmp_path):
