@@ -3955,8 +3955,10 @@ def test_a_phones_quicktime_keys_go_along_into_an_mov_or_mp4(name, tmp_path):
         tags = dict(c.metadata)
     assert {key: tags.get(key) for key in PHONE_KEYS} == PHONE_KEYS
     assert tags["creation_time"] == "2024-05-01T12:00:00.000000Z" and tags["title"] == "Holiday"
-    # Where the phone put them, which Apple's players read: in the moov itself.
-    assert b"meta" in dict(isobmff.children(isobmff.top_box(str(out), b"moov")))
+    # Where the phone put them, which Apple's players read: in the moov itself, its
+    # meta a QuickTime atom in a .mov, an ISO box (its version and flags first) in an mp4.
+    meta = dict(isobmff.children(isobmff.top_box(str(out), b"moov")))[b"meta"]
+    assert (meta[4:8] == b"hdlr") == (name == "out.mov")
 
 
 def test_an_mp4s_default_handler_names_do_not_become_matroska_tags(tmp_path):
