@@ -1820,6 +1820,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     out.metadata.update(retimed_tags(video_streams.tags_to_keep(inp.metadata), rate, options.fps or rate,
                                      options.start))
     _say_timecode_dropped(out, video_out, dst)
+    keyed = quicktime_keys(out)
+    if keyed and isinstance(dst, VideoOutput):  # they go into a file once it is written
+        log.warning("%s written into a pipe cannot hold QuickTime keys: dropping %s (a .mkv output keeps them)",
+                    dst.suffix, ", ".join(keyed))
     one_way = isinstance(dst, VideoOutput) and not dst.seekable()  # a pipe, not stdout to a file
     # An AVI plays each stream from its first packet, whatever its time: its sound
     # starts at 0, so its picture counts from where the input starts too (an MPEG

@@ -22,7 +22,7 @@ from conftest import ctrl_c_once_made, picture
 from media import make_clip
 from test_batch_cli import DROPIN
 from test_cli import CMD, FAST
-from test_video import with_cover_art
+from test_video import PHONE_KEYS, remux_with, with_cover_art
 
 
 def png_bytes(h: int, w: int, seed: int = 0) -> bytes:
@@ -388,6 +388,19 @@ def test_cover_art_into_an_mp4_fifo_is_dropped_with_a_warning(name, tmp_path):
         "attached to the file (a .mkv output keeps it)"]
     with av.open(io.BytesIO(got)) as c:
         assert [(s.type, s.codec_context.name) for s in c.streams] == [("video", "h264"), ("audio", "aac")]
+
+
+def test_a_phones_quicktime_keys_into_an_mp4_fifo_are_dropped_with_a_warning(tmp_path):
+    # They are put into a file once it is written, which a pipe is not.
+    plain = make_clip(tmp_path / "plain.mov", frames=3, width=16, height=16)
+    clip = remux_with(plain, tmp_path / "phone.mov", tags=PHONE_KEYS, options={"movflags": "use_metadata_tags"})
+    proc, got = _into_fifo(tmp_path, "out.mp4", clip)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.decode().splitlines()[:-1] == [
+        f"ncnn-sr: warning: .mp4 written into a pipe cannot hold QuickTime keys: dropping {', '.join(PHONE_KEYS)} "
+        "(a .mkv output keeps them)"]
+    with av.open(io.BytesIO(got)) as c:
+        assert len(list(c.decode(video=0))) == 3
 
 
 def test_a_video_into_a_fifo_named_as_a_container_that_goes_back_is_matroska_with_a_warning(tmp_path):
