@@ -671,3 +671,14 @@ def test_seams_unshuffles_only_an_rrdbnet_and_says_so_in_one_line(tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.strip() == ("seams.py: --unshuffle takes an RRDBNet x4 model (realesrgan-x4plus or "
                                    "realesrgan-x4plus-anime), not realesr-animevideov3-x2")
+
+
+def test_memory_stress_holds_the_pipeline_to_the_memory_rule_it_has_now():
+    # found by a tools run: every run of seed 1 was counted wrong. The refusals now say
+    # kB and MB below a GB, where the stress matched "\d+.\d GB" alone, and the run's
+    # memory holds an animation's writing beside its frames, which the stress left out:
+    # an animation that fitted by its frames alone failed, rightly, as too large.
+    done = subprocess.run([sys.executable, "tools/memory_stress.py", "--runs", "4", "--seed", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.splitlines()[-1] == "4 runs, 0 wrong: {}", done.stdout[-3000:]
+    assert "pictures too large alone, failed in words" in done.stdout  # the refusals were recognised

@@ -57,6 +57,7 @@ import numpy as np
 from PIL import Image
 
 from ncnn_sr import pipeline as pipeline_mod
+from ncnn_sr.animation import frames_write_bytes
 from ncnn_sr.budget import MemoryBudget
 from ncnn_sr.devices import Device
 from ncnn_sr.errors import NoRoom
@@ -67,7 +68,10 @@ from ncnn_sr.pipeline import Pipeline
 
 SIZES = (4, 6, 8, 12, 16)
 WRITERS = pipeline_mod.write_image, pipeline_mod.write_frames  # as they were, each run wrapping them afresh
-MEMORY = re.compile(r"needs? about \d+\.\d GB of memory, more than the \d+\.\d GB (available|animations may take)")
+# An amount as budget.size_words says it: "1.2 GB", "12 MB", "1.5 MB", "20 kB", "900 bytes".
+AMOUNT = r"\d+(?:\.\d)? (?:GB|MB|kB|bytes?)"
+MEMORY = re.compile(rf"needs? about {AMOUNT} of memory, more than the {AMOUNT} (available|animations may take)")
+FOR_MEMORY = re.compile(rf"about {AMOUNT} of memory")
 
 
 class Closed(OSError):
@@ -107,8 +111,25 @@ def still_need(side: int) -> int:
     return side * side * 3 + write_bytes(side, side, 3, 1, "png")
 
 
+def animation_frames(side: int, frames: int) -> int:
+    """What the animations' budget counts: scale 1, the frames and the result twice."""
+    return frames * 4 * 3 * side * side
+
+
 def animation_need(side: int, frames: int) -> int:
-    return frames * 4 * 3 * side * side  # scale 1: the frames, and the result twice
+    """What the run's memory holds for an animation: its frames and, as for a still,
+    their writing (as RGB or RGBA, whichever takes more, as the loader counts it)."""
+    return animation_frames(side, frames) + max(frames_write_bytes(side, side, channels, 1, frames, "png")
+                                                for channels in (3, 4))
+
+
+def too_large(picture: dict, limit: int, animation_memory: int | None) -> bool:
+    """Whether ``picture`` alone needs more than the run's memory, or an animation's
+    frames more than the animations may take (with none asked, half the machine's)."""
+    if picture["need"] > limit:
+        return True
+    return picture["frames"] > 1 and animation_memory is not None and \
+        animation_frames(picture["side"], picture["frames"]) > animation_memory
 
 
 def plan(rng: random.Random, wide: bool = False) -> dict:
@@ -124,8 +145,7 @@ def plan(rng: random.Random, wide: bool = False) -> dict:
         limit = rng.choice(needs)  # one that fits alone, exactly
     animation_memory = None if rng.random() < 0.7 else int(limit * rng.uniform(0.5, 1.5))
     workers = [rng.randint(1, 3 if wide else 2) for _ in range(rng.randint(1, 4 if wide else 3))]
-    fits = [i for i, p in enumerate(pictures)
-            if p["need"] <= (limit if p["frames"] == 1 or animation_memory is None else min(limit, animation_memory))]
+    fits = [i for i, p in enumerate(pictures) if not too_large(p, limit, animation_memory)]
     bad = rng.sample(fits, min(len(fits), rng.choice((0, 0, 1, 2)), sum(workers)))
     good = [i for i in fits if i not in bad]
     roles = {i: rng.choice(("skip", "write-fails", "broken")) for i in good if rng.random() < 0.15}
@@ -271,16 +291,15 @@ def one_run(p: dict, rng: random.Random, folder: Path, watchdog: Watchdog, seen:
         wrong.append(f"a picture had several outcomes: {outcomes}")
     if not early and len(outcomes) != len(jobs):
         wrong.append(f"a complete run told of {len(outcomes)} pictures of {len(jobs)}")
-    animation_room = p["limit"] if p["animation_memory"] is None else min(p["limit"], p["animation_memory"])
     messages = {f.job.source.name: f.message for f in summary.failures}
     sound = any(up.lost_after is None for up in ups)
     for i, picture in enumerate(p["pictures"]):
         name, role = f"p{i:02d}.png", p["roles"].get(i)
-        room = p["limit"] if picture["frames"] == 1 else animation_room
+        room = p["limit"]
         said = messages.get(name)
         if said is not None and ("\n" in said or name not in said):
             wrong.append(f"{name} failed as {said!r}")
-        if picture["need"] > room:
+        if too_large(picture, room, p["animation_memory"]):
             seen["pictures too large alone"] += 1
             if said is not None and MEMORY.search(said):
                 seen["pictures too large alone, failed in words"] += 1
@@ -288,7 +307,7 @@ def one_run(p: dict, rng: random.Random, folder: Path, watchdog: Watchdog, seen:
                 wrong.append(f"{name}, needing {picture['need']} of {room}, ended as {said!r} "
                              f"(outcomes {outcomes[name]})")
             continue
-        if said is not None and "GB of memory" in said:
+        if said is not None and FOR_MEMORY.search(said):
             wrong.append(f"{name}, needing {picture['need']} of {room}, failed for memory: {said}")
         if early or not sound:
             continue
