@@ -209,11 +209,12 @@ def test_names_the_tools_set_or_replace_exist():
     """Setting a renamed attribute or replacing a renamed method fails silently:
     host_cost.py and gpu_extract.py would run the engine's windows in flight under
     "one window at a time", host_cost.py would time the real network and seams.py
-    would count no work."""
+    would count no work; host_cost.py would time an RRDBNet's real network again."""
     from ncnn_sr import Upscaler, network
 
     assert isinstance(Upscaler._windows_ahead, int)
     assert callable(network.Network.extract)
+    assert callable(Upscaler._load_resident)
 
 
 def readme_python_blocks() -> list[str]:
@@ -682,3 +683,17 @@ def test_memory_stress_holds_the_pipeline_to_the_memory_rule_it_has_now():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.splitlines()[-1] == "4 runs, 0 wrong: {}", done.stdout[-3000:]
     assert "pictures too large alone, failed in words" in done.stdout  # the refusals were recognised
+
+
+def test_host_cost_times_an_rrdbnet_s_windows_with_the_stand_in_not_its_network(gpu):
+    # found by a tools run: on a discrete GPU an RRDBNet now runs its trunk whole
+    # (resident.py), through an extractor of its own, which the stand-in for
+    # Network.extract does not replace: realesrgan-x4plus at 64 px, "87278.0 ms host
+    # time", was lavapipe running the real network.
+    done = subprocess.run([sys.executable, "tools/host_cost.py", "--model", "realesrgan-x4plus-anime", "--size",
+                           "96", "--tile", "32", "--repeat", "1"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = done.stdout.splitlines()[-1]
+    assert said.startswith("realesrgan-x4plus-anime 96x96 tile 32 blended windows: ") and said.endswith(
+        "ms host time, 9 windows a run"), said
