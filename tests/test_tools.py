@@ -697,3 +697,20 @@ def test_host_cost_times_an_rrdbnet_s_windows_with_the_stand_in_not_its_network(
     said = done.stdout.splitlines()[-1]
     assert said.startswith("realesrgan-x4plus-anime 96x96 tile 32 blended windows: ") and said.endswith(
         "ms host time, 9 windows a run"), said
+
+
+def test_fuzz_runs_under_an_address_space_limit_below_its_own(tmp_path):
+    # found by a tools run: in a shell of ulimit -v 6000000 (5.7 GB) every target was a
+    # SubprocessError's traceback, its children asked for --limit's 6 GB, more than
+    # the hard limit lets a process raise its own to.
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    cap = 5 << 30 if hard == resource.RLIM_INFINITY else min(5 << 30, hard)
+    done = subprocess.run([sys.executable, "tools/fuzz.py", "--target", "checkpoint", "--seconds", "1", "--out",
+                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "0 crashes", done.stdout
+    assert done.stderr.splitlines() == [f"fuzz.py: --limit 6 GB is more than this process may take: its children "
+                                        f"get {cap / 2**30:.1f} GB"]

@@ -281,9 +281,16 @@ def main() -> None:
     if args.child:
         child(args)
         return
+    limit = int(args.limit * 2**30)
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    if hard != resource.RLIM_INFINITY and limit > hard:
+        # No process may raise its limit past the hard one: each child failed to start,
+        # a SubprocessError's traceback, in a shell of ulimit -v 6000000 (5.7 GB).
+        print(f"fuzz.py: --limit {args.limit:g} GB is more than this process may take: its children get "
+              f"{hard / 2**30:.1f} GB", file=sys.stderr)
+        limit = hard
     end, crashes = time.time() + args.seconds, 0
     while time.time() < end:
-        limit = int(args.limit * 2**30)
         with open(Path(args.out) / "child.log", "ab") as log:  # ncnn's and a dying child's words
             result = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", "--seed", str(args.seed),
                                      "--seconds", str(end - time.time())], stderr=log,
