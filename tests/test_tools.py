@@ -451,6 +451,12 @@ def test_a_tool_refuses_a_size_it_cannot_make_without_a_traceback(tool, size, sa
      "argument --json: '/nonexistent/rows.json': folder /nonexistent does not exist"),
     ("bench_video.py", ["--seconds", "0"], "argument --seconds: '0': give seconds > 0"),
     ("bench_video.py", ["--json", "/proc/rows.json"], "argument --json: '/proc/rows.json': cannot write into /proc"),
+    # found by a tools run: Fraction's traceback (abc, 1/0), libx264's (-24), or the
+    # command's "has no video stream" on the clip of rate 0 it was given
+    *[("bench_video.py", ["--rate", rate], f"argument --rate: '{rate}': give frames per second > 0, such as 24000/1001")
+      for rate in ("abc", "1/0", "0", "-24")],
+    # a length the clips are not made at: no raw engine timed, no ratio, unsaid
+    ("bench_video.py", ["--seconds", "2", "--raw-for", "5"], "--raw-for 5: not among the clips' lengths (--seconds 2)"),
     ("bench_start.py", ["--old", ".", "--rounds", "0"], "argument --rounds: '0': give a whole number >= 1"),
     ("bench_start.py", ["--old", "/nonexistent"], "--old /nonexistent: no ncnn_sr package there"),
 ])

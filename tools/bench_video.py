@@ -51,6 +51,17 @@ def seconds_value(text: str) -> float:
     return seconds
 
 
+def rate_value(text: str) -> str:
+    """An argparse type: frames per second, a fraction > 0, kept as written for the rows."""
+    try:
+        rate = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        rate = Fraction(0)
+    if rate <= 0:  # Fraction's traceback, libx264's, or a clip of no frames the command refused
+        raise argparse.ArgumentTypeError(f"{text!r}: give frames per second > 0, such as 24000/1001")
+    return text
+
+
 def make_clip(path: Path, seconds: float, width: int, height: int, rate: Fraction) -> int:
     import av
     import numpy as np
@@ -94,15 +105,22 @@ def main() -> int:
     ap.add_argument("--device", default="-1")
     ap.add_argument("--jobs", default="1:2:2")
     ap.add_argument("--size", type=wxh, default="640x480")
-    ap.add_argument("--rate", default="24000/1001")
+    ap.add_argument("--rate", type=rate_value, default="24000/1001")
     ap.add_argument("--seconds", type=seconds_value, nargs="+", default=[5, 10])
-    ap.add_argument("--raw-for", type=float, nargs="*", default=[10], help="clip lengths to also time the raw engine on")
+    ap.add_argument("--raw-for", type=seconds_value, nargs="*",
+                    help="clip lengths (of --seconds) to also time the raw engine on (default: the longest)")
     ap.add_argument("--json", type=result_file)
     ap.add_argument("--command", help=COMMAND_HELP)
     args = ap.parse_args()
     width, height = args.size
     if width % 2 or height % 2:
         ap.error(f"--size {width}x{height}: the clips are yuv420p, whose sides are even")
+    if args.raw_for is None:
+        args.raw_for = [max(args.seconds)]
+    missing = [seconds for seconds in args.raw_for if seconds not in args.seconds]
+    if missing:  # else no raw engine was timed on it, and its row had no ratio, unsaid
+        ap.error(f"--raw-for {' '.join(f'{s:g}' for s in missing)}: not among the clips' lengths "
+                 f"(--seconds {' '.join(f'{s:g}' for s in args.seconds)})")
     rate = Fraction(args.rate)
     command = ncnn_sr_command(args.command)
     rows = []
