@@ -720,3 +720,30 @@ def test_fuzz_runs_under_an_address_space_limit_below_its_own(tmp_path):
     assert done.stdout.splitlines()[-1] == "0 crashes", done.stdout
     assert done.stderr.splitlines() == [f"fuzz.py: --limit 6 GB is more than this process may take: its children "
                                         f"get {cap / 2**30:.1f} GB"]
+
+
+def test_borders_says_what_a_band_or_a_picture_too_small_leaves(tmp_path):
+    # found by a tools run: --band 0 took the whole picture for the band (band[-0:]),
+    # a picture whose band is all of it gave "nan" with numpy's RuntimeWarnings, and
+    # one smaller than the scale "picture of shape (0, 0, 3) has no pixels", unnamed
+    from PIL import Image
+
+    from conftest import picture
+
+    Image.fromarray(picture(30, 40)).save(tmp_path / "small.png")
+    Image.fromarray(picture(1, 1)).save(tmp_path / "dot.png")
+
+    def borders(*args):
+        return subprocess.run([sys.executable, "tools/borders.py", "--model", "realesr-animevideov3-x2", *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    done = borders("--band", "20", str(tmp_path / "small.png"))
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    row = done.stdout.splitlines()[-1].split(" | ")
+    assert row[0] == "| small.png" and row[3:5] == ["-", "-"] and "nan" not in row, row
+    done = borders("--band", "0", str(tmp_path / "small.png"))
+    assert done.returncode == 2 and done.stderr.splitlines()[-1].endswith(
+        "argument --band: '0': give a whole number >= 1") and not done.stdout, done.stderr
+    done = borders(str(tmp_path / "dot.png"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1] == f"borders.py: {tmp_path / 'dot.png'}: 1x1 is smaller than the model's scale, 2"

@@ -19,7 +19,7 @@ from PIL import Image
 from ncnn_sr import Upscaler
 from ncnn_sr.bench import psnr
 
-from measure import run_main
+from measure import positive, run_main
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--model", default="realesrgan-x4plus")
     ap.add_argument("--device", type=int, default=-1)
     ap.add_argument("--pad", type=int, default=10)
-    ap.add_argument("--band", type=int, default=40)
+    ap.add_argument("--band", type=positive, default=40)  # 0: band[-0:] took the whole picture
     args = ap.parse_args()
     ups = {"mirrored": Upscaler(args.model, device=args.device, tile=4096, tile_pad=args.pad),
            "bare": Upscaler(args.model, device=args.device, tile=4096, tile_pad=0)}
@@ -40,13 +40,17 @@ def main() -> None:
         with Image.open(path) as im:
             im = im.convert("RGB")
             w, h = min(im.width, 512) // s * s, min(im.height, 512) // s * s
+            if not w or not h:
+                raise SystemExit(f"borders.py: {path}: {im.width}x{im.height} is smaller than the model's scale, {s}")
             original = np.asarray(im.crop((0, 0, w, h)))
         small = np.asarray(Image.fromarray(original).resize((w // s, h // s), Image.BICUBIC))
         band = np.zeros((h, w), bool)
         band[:args.band] = band[-args.band:] = True
         band[:, :args.band] = band[:, -args.band:] = True
         outs = {name: up.upscale(small) for name, up in ups.items()}
-        cells = [f"{psnr(original[where], outs[name][where]):.2f}" for where in (band, ~band) for name in ups]
+        # A picture whose band is all of it has no rest to compare: "-", not numpy's nan.
+        cells = [f"{psnr(original[where], outs[name][where]):.2f}" if where.any() else "-"
+                 for where in (band, ~band) for name in ups]
         cells.append(f"{psnr(outs['mirrored'][band], outs['bare'][band]):.1f}")
         print(f"| {path.rsplit('/', 1)[-1]} | " + " | ".join(cells) + " |", flush=True)
 
