@@ -387,6 +387,7 @@ def test_layer_profile_counts_the_layers_it_ran_in_its_heading():
     ["gpu_extract.py", "--model", "realesr-animevideov3-x2", "--gpu", "-1", "--sizes", "32", "--count", "1"],
     ["video_fidelity.py", "--model", "nosuch"],
     ["conv_options.py", "--model", "nosuch"],
+    ["cpu_memory.py", "--models", "nosuch", "--sizes", "32"],  # its child's traceback, "at 0x0"
 ])
 def test_a_tool_given_a_wrong_model_device_or_file_says_so_in_one_line(command):
     # found by a tools audit: each was a traceback, conv_options.py's two (its child's,
@@ -469,6 +470,30 @@ def test_a_benchmark_tool_refuses_a_wrong_argument_before_its_runs(tool, args, s
                           timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert said in done.stderr.splitlines()[-1] and not done.stdout
+
+
+@pytest.mark.parametrize("tool, args", [
+    ("gpu_extract.py", ["--count", "0"]),
+    ("gpu_extract.py", ["--sizes", "0"]),
+    ("host_cost.py", ["--repeat", "0"]),
+    ("host_casts.py", ["--count", "0"]),
+    ("layer_profile.py", ["--repeat", "0"]),
+    ("layer_profile.py", ["--threads", "0"]),
+    ("omp_wait.py", ["--calls", "0"]),
+    ("conv_options.py", ["--size", "0"]),
+    ("video_fidelity.py", ["--rounds", "0"]),
+    ("failover_stress.py", ["--runs", "-1"]),
+    ("memory_stress.py", ["--runs", "0"]),
+])
+def test_a_development_tool_refuses_a_count_of_nothing_before_its_runs(tool, args):
+    # found by a tools run: statistics' "no median for empty data" (gpu_extract,
+    # host_casts, omp_wait), min()'s empty sequence (host_cost), a ZeroDivisionError
+    # (layer_profile), an AssertionError (conv_options), after the runs; "-1 runs, 0 wrong"
+    done = subprocess.run([sys.executable, f"tools/{tool}", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1].endswith(f"argument {args[0]}: {args[1]!r}: give a whole number >= 1")
+    assert not done.stdout
 
 
 def test_bench_start_refuses_to_time_a_case_that_fails(tmp_path):
@@ -747,3 +772,12 @@ def test_borders_says_what_a_band_or_a_picture_too_small_leaves(tmp_path):
     done = borders(str(tmp_path / "dot.png"))
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.splitlines()[-1] == f"borders.py: {tmp_path / 'dot.png'}: 1x1 is smaller than the model's scale, 2"
+
+
+def test_cpu_memory_measures_a_size_given_twice_once():
+    # found by a tools run: --sizes 32 32 fitted a slope through two points of one
+    # size, a ZeroDivisionError after the runs
+    done = subprocess.run([sys.executable, "tools/cpu_memory.py", "--models", "realesr-animevideov3-x2", "--sizes",
+                           "32", "32", "--threads", "1"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sum(line.startswith("| realesr-animevideov3-x2 | 32x32 |") for line in done.stdout.splitlines()) == 1

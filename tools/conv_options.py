@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from measure import run_main
+from measure import positive, run_main
 
 OPTION_SETS = [
     {},
@@ -61,8 +61,8 @@ def child(model: str, n: int, threads: int, flags: dict) -> None:
 def main() -> int | None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="realesrgan-x4plus")
-    ap.add_argument("--size", type=int, default=132)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--size", type=positive, default=132)
+    ap.add_argument("--threads", type=positive, default=2)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child is not None:

@@ -21,6 +21,9 @@ import math
 import sys
 
 from ncnn_sr.bench import run_child
+from ncnn_sr.models import resolve_model
+
+from measure import run_main
 
 MODELS = ["realesr-animevideov3-x2", "realesr-animevideov3-x3", "realesr-animevideov3-x4",
           "realesrgan-x4plus-anime", "realesrgan-x4plus"]
@@ -44,7 +47,9 @@ def peak_rss(model: str, n: int, threads: int, pad: int) -> int:
     """Peak resident bytes of a child process running ``child(model, n, threads, pad)``."""
     run = run_child([sys.executable, __file__, "--child", model, str(n), str(threads), str(pad)])
     if run.returncode != 0:
-        raise SystemExit(f"child for {model} at {n}x{n} failed with exit status {run.returncode}: {run.stderr_tail}")
+        what = f"at {n}x{n}" if n else "loaded alone"
+        raise SystemExit(f"cpu_memory.py: child for {model} {what} failed with exit status {run.returncode}: "
+                         f"{run.stderr_tail}")
     if run.rss_mb is None:
         raise SystemExit("this system does not tell a child process's peak memory, which this tool measures")
     return int(run.rss_mb * 2**20)
@@ -71,6 +76,8 @@ def main() -> int:
         return 0
     if max(args.sizes) > MAX_SIZE or min(args.sizes) < 32:
         ap.error(f"sizes must be between 32 and {MAX_SIZE}")
+    for model in args.models:  # a wrong one in one line, not in its child's traceback
+        resolve_model(model)
 
     mib = 1 << 20
     print("| model | input | padded px | baseline MiB | peak MiB | tile MiB | bytes/px |")
@@ -79,7 +86,7 @@ def main() -> int:
     for model in args.models:
         base = peak_rss(model, 0, args.threads, args.pad)
         points = []
-        for n in sorted(args.sizes):
+        for n in sorted(set(args.sizes)):  # one size twice: a slope through one point
             peak = peak_rss(model, n, args.threads, args.pad)
             px = (n + 2 * args.pad) ** 2
             points.append((px, peak - base))
@@ -103,4 +110,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

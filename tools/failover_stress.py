@@ -56,6 +56,8 @@ from ncnn_sr.jobs import Job
 from ncnn_sr.lanes import Lane, UpscalingFailed, ordered_map
 from ncnn_sr.pipeline import Pipeline
 
+from measure import positive
+
 PICTURES = 16
 FRAMES = 24
 VIDEOS = 4  # a folder's
@@ -283,7 +285,7 @@ def video_run(plan: dict, rng: random.Random, seen: collections.Counter) -> list
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--runs", type=positive, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--video", action="store_true", help="ordered_map, not a Pipeline")
     parser.add_argument("--jitter", action="store_true",

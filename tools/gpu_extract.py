@@ -37,14 +37,14 @@ from ncnn_sr.devices import get_device
 from ncnn_sr.network import Network
 from ncnn_sr.models import resolve_model
 
-from measure import run_main
+from measure import positive, run_main
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", nargs="+", default=["realesrgan-x4plus", "realesr-animevideov3-x2"])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[200, 400])
-    ap.add_argument("--count", type=int, default=10)
+    ap.add_argument("--sizes", type=positive, nargs="+", default=[200, 400])
+    ap.add_argument("--count", type=positive, default=10)
     ap.add_argument("--gpu", type=int, default=0)
     ap.add_argument("--tile", type=int, default=200, help="the upscales' tile (0: the engine's choice)")
     ap.add_argument("--profile", type=int, default=14, help="functions listed from the profile (0: no profile)")

@@ -27,7 +27,7 @@ from ncnn_sr.bench import PRECISIONS
 from ncnn_sr.models import resolve_model
 from ncnn_sr.param_file import parse_param
 
-from measure import run_main
+from measure import positive, run_main
 
 SKIPPED = ("Input", "Split")  # no work of their own
 
@@ -93,10 +93,10 @@ def copy_seconds(mb: int, threads: int, repeat: int = 10) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="realesrgan-x4plus")
-    ap.add_argument("--size", type=int, default=276, help="window side in pixels (276: 256 + 2 x 10 context)")
-    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--layers", type=int, default=48)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--size", type=positive, default=276, help="window side in pixels (276: 256 + 2 x 10 context)")
+    ap.add_argument("--threads", type=positive, nargs="+", default=[1, 2])
+    ap.add_argument("--layers", type=positive, default=48)
+    ap.add_argument("--repeat", type=positive, default=2)
     args = ap.parse_args()
     runs = {n: profile(args.model, args.size, n, args.layers, args.repeat) for n in args.threads}
     first = runs[args.threads[0]]

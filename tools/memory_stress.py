@@ -66,6 +66,8 @@ from ncnn_sr.jobs import Job
 from ncnn_sr.lanes import Lane
 from ncnn_sr.pipeline import Pipeline
 
+from measure import positive
+
 SIZES = (4, 6, 8, 12, 16)
 WRITERS = pipeline_mod.write_image, pipeline_mod.write_frames  # as they were, each run wrapping them afresh
 # An amount as budget.size_words says it: "1.2 GB", "12 MB", "1.5 MB", "20 kB", "900 bytes".
@@ -398,7 +400,7 @@ def widen_races() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=200, help="how many random runs")
+    parser.add_argument("--runs", type=positive, default=200, help="how many random runs")
     parser.add_argument("--seed", type=int, default=0, help="the seed of the runs' plans (the threads' order is not)")
     parser.add_argument("--hang", type=float, default=30, help="seconds a run may take before it counts as hung")
     parser.add_argument("--jitter", action="store_true",

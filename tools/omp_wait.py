@@ -87,11 +87,19 @@ def measure(args, setting: str, load: int, caller: str) -> tuple[float, float]:
     return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
 
 
+def positive(text: str) -> int:
+    # measure.positive's rule; not imported, as measure imports ncnn_sr, whose OpenMP
+    # settings the children would inherit in place of the one each case sets
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
+    return int(text)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="realesrgan-x4plus")
-    ap.add_argument("--size", type=int, default=32, help="side of the square synthetic picture")
-    ap.add_argument("--calls", type=int, default=3, help="timed calls per case, after one to warm up")
+    ap.add_argument("--size", type=positive, default=32, help="side of the square synthetic picture")
+    ap.add_argument("--calls", type=positive, default=3, help="timed calls per case, after one to warm up")
     ap.add_argument("--settings", nargs="+", default=["library", "default", "passive"])
     ap.add_argument("--callers", nargs="+", choices=("main", "thread"), default=["main", "thread"])
     ap.add_argument("--load", nargs="+", type=int, default=[0, os.cpu_count() or 1],

@@ -35,7 +35,7 @@ from ncnn_sr.lanes import Lane, ordered_map  # noqa: E402
 from ncnn_sr.repeats import Repeats  # noqa: E402
 from ncnn_sr.video import EncodeOptions, upscale_video  # noqa: E402
 
-from measure import run_main, wxh  # noqa: E402
+from measure import positive, run_main, wxh  # noqa: E402
 
 
 def combing(image: np.ndarray) -> float:
@@ -72,7 +72,7 @@ def on_twos(path: Path, width: int, height: int, frames: int = 48) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=wxh, default="320x240", help="the repeats clip's size, WxH")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=positive, default=2)
     parser.add_argument("--model", default="realesr-animevideov3-x2")
     parser.add_argument("--device", default="-1")
     args = parser.parse_args()
