@@ -781,3 +781,18 @@ def test_cpu_memory_measures_a_size_given_twice_once():
                            "32", "32", "--threads", "1"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert sum(line.startswith("| realesr-animevideov3-x2 | 32x32 |") for line in done.stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize("pair", ["0:10", "24:10", "4:-1"])
+def test_grouped_stages_refuses_groups_the_trunk_cannot_be_cut_into(tmp_path, pair):
+    # found by a tools run: 0 groups was a ZeroDivisionError and a negative reach
+    # netsplit's ValueError, after the whole picture's and the reference rule's runs;
+    # more groups than realesrgan-x4plus's 23 stages joined none, under a row of 30
+    from PIL import Image
+
+    Image.new("RGB", (16, 16)).save(tmp_path / "p.png")
+    done = subprocess.run([sys.executable, "tools/grouped_stages.py", "--image", str(tmp_path / "p.png"), "--groups",
+                           "23:15", pair], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr and not done.stdout, done.stderr
+    assert done.stderr.strip() == (f"grouped_stages.py: --groups {pair}: give 1 to 23 groups (realesrgan-x4plus's "
+                                   "trunk has 23 stages) and a reach of 0 or more")

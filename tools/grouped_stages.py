@@ -28,6 +28,7 @@ import ncnn_sr.engine as engine
 from ncnn_sr import Upscaler
 from ncnn_sr.bench import psnr
 from ncnn_sr.models import resolve_model
+from ncnn_sr.netsplit import plan_network as network_plan
 from ncnn_sr.netsplit import Stage
 
 from measure import run_main
@@ -37,9 +38,7 @@ from seams import MacCounter, run
 def grouped(plan, groups: int, reach: int):
     """``plan`` with its stages joined into ``groups`` runs of consecutive stages, each
     claiming ``reach``: the engine then gives each cell that much context."""
-    stages = plan.stages if plan is not None else ()
-    if not stages or any(s.norm is not None for s in stages):
-        raise SystemExit("grouped_stages.py: the model's trunk has no plain stages to group")
+    stages = plan.stages
     bounds = [round(i * len(stages) / groups) for i in range(groups + 1)]
     return dataclasses.replace(plan, stages=tuple(
         Stage(stages[b].source, stages[e - 1].target, reach, stages[e - 1].channels)
@@ -58,6 +57,15 @@ def main() -> None:
         asked = [tuple(int(n) for n in pair.split(":")) for pair in args.groups]
     except ValueError:
         raise SystemExit(f"grouped_stages.py: --groups takes GROUPS:REACH pairs, not {' '.join(args.groups)}")
+    spec = resolve_model(args.model)
+    plan = network_plan(spec.param_path.read_bytes(), spec.input_blob, spec.output_blob)
+    stages = plan.stages if plan is not None else ()
+    if not stages or any(s.norm is not None for s in stages):
+        raise SystemExit("grouped_stages.py: the model's trunk has no plain stages to group")
+    for groups, reach in asked:  # checked before the whole picture's run, not after it
+        if not 1 <= groups <= len(stages) or reach < 0:
+            raise SystemExit(f"grouped_stages.py: --groups {groups}:{reach}: give 1 to {len(stages)} groups "
+                             f"({args.model}'s trunk has {len(stages)} stages) and a reach of 0 or more")
     image = np.asarray(Image.open(args.image).convert("RGB"))
     counter = MacCounter(resolve_model(args.model).param_path.read_bytes())
     whole_tile = max(image.shape[:2]) + 32
