@@ -796,3 +796,10 @@ def test_grouped_stages_refuses_groups_the_trunk_cannot_be_cut_into(tmp_path, pa
     assert done.returncode == 1 and "Traceback" not in done.stderr and not done.stdout, done.stderr
     assert done.stderr.strip() == (f"grouped_stages.py: --groups {pair}: give 1 to 23 groups (realesrgan-x4plus's "
                                    "trunk has 23 stages) and a reach of 0 or more")
+
+
+def test_grouped_stages_refuses_a_pair_of_three_numbers_in_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "tools/grouped_stages.py", "--image", str(tmp_path / "p.png"), "--groups",
+                           "23:15", "1:2:3"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == "grouped_stages.py: --groups takes GROUPS:REACH pairs, not 23:15 1:2:3"

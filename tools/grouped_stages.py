@@ -55,6 +55,8 @@ def main() -> None:
     args = ap.parse_args()
     try:
         asked = [tuple(int(n) for n in pair.split(":")) for pair in args.groups]
+        if any(len(pair) != 2 for pair in asked):
+            raise ValueError("not a pair")
     except ValueError:
         raise SystemExit(f"grouped_stages.py: --groups takes GROUPS:REACH pairs, not {' '.join(args.groups)}")
     spec = resolve_model(args.model)
