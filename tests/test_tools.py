@@ -496,6 +496,21 @@ def test_a_development_tool_refuses_a_count_of_nothing_before_its_runs(tool, arg
     assert not done.stdout
 
 
+@pytest.mark.parametrize("tool, args", [
+    ("window_padding.py", ["--overlap", "-1"]),
+    ("window_padding.py", ["--pad", "-1"]),
+    ("seams.py", ["--overlaps", "16", "-1"]),
+])
+def test_a_seam_tool_refuses_a_negative_width_before_its_runs(tool, args):
+    # found by a tools run: window_padding's --overlap -1 was tiles.blend_spans'
+    # IndexError, seams' a one-line refusal but after the whole picture's run
+    done = subprocess.run([sys.executable, f"tools/{tool}", "--image", "/nonexistent/p.png", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1].endswith(f"argument {args[0]}: '-1': give a whole number >= 0")
+    assert not done.stdout
+
+
 def test_bench_start_refuses_to_time_a_case_that_fails(tmp_path):
     # found by the bench audit: a run's exit status was never looked at, so a tree whose
     # command broke was timed as a fast start

@@ -37,6 +37,14 @@ def positive(text: str) -> int:
     return int(text)
 
 
+def non_negative(text: str) -> int:
+    """An argparse type: a width in pixels, 0 or more (a negative blend or padding was
+    an IndexError deep in the tiling, or refused only after the first runs)."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 0")
+    return int(text)
+
+
 def result_file(text: str) -> str:
     """An argparse type: a file the results can be written to, checked before the
     runs (ncnn_sr.bench.result_path), not found unwritable after them."""

@@ -57,7 +57,7 @@ from ncnn_sr.models import ModelSpec, resolve_model
 from ncnn_sr.param_file import parse_param
 from ncnn_sr.resident import ResidentNetwork
 
-from measure import run_main
+from measure import non_negative, run_main
 
 
 class MacCounter:
@@ -155,8 +155,8 @@ def main() -> None:
     ap.add_argument("--model", default="realesrgan-x4plus")
     ap.add_argument("--device", type=int, default=-1)
     ap.add_argument("--tile", type=int, default=200)
-    ap.add_argument("--pad", type=int, default=10)
-    ap.add_argument("--overlaps", type=int, nargs="+", default=[DEFAULT_OVERLAP],
+    ap.add_argument("--pad", type=non_negative, default=10)
+    ap.add_argument("--overlaps", type=non_negative, nargs="+", default=[DEFAULT_OVERLAP],
                     help="blend widths to measure")
     ap.add_argument("--precision", default="default", help="default, fp32 or bf16 (every row)")
     ap.add_argument("--discrete", action="store_true",

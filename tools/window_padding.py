@@ -29,7 +29,7 @@ from ncnn_sr.models import resolve_model
 from ncnn_sr.network import Network
 from ncnn_sr.tiles import blend_spans, ramp_weights
 
-from measure import run_main
+from measure import non_negative, run_main
 
 PADDINGS = {"zeros": None, "edge": 1, "reflect": 2}  # ncnn Padding's type
 
@@ -91,9 +91,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", required=True)
     ap.add_argument("--model", default="realesrgan-x4plus")
-    ap.add_argument("--tile", type=int, default=200)
-    ap.add_argument("--pad", type=int, default=10)
-    ap.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP)
+    ap.add_argument("--tile", type=non_negative, default=200)
+    ap.add_argument("--pad", type=non_negative, default=10)
+    ap.add_argument("--overlap", type=non_negative, default=DEFAULT_OVERLAP)
     ap.add_argument("--paddings", nargs="+", choices=list(PADDINGS), default=list(PADDINGS))
     args = ap.parse_args()
     spec = resolve_model(args.model)
