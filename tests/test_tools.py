@@ -818,3 +818,15 @@ def test_grouped_stages_refuses_a_pair_of_three_numbers_in_one_line(tmp_path):
                            "23:15", "1:2:3"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.strip() == "grouped_stages.py: --groups takes GROUPS:REACH pairs, not 23:15 1:2:3"
+
+
+def test_bench_video_s_rows_name_the_device_and_threads_they_ran_with(tmp_path):
+    # found by a tools run: bench_batch's rows named them, bench_video's not, so a GPU
+    # run's rows read as the CPU's once set beside them
+    rows = tmp_path / "rows.json"
+    done = subprocess.run([sys.executable, "tools/bench_video.py", "--seconds", "0.25", "--size", "32x24", "--device",
+                           "-1", "--jobs", "1:1:1", "--json", str(rows)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = json.loads(rows.read_text())
+    assert (row["device"], row["jobs"], row["frames"]) == ("-1", "1:1:1", 6) and row["ratio"] > 0, row

@@ -133,7 +133,7 @@ def main() -> int:
             clip = Path(tmp) / f"clip{seconds:g}.mp4"
             frames = make_clip(clip, seconds, width, height, rate)
             row = {"seconds": seconds, "frames": frames, "size": f"{width}x{height}", "rate": args.rate,
-                   "model": args.model}
+                   "model": args.model, "device": args.device, "jobs": args.jobs}
             if seconds in args.raw_for:
                 _, raw_rss, raw_out = timed_child([sys.executable, "-c", RAW_CHILD, str(clip), args.model, args.device])
                 raw = json.loads(raw_out)
