@@ -118,10 +118,12 @@ fi
 for jobs in 1:2:2 auto; do
   left=$((budget - (SECONDS - start)))
   [ "$left" -gt 30 ] || { echo "out of time: folder -j $jobs not run" | tee -a "$out/batch.txt"; continue; }
-  echo "== folder -j $jobs ($left s left)"
+  # Into batch.txt too: its two tables look alike, and only this says which -j each is.
+  echo "== folder -j $jobs ($left s left)" | tee -a "$out/batch.txt"
   timeout "$left" python3 tools/bench_batch.py --command "python3 -m ncnn_sr" --device 0 --jobs "$jobs" \
     --model realesr-animevideov3-x2 --size "${FOLDER_SIZE:-480x360}" --counts "${FOLDER_COUNT:-100}" \
-    >>"$out/batch.txt" 2>>"$out/stderr.txt"
+    >>"$out/batch.txt" 2>>"$out/stderr.txt" ||
+    echo "folder -j $jobs: exit $?, no table (see stderr.txt)" | tee -a "$out/batch.txt"
 done
 fi
 echo "done in $((SECONDS - start)) s" | tee -a "$out/gpu.md"
