@@ -830,3 +830,33 @@ def test_bench_video_s_rows_name_the_device_and_threads_they_ran_with(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     (row,) = json.loads(rows.read_text())
     assert (row["device"], row["jobs"], row["frames"]) == ("-1", "1:1:1", 6) and row["ratio"] > 0, row
+
+
+def test_gpu_extract_names_an_upscale_that_ran_the_trunk_whole_so(gpu, tmp_path):
+    # found by a tools run: on a discrete GPU an RRDBNet runs its trunk whole where the
+    # picture fits (resident.py), windows in flight no part of it, yet its rows were
+    # still "upscale-1" (one window at a time, as the C++ code runs them) and
+    # "upscale-3". lavapipe stands in for a discrete GPU, a small RRDBNet for x4plus.
+    from test_convert import random_rrdb
+
+    from ncnn_sr.convert import convert_weights, write_model
+
+    param = str(write_model(convert_weights(random_rrdb(blocks=2, feat=8, grow=4)), tmp_path, "rrdb").param_path)
+    child = ("import runpy, sys\n"
+             "from ncnn_sr import devices\n"
+             "real = devices.get_device\n"
+             "def discrete(index):\n"
+             "    here = real(index)\n"
+             "    return here if here.index < 0 else devices.Device(here.index, here.name, 'discrete',\n"
+             "                                                     here.heap_budget_mb)\n"
+             "devices.get_device = discrete\n"
+             "sys.path.insert(0, 'tools')\n"
+             "sys.argv = ['tools/gpu_extract.py', *sys.argv[1:]]\n"
+             "runpy.run_path('tools/gpu_extract.py', run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", child, "--model", param, "--sizes", "40",
+                           "--tile", "32", "--count", "1", "--profile", "0", "--no-variants", "--gpu", str(gpu)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    steps = [line.split(" | ")[2] for line in done.stdout.splitlines() if line.startswith(f"| {param} |")]
+    assert steps[:len(steps) // 2] == ["raw", "network", "upscale, trunk whole"], done.stdout

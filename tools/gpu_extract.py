@@ -12,7 +12,10 @@ Development only. For each model and window size, in one process and interleaved
   - upscale-1 and upscale-N: ``Upscaler(model, device, tile=--tile, tile_pad=10)
     .upscale`` on an 8-bit picture of that size (adds the colour conversion in and
     out, padding, cropping), with one window at a time as the C++ code runs them,
-    then with the engine's windows in flight (GPU_WINDOWS_IN_FLIGHT);
+    then with the engine's windows in flight (GPU_WINDOWS_IN_FLIGHT); where the
+    upscale ran an RRDBNet's trunk whole instead (a discrete GPU's default where the
+    picture fits, resident.py), windows in flight play no part: one row, "upscale,
+    trunk whole";
 and prints the median and best in ms, with the best's megapixels per second. Then
 one upscale under cProfile, its top functions by own time. Set beside ``ncnn-sr
 bench`` and the C++ code on the same machine, it says which layer loses the time.
@@ -34,6 +37,7 @@ import numpy as np
 from ncnn_sr import Upscaler
 from ncnn_sr.bench import synthetic_picture
 from ncnn_sr.devices import get_device
+from ncnn_sr.resident import ResidentNetwork
 from ncnn_sr.network import Network
 from ncnn_sr.models import resolve_model
 
@@ -55,6 +59,14 @@ def main() -> int:
         raise SystemExit(f"gpu_extract.py: --gpu {args.gpu}: give a Vulkan device's index (0, 1, ...); "
                          "for the CPU, ncnn-sr bench -g -1")
     rows, profiles = [], []
+    # Counted to tell an upscale that ran the trunk whole from one that ran windows.
+    pieces, run_pieces = [], ResidentNetwork.run_pieces
+
+    def counted(self, *args, **kwargs):
+        pieces.append(1)
+        return run_pieces(self, *args, **kwargs)
+
+    ResidentNetwork.run_pieces = counted
     for name in args.model:
         spec = resolve_model(name)
         raw = _raw_net(spec, args.gpu)
@@ -94,9 +106,14 @@ def main() -> int:
                      "network": lambda: net.extract({spec.input_blob: planar}, spec.output_blob),
                      "upscale-1": lambda: one.upscale(picture),
                      f"upscale-{up._windows_ahead}": lambda: up.upscale(picture)}
-            times = {step: [] for step in steps}
             for step in steps.values():
                 step()  # warm-up: this size's blobs
+            pieces.clear()
+            steps[f"upscale-{up._windows_ahead}"]()
+            if pieces:  # the two upscales ran alike, one run of the trunk
+                del steps["upscale-1"], steps[f"upscale-{up._windows_ahead}"]
+                steps["upscale, trunk whole"] = lambda: up.upscale(picture)
+            times = {step: [] for step in steps}
             for _ in range(args.count):
                 for step, fn in steps.items():
                     start = time.perf_counter()
