@@ -37,6 +37,7 @@ import av.logging
 import numpy as np
 
 from . import cover_atom, gif, isobmff, part_files, timecode, video_pieces, video_streams
+from .budget import available_memory, cap_room, size_words
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import (DISK_FULL, DeviceFailure, FlagNames, InputError, NoRoom, Option, SettingError, cannot_write,
                      describe, file_path, host_out_of_memory, in_one_line, out_of_memory, with_article,
@@ -152,6 +153,19 @@ def sideways(path: str | os.PathLike) -> bool | None:
     return None
 
 
+# FFmpeg refuses any one allocation larger than this (av_max_alloc's default, INT_MAX),
+# with ENOMEM however much memory is free; and what opening a file allocates beside it.
+FFMPEG_LARGEST_ALLOCATION = (1 << 31) - 1
+ROOM_BESIDE_IT = 512 << 20
+
+
+def _room() -> int:
+    """Bytes this process may still allocate: the memory available, under a cap of
+    its own (ulimit -v) where one is set."""
+    capped = cap_room()
+    return min(available_memory(), capped[0]) if capped else available_memory()
+
+
 def _open_input(path):
     if isinstance(path, VideoInput):
         if path.opened is not None:  # the look's (probe's), as fresh as a new one
@@ -173,6 +187,7 @@ def _open_input(path):
         said = (Option(hint, numbered_pictures_hint(path, "upscale_video takes a video", library=True),
                        everywhere=True),) if hint else ()
         raise InputError(f"{path}: file not found", *said)
+    room = None  # where FFmpeg's ENOMEM was the file's
     try:
         # Standard input redirected from a file is read further as the file is.
         container = av.open(path, **video_streams.READ_TAGS) if isinstance(path, VideoInput) \
@@ -183,11 +198,17 @@ def _open_input(path):
         raise InputError(f"{path}: permission denied") from None
     except (MemoryError, OSError) as e:
         if out_of_memory(e):  # FFmpeg's ENOMEM (PyAV's MemoryError) or the system's: not the file's fault
-            raise MemoryError(f"{path}: cannot open: {_reason(e)}") from e
-        if not _ends_too_soon(path, e):
+            room = _room()
+            if room < FFMPEG_LARGEST_ALLOCATION + ROOM_BESIDE_IT:
+                raise MemoryError(f"{path}: cannot open: {_reason(e)}") from e
+            # ...unless there was room for any one allocation FFmpeg makes: then a
+            # header asked for more (a table's entry count past 2 GB, as damage
+            # leaves), said below, where the ENOMEM is not its context.
+        elif not _ends_too_soon(path, e):
             raise
-        raise InputError(f"{path}: not a video FFmpeg can read (it ends too soon, as a copy or download cut "
-                         "short does)") from None
+        else:
+            raise InputError(f"{path}: not a video FFmpeg can read (it ends too soon, as a copy or download cut "
+                             "short does)") from None
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as e:
         if isinstance(path, VideoInput) and isinstance(e, av.error.NotImplementedError):
             # FFmpeg's reader of the kind (an APNG's) asked to go back in it: a stream cannot.
@@ -199,6 +220,9 @@ def _open_input(path):
             raise InputError(f"{path}: {kind} without its index (moov), as one cut off before its end is: FFmpeg "
                              "cannot find its frames") from None
         raise InputError(f"{path}: not a video FFmpeg can read ({_reason(e)})") from None
+    if room is not None:
+        raise InputError(f"{path}: not a video FFmpeg can read: its headers ask FFmpeg for more memory than it "
+                         f"gives at once, with {size_words(room, down=True)} free (damaged, most likely)")
     # FFmpeg reads a lone picture (a JPEG named .mp4) as a one-frame video through its
     # image demuxers, all named *_pipe or image2.
     kind = container.format.name

@@ -3918,6 +3918,22 @@ def test_a_picture_the_picture_path_cannot_read_is_called_a_picture_to_convert(n
     assert not out.exists()
 
 
+def test_a_damaged_video_whose_headers_ask_ffmpeg_for_too_much_memory_is_called_damaged(tmp_path):
+    # found by the fuzzer: a table's entry count past FFmpeg's largest allocation
+    # (2 GB) fails its open with ENOMEM, with gigabytes free: "error: out of memory".
+    data = bytearray(make_clip(tmp_path / "good.mp4", frames=2, audio=None).read_bytes())
+    counts = data.find(b"stts") + 8  # after its version and flags
+    data[counts:counts + 4] = (0x7FFFFFFF).to_bytes(4, "big")
+    clip = tmp_path / "in.mp4"
+    clip.write_bytes(bytes(data))
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert re.fullmatch(rf"ncnn-sr: error: {re.escape(str(clip))}: not a video FFmpeg can read: its headers ask "
+                        r"FFmpeg for more memory than it gives at once, with .+ free \(damaged, most likely\)\n",
+                        proc.stderr), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["good.mp4", "in.mp4"]
+
+
 @pytest.mark.parametrize("side", [10_000, 65_535])
 def test_a_huge_picture_named_as_one_is_called_a_picture(side, tmp_path):
     # Asked whether a file FFmpeg's image2 reader took by its name is a picture, Pillow's

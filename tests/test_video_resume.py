@@ -744,12 +744,14 @@ def test_upscale_video_raises_ffmpegs_out_of_memory_as_a_memory_error_and_keeps_
 
 # ``ncnn-sr video ARGS`` whose inputs' opening meets ENOMEM (``kind``: FFmpeg's, as
 # PyAV raises it, or the system's), or (``path``) the look at an output's path does,
-# each counted on stdout.
+# each counted on stdout; with little memory free, where FFmpeg's ENOMEM is the host's
+# (with more than FFmpeg allocates at once, it is a damaged file's).
 _OPENED_OUT_OF_MEMORY = """
 import errno, os, sys
 import av
-from ncnn_sr import batch_cli
+from ncnn_sr import batch_cli, video
 kind, *args = sys.argv[1:]
+video.available_memory = lambda: 200 << 20
 
 def opening(file, mode="r", *given, **options):
     if mode == "r" and kind != "path":
@@ -806,6 +808,8 @@ def test_probe_and_upscale_video_raise_out_of_memory_as_the_input_opens_as_a_mem
         raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
     real = av.open
     monkeypatch.setattr(av, "open", opening)
+    # Short of memory indeed: with room to spare, FFmpeg's ENOMEM is a damaged file's.
+    monkeypatch.setattr(video, "available_memory", lambda: 200 << 20)
     said = f"^{re.escape(str(clip))}: cannot open: Cannot allocate memory$"
     with pytest.raises(MemoryError, match=said):
         video.probe(clip)
