@@ -72,9 +72,10 @@ def on_twos(path: Path, width: int, height: int, frames: int = 48) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=wxh, default="320x240", help="the repeats clip's size, WxH")
-    parser.add_argument("--rounds", type=positive, default=2)
-    parser.add_argument("--model", default="realesr-animevideov3-x2")
-    parser.add_argument("--device", default="-1")
+    parser.add_argument("--rounds", type=positive, default=2, help="timed runs of the repeats clip, each way")
+    parser.add_argument("--model", default="realesr-animevideov3-x2",
+                        help="the repeats clip's model (deinterlacing and telecine measure frames, not a model)")
+    parser.add_argument("--device", default="-1", help="the repeats clip's device: an index, -1 or cpu")
     args = parser.parse_args()
     width, height = args.size
     if width % 2 or height % 2:
