@@ -1540,7 +1540,9 @@ def save_options(info: ImageInfo | None, fmt: str, quality: int | None, grey: bo
     if icc:
         options["icc_profile"] = icc
     if exif:
-        options["exif"] = exif
+        # A WebP's EXIF chunk starts at the TIFF header, as libwebp writes it; Pillow's
+        # writer of an animated WebP keeps a JPEG's "Exif\0\0" before it.
+        options["exif"] = exif_body(exif) if fmt == "webp" else exif
     if dpi:
         options["dpi"] = dpi
     if xmp:

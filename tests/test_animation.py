@@ -831,6 +831,19 @@ def test_the_metadata_the_format_holds_is_kept(fmt, tmp_path):
         assert "icc_profile" not in im.info and 0x013B not in im.getexif()
 
 
+@pytest.mark.parametrize("fmt,kind", [("webp", b"EXIF"), ("png", b"eXIf")])
+def test_the_exif_chunk_starts_at_its_tiff_header(fmt, kind, tmp_path):
+    # found by a picture audit: an animated webp's EXIF chunk began with "Exif\0\0",
+    # the name of a JPEG's APP1 segment that Pillow's EXIF carries, where a still
+    # webp's, libwebp's (cwebp -metadata exif) and a PNG's eXIf start at the TIFF header.
+    exif = Image.Exif()
+    exif[0x013B] = "Jane Doe"
+    write_frames(tmp_path / f"a.{fmt}", moving(), ImageInfo("RGB", "GIF", exif=exif.tobytes()))
+    data = (tmp_path / f"a.{fmt}").read_bytes()
+    body = data.index(kind) + (8 if fmt == "webp" else 4)  # after a RIFF chunk's size, or a PNG chunk's kind
+    assert data[body:body + 4] in (b"II*\x00", b"MM\x00*")
+
+
 def test_an_apngs_gamma_and_chromaticities_are_kept_in_the_apng_written(tmp_path):
     from PIL.PngImagePlugin import PngInfo
 
