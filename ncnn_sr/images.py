@@ -33,7 +33,7 @@ from .native_stderr import captured_stderr
 from .metadata import (EXIF_ORIENTATION, EXIF_RESOLUTION_FORMATS, MAX_JPEG_EXIF, MAX_JPEG_XMP, PNG_XMP_KEY,
                        RAW_XMP_KEY, app13_segment, dpi_pair, exif_body, exif_stating, exif_to_write, fitting_dpi,
                        fitting_profile, is_exif, orient, photoshop_resources, raw_profile, readable_exif, resolution,
-                       sized_exif, sized_xmp, tiff_photoshop, upright_xmp, xmp_option)
+                       sized_exif, sized_xmp, tiff_photoshop, upright_xmp, without_orientation, xmp_option)
 from .path_names import NOT_PICTURES
 from .cut_short import is_cut_short
 from .pixels import check_image, is_grey_colour, to_eight_bit
@@ -1540,9 +1540,13 @@ def save_options(info: ImageInfo | None, fmt: str, quality: int | None, grey: bo
     if icc:
         options["icc_profile"] = icc
     if exif:
-        # A WebP's EXIF chunk starts at the TIFF header, as libwebp writes it; Pillow's
-        # writer of an animated WebP keeps a JPEG's "Exif\0\0" before it.
-        options["exif"] = exif_body(exif) if fmt == "webp" else exif
+        if fmt == "webp":
+            # A WebP's EXIF chunk starts at the TIFF header, as libwebp writes it;
+            # Pillow's writer of an animated WebP keeps a JPEG's "Exif\0\0" before it.
+            exif = exif_body(exif)
+        elif fmt == "avif":
+            exif = without_orientation(exif)  # which Pillow's writer would write anew
+        options["exif"] = exif
     if dpi:
         options["dpi"] = dpi
     if xmp:

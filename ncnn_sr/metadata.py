@@ -181,6 +181,30 @@ def upright_in_place(data: bytes) -> bytes | None:
     return kept if len(kept) <= MAX_JPEG_EXIF else None
 
 
+def without_orientation(data: bytes) -> bytes:
+    """The EXIF block ``data`` without its first directory's orientation entry, the
+    entries after it moved up by one and every other byte where it was, for an AVIF:
+    Pillow's writer takes an orientation out (HEIF states a turn in its own boxes)
+    and writes the rest anew, each part at another offset, where a maker note's own
+    offsets then point elsewhere. ``data`` as it is where it states none or cannot
+    be walked."""
+    base = 6 if data.startswith(b"Exif\x00\x00") else 0
+    out = bytearray(data)
+    try:
+        order, version, first = header(out, base)
+        directory = Directory(out, order, first, base)
+        start = base + first
+        end = start + 2 + 12 * len(directory.entries)  # where the next directory's offset is
+        if version != 42 or EXIF_ORIENTATION not in directory or end + 4 > len(out):
+            return data
+    except ValueError:
+        return data
+    kept = [bytes(out[entry.at:entry.at + 12]) for entry in directory.entries if entry.tag != EXIF_ORIENTATION]
+    gone = len(directory.entries) - len(kept)
+    out[start:end + 4] = struct.pack(order + "H", len(kept)) + b"".join(kept) + out[end:end + 4] + bytes(12 * gone)
+    return bytes(out)
+
+
 def _drop_thumbnail(out: bytearray, order: str, offset: int, base: int) -> None:
     """Zeroes the thumbnail the directory at ``offset`` names, or cuts ``out`` where
     it starts where it ends the block (as cameras write it)."""

@@ -1427,6 +1427,17 @@ def test_a_cameras_maker_note_still_reads_once_its_orientation_is_reset(fmt, tmp
         assert b"\x11" * 20 not in written.info["exif"]
 
 
+@pytest.mark.parametrize("out", ["png", "webp", "avif"])
+def test_a_cameras_maker_note_still_reads_in_each_format_holding_exif(out, tmp_path):
+    # found by a picture audit: Pillow's AVIF writer takes an orientation out of the
+    # EXIF (1 too) and writes the rest anew, each part at another offset.
+    arr, info = read_image(save(tmp_path / "i.jpg", rgb_image(), exif=camera_exif(6)))
+    write_image(tmp_path / f"o.{out}", arr, info)
+    with Image.open(tmp_path / f"o.{out}") as written:
+        assert written.getexif().get(0x0112, 1) == 1 and written.size == (6, 8)
+        assert maker_note_model(written.info["exif"]) == b"EOS 5D Mark IV\x00\x00"
+
+
 def photoshop_resource(code: int, data: bytes) -> bytes:
     """One Photoshop image resource (8BIM, its id, an empty name, its size, its data padded to even)."""
     return b"8BIM" + struct.pack(">HHI", code, 0, len(data)) + data + b"\x00" * (len(data) % 2)
