@@ -393,11 +393,38 @@ def cut_short(data: bytes) -> str | None:
 # reader walking it as sub-blocks to the terminator after it.
 _XMP_APPLICATION = b"\x0bXMP DataXMP"
 _XMP_TRAILER = 257
+# ImageMagick's ICC profile in a GIF: an application extension whose data sub-blocks hold it.
+_ICC_APPLICATION = b"\x0bICCRGBG1012"
 
 
 def xmp(data: bytes) -> bytes | None:
     """The XMP packet of the GIF ``data`` (its first "XMP DataXMP" extension), or
     None where it has none, or its blocks are broken before one. Pillow reads none."""
+    found = _application(data, _XMP_APPLICATION)
+    if found is None:
+        return None
+    packet = data[found[0]:found[1] - 1 - _XMP_TRAILER]
+    return packet if b"<x:xmpmeta" in packet else None
+
+
+def icc(data: bytes) -> bytes | None:
+    """The ICC profile of the GIF ``data`` (its first "ICCRGBG1012" extension's data
+    sub-blocks, as ImageMagick writes it), or None where it has none, or its blocks
+    are broken before one. Pillow reads none."""
+    found = _application(data, _ICC_APPLICATION)
+    if found is None:
+        return None
+    pos, parts = found[0], []
+    while size := data[pos]:  # _application walked them: each is whole
+        parts.append(data[pos + 1:pos + 1 + size])
+        pos += size + 1
+    return b"".join(parts) or None
+
+
+def _application(data: bytes, name: bytes) -> tuple[int, int] | None:
+    """Where the data of the GIF ``data``'s first application extension ``name``
+    (its 11-byte block, with the size before it) starts and where the extension
+    ends; None where it has none, or its blocks are broken before one."""
     if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
         return None
     pos = 13 + _palette_size(data[10])
@@ -407,9 +434,8 @@ def xmp(data: bytes) -> bytes | None:
                 pos = _skip_blocks(data, pos + 10 + _palette_size(_byte(data, pos + 9)) + 1)
                 continue
             end = _skip_blocks(data, pos + 2)
-            if _byte(data, pos + 1) == 0xFF and data[pos + 2:pos + 14] == _XMP_APPLICATION:
-                packet = data[pos + 14:end - 1 - _XMP_TRAILER]
-                return packet if b"<x:xmpmeta" in packet else None
+            if _byte(data, pos + 1) == 0xFF and data[pos + 2:pos + 14] == name:
+                return pos + 14, end
             pos = end
     except EOFError:
         pass

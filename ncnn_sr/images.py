@@ -283,9 +283,11 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             if (arr[:, :, 3] == 255).all():
                 arr = np.ascontiguousarray(arr[:, :, :3])
         xmp = im.info.get("xmp") or im.info.get(PNG_XMP_KEY.decode())  # a PNG's, in a tEXt chunk
-        if im.format == "GIF":  # whose XMP Pillow does not read
+        if im.format == "GIF":  # whose XMP and ICC profile Pillow does not read
             with open(path, "rb") as f:
-                xmp = gif.xmp(f.read())
+                data = f.read()
+            xmp = gif.xmp(data)
+            info = replace(info, icc_profile=info.icc_profile or gif.icc(data))
         texts = text_chunks(path) if im.format == "PNG" else ()
         if not xmp and (xmp := raw_profile(im.info.get(RAW_XMP_KEY.decode()))):
             # ImageMagick's, which it and exiv2 read as the XMP: carried as the XMP,

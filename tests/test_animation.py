@@ -10,6 +10,7 @@ from PIL.PngImagePlugin import Blend, Disposal
 
 from conftest import adam7_rows, picture, png_bytes, png_chunk, png_data, stored_delays
 from ncnn_sr import ImageInfo, InputError, read_image, write_image
+from ncnn_sr import icc as icc_mod
 from ncnn_sr.animation import Animation, read_frames, write_frames
 from ncnn_sr.images import frame_count
 
@@ -1226,6 +1227,31 @@ def test_a_gifs_xmp_is_kept_in_a_png_or_webp(frames, fmt, tmp_path):
     write_frames(tmp_path / f"o.{fmt}", animation, info)
     with Image.open(tmp_path / f"o.{fmt}") as written:
         assert b"<dc:creator>Jane Doe</dc:creator>" in written.info["xmp"]
+
+
+def with_gif_icc(data: bytes, icc: bytes) -> bytes:
+    """The GIF ``data`` with the ICC profile ``icc`` before its first frame, as
+    ImageMagick writes it: an application extension "ICCRGBG1012" whose data
+    sub-blocks hold the profile."""
+    blocks = b"".join(bytes([len(icc[i:i + 255])]) + icc[i:i + 255] for i in range(0, len(icc), 255))
+    at = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)  # past the screen and global palette
+    return data[:at] + b"\x21\xff\x0bICCRGBG1012" + blocks + b"\x00" + data[at:]
+
+
+@pytest.mark.parametrize("frames", [1, 3])
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+def test_a_gifs_icc_profile_is_kept_in_a_png_or_webp(frames, fmt, tmp_path):
+    # found by a picture audit: Pillow reads no ICC profile from a GIF, so a Display
+    # P3 one's colours were written without it, shown duller, as sRGB.
+    p3 = icc_mod.profile(icc_mod.CODED_PRIMARIES[12], 2.2, grey=False)
+    pictures = [Image.fromarray(picture(6, 8) // (i + 1)) for i in range(frames)]
+    save_animation(tmp_path / "plain.gif", pictures, duration=100, loop=0)
+    (tmp_path / "a.gif").write_bytes(with_gif_icc((tmp_path / "plain.gif").read_bytes(), p3))
+    animation, info = read_frames(tmp_path / "a.gif")
+    assert len(animation.frames) == frames and info.icc_profile == p3
+    write_frames(tmp_path / f"o.{fmt}", animation, info)
+    with Image.open(tmp_path / f"o.{fmt}") as written:
+        assert written.info["icc_profile"] == p3
 
 
 def test_an_animated_gifs_comment_is_kept_in_a_gif(tmp_path):
