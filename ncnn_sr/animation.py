@@ -17,8 +17,8 @@ from .apng import animate, frames_as_shown as apng_frames
 from .gif import animation_to_palette as gif_pictures, frames_as_shown as gif_frames
 from .gif import write_animation as write_gif
 from .images import (FORMATS, GREY_MODES, ImageInfo, check_fits, checked_metadata, checked_write, comment_option,
-                     count_frames, decoding, file_path, open_mended, pillow_warnings, png_file, promised_write,
-                     read_image, reading, save_options, sized, write_bytes, write_still)
+                     count_frames, decoding, file_path, gif_profile, open_mended, palette_to_srgb, pillow_warnings,
+                     png_file, promised_write, read_image, reading, save_options, sized, write_bytes, write_still)
 from .metadata import EXIF_ORIENTATION, orient, readable_exif
 from .png import mended as mended_png
 from .pixels import check_image, to_eight_bit
@@ -321,8 +321,11 @@ def _encode_frames(f, animation: Animation, info: ImageInfo | None, fmt: str, qu
         # Two equal frames in a row are one, shown for their summed durations: the
         # second would draw nothing.
         kept, durations = _shown(frames, _centiseconds(durations))
-        write_gif(f, gif_pictures([frames[index] for index in kept]), durations,
-                  **_gif_loop(plays), **comment_option(info, fmt))
+        pictures = gif_pictures([frames[index] for index in kept])
+        if icc := gif_profile(info, grey=info is not None and info.mode in GREY_MODES):
+            for picture in pictures:
+                palette_to_srgb(picture.picture, icc)
+        write_gif(f, pictures, durations, **_gif_loop(plays), **comment_option(info, fmt))
         return
     if fmt == "png":
         # Past a minute, to the hundredth, as apng.animate writes it: Pillow's writer

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageFile, JpegImagePlugin, UnidentifiedImageError, features
+from PIL import Image, ImageCms, ImageFile, JpegImagePlugin, UnidentifiedImageError, features
 from PIL.PngImagePlugin import PngInfo, iTXt
 
 from .errors import (HintedInputError, InputError, Option, SettingError, WriteOutOfMemory, describe, file_path,
@@ -56,6 +56,8 @@ _SAME_AS = {"jpeg": "jpg", "jfif": "jpg", "jpe": "jpg", "apng": "png"}
 # 16-bit ones; AVIF's is what libavif reads by default: a longer side was written
 # and then refused by its readers, Pillow's and browsers').
 MAX_SIDE = {"jpg": ("JPEG", 65500), "webp": ("WebP", 16383), "gif": ("GIF", 65535), "avif": ("AVIF", 32768)}
+# What a gif is shown as: it holds no profile (``palette_to_srgb``).
+_SRGB = ImageCms.createProfile("sRGB")
 # libavif's readers refuse more pixels than this too, whatever the sides.
 MAX_AVIF_PIXELS = 16384 * 16384
 DEFAULT_JPEG_QUALITY = 95
@@ -1397,7 +1399,10 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         image = to_eight_bit(image)  # jpg/webp/gif/avif are 8-bit
         sixteen = False
     if fmt == "gif":  # which holds none of the metadata but a comment
-        to_palette(image).save(f, format="GIF", **GIF_OPTIONS, **comment_option(info, fmt))
+        picture = to_palette(image)
+        if icc := gif_profile(info, grey):
+            palette_to_srgb(picture, icc)
+        picture.save(f, format="GIF", **GIF_OPTIONS, **comment_option(info, fmt))
         return
     if fmt == "png" and not sixteen and not grey_alpha:  # Pillow makes grey+alpha of that
         icc, exif, dpi, xmp, colour, text = _kept_metadata(info, fmt, grey=channels < 3)
@@ -1451,6 +1456,30 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
         if said and sys.stderr is not None:  # not memory: libjpeg's words on it are the user's
             sys.stderr.write(said)
         raise failure
+
+
+def gif_profile(info: ImageInfo | None, grey: bool) -> bytes | None:
+    """The RGB profile showing the colours of a picture of ``info`` (its pixels
+    ``grey``), from its own profile or its PNG colour chunks, which a gif, holding
+    none and shown as sRGB, is turned to sRGB from (``palette_to_srgb``); None where
+    it states none that differs from sRGB."""
+    if info is None:
+        return None
+    icc = info.icc_profile or colour_profile(info.colour_chunks, False, "gif")
+    return fitting_profile(icc, grey=False, grey_pixels=grey)
+
+
+def palette_to_srgb(picture: Image.Image, icc: bytes) -> None:
+    """Turns the palette of the GIF frame ``picture`` from the colours of the RGB
+    profile ``icc`` to sRGB's, in place: each pixel as it would be turned, at no
+    cost of memory. Left as it is where LittleCMS cannot read the profile."""
+    palette = picture.getpalette()
+    try:
+        shown = ImageCms.profileToProfile(Image.frombytes("RGB", (len(palette) // 3, 1), bytes(palette)),
+                                          ImageCms.ImageCmsProfile(io.BytesIO(icc)), _SRGB, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError):
+        return
+    picture.putpalette(shown.tobytes())
 
 
 def _jpeg_options_hold(mode: str, options: dict) -> bool:

@@ -1,4 +1,5 @@
 """Animated pictures: every frame read as a viewer shows it."""
+import io
 import logging
 import struct
 import zlib
@@ -1252,6 +1253,18 @@ def test_a_gifs_icc_profile_is_kept_in_a_png_or_webp(frames, fmt, tmp_path):
     write_frames(tmp_path / f"o.{fmt}", animation, info)
     with Image.open(tmp_path / f"o.{fmt}") as written:
         assert written.info["icc_profile"] == p3
+
+
+def test_an_animated_gif_of_another_colour_space_shows_its_colours_as_srgb(tmp_path):
+    # found by a picture audit: a GIF holds no profile, and a Display P3 animation's
+    # colours went in as they were, shown as sRGB, duller.
+    p3 = icc_mod.profile(icc_mod.CODED_PRIMARIES[12], 2.2, grey=False)
+    frames = (np.full((4, 6, 3), (200, 30, 30), np.uint8), np.full((4, 6, 3), (30, 160, 90), np.uint8))
+    write_frames(tmp_path / "o.gif", Animation(frames, (100, 100)), ImageInfo("RGB", "WEBP", icc_profile=p3))
+    srgb = ImageCms.createProfile("sRGB")
+    for got, frame in zip(read_frames(tmp_path / "o.gif")[0].frames, frames):
+        shown = ImageCms.profileToProfile(Image.fromarray(frame), ImageCms.ImageCmsProfile(io.BytesIO(p3)), srgb)
+        assert np.abs(got.astype(int) - np.asarray(shown)).max() <= 2
 
 
 def test_an_animated_gifs_comment_is_kept_in_a_gif(tmp_path):

@@ -1540,6 +1540,19 @@ def test_a_picture_written_as_gif_keeps_its_size_and_its_colours_closely(tmp_pat
     assert np.abs(back.astype(int) - arr).mean() < 6  # 255 colours, dithered
 
 
+@pytest.mark.parametrize("source", ["profile", "chunks"])
+def test_a_gif_of_a_picture_in_another_colour_space_shows_its_colours_as_srgb(source, tmp_path):
+    # found by a picture audit: a GIF holds no profile (viewers show it as sRGB), and
+    # a Display P3 picture's colours went in as they were: duller, up to 31 levels off.
+    chunks = ((b"gAMA", struct.pack(">I", 55556)), (b"cHRM", P3_CHROMATICITIES[8:-4]))
+    p3 = icc_mod.profile(icc_mod.CODED_PRIMARIES[12], 2.2, grey=False)
+    info = (images_mod.ImageInfo("RGB", "PNG", icc_profile=p3) if source == "profile"
+            else images_mod.ImageInfo("RGB", "PNG", colour_chunks=chunks))
+    write_image(tmp_path / "o.gif", LEVELS, info)
+    shown = as_srgb(LEVELS, p3 if source == "profile" else icc_mod.from_png_chunks(chunks, grey=False))
+    assert np.abs(read_image(tmp_path / "o.gif")[0] - shown).max() <= 2
+
+
 def test_gif_transparency_is_alpha_cut_at_half(tmp_path):
     arr = picture(6, 16, channels=4)  # alpha rises from 0 to 255 across
     write_image(tmp_path / "o.gif", arr)
