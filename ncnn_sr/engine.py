@@ -36,7 +36,7 @@ from .network import NetFailure, Network, NonFinite, SplitNetwork, UnevenScale, 
 from .param_file import fixed_blobs, fixed_output, parse_param
 from .pixels import check_image, is_grey_colour, make_grey
 from .resample import resize, resize_bytes, target_size
-from .resident import ResidentNetwork
+from .resident import COPIES as RESIDENT_COPIES, ResidentNetwork
 from .signals import HeldInterrupts, ctrl_c_signals
 from .staged_run import StagedRun
 from .tile_choice import HEAD_PIECE, TileChoice, first_oversized_blob, largest_fitting_tile
@@ -301,6 +301,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         self._resident: ResidentNetwork | None = None
         self._resident_lock = threading.Lock()
         self._resident_failed = False
+        self._unfit_said = False  # the first picture whose trunk does not fit, said once
         chosen = devices.get_device(device)
         self._check_fixed_sizes(chosen)
         self._check_given_tile(tile, chosen)
@@ -963,7 +964,20 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         ``h`` × ``w`` picture of ``channels`` fits it on this GPU; made on first use.
         None where it does not fit, or could not be made (then ``instead``, as before,
         said once)."""
-        if not self._resident_fits(net, h, w, tile, channels):
+        sizes = self._resident_room(net, h, w, tile, channels)
+        if sizes is None:
+            return None
+        need, room = sizes
+        if need > room:
+            # Its output is not the whole picture's where it blends: -v said nothing.
+            # Once: a folder's or a video's pictures of that size would each say it.
+            with self._resident_lock:
+                said, self._unfit_said = self._unfit_said or self._resident_failed, True
+            if not said:
+                why = f"more than {RESIDENT_COPIES} head pieces" if need == float("inf") else \
+                    f"{budget.mb_words(int(need), up=True)}, over the {budget.mb_words(room)} its run may take"
+                log.info("%s: the trunk of a %dx%d picture does not fit %s whole (%s): %s", self.spec.name, w, h,
+                         net.device, why, instead)
             return None
         plan, planned = self._resident_plan
         with self._resident_lock:

@@ -179,32 +179,39 @@ class TileChoice:
         calls at once, and no more than the windows of a tile asked for), and at most
         resident.COPIES pieces. Not with the reference rule, ``exact=False`` or the
         alpha channel through the network, as for stages."""
+        sizes = self._resident_room(net, height, width, tile, channels)
+        return sizes is not None and sizes[0] <= sizes[1]
+
+    def _resident_room(self, net: Network | SplitNetwork, height: int, width: int, tile: int,
+                       channels: int = 3) -> tuple[float, int] | None:
+        """The device memory the whole-trunk run of ``_resident_fits`` needs and the
+        room it may take, in bytes (an infinite need where it would take more than
+        resident.COPIES pieces); None where it may not run at all, whatever the room."""
         held = self._resident_plan
         if held is None or held[1] is not net and getattr(net, "net", None) is not held[1]:
-            return False
+            return None
         if self.overlap == 0 or self._exact is False or (channels == 4 and self.alpha == "model"):
-            return False
+            return None
         plan, planned = held
         u, p, c = plan.unshuffle, self._border, plan.head_context
         cells_y, cells_x = -(-(height + 2 * p) // u), -(-(width + 2 * p) // u)
         q = p // u
-        spans = piece_spans(cells_y, cells_x, (q, cells_y - q, q, cells_x - q), max(1, tile // u), c)
-        if spans is None:
-            return False
-        # The largest piece's window (pieces grow where the tile would make too many).
-        longest_y, longest_x = (max(window_end(span, limit, c) - span.window for span in side)
-                                for side, limit in zip(spans, (cells_y, cells_x)))
         wide = 2 if planned.precision == "fp32" else 1
-        trunk = cells_y * cells_x * TRUNK_BYTES_PER_CELL * wide
-        # The head's blobs double in float32 as the trunk's do: on lavapipe, realesrgan-
-        # x4plus's 128x128 run in 68x68 head windows peaked 77 MB in fp16, 193 MB in float32.
-        piece = longest_y * longest_x * u * u * GPU_WINDOW_BYTES_PER_PIXEL * wide
-        need = max(trunk, cells_y * cells_x * KEPT_MAP_BYTES_PER_CELL * wide + piece)
         room = net.device.heap_budget_mb * 2 ** 20 // (2 * self._concurrency)
         if self._tile:
             room = min(room, GPU_WINDOWS_IN_FLIGHT * (tile + self._window_extra) ** 2 * GPU_WINDOW_BYTES_PER_PIXEL
                        * wide)
-        return need <= room
+        spans = piece_spans(cells_y, cells_x, (q, cells_y - q, q, cells_x - q), max(1, tile // u), c)
+        if spans is None:
+            return float("inf"), room
+        # The largest piece's window (pieces grow where the tile would make too many).
+        longest_y, longest_x = (max(window_end(span, limit, c) - span.window for span in side)
+                                for side, limit in zip(spans, (cells_y, cells_x)))
+        trunk = cells_y * cells_x * TRUNK_BYTES_PER_CELL * wide
+        # The head's blobs double in float32 as the trunk's do: on lavapipe, realesrgan-
+        # x4plus's 128x128 run in 68x68 head windows peaked 77 MB in fp16, 193 MB in float32.
+        piece = longest_y * longest_x * u * u * GPU_WINDOW_BYTES_PER_PIXEL * wide
+        return max(trunk, cells_y * cells_x * KEPT_MAP_BYTES_PER_CELL * wide + piece), room
 
     def _stage_budget(self) -> int:
         return min(budget.available_memory() // 4, STAGE_MAP_CAP) // self._concurrency

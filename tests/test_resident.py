@@ -168,6 +168,24 @@ def test_a_picture_whose_trunk_does_not_fit_the_room_blends_as_before(gpu, monke
     assert runs == []
 
 
+@pytest.mark.parametrize("exact, instead", [(None, "blended windows"), (True, "exact stages")])
+def test_a_picture_whose_trunk_does_not_fit_is_said_once_with_what_runs_instead(gpu, unshuffled, caplog,
+                                                                                 exact, instead):
+    # Its output differs from the whole picture's where it blends: -v said nothing of it.
+    import logging
+
+    up = Upscaler(unshuffled[2], device=discrete(gpu, heap_mb=60), tile=32, exact=exact)
+    assert up._resident_fits(up._net, 20, 72, 32) and not up._resident_fits(up._net, 60, 72, 32)
+    with caplog.at_level(logging.INFO, logger="ncnn_sr"):
+        up.upscale(picture(20, 72))
+        assert not [r for r in caplog.records if "does not fit" in r.getMessage()]
+        for _ in range(2):
+            up.upscale(picture(60, 72))
+    said = [r for r in caplog.records if "does not fit" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO
+    assert "72x60" in said[0].getMessage() and said[0].getMessage().endswith(": " + instead)
+
+
 def test_the_reference_rule_never_runs_the_trunk_whole(gpu, monkeypatch):
     runs = counted_pieces(monkeypatch)
     Upscaler(RRDB, device=discrete(gpu), tile=32, tile_pad=10).upscale(picture(20, 40))
