@@ -573,6 +573,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
     def _trim(self) -> None:
         self._net.trim()
         self._alpha_net.trim()
+        resident = self._resident
+        if resident is not None and resident is not self._net:  # beside stages (exact=True)
+            resident.trim()
 
     def close(self) -> None:
         """Free the networks now rather than when the object is collected. Calls in

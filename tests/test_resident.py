@@ -186,6 +186,22 @@ def test_a_picture_whose_trunk_does_not_fit_is_said_once_with_what_runs_instead(
     assert "72x60" in said[0].getMessage() and said[0].getMessage().endswith(": " + instead)
 
 
+def test_a_picture_of_another_size_frees_the_buffers_of_a_whole_trunk_net_kept_beside_stages(gpu, unshuffled,
+                                                                                              monkeypatch):
+    # With exact=True the whole-trunk net is a second net beside the staged one, and
+    # only the network's and the alpha's pools were emptied: the trunk's buffers of
+    # each size of picture stayed on the GPU.
+    trims = []
+    real = Network.trim
+    monkeypatch.setattr(Network, "trim", lambda self: trims.append(self) or real(self))
+    up = Upscaler(unshuffled[2], device=discrete(gpu), tile=32, exact=True)
+    up.upscale(picture(20, 72))
+    resident = up._resident
+    assert resident is not None and resident is not up._net
+    up.upscale(picture(22, 72))
+    assert resident.net in trims
+
+
 def test_the_reference_rule_never_runs_the_trunk_whole(gpu, monkeypatch):
     runs = counted_pieces(monkeypatch)
     Upscaler(RRDB, device=discrete(gpu), tile=32, tile_pad=10).upscale(picture(20, 40))
