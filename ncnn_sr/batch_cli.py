@@ -273,7 +273,7 @@ def _upscaler(opts: RunOptions, spec: ModelSpec, device: devices.Device, tile: i
               concurrency: int) -> Upscaler:
     return Upscaler(spec, device=device, tile=tile, tta=opts.tta, tile_pad=opts.tile_pad, overlap=opts.overlap,
                     exact=opts.exact, alpha=opts.alpha, precision=opts.precision, model_path=opts.model_path,
-                    threads=threads, concurrency=concurrency)
+                    threads=threads, concurrency=concurrency, fill_transparent=opts.fill_transparent)
 
 
 # The reference caps a GPU's proc threads at its compute queue count, which ncnn's Python

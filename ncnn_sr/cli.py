@@ -399,6 +399,11 @@ def _denoised(name: str, strength: float, model_path: Path | None) -> models_mod
                    "beside their inputs: -i shots -o shots --suffix _x4.")
 @click.option("--alpha", type=click.Choice(ALPHA_MODES), default="bicubic", show_default=True,
               help="How transparency is upscaled.")
+@click.option("--fill-transparent/--keep-transparent", "fill_transparent", default=None,
+              help="The colour under fully transparent pixels, which the model sees beside the visible ones: "
+                   "where it is one colour (black, white), fill it from the visible colours around, so that edges "
+                   "get no dark or light fringe, or keep it, as the reference tool does (for an alpha channel "
+                   "that holds data). Default: fill, but keep with the reference tiling (--tile-pad alone).")
 @click.option("--no-metadata", is_flag=True, help="Do not copy EXIF, XMP, ICC profile and resolution (DPI) to the outputs.")
 def upscale(no_metadata: bool, debug: bool, **options) -> None:
     """Upscale a picture, or every picture in a folder."""
@@ -558,7 +563,7 @@ video.elsewhere = {
                                         "else .mkv (or another that holds it)"),
     "--quality": "for videos: their quality is --crf (lower is better) or --bitrate",
     "--suffix": "for videos: each keeps its name in the output folder",
-    "--alpha": "for videos: they are written opaque",
+    **dict.fromkeys(("--alpha", "--fill-transparent", "--keep-transparent"), "for videos: they are written opaque"),
     "--no-metadata": "for videos: their tags go along with them"}
 upscale.elsewhere = {name: "for pictures: it is an option of 'ncnn-sr video'"
                      for p in video.params for name in (*p.opts, *p.secondary_opts)

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import budget, device_check, devices, interruptible
+from . import budget, device_check, devices, interruptible, transparent
 from .choices import ALPHA_MODES, DEVICE_SPECS, MAX_CONTEXT, PRECISIONS
 from .devices import Device
 from .dysample import offsets_of
@@ -182,7 +182,14 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
     device's memory. ``tta`` averages the eight flips and transposes of the picture
     (eight times the work). ``alpha`` is how an alpha channel is upscaled:
     ``"bicubic"``, as the reference tool does, or ``"model"``, through the network
-    as a grey picture. ``precision`` is the number format inside the network:
+    as a grey picture. ``fill_transparent``: where all of a picture's fully
+    transparent pixels hold one colour (black or white, as most editors save them),
+    the model sees the visible colours around them there instead (transparent.py),
+    which keeps a dark or light fringe off the edges of what is visible; the
+    output's colour under them changes, its visible pixels no longer depend on it.
+    Default: True but under the reference rule, which promises the C++ code's
+    output; False for an alpha channel that holds data, not transparency.
+    ``precision`` is the number format inside the network:
     ``"default"`` (ncnn's choice: float16 storage on GPUs that have it), ``"fp32"``,
     or ``"bf16"`` (CPU only: a little faster, 54 dB from fp32).
 
@@ -226,7 +233,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
                  tile: int = 0, tta: bool = False, tile_pad: int | None = None, overlap: int | None = None,
                  alpha: str = "bicubic", precision: str = "default",
                  model_path: str | bytes | os.PathLike | None = None,
-                 threads: int | None = None, concurrency: int = 1, exact: bool | None = None):
+                 threads: int | None = None, concurrency: int = 1, exact: bool | None = None,
+                 fill_transparent: bool | None = None):
         if not isinstance(model, (*PATH_TYPES, ModelSpec)):
             raise SettingError(f"model must be a name, a .param path or a ModelSpec, got {no_path(model)}")
         if not isinstance(device, (str, numbers.Integral, Device)) or isinstance(device, bool):
@@ -244,9 +252,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         # As Python ints, as checked_tile's, for the same overflow.
         concurrency = int(concurrency)
         tile_pad, overlap, threads = (None if v is None else int(v) for v in (tile_pad, overlap, threads))
-        for name, value in (("tta", tta), ("exact", exact)):
+        for name, value in (("tta", tta), ("exact", exact), ("fill_transparent", fill_transparent)):
             # A truthy 'no' turned TTA (eight times the work) or exact tiling on.
-            if not (isinstance(value, (bool, np.bool_)) or (value is None and name == "exact")):
+            if not (isinstance(value, (bool, np.bool_)) or (value is None and name != "tta")):
                 raise SettingError(f"{name} must be True or False, got {describe(value)}")
         tta, exact = bool(tta), None if exact is None else bool(exact)
         if threads is not None and not 1 <= threads <= devices.MAX_THREADS:
@@ -279,6 +287,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         if exact and overlap == 0:
             raise SettingError("exact tiling and the reference tiling (no overlap) exclude each other")
         self._exact = exact
+        # The reference rule promises the C++ code's output: the colour under
+        # transparent pixels as the picture has it, there.
+        self._fill_transparent = overlap != 0 if fill_transparent is None else bool(fill_transparent)
         self._norm_warned = False
         self._precision, self._threads = precision, threads
         self._lock = threading.Lock()
@@ -342,6 +353,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
     spec = Fixed("The model's ModelSpec: its files, scale and blobs.", "model")
     tta = Fixed("Whether each picture is run in its eight flips and transposes, averaged.")
     alpha = Fixed('How an alpha channel is upscaled: "bicubic" or "model".')
+    fill_transparent = Fixed("Whether one colour under fully transparent pixels is filled from the visible "
+                             "ones before the model sees it.")
     tile_pad = Fixed("The context, in pixels, each tile is run with: as asked, rounded up to the "
                       "network's blocks, and with the reference rule cut to how far the network sees.")
     overlap = Fixed("The pixels over which neighbouring tiles are blended; 0: the reference rule.")
@@ -1043,7 +1056,11 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         h, w, channels = image.shape
         # Padded at the picture's own depth and made float one window at a time: a
         # float copy of a 12 MP picture would cost 140 MB for the whole run.
-        rgb = mirror_pad(np.repeat(image, 3, axis=2) if channels == 1 else image[:, :, :3], self._border)
+        colour = image[:, :, :3]
+        if channels == 4 and self._fill_transparent:
+            colour = transparent.filled(colour, image[:, :, 3:])
+            colour = image[:, :, :3] if colour is None else colour
+        rgb = mirror_pad(np.repeat(image, 3, axis=2) if channels == 1 else colour, self._border)
         alpha = self._pad_alpha(image[:, :, 3:]) if channels == 4 else None
         grid, longest, maps = self._layout(net, h, w, tile, stages, channels)
         tile = grid.tile

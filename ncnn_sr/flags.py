@@ -312,6 +312,7 @@ class RunOptions:
     overlap: int | None = None
     exact: bool | None = None
     alpha: str = "bicubic"
+    fill_transparent: bool | None = None  # None: the engine's default (not under the reference rule)
     precision: str = "default"
     quality: int | None = None
     metadata: bool = True
