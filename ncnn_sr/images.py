@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageCms, ImageFile, JpegImagePlugin, UnidentifiedImageError, features
+from PIL import Image, ImageFile, JpegImagePlugin, UnidentifiedImageError, features
 from PIL.PngImagePlugin import PngInfo, iTXt
 
 from .errors import (HintedInputError, InputError, Option, SettingError, WriteOutOfMemory, describe, file_path,
@@ -56,8 +56,6 @@ _SAME_AS = {"jpeg": "jpg", "jfif": "jpg", "jpe": "jpg", "apng": "png"}
 # 16-bit ones; AVIF's is what libavif reads by default: a longer side was written
 # and then refused by its readers, Pillow's and browsers').
 MAX_SIDE = {"jpg": ("JPEG", 65500), "webp": ("WebP", 16383), "gif": ("GIF", 65535), "avif": ("AVIF", 32768)}
-# What a gif is shown as: it holds no profile (``palette_to_srgb``).
-_SRGB = ImageCms.createProfile("sRGB")
 # libavif's readers refuse more pixels than this too, whatever the sides.
 MAX_AVIF_PIXELS = 16384 * 16384
 DEFAULT_JPEG_QUALITY = 95
@@ -1473,10 +1471,14 @@ def palette_to_srgb(picture: Image.Image, icc: bytes) -> None:
     """Turns the palette of the GIF frame ``picture`` from the colours of the RGB
     profile ``icc`` to sRGB's, in place: each pixel as it would be turned, at no
     cost of memory. Left as it is where LittleCMS cannot read the profile."""
+    from PIL import ImageCms  # LittleCMS, loaded for such a picture alone
+
     palette = picture.getpalette()
     try:
+        # sRGB is what a gif, holding no profile, is shown as.
         shown = ImageCms.profileToProfile(Image.frombytes("RGB", (len(palette) // 3, 1), bytes(palette)),
-                                          ImageCms.ImageCmsProfile(io.BytesIO(icc)), _SRGB, outputMode="RGB")
+                                          ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"),
+                                          outputMode="RGB")
     except (ImageCms.PyCMSError, OSError):
         return
     picture.putpalette(shown.tobytes())
