@@ -556,14 +556,18 @@ def _long_past(window: Window, packet) -> bool:
 
 
 # How decoders refuse a damaged packet: as invalid data, or, for some garbage, with an
-# error code of their own that FFmpeg has no name for (the AAC decoder's for bytes of 0xff).
-DAMAGE = (av.error.InvalidDataError, av.error.UndefinedError)
+# error code of their own that FFmpeg has no name for (the AAC decoder's for bytes of 0xff),
+# or a bare -1 (the AAC and H.263 decoders' for some), which is AVERROR(EPERM): PyAV's
+# PermissionError, "Operation not permitted", though no file's permission is involved.
+DAMAGE = (av.error.InvalidDataError, av.error.UndefinedError, av.error.PermissionError)
 
 
 def _cannot_decode(src, e: Exception, flags: FlagNames) -> InputError:
     if not isinstance(e, DAMAGE):
         return InputError(f"{src}: cannot decode: {_reason(e)}")
-    return InputError(f"{src}: cannot decode: {_reason(e)} (a damaged file? ",
+    reason = "its decoder refused a packet, with FFmpeg's bare error -1" \
+        if isinstance(e, av.error.PermissionError) and e.errno == errno.EPERM else _reason(e)
+    return InputError(f"{src}: cannot decode: {reason} (a damaged file? ",
                       Option(flag=flags("--skip-damaged"), argument="skip_damaged=True", everywhere=True),
                       " upscales the rest)")
 

@@ -1593,11 +1593,13 @@ def test_a_video_cut_off_in_a_video_packet_keeps_every_frame_it_can_decode(tmp_p
     assert "it may be truncated" in proc.stderr and "damaged" not in proc.stderr
 
 
-@pytest.mark.parametrize("garbage", [bytes(40), b"\xff" * 40],
-                         ids=["invalid-data", "an-error-ffmpeg-has-no-name-for"])
+@pytest.mark.parametrize("garbage", [bytes(40), b"\xff" * 40, bytes.fromhex("ab1c12f6")],
+                         ids=["invalid-data", "an-error-ffmpeg-has-no-name-for", "a-bare-minus-one"])
 def test_a_damaged_sound_packet_the_video_goes_on_after_is_an_error_or_skipped(garbage, tmp_path):
     # The AAC decoder refuses bytes of 0xff with an error code of its own, which
-    # --skip-damaged did not take for damage: the run stopped all the same.
+    # --skip-damaged did not take for damage: the run stopped all the same. Some bytes
+    # it refuses with a bare -1, AVERROR(EPERM) (found by the fuzzer): that stopped the
+    # run too, as "cannot decode: Operation not permitted", blaming no damage.
     clip = make_clip(tmp_path / "in.mp4", frames=12)
     broken = tmp_path / "broken.mkv"
     with av.open(str(clip)) as inp, av.open(str(broken), "w") as out:
@@ -1618,6 +1620,7 @@ def test_a_damaged_sound_packet_the_video_goes_on_after_is_an_error_or_skipped(g
     proc = run(NCNN_SR, "video", "-i", broken, "-o", tmp_path / "out.webm", *X2, check_ok=False)
     assert proc.returncode == 1 and f"{broken}: cannot decode: " in proc.stderr
     assert "(a damaged file? --skip-damaged upscales the rest)" in proc.stderr
+    assert "not permitted" not in proc.stderr
     run(NCNN_SR, "video", "-i", broken, "-o", tmp_path / "out.webm", "--skip-damaged", *X2)
 
 
