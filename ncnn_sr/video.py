@@ -544,6 +544,20 @@ def _reopened_at(src, index: int, window: Window | None, origin: Fraction):
         yield again
 
 
+def _back_in_time(packet, until: dict[int, Fraction], index: int) -> bool:
+    """Whether copied ``packet`` is stamped before the last one copied into output
+    stream ``index`` (``until``, which it then moves on), where a muxer refuses it
+    ("Invalid argument", as if the output were at fault): a damaged file's. Sound
+    packets at the same time are refused too; subtitles may share one."""
+    if packet.dts is None or packet.time_base is None:
+        return False
+    at, last = packet.dts * packet.time_base, until.get(index)
+    if last is not None and (at < last or at == last and packet.stream.type == "audio"):
+        return True
+    until[index] = at
+    return False
+
+
 def _packet_time(packet) -> Fraction | None:
     stamp = packet.pts if packet.pts is not None else packet.dts
     return None if stamp is None or packet.time_base is None else stamp * packet.time_base
@@ -1895,6 +1909,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     damaged = [0]  # video packets the decoder refused, skipped with --skip-damaged
     refusal: list[Exception | None] = [None]  # the error of a video packet no more video has followed yet
     cut_sound: dict[int, Exception] = {}  # by stream: the error of a sound packet no more of it has followed yet
+    copied_until: dict[int, Fraction] = {}  # by output stream: the time of the last packet copied into it
+    backward: collections.Counter = collections.Counter()  # by kind: copied packets stamped before the one before
     fed: set[int] = set()  # the output streams that got a packet
     # Whether video packets come out of the order their frames are shown in (B-frames),
     # and the latest time among them so far.
@@ -2122,6 +2138,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             elif target.resampler is None:
                 kept = [packet] if cut is None or packet.stream.type != "audio" else cut.passed(packet)
                 for copied in kept:
+                    if _back_in_time(copied, copied_until, target.stream.index):
+                        backward[copied.stream.type] += 1  # damaged: left out
+                        continue
                     for filler in target.gaps.fill(copied) if target.gaps is not None else ():
                         filler.stream = target.stream
                         out.mux(filler)
@@ -2405,6 +2424,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     if unordered:
         log.warning("%s: %d frame%s stamped no later than the frame before it left out, as ffmpeg leaves them out",
                     src, unordered, "s" * (unordered > 1))
+    for kind, count in sorted(backward.items()):
+        log.warning("%s: %d %s packet%s stamped before the one before it left out (damaged, most likely): the %s "
+                    "has a gap there", src, count, kind, "s" * (count > 1), "sound" if kind == "audio" else kind)
     _warn_if_truncated(inp, src, reach)
     video_streams.name_empty(inp, side, fed, out, dst, part=window is not None)
     return written, boxed

@@ -1624,6 +1624,44 @@ def test_a_damaged_sound_packet_the_video_goes_on_after_is_an_error_or_skipped(g
     run(NCNN_SR, "video", "-i", broken, "-o", tmp_path / "out.webm", "--skip-damaged", *X2)
 
 
+def _ebml_number(data: bytes, at: int, marker: bool) -> tuple[int, int]:
+    """The EBML variable-length number at ``at`` (an ID keeps its length marker, a size
+    does not), and where what follows it starts."""
+    length = 9 - data[at].bit_length()
+    value = int.from_bytes(data[at:at + length], "big")
+    return (value if marker else value & ((1 << 7 * length) - 1)), at + length
+
+
+def _mkv_block_times(data: bytes, start: int = 0, end: int | None = None):
+    """(track number, offset of its 16-bit time) of each SimpleBlock of a Matroska file."""
+    end = len(data) if end is None else end
+    while start < end:
+        ident, start = _ebml_number(data, start, True)
+        size, start = _ebml_number(data, start, False)
+        if ident in (0x18538067, 0x1F43B675):  # Segment, Cluster: the blocks are within
+            yield from _mkv_block_times(data, start, min(end, start + size))
+        elif ident == 0xA3:
+            yield _ebml_number(data, start, False)
+        start += size
+
+
+@pytest.mark.parametrize("name", ["out.mkv", "out.mp4"])
+def test_a_copied_sound_packet_stamped_before_the_one_before_is_left_out(name, tmp_path):
+    # found by the fuzzer: a Matroska block's time damaged to before the one before
+    # it. Copied as it was, the muxer refused it: "out.mkv: cannot encode: Invalid
+    # argument", blaming the output for the input's damage.
+    data = bytearray(make_clip(tmp_path / "good.mkv", frames=4, width=16, height=12, audio="libopus").read_bytes())
+    sound = [at for track, at in _mkv_block_times(bytes(data)) if track == 2]
+    assert [int.from_bytes(data[at:at + 2], "big") for at in sound[:3]] == [0, 21, 41]  # ms in its cluster
+    data[sound[2]:sound[2] + 2] = bytes(2)  # 41 ms: 0 ms, before the 21 ms packet
+    broken = tmp_path / "in.mkv"
+    broken.write_bytes(bytes(data))
+    proc = run(NCNN_SR, "video", "-i", broken, "-o", tmp_path / name, *X2)
+    assert f"{broken}: 1 audio packet stamped before the one before it left out" in proc.stderr, proc.stderr
+    given = [bytes_ for _, bytes_ in packets(broken, "audio")]
+    assert [bytes_ for _, bytes_ in packets(tmp_path / name, "audio")] == given[:2] + given[3:]
+
+
 def _subtitles_outlasting_the_picture(tmp_path):
     clip = make_clip(tmp_path / "short.mp4", frames=6)  # a quarter of a second
     return add_subtitles(clip, tmp_path / "in.mkv", [("00:00:00,000", "00:00:00,200", "Hello"),
