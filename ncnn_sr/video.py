@@ -574,13 +574,23 @@ def _long_past(window: Window, packet) -> bool:
 # or a bare -1 (the AAC and H.263 decoders' for some), which is AVERROR(EPERM): PyAV's
 # PermissionError, "Operation not permitted", though no file's permission is involved.
 DAMAGE = (av.error.InvalidDataError, av.error.UndefinedError, av.error.PermissionError)
+# What a decoder refuses a packet with: also EINVAL, for a picture size past FFmpeg's
+# limits (a VP9 frame's header damaged to 55305x9355). Not damage wherever it comes
+# from: a filter graph's refusal is not the file's.
+REFUSED = DAMAGE + (av.error.ArgumentError,)
 
 
-def _cannot_decode(src, e: Exception, flags: FlagNames) -> InputError:
-    if not isinstance(e, DAMAGE):
+def _cannot_decode(src, e: Exception, flags: FlagNames, refused: bool = False) -> InputError:
+    """``src`` said as undecodable for ``e``; ``refused``: ``e`` is the decoder's
+    refusal of a packet, one of REFUSED."""
+    if not (refused or isinstance(e, DAMAGE)):
         return InputError(f"{src}: cannot decode: {_reason(e)}")
-    reason = "its decoder refused a packet, with FFmpeg's bare error -1" \
-        if isinstance(e, av.error.PermissionError) and e.errno == errno.EPERM else _reason(e)
+    if isinstance(e, av.error.PermissionError) and e.errno == errno.EPERM:
+        reason = "its decoder refused a packet, with FFmpeg's bare error -1"
+    elif isinstance(e, av.error.ArgumentError):
+        reason = "its decoder refused a packet as invalid"  # FFmpeg's "Invalid argument" names no argument given
+    else:
+        reason = _reason(e)
     return InputError(f"{src}: cannot decode: {reason} (a damaged file? ",
                       Option(flag=flags("--skip-damaged"), argument="skip_damaged=True", everywhere=True),
                       " upscales the rest)")
@@ -1933,6 +1943,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             if not options.skip_damaged:
                 try:
                     raise e
+                except av.error.FFmpegError as refused:
+                    raise _cannot_decode(src, refused, flags, refused=True) from None
                 finally:
                     del e  # else held by this frame, in its traceback: a cycle, with the decoding's frames
             damaged[0] += 1
@@ -2064,7 +2076,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                         video_damaged()
                     try:
                         frames = packet.decode()
-                    except DAMAGE as e:
+                    except REFUSED as e:
                         # The last packet of a file cut off is cut short too: damaged
                         # only if more of the video comes.
                         refusal[0] = e
@@ -2153,7 +2165,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     damaged_sound(cut_sound.pop(index))
                 try:
                     sound = packet.decode()
-                except DAMAGE as e:
+                except REFUSED as e:
                     # The last packet of a file cut off is cut short too: damaged only if
                     # more of the stream comes. Until then, a gap, which the clock keeps.
                     cut_sound[index] = e
@@ -2165,7 +2177,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
 
     def damaged_sound(e: Exception) -> None:
         if not options.skip_damaged:
-            raise _cannot_decode(src, e, flags)
+            raise _cannot_decode(src, e, flags, refused=True)
 
     def encode_sound(index: int, target: video_streams.SideOutput, frame) -> video_streams.SideOutput:
         """Re-encode one decoded sound frame of input stream ``index``, or with None

@@ -4462,6 +4462,29 @@ def test_skip_damaged_upscales_the_rest_of_a_damaged_video_and_says_so(tmp_path)
     assert audio_stream(tmp_path / "out.mp4") is not None
 
 
+def test_a_video_packet_whose_picture_size_is_past_ffmpegs_limits_is_damage(tmp_path):
+    # found by the fuzzer: a VP9 keyframe's size damaged to 55305x9355, which its
+    # decoder refuses with EINVAL, stopped the run as "cannot decode: Invalid
+    # argument", a packet --skip-damaged did not skip.
+    data = bytearray(make_clip(tmp_path / "good.webm", frames=6, width=16, height=12, audio=None, gop=3)
+                     .read_bytes())
+    sync = b"\x82\x49\x83\x42"  # a shown keyframe's first byte, its sync code, then its size
+    at = data.index(sync, data.index(sync) + 1) + len(sync)  # the second keyframe's
+    data[at:at + 4] = b"\x0f\xff\xff\xff"  # 65536 pixels wide, 65536 high
+    data[at + 4] |= 0xF0
+    clip = tmp_path / "in.webm"
+    clip.write_bytes(bytes(data))
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert proc.stderr.endswith(f"error: {clip}: cannot decode: its decoder refused a packet as invalid (a damaged "
+                                "file? --skip-damaged upscales the rest)\n"), proc.stderr
+    assert not (tmp_path / "out.mkv").exists()
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", "--skip-damaged", *X2)
+    # And the two after, which refer to it: the last said as cut short, no video after it.
+    assert f"{clip}: 2 damaged video packets skipped" in proc.stderr, proc.stderr
+    assert len(frame_times(tmp_path / "out.mkv")[0]) == 3
+
+
 # OpenEXR lists grayf32le first, which its colour frames were made, without a word.
 @pytest.mark.parametrize("codec,suffix,pix_fmt", [("png", ".mov", "rgb24"), ("prores_ks", ".mov", "yuv422p10le"),
                                                   ("qtrle", ".mov", "rgb24"), ("exr", ".mov", "gbrpf32le")])
