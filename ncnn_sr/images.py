@@ -232,6 +232,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             pnm.decode_fast(im, deep_ppm)
         _check_not_preview(im, path)
         jpeg_read = _check_jpeg_data(im, path, ended)
+        _check_tiff_data(im, path)
         with decoding(im, path):
             im.load()
         if jpeg_read is not None:
@@ -950,6 +951,33 @@ def _check_jpeg_data(im: Image.Image, path: str, ended: bool = True) -> tuple[by
     if reason is not None:
         raise InputError(f"{path}: broken or truncated picture ({reason})")
     return data, missing
+
+
+# The most a byte of a TIFF's compressed data can grow to, by its compression (the
+# Compression tag's value): Deflate (a length of 258 in two bits of Huffman code) and
+# PackBits (a run of 128 in two bytes). Others (LZW's, JPEG's) bound it less simply.
+_TIFF_MOST_GROWTH = {8: ("Deflate", 1032), 32946: ("Deflate", 1032), 32773: ("PackBits", 64)}
+
+
+def _check_tiff_data(im: Image.Image, path: str) -> None:
+    """InputError where the open TIFF ``im`` (at ``path``) claims far more pixels than
+    its strips' or tiles' compressed bytes can hold: a damaged width had Pillow (or
+    tiff16) allocate the picture claimed, 777 MB for 823 bytes, before libtiff failed."""
+    tags = getattr(im, "tag_v2", None)
+    if im.format != "TIFF" or tags is None or (growth := _TIFF_MOST_GROWTH.get(tags.get(259))) is None:
+        return
+    counts = tags.get(325, tags.get(279))  # TileByteCounts, else StripByteCounts
+    bits = tags.get(258, (1,))
+    counts, bits = (x if isinstance(x, tuple) else (x,) for x in (counts or (), bits))
+    if not counts or not all(isinstance(n, int) and n >= 0 for n in counts + bits):
+        return  # Pillow's own refusal says it
+    planes = len(bits) if tags.get(284, 1) == 2 else 1  # separate planes: a row of each sample
+    row_bits = im.width * sum(bits) // planes
+    claimed = im.height * planes * -(-row_bits // 8)
+    name, most = growth
+    if claimed > sum(counts) * most + most:  # a last byte's worth to spare
+        raise InputError(f"{path}: broken or truncated picture (TIFF: its header claims {im.width}x{im.height} "
+                         f"pixels, far more than its {sum(counts)} bytes of {name} data can hold)")
 
 
 def _check_jpeg_end(im: Image.Image, path: str, data: bytes, missing: tuple[str, bool] | None,

@@ -1882,6 +1882,38 @@ def test_a_jpeg_claiming_far_more_pixels_than_its_data_holds_is_broken_or_trunca
         read_image(tmp_path / "claims.jpg")
 
 
+@pytest.mark.parametrize("compression, name, bits", [("tiff_adobe_deflate", "Deflate", 8), ("packbits", "PackBits", 8),
+                                                     ("tiff_adobe_deflate", "Deflate", 16)])
+def test_a_tiff_claiming_far_more_pixels_than_its_data_holds_is_broken_or_truncated(compression, name, bits,
+                                                                                     tmp_path):
+    # found by the fuzzer: an 823-byte TIFF whose width was damaged to 15073291 (135
+    # Mpx: under the bomb limit) took 777 MB before its decoder failed ("decoder error
+    # -2"); no Deflate data grows more than 1032 times, no PackBits more than 64.
+    path = tmp_path / "small.tif"
+    if bits == 8:
+        rgb_image(9, 11).save(path, compression=compression)
+    else:  # 16-bit colour, read past Pillow (tiff16), which Pillow cannot write
+        import av
+        with av.open(str(path), "w", format="image2pipe") as out:
+            stream = out.add_stream("tiff", rate=1)
+            stream.width, stream.height, stream.pix_fmt = 11, 9, "rgb48le"
+            stream.options = {"compression_algo": "deflate"}
+            for packet in stream.encode(av.VideoFrame.from_ndarray(picture(9, 11).astype(np.uint16) * 257,
+                                                                   format="rgb48le")):
+                out.mux(packet)
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"II*\0"
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    entries = [ifd + 2 + 12 * i for i in range(struct.unpack_from("<H", data, ifd)[0])]
+    width = next(at for at in entries if struct.unpack_from("<H", data, at)[0] == 256)
+    struct.pack_into("<HHII", data, width, 256, 4, 1, 15_000_000)  # a LONG: 15000000 pixels wide
+    (tmp_path / "claims.tif").write_bytes(bytes(data))
+    with pytest.raises(InputError) as e:
+        read_image(tmp_path / "claims.tif")
+    assert re.fullmatch(rf"\S*claims.tif: broken or truncated picture \(TIFF: its header claims 15000000x9 pixels, "
+                        rf"far more than its \d+ bytes of {name} data can hold\)", str(e.value)), str(e.value)
+
+
 def test_a_jpeg_is_opened_once(tmp_path):
     # Its checks read the file Pillow has open, which it then decodes from where
     # it was left.
