@@ -502,7 +502,8 @@ def check_picture_channels(graph: ParamGraph, name: str = "model", path=None) ->
                     and not p.get(19, 0):
                 kernel = p.get(1, 0) * p.get(11, p.get(1, 0))
                 group = p.get(7, 1) if "DepthWise" in layer.type else 1
-                if kernel and p.get(0, 0) and group and p.get(6, 0) * group % (kernel * p[0]) == 0:
+                # One without 6= (its weights' size: a damaged line) tells nothing.
+                if kernel and p.get(0, 0) and group and p.get(6, 0) and p[6] * group % (kernel * p[0]) == 0:
                     takes = p[6] * group // (kernel * p[0])
                     if takes != c:
                         kind = {1: " (a grayscale model?)", 4: " (a model for RGBA?)"}.get(takes, "")

@@ -650,6 +650,18 @@ def test_a_model_for_pictures_of_other_than_three_channels_is_refused(tmp_path, 
         resolve_model("gray", tmp_path)
 
 
+def test_a_convolution_without_its_weight_count_is_a_one_line_error(tmp_path):
+    # found by the fuzzer: a Convolution without 6= (its weights' size) before a layer
+    # whose weights are not counted (of a type ncnn does not know) was a traceback,
+    # "KeyError: 6", from the look at the channels it takes.
+    (tmp_path / "nosix.param").write_text("7767517\n3 3\nInput in0 0 1 data\n"
+                                          "Convolution c 1 1 data x 0=3 1=3 4=1 5=1\nFooBar f 1 1 x output\n")
+    (tmp_path / "nosix.bin").write_bytes(bytes(16))
+    with pytest.raises(ModelError, match=rf"^model nosix: ncnn could not parse "
+                                         rf"{re.escape(str(tmp_path / 'nosix.param'))} \(layer load_param 1 c failed\)$"):
+        Upscaler(tmp_path / "nosix.param", device=-1)
+
+
 def test_the_channels_a_pixel_unshuffle_makes_are_those_the_convolution_takes():
     from ncnn_sr.param_file import check_picture_channels
 
