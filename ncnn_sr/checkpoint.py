@@ -329,6 +329,10 @@ class _Unpickler(pickle.Unpickler):
     def find_class(self, module, name):
         # Python 3 writes protocol 2 (torch.save's) with Python 2's module names.
         module = _PYTHON2_MODULES.get(module, module)
+        if not all(part.isidentifier() for part in f"{module}.{name}".split(".")):
+            # A byte of a name damaged: no code to re-save the weights without.
+            raise ModelError(f"{self.path} is damaged: its pickle names {module}.{name}, which no Python module "
+                             "or class can be named")
         if (module, name) in _ALLOWED:
             found = _ALLOWED[module, name]
             if found is collections.OrderedDict:

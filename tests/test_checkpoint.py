@@ -377,6 +377,22 @@ def test_a_zip_member_of_an_unknown_method_or_version_or_encrypted_is_refused(tm
     assert "data.pkl cannot be read" in refusal(path) or offset == 4  # the version is checked on opening
 
 
+@pytest.mark.parametrize("name, damaged", [(b"_rebuild_tensor_v2", b"_rebuild_te;sor_v2"),
+                                           (b"FloatStorage", b"Flo\x7ftStorage")], ids=["function", "storage"])
+def test_a_name_in_a_pickle_that_no_python_name_can_be_is_damage(name, damaged, tmp_path):
+    # found by the fuzzer: a byte of a pickled name damaged was "pickles code
+    # (torch._utils._re;uild_tensor_v2), which is not read: ... (re-save the weights
+    # alone ...)", or "it holds a tensor of type Flo\x7ftStorage, which is not read",
+    # as if the checkpoint were whole.
+    path = save_legacy(tmp_path / "good.pth", {"w": tensor(np.ones((2, 3), np.float32))})
+    data = path.read_bytes()
+    assert data.count(name) == 1 and len(name) == len(damaged)
+    path.write_bytes(data.replace(name, damaged))
+    said = refusal(path)
+    assert said.startswith(f"{path} is damaged: its pickle names "), said
+    assert "not read" not in said
+
+
 def test_names_from_the_file_are_shown_on_one_line(tmp_path):
     # A tensor's name, or a global's that STACK_GLOBAL takes from strings, came
     # into the message with its line breaks.
@@ -387,7 +403,7 @@ def test_names_from_the_file_are_shown_on_one_line(tmp_path):
     path = tmp_path / "m.pth"
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("archive/data.pkl", b"\x80\x04\x8c\x03o\ns\x94\x8c\x06sys\ntm\x94\x93)R.")
-    assert "pickles code (o\\ns.sys\\ntm)" in refusal(path)
+    assert "its pickle names o\\ns.sys\\ntm," in refusal(path)
 
 
 class _Call:
