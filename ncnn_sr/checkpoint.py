@@ -19,6 +19,7 @@ import collections
 import functools
 import io
 import json
+import lzma
 import math
 import os
 import pickle
@@ -26,6 +27,7 @@ import pickletools
 import stat
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -416,7 +418,9 @@ def _read_zip(path: Path, data: bytes) -> dict:
             return archive.read(prefix + name)
         except KeyError:
             raise ModelError(f"{path} is damaged: {prefix}{name} is missing from it") from None
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+            # zlib's and LZMA's errors (bzip2's is an OSError): a member stored as it is, but
+            # said to be compressed.
             raise ModelError(f"{path} is damaged (truncated?): cannot read {prefix}{name}: {e}") from None
         except (NotImplementedError, RuntimeError) as e:  # an unknown compression or zip version, or encryption
             raise ModelError(f"{path}: {prefix}{name} cannot be read ({e}): not a zip as torch.save writes it") from None

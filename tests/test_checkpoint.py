@@ -366,6 +366,18 @@ def test_a_safetensors_shape_past_int64_or_of_too_many_dimensions_is_refused(tmp
     assert "malformed" in refusal(path)
 
 
+@pytest.mark.parametrize("method", [8, 12, 14])  # Deflate, bzip2, LZMA
+def test_a_stored_zip_member_said_to_be_compressed_is_damage(tmp_path, method):
+    # found by the fuzzer: data.pkl stored as it is (as torch.save stores each
+    # member) but said to be Deflate-compressed was a traceback, zlib.error.
+    path = save_zip(tmp_path / "m.pth", {"w": tensor(VALUES)})
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")  # the first member's entry: data.pkl
+    data[central + 10] = method  # its compression method
+    path.write_bytes(bytes(data))
+    assert refusal(path).startswith(f"{path} is damaged (truncated?): cannot read archive/data.pkl: ")
+
+
 @pytest.mark.parametrize("offset, value", [(6, 1), (8, 99), (4, 99)])  # encrypted, compression, version
 def test_a_zip_member_of_an_unknown_method_or_version_or_encrypted_is_refused(tmp_path, offset, value):
     # zipfile raises NotImplementedError or RuntimeError for these, not BadZipFile.
