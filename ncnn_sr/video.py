@@ -402,17 +402,33 @@ def _video_stream(container, path):
     return decodable
 
 
+class PacketPastMemory(av.error.FFmpegError):
+    """FFmpeg's ENOMEM reading a packet with more memory free than any one allocation
+    of its takes (``FFMPEG_LARGEST_ALLOCATION``, and room beside it): a damaged size
+    (an mp4's sample of 822 MB in an 18 kB file), not the host's shortage. Its errno is
+    not ENOMEM, which ``out_of_memory`` would take for the host's."""
+
+    def __init__(self, room: int):
+        super().__init__(errno.EOVERFLOW, f"a packet asks FFmpeg for more memory than it gives, with "
+                                          f"{size_words(room, down=True)} free (damaged, most likely)")
+
+
 def _demuxed(container, *streams) -> Iterator:
     """``container.demux()``, less the IndexError PyAV raises at the end of a file in
     which a new stream turned up midway (a damaged MPEG-TS, say): it looks for that
     stream, which it never listed, when it hands out the streams' last, empty, packets.
-    The known streams' ones have all come by then."""
+    The known streams' ones have all come by then. FFmpeg's ENOMEM with room to spare
+    is a PacketPastMemory."""
     packets = container.demux(*streams)
     while True:
         try:
             packet = next(packets)
         except (StopIteration, IndexError):
             return
+        except av.error.MemoryError:
+            if (room := _room()) < FFMPEG_LARGEST_ALLOCATION + ROOM_BESIDE_IT:
+                raise
+            raise PacketPastMemory(room) from None
         yield packet
 
 
@@ -583,6 +599,8 @@ REFUSED = DAMAGE + (av.error.ArgumentError,)
 def _cannot_decode(src, e: Exception, flags: FlagNames, refused: bool = False) -> InputError:
     """``src`` said as undecodable for ``e``; ``refused``: ``e`` is the decoder's
     refusal of a packet, one of REFUSED."""
+    if isinstance(e, PacketPastMemory):  # what --skip-damaged skips is decoded, this is not read
+        return InputError(f"{src}: cannot read: {e.strerror}")
     if not (refused or isinstance(e, DAMAGE)):
         return InputError(f"{src}: cannot decode: {_reason(e)}")
     if isinstance(e, av.error.PermissionError) and e.errno == errno.EPERM:

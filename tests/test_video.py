@@ -3975,6 +3975,24 @@ def test_a_damaged_video_whose_headers_ask_ffmpeg_for_too_much_memory_is_called_
     assert sorted(os.listdir(tmp_path)) == ["good.mp4", "in.mp4"]
 
 
+def test_a_damaged_video_whose_packet_asks_ffmpeg_for_too_much_memory_is_called_damaged(tmp_path):
+    # found by the fuzzer: an 18 kB .mov whose second video sample's size was damaged
+    # to 822 MB failed as FFmpeg read it with ENOMEM, with gigabytes free: "error: out
+    # of memory".
+    data = bytearray(make_clip(tmp_path / "good.mov", frames=4, width=16, height=12, audio="pcm_s16le")
+                     .read_bytes())
+    sizes = data.find(b"stsz") + 16  # after its version and flags, its one size for all (0: none), its count
+    assert data[sizes - 8:sizes] == bytes(4) + (4).to_bytes(4, "big")  # the video's: four samples, each sized
+    data[sizes + 4] = 0x31  # the second's size: 822 MB
+    clip = tmp_path / "in.mov"
+    clip.write_bytes(bytes(data))
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, check_ok=False)
+    assert proc.returncode == 1
+    assert re.fullmatch(rf"ncnn-sr: error: {re.escape(str(clip))}: cannot read: a packet asks FFmpeg for more "
+                        r"memory than it gives, with .+ free \(damaged, most likely\)\n", proc.stderr), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["good.mov", "in.mov"]
+
+
 @pytest.mark.parametrize("side", [10_000, 65_535])
 def test_a_huge_picture_named_as_one_is_called_a_picture(side, tmp_path):
     # Asked whether a file FFmpeg's image2 reader took by its name is a picture, Pillow's
