@@ -37,7 +37,8 @@ from .metadata import (EXIF_ORIENTATION, EXIF_RESOLUTION_FORMATS, MAX_JPEG_EXIF,
 from .path_names import NOT_PICTURES
 from .cut_short import is_cut_short
 from .pixels import check_image, is_grey_colour, to_eight_bit
-from .signatures import UNREAD_HEAD, WEBP_HEAD, cut_in_header, cut_riff, unread_format, webp_canvas
+from .signatures import (UNREAD_HEAD, WEBP_HEAD, cut_in_header, cut_riff, unread_format, webp_canvas,
+                         webp_frames_reach)
 from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, TEXT_KINDS, colour_chunks, comment_chunk, \
     cut_palette_alpha, grey_key_in_8_bits, has_keyword, has_refused_text, palette_missing, png16, png_header, \
@@ -233,6 +234,7 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         _check_not_preview(im, path)
         jpeg_read = _check_jpeg_data(im, path, ended)
         _check_tiff_data(im, path)
+        _check_webp_canvas(im, path)
         with decoding(im, path):
             im.load()
         if jpeg_read is not None:
@@ -978,6 +980,29 @@ def _check_tiff_data(im: Image.Image, path: str) -> None:
     if claimed > sum(counts) * most + most:  # a last byte's worth to spare
         raise InputError(f"{path}: broken or truncated picture (TIFF: its header claims {im.width}x{im.height} "
                          f"pixels, far more than its {sum(counts)} bytes of {name} data can hold)")
+
+
+# An animation's canvas this many times the part its frames reach, and this large,
+# is damage: the rest could only ever show its background.
+_BARE_CANVAS_TIMES = 16
+_BARE_CANVAS_PIXELS = 1 << 24
+
+
+def _check_webp_canvas(im: Image.Image, path: str) -> None:
+    """InputError where the open animated WebP ``im`` (at ``path``) has a canvas far
+    larger than its frames reach: Pillow loads a canvas row in 64 kB reads, each
+    copying the row read so far, and a 634-byte file whose canvas was damaged to
+    8912907x9 took 81 s and 2.5 GB to read."""
+    if im.format != "WEBP" or im.width * im.height <= _BARE_CANVAS_PIXELS or not getattr(im, "is_animated", False):
+        return
+    with open(path, "rb") as f:
+        reach = webp_frames_reach(f.read())
+    if reach is None:
+        return
+    width, height = min(reach[0], im.width), min(reach[1], im.height)
+    if im.width * im.height > _BARE_CANVAS_TIMES * width * height:
+        raise InputError(f"{path}: broken or truncated picture (WebP: its header claims a {im.width}x{im.height} "
+                         f"canvas, of which its frames cover no more than {width}x{height})")
 
 
 def _check_jpeg_end(im: Image.Image, path: str, data: bytes, missing: tuple[str, bool] | None,

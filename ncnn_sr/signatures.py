@@ -96,6 +96,22 @@ def webp_canvas(head: bytes) -> tuple[int, int] | None:
     return None
 
 
+def webp_frames_reach(data: bytes) -> tuple[int, int] | None:
+    """How far right and down the frames (ANMF chunks) of the animated WebP ``data``
+    reach on its canvas, at their offsets; None where it has none, or is no WebP."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    reach, at = None, 12
+    while at + 8 <= len(data):
+        kind, size = data[at:at + 4], int.from_bytes(data[at + 4:at + 8], "little")
+        if kind == b"ANMF" and at + 20 <= len(data):
+            x, y, w, h = (int.from_bytes(data[at + 8 + i:at + 11 + i], "little") for i in (0, 3, 6, 9))
+            right, bottom = 2 * x + w + 1, 2 * y + h + 1
+            reach = (right, bottom) if reach is None else (max(reach[0], right), max(reach[1], bottom))
+        at += 8 + size + (size & 1)  # chunks are padded to an even size
+    return reach
+
+
 # Enough of a file's first bytes for ``picture_format``: an ISO file's ftyp box with
 # its first compatible brands.
 PICTURE_HEAD = 32

@@ -1914,6 +1914,36 @@ def test_a_tiff_claiming_far_more_pixels_than_its_data_holds_is_broken_or_trunca
                         rf"far more than its \d+ bytes of {name} data can hold\)", str(e.value)), str(e.value)
 
 
+@pytest.mark.parametrize("width, height", [(8_912_907, 9), (11, 10_223_625)])
+def test_an_animated_webp_whose_canvas_its_frames_leave_all_but_bare_is_broken(width, height, tmp_path):
+    # found by the fuzzer: a 634-byte animation of two 11x9 frames whose canvas was
+    # damaged to 8912907x9 took 81 s and 2.5 GB to read (Pillow loads a row of 35 MB
+    # in 64 kB reads, each copying what came before); at 11x10223625, 15 s and 3.6 GB.
+    frames = [rgb_image(9, 11).convert("RGBA"), Image.new("RGBA", (11, 9), (10, 20, 30, 255))]
+    path = tmp_path / "small.webp"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=[40, 60], lossless=True)
+    data = bytearray(path.read_bytes())
+    assert data[12:16] == b"VP8X" and data[24:30] == (10).to_bytes(3, "little") + (8).to_bytes(3, "little")
+    data[24:30] = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    (tmp_path / "canvas.webp").write_bytes(bytes(data))
+    with pytest.raises(InputError) as e:
+        read_image(tmp_path / "canvas.webp")
+    assert str(e.value) == (f"{tmp_path / 'canvas.webp'}: broken or truncated picture (WebP: its header claims a "
+                            f"{width}x{height} canvas, of which its frames cover no more than 11x9)")
+
+
+def test_an_animated_webp_whose_frames_cover_a_part_of_its_canvas_is_read(tmp_path):
+    # A small frame on a canvas of a few times its size, as animations place them.
+    frames = [Image.new("RGBA", (40, 30), (200, 0, 0, 255)), Image.new("RGBA", (40, 30), (0, 200, 0, 255))]
+    path = tmp_path / "small.webp"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=[40, 60], lossless=True)
+    data = bytearray(path.read_bytes())
+    data[24:30] = (399).to_bytes(3, "little") + (299).to_bytes(3, "little")  # 400x300
+    (tmp_path / "canvas.webp").write_bytes(bytes(data))
+    image, info = read_image(tmp_path / "canvas.webp")
+    assert image.shape[:2] == (300, 400) and info.frames == 2
+
+
 def test_a_jpeg_is_opened_once(tmp_path):
     # Its checks read the file Pillow has open, which it then decodes from where
     # it was left.
