@@ -159,11 +159,14 @@ FFMPEG_LARGEST_ALLOCATION = (1 << 31) - 1
 ROOM_BESIDE_IT = 512 << 20
 
 
-def _room() -> int:
-    """Bytes this process may still allocate: the memory available, under a cap of
-    its own (ulimit -v) where one is set."""
+def _room_past_ffmpeg() -> int | None:
+    """Bytes this process may still allocate (the memory available, under a cap of its
+    own, ulimit -v, where one is set) where they are more than any one allocation
+    FFmpeg makes and room beside it: there, FFmpeg's ENOMEM is a size the file states
+    (damaged), not the host's shortage. None where there are fewer."""
     capped = cap_room()
-    return min(available_memory(), capped[0]) if capped else available_memory()
+    room = min(available_memory(), capped[0]) if capped else available_memory()
+    return room if room >= FFMPEG_LARGEST_ALLOCATION + ROOM_BESIDE_IT else None
 
 
 def _open_input(path):
@@ -198,8 +201,8 @@ def _open_input(path):
         raise InputError(f"{path}: permission denied") from None
     except (MemoryError, OSError) as e:
         if out_of_memory(e):  # FFmpeg's ENOMEM (PyAV's MemoryError) or the system's: not the file's fault
-            room = _room()
-            if room < FFMPEG_LARGEST_ALLOCATION + ROOM_BESIDE_IT:
+            room = _room_past_ffmpeg()
+            if room is None:
                 raise MemoryError(f"{path}: cannot open: {_reason(e)}") from e
             # ...unless there was room for any one allocation FFmpeg makes: then a
             # header asked for more (a table's entry count past 2 GB, as damage
@@ -426,7 +429,7 @@ def _demuxed(container, *streams) -> Iterator:
         except (StopIteration, IndexError):
             return
         except av.error.MemoryError:
-            if (room := _room()) < FFMPEG_LARGEST_ALLOCATION + ROOM_BESIDE_IT:
+            if (room := _room_past_ffmpeg()) is None:
                 raise
             raise PacketPastMemory(room) from None
         yield packet
