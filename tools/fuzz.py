@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import os
 import random
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -243,6 +245,9 @@ def child(args) -> None:
         runs += 1
         start, memory = time.time(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         kind = None
+        # A case stuck in C code (Pillow reading a damaged canvas row by row) takes no
+        # Python signal: SIGALRM's default action ends the child, which the parent keeps.
+        signal.alarm(max(1, math.ceil(args.hang)))
         try:
             _case(args.target, suffix, data, folder)
         except NcnnSrError as e:
@@ -252,6 +257,8 @@ def child(args) -> None:
             frame = ([f for f in traceback.extract_tb(e.__traceback__) if "ncnn_sr" in f.filename]
                      or traceback.extract_tb(e.__traceback__))[-1]
             kind = f"{type(e).__name__} at {Path(frame.filename).name}:{frame.lineno}"
+        finally:
+            signal.alarm(0)
         grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - memory) / 1024
         if kind is None and time.time() - start > args.slow:
             kind = f"slow ({time.time() - start:.0f} s)"
@@ -274,8 +281,12 @@ def main() -> None:
     parser.add_argument("--slow", type=float, default=5, help="seconds a case may take")
     parser.add_argument("--memory", type=float, default=500, help="MB a case may add to the peak")
     parser.add_argument("--limit", type=float, default=6, help="GB of address space a child may take")
+    parser.add_argument("--hang", type=float, default=60,
+                        help="seconds after which a case is ended and kept as hung (a slow one is kept past --slow)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.hang <= 0:
+        parser.error(f"--hang {args.hang:g}: a case needs some time")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     os.environ["FUZZ_DIR"] = args.out
     if args.child:
@@ -295,14 +306,17 @@ def main() -> None:
             result = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", "--seed", str(args.seed),
                                      "--seconds", str(end - time.time())], stderr=log,
                                     preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
-        if result.returncode != 0:  # the case under way killed it: kept, and a new child goes on
+        if result.returncode != 0:  # the case under way killed it, or hung: kept, and a new child goes on
             crashes += 1
             suffix = (Path(args.out) / "current.suffix").read_text(encoding="utf-8")
-            saved = Path(args.out) / f"crash-{crashes}-status{result.returncode}{suffix}"
+            hung = result.returncode == -signal.SIGALRM
+            saved = Path(args.out) / (f"hung-{crashes}{suffix}" if hung else
+                                      f"crash-{crashes}-status{result.returncode}{suffix}")
             saved.write_bytes((Path(args.out) / "current").read_bytes())
-            print(f"process killed (status {result.returncode}): {saved}", flush=True)
+            print(f"hung past {args.hang:g} s: {saved}" if hung else
+                  f"process killed (status {result.returncode}): {saved}", flush=True)
         args.seed += 1000  # a new child must not replay the cases before the crash
-    print(f"{crashes} crashes")
+    print(f"{crashes} crashes or hangs")
 
 
 if __name__ == "__main__":
