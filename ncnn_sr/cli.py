@@ -475,7 +475,8 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
               help="Upscale this long a part only (same forms as --start): try settings on a few seconds first.")
 @click.option("--end", callback=_time, default=None, help="Upscale up to this time (instead of --duration).")
 @click.option("--skip-damaged", is_flag=True,
-              help="Skip video packets a damaged file holds (a warning counts them) instead of stopping there.")
+              help="Skip the video packets and subtitle cues a damaged file holds (a warning counts them; "
+                   "damaged sound becomes a gap) instead of stopping there.")
 @click.option("-r", "--recursive", is_flag=True, help="With a folder: its sub-folders' videos too, tree mirrored.")
 @click.option("--skip-existing", is_flag=True,
               help="Leave a video whose output exists (with a folder, each); one empty, cut short or that FFmpeg "

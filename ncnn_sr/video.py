@@ -1942,6 +1942,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     cut_sound: dict[int, Exception] = {}  # by stream: the error of a sound packet no more of it has followed yet
     copied_until: dict[int, Fraction] = {}  # by output stream: the time of the last packet copied into it
     backward: collections.Counter = collections.Counter()  # by kind: copied packets stamped before the one before
+    skipped_cues = [0]  # subtitle cues the decoder refused, skipped with --skip-damaged
     fed: set[int] = set()  # the output streams that got a packet
     # Whether video packets come out of the order their frames are shown in (B-frames),
     # and the latest time among them so far.
@@ -2163,6 +2164,11 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             if target.text:
                 try:
                     cue = packet.stream.codec_context.decode2(packet)
+                except REFUSED as e:
+                    if not options.skip_damaged:
+                        raise _cannot_decode(src, e, flags, refused=True) from None
+                    skipped_cues[0] += 1
+                    cue = None
                 except av.error.FFmpegError as e:
                     raise _cannot_decode(src, e, flags) from None
                 if cue is not None and len(cue):  # None: a packet that clears the screen
@@ -2457,6 +2463,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     if unordered:
         log.warning("%s: %d frame%s stamped no later than the frame before it left out, as ffmpeg leaves them out",
                     src, unordered, "s" * (unordered > 1))
+    if skipped_cues[0]:
+        log.warning("%s: %d damaged subtitle cue%s skipped (%s)", src, skipped_cues[0], "s" * (skipped_cues[0] > 1),
+                    flags.named("--skip-damaged", "skip_damaged"))
     for kind, count in sorted(backward.items()):
         log.warning("%s: %d %s packet%s stamped before the one before it left out (damaged, most likely): the %s "
                     "has a gap there", src, count, kind, "s" * (count > 1), "sound" if kind == "audio" else kind)

@@ -4480,6 +4480,24 @@ def test_skip_damaged_upscales_the_rest_of_a_damaged_video_and_says_so(tmp_path)
     assert audio_stream(tmp_path / "out.mp4") is not None
 
 
+def test_a_damaged_subtitle_cue_is_skipped_with_skip_damaged_as_its_hint_says(tmp_path):
+    # found by the fuzz audit: the cue's refusal said "--skip-damaged upscales the
+    # rest", and with it the run failed the same (an mp4's cues decoded into a .mkv's).
+    data = bytearray(add_mov_text(make_clip(tmp_path / "plain.mp4", frames=3, audio=None), tmp_path / "good.mp4",
+                                  "Hello").read_bytes())
+    at = data.index(b"\x00\x05Hello")
+    data[at + 2:at + 7] = b"\xbd\xf2\x21\x06\xf0"  # no UTF-8: the mov_text decoder refuses it
+    clip = tmp_path / "in.mp4"
+    clip.write_bytes(bytes(data))
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "stopped.mkv", *X2, check_ok=False)
+    assert proc.returncode == 1 and "(a damaged file? --skip-damaged upscales the rest)" in proc.stderr, proc.stderr
+    assert not (tmp_path / "stopped.mkv").exists()
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", "--skip-damaged", *X2)
+    assert f"{clip}: 1 damaged subtitle cue skipped (--skip-damaged)" in proc.stderr, proc.stderr
+    times, size = frame_times(tmp_path / "out.mkv")
+    assert len(times) == 3 and size == (64, 48)
+
+
 def test_a_video_packet_whose_picture_size_is_past_ffmpegs_limits_is_damage(tmp_path):
     # found by the fuzzer: a VP9 keyframe's size damaged to 55305x9355, which its
     # decoder refuses with EINVAL, stopped the run as "cannot decode: Invalid
