@@ -28,8 +28,7 @@ def filled(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
     hidden = alpha[:, :, 0] == 0
     if not hidden.any() or hidden.all():
         return None
-    row = int(np.flatnonzero(hidden.any(axis=1))[0])
-    first = colour[row, int(hidden[row].argmax())]
+    first = colour[np.unravel_index(hidden.argmax(), hidden.shape)]  # the colour of one of them
     if any((colour[:, :, c][hidden] != first[c]).any() for c in range(colour.shape[2])):
         return None
     coarse = _pulled(colour, alpha[:, :, 0])
