@@ -300,23 +300,25 @@ def main() -> None:
         print(f"fuzz.py: --limit {args.limit:g} GB is more than this process may take: its children get "
               f"{hard / 2**30:.1f} GB", file=sys.stderr)
         limit = hard
-    end, crashes = time.time() + args.seconds, 0
+    end, crashes, hangs = time.time() + args.seconds, 0, 0
     while time.time() < end:
         with open(Path(args.out) / "child.log", "ab") as log:  # ncnn's and a dying child's words
             result = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", "--seed", str(args.seed),
                                      "--seconds", str(end - time.time())], stderr=log,
                                     preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
         if result.returncode != 0:  # the case under way killed it, or hung: kept, and a new child goes on
-            crashes += 1
-            suffix = (Path(args.out) / "current.suffix").read_text(encoding="utf-8")
             hung = result.returncode == -signal.SIGALRM
-            saved = Path(args.out) / (f"hung-{crashes}{suffix}" if hung else
+            hangs, crashes = hangs + hung, crashes + (not hung)
+            suffix = (Path(args.out) / "current.suffix").read_text(encoding="utf-8")
+            saved = Path(args.out) / (f"hung-{hangs}{suffix}" if hung else
                                       f"crash-{crashes}-status{result.returncode}{suffix}")
             saved.write_bytes((Path(args.out) / "current").read_bytes())
             print(f"hung past {args.hang:g} s: {saved}" if hung else
                   f"process killed (status {result.returncode}): {saved}", flush=True)
         args.seed += 1000  # a new child must not replay the cases before the crash
-    print(f"{crashes} crashes or hangs")
+    if hangs:
+        print(f"{hangs} hung")
+    print(f"{crashes} crashes")
 
 
 if __name__ == "__main__":
