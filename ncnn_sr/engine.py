@@ -1056,23 +1056,22 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         h, w, channels = image.shape
         # Padded at the picture's own depth and made float one window at a time: a
         # float copy of a 12 MP picture would cost 140 MB for the whole run.
-        colour = image[:, :, :3]
+        colour = np.repeat(image, 3, axis=2) if channels == 1 else image[:, :, :3]
         if channels == 4 and self._fill_transparent:
-            colour = transparent.filled(colour, image[:, :, 3:])
-            colour = image[:, :, :3] if colour is None else colour
-        rgb = mirror_pad(np.repeat(image, 3, axis=2) if channels == 1 else colour, self._border)
+            filled = transparent.filled(colour, image[:, :, 3:])
+            colour = colour if filled is None else filled
+        rgb = mirror_pad(colour, self._border)
         alpha = self._pad_alpha(image[:, :, 3:]) if channels == 4 else None
         grid, longest, maps = self._layout(net, h, w, tile, stages, channels)
         tile = grid.tile
         out = np.empty((h * self._scale, w * self._scale, channels), image.dtype)
         # Blended windows grown to the whole picture are one run, exact already.
+        tiled = len(grid) > 1 and not self._blends_whole(grid)
         instead = "blended windows" if maps is None else "exact stages"
-        resident = self._resident_net(net, h, w, tile, channels, instead) \
-            if len(grid) > 1 and not self._blends_whole(grid) else None
+        resident = self._resident_net(net, h, w, tile, channels, instead) if tiled else None
         # Said once the whole-trunk net is known to be there: a picture that fitted it
         # was left unsaid where the net could not be made.
-        if maps is None and resident is None and len(grid) > 1 and getattr(net, "norms", None) \
-                and not self._norm_warned and not self._blends_whole(grid):
+        if maps is None and resident is None and tiled and getattr(net, "norms", None) and not self._norm_warned:
             self._norm_warned = True
             log.warning("%s normalises over the whole picture (GroupNorm), which tiles of %d px do not see: "
                         "their output differs from the whole picture's (%s)", self.spec.name, tile,
