@@ -12,6 +12,7 @@ arguments.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import inspect
 import logging
 import math
@@ -24,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import budget, device_check, devices, interruptible, transparent
+from . import budget, device_check, device_gate, devices, interruptible, transparent
 from .choices import ALPHA_MODES, DEVICE_SPECS, MAX_CONTEXT, PRECISIONS
 from .devices import Device
 from .dysample import offsets_of
@@ -975,15 +976,16 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         raise CpuOutOfMemory(f"the CPU ran out of memory even with {devices.MIN_TILE}px tiles")
 
     def _resident_net(self, net: Network | SplitNetwork, h: int, w: int, tile: int,
-                      channels: int, instead: str) -> ResidentNetwork | None:
+                      channels: int, instead: str) -> tuple[ResidentNetwork | None, bool]:
         """The whole-trunk net (resident.py) with head pieces of ``tile``, where an
-        ``h`` × ``w`` picture of ``channels`` fits it on this GPU; made on first use.
-        None where it does not fit, or could not be made (then ``instead``, as before,
-        said once)."""
+        ``h`` × ``w`` picture of ``channels`` fits it on this GPU, made on first use,
+        and whether it needs the GPU to itself (past its share beside the calls at
+        once). None where it does not fit, or could not be made (then ``instead``, as
+        before, said once)."""
         sizes = self._resident_room(net, h, w, tile, channels)
         if sizes is None:
-            return None
-        need, room = sizes
+            return None, False
+        need, room, share = sizes
         if need > room:
             # Its output is not the whole picture's where it blends: -v said nothing.
             # Once: a folder's or a video's pictures of that size would each say it.
@@ -994,15 +996,15 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
                     f"{budget.mb_words(int(need), up=True)}, over the {budget.mb_words(room)} its run may take"
                 log.info("%s: the trunk of a %dx%d picture does not fit %s whole (%s): %s", self.spec.name, w, h,
                          net.device, why, instead)
-            return None
+            return None, False
         plan, planned = self._resident_plan
         with self._resident_lock:
             if self._resident is None and not self._resident_failed:
                 self._resident = self._load_resident(planned.device, planned.precision, plan, instead=instead)
                 self._resident_failed = self._resident is None
             if self._resident is None:
-                return None
-            return self._resident.with_piece(max(1, tile // plan.unshuffle))
+                return None, False
+            return self._resident.with_piece(max(1, tile // plan.unshuffle)), need > share
 
     def _load_resident(self, device: Device, precision: str, plan, param: bytes | None = None,
                        instead: str = "blended windows") -> ResidentNetwork | None:
@@ -1068,7 +1070,7 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         # Blended windows grown to the whole picture are one run, exact already.
         tiled = len(grid) > 1 and not self._blends_whole(grid)
         instead = "blended windows" if maps is None else "exact stages"
-        resident = self._resident_net(net, h, w, tile, channels, instead) if tiled else None
+        resident, alone = self._resident_net(net, h, w, tile, channels, instead) if tiled else (None, False)
         # Said once the whole-trunk net is known to be there: a picture that fitted it
         # was left unsaid where the net could not be made.
         if maps is None and resident is None and tiled and getattr(net, "norms", None) and not self._norm_warned:
@@ -1076,12 +1078,14 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             log.warning("%s normalises over the whole picture (GroupNorm), which tiles of %d px do not see: "
                         "their output differs from the whole picture's (%s)", self.spec.name, tile,
                         self._why_not_staged(channels))
-        if resident is not None:
-            self._run_stages(resident, rgb, alpha, out, longest, None, progress, len(grid))
-        elif maps is not None:
-            self._run_stages(net, rgb, alpha, out, longest, maps[0], progress, len(grid))
-        elif self.overlap == 0 or len(grid) == 1:
-            self._place_tiles(grid, net, rgb, alpha, out, progress)
-        else:
-            self._blend_tiles(grid, net, rgb, alpha, out, progress)
+        gate = device_gate.gate(net.device.index) if net.device.is_gpu else None
+        with contextlib.nullcontext() if gate is None else gate.alone() if alone else gate.shared():
+            if resident is not None:
+                self._run_stages(resident, rgb, alpha, out, longest, None, progress, len(grid))
+            elif maps is not None:
+                self._run_stages(net, rgb, alpha, out, longest, maps[0], progress, len(grid))
+            elif self.overlap == 0 or len(grid) == 1:
+                self._place_tiles(grid, net, rgb, alpha, out, progress)
+            else:
+                self._blend_tiles(grid, net, rgb, alpha, out, progress)
         return out

@@ -175,18 +175,20 @@ class TileChoice:
         """Whether an exact run of a ``height`` × ``width`` picture of ``channels`` may
         keep the trunk's work whole on this GPU (resident.py): the network split, its
         trunk over the padded picture, or its map and one head piece of ``tile``, in
-        the room blended windows would have had (half the heap budget, shared by the
-        calls at once, and no more than the windows of a tile asked for), and at most
+        the room blended windows of one call alone would have had (half the heap
+        budget, and no more than the windows of a tile asked for), and at most
         resident.COPIES pieces. Not with the reference rule, ``exact=False`` or the
         alpha channel through the network, as for stages."""
         sizes = self._resident_room(net, height, width, tile, channels)
         return sizes is not None and sizes[0] <= sizes[1]
 
     def _resident_room(self, net: Network | SplitNetwork, height: int, width: int, tile: int,
-                       channels: int = 3) -> tuple[float, int] | None:
-        """The device memory the whole-trunk run of ``_resident_fits`` needs and the
-        room it may take, in bytes (an infinite need where it would take more than
-        resident.COPIES pieces); None where it may not run at all, whatever the room."""
+                       channels: int = 3) -> tuple[float, int, int] | None:
+        """The device memory the whole-trunk run of ``_resident_fits`` needs, the room
+        it may take with the GPU to itself, and its share beside the other calls at
+        once, in bytes (an infinite need where it would take more than
+        resident.COPIES pieces); None where it may not run at all, whatever the room.
+        A need past the share runs alone (device_gate)."""
         held = self._resident_plan
         if held is None or held[1] is not net and getattr(net, "net", None) is not held[1]:
             return None
@@ -197,13 +199,14 @@ class TileChoice:
         cells_y, cells_x = -(-(height + 2 * p) // u), -(-(width + 2 * p) // u)
         q = p // u
         wide = 2 if planned.precision == "fp32" else 1
-        room = net.device.heap_budget_mb * 2 ** 20 // (2 * self._concurrency)
+        room = net.device.heap_budget_mb * 2 ** 20 // 2
         if self._tile:
             room = min(room, GPU_WINDOWS_IN_FLIGHT * (tile + self._window_extra) ** 2 * GPU_WINDOW_BYTES_PER_PIXEL
                        * wide)
+        share = min(room, net.device.heap_budget_mb * 2 ** 20 // (2 * self._concurrency))
         spans = piece_spans(cells_y, cells_x, (q, cells_y - q, q, cells_x - q), max(1, tile // u), c)
         if spans is None:
-            return float("inf"), room
+            return float("inf"), room, share
         # The largest piece's window (pieces grow where the tile would make too many).
         longest_y, longest_x = (max(window_end(span, limit, c) - span.window for span in side)
                                 for side, limit in zip(spans, (cells_y, cells_x)))
@@ -211,7 +214,7 @@ class TileChoice:
         # The head's blobs double in float32 as the trunk's do: on lavapipe, realesrgan-
         # x4plus's 128x128 run in 68x68 head windows peaked 77 MB in fp16, 193 MB in float32.
         piece = longest_y * longest_x * u * u * GPU_WINDOW_BYTES_PER_PIXEL * wide
-        return max(trunk, cells_y * cells_x * KEPT_MAP_BYTES_PER_CELL * wide + piece), room
+        return max(trunk, cells_y * cells_x * KEPT_MAP_BYTES_PER_CELL * wide + piece), room, share
 
     def _stage_budget(self) -> int:
         return min(budget.available_memory() // 4, STAGE_MAP_CAP) // self._concurrency

@@ -230,6 +230,37 @@ def test_calls_at_once_share_the_net_and_each_gets_its_own_picture(gpu, monkeypa
         assert np.abs(out.astype(int) - whole).max() <= 1
 
 
+def test_a_trunk_past_its_share_of_the_calls_at_once_runs_whole_with_the_gpu_to_itself(gpu, monkeypatch):
+    # A folder's two workers halved each call's room: a picture whose trunk fitted the
+    # GPU alone blended in a folder, and came out another picture.
+    import contextlib
+
+    from conftest import upscale_in_threads
+    from ncnn_sr import device_gate
+
+    images = [picture(20, 72, seed=seed) for seed in (1, 2)]
+    device = discrete(gpu, heap_mb=56)
+    alone = [Upscaler(RRDB, device=device, tile=32).upscale(image) for image in images]
+    held, real = [], device_gate.Gate.alone
+
+    @contextlib.contextmanager
+    def recorded(self):
+        with real(self):
+            held.append("in")
+            yield
+            held.append("out")
+
+    monkeypatch.setattr(device_gate.Gate, "alone", recorded)
+    runs = counted_pieces(monkeypatch)
+    up = Upscaler(RRDB, device=device, tile=32, concurrency=2)
+    outs = upscale_in_threads(up, images)
+    assert runs == [1, 1] and held == ["in", "out"] * 2
+    for out, one in zip(outs, alone):
+        assert np.array_equal(out, one)
+    need, room, share = up._resident_room(up._net, 20, 72, 32)
+    assert share < need <= room
+
+
 @pytest.mark.parametrize("scale", [2, 1])
 def test_an_unshuffling_network_runs_its_trunk_whole_in_whole_blocks(gpu, monkeypatch, unshuffled, scale):
     image = picture(30, 90)

@@ -1,0 +1,78 @@
+"""The gate of a GPU (device_gate): calls within their share run together, a call
+that takes every share runs alone, and a thread's holds nest."""
+import threading
+
+from ncnn_sr.device_gate import Gate, gate
+
+
+def started(target) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_shared_holds_run_together():
+    g, both = Gate(), threading.Barrier(2, timeout=10)
+
+    def hold():
+        with g.shared():
+            both.wait()  # broken (BrokenBarrierError) if the second could not come in
+
+    threads = [started(hold) for _ in range(2)]
+    for thread in threads:
+        thread.join(10)
+    assert not both.broken and not any(thread.is_alive() for thread in threads)
+
+
+def test_an_alone_hold_waits_for_the_shared_ones_and_later_shared_ones_wait_for_it():
+    g, events = Gate(), []
+    first_in, release_first = threading.Event(), threading.Event()
+
+    def first():
+        with g.shared():
+            first_in.set()
+            release_first.wait(10)
+            events.append("first out")
+
+    def alone():
+        with g.alone():
+            events.append("alone in")
+            events.append("alone out")
+
+    def later():
+        with g.shared():
+            events.append("later in")
+
+    threads = [started(first)]
+    first_in.wait(10)
+    threads.append(started(alone))
+    while not g._waiting_alone:  # the alone hold is waiting before the later call comes
+        threading.Event().wait(0.01)
+    threads.append(started(later))
+    threading.Event().wait(0.2)
+    assert events == []  # neither may begin while the first is in
+    release_first.set()
+    for thread in threads:
+        thread.join(10)
+    assert events == ["first out", "alone in", "alone out", "later in"]
+
+
+def test_a_threads_holds_nest_without_waiting_for_themselves():
+    g, done = Gate(), []
+
+    def nested():
+        with g.shared():
+            with g.alone():
+                with g.shared():
+                    done.append(1)
+        with g.alone():
+            with g.alone():
+                done.append(2)
+
+    thread = started(nested)
+    thread.join(10)
+    assert done == [1, 2] and not g._holds and g._alone is None
+
+
+def test_one_gate_a_gpu():
+    assert gate(0) is gate(0) and gate(0) is not gate(1)
