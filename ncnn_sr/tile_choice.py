@@ -17,7 +17,7 @@ from .network import Network, SplitNetwork
 from .param_file import ParamGraph, fixed_blobs
 from .resident import KEPT_MAP_BYTES_PER_CELL, TRUNK_BYTES_PER_CELL, piece_spans, window_end
 from .staged_run import tta_bytes
-from .windows import GPU_WINDOW_BYTES_PER_PIXEL, GPU_WINDOWS_IN_FLIGHT
+from .windows import GPU_WINDOW_BYTES_PER_PIXEL, GPU_WINDOWS_IN_FLIGHT, blob_width
 
 # Side of the pieces a split network's head runs on (netsplit) on the CPU, and what its
 # parts keep per input pixel of a window: realesrgan-x4plus on the CPU measured ~230 MB for
@@ -198,7 +198,7 @@ class TileChoice:
         u, p, c = plan.unshuffle, self._border, plan.head_context
         cells_y, cells_x = -(-(height + 2 * p) // u), -(-(width + 2 * p) // u)
         q = p // u
-        wide = 2 if planned.precision == "fp32" else 1
+        wide = blob_width(planned.precision)
         room = net.device.heap_budget_mb * 2 ** 20 // 2
         if self._tile:
             room = min(room, GPU_WINDOWS_IN_FLIGHT * (tile + self._window_extra) ** 2 * GPU_WINDOW_BYTES_PER_PIXEL
@@ -211,8 +211,6 @@ class TileChoice:
         longest_y, longest_x = (max(window_end(span, limit, c) - span.window for span in side)
                                 for side, limit in zip(spans, (cells_y, cells_x)))
         trunk = cells_y * cells_x * TRUNK_BYTES_PER_CELL * wide
-        # The head's blobs double in float32 as the trunk's do: on lavapipe, realesrgan-
-        # x4plus's 128x128 run in 68x68 head windows peaked 77 MB in fp16, 193 MB in float32.
         piece = longest_y * longest_x * u * u * GPU_WINDOW_BYTES_PER_PIXEL * wide
         return max(trunk, cells_y * cells_x * KEPT_MAP_BYTES_PER_CELL * wide + piece), room, share
 

@@ -33,6 +33,13 @@ GPU_WINDOWS_IN_FLIGHT = 3
 GPU_WINDOW_BYTES_PER_PIXEL = 24_000
 
 
+def blob_width(precision: str | None) -> int:
+    """How many times ncnn's float16 blobs a GPU's blobs of ``precision`` take: on
+    lavapipe a head piece of realesrgan-x4plus peaked 193 MB in float32 against 77 in
+    float16 (docs/benchmarks.md, 2026-12-05)."""
+    return 2 if precision == "fp32" else 1
+
+
 class WindowRunner:
     """The window runs of an Upscaler: ``_place_tiles`` (the reference rule) and
     ``_blend_tiles``, each network run through ``_window_output``. Their ``progress``
@@ -128,9 +135,7 @@ class WindowRunner:
         if len(boxes) < 2 or not device.discrete:
             return 1
         largest = max(height * width for _, _, height, width, _ in boxes)  # TTA's passes run one by one
-        # Float32 blobs are twice fp16's: on lavapipe a head piece of realesrgan-x4plus
-        # peaked 193 MB in float32 against 77 in fp16 (docs/benchmarks.md, 2026-12-05).
-        wide = 2 if getattr(net, "precision", None) == "fp32" else 1
+        wide = blob_width(getattr(net, "precision", None))
         room = device.heap_budget_mb * 2**20 // (2 * self._concurrency * largest * GPU_WINDOW_BYTES_PER_PIXEL * wide)
         return max(1, min(self._windows_ahead, room, len(boxes)))
 
