@@ -673,7 +673,11 @@ def _warn_if_truncated(container, src, reach: _Reach) -> None:
     if total is None:
         return  # a file without a duration (a live recording) gives nothing to measure against
     total = float(total)
-    if reached < TRUNCATED_BELOW * total:
+    # Packets stamped before the start (an AAC encoder's priming, 21 ms before 0) count
+    # in Matroska's duration though not in its streams' start: a whole clip of one frame
+    # at 24 fps 'ended at 0.04 s of the 0.06 s' its container gave.
+    lead = max(0.0, float(start - reach.start)) if reach.start is not None else 0.0
+    if reached < TRUNCATED_BELOW * (total - lead):
         # FFmpeg ends the streams of a cut-off file quietly, as if it were whole.
         log.warning("%s ended at %.2f s of the %.2f s its container gives: it may be truncated", src, reached,
                     total)

@@ -1499,6 +1499,18 @@ def test_a_short_mpeg_ts_whose_packets_state_no_duration_is_not_said_to_be_trunc
         assert "truncated" not in proc.stderr and ": 1 frame in " in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize("frames, rate", [(1, 24), (2, 50)])
+def test_a_short_whole_matroska_video_with_aac_is_not_said_to_be_truncated(frames, rate, tmp_path, caplog):
+    # AAC's priming packet, stamped 21 ms before 0, counts in Matroska's duration but
+    # not in its streams' start: 1 frame at 24 fps 'ended at 0.04 s of the 0.06 s its
+    # container gives: it may be truncated'.
+    clip = make_clip(tmp_path / "in.mkv", frames=frames, rate=Fraction(rate))
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.mkv", lambda frames: frames, EncodeOptions())
+    assert "truncated" not in caplog.text
+    assert len(frame_times(tmp_path / "out.mkv")[0]) == frames
+
+
 def test_a_cut_off_matroska_video_that_starts_late_is_said_to_be_truncated(tmp_path):
     # Matroska's duration runs from 0, not from its first frame, at 10 s here.
     frame_ms = [10000 + 40 * i for i in range(60)]
