@@ -2187,6 +2187,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     for filler in target.gaps.fill(copied) if target.gaps is not None else ():
                         filler.stream = target.stream
                         out.mux(filler)
+                    if target.timed:
+                        copied = video_streams.timed_by_samples(copied)
                     copied.stream = target.stream
                     out.mux(copied)
                     fed.add(target.stream.index)

@@ -266,13 +266,39 @@ class SideOutput:
     sample format, layout and rate the encoder of ``stream`` takes, timed by ``clock``
     and re-encoded; or, subtitles with ``text``, decoded and each cue re-encoded in
     the text format of ``stream`` (``encoded_cue``). Copied PCM sound has ``gaps``
-    where the output times it by its samples alone."""
+    where the output times it by its samples alone; copied sound is ``timed`` (see
+    ``timed_by_samples``) where the output needs its last packet's duration."""
 
     stream: object
     resampler: av.AudioResampler | None = None
     clock: _SampleClock | None = None
     text: bool = False
     gaps: _PcmGaps | None = None
+    timed: bool = False
+
+
+def timed_by_samples(packet):
+    """``packet`` of copied sound, read without a duration (a Matroska's ALAC, which
+    FFmpeg has no parser to time; its AAC stored after the video), given the length of
+    the samples it decodes to, in 1/rate ticks: an mp4's muxer times each sample by
+    the next one's start, the last by its packet's duration, and one of 0 fell past
+    the edit list's end, where readers leave it out (77 ms of ALAC's, 21 ms of AAC's).
+    Decoded by the input stream's own decoder, which copied sound leaves unused."""
+    if packet.duration or packet.pts is None or packet.time_base is None or not packet.size:
+        return packet
+    try:
+        samples = sum(frame.samples for frame in packet.decode())
+    except av.error.FFmpegError:
+        return packet  # damaged: copied as it came, as before
+    rate = packet.stream.codec_context.sample_rate
+    if not samples or not rate:
+        return packet
+    tick = Fraction(1, rate)
+    pts, dts = packet.pts, packet.dts
+    packet.pts = round(pts * packet.time_base / tick)
+    packet.dts = None if dts is None else round(dts * packet.time_base / tick)
+    packet.time_base, packet.duration = tick, samples
+    return packet
 
 
 def sample_rate_for(source: int, rates: Iterable[int] | None) -> int:
@@ -954,7 +980,8 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
                 # Matroska written to a pipe needs the stream's header at its start; a
                 # file gets it from the first packet, going back for it.
                 o.codec_context.extradata = aac_config(stream.codec_context)
-            mapping[stream.index] = SideOutput(o, gaps=gaps)
+            mapping[stream.index] = SideOutput(o, gaps=gaps, timed=stream.type == "audio"
+                                               and out.format.name in MOV_FAMILY)
             if stream.type == "audio" and out.format.name in PRIMING_PLAYED:
                 priming = Fraction(_COPIED_PRIMING.get(name, 0), stream.codec_context.sample_rate)
                 _note_priming(late_by, name, priming, stream, sound_from)

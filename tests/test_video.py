@@ -3486,6 +3486,26 @@ def test_a_pause_in_sound_whose_packets_state_no_durations_is_kept_in_an_avi(tmp
                                                  pytest.approx(15.5 + 1105 / 48000, abs=0.04)]
 
 
+@pytest.mark.parametrize("audio, frames, rate, name", [
+    ("alac", 8, Fraction(24), "out.mp4"),  # FFmpeg has no parser to time ALAC by: no packet has a duration
+    ("aac", 40, Fraction(2), "out.mov"),  # AAC stored after the video: no frame size read, nor durations
+])
+def test_copied_sound_whose_packets_state_no_durations_keeps_its_last_packet_in_an_mp4(audio, frames, rate, name,
+                                                                                        tmp_path):
+    # An mp4's muxer times each sample by the next one's start, and the last by its
+    # packet's duration: 0 put it past the edit list's end, where readers leave it out
+    # (ALAC's last 3712 samples, 77 ms; AAC's last 1024).
+    clip = make_clip(tmp_path / "in.mkv", frames=frames, rate=rate, width=16, height=16, audio=audio)
+    with av.open(str(clip)) as c:
+        assert not any(p.duration for p in c.demux(audio=0))
+    with av.open(str(clip)) as c:
+        stated = sum(f.samples for f in c.decode(audio=0))
+    upscale_video(clip, tmp_path / name, lambda frames: frames)
+    with av.open(str(tmp_path / name)) as c:
+        assert c.streams.audio[0].codec_context.name == audio  # copied
+        assert sum(f.samples for f in c.decode(audio=0)) == stated
+
+
 def test_flac_that_starts_late_is_re_encoded_into_an_avi_at_48_khz(tmp_path):
     # FLAC's encoder ends with an empty packet (its header's update) a few samples on
     # from the last: an AVI times FLAC by whole 4608-sample blocks, where both fell in
