@@ -476,8 +476,11 @@ def takes(out, stream) -> bool:
 # Sound an .mp4 holds that common players do not play from it: browsers and QuickTime
 # refuse Vorbis there, and Apple's players PCM, which FFmpeg writes in an .mp4 since
 # version 8 (a .mov keeps PCM: QuickTime's own). It is re-encoded to the .mp4's AAC.
+# Vorbis in an .avi has a tag FFmpeg made up, which no other player knows, and FFmpeg
+# read its copy back mistimed (its second packet at 0.47 s): re-encoded to MP3.
 def _unplayed(muxer: str, codec: str) -> bool:
-    return muxer == "mp4" and (codec == "vorbis" or codec.startswith("pcm_"))
+    return (muxer == "mp4" and (codec == "vorbis" or codec.startswith("pcm_"))
+            or muxer == "avi" and codec == "vorbis")
 
 
 # The readers whose AAC carries its header on each packet (ADTS): in any other

@@ -4327,6 +4327,22 @@ def test_sound_an_mp4_holds_but_players_do_not_play_from_it_is_re_encoded_to_aac
     assert sound_seconds(tmp_path / "out.mp4") == pytest.approx(sound_seconds(clip), abs=0.05)
 
 
+def test_vorbis_sound_is_re_encoded_into_an_avi_in_step_with_the_picture(tmp_path, caplog):
+    # Vorbis has no AVI tag of its own (FFmpeg writes one it made up, which no other
+    # player knows) and FFmpeg read its copy back mistimed: its second packet at
+    # 0.47 s, 22 packets' time, against a picture from 0.
+    clip = make_clip(tmp_path / "in.mkv", frames=8, width=16, height=16, audio="vorbis", layout="stereo")
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        upscale_video(clip, tmp_path / "out.avi", lambda frames: frames)
+    assert (".avi holds vorbis audio that common players do not play there: re-encoding audio stream 1 to mp3 "
+            "(a .mkv output keeps it)") in caplog.text
+    assert audio_stream(tmp_path / "out.avi")[0] == "mp3float"
+    with av.open(str(tmp_path / "out.avi")) as c:
+        first = next(c.decode(audio=0))
+    assert first.pts * first.time_base == 0
+    assert sound_seconds(tmp_path / "out.avi") == pytest.approx(sound_seconds(clip), abs=0.05)
+
+
 def test_opus_sound_is_copied_into_an_mp4(tmp_path, caplog):
     clip = make_clip(tmp_path / "in.mkv", frames=3, width=16, height=16, audio="libopus")
     with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
