@@ -53,9 +53,10 @@ from .video_codecs import (BITRATE, CONSTANT_QUALITY, DEFAULT_CRF, JPEG_ENCODERS
                            QUIET_X265, RATE_PER_FRAME, SVT_AV1_ONE_THREAD, VP8_CEILING, X265_CUTREE_NARROWEST,
                            X265_FEWEST_REORDERED, _frame_rates, _matrix_read, _nearest_rate, _open_saying_why,
                            _pixel_format, _rate_text, _reason, _size_refusal, _standard_rate, check_encoder_rate,
-                           encoder_time_base, profile_options, refused_open, svt_av1_stalls, video_encoder)
+                           encoded_size, encoder_time_base, profile_options, refused_open, svt_av1_stalls,
+                           video_encoder)
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, as_read, coded, depth,
-                           encodable_size, fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
+                           fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
                            output_colour, to_rgb, turned_sideways)
 
 log = logging.getLogger("ncnn_sr")
@@ -1830,7 +1831,7 @@ def _keep_first(video_out, codec: str, first: _FirstFrame, image: np.ndarray, op
     # the pixel format needs even is rounded to the nearest even size, not cropped later.
     wider = options.keep_height or (sar > 1 and not options.keep_width)
     want = (size[0] * sar, Fraction(size[1])) if wider else (Fraction(size[0]), size[1] / sar)
-    even = tuple(s != 3 for s in encodable_size(3, 3, options.pix_fmt))
+    even = tuple(s != 3 for s in encoded_size(3, 3, options.pix_fmt, codec))
     stretched = tuple(max(2 if e else 1, 2 * round(w / 2) if e else round(w)) for w, e in zip(want, even))
     if stretched == size:
         return None
@@ -2363,7 +2364,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             if size is None:
                 stretched = _keep_first(video_out, codec, first[0], image, options, src, dst, flags) if first else None
                 shape = stretched or (image.shape[1], image.shape[0])
-                size = encodable_size(*shape, options.pix_fmt)
+                size = encoded_size(*shape, options.pix_fmt, codec)
                 if size != shape:
                     log.warning("%s", fit_warning(options.pix_fmt, *shape, size))
                 video_out.width, video_out.height = size

@@ -535,7 +535,7 @@ def check_size(info: VideoInfo, dst: Path | VideoOutput, encoder: str, options: 
         # A scale beside --width or --height only picks the model's variant.
         out_height, out_width = target_size(tall, wide, scale if width is None and height is None else None, width,
                                             height)
-        size = encodable_size(out_width, out_height, pix_fmt)
+        size = encoded_size(out_width, out_height, pix_fmt, encoder)
         refusals.append(_size_refusal(dst, encoder, replace(options, pix_fmt=pix_fmt), size, flags)
                         or _opening_refusal(dst, encoder, pix_fmt, size, options.bitrate, flags))
     if not any(refusals):
@@ -684,6 +684,47 @@ def _matrix_read(codec: str, muxer: str, pix_fmt: str, matrix: int) -> int:
     except (av.error.FFmpegError, ValueError, IndexError, StopIteration):
         return matrix
     return read
+
+
+def encoded_size(width: int, height: int, pix_fmt: str, codec: str) -> tuple[int, int]:
+    """``encodable_size`` for the encoder ``codec``: sides that are no whole number of
+    chroma samples (33x25 in 4:2:0) are kept where it codes them, its chroma rounded
+    up (VP8, VP9, AV1, FFV1, MPEG-2, MPEG-4, MJPEG), and cropped where it refuses them
+    (x264, x265): an FFV1 archive of a 33x25 clip at -s 3 lost a row and a column."""
+    size = encodable_size(width, height, pix_fmt)
+    if (size[0] >= width and size[1] >= height) or not _codes_odd_sides(codec, pix_fmt):
+        return size
+    return max(size[0], width), max(size[1], height)
+
+
+@functools.lru_cache(maxsize=None)
+def _codes_odd_sides(codec: str, pix_fmt: str) -> bool:
+    """Whether ``codec`` codes ``pix_fmt`` frames whose sides are no whole number of
+    chroma samples and they read back at their size. Asked by writing one 33x25 frame
+    (odd, and no multiple of 4:1:1's 4) and reading it back, as each encoder's rule is
+    its own; False where that cannot be done here (a hardware encoder without its
+    hardware)."""
+    written = io.BytesIO()
+    try:
+        with av.open(written, "w", format="nut") as probe_output:
+            stream = probe_output.add_stream(codec, rate=25)
+            stream.width, stream.height, stream.pix_fmt = 33, 25, pix_fmt
+            if codec in RATE_PER_FRAME:
+                stream.codec_context.bit_rate = av.codec.CodecContext.create(codec, "w").bit_rate
+            if codec == "libx265":
+                stream.codec_context.options = dict(QUIET_X265)
+            frame = av.VideoFrame(33, 25, pix_fmt)
+            for plane in frame.planes:
+                plane.update(bytes(plane.buffer_size))
+            frame.pts = 0
+            probe_output.mux(stream.encode(frame))
+            probe_output.mux(stream.encode())
+        written.seek(0)
+        with av.open(written) as probe_input:
+            read = next(probe_input.decode(video=0))
+    except (av.error.FFmpegError, ValueError, IndexError, StopIteration):
+        return False
+    return (read.width, read.height) == (33, 25)
 
 
 # The video encoders named when one asked for is unknown, where this FFmpeg has them.

@@ -31,6 +31,7 @@ from ncnn_sr.errors import shell_word
 from ncnn_sr.lanes import Lane, ordered_map
 from ncnn_sr.video import EncodeOptions, upscale_video
 from ncnn_sr.video_streams import sample_rate_for
+from ncnn_sr.video_codecs import encoded_size
 from ncnn_sr.video_frames import ColourTags, encodable_size, output_colour, to_rgb
 from test_cli import LATIN1, LOCALES, installed, run_in_locale
 
@@ -963,6 +964,18 @@ def test_sizes_any_subsampled_format_cannot_hold_are_cropped_to_what_it_can(pix_
     assert encodable_size(51, 37, "yuv411p") == (48, 37) and encodable_size(51, 37, "p010le") == (50, 36)
 
 
+@pytest.mark.parametrize("codec, name", [("ffv1", "out.mkv"), ("libvpx-vp9", "out.webm"), ("mpeg4", "out.mp4")])
+def test_encoders_that_code_odd_sides_keep_them(codec, name, tmp_path):
+    # Only x264 and x265 refuse 4:2:0 frames of odd sides: VP9, FFV1, MPEG-4 and more
+    # code them, their chroma rounded up, and an FFV1 archive 51 px wide came out 50.
+    clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None)
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / name, *X2, "--width", "51", "--height", "39",
+               "--codec", codec)
+    assert "needs even" not in proc.stderr
+    assert frame_times(tmp_path / name)[1] == (51, 39)
+    assert encoded_size(51, 39, "yuv420p", "libx264") == (50, 38)
+
+
 def test_frames_smaller_than_the_pixel_format_allows_are_padded_with_a_warning_saying_so(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mp4", *X2, "--width", "1", "--height", "1")
@@ -1116,18 +1129,24 @@ def test_square_samples_stretched_on_purpose_stay_stretched(tmp_path):
     assert aspect(tmp_path / "out.mp4") == (None, None)
 
 
-@pytest.mark.parametrize("sar,size", [(DVD_WIDE, None), (Fraction(8, 9), None), (DVD_WIDE, (90, 60))])
+@pytest.mark.parametrize("sar,size,name", [(DVD_WIDE, None, "out.webm"), (Fraction(8, 9), None, "out.webm"),
+                                           (DVD_WIDE, (90, 60), "out.webm"), (DVD_WIDE, (90, 60), "out.mkv")])
 def test_anamorphic_frames_where_the_output_holds_no_aspect_are_stretched_to_square_samples(tmp_path, caplog, sar,
-                                                                                         size):
-    # 16:9 and 4:3 NTSC DVDs; 90x60 at 32:27 doubled wants 213.3 px: the even 214, not 213 cropped to 212.
+                                                                                         size, name):
+    # 16:9 and 4:3 NTSC DVDs; 90x60 at 32:27 doubled wants 213.3 px: 213 in VP9, which
+    # codes odd sides, and in ProRes 4:2:2, which needs an even width, the even 214,
+    # not 213 cropped to 212.
     kw = {} if size is None else {"width": size[0], "height": size[1]}
     clip = make_clip(tmp_path / "in.mp4", frames=2, audio=None, sar=sar, **kw)
     with av.open(str(clip)) as c:
         w, h = c.streams.video[0].codec_context.width, c.streams.video[0].codec_context.height
+    prores = name == "out.mkv"
     with caplog.at_level(logging.INFO, logger="ncnn_sr"):
-        upscale_video(clip, tmp_path / "out.webm", doubled)
-    wide, tall = (2 * round(w * sar), 2 * h) if sar > 1 else (2 * w, 2 * round(h / sar))
-    with av.open(str(tmp_path / "out.webm")) as c:
+        upscale_video(clip, tmp_path / name, doubled, EncodeOptions(codec="prores_ks") if prores else EncodeOptions())
+    wide, tall = (round(2 * w * sar), 2 * h) if sar > 1 else (2 * w, round(2 * h / sar))
+    if prores:
+        wide = 2 * round(w * sar)
+    with av.open(str(tmp_path / name)) as c:
         v = c.streams.video[0]
         assert (v.codec_context.width, v.codec_context.height) == (wide, tall)
         assert v.sample_aspect_ratio in (None, 1)
