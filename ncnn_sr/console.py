@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 import click
 
-from .errors import NOT_UTF8
+from .errors import NOT_UTF8, without_subject
 from .in_work import PerPicture
 
 if TYPE_CHECKING:  # outcomes loads the planning, and Pillow with it: not for --help
@@ -281,8 +281,7 @@ class Progress(_Meter):
             message = outcome.message
             if self.say_failed:
                 # The reference's word for a picture it could not do, which its wrappers look for.
-                named = f"{outcome.job.source}: "
-                message = f"{outcome.job.source} failed: {message.removeprefix(named)}"
+                message = f"{outcome.job.source} failed: {without_subject(outcome.job.source, message)}"
             echo(f"{self.prog}: error: {message}")
         elif self.verbose:
             if outcome.status == "ok":

@@ -193,7 +193,18 @@ def failed_words(subject, words: str) -> str:
     of a bad flag (which they look for too), are kept as they are."""
     if "failed" in words or words.startswith("invalid "):
         return words
-    return f"{subject} failed: {words.removeprefix(f'{subject}: ')}"
+    return f"{subject} failed: {without_subject(subject, words)}"
+
+
+def without_subject(subject, words: str) -> str:
+    """``words`` without the ``subject: `` they may begin with, the name as it is or
+    as one_line said it: the plain name alone was looked for, and one said escaped (a
+    byte that is not UTF-8, a line break) was named twice, "caf\\xe9.png failed:
+    caf\\xe9.png: not a picture"."""
+    for said in dict.fromkeys((f"{subject}: ", f"{one_line(str(subject))}: ")):
+        if words.startswith(said):
+            return words[len(said):]
+    return words
 
 
 # A file's name may hold bytes that are not UTF-8 (Latin-1's b"caf\xe9.png" from an

@@ -489,6 +489,24 @@ def test_a_picture_the_dropin_fails_is_said_to_have_failed_as_by_the_reference(t
         f"realesrgan-ncnn-vulkan: error: {tmp_path / 'in.png'} failed: not a picture: the file is empty (0 bytes)\n"
 
 
+@pytest.mark.parametrize("folder", [False, True])
+def test_a_picture_the_dropin_fails_is_named_once_where_its_name_is_escaped(tmp_path, folder):
+    # found by a folder audit: a name said escaped (a Latin-1 byte, a line break) was
+    # said twice, "caf\xe9.png failed: caf\xe9.png: not a picture", its plain form
+    # not found at the start of the escaped message to be taken off.
+    for name in (f"{LATIN1}.png", "new\nline.png"):
+        (tmp_path / "in" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "in" / name).write_bytes(b"")
+    args = ["-i", "in", "-o", "out"] if folder else ["-i", f"in/{LATIN1}.png", "-o", "o.png"]
+    proc = run_in_locale({"LC_ALL": "C.UTF-8"}, *args, "-g", "-1", "-s", "2", cmd=DROPIN, cwd=tmp_path)
+    errors = [line for line in proc.stderr.decode().splitlines() if "error:" in line]
+    said = ["realesrgan-ncnn-vulkan: error: in/caf\\xe9.png failed: not a picture: the file is empty (0 bytes)"]
+    if folder:
+        said.append("realesrgan-ncnn-vulkan: error: in/new\\nline.png failed: not a picture: the file is empty "
+                    "(0 bytes)")
+    assert proc.returncode == 1 and sorted(errors) == said
+
+
 @pytest.mark.parametrize("args", [["-i", "gone.png", "-o", "o.png"],  # the reference: "decode image ... failed"
                                   ["-i", "in", "-o", "in"],  # refused, where the reference writes over them
                                   ["-i", "in.png", "-o", "in.png/o.png"],  # "encode image ... failed"
@@ -4181,8 +4199,8 @@ def test_pictures_named_in_latin1_are_written_and_said_by_their_bytes(env, tmp_p
                          cmd=DROPIN)
     assert proc.returncode != 0 and not (tmp_path / "o.png").exists()
     assert proc.stderr.decode("ascii").splitlines() == [
-        f"realesrgan-ncnn-vulkan: error: {tmp_path}/in/bad\\xe9.png failed: {tmp_path}/in/bad\\xe9.png: not a picture, "
-        "or a format Pillow cannot read"]
+        f"realesrgan-ncnn-vulkan: error: {tmp_path}/in/bad\\xe9.png failed: not a picture, or a format Pillow cannot "
+        "read"]
     run_in_locale(env, "-i", tmp_path / "in" / f"{LATIN1}.png", "-o", tmp_path / f"{LATIN1}.webp", *X2_CPU,
                   cmd=DROPIN)
     assert size_of(tmp_path / f"{LATIN1}.webp") == (32, 24)
