@@ -980,9 +980,13 @@ def _say_stopped(prog: str, reason: str, ok: int, skipped: int, failed: int, lef
     if reason.endswith(REMOVED):
         then = "nothing is left to go on from: the same command starts over"
     else:
-        how = "the same command with --skip-existing" if prog == "ncnn-sr" else "ncnn-sr with --skip-existing"
-        then = f"once {when}, {how} goes on from there"
+        then = f"once {when}, {_resumed_by(prog)} goes on from there"
     echo(f"{prog}: stopped: {reason}; {ok} upscaled, {skipped} skipped, {failed} failed, {left} not done; {then}")
+
+
+def _resumed_by(prog: str) -> str:
+    """The command that goes on with a folder's run of ``prog`` where it stopped."""
+    return "the same command with --skip-existing" if prog == "ncnn-sr" else "ncnn-sr with --skip-existing"
 
 
 def _failed(count: int, opts: RunOptions) -> str:
@@ -1266,8 +1270,11 @@ def _ended(prog: str, opts: RunOptions, state: _RunState) -> int:
         return EXIT_FAILED
     if summary.cancelled:
         left = total - summary.done
+        # How to go on said, as where a full disk stopped the run: the same command
+        # again wrote every picture again.
+        then = f"; {_resumed_by(prog)} goes on from there" if left else ""
         message = (f"{prog}: interrupted: {summary.ok} upscaled, {summary.skipped} skipped"
-                   f"{_failed(summary.failed, opts)}, {left} not done; no partial files were left") \
+                   f"{_failed(summary.failed, opts)}, {left} not done; no partial files were left{then}") \
             if plan.folder_mode else _picture_interrupted(prog, plan.jobs[0].target, summary.ok > 0)
         _say_failed_names(prog, failed)
         if summary.abandoned:

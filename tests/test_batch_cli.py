@@ -1336,8 +1336,12 @@ def test_an_interrupted_folder_names_the_pictures_that_failed_above_its_last_lin
     prog = Path(cmd).name
     lines = err.splitlines()
     assert lines[-2] == f"{prog}: failed: a.png", lines
+    # and how to go on, as the line of a run stopped by a full disk says it: run again
+    # as it was, the command wrote every picture again.
+    how = "the same command" if cmd == NCNN_SR else "ncnn-sr"
     assert re.fullmatch(rf"{re.escape(prog)}: interrupted: \d+ upscaled, 0 skipped, 1 failed, \d+ not done; "
-                        "no partial files were left", lines[-1]), lines
+                        f"no partial files were left; {how} with --skip-existing goes on from there",
+                        lines[-1]), lines
 
 
 # The command named, run as installed, but for one thing: a call into ncnn's network

@@ -275,7 +275,8 @@ def test_a_stop_signal_as_a_fifo_in_the_output_folder_waits_on_its_reader_ends_t
         os.close(reader)
     assert proc.returncode == 128 + sig, err
     said = [line for line in err.splitlines() if "ETA" not in line]
-    assert said == ["ncnn-sr: interrupted: 0 upscaled, 0 skipped, 0 failed, 1 not done; no partial files were left"]
+    assert said == ["ncnn-sr: interrupted: 0 upscaled, 0 skipped, 0 failed, 1 not done; no partial files were left; "
+                    "the same command with --skip-existing goes on from there"]
     assert os.listdir(tmp_path / "out") == ["b.png"] and (tmp_path / "out" / "b.png").is_fifo()
 
 
