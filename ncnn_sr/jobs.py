@@ -261,6 +261,7 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
     videos = 0
     not_pictures: list[str] = []  # files named as no picture nor video, below src
     raws: list[str] = []  # raw photos, below src
+    unread: list[str] = []  # files of a name that says nothing, their first bytes unread: "name: why"
     sniffed = False  # whether one of them was read, its name saying nothing
     kept_aside: set[Path] = set()  # pictures left out as outputs of an earlier run, without a suffix
     hidden: list[str] = []  # files named as pictures but hidden (.a.png), below src
@@ -295,6 +296,8 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
                 names.append(e.name)
             elif video_container(head) is not None and not _sound_alone(e.path):
                 videos += 1  # a clip a downloader left without its extension: 'ncnn-sr video' takes it
+            elif not head and (why := _unreadable(e.path)) is not None:
+                unread.append(f"{within}{e.name}: {why}")
             else:
                 not_pictures.append(within + e.name)
                 sniffed = True
@@ -315,6 +318,8 @@ def _plan(src: Path, dst: Path, fmt: str | None, recursive: bool, into_folder: b
         _unless_writing_over(jobs, kept_aside)
     if not_pictures:
         notes.append(_left_out(src, not_pictures, "picture", sniffed))
+    if unread:
+        notes.append(_unread(src, unread))
     if raws:
         # Said apart: they are pictures, and "not pictures by their names" misled.
         notes.append(f"{len(raws)} raw photo{'s' if len(raws) > 1 else ''} in {src} left out ({_first_names(raws)}): "
@@ -505,6 +510,32 @@ def _head(path: str) -> bytes:
         return b""
     finally:
         os.close(fd)
+
+
+def _unreadable(path: str) -> str | None:
+    """Why the file at ``path``, whose ``_head`` was empty, cannot be read; None where
+    it can (an empty file) or is gone. Asked only of those: an empty head is rare."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        return None if e.errno == errno.ENOENT else (e.strerror or str(e)).lower()
+    try:
+        os.read(fd, 1)
+    except OSError as e:
+        return (e.strerror or str(e)).lower()
+    finally:
+        os.close(fd)
+    return None
+
+
+def _unread(src: Path, names: list[str]) -> str:
+    """The note of the files ``names`` (below ``src``, each "name: why") of no name
+    that says what they are, left out as their first bytes could not be read: said
+    to be no picture, a picture this user may not read was lost from sight."""
+    count = len(names)
+    which = "it cannot be read to tell whether it is" if count == 1 else "they cannot be read to tell whether they are"
+    return f"{count} file{'s' if count > 1 else ''} in {src} left out: {which} {'a ' if count == 1 else ''}" \
+           f"picture{'s' if count > 1 else ''} ({_first_names(names)})"
 
 
 def _holds(test) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import picture, png_bytes, png_chunk
+from conftest import as_a_user, picture, png_bytes, png_chunk
 from ncnn_sr.animation import read_frames
 from ncnn_sr.errors import HintedInputError, InputError, Option, command_words
 from media import bomb_png, make_clip
@@ -487,6 +487,21 @@ def test_a_picture_the_dropin_fails_is_said_to_have_failed_as_by_the_reference(t
     proc = run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "o.png", "-g", "-1", "-s", "2", check_ok=False)
     assert proc.returncode == 1 and proc.stderr == \
         f"realesrgan-ncnn-vulkan: error: {tmp_path / 'in.png'} failed: not a picture: the file is empty (0 bytes)\n"
+
+
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+def test_a_file_without_an_extension_that_cannot_be_read_is_not_said_to_be_no_picture(tmp_path, cmd):
+    # found by a folder audit: one this user may not read was left out as "not a
+    # picture by its name or first bytes", whose first bytes were never read.
+    src = pictures(tmp_path / "in", ["a.png", "d.png"])
+    (src / "d.png").rename(src / "d")
+    (src / "d").chmod(0)
+    proc = subprocess.run(as_a_user([cmd, "-i", "in", "-o", "out", "-g", "-1", "-s", "2"]), capture_output=True,
+                          text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"{Path(cmd).name}: warning: 1 file in in left out: it cannot be read to tell whether it is a picture " \
+           "(d: permission denied)" in proc.stderr.splitlines(), proc.stderr
+    assert os.listdir(tmp_path / "out") == ["a.png"]
 
 
 @pytest.mark.parametrize("folder", [False, True])
