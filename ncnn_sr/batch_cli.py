@@ -1306,6 +1306,10 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
         if plan.folder_mode:
             state.pipes = {job.target: OutputPipe(job.target) for job in plan.jobs if is_fifo(job.target)}
         _say_plan(prog, plan)
+        if plan.jobs and plan.folder_mode and not opts.quiet and _deeper(opts, flags):
+            # As a Thumbs.db left out is said: photos/2023/*.jpg were left out unsaid.
+            log.warning(f"{opts.input}: the pictures in its sub-folders are left out "
+                        f"({flags('-r')} upscales them too)")
         if not plan.jobs and opts.empty_folder_ok and not plan.unlisted:
             # As the reference looks its devices up and loads its model before it finds
             # the folder empty: a typo tried on an empty folder passed, with status 0.

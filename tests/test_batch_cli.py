@@ -490,6 +490,25 @@ def test_a_picture_the_dropin_fails_is_said_to_have_failed_as_by_the_reference(t
 
 
 @pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
+def test_the_pictures_of_sub_folders_a_folder_run_leaves_out_are_said(tmp_path, cmd):
+    # found by a folder audit: photos/ with photos/2023/*.jpg upscaled the top's
+    # pictures alone, the others left out without a word, where a Thumbs.db is said.
+    src = pictures(tmp_path / "in", ["a.png", "sub/deeper/b.png"])
+    (tmp_path / "in" / "notes").mkdir()
+    (tmp_path / "in" / "notes" / "n.txt").write_text("no picture")
+    hint = "(-r upscales them too)" if cmd == NCNN_SR else "('ncnn-sr -r' upscales them too)"
+    said = f"{Path(cmd).name}: warning: in: the pictures in its sub-folders are left out {hint}"
+    proc = run(cmd, "-i", "in", "-o", "out", *X2_CPU, cwd=tmp_path)
+    assert said in proc.stderr.splitlines() and os.listdir(tmp_path / "out") == ["a.png"], proc.stderr
+    # Not where none holds a picture, nor of the output folder inside the input's.
+    shutil.rmtree(src / "sub")
+    pictures(src / "out", ["old.png"])
+    assert "sub-folders" not in run(cmd, "-i", "in", "-o", "in/out", *X2_CPU, cwd=tmp_path).stderr
+    if cmd == NCNN_SR:
+        assert "sub-folders" not in run(cmd, "-i", "in", "-o", "out2", "-r", *X2_CPU, cwd=tmp_path).stderr
+
+
+@pytest.mark.parametrize("cmd", [NCNN_SR, DROPIN])
 def test_a_file_without_an_extension_that_cannot_be_read_is_not_said_to_be_no_picture(tmp_path, cmd):
     # found by a folder audit: one this user may not read was left out as "not a
     # picture by its name or first bytes", whose first bytes were never read.
