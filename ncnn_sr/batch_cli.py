@@ -885,13 +885,17 @@ def _run_video_folder(prog: str, opts: RunOptions, encode, debug: bool, flags: F
         left = len(jobs) - done - skipped - failed  # the one stopped too, as a folder of pictures counts
         from .video_pieces import kept_words  # what a rerun goes on from
 
-        kept = kept_words(working) if working is not None else None
+        # The same command again upscaled the videos it had written again.
+        anew = done and left and not opts.skip_existing
+        kept = kept_words(working, f"run {_resumed_by(prog)}" if anew else "run the same command again") \
+            if working is not None else None
         if bar is not None:
             bar.close()  # above the names, as the line below them closes it
         _say_failed_names(prog, failed_names)
+        then = f"of {working}, {kept}" if kept else "no partial files were left" + (
+            f"; {_resumed_by(prog)} goes on from there" if anew else "")
         stop_interrupted(bar, f"{prog}: interrupted: {_videos(done)} upscaled, {skipped} skipped, {failed} "
-                              f"failed, {left} not done; " + (f"of {working}, {kept}" if kept
-                                                              else "no partial files were left"))
+                              f"failed, {left} not done; {then}")
     except MemoryError:
         if working is None or not _said_out_of_memory(prog, bar, working):
             raise  # entry's line

@@ -463,8 +463,10 @@ def test_ctrl_c_in_a_folder_run_stops_at_once_and_leaves_no_partial_video(tmp_pa
     # at a load of 9 on two cores).
     assert time.monotonic() - sent < 5 and proc.returncode == 130, err
     # What is left to do counted, as a folder of pictures counts it.
+    # How to go on said: the same command again upscaled a.mp4 again.
     assert err.splitlines()[-2:] == ["ncnn-sr: failed: 0.mp4", "ncnn-sr: interrupted: 1 video upscaled, 0 skipped, "
-                                     "1 failed, 2 not done; no partial files were left"], err
+                                     "1 failed, 2 not done; no partial files were left; the same command with "
+                                     "--skip-existing goes on from there"], err
     assert sorted(p.name for p in out.iterdir()) == ["a.mp4"]
 
 
