@@ -859,12 +859,17 @@ def convert(source: str, folder: str | None, name: str | None, fp32: bool, other
             elif sha256 is not None:
                 download_mod.verify_file(path, sha256)
             weights = checkpoint.read_weights(path)
-            if second is not None:
-                weights = convert_mod.interpolate_weights(weights, second, dni_weight)
-            # Models are named by their scale (3x_Name.pth): where the keys cannot tell, that decides.
-            model = convert_mod.convert_weights(weights, fp16=not fp32, scale=scale,
-                                                scale_hint=convert_mod.name_scale(Path(file_name).stem),
-                                                flags=FlagNames())
+            try:
+                if second is not None:
+                    weights = convert_mod.interpolate_weights(weights, second, dni_weight)
+                # Models are named by their scale (3x_Name.pth): where the keys cannot tell, that decides.
+                model = convert_mod.convert_weights(weights, fp16=not fp32, scale=scale,
+                                                    scale_hint=convert_mod.name_scale(Path(file_name).stem),
+                                                    flags=FlagNames())
+            except ModelError as e:
+                # What is wrong is said by key: which file holds them, where several are
+                # at hand (a --dni, a folder of downloads), is not.
+                raise e.preceded(f"{path}{'' if other is None else f' and {other}'}: ") from None
             spec = convert_mod.write_model(model, target, name, overwrite=force)
     except KeyboardInterrupt:
         if downloaded.kept is not None:  # before the entry point's "interrupted"

@@ -97,6 +97,11 @@ class NcnnSrError(Exception):
         goes on with ``more``, text and Options."""
         return self._saying(*self.pieces, *more)
 
+    def preceded(self, *more) -> NcnnSrError:
+        """A copy of this error, as ``extended`` makes one, whose message opens with
+        ``more``."""
+        return self._saying(*more, *self.pieces)
+
     def __reduce__(self):
         # pickle and copy rebuild it without its __init__, which subclasses give other
         # arguments: HintedInputError's could not be unpickled, so a multiprocessing

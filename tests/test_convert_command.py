@@ -147,6 +147,22 @@ def test_weights_of_another_architecture_write_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
 
 
+def test_weights_refused_for_what_they_hold_are_named(tmp_path):
+    # found by a walk of downloaded-model forms: a SwinIR-like file, or one missing a
+    # key, was refused by its keys alone; with several files (or --dni) none was named.
+    swin = weights_file(tmp_path, "4x-Swin.pth", {"layers.0.residual_group.blocks.0.attn.qkv.weight":
+                                                  np.ones((6, 2), np.float32)})
+    state = random_compact()
+    del state["body.2.bias"]
+    cut = weights_file(tmp_path, "cut.pth", state)
+    good = weights_file(tmp_path, "good.pth")
+    for args, named in (([swin], swin), ([cut], cut), ([good, "--dni", swin], f"{good} and {swin}")):
+        proc = run("convert", "-i", *args, "-o", tmp_path / "out", check_ok=False)
+        assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+        assert proc.stderr.startswith(f"ncnn-sr: error: {named}: "), proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_help_and_the_refusal_name_every_architecture_convert_takes(tmp_path):
     # found by a README audit: --help named RRDBNet and SRVGGNetCompact alone, and the
     # refusal left out PLKSR, which the README lists with SPAN and RealPLKSR
@@ -415,7 +431,7 @@ def test_scale_overrides_the_name(tmp_path):
 def test_a_scale_the_keys_contradict_writes_nothing(tmp_path):
     proc = run("convert", "-i", weights_file(tmp_path), "--scale", "3", check_ok=False)
     assert proc.returncode == 1
-    assert proc.stderr == "ncnn-sr: error: SRVGGNetCompact, 2 convolutions, 8 features, x2: its keys say x2, not x3 " \
+    assert proc.stderr == f"ncnn-sr: error: {tmp_path / '4x-Mine.pth'}: SRVGGNetCompact, 2 convolutions, 8 features, x2: its keys say x2, not x3 " \
                           "(--scale 3); a scale is chosen only for ESRGAN names with one upsampling " \
                           "convolution, x2 or x3\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["4x-Mine.pth"]
