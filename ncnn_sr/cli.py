@@ -28,7 +28,7 @@ from .entry import output_is_a_listing
 from .errors import (FlagNames, InputError, ModelError, ModelMissing, NcnnSrError, command_words, one_line, shell_word,
                      shown_repr)
 from .files import check_folder, folder_made, same_file
-from .flags import HomePath, ModelText, OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
+from .flags import HomePath, ModelFolder, ModelText, OnePathCommand, RunOptions, UsageCommand, gpu_flag, path_flag
 from .path_names import is_picture_suffix, names_a_folder, suffix_fault, video_by_its_output
 from .signals import HeldInterrupts, ctrl_c_signals
 from .streams import DeliveryInterrupted, OutputPipe, Streams, VideoInput, VideoOutput, is_stream, shown
@@ -243,7 +243,7 @@ _SHARED_OPTIONS = [
                       "RealPLKSR with GroupNorm is exact on every device unless --blend."),
     "gpu",  # each command's own: see _GPU_HELP
     "jobs",  # each command's own: see _JOBS_HELP
-    click.option("-m", "--model-path", type=HomePath(path_type=Path, exists=True, file_okay=False), default=None,
+    click.option("-m", "--model-path", type=ModelFolder(), default=None,
                  help="Folder to look for models in first."),
     click.option("-dn", "--denoise", type=DecimalNumber(0, 1), default=None,
                  help="With -n realesr-general-x4v3 (ncnn-sr fetch it and realesr-general-wdn-x4v3): how "
@@ -572,7 +572,7 @@ upscale.elsewhere = {name: "for pictures: it is an option of 'ncnn-sr video'"
 
 
 @main.command("models")
-@click.option("-m", "--model-path", type=HomePath(path_type=Path, exists=True, file_okay=False), default=None,
+@click.option("-m", "--model-path", type=ModelFolder(), default=None,
               help="Folder to look in first; the custom models in it are listed too.")
 def list_models(model_path: Path | None) -> None:
     """List the known models, where each was found, and whether it was verified

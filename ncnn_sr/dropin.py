@@ -27,7 +27,7 @@ from . import models as models_mod
 from .choices import MIN_TILE
 from .console import name_streams, setup_logging
 from .errors import FlagNames, InputError, command_words, failed_words, one_line, shell_word
-from .flags import REFERENCE_JOBS, ModelText, OnePathCommand, RunOptions, path_flag
+from .flags import REFERENCE_JOBS, ModelText, OnePathCommand, RunOptions, param_runs_as, path_flag
 from .path_names import names_a_folder, video_by_its_output
 from .streams import STDIO, DeliveryInterrupted, OutputPipe, Streams, VideoInput, VideoOutput, is_stream
 from .typed_numbers import decimal_number, whole_number
@@ -123,7 +123,9 @@ def main(input_path: str, output_path: str, scale: str, tile: str, model_path: s
         sys.exit(1)
     if model_path != DEFAULT_MODEL_FOLDER and not model_path.is_dir():
         # Else said to lack the model, as a path through the file (in.png/NAME.param).
-        _refuse(failed_words(input_path, f"model folder {model_path} is not a folder"))
+        runs = param_runs_as(model_path)
+        what = "not a folder" if runs is None else f"a model's file: {runs}"
+        _refuse(failed_words(input_path, f"model folder {model_path} is {what}"))
     if model_path == DEFAULT_MODEL_FOLDER and not os.path.lexists(model_path) or \
             click.get_current_context().get_parameter_source("model_path") is ParameterSource.DEFAULT \
             and not model_path.is_dir():

@@ -208,6 +208,38 @@ class HomePath(click.Path):
         return super().convert(value, param, ctx)
 
 
+def param_runs_as(path: str | os.PathLike) -> str | None:
+    """For a model folder that is a model's file, its .param or the .bin beside one:
+    the -n that runs it (a user given a model's two files may take -m to want it);
+    else None."""
+    stem, suffix = os.path.splitext(os.fspath(path))
+    if suffix.lower() == ".bin":
+        path = next((stem + end for end in (".param", ".PARAM") if os.path.isfile(stem + end)), path)
+    elif suffix.lower() != ".param":
+        return None
+    if not os.path.isfile(path) or not os.path.splitext(path)[1].lower() == ".param":
+        return None
+    return f"-n {shell_word(os.fspath(path))} runs it"
+
+
+class ModelFolder(HomePath):
+    """-m: a folder that is there. click said of a model's .param "Directory
+    'mine.param' is a file.", where -n runs it (and of its .bin alike)."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path, exists=True, file_okay=False)
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            given = os.path.expanduser(value) if isinstance(value, str) and _tilde_part(value) is not None else value
+            runs = param_runs_as(given) if isinstance(given, (str, os.PathLike)) else None
+            if runs is None:
+                raise
+            self.fail(f"{os.fspath(given)} is a model's file, not a folder of models: {runs}", param, ctx)
+
+
 class ModelText(click.ParamType):
     """A -n value: a model's name, or a .param path whose leading ~ or ~user is made
     the home folder, as -m's is: "~/models/mine.param" (quoted, or from a config) was

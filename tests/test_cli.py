@@ -932,6 +932,34 @@ def test_a_file_given_as_a_folder_is_not_a_folder(command, ending, tmp_path):
     assert os.listdir(tmp_path) == [name]
 
 
+@pytest.mark.parametrize("given", ["my model.PARAM", "my model.bin"])
+@pytest.mark.parametrize("command", [[CMD], [CMD, "video"], [CMD, "models"], [sys.executable, "-c", DROPIN_MAIN]])
+def test_a_models_file_given_as_the_model_folder_says_the_n_that_runs_it(command, given, tmp_path):
+    # found by a walk of downloaded-model forms: -m mine.param was "Directory
+    # 'mine.param' is a file." (the drop-in: "is not a folder"), where -n runs it.
+    from ncnn_sr.models import resolve_model
+
+    spec = resolve_model("realesr-animevideov3-x2")
+    param = tmp_path / "my model.PARAM"
+    shutil.copy(spec.param_path, param)
+    shutil.copy(spec.bin_path, tmp_path / "my model.bin")
+    runs = f"-n {shell_word(str(param))} runs it"
+    flags = [] if command[-1] == "models" else ["-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-g", "-1",
+                                                "-n", "my model"]
+    proc = subprocess.run([*command, *map(str, flags), "-m", str(tmp_path / given)], capture_output=True, text=True,
+                          timeout=300)
+    if command[0] == CMD:
+        assert proc.returncode == 2
+        said = proc.stderr.replace("\n", " ")  # after click's usage lines
+        assert said.endswith(f"Invalid value for '-m' / '--model-path': {tmp_path / given} is a model's file, not "
+                             f"a folder of models: {runs} ")
+    else:
+        assert proc.returncode == 1
+        assert proc.stderr == f"realesrgan-ncnn-vulkan: error: {tmp_path / 'in.png'} failed: model folder " \
+                              f"{tmp_path / given} is a model's file: {runs}\n"
+    assert not (tmp_path / "out.png").exists()
+
+
 @pytest.mark.parametrize("command", ["upscale", "video"])
 def test_a_model_folder_without_the_named_model_is_said_to_be_passed_over(command, tmp_path):
     # -m mine ran the installed model in its stead, unsaid: a user who names a folder
