@@ -25,7 +25,8 @@ from .console import FrameProgress, Progress, TileBar, echo, stream_aliases, sub
 from .cut_short import video_fault
 from .engine import Upscaler
 from .errors import (CpuOutOfMemory, DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words,
-                     failed_words, host_out_of_memory, os_reason, out_of_memory, shell_word, write_error_type)
+                     failed_words, host_out_of_memory, os_reason, out_of_memory, shell_word, with_article,
+                     write_error_type)
 from .fetch_record import file_sha256
 from .files import (REMOVED, broken_output, check_folder, check_writable, input_gone, is_fifo, make_folder,
                     mark_there, output_gone, reader_of)
@@ -1172,8 +1173,8 @@ def _say_lanes(opts: RunOptions, lanes: list[Lane]) -> None:
                  lane.upscaler.device, lane.workers, tta)
     native = lanes[0].upscaler.scale
     if opts.scale is not None and opts.scale != native and opts.width is None and opts.height is None:
-        log.info("%s is a x%d model: its output is resampled to x%g (Lanczos)", lanes[0].upscaler.spec.name,
-                 native, opts.scale)
+        log.info("%s is %s: its output is resampled to x%g (Lanczos)", lanes[0].upscaler.spec.name,
+                 with_article(f"x{native} model"), opts.scale)
 
 
 def _on_tile(prog: str, opts: RunOptions, count: int, state: _RunState) -> Callable[[int, int], None] | None:

@@ -381,7 +381,7 @@ def test_any_scale_with_the_dropin_resamples_instead_of_garbling(tmp_path):
 def test_dropin_says_when_it_resamples_the_models_output(tmp_path):
     Image.fromarray(picture(8, 8)).save(tmp_path / "in.png")
     proc = run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-s", "2.5", "-g", "-1", "-v")
-    assert "realesr-animevideov3-x4 is a x4 model: its output is resampled to x2.5 (Lanczos)" in proc.stderr
+    assert "realesr-animevideov3-x4 is an x4 model: its output is resampled to x2.5 (Lanczos)" in proc.stderr
     assert size_of(tmp_path / "out.png") == (20, 20)
     native = run(DROPIN, "-i", tmp_path / "in.png", "-o", tmp_path / "out.png", "-s", "2", "-g", "-1", "-v")
     assert "resampled" not in native.stderr
