@@ -616,9 +616,12 @@ def _resolve_path(path: Path) -> ModelSpec:
         stem = path.with_suffix("")
         upper = path.suffix.isupper()  # MODEL.PARAM, as some copies name it, goes with MODEL.BIN
     param, bin_ = _pair_in(stem.parent, stem.name, upper)
-    if path.suffix.lower() == ".param":
+    # The file given is the pair's, unless it is not there as typed and is there with
+    # its accents decomposed (as a copy from a Mac has them): the half found by its name
+    # was said to be missing beside the other. A path in another case stays refused.
+    if path.suffix.lower() == ".param" and not _accents_apart(path, param):
         param = path
-    elif path.suffix.lower() == ".bin":
+    elif path.suffix.lower() == ".bin" and not _accents_apart(path, bin_):
         bin_ = path
     if not (param.exists() or bin_.exists()):
         _refuse_non_model(path)
@@ -651,6 +654,12 @@ def _pair_in(folder: Path, stem: str, upper: bool = False) -> tuple[Path, Path]:
 
 def _composed(name: str) -> str:
     return unicodedata.normalize("NFC", name)
+
+
+def _accents_apart(given: Path, found: Path) -> bool:
+    """Whether ``given``, not there, is ``found``, there, as its accents are written."""
+    return not os.path.lexists(given) and os.path.lexists(found) and given != found \
+        and _composed(str(given)) == _composed(str(found))
 
 
 def _refuse_non_model(path: Path) -> None:

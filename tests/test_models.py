@@ -811,6 +811,18 @@ def test_a_name_whose_accents_are_written_otherwise_on_disk_finds_its_model(tmp_
     assert not lacks_model(tmp_path, unicodedata.normalize(typed, "café"))
 
 
+@pytest.mark.parametrize("suffix", [".param", ".bin"])
+@pytest.mark.parametrize("on_disk, typed", [("NFD", "NFC"), ("NFC", "NFD")])
+def test_a_path_whose_accents_are_written_otherwise_on_disk_finds_its_model(tmp_path, on_disk, typed, suffix):
+    # found by a custom-model walk: the same pair found by -m and -n was, by its .param's
+    # path, "file .../café.param not found beside .../café.bin" (the .bin found, the
+    # path given taken for the .param as typed)
+    copy_model("realesr-animevideov3-x2", tmp_path, unicodedata.normalize(on_disk, "café"))
+    spec = resolve_model(tmp_path / (unicodedata.normalize(typed, "café") + suffix))
+    assert spec.param_path.name == unicodedata.normalize(on_disk, "café") + ".param"
+    assert spec.bin_path.name == unicodedata.normalize(on_disk, "café") + ".bin"
+
+
 def test_a_custom_model_without_weights_may_have_an_empty_bin(tmp_path):
     (tmp_path / "resize.param").write_text("7767517\n2 2\nInput in0 0 1 data\nInterp up 1 1 data output 0=2 1=2.0 2=2.0\n")
     (tmp_path / "resize.bin").write_bytes(b"")
