@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError, Option, file_path, stand_in
+from .errors import ModelError, Option, file_path, shell_word, stand_in
 from .param_file import starts_as_param
 
 __all__ = ["read_weights"]
@@ -145,12 +145,12 @@ def _read_weights(path: Path) -> dict[str, np.ndarray]:
                          "load and save it again with a newer PyTorch")
     elif starts_as_param(data):  # converted already, by hand or here
         raise ModelError(f"{path} is an ncnn model already (its .param): upscale with it as it is, ",
-                         Option(f"-n {path}", f"Upscaler({str(path)!r})", everywhere=True))
+                         Option(f"-n {shell_word(str(path))}", f"Upscaler({str(path)!r})", everywhere=True))
     else:
         param = Path(path).with_suffix(".param")
         if Path(path).suffix.lower() == ".bin" and _starts_as_param_file(param):  # an ncnn model's weights
             raise ModelError(f"{path} is the weights of the ncnn model {param}: upscale with it as it is, ",
-                             Option(f"-n {param}", f"Upscaler({str(param)!r})", everywhere=True))
+                             Option(f"-n {shell_word(str(param))}", f"Upscaler({str(param)!r})", everywhere=True))
         if Path(path).suffix.lower() == ".onnx":  # a protobuf, with no magic number to tell it by
             raise ModelError(f"{path} is an ONNX model, not PyTorch weights: pnnx converts it to ncnn")
         raise ModelError(f"{path} is not a PyTorch (.pth) or safetensors checkpoint")
@@ -410,6 +410,11 @@ def _read_zip(path: Path, data: bytes) -> dict:
         if inside:
             shown = ", ".join(inside[:3]) + (", ..." if len(inside) > 3 else "")
             raise ModelError(f"{path} is a zip archive of model files ({shown}): extract it and convert the one in it")
+        params = [n for n in names if n.lower().endswith(".param")]
+        if params:  # an ncnn model, as often downloaded
+            shown = ", ".join(params[:3]) + (", ..." if len(params) > 3 else "")
+            raise ModelError(f"{path} is a zip archive of an ncnn model ({shown}): extract it and give its .param to ",
+                             Option("-n", "Upscaler", everywhere=True))
         raise ModelError(f"{path} is a zip file but not a PyTorch checkpoint (no data.pkl in it)")
     prefix = pickles[0][: -len("data.pkl")]
 

@@ -16,6 +16,7 @@ from test_convert import one_upsampling_state, random_compact
 
 from ncnn_sr import Upscaler
 from ncnn_sr.convert import convert_weights
+from ncnn_sr.errors import shell_word
 
 
 def weights_file(folder, name="4x-Mine.pth", state=None):
@@ -137,6 +138,26 @@ def test_an_ncnn_model_given_to_convert_says_the_n_that_runs_it(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr == f"ncnn-sr: error: {param} is an ncnn model already (its .param): upscale with it as it is, " \
                           f"-n {param}\n"
+
+
+def test_an_ncnn_model_by_a_path_to_quote_or_in_a_zip_says_the_n_that_runs_it(tmp_path):
+    # found by a walk of downloaded-model forms: "-n /x/my model.param" was said as
+    # two words, and a zip of a model's .param and .bin was "a zip file but not a
+    # PyTorch checkpoint (no data.pkl in it)", where one of a .pth said to extract it.
+    param, weights = tmp_path / "my model.param", tmp_path / "my model.bin"
+    param.write_bytes(b"7767517\n2 2\nInput in0 0 1 data\n")
+    weights.write_bytes(b"\x01\x02\x03\x04")
+    with zipfile.ZipFile(tmp_path / "4x-Model.zip", "w") as z:
+        z.write(param, "4x-Model/4x-Model.param")
+        z.write(weights, "4x-Model/4x-Model.bin")
+    runs = f"upscale with it as it is, -n {shell_word(str(param))}"
+    for given, said in ((param, f"{param} is an ncnn model already (its .param): {runs}"),
+                        (weights, f"{weights} is the weights of the ncnn model {param}: {runs}"),
+                        (tmp_path / "4x-Model.zip", f"{tmp_path / '4x-Model.zip'} is a zip archive of an ncnn model "
+                                                   "(4x-Model/4x-Model.param): extract it and give its .param to -n")):
+        proc = run("convert", "-i", given, "-o", tmp_path / "out", check_ok=False)
+        assert (proc.returncode, proc.stderr) == (1, f"ncnn-sr: error: {said}\n")
+    assert not (tmp_path / "out").exists()
 
 
 def test_weights_of_another_architecture_write_nothing(tmp_path):
