@@ -674,9 +674,30 @@ def _refuse_non_model(path: Path) -> None:
                              Option(f"ncnn-sr convert -i {shell_word(str(path))}",
                                     "write_model(convert_weights(read_weights(path)), folder, name)", everywhere=True),
                              ", then give the .param it writes")
+        _refuse_zipped_model(path)
         raise ModelError(f"{path} is not an ncnn model: give a .param file with its .bin beside it "
                          "(.pth and .safetensors models convert with ",
                          Option("'ncnn-sr convert'", "convert_weights", everywhere=True), "; .onnx ones with pnnx)")
+
+
+def _refuse_zipped_model(path: Path) -> None:
+    """A zip of a model's files, as models are often downloaded, says to extract it."""
+    import zipfile  # only here
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):  # no zip, or none to read: said otherwise
+        return
+
+    def shown(found: list[str]) -> str:
+        return ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+
+    if params := [n for n in names if n.lower().endswith(".param")]:
+        raise ModelError(f"{path} is a zip archive of an ncnn model ({shown(params)}): extract it and give its .param")
+    if weights := [n for n in names if n.lower().endswith(PYTORCH_SUFFIXES)]:
+        raise ModelError(f"{path} is a zip archive of PyTorch weights ({shown(weights)}): extract them and convert "
+                         "them with ", Option("'ncnn-sr convert'", "convert_weights", everywhere=True))
 
 
 def _models_in(folder: Path) -> tuple:

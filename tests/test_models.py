@@ -539,6 +539,25 @@ def test_a_model_file_of_another_kind_in_a_model_folder_is_named_not_unknown(tmp
         resolve_model("mine.onnx", tmp_path)
 
 
+@pytest.mark.parametrize("inside, said", [
+    (["4x-Model/4x-Model.param", "4x-Model/4x-Model.bin"],
+     "a zip archive of an ncnn model (4x-Model/4x-Model.param): extract it and give its .param"),
+    (["4x-Model.pth"], "a zip archive of PyTorch weights (4x-Model.pth): extract them and convert them with "
+                       "'ncnn-sr convert'"),
+])
+def test_a_zip_of_model_files_given_as_the_model_says_to_extract_it(tmp_path, inside, said):
+    # found by a walk of downloaded-model forms: models are often downloaded as a zip,
+    # which -n took for no model at all ("give a .param file with its .bin beside it").
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "4x-Model.zip", "w") as z:
+        for name in inside:
+            z.writestr(name, b"7767517\n")
+    with pytest.raises(ModelError) as caught:
+        resolve_model(str(tmp_path / "4x-Model.zip"))
+    assert caught.value.said(FlagNames()) == f"{tmp_path / '4x-Model.zip'} is {said}"
+
+
 def test_a_model_file_of_no_kind_known_names_the_converters(tmp_path):
     # The library's converter to its caller, who was told of 'ncnn-sr convert'; the
     # commands keep the command.
