@@ -414,7 +414,8 @@ def _rrdbnet(weights: Mapping[str, np.ndarray], lookup: dict[str, str], names: s
     ups = len(factors)
     unshuffle = _UNSHUFFLE.get(in_ch) if factors == (2, 2) else (1 if in_ch == 3 else None)
     if unshuffle is None:
-        raise ModelError(f"{names}: conv_first takes {in_ch} channels; an RGB model takes "
+        first_name = lookup["conv_first.weight"].removesuffix(".weight")  # as the file names it
+        raise ModelError(f"{names}: {first_name} takes {counted(in_ch, 'channel')}; an RGB model takes "
                          f"{'3, 12 or 48' if factors == (2, 2) else '3'}")
     scale = math.prod(factors) // unshuffle
     arch = f"{names}, {counted(blocks, 'block')}, {feat} features, {grow} growth channels, x{scale}{note}"

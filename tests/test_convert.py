@@ -699,6 +699,13 @@ def test_first_convolution_of_another_channel_count_is_refused():
         convert_weights(state)
 
 
+def test_a_grayscale_esrgan_model_is_refused_by_its_own_keys_name():
+    # found by a walk of downloaded-model forms: "conv_first takes 1 channels", of a
+    # file whose first convolution is model.0
+    with pytest.raises(ModelError, match=r": model\.0 takes 1 channel; an RGB model takes 3, 12 or 48$"):
+        convert_weights(esrgan_names(random_rrdb(in_ch=1)))
+
+
 def test_non_finite_weights_are_refused():
     state = random_compact()
     state["body.2.weight"][0, 0, 0, 0] = np.nan
