@@ -118,8 +118,17 @@ def convert_weights(weights: Mapping[str, np.ndarray], fp16: bool = True, scale:
     if found:
         raise ModelError(f"the weights hold several networks, under {', '.join(p for p, _ in found)}: "
                          "save the one to convert alone")
-    shown = ", ".join(sorted(keys)[:3]) + (", ..." if len(keys) > 3 else "")
-    raise ModelError(f"an architecture not known here (keys such as {shown}): {_CONVERTIBLE}")
+    # The first keys in order tell little (a SwinIR's are conv_after_body...): a key
+    # that shows what the network is goes first, and is said.
+    telling = [k for k in keys if _QKV.search(k)]
+    kind = ", a transformer (its attention's qkv weights, as SwinIR, HAT and DAT have)" if telling else ""
+    ordered = telling[:1] + sorted(k for k in keys if k not in telling[:1])
+    shown = ", ".join(ordered[:3]) + (", ..." if len(keys) > 3 else "")
+    raise ModelError(f"an architecture not known here{kind} (keys such as {shown}): {_CONVERTIBLE}")
+
+
+# A transformer's attention: its query, key and value projections in one (qkv, to_qkv).
+_QKV = re.compile(r"(^|[._])qkv[._]")
 
 
 def _check_state(weights) -> None:

@@ -735,12 +735,12 @@ def test_convert_takes_weights_by_address_and_deletes_them_once_converted(server
 
 def test_convert_names_weights_refused_by_their_keys_by_their_address_and_deletes_them(server, tmp_path):
     # The file they are refused in is the hidden download, which is gone once refused.
-    server.files["/4x-Swin.pth"] = weights_bytes(tmp_path, {"layers.0.attn.qkv.weight": [[1.0, 2.0]] * 6})
-    address = server.url("/4x-Swin.pth")
+    server.files["/4x-Other.pth"] = weights_bytes(tmp_path, {"layers.0.encoder.weight": [[1.0, 2.0]] * 6})
+    address = server.url("/4x-Other.pth")
     proc = run("convert", "-i", address, "-o", tmp_path / "out", check_ok=False)
     assert proc.returncode == 1
     assert proc.stderr.startswith(f"ncnn-sr: error: {address}: an architecture not known here (keys such as "
-                                  "layers.0.attn.qkv.weight)")
+                                  "layers.0.encoder.weight)")
     assert not (tmp_path / "out").exists()
 
 
