@@ -455,12 +455,18 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
             raise
 
     entry = catalog().get(text)
+    fetched = fetched_model_folder()
     for folder, source in model_folders(model_path):
         param, bin_ = _pair_in(folder, text)
         # A link that leads nowhere is there too: passed over, it was an "unknown model".
         if os.path.lexists(param) or os.path.lexists(bin_):
             try:
-                return _checked_spec(text, param, bin_, entry, source)
+                # A catalog name in a folder of the user's (-m, NCNN_SR_MODEL_PATH) whose
+                # files are others runs as theirs, with a warning, as a .param path does:
+                # the C++ tool runs whatever its models folder holds, and a script or GUI
+                # that put a model of its own there under that name stopped working. The
+                # walk of the weights still refuses a damaged file.
+                return _checked_spec(text, param, bin_, entry, source, custom_if_other=folder != fetched)
             except ModelError as e:
                 if entry is None or entry.download is None or folder != fetched_model_folder():
                     raise

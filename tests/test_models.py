@@ -174,12 +174,25 @@ def test_explicit_folder_comes_before_env_path_before_package(tmp_path, monkeypa
     assert resolve_model("realesr-animevideov3-x2").param_path.parent == package_folder()
 
 
-def test_known_model_with_altered_weights_fails_its_sha256(tmp_path):
+def test_a_catalog_name_in_a_folder_of_the_users_with_other_weights_is_a_custom_model(tmp_path, caplog,
+                                                                                     monkeypatch):
+    # The C++ tool runs whatever its models folder holds: a script or GUI that put its
+    # own model there under a catalog name was refused on the sha256.
     _, bin_ = copy_model("realesr-animevideov3-x2", tmp_path, "realesr-animevideov3-x2")
     data = bytearray(bin_.read_bytes())
     data[1000] ^= 0xFF
     bin_.write_bytes(bytes(data))
-    with pytest.raises(ModelError, match="does not match the catalog's sha256"):
+    for given in (tmp_path, None):
+        if given is None:
+            monkeypatch.setenv("NCNN_SR_MODEL_PATH", str(tmp_path))
+        caplog.clear()
+        spec = resolve_model("realesr-animevideov3-x2", given)
+        assert spec.param_path.parent == tmp_path and not spec.verified and spec.scale is None
+        assert "is not the catalog's realesr-animevideov3-x2 (its sha256 differs): running it as a custom model" in \
+            caplog.text
+    # Damage the walk of the weights finds is still refused.
+    bin_.write_bytes(bytes(data[:-8]))
+    with pytest.raises(ModelError, match="realesr-animevideov3-x2"):
         resolve_model("realesr-animevideov3-x2", tmp_path)
 
 
@@ -197,19 +210,26 @@ def test_a_model_given_by_path_with_a_catalog_name_and_other_weights_is_a_custom
     assert resolve_model(untouched).verified
 
 
-def test_a_catalog_name_without_a_hash_whose_files_upscale_otherwise_is_refused_as_it_loads(tmp_path, caplog):
+def test_a_catalog_name_without_a_hash_whose_files_upscale_otherwise_is_refused_as_it_loads(tmp_path, caplog,
+                                                                                         monkeypatch):
     # found by a user audit: an x4 model saved as realesrgan-x2plus (a fetch-only model,
     # which the catalog pins no hash of) ran at the catalog's x2 and failed each picture
     # alike, after loading: "in.png: model realesrgan-x2plus: ... gave 128x96 for a box
     # of 32x24: its scale is not 2", a folder of them one by one.
+    # In the fetched models folder, ncnn-sr's own, it is refused; in a folder of the
+    # user's, or by its path, it runs as a custom model, said.
     param, _ = copy_model("realesr-animevideov3-x4", tmp_path, "realesrgan-x2plus")
+    monkeypatch.setenv("NCNN_SR_FETCHED_MODELS", str(tmp_path))
     with pytest.raises(ModelError) as refused:
-        resolve_model("realesrgan-x2plus", tmp_path)
-    assert str(refused.value) == f"model realesrgan-x2plus: {param} upscales x4, where realesrgan-x2plus is x2 " \
-                                 "(another model so named?); give its .param path to use it as a custom model"
-    spec = resolve_model(param)  # the path says "this one", as for other weights
-    assert not spec.verified and spec.scale is None
-    assert f"{param} upscales x4, where realesrgan-x2plus is x2: running it as a custom model" in caplog.text
+        resolve_model("realesrgan-x2plus")
+    assert str(refused.value).startswith(f"model realesrgan-x2plus: {param} upscales x4, where realesrgan-x2plus is x2 "
+                                         "(another model so named?); give its .param path to use it as a custom model")
+    monkeypatch.delenv("NCNN_SR_FETCHED_MODELS")
+    for given in (tmp_path, param):
+        caplog.clear()
+        spec = resolve_model("realesrgan-x2plus", given) if given == tmp_path else resolve_model(param)
+        assert not spec.verified and spec.scale is None
+        assert f"{param} upscales x4, where realesrgan-x2plus is x2: running it as a custom model" in caplog.text
     same, _ = copy_model("realesrgan-x4plus", tmp_path / "x4", "realesrnet-x4plus")  # one network, other weights
     assert resolve_model("realesrnet-x4plus", tmp_path / "x4").scale == 4
 
