@@ -17,12 +17,17 @@ _capture_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def captured_stderr():
+def captured_stderr(hand_back: bool = False):
     """What native code writes to fd 2 meanwhile, kept from the terminal: ncnn prints a
     block of device details when the instance is made, and its complaints about a
     model file as lines of its own. Yields a function that returns the text so far
     (from any thread: captures that overlap share one file, and fd 2 is given back
-    when the last of them ends)."""
+    when the last of them ends).
+
+    ``hand_back``: where the block ends without an exception and without reading the
+    text, what was caught goes on to fd 2 then, for a block whose native code says
+    nothing unless it fails (and then its words are read for a message): fd 2 is the
+    whole process's, and the lines a program's other threads wrote meanwhile were lost."""
     global _capture
     try:
         if sys.stderr is not None:  # None under pythonw, or where fd 2 was closed at start
@@ -36,7 +41,9 @@ def captured_stderr():
                 except BaseException:
                     os.close(saved)
                     raise
-                _capture = [sink, saved, 0]
+                # The file, the fd 2 it stands in for, the captures in it, and the
+                # spans of the file handed back (hand_back) to that fd 2.
+                _capture = [sink, saved, 0, []]
             _capture[2] += 1
             sink = _capture[0]
             start = os.fstat(sink.fileno()).st_size
@@ -44,7 +51,11 @@ def captured_stderr():
         yield lambda: ""
         return
 
+    read = False
+
     def text() -> str:
+        nonlocal read
+        read = True
         # Read where it is, not through the file's offset, which fd 2 shares to write
         # at; Windows has no pread: the offset is put back at the end.
         if hasattr(os, "pread"):
@@ -56,12 +67,43 @@ def captured_stderr():
         return said.decode(errors="replace")
     try:
         yield text
+        if hand_back and not read:
+            _hand_back(start)
     finally:
         with _capture_lock:
             _capture[2] -= 1
             if _capture[2] == 0:
-                sink, saved, _ = _capture
+                sink, saved, _, _ = _capture
                 _capture = None
                 os.dup2(saved, 2)
                 os.close(saved)
                 sink.close()
+
+
+def _hand_back(start: int) -> None:
+    """What the capture in force caught from ``start`` on, less the spans overlapping
+    captures handed back already, written to the fd 2 it stands in for."""
+    with _capture_lock:
+        sink, saved, _, handed = _capture
+        end = os.fstat(sink.fileno()).st_size
+        spans, at = [], start
+        for first, last in sorted(handed):
+            if first > at:
+                spans.append((at, min(first, end)))
+            at = max(at, last)
+        spans.append((at, end))
+        for first, last in spans:
+            if last <= first:
+                continue
+            if hasattr(os, "pread"):
+                caught = os.pread(sink.fileno(), last - first, first)
+            else:
+                sink.seek(first)
+                caught = sink.read(last - first)
+                sink.seek(0, os.SEEK_END)
+            try:
+                while caught:
+                    caught = caught[os.write(saved, caught):]
+            except OSError:
+                return  # a closed terminal or pipe: nothing else written there gets through either
+        handed.append((start, end))

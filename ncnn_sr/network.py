@@ -321,7 +321,7 @@ class Network:
             # one 300x300 animevideov3 picture); owning them lets ``trim`` give it back.
             self._pools = (ncnn.PoolAllocator(), ncnn.PoolAllocator())
             net.opt.blob_allocator, net.opt.workspace_allocator = self._pools
-        with devices.captured_stderr() as ncnn_said:
+        with devices.captured_stderr(hand_back=True) as ncnn_said:
             loaded = _load_param(net, param, param_text)
             if loaded != 0:
                 raise ModelError(f"{self._said}ncnn could not parse {param}{because(ncnn_said())}")
@@ -351,9 +351,9 @@ class Network:
             # x4plus (0.94-1.10 s against 0.58-1.06), and without one the heap's way
             # crashes nothing.
             apart = devices.weights_mapped_apart() if capped is not None else contextlib.nullcontext()
-            with devices.captured_stderr() as ncnn_said, apart:
+            with devices.captured_stderr(hand_back=True) as ncnn_said, apart:
                 loaded = _load_weights(net, bin_, lambda: held.noted, weights)
-                said = because(ncnn_said())
+                said = because(ncnn_said()) if loaded != 0 else ""
         except OSError as e:
             if out_of_memory(e):  # the host's memory, not the model's fault
                 raise MemoryError(f"{self._said}cannot read {bin_}: {os_reason(e)}") from e

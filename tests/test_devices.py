@@ -303,6 +303,20 @@ def test_native_output_is_captured_where_python_has_no_standard_error(monkeypatc
 
 
 @pytest.mark.parametrize("pread", [True, False], ids=["pread", "no-pread"])
+def test_nested_captures_that_hand_back_give_each_line_once(capfd, monkeypatch, pread):
+    # The inner one hands back its part first; the outer one the rest, around it.
+    if not pread:
+        monkeypatch.delattr(os, "pread", raising=False)
+    with devices.captured_stderr(hand_back=True):
+        os.write(2, b"before\n")
+        with devices.captured_stderr(hand_back=True):
+            os.write(2, b"inside\n")
+        os.write(2, b"after\n")
+        assert capfd.readouterr().err == "inside\n"
+    assert capfd.readouterr().err == "before\nafter\n"
+
+
+@pytest.mark.parametrize("pread", [True, False], ids=["pread", "no-pread"])
 def test_captures_of_native_output_that_overlap_in_two_threads_give_fd_2_back(capfd, monkeypatch, pread):
     # Loads in two threads at once (a Pipeline's lanes, a library user's threads) each
     # took fd 2 and gave back what it found: the one that began second and ended last

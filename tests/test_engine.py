@@ -53,6 +53,24 @@ def test_a_model_loads_and_runs_where_python_has_no_standard_error(monkeypatch):
         up.close()
 
 
+def test_what_another_thread_writes_to_stderr_while_a_model_loads_reaches_stderr(capfd, monkeypatch):
+    # ncnn's complaints are caught off fd 2 while a model loads, and fd 2 is the
+    # whole process's: a library user's other threads lost their lines meanwhile
+    # (254 of 528 reached stderr over three realesrgan-x4plus loads).
+    written = []
+    for name in ("_load_param", "_load_weights"):
+        def loads_while_another_thread_writes(*args, _load=getattr(network_mod, name), _name=name):
+            written.append(f"beside {_name}\n")
+            writer = threading.Thread(target=os.write, args=(2, written[-1].encode()))
+            writer.start()
+            writer.join()
+            return _load(*args)
+        monkeypatch.setattr(network_mod, name, loads_while_another_thread_writes)
+    Upscaler("realesr-animevideov3-x2", device=-1).close()
+    assert "beside _load_weights\n" in written
+    assert capfd.readouterr().err == "".join(written)
+
+
 def test_tiles_equal_the_whole_picture_where_the_receptive_field_fits(cpu_upscalers):
     image = picture(60, 72)
     whole = cpu_upscalers(FAST, tile=0, tile_pad=10).upscale(image).astype(int)
