@@ -1476,7 +1476,7 @@ def _encode(f, image: np.ndarray, info: ImageInfo | None, fmt: str, quality: int
     optimize = options.get("optimize")
     try:
         if optimize:
-            with captured_stderr() if _short_for_optimizing(im, options) else contextlib.nullcontext():
+            with captured_stderr(hand_back=True) if _short_for_optimizing(im, options) else contextlib.nullcontext():
                 save_optimized_jpeg(im, f, options)
         else:
             im.save(f, format=FORMATS[fmt], **options)
@@ -1552,8 +1552,9 @@ def _short_for_optimizing(im: Image.Image, options: dict) -> bool:
     for a picture the unoptimized retry then writes. Address space for twice what the
     encode takes at once (save_optimized_jpeg's buffer and libjpeg's coefficients, 2
     bytes a sample, chroma quartered at 4:2:0), and 64 MB for other threads meanwhile,
-    says it will: no capture of fd 2 then, which would also swallow the lines other
-    threads write (a warning, the progress bar) while it lasts."""
+    says it will: no capture of fd 2 then, which holds back the lines other threads
+    write (a warning, the progress bar) while it lasts, and loses them where the
+    encode fails."""
     bands, pixels = len(im.getbands()), im.width * im.height
     samples = pixels * bands if options.get("subsampling") == 0 else pixels + pixels * (bands - 1) // 4
     need = _OPTIMIZED_JPEG_BYTES * bands * pixels + 2 * samples

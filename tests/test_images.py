@@ -3446,6 +3446,23 @@ def test_a_jpeg_whose_unoptimized_retry_is_written_says_nothing_of_the_failed_en
     assert read_image(target)[0].shape == (2000, 2000, 3)
 
 
+def test_what_another_thread_writes_to_stderr_while_a_jpeg_is_optimized_short_of_memory_reaches_it(
+        tmp_path, monkeypatch, capfd):
+    # fd 2 is caught then, for libjpeg's "Insufficient memory" of an encode its retry
+    # mends; a library user's other threads lost their lines meanwhile.
+    monkeypatch.setattr(images_mod, "_short_for_optimizing", lambda im, options: True)
+    optimize = images_mod.save_optimized_jpeg
+
+    def optimized_while_another_thread_writes(*args):
+        writer = threading.Thread(target=os.write, args=(2, b"beside the encode\n"))
+        writer.start()
+        writer.join()
+        optimize(*args)
+    monkeypatch.setattr(images_mod, "save_optimized_jpeg", optimized_while_another_thread_writes)
+    write_image(tmp_path / "o.jpg", picture(8, 8))
+    assert capfd.readouterr().err == "beside the encode\n"
+
+
 def test_a_picture_whose_writing_cannot_fit_in_memory_is_refused_before_it_is_encoded(tmp_path, monkeypatch):
     # Linux kills a process that takes more than there is, rather than failing its
     # allocation: a 70000x70000 png was killed while Pillow copied it. An 8x6 RGB png
