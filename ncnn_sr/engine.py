@@ -441,7 +441,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
 
         ``image`` is H×W×C (C in 1, 3, 4) or H×W grey, uint8 or uint16, any strides
         or byte order; a numpy subclass (a masked array, np.matrix) is taken as its
-        plain data. The result has the same number of axes, channels and dtype, is a
+        plain data. Colours are in RGB(A) order, as ``read_image`` and Pillow give them
+        (OpenCV's BGR: ``upscale(image[:, :, ::-1])[:, :, ::-1]``). The result has the same number of axes, channels and dtype, is a
         new array, and ``image`` is never changed. Grey stays grey: one channel, and
         RGBA of equal R, G and B (grey with alpha), whose grey is the luma of the
         colour result.
