@@ -452,8 +452,9 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         run's windows, TTA's passes over a picture of one window): ``total`` is then a
         ``tiles.Steps``, an int whose ``tiles`` is the tile count the steps make up. An
         exception it raises stops the work and comes out of ``upscale`` (that is how a
-        batch cancels). In the main thread a Ctrl-C (KeyboardInterrupt) comes out at
-        once, though ncnn may be running a window then: the work runs in a helper
+        batch cancels). In the main thread a Ctrl-C (KeyboardInterrupt, or what a
+        program's own handler raises) comes out at once, though ncnn may be running a
+        window then: the work runs in a helper
         thread, which stops at its next tile. Python's exit waits for that window.
 
         Raises InputError for a picture it cannot take (float pixels, 2 channels, no

@@ -16,7 +16,7 @@ import threading
 from typing import Callable, TypeVar
 
 from .errors import start_thread
-from .signals import ctrl_c_signals
+from .signals import handled_in_python
 
 T = TypeVar("T")
 Report = Callable[[int, int], None]
@@ -32,8 +32,10 @@ class Abandoned(Exception):
 
 def wanted() -> bool:
     """Whether a call made here hears a Ctrl-C only after its work: in the main thread,
-    where Ctrl-C raises KeyboardInterrupt (not held, nor handled by the program)."""
-    return threading.current_thread() is threading.main_thread() and bool(ctrl_c_signals())
+    where a stop signal's handler is Python code that is not holding it. A program's
+    own (a KeyboardInterrupt of its own, a clean exit) waited for ncnn's window as
+    Python's did."""
+    return threading.current_thread() is threading.main_thread() and bool(handled_in_python())
 
 
 def _next(events: queue.Queue) -> tuple:

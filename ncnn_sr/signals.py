@@ -53,6 +53,13 @@ def ctrl_c_signals() -> list[int]:
             or getattr(handler, "raises_ctrl_c", False)]
 
 
+def handled_in_python() -> list[int]:
+    """The stop signals whose handler is Python code, which runs between Python's
+    steps, less those a HeldInterrupts holds (noted, raised once released)."""
+    return [sig for sig in stop_signals() if callable(handler := signal.getsignal(sig))
+            and getattr(handler, "__func__", None) is not HeldInterrupts._note]
+
+
 def held_ctrl_c() -> HeldInterrupts:
     """``HeldInterrupts(ctrl_c_signals())``, the handlers looked up only where they are
     held, in the main thread: a folder run's save threads write each picture, and
