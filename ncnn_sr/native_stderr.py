@@ -92,18 +92,18 @@ def _hand_back(start: int) -> None:
                 spans.append((at, min(first, end)))
             at = max(at, last)
         spans.append((at, end))
-        for first, last in spans:
-            if last <= first:
-                continue
-            if hasattr(os, "pread"):
-                caught = os.pread(sink.fileno(), last - first, first)
-            else:
-                sink.seek(first)
-                caught = sink.read(last - first)
-                sink.seek(0, os.SEEK_END)
-            try:
+        try:
+            for first, last in spans:
+                if last <= first:
+                    continue
+                if hasattr(os, "pread"):
+                    caught = os.pread(sink.fileno(), last - first, first)
+                else:
+                    sink.seek(first)
+                    caught = sink.read(last - first)
+                    sink.seek(0, os.SEEK_END)
                 while caught:
                     caught = caught[os.write(saved, caught):]
-            except OSError:
-                return  # a closed terminal or pipe: nothing else written there gets through either
+        except OSError:
+            return  # a closed terminal or pipe: nothing else written there gets through either
         handed.append((start, end))
