@@ -272,7 +272,10 @@ def test_gif_transparency_is_alpha_and_a_frame_disposed_to_the_background_is_cle
 
 def gif_bytes(size, frames, palette) -> bytes:
     """A GIF of 8-bit index ``frames``: (indices, left, top, disposal, transparent
-    index or None), on a canvas of ``size`` whose background is index 0."""
+    index or None), on a canvas of ``size`` whose background is index 0. A frame may
+    end in a dict of options: ``palette`` (a local colour table), ``interlace``
+    (rows stored in the GIF's four passes) and ``control`` (False: no graphic control
+    extension before it)."""
     def data(indices):  # uncompressed LZW: 9-bit codes, a clear code every 250
         codes = [code for i, v in enumerate(indices.ravel()) for code in ([256] if i % 250 == 0 else []) + [int(v)]]
         bits = sum(code << (9 * i) for i, code in enumerate(codes + [257]))
@@ -281,10 +284,21 @@ def gif_bytes(size, frames, palette) -> bytes:
 
     table = bytes(c for rgb in palette + [(0, 0, 0)] * (256 - len(palette)) for c in rgb)
     out = b"GIF89a" + struct.pack("<HHBBB", *size, 0xF7, 0, 0) + table
-    for indices, left, top, disposal, transparent in frames:
-        out += b"\x21\xf9\x04" + struct.pack("<BHB", disposal << 2 | (transparent is not None), 5,
-                                            transparent or 0) + b"\0"
-        out += b"\x2c" + struct.pack("<HHHHB", left, top, indices.shape[1], indices.shape[0], 0) + data(indices)
+    for indices, left, top, disposal, transparent, *more in frames:
+        options = more[0] if more else {}
+        if options.get("control", True):
+            out += b"\x21\xf9\x04" + struct.pack("<BHB", disposal << 2 | (transparent is not None), 5,
+                                                transparent or 0) + b"\0"
+        flags, local = 0, b""
+        if "palette" in options:
+            flags, local = 0x87, bytes(c for rgb in options["palette"] + [(0, 0, 0)] * (256 - len(options["palette"]))
+                                       for c in rgb)
+        if options.get("interlace"):
+            flags |= 0x40
+            height = indices.shape[0]
+            indices = indices[[*range(0, height, 8), *range(4, height, 8), *range(2, height, 4), *range(1, height, 2)]]
+        out += (b"\x2c" + struct.pack("<HHHHB", left, top, indices.shape[1], indices.shape[0], flags) + local
+                + data(indices))
     return out + b"\x3b"
 
 
@@ -334,6 +348,36 @@ def test_gif_frames_with_their_own_transparent_index_and_restored_to_the_previou
     want[1, 6:8, 6:10] = (*BLUE, 255)
     want[2, 0:2, 0:4] = (*BLUE, 255)
     assert all(shown_alike(got, w) for got, w in zip(anim.frames, want))
+
+
+def test_interlaced_gif_frames_of_their_own_colour_table_are_read_row_by_row(tmp_path):
+    # Each row of a frame 11 high is its own index, stored in the four passes, which
+    # a local table colours: rows out of order, or the global colours, would show.
+    rows = np.repeat(np.arange(1, 12, dtype=np.uint8)[:, None], 3, axis=1)
+    local = [(0, 0, 0)] + [(20 * i, 255 - 20 * i, 7) for i in range(1, 12)]
+    path = tmp_path / "a.gif"
+    path.write_bytes(gif_bytes((5, 13), [(rows, 1, 2, 1, 0, {"interlace": True, "palette": local}),
+                                         (rows[:4], 0, 0, 1, None, {"interlace": True})], [(9, 9, 9)] * 12))
+    anim = read_frames(path)[0]
+    want = np.zeros((13, 5, 4), np.uint8)
+    want[2:13, 1:4] = np.array([(*local[i], 255) for i in range(1, 12)], np.uint8)[:, None]
+    assert np.array_equal(anim.frames[0], want)
+    want[:4, :3] = (9, 9, 9, 255)  # the global table's, its four rows in order
+    assert np.array_equal(anim.frames[1], want)
+
+
+def test_a_gif_frame_without_a_control_extension_takes_none_from_the_frame_before(tmp_path):
+    # Its transparent index, delay and disposal are those of no extension: every pixel
+    # drawn, shown 100 ms (a delay of 0), and left in place.
+    palette = [(9, 9, 9), RED, GREEN, BLUE]
+    path = tmp_path / "a.gif"
+    path.write_bytes(gif_bytes((4, 2), [(np.full((2, 4), 1, np.uint8), 0, 0, 2, 2),
+                                        (np.array([[2, 3]], np.uint8), 0, 0, 0, None, {"control": False}),
+                                        (np.array([[3]], np.uint8), 3, 1, 1, None)], palette))
+    anim = read_frames(path)[0]
+    assert anim.durations == (50, 100, 50)
+    assert list(anim.frames[1][0, 0]) == [*GREEN, 255] and anim.frames[1][1, 0, 3] == 0  # after the box cleared
+    assert list(anim.frames[2][0, 1]) == [*BLUE, 255]  # the second frame stayed
 
 
 def test_gif_frames_pillow_passes_over_after_an_empty_extension_are_counted(tmp_path):
