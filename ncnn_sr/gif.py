@@ -484,6 +484,8 @@ def _shown(data: bytes) -> Iterator[tuple[np.ndarray, int]]:
             palette = data[13:13 + _palette_size(flags)]
         left, top, w, h = struct.unpack_from("<HHHH", data, pos + 1)
         disposal = (control[3] >> 2) & 7 if len(control) >= 8 else 0
+        if disposal == 4:  # reserved, written by some encoders for 3: browsers restore the box
+            disposal = 3
         delay = struct.unpack_from("<H", control, 4)[0] * 10 if len(control) >= 8 else 0
         alone = (b"GIF89a" + struct.pack("<HH", w, h) + screen + palette + control + b"\x2c"
                  + struct.pack("<HHHH", 0, 0, w, h) + data[pos + 9:end] + b"\x3b")

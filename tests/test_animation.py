@@ -380,6 +380,19 @@ def test_a_gif_frame_without_a_control_extension_takes_none_from_the_frame_befor
     assert list(anim.frames[2][0, 1]) == [*BLUE, 255]  # the second frame stayed
 
 
+@pytest.mark.parametrize("disposal, restored", [(4, True), (5, False), (7, False)])
+def test_a_gif_frame_disposed_by_method_4_is_restored_to_the_previous_as_browsers_do(disposal, restored, tmp_path):
+    # Method 4 is reserved, but some encoders write it for 3 (the spec's third bit):
+    # Chrome, Firefox and Safari restore the box; 5 to 7 they leave in place.
+    palette = [(9, 9, 9), RED, GREEN, BLUE]
+    path = tmp_path / "a.gif"
+    path.write_bytes(gif_bytes((4, 2), [(np.full((2, 4), 1, np.uint8), 0, 0, 1, None),
+                                        (np.full((2, 2), 3, np.uint8), 0, 0, disposal, None),
+                                        (np.array([[2]], np.uint8), 3, 1, 1, None)], palette))
+    last = read_frames(path)[0].frames[2]
+    assert list(last[0, 0]) == list(RED if restored else BLUE) and list(last[1, 3]) == list(GREEN)
+
+
 def test_gif_frames_pillow_passes_over_after_an_empty_extension_are_counted(tmp_path):
     # Pillow takes the byte after an empty extension's terminator for a sub-block size
     # and skips the frames inside: it counted 2 where 14 were composed, and the
