@@ -15,7 +15,7 @@ from .errors import InputError, describe, in_one_line, with_article
 from .fixed import fixed_fields
 from .apng import animate, frames_as_shown as apng_frames
 from .gif import animation_to_palette as gif_pictures, frames_as_shown as gif_frames
-from .gif import write_animation as write_gif
+from .gif import loop_count as gif_loop_count, write_animation as write_gif
 from .images import (FORMATS, GREY_MODES, ImageInfo, check_fits, checked_metadata, checked_write, comment_option,
                      count_frames, decoding, file_path, gif_profile, open_mended, palette_to_srgb, pillow_warnings,
                      png_file, promised_write, read_image, reading, save_options, sized, write_bytes, write_still)
@@ -175,9 +175,11 @@ def _plays(im: Image.Image, path: str) -> int:
     APNG and WebP count showings; an AVIF's count Pillow does not read (``avif``)."""
     if im.format == "AVIF":
         return avif.file_plays(path)
-    loop = im.info.get("loop")
     if im.format == "GIF":
+        with open(path, "rb") as f:
+            loop = gif_loop_count(f.read())
         return 1 if loop is None else 0 if loop == 0 else loop + 1
+    loop = im.info.get("loop")
     return int(loop or 0)
 
 

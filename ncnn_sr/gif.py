@@ -421,6 +421,34 @@ def icc(data: bytes) -> bytes | None:
     return b"".join(parts) or None
 
 
+# The looping extension's names: Netscape's, and the one some encoders wrote after it.
+_LOOPING_APPLICATIONS = (b"\x0bNETSCAPE2.0", b"\x0bANIMEXTS1.0")
+
+
+def loop_count(data: bytes) -> int | None:
+    """The repeats the GIF ``data`` asks for (0 for ever), from its last looping
+    extension, wherever it is: Chrome and Firefox read one after the first frame
+    too, and by either name, where Pillow reads one before it, by Netscape's. None
+    where it has none, or its blocks are broken before one."""
+    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
+        return None
+    pos, found = 13 + _palette_size(data[10]), None
+    try:
+        while (kind := _byte(data, pos)) in (0x21, 0x2C):
+            if kind == 0x2C:
+                pos = _skip_blocks(data, pos + 10 + _palette_size(_byte(data, pos + 9)) + 1)
+                continue
+            end = _skip_blocks(data, pos + 2)
+            if _byte(data, pos + 1) == 0xFF and data[pos + 2:pos + 14] in _LOOPING_APPLICATIONS:
+                sub = pos + 14  # its first sub-block: size, then 1 and the count for looping
+                if data[sub] >= 3 and data[sub + 1] & 7 == 1:
+                    found = int.from_bytes(data[sub + 2:sub + 4], "little")
+            pos = end
+    except EOFError:
+        pass
+    return found
+
+
 def _application(data: bytes, name: bytes) -> tuple[int, int] | None:
     """Where the data of the GIF ``data``'s first application extension ``name``
     (its 11-byte block, with the size before it) starts and where the extension

@@ -1,6 +1,7 @@
 """Animated pictures: every frame read as a viewer shows it."""
 import io
 import logging
+import re
 import struct
 import zlib
 
@@ -502,6 +503,23 @@ def test_an_animation_with_transparency_in_a_later_frame_alone_is_rgba_throughou
 def test_how_often_an_animation_plays_is_read_as_showings(name, options, plays, tmp_path):
     anim = read_frames(save_animation(tmp_path / name, [solid(RED), solid(BLUE)], **options))[0]
     assert anim.plays == plays
+
+
+@pytest.mark.parametrize("name, where, plays", [
+    (b"NETSCAPE2.0", 1, 3),  # after the first frame, as browsers read it too
+    (b"ANIMEXTS1.0", 0, 3),  # its other name, which browsers take alike
+    (b"NETSCAPE2.0", 2, 3),  # after the last frame
+])
+def test_a_gif_s_loop_count_is_read_wherever_its_extension_is(name, where, plays, tmp_path):
+    # Pillow reads the count only before the first frame, and by one name: the
+    # animation, which browsers repeat, was shown once.
+    frames = [(np.full((2, 2), i, np.uint8), 0, 0, 1, None) for i in (1, 2)]
+    whole = gif_bytes((2, 2), frames, [(9, 9, 9), RED, GREEN])
+    starts = [m.start() for m in re.finditer(b"\x21\xf9\x04", whole)] + [len(whole) - 1]
+    loop = b"\x21\xff\x0b" + name + b"\x03\x01" + struct.pack("<H", plays - 1) + b"\x00"
+    path = tmp_path / "a.gif"
+    path.write_bytes(whole[:starts[where]] + loop + whole[starts[where]:])
+    assert read_frames(path)[0].plays == plays
 
 
 def test_every_frame_is_turned_upright_as_the_exif_says(tmp_path):
