@@ -31,8 +31,11 @@ from .resample import target_size
 from .workers import ProcQueue
 
 # A GIF's delays are in hundredths of a second, and browsers show one of 10 ms or less
-# (0 or 1 hundredth) for 100 ms; 15 ms and more round to 2 hundredths.
+# (0 or 1 hundredth) for 100 ms; 15 ms and more round to 2 hundredths. Browsers show a
+# frame of 10 ms or less for 100 ms in every format (WebKit's decoders, Firefox's),
+# so only a WebP's or APNG's frames from BROWSERS_SHOW_FROM up play slower as a GIF.
 GIF_SHORTEST_SHOWN = 15
+BROWSERS_SHOW_FROM = 11
 # Output formats that hold an animation.
 ANIMATED_FORMATS = frozenset({"png", "webp", "gif"})
 
@@ -281,11 +284,11 @@ class Loading:
         # of such frames turns slow as a GIF. A GIF's own are read as shown, 100 ms.
         if output_format(item.target) != "gif":
             return
-        short = sum(duration < GIF_SHORTEST_SHOWN for duration in item.animation.durations)
+        short = sum(BROWSERS_SHOW_FROM <= duration < GIF_SHORTEST_SHOWN for duration in item.animation.durations)
         if short:
-            item.notes.append(f"{item.job.source}: {short} of its {len(item.animation.durations)} frames last under "
-                              f"{GIF_SHORTEST_SHOWN} ms, which browsers show for 100 ms in a GIF: write webp or png "
-                              "to keep its speed")
+            item.notes.append(f"{item.job.source}: {short} of its {len(item.animation.durations)} frames last "
+                              f"{BROWSERS_SHOW_FROM} to {GIF_SHORTEST_SHOWN - 1} ms, which a GIF holds as 10 ms, shown "
+                              "by browsers for 100 ms: write webp or png to keep its speed")
 
     def _frames_writing(self, item: Item) -> int:
         """What writing ``item``'s frames upscaled takes beside them (``frames_write_bytes``),

@@ -2408,15 +2408,19 @@ def test_an_animated_gif_asked_as_gif_is_an_animated_gif(tmp_path, cpu_lane):
     assert len(written.frames) == 3 and written.frames[0].shape == (24, 32, 3) and written.plays == 1
 
 
-@pytest.mark.parametrize("source, durations, warned", [("a.webp", [10, 10, 80], True), ("a.png", [40, 50, 60], False),
+@pytest.mark.parametrize("source, durations, warned", [("a.webp", [12, 14, 80], True), ("a.png", [11, 14, 60], True),
+                                                    ("a.webp", [10, 5, 80], False), ("a.png", [40, 50, 60], False),
                                                     ("a.gif", [10, 10, 80], False)])
 def test_frames_too_short_for_a_gif_are_said_unless_the_input_was_a_gif(source, durations, warned, tmp_path, cpu_lane):
-    # Browsers show GIF frames of 10 ms or less for 100 ms: a fast WebP made a GIF slows down.
+    # Browsers show GIF frames of 10 ms or less for 100 ms: a WebP's frames of 11 to 14
+    # ms made a GIF slow down. Those of 10 ms or less they show for 100 ms in a WebP or
+    # APNG too, so the GIF plays alike: no word (it said to keep webp).
     jobs, _ = animated_job(tmp_path, name=source, out="out.gif", duration=durations)
     outcomes = []
     Pipeline([cpu_lane], on_outcome=outcomes.append).run(jobs)
     notes = " ".join(note for outcome in outcomes for note in outcome.notes)
-    assert ("2 of its 3 frames last under 15 ms" in notes) is warned, notes
+    assert ("frames last" in notes) is warned, notes
+    assert not warned or "2 of its 3 frames last 11 to 14 ms, which a GIF holds as 10 ms" in notes, notes
     assert len(read_frames(tmp_path / "out.gif")[0].frames) == 3
 
 
