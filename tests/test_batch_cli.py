@@ -2473,6 +2473,18 @@ def test_an_unknown_format_is_refused_for_a_folder_and_ignored_for_a_file_as_by_
     assert size_of(tmp_path / "o.png") == (32, 24)
 
 
+@pytest.mark.parametrize("fmt", ["JPG", "jpeg"])
+def test_a_format_the_reference_refuses_for_a_folder_is_read_by_the_dropin_as_jpg(fmt, tmp_path):
+    # The reference takes png, jpg and webp in lower case alone ("invalid format
+    # argument"); the README says the drop-in takes these, and names the outputs .jpg.
+    pictures(tmp_path / "in", ["a.png"], size=(8, 8))
+    proc = run(DROPIN, "-i", "in", "-o", "out", "-f", fmt, *X2_CPU, cwd=tmp_path)
+    assert "warning" not in proc.stderr
+    assert os.listdir(tmp_path / "out") == ["a.jpg"]
+    with Image.open(tmp_path / "out" / "a.jpg") as im:
+        assert (im.format, im.size) == ("JPEG", (16, 16))
+
+
 @pytest.mark.parametrize("fmt, output", [("gif", "o.png"), ("avif", "o.webp"), ("bmp", "o.jpeg"), ("jpg", "o.png")])
 def test_the_dropin_says_the_format_a_file_is_written_as_whichever_format_it_ignores(fmt, output, tmp_path):
     # -f jpg said "o.png is written as png, as its extension says", -f gif (which the
