@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -75,7 +76,8 @@ def piece_seconds() -> float:
         seconds = float(os.environ.get("NCNN_SR_PIECE_SECONDS", PIECE_SECONDS))
     except ValueError:
         return PIECE_SECONDS
-    return seconds if seconds > 0 else PIECE_SECONDS
+    # "inf" is a float too, whose frames a piece no count holds: the video failed at its start.
+    return seconds if seconds > 0 and math.isfinite(seconds) else PIECE_SECONDS
 
 
 @dataclass

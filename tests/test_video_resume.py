@@ -227,6 +227,16 @@ def test_a_rerun_on_a_source_changed_since_starts_over(tmp_path, cpu_upscalers, 
     assert abs(int(first[..., 0].mean()) - 200) < 8  # the new video's frames, none of the old
 
 
+@pytest.mark.parametrize("seconds", ["inf", "nan"])
+def test_a_piece_length_of_no_number_of_seconds_is_the_default_one(seconds, tmp_path, cpu_upscalers, monkeypatch):
+    # "inf" stopped each video before its first frame with a traceback (OverflowError:
+    # cannot convert float infinity to integer).
+    monkeypatch.setenv("NCNN_SR_PIECE_SECONDS", seconds)
+    clip = make_clip(tmp_path / "in.mp4", frames=3, rate=Fraction(12), audio=None)
+    assert upscale_video(clip, tmp_path / "out.mkv", upscaled(cpu_upscalers("realesr-animevideov3-x2")),
+                         settings=SETTINGS) == 3
+
+
 def test_a_run_that_fails_midway_leaves_no_work_behind(tmp_path, cpu_upscalers, short_pieces):
     up = cpu_upscalers("realesr-animevideov3-x2")
     clip = make_clip(tmp_path / "in.mp4", frames=24, rate=Fraction(12), audio=None)
