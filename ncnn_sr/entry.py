@@ -171,7 +171,7 @@ def _caused_by_ctrl_c(error: BaseException) -> bool:
     return False
 
 
-def _out_of_memory(prog: str) -> None:
+def _out_of_memory(prog: str, what: str = "") -> None:
     # Lines still buffered would be lost to os._exit, which skips the teardown (that
     # needs memory too); partial files were removed on the way out, as on any error.
     for stream in (sys.stdout, sys.stderr):
@@ -179,9 +179,29 @@ def _out_of_memory(prog: str) -> None:
             stream.flush()
         except Exception:
             pass
-    sys.stderr.write(f"{prog}: error: out of memory\n")
+    sys.stderr.write(f"{prog}: error: out of memory{what and ': '}{what}\n")
     sys.stderr.flush()
     os._exit(EXIT_FAILED)  # the teardown would need memory too
+
+
+# The system loader's words (glibc's) for a library it could not map into the address
+# space: past a ulimit -v, as a command loads PyAV (FFmpeg's libraries), ncnn or numpy
+# once it starts. Python raises them as an ImportError, numpy as its own, quoting them.
+_UNMAPPED = r"([^\s:]+): (?:failed to map segment from shared object|cannot map zero-fill pages)"
+
+
+def _unloaded_for_memory(error: BaseException) -> str | None:
+    """The library that ``error`` (an ImportError, or one caused by one) says could not
+    be mapped into memory; None where it says no such thing."""
+    import re  # here, not as this module loads: before the signals are held, only what that needs
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ImportError) and (found := re.search(_UNMAPPED, str(error))):
+            return found[1]
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 class StandardOutputError(OSError):
@@ -328,6 +348,8 @@ def _run(module: str, prog: str) -> None:
         # reports an ImportError or a RuntimeError caused by the KeyboardInterrupt.
         if _caused_by_ctrl_c(e):
             _interrupted(prog)
+        if (library := _unloaded_for_memory(e)) is not None:
+            _out_of_memory(prog, f"cannot load {library}")
         raise
     # What the modules made as they loaded (numpy's, click's, Pillow's objects) lives
     # as long as the process: kept out of the collector's passes, which went through
@@ -346,6 +368,13 @@ def _run(module: str, prog: str) -> None:
         _interrupted(prog)
     except MemoryError:
         _out_of_memory(prog)
+    except ImportError as e:
+        # A library the command loads as it starts its work (PyAV for a video) that the
+        # memory left could not map: a traceback, where it is the host's memory, as a
+        # MemoryError is.
+        if (library := _unloaded_for_memory(e)) is None:
+            raise
+        _out_of_memory(prog, f"cannot load {library}")
     except BrokenPipeError:
         # Its reader went away (| head): there is no one left to tell, and the
         # interpreter's own flush at exit would print a traceback about it. Work cut

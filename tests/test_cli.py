@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import as_a_user, picture
+from media import make_clip
 from ncnn_sr.devices import explain_auto
 from ncnn_sr.errors import shell_word
 
@@ -1618,6 +1619,19 @@ def test_a_model_whose_weights_the_memory_cannot_map_is_out_of_memory_not_a_pack
     proc = _run_capped(tmp_path, 8 << 20, "-n", "realesrgan-x4plus", "-g", "-1")
     assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+def test_a_library_the_memory_cannot_map_as_it_loads_is_out_of_memory_not_a_traceback(tmp_path):
+    # The video command loads PyAV (FFmpeg's libraries, tens of MB) once it starts: under a cap
+    # 16 MB past the loaded command, a traceback ending in "ImportError: libavcodec-...so:
+    # failed to map segment from shared object".
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
+    proc = subprocess.run([sys.executable, "-c", _CAPPED_COMMAND, str(16 << 20), "video", "-i", clip, "-o",
+                           tmp_path / "out.mp4", *FAST], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert re.fullmatch(r"ncnn-sr: error: out of memory: cannot load lib\S+\.so\S*\n", proc.stderr), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
