@@ -171,8 +171,13 @@ class Streams:
                 words = shown(self._out_stream, reading=False)
                 # A jpg asked for a picture with transparency is written as png (pipeline):
                 # the reference writes it as the file NAME.jpg.png beside the pipe.
-                self.aliases[f"{self.output}.png"] = f"{words} (as png)" if dash else f"{words}.png"
+                as_png = f"{words} (as png)" if dash else f"{words}.png"
+                self.aliases[f"{self.output}.png"] = as_png
                 self.aliases[str(self.output)] = words
+                # The stand-in itself not written (its folder's disk full, a ulimit -f): said
+                # as the stream's, the pipe or the disk under standard output was blamed.
+                for made, stream in ((f"{self.output}.png", as_png), (self.output, words)):
+                    self.aliases[f"cannot write {made}:"] = f"cannot write the picture for {stream} in {self._folder}:"
         except BaseException:
             self.close()
             raise

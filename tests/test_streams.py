@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -436,6 +437,30 @@ def test_standard_output_closed_early_is_one_line(tmp_path):
     assert proc.returncode == 1 and err.decode().strip() == (
         "ncnn-sr: error: standard output was closed before the picture was written")
     assert [p for p in os.listdir(tmp_path) if p.startswith("ncnn-sr-stream-")] == []
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no file size limit (RLIMIT_FSIZE)")
+@pytest.mark.parametrize("channels, asked, said", [
+    (3, "png", "the picture for standard output"),
+    (4, "jpg", r"the picture for standard output \(as png\)"),  # a jpg's transparency kept: written as png
+])
+def test_a_picture_for_standard_output_that_its_temporary_folder_cannot_take_names_that_folder(channels, asked, said,
+                                                                                             tmp_path):
+    # Past a file size limit (ulimit -f), or in a full TMPDIR, the picture's stand-in file
+    # failed as "cannot write standard output: File too large", though standard output
+    # was never written: the pipe or the disk under it blamed.
+    import resource
+
+    Image.fromarray(picture(16, 16, channels, seed=2)).save(tmp_path / "in.png")
+    limit = (tmp_path / "in.png").stat().st_size + 100  # below the upscaled picture's size
+    proc = command(tmp_path, "-i", tmp_path / "in.png", "-o", "-", "-f", asked,
+                   preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    folder = re.escape(str(tmp_path / "tmp" / "ncnn-sr-stream-"))
+    *before, error = proc.stderr.decode().splitlines()
+    assert proc.returncode == 1 and re.fullmatch(rf"ncnn-sr: error: cannot write {said} in {folder}\w+: File too large",
+                                                 error), proc.stderr
+    assert all(line.startswith("ncnn-sr: warning: ") for line in before), proc.stderr  # the jpg's transparency
+    assert proc.stdout == b"" and os.listdir(tmp_path / "tmp") == []
 
 
 def test_a_terminal_is_refused_for_pictures(tmp_path):
