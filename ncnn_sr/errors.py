@@ -538,8 +538,30 @@ def out_of_memory(e: BaseException) -> bool:
     more memory free, or needing less, gets past it. A bare MemoryError behind another
     error is not looked at: a damaged file's size, past any memory, says so. A
     WriteOutOfMemory is one too."""
-    return isinstance(e, (MemoryError, WriteOutOfMemory)) or any(getattr(c, "errno", None) == errno.ENOMEM
+    return isinstance(e, (MemoryError, WriteOutOfMemory)) or any(_no_memory(c)
                                                                  for c in (e, e.__cause__ or e.__context__))
+
+
+def _no_memory(error: BaseException | None) -> bool:
+    """Whether ``error`` is an ENOMEM, or FFmpeg's EAGAIN under a cap on the address
+    space (ulimit -v): how it says a thread it could not start (swscale's, a decoder's),
+    whose stack the cap left no room for. Said as "Resource temporarily unavailable", it
+    blamed the file being read or written. FFmpeg's: PyAV's own protocol takes the EAGAIN
+    of a decoder that wants more input; a pipe's is not this."""
+    code = getattr(error, "errno", None)
+    if code == errno.EAGAIN and type(error).__module__ == "av.error":
+        # The room may be back once the error is raised (the threads started meanwhile
+        # ended): the cap itself, where there is room now, says whose the EAGAIN was.
+        return not mappable(default_thread_stack()) or _address_space_capped()
+    return code == errno.ENOMEM
+
+
+def _address_space_capped() -> bool:
+    try:
+        import resource  # not on Windows, which has no such cap
+    except ImportError:
+        return False
+    return resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
 
 
 def host_out_of_memory(e: BaseException) -> MemoryError:

@@ -1635,6 +1635,20 @@ def test_a_library_the_memory_cannot_map_as_it_loads_is_out_of_memory_not_a_trac
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
+def test_threads_ffmpeg_cannot_start_for_want_of_memory_are_out_of_memory(tmp_path):
+    # Under a cap 64 MB past the loaded command and PyAV, FFmpeg could not start the
+    # threads that convert a frame to RGB (swscale's) or encode it (libx264's), their
+    # stacks past the cap, and said EAGAIN: "in.mp4: cannot decode: Resource temporarily
+    # unavailable", or "cannot write out.mp4: ...", as if the file or the disk were at fault.
+    clip = make_clip(tmp_path / "in.mp4", frames=2)
+    script = _CAPPED_COMMAND.replace("from ncnn_sr import", "import av\nfrom ncnn_sr import video,")
+    proc = subprocess.run([sys.executable, "-c", script, str(64 << 20), "video", "-i", clip, "-o",
+                           tmp_path / "out.mp4", *FAST], capture_output=True, text=True, timeout=300)
+    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 @pytest.mark.parametrize("model, margin_mb", [("realesrgan-x4plus", 64), ("realesr-animevideov3", 8)])
 def test_a_model_whose_load_a_cap_cannot_hold_is_refused_not_a_crash(model, margin_mb, tmp_path):
     # ncnn does not check its allocations as it loads weights on the CPU: x4plus (271
