@@ -1,7 +1,9 @@
-"""The commands' entry points. A Ctrl-C, SIGTERM or SIGHUP at any moment of a command's life
-ends it in one line with status 128 + the signal (130, 143, 129), or, once its work is done, changes nothing:
-- from the first moment, SIGTERM, and SIGHUP (a closed terminal, a dropped SSH
-  session) where nohup does not ignore it, and on Windows Ctrl-Break, are taken as Ctrl-C;
+"""The commands' entry points. A Ctrl-C, SIGTERM, SIGHUP or SIGXCPU at any moment of a command's
+life ends it in one line with status 128 + the signal (130, 143, 129, 152), or, once its work is done, changes
+nothing:
+- from the first moment, SIGTERM, SIGHUP (a closed terminal, a dropped SSH session)
+  where nohup does not ignore it, SIGXCPU (a soft CPU time limit reached), and on
+  Windows Ctrl-Break, are taken as Ctrl-C;
 - while the command's module, and its ncnn and numpy, load, and while click reads
   the arguments, it is caught here (click would print "Aborted!" and exit 1);
 - the commands handle it themselves while they work; a second one meanwhile changes
@@ -41,7 +43,8 @@ def _hold_from_the_start() -> None:
         name = name.removesuffix(suffix)
     ours = name in ("ncnn-sr", "realesrgan-ncnn-vulkan") or \
         name in ("__main__.py", "dropin.py") and os.path.basename(os.path.dirname(started)) == "ncnn_sr"
-    for sig_name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK") if ours else ():
+    # signals.STOP_SIGNALS's names: that module is not loaded yet.
+    for sig_name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGXCPU", "SIGBREAK") if ours else ():
         sig = getattr(_signal, sig_name, None)
         try:
             if sig is not None and _signal.getsignal(sig) != _signal.SIG_IGN:  # nohup's SIGHUP stays ignored

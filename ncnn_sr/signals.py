@@ -6,12 +6,18 @@ import signal
 import threading
 
 
+# The stop signals by name, those a system lacks passed over.
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGXCPU", "SIGBREAK")
+
+
 def stop_signals() -> list[int]:
-    """SIGINT, SIGTERM and SIGHUP (a closed terminal, a dropped SSH session), and on
-    Windows SIGBREAK (Ctrl-Break, which ended the process at once, its partial files
-    left), less those ignored when the process started: nohup ignores SIGHUP, and a
-    shell ignores SIGINT in a background job."""
-    names = ("SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK")
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal, a dropped SSH session), SIGXCPU
+    (a soft CPU time limit reached: ulimit -St, a batch scheduler's warning before it
+    kills; by default a core dump, the partial files left), and on Windows SIGBREAK
+    (Ctrl-Break, which ended the process at once, its partial files left), less those
+    ignored when the process started: nohup ignores SIGHUP, and a shell ignores SIGINT
+    in a background job."""
+    names = STOP_SIGNALS
     found = [getattr(signal, name) for name in names if hasattr(signal, name)]
     return [sig for sig in found if signal.getsignal(sig) is not signal.SIG_IGN]
 
@@ -29,11 +35,12 @@ def note_stop(signum: int) -> None:
 def interrupted_status() -> int:
     """The exit status of a command a stop signal ended: 128 + the signal, as a shell
     says of a process that died of it, and as the reference (no handler) gives: 130
-    for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP. Every stop gave 130, and a service
-    manager, or a script that tells Ctrl-C from a stop, took a SIGTERM for Ctrl-C.
-    130 where none was noted (Python's own SIGINT handler) or on Windows's Ctrl-Break."""
+    for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP, 152 for SIGXCPU. Every stop gave 130,
+    and a service manager, or a script that tells Ctrl-C from a stop, took a SIGTERM for
+    Ctrl-C. 130 where none was noted (Python's own SIGINT handler) or on Windows's
+    Ctrl-Break."""
     signum = _stopped_by[0] if _stopped_by else signal.SIGINT
-    named = [getattr(signal, name, None) for name in ("SIGINT", "SIGTERM", "SIGHUP")]
+    named = [getattr(signal, name, None) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGXCPU")]
     return 128 + signum if signum in named else 128 + signal.SIGINT
 
 

@@ -1307,7 +1307,9 @@ def test_skip_existing_after_a_picture_of_the_same_stem_sorting_first_was_remove
         assert np.abs(np.asarray(im.convert("RGB"), int)[4, 4] - colours["a.png"]).max() < 16
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+# SIGXCPU: a soft CPU time limit reached (ulimit -St, a batch scheduler's), which killed the
+# command unsaid (its default: a core dump, status 152), its partial files left.
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGXCPU])
 def test_interrupted_batch_leaves_no_partial_file_and_resumes(sig, tmp_path):
     count = 10
     pictures(tmp_path / "in", [f"p{i:02d}.png" for i in range(count)], size=(40, 40))

@@ -425,7 +425,7 @@ for name in ("sched_getaffinity", "fork", "register_at_fork", "getuid", "geteuid
              "killpg", "sysconf", "O_NONBLOCK", "O_NOFOLLOW", "O_CLOEXEC", "setsid", "fchown", "chown", "sync"):
     if hasattr(os, name):
         delattr(os, name)
-for name in ("SIGHUP", "SIGPIPE", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGKILL", "SIGALRM", "SIGCHLD"):
+for name in ("SIGHUP", "SIGPIPE", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGKILL", "SIGALRM", "SIGCHLD", "SIGXCPU"):
     if hasattr(signal, name):
         delattr(signal, name)
 import ncnn_sr
@@ -534,7 +534,8 @@ def test_the_vulkan_loader_has_its_systems_name(platform, name, monkeypatch):
 def test_ctrl_break_on_windows_stops_a_command_as_ctrl_c_does(monkeypatch):
     import signal
     from ncnn_sr.signals import stop_signals
-    monkeypatch.delattr(signal, "SIGHUP")
+    for unix_only in ("SIGHUP", "SIGXCPU"):
+        monkeypatch.delattr(signal, unix_only)
     monkeypatch.setattr(signal, "SIGBREAK", signal.SIGUSR1, raising=False)  # a number Python can ask about here
     monkeypatch.setattr(signal, "getsignal", lambda sig: signal.SIG_DFL)
     assert stop_signals() == [signal.SIGINT, signal.SIGTERM, signal.SIGUSR1]
