@@ -549,7 +549,11 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
     suffixes = ("",) if as_path.suffix else PYTORCH_SUFFIXES
     for folder, _ in model_folders(model_path):
         for suffix in suffixes:
-            if (folder / f"{text}{suffix}").is_file():
+            try:
+                found = (folder / f"{text}{suffix}").is_file()
+            except PermissionError:  # a folder that cannot be searched, which the refusal below names
+                found = False
+            if found:
                 _refuse_non_model(folder / f"{text}{suffix}")
     if as_path.suffix.lower() in PYTORCH_SUFFIXES:  # else "4x.pth.param and 4x.pth.bin" were offered
         raise ModelMissing(f"file {text} not found (PyTorch weights, which run once converted)")
@@ -584,8 +588,11 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
         f"; {f}, whose -x2, -x3 or -x4 ",
         Option("the commands pick by -s", f"model_name_for({f!r}, scale) picks", everywhere=True))]
     # A typo in the variable (a folder not there) is the likely cause: say so here, where it bites.
-    absent = "; ".join(f"{source} is not a folder" for folder, source in model_folders()
-                       if source.startswith(ENV_MODEL_PATH) and not os.path.isdir(folder))
+    # So is one that cannot be searched (chmod 000, another user's): the model may be in it.
+    absent = "; ".join(f"{source} is not a folder" if not os.path.isdir(folder) else f"{source} {why}"
+                       for folder, source in model_folders()
+                       if source.startswith(ENV_MODEL_PATH) and (not os.path.isdir(folder)
+                                                                 or (why := _unsearchable(folder))))
     # The catalog's names alone, called the known ones, hid the one meant among a
     # folder's own (-n my-av3 for my-av2, a slip under misspelt's cutoff).
     held = "" if not custom else f"; the model folders hold {_listed(custom)}"
@@ -593,6 +600,17 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
                      f"; a custom model is given by its .param path, or by its name when {text}.param and "
                      f"{text}.bin are in a ", MODEL_FOLDER, f" or {ENV_MODEL_PATH} folder"
                      + (f" ({absent})" if absent else "") + held)
+
+
+def _unsearchable(folder: Path) -> str:
+    """Why no name can be looked up in ``folder`` ("cannot be searched: Permission
+    denied"), or "" where one can."""
+    try:
+        os.stat(os.path.join(folder, os.curdir))  # a Path would drop the "."
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return f"cannot be searched: {e.strerror}"
+    return ""
 
 
 def _listed(names: list[str], most: int = 10) -> str:

@@ -1621,6 +1621,27 @@ def test_a_model_whose_weights_the_memory_cannot_map_is_out_of_memory_not_a_pack
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
 
+@pytest.mark.skipif(os.name == "nt", reason="no search permission on Windows folders")
+def test_an_unknown_model_names_a_model_path_folder_that_cannot_be_searched(tmp_path):
+    # An NCNN_SR_MODEL_PATH folder without search permission (chmod 000) failed every
+    # name it did not find as "error: .../models/nope.pth: Permission denied": a file the
+    # user never named, said as if it were the model.
+    models = tmp_path / "models"
+    models.mkdir()
+    Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
+    env = {**os.environ, "NCNN_SR_MODEL_PATH": str(models)}
+    models.chmod(0)
+    try:
+        proc = subprocess.run(as_a_user([CMD, "-i", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "-n",
+                                         "nope", "-g", "-1"]), capture_output=True, text=True, env=env, timeout=300)
+    finally:
+        models.chmod(0o755)  # for pytest to remove
+    assert proc.returncode == 1 and proc.stderr.startswith("ncnn-sr: error: unknown model 'nope': known models are "), \
+        proc.stderr
+    assert proc.stderr.endswith(f" (NCNN_SR_MODEL_PATH folder {models} cannot be searched: Permission denied)\n"), \
+        proc.stderr
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 def test_a_library_the_memory_cannot_map_as_it_loads_is_out_of_memory_not_a_traceback(tmp_path):
     # The video command loads PyAV (FFmpeg's libraries, tens of MB) once it starts: under a cap
