@@ -415,6 +415,10 @@ def resolve_model(model: str | bytes | os.PathLike | ModelSpec,
         if e.errno == errno.ENAMETOOLONG and e.filename and Path(text).name == text:
             # A name, looked for as NAME.param, NAME.pth and so on in a model folder:
             # naming the file tried named a file the user never gave.
+            folder = Path(e.filename).parent
+            if _too_long(folder):  # the folder's own name (NCNN_SR_FETCHED_MODELS's), not the model's
+                raise ModelError(f"cannot look for model '{text}' in {folder}: its path is too long "
+                                 f"({e.strerror})") from None
             raise ModelError(f"model name '{text}' is too long for a file name: "
                              f"no model can be so named in {Path(e.filename).parent}") from None
         raise ModelError(f"{e.filename or model}: {e.strerror or e}") from None
@@ -600,6 +604,15 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
                      f"; a custom model is given by its .param path, or by its name when {text}.param and "
                      f"{text}.bin are in a ", MODEL_FOLDER, f" or {ENV_MODEL_PATH} folder"
                      + (f" ({absent})" if absent else "") + held)
+
+
+def _too_long(folder: Path) -> bool:
+    """Whether ``folder``'s path is one the system refuses as too long."""
+    try:
+        os.stat(folder)
+    except OSError as e:
+        return e.errno == errno.ENAMETOOLONG
+    return False
 
 
 def _unsearchable(folder: Path) -> str:

@@ -140,6 +140,16 @@ def test_a_model_name_too_long_for_a_file_name_names_the_name_not_a_pth_file(tmp
     assert message == f"model name '{name}' is too long for a file name: no model can be so named in {tmp_path}"
 
 
+def test_a_model_folder_whose_own_name_is_too_long_is_blamed_not_the_model_name(tmp_path, monkeypatch):
+    # NCNN_SR_FETCHED_MODELS set to 300 characters of one name: "-n nope" said "model name
+    # 'nope' is too long for a file name", where the folder's name was.
+    folder = tmp_path / ("f" * 300)
+    monkeypatch.setenv("NCNN_SR_FETCHED_MODELS", str(folder))
+    with pytest.raises(ModelError) as refused:
+        resolve_model("nope")
+    assert str(refused.value) == f"cannot look for model 'nope' in {folder}: its path is too long (File name too long)"
+
+
 @pytest.mark.parametrize("model", ["a\nb", "x\ry.param", "/tmp/no\nsuch/x.param", "a\x00b"])
 def test_a_model_name_with_a_line_break_is_refused_in_one_line(model):
     # found by a bug hunt: the library's message held the name as given, over two
