@@ -471,7 +471,22 @@ def os_reason(e: OSError) -> str:
     something that is not a folder is in the way, which it names."""
     if e.errno == errno.EEXIST and e.filename:
         return f"{e.filename} is {_in_the_way(Path(os.fsdecode(e.filename)))}"
-    return e.strerror or str(e)
+    return too_large(e, e.strerror or str(e))
+
+
+def too_large(e: BaseException, words: str) -> str:
+    """``words``, the reason ``e`` gives, with the cause where ``e`` is EFBIG ("File too
+    large") under a limit on the size of this process's files (ulimit -f, a batch
+    scheduler's): the disk and its file system, which have room, were suspected."""
+    if getattr(e, "errno", None) != errno.EFBIG:
+        return words
+    try:
+        import resource  # not on Windows, which has no such limit
+    except ImportError:
+        return words
+    if resource.getrlimit(resource.RLIMIT_FSIZE)[0] == resource.RLIM_INFINITY:
+        return words  # the file system's largest file (FAT32's 4 GB)
+    return f"{words} (past this process's limit on a file's size: ulimit -f)"
 
 
 def _in_the_way(path: Path) -> str:

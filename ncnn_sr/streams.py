@@ -24,7 +24,7 @@ import stat
 import sys
 from pathlib import Path
 
-from .errors import InputError, Option, cannot_write
+from .errors import InputError, Option, cannot_write, too_large
 from .files import WINDOWS_CONSOLE, atomic_write, windows_device
 from .part_files import sweep_folders_once, temporary_folder
 from .signals import HeldInterrupts, ctrl_c_signals
@@ -245,7 +245,8 @@ class Streams:
             raise InputError(f"{shown(self._out_stream, reading=False)} was closed before the picture "
                              "was written") from None
         except OSError as e:
-            raise InputError(f"cannot write {shown(self._out_stream, reading=False)}: {e.strerror or e}") from None
+            raise InputError(f"cannot write {shown(self._out_stream, reading=False)}: "
+                             f"{too_large(e, e.strerror or str(e))}") from None
 
     def close(self) -> None:
         if self._folder is not None:
@@ -476,7 +477,7 @@ class VideoOutput:
         try:
             self.file = file or (sys.stdout.buffer if self._stream == STDIO else _open_output(self._stream))
         except OSError as e:
-            raise InputError(f"cannot write {self.words}: {e.strerror or e}") from None
+            raise InputError(f"cannot write {self.words}: {too_large(e, e.strerror or str(e))}") from None
         self._origin = None if _appends(self.file) else _file_start(self.file)  # None: one way
         self.written = 0  # bytes, wherever they went
 
@@ -520,7 +521,7 @@ class VideoOutput:
     def _failed(self, e: OSError) -> InputError:
         if isinstance(e, BrokenPipeError):
             return self.closed_early()
-        return InputError(f"cannot write {self.words}: {e.strerror or e}")
+        return InputError(f"cannot write {self.words}: {too_large(e, e.strerror or str(e))}")
 
     def closed_early(self) -> InputError:
         """The error for a stream its reader closed: Python's own complaint on the way

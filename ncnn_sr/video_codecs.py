@@ -21,7 +21,7 @@ import av
 from av.video.reformatter import ColorRange
 
 from . import video_streams
-from .errors import FlagNames, InputError, Option, SettingError, with_article
+from .errors import FlagNames, InputError, Option, SettingError, too_large, with_article
 from .resample import target_size
 from .streams import VideoOutput
 from .video_options import COMMON_CONTAINERS, EncodeOptions
@@ -180,7 +180,7 @@ JPEG_ENCODERS = frozenset({"mjpeg", "ljpeg"})
 
 
 def _reason(e: Exception) -> str:
-    return getattr(e, "strerror", None) or str(e)
+    return too_large(e, getattr(e, "strerror", None) or str(e))
 
 
 # FFmpeg lists after MPEG-1's eight standard rates Xing's unofficial ones (15, 5, 10,

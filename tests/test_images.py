@@ -1642,7 +1642,8 @@ def test_a_disk_filling_up_midway_is_an_error_and_leaves_no_file(fmt, tmp_path):
     target = tmp_path / f"o.{fmt}"
     proc = subprocess.run([sys.executable, "-c", _WRITE_PAST_A_LIMIT, str(target)], capture_output=True, text=True,
                           check=True)
-    assert proc.stdout.strip() == f"cannot write {target}: File too large"
+    assert proc.stdout.strip() == (f"cannot write {target}: File too large (past this process's limit on a file's "
+                                   "size: ulimit -f)")
     assert not list(tmp_path.iterdir())
 
 

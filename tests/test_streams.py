@@ -457,8 +457,9 @@ def test_a_picture_for_standard_output_that_its_temporary_folder_cannot_take_nam
                    preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
     folder = re.escape(str(tmp_path / "tmp" / "ncnn-sr-stream-"))
     *before, error = proc.stderr.decode().splitlines()
-    assert proc.returncode == 1 and re.fullmatch(rf"ncnn-sr: error: cannot write {said} in {folder}\w+: File too large",
-                                                 error), proc.stderr
+    assert proc.returncode == 1 and re.fullmatch(rf"ncnn-sr: error: cannot write {said} in {folder}\w+: File too large "
+                                                 r"\(past this process's limit on a file's size: ulimit -f\)", error), \
+        proc.stderr
     assert all(line.startswith("ncnn-sr: warning: ") for line in before), proc.stderr  # the jpg's transparency
     assert proc.stdout == b"" and os.listdir(tmp_path / "tmp") == []
 

@@ -2397,7 +2397,8 @@ def test_a_write_the_file_system_refuses_is_a_one_line_error(tmp_path):
         resource.setrlimit(resource.RLIMIT_FSIZE, (64, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
     proc = subprocess.run([NCNN_SR, "video", "-i", str(clip), "-o", str(tmp_path / "out.mp4"), *X2],
                           capture_output=True, text=True, timeout=300, preexec_fn=small_files)
-    one_line_failure(proc, tmp_path, f"cannot write {tmp_path / 'out.mp4'}: File too large")
+    one_line_failure(proc, tmp_path, f"cannot write {tmp_path / 'out.mp4'}: File too large"
+                                    " (past this process's limit on a file's size: ulimit -f)")
 
 
 @pytest.mark.parametrize("named", ["same", "spelt", "symlink", "hardlink"])
