@@ -187,6 +187,7 @@ class Streams:
         try:
             with open(self.input, "wb") as copy, \
                     (contextlib.nullcontext(sys.stdin.buffer) if stream == STDIO else open(stream, "rb")) as source:
+                _waiting(source)
                 size = 0
                 while block := source.read(1 << 20):
                     size += len(block)
@@ -227,14 +228,14 @@ class Streams:
             with open(made_as, "rb") as made:
                 if self._out_stream == STDIO:
                     reached = True
-                    shutil.copyfileobj(made, sys.stdout.buffer)
+                    shutil.copyfileobj(made, _waiting(sys.stdout.buffer))
                     sys.stdout.buffer.flush()
                 else:
                     # Unbuffered: closed on a Ctrl-C, a buffer flushed into a reader that
                     # stopped reading would wait on it.
                     with _open_output(self._out_stream, buffering=0) as stream:
                         reached = True
-                        _copy(made, stream)
+                        _copy(made, _waiting(stream))
         except KeyboardInterrupt:
             # A FIFO's open waits for its reader: until then nothing reached it.
             raise DeliveryInterrupted(f"{shown(self._out_stream, reading=False)} got only part of the picture"
@@ -280,6 +281,20 @@ class OutputPipe:
                 os.close(os.open(self.path, os.O_WRONLY | os.O_NONBLOCK))
         except (OSError, ValueError):  # ENXIO: no reader there
             pass
+
+
+def _waiting(file):
+    """``file``, its descriptor made to wait for its pipe (or socket) where the program
+    that started this one left it non-blocking (node.js's child processes get such
+    pipes): a read before the first bytes came returned nothing, said as "standard
+    input is empty", and a write into a full pipe was refused, the rest of the picture
+    lost under status 0, a video's a traceback. The flag is the pipe end's, which only
+    this side's writers (or readers) share."""
+    try:
+        os.set_blocking(file.fileno(), True)
+    except (AttributeError, OSError, ValueError):  # no descriptor; Windows before 3.12 has no such call
+        pass
+    return file
 
 
 def _copy(source, stream) -> None:
@@ -367,7 +382,7 @@ class VideoInput:
         self.words = shown(stream, reading=True)
         _refuse_terminal(stream, True, dash)
         try:
-            self._file = sys.stdin.buffer if stream == STDIO else open(stream, "rb")
+            self._file = _waiting(sys.stdin.buffer if stream == STDIO else open(stream, "rb"))
         except OSError as e:
             raise InputError(f"cannot read {self.words}: {e.strerror or e}") from None
         self._origin = _file_start(self._file)  # None for a pipe
@@ -475,7 +490,7 @@ class VideoOutput:
         if file is None:
             _refuse_terminal(self._stream, False, dash)
         try:
-            self.file = file or (sys.stdout.buffer if self._stream == STDIO else _open_output(self._stream))
+            self.file = _waiting(file or (sys.stdout.buffer if self._stream == STDIO else _open_output(self._stream)))
         except OSError as e:
             raise InputError(f"cannot write {self.words}: {too_large(e, e.strerror or str(e))}") from None
         self._origin = None if _appends(self.file) else _file_start(self.file)  # None: one way

@@ -464,6 +464,80 @@ def test_a_picture_for_standard_output_that_its_temporary_folder_cannot_take_nam
     assert proc.stdout == b"" and os.listdir(tmp_path / "tmp") == []
 
 
+@pytest.mark.skipif(os.name == "nt", reason="no non-blocking pipes")
+@pytest.mark.parametrize("video", [False, True])
+def test_standard_output_left_non_blocking_gets_the_whole_output(video, tmp_path):
+    # A pipe its writer's parent left non-blocking (node.js's child processes get one),
+    # read more slowly than written: the picture reached it cut at what the pipe held,
+    # status 0; the video ended in a traceback (TypeError: unsupported operand type(s)
+    # for +=: 'int' and 'NoneType'), a write that would wait having returned None.
+    # Each output past the pipe's 64 kB: ffv1 keeps every level of the frames.
+    if video:
+        args = ["video", "-i", make_clip(tmp_path / "in.mp4", frames=24, width=64, height=48, audio=None),
+                "--codec", "ffv1"]
+    else:
+        Image.fromarray(picture(120, 130, seed=5)).save(tmp_path / "in.png")
+        args = ["-i", tmp_path / "in.png"]
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    proc = subprocess.Popen([CMD, *map(str, args), "-o", "-", *FAST], stdout=write, stderr=subprocess.PIPE)
+    os.close(write)
+    # Read once the pipe is full (what it holds no longer grows), or the command has ended.
+    deadline, held = time.monotonic() + 120, -1
+    while proc.poll() is None and (held < 1 or _unread(read) != held):
+        assert time.monotonic() < deadline
+        held = _unread(read)
+        time.sleep(0.5)
+    with open(read, "rb") as reader:
+        got = reader.read()
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    proc.stderr.close()
+    if video:
+        assert len(decoded(got)[0]) == 24, len(got)
+    else:
+        with Image.open(io.BytesIO(got)) as im:
+            im.load()  # all of it there, not the header alone
+            assert im.size == (260, 240)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no non-blocking pipes")
+@pytest.mark.parametrize("video", [False, True])
+def test_standard_input_left_non_blocking_is_waited_for(video, tmp_path):
+    # A pipe left non-blocking, its bytes coming a moment after the command read it: the
+    # picture was "standard input is empty: no picture came", its bytes unread.
+    data = make_clip(tmp_path / "in.mkv", frames=3, audio=None).read_bytes() if video else png_bytes(10, 12)
+    out = tmp_path / ("out.mkv" if video else "out.png")
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    proc = subprocess.Popen([CMD, *(["video"] if video else []), "-i", "-", "-o", str(out), *FAST], stdin=read,
+                            stderr=subprocess.PIPE)
+    os.close(read)
+    time.sleep(1.5)  # the command's first read meanwhile, into the empty pipe
+    try:
+        with open(write, "wb") as writer:
+            writer.write(data)
+    except BrokenPipeError:  # the command gave up reading: its status and words say why
+        pass
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    proc.stderr.close()
+    if video:
+        assert len(decoded(out.read_bytes())[0]) == 3
+    else:
+        with Image.open(out) as im:
+            assert im.size == (24, 20)
+
+
+def _unread(fd: int) -> int:
+    """Bytes in the pipe ``fd`` reads, not yet read."""
+    import array
+    import fcntl
+    import termios
+
+    count = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count)
+    return count[0]
+
+
 def test_a_terminal_is_refused_for_pictures(tmp_path):
     Image.fromarray(picture(6, 6)).save(tmp_path / "in.png")
     main, other = pty.openpty()
