@@ -13,21 +13,49 @@ import threading
 from collections.abc import Iterator
 
 
+_acting = threading.local()
+
+
+@contextlib.contextmanager
+def acting_for(owner: int) -> Iterator[None]:
+    """Holds taken in this thread counted as thread ``owner``'s: a call in the main
+    thread runs its work in a helper (interruptible) and its progress in the main
+    thread, where a call made from that progress is another helper, which waited for
+    the first's hold while the first waited for the progress."""
+    before = getattr(_acting, "owner", None)
+    _acting.owner = owner
+    try:
+        yield
+    finally:
+        _acting.owner = before
+
+
+def _owner() -> int:
+    owner = getattr(_acting, "owner", None)
+    return threading.get_ident() if owner is None else owner
+
+
 class Gate:
     """Shared holds for calls within their share, one alone hold for a call that
     takes every share. Waiting alone holds go first: a stream of shared holds (a
-    folder's other pictures) would keep one waiting for ever. A thread's holds nest
-    (a progress callback that upscales on the same GPU)."""
+    folder's other pictures) would keep one waiting for ever. An owner's holds nest
+    (a progress callback that upscales on the same GPU), and an alone hold nested in
+    a shared one waits for the others' holds alone, while one such waits at most:
+    ``alone()`` gives whether it holds the GPU alone (False: it runs in its share)."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._holds: dict[int, int] = {}  # thread -> holds it has
-        self._alone: int | None = None  # the thread holding the GPU alone
+        self._holds: dict[int, int] = {}  # owner -> holds it has
+        self._alone: int | None = None  # the owner holding the GPU alone
+        # Counted, not stacked: one owner's helpers (one abandoned by a Ctrl-C, still
+        # at its window, and the next call's) may end their holds in any order.
+        self._alone_holds = 0
         self._waiting_alone = 0
+        self._upgrading: int | None = None  # an owner with a shared hold waiting to go alone
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[None]:
-        me = threading.get_ident()
+        me = _owner()
         with self._changed:
             if me not in self._holds:
                 while self._alone is not None or self._waiting_alone:
@@ -39,23 +67,39 @@ class Gate:
             self._release(me)
 
     @contextlib.contextmanager
-    def alone(self) -> Iterator[None]:
-        me = threading.get_ident()
+    def alone(self) -> Iterator[bool]:
+        me = _owner()
         with self._changed:
-            self._waiting_alone += 1
-            try:
-                # Its own holds (nested) it cannot wait for.
-                while self._alone not in (None, me) or any(thread != me for thread in self._holds):
-                    self._changed.wait()
-            finally:
-                self._waiting_alone -= 1
-            outer, self._alone = self._alone, me
+            upgrading = me in self._holds and self._alone != me
+            # Two owners each waiting for the other's shared hold to end would wait for
+            # ever: the second runs in the share it holds.
+            got = not upgrading or self._upgrading is None
+            if got:
+                if upgrading:
+                    self._upgrading = me
+                self._waiting_alone += 1
+                try:
+                    # Its own holds (nested) it cannot wait for.
+                    while self._alone not in (None, me) or any(owner != me for owner in self._holds):
+                        self._changed.wait()
+                finally:
+                    self._waiting_alone -= 1
+                    if upgrading:
+                        self._upgrading = None
+                    # Shared holds wait while one waits alone: where that one leaves
+                    # (an exception in its wait) they must look again.
+                    self._changed.notify_all()
+                self._alone = me
+                self._alone_holds += 1
             self._holds[me] = self._holds.get(me, 0) + 1
         try:
-            yield
+            yield got
         finally:
-            with self._changed:
-                self._alone = outer
+            if got:
+                with self._changed:
+                    self._alone_holds -= 1
+                    if not self._alone_holds:
+                        self._alone = None
             self._release(me)
 
     def _release(self, me: int) -> None:

@@ -500,8 +500,13 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
                 self._running += 1
                 call[0] = "waiting"
             if interruptible.wanted():  # so that a Ctrl-C need not wait for ncnn's window
-                out = interruptible.run(lambda report: self._run_call(image, report, call), progress,
-                                        lambda: self._leave(call))
+                def work(report):
+                    # The GPU's holds are this thread's: its progress runs here, and a
+                    # call made in it (another helper) nests in them.
+                    with device_gate.acting_for(me):
+                        return self._run_call(image, report, call)
+
+                out = interruptible.run(work, progress, lambda: self._leave(call))
             else:
                 out = self._run_call(image, progress, call)
         finally:
@@ -1081,7 +1086,11 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
                         "their output differs from the whole picture's (%s)", self.spec.name, tile,
                         self._why_not_staged(channels))
         gate = device_gate.gate(net.device.index) if net.device.is_gpu else None
-        with contextlib.nullcontext() if gate is None else gate.alone() if alone else gate.shared():
+        with contextlib.nullcontext() if gate is None else gate.alone() if alone else gate.shared() as held:
+            if alone and not held:
+                # Another call in its share waits to take the GPU alone (both from
+                # progress callbacks): this one runs in its share, as windows.
+                resident = None
             if resident is not None:
                 self._run_stages(resident, rgb, alpha, out, longest, None, progress, len(grid))
             elif maps is not None:

@@ -76,3 +76,68 @@ def test_a_threads_holds_nest_without_waiting_for_themselves():
 
 def test_one_gate_a_gpu():
     assert gate(0) is gate(0) and gate(0) is not gate(1)
+
+
+def test_two_threads_holding_shares_that_each_ask_for_the_gpu_alone_both_go_on():
+    # Each waited for the other's share to end, and neither ended: a progress callback
+    # upscaling a big picture in two threads at once hung both for ever.
+    g, both_in, got = Gate(), threading.Barrier(2, timeout=10), []
+
+    def upgrade():
+        with g.shared():
+            both_in.wait()
+            with g.alone() as alone:
+                got.append(alone)
+
+    threads = [started(upgrade) for _ in range(2)]
+    for thread in threads:
+        thread.join(10)
+    assert not any(thread.is_alive() for thread in threads)
+    assert sorted(got) == [False, True] and not g._holds and g._alone is None
+
+
+def test_holds_taken_in_a_helper_for_a_thread_nest_in_that_threads_holds():
+    # A call in the main thread runs its work in a helper (interruptible) and its
+    # progress in the main thread: a call made from that progress is another helper,
+    # and waited for the first's hold, which waited for the progress.
+    from ncnn_sr.device_gate import acting_for
+
+    g, owner, done = Gate(), threading.get_ident(), []
+
+    def nested():
+        with acting_for(owner), g.alone() as alone:
+            done.append(alone)
+
+    with g.shared():
+        thread = started(nested)
+        thread.join(10)
+    assert done == [True] and not g._holds and g._alone is None
+
+
+def test_alone_holds_of_one_owner_in_two_threads_may_end_in_any_order():
+    # A helper abandoned by a Ctrl-C still runs to its next window while its caller
+    # calls again: the first to end left the gate held alone for ever.
+    from ncnn_sr.device_gate import acting_for
+
+    g, owner = Gate(), 12345
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with acting_for(owner), g.alone():
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second():
+        first_in.wait(10)
+        with acting_for(owner), g.alone():
+            second_in.set()
+            first_out.wait(10)
+
+    threads = [started(first), started(second)]
+    for thread in threads:
+        thread.join(10)
+    assert not g._holds and g._alone is None
+    later = started(lambda: g.shared().__enter__())
+    later.join(5)
+    assert not later.is_alive()

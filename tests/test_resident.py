@@ -245,9 +245,9 @@ def test_a_trunk_past_its_share_of_the_calls_at_once_runs_whole_with_the_gpu_to_
 
     @contextlib.contextmanager
     def recorded(self):
-        with real(self):
+        with real(self) as got:
             held.append("in")
-            yield
+            yield got
             held.append("out")
 
     monkeypatch.setattr(device_gate.Gate, "alone", recorded)
@@ -259,6 +259,36 @@ def test_a_trunk_past_its_share_of_the_calls_at_once_runs_whole_with_the_gpu_to_
         assert np.array_equal(out, one)
     need, room, share = up._resident_room(up._net, 20, 72, 32)
     assert share < need <= room
+
+
+def test_a_call_from_the_progress_of_a_call_in_the_main_thread_takes_the_gpu_alone_without_a_hang(gpu):
+    # The main thread's call runs in a helper and reports here: the call made in its
+    # progress, another helper, waited for the first's hold, which waited for it.
+    import signal
+    import threading
+
+    assert threading.current_thread() is threading.main_thread()
+    outer, inner = picture(20, 72, seed=1), picture(20, 72, seed=2)
+    device = discrete(gpu, heap_mb=56)
+    up = Upscaler(RRDB, device=device, tile=32, concurrency=2)
+    alone = Upscaler(RRDB, device=device, tile=32).upscale(inner)
+    got = []
+
+    def progress(done, total):
+        if not got:
+            got.append(up.upscale(inner))
+
+    def hung(signum, frame):
+        raise TimeoutError("the nested call waited for ever")
+
+    before = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(300)
+    try:
+        up.upscale(outer, progress=progress)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
+    assert np.array_equal(got[0], alone)
 
 
 @pytest.mark.parametrize("scale", [2, 1])
