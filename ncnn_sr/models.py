@@ -472,7 +472,7 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
                 # walk of the weights still refuses a damaged file.
                 return _checked_spec(text, param, bin_, entry, source, custom_if_other=folder != fetched)
             except ModelError as e:
-                if entry is None or entry.download is None or folder != fetched_model_folder():
+                if entry is None or entry.download is None or folder != fetched:
                     raise
                 # Fetched by ncnn-sr: not the user's files to mend, as a damaged package's are not.
                 raise e.extended("; ", Option(f"'ncnn-sr fetch {text} --force'", f"fetch_model({text!r}, force=True)",
