@@ -41,12 +41,15 @@ def captured_stderr(hand_back: bool = False):
                 except BaseException:
                     os.close(saved)
                     raise
-                # The file, the fd 2 it stands in for, the captures in it, and the
-                # spans of the file handed back (hand_back) to that fd 2.
-                _capture = [sink, saved, 0, []]
+                # The file, the fd 2 it stands in for, the captures in it, the spans
+                # of the file dealt with (handed back to that fd 2, or kept by their
+                # capture), and where the captures in progress that keep theirs began.
+                _capture = [sink, saved, 0, [], []]
             _capture[2] += 1
             sink = _capture[0]
             start = os.fstat(sink.fileno()).st_size
+            if not hand_back:
+                _capture[4].append(start)
     except (OSError, ValueError):
         yield lambda: ""
         return
@@ -65,15 +68,23 @@ def captured_stderr(hand_back: bool = False):
         said = sink.read()
         sink.seek(0, os.SEEK_END)
         return said.decode(errors="replace")
+    handed = False
     try:
         yield text
         if hand_back and not read:
             _hand_back(start)
+            handed = True
     finally:
         with _capture_lock:
             _capture[2] -= 1
+            if not hand_back:
+                _capture[4].remove(start)
+            if _capture[2] and not handed:
+                # Its text is its own (kept from the terminal, or read into an error):
+                # a capture beside it that hands back leaves it out.
+                _capture[3].append((start, os.fstat(sink.fileno()).st_size))
             if _capture[2] == 0:
-                sink, saved, _, _ = _capture
+                sink, saved, _, _, _ = _capture
                 _capture = None
                 os.dup2(saved, 2)
                 os.close(saved)
@@ -81,13 +92,14 @@ def captured_stderr(hand_back: bool = False):
 
 
 def _hand_back(start: int) -> None:
-    """What the capture in force caught from ``start`` on, less the spans overlapping
-    captures handed back already, written to the fd 2 it stands in for."""
+    """What the capture in force caught from ``start`` on, written to the fd 2 it
+    stands in for, less the spans dealt with already and what the captures in
+    progress that keep their text caught since they began."""
     with _capture_lock:
-        sink, saved, _, handed = _capture
+        sink, saved, _, handed, keeping = _capture
         end = os.fstat(sink.fileno()).st_size
         spans, at = [], start
-        for first, last in sorted(handed):
+        for first, last in sorted(handed + [(began, end) for began in keeping]):
             if first > at:
                 spans.append((at, min(first, end)))
             at = max(at, last)

@@ -316,6 +316,35 @@ def test_nested_captures_that_hand_back_give_each_line_once(capfd, monkeypatch, 
     assert capfd.readouterr().err == "before\nafter\n"
 
 
+def test_a_capture_that_hands_back_leaves_out_what_a_capture_beside_it_keeps(capfd):
+    # A model loaded while another thread made the Vulkan instance handed back ncnn's
+    # block of device details, which that capture keeps from the terminal; and a load
+    # that failed beside another had its words in its error and on fd 2 too.
+    quiet_in, loud_out = threading.Event(), threading.Event()
+
+    def quiet():
+        with devices.captured_stderr():
+            os.write(2, b"kept\n")
+            quiet_in.set()
+            loud_out.wait(10)
+            os.write(2, b"kept too\n")
+
+    def failed():
+        with devices.captured_stderr(hand_back=True) as said:
+            os.write(2, b"its error\n")
+            assert said() == "its error\n"
+
+    with devices.captured_stderr(hand_back=True):
+        os.write(2, b"before\n")
+        failed()
+        thread = threading.Thread(target=quiet)
+        thread.start()
+        quiet_in.wait(10)
+    loud_out.set()
+    thread.join(10)
+    assert capfd.readouterr().err == "before\n"
+
+
 @pytest.mark.parametrize("pread", [True, False], ids=["pread", "no-pread"])
 def test_captures_of_native_output_that_overlap_in_two_threads_give_fd_2_back(capfd, monkeypatch, pread):
     # Loads in two threads at once (a Pipeline's lanes, a library user's threads) each
