@@ -442,10 +442,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         ``image`` is H×W×C (C in 1, 3, 4) or H×W grey, uint8 or uint16, any strides
         or byte order; a numpy subclass (a masked array, np.matrix) is taken as its
         plain data. Colours are in RGB(A) order, as ``read_image`` and Pillow give them
-        (OpenCV's BGR: ``upscale(image[:, :, ::-1])[:, :, ::-1]``). The result has the same number of axes, channels and dtype, is a
-        new array, and ``image`` is never changed. Grey stays grey: one channel, and
-        RGBA of equal R, G and B (grey with alpha), whose grey is the luma of the
-        colour result.
+        (OpenCV's BGR: ``upscale(image[:, :, ::-1])[:, :, ::-1]``). The result has the
+        same number of axes, channels and dtype, is a new array, and ``image`` is never
+        changed. Grey stays grey: one channel, and RGBA of equal R, G and B (grey with
+        alpha), whose grey is the luma of the colour result.
 
         ``progress(done, total)`` is called after each tile, in the caller's thread, or
         after each step of the tiles where the work goes in smaller steps (a staged
@@ -454,8 +454,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         exception it raises stops the work and comes out of ``upscale`` (that is how a
         batch cancels). In the main thread a Ctrl-C (KeyboardInterrupt, or what a
         program's own handler raises) comes out at once, though ncnn may be running a
-        window then: the work runs in a helper
-        thread, which stops at its next tile. Python's exit waits for that window.
+        window then: the work runs in a helper thread, which stops at its next tile.
+        Python's exit waits for that window.
 
         Raises InputError for a picture it cannot take (float pixels, 2 channels, no
         pixels), a closed Upscaler, or a result larger than the memory available;
