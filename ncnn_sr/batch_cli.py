@@ -1311,7 +1311,8 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
         if plan.folder_mode:
             state.pipes = {job.target: OutputPipe(job.target) for job in plan.jobs if is_fifo(job.target)}
         _say_plan(prog, plan)
-        if plan.jobs and plan.folder_mode and not opts.quiet and _deeper(opts, flags):
+        if plan.jobs and plan.folder_mode and not opts.quiet and not opts.recursive \
+                and deeper_holds(Path(opts.input), dst=Path(opts.output), past_looks=False):
             # As a Thumbs.db left out is said: photos/2023/*.jpg were left out unsaid.
             log.warning(f"{opts.input}: the pictures in its sub-folders are left out "
                         f"({flags('-r')} upscales them too)")

@@ -904,13 +904,14 @@ def _moved_clash_name(path: Path, name: str, taken: Callable[[str], bool]) -> st
 DEEPER_LOOKS = 20000
 
 
-def deeper_holds(folder: Path, videos: bool = False, dst: Path | None = None) -> bool:
+def deeper_holds(folder: Path, videos: bool = False, dst: Path | None = None, past_looks: bool = True) -> bool:
     """Whether a sub-folder of ``folder`` that -r walks (not a hidden one, nor the
     output folder ``dst``), at any depth, holds a picture -r would take (a video with
     ``videos``): named as one and not hidden, or of a name that says nothing, by its
     first bytes. "(-r looks in its sub-folders too)" was said of sub-folders that
-    held none, where -r found nothing either. Stops at the first found; True past
-    DEEPER_LOOKS entries, a huge tree being more likely to hold one than not."""
+    held none, where -r found nothing either. Stops at the first found; ``past_looks``
+    past DEEPER_LOOKS entries: True for a hint, a huge tree being more likely to hold
+    one than not; False for a warning that says they are there."""
     looked, kind = 0, "videos" if videos else "pictures"
     for below, entries in _walk(folder, dst if dst is not None else folder, True, [], kind):
         if below == folder:
@@ -918,7 +919,7 @@ def deeper_holds(folder: Path, videos: bool = False, dst: Path | None = None) ->
         for e in entries:
             looked += 1
             if looked > DEEPER_LOOKS:
-                return True
+                return past_looks
             if e.name.startswith(".") or not _holds(e.is_file):
                 continue
             named = is_video_path(e.name) if videos else is_picture_name(Path(e.name))

@@ -231,6 +231,12 @@ def test_what_r_would_take_below_a_folder_is_looked_for_to_the_first_found(tmp_p
     (src / "a" / "b" / "frame").unlink()
     monkeypatch.setattr(jobs, "DEEPER_LOOKS", 1)
     assert jobs.deeper_holds(src)
+    # The warning of pictures left out in sub-folders says they are there: not past
+    # the entries looked at, where a tree of 20,000 other files was said to hold them.
+    assert not jobs.deeper_holds(src, past_looks=False)
+    pictures(src / "a" / "b", ["frame.png"])
+    monkeypatch.setattr(jobs, "DEEPER_LOOKS", 100)
+    assert jobs.deeper_holds(src, past_looks=False)
 
 
 @pytest.mark.parametrize("inside, deeper", [([], ""), (["sub/a.png"], " ('ncnn-sr -r' looks in its sub-folders too)")])
