@@ -417,16 +417,48 @@ class PacketPastMemory(av.error.FFmpegError):
                                           f"{size_words(room, down=True)} free (damaged, most likely)")
 
 
-def _demuxed(container, *streams) -> Iterator:
+# What FFmpeg's Matroska demuxer logs, as an error, for a file cut off: the cut is
+# told as such (``_warn_if_truncated``), not as damage.
+CUT_OFF_SAID = "File ended prematurely"
+
+
+@contextlib.contextmanager
+def _demuxer_errors(container, errors: list | None) -> Iterator[None]:
+    """Add to ``errors`` what ``container``'s demuxer logs as an error meanwhile, in
+    this thread, a cut-off end's aside. A demuxer that meets damage (a Matroska's
+    block zeroed midway) logs it and goes on past it, or ends the file quietly, as if
+    it were whole: its log alone tells. Caught in this thread only, which reads the
+    packets: the decoders' and encoders' logs elsewhere stay FFmpeg's, unsaid."""
+    if errors is None:
+        yield
+        return
+    level, repeated = av.logging.get_level(), av.logging.get_skip_repeated()
+    if level is None or level < av.logging.ERROR:  # FFmpeg calls PyAV's logging back only at the level set
+        av.logging.set_level(av.logging.ERROR)
+    av.logging.set_skip_repeated(False)  # else a second damage alike was held back
+    try:
+        with av.logging.Capture(local=True) as logs:
+            yield
+    finally:
+        av.logging.set_level(level)
+        av.logging.set_skip_repeated(repeated)
+        errors.extend(message.strip() for at, name, message in logs
+                      if at <= av.logging.ERROR and name == container.format.name and message.strip()
+                      and not message.startswith(CUT_OFF_SAID))
+
+
+def _demuxed(container, *streams, errors: list | None = None) -> Iterator:
     """``container.demux()``, less the IndexError PyAV raises at the end of a file in
     which a new stream turned up midway (a damaged MPEG-TS, say): it looks for that
     stream, which it never listed, when it hands out the streams' last, empty, packets.
     The known streams' ones have all come by then. FFmpeg's ENOMEM with room to spare
-    is a PacketPastMemory."""
+    is a PacketPastMemory. ``errors`` gets what the demuxer logs as an error
+    (``_demuxer_errors``)."""
     packets = container.demux(*streams)
     while True:
         try:
-            packet = next(packets)
+            with _demuxer_errors(container, errors):
+                packet = next(packets)
         except (StopIteration, IndexError):
             return
         except av.error.MemoryError:
@@ -634,6 +666,9 @@ class _Reach:
         self.end: float | None = None
         self.complete = False  # the demuxer reached the end of the file (a part that ends early stops before)
         self.cut_short: str | None = None  # the kind of stream whose last packet could not be decoded
+        # Where the demuxer met damage, skipped with --skip-damaged: (seconds from the
+        # start, FFmpeg's words, ``end`` then).
+        self.damage: tuple[float, str, float | None] | None = None
 
     def add(self, packet) -> None:
         if packet.pts is None or packet.time_base is None:
@@ -643,12 +678,36 @@ class _Reach:
         end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
         self.end = end if self.end is None else max(self.end, end)
 
+    def origin(self, container) -> Fraction:
+        # A cut-off file may not say where it starts: its first packet does.
+        return _origin(container) if container.start_time is not None or self.start is None else self.start
+
+    def since_start(self, container) -> float:
+        """How far the packets went so far, from the input's start."""
+        return 0.0 if self.end is None else self.end - float(self.origin(container))
+
+    def stopped_at_damage(self) -> bool:
+        """Whether no packet came past the damage the demuxer met."""
+        return self.damage is not None and self.end == self.damage[2]
+
+
+def _warn_of_damage(container, src, reach: _Reach, flags: FlagNames) -> None:
+    at, said, _ = reach.damage
+    skipped = flags.named("--skip-damaged", "skip_damaged")
+    if not reach.stopped_at_damage():  # FFmpeg found its way on (the next Matroska cluster)
+        log.warning("%s: damaged at %.2f s (FFmpeg's demuxer says: %s): what could not be read there is missing "
+                    "(%s)", src, at, said, skipped)
+        return
+    total = _length(container, reach.origin(container))
+    of = f" of {float(total):.2f} s" if total is not None and float(total) > at else ""
+    log.warning("%s: cannot be read past %.2f s%s (FFmpeg's demuxer says: %s): upscaled up to there (%s)", src, at,
+                of, said, skipped)
+
 
 def _warn_if_truncated(container, src, reach: _Reach) -> None:
-    if not reach.complete or reach.end is None:
-        return
-    # A cut-off file may not say where it starts: its first packet does.
-    start = _origin(container) if container.start_time is not None else reach.start
+    if not reach.complete or reach.end is None or reach.stopped_at_damage():
+        return  # a stop at damage is said as such (``_warn_of_damage``)
+    start = reach.origin(container)
     reached = reach.end - float(start)
     if reach.cut_short:
         log.warning("%s ends in a %s packet cut short, at %.2f s: it may be truncated", src, reach.cut_short, reached)
@@ -1523,6 +1582,7 @@ class _Ahead:
 
     def __init__(self, inp):
         self.inp, self.held, self.error = inp, [], None
+        self.errors: list[str] = []  # what the demuxer logged as an error, in order (``_demuxer_errors``)
         self.size = 0
         self.ended = False  # whether the container's every packet was read
         self.before: list | None = None  # those read before it was sought in (``sought``)
@@ -1535,7 +1595,7 @@ class _Ahead:
             return
         until = time.monotonic() + PEEK_SECONDS
         try:
-            for packet in _demuxed(self.inp):
+            for packet in _demuxed(self.inp, errors=self.errors):
                 self.held.append(packet)
                 self.size += packet.size
                 yield packet
@@ -1549,6 +1609,7 @@ class _Ahead:
         """The container was sought in (standard input redirected from a file, for a
         part of it): its run reads on from there, not what was read ahead before."""
         self.before, self.held, self.size, self.ended, self.error = self.held, [], 0, False, None
+        self.errors = []
 
     def first(self) -> list:
         """The container's first packets, as far as they were read ahead."""
@@ -1566,7 +1627,7 @@ class _Ahead:
             finally:
                 del error
         if not self.ended:  # read again at its end, FFmpeg says End of file
-            yield from _demuxed(self.inp)
+            yield from _demuxed(self.inp, errors=self.errors)
 
 
 def _ahead_of(src, inp, start: bool = False) -> _Ahead | None:
@@ -2086,9 +2147,21 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                              flags.named("--deinterlace off", "deinterlace='off'"))
             return done
 
+        def damage_met() -> None:
+            """The demuxer logged damage before the packet to come, if any: the run
+            stops there, or with --skip-damaged reads on as far as FFmpeg can."""
+            at, said = reach.since_start(inp), ahead.errors[0]
+            if not options.skip_damaged:
+                raise InputError(f"{src}: cannot read past {at:.2f} s: FFmpeg's demuxer says: {said} (a damaged file? ",
+                                 Option(flag=flags("--skip-damaged"), argument="skip_damaged=True", everywhere=True),
+                                 " upscales what can be read)")
+            reach.damage = (at, said, reach.end)
+
         try:
             # Every stream, those left out too: how far they all go tells a cut-off file.
             for packet in ahead.packets():
+                if ahead.errors and reach.damage is None:
+                    damage_met()
                 reach.add(packet)
                 if packet.stream.index != video_in.index:
                     if packet.dts is not None and packet.stream.index in side:
@@ -2140,6 +2213,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     break
             else:
                 reach.complete = True
+            if ahead.errors and reach.damage is None:
+                damage_met()
             # No video came after it (the reading stops only once video past the part has).
             if refusal[0] is not None:
                 reach.cut_short = "video"
@@ -2147,6 +2222,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 yield from shown(whole(held.popleft(), heapq.heappop(slots) - (late[0] or 0)))
             yield from shown(fields.finish())
             yield from last_shown()
+            if reach.damage is not None:
+                _warn_of_damage(inp, src, reach, flags)
             if damaged[0]:
                 log.warning("%s: %d damaged video packet%s skipped (%s): frames are missing there, up to the next "
                             "keyframe, and players show the one before", src, damaged[0], "s" * (damaged[0] > 1),

@@ -1693,6 +1693,48 @@ def test_a_copied_sound_packet_stamped_before_the_one_before_is_left_out(name, t
     assert [bytes_ for _, bytes_ in packets(tmp_path / name, "audio")] == given[:2] + given[3:]
 
 
+def _mkv_video_block_ids(data: bytes) -> list[int]:
+    """The offset of each video SimpleBlock's ID (0xA3) in a Matroska file."""
+    found = []
+    for track, at in _mkv_block_times(data):
+        # Before the time: the track number (1 byte), the block's size, its ID.
+        size_end = at - 1
+        ids = [p - 1 for p in range(size_end - 1, size_end - 9, -1)
+               if data[p - 1] == 0xA3 and 9 - data[p].bit_length() == size_end - p]
+        if track == 1 and ids:
+            found.append(ids[0])
+    return found
+
+
+@pytest.mark.parametrize("block", [12, 20])
+def test_a_matroska_damaged_midway_is_an_error_or_upscaled_up_to_the_damage_with_a_warning(block, tmp_path):
+    # found by the damage audit: bytes zeroed in a block midway (as a disk's lost
+    # sector does) stop FFmpeg's Matroska demuxer, which logs "0x00 at pos ... invalid
+    # as first byte of an EBML number" and ends the file quietly: 12 frames of 24
+    # were written, exit 0, said only to be "maybe truncated"; damaged at frame 20,
+    # 20 frames with nothing said at all.
+    good = make_clip(tmp_path / "good.mkv", frames=24, width=32, height=24, audio=None, gop=6)
+    with av.open(str(good)) as c:  # how far the blocks before go (B-frames: stored out of order)
+        seconds = float(max((p.pts + p.duration) * p.time_base for p in itertools.islice(c.demux(), block)))
+    data = bytearray(good.read_bytes())
+    at = _mkv_video_block_ids(bytes(data))[block]
+    data[at:at + 16] = bytes(16)
+    clip = tmp_path / "in.mkv"
+    clip.write_bytes(bytes(data))
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.endswith(f"error: {clip}: cannot read past {seconds:.2f} s: FFmpeg's demuxer says: 0x00 at pos "
+                                f"{at} (0x{at:x}) invalid as first byte of an EBML number (a damaged file? "
+                                "--skip-damaged upscales what can be read)\n"), proc.stderr
+    assert not (tmp_path / "out.mkv").exists()
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", "--skip-damaged", *X2)
+    assert (f"{clip}: cannot be read past {seconds:.2f} s of 1.00 s (FFmpeg's demuxer says: 0x00 at pos {at} "
+            f"(0x{at:x}) invalid as first byte of an EBML number): upscaled up to there (--skip-damaged)"
+            ) in proc.stderr, proc.stderr
+    assert "truncated" not in proc.stderr
+    assert len(frame_times(tmp_path / "out.mkv")[0]) == plain_decode(clip) < 24
+
+
 def _subtitles_outlasting_the_picture(tmp_path):
     clip = make_clip(tmp_path / "short.mp4", frames=6)  # a quarter of a second
     return add_subtitles(clip, tmp_path / "in.mkv", [("00:00:00,000", "00:00:00,200", "Hello"),
