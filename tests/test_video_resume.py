@@ -658,8 +658,8 @@ def decoding_short_of_memory_after(monkeypatch, packets: int) -> None:
                 av.error.err_check(-errno.ENOMEM)
             return self._real.decode()
 
-    def demuxed(container, *streams):
-        for packet in real(container, *streams):
+    def demuxed(container, *streams, **options):
+        for packet in real(container, *streams, **options):
             yield Short(packet) if packet.stream.type == "video" else packet
     monkeypatch.setattr(video, "_demuxed", demuxed)
 

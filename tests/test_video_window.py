@@ -358,9 +358,9 @@ def test_a_part_near_the_start_of_a_long_video_stops_reading_soon_after_it(tmp_p
     passes = []  # the packets of each read: the rate is judged in a read of its own (video._variable_rate)
     demuxed = video._demuxed
 
-    def counted(*args):
+    def counted(*args, **kwargs):
         passes.append([])
-        return (passes[-1].append(p) or p for p in demuxed(*args))
+        return (passes[-1].append(p) or p for p in demuxed(*args, **kwargs))
 
     monkeypatch.setattr(video, "_demuxed", counted)
     assert upscale_video(clip, tmp_path / "out.mkv", lambda f: f,
