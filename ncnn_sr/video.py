@@ -2006,6 +2006,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     damaged = [0]  # video packets the decoder refused, skipped with --skip-damaged
     refusal: list[Exception | None] = [None]  # the error of a video packet no more video has followed yet
     cut_sound: dict[int, Exception] = {}  # by stream: the error of a sound packet no more of it has followed yet
+    # By stream: where a packet flagged corrupt, or a frame its decoder concealed
+    # damage in, came (s), and what told, until more of the stream comes.
+    suspect: dict[int, tuple[float, str]] = {}
+    kept_damaged: list[float] = []  # where such damage was kept, with --skip-damaged
     copied_until: dict[int, Fraction] = {}  # by output stream: the time of the last packet copied into it
     backward: collections.Counter = collections.Counter()  # by kind: copied packets stamped before the one before
     skipped_cues = [0]  # subtitle cues the decoder refused, skipped with --skip-damaged
@@ -2157,12 +2161,32 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                                  " upscales what can be read)")
             reach.damage = (at, said, reach.end)
 
+        def flawed(index: int, seconds: Fraction | None, what: str) -> None:
+            """Stream ``index`` is damaged at ``seconds`` (the input's time), as
+            ``what`` says: damage once more of it comes, as for a refused packet."""
+            if index not in suspect and seconds is not None:
+                suspect[index] = (float(seconds - reach.origin(inp)), what)
+
+        def concealed(index: int) -> None:
+            at, what = suspect.pop(index)
+            if not options.skip_damaged:
+                kind = "video" if index == video_in.index else inp.streams[index].type
+                raise InputError(f"{src}: cannot decode: its {kind} is damaged at {at:.2f} s ({what}) (a damaged file? ",
+                                 Option(flag=flags("--skip-damaged"), argument="skip_damaged=True", everywhere=True),
+                                 " upscales the rest)")
+            kept_damaged.append(at)
+
         try:
             # Every stream, those left out too: how far they all go tells a cut-off file.
             for packet in ahead.packets():
                 if ahead.errors and reach.damage is None:
                     damage_met()
                 reach.add(packet)
+                if packet.size and (packet.stream.index == video_in.index or packet.stream.index in side):
+                    if packet.stream.index in suspect:  # more came: it was damaged, not cut off
+                        concealed(packet.stream.index)
+                    if packet.is_corrupt:  # an MPEG-TS's continuity broken: part of it is lost
+                        flawed(packet.stream.index, _packet_time(packet), "its demuxer found a packet corrupt")
                 if packet.stream.index != video_in.index:
                     if packet.dts is not None and packet.stream.index in side:
                         side_packets.append((handed, packet))
@@ -2193,6 +2217,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                             frame.pts, frame.time_base = round(after / video_in.time_base), video_in.time_base
                         else:
                             stamped = (frame.pts * frame.time_base, count)
+                        if frame.is_corrupt:  # H.264's "error while decoding MB", filled in from around it
+                            flawed(video_in.index, frame.pts * frame.time_base, "its decoder concealed the damage")
                         count += 1
                         held.append(frame)
                         stamp = frame.pts
@@ -2224,6 +2250,12 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             yield from last_shown()
             if reach.damage is not None:
                 _warn_of_damage(inp, src, reach, flags)
+            if kept_damaged:
+                places = len(kept_damaged)
+                log.warning("%s: damaged in %d place%s, at %s s, kept as FFmpeg makes it out (%s): frames there are "
+                            "missing or garbled", src, places, "s" * (places > 1),
+                            ", ".join(f"{at:.2f}" for at in sorted(kept_damaged)[:5]) + ", ..." * (places > 5),
+                            flags.named("--skip-damaged", "skip_damaged"))
             if damaged[0]:
                 log.warning("%s: %d damaged video packet%s skipped (%s): frames are missing there, up to the next "
                             "keyframe, and players show the one before", src, damaged[0], "s" * (damaged[0] > 1),

@@ -1735,6 +1735,49 @@ def test_a_matroska_damaged_midway_is_an_error_or_upscaled_up_to_the_damage_with
     assert len(frame_times(tmp_path / "out.mkv")[0]) == plain_decode(clip) < 24
 
 
+def test_an_mpeg_ts_missing_packets_midway_is_an_error_or_upscaled_with_a_warning(tmp_path):
+    # found by the damage audit: two 188-byte packets gone from an MPEG-TS midway (a
+    # recording's lost reception) break a frame's continuity, which FFmpeg's demuxer
+    # flags on the packet ("Packet corrupt"): 22 frames of 24 were written, exit 0,
+    # nothing said (an MPEG-TS states no length to be found short of).
+    data = make_clip(tmp_path / "good.ts", frames=24, width=32, height=24, audio=None, gop=6).read_bytes()
+    clip = tmp_path / "in.ts"
+    clip.write_bytes(data[:25 * 188] + data[27 * 188:])
+    assert plain_decode(clip) == 22  # the fixture is damaged as it says
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.endswith(f"error: {clip}: cannot decode: its video is damaged at 0.33 s (its demuxer found a "
+                                "packet corrupt) (a damaged file? --skip-damaged upscales the rest)\n"), proc.stderr
+    assert not (tmp_path / "out.mkv").exists()
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", "--skip-damaged", *X2)
+    assert (f"{clip}: damaged in 1 place, at 0.33 s, kept as FFmpeg makes it out (--skip-damaged): frames there are "
+            "missing or garbled") in proc.stderr, proc.stderr
+    assert len(frame_times(tmp_path / "out.mkv")[0]) == 22
+
+
+def test_a_frame_the_decoder_conceals_damage_in_is_an_error_or_kept_with_a_warning(tmp_path):
+    # found by the damage audit: 8 bytes overwritten within an H.264 keyframe midway.
+    # FFmpeg's decoder conceals what it cannot decode ("error while decoding MB") and
+    # flags the frame: it and the 5 frames predicted from it were upscaled garbled
+    # (off by 37 to 79 of 255 on average), exit 0, nothing said.
+    good = make_clip(tmp_path / "good.mkv", frames=24, width=32, height=24, audio=None, gop=6)
+    with av.open(str(good)) as c:
+        pos, size = [(p.pos, p.size) for p in c.demux(video=0) if p.size][12]  # the keyframe at 0.5 s
+    data = bytearray(good.read_bytes())
+    data[pos + size // 2:pos + size // 2 + 8] = b"\xa5" * 8
+    clip = tmp_path / "in.mkv"
+    clip.write_bytes(bytes(data))
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.endswith(f"error: {clip}: cannot decode: its video is damaged at 0.50 s (its decoder concealed "
+                                "the damage) (a damaged file? --skip-damaged upscales the rest)\n"), proc.stderr
+    assert not (tmp_path / "out.mkv").exists()
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", "--skip-damaged", *X2)
+    assert (f"{clip}: damaged in 1 place, at 0.50 s, kept as FFmpeg makes it out (--skip-damaged): frames there are "
+            "missing or garbled") in proc.stderr, proc.stderr
+    assert len(frame_times(tmp_path / "out.mkv")[0]) == 24
+
+
 def _subtitles_outlasting_the_picture(tmp_path):
     clip = make_clip(tmp_path / "short.mp4", frames=6)  # a quarter of a second
     return add_subtitles(clip, tmp_path / "in.mkv", [("00:00:00,000", "00:00:00,200", "Hello"),
