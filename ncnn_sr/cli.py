@@ -476,7 +476,8 @@ def upscale(no_metadata: bool, debug: bool, **options) -> None:
 @click.option("--end", callback=_time, default=None, help="Upscale up to this time (instead of --duration).")
 @click.option("--skip-damaged", is_flag=True,
               help="Skip the video packets and subtitle cues a damaged file holds (a warning counts them; "
-                   "damaged sound becomes a gap) instead of stopping there.")
+                   "damaged sound becomes a gap, damage FFmpeg conceals is kept, a file it cannot read past is "
+                   "upscaled up to there) instead of stopping there.")
 @click.option("-r", "--recursive", is_flag=True, help="With a folder: its sub-folders' videos too, tree mirrored.")
 @click.option("--skip-existing", is_flag=True,
               help="Leave a video whose output exists (with a folder, each); one empty, cut short or that FFmpeg "
