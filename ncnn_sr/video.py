@@ -2013,6 +2013,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     copied_until: dict[int, Fraction] = {}  # by output stream: the time of the last packet copied into it
     backward: collections.Counter = collections.Counter()  # by kind: copied packets stamped before the one before
     skipped_cues = [0]  # subtitle cues the decoder refused, skipped with --skip-damaged
+    skipped_sound = [0]  # sound packets a decoder refused, skipped with --skip-damaged (re-encoded sound's)
     fed: set[int] = set()  # the output streams that got a packet
     # Whether video packets come out of the order their frames are shown in (B-frames),
     # and the latest time among them so far.
@@ -2321,6 +2322,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     def damaged_sound(e: Exception) -> None:
         if not options.skip_damaged:
             raise _cannot_decode(src, e, flags, refused=True)
+        skipped_sound[0] += 1
 
     def encode_sound(index: int, target: video_streams.SideOutput, frame) -> video_streams.SideOutput:
         """Re-encode one decoded sound frame of input stream ``index``, or with None
@@ -2582,6 +2584,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     if skipped_cues[0]:
         log.warning("%s: %d damaged subtitle cue%s skipped (%s)", src, skipped_cues[0], "s" * (skipped_cues[0] > 1),
                     flags.named("--skip-damaged", "skip_damaged"))
+    if skipped_sound[0]:
+        log.warning("%s: %d damaged sound packet%s skipped (%s): the sound has a gap there", src, skipped_sound[0],
+                    "s" * (skipped_sound[0] > 1), flags.named("--skip-damaged", "skip_damaged"))
     for kind, count in sorted(backward.items()):
         log.warning("%s: %d %s packet%s stamped before the one before it left out (damaged, most likely): the %s "
                     "has a gap there", src, count, kind, "s" * (count > 1), "sound" if kind == "audio" else kind)
