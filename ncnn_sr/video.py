@@ -1582,7 +1582,12 @@ class _Ahead:
 
     def __init__(self, inp):
         self.inp, self.held, self.error = inp, [], None
-        self.errors: list[str] = []  # what the demuxer logged as an error, in order (``_demuxer_errors``)
+        # What the demuxer logged as an error (``_demuxer_errors``), as far as the run has come.
+        self.errors: list[str] = []
+        # What it logged as the packets were read ahead, and before which of those held:
+        # the run comes to it there, not at its first packet.
+        self.logged: list[str] = []
+        self.logged_before: int | None = None
         self.size = 0
         self.ended = False  # whether the container's every packet was read
         self.before: list | None = None  # those read before it was sought in (``sought``)
@@ -1595,7 +1600,9 @@ class _Ahead:
             return
         until = time.monotonic() + PEEK_SECONDS
         try:
-            for packet in _demuxed(self.inp, errors=self.errors):
+            for packet in _demuxed(self.inp, errors=self.logged):
+                if self.logged and self.logged_before is None:
+                    self.logged_before = len(self.held)
                 self.held.append(packet)
                 self.size += packet.size
                 yield packet
@@ -1604,19 +1611,27 @@ class _Ahead:
             self.ended = True
         except av.error.FFmpegError as e:
             self.error = e
+        finally:
+            if self.logged and self.logged_before is None:  # after the last packet read
+                self.logged_before = len(self.held)
 
     def sought(self) -> None:
         """The container was sought in (standard input redirected from a file, for a
         part of it): its run reads on from there, not what was read ahead before."""
         self.before, self.held, self.size, self.ended, self.error = self.held, [], 0, False, None
-        self.errors = []
+        self.errors, self.logged, self.logged_before = [], [], None
 
     def first(self) -> list:
         """The container's first packets, as far as they were read ahead."""
         return self.held if self.before is None else self.before
 
     def packets(self) -> Iterator:
-        yield from self.held
+        for index, packet in enumerate(self.held):
+            if index == self.logged_before:
+                self.errors.extend(self.logged)
+            yield packet
+        if self.logged_before is not None and self.logged_before >= len(self.held):
+            self.errors.extend(self.logged)
         self.held, self.before = [], None
         if self.error is not None:
             # Taken out: kept, it held this frame (in its traceback, with ``self``) in a
@@ -2172,7 +2187,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             at, what = suspect.pop(index)
             if not options.skip_damaged:
                 kind = "video" if index == video_in.index else inp.streams[index].type
-                raise InputError(f"{src}: cannot decode: its {kind} is damaged at {at:.2f} s ({what}) (a damaged file? ",
+                raise InputError(f"{src}: cannot decode: its {kind} is damaged at {at:.2f} s ({what}) "
+                                 "(a damaged file? ",
                                  Option(flag=flags("--skip-damaged"), argument="skip_damaged=True", everywhere=True),
                                  " upscales the rest)")
             kept_damaged.append(at)

@@ -1737,6 +1737,25 @@ def test_a_matroska_damaged_midway_is_an_error_or_upscaled_up_to_the_damage_with
     assert len(frame_times(tmp_path / "out.mkv")[0]) == plain_decode(clip) < 24
 
 
+def test_a_piped_matroska_damaged_midway_says_where_it_stops_being_readable(tmp_path):
+    # Read ahead of the run from a pipe (an mp4 output's rate is judged first), the
+    # damage was said to be at 0.00 s, where the run came to the packets read ahead.
+    data = bytearray(make_clip(tmp_path / "good.mkv", frames=24, width=32, height=24, audio=None, gop=6)
+                     .read_bytes())
+    at = _mkv_video_block_ids(bytes(data))[12]
+    data[at:at + 16] = bytes(16)
+    clip = tmp_path / "in.mkv"
+    clip.write_bytes(bytes(data))
+    for skip in ([], ["--skip-damaged"]):
+        proc = subprocess.run([NCNN_SR, "video", "-i", "-", "-o", tmp_path / "out.mp4", *skip, *X2],
+                              stdin=subprocess.Popen(["cat", clip], stdout=subprocess.PIPE).stdout,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == (0 if skip else 1), proc.stderr
+        assert "standard input: cannot " + ("be read" if skip else "read") + " past 0.50 s" in proc.stderr, proc.stderr
+        assert "truncated" not in proc.stderr
+    assert len(frame_times(tmp_path / "out.mp4")[0]) == 12
+
+
 def test_an_mpeg_ts_missing_packets_midway_is_an_error_or_upscaled_with_a_warning(tmp_path):
     # found by the damage audit: two 188-byte packets gone from an MPEG-TS midway (a
     # recording's lost reception) break a frame's continuity, which FFmpeg's demuxer
