@@ -423,28 +423,51 @@ CUT_OFF_SAID = "File ended prematurely"
 
 
 @contextlib.contextmanager
-def _demuxer_errors(container, errors: list | None) -> Iterator[None]:
-    """Add to ``errors`` what ``container``'s demuxer logs as an error meanwhile, in
-    this thread, a cut-off end's aside. A demuxer that meets damage (a Matroska's
-    block zeroed midway) logs it and goes on past it, or ends the file quietly, as if
-    it were whole: its log alone tells. Caught in this thread only, which reads the
-    packets: the decoders' and encoders' logs elsewhere stay FFmpeg's, unsaid."""
-    if errors is None:
-        yield
-        return
+def _logged_here() -> Iterator[list]:
+    """What FFmpeg logs meanwhile in this thread, as (level, name, message)."""
     level, repeated = av.logging.get_level(), av.logging.get_skip_repeated()
     if level is None or level < av.logging.ERROR:  # FFmpeg calls PyAV's logging back only at the level set
         av.logging.set_level(av.logging.ERROR)
     av.logging.set_skip_repeated(False)  # else a second damage alike was held back
     try:
         with av.logging.Capture(local=True) as logs:
-            yield
+            yield logs
     finally:
         av.logging.set_level(level)
         av.logging.set_skip_repeated(repeated)
-        errors.extend(message.strip() for at, name, message in logs
-                      if at <= av.logging.ERROR and name == container.format.name and message.strip()
-                      and not message.startswith(CUT_OFF_SAID))
+
+
+def _demuxer_said(container, logs: list) -> list[str]:
+    """The errors among ``logs`` that ``container``'s demuxer logged, a cut-off end's aside."""
+    return [message.strip() for at, name, message in logs
+            if at <= av.logging.ERROR and name == container.format.name and message.strip()
+            and not message.startswith(CUT_OFF_SAID)]
+
+
+@contextlib.contextmanager
+def _demuxer_errors(container, errors: list | None) -> Iterator[None]:
+    """Add to ``errors`` what ``container``'s demuxer logs as an error meanwhile, in
+    this thread. A demuxer that meets damage (a Matroska's block zeroed midway) logs
+    it and goes on past it, or ends the file quietly, as if it were whole: its log
+    alone tells. Caught in this thread only, which reads the packets: the decoders'
+    and encoders' logs elsewhere stay FFmpeg's, unsaid."""
+    if errors is None:
+        yield
+        return
+    with _logged_here() as logs:
+        try:
+            yield
+        finally:
+            errors.extend(_demuxer_said(container, logs))
+
+
+def _open_run_input(src) -> tuple:
+    """``_open_input(src)``, and what its demuxer logged as an error as it opened it:
+    FFmpeg reads a file's first packets then (a few seconds' worth, to find its
+    streams), and damage among them is logged there, not as they are handed out."""
+    with _logged_here() as logs:
+        container = _open_input(src)
+    return container, _demuxer_said(container, logs)
 
 
 def _demuxed(container, *streams, errors: list | None = None) -> Iterator:
@@ -961,7 +984,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             # (the command refuses it before; a link's file is the one replaced).
             raise InputError(f"cannot write {dst}: it is the input, {src}, which it would overwrite: choose another ",
                              Option("-o", "dst", everywhere=True))
-    inp = _open_input(src)
+    inp, opened = _open_run_input(src)
     try:
         video_in = _video_stream(inp, src)
         _decode_in_order(video_in)
@@ -1027,11 +1050,11 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike,
             if window is not None and not one_way and not _seek(inp, video_in, window.start, origin, lead,
                                                                  _ahead_of(src, inp)):
                 inp.close()  # read again from the beginning, the only place known to be right
-                inp = _open_input(src)
+                inp, opened = _open_run_input(src)
                 video_in = _video_stream(inp, src)
                 _decode_in_order(video_in)
             written, boxed = _transcode(inp, video_in, out, src, dst, encoder, frames, options, progress, window,
-                                        flags, work)
+                                        flags, work, opened)
         except BaseException:
             _close_discarded(out)
             raise
@@ -1939,8 +1962,10 @@ _ALPHA_DROPPED = "%s has transparency (an alpha channel), which the video made o
 
 
 def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress, window: Window | None,
-               flags: FlagNames, work: video_pieces.Work | None = None) -> tuple[int, list[tuple[str, bytes]]]:
+               flags: FlagNames, work: video_pieces.Work | None = None, opened: list[str] = ()
+               ) -> tuple[int, list[tuple[str, bytes]]]:
     """The frames written, and the cover pictures to put into the file once closed.
+    ``opened``: what the demuxer logged as an error as ``inp`` was opened (``_open_run_input``).
     With ``work``, the encoded video is kept in its pieces too, and the frames its kept
     pieces hold are copied from them, not upscaled."""
     kept = work.resumed if work is not None else 0
@@ -2256,6 +2281,11 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     break
             else:
                 reach.complete = True
+            if not ahead.errors and opened and reach.complete and (total := _length(inp, reach.origin(inp))) \
+                    and reach.since_start(inp) + 2 / float(rate) < float(total):
+                # Logged as FFmpeg read ahead to open it: the packets it then held came,
+                # and nothing after them. (Read on to the end, what was lost is not known.)
+                ahead.errors.extend(opened)
             if ahead.errors and reach.damage is None:
                 damage_met()
             # No video came after it (the reading stops only once video past the part has).

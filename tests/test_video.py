@@ -1708,13 +1708,14 @@ def _mkv_video_block_ids(data: bytes) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("block", [12, 20])
+@pytest.mark.parametrize("block", [2, 12, 20])
 def test_a_matroska_damaged_midway_is_an_error_or_upscaled_up_to_the_damage_with_a_warning(block, tmp_path):
     # found by the damage audit: bytes zeroed in a block midway (as a disk's lost
     # sector does) stop FFmpeg's Matroska demuxer, which logs "0x00 at pos ... invalid
     # as first byte of an EBML number" and ends the file quietly: 12 frames of 24
     # were written, exit 0, said only to be "maybe truncated"; damaged at frame 20,
-    # 20 frames with nothing said at all.
+    # 20 frames with nothing said at all. Damaged within what FFmpeg reads as it opens
+    # the file (to find its streams), the demuxer's words came then, not as it was read.
     good = make_clip(tmp_path / "good.mkv", frames=24, width=32, height=24, audio=None, gop=6)
     with av.open(str(good)) as c:  # how far the blocks before go (B-frames: stored out of order)
         seconds = float(max((p.pts + p.duration) * p.time_base for p in itertools.islice(c.demux(), block)))
