@@ -577,6 +577,38 @@ def _packets_end(src, after: Fraction, index: int | None = None) -> Fraction | N
     return max(ends, default=None)
 
 
+def _avi_listed(path, stream: int) -> int | None:
+    """How many chunks of stream ``stream`` with data the .avi file ``path`` lists in
+    its index (idx1), which its muxer writes last: FFmpeg reads by it, and leaves out,
+    unsaid, a chunk it does not find where the index points (damage). None without a
+    whole index: a file cut off has none, and is read as far as it goes."""
+    if isinstance(path, VideoInput):
+        return None
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if f.read(12)[:4] != b"RIFF":
+                return None
+            at = 12
+            while at + 8 <= size:  # the first RIFF's top-level chunks: hdrl, movi, idx1
+                f.seek(at)
+                head = f.read(8)
+                length = int.from_bytes(head[4:], "little")
+                if head[:4] == b"idx1":
+                    if at + 8 + length > size:
+                        return None
+                    entries = f.read(length)
+                    mine = b"%02d" % stream
+                    # Each entry: chunk ID (stream number, then dc or db for video), flags,
+                    # offset, size. An empty chunk keeps a dropped frame's place.
+                    return sum(1 for k in range(0, length - 15, 16)
+                               if entries[k:k + 2] == mine and int.from_bytes(entries[k + 12:k + 16], "little"))
+                at += 8 + length + (length & 1)
+    except OSError:
+        pass
+    return None
+
+
 def _named(src):
     """What FFmpeg opens ``src`` by: the name of a file, or the stream itself."""
     return src if isinstance(src, VideoInput) else ffmpeg_name(src)
@@ -2054,6 +2086,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     backward: collections.Counter = collections.Counter()  # by kind: copied packets stamped before the one before
     skipped_cues = [0]  # subtitle cues the decoder refused, skipped with --skip-damaged
     skipped_sound = [0]  # sound packets a decoder refused, skipped with --skip-damaged (re-encoded sound's)
+    video_read = [0]  # the video packets with data the demuxer handed out
+    unread = [0, 0]  # of an AVI's video chunks its index lists, those not read and all, with --skip-damaged
     fed: set[int] = set()  # the output streams that got a packet
     # Whether video packets come out of the order their frames are shown in (B-frames),
     # and the latest time among them so far.
@@ -2229,6 +2263,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                         concealed(packet.stream.index)
                     if packet.is_corrupt:  # an MPEG-TS's continuity broken: part of it is lost
                         flawed(packet.stream.index, _packet_time(packet), "its demuxer found a packet corrupt")
+                if packet.stream.index == video_in.index and packet.size:
+                    video_read[0] += 1
                 if packet.stream.index != video_in.index:
                     if packet.dts is not None and packet.stream.index in side:
                         side_packets.append((handed, packet))
@@ -2288,6 +2324,14 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 ahead.errors.extend(opened)
             if ahead.errors and reach.damage is None:
                 damage_met()
+            if inp.format.name == "avi" and reach.complete and window is None and \
+                    (listed := _avi_listed(src, video_in.index)) and listed > video_read[0]:
+                unread[:] = listed - video_read[0], listed
+                if not options.skip_damaged:
+                    raise InputError(f"{src}: cannot read {unread[0]} of the {listed} video frames its index lists "
+                                     "(a damaged file? ", Option(flag=flags("--skip-damaged"),
+                                                                 argument="skip_damaged=True", everywhere=True),
+                                     " upscales the rest)")
             # No video came after it (the reading stops only once video past the part has).
             if refusal[0] is not None:
                 reach.cut_short = "video"
@@ -2297,6 +2341,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             yield from last_shown()
             if reach.damage is not None:
                 _warn_of_damage(inp, src, reach, flags)
+            if unread[0]:
+                log.warning("%s: %d of the %d video frames its index lists could not be read (%s)", src, *unread,
+                            flags.named("--skip-damaged", "skip_damaged"))
             if kept_damaged:
                 places = len(kept_damaged)
                 log.warning("%s: damaged in %d place%s, at %s s, kept as FFmpeg makes it out (%s): frames there are "

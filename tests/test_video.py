@@ -1757,6 +1757,28 @@ def test_a_piped_matroska_damaged_midway_says_where_it_stops_being_readable(tmp_
     assert len(frame_times(tmp_path / "out.mp4")[0]) == 12
 
 
+def test_an_avi_whose_frames_its_index_lists_cannot_all_be_read_is_an_error_or_upscaled_with_a_warning(tmp_path):
+    # found by the damage audit: 4 kB zeroed midway in an .avi with sound. FFmpeg's
+    # demuxer, going by the index, quietly leaves out the chunk it cannot find there:
+    # 23 frames of the 24 its index lists were written (and 43 ms of sound fewer),
+    # exit 0, nothing said.
+    data = bytearray(make_clip(tmp_path / "good.avi", frames=24, width=32, height=24, audio="pcm_s16le")
+                     .read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4096] = bytes(4096)
+    clip = tmp_path / "in.avi"
+    clip.write_bytes(bytes(data))
+    assert plain_decode(clip) == 23  # the fixture is damaged as it says
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.endswith(f"error: {clip}: cannot read 1 of the 24 video frames its index lists (a damaged "
+                                "file? --skip-damaged upscales the rest)\n"), proc.stderr
+    assert not (tmp_path / "out.mkv").exists()
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", "--skip-damaged", *X2)
+    assert f"{clip}: 1 of the 24 video frames its index lists could not be read (--skip-damaged)" in proc.stderr
+    assert len(frame_times(tmp_path / "out.mkv")[0]) == 23
+
+
 def test_an_mpeg_ts_missing_packets_midway_is_an_error_or_upscaled_with_a_warning(tmp_path):
     # found by the damage audit: two 188-byte packets gone from an MPEG-TS midway (a
     # recording's lost reception) break a frame's continuity, which FFmpeg's demuxer
