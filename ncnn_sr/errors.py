@@ -509,10 +509,15 @@ def broken_link(link: Path) -> str:
 
 def link_loops(link: Path) -> bool:
     """Whether ``link`` leads back to itself, through other links or none."""
+    return stat_refused(link, errno.ELOOP)
+
+
+def stat_refused(path: Path, number: int) -> bool:
+    """Whether the system refuses to look ``path`` up for the error ``number`` (errno)."""
     try:
-        os.stat(link)
+        os.stat(path)
     except OSError as e:
-        return e.errno == errno.ELOOP
+        return e.errno == number
     return False
 
 

@@ -36,7 +36,7 @@ from typing import NoReturn
 from models_ncnn import CATALOG_PATH
 
 from .errors import (ModelError, ModelMissing, Option, broken_link, describe, file_contents, file_path,
-                     in_one_line, no_path, out_of_memory, shell_word, stand_in)
+                     in_one_line, no_path, out_of_memory, shell_word, stand_in, stat_refused)
 from .param_file import (binary_param, check_bin_size, check_picture_channels, cpu_bytes_estimate, input_alignment,
                          output_scale, parse_param, starts_as_param, unsized)
 from .typed_numbers import checked_scale
@@ -416,7 +416,7 @@ def resolve_model(model: str | bytes | os.PathLike | ModelSpec,
             # A name, looked for as NAME.param, NAME.pth and so on in a model folder:
             # naming the file tried named a file the user never gave.
             folder = Path(e.filename).parent
-            if _too_long(folder):  # the folder's own name (NCNN_SR_FETCHED_MODELS's), not the model's
+            if stat_refused(folder, errno.ENAMETOOLONG):  # the folder's own name (NCNN_SR_FETCHED_MODELS's), not the model's
                 raise ModelError(f"cannot look for model '{text}' in {folder}: its path is too long "
                                  f"({e.strerror})") from None
             raise ModelError(f"model name '{text}' is too long for a file name: "
@@ -604,15 +604,6 @@ def _refuse_unknown(text: str, model_path: str | bytes | os.PathLike | None) -> 
                      f"; a custom model is given by its .param path, or by its name when {text}.param and "
                      f"{text}.bin are in a ", MODEL_FOLDER, f" or {ENV_MODEL_PATH} folder"
                      + (f" ({absent})" if absent else "") + held)
-
-
-def _too_long(folder: Path) -> bool:
-    """Whether ``folder``'s path is one the system refuses as too long."""
-    try:
-        os.stat(folder)
-    except OSError as e:
-        return e.errno == errno.ENAMETOOLONG
-    return False
 
 
 def _unsearchable(folder: Path) -> str:

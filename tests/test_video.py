@@ -1788,15 +1788,7 @@ def test_an_mpeg_ts_missing_packets_midway_is_an_error_or_upscaled_with_a_warnin
     clip = tmp_path / "in.ts"
     clip.write_bytes(data[:25 * 188] + data[27 * 188:])
     assert plain_decode(clip) == 22  # the fixture is damaged as it says
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, check_ok=False)
-    assert proc.returncode == 1, proc.stderr
-    assert proc.stderr.endswith(f"error: {clip}: cannot decode: its video is damaged at 0.33 s (its demuxer found a "
-                                "packet corrupt) (a damaged file? --skip-damaged upscales the rest)\n"), proc.stderr
-    assert not (tmp_path / "out.mkv").exists()
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", "--skip-damaged", *X2)
-    assert (f"{clip}: damaged in 1 place, at 0.33 s, kept as FFmpeg makes it out (--skip-damaged): frames there are "
-            "missing or garbled") in proc.stderr, proc.stderr
-    assert len(frame_times(tmp_path / "out.mkv")[0]) == 22
+    refused_then_kept(clip, tmp_path / "out.mkv", "0.33 s (its demuxer found a packet corrupt)", 22)
 
 
 def test_a_frame_the_decoder_conceals_damage_in_is_an_error_or_kept_with_a_warning(tmp_path):
@@ -1811,15 +1803,22 @@ def test_a_frame_the_decoder_conceals_damage_in_is_an_error_or_kept_with_a_warni
     data[pos + size // 2:pos + size // 2 + 8] = b"\xa5" * 8
     clip = tmp_path / "in.mkv"
     clip.write_bytes(bytes(data))
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, check_ok=False)
+    refused_then_kept(clip, tmp_path / "out.mkv", "0.50 s (its decoder concealed the damage)", 24)
+
+
+def refused_then_kept(clip, out, where: str, frames: int) -> None:
+    """The command refuses the damaged ``clip``, damaged at ``where``, writing nothing;
+    with --skip-damaged it writes ``frames`` frames and says where the damage was kept."""
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, check_ok=False)
     assert proc.returncode == 1, proc.stderr
-    assert proc.stderr.endswith(f"error: {clip}: cannot decode: its video is damaged at 0.50 s (its decoder concealed "
-                                "the damage) (a damaged file? --skip-damaged upscales the rest)\n"), proc.stderr
-    assert not (tmp_path / "out.mkv").exists()
-    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", "--skip-damaged", *X2)
-    assert (f"{clip}: damaged in 1 place, at 0.50 s, kept as FFmpeg makes it out (--skip-damaged): frames there are "
+    assert proc.stderr.endswith(f"error: {clip}: cannot decode: its video is damaged at {where} (a damaged file? "
+                                "--skip-damaged upscales the rest)\n"), proc.stderr
+    assert not out.exists()
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, "--skip-damaged", *X2)
+    at = where.split(" (")[0]
+    assert (f"{clip}: damaged in 1 place, at {at}, kept as FFmpeg makes it out (--skip-damaged): frames there are "
             "missing or garbled") in proc.stderr, proc.stderr
-    assert len(frame_times(tmp_path / "out.mkv")[0]) == 24
+    assert len(frame_times(out)[0]) == frames
 
 
 def _subtitles_outlasting_the_picture(tmp_path):
