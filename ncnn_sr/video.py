@@ -422,11 +422,22 @@ class PacketPastMemory(av.error.FFmpegError):
 CUT_OFF_SAID = "File ended prematurely"
 
 
+# Beside PyAV's loggers (libav.NAME) while their level is raised (_logged_here).
+_UNSAID = logging.NullHandler()
+
+
 @contextlib.contextmanager
 def _logged_here() -> Iterator[list]:
     """What FFmpeg logs meanwhile in this thread, as (level, name, message)."""
     level, repeated = av.logging.get_level(), av.logging.get_skip_repeated()
     if level is None or level < av.logging.ERROR:  # FFmpeg calls PyAV's logging back only at the level set
+        # Other threads' FFmpeg errors meanwhile (a frame-threaded decoder's, an
+        # encoder's) go to Python's logging, which, set up by no one, printed them
+        # raw on stderr (its last resort): a handler that does nothing keeps them
+        # unsaid, as at the level before. Set up by a program, its handlers get them.
+        libav = logging.getLogger("libav")
+        if _UNSAID not in libav.handlers:
+            libav.addHandler(_UNSAID)
         av.logging.set_level(av.logging.ERROR)
     av.logging.set_skip_repeated(False)  # else a second damage alike was held back
     try:

@@ -1806,6 +1806,34 @@ def test_a_frame_the_decoder_conceals_damage_in_is_an_error_or_kept_with_a_warni
     refused_then_kept(clip, tmp_path / "out.mkv", "0.50 s (its decoder concealed the damage)", 24)
 
 
+_ANOTHER_THREADS_ERROR = """
+import threading, av
+from ncnn_sr.video import _logged_here
+
+def broken_frame():
+    try:
+        av.CodecContext.create("h264", "r").decode(av.Packet(b"\\0\\0\\0\\1\\x65" + bytes(range(200))))
+    except av.error.FFmpegError:
+        pass
+
+with _logged_here() as logs:
+    thread = threading.Thread(target=broken_frame)
+    thread.start()
+    thread.join()
+print(len(logs))
+"""
+
+
+def test_another_threads_ffmpeg_errors_while_packets_are_read_stay_off_stderr():
+    # found by the review: the demuxer's errors are caught around each packet read with
+    # PyAV's level raised, and another thread's FFmpeg errors meanwhile (a frame-
+    # threaded decoder's) reached Python's logging, set up by no one, which printed
+    # them raw on stderr: "no frame!" lines under a one-line command.
+    proc = subprocess.run([sys.executable, "-c", _ANOTHER_THREADS_ERROR], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert proc.stdout == "0\n" and proc.stderr == "", proc.stderr
+
+
 def refused_then_kept(clip, out, where: str, frames: int) -> None:
     """The command refuses the damaged ``clip``, damaged at ``where``, writing nothing;
     with --skip-damaged it writes ``frames`` frames and says where the damage was kept."""
