@@ -15,6 +15,7 @@ written of it there.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ntpath
 import os
@@ -288,13 +289,31 @@ def _waiting(file):
     that started this one left it non-blocking (node.js's child processes get such
     pipes): a read before the first bytes came returned nothing, said as "standard
     input is empty", and a write into a full pipe was refused, the rest of the picture
-    lost under status 0, a video's a traceback. The flag is the pipe end's, which only
-    this side's writers (or readers) share."""
+    lost under status 0, a video's a traceback. The flag is the pipe end's: standard
+    input's or output's, which the program that started this one may share (its own,
+    inherited), is put back as the process ends."""
     try:
-        os.set_blocking(file.fileno(), True)
+        fd = file.fileno()
+        if not os.get_blocking(fd):
+            os.set_blocking(fd, True)
+            if fd in (0, 1) and fd not in _made_waiting:
+                if not _made_waiting:
+                    atexit.register(_put_back)
+                _made_waiting.append(fd)
     except (AttributeError, OSError, ValueError):  # no descriptor; Windows before 3.12 has no such call
         pass
     return file
+
+
+_made_waiting: list[int] = []  # standard input's and output's descriptors _waiting made wait
+
+
+def _put_back() -> None:
+    for fd in _made_waiting:
+        try:
+            os.set_blocking(fd, False)
+        except OSError:  # closed by now
+            pass
 
 
 def _copy(source, stream) -> None:

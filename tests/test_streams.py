@@ -501,6 +501,22 @@ def test_standard_output_left_non_blocking_gets_the_whole_output(video, tmp_path
 
 
 @pytest.mark.skipif(os.name == "nt", reason="no non-blocking pipes")
+def test_a_non_blocking_standard_output_the_parent_shares_is_left_as_it_was(tmp_path):
+    # Made to wait for the picture's writing, standard output stayed so: a parent that
+    # shares it (its own, inherited) found its pipe end changed under it.
+    Image.fromarray(picture(8, 10, seed=5)).save(tmp_path / "in.png")
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    proc = subprocess.run([CMD, "-i", tmp_path / "in.png", "-o", "-", *FAST], stdout=write, stderr=subprocess.PIPE,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert not os.get_blocking(write)
+    os.close(write)
+    with open(read, "rb") as reader, Image.open(io.BytesIO(reader.read())) as im:
+        assert im.size == (20, 16)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no non-blocking pipes")
 @pytest.mark.parametrize("video", [False, True])
 def test_standard_input_left_non_blocking_is_waited_for(video, tmp_path):
     # A pipe left non-blocking, its bytes coming a moment after the command read it: the
