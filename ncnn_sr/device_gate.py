@@ -119,3 +119,12 @@ def gate(index: int) -> Gate:
     """The gate of GPU ``index``, one for every Upscaler on it."""
     with _gates_lock:
         return _gates.setdefault(index, Gate())
+
+
+def hold(device, alone: bool = False) -> contextlib.AbstractContextManager:
+    """The hold a call on ``device`` (a devices.Device) takes while it runs, alone or
+    shared: it gives whether the call holds the GPU alone (False on the CPU)."""
+    if not device.is_gpu:
+        return contextlib.nullcontext(False)
+    held = gate(device.index)
+    return held.alone() if alone else held.shared()

@@ -12,7 +12,6 @@ arguments.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import inspect
 import logging
 import math
@@ -1085,9 +1084,8 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             log.warning("%s normalises over the whole picture (GroupNorm), which tiles of %d px do not see: "
                         "their output differs from the whole picture's (%s)", self.spec.name, tile,
                         self._why_not_staged(channels))
-        gate = device_gate.gate(net.device.index) if net.device.is_gpu else None
-        with contextlib.nullcontext() if gate is None else gate.alone() if alone else gate.shared() as held:
-            if alone and not held:
+        with device_gate.hold(net.device, alone) as held_alone:
+            if alone and not held_alone:
                 # Another call in its share waits to take the GPU alone (both from
                 # progress callbacks): this one runs in its share, as windows.
                 resident = None

@@ -658,32 +658,42 @@ def _matrix_read(codec: str, muxer: str, pix_fmt: str, matrix: int) -> int:
     """The matrix a reader takes ``codec`` video in a ``muxer`` file, coded and tagged
     with ``matrix``, to be in: ``matrix`` where the codec or the container keeps it,
     the codec's own where it has one fixed (VP8's BT.601), unspecified where neither
-    says (MPEG-4 or FFV1 in an AVI), and players go by the picture's size. Asked by
-    writing one small frame and reading it back; ``matrix`` where that cannot be done
-    here (a hardware encoder without its hardware)."""
+    says (MPEG-4 or FFV1 in an AVI), and players go by the picture's size. Asked of
+    one small frame written and read back (``_read_back``); ``matrix`` where that
+    cannot be done here (a hardware encoder without its hardware)."""
+    read = _read_back(codec, muxer, pix_fmt, (64, 64), matrix)
+    return matrix if read is None else read.colorspace
+
+
+def _read_back(codec: str, muxer: str, pix_fmt: str, size: tuple[int, int], matrix: int | None = None):
+    """One blank ``pix_fmt`` frame of ``size`` (tagged with ``matrix``) that ``codec``
+    coded into a ``muxer`` file in memory, as it reads back; None where it cannot be
+    written or read here (a hardware encoder without its hardware)."""
     written = io.BytesIO()
     try:
         with av.open(written, "w", format=muxer) as probe_output:
             stream = probe_output.add_stream(codec, rate=25)
-            stream.width = stream.height = 64
+            stream.width, stream.height = size
             stream.pix_fmt = pix_fmt
-            stream.codec_context.colorspace = matrix
+            if matrix is not None:
+                stream.codec_context.colorspace = matrix
             if codec in RATE_PER_FRAME:
                 stream.codec_context.bit_rate = av.codec.CodecContext.create(codec, "w").bit_rate
             if codec == "libx265":
                 stream.codec_context.options = dict(QUIET_X265)
-            frame = av.VideoFrame(64, 64, pix_fmt)
+            frame = av.VideoFrame(*size, pix_fmt)
             for plane in frame.planes:  # PyAV leaves them unset: encoders read them, valgrind flags it
                 plane.update(bytes(plane.buffer_size))
-            frame.pts, frame.colorspace = 0, matrix
+            frame.pts = 0
+            if matrix is not None:
+                frame.colorspace = matrix
             probe_output.mux(stream.encode(frame))
             probe_output.mux(stream.encode())
         written.seek(0)
         with av.open(written) as probe_input:
-            read = next(probe_input.decode(video=0)).colorspace
+            return next(probe_input.decode(video=0))
     except (av.error.FFmpegError, ValueError, IndexError, StopIteration):
-        return matrix
-    return read
+        return None
 
 
 def encoded_size(width: int, height: int, pix_fmt: str, codec: str) -> tuple[int, int]:
@@ -700,31 +710,11 @@ def encoded_size(width: int, height: int, pix_fmt: str, codec: str) -> tuple[int
 @functools.lru_cache(maxsize=None)
 def _codes_odd_sides(codec: str, pix_fmt: str) -> bool:
     """Whether ``codec`` codes ``pix_fmt`` frames whose sides are no whole number of
-    chroma samples and they read back at their size. Asked by writing one 33x25 frame
-    (odd, and no multiple of 4:1:1's 4) and reading it back, as each encoder's rule is
-    its own; False where that cannot be done here (a hardware encoder without its
-    hardware)."""
-    written = io.BytesIO()
-    try:
-        with av.open(written, "w", format="nut") as probe_output:
-            stream = probe_output.add_stream(codec, rate=25)
-            stream.width, stream.height, stream.pix_fmt = 33, 25, pix_fmt
-            if codec in RATE_PER_FRAME:
-                stream.codec_context.bit_rate = av.codec.CodecContext.create(codec, "w").bit_rate
-            if codec == "libx265":
-                stream.codec_context.options = dict(QUIET_X265)
-            frame = av.VideoFrame(33, 25, pix_fmt)
-            for plane in frame.planes:
-                plane.update(bytes(plane.buffer_size))
-            frame.pts = 0
-            probe_output.mux(stream.encode(frame))
-            probe_output.mux(stream.encode())
-        written.seek(0)
-        with av.open(written) as probe_input:
-            read = next(probe_input.decode(video=0))
-    except (av.error.FFmpegError, ValueError, IndexError, StopIteration):
-        return False
-    return (read.width, read.height) == (33, 25)
+    chroma samples and they read back at their size: asked of one 33x25 frame (odd,
+    and no multiple of 4:1:1's 4), as each encoder's rule is its own; False where that
+    cannot be asked here."""
+    read = _read_back(codec, "nut", pix_fmt, (33, 25))
+    return read is not None and (read.width, read.height) == (33, 25)
 
 
 # The video encoders named when one asked for is unknown, where this FFmpeg has them.
