@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError, Option, file_path, shell_word, stand_in
+from .models import refuse_zip_of_models
 from .param_file import starts_as_param
 
 __all__ = ["read_weights"]
@@ -405,16 +406,8 @@ def _read_zip(path: Path, data: bytes) -> dict:
         raise ModelError(f"{path} is a TorchScript archive, not a checkpoint: save the model's state_dict()")
     pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
     if len(pickles) != 1:
-        # A model as often downloaded: a zip holding the checkpoint.
-        inside = [n for n in names if n.lower().endswith((".pth", ".pt", ".ckpt", ".safetensors"))]
-        if inside:
-            shown = ", ".join(inside[:3]) + (", ..." if len(inside) > 3 else "")
-            raise ModelError(f"{path} is a zip archive of model files ({shown}): extract it and convert the one in it")
-        params = [n for n in names if n.lower().endswith(".param")]
-        if params:  # an ncnn model, as often downloaded
-            shown = ", ".join(params[:3]) + (", ..." if len(params) > 3 else "")
-            raise ModelError(f"{path} is a zip archive of an ncnn model ({shown}): extract it and give its .param to ",
-                             Option("-n", "Upscaler", everywhere=True))
+        # A model as often downloaded: a zip holding the checkpoint, or the ncnn model.
+        refuse_zip_of_models(path, names)
         raise ModelError(f"{path} is a zip file but not a PyTorch checkpoint (no data.pkl in it)")
     prefix = pickles[0][: -len("data.pkl")]
 

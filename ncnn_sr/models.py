@@ -717,12 +717,18 @@ def _refuse_zipped_model(path: Path) -> None:
             names = archive.namelist()
     except (OSError, zipfile.BadZipFile, ValueError):  # no zip, or none to read: said otherwise
         return
+    refuse_zip_of_models(path, names)
 
+
+def refuse_zip_of_models(path: Path, names: list[str]) -> None:
+    """Refuses a zip whose members ``names`` are an ncnn model's files or PyTorch
+    weights, saying to extract it; returns for any other zip."""
     def shown(found: list[str]) -> str:
         return ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
 
     if params := [n for n in names if n.lower().endswith(".param")]:
-        raise ModelError(f"{path} is a zip archive of an ncnn model ({shown(params)}): extract it and give its .param")
+        raise ModelError(f"{path} is a zip archive of an ncnn model ({shown(params)}): extract it and give its .param "
+                         "to ", Option("-n", "Upscaler", everywhere=True))
     if weights := [n for n in names if n.lower().endswith(PYTORCH_SUFFIXES)]:
         raise ModelError(f"{path} is a zip archive of PyTorch weights ({shown(weights)}): extract them and convert "
                          "them with ", Option("'ncnn-sr convert'", "convert_weights", everywhere=True))

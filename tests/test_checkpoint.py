@@ -170,8 +170,8 @@ def test_a_zip_archive_holding_a_checkpoint_says_to_extract_it(tmp_path):
     with zipfile.ZipFile(path, "w") as z:
         z.write(inner, "4x_Model/4x_Model.pth")
         z.writestr("4x_Model/readme.txt", "a model")
-    assert refusal(path) == f"{path} is a zip archive of model files (4x_Model/4x_Model.pth): extract it and " \
-                            "convert the one in it"
+    assert refusal(path) == f"{path} is a zip archive of PyTorch weights (4x_Model/4x_Model.pth): extract them " \
+                            "and convert them with convert_weights"
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("readme.txt", "no model")
     assert refusal(path) == f"{path} is a zip file but not a PyTorch checkpoint (no data.pkl in it)"

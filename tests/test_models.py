@@ -571,7 +571,7 @@ def test_a_model_file_of_another_kind_in_a_model_folder_is_named_not_unknown(tmp
 
 @pytest.mark.parametrize("inside, said", [
     (["4x-Model/4x-Model.param", "4x-Model/4x-Model.bin"],
-     "a zip archive of an ncnn model (4x-Model/4x-Model.param): extract it and give its .param"),
+     "a zip archive of an ncnn model (4x-Model/4x-Model.param): extract it and give its .param to -n"),
     (["4x-Model.pth"], "a zip archive of PyTorch weights (4x-Model.pth): extract them and convert them with "
                        "'ncnn-sr convert'"),
 ])
