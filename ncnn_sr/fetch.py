@@ -15,6 +15,7 @@ from typing import Callable
 from .errors import FlagNames, ModelError, NcnnSrError, Option, SettingError, describe, file_path
 from .files import check_folder
 from .download import Downloaded, Source, download_part, kept_bytes, one_at_a_time, partial_path, verify_file
+from . import models
 from .fetch_record import write_record
 from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, misspelt, resolve_model, spelt_otherwise
 
@@ -35,8 +36,7 @@ def source_of(name: str) -> Source:
     if entry is None:
         known = catalog().get(name)
         if known is not None:  # packaged: the list of the others did not say so
-            raise ModelError(f"{describe(name)} cannot be fetched: it comes with ncnn-sr (",
-                             Option(f"-n {name}", f"the name {name!r}", everywhere=True), " runs it)")
+            raise ModelError(f"{describe(name)} cannot be fetched: ", *_packaged(name, "it"))
         other = spelt_otherwise(name, fetchable())
         if other is not None:  # RealESRNet_x4plus(.pth), as Real-ESRGAN names the weights
             raise ModelError(f"{describe(name)} cannot be fetched: did you mean '{other[0]}'?")
@@ -46,14 +46,22 @@ def source_of(name: str) -> Source:
         if close is not None and close in fetchable():
             raise ModelError(f"{describe(name)} cannot be fetched: did you mean '{close}'?")
         if close is not None:
-            raise ModelError(f"{describe(name)} cannot be fetched: did you mean '{close}'? It comes with ncnn-sr (",
-                             Option(f"-n {close}", f"the name {close!r}", everywhere=True), " runs it)")
+            raise ModelError(f"{describe(name)} cannot be fetched: did you mean '{close}'? ", *_packaged(close, "It"))
         names = ", ".join(fetchable())
         raise ModelError(f"{describe(name)} cannot be fetched: the models to fetch are {names} "
                          "(the others come with ncnn-sr, or are converted from a file with ",
                          Option("ncnn-sr convert", "read_weights and convert_weights", everywhere=True), ")")
     url, sha256, size = entry.download
     return Source(url, sha256, size)
+
+
+def _packaged(name: str, it: str) -> tuple:
+    """The words that say where packaged model ``name`` comes from: the model package
+    where it is not installed, as -n NAME would then fail too, else how to run it."""
+    if models.package_folder() is None:
+        return (f"{it} comes with the model package, which is not installed: install it with "
+                f"'pip install {models.package_requirement()}'",)
+    return f"{it} comes with ncnn-sr (", Option(f"-n {name}", f"the name {name!r}", everywhere=True), " runs it)"
 
 
 def mirrored(name: str, url: str) -> Source:

