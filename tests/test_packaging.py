@@ -58,6 +58,8 @@ def test_the_sdist_holds_what_the_readme_s_commands_and_the_tests_need(tree, tmp
     [sdist] = (tmp_path / "dist").glob("*.tar.gz")
     with tarfile.open(sdist) as archive:
         held = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+        ci = archive.getmember(f"{sdist.name.removesuffix('.tar.gz')}/.ci/run")
+    assert ci.mode & 0o111  # the README says to run .ci/run
     sources = set()
     for name in SOURCES:
         if (tree / name).is_dir():
