@@ -9,6 +9,7 @@ ncnn_sr would be left out of the wheel without a word.
 from __future__ import annotations
 
 import configparser
+import re
 import shutil
 import subprocess
 import sys
@@ -91,3 +92,12 @@ def test_the_wheel_installs_every_module_and_the_catalog_and_no_tests(tree, tmp_
     for _, target in scripts:
         module, function = target.strip().split(":")
         assert f"def {function}(" in (lib / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8")
+
+
+def test_the_readme_names_the_python_the_package_requires():
+    # The README said 3.10 after the video code had come to need PyAV 18, which 3.10 has none of.
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg", encoding="utf-8")
+    required = config["options"]["python_requires"].strip()
+    said = re.search(r"^Python (3\.\d+) or newer\.$", (ROOT / "README.md").read_text(encoding="utf-8"), re.M)[1]
+    assert required == f">={said}"
