@@ -99,5 +99,5 @@ def test_the_readme_names_the_python_the_package_requires():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg", encoding="utf-8")
     required = config["options"]["python_requires"].strip()
-    said = re.search(r"^Python (3\.\d+) or newer\.$", (ROOT / "README.md").read_text(encoding="utf-8"), re.M)[1]
+    said = re.search(r"^Python (3\.\d+) or newer\.", (ROOT / "README.md").read_text(encoding="utf-8"), re.M)[1]
     assert required == f">={said}"
