@@ -43,8 +43,8 @@ from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, TEXT_KINDS, colour_chunks, comment_chunk, \
     cut_palette_alpha, grey_key_in_8_bits, has_keyword, has_refused_text, palette_missing, png16, png_header, \
     read_png16, text_chunks, without_refused_text, write_png8
-from .png import SIGNATURE as PNG_SIGNATURE, keep_opened, mended as mended_png, refusal as png_refusal, take_opened, \
-    walked as walked_png
+from .png import SIGNATURE as PNG_SIGNATURE, damaged_pixels as png_damaged_pixels, keep_opened, \
+    mended as mended_png, refusal as png_refusal, take_opened, walked as walked_png
 
 log = logging.getLogger("ncnn_sr")
 
@@ -235,6 +235,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         jpeg_read = _check_jpeg_data(im, path, ended)
         _check_tiff_data(im, path)
         _check_webp_canvas(im, path)
+        if im.format == "PNG" and (why := png_damaged_pixels(path)) is not None:
+            raise SyntaxError(why)
         with decoding(im, path):
             im.load()
         if jpeg_read is not None:

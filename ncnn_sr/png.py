@@ -94,16 +94,17 @@ def _walk_of(path: str | os.PathLike):
 
 
 def _walk_once(path: str | os.PathLike):
-    """The first 26 bytes of the file at ``path`` (as ``png_header`` reads them), and
+    """The first 26 bytes of the file at ``path`` (as ``png_header`` reads them),
     (kind, length, data, checksum right, before the pixels) for each of its chunks
     that ``colour_chunks`` or the text questions take, to its end (None where it is no
-    PNG); _UNWALKED on an OSError."""
-    chunks = []
+    PNG), and the number (from 1) of its first IDAT whose checksum is wrong, or 0;
+    _UNWALKED on an OSError."""
+    chunks, wrong_idat, idats = [], 0, 0
     try:
         with open(path, "rb") as f:
             head = f.read(26)
             if head[:len(SIGNATURE)] != SIGNATURE:
-                return head, None
+                return head, None, 0
             f.seek(len(SIGNATURE))
             before_pixels = True
             while len(chunk_head := f.read(8)) == 8 and chunk_head[4:] != b"IEND":
@@ -113,11 +114,39 @@ def _walk_once(path: str | os.PathLike):
                     data, crc = f.read(length), f.read(4)
                     chunks.append((kind, length, data, crc == struct.pack(">I", zlib.crc32(kind + data)),
                                    before_pixels))
+                elif kind == b"IDAT" and not wrong_idat:
+                    idats += 1
+                    if not _checksum_right(f, kind, length):
+                        wrong_idat = idats
                 else:
                     f.seek(length + 4, os.SEEK_CUR)
     except OSError:
         return _UNWALKED
-    return head, chunks
+    return head, chunks, wrong_idat
+
+
+def _checksum_right(f, kind: bytes, length: int) -> bool:
+    """Whether the chunk of ``kind`` whose ``length`` bytes of data ``f`` is at has
+    its checksum right, read in pieces (a photo's IDAT may be one of 100 MB). One
+    cut short counts as right: its decoder says it is cut short, in its words."""
+    crc, left = zlib.crc32(kind), length
+    while left:
+        piece = f.read(min(left, 1 << 20))
+        if not piece:
+            return True
+        crc, left = zlib.crc32(piece, crc), left - len(piece)
+    stored = f.read(4)
+    return len(stored) < 4 or stored == struct.pack(">I", crc)
+
+
+def damaged_pixels(path: str | os.PathLike) -> str | None:
+    """Why the pixels of the PNG at ``path`` are damaged: an IDAT chunk whose checksum
+    is wrong, which libpng refuses (a critical chunk), and Pillow and FFmpeg decode
+    unchecked; None where none is, or the file cannot be read again."""
+    walk = _walk_of(path) or _walk_once(path)
+    if walk is _UNWALKED or not walk[2]:
+        return None
+    return "PNG: its pixel data (an IDAT chunk) has a wrong checksum: damaged"
 
 
 def png_header(path: str | os.PathLike) -> tuple[int, int | None]:

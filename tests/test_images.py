@@ -2352,6 +2352,24 @@ def test_a_damaged_critical_chunk_is_still_a_broken_png_named_so(tmp_path):
         read_image(tmp_path / "p.png")
 
 
+@pytest.mark.parametrize("depth", [8, 16])
+@pytest.mark.parametrize("which", [0, 1])
+def test_a_png_whose_pixel_chunk_has_a_wrong_checksum_is_broken(depth, which, tmp_path):
+    # Pillow (and FFmpeg, for 16 bits) checked no IDAT's checksum, the one sign of a
+    # bit flipped on an old disk that zlib's own check misses, where libpng refuses
+    # the picture: it was upscaled as it decoded, without a word.
+    samples = (np.arange(6 * 8 * 3).reshape(6, 8, 3) * 37 % (2 ** depth)).astype(np.uint16 if depth == 16 else np.uint8)
+    whole = png_bytes(samples, depth, 2)
+    at = whole.index(b"IDAT") - 4
+    length = struct.unpack_from(">I", whole, at)[0]
+    data = whole[at + 8:at + 8 + length]
+    halves = [png_chunk(b"IDAT", data[:length // 2]), png_chunk(b"IDAT", data[length // 2:])]
+    halves[which] = damaged(halves[which])
+    (tmp_path / "d.png").write_bytes(whole[:at] + b"".join(halves) + png_chunk(b"IEND", b""))
+    with pytest.raises(InputError, match=r"d.png: broken or truncated picture \(PNG: .*IDAT.*checksum.*\)$"):
+        read_image(tmp_path / "d.png")
+
+
 def test_a_sixteen_bit_png_with_a_damaged_text_chunk_stays_sixteen_bit(tmp_path):
     samples = (np.arange(6 * 8 * 3).reshape(6, 8, 3) * 997 % 65536).astype(np.uint16)
     (tmp_path / "d.png").write_bytes(png_bytes(samples, 16, 2, damaged(png_chunk(b"tEXt", b"a\x00b"))))
