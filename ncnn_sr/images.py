@@ -241,6 +241,8 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             im.load()
         if jpeg_read is not None:
             _check_jpeg_end(im, path, *jpeg_read, ended)
+            if (why := jpeg.restarts_out_of_sequence(jpeg_read[0])) is not None:
+                raise InputError(f"{path}: broken or truncated picture ({why})")
         # Loading runs outside the warnings guard (decoding is slow and the guard is
         # one at a time), where Pillow only warns of a frame that grew past the
         # limit on loading: the limit is checked again here.

@@ -255,3 +255,79 @@ def _layout(data: bytes) -> tuple[int | None, bytes, list[tuple[bytes, int, int,
             if (after := _END_OF_DATA.search(data, pos)) is None:
                 return None
             pos = after.start()
+
+
+# DCT frames (Huffman or arithmetic coded, sequential or progressive), whose restart
+# intervals count MCUs of 8x8 blocks.
+_DCT_FRAMES = {0xC0, 0xC1, 0xC2, 0xC9, 0xCA}
+
+
+def restarts_out_of_sequence(data: bytes) -> str | None:
+    """Why the restart markers of the JPEG ``data`` show its data damaged: within a
+    scan they number its intervals 0 to 7 over and over, one fewer than the
+    intervals its MCUs fill (a last one after the last interval is let be). A marker
+    lost or changed (a byte gone on an old disk, say) has libjpeg skip to the next
+    one it finds, with a warning Pillow does not pass on, and decode the intervals
+    between grey or shifted. None where they run in sequence, where the data has
+    none, or where its markers cannot be walked to its end."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos, frame, interval, scan_number = 2, None, 0, 0
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # a fill byte before the marker
+            pos += 1
+            continue
+        if marker == 0xD9:
+            return None
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        n = struct.unpack_from(">H", data, pos + 2)[0]
+        body = data[pos + 4:pos + 2 + n]
+        if n < 2 or len(body) < n - 2:
+            return None
+        pos += 2 + n
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and frame is None:
+            if marker not in _DCT_FRAMES or len(body) < 6 + 3 * body[5]:
+                return None
+            height, width = struct.unpack_from(">HH", body, 1)
+            frame = (height, width, {body[6 + 3 * i]: (body[7 + 3 * i] >> 4, body[7 + 3 * i] & 15)
+                                     for i in range(body[5])})
+        elif marker == 0xDD and len(body) >= 2:
+            interval = struct.unpack_from(">H", body)[0]
+        elif marker == 0xDA:
+            if (end := _END_OF_DATA.search(data, pos)) is None:
+                return None
+            scan_number += 1
+            if interval and frame is not None and (units := _units(frame, body[1:1 + 2 * body[0]:2])):
+                found = [m[1] - 0xD0 for m in _RESTART.findall(data, pos, end.start())]
+                needed = _ceil(units, interval) - 1
+                wrong = next((k for k, number in enumerate(found[:needed + 1]) if number != k % 8), None)
+                if wrong is not None or len(found) > needed + 1:
+                    wrong = needed + 1 if wrong is None else wrong
+                    return (f"JPEG: restart marker {wrong + 1} of {needed} in scan {scan_number} is missing or "
+                            "out of sequence: its data is damaged")
+                if len(found) < needed:
+                    return (f"JPEG: scan {scan_number} holds {len(found) + 1} of its {needed + 1} restart "
+                            "intervals: its data is damaged or cut short")
+            pos = end.start()
+    return None
+
+
+def _units(frame: tuple[int, int, dict[int, tuple[int, int]]], scanned: bytes) -> int:
+    """How many units a scan of the components ``scanned`` (their ids) of ``frame``
+    (height, width, each component's sampling factors by id) codes: MCUs where it
+    interleaves several, else that component's 8x8 blocks; 0 where it cannot be told
+    (a height a DNL marker gives, an unknown component)."""
+    height, width, sampling = frame
+    if not height or not width or not sampling or any(c not in sampling for c in scanned) or not scanned:
+        return 0
+    most_h = max(h for h, _ in sampling.values())
+    most_v = max(v for _, v in sampling.values())
+    if not most_h or not most_v:
+        return 0
+    if len(scanned) > 1:
+        return _ceil(width, 8 * most_h) * _ceil(height, 8 * most_v)
+    h, v = sampling[scanned[0]]
+    return _ceil(_ceil(width * h, most_h), 8) * _ceil(_ceil(height * v, most_v), 8)

@@ -2016,6 +2016,34 @@ def test_a_jpeg_cut_where_a_restart_interval_ends_is_broken_or_truncated(kind, a
         read_image(tmp_path / "cut.jpg")
 
 
+def _restart_lost(data: bytes, at: int) -> bytes:
+    return data[:at] + data[at + 2:]
+
+
+def _restart_renumbered(data: bytes, at: int) -> bytes:
+    return data[:at + 1] + bytes([0xD0 + (data[at + 1] + 3) % 8]) + data[at + 2:]
+
+
+@pytest.mark.parametrize("kind", JPEG_KINDS)
+@pytest.mark.parametrize("damage", [_restart_lost, _restart_renumbered], ids=["lost", "renumbered"])
+def test_a_jpeg_whose_restart_markers_are_out_of_sequence_is_broken(kind, damage, tmp_path):
+    # A byte gone or changed on an old disk inside a camera's restart intervals:
+    # libjpeg skips to the next marker it finds, warns (which Pillow does not pass
+    # on), and decodes the intervals between grey or shifted, a stripe across the
+    # picture that was upscaled without a word.
+    out = io.BytesIO()
+    options = dict(JPEG_KINDS[kind])
+    Image.fromarray(picture(96, 128)).convert(options.pop("mode", "RGB")).save(
+        out, "JPEG", quality=90, restart_marker_blocks=2, **options)
+    data = out.getvalue()
+    markers = [m.start() for m in re.compile(rb"\xff[\xd0-\xd7]").finditer(data, data.rindex(b"\xff\xda"))]
+    (tmp_path / "r.jpg").write_bytes(damage(data, markers[len(markers) // 2]))
+    with pytest.raises(InputError, match=r"^\S*r.jpg: broken or truncated picture \(JPEG: .*restart marker"):
+        read_image(tmp_path / "r.jpg")
+    (tmp_path / "whole.jpg").write_bytes(data)
+    assert read_image(tmp_path / "whole.jpg")[0].shape[:2] == (96, 128)
+
+
 def test_a_jpeg_whose_scans_stop_before_any_of_a_component_is_broken_or_truncated(tmp_path):
     data = jpeg_bytes(picture(96, 128), "progressive")
     (tmp_path / "cut.jpg").write_bytes(data[:data.index(b"\xff\xda")] + b"\xff\xd9")
