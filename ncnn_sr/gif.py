@@ -388,6 +388,24 @@ def cut_short(data: bytes) -> str | None:
     return None
 
 
+def damaged_image(data: bytes) -> str | None:
+    """Which frame of the GIF ``data``, its blocks whole, has image data that stops
+    or breaks before its last pixels (an old encoder's, a disk's damage), in words:
+    Pillow said 'image file is truncated' of a file that was not. Browsers show
+    such a frame's pixels up to there. None where each decodes, or the blocks are
+    cut short (``cut_short`` says where)."""
+    number = 0
+    try:
+        for number, _ in enumerate(_shown(data), 1):
+            pass
+    except OSError as e:
+        if e.errno is None:
+            return f"GIF: frame {number + 1}'s image data is damaged or ends before its last pixels"
+    except (EOFError, SyntaxError, ValueError, struct.error):
+        pass
+    return None
+
+
 # Photoshop's and ExifTool's XMP in a GIF: an application extension whose data is the
 # packet as it is, then a "magic trailer" (1, 255 down to 0: 257 bytes) that brings a
 # reader walking it as sub-blocks to the terminator after it.

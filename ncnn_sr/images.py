@@ -641,7 +641,8 @@ def _cut_gif(path: str) -> str | None:
             if f.read(6) not in (b"GIF87a", b"GIF89a"):
                 return None
             f.seek(0)
-            return gif.cut_short(f.read())
+            data = f.read()
+        return gif.cut_short(data) or gif.damaged_image(data)
     except OSError:
         return None
 

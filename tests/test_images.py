@@ -2723,6 +2723,34 @@ def test_a_gif_cut_anywhere_says_after_which_frame(tmp_path):
     assert refused > 100
 
 
+def _with_short_image_data(data: bytes, frame: int) -> bytes:
+    """The GIF ``data`` whose ``frame`` (from 0) keeps a third of its LZW data, its
+    sub-blocks and the rest of the file whole: as an old encoder or a disk left it."""
+    descriptor = [m.start() for m in re.finditer(rb"\x2c\x00\x00\x00\x00", data)][frame]
+    pos = descriptor + 10 + (3 << ((data[descriptor + 9] & 7) + 1) if data[descriptor + 9] & 0x80 else 0)
+    start, blocks, at = pos + 1, b"", pos + 1
+    while data[at]:
+        blocks += data[at + 1:at + 1 + data[at]]
+        at += 1 + data[at]
+    short = blocks[:len(blocks) // 3]
+    return data[:start] + bytes([len(short)]) + short + data[at:]
+
+
+@pytest.mark.parametrize("frame", [0, 1])
+def test_a_gif_whose_image_data_ends_before_its_pixels_says_which_frame(frame, tmp_path):
+    # The file runs whole to its trailer: Pillow said 'image file is truncated (1
+    # bytes not processed)', of a file that is not.
+    from ncnn_sr.animation import read_frames
+    frames = [Image.fromarray(picture(16, 24) // (i + 1)) for i in range(2)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50)
+    (tmp_path / "s.gif").write_bytes(_with_short_image_data((tmp_path / "a.gif").read_bytes(), frame))
+    said = (rf"^\S*s.gif: broken or truncated picture \(GIF: frame {frame + 1}'s image data is damaged or ends "
+             r"before its last pixels\)$")
+    for read in (read_frames,) if frame else (read_image, read_frames):  # read_image reads the first alone
+        with pytest.raises(InputError, match=said):
+            read(tmp_path / "s.gif")
+
+
 @pytest.mark.parametrize("kept", range(1, 9))
 def test_a_gif_cut_short_inside_an_image_descriptor_is_broken_or_truncated(kept, tmp_path):
     # Pillow counting the frames unpacked the descriptor's few bytes: struct.error.
