@@ -96,57 +96,57 @@ def _walk_of(path: str | os.PathLike):
 def _walk_once(path: str | os.PathLike):
     """The first 26 bytes of the file at ``path`` (as ``png_header`` reads them),
     (kind, length, data, checksum right, before the pixels) for each of its chunks
-    that ``colour_chunks`` or the text questions take, to its end (None where it is no
-    PNG), and the number (from 1) of its first IDAT whose checksum is wrong, or 0;
-    _UNWALKED on an OSError."""
-    chunks, wrong_idat, idats = [], 0, 0
+    that ``colour_chunks``, the text questions or ``has_damaged_late_chunk`` take,
+    to its end (None where it is no PNG), and (where its data starts, its length,
+    its checksum) for each IDAT, whose data is not read (``damaged_pixels`` reads
+    it); _UNWALKED on an OSError."""
+    chunks, idats = [], []
     try:
         with open(path, "rb") as f:
             head = f.read(26)
             if head[:len(SIGNATURE)] != SIGNATURE:
-                return head, None, 0
+                return head, None, ()
             f.seek(len(SIGNATURE))
             before_pixels = True
             while len(chunk_head := f.read(8)) == 8 and chunk_head[4:] != b"IEND":
                 kind, length = chunk_head[4:], struct.unpack(">I", chunk_head[:4])[0]
                 before_pixels = before_pixels and kind != b"IDAT"
-                if kind in TEXT_KINDS or COLOUR_CHUNK_SIZES.get(kind) == length:
+                if kind in TEXT_KINDS or kind == b"eXIf" or COLOUR_CHUNK_SIZES.get(kind) == length:
                     data, crc = f.read(length), f.read(4)
                     chunks.append((kind, length, data, crc == struct.pack(">I", zlib.crc32(kind + data)),
                                    before_pixels))
-                elif kind == b"IDAT" and not wrong_idat:
-                    idats += 1
-                    if not _checksum_right(f, kind, length):
-                        wrong_idat = idats
+                elif kind == b"IDAT":
+                    start = f.tell()
+                    f.seek(length, os.SEEK_CUR)
+                    idats.append((start, length, f.read(4)))
                 else:
                     f.seek(length + 4, os.SEEK_CUR)
     except OSError:
         return _UNWALKED
-    return head, chunks, wrong_idat
-
-
-def _checksum_right(f, kind: bytes, length: int) -> bool:
-    """Whether the chunk of ``kind`` whose ``length`` bytes of data ``f`` is at has
-    its checksum right, read in pieces (a photo's IDAT may be one of 100 MB). One
-    cut short counts as right: its decoder says it is cut short, in its words."""
-    crc, left = zlib.crc32(kind), length
-    while left:
-        piece = f.read(min(left, 1 << 20))
-        if not piece:
-            return True
-        crc, left = zlib.crc32(piece, crc), left - len(piece)
-    stored = f.read(4)
-    return len(stored) < 4 or stored == struct.pack(">I", crc)
+    return head, chunks, tuple(idats)
 
 
 def damaged_pixels(path: str | os.PathLike) -> str | None:
     """Why the pixels of the PNG at ``path`` are damaged: an IDAT chunk whose checksum
     is wrong, which libpng refuses (a critical chunk), and Pillow and FFmpeg decode
-    unchecked; None where none is, or the file cannot be read again."""
+    unchecked; None where none is, or the file cannot be read again. Read in pieces:
+    a photo's IDAT may be one of 100 MB. An IDAT cut short is passed over: its
+    decoder says it is cut short, in its words."""
     walk = _walk_of(path) or _walk_once(path)
     if walk is _UNWALKED or not walk[2]:
         return None
-    return "PNG: its pixel data (an IDAT chunk) has a wrong checksum: damaged"
+    try:
+        with open(path, "rb") as f:
+            for start, length, stored in walk[2]:
+                f.seek(start)
+                crc, left = zlib.crc32(b"IDAT"), length
+                while left and (piece := f.read(min(left, 1 << 20))):
+                    crc, left = zlib.crc32(piece, crc), left - len(piece)
+                if not left and len(stored) == 4 and stored != struct.pack(">I", crc):
+                    return "PNG: its pixel data (an IDAT chunk) has a wrong checksum: damaged"
+    except OSError:
+        return None
+    return None
 
 
 def png_header(path: str | os.PathLike) -> tuple[int, int | None]:
