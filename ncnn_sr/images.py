@@ -41,8 +41,8 @@ from .signatures import (UNREAD_HEAD, WEBP_HEAD, cut_in_header, cut_riff, unread
                          webp_frames_reach)
 from .video_options import video_kind
 from .png import COLOUR_CHUNK_SIZES, PNG_COMPRESS_LEVEL, TEXT_KINDS, colour_chunks, comment_chunk, \
-    cut_palette_alpha, grey_key_in_8_bits, has_keyword, has_refused_text, palette_missing, png16, png_header, \
-    read_png16, text_chunks, without_refused_text, write_png8
+    cut_palette_alpha, grey_key_in_8_bits, has_damaged_late_chunk, has_keyword, has_refused_text, palette_missing, \
+    png16, png_header, read_png16, text_chunks, without_damaged_late_chunks, without_refused_text, write_png8
 from .png import SIGNATURE as PNG_SIGNATURE, damaged_pixels as png_damaged_pixels, keep_opened, \
     mended as mended_png, refusal as png_refusal, take_opened, walked as walked_png
 
@@ -410,15 +410,20 @@ def open_mended(path: str, warn: bool = False) -> Image.Image:
     if im.format == "HEIF" and avif.brand_passed_by(path):
         im.close()
         return _avif_by_brand(path)
-    if im.format == "PNG" and has_refused_text(path):
+    if im.format == "PNG":
+        with walked_png(path):  # one walk answers both
+            refused, damaged = has_refused_text(path), has_damaged_late_chunk(path)
+    if im.format == "PNG" and (refused or damaged):
         # Pillow reads the text past the pixels only as it loads them, and would
         # refuse the picture then: it is opened without that text, which a png
         # written from it carries whole all the same where it is only long
-        # (``text_chunks``); a damaged one is named.
+        # (``text_chunks``); a damaged one is named. So is a damaged text or EXIF
+        # there, which Pillow took as it was, checking no checksum.
         im.close()
         with open(path, "rb") as f:
-            data, dropped = without_refused_text(f.read())
-        _warn_of_dropped(path, dropped, warn)
+            data, late = without_damaged_late_chunks(f.read())
+        data, dropped = without_refused_text(data)
+        _warn_of_dropped(path, late + dropped, warn)
         return Image.open(io.BytesIO(data))
     if im.format == "TIFF":
         # Pillow (13.0) memory-maps a one-strip uncompressed grey, palette or 16-bit

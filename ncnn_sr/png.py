@@ -334,6 +334,45 @@ def without_refused_text(data: bytes) -> tuple[bytes, tuple[str, ...]]:
     return b"".join(parts) + data[start:], tuple(dropped)
 
 
+# The ancillary chunks Pillow reads past the pixels, checking no checksum there:
+# the picture's text, XMP and EXIF (whose orientation turns it).
+_READ_PAST_PIXELS = (*TEXT_KINDS, b"eXIf")
+
+
+def has_damaged_late_chunk(path: str | os.PathLike) -> bool:
+    """Whether the PNG at ``path`` has, past its first IDAT, a chunk Pillow reads
+    there (``_READ_PAST_PIXELS``) whose checksum is wrong."""
+    walk = _walk_of(path) or _walk_once(path)
+    if walk is _UNWALKED or walk[1] is None:
+        return False
+    return any(kind in _READ_PAST_PIXELS and not right and not before_pixels
+               for kind, _, _, right, before_pixels in walk[1])
+
+
+def without_damaged_late_chunks(data: bytes) -> tuple[bytes, tuple[str, ...]]:
+    """The PNG ``data`` less the chunks past its first IDAT that Pillow reads there
+    (``_READ_PAST_PIXELS``) whose checksum is wrong, and each one's kind with what is
+    wrong with it; ``data`` and () where none is. libpng leaves such a chunk out, as
+    one before the pixels, and browsers then show the picture without it; Pillow
+    took it as it was: a damaged EXIF's orientation turned the picture."""
+    parts, dropped, at, start, past_pixels = [], [], len(SIGNATURE), 0, False
+    while at + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        end = at + 12 + length
+        if end > len(data) or kind == b"IEND":
+            break
+        past_pixels = past_pixels or kind == b"IDAT"
+        if past_pixels and kind in _READ_PAST_PIXELS \
+                and data[end - 4:end] != struct.pack(">I", zlib.crc32(data[at + 4:end - 4])):
+            parts.append(data[start:at])
+            start = end
+            dropped.append(f"{kind.decode('latin-1')} (a wrong checksum)")
+        at = end
+    if not dropped:
+        return data, ()
+    return b"".join(parts) + data[start:], tuple(dropped)
+
+
 def mended(data: bytes) -> tuple[bytes, tuple[str, ...]]:
     """The PNG ``data`` less the damaged ancillary chunks before its pixels, and each
     one's kind with what is wrong with it ("gAMA (a wrong checksum)"), in the
@@ -344,10 +383,13 @@ def mended(data: bytes) -> tuple[bytes, tuple[str, ...]]:
     profile of an unknown compression), where libpng and browsers leave the chunk
     out and show the picture. A critical chunk (IHDR, PLTE) damaged so stays, for
     Pillow to refuse, and so does an APNG's fcTL. Past the first IDAT Pillow checks
-    no chunk: those are left as they are."""
+    no chunk: those it reads there are left out where damaged
+    (``without_damaged_late_chunks``), the others left as they are."""
     if not data.startswith(SIGNATURE):
         return data, ()
+    data, late = without_damaged_late_chunks(data)
     data, unread = without_refused_text(data)  # text too long is no damage: kept in a png
+    unread = late + unread
     chunks, at = [], len(SIGNATURE)  # (kind, bytes) of each chunk before the pixels
     while at + 12 <= len(data):
         length, kind = struct.unpack_from(">I4s", data, at)

@@ -2362,6 +2362,27 @@ def test_a_png_whose_ancillary_chunk_pillow_refuses_is_read_without_it_with_a_wa
     assert f"d.png: a damaged chunk left out, as libpng leaves it out: {chunk[4:8].decode()} ({why})" in caplog.text
 
 
+@pytest.mark.parametrize("chunk, kept", [
+    (png_chunk(b"eXIf", bytes.fromhex("4d4d002a00000008000101120003000000010006000000000000")),  # turned a quarter
+     lambda arr, info: arr.shape == (6, 8, 3)),
+    (png_chunk(b"tEXt", b"Comment\x00hello"), lambda arr, info: info.comment is None),
+    (png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00<x:xmpmeta xmlns:x='adobe:ns:meta/'/>"),
+     lambda arr, info: not info.xmp),
+], ids=["eXIf", "tEXt", "iTXt"])
+def test_a_damaged_chunk_after_the_pixels_is_left_out_with_a_warning(chunk, kept, tmp_path, caplog):
+    # Pillow checks no checksum past the pixels: a damaged EXIF there turned the
+    # picture by whatever orientation its bytes now said, and damaged text went into
+    # the output, where libpng (and browsers) leave the chunk out.
+    samples = picture(6, 8)
+    whole = png_bytes(samples, 8, 2)
+    (tmp_path / "d.png").write_bytes(whole[:-12] + damaged(chunk) + whole[-12:])
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        arr, info = read_image(tmp_path / "d.png")
+    assert kept(arr, info) and (arr == samples).all()
+    said = f"d.png: a damaged chunk left out, as libpng leaves it out: {chunk[4:8].decode()} (a wrong checksum)"
+    assert said in caplog.text
+
+
 def test_a_file_that_is_no_png_is_not_read_whole_to_mend_it(tmp_path, monkeypatch):
     # Mending reads the whole file: one Pillow cannot identify may be a large video.
     monkeypatch.setattr(images_mod, "mended_png", lambda data: pytest.fail("read whole"))
