@@ -789,10 +789,35 @@ def check_picture(path) -> None:
     except InputError:
         # Our own readers take some that Pillow's header refuses (a 16-bit grey and
         # alpha TIFF): the read says whether the picture is broken.
-        read_image(path)
+        with _unsaid_in_this_thread():
+            read_image(path)
         return
     if is_cut_short(path):
-        read_image(path)  # its failure, in the words a read says it; a reader may take it whole
+        with _unsaid_in_this_thread():  # a reader may take it whole
+            read_image(path)  # its failure, in the words a read says it
+
+
+class _OtherThreads(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.thread != self.thread
+
+
+@contextlib.contextmanager
+def _unsaid_in_this_thread():
+    """Within the block, what this thread logs on the package's logger is left
+    unsaid; other threads' is said. For a read made for its error alone: a picture
+    read whole and kept (a progressive JPEG cut between scans) is read again by the
+    run, which warns of it, and the warning came twice."""
+    unsaid = _OtherThreads()
+    log.addFilter(unsaid)
+    try:
+        yield
+    finally:
+        log.removeFilter(unsaid)
 
 
 def header_size(path) -> tuple[int, int] | None:

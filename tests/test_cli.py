@@ -2590,3 +2590,20 @@ def test_a_result_too_large_for_the_processs_address_space_cap_is_refused_in_one
                         r"\(ulimit -v\)\n", proc.stderr), \
         proc.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [[CMD], [sys.executable, "-c", DROPIN_MAIN]])
+def test_a_picture_read_whole_before_the_model_loads_warns_once(command, tmp_path):
+    # A file whose end is missing is read whole before the devices are looked at,
+    # for its error; read whole and kept (a progressive JPEG's first scans), its
+    # warning came twice, from that read and from the run's.
+    from io import BytesIO
+    out = BytesIO()
+    Image.fromarray(picture(48, 64)).save(out, "JPEG", quality=90, progressive=True)
+    data = out.getvalue()
+    (tmp_path / "cut.jpg").write_bytes(data[:data.rindex(b"\xff\xda")])
+    proc = subprocess.run([*command, "-i", tmp_path / "cut.jpg", "-o", tmp_path / "out.png", *FAST],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "read with less detail" in line]
+    assert len(said) == 1, proc.stderr
