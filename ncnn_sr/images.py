@@ -273,6 +273,12 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         if im.format == "BMP" and arr.shape[2] == 3 and (alpha := bmp.reserved_alpha(path)) is not None \
                 and alpha.shape == arr.shape[:2]:
             arr, info = np.dstack([arr, alpha]), replace(info, mode="RGBA")
+        elif im.format == "BMP" and (rle := bmp.rle_skipped(path)) is not None and rle[0].shape == arr.shape[:2]:
+            # Browsers show the pixels an RLE BMP's codes leave unwritten clear.
+            grey = arr.shape[2] == 1
+            colour = np.repeat(arr, 3, axis=2) if grey else arr[:, :, :3]
+            arr = np.dstack([colour, np.where(rle[0], 0, 255).astype(np.uint8)])
+            info = replace(info, mode="LA" if grey else "RGBA")
         if grey_alpha is not None:
             arr = tiff16.grey_alpha_pixels(arr, grey_alpha)
             info = replace(info, mode="LA" if arr.shape[2] == 4 else "I;16")
@@ -425,6 +431,9 @@ def open_mended(path: str, warn: bool = False) -> Image.Image:
         data, dropped = without_refused_text(data)
         _warn_of_dropped(path, late + dropped, warn)
         return Image.open(io.BytesIO(data))
+    if im.format == "BMP" and (rle := bmp.rle_skipped(path)) is not None and rle[1] is not None:
+        im.close()  # an RLE BMP whose bitmap ends early: read to its end, the rest clear (_read)
+        return Image.open(io.BytesIO(rle[1]))
     if im.format == "TIFF":
         # Pillow (13.0) memory-maps a one-strip uncompressed grey, palette or 16-bit
         # grey TIFF opened by its path at the size its orientation turns it to, not

@@ -2691,6 +2691,48 @@ def test_a_32_bit_bmp_whose_fourth_bytes_are_all_0_is_opaque(tmp_path):
     np.testing.assert_array_equal(arr, pixels[:, :, :3])
 
 
+def rle_bmp(width: int, height: int, codes: bytes, bits: int = 8) -> bytes:
+    """A BMP of RLE8 (or RLE4) ``codes``, bottom row first, of two colours: 0 dark,
+    1 light."""
+    palette = bytes((10, 20, 30, 0, 200, 150, 100, 0))
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, bits, 1 if bits == 8 else 2, len(codes), 2835, 2835, 2, 0)
+    offset = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(codes), 0, 0, offset) + info + palette + codes
+
+
+# Rows of 4 pixels, bottom first: 4 light; 2 light, then the row ended early
+# (end of line), or 1 light, 2 skipped (a delta) and 1 light; then 4 light, or
+# the bitmap ended early (end of bitmap) after 2 of them.
+_RLE_SKIPPING = {
+    "end of line": (bytes((4, 1, 0, 0, 2, 1, 0, 0, 4, 1, 0, 0, 0, 1)), [[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 1]]),
+    "delta": (bytes((4, 1, 0, 0, 1, 1, 0, 2, 2, 0, 1, 1, 0, 0, 4, 1, 0, 0, 0, 1)),
+              [[1, 1, 1, 1], [1, 0, 0, 1], [1, 1, 1, 1]]),
+    "end of bitmap": (bytes((4, 1, 0, 0, 4, 1, 0, 0, 2, 1, 0, 1)), [[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 0, 0]]),
+}
+
+
+@pytest.mark.parametrize("codes, shown", _RLE_SKIPPING.values(), ids=_RLE_SKIPPING)
+def test_an_rle_bmps_skipped_pixels_are_clear_as_browsers_show_them(codes, shown, tmp_path):
+    # The codes may leave pixels unwritten, which browsers show clear: Pillow gave
+    # them the palette's first colour, opaque, and refused an early end of bitmap
+    # as 'not enough image data'.
+    (tmp_path / "r.bmp").write_bytes(rle_bmp(4, 3, codes))
+    arr, info = read_image(tmp_path / "r.bmp")
+    assert arr.shape == (3, 4, 4) and info.mode == "RGBA"
+    np.testing.assert_array_equal(arr[:, :, 3], np.array(shown[::-1]) * 255)
+    np.testing.assert_array_equal(arr[:, :, :3][arr[:, :, 3] > 0], [[100, 150, 200]] * int(np.sum(shown)))
+
+
+def test_an_rle_bmp_writing_every_pixel_stays_opaque_and_one_cut_short_is_broken(tmp_path):
+    codes = bytes((4, 1, 0, 0, 3, 0, 1, 1, 0, 0, 0, 1))
+    (tmp_path / "r.bmp").write_bytes(rle_bmp(4, 2, codes))
+    arr, info = read_image(tmp_path / "r.bmp")
+    assert arr.shape == (2, 4, 3)
+    (tmp_path / "cut.bmp").write_bytes(rle_bmp(4, 2, codes[:6]))  # no end of bitmap: its data ran out
+    with pytest.raises(InputError, match=r"cut.bmp: broken or truncated picture"):
+        read_image(tmp_path / "cut.bmp")
+
+
 def test_an_rgba_picture_pillow_saved_as_bmp_keeps_its_alpha(tmp_path):
     pixels = picture(5, 7, 4)
     Image.fromarray(pixels).save(tmp_path / "a.bmp")
