@@ -235,8 +235,11 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         jpeg_read = _check_jpeg_data(im, path, ended)
         _check_tiff_data(im, path)
         _check_webp_canvas(im, path)
-        if im.format == "PNG" and (why := png_damaged_pixels(path)) is not None:
-            raise SyntaxError(why)
+        if im.format == "PNG" and (checked := png_damaged_pixels(path)) is not None:
+            why, broken = checked
+            if broken:
+                raise SyntaxError(why)
+            log.warning("%s: %s", path, why)
         with decoding(im, path):
             im.load()
         if jpeg_read is not None:

@@ -126,27 +126,50 @@ def _walk_once(path: str | os.PathLike):
     return head, chunks, tuple(idats)
 
 
-def damaged_pixels(path: str | os.PathLike) -> str | None:
-    """Why the pixels of the PNG at ``path`` are damaged: an IDAT chunk whose checksum
-    is wrong, which libpng refuses (a critical chunk), and Pillow and FFmpeg decode
-    unchecked; None where none is, or the file cannot be read again. Read in pieces:
-    a photo's IDAT may be one of 100 MB. An IDAT cut short is passed over: its
+def damaged_pixels(path: str | os.PathLike) -> tuple[str, bool] | None:
+    """Whether an IDAT chunk of the PNG at ``path`` has a wrong checksum, and if so
+    whether its pixels are damaged: (why, damaged), None where every checksum is right
+    or the file cannot be read again. Pillow and FFmpeg check no IDAT's checksum, and
+    stop inflating at the last row, short of zlib's own check (its Adler-32 at the
+    stream's end): a bit flipped on a disk decoded into wrong pixels without a word.
+    The stream is inflated to its end only where a checksum is wrong: right there, the
+    pixels are whole (the checksum alone is wrong, as some writers leave it; browsers
+    show such a picture), which libpng, checking only the chunk, would refuse. Read in
+    pieces: a photo's IDAT may be one of 100 MB. An IDAT cut short is passed over: its
     decoder says it is cut short, in its words."""
     walk = _walk_of(path) or _walk_once(path)
     if walk is _UNWALKED or not walk[2]:
         return None
     try:
         with open(path, "rb") as f:
+            wrong = False
             for start, length, stored in walk[2]:
                 f.seek(start)
                 crc, left = zlib.crc32(b"IDAT"), length
                 while left and (piece := f.read(min(left, 1 << 20))):
                     crc, left = zlib.crc32(piece, crc), left - len(piece)
-                if not left and len(stored) == 4 and stored != struct.pack(">I", crc):
-                    return "PNG: its pixel data (an IDAT chunk) has a wrong checksum: damaged"
+                wrong = wrong or (not left and len(stored) == 4 and stored != struct.pack(">I", crc))
+            if not wrong:
+                return None
+            stream = zlib.decompressobj()
+            for start, length, _ in walk[2]:
+                f.seek(start)
+                left = length
+                while left and (piece := f.read(min(left, 1 << 20))):
+                    left -= len(piece)
+                    while piece and not stream.eof:  # output in bounded pieces, thrown away
+                        stream.decompress(piece, 1 << 20)
+                        piece = stream.unconsumed_tail
+            # Output held back by the bound: drained, where the input was all taken.
+            while not stream.eof and stream.decompress(b"", 1 << 20):
+                pass
+            if not stream.eof:
+                raise zlib.error("the stream ends early")
     except OSError:
         return None
-    return None
+    except zlib.error:
+        return "PNG: its pixel data (IDAT) has a wrong checksum and does not decompress whole: damaged", True
+    return "its pixel data's checksum (IDAT) is wrong, though the data decompresses whole: read as it is", False
 
 
 def png_header(path: str | os.PathLike) -> tuple[int, int | None]:

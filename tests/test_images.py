@@ -2403,20 +2403,41 @@ def test_a_damaged_critical_chunk_is_still_a_broken_png_named_so(tmp_path):
 
 @pytest.mark.parametrize("depth", [8, 16])
 @pytest.mark.parametrize("which", [0, 1])
-def test_a_png_whose_pixel_chunk_has_a_wrong_checksum_is_broken(depth, which, tmp_path):
-    # Pillow (and FFmpeg, for 16 bits) checked no IDAT's checksum, the one sign of a
-    # bit flipped on an old disk that zlib's own check misses, where libpng refuses
-    # the picture: it was upscaled as it decoded, without a word.
+def test_a_png_whose_pixel_data_changed_under_its_checksum_is_broken(depth, which, tmp_path):
+    # A byte of a stored (uncompressed) deflate block changed, as a bit flipped on an
+    # old disk: Pillow (and FFmpeg, for 16 bits) check no IDAT's checksum and stop
+    # inflating short of zlib's Adler-32, and upscaled the wrong pixels without a word.
     samples = (np.arange(6 * 8 * 3).reshape(6, 8, 3) * 37 % (2 ** depth)).astype(np.uint16 if depth == 16 else np.uint8)
     whole = png_bytes(samples, depth, 2)
+    at = whole.index(b"IDAT") - 4
+    rows = zlib.decompress(whole[at + 8:at + 8 + struct.unpack_from(">I", whole, at)[0]])
+    stored = bytearray(zlib.compress(rows, 0))
+    stored[len(stored) // 2 if which else 12] ^= 0x10  # in the first half's IDAT, or the second's
+    halves = [png_chunk(b"IDAT", bytes(stored[:len(stored) // 2])), png_chunk(b"IDAT", bytes(stored[len(stored) // 2:]))]
+    halves[which] = damaged(halves[which])  # as the changed data's checksum would be
+    (tmp_path / "d.png").write_bytes(whole[:at] + b"".join(halves) + png_chunk(b"IEND", b""))
+    with pytest.raises(InputError, match=r"d.png: broken or truncated picture \(PNG: .*IDAT.*checksum.*whole.*\)$"):
+        read_image(tmp_path / "d.png")
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_a_png_whose_pixel_chunk_checksum_alone_is_wrong_is_read_with_a_warning(which, tmp_path, caplog):
+    # Its pixels decompress whole (zlib's own check right): browsers show it, and it
+    # was refused as broken where only the chunk's checksum was checked.
+    samples = picture(6, 8)
+    whole = png_bytes(samples, 8, 2)
     at = whole.index(b"IDAT") - 4
     length = struct.unpack_from(">I", whole, at)[0]
     data = whole[at + 8:at + 8 + length]
     halves = [png_chunk(b"IDAT", data[:length // 2]), png_chunk(b"IDAT", data[length // 2:])]
     halves[which] = damaged(halves[which])
     (tmp_path / "d.png").write_bytes(whole[:at] + b"".join(halves) + png_chunk(b"IEND", b""))
-    with pytest.raises(InputError, match=r"d.png: broken or truncated picture \(PNG: .*IDAT.*checksum.*\)$"):
-        read_image(tmp_path / "d.png")
+    with caplog.at_level(logging.WARNING, logger="ncnn_sr"):
+        pixels, _ = read_image(tmp_path / "d.png")
+    np.testing.assert_array_equal(pixels, samples)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'd.png'}: its pixel data's checksum (IDAT) is wrong, though the data decompresses whole: "
+        "read as it is"]
 
 
 def test_a_sixteen_bit_png_with_a_damaged_text_chunk_stays_sixteen_bit(tmp_path):
