@@ -277,19 +277,15 @@ class SideOutput:
     timed: bool = False
 
 
-def timed_by_samples(packet):
+def timed_by_samples(packet, samples: int | None):
     """``packet`` of copied sound, read without a duration (a Matroska's ALAC, which
     FFmpeg has no parser to time; its AAC stored after the video), given the length of
-    the samples it decodes to, in 1/rate ticks: an mp4's muxer times each sample by
-    the next one's start, the last by its packet's duration, and one of 0 fell past
-    the edit list's end, where readers leave it out (77 ms of ALAC's, 21 ms of AAC's).
-    Decoded by the input stream's own decoder, which copied sound leaves unused."""
+    the ``samples`` it decodes to (None: not known, a damaged packet), in 1/rate
+    ticks: an mp4's muxer times each sample by the next one's start, the last by its
+    packet's duration, and one of 0 fell past the edit list's end, where readers leave
+    it out (77 ms of ALAC's, 21 ms of AAC's)."""
     if packet.duration or packet.pts is None or packet.time_base is None or not packet.size:
         return packet
-    try:
-        samples = sum(frame.samples for frame in packet.decode())
-    except av.error.FFmpegError:
-        return packet  # damaged: copied as it came, as before
     rate = packet.stream.codec_context.sample_rate
     if not samples or not rate:
         return packet

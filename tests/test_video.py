@@ -1657,6 +1657,74 @@ def test_a_damaged_sound_packet_the_video_goes_on_after_is_an_error_or_skipped(g
     assert f"{broken}: 1 damaged sound packet skipped (--skip-damaged): the sound has a gap there" in proc.stderr
 
 
+def _sound_damaged_midway(clip: Path, dst: Path, garbage) -> tuple[float, bytes]:
+    """``clip`` with the bytes of its middle sound packet overwritten in place, where
+    ``garbage(packet)`` says, as a disk's bad sector does; where the packet starts
+    (s from the clip's start), and its bytes as they were."""
+    data = bytearray(clip.read_bytes())
+    with av.open(str(clip)) as c:
+        origin = min(s.start_time * s.time_base for s in c.streams)
+        sound = [p for p in c.demux(audio=0) if p.size]
+        packet = sound[len(sound) // 2]
+        at, given = float(packet.pts * packet.time_base - origin), bytes(packet)
+    where = data.find(given)
+    start, new = garbage(given)
+    data[where + start:where + start + len(new)] = new
+    dst.write_bytes(bytes(data))
+    return at, given
+
+
+def _random_bytes(given: bytes) -> tuple[int, bytes]:  # the whole packet
+    return 0, np.random.default_rng(3).integers(0, 256, len(given), np.uint8).tobytes()
+
+
+def _eight_bytes(given: bytes) -> tuple[int, bytes]:  # within the packet
+    return len(given) // 2, b"\xa5" * 8
+
+
+@pytest.mark.parametrize("name, codec, garbage", [
+    ("in.mp4", "aac", _random_bytes), ("in.mkv", "libmp3lame", _random_bytes),
+    ("in.mkv", "ac3", _eight_bytes), ("in.mp4", "flac", _eight_bytes),  # caught by their checksums
+], ids=["aac", "mp3", "ac3", "flac"])
+def test_a_damaged_sound_packet_copied_into_the_output_is_an_error_or_left_out(name, codec, garbage, tmp_path):
+    # found by the damage audit: copied sound was never decoded, so a packet of it
+    # overwritten midway went into the output as it was: exit 0, the sound garbled
+    # or cut there (AC-3's and FLAC's decoders play past a checksum that fails).
+    clip = tmp_path / name
+    at, given = _sound_damaged_midway(make_clip(tmp_path / f"good{clip.suffix}", frames=24, audio=codec), clip,
+                                      garbage)
+    out = tmp_path / "out.mkv"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *X2, check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    assert re.search(rf"error: {re.escape(str(clip))}: cannot decode: its sound is damaged at {at:.2f} s \(its "
+                     r"decoder refused a packet[^\n]*\) \(a damaged file\? --skip-damaged upscales the rest\)\n$",
+                     proc.stderr), proc.stderr
+    assert not out.exists()
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, "--skip-damaged", *X2)
+    assert f"{clip}: 1 damaged sound packet skipped (--skip-damaged): the sound has a gap there" in proc.stderr
+    assert audio_stream(out)[0] == audio_stream(clip)[0]  # copied, not re-encoded
+    kept = [bytes_ for _, bytes_ in packets(clip, "audio")]
+    assert [bytes_ for _, bytes_ in packets(out, "audio")] == [b for b in kept if b != kept[len(kept) // 2]]
+    assert given not in kept  # the fixture is damaged as it says
+
+
+@pytest.mark.parametrize("name, codec, start", [
+    (name, codec, start) for name, codec in [("in.mp4", "aac"), ("in.mkv", "aac"), ("in.webm", "libopus"),
+                                             ("in.mkv", "libopus"), ("in.mkv", "libmp3lame"),
+                                             ("in.mp4", "libmp3lame"), ("in.mkv", "ac3"), ("in.mp4", "ac3"),
+                                             ("in.mkv", "flac"), ("in.mp4", "flac")]
+    for start in ([], ["--start", "0.3"])])
+def test_whole_sound_of_each_codec_copied_is_not_called_damaged(name, codec, start, tmp_path):
+    # Each packet of copied sound is decoded, to find damage: not a decoder's priming,
+    # an encoder's padding, the last packet's few samples, nor a part's first packet
+    # (MP3's bit reservoir reaches back past it).
+    clip = make_clip(tmp_path / name, frames=24, audio=codec, layout="stereo" if codec == "libopus" else "mono")
+    out = tmp_path / "out.mkv"
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", out, *start, *X2)
+    assert "damaged" not in proc.stderr and "warning" not in proc.stderr, proc.stderr
+    assert audio_stream(out)[0] == audio_stream(clip)[0]
+
+
 def _ebml_number(data: bytes, at: int, marker: bool) -> tuple[int, int]:
     """The EBML variable-length number at ``at`` (an ID keeps its length marker, a size
     does not), and where what follows it starts."""
