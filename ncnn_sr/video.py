@@ -36,7 +36,7 @@ import av
 import av.logging
 import numpy as np
 
-from . import cover_atom, gif, isobmff, part_files, timecode, video_pieces, video_streams
+from . import avi_index, cover_atom, gif, isobmff, part_files, timecode, video_pieces, video_streams
 from .budget import available_memory, cap_room, size_words
 from .deinterlace import Deinterlacer, TooSmall
 from .errors import (DISK_FULL, DeviceFailure, FlagNames, InputError, NoRoom, Option, SettingError, cannot_write,
@@ -589,35 +589,21 @@ def _packets_end(src, after: Fraction, index: int | None = None) -> Fraction | N
 
 
 def _avi_listed(path, stream: int) -> int | None:
-    """How many chunks of stream ``stream`` with data the .avi file ``path`` lists in
-    its index (idx1), which its muxer writes last: FFmpeg reads by it, and leaves out,
-    unsaid, a chunk it does not find where the index points (damage). None without a
-    whole index: a file cut off has none, and is read as far as it goes."""
-    if isinstance(path, VideoInput):
-        return None
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if f.read(12)[:4] != b"RIFF":
-                return None
-            at = 12
-            while at + 8 <= size:  # the first RIFF's top-level chunks: hdrl, movi, idx1
-                f.seek(at)
-                head = f.read(8)
-                length = int.from_bytes(head[4:], "little")
-                if head[:4] == b"idx1":
-                    if at + 8 + length > size:
-                        return None
-                    entries = f.read(length)
-                    mine = b"%02d" % stream
-                    # Each entry: chunk ID (stream number, then dc or db for video), flags,
-                    # offset, size. An empty chunk keeps a dropped frame's place.
-                    return sum(1 for k in range(0, length - 15, 16)
-                               if entries[k:k + 2] == mine and int.from_bytes(entries[k + 12:k + 16], "little"))
-                at += 8 + length + (length & 1)
-    except OSError:
-        pass
-    return None
+    """How many chunks with data of stream ``stream`` the .avi file ``path`` lists in
+    its index (``avi_index``); None without a whole index: a file cut off has none,
+    and is read as far as it goes."""
+    index = None if isinstance(path, VideoInput) else avi_index.read(path)
+    return None if index is None else index.video_chunks(stream)
+
+
+def _avi_shifted(path, stream: int, rate: Fraction) -> float | None:
+    """Where (s) the data of the .avi file ``path`` stops being where its index lists
+    it, as where bytes were cut out of it midway, by the frames of its video stream
+    ``stream`` at ``rate`` listed before; None where it is all in place, or the index
+    is not whole."""
+    index = None if isinstance(path, VideoInput) else avi_index.read(path)
+    first = None if index is None else avi_index.first_misplaced(path, index)
+    return None if first is None else float(index.video_chunks(stream, first, empty=True) / rate)
 
 
 def _named(src):
@@ -742,6 +728,10 @@ def _cannot_decode(src, e: Exception, flags: FlagNames, refused: bool = False) -
     return InputError(f"{src}: cannot decode: {reason} (a damaged file? ",
                       Option(flag=flags("--skip-damaged"), argument="skip_damaged=True", everywhere=True),
                       " upscales the rest)")
+
+
+# What is wrong with an AVI whose data is not where its index lists it (``_avi_shifted``).
+_SHIFTED = "its data is not where its index (idx1) lists it from there on, as where bytes were cut out of the file"
 
 
 # An input whose packets stop before this share of the duration its container gives
@@ -2130,6 +2120,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     skipped_sound = [0]  # sound packets a decoder refused, skipped with --skip-damaged (re-encoded sound's)
     video_read = [0]  # the video packets with data the demuxer handed out
     unread = [0, 0]  # of an AVI's video chunks its index lists, those not read and all, with --skip-damaged
+    shifted: list[float | None] = [None]  # where an AVI's data stops being where its index lists it
     fed: set[int] = set()  # the output streams that got a packet
     # Whether video packets come out of the order their frames are shown in (B-frames),
     # and the latest time among them so far.
@@ -2295,6 +2286,16 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             kept_damaged.append(at)
 
         try:
+            if inp.format.name == "avi" and window is None:
+                shifted[0] = _avi_shifted(src, video_in.index, rate)
+            if shifted[0] is not None:
+                # Told before any frame is upscaled: FFmpeg, not finding the index, reads
+                # on past the gap (bytes cut out midway), what it cannot make out left out
+                # unsaid (a frame, or the sound's bytes), and read to the end it says nothing.
+                if not options.skip_damaged:
+                    raise InputError(f"{src}: cannot read past {shifted[0]:.2f} s: {_SHIFTED} (a damaged file? ",
+                                     Option(flag=flags("--skip-damaged"), argument="skip_damaged=True",
+                                            everywhere=True), " upscales what can be read)")
             # Every stream, those left out too: how far they all go tells a cut-off file.
             for packet in ahead.packets():
                 if ahead.errors and reach.damage is None:
@@ -2366,7 +2367,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                 ahead.errors.extend(opened)
             if ahead.errors and reach.damage is None:
                 damage_met()
-            if inp.format.name == "avi" and reach.complete and window is None and \
+            if inp.format.name == "avi" and reach.complete and window is None and shifted[0] is None and \
                     (listed := _avi_listed(src, video_in.index)) and listed > video_read[0]:
                 unread[:] = listed - video_read[0], listed
                 if not options.skip_damaged:
@@ -2383,6 +2384,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             yield from last_shown()
             if reach.damage is not None:
                 _warn_of_damage(inp, src, reach, flags)
+            if shifted[0] is not None:
+                log.warning("%s: damaged at %.2f s (%s): what could not be read there is missing (%s)", src,
+                            shifted[0], _SHIFTED, flags.named("--skip-damaged", "skip_damaged"))
             if unread[0]:
                 log.warning("%s: %d of the %d video frames its index lists could not be read (%s)", src, *unread,
                             flags.named("--skip-damaged", "skip_damaged"))
@@ -2762,6 +2766,7 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     for kind, count in sorted(backward.items()):
         log.warning("%s: %d %s packet%s stamped before the one before it left out (damaged, most likely): the %s "
                     "has a gap there", src, count, kind, "s" * (count > 1), "sound" if kind == "audio" else kind)
-    _warn_if_truncated(inp, src, reach)
+    if shifted[0] is None:  # else what was lost is said (a gap's, not a cut's)
+        _warn_if_truncated(inp, src, reach)
     video_streams.name_empty(inp, side, fed, out, dst, part=window is not None)
     return written, boxed

@@ -1847,6 +1847,30 @@ def test_an_avi_whose_frames_its_index_lists_cannot_all_be_read_is_an_error_or_u
     assert len(frame_times(tmp_path / "out.mkv")[0]) == 23
 
 
+@pytest.mark.parametrize("audio", ["pcm_s16le", None])
+def test_an_avi_with_bytes_cut_out_midway_is_an_error_or_upscaled_with_a_warning(audio, tmp_path):
+    # found by the damage audit: 100 bytes cut out of an .avi midway (not overwritten).
+    # The index (idx1), whole at the end, then lies past where the data says it is:
+    # FFmpeg reads on without it, leaves out what it cannot make out, and 23 frames of
+    # the 24 were written (or all 24, the sound 100 bytes short), exit 0, nothing said.
+    data = make_clip(tmp_path / "good.avi", frames=24, width=32, height=24, audio=audio).read_bytes()
+    middle = (data.index(b"movi") + data.rindex(b"idx1")) // 2  # amid the frames (and sound)
+    clip = tmp_path / "in.avi"
+    clip.write_bytes(data[:middle] + data[middle + 100:])
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    said = ("its data is not where its index (idx1) lists it from there on, as where bytes were cut out of the "
+            "file")
+    found = re.search(rf"error: {re.escape(str(clip))}: cannot read past (\d+\.\d\d) s: {re.escape(said)} \(a "
+                      r"damaged file\? --skip-damaged upscales what can be read\)\n$", proc.stderr)
+    assert found and 0 < float(found[1]) < 1, proc.stderr
+    assert not (tmp_path / "out.mkv").exists()
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", "--skip-damaged", *X2)
+    assert (f"{clip}: damaged at {found[1]} s ({said}): what could not be read there is missing (--skip-damaged)"
+            in proc.stderr), proc.stderr
+    assert 20 <= len(frame_times(tmp_path / "out.mkv")[0]) <= 24
+
+
 def test_an_mpeg_ts_missing_packets_midway_is_an_error_or_upscaled_with_a_warning(tmp_path):
     # found by the damage audit: two 188-byte packets gone from an MPEG-TS midway (a
     # recording's lost reception) break a frame's continuity, which FFmpeg's demuxer
