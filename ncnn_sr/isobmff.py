@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 
 @dataclass(frozen=True)
@@ -74,4 +74,32 @@ def top_box(path: str, kind: bytes) -> bytes | None:
                 end = length if box.end is None else min(box.end, length)
                 f.seek(box.body)
                 return f.read(end - box.body)
+    return None
+
+
+# The box that begins each kind of box of an index (moov), where it must: one begun so
+# under another kind is of this kind, its own damaged.
+_BEGUN_BY = {b"mvhd": b"moov", b"tkhd": b"trak", b"mdhd": b"mdia", b"stsd": b"stbl"}
+# The kinds of box of an index that hold the boxes looked at.
+_HOLDERS = frozenset({b"moov", b"trak", b"mdia", b"minf", b"stbl"})
+
+
+def misnamed(found: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | None:
+    """The first box among ``found`` (kind, payload: ``children``'s) or within those
+    of an index's kinds, whose kind is damaged: the box it begins with says what it
+    is (a track begins with its header, tkhd), or, that one's kind damaged, what it
+    is in says what it begins with. (That kind, the kind it reads), or None. Looked
+    for where the file was not read as a video: muxers write these boxes first."""
+    for kind, payload in found:
+        inner = list(children(payload))
+        first = inner[0][0] if inner else None
+        should = _BEGUN_BY.get(first)
+        if should is not None and kind != should:
+            return should, kind
+        begun = next((head for head, holder in _BEGUN_BY.items() if holder == kind), None)
+        if begun is not None and first is not None and first != begun and first not in _BEGUN_BY:
+            return begun, first
+        if kind in _HOLDERS or should in _HOLDERS:
+            if (deeper := misnamed(inner)) is not None:
+                return deeper
     return None

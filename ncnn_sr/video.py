@@ -220,6 +220,8 @@ def _open_input(path):
                              "give it as a file") from None
         if not isinstance(path, VideoInput) and _empty_file(path):  # a copy or download cut short, say
             raise InputError(f"{path}: not a video: the file is empty (0 bytes)") from None
+        if damage := _index_damage(path):  # there, but not found
+            raise InputError(f"{path}: {damage}: FFmpeg cannot find its frames") from None
         if not isinstance(path, VideoInput) and (kind := _index_missing(path)):
             raise InputError(f"{path}: {kind} without its index (moov), as one cut off before its end is: FFmpeg "
                              "cannot find its frames") from None
@@ -365,6 +367,40 @@ def _index_missing(path: str | os.PathLike) -> str | None:
     return None
 
 
+# How large a box of an mp4's or mov's, beside its frames (mdat), is looked into for
+# damage (``_index_damage``): an index (moov) is a few MB for hours of video.
+_INDEX_MOST = 64 << 20
+
+
+def _index_damage(path) -> str | None:
+    """What is wrong with the index (moov) of the file ``path`` where it is an mp4 or
+    mov whose index holds a box of a damaged kind (``isobmff.misnamed``), which FFmpeg
+    reads past as if it were not there: a track's, and it found no video; the index's
+    own, and it found no index. None otherwise, or for a stream."""
+    if isinstance(path, VideoInput):
+        return None
+    try:
+        with open(path, "rb") as f:
+            def read(at: int, n: int) -> bytes:
+                f.seek(at)
+                return f.read(n)
+
+            if read(4, 4) not in _MP4_FIRST:
+                return None
+            found = []
+            for box in isobmff.boxes(read):
+                if box.kind != b"mdat" and box.end is not None and box.end - box.body <= _INDEX_MOST:
+                    found.append((box.kind, read(box.body, box.end - box.body)))
+    except OSError:
+        return None
+    wrong = isobmff.misnamed(found)
+    if wrong is None:
+        return None
+    should, kind = wrong
+    shown = f"'{kind.decode()}'" if all(32 <= b < 127 for b in kind) else f"0x{kind.hex()}"
+    return f"its index (moov) is damaged (its {should.decode()} box's kind reads {shown})"
+
+
 def _index_last(peek) -> bool:
     """Whether the file whose first n bytes ``peek(n)`` gives is an mp4 or mov with its
     frames (mdat) before its index (moov), which a reader that cannot go back never
@@ -388,6 +424,8 @@ def _video_stream(container, path):
     attached to the file (an mp4's cover art may come first) and that FFmpeg can
     decode (a later one is upscaled where the first is of a codec it does not know)."""
     moving = _moving(container)
+    if not moving and (damage := _index_damage(path)):  # a track's box damaged, left out
+        raise InputError(f"{path}: cannot find its video: {damage}")
     if not moving:
         # A song with its album art: said as no video alone, the picture it holds was a puzzle.
         cover = ", only a cover picture (a still attached to the file)" if container.streams.video else ""
@@ -401,6 +439,8 @@ def _video_stream(container, path):
         ahead = _ahead_of(path, container, start=True).read if isinstance(path, VideoInput) else None
         animated = [s for s in animated if not video_streams.still_track(container, s, ahead)] or animated
     decodable = next((s for s in animated or moving if s.codec_context is not None), None)
+    if decodable is None and (damage := _index_damage(path)):  # the box naming its codec (stsd) damaged
+        raise InputError(f"{path}: cannot find its video's codec: {damage}")
     if decodable is None:  # a codec FFmpeg does not know, or a damaged header
         raise InputError(f"{path}: cannot decode its video: FFmpeg knows no decoder for it")
     return decodable
@@ -2752,6 +2792,12 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                                                      _part_option("duration", flags), ")")
         raise InputError(f"{src}: no video frame from {float(options.start):g} s (", _part_option("start", flags),
                          ") on", *until)
+    if written == 0 and inp.format.name.startswith("mov,") and (damage := _index_damage(src) or opened and (
+            f"its index (moov) is damaged (FFmpeg's demuxer says: {opened[0]})") or not video_read[0] and (
+            listed := video_in.frames) and f"none of the {listed} its index (moov) lists is where it says (a damaged "
+                                            "index, or a file cut short)"):
+        # Its track there, its frames not found: a box of the track's table damaged.
+        raise InputError(f"{src}: cannot find its video frames: {damage}")
     if written == 0:
         raise InputError(f"{src}: has no decodable video frames")
     if unordered:

@@ -1871,6 +1871,35 @@ def test_an_avi_with_bytes_cut_out_midway_is_an_error_or_upscaled_with_a_warning
     assert 20 <= len(frame_times(tmp_path / "out.mkv")[0]) <= 24
 
 
+def _kind_damaged(data: bytearray, kind: bytes) -> bytearray:
+    at = data.index(kind)
+    data[at:at + 4] = b"\xa5" * 4
+    return data
+
+
+@pytest.mark.parametrize("damage, said", [
+    (lambda d: _kind_damaged(d, b"moov"), "its index (moov) is damaged (its moov box's kind reads 0xa5a5a5a5): FFmpeg "
+                                          "cannot find its frames"),
+    (lambda d: _kind_damaged(d, b"trak"), "cannot find its video: its index (moov) is damaged (its trak box's "
+                                          "kind reads 0xa5a5a5a5)"),
+    (lambda d: _kind_damaged(d, b"stsz"), "cannot find its video frames: its index (moov) is damaged (FFmpeg's "
+                                          "demuxer says: stream 0, missing mandatory atoms, broken header)"),
+    (lambda d: _kind_damaged(d, b"stsd"), "cannot find its video's codec: its index (moov) is damaged (its stsd "
+                                          "box's kind reads 0xa5a5a5a5)"),
+], ids=["moov", "trak", "stsz", "stsd"])
+def test_an_mp4_whose_index_is_damaged_says_so(damage, said, tmp_path):
+    # found by the damage audit: an mp4 whose index (moov) had bytes overwritten was
+    # said to have "no video stream" (a track's box's kind damaged), "no decodable
+    # video frames" (its sample sizes' box's), a codec "FFmpeg knows no decoder for"
+    # (its sample descriptions' box's), or to be "without its index, as one cut off
+    # before its end is" (the index's own kind damaged).
+    clip = tmp_path / "in.mp4"
+    clip.write_bytes(bytes(damage(bytearray(make_clip(tmp_path / "good.mp4", frames=12).read_bytes()))))
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, check_ok=False)
+    assert proc.returncode == 1 and proc.stderr.endswith(f"error: {clip}: {said}\n"), proc.stderr
+    assert not (tmp_path / "out.mkv").exists()
+
+
 def test_an_mpeg_ts_missing_packets_midway_is_an_error_or_upscaled_with_a_warning(tmp_path):
     # found by the damage audit: two 188-byte packets gone from an MPEG-TS midway (a
     # recording's lost reception) break a frame's continuity, which FFmpeg's demuxer
