@@ -2794,8 +2794,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                          ") on", *until)
     if written == 0 and inp.format.name.startswith("mov,") and (damage := _index_damage(src) or opened and (
             f"its index (moov) is damaged (FFmpeg's demuxer says: {opened[0]})") or not video_read[0] and (
-            listed := video_in.frames) and f"none of the {listed} its index (moov) lists is where it says (a damaged "
-                                            "index, or a file cut short)"):
+            listed := video_in.frames) and f"none of the {listed} its index (moov) lists could be read where it "
+                                            "places them (a damaged index, or a file cut short)"):
         # Its track there, its frames not found: a box of the track's table damaged.
         raise InputError(f"{src}: cannot find its video frames: {damage}")
     if written == 0:

@@ -1877,6 +1877,12 @@ def _kind_damaged(data: bytearray, kind: bytes) -> bytearray:
     return data
 
 
+def _first_places_damaged(data: bytearray) -> bytearray:
+    at = data.index(b"stco") + 12  # past its version and flags and its count: the first chunk's place
+    data[at:at + 8] = b"\xff" * 8
+    return data
+
+
 @pytest.mark.parametrize("damage, said", [
     (lambda d: _kind_damaged(d, b"moov"), "its index (moov) is damaged (its moov box's kind reads 0xa5a5a5a5): FFmpeg "
                                           "cannot find its frames"),
@@ -1886,7 +1892,10 @@ def _kind_damaged(data: bytearray, kind: bytes) -> bytearray:
                                           "demuxer says: stream 0, missing mandatory atoms, broken header)"),
     (lambda d: _kind_damaged(d, b"stsd"), "cannot find its video's codec: its index (moov) is damaged (its stsd "
                                           "box's kind reads 0xa5a5a5a5)"),
-], ids=["moov", "trak", "stsz", "stsd"])
+    (lambda d: _first_places_damaged(d), "cannot find its video frames: none of the 24 its index (moov) lists "
+                                         "could be read where it places them (a damaged index, or a file cut "
+                                         "short)"),
+], ids=["moov", "trak", "stsz", "stsd", "stco"])
 def test_an_mp4_whose_index_is_damaged_says_so(damage, said, tmp_path):
     # found by the damage audit: an mp4 whose index (moov) had bytes overwritten was
     # said to have "no video stream" (a track's box's kind damaged), "no decodable
@@ -1894,7 +1903,7 @@ def test_an_mp4_whose_index_is_damaged_says_so(damage, said, tmp_path):
     # (its sample descriptions' box's), or to be "without its index, as one cut off
     # before its end is" (the index's own kind damaged).
     clip = tmp_path / "in.mp4"
-    clip.write_bytes(bytes(damage(bytearray(make_clip(tmp_path / "good.mp4", frames=12).read_bytes()))))
+    clip.write_bytes(bytes(damage(bytearray(make_clip(tmp_path / "good.mp4", frames=24).read_bytes()))))
     proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, check_ok=False)
     assert proc.returncode == 1 and proc.stderr.endswith(f"error: {clip}: {said}\n"), proc.stderr
     assert not (tmp_path / "out.mkv").exists()
