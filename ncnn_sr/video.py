@@ -401,6 +401,25 @@ def _index_damage(path) -> str | None:
     return f"its index (moov) is damaged (its {should.decode()} box's kind reads {shown})"
 
 
+def _boxes_cut_off(path) -> bool:
+    """Whether the last box of the mp4 or mov file ``path`` runs past its end, as in
+    a file cut off (its index, written last, cut short, it lists frames it lost); not
+    for a stream, which is not looked at."""
+    if isinstance(path, VideoInput):
+        return False
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+
+            def read(at: int, n: int) -> bytes:
+                f.seek(at)
+                return f.read(n)
+
+            return any(box.end is not None and box.end > size for box in isobmff.boxes(read))
+    except OSError:
+        return False
+
+
 def _index_last(peek) -> bool:
     """Whether the file whose first n bytes ``peek(n)`` gives is an mp4 or mov with its
     frames (mdat) before its index (moov), which a reader that cannot go back never
@@ -768,6 +787,10 @@ def _cannot_decode(src, e: Exception, flags: FlagNames, refused: bool = False) -
     return InputError(f"{src}: cannot decode: {reason} (a damaged file? ",
                       Option(flag=flags("--skip-damaged"), argument="skip_damaged=True", everywhere=True),
                       " upscales the rest)")
+
+
+# What is wrong with an mp4 whose video stops short, its other streams read to the end.
+_NOT_PLACED = "the rest is not where its index places it"
 
 
 # What is wrong with an AVI whose data is not where its index lists it (``_avi_shifted``).
@@ -2161,6 +2184,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     video_read = [0]  # the video packets with data the demuxer handed out
     unread = [0, 0]  # of an AVI's video chunks its index lists, those not read and all, with --skip-damaged
     shifted: list[float | None] = [None]  # where an AVI's data stops being where its index lists it
+    video_end: list[Fraction | None] = [None]  # where the video packets read so far end (the input's time)
+    stops_short: list[tuple[float, float] | None] = [None]  # an mp4's video read to (s), of what its index gives
     fed: set[int] = set()  # the output streams that got a packet
     # Whether video packets come out of the order their frames are shown in (B-frames),
     # and the latest time among them so far.
@@ -2348,6 +2373,9 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                         flawed(packet.stream.index, _packet_time(packet), "its demuxer found a packet corrupt")
                 if packet.stream.index == video_in.index and packet.size:
                     video_read[0] += 1
+                    if (begins := _packet_time(packet)) is not None:
+                        ends = begins + (packet.duration or 0) * packet.time_base
+                        video_end[0] = ends if video_end[0] is None else max(video_end[0], ends)
                 if packet.stream.index != video_in.index:
                     if packet.dts is not None and packet.stream.index in side:
                         side_packets.append((handed, packet))
@@ -2415,6 +2443,19 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                                      "(a damaged file? ", Option(flag=flags("--skip-damaged"),
                                                                  argument="skip_damaged=True", everywhere=True),
                                      " upscales the rest)")
+            if inp.format.name == _MOV_READER and reach.complete and window is None and reach.damage is None \
+                    and video_end[0] is not None and (stated := _video_length(inp, video_in)) is not None \
+                    and float(video_end[0] - reach.origin(inp)) + 2 / float(rate) < float(stated) \
+                    and not _boxes_cut_off(src):
+                # Its other streams read to the end, nothing said, its video stopped short:
+                # a place its index gives (stco) past the file's end, damaged (10 frames of
+                # 24 were written, exit 0). A file cut off ends in FFmpeg's "partial file".
+                stops_short[0] = (float(video_end[0] - reach.origin(inp)), float(stated))
+                if not options.skip_damaged:
+                    raise InputError(f"{src}: cannot read its video past {stops_short[0][0]:.2f} s of the "
+                                     f"{stops_short[0][1]:.2f} s its index (moov) gives: {_NOT_PLACED} (a damaged "
+                                     "file? ", Option(flag=flags("--skip-damaged"), argument="skip_damaged=True",
+                                                      everywhere=True), " upscales what can be read)")
             # No video came after it (the reading stops only once video past the part has).
             if refusal[0] is not None:
                 reach.cut_short = "video"
@@ -2424,6 +2465,10 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
             yield from last_shown()
             if reach.damage is not None:
                 _warn_of_damage(inp, src, reach, flags)
+            if stops_short[0] is not None:
+                log.warning("%s: its video cannot be read past %.2f s of the %.2f s its index (moov) gives (%s): "
+                            "upscaled up to there (%s)", src, *stops_short[0], _NOT_PLACED,
+                            flags.named("--skip-damaged", "skip_damaged"))
             if shifted[0] is not None:
                 log.warning("%s: damaged at %.2f s (%s): what could not be read there is missing (%s)", src,
                             shifted[0], _SHIFTED, flags.named("--skip-damaged", "skip_damaged"))

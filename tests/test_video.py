@@ -1909,6 +1909,33 @@ def test_an_mp4_whose_index_is_damaged_says_so(damage, said, tmp_path):
     assert not (tmp_path / "out.mkv").exists()
 
 
+def test_an_mp4_whose_video_stops_short_of_its_index_is_an_error_or_upscaled_up_to_there(tmp_path):
+    # found by the damage audit: 32 bytes overwritten in an mp4's index, within the
+    # video track's chunk places (stco). FFmpeg's demuxer, sent past the file's end
+    # midway, ended the video there, unsaid, and read the sound to its end: 10 frames
+    # of 24 were written, exit 0, nothing said.
+    data = bytearray(make_clip(tmp_path / "good.mp4", frames=24).read_bytes())
+    at = data.index(b"stco") + 8  # the video track's (the first): its count, then the places
+    count = int.from_bytes(data[at:at + 4], "big")
+    assert count > 2
+    for k in range(count // 2, count):
+        data[at + 4 + 4 * k:at + 8 + 4 * k] = b"\x7f\xff\xff\xff"
+    clip = tmp_path / "in.mp4"
+    clip.write_bytes(bytes(data))
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", *X2, check_ok=False)
+    assert proc.returncode == 1, proc.stderr
+    said = "the rest is not where its index places it"
+    found = re.search(rf"error: {re.escape(str(clip))}: cannot read its video past (\d\.\d\d) s of the 1\.00 s its "
+                      rf"index \(moov\) gives: {said} \(a damaged file\? --skip-damaged upscales what can be read\)\n$",
+                      proc.stderr)
+    assert found, proc.stderr
+    assert not (tmp_path / "out.mkv").exists()
+    proc = run(NCNN_SR, "video", "-i", clip, "-o", tmp_path / "out.mkv", "--skip-damaged", *X2)
+    assert (f"{clip}: its video cannot be read past {found[1]} s of the 1.00 s its index (moov) gives ({said}): "
+            "upscaled up to there (--skip-damaged)") in proc.stderr, proc.stderr
+    assert len(frame_times(tmp_path / "out.mkv")[0]) < 24
+
+
 def test_an_mpeg_ts_missing_packets_midway_is_an_error_or_upscaled_with_a_warning(tmp_path):
     # found by the damage audit: two 188-byte packets gone from an MPEG-TS midway (a
     # recording's lost reception) break a frame's continuity, which FFmpeg's demuxer
