@@ -2171,8 +2171,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
     refusal: list[Exception | None] = [None]  # the error of a video packet no more video has followed yet
     # By stream: the error of a sound packet no more of it has followed yet, and where
     # it starts (s from the input's start).
-    cut_sound: dict[int, tuple[Exception, float]] = {}
-    unchecked: set[int] = set()  # copied sound streams whose decoder cannot be opened: copied unlooked at
+    cut_sound: dict[int, tuple[Exception, float | None]] = {}
+    unchecked: set[int] = set()  # copied sound streams their decoder cannot take: copied unlooked at
     # By stream: where a packet flagged corrupt, or a frame its decoder concealed
     # damage in, came (s), and what told, until more of the stream comes.
     suspect: dict[int, tuple[float, str]] = {}
@@ -2522,7 +2522,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                         continue
                     samples = None
                     if copied.stream.type == "audio" and copied.stream.index not in unchecked:
-                        # An edit list's held packet (EditCut) comes before the one at ``at``.
+                        # A part's packet is moved to its timeline: ``at`` is its time in the
+                        # input. (Without a part, an edit list's held packet may come too.)
                         samples = sound_checked(copied, at if window is not None else since_start(copied))
                         if samples is None and options.skip_damaged:
                             continue  # refused: a gap, as in sound re-encoded
@@ -2582,8 +2583,11 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
         except REFUSED as e:
             cut_sound[index] = (e, at)
             return None
-        except av.error.FFmpegError as e:
-            raise _cannot_decode(src, e, flags) from None
+        except av.error.FFmpegError:
+            # Not the packet's damage (a feature FFmpeg's decoder lacks, say): copied as
+            # before, which needed no decoder.
+            unchecked.add(index)
+            return 0
 
     def encode_sound(index: int, target: video_streams.SideOutput, frame) -> video_streams.SideOutput:
         """Re-encode one decoded sound frame of input stream ``index``, or with None
