@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 
 
 _acting = threading.local()
 
 
 @contextlib.contextmanager
-def acting_for(owner: int) -> Iterator[None]:
-    """Holds taken in this thread counted as thread ``owner``'s: a call in the main
-    thread runs its work in a helper (interruptible) and its progress in the main
-    thread, where a call made from that progress is another helper, which waited for
-    the first's hold while the first waited for the progress."""
+def acting_for(owner: Hashable) -> Iterator[None]:
+    """Holds taken in this thread counted as ``owner``'s (a thread's ident, or
+    ``helper_owner()``'s): a call in the main thread runs its work in a helper
+    (interruptible) and its progress in the main thread, where a call made from that
+    progress is another helper, which waited for the first's hold while the first
+    waited for the progress."""
     before = getattr(_acting, "owner", None)
     _acting.owner = owner
     try:
@@ -30,9 +31,20 @@ def acting_for(owner: int) -> Iterator[None]:
         _acting.owner = before
 
 
-def _owner() -> int:
+def _owner() -> Hashable:
     owner = getattr(_acting, "owner", None)
     return threading.get_ident() if owner is None else owner
+
+
+def helper_owner() -> Hashable:
+    """The owner of the holds of a helper that runs a call made in this thread: the
+    one this thread acts for (inside the progress of a call whose helper holds the
+    GPU, where the new call nests in those holds), else one of its own, not this
+    thread's. A helper a Ctrl-C left in its window keeps its holds till its next tile:
+    counted as the thread's, the thread's next call nested in them, and ran beside a
+    run that needed the GPU alone."""
+    owner = getattr(_acting, "owner", None)
+    return object() if owner is None else owner
 
 
 class Gate:
@@ -45,13 +57,14 @@ class Gate:
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._holds: dict[int, int] = {}  # owner -> holds it has
-        self._alone: int | None = None  # the owner holding the GPU alone
-        # Counted, not stacked: one owner's helpers (one abandoned by a Ctrl-C, still
-        # at its window, and the next call's) may end their holds in any order.
+        self._holds: dict[Hashable, int] = {}  # owner -> holds it has
+        self._alone: Hashable | None = None  # the owner holding the GPU alone
+        # Counted, not stacked: one owner's helpers (a call's, and that of the call
+        # made in its progress, which a Ctrl-C left at its window) may end their holds
+        # in any order.
         self._alone_holds = 0
         self._waiting_alone = 0
-        self._upgrading: int | None = None  # an owner with a shared hold waiting to go alone
+        self._upgrading: Hashable | None = None  # an owner with a shared hold waiting to go alone
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[None]:
@@ -102,7 +115,7 @@ class Gate:
                         self._alone = None
             self._release(me)
 
-    def _release(self, me: int) -> None:
+    def _release(self, me: Hashable) -> None:
         with self._changed:
             if self._holds[me] == 1:
                 del self._holds[me]

@@ -499,13 +499,20 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
                 self._running += 1
                 call[0] = "waiting"
             if interruptible.wanted():  # so that a Ctrl-C need not wait for ncnn's window
+                owner = device_gate.helper_owner()
+
                 def work(report):
-                    # The GPU's holds are this thread's: its progress runs here, and a
-                    # call made in it (another helper) nests in them.
-                    with device_gate.acting_for(me):
+                    with device_gate.acting_for(owner):
                         return self._run_call(image, report, call)
 
-                out = interruptible.run(work, progress, lambda: self._leave(call))
+                def told(done, total):
+                    # Its progress runs here: a call made in it (another helper) nests
+                    # in the holds of this call's helper.
+                    with device_gate.acting_for(owner):
+                        progress(done, total)
+
+                # None stays None: the helper then runs on without asking this thread.
+                out = interruptible.run(work, None if progress is None else told, lambda: self._leave(call))
             else:
                 out = self._run_call(image, progress, call)
         finally:

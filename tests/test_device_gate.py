@@ -2,6 +2,8 @@
 that takes every share runs alone, and a thread's holds nest."""
 import threading
 
+import numpy as np
+
 from ncnn_sr.device_gate import Gate, gate
 
 
@@ -141,3 +143,60 @@ def test_alone_holds_of_one_owner_in_two_threads_may_end_in_any_order():
     later = started(lambda: g.shared().__enter__())
     later.join(5)
     assert not later.is_alive()
+
+
+def test_a_call_after_a_ctrl_c_waits_for_the_hold_its_abandoned_helper_still_has(monkeypatch):
+    # The main thread's call runs in a helper, which a Ctrl-C leaves inside its window,
+    # holding the GPU, till its next tile. Its holds were the main thread's: the next
+    # call there nested in them, and ran beside a run that needed the GPU alone.
+    import signal
+
+    from conftest import picture
+    from ncnn_sr import Upscaler, device_gate
+
+    assert threading.current_thread() is threading.main_thread()
+    g = Gate()
+    # The CPU takes no hold: each call here takes this gate alone, as a trunk past its
+    # share of a GPU does.
+    monkeypatch.setattr(device_gate, "hold", lambda device, alone=False: g.alone())
+    up = Upscaler("realesr-animevideov3-x2", device=-1)
+    image = picture(12, 8)
+    expected = up.upscale(image)
+    events, first_in, release_first = [], threading.Event(), threading.Event()
+    real = Upscaler._window_output
+
+    def window(self, *args, **kwargs):
+        if not first_in.is_set():
+            events.append("first in")
+            first_in.set()
+            release_first.wait(30)
+            events.append("first out")
+        else:
+            events.append("second in")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Upscaler, "_window_output", window)
+    main = threading.main_thread().ident
+
+    def ctrl_c():
+        first_in.wait(30)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    def release():  # once the second call waits for the first's hold, or runs beside it
+        for _ in range(3000):
+            if g._waiting_alone or "second in" in events:
+                break
+            threading.Event().wait(0.01)
+        release_first.set()
+
+    started(ctrl_c)
+    try:
+        up.upscale(image)
+    except KeyboardInterrupt:
+        pass
+    assert events == ["first in"]
+    started(release)
+    out = up.upscale(image)
+    assert events == ["first in", "first out", "second in"]
+    assert np.array_equal(out, expected)
+    up.close()
