@@ -1091,17 +1091,33 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             log.warning("%s normalises over the whole picture (GroupNorm), which tiles of %d px do not see: "
                         "their output differs from the whole picture's (%s)", self.spec.name, tile,
                         self._why_not_staged(channels))
+        # The report of the last step waits for the hold to be let go: the GPU's work is
+        # over by then, and a slow progress (a bar redrawn) held it as long, a call that
+        # takes it alone waiting, and every call after that one. A report after it
+        # (never, as the steps are counted) tells it first, in order.
+        last: list = []
+
+        def told(done: int, total: int) -> None:
+            while last:
+                progress(*last.pop())
+            if done == total:
+                last.append((done, total))
+            else:
+                progress(done, total)
+
         with device_gate.hold(net.device, alone) as held_alone:
             if alone and not held_alone:
                 # Another call in its share waits to take the GPU alone (both from
                 # progress callbacks): this one runs in its share, as windows.
                 resident = None
             if resident is not None:
-                self._run_stages(resident, rgb, alpha, out, longest, None, progress, len(grid))
+                self._run_stages(resident, rgb, alpha, out, longest, None, told, len(grid))
             elif maps is not None:
-                self._run_stages(net, rgb, alpha, out, longest, maps[0], progress, len(grid))
+                self._run_stages(net, rgb, alpha, out, longest, maps[0], told, len(grid))
             elif self.overlap == 0 or len(grid) == 1:
-                self._place_tiles(grid, net, rgb, alpha, out, progress)
+                self._place_tiles(grid, net, rgb, alpha, out, told)
             else:
-                self._blend_tiles(grid, net, rgb, alpha, out, progress)
+                self._blend_tiles(grid, net, rgb, alpha, out, told)
+        if last:
+            progress(*last.pop())
         return out

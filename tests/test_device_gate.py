@@ -200,3 +200,46 @@ def test_a_call_after_a_ctrl_c_waits_for_the_hold_its_abandoned_helper_still_has
     assert events == ["first in", "first out", "second in"]
     assert np.array_equal(out, expected)
     up.close()
+
+
+def test_the_last_progress_of_a_call_runs_once_its_hold_is_let_go(monkeypatch):
+    # The progress after the last tile (a bar redrawn, a line written) kept the call's
+    # hold, its work over: a call that takes the GPU alone waited for it, and every
+    # call after that one.
+    from conftest import picture
+    from ncnn_sr import Upscaler, device_gate
+
+    g, alone = Gate(), set()
+    monkeypatch.setattr(device_gate, "hold", lambda device, alone_=False: g.alone()
+                        if threading.get_ident() in alone else g.shared())
+    up = Upscaler("realesr-animevideov3-x2", device=-1)
+    image = picture(12, 8)
+    expected = up.upscale(image)
+    events, in_progress, go_on, outs = [], threading.Event(), threading.Event(), {}
+
+    def progress(done, total):
+        events.append(("progress", done, total))
+        in_progress.set()
+        go_on.wait(30)
+
+    def first():
+        outs["first"] = up.upscale(image, progress=progress)
+
+    def second():
+        alone.add(threading.get_ident())
+        in_progress.wait(30)
+        outs["second"] = up.upscale(image)
+        events.append("second out")
+
+    threads = [started(first), started(second)]
+    for _ in range(3000):  # till the second call is out, or waits for the first's hold
+        if g._waiting_alone or "second out" in events:
+            break
+        threading.Event().wait(0.01)
+    events.append("progress let go")
+    go_on.set()
+    for thread in threads:
+        thread.join(30)
+    assert events == [("progress", 1, 1), "second out", "progress let go"]
+    assert np.array_equal(outs["first"], expected) and np.array_equal(outs["second"], expected)
+    up.close()
