@@ -42,7 +42,7 @@ from .path_names import numbered_pictures_hint
 from .pipeline import Pipeline
 from .resample import target_size
 from .repeats import Repeats
-from .streams import OutputPipe, VideoOutput
+from .streams import OutputPipe, VideoOutput, put_back
 from .signals import interrupted_status
 from .typed_numbers import whole_number
 from .video_options import VIDEO_CONTAINERS, is_video_path
@@ -616,6 +616,7 @@ def stop_interrupted(bar: FrameProgress | None, message: str) -> None:
     echo(message)
     sys.stderr.flush()
     _close_command()
+    put_back()  # atexit's, which os._exit skips
     os._exit(interrupted_status())
 
 

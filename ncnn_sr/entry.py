@@ -126,13 +126,25 @@ def _unraisable(info) -> None:
             continue
 
 
+def _leave_now(status: int) -> None:
+    """os._exit(status), standard input and output put back as the command found them
+    first (streams.put_back: atexit's, which os._exit skips)."""
+    streams = sys.modules.get(f"{__package__}.streams")  # not loaded: nothing was changed
+    if streams is not None:
+        try:
+            streams.put_back()
+        except BaseException:  # a second Ctrl-C there does not hold the exit up
+            pass
+    os._exit(status)
+
+
 def _interrupted(prog: str) -> None:
     try:
         sys.stderr.write(f"{prog}: interrupted\n")
         sys.stderr.flush()
     except OSError:  # after SIGHUP the terminal may be gone
         pass
-    os._exit(interrupted_status())  # native libraries may be half loaded or running: no teardown
+    _leave_now(interrupted_status())  # native libraries may be half loaded or running: no teardown
 
 
 class _PastClick(BaseException):
@@ -184,7 +196,7 @@ def _out_of_memory(prog: str, what: str = "") -> None:
             pass
     sys.stderr.write(f"{prog}: error: out of memory{what and ': '}{what}\n")
     sys.stderr.flush()
-    os._exit(EXIT_FAILED)  # the teardown would need memory too
+    _leave_now(EXIT_FAILED)  # the teardown would need memory too
 
 
 # The system loader's words (glibc's) for a library it could not map into the address
@@ -383,7 +395,7 @@ def _run(module: str, prog: str) -> None:
         # interpreter's own flush at exit would print a traceback about it. Work cut
         # short by it failed (fetch's second model was not fetched); a listing did not
         # (its output dropped as written, _MarkedOutput: this one came past it).
-        os._exit(EXIT_OK if _listing[0] else EXIT_FAILED)
+        _leave_now(EXIT_OK if _listing[0] else EXIT_FAILED)
     except click.exceptions.ClickException as e:
         e.show()
         code = e.exit_code

@@ -298,7 +298,7 @@ def _waiting(file):
             os.set_blocking(fd, True)
             if fd in (0, 1) and fd not in _made_waiting:
                 if not _made_waiting:
-                    atexit.register(_put_back)
+                    atexit.register(put_back)
                 _made_waiting.append(fd)
     except (AttributeError, OSError, ValueError):  # no descriptor; Windows before 3.12 has no such call
         pass
@@ -308,7 +308,9 @@ def _waiting(file):
 _made_waiting: list[int] = []  # standard input's and output's descriptors _waiting made wait
 
 
-def _put_back() -> None:
+def put_back() -> None:
+    """Standard input and output as ``_waiting`` found them, non-blocking: at exit,
+    and before an os._exit (a Ctrl-C, memory run out), which skips atexit."""
     for fd in _made_waiting:
         try:
             os.set_blocking(fd, False)

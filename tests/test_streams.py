@@ -517,6 +517,43 @@ def test_a_non_blocking_standard_output_the_parent_shares_is_left_as_it_was(tmp_
 
 
 @pytest.mark.skipif(os.name == "nt", reason="no non-blocking pipes")
+@pytest.mark.parametrize("leave", ["interrupted", "out of memory", "work abandoned"])
+def test_a_standard_input_made_to_wait_is_put_back_by_the_exits_that_skip_atexit(leave, monkeypatch):
+    # A Ctrl-C, or memory run out, ends the command by os._exit, past the atexit that
+    # puts the flag back: the parent that shares the pipe end found it made to wait.
+    from ncnn_sr import batch_cli, entry, streams
+
+    class Left(Exception):
+        pass
+
+    def exit_now(status):
+        raise Left(status)
+
+    registered = []
+    monkeypatch.setattr(streams, "_made_waiting", [])
+    monkeypatch.setattr(streams.atexit, "register", registered.append)  # not this test's own exit
+    monkeypatch.setattr(os, "_exit", exit_now)
+    monkeypatch.setattr(batch_cli, "_close_command", lambda: None)  # no command of click's here
+    read, write = os.pipe()
+    before = os.dup(0)
+    try:
+        os.set_blocking(read, False)
+        os.dup2(read, 0)
+        with open(0, "rb", closefd=False) as standard:
+            streams._waiting(standard)
+        assert os.get_blocking(read) and registered
+        with pytest.raises(Left):
+            {"interrupted": lambda: entry._interrupted("ncnn-sr"),
+             "out of memory": lambda: entry._out_of_memory("ncnn-sr"),
+             "work abandoned": lambda: batch_cli.stop_interrupted(None, "ncnn-sr: interrupted")}[leave]()
+        assert not os.get_blocking(read)
+    finally:
+        os.dup2(before, 0)
+        for fd in (before, read, write):
+            os.close(fd)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="no non-blocking pipes")
 @pytest.mark.parametrize("video", [False, True])
 def test_standard_input_left_non_blocking_is_waited_for(video, tmp_path):
     # A pipe left non-blocking, its bytes coming a moment after the command read it: the
