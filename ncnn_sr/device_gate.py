@@ -134,6 +134,15 @@ def gate(index: int) -> Gate:
         return _gates.setdefault(index, Gate())
 
 
+def holding(index: int) -> bool:
+    """Whether this thread, or the helper it acts for, holds GPU ``index``'s gate."""
+    held = _gates.get(index)
+    if held is None:
+        return False
+    with held._changed:
+        return _owner() in held._holds
+
+
 def hold(device, alone: bool = False) -> contextlib.AbstractContextManager:
     """The hold a call on ``device`` (a devices.Device) takes while it runs, alone or
     shared: it gives whether the call holds the GPU alone (False on the CPU)."""

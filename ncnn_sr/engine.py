@@ -608,8 +608,10 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         """Free the networks now rather than when the object is collected. Calls in
         progress in other threads finish first (freeing a network under a running
         extraction crashed the process); later calls, a ``with`` of it and its tile
-        set raise InputError. Called from inside a call (its ``progress``), it returns at once, and the networks are
-        freed when the last call ends: waiting there would wait for itself forever.
+        set raise InputError. Called from inside a call (its ``progress``), or from
+        that of another Upscaler's call on the same GPU, it returns at once, and the
+        networks are freed when the last call ends: waiting there would wait for
+        itself forever (for a call of this one waiting at the GPU's gate).
         A call whose caller a Ctrl-C took out of it is not waited for either: it frees
         them as it ends, at its next tile. As Python exits, every Upscaler is closed,
         and calls still running (in daemon threads) stop at their next tile with an
@@ -617,9 +619,14 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
         lock = getattr(self, "_lock", None)
         if lock is None:  # the constructor failed before any network was made
             return
+        # From the progress of a call that holds this GPU (another Upscaler's): a call
+        # of this one may wait at the GPU's gate for that hold, which waits for the
+        # progress, and waited for, both hung for ever.
+        net = getattr(self, "_net", None)
+        gated = net is not None and device_gate.holding(net.device.index)
         with lock:
             self._closed = True
-            if self._callers.get(threading.get_ident()):
+            if self._callers.get(threading.get_ident()) or gated:
                 return
             # Calls whose callers left (a Ctrl-C) are not waited for, but as Python exits.
             while self._running > (0 if self._exiting else self._left):

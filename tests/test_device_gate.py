@@ -243,3 +243,49 @@ def test_the_last_progress_of_a_call_runs_once_its_hold_is_let_go(monkeypatch):
     assert events == [("progress", 1, 1), "second out", "progress let go"]
     assert np.array_equal(outs["first"], expected) and np.array_equal(outs["second"], expected)
     up.close()
+
+
+def test_an_upscaler_closed_from_the_progress_of_a_call_on_its_gpu_does_not_wait_for_a_call_behind_that_ones_hold(
+        monkeypatch):
+    # The call to close waited at the GPU's gate for the hold of the call whose progress
+    # closed it, which waited for its progress: both hung for ever.
+    from conftest import picture
+    from ncnn_sr import Upscaler, device_gate
+
+    alone = set()
+    monkeypatch.setattr(device_gate, "_gates", {})
+    # The CPU takes no hold: these take its gate as a GPU's calls do, the second alone.
+    monkeypatch.setattr(device_gate, "hold", lambda device, alone_=False: device_gate.gate(device.index).alone()
+                        if threading.get_ident() in alone else device_gate.gate(device.index).shared())
+    first, second = (Upscaler("realesr-animevideov3-x2", device=-1, tile=32) for _ in range(2))
+    g = device_gate.gate(first.device.index)
+    image = picture(20, 100)  # tiles: a progress before the last step, in the first call's hold
+    expected = first.upscale(image)
+    in_progress, events, outs = threading.Event(), [], {}
+
+    def progress(done, total):
+        if in_progress.is_set():
+            return
+        in_progress.set()
+        for _ in range(3000):  # till the second call waits for this one's hold
+            if g._waiting_alone:
+                break
+            threading.Event().wait(0.01)
+        second.close()
+        events.append("closed")
+
+    def run_first():
+        outs["first"] = first.upscale(image, progress=progress)
+
+    def run_second():
+        alone.add(threading.get_ident())
+        in_progress.wait(30)
+        outs["second"] = second.upscale(image)
+
+    threads = [started(run_first), started(run_second)]
+    for thread in threads:
+        thread.join(20)
+    assert not any(thread.is_alive() for thread in threads) and events == ["closed"]
+    assert np.array_equal(outs["first"], expected) and np.array_equal(outs["second"], expected)
+    assert second.closed and second._net._net is None  # freed as its call ended
+    first.close()
