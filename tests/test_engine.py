@@ -677,6 +677,50 @@ def test_one_upscaler_serves_several_threads_at_once(cpu_upscalers):
         assert np.array_equal(got, want)
 
 
+def test_calls_stopped_by_their_progress_beside_others_raise_their_own_error_and_leave_the_others_right(
+        cpu_upscalers):
+    # Eight threads at once, each call ending well, or stopped by its progress at a
+    # tile (an error, or a KeyboardInterrupt as a program's own cancel raises it).
+    import threading
+
+    class Stop(Exception):
+        pass
+
+    class Cancel(KeyboardInterrupt):
+        pass
+
+    up = cpu_upscalers(FAST, tile=32)
+    images = [picture(40, 100, seed=s) for s in range(2)]  # four tiles each
+    expected = [up.upscale(im) for im in images]
+    start, results = threading.Barrier(8, timeout=60), {}
+
+    def work(n: int) -> None:
+        start.wait()
+        for i in range(4):
+            mode, stop_at = (n + i) % 3, 1 + (n + i) % 3
+
+            def progress(done, total):
+                if mode and done >= stop_at:
+                    raise (Stop if mode == 1 else Cancel)((n, i))
+            try:
+                out = up.upscale(images[(n + i) % 2], progress=progress)
+            except (Stop, Cancel) as e:
+                results[n, i] = (type(e), e.args)
+            else:
+                results[n, i] = np.array_equal(out, expected[(n + i) % 2])
+
+    threads = [threading.Thread(target=work, args=(n,), daemon=True) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads)
+    for (n, i), got in results.items():
+        mode = (n + i) % 3
+        assert got == (True if mode == 0 else (Stop if mode == 1 else Cancel, ((n, i),))), (n, i)
+    assert len(results) == 32 and up._running == 0 and not up._callers
+
+
 def fail_above(limit: int, real_run):
     """A Network.run that fails like an out-of-memory device for windows over ``limit``."""
     def run(self, image, keep=None):
