@@ -8,6 +8,8 @@ out as arguments.
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from . import staged
@@ -128,18 +130,23 @@ class StagedRun:
                                          net.norms)
             parts = net.head(features, box)
         del picture
-        for row, col, scale, colour in parts:
-            if scale != s * u:
-                raise ModelError(f"{self.spec.said}upscales by {scale // u} in parts, not {s}")
-            # The piece's pixels in the picture: its cells' blocks, the last cut at the picture's side.
-            y0, y1 = row.start * u, min(row.end * u, height - p)
-            x0, x1 = col.start * u, min(col.end * u, width - p)
-            colour = colour[:(y1 - y0) * s, :(x1 - x0) * s]
-            if alpha is not None:
-                c = max(net.plan.head_context * u, 2)  # what the bicubic reaches
-                wy, wx = max(0, y0 - c), max(0, x0 - c)
-                window = to_float(alpha[wy:min(height, y1 + c), wx:min(width, x1 + c)])
-                a = self._alpha_net.run(window)[(y0 - wy) * s:(y1 - wy) * s, (x0 - wx) * s:(x1 - wx) * s]
-                colour = np.concatenate([colour, a], axis=2)
-            sink(y0 - p, y1 - p, x0 - p, x1 - p, colour)
-            tick()
+        # Closed however the loop ends: a resident net's pieces keep their extractor
+        # open between them, and a tick that raised (a cancel) left it so in the frames
+        # of the error's traceback, which could outlive the net's pools ("pool
+        # allocator destroyed too early" as close() freed them, then SIGSEGV).
+        with contextlib.closing(parts):
+            for row, col, scale, colour in parts:
+                if scale != s * u:
+                    raise ModelError(f"{self.spec.said}upscales by {scale // u} in parts, not {s}")
+                # The piece's pixels in the picture: its cells' blocks, the last cut at the picture's side.
+                y0, y1 = row.start * u, min(row.end * u, height - p)
+                x0, x1 = col.start * u, min(col.end * u, width - p)
+                colour = colour[:(y1 - y0) * s, :(x1 - x0) * s]
+                if alpha is not None:
+                    c = max(net.plan.head_context * u, 2)  # what the bicubic reaches
+                    wy, wx = max(0, y0 - c), max(0, x0 - c)
+                    window = to_float(alpha[wy:min(height, y1 + c), wx:min(width, x1 + c)])
+                    a = self._alpha_net.run(window)[(y0 - wy) * s:(y1 - wy) * s, (x0 - wx) * s:(x1 - wx) * s]
+                    colour = np.concatenate([colour, a], axis=2)
+                sink(y0 - p, y1 - p, x0 - p, x1 - p, colour)
+                tick()

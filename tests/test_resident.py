@@ -428,3 +428,46 @@ def test_a_float32_head_piece_takes_twice_the_room_as_the_trunk_does(gpu):
             for precision in ("default", "fp32")}
     assert fits["default"]._resident_fits(fits["default"]._net, 60, 70, 64)
     assert not fits["fp32"]._resident_fits(fits["fp32"]._net, 60, 70, 64)
+
+
+def test_a_progress_that_raises_between_head_pieces_leaves_no_buffer_of_the_net_to_close(gpu):
+    # The head's pieces come from a generator that keeps its ncnn extractor between
+    # them: stopped there, it stayed open in the frames of the error's traceback, and
+    # close() freed the pools under it ("pool allocator destroyed too early"), then
+    # the process crashed as the error went (SIGSEGV). In a process of its own.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = f"""
+import sys, threading
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from conftest import discrete, picture
+from ncnn_sr import Upscaler
+
+up = Upscaler({RRDB!r}, device=discrete({gpu}, heap_mb=40), tile=32)
+kept = []
+
+class Stop(Exception):
+    pass
+
+def progress(done, total):
+    if done == total - 1:  # after the first of two head pieces, the trunk's five stages done
+        raise Stop
+
+def call():
+    try:
+        up.upscale(picture(12, 72), progress=progress)
+    except Stop as e:
+        kept.append(e)
+
+thread = threading.Thread(target=call)
+thread.start()
+thread.join()
+up.close()
+print(len(kept), flush=True)
+kept.clear()
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and proc.stdout == "1\n", proc.stderr[-2000:]
+    assert "destroyed too early" not in proc.stderr, proc.stderr[-2000:]
