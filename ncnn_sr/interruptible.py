@@ -111,7 +111,10 @@ def run(work: Callable[[Report], T], progress: Report | None, left: Callable[[],
         try:
             events.put(("done", work(report)))
         except BaseException as e:  # a Ctrl-C's or exit's too: it goes on in the caller's thread
-            events.put(("raised", e))
+            # For a caller gone, without its traceback: kept, put where no one takes it,
+            # it held the queue in a cycle, and the work's frames with it (the picture,
+            # the result) until a full collection.
+            events.put(("raised", e.with_traceback(None) if gone() else e))
         finally:
             here.clear()
 

@@ -196,3 +196,46 @@ def test_a_failed_call_keeps_nothing_alive_once_it_has_raised():
         assert made[0]() is None
     finally:
         gc.enable()
+
+
+def test_the_work_its_caller_left_frees_what_its_frames_held_as_it_ends(monkeypatch):
+    # Its error (Abandoned), put for a caller gone, was kept in a cycle with its queue
+    # through its traceback: the work's frames (the picture and its result, a stopped
+    # run's open extractor) waited for a full collection.
+    import gc
+    import weakref
+
+    started, ended, helpers, refs = threading.Event(), threading.Event(), [], []
+    real_start = threading.Thread.start
+
+    class Held:
+        pass
+
+    class CtrlCAtStart(threading.Thread):
+        def start(self):
+            helpers.append(self)
+            real_start(self)
+            started.wait(10)
+            raise KeyboardInterrupt
+
+    def work(report):
+        held = Held()
+        refs.append(weakref.ref(held))
+        started.set()
+        try:
+            for done in range(1, 10_000):
+                report(done, 10_000)
+                threading.Event().wait(0.01)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(interruptible.threading, "Thread", CtrlCAtStart)
+    gc.disable()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            interruptible.run(work, lambda done, total: None, lambda: None)
+        assert ended.wait(10)
+        helpers[0].join(10)
+        assert not helpers[0].is_alive() and refs[0]() is None
+    finally:
+        gc.enable()
