@@ -116,6 +116,11 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         # its AAC sound's priming, and 1.27 s to its end made 31 frames of 30.
         seconds = own - _lead(container, v) if own else length
         frames = v.frames or (round(float(seconds) * rate) if seconds and seconds > 0 and rate else None)
+        if not v.codec_context.width or not v.codec_context.height:
+            # FFmpeg learns the size from a frame it decodes while opening: none there (a
+            # stream cut before its first key frame); the size's arithmetic divided by 0.
+            raise InputError(f"{path}: its video's size is unknown: FFmpeg decoded no frame of it where it "
+                             "starts (a recording cut before its first key frame, or damaged)")
         info = VideoInfo(v.codec_context.width, v.codec_context.height, rate,
                          frames or None, float(length) if length else None,
                          len(container.streams.audio), len(container.streams.subtitles),

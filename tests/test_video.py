@@ -2113,6 +2113,11 @@ def test_the_drop_in_names_the_command_that_chooses_a_codec_for_frames_too_large
     # came out as "file:PATH: Input/output error", which reads as a failing disk.
     (lambda p: p.write_bytes(make_clip(p.with_name("whole.mkv"), frames=24).read_bytes()[:300]),
      "not a video FFmpeg can read (it ends too soon, as a copy or download cut short does)"),
+    # A TV recording cut before its first key frame: FFmpeg knows no size for it, and the
+    # size check divided by 0 (a traceback).
+    (lambda p: p.write_bytes(make_clip(p.with_name("whole.ts"), frames=24, audio=None).read_bytes()[188 * 20:]),
+     "its video's size is unknown: FFmpeg decoded no frame of it where it starts (a recording cut before its "
+     "first key frame, or damaged)"),
 ])
 def test_inputs_that_are_not_videos_are_one_line_errors(make, message, tmp_path):
     src = tmp_path / "in.mp4"
