@@ -135,8 +135,19 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     if isinstance(path, VideoInput):
         path.opened = container  # only its header was read: it cannot be read again
     else:
+        if container.format.name in _ELEMENTARY and Path(path).suffix.lower() in _NEVER_BARE:
+            # A file whose start is cut off (recovered, copied in part) loses its header,
+            # and FFmpeg finds the bare video in it: the rest came out as if whole.
+            log.warning("%s: read as %s, not as the %s its name says: its header is missing or damaged (its "
+                        "start cut off?), and any sound in it is not found", path, container.format.long_name,
+                        Path(path).suffix.lower())
         container.close()
     return info
+
+
+# Suffixes of containers, never of a bare stream (.m4v and .mpg may name one).
+_NEVER_BARE = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".flv", ".ts", ".m2ts", ".mts", ".wmv", ".ogv",
+                         ".3gp", ".vob"})
 
 
 def sideways(path: str | os.PathLike) -> bool | None:

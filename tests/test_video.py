@@ -4767,6 +4767,20 @@ def test_an_avi_with_b_frames_keeps_each_frame_at_its_time_beside_its_sound(tmp_
     assert sound_starts == 0
 
 
+def test_an_avi_whose_start_is_cut_off_read_as_its_bare_video_is_said(tmp_path):
+    # Its header gone (a file recovered or copied in part), FFmpeg reads the H.264 in it
+    # as a bare stream: the sound it held was dropped without a word.
+    whole = make_clip(tmp_path / "whole.avi", frames=24, gop=6).read_bytes()
+    (tmp_path / "in.avi").write_bytes(whole[len(whole) // 100:])
+    proc = run(NCNN_SR, "video", "-i", tmp_path / "in.avi", "-o", tmp_path / "out.mkv", *X2)
+    assert f"warning: {tmp_path / 'in.avi'}: read as raw H.264 video, not as the .avi its name says: its header " \
+           "is missing or damaged (its start cut off?), and any sound in it is not found" in proc.stderr, proc.stderr
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert [s.type for s in c.streams] == ["video"]
+    proc = run(NCNN_SR, "video", "-i", tmp_path / "whole.avi", "-o", tmp_path / "whole_out.mkv", *X2)
+    assert "warning" not in proc.stderr, proc.stderr
+
+
 def test_an_avi_cut_before_a_keyframe_keeps_each_frame_at_its_time(tmp_path):
     # The frames before its first keyframe cannot be decoded: FFmpeg leaves them out,
     # and the frames after them took those frames' places, one to three frames early.
