@@ -461,6 +461,12 @@ def _video_stream(container, path):
     moving = _moving(container)
     if not moving and (damage := _index_damage(path)):  # a track's box damaged, left out
         raise InputError(f"{path}: cannot find its video: {damage}")
+    if not moving and not container.streams.video and not container.streams.audio:
+        # FFmpeg took it for lyrics or subtitles: a video whose start is cut off (read as
+        # LRC lyrics), or a subtitle file given as the video; "no video stream" hid which.
+        named = not isinstance(path, VideoInput) and Path(path).suffix.lower() in _NEVER_BARE
+        raise InputError(f"{path}: not a video FFmpeg can read (it reads as {container.format.long_name}"
+                         f"{': damaged, or its start cut off?' if named else ''})")
     if not moving:
         # A song with its album art: said as no video alone, the picture it holds was a puzzle.
         cover = ", only a cover picture (a still attached to the file)" if container.streams.video else ""

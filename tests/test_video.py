@@ -2118,6 +2118,10 @@ def test_the_drop_in_names_the_command_that_chooses_a_codec_for_frames_too_large
     (lambda p: p.write_bytes(make_clip(p.with_name("whole.ts"), frames=24, audio=None).read_bytes()[188 * 20:]),
      "its video's size is unknown: FFmpeg decoded no frame of it where it starts (a recording cut before its "
      "first key frame, or damaged)"),
+    # What FFmpeg takes for lyrics or subtitles (an mp4 whose start is cut off read as LRC
+    # lyrics, 1 in 4 cuts tried) said "has no video stream".
+    (lambda p: p.write_text("1\n00:00:01,000 --> 00:00:02,000\nla la\n"),
+     "not a video FFmpeg can read (it reads as SubRip subtitle: damaged, or its start cut off?)"),
 ])
 def test_inputs_that_are_not_videos_are_one_line_errors(make, message, tmp_path):
     src = tmp_path / "in.mp4"
