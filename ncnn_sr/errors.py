@@ -471,7 +471,7 @@ def os_reason(e: OSError) -> str:
     something that is not a folder is in the way, which it names."""
     if e.errno == errno.EEXIST and e.filename:
         return f"{e.filename} is {_in_the_way(Path(os.fsdecode(e.filename)))}"
-    return too_large(e, e.strerror or str(e))
+    return too_many_files(e, too_large(e, e.strerror or str(e)))
 
 
 def too_large(e: BaseException, words: str) -> str:
@@ -487,6 +487,22 @@ def too_large(e: BaseException, words: str) -> str:
     if resource.getrlimit(resource.RLIMIT_FSIZE)[0] == resource.RLIM_INFINITY:
         return words  # the file system's largest file (FAT32's 4 GB)
     return f"{words} (past this process's limit on a file's size: ulimit -f)"
+
+
+def too_many_files(e: BaseException, words: str) -> str:
+    """``words``, the reason ``e`` gives, with the limit reached where ``e`` is EMFILE
+    ("Too many open files"): this process's own (ulimit -n), which a larger one mends,
+    not the file's or the system's."""
+    if getattr(e, "errno", None) != errno.EMFILE:
+        return words
+    try:
+        import resource  # not on Windows, whose C runtime has a limit of its own
+    except ImportError:
+        return words
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return words
+    return f"{words} (past this process's limit on open files: ulimit -n {soft})"
 
 
 def _in_the_way(path: Path) -> str:

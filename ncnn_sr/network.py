@@ -120,6 +120,20 @@ def _load_param(net, param: str, param_text: str | None) -> int:
     return net.load_param_mem(param_text) if param_text is not None else net.load_param(param)
 
 
+def _unopened(param: str, param_text) -> str | None:
+    """Why the system refuses to open ``param`` (no file descriptor left, no permission),
+    in words; None where it opens, or was not opened (its text given). Asked while
+    ncnn's failure stands (fd 2 still captured): its fopen says only "failed", which
+    read as the file's content being wrong."""
+    if param_text is not None:
+        return None
+    try:
+        with open(param, "rb"):
+            return None
+    except OSError as e:
+        return os_reason(e)
+
+
 def _load_weights(net, bin_: str | None, stop: Callable[[], bool], weights: io.BytesIO | None = None) -> int:
     if weights is not None:
         return net.load_model(_WeightsReader(weights, stop))
@@ -324,6 +338,8 @@ class Network:
         with devices.captured_stderr(hand_back=True) as ncnn_said:
             loaded = _load_param(net, param, param_text)
             if loaded != 0:
+                if (refused := _unopened(param, param_text)) is not None:
+                    raise ModelError(f"{self._said}cannot open {param}: {refused}")
                 raise ModelError(f"{self._said}ncnn could not parse {param}{because(ncnn_said())}")
         # A wrong name fails every run alike, which would read as a lack of memory: the
         # tile halved down to 32 px, then "the CPU ran out of memory".

@@ -446,6 +446,32 @@ def test_a_layer_ncnn_does_not_know_is_named_in_the_one_line_error(tmp_path, cap
 
 
 
+# A model loaded on the CPU with every file descriptor this process may have in use
+# (ulimit -n): what the load says, on stdout.
+_LOAD_WITH_NO_FILE_LEFT = """
+import os, resource
+from ncnn_sr import devices, network, resolve_model
+spec = resolve_model("realesr-animevideov3-x2")
+open_now = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
+resource.setrlimit(resource.RLIMIT_NOFILE, (open_now, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+try:
+    network.Network(str(spec.param_path), str(spec.bin_path), devices.CPU, spec.input_blob, spec.output_blob,
+                    name=spec.name)
+except Exception as e:
+    print(type(e).__name__, e)
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts its open files in /proc")
+def test_a_model_not_opened_for_too_many_open_files_says_so_not_that_ncnn_could_not_parse_it():
+    # It said "ncnn could not parse PARAM (fopen PARAM failed)": the file blamed, where
+    # the process had no file descriptor left to open it with.
+    proc = subprocess.run([sys.executable, "-c", _LOAD_WITH_NO_FILE_LEFT], capture_output=True, text=True,
+                          timeout=120)
+    assert re.fullmatch(r"ModelError model realesr-animevideov3-x2: cannot open \S+\.param: Too many open files "
+                        r"\(past this process's limit on open files: ulimit -n \d+\)\n", proc.stdout), proc.stdout + proc.stderr
+
+
 def test_custom_model_names_are_the_other_pairs_of_every_model_folder(tmp_path, monkeypatch):
     first, second = tmp_path / "first", tmp_path / "second"
     copy_model("realesr-animevideov3-x2", first, "mine")
