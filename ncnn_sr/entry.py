@@ -381,8 +381,10 @@ def _run(module: str, prog: str) -> None:
         _interrupted_past_click(prog)
     except (click.exceptions.Abort, KeyboardInterrupt):
         _interrupted(prog)
-    except MemoryError:
-        _out_of_memory(prog)
+    except MemoryError as e:
+        # Its words where they name what could not be had (errors.OutOfMemoryFor; read
+        # here by name, not imported: nothing more loads on this way out).
+        _out_of_memory(prog, getattr(e, "said", ""))
     except ImportError as e:
         # A library the command loads as it starts its work (PyAV for a video) that the
         # memory left could not map: a traceback, where it is the host's memory, as a

@@ -620,7 +620,18 @@ def start_thread(thread: threading.Thread) -> None:
         # stack limit of 8 MB did not, and the traceback went through.
         if mappable(threading.stack_size() or default_thread_stack()):
             raise
-        raise MemoryError(f"cannot start a thread: no memory for its stack ({e})") from e
+        raise OutOfMemoryFor(f"cannot start a thread: no memory for its stack ({e})") from e
+
+
+class OutOfMemoryFor(MemoryError):
+    """The host out of memory for something its words name (a thread's stack), which
+    the commands say after "out of memory: " (``said``). A bare MemoryError's words
+    are not said: they are a file's error (host_out_of_memory's "in.png: cannot read:
+    Cannot allocate memory"), or numpy's, which would blame the file."""
+
+    @property
+    def said(self) -> str:
+        return str(self)
 
 
 def mappable(size: int) -> bool:

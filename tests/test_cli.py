@@ -1441,6 +1441,21 @@ def test_running_out_of_memory_is_one_line_and_status_1(module_text, tmp_path):
     assert proc.returncode == 1 and proc.stderr == "ncnn-sr: error: out of memory\n"
 
 
+
+def test_a_thread_with_no_room_for_its_stack_is_said_in_the_out_of_memory_line(tmp_path):
+    # A folder of pictures under ulimit -v 450000, past the model's load, said only
+    # "ncnn-sr: error: out of memory": a save worker's stack could not be mapped, and
+    # the words that said so were dropped.
+    proc = run_entry(tmp_path, "import resource, threading, click\n"
+                               "from ncnn_sr.errors import start_thread\n"
+                               "@click.command()\ndef main():\n"
+                               "    size = next(int(line.split()[1]) for line in open('/proc/self/status')\n"
+                               "                if line.startswith('VmSize:')) * 1024\n"
+                               "    hard = resource.getrlimit(resource.RLIMIT_AS)[1]\n"
+                               "    resource.setrlimit(resource.RLIMIT_AS, (size + (4 << 20), hard))\n"
+                               "    start_thread(threading.Thread(target=print))\n")
+    assert (proc.returncode, proc.stderr) == (1, NO_STACK)
+
 # ``ncnn-sr ARGS`` whose pictures in a folder named in meet the system's ENOMEM as
 # Pillow opens them, each opening counted on stdout.
 _PICTURES_OUT_OF_MEMORY = """
@@ -1774,6 +1789,10 @@ def test_openmp_threads_a_cap_cannot_hold_as_a_worker_starts_are_out_of_memory_n
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
 
+# What a worker thread that cannot start says: it said "out of memory" alone.
+NO_STACK = "ncnn-sr: error: out of memory: cannot start a thread: no memory for its stack (can't start new thread)\n"
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
 def test_threads_the_memory_cannot_hold_are_out_of_memory_not_a_traceback(tmp_path):
     # Each thread's stack is mapped as it starts: past a cap (ulimit -v) Python said
@@ -1786,7 +1805,7 @@ def test_threads_the_memory_cannot_hold_are_out_of_memory_not_a_traceback(tmp_pa
     # OpenMP's threads (ncnn's, one fewer than the cores) on small stacks of their own:
     # on a machine of many cores their default ones would fill the cap first.
     proc = _run_capped(tmp_path, 80 << 20, *FAST, script=script, omp_stack="256K")
-    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
+    assert (proc.returncode, proc.stderr) == (1, NO_STACK), proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
 
@@ -1803,7 +1822,7 @@ def test_threads_of_the_default_stack_the_memory_cannot_hold_are_out_of_memory_n
     stack = 64 << 20 if hard == resource.RLIM_INFINITY else min(64 << 20, hard)
     proc = _run_capped(tmp_path, 48 << 20, *FAST, omp_stack="256K",
                        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_STACK, (stack, hard)))
-    assert (proc.returncode, proc.stderr) == (1, "ncnn-sr: error: out of memory\n"), proc.stderr
+    assert (proc.returncode, proc.stderr) == (1, NO_STACK), proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.png"]
 
 
