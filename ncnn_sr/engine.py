@@ -1063,15 +1063,17 @@ class Upscaler(TileChoice, WindowRunner, StagedRun, DeclaredOnly):
             return mirror_pad(alpha, self._border)
         return np.pad(alpha, ((self._border, self._border), (self._border, self._border), (0, 0)), mode="edge")
 
-    def _layout(self, net: Network, h: int, w: int, tile: int, stages: bool, channels: int = 3):
+    def _layout(self, net: Network, h: int, w: int, tile: int, stages: bool | type, channels: int = 3):
         """How ``tile`` (0: none) runs an ``h`` × ``w`` picture of ``channels``: its
         grid, the window the tile's memory is for, and the maps of a staged run (None
-        where it runs windows). _run_tiles runs it; runs_whole reads it."""
+        where it runs windows; float16 ones alone where ``stages`` is np.float16, as
+        _auto_tile chose them). _run_tiles runs it; runs_whole reads it."""
         if tile:  # tiles of whole blocks keep the next tile's window at the picture's phase
             tile = max(self._alignment, tile - tile % self._alignment)
         grid = tile_grid(h, w, tile)
         longest = tile + 2 * self.tile_pad + self.overlap
-        maps = self._stage_maps(net, h, w, longest, channels) if stages and len(grid) > 1 else None
+        maps = self._stage_maps(net, h, w, longest, channels, half=stages is np.float16) \
+            if stages and len(grid) > 1 else None
         return grid, longest, maps
 
     def _run_tiles(self, image: np.ndarray, net: Network, tile: int, progress, stages: bool = True) -> np.ndarray:

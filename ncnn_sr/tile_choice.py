@@ -103,11 +103,12 @@ class TileChoice:
     """The tile an Upscaler runs a picture with when asked for none (``tile=0``)."""
 
     def _auto_tile(self, net: Network | SplitNetwork, height: int, width: int,
-                   share: int | None = None) -> tuple[int, bool]:
+                   share: int | None = None) -> tuple[int, bool | type]:
         """The automatic tile, and whether a staged run may use it (its budget left
-        room for the maps), with ``share`` calls at once (default: the concurrency): the
-        maps' own budget is always the concurrency's, as only the window's matters to
-        ``runs_whole``."""
+        room for the maps): True, False, or np.float16 where it may with float16 maps
+        only (``_stage_maps``' ``half``), with ``share`` calls at once (default: the
+        concurrency): the maps' own budget is always the concurrency's, as only the
+        window's matters to ``runs_whole``."""
         share = share or self._concurrency
         if net.device.is_gpu:  # the maps stay in the host's memory
             return self._gpu_tile(net.device), isinstance(net, SplitNetwork)
@@ -133,13 +134,23 @@ class TileChoice:
             return 0, False
         maps = self._stage_maps(net, height, width, STAGE_BAND)
         if maps is not None:
-            staged_tile = tile(maps[1])
+            staged_tile, stages = tile(maps[1]), True
+            if maps[0] is np.float32:
+                # Float32 maps, which fit from half the maps' budget on, take twice the
+                # room of float16 ones: just past that point they left a smaller tile
+                # than float16's just before it (720x1280: 176 px with 2.5 GB available,
+                # 144 px with a little more). Float16 (66 dB from float32) keeps the
+                # larger tile until float32's catches up with it: more memory never
+                # gives a smaller one.
+                half = self._stage_maps(net, height, width, STAGE_BAND, half=True)
+                if half is not None and tile(half[1]) > staged_tile:
+                    staged_tile, stages = tile(half[1]), np.float16
             # Smaller tiles add context per seam and stage: stage while that costs at
             # most EXACT_WORTH times the blended windows of the full tile. (A fixed
             # 128 px floor ruled out stages whenever two calls shared the budget, whose
             # blended tile is 112 px, although 96 px stages are cheaper than that.)
             if self._staged_cost(net.plan, staged_tile) <= EXACT_WORTH * self._blended_cost(full):
-                return staged_tile, True
+                return staged_tile, stages
         return full, False
 
     def _gpu_tile(self, device: devices.Device) -> int:
@@ -218,13 +229,13 @@ class TileChoice:
         return min(budget.available_memory() // 4, STAGE_MAP_CAP) // self._concurrency
 
     def _stage_maps(self, net: Network | SplitNetwork, height: int, width: int, longest: int,
-                    channels: int = 3) -> tuple[type, int] | None:
+                    channels: int = 3, half: bool = False) -> tuple[type, int] | None:
         """The number type and the memory of the maps of a staged run of a ``height``
-        × ``width`` picture: float32 or float16 where they fit the budget, else
-        None; also None when the run cannot be staged: on a discrete GPU not asked to
-        (its net is not split), with ``exact=False``, with the reference rule (it
-        promises the reference's output), or with the alpha channel through the
-        network."""
+        × ``width`` picture: float32 or float16 where they fit the budget (float16
+        alone with ``half``), else None; also None when the run cannot be staged: on
+        a discrete GPU not asked to (its net is not split), with ``exact=False``, with
+        the reference rule (it promises the reference's output), or with the alpha
+        channel through the network."""
         if not isinstance(net, SplitNetwork) or not net.plan.stages or self.overlap == 0 or self._exact is False:
             return None
         if channels == 4 and self.alpha == "model":
@@ -236,7 +247,8 @@ class TileChoice:
         # shrink the automatic tile (and so add context per seam) more than float16,
         # 66 dB from float32, is worth.
         budget = self._stage_budget()
-        for dtype, room in ((np.float32, budget // 2), (np.float16, budget)):
+        kinds = ((np.float32, budget // 2), (np.float16, budget))
+        for dtype, room in kinds[1:] if half else kinds:
             total = staged.map_bytes(net.plan.stages, -(-(height + 2 * p) // u), -(-(width + 2 * p) // u),
                                      longest // u, dtype) + extra
             if total <= room:

@@ -207,6 +207,26 @@ def test_the_automatic_tile_leaves_room_for_the_maps(ups, monkeypatch):
     assert 0 < with_maps < without and staged_ok and not blended
 
 
+@pytest.mark.parametrize("height,width", [(256, 256), (720, 1280), (1080, 1920)])
+def test_more_memory_never_gives_a_smaller_staged_tile(height, width, ups, monkeypatch):
+    # Float32 maps, chosen once they fit half the maps' budget, took twice the room of
+    # the float16 ones just below it: 720x1280 staged in 176 px tiles with 2 GB
+    # available, and in 144 px ones with 2.5 GB.
+    up = ups(tile=0)
+    staged_tiles = []
+    for mb in range(64, 6144, 16):
+        monkeypatch.setattr(engine_mod.budget, "available_memory", lambda: mb << 20)
+        tile, stages = up._auto_tile(up._net, height, width)
+        if stages:
+            staged_tiles.append((tile, mb))
+            if stages is np.float16:  # the run keeps to the maps the tile was chosen for
+                assert up._layout(up._net, height, width, tile, stages)[2][0] is np.float16
+                assert up._layout(up._net, height, width, tile, True)[2][0] is np.float32
+    assert staged_tiles  # the sweep reaches stages
+    shrunk = [(before, after) for before, after in zip(staged_tiles, staged_tiles[1:]) if after[0] < before[0]]
+    assert not shrunk, f"(tile, MB available) staged: {shrunk[:3]}"
+
+
 def test_calls_sharing_the_budget_stage_when_the_maps_do_not_shrink_the_tile(monkeypatch):
     # found by a bug hunt: with two calls at once the budget allows 112 px tiles, under
     # the 128 px floor, so RRDBNet on the CPU never ran in stages
