@@ -53,8 +53,8 @@ from .video_codecs import (BITRATE, CONSTANT_QUALITY, DEFAULT_CRF, JPEG_ENCODERS
                            QUIET_X265, RATE_PER_FRAME, SVT_AV1_ONE_THREAD, VP8_CEILING, X265_CUTREE_NARROWEST,
                            X265_FEWEST_REORDERED, _frame_rates, _matrix_read, _nearest_rate, _open_saying_why,
                            _pixel_format, _rate_text, _reason, _size_refusal, _standard_rate, check_encoder_rate,
-                           encoded_size, encoder_time_base, profile_options, refused_open, svt_av1_stalls,
-                           video_encoder)
+                           encoded_size, encoder_time_base, profile_options, refused_open, short_of_memory_to_open,
+                           svt_av1_stalls, video_encoder)
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, as_read, coded, depth,
                            fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
                            output_colour, to_rgb, turned_sideways)
@@ -2786,6 +2786,8 @@ def _transcode(inp, video_in, out, src, dst, codec, frames_fn, options, progress
                     # the encoder refuses (a bad preset, a tiny bitrate) are blamed on it.
                     _open_saying_why(video_out.codec_context)
                 except av.error.FFmpegError as e:
+                    if (short := short_of_memory_to_open(codec, e)) is not None:
+                        raise short from None
                     raise refused(e, getattr(e, "said", None), size) from None
                 if work is not None and not work.opened(image.shape[:2], video_out.codec_context.extradata):
                     work.remove()

@@ -21,7 +21,8 @@ import av
 from av.video.reformatter import ColorRange
 
 from . import video_streams
-from .errors import FlagNames, InputError, Option, SettingError, too_large, with_article
+from .budget import cap_room, mb_words
+from .errors import FlagNames, InputError, Option, OutOfMemoryFor, SettingError, too_large, with_article
 from .resample import target_size
 from .streams import VideoOutput
 from .video_options import COMMON_CONTAINERS, EncodeOptions
@@ -354,6 +355,29 @@ def _open_saying_why(ctx) -> None:
     finally:
         av.logging.set_level(before)
         av.logging.set_skip_repeated(skipped)
+
+
+# Room, under a cap of the process's own (ulimit -v, -d), short of which an encoder
+# that will not open is taken to lack memory: libx264 maps 38 MB to open on 384x384
+# frames and 68 MB on 1080p ones (its threads and lookahead), and has nothing else to
+# say of a failed allocation than "Generic error in an external library" (its own
+# "malloc of size N failed" goes straight to stderr, or is not said).
+ENCODER_OPEN_ROOM = 64 << 20
+
+
+def short_of_memory_to_open(codec: str, e: Exception) -> MemoryError | None:
+    """The MemoryError to raise for ``codec`` refusing to open (``e``) where memory is
+    why: FFmpeg's ENOMEM, or an external library's failure (libx264's) with less than
+    ENCODER_OPEN_ROOM left under a cap of the process's own; None otherwise, where the
+    refusal is the settings' (refused_open)."""
+    if isinstance(e, MemoryError):  # av.error.MemoryError, FFmpeg's ENOMEM
+        return OutOfMemoryFor(f"{codec} cannot open ({_reason(e)})")
+    if not isinstance(e, av.error.ExternalError):
+        return None
+    capped = cap_room()
+    if capped is None or capped[0] >= ENCODER_OPEN_ROOM:
+        return None
+    return OutOfMemoryFor(f"{codec} cannot open ({_reason(e)}) with {mb_words(capped[0])} left under {capped[1]}")
 
 
 def refused_open(dst, codec: str, reason: str, said: str | tuple | None = None,
