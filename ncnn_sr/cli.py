@@ -944,9 +944,13 @@ def fetch(names: tuple[str, ...], weights: Path | None, url: str | None, folder:
         except NcnnSrError as e:
             _fail(command_words(e))
     where = folder or models_mod.fetched_model_folder()
-    # A folder the user never typed: where it comes from is part of what to mend.
-    named = f" (the fetched models folder {models_mod.ENV_FETCHED} names)" \
-        if folder is None and os.environ.get(models_mod.ENV_FETCHED) else ""
+    # A folder the user never typed: where it comes from is part of what to mend, and
+    # the default one (under a home folder that is not there, or read-only, as a
+    # service's user's) how to name another.
+    named = "" if folder is not None else \
+        f" (the fetched models folder {models_mod.ENV_FETCHED} names)" if os.environ.get(models_mod.ENV_FETCHED) \
+        else f" (the default fetched models folder: give another with {models_mod.ENV_FETCHED}, or fetch into one " \
+             "with -o FOLDER and use it with -m)"
     if every and names:
         raise click.UsageError("--all fetches every model: name none")
     names = tuple(fetch_mod.fetchable()) if every else names

@@ -12,12 +12,13 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from .errors import FlagNames, ModelError, NcnnSrError, Option, SettingError, describe, file_path
+from .errors import FlagNames, InputError, ModelError, NcnnSrError, Option, SettingError, describe, file_path
 from .files import check_folder
 from .download import Downloaded, Source, download_part, kept_bytes, one_at_a_time, partial_path, verify_file
 from . import models
 from .fetch_record import write_record
-from .models import CatalogEntry, ModelSpec, catalog, fetched_model_folder, misspelt, resolve_model, spelt_otherwise
+from .models import (ENV_FETCHED, CatalogEntry, ModelSpec, catalog, fetched_model_folder, misspelt, resolve_model,
+                     spelt_otherwise)
 
 log = logging.getLogger("ncnn_sr")
 
@@ -113,6 +114,7 @@ def fetch_model(name: str, folder: str | bytes | os.PathLike | None = None,
                            f"or None, got {describe(source)}")
     source = pinned if source is None else source
     entry = catalog()[name]
+    default = folder is None and not os.environ.get(ENV_FETCHED)
     folder = fetched_model_folder() if folder is None else Path(file_path(folder, "fetch_model", ModelError,
                                                                           "a folder's path"))
     if weights is not None:  # checked before the folder is made
@@ -121,7 +123,17 @@ def fetch_model(name: str, folder: str | bytes | os.PathLike | None = None,
         present = installed(name, folder)
         if present is not None:
             return present
-    check_folder(folder)
+    try:
+        check_folder(folder)
+    except InputError as e:
+        if not default:
+            raise
+        # A folder the user never named (under a home folder that is not there, or read-only, as a
+        # service's user's): said as where it came from, and how to name another.
+        raise InputError(*e.pieces, f" (the default fetched models folder: give another with {ENV_FETCHED}, "
+                                    "or fetch into one with ", Option("-o FOLDER and use it with -m",
+                                                                      "folder= and use it as model_path="),
+                         ")") from None
     convert.check_target(folder, name, force)  # a file it cannot replace: said before the download
     downloaded = Downloaded(refused=ModelError)  # weights refused: no later fetch could use them
     def waiting() -> None:

@@ -463,6 +463,26 @@ def test_the_fetch_command_says_a_record_it_cannot_write_in_its_own_words(server
                             "'ncnn-sr models' will not list it as fetched\n"
 
 
+def test_a_fetch_into_a_home_it_cannot_write_in_says_how_to_fetch_elsewhere(server, tmp_path, monkeypatch):
+    # HOME=/proc/none (a service's user, say) said "cannot write into
+    # /proc/none/.local/share/ncnn-sr/models: No such file or directory" alone: the
+    # folder is the default one, which the user never named, and another can be given.
+    monkeypatch.setattr(fetch, "source_of", lambda name: pinned(server, "/general.pth", b"never asked for"))
+    monkeypatch.setenv("HOME", "/proc/none")
+    for name in ("XDG_DATA_HOME", "NCNN_SR_FETCHED_MODELS"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(cli.main, ["fetch", "realesr-general-x4v3", "-q"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == ("ncnn-sr: error: cannot write into /proc/none/.local/share/ncnn-sr/models: No such file "
+                             "or directory (the default fetched models folder: give another with "
+                             "NCNN_SR_FETCHED_MODELS, or fetch into one with -o FOLDER and use it with -m)\n")
+    with pytest.raises(InputError, match=r"^cannot write into /proc/none/\S+/models: No such file or directory \(the "
+                                         r"default fetched models folder: give another with NCNN_SR_FETCHED_MODELS, "
+                                         r"or fetch into one with folder= and use it as model_path=\)$"):
+        fetch.fetch_model("realesr-general-x4v3")
+    assert not server.asked.is_set()
+
+
 def test_a_library_fetch_waiting_for_another_download_says_so_in_the_librarys_words(server, tmp_path, caplog):
     # found by a user audit: fetch_model, called from a script, asked "another ncnn-sr
     # fetch?" of a lock another fetch_model held. (The command's words: _second_fetch_waiting.)
