@@ -588,11 +588,11 @@ def _no_memory(error: BaseException | None) -> bool:
     if code == errno.EAGAIN and type(error).__module__ == "av.error":
         # The room may be back once the error is raised (the threads started meanwhile
         # ended): the cap itself, where there is room now, says whose the EAGAIN was.
-        return not mappable(default_thread_stack()) or _address_space_capped()
+        return not mappable(default_thread_stack()) or address_space_capped()
     return code == errno.ENOMEM
 
 
-def _address_space_capped() -> bool:
+def address_space_capped() -> bool:
     try:
         import resource  # not on Windows, which has no such cap
     except ImportError:

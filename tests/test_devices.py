@@ -383,3 +383,49 @@ def test_captures_of_native_output_that_overlap_in_two_threads_give_fd_2_back(ca
     assert heard == {"first": "first\n", "second": "second\n"}
     os.write(2, b"heard\n")
     assert capfd.readouterr().err == "heard\n"
+
+
+# Eight threads that each allocate, and wait together, after steady_heap under a cap of
+# the process's own on its address space (ulimit -v; one of 64 GB where none is set):
+# how many MB of address space they took, on stdout.
+_THREADS_UNDER_A_CAP = """
+import ctypes, resource, threading
+from ncnn_sr import devices
+
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+if soft == resource.RLIM_INFINITY:
+    resource.setrlimit(resource.RLIMIT_AS, (64 << 30, hard))
+devices.steady_heap()
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+
+def size():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:")) << 10
+
+threading.stack_size(256 << 10)
+ready, done = threading.Barrier(9), threading.Event()
+
+def allocate():
+    libc.malloc(64)
+    ready.wait()
+    done.wait()
+
+before = size()
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for thread in threads:
+    thread.start()
+ready.wait()
+print((size() - before) >> 20)
+done.set()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's arenas, counted in Linux's /proc")
+def test_threads_under_a_cap_on_the_address_space_share_the_heaps_arenas():
+    # glibc gives each thread that allocates an arena of its own, up to 8 a core, each
+    # reserving 64 MB of address space it never touches, which a cap (ulimit -v) counts:
+    # upscaling a 256x256 picture with realesrgan-x4plus failed "even with 32px tiles"
+    # under ulimit -v 800000 with 192 MB of them, and went through with two arenas.
+    proc = subprocess.run([sys.executable, "-c", _THREADS_UNDER_A_CAP], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert int(proc.stdout) < 3 * 64, proc.stdout  # 514 MB with an arena each
