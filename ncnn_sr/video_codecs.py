@@ -23,6 +23,7 @@ from av.video.reformatter import ColorRange
 from . import video_streams
 from .budget import cap_room, mb_words
 from .errors import FlagNames, InputError, Option, OutOfMemoryFor, SettingError, too_large, with_article
+from .native_stderr import captured_stderr
 from .resample import target_size
 from .streams import VideoOutput
 from .video_options import COMMON_CONTAINERS, EncodeOptions
@@ -335,6 +336,10 @@ def _opens_with_crf(codec: str, pix_fmt: str) -> bool:
     return "crf" not in ctx.options
 
 
+# What begins a line an external library writes to stderr itself ("x264 [error]: ").
+_LIBRARY_SAID = re.compile(r"^\S+ \[\w+\]: ")
+
+
 def _open_saying_why(ctx) -> None:
     """Open the encoder ``ctx``; where it refuses, the FFmpegError raised has in
     ``said`` FFmpeg's reason (a frame size the encoder does not take), the first line
@@ -344,13 +349,24 @@ def _open_saying_why(ctx) -> None:
     # PyAV holds back a line that repeats the one before, and lets it out once another
     # comes: a second video refused alike had no reason, and a third the held one.
     av.logging.set_skip_repeated(False)
+    heard = ""
     try:
-        with av.logging.Capture(local=False) as logs:
-            ctx.open()
+        # An external library may write to stderr itself, not through FFmpeg's log:
+        # libx264 said "x264 [error]: malloc of size 1500068 failed" there, above the
+        # command's own line for the same failure. Kept from the terminal where the
+        # open fails (its words become the reason where FFmpeg's log has none), let
+        # through where it opens.
+        with av.logging.Capture(local=False) as logs, captured_stderr(hand_back=True) as native:
+            try:
+                ctx.open()
+            except av.error.FFmpegError:
+                heard = native()
+                raise
     except av.error.FFmpegError as e:
         errors = [message for level, _, message in logs if level <= av.logging.ERROR and message.strip()]
         # Less a list it goes on to give in lines of its own ("Valid DV profiles are:").
-        e.said = re.sub(r"(?<=\.)\s*[^.]*:$", "", errors[0].strip().splitlines()[0]) if errors else None
+        e.said = re.sub(r"(?<=\.)\s*[^.]*:$", "", errors[0].strip().splitlines()[0]) if errors else \
+            _LIBRARY_SAID.sub("", heard.strip().splitlines()[-1]) if heard.strip() else None
         raise
     finally:
         av.logging.set_level(before)
@@ -377,7 +393,8 @@ def short_of_memory_to_open(codec: str, e: Exception) -> MemoryError | None:
     capped = cap_room()
     if capped is None or capped[0] >= ENCODER_OPEN_ROOM:
         return None
-    return OutOfMemoryFor(f"{codec} cannot open ({_reason(e)}) with {mb_words(capped[0])} left under {capped[1]}")
+    said = getattr(e, "said", None) or _reason(e)  # the library's own words ("malloc of size N failed")
+    return OutOfMemoryFor(f"{codec} cannot open ({said}) with {mb_words(capped[0])} left under {capped[1]}")
 
 
 def refused_open(dst, codec: str, reason: str, said: str | tuple | None = None,
