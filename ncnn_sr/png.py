@@ -327,23 +327,33 @@ def has_refused_text(path: str | os.PathLike) -> bool:
                                           past_pixels=True, checked=False))))
 
 
+def _spans(data: bytes):
+    """(start, end, kind, at or past the first IDAT) of each whole chunk of the PNG
+    ``data`` before its IEND."""
+    at, past_pixels = len(SIGNATURE), False
+    while at + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        end = at + 12 + length
+        if end > len(data) or kind == b"IEND":
+            return
+        past_pixels = past_pixels or kind == b"IDAT"
+        yield at, end, kind, past_pixels
+        at = end
+
+
+def _checksum_right(data: bytes, at: int, end: int) -> bool:
+    return data[end - 4:end] == struct.pack(">I", zlib.crc32(data[at + 4:end - 4]))
+
+
 def without_refused_text(data: bytes) -> tuple[bytes, tuple[str, ...]]:
     """The PNG ``data`` less the text chunks Pillow is not to see (``_hidden``),
     and what is wrong with each of an ``unknown_compression`` ("zTXt (Unknown
     compression method 1 in zTXt chunk)"); ``data`` itself and () where it has
     none. One before the pixels whose checksum is wrong stays, for ``mended`` to
     leave out for its checksum."""
-    spans, at, past_pixels = [], len(SIGNATURE), False  # (start, end, kind, body) of each text chunk
-    while at + 12 <= len(data):
-        length, kind = struct.unpack_from(">I4s", data, at)
-        end = at + 12 + length
-        if end > len(data) or kind == b"IEND":
-            break
-        past_pixels = past_pixels or kind == b"IDAT"
-        if kind in TEXT_KINDS and (
-                past_pixels or data[end - 4:end] == struct.pack(">I", zlib.crc32(data[at + 4:end - 4]))):
-            spans.append((at, end, kind, data[at + 8:end - 4]))
-        at = end
+    spans = [(at, end, kind, data[at + 8:end - 4])  # (start, end, kind, body) of each text chunk
+             for at, end, kind, past_pixels in _spans(data)
+             if kind in TEXT_KINDS and (past_pixels or _checksum_right(data, at, end))]
     hidden = _hidden([(kind, body) for _, _, kind, body in spans])
     if not hidden:
         return data, ()
@@ -378,19 +388,12 @@ def without_damaged_late_chunks(data: bytes) -> tuple[bytes, tuple[str, ...]]:
     wrong with it; ``data`` and () where none is. libpng leaves such a chunk out, as
     one before the pixels, and browsers then show the picture without it; Pillow
     took it as it was: a damaged EXIF's orientation turned the picture."""
-    parts, dropped, at, start, past_pixels = [], [], len(SIGNATURE), 0, False
-    while at + 12 <= len(data):
-        length, kind = struct.unpack_from(">I4s", data, at)
-        end = at + 12 + length
-        if end > len(data) or kind == b"IEND":
-            break
-        past_pixels = past_pixels or kind == b"IDAT"
-        if past_pixels and kind in _READ_PAST_PIXELS \
-                and data[end - 4:end] != struct.pack(">I", zlib.crc32(data[at + 4:end - 4])):
+    parts, dropped, start = [], [], 0
+    for at, end, kind, past_pixels in _spans(data):
+        if past_pixels and kind in _READ_PAST_PIXELS and not _checksum_right(data, at, end):
             parts.append(data[start:at])
             start = end
             dropped.append(f"{kind.decode('latin-1')} (a wrong checksum)")
-        at = end
     if not dropped:
         return data, ()
     return b"".join(parts) + data[start:], tuple(dropped)
