@@ -723,7 +723,12 @@ def _finished(dst: Path) -> bool:
     fault = video_fault(dst)
     if fault is not None:
         log.warning("%s %s: written again (--skip-existing)", dst, fault)
-    return fault is None
+        return False
+    from .video_pieces import amount, remove_if_finished, work_folder
+    if (size := remove_if_finished(dst)) is not None:
+        log.warning("%s: removed %s (%s) left by a run killed once the video was written", dst,
+                    work_folder(dst).name, amount(size))
+    return True
 
 
 def _done_before(jobs: list[tuple[Path, Path]]) -> dict[Path, Path]:

@@ -298,6 +298,44 @@ class Work:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def remove_if_finished(final: Path) -> int | None:
+    """Remove the pieces beside the finished video ``final`` where a run killed
+    outright between renaming it into place and removing them left them (a kill, a
+    crash, the power): none newer than ``final``, and no run holding them. Their size,
+    or None where they are not there or are kept: another run's in progress, or the
+    work of a stopped run that was to write ``final`` again (made since), for the same
+    command to go on from. Without it a rerun with --skip-existing, which skips the
+    video, left the pieces, a hidden folder as large as the video, for good."""
+    folder = work_folder(final)
+    if fcntl is None or folder.is_symlink():
+        return None
+    try:
+        lock = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return None  # a run writing it now
+        finished = os.stat(final).st_mtime_ns
+        # Each piece, and the folder as one was added, is written before the video is
+        # whole: its last bytes (an mp4's moov box) come after the last piece.
+        times, size = [os.fstat(lock).st_mtime_ns], 0
+        for entry in os.scandir(folder):
+            st = entry.stat(follow_symlinks=False)
+            times.append(st.st_mtime_ns)
+            size += st.st_size
+        if max(times) > finished:
+            return None
+        shutil.rmtree(folder)
+        return size
+    except OSError:
+        return None  # left as it is: a rerun writing the video goes on from it, or removes it
+    finally:
+        os.close(lock)
+
+
 def _sync_folder(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)

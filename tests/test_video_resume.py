@@ -1064,3 +1064,62 @@ def test_a_ctrl_c_as_the_finished_video_is_renamed_into_place_leaves_no_pieces_b
     with pytest.raises(KeyboardInterrupt):
         upscale_video(clip, tmp_path / "out.mp4", upscaled(up), settings=SETTINGS)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
+
+
+# The command, killed outright (SIGKILL) once the finished video is renamed into place,
+# before its pieces are removed.
+KILLED_ONCE_RENAMED = """
+import os, signal, sys
+real = os.replace
+def replace(src, dst, *given, **options):
+    real(src, dst, *given, **options)
+    if ".ncnn-sr-part-" in os.fspath(src):
+        os.kill(os.getpid(), signal.SIGKILL)
+os.replace = replace
+sys.argv[0] = "ncnn-sr"
+from ncnn_sr.entry import ncnn_sr
+ncnn_sr()
+"""
+
+
+def test_skip_existing_removes_the_pieces_a_run_killed_once_its_video_was_in_place_left(tmp_path):
+    # The kill's pieces, a hidden folder as large as the video, stayed beside it for
+    # good: a rerun with --skip-existing skipped the video and never looked at them.
+    clip = make_clip(tmp_path / "in.mp4", frames=24, rate=Fraction(12))
+    out = tmp_path / "out.mp4"
+    env = {**os.environ, "NCNN_SR_PIECE_SECONDS": "0.5"}
+    killed = subprocess.run([sys.executable, "-c", KILLED_ONCE_RENAMED, "video", "-i", str(clip), "-o", str(out), *X2],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    work = tmp_path / ".out.mp4.ncnn-sr-pieces"
+    assert work.is_dir() and out.is_file()
+    finished = contents(out)
+    proc = command(clip, out, [*X2, "--skip-existing"])
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 0, err
+    assert f"{out} exists: skipped (--skip-existing)" in err
+    assert f"{out}: removed .out.mp4.ncnn-sr-pieces (" in err and "left by a run killed once the video was written" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
+    assert contents(out) == finished
+
+
+def test_skip_existing_keeps_the_work_of_a_stopped_run_that_was_to_replace_the_video(tmp_path):
+    # Made after the video there (a run without --skip-existing, with another crf, to
+    # write it again), the pieces are that command's to go on from.
+    clip = make_clip(tmp_path / "in.mp4", frames=72, width=64, height=48, rate=Fraction(12))
+    out = tmp_path / "out.mp4"
+    assert command(clip, out).wait(timeout=300) == 0
+    before = out.read_bytes()
+    proc = command(clip, out, [*X2, "--crf", "20"])
+    work = tmp_path / ".out.mp4.ncnn-sr-pieces"
+    deadline = time.monotonic() + 120
+    while not (work / "piece-00001.bin").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    kept = sorted(p.name for p in work.iterdir())
+    proc = command(clip, out, [*X2, "--crf", "20", "--skip-existing"])
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 0 and "exists: skipped" in err and "removed" not in err, err
+    assert sorted(p.name for p in work.iterdir()) == kept and out.read_bytes() == before
