@@ -21,7 +21,8 @@ from typing import Callable
 import click
 
 from . import devices
-from .console import FrameProgress, Progress, TileBar, echo, stream_aliases, sub_folder_gone, tile_percent
+from .console import (FrameProgress, Progress, TileBar, echo, echo_stopping, stream_aliases, sub_folder_gone,
+                      tile_percent)
 from .cut_short import video_fault
 from .engine import Upscaler
 from .errors import (CpuOutOfMemory, DeviceError, FlagNames, InputError, ModelError, NcnnSrError, NoRoom, command_words,
@@ -612,9 +613,11 @@ def stop_interrupted(bar: FrameProgress | None, message: str) -> None:
     """Say ``message`` and end the process at once: Ctrl-C does not wait for a tile
     in progress."""
     if bar is not None:
-        bar.close()
-    echo(message)
-    sys.stderr.flush()
+        try:
+            bar.close()
+        except (OSError, ValueError):  # its terminal hung up
+            pass
+    echo_stopping(message)
     _close_command()
     put_back()  # atexit's, which os._exit skips
     os._exit(interrupted_status())
@@ -1287,10 +1290,13 @@ def _ended(prog: str, opts: RunOptions, state: _RunState) -> int:
         message = (f"{prog}: interrupted: {summary.ok} upscaled, {summary.skipped} skipped"
                    f"{_failed(summary.failed, opts)}, {left} not done; no partial files were left{then}") \
             if plan.folder_mode else _picture_interrupted(prog, plan.jobs[0].target, summary.ok > 0)
-        _say_failed_names(prog, failed)
+        try:
+            _say_failed_names(prog, failed)
+        except (OSError, ValueError):
+            pass  # see echo_stopping
         if summary.abandoned:
             stop_interrupted(None, message)
-        echo(message)
+        echo_stopping(message)
         return interrupted_status()
     unlisted = len(plan.unlisted)
     if plan.folder_mode and not opts.quiet:
@@ -1345,9 +1351,9 @@ def run(prog: str, opts: RunOptions, debug: bool = False, flags: FlagNames = Fla
     except KeyboardInterrupt:
         plan, summary = state.plan, state.summary
         if plan.folder_mode if plan is not None else os.path.isdir(opts.input):
-            echo(f"{prog}: interrupted before any picture was written")
+            echo_stopping(f"{prog}: interrupted before any picture was written")
         else:
-            echo(_picture_interrupted(prog, opts.output if plan is None else plan.jobs[0].target,
+            echo_stopping(_picture_interrupted(prog, opts.output if plan is None else plan.jobs[0].target,
                                       summary is not None and summary.ok > 0))
         return interrupted_status()
     except NcnnSrError as e:

@@ -76,6 +76,18 @@ def echo(line: str) -> None:
         click.echo(line, err=True)
 
 
+def echo_stopping(line: str) -> None:
+    """``line`` as ``echo`` says it, from a command that a stop signal is ending: where
+    stderr went with the signal (a closed terminal, hung up, fails each write: EIO), the
+    line goes unsaid, and the stop stays a stop (its status 128 + the signal), not an
+    error of status 1."""
+    try:
+        echo(line)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def setup_logging(prog: str, verbose: bool, quiet: bool = False) -> None:
     log.handlers[:] = [_Lines(prog)]
     log.setLevel(logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING)

@@ -416,6 +416,14 @@ def _run(module: str, prog: str) -> None:
     # out of the teardown's passes too: its memory goes with the process.
     gc.collect()
     gc.freeze()
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        # A stream gone (a closed terminal's, hung up): the teardown would flush it
+        # again, print "lost sys.stderr" to no one and make the status 120.
+        os._exit(EXIT_OK if code is None else code if isinstance(code, int) else EXIT_FAILED)
     sys.exit(code)
 
 

@@ -1564,6 +1564,53 @@ def test_a_batch_under_nohup_goes_on_after_sighup(tmp_path):
     assert len(list((tmp_path / "out").iterdir())) == count
 
 
+def on_a_terminal_closed_once_a_picture_is_written(cmd: list, out: Path) -> subprocess.Popen:
+    """``cmd`` started on a terminal of its own (a pseudo-terminal, its controlling
+    one), closed as a window is once the first picture is in ``out``: the system
+    hangs it up, sending SIGHUP, and each write to it fails from then on (EIO)."""
+    import fcntl
+    import pty
+    import termios
+
+    terminal, its_end = pty.openpty()
+
+    def take_the_terminal():
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as an interactive shell starts it
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([str(c) for c in cmd], stdin=its_end, stdout=its_end, stderr=its_end,
+                            start_new_session=True, preexec_fn=take_the_terminal)
+    os.close(its_end)
+    os.set_blocking(terminal, False)
+    deadline = time.monotonic() + 120
+    while not out.is_dir() or not any(p.suffix == ".png" for p in out.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "no output appeared"
+        try:
+            os.read(terminal, 65536)  # what it says, read as a terminal does
+        except (BlockingIOError, OSError):
+            pass
+        time.sleep(0.02)
+    os.close(terminal)
+    proc.wait(timeout=60)
+    return proc
+
+
+@pytest.mark.parametrize("command", [NCNN_SR, DROPIN])
+def test_a_folder_whose_terminal_closes_ends_with_sighups_status(command, tmp_path):
+    # Its last line, written once the terminal was gone, failed (EIO), and its error
+    # ended the command with status 1: a closed terminal is SIGHUP's 129 as a kill -HUP
+    # is, the line unsaid, whatever else fails for the terminal gone.
+    count = 12
+    pictures(tmp_path / "in", [f"p{i:02d}.png" for i in range(count)], size=(40, 40))
+    out = tmp_path / "out"
+    proc = on_a_terminal_closed_once_a_picture_is_written(
+        [command, "-i", tmp_path / "in", "-o", out, "-n", "realesrgan-x4plus-anime", "-g", "-1", "-j", "1:1:1"], out)
+    assert proc.returncode == 128 + signal.SIGHUP
+    left = sorted(out.iterdir())
+    assert not [p for p in left if p.name.startswith(".")] and 1 <= len(left) < count
+    assert all(size_of(p) == (160, 160) for p in left)
+
+
 # --- inputs that are not (good) pictures -----------------------------------------------
 
 def test_each_broken_input_has_its_outcome_and_the_batch_goes_on(tmp_path):
