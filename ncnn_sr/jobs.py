@@ -857,8 +857,9 @@ def _sound_alone(path: str) -> bool:
         import av  # only for a file whose name says nothing and whose first bytes are a video's
     except ImportError:  # a picture run, which needs no PyAV: counted among the videos, by its first bytes
         return False
+    from .video_streams import open_reading  # its tags read as a run reads them
     try:
-        with av.open(ffmpeg_name(path), metadata_errors="replace") as container:
+        with open_reading(ffmpeg_name(path)) as container:
             return all(s.disposition & av.stream.Disposition.attached_pic for s in container.streams.video)
     except (av.error.FFmpegError, OSError, UnicodeDecodeError):
         return False

@@ -210,7 +210,7 @@ def _open_input(path):
     room = None  # where FFmpeg's ENOMEM was the file's
     try:
         # Standard input redirected from a file is read further as the file is.
-        container = av.open(path, **video_streams.READ_TAGS) if isinstance(path, VideoInput) \
+        container = video_streams.open_reading(path) if isinstance(path, VideoInput) \
             and not path.seekable() else video_streams.open_file(_named(path))
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None

@@ -29,9 +29,46 @@ from .video_window import INTERLEAVED_WITHIN, Window
 log = logging.getLogger("ncnn_sr")
 
 # How a video's tags are read: one that is not UTF-8 (an old muxer's Latin-1 title)
-# with U+FFFD for what is not, as ffprobe shows it; PyAV's strict default refused
-# the whole video as one FFmpeg cannot read.
-READ_TAGS = {"metadata_errors": "replace"}
+# with U+FFFD for what is not, as ffprobe shows it. PyAV 18's strict default refused
+# the whole video as one FFmpeg cannot read; 19 takes no metadata_errors (every video
+# failed with a TypeError) and reads each tag with surrogateescape, whose lone
+# surrogates it writes back as the old bytes: no UTF-8 in the output either. Told
+# apart here alone, by what PyAV has, not its version number.
+_TAG_ERRORS = {"metadata_errors": "replace"} if hasattr(av.container.Container, "metadata_errors") else {}
+
+
+def _as_ffprobe_shows(text: str) -> str:
+    """``text`` with what PyAV 19 read of bytes that are not UTF-8 (surrogateescape's
+    lone surrogates) as U+FFFD, what PyAV 18's "replace" made of them: unchanged
+    where all was UTF-8."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _read_tags(tags: dict) -> None:
+    """PyAV's dict of ``tags``, changed in place: the container and its streams
+    keep theirs, which the run reads at each use."""
+    read = [(_as_ffprobe_shows(key), _as_ffprobe_shows(value)) for key, value in tags.items()]
+    tags.clear()
+    tags.update(read)
+
+
+def open_reading(file, **kwargs):
+    """``av.open(file, **kwargs)`` for reading, its tags and its streams' read as
+    ffprobe shows them (``_TAG_ERRORS``); its chapters' are ``chapters_of``'s."""
+    container = av.open(file, **kwargs, **_TAG_ERRORS)
+    _read_tags(container.metadata)
+    for stream in container.streams:
+        _read_tags(stream.metadata)
+    return container
+
+
+def chapters_of(container) -> list[dict]:
+    """``container.chapters()``, their titles read as ``open_reading`` reads tags:
+    PyAV makes the list anew at each call."""
+    chapters = container.chapters()
+    for chapter in chapters:
+        _read_tags(chapter["metadata"])
+    return chapters
 
 # How far FFmpeg reads into a file, a second time, to learn the parameters of a
 # stream it found none of in its first look (5 MB, 5 s): an MPEG-TS whose sound
@@ -60,12 +97,12 @@ def open_file(name):
     dropped as a damaged file's. ``name`` may be a file object that can be gone back
     in (standard input redirected from a file), read from its start; a stream (a
     pipe) cannot be opened twice."""
-    container = av.open(name, **READ_TAGS)
+    container = open_reading(name)
     if unprobed(container):
         container.close()
         if not isinstance(name, str):
             name.seek(0)
-        container = av.open(name, options=PROBE_FURTHER, **READ_TAGS)
+        container = open_reading(name, options=PROBE_FURTHER)
     return container
 
 
@@ -76,14 +113,14 @@ def reopened(inp):
     (standard input redirected from a file, ``< in.mkv``), that, from its start, then
     left where ``inp`` read it to, which it reads on from."""
     if inp.file is None:
-        with av.open(inp.name, options=dict(inp.options), **READ_TAGS) as again:
+        with open_reading(inp.name, options=dict(inp.options)) as again:
             yield again
         return
     source = inp.file.file  # PyAV's wrapper's
     at = source.tell()
     source.seek(0)
     try:
-        with av.open(source, options=dict(inp.options), **READ_TAGS) as again:
+        with open_reading(source, options=dict(inp.options)) as again:
             yield again
     finally:
         source.seek(at)
@@ -882,7 +919,7 @@ def carry_over(inp, video_in, out, dst: Path, window: Window | None = None,
     ``ahead``: of a stream, reads on ahead of the run (held for it too), for the first
     packet of sound whose frames' length it states (``_frame_length``)."""
     held = held or []
-    chapters = inp.chapters()
+    chapters = chapters_of(inp)
     if window is not None:
         chapters = window.chapters(chapters)
     if chapters and out.format.name not in _CHAPTERED:
