@@ -923,7 +923,10 @@ ANIMATED_WEBP = "an animated WebP, whose frames FFmpeg cannot decode into a vide
 
 def animated_webp(path) -> bool:
     """Whether ``path`` is an animated WebP, whose frames FFmpeg's WebP decoder, of
-    still ones alone, does not decode: ``ncnn-sr video`` cannot read it."""
+    still ones alone, does not decode: ``ncnn-sr video`` cannot read it. Never where
+    the FFmpeg PyAV carries reads them (``ffmpeg_reads_animated_webp``)."""
+    if ffmpeg_reads_animated_webp():
+        return False
     try:
         _check_regular(path)  # as frame_count
         with pillow_warnings():
@@ -932,6 +935,17 @@ def animated_webp(path) -> bool:
                 return im.format == "WEBP" and count_frames(im, path) > 1
     except Exception:  # noqa: BLE001 - one that cannot be read fails later, in its own words
         return False
+
+
+def ffmpeg_reads_animated_webp() -> bool:
+    """Whether the FFmpeg PyAV carries has a reader of animated WebP (webp_anim, from
+    FFmpeg 9, in PyAV 19), which makes a video of one as of a GIF: FFmpeg 8 (PyAV 18)
+    read it as a still WebP it could not decode. False without PyAV."""
+    try:
+        import av  # only for an animated WebP named as a video's input or output
+    except ImportError:
+        return False
+    return "webp_anim" in av.formats_available
 
 
 def _check_not_preview(im: Image.Image, path: str) -> None:
