@@ -1282,8 +1282,15 @@ _DEFAULT_HANDLERS = frozenset({"VideoHandler", "SoundHandler", "SubtitleHandler"
 def tags_to_keep(metadata) -> dict:
     """What of a file's or a stream's tags (title, language, creation time, timecode)
     still holds for the upscaled copy."""
-    return {key: value for key, value in metadata.items() if not key.lower().startswith(_STALE_TAGS)
+    return {key: _one_time(key, value) for key, value in metadata.items() if not key.lower().startswith(_STALE_TAGS)
             and not (key.lower() == "handler_name" and value in _DEFAULT_HANDLERS)}
+
+
+def _one_time(key: str, value: str) -> str:
+    """The tag ``key`` = ``value``, a creation time that FFmpeg 9 (PyAV 19) read twice
+    as its first: from an mov's mvhd and again from its key of the same name (-movflags
+    use_metadata_tags), joined by ";", which its muxers cannot parse: the output had none."""
+    return value.split(";", 1)[0] if key.lower() == "creation_time" else value
 
 
 # Sample formats of no more than 16 bits, which an encoder's default s16 holds whole.
