@@ -235,7 +235,9 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
         jpeg_read = _check_jpeg_data(im, path, ended)
         _check_tiff_data(im, path)
         _check_webp_canvas(im, path)
-        if im.format == "PNG" and (checked := png_damaged_pixels(path)) is not None:
+        # Pillow's own opening where it is the file's (not a mended copy in memory).
+        opened = im.fp if getattr(getattr(im, "fp", None), "name", None) == os.fspath(path) else None
+        if im.format == "PNG" and (checked := png_damaged_pixels(path, opened)) is not None:
             why, broken = checked
             if broken:
                 raise SyntaxError(why)

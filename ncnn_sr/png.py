@@ -126,7 +126,7 @@ def _walk_once(path: str | os.PathLike):
     return head, chunks, tuple(idats)
 
 
-def damaged_pixels(path: str | os.PathLike) -> tuple[str, bool] | None:
+def damaged_pixels(path: str | os.PathLike, file=None) -> tuple[str, bool] | None:
     """Whether an IDAT chunk of the PNG at ``path`` has a wrong checksum, and if so
     whether its pixels are damaged: (why, damaged), None where every checksum is right
     or the file cannot be read again. Pillow and FFmpeg check no IDAT's checksum, and
@@ -136,40 +136,59 @@ def damaged_pixels(path: str | os.PathLike) -> tuple[str, bool] | None:
     pixels are whole (the checksum alone is wrong, as some writers leave it; browsers
     show such a picture), which libpng, checking only the chunk, would refuse. Read in
     pieces: a photo's IDAT may be one of 100 MB. An IDAT cut short is passed over: its
-    decoder says it is cut short, in its words."""
+    decoder says it is cut short, in its words. ``file``, the PNG opened (Pillow's,
+    before it loads), is read and left where it was, rather than a new opening."""
     walk = _walk_of(path) or _walk_once(path)
     if walk is _UNWALKED or not walk[2]:
         return None
     try:
-        with open(path, "rb") as f:
-            wrong = False
-            for start, length, stored in walk[2]:
-                f.seek(start)
-                crc, left = zlib.crc32(b"IDAT"), length
-                while left and (piece := f.read(min(left, 1 << 20))):
-                    crc, left = zlib.crc32(piece, crc), left - len(piece)
-                wrong = wrong or (not left and len(stored) == 4 and stored != struct.pack(">I", crc))
-            if not wrong:
-                return None
-            stream = zlib.decompressobj()
-            for start, length, _ in walk[2]:
-                f.seek(start)
-                left = length
-                while left and (piece := f.read(min(left, 1 << 20))):
-                    left -= len(piece)
-                    while piece and not stream.eof:  # output in bounded pieces, thrown away
-                        stream.decompress(piece, 1 << 20)
-                        piece = stream.unconsumed_tail
-            # Output held back by the bound: drained, where the input was all taken.
-            while not stream.eof and stream.decompress(b"", 1 << 20):
-                pass
-            if not stream.eof:
-                raise zlib.error("the stream ends early")
+        if file is None:
+            with open(path, "rb") as f:
+                return _checked_pixels(f, walk[2])
+        at = file.tell()
+        try:
+            return _checked_pixels(file, walk[2])
+        finally:
+            file.seek(at)
     except OSError:
         return None
+
+
+def _checked_pixels(f, idats) -> tuple[str, bool] | None:
+    """``damaged_pixels`` of the IDATs ``idats`` (where each one's data starts, its
+    length, its checksum) in the PNG opened as ``f``."""
+    wrong = False
+    for start, length, stored in idats:
+        crc, left = zlib.crc32(b"IDAT"), length
+        for piece in _pieces(f, start, length):
+            crc, left = zlib.crc32(piece, crc), left - len(piece)
+        wrong = wrong or (not left and len(stored) == 4 and stored != struct.pack(">I", crc))
+    if not wrong:
+        return None
+    stream = zlib.decompressobj()
+    try:
+        for start, length, _ in idats:
+            for piece in _pieces(f, start, length):
+                while piece and not stream.eof:  # output in bounded pieces, thrown away
+                    stream.decompress(piece, 1 << 20)
+                    piece = stream.unconsumed_tail
+        # Output held back by the bound: drained, where the input was all taken.
+        while not stream.eof and stream.decompress(b"", 1 << 20):
+            pass
+        if not stream.eof:
+            raise zlib.error("the stream ends early")
     except zlib.error:
         return "PNG: its pixel data (IDAT) has a wrong checksum and does not decompress whole: damaged", True
     return "its pixel data's checksum (IDAT) is wrong, though the data decompresses whole: read as it is", False
+
+
+def _pieces(f, start: int, length: int):
+    """The ``length`` bytes of ``f`` from ``start``, in pieces of at most 1 MiB (fewer
+    where the file ends first)."""
+    f.seek(start)
+    while length and (piece := f.read(min(length, 1 << 20))):
+        length -= len(piece)
+        yield piece
 
 
 def png_header(path: str | os.PathLike) -> tuple[int, int | None]:
