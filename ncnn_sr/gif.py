@@ -34,7 +34,8 @@ def has_clear_pixels(image: np.ndarray) -> bool:
 
 def to_palette(image: np.ndarray, transparent: bool | None = None, kept: np.ndarray | None = None) -> Image.Image:
     """An 8-bit H×W×C array (C in 1, 3, 4) as a GIF frame: its colours reduced to a
-    palette of 255 (median cut, Floyd-Steinberg dithered), and, where C is 4,
+    palette of 255 (median cut, each pixel the nearest of them, undithered: Pillow's
+    search maps without dithering whatever it is asked), and, where C is 4,
     TRANSPARENT_INDEX wherever alpha is under ALPHA_CUT. The frame has that
     transparent index (its ``info["transparency"]``) when ``transparent`` says so
     (None: when it has such pixels); an animation gives all its frames one if any
@@ -43,7 +44,7 @@ def to_palette(image: np.ndarray, transparent: bool | None = None, kept: np.ndar
     too, to leave the one before showing there (with ``transparent``)."""
     rgb = np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[:, :, :3]
     reduced = Image.fromarray(np.ascontiguousarray(rgb)).quantize(
-        TRANSPARENT_INDEX, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
+        TRANSPARENT_INDEX, method=Image.Quantize.MEDIANCUT)
     if not (has_clear_pixels(image) if transparent is None else transparent):
         return reduced
     indices = np.asarray(reduced).copy()
@@ -77,8 +78,8 @@ def animation_to_palette(frames: list[np.ndarray]) -> list[Frame]:
     """8-bit H×W×C frames of one shape (C in 3, 4) as GIF frames (``to_palette``).
     The first is drawn whole; each after it draws only the pixels that changed (past
     KEPT_WITHIN) or that the canvas does not show, the others transparent, and is
-    cut to the box of those: dithered whole with a palette of its own, a background
-    that stayed still came out in other dots every frame, and shimmered. Where a
+    cut to the box of those: reduced whole with a palette of its own, a background
+    that stayed still came out in other colours every frame, and shimmered. Where a
     pixel the canvas shows must turn clear, the frame before is disposed to the
     background (2), which clears its box, widened to every such pixel, and the
     frame draws all it shows there; the others are left as they are (1). Where any
@@ -104,7 +105,7 @@ def animation_to_palette(frames: list[np.ndarray]) -> list[Frame]:
             unchanged &= np.maximum(now, then) - np.minimum(now, then) <= KEPT_WITHIN
         # Pixels cleared with the box but unchanged are drawn again in the colours they
         # showed, which the palette holds exactly where they and the new ones are 255
-        # colours at most: dithered anew, a sticker moving through a clear surround
+        # colours at most: reduced anew, a sticker moving through a clear surround
         # shimmered wherever its box was cleared. They keep the colour they were
         # drawn for, as the pixels left as drawn do.
         again = cleared = None

@@ -1537,7 +1537,7 @@ def test_a_picture_written_as_gif_keeps_its_size_and_its_colours_closely(tmp_pat
     write_image(tmp_path / "o.gif", arr)
     back, info = read_image(tmp_path / "o.gif")
     assert info.format == "GIF" and back.shape == (24, 32, 3)
-    assert np.abs(back.astype(int) - arr).mean() < 6  # 255 colours, dithered
+    assert np.abs(back.astype(int) - arr).mean() < 6  # 255 colours, median cut
 
 
 @pytest.mark.parametrize("source", ["profile", "chunks"])
