@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import avif
+from . import avif, images
 from .animation import Animation, frames_write_bytes, read_frames
 from .budget import MemoryBudget, room_words, size_words
 from .errors import FlagNames, InputError, NcnnSrError, cannot_write, host_out_of_memory, out_of_memory, with_article
@@ -231,9 +231,11 @@ class Loading:
             return True
         room = self._budget.total if self._memory is None else min(self._budget.total, self._memory.total)
         if need > room:
-            # FFmpeg reads animated GIF and APNG, not animated WebP.
+            # FFmpeg reads animated GIF and APNG; animated WebP from FFmpeg 9 (PyAV 19) only.
             maker = "upscale_video" if self._flags is None else "ncnn-sr video"  # a library run's, or a command's
-            video = f", or make a video of it ({maker})" if item.info.format in ("GIF", "PNG") else ""
+            readable = item.info.format in ("GIF", "PNG") or (item.info.format == "WEBP"
+                                                              and images.ffmpeg_reads_animated_webp())
+            video = f", or make a video of it ({maker})" if readable else ""
             item.error = (f"{item.job.source}: its {item.info.frames} frames upscaled need about "
                           f"{size_words(need, up=True)} of memory, more than the {size_words(room, down=True)} "
                           f"animations may take: ask for a smaller size{video}")

@@ -2512,6 +2512,26 @@ def test_an_animation_over_the_memory_budget_fails_in_words_and_writes_nothing(t
     assert Pipeline([cpu_lane], animation_memory=20736).run(jobs).ok == 1
 
 
+@pytest.mark.parametrize("reads", [False, True])
+def test_an_animated_webp_over_the_memory_budget_is_told_of_a_video_where_ffmpeg_reads_it(
+        reads, tmp_path, cpu_lane, monkeypatch):
+    # FFmpeg 9 (PyAV 19) reads animated WebP (webp_anim), FFmpeg 8 (PyAV 18) does not:
+    # under 19 its refusal left out the video that 'ncnn-sr video' makes of it as of a GIF.
+    from ncnn_sr import images as images_mod
+    monkeypatch.setattr(images_mod, "ffmpeg_reads_animated_webp", lambda: reads)
+    gif = tmp_path / "anim.gif"
+    animated_gif(gif)
+    with Image.open(gif) as im:
+        im.save(tmp_path / "anim.webp", save_all=True, lossless=True)
+    jobs = plan_jobs(tmp_path / "anim.webp", tmp_path / "out.webp").jobs
+    summary = Pipeline([cpu_lane], animation_memory=20735, flags=FlagNames()).run(jobs)
+    assert summary.failed == 1
+    said = summary.failures[0].message
+    assert said.startswith(f"{jobs[0].source}: its 3 frames upscaled need about 21 kB of memory"), said
+    assert said.endswith(", or make a video of it (ncnn-sr video)" if reads else "ask for a smaller size"), said
+    assert not list(tmp_path.glob("out*"))
+
+
 def test_an_animation_memory_under_a_kb_is_said_in_bytes_in_its_refusal(tmp_path, cpu_lane):
     # An audit's: Pipeline(animation_memory=1000) refused "more than the 0 kB
     # animations may take".
