@@ -1282,15 +1282,27 @@ _DEFAULT_HANDLERS = frozenset({"VideoHandler", "SoundHandler", "SubtitleHandler"
 def tags_to_keep(metadata) -> dict:
     """What of a file's or a stream's tags (title, language, creation time, timecode)
     still holds for the upscaled copy."""
-    return {key: _one_time(key, value) for key, value in metadata.items() if not key.lower().startswith(_STALE_TAGS)
+    return {key: _read_once(key, value) for key, value in metadata.items() if not key.lower().startswith(_STALE_TAGS)
             and not (key.lower() == "handler_name" and value in _DEFAULT_HANDLERS)}
 
 
-def _one_time(key: str, value: str) -> str:
-    """The tag ``key`` = ``value``, a creation time that FFmpeg 9 (PyAV 19) read twice
-    as its first: from an mov's mvhd and again from its key of the same name (-movflags
-    use_metadata_tags), joined by ";", which its muxers cannot parse: the output had none."""
-    return value.split(";", 1)[0] if key.lower() == "creation_time" else value
+# FFmpeg 9 (PyAV 19, libavformat 63) joins with ";" the values of a tag an mov holds
+# twice, FFmpeg 8 kept one of them.
+_JOINS_REPEATS = av.library_versions["libavformat"] >= (63,)
+
+
+def _read_once(key: str, value: str) -> str:
+    """The tag ``key`` = ``value`` as it was written where FFmpeg 9 read it twice and
+    joined the two with ";": an mov's tag both in its udta and as a QuickTime key
+    (-movflags use_metadata_tags), whose upscale's was 'Holiday;Holiday'; and its
+    creation time, from its mvhd and its key, which the mov and mp4 muxers cannot parse
+    (the output had none), as its first."""
+    if not _JOINS_REPEATS or ";" not in value:
+        return value
+    if key.lower() == "creation_time":
+        return value.split(";", 1)[0]
+    first, _, second = value.partition(";")
+    return first if first == second else value
 
 
 # Sample formats of no more than 16 bits, which an encoder's default s16 holds whole.

@@ -4470,6 +4470,39 @@ def test_a_phones_quicktime_keys_go_along_into_an_mov_or_mp4(name, tmp_path):
     assert (meta[4:8] == b"hdlr") == (name == "out.mov")
 
 
+def with_keys_too(plain, keyed, dst):
+    """The .mov ``plain`` (its tags in its udta's QuickTime atoms) with, in that udta,
+    the meta of QuickTime keys of the .mov ``keyed``: a file's tags written both ways."""
+    def box(kind, body):
+        return (8 + len(body)).to_bytes(4, "big") + kind + body
+    data = plain.read_bytes()
+    moov = isobmff.top_box(str(plain), b"moov")
+    assert data.endswith(box(b"moov", moov))  # the moov last: no offset moves
+    meta = dict(isobmff.children(dict(isobmff.children(isobmff.top_box(str(keyed), b"moov")))[b"udta"]))[b"meta"]
+    kids = [box(kind, body + box(b"meta", meta) if kind == b"udta" else body) for kind, body in isobmff.children(moov)]
+    dst.write_bytes(data[:-len(moov) - 8] + box(b"moov", b"".join(kids)))
+    return dst
+
+
+@pytest.mark.parametrize("name", ["out.mov", "out.mkv"])
+def test_a_tag_a_mov_holds_both_as_an_atom_and_as_a_key_goes_along_once(name, tmp_path):
+    # FFmpeg 9 (PyAV 19) reads such a tag twice, as 'Holiday;Holiday' (FFmpeg 8 as
+    # 'Holiday'): the upscale's title was 'Holiday;Holiday'.
+    tags = {"title": "Holiday", "artist": "Ann", "creation_time": "2024-05-01T12:00:00.000000Z"}
+    plain = make_clip(tmp_path / "plain.mov", frames=3)
+    clip = with_keys_too(remux_with(plain, tmp_path / "atoms.mov", tags=tags),
+                         remux_with(plain, tmp_path / "keys.mov", tags=tags, options={"movflags": "use_metadata_tags"}),
+                         tmp_path / "both.mov")
+    with av.open(str(clip)) as c:
+        read = c.metadata["title"]
+    assert read == ("Holiday;Holiday" if av.library_versions["libavformat"] >= (63,) else "Holiday")
+    out = tmp_path / name
+    run(NCNN_SR, "video", "-i", clip, "-o", out, *X2)
+    with av.open(str(out)) as c:
+        got = {key.lower(): value for key, value in c.metadata.items()}
+    assert {key: got.get(key) for key in tags} == tags
+
+
 def test_an_mp4s_default_handler_names_do_not_become_matroska_tags(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     with av.open(str(clip)) as c:
