@@ -2026,9 +2026,11 @@ def test_an_encoder_that_cannot_open_for_want_of_memory_is_out_of_memory(room, t
                            tmp_path / "out.mp4", "-n", "realesr-animevideov3", "-g", "-1", "-q"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
-    assert re.fullmatch(r"ncnn-sr: error: out of memory: libx264 cannot open \((Generic error in an external "
-                        r"library|malloc of size \d+ failed)\) with \d+ (MB|kB) left under ulimit -v\n", proc.stderr), \
-        proc.stderr
+    # With 16 MB of room another allocation may run out first (the encoder opened, a
+    # thread after it): then the plain line, which blames no setting either.
+    assert re.fullmatch(r"ncnn-sr: error: out of memory(: libx264 cannot open \((Generic error in an external "
+                        r"library|malloc of size \d+ failed)\) with \d+ (MB|kB) left under ulimit -v)?\n",
+                        proc.stderr), proc.stderr
     assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
 
 
