@@ -53,8 +53,8 @@ from .video_codecs import (BITRATE, CONSTANT_QUALITY, DEFAULT_CRF, JPEG_ENCODERS
                            QUIET_X265, RATE_PER_FRAME, SVT_AV1_ONE_THREAD, VP8_CEILING, X265_CUTREE_NARROWEST,
                            X265_FEWEST_REORDERED, _frame_rates, _matrix_read, _nearest_rate, _open_saying_why,
                            _pixel_format, _rate_text, _reason, _size_refusal, _standard_rate, check_encoder_rate,
-                           encoded_size, encoder_time_base, profile_options, refused_open, short_of_memory_to_open,
-                           svt_av1_stalls, video_encoder)
+                           encoded_size, encoder_time_base, profile_options, refused_open, set_level_back,
+                           short_of_memory_to_open, svt_av1_stalls, video_encoder)
 from .video_frames import (ColourTags, Mastering, UnsupportedColour, Upright, as_read, coded, depth,
                            fit, fit_warning, has_alpha, mastering, mastering_options, output_aspect,
                            output_colour, to_rgb, turned_sideways)
@@ -525,7 +525,7 @@ def _logged_here() -> Iterator[list]:
         with av.logging.Capture(local=True) as logs:
             yield logs
     finally:
-        av.logging.set_level(level)
+        set_level_back(level)
         av.logging.set_skip_repeated(repeated)
 
 

@@ -340,6 +340,15 @@ def _opens_with_crf(codec: str, pix_fmt: str) -> bool:
 _LIBRARY_SAID = re.compile(r"^\S+ \[\w+\]: ")
 
 
+
+def set_level_back(level) -> None:
+    """PyAV's log level put back to ``level``, its default None (FFmpeg's logs
+    ignored) as PANIC, which ignores them alike: a log call another thread (a
+    frame-threaded decoder) had begun at the raised level compared its level with
+    None, and PyAV printed that TypeError's traceback on stderr."""
+    av.logging.set_level(av.logging.PANIC if level is None else level)
+
+
 def _open_saying_why(ctx) -> None:
     """Open the encoder ``ctx``; where it refuses, the FFmpegError raised has in
     ``said`` FFmpeg's reason (a frame size the encoder does not take), the first line
@@ -369,7 +378,7 @@ def _open_saying_why(ctx) -> None:
             _LIBRARY_SAID.sub("", heard.strip().splitlines()[-1]) if heard.strip() else None
         raise
     finally:
-        av.logging.set_level(before)
+        set_level_back(before)
         av.logging.set_skip_repeated(skipped)
 
 

@@ -2014,7 +2014,7 @@ entry.ncnn_sr()
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc for the process's size")
-@pytest.mark.parametrize("room", [16384, 512])
+@pytest.mark.parametrize("room", [512])  # with 16 MB it opened on one machine and not on another
 def test_an_encoder_that_cannot_open_for_want_of_memory_is_out_of_memory(room, tmp_path):
     # libx264 under ulimit -v 480000 to 680000 (a 96x96 clip upscaled x4) said
     # "cannot encode with libx264: Generic error in an external library: the upscaled
