@@ -13,6 +13,15 @@ def started(target) -> threading.Thread:
     return thread
 
 
+def wait_till(condition) -> None:
+    """Polls ``condition`` every 10 ms for up to 30 s: the gate says no more of a
+    call that waits at it."""
+    for _ in range(3000):
+        if condition():
+            return
+        threading.Event().wait(0.01)
+
+
 def test_shared_holds_run_together():
     g, both = Gate(), threading.Barrier(2, timeout=10)
 
@@ -183,10 +192,7 @@ def test_a_call_after_a_ctrl_c_waits_for_the_hold_its_abandoned_helper_still_has
         signal.pthread_kill(main, signal.SIGINT)
 
     def release():  # once the second call waits for the first's hold, or runs beside it
-        for _ in range(3000):
-            if g._waiting_alone or "second in" in events:
-                break
-            threading.Event().wait(0.01)
+        wait_till(lambda: g._waiting_alone or "second in" in events)
         release_first.set()
 
     started(ctrl_c)
@@ -232,10 +238,7 @@ def test_the_last_progress_of_a_call_runs_once_its_hold_is_let_go(monkeypatch):
         events.append("second out")
 
     threads = [started(first), started(second)]
-    for _ in range(3000):  # till the second call is out, or waits for the first's hold
-        if g._waiting_alone or "second out" in events:
-            break
-        threading.Event().wait(0.01)
+    wait_till(lambda: g._waiting_alone or "second out" in events)  # out, or waiting for the first's hold
     events.append("progress let go")
     go_on.set()
     for thread in threads:
@@ -267,10 +270,7 @@ def test_an_upscaler_closed_from_the_progress_of_a_call_on_its_gpu_does_not_wait
         if in_progress.is_set():
             return
         in_progress.set()
-        for _ in range(3000):  # till the second call waits for this one's hold
-            if g._waiting_alone:
-                break
-            threading.Event().wait(0.01)
+        wait_till(lambda: g._waiting_alone)  # the second call waits for this one's hold
         second.close()
         events.append("closed")
 
