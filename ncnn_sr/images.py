@@ -246,7 +246,10 @@ def _read(path: str) -> tuple[np.ndarray, ImageInfo]:
             im.load()
         if jpeg_read is not None:
             _check_jpeg_end(im, path, *jpeg_read, ended)
-            if (why := jpeg.restarts_out_of_sequence(jpeg_read[0])) is not None:
+            data, missing = jpeg_read
+            # A whole one's codes are checked: one cut short decodes no better for it.
+            if (why := jpeg.restarts_out_of_sequence(data)
+                    or (jpeg.bad_codes(data, im) if ended and missing is None else None)) is not None:
                 raise InputError(f"{path}: broken or truncated picture ({why})")
         # Loading runs outside the warnings guard (decoding is slow and the guard is
         # one at a time), where Pillow only warns of a frame that grew past the

@@ -331,3 +331,90 @@ def _units(frame: tuple[int, int, dict[int, tuple[int, int]]], scanned: bytes) -
         return _ceil(width, 8 * most_h) * _ceil(height, 8 * most_v)
     h, v = sampling[scanned[0]]
     return _ceil(_ceil(width * h, most_h), 8) * _ceil(_ceil(height * v, most_v), 8)
+
+
+# Huffman-coded DCT frames (baseline, extended, progressive): FFmpeg's decoder checks
+# their codes. Others (arithmetic coded, lossless) are not checked: FFmpeg decodes
+# no arithmetic-coded frame, and a refusal there would say nothing of the data.
+_CHECKED_FRAMES = {0xC0, 0xC1, 0xC2}
+
+
+def bad_codes(data: bytes, im: Image.Image) -> str | None:
+    """Why the whole JPEG ``data``, decoded by Pillow as ``im``, has damaged
+    entropy-coded data: codes no Huffman table holds, or coefficients past a block's
+    end, which libjpeg decodes on with a warning Pillow does not pass on, into
+    blocks of wrong colours, often every block after them shifted (a bit flipped
+    on a disk or in a transfer). FFmpeg's JPEG decoder, told to stop at damage,
+    finds them; where it decodes the picture when let conceal what it found, what
+    it found is the data's, not a kind of JPEG it cannot read. None where it
+    decodes the data whole, or cannot decode this kind at all."""
+    frame, picture = _first_picture(data)
+    if frame not in _CHECKED_FRAMES:
+        return None
+    try:
+        import av  # loaded by the JPEGs that need it, not by every start
+    except ImportError:  # a picture run does without PyAV, and without this check
+        return None
+
+    def decoded(strict: bool):
+        decoder = av.CodecContext.create("mjpeg", "r")
+        decoder.thread_count = 1  # the network has the cores
+        if strict:
+            decoder.options = {"err_detect": "explode"}
+        return [*decoder.decode(av.Packet(picture)), *decoder.decode(None)]
+
+    try:
+        decoded(True)
+        return None
+    except av.error.InvalidDataError:
+        pass
+    except (av.error.FFmpegError, MemoryError):  # not the data's damage: no sign either way
+        return None
+    try:
+        concealed = decoded(False)
+    except (av.error.FFmpegError, MemoryError):
+        return None
+    if len(concealed) != 1 or (concealed[0].width, concealed[0].height) != im.size:
+        return None
+    row = _first_row_apart(concealed[0], im)
+    where = f" from about row {row + 1} of {im.height}" if row is not None else ""
+    return f"JPEG: its coded data is damaged{where} (codes that cannot be there)"
+
+
+def _first_picture(data: bytes) -> tuple[int | None, bytes]:
+    """The frame marker of the JPEG ``data``'s first picture (None where its headers
+    cannot be walked to a frame and a scan) and its bytes, up to its first end marker
+    (an MPO's first picture: FFmpeg would go on to the next)."""
+    pos, frame = 2, None
+    while data[:2] == b"\xff\xd8" and pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # a fill byte before the marker
+            pos += 1
+            continue
+        if marker in _STANDALONE:
+            pos += 2
+            continue
+        if marker == 0xDA:
+            end = data.find(b"\xff\xd9", pos)
+            return frame, data if end < 0 else data[:end + 2]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and frame is None:
+            frame = marker
+        pos += 2 + struct.unpack_from(">H", data, pos + 2)[0]
+    return None, data
+
+
+def _first_row_apart(concealed, im: Image.Image) -> int | None:
+    """The first row where FFmpeg's decoding ``concealed`` (a frame, stopped at the
+    damage) and Pillow's ``im`` (decoded on through it) part: where the damage was
+    found, at or after where it is. Their luma is compared (their IDCTs and colour
+    conversions differ by a level or two); None where it cannot be (CMYK, RGB coded
+    as RGB) or they do not part."""
+    if im.mode not in ("L", "RGB") or not concealed.format.name.startswith(("yuvj", "gray")):
+        return None
+    plane = concealed.planes[0]
+    theirs = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:im.height, :im.width].astype(np.int32)
+    ours = np.asarray(im, dtype=np.int32)
+    if im.mode == "RGB":
+        ours = (ours @ np.array([299, 587, 114], dtype=np.int32) + 500) // 1000
+    apart = (np.abs(theirs - ours) > 12).mean(axis=1) > 0.05
+    return int(apart.argmax()) if apart.any() else None

@@ -8,6 +8,7 @@ import itertools
 import re
 import logging
 import os
+import random
 import shutil
 import stat
 import struct
@@ -4034,3 +4035,19 @@ def test_the_folders_kept_as_swept_are_bounded(tmp_path, monkeypatch):
     assert max(len(part_files._asked), len(part_files._swept)) <= part_files.KEEP_SWEPT
     part_files.sweep_once(tmp_path / "1")  # long forgotten: listed again, once
     assert len(listed) == many + 1
+
+
+@pytest.mark.parametrize("kind", JPEG_KINDS)
+def test_a_jpeg_whose_coded_data_is_damaged_is_broken(kind, tmp_path):
+    # 16 bytes overwritten inside the scans (a failing disk, a bad transfer): libjpeg
+    # decodes on with a warning Pillow does not pass on, every block after them
+    # shifted or of wrong colours, and the picture was upscaled without a word.
+    data = jpeg_bytes(picture(96, 128), kind)
+    scans = data.index(b"\xff\xda") if kind == "progressive" else data.rindex(b"\xff\xda")
+    at = scans + 40 if kind == "progressive" else scans + (len(data) - scans) // 2
+    junk = bytes(b % 255 for b in random.Random(0).randbytes(16))  # no 0xFF: no marker made
+    (tmp_path / "d.jpg").write_bytes(data[:at] + junk + data[at + 16:])
+    row = "1" if kind == "progressive" else "49"  # its first scan; the MCU row the bytes fell in
+    said = rf"^\S*d.jpg: broken or truncated picture \(JPEG: its coded data is damaged from about row {row} of 96 "
+    with pytest.raises(InputError, match=said):
+        read_image(tmp_path / "d.jpg")
