@@ -305,6 +305,20 @@ def test_target_width(tmp_path):
     assert Image.open(tmp_path / "out.png").size == (30, 15)
 
 
+@pytest.mark.parametrize("flag, size", [("--width", (30, 60)), ("--height", (15, 30))])
+def test_a_target_size_is_the_upright_pictures(tmp_path, flag, size):
+    # A phone photo is stored on its side with an EXIF orientation (6: turn it a
+    # quarter clockwise): stored 20x10, it is 10x20 as shown, and --width 30 means 30
+    # wide as shown, 30x60, not the stored picture's 30x15 turned into 15x30.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(picture(10, 20)).save(tmp_path / "in.jpg", exif=exif.tobytes(), quality=95)
+    run("-i", tmp_path / "in.jpg", "-o", tmp_path / "out.png", "-n", "realesr-animevideov3-x2", flag,
+        size[0] if flag == "--width" else size[1], "-g", "-1")
+    with Image.open(tmp_path / "out.png") as im:
+        assert im.size == size and im.getexif().get(0x0112) == 1
+
+
 @pytest.mark.parametrize("model, scale, said", [
     ("realesr-animevideov3", "2", None),  # -s picks the x2 file, --width the size
     ("realesr-animevideov3", "5", "-s 5 is ignored: --width sets the output size, and realesr-animevideov3 has no x5 "

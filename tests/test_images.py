@@ -128,6 +128,25 @@ def test_cmyk_reads_as_rgb(tmp_path):
     assert np.abs(arr.astype(int) - picture(6, 8)).mean() < 20
 
 
+@pytest.mark.parametrize("space", ["LAB", "YCbCr"])
+def test_a_tiff_of_lab_or_ycbcr_pixels_reads_as_their_rgb_colours(space, tmp_path):
+    # A scan or prepress export in CIELab (or a YCbCr TIFF) holds no RGB: upscaled as
+    # its samples, it would come out in false colours. Lab's 8 bits cost up to a few
+    # levels on the way back.
+    src = picture(16, 16)
+    if space == "LAB":
+        to_lab = ImageCms.buildTransform(ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), "RGB", "LAB")
+        im = ImageCms.applyTransform(Image.fromarray(src), to_lab)
+    else:
+        im = Image.fromarray(src).convert(space)
+    path = save(tmp_path / "s.tif", im)
+    with Image.open(path) as opened:
+        assert opened.mode == space
+    arr, info = read_image(path)
+    assert info.mode == space and arr.shape == (16, 16, 3) and arr.dtype == np.uint8
+    assert np.abs(arr.astype(int) - src).mean() < 3
+
+
 def without_adobe_marker(data: bytes) -> bytes:
     """The JPEG ``data`` with its Adobe (APP14) segments left out, its samples as they were."""
     out, pos = bytearray(data[:2]), 2
